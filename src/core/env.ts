@@ -1,0 +1,47 @@
+/**
+ * Reading environment variables the way MLflow's Python client reads them, with errors that
+ * name the variable. Every function takes the environment to read as an argument (default
+ * `process.env`) so callers and tests can pass their own.
+ *
+ * @module
+ */
+import { ConfigError } from './errors.js';
+
+/** An environment: `process.env` or any plain record of strings. */
+export type Env = Record<string, string | undefined>;
+
+/** MLflow's truthy spellings (`mlflow/environment_variables.py` `_BooleanEnvironmentVariable`). */
+const TRUE = new Set(['true', '1']);
+const FALSE = new Set(['false', '0']);
+
+/** Reads a boolean variable; `undefined` when unset or empty. */
+export function envBool(name: string, env: Env = process.env): boolean | undefined {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return undefined;
+  if (TRUE.has(raw)) return true;
+  if (FALSE.has(raw)) return false;
+  throw new ConfigError(`Environment variable ${name} must be "true" or "false" (or 1/0), got "${env[name]}".`, {
+    issues: [{ path: name, message: 'expected a boolean' }],
+  });
+}
+
+/** Reads a number variable; `undefined` when unset or empty. */
+export function envNumber(name: string, env: Env = process.env, { min = -Infinity, max = Infinity, integer = false } = {}): number | undefined {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+    const kind = integer ? 'an integer' : 'a number';
+    const range = `${Number.isFinite(min) ? ` >= ${min}` : ''}${Number.isFinite(max) ? ` <= ${max}` : ''}`;
+    throw new ConfigError(`Environment variable ${name} must be ${kind}${range}, got "${env[name]}".`, {
+      issues: [{ path: name, message: `expected ${kind}${range}` }],
+    });
+  }
+  return value;
+}
+
+/** Reads a string variable; `undefined` when unset or empty. */
+export function envString(name: string, env: Env = process.env): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : raw;
+}

@@ -1,0 +1,410 @@
+/**
+ * The whole error tree of artifact-uploader. Every error the library throws or returns is an
+ * {@link ArtifactUploaderError}: it has a stable `code` to branch on, a `hint` that says what
+ * to do, and the context that explains it (status, path, endpoint, ...). Messages never carry
+ * secrets: URLs and texts pass through the redactor before they get here.
+ *
+ * Only this module defines error classes; every other module imports them from here.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await uploader.uploadFile('model.onnx', { onError: 'throw' });
+ * } catch (error) {
+ *   if (isArtifactUploaderError(error)) console.error(error.code, error.hint);
+ * }
+ * ```
+ * @module
+ */
+
+/** Options every error class accepts. */
+export interface ErrorOptions {
+  /** What the caller should do about it; appended to the message. */
+  hint?: string;
+  /** The underlying error. */
+  cause?: unknown;
+}
+
+/** Base class of every error raised by this library. */
+export class ArtifactUploaderError extends Error {
+  override name = 'ArtifactUploaderError';
+  /** Stable, machine-readable code (e.g. `MLFLOW_API_ERROR`, `PATH_NOT_FOUND`). */
+  readonly code: string;
+  /** What to do about it, in a sentence. Also part of `message`. */
+  readonly hint?: string;
+
+  constructor(code: string, message: string, options: ErrorOptions = {}) {
+    super(options.hint ? `${message} ${options.hint}` : message, { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+  }
+
+  /** A plain object for `--json` output and structured logs (no stack, no cause chain). */
+  toJSON(): Record<string, unknown> {
+    const out: Record<string, unknown> = { name: this.name, code: this.code, message: this.message };
+    for (const [key, value] of Object.entries(this)) {
+      if (key === 'cause' || value === undefined || typeof value === 'function') continue;
+      out[key] = value;
+    }
+    return out;
+  }
+}
+
+/**
+ * True for any error of this library, also across two copies of it (ESM and CJS builds
+ * loaded side by side), where `instanceof` would fail.
+ */
+export function isArtifactUploaderError(error: unknown): error is ArtifactUploaderError {
+  return (
+    error instanceof ArtifactUploaderError ||
+    (error instanceof Error && typeof (error as { code?: unknown }).code === 'string' && 'hint' in error)
+  );
+}
+
+// ───────────────────────────── usage and configuration ─────────────────────────────
+
+/** A programmer error: an option of the wrong type, an unknown stage, conflicting options. */
+export class InvalidArgumentError extends ArtifactUploaderError {
+  override name = 'InvalidArgumentError';
+  /** The option or argument at fault. */
+  readonly argument: string;
+  constructor(argument: string, message: string, options: ErrorOptions = {}) {
+    super('INVALID_ARGUMENT', message, options);
+    this.argument = argument;
+  }
+}
+
+/** One problem found in a configuration file or value. */
+export interface ConfigIssue {
+  /** Dotted key path, e.g. `training.checkpoint.enabled`. Empty for the root. */
+  path: string;
+  /** What was wrong and what was expected. */
+  message: string;
+}
+
+/** A tracking config file (or env override) that does not match the schema. */
+export class ConfigError extends ArtifactUploaderError {
+  override name = 'ConfigError';
+  /** The file the bad value came from, when it came from a file. */
+  readonly file?: string;
+  /** Every problem found, with its key path. */
+  readonly issues: ConfigIssue[];
+  constructor(message: string, details: { file?: string; issues?: ConfigIssue[] } & ErrorOptions = {}) {
+    super('CONFIG_INVALID', message, details);
+    this.file = details.file;
+    this.issues = details.issues ?? [];
+  }
+}
+
+// ───────────────────────────── local files ─────────────────────────────
+
+/** Codes of {@link LocalPathError}. */
+export type LocalPathErrorCode =
+  | 'PATH_NOT_FOUND'
+  | 'NOT_A_FILE'
+  | 'NOT_A_DIRECTORY'
+  | 'PATH_UNREADABLE'
+  | 'SYMLINK_ESCAPES'
+  | 'INVALID_ARTIFACT_PATH';
+
+/** A local path that cannot be uploaded as asked: missing, wrong kind, unreadable, escaping. */
+export class LocalPathError extends ArtifactUploaderError {
+  override name = 'LocalPathError';
+  override readonly code: LocalPathErrorCode;
+  /** The local path (or artifact path for `INVALID_ARTIFACT_PATH`). */
+  readonly path: string;
+  constructor(code: LocalPathErrorCode, path: string, message: string, options: ErrorOptions = {}) {
+    super(code, message, options);
+    this.code = code;
+    this.path = path;
+  }
+}
+
+// ───────────────────────────── network ─────────────────────────────
+
+/** Base of errors that come from talking to a server (MLflow, S3, the Hub). */
+export class RemoteError extends ArtifactUploaderError {
+  override name = 'RemoteError';
+  /** HTTP method of the failed request. */
+  readonly method?: string;
+  /** URL of the failed request, with credentials removed. */
+  readonly url?: string;
+  constructor(code: string, message: string, details: { method?: string; url?: string } & ErrorOptions = {}) {
+    super(code, message, details);
+    this.method = details.method;
+    this.url = details.url;
+  }
+}
+
+/** The connection failed or dropped before a complete response arrived. Retried. */
+export class NetworkError extends RemoteError {
+  override name = 'NetworkError';
+  constructor(message: string, details: { method?: string; url?: string } & ErrorOptions = {}) {
+    super('NETWORK_ERROR', message, details);
+  }
+}
+
+/** A request made no progress for longer than its timeout. Retried. */
+export class RequestTimeoutError extends RemoteError {
+  override name = 'RequestTimeoutError';
+  /** The timeout that fired, in milliseconds. */
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number, details: { method?: string; url?: string } & ErrorOptions = {}) {
+    super(
+      'REQUEST_TIMEOUT',
+      `${details.method ?? 'Request'} ${details.url ?? ''} made no progress for ${timeoutMs} ms.`.replace(' .', '.'),
+      {
+        hint: 'If the server is slow rather than down, raise MLFLOW_HTTP_REQUEST_TIMEOUT (seconds) or the `retry.timeoutMs` option.',
+        ...details,
+      },
+    );
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The caller's AbortSignal fired, or an overall deadline passed. Never retried. */
+export class AbortedError extends ArtifactUploaderError {
+  override name = 'AbortedError';
+  constructor(message = 'The operation was aborted.', options: ErrorOptions = {}) {
+    super('ABORTED', message, options);
+  }
+}
+
+/** A non-2xx HTTP answer from a server other than MLflow (object stores, part URLs). */
+export class HttpStatusError extends RemoteError {
+  override name = 'HttpStatusError';
+  /** HTTP status code. */
+  readonly status: number;
+  /** Milliseconds the server asked us to wait (`Retry-After`), if it said. */
+  readonly retryAfterMs?: number;
+  /** Start of the response body, redacted, for diagnosis. */
+  readonly body?: string;
+  constructor(
+    status: number,
+    message: string,
+    details: { method?: string; url?: string; retryAfterMs?: number; body?: string; code?: string } & ErrorOptions = {},
+  ) {
+    super(details.code ?? 'HTTP_ERROR', message, details);
+    this.status = status;
+    this.retryAfterMs = details.retryAfterMs;
+    this.body = details.body;
+  }
+}
+
+/**
+ * An MLflow tracking server answered with an error. Carries the HTTP status, MLflow's
+ * `error_code` (e.g. `RESOURCE_DOES_NOT_EXIST`) and the endpoint, and says what to do.
+ */
+export class MlflowApiError extends HttpStatusError {
+  override name = 'MlflowApiError';
+  /** MLflow's `error_code`, or `HTTP_<status>` when the body was not MLflow JSON. */
+  readonly errorCode: string;
+  /** The REST endpoint, e.g. `mlflow/runs/get`. */
+  readonly endpoint: string;
+  constructor(
+    status: number,
+    errorCode: string,
+    endpoint: string,
+    message: string,
+    details: { method?: string; url?: string; retryAfterMs?: number; body?: string } & ErrorOptions = {},
+  ) {
+    super(status, message, { ...details, code: 'MLFLOW_API_ERROR' });
+    this.errorCode = errorCode;
+    this.endpoint = endpoint;
+  }
+}
+
+/** A server answered 2xx with a body that does not match the documented protocol. */
+export class InvalidResponseError extends RemoteError {
+  override name = 'InvalidResponseError';
+  constructor(message: string, details: { method?: string; url?: string } & ErrorOptions = {}) {
+    super('INVALID_RESPONSE', message, {
+      hint: 'The server may be a different version than expected or a proxy may have answered instead.',
+      ...details,
+    });
+  }
+}
+
+// ───────────────────────────── artifact stores ─────────────────────────────
+
+/** A run's artifact URI uses a scheme this library cannot write to. */
+export class UnsupportedArtifactStoreError extends ArtifactUploaderError {
+  override name = 'UnsupportedArtifactStoreError';
+  /** The scheme, e.g. `gs`. */
+  readonly scheme: string;
+  /** The artifact URI, with credentials removed. */
+  readonly artifactUri: string;
+  constructor(scheme: string, artifactUri: string, options: ErrorOptions = {}) {
+    super(
+      'UNSUPPORTED_ARTIFACT_STORE',
+      `Artifact URI ${artifactUri} uses the "${scheme}:" scheme, which artifact-uploader cannot write to. Supported: mlflow-artifacts:, http(s): (proxied through the tracking server), file: (local paths) and s3:.`,
+      {
+        hint: 'Start the tracking server with `mlflow server --serve-artifacts` so artifacts are proxied through it, or use an s3:// artifact root.',
+        ...options,
+      },
+    );
+    this.scheme = scheme;
+    this.artifactUri = artifactUri;
+  }
+}
+
+/** An optional peer dependency is needed for this operation but is not installed. */
+export class MissingDependencyError extends ArtifactUploaderError {
+  override name = 'MissingDependencyError';
+  /** The npm packages to install. */
+  readonly packages: string[];
+  constructor(packages: string[], purpose: string, options: ErrorOptions = {}) {
+    super('MISSING_DEPENDENCY', `${purpose} needs ${packages.join(' and ')}, which ${packages.length > 1 ? 'are' : 'is'} not installed.`, {
+      hint: `Install ${packages.length > 1 ? 'them' : 'it'}: npm install ${packages.join(' ')}`,
+      ...options,
+    });
+    this.packages = packages;
+  }
+}
+
+/** One file whose uploaded copy does not match the local file. */
+export interface VerificationMismatch {
+  /** Artifact path relative to the run's artifact root. */
+  artifactPath: string;
+  /** Expected size in bytes. */
+  expectedSize: number;
+  /** Size the store reports, or `undefined` when the file is missing there. */
+  actualSize?: number;
+  /** Why it does not match (`missing`, `size`, `checksum`). */
+  reason: 'missing' | 'size' | 'checksum';
+}
+
+/** After upload, the store's listing did not match what was sent. */
+export class VerificationError extends ArtifactUploaderError {
+  override name = 'VerificationError';
+  /** Every mismatching file. */
+  readonly mismatches: VerificationMismatch[];
+  constructor(mismatches: VerificationMismatch[], options: ErrorOptions = {}) {
+    const shown = mismatches
+      .slice(0, 5)
+      .map((m) => `${m.artifactPath} (${m.reason}${m.reason === 'size' ? `: expected ${m.expectedSize}, got ${m.actualSize}` : ''})`)
+      .join(', ');
+    super(
+      'VERIFICATION_FAILED',
+      `Verification failed for ${mismatches.length} file(s): ${shown}${mismatches.length > 5 ? ', ...' : ''}.`,
+      { hint: 'Upload again; if it repeats, a proxy may be truncating bodies (check its body size limit).', ...options },
+    );
+    this.mismatches = mismatches;
+  }
+}
+
+// ───────────────────────────── models ─────────────────────────────
+
+/** No model directory could be found, or the given one is unusable. */
+export class ModelDirectoryError extends ArtifactUploaderError {
+  override name = 'ModelDirectoryError';
+  /** The directory searched (or given). */
+  readonly directory: string;
+  /** The glob pattern used, if any. */
+  readonly pattern?: string;
+  /** What was found there instead (names), to help spot a typo. */
+  readonly found: string[];
+  constructor(
+    directory: string,
+    message: string,
+    details: { pattern?: string; found?: string[] } & ErrorOptions = {},
+  ) {
+    super('MODEL_DIRECTORY_NOT_FOUND', message, details);
+    this.directory = directory;
+    this.pattern = details.pattern;
+    this.found = details.found ?? [];
+  }
+}
+
+/** A directory that is neither a LoRA adapter nor a fused model. */
+export class InvalidModelStructureError extends ArtifactUploaderError {
+  override name = 'InvalidModelStructureError';
+  /** The model directory. */
+  readonly directory: string;
+  /** Files missing for each expected layout, keyed by layout name. */
+  readonly missing: Record<string, string[]>;
+  constructor(directory: string, message: string, details: { missing?: Record<string, string[]> } & ErrorOptions = {}) {
+    super('INVALID_MODEL_STRUCTURE', message, details);
+    this.directory = directory;
+    this.missing = details.missing ?? {};
+  }
+}
+
+/** A safetensors file whose header or layout is corrupt. */
+export class SafetensorsError extends ArtifactUploaderError {
+  override name = 'SafetensorsError';
+  /** The file. */
+  readonly path: string;
+  constructor(path: string, message: string, options: ErrorOptions = {}) {
+    super('SAFETENSORS_INVALID', message, options);
+    this.path = path;
+  }
+}
+
+/**
+ * A model failed validation before publishing. `report` is the full validation report
+ * (see `validateModelArtifacts`).
+ */
+export class ModelValidationError extends ArtifactUploaderError {
+  override name = 'ModelValidationError';
+  /** The validation report that failed. */
+  readonly report: unknown;
+  /** The model directory. */
+  readonly directory: string;
+  constructor(directory: string, errors: string[], report: unknown, options: ErrorOptions = {}) {
+    super('MODEL_INVALID', `Model in ${directory} failed validation: ${errors.slice(0, 5).join('; ')}${errors.length > 5 ? '; ...' : ''}.`, {
+      hint: 'Run `artifact-uploader validate <dir>` for the full report and fix the listed problems before publishing.',
+      ...options,
+    });
+    this.report = report;
+    this.directory = directory;
+  }
+}
+
+/** MLX → PEFT conversion could not be done (e.g. a fused model, an unknown key layout). */
+export class ConversionError extends ArtifactUploaderError {
+  override name = 'ConversionError';
+  /** The input directory. */
+  readonly directory: string;
+  constructor(directory: string, message: string, options: ErrorOptions = {}) {
+    super('CONVERSION_FAILED', message, options);
+    this.directory = directory;
+  }
+}
+
+// ───────────────────────────── Hugging Face Hub ─────────────────────────────
+
+/** A Hub call failed (after retries where retrying was safe). */
+export class HubError extends RemoteError {
+  override name = 'HubError';
+  /** HTTP status, when the Hub answered. */
+  readonly status?: number;
+  /** The Hub's `X-Error-Code`, when it sent one. */
+  readonly hubErrorCode?: string;
+  constructor(
+    message: string,
+    details: { status?: number; hubErrorCode?: string; method?: string; url?: string } & ErrorOptions = {},
+  ) {
+    super('HUB_ERROR', message, details);
+    this.status = details.status;
+    this.hubErrorCode = details.hubErrorCode;
+  }
+}
+
+/** Publishing to the public Hub from inside a test run was refused. */
+export class PublicHubInTestError extends ArtifactUploaderError {
+  override name = 'PublicHubInTestError';
+  /** What gave the test runner away (e.g. `VITEST`, `NODE_ENV=test`). */
+  readonly detectedBy: string;
+  constructor(detectedBy: string, options: ErrorOptions = {}) {
+    super(
+      'PUBLIC_HUB_IN_TEST',
+      `Refusing to publish to the public Hugging Face Hub from a test run (detected: ${detectedBy}).`,
+      {
+        hint: 'Point hubUrl (or HF_ENDPOINT) at a local Hub, or pass allowPublicHubInTests: true if this is really intended.',
+        ...options,
+      },
+    );
+    this.detectedBy = detectedBy;
+  }
+}

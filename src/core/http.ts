@@ -1,0 +1,380 @@
+/**
+ * The one HTTP wrapper of the library, over undici: auth headers, TLS settings, an idle
+ * timeout that covers connecting, sending and receiving, `AbortSignal`, redaction of every URL
+ * and body that ends up in an error, and bodies that can be re-sent on retry without reading a
+ * file into memory (a file body is re-opened for each attempt). Every PUT with a body carries
+ * `Content-Length` and is never chunked.
+ *
+ * @module
+ */
+import { createReadStream, readFileSync } from 'node:fs';
+import { Readable, Transform } from 'node:stream';
+import { Agent, request as undiciRequest, fetch as undiciFetch, type Dispatcher } from 'undici';
+import { AbortedError, ArtifactUploaderError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
+import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
+import { withRetry, type ResolvedRetryOptions, type RetryEvent } from './retry.js';
+
+/** Credentials sent with every request to the server they belong to. */
+export interface HttpAuth {
+  /** Bearer token (`Authorization: Bearer <token>`). */
+  token?: string;
+  /** Basic auth user; wins over `token` when a password is set too, as in MLflow. */
+  username?: string;
+  /** Basic auth password. */
+  password?: string;
+}
+
+/** TLS settings, as MLflow reads them from `MLFLOW_TRACKING_INSECURE_TLS` / `..._SERVER_CERT_PATH`. */
+export interface TlsOptions {
+  /** Skip certificate verification. @default false */
+  insecure?: boolean;
+  /** Path to a PEM CA bundle to trust. */
+  caCertPath?: string;
+}
+
+/**
+ * A request body that can be sent more than once. A `file` body is re-opened (from `start`)
+ * for every attempt, so a retried 2 GiB upload never holds the file in memory.
+ */
+export type RequestBody =
+  | string
+  | Uint8Array
+  | { kind: 'file'; path: string; start?: number; length: number };
+
+/** One HTTP request. */
+export interface HttpRequest {
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD' | 'PATCH';
+  url: string;
+  headers?: Record<string, string>;
+  body?: RequestBody;
+  /** Send the client's auth headers. Off for presigned URLs. @default true */
+  withAuth?: boolean;
+  /** How to read the response body. @default 'json' */
+  responseType?: 'json' | 'text' | 'buffer' | 'stream' | 'none';
+  /** Cancels the request (and its retries). */
+  signal?: AbortSignal;
+  /** Bytes of the body sent so far, on this attempt. */
+  onUploadProgress?: (loaded: number) => void;
+  /**
+   * Turns a non-2xx answer into an error; the default makes an {@link HttpStatusError}.
+   * Callers that know the protocol (MLflow, the Hub) pass their own.
+   */
+  mapError?: (response: ErrorResponse) => Error;
+}
+
+/** What {@link HttpRequest.mapError} is given. */
+export interface ErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  /** Response body text (at most 64 KiB), not yet redacted. */
+  bodyText: string;
+  method: string;
+  /** URL with credentials removed. */
+  url: string;
+  /** `Retry-After`, parsed, in ms. */
+  retryAfterMs?: number;
+}
+
+/** A successful response. */
+export interface HttpResponse<T = unknown> {
+  status: number;
+  headers: Record<string, string>;
+  body: T;
+}
+
+/** Options of {@link HttpClient}. */
+export interface HttpClientOptions {
+  /** Retry and timeout policy (see `resolveRetryOptions`). */
+  retry: ResolvedRetryOptions;
+  auth?: HttpAuth;
+  tls?: TlsOptions;
+  /** Sent as `User-Agent`. */
+  userAgent?: string;
+  logger?: Logger;
+  /** Called before every retry of every request (for statistics). */
+  onRetry?: (event: RetryEvent & { method: string; url: string }) => void;
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+const FILE_CHUNK = 1024 * 1024;
+
+/**
+ * A small HTTP client: {@link HttpClient.request} sends with retries, {@link HttpClient.send}
+ * makes one attempt. One instance per server keeps one connection pool.
+ *
+ * @example
+ * ```ts
+ * const http = new HttpClient({ retry: resolveRetryOptions(), auth: { token } });
+ * const { body } = await http.request<{ run: unknown }>({ method: 'GET', url });
+ * ```
+ */
+export class HttpClient {
+  readonly retry: ResolvedRetryOptions;
+  private readonly dispatcher: Dispatcher;
+  private readonly authHeader?: string;
+  private readonly userAgent: string;
+  private readonly logger: Logger;
+  private readonly onRetryHook?: HttpClientOptions['onRetry'];
+
+  constructor(options: HttpClientOptions) {
+    this.retry = options.retry;
+    this.logger = options.logger ?? silentLogger;
+    this.userAgent = options.userAgent ?? 'artifact-uploader';
+    this.onRetryHook = options.onRetry;
+    this.authHeader = authorizationHeader(options.auth);
+    this.dispatcher = new Agent({
+      keepAliveTimeout: 30_000,
+      connections: 32,
+      headersTimeout: this.retry.timeoutMs,
+      bodyTimeout: this.retry.timeoutMs,
+      connect: {
+        timeout: this.retry.timeoutMs,
+        rejectUnauthorized: !options.tls?.insecure,
+        ...(options.tls?.caCertPath ? { ca: readFileSync(options.tls.caCertPath) } : {}),
+      },
+    });
+  }
+
+  /** Sends with retries under the client's policy. */
+  async request<T = unknown>(req: HttpRequest, hooks: { onRetry?: (event: RetryEvent) => void } = {}): Promise<HttpResponse<T>> {
+    return withRetry((_attempt, signal) => this.send<T>({ ...req, signal }), {
+      retry: this.retry,
+      signal: req.signal,
+      onRetry: (event) => {
+        const url = redactUrl(req.url);
+        this.logger.debug(`retrying ${req.method} ${url} in ${event.delayMs} ms`, {
+          attempt: event.attempt,
+          error: event.error instanceof Error ? event.error.message : String(event.error),
+        });
+        hooks.onRetry?.(event);
+        this.onRetryHook?.({ ...event, method: req.method, url });
+      },
+    });
+  }
+
+  /** Makes one attempt. Throws {@link NetworkError}, {@link RequestTimeoutError}, {@link AbortedError} or the mapped status error. */
+  async send<T = unknown>(req: HttpRequest): Promise<HttpResponse<T>> {
+    const safeUrl = redactUrl(req.url);
+    if (req.signal?.aborted) throw new AbortedError(undefined, { cause: req.signal.reason });
+    const idle = new IdleTimer(this.retry.timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, idle.signal]) : idle.signal;
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, ...lowerCaseKeys(req.headers) };
+    if (req.withAuth !== false && this.authHeader && !headers.authorization) headers.authorization = this.authHeader;
+    const { body, length } = openBody(req.body, (loaded) => {
+      idle.touch();
+      req.onUploadProgress?.(loaded);
+    });
+    if (length !== undefined) headers['content-length'] = String(length);
+
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await undiciRequest(req.url, {
+        method: req.method,
+        headers,
+        body,
+        signal,
+        dispatcher: this.dispatcher,
+      });
+    } catch (error) {
+      idle.stop();
+      if (body instanceof Readable) body.destroy();
+      throw this.translate(error, req, safeUrl, idle);
+    }
+
+    try {
+      const responseHeaders = flattenHeaders(response.headers);
+      if (response.statusCode < 200 || response.statusCode >= 300) {
+        const bodyText = await readLimited(response.body, MAX_ERROR_BODY, idle);
+        const info: ErrorResponse = {
+          status: response.statusCode,
+          headers: responseHeaders,
+          bodyText,
+          method: req.method,
+          url: safeUrl,
+          retryAfterMs: parseRetryAfter(responseHeaders['retry-after']),
+        };
+        throw (req.mapError ?? defaultMapError)(info);
+      }
+      const type = req.responseType ?? 'json';
+      if (type === 'stream') {
+        idle.stop();
+        return { status: response.statusCode, headers: responseHeaders, body: response.body as unknown as T };
+      }
+      if (type === 'none') {
+        await response.body.dump();
+        return { status: response.statusCode, headers: responseHeaders, body: undefined as T };
+      }
+      const buffer = await readAll(response.body, idle);
+      let parsed: unknown = buffer;
+      if (type === 'text') parsed = buffer.toString('utf8');
+      if (type === 'json') parsed = parseJson(buffer, req.method, safeUrl);
+      return { status: response.statusCode, headers: responseHeaders, body: parsed as T };
+    } catch (error) {
+      if (!response.body.destroyed) response.body.destroy();
+      throw this.translate(error, req, safeUrl, idle);
+    } finally {
+      idle.stop();
+    }
+  }
+
+  /**
+   * A `fetch` that goes through this client's connection pool and TLS settings (no retries:
+   * for libraries such as `@huggingface/hub` that take a `fetch` option).
+   */
+  get fetch(): typeof fetch {
+    const dispatcher = this.dispatcher;
+    return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
+      undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch;
+  }
+
+  /** Closes idle connections. The client must not be used afterwards. */
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  private translate(error: unknown, req: HttpRequest, safeUrl: string, idle: IdleTimer): unknown {
+    if (error instanceof ArtifactUploaderError) return error;
+    if (idle.fired) return new RequestTimeoutError(this.retry.timeoutMs, { method: req.method, url: safeUrl, cause: error });
+    if (req.signal?.aborted) return new AbortedError(`${req.method} ${safeUrl} was aborted.`, { cause: req.signal.reason });
+    const code = (error as { code?: string }).code;
+    if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+      return new RequestTimeoutError(this.retry.timeoutMs, { method: req.method, url: safeUrl, cause: error });
+    }
+    const message = error instanceof Error ? redact(error.message) : String(error);
+    return new NetworkError(`${req.method} ${safeUrl} failed: ${message}${code ? ` (${code})` : ''}.`, {
+      method: req.method,
+      url: safeUrl,
+      cause: error,
+      hint: 'Check that the server is running and reachable; transient failures are retried automatically.',
+    });
+  }
+}
+
+/** Builds the Authorization header MLflow's client would send: Basic wins over Bearer. */
+export function authorizationHeader(auth: HttpAuth | undefined): string | undefined {
+  if (!auth) return undefined;
+  registerSecret(auth.token);
+  registerSecret(auth.password);
+  if (auth.username && auth.password) {
+    const encoded = Buffer.from(`${auth.username}:${auth.password}`).toString('base64');
+    registerSecret(encoded);
+    return `Basic ${encoded}`;
+  }
+  if (auth.token) return `Bearer ${auth.token}`;
+  return undefined;
+}
+
+function defaultMapError(res: ErrorResponse): Error {
+  return new HttpStatusError(res.status, `${res.method} ${res.url} answered ${res.status}: ${redact(res.bodyText.slice(0, 300)).trim() || '(empty body)'}`, {
+    method: res.method,
+    url: res.url,
+    retryAfterMs: res.retryAfterMs,
+    body: redact(res.bodyText.slice(0, 2000)),
+  });
+}
+
+/** Parses `Retry-After` (seconds or an HTTP date) into milliseconds. */
+export function parseRetryAfter(value: string | undefined, now: number = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - now);
+}
+
+function parseJson(buffer: Buffer, method: string, url: string): unknown {
+  if (buffer.length === 0) return {};
+  try {
+    return JSON.parse(buffer.toString('utf8'));
+  } catch (error) {
+    throw new InvalidResponseError(`Expected JSON from ${method} ${url}, got: ${redact(buffer.subarray(0, 200).toString('utf8'))}`, {
+      method,
+      url,
+      cause: error,
+    });
+  }
+}
+
+function openBody(body: RequestBody | undefined, onProgress: (loaded: number) => void): { body?: string | Uint8Array | Readable; length?: number } {
+  if (body === undefined) return {};
+  if (typeof body === 'string') {
+    const bytes = Buffer.from(body, 'utf8');
+    return { body: bytes, length: bytes.length };
+  }
+  if (body instanceof Uint8Array) return { body, length: body.byteLength };
+  const start = body.start ?? 0;
+  if (body.length === 0) return { body: Buffer.alloc(0), length: 0 };
+  let loaded = 0;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      loaded += chunk.length;
+      onProgress(loaded);
+      callback(null, chunk);
+    },
+  });
+  const source = createReadStream(body.path, { start, end: start + body.length - 1, highWaterMark: FILE_CHUNK });
+  source.on('error', (error) => counter.destroy(error));
+  counter.on('close', () => source.destroy());
+  return { body: source.pipe(counter), length: body.length };
+}
+
+async function readAll(stream: Readable, idle: IdleTimer): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) {
+    idle.touch();
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function readLimited(stream: Readable, limit: number, idle: IdleTimer): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    idle.touch();
+    if (size < limit) chunks.push(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return Buffer.concat(chunks).subarray(0, limit).toString('utf8');
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers)) {
+    if (value !== undefined) out[key.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+function lowerCaseKeys(headers: Record<string, string> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(headers ?? {})) out[key.toLowerCase()] = value;
+  return out;
+}
+
+/** An abort signal that fires when {@link IdleTimer.touch} has not been called for `ms`. */
+class IdleTimer {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  fired = false;
+  constructor(private readonly ms: number) {
+    this.arm();
+  }
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+  touch(): void {
+    if (this.timer) this.timer.refresh();
+  }
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+  private arm(): void {
+    this.timer = setTimeout(() => {
+      this.fired = true;
+      this.controller.abort(new Error(`no progress for ${this.ms} ms`));
+    }, this.ms);
+  }
+}

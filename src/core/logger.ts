@@ -1,0 +1,144 @@
+/**
+ * Logging and redaction. The library never writes to stdout/stderr by itself: it logs through
+ * an injected {@link Logger}, silent by default. Everything logged, and every error message
+ * built from server answers or URLs, passes through {@link redact} first, so tokens,
+ * passwords and URL userinfo never reach a log.
+ *
+ * @module
+ */
+
+/** Log levels, most verbose first. */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** The logger interface the library logs through. `console` satisfies it. */
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+/** A logger that drops everything: the default. */
+export const silentLogger: Logger = Object.freeze({
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+});
+
+const LEVEL_ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+/**
+ * A logger that writes one line per message to a stream (stderr by default), at or above
+ * `level`, with secrets redacted.
+ *
+ * @example
+ * ```ts
+ * const uploader = new ArtifactUploader({ stage: 'training', logger: createStreamLogger({ level: 'info' }) });
+ * ```
+ */
+export function createStreamLogger(options: { level?: LogLevel; stream?: NodeJS.WritableStream } = {}): Logger {
+  const threshold = LEVEL_ORDER[options.level ?? 'info'];
+  const stream = options.stream ?? process.stderr;
+  const write = (level: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
+    if (LEVEL_ORDER[level] < threshold) return;
+    const suffix = fields && Object.keys(fields).length > 0 ? ` ${safeStringify(fields)}` : '';
+    stream.write(redact(`[artifact-uploader] ${level}: ${message}${suffix}`) + '\n');
+  };
+  return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
+}
+
+/**
+ * Wraps a logger so that every message and field is redacted before it reaches it. The library
+ * wraps whatever logger it is given with this, so a user's logger never sees a secret.
+ */
+export function redactingLogger(inner: Logger): Logger {
+  if (inner === silentLogger) return inner;
+  const wrap =
+    (level: LogLevel) =>
+    (message: string, fields?: Record<string, unknown>): void => {
+      const safeFields = fields ? (JSON.parse(redact(safeStringify(fields))) as Record<string, unknown>) : undefined;
+      inner[level](redact(message), safeFields);
+    };
+  return { debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error') };
+}
+
+function safeStringify(value: unknown): string {
+  try {
+    return JSON.stringify(value, (_key, v: unknown) => {
+      if (v instanceof Error) return { name: v.name, message: v.message };
+      if (typeof v === 'bigint') return v.toString();
+      return v;
+    });
+  } catch {
+    return '"[unserializable]"';
+  }
+}
+
+// ───────────────────────────── redaction ─────────────────────────────
+
+/** Environment variables whose values are secrets wherever they show up. */
+export const SECRET_ENV_VARS = [
+  'MLFLOW_TRACKING_TOKEN',
+  'MLFLOW_TRACKING_PASSWORD',
+  'HF_TOKEN',
+  'HUGGING_FACE_HUB_TOKEN',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+] as const;
+
+const registeredSecrets = new Set<string>();
+
+/**
+ * Registers a secret value (a token passed as an option, say) so that {@link redact} masks it
+ * from then on. Values shorter than 4 characters are ignored: masking them would garble text.
+ */
+export function registerSecret(value: string | undefined): void {
+  if (value && value.length >= 4) registeredSecrets.add(value);
+}
+
+const MASK = '***';
+
+/**
+ * Masks secrets in a text: registered secrets, the values of {@link SECRET_ENV_VARS}, URL
+ * userinfo (`https://user:pass@host`), `Authorization` header values and Hub-style tokens.
+ *
+ * @example
+ * ```ts
+ * redact('GET https://bob:hunter22@mlflow.example.com/api'); // 'GET https://***@mlflow.example.com/api'
+ * ```
+ */
+export function redact(text: string): string {
+  let out = text;
+  const secrets = new Set(registeredSecrets);
+  for (const name of SECRET_ENV_VARS) {
+    const value = process.env[name];
+    if (value && value.length >= 4) secrets.add(value);
+  }
+  // Longest first, so a secret that contains another is masked whole.
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
+    out = out.split(secret).join(MASK);
+    const encoded = encodeURIComponent(secret);
+    if (encoded !== secret) out = out.split(encoded).join(MASK);
+  }
+  return out
+    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, `$1${MASK}@`)
+    .replace(/\b(authorization["']?\s*[:=]\s*["']?)(bearer|basic)?\s*[^\s"',}]+/gi, (_m, head: string, scheme?: string) =>
+      scheme ? `${head}${scheme} ${MASK}` : `${head}${MASK}`,
+    )
+    .replace(/\bhf_[A-Za-z0-9]{6,}\b/g, `hf_${MASK}`);
+}
+
+/** Removes userinfo from a URL string for display; leaves non-URLs untouched. */
+export function redactUrl(url: string | URL): string {
+  try {
+    const parsed = new URL(String(url));
+    if (parsed.username || parsed.password) {
+      parsed.username = '';
+      parsed.password = '';
+    }
+    return redact(parsed.toString());
+  } catch {
+    return redact(String(url));
+  }
+}

@@ -1,0 +1,295 @@
+/**
+ * The one retry policy of the library, built on p-retry and configured like MLflow's Python
+ * client (`mlflow/utils/rest_utils.py`): the same env vars, the same defaults, the same
+ * backoff curve (first retry at once, then `factor·2^(n-1)` seconds plus jitter, capped at
+ * 120 s), `Retry-After` honoured. Only this module decides what is retried.
+ *
+ * @module
+ */
+import pRetry from 'p-retry';
+import type { Env } from './env.js';
+import { envNumber } from './env.js';
+import {
+  AbortedError,
+  ArtifactUploaderError,
+  HttpStatusError,
+  InvalidArgumentError,
+  NetworkError,
+  RequestTimeoutError,
+} from './errors.js';
+
+/**
+ * Retry and timeout settings. Every field is optional; unset fields come from MLflow's env vars,
+ * then MLflow's defaults.
+ */
+export interface RetryOptions {
+  /**
+   * Retries after the first attempt (0 disables retrying).
+   * @default MLFLOW_HTTP_REQUEST_MAX_RETRIES, else 7 (at most 10, as in MLflow)
+   */
+  maxRetries?: number;
+  /**
+   * Backoff factor in seconds: before the n-th consecutive retry (n ≥ 2) the policy sleeps
+   * `backoffFactor · 2^(n-1)` seconds; the first retry is immediate.
+   * @default MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, else 2 (at most 120)
+   */
+  backoffFactor?: number;
+  /**
+   * Upper bound, in seconds, of the uniform random delay added to each backoff.
+   * @default MLFLOW_HTTP_REQUEST_BACKOFF_JITTER, else 1
+   */
+  backoffJitter?: number;
+  /**
+   * Cap of one backoff sleep, in seconds.
+   * @default 120
+   */
+  maxBackoff?: number;
+  /**
+   * Per-request timeout in milliseconds: a request that makes no progress (connecting,
+   * sending or receiving) for this long is abandoned and retried. Like MLflow's, it is an idle
+   * timeout, not a bound on the whole transfer, so a large upload at a steady pace never hits it.
+   * @default MLFLOW_HTTP_REQUEST_TIMEOUT (seconds) × 1000, else 120000
+   */
+  timeoutMs?: number;
+  /**
+   * Longest `Retry-After` the policy obeys, in milliseconds; a longer one fails the attempt
+   * instead of sleeping for hours.
+   * @default 300000
+   */
+  maxRetryAfterMs?: number;
+  /**
+   * Overall deadline for one operation, retries and sleeps included, in milliseconds.
+   * When it passes, the operation stops with an {@link AbortedError}.
+   * @default no deadline
+   */
+  totalTimeoutMs?: number;
+}
+
+/** {@link RetryOptions} with every default filled in. */
+export type ResolvedRetryOptions = Required<Omit<RetryOptions, 'totalTimeoutMs'>> & { totalTimeoutMs?: number };
+
+/** MLflow's defaults (`mlflow/environment_variables.py`). */
+export const DEFAULT_RETRY_OPTIONS: ResolvedRetryOptions = Object.freeze({
+  maxRetries: 7,
+  backoffFactor: 2,
+  backoffJitter: 1,
+  maxBackoff: 120,
+  timeoutMs: 120_000,
+  maxRetryAfterMs: 300_000,
+});
+
+/**
+ * Fills in a {@link RetryOptions} from the options, then MLflow's env vars, then defaults,
+ * and checks the ranges MLflow enforces.
+ *
+ * @example
+ * ```ts
+ * resolveRetryOptions({ maxRetries: 3 }); // { maxRetries: 3, backoffFactor: 2, ... }
+ * ```
+ */
+export function resolveRetryOptions(options: RetryOptions = {}, env: Env = process.env): ResolvedRetryOptions {
+  const timeoutSeconds = envNumber('MLFLOW_HTTP_REQUEST_TIMEOUT', env, { min: 0 });
+  const resolved: ResolvedRetryOptions = {
+    maxRetries:
+      options.maxRetries ??
+      envNumber('MLFLOW_HTTP_REQUEST_MAX_RETRIES', env, { min: 0, max: 10, integer: true }) ??
+      DEFAULT_RETRY_OPTIONS.maxRetries,
+    backoffFactor:
+      options.backoffFactor ??
+      envNumber('MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR', env, { min: 0, max: 120 }) ??
+      DEFAULT_RETRY_OPTIONS.backoffFactor,
+    backoffJitter:
+      options.backoffJitter ?? envNumber('MLFLOW_HTTP_REQUEST_BACKOFF_JITTER', env, { min: 0 }) ?? DEFAULT_RETRY_OPTIONS.backoffJitter,
+    maxBackoff: options.maxBackoff ?? DEFAULT_RETRY_OPTIONS.maxBackoff,
+    timeoutMs: options.timeoutMs ?? (timeoutSeconds !== undefined ? timeoutSeconds * 1000 : DEFAULT_RETRY_OPTIONS.timeoutMs),
+    maxRetryAfterMs: options.maxRetryAfterMs ?? DEFAULT_RETRY_OPTIONS.maxRetryAfterMs,
+    totalTimeoutMs: options.totalTimeoutMs,
+  };
+  const check = (name: keyof RetryOptions, ok: boolean, expected: string) => {
+    if (!ok) throw new InvalidArgumentError(`retry.${name}`, `retry.${name} must be ${expected}, got ${String(resolved[name])}.`);
+  };
+  check('maxRetries', Number.isInteger(resolved.maxRetries) && resolved.maxRetries >= 0 && resolved.maxRetries <= 10, 'an integer from 0 to 10');
+  check('backoffFactor', resolved.backoffFactor >= 0 && resolved.backoffFactor <= 120, 'a number from 0 to 120');
+  check('backoffJitter', resolved.backoffJitter >= 0, 'a number >= 0');
+  check('maxBackoff', resolved.maxBackoff >= 0, 'a number >= 0');
+  check('timeoutMs', resolved.timeoutMs > 0, 'a number > 0');
+  check('maxRetryAfterMs', resolved.maxRetryAfterMs >= 0, 'a number >= 0');
+  if (resolved.totalTimeoutMs !== undefined) check('totalTimeoutMs', resolved.totalTimeoutMs > 0, 'a number > 0');
+  return resolved;
+}
+
+/** HTTP statuses worth retrying: MLflow's transient set (408, 429, 500, 502, 503, 504). */
+export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
+
+/**
+ * The one classifier: network errors, timeouts, 408/429/5xx (and 413 with `Retry-After`, as
+ * urllib3 does) are transient; aborts, other 4xx and programmer errors are not.
+ */
+export function isRetryableError(error: unknown): boolean {
+  if (error instanceof AbortedError) return false;
+  if (error instanceof NetworkError || error instanceof RequestTimeoutError) return true;
+  if (error instanceof HttpStatusError) {
+    if (RETRYABLE_STATUSES.has(error.status)) return true;
+    return error.status === 413 && error.retryAfterMs !== undefined;
+  }
+  if (error instanceof ArtifactUploaderError) return false;
+  // Errors from other libraries (the Hub client, the AWS SDK) carry a status code somewhere.
+  const status = statusOf(error);
+  if (status !== undefined) return RETRYABLE_STATUSES.has(status);
+  return isLowLevelNetworkError(error);
+}
+
+function statusOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const e = error as { statusCode?: unknown; status?: unknown; $metadata?: { httpStatusCode?: unknown } };
+  for (const candidate of [e.statusCode, e.status, e.$metadata?.httpStatusCode]) {
+    if (typeof candidate === 'number') return candidate;
+  }
+  return undefined;
+}
+
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
+]);
+
+/** True for socket-level failures from Node, undici or fetch (`TypeError: fetch failed`). */
+export function isLowLevelNetworkError(error: unknown): boolean {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && current; depth++) {
+    if (typeof current !== 'object') return false;
+    const { code, message, name } = current as { code?: unknown; message?: unknown; name?: unknown };
+    if (typeof code === 'string' && NETWORK_CODES.has(code)) return true;
+    if (name === 'TypeError' && message === 'fetch failed') return true;
+    if (name === 'SocketError' || name === 'HeadersTimeoutError' || name === 'BodyTimeoutError') return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * Backoff before a retry, in milliseconds, after `consecutiveFailures` failed attempts
+ * (urllib3's curve: 0 after the first failure, then `factor·2^(n-1)` s + jitter, capped).
+ */
+export function backoffDelayMs(consecutiveFailures: number, options: ResolvedRetryOptions, random: () => number = Math.random): number {
+  if (consecutiveFailures <= 1) return 0;
+  const base = Math.min(options.backoffFactor * 2 ** (consecutiveFailures - 1), options.maxBackoff);
+  return Math.round((base + random() * options.backoffJitter) * 1000);
+}
+
+/** What a retry hook is told before each retry. */
+export interface RetryEvent {
+  /** The attempt that just failed (1-based). */
+  attempt: number;
+  /** Why it failed. */
+  error: unknown;
+  /** How long the policy will wait before the next attempt, in ms. */
+  delayMs: number;
+}
+
+/** Options of {@link withRetry}. */
+export interface WithRetryOptions {
+  /** The resolved policy. */
+  retry: ResolvedRetryOptions;
+  /** Stops retrying and sleeping at once when it fires. */
+  signal?: AbortSignal;
+  /** Called before each retry (for counting and logging). */
+  onRetry?: (event: RetryEvent) => void;
+  /** Overrides the classifier for one call site; defaults to {@link isRetryableError}. */
+  isRetryable?: (error: unknown) => boolean;
+}
+
+/**
+ * Runs `fn` under the policy: retries transient errors with backoff (or the server's
+ * `Retry-After`), gives up at once on permanent ones, and converts an abort into an
+ * {@link AbortedError}. `fn` gets the attempt number and a signal to pass to its I/O.
+ *
+ * @example
+ * ```ts
+ * const run = await withRetry((attempt, signal) => client.getRun(runId, { signal }), { retry: resolveRetryOptions() });
+ * ```
+ */
+export async function withRetry<T>(fn: (attempt: number, signal: AbortSignal | undefined) => Promise<T>, options: WithRetryOptions): Promise<T> {
+  const { retry } = options;
+  const deadline = retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(retry.totalTimeoutMs) : undefined;
+  const signal = combineSignals(options.signal, deadline);
+  const classify = options.isRetryable ?? isRetryableError;
+  let consecutiveFailures = 0;
+  try {
+    return await pRetry((attempt) => fn(attempt, signal), {
+      retries: retry.maxRetries,
+      minTimeout: 0,
+      maxTimeout: 0,
+      signal,
+      onFailedAttempt: () => {
+        consecutiveFailures++;
+      },
+      // p-retry's own delay is zero; the sleep happens here so it can follow Retry-After.
+      shouldRetry: async ({ error, attemptNumber }) => {
+        if (signal?.aborted || !classify(error)) return false;
+        const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
+        let delayMs = backoffDelayMs(consecutiveFailures, retry);
+        if (typeof retryAfterMs === 'number') {
+          if (retryAfterMs > retry.maxRetryAfterMs) return false;
+          delayMs = retryAfterMs;
+        }
+        options.onRetry?.({ attempt: attemptNumber, error, delayMs });
+        await sleep(delayMs, signal);
+        return true;
+      },
+    });
+  } catch (error) {
+    throw toAbortedError(error, options.signal, deadline, retry.totalTimeoutMs) ?? error;
+  }
+}
+
+function toAbortedError(error: unknown, userSignal: AbortSignal | undefined, deadline: AbortSignal | undefined, totalTimeoutMs?: number): AbortedError | undefined {
+  if (error instanceof AbortedError) return error;
+  if (deadline?.aborted) {
+    return new AbortedError(`The overall deadline of ${totalTimeoutMs} ms passed before the operation finished.`, {
+      hint: 'Raise retry.totalTimeoutMs, or check why the server is slow.',
+      cause: error,
+    });
+  }
+  if (userSignal?.aborted) return new AbortedError('The operation was aborted by its AbortSignal.', { cause: userSignal.reason ?? error });
+  return undefined;
+}
+
+/** Combines two optional signals into one (either aborts it). */
+export function combineSignals(...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  if (present.length <= 1) return present[0];
+  return AbortSignal.any(present);
+}
+
+/**
+ * Sleeps `ms`, rejecting at once when `signal` aborts. The timer is deliberately not unref'd:
+ * a CLI whose only pending work is a backoff sleep must not exit mid-upload.
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(new AbortedError(undefined, { cause: signal.reason }));
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AbortedError(undefined, { cause: signal?.reason }));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

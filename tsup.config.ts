@@ -1,0 +1,19 @@
+import { defineConfig } from 'tsup';
+
+// p-retry and p-limit ship ESM only. esbuild's CJS output wraps `require()` of them so that
+// the default export turns into the namespace object, and the first call then fails
+// (toolchain.md G4). The CJS build therefore bundles them; the ESM build keeps them external.
+const esmOnly = [/^p-retry$/, /^p-limit$/, /^is-network-error$/, /^yocto-queue$/];
+const common = { dts: true, sourcemap: true, target: 'node20', platform: 'node' } as const;
+
+export default defineConfig([
+  { ...common, entry: { index: 'src/index.ts' }, format: ['esm'], clean: true },
+  { ...common, entry: { index: 'src/index.ts' }, format: ['cjs'], noExternal: esmOnly },
+  {
+    ...common,
+    dts: false,
+    entry: { cli: 'src/cli/main.ts' },
+    format: ['esm'],
+    banner: { js: '#!/usr/bin/env node' },
+  },
+]);
