@@ -1,0 +1,210 @@
+/**
+ * Where the MLflow tracking server is and how to talk to it, resolved the way MLflow's Python
+ * client resolves it: the `trackingUri` option, else `MLFLOW_TRACKING_URI`, else the embedded
+ * default (a local `./mlruns` store in MLflow's FileStore layout). Auth and TLS come from the
+ * options, else `MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_USERNAME`/`PASSWORD` (or userinfo in
+ * the URI), `MLFLOW_TRACKING_INSECURE_TLS` and `MLFLOW_TRACKING_SERVER_CERT_PATH`.
+ *
+ * @module
+ */
+import { isAbsolute, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { envBool, envString, type Env } from '../core/env.js';
+import { ConfigError, InvalidArgumentError, MlflowApiError } from '../core/errors.js';
+import { HttpClient, type ErrorResponse } from '../core/http.js';
+import { redact, redactingLogger, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
+import { resolveRetryOptions, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
+import { VERSION } from '../version.js';
+
+/** The tracking URI used when none is configured: a FileStore under the working directory. */
+export const DEFAULT_TRACKING_URI = 'file:./mlruns';
+
+/** Options for connecting to MLflow. Every field is optional. */
+export interface MlflowConnectionOptions {
+  /**
+   * `http(s)://host[:port][/prefix]` for a tracking server, or `file:/path` (or a plain path)
+   * for a local FileStore.
+   * @default MLFLOW_TRACKING_URI, else `file:./mlruns`
+   */
+  trackingUri?: string;
+  /** Bearer token. @default MLFLOW_TRACKING_TOKEN */
+  token?: string;
+  /** Basic-auth user. @default MLFLOW_TRACKING_USERNAME, else userinfo in the URI */
+  username?: string;
+  /** Basic-auth password. @default MLFLOW_TRACKING_PASSWORD, else userinfo in the URI */
+  password?: string;
+  /** Skip TLS verification. @default MLFLOW_TRACKING_INSECURE_TLS, else false */
+  insecureTls?: boolean;
+  /** CA bundle to trust. @default MLFLOW_TRACKING_SERVER_CERT_PATH */
+  caCertPath?: string;
+  /** Retry and timeout policy. @default from MLflow's env vars, else MLflow's defaults */
+  retry?: RetryOptions;
+  /** Where to log (redacted). @default silent */
+  logger?: Logger;
+  /** Called before every retried request, for statistics. */
+  onRetry?: (event: RetryEvent & { method: string; url: string }) => void;
+  /** Environment to read instead of `process.env`. */
+  env?: Env;
+}
+
+/** A resolved connection: either a REST server or a local FileStore. */
+export type MlflowConnection =
+  | {
+      kind: 'rest';
+      /** Tracking URI for display (no credentials). */
+      displayUri: string;
+      /** `scheme://host[:port][/prefix]`, no trailing slash, no credentials. */
+      baseUrl: string;
+      http: HttpClient;
+      retry: ResolvedRetryOptions;
+      logger: Logger;
+    }
+  | {
+      kind: 'file';
+      displayUri: string;
+      /** Absolute path of the FileStore root (the `mlruns` directory). */
+      root: string;
+      retry: ResolvedRetryOptions;
+      logger: Logger;
+    };
+
+/**
+ * Resolves options and environment into a connection.
+ *
+ * @example
+ * ```ts
+ * const conn = resolveMlflowConnection({ trackingUri: 'http://127.0.0.1:5000' });
+ * conn.kind; // 'rest'
+ * ```
+ */
+export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, envArg?: Env): MlflowConnection {
+  const env = options.env ?? envArg ?? process.env;
+  const logger = redactingLogger(options.logger ?? silentLogger);
+  const retry = resolveRetryOptions(options.retry, env);
+  const raw = (options.trackingUri ?? envString('MLFLOW_TRACKING_URI', env) ?? DEFAULT_TRACKING_URI).trim();
+  if (raw === '') throw new InvalidArgumentError('trackingUri', 'trackingUri is empty.');
+
+  const schemeMatch = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(raw);
+  const scheme = schemeMatch?.[1]?.toLowerCase();
+  // A Windows drive letter ("C:\\...") is a path, not a scheme.
+  if (!scheme || scheme === 'file' || (scheme.length === 1 && /^[a-zA-Z]:[\\/]/.test(raw))) {
+    return { kind: 'file', displayUri: raw, root: fileUriToPath(raw), retry, logger };
+  }
+  if (scheme !== 'http' && scheme !== 'https') {
+    throw new ConfigError(`Tracking URI scheme "${scheme}:" is not supported (${redactUrl(raw)}).`, {
+      issues: [{ path: 'trackingUri', message: 'expected http(s)://, file: or a local path' }],
+      hint:
+        scheme === 'sqlite' || scheme.startsWith('postgres') || scheme.startsWith('mysql') || scheme === 'databricks'
+          ? `Run \`mlflow server --backend-store-uri ${scheme}:...\` and set MLFLOW_TRACKING_URI to its http:// address, or use a file: URI.`
+          : 'Use the http(s):// address of an MLflow tracking server, or a file: URI / path for a local store.',
+    });
+  }
+
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch (cause) {
+    throw new ConfigError(`Tracking URI ${redactUrl(raw)} is not a valid URL.`, {
+      issues: [{ path: 'trackingUri', message: 'expected a valid http(s) URL' }],
+      cause,
+    });
+  }
+  const uriUser = url.username ? decodeURIComponent(url.username) : undefined;
+  const uriPassword = url.password ? decodeURIComponent(url.password) : undefined;
+  registerSecret(uriPassword);
+  url.username = '';
+  url.password = '';
+  url.search = '';
+  url.hash = '';
+  const baseUrl = url.toString().replace(/\/+$/, '');
+
+  const token = options.token ?? envString('MLFLOW_TRACKING_TOKEN', env);
+  const username = options.username ?? envString('MLFLOW_TRACKING_USERNAME', env) ?? uriUser;
+  const password = options.password ?? envString('MLFLOW_TRACKING_PASSWORD', env) ?? uriPassword;
+  const insecure = options.insecureTls ?? envBool('MLFLOW_TRACKING_INSECURE_TLS', env) ?? false;
+  const caCertPath = options.caCertPath ?? envString('MLFLOW_TRACKING_SERVER_CERT_PATH', env);
+  if (insecure && caCertPath) {
+    throw new ConfigError('MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH cannot both be set.', {
+      issues: [{ path: 'MLFLOW_TRACKING_INSECURE_TLS', message: 'conflicts with MLFLOW_TRACKING_SERVER_CERT_PATH' }],
+      hint: 'Trust the server with a CA bundle (MLFLOW_TRACKING_SERVER_CERT_PATH) or skip verification, not both.',
+    });
+  }
+  const http = new HttpClient({
+    retry,
+    auth: { token, username, password },
+    tls: { insecure, caCertPath },
+    userAgent: `artifact-uploader/${VERSION}`,
+    logger,
+    onRetry: options.onRetry,
+  });
+  return { kind: 'rest', displayUri: baseUrl, baseUrl, http, retry, logger };
+}
+
+/** Turns `file:./mlruns`, `file:///abs/mlruns` or a plain path into an absolute path. */
+export function fileUriToPath(uri: string, cwd: string = process.cwd()): string {
+  if (uri.startsWith('file://')) return fileURLToPath(uri);
+  const path = uri.startsWith('file:') ? uri.slice('file:'.length) : uri;
+  return isAbsolute(path) ? path : resolvePath(cwd, path);
+}
+
+/**
+ * Builds the error mapper for one MLflow endpoint: parses MLflow's JSON error body
+ * (`{error_code, message}`), falls back to the HTTP status for plain-text or HTML bodies (proxies,
+ * `--no-serve-artifacts`), and adds a hint that says what to do.
+ */
+export function mlflowErrorMapper(endpoint: string): (res: ErrorResponse) => MlflowApiError {
+  return (res) => {
+    let errorCode = `HTTP_${res.status}`;
+    let serverMessage = res.bodyText.trim().slice(0, 500);
+    try {
+      const parsed = JSON.parse(res.bodyText) as { error_code?: unknown; message?: unknown };
+      if (typeof parsed.error_code === 'string') errorCode = parsed.error_code;
+      else if (typeof parsed.error_code === 'number') errorCode = `HTTP_${parsed.error_code}`;
+      if (typeof parsed.message === 'string') serverMessage = parsed.message;
+    } catch {
+      // Not MLflow JSON: a proxy, an auth gateway or a plain-text 503.
+      if (/<html/i.test(serverMessage)) serverMessage = '(HTML error page)';
+    }
+    const message = `MLflow ${res.method} ${endpoint} failed with ${res.status} ${errorCode}: ${redact(serverMessage) || '(empty body)'}`;
+    return new MlflowApiError(res.status, errorCode, endpoint, message, {
+      method: res.method,
+      url: res.url,
+      retryAfterMs: res.retryAfterMs,
+      body: redact(res.bodyText.slice(0, 2000)),
+      hint: mlflowHint(res.status, errorCode, endpoint, res.url, res.bodyText),
+    });
+  };
+}
+
+function mlflowHint(status: number, errorCode: string, endpoint: string, url: string, body: string): string | undefined {
+  const origin = safeOrigin(url);
+  if (status === 401) return 'The server wants credentials: set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.';
+  if (status === 403) return 'The credentials were accepted but lack permission for this experiment or run; ask for EDIT permission.';
+  if (status === 404 && endpoint.startsWith('mlflow/runs/')) {
+    return `The run id does not exist on the server at ${origin}. Check that runId / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same server.`;
+  }
+  if (status === 404 && endpoint.includes('experiments')) return `No such experiment on ${origin}.`;
+  if (status === 404 && errorCode.startsWith('HTTP_')) {
+    return `${origin} does not look like an MLflow tracking server (or it needs a --static-prefix in the tracking URI).`;
+  }
+  if (status === 503 && endpoint.startsWith('mlflow-artifacts') && !body.trim().startsWith('{')) {
+    return 'The tracking server does not serve artifacts: start it with `mlflow server --serve-artifacts` (the default), or use a direct artifact store.';
+  }
+  if (status === 400 && errorCode === 'INVALID_PARAMETER_VALUE' && /deleted/i.test(body)) {
+    return 'The run has been deleted; restore it in the MLflow UI or log to another run.';
+  }
+  if (status === 400 && /Invalid path/i.test(body)) {
+    return 'Artifact paths may not contain "#", "..", backslashes or be absolute; rename the file or pass another artifactPath.';
+  }
+  if (status === 413) return 'A proxy in front of MLflow limits the body size; raise its limit or enable multipart upload.';
+  if (status >= 500) return 'The server failed; the request was retried. Check the server logs.';
+  return undefined;
+}
+
+function safeOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
