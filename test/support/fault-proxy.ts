@@ -1,0 +1,159 @@
+/**
+ * A fault-injecting HTTP proxy for tests, on 127.0.0.1: forwards to a real server (MLflow,
+ * the local Hub) and, for requests matching a rule, answers with a status, drops the
+ * connection (before or in the middle of the request body), stalls, or forwards the request
+ * and then drops the response (the server applied it, the client never hears). Every request
+ * is logged so tests can count attempts.
+ */
+import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export type Fault = 'status' | 'drop' | 'drop-mid-body' | 'stall' | 'drop-response';
+
+export interface FaultRule {
+  /** Which requests the rule applies to. @default every request */
+  match?: (req: { method: string; path: string }) => boolean;
+  /** How many matching requests it applies to before it expires. @default Infinity */
+  times?: number;
+  /** Fraction of matching requests it applies to (0..1], decided by `random`. @default 1 */
+  probability?: number;
+  fault: Fault;
+  /** For `status`. */
+  status?: number;
+  /** Extra response headers for `status` (e.g. Retry-After). */
+  headers?: Record<string, string>;
+  /** Response body for `status`. */
+  body?: string;
+  /** For `stall`: how long to hold the request before dropping it. @default 60000 */
+  stallMs?: number;
+}
+
+export interface ProxyLogEntry {
+  method: string;
+  path: string;
+  /** Status returned to the client, when one was. */
+  status?: number;
+  /** The fault applied, if any. */
+  fault?: Fault;
+}
+
+export interface FaultProxy {
+  url: string;
+  requests: ProxyLogEntry[];
+  addRule(rule: FaultRule): void;
+  clearRules(): void;
+  stop(): Promise<void>;
+}
+
+/** A deterministic PRNG so fault patterns repeat from run to run. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export async function startFaultProxy(targetUrl: string, options: { random?: () => number } = {}): Promise<FaultProxy> {
+  const target = new URL(targetUrl);
+  const random = options.random ?? seededRandom(42);
+  const rules: Array<FaultRule & { used: number }> = [];
+  const requests: ProxyLogEntry[] = [];
+  const sockets = new Set<Socket>();
+
+  const pickRule = (method: string, path: string) => {
+    for (const rule of rules) {
+      if (rule.used >= (rule.times ?? Infinity)) continue;
+      if (rule.match && !rule.match({ method, path })) continue;
+      if (rule.probability !== undefined && random() >= rule.probability) continue;
+      rule.used++;
+      return rule;
+    }
+    return undefined;
+  };
+
+  const forward = (req: IncomingMessage, res: ServerResponse, entry: ProxyLogEntry, dropResponse: boolean) => {
+    const upstream = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: target.host },
+      },
+      (up) => {
+        if (dropResponse) {
+          up.resume();
+          up.on('end', () => req.socket.destroy());
+          return;
+        }
+        entry.status = up.statusCode;
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', () => req.socket.destroy());
+    req.pipe(upstream);
+  };
+
+  const server: Server = createServer((req, res) => {
+    const method = req.method ?? 'GET';
+    const path = req.url ?? '/';
+    const entry: ProxyLogEntry = { method, path };
+    requests.push(entry);
+    const rule = pickRule(method, path);
+    if (!rule) return forward(req, res, entry, false);
+    entry.fault = rule.fault;
+    switch (rule.fault) {
+      case 'status':
+        req.resume();
+        req.on('end', () => {
+          entry.status = rule.status ?? 503;
+          res.writeHead(entry.status, { 'content-type': 'application/json', ...rule.headers });
+          res.end(rule.body ?? JSON.stringify({ error_code: 'TEMPORARILY_UNAVAILABLE', message: 'injected fault' }));
+        });
+        return;
+      case 'drop':
+        req.socket.destroy();
+        return;
+      case 'drop-mid-body': {
+        let seen = 0;
+        const total = Number(req.headers['content-length'] ?? 0);
+        req.on('data', (chunk: Buffer) => {
+          seen += chunk.length;
+          if (seen >= total / 2) req.socket.destroy();
+        });
+        req.on('end', () => req.socket.destroy());
+        return;
+      }
+      case 'stall': {
+        const timer = setTimeout(() => req.socket.destroy(), rule.stallMs ?? 60_000);
+        req.socket.on('close', () => clearTimeout(timer));
+        return;
+      }
+      case 'drop-response':
+        return forward(req, res, entry, true);
+    }
+  });
+  server.on('connection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    addRule: (rule) => rules.push({ ...rule, used: 0 }),
+    clearRules: () => rules.splice(0),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * Vitest global setup: installs (once) the pinned Python test venv, then starts, in parallel,
+ * the real servers the integration tests use and hands their addresses to the tests:
+ * - `plain`: `mlflow server` with a sqlite backend and a local artifacts destination;
+ * - `s3`: `mlflow server` proxying to an S3 artifacts destination on moto (multipart capable);
+ * - `direct`: `mlflow server --no-serve-artifacts` with an `s3://` default artifact root on
+ *   the same moto, for clients that write to the bucket themselves.
+ * All on 127.0.0.1 and free ports, with temp dirs removed at the end.
+ *
+ * Set ARTIFACT_UPLOADER_TEST_SERVERS=none to skip them for quick unit runs (the server tests
+ * then skip loudly; with CI=true they fail instead).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { ensurePythonEnv, venvBin, venvDir } from './python-env.js';
+import { freePort, startProcess, waitForHttp, type ManagedProcess } from './processes.js';
+import type { ServersInfo } from './servers-types.js';
+
+const BUCKET = 'mlflow-test';
+const AWS_ENV = {
+  AWS_ACCESS_KEY_ID: 'testing',
+  AWS_SECRET_ACCESS_KEY: 'testing',
+  AWS_DEFAULT_REGION: 'us-east-1',
+};
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const processes: ManagedProcess[] = [];
+  const root = mkdtempSync(join(tmpdir(), 'au-servers-'));
+  const log = (line: string) => process.stderr.write(`[test servers] ${line}\n`);
+  const teardown = async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    if (!process.env.ARTIFACT_UPLOADER_KEEP_SERVER_LOGS) rmSync(root, { recursive: true, force: true });
+  };
+
+  let info: ServersInfo;
+  if (process.env.ARTIFACT_UPLOADER_TEST_SERVERS === 'none') {
+    info = { available: false, reason: 'ARTIFACT_UPLOADER_TEST_SERVERS=none' };
+  } else {
+    try {
+      info = await startAll(root, processes, log);
+    } catch (error) {
+      await teardown();
+      const reason = (error as Error).message;
+      if (process.env.CI === 'true' || process.env.CI === '1') {
+        throw new Error(`CI=true and the real test servers could not start: ${reason}`);
+      }
+      log(`!!! real-server tests will be SKIPPED: ${reason}`);
+      info = { available: false, reason };
+    }
+  }
+  project.provide('servers', info);
+  return teardown;
+}
+
+async function startAll(root: string, processes: ManagedProcess[], log: (line: string) => void): Promise<ServersInfo> {
+  const started = Date.now();
+  await ensurePythonEnv(log);
+  const logDir = join(root, 'logs');
+
+  const motoPort = await freePort();
+  const moto = startProcess(venvBin('moto_server'), ['-H', '127.0.0.1', '-p', String(motoPort)], { logDir, name: 'moto' });
+  processes.push(moto);
+  const s3Endpoint = `http://127.0.0.1:${motoPort}`;
+
+  const startMlflow = async (name: string, args: string[], env: Record<string, string> = {}) => {
+    const port = await freePort();
+    const dir = join(root, name);
+    const proc = startProcess(
+      venvBin('mlflow'),
+      ['server', '--host', '127.0.0.1', '--port', String(port), '--workers', '1', '--backend-store-uri', `sqlite:///${join(dir, 'mlflow.db')}`, ...args],
+      { logDir, name: `mlflow-${name}`, env: { MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false', ...env }, cwd: root },
+    );
+    processes.push(proc);
+    const url = `http://127.0.0.1:${port}`;
+    return { proc, url, dir };
+  };
+
+  const plainArtifacts = join(root, 'plain', 'artifacts');
+  const plain = await startMlflow('plain', ['--serve-artifacts', '--artifacts-destination', plainArtifacts]);
+  const s3Env = { ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: s3Endpoint };
+  const s3 = await startMlflow('s3', ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/mlartifacts`], s3Env);
+  const direct = await startMlflow('direct', ['--no-serve-artifacts', '--default-artifact-root', `s3://${BUCKET}/direct`], s3Env);
+
+  await waitForHttp(`${s3Endpoint}/moto-api/`, moto, 60_000);
+  const bucket = await fetch(`${s3Endpoint}/${BUCKET}`, { method: 'PUT' });
+  if (!bucket.ok) throw new Error(`creating bucket ${BUCKET} on moto failed: ${bucket.status} ${await bucket.text()}`);
+  await Promise.all([plain, s3, direct].map((s) => waitForHttp(`${s.url}/health`, s.proc, 120_000)));
+  log(`mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, moto ${s3Endpoint})`);
+
+  return {
+    available: true,
+    venv: venvDir(),
+    python: venvBin('python'),
+    plain: { url: plain.url, artifactsDir: plainArtifacts },
+    s3: { url: s3.url, s3Endpoint, bucket: BUCKET },
+    direct: { url: direct.url, s3Endpoint, bucket: BUCKET, artifactRoot: `s3://${BUCKET}/direct` },
+    awsEnv: AWS_ENV,
+  };
+}

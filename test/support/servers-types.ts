@@ -1,0 +1,24 @@
+/** What the global setup hands to the tests (via vitest's provide/inject). */
+export type ServersInfo =
+  | { available: false; reason: string }
+  | {
+      available: true;
+      /** The test venv directory. */
+      venv: string;
+      /** Its python executable. */
+      python: string;
+      /** `mlflow server --serve-artifacts` with a local artifacts destination (proxied, no multipart). */
+      plain: { url: string; artifactsDir: string };
+      /** `mlflow server --serve-artifacts` with an S3 (moto) artifacts destination: multipart capable. */
+      s3: { url: string; s3Endpoint: string; bucket: string };
+      /** `mlflow server --no-serve-artifacts` whose runs have `s3://` artifact URIs on moto. */
+      direct: { url: string; s3Endpoint: string; bucket: string; artifactRoot: string };
+      /** AWS credentials moto accepts. */
+      awsEnv: Record<string, string>;
+    };
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    servers: ServersInfo;
+  }
+}
