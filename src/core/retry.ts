@@ -256,7 +256,6 @@ export async function withRetry<T>(fn: (attempt: number, signal: AbortSignal | u
 }
 
 function toAbortedError(error: unknown, userSignal: AbortSignal | undefined, deadline: AbortSignal | undefined, totalTimeoutMs?: number): AbortedError | undefined {
-  if (error instanceof AbortedError) return error;
   if (deadline?.aborted) {
     return new AbortedError(`The overall deadline of ${totalTimeoutMs} ms passed before the operation finished.`, {
       hint: 'Raise retry.totalTimeoutMs, or check why the server is slow.',
@@ -264,6 +263,7 @@ function toAbortedError(error: unknown, userSignal: AbortSignal | undefined, dea
     });
   }
   if (userSignal?.aborted) return new AbortedError('The operation was aborted by its AbortSignal.', { cause: userSignal.reason ?? error });
+  if (error instanceof AbortedError) return error;
   return undefined;
 }
 

@@ -1,0 +1,62 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, LocalPathError, isArtifactUploaderError } from '../../src/core/errors.js';
+import { createStreamLogger, redact, redactingLogger, redactUrl, registerSecret } from '../../src/core/logger.js';
+
+describe('redact', () => {
+  it('masks URL userinfo, Authorization values, Hub tokens and registered secrets', () => {
+    expect(redact('GET https://bob:hunter22@mlflow.example.com/api')).toBe('GET https://***@mlflow.example.com/api');
+    expect(redact('authorization: Bearer abc.def')).toBe('authorization: Bearer ***');
+    expect(redact('{"Authorization":"Basic Zm9vOmJhcg=="}')).toBe('{"Authorization":"Basic ***"}');
+    expect(redact('token hf_abcdefghijkl used')).toBe('token hf_*** used');
+    registerSecret('s3cr3t-value');
+    expect(redact(`x=s3cr3t-value&y=${encodeURIComponent('s3cr3t-value')}`)).toBe('x=***&y=***');
+  });
+
+  it('masks the values of secret env vars', () => {
+    process.env.MLFLOW_TRACKING_PASSWORD = 'pw-from-env-42';
+    try {
+      expect(redact('login failed for pw-from-env-42')).toBe('login failed for ***');
+    } finally {
+      delete process.env.MLFLOW_TRACKING_PASSWORD;
+    }
+  });
+
+  it('drops credentials from URLs', () => {
+    expect(redactUrl('https://u:p@host:5000/path?q=1')).toBe('https://host:5000/path?q=1');
+    expect(redactUrl('not a url')).toBe('not a url');
+  });
+});
+
+describe('loggers', () => {
+  it('stream logger filters by level and redacts', () => {
+    let out = '';
+    const stream = new Writable({ write(chunk, _e, cb) { out += String(chunk); cb(); } });
+    const log = createStreamLogger({ level: 'warn', stream });
+    log.info('hidden');
+    log.warn('token hf_abcdefghijk leaked?', { url: 'https://a:b@h/' });
+    expect(out).not.toContain('hidden');
+    expect(out).toContain('warn: token hf_*** leaked?');
+    expect(out).not.toContain('a:b@');
+  });
+
+  it('redacting logger protects user loggers', () => {
+    const seen: string[] = [];
+    const inner = { debug: (m: string) => seen.push(m), info: (m: string, f?: object) => seen.push(m + JSON.stringify(f)), warn() {}, error() {} };
+    const log = redactingLogger(inner);
+    log.info('uri https://x:y@h', { token: 'Authorization: Bearer zzz' });
+    expect(seen.join(' ')).not.toMatch(/x:y@|zzz/);
+  });
+});
+
+describe('errors', () => {
+  it('carry code, hint and context, and serialise without the cause', () => {
+    const error = new LocalPathError('PATH_NOT_FOUND', '/nope', 'No file at /nope.', { hint: 'Check the path.', cause: new Error('ENOENT') });
+    expect(error.message).toBe('No file at /nope. Check the path.');
+    expect(error.toJSON()).toMatchObject({ name: 'LocalPathError', code: 'PATH_NOT_FOUND', path: '/nope', hint: 'Check the path.' });
+    expect(error.toJSON()).not.toHaveProperty('cause');
+    expect(isArtifactUploaderError(error)).toBe(true);
+    expect(isArtifactUploaderError(new Error('x'))).toBe(false);
+    expect(new ConfigError('bad', { file: 'a.yaml', issues: [{ path: 'x', message: 'y' }] }).issues).toHaveLength(1);
+  });
+});

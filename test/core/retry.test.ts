@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AbortedError,
+  HttpStatusError,
+  InvalidArgumentError,
+  LocalPathError,
+  NetworkError,
+  RequestTimeoutError,
+} from '../../src/core/errors.js';
+import { backoffDelayMs, DEFAULT_RETRY_OPTIONS, isRetryableError, resolveRetryOptions, withRetry } from '../../src/core/retry.js';
+
+const fast = resolveRetryOptions({ backoffFactor: 0, backoffJitter: 0 }, {});
+
+describe('resolveRetryOptions', () => {
+  it('uses MLflow defaults when nothing is set', () => {
+    expect(resolveRetryOptions({}, {})).toEqual({ ...DEFAULT_RETRY_OPTIONS, totalTimeoutMs: undefined });
+    expect(DEFAULT_RETRY_OPTIONS).toMatchObject({ maxRetries: 7, backoffFactor: 2, backoffJitter: 1, timeoutMs: 120_000 });
+  });
+
+  it('reads MLflow env vars, and options beat them', () => {
+    const env = {
+      MLFLOW_HTTP_REQUEST_MAX_RETRIES: '3',
+      MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0.5',
+      MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: '0',
+      MLFLOW_HTTP_REQUEST_TIMEOUT: '5',
+    };
+    expect(resolveRetryOptions({}, env)).toMatchObject({ maxRetries: 3, backoffFactor: 0.5, backoffJitter: 0, timeoutMs: 5000 });
+    expect(resolveRetryOptions({ maxRetries: 1 }, env).maxRetries).toBe(1);
+  });
+
+  it('rejects values MLflow rejects, naming the variable', () => {
+    expect(() => resolveRetryOptions({}, { MLFLOW_HTTP_REQUEST_MAX_RETRIES: '11' })).toThrow(/MLFLOW_HTTP_REQUEST_MAX_RETRIES must be an integer/);
+    expect(() => resolveRetryOptions({}, { MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: 'x' })).toThrow(/MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR/);
+    expect(() => resolveRetryOptions({ maxRetries: -1 }, {})).toThrow(InvalidArgumentError);
+    expect(() => resolveRetryOptions({ totalTimeoutMs: 0 }, {})).toThrow(/totalTimeoutMs/);
+  });
+});
+
+describe('backoffDelayMs', () => {
+  it('follows urllib3: immediate first retry, then factor*2^(n-1) plus jitter, capped', () => {
+    const opts = resolveRetryOptions({}, {});
+    const noJitter = () => 0;
+    expect([1, 2, 3, 4, 5, 6, 7, 8].map((n) => backoffDelayMs(n, opts, noJitter))).toEqual([0, 4000, 8000, 16000, 32000, 64000, 120000, 120000]);
+    expect(backoffDelayMs(2, opts, () => 0.5)).toBe(4500);
+  });
+});
+
+describe('isRetryableError', () => {
+  it('retries transient failures only', () => {
+    expect(isRetryableError(new NetworkError('x'))).toBe(true);
+    expect(isRetryableError(new RequestTimeoutError(10))).toBe(true);
+    for (const status of [408, 429, 500, 502, 503, 504]) expect(isRetryableError(new HttpStatusError(status, 'x'))).toBe(true);
+    for (const status of [400, 401, 403, 404, 409, 413, 501]) expect(isRetryableError(new HttpStatusError(status, 'x'))).toBe(false);
+    expect(isRetryableError(new HttpStatusError(413, 'x', { retryAfterMs: 10 }))).toBe(true);
+    expect(isRetryableError(new AbortedError())).toBe(false);
+    expect(isRetryableError(new LocalPathError('PATH_NOT_FOUND', '/x', 'missing'))).toBe(false);
+    expect(isRetryableError(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }))).toBe(true);
+    expect(isRetryableError(new TypeError('fetch failed'))).toBe(true);
+    expect(isRetryableError({ statusCode: 503 })).toBe(true);
+    expect(isRetryableError({ $metadata: { httpStatusCode: 403 } })).toBe(false);
+    expect(isRetryableError(new TypeError('x is not a function'))).toBe(false);
+  });
+});
+
+describe('withRetry', () => {
+  it('retries transient errors and reports each retry', async () => {
+    const events: number[] = [];
+    let calls = 0;
+    const result = await withRetry(
+      async () => {
+        calls++;
+        if (calls < 3) throw new HttpStatusError(503, 'busy');
+        return 'ok';
+      },
+      { retry: fast, onRetry: (e) => events.push(e.attempt) },
+    );
+    expect(result).toBe('ok');
+    expect(calls).toBe(3);
+    expect(events).toEqual([1, 2]);
+  });
+
+  it('fails at once on permanent errors', async () => {
+    let calls = 0;
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw new HttpStatusError(404, 'gone');
+      }, { retry: fast }),
+    ).rejects.toMatchObject({ status: 404 });
+    expect(calls).toBe(1);
+  });
+
+  it('gives up after maxRetries and rethrows the last error', async () => {
+    let calls = 0;
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw new NetworkError(`drop ${calls}`);
+      }, { retry: { ...fast, maxRetries: 2 } }),
+    ).rejects.toThrow('drop 3');
+    expect(calls).toBe(3);
+  });
+
+  it('waits what Retry-After says instead of the backoff', async () => {
+    const delays: number[] = [];
+    let calls = 0;
+    await withRetry(
+      async () => {
+        if (calls++ === 0) throw new HttpStatusError(429, 'slow down', { retryAfterMs: 20 });
+        return 1;
+      },
+      { retry: resolveRetryOptions({ backoffFactor: 100 }, {}), onRetry: (e) => delays.push(e.delayMs) },
+    );
+    expect(delays).toEqual([20]);
+  });
+
+  it('refuses to sleep longer than maxRetryAfterMs', async () => {
+    let calls = 0;
+    await expect(
+      withRetry(async () => {
+        calls++;
+        throw new HttpStatusError(503, 'maintenance', { retryAfterMs: 10_000_000 });
+      }, { retry: fast }),
+    ).rejects.toMatchObject({ status: 503 });
+    expect(calls).toBe(1);
+  });
+
+  it('stops promptly on abort, also during a backoff sleep', async () => {
+    const controller = new AbortController();
+    const slow = resolveRetryOptions({ backoffFactor: 60, backoffJitter: 0 }, {});
+    let calls = 0;
+    const promise = withRetry(
+      async () => {
+        calls++;
+        throw new NetworkError('down');
+      },
+      { retry: slow, signal: controller.signal },
+    );
+    setTimeout(() => controller.abort(), 50);
+    await expect(promise).rejects.toBeInstanceOf(AbortedError);
+    expect(calls).toBe(2); // the first retry is immediate, the second waits 4 minutes and is aborted
+  });
+
+  it('enforces an overall deadline', async () => {
+    const promise = withRetry(async () => {
+      throw new NetworkError('down');
+    }, { retry: resolveRetryOptions({ backoffFactor: 60, totalTimeoutMs: 50 }, {}) });
+    await expect(promise).rejects.toThrow(/overall deadline of 50 ms/);
+  });
+});
