@@ -1,0 +1,106 @@
+/**
+ * Turns zod's validation issues into {@link ConfigIssue}s a person can act on: the dotted key
+ * path, what was expected, what was found, and for an unknown key the closest valid one.
+ *
+ * @module
+ */
+import type { z } from 'zod';
+import type { ConfigIssue } from '../core/errors.js';
+import { closestMatch } from './did-you-mean.js';
+import { keysAt } from './schema.js';
+
+/** A dotted key path; `(top level)` for the root. */
+export function dottedPath(path: readonly PropertyKey[]): string {
+  return path.map(String).join('.');
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let value = root;
+  for (const segment of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[segment as string];
+  }
+  return value;
+}
+
+/** `the string "yes"`, `the number 3`, `a list`, `null (an empty value)`. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null (an empty value)';
+  if (value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  return `the ${typeof value} ${String(value)}`;
+}
+
+const EXPECTED: Record<string, string> = {
+  boolean: 'true or false',
+  number: 'a number',
+  int: 'an integer',
+  string: 'a string',
+  array: 'a list',
+  object: 'a mapping of keys to values',
+};
+
+/** YAML 1.1 booleans that YAML 1.2 (and this library) read as plain strings. */
+const YAML11_BOOLEANS = new Set(['yes', 'no', 'on', 'off', 'y', 'n']);
+
+function bound(issue: { minimum?: unknown; maximum?: unknown; inclusive?: boolean }, op: '>' | '<'): string {
+  const limit = op === '>' ? issue.minimum : issue.maximum;
+  return `${op}${issue.inclusive === false ? '' : '='} ${String(limit)}`;
+}
+
+function explain(issue: z.core.$ZodIssue, input: unknown): string {
+  const got = describeValue(valueAt(input, issue.path));
+  switch (issue.code) {
+    case 'invalid_type': {
+      const expected = EXPECTED[issue.expected] ?? issue.expected;
+      const value = valueAt(input, issue.path);
+      const yamlNote =
+        issue.expected === 'boolean' && typeof value === 'string' && YAML11_BOOLEANS.has(value.toLowerCase())
+          ? ' (YAML 1.2 reads yes/no/on/off as strings: write true or false)'
+          : '';
+      return `expected ${expected}, got ${got}${yamlNote}`;
+    }
+    case 'invalid_value':
+      return `expected ${issue.values.map((v) => JSON.stringify(v)).join(' or ')}, got ${got}`;
+    case 'too_small':
+      if (issue.origin === 'string') return `expected a non-empty string, got ${got}`;
+      if (issue.origin === 'array') return `expected a list with at least ${String(issue.minimum)} item(s)`;
+      return `expected a number ${bound(issue, '>')}, got ${got}`;
+    case 'too_big':
+      if (issue.origin === 'array') return `expected a list with at most ${String(issue.maximum)} item(s)`;
+      return `expected a number ${bound(issue, '<')}, got ${got}`;
+    case 'invalid_format':
+    case 'custom':
+      // Our own refinements carry a complete "expected ..." sentence.
+      return `${issue.message}, got ${got}`;
+    default:
+      return issue.message;
+  }
+}
+
+/**
+ * Readable issues for every problem zod found. Unknown keys become one issue each, at the
+ * unknown key's own path, with a suggestion when one valid key is close.
+ */
+export function formatZodIssues(issues: readonly z.core.$ZodIssue[], input: unknown): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const issue of issues) {
+    if (issue.code === 'unrecognized_keys') {
+      const allowed = keysAt(issue.path) ?? [];
+      for (const key of issue.keys) {
+        const suggestion = closestMatch(key, allowed);
+        out.push({
+          path: dottedPath([...issue.path, key]),
+          message:
+            `unknown key${suggestion ? `; did you mean "${suggestion}"?` : '.'}` +
+            (allowed.length > 0 ? ` Allowed here: ${allowed.join(', ')}.` : ''),
+        });
+      }
+      continue;
+    }
+    out.push({ path: dottedPath(issue.path), message: explain(issue, input) });
+  }
+  return out;
+}

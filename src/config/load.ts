@@ -1,0 +1,412 @@
+/**
+ * Loading the tracking config: from the `config` option, else the config file in `configDir`,
+ * else the defaults (everything enabled); then environment overrides on top. Every problem is
+ * a {@link ConfigError} naming the file, the dotted key path and what was expected.
+ *
+ * @module
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import { LineCounter, parseDocument, isMap, isScalar, type Document } from 'yaml';
+import { envBool, envNumber, envString, type Env } from '../core/env.js';
+import { ConfigError, InvalidArgumentError, LocalPathError, type ConfigIssue } from '../core/errors.js';
+import { closestMatch } from './did-you-mean.js';
+import { formatZodIssues, describeValue } from './format-issues.js';
+import {
+  ARTIFACT_KINDS,
+  CONCURRENCY_ENV,
+  CONFIG_DIR_ENV,
+  FINE_TUNED_MODELS_DIR_ENV,
+  STAGES,
+  enabledEnvVar,
+  trackingConfigSchema,
+  type ArtifactKind,
+  type ArtifactKindConfig,
+  type StageName,
+  type TrackingConfig,
+  type TrackingConfigInput,
+} from './schema.js';
+
+/**
+ * File names looked up in `configDir`, in this order. At most one may exist: two are refused
+ * rather than one silently winning.
+ */
+export const CONFIG_FILE_NAMES = ['artifact-uploader.yaml', 'artifact-uploader.yml', 'artifact-uploader.json'] as const;
+
+const DOCS_HINT = 'Every key, its type and default are listed in docs/configuration.md.';
+
+/** Options of {@link loadTrackingConfig}. */
+export interface LoadTrackingConfigOptions {
+  /**
+   * Directory searched for `artifact-uploader.yaml`, `.yml` or `.json`. No file there means
+   * the defaults (everything enabled).
+   * @default ARTIFACT_UPLOADER_CONFIG_DIR, else `process.cwd()`
+   */
+  configDir?: string;
+  /**
+   * The config itself, in the file's shape. When given, no file is read; env overrides still
+   * apply on top.
+   */
+  config?: TrackingConfigInput;
+  /** Environment to read instead of `process.env`. @default process.env */
+  env?: Env;
+}
+
+/** One value set by an environment variable. */
+export interface ConfigOverride {
+  /** The variable, e.g. `ARTIFACT_UPLOADER_TRAINING_ENABLED`. */
+  env: string;
+  /** The key path it overrode, e.g. `training.enabled`. */
+  path: string;
+  /** The value it set. */
+  value: boolean | number | string;
+}
+
+/** A loaded config with where it came from. */
+export interface ResolvedTrackingConfig {
+  /** The fully defaulted config, env overrides applied. */
+  config: TrackingConfig;
+  /** Absolute path of the config file read, if one was. */
+  file?: string;
+  /** Where the values came from: `option` (the `config` option), `file`, or `defaults`. */
+  source: 'option' | 'file' | 'defaults';
+  /** Every value an environment variable set, in application order. */
+  overrides: ConfigOverride[];
+}
+
+/**
+ * The config file in `configDir`, or `undefined` when there is none.
+ *
+ * @throws {LocalPathError} `PATH_NOT_FOUND` / `NOT_A_DIRECTORY` when `configDir` is unusable.
+ * @throws {ConfigError} when more than one candidate file exists.
+ * @example
+ * ```ts
+ * const file = await findTrackingConfigFile('./configs'); // '/abs/configs/artifact-uploader.yaml'
+ * ```
+ */
+export async function findTrackingConfigFile(configDir: string): Promise<string | undefined> {
+  const dir = resolvePath(configDir);
+  const info = await stat(dir).catch(() => undefined);
+  if (!info) {
+    throw new LocalPathError('PATH_NOT_FOUND', dir, `Config directory ${dir} does not exist.`, {
+      hint: `Create it, or pass another configDir (or set ${CONFIG_DIR_ENV}).`,
+    });
+  }
+  if (!info.isDirectory()) {
+    throw new LocalPathError('NOT_A_DIRECTORY', dir, `configDir ${dir} is a file, not a directory.`, {
+      hint: `Pass the directory that holds ${CONFIG_FILE_NAMES[0]}, not the file itself.`,
+    });
+  }
+  const found: string[] = [];
+  for (const name of CONFIG_FILE_NAMES) {
+    const candidate = join(dir, name);
+    if ((await stat(candidate).catch(() => undefined))?.isFile()) found.push(candidate);
+  }
+  if (found.length > 1) {
+    throw new ConfigError(`Found ${found.length} tracking config files, expected at most one: ${found.join(' and ')}.`, {
+      file: found[0],
+      issues: found.map((file) => ({ path: '', message: `candidate config file ${file}` })),
+      hint: 'Delete or rename all but one of them.',
+    });
+  }
+  return found[0];
+}
+
+/** Where each issue sits in the file, for "(line 4)" in messages. */
+type Locator = (path: string) => number | undefined;
+
+function yamlLocator(doc: Document, lines: LineCounter): Locator {
+  return (dotted) => {
+    if (dotted === '') return undefined;
+    const segments = dotted.split('.');
+    const key = segments.pop()!;
+    const parent = segments.length === 0 ? doc.contents : doc.getIn(segments, true);
+    if (!isMap(parent)) return undefined;
+    // Point at the key itself: right for unknown keys, and one line from the value otherwise.
+    const pair = parent.items.find((item) => isScalar(item.key) && String(item.key.value) === key);
+    const offset = isScalar(pair?.key) ? pair.key.range?.[0] : undefined;
+    return offset === undefined ? undefined : lines.linePos(offset).line;
+  };
+}
+
+/** Reads and parses a config file; parse errors become a {@link ConfigError} naming the file. */
+async function readConfigFile(file: string): Promise<{ data: unknown; locate: Locator }> {
+  let text: string;
+  try {
+    text = (await readFile(file, 'utf8')).replace(/^\uFEFF/, '');
+  } catch (error) {
+    throw new LocalPathError('PATH_UNREADABLE', file, `Cannot read tracking config file ${file}: ${(error as Error).message}.`, {
+      hint: 'Check its permissions.',
+      cause: error,
+    });
+  }
+  const lines = new LineCounter();
+  // JSON is YAML 1.2, so the YAML parser also locates keys in JSON files; JSON itself is still
+  // parsed with JSON.parse so that JSON-only files get JSON's stricter rules.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  const locate = doc.errors.length === 0 ? yamlLocator(doc, lines) : () => undefined;
+  if (file.endsWith('.json')) {
+    try {
+      return { data: JSON.parse(text), locate };
+    } catch (error) {
+      const message = (error as Error).message;
+      const position = /position (\d+)/.exec(message)?.[1];
+      const where = position === undefined ? '' : ` (line ${lines.linePos(Number(position)).line})`;
+      throw new ConfigError(`Could not parse ${file} as JSON${where}: ${message}.`, {
+        file,
+        issues: [{ path: '', message: `invalid JSON: ${message}` }],
+        hint: 'Fix the syntax (trailing commas and comments are not allowed in JSON), or use artifact-uploader.yaml instead.',
+        cause: error,
+      });
+    }
+  }
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!;
+    throw new ConfigError(`Could not parse ${file} as YAML: ${first.message.trim()}\n `, {
+      file,
+      issues: doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]}` })),
+      hint: 'Fix the YAML syntax at that line (indentation with spaces, "key: value" pairs).',
+      cause: first,
+    });
+  }
+  return { data: doc.toJS() ?? {}, locate };
+}
+
+function configErrorFromIssues(issues: ConfigIssue[], where: string, file: string | undefined, locate: Locator): ConfigError {
+  // In file order, so the list reads top to bottom like the file.
+  const located = issues
+    .map((issue, index) => ({ issue, index, line: locate(issue.path) }))
+    .sort((a, b) => (a.line ?? Infinity) - (b.line ?? Infinity) || a.index - b.index);
+  const lines = located.map(
+    ({ issue, line }) => `  - ${issue.path || '(top level)'}${line === undefined ? '' : ` (line ${line})`}: ${issue.message}`,
+  );
+  // The message ends in "\n " so that the hint, which the base class appends after a space,
+  // lands on its own line, indented like the list.
+  return new ConfigError(
+    `Invalid tracking config in ${where} (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n${lines.join('\n')}\n `,
+    { file, issues: located.map(({ issue }) => issue), hint: DOCS_HINT },
+  );
+}
+
+function expandHome(path: string, env: Env): string {
+  if (path === '~') return env.HOME || homedir();
+  if (path.startsWith('~/')) return join(env.HOME || homedir(), path.slice(2));
+  return path;
+}
+
+/**
+ * Loads the tracking config with where it came from and which env vars overrode it. See
+ * {@link loadTrackingConfig} for the rules.
+ *
+ * @example
+ * ```ts
+ * const { config, file, overrides } = await resolveTrackingConfig({ configDir: '.' });
+ * console.log(file ?? 'defaults', overrides.map((o) => `${o.env} → ${o.path}`));
+ * ```
+ */
+export async function resolveTrackingConfig(options: LoadTrackingConfigOptions = {}): Promise<ResolvedTrackingConfig> {
+  const env = options.env ?? process.env;
+  let data: unknown = {};
+  let file: string | undefined;
+  let locate: Locator = () => undefined;
+  let source: ResolvedTrackingConfig['source'] = 'defaults';
+
+  if (options.config !== undefined) {
+    data = options.config;
+    source = 'option';
+  } else {
+    const configDir = options.configDir ?? envString(CONFIG_DIR_ENV, env) ?? process.cwd();
+    file = await findTrackingConfigFile(configDir);
+    if (file !== undefined) {
+      ({ data, locate } = await readConfigFile(file));
+      source = 'file';
+    }
+  }
+  const where = file ?? 'the `config` option';
+
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw configErrorFromIssues(
+      [{ path: '', message: `expected a mapping of keys to values (stage sections), got ${describeValue(data)}` }],
+      where,
+      file,
+      locate,
+    );
+  }
+  const parsed = trackingConfigSchema.safeParse(data);
+  if (!parsed.success) throw configErrorFromIssues(formatZodIssues(parsed.error.issues, data), where, file, locate);
+
+  const value = parsed.data;
+  const config: TrackingConfig = {
+    ...value,
+    training: { ...value.training, concurrency: value.training.concurrency ?? value.concurrency },
+    conversion: { ...value.conversion, concurrency: value.conversion.concurrency ?? value.concurrency },
+    benchmark: { ...value.benchmark, concurrency: value.benchmark.concurrency ?? value.concurrency },
+    hpo: { ...value.hpo, concurrency: value.hpo.concurrency ?? value.concurrency },
+    hub: { ...value.hub },
+  };
+  if (config.hub.fineTunedModelsDir !== undefined) {
+    const base = file ? dirname(file) : process.cwd();
+    config.hub.fineTunedModelsDir = resolvePath(base, expandHome(config.hub.fineTunedModelsDir, env));
+  }
+
+  const overrides = applyEnvOverrides(config, env);
+  return { config, file, source, overrides };
+}
+
+/** Applies the documented env overrides in place; returns what they set. */
+function applyEnvOverrides(config: TrackingConfig, env: Env): ConfigOverride[] {
+  const overrides: ConfigOverride[] = [];
+  const known = new Set<string>();
+  for (const stage of STAGES) {
+    const stageVar = enabledEnvVar(stage);
+    known.add(stageVar);
+    const stageValue = envBool(stageVar, env);
+    if (stageValue !== undefined) {
+      config[stage].enabled = stageValue;
+      overrides.push({ env: stageVar, path: `${stage}.enabled`, value: stageValue });
+    }
+    for (const kind of ARTIFACT_KINDS[stage]) {
+      const kindVar = enabledEnvVar(stage, kind);
+      known.add(kindVar);
+      const kindValue = envBool(kindVar, env);
+      if (kindValue !== undefined) {
+        (config[stage] as unknown as Record<string, ArtifactKindConfig>)[kind]!.enabled = kindValue;
+        overrides.push({ env: kindVar, path: `${stage}.${kind}.enabled`, value: kindValue });
+      }
+    }
+  }
+
+  // A misspelt switch that silently does nothing is the failure this config exists to prevent,
+  // so any *_ENABLED variable in our namespace must be one we know.
+  const unknown = Object.keys(env).filter((name) => /^ARTIFACT_UPLOADER_\w+_ENABLED$/.test(name) && !known.has(name));
+  if (unknown.length > 0) {
+    const issues = unknown.map((name) => {
+      const suggestion = closestMatch(name, [...known]);
+      return { path: name, message: `unknown environment variable${suggestion ? `; did you mean ${suggestion}?` : ''}` };
+    });
+    throw new ConfigError(
+      `Unknown artifact-uploader environment variable${unknown.length > 1 ? 's' : ''}: ${issues
+        .map((i) => `${i.path} (${i.message})`)
+        .join(', ')}.`,
+      { issues, hint: `Valid switches: ${[...known].join(', ')}. ${DOCS_HINT}` },
+    );
+  }
+
+  const concurrency = envNumber(CONCURRENCY_ENV, env, { min: 1, max: 64, integer: true });
+  if (concurrency !== undefined) {
+    config.concurrency = concurrency;
+    for (const stage of STAGES) config[stage].concurrency = concurrency;
+    overrides.push({ env: CONCURRENCY_ENV, path: 'concurrency', value: concurrency });
+  }
+
+  const modelsDir = envString(FINE_TUNED_MODELS_DIR_ENV, env);
+  if (modelsDir !== undefined) {
+    config.hub.fineTunedModelsDir = resolvePath(expandHome(modelsDir, env));
+    overrides.push({ env: FINE_TUNED_MODELS_DIR_ENV, path: 'hub.fineTunedModelsDir', value: config.hub.fineTunedModelsDir });
+  }
+  return overrides;
+}
+
+/**
+ * Loads the tracking config, fully defaulted:
+ *
+ * 1. values come from the `config` option when given, else from the one config file in
+ *    `configDir` (`artifact-uploader.yaml`, `.yml` or `.json`), else nothing;
+ * 2. every missing key gets its default (everything enabled);
+ * 3. environment variables override the result (`ARTIFACT_UPLOADER_<STAGE>_ENABLED`,
+ *    `ARTIFACT_UPLOADER_<STAGE>_<KIND>_ENABLED`, `ARTIFACT_UPLOADER_CONCURRENCY`,
+ *    `ARTIFACT_UPLOADER_FINE_TUNED_MODELS_DIR`).
+ *
+ * `MLFLOW_SKIP_ARTIFACT_LOGGING` is not read here: the uploader checks it before anything else.
+ *
+ * @throws {ConfigError} for unparsable files, unknown keys, wrong types and bad env values; the
+ *   message names the file, each dotted key path (with its line) and what was expected.
+ * @throws {LocalPathError} when `configDir` does not exist or is not a directory.
+ * @example
+ * ```ts
+ * const config = await loadTrackingConfig({ configDir: './configs' });
+ * if (isArtifactEnabled(config, 'training', 'checkpoint')) {
+ *   // upload to config.training.checkpoint.artifactPath
+ * }
+ * ```
+ */
+export async function loadTrackingConfig(options: LoadTrackingConfigOptions = {}): Promise<TrackingConfig> {
+  return (await resolveTrackingConfig(options)).config;
+}
+
+/**
+ * Asserts that `name` is a stage name.
+ *
+ * @throws {InvalidArgumentError} listing the valid stages (and the closest one).
+ * @example
+ * ```ts
+ * assertStage(process.env.PIPELINE_STAGE); // narrows to StageName
+ * ```
+ */
+export function assertStage(name: unknown): asserts name is StageName {
+  if (typeof name === 'string' && (STAGES as readonly string[]).includes(name)) return;
+  const suggestion = typeof name === 'string' ? closestMatch(name, STAGES) : undefined;
+  throw new InvalidArgumentError(
+    'stage',
+    `Unknown stage ${typeof name === 'string' ? `"${name}"` : String(name)}${suggestion ? ` (did you mean "${suggestion}"?)` : ''}. Valid stages: ${STAGES.join(', ')}.`,
+  );
+}
+
+/**
+ * Asserts that `kind` is an artifact kind of `stage`.
+ *
+ * @throws {InvalidArgumentError} listing the stage's kinds.
+ * @example
+ * ```ts
+ * assertArtifactKind('hpo', 'bestTrialArchive');
+ * ```
+ */
+export function assertArtifactKind<S extends StageName>(stage: S, kind: unknown): asserts kind is ArtifactKind<S> {
+  assertStage(stage);
+  const kinds: readonly string[] = ARTIFACT_KINDS[stage];
+  if (typeof kind === 'string' && kinds.includes(kind)) return;
+  const suggestion = typeof kind === 'string' ? closestMatch(kind, kinds) : undefined;
+  throw new InvalidArgumentError(
+    'kind',
+    `Unknown artifact kind ${typeof kind === 'string' ? `"${kind}"` : String(kind)} for stage "${stage}"${suggestion ? ` (did you mean "${suggestion}"?)` : ''}. Valid kinds: ${kinds.join(', ')}.`,
+  );
+}
+
+/** What {@link getArtifactConfig} returns. */
+export interface EffectiveArtifactConfig extends ArtifactKindConfig {
+  /** When disabled, the key that disabled it: `<stage>.enabled` or `<stage>.<kind>.enabled`. */
+  disabledBy?: string;
+}
+
+/**
+ * The effective switch and artifact path of one artifact kind: enabled only when both the
+ * stage and the kind are.
+ *
+ * @throws {InvalidArgumentError} for an unknown stage or kind.
+ * @example
+ * ```ts
+ * const { enabled, artifactPath, disabledBy } = getArtifactConfig(config, 'hpo', 'bestTrialArchive');
+ * ```
+ */
+export function getArtifactConfig<S extends StageName>(config: TrackingConfig, stage: S, kind: ArtifactKind<S>): EffectiveArtifactConfig {
+  assertArtifactKind(stage, kind);
+  const section = config[stage] as TrackingConfig[StageName] & Record<string, unknown>;
+  const kindConfig = section[kind] as ArtifactKindConfig;
+  if (!section.enabled) return { ...kindConfig, enabled: false, disabledBy: `${stage}.enabled` };
+  if (!kindConfig.enabled) return { ...kindConfig, enabled: false, disabledBy: `${stage}.${kind}.enabled` };
+  return { ...kindConfig };
+}
+
+/**
+ * True when the stage and the artifact kind are both enabled.
+ *
+ * @throws {InvalidArgumentError} for an unknown stage or kind.
+ * @example
+ * ```ts
+ * if (isArtifactEnabled(config, 'training', 'metrics')) await uploader.uploadFile('metrics.json');
+ * ```
+ */
+export function isArtifactEnabled<S extends StageName>(config: TrackingConfig, stage: S, kind: ArtifactKind<S>): boolean {
+  return getArtifactConfig(config, stage, kind).enabled;
+}

@@ -1,0 +1,387 @@
+/**
+ * The tracking config file: which artifacts each pipeline stage publishes, where in the run's
+ * artifact tree they go, and the stage defaults (include/exclude patterns, concurrency), plus a
+ * `hub` section for Hugging Face publishing. One section per stage; every key optional, every
+ * default "enabled". Objects are strict: an unknown key is an error, never silently ignored,
+ * because a misspelt `enabeld: false` that does nothing is worse than no switch at all.
+ *
+ * The zod schema here is the single source of truth: {@link describeConfigSchema} reads the
+ * key paths, types, defaults and env overrides off it, and a test holds docs/configuration.md
+ * to that list, so the reference cannot drift from the code.
+ *
+ * @module
+ */
+import { z } from 'zod';
+
+/** The pipeline stages, in pipeline order. */
+export const STAGES = ['training', 'conversion', 'benchmark', 'hpo'] as const;
+
+/** A pipeline stage: `'training' | 'conversion' | 'benchmark' | 'hpo'`. */
+export type StageName = (typeof STAGES)[number];
+
+/**
+ * The artifact kinds each stage publishes. Each kind has its own `enabled` switch and
+ * `artifactPath` in the stage's config section.
+ */
+export const ARTIFACT_KINDS = {
+  training: ['checkpoint', 'metrics'],
+  conversion: ['onnxModel'],
+  benchmark: ['results'],
+  hpo: ['bestTrialArchive', 'trialCheckpoints'],
+} as const satisfies Record<StageName, readonly string[]>;
+
+/**
+ * The artifact kinds of a stage, e.g. `ArtifactKind<'hpo'>` is
+ * `'bestTrialArchive' | 'trialCheckpoints'`; `ArtifactKind` alone is every kind of every stage.
+ */
+export type ArtifactKind<S extends StageName = StageName> = (typeof ARTIFACT_KINDS)[S][number];
+
+/** Default concurrency: parallel file uploads per uploader. */
+export const DEFAULT_CONCURRENCY = 8;
+
+/** Highest accepted concurrency; more only opens more sockets to the same server. */
+export const MAX_CONCURRENCY = 64;
+
+/** Prefix of every environment variable this config reads. */
+const ENV_PREFIX = 'ARTIFACT_UPLOADER_';
+
+/** `bestTrialArchive` → `BEST_TRIAL_ARCHIVE`. */
+function screamingSnake(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+/**
+ * The env var that overrides `<stage>.enabled` (no kind) or `<stage>.<kind>.enabled`, e.g.
+ * `ARTIFACT_UPLOADER_TRAINING_ENABLED`, `ARTIFACT_UPLOADER_HPO_BEST_TRIAL_ARCHIVE_ENABLED`.
+ * @internal
+ */
+export function enabledEnvVar(stage: StageName, kind?: string): string {
+  return `${ENV_PREFIX}${screamingSnake(stage)}${kind ? `_${screamingSnake(kind)}` : ''}_ENABLED`;
+}
+
+/** Env var overriding `concurrency` (top level and every stage). */
+export const CONCURRENCY_ENV = `${ENV_PREFIX}CONCURRENCY`;
+/** Env var overriding `hub.fineTunedModelsDir`. */
+export const FINE_TUNED_MODELS_DIR_ENV = `${ENV_PREFIX}FINE_TUNED_MODELS_DIR`;
+/** Env var naming the directory searched for the config file when no `configDir` is given. */
+export const CONFIG_DIR_ENV = `${ENV_PREFIX}CONFIG_DIR`;
+
+// ───────────────────────────── the schema ─────────────────────────────
+
+const artifactPathSchema = z
+  .string()
+  .min(1)
+  .refine((p) => !p.startsWith('/') && !p.includes('\\') && !p.split('/').includes('..'), {
+    message: 'expected a relative artifact path with "/" separators and no ".." segment, e.g. "checkpoint" or "models/onnx"',
+  });
+
+const globListSchema = z.array(z.string().min(1));
+
+const concurrencySchema = z.int().min(1).max(MAX_CONCURRENCY);
+
+function artifactKindSchema(stage: StageName, kind: string, artifactPath: string, what: string) {
+  return z
+    .strictObject({
+      enabled: z
+        .boolean()
+        .default(true)
+        .meta({ description: `Upload ${what}.`, env: enabledEnvVar(stage, kind) }),
+      artifactPath: artifactPathSchema
+        .default(artifactPath)
+        .meta({ description: `Where ${what} goes in the run's artifact tree.` }),
+    })
+    .prefault({});
+}
+
+function stageFields(stage: StageName) {
+  return {
+    enabled: z
+      .boolean()
+      .default(true)
+      .meta({ description: `Master switch of the ${stage} stage: false skips all its artifacts.`, env: enabledEnvVar(stage) }),
+    include: globListSchema.default([]).meta({
+      description: 'Glob patterns a file must match to be uploaded from a directory; empty means every file.',
+    }),
+    exclude: globListSchema.default([]).meta({
+      description: 'Glob patterns of files never uploaded from a directory (checked after `include`).',
+    }),
+    concurrency: concurrencySchema.optional().meta({
+      description: 'Parallel file uploads for this stage; unset means the top-level `concurrency`.',
+      env: CONCURRENCY_ENV,
+    }),
+  };
+}
+
+const trainingSchema = z
+  .strictObject({
+    ...stageFields('training'),
+    checkpoint: artifactKindSchema('training', 'checkpoint', 'checkpoint', 'the checkpoint directory'),
+    metrics: artifactKindSchema('training', 'metrics', 'metrics', 'the metrics JSON file'),
+  })
+  .prefault({});
+
+const conversionSchema = z
+  .strictObject({
+    ...stageFields('conversion'),
+    onnxModel: artifactKindSchema('conversion', 'onnxModel', 'onnx', 'the ONNX model (and its external-data file)'),
+  })
+  .prefault({});
+
+const benchmarkSchema = z
+  .strictObject({
+    ...stageFields('benchmark'),
+    results: artifactKindSchema('benchmark', 'results', 'benchmark', 'the benchmark result files'),
+  })
+  .prefault({});
+
+const hpoSchema = z
+  .strictObject({
+    ...stageFields('hpo'),
+    bestTrialArchive: artifactKindSchema(
+      'hpo',
+      'bestTrialArchive',
+      'best_trial_checkpoint.tar.gz',
+      'the best trial checkpoint archive (its manifest goes beside it)',
+    ),
+    trialCheckpoints: artifactKindSchema('hpo', 'trialCheckpoints', 'trials', 'the checkpoints of individual trials'),
+  })
+  .prefault({});
+
+const hubSchema = z
+  .strictObject({
+    fineTunedModelsDir: z.string().min(1).optional().meta({
+      description:
+        'Directory searched for fine-tuned model folders to publish. `~` is expanded; a relative path is relative to the config file.',
+      env: FINE_TUNED_MODELS_DIR_ENV,
+    }),
+    pattern: z.string().min(1).optional().meta({
+      description: 'Glob for model folder names in `fineTunedModelsDir`, e.g. `my-model_*`; the newest timestamp suffix wins.',
+    }),
+    repoId: z
+      .string()
+      .regex(/^(?:[\w.-]+\/)?[\w.-]+$/, { message: 'expected a Hub repo id like "my-org/my-model"' })
+      .optional()
+      .meta({ description: 'Hub repository to publish to, `namespace/name`.' }),
+    private: z.boolean().optional().meta({ description: 'Create the Hub repository as private when it does not exist yet.' }),
+  })
+  .prefault({});
+
+/**
+ * The zod schema of the tracking config file. Parsing fills every default except
+ * `<stage>.concurrency` (which {@link loadTrackingConfig} fills from the top-level value) and
+ * the optional `hub` keys. Prefer `loadTrackingConfig`, which also applies env overrides and
+ * turns zod's issues into a readable {@link ConfigError}.
+ *
+ * @example
+ * ```ts
+ * const parsed = trackingConfigSchema.parse({ training: { metrics: { enabled: false } } });
+ * parsed.training.checkpoint.enabled; // true
+ * ```
+ */
+export const trackingConfigSchema = z.strictObject({
+  version: z.literal(1).default(1).meta({ description: 'Format version of this file. Only `1` exists.' }),
+  concurrency: concurrencySchema
+    .default(DEFAULT_CONCURRENCY)
+    .meta({ description: 'Parallel file uploads, for every stage that does not set its own.', env: CONCURRENCY_ENV }),
+  training: trainingSchema,
+  conversion: conversionSchema,
+  benchmark: benchmarkSchema,
+  hpo: hpoSchema,
+  hub: hubSchema,
+});
+
+// ───────────────────────────── public types ─────────────────────────────
+
+/** The switch and destination of one artifact kind. */
+export interface ArtifactKindConfig {
+  /** Upload this kind. Effective only when the stage is enabled too. @default true */
+  enabled: boolean;
+  /** Where it goes in the run's artifact tree (relative, `/`-separated). */
+  artifactPath: string;
+}
+
+/** What every stage section has. */
+export interface StageConfigBase {
+  /** Master switch of the stage. @default true */
+  enabled: boolean;
+  /** Glob patterns a file must match to be uploaded from a directory; empty = all. @default [] */
+  include: string[];
+  /** Glob patterns of files never uploaded from a directory. @default [] */
+  exclude: string[];
+  /** Parallel file uploads. @default the top-level `concurrency` */
+  concurrency: number;
+}
+
+/** `training` section. */
+export interface TrainingConfig extends StageConfigBase {
+  /** The checkpoint directory. @default { enabled: true, artifactPath: 'checkpoint' } */
+  checkpoint: ArtifactKindConfig;
+  /** The metrics JSON file. @default { enabled: true, artifactPath: 'metrics' } */
+  metrics: ArtifactKindConfig;
+}
+
+/** `conversion` section. */
+export interface ConversionConfig extends StageConfigBase {
+  /** The ONNX model (and its external-data file). @default { enabled: true, artifactPath: 'onnx' } */
+  onnxModel: ArtifactKindConfig;
+}
+
+/** `benchmark` section. */
+export interface BenchmarkConfig extends StageConfigBase {
+  /** The benchmark result files. @default { enabled: true, artifactPath: 'benchmark' } */
+  results: ArtifactKindConfig;
+}
+
+/** `hpo` section. */
+export interface HpoConfig extends StageConfigBase {
+  /** The best trial's checkpoint archive. @default { enabled: true, artifactPath: 'best_trial_checkpoint.tar.gz' } */
+  bestTrialArchive: ArtifactKindConfig;
+  /** Checkpoints of individual trials. @default { enabled: true, artifactPath: 'trials' } */
+  trialCheckpoints: ArtifactKindConfig;
+}
+
+/** `hub` section: defaults for Hugging Face publishing. Every key is optional. */
+export interface HubConfig {
+  /** Where fine-tuned model folders are looked for; absolute after loading (`~` expanded). */
+  fineTunedModelsDir?: string;
+  /** Glob for model folder names, e.g. `my-model_*`. */
+  pattern?: string;
+  /** Hub repository, `namespace/name`. */
+  repoId?: string;
+  /** Create the repository as private. */
+  private?: boolean;
+}
+
+/** A fully defaulted tracking config, as {@link loadTrackingConfig} returns it. */
+export interface TrackingConfig {
+  /** Format version. @default 1 */
+  version: 1;
+  /** Parallel file uploads for stages that do not set their own. @default 8 */
+  concurrency: number;
+  training: TrainingConfig;
+  conversion: ConversionConfig;
+  benchmark: BenchmarkConfig;
+  hpo: HpoConfig;
+  hub: HubConfig;
+}
+
+/** The config of one stage: `StageConfig<'hpo'>` is {@link HpoConfig}. */
+export type StageConfig<S extends StageName = StageName> = TrackingConfig[S];
+
+type PartialStage<T> = { [K in keyof T]?: T[K] extends ArtifactKindConfig ? Partial<ArtifactKindConfig> : T[K] };
+
+/**
+ * What a config file (or the `config` option) may contain: {@link TrackingConfig} with every key
+ * optional. A loaded `TrackingConfig` is also a valid input.
+ */
+export interface TrackingConfigInput {
+  version?: 1;
+  concurrency?: number;
+  training?: PartialStage<TrainingConfig>;
+  conversion?: PartialStage<ConversionConfig>;
+  benchmark?: PartialStage<BenchmarkConfig>;
+  hpo?: PartialStage<HpoConfig>;
+  hub?: HubConfig;
+}
+
+// Compile-time guards: the hand-written types above must stay equal to what the schema
+// accepts and produces. If one of these lines fails to compile, update the interfaces.
+type Simplify<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]: Simplify<T[K]> } : T;
+type Equal<A, B> =
+  (<T>() => T extends Simplify<A> ? 1 : 2) extends <T>() => T extends Simplify<B> ? 1 : 2 ? true : false;
+type Assert<T extends true> = T;
+type SchemaOutput = z.output<typeof trackingConfigSchema>;
+type WithStageConcurrency<T> = { [S in keyof T]: S extends StageName ? T[S] & { concurrency: number } : T[S] };
+type _OutputMatches = Assert<Equal<Required<WithStageConcurrency<SchemaOutput>>, TrackingConfig>>;
+type _InputMatches = Assert<Equal<z.input<typeof trackingConfigSchema>, TrackingConfigInput>>;
+
+// ───────────────────────────── self-description ─────────────────────────────
+
+/** One key of the config file, as listed in docs/configuration.md. */
+export interface ConfigKeyDescription {
+  /** Dotted key path, e.g. `training.checkpoint.enabled`. */
+  path: string;
+  /** Human-readable type, e.g. `boolean`, `integer (1–64)`, `string[]`. */
+  type: string;
+  /** The default value; `undefined` when the key has none (optional or inherited). */
+  default?: unknown;
+  /** The environment variable that overrides it, if any. */
+  env?: string;
+  /** What it does. */
+  description: string;
+}
+
+interface JsonSchemaNode {
+  type?: string;
+  const?: unknown;
+  default?: unknown;
+  description?: string;
+  env?: string;
+  minimum?: number;
+  maximum?: number;
+  minLength?: number;
+  pattern?: string;
+  items?: JsonSchemaNode;
+  properties?: Record<string, JsonSchemaNode>;
+}
+
+let jsonSchemaCache: JsonSchemaNode | undefined;
+
+/** The JSON Schema (draft 2020-12) of the config file, with `description` and `env` on each key. @internal */
+export function trackingConfigJsonSchema(): JsonSchemaNode {
+  jsonSchemaCache ??= z.toJSONSchema(trackingConfigSchema, { io: 'input' }) as JsonSchemaNode;
+  return jsonSchemaCache;
+}
+
+function describeType(node: JsonSchemaNode): string {
+  if (node.const !== undefined) return JSON.stringify(node.const);
+  if (node.type === 'array') return `${node.items ? describeType(node.items) : 'unknown'}[]`;
+  if (node.type === 'integer' && node.minimum !== undefined && node.maximum !== undefined) {
+    return `integer (${node.minimum}–${node.maximum})`;
+  }
+  return node.type ?? 'unknown';
+}
+
+/**
+ * Every leaf key of the config file with its type, default, env override and description, in
+ * file order. This is what docs/configuration.md documents (a test checks it) and what a
+ * `config` CLI command can print.
+ *
+ * @example
+ * ```ts
+ * for (const key of describeConfigSchema()) console.log(key.path, key.type, key.env ?? '');
+ * // version "1"
+ * // concurrency integer (1–64) ARTIFACT_UPLOADER_CONCURRENCY
+ * // training.enabled boolean ARTIFACT_UPLOADER_TRAINING_ENABLED
+ * // ...
+ * ```
+ */
+export function describeConfigSchema(): ConfigKeyDescription[] {
+  const out: ConfigKeyDescription[] = [];
+  const walk = (node: JsonSchemaNode, prefix: string): void => {
+    for (const [key, child] of Object.entries(node.properties ?? {})) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      if (child.type === 'object' && child.properties) {
+        walk(child, path);
+        continue;
+      }
+      const entry: ConfigKeyDescription = { path, type: describeType(child), description: child.description ?? '' };
+      if (child.default !== undefined) entry.default = child.default;
+      if (child.env !== undefined) entry.env = child.env;
+      out.push(entry);
+    }
+  };
+  walk(trackingConfigJsonSchema(), '');
+  return out;
+}
+
+/**
+ * The keys accepted at a key path (`[]` for the top level), or `undefined` when the path does
+ * not lead to a section. Used for "did you mean" suggestions.
+ * @internal
+ */
+export function keysAt(path: readonly PropertyKey[]): string[] | undefined {
+  let node: JsonSchemaNode | undefined = trackingConfigJsonSchema();
+  for (const segment of path) node = node?.properties?.[String(segment)];
+  return node?.properties ? Object.keys(node.properties) : undefined;
+}

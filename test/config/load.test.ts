@@ -1,0 +1,345 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ConfigError, InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
+import {
+  assertArtifactKind,
+  assertStage,
+  getArtifactConfig,
+  isArtifactEnabled,
+  loadTrackingConfig,
+  resolveTrackingConfig,
+} from '../../src/config/load.js';
+import { ARTIFACT_KINDS, STAGES, type TrackingConfig } from '../../src/config/schema.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'au-config-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** An environment with nothing of ours in it, so the developer's shell cannot leak into tests. */
+const noEnv = { HOME: '/home/tester' };
+
+async function configError(promise: Promise<unknown>): Promise<ConfigError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ConfigError);
+  return error as ConfigError;
+}
+
+describe('defaults', () => {
+  it('enables every stage and every artifact kind when no file exists', async () => {
+    const { config, file, source, overrides } = await resolveTrackingConfig({ configDir: dir, env: noEnv });
+    expect(file).toBeUndefined();
+    expect(source).toBe('defaults');
+    expect(overrides).toEqual([]);
+    for (const stage of STAGES) {
+      expect(config[stage].enabled).toBe(true);
+      expect(config[stage].concurrency).toBe(8);
+      expect(config[stage].include).toEqual([]);
+      expect(config[stage].exclude).toEqual([]);
+      for (const kind of ARTIFACT_KINDS[stage]) expect(isArtifactEnabled(config, stage, kind as never)).toBe(true);
+    }
+    expect(config.training.checkpoint.artifactPath).toBe('checkpoint');
+    expect(config.training.metrics.artifactPath).toBe('metrics');
+    expect(config.conversion.onnxModel.artifactPath).toBe('onnx');
+    expect(config.benchmark.results.artifactPath).toBe('benchmark');
+    expect(config.hpo.bestTrialArchive.artifactPath).toBe('best_trial_checkpoint.tar.gz');
+    expect(config.hpo.trialCheckpoints.artifactPath).toBe('trials');
+    expect(config.hub).toEqual({});
+  });
+
+  it('falls back to ARTIFACT_UPLOADER_CONFIG_DIR when no configDir is given', async () => {
+    await writeFile(join(dir, 'artifact-uploader.yaml'), 'benchmark:\n  enabled: false\n');
+    const { config, file } = await resolveTrackingConfig({ env: { ARTIFACT_UPLOADER_CONFIG_DIR: dir } });
+    expect(file).toBe(join(dir, 'artifact-uploader.yaml'));
+    expect(config.benchmark.enabled).toBe(false);
+  });
+});
+
+describe('config files', () => {
+  it('reads artifact-uploader.yaml', async () => {
+    await writeFile(
+      join(dir, 'artifact-uploader.yaml'),
+      [
+        '# only what differs from the defaults',
+        'concurrency: 4',
+        'training:',
+        '  metrics:',
+        '    enabled: false',
+        '  exclude: ["*.tmp", "optimizer/**"]',
+        'hpo:',
+        '  concurrency: 2',
+        '  bestTrialArchive:',
+        '    artifactPath: hpo/best.tar.gz',
+        '',
+      ].join('\n'),
+    );
+    const { config, file, source } = await resolveTrackingConfig({ configDir: dir, env: noEnv });
+    expect(file).toBe(join(dir, 'artifact-uploader.yaml'));
+    expect(source).toBe('file');
+    expect(isArtifactEnabled(config, 'training', 'metrics')).toBe(false);
+    expect(isArtifactEnabled(config, 'training', 'checkpoint')).toBe(true);
+    expect(config.training.exclude).toEqual(['*.tmp', 'optimizer/**']);
+    expect(config.concurrency).toBe(4);
+    expect(config.training.concurrency).toBe(4);
+    expect(config.hpo.concurrency).toBe(2);
+    expect(config.hpo.bestTrialArchive).toEqual({ enabled: true, artifactPath: 'hpo/best.tar.gz' });
+  });
+
+  it('reads artifact-uploader.yml and artifact-uploader.json', async () => {
+    await writeFile(join(dir, 'artifact-uploader.yml'), 'conversion:\n  onnxModel:\n    enabled: false\n');
+    expect(isArtifactEnabled(await loadTrackingConfig({ configDir: dir, env: noEnv }), 'conversion', 'onnxModel')).toBe(false);
+
+    await rm(join(dir, 'artifact-uploader.yml'));
+    await writeFile(join(dir, 'artifact-uploader.json'), JSON.stringify({ hpo: { trialCheckpoints: { enabled: false } } }));
+    const config = await loadTrackingConfig({ configDir: dir, env: noEnv });
+    expect(isArtifactEnabled(config, 'hpo', 'trialCheckpoints')).toBe(false);
+    expect(isArtifactEnabled(config, 'hpo', 'bestTrialArchive')).toBe(true);
+  });
+
+  it('treats an empty YAML file as all defaults', async () => {
+    await writeFile(join(dir, 'artifact-uploader.yaml'), '# nothing yet\n');
+    expect((await loadTrackingConfig({ configDir: dir, env: noEnv })).training.enabled).toBe(true);
+  });
+
+  it('refuses two candidate files, naming both', async () => {
+    await writeFile(join(dir, 'artifact-uploader.yaml'), '{}');
+    await writeFile(join(dir, 'artifact-uploader.json'), '{}');
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.message).toContain(join(dir, 'artifact-uploader.yaml'));
+    expect(error.message).toContain(join(dir, 'artifact-uploader.json'));
+    expect(error.hint).toMatch(/Delete or rename/);
+  });
+
+  it('expands ~ in hub.fineTunedModelsDir and resolves relative paths against the file', async () => {
+    await writeFile(join(dir, 'artifact-uploader.yaml'), 'hub:\n  fineTunedModelsDir: ~/models\n  repoId: me/my-model\n  private: true\n');
+    const config = await loadTrackingConfig({ configDir: dir, env: noEnv });
+    expect(config.hub).toEqual({ fineTunedModelsDir: '/home/tester/models', repoId: 'me/my-model', private: true });
+
+    await writeFile(join(dir, 'artifact-uploader.yaml'), 'hub:\n  fineTunedModelsDir: out/models\n');
+    expect((await loadTrackingConfig({ configDir: dir, env: noEnv })).hub.fineTunedModelsDir).toBe(join(dir, 'out/models'));
+  });
+
+  it('refuses a configDir that does not exist', async () => {
+    const missing = join(dir, 'nope');
+    const error = await loadTrackingConfig({ configDir: missing, env: noEnv }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect((error as LocalPathError).code).toBe('PATH_NOT_FOUND');
+    expect((error as LocalPathError).message).toContain(missing);
+  });
+});
+
+describe('invalid config files', () => {
+  it('reports invalid YAML with the file name and the line', async () => {
+    const file = join(dir, 'artifact-uploader.yaml');
+    await writeFile(file, 'training:\n  enabled: true\n    checkpoint: x\n');
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.file).toBe(file);
+    expect(error.message).toContain(`Could not parse ${file} as YAML`);
+    expect(error.message).toMatch(/at line 2, column 12/);
+  });
+
+  it('reports invalid JSON with the file name and the line', async () => {
+    const file = join(dir, 'artifact-uploader.json');
+    await writeFile(file, '{\n  "training": {\n    "enabled": true,\n  }\n}\n');
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.message).toContain(`Could not parse ${file} as JSON (line 4)`);
+    expect(error.hint).toMatch(/trailing commas/);
+  });
+
+  it('reports duplicate YAML keys instead of letting the last one win', async () => {
+    await writeFile(join(dir, 'artifact-uploader.yaml'), 'training:\n  enabled: true\n  enabled: false\n');
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.message).toMatch(/unique/i);
+  });
+
+  it('names the file, each key path with its line, and what was expected (documented text)', async () => {
+    const file = join(dir, 'artifact-uploader.yaml');
+    await writeFile(
+      file,
+      [
+        'training:', //                       1
+        '  chekpoint:', //                    2
+        '    enabled: false', //              3
+        '  checkpoint:', //                   4
+        '    enabled: yes', //                5
+        '    artifactPath: /abs/path', //     6
+        '  concurrency: 0', //                7
+        'benchmark:', //                      8
+        '  include: "*.json"', //             9
+        'hub:', //                            10
+        '  repoId: "not a repo"', //          11
+        'tracking: {}', //                    12
+        '',
+      ].join('\n'),
+    );
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.file).toBe(file);
+    // This exact text is quoted in docs/configuration.md ("When the file is wrong").
+    expect(error.message).toBe(
+      [
+        `Invalid tracking config in ${file} (7 problems):`,
+        '  - training.chekpoint (line 2): unknown key; did you mean "checkpoint"? Allowed here: enabled, include, exclude, concurrency, checkpoint, metrics.',
+        '  - training.checkpoint.enabled (line 5): expected true or false, got the string "yes" (YAML 1.2 reads yes/no/on/off as strings: write true or false)',
+        '  - training.checkpoint.artifactPath (line 6): expected a relative artifact path with "/" separators and no ".." segment, e.g. "checkpoint" or "models/onnx", got the string "/abs/path"',
+        '  - training.concurrency (line 7): expected a number >= 1, got the number 0',
+        '  - benchmark.include (line 9): expected a list, got the string "*.json"',
+        '  - hub.repoId (line 11): expected a Hub repo id like "my-org/my-model", got the string "not a repo"',
+        '  - tracking (line 12): unknown key; did you mean "training"? Allowed here: version, concurrency, training, conversion, benchmark, hpo, hub.',
+        '  Every key, its type and default are listed in docs/configuration.md.',
+      ].join('\n'),
+    );
+    expect(error.issues.map((i) => i.path)).toEqual([
+      'training.chekpoint',
+      'training.checkpoint.enabled',
+      'training.checkpoint.artifactPath',
+      'training.concurrency',
+      'benchmark.include',
+      'hub.repoId',
+      'tracking',
+    ]);
+  });
+
+  it('suggests camelCase keys for snake_case spellings', async () => {
+    await writeFile(join(dir, 'artifact-uploader.json'), JSON.stringify({ conversion: { onnx_model: { artifact_path: 'x' } } }));
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.issues).toEqual([
+      {
+        path: 'conversion.onnx_model',
+        message: 'unknown key; did you mean "onnxModel"? Allowed here: enabled, include, exclude, concurrency, onnxModel.',
+      },
+    ]);
+    expect(error.message).toContain('conversion.onnx_model (line 1)');
+  });
+
+  it('rejects a top level that is not a mapping', async () => {
+    await writeFile(join(dir, 'artifact-uploader.yaml'), '- training\n- hpo\n');
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.message).toContain('(top level): expected a mapping of keys to values (stage sections), got a list');
+  });
+
+  it('validates the config option the same way, naming it as the source', async () => {
+    const error = await configError(
+      loadTrackingConfig({ config: { training: { enabled: 'no' as unknown as boolean } }, env: noEnv }),
+    );
+    expect(error.file).toBeUndefined();
+    expect(error.message).toContain('Invalid tracking config in the `config` option (1 problem):');
+    expect(error.message).toContain('training.enabled: expected true or false, got the string "no"');
+  });
+});
+
+describe('the config option', () => {
+  it('replaces the file, and a loaded config round-trips through it unchanged', async () => {
+    await writeFile(join(dir, 'artifact-uploader.yaml'), 'training:\n  enabled: false\n');
+    const { config, source } = await resolveTrackingConfig({ configDir: dir, config: { hpo: { enabled: false } }, env: noEnv });
+    expect(source).toBe('option');
+    expect(config.training.enabled).toBe(true);
+    expect(config.hpo.enabled).toBe(false);
+    const again: TrackingConfig = await loadTrackingConfig({ config, env: noEnv });
+    expect(again).toEqual(config);
+  });
+});
+
+describe('environment overrides', () => {
+  it('beat file values and are reported', async () => {
+    await mkdir(join(dir, 'cfg'));
+    await writeFile(
+      join(dir, 'cfg', 'artifact-uploader.yaml'),
+      'concurrency: 4\ntraining:\n  enabled: false\n  concurrency: 3\nhpo:\n  bestTrialArchive:\n    enabled: false\nhub:\n  fineTunedModelsDir: /from/file\n',
+    );
+    const { config, overrides } = await resolveTrackingConfig({
+      configDir: join(dir, 'cfg'),
+      env: {
+        ...noEnv,
+        ARTIFACT_UPLOADER_TRAINING_ENABLED: 'true',
+        ARTIFACT_UPLOADER_TRAINING_METRICS_ENABLED: '0',
+        ARTIFACT_UPLOADER_HPO_BEST_TRIAL_ARCHIVE_ENABLED: 'TRUE',
+        ARTIFACT_UPLOADER_CONCURRENCY: '16',
+        ARTIFACT_UPLOADER_FINE_TUNED_MODELS_DIR: '~/elsewhere',
+      },
+    });
+    expect(config.training.enabled).toBe(true);
+    expect(isArtifactEnabled(config, 'training', 'metrics')).toBe(false);
+    expect(isArtifactEnabled(config, 'hpo', 'bestTrialArchive')).toBe(true);
+    expect(config.concurrency).toBe(16);
+    for (const stage of STAGES) expect(config[stage].concurrency).toBe(16);
+    expect(config.hub.fineTunedModelsDir).toBe('/home/tester/elsewhere');
+    expect(overrides).toEqual([
+      { env: 'ARTIFACT_UPLOADER_TRAINING_ENABLED', path: 'training.enabled', value: true },
+      { env: 'ARTIFACT_UPLOADER_TRAINING_METRICS_ENABLED', path: 'training.metrics.enabled', value: false },
+      { env: 'ARTIFACT_UPLOADER_HPO_BEST_TRIAL_ARCHIVE_ENABLED', path: 'hpo.bestTrialArchive.enabled', value: true },
+      { env: 'ARTIFACT_UPLOADER_CONCURRENCY', path: 'concurrency', value: 16 },
+      { env: 'ARTIFACT_UPLOADER_FINE_TUNED_MODELS_DIR', path: 'hub.fineTunedModelsDir', value: '/home/tester/elsewhere' },
+    ]);
+  });
+
+  it('beat the config option too', async () => {
+    const config = await loadTrackingConfig({
+      config: { conversion: { enabled: true } },
+      env: { ...noEnv, ARTIFACT_UPLOADER_CONVERSION_ENABLED: 'false' },
+    });
+    expect(getArtifactConfig(config, 'conversion', 'onnxModel')).toEqual({
+      enabled: false,
+      artifactPath: 'onnx',
+      disabledBy: 'conversion.enabled',
+    });
+  });
+
+  it('refuses values that are not booleans or integers in range, naming the variable', async () => {
+    let error = await configError(loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_HPO_ENABLED: 'nope' } }));
+    expect(error.message).toBe('Environment variable ARTIFACT_UPLOADER_HPO_ENABLED must be "true" or "false" (or 1/0), got "nope".');
+    error = await configError(loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_CONCURRENCY: '0' } }));
+    expect(error.message).toContain('ARTIFACT_UPLOADER_CONCURRENCY must be an integer >= 1 <= 64, got "0"');
+  });
+
+  it('refuses a misspelt *_ENABLED switch instead of ignoring it', async () => {
+    const error = await configError(
+      loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_TRAINING_CHECKPOINTS_ENABLED: 'false' } }),
+    );
+    expect(error.message).toContain(
+      'ARTIFACT_UPLOADER_TRAINING_CHECKPOINTS_ENABLED (unknown environment variable; did you mean ARTIFACT_UPLOADER_TRAINING_CHECKPOINT_ENABLED?)',
+    );
+  });
+
+  it('ignores empty variables', async () => {
+    const config = await loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_TRAINING_ENABLED: '' } });
+    expect(config.training.enabled).toBe(true);
+  });
+});
+
+describe('stage and kind checks', () => {
+  it('assertStage accepts the four stages and lists them otherwise', () => {
+    for (const stage of STAGES) expect(() => assertStage(stage)).not.toThrow();
+    expect(() => assertStage('trainig')).toThrow(InvalidArgumentError);
+    expect(() => assertStage('trainig')).toThrow(
+      'Unknown stage "trainig" (did you mean "training"?). Valid stages: training, conversion, benchmark, hpo.',
+    );
+    expect(() => assertStage(42)).toThrow('Unknown stage 42. Valid stages: training, conversion, benchmark, hpo.');
+  });
+
+  it('assertArtifactKind lists the kinds of the stage', () => {
+    expect(() => assertArtifactKind('hpo', 'bestTrialArchive')).not.toThrow();
+    expect(() => assertArtifactKind('hpo', 'checkpoint')).toThrow(
+      'Unknown artifact kind "checkpoint" for stage "hpo". Valid kinds: bestTrialArchive, trialCheckpoints.',
+    );
+  });
+
+  it('getArtifactConfig says which switch disabled a kind', async () => {
+    const config = await loadTrackingConfig({ config: { training: { checkpoint: { enabled: false } } }, env: noEnv });
+    expect(getArtifactConfig(config, 'training', 'checkpoint')).toEqual({
+      enabled: false,
+      artifactPath: 'checkpoint',
+      disabledBy: 'training.checkpoint.enabled',
+    });
+    expect(getArtifactConfig(config, 'training', 'metrics')).toEqual({ enabled: true, artifactPath: 'metrics' });
+    expect(() => isArtifactEnabled(config, 'nope' as 'training', 'checkpoint')).toThrow(InvalidArgumentError);
+  });
+});
