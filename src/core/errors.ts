@@ -234,10 +234,11 @@ export class UnsupportedArtifactStoreError extends ArtifactUploaderError {
   readonly scheme: string;
   /** The artifact URI, with credentials removed. */
   readonly artifactUri: string;
-  constructor(scheme: string, artifactUri: string, options: ErrorOptions = {}) {
+  constructor(scheme: string, artifactUri: string, options: ErrorOptions & { supported?: readonly string[] } = {}) {
+    const supported = options.supported ?? ['mlflow-artifacts:', 'http(s): (proxied through the tracking server)', 'file: (local paths)', 's3:'];
     super(
       'UNSUPPORTED_ARTIFACT_STORE',
-      `Artifact URI ${artifactUri} uses the "${scheme}:" scheme, which artifact-uploader cannot write to. Supported: mlflow-artifacts:, http(s): (proxied through the tracking server), file: (local paths) and s3:.`,
+      `Artifact URI ${artifactUri} uses the "${scheme}:" scheme, which artifact-uploader cannot write to. Supported: ${supported.join(', ')}.`,
       {
         hint: 'Start the tracking server with `mlflow server --serve-artifacts` so artifacts are proxied through it, or use an s3:// artifact root.',
         ...options,
@@ -335,9 +336,12 @@ export class SafetensorsError extends ArtifactUploaderError {
   override name = 'SafetensorsError';
   /** The file. */
   readonly path: string;
-  constructor(path: string, message: string, options: ErrorOptions = {}) {
+  /** What is wrong with it, without the path (e.g. `header length 4096 is larger than the file (100 bytes)`). */
+  readonly reason: string;
+  constructor(path: string, message: string, options: { reason?: string } & ErrorOptions = {}) {
     super('SAFETENSORS_INVALID', message, options);
     this.path = path;
+    this.reason = options.reason ?? message;
   }
 }
 
