@@ -79,7 +79,7 @@ const globListSchema = z.array(z.string().min(1));
 
 const concurrencySchema = z.int().min(1).max(MAX_CONCURRENCY);
 
-function artifactKindSchema(stage: StageName, kind: string, artifactPath: string, what: string) {
+function artifactKindSchema(stage: StageName, kind: string, artifactPath: string, what: string, pathNote = '') {
   return z
     .strictObject({
       enabled: z
@@ -88,7 +88,7 @@ function artifactKindSchema(stage: StageName, kind: string, artifactPath: string
         .meta({ description: `Upload ${what}.`, env: enabledEnvVar(stage, kind) }),
       artifactPath: artifactPathSchema
         .default(artifactPath)
-        .meta({ description: `Where ${what} goes in the run's artifact tree.` }),
+        .meta({ description: `Destination of ${what} in the run's artifact tree.${pathNote}` }),
     })
     .prefault({});
 }
@@ -141,7 +141,8 @@ const hpoSchema = z
       'hpo',
       'bestTrialArchive',
       'best_trial_checkpoint.tar.gz',
-      'the best trial checkpoint archive (its manifest goes beside it)',
+      "the best trial's checkpoint archive",
+      ' Its JSON manifest is uploaded beside it.',
     ),
     trialCheckpoints: artifactKindSchema('hpo', 'trialCheckpoints', 'trials', 'the checkpoints of individual trials'),
   })
