@@ -170,14 +170,15 @@ function fail(path: string, reason: string, hint?: string): SafetensorsError {
  * that already hold the bytes; most callers want {@link readSafetensorsHeader}.
  */
 export function parseSafetensorsHeader(path: string, headerText: string, headerLength: number, fileSize: number): SafetensorsHeader {
-  if (!headerText.startsWith('{')) throw fail(path, `header does not start with "{" (starts with ${JSON.stringify(headerText.slice(0, 16))})`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(headerText);
   } catch (error) {
     throw fail(path, `header is not valid JSON (${(error as Error).message})`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw fail(path, 'header is not a JSON object');
+  // The format says the header starts with "{"; the reference reader (0.8) also accepts leading
+  // whitespace, and so do we: refusing what every loader reads would only block good models.
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw fail(path, `header is not a JSON object (starts with ${JSON.stringify(headerText.slice(0, 16))})`);
 
   const seen = new Set<string>();
   for (const key of topLevelKeys(headerText)) {
