@@ -1,0 +1,46 @@
+/**
+ * Listing the files of a model directory, the way the validator and publishers see it:
+ * recursively, relative paths with `/`, hidden directories (`.git`, `.cache`, ...) skipped,
+ * symlinked directories not followed (no cycles), symlinked files followed.
+ *
+ * @module
+ */
+import { lstat, readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+
+/** One file of a model directory. */
+export interface ModelFile {
+  /** Path relative to the model directory, `/`-separated. */
+  path: string;
+  /** Size in bytes. */
+  size: number;
+}
+
+/**
+ * Lists every file under `dir`, sorted by path. Hidden directories are skipped (hidden files
+ * are kept: a stray `.gitattributes` is still part of a repository).
+ *
+ * @example
+ * ```ts
+ * const files = await listModelFiles('out/llama-lora_20240501_093000');
+ * const total = files.reduce((sum, f) => sum + f.size, 0);
+ * ```
+ */
+export async function listModelFiles(dir: string): Promise<ModelFile[]> {
+  const out: ModelFile[] = [];
+  const walk = async (absolute: string, relative: string): Promise<void> => {
+    for (const name of (await readdir(absolute)).sort()) {
+      const full = join(absolute, name);
+      const rel = relative === '' ? name : `${relative}/${name}`;
+      const link = await lstat(full);
+      if (link.isDirectory()) {
+        if (!name.startsWith('.')) await walk(full, rel);
+        continue;
+      }
+      const info = link.isSymbolicLink() ? await stat(full).catch(() => undefined) : link;
+      if (info?.isFile()) out.push({ path: rel, size: info.size });
+    }
+  };
+  await walk(dir, '');
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

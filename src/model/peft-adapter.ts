@@ -1,0 +1,213 @@
+/**
+ * The PEFT LoRA adapter conventions (huggingface/peft `tuners/lora`, `utils/save_and_load.py`):
+ * tensor key names, the `adapter_config.json` this library writes, and the checks a PEFT adapter
+ * must pass before it is published. Wrong key names are the dangerous failure: PEFT loads them
+ * with `strict=False`, so a misnamed adapter becomes a silent no-op with only a warning.
+ *
+ * @module
+ */
+import type { MlxAdapterConfig, MlxLoraModule } from './mlx-adapter.js';
+import type { SafetensorsHeader } from './safetensors.js';
+
+/** The prefix PEFT puts before module paths of the wrapped transformers model. */
+export const PEFT_KEY_PREFIX = 'base_model.model.';
+
+/** The `adapter_config.json` written for a converted LoRA adapter (loads on PEFT >= 0.9). */
+export interface PeftLoraConfig {
+  peft_type: 'LORA';
+  task_type: string;
+  base_model_name_or_path: string | null;
+  revision: string | null;
+  r: number;
+  /** `scale * r` for an MLX adapter, so that PEFT's `lora_alpha / r` equals MLX's `scale`. */
+  lora_alpha: number;
+  lora_dropout: number;
+  bias: 'none';
+  fan_in_fan_out: false;
+  use_rslora: false;
+  use_dora: false;
+  /** Module names relative to a block (`self_attn.q_proj`), or full module paths. */
+  target_modules: string[];
+  /** Adapted block indices when `target_modules` are relative names, else `null`. */
+  layers_to_transform: number[] | null;
+  layers_pattern: null;
+  modules_to_save: null;
+  init_lora_weights: true;
+  inference_mode: true;
+  rank_pattern: Record<string, never>;
+  alpha_pattern: Record<string, never>;
+}
+
+/**
+ * PEFT's checkpoint key for a LoRA matrix of the module at `modulePath`.
+ *
+ * @example
+ * ```ts
+ * peftLoraKey('model.layers.0.self_attn.q_proj', 'A'); // 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight'
+ * ```
+ */
+export function peftLoraKey(modulePath: string, matrix: 'A' | 'B'): string {
+  return `${PEFT_KEY_PREFIX}${modulePath}.lora_${matrix}.weight`;
+}
+
+/**
+ * Chooses `target_modules` and `layers_to_transform` for a set of adapted modules. When every
+ * module sits in `model.layers.<i>` and every adapted block has the same module set, the compact
+ * form is used (`["self_attn.q_proj", ...]` + block indices), which PEFT matches by suffix and
+ * filters by block. Otherwise the full module paths are listed, which PEFT matches exactly, so
+ * that e.g. a vision tower's `self_attn.q_proj` is never adapted by accident.
+ */
+export function peftTargets(modules: readonly Pick<MlxLoraModule, 'path' | 'layer' | 'relativePath' | 'prefix'>[]): {
+  targetModules: string[];
+  layersToTransform: number[] | null;
+} {
+  const byLayer = new Map<number, Set<string>>();
+  let compact = modules.length > 0;
+  for (const m of modules) {
+    if (m.layer === undefined || m.relativePath === undefined || m.prefix !== 'model.') {
+      compact = false;
+      break;
+    }
+    const set = byLayer.get(m.layer) ?? new Set<string>();
+    set.add(m.relativePath);
+    byLayer.set(m.layer, set);
+  }
+  if (compact) {
+    const sets = [...byLayer.values()].map((s) => [...s].sort().join('\n'));
+    if (sets.every((s) => s === sets[0])) {
+      return {
+        targetModules: [...(byLayer.values().next().value as Set<string>)].sort(),
+        layersToTransform: [...byLayer.keys()].sort((x, y) => x - y),
+      };
+    }
+  }
+  return { targetModules: modules.map((m) => m.path).sort(), layersToTransform: null };
+}
+
+/**
+ * Builds the PEFT config for converted MLX modules.
+ *
+ * @example
+ * ```ts
+ * const config = buildPeftLoraConfig(modules, mlxConfig, { baseModel: 'meta-llama/Llama-3.2-1B' });
+ * config.lora_alpha; // mlxConfig.scale * mlxConfig.rank
+ * ```
+ */
+export function buildPeftLoraConfig(
+  modules: readonly MlxLoraModule[],
+  mlx: Pick<MlxAdapterConfig, 'rank' | 'scale' | 'dropout'>,
+  options: { baseModel?: string | null; taskType?: string } = {},
+): PeftLoraConfig {
+  const { targetModules, layersToTransform } = peftTargets(modules);
+  return {
+    peft_type: 'LORA',
+    task_type: options.taskType ?? 'CAUSAL_LM',
+    base_model_name_or_path: options.baseModel ?? null,
+    revision: null,
+    r: mlx.rank,
+    lora_alpha: mlx.scale * mlx.rank,
+    lora_dropout: mlx.dropout,
+    bias: 'none',
+    fan_in_fan_out: false,
+    use_rslora: false,
+    use_dora: false,
+    target_modules: targetModules,
+    layers_to_transform: layersToTransform,
+    layers_pattern: null,
+    modules_to_save: null,
+    init_lora_weights: true,
+    inference_mode: true,
+    rank_pattern: {},
+    alpha_pattern: {},
+  };
+}
+
+/** Errors (the adapter would not load or would load wrong) and warnings (it loads, but ...). */
+export interface PeftCheck {
+  errors: string[];
+  warnings: string[];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Checks a parsed PEFT `adapter_config.json`: `peft_type: "LORA"`, `r`, `lora_alpha` and
+ * `target_modules` are required; a missing `base_model_name_or_path` or `task_type` is a warning.
+ */
+export function checkPeftLoraConfig(raw: unknown): PeftCheck {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  if (!isRecord(raw)) return { errors: ['adapter_config.json is not a JSON object'], warnings };
+  if (raw.peft_type === undefined) {
+    const mlx = 'lora_parameters' in raw || 'fine_tune_type' in raw;
+    errors.push(`adapter_config.json has no peft_type${mlx ? ' (it is an MLX config next to PEFT weights)' : ''}; PEFT cannot load it`);
+  } else if (raw.peft_type !== 'LORA') {
+    errors.push(`peft_type is ${JSON.stringify(raw.peft_type)}; only LoRA adapters ("LORA") are supported`);
+  }
+  if (typeof raw.r !== 'number' || !Number.isInteger(raw.r) || raw.r <= 0) errors.push(`r must be a positive integer, got ${JSON.stringify(raw.r)}`);
+  if (typeof raw.lora_alpha !== 'number' || !Number.isFinite(raw.lora_alpha) || raw.lora_alpha <= 0) {
+    errors.push(`lora_alpha must be a positive number, got ${JSON.stringify(raw.lora_alpha)}`);
+  }
+  const targets = raw.target_modules;
+  const targetsOk =
+    (typeof targets === 'string' && targets !== '') ||
+    (Array.isArray(targets) && targets.length > 0 && targets.every((t) => typeof t === 'string' && t !== ''));
+  if (!targetsOk) errors.push(`target_modules must be a non-empty list of module names (or a regex string), got ${JSON.stringify(targets)}`);
+  if (typeof raw.base_model_name_or_path !== 'string' || raw.base_model_name_or_path === '') {
+    warnings.push('adapter_config.json has no base_model_name_or_path: users must know which base model to load it on (pass baseModel when converting)');
+  }
+  if (raw.task_type === undefined || raw.task_type === null) warnings.push('adapter_config.json has no task_type: AutoPeftModelForCausalLM cannot pick a model class');
+  if ('lora_parameters' in raw || 'fine_tune_type' in raw) warnings.push('adapter_config.json mixes MLX keys (lora_parameters, fine_tune_type) into a PEFT config; PEFT < 0.14 rejects unknown keys');
+  return { errors, warnings };
+}
+
+const PEFT_SUFFIX = /^(.+)\.(lora_A\.weight|lora_B\.weight|lora_embedding_A|lora_embedding_B|lora_magnitude_vector)$/;
+
+/**
+ * Checks the tensor names and shapes of a PEFT `adapter_model.safetensors`: every key under
+ * `base_model.model.`, A/B pairs complete, `A` (r, in) and `B` (out, r) agreeing on the rank
+ * (and on `r` when given).
+ */
+export function checkPeftLoraTensors(header: SafetensorsHeader, r?: number): PeftCheck {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const unprefixed: string[] = [];
+  const other: string[] = [];
+  const pairs = new Map<string, { A?: number[]; B?: number[] }>();
+  for (const tensor of header.tensors) {
+    if (!tensor.name.startsWith(PEFT_KEY_PREFIX)) {
+      unprefixed.push(tensor.name);
+      continue;
+    }
+    const match = PEFT_SUFFIX.exec(tensor.name);
+    if (!match) {
+      other.push(tensor.name);
+      continue;
+    }
+    const [, module, kind] = match as unknown as [string, string, string];
+    if (kind === 'lora_magnitude_vector') continue;
+    const pair = pairs.get(module) ?? {};
+    pair[kind.includes('A') ? 'A' : 'B'] = tensor.shape;
+    pairs.set(module, pair);
+  }
+  const list = (names: string[]) => `${names.slice(0, 5).join(', ')}${names.length > 5 ? `, and ${names.length - 5} more` : ''}`;
+  if (header.tensors.length === 0) errors.push('the adapter file holds no tensors');
+  if (unprefixed.length > 0) errors.push(`tensor names without the "${PEFT_KEY_PREFIX}" prefix, which PEFT silently ignores: ${list(unprefixed)}`);
+  if (other.length > 0) warnings.push(`tensors that are not LoRA matrices (PEFT ignores keys it does not expect): ${list(other)}`);
+  for (const [module, { A, B }] of pairs) {
+    if (!A || !B) {
+      errors.push(`${module} has lora_${A ? 'A' : 'B'} but no lora_${A ? 'B' : 'A'}`);
+      continue;
+    }
+    const rankA = A[0];
+    const rankB = B[B.length - 1];
+    if (A.length !== 2 || B.length !== 2 || rankA !== rankB) {
+      errors.push(`${module}: lora_A ${JSON.stringify(A)} and lora_B ${JSON.stringify(B)} do not form (r, in) and (out, r)`);
+    } else if (r !== undefined && rankA !== r) {
+      errors.push(`${module} has rank ${rankA} but adapter_config.json says r = ${r}`);
+    }
+  }
+  return { errors, warnings };
+}

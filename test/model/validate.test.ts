@@ -1,0 +1,220 @@
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from '../../src/core/errors.js';
+import { validateModelArtifacts, type ModelValidationReport } from '../../src/model/validate.js';
+import { encodeRaw, encodeSafetensors, tempDir, tensor, writeFusedDir, writeMlxLoraDir, writePeftDir, writeShardedDir } from './fixtures.js';
+
+/** Fixtures are KBs: shrink the size threshold so only what a test is about is reported. */
+const SMALL = { minWeightBytes: 64 };
+
+const failedChecks = (report: ModelValidationReport) => Object.entries(report.checks).filter(([, ok]) => !ok).map(([name]) => name);
+
+describe('validateModelArtifacts: valid models', () => {
+  it.each([
+    ['MLX LoRA', (root: string) => writeMlxLoraDir(root, 'mlx_20240101_000000'), 'lora', 'mlx'],
+    ['PEFT LoRA', (root: string) => writePeftDir(root, 'peft'), 'lora', 'peft'],
+    ['fused', (root: string) => writeFusedDir(root, 'fused'), 'fused', null],
+    ['sharded', (root: string) => writeShardedDir(root, 'sharded', 3).dir, 'fused', null],
+  ] as const)('%s passes every check', async (_name, build, format, flavour) => {
+    const dir = build(tempDir());
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect({ errors: report.errors, warnings: report.warnings, failed: failedChecks(report) }).toEqual({ errors: [], warnings: [], failed: [] });
+    expect(report.overallValid).toBe(true);
+    expect(report.format).toBe(format);
+    expect(report.flavour).toBe(flavour);
+    expect(Object.keys(report.checks).sort()).toEqual(
+      ['adapterTensorsValid', 'configValid', 'directoryExists', 'hasModelFiles', 'noPlaceholderFiles', 'reasonableSize', 'safetensorsHeadersValid', 'shardIndexConsistent'].sort(),
+    );
+    expect(report.weightBytes).toBeGreaterThan(0);
+    expect(report.totalBytes).toBe(report.files.reduce((s, f) => s + f.size, 0));
+  });
+});
+
+describe('validateModelArtifacts: problems', () => {
+  it('reports a missing directory without throwing', async () => {
+    const report = await validateModelArtifacts(join(tempDir(), 'nope'));
+    expect(report.overallValid).toBe(false);
+    expect(report.format).toBeNull();
+    expect(Object.values(report.checks).every((ok) => !ok)).toBe(true);
+    expect(report.errors[0]).toMatch(/does not exist or is not a directory/);
+  });
+
+  it('reports a directory with no model in it, with the missing files', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'readme.md'), '# hello');
+    const report = await validateModelArtifacts(dir);
+    expect(report.overallValid).toBe(false);
+    expect(report.checks.hasModelFiles).toBe(false);
+    expect(report.errors[0]).toMatch(/neither a LoRA adapter nor a fused model[\s\S]*missing: adapter_model\.safetensors, adapter_config\.json/);
+  });
+
+  it('warns (by default) or errs on weights under the size threshold', async () => {
+    const dir = writeFusedDir(tempDir(), 'tiny');
+    const warned = await validateModelArtifacts(dir);
+    expect(warned.overallValid).toBe(true);
+    expect(warned.checks.reasonableSize).toBe(false);
+    expect(warned.warnings).toEqual([expect.stringMatching(/weights \(model\.safetensors\) total \d+ bytes, below the 1048576-byte minimum/)]);
+    const refused = await validateModelArtifacts(dir, { minWeightBytes: 1 << 20, smallWeights: 'error' });
+    expect(refused.overallValid).toBe(false);
+    expect(refused.errors).toHaveLength(1);
+  });
+
+  it('catches placeholder weights, LFS pointers and placeholder configs; only warns for docs', async () => {
+    const root = tempDir();
+    const dir = writeFusedDir(root, 'mock');
+    writeFileSync(join(dir, 'model.safetensors'), 'mock model weights for testing\n');
+    writeFileSync(join(dir, 'pytorch_model.bin'), 'version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 123\n');
+    writeFileSync(join(dir, 'generation_config.json'), '{"note": "placeholder"}');
+    writeFileSync(join(dir, 'README.md'), '# Model\n\nTODO: add evaluation results.\n');
+    writeFileSync(join(dir, 'tokenizer.json'), '{"test data": true}');
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect(report.overallValid).toBe(false);
+    expect(report.checks.noPlaceholderFiles).toBe(false);
+    expect(report.errors).toEqual(
+      expect.arrayContaining([
+        'model.safetensors: text instead of binary weights (starts with "mock model weights for testing")',
+        expect.stringMatching(/^pytorch_model\.bin: Git LFS pointer/),
+        'generation_config.json: looks like a placeholder (contains "placeholder")',
+        'tokenizer.json: looks like a placeholder (contains "test data")',
+      ]),
+    );
+    expect(report.warnings).toContain('README.md: looks like a placeholder (contains "TODO")');
+    // The placeholder weight file is reported once, not again as a corrupt safetensors header.
+    expect(report.errors.filter((e) => e.startsWith('model.safetensors'))).toHaveLength(1);
+    // Special tokens such as <|placeholder1|> in tokenizer_config.json are not placeholders.
+    expect(report.errors.some((e) => e.startsWith('tokenizer_config.json'))).toBe(false);
+  });
+
+  it('reports corrupt and truncated safetensors headers by file', async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'mlx');
+    const file = join(dir, 'adapters', 'adapters.safetensors');
+    const bytes = readFileSync(file);
+    writeFileSync(file, bytes.subarray(0, bytes.length - 10));
+    writeFileSync(join(dir, 'adapters', '0000100_adapters.safetensors'), encodeRaw('{"a":', new Uint8Array(4)));
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect(report.checks.safetensorsHeadersValid).toBe(false);
+    expect(report.errors).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^adapters\/adapters\.safetensors: tensor ".*" ends at data offset \d+, outside the data section/),
+        expect.stringMatching(/^adapters\/0000100_adapters\.safetensors: header is not valid JSON/),
+      ]),
+    );
+    expect(report.checks.adapterTensorsValid).toBe(false);
+  });
+
+  it('reports shards missing from the index, index entries without shards, and tensors in the wrong shard', async () => {
+    const { dir, weightMap } = writeShardedDir(tempDir(), 'sharded', 3);
+    const indexPath = join(dir, 'model.safetensors.index.json');
+    const index = JSON.parse(readFileSync(indexPath, 'utf8')) as { weight_map: Record<string, string>; metadata: Record<string, unknown> };
+    // Shard 3 is on disk but no longer listed; a tensor is moved to a shard that does not hold it.
+    for (const [name, file] of Object.entries(weightMap)) if (file.startsWith('model-00003-')) delete index.weight_map[name];
+    index.weight_map['model.embed_tokens.weight'] = 'model-00002-of-00003.safetensors';
+    index.weight_map['lm_head.weight'] = 'model-00004-of-00003.safetensors';
+    writeFileSync(indexPath, JSON.stringify(index));
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect(report.checks.shardIndexConsistent).toBe(false);
+    const problems = report.errors.join('\n');
+    expect(problems).toContain('lists shard(s) that do not exist: model-00004-of-00003.safetensors');
+    expect(problems).toContain('shard file(s) not listed in the index (mlx-lm would still load them): model-00003-of-00003.safetensors');
+    expect(problems).toMatch(/maps tensors to shards that do not contain them: model\.embed_tokens\.weight \(model-00002-of-00003\.safetensors\)/);
+    expect(problems).not.toContain('numbering has gaps');
+  });
+
+  it('only warns when metadata.total_size disagrees with the shards', async () => {
+    const { dir } = writeShardedDir(tempDir(), 'sharded', 2);
+    const indexPath = join(dir, 'model.safetensors.index.json');
+    const index = JSON.parse(readFileSync(indexPath, 'utf8')) as { metadata: Record<string, unknown> };
+    index.metadata.total_size = 1;
+    writeFileSync(indexPath, JSON.stringify(index));
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect(report.overallValid).toBe(true);
+    expect(report.checks.shardIndexConsistent).toBe(false);
+    expect(report.warnings).toEqual([expect.stringMatching(/metadata\.total_size is 1 but the shards hold \d+ bytes/)]);
+  });
+
+  it('reports a shard listed in the index but missing on disk', async () => {
+    const { dir } = writeShardedDir(tempDir(), 'sharded', 2);
+    rmSync(join(dir, 'model-00002-of-00002.safetensors'));
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect(report.format).toBe('fused');
+    expect(report.errors).toContain('model.safetensors.index.json: lists shard(s) that do not exist: model-00002-of-00002.safetensors');
+  });
+
+  it('checks required config fields and JSON syntax', async () => {
+    const root = tempDir();
+    const fused = writeFusedDir(root, 'fused', { config: { model_type: undefined, architectures: undefined, quantization: { bits: 4 } } });
+    writeFileSync(join(fused, 'special_tokens_map.json'), '{"bos_token": ');
+    const fusedReport = await validateModelArtifacts(fused, SMALL);
+    expect(fusedReport.checks.configValid).toBe(false);
+    expect(fusedReport.errors).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^config\.json: model_type is missing/), expect.stringMatching(/^special_tokens_map\.json: not valid JSON/)]),
+    );
+    expect(fusedReport.warnings.join('\n')).toMatch(/architectures is missing[\s\S]*MLX quantization/);
+
+    const peft = writePeftDir(root, 'peft', { config: { peft_type: undefined, r: 0, base_model_name_or_path: undefined } });
+    const peftReport = await validateModelArtifacts(peft, SMALL);
+    expect(peftReport.errors).toEqual(
+      expect.arrayContaining([
+        'adapter_config.json: adapter_config.json has no peft_type; PEFT cannot load it',
+        'adapter_config.json: r must be a positive integer, got 0',
+      ]),
+    );
+    expect(peftReport.warnings.join('\n')).toMatch(/no base_model_name_or_path/);
+
+    const mlx = writeMlxLoraDir(root, 'mlx', { config: { lora_parameters: { rank: 2 }, fine_tune_type: 'dora' } });
+    const mlxReport = await validateModelArtifacts(mlx, SMALL);
+    expect(mlxReport.errors).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^adapters\/adapter_config\.json: fine_tune_type is "dora"/),
+        'adapters/adapter_config.json: lora_parameters.scale must be a positive number, got undefined',
+      ]),
+    );
+  });
+
+  it('checks adapter tensor names and ranks', async () => {
+    const root = tempDir();
+    const peft = writePeftDir(root, 'peft', {
+      tensors: [
+        tensor('model.layers.0.self_attn.q_proj.lora_A.weight', 'F32', [2, 8]),
+        tensor('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight', 'F32', [4, 8]),
+        tensor('base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight', 'F32', [8, 4]),
+      ],
+    });
+    const peftReport = await validateModelArtifacts(peft, SMALL);
+    expect(peftReport.checks.adapterTensorsValid).toBe(false);
+    expect(peftReport.errors.join('\n')).toMatch(/without the "base_model\.model\." prefix, which PEFT silently ignores: model\.layers\.0/);
+    expect(peftReport.errors.join('\n')).toMatch(/has rank 4 but adapter_config\.json says r = 2/);
+
+    const mlx = writeMlxLoraDir(root, 'mlx', {
+      tensors: [
+        tensor('model.layers.0.self_attn.q_proj.lora_a', 'F32', [8, 2]),
+        tensor('model.layers.0.self_attn.v_proj.lora_b', 'F32', [2, 4]),
+        tensor('model.layers.0.mlp.switch_mlp.lora_a', 'F32', [4, 2, 8]),
+        tensor('model.layers.0.mlp.switch_mlp.lora_b', 'F32', [4, 8, 2]),
+        tensor('model.layers.0.self_attn.q_proj.m', 'F32', [8]),
+      ],
+    });
+    const mlxReport = await validateModelArtifacts(mlx, SMALL);
+    const problems = mlxReport.errors.join('\n');
+    expect(problems).toMatch(/model\.layers\.0\.self_attn\.q_proj\.lora_a has no matching model\.layers\.0\.self_attn\.q_proj\.lora_b/);
+    expect(problems).toMatch(/model\.layers\.0\.self_attn\.v_proj\.lora_b has no matching/);
+    expect(problems).toMatch(/3-D\/3-D tensors/);
+    expect(problems).toMatch(/DoRA magnitude vectors/);
+  });
+
+  it('warns when an MLX adapter file has an unknown __metadata__.format in a fused model', async () => {
+    const dir = writeFusedDir(tempDir(), 'fused');
+    writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors([tensor('w', 'F32', [4, 4])], { metadata: { format: 'jax' } }));
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect(report.overallValid).toBe(true);
+    expect(report.warnings).toEqual(['model.safetensors: __metadata__.format is "jax"; transformers only loads pt, tf, flax, mlx']);
+  });
+
+  it('throws only for programmer errors', async () => {
+    await expect(validateModelArtifacts('')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(validateModelArtifacts(tempDir(), { minWeightBytes: -1 })).rejects.toThrow(/`minWeightBytes` to be a non-negative number/);
+    await expect(validateModelArtifacts(tempDir(), { smallWeights: 'fatal' as never })).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});
