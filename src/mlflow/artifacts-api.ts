@@ -1,0 +1,461 @@
+/**
+ * Typed calls of MLflow's proxied artifact API (`/api/2.0/mlflow-artifacts/...`, served by
+ * `mlflow server --serve-artifacts`): streamed PUT and GET of one file, listing, and the proxy's
+ * multipart upload (`mpu/create`, `mpu/complete`, `mpu/abort`). Every response is validated
+ * with zod, and every artifact path is checked against the server's own rules
+ * (`validate_path_is_safe`) before any request, so a bad name fails here with a
+ * {@link LocalPathError} that says what to rename instead of as a 400 halfway through a
+ * directory.
+ *
+ * Paths given to {@link MlflowArtifactsApi} are "server paths": relative to the proxy's root,
+ * i.e. `<experiment>/<run>/artifacts/<artifact path>` for a run created by a proxying server.
+ *
+ * @module
+ */
+import { basename } from 'node:path';
+import type { Readable } from 'node:stream';
+import { z } from 'zod';
+import { InvalidResponseError, LocalPathError } from '../core/errors.js';
+import type { HttpClient } from '../core/http.js';
+import { redactUrl } from '../core/logger.js';
+import type { RetryEvent } from '../core/retry.js';
+import { mlflowErrorMapper } from './connection.js';
+
+// ───────────────────────────── artifact paths ─────────────────────────────
+
+/** What {@link artifactPathProblem} found wrong with a path, in words, with the fix. */
+export interface ArtifactPathProblem {
+  /** The offending path as given. */
+  path: string;
+  /** Why MLflow (or this library) refuses it. */
+  reason: string;
+}
+
+/**
+ * Checks one relative artifact path (POSIX separators) against the rules MLflow's server
+ * applies to every artifact route, plus the ones that would silently change the name:
+ * no `#`, no `..` / `.` / empty segment, no backslash, not absolute, no control characters
+ * (NUL, newlines), and no `%XX` escape (the server percent-decodes paths repeatedly, so
+ * `a%2Fb` would become `a/b`). Returns `undefined` when the path is fine.
+ *
+ * @example
+ * ```ts
+ * artifactPathProblem('models/v1/model.onnx'); // undefined
+ * artifactPathProblem('notes#1.txt')?.reason; // 'contains "#", which MLflow rejects'
+ * ```
+ */
+export function artifactPathProblem(path: string, { allowEmpty = false }: { allowEmpty?: boolean } = {}): ArtifactPathProblem | undefined {
+  const problem = (reason: string): ArtifactPathProblem => ({ path, reason });
+  if (path === '') return allowEmpty ? undefined : problem('is empty');
+  if (/[\u0000-\u001f\u007f]/.test(path)) return problem('contains a control character (NUL, newline, tab, ...)');
+  if (path.includes('\\')) return problem('contains a backslash, which MLflow rejects (use "/" between directories)');
+  if (path.includes('#')) return problem('contains "#", which MLflow rejects');
+  if (/%[0-9A-Fa-f]{2}/.test(path)) return problem('contains a %XX sequence, which the server would decode into another name');
+  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return problem('is absolute; artifact paths are relative to the run\'s artifact root');
+  for (const segment of path.split('/')) {
+    if (segment === '..') return problem('contains a ".." segment, which MLflow rejects');
+    if (segment === '.') return problem('contains a "." segment; give the path in normal form');
+    if (segment === '') return problem('contains an empty segment ("//" or a trailing "/")');
+  }
+  return undefined;
+}
+
+/**
+ * Throws a {@link LocalPathError} `INVALID_ARTIFACT_PATH` when {@link artifactPathProblem}
+ * finds something, naming the path and what to rename.
+ *
+ * @example
+ * ```ts
+ * assertArtifactPath('checkpoints/step-100/model.safetensors');
+ * ```
+ */
+export function assertArtifactPath(path: string, options: { allowEmpty?: boolean; what?: string } = {}): void {
+  const problem = artifactPathProblem(path, options);
+  if (problem) throw invalidArtifactPathError([problem], options.what);
+}
+
+/** Builds the `INVALID_ARTIFACT_PATH` error for one or more offending paths. */
+export function invalidArtifactPathError(problems: ArtifactPathProblem[], what = 'Artifact path'): LocalPathError {
+  const shown = problems.slice(0, 10).map((p) => `${JSON.stringify(p.path)} ${p.reason}`);
+  const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : '';
+  const head =
+    problems.length === 1 ? `${what} ${shown[0]}.` : `${problems.length} artifact paths cannot be uploaded: ${shown.join('; ')}${more}.`;
+  return new LocalPathError('INVALID_ARTIFACT_PATH', problems[0]?.path ?? '', `${head} Nothing was uploaded.`, {
+    hint: 'Rename the file(s) (e.g. replace "#", "%", "\\" and control characters with "_"), exclude them, or pass another artifactPath.',
+  });
+}
+
+/** Percent-encodes each segment of a relative artifact path for use in a URL path. */
+export function encodeArtifactPath(path: string): string {
+  return path
+    .split('/')
+    .map((segment) => encodeURIComponent(segment))
+    .join('/');
+}
+
+/** Joins relative artifact path parts with `/`, skipping empty ones. */
+export function joinArtifactPath(...parts: Array<string | undefined>): string {
+  return parts
+    .filter((p): p is string => p !== undefined && p !== '')
+    .map((p) => p.replace(/^\/+|\/+$/g, ''))
+    .filter((p) => p !== '')
+    .join('/');
+}
+
+// ───────────────────────────── content types ─────────────────────────────
+
+/** Extensions MLflow uploads as `text/plain` (`mlflow/utils/mime_type_utils.py`). */
+const TEXT_EXTENSIONS = new Set([
+  'txt', 'log', 'err', 'cfg', 'conf', 'cnf', 'cf', 'ini', 'properties', 'prop', 'hocon', 'toml', 'yaml', 'yml',
+  'xml', 'json', 'js', 'py', 'py3', 'csv', 'tsv', 'md', 'rst', 'ipynb', 'MLmodel', 'mlproject',
+]);
+
+/** The part of Python's `mimetypes` table an ML pipeline meets; the rest falls back to binary. */
+const MIME_TYPES: Record<string, string> = {
+  json: 'application/json', csv: 'text/csv', md: 'text/markdown', py: 'text/x-python', xml: 'text/xml',
+  html: 'text/html', htm: 'text/html', css: 'text/css', mjs: 'text/javascript', sh: 'text/x-sh', c: 'text/x-csrc',
+  java: 'text/x-java', tex: 'text/x-tex', png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif',
+  svg: 'image/svg+xml', webp: 'image/webp', bmp: 'image/bmp', tif: 'image/tiff', tiff: 'image/tiff', ico: 'image/vnd.microsoft.icon',
+  avif: 'image/avif', pdf: 'application/pdf', zip: 'application/zip', tar: 'application/x-tar', tgz: 'application/x-tar',
+  h5: 'application/x-hdf5', wasm: 'application/wasm', jar: 'application/java-archive', rtf: 'application/rtf',
+  ps: 'application/postscript', '7z': 'application/x-7z-compressed', xls: 'application/vnd.ms-excel',
+  xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', doc: 'application/msword',
+  docx: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', mp4: 'video/mp4', webm: 'video/webm',
+  mov: 'video/quicktime', avi: 'video/x-msvideo', mp3: 'audio/mpeg', wav: 'audio/x-wav', ogg: 'audio/ogg', flac: 'audio/flac',
+  otf: 'font/otf', ttf: 'font/ttf', woff: 'font/woff', woff2: 'font/woff2',
+};
+
+/** Compression suffixes Python's `mimetypes` treats as an encoding of the inner type. */
+const ENCODINGS = new Set(['gz', 'bz2', 'xz', 'br', 'Z']);
+
+/**
+ * The `Content-Type` MLflow's Python client sends for a file name: `text/plain` for common text
+ * extensions (and `MLmodel`), else the type for the extension, else `application/octet-stream`.
+ *
+ * @example
+ * ```ts
+ * guessContentType('metrics.json'); // 'text/plain'
+ * guessContentType('model.safetensors'); // 'application/octet-stream'
+ * ```
+ */
+export function guessContentType(fileName: string): string {
+  const name = basename(fileName);
+  const dot = name.lastIndexOf('.');
+  const extension = dot > 0 ? name.slice(dot + 1) : name;
+  if (TEXT_EXTENSIONS.has(extension)) return 'text/plain';
+  let stem = name;
+  let ext = dot > 0 ? extension : '';
+  if (ENCODINGS.has(ext)) {
+    stem = name.slice(0, dot);
+    const inner = stem.lastIndexOf('.');
+    ext = inner > 0 ? stem.slice(inner + 1) : '';
+  }
+  const lower = ext.toLowerCase();
+  if (lower === 'txt' || lower === 'text' || lower === 'log') return 'text/plain';
+  return MIME_TYPES[lower] ?? 'application/octet-stream';
+}
+
+// ───────────────────────────── wire schemas ─────────────────────────────
+
+const int64 = z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]);
+
+const listResponseSchema = z.object({
+  files: z
+    .array(
+      z.object({
+        path: z.string(),
+        is_dir: z.boolean().optional(),
+        file_size: int64.optional(),
+      }),
+    )
+    .optional(),
+});
+
+const createMultipartResponseSchema = z.object({
+  upload_id: z.string().optional(),
+  credentials: z
+    .array(
+      z.object({
+        url: z.string().min(1),
+        part_number: int64,
+        headers: z.record(z.string(), z.string()).optional(),
+      }),
+    )
+    .optional(),
+});
+
+/** One entry of a listing: a file or directory directly inside the listed directory. */
+export interface ArtifactListEntry {
+  /** Base name of the entry (the server returns base names only). */
+  name: string;
+  isDir: boolean;
+  /** Size in bytes, for files. */
+  size?: number;
+}
+
+/** A presigned URL the server hands out for one part of a multipart upload. */
+export interface MultipartCredential {
+  /** 1-based part number. */
+  partNumber: number;
+  /** Presigned URL to PUT the part's bytes to (goes to the object store, not to MLflow). */
+  url: string;
+  /** Headers to send with the part, as the server asks. */
+  headers: Record<string, string>;
+}
+
+/** What `mpu/create` returned. */
+export interface MultipartUpload {
+  /** The object store's upload id (absent on Azure, which needs none). */
+  uploadId?: string;
+  /** One presigned URL per part, sorted by part number. */
+  credentials: MultipartCredential[];
+}
+
+/** One uploaded part, for `mpu/complete`. */
+export interface CompletedPart {
+  partNumber: number;
+  /** The `ETag` the object store answered. */
+  etag: string;
+  /** The presigned URL the part went to; Azure reads its block id from it. */
+  url: string;
+}
+
+/** Per-call options shared by the API methods. */
+export interface ArtifactsCallOptions {
+  /** Cancels the call (and its retries). */
+  signal?: AbortSignal;
+  /** Called before each retry. */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+/** Options of {@link MlflowArtifactsApi}. */
+export interface MlflowArtifactsApiOptions {
+  /** The client for the tracking server (auth, TLS, retries). */
+  http: HttpClient;
+  /**
+   * Base URL of the server, `scheme://host[:port][/prefix]`, without `/api/...` and without a
+   * trailing slash.
+   */
+  baseUrl: string;
+}
+
+/**
+ * The proxied artifact endpoints of one MLflow server. Paths are server paths (relative to the
+ * proxy root, `<exp>/<run>/artifacts/...`) and are validated before any request.
+ *
+ * @example
+ * ```ts
+ * const conn = resolveMlflowConnection({ trackingUri: 'http://127.0.0.1:5000' });
+ * if (conn.kind === 'rest') {
+ *   const api = new MlflowArtifactsApi({ http: conn.http, baseUrl: conn.baseUrl });
+ *   await api.putFile('0/abc123/artifacts/metrics.json', { localPath: 'metrics.json', size: 120 });
+ *   const entries = await api.list('0/abc123/artifacts');
+ * }
+ * ```
+ */
+export class MlflowArtifactsApi {
+  readonly baseUrl: string;
+  private readonly http: HttpClient;
+
+  constructor(options: MlflowArtifactsApiOptions) {
+    this.http = options.http;
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+  }
+
+  /** URL of a file under the proxy root (for display and for GET/PUT). */
+  artifactUrl(serverPath: string): string {
+    return `${this.baseUrl}/api/2.0/mlflow-artifacts/artifacts/${encodeArtifactPath(serverPath)}`;
+  }
+
+  /**
+   * Uploads one local file (or a byte range of it) to `serverPath` with a streamed PUT that
+   * carries `Content-Length` (never chunked: see the interop notes in the docs). Retried under
+   * the client's policy; the file is re-opened for each attempt.
+   */
+  async putFile(
+    serverPath: string,
+    body: { localPath: string; size: number; contentType?: string },
+    options: ArtifactsCallOptions & { onProgress?: (loaded: number) => void } = {},
+  ): Promise<{ attempts: number }> {
+    assertArtifactPath(serverPath);
+    let attempts = 1;
+    await this.http.request(
+      {
+        method: 'PUT',
+        url: this.artifactUrl(serverPath),
+        headers: { 'content-type': body.contentType ?? guessContentType(serverPath) },
+        body: { kind: 'file', path: body.localPath, start: 0, length: body.size },
+        responseType: 'none',
+        signal: options.signal,
+        onUploadProgress: options.onProgress,
+        mapError: mlflowErrorMapper('mlflow-artifacts/artifacts'),
+      },
+      {
+        onRetry: (event) => {
+          attempts++;
+          options.onRetry?.(event);
+        },
+      },
+    );
+    return { attempts };
+  }
+
+  /** Downloads one file as a stream. The caller must consume or destroy it. */
+  async getFile(serverPath: string, options: ArtifactsCallOptions = {}): Promise<Readable> {
+    assertArtifactPath(serverPath);
+    const response = await this.http.request<Readable>(
+      {
+        method: 'GET',
+        url: this.artifactUrl(serverPath),
+        responseType: 'stream',
+        signal: options.signal,
+        mapError: mlflowErrorMapper('mlflow-artifacts/artifacts'),
+      },
+      { onRetry: options.onRetry },
+    );
+    return response.body;
+  }
+
+  /**
+   * Lists the entries directly inside `serverPath` (base names, as the server returns them).
+   * An empty or missing directory gives `[]`.
+   */
+  async list(serverPath: string, options: ArtifactsCallOptions = {}): Promise<ArtifactListEntry[]> {
+    assertArtifactPath(serverPath, { allowEmpty: true });
+    const url = `${this.baseUrl}/api/2.0/mlflow-artifacts/artifacts?path=${encodeURIComponent(serverPath)}`;
+    const { body } = await this.http.request(
+      { method: 'GET', url, signal: options.signal, mapError: mlflowErrorMapper('mlflow-artifacts/artifacts/list') },
+      { onRetry: options.onRetry },
+    );
+    const parsed = parseResponse(listResponseSchema, body, 'GET', url);
+    return (parsed.files ?? []).map((f) => ({
+      name: f.path,
+      isDir: f.is_dir ?? false,
+      ...(f.file_size !== undefined ? { size: f.file_size } : {}),
+    }));
+  }
+
+  /**
+   * Starts a multipart upload of `fileName` into the directory `serverDir`. Only the file's
+   * base name is sent (the Python client sends its local absolute path, which leaks it).
+   * Throws {@link MlflowApiError} 501 `NOT_IMPLEMENTED` when the server's artifact destination
+   * cannot do multipart (see {@link isMultipartUnsupportedError}).
+   */
+  async createMultipartUpload(serverDir: string, fileName: string, numParts: number, options: ArtifactsCallOptions = {}): Promise<MultipartUpload> {
+    assertArtifactPath(serverDir);
+    assertArtifactPath(fileName);
+    const url = this.mpuUrl('create', serverDir);
+    const { body } = await this.http.request(
+      {
+        method: 'POST',
+        url,
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ path: fileName, num_parts: numParts }),
+        signal: options.signal,
+        mapError: mlflowErrorMapper('mlflow-artifacts/mpu/create'),
+      },
+      { onRetry: options.onRetry },
+    );
+    const parsed = parseResponse(createMultipartResponseSchema, body, 'POST', url);
+    const credentials = (parsed.credentials ?? [])
+      .map((c) => ({ partNumber: c.part_number, url: c.url, headers: c.headers ?? {} }))
+      .sort((a, b) => a.partNumber - b.partNumber);
+    const numbers = credentials.map((c) => c.partNumber);
+    if (credentials.length !== numParts || numbers.some((n, i) => n !== i + 1)) {
+      throw new InvalidResponseError(
+        `MLflow mpu/create for ${fileName} asked for ${numParts} part(s) but returned part numbers [${numbers.slice(0, 20).join(', ')}].`,
+        { method: 'POST', url: redactUrl(url) },
+      );
+    }
+    return { ...(parsed.upload_id !== undefined ? { uploadId: parsed.upload_id } : {}), credentials };
+  }
+
+  /** Completes a multipart upload. Parts are sent sorted by part number, each with its `url`. */
+  async completeMultipartUpload(
+    serverDir: string,
+    fileName: string,
+    uploadId: string | undefined,
+    parts: CompletedPart[],
+    options: ArtifactsCallOptions = {},
+  ): Promise<void> {
+    assertArtifactPath(serverDir);
+    assertArtifactPath(fileName);
+    const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
+    await this.http.request(
+      {
+        method: 'POST',
+        url: this.mpuUrl('complete', serverDir),
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          path: fileName,
+          ...(uploadId !== undefined ? { upload_id: uploadId } : {}),
+          parts: sorted.map((p) => ({ part_number: p.partNumber, etag: p.etag, url: p.url })),
+        }),
+        responseType: 'none',
+        signal: options.signal,
+        mapError: mlflowErrorMapper('mlflow-artifacts/mpu/complete'),
+      },
+      { onRetry: options.onRetry },
+    );
+  }
+
+  /**
+   * Aborts a multipart upload so the object store drops its parts. `retry: false` makes a
+   * single attempt (for best-effort cleanup after a failure).
+   */
+  async abortMultipartUpload(
+    serverDir: string,
+    fileName: string,
+    uploadId: string | undefined,
+    options: ArtifactsCallOptions & { retry?: boolean } = {},
+  ): Promise<void> {
+    assertArtifactPath(serverDir);
+    assertArtifactPath(fileName);
+    const req = {
+      method: 'POST' as const,
+      url: this.mpuUrl('abort', serverDir),
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ path: fileName, ...(uploadId !== undefined ? { upload_id: uploadId } : {}) }),
+      responseType: 'none' as const,
+      signal: options.signal,
+      mapError: mlflowErrorMapper('mlflow-artifacts/mpu/abort'),
+    };
+    if (options.retry === false) await this.http.send(req);
+    else await this.http.request(req, { onRetry: options.onRetry });
+  }
+
+  private mpuUrl(action: 'create' | 'complete' | 'abort', serverDir: string): string {
+    return `${this.baseUrl}/api/2.0/mlflow-artifacts/mpu/${action}/${encodeArtifactPath(serverDir)}`;
+  }
+}
+
+/** MLflow's message for a destination without multipart support (`mlflow/exceptions.py`). */
+const MULTIPART_UNSUPPORTED_MESSAGE = 'Multipart upload is not supported';
+
+/**
+ * True when `mpu/create` failed because the server cannot do multipart upload: 501
+ * `NOT_IMPLEMENTED` or MLflow's "not supported" message (what the Python client checks), or a
+ * 404 from a server too old to have the route. The caller then falls back to a single PUT.
+ */
+export function isMultipartUnsupportedError(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const e = error as { status?: unknown; errorCode?: unknown; body?: unknown; endpoint?: unknown };
+  if (e.endpoint !== undefined && e.endpoint !== 'mlflow-artifacts/mpu/create') return false;
+  if (e.status === 501 || e.errorCode === 'NOT_IMPLEMENTED') return true;
+  if (typeof e.body === 'string' && e.body.includes(MULTIPART_UNSUPPORTED_MESSAGE)) return true;
+  return e.status === 404 && (e.errorCode === 'ENDPOINT_NOT_FOUND' || e.errorCode === 'HTTP_404');
+}
+
+function parseResponse<T>(schema: z.ZodType<T>, body: unknown, method: string, url: string): T {
+  const result = schema.safeParse(body);
+  if (result.success) return result.data;
+  const issues = result.error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+    .join('; ');
+  throw new InvalidResponseError(`Unexpected answer from ${method} ${redactUrl(url)}: ${issues}.`, {
+    method,
+    url: redactUrl(url),
+    cause: result.error,
+  });
+}

@@ -1,0 +1,171 @@
+/**
+ * The `ArtifactStore` interface: where a run's artifacts go. One implementation per file in
+ * this folder (`mlflow-artifacts-store.ts`, `local-file-store.ts`, ...), each exporting an
+ * {@link ArtifactStoreFactory} that `resolve.ts` registers by URI scheme, as MLflow's
+ * `artifact_repository_registry.py` does. Adding a store is one file plus one line there.
+ *
+ * @module
+ */
+import type { Env } from '../core/env.js';
+import type { Logger } from '../core/logger.js';
+import type { RetryEvent } from '../core/retry.js';
+import type { MlflowConnection } from '../mlflow/connection.js';
+import { joinArtifactPath } from '../mlflow/artifacts-api.js';
+import type { S3StoreOptions } from './s3-config.js';
+
+/** Options of {@link ArtifactStore.uploadFile}. */
+export interface UploadFileOptions {
+  /**
+   * Size the caller expects (from a plan). The file is stat'ed again before upload and its
+   * current size wins; a difference is logged as a warning.
+   */
+  size?: number;
+  /** Cancels the upload; a multipart upload is aborted on the server too. */
+  signal?: AbortSignal;
+  /**
+   * Bytes of this file sent so far. It can go back down when an attempt is retried (the
+   * retried bytes are counted again).
+   */
+  onProgress?: (loaded: number) => void;
+  /** Called before each retried request of this file (single PUT or any part). */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+/** What {@link ArtifactStore.uploadFile} did. */
+export interface UploadFileResult {
+  /** Bytes stored (the file's size). */
+  bytes: number;
+  /** 1 + the number of retried requests for this file (all parts and calls together). */
+  attempts: number;
+  /** True when the bytes went through the server's multipart upload. */
+  multipart: boolean;
+}
+
+/** One entry of a store listing. */
+export interface ArtifactEntry {
+  /** Path relative to the run's artifact root, POSIX separators (e.g. `model/weights.bin`). */
+  path: string;
+  isDir: boolean;
+  /** Size in bytes, for files when the store knows it. */
+  size?: number;
+}
+
+/**
+ * Where a run's artifacts are written. Implementations stream from disk (memory stays bounded
+ * whatever the file size), validate artifact paths before any I/O, and throw the library's
+ * typed errors.
+ *
+ * @example
+ * ```ts
+ * const store = resolveArtifactStore(run.info.artifact_uri, { connection });
+ * const { bytes, multipart } = await store.uploadFile('out/model.onnx', 'model/model.onnx');
+ * const entries = await store.list('model'); // [{ path: 'model/model.onnx', isDir: false, size: 1234 }]
+ * ```
+ */
+export interface ArtifactStore {
+  /** Which implementation this is, e.g. `mlflow-artifacts` or `file`. */
+  readonly kind: string;
+  /** The run's artifact root URI the store was made for (credentials removed). */
+  readonly artifactUri: string;
+  /**
+   * Uploads one local file to `artifactPath`, a relative destination file path under the
+   * artifact root (e.g. `checkpoints/step-100/model.safetensors`). Overwrites an existing
+   * artifact of that name, as MLflow does.
+   */
+  uploadFile(localPath: string, artifactPath: string, options?: UploadFileOptions): Promise<UploadFileResult>;
+  /**
+   * Lists the entries directly inside `artifactDir` (the root when omitted), with paths
+   * relative to the artifact root, sorted by path. A missing directory gives `[]`.
+   */
+  list(artifactDir?: string, options?: { signal?: AbortSignal }): Promise<ArtifactEntry[]>;
+  /** One line for logs and `--json` output: where the bytes go and how. */
+  describe(): string;
+}
+
+/** What a store factory is given. */
+export interface ArtifactStoreContext {
+  /** The tracking connection the run came from. */
+  connection: MlflowConnection;
+  /** Environment to read (multipart env vars, ...). */
+  env: Env;
+  logger: Logger;
+  /** Multipart settings for stores that support it. */
+  multipart?: MultipartOptions;
+  /** Settings of the `s3:` store. */
+  s3?: S3StoreOptions;
+  /** Labels of every registered store, for error messages that list what is supported. */
+  supported: readonly string[];
+}
+
+/** Creates a store for the URI schemes it claims. Exported by each store file. */
+export interface ArtifactStoreFactory {
+  /** Lower-case schemes without the colon (`mlflow-artifacts`, `https`); `''` means a plain path. */
+  readonly schemes: readonly string[];
+  /** How the scheme list reads in an error message, e.g. `file: (local paths)`. */
+  readonly label: string;
+  create(artifactUri: string, context: ArtifactStoreContext): ArtifactStore;
+}
+
+/**
+ * Multipart upload settings for stores that support it (the MLflow artifacts proxy).
+ * Unset fields come from MLflow's env vars, then the defaults below.
+ */
+export interface MultipartOptions {
+  /**
+   * Use the proxy's multipart upload for files at or above `thresholdBytes`. MLflow's own
+   * default is off; ours is on, because a server that cannot do it answers 501 and we fall
+   * back to one PUT (once per store), while one that can uploads parts in parallel straight
+   * to the object store, skipping the tracking server.
+   * @default MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD, else true
+   */
+  enabled?: boolean;
+  /**
+   * Smallest file, in bytes, that goes multipart.
+   * @default MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE, else 524288000 (500 MiB)
+   */
+  thresholdBytes?: number;
+  /**
+   * Part size in bytes. S3 needs at least 5 MiB for every part but the last. Grown
+   * automatically when a file would need more than 10,000 parts (S3's limit).
+   * @default MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE, else 10485760 (10 MiB)
+   */
+  chunkBytes?: number;
+  /**
+   * Parts of one file in flight at once. Each streams from disk through a ~1 MiB buffer,
+   * so memory per file is about `partConcurrency` MiB, not `partConcurrency × chunkBytes`.
+   * @default 4
+   */
+  partConcurrency?: number;
+  /**
+   * Rewrites each presigned part URL before use. For servers that sign URLs with a host name
+   * this machine reaches by another name (containers, tunnels) and object stores that do not
+   * sign the host; S3 with SigV4 does sign it, so leave this unset there.
+   * @default identity
+   */
+  rewritePartUrl?: (url: string) => string;
+}
+
+/**
+ * Lists every file under `artifactDir` (the root when omitted), depth first, sorted by path.
+ *
+ * @example
+ * ```ts
+ * const files = await listArtifactsRecursive(store, 'model');
+ * const total = files.reduce((n, f) => n + (f.size ?? 0), 0);
+ * ```
+ */
+export async function listArtifactsRecursive(
+  store: Pick<ArtifactStore, 'list'>,
+  artifactDir?: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<ArtifactEntry[]> {
+  const out: ArtifactEntry[] = [];
+  const walk = async (dir: string | undefined): Promise<void> => {
+    for (const entry of await store.list(dir, options)) {
+      if (entry.isDir) await walk(entry.path);
+      else out.push(entry);
+    }
+  };
+  await walk(artifactDir === undefined || artifactDir === '' ? undefined : joinArtifactPath(artifactDir));
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}

@@ -1,0 +1,487 @@
+/**
+ * The store for runs whose artifact URI is `mlflow-artifacts:` (or an `http(s)` URL of the
+ * same proxy): one streamed PUT per file through the tracking server, and, for files at or
+ * above a threshold, the proxy's multipart upload (parts PUT in parallel to presigned object
+ * store URLs), falling back to one PUT when the server's destination cannot do multipart.
+ *
+ * @module
+ */
+import { posix } from 'node:path';
+import pLimit from 'p-limit';
+import { envBool, envNumber, type Env } from '../core/env.js';
+import {
+  AbortedError,
+  ConfigError,
+  HttpStatusError,
+  InvalidArgumentError,
+  InvalidResponseError,
+  NetworkError,
+  RequestTimeoutError,
+  UnsupportedArtifactStoreError,
+} from '../core/errors.js';
+import type { ErrorResponse, HttpClient } from '../core/http.js';
+import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
+import { combineSignals, type RetryEvent } from '../core/retry.js';
+import {
+  assertArtifactPath,
+  isMultipartUnsupportedError,
+  joinArtifactPath,
+  MlflowArtifactsApi,
+  type CompletedPart,
+  type MultipartCredential,
+} from '../mlflow/artifacts-api.js';
+import { resolveMlflowConnection, type MlflowConnection } from '../mlflow/connection.js';
+import type {
+  ArtifactEntry,
+  ArtifactStore,
+  ArtifactStoreContext,
+  ArtifactStoreFactory,
+  MultipartOptions,
+  UploadFileOptions,
+  UploadFileResult,
+} from './artifact-store.js';
+import { statSourceFile, throwIfAborted } from './source-file.js';
+
+const MiB = 1024 * 1024;
+/** MLflow's defaults (`mlflow/environment_variables.py`). */
+const DEFAULT_THRESHOLD = 500 * MiB;
+const DEFAULT_CHUNK = 10 * MiB;
+const DEFAULT_PART_CONCURRENCY = 4;
+/** S3's limit on parts per upload. */
+const MAX_PARTS = 10_000;
+/** S3's smallest part (all but the last). */
+const S3_MIN_PART = 5 * MiB;
+
+/** {@link MultipartOptions} with env vars and defaults applied. */
+export type ResolvedMultipartOptions = Required<Omit<MultipartOptions, 'rewritePartUrl'>> & Pick<MultipartOptions, 'rewritePartUrl'>;
+
+/**
+ * Fills in {@link MultipartOptions} from the options, then MLflow's env vars
+ * (`MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD`, `MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE`,
+ * `MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE`), then the defaults, and checks them.
+ *
+ * @example
+ * ```ts
+ * resolveMultipartOptions({ thresholdBytes: 64 * 1024 ** 2 }); // { enabled: true, thresholdBytes: 67108864, chunkBytes: 10485760, partConcurrency: 4 }
+ * ```
+ */
+export function resolveMultipartOptions(options: MultipartOptions = {}, env: Env = process.env): ResolvedMultipartOptions {
+  const resolved: ResolvedMultipartOptions = {
+    enabled: options.enabled ?? envBool('MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD', env) ?? true,
+    thresholdBytes:
+      options.thresholdBytes ?? envNumber('MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE', env, { min: 0, integer: true }) ?? DEFAULT_THRESHOLD,
+    chunkBytes: options.chunkBytes ?? envNumber('MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE', env, { min: 1, integer: true }) ?? DEFAULT_CHUNK,
+    partConcurrency: options.partConcurrency ?? DEFAULT_PART_CONCURRENCY,
+    ...(options.rewritePartUrl ? { rewritePartUrl: options.rewritePartUrl } : {}),
+  };
+  const check = (name: string, ok: boolean, expected: string, value: unknown) => {
+    if (!ok) throw new InvalidArgumentError(`multipart.${name}`, `multipart.${name} must be ${expected}, got ${String(value)}.`);
+  };
+  check('thresholdBytes', Number.isInteger(resolved.thresholdBytes) && resolved.thresholdBytes >= 0, 'an integer >= 0', resolved.thresholdBytes);
+  check('chunkBytes', Number.isInteger(resolved.chunkBytes) && resolved.chunkBytes >= 1, 'an integer >= 1', resolved.chunkBytes);
+  check(
+    'partConcurrency',
+    Number.isInteger(resolved.partConcurrency) && resolved.partConcurrency >= 1,
+    'an integer >= 1',
+    resolved.partConcurrency,
+  );
+  return resolved;
+}
+
+/** Options of {@link MlflowArtifactsStore}. */
+export interface MlflowArtifactsStoreOptions {
+  /** The proxy's endpoints on the server that holds the artifacts. */
+  api: MlflowArtifactsApi;
+  /** Client for presigned part URLs (sent without the tracking server's credentials). */
+  http: HttpClient;
+  /** Server path of the run's artifact root, e.g. `1/0a1b.../artifacts`. */
+  root: string;
+  /** The run's artifact URI, for display. */
+  artifactUri: string;
+  /** Multipart settings. @default from env vars, see {@link resolveMultipartOptions} */
+  multipart?: MultipartOptions;
+  /** @default process.env */
+  env?: Env;
+  /** @default silent */
+  logger?: Logger;
+}
+
+/**
+ * Uploads through MLflow's artifact proxy (`mlflow server --serve-artifacts`).
+ *
+ * @example
+ * ```ts
+ * const store = resolveArtifactStore('mlflow-artifacts:/1/0a1b2c/artifacts', { connection });
+ * await store.uploadFile('model.safetensors', 'model/model.safetensors', { onProgress: (n) => bar.update(n) });
+ * ```
+ */
+export class MlflowArtifactsStore implements ArtifactStore {
+  readonly kind = 'mlflow-artifacts';
+  readonly artifactUri: string;
+  private readonly api: MlflowArtifactsApi;
+  private readonly http: HttpClient;
+  private readonly root: string;
+  private readonly multipart: ResolvedMultipartOptions;
+  private readonly logger: Logger;
+  /** Set once the server said it cannot do multipart, so later files skip asking. */
+  private multipartUnsupported = false;
+
+  constructor(options: MlflowArtifactsStoreOptions) {
+    this.api = options.api;
+    this.http = options.http;
+    this.root = joinArtifactPath(options.root);
+    assertArtifactPath(this.root, { allowEmpty: true, what: 'Artifact root' });
+    this.artifactUri = redactUrl(options.artifactUri);
+    this.multipart = resolveMultipartOptions(options.multipart, options.env);
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  describe(): string {
+    const mp = this.multipart;
+    const multipart = !mp.enabled
+      ? 'multipart off'
+      : this.multipartUnsupported
+        ? 'multipart unsupported by the server'
+        : `files >= ${formatBytes(mp.thresholdBytes)} go multipart in ${formatBytes(mp.chunkBytes)} parts, ${mp.partConcurrency} at a time`;
+    return `MLflow artifact proxy ${this.api.baseUrl} (${this.artifactUri}): streamed PUT per file; ${multipart}`;
+  }
+
+  async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
+    assertArtifactPath(artifactPath);
+    throwIfAborted(options.signal);
+    const size = await statSourceFile(localPath, options.size, this.logger);
+    const serverPath = joinArtifactPath(this.root, artifactPath);
+    if (this.shouldTryMultipart(size, serverPath)) {
+      const result = await this.uploadMultipart(localPath, serverPath, size, options);
+      if (result) return result;
+    }
+    const { attempts } = await this.api.putFile(
+      serverPath,
+      { localPath, size },
+      { signal: options.signal, onProgress: options.onProgress, onRetry: options.onRetry },
+    );
+    return { bytes: size, attempts, multipart: false };
+  }
+
+  async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {
+    const dir = artifactDir ? joinArtifactPath(artifactDir) : '';
+    if (dir) assertArtifactPath(dir);
+    const entries = await this.api.list(joinArtifactPath(this.root, dir), options);
+    const out = entries.map((e) => ({ path: joinArtifactPath(dir, e.name), isDir: e.isDir, ...(e.size !== undefined ? { size: e.size } : {}) }));
+    // Like MLflow: listing a file (not a directory) answers the file itself; that means "no entries".
+    if (dir && out.length === 1 && !out[0]!.isDir && out[0]!.path === joinArtifactPath(dir, posix.basename(dir))) return [];
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  private shouldTryMultipart(size: number, serverPath: string): boolean {
+    // The mpu routes need a directory in the URL; a file at the very root of the proxy has none.
+    return this.multipart.enabled && !this.multipartUnsupported && size > 0 && size >= this.multipart.thresholdBytes && serverPath.includes('/');
+  }
+
+  /** Returns `undefined` when the server cannot do multipart (the caller then PUTs). */
+  private async uploadMultipart(localPath: string, serverPath: string, size: number, options: UploadFileOptions): Promise<UploadFileResult | undefined> {
+    const dir = posix.dirname(serverPath);
+    const fileName = posix.basename(serverPath);
+    const chunk = effectiveChunkSize(size, this.multipart.chunkBytes);
+    const numParts = Math.ceil(size / chunk);
+    let attempts = 1;
+    const onRetry = (event: RetryEvent) => {
+      attempts++;
+      options.onRetry?.(event);
+    };
+
+    let credentials: MultipartCredential[];
+    let uploadId: string | undefined;
+    try {
+      ({ credentials, uploadId } = await this.api.createMultipartUpload(dir, fileName, numParts, { signal: options.signal, onRetry }));
+    } catch (error) {
+      if (!isMultipartUnsupportedError(error)) throw error;
+      this.multipartUnsupported = true;
+      this.logger.info(`The server at ${this.api.baseUrl} cannot do multipart upload; sending files as single PUTs.`, {
+        reason: error instanceof Error ? error.message : String(error),
+      });
+      return undefined;
+    }
+
+    // Our own controller stops the other parts as soon as one fails.
+    const stop = new AbortController();
+    const signal = combineSignals(options.signal, stop.signal)!;
+    const loaded = new Array<number>(numParts).fill(0);
+    const report = () => options.onProgress?.(loaded.reduce((a, b) => a + b, 0));
+    let firstError: unknown;
+    const fail = (error: unknown) => {
+      firstError ??= error;
+      stop.abort(error);
+    };
+
+    const limit = pLimit(this.multipart.partConcurrency);
+    const settled = await Promise.allSettled(
+      credentials.map((credential, index) =>
+        limit(async () => {
+          if (signal.aborted) throw new AbortedError('Part upload not started: the multipart upload was stopped.');
+          const start = index * chunk;
+          const length = Math.min(chunk, size - start);
+          return this.uploadPart(localPath, credential, { start, length, numParts, fileName, signal, onRetry }, (n) => {
+            loaded[index] = n;
+            report();
+          });
+        }).catch((error: unknown) => {
+          fail(error);
+          throw error;
+        }),
+      ),
+    );
+
+    try {
+      if (firstError !== undefined || options.signal?.aborted) throw firstError ?? new AbortedError();
+      const parts = settled.map((s) => (s as PromiseFulfilledResult<CompletedPart>).value);
+      await this.api.completeMultipartUpload(dir, fileName, uploadId, parts, { signal: options.signal, onRetry });
+    } catch (error) {
+      // Every part has settled by now, so no part can land after the abort.
+      await this.abortQuietly(dir, fileName, uploadId);
+      if (options.signal?.aborted) {
+        throw new AbortedError(`Multipart upload of ${serverPath} was aborted; the server-side upload was aborted too.`, {
+          cause: options.signal.reason,
+        });
+      }
+      throw withPartSizeHint(error, chunk);
+    }
+    return { bytes: size, attempts, multipart: true };
+  }
+
+  private async uploadPart(
+    localPath: string,
+    credential: MultipartCredential,
+    part: { start: number; length: number; numParts: number; fileName: string; signal: AbortSignal; onRetry: (e: RetryEvent) => void },
+    onProgress: (loaded: number) => void,
+  ): Promise<CompletedPart> {
+    const url = this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(credential.url) : credential.url;
+    const label = `part ${credential.partNumber}/${part.numParts} of ${part.fileName}`;
+    let response;
+    try {
+      response = await this.http.request(
+        {
+          method: 'PUT',
+          url,
+          headers: credential.headers,
+          body: { kind: 'file', path: localPath, start: part.start, length: part.length },
+          // Presigned URLs go to the object store: the tracking server's credentials stay home.
+          withAuth: false,
+          responseType: 'none',
+          signal: part.signal,
+          onUploadProgress: onProgress,
+          mapError: partErrorMapper(label),
+        },
+        { onRetry: part.onRetry },
+      );
+    } catch (error) {
+      throw withoutQuery(error, label);
+    }
+    const etag = response.headers.etag;
+    if (!etag) {
+      throw new InvalidResponseError(`The object store accepted ${label} but sent no ETag header, which completing the upload needs.`, {
+        method: 'PUT',
+        url: stripQuery(url),
+      });
+    }
+    onProgress(part.length);
+    return { partNumber: credential.partNumber, etag, url: credential.url };
+  }
+
+  private async abortQuietly(dir: string, fileName: string, uploadId: string | undefined): Promise<void> {
+    try {
+      // Not the caller's signal: it may be the reason we are here.
+      await this.api.abortMultipartUpload(dir, fileName, uploadId, { retry: false });
+      this.logger.debug(`aborted multipart upload of ${dir}/${fileName}`);
+    } catch (error) {
+      this.logger.warn(`Could not abort the multipart upload of ${dir}/${fileName}; the object store may keep its parts until they expire.`, {
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+}
+
+/** Part size for a file: the configured one, grown so the file needs at most 10,000 parts. */
+export function effectiveChunkSize(size: number, chunkBytes: number): number {
+  if (Math.ceil(size / chunkBytes) <= MAX_PARTS) return chunkBytes;
+  return Math.ceil(size / MAX_PARTS / MiB) * MiB;
+}
+
+function partErrorMapper(label: string): (res: ErrorResponse) => HttpStatusError {
+  return (res) => {
+    const url = stripQuery(res.url);
+    const code = /<Code>([^<]*)<\/Code>/.exec(res.bodyText)?.[1];
+    const detail = /<Message>([^<]*)<\/Message>/.exec(res.bodyText)?.[1] ?? res.bodyText.trim().slice(0, 200);
+    const hint =
+      res.status === 403
+        ? 'The object store refused the presigned URL: it may have expired or been signed for another host. Check that this machine reaches the store the server signs for (for S3, the server\'s MLFLOW_S3_ENDPOINT_URL) and that clocks agree.'
+        : res.status >= 500 || res.status === 429
+          ? 'The object store failed; the part was retried on its own.'
+          : undefined;
+    return new HttpStatusError(res.status, `PUT of ${label} to ${url} answered ${res.status}${code ? ` ${code}` : ''}: ${redact(detail) || '(empty body)'}`, {
+      method: res.method,
+      url,
+      retryAfterMs: res.retryAfterMs,
+      body: redact(res.bodyText.slice(0, 2000)),
+      ...(hint ? { hint } : {}),
+    });
+  };
+}
+
+/** Presigned URLs carry a signature in the query: keep it out of messages. */
+function stripQuery(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : `${url.slice(0, q)}?...`;
+}
+
+function withoutQuery(error: unknown, label: string): unknown {
+  if (error instanceof NetworkError && error.url?.includes('?')) {
+    const url = stripQuery(error.url);
+    return new NetworkError(`PUT of ${label} to ${url} failed: ${(error.cause as Error | undefined)?.message ?? 'connection error'}.`, {
+      method: 'PUT',
+      url,
+      cause: error.cause,
+      hint: `Part URLs point at the object store the server signs them for (${safeOrigin(url)}); this machine must reach it (for S3, the server's MLFLOW_S3_ENDPOINT_URL).`,
+    });
+  }
+  if (error instanceof RequestTimeoutError && error.url?.includes('?')) {
+    return new RequestTimeoutError(error.timeoutMs, { method: 'PUT', url: stripQuery(error.url), cause: error.cause });
+  }
+  return error;
+}
+
+function withPartSizeHint(error: unknown, chunk: number): unknown {
+  if (chunk < S3_MIN_PART && error instanceof HttpStatusError && /EntityTooSmall/i.test(`${error.message} ${error.body ?? ''}`)) {
+    return new HttpStatusError(error.status, error.message, {
+      method: error.method,
+      url: error.url,
+      body: error.body,
+      cause: error,
+      hint: `S3 needs parts of at least 5 MiB; raise multipart.chunkBytes or MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE (now ${chunk} bytes).`,
+    });
+  }
+  return error;
+}
+
+function safeOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+function formatBytes(n: number): string {
+  if (n >= MiB && n % MiB === 0) return `${n / MiB} MiB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
+  return `${n} bytes`;
+}
+
+// ───────────────────────────── URI resolution ─────────────────────────────
+
+const SERVICE_ROOTS = ['/api/2.0/mlflow-artifacts/artifacts', '/ajax-api/2.0/mlflow-artifacts/artifacts'];
+
+/** Where a proxied artifact URI points: the server base URL and the root's server path. */
+export interface ProxiedArtifactLocation {
+  /** `scheme://host[:port][/prefix]` of the server holding the artifacts. */
+  baseUrl: string;
+  /** Server path of the artifact root (relative to the proxy root, decoded). */
+  root: string;
+}
+
+/**
+ * Resolves an `mlflow-artifacts:` or proxied `http(s):` artifact URI against the tracking
+ * base URL, as MLflow's `MlflowArtifactsRepository.resolve_uri` does: the tracking URI's
+ * scheme and path prefix, the URI's host when it has one (else the tracking host), and the
+ * URI's path under `/api/2.0/mlflow-artifacts/artifacts`.
+ *
+ * @example
+ * ```ts
+ * resolveProxiedArtifactUri('mlflow-artifacts:/1/abc/artifacts', 'http://mlflow:5000/prefix');
+ * // { baseUrl: 'http://mlflow:5000/prefix', root: '1/abc/artifacts' }
+ * ```
+ */
+export function resolveProxiedArtifactUri(
+  artifactUri: string,
+  trackingBaseUrl: string | undefined,
+  supported?: readonly string[],
+): ProxiedArtifactLocation {
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(artifactUri)?.[1]?.toLowerCase();
+  if (scheme === 'http' || scheme === 'https') {
+    const url = new URL(artifactUri);
+    const anchor = SERVICE_ROOTS.find((r) => url.pathname.endsWith(r) || url.pathname.includes(`${r}/`));
+    if (!anchor) {
+      throw new UnsupportedArtifactStoreError(scheme, redactUrl(artifactUri), {
+        ...(supported ? { supported } : {}),
+        hint: `An ${scheme}: artifact URI must point at an MLflow artifact proxy (.../api/2.0/mlflow-artifacts/artifacts/...); start the server with --serve-artifacts.`,
+      });
+    }
+    const at = url.pathname.indexOf(anchor);
+    const prefix = url.pathname.slice(0, at);
+    const root = decodeSegments(url.pathname.slice(at + anchor.length));
+    return { baseUrl: `${url.protocol}//${url.host}${prefix}`.replace(/\/+$/, ''), root };
+  }
+  if (!trackingBaseUrl) {
+    throw new ConfigError(`The artifact URI ${artifactUri} needs an http(s) tracking server, but the tracking URI is a local store.`, {
+      issues: [{ path: 'trackingUri', message: 'expected http(s):// for mlflow-artifacts: artifact URIs' }],
+      hint: 'Set MLFLOW_TRACKING_URI (or trackingUri) to the http:// address of the MLflow server that created the run.',
+    });
+  }
+  const rest = artifactUri.slice('mlflow-artifacts:'.length);
+  let host = '';
+  let path = rest;
+  if (rest.startsWith('//')) {
+    const end = rest.indexOf('/', 2);
+    host = end === -1 ? rest.slice(2) : rest.slice(2, end);
+    path = end === -1 ? '' : rest.slice(end);
+  }
+  if (/^\d+$/.test(host)) {
+    throw new InvalidArgumentError('artifactUri', `The mlflow-artifacts URI ${artifactUri} gives a port (${host}) but no host.`, {
+      hint: 'Write it as mlflow-artifacts://<host>:<port>/<path> or mlflow-artifacts:/<path>.',
+    });
+  }
+  const tracking = new URL(trackingBaseUrl);
+  const base = `${tracking.protocol}//${host || tracking.host}${tracking.pathname}`.replace(/\/+$/, '');
+  const anchor = SERVICE_ROOTS.find((r) => path === r || path.startsWith(`${r}/`));
+  return { baseUrl: base, root: decodeSegments(anchor ? path.slice(anchor.length) : path) };
+}
+
+function decodeSegments(path: string): string {
+  return joinArtifactPath(
+    ...path.split('/').map((segment) => {
+      try {
+        return decodeURIComponent(segment);
+      } catch {
+        return segment;
+      }
+    }),
+  );
+}
+
+/** Picks the HTTP client for a base URL: the tracking connection's, or a new one for a local store. */
+function httpFor(baseUrl: string, connection: MlflowConnection, env: Env): HttpClient {
+  if (connection.kind === 'rest') return connection.http;
+  const conn = resolveMlflowConnection({ trackingUri: baseUrl, retry: connection.retry, logger: connection.logger, env });
+  if (conn.kind !== 'rest') throw new InvalidArgumentError('artifactUri', `Expected an http(s) artifact URI, got ${baseUrl}.`);
+  return conn.http;
+}
+
+/** Registers `mlflow-artifacts:`, `http:` and `https:` with the store registry. */
+export const mlflowArtifactsStoreFactory: ArtifactStoreFactory = {
+  schemes: ['mlflow-artifacts', 'http', 'https'],
+  label: 'mlflow-artifacts: and http(s): (proxied through the tracking server)',
+  create(artifactUri: string, context: ArtifactStoreContext): ArtifactStore {
+    const trackingBase = context.connection.kind === 'rest' ? context.connection.baseUrl : undefined;
+    const { baseUrl, root } = resolveProxiedArtifactUri(artifactUri, trackingBase, context.supported);
+    const http = httpFor(baseUrl, context.connection, context.env);
+    return new MlflowArtifactsStore({
+      api: new MlflowArtifactsApi({ http, baseUrl }),
+      http,
+      root,
+      artifactUri,
+      ...(context.multipart ? { multipart: context.multipart } : {}),
+      env: context.env,
+      logger: context.logger,
+    });
+  },
+};

@@ -1,0 +1,317 @@
+/**
+ * Configuration of the `s3://` artifact store, read the way MLflow's `S3ArtifactRepository`
+ * reads it (`mlflow/store/artifact/s3_artifact_repo.py`): `MLFLOW_S3_ENDPOINT_URL`,
+ * `MLFLOW_S3_IGNORE_TLS`, `MLFLOW_S3_UPLOAD_EXTRA_ARGS`, `MLFLOW_S3_EXPECTED_BUCKET_OWNER`,
+ * `MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE`, and the region from `AWS_REGION` /
+ * `AWS_DEFAULT_REGION`. Options win over env vars. No AWS SDK types appear here, so this
+ * module (and the public option types) load without the optional peer dependencies.
+ *
+ * @module
+ */
+import { envBool, envString, type Env } from '../core/env.js';
+import { ConfigError, InvalidArgumentError } from '../core/errors.js';
+import { registerSecret } from '../core/logger.js';
+
+/**
+ * How bucket names go into request URLs, as boto3's `addressing_style`:
+ * - `path`: `https://endpoint/bucket/key`;
+ * - `virtual`: `https://bucket.endpoint/key`;
+ * - `auto`: what boto3 does by default. With a custom endpoint (`MLFLOW_S3_ENDPOINT_URL`, i.e.
+ *   MinIO, Ceph, moto, ...) botocore forces path style unless `virtual` is asked for
+ *   explicitly (`botocore/args.py`, `compute_endpoint_resolver_builtin_defaults`); against AWS
+ *   itself it uses virtual-hosted style, falling back to path style for bucket names that are
+ *   not DNS-compatible.
+ */
+export type S3AddressingStyle = 'path' | 'virtual' | 'auto';
+
+/** Static AWS credentials, for when the SDK's default chain is not wanted. */
+export interface S3Credentials {
+  /** Access key id. */
+  accessKeyId: string;
+  /** Secret access key. Registered with the redactor: it never appears in logs or errors. */
+  secretAccessKey: string;
+  /** Session token of temporary credentials. Redacted like the secret. */
+  sessionToken?: string;
+}
+
+/** 8 MiB: boto3's `multipart_threshold` and `multipart_chunksize`, so files split where boto3 splits them. */
+export const DEFAULT_S3_PART_SIZE = 8 * 1024 * 1024;
+/** Parts of one file in flight at once (lib-storage's default). */
+export const DEFAULT_S3_QUEUE_SIZE = 4;
+/** S3's smallest allowed part (all parts but the last). */
+export const MIN_S3_PART_SIZE = 5 * 1024 * 1024;
+/** S3's largest allowed part. */
+export const MAX_S3_PART_SIZE = 5 * 1024 * 1024 * 1024;
+/** S3's largest number of parts in one multipart upload. */
+export const MAX_S3_PARTS = 10_000;
+
+/**
+ * Options of the `s3://` artifact store. Every field is optional: unset fields come from
+ * MLflow's env vars, then the defaults below. Credentials come from the AWS SDK's default chain
+ * (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE` and `~/.aws/*`, SSO, web identity,
+ * container and instance metadata) unless `credentials` is given.
+ *
+ * Memory: each file being uploaded holds at most about `partSize × (queueSize + 1)` bytes
+ * (the parts in flight plus the one being read), 40 MiB with the defaults.
+ *
+ * @example
+ * ```ts
+ * const options: S3StoreOptions = { endpointUrl: 'http://minio:9000', partSize: 16 * 1024 * 1024, queueSize: 2 };
+ * ```
+ */
+export interface S3StoreOptions {
+  /**
+   * Endpoint of an S3-compatible server (MinIO, Ceph, R2, moto, ...).
+   * @default MLFLOW_S3_ENDPOINT_URL, else AWS's endpoint for the region
+   */
+  endpointUrl?: string;
+  /**
+   * Skip TLS certificate verification against the endpoint.
+   * @default MLFLOW_S3_IGNORE_TLS, else false
+   */
+  ignoreTls?: boolean;
+  /**
+   * Extra `PutObject` / `CreateMultipartUpload` parameters, e.g.
+   * `{ ServerSideEncryption: 'aws:kms', SSEKMSKeyId: '...' }`. Same names as boto3's
+   * `ExtraArgs`; they override the guessed `ContentType`.
+   * @default MLFLOW_S3_UPLOAD_EXTRA_ARGS parsed as JSON, else none
+   */
+  uploadExtraArgs?: Record<string, unknown>;
+  /**
+   * AWS account id that must own the bucket; every request carries it, so S3 refuses to write
+   * into a bucket someone else re-created under the same name.
+   * @default MLFLOW_S3_EXPECTED_BUCKET_OWNER
+   */
+  expectedBucketOwner?: string;
+  /**
+   * Bucket addressing in URLs (see {@link S3AddressingStyle}).
+   * @default MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE, else 'auto'
+   */
+  addressingStyle?: S3AddressingStyle;
+  /**
+   * AWS region used for signing and for AWS's endpoint.
+   * @default AWS_REGION, else AWS_DEFAULT_REGION, else the region of the AWS profile, else 'us-east-1'
+   */
+  region?: string;
+  /** Static credentials instead of the SDK's default chain. @default the AWS SDK's default chain */
+  credentials?: S3Credentials;
+  /**
+   * Size of one multipart part in bytes (at least 5 MiB, S3's minimum). Files up to this size
+   * go in a single `PutObject`. Raised automatically for files that would need more than
+   * 10,000 parts.
+   * @default 8 MiB (8388608)
+   */
+  partSize?: number;
+  /**
+   * Parts of one file uploaded concurrently.
+   * @default 4
+   */
+  queueSize?: number;
+}
+
+/** {@link S3StoreOptions} with env vars and defaults applied. */
+export interface ResolvedS3Config {
+  /** Custom endpoint, if any (no trailing slash). */
+  endpointUrl?: string;
+  ignoreTls: boolean;
+  uploadExtraArgs: Record<string, unknown>;
+  expectedBucketOwner?: string;
+  addressingStyle: S3AddressingStyle;
+  /** What {@link addressingStyle} means for the AWS SDK's `forcePathStyle`, as botocore decides it. */
+  forcePathStyle: boolean;
+  /** Region from the option or env; `undefined` means "the profile's, else us-east-1". */
+  region?: string;
+  credentials?: S3Credentials;
+  partSize: number;
+  queueSize: number;
+}
+
+/**
+ * `ExtraArgs` boto3 accepts for uploads (`S3Transfer.ALLOWED_UPLOAD_ARGS`), minus the per-file
+ * checksum values and sizes, which cannot be constant across files.
+ */
+const ALLOWED_UPLOAD_ARGS = new Set([
+  'ACL',
+  'CacheControl',
+  'ChecksumAlgorithm',
+  'ContentDisposition',
+  'ContentEncoding',
+  'ContentLanguage',
+  'ContentType',
+  'ExpectedBucketOwner',
+  'Expires',
+  'GrantFullControl',
+  'GrantRead',
+  'GrantReadACP',
+  'GrantWriteACP',
+  'Metadata',
+  'ObjectLockLegalHoldStatus',
+  'ObjectLockMode',
+  'ObjectLockRetainUntilDate',
+  'RequestPayer',
+  'ServerSideEncryption',
+  'StorageClass',
+  'SSECustomerAlgorithm',
+  'SSECustomerKey',
+  'SSECustomerKeyMD5',
+  'SSEKMSKeyId',
+  'SSEKMSEncryptionContext',
+  'Tagging',
+  'WebsiteRedirectLocation',
+]);
+/** Timestamps boto3 takes as strings; the JS SDK wants `Date`s. */
+const DATE_ARGS = new Set(['Expires', 'ObjectLockRetainUntilDate']);
+/** Values that are keys and must never be logged. */
+const SECRET_ARGS = new Set(['SSECustomerKey', 'SSEKMSEncryptionContext']);
+
+const ADDRESSING_STYLES: readonly S3AddressingStyle[] = ['path', 'virtual', 'auto'];
+
+/**
+ * Applies env vars and defaults to {@link S3StoreOptions} and checks every value, so a bad
+ * setting fails before any byte is read.
+ *
+ * @example
+ * ```ts
+ * resolveS3Config({}, { MLFLOW_S3_ENDPOINT_URL: 'http://127.0.0.1:9000' }).forcePathStyle; // true
+ * ```
+ */
+export function resolveS3Config(options: S3StoreOptions = {}, env: Env = process.env): ResolvedS3Config {
+  const endpointUrl = resolveEndpoint(options.endpointUrl, env);
+  const addressingStyle = resolveAddressingStyle(options.addressingStyle, env);
+  const uploadExtraArgs =
+    options.uploadExtraArgs !== undefined
+      ? checkUploadExtraArgs(options.uploadExtraArgs, 'uploadExtraArgs')
+      : parseUploadExtraArgs(envString('MLFLOW_S3_UPLOAD_EXTRA_ARGS', env));
+  const partSize = options.partSize ?? DEFAULT_S3_PART_SIZE;
+  if (!Number.isInteger(partSize) || partSize < MIN_S3_PART_SIZE || partSize > MAX_S3_PART_SIZE) {
+    throw new InvalidArgumentError('s3.partSize', `s3.partSize must be an integer from ${MIN_S3_PART_SIZE} (5 MiB, S3's minimum part) to ${MAX_S3_PART_SIZE} (5 GiB), got ${partSize}.`);
+  }
+  const queueSize = options.queueSize ?? DEFAULT_S3_QUEUE_SIZE;
+  if (!Number.isInteger(queueSize) || queueSize < 1) {
+    throw new InvalidArgumentError('s3.queueSize', `s3.queueSize must be an integer >= 1, got ${queueSize}.`);
+  }
+  if (options.credentials) {
+    registerSecret(options.credentials.secretAccessKey);
+    registerSecret(options.credentials.sessionToken);
+  }
+  return {
+    endpointUrl,
+    ignoreTls: options.ignoreTls ?? envBool('MLFLOW_S3_IGNORE_TLS', env) ?? false,
+    uploadExtraArgs,
+    expectedBucketOwner: options.expectedBucketOwner ?? envString('MLFLOW_S3_EXPECTED_BUCKET_OWNER', env),
+    addressingStyle,
+    forcePathStyle: forcePathStyleFor(addressingStyle, endpointUrl),
+    region: options.region ?? envString('AWS_REGION', env) ?? envString('AWS_DEFAULT_REGION', env),
+    credentials: options.credentials,
+    partSize,
+    queueSize,
+  };
+}
+
+/**
+ * botocore's rule: with a custom (non-accelerate) endpoint, path style unless `virtual` is
+ * asked for; otherwise path style only when asked for. The SDK then picks virtual-hosted
+ * style for DNS-compatible bucket names and path style for the rest, as botocore does.
+ */
+export function forcePathStyleFor(style: S3AddressingStyle, endpointUrl: string | undefined): boolean {
+  if (endpointUrl !== undefined && !/(^|\.)s3-accelerate(\.dualstack)?\.amazonaws\.com$/i.test(hostOf(endpointUrl))) {
+    return style !== 'virtual';
+  }
+  return style === 'path';
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).hostname;
+  } catch {
+    return '';
+  }
+}
+
+function resolveEndpoint(option: string | undefined, env: Env): string | undefined {
+  const fromEnv = option === undefined;
+  const raw = option ?? envString('MLFLOW_S3_ENDPOINT_URL', env);
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const where = fromEnv ? 'Environment variable MLFLOW_S3_ENDPOINT_URL' : 'Option s3.endpointUrl';
+  let parsed: URL;
+  try {
+    parsed = new URL(raw.trim());
+  } catch (cause) {
+    throw new ConfigError(`${where} must be an http(s) URL such as http://127.0.0.1:9000, got "${raw}".`, {
+      issues: [{ path: fromEnv ? 'MLFLOW_S3_ENDPOINT_URL' : 's3.endpointUrl', message: 'expected an http(s) URL' }],
+      cause,
+    });
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(`${where} must use http or https, got "${parsed.protocol}".`, {
+      issues: [{ path: fromEnv ? 'MLFLOW_S3_ENDPOINT_URL' : 's3.endpointUrl', message: 'expected an http(s) URL' }],
+    });
+  }
+  return raw.trim().replace(/\/+$/, '');
+}
+
+function resolveAddressingStyle(option: S3AddressingStyle | undefined, env: Env): S3AddressingStyle {
+  if (option !== undefined) {
+    if (!ADDRESSING_STYLES.includes(option)) {
+      throw new InvalidArgumentError('s3.addressingStyle', `s3.addressingStyle must be one of path, virtual, auto; got "${String(option)}".`);
+    }
+    return option;
+  }
+  const raw = envString('MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE', env)?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return 'auto';
+  if (!ADDRESSING_STYLES.includes(raw as S3AddressingStyle)) {
+    throw new ConfigError(`Environment variable MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE must be path, virtual or auto, got "${env.MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE}".`, {
+      issues: [{ path: 'MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE', message: 'expected path, virtual or auto' }],
+    });
+  }
+  return raw as S3AddressingStyle;
+}
+
+/** Parses `MLFLOW_S3_UPLOAD_EXTRA_ARGS` (a JSON object, as MLflow reads it with `json.loads`). */
+function parseUploadExtraArgs(raw: string | undefined): Record<string, unknown> {
+  if (raw === undefined || raw.trim() === '') return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (cause) {
+    throw new ConfigError(`Environment variable MLFLOW_S3_UPLOAD_EXTRA_ARGS is not valid JSON: ${(cause as Error).message}.`, {
+      hint: 'Set it to a JSON object such as {"ServerSideEncryption": "AES256"}.',
+      issues: [{ path: 'MLFLOW_S3_UPLOAD_EXTRA_ARGS', message: 'expected a JSON object' }],
+      cause,
+    });
+  }
+  return checkUploadExtraArgs(parsed, 'MLFLOW_S3_UPLOAD_EXTRA_ARGS');
+}
+
+function checkUploadExtraArgs(value: unknown, source: string): Record<string, unknown> {
+  const fromEnv = source === 'MLFLOW_S3_UPLOAD_EXTRA_ARGS';
+  const fail = (message: string, path = source): never => {
+    const text = fromEnv ? `Environment variable MLFLOW_S3_UPLOAD_EXTRA_ARGS ${message}` : `Option s3.uploadExtraArgs ${message}`;
+    throw new ConfigError(text, { issues: [{ path, message }] });
+  };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return fail('must be a JSON object such as {"ServerSideEncryption": "AES256"}.');
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, raw] of Object.entries(value as Record<string, unknown>)) {
+    if (!ALLOWED_UPLOAD_ARGS.has(key)) {
+      fail(`has "${key}", which is not an upload argument. Allowed: ${[...ALLOWED_UPLOAD_ARGS].join(', ')}.`, `${source}.${key}`);
+    }
+    if (DATE_ARGS.has(key)) {
+      const date = typeof raw === 'string' || typeof raw === 'number' ? new Date(raw) : undefined;
+      if (!date || Number.isNaN(date.getTime())) fail(`has "${key}" = ${JSON.stringify(raw)}, which is not a date.`, `${source}.${key}`);
+      out[key] = date;
+      continue;
+    }
+    if (key === 'Metadata') {
+      if (typeof raw !== 'object' || raw === null || Array.isArray(raw) || Object.values(raw).some((v) => typeof v !== 'string')) {
+        fail('has "Metadata" that is not an object of strings.', `${source}.Metadata`);
+      }
+    } else if (typeof raw !== 'string') {
+      fail(`has "${key}" = ${JSON.stringify(raw)}; expected a string.`, `${source}.${key}`);
+    }
+    if (SECRET_ARGS.has(key)) registerSecret(raw as string);
+    out[key] = raw;
+  }
+  return out;
+}

@@ -1,0 +1,624 @@
+/**
+ * The store for runs whose artifact URI is `s3://bucket/path` (a tracking server started with
+ * `--no-serve-artifacts --default-artifact-root s3://...`): the client writes to the bucket
+ * itself, as MLflow's Python client does with boto3. Built on the optional peer dependencies
+ * `@aws-sdk/client-s3` and `@aws-sdk/lib-storage`, imported only when an `s3://` URI is used.
+ *
+ * - Keys are MLflow's: `<path of the artifact URI>/<artifact path>`, so `MlflowClient` and
+ *   `mlflow ui` list and download what this store writes.
+ * - Files up to `partSize` go in one `PutObject`; larger ones through lib-storage's `Upload`
+ *   (multipart, `queueSize` parts in flight). Memory per file stays near `partSize × (queueSize + 1)`.
+ * - Every request (each part on its own) is retried by the SDK, `retry.maxRetries` times.
+ * - A failure or an abort stops the other parts at once and aborts the multipart upload once
+ *   every part has settled, so no parts stay billed.
+ *
+ * No AWS SDK type appears in this module's exported signatures (toolchain gotcha G6): users
+ * without the peers installed still get clean `.d.ts` files.
+ *
+ * @module
+ */
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import type * as ClientS3 from '@aws-sdk/client-s3';
+import type * as LibStorage from '@aws-sdk/lib-storage';
+import type { Env } from '../core/env.js';
+import {
+  AbortedError,
+  ArtifactUploaderError,
+  ConfigError,
+  HttpStatusError,
+  InvalidArgumentError,
+  MissingDependencyError,
+  NetworkError,
+  RequestTimeoutError,
+} from '../core/errors.js';
+import { redact, silentLogger, type Logger } from '../core/logger.js';
+import {
+  combineSignals,
+  isLowLevelNetworkError,
+  resolveRetryOptions,
+  type ResolvedRetryOptions,
+  type RetryEvent,
+  type RetryOptions,
+} from '../core/retry.js';
+import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
+import type {
+  ArtifactEntry,
+  ArtifactStore,
+  ArtifactStoreContext,
+  ArtifactStoreFactory,
+  UploadFileOptions,
+  UploadFileResult,
+} from './artifact-store.js';
+import { guessMimeType } from './mime-types.js';
+import { MAX_S3_PARTS, resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
+import { statSourceFile, throwIfAborted } from './source-file.js';
+
+/** The npm packages the `s3://` store needs, in the order `npm install` is told about them. */
+export const S3_PEER_PACKAGES: readonly string[] = ['@aws-sdk/client-s3', '@aws-sdk/lib-storage'];
+
+/**
+ * The two optional peer modules as `import()` returns them. Typed loosely on purpose: naming
+ * the SDK's types here would put them into our `.d.ts` files.
+ */
+export interface AwsSdkModules {
+  /** The namespace of `@aws-sdk/client-s3`. */
+  clientS3: object;
+  /** The namespace of `@aws-sdk/lib-storage`. */
+  libStorage: object;
+}
+
+/** Loads {@link AwsSdkModules}. The default uses `import()`; tests inject failures. */
+export type AwsSdkLoader = () => Promise<AwsSdkModules>;
+
+/** Options of {@link S3ArtifactStore}: the S3 settings plus what the store runs with. */
+export interface S3ArtifactStoreOptions extends S3StoreOptions {
+  /**
+   * Retry and timeout policy. `maxRetries` becomes the SDK's `maxAttempts` (+1) for every
+   * request, each multipart part on its own; `timeoutMs` is the socket idle timeout;
+   * `totalTimeoutMs` bounds one file. Backoff between attempts is the SDK's own (exponential
+   * from 100 ms, with jitter, at most 20 s).
+   * @default from MLflow's env vars (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`, `MLFLOW_HTTP_REQUEST_TIMEOUT`), else MLflow's defaults
+   */
+  retry?: RetryOptions | ResolvedRetryOptions;
+  /** Environment to read instead of `process.env`. */
+  env?: Env;
+  /** Where to log (debug lines on retries and aborts). @default silent */
+  logger?: Logger;
+  /**
+   * Loads the AWS SDK. Replace it only to simulate a missing install in tests.
+   * @default `import('@aws-sdk/client-s3')` and `import('@aws-sdk/lib-storage')`
+   */
+  loadSdk?: AwsSdkLoader;
+}
+
+type ClientS3Module = typeof ClientS3;
+type LibStorageModule = typeof LibStorage;
+interface Sdk {
+  s3: ClientS3Module;
+  storage: LibStorageModule;
+}
+type S3Command = Parameters<ClientS3.S3Client['send']>[0];
+
+/**
+ * Writes a run's artifacts straight to an S3 (or S3-compatible) bucket.
+ *
+ * @example
+ * ```ts
+ * const store = new S3ArtifactStore('s3://ml-artifacts/mlflow/1/0a1b2c/artifacts', { endpointUrl: 'http://127.0.0.1:9000' });
+ * await store.uploadFile('out/model.safetensors', 'model/model.safetensors');
+ * await store.list('model'); // [{ path: 'model/model.safetensors', isDir: false, size: 123456 }]
+ * ```
+ */
+export class S3ArtifactStore implements ArtifactStore {
+  readonly kind = 's3';
+  readonly artifactUri: string;
+  /** Bucket of the artifact URI. */
+  readonly bucket: string;
+  /** Key prefix of the run's artifact root (no leading or trailing `/`; may be empty). */
+  readonly rootKey: string;
+  private readonly config: ResolvedS3Config;
+  private readonly retry: ResolvedRetryOptions;
+  private readonly logger: Logger;
+  private readonly loadSdk: AwsSdkLoader;
+  private clientPromise?: Promise<{ sdk: Sdk; client: ClientS3.S3Client }>;
+
+  constructor(artifactUri: string, options: S3ArtifactStoreOptions = {}) {
+    const { bucket, rootKey } = parseS3Uri(artifactUri);
+    this.bucket = bucket;
+    this.rootKey = rootKey;
+    this.artifactUri = `s3://${bucket}${rootKey ? `/${rootKey}` : ''}`;
+    const env = options.env ?? process.env;
+    this.config = resolveS3Config(options, env);
+    this.retry = isResolvedRetry(options.retry) ? options.retry : resolveRetryOptions(options.retry, env);
+    this.logger = options.logger ?? silentLogger;
+    this.loadSdk = options.loadSdk ?? importAwsSdk;
+  }
+
+  describe(): string {
+    const c = this.config;
+    const where = c.endpointUrl ? `endpoint ${c.endpointUrl}` : `AWS${c.region ? ` ${c.region}` : ''}`;
+    const style = c.forcePathStyle ? 'path-style' : 'virtual-hosted';
+    return `S3 ${this.artifactUri} via ${where} (${style}): PutObject per file up to ${formatBytes(c.partSize)}, multipart above in ${formatBytes(c.partSize)} parts, ${c.queueSize} at a time`;
+  }
+
+  async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
+    assertArtifactPath(artifactPath);
+    throwIfAborted(options.signal);
+    const size = await statSourceFile(localPath, options.size, this.logger);
+    const key = joinArtifactPath(this.rootKey, artifactPath);
+    const { sdk, client } = await this.getClient();
+    throwIfAborted(options.signal);
+
+    const partSize = effectivePartSize(size, this.config.partSize);
+    const multipart = size > partSize;
+    const deadline = this.retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(this.retry.totalTimeoutMs) : undefined;
+    const requests = new FileRequests(sdk, client, {
+      signal: combineSignals(options.signal, deadline),
+      onRetry: (event) => {
+        this.logger.debug(`retrying S3 request for ${this.target(key)}`, { attempt: event.attempt, error: errorText(event.error) });
+        options.onRetry?.(event);
+      },
+    });
+    // Exactly `size` bytes, even if the file grows while it uploads (a checkpoint being written).
+    const body: Readable | Uint8Array = size === 0 ? new Uint8Array(0) : createReadStream(localPath, { start: 0, end: size - 1 });
+    const upload = new sdk.storage.Upload({
+      client: requests.client,
+      params: { ...this.objectParams(key), Body: body, ContentLength: size },
+      partSize,
+      queueSize: this.config.queueSize,
+      // lib-storage aborts the multipart upload itself once every part has settled.
+      leavePartsOnError: false,
+    });
+    upload.on('httpUploadProgress', (progress) => {
+      if (progress.loaded !== undefined) options.onProgress?.(progress.loaded);
+    });
+
+    try {
+      await upload.done();
+    } catch (error) {
+      await this.cleanUp(client, sdk, key, requests);
+      if (deadline?.aborted) {
+        throw new AbortedError(`Upload of ${this.target(key)} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms).`, {
+          hint: 'Raise retry.totalTimeoutMs, or check why the object store is slow.',
+          cause: error,
+        });
+      }
+      if (options.signal?.aborted) {
+        throw new AbortedError(
+          `Upload of ${this.target(key)} was aborted${requests.uploadId ? '; its multipart upload was aborted on the bucket too' : ''}.`,
+          { cause: options.signal.reason ?? error },
+        );
+      }
+      throw this.toError(requests.firstError ?? error, multipart ? 'multipart upload' : 'PutObject', key);
+    } finally {
+      if (!(body instanceof Uint8Array)) body.destroy();
+    }
+    options.onProgress?.(size);
+    return { bytes: size, attempts: 1 + requests.retries, multipart };
+  }
+
+  async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {
+    const dir = artifactDir ? joinArtifactPath(artifactDir) : '';
+    if (dir) assertArtifactPath(dir);
+    const base = joinArtifactPath(this.rootKey, dir);
+    const prefix = base ? `${base}/` : '';
+    const rootPrefix = this.rootKey ? `${this.rootKey}/` : '';
+    const { sdk, client } = await this.getClient();
+    const relative = (key: string): string => {
+      // MLflow checks the same thing (`_verify_listed_object_contains_artifact_path_prefix`).
+      if (!key.startsWith(rootPrefix)) throw new Error(`S3 listed ${key}, which is outside the artifact root ${this.rootKey}.`);
+      return key.slice(rootPrefix.length).replace(/\/+$/, '');
+    };
+    const out: ArtifactEntry[] = [];
+    let token: string | undefined;
+    do {
+      let page: ClientS3.ListObjectsV2CommandOutput;
+      try {
+        page = await client.send(
+          new sdk.s3.ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            Delimiter: '/',
+            ...(token ? { ContinuationToken: token } : {}),
+            ...this.ownerParam(),
+          }),
+          options.signal ? { abortSignal: options.signal } : {},
+        );
+      } catch (error) {
+        throw this.toError(error, 'ListObjectsV2', prefix, options.signal);
+      }
+      for (const p of page.CommonPrefixes ?? []) {
+        if (p.Prefix) out.push({ path: relative(p.Prefix), isDir: true });
+      }
+      for (const object of page.Contents ?? []) {
+        if (!object.Key || object.Key === prefix) continue;
+        // A zero-byte "folder/" object some consoles create; MLflow skips it too.
+        if (object.Key.endsWith('/') && (object.Size ?? 0) === 0) continue;
+        out.push({ path: relative(object.Key), isDir: false, ...(object.Size !== undefined ? { size: object.Size } : {}) });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /** `s3://bucket/key` for messages. */
+  private target(key: string): string {
+    return `s3://${this.bucket}/${key}`;
+  }
+
+  private ownerParam(): { ExpectedBucketOwner?: string } {
+    return this.config.expectedBucketOwner ? { ExpectedBucketOwner: this.config.expectedBucketOwner } : {};
+  }
+
+  /** What MLflow's `_upload_file` sends: guessed type and encoding, bucket owner, then the extra args. */
+  private objectParams(key: string): ClientS3.PutObjectCommandInput {
+    const guess = guessMimeType(key);
+    return {
+      Bucket: this.bucket,
+      Key: key,
+      ...(guess.type ? { ContentType: guess.type } : {}),
+      ...(guess.encoding ? { ContentEncoding: guess.encoding } : {}),
+      ...this.ownerParam(),
+      ...(this.config.uploadExtraArgs as Partial<ClientS3.PutObjectCommandInput>),
+    };
+  }
+
+  /**
+   * After a failed `done()` every part has settled and lib-storage has tried to abort the
+   * multipart upload. If that abort did not go through, try once more ourselves.
+   */
+  private async cleanUp(client: ClientS3.S3Client, sdk: Sdk, key: string, requests: FileRequests): Promise<void> {
+    if (!requests.uploadId || requests.completed || requests.abortedOnServer) return;
+    try {
+      await client.send(new sdk.s3.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: requests.uploadId, ...this.ownerParam() }));
+      this.logger.debug(`aborted the multipart upload of ${this.target(key)}`);
+    } catch (error) {
+      if ((error as { name?: string }).name === 'NoSuchUpload') return;
+      this.logger.warn(
+        `Could not abort the multipart upload ${requests.uploadId} of ${this.target(key)}; its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them.`,
+        { error: errorText(error) },
+      );
+    }
+  }
+
+  private getClient(): Promise<{ sdk: Sdk; client: ClientS3.S3Client }> {
+    this.clientPromise ??= this.createClient().catch((error: unknown) => {
+      this.clientPromise = undefined;
+      throw error;
+    });
+    return this.clientPromise;
+  }
+
+  private async createClient(): Promise<{ sdk: Sdk; client: ClientS3.S3Client }> {
+    const sdk = await loadSdkModules(this.loadSdk);
+    const c = this.config;
+    const region = c.region ?? (await profileRegion(sdk)) ?? 'us-east-1';
+    const client = new sdk.s3.S3Client({
+      region,
+      ...(c.endpointUrl ? { endpoint: c.endpointUrl } : {}),
+      forcePathStyle: c.forcePathStyle,
+      // boto3 follows a bucket's region on a 301/400 redirect; so do we.
+      followRegionRedirects: true,
+      maxAttempts: this.retry.maxRetries + 1,
+      ...(c.credentials ? { credentials: { ...c.credentials } } : {}),
+      requestHandler: {
+        // An idle timeout like MLflow's: a slow but moving transfer never trips it.
+        socketTimeout: this.retry.timeoutMs,
+        connectionTimeout: this.retry.timeoutMs,
+        ...(c.ignoreTls ? { httpsAgent: { rejectUnauthorized: false } } : {}),
+      },
+    });
+    return { sdk, client };
+  }
+
+  /** Maps an AWS SDK error to the library's typed errors, with a hint that says what to do. */
+  private toError(error: unknown, operation: string, key: string, signal?: AbortSignal): unknown {
+    if (error instanceof ArtifactUploaderError) return error;
+    const e = (error ?? {}) as AwsErrorLike;
+    const name = typeof e.name === 'string' ? e.name : 'Error';
+    const message = redact(typeof e.message === 'string' && e.message !== name ? e.message : '');
+    const url = this.target(key);
+    const method = operationMethod(operation);
+    if (name === 'AbortError' || signal?.aborted) {
+      return new AbortedError(`S3 ${operation} of ${url} was aborted.`, { cause: signal?.reason ?? error });
+    }
+    if (name === 'CredentialsProviderError' || /could not load credentials/i.test(message)) {
+      return new ConfigError(`No AWS credentials found for ${url}: ${message || name}.`, {
+        hint: 'Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE for a profile in ~/.aws, or run where an instance/container role is available.',
+        issues: [{ path: 'AWS credentials', message: 'none found by the AWS SDK default chain' }],
+        cause: error,
+      });
+    }
+    const status = e.$metadata?.httpStatusCode;
+    const attempts = e.$metadata?.attempts;
+    if (typeof status === 'number' && status >= 300) {
+      const tries = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';
+      return new HttpStatusError(status, `S3 ${operation} of ${url} failed${tries}: ${status} ${name}${message ? `: ${message}` : ''}`, {
+        method,
+        url,
+        code: name,
+        cause: error,
+        ...(this.hintFor(name, status, message) ? { hint: this.hintFor(name, status, message) } : {}),
+      });
+    }
+    if (name === 'TimeoutError' || e.code === 'ETIMEDOUT' || e.code === 'ECONNABORTED') {
+      return new RequestTimeoutError(this.retry.timeoutMs, { method, url, cause: error });
+    }
+    if (isLowLevelNetworkError(error) || /ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EAI_AGAIN|socket hang up/i.test(`${e.code ?? ''} ${message}`)) {
+      const endpoint = this.config.endpointUrl ?? 'AWS';
+      return new NetworkError(`S3 ${operation} of ${url} could not reach ${endpoint}: ${message || name}.`, {
+        method,
+        url,
+        cause: error,
+        hint: this.config.endpointUrl
+          ? `Check that MLFLOW_S3_ENDPOINT_URL (${this.config.endpointUrl}) is reachable from this machine.`
+          : 'Check the network path to S3 (proxy settings, VPC endpoint) and the region (AWS_DEFAULT_REGION).',
+      });
+    }
+    return error;
+  }
+
+  private hintFor(name: string, status: number, message: string): string | undefined {
+    const owner = this.config.expectedBucketOwner;
+    switch (name) {
+      case 'NoSuchBucket':
+        return `Create the bucket "${this.bucket}"${this.config.endpointUrl ? ` on ${this.config.endpointUrl}` : ''}; MLflow never creates buckets. Also check the server's --default-artifact-root and, for S3-compatible servers, MLFLOW_S3_ENDPOINT_URL here.`;
+      case 'AccessDenied':
+      case 'AllAccessDisabled':
+      case 'Forbidden':
+        return `Check the AWS credentials this process uses (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or the instance/container role) and that they allow s3:PutObject, s3:ListBucket and s3:AbortMultipartUpload on "${this.bucket}"${owner ? `; MLFLOW_S3_EXPECTED_BUCKET_OWNER=${owner} must be the account that owns the bucket` : ''}.`;
+      case 'InvalidAccessKeyId':
+        return 'The access key id is unknown to this endpoint: check AWS_ACCESS_KEY_ID or AWS_PROFILE (and MLFLOW_S3_ENDPOINT_URL for an S3-compatible server).';
+      case 'SignatureDoesNotMatch':
+        return 'The secret key does not match the access key id: check AWS_SECRET_ACCESS_KEY or the profile\'s credentials.';
+      case 'ExpiredToken':
+      case 'TokenRefreshRequired':
+      case 'InvalidToken':
+        return 'The temporary credentials have expired: refresh them (new AWS_SESSION_TOKEN, `aws sso login`).';
+      case 'PermanentRedirect':
+      case 'AuthorizationHeaderMalformed':
+      case 'IllegalLocationConstraintException':
+        return `The bucket lives in another region: set AWS_DEFAULT_REGION (or the region option) to the region of "${this.bucket}".`;
+      case 'NoSuchUpload':
+        return 'The multipart upload was aborted or expired on the bucket (a lifecycle rule?); upload the file again.';
+      case 'EntityTooSmall':
+        return 'S3 needs every part but the last to be at least 5 MiB: raise the partSize option.';
+      case 'InvalidArgument':
+      case 'InvalidRequest':
+      case 'NotImplemented':
+        if (/checksum|crc|sha256|trailer|chunked/i.test(message) || name === 'NotImplemented') {
+          return 'An S3-compatible server may not support the checksums recent AWS SDKs send: set AWS_REQUEST_CHECKSUM_CALCULATION=when_required (and AWS_RESPONSE_CHECKSUM_VALIDATION=when_required).';
+        }
+        return 'Check MLFLOW_S3_UPLOAD_EXTRA_ARGS (or the uploadExtraArgs option): S3 refused the request parameters.';
+      default:
+        if (status >= 500 || status === 429 || name === 'SlowDown') {
+          return `The object store kept failing; every request was retried ${this.retry.maxRetries} time(s) (raise MLFLOW_HTTP_REQUEST_MAX_RETRIES or retry.maxRetries), then upload again.`;
+        }
+        if (status === 403) return this.hintFor('AccessDenied', status, message);
+        if (status === 404) return this.hintFor('NoSuchBucket', status, message);
+        return undefined;
+    }
+  }
+}
+
+/**
+ * The factory `resolve.ts` registers for `s3:` URIs. Retries follow the tracking connection's
+ * policy; S3 settings come from `context.s3`, then MLflow's env vars.
+ */
+export const s3StoreFactory: ArtifactStoreFactory = {
+  schemes: ['s3'],
+  label: 's3: (written directly to the bucket; needs @aws-sdk/client-s3 and @aws-sdk/lib-storage)',
+  create(artifactUri: string, context: ArtifactStoreContext): ArtifactStore {
+    return new S3ArtifactStore(artifactUri, { ...context.s3, retry: context.connection.retry, env: context.env, logger: context.logger });
+  },
+};
+
+// ───────────────────────────── per-file request tracking ─────────────────────────────
+
+interface AwsErrorLike {
+  name?: unknown;
+  message?: unknown;
+  code?: string;
+  $metadata?: { httpStatusCode?: number; attempts?: number };
+}
+
+/**
+ * Wraps the shared client for one file: counts attempts (a middleware inside the SDK's retry
+ * loop), stops every part as soon as one fails for good or the caller aborts (lib-storage
+ * itself would keep uploading the rest of the file), and remembers the multipart upload id so
+ * the upload can be aborted. Commands that create, complete or abort the multipart upload are
+ * never cut off mid-flight: the server might act on them without us learning the outcome.
+ */
+class FileRequests {
+  readonly client: ClientS3.S3Client;
+  /** Retried requests over all commands of this file. */
+  retries = 0;
+  uploadId?: string;
+  completed = false;
+  abortedOnServer = false;
+  firstError?: unknown;
+  private readonly stop = new AbortController();
+  private readonly signal: AbortSignal;
+
+  constructor(
+    private readonly sdk: Sdk,
+    shared: ClientS3.S3Client,
+    private readonly options: { signal?: AbortSignal; onRetry: (event: RetryEvent) => void },
+  ) {
+    this.signal = combineSignals(options.signal, this.stop.signal)!;
+    // Inherits everything (config, middleware) from the shared client; only `send` differs.
+    const client = Object.create(shared) as ClientS3.S3Client;
+    Object.defineProperty(client, 'send', {
+      value: (command: S3Command, sendOptions?: { abortSignal?: AbortSignal }) => this.send(shared, command, sendOptions),
+    });
+    this.client = client;
+  }
+
+  private async send(shared: ClientS3.S3Client, command: S3Command, sendOptions: { abortSignal?: AbortSignal } = {}): Promise<unknown> {
+    const s3 = this.sdk.s3;
+    this.countAttempts(command);
+    const transfer = command instanceof s3.UploadPartCommand || command instanceof s3.PutObjectCommand;
+    const isAbort = command instanceof s3.AbortMultipartUploadCommand;
+    if (!isAbort && this.signal.aborted) throw abortError(this.signal.reason);
+    try {
+      const output = await shared.send(command as ClientS3.PutObjectCommand, transfer ? { ...sendOptions, abortSignal: this.signal } : sendOptions);
+      if (command instanceof s3.CreateMultipartUploadCommand) this.uploadId = (output as ClientS3.CreateMultipartUploadCommandOutput).UploadId;
+      if (command instanceof s3.CompleteMultipartUploadCommand) this.completed = true;
+      if (isAbort) this.abortedOnServer = true;
+      return output;
+    } catch (error) {
+      if (isAbort) {
+        if ((error as { name?: string }).name === 'NoSuchUpload') this.abortedOnServer = true;
+        throw error;
+      }
+      if (!this.signal.aborted) {
+        this.firstError ??= error;
+        this.stop.abort(error);
+      }
+      throw error;
+    }
+  }
+
+  /** A middleware inside the SDK's retry loop runs once per attempt. */
+  private countAttempts(command: S3Command): void {
+    let attempt = 0;
+    let lastError: unknown;
+    let failedAt = 0;
+    command.middlewareStack.add(
+      (next) => async (args) => {
+        attempt++;
+        if (attempt > 1) {
+          this.retries++;
+          this.options.onRetry({ attempt: attempt - 1, error: lastError, delayMs: Date.now() - failedAt });
+        }
+        try {
+          return await next(args);
+        } catch (error) {
+          lastError = error;
+          failedAt = Date.now();
+          throw error;
+        }
+      },
+      { step: 'finalizeRequest', priority: 'low', name: 'artifactUploaderAttempts', override: true },
+    );
+  }
+}
+
+function abortError(reason: unknown): Error {
+  return Object.assign(new Error('Request aborted: the upload of this file was stopped.'), { name: 'AbortError', cause: reason });
+}
+
+// ───────────────────────────── SDK loading ─────────────────────────────
+
+/** The default loader: plain dynamic imports, left as-is by tsup in both builds. */
+async function importAwsSdk(): Promise<AwsSdkModules> {
+  const [clientS3, libStorage] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
+  return { clientS3, libStorage };
+}
+
+/**
+ * Runs the loader and checks what it returned; a module that cannot be found becomes a
+ * {@link MissingDependencyError} naming both packages and the install command.
+ */
+async function loadSdkModules(loader: AwsSdkLoader): Promise<Sdk> {
+  let modules: AwsSdkModules;
+  try {
+    modules = await loader();
+  } catch (error) {
+    if (isModuleNotFound(error)) throw new MissingDependencyError([...S3_PEER_PACKAGES], 'Writing artifacts to an s3:// artifact root', { cause: error });
+    throw error;
+  }
+  const s3 = interop<ClientS3Module>(modules.clientS3, 'S3Client');
+  const storage = interop<LibStorageModule>(modules.libStorage, 'Upload');
+  if (!s3 || !storage) {
+    throw new MissingDependencyError([...S3_PEER_PACKAGES], 'Writing artifacts to an s3:// artifact root', {
+      hint: `The installed AWS SDK does not look like v3 (no ${!s3 ? 'S3Client' : 'Upload'} export). Install v3: npm install ${S3_PEER_PACKAGES.join(' ')}`,
+    });
+  }
+  return { s3, storage };
+}
+
+/** Accepts an ESM namespace or a CommonJS `module.exports` seen through `default`. */
+function interop<T>(namespace: object, member: string): T | undefined {
+  const ns = namespace as Record<string, unknown>;
+  if (typeof ns[member] === 'function') return ns as T;
+  const def = ns.default as Record<string, unknown> | undefined;
+  if (def && typeof def[member] === 'function') return def as T;
+  return undefined;
+}
+
+function isModuleNotFound(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 4; depth++) {
+    const { code, message } = current as { code?: unknown; message?: unknown };
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return true;
+    if (typeof message === 'string' && /Cannot find (package|module)|Failed to (load|resolve) (url|import)/i.test(message)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** The region of the SDK's own chain (`AWS_REGION`, the profile in `~/.aws/config`), if any. */
+async function profileRegion(sdk: Sdk): Promise<string | undefined> {
+  const probe = new sdk.s3.S3Client({});
+  try {
+    const region = await probe.config.region();
+    return region || undefined;
+  } catch {
+    return undefined;
+  } finally {
+    probe.destroy();
+  }
+}
+
+// ───────────────────────────── helpers ─────────────────────────────
+
+/**
+ * Splits `s3://bucket/path` into the bucket and the key prefix of the artifact root, as
+ * MLflow's `parse_s3_compliant_uri` does (the path is taken as-is, not percent-decoded).
+ *
+ * @example
+ * ```ts
+ * parseS3Uri('s3://ml/direct/1/abc/artifacts'); // { bucket: 'ml', rootKey: 'direct/1/abc/artifacts' }
+ * ```
+ */
+export function parseS3Uri(uri: string): { bucket: string; rootKey: string } {
+  const match = /^s3:\/\/([^/?#]+)(\/[^?#]*)?$/i.exec(uri.trim());
+  if (!match?.[1]) {
+    throw new InvalidArgumentError('artifactUri', `${redact(uri)} is not an S3 URI; expected s3://<bucket>/<path>.`);
+  }
+  return { bucket: match[1], rootKey: joinArtifactPath(match[2] ?? '') };
+}
+
+/** The configured part size, grown (in whole MiB) so a file needs at most 10,000 parts. */
+export function effectivePartSize(size: number, partSize: number): number {
+  if (Math.ceil(size / partSize) <= MAX_S3_PARTS) return partSize;
+  const MiB = 1024 * 1024;
+  return Math.ceil(size / MAX_S3_PARTS / MiB) * MiB;
+}
+
+function isResolvedRetry(retry: RetryOptions | ResolvedRetryOptions | undefined): retry is ResolvedRetryOptions {
+  return (
+    retry !== undefined &&
+    typeof retry.maxRetries === 'number' &&
+    typeof retry.backoffFactor === 'number' &&
+    typeof retry.backoffJitter === 'number' &&
+    typeof retry.maxBackoff === 'number' &&
+    typeof retry.timeoutMs === 'number' &&
+    typeof retry.maxRetryAfterMs === 'number'
+  );
+}
+
+function operationMethod(operation: string): string {
+  return operation === 'ListObjectsV2' ? 'GET' : 'PUT';
+}
+
+function errorText(error: unknown): string {
+  return redact(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+}
+
+function formatBytes(n: number): string {
+  const MiB = 1024 * 1024;
+  if (n >= MiB && n % MiB === 0) return `${n / MiB} MiB`;
+  return `${n} bytes`;
+}

@@ -1,0 +1,142 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { AbortedError, InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
+import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
+import { LocalFileStore } from '../../src/stores/local-file-store.js';
+import { planDirectory } from '../../src/stores/plan.js';
+import { uploadPlannedFiles } from '../../src/stores/upload-many.js';
+
+function scratch(): { src: string; dest: string; store: LocalFileStore } {
+  const base = mkdtempSync(join(tmpdir(), 'au-fstore-'));
+  const src = join(base, 'src');
+  const dest = join(base, 'mlruns', '0', 'run', 'artifacts');
+  mkdirSync(src);
+  return { src, dest, store: new LocalFileStore({ artifactUri: pathToFileURL(dest).href }) };
+}
+
+/** Every file under `dir`, hidden temp files included, as relative paths. */
+function allFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+    .sort();
+}
+
+describe('LocalFileStore', () => {
+  it('copies into the artifact directory, creating parents, byte-exact', async () => {
+    const { src, dest, store } = scratch();
+    const bytes = randomBytes(3 * 1024 * 1024 + 17);
+    writeFileSync(join(src, 'w.bin'), bytes);
+    writeFileSync(join(src, 'empty'), '');
+    const progress: number[] = [];
+    const result = await store.uploadFile(join(src, 'w.bin'), 'model/ünï code/w.bin', { onProgress: (n) => progress.push(n) });
+    expect(result).toEqual({ bytes: bytes.length, attempts: 1, multipart: false });
+    expect(readFileSync(join(dest, 'model', 'ünï code', 'w.bin')).equals(bytes)).toBe(true);
+    expect(progress.at(-1)).toBe(bytes.length);
+    expect(await store.uploadFile(join(src, 'empty'), 'empty')).toMatchObject({ bytes: 0 });
+    expect(readFileSync(join(dest, 'empty'))).toHaveLength(0);
+    expect(allFiles(dest)).toEqual(['empty', join('model', 'ünï code', 'w.bin')]);
+  });
+
+  it('replaces an existing artifact all at once, and leaves it intact when the copy is aborted', async () => {
+    const { src, dest, store } = scratch();
+    writeFileSync(join(src, 'v1'), 'old content');
+    await store.uploadFile(join(src, 'v1'), 'f.txt');
+    const big = randomBytes(4 * 1024 * 1024);
+    writeFileSync(join(src, 'v2'), big);
+
+    const controller = new AbortController();
+    const error = await store
+      .uploadFile(join(src, 'v2'), 'f.txt', { signal: controller.signal, onProgress: (n) => n > 0 && controller.abort() })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AbortedError);
+    // No half-written artifact, no temp file left behind.
+    expect(readFileSync(join(dest, 'f.txt'), 'utf8')).toBe('old content');
+    expect(allFiles(dest)).toEqual(['f.txt']);
+
+    await store.uploadFile(join(src, 'v2'), 'f.txt');
+    expect(readFileSync(join(dest, 'f.txt')).equals(big)).toBe(true);
+    expect(allFiles(dest)).toEqual(['f.txt']);
+  });
+
+  it('fails with typed errors before touching the destination', async () => {
+    const { src, dest, store } = scratch();
+    writeFileSync(join(src, 'ok'), 'x');
+    await expect(store.uploadFile(join(src, 'missing'), 'x')).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
+    await expect(store.uploadFile(src, 'x')).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+    await expect(store.uploadFile(join(src, 'ok'), '../escape')).rejects.toBeInstanceOf(LocalPathError);
+    await expect(store.uploadFile(join(src, 'ok'), '/abs')).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+    expect(existsSync(dest)).toBe(false);
+  });
+
+  it('lists like MLflow: relative paths, sizes, directories, [] for missing', async () => {
+    const { src, store } = scratch();
+    writeFileSync(join(src, 'a'), 'abc');
+    await store.uploadFile(join(src, 'a'), 'd/a.txt');
+    await store.uploadFile(join(src, 'a'), 'top.txt');
+    expect(await store.list()).toEqual([
+      { path: 'd', isDir: true },
+      { path: 'top.txt', isDir: false, size: 3 },
+    ]);
+    expect(await store.list('d')).toEqual([{ path: 'd/a.txt', isDir: false, size: 3 }]);
+    expect(await store.list('nope')).toEqual([]);
+    expect(await listArtifactsRecursive(store)).toEqual([
+      { path: 'd/a.txt', isDir: false, size: 3 },
+      { path: 'top.txt', isDir: false, size: 3 },
+    ]);
+  });
+});
+
+describe('uploadPlannedFiles', () => {
+  it('uploads a planned directory with bounded concurrency and reports each file', async () => {
+    const { src, dest, store } = scratch();
+    for (let i = 0; i < 12; i++) {
+      mkdirSync(join(src, `d${i % 3}`), { recursive: true });
+      writeFileSync(join(src, `d${i % 3}`, `f${i}.bin`), randomBytes(1000 + i));
+    }
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const counting = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop !== 'uploadFile') return Reflect.get(target, prop, receiver);
+        return async (...args: Parameters<LocalFileStore['uploadFile']>) => {
+          maxInFlight = Math.max(maxInFlight, ++inFlight);
+          try {
+            return await target.uploadFile(...args);
+          } finally {
+            inFlight--;
+          }
+        };
+      },
+    });
+    const done: string[] = [];
+    const plan = await planDirectory(src, { artifactPath: 'out' });
+    const outcomes = await uploadPlannedFiles(counting, plan, { concurrency: 3, onFileDone: (o) => done.push(o.file.artifactPath) });
+    expect(maxInFlight).toBeLessThanOrEqual(3);
+    expect(outcomes.map((o) => o.status)).toEqual(Array(12).fill('uploaded'));
+    expect(outcomes.map((o) => o.file)).toEqual(plan.files);
+    expect(done.sort()).toEqual(plan.files.map((f) => f.artifactPath).sort());
+    for (const f of plan.files) expect(readFileSync(join(dest, f.artifactPath)).equals(readFileSync(f.localPath))).toBe(true);
+  });
+
+  it('reports a failed file without stopping the others, and cancels unstarted files on abort', async () => {
+    const { src, store } = scratch();
+    writeFileSync(join(src, 'a'), 'aaaa');
+    writeFileSync(join(src, 'b'), 'bb');
+    const plan = await planDirectory(src);
+    const broken = { ...plan, files: [{ localPath: join(src, 'gone'), artifactPath: 'gone', size: 9 }, ...plan.files] };
+    const outcomes = await uploadPlannedFiles(store, broken, { concurrency: 1 });
+    expect(outcomes.map((o) => o.status)).toEqual(['failed', 'uploaded', 'uploaded']);
+    expect(outcomes[0]!.error).toMatchObject({ code: 'PATH_NOT_FOUND' });
+
+    const controller = new AbortController();
+    const aborted = await uploadPlannedFiles(store, plan, { concurrency: 1, signal: controller.signal, onFileDone: () => controller.abort() });
+    expect(aborted.map((o) => o.status)).toEqual(['uploaded', 'cancelled']);
+    expect(aborted[1]!.error).toBeInstanceOf(AbortedError);
+    await expect(uploadPlannedFiles(store, plan, { concurrency: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});

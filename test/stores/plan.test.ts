@@ -1,0 +1,130 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LocalPathError } from '../../src/core/errors.js';
+import { globToRegExp, planDirectory } from '../../src/stores/plan.js';
+
+function tree(files: Record<string, string | number>): string {
+  const root = mkdtempSync(join(tmpdir(), 'au-plan-'));
+  for (const [rel, content] of Object.entries(files)) {
+    const full = join(root, rel);
+    mkdirSync(join(full, '..'), { recursive: true });
+    writeFileSync(full, typeof content === 'number' ? Buffer.alloc(content, 1) : content);
+  }
+  return root;
+}
+
+async function planError(...args: Parameters<typeof planDirectory>): Promise<LocalPathError> {
+  try {
+    await planDirectory(...args);
+  } catch (error) {
+    expect(error).toBeInstanceOf(LocalPathError);
+    return error as LocalPathError;
+  }
+  throw new Error('expected planDirectory to throw');
+}
+
+describe('planDirectory', () => {
+  it('lists nested files with POSIX artifact paths and sizes, largest first', async () => {
+    const root = tree({ 'a.txt': 3, 'sub/b.bin': 10, 'sub/deeper/c.json': 5, 'z.txt': 5 });
+    const plan = await planDirectory(root, { artifactPath: 'model/v1' });
+    expect(plan.files.map((f) => [f.artifactPath, f.size])).toEqual([
+      ['model/v1/sub/b.bin', 10],
+      ['model/v1/sub/deeper/c.json', 5],
+      ['model/v1/z.txt', 5],
+      ['model/v1/a.txt', 3],
+    ]);
+    expect(plan.files[0]!.localPath).toBe(join(root, 'sub', 'b.bin'));
+    expect(plan).toMatchObject({ directory: root, artifactPath: 'model/v1', totalBytes: 23, empty: false, skipped: [] });
+  });
+
+  it('says when there is nothing to upload', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'au-plan-'));
+    mkdirSync(join(root, 'empty', 'nested'), { recursive: true });
+    expect(await planDirectory(root)).toMatchObject({ files: [], totalBytes: 0, empty: true });
+  });
+
+  it('applies include and exclude globs, RegExps and predicates', async () => {
+    const root = tree({ 'w.safetensors': 4, 'config.json': 2, 'logs/run.log': 1, 'cache/x.safetensors': 1, 'tmp.tmp': 1 });
+    const plan = await planDirectory(root, { include: ['*.safetensors', 'config.json'], exclude: ['cache', /\.tmp$/] });
+    expect(plan.files.map((f) => f.artifactPath)).toEqual(['w.safetensors', 'config.json']);
+    expect(plan.skipped).toEqual(
+      expect.arrayContaining([
+        { relativePath: 'cache', reason: 'excluded' },
+        { relativePath: 'tmp.tmp', reason: 'excluded' },
+        { relativePath: 'logs/run.log', reason: 'not-included' },
+      ]),
+    );
+    const byPredicate = await planDirectory(root, { exclude: (p) => p.startsWith('logs') });
+    expect(byPredicate.files.map((f) => f.artifactPath)).not.toContain('logs/run.log');
+    expect(globToRegExp('a/**/b*.txt').test('a/x/y/b1.txt')).toBe(true);
+    expect(globToRegExp('a/**/b*.txt').test('a/b.txt')).toBe(true);
+    expect(globToRegExp('*.txt').test('a/b.txt')).toBe(false);
+  });
+
+  it('uploads the bytes of symlinks that stay inside, and walks linked directories once', async () => {
+    const root = tree({ 'blobs/abc': 'weights', 'real/inner.txt': 'x' });
+    mkdirSync(join(root, 'snap'));
+    symlinkSync('../blobs/abc', join(root, 'snap', 'model.bin'));
+    symlinkSync('real', join(root, 'linked'));
+    symlinkSync('..', join(root, 'real', 'loop'));
+    const plan = await planDirectory(root);
+    const paths = plan.files.map((f) => f.artifactPath).sort();
+    expect(paths).toEqual(['blobs/abc', 'linked/inner.txt', 'real/inner.txt', 'snap/model.bin']);
+    expect(plan.files.find((f) => f.artifactPath === 'snap/model.bin')).toMatchObject({ size: 7, localPath: join(root, 'snap', 'model.bin') });
+    expect(plan.skipped).toEqual(expect.arrayContaining([{ relativePath: 'real/loop', reason: 'symlink-loop' }]));
+
+    const noFollow = await planDirectory(root, { followSymlinks: false });
+    expect(noFollow.files.map((f) => f.artifactPath).sort()).toEqual(['blobs/abc', 'real/inner.txt']);
+  });
+
+  it('refuses symlinks that point outside, listing them all', async () => {
+    const outside = tree({ 'secret.txt': 'x' });
+    const root = tree({ 'ok.txt': 'fine' });
+    symlinkSync(join(outside, 'secret.txt'), join(root, 'leak1'));
+    symlinkSync(outside, join(root, 'leak2'));
+    const error = await planError(root);
+    expect(error.code).toBe('SYMLINK_ESCAPES');
+    expect(error.message).toMatch(/2 symlink\(s\).*"leak1".*"leak2".*Nothing was uploaded/);
+    expect(error.hint).toMatch(/cp -L/);
+    // Excluding them is the way out.
+    expect((await planDirectory(root, { exclude: ['leak*'] })).files).toHaveLength(1);
+  });
+
+  it('refuses dangling symlinks and special files', async () => {
+    const root = tree({ 'ok.txt': 'x' });
+    symlinkSync('missing', join(root, 'dangling'));
+    expect((await planError(root)).code).toBe('PATH_NOT_FOUND');
+
+    const fifoRoot = tree({ 'ok.txt': 'x' });
+    execFileSync('mkfifo', [join(fifoRoot, 'pipe')]);
+    const error = await planError(fifoRoot);
+    expect(error.code).toBe('PATH_UNREADABLE');
+    expect(error.message).toMatch(/"pipe" is a special file/);
+  });
+
+  it.skipIf(process.getuid?.() === 0)('refuses unreadable files', async () => {
+    const root = tree({ 'locked.bin': 3 });
+    execFileSync('chmod', ['000', join(root, 'locked.bin')]);
+    expect((await planError(root)).code).toBe('PATH_UNREADABLE');
+  });
+
+  it('refuses names MLflow cannot store, all of them, before anything is uploaded', async () => {
+    const root = tree({ 'ok.txt': 'x', 'a#1.txt': 'x', 'sub/back\\slash': 'x', 'new\nline': 'x', 'x%41.txt': 'x' });
+    writeFileSync(Buffer.concat([Buffer.from(`${root}/latin1-`), Buffer.from([0xe9]), Buffer.from('.txt')]), 'x');
+    const error = await planError(root);
+    expect(error.code).toBe('INVALID_ARTIFACT_PATH');
+    expect(error.message).toMatch(/^5 file name\(s\)/);
+    for (const part of ['a#1.txt', 'back\\\\slash', 'new\\nline', 'x%41.txt', 'not valid UTF-8']) expect(error.message).toContain(part);
+    expect(error.hint).toMatch(/Rename/);
+  });
+
+  it('refuses a bad artifactPath, a missing directory and a file', async () => {
+    const root = tree({ 'f.txt': 'x' });
+    expect((await planError(root, { artifactPath: '../up' })).code).toBe('INVALID_ARTIFACT_PATH');
+    expect((await planError(join(root, 'nope'))).code).toBe('PATH_NOT_FOUND');
+    expect((await planError(join(root, 'f.txt'))).code).toBe('NOT_A_DIRECTORY');
+  });
+});

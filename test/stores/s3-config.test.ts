@@ -1,0 +1,212 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, InvalidArgumentError, MissingDependencyError } from '../../src/core/errors.js';
+import { guessMimeType } from '../../src/stores/mime-types.js';
+import { forcePathStyleFor, resolveS3Config } from '../../src/stores/s3-config.js';
+import { effectivePartSize, parseS3Uri, S3ArtifactStore } from '../../src/stores/s3-store.js';
+import { describeWithServers } from '../support/servers.js';
+import { runPython } from '../support/python.js';
+
+const MiB = 1024 * 1024;
+
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('expected a throw');
+}
+
+describe('S3 configuration from MLflow env vars', () => {
+  it('defaults: no endpoint, auto addressing (virtual on AWS), 8 MiB parts, 4 at a time', () => {
+    expect(resolveS3Config({}, {})).toEqual({
+      endpointUrl: undefined,
+      ignoreTls: false,
+      uploadExtraArgs: {},
+      expectedBucketOwner: undefined,
+      addressingStyle: 'auto',
+      forcePathStyle: false,
+      region: undefined,
+      credentials: undefined,
+      partSize: 8 * MiB,
+      queueSize: 4,
+    });
+  });
+
+  it('reads every MLFLOW_S3_* variable', () => {
+    const config = resolveS3Config(
+      {},
+      {
+        MLFLOW_S3_ENDPOINT_URL: 'https://minio.internal:9000/',
+        MLFLOW_S3_IGNORE_TLS: 'true',
+        MLFLOW_S3_UPLOAD_EXTRA_ARGS: '{"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "key-1", "Metadata": {"team": "ml"}, "Expires": "2030-01-01T00:00:00Z"}',
+        MLFLOW_S3_EXPECTED_BUCKET_OWNER: '123456789012',
+        MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE: 'virtual',
+        AWS_DEFAULT_REGION: 'eu-west-3',
+      },
+    );
+    expect(config.endpointUrl).toBe('https://minio.internal:9000');
+    expect(config.ignoreTls).toBe(true);
+    expect(config.uploadExtraArgs).toEqual({
+      ServerSideEncryption: 'aws:kms',
+      SSEKMSKeyId: 'key-1',
+      Metadata: { team: 'ml' },
+      Expires: new Date('2030-01-01T00:00:00Z'),
+    });
+    expect(config.expectedBucketOwner).toBe('123456789012');
+    expect(config.addressingStyle).toBe('virtual');
+    expect(config.forcePathStyle).toBe(false);
+    expect(config.region).toBe('eu-west-3');
+  });
+
+  it('options win over env vars; AWS_REGION wins over AWS_DEFAULT_REGION', () => {
+    const env = { MLFLOW_S3_ENDPOINT_URL: 'http://a:1', AWS_REGION: 'us-west-2', AWS_DEFAULT_REGION: 'eu-west-1', MLFLOW_S3_IGNORE_TLS: '1' };
+    expect(resolveS3Config({}, env).region).toBe('us-west-2');
+    const config = resolveS3Config({ endpointUrl: 'http://b:2', region: 'ap-south-1', ignoreTls: false, uploadExtraArgs: { StorageClass: 'STANDARD_IA' } }, env);
+    expect(config).toMatchObject({ endpointUrl: 'http://b:2', region: 'ap-south-1', ignoreTls: false, uploadExtraArgs: { StorageClass: 'STANDARD_IA' } });
+  });
+
+  it('maps the addressing style the way botocore does', () => {
+    // botocore/args.py: a custom endpoint forces path style unless "virtual" is asked for.
+    expect(forcePathStyleFor('auto', 'http://127.0.0.1:9000')).toBe(true);
+    expect(forcePathStyleFor('auto', 'https://minio.example.com')).toBe(true);
+    expect(forcePathStyleFor('path', 'http://127.0.0.1:9000')).toBe(true);
+    expect(forcePathStyleFor('virtual', 'https://minio.example.com')).toBe(false);
+    // Against AWS itself, auto is virtual-hosted (the SDK falls back to path style for non-DNS names).
+    expect(forcePathStyleFor('auto', undefined)).toBe(false);
+    expect(forcePathStyleFor('virtual', undefined)).toBe(false);
+    expect(forcePathStyleFor('path', undefined)).toBe(true);
+    // The accelerate endpoint is AWS, not a custom one.
+    expect(forcePathStyleFor('auto', 'https://s3-accelerate.amazonaws.com')).toBe(false);
+    expect(resolveS3Config({}, { MLFLOW_S3_ENDPOINT_URL: 'http://127.0.0.1:9000' }).forcePathStyle).toBe(true);
+  });
+
+  it('refuses MLFLOW_S3_UPLOAD_EXTRA_ARGS that is not JSON, naming the variable', () => {
+    const error = thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: "{'ServerSideEncryption': 'AES256'}" })) as ConfigError;
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toContain('MLFLOW_S3_UPLOAD_EXTRA_ARGS');
+    expect(error.message).toMatch(/not valid JSON/);
+    expect(error.hint).toMatch(/\{"ServerSideEncryption": "AES256"\}/);
+    expect(error.issues[0]?.path).toBe('MLFLOW_S3_UPLOAD_EXTRA_ARGS');
+  });
+
+  it('refuses extra args boto3 would refuse, and non-objects', () => {
+    const unknown = thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: '{"ServerSideEncyption": "AES256"}' })) as ConfigError;
+    expect(unknown).toBeInstanceOf(ConfigError);
+    expect(unknown.message).toMatch(/"ServerSideEncyption", which is not an upload argument. Allowed: ACL, /);
+    expect(thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: '["AES256"]' }))).toBeInstanceOf(ConfigError);
+    expect(thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: '{"Expires": "soon"}' }))).toBeInstanceOf(ConfigError);
+    expect(thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: '{"StorageClass": 3}' }))).toBeInstanceOf(ConfigError);
+    expect(thrown(() => resolveS3Config({ uploadExtraArgs: { Metadata: { a: 1 } } }, {}))).toBeInstanceOf(ConfigError);
+  });
+
+  it('refuses a bad addressing style, endpoint, part size or queue size', () => {
+    const style = thrown(() => resolveS3Config({}, { MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE: 'dns' })) as ConfigError;
+    expect(style).toBeInstanceOf(ConfigError);
+    expect(style.message).toContain('MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE');
+    expect(thrown(() => resolveS3Config({}, { MLFLOW_S3_ENDPOINT_URL: 'minio:9000' }))).toBeInstanceOf(ConfigError);
+    expect(thrown(() => resolveS3Config({}, { MLFLOW_S3_IGNORE_TLS: 'maybe' }))).toBeInstanceOf(ConfigError);
+    const part = thrown(() => resolveS3Config({ partSize: 1024 * 1024 }, {})) as InvalidArgumentError;
+    expect(part).toBeInstanceOf(InvalidArgumentError);
+    expect(part.message).toMatch(/5 MiB/);
+    expect(thrown(() => resolveS3Config({ queueSize: 0 }, {}))).toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('grows the part size so a file never needs more than 10,000 parts', () => {
+    expect(effectivePartSize(11 * MiB, 5 * MiB)).toBe(5 * MiB);
+    expect(effectivePartSize(200 * 1024 * MiB, 8 * MiB)).toBe(21 * MiB);
+    expect(Math.ceil((200 * 1024 * MiB) / effectivePartSize(200 * 1024 * MiB, 8 * MiB))).toBeLessThanOrEqual(10_000);
+  });
+
+  it('splits s3:// URIs the way MLflow does', () => {
+    expect(parseS3Uri('s3://bucket/direct/1/abc/artifacts')).toEqual({ bucket: 'bucket', rootKey: 'direct/1/abc/artifacts' });
+    expect(parseS3Uri('s3://bucket')).toEqual({ bucket: 'bucket', rootKey: '' });
+    expect(parseS3Uri('s3://bucket/a/')).toEqual({ bucket: 'bucket', rootKey: 'a' });
+    expect(thrown(() => parseS3Uri('gs://bucket/a'))).toBeInstanceOf(InvalidArgumentError);
+  });
+});
+
+describe('Content-Type and Content-Encoding as MLflow sends them to S3', () => {
+  it('follows Python mimetypes.guess_type with its built-in table', () => {
+    expect(guessMimeType('dir/metrics.json')).toEqual({ type: 'application/json' });
+    expect(guessMimeType('ckpt.tar.gz')).toEqual({ type: 'application/x-tar', encoding: 'gzip' });
+    expect(guessMimeType('ckpt.tgz')).toEqual({ type: 'application/x-tar', encoding: 'gzip' });
+    expect(guessMimeType('weights.gz')).toEqual({ encoding: 'gzip' });
+    expect(guessMimeType('model.safetensors')).toEqual({});
+    expect(guessMimeType('README.TXT')).toEqual({ type: 'text/plain' });
+    expect(guessMimeType('.bashrc')).toEqual({});
+    expect(guessMimeType('MLmodel')).toEqual({});
+  });
+});
+
+describe('without the AWS SDK installed', () => {
+  const moduleNotFound = (name: string) =>
+    Object.assign(new Error(`Cannot find package '${name}' imported from /app/node_modules/artifact-uploader/dist/index.js`), {
+      code: 'ERR_MODULE_NOT_FOUND',
+    });
+
+  it('says which packages to install, on first use of an s3:// URI', async () => {
+    let loads = 0;
+    const store = new S3ArtifactStore('s3://bucket/root', {
+      env: {},
+      loadSdk: async () => {
+        loads++;
+        throw moduleNotFound('@aws-sdk/lib-storage');
+      },
+    });
+    expect(loads).toBe(0); // constructing the store imports nothing
+    const error = await store.list().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MissingDependencyError);
+    const e = error as MissingDependencyError;
+    expect(e.code).toBe('MISSING_DEPENDENCY');
+    expect(e.packages).toEqual(['@aws-sdk/client-s3', '@aws-sdk/lib-storage']);
+    expect(e.message).toContain('s3:// artifact root needs @aws-sdk/client-s3 and @aws-sdk/lib-storage');
+    expect(e.hint).toBe('Install them: npm install @aws-sdk/client-s3 @aws-sdk/lib-storage');
+    expect(loads).toBe(1);
+  });
+
+  it('recognises a real failed import', async () => {
+    const store = new S3ArtifactStore('s3://bucket/root', {
+      env: {},
+      loadSdk: async () => {
+        const name = '@aws-sdk/not-installed-' + 'anywhere';
+        const clientS3 = (await import(/* @vite-ignore */ name)) as object;
+        return { clientS3, libStorage: clientS3 };
+      },
+    });
+    await expect(store.list()).rejects.toBeInstanceOf(MissingDependencyError);
+  });
+
+  it('refuses a module that is not AWS SDK v3', async () => {
+    const store = new S3ArtifactStore('s3://bucket/root', { env: {}, loadSdk: async () => ({ clientS3: {}, libStorage: {} }) });
+    const error = (await store.list().catch((e: unknown) => e)) as MissingDependencyError;
+    expect(error).toBeInstanceOf(MissingDependencyError);
+    expect(error.hint).toMatch(/does not look like v3/);
+  });
+
+  it('passes other loader failures through untouched', async () => {
+    const boom = new SyntaxError('Unexpected token');
+    const store = new S3ArtifactStore('s3://bucket/root', { env: {}, loadSdk: async () => Promise.reject(boom) });
+    await expect(store.list()).rejects.toBe(boom);
+  });
+});
+
+describeWithServers('Content-Type table against Python', () => {
+  it('matches mimetypes.MimeTypes().guess_type for names an ML pipeline writes', async () => {
+    const names = [
+      'a.json', 'a.txt', 'a.csv', 'a.tsv', 'a.html', 'a.png', 'a.jpg', 'a.JPEG', 'a.svg', 'a.pdf', 'a.zip', 'a.tar', 'a.tar.gz',
+      'a.tgz', 'a.tar.bz2', 'a.tbz2', 'a.txz', 'a.gz', 'a.bz2', 'a.xz', 'a.Z', 'a.br', 'a.GZ', 'a.yaml', 'a.yml', 'a.py', 'a.md',
+      'a.onnx', 'a.safetensors', 'a.pkl', 'a.pt', 'a.bin', 'a.h5', 'a.parquet', 'a.npy', 'a.log', 'a.xml', 'a.js', 'a.mp4',
+      'a.wav', 'a.webp', 'a.svgz', 'MLmodel', '.hidden', '..gz', 'x.', 'dir.d/file', 'a.b.c.json', 'a.gz.tar',
+    ];
+    const out = await runPython(
+      'import json, mimetypes, sys\nm = mimetypes.MimeTypes()\nprint(json.dumps({n: m.guess_type(n) for n in sys.argv[1:]}))',
+      { args: names },
+    );
+    const python = JSON.parse(out.trim().split('\n').pop() ?? '{}') as Record<string, [string | null, string | null]>;
+    for (const name of names) {
+      const [type, encoding] = python[name] ?? [null, null];
+      expect(guessMimeType(name), name).toEqual({ ...(type ? { type } : {}), ...(encoding ? { encoding } : {}) });
+    }
+  });
+});
