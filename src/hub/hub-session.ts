@@ -1,0 +1,234 @@
+/**
+ * The Hub calls of a publish, made with the official `@huggingface/hub` client: every call goes
+ * through the shared retry policy, through our HTTP client's `fetch` (its TLS settings and idle
+ * timeout apply), and failures become {@link HubError}s with the Hub's status, `X-Error-Code`
+ * and a hint, never the token.
+ *
+ * The commit itself is not retried here: {@link HubSession.commitOnce} makes one attempt, and
+ * the publisher decides whether another attempt is safe (see publish.ts).
+ *
+ * @module
+ */
+import { commitIter, createRepo, HubApiError, listCommits, listFiles, repoExists, type CommitOperation, type CommitProgressEvent } from '@huggingface/hub';
+import { AbortedError, ArtifactUploaderError, HubError, InvalidResponseError } from '../core/errors.js';
+import { redact, redactUrl, type Logger } from '../core/logger.js';
+import { isRetryableError, withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
+
+/** Options of {@link HubSession}. */
+export interface HubSessionOptions {
+  /** Hub base URL, without a trailing slash. */
+  hubUrl: string;
+  /** Token (starts with `hf_`). */
+  accessToken: string;
+  /** The `fetch` every Hub request goes through. */
+  fetch: typeof fetch;
+  retry: ResolvedRetryOptions;
+  logger: Logger;
+  signal?: AbortSignal;
+  /** Told before each retry of any call. */
+  onRetry?: (event: RetryEvent & { action: string }) => void;
+}
+
+/** A commit on the Hub, as listed. */
+export interface HubCommitInfo {
+  oid: string;
+  title: string;
+  message: string;
+}
+
+/** A file of a Hub revision, as listed. */
+export interface HubFileInfo {
+  path: string;
+  size: number;
+  /** sha256 of LFS files. */
+  lfsOid?: string;
+}
+
+/** HTTP statuses of a commit attempt after which the publisher may try again. */
+const COMMIT_CONFLICT_STATUSES = new Set([409, 412]);
+
+/** Status of an error thrown by `@huggingface/hub` or mapped by us. */
+export function hubStatusOf(error: unknown): number | undefined {
+  if (error instanceof HubError) return error.status;
+  if (error instanceof HubApiError) return error.statusCode;
+  return undefined;
+}
+
+/** The Hub calls of one publish. */
+export class HubSession {
+  private readonly errorCodes = new Map<string, string>();
+  /** A fetch that remembers `X-Error-Code` of failed answers (the Hub client drops headers). */
+  readonly fetch: typeof fetch;
+
+  constructor(private readonly options: HubSessionOptions) {
+    const inner = options.fetch;
+    this.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      const response = await inner(input, init);
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      options.logger.debug(`hub ${init?.method ?? 'GET'} ${redactUrl(url)} -> ${response.status}`);
+      const code = response.headers.get('x-error-code');
+      if (!response.ok && code) this.errorCodes.set(response.url || url, code);
+      return response;
+    }) as typeof fetch;
+  }
+
+  private get common() {
+    return { hubUrl: this.options.hubUrl, accessToken: this.options.accessToken, fetch: this.fetch };
+  }
+
+  /** Runs one Hub call under the retry policy, mapping its failure. */
+  private async call<T>(action: string, fn: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    try {
+      return await withRetry((_attempt, signal) => fn(signal), {
+        retry: this.options.retry,
+        signal: this.options.signal,
+        onRetry: (event) => {
+          this.options.logger.debug(`retrying hub ${action} in ${event.delayMs} ms`, { attempt: event.attempt, error: describe(event.error) });
+          this.options.onRetry?.({ ...event, action });
+        },
+      });
+    } catch (error) {
+      throw this.toHubError(error, action);
+    }
+  }
+
+  /** Creates the model repo unless it exists. Returns whether it was created. */
+  async ensureRepo(repoId: string, options: { private?: boolean } = {}): Promise<{ created: boolean }> {
+    const exists = await this.call(`check repo ${repoId}`, () => repoExists({ repo: { type: 'model', name: repoId }, ...this.common }));
+    if (exists) return { created: false };
+    return this.call(`create repo ${repoId}`, async () => {
+      try {
+        await createRepo({
+          repo: { type: 'model', name: repoId },
+          ...(options.private !== undefined ? { visibility: options.private ? 'private' : 'public' } : {}),
+          ...this.common,
+        });
+        return { created: true };
+      } catch (error) {
+        // Created in the meantime (by a concurrent publisher, or by our own lost attempt).
+        if (hubStatusOf(error) === 409) return { created: false };
+        throw error;
+      }
+    });
+  }
+
+  /**
+   * Commits of `revision`, newest first, until `until` (excluded) or `max` commits.
+   */
+  async commitsSince(repoId: string, revision: string, options: { until?: string; max: number }): Promise<HubCommitInfo[]> {
+    return this.call(`list commits of ${repoId}@${revision}`, async () => {
+      const out: HubCommitInfo[] = [];
+      for await (const commit of listCommits({ repo: { type: 'model', name: repoId }, revision, batchSize: Math.min(options.max, 100), ...this.common })) {
+        if (options.until && commit.oid === options.until) break;
+        out.push({ oid: commit.oid, title: commit.title, message: commit.message });
+        if (out.length >= options.max) break;
+      }
+      return out;
+    });
+  }
+
+  /** The commit oid at the head of a branch. */
+  async head(repoId: string, revision: string): Promise<string> {
+    const [head] = await this.commitsSince(repoId, revision, { max: 1 });
+    if (!head) throw new InvalidResponseError(`The Hub listed no commits for ${repoId}@${revision}.`);
+    return head.oid;
+  }
+
+  /** Files of a revision (recursive). */
+  async files(repoId: string, revision: string): Promise<HubFileInfo[]> {
+    return this.call(`list files of ${repoId}@${revision}`, async () => {
+      const out: HubFileInfo[] = [];
+      for await (const entry of listFiles({ repo: { type: 'model', name: repoId }, revision, recursive: true, ...this.common })) {
+        if (entry.type === 'file') out.push({ path: entry.path, size: entry.size, ...(entry.lfs ? { lfsOid: entry.lfs.oid } : {}) });
+      }
+      return out;
+    });
+  }
+
+  /**
+   * One commit attempt (preupload, LFS uploads, NDJSON commit), never retried here.
+   * `onCommitRequest` is called just before the commit request is sent: from then on the
+   * commit may have landed even if this attempt fails.
+   */
+  async commitOnce(params: {
+    repoId: string;
+    revision: string;
+    title: string;
+    description: string;
+    parentCommit: string;
+    operations: CommitOperation[];
+    signal?: AbortSignal;
+    onEvent?: (event: CommitProgressEvent) => void;
+    onCommitRequest?: () => void;
+  }): Promise<{ oid: string; url: string }> {
+    const iterator = commitIter({
+      repo: { type: 'model', name: params.repoId },
+      title: params.title,
+      description: params.description,
+      branch: params.revision,
+      parentCommit: params.parentCommit,
+      operations: params.operations,
+      // Plain LFS: the Xet protocol is not needed for model-sized files and not every Hub speaks it.
+      useXet: false,
+      abortSignal: params.signal,
+      ...this.common,
+    });
+    let next = await iterator.next();
+    while (!next.done) {
+      if (next.value.event === 'phase' && next.value.phase === 'committing') params.onCommitRequest?.();
+      params.onEvent?.(next.value);
+      next = await iterator.next();
+    }
+    const output = next.value;
+    if (!output?.commit?.oid) throw new InvalidResponseError(`The Hub answered the commit to ${params.repoId} without a commit oid.`);
+    return { oid: output.commit.oid, url: output.commit.url };
+  }
+
+  /** Whether a failed commit attempt may be tried again (after checking that it did not land). */
+  isCommitRetryable(error: unknown): boolean {
+    const status = hubStatusOf(error);
+    return isRetryableError(error) || (status !== undefined && COMMIT_CONFLICT_STATUSES.has(status));
+  }
+
+  /** Maps any failure of a Hub call to a {@link HubError} with a hint (aborts stay {@link AbortedError}). */
+  toHubError(error: unknown, action: string): Error {
+    if (error instanceof HubError || error instanceof AbortedError) return error;
+    if (error instanceof ArtifactUploaderError) return error;
+    if (this.options.signal?.aborted || (error as { name?: string })?.name === 'AbortError') {
+      return new AbortedError(`Publishing was aborted during: ${action}.`, { cause: error });
+    }
+    const status = hubStatusOf(error);
+    const url = error instanceof HubApiError ? redactUrl(error.url) : undefined;
+    const hubErrorCode = error instanceof HubApiError ? this.errorCodes.get(error.url) : undefined;
+    const message = redact(`Hub call failed (${action}): ${describe(error)}`);
+    return new HubError(message, { status, hubErrorCode, url, hint: hintFor(status, hubErrorCode, this.options.hubUrl), cause: error });
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = (error as { cause?: unknown }).cause;
+    return cause instanceof Error && error.message === 'fetch failed' ? `${error.message} (${cause.message})` : error.message;
+  }
+  return String(error);
+}
+
+function hintFor(status: number | undefined, code: string | undefined, hubUrl: string): string | undefined {
+  if (code === 'RevisionNotFound') return 'The branch does not exist: create it on the Hub first, or publish to "main".';
+  if (code === 'RepoNotFound' || status === 404) return `Check the repo id and that the token can see the repo on ${hubUrl}.`;
+  switch (status) {
+    case 401:
+      return `The token was refused by ${hubUrl}: pass a valid accessToken or set HF_TOKEN (a write token from https://huggingface.co/settings/tokens).`;
+    case 403:
+      return 'The token has no write access to this namespace: use a write token of the repo owner or of a member of its organisation.';
+    case 409:
+    case 412:
+      return 'The branch kept changing under this publish (other commits are being pushed); try again when it is quiet.';
+    case 413:
+      return 'The Hub refused the request size; make sure large files go through LFS (they do unless the Hub is misconfigured).';
+    case 429:
+      return 'The Hub rate-limited this token; wait a few minutes and publish again.';
+    default:
+      return status !== undefined && status >= 500 ? 'The Hub had trouble; retries were exhausted. Publish again later: nothing is committed twice.' : undefined;
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The README.md (model card) uploaded with every published model. It says what was published
+ * (LoRA adapter in PEFT form, or fused weights), on which base model, from which MLflow run,
+ * and lists the files with their sizes; its YAML front matter uses the Hub's metadata keys
+ * (`library_name`, `base_model`, `tags`) so the Hub shows and links them.
+ *
+ * The card holds no timestamps or commit ids, so a dry run predicts its size exactly.
+ *
+ * @module
+ */
+import { stringify } from 'yaml';
+import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
+import { VERSION } from '../version.js';
+
+/** What the model card records. */
+export interface ModelCardInput {
+  /** `namespace/name` of the Hub repo. */
+  repoId: string;
+  format: ModelFormat;
+  /** The flavour the model was found in (`mlx` adapters are uploaded converted to PEFT). */
+  flavour?: LoraFlavour;
+  /** Hugging Face repo id of the base model, when known. */
+  baseModel?: string;
+  /** Files uploaded besides the card, with sizes. */
+  files: ReadonlyArray<{ path: string; size: number }>;
+  /** MLflow run the model came from. */
+  runId?: string;
+  /** MLflow tracking server, to link the run (http(s) URIs only). */
+  mlflowTrackingUri?: string;
+  /** MLflow experiment of the run, to build the UI link. */
+  mlflowExperimentId?: string;
+  /** Body of a README.md found in the model directory (front matter removed), kept under "Notes". */
+  existingNotes?: string;
+}
+
+/** Human-readable byte size (1024-based, as the Hub shows sizes). */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
+}
+
+/** Splits `---\nyaml\n---\nbody` into its parts; text without front matter is all body. */
+export function splitFrontMatter(text: string): { frontMatter?: string; body: string } {
+  const match = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?/.exec(text);
+  if (!match) return { body: text };
+  return { frontMatter: match[1], body: text.slice(match[0].length) };
+}
+
+function mlflowRunLink(input: ModelCardInput): string | undefined {
+  const uri = input.mlflowTrackingUri;
+  if (!input.runId || !uri || !/^https?:\/\//i.test(uri)) return undefined;
+  let base: URL;
+  try {
+    base = new URL(uri);
+  } catch {
+    return undefined;
+  }
+  // Never publish credentials that may sit in a tracking URI.
+  base.username = '';
+  base.password = '';
+  const root = base.toString().replace(/\/+$/, '');
+  return input.mlflowExperimentId
+    ? `${root}/#/experiments/${encodeURIComponent(input.mlflowExperimentId)}/runs/${encodeURIComponent(input.runId)}`
+    : `${root}/#/runs/${encodeURIComponent(input.runId)}`;
+}
+
+/**
+ * Renders the model card.
+ *
+ * @example
+ * ```ts
+ * const readme = buildModelCard({ repoId: 'me/tiny-lora', format: 'lora', flavour: 'mlx', baseModel: 'meta-llama/Llama-3.2-1B', files, runId });
+ * ```
+ */
+export function buildModelCard(input: ModelCardInput): string {
+  const lora = input.format === 'lora';
+  const metadata: Record<string, unknown> = {
+    library_name: lora ? 'peft' : 'transformers',
+    ...(input.baseModel ? { base_model: input.baseModel } : {}),
+    tags: [...(lora ? ['lora', 'peft'] : ['fused']), ...(input.flavour === 'mlx' ? ['mlx'] : []), 'artifact-uploader'],
+  };
+  const name = input.repoId.split('/').pop() ?? input.repoId;
+  const what = lora
+    ? input.flavour === 'mlx'
+      ? 'A LoRA adapter trained with MLX and converted to the PEFT format (`adapter_model.safetensors` + `adapter_config.json`); the original MLX adapter config is kept as `mlx_adapter_config.json`.'
+      : 'A LoRA adapter in the PEFT format (`adapter_model.safetensors` + `adapter_config.json`).'
+    : 'A fused model: the base model with its fine-tuning merged into the weights, uploaded as it was produced.';
+  const lines: string[] = ['---', stringify(metadata).trimEnd(), '---', '', `# ${name}`, '', what, ''];
+  lines.push('## Details', '');
+  lines.push(`- **Format:** ${lora ? `LoRA adapter (PEFT${input.flavour === 'mlx' ? ', converted from MLX' : ''})` : 'fused model'}`);
+  lines.push(`- **Base model:** ${input.baseModel ? `[${input.baseModel}](https://huggingface.co/${input.baseModel})` : 'unknown'}`);
+  if (input.runId) {
+    const link = mlflowRunLink(input);
+    lines.push(`- **MLflow run:** ${link ? `[\`${input.runId}\`](${link})` : `\`${input.runId}\``}`);
+  }
+  lines.push('');
+  if (lora && input.baseModel) {
+    lines.push(
+      '## Usage',
+      '',
+      '```python',
+      'from peft import PeftModel',
+      'from transformers import AutoModelForCausalLM',
+      '',
+      `base = AutoModelForCausalLM.from_pretrained(${JSON.stringify(input.baseModel)})`,
+      `model = PeftModel.from_pretrained(base, ${JSON.stringify(input.repoId)})`,
+      '```',
+      '',
+    );
+  } else if (!lora) {
+    lines.push(
+      '## Usage',
+      '',
+      '```python',
+      'from transformers import AutoModelForCausalLM',
+      '',
+      `model = AutoModelForCausalLM.from_pretrained(${JSON.stringify(input.repoId)})`,
+      '```',
+      '',
+    );
+  }
+  lines.push('## Files', '', '| file | size |', '| --- | --- |');
+  for (const file of input.files) lines.push(`| \`${file.path.replace(/\|/g, '\\|')}\` | ${formatBytes(file.size)} |`);
+  lines.push('');
+  if (input.existingNotes && input.existingNotes.trim() !== '') {
+    lines.push('## Notes', '', input.existingNotes.trim(), '');
+  }
+  lines.push(`_Published with [artifact-uploader](https://www.npmjs.com/package/artifact-uploader) ${VERSION}._`, '');
+  return lines.join('\n');
+}

@@ -1,0 +1,168 @@
+/**
+ * The local half of a publish, shared by real runs and dry runs: validate the model directory,
+ * convert an MLX LoRA adapter to PEFT in a temp dir, write the model card, and list exactly the
+ * files (and sizes) that go to the Hub. No network.
+ *
+ * @module
+ */
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AbortedError, ModelValidationError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
+import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-format.js';
+import { validateModelArtifacts, type ModelValidationReport, type ValidateModelOptions } from '../model/validate.js';
+import { buildModelCard, splitFrontMatter } from './model-card.js';
+
+/** One file to upload: where it is on disk and where it goes in the repo. */
+export interface PreparedFile {
+  /** Path in the repo, `/`-separated. */
+  path: string;
+  /** Absolute local path. */
+  localPath: string;
+  size: number;
+}
+
+/** Everything a publish uploads, ready on disk. */
+export interface PreparedUpload {
+  /** Absolute model directory. */
+  dir: string;
+  format: ModelFormat;
+  flavour?: LoraFlavour;
+  layout?: ModelLayout;
+  /** True when an MLX adapter was converted to PEFT. */
+  converted: boolean;
+  /** Hugging Face repo id of the base model, when known. */
+  baseModel?: string;
+  validation: ModelValidationReport;
+  /** Files to upload, sorted by path, the generated README.md included. */
+  files: PreparedFile[];
+  /** Total bytes of {@link files}. */
+  bytes: number;
+  warnings: string[];
+  /** Removes the temp dir (converted adapter, model card). Safe to call twice. */
+  cleanup(): Promise<void>;
+}
+
+/** Options of {@link prepareUpload}. */
+export interface PrepareUploadOptions {
+  modelDir: string;
+  repoId: string;
+  baseModel?: string;
+  runId?: string;
+  mlflowTrackingUri?: string;
+  mlflowExperimentId?: string;
+  validation?: ValidateModelOptions;
+  signal?: AbortSignal;
+  logger: Logger;
+  onPhase?: (phase: 'validating' | 'converting' | 'preparing') => void;
+}
+
+/** Files never uploaded: OS litter. Hidden directories are already skipped by the listing. */
+const IGNORED_NAMES = new Set(['.DS_Store', 'Thumbs.db', 'desktop.ini']);
+const REPO_ID_SHAPE = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
+
+async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
+  try {
+    const value = JSON.parse(await readFile(path, 'utf8')) as unknown;
+    return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function asRepoId(value: unknown): string | undefined {
+  return typeof value === 'string' && REPO_ID_SHAPE.test(value) ? value : undefined;
+}
+
+function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortedError('Publishing was aborted by its AbortSignal.', { cause: signal.reason });
+}
+
+/**
+ * Validates, converts (MLX LoRA only) and writes the model card.
+ *
+ * @throws ModelValidationError (carrying the report) when the model is not valid.
+ */
+export async function prepareUpload(options: PrepareUploadOptions): Promise<PreparedUpload> {
+  const { logger } = options;
+  options.onPhase?.('validating');
+  const validation = await validateModelArtifacts(options.modelDir, options.validation);
+  if (!validation.overallValid || !validation.format) {
+    throw new ModelValidationError(validation.dir, validation.errors.length > 0 ? validation.errors : ['no known model layout'], validation);
+  }
+  for (const warning of validation.warnings) logger.warn(`validation: ${warning}`, { dir: validation.dir });
+  checkAborted(options.signal);
+
+  const dir = validation.dir;
+  const format = validation.format;
+  const flavour = validation.flavour ?? undefined;
+  const warnings = [...validation.warnings];
+  const temp = await mkdtemp(join(tmpdir(), 'artifact-uploader-publish-'));
+  const cleanup = () => rm(temp, { recursive: true, force: true });
+  try {
+    let sourceDir = dir;
+    let sourceFiles = validation.files;
+    let baseModel = options.baseModel;
+    let converted = false;
+
+    if (format === 'lora' && flavour === 'mlx') {
+      options.onPhase?.('converting');
+      const conversion = await convertMlxLoraToPeft(dir, { outDir: join(temp, 'adapter'), baseModel: options.baseModel, signal: options.signal, logger });
+      sourceDir = conversion.outDir;
+      sourceFiles = conversion.files;
+      baseModel ??= conversion.config.base_model_name_or_path ?? undefined;
+      warnings.push(...conversion.warnings);
+      converted = true;
+    } else if (format === 'lora') {
+      baseModel ??= asRepoId((await readJson(join(dir, 'adapter_config.json')))?.base_model_name_or_path);
+    } else {
+      // transformers writes the source repo id here when the model came from the Hub; local paths are ignored.
+      baseModel ??= asRepoId((await readJson(join(dir, 'config.json')))?._name_or_path);
+    }
+    checkAborted(options.signal);
+
+    options.onPhase?.('preparing');
+    const files: PreparedFile[] = [];
+    for (const file of sourceFiles) {
+      const name = file.path.split('/').pop() ?? file.path;
+      if (IGNORED_NAMES.has(name) || file.path === 'README.md') continue;
+      files.push({ path: file.path, localPath: join(sourceDir, ...file.path.split('/')), size: file.size });
+    }
+    // A README.md the model directory already had is kept in the card, under "Notes".
+    const existingReadme = await readFile(join(dir, 'README.md'), 'utf8').catch(() => undefined);
+    const card = buildModelCard({
+      repoId: options.repoId,
+      format,
+      flavour,
+      baseModel,
+      files,
+      runId: options.runId,
+      mlflowTrackingUri: options.mlflowTrackingUri,
+      mlflowExperimentId: options.mlflowExperimentId,
+      existingNotes: existingReadme === undefined ? undefined : splitFrontMatter(existingReadme).body,
+    });
+    const cardPath = join(temp, 'README.md');
+    await writeFile(cardPath, card);
+    files.push({ path: 'README.md', localPath: cardPath, size: (await stat(cardPath)).size });
+    files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+
+    return {
+      dir,
+      format,
+      flavour,
+      layout: validation.layout ?? undefined,
+      converted,
+      baseModel,
+      validation,
+      files,
+      bytes: files.reduce((sum, f) => sum + f.size, 0),
+      warnings,
+      cleanup,
+    };
+  } catch (error) {
+    await cleanup();
+    throw error;
+  }
+}

@@ -1,0 +1,494 @@
+/**
+ * `publishToHub`: validate a fine-tuned model, convert an MLX LoRA adapter to PEFT (fused models
+ * go as they are), write a model card, and upload everything to the Hugging Face Hub in one
+ * commit, exactly once.
+ *
+ * Exactly once: every Hub call is retried under the shared policy, but the commit is guarded.
+ * It carries `parentCommit` (the branch head read before it) and a unique publish id in its
+ * description. Before another attempt after a failure that may have reached the Hub (a lost
+ * answer, a 5xx, a 409/412), the branch's recent commits are searched for that id: found, the
+ * publish is done; not found, the next attempt keeps the same parent, so the Hub itself refuses
+ * (412) whichever of two racing attempts comes second. The parent only moves on when somebody
+ * else's commit is at the head, and then the lost attempt can no longer land either.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
+import type { CommitOperation } from '@huggingface/hub';
+import type { Env } from '../core/env.js';
+import { envString } from '../core/env.js';
+import { AbortedError, HubError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
+import { HttpClient } from '../core/http.js';
+import { redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
+import { resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
+import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
+import type { ModelValidationReport, ValidateModelOptions } from '../model/validate.js';
+import { VERSION } from '../version.js';
+import { HubSession, hubStatusOf } from './hub-session.js';
+import { prepareUpload, type PreparedUpload } from './prepare-upload.js';
+import { assertHubAllowed, PUBLIC_HUB_URL } from './test-guard.js';
+
+/** Tags set on the MLflow run once the model is on the Hub. */
+export const HUB_RUN_TAGS = Object.freeze({
+  repoId: 'hf_hub.repo_id',
+  repoUrl: 'hf_hub.repo_url',
+  commitOid: 'hf_hub.commit_oid',
+  commitUrl: 'hf_hub.commit_url',
+});
+
+/** How the branch's history is searched for a publish id (commits, newest first). */
+const MARKER_SEARCH_DEPTH = 100;
+/** The line of the commit description that identifies a publish. */
+const MARKER_PREFIX = 'artifact-uploader-publish-id: ';
+
+/** Steps of a publish, in order (`converting` only for MLX adapters, `tagging` only with a run). */
+export type PublishPhase =
+  | 'validating'
+  | 'converting'
+  | 'preparing'
+  | 'connecting'
+  | 'uploading'
+  | 'committing'
+  | 'verifying'
+  | 'tagging'
+  | 'done';
+
+/** Progress of a publish. */
+export type PublishProgressEvent =
+  | { type: 'phase'; phase: PublishPhase }
+  /** A file's hashing or upload progress (0..1); LFS files report per file, inline files at commit. */
+  | { type: 'file'; path: string; state: 'hashing' | 'uploading'; progress: number }
+  /** Bytes sent so far out of all bytes of the publish. */
+  | { type: 'bytes'; loaded: number; total: number }
+  /** A Hub call failed and will be tried again after `delayMs`. */
+  | { type: 'retry'; action: string; attempt: number; delayMs: number; error: string };
+
+/** Options of {@link publishToHub}. */
+export interface PublishToHubOptions {
+  /** The model directory (MLX or PEFT LoRA adapter, or fused model). */
+  modelDir: string;
+  /** Target repo, `namespace/name`. Created (as a model repo) when missing. */
+  repoId: string;
+  /**
+   * Hub token with write access.
+   * @default HF_TOKEN
+   */
+  accessToken?: string;
+  /**
+   * Hub base URL.
+   * @default HF_ENDPOINT, else https://huggingface.co
+   */
+  hubUrl?: string;
+  /**
+   * Visibility of the repo when it has to be created (an existing repo is left as it is).
+   * @default the Hub's default (public)
+   */
+  private?: boolean;
+  /**
+   * Commit message: first line is the title, the rest the description.
+   * @default "Upload LoRA adapter (PEFT) with artifact-uploader" or "Upload fused model with artifact-uploader"
+   */
+  commitMessage?: string;
+  /**
+   * Branch to commit to. It must exist.
+   * @default 'main'
+   */
+  revision?: string;
+  /**
+   * Validate, convert into a temp dir and report the exact files and sizes, without any
+   * network call (no token needed).
+   * @default false
+   */
+  dryRun?: boolean;
+  /** MLflow run the model came from: recorded in the model card and tagged with the commit URL (see {@link tagRun}). */
+  runId?: string;
+  /**
+   * Hugging Face repo id of the base model, for the model card and the PEFT config.
+   * @default from the adapter config (`model` / `base_model_name_or_path`) or `config.json` `_name_or_path`
+   */
+  baseModel?: string;
+  /** MLflow details for the model card's run link. */
+  mlflow?: {
+    /** http(s) tracking server URI (credentials are stripped before it is written). */
+    trackingUri?: string;
+    experimentId?: string;
+  };
+  /**
+   * Called once the commit is on the Hub, once per tag of {@link HUB_RUN_TAGS}, when `runId` is
+   * set. A failure is logged and reported in `warnings`; the publish still succeeds.
+   */
+  tagRun?: (runId: string, key: string, value: string) => Promise<void>;
+  /**
+   * Identifies this publish across processes (the publish tracker passes its key): written into
+   * the commit description and, before uploading, searched for in the branch's last 100 commits;
+   * when found, nothing is uploaded and the status is `already-published`.
+   * @default a random id (each call is a new publish)
+   */
+  idempotencyKey?: string;
+  /** Stops the publish (between steps and in-flight requests). */
+  signal?: AbortSignal;
+  /** Progress events: phases, per-file progress, bytes, retries. */
+  onProgress?: (event: PublishProgressEvent) => void;
+  /**
+   * Allow the public Hub while running under a test runner (see `detectTestRunner`).
+   * @default false
+   */
+  allowPublicHubInTests?: boolean;
+  /** @default silent */
+  logger?: Logger;
+  /** Retry and timeout policy of every Hub call (MLflow's env vars and defaults apply). */
+  retry?: RetryOptions;
+  /** Validation thresholds. */
+  validation?: ValidateModelOptions;
+  /**
+   * After committing, list the commit's files and compare sizes with what was sent.
+   * @default true
+   */
+  verify?: boolean;
+  /** Custom fetch for every Hub request (proxies, tests). @default our HTTP client's (TLS, timeouts) */
+  fetch?: typeof fetch;
+  /** Environment to read HF_TOKEN / HF_ENDPOINT and detect test runners from. @default process.env */
+  env?: Env;
+}
+
+/** How a publish ended. */
+export type PublishStatus = 'published' | 'already-published' | 'dry-run';
+
+/** A file of the publish. */
+export interface PublishedFile {
+  /** Path in the repo. */
+  path: string;
+  size: number;
+}
+
+/** What {@link publishToHub} did. */
+export interface PublishResult {
+  status: PublishStatus;
+  repoId: string;
+  /** `https://huggingface.co/<repoId>` (or the custom Hub's). */
+  repoUrl: string;
+  revision: string;
+  /** The commit (absent for dry runs). */
+  commitOid?: string;
+  commitUrl?: string;
+  /** Files uploaded (or that would be), with sizes, sorted by path, README.md included. */
+  files: PublishedFile[];
+  /** Total bytes of {@link files}. */
+  bytes: number;
+  format: ModelFormat;
+  flavour?: LoraFlavour;
+  /** True when an MLX adapter was converted to PEFT. */
+  converted: boolean;
+  baseModel?: string;
+  validation: ModelValidationReport;
+  /** True when the repo did not exist and was created. */
+  repoCreated: boolean;
+  /** The id written into the commit description. */
+  publishId: string;
+  /** True when every MLflow tag was set. */
+  mlflowTagged: boolean;
+  /** Validation, conversion and tagging warnings. */
+  warnings: string[];
+}
+
+function checkOptions(options: PublishToHubOptions): void {
+  if (typeof options !== 'object' || options === null) throw new InvalidArgumentError('options', 'publishToHub expects an options object.');
+  if (typeof options.modelDir !== 'string' || options.modelDir === '') {
+    throw new InvalidArgumentError('modelDir', `Expected \`modelDir\` to be a directory path, got ${JSON.stringify(options.modelDir)}.`);
+  }
+  if (typeof options.repoId !== 'string' || !/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(options.repoId)) {
+    throw new InvalidArgumentError('repoId', `Expected \`repoId\` to be "namespace/name" (letters, digits, '-', '_', '.'), got ${JSON.stringify(options.repoId)}.`);
+  }
+  if (options.revision !== undefined && (typeof options.revision !== 'string' || options.revision.trim() === '')) {
+    throw new InvalidArgumentError('revision', `Expected \`revision\` to be a branch name, got ${JSON.stringify(options.revision)}.`);
+  }
+  if (options.idempotencyKey !== undefined && (typeof options.idempotencyKey !== 'string' || options.idempotencyKey === '' || /\n/.test(options.idempotencyKey))) {
+    throw new InvalidArgumentError('idempotencyKey', 'Expected `idempotencyKey` to be a non-empty single-line string.');
+  }
+}
+
+/** Splits a commit message into the Hub's title and description. */
+function commitText(options: PublishToHubOptions, prepared: PreparedUpload, publishId: string): { title: string; description: string } {
+  const defaultTitle = `Upload ${prepared.format === 'lora' ? 'LoRA adapter (PEFT)' : 'fused model'} with artifact-uploader`;
+  const [first, ...rest] = (options.commitMessage ?? '').split('\n');
+  const title = first?.trim() || defaultTitle;
+  const lines = [rest.join('\n').trim()].filter(Boolean);
+  if (options.runId) lines.push(`MLflow run: ${options.runId}`);
+  lines.push(`Published by artifact-uploader ${VERSION}.`, `${MARKER_PREFIX}${publishId}`);
+  return { title, description: lines.join('\n\n') };
+}
+
+function hasMarker(commit: { title: string; message: string }, publishId: string): boolean {
+  const line = `${MARKER_PREFIX}${publishId}`;
+  return [commit.title, commit.message].some((text) => text.split('\n').some((l) => l.trim() === line));
+}
+
+/**
+ * Publishes a fine-tuned model to the Hugging Face Hub: validates it (refusing an invalid one),
+ * converts an MLX LoRA adapter to PEFT (PEFT adapters and fused models are uploaded as they
+ * are), generates the model card, creates the repo if needed and uploads everything in one
+ * commit over plain LFS, exactly once even when answers are lost (see the module comment).
+ *
+ * @throws ModelValidationError with the report when the model is not valid.
+ * @throws PublicHubInTestError when aimed at the public Hub from a test run.
+ * @throws InvalidArgumentError for bad options or a missing token.
+ * @throws HubError when the Hub refuses or keeps failing; AbortedError when `signal` fires.
+ * @example
+ * ```ts
+ * const result = await publishToHub({
+ *   modelDir: 'out/llama-lora_20240501_093000',
+ *   repoId: 'my-org/llama-lora',
+ *   runId: process.env.MLFLOW_RUN_ID,
+ * });
+ * console.log(result.commitUrl);
+ * ```
+ */
+export async function publishToHub(options: PublishToHubOptions): Promise<PublishResult> {
+  checkOptions(options);
+  const env = options.env ?? process.env;
+  const logger = redactingLogger(options.logger ?? silentLogger);
+  const emit = (event: PublishProgressEvent) => options.onProgress?.(event);
+  const phase = (p: PublishPhase) => emit({ type: 'phase', phase: p });
+  const hubUrl = (options.hubUrl ?? envString('HF_ENDPOINT', env) ?? PUBLIC_HUB_URL).replace(/\/+$/, '');
+  const revision = options.revision ?? 'main';
+  const repoUrl = `${hubUrl}/${options.repoId}`;
+  const accessToken = options.accessToken ?? envString('HF_TOKEN', env);
+  registerSecret(accessToken);
+
+  if (!options.dryRun) {
+    // An injected env may add test-runner signals but never hide the real process's.
+    assertHubAllowed(hubUrl, { allowPublicHubInTests: options.allowPublicHubInTests, env: { ...process.env, ...env } });
+    if (!accessToken) {
+      throw new InvalidArgumentError('accessToken', `No Hugging Face token to publish to ${hubUrl}.`, {
+        hint: 'Pass accessToken or set HF_TOKEN (a write token from https://huggingface.co/settings/tokens); a dry run needs none.',
+      });
+    }
+    if (!accessToken.startsWith('hf_')) {
+      throw new InvalidArgumentError('accessToken', 'The Hugging Face token does not look like one (it must start with "hf_").', {
+        hint: 'Copy a write token from https://huggingface.co/settings/tokens into HF_TOKEN or the accessToken option.',
+      });
+    }
+  }
+
+  const prepared = await prepareUpload({
+    modelDir: options.modelDir,
+    repoId: options.repoId,
+    baseModel: options.baseModel,
+    runId: options.runId,
+    mlflowTrackingUri: options.mlflow?.trackingUri,
+    mlflowExperimentId: options.mlflow?.experimentId,
+    validation: options.validation,
+    signal: options.signal,
+    logger,
+    onPhase: phase,
+  });
+  const publishId = options.idempotencyKey ?? randomUUID();
+  const base = {
+    repoId: options.repoId,
+    repoUrl,
+    revision,
+    files: prepared.files.map(({ path, size }) => ({ path, size })),
+    bytes: prepared.bytes,
+    format: prepared.format,
+    flavour: prepared.flavour,
+    converted: prepared.converted,
+    baseModel: prepared.baseModel,
+    validation: prepared.validation,
+    publishId,
+    warnings: prepared.warnings,
+  };
+  try {
+    if (options.dryRun) {
+      logger.info(`dry run: would publish ${prepared.files.length} files (${prepared.bytes} bytes) of ${prepared.dir} to ${repoUrl}`);
+      phase('done');
+      return { ...base, status: 'dry-run', repoCreated: false, mlflowTagged: false };
+    }
+    return await upload(options, prepared, { base, hubUrl, accessToken: accessToken!, env, logger, emit, phase });
+  } finally {
+    await prepared.cleanup();
+  }
+}
+
+type BaseResult = Omit<PublishResult, 'status' | 'repoCreated' | 'mlflowTagged' | 'commitOid' | 'commitUrl'>;
+
+interface UploadContext {
+  base: BaseResult;
+  hubUrl: string;
+  env: Env;
+  accessToken: string;
+  logger: Logger;
+  emit: (event: PublishProgressEvent) => void;
+  phase: (phase: PublishPhase) => void;
+}
+
+async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ctx: UploadContext): Promise<PublishResult> {
+  const { logger, emit, phase } = ctx;
+  const { repoId, revision, publishId, repoUrl } = ctx.base;
+  const retry = resolveRetryOptions(options.retry, ctx.env);
+  const http = options.fetch ? undefined : new HttpClient({ retry, logger, userAgent: `artifact-uploader/${VERSION}` });
+  const onRetry = (event: { action: string; attempt: number; delayMs: number; error: unknown }) => {
+    const error = event.error instanceof Error ? event.error.message : String(event.error);
+    logger.warn(`hub ${event.action} failed (attempt ${event.attempt}), retrying in ${event.delayMs} ms: ${error}`);
+    emit({ type: 'retry', action: event.action, attempt: event.attempt, delayMs: event.delayMs, error });
+  };
+  const session = new HubSession({
+    hubUrl: ctx.hubUrl,
+    accessToken: ctx.accessToken,
+    fetch: options.fetch ?? http!.fetch,
+    retry,
+    logger,
+    signal: options.signal,
+    onRetry,
+  });
+  try {
+    logger.info(`publishing ${prepared.format} model ${prepared.dir} to ${repoUrl} (${prepared.files.length} files, ${prepared.bytes} bytes)`);
+    phase('connecting');
+    const { created } = await session.ensureRepo(repoId, { private: options.private });
+    if (created) logger.info(`created repo ${repoUrl}${options.private ? ' (private)' : ''}`);
+
+    const recent = await session.commitsSince(repoId, revision, { max: options.idempotencyKey ? MARKER_SEARCH_DEPTH : 1 });
+    const head = recent[0]?.oid;
+    if (!head) throw new HubError(`The Hub listed no commits for ${repoId}@${revision}.`, { hint: 'Check that the branch exists.' });
+    const previous = options.idempotencyKey ? recent.find((c) => hasMarker(c, publishId)) : undefined;
+    let commit: { oid: string; url: string };
+    let status: PublishStatus = 'published';
+    if (previous) {
+      logger.info(`publish ${publishId} is already on the Hub as ${previous.oid}; nothing uploaded`);
+      commit = { oid: previous.oid, url: `${repoUrl}/commit/${previous.oid}` };
+      status = 'already-published';
+    } else {
+      commit = await commitExactlyOnce(session, options, prepared, ctx, head, retry);
+      logger.info(`published ${repoId}@${revision}: ${commit.url}`);
+    }
+
+    if (options.verify !== false && status === 'published') {
+      phase('verifying');
+      await verifyCommit(session, repoId, commit.oid, prepared);
+    }
+    const tagging = await tagRun(options, ctx, commit);
+    phase('done');
+    return {
+      ...ctx.base,
+      status,
+      commitOid: commit.oid,
+      commitUrl: commit.url,
+      repoCreated: created,
+      mlflowTagged: tagging.tagged,
+      warnings: [...ctx.base.warnings, ...tagging.warnings],
+    };
+  } finally {
+    await http?.close();
+  }
+}
+
+async function commitExactlyOnce(
+  session: HubSession,
+  options: PublishToHubOptions,
+  prepared: PreparedUpload,
+  ctx: UploadContext,
+  head: string,
+  retry: ReturnType<typeof resolveRetryOptions>,
+): Promise<{ oid: string; url: string }> {
+  const { logger, emit, phase } = ctx;
+  const { repoId, revision, publishId, repoUrl } = ctx.base;
+  const { title, description } = commitText(options, prepared, publishId);
+  const operations: CommitOperation[] = prepared.files.map((file) => ({ operation: 'addOrUpdate', path: file.path, content: pathToFileURL(file.localPath) }));
+  const sizes = new Map(prepared.files.map((f) => [f.path, f.size]));
+  let parent = head;
+  let mayHaveLanded = false;
+  const progress = new Map<string, number>();
+  const reportBytes = () => emit({ type: 'bytes', loaded: [...progress.values()].reduce((a, b) => a + b, 0), total: prepared.bytes });
+
+  try {
+    return await withRetry(
+      async (attempt, signal) => {
+        if (attempt > 1 && mayHaveLanded) {
+          // The last attempt may have reached the Hub: look for it before committing again.
+          const since = await session.commitsSince(repoId, revision, { until: parent, max: MARKER_SEARCH_DEPTH });
+          const ours = since.find((c) => hasMarker(c, publishId));
+          if (ours) {
+            logger.info(`the previous commit attempt landed as ${ours.oid} (its answer was lost); not committing again`);
+            return { oid: ours.oid, url: `${repoUrl}/commit/${ours.oid}` };
+          }
+          if (since.length > 0) {
+            // Another commit is at the head now, so the lost attempt (parent `parent`) can never land.
+            logger.info(`${revision} moved from ${parent} to ${since[0]!.oid} meanwhile; committing on top of it`);
+            parent = since[0]!.oid;
+          }
+        }
+        phase('uploading');
+        return session.commitOnce({
+          repoId,
+          revision,
+          title,
+          description,
+          parentCommit: parent,
+          operations,
+          signal,
+          onCommitRequest: () => {
+            mayHaveLanded = true;
+            phase('committing');
+          },
+          onEvent: (event) => {
+            if (event.event !== 'fileProgress' || event.state === 'error') return;
+            emit({ type: 'file', path: event.path, state: event.state, progress: event.progress });
+            if (event.state === 'uploading') {
+              progress.set(event.path, Math.max(progress.get(event.path) ?? 0, Math.round(event.progress * (sizes.get(event.path) ?? 0))));
+              reportBytes();
+            }
+          },
+        });
+      },
+      {
+        retry,
+        signal: options.signal,
+        isRetryable: (error) => session.isCommitRetryable(error),
+        onRetry: (event) => {
+          const status = hubStatusOf(event.error);
+          logger.warn(`commit attempt ${event.attempt} to ${repoId} failed${status ? ` (${status})` : ''}; retrying in ${event.delayMs} ms`, {
+            error: event.error instanceof Error ? event.error.message : String(event.error),
+          });
+          emit({ type: 'retry', action: 'commit', attempt: event.attempt, delayMs: event.delayMs, error: event.error instanceof Error ? event.error.message : String(event.error) });
+        },
+      },
+    ).then((commit) => {
+      for (const file of prepared.files) progress.set(file.path, file.size);
+      reportBytes();
+      return commit;
+    });
+  } catch (error) {
+    if (error instanceof AbortedError) throw error;
+    throw session.toHubError(error, `commit to ${repoId}@${revision}`);
+  }
+}
+
+async function verifyCommit(session: HubSession, repoId: string, commitOid: string, prepared: PreparedUpload): Promise<void> {
+  const remote = new Map((await session.files(repoId, commitOid)).map((f) => [f.path, f.size]));
+  const mismatches: VerificationMismatch[] = [];
+  for (const file of prepared.files) {
+    const size = remote.get(file.path);
+    if (size === undefined) mismatches.push({ artifactPath: file.path, expectedSize: file.size, reason: 'missing' });
+    else if (size !== file.size) mismatches.push({ artifactPath: file.path, expectedSize: file.size, actualSize: size, reason: 'size' });
+  }
+  if (mismatches.length > 0) throw new VerificationError(mismatches);
+}
+
+async function tagRun(options: PublishToHubOptions, ctx: UploadContext, commit: { oid: string; url: string }): Promise<{ tagged: boolean; warnings: string[] }> {
+  if (!options.runId || !options.tagRun) return { tagged: false, warnings: [] };
+  ctx.phase('tagging');
+  const tags: Array<[string, string]> = [
+    [HUB_RUN_TAGS.repoId, ctx.base.repoId],
+    [HUB_RUN_TAGS.repoUrl, ctx.base.repoUrl],
+    [HUB_RUN_TAGS.commitOid, commit.oid],
+    [HUB_RUN_TAGS.commitUrl, commit.url],
+  ];
+  try {
+    for (const [key, value] of tags) await options.tagRun(options.runId, key, value);
+    return { tagged: true, warnings: [] };
+  } catch (error) {
+    const warning = `The model is on the Hub (${commit.url}) but tagging MLflow run ${options.runId} failed: ${error instanceof Error ? error.message : String(error)}`;
+    ctx.logger.warn(warning);
+    return { tagged: false, warnings: [warning] };
+  }
+}

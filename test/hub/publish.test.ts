@@ -1,0 +1,327 @@
+/**
+ * publishToHub against the fake Hub: what lands in the repo for each model layout, refusal of
+ * invalid models, dry runs without network, retries that never commit twice.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { downloadFile, uploadFiles } from '@huggingface/hub';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HubError, InvalidArgumentError, ModelValidationError, PublicHubInTestError } from '../../src/core/errors.js';
+import type { Logger } from '../../src/core/logger.js';
+import { convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
+import { HUB_RUN_TAGS, publishToHub, type PublishProgressEvent, type PublishToHubOptions } from '../../src/hub/publish.js';
+import { runPython } from '../support/python.js';
+import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
+import { describeWithPython, sha256, tempDir, writeFiles, writeFusedModel, writeMlxLoraModel, writeShardedModel } from './helpers.js';
+
+let hub: FakeHub;
+let counter = 0;
+const newRepo = () => `tester/model-${++counter}-${Date.now().toString(36)}`;
+
+beforeAll(async () => {
+  hub = await startFakeHub({ limits: { multipartThresholdBytes: 48 * 1024, multipartChunkBytes: 16 * 1024 } });
+});
+afterAll(async () => {
+  await hub.stop();
+});
+
+/** Options every test shares: the fake Hub, no backoff sleeps. */
+function opts(overrides: Partial<PublishToHubOptions> & Pick<PublishToHubOptions, 'modelDir'>): PublishToHubOptions {
+  return {
+    repoId: newRepo(),
+    hubUrl: hub.url,
+    accessToken: hub.token,
+    retry: { maxRetries: 4, backoffFactor: 0, backoffJitter: 0 },
+    env: {},
+    ...overrides,
+  };
+}
+
+function captureLogger(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  const log = (level: string) => (message: string, fields?: Record<string, unknown>) => lines.push(`${level} ${message} ${fields ? JSON.stringify(fields) : ''}`);
+  return { lines, debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
+}
+
+async function hubBytes(repoId: string, path: string): Promise<Buffer> {
+  const blob = await downloadFile({ repo: repoId, path, hubUrl: hub.url, accessToken: hub.token, xet: false });
+  if (!blob) throw new Error(`${path} is not in ${repoId}`);
+  return Buffer.from(await blob.arrayBuffer());
+}
+
+describe('publishToHub', () => {
+  it('publishes an MLX LoRA adapter converted to PEFT, with a model card, in one commit', async () => {
+    const modelDir = await writeMlxLoraModel(join(await tempDir(), 'tiny-lora_20240501_093000'), { baseModel: 'HuggingFaceTB/SmolLM2-135M' });
+    const events: PublishProgressEvent[] = [];
+    const tags: Array<[string, string, string]> = [];
+    const options = opts({
+      modelDir,
+      runId: 'run123',
+      mlflow: { trackingUri: 'http://user:secret@mlflow.example.com:5000', experimentId: '7' },
+      onProgress: (e) => events.push(e),
+      tagRun: async (runId, key, value) => {
+        tags.push([runId, key, value]);
+      },
+    });
+    const result = await publishToHub(options);
+
+    expect(result).toMatchObject({ status: 'published', format: 'lora', flavour: 'mlx', converted: true, repoCreated: true, mlflowTagged: true });
+    expect(result.files.map((f) => f.path)).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
+    expect(result.bytes).toBe(result.files.reduce((s, f) => s + f.size, 0));
+    expect(result.commitOid).toBe(hub.head(options.repoId));
+    expect(result.commitUrl).toBe(`${hub.url}/${options.repoId}/commit/${result.commitOid}`);
+    expect(hub.commits(options.repoId)).toHaveLength(2); // the repo's initial commit + ours
+    expect(hub.files(options.repoId)).toEqual(['.gitattributes', ...result.files.map((f) => f.path)]);
+    for (const file of result.files) expect(hub.fileBytes(options.repoId, file.path)?.length, file.path).toBe(file.size);
+
+    const config = JSON.parse((await hubBytes(options.repoId, 'adapter_config.json')).toString()) as Record<string, unknown>;
+    expect(config).toMatchObject({ peft_type: 'LORA', r: 4, lora_alpha: 80, base_model_name_or_path: 'HuggingFaceTB/SmolLM2-135M' });
+    const card = (await hubBytes(options.repoId, 'README.md')).toString();
+    expect(card).toMatch(/^---\nlibrary_name: peft\nbase_model: HuggingFaceTB\/SmolLM2-135M\n/);
+    expect(card).toContain('http://mlflow.example.com:5000/#/experiments/7/runs/run123');
+    expect(card).not.toContain('secret');
+
+    expect(tags).toEqual([
+      ['run123', HUB_RUN_TAGS.repoId, options.repoId],
+      ['run123', HUB_RUN_TAGS.repoUrl, `${hub.url}/${options.repoId}`],
+      ['run123', HUB_RUN_TAGS.commitOid, result.commitOid],
+      ['run123', HUB_RUN_TAGS.commitUrl, result.commitUrl],
+    ]);
+    const phases = events.flatMap((e) => (e.type === 'phase' ? [e.phase] : []));
+    expect(phases).toEqual(['validating', 'converting', 'preparing', 'connecting', 'uploading', 'committing', 'verifying', 'tagging', 'done']);
+    expect(events.filter((e) => e.type === 'bytes').at(-1)).toEqual({ type: 'bytes', loaded: result.bytes, total: result.bytes });
+  });
+
+  it('uploads a PEFT adapter as it is (no second conversion)', async () => {
+    const root = await tempDir();
+    const mlx = await writeMlxLoraModel(join(root, 'mlx_20240101_000000'));
+    const peft = (await convertMlxLoraToPeft(mlx, { outDir: join(root, 'peft'), baseModel: 'org/base' })).outDir;
+    const options = opts({ modelDir: peft });
+    const result = await publishToHub(options);
+    expect(result).toMatchObject({ format: 'lora', flavour: 'peft', converted: false, baseModel: 'org/base' });
+    for (const name of ['adapter_model.safetensors', 'adapter_config.json']) {
+      expect(sha256(await hubBytes(options.repoId, name)), name).toBe(sha256(await readFile(join(peft, name))));
+    }
+  });
+
+  it('uploads a fused model byte for byte and never converts it', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const options = opts({ modelDir });
+    const result = await publishToHub(options);
+    expect(result).toMatchObject({ status: 'published', format: 'fused', converted: false });
+    expect(result.files.map((f) => f.path)).toEqual(['README.md', 'config.json', 'model.safetensors', 'tokenizer_config.json']);
+    for (const name of ['config.json', 'model.safetensors', 'tokenizer_config.json']) {
+      expect(sha256(await hubBytes(options.repoId, name)), name).toBe(sha256(await readFile(join(modelDir, name))));
+    }
+    expect((await hubBytes(options.repoId, 'README.md')).toString()).toContain('library_name: transformers');
+  });
+
+  it('uploads a sharded fused model with its index', async () => {
+    const modelDir = await writeShardedModel(await tempDir());
+    const options = opts({ modelDir });
+    const result = await publishToHub(options);
+    expect(result.files.map((f) => f.path)).toEqual([
+      'README.md',
+      'config.json',
+      'model-00001-of-00002.safetensors',
+      'model-00002-of-00002.safetensors',
+      'model.safetensors.index.json',
+    ]);
+    for (const name of result.files.map((f) => f.path).filter((p) => p !== 'README.md')) {
+      expect(sha256(await hubBytes(options.repoId, name)), name).toBe(sha256(await readFile(join(modelDir, name))));
+    }
+  });
+
+  it('refuses an invalid model with the validation report, before any request', async () => {
+    const modelDir = await tempDir();
+    await writeFiles(modelDir, {
+      'config.json': JSON.stringify({ model_type: 'llama' }),
+      'model.safetensors': Buffer.concat([Buffer.from([0xff, 0xff, 0, 0, 0, 0, 0, 0]), Buffer.from('{}')]),
+    });
+    hub.clearLog();
+    const error = await publishToHub(opts({ modelDir })).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelValidationError);
+    const report = (error as ModelValidationError).report as { overallValid: boolean; errors: string[]; checks: Record<string, boolean> };
+    expect(report.overallValid).toBe(false);
+    expect(report.checks.safetensorsHeadersValid).toBe(false);
+    expect(report.errors.join('\n')).toContain('model.safetensors');
+
+    const empty = await tempDir();
+    await expect(publishToHub(opts({ modelDir: empty }))).rejects.toBeInstanceOf(ModelValidationError);
+    expect(hub.requests).toEqual([]);
+  });
+
+  it('dry run: validates and converts, reports the exact files and sizes, makes no request', async () => {
+    const modelDir = await writeMlxLoraModel(join(await tempDir(), 'dry_20240501_093000'));
+    hub.clearLog();
+    const options = opts({ modelDir, dryRun: true, accessToken: undefined, hubUrl: 'https://huggingface.co' });
+    const dry = await publishToHub(options);
+    expect(hub.requests).toEqual([]);
+    expect(dry).toMatchObject({ status: 'dry-run', converted: true, repoUrl: `https://huggingface.co/${options.repoId}` });
+    expect(dry.commitUrl).toBeUndefined();
+
+    const real = await publishToHub({ ...options, dryRun: false, accessToken: hub.token, hubUrl: hub.url });
+    expect(real.files).toEqual(dry.files);
+    expect(real.bytes).toBe(dry.bytes);
+  });
+
+  it('takes the token from HF_TOKEN and the Hub from HF_ENDPOINT; needs a token otherwise', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const result = await publishToHub({ ...opts({ modelDir }), accessToken: undefined, hubUrl: undefined, env: { HF_TOKEN: hub.token, HF_ENDPOINT: `${hub.url}/` } });
+    expect(result.commitUrl?.startsWith(`${hub.url}/tester/`)).toBe(true);
+    const missing = await publishToHub({ ...opts({ modelDir }), accessToken: undefined }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(InvalidArgumentError);
+    expect((missing as InvalidArgumentError).argument).toBe('accessToken');
+  });
+
+  it('refuses the public Hub under vitest unless allowPublicHubInTests is set', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    hub.clearLog();
+    for (const hubUrl of ['https://huggingface.co', 'https://hf.co/']) {
+      await expect(publishToHub({ ...opts({ modelDir }), hubUrl })).rejects.toBeInstanceOf(PublicHubInTestError);
+    }
+    await expect(publishToHub({ ...opts({ modelDir }), hubUrl: undefined, env: { HF_ENDPOINT: 'https://huggingface.co', VITEST: 'true' } })).rejects.toBeInstanceOf(PublicHubInTestError);
+    expect(hub.requests).toEqual([]);
+
+    // Opted in, the request goes out (here to a fetch that refuses it, so nothing leaves the machine).
+    const seen: string[] = [];
+    const refusingFetch = (async (input: string | URL | Request) => {
+      seen.push(String(input instanceof Request ? input.url : input));
+      throw new TypeError('blocked by test');
+    }) as typeof fetch;
+    const error = await publishToHub({ ...opts({ modelDir }), hubUrl: 'https://huggingface.co', allowPublicHubInTests: true, fetch: refusingFetch, retry: { maxRetries: 0 } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HubError);
+    expect(seen[0]).toMatch(/^https:\/\/huggingface\.co\/api\/models\//);
+  });
+
+  it('keeps the token out of errors and logs', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const badToken = 'hf_thisTokenIsNotKnown42';
+    const logger = captureLogger();
+    const error = await publishToHub({ ...opts({ modelDir }), accessToken: badToken, logger }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HubError);
+    expect((error as HubError).status).toBe(401);
+    expect((error as HubError).message).toContain('HF_TOKEN');
+    const everything = [(error as Error).message, JSON.stringify((error as HubError).toJSON()), ...logger.lines].join('\n');
+    expect(everything).not.toContain(badToken);
+  });
+
+  it('a commit whose answer is lost after the Hub applied it does not become two commits', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const options = opts({ modelDir });
+    hub.createRepo(options.repoId);
+    hub.clearLog();
+    hub.dropResponseOfNext('commit');
+    const result = await publishToHub(options);
+    expect(result.status).toBe('published');
+    expect(hub.commits(options.repoId).map((c) => c.oid)).toEqual([result.commitOid, hub.commits(options.repoId)[1]!.oid]);
+    expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(1);
+  });
+
+  it('retries a commit refused with 503 and a lost request, still one commit', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const options = opts({ modelDir });
+    hub.createRepo(options.repoId);
+    hub.clearLog();
+    hub.failNext('commit', 1, 503);
+    hub.addFault({ route: 'commit', action: 'drop' });
+    const result = await publishToHub(options);
+    expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(3);
+    expect(hub.commits(options.repoId)).toHaveLength(2);
+    expect(hub.head(options.repoId)).toBe(result.commitOid);
+  });
+
+  it('retries LFS uploads answered with 503', async () => {
+    const modelDir = await writeMlxLoraModel(join(await tempDir(), 'lfs_20240501_093000'), { padBytes: 64 * 1024 }); // multipart
+    const fusedDir = await writeFusedModel(await tempDir()); // basic
+    hub.clearLog();
+    hub.failNext('lfs-part', 2, 503);
+    const lora = await publishToHub(opts({ modelDir }));
+    hub.failNext('lfs-upload', 2, 503, { 'retry-after': '0' });
+    const fused = await publishToHub(opts({ modelDir: fusedDir }));
+    for (const result of [lora, fused]) {
+      expect(hub.commits(result.repoId)).toHaveLength(2);
+      for (const file of result.files) expect(hub.fileBytes(result.repoId, file.path)?.length).toBe(file.size);
+    }
+    expect(hub.requests.filter((r) => r.route === 'lfs-part' && r.status === 503)).toHaveLength(2);
+    expect(hub.requests.filter((r) => r.route === 'lfs-upload' && r.status === 503)).toHaveLength(2);
+  });
+
+  it('commits on top of a foreign commit that moved the branch (412), without losing it', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const options = opts({ modelDir });
+    hub.createRepo(options.repoId);
+    let release!: () => void;
+    hub.addFault({ route: 'preupload', action: 'hold', until: new Promise<void>((r) => (release = r)) });
+    const publishing = publishToHub(options);
+    while (!hub.requests.some((r) => r.route === 'preupload' && r.url.includes(options.repoId))) await new Promise((r) => setTimeout(r, 5));
+    await uploadFiles({ repo: options.repoId, hubUrl: hub.url, accessToken: hub.token, useXet: false, files: [{ path: 'other.txt', content: new Blob(['someone else']) }] });
+    release();
+    const result = await publishing;
+    const commits = hub.commits(options.repoId);
+    expect(commits.map((c) => c.title)).toEqual(['Upload fused model with artifact-uploader', 'Add 1 files', 'initial commit']);
+    expect(commits[0]!.oid).toBe(result.commitOid);
+    expect(hub.files(options.repoId)).toContain('other.txt');
+    expect(hub.requests.filter((r) => r.route === 'commit' && r.status === 412)).toHaveLength(1);
+  });
+
+  it('with an idempotencyKey, a publish already on the Hub is not uploaded again', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const options = opts({ modelDir, idempotencyKey: 'training-42' });
+    const first = await publishToHub(options);
+    hub.clearLog();
+    const second = await publishToHub(options);
+    expect(second).toMatchObject({ status: 'already-published', commitOid: first.commitOid, commitUrl: first.commitUrl });
+    expect(hub.requests.filter((r) => ['preupload', 'lfs-batch', 'commit'].includes(r.route))).toEqual([]);
+    expect(hub.commits(options.repoId)).toHaveLength(2);
+  });
+
+  it('reports a failed MLflow tag as a warning, the publish still succeeds', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const result = await publishToHub(
+      opts({
+        modelDir,
+        runId: 'r1',
+        tagRun: async () => {
+          throw new Error('mlflow down');
+        },
+      }),
+    );
+    expect(result.status).toBe('published');
+    expect(result.mlflowTagged).toBe(false);
+    expect(result.warnings.join('\n')).toContain('mlflow down');
+  });
+});
+
+describeWithPython('publishToHub, read back with Python huggingface_hub', () => {
+  it('downloads the bytes that were published (fused) and loads the converted adapter with safetensors', async () => {
+    const fusedDir = await writeFusedModel(await tempDir());
+    const fused = await publishToHub(opts({ modelDir: fusedDir }));
+    const loraDir = await writeMlxLoraModel(join(await tempDir(), 'py_20240501_093000'));
+    const lora = await publishToHub(opts({ modelDir: loraDir }));
+    const script = `
+import hashlib, json, sys
+from huggingface_hub import HfApi
+from safetensors import safe_open
+api = HfApi(endpoint=sys.argv[1], token=sys.argv[2])
+out = {"fused": {}, "lora": {}}
+for name in api.list_repo_files(sys.argv[3]):
+    out["fused"][name] = hashlib.sha256(open(api.hf_hub_download(repo_id=sys.argv[3], filename=name), 'rb').read()).hexdigest()
+path = api.hf_hub_download(repo_id=sys.argv[4], filename="adapter_model.safetensors")
+with safe_open(path, framework="numpy") as f:
+    for key in f.keys():
+        out["lora"][key] = list(f.get_tensor(key).shape)
+print(json.dumps(out))
+`;
+    const stdout = await runPython(script, {
+      args: [hub.url, hub.token, fused.repoId, lora.repoId],
+      env: { HF_HOME: await tempDir('au-hf-home-'), HF_HUB_DISABLE_XET: '1', HF_TOKEN: '' },
+    });
+    const out = JSON.parse(stdout.trim().split('\n').pop()!) as { fused: Record<string, string>; lora: Record<string, number[]> };
+    for (const name of ['config.json', 'model.safetensors', 'tokenizer_config.json']) {
+      expect(out.fused[name], name).toBe(sha256(await readFile(join(fusedDir, name))));
+    }
+    expect(out.lora['base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight']).toEqual([4, 16]);
+    expect(out.lora['base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight']).toEqual([16, 4]);
+  });
+});
