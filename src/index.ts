@@ -53,5 +53,44 @@ export type { HttpAuth, TlsOptions, HttpClientOptions, HttpRequest, HttpResponse
 // ── stages ──
 
 // ── model ──
+export { resolveModelDir, expandHome, globToRegExp, parseTimestampSuffix, DEFAULT_MODEL_DIR_PATTERN } from './model/resolve-model-dir.js';
+export type { ResolveModelDirOptions, ResolvedModelDir, ModelDirCandidate } from './model/resolve-model-dir.js';
+export { detectModelFormat, inspectModelDir, MODEL_FILES, SHARD_FILE_PATTERN } from './model/detect-format.js';
+export type { ModelFormat, LoraFlavour, ModelLayout, ModelDirInspection } from './model/detect-format.js';
+export {
+  validateModelArtifacts,
+  DEFAULT_MIN_WEIGHT_BYTES,
+  DEFAULT_PLACEHOLDER_SCAN_BYTES,
+  DEFAULT_PLACEHOLDER_PATTERNS,
+} from './model/validate.js';
+export type { ValidateModelOptions, ModelValidationReport, ModelValidationChecks } from './model/validate.js';
+export { listModelFiles } from './model/list-model-files.js';
+export type { ModelFile } from './model/list-model-files.js';
+export { convertMlxLoraToPeft, PEFT_CONVERTED_SUFFIX, MLX_CONFIG_COPY } from './model/convert-mlx-to-peft.js';
+export type { ConvertMlxLoraOptions, MlxToPeftConversion } from './model/convert-mlx-to-peft.js';
+export { peftLoraKey, PEFT_KEY_PREFIX } from './model/peft-adapter.js';
+export type { PeftLoraConfig } from './model/peft-adapter.js';
+export {
+  readSafetensorsHeader,
+  openSafetensors,
+  createSafetensorsWriter,
+  writeSafetensorsFile,
+  transpose2d,
+  dtypeByteSize,
+  isSafetensorsDtype,
+  SAFETENSORS_DTYPE_BITS,
+  SAFETENSORS_MAX_HEADER_LENGTH,
+} from './model/safetensors.js';
+export type {
+  SafetensorsDtype,
+  SafetensorsHeader,
+  SafetensorsTensorInfo,
+  SafetensorsReader,
+  SafetensorsWriter,
+  SafetensorsTensorSpec,
+  SafetensorsTensorData,
+  ReadSafetensorsOptions,
+  WriteSafetensorsOptions,
+} from './model/safetensors.js';
 
 // ── hub ──

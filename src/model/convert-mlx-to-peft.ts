@@ -1,0 +1,250 @@
+/**
+ * Converting an MLX (mlx-lm) LoRA adapter into a PEFT adapter that `PeftModel.from_pretrained`
+ * loads: for every adapted module `P`,
+ *
+ * | MLX | PEFT |
+ * |---|---|
+ * | `P.lora_a` (in, r) | `base_model.model.P.lora_A.weight` (r, in), transposed |
+ * | `P.lora_b` (r, out) | `base_model.model.P.lora_B.weight` (out, r), transposed |
+ * | `lora_parameters.rank` | `r` |
+ * | `lora_parameters.scale` | `lora_alpha = scale * r` (PEFT scales by `lora_alpha / r`) |
+ * | `lora_parameters.dropout` | `lora_dropout` |
+ * | adapted module paths | `target_modules` (+ `layers_to_transform`) |
+ * | `model`, or the `baseModel` option | `base_model_name_or_path` |
+ *
+ * so that PEFT's `(lora_alpha / r) * B @ A` equals MLX's `scale * lora_b.T @ lora_a.T` exactly.
+ * Values are moved as raw bytes (dtype kept, never decoded), one tensor in memory at a time.
+ *
+ * @module
+ */
+import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/logger.js';
+import { inspectModelDir, MODEL_FILES } from './detect-format.js';
+import { listModelFiles, type ModelFile } from './list-model-files.js';
+import { checkMlxAdapterConfig, checkMlxLoraTensors, type MlxLoraModule } from './mlx-adapter.js';
+import { buildPeftLoraConfig, peftLoraKey, type PeftLoraConfig } from './peft-adapter.js';
+import { createSafetensorsWriter, dtypeByteSize, openSafetensors, SAFETENSORS_DTYPE_BITS, transpose2d, type SafetensorsTensorSpec } from './safetensors.js';
+
+/** Suffix of the default output directory, a sibling of the input: `<name>_peft_converted`. */
+export const PEFT_CONVERTED_SUFFIX = '_peft_converted';
+
+/** Where the original MLX config is kept in the output, for provenance (never as `adapter_config.json`). */
+export const MLX_CONFIG_COPY = 'mlx_adapter_config.json';
+
+/** Options of {@link convertMlxLoraToPeft}. */
+export interface ConvertMlxLoraOptions {
+  /**
+   * Output directory. Must not contain the input.
+   * @default a sibling of the input directory named `<name>_peft_converted`
+   */
+  outDir?: string;
+  /**
+   * `base_model_name_or_path` of the PEFT config: the original Hugging Face repo of the base
+   * model (not an MLX-quantized copy such as `mlx-community/...-4bit`).
+   * @default the `model` field of the MLX adapter config
+   */
+  baseModel?: string;
+  /**
+   * Replace `outDir` when it exists (atomically: the old one is removed only once the new one is
+   * in place). Without it an existing `outDir` is an error.
+   * @default false
+   */
+  overwrite?: boolean;
+  /**
+   * PEFT `task_type`.
+   * @default 'CAUSAL_LM'
+   */
+  taskType?: string;
+  /** Stops the conversion between tensors; the partial output is removed. */
+  signal?: AbortSignal;
+  /** Where to log. @default silent */
+  logger?: Logger;
+}
+
+/** What {@link convertMlxLoraToPeft} wrote. */
+export interface MlxToPeftConversion {
+  /** The model directory given (absolute). */
+  inputDir: string;
+  /** The directory holding the MLX adapter files. */
+  adapterDir: string;
+  /** The PEFT adapter directory written (absolute). */
+  outDir: string;
+  /** Tensors written to `adapter_model.safetensors` (two per module). */
+  tensorsConverted: number;
+  /** Adapted modules, e.g. `model.layers.0.self_attn.q_proj`. */
+  modules: string[];
+  /** The `adapter_config.json` written. */
+  config: PeftLoraConfig;
+  /** Files of `outDir`, with sizes. */
+  files: ModelFile[];
+  /** Things that convert but deserve a look (e.g. an unknown or MLX-quantized base model). */
+  warnings: string[];
+}
+
+const MLX_QUANTIZED = /(^mlx-community\/)|([-_](2|3|4|5|6|8)-?bit)$/i;
+
+function baseModelWarning(baseModel: string | undefined, fromOption: boolean): string | undefined {
+  if (baseModel === undefined) {
+    return 'base model unknown (no baseModel option and no "model" in the MLX config): base_model_name_or_path is null, so users must pick the base model themselves';
+  }
+  if (fromOption) return undefined;
+  if (MLX_QUANTIZED.test(baseModel)) {
+    return `base model ${JSON.stringify(baseModel)} looks like an MLX-quantized repo that transformers cannot load; pass baseModel with the original Hugging Face repo`;
+  }
+  if (isAbsolute(baseModel) || baseModel.startsWith('.') || baseModel.startsWith('~')) {
+    return `base model ${JSON.stringify(baseModel)} is a local path, meaningless to anyone else; pass baseModel with the Hugging Face repo id`;
+  }
+  return undefined;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/**
+ * Converts an MLX LoRA adapter (`adapters/adapters.safetensors` + `adapters/adapter_config.json`,
+ * or both at the top of `dir`) into a PEFT adapter (`adapter_model.safetensors` +
+ * `adapter_config.json`, plus the MLX config kept as `mlx_adapter_config.json`). The output is
+ * written to a temporary sibling directory and renamed into place, so `outDir` is either
+ * complete or untouched. Memory use: one tensor and its transposed copy.
+ *
+ * @throws ConversionError, before writing anything, for a fused model (fused models are
+ *   published as they are), a PEFT adapter (already converted), an existing `outDir` without
+ *   `overwrite`, or an adapter with no PEFT LoRA equivalent (DoRA, MoE, embedding LoRA, full
+ *   fine-tune, inconsistent ranks, unknown tensors); the message lists every problem.
+ * @throws InvalidModelStructureError when `dir` is no model directory at all.
+ * @throws SafetensorsError when `adapters.safetensors` is corrupt.
+ * @throws AbortedError when `signal` fires.
+ * @example
+ * ```ts
+ * const result = await convertMlxLoraToPeft('out/llama-lora_20240501_093000', { baseModel: 'meta-llama/Llama-3.2-1B' });
+ * console.log(result.outDir, result.config.lora_alpha);
+ * ```
+ */
+export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraOptions = {}): Promise<MlxToPeftConversion> {
+  if (typeof dir !== 'string' || dir === '') throw new InvalidArgumentError('dir', `Expected \`dir\` to be a non-empty path, got ${JSON.stringify(dir)}.`);
+  if (options.baseModel !== undefined && (typeof options.baseModel !== 'string' || options.baseModel === '')) {
+    throw new InvalidArgumentError('baseModel', `Expected \`baseModel\` to be a repo id such as "meta-llama/Llama-3.2-1B", got ${JSON.stringify(options.baseModel)}.`);
+  }
+  const logger = options.logger ?? silentLogger;
+  const inspection = await inspectModelDir(dir);
+  const root = inspection.dir;
+  if (inspection.format === 'fused') {
+    throw new ConversionError(root, `${root} holds a fused model (${[inspection.configFile, ...inspection.weightFiles].join(', ')}), not an MLX LoRA adapter; fused models are never converted.`, {
+      hint: 'Publish the fused model as it is; convertMlxLoraToPeft only converts MLX adapters (adapters/adapters.safetensors + adapters/adapter_config.json).',
+    });
+  }
+  if (inspection.flavour === 'peft') {
+    throw new ConversionError(root, `${root} already holds a PEFT adapter (adapter_model.safetensors + adapter_config.json); there is nothing to convert.`, {
+      hint: 'Publish it as it is.',
+    });
+  }
+  const adapterDir = inspection.adapterDir ?? root;
+
+  const outDir = resolve(options.outDir ?? join(dirname(root), `${basename(root)}${PEFT_CONVERTED_SUFFIX}`));
+  const up = relative(outDir, root);
+  if (up === '' || (!up.startsWith('..') && !isAbsolute(up))) {
+    throw new InvalidArgumentError('outDir', `outDir ${outDir} contains the input directory ${root}; writing there would destroy the adapter being converted.`, {
+      hint: `Leave outDir unset to write ${basename(root)}${PEFT_CONVERTED_SUFFIX} next to the input.`,
+    });
+  }
+  if (!options.overwrite && (await exists(outDir))) {
+    throw new ConversionError(root, `Output directory ${outDir} already exists.`, { hint: 'Pass overwrite: true to replace it, or choose another outDir.' });
+  }
+
+  const configPath = resolve(root, inspection.configFile);
+  const configText = await readFile(configPath, 'utf8');
+  let rawConfig: unknown;
+  try {
+    rawConfig = JSON.parse(configText);
+  } catch (error) {
+    throw new ConversionError(root, `${configPath} is not valid JSON: ${(error as Error).message}.`, { cause: error, hint: 'Restore the adapter_config.json that mlx_lm.lora wrote.' });
+  }
+  const { config: mlx, problems: configProblems } = checkMlxAdapterConfig(rawConfig);
+  const reader = await openSafetensors(resolve(root, inspection.weightFiles[0]!));
+  let tmpDir: string | undefined;
+  try {
+    const { modules, problems: tensorProblems } = checkMlxLoraTensors(reader.header, mlx?.rank);
+    const problems = [...configProblems.map((p) => `${inspection.configFile}: ${p}`), ...tensorProblems.map((p) => `${inspection.weightFiles[0]}: ${p}`)];
+    if (!mlx || problems.length > 0) {
+      throw new ConversionError(root, `Cannot convert the MLX adapter in ${adapterDir} to PEFT:\n${problems.map((p) => `  - ${p}`).join('\n')}`, {
+        hint: 'Only plain LoRA on 2-D Linear layers converts (mlx_lm.lora with fine_tune_type "lora").',
+      });
+    }
+
+    const baseModel = options.baseModel ?? mlx.model;
+    const warnings: string[] = [];
+    const warning = baseModelWarning(baseModel, options.baseModel !== undefined);
+    if (warning) warnings.push(warning);
+    const config = buildPeftLoraConfig(modules, mlx, { baseModel: baseModel ?? null, taskType: options.taskType });
+
+    // Reference writer order (largest element first, then name) keeps every tensor aligned.
+    const plan = modules.flatMap((m: MlxLoraModule) => [
+      { spec: { name: peftLoraKey(m.path, 'A'), dtype: m.a.dtype, shape: [m.rank, m.inFeatures] }, source: m.a },
+      { spec: { name: peftLoraKey(m.path, 'B'), dtype: m.b.dtype, shape: [m.outFeatures, m.rank] }, source: m.b },
+    ]);
+    plan.sort((x, y) => SAFETENSORS_DTYPE_BITS[y.spec.dtype] - SAFETENSORS_DTYPE_BITS[x.spec.dtype] || (x.spec.name < y.spec.name ? -1 : 1));
+
+    tmpDir = await mkdtemp(join(dirname(outDir), `.${basename(outDir)}.tmp-`));
+    const writer = await createSafetensorsWriter(join(tmpDir, MODEL_FILES.peftWeights), plan.map((p): SafetensorsTensorSpec => p.spec), {
+      metadata: { format: 'pt' },
+    });
+    try {
+      for (const { spec, source } of plan) {
+        if (options.signal?.aborted) throw new AbortedError(`Conversion of ${root} was aborted.`, { cause: options.signal.reason });
+        const bytes = await reader.readTensor(source.name);
+        const [rows, cols] = source.shape as [number, number];
+        await writer.writeTensor(spec.name, transpose2d(bytes, rows, cols, dtypeByteSize(source.dtype)));
+      }
+      await writer.close();
+    } catch (error) {
+      await writer.abort();
+      throw error;
+    }
+    await writeFile(join(tmpDir, MODEL_FILES.adapterConfig), `${JSON.stringify(config, null, 2)}\n`);
+    await writeFile(join(tmpDir, MLX_CONFIG_COPY), configText);
+
+    await replaceDir(tmpDir, outDir, options.overwrite === true, root);
+    tmpDir = undefined;
+    for (const w of warnings) logger.warn(w, { outDir });
+    logger.info(`Converted ${modules.length} MLX LoRA modules to a PEFT adapter`, { inputDir: root, outDir, r: config.r, loraAlpha: config.lora_alpha });
+    return {
+      inputDir: root,
+      adapterDir,
+      outDir,
+      tensorsConverted: plan.length,
+      modules: modules.map((m) => m.path),
+      config,
+      files: await listModelFiles(outDir),
+      warnings,
+    };
+  } finally {
+    await reader.close();
+    if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+  }
+}
+
+/** Moves the finished `tmpDir` to `outDir`; an existing `outDir` is removed only after the new one is in place. */
+async function replaceDir(tmpDir: string, outDir: string, overwrite: boolean, input: string): Promise<void> {
+  const old = `${tmpDir}.old`;
+  let moved = false;
+  if (overwrite && (await exists(outDir))) {
+    await rename(outDir, old);
+    moved = true;
+  }
+  try {
+    await rename(tmpDir, outDir);
+  } catch (error) {
+    if (moved) await rename(old, outDir).catch(() => undefined);
+    throw new ConversionError(input, `Cannot move the converted adapter into ${outDir}: ${(error as Error).message}.`, {
+      cause: error,
+      hint: 'Another process may have created it meanwhile; retry with overwrite: true or another outDir.',
+    });
+  }
+  if (moved) await rm(old, { recursive: true, force: true });
+}

@@ -1,0 +1,187 @@
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AbortedError, ConversionError, InvalidArgumentError, InvalidModelStructureError } from '../../src/core/errors.js';
+import { convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
+import { validateModelArtifacts } from '../../src/model/validate.js';
+import { runPython } from '../support/python.js';
+import { mlxLoraTensors, tempDir, tensor, writeFusedDir, writeMlxLoraDir, writePeftDir, type FixtureDtype } from './fixtures.js';
+
+/**
+ * Loads input and output with the official `safetensors` package and compares: names, shapes,
+ * bytes of every PEFT tensor against the transposed MLX tensor, and, for float32, that PEFT's
+ * delta (lora_alpha / r) * B @ A equals MLX's scale * b.T @ a.T. BF16 has no numpy dtype, so
+ * raw bytes come from `safetensors.deserialize`.
+ */
+const CROSS_CHECK = `
+import json, sys
+import numpy as np
+from safetensors import deserialize
+mlx_path, peft_path, cfg_path, scale = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+np_dtypes = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16}
+def load(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    return {name: np.frombuffer(bytes(t["data"]), dtype=np_dtypes[t["dtype"]]).reshape(t["shape"]) for name, t in deserialize(raw)}
+mlx, peft = load(mlx_path), load(peft_path)
+cfg = json.load(open(cfg_path))
+out = {"peft_keys": sorted(peft), "mismatches": [], "delta_max_err": 0.0}
+for name, a in mlx.items():
+    module, leaf = name.rsplit(".", 1)
+    key = "base_model.model." + module + (".lora_A.weight" if leaf == "lora_a" else ".lora_B.weight")
+    got = peft.get(key)
+    if got is None or got.shape != a.T.shape or got.view(np.uint8).tobytes() != np.ascontiguousarray(a.T).view(np.uint8).tobytes():
+        out["mismatches"].append(name)
+for name in mlx:
+    module, leaf = name.rsplit(".", 1)
+    if leaf != "lora_a" or mlx[name].dtype != np.float32:
+        continue
+    a, b = mlx[name].astype(np.float64), mlx[module + ".lora_b"].astype(np.float64)
+    A = peft["base_model.model." + module + ".lora_A.weight"].astype(np.float64)
+    B = peft["base_model.model." + module + ".lora_B.weight"].astype(np.float64)
+    err = np.abs((cfg["lora_alpha"] / cfg["r"]) * (B @ A) - scale * (b.T @ a.T)).max()
+    out["delta_max_err"] = max(out["delta_max_err"], float(err))
+# The official numpy loader must read the whole file too (numpy has no bfloat16, so not for BF16).
+try:
+    from safetensors.numpy import load_file
+    load_file(peft_path)
+    out["numpy_load"] = "ok"
+except Exception as e:
+    out["numpy_load"] = type(e).__name__
+from safetensors import safe_open
+with safe_open(peft_path, framework="numpy") as f:
+    out["metadata"] = f.metadata()
+print(json.dumps(out))
+`;
+
+async function crossCheck(mlxFile: string, outDir: string, scale: number) {
+  const stdout = await runPython(CROSS_CHECK, {
+    args: [mlxFile, join(outDir, 'adapter_model.safetensors'), join(outDir, 'adapter_config.json'), String(scale)],
+  });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as { peft_keys: string[]; mismatches: string[]; delta_max_err: number; numpy_load: string; metadata: unknown };
+}
+
+describe('convertMlxLoraToPeft', () => {
+  it.each(['F32', 'F16', 'BF16'] as FixtureDtype[])('converts a %s adapter: PEFT names, transposed values, alpha = scale * r (checked with Python safetensors)', async (dtype) => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'llama-lora_20240501_093000', { dtype, rank: 2, scale: 20, layers: [2, 3], modules: ['self_attn.q_proj', 'self_attn.v_proj', 'mlp.down_proj'] });
+    const result = await convertMlxLoraToPeft(dir);
+
+    expect(result.outDir).toBe(join(root, 'llama-lora_20240501_093000_peft_converted'));
+    expect(result.tensorsConverted).toBe(12);
+    expect(result.modules).toHaveLength(6);
+    expect(result.files.map((f) => f.path)).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
+    const config = JSON.parse(readFileSync(join(result.outDir, 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(config).toMatchObject({
+      peft_type: 'LORA',
+      task_type: 'CAUSAL_LM',
+      base_model_name_or_path: 'example-org/tiny-llama',
+      r: 2,
+      lora_alpha: 40,
+      lora_dropout: 0,
+      use_rslora: false,
+      use_dora: false,
+      target_modules: ['mlp.down_proj', 'self_attn.q_proj', 'self_attn.v_proj'],
+      layers_to_transform: [2, 3],
+    });
+    expect(result.config).toEqual(config);
+    // The MLX config is kept for provenance, byte for byte.
+    expect(readFileSync(join(result.outDir, 'mlx_adapter_config.json'), 'utf8')).toBe(readFileSync(join(dir, 'adapters', 'adapter_config.json'), 'utf8'));
+
+    const check = await crossCheck(join(dir, 'adapters', 'adapters.safetensors'), result.outDir, 20);
+    expect(check.mismatches).toEqual([]);
+    expect(check.peft_keys).toHaveLength(12);
+    expect(check.peft_keys).toContain('base_model.model.model.layers.2.self_attn.q_proj.lora_A.weight');
+    expect(check.peft_keys).toContain('base_model.model.model.layers.3.mlp.down_proj.lora_B.weight');
+    expect(check.metadata).toEqual({ format: 'pt' });
+    if (dtype !== 'BF16') expect(check.numpy_load).toBe('ok');
+    expect(check.delta_max_err).toBeLessThan(1e-9);
+
+    // The output is a valid PEFT adapter by our own validator too.
+    const report = await validateModelArtifacts(result.outDir, { minWeightBytes: 64 });
+    expect({ errors: report.errors, warnings: report.warnings, flavour: report.flavour }).toEqual({ errors: [], warnings: [], flavour: 'peft' });
+  });
+
+  it('lists full module paths when blocks are adapted unevenly', async () => {
+    const root = tempDir();
+    const tensors = [...mlxLoraTensors({ layers: [0], modules: ['self_attn.q_proj'] }), ...mlxLoraTensors({ layers: [1], modules: ['self_attn.v_proj'] })];
+    const dir = writeMlxLoraDir(root, 'uneven', { tensors });
+    const result = await convertMlxLoraToPeft(dir, { baseModel: 'example-org/original', outDir: join(root, 'out') });
+    expect(result.config.target_modules).toEqual(['model.layers.0.self_attn.q_proj', 'model.layers.1.self_attn.v_proj']);
+    expect(result.config.layers_to_transform).toBeNull();
+    expect(result.config.base_model_name_or_path).toBe('example-org/original');
+    expect(result.warnings).toEqual([]);
+  });
+
+  it('converts an adapter path given directly (files at the top)', async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'adapters', { topLevel: true });
+    const result = await convertMlxLoraToPeft(dir);
+    expect(result.adapterDir).toBe(dir);
+    expect(existsSync(join(root, 'adapters_peft_converted', 'adapter_model.safetensors'))).toBe(true);
+  });
+
+  it('warns about an MLX-quantized base model and a missing one', async () => {
+    const root = tempDir();
+    const quantized = writeMlxLoraDir(root, 'q', { config: { model: 'mlx-community/Llama-3.2-1B-Instruct-4bit' } });
+    expect((await convertMlxLoraToPeft(quantized)).warnings).toEqual([expect.stringMatching(/looks like an MLX-quantized repo/)]);
+    const unknown = writeMlxLoraDir(root, 'u', { config: { model: undefined } });
+    const result = await convertMlxLoraToPeft(unknown);
+    expect(result.config.base_model_name_or_path).toBeNull();
+    expect(result.warnings).toEqual([expect.stringMatching(/base model unknown/)]);
+  });
+
+  it('refuses a fused model before writing anything', async () => {
+    const root = tempDir();
+    const dir = writeFusedDir(root, 'fused');
+    writeMlxLoraDir(root, 'fused'); // adapters lying next to full weights still do not make it an adapter
+    const error = await convertMlxLoraToPeft(dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConversionError);
+    expect((error as ConversionError).message).toMatch(/holds a fused model .*never converted/);
+    expect(readdirSync(root)).toEqual(['fused']);
+  });
+
+  it('refuses PEFT adapters, non-model directories and adapters without a PEFT equivalent', async () => {
+    const root = tempDir();
+    await expect(convertMlxLoraToPeft(writePeftDir(root, 'peft'))).rejects.toThrow(/already holds a PEFT adapter/);
+    const empty = join(root, 'empty');
+    mkdirSync(empty);
+    await expect(convertMlxLoraToPeft(empty)).rejects.toBeInstanceOf(InvalidModelStructureError);
+    const dora = writeMlxLoraDir(root, 'dora', {
+      config: { fine_tune_type: 'dora' },
+      tensors: [...mlxLoraTensors({ layers: [0], modules: ['self_attn.q_proj'] }), tensor('model.layers.0.self_attn.q_proj.m', 'F32', [8])],
+    });
+    const error = (await convertMlxLoraToPeft(dora).catch((e: unknown) => e)) as ConversionError;
+    expect(error).toBeInstanceOf(ConversionError);
+    expect(error.message).toMatch(/fine_tune_type is "dora"/);
+    expect(error.message).toMatch(/DoRA magnitude vectors/);
+    const wrongRank = writeMlxLoraDir(root, 'rank', { rank: 2, config: { lora_parameters: { rank: 4, scale: 20 } } });
+    await expect(convertMlxLoraToPeft(wrongRank)).rejects.toThrow(/has rank 2 but lora_parameters\.rank is 4/);
+    const embedding = writeMlxLoraDir(root, 'embed', { tensors: [tensor('model.embed_tokens.lora_a', 'F32', [16, 2]), tensor('model.embed_tokens.lora_b', 'F32', [2, 8])] });
+    await expect(convertMlxLoraToPeft(embedding)).rejects.toThrow(/is an embedding/);
+    expect(readdirSync(root).sort()).toEqual(['dora', 'embed', 'empty', 'peft', 'rank']);
+  });
+
+  it('never clobbers: an existing outDir needs overwrite, which replaces it whole', async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'm');
+    const outDir = join(root, 'out');
+    mkdirSync(outDir);
+    writeFileSync(join(outDir, 'stale.txt'), 'old');
+    await expect(convertMlxLoraToPeft(dir, { outDir })).rejects.toThrow(/already exists/);
+    expect(readdirSync(outDir)).toEqual(['stale.txt']);
+    await convertMlxLoraToPeft(dir, { outDir, overwrite: true });
+    expect(readdirSync(outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
+    expect(readdirSync(root).sort()).toEqual(['m', 'out']);
+    await expect(convertMlxLoraToPeft(dir, { outDir: root, overwrite: true })).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('stops on abort and leaves nothing behind', async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'm');
+    const controller = new AbortController();
+    controller.abort();
+    await expect(convertMlxLoraToPeft(dir, { signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
+    expect(readdirSync(root)).toEqual(['m']);
+  });
+});
