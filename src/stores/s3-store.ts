@@ -334,12 +334,13 @@ export class S3ArtifactStore implements ArtifactStore {
     const attempts = e.$metadata?.attempts;
     if (typeof status === 'number' && status >= 300) {
       const tries = attempts && attempts > 1 ? ` after ${attempts} attempts` : '';
+      const hint = this.hintFor(name, status, message);
       return new HttpStatusError(status, `S3 ${operation} of ${url} failed${tries}: ${status} ${name}${message ? `: ${message}` : ''}`, {
         method,
         url,
         code: name,
         cause: error,
-        ...(this.hintFor(name, status, message) ? { hint: this.hintFor(name, status, message) } : {}),
+        ...(hint ? { hint } : {}),
       });
     }
     if (name === 'TimeoutError' || e.code === 'ETIMEDOUT' || e.code === 'ECONNABORTED') {

@@ -1,13 +1,15 @@
 /**
  * The s3:// store against a real `mlflow server --no-serve-artifacts` whose artifact root is a
  * bucket on moto: what the store writes, the official Python client downloads byte-exact.
- * Faults come from the fault proxy put in front of moto as the S3 endpoint.
+ * Faults come from the fault proxy put in front of moto as the S3 endpoint. All tests write into
+ * one run (each under its own directory) and the last one downloads that run once with Python:
+ * a cold `import mlflow` costs seconds, and the test budget is shared.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { AbortedError, HttpStatusError, LocalPathError, UnsupportedArtifactStoreError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
@@ -17,7 +19,7 @@ import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { S3ArtifactStore, type S3ArtifactStoreOptions } from '../../src/stores/s3-store.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
-import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
+import { pythonArtifactHashes } from '../support/python.js';
 import { describeWithServers, mlflowDirectS3Server, servers } from '../support/servers.js';
 
 const MiB = 1024 * 1024;
@@ -25,11 +27,15 @@ const SECRET = 'sekrit-Q9x7-never-logged';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-/** The run's artifact URI as the tracking server reports it (`s3://<bucket>/direct/<exp>/<run>/artifacts`). */
-async function artifactUriOf(trackingUri: string, runId: string): Promise<string> {
-  const res = await fetch(`${trackingUri}/api/2.0/mlflow/runs/get?run_id=${runId}`);
-  const body = (await res.json()) as { run: { info: { artifact_uri: string } } };
-  return body.run.info.artifact_uri;
+/** Creates a run over REST (fast; the Python client is kept for the downloads that prove the result). */
+async function createRun(trackingUri: string): Promise<{ runId: string; artifactUri: string }> {
+  const res = await fetch(`${trackingUri}/api/2.0/mlflow/runs/create`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ experiment_id: '0', start_time: Date.now() }),
+  });
+  const body = (await res.json()) as { run: { info: { run_id: string; artifact_uri: string } } };
+  return { runId: body.run.info.run_id, artifactUri: body.run.info.artifact_uri };
 }
 
 /** A part PUT of a multipart upload, by part number. */
@@ -41,30 +47,40 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
   let big: Buffer;
   let bigPath: string;
   let proxy: FaultProxy;
+  let run: { runId: string; artifactUri: string };
+  /** Every artifact the run must hold at the end, with its sha256. */
+  const expected: Record<string, string> = {};
 
-  /** A store on a fresh run of the direct server, through `endpoint` (moto, or the proxy). */
-  async function newRun(options: S3ArtifactStoreOptions = {}, endpoint = mlflowDirectS3Server().s3Endpoint) {
-    const { url } = mlflowDirectS3Server();
-    const runId = await pythonCreateRun(url, 's3-store', pythonEnv);
-    const artifactUri = await artifactUriOf(url, runId);
-    const store = new S3ArtifactStore(artifactUri, {
+  /** A store on the shared run, through `endpoint` (moto, or the fault proxy in front of it). */
+  function storeFor(options: S3ArtifactStoreOptions = {}, endpoint = mlflowDirectS3Server().s3Endpoint): S3ArtifactStore {
+    return new S3ArtifactStore(run.artifactUri, {
       endpointUrl: endpoint,
       credentials: { accessKeyId: 'testing', secretAccessKey: SECRET },
       env: {},
       retry: { maxRetries: 3 },
       ...options,
     });
-    return { runId, artifactUri, store };
   }
 
-  /** In-progress multipart uploads under a key prefix, asked of moto directly. */
-  async function inProgressUploads(prefix: string): Promise<string[]> {
-    const client = new S3Client({
+  async function writeLocal(relative: string, data: Buffer | string): Promise<string> {
+    const local = join(dir, 'src', relative);
+    await mkdir(join(local, '..'), { recursive: true });
+    await writeFile(local, data);
+    return local;
+  }
+
+  function motoClient(): S3Client {
+    return new S3Client({
       endpoint: mlflowDirectS3Server().s3Endpoint,
       region: 'us-east-1',
       forcePathStyle: true,
       credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
     });
+  }
+
+  /** In-progress multipart uploads under a key prefix, asked of moto directly. */
+  async function inProgressUploads(prefix: string): Promise<string[]> {
+    const client = motoClient();
     try {
       const out = await client.send(new ListMultipartUploadsCommand({ Bucket: mlflowDirectS3Server().bucket, Prefix: prefix }));
       return (out.Uploads ?? []).map((u) => u.Key ?? '');
@@ -73,14 +89,19 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     }
   }
 
+  function resetProxy(): void {
+    proxy.clearRules();
+    proxy.requests.length = 0;
+  }
+
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 's3-store-'));
     pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: mlflowDirectS3Server().s3Endpoint };
-    // Above the 5 MiB part size the tests use: three parts, the last one short.
+    // Above the 5 MiB part size the multipart tests use: three parts, the last one short.
     big = randomBytes(11 * MiB);
-    bigPath = join(dir, 'big.bin');
-    await writeFile(bigPath, big);
+    bigPath = await writeLocal('big.bin', big);
     proxy = await startFaultProxy(mlflowDirectS3Server().s3Endpoint);
+    run = await createRun(mlflowDirectS3Server().url);
   });
 
   afterAll(async () => {
@@ -88,77 +109,71 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('uploads 0 B, 1 KiB and a directory with odd names that MlflowClient downloads byte-exact', async () => {
-    const { runId, store, artifactUri } = await newRun();
-    expect(artifactUri).toMatch(new RegExp(`^s3://${mlflowDirectS3Server().bucket}/direct/\\d+/${runId}/artifacts$`));
+  it('writes under the run\'s artifact URI, as MLflow lays keys out', () => {
+    const { bucket } = mlflowDirectS3Server();
+    expect(run.artifactUri).toMatch(new RegExp(`^s3://${bucket}/direct/0/${run.runId}/artifacts$`));
+    const store = storeFor();
+    expect([store.bucket, store.rootKey]).toEqual([bucket, `direct/0/${run.runId}/artifacts`]);
+    expect(store.describe()).toMatch(/^S3 s3:\/\/.*\/artifacts via endpoint http:\/\/127\.0\.0\.1:\d+ \(path-style\): PutObject per file up to 8 MiB/);
+  });
+
+  it('uploads 0 B, 1 KiB and a directory with odd names, and lists them', async () => {
+    const store = storeFor();
     const files: Record<string, Buffer> = {
-      'empty.txt': Buffer.alloc(0),
-      'one-kib.bin': randomBytes(1024),
-      'ckpt/step 100/model.safetensors': randomBytes(3000),
-      'ckpt/step 100/config.json': Buffer.from('{"a": 1}'),
-      'ckpt/ünïcødé 模型/weights (copy) [1] & co+=.bin': randomBytes(777),
-      'ckpt/.hidden/a..b': randomBytes(10),
-      'ckpt/archive.tar.gz': randomBytes(64),
+      'small/empty.txt': Buffer.alloc(0),
+      'small/one-kib.bin': randomBytes(1024),
+      'small/ckpt/step 100/model.safetensors': randomBytes(3000),
+      'small/ckpt/step 100/config.json': Buffer.from('{"a": 1}'),
+      'small/ckpt/ünïcødé 模型/weights (copy) [1] & co+=.bin': randomBytes(777),
+      'small/ckpt/.hidden/a..b': randomBytes(10),
     };
-    const sent: RetryEvent[] = [];
+    const retries: RetryEvent[] = [];
     for (const [artifactPath, data] of Object.entries(files)) {
-      const local = join(dir, 'src', artifactPath);
-      await mkdir(join(local, '..'), { recursive: true });
-      await writeFile(local, data);
+      const local = await writeLocal(artifactPath, data);
       const progress: number[] = [];
-      const result = await store.uploadFile(local, artifactPath, { onProgress: (n) => progress.push(n), onRetry: (e) => sent.push(e) });
+      const result = await store.uploadFile(local, artifactPath, { onProgress: (n) => progress.push(n), onRetry: (e) => retries.push(e) });
       expect(result).toEqual({ bytes: data.length, attempts: 1, multipart: false });
       expect(progress.at(-1)).toBe(data.length);
+      expected[artifactPath] = sha256(data);
     }
-    expect(sent).toEqual([]);
+    expect(retries).toEqual([]);
 
-    const downloaded = await pythonArtifactHashes(mlflowDirectS3Server().url, runId, '', pythonEnv);
-    expect(downloaded).toEqual(Object.fromEntries(Object.entries(files).map(([p, d]) => [p, sha256(d)])));
-
-    // Listing: MLflow's layout, one level at a time, sizes included.
-    expect(await store.list()).toEqual([
-      { path: 'ckpt', isDir: true },
-      { path: 'empty.txt', isDir: false, size: 0 },
-      { path: 'one-kib.bin', isDir: false, size: 1024 },
+    // One level at a time, sizes included, sorted; a missing directory is empty.
+    expect(await store.list('small')).toEqual([
+      { path: 'small/ckpt', isDir: true },
+      { path: 'small/empty.txt', isDir: false, size: 0 },
+      { path: 'small/one-kib.bin', isDir: false, size: 1024 },
     ]);
-    expect(await store.list('ckpt/step 100')).toEqual([
-      { path: 'ckpt/step 100/config.json', isDir: false, size: 8 },
-      { path: 'ckpt/step 100/model.safetensors', isDir: false, size: 3000 },
+    expect(await store.list('small/ckpt/step 100')).toEqual([
+      { path: 'small/ckpt/step 100/config.json', isDir: false, size: 8 },
+      { path: 'small/ckpt/step 100/model.safetensors', isDir: false, size: 3000 },
     ]);
     expect(await store.list('nothing/here')).toEqual([]);
-    expect((await listArtifactsRecursive(store)).map((e) => e.path)).toEqual(Object.keys(files).sort());
+    expect((await listArtifactsRecursive(store, 'small')).map((e) => e.path)).toEqual(Object.keys(files).sort());
   });
 
   it('sets Content-Type and Content-Encoding from the extension, as MLflow does', async () => {
-    const { store, runId } = await newRun();
-    const local = join(dir, 'metrics.json');
-    await writeFile(local, '{"loss": 0.1}');
-    await store.uploadFile(local, 'metrics.json');
-    await store.uploadFile(local, 'bundle.tar.gz');
-    await store.uploadFile(local, 'model.safetensors');
-    const client = new S3Client({
-      endpoint: mlflowDirectS3Server().s3Endpoint,
-      region: 'us-east-1',
-      forcePathStyle: true,
-      credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-    });
+    const store = storeFor();
+    const local = await writeLocal('metrics.json', '{"loss": 0.1}');
+    for (const name of ['types/metrics.json', 'types/bundle.tar.gz', 'types/model.safetensors']) {
+      await store.uploadFile(local, name);
+      expected[name] = sha256(Buffer.from('{"loss": 0.1}'));
+    }
+    const client = motoClient();
     try {
-      const { HeadObjectCommand } = await import('@aws-sdk/client-s3');
       const head = (name: string) => client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: `${store.rootKey}/${name}` }));
-      expect((await head('metrics.json')).ContentType).toBe('application/json');
-      const tarball = await head('bundle.tar.gz');
+      expect((await head('types/metrics.json')).ContentType).toBe('application/json');
+      const tarball = await head('types/bundle.tar.gz');
       expect([tarball.ContentType, tarball.ContentEncoding]).toEqual(['application/x-tar', 'gzip']);
-      // No guess: MLflow sends no ContentType and S3 stores its default.
-      expect((await head('model.safetensors')).ContentType).not.toBe('application/json');
+      // No guess: like MLflow, no ContentType is sent and the store keeps its default.
+      expect((await head('types/model.safetensors')).ContentType).not.toBe('application/json');
     } finally {
       client.destroy();
     }
-    expect(store.rootKey).toContain(runId);
   });
 
   it('retries a part that failed with 503 twice on its own; the other parts go once', async () => {
-    proxy.clearRules();
-    proxy.requests.length = 0;
+    resetProxy();
     proxy.addRule({
       match: isPart(2),
       times: 2,
@@ -167,32 +182,29 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
       headers: { 'content-type': 'application/xml' },
       body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error>',
     });
-    const { runId, store } = await newRun({ partSize: 5 * MiB, queueSize: 2 }, proxy.url);
+    const store = storeFor({ partSize: 5 * MiB, queueSize: 2 }, proxy.url);
     const retries: RetryEvent[] = [];
     const progress: number[] = [];
     const result = await store.uploadFile(bigPath, 'model/big.bin', { onRetry: (e) => retries.push(e), onProgress: (n) => progress.push(n) });
+    expected['model/big.bin'] = sha256(big);
 
     expect(result).toEqual({ bytes: big.length, attempts: 3, multipart: true });
     const partPuts = (n: number) => proxy.requests.filter((r) => isPart(n)(r));
     expect(partPuts(1).map((r) => r.status)).toEqual([200]);
     expect(partPuts(2).map((r) => r.status)).toEqual([503, 503, 200]);
     expect(partPuts(3).map((r) => r.status)).toEqual([200]);
-    expect(proxy.requests.filter((r) => r.method === 'POST' && r.path.includes('uploads'))).toHaveLength(1);
+    expect(proxy.requests.filter((r) => r.method === 'POST' && /[?&]uploads(=|&|$)/.test(r.path))).toHaveLength(1);
     expect(retries.map((e) => e.attempt)).toEqual([1, 2]);
     expect((retries[0]?.error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).toBe(503);
     expect(progress.at(-1)).toBe(big.length);
-
-    const downloaded = await pythonArtifactHashes(mlflowDirectS3Server().url, runId, 'model', pythonEnv);
-    expect(downloaded).toEqual({ 'big.bin': sha256(big) });
-    expect(await inProgressUploads(store.rootKey)).toEqual([]);
+    expect(await inProgressUploads(`${store.rootKey}/model/`)).toEqual([]);
   });
 
   it('an abort stops the parts and aborts the multipart upload: nothing stays in progress', async () => {
-    proxy.clearRules();
-    proxy.requests.length = 0;
+    resetProxy();
     // Part 2 hangs; part 1 goes through, so the multipart upload exists when we abort.
     proxy.addRule({ match: isPart(2), fault: 'stall', stallMs: 30_000 });
-    const { store } = await newRun({ partSize: 5 * MiB, queueSize: 2 }, proxy.url);
+    const store = storeFor({ partSize: 5 * MiB, queueSize: 2 }, proxy.url);
     const controller = new AbortController();
     const pending = store.uploadFile(bigPath, 'aborted/big.bin', { signal: controller.signal });
     await vi.waitFor(() => expect(proxy.requests.some((r) => isPart(2)(r))).toBe(true), { timeout: 20_000, interval: 20 });
@@ -207,8 +219,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
   });
 
   it('a part that keeps failing fails the file with a typed error and aborts the multipart upload', async () => {
-    proxy.clearRules();
-    proxy.requests.length = 0;
+    resetProxy();
     proxy.addRule({
       match: isPart(3),
       fault: 'status',
@@ -216,20 +227,19 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
       headers: { 'content-type': 'application/xml' },
       body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>',
     });
-    const { store } = await newRun({ partSize: 5 * MiB, queueSize: 1, retry: { maxRetries: 1 } }, proxy.url);
+    const store = storeFor({ partSize: 5 * MiB, queueSize: 1, retry: { maxRetries: 1 } }, proxy.url);
     const error = (await store.uploadFile(bigPath, 'failed/big.bin').catch((e: unknown) => e)) as HttpStatusError;
     expect(error).toBeInstanceOf(HttpStatusError);
-    expect(error.status).toBe(500);
-    expect(error.code).toBe('InternalError');
+    expect([error.status, error.code]).toEqual([500, 'InternalError']);
     expect(error.message).toMatch(/s3:\/\/.*\/failed\/big\.bin failed after 2 attempts: 500 InternalError/);
     expect(error.hint).toMatch(/retried 1 time/);
     expect(proxy.requests.filter((r) => isPart(3)(r))).toHaveLength(2);
     expect(await inProgressUploads(`${store.rootKey}/failed/`)).toEqual([]);
+    expect(await store.list('failed')).toEqual([]);
   });
 
-  it('maps S3 refusals to typed errors with what to do, without retrying them', async () => {
-    proxy.clearRules();
-    proxy.requests.length = 0;
+  it('maps S3 refusals to typed errors with what to do, without retrying them, and never shows a credential', async () => {
+    resetProxy();
     proxy.addRule({
       match: (r) => r.method === 'PUT',
       times: 1,
@@ -239,16 +249,10 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
       body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>',
     });
     const lines: string[] = [];
-    const logger: Logger = {
-      debug: (m, f) => lines.push(m + JSON.stringify(f ?? {})),
-      info: (m, f) => lines.push(m + JSON.stringify(f ?? {})),
-      warn: (m, f) => lines.push(m + JSON.stringify(f ?? {})),
-      error: (m, f) => lines.push(m + JSON.stringify(f ?? {})),
-    };
-    const { store } = await newRun({ logger }, proxy.url);
-    const local = join(dir, 'denied.txt');
-    await writeFile(local, 'x');
-    const denied = (await store.uploadFile(local, 'denied.txt').catch((e: unknown) => e)) as HttpStatusError;
+    const log = (m: string, f?: Record<string, unknown>) => void lines.push(m + JSON.stringify(f ?? {}));
+    const logger: Logger = { debug: log, info: log, warn: log, error: log };
+    const local = await writeLocal('denied.txt', 'x');
+    const denied = (await storeFor({ logger }, proxy.url).uploadFile(local, 'denied/denied.txt').catch((e: unknown) => e)) as HttpStatusError;
     expect(denied).toBeInstanceOf(HttpStatusError);
     expect([denied.status, denied.code]).toEqual([403, 'AccessDenied']);
     expect(denied.hint).toMatch(/AWS_ACCESS_KEY_ID.*s3:PutObject/);
@@ -258,6 +262,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
       endpointUrl: mlflowDirectS3Server().s3Endpoint,
       credentials: { accessKeyId: 'testing', secretAccessKey: SECRET },
       env: {},
+      logger,
     });
     const noBucket = (await missingBucket.uploadFile(local, 'a.txt').catch((e: unknown) => e)) as HttpStatusError;
     expect(noBucket).toBeInstanceOf(HttpStatusError);
@@ -265,17 +270,18 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(noBucket.hint).toMatch(/Create the bucket "no-such-bucket-for-tests".*MLflow never creates buckets/);
     await expect(missingBucket.list()).rejects.toMatchObject({ code: 'NoSuchBucket', status: 404 });
 
-    // Never a credential in an error or a log line.
     for (const text of [JSON.stringify(denied.toJSON()), JSON.stringify(noBucket.toJSON()), denied.message, noBucket.message, ...lines]) {
       expect(text).not.toContain(SECRET);
     }
   });
 
-  it('refuses bad paths and missing files before any request', async () => {
-    const { store } = await newRun();
+  it('refuses bad artifact paths and missing files before any request', async () => {
+    resetProxy();
+    const store = storeFor({}, proxy.url);
     await expect(store.uploadFile(join(dir, 'nope.bin'), 'nope.bin')).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
     await expect(store.uploadFile(bigPath, '../escape.bin')).rejects.toBeInstanceOf(LocalPathError);
-    expect(store.describe()).toMatch(/^S3 s3:\/\/.*\/artifacts via endpoint http:\/\/127\.0\.0\.1:\d+ \(path-style\): PutObject per file up to 8 MiB/);
+    await expect(store.uploadFile(bigPath, 'a#b.bin')).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+    expect(proxy.requests).toEqual([]);
   });
 
   it('is what resolveArtifactStore picks for s3:// runs, with credentials from the AWS default chain', async () => {
@@ -283,14 +289,13 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'testing');
     try {
       const { url, s3Endpoint } = mlflowDirectS3Server();
-      const runId = await pythonCreateRun(url, 's3-store', pythonEnv);
       const connection = resolveMlflowConnection({ trackingUri: url }, {});
-      const store = resolveArtifactStore(await artifactUriOf(url, runId), { connection, env: { MLFLOW_S3_ENDPOINT_URL: s3Endpoint } });
+      const store = resolveArtifactStore(run.artifactUri, { connection, env: { MLFLOW_S3_ENDPOINT_URL: s3Endpoint } });
       expect(store.kind).toBe('s3');
-      const local = join(dir, 'resolved.txt');
-      await writeFile(local, 'through resolveArtifactStore');
+      expect(store.artifactUri).toBe(run.artifactUri);
+      const local = await writeLocal('resolved.txt', 'through resolveArtifactStore');
       await store.uploadFile(local, 'resolved.txt');
-      expect(await pythonArtifactHashes(url, runId, '', pythonEnv)).toEqual({ 'resolved.txt': sha256(Buffer.from('through resolveArtifactStore')) });
+      expected['resolved.txt'] = sha256(Buffer.from('through resolveArtifactStore'));
     } finally {
       vi.unstubAllEnvs();
     }
@@ -311,5 +316,12 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
       expect(e.message).toMatch(/Supported: .*s3:/);
       expect(e.hint).toMatch(/mlflow server --serve-artifacts/);
     }
+  });
+
+  it('MlflowClient downloads the whole run byte-exact, and nothing else is there', async () => {
+    expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
+    const downloaded = await pythonArtifactHashes(mlflowDirectS3Server().url, run.runId, '', pythonEnv);
+    expect(downloaded).toEqual(expected);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['model', 'resolved.txt', 'small', 'types']);
   });
 });
