@@ -45,6 +45,8 @@ export type { HttpAuth, TlsOptions, HttpClientOptions, HttpRequest, HttpResponse
 // ── mlflow ──
 
 // ── stores ──
+// s3:// artifact roots: option types only (the store itself is picked by the artifact URI).
+export type { S3StoreOptions, S3AddressingStyle, S3Credentials } from './stores/s3-config.js';
 
 // ── archive ──
 
