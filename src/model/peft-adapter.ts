@@ -56,6 +56,12 @@ export function peftLoraKey(modulePath: string, matrix: 'A' | 'B'): string {
  * form is used (`["self_attn.q_proj", ...]` + block indices), which PEFT matches by suffix and
  * filters by block. Otherwise the full module paths are listed, which PEFT matches exactly, so
  * that e.g. a vision tower's `self_attn.q_proj` is never adapted by accident.
+ *
+ * @example
+ * ```ts
+ * peftTargets([{ path: 'model.layers.3.self_attn.q_proj', prefix: 'model.', layer: 3, relativePath: 'self_attn.q_proj' }]);
+ * // { targetModules: ['self_attn.q_proj'], layersToTransform: [3] }
+ * ```
  */
 export function peftTargets(modules: readonly Pick<MlxLoraModule, 'path' | 'layer' | 'relativePath' | 'prefix'>[]): {
   targetModules: string[];
@@ -135,6 +141,11 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 /**
  * Checks a parsed PEFT `adapter_config.json`: `peft_type: "LORA"`, `r`, `lora_alpha` and
  * `target_modules` are required; a missing `base_model_name_or_path` or `task_type` is a warning.
+ *
+ * @example
+ * ```ts
+ * const { errors, warnings } = checkPeftLoraConfig(JSON.parse(await readFile('adapter_config.json', 'utf8')));
+ * ```
  */
 export function checkPeftLoraConfig(raw: unknown): PeftCheck {
   const errors: string[] = [];
@@ -169,6 +180,11 @@ const PEFT_SUFFIX = /^(.+)\.(lora_A\.weight|lora_B\.weight|lora_embedding_A|lora
  * Checks the tensor names and shapes of a PEFT `adapter_model.safetensors`: every key under
  * `base_model.model.`, A/B pairs complete, `A` (r, in) and `B` (out, r) agreeing on the rank
  * (and on `r` when given).
+ *
+ * @example
+ * ```ts
+ * const { errors } = checkPeftLoraTensors(await readSafetensorsHeader('adapter_model.safetensors'), 8);
+ * ```
  */
 export function checkPeftLoraTensors(header: SafetensorsHeader, r?: number): PeftCheck {
   const errors: string[] = [];

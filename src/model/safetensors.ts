@@ -108,7 +108,15 @@ export function dtypeByteSize(dtype: SafetensorsDtype): number {
   return bits / 8;
 }
 
-/** True when `value` is a dtype name defined by the safetensors format. */
+/**
+ * True when `value` is a dtype name defined by the safetensors format.
+ *
+ * @example
+ * ```ts
+ * isSafetensorsDtype('BF16'); // true
+ * isSafetensorsDtype('F31'); // false
+ * ```
+ */
 export function isSafetensorsDtype(value: unknown): value is SafetensorsDtype {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(SAFETENSORS_DTYPE_BITS, value);
 }
@@ -168,6 +176,12 @@ function fail(path: string, reason: string, hint?: string): SafetensorsError {
 /**
  * Validates a header's JSON text against the file size. Exported for tests and for callers
  * that already hold the bytes; most callers want {@link readSafetensorsHeader}.
+ *
+ * @throws SafetensorsError naming `path` and the reason.
+ * @example
+ * ```ts
+ * const header = parseSafetensorsHeader('x.safetensors', '{"__metadata__":null}', 21, 29); // no tensors
+ * ```
  */
 export function parseSafetensorsHeader(path: string, headerText: string, headerLength: number, fileSize: number): SafetensorsHeader {
   let parsed: unknown;

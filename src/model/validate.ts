@@ -311,7 +311,7 @@ async function scanPlaceholders(root: string, files: ModelFile[], opts: Required
       continue;
     }
     // Special tokens like <|placeholder1|> are real vocabulary, not placeholders.
-    const prose = text.replace(/<[^<>\s]*>/g, ' ');
+    const prose = scannableText(file.path, text).replace(/<[^<>\s]*>/g, ' ');
     const marker = opts.placeholderPatterns.map((p) => p.exec(prose)?.[0]).find((m) => m !== undefined);
     if (marker === undefined) continue;
     const message = `${file.path}: looks like a placeholder (contains ${quote(marker)})`;
@@ -319,6 +319,35 @@ async function scanPlaceholders(root: string, files: ModelFile[], opts: Required
     else found.error('noPlaceholderFiles', message);
   }
   return flagged;
+}
+
+/**
+ * The text scanned for markers: for JSON, keys and string values except paths, so that a
+ * training config whose dataset lives in `data/test_data` is not taken for a placeholder.
+ */
+function scannableText(path: string, text: string): string {
+  if (!path.toLowerCase().endsWith('.json')) return text;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return text;
+  }
+  const parts: string[] = [];
+  const visit = (value: unknown): void => {
+    if (typeof value === 'string') {
+      if (!/[\\/]/.test(value)) parts.push(value);
+    } else if (Array.isArray(value)) {
+      value.forEach(visit);
+    } else if (isRecord(value)) {
+      for (const [key, inner] of Object.entries(value)) {
+        parts.push(key);
+        visit(inner);
+      }
+    }
+  };
+  visit(parsed);
+  return parts.join('\n');
 }
 
 /** Parses every `.json` file; returns the parsed values by relative path. */

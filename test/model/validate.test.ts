@@ -86,6 +86,13 @@ describe('validateModelArtifacts: problems', () => {
     expect(report.errors.some((e) => e.startsWith('tokenizer_config.json'))).toBe(false);
   });
 
+  it('does not take paths in JSON files for placeholders', async () => {
+    const dir = writeMlxLoraDir(tempDir(), 'mlx', { config: { data: 'datasets/test_data', resume_adapter_file: '/tmp/mock/adapters.safetensors' } });
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect(report.errors).toEqual([]);
+    expect(report.checks.noPlaceholderFiles).toBe(true);
+  });
+
   it('reports corrupt and truncated safetensors headers by file', async () => {
     const root = tempDir();
     const dir = writeMlxLoraDir(root, 'mlx');
