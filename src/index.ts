@@ -45,6 +45,14 @@ export type { HttpAuth, TlsOptions, HttpClientOptions, HttpRequest, HttpResponse
 // ── mlflow ──
 
 // ── stores ──
+export { resolveArtifactStore, supportedArtifactStores } from './stores/resolve.js';
+export type { ResolveArtifactStoreOptions } from './stores/resolve.js';
+export { listArtifactsRecursive } from './stores/artifact-store.js';
+export type { ArtifactStore, ArtifactEntry, UploadFileOptions, UploadFileResult, MultipartOptions } from './stores/artifact-store.js';
+export { planDirectory } from './stores/plan.js';
+export type { PlanDirectoryOptions, UploadPlan, PlannedFile, SkippedPath, PathFilter } from './stores/plan.js';
+export { uploadPlannedFiles } from './stores/upload-many.js';
+export type { UploadPlannedFilesOptions, FileUploadOutcome } from './stores/upload-many.js';
 // s3:// artifact roots: option types only (the store itself is picked by the artifact URI).
 export type { S3StoreOptions, S3AddressingStyle, S3Credentials } from './stores/s3-config.js';
 

@@ -46,7 +46,10 @@ export interface ArtifactEntry {
   /** Path relative to the run's artifact root, POSIX separators (e.g. `model/weights.bin`). */
   path: string;
   isDir: boolean;
-  /** Size in bytes, for files when the store knows it. */
+  /**
+   * Size in bytes, for files when the store knows it. MLflow's proxy leaves the size out for
+   * empty files (on its wire 0 and "unknown" look the same), so treat `undefined` as unknown.
+   */
   size?: number;
 }
 

@@ -36,7 +36,7 @@ export interface ResolveArtifactStoreOptions {
   multipart?: MultipartOptions;
   /** Settings of the `s3:` store (part size, endpoint, ...). @default from MLflow's MLFLOW_S3_* env vars */
   s3?: S3StoreOptions;
-  /** Environment to read. @default the connection's, else process.env */
+  /** Environment to read (multipart and S3 env vars). @default process.env */
   env?: Env;
   /** @default the connection's logger */
   logger?: Logger;
@@ -79,7 +79,7 @@ export function resolveArtifactStore(artifactUri: string, options: ResolveArtifa
  *
  * @example
  * ```ts
- * supportedArtifactStores(); // ['mlflow-artifacts: and http(s): (proxied through the tracking server)', 'file: (local paths)']
+ * supportedArtifactStores(); // ['mlflow-artifacts: and http(s): (proxied through the tracking server)', 'file: (local paths)', ...]
  * ```
  */
 export function supportedArtifactStores(): string[] {

@@ -1,0 +1,233 @@
+/**
+ * The MLflow artifact proxy store against real `mlflow server`s (local and S3-on-moto
+ * destinations), cross-checked with the official Python client.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { AbortedError, LocalPathError, MlflowApiError } from '../../src/core/errors.js';
+import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import { listArtifactsRecursive, type MultipartOptions } from '../../src/stores/artifact-store.js';
+import { planDirectory } from '../../src/stores/plan.js';
+import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { uploadPlannedFiles } from '../../src/stores/upload-many.js';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { pythonArtifactHashes, runPython } from '../support/python.js';
+import { describeWithServers, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
+
+const MiB = 1024 * 1024;
+const proxies: FaultProxy[] = [];
+afterAll(async () => {
+  await Promise.all(proxies.map((p) => p.stop()));
+});
+
+async function proxy(target: string): Promise<FaultProxy> {
+  const p = await startFaultProxy(target);
+  proxies.push(p);
+  return p;
+}
+
+async function createRun(trackingUrl: string): Promise<{ runId: string; artifactUri: string }> {
+  const res = await fetch(`${trackingUrl}/api/2.0/mlflow/runs/create`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ experiment_id: '0', start_time: Date.now() }),
+  });
+  const body = (await res.json()) as { run: { info: { run_id: string; artifact_uri: string } } };
+  return { runId: body.run.info.run_id, artifactUri: body.run.info.artifact_uri };
+}
+
+function storeFor(trackingUrl: string, artifactUri: string, multipart?: MultipartOptions) {
+  // Fast retries, and an empty env so the developer's MLFLOW_* variables cannot leak in.
+  const connection = resolveMlflowConnection({ trackingUri: trackingUrl, retry: { backoffFactor: 0, backoffJitter: 0, maxRetries: 3 } }, {});
+  return resolveArtifactStore(artifactUri, { connection, env: {}, ...(multipart ? { multipart } : {}) });
+}
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+const scratch = () => mkdtempSync(join(tmpdir(), 'au-mlflow-store-'));
+const count = (p: FaultProxy, re: RegExp, method?: string) => p.requests.filter((r) => re.test(r.path) && (!method || r.method === method)).length;
+
+describeWithServers('MlflowArtifactsStore on a real MLflow server', () => {
+  it('uploads single files and a directory byte-exact, as the official client reads them back', async () => {
+    const { url, artifactsDir } = mlflowServer();
+    const { runId, artifactUri } = await createRun(url);
+    expect(artifactUri).toMatch(/^mlflow-artifacts:/);
+    const store = storeFor(url, artifactUri);
+
+    const dir = scratch();
+    const singles: Record<string, Buffer> = {
+      'empty.bin': Buffer.alloc(0),
+      'one-kib.bin': randomBytes(1024),
+      'with space and ünïcødé 模型.txt': Buffer.from('odd but legal\n'),
+      'metrics.json': Buffer.from('{"acc": 0.9}'),
+    };
+    const expected: Record<string, string> = {};
+    for (const [name, bytes] of Object.entries(singles)) {
+      writeFileSync(join(dir, name), bytes);
+      const result = await store.uploadFile(join(dir, name), `single/${name}`);
+      expect(result).toEqual({ bytes: bytes.length, attempts: 1, multipart: false });
+      expected[`single/${name}`] = sha256(bytes);
+    }
+    // The server stored exactly the bytes sent (Content-Length, never a chunked or empty body).
+    const stored = join(artifactsDir, ...artifactUri.slice('mlflow-artifacts:/'.length).split('/'));
+    expect(statSync(join(stored, 'single', 'one-kib.bin')).size).toBe(1024);
+    expect(readFileSync(join(stored, 'single', 'with space and ünïcødé 模型.txt')).equals(singles['with space and ünïcødé 模型.txt']!)).toBe(true);
+
+    const tree = join(dir, 'tree');
+    for (let i = 0; i < 10; i++) {
+      const sub = join(tree, `level-${i % 3}`, i % 2 ? 'deeper' : '');
+      mkdirSync(sub, { recursive: true });
+      const bytes = randomBytes(500 + i * 97);
+      writeFileSync(join(sub, `file ${i}.bin`), bytes);
+    }
+    const plan = await planDirectory(tree, { artifactPath: 'dir' });
+    expect(plan.files).toHaveLength(10);
+    const outcomes = await uploadPlannedFiles(store, plan, { concurrency: 4 });
+    expect(outcomes.filter((o) => o.status !== 'uploaded')).toEqual([]);
+    for (const f of plan.files) expected[f.artifactPath] = sha256(readFileSync(f.localPath));
+
+    const sizes = Object.fromEntries((await listArtifactsRecursive(store)).map((e) => [e.path, e.size]));
+    expect(Object.keys(sizes).sort()).toEqual(Object.keys(expected).sort());
+    for (const f of plan.files) expect(sizes[f.artifactPath]).toBe(f.size);
+    // MLflow leaves the size of an empty file out of listings.
+    expect(sizes['single/empty.bin']).toBeUndefined();
+    expect(sizes['single/one-kib.bin']).toBe(1024);
+    expect(await store.list('single/one-kib.bin')).toEqual([]);
+
+    expect(await pythonArtifactHashes(url, runId)).toEqual(expected);
+  });
+
+  it('falls back to one PUT when the server cannot do multipart, and asks only once', async () => {
+    const { url, artifactsDir } = mlflowServer();
+    const front = await proxy(url);
+    const { artifactUri } = await createRun(url);
+    const store = storeFor(front.url, artifactUri, { thresholdBytes: 1024, chunkBytes: 1024 });
+    const dir = scratch();
+    const files = [randomBytes(4096), randomBytes(3000)];
+    for (const [i, bytes] of files.entries()) {
+      writeFileSync(join(dir, `f${i}`), bytes);
+      expect(await store.uploadFile(join(dir, `f${i}`), `fallback/f${i}.bin`)).toMatchObject({ bytes: bytes.length, multipart: false });
+    }
+    expect(count(front, /\/mpu\/create\//)).toBe(1);
+    expect(front.requests.find((r) => r.path.includes('/mpu/create/'))?.status).toBe(501);
+    expect(count(front, /\/mlflow-artifacts\/artifacts\/.*fallback/, 'PUT')).toBe(2);
+    expect(store.describe()).toMatch(/multipart unsupported/);
+    const stored = join(artifactsDir, ...artifactUri.slice('mlflow-artifacts:/'.length).split('/'), 'fallback');
+    for (const [i, bytes] of files.entries()) expect(readFileSync(join(stored, `f${i}.bin`)).equals(bytes)).toBe(true);
+  });
+
+  it('fails at once with typed errors on 401, 403 and 404', async () => {
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    const { artifactUri } = await createRun(url);
+    const store = storeFor(front.url, artifactUri);
+    const file = join(scratch(), 'x.txt');
+    writeFileSync(file, 'x');
+    const codes = { 401: 'UNAUTHENTICATED', 403: 'PERMISSION_DENIED', 404: 'RESOURCE_DOES_NOT_EXIST' } as const;
+    for (const [status, errorCode] of Object.entries(codes)) {
+      front.clearRules();
+      front.addRule({ fault: 'status', status: Number(status), body: JSON.stringify({ error_code: errorCode, message: 'injected' }) });
+      const before = front.requests.length;
+      const error = await store.uploadFile(file, `denied/${status}.txt`).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MlflowApiError);
+      expect(error).toMatchObject({ status: Number(status), errorCode, endpoint: 'mlflow-artifacts/artifacts' });
+      expect(front.requests.length - before).toBe(1);
+    }
+    front.clearRules();
+  });
+
+  it('rejects names MLflow cannot store before sending anything', async () => {
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    const { artifactUri } = await createRun(url);
+    const store = storeFor(front.url, artifactUri);
+    const dir = scratch();
+    writeFileSync(join(dir, 'ok.txt'), 'x');
+    for (const bad of ['a#b.txt', '../up.txt', 'sub\\file', '/abs.txt', 'x\ny', 'a%2Fb']) {
+      const error = await store.uploadFile(join(dir, 'ok.txt'), bad).catch((e: unknown) => e);
+      expect(error, bad).toBeInstanceOf(LocalPathError);
+      expect((error as LocalPathError).code).toBe('INVALID_ARTIFACT_PATH');
+    }
+    writeFileSync(join(dir, 'bad#name.txt'), 'x');
+    await expect(planDirectory(dir)).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+    expect(front.requests).toEqual([]);
+  });
+});
+
+describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)', () => {
+  it('uploads parts in parallel, retries a failed part on its own, and the bytes arrive exact', async () => {
+    const s3 = mlflowS3Server();
+    const front = await proxy(s3.url);
+    const objectStore = await proxy(s3.s3Endpoint);
+    // Two 503s on part 2 only (S3's own error shape).
+    objectStore.addRule({
+      match: (r) => r.method === 'PUT' && /[?&]partNumber=2(&|$)/.test(r.path),
+      times: 2,
+      fault: 'status',
+      status: 503,
+      body: '<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>',
+      headers: { 'content-type': 'application/xml' },
+    });
+    const { runId, artifactUri } = await createRun(s3.url);
+    const store = storeFor(front.url, artifactUri, {
+      thresholdBytes: 5 * MiB,
+      chunkBytes: 5 * MiB,
+      partConcurrency: 2,
+      rewritePartUrl: (u) => u.replace(s3.s3Endpoint, objectStore.url),
+    });
+    const bytes = randomBytes(11 * MiB);
+    const file = join(scratch(), 'big.bin');
+    writeFileSync(file, bytes);
+    let last = 0;
+    const retries: number[] = [];
+    const result = await store.uploadFile(file, 'big/model.bin', { onProgress: (n) => (last = n), onRetry: (e) => retries.push(e.attempt) });
+
+    expect(result).toEqual({ bytes: bytes.length, attempts: 3, multipart: true });
+    expect(last).toBe(bytes.length);
+    expect(retries).toEqual([1, 2]);
+    for (const [part, times] of [[1, 1], [2, 3], [3, 1]] as const) {
+      expect(count(objectStore, new RegExp(`[?&]partNumber=${part}(&|$)`), 'PUT'), `part ${part}`).toBe(times);
+    }
+    expect(count(front, /\/mpu\/create\//)).toBe(1);
+    expect(count(front, /\/mpu\/complete\//)).toBe(1);
+    expect(count(front, /\/mpu\/abort\//)).toBe(0);
+    expect(count(front, /\/mlflow-artifacts\/artifacts\//, 'PUT')).toBe(0);
+    expect(await store.list('big')).toEqual([{ path: 'big/model.bin', isDir: false, size: bytes.length }]);
+    expect(await pythonArtifactHashes(s3.url, runId, 'big')).toEqual({ 'model.bin': sha256(bytes) });
+  });
+
+  it('aborts the server-side upload when the caller aborts, leaving no upload in progress', async () => {
+    const s3 = mlflowS3Server();
+    const front = await proxy(s3.url);
+    const { runId, artifactUri } = await createRun(s3.url);
+    // Parts below S3's 5 MiB minimum are fine here: the upload is never completed.
+    const chunk = 64 * 1024;
+    const store = storeFor(front.url, artifactUri, { thresholdBytes: chunk, chunkBytes: chunk, partConcurrency: 1 });
+    const file = join(scratch(), 'aborted.bin');
+    writeFileSync(file, randomBytes(3 * chunk));
+    const controller = new AbortController();
+    const error = await store
+      .uploadFile(file, 'aborted/model.bin', { signal: controller.signal, onProgress: (n) => n >= chunk && controller.abort() })
+      .catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(AbortedError);
+    expect((error as Error).message).toMatch(/aborted too/);
+    expect(count(front, /\/mpu\/create\//)).toBe(1);
+    expect(count(front, /\/mpu\/abort\//)).toBe(1);
+    expect(count(front, /\/mpu\/complete\//)).toBe(0);
+    expect(await store.list('aborted')).toEqual([]);
+
+    const inProgress = await runPython(
+      `
+import boto3, json, sys
+s3 = boto3.client("s3", endpoint_url=sys.argv[1])
+res = s3.list_multipart_uploads(Bucket=sys.argv[2], Prefix=sys.argv[3])
+print(json.dumps([u["Key"] for u in res.get("Uploads", [])]))
+`,
+      { args: [s3.s3Endpoint, s3.bucket, `mlartifacts/0/${runId}/`], env: servers().awsEnv },
+    );
+    expect(JSON.parse(inProgress.trim())).toEqual([]);
+  });
+});

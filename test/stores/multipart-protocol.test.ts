@@ -1,0 +1,134 @@
+/**
+ * The multipart protocol details a real server does not let us provoke: a part answered
+ * without an ETag, a presigned URL refused, the part concurrency bound, which requests carry
+ * the tracking credentials, and what `mpu/complete` receives. A scripted server plays MLflow
+ * and the object store at once.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HttpStatusError, InvalidResponseError } from '../../src/core/errors.js';
+import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { startTestServer, type RecordedRequest } from '../support/http-test-server.js';
+
+const closers: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((c) => c()));
+});
+
+interface Script {
+  /** Answer for the PUT of part `n`: status and whether to send an ETag. */
+  part?: (n: number) => { status: number; etag: boolean; body?: string };
+}
+
+async function fakeServer(script: Script = {}) {
+  let inFlight = 0;
+  const state = { maxInFlight: 0, parts: [] as RecordedRequest[], api: [] as RecordedRequest[] };
+  const server = await startTestServer((req, res) => {
+    const url = new URL(req.url, 'http://x');
+    if (url.pathname === '/part') {
+      state.parts.push(req);
+      state.maxInFlight = Math.max(state.maxInFlight, ++inFlight);
+      const n = Number(url.searchParams.get('n'));
+      const answer = script.part?.(n) ?? { status: 200, etag: true };
+      // Hold the answer a little so concurrent parts overlap.
+      setTimeout(() => {
+        inFlight--;
+        res.writeHead(answer.status, answer.etag ? { etag: `"etag-${n}"` } : {});
+        res.end(answer.body ?? '');
+      }, 15);
+      return;
+    }
+    state.api.push(req);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    if (url.pathname.includes('/mpu/create/')) {
+      const { num_parts } = JSON.parse(req.body.toString()) as { num_parts: number };
+      // Handed out in reverse order: the client must sort by part number.
+      const credentials = Array.from({ length: num_parts }, (_, i) => ({
+        part_number: num_parts - i,
+        url: `${server.url}/part?n=${num_parts - i}&X-Amz-Signature=sekret-signature`,
+        headers: { 'x-part-header': 'yes' },
+      }));
+      res.end(JSON.stringify({ upload_id: 'upload-1', credentials }));
+    } else res.end('{}');
+  });
+  closers.push(server.close);
+  return { server, state };
+}
+
+function storeFor(url: string, partConcurrency = 2) {
+  const connection = resolveMlflowConnection({ trackingUri: url, token: 'tracking-token-123', retry: { maxRetries: 1, backoffFactor: 0, backoffJitter: 0 } }, {});
+  return resolveArtifactStore('mlflow-artifacts:/0/run/artifacts', {
+    connection,
+    env: {},
+    multipart: { thresholdBytes: 1000, chunkBytes: 1000, partConcurrency },
+  });
+}
+
+function file(size: number): { path: string; bytes: Buffer } {
+  const bytes = randomBytes(size);
+  const path = join(mkdtempSync(join(tmpdir(), 'au-mpu-')), 'f.bin');
+  writeFileSync(path, bytes);
+  return { path, bytes };
+}
+
+const apiCalls = (state: { api: RecordedRequest[] }) => state.api.map((r) => r.url.replace(/\/api\/2\.0\/mlflow-artifacts\//, '').replace(/\/0\/run.*$/, ''));
+
+describe('proxied multipart upload protocol', () => {
+  it('sends byte ranges of the file, bounded in parallel, without the tracking credentials, then completes with sorted parts and urls', async () => {
+    const { server, state } = await fakeServer();
+    const { path, bytes } = file(4500);
+    const progress: number[] = [];
+    const result = await storeFor(server.url, 2).uploadFile(path, 'models/m.bin', { onProgress: (n) => progress.push(n) });
+
+    expect(result).toEqual({ bytes: 4500, attempts: 1, multipart: true });
+    expect(state.maxInFlight).toBe(2);
+    const byPart = new Map(state.parts.map((r) => [Number(new URL(r.url, 'http://x').searchParams.get('n')), r]));
+    expect([...byPart.keys()].sort()).toEqual([1, 2, 3, 4, 5]);
+    for (const [n, req] of byPart) {
+      expect(req.body.equals(bytes.subarray((n - 1) * 1000, n * 1000)), `part ${n}`).toBe(true);
+      expect(req.headers['content-length']).toBe(String(req.body.length));
+      expect(req.headers['x-part-header']).toBe('yes');
+      expect(req.headers.authorization).toBeUndefined();
+    }
+    expect(apiCalls(state)).toEqual(['mpu/create', 'mpu/complete']);
+    const [create, complete] = state.api;
+    expect(create!.headers.authorization).toBe('Bearer tracking-token-123');
+    expect(create!.url).toBe('/api/2.0/mlflow-artifacts/mpu/create/0/run/artifacts/models');
+    expect(JSON.parse(create!.body.toString())).toEqual({ path: 'm.bin', num_parts: 5 });
+    const body = JSON.parse(complete!.body.toString()) as { path: string; upload_id: string; parts: Array<{ part_number: number; etag: string; url: string }> };
+    expect(body.path).toBe('m.bin');
+    expect(body.upload_id).toBe('upload-1');
+    expect(body.parts.map((p) => p.part_number)).toEqual([1, 2, 3, 4, 5]);
+    expect(body.parts[0]).toEqual({ part_number: 1, etag: '"etag-1"', url: `${server.url}/part?n=1&X-Amz-Signature=sekret-signature` });
+    expect(progress.at(-1)).toBe(4500);
+  });
+
+  it('treats a part without an ETag as a broken server, and aborts the upload', async () => {
+    const { server, state } = await fakeServer({ part: (n) => ({ status: 200, etag: n !== 2 }) });
+    const { path } = file(3000);
+    const error = await storeFor(server.url).uploadFile(path, 'm.bin').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidResponseError);
+    expect((error as Error).message).toMatch(/part 2\/3 of m\.bin.*no ETag/);
+    expect(apiCalls(state)).toEqual(['mpu/create', 'mpu/abort']);
+    expect(JSON.parse(state.api[1]!.body.toString())).toEqual({ path: 'm.bin', upload_id: 'upload-1' });
+  });
+
+  it('says what a refused presigned URL means, without leaking its signature', async () => {
+    const { server, state } = await fakeServer({
+      part: () => ({ status: 403, etag: false, body: '<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>' }),
+    });
+    const { path } = file(2000);
+    const error = (await storeFor(server.url).uploadFile(path, 'm.bin').catch((e: unknown) => e)) as HttpStatusError;
+    expect(error).toBeInstanceOf(HttpStatusError);
+    expect(error.status).toBe(403);
+    expect(error.message).toMatch(/AccessDenied: Request has expired/);
+    expect(error.hint).toMatch(/presigned URL/);
+    expect(JSON.stringify(error.toJSON())).not.toContain('sekret');
+    expect(error.message).not.toContain('sekret');
+    expect(apiCalls(state)).toEqual(['mpu/create', 'mpu/abort']);
+  });
+});
