@@ -77,7 +77,7 @@ export interface S3ArtifactStoreOptions extends S3StoreOptions {
    * Retry and timeout policy. `maxRetries` becomes the SDK's `maxAttempts` (+1) for every
    * request, each multipart part on its own; `timeoutMs` is the socket idle timeout;
    * `totalTimeoutMs` bounds one file. Backoff between attempts is the SDK's own (exponential
-   * from 100 ms, with jitter, at most 20 s).
+   * from 100 ms, or 500 ms when throttled, with jitter, at most 20 s).
    * @default from MLflow's env vars (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`, `MLFLOW_HTTP_REQUEST_TIMEOUT`), else MLflow's defaults
    */
   retry?: RetryOptions | ResolvedRetryOptions;
@@ -353,7 +353,7 @@ export class S3ArtifactStore implements ArtifactStore {
         url,
         cause: error,
         hint: this.config.endpointUrl
-          ? `Check that MLFLOW_S3_ENDPOINT_URL (${this.config.endpointUrl}) is reachable from this machine.`
+          ? `Check that the S3 endpoint ${this.config.endpointUrl} (MLFLOW_S3_ENDPOINT_URL or the endpointUrl option) is reachable from this machine.`
           : 'Check the network path to S3 (proxy settings, VPC endpoint) and the region (AWS_DEFAULT_REGION).',
       });
     }
