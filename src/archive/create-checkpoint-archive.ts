@@ -1,0 +1,461 @@
+/**
+ * `createCheckpointArchive`: a checkpoint directory → one `.tar.gz` plus a manifest of every
+ * file's size and sha256, in a single streaming pass.
+ *
+ * How the single pass works: node-tar reads each file in chunks and hands every chunk of the
+ * file's body to its entry's `write()` (headers and padding go around it). The `onWriteEntry`
+ * hook wraps that `write()` so each chunk is hashed as it goes by; the gzip output is hashed on
+ * its way to disk. Every byte is read from disk once, and memory stays at a few read buffers
+ * (`maxReadSize`) no matter how large the checkpoint is. A final check that every file hashed
+ * exactly its size guards against a future tar changing that path.
+ *
+ * @module
+ */
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Pack } from 'tar';
+import { AbortedError, ArtifactUploaderError, InvalidArgumentError, LocalPathError } from '../core/errors.js';
+import { VERSION } from '../version.js';
+import { compileGlob } from './glob.js';
+import type { CheckpointManifest, ManifestFile, ManifestSkippedEntry, ManifestSymlink } from './manifest.js';
+import { findSkipRule } from './should-skip-file.js';
+
+/**
+ * Default gzip level: 1. Checkpoints are mostly weights (safetensors, .bin, .pt), which gzip
+ * barely shrinks at any level (float16/float32 weights: 92 % at level 1 and at level 6), while
+ * higher levels cost CPU on the compressible rest. Level 1 archives faster than `tar czf`
+ * (GNU tar + gzip -6) on every mix measured; see docs/checkpoint-archives.md for the numbers.
+ */
+export const DEFAULT_COMPRESSION_LEVEL = 1;
+
+/** Default read buffer per file: the memory bound is a few of these, whatever the file sizes. */
+const DEFAULT_READ_BUFFER_SIZE = 1024 * 1024;
+
+/** What a `filter` is told about each entry. */
+export interface ArchiveEntryInfo {
+  type: 'file' | 'directory' | 'symlink';
+  /** Size in bytes (0 for directories and symlinks). */
+  size: number;
+}
+
+/** Progress of {@link createCheckpointArchive}. */
+export type ArchiveProgressEvent =
+  | {
+      type: 'phase';
+      /** `scanning` the directory, `archiving` (reading, hashing, compressing), `done`. */
+      phase: 'scanning' | 'archiving' | 'done';
+    }
+  | {
+      type: 'bytes';
+      /** The file being read, relative to the directory. */
+      path: string;
+      /** Bytes of that file read so far. */
+      loaded: number;
+      /** Size of that file. */
+      total: number;
+      /** Bytes of all files read so far. */
+      bytesDone: number;
+      /** Size of all files. */
+      bytesTotal: number;
+      /** Files read completely. */
+      filesDone: number;
+      /** Number of files. */
+      filesTotal: number;
+    };
+
+/** Options of {@link createCheckpointArchive}. */
+export interface CreateCheckpointArchiveOptions {
+  /**
+   * Extra glob patterns to leave out, on top of `filter` (see `compileGlob` for the syntax:
+   * `*.bak`, `optimizer/`, `logs/**`). A matched directory is left out with its contents.
+   * @default []
+   */
+  exclude?: readonly string[];
+  /**
+   * Decides what goes in: return `false` to leave a path out. `path` is relative and
+   * `/`-separated; directories end with `/` (returning `false` for one leaves out its contents).
+   * Replaces the default skip list; compose with `shouldSkipFile` to extend it instead.
+   * @default (path) => !shouldSkipFile(path)
+   */
+  filter?: (path: string, entry: ArchiveEntryInfo) => boolean;
+  /**
+   * gzip level, 0 (store) to 9 (smallest, slowest).
+   * @default 1 ({@link DEFAULT_COMPRESSION_LEVEL})
+   */
+  level?: number;
+  /** Aborts the archiving; the partial temp file is removed and an `AbortedError` thrown. */
+  signal?: AbortSignal;
+  /** Progress: phase changes, and byte progress throttled to one event per `progressIntervalMs`. */
+  onProgress?: (event: ArchiveProgressEvent) => void;
+  /**
+   * Least time between two `bytes` events, in milliseconds. The last `bytes` event (all bytes
+   * read) is always sent. 0 sends one per read chunk.
+   * @default 100
+   */
+  progressIntervalMs?: number;
+  /**
+   * Read buffer per open file, in bytes. Peak memory is a few of these (node-tar keeps up to
+   * four files open ahead), independent of file sizes.
+   * @default 1048576 (1 MiB)
+   */
+  readBufferSize?: number;
+}
+
+interface PlannedEntry {
+  /** Relative `/`-separated path; directories end with `/`. */
+  path: string;
+  type: ArchiveEntryInfo['type'];
+  size: number;
+  target?: string;
+}
+
+function isInside(parent: string, child: string): boolean {
+  const rel = relative(parent, child);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
+}
+
+function toPosix(path: string): string {
+  return sep === '/' ? path : path.split(sep).join('/');
+}
+
+async function checkSymlink(root: string, rootReal: string, abs: string, rel: string): Promise<string> {
+  const target = await readlink(abs);
+  const refuse = (why: string) =>
+    new LocalPathError('SYMLINK_ESCAPES', abs, `Symlink ${rel} -> ${target} ${why}, so the archive could not be extracted elsewhere.`, {
+      hint: 'Replace the link with the file it points to (e.g. `cp -L`), or leave it out with `exclude` or `filter`.',
+    });
+  if (isAbsolute(target)) throw refuse('has an absolute target');
+  if (!isInside(root, resolvePath(dirname(abs), target))) throw refuse('points outside the checkpoint directory');
+  // A chain of links can leave the directory even when the first hop stays inside.
+  const real = await realpath(abs).catch(() => undefined);
+  if (real !== undefined && !isInside(rootReal, real)) throw refuse('resolves outside the checkpoint directory');
+  return target;
+}
+
+/** Walks `root` in sorted order, applying filter and excludes, refusing escaping symlinks. */
+async function scan(
+  root: string,
+  outAbs: string,
+  filter: ((path: string, entry: ArchiveEntryInfo) => boolean) | undefined,
+  excludes: ReadonlyArray<readonly [string, (path: string) => boolean]>,
+  signal: AbortSignal | undefined,
+): Promise<{ entries: PlannedEntry[]; skipped: ManifestSkippedEntry[] }> {
+  const rootReal = await realpath(root);
+  const entries: PlannedEntry[] = [];
+  const skipped: ManifestSkippedEntry[] = [];
+
+  const walk = async (relDir: string): Promise<void> => {
+    if (signal?.aborted) throw new AbortedError('Archiving was aborted.', { cause: signal.reason });
+    const dirents = await readdir(join(root, relDir), { withFileTypes: true });
+    for (const dirent of dirents) {
+      const rel = relDir === '' ? dirent.name : `${relDir}/${dirent.name}`;
+      const abs = join(root, rel);
+      if (abs === outAbs || abs.startsWith(`${outAbs}.tmp-`)) {
+        skipped.push({ path: toPosix(rel), reason: 'archive-output' });
+        continue;
+      }
+      const type: ArchiveEntryInfo['type'] | undefined = dirent.isDirectory()
+        ? 'directory'
+        : dirent.isFile()
+          ? 'file'
+          : dirent.isSymbolicLink()
+            ? 'symlink'
+            : undefined;
+      const path = toPosix(rel) + (type === 'directory' ? '/' : '');
+      if (type === undefined) {
+        skipped.push({ path, reason: 'unsupported-type' });
+        continue;
+      }
+      const size = type === 'file' ? (await lstat(abs)).size : 0;
+      if (filter) {
+        if (!filter(path, { type, size })) {
+          skipped.push({ path, reason: 'filter' });
+          continue;
+        }
+      } else {
+        const rule = findSkipRule(path);
+        if (rule) {
+          skipped.push({ path, reason: 'default-skip-list', pattern: rule.pattern });
+          continue;
+        }
+      }
+      const excluded = excludes.find(([, test]) => test(path));
+      if (excluded) {
+        skipped.push({ path, reason: 'exclude', pattern: excluded[0] });
+        continue;
+      }
+      if (type === 'symlink') {
+        entries.push({ path, type, size, target: await checkSymlink(root, rootReal, abs, path) });
+      } else {
+        entries.push({ path, type, size });
+        if (type === 'directory') await walk(rel);
+      }
+    }
+  };
+  await walk('');
+  // Plain code-unit order of the full path: deterministic on every platform and locale, and a
+  // directory ("a/") always sorts before its contents ("a/b").
+  const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+  entries.sort(byPath);
+  skipped.sort(byPath);
+  return { entries, skipped };
+}
+
+interface FileRecord {
+  size: number;
+  hash: Hash;
+  hashed: number;
+  /** The tar entry reading this file (public fields of node-tar's WriteEntry). */
+  entry: TarFileEntry;
+}
+
+interface TarFileEntry {
+  remain: number;
+  blockRemain: number;
+  write: (chunk: Buffer, ...rest: unknown[]) => boolean;
+  emit: (event: 'drain') => boolean;
+}
+
+/**
+ * Archives a checkpoint directory into a `.tar.gz` and returns its manifest: every file's
+ * relative path, size and sha256, the archive's own size and sha256, what was skipped and why.
+ *
+ * - One streaming pass: files are read once, hashed and compressed as they go; memory stays
+ *   bounded (a few 1 MiB buffers) whatever the checkpoint size.
+ * - Deterministic: entries in sorted path order, portable headers (no user/group names, uid,
+ *   gid, atime or ctime; file mtimes kept), gzip header without a timestamp.
+ * - Atomic: written to `<out>.tmp-<random>`, fsynced, then renamed to `out`; on any failure
+ *   (or abort) the temp file is removed and `out` is untouched.
+ * - Safe: symlinks must be relative and stay inside `dir` (else `SYMLINK_ESCAPES`); an `out`
+ *   inside `dir` is never archived into itself.
+ * - By default, files on the skip list (`shouldSkipFile`) are left out.
+ *
+ * The manifest's `verification` is `{ status: 'not-run' }`; the uploader fills it in.
+ *
+ * @param dir The checkpoint directory.
+ * @param out Where to write the archive (parent directories are created).
+ * @throws {LocalPathError} `PATH_NOT_FOUND` / `NOT_A_DIRECTORY` for `dir`, `NOT_A_FILE` when
+ *   `out` is a directory, `SYMLINK_ESCAPES`, `PATH_UNREADABLE` when a file cannot be read or
+ *   changes while it is archived.
+ * @throws {AbortedError} when `signal` aborts.
+ * @throws {InvalidArgumentError} for a bad `level` or exclude pattern.
+ * @example
+ * ```ts
+ * const manifest = await createCheckpointArchive('runs/trial-7/checkpoint', 'out/best_trial_checkpoint.tar.gz', {
+ *   exclude: ['optimizer/'],
+ *   onProgress: (e) => e.type === 'bytes' && console.log(`${e.bytesDone}/${e.bytesTotal}`),
+ * });
+ * await writeManifest(manifest, 'out/best_trial_checkpoint.manifest.json');
+ * ```
+ */
+export async function createCheckpointArchive(
+  dir: string,
+  out: string,
+  options: CreateCheckpointArchiveOptions = {},
+): Promise<CheckpointManifest> {
+  const level = options.level ?? DEFAULT_COMPRESSION_LEVEL;
+  if (!Number.isInteger(level) || level < 0 || level > 9) {
+    throw new InvalidArgumentError('level', `Expected \`level\` to be an integer from 0 to 9, got ${String(level)}.`);
+  }
+  const intervalMs = options.progressIntervalMs ?? 100;
+  const readBufferSize = options.readBufferSize ?? DEFAULT_READ_BUFFER_SIZE;
+  if (!Number.isInteger(readBufferSize) || readBufferSize < 512) {
+    throw new InvalidArgumentError('readBufferSize', `Expected \`readBufferSize\` to be an integer >= 512, got ${String(readBufferSize)}.`);
+  }
+  const excludes = (options.exclude ?? []).map((pattern) => [pattern, compileGlob(pattern)] as const);
+  const { signal, onProgress } = options;
+  if (signal?.aborted) throw new AbortedError('Archiving was aborted before it started.', { cause: signal.reason });
+
+  const root = resolvePath(dir);
+  const rootInfo = await stat(root).catch(() => undefined);
+  if (!rootInfo) {
+    throw new LocalPathError('PATH_NOT_FOUND', root, `Checkpoint directory ${root} does not exist.`, {
+      hint: 'Check the path (relative paths are resolved against the working directory).',
+    });
+  }
+  if (!rootInfo.isDirectory()) {
+    throw new LocalPathError('NOT_A_DIRECTORY', root, `${root} is a file; createCheckpointArchive archives a directory.`, {
+      hint: 'Pass the checkpoint directory, or upload a single file with uploadFile.',
+    });
+  }
+  const outAbs = resolvePath(out);
+  if ((await stat(outAbs).catch(() => undefined))?.isDirectory()) {
+    throw new LocalPathError('NOT_A_FILE', outAbs, `Archive path ${outAbs} is a directory.`, {
+      hint: 'Pass a file path such as best_trial_checkpoint.tar.gz.',
+    });
+  }
+
+  // A throwing progress callback must fail the archive, not crash the process from inside a
+  // tar read callback; it aborts the pipeline through this controller instead.
+  const internal = new AbortController();
+  let cancelled = false;
+  const emit = (event: ArchiveProgressEvent): void => {
+    if (!onProgress || internal.signal.aborted || cancelled) return;
+    try {
+      onProgress(event);
+    } catch (error) {
+      internal.abort(error);
+    }
+  };
+
+  emit({ type: 'phase', phase: 'scanning' });
+  const { entries, skipped } = await scan(root, outAbs, options.filter, excludes, signal);
+  const files = entries.filter((e) => e.type === 'file');
+  const bytesTotal = files.reduce((sum, e) => sum + e.size, 0);
+  const plannedSize = new Map(files.map((e) => [e.path, e.size]));
+
+  const records = new Map<string, FileRecord>();
+  const hardLinks: Array<{ path: string; target: string }> = [];
+  let bytesDone = 0;
+  let filesDone = 0;
+  let lastEmit = -Infinity;
+  const progress = (path: string, loaded: number, total: number) => {
+    const now = Date.now();
+    // The event that completes the last file always goes out, so callers see 100 %.
+    if (filesDone < files.length && now - lastEmit < intervalMs) return;
+    lastEmit = now;
+    emit({ type: 'bytes', path, loaded, total, bytesDone, bytesTotal, filesDone, filesTotal: files.length });
+  };
+
+  const onWriteEntry = (entry: { type: string; path: string; linkpath?: string; stat?: { size: number } }): void => {
+    if (entry.type === 'Link' && entry.linkpath !== undefined) {
+      // A second name of a file already archived: tar stores a link, not the bytes again.
+      hardLinks.push({ path: entry.path, target: toPosix(entry.linkpath) });
+      bytesDone += plannedSize.get(entry.path) ?? 0;
+      filesDone++;
+      progress(entry.path, plannedSize.get(entry.path) ?? 0, plannedSize.get(entry.path) ?? 0);
+      return;
+    }
+    if (entry.type !== 'File' || !entry.stat) return;
+    const target = entry as unknown as TarFileEntry;
+    const record: FileRecord = { size: entry.stat.size, hash: createHash('sha256'), hashed: 0, entry: target };
+    records.set(entry.path, record);
+    if (record.size === 0) {
+      filesDone++;
+      progress(entry.path, 0, 0);
+      return;
+    }
+    const write = target.write.bind(entry);
+    target.write = (chunk, ...rest) => {
+      if (cancelled) {
+        // Tell the entry its file is done: its own read loop then closes the descriptor.
+        target.remain = 0;
+        target.blockRemain = 0;
+        return true;
+      }
+      // The last chunk of a file carries tar's zero padding after the content.
+      const take = Math.min(chunk.length, record.size - record.hashed);
+      if (take > 0) {
+        record.hash.update(take === chunk.length ? chunk : chunk.subarray(0, take));
+        record.hashed += take;
+        bytesDone += take;
+        if (record.hashed === record.size) filesDone++;
+        progress(entry.path, record.hashed, record.size);
+      }
+      return write(chunk, ...rest);
+    };
+  };
+
+  // On failure or abort the pipeline destroys the pack, but node-tar's entries keep reading
+  // their files to the end (and the queue behind them) into the dead stream, holding file
+  // descriptors meanwhile. Wake each open entry so its next read lands in the cancelled
+  // write() above, which makes it close its file and stop.
+  const cancelAll = (): void => {
+    cancelled = true;
+    for (const record of records.values()) if (record.hashed < record.size) record.entry.emit('drain');
+  };
+
+  emit({ type: 'phase', phase: 'archiving' });
+  await mkdir(dirname(outAbs), { recursive: true });
+  const tmp = `${outAbs}.tmp-${randomBytes(6).toString('hex')}`;
+  const archiveHash = createHash('sha256');
+  let archiveSize = 0;
+  const combined = signal ? AbortSignal.any([signal, internal.signal]) : internal.signal;
+  try {
+    // Pack itself rather than tar's create(): create() reads a path starting with "@" as an
+    // archive to concatenate, and refuses an empty list (an empty checkpoint directory).
+    const pack = new Pack({
+      cwd: root,
+      gzip: { level },
+      portable: true,
+      strict: true,
+      noDirRecurse: true,
+      maxReadSize: readBufferSize,
+      onWriteEntry: onWriteEntry as never,
+    });
+    for (const entry of entries) pack.add(entry.type === 'directory' ? entry.path.slice(0, -1) : entry.path);
+    pack.end();
+    const tap = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        archiveHash.update(chunk);
+        archiveSize += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    await pipeline(pack as unknown as NodeJS.ReadableStream, tap, createWriteStream(tmp, { flags: 'wx' }), { signal: combined });
+    // Durable before visible: a crash after the rename must not leave a truncated archive.
+    const handle = await open(tmp, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tmp, outAbs);
+  } catch (error) {
+    cancelAll();
+    await rm(tmp, { force: true });
+    if (internal.signal.aborted) throw internal.signal.reason;
+    if (signal?.aborted) throw new AbortedError('Archiving was aborted.', { cause: signal.reason });
+    if (error instanceof ArtifactUploaderError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    const path = (error as { path?: string }).path ?? root;
+    throw new LocalPathError(
+      code === 'ENOENT' ? 'PATH_NOT_FOUND' : 'PATH_UNREADABLE',
+      path,
+      `Could not archive ${root}: ${(error as Error).message}.`,
+      { hint: 'Make sure nothing writes to the checkpoint directory while it is archived.', cause: error },
+    );
+  }
+
+  const manifestFiles: ManifestFile[] = [];
+  const byPath = new Map<string, ManifestFile>();
+  for (const [path, record] of records) {
+    if (record.hashed !== record.size) {
+      await rm(outAbs, { force: true });
+      throw new ArtifactUploaderError(
+        'ARCHIVE_HASH_INCOMPLETE',
+        `Internal error: hashed ${record.hashed} of ${record.size} bytes of ${path} while archiving.`,
+        { hint: 'Please report this with your tar package version; the archive was removed.' },
+      );
+    }
+    const file = { path, size: record.size, sha256: record.hash.digest('hex') };
+    manifestFiles.push(file);
+    byPath.set(path, file);
+  }
+  for (const link of hardLinks) {
+    const target = byPath.get(link.target);
+    if (target) manifestFiles.push({ ...target, path: link.path });
+  }
+  manifestFiles.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const symlinks: ManifestSymlink[] = entries.filter((e) => e.type === 'symlink').map((e) => ({ path: e.path, target: e.target! }));
+
+  const manifest: CheckpointManifest = {
+    manifestVersion: 1,
+    tool: { name: 'artifact-uploader', version: VERSION },
+    createdAt: new Date().toISOString(),
+    archive: { fileName: basename(outAbs), format: 'tar+gzip', compressionLevel: level, size: archiveSize, sha256: archiveHash.digest('hex') },
+    fileCount: manifestFiles.length,
+    totalBytes: manifestFiles.reduce((sum, f) => sum + f.size, 0),
+    files: manifestFiles,
+    directories: entries.filter((e) => e.type === 'directory').map((e) => e.path),
+    symlinks,
+    skipped,
+    verification: { status: 'not-run' },
+  };
+  emit({ type: 'phase', phase: 'done' });
+  return manifest;
+}

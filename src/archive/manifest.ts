@@ -1,0 +1,244 @@
+/**
+ * The checkpoint archive manifest: what is in an archive (every file's path, size and sha256),
+ * what the archive itself is (size, sha256, compression), what was left out and why, and
+ * whether the uploaded copy was verified. It is uploaded beside the archive as JSON, so a
+ * downloaded archive can be checked without trusting the transport.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { z } from 'zod';
+import { InvalidArgumentError, LocalPathError } from '../core/errors.js';
+
+/** One regular file in the archive. */
+export interface ManifestFile {
+  /** Path relative to the archived directory, `/`-separated. */
+  path: string;
+  /** Size in bytes. */
+  size: number;
+  /** SHA-256 of the content, lowercase hex. */
+  sha256: string;
+}
+
+/** One symbolic link in the archive (always relative and pointing inside the directory). */
+export interface ManifestSymlink {
+  path: string;
+  /** The link target, as stored. */
+  target: string;
+}
+
+/** Why a path was left out of the archive. */
+export type ManifestSkipReason = 'default-skip-list' | 'filter' | 'exclude' | 'archive-output' | 'unsupported-type';
+
+/** A path left out of the archive (for a directory, its contents too). */
+export interface ManifestSkippedEntry {
+  /** Relative path; directories end with `/`. */
+  path: string;
+  reason: ManifestSkipReason;
+  /** The pattern that matched, for `default-skip-list` and `exclude`. */
+  pattern?: string;
+}
+
+/** A file whose uploaded copy did not match. */
+export interface ManifestVerificationMismatch {
+  path: string;
+  reason: 'missing' | 'size' | 'checksum';
+  expectedSize?: number;
+  actualSize?: number;
+}
+
+/**
+ * Outcome of checking the uploaded archive against this manifest. `createCheckpointArchive`
+ * writes `{ status: 'not-run' }`; the uploader fills in the rest after upload.
+ */
+export type ManifestVerification =
+  | { status: 'not-run' }
+  | {
+      status: 'verified' | 'failed';
+      /** ISO 8601 time of the check. */
+      verifiedAt: string;
+      /** What was compared, e.g. `['size']` or `['size', 'sha256']`. */
+      checks: Array<'size' | 'sha256'>;
+      /** Where the checked copy lives (artifact URI or path), when known. */
+      location?: string;
+      /** For `failed`: what did not match. */
+      mismatches?: ManifestVerificationMismatch[];
+      /** For `failed`: the error message, when the check itself failed. */
+      error?: string;
+    };
+
+/** The manifest of a checkpoint archive (format version 1). */
+export interface CheckpointManifest {
+  /** Format version of this manifest. */
+  manifestVersion: 1;
+  /** The tool that wrote it. */
+  tool: { name: 'artifact-uploader'; version: string };
+  /** ISO 8601 creation time. */
+  createdAt: string;
+  /** The archive file. */
+  archive: {
+    /** File name (no directory). */
+    fileName: string;
+    format: 'tar+gzip';
+    /** gzip level used (0–9). */
+    compressionLevel: number;
+    /** Size in bytes. */
+    size: number;
+    /** SHA-256 of the archive file, lowercase hex. */
+    sha256: string;
+  };
+  /** Number of regular files (`files.length`). */
+  fileCount: number;
+  /** Sum of `files[].size`: the uncompressed payload. */
+  totalBytes: number;
+  /** Every regular file, sorted by path. */
+  files: ManifestFile[];
+  /** Every directory, sorted, with a trailing `/` (so empty ones survive a round trip). */
+  directories: string[];
+  /** Every symbolic link, sorted by path. */
+  symlinks: ManifestSymlink[];
+  /** What was left out and why. */
+  skipped: ManifestSkippedEntry[];
+  /** Whether the uploaded copy was checked. */
+  verification: ManifestVerification;
+}
+
+const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
+const size = z.int().min(0);
+
+/** zod schema of {@link CheckpointManifest}; unknown keys are kept so newer manifests still load. */
+export const checkpointManifestSchema = z.looseObject({
+  manifestVersion: z.literal(1),
+  tool: z.looseObject({ name: z.literal('artifact-uploader'), version: z.string() }),
+  createdAt: z.string(),
+  archive: z.looseObject({
+    fileName: z.string(),
+    format: z.literal('tar+gzip'),
+    compressionLevel: z.int().min(0).max(9),
+    size,
+    sha256: sha256Schema,
+  }),
+  fileCount: size,
+  totalBytes: size,
+  files: z.array(z.looseObject({ path: z.string(), size, sha256: sha256Schema })),
+  directories: z.array(z.string()),
+  symlinks: z.array(z.looseObject({ path: z.string(), target: z.string() })),
+  skipped: z.array(
+    z.looseObject({
+      path: z.string(),
+      reason: z.enum(['default-skip-list', 'filter', 'exclude', 'archive-output', 'unsupported-type']),
+      pattern: z.string().optional(),
+    }),
+  ),
+  verification: z.union([
+    z.looseObject({ status: z.literal('not-run') }),
+    z.looseObject({
+      status: z.enum(['verified', 'failed']),
+      verifiedAt: z.string(),
+      checks: z.array(z.enum(['size', 'sha256'])),
+      location: z.string().optional(),
+      mismatches: z
+        .array(
+          z.looseObject({
+            path: z.string(),
+            reason: z.enum(['missing', 'size', 'checksum']),
+            expectedSize: size.optional(),
+            actualSize: size.optional(),
+          }),
+        )
+        .optional(),
+      error: z.string().optional(),
+    }),
+  ]),
+});
+
+/**
+ * The conventional file name of an archive's manifest: `best.tar.gz` → `best.manifest.json`
+ * (also for `.tgz` and `.tar`; any other name gets `.manifest.json` appended).
+ *
+ * @example
+ * ```ts
+ * manifestFileName('best_trial_checkpoint.tar.gz'); // 'best_trial_checkpoint.manifest.json'
+ * ```
+ */
+export function manifestFileName(archiveName: string): string {
+  const base = basename(archiveName).replace(/\.(tar\.gz|tgz|tar)$/, '');
+  return `${base}.manifest.json`;
+}
+
+/**
+ * Writes `data` to `path` atomically: a temp file beside it, then a rename, so a reader never
+ * sees half a file and a crash leaves the old one intact.
+ * @internal
+ */
+export async function writeFileAtomic(path: string, data: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+  try {
+    await writeFile(tmp, data, { flag: 'wx' });
+    await rename(tmp, path);
+  } catch (error) {
+    await rm(tmp, { force: true });
+    throw error;
+  }
+}
+
+/**
+ * Writes a manifest as pretty JSON, atomically (temp file + rename). Creates the parent
+ * directory if needed.
+ *
+ * @example
+ * ```ts
+ * const manifest = await createCheckpointArchive('ckpt', 'out/best.tar.gz');
+ * await writeManifest(manifest, 'out/best.manifest.json');
+ * ```
+ */
+export async function writeManifest(manifest: CheckpointManifest, path: string): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+/**
+ * Reads and validates a manifest written by {@link writeManifest}.
+ *
+ * @throws {LocalPathError} `PATH_NOT_FOUND` when the file does not exist.
+ * @throws {InvalidArgumentError} when it is not a valid manifest; the message names the first
+ *   bad fields.
+ * @example
+ * ```ts
+ * const manifest = await readManifest('out/best.manifest.json');
+ * console.log(manifest.fileCount, manifest.archive.sha256);
+ * ```
+ */
+export async function readManifest(path: string): Promise<CheckpointManifest> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new LocalPathError('PATH_NOT_FOUND', path, `Manifest ${path} does not exist.`, {
+        hint: 'Pass the manifest written by createCheckpointArchive/writeManifest, or omit it to upload without one.',
+        cause: error,
+      });
+    }
+    throw new LocalPathError('PATH_UNREADABLE', path, `Cannot read manifest ${path}: ${(error as Error).message}.`, { cause: error });
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError('manifest', `Manifest ${path} is not valid JSON: ${(error as Error).message}.`, { cause: error });
+  }
+  const parsed = checkpointManifestSchema.safeParse(data);
+  if (!parsed.success) {
+    const problems = parsed.error.issues
+      .slice(0, 5)
+      .map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`)
+      .join('; ');
+    throw new InvalidArgumentError('manifest', `Manifest ${path} is not a checkpoint manifest (${problems}).`, {
+      hint: 'Regenerate it with createCheckpointArchive.',
+    });
+  }
+  return parsed.data as CheckpointManifest;
+}

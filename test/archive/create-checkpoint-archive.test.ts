@@ -1,0 +1,437 @@
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { link, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AbortedError, InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
+import {
+  createCheckpointArchive,
+  DEFAULT_COMPRESSION_LEVEL,
+  type ArchiveProgressEvent,
+} from '../../src/archive/create-checkpoint-archive.js';
+import { manifestFileName, readManifest, writeManifest } from '../../src/archive/manifest.js';
+import { shouldSkipFile } from '../../src/archive/should-skip-file.js';
+import { VERSION } from '../../src/version.js';
+
+const run = promisify(execFile);
+
+let work: string;
+beforeEach(async () => {
+  work = await mkdtemp(join(tmpdir(), 'au-archive-'));
+});
+afterEach(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
+
+/** Writes files (relative path → content) under `root`, creating parents. */
+async function tree(root: string, files: Record<string, Buffer | string>): Promise<void> {
+  for (const [path, content] of Object.entries(files)) {
+    await mkdir(dirname(join(root, path)), { recursive: true });
+    await writeFile(join(root, path), content);
+  }
+}
+
+/** Every regular file under `root` (relative path → sha256), as GNU tar left it. */
+async function hashTree(root: string, prefix = ''): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const dirent of await readdir(join(root, prefix), { withFileTypes: true })) {
+    const rel = prefix ? `${prefix}/${dirent.name}` : dirent.name;
+    if (dirent.isDirectory()) Object.assign(out, await hashTree(root, rel));
+    else if (dirent.isFile()) out[rel] = sha256(await readFile(join(root, rel)));
+  }
+  return out;
+}
+
+async function gnuExtract(archive: string, dest: string): Promise<void> {
+  await mkdir(dest, { recursive: true });
+  const { stderr } = await run('tar', ['xzf', archive, '-C', dest]);
+  expect(stderr).toBe('');
+}
+
+async function gnuList(archive: string): Promise<string[]> {
+  const { stdout } = await run('tar', ['tzf', archive]);
+  return stdout.split('\n').filter(Boolean);
+}
+
+const LONG_NAME = `${'deep/'.repeat(12)}${'a-rather-long-file-name-'.repeat(5)}.bin`;
+
+async function checkpointFixture(root: string): Promise<Record<string, Buffer | string>> {
+  const files: Record<string, Buffer | string> = {
+    'config.json': '{"model_type":"llama"}\n',
+    'model.safetensors': randomBytes(70_000),
+    'empty.txt': '',
+    'nested/a/b/c/weights.bin': randomBytes(1_500),
+    'with space/file name.txt': 'spaces',
+    'unicodé/日本語 ✓.json': '{"ok":true}',
+    '@starts-with-at.txt': 'tar create() would read this as an archive',
+    [LONG_NAME]: randomBytes(513),
+  };
+  await tree(root, files);
+  await mkdir(join(root, 'empty-dir'));
+  await mkdir(join(root, 'nested/empty-too'), { recursive: true });
+  return files;
+}
+
+describe('createCheckpointArchive round trip', () => {
+  it('GNU tar extracts every file byte-exact, as the manifest describes', async () => {
+    const src = join(work, 'ckpt');
+    const files = await checkpointFixture(src);
+    const out = join(work, 'out', 'best.tar.gz');
+
+    const manifest = await createCheckpointArchive(src, out);
+
+    const expected = Object.fromEntries(Object.entries(files).map(([path, content]) => [path, sha256(content)]));
+    expect(Object.fromEntries(manifest.files.map((f) => [f.path, f.sha256]))).toEqual(expected);
+    for (const file of manifest.files) expect(file.size).toBe(Buffer.byteLength(files[file.path]!));
+    expect(manifest.files.map((f) => f.path)).toEqual(Object.keys(files).sort());
+    expect(manifest.fileCount).toBe(Object.keys(files).length);
+    expect(manifest.totalBytes).toBe(Object.values(files).reduce((n, c) => n + Buffer.byteLength(c), 0));
+
+    const dest = join(work, 'extracted');
+    await gnuExtract(out, dest);
+    expect(await hashTree(dest)).toEqual(expected);
+    expect((await stat(join(dest, 'empty-dir'))).isDirectory()).toBe(true);
+    expect((await stat(join(dest, 'nested/empty-too'))).isDirectory()).toBe(true);
+
+    const archiveBytes = await readFile(out);
+    expect(manifest.archive).toEqual({
+      fileName: 'best.tar.gz',
+      format: 'tar+gzip',
+      compressionLevel: DEFAULT_COMPRESSION_LEVEL,
+      size: archiveBytes.length,
+      sha256: sha256(archiveBytes),
+    });
+    expect(manifest.manifestVersion).toBe(1);
+    expect(manifest.tool).toEqual({ name: 'artifact-uploader', version: VERSION });
+    expect(Date.parse(manifest.createdAt)).not.toBeNaN();
+    expect(manifest.verification).toEqual({ status: 'not-run' });
+    expect(manifest.directories).toContain('empty-dir/');
+    expect(manifest.directories).toContain('nested/a/b/c/');
+    expect(manifest.skipped).toEqual([]);
+    // Atomic write: nothing but the archive is left in the output directory.
+    expect(await readdir(join(work, 'out'))).toEqual(['best.tar.gz']);
+  });
+
+  it('writes entries in sorted order with portable headers, so equal input gives equal bytes', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'b.txt': 'b', 'a/z.txt': 'z', 'a.txt': 'a', 'a/b/c.txt': 'c' });
+    const first = await createCheckpointArchive(src, join(work, 'one.tar.gz'));
+    const second = await createCheckpointArchive(src, join(work, 'two.tar.gz'));
+    expect(first.archive.sha256).toBe(second.archive.sha256);
+    expect(await gnuList(join(work, 'one.tar.gz'))).toEqual(['a.txt', 'a/', 'a/b/', 'a/b/c.txt', 'a/z.txt', 'b.txt']);
+    const { stdout } = await run('tar', ['tvzf', join(work, 'one.tar.gz'), '--numeric-owner']);
+    for (const line of stdout.trim().split('\n')) expect(line).toMatch(/^\S+ 0\/0 /);
+  });
+
+  it('archives an empty directory', async () => {
+    const src = join(work, 'empty');
+    await mkdir(src);
+    const manifest = await createCheckpointArchive(src, join(work, 'empty.tar.gz'));
+    expect(manifest.fileCount).toBe(0);
+    expect(manifest.totalBytes).toBe(0);
+    expect(await gnuList(join(work, 'empty.tar.gz'))).toEqual([]);
+  });
+
+  it('stores a hard-linked file once and lists both names with the same hash', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.bin': randomBytes(2_000) });
+    await link(join(src, 'a.bin'), join(src, 'b.bin'));
+    const manifest = await createCheckpointArchive(src, join(work, 'h.tar.gz'));
+    expect(manifest.files.map((f) => f.path)).toEqual(['a.bin', 'b.bin']);
+    expect(manifest.files[0]!.sha256).toBe(manifest.files[1]!.sha256);
+    expect(manifest.files[1]!.size).toBe(2_000);
+    const dest = join(work, 'x');
+    await gnuExtract(join(work, 'h.tar.gz'), dest);
+    const hashes = await hashTree(dest);
+    expect(hashes['b.bin']).toBe(manifest.files[1]!.sha256);
+  });
+
+  it('honours the compression level', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'text.txt': 'the same line again\n'.repeat(5_000) });
+    const stored = await createCheckpointArchive(src, join(work, 'l0.tar.gz'), { level: 0 });
+    const best = await createCheckpointArchive(src, join(work, 'l9.tar.gz'), { level: 9 });
+    expect(stored.archive.compressionLevel).toBe(0);
+    expect(best.archive.size).toBeLessThan(stored.archive.size / 10);
+    await gnuExtract(join(work, 'l0.tar.gz'), join(work, 'x0'));
+    expect(await hashTree(join(work, 'x0'))).toEqual({ 'text.txt': stored.files[0]!.sha256 });
+    await expect(createCheckpointArchive(src, join(work, 'bad.tar.gz'), { level: 10 })).rejects.toThrow(InvalidArgumentError);
+  });
+});
+
+describe('what goes in', () => {
+  const junk = {
+    '__pycache__/mod.cpython-312.pyc': 'x',
+    'src/__pycache__/deep.pyc': 'x',
+    'loose.pyc': 'x',
+    '.pytest_cache/v/cache/lastfailed': '{}',
+    'nb/.ipynb_checkpoints/train-checkpoint.ipynb': '{}',
+    'download.tmp': 'x',
+    'x.temp': 'x',
+    'model.safetensors.partial': 'x',
+    'shard.part': 'x',
+    '~$report.docx': 'x',
+    'poetry.lock': 'x',
+    '.lock': 'x',
+    '.notes.txt.swp': 'x',
+    '.notes.txt.swo': 'x',
+    'notes.txt~': 'x',
+    '.DS_Store': 'x',
+    'Thumbs.db': 'x',
+    '.git/HEAD': 'ref: refs/heads/main',
+  };
+  const keep = { 'model.safetensors': 'weights', 'src/tokenizer.json': '{}', 'partial_results.json': '{}', 'lockfile.md': 'x' };
+
+  it('leaves out the default skip list and says why', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { ...junk, ...keep });
+    const manifest = await createCheckpointArchive(src, join(work, 'a.tar.gz'));
+    expect(manifest.files.map((f) => f.path)).toEqual(Object.keys(keep).sort());
+    const listed = await gnuList(join(work, 'a.tar.gz'));
+    for (const path of Object.keys(junk)) expect(listed).not.toContain(path);
+    const skipped = Object.fromEntries(manifest.skipped.map((s) => [s.path, `${s.reason} ${s.pattern}`]));
+    expect(skipped).toMatchObject({
+      '__pycache__/': 'default-skip-list __pycache__/',
+      '.git/': 'default-skip-list .git',
+      'download.tmp': 'default-skip-list *.tmp',
+      '.lock': 'default-skip-list *.lock',
+      'notes.txt~': 'default-skip-list *~',
+      'nb/.ipynb_checkpoints/': 'default-skip-list .ipynb_checkpoints/',
+    });
+    for (const path of Object.keys(junk)) expect(shouldSkipFile(path), path).toBe(true);
+    for (const path of Object.keys(keep)) expect(shouldSkipFile(path), path).toBe(false);
+  });
+
+  it('applies exclude patterns on top of the skip list', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, {
+      'model.safetensors': 'w',
+      'optimizer/state.pt': 'o',
+      'logs/2024/run.log': 'l',
+      'keep.bak.json': 'k',
+      'old.bak': 'b',
+      'sub/old.bak': 'b',
+      'x.tmp': 't',
+    });
+    const manifest = await createCheckpointArchive(src, join(work, 'a.tar.gz'), { exclude: ['optimizer/', '/logs/**', '*.bak'] });
+    expect(manifest.files.map((f) => f.path)).toEqual(['keep.bak.json', 'model.safetensors']);
+    // `/logs/**` matches what is inside logs/, not logs/ itself.
+    expect(manifest.directories).toEqual(['logs/', 'sub/']);
+    expect(manifest.skipped).toEqual([
+      { path: 'logs/2024/', reason: 'exclude', pattern: '/logs/**' },
+      { path: 'old.bak', reason: 'exclude', pattern: '*.bak' },
+      { path: 'optimizer/', reason: 'exclude', pattern: 'optimizer/' },
+      { path: 'sub/old.bak', reason: 'exclude', pattern: '*.bak' },
+      { path: 'x.tmp', reason: 'default-skip-list', pattern: '*.tmp' },
+    ]);
+  });
+
+  it('a filter replaces the default skip list', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.tmp': 't', 'b.txt': 'b', 'big.bin': randomBytes(3_000) });
+    const seen: Array<[string, string, number]> = [];
+    const manifest = await createCheckpointArchive(src, join(work, 'a.tar.gz'), {
+      filter: (path, entry) => {
+        seen.push([path, entry.type, entry.size]);
+        return entry.size < 1_000;
+      },
+    });
+    expect(manifest.files.map((f) => f.path)).toEqual(['a.tmp', 'b.txt']);
+    expect(manifest.skipped).toEqual([{ path: 'big.bin', reason: 'filter' }]);
+    expect(seen).toContainEqual(['big.bin', 'file', 3_000]);
+  });
+
+  it('never archives the output into itself', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.txt': 'a' });
+    const out = join(src, 'ckpt.tar.gz');
+    await createCheckpointArchive(src, out);
+    const again = await createCheckpointArchive(src, out);
+    expect(again.files.map((f) => f.path)).toEqual(['a.txt']);
+    expect(again.skipped).toEqual([{ path: 'ckpt.tar.gz', reason: 'archive-output' }]);
+    expect(await gnuList(out)).toEqual(['a.txt']);
+  });
+});
+
+describe('symlinks', () => {
+  it('keeps a relative link that stays inside, as a link', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'blobs/abc': 'weights' });
+    await symlink('blobs/abc', join(src, 'model.safetensors'));
+    const manifest = await createCheckpointArchive(src, join(work, 'a.tar.gz'));
+    expect(manifest.symlinks).toEqual([{ path: 'model.safetensors', target: 'blobs/abc' }]);
+    expect(manifest.files.map((f) => f.path)).toEqual(['blobs/abc']);
+    const dest = join(work, 'x');
+    await gnuExtract(join(work, 'a.tar.gz'), dest);
+    expect((await lstat(join(dest, 'model.safetensors'))).isSymbolicLink()).toBe(true);
+    expect(await readlink(join(dest, 'model.safetensors'))).toBe('blobs/abc');
+    expect(await readFile(join(dest, 'model.safetensors'), 'utf8')).toBe('weights');
+  });
+
+  it('refuses a link that escapes the directory, relative or absolute', async () => {
+    const src = join(work, 'ckpt');
+    await tree(work, { 'outside.txt': 'secret', 'ckpt/a.txt': 'a' });
+    await symlink('../outside.txt', join(src, 'escape'));
+    const error = await createCheckpointArchive(src, join(work, 'a.tar.gz')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect((error as LocalPathError).code).toBe('SYMLINK_ESCAPES');
+    expect((error as LocalPathError).message).toContain('Symlink escape -> ../outside.txt points outside the checkpoint directory');
+    await expect(readdir(work)).resolves.not.toContain('a.tar.gz');
+
+    await rm(join(src, 'escape'));
+    await symlink(join(src, 'a.txt'), join(src, 'absolute'));
+    await expect(createCheckpointArchive(src, join(work, 'a.tar.gz'))).rejects.toMatchObject({
+      code: 'SYMLINK_ESCAPES',
+      message: expect.stringContaining('has an absolute target'),
+    });
+
+    // Excluded links are not looked at.
+    const manifest = await createCheckpointArchive(src, join(work, 'a.tar.gz'), { exclude: ['absolute'] });
+    expect(manifest.files.map((f) => f.path)).toEqual(['a.txt']);
+  });
+
+  it('refuses a chain of links that leaves the directory', async () => {
+    const src = join(work, 'ckpt');
+    await tree(work, { 'outside.txt': 'secret', 'ckpt/a.txt': 'a' });
+    await symlink('../outside.txt', join(src, 'hop2'));
+    await symlink('hop2', join(src, 'hop1'));
+    await expect(createCheckpointArchive(src, join(work, 'a.tar.gz'), { exclude: ['hop2'] })).rejects.toMatchObject({
+      code: 'SYMLINK_ESCAPES',
+      message: expect.stringContaining('resolves outside'),
+    });
+  });
+});
+
+describe('errors, progress and abort', () => {
+  it('refuses a missing directory, a file, and an out that is a directory', async () => {
+    await expect(createCheckpointArchive(join(work, 'missing'), join(work, 'a.tar.gz'))).rejects.toMatchObject({
+      name: 'LocalPathError',
+      code: 'PATH_NOT_FOUND',
+      message: expect.stringContaining(join(work, 'missing')),
+    });
+    await writeFile(join(work, 'file'), 'x');
+    await expect(createCheckpointArchive(join(work, 'file'), join(work, 'a.tar.gz'))).rejects.toMatchObject({ code: 'NOT_A_DIRECTORY' });
+    await mkdir(join(work, 'src'));
+    await expect(createCheckpointArchive(join(work, 'src'), work)).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+  });
+
+  it('reports phases in order and byte progress up to the totals', async () => {
+    const src = join(work, 'ckpt');
+    // Just over one 1 MiB read buffer, so a.bin takes two reads.
+    await tree(src, { 'a.bin': randomBytes(1024 * 1024 + 5), 'b.txt': 'hello', 'c.txt': '' });
+    const events: ArchiveProgressEvent[] = [];
+    await createCheckpointArchive(src, join(work, 'a.tar.gz'), { onProgress: (e) => events.push(e), progressIntervalMs: 0 });
+    expect(events.filter((e) => e.type === 'phase').map((e) => e.phase)).toEqual(['scanning', 'archiving', 'done']);
+    const bytes = events.filter((e) => e.type === 'bytes');
+    expect(bytes.filter((e) => e.path === 'a.bin').map((e) => [e.loaded, e.total])).toEqual([
+      [1024 * 1024, 1024 * 1024 + 5],
+      [1024 * 1024 + 5, 1024 * 1024 + 5],
+    ]);
+    const last = bytes.at(-1)!;
+    expect(last).toMatchObject({ bytesDone: 1024 * 1024 + 10, bytesTotal: 1024 * 1024 + 10, filesDone: 3, filesTotal: 3 });
+    expect(events.at(-1)).toEqual({ type: 'phase', phase: 'done' });
+  });
+
+  it('always sends the final byte event, however coarse the throttle', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.txt': 'a', 'b.txt': 'bb' });
+    const bytes: ArchiveProgressEvent[] = [];
+    await createCheckpointArchive(src, join(work, 'a.tar.gz'), {
+      onProgress: (e) => e.type === 'bytes' && bytes.push(e),
+      progressIntervalMs: 3_600_000,
+    });
+    expect(bytes.at(-1)).toMatchObject({ bytesDone: 3, bytesTotal: 3, filesDone: 2, filesTotal: 2 });
+  });
+
+  it('aborts cleanly: AbortedError, no archive, no temp file', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.bin': randomBytes(4096), 'b.bin': randomBytes(1024) });
+    const out = join(work, 'out', 'a.tar.gz');
+
+    const before = new AbortController();
+    before.abort();
+    await expect(createCheckpointArchive(src, out, { signal: before.signal })).rejects.toThrow(AbortedError);
+
+    const during = new AbortController();
+    const error = await createCheckpointArchive(src, out, {
+      signal: during.signal,
+      progressIntervalMs: 0,
+      onProgress: (e) => {
+        if (e.type === 'bytes') during.abort();
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AbortedError);
+    expect(await readdir(join(work, 'out'))).toEqual([]);
+  });
+
+  it.runIf(process.platform === 'linux')('stops reading and closes its files when aborted', async () => {
+    const openFds = () => readdirSync('/proc/self/fd').length;
+    const src = join(work, 'ckpt');
+    // Files several read buffers long: node-tar keeps them open between reads.
+    await tree(src, Object.fromEntries(['a', 'b', 'c', 'd', 'e', 'f'].map((n) => [`${n}.bin`, randomBytes(16 * 1024)])));
+    const before = openFds();
+    const controller = new AbortController();
+    let eventsAfterAbort = 0;
+    await expect(
+      createCheckpointArchive(src, join(work, 'a.tar.gz'), {
+        signal: controller.signal,
+        readBufferSize: 1024,
+        progressIntervalMs: 0,
+        onProgress: (e) => {
+          if (controller.signal.aborted) eventsAfterAbort++;
+          if (e.type === 'bytes') controller.abort();
+        },
+      }),
+    ).rejects.toThrow(AbortedError);
+    // Descriptors close asynchronously: wait for them (bounded). Left alone, node-tar would
+    // only close them after reading every remaining file into the dead stream.
+    for (let i = 0; i < 200 && openFds() > before; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(openFds()).toBe(before);
+    expect(eventsAfterAbort).toBe(0);
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
+
+  it('a throwing progress callback fails the archive with its error', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.bin': randomBytes(2048) });
+    const boom = new Error('callback failed');
+    await expect(
+      createCheckpointArchive(src, join(work, 'a.tar.gz'), {
+        onProgress: (e) => {
+          if (e.type === 'bytes') throw boom;
+        },
+      }),
+    ).rejects.toBe(boom);
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
+});
+
+describe('manifest files', () => {
+  it('writeManifest and readManifest round-trip; names follow the archive', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.txt': 'a' });
+    const manifest = await createCheckpointArchive(src, join(work, 'best_trial_checkpoint.tar.gz'));
+    const path = join(work, 'meta', manifestFileName('best_trial_checkpoint.tar.gz'));
+    expect(path.endsWith('best_trial_checkpoint.manifest.json')).toBe(true);
+    await writeManifest(manifest, path);
+    expect(await readManifest(path)).toEqual(manifest);
+    expect(await readdir(join(work, 'meta'))).toEqual(['best_trial_checkpoint.manifest.json']);
+
+    const verified = { ...manifest, verification: { status: 'verified' as const, verifiedAt: new Date().toISOString(), checks: ['size' as const] } };
+    await writeManifest(verified, path);
+    expect((await readManifest(path)).verification).toEqual(verified.verification);
+    expect(manifestFileName('x.tgz')).toBe('x.manifest.json');
+    expect(manifestFileName('dir/x.zip')).toBe('x.zip.manifest.json');
+  });
+
+  it('readManifest refuses missing files and foreign JSON', async () => {
+    await expect(readManifest(join(work, 'nope.json'))).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
+    await writeFile(join(work, 'bad.json'), JSON.stringify({ manifestVersion: 1, files: 'no' }));
+    await expect(readManifest(join(work, 'bad.json'))).rejects.toThrow(/is not a checkpoint manifest \(/);
+  });
+});
