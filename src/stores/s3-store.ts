@@ -186,7 +186,7 @@ export class S3ArtifactStore implements ArtifactStore {
       }
       if (options.signal?.aborted) {
         throw new AbortedError(
-          `Upload of ${this.target(key)} was aborted${requests.uploadId ? '; its multipart upload was aborted on the bucket too' : ''}.`,
+          `Upload of ${this.target(key)} was aborted${requests.abortedOnServer ? '; its multipart upload was aborted on the bucket too' : ''}.`,
           { cause: options.signal.reason ?? error },
         );
       }
@@ -272,9 +272,13 @@ export class S3ArtifactStore implements ArtifactStore {
     if (!requests.uploadId || requests.completed || requests.abortedOnServer) return;
     try {
       await client.send(new sdk.s3.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: requests.uploadId, ...this.ownerParam() }));
+      requests.abortedOnServer = true;
       this.logger.debug(`aborted the multipart upload of ${this.target(key)}`);
     } catch (error) {
-      if ((error as { name?: string }).name === 'NoSuchUpload') return;
+      if ((error as { name?: string }).name === 'NoSuchUpload') {
+        requests.abortedOnServer = true;
+        return;
+      }
       this.logger.warn(
         `Could not abort the multipart upload ${requests.uploadId} of ${this.target(key)}; its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them.`,
         { error: errorText(error) },

@@ -220,13 +220,16 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
 
   it('a part that keeps failing fails the file with a typed error and aborts the multipart upload', async () => {
     resetProxy();
-    proxy.addRule({
-      match: isPart(3),
-      fault: 'status',
+    const internalError = {
+      fault: 'status' as const,
       status: 500,
       headers: { 'content-type': 'application/xml' },
       body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>',
-    });
+    };
+    proxy.addRule({ match: isPart(3), ...internalError });
+    // lib-storage's own AbortMultipartUpload fails too (both attempts): the store's fallback abort must clean up.
+    const isAbortMpu = (r: { method: string; path: string }) => r.method === 'DELETE' && r.path.includes('uploadId=');
+    proxy.addRule({ match: isAbortMpu, times: 2, ...internalError });
     const store = storeFor({ partSize: 5 * MiB, queueSize: 1, retry: { maxRetries: 1 } }, proxy.url);
     const error = (await store.uploadFile(bigPath, 'failed/big.bin').catch((e: unknown) => e)) as HttpStatusError;
     expect(error).toBeInstanceOf(HttpStatusError);
@@ -234,6 +237,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(error.message).toMatch(/s3:\/\/.*\/failed\/big\.bin failed after 2 attempts: 500 InternalError/);
     expect(error.hint).toMatch(/retried 1 time/);
     expect(proxy.requests.filter((r) => isPart(3)(r))).toHaveLength(2);
+    expect(proxy.requests.filter(isAbortMpu).map((r) => r.status)).toEqual([500, 500, 204]);
     expect(await inProgressUploads(`${store.rootKey}/failed/`)).toEqual([]);
     expect(await store.list('failed')).toEqual([]);
   });
