@@ -104,3 +104,19 @@ export type {
 } from './model/safetensors.js';
 
 // ── hub ──
+export { publishToHub, HUB_RUN_TAGS } from './hub/publish.js';
+export type { PublishToHubOptions, PublishResult, PublishStatus, PublishedFile, PublishPhase, PublishProgressEvent } from './hub/publish.js';
+export { PublishTracker, publishOnce } from './hub/publish-tracker.js';
+export type {
+  PublishTrackerOptions,
+  TrackerStatusOptions,
+  PublishStatusReport,
+  UnifiedPublishStatus,
+  TrainingState,
+  RecordedError,
+  PublishOnceResult,
+} from './hub/publish-tracker.js';
+export { assertHubAllowed, detectTestRunner, isPublicHubUrl, PUBLIC_HUB_URL } from './hub/test-guard.js';
+export type { HubGuardOptions, TestRunnerProbe } from './hub/test-guard.js';
+export { buildModelCard } from './hub/model-card.js';
+export type { ModelCardInput } from './hub/model-card.js';
