@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { AbortedError, HttpStatusError, LocalPathError, UnsupportedArtifactStoreError } from '../../src/core/errors.js';
+import { AbortedError, HttpStatusError, LocalPathError, NetworkError, RequestTimeoutError, UnsupportedArtifactStoreError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
@@ -277,6 +277,44 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     for (const text of [JSON.stringify(denied.toJSON()), JSON.stringify(noBucket.toJSON()), denied.message, noBucket.message, ...lines]) {
       expect(text).not.toContain(SECRET);
     }
+  });
+
+  it('says what to do for credential, token and checksum refusals, an unreachable endpoint and a stalled one', async () => {
+    const cases: Array<[number, string, string, RegExp]> = [
+      [403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.', /AWS_ACCESS_KEY_ID or AWS_PROFILE/],
+      [403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided.', /AWS_SECRET_ACCESS_KEY/],
+      [400, 'ExpiredToken', 'The provided token has expired.', /temporary credentials have expired/],
+      [400, 'InvalidRequest', 'x-amz-checksum-crc32 is not supported', /AWS_REQUEST_CHECKSUM_CALCULATION=when_required/],
+    ];
+    const local = await writeLocal('refused.txt', 'x');
+    for (const [status, code, message, hint] of cases) {
+      resetProxy();
+      proxy.addRule({
+        match: (r) => r.method === 'PUT',
+        fault: 'status',
+        status,
+        headers: { 'content-type': 'application/xml' },
+        body: `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`,
+      });
+      const error = (await storeFor({}, proxy.url).uploadFile(local, 'refused/refused.txt').catch((e: unknown) => e)) as HttpStatusError;
+      expect(error, code).toBeInstanceOf(HttpStatusError);
+      expect([error.status, error.code, error.method, error.url]).toEqual([status, code, 'PUT', `${run.artifactUri}/refused/refused.txt`]);
+      expect(error.hint, code).toMatch(hint);
+      expect(proxy.requests.filter((r) => r.method === 'PUT'), code).toHaveLength(1);
+    }
+    resetProxy();
+
+    const unreachable = storeFor({ retry: { maxRetries: 0 } }, 'http://127.0.0.1:1');
+    const network = await unreachable.uploadFile(local, 'refused/x.txt').catch((e: unknown) => e);
+    expect(network).toBeInstanceOf(NetworkError);
+    expect((network as NetworkError).hint).toMatch(/http:\/\/127\.0\.0\.1:1 .*reachable/);
+
+    proxy.addRule({ match: (r) => r.method === 'PUT', fault: 'stall', stallMs: 10_000 });
+    const stalled = await storeFor({ retry: { maxRetries: 0, timeoutMs: 300 } }, proxy.url).uploadFile(local, 'refused/y.txt').catch((e: unknown) => e);
+    expect(stalled).toBeInstanceOf(RequestTimeoutError);
+    expect((stalled as RequestTimeoutError).timeoutMs).toBe(300);
+    resetProxy();
+    expect(await storeFor().list('refused')).toEqual([]);
   });
 
   it('refuses bad artifact paths and missing files before any request', async () => {
