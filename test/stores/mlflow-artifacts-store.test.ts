@@ -6,8 +6,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buffer } from 'node:stream/consumers';
 import { afterAll, expect, it } from 'vitest';
 import { AbortedError, LocalPathError, MlflowApiError } from '../../src/core/errors.js';
+import { MlflowArtifactsApi } from '../../src/mlflow/artifacts-api.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { listArtifactsRecursive, type MultipartOptions } from '../../src/stores/artifact-store.js';
 import { planDirectory } from '../../src/stores/plan.js';
@@ -95,6 +97,14 @@ describeWithServers('MlflowArtifactsStore on a real MLflow server', () => {
     expect(sizes['single/empty.bin']).toBeUndefined();
     expect(sizes['single/one-kib.bin']).toBe(1024);
     expect(await store.list('single/one-kib.bin')).toEqual([]);
+
+    // GET streams the stored bytes back.
+    const connection = resolveMlflowConnection({ trackingUri: url }, {});
+    if (connection.kind !== 'rest') throw new Error('expected a REST connection');
+    const api = new MlflowArtifactsApi({ http: connection.http, baseUrl: connection.baseUrl });
+    const root = artifactUri.slice('mlflow-artifacts:/'.length);
+    expect(await buffer(await api.getFile(`${root}/single/with space and ünïcødé 模型.txt`))).toEqual(singles['with space and ünïcødé 模型.txt']);
+    await expect(api.getFile(`${root}/single/missing.bin`)).rejects.toMatchObject({ status: 404 });
 
     expect(await pythonArtifactHashes(url, runId)).toEqual(expected);
   });
