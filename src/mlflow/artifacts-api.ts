@@ -74,7 +74,14 @@ export function assertArtifactPath(path: string, options: { allowEmpty?: boolean
   if (problem) throw invalidArtifactPathError([problem], options.what);
 }
 
-/** Builds the `INVALID_ARTIFACT_PATH` error for one or more offending paths. */
+/**
+ * Builds the `INVALID_ARTIFACT_PATH` error for one or more offending paths.
+ *
+ * @example
+ * ```ts
+ * throw invalidArtifactPathError([{ path: 'a#b', reason: 'contains "#"' }]);
+ * ```
+ */
 export function invalidArtifactPathError(problems: ArtifactPathProblem[], what = 'Artifact path'): LocalPathError {
   const shown = problems.slice(0, 10).map((p) => `${JSON.stringify(p.path)} ${p.reason}`);
   const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : '';
@@ -85,7 +92,14 @@ export function invalidArtifactPathError(problems: ArtifactPathProblem[], what =
   });
 }
 
-/** Percent-encodes each segment of a relative artifact path for use in a URL path. */
+/**
+ * Percent-encodes each segment of a relative artifact path for use in a URL path.
+ *
+ * @example
+ * ```ts
+ * encodeArtifactPath('my model/ü.bin'); // 'my%20model/%C3%BC.bin'
+ * ```
+ */
 export function encodeArtifactPath(path: string): string {
   return path
     .split('/')
@@ -93,7 +107,14 @@ export function encodeArtifactPath(path: string): string {
     .join('/');
 }
 
-/** Joins relative artifact path parts with `/`, skipping empty ones. */
+/**
+ * Joins relative artifact path parts with `/`, skipping empty ones and stray slashes.
+ *
+ * @example
+ * ```ts
+ * joinArtifactPath('0/abc/artifacts', undefined, 'model/'); // '0/abc/artifacts/model'
+ * ```
+ */
 export function joinArtifactPath(...parts: Array<string | undefined>): string {
   return parts
     .filter((p): p is string => p !== undefined && p !== '')
@@ -436,6 +457,11 @@ const MULTIPART_UNSUPPORTED_MESSAGE = 'Multipart upload is not supported';
  * True when `mpu/create` failed because the server cannot do multipart upload: 501
  * `NOT_IMPLEMENTED` or MLflow's "not supported" message (what the Python client checks), or a
  * 404 from a server too old to have the route. The caller then falls back to a single PUT.
+ *
+ * @example
+ * ```ts
+ * try { await api.createMultipartUpload(dir, name, 3); } catch (e) { if (isMultipartUnsupportedError(e)) usePut(); else throw e; }
+ * ```
  */
 export function isMultipartUnsupportedError(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;

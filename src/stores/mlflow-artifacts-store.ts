@@ -301,7 +301,14 @@ export class MlflowArtifactsStore implements ArtifactStore {
   }
 }
 
-/** Part size for a file: the configured one, grown so the file needs at most 10,000 parts. */
+/**
+ * Part size for a file: the configured one, grown so the file needs at most 10,000 parts.
+ *
+ * @example
+ * ```ts
+ * effectiveChunkSize(200 * 1024 ** 3, 10 * 1024 ** 2); // 21 MiB: 200 GiB in <= 10,000 parts
+ * ```
+ */
 export function effectiveChunkSize(size: number, chunkBytes: number): number {
   if (Math.ceil(size / chunkBytes) <= MAX_PARTS) return chunkBytes;
   return Math.ceil(size / MAX_PARTS / MiB) * MiB;

@@ -271,7 +271,15 @@ function matchesAny(matchers: Matcher[], rel: string): boolean {
   return matchers.some((m) => m(rel));
 }
 
-/** `**` spans directories, `*` and `?` stay within one name; everything else is literal. */
+/**
+ * Compiles a glob: `**` spans directories, `*` and `?` stay within one name; everything else
+ * is literal.
+ *
+ * @example
+ * ```ts
+ * globToRegExp('logs/**\/*.txt').test('logs/a/b.txt'); // true
+ * ```
+ */
 export function globToRegExp(glob: string): RegExp {
   let out = '';
   for (let i = 0; i < glob.length; i++) {

@@ -12,6 +12,11 @@ import type { Logger } from '../core/logger.js';
 /**
  * Stats `localPath` and returns its current size. Throws `PATH_NOT_FOUND`, `NOT_A_FILE` or
  * `PATH_UNREADABLE`; logs a warning when the size differs from what a plan expected.
+ *
+ * @example
+ * ```ts
+ * const size = await statSourceFile('out/model.onnx', plannedSize, logger);
+ * ```
  */
 export async function statSourceFile(localPath: string, expectedSize: number | undefined, logger: Logger): Promise<number> {
   let size: number;
@@ -33,7 +38,14 @@ export async function statSourceFile(localPath: string, expectedSize: number | u
   return size;
 }
 
-/** Maps an fs error about `localPath` to a {@link LocalPathError}; passes ours through. */
+/**
+ * Maps an fs error about `localPath` to a {@link LocalPathError}; passes others through.
+ *
+ * @example
+ * ```ts
+ * try { await readFile(p); } catch (e) { throw toLocalPathError(e, p); }
+ * ```
+ */
 export function toLocalPathError(error: unknown, localPath: string): unknown {
   if (error instanceof LocalPathError) return error;
   const code = (error as { code?: unknown }).code;
@@ -52,7 +64,14 @@ export function toLocalPathError(error: unknown, localPath: string): unknown {
   return error;
 }
 
-/** Throws an {@link AbortedError} when `signal` has fired. */
+/**
+ * Throws an {@link AbortedError} when `signal` has fired.
+ *
+ * @example
+ * ```ts
+ * throwIfAborted(options.signal, 'The copy');
+ * ```
+ */
 export function throwIfAborted(signal: AbortSignal | undefined, what = 'The upload'): void {
   if (signal?.aborted) throw new AbortedError(`${what} was aborted.`, { cause: signal.reason });
 }
