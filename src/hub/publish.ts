@@ -19,7 +19,7 @@ import type { CommitOperation } from '@huggingface/hub';
 import type { Env } from '../core/env.js';
 import { envString } from '../core/env.js';
 import { AbortedError, HubError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
-import { HttpClient } from '../core/http.js';
+import { HttpClient, type TlsOptions } from '../core/http.js';
 import { redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
 import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
@@ -146,6 +146,8 @@ export interface PublishToHubOptions {
    * @default true
    */
   verify?: boolean;
+  /** TLS settings for a self-hosted Hub (custom CA bundle, or skipping verification). */
+  tls?: TlsOptions;
   /** Custom fetch for every Hub request (proxies, tests). @default our HTTP client's (TLS, timeouts) */
   fetch?: typeof fetch;
   /** Environment to read HF_TOKEN / HF_ENDPOINT and detect test runners from. @default process.env */
@@ -326,7 +328,7 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
   const { logger, emit, phase } = ctx;
   const { repoId, revision, publishId, repoUrl } = ctx.base;
   const retry = resolveRetryOptions(options.retry, ctx.env);
-  const http = options.fetch ? undefined : new HttpClient({ retry, logger, userAgent: `artifact-uploader/${VERSION}` });
+  const http = options.fetch ? undefined : new HttpClient({ retry, logger, tls: options.tls, userAgent: `artifact-uploader/${VERSION}` });
   const onRetry = (event: { action: string; attempt: number; delayMs: number; error: unknown }) => {
     const error = event.error instanceof Error ? event.error.message : String(event.error);
     logger.warn(`hub ${event.action} failed (attempt ${event.attempt}), retrying in ${event.delayMs} ms: ${error}`);
