@@ -218,15 +218,16 @@ describe('publishToHub', () => {
     expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(1);
   });
 
-  it('retries a commit refused with 503 and a lost request, still one commit', async () => {
+  it('retries a commit refused with 503, 409 (commit in progress) and a lost request, still one commit', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     const options = opts({ modelDir });
     hub.createRepo(options.repoId);
     hub.clearLog();
     hub.failNext('commit', 1, 503);
+    hub.addFault({ route: 'commit', action: 'status', status: 409, message: 'Another commit operation is in progress for this repository. Please try again later.' });
     hub.addFault({ route: 'commit', action: 'drop' });
     const result = await publishToHub(options);
-    expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(3);
+    expect(hub.requests.filter((r) => r.route === 'commit').map((r) => r.status)).toEqual([503, 409, undefined, 200]);
     expect(hub.commits(options.repoId)).toHaveLength(2);
     expect(hub.head(options.repoId)).toBe(result.commitOid);
   });
