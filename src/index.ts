@@ -39,6 +39,33 @@ export { HttpClient } from './core/http.js';
 export type { HttpAuth, TlsOptions, HttpClientOptions, HttpRequest, HttpResponse, RequestBody } from './core/http.js';
 
 // ── config ──
+export { STAGES, ARTIFACT_KINDS, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, describeConfigSchema } from './config/schema.js';
+export type {
+  StageName,
+  ArtifactKind,
+  TrackingConfig,
+  TrackingConfigInput,
+  StageConfig,
+  StageConfigBase,
+  TrainingConfig,
+  ConversionConfig,
+  BenchmarkConfig,
+  HpoConfig,
+  HubConfig,
+  ArtifactKindConfig,
+  ConfigKeyDescription,
+} from './config/schema.js';
+export {
+  CONFIG_FILE_NAMES,
+  loadTrackingConfig,
+  resolveTrackingConfig,
+  findTrackingConfigFile,
+  isArtifactEnabled,
+  getArtifactConfig,
+  assertStage,
+  assertArtifactKind,
+} from './config/load.js';
+export type { LoadTrackingConfigOptions, ResolvedTrackingConfig, ConfigOverride, EffectiveArtifactConfig } from './config/load.js';
 
 // ── run ──
 
@@ -57,6 +84,20 @@ export type { UploadPlannedFilesOptions, FileUploadOutcome } from './stores/uplo
 export type { S3StoreOptions, S3AddressingStyle, S3Credentials } from './stores/s3-config.js';
 
 // ── archive ──
+export { createCheckpointArchive, DEFAULT_COMPRESSION_LEVEL } from './archive/create-checkpoint-archive.js';
+export type { CreateCheckpointArchiveOptions, ArchiveProgressEvent, ArchiveEntryInfo } from './archive/create-checkpoint-archive.js';
+export { shouldSkipFile, findSkipRule, DEFAULT_SKIP_RULES, DEFAULT_SKIP_PATTERNS } from './archive/should-skip-file.js';
+export type { SkipRule, SkipCategory } from './archive/should-skip-file.js';
+export { writeManifest, readManifest, manifestFileName } from './archive/manifest.js';
+export type {
+  CheckpointManifest,
+  ManifestFile,
+  ManifestSymlink,
+  ManifestSkippedEntry,
+  ManifestSkipReason,
+  ManifestVerification,
+  ManifestVerificationMismatch,
+} from './archive/manifest.js';
 
 // ── uploader ──
 
