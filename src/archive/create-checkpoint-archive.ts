@@ -304,6 +304,7 @@ export async function createCheckpointArchive(
 
   emit({ type: 'phase', phase: 'scanning' });
   const { entries, skipped } = await scan(root, outAbs, options.filter, excludes, signal);
+  if (internal.signal.aborted) throw internal.signal.reason;
   const files = entries.filter((e) => e.type === 'file');
   const bytesTotal = files.reduce((sum, e) => sum + e.size, 0);
   const plannedSize = new Map(files.map((e) => [e.path, e.size]));

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync } from 'node:fs';
+import { readdirSync, truncateSync } from 'node:fs';
 import { link, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -393,6 +393,21 @@ describe('errors, progress and abort', () => {
     for (let i = 0; i < 200 && openFds() > before; i++) await new Promise((r) => setTimeout(r, 10));
     expect(openFds()).toBe(before);
     expect(eventsAfterAbort).toBe(0);
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
+
+  it('fails with PATH_UNREADABLE, leaving nothing behind, when a file shrinks while it is read', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.bin': randomBytes(4096) });
+    const error = await createCheckpointArchive(src, join(work, 'a.tar.gz'), {
+      readBufferSize: 1024,
+      progressIntervalMs: 0,
+      onProgress: (e) => {
+        if (e.type === 'bytes' && e.loaded === 1024) truncateSync(join(src, 'a.bin'), 10);
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({ code: 'PATH_UNREADABLE', message: expect.stringContaining('unexpected EOF') });
     expect(await readdir(work)).toEqual(['ckpt']);
   });
 
