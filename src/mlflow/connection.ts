@@ -180,13 +180,17 @@ function mlflowHint(status: number, errorCode: string, endpoint: string, url: st
   const origin = safeOrigin(url);
   if (status === 401) return 'The server wants credentials: set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.';
   if (status === 403) return 'The credentials were accepted but lack permission for this experiment or run; ask for EDIT permission.';
-  if (status === 404 && endpoint.startsWith('mlflow/runs/')) {
-    return `The run id does not exist on the server at ${origin}. Check that runId / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same server.`;
-  }
-  if (status === 404 && endpoint.includes('experiments')) return `No such experiment on ${origin}.`;
+  // A 404 without MLflow's JSON is the web server's, not MLflow's: wrong host or prefix.
   if (status === 404 && errorCode.startsWith('HTTP_')) {
     return `${origin} does not look like an MLflow tracking server (or it needs a --static-prefix in the tracking URI).`;
   }
+  if (status === 404 && endpoint === 'mlflow/runs/create') {
+    return `The experiment id does not exist on the server at ${origin}. Check experimentId / MLFLOW_EXPERIMENT_ID, or pick the experiment by name (MLFLOW_EXPERIMENT_NAME), which creates it when missing.`;
+  }
+  if (status === 404 && (endpoint.startsWith('mlflow/runs/') || endpoint === 'mlflow/artifacts/list')) {
+    return `The run id does not exist on the server at ${origin}. Check that runId / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same server.`;
+  }
+  if (status === 404 && endpoint.includes('experiments')) return `No such experiment on ${origin}.`;
   if (status === 503 && endpoint.startsWith('mlflow-artifacts') && !body.trim().startsWith('{')) {
     return 'The tracking server does not serve artifacts: start it with `mlflow server --serve-artifacts` (the default), or use a direct artifact store.';
   }

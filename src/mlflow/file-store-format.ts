@@ -1,0 +1,161 @@
+/**
+ * The bytes of MLflow's FileStore (`mlflow/store/tracking/file_store.py`): `meta.yaml` as
+ * PyYAML writes it (sorted keys, block style, YAML 1.1 quoting so that ids stay strings and
+ * names like `on` or `1_000` stay names), metric lines `"<ts> <value> <step>\n"` with Python's
+ * float spelling, status and source-type integers, and atomic writes (temp file, fsync, rename)
+ * so that a crash never leaves a half-written file where MLflow would read it.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { open, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
+import { sleep } from '../core/retry.js';
+import type { RunStatus } from './tracking-types.js';
+
+/** `RunStatus` ints of `mlflow/entities/run_status.py`. */
+export const RUN_STATUS_CODES: Readonly<Record<RunStatus, number>> = Object.freeze({
+  RUNNING: 1,
+  SCHEDULED: 2,
+  FINISHED: 3,
+  FAILED: 4,
+  KILLED: 5,
+});
+
+/** `SourceType.LOCAL` of `mlflow/entities/source_type.py`, what FileStore always writes. */
+export const SOURCE_TYPE_LOCAL = 4;
+
+/** Temp files start with this (the same prefix as the `file` artifact store's). */
+export const TEMP_PREFIX = '.artifact-uploader-';
+
+/** The status name for a stored int (or name); unknown values read as `RUNNING`, as MLflow does. */
+export function runStatusFromStored(value: unknown): RunStatus {
+  if (typeof value === 'string' && value in RUN_STATUS_CODES) return value as RunStatus;
+  const entry = Object.entries(RUN_STATUS_CODES).find(([, code]) => code === Number(value));
+  return (entry?.[0] as RunStatus | undefined) ?? 'RUNNING';
+}
+
+/**
+ * Serializes a `meta.yaml` dict the way MLflow's `write_yaml` does (PyYAML `safe_dump`,
+ * `default_flow_style=False`, `sort_keys=True`, `allow_unicode=True`).
+ *
+ * @example
+ * ```ts
+ * toMetaYaml({ experiment_id: '0', name: 'Default' }); // "experiment_id: '0'\nname: Default\n"
+ * ```
+ */
+export function toMetaYaml(data: Record<string, unknown>): string {
+  return stringify(data, { version: '1.1', sortMapEntries: true, singleQuote: true, lineWidth: 0 });
+}
+
+/** Parses a `meta.yaml`; `undefined` for an empty or non-mapping document. */
+export function parseMetaYaml(text: string): Record<string, unknown> | undefined {
+  const data: unknown = parse(text, { version: '1.1' });
+  return data !== null && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : undefined;
+}
+
+/**
+ * Python's `repr(float)`, which FileStore writes in metric lines: `1.0`, `0.5`, `1e+20`,
+ * `1e-05`, `nan`, `inf`. (MLflow reads any `float()` spelling back, but matching it keeps
+ * files written by either side identical.)
+ *
+ * @example
+ * ```ts
+ * pythonFloatRepr(3); // '3.0'
+ * pythonFloatRepr(1e20); // '1e+20'
+ * ```
+ */
+export function pythonFloatRepr(value: number): string {
+  if (Number.isNaN(value)) return 'nan';
+  if (value === Infinity) return 'inf';
+  if (value === -Infinity) return '-inf';
+  if (Object.is(value, -0)) return '-0.0';
+  // toExponential() without digits gives the shortest round-tripping digits, as repr does.
+  const [mantissa = '0', expText = '0'] = value.toExponential().split('e');
+  const exp = Number(expText);
+  const sign = mantissa.startsWith('-') ? '-' : '';
+  const digits = mantissa.replace('-', '').replace('.', '');
+  if (exp < -4 || exp >= 16) {
+    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    return `${sign}${m}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  }
+  if (exp < 0) return `${sign}0.${'0'.repeat(-exp - 1)}${digits}`;
+  const whole = digits.slice(0, exp + 1).padEnd(exp + 1, '0');
+  return `${sign}${whole}.${digits.slice(exp + 1) || '0'}`;
+}
+
+/**
+ * One metric line, `"<timestamp> <value> <step>\n"`.
+ *
+ * @example
+ * ```ts
+ * metricLine({ timestamp: 1700000000000, value: 0.5, step: 3 }); // '1700000000000 0.5 3\n'
+ * ```
+ */
+export function metricLine(metric: { timestamp: number; value: number; step: number }): string {
+  return `${metric.timestamp} ${pythonFloatRepr(metric.value)} ${metric.step}\n`;
+}
+
+/**
+ * Writes `data` to `target` all at once: into a temp file in `tempDir` (same file system, and a
+ * directory MLflow does not read entries from), flushed to disk, then renamed over `target`.
+ * Readers see the old content or the new, never a part.
+ */
+export async function atomicWriteFile(target: string, data: string, tempDir: string): Promise<void> {
+  const temp = join(tempDir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await open(temp, 'wx');
+  try {
+    await handle.writeFile(data, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, target);
+  } catch (error) {
+    await rm(temp, { force: true });
+    throw error;
+  }
+}
+
+/** How long a lock file may sit before it is taken as left over by a crashed process. */
+const STALE_LOCK_MS = 30_000;
+/** How long to wait for another process's lock before going ahead without it. */
+const LOCK_WAIT_MS = 10_000;
+
+/**
+ * Runs `fn` holding an exclusive lock file (`open(..., 'wx')`), so that two processes
+ * creating the same experiment at once do not create it twice. A lock older than 30 s is
+ * taken as stale; after waiting 10 s `fn` runs anyway (and `onContention` is told), since a
+ * duplicate experiment is better than a job that hangs.
+ */
+export async function withLockFile<T>(lockPath: string, fn: () => Promise<T>, onContention?: (message: string) => void): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  let held = false;
+  for (let attempt = 0; !held; attempt++) {
+    try {
+      const handle = await open(lockPath, 'wx');
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      held = true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const age = await stat(lockPath).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > STALE_LOCK_MS) {
+        await unlink(lockPath).catch(() => undefined);
+        continue;
+      }
+      if (Date.now() > deadline) {
+        onContention?.(`lock ${lockPath} is still held after ${LOCK_WAIT_MS} ms; going ahead without it`);
+        break;
+      }
+      await sleep(Math.min(20 * 2 ** Math.min(attempt, 4), 250));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    if (held) await unlink(lockPath).catch(() => undefined);
+  }
+}

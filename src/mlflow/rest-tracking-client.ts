@@ -1,0 +1,222 @@
+/**
+ * The tracking API of an MLflow server (`/api/2.0/mlflow/...`) over the library's one
+ * {@link HttpClient}: every call retried by the shared policy, every error an
+ * `MlflowApiError` with MLflow's `error_code` and a hint, every answer validated with zod.
+ *
+ * @module
+ */
+import { MlflowApiError } from '../core/errors.js';
+import type { HttpClient, HttpRequest } from '../core/http.js';
+import { mlflowErrorMapper, type MlflowConnection } from './connection.js';
+import {
+  createExperimentResponseSchema,
+  emptyResponseSchema,
+  getExperimentResponseSchema,
+  listArtifactsResponseSchema,
+  parseMlflowResponse,
+  runResponseSchema,
+  toArtifactListing,
+  updateRunResponseSchema,
+} from './schemas.js';
+import {
+  assertEntityKey,
+  assertExperimentId,
+  assertExperimentName,
+  assertNotDeleted,
+  assertRunId,
+  assertTagValue,
+  chunkBatch,
+  normalizeBatch,
+  normalizeListPath,
+} from './tracking-validation.js';
+import type {
+  ArtifactFileInfo,
+  ArtifactListing,
+  CreateRunInput,
+  Experiment,
+  LogBatchInput,
+  Run,
+  RunInfo,
+  TrackingClient,
+  TrackingRequestOptions,
+  UpdateRunInput,
+} from './tracking-types.js';
+import type { z } from 'zod';
+
+/** Safety net against a server that keeps answering with a page token. */
+const MAX_LIST_PAGES = 10_000;
+
+/**
+ * A {@link TrackingClient} for an MLflow tracking server.
+ *
+ * @example
+ * ```ts
+ * const conn = resolveMlflowConnection({ trackingUri: 'http://127.0.0.1:5000' });
+ * if (conn.kind === 'rest') {
+ *   const client = new MlflowRestClient(conn);
+ *   const run = await client.getRun('0a1b2c3d4e5f');
+ * }
+ * ```
+ */
+export class MlflowRestClient implements TrackingClient {
+  readonly kind = 'rest';
+  readonly trackingUri: string;
+  private readonly baseUrl: string;
+  private readonly http: HttpClient;
+
+  constructor(connection: Extract<MlflowConnection, { kind: 'rest' }>) {
+    this.baseUrl = connection.baseUrl;
+    this.trackingUri = connection.displayUri;
+    this.http = connection.http;
+  }
+
+  describe(): string {
+    return `MLflow tracking server ${this.trackingUri}`;
+  }
+
+  async getExperimentByName(name: string, options: TrackingRequestOptions = {}): Promise<Experiment | undefined> {
+    assertExperimentName(name);
+    try {
+      const body = await this.call('GET', 'experiments/get-by-name', { query: { experiment_name: name }, ...options }, getExperimentResponseSchema);
+      return body.experiment;
+    } catch (error) {
+      if (isDoesNotExist(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async getExperiment(experimentId: string, options: TrackingRequestOptions = {}): Promise<Experiment> {
+    assertExperimentId(experimentId);
+    const body = await this.call('GET', 'experiments/get', { query: { experiment_id: experimentId }, ...options }, getExperimentResponseSchema);
+    return body.experiment;
+  }
+
+  async createExperiment(name: string, options: TrackingRequestOptions = {}): Promise<string> {
+    assertExperimentName(name);
+    try {
+      const body = await this.call('POST', 'experiments/create', { json: { name }, ...options }, createExperimentResponseSchema);
+      return body.experiment_id;
+    } catch (error) {
+      // Another process created it between our lookup and our create (or a retried create
+      // whose first answer was lost): the experiment exists, which is all we wanted.
+      if (!(error instanceof MlflowApiError && error.errorCode === 'RESOURCE_ALREADY_EXISTS')) throw error;
+      const existing = await this.getExperimentByName(name, options);
+      if (!existing) throw error;
+      assertNotDeleted(existing, this.trackingUri);
+      return existing.experimentId;
+    }
+  }
+
+  async getOrCreateExperiment(name: string, options: TrackingRequestOptions = {}): Promise<Experiment> {
+    const existing = await this.getExperimentByName(name, options);
+    if (existing) {
+      assertNotDeleted(existing, this.trackingUri);
+      return existing;
+    }
+    const id = await this.createExperiment(name, options);
+    return this.getExperiment(id, options);
+  }
+
+  async createRun(input: CreateRunInput, options: TrackingRequestOptions = {}): Promise<Run> {
+    assertExperimentId(input.experimentId);
+    const tags = Object.entries(input.tags ?? {}).map(([key, value]) => {
+      assertEntityKey(key, 'tag');
+      assertTagValue(key, value);
+      return { key, value };
+    });
+    const json = {
+      experiment_id: input.experimentId,
+      start_time: input.startTime ?? Date.now(),
+      tags,
+      ...(input.runName !== undefined ? { run_name: input.runName } : {}),
+      ...(input.userId !== undefined ? { user_id: input.userId } : {}),
+    };
+    const body = await this.call('POST', 'runs/create', { json, ...options }, runResponseSchema);
+    return body.run;
+  }
+
+  async getRun(runId: string, options: TrackingRequestOptions = {}): Promise<Run> {
+    assertRunId(runId);
+    const body = await this.call('GET', 'runs/get', { query: { run_id: runId }, ...options }, runResponseSchema);
+    return body.run;
+  }
+
+  async updateRun(input: UpdateRunInput, options: TrackingRequestOptions = {}): Promise<RunInfo> {
+    assertRunId(input.runId);
+    const json = {
+      run_id: input.runId,
+      ...(input.status !== undefined ? { status: input.status } : {}),
+      ...(input.endTime !== undefined ? { end_time: input.endTime } : {}),
+      ...(input.runName !== undefined ? { run_name: input.runName } : {}),
+    };
+    const body = await this.call('POST', 'runs/update', { json, ...options }, updateRunResponseSchema);
+    return body.run_info;
+  }
+
+  async logBatch(input: LogBatchInput, options: TrackingRequestOptions = {}): Promise<void> {
+    assertRunId(input.runId);
+    const batch = normalizeBatch(input);
+    for (const chunk of chunkBatch(batch)) {
+      const json = {
+        run_id: input.runId,
+        // proto JSON spells non-finite doubles as strings; a bare NaN is not JSON, and the
+        // server silently stores garbage for it.
+        metrics: chunk.metrics.map((m) => ({ ...m, value: Number.isFinite(m.value) ? m.value : String(m.value) })),
+        params: chunk.params,
+        tags: chunk.tags,
+      };
+      await this.call('POST', 'runs/log-batch', { json, ...options }, emptyResponseSchema);
+    }
+  }
+
+  async setTag(runId: string, key: string, value: string, options: TrackingRequestOptions = {}): Promise<void> {
+    assertRunId(runId);
+    assertEntityKey(key, 'tag');
+    assertTagValue(key, value);
+    await this.call('POST', 'runs/set-tag', { json: { run_id: runId, key, value }, ...options }, emptyResponseSchema);
+  }
+
+  async listArtifacts(runId: string, path?: string, options: TrackingRequestOptions = {}): Promise<ArtifactListing> {
+    assertRunId(runId);
+    const dir = normalizeListPath(path);
+    const files: ArtifactFileInfo[] = [];
+    let rootUri = '';
+    let pageToken: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const query: Record<string, string> = { run_id: runId };
+      if (dir) query.path = dir;
+      if (pageToken) query.page_token = pageToken;
+      const body = await this.call('GET', 'artifacts/list', { query, ...options }, listArtifactsResponseSchema);
+      const listing = toArtifactListing(body);
+      rootUri ||= listing.rootUri;
+      files.push(...listing.files);
+      pageToken = body.next_page_token || undefined;
+      if (!pageToken) break;
+    }
+    return { rootUri, files };
+  }
+
+  private async call<S extends z.ZodType>(
+    method: 'GET' | 'POST',
+    path: string,
+    options: { query?: Record<string, string>; json?: unknown; signal?: AbortSignal },
+    schema: S,
+  ): Promise<z.output<S>> {
+    const endpoint = `mlflow/${path}`;
+    const url = new URL(`${this.baseUrl}/api/2.0/${endpoint}`);
+    for (const [key, value] of Object.entries(options.query ?? {})) url.searchParams.set(key, value);
+    const request: HttpRequest = {
+      method,
+      url: url.toString(),
+      mapError: mlflowErrorMapper(endpoint),
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.json !== undefined ? { body: JSON.stringify(options.json), headers: { 'content-type': 'application/json' } } : {}),
+    };
+    const response = await this.http.request(request);
+    return parseMlflowResponse(schema, response.body, { method, url: request.url });
+  }
+}
+
+function isDoesNotExist(error: unknown): boolean {
+  return error instanceof MlflowApiError && error.status === 404 && error.errorCode === 'RESOURCE_DOES_NOT_EXIST';
+}

@@ -1,0 +1,306 @@
+/**
+ * The embedded ./mlruns store: what it writes on disk (MLflow's FileStore layout, byte for
+ * byte where MLflow is strict), its errors, and, cross-checked with the official Python
+ * client, that MLflow reads what it wrote and that it reads what MLflow wrote.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError, MlflowApiError } from '../../src/core/errors.js';
+import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import { FileTrackingStore } from '../../src/mlflow/file-store.js';
+import { TEMP_PREFIX, parseMetaYaml } from '../../src/mlflow/file-store-format.js';
+import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
+import { runPython } from '../support/python.js';
+import { describeWithServers } from '../support/servers.js';
+
+const scratch = () => mkdtempSync(join(tmpdir(), 'au-file-store-'));
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+function allFiles(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1).replaceAll('\\', '/'))
+    .sort();
+}
+
+describe('FileTrackingStore on disk', () => {
+  it('creates the Default experiment and a run in MLflow FileStore layout', async () => {
+    const root = join(scratch(), 'mlruns');
+    const store = new FileTrackingStore({ root });
+    const exp = await store.getOrCreateExperiment('demo-exp');
+    expect(exp.experimentId).toMatch(/^[1-9]\d{17}$/);
+    const run = await store.createRun({ experimentId: exp.experimentId, runName: 'on', startTime: 1700000000000, userId: 'alice', tags: { team: 'ml' } });
+    const runId = run.info.runId;
+    expect(runId).toMatch(/^[0-9a-f]{32}$/);
+
+    expect(existsSync(join(root, '.trash'))).toBe(true);
+    expect(readFileSync(join(root, '0', 'meta.yaml'), 'utf8')).toMatch(/^artifact_location: file:\/\/\/.*\/0\ncreation_time: \d+\neffective_trace_archival_retention: null\nexperiment_id: '0'\nlast_update_time: \d+\nlifecycle_stage: active\nname: Default\ntrace_location: null\nworkspace: default\n$/);
+    const runDir = join(root, exp.experimentId, runId);
+    expect(readFileSync(join(runDir, 'meta.yaml'), 'utf8')).toBe(
+      [
+        `artifact_uri: ${pathToFileURL(runDir).href}/artifacts`,
+        'deleted_time: null',
+        'end_time: null',
+        "entry_point_name: ''",
+        `experiment_id: '${exp.experimentId}'`,
+        'lifecycle_stage: active',
+        `run_id: ${runId}`,
+        // YAML 1.1 would read a bare `on` as true: MLflow's PyYAML quotes it, and so do we.
+        "run_name: 'on'",
+        "source_name: ''",
+        'source_type: 4',
+        "source_version: ''",
+        'start_time: 1700000000000',
+        'status: 1',
+        'tags: []',
+        'user_id: alice',
+        '',
+      ].join('\n'),
+    );
+    for (const sub of ['metrics', 'params', 'artifacts', 'tags']) expect(existsSync(join(runDir, sub))).toBe(true);
+    expect(readFileSync(join(runDir, 'tags', 'team'), 'utf8')).toBe('ml');
+    expect(readFileSync(join(runDir, 'tags', 'mlflow.runName'), 'utf8')).toBe('on');
+    expect(run.info).toMatchObject({ runName: 'on', status: 'RUNNING', startTime: 1700000000000, experimentId: exp.experimentId, lifecycleStage: 'active' });
+    expect(run.info.artifactUri).toBe(`${pathToFileURL(runDir).href}/artifacts`);
+
+    await store.logBatch({
+      runId,
+      metrics: [
+        { key: 'loss', value: 0.5, timestamp: 1700000000000, step: 3 },
+        { key: 'loss', value: 0.25, timestamp: 1700000000001, step: 4 },
+        { key: 'eval/acc', value: 1, timestamp: 5 },
+        { key: 'weird', value: Number.NaN, timestamp: 6 },
+      ],
+      params: { lr: 0.001, 'nested/flag': true },
+      tags: { 'a/b': 'slash key', 'mlflow.note.content': 'multi\nline' },
+    });
+    expect(readFileSync(join(runDir, 'metrics', 'loss'), 'utf8')).toBe('1700000000000 0.5 3\n1700000000001 0.25 4\n');
+    expect(readFileSync(join(runDir, 'metrics', 'eval', 'acc'), 'utf8')).toBe('5 1.0 0\n');
+    expect(readFileSync(join(runDir, 'metrics', 'weird'), 'utf8')).toBe('6 nan 0\n');
+    expect(readFileSync(join(runDir, 'params', 'lr'), 'utf8')).toBe('0.001');
+    expect(readFileSync(join(runDir, 'params', 'nested', 'flag'), 'utf8')).toBe('true');
+    expect(readFileSync(join(runDir, 'tags', 'mlflow.note.content'), 'utf8')).toBe('multi\nline');
+
+    const info = await store.updateRun({ runId, status: 'FINISHED', endTime: 1700000009000 });
+    expect(info).toMatchObject({ status: 'FINISHED', endTime: 1700000009000 });
+    const meta = parseMetaYaml(readFileSync(join(runDir, 'meta.yaml'), 'utf8'));
+    expect(meta).toMatchObject({ status: 3, end_time: 1700000009000, run_name: 'on' });
+
+    const again = await store.getRun(runId);
+    expect(again.data.params).toEqual({ lr: '0.001', 'nested/flag': 'true' });
+    expect(again.data.tags).toMatchObject({ team: 'ml', 'a/b': 'slash key', 'mlflow.runName': 'on' });
+    const byKey = Object.fromEntries(again.data.metrics.map((m) => [m.key, m]));
+    expect(byKey.loss).toEqual({ key: 'loss', value: 0.25, timestamp: 1700000000001, step: 4 });
+    expect(byKey['eval/acc']?.value).toBe(1);
+    expect(byKey.weird?.value).toBeNaN();
+
+    // Atomic writes leave no temp files behind.
+    expect(allFiles(root).filter((f) => f.includes(TEMP_PREFIX))).toEqual([]);
+  });
+
+  it('is what createTrackingClient picks for the default and for file: URIs', async () => {
+    const dir = scratch();
+    const byDefault = createTrackingClient(resolveMlflowConnection({}, {}));
+    expect(byDefault.kind).toBe('file');
+    const client = createTrackingClient({ trackingUri: `file:${join(dir, 'mlruns')}`, env: {} });
+    expect(client.kind).toBe('file');
+    expect(client.describe()).toBe(`local MLflow FileStore ${join(dir, 'mlruns')}`);
+    const viaPlainPath = createTrackingClient({ trackingUri: join(dir, 'mlruns'), env: {} }) as FileTrackingStore;
+    expect(viaPlainPath.root).toBe(join(dir, 'mlruns'));
+  });
+
+  it('renaming through the mlflow.runName tag updates meta.yaml, as MLflow does', async () => {
+    const store = new FileTrackingStore({ root: join(scratch(), 'mlruns') });
+    const run = await store.createRun({ experimentId: '0' });
+    expect(run.info.runName).toMatch(/^[a-z]+-[a-z]+-\d+$/);
+    await store.setTag(run.info.runId, 'mlflow.runName', 'renamed');
+    expect((await store.getRun(run.info.runId)).info.runName).toBe('renamed');
+    const info = await store.updateRun({ runId: run.info.runId, runName: 'again' });
+    expect(info.runName).toBe('again');
+    expect((await store.getRun(run.info.runId)).data.tags['mlflow.runName']).toBe('again');
+  });
+
+  it('answers with the errors a server would give', async () => {
+    const root = join(scratch(), 'mlruns');
+    const store = new FileTrackingStore({ root });
+    const missing = await store.getRun('0123456789abcdef0123456789abcdef').catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(MlflowApiError);
+    expect(missing).toMatchObject({ status: 404, errorCode: 'RESOURCE_DOES_NOT_EXIST', endpoint: 'mlflow/runs/get' });
+    expect((missing as MlflowApiError).hint).toMatch(/MLFLOW_RUN_ID/);
+
+    await expect(store.getExperiment('42')).rejects.toMatchObject({ status: 404, errorCode: 'RESOURCE_DOES_NOT_EXIST' });
+    await expect(store.createRun({ experimentId: '42' })).rejects.toMatchObject({ status: 404, endpoint: 'mlflow/runs/create' });
+    expect(await store.getExperimentByName('nope')).toBeUndefined();
+
+    await expect(store.getRun('../../etc')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(store.getExperiment('../x')).rejects.toBeInstanceOf(InvalidArgumentError);
+
+    const run = await store.createRun({ experimentId: '0' });
+    await store.logBatch({ runId: run.info.runId, params: { lr: '0.1' } });
+    await store.logBatch({ runId: run.info.runId, params: { lr: '0.1' } }); // same value: fine
+    await expect(store.logBatch({ runId: run.info.runId, params: { lr: '0.2' } })).rejects.toMatchObject({
+      status: 400,
+      errorCode: 'INVALID_PARAMETER_VALUE',
+    });
+    // Validation happens before anything is written.
+    await expect(store.logBatch({ runId: run.info.runId, params: { ok: '1' }, tags: { 'bad\u0000key': 'x' } })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(existsSync(join(root, '0', run.info.runId, 'params', 'ok'))).toBe(false);
+    await expect(store.setTag(run.info.runId, '../escape', 'x')).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(store.listArtifacts(run.info.runId, '../..')).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+
+    // A run folder without metrics/ params/ artifacts/ is not a run (MLflow's traversal guard).
+    mkdirSync(join(root, '0', 'fffffffffffffffffffffffffffffff0'));
+    writeFileSync(join(root, '0', 'fffffffffffffffffffffffffffffff0', 'meta.yaml'), 'run_id: fffffffffffffffffffffffffffffff0\n');
+    await expect(store.getRun('fffffffffffffffffffffffffffffff0')).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('two stores creating one experiment name at once end up with one experiment', async () => {
+    const root = join(scratch(), 'mlruns');
+    const [a, b] = [new FileTrackingStore({ root }), new FileTrackingStore({ root })];
+    const ids = await Promise.all([a.createExperiment('shared'), b.createExperiment('shared'), a.getOrCreateExperiment('shared').then((e) => e.experimentId)]);
+    expect(new Set(ids).size).toBe(1);
+    const dirs = readdirSync(root).filter((n) => /^\d+$/.test(n));
+    expect(dirs.sort()).toEqual(['0', ids[0]!].sort());
+    expect(readdirSync(root).filter((n) => n.startsWith(TEMP_PREFIX))).toEqual([]);
+  });
+
+  it('lists artifacts one level at a time, skipping in-progress temp files', async () => {
+    const store = new FileTrackingStore({ root: join(scratch(), 'mlruns') });
+    const run = await store.createRun({ experimentId: '0' });
+    const artifacts = new URL(run.info.artifactUri);
+    const dir = decodeURIComponent(artifacts.pathname);
+    mkdirSync(join(dir, 'model'), { recursive: true });
+    writeFileSync(join(dir, 'model', 'weights.bin'), Buffer.alloc(10));
+    writeFileSync(join(dir, 'notes.txt'), 'hi');
+    writeFileSync(join(dir, `${TEMP_PREFIX}abc.tmp`), 'partial');
+    expect(await store.listArtifacts(run.info.runId)).toEqual({
+      rootUri: run.info.artifactUri,
+      files: [
+        { path: 'model', isDir: true },
+        { path: 'notes.txt', isDir: false, fileSize: 2 },
+      ],
+    });
+    expect((await store.listArtifacts(run.info.runId, 'model/')).files).toEqual([{ path: 'model/weights.bin', isDir: false, fileSize: 10 }]);
+    expect((await store.listArtifacts(run.info.runId, 'nothing-here')).files).toEqual([]);
+  });
+});
+
+describeWithServers('FileTrackingStore and the official Python client', () => {
+  it('MLflow reads the run, its tags, params, metrics and artifacts', async () => {
+    const root = join(scratch(), 'ml runs');
+    const store = new FileTrackingStore({ root });
+    const exp = await store.getOrCreateExperiment('1_000');
+    const run = await store.createRun({
+      experimentId: exp.experimentId,
+      runName: 'yes',
+      userId: 'alice',
+      tags: { 'mlflow.source.type': 'LOCAL', unicode: 'модель 模型' },
+    });
+    const runId = run.info.runId;
+    await store.logBatch({
+      runId,
+      metrics: [
+        { key: 'loss', value: 0.5, timestamp: 1700000000000, step: 1 },
+        { key: 'loss', value: 0.125, timestamp: 1700000000500, step: 2 },
+        { key: 'big', value: 1e20, timestamp: 1 },
+        { key: 'inf', value: -Infinity, timestamp: 1 },
+      ],
+      params: { lr: 0.001, epochs: 3 },
+      tags: { stage: 'training' },
+    });
+    await store.updateRun({ runId, status: 'FINISHED', endTime: 1700000009000 });
+    // The artifact copy itself is the `file` store's job; put a file there by hand.
+    const artifactDir = decodeURIComponent(new URL(run.info.artifactUri).pathname);
+    mkdirSync(join(artifactDir, 'model'), { recursive: true });
+    const weights = randomBytes(2048);
+    writeFileSync(join(artifactDir, 'model', 'weights.bin'), weights);
+
+    const out = await runPython(
+      `
+import hashlib, json, math, os, sys, tempfile
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+exp = c.get_experiment_by_name('1_000')
+runs = c.search_runs([exp.experiment_id])
+r = c.get_run(sys.argv[2])
+hist = [(m.step, m.value) for m in c.get_metric_history(sys.argv[2], 'loss')]
+listing = [(f.path, f.is_dir, f.file_size) for f in c.list_artifacts(sys.argv[2])]
+sub = [(f.path, f.is_dir, f.file_size) for f in c.list_artifacts(sys.argv[2], 'model')]
+with tempfile.TemporaryDirectory() as d:
+    local = c.download_artifacts(sys.argv[2], 'model/weights.bin', d)
+    digest = hashlib.sha256(open(local, 'rb').read()).hexdigest()
+print(json.dumps({
+  'exp': [exp.experiment_id, exp.name, exp.lifecycle_stage],
+  'runs': [x.info.run_id for x in runs],
+  'info': [r.info.run_name, r.info.status, r.info.user_id, r.info.end_time, r.info.artifact_uri],
+  'params': r.data.params, 'tags': r.data.tags,
+  'metrics': {k: (v if math.isfinite(v) else repr(v)) for k, v in r.data.metrics.items()},
+  'hist': hist, 'listing': listing, 'sub': sub, 'sha': digest,
+}))
+`,
+      { args: [`file:${root}`, runId] },
+    );
+    const py = JSON.parse(out.trim().split('\n').pop() ?? '{}');
+    expect(py.exp).toEqual([exp.experimentId, '1_000', 'active']);
+    expect(py.runs).toEqual([runId]);
+    expect(py.info).toEqual(['yes', 'FINISHED', 'alice', 1700000009000, run.info.artifactUri]);
+    expect(py.params).toEqual({ lr: '0.001', epochs: '3' });
+    expect(py.tags).toMatchObject({ 'mlflow.runName': 'yes', stage: 'training', unicode: 'модель 模型', 'mlflow.source.type': 'LOCAL' });
+    expect(py.metrics).toEqual({ loss: 0.125, big: 1e20, inf: '-inf' });
+    expect(py.hist).toEqual([
+      [1, 0.5],
+      [2, 0.125],
+    ]);
+    expect(py.listing).toEqual([['model', true, null]]);
+    expect(py.sub).toEqual([['model/weights.bin', false, 2048]]);
+    expect(py.sha).toBe(sha256(weights));
+  });
+
+  it('reads a store MLflow wrote, and writes into it in a way MLflow still reads', async () => {
+    const root = join(scratch(), 'mlruns');
+    const made = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+c = MlflowClient(tracking_uri=sys.argv[1])
+e = c.create_experiment('from-python')
+r = c.create_run(e, run_name='py-run', tags={'origin': 'python'})
+c.log_batch(r.info.run_id, metrics=[Metric('acc', 0.75, 1700000000000, 7)], params=[Param('seed', '42')])
+deleted = c.create_run(e)
+c.delete_run(deleted.info.run_id)
+print(json.dumps([e, r.info.run_id, deleted.info.run_id]))
+`,
+      { args: [`file:${root}`] },
+    );
+    const [expId, runId, deletedId] = JSON.parse(made.trim().split('\n').pop() ?? '[]') as [string, string, string];
+    const store = new FileTrackingStore({ root });
+    expect(await store.getExperimentByName('from-python')).toMatchObject({ experimentId: expId, lifecycleStage: 'active' });
+    const run = await store.getRun(runId);
+    expect(run.info).toMatchObject({ runId, runName: 'py-run', status: 'RUNNING', experimentId: expId });
+    expect(run.data).toEqual({
+      metrics: [{ key: 'acc', value: 0.75, timestamp: 1700000000000, step: 7 }],
+      params: { seed: '42' },
+      tags: { origin: 'python', 'mlflow.runName': 'py-run' },
+    });
+    await expect(store.setTag(deletedId, 'x', 'y')).rejects.toMatchObject({ status: 400, errorCode: 'INVALID_PARAMETER_VALUE' });
+
+    await store.setTag(runId, 'from', 'node');
+    await store.logBatch({ runId, metrics: [{ key: 'acc', value: 0.9, timestamp: 1700000001000, step: 8 }] });
+    await store.updateRun({ runId, status: 'KILLED', endTime: 1700000002000 });
+    const check = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+r = MlflowClient(tracking_uri=sys.argv[1]).get_run(sys.argv[2])
+print(json.dumps([r.info.status, r.info.end_time, r.data.tags.get('from'), r.data.metrics['acc']]))
+`,
+      { args: [`file:${root}`, runId] },
+    );
+    expect(JSON.parse(check.trim().split('\n').pop() ?? '[]')).toEqual(['KILLED', 1700000002000, 'node', 0.9]);
+  });
+});
