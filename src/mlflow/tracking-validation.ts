@@ -198,10 +198,11 @@ export function assertTagValue(key: string, value: unknown): asserts value is st
 }
 
 /**
- * Splits a normalized batch into requests within MLflow's limits: at most 1000 metrics, 100
- * params and 100 tags, 1000 entities and (unlike the Python client, which can exceed it with
- * long params) under the server's 1 MB body limit per request. Order is kept: params, then
- * tags, then metrics, as the Python client sends them.
+ * Splits a normalized batch into requests within MLflow's limits, the way the Python client
+ * does (`log_batch`): params and tags in slices of 100 side by side, each request topped up
+ * with metrics to 1000 entities, then the remaining metrics 1000 at a time. Unlike the Python
+ * client, a request that would pass the server's 1 MB body limit (long params and tags) is
+ * split further.
  *
  * @example
  * ```ts
@@ -210,28 +211,51 @@ export function assertTagValue(key: string, value: unknown): asserts value is st
  */
 export function chunkBatch(batch: NormalizedBatch, limits: Partial<typeof MLFLOW_LIMITS> = {}): NormalizedBatch[] {
   const l = { ...MLFLOW_LIMITS, ...limits };
+  const slices = <T>(items: T[], size: number): T[][] => {
+    const out: T[][] = [];
+    for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+    return out;
+  };
+  const paramSlices = slices(batch.params, l.paramsTagsPerBatch);
+  const tagSlices = slices(batch.tags, l.paramsTagsPerBatch);
+  const metrics = [...batch.metrics];
+  const requests: NormalizedBatch[] = [];
+  for (let i = 0; i < Math.max(paramSlices.length, tagSlices.length); i++) {
+    const params = paramSlices[i] ?? [];
+    const tags = tagSlices[i] ?? [];
+    const room = Math.max(0, Math.min(l.entitiesPerBatch - params.length - tags.length, l.metricsPerBatch));
+    requests.push({ params, tags, metrics: metrics.splice(0, room) });
+  }
+  for (const slice of slices(metrics, Math.min(l.metricsPerBatch, l.entitiesPerBatch))) requests.push({ params: [], tags: [], metrics: slice });
+  return requests.flatMap((request) => splitBySize(request, l.batchRequestBytes));
+}
+
+/** Splits one request so that its JSON body stays under `maxBytes` (order kept). */
+function splitBySize(request: NormalizedBatch, maxBytes: number): NormalizedBatch[] {
   // Room for `{"run_id":"<256 chars>","metrics":[],"params":[],"tags":[]}`.
-  const byteBudget = l.batchRequestBytes - 512;
-  const chunks: NormalizedBatch[] = [];
+  const budget = maxBytes - 512;
+  const sizeOf = (item: unknown) => Buffer.byteLength(JSON.stringify(item)) + 1;
+  const items = [
+    ...request.params.map((item) => ({ kind: 'params' as const, item })),
+    ...request.tags.map((item) => ({ kind: 'tags' as const, item })),
+    ...request.metrics.map((item) => ({ kind: 'metrics' as const, item })),
+  ];
+  if (items.reduce((sum, x) => sum + sizeOf(x.item), 0) <= budget) return [request];
+  const out: NormalizedBatch[] = [];
   let current: NormalizedBatch = { metrics: [], params: [], tags: [] };
   let bytes = 0;
-  const flush = () => {
-    if (current.metrics.length + current.params.length + current.tags.length > 0) chunks.push(current);
-    current = { metrics: [], params: [], tags: [] };
-    bytes = 0;
-  };
-  const add = <K extends keyof NormalizedBatch>(kind: K, item: NormalizedBatch[K][number], limit: number) => {
-    const size = Buffer.byteLength(JSON.stringify(item)) + 1;
-    const total = current.metrics.length + current.params.length + current.tags.length;
-    if (current[kind].length >= limit || total >= l.entitiesPerBatch || bytes + size > byteBudget) flush();
-    (current[kind] as Array<typeof item>).push(item);
+  for (const { kind, item } of items) {
+    const size = sizeOf(item);
+    if (bytes > 0 && bytes + size > budget) {
+      out.push(current);
+      current = { metrics: [], params: [], tags: [] };
+      bytes = 0;
+    }
+    (current[kind] as unknown[]).push(item);
     bytes += size;
-  };
-  for (const p of batch.params) add('params', p, l.paramsTagsPerBatch);
-  for (const t of batch.tags) add('tags', t, l.paramsTagsPerBatch);
-  for (const m of batch.metrics) add('metrics', m, l.metricsPerBatch);
-  flush();
-  return chunks;
+  }
+  out.push(current);
+  return out;
 }
 
 /**
