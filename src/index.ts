@@ -68,8 +68,36 @@ export {
 export type { LoadTrackingConfigOptions, ResolvedTrackingConfig, ConfigOverride, EffectiveArtifactConfig } from './config/load.js';
 
 // ── run ──
+export { getMlflowRunId, resolveMlflowRunId, activeRun, withRun } from './run/run-context.js';
+export type { ActiveRun, RunIdSource } from './run/run-context.js';
+export { startRun, endRun, withNewRun, defaultRunTags } from './run/start-run.js';
+export type { StartRunOptions, EndRunOptions } from './run/start-run.js';
 
 // ── mlflow ──
+export { resolveMlflowConnection, DEFAULT_TRACKING_URI } from './mlflow/connection.js';
+export type { MlflowConnection, MlflowConnectionOptions } from './mlflow/connection.js';
+export { createTrackingClient } from './mlflow/tracking-client.js';
+export { MlflowRestClient } from './mlflow/rest-tracking-client.js';
+export { FileTrackingStore } from './mlflow/file-store.js';
+export type { FileTrackingStoreOptions } from './mlflow/file-store.js';
+export { RUN_STATUSES } from './mlflow/tracking-types.js';
+export type {
+  TrackingClient,
+  TrackingRequestOptions,
+  Experiment,
+  Run,
+  RunInfo,
+  RunStatus,
+  Metric,
+  MetricInput,
+  ParamValue,
+  CreateRunInput,
+  UpdateRunInput,
+  LogBatchInput,
+  ArtifactFileInfo,
+  ArtifactListing,
+} from './mlflow/tracking-types.js';
+export { MLFLOW_LIMITS, RUN_ID_PATTERN } from './mlflow/tracking-validation.js';
 
 // ── stores ──
 export { resolveArtifactStore, supportedArtifactStores } from './stores/resolve.js';

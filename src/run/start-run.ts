@@ -1,0 +1,345 @@
+/**
+ * Starting and ending the library's own runs, the way `mlflow.start_run()` /
+ * `mlflow.end_run()` do: the experiment from the options, else `MLFLOW_EXPERIMENT_NAME`
+ * (created when missing), else `MLFLOW_EXPERIMENT_ID` (must exist), else `0`; MLflow's
+ * default tags on new runs; and `MLFLOW_RUN_ID` to join a run someone else started.
+ *
+ * Unlike Python, joining `MLFLOW_RUN_ID` neither sets the run back to `RUNNING` nor lets
+ * `endRun()` finish it, and the variable is not removed from the environment: the run belongs
+ * to the parent process that exported it, which is still running and ends it itself.
+ *
+ * @module
+ */
+import { userInfo } from 'node:os';
+import { envString, type Env } from '../core/env.js';
+import { AbortedError, ConfigError, InvalidArgumentError, MlflowApiError } from '../core/errors.js';
+import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
+import { createTrackingClient } from '../mlflow/tracking-client.js';
+import type { Experiment, RunInfo, RunStatus, TrackingClient } from '../mlflow/tracking-types.js';
+import { assertExperimentId, assertExperimentName, assertRunId } from '../mlflow/tracking-validation.js';
+import { runState, withRun, type ActiveRun } from './run-context.js';
+
+/** Options of {@link startRun}; every connection option (`trackingUri`, auth, `retry`, `env`, ...) applies too. */
+export interface StartRunOptions extends MlflowConnectionOptions {
+  /** The experiment, by name; created when missing. @default MLFLOW_EXPERIMENT_NAME */
+  experimentName?: string;
+  /** The experiment, by id; must exist. @default MLFLOW_EXPERIMENT_ID, else `'0'` (Default) */
+  experimentId?: string;
+  /** Name of a new run. @default a generated name */
+  runName?: string;
+  /** Tags of a new run; they win over the defaults (`mlflow.user`, `mlflow.source.name`, ...). */
+  tags?: Record<string, string>;
+  /** Join this existing run instead of creating one. @default MLFLOW_RUN_ID (see `joinEnvRun`) */
+  runId?: string;
+  /** Join the run in `MLFLOW_RUN_ID` when it is set. @default true */
+  joinEnvRun?: boolean;
+  /**
+   * Make the run the process's active run. With `false` the run is only returned: bind it
+   * with `withRun(run, fn)` (concurrent jobs in one process).
+   * @default true
+   */
+  activate?: boolean;
+  /** The client to use instead of one made from the connection options (tests, custom stores). */
+  client?: TrackingClient;
+  /** Cancels the start. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Starts a run (or joins one) and makes it the process's active run.
+ *
+ * - Joins `runId`, else `MLFLOW_RUN_ID`, when set: the run must exist and not be deleted, and
+ *   must belong to the experiment given (option or env), if one is.
+ * - Otherwise creates a run in the experiment from `experimentId` / `experimentName`, else
+ *   `MLFLOW_EXPERIMENT_NAME` (created when missing; `ConfigError` if `MLFLOW_EXPERIMENT_ID`
+ *   names another), else `MLFLOW_EXPERIMENT_ID` (must exist), else `'0'`, with MLflow's default
+ *   tags `mlflow.user`, `mlflow.source.name`, `mlflow.source.type=LOCAL` (and
+ *   `mlflow.runName`).
+ *
+ * With no tracking URI configured, the run goes to `./mlruns`.
+ *
+ * @example
+ * ```ts
+ * const run = await startRun({ experimentName: 'fine-tune', runName: 'lora-r8' });
+ * try {
+ *   await uploader.uploadFile('adapter.safetensors'); // lands in run.runId
+ *   await endRun(); // FINISHED
+ * } catch (error) {
+ *   await endRun('FAILED');
+ *   throw error;
+ * }
+ * ```
+ */
+export async function startRun(options: StartRunOptions = {}): Promise<ActiveRun> {
+  const activate = options.activate ?? true;
+  const state = runState();
+  if (activate && state.processRun) {
+    throw new InvalidArgumentError('startRun', `Run ${state.processRun.runId} is already active.`, {
+      hint: 'Call endRun() first, or start the run with { activate: false } and bind it with withRun(run, fn) for concurrent runs.',
+    });
+  }
+  const env = options.env ?? process.env;
+  const connection = resolveMlflowConnection(options, env);
+  const client = options.client ?? createTrackingClient(connection);
+  const request = options.signal ? { signal: options.signal } : {};
+
+  const joinId = options.runId ?? ((options.joinEnvRun ?? true) ? envString('MLFLOW_RUN_ID', env)?.trim() : undefined);
+  let run: ActiveRun;
+  if (joinId) {
+    assertRunId(joinId, options.runId !== undefined ? 'runId' : 'MLFLOW_RUN_ID');
+    run = await joinRun(joinId, options.runId !== undefined ? 'runId' : 'MLFLOW_RUN_ID', options, env, client, connection, request);
+  } else {
+    const experiment = await resolveExperiment(options, env, client, request);
+    const tags = { ...defaultRunTags(options, env), ...(options.tags ?? {}) };
+    if (options.runName !== undefined) tags['mlflow.runName'] ??= options.runName;
+    const created = await client.createRun(
+      {
+        experimentId: experiment.experimentId,
+        tags,
+        ...(options.runName !== undefined ? { runName: options.runName } : {}),
+        userId: tags['mlflow.user'] ?? '',
+      },
+      request,
+    );
+    connection.logger.info(`started run ${created.info.runId} in experiment "${experiment.name}" on ${client.describe()}`);
+    run = toActiveRun(created.info, client, connection, true);
+  }
+  if (activate) {
+    // A concurrent startRun may have won while we were awaiting the server.
+    if (state.processRun) {
+      throw new InvalidArgumentError('startRun', `Run ${state.processRun.runId} became active while run ${run.runId} was starting.`, {
+        hint: 'Start concurrent runs with { activate: false } and bind each with withRun(run, fn).',
+      });
+    }
+    state.processRun = run;
+  }
+  return run;
+}
+
+/** Options of {@link endRun}. */
+export interface EndRunOptions {
+  /** The run to end. @default the process's active run */
+  run?: ActiveRun;
+  /** Milliseconds since the epoch. @default Date.now() */
+  endTime?: number;
+  /** Cancels the call. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Ends the process's active run (or `options.run`) and clears it. A run that `startRun`
+ * created gets `status` (`FINISHED` by default) and an end time; a joined run (`runId` /
+ * `MLFLOW_RUN_ID`) is left as it is unless a status is given, since its owner ends it.
+ * Returns the run's updated metadata, or `undefined` when nothing was updated.
+ *
+ * @example
+ * ```ts
+ * await startRun();
+ * await endRun(); // FINISHED
+ * await endRun(); // no active run: undefined
+ * ```
+ */
+export async function endRun(status?: RunStatus, options: EndRunOptions = {}): Promise<RunInfo | undefined> {
+  const state = runState();
+  const run = options.run ?? state.processRun;
+  if (!run) return undefined;
+  if (state.processRun === run || state.processRun?.runId === run.runId) state.processRun = undefined;
+  if (!run.owned && status === undefined) return undefined;
+  const client = run.client ?? createTrackingClient(run.connection ?? resolveMlflowConnection());
+  return client.updateRun(
+    { runId: run.runId, status: status ?? 'FINISHED', endTime: options.endTime ?? Date.now() },
+    options.signal ? { signal: options.signal } : {},
+  );
+}
+
+/**
+ * Starts a run, runs `fn` with it bound (see `withRun`), and ends it: `FINISHED` when `fn`
+ * resolves, `KILLED` when it is aborted, `FAILED` when it throws (the error is rethrown), like
+ * Python's `with mlflow.start_run():`. The run is not made the process's active run, so any
+ * number can run at once.
+ *
+ * @example
+ * ```ts
+ * await Promise.all(
+ *   configs.map((config) =>
+ *     withNewRun({ experimentName: 'sweep', runName: config.name }, () => train(config)),
+ *   ),
+ * );
+ * ```
+ */
+export async function withNewRun<T>(options: Omit<StartRunOptions, 'activate'>, fn: (run: ActiveRun) => Promise<T> | T): Promise<T> {
+  const run = await startRun({ ...options, activate: false });
+  let result: T;
+  try {
+    result = await withRun(run, () => fn(run));
+  } catch (error) {
+    const status: RunStatus = error instanceof AbortedError || (error as Error)?.name === 'AbortError' ? 'KILLED' : 'FAILED';
+    await endRun(run.owned ? status : undefined, { run }).catch((endError: unknown) => {
+      run.connection?.logger.warn(`could not mark run ${run.runId} ${status}: ${(endError as Error).message}`);
+    });
+    throw error;
+  }
+  await endRun(undefined, { run });
+  return result;
+}
+
+/**
+ * MLflow's default tags for a new run (`mlflow/tracking/context/default_context.py`): the
+ * user (tracking username, else the OS user), the entry script, and source type `LOCAL`.
+ *
+ * @example
+ * ```ts
+ * defaultRunTags({}, process.env)['mlflow.source.type']; // 'LOCAL'
+ * ```
+ */
+export function defaultRunTags(options: Pick<MlflowConnectionOptions, 'username'> = {}, env: Env = process.env): Record<string, string> {
+  return {
+    'mlflow.user': options.username ?? envString('MLFLOW_TRACKING_USERNAME', env) ?? osUser(env),
+    // The entry script, as MLflow takes sys.argv[0]: this is the only place the library looks
+    // at argv, and only to name the source of the run.
+    'mlflow.source.name': process.argv[1] ?? '<console>',
+    'mlflow.source.type': 'LOCAL',
+  };
+}
+
+/** Python's `getpass.getuser()`: LOGNAME, USER, LNAME, USERNAME, then the password database. */
+function osUser(env: Env): string {
+  for (const name of ['LOGNAME', 'USER', 'LNAME', 'USERNAME']) {
+    const value = envString(name, env);
+    if (value) return value;
+  }
+  try {
+    return userInfo().username || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/**
+ * The experiment a new run goes to, in MLflow's order (options, then env name, then env id,
+ * then `'0'`).
+ */
+async function resolveExperiment(
+  options: StartRunOptions,
+  env: Env,
+  client: TrackingClient,
+  request: { signal?: AbortSignal },
+): Promise<Experiment> {
+  if (options.experimentId !== undefined) {
+    assertExperimentId(options.experimentId);
+    const experiment = await getExperimentOrExplain(client, options.experimentId, 'experimentId', request);
+    if (options.experimentName !== undefined && options.experimentName !== experiment.name) {
+      throw new InvalidArgumentError('experimentName', `experimentId ${options.experimentId} is the experiment "${experiment.name}", not "${options.experimentName}".`, {
+        hint: 'Give the experiment by id or by name, not both.',
+      });
+    }
+    return experiment;
+  }
+  if (options.experimentName !== undefined) {
+    assertExperimentName(options.experimentName);
+    return client.getOrCreateExperiment(options.experimentName, request);
+  }
+  const envName = envString('MLFLOW_EXPERIMENT_NAME', env);
+  const envId = envString('MLFLOW_EXPERIMENT_ID', env)?.trim();
+  if (envName !== undefined) {
+    assertExperimentName(envName, 'MLFLOW_EXPERIMENT_NAME');
+    const experiment = await client.getOrCreateExperiment(envName, request);
+    if (envId !== undefined && envId !== experiment.experimentId) {
+      throw new ConfigError(`MLFLOW_EXPERIMENT_NAME="${envName}" is experiment ${experiment.experimentId}, but MLFLOW_EXPERIMENT_ID is ${envId}.`, {
+        issues: [{ path: 'MLFLOW_EXPERIMENT_ID', message: `does not match MLFLOW_EXPERIMENT_NAME (id ${experiment.experimentId})` }],
+        hint: 'Unset one of them, or make them name the same experiment.',
+      });
+    }
+    return experiment;
+  }
+  if (envId !== undefined) {
+    assertExperimentId(envId, 'MLFLOW_EXPERIMENT_ID');
+    return getExperimentOrExplain(client, envId, 'MLFLOW_EXPERIMENT_ID', request);
+  }
+  return client.getExperiment('0', request);
+}
+
+async function getExperimentOrExplain(client: TrackingClient, id: string, source: string, request: { signal?: AbortSignal }): Promise<Experiment> {
+  let experiment: Experiment;
+  try {
+    experiment = await client.getExperiment(id, request);
+  } catch (error) {
+    if (error instanceof MlflowApiError && error.status === 404) {
+      throw new ConfigError(`${source}=${id}: no such experiment on ${client.describe()}.`, {
+        issues: [{ path: source, message: 'experiment does not exist' }],
+        hint: 'Check the id against the tracking URI, or give the experiment by name (experimentName / MLFLOW_EXPERIMENT_NAME), which creates it when missing.',
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  if (experiment.lifecycleStage === 'deleted') {
+    throw new ConfigError(`${source}=${id}: experiment "${experiment.name}" is deleted.`, {
+      issues: [{ path: source, message: 'experiment is deleted' }],
+      hint: `Restore it (\`mlflow experiments restore --experiment-id ${id}\`) or use another experiment.`,
+    });
+  }
+  return experiment;
+}
+
+/** Joins an existing run: it must exist, be active, and match any experiment given. */
+async function joinRun(
+  runId: string,
+  source: string,
+  options: StartRunOptions,
+  env: Env,
+  client: TrackingClient,
+  connection: MlflowConnection,
+  request: { signal?: AbortSignal },
+): Promise<ActiveRun> {
+  let info: RunInfo;
+  try {
+    info = (await client.getRun(runId, request)).info;
+  } catch (error) {
+    if (error instanceof MlflowApiError && error.status === 404) {
+      throw new ConfigError(`${source}=${runId}: no such run on ${client.describe()}.`, {
+        issues: [{ path: source, message: 'run does not exist' }],
+        hint: 'Check that the run id and the tracking URI (MLFLOW_TRACKING_URI) come from the same place; a run of a tracking server is not in ./mlruns.',
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  if (info.lifecycleStage === 'deleted') {
+    throw new ConfigError(`${source}=${runId}: the run is deleted.`, {
+      issues: [{ path: source, message: 'run is deleted' }],
+      hint: 'Restore the run in the MLflow UI, or start a new one (unset MLFLOW_RUN_ID or pass joinEnvRun: false).',
+    });
+  }
+  const wantedId = options.experimentId ?? envString('MLFLOW_EXPERIMENT_ID', env)?.trim();
+  const wantedName = options.experimentName ?? envString('MLFLOW_EXPERIMENT_NAME', env);
+  let mismatch: string | undefined;
+  if (options.experimentId !== undefined || (options.experimentName === undefined && wantedId !== undefined)) {
+    if (wantedId !== info.experimentId) mismatch = `experiment id ${wantedId}`;
+  } else if (wantedName !== undefined) {
+    const byName = await client.getExperimentByName(wantedName, request);
+    if (byName?.experimentId !== info.experimentId) mismatch = `experiment "${wantedName}"`;
+  }
+  if (mismatch) {
+    throw new ConfigError(`${source}=${runId} belongs to experiment ${info.experimentId}, not to the ${mismatch} asked for.`, {
+      issues: [{ path: source, message: `run is in experiment ${info.experimentId}` }],
+      hint: 'Drop the experiment setting when joining an existing run, or start a new run (joinEnvRun: false).',
+    });
+  }
+  connection.logger.info(`joined run ${runId} on ${client.describe()}`);
+  return toActiveRun(info, client, connection, false);
+}
+
+function toActiveRun(info: RunInfo, client: TrackingClient, connection: MlflowConnection, owned: boolean): ActiveRun {
+  return {
+    runId: info.runId,
+    experimentId: info.experimentId,
+    runName: info.runName,
+    artifactUri: info.artifactUri,
+    trackingUri: client.trackingUri,
+    client,
+    connection,
+    owned,
+    info,
+  };
+}

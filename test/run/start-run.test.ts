@@ -1,0 +1,175 @@
+/**
+ * startRun / endRun / withNewRun on the embedded FileStore (fast, no server) and on a real
+ * MLflow server: experiment resolution from options and env, MLflow's default tags, joining
+ * MLFLOW_RUN_ID, and concurrent runs.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { AbortedError, ConfigError, InvalidArgumentError } from '../../src/core/errors.js';
+import { FileTrackingStore } from '../../src/mlflow/file-store.js';
+import { activeRun, getMlflowRunId, runState } from '../../src/run/run-context.js';
+import { defaultRunTags, endRun, startRun, withNewRun } from '../../src/run/start-run.js';
+import { runPython } from '../support/python.js';
+import { describeWithServers, mlflowServer } from '../support/servers.js';
+
+/** A fresh ./mlruns and an env with nothing of the developer's in it. */
+function local(extraEnv: Record<string, string> = {}) {
+  const root = join(mkdtempSync(join(tmpdir(), 'au-start-run-')), 'mlruns');
+  return { root, store: new FileTrackingStore({ root }), options: { trackingUri: `file:${root}`, env: { USER: 'tester', ...extraEnv } } };
+}
+
+afterEach(() => {
+  runState().processRun = undefined;
+});
+
+describe('startRun and endRun on ./mlruns', () => {
+  it('creates a run in Default with MLflow\'s default tags, makes it active, and ends it', async () => {
+    const { store, options } = local();
+    const run = await startRun({ ...options, runName: 'first', tags: { team: 'ml' } });
+    expect(run).toMatchObject({ experimentId: '0', runName: 'first', owned: true });
+    expect(activeRun()).toBe(run);
+    expect(getMlflowRunId(undefined, { env: {} })).toBe(run.runId);
+    const stored = await store.getRun(run.runId);
+    expect(stored.data.tags).toEqual({
+      'mlflow.user': 'tester',
+      'mlflow.source.name': process.argv[1],
+      'mlflow.source.type': 'LOCAL',
+      'mlflow.runName': 'first',
+      team: 'ml',
+    });
+    expect(stored.info.userId).toBe('tester');
+
+    await expect(startRun(options)).rejects.toThrow(/already active/);
+
+    const ended = await endRun();
+    expect(ended).toMatchObject({ runId: run.runId, status: 'FINISHED' });
+    expect(ended?.endTime).toBeGreaterThan(0);
+    expect(activeRun()).toBeUndefined();
+    expect(await endRun()).toBeUndefined();
+  });
+
+  it('takes the experiment from options, then MLFLOW_EXPERIMENT_NAME, then MLFLOW_EXPERIMENT_ID', async () => {
+    const { store, options } = local();
+    const byName = await startRun({ ...options, experimentName: 'opt-exp', activate: false });
+    const optExp = await store.getExperimentByName('opt-exp');
+    expect(byName.experimentId).toBe(optExp?.experimentId);
+    expect((await startRun({ ...options, experimentId: optExp!.experimentId, activate: false })).experimentId).toBe(optExp!.experimentId);
+    await expect(startRun({ ...options, experimentId: optExp!.experimentId, experimentName: 'other', activate: false })).rejects.toBeInstanceOf(InvalidArgumentError);
+
+    const envNamed = await startRun({ ...options, env: { ...options.env, MLFLOW_EXPERIMENT_NAME: 'env-exp' }, activate: false });
+    const envExp = await store.getExperimentByName('env-exp');
+    expect(envNamed.experimentId).toBe(envExp?.experimentId);
+    // Options win over the environment.
+    expect((await startRun({ ...options, experimentName: 'opt-exp', env: { ...options.env, MLFLOW_EXPERIMENT_NAME: 'env-exp' }, activate: false })).experimentId).toBe(optExp?.experimentId);
+    // Both set and agreeing is fine; disagreeing is a ConfigError.
+    expect((await startRun({ ...options, env: { ...options.env, MLFLOW_EXPERIMENT_NAME: 'env-exp', MLFLOW_EXPERIMENT_ID: envExp!.experimentId }, activate: false })).experimentId).toBe(envExp!.experimentId);
+    const clash = await startRun({ ...options, env: { ...options.env, MLFLOW_EXPERIMENT_NAME: 'env-exp', MLFLOW_EXPERIMENT_ID: '0' }, activate: false }).catch((e: unknown) => e);
+    expect(clash).toBeInstanceOf(ConfigError);
+    expect((clash as ConfigError).issues[0]?.path).toBe('MLFLOW_EXPERIMENT_ID');
+
+    expect((await startRun({ ...options, env: { ...options.env, MLFLOW_EXPERIMENT_ID: envExp!.experimentId }, activate: false })).experimentId).toBe(envExp!.experimentId);
+    const missing = await startRun({ ...options, env: { ...options.env, MLFLOW_EXPERIMENT_ID: '123456' }, activate: false }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(ConfigError);
+    expect((missing as Error).message).toMatch(/MLFLOW_EXPERIMENT_ID=123456: no such experiment/);
+    await expect(startRun({ ...options, env: { ...options.env, MLFLOW_EXPERIMENT_ID: 'a/b' }, activate: false })).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('joins MLFLOW_RUN_ID without taking it over', async () => {
+    const { store, options } = local();
+    const parent = await store.createRun({ experimentId: '0', runName: 'parent' });
+    const env = { ...options.env, MLFLOW_RUN_ID: parent.info.runId };
+    const joined = await startRun({ ...options, env });
+    expect(joined).toMatchObject({ runId: parent.info.runId, owned: false, runName: 'parent' });
+    // The owner ends it, not us.
+    expect(await endRun()).toBeUndefined();
+    expect((await store.getRun(parent.info.runId)).info.status).toBe('RUNNING');
+    // ...unless asked explicitly.
+    await startRun({ ...options, env });
+    expect(await endRun('FAILED')).toMatchObject({ status: 'FAILED' });
+
+    // joinEnvRun: false starts a new run even so.
+    const fresh = await startRun({ ...options, env, joinEnvRun: false, activate: false });
+    expect(fresh.runId).not.toBe(parent.info.runId);
+    expect(fresh.owned).toBe(true);
+
+    const unknown = await startRun({ ...options, env: { ...options.env, MLFLOW_RUN_ID: 'ffffffffffffffffffffffffffffffff' } }).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(ConfigError);
+    expect((unknown as ConfigError).message).toMatch(/MLFLOW_RUN_ID=ffff.*no such run/);
+    await expect(startRun({ ...options, runId: 'bad id' })).rejects.toMatchObject({ argument: 'runId' });
+    // A run in another experiment than the one asked for is refused, as MLflow does.
+    const other = await store.getOrCreateExperiment('other');
+    await expect(startRun({ ...options, env: { ...env, MLFLOW_EXPERIMENT_ID: other.experimentId } })).rejects.toThrow(/belongs to experiment 0/);
+    await expect(startRun({ ...options, env, experimentName: 'other' })).rejects.toThrow(/belongs to experiment 0/);
+    expect(activeRun()).toBeUndefined();
+  });
+
+  it('withNewRun ends runs FINISHED, FAILED or KILLED, and concurrent runs stay apart', async () => {
+    const { store, options } = local();
+    const results = await Promise.all(
+      ['a', 'b', 'c'].map((name) =>
+        withNewRun({ ...options, runName: name }, async (run) => {
+          await new Promise((r) => setTimeout(r, 5));
+          return { name, id: getMlflowRunId(undefined, { env: {} }), own: run.runId };
+        }),
+      ),
+    );
+    for (const r of results) expect(r.id).toBe(r.own);
+    expect(new Set(results.map((r) => r.id)).size).toBe(3);
+    for (const r of results) expect((await store.getRun(r.id!)).info).toMatchObject({ status: 'FINISHED', runName: r.name });
+    expect(activeRun()).toBeUndefined();
+
+    let failedId = '';
+    await expect(
+      withNewRun(options, (run) => {
+        failedId = run.runId;
+        throw new Error('training diverged');
+      }),
+    ).rejects.toThrow('training diverged');
+    expect((await store.getRun(failedId)).info.status).toBe('FAILED');
+
+    let killedId = '';
+    await expect(
+      withNewRun(options, (run) => {
+        killedId = run.runId;
+        throw new AbortedError();
+      }),
+    ).rejects.toBeInstanceOf(AbortedError);
+    expect((await store.getRun(killedId)).info.status).toBe('KILLED');
+  });
+
+  it('defaultRunTags prefers the tracking username, then the OS user', () => {
+    expect(defaultRunTags({}, { MLFLOW_TRACKING_USERNAME: 'svc', USER: 'me' })['mlflow.user']).toBe('svc');
+    expect(defaultRunTags({ username: 'opt' }, { USER: 'me' })['mlflow.user']).toBe('opt');
+    expect(defaultRunTags({}, { LOGNAME: 'first', USER: 'second' })['mlflow.user']).toBe('first');
+    expect(defaultRunTags({}, {})['mlflow.user']).toBeTruthy();
+  });
+});
+
+describeWithServers('startRun on a real MLflow server', () => {
+  it('creates the experiment by name and a run Python sees with its tags', async () => {
+    const { url } = mlflowServer();
+    const name = `start-run-${randomUUID().slice(0, 8)}`;
+    const run = await startRun({ trackingUri: url, env: { MLFLOW_EXPERIMENT_NAME: name, USER: 'tester' }, runName: 'remote' });
+    expect(run.artifactUri).toMatch(/^mlflow-artifacts:\//);
+    expect(run.trackingUri).toBe(url);
+    await run.client!.logBatch({ runId: run.runId, metrics: [{ key: 'loss', value: 0.25, step: 1 }] });
+    await endRun('FINISHED');
+    const out = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+r = c.get_run(sys.argv[2])
+print(json.dumps([c.get_experiment(r.info.experiment_id).name, r.info.status, r.info.run_name, r.data.tags, r.data.metrics]))
+`,
+      { args: [url, run.runId] },
+    );
+    const [expName, status, runName, tags, metrics] = JSON.parse(out.trim().split('\n').pop() ?? '[]');
+    expect([expName, status, runName]).toEqual([name, 'FINISHED', 'remote']);
+    expect(tags).toMatchObject({ 'mlflow.user': 'tester', 'mlflow.source.type': 'LOCAL', 'mlflow.runName': 'remote' });
+    expect(metrics).toEqual({ loss: 0.25 });
+  });
+});
