@@ -46,7 +46,9 @@ describe('HttpClient', () => {
     const dir = mkdtempSync(join(tmpdir(), 'au-http-'));
     const file = join(dir, 'data.bin');
     writeFileSync(file, Buffer.from('0123456789'));
-    const s = await server((_req, res) => res.end('{}'));
+    const s = await server((_req, res) => {
+      res.end('{}');
+    });
     const http = new HttpClient({ retry });
     await http.request({ method: 'PUT', url: `${s.url}/x`, body: { kind: 'file', path: file, start: 3, length: 4 } });
     expect(s.requests[0]!.body.toString()).toBe('3456');
@@ -97,7 +99,9 @@ describe('HttpClient', () => {
   });
 
   it('rejects a 2xx body that is not JSON', async () => {
-    const s = await server((_req, res) => res.end('<html>proxy login</html>'));
+    const s = await server((_req, res) => {
+      res.end('<html>proxy login</html>');
+    });
     const http = new HttpClient({ retry });
     await expect(http.request({ method: 'GET', url: `${s.url}/` })).rejects.toBeInstanceOf(InvalidResponseError);
   });
@@ -116,7 +120,9 @@ describe('HttpClient', () => {
   });
 
   it('streams a response body', async () => {
-    const s = await server((_req, res) => res.end('streamed-bytes'));
+    const s = await server((_req, res) => {
+      res.end('streamed-bytes');
+    });
     const http = new HttpClient({ retry });
     const res = await http.request<NodeJS.ReadableStream>({ method: 'GET', url: `${s.url}/`, responseType: 'stream' });
     const chunks: Buffer[] = [];

@@ -12,7 +12,7 @@ const isCi = process.env.CI === 'true' || process.env.CI === '1';
 
 export function servers(): Available {
   const info = inject('servers');
-  if (!info?.available) throw new Error(`real test servers are not available: ${info?.reason ?? 'global setup did not run'}`);
+  if (!info?.available) throw new Error(`real test servers are not available: ${info ? info.reason : 'global setup did not run'}`);
   return info;
 }
 
@@ -41,7 +41,8 @@ export function describeWithServers(name: string, fn: () => void): void {
     describe(name, fn);
     return;
   }
-  const reason = inject('servers')?.reason ?? 'global setup did not run';
+  const info = inject('servers');
+  const reason = info && !info.available ? info.reason : 'global setup did not run';
   if (isCi) {
     describe(name, () => {
       it('needs the real test servers', () => {
