@@ -15,6 +15,7 @@
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
+import { guessMimeType } from '../core/mime.js';
 import { InvalidResponseError, LocalPathError } from '../core/errors.js';
 import type { HttpClient } from '../core/http.js';
 import { redactUrl } from '../core/logger.js';
@@ -131,24 +132,6 @@ const TEXT_EXTENSIONS = new Set([
   'xml', 'json', 'js', 'py', 'py3', 'csv', 'tsv', 'md', 'rst', 'ipynb', 'MLmodel', 'mlproject',
 ]);
 
-/** The part of Python's `mimetypes` table an ML pipeline meets; the rest falls back to binary. */
-const MIME_TYPES: Record<string, string> = {
-  json: 'application/json', csv: 'text/csv', md: 'text/markdown', py: 'text/x-python', xml: 'text/xml',
-  html: 'text/html', htm: 'text/html', css: 'text/css', mjs: 'text/javascript', sh: 'text/x-sh', c: 'text/x-csrc',
-  java: 'text/x-java', tex: 'text/x-tex', png: 'image/png', jpg: 'image/jpeg', jpeg: 'image/jpeg', gif: 'image/gif',
-  svg: 'image/svg+xml', webp: 'image/webp', bmp: 'image/bmp', tif: 'image/tiff', tiff: 'image/tiff', ico: 'image/vnd.microsoft.icon',
-  avif: 'image/avif', pdf: 'application/pdf', zip: 'application/zip', tar: 'application/x-tar', tgz: 'application/x-tar',
-  h5: 'application/x-hdf5', wasm: 'application/wasm', jar: 'application/java-archive', rtf: 'application/rtf',
-  ps: 'application/postscript', '7z': 'application/x-7z-compressed', xls: 'application/vnd.ms-excel',
-  xlsx: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', doc: 'application/msword',
-  docx: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', mp4: 'video/mp4', webm: 'video/webm',
-  mov: 'video/quicktime', avi: 'video/x-msvideo', mp3: 'audio/mpeg', wav: 'audio/x-wav', ogg: 'audio/ogg', flac: 'audio/flac',
-  otf: 'font/otf', ttf: 'font/ttf', woff: 'font/woff', woff2: 'font/woff2',
-};
-
-/** Compression suffixes Python's `mimetypes` treats as an encoding of the inner type. */
-const ENCODINGS = new Set(['gz', 'bz2', 'xz', 'br', 'Z']);
-
 /**
  * The `Content-Type` MLflow's Python client sends for a file name: `text/plain` for common text
  * extensions (and `MLmodel`), else the type for the extension, else `application/octet-stream`.
@@ -160,20 +143,13 @@ const ENCODINGS = new Set(['gz', 'bz2', 'xz', 'br', 'Z']);
  * ```
  */
 export function guessContentType(fileName: string): string {
+  // mlflow/utils/mime_type_utils.py `_guess_mime_type`: names without an extension (MLmodel)
+  // are looked up whole; then Python's mimetypes; then binary.
   const name = basename(fileName);
   const dot = name.lastIndexOf('.');
   const extension = dot > 0 ? name.slice(dot + 1) : name;
   if (TEXT_EXTENSIONS.has(extension)) return 'text/plain';
-  let stem = name;
-  let ext = dot > 0 ? extension : '';
-  if (ENCODINGS.has(ext)) {
-    stem = name.slice(0, dot);
-    const inner = stem.lastIndexOf('.');
-    ext = inner > 0 ? stem.slice(inner + 1) : '';
-  }
-  const lower = ext.toLowerCase();
-  if (lower === 'txt' || lower === 'text' || lower === 'log') return 'text/plain';
-  return MIME_TYPES[lower] ?? 'application/octet-stream';
+  return guessMimeType(name).type ?? 'application/octet-stream';
 }
 
 // ───────────────────────────── wire schemas ─────────────────────────────

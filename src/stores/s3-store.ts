@@ -50,7 +50,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
-import { guessMimeType } from './mime-types.js';
+import { guessMimeType } from '../core/mime.js';
 import { MAX_S3_PARTS, resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
 import { statSourceFile, throwIfAborted } from './source-file.js';
 

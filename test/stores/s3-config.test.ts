@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InvalidArgumentError, MissingDependencyError } from '../../src/core/errors.js';
-import { guessMimeType } from '../../src/stores/mime-types.js';
+import { guessMimeType } from '../../src/core/mime.js';
 import { forcePathStyleFor, resolveS3Config } from '../../src/stores/s3-config.js';
 import { effectivePartSize, parseS3Uri, S3ArtifactStore } from '../../src/stores/s3-store.js';
 import { describeWithServers } from '../support/servers.js';

@@ -6,7 +6,7 @@
  * same everywhere.
  *
  * Not the same rule as the MLflow artifact proxy's `_guess_mime_type` (`guessContentType` in
- * `mlflow/artifacts-api.ts`), which sends `text/plain` for common text extensions and
+ * `src/mlflow/artifacts-api.ts`, which builds on this table), which sends `text/plain` for common text extensions and
  * `application/octet-stream` when nothing matches; the S3 repository sends the raw guess and no
  * type at all when there is none.
  *
