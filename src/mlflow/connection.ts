@@ -140,7 +140,14 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   return { kind: 'rest', displayUri: baseUrl, baseUrl, http, retry, logger };
 }
 
-/** Turns `file:./mlruns`, `file:///abs/mlruns` or a plain path into an absolute path. */
+/**
+ * Turns `file:./mlruns`, `file:///abs/mlruns` or a plain path into an absolute path.
+ *
+ * @example
+ * ```ts
+ * fileUriToPath('file:./mlruns', '/work'); // '/work/mlruns'
+ * ```
+ */
 export function fileUriToPath(uri: string, cwd: string = process.cwd()): string {
   if (uri.startsWith('file://')) return fileURLToPath(uri);
   const path = uri.startsWith('file:') ? uri.slice('file:'.length) : uri;
@@ -151,6 +158,11 @@ export function fileUriToPath(uri: string, cwd: string = process.cwd()): string 
  * Builds the error mapper for one MLflow endpoint: parses MLflow's JSON error body
  * (`{error_code, message}`), falls back to the HTTP status for plain-text or HTML bodies (proxies,
  * `--no-serve-artifacts`), and adds a hint that says what to do.
+ *
+ * @example
+ * ```ts
+ * await http.request({ method: 'GET', url, mapError: mlflowErrorMapper('mlflow/runs/get') });
+ * ```
  */
 export function mlflowErrorMapper(endpoint: string): (res: ErrorResponse) => MlflowApiError {
   return (res) => {

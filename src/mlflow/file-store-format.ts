@@ -29,7 +29,14 @@ export const SOURCE_TYPE_LOCAL = 4;
 /** Temp files start with this (the same prefix as the `file` artifact store's). */
 export const TEMP_PREFIX = '.artifact-uploader-';
 
-/** The status name for a stored int (or name); unknown values read as `RUNNING`, as MLflow does. */
+/**
+ * The status name for a stored int (or name); unknown values read as `RUNNING`, as MLflow does.
+ *
+ * @example
+ * ```ts
+ * runStatusFromStored(3); // 'FINISHED'
+ * ```
+ */
 export function runStatusFromStored(value: unknown): RunStatus {
   if (typeof value === 'string' && value in RUN_STATUS_CODES) return value as RunStatus;
   const entry = Object.entries(RUN_STATUS_CODES).find(([, code]) => code === Number(value));
@@ -49,7 +56,15 @@ export function toMetaYaml(data: Record<string, unknown>): string {
   return stringify(data, { version: '1.1', sortMapEntries: true, singleQuote: true, lineWidth: 0 });
 }
 
-/** Parses a `meta.yaml`; `undefined` for an empty or non-mapping document. */
+/**
+ * Parses a `meta.yaml` (YAML 1.1, as PyYAML reads it); `undefined` for an empty or
+ * non-mapping document.
+ *
+ * @example
+ * ```ts
+ * parseMetaYaml("experiment_id: '0'\n"); // { experiment_id: '0' }
+ * ```
+ */
 export function parseMetaYaml(text: string): Record<string, unknown> | undefined {
   const data: unknown = parse(text, { version: '1.1' });
   return data !== null && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : undefined;
@@ -101,6 +116,11 @@ export function metricLine(metric: { timestamp: number; value: number; step: num
  * Writes `data` to `target` all at once: into a temp file in `tempDir` (same file system, and a
  * directory MLflow does not read entries from), flushed to disk, then renamed over `target`.
  * Readers see the old content or the new, never a part.
+ *
+ * @example
+ * ```ts
+ * await atomicWriteFile(join(runDir, 'tags', 'stage'), 'training', runDir);
+ * ```
  */
 export async function atomicWriteFile(target: string, data: string, tempDir: string): Promise<void> {
   const temp = join(tempDir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}.tmp`);
@@ -129,6 +149,11 @@ const LOCK_WAIT_MS = 10_000;
  * creating the same experiment at once do not create it twice. A lock older than 30 s is
  * taken as stale; after waiting 10 s `fn` runs anyway (and `onContention` is told), since a
  * duplicate experiment is better than a job that hangs.
+ *
+ * @example
+ * ```ts
+ * const id = await withLockFile(join(root, '.artifact-uploader-experiments.lock'), () => createIt());
+ * ```
  */
 export async function withLockFile<T>(lockPath: string, fn: () => Promise<T>, onContention?: (message: string) => void): Promise<T> {
   const deadline = Date.now() + LOCK_WAIT_MS;

@@ -13,10 +13,24 @@ import { redactUrl } from '../core/logger.js';
 import type { ArtifactListing, Experiment, Metric, Run, RunInfo } from './tracking-types.js';
 import { RUN_STATUSES } from './tracking-types.js';
 
-/** An int64: a JSON number or a decimal string. */
+/**
+ * An int64: a JSON number or a decimal string.
+ *
+ * @example
+ * ```ts
+ * int64Schema.parse('1700000000000'); // 1700000000000
+ * ```
+ */
 export const int64Schema = z.union([z.number().int(), z.string().regex(/^-?\d+$/).transform(Number)]);
 
-/** A double: a JSON number, or proto JSON's `"NaN"`, `"Infinity"`, `"-Infinity"`. */
+/**
+ * A double: a JSON number, or proto JSON's `"NaN"`, `"Infinity"`, `"-Infinity"`.
+ *
+ * @example
+ * ```ts
+ * doubleSchema.parse('NaN'); // NaN
+ * ```
+ */
 export const doubleSchema = z.union([
   z.number(),
   z.enum(['NaN', 'Infinity', '-Infinity']).transform((s) => (s === 'NaN' ? Number.NaN : s === 'Infinity' ? Infinity : -Infinity)),
@@ -119,7 +133,14 @@ export const listArtifactsResponseSchema = z.object({
   next_page_token: z.string().optional(),
 });
 
-/** Converts one page of `artifacts/list` to the public shape. */
+/**
+ * Converts one page of `artifacts/list` to the public shape.
+ *
+ * @example
+ * ```ts
+ * toArtifactListing({ root_uri: 'mlflow-artifacts:/0/r/artifacts' }); // { rootUri: '...', files: [] }
+ * ```
+ */
 export function toArtifactListing(page: z.output<typeof listArtifactsResponseSchema>): ArtifactListing {
   return {
     rootUri: page.root_uri ?? '',

@@ -10,7 +10,14 @@
 /** A run's status, as MLflow names it. */
 export type RunStatus = 'RUNNING' | 'SCHEDULED' | 'FINISHED' | 'FAILED' | 'KILLED';
 
-/** Every {@link RunStatus}, in MLflow's enum order (`RUNNING` = 1 ... `KILLED` = 5). */
+/**
+ * Every {@link RunStatus}, in MLflow's enum order (`RUNNING` = 1 ... `KILLED` = 5).
+ *
+ * @example
+ * ```ts
+ * RUN_STATUSES.includes(run.info.status); // true
+ * ```
+ */
 export const RUN_STATUSES: readonly RunStatus[] = Object.freeze(['RUNNING', 'SCHEDULED', 'FINISHED', 'FAILED', 'KILLED']);
 
 /** An MLflow experiment. */

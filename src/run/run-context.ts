@@ -47,7 +47,16 @@ interface RunState {
 
 const STATE_KEY = Symbol.for('artifact-uploader.run-state.v1');
 
-/** The process-wide state, shared by every copy of the library. */
+/**
+ * The process-wide state, shared by every copy of the library. Internal (tests reset
+ * `processRun` through it); not exported from the package.
+ *
+ * @internal
+ * @example
+ * ```ts
+ * runState().processRun = undefined;
+ * ```
+ */
 export function runState(): RunState {
   const holder = globalThis as unknown as Record<symbol, RunState | undefined>;
   holder[STATE_KEY] ??= { storage: new AsyncLocalStorage<ActiveRun>(), processRun: undefined };
