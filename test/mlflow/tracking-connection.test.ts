@@ -1,0 +1,87 @@
+/** Resolving the tracking URI, auth and TLS the way MLflow's client does, and MLflow's error bodies. */
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError, InvalidArgumentError, MlflowApiError } from '../../src/core/errors.js';
+import { DEFAULT_TRACKING_URI, fileUriToPath, mlflowErrorMapper, resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
+import { startTestServer } from '../support/http-test-server.js';
+
+const closers: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  await Promise.all(closers.map((c) => c()));
+});
+
+describe('resolveMlflowConnection', () => {
+  it('option beats MLFLOW_TRACKING_URI beats ./mlruns', () => {
+    expect(DEFAULT_TRACKING_URI).toBe('file:./mlruns');
+    const byDefault = resolveMlflowConnection({}, {});
+    expect(byDefault).toMatchObject({ kind: 'file', root: join(process.cwd(), 'mlruns'), displayUri: 'file:./mlruns' });
+    expect(resolveMlflowConnection({}, { MLFLOW_TRACKING_URI: 'http://127.0.0.1:5000/' })).toMatchObject({ kind: 'rest', baseUrl: 'http://127.0.0.1:5000' });
+    expect(resolveMlflowConnection({ trackingUri: 'file:///srv/mlruns' }, { MLFLOW_TRACKING_URI: 'http://127.0.0.1:5000' })).toMatchObject({ kind: 'file', root: '/srv/mlruns' });
+    expect(resolveMlflowConnection({ trackingUri: '/abs/store' }, {})).toMatchObject({ kind: 'file', root: '/abs/store' });
+    expect(resolveMlflowConnection({ trackingUri: 'https://mlflow.example.com/prefix/' }, {})).toMatchObject({ kind: 'rest', baseUrl: 'https://mlflow.example.com/prefix' });
+    expect(fileUriToPath('file:runs', '/work')).toBe('/work/runs');
+    expect(fileUriToPath('file:///a%20b/c')).toBe('/a b/c');
+  });
+
+  it('refuses what it cannot talk to, saying what to do', () => {
+    expect(() => resolveMlflowConnection({ trackingUri: '  ' }, {})).toThrow(InvalidArgumentError);
+    const sqlite = (() => {
+      try {
+        resolveMlflowConnection({ trackingUri: 'sqlite:///mlflow.db' }, {});
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(sqlite).toBeInstanceOf(ConfigError);
+    expect((sqlite as ConfigError).hint).toMatch(/mlflow server --backend-store-uri sqlite:/);
+    expect(() => resolveMlflowConnection({ trackingUri: 'ftp://host/x' }, {})).toThrow(/"ftp:" is not supported/);
+    expect(() => resolveMlflowConnection({ trackingUri: 'http://[bad' }, {})).toThrow(ConfigError);
+    expect(() => resolveMlflowConnection({ trackingUri: 'https://h', caCertPath: '/ca.pem' }, { MLFLOW_TRACKING_INSECURE_TLS: 'true' })).toThrow(/cannot both be set/);
+    expect(() => resolveMlflowConnection({ trackingUri: 'https://h' }, { MLFLOW_TRACKING_INSECURE_TLS: 'maybe' })).toThrow(/MLFLOW_TRACKING_INSECURE_TLS/);
+  });
+
+  it('sends Basic auth from userinfo or env (over a token, as MLflow), Bearer otherwise, and never shows the secret', async () => {
+    const server = await startTestServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ experiment: { experiment_id: '0', name: 'Default' } }));
+    });
+    closers.push(() => server.close());
+    const port = new URL(server.url).port;
+    const withUserinfo = createTrackingClient({ trackingUri: `http://alice:s3cr%3At@127.0.0.1:${port}`, env: { MLFLOW_TRACKING_TOKEN: 'tok-123' } });
+    expect(withUserinfo.trackingUri).toBe(`http://127.0.0.1:${port}`);
+    expect(withUserinfo.describe()).not.toMatch(/s3cr/);
+    await withUserinfo.getExperiment('0');
+    await createTrackingClient({ trackingUri: server.url, env: { MLFLOW_TRACKING_TOKEN: 'tok-123' } }).getExperiment('0');
+    await createTrackingClient({ trackingUri: server.url, env: { MLFLOW_TRACKING_USERNAME: 'bob', MLFLOW_TRACKING_PASSWORD: 'pw', MLFLOW_TRACKING_TOKEN: 'tok-123' } }).getExperiment('0');
+    expect(server.requests.map((r) => r.headers.authorization)).toEqual([
+      `Basic ${Buffer.from('alice:s3cr:t').toString('base64')}`,
+      'Bearer tok-123',
+      `Basic ${Buffer.from('bob:pw').toString('base64')}`,
+    ]);
+    expect(server.requests[0]!.headers['user-agent']).toMatch(/^artifact-uploader\//);
+  });
+});
+
+describe('mlflowErrorMapper', () => {
+  const map = (status: number, bodyText: string, endpoint = 'mlflow/runs/get') =>
+    mlflowErrorMapper(endpoint)({ status, bodyText, headers: {}, method: 'GET', url: 'http://127.0.0.1:5000/api/2.0/mlflow/runs/get?run_id=x' });
+
+  it('reads MLflow JSON, falls back to the status for other bodies, and hints', () => {
+    const json = map(404, JSON.stringify({ error_code: 'RESOURCE_DOES_NOT_EXIST', message: 'Run with id=x not found' }));
+    expect(json).toBeInstanceOf(MlflowApiError);
+    expect(json).toMatchObject({ status: 404, errorCode: 'RESOURCE_DOES_NOT_EXIST', endpoint: 'mlflow/runs/get' });
+    expect(json.message).toMatch(/^MLflow GET mlflow\/runs\/get failed with 404 RESOURCE_DOES_NOT_EXIST: Run with id=x not found/);
+    expect(json.hint).toMatch(/run id does not exist on the server at http:\/\/127\.0\.0\.1:5000/);
+
+    expect(map(502, '<html><body>Bad gateway</body></html>')).toMatchObject({ errorCode: 'HTTP_502', message: expect.stringMatching(/\(HTML error page\)/) });
+    expect(map(400, JSON.stringify({ error_code: 400, message: 'numeric' })).errorCode).toBe('HTTP_400');
+    expect(map(401, '').hint).toMatch(/MLFLOW_TRACKING_TOKEN/);
+    expect(map(403, '').hint).toMatch(/permission/);
+    expect(map(404, JSON.stringify({ error_code: 'RESOURCE_DOES_NOT_EXIST', message: 'x' }), 'mlflow/experiments/get').hint).toMatch(/No such experiment/);
+    expect(map(400, JSON.stringify({ error_code: 'INVALID_PARAMETER_VALUE', message: 'The run x must be in the active state. It is deleted' }), 'mlflow/runs/log-batch').hint).toMatch(/deleted/);
+    expect(map(503, 'unavailable', 'mlflow-artifacts/artifacts').hint).toMatch(/--serve-artifacts/);
+    expect(map(500, '{}').hint).toMatch(/retried/);
+    expect(map(418, '').hint).toBeUndefined();
+  });
+});
