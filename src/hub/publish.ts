@@ -22,6 +22,7 @@ import { AbortedError, HubError, InvalidArgumentError, VerificationError, type V
 import { HttpClient, type TlsOptions } from '../core/http.js';
 import { redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
+import { createTrackingClient } from '../mlflow/tracking-client.js';
 import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
 import type { ModelValidationReport, ValidateModelOptions } from '../model/validate.js';
 import { VERSION } from '../version.js';
@@ -117,8 +118,11 @@ export interface PublishToHubOptions {
   /**
    * Called once the commit is on the Hub, once per tag of {@link HUB_RUN_TAGS}, when `runId` is
    * set. A failure is logged and reported in `warnings`; the publish still succeeds.
+   * `false` turns tagging off.
+   * @default sets the tags on the MLflow run through the tracking client
+   *   (`mlflow.trackingUri`, else `MLFLOW_TRACKING_URI`, else the embedded `./mlruns` store)
    */
-  tagRun?: (runId: string, key: string, value: string) => Promise<void>;
+  tagRun?: ((runId: string, key: string, value: string) => Promise<void>) | false;
   /**
    * Identifies this publish across processes (the publish tracker passes its key): written into
    * the commit description and, before uploading, searched for in the branch's last 100 commits;
@@ -476,8 +480,18 @@ async function verifyCommit(session: HubSession, repoId: string, commitOid: stri
   if (mismatches.length > 0) throw new VerificationError(mismatches);
 }
 
+/** Tags the run through the MLflow tracking client the rest of the library would use. */
+function defaultTagRun(options: PublishToHubOptions): (runId: string, key: string, value: string) => Promise<void> {
+  let client: ReturnType<typeof createTrackingClient> | undefined;
+  return async (runId, key, value) => {
+    client ??= createTrackingClient({ trackingUri: options.mlflow?.trackingUri, env: options.env, retry: options.retry, logger: options.logger });
+    await client.setTag(runId, key, value, { signal: options.signal });
+  };
+}
+
 async function tagRun(options: PublishToHubOptions, ctx: UploadContext, commit: { oid: string; url: string }): Promise<{ tagged: boolean; warnings: string[] }> {
-  if (!options.runId || !options.tagRun) return { tagged: false, warnings: [] };
+  if (!options.runId || options.tagRun === false) return { tagged: false, warnings: [] };
+  const setTag = options.tagRun ?? defaultTagRun(options);
   ctx.phase('tagging');
   const tags: Array<[string, string]> = [
     [HUB_RUN_TAGS.repoId, ctx.base.repoId],
@@ -486,7 +500,7 @@ async function tagRun(options: PublishToHubOptions, ctx: UploadContext, commit: 
     [HUB_RUN_TAGS.commitUrl, commit.url],
   ];
   try {
-    for (const [key, value] of tags) await options.tagRun(options.runId, key, value);
+    for (const [key, value] of tags) await setTag(options.runId, key, value);
     return { tagged: true, warnings: [] };
   } catch (error) {
     const warning = `The model is on the Hub (${commit.url}) but tagging MLflow run ${options.runId} failed: ${error instanceof Error ? error.message : String(error)}`;
