@@ -21,6 +21,7 @@ import type { HttpClient } from '../core/http.js';
 import { redactUrl } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import { mlflowErrorMapper } from './connection.js';
+import { parseMlflowResponse } from './schemas.js';
 
 // ───────────────────────────── artifact paths ─────────────────────────────
 
@@ -324,7 +325,7 @@ export class MlflowArtifactsApi {
       { method: 'GET', url, signal: options.signal, mapError: mlflowErrorMapper('mlflow-artifacts/artifacts/list') },
       { onRetry: options.onRetry },
     );
-    const parsed = parseResponse(listResponseSchema, body, 'GET', url);
+    const parsed = parseMlflowResponse(listResponseSchema, body, { method: 'GET', url });
     return (parsed.files ?? []).map((f) => ({
       name: f.path,
       isDir: f.is_dir ?? false,
@@ -353,7 +354,7 @@ export class MlflowArtifactsApi {
       },
       { onRetry: options.onRetry },
     );
-    const parsed = parseResponse(createMultipartResponseSchema, body, 'POST', url);
+    const parsed = parseMlflowResponse(createMultipartResponseSchema, body, { method: 'POST', url });
     const credentials = (parsed.credentials ?? [])
       .map((c) => ({ partNumber: c.part_number, url: c.url, headers: c.headers ?? {} }))
       .sort((a, b) => a.partNumber - b.partNumber);
@@ -446,18 +447,4 @@ export function isMultipartUnsupportedError(error: unknown): boolean {
   if (e.status === 501 || e.errorCode === 'NOT_IMPLEMENTED') return true;
   if (typeof e.body === 'string' && e.body.includes(MULTIPART_UNSUPPORTED_MESSAGE)) return true;
   return e.status === 404 && (e.errorCode === 'ENDPOINT_NOT_FOUND' || e.errorCode === 'HTTP_404');
-}
-
-function parseResponse<T>(schema: z.ZodType<T>, body: unknown, method: string, url: string): T {
-  const result = schema.safeParse(body);
-  if (result.success) return result.data;
-  const issues = result.error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-    .join('; ');
-  throw new InvalidResponseError(`Unexpected answer from ${method} ${redactUrl(url)}: ${issues}.`, {
-    method,
-    url: redactUrl(url),
-    cause: result.error,
-  });
 }
