@@ -3,9 +3,11 @@
  * byte where MLflow is strict), its errors, and, cross-checked with the official Python
  * client, that MLflow reads what it wrote and that it reads what MLflow wrote.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -14,8 +16,29 @@ import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { FileTrackingStore } from '../../src/mlflow/file-store.js';
 import { TEMP_PREFIX, parseMetaYaml } from '../../src/mlflow/file-store-format.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
-import { runPython } from '../support/python.js';
+import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { pythonExecutable, runPython } from '../support/python.js';
 import { describeWithServers } from '../support/servers.js';
+
+/** A Python process we can talk to line by line (stdout lines out, stdin lines in). */
+function interactivePython(script: string, args: string[]) {
+  const child = spawn(pythonExecutable(), ['-c', script, ...args], { env: { ...process.env, MLFLOW_ALLOW_FILE_STORE: 'true', PYTHONUNBUFFERED: '1' } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const done = new Promise<void>((resolve, reject) =>
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`python exited ${code}: ${stderr}`)))),
+  );
+  return {
+    done,
+    send: (line: string) => child.stdin.write(`${line}\n`),
+    nextLine: async () => {
+      const next = await Promise.race([lines.next(), done.then(() => ({ done: true, value: undefined }))]);
+      if (next.done || next.value === undefined) throw new Error(`python said nothing more: ${stderr}`);
+      return next.value as string;
+    },
+  };
+}
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'au-file-store-'));
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -213,11 +236,13 @@ describeWithServers('FileTrackingStore and the official Python client', () => {
       tags: { stage: 'training' },
     });
     await store.updateRun({ runId, status: 'FINISHED', endTime: 1700000009000 });
-    // The artifact copy itself is the `file` store's job; put a file there by hand.
-    const artifactDir = decodeURIComponent(new URL(run.info.artifactUri).pathname);
-    mkdirSync(join(artifactDir, 'model'), { recursive: true });
+    // The artifact copy is the `file` artifact store's job (src/stores): the run's file: URI picks it.
     const weights = randomBytes(2048);
-    writeFileSync(join(artifactDir, 'model', 'weights.bin'), weights);
+    const local = join(scratch(), 'weights.bin');
+    writeFileSync(local, weights);
+    const artifactStore = resolveArtifactStore(run.info.artifactUri, { connection: resolveMlflowConnection({ trackingUri: `file:${root}` }, {}), env: {} });
+    expect(artifactStore.kind).toBe('file');
+    await artifactStore.uploadFile(local, 'model/weights.bin');
 
     const out = await runPython(
       `
@@ -262,22 +287,27 @@ print(json.dumps({
 
   it('reads a store MLflow wrote, and writes into it in a way MLflow still reads', async () => {
     const root = join(scratch(), 'mlruns');
-    const made = await runPython(
+    // One Python process for both halves (its start-up is the slow part): it writes, waits
+    // for us on stdin, then reads back what we wrote.
+    const python = interactivePython(
       `
 import json, sys
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric, Param
 c = MlflowClient(tracking_uri=sys.argv[1])
 e = c.create_experiment('from-python')
 r = c.create_run(e, run_name='py-run', tags={'origin': 'python'})
 c.log_batch(r.info.run_id, metrics=[Metric('acc', 0.75, 1700000000000, 7)], params=[Param('seed', '42')])
 deleted = c.create_run(e)
 c.delete_run(deleted.info.run_id)
-print(json.dumps([e, r.info.run_id, deleted.info.run_id]))
+print(json.dumps([e, r.info.run_id, deleted.info.run_id]), flush=True)
+sys.stdin.readline()
+r = c.get_run(r.info.run_id)
+print(json.dumps([r.info.status, r.info.end_time, r.data.tags.get('from'), r.data.metrics['acc']]), flush=True)
 `,
-      { args: [`file:${root}`] },
+      [`file:${root}`],
     );
-    const [expId, runId, deletedId] = JSON.parse(made.trim().split('\n').pop() ?? '[]') as [string, string, string];
+    const [expId, runId, deletedId] = JSON.parse(await python.nextLine()) as [string, string, string];
     const store = new FileTrackingStore({ root });
     expect(await store.getExperimentByName('from-python')).toMatchObject({ experimentId: expId, lifecycleStage: 'active' });
     const run = await store.getRun(runId);
@@ -292,15 +322,8 @@ print(json.dumps([e, r.info.run_id, deleted.info.run_id]))
     await store.setTag(runId, 'from', 'node');
     await store.logBatch({ runId, metrics: [{ key: 'acc', value: 0.9, timestamp: 1700000001000, step: 8 }] });
     await store.updateRun({ runId, status: 'KILLED', endTime: 1700000002000 });
-    const check = await runPython(
-      `
-import json, sys
-from mlflow import MlflowClient
-r = MlflowClient(tracking_uri=sys.argv[1]).get_run(sys.argv[2])
-print(json.dumps([r.info.status, r.info.end_time, r.data.tags.get('from'), r.data.metrics['acc']]))
-`,
-      { args: [`file:${root}`, runId] },
-    );
-    expect(JSON.parse(check.trim().split('\n').pop() ?? '[]')).toEqual(['KILLED', 1700000002000, 'node', 0.9]);
+    python.send('go');
+    expect(JSON.parse(await python.nextLine())).toEqual(['KILLED', 1700000002000, 'node', 0.9]);
+    await python.done;
   });
 });
