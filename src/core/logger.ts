@@ -101,7 +101,8 @@ const MASK = '***';
 
 /**
  * Masks secrets in a text: registered secrets, the values of {@link SECRET_ENV_VARS}, URL
- * userinfo (`https://user:pass@host`), `Authorization` header values and Hub-style tokens.
+ * userinfo (`https://user:pass@host`), `Authorization` header values, Hub-style tokens and the
+ * signature/credential query parameters of presigned URLs (`X-Amz-Signature`, `sig`, ...).
  *
  * @example
  * ```ts
@@ -126,8 +127,15 @@ export function redact(text: string): string {
     .replace(/\b(authorization["']?\s*[:=]\s*["']?)(bearer|basic)?\s*[^\s"',}]+/gi, (_m, head: string, scheme?: string) =>
       scheme ? `${head}${scheme} ${MASK}` : `${head}${MASK}`,
     )
-    .replace(/\bhf_[A-Za-z0-9]{6,}\b/g, `hf_${MASK}`);
+    .replace(/\bhf_[A-Za-z0-9]{6,}\b/g, `hf_${MASK}`)
+    .replace(PRESIGNED_QUERY_SECRET, `$1${MASK}`);
 }
+
+/**
+ * Query parameters of presigned URLs (S3 SigV4 and SigV2, GCS, Azure SAS) that grant access
+ * until they expire: a multipart part URL in a log must not be usable by whoever reads the log.
+ */
+const PRESIGNED_QUERY_SECRET = /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig)=)[^&#\s"'<>]+/gi;
 
 /** Removes userinfo from a URL string for display; leaves non-URLs untouched. */
 export function redactUrl(url: string | URL): string {

@@ -22,6 +22,21 @@ describe('redact', () => {
     }
   });
 
+  it('masks the signature and credentials of presigned URLs', () => {
+    const url =
+      'http://127.0.0.1:9000/b/k?partNumber=2&uploadId=u1&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20250101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20250101T000000Z&X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLE&X-Amz-Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7';
+    const masked = redactUrl(url);
+    expect(masked).toContain('partNumber=2&uploadId=u1&X-Amz-Algorithm=AWS4-HMAC-SHA256');
+    expect(masked).toContain('X-Amz-Signature=***');
+    expect(masked).not.toMatch(/5d672d79|AKIAEXAMPLE|FwoGZXIv/);
+    expect(redact(`retrying PUT ${url} in 0 ms`)).not.toContain('5d672d79');
+    expect(redact('https://acct.blob.core.windows.net/c/b?sv=2022-11-02&se=2030&sig=abc%2Bdef%3D&sp=w')).toBe('https://acct.blob.core.windows.net/c/b?sv=2022-11-02&se=2030&sig=***&sp=w');
+    expect(redact('https://b.s3.amazonaws.com/k?AWSAccessKeyId=AKIA&Expires=1&Signature=abc')).toBe('https://b.s3.amazonaws.com/k?AWSAccessKeyId=AKIA&Expires=1&Signature=***');
+    expect(redact('https://storage.googleapis.com/b/o?X-Goog-Signature=0a1b')).toBe('https://storage.googleapis.com/b/o?X-Goog-Signature=***');
+    // Only query parameters: prose and other parameters stay readable.
+    expect(redact('the Signature= header and ?signed=1&design=x')).toBe('the Signature= header and ?signed=1&design=x');
+  });
+
   it('drops credentials from URLs', () => {
     expect(redactUrl('https://u:p@host:5000/path?q=1')).toBe('https://host:5000/path?q=1');
     expect(redactUrl('not a url')).toBe('not a url');
