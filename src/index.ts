@@ -128,8 +128,44 @@ export type {
 } from './archive/manifest.js';
 
 // ── uploader ──
+export { ArtifactUploader } from './uploader/artifact-uploader.js';
+export { DEFAULT_KINDS, DEFAULT_ARCHIVE_NAME } from './uploader/options.js';
+export type {
+  ArtifactUploaderOptions,
+  OperationOptions,
+  FilterOptions,
+  UploadFileCallOptions,
+  UploadFilesCallOptions,
+  UploadDirectoryCallOptions,
+  UploadCheckpointCallOptions,
+  UploadCheckpointArchiveCallOptions,
+  ArchiveAndUploadCheckpointCallOptions,
+} from './uploader/options.js';
+export type {
+  UploadResult,
+  UploadedFile,
+  SkippedFile,
+  UploadMetrics,
+  UploaderStats,
+  UploadVerification,
+  UploadSkipReason,
+  UploadFailureReason,
+} from './uploader/result.js';
+export { DEFAULT_PROGRESS_INTERVAL_MS } from './uploader/progress.js';
+export type { UploadProgressEvent, UploadPhase } from './uploader/progress.js';
+export { SKIP_ARTIFACT_LOGGING_ENV } from './uploader/gate.js';
 
 // ── stages ──
+export { uploadTrainingArtifacts } from './stages/training.js';
+export type { TrainingArtifactsOptions, TrainingArtifactsResult } from './stages/training.js';
+export { uploadConversionArtifacts } from './stages/conversion.js';
+export type { ConversionArtifactsOptions } from './stages/conversion.js';
+export { findOnnxExternalData } from './stages/onnx-external-data.js';
+export { uploadBenchmarkArtifacts } from './stages/benchmark.js';
+export type { BenchmarkArtifactsOptions } from './stages/benchmark.js';
+export { uploadHpoArtifacts } from './stages/hpo.js';
+export type { HpoArtifactsOptions } from './stages/hpo.js';
+export type { StageHelperOptions } from './stages/stage-uploader.js';
 
 // ── model ──
 export { resolveModelDir, expandHome, globToRegExp, parseTimestampSuffix, DEFAULT_MODEL_DIR_PATTERN } from './model/resolve-model-dir.js';

@@ -1,0 +1,78 @@
+/**
+ * `uploadHpoArtifacts`: the best trial's checkpoint archive (or one trial's) with its manifest.
+ *
+ * @module
+ */
+import { basename, posix } from 'node:path';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { CheckpointManifest } from '../archive/manifest.js';
+import { checkArtifactPath } from '../uploader/local-plan.js';
+import type { UploadResult } from '../uploader/result.js';
+import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
+
+/** Options of {@link uploadHpoArtifacts}: exactly one of `checkpointDir` and `archivePath`. */
+export interface HpoArtifactsOptions extends StageHelperOptions {
+  /** A checkpoint directory: archived first (tar.gz + manifest, in a temp directory), then uploaded. */
+  checkpointDir?: string;
+  /** An archive made by `createCheckpointArchive`, uploaded as it is. */
+  archivePath?: string;
+  /**
+   * The archive's manifest, or the path of its JSON, for `archivePath`.
+   * @default the `<name>.manifest.json` beside the archive, if any
+   */
+  manifest?: CheckpointManifest | string;
+  /**
+   * Makes this one trial's checkpoint (kind `trialCheckpoints`) instead of the best trial's
+   * (kind `bestTrialArchive`): it goes to `<hpo.trialCheckpoints.artifactPath>/<trialId>/<archive name>`,
+   * e.g. `trials/17/best_trial_checkpoint.tar.gz`.
+   */
+  trialId?: string | number;
+  /** gzip level for `checkpointDir`, 0–9. @default 1 */
+  level?: number;
+}
+
+/**
+ * Uploads an HPO sweep's checkpoint archive under the `hpo` stage config, with its manifest
+ * beside it and verification on. Without `trialId` it is the best trial's archive (kind
+ * `bestTrialArchive`, at `best_trial_checkpoint.tar.gz`); with one it is that trial's (kind
+ * `trialCheckpoints`, at `trials/<trialId>/...`). When two trials report the same best
+ * checkpoint at the same time, it is uploaded once and both get the result.
+ *
+ * @throws {InvalidArgumentError} unless exactly one of `checkpointDir` and `archivePath` is given, or for a bad `trialId`.
+ * @example
+ * ```ts
+ * const result = await uploadHpoArtifacts({ checkpointDir: 'sweep/trial-17/checkpoint' });
+ * result.manifest?.verification.status; // 'verified'
+ * ```
+ */
+export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<UploadResult> {
+  const { checkpointDir, archivePath, manifest, trialId, level, ...rest } = options;
+  if ((checkpointDir === undefined) === (archivePath === undefined)) {
+    throw new InvalidArgumentError('checkpointDir', 'uploadHpoArtifacts() needs exactly one of `checkpointDir` (archived, then uploaded) and `archivePath` (uploaded as it is).');
+  }
+  if (manifest !== undefined && archivePath === undefined) {
+    throw new InvalidArgumentError('manifest', '`manifest` goes with `archivePath`: for `checkpointDir` the manifest is written while archiving.');
+  }
+  const trial = trialId === undefined ? undefined : String(trialId);
+  if (trial !== undefined) {
+    if (trial.includes('/')) {
+      throw new InvalidArgumentError('trialId', `trialId ${JSON.stringify(trial)} contains "/"; it must be one artifact path segment.`, {
+        hint: 'Use letters, digits, "-" and "_".',
+      });
+    }
+    checkArtifactPath(trial, 'trialId', { allowEmpty: false });
+  }
+  return withStageUploader('hpo', 'uploadHpoArtifacts', rest, async (uploader) => {
+    let artifactPath: string | undefined;
+    if (trial !== undefined) {
+      const config = await uploader.loadConfig();
+      const name = archivePath !== undefined ? basename(archivePath) : posix.basename(config.hpo.bestTrialArchive.artifactPath);
+      artifactPath = posix.join(config.hpo.trialCheckpoints.artifactPath, trial, name);
+    }
+    const kind = trial !== undefined ? ('trialCheckpoints' as const) : ('bestTrialArchive' as const);
+    if (archivePath !== undefined) {
+      return uploader.uploadCheckpointArchive(archivePath, { kind, ...(artifactPath ? { artifactPath } : {}), ...(manifest !== undefined ? { manifest } : {}) });
+    }
+    return uploader.archiveAndUploadCheckpoint(checkpointDir!, { kind, ...(artifactPath ? { artifactPath } : {}), ...(level !== undefined ? { level } : {}) });
+  });
+}

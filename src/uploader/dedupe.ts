@@ -1,0 +1,84 @@
+/**
+ * Uploads of the same artifact to the same run that overlap in time happen once. In an HPO
+ * sweep two trials can report the same best checkpoint at the same moment; uploading it twice
+ * wastes the bandwidth and races two writers on one object. The first caller uploads; every
+ * caller that arrives while it is in flight waits for it and gets its result.
+ *
+ * The map of uploads in flight is process-wide (on `globalThis` under a registered symbol), so
+ * two uploader instances, and the ESM and CJS builds loaded side by side, share it. An entry
+ * lives only while its upload runs: a later upload of the same file uploads again.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+
+const MAP_KEY = Symbol.for('artifact-uploader.in-flight-uploads.v1');
+
+function inFlight(): Map<string, Promise<unknown>> {
+  const holder = globalThis as unknown as Record<symbol, Map<string, Promise<unknown>> | undefined>;
+  holder[MAP_KEY] ??= new Map();
+  return holder[MAP_KEY];
+}
+
+/** One local file as it was when planned: a changed file is a different upload. */
+export interface LocalFileIdentity {
+  localPath: string;
+  artifactPath: string;
+  size: number;
+  mtimeMs: number;
+}
+
+/** What makes two uploads "the same". */
+export interface UploadIdentity {
+  /** The tracking server or store (connection display URI). */
+  trackingUri: string;
+  runId: string;
+  artifactUri: string;
+  /** The operation (`uploadFile`, `uploadCheckpointArchive`, ...) and the options that change its outcome. */
+  operation: string;
+  /** Destination of the operation. */
+  artifactPath: string;
+  /** The local files (or, for an archive built from a directory, the directory's files). */
+  files: readonly LocalFileIdentity[];
+}
+
+/**
+ * A compact key for an identity (a hash: directories can hold many thousands of files).
+ * @internal
+ */
+export function identityKey(identity: UploadIdentity): string {
+  const hash = createHash('sha256');
+  hash.update(JSON.stringify([identity.trackingUri, identity.runId, identity.artifactUri, identity.operation, identity.artifactPath]));
+  const files = [...identity.files].sort((a, b) => (a.artifactPath < b.artifactPath ? -1 : a.artifactPath > b.artifactPath ? 1 : 0));
+  for (const f of files) hash.update(`\n${JSON.stringify([f.localPath, f.artifactPath, f.size, f.mtimeMs])}`);
+  return hash.digest('hex');
+}
+
+/**
+ * Runs `fn` unless an upload with the same key is in flight, in which case it waits for that
+ * one instead. `joined` tells which happened. Registration is synchronous, so of two callers
+ * that reach this point in the same tick the first always uploads.
+ *
+ * @example
+ * ```ts
+ * const { value, joined } = await dedupeInFlight(identityKey(identity), () => upload());
+ * ```
+ * @internal
+ */
+export async function dedupeInFlight<T>(key: string, fn: () => Promise<T>): Promise<{ value: T; joined: boolean }> {
+  const map = inFlight();
+  const existing = map.get(key) as Promise<T> | undefined;
+  if (existing) return { value: await existing, joined: true };
+  const promise = fn();
+  map.set(key, promise);
+  try {
+    return { value: await promise, joined: false };
+  } finally {
+    if (map.get(key) === promise) map.delete(key);
+  }
+}
+
+/** Number of uploads in flight in this process (for tests and diagnostics). @internal */
+export function inFlightUploadCount(): number {
+  return inFlight().size;
+}

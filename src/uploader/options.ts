@@ -1,0 +1,257 @@
+/**
+ * Options of {@link ArtifactUploader} and of its methods, their defaults, and which artifact
+ * kind of the tracking config each method answers to in each stage.
+ *
+ * @module
+ */
+import type { Env } from '../core/env.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { RetryOptions } from '../core/retry.js';
+import type { CheckpointManifest } from '../archive/manifest.js';
+import { MAX_CONCURRENCY, STAGES, type ArtifactKind, type StageName, type TrackingConfigInput } from '../config/schema.js';
+import { assertStage } from '../config/load.js';
+import type { ArtifactStore, MultipartOptions } from '../stores/artifact-store.js';
+import type { ResolveArtifactStoreOptions } from '../stores/resolve.js';
+import type { S3StoreOptions } from '../stores/s3-config.js';
+import { DEFAULT_PROGRESS_INTERVAL_MS, type UploadProgressEvent } from './progress.js';
+
+/** Options of `new ArtifactUploader(options)`. Only `stage` is required. */
+export interface ArtifactUploaderOptions {
+  /** The pipeline stage: picks the config section and the artifact kinds. */
+  stage: StageName;
+  /**
+   * The run to upload to. Wins over the active run (`startRun` / `withRun`), which wins over
+   * `MLFLOW_RUN_ID`. Resolved at the first upload that finds one, then kept for the
+   * uploader's life: make one uploader per run.
+   * @default the active run, else MLFLOW_RUN_ID
+   */
+  runId?: string;
+  /**
+   * Directory holding the tracking config file (`artifact-uploader.yaml`, `.yml` or `.json`).
+   * @default ARTIFACT_UPLOADER_CONFIG_DIR, else the working directory
+   */
+  configDir?: string;
+  /** The tracking config itself, instead of a file (env overrides still apply). */
+  config?: TrackingConfigInput;
+  /**
+   * Tracking server (`http(s)://...`) or local store (`file:...`).
+   * @default the active run's tracking URI, else MLFLOW_TRACKING_URI, else `file:./mlruns`
+   */
+  trackingUri?: string;
+  /**
+   * Files uploaded in parallel within one operation (1 to 64).
+   * @default the stage's `concurrency` in the tracking config (8 unless configured; env ARTIFACT_UPLOADER_CONCURRENCY)
+   */
+  concurrency?: number;
+  /** Retry and timeout policy of every request. @default from MLflow's env vars, else MLflow's defaults */
+  retry?: RetryOptions;
+  /** Where to log (redacted). @default silent */
+  logger?: Logger;
+  /** Cancels every operation of this uploader; cancelled operations end `failed` with reason `aborted`. */
+  signal?: AbortSignal;
+  /** Progress of every operation (throttled; see {@link UploadProgressEvent}). */
+  onProgress?: (event: UploadProgressEvent) => void;
+  /**
+   * Least time between two throttled `file` (or `totals`) events, in milliseconds; 0 sends
+   * every event.
+   * @default 100
+   */
+  progressIntervalMs?: number;
+  /**
+   * What a failed upload does: `'return'` a `failed` result (a finished training job is not
+   * lost to a flaky network), or `'throw'` its typed error. Programmer errors (a missing path,
+   * an invalid config, an unknown stage) always throw.
+   * @default 'return'
+   */
+  onError?: 'return' | 'throw';
+  /**
+   * Check every uploaded file's size in the store's listing afterwards.
+   * @default true for checkpoint archives, false for everything else
+   */
+  verify?: boolean;
+  /**
+   * Plan only: no network at all (the run is not even looked up). Results are `skipped` with
+   * reason `dry-run` and `files` holds the plan (status `planned`).
+   * @default false
+   */
+  dryRun?: boolean;
+  /** Environment to read instead of `process.env` (MLflow, S3 and ARTIFACT_UPLOADER_* variables). */
+  env?: Env;
+  /** Multipart settings of the MLflow artifact proxy. @default from MLflow's env vars */
+  multipart?: MultipartOptions;
+  /** Settings of `s3://` artifact roots (endpoint, credentials, part size). @default from MLflow's MLFLOW_S3_* env vars */
+  s3?: S3StoreOptions;
+  /**
+   * Makes the store for the run's artifact URI. Wrap the default to add behaviour (logging,
+   * metrics) or to point at a store of your own.
+   * @default resolveArtifactStore
+   */
+  resolveStore?: (artifactUri: string, options: ResolveArtifactStoreOptions) => ArtifactStore;
+}
+
+/** What every method accepts. */
+export interface OperationOptions {
+  /**
+   * The artifact kind whose config switch and destination apply (one of the stage's kinds).
+   * @default see each method
+   */
+  kind?: ArtifactKind;
+  /** Overrides the uploader's `verify` for this call. */
+  verify?: boolean;
+  /** Cancels this call (together with the uploader's signal). */
+  signal?: AbortSignal;
+}
+
+/** Options of `uploadFile`. */
+export interface UploadFileCallOptions extends OperationOptions {
+  /**
+   * Artifact directory the file goes into, as in MLflow's `log_artifact`: the file lands at
+   * `<artifactPath>/<file name>`.
+   * @default the kind's `artifactPath` when `kind` is given, else the artifact root
+   */
+  artifactPath?: string;
+}
+
+/** Options of `uploadFiles`. */
+export interface UploadFilesCallOptions extends UploadFileCallOptions {
+  /**
+   * Keep the files' paths relative to this directory (they must be inside it) instead of
+   * putting every file directly into `artifactPath`.
+   * @default none: each file lands at `<artifactPath>/<file name>`
+   */
+  baseDir?: string;
+}
+
+/** Include/exclude globs (the config file's glob syntax: see docs/configuration.md). */
+export interface FilterOptions {
+  /**
+   * Only files matching one of these globs are uploaded, e.g. `['*.safetensors', 'config.json']`.
+   * @default the stage's `include` from the config; empty means every file
+   */
+  include?: string | readonly string[];
+  /**
+   * Files (and directories) matching one of these globs are left out, on top of the stage's
+   * `exclude` from the config.
+   * @default []
+   */
+  exclude?: string | readonly string[];
+}
+
+/** Options of `uploadDirectory`. */
+export interface UploadDirectoryCallOptions extends OperationOptions, FilterOptions {
+  /**
+   * Artifact directory the directory's contents go into, as in MLflow's `log_artifacts`.
+   * @default the kind's `artifactPath` when `kind` is given, else the artifact root
+   */
+  artifactPath?: string;
+  /**
+   * Leave out files on the default skip list (temporary files, caches, lock files, editor
+   * leftovers: see `shouldSkipFile`).
+   * @default false (true for `uploadCheckpoint`)
+   */
+  skipDefaultFiles?: boolean;
+}
+
+/** Options of `uploadCheckpoint`. */
+export interface UploadCheckpointCallOptions extends OperationOptions, FilterOptions {
+  /**
+   * Artifact directory of the checkpoint.
+   * @default the kind's `artifactPath` in the config (`checkpoint` for training, `trials` for hpo)
+   */
+  artifactPath?: string;
+  /**
+   * Return `skipped` (reason `disabled-by-config`) when the config disables this kind. With
+   * `false` the config switch is ignored (`MLFLOW_SKIP_ARTIFACT_LOGGING` still applies).
+   * @default true
+   */
+  skipIfDisabled?: boolean;
+  /** Leave out files on the default skip list (`shouldSkipFile`). @default true */
+  skipDefaultFiles?: boolean;
+}
+
+/** Options of `uploadCheckpointArchive`. */
+export interface UploadCheckpointArchiveCallOptions extends OperationOptions {
+  /**
+   * The archive's manifest (as `createCheckpointArchive` returns it), or the path of its JSON.
+   * It is uploaded beside the archive as `<name>.manifest.json`, with the verification outcome
+   * filled in.
+   * @default the `<name>.manifest.json` file next to the archive, if there is one; else no manifest
+   */
+  manifest?: CheckpointManifest | string;
+  /**
+   * Artifact path of the archive file itself (not a directory).
+   * @default the kind's `artifactPath` for `bestTrialArchive` (`best_trial_checkpoint.tar.gz`), else `<kind's artifactPath>/<archive file name>`
+   */
+  artifactPath?: string;
+  /** Like `uploadCheckpoint`'s. @default true */
+  skipIfDisabled?: boolean;
+}
+
+/** Options of `archiveAndUploadCheckpoint`. */
+export interface ArchiveAndUploadCheckpointCallOptions extends OperationOptions, FilterOptions {
+  /**
+   * Artifact path of the archive file.
+   * @default as for `uploadCheckpointArchive`, with the file name `best_trial_checkpoint.tar.gz`
+   */
+  artifactPath?: string;
+  /** Like `uploadCheckpoint`'s. @default true */
+  skipIfDisabled?: boolean;
+  /** gzip level, 0–9. @default 1 (`DEFAULT_COMPRESSION_LEVEL`) */
+  level?: number;
+}
+
+/**
+ * The artifact kind each method answers to, per stage, when the call gives no `kind`:
+ *
+ * | method | training | conversion | benchmark | hpo |
+ * |---|---|---|---|---|
+ * | `uploadCheckpoint` | `checkpoint` | `onnxModel` | `results` | `trialCheckpoints` |
+ * | `uploadCheckpointArchive`, `archiveAndUploadCheckpoint` | `checkpoint` | `onnxModel` | `results` | `bestTrialArchive` |
+ *
+ * `uploadFile`, `uploadFiles` and `uploadDirectory` have no default kind: without one only the
+ * stage's master switch (`<stage>.enabled`) applies.
+ */
+export const DEFAULT_KINDS = {
+  checkpoint: { training: 'checkpoint', conversion: 'onnxModel', benchmark: 'results', hpo: 'trialCheckpoints' },
+  archive: { training: 'checkpoint', conversion: 'onnxModel', benchmark: 'results', hpo: 'bestTrialArchive' },
+} as const satisfies Record<string, Record<StageName, ArtifactKind>>;
+
+/** Default archive file name of `archiveAndUploadCheckpoint`. */
+export const DEFAULT_ARCHIVE_NAME = 'best_trial_checkpoint.tar.gz';
+
+/** The constructor's options, checked and defaulted. @internal */
+export interface ResolvedUploaderOptions extends ArtifactUploaderOptions {
+  onError: 'return' | 'throw';
+  dryRun: boolean;
+  progressIntervalMs: number;
+  env: Env;
+}
+
+/**
+ * Checks the constructor's options: every problem is a programmer error, thrown at once.
+ * @internal
+ */
+export function resolveUploaderOptions(options: ArtifactUploaderOptions): ResolvedUploaderOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError('options', `new ArtifactUploader() needs an options object with a stage (${STAGES.join(', ')}).`);
+  }
+  assertStage(options.stage);
+  const { concurrency, onError = 'return', progressIntervalMs = DEFAULT_PROGRESS_INTERVAL_MS } = options;
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY)) {
+    throw new InvalidArgumentError('concurrency', `Expected \`concurrency\` to be an integer from 1 to ${MAX_CONCURRENCY}, got ${String(concurrency)}.`);
+  }
+  if (onError !== 'return' && onError !== 'throw') {
+    throw new InvalidArgumentError('onError', `Expected \`onError\` to be 'return' or 'throw', got ${JSON.stringify(onError)}.`);
+  }
+  if (typeof progressIntervalMs !== 'number' || !(progressIntervalMs >= 0)) {
+    throw new InvalidArgumentError('progressIntervalMs', `Expected \`progressIntervalMs\` to be a number >= 0, got ${String(progressIntervalMs)}.`);
+  }
+  if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
+    throw new InvalidArgumentError('onProgress', 'Expected `onProgress` to be a function.');
+  }
+  if (options.runId !== undefined && typeof options.runId !== 'string') {
+    throw new InvalidArgumentError('runId', `Expected \`runId\` to be a string, got ${typeof options.runId}.`);
+  }
+  return { ...options, onError, dryRun: options.dryRun ?? false, progressIntervalMs, env: options.env ?? process.env };
+}

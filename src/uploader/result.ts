@@ -1,0 +1,217 @@
+/**
+ * What every {@link ArtifactUploader} method returns: an {@link UploadResult} with the outcome,
+ * the files, and the metrics of the operation; and {@link StatsAccumulator}, which sums the
+ * metrics of every result for `uploader.stats()`.
+ *
+ * @module
+ */
+import type { ArtifactUploaderError, VerificationMismatch } from '../core/errors.js';
+import type { CheckpointManifest } from '../archive/manifest.js';
+import type { ArtifactKind, StageName } from '../config/schema.js';
+
+/**
+ * Why an operation was skipped:
+ * - `disabled-by-env`: `MLFLOW_SKIP_ARTIFACT_LOGGING=true`;
+ * - `disabled-by-config`: the stage or artifact kind is disabled in the tracking config
+ *   (`disabledBy` names the key);
+ * - `dry-run`: the `dryRun` option; `files` is the plan;
+ * - `empty`: nothing to upload (an empty directory, or every file filtered out);
+ * - `no-run`: no run id anywhere (option, active run, `MLFLOW_RUN_ID`).
+ */
+export type UploadSkipReason = 'disabled-by-env' | 'disabled-by-config' | 'dry-run' | 'empty' | 'no-run';
+
+/**
+ * Why an operation failed:
+ * - `run-unavailable`: the run could not be resolved (no such run, deleted run, unreachable or
+ *   malformed tracking URI, an artifact store that cannot be written);
+ * - `upload-failed`: a file failed after retries;
+ * - `verification-failed`: the store's listing did not match what was sent;
+ * - `aborted`: the `signal` fired.
+ */
+export type UploadFailureReason = 'run-unavailable' | 'upload-failed' | 'verification-failed' | 'aborted';
+
+/** One file of an operation and what happened to it. */
+export interface UploadedFile {
+  /** Absolute local path. */
+  localPath: string;
+  /** Destination, relative to the run's artifact root. */
+  artifactPath: string;
+  /** Size in bytes (as planned; as stored once uploaded). */
+  size: number;
+  /**
+   * `uploaded`; `failed` (see `error`); `cancelled` (aborted before it started); `planned`
+   * (the operation was skipped, e.g. a dry run, so nothing was sent).
+   */
+  status: 'uploaded' | 'failed' | 'planned' | 'cancelled';
+  /** Requests made for it, retries included. */
+  attempts?: number;
+  /** True when it went through a multipart upload. */
+  multipart?: boolean;
+  /** Why it failed, for `failed` and `cancelled`. */
+  error?: string;
+}
+
+/** A path left out of an operation, and why (e.g. `excluded by "*.tmp"`). */
+export interface SkippedFile {
+  /** Path relative to the uploaded directory. */
+  path: string;
+  reason: string;
+}
+
+/** Counters of one operation (or, from `stats()`, of an uploader's life). */
+export interface UploadMetrics {
+  /** Files the plan holds (after include/exclude filters). */
+  filesPlanned: number;
+  /** Files stored. */
+  filesSent: number;
+  /** Files left out: filtered out, or planned but not sent because the operation was skipped. */
+  filesSkipped: number;
+  /** Files that failed or were cancelled. */
+  filesFailed: number;
+  /** Bytes the plan holds. */
+  bytesPlanned: number;
+  /** Bytes stored. */
+  bytesSent: number;
+  /** Bytes of the files counted in `filesSkipped`. */
+  bytesSkipped: number;
+  /** Requests made for files, retries included. */
+  attempts: number;
+  /** Retried requests (`attempts` minus one per file tried). */
+  retries: number;
+  /** Wall time, in milliseconds (for `stats()`: the sum over operations). */
+  durationMs: number;
+  /** `bytesSent` per second of `durationMs`; 0 when nothing was sent. */
+  throughputBytesPerSec: number;
+}
+
+/** Outcome of checking the store's listing after upload. */
+export interface UploadVerification {
+  /** `verified`: every file is there with its size; `failed`: see `mismatches`; `not-run`: verification was off or nothing was uploaded. */
+  status: 'verified' | 'failed' | 'not-run';
+  /** For `failed`: the files that do not match. */
+  mismatches?: VerificationMismatch[];
+}
+
+/**
+ * The outcome of one upload operation. Failures after retries are returned here (with
+ * `error`), not thrown, unless the uploader was made with `onError: 'throw'`.
+ *
+ * @example
+ * ```ts
+ * const result = await uploader.uploadDirectory('out/checkpoint');
+ * if (result.status === 'failed') console.error(result.error?.message);
+ * else console.log(result.status, result.reason ?? '', result.metrics.bytesSent);
+ * ```
+ */
+export interface UploadResult {
+  /** `uploaded`: every file stored (and verified, when verification was on). */
+  status: 'uploaded' | 'skipped' | 'failed';
+  /** Why it was skipped or failed; see {@link UploadSkipReason} and {@link UploadFailureReason}. */
+  reason?: UploadSkipReason | UploadFailureReason | (string & {});
+  /** The uploader's stage. */
+  stage: StageName;
+  /** The artifact kind whose config switch applied, if any. */
+  kind?: ArtifactKind;
+  /** For `disabled-by-config`: the key that disabled it, e.g. `training.checkpoint.enabled`. */
+  disabledBy?: string;
+  /** The run the files went to (absent when none was found, and in a dry run without one). */
+  runId?: string;
+  /** The run's artifact root URI. */
+  artifactUri?: string;
+  /** Destination of the operation relative to the artifact root: the file, or the directory. */
+  artifactPath?: string;
+  /** Every file of the operation, in upload order (largest first for directories). */
+  files: UploadedFile[];
+  /** Paths left out by filters, and why. */
+  skippedFiles: SkippedFile[];
+  /** Counters of this operation. */
+  metrics: UploadMetrics;
+  /** Present when files were uploaded. */
+  verification?: UploadVerification;
+  /** For `failed`: what went wrong (typed, with a `code` and a `hint`). */
+  error?: ArtifactUploaderError;
+  /** Wall time of the operation, in milliseconds (same as `metrics.durationMs`). */
+  durationMs: number;
+  /**
+   * True when an identical upload (same run, destination and local file identity) was already
+   * in flight and this result is its result: the bytes went once.
+   */
+  deduplicated?: boolean;
+  /** For checkpoint archives: the manifest uploaded beside the archive, with its verification outcome. */
+  manifest?: CheckpointManifest;
+}
+
+/** {@link UploadMetrics} over an uploader's life, plus how its operations ended. */
+export interface UploaderStats extends UploadMetrics {
+  /** Operations finished (every status). */
+  operations: number;
+  uploaded: number;
+  skipped: number;
+  failed: number;
+  /** Operations answered with another caller's in-flight result; their bytes are not counted again. */
+  deduplicated: number;
+}
+
+/** All-zero metrics. */
+export function emptyMetrics(): UploadMetrics {
+  return {
+    filesPlanned: 0,
+    filesSent: 0,
+    filesSkipped: 0,
+    filesFailed: 0,
+    bytesPlanned: 0,
+    bytesSent: 0,
+    bytesSkipped: 0,
+    attempts: 0,
+    retries: 0,
+    durationMs: 0,
+    throughputBytesPerSec: 0,
+  };
+}
+
+/** `bytes` per second of `durationMs`, rounded; 0 for no time or no bytes. */
+export function throughput(bytes: number, durationMs: number): number {
+  return durationMs > 0 && bytes > 0 ? Math.round((bytes * 1000) / durationMs) : 0;
+}
+
+/**
+ * Sums the metrics of every result an uploader returns.
+ *
+ * @example
+ * ```ts
+ * const stats = new StatsAccumulator();
+ * stats.add(result);
+ * stats.snapshot().bytesSent;
+ * ```
+ */
+export class StatsAccumulator {
+  private readonly totals: UploaderStats = { ...emptyMetrics(), operations: 0, uploaded: 0, skipped: 0, failed: 0, deduplicated: 0 };
+
+  /** Counts one finished operation. */
+  add(result: UploadResult): void {
+    const t = this.totals;
+    t.operations++;
+    t[result.status]++;
+    // The first caller counted those bytes; counting them here too would report bytes twice.
+    if (result.deduplicated) {
+      t.deduplicated++;
+      return;
+    }
+    const m = result.metrics;
+    t.filesPlanned += m.filesPlanned;
+    t.filesSent += m.filesSent;
+    t.filesSkipped += m.filesSkipped;
+    t.filesFailed += m.filesFailed;
+    t.bytesPlanned += m.bytesPlanned;
+    t.bytesSent += m.bytesSent;
+    t.bytesSkipped += m.bytesSkipped;
+    t.attempts += m.attempts;
+    t.retries += m.retries;
+    t.durationMs += m.durationMs;
+  }
+
+  /** A copy of the totals, with throughput over the summed durations. */
+  snapshot(): UploaderStats {
+    return { ...this.totals, throughputBytesPerSec: throughput(this.totals.bytesSent, this.totals.durationMs) };
+  }
+}
