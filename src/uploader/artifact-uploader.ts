@@ -310,7 +310,10 @@ export class ArtifactUploader {
               const out = join(work, posix.basename(artifactPath));
               const manifest = await createCheckpointArchive(directory, out, {
                 exclude,
-                filter: (path, entry) => !shouldSkipFile(path) && (include.length === 0 || entry.type === 'directory' || included(path) !== undefined),
+                // Only with an include list: the default filter records its skips as `default-skip-list`.
+                ...(include.length > 0
+                  ? { filter: (path: string, entry: { type: string }) => !shouldSkipFile(path) && (entry.type === 'directory' || included(path) !== undefined) }
+                  : {}),
                 ...(options.level !== undefined ? { level: options.level } : {}),
                 ...(ctx.signal ? { signal: ctx.signal } : {}),
               });
@@ -518,14 +521,16 @@ export class ArtifactUploader {
     // Taken before the first await on the network, so that of two identical calls the first
     // to reach the dedupe map is also the first caller.
     const identities = await fileIdentities(local.files);
+    const aborted = () => new AbortedError('The upload was aborted before it started.', { cause: signal?.reason });
+    if (signal?.aborted) return this.failedBeforeUpload(base, planned, 'aborted', aborted(), started, progress);
     const resolved = await this.target();
     if ('noRun' in resolved) return skip('no-run');
-    if ('error' in resolved) return this.failedBeforeUpload(base, planned, 'run-unavailable', resolved.error, started, progress);
-    const { target } = resolved;
-    if (signal?.aborted) {
-      const error = new AbortedError('The upload was aborted before it started.', { cause: signal.reason });
-      return this.failedBeforeUpload(base, planned, 'aborted', error, started, progress, target);
+    if ('error' in resolved) {
+      if (signal?.aborted) return this.failedBeforeUpload(base, planned, 'aborted', aborted(), started, progress);
+      return this.failedBeforeUpload(base, planned, 'run-unavailable', resolved.error, started, progress);
     }
+    const { target } = resolved;
+    if (signal?.aborted) return this.failedBeforeUpload(base, planned, 'aborted', aborted(), started, progress, target);
 
     const key = identityKey({
       trackingUri: target.trackingUri,
@@ -648,10 +653,10 @@ export class ArtifactUploader {
   }
 
   /** Uploads files under the concurrency limit with progress, then verifies them when asked. */
-  private async transferFiles(ctx: TransferContext, files: readonly PlannedFile[], counted: { filesTotal?: number; bytesTotal?: number } = {}): Promise<TransferOutcome> {
+  private async transferFiles(ctx: TransferContext, files: readonly PlannedFile[]): Promise<TransferOutcome> {
     const { progress, signal } = ctx;
-    const filesTotal = counted.filesTotal ?? files.length;
-    const bytesTotal = counted.bytesTotal ?? files.reduce((n, f) => n + f.size, 0);
+    const filesTotal = files.length;
+    const bytesTotal = files.reduce((n, f) => n + f.size, 0);
     let retries = 0;
     progress.phase('uploading');
     const outcomes = await uploadPlannedFiles(ctx.target.store, { files: [...files] }, {
@@ -724,8 +729,7 @@ export class ArtifactUploader {
    * only be written once that is known.
    */
   private async transferArchive(ctx: TransferContext, archive: PlannedFile, manifest: CheckpointManifest | undefined): Promise<TransferOutcome> {
-    const filesTotal = manifest ? 2 : 1;
-    const first = await this.transferFiles(ctx, [archive], { filesTotal });
+    const first = await this.transferFiles(ctx, [archive]);
     if (!manifest || (first.status === 'failed' && first.reason !== 'verification-failed')) return first;
 
     const location = `${ctx.target.artifactUri.replace(/\/+$/, '')}/${archive.artifactPath}`;
@@ -746,10 +750,9 @@ export class ArtifactUploader {
       await writeManifest(uploadedManifest, localPath);
       const size = (await stat(localPath)).size;
       const manifestArtifactPath = posix.join(posix.dirname(archive.artifactPath), manifestFileName(archive.artifactPath)).replace(/^\.\//, '');
-      const second = await this.transferFiles(ctx, [{ localPath, artifactPath: manifestArtifactPath, size }], {
-        filesTotal,
-        bytesTotal: archive.size + size,
-      });
+      // Progress follows the archive only: the manifest is a few KiB, sent while "verifying".
+      const silent = new ProgressEmitter(undefined, 0, this.logger);
+      const second = await this.transferFiles({ ...ctx, progress: silent }, [{ localPath, artifactPath: manifestArtifactPath, size }]);
       const combined: TransferOutcome = {
         status: first.status === 'failed' || second.status === 'failed' ? 'failed' : 'uploaded',
         files: [...first.files, ...second.files],

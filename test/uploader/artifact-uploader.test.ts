@@ -1,0 +1,376 @@
+/**
+ * ArtifactUploader on the embedded ./mlruns store (explicit `file:` tracking URIs in temp
+ * dirs): every method, every gate, run precedence, programmer errors, verification,
+ * progress and stats. Fast: no server, no Python. The real-server side is in
+ * mlflow-server.test.ts.
+ */
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
+import { writeManifest } from '../../src/archive/manifest.js';
+import { ConfigError, InvalidArgumentError, LocalPathError, MlflowApiError, VerificationError } from '../../src/core/errors.js';
+import { withRun } from '../../src/run/run-context.js';
+import type { ArtifactStore } from '../../src/stores/artifact-store.js';
+import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import type { UploadProgressEvent } from '../../src/uploader/progress.js';
+import { hashTree, localRun, recordingLogger, scratch, sha256, writeTree } from './helpers.js';
+
+const RUN_A = 'a'.repeat(32);
+
+describe('ArtifactUploader on ./mlruns', () => {
+  it('uploads a file, several files, a directory and a checkpoint into the run, byte for byte', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const src = writeTree(scratch(), {
+      'metrics.json': '{"loss": 0.1}',
+      'eval/report.md': '# report',
+      'eval/plots/a.png': Buffer.alloc(300, 1),
+      'eval/debug.log': 'noise',
+      'ckpt/model.safetensors': Buffer.alloc(2048, 7),
+      'ckpt/config.json': '{}',
+      'ckpt/empty.txt': '',
+      'ckpt/train.lock': '',
+      'ckpt/__pycache__/x.pyc': 'bytecode',
+      'onnx/model.onnx': 'graph',
+      'onnx/weights/model.onnx.data': 'tensors',
+    });
+    const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {} });
+
+    const file = await uploader.uploadFile(join(src, 'metrics.json'), { kind: 'metrics' });
+    expect(file).toMatchObject({
+      status: 'uploaded',
+      stage: 'training',
+      kind: 'metrics',
+      runId: run.runId,
+      artifactUri: run.artifactUri,
+      artifactPath: 'metrics/metrics.json',
+      verification: { status: 'not-run' },
+    });
+    expect(file.files).toEqual([
+      { localPath: join(src, 'metrics.json'), artifactPath: 'metrics/metrics.json', size: 13, status: 'uploaded', attempts: 1, multipart: false },
+    ]);
+
+    const many = await uploader.uploadFiles([join(src, 'onnx/model.onnx'), join(src, 'onnx/weights/model.onnx.data')], {
+      artifactPath: 'onnx',
+      baseDir: join(src, 'onnx'),
+      verify: true,
+    });
+    expect(many).toMatchObject({ status: 'uploaded', artifactPath: 'onnx', verification: { status: 'verified' } });
+    // Largest first.
+    expect(many.files.map((f) => f.artifactPath)).toEqual(['onnx/weights/model.onnx.data', 'onnx/model.onnx']);
+
+    const dir = await uploader.uploadDirectory(join(src, 'eval'), { artifactPath: 'eval', exclude: '*.log' });
+    expect(dir.status).toBe('uploaded');
+    expect(dir.files.map((f) => f.artifactPath)).toEqual(['eval/plots/a.png', 'eval/report.md']);
+    expect(dir.skippedFiles).toEqual([{ path: 'debug.log', reason: 'excluded by "*.log"' }]);
+    expect(dir.metrics).toMatchObject({ filesPlanned: 2, filesSent: 2, filesSkipped: 1, bytesSkipped: 5, bytesSent: 308, filesFailed: 0, attempts: 2, retries: 0 });
+
+    const checkpoint = await uploader.uploadCheckpoint(join(src, 'ckpt'));
+    expect(checkpoint).toMatchObject({ status: 'uploaded', kind: 'checkpoint', artifactPath: 'checkpoint' });
+    expect(checkpoint.skippedFiles.map((s) => s.path).sort()).toEqual(['__pycache__/x.pyc', 'train.lock']);
+    expect(checkpoint.skippedFiles.find((s) => s.path === 'train.lock')?.reason).toMatch(/^default skip list \(\*\.lock/);
+
+    expect(hashTree(artifactsDir)).toEqual({
+      'metrics/metrics.json': sha256('{"loss": 0.1}'),
+      'onnx/model.onnx': sha256('graph'),
+      'onnx/weights/model.onnx.data': sha256('tensors'),
+      'eval/report.md': sha256('# report'),
+      'eval/plots/a.png': sha256(Buffer.alloc(300, 1)),
+      'checkpoint/model.safetensors': sha256(Buffer.alloc(2048, 7)),
+      'checkpoint/config.json': sha256('{}'),
+      'checkpoint/empty.txt': sha256(''),
+    });
+    const stats = uploader.stats();
+    expect(stats).toMatchObject({ operations: 4, uploaded: 4, skipped: 0, failed: 0, deduplicated: 0, filesSent: 8, filesSkipped: 3 });
+    expect(stats.bytesSent).toBe(13 + 5 + 7 + 300 + 8 + 2048 + 2);
+    await uploader.close();
+    await expect(uploader.uploadFile(join(src, 'metrics.json'))).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('uploads a checkpoint archive with its manifest, verified, and records the verification in the uploaded manifest', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const src = writeTree(scratch(), { 'ckpt/adapter.safetensors': Buffer.alloc(4096, 3), 'ckpt/tokenizer.json': '{"v":1}', 'ckpt/scratch.tmp': 'x' });
+    const out = join(scratch(), 'best.tar.gz');
+    const manifest = await createCheckpointArchive(join(src, 'ckpt'), out);
+    // Found beside the archive without being passed.
+    await writeManifest(manifest, join(scratch(), 'unrelated.json'));
+    await writeManifest(manifest, out.replace(/\.tar\.gz$/, '.manifest.json'));
+
+    const uploader = new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {} });
+    const result = await uploader.uploadCheckpointArchive(out);
+    expect(result).toMatchObject({
+      status: 'uploaded',
+      kind: 'bestTrialArchive',
+      artifactPath: 'best_trial_checkpoint.tar.gz',
+      verification: { status: 'verified' },
+      manifest: { verification: { status: 'verified', checks: ['size'], location: `${run.artifactUri}/best_trial_checkpoint.tar.gz` } },
+    });
+    expect(result.files.map((f) => f.artifactPath)).toEqual(['best_trial_checkpoint.tar.gz', 'best_trial_checkpoint.manifest.json']);
+    expect(readFileSync(join(artifactsDir, 'best_trial_checkpoint.tar.gz')).equals(readFileSync(out))).toBe(true);
+    const uploaded = JSON.parse(readFileSync(join(artifactsDir, 'best_trial_checkpoint.manifest.json'), 'utf8'));
+    expect(uploaded).toEqual({ ...manifest, verification: result.manifest!.verification });
+    // The caller's manifest file is left as it was.
+    expect(JSON.parse(readFileSync(out.replace(/\.tar\.gz$/, '.manifest.json'), 'utf8')).verification).toEqual({ status: 'not-run' });
+
+    // A manifest of another archive is a programmer error.
+    await expect(uploader.uploadCheckpointArchive(out, { manifest: { ...manifest, archive: { ...manifest.archive, size: 1 } } })).rejects.toMatchObject({
+      name: 'InvalidArgumentError',
+      argument: 'manifest',
+    });
+  });
+
+  it('archives a directory first, in phases, and uploads archive + manifest', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const ckpt = writeTree(scratch(), { 'model.safetensors': Buffer.alloc(1000, 9), 'nested/config.json': '{}', '.DS_Store': 'x' });
+    const phases: string[] = [];
+    const uploader = new ArtifactUploader({
+      stage: 'hpo',
+      runId: run.runId,
+      trackingUri,
+      env: {},
+      onProgress: (e) => e.type === 'phase' && phases.push(e.phase),
+    });
+    const result = await uploader.archiveAndUploadCheckpoint(ckpt, { artifactPath: 'sweep/best.tar.gz' });
+    expect(phases).toEqual(['scanning', 'archiving', 'uploading', 'verifying', 'done']);
+    expect(result).toMatchObject({ status: 'uploaded', artifactPath: 'sweep/best.tar.gz', verification: { status: 'verified' } });
+    expect(result.manifest?.files.map((f) => f.path)).toEqual(['model.safetensors', 'nested/config.json']);
+    expect(result.manifest?.skipped).toEqual([{ path: '.DS_Store', reason: 'default-skip-list', pattern: '.DS_Store' }]);
+    expect(existsSync(join(artifactsDir, 'sweep', 'best.manifest.json'))).toBe(true);
+    expect(result.files[0]!.localPath).not.toContain(ckpt);
+    expect(existsSync(result.files[0]!.localPath)).toBe(false); // the temp archive is gone
+  });
+
+  describe('gates', () => {
+    it('MLFLOW_SKIP_ARTIFACT_LOGGING=true skips before the config is even read', async () => {
+      const configDir = writeTree(scratch(), { 'artifact-uploader.yaml': 'not: [valid' });
+      const src = writeTree(scratch(), { 'a.txt': 'a' });
+      const uploader = new ArtifactUploader({ stage: 'training', configDir, env: { MLFLOW_SKIP_ARTIFACT_LOGGING: 'true' } });
+      const result = await uploader.uploadFile(join(src, 'a.txt'));
+      expect(result).toMatchObject({ status: 'skipped', reason: 'disabled-by-env', files: [] });
+      // Programmer errors still throw first.
+      await expect(uploader.uploadFile(join(src, 'missing.txt'))).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
+    });
+
+    it('a stage config file disables a kind (skipIfDisabled) or the whole stage', async () => {
+      const { trackingUri, run, artifactsDir } = await localRun();
+      const configDir = writeTree(scratch(), {
+        'artifact-uploader.yaml': 'training:\n  checkpoint:\n    enabled: false\nbenchmark:\n  enabled: false\n',
+      });
+      const src = writeTree(scratch(), { 'ckpt/w.bin': 'w', 'r.json': '{}' });
+      const training = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, configDir, env: {} });
+      const skipped = await training.uploadCheckpoint(join(src, 'ckpt'));
+      expect(skipped).toMatchObject({ status: 'skipped', reason: 'disabled-by-config', disabledBy: 'training.checkpoint.enabled', kind: 'checkpoint' });
+      expect(skipped.files).toEqual([{ localPath: join(src, 'ckpt', 'w.bin'), artifactPath: 'checkpoint/w.bin', size: 1, status: 'planned' }]);
+      expect(existsSync(join(artifactsDir, 'checkpoint'))).toBe(false);
+      // Other kinds of the stage are still on; skipIfDisabled: false overrides the switch.
+      expect((await training.uploadFile(join(src, 'r.json'), { kind: 'metrics' })).status).toBe('uploaded');
+      expect((await training.uploadCheckpoint(join(src, 'ckpt'), { skipIfDisabled: false })).status).toBe('uploaded');
+
+      const benchmark = new ArtifactUploader({ stage: 'benchmark', runId: run.runId, trackingUri, configDir, env: {} });
+      expect(await benchmark.uploadFile(join(src, 'r.json'))).toMatchObject({ status: 'skipped', reason: 'disabled-by-config', disabledBy: 'benchmark.enabled' });
+      // Env overrides of the config apply (ARTIFACT_UPLOADER_*).
+      const reenabled = new ArtifactUploader({ stage: 'benchmark', runId: run.runId, trackingUri, configDir, env: { ARTIFACT_UPLOADER_BENCHMARK_ENABLED: 'true' } });
+      expect((await reenabled.uploadFile(join(src, 'r.json'))).status).toBe('uploaded');
+      expect(training.stats()).toMatchObject({ operations: 3, skipped: 1, uploaded: 2 });
+    });
+
+    it('no run anywhere: skipped with reason no-run and ONE warning saying how to fix it', async () => {
+      const logger = recordingLogger();
+      const src = writeTree(scratch(), { 'a.txt': 'a', 'b.txt': 'b' });
+      const uploader = new ArtifactUploader({ stage: 'conversion', env: {}, logger, trackingUri: 'http://127.0.0.1:9' });
+      expect(await uploader.uploadFile(join(src, 'a.txt'))).toMatchObject({ status: 'skipped', reason: 'no-run' });
+      expect(await uploader.uploadFile(join(src, 'b.txt'))).toMatchObject({ status: 'skipped', reason: 'no-run' });
+      const warnings = logger.lines.filter(([level]) => level === 'warn').map(([, m]) => m);
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatch(/`runId`.*`startRun\(\)`.*MLFLOW_RUN_ID/);
+    });
+
+    it('an explicit runId beats the active run, which beats MLFLOW_RUN_ID', async () => {
+      const root = scratch();
+      const a = await localRun(root);
+      const b = await localRun(root);
+      const c = await localRun(root);
+      const src = writeTree(scratch(), { 'who.txt': 'me' });
+      const env = { MLFLOW_RUN_ID: c.run.runId };
+      const upload = (options: { runId?: string; trackingUri?: string }) =>
+        new ArtifactUploader({ stage: 'benchmark', env, ...options }).uploadFile(join(src, 'who.txt'));
+
+      await withRun(b.run, async () => {
+        expect((await upload({ runId: a.run.runId, trackingUri: a.trackingUri })).runId).toBe(a.run.runId);
+        // No trackingUri: the active run's own connection is used.
+        expect((await upload({})).runId).toBe(b.run.runId);
+      });
+      expect((await upload({ trackingUri: c.trackingUri })).runId).toBe(c.run.runId);
+      for (const x of [a, b, c]) expect(existsSync(join(x.artifactsDir, 'who.txt'))).toBe(true);
+    });
+  });
+
+  describe('programmer errors throw at once, whatever onError says', () => {
+    it('missing paths, a file where a directory is expected and vice versa, unknown stage or kind, bad names', async () => {
+      const src = writeTree(scratch(), { 'f.txt': 'f', 'd/x.txt': 'x' });
+      const uploader = new ArtifactUploader({ stage: 'training', runId: RUN_A, env: {}, onError: 'return' });
+      await expect(uploader.uploadFile(join(src, 'nope.txt'))).rejects.toMatchObject({ name: 'LocalPathError', code: 'PATH_NOT_FOUND' });
+      await expect(uploader.uploadFile(join(src, 'd'))).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+      await expect(uploader.uploadDirectory(join(src, 'f.txt'))).rejects.toMatchObject({ code: 'NOT_A_DIRECTORY' });
+      await expect(uploader.uploadCheckpoint(join(src, 'nope'))).rejects.toBeInstanceOf(LocalPathError);
+      await expect(uploader.uploadCheckpointArchive(join(src, 'd'))).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+      await expect(uploader.uploadFile(join(src, 'f.txt'), { artifactPath: '../up' })).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+      await expect(uploader.uploadFile(join(src, 'f.txt'), { kind: 'onnxModel' as never })).rejects.toMatchObject({
+        name: 'InvalidArgumentError',
+        argument: 'kind',
+      });
+      expect(() => new ArtifactUploader({ stage: 'trainig' as never })).toThrow(/Unknown stage "trainig" \(did you mean "training"\?\)/);
+      expect(() => new ArtifactUploader({ stage: 'hpo', concurrency: 0 })).toThrow(InvalidArgumentError);
+      expect(() => new ArtifactUploader({ stage: 'hpo', onError: 'ignore' as never })).toThrow(/onError/);
+      const badRun = new ArtifactUploader({ stage: 'hpo', runId: 'not a run id', env: {} });
+      await expect(badRun.uploadFile(join(src, 'f.txt'))).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'runId' });
+      expect(uploader.stats().operations).toBe(0);
+    });
+
+    it('a directory with an escaping symlink uploads nothing', async () => {
+      const { trackingUri, run, artifactsDir } = await localRun();
+      const outside = writeTree(scratch(), { 'secret.txt': 'do not publish' });
+      const dir = writeTree(scratch(), { 'ok.txt': 'fine' });
+      symlinkSync(join(outside, 'secret.txt'), join(dir, 'link.txt'));
+      const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {} });
+      await expect(uploader.uploadDirectory(dir)).rejects.toMatchObject({ name: 'LocalPathError', code: 'SYMLINK_ESCAPES' });
+      expect(existsSync(join(artifactsDir, 'ok.txt'))).toBe(false);
+    });
+
+    it('an invalid config file fails with the error text documented in docs/configuration.md', async () => {
+      const doc = await readFile(fileURLToPath(new URL('../../docs/configuration.md', import.meta.url)), 'utf8');
+      const yaml = /<!-- example:bad -->\n```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
+      const message = /<!-- example:bad-message -->\n```text\n([\s\S]*?)\n```/.exec(doc)![1]!;
+      const configDir = writeTree(scratch(), { 'artifact-uploader.yaml': yaml });
+      const src = writeTree(scratch(), { 'a.txt': 'a' });
+      const uploader = new ArtifactUploader({ stage: 'hpo', configDir, runId: RUN_A, env: {}, onError: 'return' });
+      const error = await uploader.uploadFile(join(src, 'a.txt')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as ConfigError).message).toBe(message.replace('/srv/pipeline/artifact-uploader.yaml', join(configDir, 'artifact-uploader.yaml')));
+    });
+  });
+
+  describe('failures are results, or thrown with onError: throw', () => {
+    it('a run that does not exist fails with the typed error', async () => {
+      const { trackingUri } = await localRun();
+      const src = writeTree(scratch(), { 'a.txt': 'a' });
+      const lenient = new ArtifactUploader({ stage: 'training', runId: RUN_A, trackingUri, env: {} });
+      const result = await lenient.uploadFile(join(src, 'a.txt'));
+      expect(result).toMatchObject({ status: 'failed', reason: 'run-unavailable', files: [{ status: 'cancelled' }] });
+      expect(result.error).toBeInstanceOf(MlflowApiError);
+      expect((result.error as MlflowApiError).errorCode).toBe('RESOURCE_DOES_NOT_EXIST');
+      expect(lenient.stats()).toMatchObject({ failed: 1, filesFailed: 1 });
+
+      const strict = new ArtifactUploader({ stage: 'training', runId: RUN_A, trackingUri, env: {}, onError: 'throw' });
+      await expect(strict.uploadFile(join(src, 'a.txt'))).rejects.toMatchObject({ errorCode: 'RESOURCE_DOES_NOT_EXIST' });
+    });
+
+    it('a store whose listing does not match fails verification, naming the files; archives record it in the manifest', async () => {
+      const { trackingUri, run, artifactsDir } = await localRun();
+      const lying = (uri: string, options: Parameters<typeof resolveArtifactStore>[1]): ArtifactStore => {
+        const real = resolveArtifactStore(uri, options);
+        return {
+          kind: real.kind,
+          artifactUri: real.artifactUri,
+          describe: () => real.describe(),
+          uploadFile: (l, a, o) => real.uploadFile(l, a, o),
+          // Pretends every .bin file lost its last byte on the way.
+          list: async (dir, o) => (await real.list(dir, o)).map((e) => (e.path.endsWith('.bin') && e.size ? { ...e, size: e.size - 1 } : e)),
+        };
+      };
+      const src = writeTree(scratch(), { 'd/w.bin': Buffer.alloc(10), 'd/ok.txt': 'ok', 'ckpt/w.bin': Buffer.alloc(50) });
+      const uploader = new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {}, resolveStore: lying });
+      const result = await uploader.uploadDirectory(join(src, 'd'), { verify: true });
+      expect(result).toMatchObject({
+        status: 'failed',
+        reason: 'verification-failed',
+        verification: { status: 'failed', mismatches: [{ artifactPath: 'w.bin', expectedSize: 10, actualSize: 9, reason: 'size' }] },
+      });
+      expect(result.error).toBeInstanceOf(VerificationError);
+      expect(result.error!.message).toContain('w.bin (size: expected 10, got 9)');
+
+      const archive = join(scratch(), 'a.tar.gz');
+      // A .tar.gz named .bin would be odd; the archive itself is checked under the name given.
+      const manifest = await createCheckpointArchive(join(src, 'ckpt'), archive);
+      const archived = await uploader.uploadCheckpointArchive(archive, { manifest, artifactPath: 'best.tar.gz.bin' });
+      expect(archived).toMatchObject({ status: 'failed', reason: 'verification-failed' });
+      expect(archived.manifest?.verification).toMatchObject({
+        status: 'failed',
+        mismatches: [{ path: 'best.tar.gz.bin', reason: 'size', expectedSize: manifest.archive.size, actualSize: manifest.archive.size - 1 }],
+      });
+      // The manifest went up anyway, saying so.
+      const uploaded = JSON.parse(readFileSync(join(artifactsDir, 'best.tar.gz.bin.manifest.json'), 'utf8'));
+      expect(uploaded.verification.status).toBe('failed');
+
+      const strict = new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {}, resolveStore: lying, onError: 'throw', verify: true });
+      await expect(strict.uploadFile(join(src, 'd/w.bin'))).rejects.toBeInstanceOf(VerificationError);
+    });
+
+    it('an aborted signal ends the operation as failed / aborted without sending', async () => {
+      const { trackingUri, run, artifactsDir } = await localRun();
+      const src = writeTree(scratch(), { 'a.txt': 'a' });
+      const controller = new AbortController();
+      controller.abort();
+      const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {}, signal: controller.signal });
+      const result = await uploader.uploadFile(join(src, 'a.txt'));
+      expect(result).toMatchObject({ status: 'failed', reason: 'aborted', error: { name: 'AbortedError' } });
+      expect(existsSync(join(artifactsDir, 'a.txt'))).toBe(false);
+    });
+  });
+
+  it('progress: typed events, throttled so many files do not flood, every stream ending complete', async () => {
+    const { trackingUri, run } = await localRun();
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 60; i++) files[`f${String(i).padStart(2, '0')}.txt`] = 'x'.repeat(i + 1);
+    const dir = writeTree(scratch(), files);
+    const totalBytes = (60 * 61) / 2;
+
+    const throttled: UploadProgressEvent[] = [];
+    const slow = new ArtifactUploader({ stage: 'benchmark', runId: run.runId, trackingUri, env: {}, progressIntervalMs: 3_600_000, onProgress: (e) => throttled.push(e) });
+    await slow.uploadDirectory(dir, { artifactPath: 'slow' });
+    expect(throttled.filter((e) => e.type === 'phase').map((e) => e.type === 'phase' && e.phase)).toEqual(['scanning', 'uploading', 'done']);
+    const totals = throttled.filter((e) => e.type === 'totals');
+    // The first totals event passes the throttle, the last is always sent; nothing in between.
+    expect(totals.length).toBeLessThanOrEqual(2);
+    expect(totals.at(-1)).toMatchObject({ filesDone: 60, filesTotal: 60, bytesDone: totalBytes, bytesTotal: totalBytes });
+    expect(throttled.filter((e) => e.type === 'file').length).toBeLessThanOrEqual(2);
+
+    const every: UploadProgressEvent[] = [];
+    const fast = new ArtifactUploader({ stage: 'benchmark', runId: run.runId, trackingUri, env: {}, progressIntervalMs: 0, onProgress: (e) => every.push(e) });
+    await fast.uploadDirectory(dir, { artifactPath: 'fast' });
+    const finals = every.filter((e) => e.type === 'file' && e.loaded === e.total);
+    expect(new Set(finals.map((e) => e.type === 'file' && e.artifactPath)).size).toBe(60);
+    expect(every.find((e) => e.type === 'file')).toEqual({ type: 'file', path: join(dir, 'f59.txt'), artifactPath: 'fast/f59.txt', loaded: 60, total: 60 });
+    const last = every.filter((e) => e.type === 'totals').at(-1);
+    expect(last).toMatchObject({ type: 'totals', filesDone: 60, bytesDone: totalBytes });
+    expect(typeof (last as { bytesPerSecond: number }).bytesPerSecond).toBe('number');
+  });
+
+  it('dry run: the plan, no run lookup, nothing written', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const dir = writeTree(scratch(), { 'big.bin': Buffer.alloc(100), 'small.txt': 's', 'skip.tmp': 't' });
+    const uploader = new ArtifactUploader({ stage: 'training', trackingUri, env: { MLFLOW_RUN_ID: run.runId }, dryRun: true });
+    const result = await uploader.uploadCheckpoint(dir);
+    expect(result).toMatchObject({
+      status: 'skipped',
+      reason: 'dry-run',
+      runId: run.runId,
+      artifactPath: 'checkpoint',
+      skippedFiles: [{ path: 'skip.tmp', reason: 'default skip list (*.tmp: temporary file)' }],
+      metrics: { filesPlanned: 2, bytesPlanned: 101, filesSent: 0, filesSkipped: 3, bytesSkipped: 102 },
+    });
+    expect(result.files).toEqual([
+      { localPath: join(dir, 'big.bin'), artifactPath: 'checkpoint/big.bin', size: 100, status: 'planned' },
+      { localPath: join(dir, 'small.txt'), artifactPath: 'checkpoint/small.txt', size: 1, status: 'planned' },
+    ]);
+    expect(existsSync(join(artifactsDir, 'checkpoint'))).toBe(false);
+    // No run id at all is fine in a dry run.
+    const anonymous = new ArtifactUploader({ stage: 'training', env: {}, dryRun: true });
+    expect(await anonymous.uploadDirectory(dir)).toMatchObject({ status: 'skipped', reason: 'dry-run' });
+    mkdirSync(join(dir, 'empty'));
+    expect(await anonymous.uploadDirectory(join(dir, 'empty'))).toMatchObject({ status: 'skipped', reason: 'empty' });
+  });
+});
