@@ -1,0 +1,91 @@
+/**
+ * `runs start` and `runs end`: the MLFLOW_RUN_ID hand-over for shell and Python pipelines.
+ *
+ * @module
+ */
+import { ConfigError, InvalidArgumentError } from '../../core/errors.js';
+import { resolveMlflowConnection, type MlflowConnection } from '../../mlflow/connection.js';
+import { createTrackingClient } from '../../mlflow/tracking-client.js';
+import type { RunStatus } from '../../mlflow/tracking-types.js';
+import { startRun } from '../../run/start-run.js';
+import type { CliContext, CommandOutcome } from '../context.js';
+import { EXIT_CODES } from '../exit-codes.js';
+
+function refuseDryRun(ctx: CliContext, command: string): void {
+  if (ctx.globals.dryRun) {
+    throw new InvalidArgumentError('--dry-run', `\`runs ${command}\` has no dry run: it only creates or updates one run record.`, {
+      hint: 'Drop --dry-run for this step; the upload commands accept it.',
+    });
+  }
+}
+
+function parseTags(tags: string[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const tag of tags ?? []) {
+    const at = tag.indexOf('=');
+    if (at <= 0) throw new InvalidArgumentError('--tag', `Expected --tag key=value, got ${JSON.stringify(tag)}.`, { hint: 'Write it as --tag team=nlp.' });
+    out[tag.slice(0, at)] = tag.slice(at + 1);
+  }
+  return out;
+}
+
+/** `runs start`: creates (or joins) a run and prints its id alone on stdout. */
+export async function runStart(ctx: CliContext, _args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
+  refuseDryRun(ctx, 'start');
+  const tags = parseTags(options.tag as string[] | undefined);
+  const connection = resolveMlflowConnection({ trackingUri: ctx.trackingUri(), env: ctx.env, logger: ctx.logger });
+  const run = await startRun({
+    client: createTrackingClient(connection),
+    trackingUri: ctx.trackingUri(),
+    env: ctx.env,
+    logger: ctx.logger,
+    signal: ctx.signal,
+    activate: false,
+    runId: ctx.globals.runId,
+    joinEnvRun: options.new !== true,
+    experimentName: options.experimentName as string | undefined,
+    experimentId: options.experimentId as string | undefined,
+    runName: options.runName as string | undefined,
+    tags,
+  }).finally(() => closeConnection(connection));
+  ctx.note(`${run.owned ? 'Started' : 'Joined'} run ${run.runId}${run.runName ? ` (${run.runName})` : ''} in experiment ${run.experimentId ?? '?'} on ${run.trackingUri ?? ctx.trackingUri()}`);
+  return {
+    exitCode: EXIT_CODES.OK,
+    data: {
+      runId: run.runId,
+      runName: run.runName,
+      experimentId: run.experimentId,
+      artifactUri: run.artifactUri,
+      trackingUri: run.trackingUri ?? ctx.trackingUri(),
+      created: run.owned,
+    },
+    text: run.runId,
+    textEvenIfQuiet: true,
+  };
+}
+
+/** `runs end`: sets the run's final status and end time. */
+export async function runEnd(ctx: CliContext, _args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
+  refuseDryRun(ctx, 'end');
+  const runId = ctx.globals.runId ?? ctx.env.MLFLOW_RUN_ID?.trim();
+  if (!runId) {
+    throw new ConfigError('No run to end: neither --run-id nor MLFLOW_RUN_ID is set.', {
+      issues: [{ path: 'MLFLOW_RUN_ID', message: 'not set' }],
+      hint: 'Pass --run-id, or export MLFLOW_RUN_ID=$(artifact-uploader runs start) earlier in the pipeline.',
+    });
+  }
+  const status = (options.status as RunStatus | undefined) ?? 'FINISHED';
+  const connection = resolveMlflowConnection({ trackingUri: ctx.trackingUri(), env: ctx.env, logger: ctx.logger });
+  const client = createTrackingClient(connection);
+  const info = await client.updateRun({ runId, status, endTime: Date.now() }, { signal: ctx.signal }).finally(() => closeConnection(connection));
+  return {
+    exitCode: EXIT_CODES.OK,
+    data: { runId, status: info.status, endTime: info.endTime, trackingUri: client.trackingUri },
+    text: `Run ${runId} ended: ${info.status} (${client.describe()})`,
+  };
+}
+
+/** Closes a REST connection's sockets, so the process exits as soon as the command is done. */
+export async function closeConnection(connection: MlflowConnection): Promise<void> {
+  if (connection.kind === 'rest') await connection.http.close().catch(() => undefined);
+}

@@ -1,0 +1,249 @@
+/**
+ * The upload commands: `training`, `conversion`, `benchmark`, `hpo` (one per stage helper),
+ * and `file` / `dir` (the uploader itself, under `--stage`). All print the same shape: one
+ * line per operation (uploaded, skipped and why, or failed), the plan for `--dry-run`, and with
+ * `--json` the `UploadResult`s as `results`.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from '../../core/errors.js';
+import {
+  ArtifactUploader,
+  uploadBenchmarkArtifacts,
+  uploadConversionArtifacts,
+  uploadHpoArtifacts,
+  uploadTrainingArtifacts,
+  type UploadProgressEvent,
+  type UploadResult,
+} from '../../index.js';
+import type { CliContext, CommandOutcome } from '../context.js';
+import { EXIT_CODES, exitCodeForError, type ExitCode } from '../exit-codes.js';
+import { formatBytes, formatDuration, table } from '../format.js';
+import type { ProgressDisplay } from '../progress.js';
+
+type Stage = 'training' | 'conversion' | 'benchmark' | 'hpo';
+
+/** The options every uploader and stage helper gets from the global options. */
+function uploaderOptions(ctx: CliContext, stage: Stage, progress: ProgressDisplay) {
+  return {
+    stage,
+    runId: ctx.globals.runId,
+    configDir: ctx.configDir(),
+    trackingUri: ctx.trackingUri(),
+    concurrency: ctx.globals.concurrency,
+    dryRun: ctx.globals.dryRun === true,
+    env: ctx.env,
+    logger: ctx.logger,
+    signal: ctx.signal,
+    onProgress: (event: UploadProgressEvent) => {
+      if (event.type === 'phase') {
+        if (event.phase === 'archiving' || event.phase === 'uploading') progress.phase(event.phase);
+        else if (event.phase === 'verifying' || event.phase === 'done') progress.stop();
+      } else if (event.type === 'totals') {
+        progress.update(event);
+      }
+    },
+  };
+}
+
+/** A stage command's stage; `--stage`, when given, must agree. */
+function stageOf(ctx: CliContext, command: Stage): Stage {
+  if (ctx.globals.stage !== undefined && ctx.globals.stage !== command) {
+    throw new InvalidArgumentError('--stage', `--stage ${ctx.globals.stage} contradicts the \`${command}\` command, which uploads under the ${command} stage.`, {
+      hint: `Drop --stage, or use \`artifact-uploader file --stage ${ctx.globals.stage} <path>\` to upload under another stage's config.`,
+    });
+  }
+  return command;
+}
+
+function requireStage(ctx: CliContext, command: string): Stage {
+  const stage = ctx.globals.stage as Stage | undefined;
+  if (stage === undefined) {
+    throw new InvalidArgumentError('--stage', `\`${command}\` needs --stage: the stage whose config (enabled switches, include/exclude, concurrency) applies.`, {
+      hint: `Pass --stage training, conversion, benchmark or hpo, e.g. \`artifact-uploader ${command} --stage training ...\`.`,
+    });
+  }
+  return stage;
+}
+
+/** Runs `fn` with a progress display that is always stopped. */
+async function withProgress<T>(ctx: CliContext, fn: (progress: ProgressDisplay) => Promise<T>): Promise<T> {
+  const progress = await ctx.progress();
+  try {
+    return await fn(progress);
+  } finally {
+    progress.stop();
+  }
+}
+
+function label(result: UploadResult): string {
+  return result.kind ?? result.artifactPath ?? result.stage;
+}
+
+function skipText(result: UploadResult): string {
+  switch (result.reason) {
+    case 'no-run':
+      return 'no MLflow run: pass --run-id, set MLFLOW_RUN_ID, or export MLFLOW_RUN_ID=$(artifact-uploader runs start) first';
+    case 'disabled-by-config':
+      return `disabled in the tracking config${result.disabledBy ? ` (${result.disabledBy})` : ''}`;
+    case 'disabled-by-env':
+      return 'MLFLOW_SKIP_ARTIFACT_LOGGING is set';
+    case 'empty':
+      return 'nothing to upload (empty, or every file filtered out)';
+    default:
+      return result.reason ?? 'skipped';
+  }
+}
+
+function destination(result: UploadResult, artifactPath: string): string {
+  return result.artifactUri ? `${result.artifactUri.replace(/\/+$/, '')}/${artifactPath}` : artifactPath;
+}
+
+/** The human summary of one or more results. */
+export function formatUploadResults(command: string, results: UploadResult[], dryRun: boolean): string {
+  const lines: string[] = [];
+  if (dryRun) {
+    const runId = results.find((r) => r.runId)?.runId;
+    lines.push(`Dry run: nothing was uploaded${runId ? ` (run ${runId})` : ''}. The plan:`);
+  }
+  for (const result of results) {
+    const name = label(result);
+    if (result.status === 'failed') {
+      lines.push(`${command} ${name}: FAILED${result.reason ? ` (${result.reason})` : ''}: ${result.error?.message ?? 'see the error above'}`);
+      const failed = result.files.filter((f) => f.status === 'failed' || f.status === 'cancelled');
+      if (failed.length > 0) lines.push(table(failed.map((f) => [f.status, f.artifactPath, f.error ?? ''])));
+      continue;
+    }
+    if (result.status === 'skipped' && result.reason !== 'dry-run') {
+      lines.push(`${command} ${name}: skipped: ${skipText(result)}`);
+      continue;
+    }
+    const bytes = result.files.reduce((sum, f) => sum + f.size, 0);
+    const where = result.artifactPath !== undefined ? destination(result, result.artifactPath) : '';
+    if (result.reason === 'dry-run') {
+      lines.push(`${name}: ${result.files.length} file(s), ${formatBytes(bytes)} -> ${where || '(artifact root)'}`);
+      lines.push(table(result.files.map((f) => [formatBytes(f.size), f.artifactPath, `<- ${f.localPath}`]), '    '));
+    } else {
+      const verified = result.verification?.status === 'verified' ? ', verified' : '';
+      lines.push(
+        `${command} ${name}: uploaded ${result.metrics.filesSent} file(s), ${formatBytes(result.metrics.bytesSent)} in ${formatDuration(result.durationMs)}${verified}${result.deduplicated ? ' (deduplicated)' : ''}`,
+      );
+      if (where) lines.push(`  -> ${where}`);
+    }
+    if (result.skippedFiles.length > 0) {
+      lines.push(`  left out:`);
+      lines.push(table(result.skippedFiles.map((s) => [s.path, s.reason]), '    '));
+    }
+  }
+  return lines.join('\n');
+}
+
+/** Exit code and output for a set of results. */
+function outcome(ctx: CliContext, command: string, results: UploadResult[]): CommandOutcome {
+  let exitCode: ExitCode = EXIT_CODES.OK;
+  for (const result of results) {
+    if (result.status !== 'failed') continue;
+    const code = result.error ? exitCodeForError(result.error, ctx.signal?.aborted) : EXIT_CODES.FAILED;
+    // The most specific failure wins: usage (2) and model (3) say what to fix, 1 only "try again".
+    if (exitCode === EXIT_CODES.OK || exitCode === EXIT_CODES.FAILED) exitCode = code;
+    if (result.error) ctx.io.stderr.write(`error [${result.error.code}]: ${result.error.message}\n`);
+  }
+  const status = results.some((r) => r.status === 'failed') ? 'failed' : results.some((r) => r.status === 'uploaded') ? 'uploaded' : 'skipped';
+  const runId = results.find((r) => r.runId)?.runId;
+  return {
+    exitCode,
+    data: { status, dryRun: ctx.globals.dryRun === true, runId, results },
+    text: formatUploadResults(command, results, ctx.globals.dryRun === true),
+  };
+}
+
+/** `training <checkpoint-dir> [--metrics file]`. */
+export async function runTraining(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
+  const stage = stageOf(ctx, 'training');
+  const result = await withProgress(ctx, (progress) =>
+    uploadTrainingArtifacts({
+      ...uploaderOptions(ctx, stage, progress),
+      checkpointDir: ctx.path(String(args[0])),
+      metricsJsonPath: options.metrics !== undefined ? ctx.path(String(options.metrics)) : undefined,
+    }),
+  );
+  return outcome(ctx, 'training', [result.checkpoint, ...(result.metrics ? [result.metrics] : [])]);
+}
+
+/** `conversion <onnx-path>`. */
+export async function runConversion(ctx: CliContext, args: unknown[]): Promise<CommandOutcome> {
+  const stage = stageOf(ctx, 'conversion');
+  const result = await withProgress(ctx, (progress) => uploadConversionArtifacts({ ...uploaderOptions(ctx, stage, progress), onnxPath: ctx.path(String(args[0])) }));
+  return outcome(ctx, 'conversion', [result]);
+}
+
+/** `benchmark <results...>`. */
+export async function runBenchmark(ctx: CliContext, args: unknown[]): Promise<CommandOutcome> {
+  const stage = stageOf(ctx, 'benchmark');
+  const paths = (args[0] as string[]).map((p) => ctx.path(p));
+  const results = await withProgress(ctx, (progress) => uploadBenchmarkArtifacts({ ...uploaderOptions(ctx, stage, progress), resultsPaths: paths }));
+  return outcome(ctx, 'benchmark', results);
+}
+
+/** `hpo --checkpoint-dir <dir> | --archive <path> [--manifest <path>] [--trial-id <id>]`. */
+export async function runHpo(ctx: CliContext, _args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
+  const stage = stageOf(ctx, 'hpo');
+  const checkpointDir = options.checkpointDir as string | undefined;
+  const archive = options.archive as string | undefined;
+  if ((checkpointDir === undefined) === (archive === undefined)) {
+    throw new InvalidArgumentError('--checkpoint-dir', 'hpo needs exactly one of --checkpoint-dir (archived, then uploaded) and --archive (uploaded as it is).', {
+      hint: 'e.g. `artifact-uploader hpo --checkpoint-dir trials/17/checkpoint`.',
+    });
+  }
+  if (options.manifest !== undefined && archive === undefined) {
+    throw new InvalidArgumentError('--manifest', '--manifest goes with --archive: for --checkpoint-dir the manifest is written while archiving.', {
+      hint: 'Drop --manifest, or pass the archive with --archive.',
+    });
+  }
+  const result = await withProgress(ctx, (progress) =>
+    uploadHpoArtifacts({
+      ...uploaderOptions(ctx, stage, progress),
+      ...(checkpointDir !== undefined ? { checkpointDir: ctx.path(checkpointDir) } : { archivePath: ctx.path(archive!) }),
+      manifest: options.manifest !== undefined ? ctx.path(String(options.manifest)) : undefined,
+      trialId: options.trialId as string | undefined,
+      level: options.level as number | undefined,
+    }),
+  );
+  return outcome(ctx, 'hpo', [result]);
+}
+
+/** `file --stage <stage> <path> [--artifact-path p] [--kind k]`. */
+export async function runFile(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
+  const stage = requireStage(ctx, 'file');
+  const result = await withProgress(ctx, async (progress) => {
+    const uploader = new ArtifactUploader(uploaderOptions(ctx, stage, progress));
+    try {
+      return await uploader.uploadFile(ctx.path(String(args[0])), {
+        artifactPath: options.artifactPath as string | undefined,
+        kind: options.kind as never,
+      });
+    } finally {
+      await uploader.close();
+    }
+  });
+  return outcome(ctx, 'file', [result]);
+}
+
+/** `dir --stage <stage> <dir> [--artifact-path p] [--include g]... [--exclude g]... [--kind k]`. */
+export async function runDir(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
+  const stage = requireStage(ctx, 'dir');
+  const result = await withProgress(ctx, async (progress) => {
+    const uploader = new ArtifactUploader(uploaderOptions(ctx, stage, progress));
+    try {
+      return await uploader.uploadDirectory(ctx.path(String(args[0])), {
+        artifactPath: options.artifactPath as string | undefined,
+        include: options.include as string[] | undefined,
+        exclude: options.exclude as string[] | undefined,
+        kind: options.kind as never,
+      });
+    } finally {
+      await uploader.close();
+    }
+  });
+  return outcome(ctx, 'dir', [result]);
+}

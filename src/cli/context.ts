@@ -1,0 +1,121 @@
+/**
+ * What every command gets: the process I/O (injected, so tests run the CLI in-process), the
+ * global options, and helpers derived from them (paths resolved against the working directory,
+ * the tracking URI, the logger, the progress display).
+ *
+ * @module
+ */
+import { isAbsolute, resolve } from 'node:path';
+import type { Env } from '../core/env.js';
+import { createStreamLogger, registerSecret, SECRET_ENV_VARS, type Logger, type LogLevel } from '../core/logger.js';
+import type { ExitCode } from './exit-codes.js';
+import { createProgressDisplay, type ProgressDisplay, type ProgressMode, type TextSink } from './progress.js';
+
+/** The process I/O the CLI runs with; `main.ts` passes the real process's. */
+export interface CliIo {
+  /** Results: the human summary, or the one JSON document of `--json`. */
+  stdout: TextSink;
+  /** Logs, progress and error messages. */
+  stderr: TextSink;
+  /** The environment (MLFLOW_*, HF_*, ARTIFACT_UPLOADER_*). */
+  env: Env;
+  /** Working directory that relative paths and `./mlruns` are resolved against. @default process.cwd() */
+  cwd?: string;
+  /** Whether stderr is a terminal: a progress bar instead of plain lines. @default false */
+  isTTY?: boolean;
+  /** Terminal width for the progress bar. @default 80 */
+  columns?: number;
+  /** Fires on SIGINT/SIGTERM: the running command stops and the CLI exits with 130. */
+  signal?: AbortSignal;
+}
+
+/** The global options, parsed. */
+export interface GlobalOptions {
+  runId?: string;
+  trackingUri?: string;
+  configDir?: string;
+  stage?: string;
+  concurrency?: number;
+  dryRun?: boolean;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+/** What a command hands back to the program: the exit code and what to print. */
+export interface CommandOutcome {
+  exitCode: ExitCode;
+  /** The `--json` document's payload (merged into `{ ok, command, exitCode, ... }`). */
+  data: Record<string, unknown>;
+  /** The human summary for stdout. */
+  text?: string;
+  /** Print `text` even with `--quiet` (the output is the command's product, e.g. a run id). */
+  textEvenIfQuiet?: boolean;
+}
+
+/** The embedded default store, as MLflow's client resolves it: `./mlruns` in the working directory. */
+const DEFAULT_TRACKING_URI = 'file:./mlruns';
+
+/** Per-invocation state shared by the commands. */
+export class CliContext {
+  readonly cwd: string;
+  readonly env: Env;
+  readonly logger: Logger;
+  readonly signal?: AbortSignal;
+
+  constructor(
+    readonly io: CliIo,
+    readonly globals: GlobalOptions,
+  ) {
+    this.cwd = io.cwd ?? process.cwd();
+    this.env = io.env;
+    this.signal = io.signal;
+    for (const name of SECRET_ENV_VARS) registerSecret(io.env[name]);
+    const level: LogLevel = globals.verbose ? 'debug' : globals.quiet ? 'error' : 'warn';
+    this.logger = createStreamLogger({ level, stream: io.stderr as NodeJS.WritableStream });
+  }
+
+  /** An absolute path: `path` resolved against the working directory. */
+  path(path: string): string {
+    return resolve(this.cwd, path);
+  }
+
+  /**
+   * The tracking URI: `--tracking-uri`, else MLFLOW_TRACKING_URI, else `./mlruns`; a relative
+   * `file:` URI or path is made absolute against the working directory.
+   */
+  trackingUri(): string {
+    const raw = (this.globals.trackingUri ?? this.env.MLFLOW_TRACKING_URI ?? '').trim() || DEFAULT_TRACKING_URI;
+    if (/^https?:/i.test(raw) || raw.startsWith('file://')) return raw;
+    if (/^[a-z][a-z0-9+.-]+:/i.test(raw) && !raw.toLowerCase().startsWith('file:')) return raw; // other schemes: the library explains
+    const path = raw.toLowerCase().startsWith('file:') ? raw.slice('file:'.length) : raw;
+    return isAbsolute(path) ? `file:${path}` : `file:${this.path(path)}`;
+  }
+
+  /** True when the tracking URI points at a local store rather than a server. */
+  isLocalStore(): boolean {
+    return this.trackingUri().toLowerCase().startsWith('file:');
+  }
+
+  /** `--config-dir` (resolved), else ARTIFACT_UPLOADER_CONFIG_DIR (resolved), else the working directory. */
+  configDir(): string {
+    const dir = this.globals.configDir ?? this.env.ARTIFACT_UPLOADER_CONFIG_DIR;
+    return dir ? this.path(dir) : this.cwd;
+  }
+
+  /** Bar on a terminal, lines on a pipe, nothing for `--json` and `--quiet`. */
+  progressMode(): ProgressMode {
+    if (this.globals.json || this.globals.quiet) return 'none';
+    return this.io.isTTY ? 'bar' : 'lines';
+  }
+
+  /** A progress display for the current mode. */
+  progress(): Promise<ProgressDisplay> {
+    return createProgressDisplay(this.progressMode(), this.io.stderr, { columns: this.io.columns });
+  }
+
+  /** A note for the user on stderr (not with `--quiet`). */
+  note(text: string): void {
+    if (!this.globals.quiet) this.io.stderr.write(`${text}\n`);
+  }
+}

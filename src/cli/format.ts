@@ -1,0 +1,69 @@
+/**
+ * Text formatting for the CLI: sizes, durations, rates, aligned tables, and the JSON document
+ * of `--json` (errors as their `toJSON()`, secrets redacted).
+ *
+ * @module
+ */
+import { redact } from '../core/logger.js';
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+
+/** `1536` → `1.5 KiB`. */
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 0) return '?';
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value < 10 ? value.toFixed(1) : Math.round(value)} ${UNITS[unit]}`;
+}
+
+/** `1234` → `1.2 s`, `75000` → `1m15s`. */
+export function formatDuration(ms: number): string {
+  if (!Number.isFinite(ms) || ms < 0) return '?';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const seconds = ms / 1000;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const whole = Math.round(seconds);
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const s = whole % 60;
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s).padStart(2, '0')}s`;
+}
+
+/** Bytes per second as `3.2 MiB/s`. */
+export function formatRate(bytesPerSecond: number): string {
+  return Number.isFinite(bytesPerSecond) && bytesPerSecond > 0 ? `${formatBytes(bytesPerSecond)}/s` : '-';
+}
+
+/** Aligns rows into columns (two spaces apart), each line indented by `indent`. */
+export function table(rows: string[][], indent = '  '): string {
+  if (rows.length === 0) return '';
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows
+    .map((row) => indent + row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join('  ').trimEnd())
+    .join('\n');
+}
+
+/**
+ * Serialises a value for `--json`: errors become plain objects (their `toJSON()`, or name and
+ * message), bigints strings, and the whole text is redacted.
+ */
+export function toJsonText(value: unknown): string {
+  const text = JSON.stringify(
+    value,
+    (_key, v: unknown) => {
+      if (v instanceof Error) {
+        const json = (v as { toJSON?: () => unknown }).toJSON;
+        return typeof json === 'function' ? json.call(v) : { name: v.name, message: v.message };
+      }
+      if (typeof v === 'bigint') return v.toString();
+      return v;
+    },
+    2,
+  );
+  return redact(text ?? 'null');
+}

@@ -1,0 +1,347 @@
+/**
+ * The `artifact-uploader` command line: the commander program (every command, option and help
+ * example) and {@link runCli}, which parses, runs one command and returns its exit code. The
+ * I/O is injected, so tests run the CLI in-process; `main.ts` passes the real process's.
+ *
+ * Start-up is kept light on purpose (Python pipelines call the CLI once per artifact): this
+ * module imports only commander and the error classes, and each command's implementation, with
+ * the heavy libraries behind it (undici, zod, tar, @huggingface/hub, cli-progress), is imported
+ * when that command runs.
+ *
+ * @module
+ */
+import { Command, CommanderError, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
+import { isArtifactUploaderError } from '../core/errors.js';
+import { redact } from '../core/logger.js';
+import { VERSION } from '../version.js';
+import { CliContext, type CliIo, type CommandOutcome, type GlobalOptions } from './context.js';
+import { EXIT_CODES, exitCodeForError, type ExitCode } from './exit-codes.js';
+import { toJsonText } from './format.js';
+
+export type { CliIo } from './context.js';
+
+/** The pipeline stages (kept equal to the config schema's `STAGES` by a test; not imported, to keep zod out of start-up). */
+export const CLI_STAGES = ['training', 'conversion', 'benchmark', 'hpo'] as const;
+
+/** Run statuses `runs end` accepts. */
+export const END_STATUSES = ['FINISHED', 'FAILED', 'KILLED'] as const;
+
+/** A command implementation: gets the context, the positional arguments and its own options. */
+export type CommandRunner = (ctx: CliContext, args: unknown[], options: Record<string, unknown>) => Promise<CommandOutcome>;
+
+interface PendingCommand {
+  name: string;
+  load: () => Promise<CommandRunner>;
+  args: unknown[];
+  options: Record<string, unknown>;
+  globals: GlobalOptions;
+}
+
+function parseConcurrency(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new CommanderArgumentError('expected an integer from 1 to 64.');
+  return n;
+}
+
+function parseLevel(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 9) throw new CommanderArgumentError('expected an integer from 0 (store) to 9 (smallest).');
+  return n;
+}
+
+function parseNonNegative(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new CommanderArgumentError('expected a number of bytes >= 0.');
+  return n;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((line) => (line.startsWith('#') ? `  ${line}` : `  $ ${line}`)).join('\n')}\n`;
+}
+
+/** The full name of a command (`runs start`), without the program's. */
+function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let c: Command | null = command; c?.parent; c = c.parent) names.unshift(c.name());
+  return names.join(' ');
+}
+
+/**
+ * Builds the commander program. Actions do not run commands: they record which one was chosen,
+ * with its arguments, for {@link runCli} to run after parsing.
+ *
+ * @param io Where help, version and parse errors are written.
+ * @param onCommand Receives the chosen command.
+ */
+export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (pending: PendingCommand) => void = () => {}): Command {
+  const program = new Command('artifact-uploader');
+  // Set before any subcommand exists: subcommands copy these settings when created.
+  program
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => void io.stdout.write(text), writeErr: (text) => void io.stderr.write(text) })
+    .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+    .showHelpAfterError('(add --help for usage)')
+    .allowExcessArguments(false);
+
+  program
+    .description('Publish ML pipeline artifacts to MLflow (a tracking server or ./mlruns) and models to the Hugging Face Hub.')
+    .version(VERSION, '-V, --version', 'print the version and exit')
+    .helpOption('-h, --help', 'show help for a command')
+    .option('--run-id <id>', 'MLflow run to upload to (default: MLFLOW_RUN_ID)')
+    .option('--tracking-uri <uri>', 'MLflow tracking server (http[s]://...) or local store (file:...) (default: MLFLOW_TRACKING_URI, else ./mlruns)')
+    .option('--config-dir <dir>', 'directory holding artifact-uploader.yaml (default: ARTIFACT_UPLOADER_CONFIG_DIR, else the working directory)')
+    .addOption(new Option('--stage <stage>', 'pipeline stage whose config applies (needed by file and dir)').choices(CLI_STAGES))
+    .option('--concurrency <n>', 'parallel file uploads, 1 to 64 (default: the config file, else 8)', parseConcurrency)
+    .option('--dry-run', 'print the plan (each file, size, destination, what is skipped and why) without uploading or writing anything')
+    .option('--json', 'print exactly one JSON document on stdout (logs and errors still go to stderr)')
+    .addOption(new Option('-q, --quiet', 'print nothing but errors (no progress, no summary)').conflicts('verbose'))
+    .option('-v, --verbose', 'print debug logs, and stack traces with errors')
+    .addHelpText(
+      'after',
+      examples(
+        'export MLFLOW_RUN_ID=$(artifact-uploader runs start --experiment-name fine-tune)',
+        'artifact-uploader training out/checkpoint --metrics out/metrics.json',
+        'artifact-uploader conversion out/model.onnx --json',
+        'artifact-uploader publish --model-dir out/llama-lora_20240501_093000 --repo-id my-org/llama-lora --dry-run',
+        'artifact-uploader runs end --status FINISHED',
+        '# Exit codes: 0 uploaded or skipped as configured, 1 failed after retries, 2 usage or config error, 3 invalid model.',
+      ),
+    );
+
+  const act =
+    (load: () => Promise<CommandRunner>) =>
+    (...actionArgs: unknown[]): void => {
+      const command = actionArgs[actionArgs.length - 1] as Command;
+      onCommand({
+        name: commandPath(command),
+        load,
+        args: actionArgs.slice(0, -2),
+        options: command.opts(),
+        globals: command.optsWithGlobals() as GlobalOptions,
+      });
+    };
+  const uploads = () => import('./commands/upload.js');
+
+  program
+    .command('training')
+    .description('upload a training checkpoint directory (and its metrics JSON) to the run')
+    .argument('<checkpoint-dir>', 'checkpoint directory to upload')
+    .option('--metrics <file>', 'metrics JSON file to upload too')
+    .addHelpText('after', examples('artifact-uploader training out/checkpoint-500 --metrics out/metrics.json', 'artifact-uploader training out/checkpoint-500 --dry-run'))
+    .action(act(async () => (await uploads()).runTraining));
+
+  program
+    .command('conversion')
+    .description('upload a converted ONNX model (and its .onnx_data / .onnx.data external-data file) to the run')
+    .argument('<onnx-path>', 'the .onnx file')
+    .addHelpText('after', examples('artifact-uploader conversion out/model.onnx', 'artifact-uploader conversion out/model.onnx --run-id 0a1b2c3d4e5f60718293a4b5c6d7e8f9 --json'))
+    .action(act(async () => (await uploads()).runConversion));
+
+  program
+    .command('benchmark')
+    .description('upload benchmark result files (JSON, CSV, ...) to the run')
+    .argument('<results...>', 'result files')
+    .addHelpText('after', examples('artifact-uploader benchmark results/latency.json results/accuracy.csv'))
+    .action(act(async () => (await uploads()).runBenchmark));
+
+  program
+    .command('hpo')
+    .description("upload the best HPO trial's checkpoint as a tar.gz archive with its manifest")
+    .option('--checkpoint-dir <dir>', 'checkpoint directory of the best trial: archived (tar.gz + manifest), then uploaded')
+    .option('--archive <path>', 'an existing archive to upload instead')
+    .option('--manifest <path>', 'the manifest JSON of --archive, uploaded beside it (default: <name>.manifest.json beside the archive, if any)')
+    .option('--trial-id <id>', "upload as this trial's checkpoint (trials/<id>/...) instead of the best trial's")
+    .option('--level <n>', 'gzip level for --checkpoint-dir, 0 (store) to 9 (smallest) (default: 1)', parseLevel)
+    .addHelpText(
+      'after',
+      examples('artifact-uploader hpo --checkpoint-dir trials/17/checkpoint --trial-id 17', 'artifact-uploader hpo --archive best_trial_checkpoint.tar.gz --manifest best_trial_checkpoint.manifest.json'),
+    )
+    .action(act(async () => (await uploads()).runHpo));
+
+  program
+    .command('file')
+    .description('upload one file under the --stage config')
+    .argument('<path>', 'the file')
+    .option('--artifact-path <path>', "directory in the run's artifact tree to put it in (default: the root)")
+    .option('--kind <kind>', "artifact kind whose config switch applies, e.g. metrics (see docs/configuration.md)")
+    .addHelpText('after', examples('artifact-uploader file --stage training out/tokenizer.json --artifact-path tokenizer'))
+    .action(act(async () => (await uploads()).runFile));
+
+  program
+    .command('dir')
+    .description('upload a directory under the --stage config')
+    .argument('<dir>', 'the directory')
+    .option('--artifact-path <path>', "directory in the run's artifact tree to put it in (default: the root)")
+    .option('--include <glob>', 'upload only files matching this glob (repeatable)', collect)
+    .option('--exclude <glob>', 'leave out files matching this glob (repeatable)', collect)
+    .option('--kind <kind>', 'artifact kind whose config switch applies, e.g. checkpoint')
+    .addHelpText('after', examples("artifact-uploader dir --stage training out/logs --artifact-path logs --exclude '*.tmp'"))
+    .action(act(async () => (await uploads()).runDir));
+
+  program
+    .command('archive')
+    .description('archive a checkpoint directory into a tar.gz and write its manifest (sizes and sha256 of every file); nothing is uploaded')
+    .argument('<dir>', 'checkpoint directory')
+    .option('-o, --out <path>', 'archive to write (default: ./<dir name>.tar.gz)')
+    .option('--manifest <path>', 'manifest to write (default: <archive name>.manifest.json beside the archive)')
+    .option('--exclude <glob>', 'leave out paths matching this glob, on top of the default skip list (repeatable)', collect)
+    .option('--level <n>', 'gzip level, 0 (store) to 9 (smallest) (default: 1)', parseLevel)
+    .addHelpText('after', examples("artifact-uploader archive trials/17/checkpoint -o best_trial_checkpoint.tar.gz --exclude 'optimizer/'"))
+    .action(act(async () => (await import('./commands/archive.js')).runArchive));
+
+  program
+    .command('validate')
+    .description('check a model directory before publishing and print the report (exit 3 when invalid)')
+    .argument('<dir>', 'model directory (MLX or PEFT LoRA adapter, or fused model)')
+    .option('--min-weight-bytes <n>', 'weights smaller than this in total are reported (default: 1048576)', parseNonNegative)
+    .addOption(new Option('--small-weights <severity>', 'whether weights under --min-weight-bytes are an error or a warning (default: warning)').choices(['warning', 'error']))
+    .addHelpText('after', examples('artifact-uploader validate out/llama-lora_20240501_093000', 'artifact-uploader validate out/llama-lora_20240501_093000 --json'))
+    .action(act(async () => (await import('./commands/validate.js')).runValidate));
+
+  program
+    .command('convert-peft')
+    .description('convert an MLX LoRA adapter into a PEFT adapter (adapter_model.safetensors + adapter_config.json)')
+    .argument('<dir>', 'model directory holding the MLX adapter')
+    .option('-o, --out <dir>', 'output directory (default: <dir>_peft_converted beside the input)')
+    .option('--base-model <repo-id>', "Hugging Face repo of the base model (default: the MLX config's model)")
+    .option('--overwrite', 'replace the output directory when it exists')
+    .addHelpText('after', examples('artifact-uploader convert-peft out/llama-lora_20240501_093000 --base-model meta-llama/Llama-3.2-1B'))
+    .action(act(async () => (await import('./commands/convert-peft.js')).runConvertPeft));
+
+  program
+    .command('publish')
+    .description('validate a fine-tuned model, convert MLX LoRA to PEFT, and publish it to the Hugging Face Hub (token: HF_TOKEN)')
+    .option('--model-dir <dir>', 'the model directory to publish')
+    .option('--fine-tuned-models-dir <dir>', 'publish the newest <name>_<YYYYMMDD_HHMMSS> directory in here instead (default: hub.fineTunedModelsDir of the config)')
+    .option('--pattern <glob>', 'glob for directory names in --fine-tuned-models-dir (default: hub.pattern of the config, else *_*)')
+    .option('--repo-id <id>', 'Hub repo, namespace/name (default: hub.repoId of the config)')
+    .option('--private', 'create the repo as private when it does not exist (default: hub.private of the config)')
+    .option('--hub-url <url>', 'Hub address (default: HF_ENDPOINT, else https://huggingface.co)')
+    .option('--base-model <repo-id>', 'Hugging Face repo of the base model, for the model card and PEFT config')
+    .option('--commit-message <text>', 'commit message (first line: title)')
+    .option('--revision <branch>', 'branch to commit to (default: main)')
+    .addHelpText(
+      'after',
+      examples(
+        'HF_TOKEN=hf_... artifact-uploader publish --model-dir out/llama-lora_20240501_093000 --repo-id my-org/llama-lora',
+        'artifact-uploader publish --fine-tuned-models-dir ~/models --pattern "llama-lora_*" --repo-id my-org/llama-lora --dry-run',
+        '# With --run-id or MLFLOW_RUN_ID, the run is tagged with the Hub commit (hf_hub.commit_url, ...).',
+      ),
+    )
+    .action(act(async () => (await import('./commands/publish.js')).runPublish));
+
+  const runs = program
+    .command('runs')
+    .description('start and end MLflow runs, for pipelines that hand MLFLOW_RUN_ID to their steps')
+    .addHelpText('after', examples('export MLFLOW_RUN_ID=$(artifact-uploader runs start --experiment-name fine-tune)', 'artifact-uploader runs end --status FAILED'));
+
+  runs
+    .command('start')
+    .description('start a run (or join MLFLOW_RUN_ID) and print only its id on stdout')
+    .option('--experiment-name <name>', 'experiment, by name; created when missing (default: MLFLOW_EXPERIMENT_NAME)')
+    .option('--experiment-id <id>', 'experiment, by id (default: MLFLOW_EXPERIMENT_ID, else 0)')
+    .option('--run-name <name>', 'name of the new run (default: a generated name)')
+    .option('--tag <key=value>', 'tag the new run (repeatable)', collect)
+    .option('--new', 'start a new run even when MLFLOW_RUN_ID is set')
+    .addHelpText(
+      'after',
+      examples(
+        'export MLFLOW_RUN_ID=$(artifact-uploader runs start --experiment-name fine-tune --run-name lora-r8)',
+        'MLFLOW_TRACKING_URI=http://127.0.0.1:5000 artifact-uploader runs start --tag team=nlp --json',
+      ),
+    )
+    .action(act(async () => (await import('./commands/runs.js')).runStart));
+
+  runs
+    .command('end')
+    .description('end a run (--run-id, else MLFLOW_RUN_ID) with a status')
+    .addOption(new Option('--status <status>', 'final status').choices(END_STATUSES).default('FINISHED'))
+    .addHelpText('after', examples('artifact-uploader runs end', 'artifact-uploader runs end --status FAILED --run-id 0a1b2c3d4e5f60718293a4b5c6d7e8f9'))
+    .action(act(async () => (await import('./commands/runs.js')).runEnd));
+
+  return program;
+}
+
+/**
+ * Runs the CLI once and returns the exit code (see `EXIT_CODES`); never throws and never
+ * calls `process.exit`. Everything goes to `io.stdout` / `io.stderr`.
+ *
+ * @param argv The arguments after the program name (`process.argv.slice(2)`).
+ * @example
+ * ```ts
+ * const out: string[] = [];
+ * const code = await runCli(['runs', 'start'], { stdout: { write: (s) => out.push(s) }, stderr: process.stderr, env: {} });
+ * ```
+ */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let pending: PendingCommand | undefined;
+  const program = createProgram(io, (chosen) => (pending = chosen));
+  const wantsJson = argv.includes('--json');
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.executeSubCommandAsync') return EXIT_CODES.OK;
+      const command = argv.find((arg) => program.commands.some((c) => c.name() === arg)) ?? '';
+      if (wantsJson) writeJson(io, { ok: false, command, exitCode: EXIT_CODES.USAGE, error: { code: 'USAGE', message: error.message.replace(/^error: /, '') } });
+      return EXIT_CODES.USAGE;
+    }
+    return reportError(io, error, { json: wantsJson, verbose: argv.includes('--verbose') || argv.includes('-v'), command: '' });
+  }
+  if (!pending) return EXIT_CODES.OK;
+  const { name, globals } = pending;
+  const ctx = new CliContext(io, globals);
+  let outcome: CommandOutcome;
+  try {
+    const runner = await pending.load();
+    outcome = await runner(ctx, pending.args, pending.options);
+  } catch (error) {
+    return reportError(io, error, { json: globals.json, verbose: globals.verbose, command: name, interrupted: io.signal?.aborted });
+  }
+  if (globals.json) writeJson(io, { ok: outcome.exitCode === EXIT_CODES.OK, command: name, exitCode: outcome.exitCode, ...outcome.data });
+  else if (outcome.text !== undefined && (!globals.quiet || outcome.textEvenIfQuiet)) io.stdout.write(redact(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`));
+  return outcome.exitCode;
+}
+
+function writeJson(io: CliIo, document: Record<string, unknown>): void {
+  io.stdout.write(`${toJsonText(document)}\n`);
+}
+
+/**
+ * Prints an error: its message (which ends with the hint) and code on stderr; the stack and
+ * cause chain only with `--verbose`; with `--json` also the JSON document on stdout.
+ */
+function reportError(io: CliIo, error: unknown, options: { json?: boolean; verbose?: boolean; command: string; interrupted?: boolean }): ExitCode {
+  const exitCode = exitCodeForError(error, options.interrupted);
+  io.stderr.write(redact(formatError(error, options.verbose ?? false)));
+  if (options.json) writeJson(io, { ok: false, command: options.command, exitCode, error: errorJson(error) });
+  return exitCode;
+}
+
+/** The `error` field of a failed `--json` document. */
+export function errorJson(error: unknown): Record<string, unknown> {
+  if (isArtifactUploaderError(error)) return error.toJSON();
+  if (error instanceof Error) return { name: error.name, code: 'INTERNAL_ERROR', message: error.message };
+  return { name: 'Error', code: 'INTERNAL_ERROR', message: String(error) };
+}
+
+/** The text printed on stderr for an error. */
+export function formatError(error: unknown, verbose: boolean): string {
+  if (!(error instanceof Error)) return `error: ${String(error)}\n`;
+  const known = isArtifactUploaderError(error);
+  let text = known ? `error [${error.code}]: ${error.message}\n` : `error: ${error.message}\n`;
+  if (verbose) {
+    text += `${error.stack ?? ''}\n`;
+    for (let cause = error.cause, depth = 0; cause !== undefined && depth < 5; depth++) {
+      text += `caused by: ${cause instanceof Error ? (cause.stack ?? cause.message) : String(cause)}\n`;
+      cause = cause instanceof Error ? cause.cause : undefined;
+    }
+  } else if (!known) {
+    text += 'This looks like a bug in artifact-uploader; run again with --verbose for the stack trace and report it.\n';
+  }
+  return text;
+}

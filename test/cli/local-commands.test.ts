@@ -1,0 +1,246 @@
+/**
+ * The commands that need no server, run in-process: help and version, usage errors (exit 2),
+ * `runs start|end` on the embedded ./mlruns store, `archive`, `validate` (exit 3 when invalid)
+ * and `convert-peft`, each in human and `--json` form.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readManifest } from '../../src/archive/manifest.js';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { FileTrackingStore } from '../../src/mlflow/file-store.js';
+import { VERSION } from '../../src/version.js';
+import { writeFusedDir, writeMlxLoraDir, writePeftDir } from '../model/fixtures.js';
+import { baseEnv, cli, tempDir } from './helpers.js';
+
+describe('help, version and usage errors', () => {
+  it('prints the version', async () => {
+    const run = await cli(['--version']);
+    expect(run).toMatchObject({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+  });
+
+  it('prints help with examples on every level, exit 0', async () => {
+    for (const argv of [['--help'], ['training', '--help'], ['runs', '--help'], ['runs', 'start', '--help'], ['publish', '--help']]) {
+      const run = await cli(argv);
+      expect(run.code, argv.join(' ')).toBe(0);
+      expect(run.stdout).toContain('Usage: artifact-uploader');
+      expect(run.stdout).toContain('Examples:');
+    }
+    expect((await cli(['training', '--help'])).stdout).toContain('Global Options:');
+  });
+
+  it('exits 2 on unknown commands and options, missing arguments and bad values', async () => {
+    const cases = [
+      ['nope'],
+      ['training'],
+      ['training', 'dir', '--bogus'],
+      ['--concurrency', '0', 'training', 'x'],
+      ['--stage', 'deploy', 'file', 'x'],
+      ['archive', 'x', '--level', '12'],
+      ['runs', 'end', '--status', 'DONE'],
+      ['--quiet', '--verbose', 'runs', 'start'],
+      ['training', 'a', 'b'],
+    ];
+    for (const argv of cases) {
+      const run = await cli(argv);
+      expect(run.code, argv.join(' ')).toBe(EXIT_CODES.USAGE);
+      expect(run.stdout, argv.join(' ')).toBe('');
+      expect(run.stderr, argv.join(' ')).toMatch(/error: /);
+    }
+  });
+
+  it('exits 2 with the group help when a command group is called alone', async () => {
+    expect((await cli([])).code).toBe(EXIT_CODES.USAGE);
+    const runs = await cli(['runs']);
+    expect(runs.code).toBe(EXIT_CODES.USAGE);
+    expect(runs.stderr).toContain('start');
+  });
+
+  it('with --json, a usage error is still one JSON document on stdout', async () => {
+    const run = await cli(['--json', 'training', 'x', '--bogus']);
+    expect(run.code).toBe(2);
+    expect(run.json()).toMatchObject({ ok: false, command: 'training', exitCode: 2, error: { code: 'USAGE' } });
+  });
+});
+
+describe('runs start and runs end on ./mlruns', () => {
+  it('start prints only the run id; the run is in ./mlruns of the working directory; end finishes it', async () => {
+    const cwd = tempDir();
+    const start = await cli(['runs', 'start', '--experiment-name', 'cli-exp', '--run-name', 'r1', '--tag', 'team=nlp'], { cwd });
+    expect(start.code).toBe(0);
+    expect(start.stdout).toMatch(/^[0-9a-f]{32}\n$/);
+    const runId = start.stdout.trim();
+    expect(start.stderr).toContain(`Started run ${runId}`);
+
+    const store = new FileTrackingStore({ root: join(cwd, 'mlruns') });
+    const run = await store.getRun(runId);
+    expect(run.info).toMatchObject({ runName: 'r1', status: 'RUNNING' });
+    expect(run.data.tags).toMatchObject({ team: 'nlp', 'mlflow.user': 'cli-tester' });
+    expect((await store.getExperiment(run.info.experimentId)).name).toBe('cli-exp');
+
+    const end = await cli(['runs', 'end', '--status', 'FAILED'], { cwd, env: baseEnv({ MLFLOW_RUN_ID: runId }) });
+    expect(end.code).toBe(0);
+    expect(end.stdout).toContain(`Run ${runId} ended: FAILED`);
+    expect((await store.getRun(runId)).info.status).toBe('FAILED');
+  });
+
+  it('start joins MLFLOW_RUN_ID (same id) unless --new; --quiet still prints the id; --json gives details', async () => {
+    const cwd = tempDir();
+    const first = (await cli(['runs', 'start'], { cwd })).stdout.trim();
+    const env = baseEnv({ MLFLOW_RUN_ID: first });
+    expect((await cli(['runs', 'start', '--quiet'], { cwd, env })).stdout).toBe(`${first}\n`);
+    const fresh = await cli(['runs', 'start', '--new', '--json'], { cwd, env });
+    const doc = fresh.json();
+    expect(doc).toMatchObject({ ok: true, command: 'runs start', exitCode: 0, created: true, experimentId: '0' });
+    expect(doc.runId).not.toBe(first);
+    expect(doc.artifactUri).toContain(join(cwd, 'mlruns'));
+  });
+
+  it('honours --tracking-uri and MLFLOW_TRACKING_URI relative to the working directory', async () => {
+    const cwd = tempDir();
+    const a = await cli(['runs', 'start', '--tracking-uri', 'file:./elsewhere'], { cwd });
+    expect(existsSync(join(cwd, 'elsewhere', '0', a.stdout.trim()))).toBe(true);
+    const b = await cli(['runs', 'start'], { cwd, env: baseEnv({ MLFLOW_TRACKING_URI: 'store2' }) });
+    expect(existsSync(join(cwd, 'store2', '0', b.stdout.trim()))).toBe(true);
+  });
+
+  it('end without a run id, a bad tag, or --dry-run is a usage error (2) with a hint and no stack', async () => {
+    const cwd = tempDir();
+    const end = await cli(['runs', 'end'], { cwd });
+    expect(end.code).toBe(2);
+    expect(end.stderr).toMatch(/error \[CONFIG_INVALID\]: No run to end.*--run-id/s);
+    expect(end.stderr).not.toMatch(/\n\s+at /);
+    expect((await cli(['runs', 'start', '--tag', 'novalue'], { cwd })).code).toBe(2);
+    const dry = await cli(['--dry-run', 'runs', 'start'], { cwd });
+    expect(dry.code).toBe(2);
+    expect(existsSync(join(cwd, 'mlruns'))).toBe(false);
+  });
+
+  it('a run id that does not exist is a config error (2); --verbose adds the stack trace', async () => {
+    const cwd = tempDir();
+    const env = baseEnv({ MLFLOW_RUN_ID: 'f'.repeat(32) });
+    const plain = await cli(['runs', 'start'], { cwd, env });
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toContain('no such run');
+    expect(plain.stderr).not.toMatch(/\n\s+at /);
+    const verbose = await cli(['runs', 'start', '--verbose'], { cwd, env });
+    expect(verbose.stderr).toMatch(/\n\s+at /);
+  });
+});
+
+describe('archive', () => {
+  function checkpoint(root: string): string {
+    const dir = join(root, 'ckpt');
+    mkdirSync(join(dir, 'sub'), { recursive: true });
+    writeFileSync(join(dir, 'model.safetensors'), Buffer.alloc(3000, 7));
+    writeFileSync(join(dir, 'sub', 'state.json'), '{"step": 10}');
+    writeFileSync(join(dir, 'notes.txt'), 'x');
+    writeFileSync(join(dir, '.DS_Store'), 'x');
+    return dir;
+  }
+
+  it('writes the archive and manifest, reports skipped files, and prints lines of progress when not a TTY', async () => {
+    const cwd = tempDir();
+    checkpoint(cwd);
+    const run = await cli(['archive', 'ckpt', '--exclude', '*.txt'], { cwd });
+    expect(run.code).toBe(0);
+    const manifest = await readManifest(join(cwd, 'ckpt.manifest.json'));
+    expect(manifest.files.map((f) => f.path)).toEqual(['model.safetensors', 'sub/state.json']);
+    expect(manifest.skipped).toEqual([
+      { path: '.DS_Store', reason: 'default-skip-list', pattern: '.DS_Store' },
+      { path: 'notes.txt', reason: 'exclude', pattern: '*.txt' },
+    ]);
+    expect(readFileSync(join(cwd, 'ckpt.tar.gz')).length).toBe(manifest.archive.size);
+    expect(run.stdout).toContain('Archived 2 files');
+    expect(run.stdout).toMatch(/Skipped:\n\s+\.DS_Store\s+default-skip-list/);
+    expect(run.stderr).toMatch(/\[artifact-uploader\] archiving: 100% .*2\/2 files/);
+  });
+
+  it('--dry-run lists what would go in and writes nothing; --json returns the manifest', async () => {
+    const cwd = tempDir();
+    checkpoint(cwd);
+    const run = await cli(['archive', 'ckpt', '-o', 'out/best.tar.gz', '--dry-run', '--json'], { cwd });
+    expect(run.code).toBe(0);
+    const doc = run.json();
+    expect(doc).toMatchObject({ ok: true, command: 'archive', dryRun: true });
+    expect(doc.manifest.files.map((f: { path: string }) => f.path)).toEqual(['model.safetensors', 'notes.txt', 'sub/state.json']);
+    expect(run.stderr).toBe('');
+    expect(readdirSync(cwd)).toEqual(['ckpt']);
+  });
+
+  it('a missing directory is a usage error (2)', async () => {
+    const run = await cli(['archive', 'missing'], { cwd: tempDir() });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/error \[PATH_NOT_FOUND\]/);
+  });
+});
+
+describe('validate', () => {
+  it('prints the report for a valid model and exits 0; --json has the report', async () => {
+    const cwd = tempDir();
+    writeFusedDir(cwd, 'fused_20240501_093000');
+    const run = await cli(['validate', 'fused_20240501_093000'], { cwd });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^VALID: /);
+    expect(run.stdout).toMatch(/ok\s+safetensors headers valid/);
+    const json = (await cli(['validate', 'fused_20240501_093000', '--json'], { cwd })).json();
+    expect(json).toMatchObject({ ok: true, valid: true, report: { overallValid: true, format: 'fused' } });
+  });
+
+  it('exits 3 for an invalid model and lists the errors, also with --quiet', async () => {
+    const cwd = tempDir();
+    const dir = writePeftDir(cwd, 'bad');
+    writeFileSync(join(dir, 'adapter_model.safetensors'), 'placeholder');
+    const run = await cli(['validate', 'bad', '--quiet'], { cwd });
+    expect(run.code).toBe(EXIT_CODES.INVALID_MODEL);
+    expect(run.stdout).toMatch(/^INVALID: /);
+    expect(run.stdout).toContain('Errors (publishing stops):');
+    const json = (await cli(['validate', 'bad', '--json'], { cwd })).json();
+    expect(json).toMatchObject({ ok: false, exitCode: 3, valid: false });
+    expect(json.report.errors.length).toBeGreaterThan(0);
+  });
+
+  it('--small-weights error turns the size warning into an error', async () => {
+    const cwd = tempDir();
+    writePeftDir(cwd, 'tiny');
+    expect((await cli(['validate', 'tiny'], { cwd })).code).toBe(0);
+    expect((await cli(['validate', 'tiny', '--small-weights', 'error'], { cwd })).code).toBe(3);
+    expect((await cli(['validate', 'tiny', '--small-weights', 'error', '--min-weight-bytes', '0'], { cwd })).code).toBe(0);
+  });
+
+  it('a missing directory is a usage error (2)', async () => {
+    expect((await cli(['validate', 'nope'], { cwd: tempDir() })).code).toBe(2);
+  });
+});
+
+describe('convert-peft', () => {
+  it('converts an MLX adapter beside the input and reports it', async () => {
+    const cwd = tempDir();
+    writeMlxLoraDir(cwd, 'lora_20240501_093000');
+    const run = await cli(['convert-peft', 'lora_20240501_093000', '--base-model', 'example-org/tiny-llama'], { cwd });
+    expect(run.code).toBe(0);
+    const out = join(cwd, 'lora_20240501_093000_peft_converted');
+    expect(run.stdout).toContain(`Converted ${join(cwd, 'lora_20240501_093000')} to PEFT: ${out}`);
+    expect(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'))).toMatchObject({ peft_type: 'LORA', base_model_name_or_path: 'example-org/tiny-llama' });
+    // A second run refuses to overwrite (model error, 3) unless --overwrite.
+    expect((await cli(['convert-peft', 'lora_20240501_093000'], { cwd })).code).toBe(3);
+    expect((await cli(['convert-peft', 'lora_20240501_093000', '--overwrite', '-o', out], { cwd })).code).toBe(0);
+  });
+
+  it('--dry-run converts into a scratch directory and leaves nothing behind', async () => {
+    const cwd = tempDir();
+    writeMlxLoraDir(cwd, 'lora');
+    const run = await cli(['convert-peft', 'lora', '--dry-run', '--json'], { cwd });
+    expect(run.json()).toMatchObject({ ok: true, dryRun: true, tensorsConverted: 8 });
+    expect(run.json().outDir).toBeUndefined();
+    expect(readdirSync(cwd)).toEqual(['lora']);
+  });
+
+  it('a fused model cannot be converted: exit 3', async () => {
+    const cwd = tempDir();
+    writeFusedDir(cwd, 'fused');
+    const run = await cli(['convert-peft', 'fused'], { cwd });
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/error \[CONVERSION_FAILED\]: .*fused model/);
+  });
+});

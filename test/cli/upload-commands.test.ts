@@ -1,0 +1,257 @@
+/**
+ * The upload commands in-process: into ./mlruns (no server) and into a real MLflow server,
+ * through a fault proxy where requests must be counted or refused. Exit codes for every class
+ * (0 uploaded or skipped, 1 failed after retries, 2 usage), `--json`, `--dry-run` without a
+ * single request, progress on stderr, and no secrets or stack traces in the output.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
+import type { TrackingClient } from '../../src/mlflow/tracking-types.js';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { pythonArtifactHashes } from '../support/python.js';
+import { describeWithServers, mlflowServer } from '../support/servers.js';
+import { baseEnv, cli, tempDir } from './helpers.js';
+
+/** A small pipeline output: checkpoint dir, metrics, an ONNX file, benchmark results. */
+function workspace(): string {
+  const cwd = tempDir();
+  mkdirSync(join(cwd, 'ckpt', 'sub'), { recursive: true });
+  writeFileSync(join(cwd, 'ckpt', 'model.safetensors'), Buffer.alloc(6000, 3));
+  writeFileSync(join(cwd, 'ckpt', 'sub', 'state.json'), '{"step": 10}');
+  writeFileSync(join(cwd, 'ckpt', 'scratch.tmp'), 'x');
+  writeFileSync(join(cwd, 'metrics.json'), '{"loss": 0.5}');
+  writeFileSync(join(cwd, 'model.onnx'), Buffer.from('onnx-like bytes'));
+  mkdirSync(join(cwd, 'bench'));
+  writeFileSync(join(cwd, 'bench', 'results.json'), '{"acc": 0.9}');
+  writeFileSync(join(cwd, 'bench', 'results.csv'), 'task,acc\na,0.9\n');
+  return cwd;
+}
+
+/** Every artifact file of a run, through the tracking API. */
+async function listAll(client: TrackingClient, runId: string, path?: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of (await client.listArtifacts(runId, path)).files) {
+    if (entry.isDir) out.push(...(await listAll(client, runId, entry.path)));
+    else out.push(entry.path);
+  }
+  return out.sort();
+}
+
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+
+async function localRun(cwd: string): Promise<{ runId: string; env: Record<string, string | undefined> }> {
+  const start = await cli(['runs', 'start'], { cwd });
+  expect(start.code).toBe(0);
+  const runId = start.stdout.trim();
+  return { runId, env: baseEnv({ MLFLOW_RUN_ID: runId }) };
+}
+
+describe('upload commands on ./mlruns', () => {
+  it('training uploads the checkpoint (skip list applied) and the metrics into the FileStore layout', async () => {
+    const cwd = workspace();
+    const { runId, env } = await localRun(cwd);
+    const run = await cli(['training', 'ckpt', '--metrics', 'metrics.json'], { cwd, env });
+    expect(run.code).toBe(0);
+    const artifacts = join(cwd, 'mlruns', '0', runId, 'artifacts');
+    expect(sha256(join(artifacts, 'checkpoint', 'model.safetensors'))).toBe(sha256(join(cwd, 'ckpt', 'model.safetensors')));
+    expect(readFileSync(join(artifacts, 'checkpoint', 'sub', 'state.json'), 'utf8')).toBe('{"step": 10}');
+    expect(readFileSync(join(artifacts, 'metrics', 'metrics.json'), 'utf8')).toBe('{"loss": 0.5}');
+    expect(run.stdout).toMatch(/training checkpoint: uploaded 2 file\(s\)/);
+    expect(run.stdout).toMatch(/scratch\.tmp\s+default skip list/);
+    expect(run.stdout).toContain(`-> file://${artifacts}/checkpoint`);
+    // Not a TTY: plain progress lines, ending complete.
+    expect(run.stderr).toMatch(/\[artifact-uploader\] uploading: 100% .* 2\/2 files/);
+  });
+
+  it('--json: one document with every UploadResult; conversion, benchmark, hpo, file and dir', async () => {
+    const cwd = workspace();
+    const { runId, env } = await localRun(cwd);
+    const conversion = (await cli(['conversion', 'model.onnx', '--json'], { cwd, env })).json();
+    expect(conversion).toMatchObject({ ok: true, command: 'conversion', exitCode: 0, status: 'uploaded', runId });
+    expect(conversion.results).toHaveLength(1);
+    expect(conversion.results[0]).toMatchObject({ status: 'uploaded', kind: 'onnxModel', artifactPath: 'onnx' });
+
+    const bench = await cli(['benchmark', 'bench/results.json', 'bench/results.csv', '--json'], { cwd, env });
+    expect(bench.stderr).toBe('');
+    expect(bench.json().results.map((r: { status: string }) => r.status)).toEqual(['uploaded', 'uploaded']);
+
+    const hpo = (await cli(['hpo', '--checkpoint-dir', 'ckpt', '--json'], { cwd, env })).json();
+    expect(hpo.results[0]).toMatchObject({ status: 'uploaded', kind: 'bestTrialArchive', verification: { status: 'verified' } });
+
+    expect((await cli(['file', '--stage', 'training', 'metrics.json', '--artifact-path', 'extra', '--json'], { cwd, env })).json().status).toBe('uploaded');
+    const dir = (await cli(['dir', '--stage', 'benchmark', 'bench', '--exclude', '*.csv', '--artifact-path', 'bench2', '--json'], { cwd, env })).json();
+    expect(dir.results[0].skippedFiles).toEqual([{ path: 'results.csv', reason: 'excluded by "*.csv"' }]);
+
+    const artifacts = join(cwd, 'mlruns', '0', runId, 'artifacts');
+    const store = createTrackingClient({ trackingUri: `file:${join(cwd, 'mlruns')}`, env: {} });
+    const listing = await store.listArtifacts(runId);
+    expect(listing.files.map((f) => f.path).sort()).toEqual(['bench2', 'benchmark', 'best_trial_checkpoint.manifest.json', 'best_trial_checkpoint.tar.gz', 'extra', 'onnx']);
+    expect(readFileSync(join(artifacts, 'bench2', 'results.json'), 'utf8')).toBe('{"acc": 0.9}');
+  });
+
+  it('skips as configured with exit 0: no run, a disabled kind, MLFLOW_SKIP_ARTIFACT_LOGGING', async () => {
+    const cwd = workspace();
+    const noRun = await cli(['training', 'ckpt', '--json'], { cwd });
+    expect(noRun.code).toBe(0);
+    expect(noRun.json()).toMatchObject({ ok: true, status: 'skipped', results: [{ status: 'skipped', reason: 'no-run' }] });
+
+    const { env } = await localRun(cwd);
+    mkdirSync(join(cwd, 'conf'));
+    writeFileSync(join(cwd, 'conf', 'artifact-uploader.yaml'), 'training:\n  metrics:\n    enabled: false\n');
+    const disabled = await cli(['training', 'ckpt', '--metrics', 'metrics.json', '--config-dir', 'conf'], { cwd, env });
+    expect(disabled.code).toBe(0);
+    expect(disabled.stdout).toContain('training metrics: skipped: disabled in the tracking config (training.metrics.enabled)');
+    expect(disabled.stdout).toContain('training checkpoint: uploaded');
+
+    const off = await cli(['conversion', 'model.onnx'], { cwd, env: { ...env, MLFLOW_SKIP_ARTIFACT_LOGGING: 'true' } });
+    expect(off.code).toBe(0);
+    expect(off.stdout).toContain('skipped: MLFLOW_SKIP_ARTIFACT_LOGGING is set');
+  });
+
+  it('--dry-run prints the plan (sizes, destinations, what is left out) and writes nothing', async () => {
+    const cwd = workspace();
+    const { runId, env } = await localRun(cwd);
+    const run = await cli(['--dry-run', 'training', 'ckpt', '--metrics', 'metrics.json'], { cwd, env });
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^Dry run: nothing was uploaded/);
+    expect(run.stdout).toMatch(/5\.9 KiB\s+checkpoint\/model\.safetensors\s+<- .*ckpt\/model\.safetensors/);
+    expect(run.stdout).toMatch(/scratch\.tmp\s+default skip list/);
+    const json = (await cli(['training', 'ckpt', '--dry-run', '--json'], { cwd, env })).json();
+    expect(json).toMatchObject({ ok: true, dryRun: true, status: 'skipped', results: [{ reason: 'dry-run' }] });
+    expect(json.results[0].files.map((f: { status: string }) => f.status)).toEqual(['planned', 'planned']);
+    const listing = await createTrackingClient({ trackingUri: `file:${join(cwd, 'mlruns')}`, env: {} }).listArtifacts(runId);
+    expect(listing.files).toEqual([]);
+  });
+
+  it('usage errors exit 2 with the message and hint, no stack: --stage missing or contradicting, hpo options, bad paths, bad --kind', async () => {
+    const cwd = workspace();
+    const { env } = await localRun(cwd);
+    const cases: Array<[string[], RegExp]> = [
+      [['file', 'metrics.json'], /needs --stage/],
+      [['--stage', 'hpo', 'training', 'ckpt'], /contradicts the `training` command/],
+      [['hpo'], /exactly one of --checkpoint-dir/],
+      [['hpo', '--checkpoint-dir', 'ckpt', '--manifest', 'm.json'], /--manifest goes with --archive/],
+      [['training', 'missing-dir'], /PATH_NOT_FOUND|NOT_A_DIRECTORY/],
+      [['conversion', 'ckpt'], /NOT_A_FILE/],
+      [['dir', '--stage', 'training', 'ckpt', '--kind', 'nonsense'], /nonsense/],
+    ];
+    for (const [argv, message] of cases) {
+      const run = await cli(argv, { cwd, env });
+      expect(run.code, argv.join(' ')).toBe(EXIT_CODES.USAGE);
+      expect(run.stderr, argv.join(' ')).toMatch(message);
+      expect(run.stderr, argv.join(' ')).not.toMatch(/\n\s+at /);
+      expect(run.stdout, argv.join(' ')).toBe('');
+    }
+  });
+
+  it('draws a progress bar on a TTY, and nothing with --quiet', async () => {
+    const cwd = workspace();
+    const { env } = await localRun(cwd);
+    const tty = await cli(['training', 'ckpt'], { cwd, env, isTTY: true });
+    expect(tty.code).toBe(0);
+    expect(tty.stderr).toMatch(/uploading \[[█░]+\] 100% \| 5\.9 KiB\/5\.9 KiB \| 2\/2 files/);
+    const quiet = await cli(['training', 'ckpt', '--quiet'], { cwd, env, isTTY: true });
+    expect(quiet).toMatchObject({ code: 0, stdout: '', stderr: '' });
+  });
+});
+
+describeWithServers('upload commands on a real MLflow server', () => {
+  const proxies: FaultProxy[] = [];
+  afterAll(async () => {
+    await Promise.all(proxies.map((p) => p.stop()));
+  });
+  async function proxy(): Promise<FaultProxy> {
+    const p = await startFaultProxy(mlflowServer().url);
+    proxies.push(p);
+    return p;
+  }
+  /** Fast retries and the server's URI; nothing of the developer's. */
+  const serverEnv = (extra: Record<string, string> = {}) =>
+    baseEnv({ MLFLOW_TRACKING_URI: mlflowServer().url, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0', MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: '0', ...extra });
+
+  it('runs start on the server, every stage uploads, runs end; the Python client downloads the same bytes', async () => {
+    const cwd = workspace();
+    const start = await cli(['runs', 'start', '--experiment-name', 'cli-tests'], { cwd, env: serverEnv() });
+    expect(start.code).toBe(0);
+    const runId = start.stdout.trim();
+    const env = serverEnv({ MLFLOW_RUN_ID: runId });
+    for (const argv of [['training', 'ckpt', '--metrics', 'metrics.json'], ['conversion', 'model.onnx'], ['benchmark', 'bench/results.json'], ['hpo', '--checkpoint-dir', 'ckpt']]) {
+      const run = await cli(argv, { cwd, env });
+      expect(run.code, `${argv.join(' ')}\n${run.stderr}`).toBe(0);
+    }
+    const end = await cli(['runs', 'end'], { cwd, env });
+    expect(end.code).toBe(0);
+    const client = createTrackingClient({ trackingUri: mlflowServer().url, env: {} });
+    expect((await client.getRun(runId)).info.status).toBe('FINISHED');
+
+    const hashes = await pythonArtifactHashes(mlflowServer().url, runId, 'checkpoint');
+    expect(hashes).toEqual({ 'model.safetensors': sha256(join(cwd, 'ckpt', 'model.safetensors')), 'sub/state.json': sha256(join(cwd, 'ckpt', 'sub', 'state.json')) });
+    expect(await listAll(client, runId)).toEqual([
+      'benchmark/results.json',
+      'best_trial_checkpoint.manifest.json',
+      'best_trial_checkpoint.tar.gz',
+      'checkpoint/model.safetensors',
+      'checkpoint/sub/state.json',
+      'metrics/metrics.json',
+      'onnx/model.onnx',
+    ]);
+  });
+
+  it('--dry-run sends no request at all, even with a run id and a server', async () => {
+    const cwd = workspace();
+    const p = await proxy();
+    const env = serverEnv({ MLFLOW_TRACKING_URI: p.url, MLFLOW_RUN_ID: 'a'.repeat(32) });
+    for (const argv of [['training', 'ckpt', '--metrics', 'metrics.json'], ['hpo', '--checkpoint-dir', 'ckpt'], ['benchmark', 'bench/results.json'], ['dir', '--stage', 'training', 'ckpt']]) {
+      const run = await cli(['--dry-run', ...argv], { cwd, env });
+      expect(run.code, argv.join(' ')).toBe(0);
+      expect(run.stdout).toMatch(/^Dry run/);
+    }
+    expect(p.requests).toEqual([]);
+  });
+
+  it('an upload that keeps failing exits 1 after the configured retries, with the error and no stack', async () => {
+    const cwd = workspace();
+    const start = await cli(['runs', 'start'], { cwd, env: serverEnv() });
+    const p = await proxy();
+    p.addRule({ match: (r) => r.method === 'PUT' && r.path.includes('mlflow-artifacts'), fault: 'status', status: 503 });
+    const env = serverEnv({ MLFLOW_TRACKING_URI: p.url, MLFLOW_RUN_ID: start.stdout.trim(), MLFLOW_HTTP_REQUEST_MAX_RETRIES: '1' });
+    const run = await cli(['conversion', 'model.onnx', '--json'], { cwd, env });
+    expect(run.code).toBe(EXIT_CODES.FAILED);
+    const doc = run.json();
+    expect(doc).toMatchObject({ ok: false, exitCode: 1, status: 'failed', results: [{ status: 'failed' }] });
+    expect(doc.results[0].error.code).toBeTruthy();
+    expect(p.requests.filter((r) => r.method === 'PUT')).toHaveLength(2); // first attempt + 1 retry
+    expect(run.stderr).toMatch(/error \[[A-Z_]+\]: .*503/);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('an unreachable server is exit 1; a run id that does not exist is exit 2', async () => {
+    const cwd = workspace();
+    const p = await proxy();
+    await p.stop();
+    const down = await cli(['conversion', 'model.onnx'], { cwd, env: serverEnv({ MLFLOW_TRACKING_URI: p.url, MLFLOW_RUN_ID: 'b'.repeat(32), MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' }) });
+    expect(down.code).toBe(EXIT_CODES.FAILED);
+    expect(down.stderr).toMatch(/error \[/);
+    // A run that does not exist will not appear by retrying: a config error.
+    const missing = await cli(['conversion', 'model.onnx'], { cwd, env: serverEnv({ MLFLOW_RUN_ID: 'c'.repeat(32) }) });
+    expect(missing.code).toBe(EXIT_CODES.USAGE);
+    expect(missing.stderr).toMatch(/c{32}/);
+    expect(missing.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('never prints credentials: userinfo in the tracking URI and MLFLOW_TRACKING_PASSWORD are masked', async () => {
+    const cwd = workspace();
+    const secret = 'hunter2-very-secret';
+    const url = new URL(mlflowServer().url);
+    const withUserinfo = `http://alice:${secret}@${url.host}`;
+    const env = serverEnv({ MLFLOW_TRACKING_URI: withUserinfo, MLFLOW_TRACKING_PASSWORD: secret, MLFLOW_TRACKING_USERNAME: 'alice', MLFLOW_RUN_ID: 'd'.repeat(32) });
+    for (const argv of [['conversion', 'model.onnx', '--verbose'], ['conversion', 'model.onnx', '--json'], ['runs', 'start', '--verbose']]) {
+      const run = await cli(argv, { cwd, env });
+      expect(`${run.stdout}${run.stderr}`, argv.join(' ')).not.toContain(secret);
+    }
+  });
+});
