@@ -1,0 +1,197 @@
+/**
+ * The four stage helpers: on ./mlruns (fast: layout, config gates, input checks, the HPO
+ * "two trials, one best checkpoint" case) and on a real MLflow server, read back by the
+ * Python client in one process, with the HPO archive extracted by GNU tar.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
+import { writeManifest, type CheckpointManifest } from '../../src/archive/manifest.js';
+import { InvalidArgumentError } from '../../src/core/errors.js';
+import { uploadBenchmarkArtifacts } from '../../src/stages/benchmark.js';
+import { uploadConversionArtifacts } from '../../src/stages/conversion.js';
+import { uploadHpoArtifacts } from '../../src/stages/hpo.js';
+import { uploadTrainingArtifacts } from '../../src/stages/training.js';
+import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { describeWithServers, mlflowServer } from '../support/servers.js';
+import { gnuTarExtract, hashTree, localRun, pythonDownloadAll, scratch, serverRun, sha256, writeTree } from '../uploader/helpers.js';
+import { onnxModelWithExternalData } from './onnx-fixtures.js';
+
+function pipelineOutputs() {
+  return writeTree(scratch('au-stages-'), {
+    'ckpt/adapter_model.safetensors': Buffer.alloc(3000, 1),
+    'ckpt/adapter_config.json': '{"r": 8}',
+    'ckpt/.ipynb_checkpoints/old.json': 'autosave',
+    'metrics.json': '{"loss": 0.2}',
+    'onnx/model.onnx': onnxModelWithExternalData(['model.weights']),
+    'onnx/model.weights': Buffer.alloc(900, 2),
+    'onnx/model.onnx.data': Buffer.alloc(100, 3),
+    'bench/latency.json': '{"p50": 3}',
+    'bench/plots/p99.csv': 'a,b',
+    'bench/plots/p50.csv': 'c,d',
+  });
+}
+
+describe('stage helpers on ./mlruns', () => {
+  it('training: the checkpoint (skip list applied) and the metrics JSON, each with its result', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = pipelineOutputs();
+    const { checkpoint, metrics } = await uploadTrainingArtifacts({
+      checkpointDir: join(out, 'ckpt'),
+      metricsJsonPath: join(out, 'metrics.json'),
+      runId: run.runId,
+      trackingUri,
+      env: {},
+    });
+    expect(checkpoint).toMatchObject({ status: 'uploaded', stage: 'training', kind: 'checkpoint', artifactPath: 'checkpoint' });
+    expect(checkpoint.skippedFiles.map((s) => s.path)).toEqual(['.ipynb_checkpoints/old.json']);
+    expect(metrics).toMatchObject({ status: 'uploaded', kind: 'metrics', artifactPath: 'metrics/metrics.json' });
+    expect(Object.keys(hashTree(artifactsDir)).sort()).toEqual(['checkpoint/adapter_config.json', 'checkpoint/adapter_model.safetensors', 'metrics/metrics.json']);
+    // No metrics file: only the checkpoint result.
+    expect(await uploadTrainingArtifacts({ checkpointDir: join(out, 'ckpt'), runId: run.runId, trackingUri, env: {} })).not.toHaveProperty('metrics');
+  });
+
+  it('checks every path before sending anything, and refuses a contradicting stage', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = pipelineOutputs();
+    const base = { runId: run.runId, trackingUri, env: {} };
+    await expect(uploadTrainingArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), metricsJsonPath: join(out, 'nope.json') })).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
+    await expect(uploadBenchmarkArtifacts({ ...base, resultsPaths: [join(out, 'bench/latency.json'), join(out, 'missing.json')] })).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
+    expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
+    await expect(uploadTrainingArtifacts({ ...base, stage: 'hpo', checkpointDir: join(out, 'ckpt') })).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'stage' });
+    await expect(uploadHpoArtifacts({ ...base })).rejects.toThrow(/exactly one of `checkpointDir`/);
+    await expect(uploadHpoArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), trialId: 'a/b' })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(uploadConversionArtifacts({ ...base, onnxPath: join(out, 'onnx') })).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+  });
+
+  it('conversion, benchmark and hpo land where their docs say; config switches apply per kind', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = pipelineOutputs();
+    const base = { runId: run.runId, trackingUri, env: {} };
+
+    const onnx = await uploadConversionArtifacts({ ...base, onnxPath: join(out, 'onnx/model.onnx') });
+    expect(onnx).toMatchObject({ status: 'uploaded', kind: 'onnxModel', artifactPath: 'onnx' });
+    expect(onnx.files.map((f) => f.artifactPath).sort()).toEqual(['onnx/model.onnx', 'onnx/model.onnx.data', 'onnx/model.weights']);
+
+    const bench = await uploadBenchmarkArtifacts({ ...base, resultsPaths: [join(out, 'bench/latency.json'), join(out, 'bench/plots')] });
+    expect(bench.map((r) => [r.status, r.artifactPath])).toEqual([
+      ['uploaded', 'benchmark/latency.json'],
+      ['uploaded', 'benchmark/plots'],
+    ]);
+
+    const best = await uploadHpoArtifacts({ ...base, checkpointDir: join(out, 'ckpt') });
+    expect(best).toMatchObject({ status: 'uploaded', kind: 'bestTrialArchive', artifactPath: 'best_trial_checkpoint.tar.gz', verification: { status: 'verified' } });
+    const trial = await uploadHpoArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), trialId: 17 });
+    expect(trial).toMatchObject({ status: 'uploaded', kind: 'trialCheckpoints', artifactPath: 'trials/17/best_trial_checkpoint.tar.gz' });
+
+    const archive = join(scratch(), 'trial-3.tar.gz');
+    const manifestPath = join(scratch(), 'm.json');
+    await writeManifest(await createCheckpointArchive(join(out, 'ckpt'), archive), manifestPath);
+    const given = await uploadHpoArtifacts({ ...base, archivePath: archive, manifest: manifestPath, trialId: 'trial-3' });
+    expect(given.files.map((f) => f.artifactPath)).toEqual(['trials/trial-3/trial-3.tar.gz', 'trials/trial-3/trial-3.manifest.json']);
+
+    expect(Object.keys(hashTree(artifactsDir)).sort()).toEqual([
+      'benchmark/latency.json',
+      'benchmark/plots/p50.csv',
+      'benchmark/plots/p99.csv',
+      'best_trial_checkpoint.manifest.json',
+      'best_trial_checkpoint.tar.gz',
+      'onnx/model.onnx',
+      'onnx/model.onnx.data',
+      'onnx/model.weights',
+      'trials/17/best_trial_checkpoint.manifest.json',
+      'trials/17/best_trial_checkpoint.tar.gz',
+      'trials/trial-3/trial-3.manifest.json',
+      'trials/trial-3/trial-3.tar.gz',
+    ]);
+
+    const configDir = writeTree(scratch(), { 'artifact-uploader.yaml': 'hpo:\n  bestTrialArchive:\n    enabled: false\n' });
+    const off = await uploadHpoArtifacts({ ...base, configDir, checkpointDir: join(out, 'ckpt') });
+    expect(off).toMatchObject({ status: 'skipped', reason: 'disabled-by-config', disabledBy: 'hpo.bestTrialArchive.enabled' });
+    // The per-trial kind has its own switch.
+    expect((await uploadHpoArtifacts({ ...base, configDir, checkpointDir: join(out, 'ckpt'), trialId: 18 })).status).toBe('uploaded');
+  });
+
+  it('hpo: two trials reporting the same best checkpoint at once upload it once', async () => {
+    const { trackingUri, run } = await localRun();
+    const out = pipelineOutputs();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    let uploads = 0;
+    const base = { runId: run.runId, trackingUri, env: {}, checkpointDir: join(out, 'ckpt') };
+    const first = uploadHpoArtifacts({
+      ...base,
+      resolveStore: (uri, o) => {
+        const real = resolveArtifactStore(uri, o);
+        return {
+          kind: real.kind,
+          artifactUri: real.artifactUri,
+          describe: () => real.describe(),
+          list: (d, opts) => real.list(d, opts),
+          uploadFile: async (l, p, opts) => {
+            uploads++;
+            entered();
+            await gate;
+            return real.uploadFile(l, p, opts);
+          },
+        };
+      },
+    });
+    await inside; // the first trial is uploading its archive
+    let joined!: () => void;
+    const ready = new Promise<void>((resolve) => (joined = resolve));
+    const second = uploadHpoArtifacts({
+      ...base,
+      resolveStore: (uri, o) => {
+        joined();
+        return resolveArtifactStore(uri, o);
+      },
+    });
+    await ready;
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect(a.status).toBe('uploaded');
+    expect(b).toMatchObject({ status: 'uploaded', deduplicated: true, artifactPath: 'best_trial_checkpoint.tar.gz' });
+    expect(b.manifest).toEqual(a.manifest);
+    expect(uploads).toBe(2); // archive + manifest, once
+  });
+});
+
+describeWithServers('stage helpers on a real MLflow server', () => {
+  it('all four, read back by the Python client; the HPO archive extracted by GNU tar matches its manifest', async () => {
+    const { url } = mlflowServer();
+    const { runId } = await serverRun(url);
+    const out = pipelineOutputs();
+    const base = { runId, trackingUri: url, env: {} };
+    const { checkpoint, metrics } = await uploadTrainingArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), metricsJsonPath: join(out, 'metrics.json') });
+    const onnx = await uploadConversionArtifacts({ ...base, onnxPath: join(out, 'onnx/model.onnx') });
+    const bench = await uploadBenchmarkArtifacts({ ...base, resultsPaths: [join(out, 'bench/latency.json'), join(out, 'bench/plots')] });
+    const hpo = await uploadHpoArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), level: 6 });
+    for (const r of [checkpoint, metrics!, onnx, ...bench, hpo]) expect(r.status).toBe('uploaded');
+
+    const [dst] = await pythonDownloadAll([{ trackingUri: url, runId }]);
+    const local = (rel: string) => sha256(readFileSync(join(out, rel)));
+    const manifest = JSON.parse(readFileSync(join(dst!, 'best_trial_checkpoint.manifest.json'), 'utf8')) as CheckpointManifest;
+    expect(hashTree(dst!)).toEqual({
+      'checkpoint/adapter_model.safetensors': local('ckpt/adapter_model.safetensors'),
+      'checkpoint/adapter_config.json': local('ckpt/adapter_config.json'),
+      'metrics/metrics.json': local('metrics.json'),
+      'onnx/model.onnx': local('onnx/model.onnx'),
+      'onnx/model.weights': local('onnx/model.weights'),
+      'onnx/model.onnx.data': local('onnx/model.onnx.data'),
+      'benchmark/latency.json': local('bench/latency.json'),
+      'benchmark/plots/p50.csv': local('bench/plots/p50.csv'),
+      'benchmark/plots/p99.csv': local('bench/plots/p99.csv'),
+      'best_trial_checkpoint.tar.gz': manifest.archive.sha256,
+      'best_trial_checkpoint.manifest.json': sha256(`${JSON.stringify(hpo.manifest, null, 2)}\n`),
+    });
+    expect(manifest).toMatchObject({ archive: { compressionLevel: 6 }, verification: { status: 'verified', checks: ['size'] } });
+    const extracted = hashTree(await gnuTarExtract(join(dst!, 'best_trial_checkpoint.tar.gz')));
+    expect(extracted).toEqual(Object.fromEntries(manifest.files.map((f) => [f.path, f.sha256])));
+    expect(Object.keys(extracted).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+  });
+});
