@@ -39,7 +39,8 @@ import { resolveMlflowRunId } from '../run/run-context.js';
 import type { PlannedFile } from '../stores/plan.js';
 import { uploadPlannedFiles, type FileUploadOutcome } from '../stores/upload-many.js';
 import { dedupeInFlight, identityKey, type LocalFileIdentity } from './dedupe.js';
-import { artifactLoggingDisabledByEnv, configGate, NO_RUN_WARNING, resolveUploadTarget, type UploadTarget } from './gate.js';
+import { artifactLoggingDisabledByEnv, configGate, NO_RUN_WARNING, ownConnection, resolveUploadTarget, type UploadTarget } from './gate.js';
+import type { MlflowConnection } from '../mlflow/connection.js';
 import { checkArtifactPath, checkLocalPath, fileIdentities, globList, planFiles, planLocalDirectory, type LocalPlan } from './local-plan.js';
 import {
   DEFAULT_ARCHIVE_NAME,
@@ -140,7 +141,10 @@ export class ArtifactUploader {
   private readonly opts: ResolvedUploaderOptions;
   private readonly logger: Logger;
   private configPromise?: Promise<TrackingConfig>;
-  private targetPromise?: Promise<UploadTarget>;
+  /** One lookup per run (a `withRun` context can change the run between calls), kept once it succeeds. */
+  private readonly targets = new Map<string, Promise<UploadTarget>>();
+  /** The connection this uploader made (and closes), made at first need. */
+  private connection?: MlflowConnection;
   private readonly accumulator = new StatsAccumulator();
   private readonly pending = new Set<Promise<unknown>>();
   private closed = false;
@@ -372,9 +376,9 @@ export class ArtifactUploader {
   async close(): Promise<void> {
     this.closed = true;
     await Promise.allSettled([...this.pending]);
-    const target = this.targetPromise ? await this.targetPromise.catch(() => undefined) : undefined;
-    this.targetPromise = undefined;
-    if (target?.ownedConnection?.kind === 'rest') await target.ownedConnection.http.close().catch(() => undefined);
+    this.targets.clear();
+    if (this.connection?.kind === 'rest') await this.connection.http.close().catch(() => undefined);
+    this.connection = undefined;
   }
 
   // ───────────────────────────── operations ─────────────────────────────
@@ -579,40 +583,48 @@ export class ArtifactUploader {
   }
 
   /**
-   * The run's target: the cached one, else resolved now when a run id is found (once; a
-   * failed resolution is retried by the next call). Lookup failures are returned, not thrown.
+   * The target of the run this call resolves to (option, else active run, else
+   * `MLFLOW_RUN_ID`): looked up once per run, then reused; a failed lookup is retried by the
+   * next call. Lookup failures are returned, not thrown.
    */
   private async target(): Promise<{ target: UploadTarget } | { noRun: true } | { error: unknown }> {
-    if (!this.targetPromise) {
-      // A malformed id (option or MLFLOW_RUN_ID) throws here: a programmer error.
-      const ref = resolveMlflowRunId(this.opts.runId, { env: this.opts.env });
-      if (!ref) {
-        if (!this.warnedNoRun) {
-          this.warnedNoRun = true;
-          this.logger.warn(NO_RUN_WARNING);
-        }
-        return { noRun: true };
+    // A malformed id (option or MLFLOW_RUN_ID) throws here: a programmer error.
+    const ref = resolveMlflowRunId(this.opts.runId, { env: this.opts.env });
+    if (!ref) {
+      if (!this.warnedNoRun) {
+        this.warnedNoRun = true;
+        this.logger.warn(NO_RUN_WARNING);
       }
-      const promise = resolveUploadTarget({
-        runId: ref.runId,
-        source: ref.source,
-        ...(ref.run ? { run: ref.run } : {}),
-        ...(this.opts.trackingUri !== undefined ? { trackingUri: this.opts.trackingUri } : {}),
-        ...(this.opts.retry ? { retry: this.opts.retry } : {}),
-        logger: this.logger,
-        env: this.opts.env,
-        ...(this.opts.multipart ? { multipart: this.opts.multipart } : {}),
-        ...(this.opts.s3 ? { s3: this.opts.s3 } : {}),
-        ...(this.opts.resolveStore ? { resolveStore: this.opts.resolveStore } : {}),
-        ...(this.opts.signal ? { signal: this.opts.signal } : {}),
-      });
-      this.targetPromise = promise;
-      promise.catch(() => {
-        if (this.targetPromise === promise) this.targetPromise = undefined;
+      return { noRun: true };
+    }
+    // An active run started with its own tracking URI is logged to there, unless the uploader names one.
+    const active = this.opts.trackingUri === undefined ? ref.run?.connection : undefined;
+    const key = `${ref.runId}\n${active ? active.displayUri : ''}`;
+    let promise = this.targets.get(key);
+    if (!promise) {
+      promise = (async () => {
+        const connection = active ?? (this.connection ??= ownConnection({ ...this.opts, logger: this.logger }));
+        return resolveUploadTarget({
+          runId: ref.runId,
+          source: ref.source,
+          connection,
+          ...(active && ref.run?.client ? { client: ref.run.client } : {}),
+          logger: this.logger,
+          env: this.opts.env,
+          ...(this.opts.multipart ? { multipart: this.opts.multipart } : {}),
+          ...(this.opts.s3 ? { s3: this.opts.s3 } : {}),
+          ...(this.opts.resolveStore ? { resolveStore: this.opts.resolveStore } : {}),
+          ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+        });
+      })();
+      const settled = promise;
+      this.targets.set(key, settled);
+      settled.catch(() => {
+        if (this.targets.get(key) === settled) this.targets.delete(key);
       });
     }
     try {
-      return { target: await this.targetPromise };
+      return { target: await promise };
     } catch (error) {
       return { error };
     }

@@ -6,7 +6,8 @@
  * 3. (dry run and empty uploads stop here, without any network)
  * 4. no run id (option, active run, `MLFLOW_RUN_ID`) → skipped, `no-run`;
  * 5. the run's target: connection, `runs/get` (must exist and be active), the artifact store
- *    for its artifact URI. Failures here are `failed` results with reason `run-unavailable`.
+ *    for its artifact URI, resolved once per run. Failures here are `failed` results with
+ *    reason `run-unavailable`.
  *
  * @module
  */
@@ -18,7 +19,8 @@ import { getArtifactConfig, type EffectiveArtifactConfig } from '../config/load.
 import type { ArtifactKind, StageName, TrackingConfig } from '../config/schema.js';
 import { resolveMlflowConnection, type MlflowConnection } from '../mlflow/connection.js';
 import { createTrackingClient } from '../mlflow/tracking-client.js';
-import type { ActiveRun, RunIdSource } from '../run/run-context.js';
+import type { TrackingClient } from '../mlflow/tracking-types.js';
+import type { RunIdSource } from '../run/run-context.js';
 import type { ArtifactStore, MultipartOptions } from '../stores/artifact-store.js';
 import { resolveArtifactStore, type ResolveArtifactStoreOptions } from '../stores/resolve.js';
 import type { S3StoreOptions } from '../stores/s3-config.js';
@@ -42,7 +44,7 @@ export const NO_RUN_WARNING =
   'No MLflow run to upload to, so nothing was uploaded (result: skipped, reason no-run). ' +
   'Pass `runId` to the uploader, call `startRun()` (or wrap the work in `withRun(run, fn)`) first, or set MLFLOW_RUN_ID.';
 
-/** Where the bytes of an uploader go, resolved once. */
+/** Where the bytes of one run go, resolved once per run and uploader. */
 export interface UploadTarget {
   runId: string;
   /** Where the id came from. */
@@ -51,18 +53,16 @@ export interface UploadTarget {
   /** The tracking URI without credentials. */
   trackingUri: string;
   store: ArtifactStore;
-  /** The connection, when the uploader made it (and so closes it). */
-  ownedConnection?: MlflowConnection;
 }
 
 /** What {@link resolveUploadTarget} needs. */
 export interface TargetOptions {
   runId: string;
   source: RunIdSource;
-  /** The active run, when the id came from it (its connection is reused). */
-  run?: ActiveRun;
-  trackingUri?: string;
-  retry?: RetryOptions;
+  /** The tracking connection: the active run's, or the uploader's own. */
+  connection: MlflowConnection;
+  /** The active run's client, when its connection is used. */
+  client?: TrackingClient;
   logger: Logger;
   env: Env;
   multipart?: MultipartOptions;
@@ -72,46 +72,41 @@ export interface TargetOptions {
 }
 
 /**
- * Resolves the connection (the active run's, when the id came from it and no `trackingUri`
- * was given), reads the run, refuses a deleted one, and makes the store for its artifact URI.
+ * The uploader's own connection: the `trackingUri` option, else `MLFLOW_TRACKING_URI`, else
+ * `./mlruns`. A malformed URI throws `ConfigError`.
+ */
+export function ownConnection(options: { trackingUri?: string; retry?: RetryOptions; logger: Logger; env: Env }): MlflowConnection {
+  return resolveMlflowConnection({
+    ...(options.trackingUri !== undefined ? { trackingUri: options.trackingUri } : {}),
+    ...(options.retry ? { retry: options.retry } : {}),
+    logger: options.logger,
+    env: options.env,
+  });
+}
+
+/**
+ * Reads the run, refuses a deleted one, and makes the store for its artifact URI.
  *
  * @throws whatever the lookup throws: `MlflowApiError` (`RESOURCE_DOES_NOT_EXIST`, auth),
- *   `NetworkError`, `ConfigError` (malformed tracking URI), `InvalidArgumentError` (deleted run),
- *   `UnsupportedArtifactStoreError`.
+ *   `NetworkError`, `InvalidArgumentError` (deleted run), `UnsupportedArtifactStoreError`.
  */
 export async function resolveUploadTarget(options: TargetOptions): Promise<UploadTarget> {
-  const reuse = options.trackingUri === undefined && options.run?.connection !== undefined;
-  const connection = reuse
-    ? options.run!.connection!
-    : resolveMlflowConnection({ trackingUri: options.trackingUri, retry: options.retry, logger: options.logger, env: options.env });
-  const owned = reuse ? undefined : connection;
-  try {
-    const client = reuse && options.run?.client ? options.run.client : createTrackingClient(connection);
-    const run = await client.getRun(options.runId, options.signal ? { signal: options.signal } : {});
-    if (run.info.lifecycleStage === 'deleted') {
-      throw new InvalidArgumentError('runId', `Run ${options.runId} on ${connection.displayUri} is deleted; artifacts cannot be logged to it.`, {
-        hint: 'Restore it in the MLflow UI (or `mlflow runs restore`), or log to another run.',
-      });
-    }
-    const storeOptions: ResolveArtifactStoreOptions = {
-      connection,
-      env: options.env,
-      logger: options.logger,
-      ...(options.multipart ? { multipart: options.multipart } : {}),
-      ...(options.s3 ? { s3: options.s3 } : {}),
-    };
-    const store = (options.resolveStore ?? resolveArtifactStore)(run.info.artifactUri, storeOptions);
-    options.logger.debug(`uploading to run ${options.runId} (${options.source}) on ${connection.displayUri}: ${store.describe()}`);
-    return {
-      runId: options.runId,
-      source: options.source,
-      artifactUri: run.info.artifactUri,
-      trackingUri: connection.displayUri,
-      store,
-      ...(owned ? { ownedConnection: owned } : {}),
-    };
-  } catch (error) {
-    if (owned?.kind === 'rest') await owned.http.close().catch(() => undefined);
-    throw error;
+  const { connection } = options;
+  const client = options.client ?? createTrackingClient(connection);
+  const run = await client.getRun(options.runId, options.signal ? { signal: options.signal } : {});
+  if (run.info.lifecycleStage === 'deleted') {
+    throw new InvalidArgumentError('runId', `Run ${options.runId} on ${connection.displayUri} is deleted; artifacts cannot be logged to it.`, {
+      hint: 'Restore it in the MLflow UI (or `mlflow runs restore`), or log to another run.',
+    });
   }
+  const storeOptions: ResolveArtifactStoreOptions = {
+    connection,
+    env: options.env,
+    logger: options.logger,
+    ...(options.multipart ? { multipart: options.multipart } : {}),
+    ...(options.s3 ? { s3: options.s3 } : {}),
+  };
+  const store = (options.resolveStore ?? resolveArtifactStore)(run.info.artifactUri, storeOptions);
+  options.logger.debug(`uploading to run ${options.runId} (${options.source}) on ${connection.displayUri}: ${store.describe()}`);
+  return { runId: options.runId, source: options.source, artifactUri: run.info.artifactUri, trackingUri: connection.displayUri, store };
 }

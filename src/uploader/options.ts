@@ -22,8 +22,8 @@ export interface ArtifactUploaderOptions {
   stage: StageName;
   /**
    * The run to upload to. Wins over the active run (`startRun` / `withRun`), which wins over
-   * `MLFLOW_RUN_ID`. Resolved at the first upload that finds one, then kept for the
-   * uploader's life: make one uploader per run.
+   * `MLFLOW_RUN_ID`. Without it, each call uploads to the run in effect when it is made (so one
+   * uploader serves several `withRun` contexts); each run is looked up once, at its first upload.
    * @default the active run, else MLFLOW_RUN_ID
    */
   runId?: string;

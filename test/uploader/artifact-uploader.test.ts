@@ -205,6 +205,14 @@ describe('ArtifactUploader on ./mlruns', () => {
       });
       expect((await upload({ trackingUri: c.trackingUri })).runId).toBe(c.run.runId);
       for (const x of [a, b, c]) expect(existsSync(join(x.artifactsDir, 'who.txt'))).toBe(true);
+
+      // One uploader without a runId follows the run in effect at each call.
+      const shared = new ArtifactUploader({ stage: 'benchmark', env: {} });
+      const inA = await withRun(a.run, () => shared.uploadFile(join(src, 'who.txt'), { artifactPath: 'shared' }));
+      const inB = await withRun(b.run, () => shared.uploadFile(join(src, 'who.txt'), { artifactPath: 'shared' }));
+      expect([inA.runId, inB.runId]).toEqual([a.run.runId, b.run.runId]);
+      expect(existsSync(join(b.artifactsDir, 'shared', 'who.txt'))).toBe(true);
+      await shared.close();
     });
   });
 

@@ -158,6 +158,8 @@ describeWithServers('ArtifactUploader on a real MLflow server', () => {
     // Not overlapping: uploaded again.
     await b.uploadFile(join(src, 'shared.bin'), { artifactPath: 'shared' });
     expect(front.requests.filter((r) => r.method === 'PUT' && r.path.endsWith('/shared/shared.bin'))).toHaveLength(2);
+    // Each uploader looked the run up once, however many uploads it made.
+    expect(front.requests.filter((r) => r.path.includes('/mlflow/runs/get'))).toHaveLength(3);
   });
 
   it('a dry run makes no request at all', async () => {
