@@ -17,7 +17,14 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { InvalidArgumentError, LocalPathError } from '../core/errors.js';
 
-/** Largest `.onnx` file scanned for `location` entries: 64 MiB. */
+/**
+ * Largest `.onnx` file scanned for `location` entries: 64 MiB.
+ *
+ * @example
+ * ```ts
+ * if (size > MAX_SCANNED_MODEL_BYTES) console.log('weights are inline; no external data to look for');
+ * ```
+ */
 export const MAX_SCANNED_MODEL_BYTES = 64 * 1024 * 1024;
 
 /** The encoded start of a `StringStringEntryProto { key: "location", value: ... }`. */
@@ -34,7 +41,14 @@ function readVarint(bytes: Buffer, offset: number): { value: number; next: numbe
   return undefined;
 }
 
-/** The `location` values a model's bytes name, in order of appearance, without repeats. */
+/**
+ * The `location` values a model's bytes name, in order of appearance, without repeats.
+ *
+ * @example
+ * ```ts
+ * externalDataLocations(await readFile('model.onnx')); // ['model.onnx.data']
+ * ```
+ */
 export function externalDataLocations(model: Buffer): string[] {
   const found = new Set<string>();
   for (let at = model.indexOf(LOCATION_ENTRY); at !== -1; at = model.indexOf(LOCATION_ENTRY, at + 1)) {

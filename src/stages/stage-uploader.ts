@@ -18,6 +18,11 @@ export type StageHelperOptions = Omit<ArtifactUploaderOptions, 'stage'> & { stag
 
 /**
  * Runs `fn` with a new uploader for `stage`, closing it afterwards.
+ *
+ * @example
+ * ```ts
+ * return withStageUploader('benchmark', 'uploadBenchmarkArtifacts', options, (uploader) => uploader.uploadFile(path, { kind: 'results' }));
+ * ```
  * @internal
  */
 export async function withStageUploader<T>(

@@ -5,13 +5,15 @@
  * Every method runs the same pipeline:
  *
  * 1. local checks, which throw at once whatever `onError` says (programmer errors): the path
- *    exists and is a file or a directory as the method expects, artifact paths are valid, the
- *    config loads, the directory plans cleanly (no bad names, no escaping symlinks);
- * 2. the gates, in order: `MLFLOW_SKIP_ARTIFACT_LOGGING` → the tracking config → (dry run,
- *    empty) → a run id; each ends the operation as `skipped` with its reason;
- * 3. the run's target, resolved once per uploader at the first upload that has a run id;
- * 4. uploads in flight elsewhere in the process with the same identity are joined (see `dedupe.ts`);
- * 5. the upload, then verification when on.
+ *    exists and is a file or a directory as the method expects, the kind is the stage's;
+ * 2. `MLFLOW_SKIP_ARTIFACT_LOGGING` → skipped, before the config is even read;
+ * 3. the config loads and the input plans cleanly (valid names and artifact paths, no
+ *    escaping symlinks), both throwing on bad input;
+ * 4. the other gates, in order: the tracking config → empty → dry run → a run id; each ends
+ *    the operation as `skipped` with its reason;
+ * 5. the run's target, looked up once per run (a failed lookup is a `failed` result);
+ * 6. uploads in flight elsewhere in the process with the same identity are joined (see `dedupe.ts`);
+ * 7. the upload, then verification when on.
  *
  * @module
  */

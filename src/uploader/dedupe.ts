@@ -44,6 +44,11 @@ export interface UploadIdentity {
 
 /**
  * A compact key for an identity (a hash: directories can hold many thousands of files).
+ *
+ * @example
+ * ```ts
+ * const key = identityKey({ trackingUri, runId, artifactUri, operation: 'uploadFile', artifactPath: 'a.txt', files });
+ * ```
  * @internal
  */
 export function identityKey(identity: UploadIdentity): string {
@@ -78,7 +83,15 @@ export async function dedupeInFlight<T>(key: string, fn: () => Promise<T>): Prom
   }
 }
 
-/** Number of uploads in flight in this process (for tests and diagnostics). @internal */
+/**
+ * Number of uploads in flight in this process (for tests and diagnostics).
+ *
+ * @example
+ * ```ts
+ * inFlightUploadCount(); // 0 when nothing is uploading
+ * ```
+ * @internal
+ */
 export function inFlightUploadCount(): number {
   return inFlight().size;
 }

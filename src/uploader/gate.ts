@@ -25,21 +25,49 @@ import type { ArtifactStore, MultipartOptions } from '../stores/artifact-store.j
 import { resolveArtifactStore, type ResolveArtifactStoreOptions } from '../stores/resolve.js';
 import type { S3StoreOptions } from '../stores/s3-config.js';
 
-/** The env var that turns every upload into a skip, as in MLflow. */
+/**
+ * The env var that turns every upload into a skip, as in MLflow.
+ *
+ * @example
+ * ```ts
+ * new ArtifactUploader({ stage: 'training', env: { [SKIP_ARTIFACT_LOGGING_ENV]: 'true' } }); // every call: disabled-by-env
+ * ```
+ */
 export const SKIP_ARTIFACT_LOGGING_ENV = 'MLFLOW_SKIP_ARTIFACT_LOGGING';
 
-/** True when `MLFLOW_SKIP_ARTIFACT_LOGGING` is `true`/`1` (a malformed value is a `ConfigError`). */
+/**
+ * True when `MLFLOW_SKIP_ARTIFACT_LOGGING` is `true`/`1` (a malformed value is a `ConfigError`).
+ *
+ * @example
+ * ```ts
+ * artifactLoggingDisabledByEnv({ MLFLOW_SKIP_ARTIFACT_LOGGING: '1' }); // true
+ * ```
+ */
 export function artifactLoggingDisabledByEnv(env: Env): boolean {
   return envBool(SKIP_ARTIFACT_LOGGING_ENV, env) === true;
 }
 
-/** The config switch that applies to one call: the kind's, or the stage's master switch. */
+/**
+ * The config switch that applies to one call: the kind's, or the stage's master switch.
+ *
+ * @example
+ * ```ts
+ * configGate(config, 'training', 'checkpoint'); // { enabled: false, disabledBy: 'training.checkpoint.enabled', ... }
+ * ```
+ */
 export function configGate(config: TrackingConfig, stage: StageName, kind: ArtifactKind | undefined): EffectiveArtifactConfig | { enabled: boolean; disabledBy?: string } {
   if (kind !== undefined) return getArtifactConfig(config, stage, kind as never);
   return config[stage].enabled ? { enabled: true } : { enabled: false, disabledBy: `${stage}.enabled` };
 }
 
-/** The warning logged (once per uploader) when there is no run to upload to. */
+/**
+ * The warning logged (once per uploader) when there is no run to upload to.
+ *
+ * @example
+ * ```ts
+ * logger.warn(NO_RUN_WARNING);
+ * ```
+ */
 export const NO_RUN_WARNING =
   'No MLflow run to upload to, so nothing was uploaded (result: skipped, reason no-run). ' +
   'Pass `runId` to the uploader, call `startRun()` (or wrap the work in `withRun(run, fn)`) first, or set MLFLOW_RUN_ID.';
@@ -74,6 +102,11 @@ export interface TargetOptions {
 /**
  * The uploader's own connection: the `trackingUri` option, else `MLFLOW_TRACKING_URI`, else
  * `./mlruns`. A malformed URI throws `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * const connection = ownConnection({ trackingUri: 'http://127.0.0.1:5000', logger, env: process.env });
+ * ```
  */
 export function ownConnection(options: { trackingUri?: string; retry?: RetryOptions; logger: Logger; env: Env }): MlflowConnection {
   return resolveMlflowConnection({
@@ -89,6 +122,11 @@ export function ownConnection(options: { trackingUri?: string; retry?: RetryOpti
  *
  * @throws whatever the lookup throws: `MlflowApiError` (`RESOURCE_DOES_NOT_EXIST`, auth),
  *   `NetworkError`, `InvalidArgumentError` (deleted run), `UnsupportedArtifactStoreError`.
+ * @example
+ * ```ts
+ * const target = await resolveUploadTarget({ runId, source: 'explicit', connection, logger, env: process.env });
+ * await target.store.uploadFile('a.txt', 'a.txt');
+ * ```
  */
 export async function resolveUploadTarget(options: TargetOptions): Promise<UploadTarget> {
   const { connection } = options;

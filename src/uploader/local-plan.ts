@@ -33,6 +33,10 @@ export interface LocalPlan {
  * working directory.
  *
  * @throws {LocalPathError} `PATH_NOT_FOUND`, `NOT_A_FILE`, `NOT_A_DIRECTORY`, `PATH_UNREADABLE`.
+ * @example
+ * ```ts
+ * const absolute = await checkLocalPath('out/checkpoint', 'directory', 'uploadCheckpoint');
+ * ```
  */
 export async function checkLocalPath(path: unknown, expected: 'file' | 'directory', method: string): Promise<string> {
   if (typeof path !== 'string' || path === '') {
@@ -58,7 +62,14 @@ export async function checkLocalPath(path: unknown, expected: 'file' | 'director
   return absolute;
 }
 
-/** Checks an artifact path given by the caller (`''` is the root). */
+/**
+ * Checks an artifact path given by the caller (`''` is the root) and returns it normalised.
+ *
+ * @example
+ * ```ts
+ * checkArtifactPath('/models/onnx/', 'artifactPath'); // 'models/onnx'
+ * ```
+ */
 export function checkArtifactPath(path: string, what: string, { allowEmpty = true } = {}): string {
   if (typeof path !== 'string') throw new InvalidArgumentError(what, `Expected \`${what}\` to be a string, got ${typeof path}.`);
   const joined = joinArtifactPath(path);
@@ -67,7 +78,14 @@ export function checkArtifactPath(path: string, what: string, { allowEmpty = tru
   return joined;
 }
 
-/** `string | string[] | undefined` → `string[]`. */
+/**
+ * `string | string[] | undefined` → `string[]`, refusing empty patterns.
+ *
+ * @example
+ * ```ts
+ * globList('*.tmp', 'exclude'); // ['*.tmp']
+ * ```
+ */
 export function globList(value: string | readonly string[] | undefined, what: string): string[] {
   if (value === undefined) return [];
   const list = typeof value === 'string' ? [value] : [...value];
@@ -79,7 +97,14 @@ export function globList(value: string | readonly string[] | undefined, what: st
   return list;
 }
 
-/** Plans single files: each at `<artifactDir>/<name>` (or its path relative to `baseDir`). */
+/**
+ * Plans single files, largest first: each at `<artifactDir>/<name>` (or its path relative to `baseDir`).
+ *
+ * @example
+ * ```ts
+ * const plan = await planFiles(['out/model.onnx', 'out/model.onnx.data'], 'onnx', 'uploadFiles');
+ * ```
+ */
 export async function planFiles(paths: readonly string[], artifactDir: string, method: string, baseDir?: string): Promise<LocalPlan> {
   const base = baseDir === undefined ? undefined : await checkLocalPath(baseDir, 'directory', method);
   const files: PlannedFile[] = [];
@@ -121,6 +146,12 @@ export interface LocalDirectoryPlanOptions {
  * Plans a directory with `planDirectory` (largest first; bad names, dangling or escaping
  * symlinks and unreadable files refused with every offender listed), using our glob dialect
  * for the filters and recording why each path was left out.
+ *
+ * @example
+ * ```ts
+ * const plan = await planLocalDirectory('out/ckpt', { artifactPath: 'checkpoint', include: [], exclude: ['*.log'], skipDefaultFiles: true });
+ * plan.skipped; // [{ path: 'train.log', reason: 'excluded by "*.log"' }]
+ * ```
  */
 export async function planLocalDirectory(dir: string, options: LocalDirectoryPlanOptions): Promise<LocalPlan> {
   const included = createGlobMatcher(options.include);
@@ -162,7 +193,14 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
   return { files: plan.files, skipped, skippedBytes, skippedFiles };
 }
 
-/** The identity of each planned file (path, size, mtime), for deduplication. */
+/**
+ * The identity of each planned file (path, size, mtime), for deduplication.
+ *
+ * @example
+ * ```ts
+ * const identities = await fileIdentities(plan.files);
+ * ```
+ */
 export async function fileIdentities(files: readonly PlannedFile[]): Promise<LocalFileIdentity[]> {
   return Promise.all(
     files.map(async (f) => {

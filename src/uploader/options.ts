@@ -211,13 +211,25 @@ export interface ArchiveAndUploadCheckpointCallOptions extends OperationOptions,
  *
  * `uploadFile`, `uploadFiles` and `uploadDirectory` have no default kind: without one only the
  * stage's master switch (`<stage>.enabled`) applies.
+ *
+ * @example
+ * ```ts
+ * DEFAULT_KINDS.archive.hpo; // 'bestTrialArchive'
+ * ```
  */
 export const DEFAULT_KINDS = {
   checkpoint: { training: 'checkpoint', conversion: 'onnxModel', benchmark: 'results', hpo: 'trialCheckpoints' },
   archive: { training: 'checkpoint', conversion: 'onnxModel', benchmark: 'results', hpo: 'bestTrialArchive' },
 } as const satisfies Record<string, Record<StageName, ArtifactKind>>;
 
-/** Default archive file name of `archiveAndUploadCheckpoint`. */
+/**
+ * Default archive file name of `archiveAndUploadCheckpoint`.
+ *
+ * @example
+ * ```ts
+ * await uploader.archiveAndUploadCheckpoint('ckpt', { artifactPath: `trials/7/${DEFAULT_ARCHIVE_NAME}` });
+ * ```
+ */
 export const DEFAULT_ARCHIVE_NAME = 'best_trial_checkpoint.tar.gz';
 
 /** The constructor's options, checked and defaulted. @internal */
@@ -230,6 +242,11 @@ export interface ResolvedUploaderOptions extends ArtifactUploaderOptions {
 
 /**
  * Checks the constructor's options: every problem is a programmer error, thrown at once.
+ *
+ * @example
+ * ```ts
+ * resolveUploaderOptions({ stage: 'training' }).onError; // 'return'
+ * ```
  * @internal
  */
 export function resolveUploaderOptions(options: ArtifactUploaderOptions): ResolvedUploaderOptions {

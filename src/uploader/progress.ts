@@ -35,12 +35,26 @@ export type UploadProgressEvent =
   | { type: 'file'; path: string; artifactPath: string; loaded: number; total: number }
   | { type: 'totals'; filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number; bytesPerSecond: number };
 
-/** Default least time between two throttled events of one kind, in milliseconds. */
+/**
+ * Default least time between two throttled events of one kind, in milliseconds.
+ *
+ * @example
+ * ```ts
+ * new ArtifactUploader({ stage: 'training', progressIntervalMs: DEFAULT_PROGRESS_INTERVAL_MS * 5, onProgress });
+ * ```
+ */
 export const DEFAULT_PROGRESS_INTERVAL_MS = 100;
 
 /**
  * Emits the progress of one operation through the rules above. A callback that throws is
  * logged once and then ignored: a broken progress bar must not cost the upload.
+ *
+ * @example
+ * ```ts
+ * const progress = new ProgressEmitter(onProgress, 100, logger);
+ * progress.phase('uploading');
+ * progress.file('/abs/a.bin', 'a.bin', 512, 1024);
+ * ```
  * @internal
  */
 export class ProgressEmitter {

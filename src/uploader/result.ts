@@ -152,7 +152,14 @@ export interface UploaderStats extends UploadMetrics {
   deduplicated: number;
 }
 
-/** All-zero metrics. */
+/**
+ * All-zero metrics.
+ *
+ * @example
+ * ```ts
+ * const metrics = { ...emptyMetrics(), filesPlanned: 3 };
+ * ```
+ */
 export function emptyMetrics(): UploadMetrics {
   return {
     filesPlanned: 0,
@@ -169,7 +176,14 @@ export function emptyMetrics(): UploadMetrics {
   };
 }
 
-/** `bytes` per second of `durationMs`, rounded; 0 for no time or no bytes. */
+/**
+ * `bytes` per second of `durationMs`, rounded; 0 for no time or no bytes.
+ *
+ * @example
+ * ```ts
+ * throughput(1_000_000, 500); // 2000000
+ * ```
+ */
 export function throughput(bytes: number, durationMs: number): number {
   return durationMs > 0 && bytes > 0 ? Math.round((bytes * 1000) / durationMs) : 0;
 }
