@@ -1,0 +1,226 @@
+/**
+ * The uploader against a real MLflow server behind a fault-injecting proxy: transient failures
+ * are retried until every byte arrives exactly once, stalls are cut by the per-request timeout,
+ * deadlines and aborts stop promptly and clean up multipart uploads, and permanent refusals
+ * are not retried at all.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, expect, it } from 'vitest';
+import { AbortedError, ArtifactUploaderError, MlflowApiError, RequestTimeoutError } from '../../src/core/errors.js';
+import { ArtifactUploader, type ArtifactUploaderOptions } from '../../src/index.js';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { pythonArtifactHashes } from '../support/python.js';
+import { describeWithServers, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
+import { createRun, FAST_RETRY, listRunArtifacts, tempDir } from './helpers.js';
+
+const proxies: FaultProxy[] = [];
+afterAll(async () => {
+  await Promise.all(proxies.map((p) => p.stop()));
+});
+
+async function proxy(target: string): Promise<FaultProxy> {
+  const p = await startFaultProxy(target);
+  proxies.push(p);
+  return p;
+}
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+const ARTIFACT_PUT = (r: { method: string; path: string }) => r.method === 'PUT' && r.path.startsWith('/api/2.0/mlflow-artifacts/artifacts/');
+const PART_PUT = (r: { method: string; path: string }) => r.method === 'PUT' && /[?&]partNumber=\d+/.test(r.path);
+
+async function uploaderFor(trackingUri: string, runId: string, options: Partial<ArtifactUploaderOptions> = {}): Promise<ArtifactUploader> {
+  return new ArtifactUploader({ stage: 'training', runId, trackingUri, retry: FAST_RETRY, env: {}, configDir: await tempDir('au-faults-config-'), ...options });
+}
+
+async function inProgressUploads(prefix: string): Promise<string[]> {
+  const { s3Endpoint, bucket } = mlflowS3Server();
+  const client = new S3Client({
+    endpoint: s3Endpoint,
+    region: servers().awsEnv.AWS_DEFAULT_REGION!,
+    forcePathStyle: true,
+    credentials: { accessKeyId: servers().awsEnv.AWS_ACCESS_KEY_ID!, secretAccessKey: servers().awsEnv.AWS_SECRET_ACCESS_KEY! },
+  });
+  try {
+    const res = await client.send(new ListMultipartUploadsCommand({ Bucket: bucket, Prefix: prefix }));
+    return (res.Uploads ?? []).map((u) => u.Key ?? '');
+  } finally {
+    client.destroy();
+  }
+}
+
+describeWithServers('fault suite: MLflow artifact proxy', () => {
+  it('500 files through 503s, connections dropped mid-body and 429 + Retry-After arrive byte-exact, each stored once', async () => {
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    front.addRule({ match: ARTIFACT_PUT, probability: 0.2, fault: 'status', status: 503 });
+    front.addRule({ match: ARTIFACT_PUT, probability: 0.05 / 0.8, fault: 'drop-mid-body' });
+    front.addRule({
+      match: ARTIFACT_PUT,
+      probability: 0.05,
+      times: 25,
+      fault: 'status',
+      status: 429,
+      headers: { 'retry-after': '0.1' },
+      body: JSON.stringify({ error_code: 'REQUEST_LIMIT_EXCEEDED', message: 'slow down' }),
+    });
+    const { runId } = await createRun(url);
+    const dir = await tempDir();
+    const expected: Record<string, string> = {};
+    for (let i = 0; i < 500; i++) {
+      const rel = `part-${i % 5}/file-${String(i).padStart(3, '0')}.bin`;
+      const bytes = randomBytes(1024 + ((i * 61) % 3073)); // 1–4 KiB
+      await mkdir(join(dir, `part-${i % 5}`), { recursive: true });
+      await writeFile(join(dir, rel), bytes);
+      expected[rel] = sha256(bytes);
+    }
+
+    const uploader = await uploaderFor(front.url, runId, { concurrency: 8 });
+    const result = await uploader.uploadDirectory(dir, { artifactPath: 'many' });
+
+    expect(result.error).toBeUndefined();
+    expect(result.status).toBe('uploaded');
+    expect(result.metrics.filesSent).toBe(500);
+    const puts = front.requests.filter(ARTIFACT_PUT);
+    const faulted = puts.filter((r) => r.fault !== undefined);
+    // The faults did happen, in every flavour...
+    expect(faulted.filter((r) => r.status === 503).length).toBeGreaterThan(50);
+    expect(faulted.filter((r) => r.fault === 'drop-mid-body').length).toBeGreaterThan(5);
+    expect(faulted.filter((r) => r.status === 429).length).toBeGreaterThan(5);
+    // ...each cost exactly one retry, and the result counts them.
+    expect(result.metrics.retries).toBe(faulted.length);
+    expect(result.metrics.attempts).toBe(500 + faulted.length);
+    expect(result.files.reduce((n, f) => n + (f.attempts ?? 0), 0)).toBe(500 + faulted.length);
+    // Every file reached the server exactly once.
+    const stored = new Map<string, number>();
+    for (const r of puts) if (r.status === 200) stored.set(r.path, (stored.get(r.path) ?? 0) + 1);
+    expect(stored.size).toBe(500);
+    expect([...stored.values()].every((n) => n === 1)).toBe(true);
+    // And the official client reads back exactly the bytes.
+    expect(await pythonArtifactHashes(url, runId, 'many')).toEqual(expected);
+  });
+
+  it('a stalled request is cut by the per-request timeout and the retry succeeds', async () => {
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    front.addRule({ match: ARTIFACT_PUT, times: 1, fault: 'stall', stallMs: 120_000 });
+    const { runId } = await createRun(url);
+    const file = join(await tempDir(), 'metrics.json');
+    await writeFile(file, '{"loss": 0.25}');
+
+    const uploader = await uploaderFor(front.url, runId, { retry: { ...FAST_RETRY, timeoutMs: 400 } });
+    const result = await uploader.uploadFile(file);
+
+    expect(result.status).toBe('uploaded');
+    expect(result.files[0]).toMatchObject({ artifactPath: 'metrics.json', status: 'uploaded', attempts: 2 });
+    expect(result.metrics.retries).toBe(1);
+    expect(front.requests.filter(ARTIFACT_PUT).map((r) => r.fault ?? r.status)).toEqual(['stall', 200]);
+    expect(await listRunArtifacts(url, runId)).toEqual(['metrics.json']);
+  });
+
+  it('without retries left, a stall ends in a typed timeout error, and nothing is stored', async () => {
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    front.addRule({ match: ARTIFACT_PUT, fault: 'stall', stallMs: 120_000 });
+    const { runId } = await createRun(url);
+    const file = join(await tempDir(), 'metrics.json');
+    await writeFile(file, '{"loss": 0.25}');
+
+    const uploader = await uploaderFor(front.url, runId, { retry: { ...FAST_RETRY, maxRetries: 1, timeoutMs: 300 } });
+    const result = await uploader.uploadFile(file);
+
+    expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+    expect(result.error).toBeInstanceOf(RequestTimeoutError);
+    expect(result.files[0]).toMatchObject({ status: 'failed', attempts: 2 });
+    expect(front.requests.filter(ARTIFACT_PUT)).toHaveLength(2);
+    expect(await listRunArtifacts(url, runId)).toEqual([]);
+  });
+
+  // What each refusal looks like in the wild: MLflow's JSON for auth and bad paths, a web
+  // server's plain 404 for a wrong host or prefix.
+  for (const [status, body, hint] of [
+    [401, JSON.stringify({ error_code: 'UNAUTHENTICATED', message: 'You are not authenticated.' }), /MLFLOW_TRACKING_TOKEN/],
+    [403, JSON.stringify({ error_code: 'PERMISSION_DENIED', message: 'Permission denied' }), /permission/i],
+    [404, '404 page not found', /does not look like an MLflow tracking server/],
+    [400, JSON.stringify({ error_code: 'INVALID_PARAMETER_VALUE', message: 'Invalid path' }), /rename the file or pass another artifactPath/],
+  ] as const) {
+    it(`${status} on the upload: one request, no retry, a typed error with the status and what to do`, async () => {
+      const { url } = mlflowServer();
+      const front = await proxy(url);
+      front.addRule({ match: ARTIFACT_PUT, fault: 'status', status, body });
+      const { runId } = await createRun(url);
+      const file = join(await tempDir(), 'model.onnx');
+      await writeFile(file, randomBytes(2048));
+
+      const uploader = await uploaderFor(front.url, runId);
+      const result = await uploader.uploadFile(file);
+
+      expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+      expect(result.error).toBeInstanceOf(ArtifactUploaderError);
+      expect(result.error).toMatchObject({ status });
+      expect(result.error?.hint ?? '').toMatch(hint);
+      expect(result.error?.message).toContain(String(status));
+      expect(result.metrics).toMatchObject({ attempts: 1, retries: 0 });
+      expect(front.requests.filter(ARTIFACT_PUT)).toHaveLength(1);
+
+      // With onError: 'throw' the same error is thrown.
+      const throwing = await uploaderFor(front.url, runId, { onError: 'throw' });
+      const thrown = await throwing.uploadFile(file).catch((e: unknown) => e);
+      expect(thrown).toBeInstanceOf(MlflowApiError);
+      expect(thrown).toMatchObject({ status });
+      expect(front.requests.filter(ARTIFACT_PUT)).toHaveLength(2);
+    });
+  }
+});
+
+describeWithServers('fault suite: deadlines and aborts during multipart uploads (S3 proxy on moto)', () => {
+  // Parts below S3's 5 MiB minimum are fine: these uploads are never completed.
+  const chunk = 64 * 1024;
+
+  async function stalledMultipart() {
+    const s3 = mlflowS3Server();
+    const front = await proxy(s3.url);
+    const objectStore = await proxy(s3.s3Endpoint);
+    objectStore.addRule({ match: PART_PUT, fault: 'stall', stallMs: 120_000 });
+    const { runId } = await createRun(s3.url);
+    const file = join(await tempDir(), 'weights.bin');
+    await writeFile(file, randomBytes(4 * chunk));
+    const multipart = { enabled: true, thresholdBytes: chunk, chunkBytes: chunk, partConcurrency: 2, rewritePartUrl: (u: string) => u.replace(s3.s3Endpoint, objectStore.url) };
+    return { s3, front, objectStore, runId, file, multipart };
+  }
+
+  it('the overall deadline (retry.totalTimeoutMs) stops a stalled multipart upload and aborts it on the server', async () => {
+    const { s3, front, objectStore, runId, file, multipart } = await stalledMultipart();
+    const uploader = await uploaderFor(front.url, runId, { multipart, retry: { ...FAST_RETRY, timeoutMs: 60_000, totalTimeoutMs: 1500 } });
+    const result = await uploader.uploadFile(file);
+
+    expect(result.status).toBe('failed');
+    expect(result.error).toBeInstanceOf(AbortedError);
+    expect(result.error?.message).toMatch(/deadline/);
+    expect(objectStore.requests.filter(PART_PUT).length).toBeGreaterThan(0);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/create/'))).toHaveLength(1);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(0);
+    expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
+    expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
+  });
+
+  it('an AbortSignal stops a stalled multipart upload at once and aborts it on the server', async () => {
+    const { s3, front, objectStore, runId, file, multipart } = await stalledMultipart();
+    const controller = new AbortController();
+    const uploader = await uploaderFor(front.url, runId, { multipart, signal: controller.signal, retry: { ...FAST_RETRY, timeoutMs: 60_000 } });
+    const pending = uploader.uploadFile(file);
+    while (objectStore.requests.filter(PART_PUT).length === 0) await new Promise((r) => setTimeout(r, 10));
+    controller.abort(new Error('user pressed Ctrl-C'));
+    const result = await pending;
+
+    expect(result).toMatchObject({ status: 'failed', reason: 'aborted' });
+    expect(result.error).toBeInstanceOf(AbortedError);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(0);
+    expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
+    expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
+  });
+});
