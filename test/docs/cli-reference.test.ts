@@ -1,0 +1,91 @@
+/**
+ * Holds docs/cli.md to the commander program: every command has its section, every option of a
+ * command is in that section, every global option and exit code is in its table, and nothing
+ * documented is gone from the program.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { CLI_STAGES, createProgram } from '../../src/cli/program.js';
+import { STAGES } from '../../src/config/schema.js';
+
+let doc: string;
+let program: Command;
+
+beforeAll(async () => {
+  doc = await readFile(fileURLToPath(new URL('../../docs/cli.md', import.meta.url)), 'utf8');
+  program = createProgram({ stdout: { write: () => true }, stderr: { write: () => true } });
+});
+
+/** Every command that runs something, with its full name (`runs start`). */
+function leafCommands(command: Command, prefix = ''): Array<{ name: string; command: Command }> {
+  return command.commands.flatMap((sub) => {
+    const name = `${prefix}${sub.name()}`;
+    return sub.commands.length > 0 ? leafCommands(sub, `${name} `) : [{ name, command: sub }];
+  });
+}
+
+/** The text of a `##`/`###` section, from its heading to the next heading of the same or a higher level. */
+function section(heading: RegExp): string {
+  const lines = doc.split('\n');
+  const start = lines.findIndex((line) => heading.test(line));
+  if (start < 0) return '';
+  const level = /^#+/.exec(lines[start]!)![0].length;
+  const end = lines.findIndex((line, i) => i > start && /^#+ /.test(line) && /^#+/.exec(line)![0].length <= level);
+  return lines.slice(start, end < 0 ? undefined : end).join('\n');
+}
+
+const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+describe('docs/cli.md', () => {
+  it('has a section for every command, with its arguments and every option', () => {
+    const commands = leafCommands(program);
+    expect(commands.map((c) => c.name)).toEqual([
+      'training',
+      'conversion',
+      'benchmark',
+      'hpo',
+      'file',
+      'dir',
+      'archive',
+      'validate',
+      'convert-peft',
+      'publish',
+      'runs start',
+      'runs end',
+    ]);
+    for (const { name, command } of commands) {
+      const args = command.registeredArguments.map((a) => (a.required ? `<${a.name()}${a.variadic ? '...' : ''}>` : `[${a.name()}]`));
+      const heading = `### \`artifact-uploader ${[name, ...args].join(' ')}\``;
+      const text = section(new RegExp(`^${escape(heading)}$`));
+      expect(text, `missing section "${heading}"`).not.toBe('');
+      for (const option of command.options) {
+        expect(text, `${name}: option ${option.flags}`).toContain(`\`${option.flags}\``);
+      }
+      // Nothing documented that the command does not have.
+      const documented = [...text.matchAll(/^\| `(-[^`]+)` \|/gm)].map((m) => m[1]);
+      expect(documented.sort(), name).toEqual(command.options.map((o) => o.flags).sort());
+    }
+  });
+
+  it('lists every global option in the global options table, and only those', () => {
+    const text = section(/^## Global options$/);
+    const documented = [...text.matchAll(/^\| `(-[^`]+)` \|/gm)].map((m) => m[1]!).sort();
+    const flags = [...program.options.map((o) => o.flags), '-h, --help'].sort();
+    expect(documented).toEqual(flags);
+  });
+
+  it('lists every exit code with its name', () => {
+    const text = section(/^## Exit codes$/);
+    const rows = [...text.matchAll(/^\| (\d+) \| `([A-Z_]+)` \|/gm)].map((m) => [Number(m[1]), m[2]]);
+    expect(rows).toEqual(Object.entries(EXIT_CODES).map(([name, code]) => [code, name]));
+  });
+
+  it('has the stages of the config schema as --stage choices', () => {
+    expect([...CLI_STAGES]).toEqual([...STAGES]);
+    const stage = program.options.find((o) => o.long === '--stage');
+    expect(stage?.argChoices).toEqual([...STAGES]);
+  });
+});
