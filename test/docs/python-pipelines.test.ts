@@ -1,0 +1,52 @@
+/**
+ * The Python example of docs/python-pipelines.md, run as written with the test venv's python
+ * (MLflow installed) against the built CLI (dist/cli.js) and a real MLflow server.
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, it } from 'vitest';
+import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
+import { runPython } from '../support/python.js';
+import { describeWithServers, mlflowServer } from '../support/servers.js';
+import { tempDir } from '../cli/helpers.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The ```python block right after the `<!-- example: python ... -->` marker. */
+function pythonExample(): string {
+  const doc = readFileSync(join(root, 'docs', 'python-pipelines.md'), 'utf8');
+  const match = /<!-- example: python[^\n]*-->\n```python\n([\s\S]*?)\n```/.exec(doc);
+  if (!match) throw new Error('docs/python-pipelines.md has no <!-- example: python --> block');
+  return match[1]!;
+}
+
+describeWithServers('docs/python-pipelines.md', () => {
+  it('the helper uploads into the run Python started, and turns exit 2 into FixRequired', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'out', 'checkpoint-500'), { recursive: true });
+    writeFileSync(join(cwd, 'out', 'checkpoint-500', 'adapter_model.safetensors'), Buffer.alloc(2048, 5));
+    writeFileSync(join(cwd, 'out', 'checkpoint-500', 'adapter_config.json'), '{"r": 8}');
+    writeFileSync(join(cwd, 'out', 'metrics.json'), '{"eval_loss": 0.41}');
+    const stdout = await runPython(pythonExample(), {
+      cwd,
+      env: {
+        MLFLOW_TRACKING_URI: mlflowServer().url,
+        ARTIFACT_UPLOADER_BIN: `'${process.execPath}' '${join(root, 'dist', 'cli.js')}'`,
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0',
+      },
+    });
+    const runId = /^run ([0-9a-f]{32})$/m.exec(stdout)?.[1];
+    expect(runId, stdout).toBeDefined();
+    expect(stdout).toMatch(/^checkpoint uploaded\s+checkpoint$/m);
+    expect(stdout).toMatch(/^metrics uploaded\s+metrics\/metrics\.json$/m);
+    expect(stdout).toMatch(/^not uploaded: PATH_NOT_FOUND$/m);
+
+    const client = createTrackingClient({ trackingUri: mlflowServer().url, env: {} });
+    const run = await client.getRun(runId!);
+    expect(run.info.status).toBe('FINISHED'); // the `with mlflow.start_run()` block ended it
+    expect(run.data.params).toEqual({ lora_rank: '8' });
+    const listing = await client.listArtifacts(runId!, 'checkpoint');
+    expect(listing.files.map((f) => f.path).sort()).toEqual(['checkpoint/adapter_config.json', 'checkpoint/adapter_model.safetensors']);
+  });
+});
