@@ -285,7 +285,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.code === 'commander.executeSubCommandAsync') return EXIT_CODES.OK;
+      // --help, --version and `help <command>` end with exit code 0; everything else is a usage error.
+      if (error.exitCode === 0) return EXIT_CODES.OK;
       const command = argv.find((arg) => program.commands.some((c) => c.name() === arg)) ?? '';
       if (wantsJson) writeJson(io, { ok: false, command, exitCode: EXIT_CODES.USAGE, error: { code: 'USAGE', message: error.message.replace(/^error: /, '') } });
       return EXIT_CODES.USAGE;

@@ -27,6 +27,9 @@ describe('help, version and usage errors', () => {
       expect(run.stdout).toContain('Examples:');
     }
     expect((await cli(['training', '--help'])).stdout).toContain('Global Options:');
+    const helpCommand = await cli(['help', 'runs']);
+    expect(helpCommand.code).toBe(0);
+    expect(helpCommand.stdout).toContain('Usage: artifact-uploader runs');
   });
 
   it('exits 2 on unknown commands and options, missing arguments and bad values', async () => {
