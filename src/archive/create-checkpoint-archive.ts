@@ -20,7 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import { Pack } from 'tar';
 import { AbortedError, ArtifactUploaderError, InvalidArgumentError, LocalPathError } from '../core/errors.js';
 import { VERSION } from '../version.js';
-import { compileGlob } from './glob.js';
+import { compileGlob } from '../core/glob.js';
 import type { CheckpointManifest, ManifestFile, ManifestSkippedEntry, ManifestSymlink } from './manifest.js';
 import { findSkipRule } from './should-skip-file.js';
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { compileGlob } from './glob.js';
+import { compileGlob } from '../core/glob.js';
 
 /** Why a default skip rule exists. */
 export type SkipCategory = 'temporary' | 'cache' | 'lock' | 'editor' | 'vcs';

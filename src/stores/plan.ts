@@ -12,6 +12,7 @@ import { access, readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep, isAbsolute } from 'node:path';
 import { LocalPathError, type LocalPathErrorCode } from '../core/errors.js';
 import { artifactPathProblem, assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
+import { createGlobMatcher } from '../core/glob.js';
 import { toLocalPathError } from './source-file.js';
 
 /**
@@ -116,7 +117,7 @@ export async function planDirectory(dir: string, options: PlanDirectoryOptions =
   const problems: Problem[] = [];
 
   const addFile = (localPath: string, rel: string, size: number) => {
-    if (include.length > 0 && !matchesAny(include, rel)) {
+    if (include.length > 0 && !matchesAny(include, rel, false)) {
       skipped.push({ relativePath: rel, reason: 'not-included' });
       return;
     }
@@ -143,7 +144,7 @@ export async function planDirectory(dir: string, options: PlanDirectoryOptions =
         problems.push({ code: 'INVALID_ARTIFACT_PATH', path: rel, reason: 'is not valid UTF-8' });
         continue;
       }
-      if (matchesAny(exclude, rel)) {
+      if (matchesAny(exclude, rel, entry.isDirectory())) {
         skipped.push({ relativePath: rel, reason: 'excluded' });
         continue;
       }
@@ -253,48 +254,22 @@ async function nonUtf8Names(dir: string): Promise<Set<string>> {
   return out;
 }
 
-type Matcher = (rel: string) => boolean;
+/** `isDirectory` lets globs with a trailing `/` (directories only) match directory entries. */
+type Matcher = (rel: string, isDirectory: boolean) => boolean;
 
 function toMatchers(filters: PathFilter | PathFilter[] | undefined): Matcher[] {
   if (filters === undefined) return [];
   return (Array.isArray(filters) ? filters : [filters]).map((f): Matcher => {
-    if (typeof f === 'function') return f;
+    if (typeof f === 'function') return (rel) => f(rel);
     if (f instanceof RegExp) return (rel) => f.test(rel);
-    const pattern = f.replace(/^\.\//, '').replace(/\/+$/, '');
-    const re = globToRegExp(pattern);
-    if (pattern.includes('/')) return (rel) => re.test(rel);
-    return (rel) => re.test(rel.slice(rel.lastIndexOf('/') + 1));
+    // The one glob dialect of the library (src/core/glob.ts), shared with the config file's
+    // include/exclude and the checkpoint archive's excludes.
+    const matcher = createGlobMatcher([f]);
+    return (rel, isDirectory) => matcher(isDirectory ? `${rel}/` : rel) !== undefined;
   });
 }
 
-function matchesAny(matchers: Matcher[], rel: string): boolean {
-  return matchers.some((m) => m(rel));
+function matchesAny(matchers: Matcher[], rel: string, isDirectory: boolean): boolean {
+  return matchers.some((m) => m(rel, isDirectory));
 }
 
-/**
- * Compiles a glob: `**` spans directories, `*` and `?` stay within one name; everything else
- * is literal.
- *
- * @example
- * ```ts
- * globToRegExp('logs/**\/*.txt').test('logs/a/b.txt'); // true
- * ```
- */
-export function globToRegExp(glob: string): RegExp {
-  let out = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*' && glob[i + 1] === '*') {
-      if (glob[i + 2] === '/') {
-        out += '(?:.*/)?';
-        i += 2;
-      } else {
-        out += '.*';
-        i += 1;
-      }
-    } else if (c === '*') out += '[^/]*';
-    else if (c === '?') out += '[^/]';
-    else out += c.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${out}$`);
-}

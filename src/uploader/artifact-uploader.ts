@@ -32,7 +32,7 @@ import {
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { combineSignals } from '../core/retry.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
-import { createGlobMatcher } from '../archive/glob.js';
+import { createGlobMatcher } from '../core/glob.js';
 import { manifestFileName, readManifest, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
 import { assertArtifactKind, resolveTrackingConfig } from '../config/load.js';

@@ -2,7 +2,7 @@
  * The local side of an operation, checked before anything else: the path exists and is what
  * the method expects (a file, or a directory), artifact paths are valid, and directories are
  * planned (filters applied, bad names and escaping symlinks refused) so that bad input fails
- * before any byte is sent. Include/exclude globs use the archive module's glob dialect, the
+ * before any byte is sent. Include/exclude globs use the one glob dialect (src/core/glob.ts), the
  * same as the config file's `include` / `exclude`.
  *
  * @module
@@ -10,7 +10,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import { InvalidArgumentError, LocalPathError } from '../core/errors.js';
-import { createGlobMatcher } from '../archive/glob.js';
+import { createGlobMatcher } from '../core/glob.js';
 import { findSkipRule } from '../archive/should-skip-file.js';
 import { artifactPathProblem, invalidArtifactPathError, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import { planDirectory, type PlannedFile } from '../stores/plan.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
-import { compileGlob, createGlobMatcher } from '../../src/archive/glob.js';
+import { compileGlob, createGlobMatcher } from '../../src/core/glob.js';
 import { DEFAULT_SKIP_PATTERNS, DEFAULT_SKIP_RULES, findSkipRule, shouldSkipFile } from '../../src/archive/should-skip-file.js';
 
 describe('compileGlob', () => {

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError } from './errors.js';
 
 const SPECIAL = /[.+^$()|\\{}[\]*?]/g;
 
