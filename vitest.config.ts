@@ -15,7 +15,7 @@ export default defineConfig({
       include: ['src/**/*.ts'],
       reporter: ['text-summary', 'json-summary'],
       // Raise as the code grows; never lower.
-      thresholds: { lines: 80 },
+      thresholds: { lines: 90, statements: 88, functions: 90, branches: 78 },
     },
   },
 });
