@@ -12,11 +12,12 @@ import { createProgram } from '../../src/cli/program.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-/** The files checked. README.md joins once its CLI lines use `--experiment-name` and a positional checkpoint dir. */
+/** The files checked: every docs page and the README. */
 function files(): string[] {
   const docs = join(root, 'docs');
   const stages = join(docs, 'stages');
   return [
+    join(root, 'README.md'),
     ...readdirSync(docs).filter((f) => f.endsWith('.md')).map((f) => join(docs, f)),
     ...readdirSync(stages).filter((f) => f.endsWith('.md')).map((f) => join(stages, f)),
   ];
