@@ -1,0 +1,83 @@
+/**
+ * Running the sides of a scenario against each other: the order rotates per round (so no
+ * side always runs on a warmer server or page cache), dirty pages are flushed before each
+ * measurement, then medians and per-round ratios (peer time / our time) with their spread.
+ */
+import { execFileSync } from 'node:child_process';
+import type { Measurement } from './measure.js';
+
+function settle(): void {
+  try {
+    execFileSync('sync', { stdio: 'ignore' });
+  } catch {
+    // No sync(1): measurements are a little noisier, nothing worse.
+  }
+}
+
+export interface Side {
+  /** `ours`, `python`, `curl`, `tar`... */
+  key: string;
+  /** What it is, for the table (e.g. "MlflowClient().log_artifact"). */
+  label: string;
+  /** One measurement; `round` lets it pick fresh runs / repos. */
+  run(round: number): Promise<Measurement>;
+}
+
+export interface SideResult {
+  label: string;
+  ms: number[];
+  medianMs: number;
+  rssMiB: Array<number | null>;
+  /** Highest peak RSS over the rounds, MiB. */
+  peakRssMiB: number | null;
+  /** What the last round's child reported (API used, attempts, multipart...). */
+  details: Record<string, unknown>;
+}
+
+export interface RatioStats {
+  median: number;
+  min: number;
+  max: number;
+  perRound: number[];
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const toMiB = (kib: number | undefined) => (kib === undefined ? null : Math.round((kib / 1024) * 10) / 10);
+
+export async function compareSides(sides: readonly Side[], rounds: number, log: (line: string) => void): Promise<Record<string, SideResult>> {
+  const out: Record<string, SideResult> = {};
+  for (const side of sides) out[side.key] = { label: side.label, ms: [], medianMs: 0, rssMiB: [], peakRssMiB: null, details: {} };
+  for (let round = 0; round < rounds; round++) {
+    // Rotate, so each side goes first (right after the previous round's writes) equally often.
+    const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
+    for (const side of order) {
+      // Flush the previous measurement's writes, so nobody pays for someone else's writeback.
+      settle();
+      const m = await side.run(round);
+      const result = out[side.key]!;
+      result.ms.push(m.ms);
+      result.rssMiB.push(toMiB(m.maxRssKiB));
+      result.details = m.details;
+      log(`  round ${round + 1}/${rounds} ${side.key.padEnd(7)} ${(m.ms / 1000).toFixed(2).padStart(7)} s  rss ${toMiB(m.maxRssKiB) ?? '?'} MiB`);
+    }
+  }
+  for (const result of Object.values(out)) {
+    result.medianMs = median(result.ms);
+    const rss = result.rssMiB.filter((v): v is number => v !== null);
+    result.peakRssMiB = rss.length > 0 ? Math.max(...rss) : null;
+  }
+  return out;
+}
+
+/** Per-round `peer / ours`, and their median and range. */
+export function ratio(results: Record<string, SideResult>, peer: string, ours = 'ours'): RatioStats {
+  const a = results[peer]!.ms;
+  const b = results[ours]!.ms;
+  const perRound = a.map((ms, i) => ms / b[i]!);
+  return { median: median(perRound), min: Math.min(...perRound), max: Math.max(...perRound), perRound };
+}

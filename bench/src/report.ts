@@ -1,0 +1,68 @@
+/**
+ * Turning results into the table of docs/benchmarks.md (and the console): one row per check,
+ * medians of both sides, the ratio with its spread, the target beside it, and "missed" where
+ * it was missed.
+ */
+import type { BenchResults } from './main.js';
+import type { Check, ScenarioResult } from './scenarios.js';
+
+const secs = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${Math.round(ms)} ms`);
+const x = (n: number) => `${n.toFixed(2)}×`;
+
+function checkRow(s: ScenarioResult, c: Check): string[] {
+  if (c.kind === 'rss') {
+    const peak = c.peakMiB === null ? 'n/a' : `${c.peakMiB} MiB`;
+    const side = c.what === 'uploadFile' ? s.sides.upload : s.sides.archive;
+    return [s.name, `${s.workload} (${c.what})`, side ? secs(side.medianMs) : '', '', `peak RSS ${peak}`, `≤ ${c.limitMiB} MiB`, c.met === null ? 'n/a' : c.met ? 'met' : '**missed**', peak];
+  }
+  const ours = s.sides.ours!;
+  const peer = s.sides[c.vs]!;
+  return [
+    s.name,
+    s.workload,
+    secs(ours.medianMs),
+    `${secs(peer.medianMs)} (${c.vs})`,
+    `${x(c.stats.median)} [${x(c.stats.min)}–${x(c.stats.max)}]`,
+    `≥ ${x(c.target)}${c.note ? ` (${c.note})` : ''}`,
+    c.met ? 'met' : '**missed**',
+    ours.peakRssMiB === null ? 'n/a' : `${ours.peakRssMiB} MiB`,
+  ];
+}
+
+export function renderTable(results: BenchResults): string {
+  const header = ['scenario', 'workload', 'ours (median)', 'peer (median)', 'ratio peer/ours, median [min–max]', 'target', 'result', 'our peak RSS'];
+  const rows: string[][] = [];
+  for (const s of results.scenarios) {
+    if (s.error) {
+      rows.push([s.name, s.workload, '', '', `failed: ${s.error.split('\n')[0]!.slice(0, 120)}`, '', '**not run**', '']);
+      continue;
+    }
+    for (const c of s.checks) rows.push(checkRow(s, c));
+  }
+  const line = (cells: string[]) => `| ${cells.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function renderMachine(results: BenchResults): string {
+  const m = results.machine;
+  return [
+    `- Date: ${results.date} (${results.mode} run, ${results.rounds} rounds per comparison, sizes × ${results.scale})`,
+    `- Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB RAM, ${m.os}; load average at start ${m.loadAvg.join(' / ')}`,
+    `- Versions: Node ${m.node}, Python ${m.python}, MLflow ${m.mlflow}, huggingface_hub ${m.huggingfaceHub}, boto3 ${m.boto3}, moto ${m.moto}, artifact-uploader ${m.package}`,
+    `- Our API: ${m.ourApi}; peak RSS from ${m.rssSource}`,
+  ].join('\n');
+}
+
+/** Per-scenario detail: every side's samples (for the record and for spotting outliers). */
+export function renderDetails(results: BenchResults): string {
+  const out: string[] = [];
+  for (const s of results.scenarios) {
+    if (s.error) continue;
+    const parts = Object.entries(s.sides).map(([key, side]) => {
+      const mibs = s.bytes && key !== 'upload' && key !== 'archive' ? `, ${((s.bytes / 1048576) / (side.medianMs / 1000)).toFixed(0)} MiB/s` : '';
+      return `${key} = ${side.label}: ${side.ms.map(secs).join(', ')} (median ${secs(side.medianMs)}${mibs}; peak RSS ${side.peakRssMiB ?? 'n/a'} MiB)`;
+    });
+    out.push(`- **${s.name}** (${s.server}): ${parts.join('; ')}${s.notes.length ? `. Note: ${s.notes.join('; ')}` : ''}`);
+  }
+  return out.join('\n');
+}

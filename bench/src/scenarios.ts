@@ -1,0 +1,333 @@
+/**
+ * The scenarios of issue 7 (and the s3 variants of issue 8). Each returns a
+ * {@link ScenarioResult}: per-side medians, ratios against each target and peak RSS checks.
+ */
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { compareSides, ratio, type RatioStats, type Side, type SideResult } from './compare.js';
+import { GiB, KiB, MiB, writeCheckpoint, writeHubModel, writeManySmall, writeRandomFile } from './data.js';
+import { runChild, type Measurement } from './measure.js';
+import { createRun, removeRunArtifacts, resetMoto, startFakeHubProcess, type BenchServers, type MlflowServer, type ServerName } from './servers.js';
+
+export interface BenchContext {
+  quick: boolean;
+  /** 1 for a full run, 1/16 for --quick. */
+  scale: number;
+  rounds: number;
+  servers: BenchServers;
+  /** Temp dir for data and outputs (removed at the end). */
+  work: string;
+  python: string;
+  scripts: { ours: string; peer: string; cli: string; fakeHub: string };
+  log(line: string): void;
+}
+
+export type Check =
+  | { kind: 'ratio'; vs: string; stats: RatioStats; target: number; note?: string; met: boolean }
+  | { kind: 'rss'; what: string; peakMiB: number | null; limitMiB: number; met: boolean | null };
+
+export interface ScenarioResult {
+  name: string;
+  title: string;
+  workload: string;
+  server: string;
+  bytes?: number;
+  sides: Record<string, SideResult>;
+  checks: Check[];
+  notes: string[];
+  error?: string;
+}
+
+export interface Scenario {
+  name: string;
+  /** Servers it needs (started once for the whole bench). */
+  servers: ServerName[];
+  run(ctx: BenchContext): Promise<ScenarioResult>;
+}
+
+const sized = (ctx: BenchContext, bytes: number) => Math.round(bytes * ctx.scale);
+const fmtBytes = (n: number) => (n >= GiB ? `${(n / GiB).toFixed(n % GiB ? 2 : 0)} GiB` : n >= MiB ? `${Math.round(n / MiB)} MiB` : `${Math.round(n / KiB)} KiB`);
+
+function ours(ctx: BenchContext, job: Record<string, unknown>, env: Record<string, string> = {}): Promise<Measurement> {
+  return runChild(process.execPath, [ctx.scripts.ours, JSON.stringify(job)], { env, cwd: ctx.work });
+}
+
+function peer(ctx: BenchContext, job: Record<string, unknown>, env: Record<string, string> = {}): Promise<Measurement> {
+  return runChild(ctx.python, [ctx.scripts.peer, JSON.stringify(job)], { env: { PYTHONUNBUFFERED: '1', ...env }, cwd: ctx.work });
+}
+
+/** A fresh run for each measurement; its stored bytes are removed right after. */
+async function withRun(ctx: BenchContext, server: MlflowServer, fn: (runId: string) => Promise<Measurement>): Promise<Measurement> {
+  const runId = await createRun(server.url);
+  try {
+    return await fn(runId);
+  } finally {
+    removeRunArtifacts(server, runId);
+    if (ctx.servers.moto && server.env.MLFLOW_S3_ENDPOINT_URL) await resetMoto(ctx.servers.moto.endpoint);
+  }
+}
+
+function ratioCheck(sides: Record<string, SideResult>, vs: string, target: number, note?: string): Check {
+  const stats = ratio(sides, vs);
+  return { kind: 'ratio', vs, stats, target, met: stats.median >= target, ...(note ? { note } : {}) };
+}
+
+/** one big file: ours vs MlflowClient().log_artifact (and curl on the proxy). */
+function singleFile(name: string, serverName: 'plain' | 'direct'): Scenario {
+  return {
+    name,
+    servers: [serverName],
+    async run(ctx) {
+      const server = ctx.servers[serverName]!;
+      const size = sized(ctx, GiB);
+      const file = join(ctx.work, name, 'weights.bin');
+      writeRandomFile(file, size);
+      const sides: Side[] = [
+        { key: 'ours', label: 'ArtifactUploader.uploadFile', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'file', trackingUri: server.url, runId, path: file }, server.env)) },
+        { key: 'python', label: 'MlflowClient().log_artifact', run: () => withRun(ctx, server, (runId) => peer(ctx, { op: 'log_artifact', trackingUri: server.url, runId, path: file }, server.env)) },
+      ];
+      if (serverName === 'plain') {
+        sides.push({
+          key: 'curl',
+          label: 'curl -T (PUT to the same mlflow-artifacts URL)',
+          run: () =>
+            withRun(ctx, server, (runId) =>
+              runChild('curl', ['-sS', '-f', '-o', '/dev/null', '-T', file, `${server.url}/api/2.0/mlflow-artifacts/artifacts/0/${runId}/artifacts/weights.bin`], { wholeProcess: true }),
+            ),
+        });
+      }
+      const results = await compareSides(sides, ctx.rounds, ctx.log);
+      rmSync(join(ctx.work, name), { recursive: true, force: true });
+      const checks: Check[] =
+        serverName === 'plain'
+          ? [ratioCheck(results, 'python', 1.2), ratioCheck(results, 'curl', 0.9)]
+          : [ratioCheck(results, 'python', 1.0, 'issue 8 sets no figure; our bar is parity')];
+      return {
+        name,
+        title: serverName === 'plain' ? 'one file, proxied PUT' : 'one file, direct s3:// (boto3 vs AWS SDK)',
+        workload: `1 × ${fmtBytes(size)}`,
+        server: serverName === 'plain' ? 'mlflow server, local artifacts' : 'mlflow --no-serve-artifacts, s3:// on moto',
+        bytes: size,
+        sides: results,
+        checks,
+        notes: [],
+      };
+    },
+  };
+}
+
+/** many small files: uploadDirectory vs log_artifacts. */
+function manySmall(name: string, serverName: 'plain' | 'direct'): Scenario {
+  return {
+    name,
+    servers: [serverName],
+    async run(ctx) {
+      const server = ctx.servers[serverName]!;
+      const count = Math.max(10, Math.round(2000 * ctx.scale));
+      const dir = join(ctx.work, name);
+      writeManySmall(dir, count, 32 * KiB);
+      const sides: Side[] = [
+        { key: 'ours', label: 'ArtifactUploader.uploadDirectory', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'dir', trackingUri: server.url, runId, path: dir, artifactPath: 'data' }, server.env)) },
+        { key: 'python', label: 'MlflowClient().log_artifacts', run: () => withRun(ctx, server, (runId) => peer(ctx, { op: 'log_artifacts', trackingUri: server.url, runId, path: dir, artifactPath: 'data' }, server.env)) },
+      ];
+      const results = await compareSides(sides, ctx.rounds, ctx.log);
+      rmSync(dir, { recursive: true, force: true });
+      return {
+        name,
+        title: serverName === 'plain' ? 'many small files, proxied' : 'many small files, direct s3://',
+        workload: `${count} × 32 KiB`,
+        server: serverName === 'plain' ? 'mlflow server, local artifacts' : 'mlflow --no-serve-artifacts, s3:// on moto',
+        bytes: count * 32 * KiB,
+        sides: results,
+        checks: [serverName === 'plain' ? ratioCheck(results, 'python', 5) : ratioCheck(results, 'python', 5, 'target borrowed from many-small')],
+        notes: [],
+      };
+    },
+  };
+}
+
+const mpu1g: Scenario = {
+  name: 'mpu-1g',
+  servers: ['s3'],
+  async run(ctx) {
+    const server = ctx.servers.s3!;
+    const size = sized(ctx, GiB);
+    const file = join(ctx.work, 'mpu', 'weights.bin');
+    writeRandomFile(file, size);
+    // Both sides read MLflow's multipart env vars; the threshold is halved so --quick still goes multipart.
+    const env = {
+      ...server.env,
+      MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD: 'true',
+      MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE: String(Math.floor(size / 2)),
+    };
+    const results = await compareSides(
+      [
+        { key: 'ours', label: 'ArtifactUploader.uploadFile (multipart)', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'file', trackingUri: server.url, runId, path: file }, env)) },
+        { key: 'python', label: 'log_artifact, MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true', run: () => withRun(ctx, server, (runId) => peer(ctx, { op: 'log_artifact', trackingUri: server.url, runId, path: file }, env)) },
+      ],
+      ctx.rounds,
+      ctx.log,
+    );
+    rmSync(join(ctx.work, 'mpu'), { recursive: true, force: true });
+    const notes = results.ours!.details.multipart === false ? ['our side did NOT go multipart'] : [];
+    return {
+      name: 'mpu-1g',
+      title: 'one file, proxy multipart upload',
+      workload: `1 × ${fmtBytes(size)}, 10 MiB parts`,
+      server: 'mlflow server, S3 (moto) destination',
+      bytes: size,
+      sides: results,
+      checks: [ratioCheck(results, 'python', 1.0)],
+      notes,
+    };
+  },
+};
+
+const rss2g: Scenario = {
+  name: 'rss-2g',
+  servers: ['plain'],
+  async run(ctx) {
+    const server = ctx.servers.plain!;
+    const size = sized(ctx, 2 * GiB);
+    const dir = join(ctx.work, 'rss');
+    const file = join(dir, 'big.bin');
+    writeRandomFile(file, size);
+    const upload = await compareSides(
+      [{ key: 'ours', label: 'ArtifactUploader.uploadFile', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'file', trackingUri: server.url, runId, path: file })) }],
+      1,
+      ctx.log,
+    );
+    rmSync(file, { force: true });
+    writeCheckpoint(join(dir, 'checkpoint'), size);
+    const archive = await compareSides(
+      [{ key: 'ours', label: 'createCheckpointArchive', run: () => ours(ctx, { op: 'archive', path: join(dir, 'checkpoint'), out: join(dir, 'out', 'ckpt.tar.gz') }) }],
+      1,
+      ctx.log,
+    );
+    rmSync(dir, { recursive: true, force: true });
+    const rssCheck = (what: string, r: SideResult, limitMiB: number): Check => ({
+      kind: 'rss',
+      what,
+      peakMiB: r.peakRssMiB,
+      limitMiB,
+      met: r.peakRssMiB === null ? null : r.peakRssMiB <= limitMiB,
+    });
+    return {
+      name: 'rss-2g',
+      title: 'peak RSS, upload and archive',
+      workload: `1 × ${fmtBytes(size)} upload; ${fmtBytes(size)} checkpoint archive`,
+      server: 'mlflow server, local artifacts',
+      bytes: size,
+      sides: { upload: upload.ours!, archive: archive.ours! },
+      checks: [rssCheck('uploadFile', upload.ours!, 150), rssCheck('createCheckpointArchive', archive.ours!, 200)],
+      notes: [],
+    };
+  },
+};
+
+const archive: Scenario = {
+  name: 'archive',
+  servers: [],
+  async run(ctx) {
+    const size = sized(ctx, GiB);
+    const dir = join(ctx.work, 'archive');
+    writeCheckpoint(join(dir, 'checkpoint'), size);
+    mkdirSync(join(dir, 'out'), { recursive: true });
+    const results = await compareSides(
+      [
+        { key: 'ours', label: 'createCheckpointArchive (gzip level 1, sha256 manifest)', run: () => ours(ctx, { op: 'archive', path: join(dir, 'checkpoint'), out: join(dir, 'out', 'ours.tar.gz') }) },
+        { key: 'tar', label: 'tar czf (gzip -6)', run: () => runChild('tar', ['czf', join(dir, 'out', 'tar.tar.gz'), '-C', join(dir, 'checkpoint'), '.'], { wholeProcess: true }) },
+      ],
+      ctx.rounds,
+      ctx.log,
+    );
+    rmSync(dir, { recursive: true, force: true });
+    return {
+      name: 'archive',
+      title: 'checkpoint archive',
+      workload: `${fmtBytes(size)} checkpoint-like dir`,
+      server: '(local disk)',
+      bytes: size,
+      sides: results,
+      checks: [ratioCheck(results, 'tar', 1.0)],
+      notes: [],
+    };
+  },
+};
+
+const hubPublish: Scenario = {
+  name: 'hub-publish',
+  servers: [],
+  async run(ctx) {
+    const size = sized(ctx, GiB);
+    const smallFiles = 500;
+    const dir = join(ctx.work, 'hub', 'model');
+    writeHubModel(dir, size, smallFiles);
+    let repo = 0;
+    const onHub = async (fn: (hub: { url: string; token: string }, repoId: string) => Promise<Measurement>) => {
+      // A fresh fake Hub per measurement: it holds uploads in memory.
+      const hub = await startFakeHubProcess(ctx.scripts.fakeHub);
+      try {
+        return await fn(hub, `tester/bench-${++repo}`);
+      } finally {
+        await hub.stop();
+      }
+    };
+    const env = { HF_HUB_DISABLE_XET: '1', HF_HUB_DISABLE_TELEMETRY: '1', HF_HUB_DISABLE_PROGRESS_BARS: '1', HF_HOME: join(ctx.work, 'hf-home') };
+    const results = await compareSides(
+      [
+        { key: 'ours', label: 'publishToHub', run: () => onHub((hub, repoId) => ours(ctx, { op: 'publish', path: dir, repoId, hubUrl: hub.url, token: hub.token }, env)) },
+        { key: 'python', label: 'HfApi().upload_folder (HF_HUB_DISABLE_XET=1)', run: () => onHub((hub, repoId) => peer(ctx, { op: 'upload_folder', path: dir, repoId, hubUrl: hub.url, token: hub.token }, env)) },
+      ],
+      ctx.rounds,
+      ctx.log,
+    );
+    rmSync(join(ctx.work, 'hub'), { recursive: true, force: true });
+    return {
+      name: 'hub-publish',
+      title: 'publish a model to a local Hub',
+      workload: `${fmtBytes(size)} weights + ${smallFiles} small files`,
+      server: 'fake Hub (test/support/fake-hub), own process',
+      bytes: size,
+      sides: results,
+      checks: [ratioCheck(results, 'python', 1.0)],
+      notes: [],
+    };
+  },
+};
+
+const cliStart: Scenario = {
+  name: 'cli-start',
+  servers: [],
+  async run(ctx) {
+    const results = await compareSides(
+      [
+        { key: 'ours', label: 'artifact-uploader --version', run: () => runChild(process.execPath, [ctx.scripts.cli, '--version'], { wholeProcess: true, cwd: ctx.work }) },
+        { key: 'python', label: 'python -c "import mlflow"', run: () => runChild(ctx.python, ['-c', 'import mlflow'], { wholeProcess: true, cwd: ctx.work }) },
+      ],
+      ctx.quick ? ctx.rounds : Math.max(5, ctx.rounds),
+      ctx.log,
+    );
+    return {
+      name: 'cli-start',
+      title: 'CLI cold start',
+      workload: 'process start to exit',
+      server: '-',
+      sides: results,
+      checks: [ratioCheck(results, 'python', 5, 'issue: ours ≤ 0.2× python, i.e. ratio ≥ 5×')],
+      notes: [],
+    };
+  },
+};
+
+export const SCENARIOS: readonly Scenario[] = [
+  singleFile('single-1g', 'plain'),
+  singleFile('single-1g-s3', 'direct'),
+  manySmall('many-small', 'plain'),
+  manySmall('many-small-s3', 'direct'),
+  mpu1g,
+  rss2g,
+  archive,
+  hubPublish,
+  cliStart,
+];

@@ -1,0 +1,165 @@
+/**
+ * The loopback servers a bench run talks to, started by the bench itself (never reused from a
+ * test run): moto (S3), three `mlflow server`s (local artifacts, S3 proxy with multipart, and
+ * `--no-serve-artifacts` with an `s3://` root), and the fake Hub in its own process. Both sides
+ * of every scenario talk to the same server; all on 127.0.0.1.
+ */
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ensurePythonEnv, venvBin } from '../../test/support/python-env.js';
+import { freePort, startProcess, waitForHttp, type ManagedProcess } from '../../test/support/processes.js';
+
+export const BUCKET = 'mlflow-bench';
+export const AWS_ENV = { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_DEFAULT_REGION: 'us-east-1' };
+
+export interface MlflowServer {
+  url: string;
+  /** Local artifacts destination (the `plain` server only). */
+  artifactsDir?: string;
+  /** Env both sides need to reach the bucket (s3 servers only). */
+  env: Record<string, string>;
+}
+
+export interface BenchServers {
+  python: string;
+  moto?: { endpoint: string };
+  plain?: MlflowServer;
+  s3?: MlflowServer;
+  direct?: MlflowServer;
+  stop(): Promise<void>;
+}
+
+export type ServerName = 'plain' | 's3' | 'direct';
+
+export async function startServers(root: string, wanted: ReadonlySet<ServerName>, log: (line: string) => void): Promise<BenchServers> {
+  await ensurePythonEnv(log);
+  const processes: ManagedProcess[] = [];
+  const logDir = join(root, 'server-logs');
+  const servers: BenchServers = {
+    python: venvBin('python'),
+    stop: async () => {
+      await Promise.all(processes.map((p) => p.stop()));
+    },
+  };
+  try {
+    const needS3 = wanted.has('s3') || wanted.has('direct');
+    let s3Env: Record<string, string> = {};
+    const waits: Array<Promise<void>> = [];
+    // Everything starts at once (MLflow does not touch the bucket before the first request).
+    let motoReady: Promise<void> = Promise.resolve();
+    if (needS3) {
+      const port = await freePort();
+      const moto = startProcess(venvBin('moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { logDir, name: 'moto' });
+      processes.push(moto);
+      const endpoint = `http://127.0.0.1:${port}`;
+      servers.moto = { endpoint };
+      s3Env = { ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: endpoint };
+      motoReady = waitForHttp(`${endpoint}/moto-api/`, moto, 60_000).then(() => createBucket(endpoint));
+    }
+    // The `plain` server carries the bytes of single-1g, many-small and rss-2g: it runs with
+    // MLflow's defaults (uvicorn, 4 workers), as a deployment would. The `s3` and `direct`
+    // servers only answer run lookups and multipart bookkeeping (the bytes go to moto), so one
+    // worker each keeps the bench's start-up short.
+    const startMlflow = async (name: ServerName, args: string[], env: Record<string, string>): Promise<MlflowServer> => {
+      if (name !== 'plain') args = ['--workers', '1', ...args];
+      const port = await freePort();
+      const dir = join(root, name);
+      mkdirSync(dir, { recursive: true });
+      const proc = startProcess(
+        venvBin('mlflow'),
+        ['server', '--host', '127.0.0.1', '--port', String(port), '--backend-store-uri', `sqlite:///${join(dir, 'mlflow.db')}`, ...args],
+        { logDir, name: `mlflow-${name}`, env: { MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false', ...env }, cwd: dir },
+      );
+      processes.push(proc);
+      const url = `http://127.0.0.1:${port}`;
+      waits.push(waitForHttp(`${url}/health`, proc, 180_000));
+      return { url, env };
+    };
+    if (wanted.has('plain')) {
+      const artifactsDir = join(root, 'plain', 'artifacts');
+      servers.plain = { ...(await startMlflow('plain', ['--serve-artifacts', '--artifacts-destination', artifactsDir], {})), artifactsDir };
+    }
+    if (wanted.has('s3')) servers.s3 = await startMlflow('s3', ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/proxied`], s3Env);
+    if (wanted.has('direct')) servers.direct = await startMlflow('direct', ['--no-serve-artifacts', '--default-artifact-root', `s3://${BUCKET}/direct`], s3Env);
+    await Promise.all([motoReady, ...waits]);
+    // uvicorn's workers load the artifact code (and boto3) on their first request: warm each
+    // of them up, so neither side of the first round pays for it.
+    await Promise.all([servers.plain, servers.s3].map((server) => (server ? warmUp(server.url) : undefined)));
+    return servers;
+  } catch (error) {
+    await servers.stop();
+    throw error;
+  }
+}
+
+async function createBucket(endpoint: string): Promise<void> {
+  const res = await fetch(`${endpoint}/${BUCKET}`, { method: 'PUT' });
+  if (!res.ok) throw new Error(`creating bucket ${BUCKET} on moto failed: ${res.status} ${await res.text()}`);
+}
+
+async function warmUp(url: string): Promise<void> {
+  const runId = await createRun(url);
+  const body = Buffer.alloc(64 * 1024, 1);
+  await Promise.all(
+    Array.from({ length: 16 }, async (_, i) => {
+      const res = await fetch(`${url}/api/2.0/mlflow-artifacts/artifacts/0/${runId}/artifacts/warm-up/${i}.bin`, { method: 'PUT', body });
+      await res.arrayBuffer();
+    }),
+  );
+}
+
+/** Drops everything moto holds (the uploaded objects live in its memory) and recreates the bucket. */
+export async function resetMoto(endpoint: string): Promise<void> {
+  const res = await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
+  if (!res.ok) throw new Error(`moto reset failed: ${res.status}`);
+  await createBucket(endpoint);
+}
+
+/** Creates a run on an MLflow server through the REST API; returns its id. */
+export async function createRun(trackingUrl: string): Promise<string> {
+  const res = await fetch(`${trackingUrl}/api/2.0/mlflow/runs/create`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ experiment_id: '0', start_time: Date.now() }),
+  });
+  if (!res.ok) throw new Error(`runs/create failed: ${res.status} ${await res.text()}`);
+  const body = (await res.json()) as { run: { info: { run_id: string; artifact_uri: string } } };
+  return body.run.info.run_id;
+}
+
+/** Removes what a run stored on the `plain` server's disk (so 1 GiB copies do not pile up). */
+export function removeRunArtifacts(server: MlflowServer, runId: string): void {
+  if (server.artifactsDir) rmSync(join(server.artifactsDir, '0', runId), { recursive: true, force: true });
+}
+
+export interface FakeHubProcess {
+  url: string;
+  token: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the fake Hub (test/support/fake-hub) in a child process, so its work (hashing,
+ * buffering parts) does not share the bench's event loop. One per measurement keeps memory flat.
+ */
+export async function startFakeHubProcess(script: string): Promise<FakeHubProcess> {
+  const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const first = await new Promise<string>((resolve, reject) => {
+    lines.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`fake hub exited with ${code}`)));
+  });
+  const { url, token } = JSON.parse(first) as { url: string; token: string };
+  return {
+    url,
+    token,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
