@@ -4,7 +4,7 @@
  * bench/results/<date>.json and the table in docs/benchmarks.md.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -137,7 +137,15 @@ export async function main(options: { root: string; argv: string[] }): Promise<v
       log(`   (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     }
   } finally {
-    await cleanup();
+    await servers.stop();
+    if (results.some((r) => r.error)) {
+      // Keep the server logs of a failed scenario (bench/results/tmp/ is git-ignored).
+      const keep = join(root, 'bench', 'results', 'tmp', `server-logs-${Date.now()}`);
+      mkdirSync(keep, { recursive: true });
+      cpSync(servers.logDir, keep, { recursive: true });
+      log(`server logs kept in ${keep}`);
+    }
+    rmSync(work, { recursive: true, force: true });
   }
 
   const date = new Date().toISOString();
@@ -166,7 +174,8 @@ export async function main(options: { root: string; argv: string[] }): Promise<v
     scenarios: results,
   };
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-  const file = join(root, 'bench', 'results', `${date.slice(0, 10)}${args.quick ? '-quick' : ''}.json`);
+  // A partial run (--only) never overwrites a whole run's results.
+  const file = join(root, 'bench', 'results', `${date.slice(0, 10)}${args.quick ? '-quick' : ''}${args.only ? '-partial' : ''}.json`);
   writeFileSync(file, `${JSON.stringify(bench, null, 2)}\n`);
 
   const table = renderTable(bench);

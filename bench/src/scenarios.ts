@@ -96,8 +96,7 @@ function singleFile(name: string, serverName: 'plain' | 'direct'): Scenario {
             ),
         });
       }
-      const results = await compareSides(sides, ctx.rounds, ctx.log);
-      rmSync(join(ctx.work, name), { recursive: true, force: true });
+      const results = await compareSides(sides, ctx.rounds, ctx.log).finally(() => rmSync(join(ctx.work, name), { recursive: true, force: true }));
       const checks: Check[] =
         serverName === 'plain'
           ? [ratioCheck(results, 'python', 1.2), ratioCheck(results, 'curl', 0.9)]
@@ -130,8 +129,7 @@ function manySmall(name: string, serverName: 'plain' | 'direct'): Scenario {
         { key: 'ours', label: 'ArtifactUploader.uploadDirectory', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'dir', trackingUri: server.url, runId, path: dir, artifactPath: 'data' }, server.env)) },
         { key: 'python', label: 'MlflowClient().log_artifacts', run: () => withRun(ctx, server, (runId) => peer(ctx, { op: 'log_artifacts', trackingUri: server.url, runId, path: dir, artifactPath: 'data' }, server.env)) },
       ];
-      const results = await compareSides(sides, ctx.rounds, ctx.log);
-      rmSync(dir, { recursive: true, force: true });
+      const results = await compareSides(sides, ctx.rounds, ctx.log).finally(() => rmSync(dir, { recursive: true, force: true }));
       return {
         name,
         title: serverName === 'plain' ? 'many small files, proxied' : 'many small files, direct s3://',
@@ -167,8 +165,7 @@ const mpu1g: Scenario = {
       ],
       ctx.rounds,
       ctx.log,
-    );
-    rmSync(join(ctx.work, 'mpu'), { recursive: true, force: true });
+    ).finally(() => rmSync(join(ctx.work, 'mpu'), { recursive: true, force: true }));
     const notes = results.ours!.details.multipart === false ? ['our side did NOT go multipart'] : [];
     return {
       name: 'mpu-1g',
@@ -191,20 +188,25 @@ const rss2g: Scenario = {
     const size = sized(ctx, 2 * GiB);
     const dir = join(ctx.work, 'rss');
     const file = join(dir, 'big.bin');
-    writeRandomFile(file, size);
-    const upload = await compareSides(
-      [{ key: 'ours', label: 'ArtifactUploader.uploadFile', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'file', trackingUri: server.url, runId, path: file })) }],
-      1,
-      ctx.log,
-    );
-    rmSync(file, { force: true });
-    writeCheckpoint(join(dir, 'checkpoint'), size);
-    const archive = await compareSides(
-      [{ key: 'ours', label: 'createCheckpointArchive', run: () => ours(ctx, { op: 'archive', path: join(dir, 'checkpoint'), out: join(dir, 'out', 'ckpt.tar.gz') }) }],
-      1,
-      ctx.log,
-    );
-    rmSync(dir, { recursive: true, force: true });
+    let upload: Record<string, SideResult>;
+    let archive: Record<string, SideResult>;
+    try {
+      writeRandomFile(file, size);
+      upload = await compareSides(
+        [{ key: 'ours', label: 'ArtifactUploader.uploadFile', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'file', trackingUri: server.url, runId, path: file })) }],
+        1,
+        ctx.log,
+      );
+      rmSync(file, { force: true });
+      writeCheckpoint(join(dir, 'checkpoint'), size);
+      archive = await compareSides(
+        [{ key: 'ours', label: 'createCheckpointArchive', run: () => ours(ctx, { op: 'archive', path: join(dir, 'checkpoint'), out: join(dir, 'out', 'ckpt.tar.gz') }) }],
+        1,
+        ctx.log,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     const rssCheck = (what: string, r: SideResult, limitMiB: number): Check => ({
       kind: 'rss',
       what,
@@ -240,8 +242,7 @@ const archive: Scenario = {
       ],
       ctx.rounds,
       ctx.log,
-    );
-    rmSync(dir, { recursive: true, force: true });
+    ).finally(() => rmSync(dir, { recursive: true, force: true }));
     return {
       name: 'archive',
       title: 'checkpoint archive',
@@ -281,8 +282,7 @@ const hubPublish: Scenario = {
       ],
       ctx.rounds,
       ctx.log,
-    );
-    rmSync(join(ctx.work, 'hub'), { recursive: true, force: true });
+    ).finally(() => rmSync(join(ctx.work, 'hub'), { recursive: true, force: true }));
     return {
       name: 'hub-publish',
       title: 'publish a model to a local Hub',

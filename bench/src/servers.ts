@@ -24,6 +24,8 @@ export interface MlflowServer {
 
 export interface BenchServers {
   python: string;
+  /** Where the servers write their logs. */
+  logDir: string;
   moto?: { endpoint: string };
   plain?: MlflowServer;
   s3?: MlflowServer;
@@ -39,6 +41,7 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
   const logDir = join(root, 'server-logs');
   const servers: BenchServers = {
     python: venvBin('python'),
+    logDir,
     stop: async () => {
       await Promise.all(processes.map((p) => p.stop()));
     },
@@ -63,7 +66,9 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
     // servers only answer run lookups and multipart bookkeeping (the bytes go to moto), so one
     // worker each keeps the bench's start-up short.
     const startMlflow = async (name: ServerName, args: string[], env: Record<string, string>): Promise<MlflowServer> => {
-      if (name !== 'plain') args = ['--workers', '1', ...args];
+      // uvicorn kills a worker that misses a 5 s health check, which a 2-core machine busy
+      // flushing a gigabyte to disk can do: give them longer (it changes nothing else).
+      args = name === 'plain' ? ['--uvicorn-opts', '--timeout-worker-healthcheck 120', ...args] : ['--workers', '1', ...args];
       const port = await freePort();
       const dir = join(root, name);
       mkdirSync(dir, { recursive: true });
@@ -95,7 +100,7 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
 }
 
 async function createBucket(endpoint: string): Promise<void> {
-  const res = await fetch(`${endpoint}/${BUCKET}`, { method: 'PUT' });
+  const res = await benchFetch(`${endpoint}/${BUCKET}`, { method: 'PUT' });
   if (!res.ok) throw new Error(`creating bucket ${BUCKET} on moto failed: ${res.status} ${await res.text()}`);
 }
 
@@ -104,7 +109,7 @@ async function warmUp(url: string): Promise<void> {
   const body = Buffer.alloc(64 * 1024, 1);
   await Promise.all(
     Array.from({ length: 16 }, async (_, i) => {
-      const res = await fetch(`${url}/api/2.0/mlflow-artifacts/artifacts/0/${runId}/artifacts/warm-up/${i}.bin`, { method: 'PUT', body });
+      const res = await benchFetch(`${url}/api/2.0/mlflow-artifacts/artifacts/0/${runId}/artifacts/warm-up/${i}.bin`, { method: 'PUT', body });
       await res.arrayBuffer();
     }),
   );
@@ -112,14 +117,29 @@ async function warmUp(url: string): Promise<void> {
 
 /** Drops everything moto holds (the uploaded objects live in its memory) and recreates the bucket. */
 export async function resetMoto(endpoint: string): Promise<void> {
-  const res = await fetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
+  const res = await benchFetch(`${endpoint}/moto-api/reset`, { method: 'POST' });
   if (!res.ok) throw new Error(`moto reset failed: ${res.status}`);
   await createBucket(endpoint);
 }
 
+/**
+ * `fetch` for the bench's own bookkeeping requests: a fresh connection each time (a pooled one
+ * may have been closed by uvicorn while the bench was writing a gigabyte), retried twice.
+ */
+async function benchFetch(url: string, init: RequestInit = {}): Promise<Response> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetch(url, { ...init, headers: { ...(init.headers as Record<string, string>), connection: 'close' } });
+    } catch (error) {
+      if (attempt >= 3) throw new Error(`${init.method ?? 'GET'} ${url} failed: ${String((error as Error).cause ?? error)}`, { cause: error });
+      await new Promise((r) => setTimeout(r, 500 * attempt));
+    }
+  }
+}
+
 /** Creates a run on an MLflow server through the REST API; returns its id. */
 export async function createRun(trackingUrl: string): Promise<string> {
-  const res = await fetch(`${trackingUrl}/api/2.0/mlflow/runs/create`, {
+  const res = await benchFetch(`${trackingUrl}/api/2.0/mlflow/runs/create`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ experiment_id: '0', start_time: Date.now() }),
