@@ -8,24 +8,15 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { AbortedError, ArtifactUploaderError, MlflowApiError, RequestTimeoutError } from '../../src/core/errors.js';
 import { ArtifactUploader, type ArtifactUploaderOptions } from '../../src/index.js';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { useFaultProxies } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
 import { describeWithServers, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
 import { createRun, FAST_RETRY, listRunArtifacts, tempDir } from './helpers.js';
 
-const proxies: FaultProxy[] = [];
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-});
-
-async function proxy(target: string): Promise<FaultProxy> {
-  const p = await startFaultProxy(target);
-  proxies.push(p);
-  return p;
-}
+const proxy = useFaultProxies();
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const ARTIFACT_PUT = (r: { method: string; path: string }) => r.method === 'PUT' && r.path.startsWith('/api/2.0/mlflow-artifacts/artifacts/');

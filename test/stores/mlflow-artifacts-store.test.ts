@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { AbortedError, LocalPathError, MlflowApiError } from '../../src/core/errors.js';
 import { MlflowArtifactsApi } from '../../src/mlflow/artifacts-api.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
@@ -15,21 +15,12 @@ import { listArtifactsRecursive, type MultipartOptions } from '../../src/stores/
 import { planDirectory } from '../../src/stores/plan.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { uploadPlannedFiles } from '../../src/stores/upload-many.js';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
 import { pythonArtifactHashes, runPython } from '../support/python.js';
 import { describeWithServers, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
 
 const MiB = 1024 * 1024;
-const proxies: FaultProxy[] = [];
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-});
-
-async function proxy(target: string): Promise<FaultProxy> {
-  const p = await startFaultProxy(target);
-  proxies.push(p);
-  return p;
-}
+const proxy = useFaultProxies();
 
 async function createRun(trackingUrl: string): Promise<{ runId: string; artifactUri: string }> {
   const res = await fetch(`${trackingUrl}/api/2.0/mlflow/runs/create`, {

@@ -7,6 +7,7 @@
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import { afterAll } from 'vitest';
 
 export type Fault = 'status' | 'drop' | 'drop-mid-body' | 'stall' | 'drop-response';
 
@@ -155,5 +156,21 @@ export async function startFaultProxy(targetUrl: string, options: { random?: () 
         for (const socket of sockets) socket.destroy();
         server.close(() => resolve());
       }),
+  };
+}
+
+/**
+ * For a test file: returns a function that starts a fault proxy in front of `targetUrl`; every
+ * proxy it started is stopped after the file's tests.
+ */
+export function useFaultProxies(): (targetUrl: string, options?: { random?: () => number }) => Promise<FaultProxy> {
+  const proxies: FaultProxy[] = [];
+  afterAll(async () => {
+    await Promise.all(proxies.map((p) => p.stop()));
+  });
+  return async (targetUrl, options) => {
+    const p = await startFaultProxy(targetUrl, options);
+    proxies.push(p);
+    return p;
   };
 }

@@ -8,7 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { afterAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
 import type { CheckpointManifest } from '../../src/archive/manifest.js';
 import { InvalidArgumentError, MlflowApiError, NetworkError } from '../../src/core/errors.js';
@@ -16,20 +16,12 @@ import type { ArtifactStore } from '../../src/stores/artifact-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { inFlightUploadCount } from '../../src/uploader/dedupe.js';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { useFaultProxies } from '../support/fault-proxy.js';
 import { describeWithServers, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
 import { gnuTarExtract, hashTree, pythonDownloadAll, scratch, serverRun, sha256, writeTree } from './helpers.js';
 
 const FAST_RETRY = { maxRetries: 3, backoffFactor: 0, backoffJitter: 0 };
-const proxies: FaultProxy[] = [];
-afterAll(async () => {
-  await Promise.all(proxies.map((p) => p.stop()));
-});
-async function proxy(target: string): Promise<FaultProxy> {
-  const p = await startFaultProxy(target);
-  proxies.push(p);
-  return p;
-}
+const proxy = useFaultProxies();
 const manifestJson = (m: CheckpointManifest) => `${JSON.stringify(m, null, 2)}\n`;
 
 describeWithServers('ArtifactUploader on a real MLflow server', () => {
