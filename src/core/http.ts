@@ -24,12 +24,14 @@ export interface HttpAuth {
   password?: string;
 }
 
-/** TLS settings, as MLflow reads them from `MLFLOW_TRACKING_INSECURE_TLS` / `..._SERVER_CERT_PATH`. */
+/** TLS settings, as MLflow reads them from `MLFLOW_TRACKING_INSECURE_TLS` / `..._SERVER_CERT_PATH` / `..._CLIENT_CERT_PATH`. */
 export interface TlsOptions {
   /** Skip certificate verification. @default false */
   insecure?: boolean;
   /** Path to a PEM CA bundle to trust. */
   caCertPath?: string;
+  /** Path to one PEM file holding a client certificate and its private key (mutual TLS). */
+  clientCertPath?: string;
 }
 
 /**
@@ -131,6 +133,7 @@ export class HttpClient {
         timeout: this.retry.timeoutMs,
         rejectUnauthorized: !options.tls?.insecure,
         ...(options.tls?.caCertPath ? { ca: readFileSync(options.tls.caCertPath) } : {}),
+        ...(options.tls?.clientCertPath ? clientCertificate(options.tls.clientCertPath) : {}),
       },
     });
   }
@@ -377,4 +380,10 @@ class IdleTimer {
       this.controller.abort(new Error(`no progress for ${this.ms} ms`));
     }, this.ms);
   }
+}
+
+/** A PEM file with the certificate and the key, as `requests`' `cert=` takes it: OpenSSL picks each block out. */
+function clientCertificate(path: string): { cert: Buffer; key: Buffer } {
+  const pem = readFileSync(path);
+  return { cert: pem, key: pem };
 }

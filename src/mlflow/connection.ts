@@ -3,10 +3,12 @@
  * client resolves it: the `trackingUri` option, else `MLFLOW_TRACKING_URI`, else the embedded
  * default (a local `./mlruns` store in MLflow's FileStore layout). Auth and TLS come from the
  * options, else `MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_USERNAME`/`PASSWORD` (or userinfo in
- * the URI), `MLFLOW_TRACKING_INSECURE_TLS` and `MLFLOW_TRACKING_SERVER_CERT_PATH`.
+ * the URI, else `~/.mlflow/credentials`), `MLFLOW_TRACKING_INSECURE_TLS`,
+ * `MLFLOW_TRACKING_SERVER_CERT_PATH` and `MLFLOW_TRACKING_CLIENT_CERT_PATH`.
  *
  * @module
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envBool, envString, type Env } from '../core/env.js';
@@ -15,6 +17,7 @@ import { HttpClient, type ErrorResponse } from '../core/http.js';
 import { redact, redactingLogger, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { resolveRetryOptions, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
 import { VERSION } from '../version.js';
+import { defaultCredentialsPath, readMlflowCredentialsFile } from './credentials-file.js';
 
 /** The tracking URI used when none is configured: a FileStore under the working directory. */
 export const DEFAULT_TRACKING_URI = 'file:./mlruns';
@@ -29,14 +32,32 @@ export interface MlflowConnectionOptions {
   trackingUri?: string;
   /** Bearer token. @default MLFLOW_TRACKING_TOKEN */
   token?: string;
-  /** Basic-auth user. @default MLFLOW_TRACKING_USERNAME, else userinfo in the URI */
+  /**
+   * Basic-auth user.
+   * @default MLFLOW_TRACKING_USERNAME, else `mlflow_tracking_username` of {@link credentialsFile}, else userinfo in the URI
+   */
   username?: string;
-  /** Basic-auth password. @default MLFLOW_TRACKING_PASSWORD, else userinfo in the URI */
+  /**
+   * Basic-auth password.
+   * @default MLFLOW_TRACKING_PASSWORD, else `mlflow_tracking_password` of {@link credentialsFile}, else userinfo in the URI
+   */
   password?: string;
+  /**
+   * MLflow's credentials file (INI, section `[mlflow]`), read as MLflow's Python client reads it;
+   * the environment variables win field by field. `false` ignores it.
+   * @default `$HOME/.mlflow/credentials` (with an injected `env`, only when it sets `HOME`)
+   */
+  credentialsFile?: string | false;
   /** Skip TLS verification. @default MLFLOW_TRACKING_INSECURE_TLS, else false */
   insecureTls?: boolean;
   /** CA bundle to trust. @default MLFLOW_TRACKING_SERVER_CERT_PATH */
   caCertPath?: string;
+  /**
+   * Client certificate for mutual TLS: one PEM file with the certificate and its private key
+   * (what MLflow hands to `requests` as `cert=`).
+   * @default MLFLOW_TRACKING_CLIENT_CERT_PATH
+   */
+  clientCertPath?: string;
   /** Retry and timeout policy. @default from MLflow's env vars, else MLflow's defaults */
   retry?: RetryOptions;
   /** Where to log (redacted). @default silent */
@@ -119,25 +140,45 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   const baseUrl = url.toString().replace(/\/+$/, '');
 
   const token = options.token ?? envString('MLFLOW_TRACKING_TOKEN', env);
-  const username = options.username ?? envString('MLFLOW_TRACKING_USERNAME', env) ?? uriUser;
-  const password = options.password ?? envString('MLFLOW_TRACKING_PASSWORD', env) ?? uriPassword;
+  const credentialsPath = options.credentialsFile === false ? undefined : (options.credentialsFile ?? defaultCredentialsPath(env));
+  const fromFile = credentialsPath ? readMlflowCredentialsFile(credentialsPath) : undefined;
+  registerSecret(fromFile?.password);
+  const username = options.username ?? envString('MLFLOW_TRACKING_USERNAME', env) ?? fromFile?.username ?? uriUser;
+  const password = options.password ?? envString('MLFLOW_TRACKING_PASSWORD', env) ?? fromFile?.password ?? uriPassword;
   const insecure = options.insecureTls ?? envBool('MLFLOW_TRACKING_INSECURE_TLS', env) ?? false;
   const caCertPath = options.caCertPath ?? envString('MLFLOW_TRACKING_SERVER_CERT_PATH', env);
+  const clientCertPath = options.clientCertPath ?? envString('MLFLOW_TRACKING_CLIENT_CERT_PATH', env);
   if (insecure && caCertPath) {
     throw new ConfigError('MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH cannot both be set.', {
       issues: [{ path: 'MLFLOW_TRACKING_INSECURE_TLS', message: 'conflicts with MLFLOW_TRACKING_SERVER_CERT_PATH' }],
       hint: 'Trust the server with a CA bundle (MLFLOW_TRACKING_SERVER_CERT_PATH) or skip verification, not both.',
     });
   }
+  assertReadable(caCertPath, 'MLFLOW_TRACKING_SERVER_CERT_PATH', 'caCertPath', 'a PEM CA bundle that signed the server certificate');
+  assertReadable(clientCertPath, 'MLFLOW_TRACKING_CLIENT_CERT_PATH', 'clientCertPath', 'one PEM file with the client certificate and its private key');
   const http = new HttpClient({
     retry,
     auth: { token, username, password },
-    tls: { insecure, caCertPath },
+    tls: { insecure, caCertPath, clientCertPath },
     userAgent: `artifact-uploader/${VERSION}`,
     logger,
     onRetry: options.onRetry,
   });
   return { kind: 'rest', displayUri: baseUrl, baseUrl, http, retry, logger };
+}
+
+/** Fails early, naming the setting, when a certificate file cannot be read. */
+function assertReadable(path: string | undefined, envName: string, optionName: string, what: string): void {
+  if (path === undefined) return;
+  try {
+    accessSync(path, fsConstants.R_OK);
+  } catch (cause) {
+    throw new ConfigError(`The certificate file ${path} (${optionName} / ${envName}) cannot be read.`, {
+      issues: [{ path: envName, message: 'file missing or unreadable' }],
+      hint: `Point ${envName} at ${what}.`,
+      cause,
+    });
+  }
 }
 
 /**

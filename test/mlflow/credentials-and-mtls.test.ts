@@ -1,0 +1,162 @@
+/**
+ * MLflow's other two ways in: the `~/.mlflow/credentials` file (held to what MLflow's own
+ * Python client sends to the same server) and mutual TLS with MLFLOW_TRACKING_CLIENT_CERT_PATH
+ * (against a real HTTPS server that demands a client certificate signed by its CA).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, NetworkError } from '../../src/core/errors.js';
+import { defaultCredentialsPath, readMlflowCredentialsFile } from '../../src/mlflow/credentials-file.js';
+import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
+import { startTestServer } from '../support/http-test-server.js';
+import { runPython } from '../support/python.js';
+import { describeWithServers } from '../support/servers.js';
+
+const root = mkdtempSync(join(tmpdir(), 'au-creds-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const experimentAnswer = JSON.stringify({ experiment: { experiment_id: '0', name: 'Default', lifecycle_stage: 'active' } });
+
+function homeWithCredentials(name: string, text: string): string {
+  const home = join(root, name);
+  mkdirSync(join(home, '.mlflow'), { recursive: true });
+  writeFileSync(join(home, '.mlflow', 'credentials'), text);
+  return home;
+}
+
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+describe('~/.mlflow/credentials', () => {
+  it('parses the [mlflow] section as configparser does and ignores the rest', () => {
+    const home = homeWithCredentials(
+      'parse',
+      '\uFEFF# team credentials\n[other]\nmlflow_tracking_username = wrong\n\n[mlflow]\nMLFLOW_TRACKING_USERNAME = alice\n; a comment\nmlflow_tracking_password: p=ss:word \n',
+    );
+    const path = defaultCredentialsPath({ HOME: home })!;
+    expect(path).toBe(join(home, '.mlflow', 'credentials'));
+    expect(readMlflowCredentialsFile(path)).toEqual({ path, username: 'alice', password: 'p=ss:word' });
+    expect(readMlflowCredentialsFile(join(root, 'missing'))).toBeUndefined();
+    expect(readMlflowCredentialsFile(join(homeWithCredentials('nosection', '[default]\nx = 1\n'), '.mlflow', 'credentials'))).toBeUndefined();
+    // An injected environment without HOME never reads the developer's real file.
+    expect(defaultCredentialsPath({})).toBeUndefined();
+  });
+
+  it('gives Basic auth; the env vars win field by field; credentialsFile: false ignores it; the password never shows', async () => {
+    const server = await startTestServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(experimentAnswer);
+    });
+    try {
+      const home = homeWithCredentials('auth', '[mlflow]\nmlflow_tracking_username = alice\nmlflow_tracking_password = file-secret-123\n');
+      const fromFile = createTrackingClient({ trackingUri: server.url, env: { HOME: home } });
+      await fromFile.getExperiment('0');
+      await createTrackingClient({ trackingUri: server.url, env: { HOME: home, MLFLOW_TRACKING_USERNAME: 'bob' } }).getExperiment('0');
+      await createTrackingClient({ trackingUri: server.url, credentialsFile: false, env: { HOME: home, MLFLOW_TRACKING_TOKEN: 'tok' } }).getExperiment('0');
+      await createTrackingClient({ trackingUri: server.url, credentialsFile: join(home, '.mlflow', 'credentials'), env: {} }).getExperiment('0');
+      expect(server.requests.map((r) => r.headers.authorization)).toEqual([
+        basic('alice', 'file-secret-123'),
+        basic('bob', 'file-secret-123'),
+        'Bearer tok',
+        basic('alice', 'file-secret-123'),
+      ]);
+      expect(fromFile.describe()).not.toContain('file-secret-123');
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describeWithServers('~/.mlflow/credentials, held to MLflow', () => {
+  it('sends the same Authorization header as MLflow’s Python client reading the same file', async () => {
+    const server = await startTestServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(experimentAnswer);
+    });
+    try {
+      const home = homeWithCredentials('python', '[mlflow]\nmlflow_tracking_username = carol\nmlflow_tracking_password = s3cr:et\n');
+      await createTrackingClient({ trackingUri: server.url, env: { HOME: home } }).getExperiment('0');
+      const env: Record<string, string> = { HOME: home, MLFLOW_TRACKING_USERNAME: '', MLFLOW_TRACKING_PASSWORD: '', MLFLOW_TRACKING_TOKEN: '' };
+      await runPython(
+        'import sys\nfrom mlflow import MlflowClient\nMlflowClient(tracking_uri=sys.argv[1]).get_experiment("0")\n',
+        { args: [server.url], env },
+      );
+      const headers = server.requests.map((r) => r.headers.authorization);
+      expect(headers).toHaveLength(2);
+      expect(headers[0]).toBe(basic('carol', 's3cr:et'));
+      expect(headers[1]).toBe(headers[0]);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('mutual TLS (MLFLOW_TRACKING_CLIENT_CERT_PATH)', () => {
+  const dir = join(root, 'tls');
+  let server: Server;
+  let url: string;
+  const clientSubjects: Array<string | undefined> = [];
+
+  beforeAll(async () => {
+    mkdirSync(dir, { recursive: true });
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test-ca');
+    for (const [name, cn] of [
+      ['server', '127.0.0.1'],
+      ['client', 'pipeline-client'],
+    ] as const) {
+      ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+      writeFileSync(join(dir, `${name}.ext`), name === 'server' ? 'subjectAltName=IP:127.0.0.1\n' : 'extendedKeyUsage=clientAuth\n');
+      ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`);
+    }
+    // One PEM with certificate and key, the form MLflow (requests' cert=) takes.
+    writeFileSync(join(dir, 'client-bundle.pem'), Buffer.concat([readFileSync(join(dir, 'client.pem')), readFileSync(join(dir, 'client.key'))]));
+    server = createServer(
+      { key: readFileSync(join(dir, 'server.key')), cert: readFileSync(join(dir, 'server.pem')), ca: readFileSync(join(dir, 'ca.pem')), requestCert: true, rejectUnauthorized: true },
+      (req, res) => {
+        clientSubjects.push(String((req.socket as TLSSocket).getPeerCertificate().subject?.CN));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(experimentAnswer);
+      },
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('presents the client certificate from the env var, with the CA bundle from MLFLOW_TRACKING_SERVER_CERT_PATH', async () => {
+    const client = createTrackingClient({
+      trackingUri: url,
+      env: { MLFLOW_TRACKING_SERVER_CERT_PATH: join(dir, 'ca.pem'), MLFLOW_TRACKING_CLIENT_CERT_PATH: join(dir, 'client-bundle.pem') },
+    });
+    expect((await client.getExperiment('0')).experimentId).toBe('0');
+    expect(clientSubjects).toEqual(['pipeline-client']);
+  });
+
+  it('without a client certificate the server refuses the handshake: a NetworkError, nothing served', async () => {
+    const client = createTrackingClient({ trackingUri: url, caCertPath: join(dir, 'ca.pem'), retry: { maxRetries: 0 }, env: {} });
+    await expect(client.getExperiment('0')).rejects.toBeInstanceOf(NetworkError);
+    expect(clientSubjects).toEqual(['pipeline-client']);
+  });
+
+  it('an unreadable certificate path is a ConfigError naming the variable', () => {
+    let error: unknown;
+    try {
+      createTrackingClient({ trackingUri: url, env: { MLFLOW_TRACKING_CLIENT_CERT_PATH: join(dir, 'nope.pem') } });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toMatch(/MLFLOW_TRACKING_CLIENT_CERT_PATH/);
+    expect((error as ConfigError).hint).toMatch(/private key/);
+    expect(() => createTrackingClient({ trackingUri: url, caCertPath: join(dir, 'nope-ca.pem'), env: {} })).toThrow(/MLFLOW_TRACKING_SERVER_CERT_PATH/);
+  });
+});
