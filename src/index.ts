@@ -33,10 +33,11 @@ export {
 export type { ErrorOptions, ConfigIssue, LocalPathErrorCode, VerificationMismatch } from './core/errors.js';
 export { resolveRetryOptions, isRetryableError, withRetry, DEFAULT_RETRY_OPTIONS } from './core/retry.js';
 export type { RetryOptions, ResolvedRetryOptions, RetryEvent, WithRetryOptions } from './core/retry.js';
-export { silentLogger, createStreamLogger, redact } from './core/logger.js';
+export { silentLogger, createStreamLogger, redact, SECRET_ENV_VARS } from './core/logger.js';
 export type { Logger, LogLevel } from './core/logger.js';
 export { HttpClient } from './core/http.js';
-export type { HttpAuth, TlsOptions, HttpClientOptions, HttpRequest, HttpResponse, RequestBody } from './core/http.js';
+export type { HttpAuth, TlsOptions, HttpClientOptions, HttpRequest, HttpResponse, RequestBody, ErrorResponse } from './core/http.js';
+export type { Env } from './core/env.js';
 
 // ── config ──
 export { STAGES, ARTIFACT_KINDS, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, describeConfigSchema } from './config/schema.js';
@@ -54,6 +55,7 @@ export type {
   HubConfig,
   ArtifactKindConfig,
   ConfigKeyDescription,
+  PartialStage,
 } from './config/schema.js';
 export {
   CONFIG_FILE_NAMES,

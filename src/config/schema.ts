@@ -269,7 +269,8 @@ export interface TrackingConfig {
 /** The config of one stage: `StageConfig<'hpo'>` is {@link HpoConfig}. */
 export type StageConfig<S extends StageName = StageName> = TrackingConfig[S];
 
-type PartialStage<T> = { [K in keyof T]?: T[K] extends ArtifactKindConfig ? Partial<ArtifactKindConfig> : T[K] };
+/** A stage's config as written in a file or passed as `config`: every key optional, artifact kinds partially. */
+export type PartialStage<T> = { [K in keyof T]?: T[K] extends ArtifactKindConfig ? Partial<ArtifactKindConfig> : T[K] };
 
 /**
  * What a config file (or the `config` option) may contain: {@link TrackingConfig} with every key
