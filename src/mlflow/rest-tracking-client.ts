@@ -5,8 +5,11 @@
  *
  * @module
  */
+import { randomUUID } from 'node:crypto';
 import { MlflowApiError } from '../core/errors.js';
 import type { HttpClient, HttpRequest } from '../core/http.js';
+import type { Logger } from '../core/logger.js';
+import { withRetry, type ResolvedRetryOptions } from '../core/retry.js';
 import { mlflowErrorMapper, type MlflowConnection } from './connection.js';
 import {
   createExperimentResponseSchema,
@@ -15,6 +18,7 @@ import {
   listArtifactsResponseSchema,
   parseMlflowResponse,
   runResponseSchema,
+  searchRunsResponseSchema,
   toArtifactListing,
   updateRunResponseSchema,
 } from './schemas.js';
@@ -43,6 +47,13 @@ import type {
 } from './tracking-types.js';
 import type { z } from 'zod';
 
+/**
+ * The tag that makes `runs/create` safe to retry: a fresh id per create, searched for before a
+ * retry so that an attempt whose answer was lost (the server made the run) is found instead of
+ * made twice. It is removed once the run is known.
+ */
+export const CREATE_ID_TAG = 'artifact_uploader.create_id';
+
 /** Safety net against a server that keeps answering with a page token. */
 const MAX_LIST_PAGES = 10_000;
 
@@ -63,11 +74,15 @@ export class MlflowRestClient implements TrackingClient {
   readonly trackingUri: string;
   private readonly baseUrl: string;
   private readonly http: HttpClient;
+  private readonly retry: ResolvedRetryOptions;
+  private readonly logger: Logger;
 
   constructor(connection: Extract<MlflowConnection, { kind: 'rest' }>) {
     this.baseUrl = connection.baseUrl;
     this.trackingUri = connection.displayUri;
     this.http = connection.http;
+    this.retry = connection.retry;
+    this.logger = connection.logger;
   }
 
   describe(): string {
@@ -124,15 +139,54 @@ export class MlflowRestClient implements TrackingClient {
       assertTagValue(key, value);
       return { key, value };
     });
+    const createId = randomUUID();
     const json = {
       experiment_id: input.experimentId,
       start_time: input.startTime ?? Date.now(),
-      tags,
+      tags: [...tags, { key: CREATE_ID_TAG, value: createId }],
       ...(input.runName !== undefined ? { run_name: input.runName } : {}),
       ...(input.userId !== undefined ? { user_id: input.userId } : {}),
     };
-    const body = await this.call('POST', 'runs/create', { json, ...options }, runResponseSchema);
-    return body.run;
+    // Retried like every call, but an attempt after a failure first looks for the run the
+    // failed attempt may have made (its answer lost): one run per createRun, never two.
+    const run = await withRetry(
+      async (attempt, signal) => {
+        if (attempt > 1) {
+          const made = await this.findCreatedRun(input.experimentId, createId, signal);
+          if (made) {
+            this.logger.info(`run ${made.info.runId} was created by an attempt whose answer was lost; not creating another`);
+            return made;
+          }
+        }
+        const request = this.request('POST', 'runs/create', { json, ...(signal ? { signal } : {}) });
+        const response = await this.http.send(request);
+        return parseMlflowResponse(runResponseSchema, response.body, { method: 'POST', url: request.url }).run;
+      },
+      {
+        retry: this.retry,
+        ...(options.signal ? { signal: options.signal } : {}),
+        onRetry: (event) =>
+          this.logger.debug(`retrying POST mlflow/runs/create in ${event.delayMs} ms`, {
+            attempt: event.attempt,
+            error: event.error instanceof Error ? event.error.message : String(event.error),
+          }),
+      },
+    );
+    await this.call('POST', 'runs/delete-tag', { json: { run_id: run.info.runId, key: CREATE_ID_TAG }, ...options }, emptyResponseSchema).catch((error: unknown) => {
+      this.logger.debug(`could not remove tag ${CREATE_ID_TAG} from run ${run.info.runId}: ${(error as Error).message}`);
+    });
+    const { [CREATE_ID_TAG]: _createId, ...rest } = run.data.tags;
+    return { ...run, data: { ...run.data, tags: rest } };
+  }
+
+  /** The run of this experiment tagged with `createId`, if an earlier attempt made it. One attempt: the caller retries. */
+  private async findCreatedRun(experimentId: string, createId: string, signal: AbortSignal | undefined): Promise<Run | undefined> {
+    const request = this.request('POST', 'runs/search', {
+      json: { experiment_ids: [experimentId], filter: `tags.\`${CREATE_ID_TAG}\` = '${createId}'`, max_results: 1 },
+      ...(signal ? { signal } : {}),
+    });
+    const response = await this.http.send(request);
+    return parseMlflowResponse(searchRunsResponseSchema, response.body, { method: 'POST', url: request.url }).runs[0];
   }
 
   async getRun(runId: string, options: TrackingRequestOptions = {}): Promise<Run> {
@@ -202,18 +256,22 @@ export class MlflowRestClient implements TrackingClient {
     options: { query?: Record<string, string>; json?: unknown; signal?: AbortSignal },
     schema: S,
   ): Promise<z.output<S>> {
+    const request = this.request(method, path, options);
+    const response = await this.http.request(request);
+    return parseMlflowResponse(schema, response.body, { method, url: request.url });
+  }
+
+  private request(method: 'GET' | 'POST', path: string, options: { query?: Record<string, string>; json?: unknown; signal?: AbortSignal }): HttpRequest {
     const endpoint = `mlflow/${path}`;
     const url = new URL(`${this.baseUrl}/api/2.0/${endpoint}`);
     for (const [key, value] of Object.entries(options.query ?? {})) url.searchParams.set(key, value);
-    const request: HttpRequest = {
+    return {
       method,
       url: url.toString(),
       mapError: mlflowErrorMapper(endpoint),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.json !== undefined ? { body: JSON.stringify(options.json), headers: { 'content-type': 'application/json' } } : {}),
     };
-    const response = await this.http.request(request);
-    return parseMlflowResponse(schema, response.body, { method, url: request.url });
   }
 }
 

@@ -119,6 +119,8 @@ export const getExperimentResponseSchema = z.object({ experiment: experimentSche
 export const createExperimentResponseSchema = z.object({ experiment_id: z.union([z.string().min(1), z.number().transform(String)]) });
 /** `POST runs/create` and `GET runs/get`. */
 export const runResponseSchema = z.object({ run: runSchema });
+/** `runs/search`: the page of runs (absent when none matched). */
+export const searchRunsResponseSchema = z.object({ runs: z.array(runSchema).optional().default([]), next_page_token: z.string().optional() });
 /** `POST runs/update`. */
 export const updateRunResponseSchema = z.object({ run_info: runInfoSchema });
 /** `POST runs/log-batch` and `runs/set-tag`: an empty object. */

@@ -65,6 +65,31 @@ describeWithServers('MlflowRestClient on a real MLflow server', () => {
     expect(p.requests.filter((r) => r.path.includes('/experiments/create'))).toHaveLength(2);
   });
 
+  it('a run create whose answer was lost makes ONE run, found by its create id (checked by the Python client), with the id tag removed', async () => {
+    const p = await proxy(mlflowServer().url);
+    const client = clientFor(p.url);
+    const exp = await client.getOrCreateExperiment(unique('lost-run-create'));
+    p.addRule({ match: (r) => r.path.includes('/runs/create'), times: 1, fault: 'drop-response' });
+    const run = await client.createRun({ experimentId: exp.experimentId, runName: 'once', tags: { team: 'ml' } });
+    expect(p.requests.filter((r) => r.path.includes('/runs/create'))).toHaveLength(1);
+    expect(p.requests.filter((r) => r.path.includes('/runs/search'))).toHaveLength(1);
+    expect(run.data.tags).toEqual({ team: 'ml', 'mlflow.runName': 'once' });
+    const seen = JSON.parse(
+      (
+        await runPython(
+          'import json, sys\nfrom mlflow import MlflowClient\nruns = MlflowClient(tracking_uri=sys.argv[1]).search_runs([sys.argv[2]])\nprint(json.dumps([[r.info.run_id, sorted(k for k in r.data.tags if not k.startswith("mlflow."))] for r in runs]))\n',
+          { args: [mlflowServer().url, exp.experimentId] },
+        )
+      ).trim().split('\n').pop()!,
+    ) as Array<[string, string[]]>;
+    expect(seen).toEqual([[run.info.runId, ['team']]]);
+
+    // No fault: one create, no search, and still no id tag left on the run.
+    const plain = await client.createRun({ experimentId: exp.experimentId });
+    expect((await client.getRun(plain.info.runId)).data.tags).not.toHaveProperty('artifact_uploader.create_id');
+    expect(p.requests.filter((r) => r.path.includes('/runs/search'))).toHaveLength(1);
+  });
+
   it('creates, reads and updates runs; logs batches in MLflow-sized chunks; sets tags', async () => {
     const p = await proxy(mlflowServer().url);
     const client = clientFor(p.url);
