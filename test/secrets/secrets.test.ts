@@ -1,6 +1,6 @@
 /**
- * Canary tokens in MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_PASSWORD, HF_TOKEN and the tracking
- * URI's userinfo must never show up anywhere a user or a log collector could read them: logs at
+ * Canary tokens in MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_PASSWORD, HF_TOKEN, the tracking
+ * URI's userinfo and ~/.mlflow/credentials must never show up anywhere a user or a log collector could read them: logs at
  * every level (debug included), thrown errors (message, hint, toJSON), results, the CLI's
  * stdout/stderr (`--json` and `--verbose`), and checkpoint manifests. Every command and API runs
  * on its success path and on failure paths, including a server that echoes the request's
@@ -239,6 +239,38 @@ describeWithServers('secrets never leak', () => {
 
     captured.push(...logger.lines);
     expect(captured.join('\n')).toMatch(/authorization=(Basic|Bearer) \*\*\*/);
+    expectNoLeak(c, captured);
+  });
+
+  it('the password in ~/.mlflow/credentials: API and CLI, a real server and echoing ones', async () => {
+    const c = newCanaries();
+    const captured: string[] = [];
+    const logger = captureLogger();
+    const f = await fixtures();
+    const home = join(f.cwd, 'home');
+    mkdirSync(join(home, '.mlflow'), { recursive: true });
+    writeFileSync(join(home, '.mlflow', 'credentials'), `[mlflow]\nmlflow_tracking_username = ci-bot\nmlflow_tracking_password = ${c.password}\n`);
+    const env = { HOME: home, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '1', MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0', MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: '0' };
+
+    const plain = mlflowServer();
+    const front = await startFaultProxy(plain.url);
+    proxies.push(front);
+    front.addRule({ match: (r) => r.method === 'PUT', times: 1, fault: 'status', status: 503 });
+    const run = await startRun({ trackingUri: front.url, env, logger, experimentName: 'secrets-file', activate: false });
+    const ok = await new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri: front.url, env, logger, configDir: f.cwd }).uploadFile(f.metrics, { kind: 'metrics' });
+    expect(ok.status, JSON.stringify(ok.error)).toBe('uploaded');
+    captured.push(JSON.stringify(ok));
+    for (const base of [echo403.url, echo500.url]) {
+      const refused = await new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri: base, env, logger, configDir: f.cwd }).uploadFile(f.metrics);
+      captured.push(JSON.stringify(refused), ...errorTexts(refused.error));
+      captured.push(...errorTexts(await startRun({ trackingUri: base, env, logger, activate: false }).catch((e: unknown) => e)));
+      const { out } = await cli(['training', f.checkpoint, '--tracking-uri', base, '--run-id', run.runId, '--json', '--verbose'], env, f.cwd);
+      captured.push(out);
+    }
+    await endRun('FINISHED', { run });
+    captured.push(...logger.lines);
+    // The file's credentials were sent (the echo shows them masked) and never shown.
+    expect(captured.join('\n')).toMatch(/authorization=Basic \*\*\*/);
     expectNoLeak(c, captured);
   });
 
