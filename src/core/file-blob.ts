@@ -8,7 +8,7 @@
  * @module
  */
 import { createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 /** Read size of {@link LocalFileBlob.stream} and of file bodies sent by the HTTP client. */
@@ -82,8 +82,45 @@ export class LocalFileBlob extends Blob {
     return Buffer.from(await this.bytes()).toString('utf8');
   }
 
+  /** The range in 1 MiB chunks, read one chunk ahead of the consumer (so memory stays flat). */
   override stream(): ReadableStream<Uint8Array<ArrayBuffer>> {
-    return Readable.toWeb(this.nodeStream()) as ReadableStream<Uint8Array<ArrayBuffer>>;
+    const { path, end } = this;
+    let position = this.start;
+    let handle: FileHandle | undefined;
+    const close = async () => {
+      const open = handle;
+      handle = undefined;
+      await open?.close();
+    };
+    return new ReadableStream<Uint8Array<ArrayBuffer>>(
+      {
+        async pull(controller) {
+          try {
+            const length = Math.min(FILE_READ_CHUNK, end - position);
+            if (length <= 0) {
+              await close();
+              controller.close();
+              return;
+            }
+            handle ??= await open(path, 'r');
+            const chunk = new Uint8Array(length);
+            let done = 0;
+            while (done < length) {
+              const { bytesRead } = await handle.read(chunk, done, length - done, position + done);
+              if (bytesRead === 0) throw new Error(`${path} ended after ${position + done} bytes; it changed while being read.`);
+              done += bytesRead;
+            }
+            position += length;
+            controller.enqueue(chunk);
+          } catch (error) {
+            await close().catch(() => undefined);
+            throw error;
+          }
+        },
+        cancel: close,
+      },
+      { highWaterMark: 1 },
+    );
   }
 
   /** The range as a Node stream of 1 MiB chunks (an empty range gives an empty stream). */
@@ -100,7 +137,7 @@ async function readRange(path: string, start: number, length: number): Promise<U
     let done = 0;
     while (done < length) {
       const { bytesRead } = await handle.read(buffer, done, length - done, start + done);
-      if (bytesRead === 0) throw new Error(`${path} ended after ${start + done} bytes; it changed while being uploaded.`);
+      if (bytesRead === 0) throw new Error(`${path} ended after ${start + done} bytes; it changed while being read.`);
       done += bytesRead;
     }
     return new Uint8Array(buffer.buffer, buffer.byteOffset, length) as Uint8Array<ArrayBuffer>;
