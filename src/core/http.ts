@@ -10,6 +10,7 @@
 import { createReadStream, readFileSync } from 'node:fs';
 import { Readable, Transform } from 'node:stream';
 import { Agent, request as undiciRequest, fetch as undiciFetch, type Dispatcher } from 'undici';
+import { LocalFileBlob } from './file-blob.js';
 import { AbortedError, ArtifactUploaderError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from './retry.js';
@@ -222,12 +223,16 @@ export class HttpClient {
 
   /**
    * A `fetch` that goes through this client's connection pool and TLS settings (no retries:
-   * for libraries such as `@huggingface/hub` that take a `fetch` option).
+   * for libraries such as `@huggingface/hub` that take a `fetch` option). A {@link LocalFileBlob}
+   * body is streamed from the file in 1 MiB chunks with `Content-Length` (`undici.request`),
+   * which is several times cheaper than `fetch` reading a `Blob` through web streams.
    */
   get fetch(): typeof fetch {
     const dispatcher = this.dispatcher;
-    return ((input: Parameters<typeof fetch>[0], init?: RequestInit) =>
-      undiciFetch(input as never, { ...(init as object), dispatcher } as never)) as unknown as typeof fetch;
+    return ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      if (init?.body instanceof LocalFileBlob && typeof input === 'string') return sendFileBlob(input, init, init.body, dispatcher);
+      return undiciFetch(input as never, { ...(init as object), dispatcher } as never);
+    }) as unknown as typeof fetch;
   }
 
   /** Closes idle connections. The client must not be used afterwards. */
@@ -386,4 +391,43 @@ class IdleTimer {
 function clientCertificate(path: string): { cert: Buffer; key: Buffer } {
   const pem = readFileSync(path);
   return { cert: pem, key: pem };
+}
+
+/**
+ * Sends a file-backed body the way `fetch` would (same errors: `TypeError: fetch failed` with
+ * the cause, `AbortError` on abort) but as a file stream through `undici.request`, and answers
+ * with a standard `Response`.
+ */
+async function sendFileBlob(url: string, init: RequestInit, blob: LocalFileBlob, dispatcher: Dispatcher): Promise<Response> {
+  const signal = init.signal ?? undefined;
+  signal?.throwIfAborted();
+  const headers: Record<string, string> = {};
+  new Headers(init.headers).forEach((value, key) => {
+    headers[key] = value;
+  });
+  headers['content-length'] = String(blob.size);
+  const body = blob.nodeStream();
+  try {
+    const response = await undiciRequest(url, {
+      method: (init.method ?? 'PUT') as Dispatcher.HttpMethod,
+      headers,
+      body,
+      signal,
+      dispatcher,
+    });
+    const answer = await response.body.arrayBuffer();
+    const responseHeaders = new Headers();
+    for (const [key, value] of Object.entries(response.headers)) {
+      for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) responseHeaders.append(key, v);
+    }
+    const status = response.statusCode;
+    const result = new Response([101, 204, 205, 304].includes(status) ? null : answer, { status, headers: responseHeaders });
+    // As a fetch Response would: error messages of the Hub client name the URL.
+    Object.defineProperty(result, 'url', { value: url });
+    return result;
+  } catch (error) {
+    body.destroy();
+    if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError');
+    throw new TypeError('fetch failed', { cause: error });
+  }
 }

@@ -14,11 +14,12 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import { pathToFileURL } from 'node:url';
+import pLimit from 'p-limit';
 import type { CommitOperation } from '@huggingface/hub';
 import type { Env } from '../core/env.js';
 import { envString } from '../core/env.js';
 import { AbortedError, HubError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
+import { LocalFileBlob } from '../core/file-blob.js';
 import { HttpClient, type TlsOptions } from '../core/http.js';
 import { redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
@@ -347,6 +348,10 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
     signal: options.signal,
     onRetry,
   });
+  // Read the small files (sent inline, sampled for the preupload call) while the Hub is asked
+  // about the repo and its head.
+  const contents = fileContents(prepared);
+  contents.catch(() => undefined); // awaited (and thrown) before committing
   try {
     logger.info(`publishing ${prepared.format} model ${prepared.dir} to ${repoUrl} (${prepared.files.length} files, ${prepared.bytes} bytes)`);
     phase('connecting');
@@ -364,7 +369,7 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
       commit = { oid: previous.oid, url: `${repoUrl}/commit/${previous.oid}` };
       status = 'already-published';
     } else {
-      commit = await commitExactlyOnce(session, options, prepared, ctx, head, retry);
+      commit = await commitExactlyOnce(session, options, prepared, ctx, head, retry, await contents);
       logger.info(`published ${repoId}@${revision}: ${commit.url}`);
     }
 
@@ -388,6 +393,30 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
   }
 }
 
+type FileContents = Array<{ path: string; blob: LocalFileBlob }>;
+
+/** Files read at once when the small ones are loaded before the commit. */
+const READ_CONCURRENCY = 16;
+
+/**
+ * The commit's contents as our own file blobs, not `file:` URLs: the Hub client then hashes 1 MiB
+ * chunks instead of 64 KiB web-stream chunks, our HTTP client's fetch streams LFS bodies from the
+ * file (see {@link LocalFileBlob}), and small files are read once, here, instead of once for the
+ * preupload sample and again for the commit.
+ */
+async function fileContents(prepared: PreparedUpload): Promise<FileContents> {
+  const limit = pLimit(READ_CONCURRENCY);
+  return Promise.all(
+    prepared.files.map((file) =>
+      limit(async () => {
+        const blob = await LocalFileBlob.fromPath(file.localPath, file.size);
+        if (blob.cached) await blob.bytes();
+        return { path: file.path, blob };
+      }),
+    ),
+  );
+}
+
 async function commitExactlyOnce(
   session: HubSession,
   options: PublishToHubOptions,
@@ -395,11 +424,12 @@ async function commitExactlyOnce(
   ctx: UploadContext,
   head: string,
   retry: ReturnType<typeof resolveRetryOptions>,
+  contents: FileContents,
 ): Promise<{ oid: string; url: string }> {
   const { logger, emit, phase } = ctx;
   const { repoId, revision, publishId, repoUrl } = ctx.base;
   const { title, description } = commitText(options, prepared, publishId);
-  const operations: CommitOperation[] = prepared.files.map((file) => ({ operation: 'addOrUpdate', path: file.path, content: pathToFileURL(file.localPath) }));
+  const operations: CommitOperation[] = contents.map(({ path, blob }) => ({ operation: 'addOrUpdate', path, content: blob }));
   const sizes = new Map(prepared.files.map((f) => [f.path, f.size]));
   let parent = head;
   let mayHaveLanded = false;

@@ -28,18 +28,22 @@ export interface ModelFile {
  */
 export async function listModelFiles(dir: string): Promise<ModelFile[]> {
   const out: ModelFile[] = [];
+  // The entries of a directory are statted together (a model can have hundreds of small files).
   const walk = async (absolute: string, relative: string): Promise<void> => {
-    for (const name of (await readdir(absolute)).sort()) {
-      const full = join(absolute, name);
-      const rel = relative === '' ? name : `${relative}/${name}`;
-      const link = await lstat(full);
-      if (link.isDirectory()) {
-        if (!name.startsWith('.')) await walk(full, rel);
-        continue;
-      }
-      const info = link.isSymbolicLink() ? await stat(full).catch(() => undefined) : link;
-      if (info?.isFile()) out.push({ path: rel, size: info.size });
-    }
+    const names = (await readdir(absolute)).sort();
+    await Promise.all(
+      names.map(async (name) => {
+        const full = join(absolute, name);
+        const rel = relative === '' ? name : `${relative}/${name}`;
+        const link = await lstat(full);
+        if (link.isDirectory()) {
+          if (!name.startsWith('.')) await walk(full, rel);
+          return;
+        }
+        const info = link.isSymbolicLink() ? await stat(full).catch(() => undefined) : link;
+        if (info?.isFile()) out.push({ path: rel, size: info.size });
+      }),
+    );
   };
   await walk(dir, '');
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

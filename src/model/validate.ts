@@ -8,6 +8,7 @@
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import pLimit from 'p-limit';
 import { InvalidArgumentError, InvalidModelStructureError, ModelDirectoryError, SafetensorsError } from '../core/errors.js';
 import { inspectModelDir, SHARD_FILE_PATTERN, type LoraFlavour, type ModelDirInspection, type ModelFormat, type ModelLayout } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
@@ -21,6 +22,8 @@ import { readSafetensorsHeader, type SafetensorsHeader } from './safetensors.js'
  */
 export const DEFAULT_MIN_WEIGHT_BYTES = 1024 * 1024;
 
+/** Files read at once by the placeholder scan. */
+const READ_CONCURRENCY = 16;
 /** Files up to this size are scanned for placeholder markers (placeholders are tiny). */
 export const DEFAULT_PLACEHOLDER_SCAN_BYTES = 4096;
 
@@ -253,8 +256,11 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
     found.warning('hasModelFiles', `several layouts are complete in this directory: using ${inspection.layout}, ignoring ${inspection.alsoMatches.join(', ')}`);
   }
 
-  const placeholders = await scanPlaceholders(root, files, opts, found);
-  const json = await parseJsonFiles(root, files, found);
+  // Small files read whole by the placeholder scan, so that JSON files are not read twice.
+  const contents = new Map<string, Buffer>();
+  const placeholders = await scanPlaceholders(root, files, opts, found, contents);
+  const json = await parseJsonFiles(root, files, found, contents);
+  contents.clear();
   const headers = await readHeaders(root, files, placeholders, found);
 
   let weightBytes = 0;
@@ -276,8 +282,25 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
 }
 
 /** Flags placeholder, empty and LFS-pointer files; returns the weight files flagged (their headers are not read). */
-async function scanPlaceholders(root: string, files: ModelFile[], opts: Required<ValidateModelOptions>, found: Findings): Promise<Set<string>> {
+async function scanPlaceholders(
+  root: string,
+  files: ModelFile[],
+  opts: Required<ValidateModelOptions>,
+  found: Findings,
+  contents: Map<string, Buffer>,
+): Promise<Set<string>> {
   const flagged = new Set<string>();
+  // Read concurrently (a model can have hundreds of small files), judge in order.
+  const limit = pLimit(READ_CONCURRENCY);
+  const reads = new Map<string, Promise<Buffer>>();
+  for (const file of files) {
+    if (file.size === 0) continue;
+    const weights = hasExtension(file.path, WEIGHT_EXTENSIONS);
+    if (!weights && file.size > opts.placeholderScanBytes) continue;
+    const read = limit(() => readStart(resolve(root, file.path), weights ? Math.min(file.size, 512) : file.size));
+    read.catch(() => undefined); // judged (and reported) below, in order
+    reads.set(file.path, read);
+  }
   for (const file of files) {
     const weights = hasExtension(file.path, WEIGHT_EXTENSIONS);
     if (file.size === 0) {
@@ -292,7 +315,8 @@ async function scanPlaceholders(root: string, files: ModelFile[], opts: Required
     if (!weights && file.size > opts.placeholderScanBytes) continue;
     let start: Buffer;
     try {
-      start = await readStart(resolve(root, file.path), weights ? Math.min(file.size, 512) : file.size);
+      start = await reads.get(file.path)!;
+      if (!weights && start.length === file.size) contents.set(file.path, start);
     } catch (error) {
       found.error('noPlaceholderFiles', `${file.path}: cannot be read (${(error as Error).message})`);
       flagged.add(file.path);
@@ -351,12 +375,13 @@ function scannableText(path: string, text: string): string {
 }
 
 /** Parses every `.json` file; returns the parsed values by relative path. */
-async function parseJsonFiles(root: string, files: ModelFile[], found: Findings): Promise<Map<string, unknown>> {
+async function parseJsonFiles(root: string, files: ModelFile[], found: Findings, contents: Map<string, Buffer>): Promise<Map<string, unknown>> {
   const parsed = new Map<string, unknown>();
   for (const file of files) {
     if (!file.path.toLowerCase().endsWith('.json') || file.size === 0) continue;
     try {
-      parsed.set(file.path, JSON.parse(await readFile(resolve(root, file.path), 'utf8')));
+      const known = contents.get(file.path);
+      parsed.set(file.path, JSON.parse(known ? known.toString('utf8') : await readFile(resolve(root, file.path), 'utf8')));
     } catch (error) {
       found.error('configValid', `${file.path}: not valid JSON (${(error as Error).message})`);
     }

@@ -116,6 +116,23 @@ describe('publishToHub', () => {
     expect((await hubBytes(options.repoId, 'README.md')).toString()).toContain('library_name: transformers');
   });
 
+  it('uploads LFS files byte for byte through a custom fetch as well (file blobs as plain Blob bodies)', async () => {
+    const modelDir = await writeMlxLoraModel(join(await tempDir(), 'viafetch_20240501_093000'), { padBytes: 64 * 1024 }); // multipart
+    const fusedDir = await writeFusedModel(await tempDir()); // basic
+    const bodies: string[] = [];
+    const customFetch = ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      if (init?.body instanceof Blob) bodies.push(String(input));
+      return fetch(input, init);
+    }) as typeof fetch;
+    const lora = await publishToHub(opts({ modelDir, fetch: customFetch }));
+    const fused = await publishToHub(opts({ modelDir: fusedDir, fetch: customFetch }));
+    expect(bodies.some((url) => url.includes('/part/'))).toBe(true);
+    expect(sha256(await hubBytes(fused.repoId, 'model.safetensors'))).toBe(sha256(await readFile(join(fusedDir, 'model.safetensors'))));
+    for (const result of [lora, fused]) {
+      for (const file of result.files) expect(hub.fileBytes(result.repoId, file.path)?.length, file.path).toBe(file.size);
+    }
+  });
+
   it('uploads a sharded fused model with its index', async () => {
     const modelDir = await writeShardedModel(await tempDir());
     const options = opts({ modelDir });
