@@ -1,14 +1,20 @@
 /**
  * The store for runs whose artifact URI is `s3://bucket/path` (a tracking server started with
  * `--no-serve-artifacts --default-artifact-root s3://...`): the client writes to the bucket
- * itself, as MLflow's Python client does with boto3. Built on the optional peer dependencies
- * `@aws-sdk/client-s3` and `@aws-sdk/lib-storage`, imported only when an `s3://` URI is used.
+ * itself, as MLflow's Python client does with boto3. Built on the optional peer dependency
+ * `@aws-sdk/client-s3`, imported only when an `s3://` URI is used.
  *
  * - Keys are MLflow's: `<path of the artifact URI>/<artifact path>`, so `MlflowClient` and
  *   `mlflow ui` list and download what this store writes.
- * - Files up to `partSize` go in one `PutObject`; larger ones through lib-storage's `Upload`
- *   (multipart, `queueSize` parts in flight). Memory per file stays near `partSize × (queueSize + 1)`.
+ * - Files up to `partSize` go in one `PutObject`; larger ones as a multipart upload driven here
+ *   (`CreateMultipartUpload`, `UploadPart`, `CompleteMultipartUpload`), `queueSize` parts in
+ *   flight. Each part in flight reads its byte range of the file into a buffer of its own, reused
+ *   for the next part, so memory per file stays near `partSize × queueSize`.
  * - Every request (each part on its own) is retried by the SDK, `retry.maxRetries` times.
+ * - Integrity: every body carries a CRC32 checksum (computed natively, `zlib.crc32`) that S3
+ *   verifies, as the SDK's `requestChecksumCalculation: WHEN_SUPPORTED` default asks; with a
+ *   checksum present the payload is not hashed again for the signature (`UNSIGNED-PAYLOAD`).
+ *   Without one (`AWS_REQUEST_CHECKSUM_CALCULATION=when_required`) the payload is SHA-256 signed.
  * - A failure or an abort stops the other parts at once and aborts the multipart upload once
  *   every part has settled, so no parts stay billed.
  *
@@ -17,10 +23,8 @@
  *
  * @module
  */
-import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { open, type FileHandle } from 'node:fs/promises';
 import type * as ClientS3 from '@aws-sdk/client-s3';
-import type * as LibStorage from '@aws-sdk/lib-storage';
 import type { Env } from '../core/env.js';
 import {
   AbortedError,
@@ -28,6 +32,7 @@ import {
   ConfigError,
   HttpStatusError,
   InvalidArgumentError,
+  LocalPathError,
   MissingDependencyError,
   NetworkError,
   RequestTimeoutError,
@@ -52,20 +57,24 @@ import type {
 } from './artifact-store.js';
 import { guessMimeType } from '../core/mime.js';
 import { MAX_S3_PARTS, resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
-import { statSourceFile, throwIfAborted } from './source-file.js';
-
-/** The npm packages the `s3://` store needs, in the order `npm install` is told about them. */
-export const S3_PEER_PACKAGES: readonly string[] = ['@aws-sdk/client-s3', '@aws-sdk/lib-storage'];
+import { statSourceFile, throwIfAborted, toLocalPathError } from './source-file.js';
 
 /**
- * The two optional peer modules as `import()` returns them. Typed loosely on purpose: naming
- * the SDK's types here would put them into our `.d.ts` files.
+ * The npm packages the `s3://` store needs, in the order `npm install` is told about them.
+ * Only `@aws-sdk/client-s3` since the store drives multipart uploads itself; an installed
+ * `@aws-sdk/lib-storage` is simply not used.
+ */
+export const S3_PEER_PACKAGES: readonly string[] = ['@aws-sdk/client-s3'];
+
+/**
+ * The optional peer module as `import()` returns it. Typed loosely on purpose: naming the SDK's
+ * types here would put them into our `.d.ts` files.
  */
 export interface AwsSdkModules {
   /** The namespace of `@aws-sdk/client-s3`. */
   clientS3: object;
-  /** The namespace of `@aws-sdk/lib-storage`. */
-  libStorage: object;
+  /** No longer used (the store does not need `@aws-sdk/lib-storage`); accepted and ignored. */
+  libStorage?: object;
 }
 
 /** Loads {@link AwsSdkModules}. The default uses `import()`; tests inject failures. */
@@ -87,16 +96,14 @@ export interface S3ArtifactStoreOptions extends S3StoreOptions {
   logger?: Logger;
   /**
    * Loads the AWS SDK. Replace it only to simulate a missing install in tests.
-   * @default `import('@aws-sdk/client-s3')` and `import('@aws-sdk/lib-storage')`
+   * @default `import('@aws-sdk/client-s3')`
    */
   loadSdk?: AwsSdkLoader;
 }
 
 type ClientS3Module = typeof ClientS3;
-type LibStorageModule = typeof LibStorage;
 interface Sdk {
   s3: ClientS3Module;
-  storage: LibStorageModule;
 }
 type S3Command = Parameters<ClientS3.S3Client['send']>[0];
 
@@ -160,24 +167,19 @@ export class S3ArtifactStore implements ArtifactStore {
         options.onRetry?.(event);
       },
     });
-    // Exactly `size` bytes, even if the file grows while it uploads (a checkpoint being written).
-    const body: Readable | Uint8Array = size === 0 ? new Uint8Array(0) : createReadStream(localPath, { start: 0, end: size - 1 });
-    const upload = new sdk.storage.Upload({
-      client: requests.client,
-      params: { ...this.objectParams(key), Body: body, ContentLength: size },
-      partSize,
-      queueSize: this.config.queueSize,
-      // lib-storage aborts the multipart upload itself once every part has settled.
-      leavePartsOnError: false,
-    });
-    upload.on('httpUploadProgress', (progress) => {
-      if (progress.loaded !== undefined) options.onProgress?.(progress.loaded);
-    });
 
+    let file: FileHandle | undefined;
     try {
-      await upload.done();
+      try {
+        file = await open(localPath, 'r');
+      } catch (error) {
+        throw toLocalPathError(error, localPath);
+      }
+      const source: SourceFile = { handle: file, path: localPath, size };
+      if (multipart) await this.multipartUpload(sdk, requests, key, source, partSize, options.onProgress);
+      else await this.putObject(sdk, requests, key, source);
     } catch (error) {
-      await this.cleanUp(client, sdk, key, requests);
+      if (multipart) await this.cleanUp(sdk, key, requests);
       if (deadline?.aborted) {
         throw new AbortedError(`Upload of ${this.target(key)} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms).`, {
           hint: 'Raise retry.totalTimeoutMs, or check why the object store is slow.',
@@ -192,10 +194,93 @@ export class S3ArtifactStore implements ArtifactStore {
       }
       throw this.toError(requests.firstError ?? error, multipart ? 'multipart upload' : 'PutObject', key);
     } finally {
-      if (!(body instanceof Uint8Array)) body.destroy();
+      await file?.close().catch(() => undefined);
     }
     options.onProgress?.(size);
     return { bytes: size, attempts: 1 + requests.retries, multipart };
+  }
+
+  /** A file up to `partSize`: read into one buffer (exactly `size` bytes), one `PutObject`. */
+  private async putObject(sdk: Sdk, requests: FileRequests, key: string, source: SourceFile): Promise<void> {
+    const body = await readRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
+    await requests.send(new sdk.s3.PutObjectCommand({ ...this.objectParams(key), Body: body, ContentLength: source.size }));
+  }
+
+  /**
+   * `CreateMultipartUpload`, then `queueSize` workers that each read the next part's byte range
+   * into their own buffer and upload it, then `CompleteMultipartUpload` with the parts in order.
+   * A part that fails for good (or an abort) stops the others through {@link FileRequests}; the
+   * caller aborts the multipart upload once this has returned or thrown, i.e. once every part
+   * has settled.
+   */
+  private async multipartUpload(
+    sdk: Sdk,
+    requests: FileRequests,
+    key: string,
+    source: SourceFile,
+    partSize: number,
+    onProgress: ((loaded: number) => void) | undefined,
+  ): Promise<void> {
+    const params = this.objectParams(key);
+    // What lib-storage and boto3 do: ask for a checksum of the whole object (CRC32 unless the
+    // extra args name another algorithm) when the SDK sends checksums at all.
+    const checksums = (await requests.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+    const checksumAlgorithm = params.ChecksumAlgorithm ?? (checksums ? sdk.s3.ChecksumAlgorithm.CRC32 : undefined);
+    await requests.send(new sdk.s3.CreateMultipartUploadCommand({ ...params, ...(checksumAlgorithm ? { ChecksumAlgorithm: checksumAlgorithm } : {}) }));
+    const uploadId = requests.uploadId;
+    if (!uploadId) throw new Error(`S3 CreateMultipartUpload of ${this.target(key)} returned no UploadId.`);
+    // The object-level parameters every later request of the upload must repeat.
+    const shared = pick(params, ['Bucket', 'Key', 'ExpectedBucketOwner', 'RequestPayer', 'SSECustomerAlgorithm', 'SSECustomerKey', 'SSECustomerKeyMD5']);
+
+    const count = Math.ceil(source.size / partSize);
+    const parts: ClientS3.CompletedPart[] = new Array<ClientS3.CompletedPart>(count);
+    let next = 0;
+    let loaded = 0;
+    const worker = async (): Promise<void> => {
+      let buffer: Buffer | undefined;
+      while (next < count && !requests.stopped) {
+        const index = next++;
+        const start = index * partSize;
+        const length = Math.min(partSize, source.size - start);
+        buffer ??= Buffer.allocUnsafe(partSize);
+        const body = await readRange(source, buffer, start, length);
+        if (requests.stopped) return;
+        const output = (await requests.send(
+          new sdk.s3.UploadPartCommand({
+            ...shared,
+            UploadId: uploadId,
+            PartNumber: index + 1,
+            Body: body,
+            ContentLength: length,
+            ...(params.ChecksumAlgorithm ? { ChecksumAlgorithm: params.ChecksumAlgorithm } : {}),
+          }),
+        )) as ClientS3.UploadPartCommandOutput;
+        if (!output.ETag) throw new Error(`S3 returned no ETag for part ${index + 1} of ${this.target(key)}.`);
+        parts[index] = {
+          PartNumber: index + 1,
+          ETag: output.ETag,
+          ...(output.ChecksumCRC32 ? { ChecksumCRC32: output.ChecksumCRC32 } : {}),
+          ...(output.ChecksumCRC32C ? { ChecksumCRC32C: output.ChecksumCRC32C } : {}),
+          ...(output.ChecksumCRC64NVME ? { ChecksumCRC64NVME: output.ChecksumCRC64NVME } : {}),
+          ...(output.ChecksumSHA1 ? { ChecksumSHA1: output.ChecksumSHA1 } : {}),
+          ...(output.ChecksumSHA256 ? { ChecksumSHA256: output.ChecksumSHA256 } : {}),
+        };
+        loaded += length;
+        onProgress?.(loaded);
+      }
+    };
+    const workers = Array.from({ length: Math.min(this.config.queueSize, count) }, () =>
+      worker().catch((error: unknown) => {
+        // A local read error stops the other parts as an S3 failure does.
+        requests.fail(error);
+        throw error;
+      }),
+    );
+    const settled = await Promise.allSettled(workers);
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (requests.stopped) throw abortError(requests.stopReason);
+    await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {
@@ -265,24 +350,25 @@ export class S3ArtifactStore implements ArtifactStore {
   }
 
   /**
-   * After a failed `done()` every part has settled and lib-storage has tried to abort the
-   * multipart upload. If that abort did not go through, try once more ourselves.
+   * After a failed multipart upload (every part has settled), aborts it on the bucket: once
+   * with the SDK's retries, and if that did not go through, once more.
    */
-  private async cleanUp(client: ClientS3.S3Client, sdk: Sdk, key: string, requests: FileRequests): Promise<void> {
-    if (!requests.uploadId || requests.completed || requests.abortedOnServer) return;
-    try {
-      await client.send(new sdk.s3.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: requests.uploadId, ...this.ownerParam() }));
-      requests.abortedOnServer = true;
-      this.logger.debug(`aborted the multipart upload of ${this.target(key)}`);
-    } catch (error) {
-      if ((error as { name?: string }).name === 'NoSuchUpload') {
-        requests.abortedOnServer = true;
+  private async cleanUp(sdk: Sdk, key: string, requests: FileRequests): Promise<void> {
+    for (let round = 0; round < 2; round++) {
+      if (!requests.uploadId || requests.completed || requests.abortedOnServer) return;
+      try {
+        await requests.send(new sdk.s3.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: requests.uploadId, ...this.ownerParam() }));
+        this.logger.debug(`aborted the multipart upload of ${this.target(key)}`);
         return;
+      } catch (error) {
+        if (requests.abortedOnServer) return;
+        if (round === 1) {
+          this.logger.warn(
+            `Could not abort the multipart upload ${requests.uploadId} of ${this.target(key)}; its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them.`,
+            { error: errorText(error) },
+          );
+        }
       }
-      this.logger.warn(
-        `Could not abort the multipart upload ${requests.uploadId} of ${this.target(key)}; its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them.`,
-        { error: errorText(error) },
-      );
     }
   }
 
@@ -413,7 +499,7 @@ export class S3ArtifactStore implements ArtifactStore {
  */
 export const s3StoreFactory: ArtifactStoreFactory = {
   schemes: ['s3'],
-  label: 's3: (written directly to the bucket; needs @aws-sdk/client-s3 and @aws-sdk/lib-storage)',
+  label: 's3: (written directly to the bucket; needs @aws-sdk/client-s3)',
   create(artifactUri: string, context: ArtifactStoreContext): ArtifactStore {
     return new S3ArtifactStore(artifactUri, { ...context.s3, retry: context.connection.retry, env: context.env, logger: context.logger });
   },
@@ -428,15 +514,48 @@ interface AwsErrorLike {
   $metadata?: { httpStatusCode?: number; attempts?: number };
 }
 
+/** The open source file of one upload. */
+interface SourceFile {
+  handle: FileHandle;
+  path: string;
+  /** Bytes to send: the size stat'ed before the upload, even if the file grows meanwhile. */
+  size: number;
+}
+
 /**
- * Wraps the shared client for one file: counts attempts (a middleware inside the SDK's retry
- * loop), stops every part as soon as one fails for good or the caller aborts (lib-storage
- * itself would keep uploading the rest of the file), and remembers the multipart upload id so
- * the upload can be aborted. Commands that create, complete or abort the multipart upload are
- * never cut off mid-flight: the server might act on them without us learning the outcome.
+ * Reads exactly `length` bytes at `position` into the start of `buffer` and returns that view.
+ * A file that shrank under us is a {@link LocalPathError}, not a short request S3 would refuse.
+ */
+async function readRange(source: SourceFile, buffer: Buffer, position: number, length: number): Promise<Buffer> {
+  let filled = 0;
+  while (filled < length) {
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await source.handle.read(buffer, filled, length - filled, position + filled));
+    } catch (error) {
+      throw toLocalPathError(error, source.path);
+    }
+    if (bytesRead === 0) {
+      throw new LocalPathError('PATH_UNREADABLE', source.path, `${source.path} shrank while it was being uploaded (${source.size} bytes expected, it ends at ${position + filled}).`, {
+        hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
+      });
+    }
+    filled += bytesRead;
+  }
+  return buffer.subarray(0, length);
+}
+
+/** The request header of each checksum S3 verifies against the body. */
+const CHECKSUM_HEADER = /^x-amz-checksum-(crc32|crc32c|crc64nvme|sha1|sha256)$/i;
+
+/**
+ * The requests of one file over the shared client: counts attempts (a middleware inside the
+ * SDK's retry loop), stops every part as soon as one fails for good or the caller aborts, and
+ * remembers the multipart upload id so the upload can be aborted. Commands that create,
+ * complete or abort the multipart upload are never cut off mid-flight: the server might act on
+ * them without us learning the outcome.
  */
 class FileRequests {
-  readonly client: ClientS3.S3Client;
   /** Retried requests over all commands of this file. */
   retries = 0;
   uploadId?: string;
@@ -448,26 +567,39 @@ class FileRequests {
 
   constructor(
     private readonly sdk: Sdk,
-    shared: ClientS3.S3Client,
+    readonly client: ClientS3.S3Client,
     private readonly options: { signal?: AbortSignal; onRetry: (event: RetryEvent) => void },
   ) {
     this.signal = combineSignals(options.signal, this.stop.signal)!;
-    // Inherits everything (config, middleware) from the shared client; only `send` differs.
-    const client = Object.create(shared) as ClientS3.S3Client;
-    Object.defineProperty(client, 'send', {
-      value: (command: S3Command, sendOptions?: { abortSignal?: AbortSignal }) => this.send(shared, command, sendOptions),
-    });
-    this.client = client;
   }
 
-  private async send(shared: ClientS3.S3Client, command: S3Command, sendOptions: { abortSignal?: AbortSignal } = {}): Promise<unknown> {
+  /** True once a request failed for good or the caller aborted: no new part may start. */
+  get stopped(): boolean {
+    return this.signal.aborted;
+  }
+
+  get stopReason(): unknown {
+    return this.signal.reason;
+  }
+
+  /** Stops the other parts of the file because of `error` (the first one wins). */
+  fail(error: unknown): void {
+    if (this.signal.aborted) return;
+    this.firstError ??= error;
+    this.stop.abort(error);
+  }
+
+  /** Sends one command of this file (any `@aws-sdk/client-s3` command; typed loosely as the SDK's per-command types do not unify). */
+  async send(sent: object): Promise<unknown> {
+    const command = sent as S3Command;
     const s3 = this.sdk.s3;
     this.countAttempts(command);
     const transfer = command instanceof s3.UploadPartCommand || command instanceof s3.PutObjectCommand;
+    if (transfer) unsignedWithChecksum(command);
     const isAbort = command instanceof s3.AbortMultipartUploadCommand;
     if (!isAbort && this.signal.aborted) throw abortError(this.signal.reason);
     try {
-      const output = await shared.send(command as ClientS3.PutObjectCommand, transfer ? { ...sendOptions, abortSignal: this.signal } : sendOptions);
+      const output = await this.client.send(command as ClientS3.PutObjectCommand, transfer ? { abortSignal: this.signal } : {});
       if (command instanceof s3.CreateMultipartUploadCommand) this.uploadId = (output as ClientS3.CreateMultipartUploadCommandOutput).UploadId;
       if (command instanceof s3.CompleteMultipartUploadCommand) this.completed = true;
       if (isAbort) this.abortedOnServer = true;
@@ -477,10 +609,7 @@ class FileRequests {
         if ((error as { name?: string }).name === 'NoSuchUpload') this.abortedOnServer = true;
         throw error;
       }
-      if (!this.signal.aborted) {
-        this.firstError ??= error;
-        this.stop.abort(error);
-      }
+      this.fail(error);
       throw error;
     }
   }
@@ -510,21 +639,39 @@ class FileRequests {
   }
 }
 
+/**
+ * Lets a body that carries a checksum S3 verifies (the flexible-checksums middleware has run:
+ * this sits after it in the build step) skip the SHA-256 payload hash of the signature, as the
+ * SDK does for every streamed body and boto3 does over TLS. The checksum, not the signature,
+ * guards the bytes; without a checksum the payload is still SHA-256 signed.
+ */
+function unsignedWithChecksum(command: S3Command): void {
+  command.middlewareStack.add(
+    (next) => async (args) => {
+      const request = args.request as { headers?: Record<string, string> };
+      if (request.headers && Object.keys(request.headers).some((name) => CHECKSUM_HEADER.test(name))) {
+        request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      }
+      return next(args);
+    },
+    { step: 'build', priority: 'low', name: 'artifactUploaderUnsignedWithChecksum', override: true },
+  );
+}
+
 function abortError(reason: unknown): Error {
   return Object.assign(new Error('Request aborted: the upload of this file was stopped.'), { name: 'AbortError', cause: reason });
 }
 
 // ───────────────────────────── SDK loading ─────────────────────────────
 
-/** The default loader: plain dynamic imports, left as-is by tsup in both builds. */
+/** The default loader: a plain dynamic import, left as-is by tsup in both builds. */
 async function importAwsSdk(): Promise<AwsSdkModules> {
-  const [clientS3, libStorage] = await Promise.all([import('@aws-sdk/client-s3'), import('@aws-sdk/lib-storage')]);
-  return { clientS3, libStorage };
+  return { clientS3: await import('@aws-sdk/client-s3') };
 }
 
 /**
  * Runs the loader and checks what it returned; a module that cannot be found becomes a
- * {@link MissingDependencyError} naming both packages and the install command.
+ * {@link MissingDependencyError} naming the package and the install command.
  */
 async function loadSdkModules(loader: AwsSdkLoader): Promise<Sdk> {
   let modules: AwsSdkModules;
@@ -535,13 +682,12 @@ async function loadSdkModules(loader: AwsSdkLoader): Promise<Sdk> {
     throw error;
   }
   const s3 = interop<ClientS3Module>(modules.clientS3, 'S3Client');
-  const storage = interop<LibStorageModule>(modules.libStorage, 'Upload');
-  if (!s3 || !storage) {
+  if (!s3 || typeof s3.UploadPartCommand !== 'function') {
     throw new MissingDependencyError([...S3_PEER_PACKAGES], 'Writing artifacts to an s3:// artifact root', {
-      hint: `The installed AWS SDK does not look like v3 (no ${!s3 ? 'S3Client' : 'Upload'} export). Install v3: npm install ${S3_PEER_PACKAGES.join(' ')}`,
+      hint: `The installed AWS SDK does not look like v3 (no S3Client export). Install v3: npm install ${S3_PEER_PACKAGES.join(' ')}`,
     });
   }
-  return { s3, storage };
+  return { s3 };
 }
 
 /** Accepts an ESM namespace or a CommonJS `module.exports` seen through `default`. */
@@ -612,6 +758,13 @@ function isResolvedRetry(retry: RetryOptions | ResolvedRetryOptions | undefined)
     typeof retry.timeoutMs === 'number' &&
     typeof retry.maxRetryAfterMs === 'number'
   );
+}
+
+/** The listed keys of `object` that are set. */
+function pick<T extends object, K extends keyof T>(object: T, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const key of keys) if (object[key] !== undefined) out[key] = object[key];
+  return out;
 }
 
 function operationMethod(operation: string): string {

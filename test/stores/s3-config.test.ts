@@ -151,7 +151,7 @@ describe('without the AWS SDK installed', () => {
       env: {},
       loadSdk: async () => {
         loads++;
-        throw moduleNotFound('@aws-sdk/lib-storage');
+        throw moduleNotFound('@aws-sdk/client-s3');
       },
     });
     expect(loads).toBe(0); // constructing the store imports nothing
@@ -159,9 +159,10 @@ describe('without the AWS SDK installed', () => {
     expect(error).toBeInstanceOf(MissingDependencyError);
     const e = error as MissingDependencyError;
     expect(e.code).toBe('MISSING_DEPENDENCY');
-    expect(e.packages).toEqual(['@aws-sdk/client-s3', '@aws-sdk/lib-storage']);
-    expect(e.message).toContain('s3:// artifact root needs @aws-sdk/client-s3 and @aws-sdk/lib-storage');
-    expect(e.hint).toBe('Install them: npm install @aws-sdk/client-s3 @aws-sdk/lib-storage');
+    // Only the client: the store drives multipart uploads itself, without @aws-sdk/lib-storage.
+    expect(e.packages).toEqual(['@aws-sdk/client-s3']);
+    expect(e.message).toContain('s3:// artifact root needs @aws-sdk/client-s3, which is not installed');
+    expect(e.hint).toBe('Install it: npm install @aws-sdk/client-s3');
     expect(loads).toBe(1);
   });
 
@@ -171,14 +172,14 @@ describe('without the AWS SDK installed', () => {
       loadSdk: async () => {
         const name = '@aws-sdk/not-installed-' + 'anywhere';
         const clientS3 = (await import(/* @vite-ignore */ name)) as object;
-        return { clientS3, libStorage: clientS3 };
+        return { clientS3 };
       },
     });
     await expect(store.list()).rejects.toBeInstanceOf(MissingDependencyError);
   });
 
   it('refuses a module that is not AWS SDK v3', async () => {
-    const store = new S3ArtifactStore('s3://bucket/root', { env: {}, loadSdk: async () => ({ clientS3: {}, libStorage: {} }) });
+    const store = new S3ArtifactStore('s3://bucket/root', { env: {}, loadSdk: async () => ({ clientS3: {} }) });
     const error = (await store.list().catch((e: unknown) => e)) as MissingDependencyError;
     expect(error).toBeInstanceOf(MissingDependencyError);
     expect(error.hint).toMatch(/does not look like v3/);

@@ -6,6 +6,7 @@
  * a cold `import mlflow` costs seconds, and the test budget is shared.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -227,7 +228,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
       body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>',
     };
     proxy.addRule({ match: isPart(3), ...internalError });
-    // lib-storage's own AbortMultipartUpload fails too (both attempts): the store's fallback abort must clean up.
+    // The first AbortMultipartUpload fails too (both attempts): the store's second try must clean up.
     const isAbortMpu = (r: { method: string; path: string }) => r.method === 'DELETE' && r.path.includes('uploadId=');
     proxy.addRule({ match: isAbortMpu, times: 2, ...internalError });
     const store = storeFor({ partSize: 5 * MiB, queueSize: 1, retry: { maxRetries: 1 } }, proxy.url);
@@ -240,6 +241,59 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(proxy.requests.filter(isAbortMpu).map((r) => r.status)).toEqual([500, 500, 204]);
     expect(await inProgressUploads(`${store.rootKey}/failed/`)).toEqual([]);
     expect(await store.list('failed')).toEqual([]);
+  });
+
+  it('sends the extra args with CreateMultipartUpload and PutObject, and S3 holds a CRC32 it verified', async () => {
+    const store = storeFor({
+      partSize: 5 * MiB,
+      queueSize: 3,
+      uploadExtraArgs: { Metadata: { stage: 'training' }, CacheControl: 'no-cache', ContentType: 'application/x-weights' },
+    });
+    const small = randomBytes(4096);
+    const smallPath = await writeLocal('extra/small.bin', small);
+    const progress: number[] = [];
+    expect(await store.uploadFile(bigPath, 'extra/big.bin', { onProgress: (n) => progress.push(n) })).toEqual({ bytes: big.length, attempts: 1, multipart: true });
+    expect(await store.uploadFile(smallPath, 'extra/small.bin')).toEqual({ bytes: small.length, attempts: 1, multipart: false });
+    expected['extra/big.bin'] = sha256(big);
+    expected['extra/small.bin'] = sha256(small);
+    // One report per part (in completion order, so only the running total is fixed), then the size.
+    expect(progress.length).toBe(4);
+    expect(progress.slice(0, 3).every((n, i, all) => i === 0 || n > all[i - 1]!)).toBe(true);
+    expect(progress.at(-1)).toBe(big.length);
+
+    const client = motoClient();
+    try {
+      const head = (name: string) => client.send(new HeadObjectCommand({ Bucket: store.bucket, Key: `${store.rootKey}/${name}`, ChecksumMode: 'ENABLED' }));
+      for (const name of ['extra/big.bin', 'extra/small.bin']) {
+        const h = await head(name);
+        expect([h.ContentType, h.CacheControl, h.Metadata], name).toEqual(['application/x-weights', 'no-cache', { stage: 'training' }]);
+      }
+      // The single PUT carried the CRC32 of the file's bytes, which S3 checked and kept.
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(small));
+      expect((await head('extra/small.bin')).ChecksumCRC32).toBe(crc.toString('base64'));
+      // The multipart object has the CRC32 of its three part checksums ("<crc>-3").
+      expect((await head('extra/big.bin')).ChecksumCRC32).toMatch(/^[A-Za-z0-9+/]{6}==(-3)?$/);
+    } finally {
+      client.destroy();
+    }
+  });
+
+  it('a deadline (retry.totalTimeoutMs) cuts off the parts in flight and aborts the multipart upload', async () => {
+    resetProxy();
+    proxy.addRule({ match: isPart(2), fault: 'stall', stallMs: 30_000 });
+    const store = storeFor({ partSize: 5 * MiB, queueSize: 1, retry: { maxRetries: 3, totalTimeoutMs: 1500 } }, proxy.url);
+    const started = Date.now();
+    const error = (await store.uploadFile(bigPath, 'deadline/big.bin').catch((e: unknown) => e)) as AbortedError;
+    expect(error).toBeInstanceOf(AbortedError);
+    expect(error.message).toMatch(/did not finish within retry\.totalTimeoutMs \(1500 ms\)/);
+    expect(error.hint).toMatch(/Raise retry\.totalTimeoutMs/);
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(proxy.requests.filter((r) => r.method === 'DELETE' && r.path.includes('uploadId='))).toHaveLength(1);
+    // Part 3 never started: the queue stopped with the deadline.
+    expect(proxy.requests.filter((r) => isPart(3)(r))).toHaveLength(0);
+    expect(await inProgressUploads(`${store.rootKey}/deadline/`)).toEqual([]);
+    expect(await store.list('deadline')).toEqual([]);
   });
 
   it('maps S3 refusals to typed errors with what to do, without retrying them, and never shows a credential', async () => {
@@ -364,6 +418,6 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
     const downloaded = await pythonArtifactHashes(mlflowDirectS3Server().url, run.runId, '', pythonEnv);
     expect(downloaded).toEqual(expected);
-    expect((await storeFor().list()).map((e) => e.path)).toEqual(['model', 'resolved.txt', 'small', 'types']);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['extra', 'model', 'resolved.txt', 'small', 'types']);
   });
 });
