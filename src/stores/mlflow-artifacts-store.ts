@@ -40,7 +40,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
-import { statSourceFile, throwIfAborted } from './source-file.js';
+import { readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile, throwIfAborted } from './source-file.js';
 
 const MiB = 1024 * 1024;
 /** MLflow's defaults (`mlflow/environment_variables.py`). */
@@ -149,7 +149,11 @@ export class MlflowArtifactsStore implements ArtifactStore {
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
     assertArtifactPath(artifactPath);
     throwIfAborted(options.signal);
-    const size = await statSourceFile(localPath, options.size, this.logger);
+    // A small file is read once, up front, and that buffer is what every attempt sends.
+    const { size, bytes } =
+      options.size !== undefined && options.size > SMALL_FILE_BYTES
+        ? { size: await statSourceFile(localPath, options.size, this.logger), bytes: undefined }
+        : await readSmallSourceFile(localPath, options.size, this.logger);
     const serverPath = joinArtifactPath(this.root, artifactPath);
     if (this.shouldTryMultipart(size, serverPath)) {
       const result = await this.uploadMultipart(localPath, serverPath, size, options);
@@ -157,7 +161,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
     }
     const { attempts } = await this.api.putFile(
       serverPath,
-      { localPath, size },
+      { localPath, size, ...(bytes ? { bytes } : {}) },
       { signal: options.signal, onProgress: options.onProgress, onRetry: options.onRetry },
     );
     return { bytes: size, attempts, multipart: false };
