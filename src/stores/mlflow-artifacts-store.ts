@@ -21,7 +21,7 @@ import {
 } from '../core/errors.js';
 import type { ErrorResponse, HttpClient } from '../core/http.js';
 import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
-import { combineSignals, type RetryEvent } from '../core/retry.js';
+import { combineSignals, RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
 import {
   assertArtifactPath,
   isMultipartUnsupportedError,
@@ -326,9 +326,11 @@ function partErrorMapper(label: string): (res: ErrorResponse) => HttpStatusError
     const hint =
       res.status === 403
         ? 'The object store refused the presigned URL: it may have expired or been signed for another host. Check that this machine reaches the store the server signs for (for S3, the server\'s MLFLOW_S3_ENDPOINT_URL) and that clocks agree.'
-        : res.status >= 500 || res.status === 429
-          ? 'The object store failed; the part was retried on its own.'
-          : undefined;
+        : RETRYABLE_STATUSES.has(res.status)
+          ? 'The object store failed; the part was retried on its own, as often as the retry policy allows.'
+          : res.status >= 500
+            ? 'The object store failed with a status that is not retried.'
+            : undefined;
     return new HttpStatusError(res.status, `PUT of ${label} to ${url} answered ${res.status}${code ? ` ${code}` : ''}: ${redact(detail) || '(empty body)'}`, {
       method: res.method,
       url,
