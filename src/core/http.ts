@@ -96,8 +96,7 @@ export interface HttpClientOptions {
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
-/** Read size of a streamed file body: 2 MiB measured ~8 % less client CPU per GiB than 1 MiB. */
-const FILE_CHUNK = 2 * 1024 * 1024;
+const FILE_CHUNK = 1024 * 1024;
 
 /**
  * A small HTTP client: {@link HttpClient.request} sends with retries, {@link HttpClient.send}

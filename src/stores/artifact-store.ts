@@ -134,8 +134,8 @@ export interface MultipartOptions {
    */
   chunkBytes?: number;
   /**
-   * Parts of one file in flight at once. Each streams from disk through a ~2 MiB buffer,
-   * so memory per file is a few MiB per part in flight, not `partConcurrency × chunkBytes`.
+   * Parts of one file in flight at once. Each streams from disk through a ~1 MiB buffer,
+   * so memory per file is about `partConcurrency` MiB, not `partConcurrency × chunkBytes`.
    * @default 4
    */
   partConcurrency?: number;

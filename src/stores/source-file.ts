@@ -46,7 +46,7 @@ const closeAsync = promisify(close);
 
 /**
  * Files up to this size are read into memory in one go by {@link readSmallSourceFile}
- * instead of being streamed: one read, smaller than the 2 MiB chunks of a streamed body.
+ * instead of being streamed: one read at most, like the 1 MiB chunks of a streamed body.
  */
 export const SMALL_FILE_BYTES = 1024 * 1024;
 
