@@ -8,7 +8,7 @@
  * @module
  */
 import { createReadStream, readFileSync } from 'node:fs';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Agent, request as undiciRequest, fetch as undiciFetch, type Dispatcher } from 'undici';
 import { LocalFileBlob } from './file-blob.js';
 import { AbortedError, ArtifactUploaderError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
@@ -158,7 +158,9 @@ export class HttpClient {
 
   /** Makes one attempt. Throws {@link NetworkError}, {@link RequestTimeoutError}, {@link AbortedError} or the mapped status error. */
   async send<T = unknown>(req: HttpRequest): Promise<HttpResponse<T>> {
-    const safeUrl = redactUrl(req.url);
+    // Redacting parses the URL: done only when a message needs it, not for every request.
+    let redacted: string | undefined;
+    const safeUrl = () => (redacted ??= redactUrl(req.url));
     if (req.signal?.aborted) throw new AbortedError(undefined, { cause: req.signal.reason });
     const idle = new IdleTimer(this.retry.timeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, idle.signal]) : idle.signal;
@@ -182,8 +184,10 @@ export class HttpClient {
     } catch (error) {
       idle.stop();
       if (body instanceof Readable) body.destroy();
-      throw this.translate(error, req, safeUrl, idle);
+      throw this.translate(error, req, safeUrl(), idle);
     }
+    // An in-memory body is handed over whole: once the server answers, all of it was sent.
+    if (length !== undefined && length > 0 && !(body instanceof Readable)) req.onUploadProgress?.(length);
 
     try {
       const responseHeaders = flattenHeaders(response.headers);
@@ -194,7 +198,7 @@ export class HttpClient {
           headers: responseHeaders,
           bodyText,
           method: req.method,
-          url: safeUrl,
+          url: safeUrl(),
           retryAfterMs: parseRetryAfter(responseHeaders['retry-after']),
         };
         throw (req.mapError ?? defaultMapError)(info);
@@ -211,11 +215,11 @@ export class HttpClient {
       const buffer = await readAll(response.body, idle);
       let parsed: unknown = buffer;
       if (type === 'text') parsed = buffer.toString('utf8');
-      if (type === 'json') parsed = parseJson(buffer, req.method, safeUrl);
+      if (type === 'json') parsed = parseJson(buffer, req.method, safeUrl());
       return { status: response.statusCode, headers: responseHeaders, body: parsed as T };
     } catch (error) {
       if (!response.body.destroyed) response.body.destroy();
-      throw this.translate(error, req, safeUrl, idle);
+      throw this.translate(error, req, safeUrl(), idle);
     } finally {
       idle.stop();
     }
@@ -314,17 +318,15 @@ function openBody(body: RequestBody | undefined, onProgress: (loaded: number) =>
   const start = body.start ?? 0;
   if (body.length === 0) return { body: Buffer.alloc(0), length: 0 };
   let loaded = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      loaded += chunk.length;
-      onProgress(loaded);
-      callback(null, chunk);
-    },
-  });
   const source = createReadStream(body.path, { start, end: start + body.length - 1, highWaterMark: FILE_CHUNK });
-  source.on('error', (error) => counter.destroy(error));
-  counter.on('close', () => source.destroy());
-  return { body: source.pipe(counter), length: body.length };
+  // Counted as undici takes each chunk, without a stream in between: the listener sees every
+  // chunk undici sees. `pause()` keeps it from flowing before undici listens (it resumes it).
+  source.on('data', (chunk: string | Buffer) => {
+    loaded += chunk.length;
+    onProgress(loaded);
+  });
+  source.pause();
+  return { body: source, length: body.length };
 }
 
 async function readAll(stream: Readable, idle: IdleTimer): Promise<Buffer> {

@@ -268,11 +268,12 @@ export class MlflowArtifactsApi {
   /**
    * Uploads one local file (or a byte range of it) to `serverPath` with a streamed PUT that
    * carries `Content-Length` (never chunked: see the interop notes in the docs). Retried under
-   * the client's policy; the file is re-opened for each attempt.
+   * the client's policy; the file is re-opened for each attempt, unless its `bytes` are given
+   * (a small file read once by the caller), which every attempt then sends.
    */
   async putFile(
     serverPath: string,
-    body: { localPath: string; size: number; contentType?: string },
+    body: { localPath: string; size: number; contentType?: string; bytes?: Uint8Array },
     options: ArtifactsCallOptions & { onProgress?: (loaded: number) => void } = {},
   ): Promise<{ attempts: number }> {
     assertArtifactPath(serverPath);
@@ -282,7 +283,7 @@ export class MlflowArtifactsApi {
         method: 'PUT',
         url: this.artifactUrl(serverPath),
         headers: { 'content-type': body.contentType ?? guessContentType(serverPath) },
-        body: { kind: 'file', path: body.localPath, start: 0, length: body.size },
+        body: body.bytes ?? { kind: 'file', path: body.localPath, start: 0, length: body.size },
         responseType: 'none',
         signal: options.signal,
         onUploadProgress: options.onProgress,

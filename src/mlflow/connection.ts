@@ -15,7 +15,7 @@ import { envBool, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, MlflowApiError } from '../core/errors.js';
 import { HttpClient, type ErrorResponse } from '../core/http.js';
 import { redact, redactingLogger, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
-import { resolveRetryOptions, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
+import { RETRYABLE_STATUSES, resolveRetryOptions, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
 import { VERSION } from '../version.js';
 import { defaultCredentialsPath, readMlflowCredentialsFile } from './credentials-file.js';
 
@@ -233,6 +233,10 @@ function mlflowHint(status: number, errorCode: string, endpoint: string, url: st
   const origin = safeOrigin(url);
   if (status === 401) return 'The server wants credentials: set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.';
   if (status === 403) return 'The credentials were accepted but lack permission for this experiment or run; ask for EDIT permission.';
+  const multipart = endpoint.startsWith('mlflow-artifacts/mpu/');
+  if (multipart && (status === 501 || errorCode === 'NOT_IMPLEMENTED' || (status === 404 && (errorCode.startsWith('HTTP_') || errorCode === 'ENDPOINT_NOT_FOUND')))) {
+    return "The server's artifact destination cannot do multipart upload (or the server is too old to have the route); send the file as a single PUT (multipart.enabled: false, or MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false). Not retried.";
+  }
   // A 404 without MLflow's JSON is the web server's, not MLflow's: wrong host or prefix.
   if (status === 404 && errorCode.startsWith('HTTP_')) {
     return `${origin} does not look like an MLflow tracking server (or it needs a --static-prefix in the tracking URI).`;
@@ -254,7 +258,9 @@ function mlflowHint(status: number, errorCode: string, endpoint: string, url: st
     return 'Artifact paths may not contain "#", "..", backslashes or be absolute; rename the file or pass another artifactPath.';
   }
   if (status === 413) return 'A proxy in front of MLflow limits the body size; raise its limit or enable multipart upload.';
-  if (status >= 500) return 'The server failed; the request was retried. Check the server logs.';
+  if (status === 501) return 'The server does not implement this request (an older MLflow, or a feature its configuration lacks). Not retried.';
+  if (RETRYABLE_STATUSES.has(status)) return 'The server failed, and was retried as often as the retry policy allows. Check the server logs.';
+  if (status >= 500) return 'The server failed with a status that is not retried. Check the server logs.';
   return undefined;
 }
 

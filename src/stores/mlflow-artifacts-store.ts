@@ -21,7 +21,7 @@ import {
 } from '../core/errors.js';
 import type { ErrorResponse, HttpClient } from '../core/http.js';
 import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
-import { combineSignals, type RetryEvent } from '../core/retry.js';
+import { combineSignals, RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
 import {
   assertArtifactPath,
   isMultipartUnsupportedError,
@@ -40,7 +40,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
-import { statSourceFile, throwIfAborted } from './source-file.js';
+import { readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile, throwIfAborted } from './source-file.js';
 
 const MiB = 1024 * 1024;
 /** MLflow's defaults (`mlflow/environment_variables.py`). */
@@ -149,7 +149,11 @@ export class MlflowArtifactsStore implements ArtifactStore {
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
     assertArtifactPath(artifactPath);
     throwIfAborted(options.signal);
-    const size = await statSourceFile(localPath, options.size, this.logger);
+    // A small file is read once, up front, and that buffer is what every attempt sends.
+    const { size, bytes } =
+      options.size !== undefined && options.size > SMALL_FILE_BYTES
+        ? { size: await statSourceFile(localPath, options.size, this.logger), bytes: undefined }
+        : await readSmallSourceFile(localPath, options.size, this.logger);
     const serverPath = joinArtifactPath(this.root, artifactPath);
     if (this.shouldTryMultipart(size, serverPath)) {
       const result = await this.uploadMultipart(localPath, serverPath, size, options);
@@ -157,7 +161,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
     }
     const { attempts } = await this.api.putFile(
       serverPath,
-      { localPath, size },
+      { localPath, size, ...(bytes ? { bytes } : {}) },
       { signal: options.signal, onProgress: options.onProgress, onRetry: options.onRetry },
     );
     return { bytes: size, attempts, multipart: false };
@@ -322,9 +326,11 @@ function partErrorMapper(label: string): (res: ErrorResponse) => HttpStatusError
     const hint =
       res.status === 403
         ? 'The object store refused the presigned URL: it may have expired or been signed for another host. Check that this machine reaches the store the server signs for (for S3, the server\'s MLFLOW_S3_ENDPOINT_URL) and that clocks agree.'
-        : res.status >= 500 || res.status === 429
-          ? 'The object store failed; the part was retried on its own.'
-          : undefined;
+        : RETRYABLE_STATUSES.has(res.status)
+          ? 'The object store failed; the part was retried on its own, as often as the retry policy allows.'
+          : res.status >= 500
+            ? 'The object store failed with a status that is not retried.'
+            : undefined;
     return new HttpStatusError(res.status, `PUT of ${label} to ${url} answered ${res.status}${code ? ` ${code}` : ''}: ${redact(detail) || '(empty body)'}`, {
       method: res.method,
       url,

@@ -10,6 +10,7 @@
 import { constants } from 'node:fs';
 import { access, readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, resolve, sep, isAbsolute } from 'node:path';
+import pLimit from 'p-limit';
 import { LocalPathError, type LocalPathErrorCode } from '../core/errors.js';
 import { artifactPathProblem, assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import { createGlobMatcher } from '../core/glob.js';
@@ -127,73 +128,67 @@ export async function planDirectory(dir: string, options: PlanDirectoryOptions =
     else files.push({ localPath, artifactPath, size });
   };
 
+  // What one entry found, applied in directory order once every entry of the walk is known, so
+  // the lists come out the same as a sequential walk while the stat calls run in parallel.
+  type Found = { file: [localPath: string, rel: string, size: number] } | { skip: SkippedPath } | { problem: Problem };
+  const io = pLimit(PLAN_IO_CONCURRENCY);
+
   // `ancestors` holds the real paths of the directories above (and including) `absDir`, to stop link loops.
-  const walk = async (absDir: string, relDir: string, realDir: string, ancestors: ReadonlySet<string>): Promise<void> => {
+  const walk = async (absDir: string, relDir: string, realDir: string, ancestors: ReadonlySet<string>): Promise<Found[]> => {
     let entries;
     try {
       entries = await readdir(absDir, { withFileTypes: true });
     } catch (error) {
-      problems.push({ code: 'PATH_UNREADABLE', path: relDir || '.', reason: `directory cannot be read (${(error as { code?: string }).code ?? 'error'})` });
-      return;
+      return [{ problem: { code: 'PATH_UNREADABLE', path: relDir || '.', reason: `directory cannot be read (${(error as { code?: string }).code ?? 'error'})` } }];
     }
     const undecodable = entries.some((e) => e.name.includes('\uFFFD')) ? await nonUtf8Names(absDir) : new Set<string>();
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    for (const entry of entries) {
+    const visit = async (entry: (typeof entries)[number]): Promise<Found[]> => {
       const rel = relDir ? `${relDir}/${entry.name}` : entry.name;
-      if (undecodable.has(entry.name)) {
-        problems.push({ code: 'INVALID_ARTIFACT_PATH', path: rel, reason: 'is not valid UTF-8' });
-        continue;
-      }
-      if (matchesAny(exclude, rel, entry.isDirectory())) {
-        skipped.push({ relativePath: rel, reason: 'excluded' });
-        continue;
-      }
+      if (undecodable.has(entry.name)) return [{ problem: { code: 'INVALID_ARTIFACT_PATH', path: rel, reason: 'is not valid UTF-8' } }];
+      if (matchesAny(exclude, rel, entry.isDirectory())) return [{ skip: { relativePath: rel, reason: 'excluded' } }];
       const full = join(absDir, entry.name);
       if (entry.isSymbolicLink()) {
-        if (!followSymlinks) {
-          skipped.push({ relativePath: rel, reason: 'symlink-not-followed' });
-          continue;
-        }
-        let target: string;
-        try {
-          target = await realpath(full);
-        } catch {
-          problems.push({ code: 'PATH_NOT_FOUND', path: rel, reason: 'is a symlink to a missing target' });
-          continue;
-        }
-        if (!isInside(rootReal, target)) {
-          problems.push({ code: 'SYMLINK_ESCAPES', path: rel, reason: `points outside the directory, to ${target}` });
-          continue;
-        }
-        const info = await stat(target);
+        if (!followSymlinks) return [{ skip: { relativePath: rel, reason: 'symlink-not-followed' } }];
+        const target = await io(() => realpath(full).catch(() => undefined));
+        if (target === undefined) return [{ problem: { code: 'PATH_NOT_FOUND', path: rel, reason: 'is a symlink to a missing target' } }];
+        if (!isInside(rootReal, target)) return [{ problem: { code: 'SYMLINK_ESCAPES', path: rel, reason: `points outside the directory, to ${target}` } }];
+        const info = await io(() => stat(target));
         if (info.isDirectory()) {
-          if (ancestors.has(target)) skipped.push({ relativePath: rel, reason: 'symlink-loop' });
-          else await walk(full, rel, target, new Set([...ancestors, target]));
-        } else if (info.isFile()) {
-          if (await readable(target)) addFile(full, rel, info.size);
-          else problems.push({ code: 'PATH_UNREADABLE', path: rel, reason: 'cannot be read (permission denied)' });
-        } else {
-          problems.push({ code: 'PATH_UNREADABLE', path: rel, reason: 'links to a special file (FIFO, socket or device), not a regular file' });
+          if (ancestors.has(target)) return [{ skip: { relativePath: rel, reason: 'symlink-loop' } }];
+          return walk(full, rel, target, new Set([...ancestors, target]));
         }
-      } else if (entry.isDirectory()) {
-        const real = join(realDir, entry.name);
-        await walk(full, rel, real, new Set([...ancestors, real]));
-      } else if (entry.isFile()) {
-        let size: number;
-        try {
-          size = (await stat(full)).size;
-        } catch (error) {
-          problems.push({ code: 'PATH_UNREADABLE', path: rel, reason: `cannot be read (${(error as { code?: string }).code ?? 'error'})` });
-          continue;
+        if (info.isFile()) {
+          if (await io(() => readable(target))) return [{ file: [full, rel, info.size] }];
+          return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'cannot be read (permission denied)' } }];
         }
-        if (await readable(full)) addFile(full, rel, size);
-        else problems.push({ code: 'PATH_UNREADABLE', path: rel, reason: 'cannot be read (permission denied)' });
-      } else {
-        problems.push({ code: 'PATH_UNREADABLE', path: rel, reason: 'is a special file (FIFO, socket or device), not a regular file' });
+        return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'links to a special file (FIFO, socket or device), not a regular file' } }];
       }
-    }
+      if (entry.isDirectory()) {
+        const real = join(realDir, entry.name);
+        return walk(full, rel, real, new Set([...ancestors, real]));
+      }
+      if (entry.isFile()) {
+        return io(async (): Promise<Found[]> => {
+          let size: number;
+          try {
+            size = (await stat(full)).size;
+          } catch (error) {
+            return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: `cannot be read (${(error as { code?: string }).code ?? 'error'})` } }];
+          }
+          if (await readable(full)) return [{ file: [full, rel, size] }];
+          return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'cannot be read (permission denied)' } }];
+        });
+      }
+      return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'is a special file (FIFO, socket or device), not a regular file' } }];
+    };
+    return (await Promise.all(entries.map(visit))).flat();
   };
-  await walk(directory, '', rootReal, new Set([rootReal]));
+  for (const found of await walk(directory, '', rootReal, new Set([rootReal]))) {
+    if ('file' in found) addFile(...found.file);
+    else if ('skip' in found) skipped.push(found.skip);
+    else problems.push(found.problem);
+  }
 
   if (problems.length > 0) throw planError(directory, prefix, problems);
   files.sort((a, b) => b.size - a.size || (a.artifactPath < b.artifactPath ? -1 : a.artifactPath > b.artifactPath ? 1 : 0));
@@ -201,34 +196,53 @@ export async function planDirectory(dir: string, options: PlanDirectoryOptions =
   return { directory, artifactPath: prefix, files, totalBytes, empty: files.length === 0, skipped };
 }
 
+/** File system calls of a plan in flight at once (stat and access of different files). */
+const PLAN_IO_CONCURRENCY = 32;
+
 /** The order problems are reported in: the most surprising first. */
 const PROBLEM_ORDER: Problem['code'][] = ['SYMLINK_ESCAPES', 'PATH_NOT_FOUND', 'PATH_UNREADABLE', 'INVALID_ARTIFACT_PATH'];
 
+/**
+ * One error for every problem found: its code and path are those of the most surprising kind
+ * (see {@link PROBLEM_ORDER}); its message lists each kind in that order, every offender named
+ * (ten per kind, then a count), and its hint says what to do about each kind.
+ */
 function planError(directory: string, prefix: string, problems: Problem[]): LocalPathError {
-  const code = PROBLEM_ORDER.find((c) => problems.some((p) => p.code === c))!;
-  const mine = problems.filter((p) => p.code === code);
-  const others = problems.length - mine.length;
-  const also = others > 0 ? ` ${others} other problem(s) were found too.` : '';
-  const list = mine
-    .slice(0, 10)
-    .map((p) => `${JSON.stringify(p.path)} ${p.reason}`)
-    .join('; ');
-  const more = mine.length > 10 ? ` (and ${mine.length - 10} more)` : '';
-  const what = {
-    INVALID_ARTIFACT_PATH: `${mine.length} file name(s) in ${directory} cannot be stored as MLflow artifacts${prefix ? ` (under ${prefix})` : ''}`,
-    SYMLINK_ESCAPES: `${mine.length} symlink(s) in ${directory} point outside it`,
-    PATH_NOT_FOUND: `${mine.length} symlink(s) in ${directory} are dangling`,
-    PATH_UNREADABLE: `${mine.length} path(s) in ${directory} cannot be uploaded`,
-  }[code];
-  const hint = {
+  const groups = PROBLEM_ORDER.map((code) => ({ code, mine: problems.filter((p) => p.code === code) })).filter((g) => g.mine.length > 0);
+  const what = (code: Problem['code'], n: number) =>
+    ({
+      INVALID_ARTIFACT_PATH: `${n} file name(s) in ${directory} cannot be stored as MLflow artifacts${prefix ? ` (under ${prefix})` : ''}`,
+      SYMLINK_ESCAPES: `${n} symlink(s) in ${directory} point outside it`,
+      PATH_NOT_FOUND: `${n} symlink(s) in ${directory} are dangling`,
+      PATH_UNREADABLE: `${n} path(s) in ${directory} cannot be uploaded`,
+    })[code];
+  const hints = {
     INVALID_ARTIFACT_PATH: 'Rename them (e.g. replace "#", "%", "\\" and control characters with "_") or exclude them.',
     SYMLINK_ESCAPES:
       'Uploading them would publish files from outside the directory. Replace the links with copies (cp -L), move their targets inside, or exclude them.',
     PATH_NOT_FOUND: 'Remove the broken links or exclude them.',
     PATH_UNREADABLE: 'Fix the permissions (chmod u+r), remove special files, or exclude them.',
-  }[code];
-  return new LocalPathError(code, join(directory, mine[0]!.path), `${what}: ${list}${more}. Nothing was uploaded.${also}`, { hint });
+  };
+  const sections = groups.map(({ code, mine }) => {
+    const list = mine
+      .slice(0, 10)
+      .map((p) => `${JSON.stringify(p.path)} ${p.reason}`)
+      .join('; ');
+    const more = mine.length > 10 ? ` (and ${mine.length - 10} more)` : '';
+    return `${what(code, mine.length)}: ${list}${more}.`;
+  });
+  const first = groups[0]!;
+  const hint = groups.length === 1 ? hints[first.code] : groups.map(({ code }) => `${LABELS[code]}: ${hints[code]}`).join(' ');
+  return new LocalPathError(first.code, join(directory, first.mine[0]!.path), `${sections.join(' ')} Nothing was uploaded.`, { hint });
 }
+
+/** How a hint names each kind of problem when several are listed. */
+const LABELS: Record<Problem['code'], string> = {
+  SYMLINK_ESCAPES: 'Escaping symlinks',
+  PATH_NOT_FOUND: 'Dangling symlinks',
+  PATH_UNREADABLE: 'Unreadable paths',
+  INVALID_ARTIFACT_PATH: 'Names',
+};
 
 function isInside(root: string, target: string): boolean {
   const rel = relative(root, target);

@@ -4,8 +4,9 @@
  *
  * @module
  */
-import { constants } from 'node:fs';
+import { close, constants, fstat, open, read } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { AbortedError, LocalPathError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 
@@ -36,6 +37,78 @@ export async function statSourceFile(localPath: string, expectedSize: number | u
     logger.warn(`${localPath} changed size since it was planned (${expectedSize} -> ${size} bytes); uploading its current content.`);
   }
   return size;
+}
+
+const openAsync = promisify(open);
+const fstatAsync = promisify(fstat);
+const readAsync = promisify(read);
+const closeAsync = promisify(close);
+
+/**
+ * Files up to this size are read into memory in one go by {@link readSmallSourceFile}
+ * instead of being streamed: one read at most, like the 1 MiB chunks of a streamed body.
+ */
+export const SMALL_FILE_BYTES = 1024 * 1024;
+
+/**
+ * Reads a small file whole, with the checks of {@link statSourceFile} and fewer file system
+ * calls (open, fstat, read, close instead of stat, access, then a stream's open, read and
+ * close). Returns the size, and the bytes unless the file is bigger than
+ * {@link SMALL_FILE_BYTES} (stream that one). Throws what {@link statSourceFile} throws.
+ *
+ * @example
+ * ```ts
+ * const { size, bytes } = await readSmallSourceFile('out/metrics.json', plannedSize, logger);
+ * await http.request({ method: 'PUT', url, body: bytes ?? { kind: 'file', path: 'out/metrics.json', length: size } });
+ * ```
+ */
+export async function readSmallSourceFile(
+  localPath: string,
+  expectedSize: number | undefined,
+  logger: Logger,
+): Promise<{ size: number; bytes?: Buffer }> {
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below as NOT_A_FILE).
+    fd = await openAsync(localPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch {
+    // statSourceFile names the problem (missing, unreadable, a socket, ...) as it always did.
+    return { size: await statSourceFile(localPath, expectedSize, logger) };
+  }
+  try {
+    let info;
+    try {
+      info = await fstatAsync(fd);
+    } catch (error) {
+      throw toLocalPathError(error, localPath);
+    }
+    if (!info.isFile()) {
+      throw new LocalPathError('NOT_A_FILE', localPath, `${localPath} is not a regular file.`, {
+        hint: 'Upload a directory with planDirectory + uploadPlannedFiles, or pass the path of a file.',
+      });
+    }
+    if (expectedSize !== undefined && expectedSize !== info.size) {
+      logger.warn(`${localPath} changed size since it was planned (${expectedSize} -> ${info.size} bytes); uploading its current content.`);
+    }
+    if (info.size > SMALL_FILE_BYTES) return { size: info.size };
+    const bytes = Buffer.allocUnsafe(info.size);
+    let filled = 0;
+    while (filled < bytes.length) {
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await readAsync(fd, bytes, filled, bytes.length - filled, filled));
+      } catch (error) {
+        throw toLocalPathError(error, localPath);
+      }
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    // A file that shrank after fstat is sent as it is now.
+    const body = filled === bytes.length ? bytes : bytes.subarray(0, filled);
+    return { size: body.length, bytes: body };
+  } finally {
+    await closeAsync(fd).catch(() => undefined);
+  }
 }
 
 /**

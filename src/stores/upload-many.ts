@@ -31,7 +31,7 @@ export interface FileUploadOutcome {
 export interface UploadPlannedFilesOptions {
   /**
    * Files in flight at once. Memory grows with it only by one ~1 MiB stream buffer per file
-   * (times the part concurrency for multipart files).
+   * (times the part concurrency for multipart files; a file of at most 1 MiB is held whole).
    * @default 8
    */
   concurrency?: number;

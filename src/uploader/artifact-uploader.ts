@@ -546,39 +546,47 @@ export class ArtifactUploader {
       artifactPath: planned.artifactPath,
       files: identities satisfies LocalFileIdentity[],
     });
-    const { value, joined } = await dedupeInFlight(key, async (): Promise<UploadResult> => {
-      const concurrency = this.opts.concurrency ?? config[this.stage].concurrency;
-      const ctx: TransferContext = { target, progress, signal, verify, concurrency };
-      let outcome: TransferOutcome;
-      try {
-        outcome = await (planned.transfer ?? ((c: TransferContext) => this.transferFiles(c, local.files)))(ctx);
-      } catch (error) {
-        // Archiving errors about the local side are programmer errors for the first caller too.
-        if (isArtifactUploaderError(error) && (error.name === 'LocalPathError' || error.name === 'InvalidArgumentError')) throw error;
-        return this.failedBeforeUpload(base, planned, signal?.aborted ? 'aborted' : 'upload-failed', error, started, progress, target);
-      }
-      progress.phase('done');
-      const durationMs = performance.now() - started;
-      return {
-        ...base,
-        status: outcome.status,
-        ...(outcome.reason ? { reason: outcome.reason } : {}),
-        runId: target.runId,
-        artifactUri: target.artifactUri,
-        files: outcome.files,
-        metrics: {
-          ...outcome.metrics,
-          filesSkipped: local.skippedFiles,
-          bytesSkipped: local.skippedBytes,
+    let deduped: { value: UploadResult; joined: boolean };
+    try {
+      deduped = await dedupeInFlight(key, async (): Promise<UploadResult> => {
+        const concurrency = this.opts.concurrency ?? config[this.stage].concurrency;
+        const ctx: TransferContext = { target, progress, signal, verify, concurrency };
+        let outcome: TransferOutcome;
+        try {
+          outcome = await (planned.transfer ?? ((c: TransferContext) => this.transferFiles(c, local.files)))(ctx);
+        } catch (error) {
+          // Archiving errors about the local side are programmer errors for the first caller too.
+          if (isArtifactUploaderError(error) && (error.name === 'LocalPathError' || error.name === 'InvalidArgumentError')) throw error;
+          return this.failedBeforeUpload(base, planned, signal?.aborted ? 'aborted' : 'upload-failed', error, started, progress, target);
+        }
+        progress.phase('done');
+        const durationMs = performance.now() - started;
+        return {
+          ...base,
+          status: outcome.status,
+          ...(outcome.reason ? { reason: outcome.reason } : {}),
+          runId: target.runId,
+          artifactUri: target.artifactUri,
+          files: outcome.files,
+          metrics: {
+            ...outcome.metrics,
+            filesSkipped: local.skippedFiles,
+            bytesSkipped: local.skippedBytes,
+            durationMs,
+            throughputBytesPerSec: throughput(outcome.metrics.bytesSent, durationMs),
+          },
+          verification: outcome.verification,
+          ...(outcome.error ? { error: outcome.error } : {}),
+          ...(outcome.manifest ? { manifest: outcome.manifest } : {}),
           durationMs,
-          throughputBytesPerSec: throughput(outcome.metrics.bytesSent, durationMs),
-        },
-        verification: outcome.verification,
-        ...(outcome.error ? { error: outcome.error } : {}),
-        ...(outcome.manifest ? { manifest: outcome.manifest } : {}),
-        durationMs,
-      };
-    });
+        };
+      }, signal ? { signal } : {});
+    } catch (error) {
+      // Only a caller that joined another's upload can be stopped here (by its own signal).
+      if (error instanceof AbortedError && signal?.aborted) return this.failedBeforeUpload(base, planned, 'aborted', error, started, progress, target);
+      throw error;
+    }
+    const { value, joined } = deduped;
     if (!joined) return value;
     progress.phase('done');
     return { ...value, deduplicated: true };

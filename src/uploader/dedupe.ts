@@ -11,6 +11,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { AbortedError } from '../core/errors.js';
 
 const MAP_KEY = Symbol.for('artifact-uploader.in-flight-uploads.v1');
 
@@ -64,16 +65,19 @@ export function identityKey(identity: UploadIdentity): string {
  * one instead. `joined` tells which happened. Registration is synchronous, so of two callers
  * that reach this point in the same tick the first always uploads.
  *
+ * A caller that joined stops waiting as soon as its own `signal` fires (an {@link AbortedError}
+ * rejects its call at once); the upload it joined goes on for the caller that started it.
+ *
  * @example
  * ```ts
- * const { value, joined } = await dedupeInFlight(identityKey(identity), () => upload());
+ * const { value, joined } = await dedupeInFlight(identityKey(identity), () => upload(), { signal });
  * ```
  * @internal
  */
-export async function dedupeInFlight<T>(key: string, fn: () => Promise<T>): Promise<{ value: T; joined: boolean }> {
+export async function dedupeInFlight<T>(key: string, fn: () => Promise<T>, options: { signal?: AbortSignal } = {}): Promise<{ value: T; joined: boolean }> {
   const map = inFlight();
   const existing = map.get(key) as Promise<T> | undefined;
-  if (existing) return { value: await existing, joined: true };
+  if (existing) return { value: await waitUnlessAborted(existing, options.signal), joined: true };
   const promise = fn();
   map.set(key, promise);
   try {
@@ -81,6 +85,27 @@ export async function dedupeInFlight<T>(key: string, fn: () => Promise<T>): Prom
   } finally {
     if (map.get(key) === promise) map.delete(key);
   }
+}
+
+/** `promise`, or an {@link AbortedError} as soon as `signal` fires, whichever comes first. */
+function waitUnlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
+  const aborted = () => new AbortedError('The upload was aborted while it waited for an identical upload in flight.', { cause: signal.reason });
+  if (signal.aborted) return Promise.reject(aborted());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(aborted());
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 /**

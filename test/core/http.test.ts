@@ -42,6 +42,23 @@ describe('HttpClient', () => {
     expect(progress.at(-1)).toBe(bytes.length);
   });
 
+  it('re-sends an in-memory body on retry and reports it as sent once the server answers', async () => {
+    const bytes = Buffer.from('small file, read once');
+    const s = await server((_req, res, i) => {
+      res.writeHead(i === 0 ? 503 : 200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    const http = new HttpClient({ retry });
+    const progress: number[] = [];
+    await http.request({ method: 'PUT', url: `${s.url}/x`, body: bytes, responseType: 'none', onUploadProgress: (n) => progress.push(n) });
+    expect(s.requests).toHaveLength(2);
+    for (const req of s.requests) {
+      expect(req.headers['content-length']).toBe(String(bytes.length));
+      expect(req.body.equals(bytes)).toBe(true);
+    }
+    expect(progress).toEqual([bytes.length, bytes.length]);
+  });
+
   it('sends a byte range of a file', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'au-http-'));
     const file = join(dir, 'data.bin');

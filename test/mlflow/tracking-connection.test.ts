@@ -84,4 +84,18 @@ describe('mlflowErrorMapper', () => {
     expect(map(500, '{}').hint).toMatch(/retried/);
     expect(map(418, '').hint).toBeUndefined();
   });
+
+  it('says "retried" only of the statuses the policy retries, and what a 501 on multipart means', () => {
+    const notSupported = JSON.stringify({ error_code: 'NOT_IMPLEMENTED', message: 'Multipart upload is not supported for the current artifact repository' });
+    for (const hint of [map(501, notSupported, 'mlflow-artifacts/mpu/create').hint, map(404, 'Not Found', 'mlflow-artifacts/mpu/create').hint]) {
+      expect(hint).toMatch(/cannot do multipart upload.*multipart\.enabled: false.*MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false.*Not retried/);
+      expect(hint).not.toMatch(/was retried/);
+    }
+    expect(map(501, '').hint).toMatch(/does not implement.*Not retried/);
+    for (const status of [500, 502, 503, 504]) expect(map(status, '{}').hint).toMatch(/was retried as often as the retry policy allows/);
+    for (const status of [505, 507]) {
+      expect(map(status, '{}').hint).toMatch(/not retried/);
+      expect(map(status, '{}').hint).not.toMatch(/was retried/);
+    }
+  });
 });

@@ -107,6 +107,40 @@ describe('planDirectory', () => {
     expect(error.message).toMatch(/"pipe" is a special file/);
   });
 
+  it('lists every kind of problem when several occur, grouped, the most surprising kind first', async () => {
+    const outside = tree({ 'secret.txt': 'x' });
+    const root = tree({ 'ok.txt': 'x', 'a#1.txt': 'x', 'deep/b%41.txt': 'x' });
+    symlinkSync(join(outside, 'secret.txt'), join(root, 'leak'));
+    symlinkSync('missing', join(root, 'dangling'));
+    execFileSync('mkfifo', [join(root, 'pipe')]);
+    const error = await planError(root);
+    // The code and path are the first group's, as before.
+    expect(error.code).toBe('SYMLINK_ESCAPES');
+    expect(error.path).toBe(join(root, 'leak'));
+    expect(error.message).toMatch(
+      /^1 symlink\(s\) .* point outside it: "leak" .*\. 1 symlink\(s\) .* are dangling: "dangling" .*\. 1 path\(s\) .* cannot be uploaded: "pipe" is a special file.*\. 2 file name\(s\) .* cannot be stored as MLflow artifacts: "a#1\.txt" .*; "deep\/b%41\.txt" .*\. Nothing was uploaded\./,
+    );
+    for (const part of ['Escaping symlinks: ', 'cp -L', 'Dangling symlinks: ', 'Unreadable paths: ', 'chmod', 'Names: ', 'Rename']) expect(error.hint).toContain(part);
+  });
+
+  it('plans a wide tree in parallel and lists it exactly as a sequential walk would', async () => {
+    const files: Record<string, number> = {};
+    for (let i = 0; i < 300; i++) files[`d${i % 7}/sub${i % 3}/f${String(i).padStart(3, '0')}.bin`] = i % 5;
+    const root = tree(files);
+    for (let i = 0; i < 3; i++) symlinkSync('missing', join(root, `d${i}`, `broken${i}`));
+    const error = await planError(root);
+    // Problems come in directory order (names sorted), like the skips and files.
+    expect([...error.message.matchAll(/"(d\d\/broken\d)"/g)].map((m) => m[1])).toEqual(['d0/broken0', 'd1/broken1', 'd2/broken2']);
+    for (let i = 0; i < 3; i++) execFileSync('rm', [join(root, `d${i}`, `broken${i}`)]);
+    const plan = await planDirectory(root, { exclude: ['sub1/'] });
+    const expected = Object.entries(files)
+      .filter(([rel]) => !rel.includes('/sub1/'))
+      .map(([rel, size]) => ({ artifactPath: rel, size }))
+      .sort((a, b) => b.size - a.size || (a.artifactPath < b.artifactPath ? -1 : 1));
+    expect(plan.files.map((f) => ({ artifactPath: f.artifactPath, size: f.size }))).toEqual(expected);
+    expect(plan.skipped.map((s) => s.relativePath)).toEqual([0, 1, 2, 3, 4, 5, 6].map((d) => `d${d}/sub1`));
+  });
+
   it.skipIf(process.getuid?.() === 0)('refuses unreadable files', async () => {
     const root = tree({ 'locked.bin': 3 });
     execFileSync('chmod', ['000', join(root, 'locked.bin')]);

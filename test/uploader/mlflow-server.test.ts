@@ -154,6 +154,69 @@ describeWithServers('ArtifactUploader on a real MLflow server', () => {
     expect(front.requests.filter((r) => r.path.includes('/mlflow/runs/get'))).toHaveLength(3);
   });
 
+  it('a caller that joined an in-flight upload stops at once on its own AbortSignal; the upload goes on for the first caller', async () => {
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    const { runId } = await serverRun(url);
+    const src = writeTree(scratch(), { 'shared.bin': Buffer.alloc(3000, 7) });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const gatedA = new ArtifactUploader({
+      stage: 'hpo',
+      runId,
+      trackingUri: front.url,
+      env: {},
+      resolveStore: (uri, o) => {
+        const real = resolveArtifactStore(uri, o);
+        return {
+          kind: real.kind,
+          artifactUri: real.artifactUri,
+          describe: () => real.describe(),
+          list: (d, opts) => real.list(d, opts),
+          uploadFile: async (l, p, opts) => {
+            entered();
+            await gate;
+            return real.uploadFile(l, p, opts);
+          },
+        };
+      },
+    });
+    let resolvedB!: () => void;
+    const bReady = new Promise<void>((resolve) => (resolvedB = resolve));
+    const b = new ArtifactUploader({
+      stage: 'hpo',
+      runId,
+      trackingUri: front.url,
+      env: {},
+      resolveStore: (uri, o) => {
+        resolvedB();
+        return resolveArtifactStore(uri, o);
+      },
+    });
+    const first = gatedA.uploadFile(join(src, 'shared.bin'), { artifactPath: 'shared' });
+    await inside;
+    const controller = new AbortController();
+    const second = b.uploadFile(join(src, 'shared.bin'), { artifactPath: 'shared', signal: controller.signal });
+    await bReady;
+    await new Promise((resolve) => setImmediate(resolve)); // B's remaining steps to the dedupe map are microtasks
+    // Without its own abort, B would wait here until A's upload settles (never: A is held).
+    controller.abort(new Error('caller gave up'));
+    const rb = await second;
+    expect(rb).toMatchObject({ status: 'failed', reason: 'aborted', files: [{ status: 'cancelled' }] });
+    expect(rb.deduplicated).toBeUndefined();
+    expect(rb.error?.name).toBe('AbortedError');
+    // A is still held: nothing was sent yet, and its upload is still in flight.
+    expect(front.requests.filter((r) => r.method === 'PUT')).toHaveLength(0);
+    expect(inFlightUploadCount()).toBe(1);
+    release();
+    expect(await first).toMatchObject({ status: 'uploaded', metrics: { bytesSent: 3000 } });
+    expect(front.requests.filter((r) => r.method === 'PUT' && r.path.endsWith('/shared/shared.bin'))).toHaveLength(1);
+    expect(b.stats()).toMatchObject({ operations: 1, failed: 1, deduplicated: 0, bytesSent: 0 });
+    expect(inFlightUploadCount()).toBe(0);
+  });
+
   it('a dry run makes no request at all', async () => {
     const { url } = mlflowServer();
     const front = await proxy(url);
