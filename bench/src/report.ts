@@ -74,7 +74,7 @@ export function renderTiming(results: BenchResults): string {
   const lines = [
     `run time: ${results.durationS} s`,
     `- start-up ${t.startupS} s, at once: servers ${t.serversS} s, build ${t.buildS} s, data and Python imports ${t.dataS} s`,
-    `- data written: ${t.dataWriteS ?? '?'} s in all; Python imports: ${t.freshPeers ? 'in every measurement (--fresh-peers)' : `${t.peerImportsS.length} fork servers, ${t.peerImportsS.join(' s, ')} s`}`,
+    `- Python imports: ${t.freshPeers ? 'in every measurement (--fresh-peers)' : `${t.peerImportsS.length} fork server${t.peerImportsS.length === 1 ? '' : 's'}, ${t.peerImportsS.join(' s, ')} s`}`,
   ];
   for (const s of results.scenarios) {
     lines.push(`- ${s.name}: ${s.durationS ?? '?'} s${s.measuredS !== undefined ? ` (measured ${s.measuredS} s, the rest set-up, sync and bookkeeping)` : s.error ? ' (failed)' : ''}`);
