@@ -38,6 +38,8 @@ export interface BenchResults {
     /** Each Python fork server's imports (none with --fresh-peers). */
     peerImportsS: number[];
     scenariosS: Record<string, number>;
+    /** Stopping the servers and the Python fork servers at the end. */
+    stopS?: number;
     freshPeers: boolean;
   };
   machine: {
@@ -136,8 +138,10 @@ export async function main(options: { root: string; argv: string[]; build?: Prom
   log(`artifact-uploader bench (${args.quick ? 'quick' : 'full'}), data in ${work}`);
 
   const build = timed(options.build ?? Promise.resolve());
+  build.catch(() => {}); // awaited with the servers below
   const servers = await startServers(join(work, 'servers'), wanted, log);
   const serversReady = timed(servers.ready);
+  serversReady.catch(() => {});
   const peers = new Peers(servers.python, join(root, 'bench', 'children', 'peer.py'), work, args.freshPeers);
   const data = new BenchData(join(work, 'data'));
   const cleanup = async () => {
@@ -187,6 +191,7 @@ export async function main(options: { root: string; argv: string[]; build?: Prom
     const upFront = args.quick ? scenarios : scenarios.slice(0, 1);
     const dataUpFront = timed(Promise.allSettled(upFront.map(prepare)));
     const versionsP = pythonVersions(servers.python);
+    versionsP.catch(() => {});
     const startupMs = await timed(Promise.all([serversReady, build, dataUpFront, versionsP]));
     versions = await versionsP;
     dist = (await import(pathToFileURL(join(root, 'dist', 'index.js')).href)) as Record<string, unknown>;
@@ -220,7 +225,9 @@ export async function main(options: { root: string; argv: string[]; build?: Prom
     timing.peerImportsS = peers.importMs.map(secs);
     timing.dataWriteS = secs(data.writeMs);
   } finally {
+    const stopping = Date.now();
     await Promise.all([servers.stop(), peers.stop()]);
+    if (timing) timing.stopS = secs(Date.now() - stopping);
     if (results.some((r) => r.error)) {
       // Keep the server logs of a failed scenario (bench/results/tmp/ is git-ignored).
       const keep = join(root, 'bench', 'results', 'tmp', `server-logs-${Date.now()}`);

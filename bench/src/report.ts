@@ -79,7 +79,8 @@ export function renderTiming(results: BenchResults): string {
   for (const s of results.scenarios) {
     lines.push(`- ${s.name}: ${s.durationS ?? '?'} s${s.measuredS !== undefined ? ` (measured ${s.measuredS} s, the rest set-up, sync and bookkeeping)` : s.error ? ' (failed)' : ''}`);
   }
-  const accounted = t.startupS + results.scenarios.reduce((sum, s) => sum + (s.durationS ?? 0), 0);
-  lines.push(`- other (bundling, Python versions, writing results): ${Math.max(0, Math.round((results.durationS - accounted) * 10) / 10)} s`);
+  lines.push(`- stopping the servers: ${t.stopS ?? '?'} s`);
+  const accounted = t.startupS + (t.stopS ?? 0) + results.scenarios.reduce((sum, s) => sum + (s.durationS ?? 0), 0);
+  lines.push(`- other (npm, bundling the bench, writing results): ${Math.max(0, Math.round((results.durationS - accounted) * 10) / 10)} s`);
   return `${lines.join('\n')}\n`;
 }
