@@ -136,7 +136,8 @@ export class PeerServer {
       // A child that hangs takes the whole server with it (the server leads its own group).
       const timer = setTimeout(() => this.kill(), timeoutMs);
       const seen = await this.readUntil((line) => line.startsWith('BENCH_EXIT ')).finally(() => clearTimeout(timer));
-      const code = Number(seen.at(-1)!.slice('BENCH_EXIT '.length));
+      // `BENCH_EXIT <status> <peak RSS KiB, from wait4>`
+      const [code, peakKiB] = seen.at(-1)!.slice('BENCH_EXIT '.length).split(' ').map(Number) as [number, number | undefined];
       const line = seen.find((l) => l.startsWith('BENCH_RESULT '));
       if (code !== 0 || !line) {
         throw new Error(`peer ${String(job.op)} (forked, ${this.profile}) exited with ${code}\n--- stderr ---\n${this.stderr}\n--- stdout ---\n${seen.join('\n').slice(-4000)}`);
@@ -144,7 +145,7 @@ export class PeerServer {
       const details = JSON.parse(line.slice('BENCH_RESULT '.length)) as Record<string, unknown>;
       if (typeof details.ms !== 'number') throw new Error(`peer ${String(job.op)} reported no ms: ${line}`);
       // A child that could not take over its parent's pages would report too low a peak.
-      const rss = typeof details.maxRssKiB === 'number' && details.rssUnknown === undefined ? { maxRssKiB: details.maxRssKiB } : {};
+      const rss = details.rssUnknown === undefined && peakKiB ? { maxRssKiB: peakKiB } : {};
       return { ms: details.ms, ...rss, details };
     });
     this.queue = result.catch(() => {});
