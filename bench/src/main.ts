@@ -3,13 +3,16 @@
  * runs each scenario with both sides as separate child processes, writes
  * bench/results/<date>.json and the table in docs/benchmarks.md.
  */
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem, type } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { BenchData } from './data.js';
 import { hasGnuTime } from './measure.js';
-import { renderDetails, renderMachine, renderTable } from './report.js';
+import { Peers } from './peers.js';
+import { renderDetails, renderMachine, renderTable, renderTiming } from './report.js';
 import { SCENARIOS, type BenchContext, type ScenarioResult } from './scenarios.js';
 import { startServers, type ServerName } from './servers.js';
 
@@ -19,6 +22,26 @@ export interface BenchResults {
   scale: number;
   rounds: number;
   durationS: number;
+  /**
+   * Where the run's wall time went, s. `startup` is the wall time until the first measurement;
+   * the servers, the build, the data and the Python imports within it ran at the same time,
+   * each given with its own duration. Scenarios: `durationS` and `measuredS` on each.
+   */
+  timing?: {
+    startupS: number;
+    serversS: number;
+    buildS: number;
+    /** Preparing the scenarios prepared up front: their data and Python imports, at once. */
+    dataS: number;
+    /** Writing every data set of the run (summed; some overlap). */
+    dataWriteS?: number;
+    /** Each Python fork server's imports (none with --fresh-peers). */
+    peerImportsS: number[];
+    scenariosS: Record<string, number>;
+    /** Stopping the servers and the Python fork servers at the end. */
+    stopS?: number;
+    freshPeers: boolean;
+  };
   machine: {
     cpuModel: string;
     cores: number;
@@ -43,10 +66,11 @@ interface Args {
   rounds: number;
   only?: Set<string>;
   writeDocs: boolean;
+  freshPeers: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, rounds: 3, writeDocs: true };
+  const args: Args = { quick: false, rounds: 3, writeDocs: true, freshPeers: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') args.quick = true;
@@ -55,6 +79,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--only') args.only = new Set(argv[++i]!.split(','));
     else if (a.startsWith('--only=')) args.only = new Set(a.slice('--only='.length).split(','));
     else if (a === '--no-docs') args.writeDocs = false;
+    else if (a === '--fresh-peers') args.freshPeers = true;
     else if (a === '--help' || a === '-h') {
       process.stdout.write(
         [
@@ -63,6 +88,9 @@ function parseArgs(argv: string[]): Args {
           '  --rounds N   rounds per comparison (default 3, at least 3 for the docs)',
           `  --only       scenarios: ${SCENARIOS.map((s) => s.name).join(', ')}`,
           '  --no-docs    do not touch docs/benchmarks.md',
+          '  --no-build   measure dist/ as it is (no `npm run build` when src/ is newer)',
+          '  --fresh-peers  a fresh Python process per measurement, not a fork of one that',
+          '               imported once (same figures, a slower run; for checking that)',
           '',
         ].join('\n'),
       );
@@ -74,7 +102,7 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-function pythonVersions(python: string): Record<string, string> {
+async function pythonVersions(python: string): Promise<Record<string, string>> {
   const script = `
 import json, sys, importlib.metadata as m
 out = {"python": sys.version.split()[0]}
@@ -82,34 +110,53 @@ for name in ("mlflow", "huggingface_hub", "boto3", "moto"):
     try: out[name] = m.version(name)
     except Exception: out[name] = "?"
 print(json.dumps(out))`;
-  return JSON.parse(execFileSync(python, ['-c', script], { encoding: 'utf8' }).trim()) as Record<string, string>;
+  const { stdout } = await promisify(execFile)(python, ['-c', script], { encoding: 'utf8' });
+  return JSON.parse(stdout.trim()) as Record<string, string>;
 }
 
-export async function main(options: { root: string; argv: string[] }): Promise<void> {
+/** Milliseconds until `promise` settles (its rejection is the caller's). */
+function timed(promise: Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  return promise.then(() => performance.now() - started);
+}
+
+const secs = (ms: number) => Math.round(ms / 100) / 10;
+
+/**
+ * @param options.build the `npm run build` that bench/run.mjs started (if dist/ was stale):
+ *   the servers start meanwhile; nothing is measured before it is done.
+ */
+export async function main(options: { root: string; argv: string[]; build?: Promise<unknown>; startedAt?: number }): Promise<void> {
   const args = parseArgs(options.argv);
   const { root } = options;
   const log = (line: string) => process.stderr.write(`${line}\n`);
-  const started = Date.now();
+  const started = options.startedAt ?? Date.now();
   const scenarios = SCENARIOS.filter((s) => !args.only || args.only.has(s.name));
   const wanted = new Set<ServerName>(scenarios.flatMap((s) => s.servers));
   const work = mkdtempSync(join(tmpdir(), 'au-bench-'));
   const loadAvg = loadavg().map((l) => l.toFixed(2));
   log(`artifact-uploader bench (${args.quick ? 'quick' : 'full'}), data in ${work}`);
 
+  const build = timed(options.build ?? Promise.resolve());
+  build.catch(() => {}); // awaited with the servers below
   const servers = await startServers(join(work, 'servers'), wanted, log);
+  const serversReady = timed(servers.ready);
+  serversReady.catch(() => {});
+  const peers = new Peers(servers.python, join(root, 'bench', 'children', 'peer.py'), work, args.freshPeers);
+  const data = new BenchData(join(work, 'data'));
   const cleanup = async () => {
-    await servers.stop();
+    await Promise.all([servers.stop(), peers.stop()]);
     rmSync(work, { recursive: true, force: true });
   };
   process.once('SIGINT', () => {
     void cleanup().then(() => process.exit(130));
   });
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
-  const dist = (await import(pathToFileURL(join(root, 'dist', 'index.js')).href)) as Record<string, unknown>;
+  let dist: Record<string, unknown> = {};
   const results: ScenarioResult[] = [];
   let versions: Record<string, string> = {};
+  let timing: NonNullable<BenchResults['timing']> | undefined;
   try {
-    versions = pythonVersions(servers.python);
     const ctx: BenchContext = {
       quick: args.quick,
       scale: args.quick ? 1 / 16 : 1,
@@ -123,21 +170,64 @@ export async function main(options: { root: string; argv: string[] }): Promise<v
         cli: join(root, 'dist', 'cli.js'),
         fakeHub: join(root, 'bench', '.cache', 'fake-hub-server.mjs'),
       },
+      data,
+      peers,
       log,
     };
+    // Start-up: servers, the build, the data and the Python imports all at once. A quick run
+    // prepares every scenario now (its data is small); a full run only the first, and each
+    // further one right before it runs (so gigabytes are not written hours ahead). Nothing is
+    // measured until all of it is done, so no measurement shares the machine with it.
+    const prepared = new Map<string, Promise<unknown>>();
+    const prepare = (scenario: (typeof scenarios)[number]) => {
+      let p = prepared.get(scenario.name);
+      if (!p) {
+        p = scenario.prepare(ctx);
+        p.catch(() => {});
+        prepared.set(scenario.name, p);
+      }
+      return p;
+    };
+    const upFront = args.quick ? scenarios : scenarios.slice(0, 1);
+    const dataUpFront = timed(Promise.allSettled(upFront.map(prepare)));
+    const versionsP = pythonVersions(servers.python);
+    versionsP.catch(() => {});
+    const startupMs = await timed(Promise.all([serversReady, build, dataUpFront, versionsP]));
+    versions = await versionsP;
+    dist = (await import(pathToFileURL(join(root, 'dist', 'index.js')).href)) as Record<string, unknown>;
+    timing = {
+      startupS: secs(startupMs),
+      serversS: secs(await serversReady),
+      buildS: secs(await build),
+      dataS: secs(await dataUpFront),
+      peerImportsS: peers.importMs.map(secs),
+      scenariosS: {},
+      freshPeers: args.freshPeers,
+    };
+    log(`start-up ${timing.startupS} s (at once: servers ${timing.serversS} s, build ${timing.buildS} s, data and Python imports ${timing.dataS} s)`);
     for (const scenario of scenarios) {
       log(`\n== ${scenario.name}`);
       const t0 = Date.now();
+      let result: ScenarioResult;
       try {
-        results.push(await scenario.run(ctx));
+        await prepare(scenario);
+        result = await scenario.run(ctx);
+        result.measuredS = secs(Object.values(result.sides).reduce((sum, side) => sum + side.ms.reduce((a, b) => a + b, 0), 0));
       } catch (error) {
         log(`!! ${scenario.name} failed: ${(error as Error).stack ?? String(error)}`);
-        results.push({ name: scenario.name, title: scenario.name, workload: '', server: '', sides: {}, checks: [], notes: [], error: (error as Error).message });
+        result = { name: scenario.name, title: scenario.name, workload: '', server: '', sides: {}, checks: [], notes: [], error: (error as Error).message };
       }
-      log(`   (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      result.durationS = secs(Date.now() - t0);
+      timing.scenariosS[scenario.name] = result.durationS;
+      results.push(result);
+      log(`   (${result.durationS} s${result.measuredS !== undefined ? `, of which measured ${result.measuredS} s` : ''})`);
     }
+    timing.peerImportsS = peers.importMs.map(secs);
+    timing.dataWriteS = secs(data.writeMs);
   } finally {
-    await servers.stop();
+    const stopping = Date.now();
+    await Promise.all([servers.stop(), peers.stop()]);
+    if (timing) timing.stopS = secs(Date.now() - stopping);
     if (results.some((r) => r.error)) {
       // Keep the server logs of a failed scenario (bench/results/tmp/ is git-ignored).
       const keep = join(root, 'bench', 'results', 'tmp', `server-logs-${Date.now()}`);
@@ -155,6 +245,7 @@ export async function main(options: { root: string; argv: string[] }): Promise<v
     scale: args.quick ? 1 / 16 : 1,
     rounds: args.rounds,
     durationS: Math.round((Date.now() - started) / 1000),
+    ...(timing ? { timing } : {}),
     machine: {
       cpuModel: cpus()[0]?.model.trim() ?? '?',
       cores: cpus().length,
@@ -169,7 +260,7 @@ export async function main(options: { root: string; argv: string[] }): Promise<v
       moto: versions.moto ?? '?',
       package: pkg.version,
       ourApi: typeof dist.ArtifactUploader === 'function' ? 'ArtifactUploader (dist/)' : 'stores layer (dist/; ArtifactUploader not built yet)',
-      rssSource: (await hasGnuTime()) ? 'GNU time (%M)' : "the child's process.resourceUsage().maxRSS",
+      rssSource: `${(await hasGnuTime()) ? 'GNU time (%M)' : "the child's process.resourceUsage().maxRSS"}${args.freshPeers ? '' : '; Python peers: getrusage() in the forked child'}`,
     },
     scenarios: results,
   };
@@ -179,7 +270,7 @@ export async function main(options: { root: string; argv: string[] }): Promise<v
   writeFileSync(file, `${JSON.stringify(bench, null, 2)}\n`);
 
   const table = renderTable(bench);
-  process.stdout.write(`\n${renderMachine(bench)}\n\n${table}\n\n${renderDetails(bench)}\n\nresults: ${file} (${bench.durationS} s)\n`);
+  process.stdout.write(`\n${renderMachine(bench)}\n\n${table}\n\n${renderDetails(bench)}\n\n${renderTiming(bench)}\nresults: ${file} (${bench.durationS} s)\n`);
   if (args.writeDocs && !args.only) writeDocs(join(root, 'docs', 'benchmarks.md'), bench, table);
 }
 

@@ -4,10 +4,11 @@
  * what is measured), and the process's peak RSS from `/usr/bin/time -v`-style accounting
  * (GNU time's `%M`), else from the child's own `process.resourceUsage().maxRSS`.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 const GNU_TIME = '/usr/bin/time';
 
@@ -91,6 +92,82 @@ export async function runChild(command: string, args: string[], options: RunChil
   else if (typeof details.ms === 'number') ms = details.ms;
   else throw new Error(`${command} did not report BENCH_RESULT {"ms": ...}\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`);
   return { ms, ...(maxRssKiB !== undefined ? { maxRssKiB } : {}), details };
+}
+
+/**
+ * A Python fork server (`bench/children/peer.py --serve PROFILE`): one long-lived process that
+ * did the imports of a profile's jobs once, with the environment those jobs run in (some
+ * libraries read their settings at import), and forks a fresh child per job. Each measurement
+ * still runs in its own process with its own peak RSS (reported by the child); only the
+ * imports, which no figure counts, are no longer repeated.
+ */
+export class PeerServer {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly lines: AsyncIterator<string>;
+  private stderr = '';
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Resolves once the imports are done (`BENCH_READY`). */
+  readonly ready: Promise<void>;
+
+  constructor(python: string, script: string, readonly profile: string, env: Record<string, string>, cwd: string) {
+    this.child = spawn(python, [script, '--serve', profile], { env: { ...cleanEnv(), ...env }, cwd, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    this.child.stderr.on('data', (c: Buffer) => (this.stderr = (this.stderr + c.toString()).slice(-20_000)));
+    this.lines = createInterface({ input: this.child.stdout })[Symbol.asyncIterator]();
+    this.ready = this.readUntil((line) => line === 'BENCH_READY').then(() => undefined);
+    this.ready.catch(() => {});
+  }
+
+  private async readUntil(done: (line: string) => boolean): Promise<string[]> {
+    const seen: string[] = [];
+    for (;;) {
+      const next = await this.lines.next();
+      if (next.done) throw new Error(`peer server (${this.profile}) exited with ${this.child.exitCode ?? this.child.signalCode}\n--- stderr ---\n${this.stderr}\n--- stdout ---\n${seen.join('\n').slice(-4000)}`);
+      seen.push(next.value);
+      if (done(next.value)) return seen;
+    }
+  }
+
+  /** Runs one job in a forked child; jobs queue up, one child at a time. */
+  run(job: Record<string, unknown>, timeoutMs = 15 * 60_000): Promise<Measurement> {
+    const result = this.queue.then(async () => {
+      await this.ready;
+      this.stderr = '';
+      this.child.stdin.write(`${JSON.stringify(job)}\n`);
+      // A child that hangs takes the whole server with it (the server leads its own group).
+      const timer = setTimeout(() => this.kill(), timeoutMs);
+      const seen = await this.readUntil((line) => line.startsWith('BENCH_EXIT ')).finally(() => clearTimeout(timer));
+      // `BENCH_EXIT <status> <peak RSS KiB, from wait4>`
+      const [code, peakKiB] = seen.at(-1)!.slice('BENCH_EXIT '.length).split(' ').map(Number) as [number, number | undefined];
+      const line = seen.find((l) => l.startsWith('BENCH_RESULT '));
+      if (code !== 0 || !line) {
+        throw new Error(`peer ${String(job.op)} (forked, ${this.profile}) exited with ${code}\n--- stderr ---\n${this.stderr}\n--- stdout ---\n${seen.join('\n').slice(-4000)}`);
+      }
+      const details = JSON.parse(line.slice('BENCH_RESULT '.length)) as Record<string, unknown>;
+      if (typeof details.ms !== 'number') throw new Error(`peer ${String(job.op)} reported no ms: ${line}`);
+      // A child that could not take over its parent's pages would report too low a peak.
+      const rss = details.rssUnknown === undefined && peakKiB ? { maxRssKiB: peakKiB } : {};
+      return { ms: details.ms, ...rss, details };
+    });
+    this.queue = result.catch(() => {});
+    return result;
+  }
+
+  private kill(): void {
+    try {
+      process.kill(-this.child.pid!, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.stdin.end();
+    const timer = setTimeout(() => this.kill(), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
 }
 
 /**

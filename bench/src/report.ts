@@ -66,3 +66,21 @@ export function renderDetails(results: BenchResults): string {
   }
   return out.join('\n');
 }
+
+/** Where the run's wall time went (console only). */
+export function renderTiming(results: BenchResults): string {
+  const t = results.timing;
+  if (!t) return `run time: ${results.durationS} s\n`;
+  const lines = [
+    `run time: ${results.durationS} s`,
+    `- start-up ${t.startupS} s, at once: servers ${t.serversS} s, build ${t.buildS} s, data and Python imports ${t.dataS} s`,
+    `- Python imports: ${t.freshPeers ? 'in every measurement (--fresh-peers)' : `${t.peerImportsS.length} fork server${t.peerImportsS.length === 1 ? '' : 's'}, ${t.peerImportsS.join(' s, ')} s`}`,
+  ];
+  for (const s of results.scenarios) {
+    lines.push(`- ${s.name}: ${s.durationS ?? '?'} s${s.measuredS !== undefined ? ` (measured ${s.measuredS} s, the rest set-up, sync and bookkeeping)` : s.error ? ' (failed)' : ''}`);
+  }
+  lines.push(`- stopping the servers: ${t.stopS ?? '?'} s`);
+  const accounted = t.startupS + (t.stopS ?? 0) + results.scenarios.reduce((sum, s) => sum + (s.durationS ?? 0), 0);
+  lines.push(`- other (npm, bundling the bench, writing results): ${Math.max(0, Math.round((results.durationS - accounted) * 10) / 10)} s`);
+  return `${lines.join('\n')}\n`;
+}

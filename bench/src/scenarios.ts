@@ -5,8 +5,9 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { compareSides, ratio, type RatioStats, type Side, type SideResult } from './compare.js';
-import { GiB, KiB, MiB, writeCheckpoint, writeHubModel, writeManySmall, writeRandomFile } from './data.js';
+import { GiB, KiB, MiB, type BenchData } from './data.js';
 import { runChild, type Measurement } from './measure.js';
+import type { PeerProfile, Peers } from './peers.js';
 import { createRun, removeRunArtifacts, resetMoto, startFakeHubProcess, type BenchServers, type MlflowServer, type ServerName } from './servers.js';
 
 export interface BenchContext {
@@ -19,6 +20,10 @@ export interface BenchContext {
   work: string;
   python: string;
   scripts: { ours: string; peer: string; cli: string; fakeHub: string };
+  /** The data sets, made once (and shared where two scenarios use the same one). */
+  data: BenchData;
+  /** Runs Python peer jobs (forked from a fork server, or a fresh process with --fresh-peers). */
+  peers: Peers;
   log(line: string): void;
 }
 
@@ -36,12 +41,22 @@ export interface ScenarioResult {
   checks: Check[];
   notes: string[];
   error?: string;
+  /** Wall time of the scenario in this run, s (measurements, set-up and bookkeeping). */
+  durationS?: number;
+  /** Of which the measured operations, s (sum over every side and round). */
+  measuredS?: number;
 }
 
 export interface Scenario {
   name: string;
   /** Servers it needs (started once for the whole bench). */
   servers: ServerName[];
+  /**
+   * Starts what the scenario needs before its first measurement (data, the Python imports of
+   * its peer); resolves when all of it is ready. May run while the servers start (their
+   * addresses and env are known, they may not answer yet) and is called at most once.
+   */
+  prepare(ctx: BenchContext): Promise<unknown>;
   run(ctx: BenchContext): Promise<ScenarioResult>;
 }
 
@@ -52,9 +67,22 @@ function ours(ctx: BenchContext, job: Record<string, unknown>, env: Record<strin
   return runChild(process.execPath, [ctx.scripts.ours, JSON.stringify(job)], { env, cwd: ctx.work });
 }
 
-function peer(ctx: BenchContext, job: Record<string, unknown>, env: Record<string, string> = {}): Promise<Measurement> {
-  return runChild(ctx.python, [ctx.scripts.peer, JSON.stringify(job)], { env: { PYTHONUNBUFFERED: '1', ...env }, cwd: ctx.work });
+function peer(ctx: BenchContext, profile: PeerProfile, job: Record<string, unknown>, env: Record<string, string> = {}): Promise<Measurement> {
+  return ctx.peers.run(profile, env, job);
 }
+
+/** The 1 GiB file (`weights.bin`) of single-1g, single-1g-s3 and mpu-1g: one copy for all three. */
+const oneFile = (ctx: BenchContext) => ctx.data.randomFile('weights-1g', 'weights.bin', sized(ctx, GiB));
+const manySmallCount = (ctx: BenchContext) => Math.max(10, Math.round(2000 * ctx.scale));
+/** The 32 KiB files of many-small and many-small-s3. */
+const manySmallDir = (ctx: BenchContext) => ctx.data.manySmall('many-small', manySmallCount(ctx), 32 * KiB);
+const mpuEnv = (ctx: BenchContext) => ({
+  ...ctx.servers.s3!.env,
+  // Both sides read MLflow's multipart env vars; the threshold is halved so --quick still goes multipart.
+  MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD: 'true',
+  MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE: String(Math.floor(sized(ctx, GiB) / 2)),
+});
+const hubEnv = (ctx: BenchContext) => ({ HF_HUB_DISABLE_XET: '1', HF_HUB_DISABLE_TELEMETRY: '1', HF_HUB_DISABLE_PROGRESS_BARS: '1', HF_HOME: join(ctx.work, 'hf-home') });
 
 /** A fresh run for each measurement; its stored bytes are removed right after. */
 async function withRun(ctx: BenchContext, server: MlflowServer, fn: (runId: string) => Promise<Measurement>): Promise<Measurement> {
@@ -77,14 +105,14 @@ function singleFile(name: string, serverName: 'plain' | 'direct'): Scenario {
   return {
     name,
     servers: [serverName],
+    prepare: (ctx) => Promise.all([oneFile(ctx), ctx.peers.warm('mlflow', ctx.servers[serverName]!.env)]),
     async run(ctx) {
       const server = ctx.servers[serverName]!;
       const size = sized(ctx, GiB);
-      const file = join(ctx.work, name, 'weights.bin');
-      writeRandomFile(file, size);
+      const file = await oneFile(ctx);
       const sides: Side[] = [
         { key: 'ours', label: 'ArtifactUploader.uploadFile', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'file', trackingUri: server.url, runId, path: file }, server.env)) },
-        { key: 'python', label: 'MlflowClient().log_artifact', run: () => withRun(ctx, server, (runId) => peer(ctx, { op: 'log_artifact', trackingUri: server.url, runId, path: file }, server.env)) },
+        { key: 'python', label: 'MlflowClient().log_artifact', run: () => withRun(ctx, server, (runId) => peer(ctx, 'mlflow', { op: 'log_artifact', trackingUri: server.url, runId, path: file }, server.env)) },
       ];
       if (serverName === 'plain') {
         sides.push({
@@ -96,7 +124,7 @@ function singleFile(name: string, serverName: 'plain' | 'direct'): Scenario {
             ),
         });
       }
-      const results = await compareSides(sides, ctx.rounds, ctx.log).finally(() => rmSync(join(ctx.work, name), { recursive: true, force: true }));
+      const results = await compareSides(sides, ctx.rounds, ctx.log);
       const checks: Check[] =
         serverName === 'plain'
           ? [ratioCheck(results, 'python', 1.2), ratioCheck(results, 'curl', 0.9)]
@@ -120,16 +148,16 @@ function manySmall(name: string, serverName: 'plain' | 'direct'): Scenario {
   return {
     name,
     servers: [serverName],
+    prepare: (ctx) => Promise.all([manySmallDir(ctx), ctx.peers.warm('mlflow', ctx.servers[serverName]!.env)]),
     async run(ctx) {
       const server = ctx.servers[serverName]!;
-      const count = Math.max(10, Math.round(2000 * ctx.scale));
-      const dir = join(ctx.work, name);
-      writeManySmall(dir, count, 32 * KiB);
+      const count = manySmallCount(ctx);
+      const dir = await manySmallDir(ctx);
       const sides: Side[] = [
         { key: 'ours', label: 'ArtifactUploader.uploadDirectory', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'dir', trackingUri: server.url, runId, path: dir, artifactPath: 'data' }, server.env)) },
-        { key: 'python', label: 'MlflowClient().log_artifacts', run: () => withRun(ctx, server, (runId) => peer(ctx, { op: 'log_artifacts', trackingUri: server.url, runId, path: dir, artifactPath: 'data' }, server.env)) },
+        { key: 'python', label: 'MlflowClient().log_artifacts', run: () => withRun(ctx, server, (runId) => peer(ctx, 'mlflow', { op: 'log_artifacts', trackingUri: server.url, runId, path: dir, artifactPath: 'data' }, server.env)) },
       ];
-      const results = await compareSides(sides, ctx.rounds, ctx.log).finally(() => rmSync(dir, { recursive: true, force: true }));
+      const results = await compareSides(sides, ctx.rounds, ctx.log);
       return {
         name,
         title: serverName === 'plain' ? 'many small files, proxied' : 'many small files, direct s3://',
@@ -147,25 +175,20 @@ function manySmall(name: string, serverName: 'plain' | 'direct'): Scenario {
 const mpu1g: Scenario = {
   name: 'mpu-1g',
   servers: ['s3'],
+  prepare: (ctx) => Promise.all([oneFile(ctx), ctx.peers.warm('mlflow', mpuEnv(ctx))]),
   async run(ctx) {
     const server = ctx.servers.s3!;
     const size = sized(ctx, GiB);
-    const file = join(ctx.work, 'mpu', 'weights.bin');
-    writeRandomFile(file, size);
-    // Both sides read MLflow's multipart env vars; the threshold is halved so --quick still goes multipart.
-    const env = {
-      ...server.env,
-      MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD: 'true',
-      MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE: String(Math.floor(size / 2)),
-    };
+    const file = await oneFile(ctx);
+    const env = mpuEnv(ctx);
     const results = await compareSides(
       [
         { key: 'ours', label: 'ArtifactUploader.uploadFile (multipart)', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'file', trackingUri: server.url, runId, path: file }, env)) },
-        { key: 'python', label: 'log_artifact, MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true', run: () => withRun(ctx, server, (runId) => peer(ctx, { op: 'log_artifact', trackingUri: server.url, runId, path: file }, env)) },
+        { key: 'python', label: 'log_artifact, MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=true', run: () => withRun(ctx, server, (runId) => peer(ctx, 'mlflow', { op: 'log_artifact', trackingUri: server.url, runId, path: file }, env)) },
       ],
       ctx.rounds,
       ctx.log,
-    ).finally(() => rmSync(join(ctx.work, 'mpu'), { recursive: true, force: true }));
+    );
     const notes = results.ours!.details.multipart === false ? ['our side did NOT go multipart'] : [];
     return {
       name: 'mpu-1g',
@@ -183,29 +206,28 @@ const mpu1g: Scenario = {
 const rss2g: Scenario = {
   name: 'rss-2g',
   servers: ['plain'],
+  // The upload's file is written first and removed before the checkpoint is (a full run would
+  // otherwise hold 4 GiB at once); a quick run makes both up front.
+  prepare: (ctx) => (ctx.quick ? Promise.all([rssFile(ctx), rssCheckpoint(ctx)]) : rssFile(ctx)),
   async run(ctx) {
     const server = ctx.servers.plain!;
     const size = sized(ctx, 2 * GiB);
-    const dir = join(ctx.work, 'rss');
-    const file = join(dir, 'big.bin');
     let upload: Record<string, SideResult>;
     let archive: Record<string, SideResult>;
     try {
-      writeRandomFile(file, size);
+      const file = await rssFile(ctx);
       upload = await compareSides(
         [{ key: 'ours', label: 'ArtifactUploader.uploadFile', run: () => withRun(ctx, server, (runId) => ours(ctx, { op: 'file', trackingUri: server.url, runId, path: file })) }],
         1,
         ctx.log,
       );
-      rmSync(file, { force: true });
-      writeCheckpoint(join(dir, 'checkpoint'), size);
-      archive = await compareSides(
-        [{ key: 'ours', label: 'createCheckpointArchive', run: () => ours(ctx, { op: 'archive', path: join(dir, 'checkpoint'), out: join(dir, 'out', 'ckpt.tar.gz') }) }],
-        1,
-        ctx.log,
-      );
+      await ctx.data.remove('rss-file');
+      const checkpoint = await rssCheckpoint(ctx);
+      const out = join(ctx.work, 'rss-out', 'ckpt.tar.gz');
+      archive = await compareSides([{ key: 'ours', label: 'createCheckpointArchive', run: () => ours(ctx, { op: 'archive', path: checkpoint, out }) }], 1, ctx.log);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      await Promise.all([ctx.data.remove('rss-file'), ctx.data.remove('rss-checkpoint')]);
+      rmSync(join(ctx.work, 'rss-out'), { recursive: true, force: true });
     }
     const rssCheck = (what: string, r: SideResult, limitMiB: number): Check => ({
       kind: 'rss',
@@ -230,19 +252,23 @@ const rss2g: Scenario = {
 const archive: Scenario = {
   name: 'archive',
   servers: [],
+  prepare: (ctx) => archiveCheckpoint(ctx),
   async run(ctx) {
     const size = sized(ctx, GiB);
-    const dir = join(ctx.work, 'archive');
-    writeCheckpoint(join(dir, 'checkpoint'), size);
-    mkdirSync(join(dir, 'out'), { recursive: true });
+    const checkpoint = await archiveCheckpoint(ctx);
+    const out = join(ctx.work, 'archive-out');
+    mkdirSync(out, { recursive: true });
     const results = await compareSides(
       [
-        { key: 'ours', label: 'createCheckpointArchive (gzip level 1, sha256 manifest)', run: () => ours(ctx, { op: 'archive', path: join(dir, 'checkpoint'), out: join(dir, 'out', 'ours.tar.gz') }) },
-        { key: 'tar', label: 'tar czf (gzip -6)', run: () => runChild('tar', ['czf', join(dir, 'out', 'tar.tar.gz'), '-C', join(dir, 'checkpoint'), '.'], { wholeProcess: true }) },
+        { key: 'ours', label: 'createCheckpointArchive (gzip level 1, sha256 manifest)', run: () => ours(ctx, { op: 'archive', path: checkpoint, out: join(out, 'ours.tar.gz') }) },
+        { key: 'tar', label: 'tar czf (gzip -6)', run: () => runChild('tar', ['czf', join(out, 'tar.tar.gz'), '-C', checkpoint, '.'], { wholeProcess: true }) },
       ],
       ctx.rounds,
       ctx.log,
-    ).finally(() => rmSync(dir, { recursive: true, force: true }));
+    ).finally(async () => {
+      rmSync(out, { recursive: true, force: true });
+      await ctx.data.remove('archive-checkpoint');
+    });
     return {
       name: 'archive',
       title: 'checkpoint archive',
@@ -259,11 +285,11 @@ const archive: Scenario = {
 const hubPublish: Scenario = {
   name: 'hub-publish',
   servers: [],
+  prepare: (ctx) => Promise.all([hubModel(ctx), ctx.peers.warm('hub', hubEnv(ctx))]),
   async run(ctx) {
     const size = sized(ctx, GiB);
     const smallFiles = 500;
-    const dir = join(ctx.work, 'hub', 'model');
-    writeHubModel(dir, size, smallFiles);
+    const dir = await hubModel(ctx);
     let repo = 0;
     const onHub = async (fn: (hub: { url: string; token: string }, repoId: string) => Promise<Measurement>) => {
       // A fresh fake Hub per measurement: it holds uploads in memory.
@@ -274,15 +300,15 @@ const hubPublish: Scenario = {
         await hub.stop();
       }
     };
-    const env = { HF_HUB_DISABLE_XET: '1', HF_HUB_DISABLE_TELEMETRY: '1', HF_HUB_DISABLE_PROGRESS_BARS: '1', HF_HOME: join(ctx.work, 'hf-home') };
+    const env = hubEnv(ctx);
     const results = await compareSides(
       [
         { key: 'ours', label: 'publishToHub', run: () => onHub((hub, repoId) => ours(ctx, { op: 'publish', path: dir, repoId, hubUrl: hub.url, token: hub.token }, env)) },
-        { key: 'python', label: 'HfApi().upload_folder (HF_HUB_DISABLE_XET=1)', run: () => onHub((hub, repoId) => peer(ctx, { op: 'upload_folder', path: dir, repoId, hubUrl: hub.url, token: hub.token }, env)) },
+        { key: 'python', label: 'HfApi().upload_folder (HF_HUB_DISABLE_XET=1)', run: () => onHub((hub, repoId) => peer(ctx, 'hub', { op: 'upload_folder', path: dir, repoId, hubUrl: hub.url, token: hub.token }, env)) },
       ],
       ctx.rounds,
       ctx.log,
-    ).finally(() => rmSync(join(ctx.work, 'hub'), { recursive: true, force: true }));
+    ).finally(() => ctx.data.remove('hub-model'));
     return {
       name: 'hub-publish',
       title: 'publish a model to a local Hub',
@@ -299,6 +325,7 @@ const hubPublish: Scenario = {
 const cliStart: Scenario = {
   name: 'cli-start',
   servers: [],
+  prepare: async () => {},
   async run(ctx) {
     const results = await compareSides(
       [
@@ -319,6 +346,11 @@ const cliStart: Scenario = {
     };
   },
 };
+
+const rssFile = (ctx: BenchContext) => ctx.data.randomFile('rss-file', 'big.bin', sized(ctx, 2 * GiB));
+const rssCheckpoint = (ctx: BenchContext) => ctx.data.checkpoint('rss-checkpoint', sized(ctx, 2 * GiB));
+const archiveCheckpoint = (ctx: BenchContext) => ctx.data.checkpoint('archive-checkpoint', sized(ctx, GiB));
+const hubModel = (ctx: BenchContext) => ctx.data.hubModel('hub-model', sized(ctx, GiB), 500);
 
 export const SCENARIOS: readonly Scenario[] = [
   singleFile('single-1g', 'plain'),

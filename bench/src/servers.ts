@@ -30,11 +30,17 @@ export interface BenchServers {
   plain?: MlflowServer;
   s3?: MlflowServer;
   direct?: MlflowServer;
+  /**
+   * Resolves when every server answers and is warmed up. The addresses and env above are known
+   * before that, so data and the Python imports can be prepared meanwhile.
+   */
+  ready: Promise<void>;
   stop(): Promise<void>;
 }
 
 export type ServerName = 'plain' | 's3' | 'direct';
 
+/** Spawns the servers (all at once) and returns their addresses; `ready` says when they answer. */
 export async function startServers(root: string, wanted: ReadonlySet<ServerName>, log: (line: string) => void): Promise<BenchServers> {
   await ensurePythonEnv(log);
   const processes: ManagedProcess[] = [];
@@ -42,7 +48,17 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
   const servers: BenchServers = {
     python: venvBin('python'),
     logDir,
+    ready: Promise.resolve(),
     stop: async () => {
+      // Nothing of theirs outlives the run (their data dir is removed, logs are already on
+      // disk), so no graceful shutdown: uvicorn's takes seconds.
+      for (const p of processes) {
+        try {
+          if (p.child.exitCode === null && p.child.signalCode === null) process.kill(-p.child.pid!, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
       await Promise.all(processes.map((p) => p.stop()));
     },
   };
@@ -88,10 +104,13 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
     }
     if (wanted.has('s3')) servers.s3 = await startMlflow('s3', ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/proxied`], s3Env);
     if (wanted.has('direct')) servers.direct = await startMlflow('direct', ['--no-serve-artifacts', '--default-artifact-root', `s3://${BUCKET}/direct`], s3Env);
-    await Promise.all([motoReady, ...waits]);
-    // uvicorn's workers load the artifact code (and boto3) on their first request: warm each
-    // of them up, so neither side of the first round pays for it.
-    await Promise.all([servers.plain, servers.s3].map((server) => (server ? warmUp(server.url) : undefined)));
+    servers.ready = (async () => {
+      await Promise.all([motoReady, ...waits]);
+      // uvicorn's workers load the artifact code (and boto3) on their first request: warm each
+      // of them up, so neither side of the first round pays for it.
+      await Promise.all([servers.plain, servers.s3].map((server) => (server ? warmUp(server.url) : undefined)));
+    })();
+    servers.ready.catch(() => {});
     return servers;
   } catch (error) {
     await servers.stop();
