@@ -7,7 +7,8 @@
  *
  * @module
  */
-import { stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
 import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
 import { InvalidArgumentError, LocalPathError } from '../core/errors.js';
 import { createGlobMatcher } from '../core/glob.js';
@@ -53,6 +54,14 @@ export async function checkLocalPath(path: unknown, expected: 'file' | 'director
     throw new LocalPathError('NOT_A_FILE', absolute, `${method}() expects a file, but ${absolute} is ${info.isDirectory() ? 'a directory' : 'not a regular file'}.`, {
       hint: info.isDirectory() ? 'Upload a directory with uploadDirectory() (or uploadCheckpoint()).' : 'Pass the path of a regular file.',
     });
+  }
+  if (expected === 'file') {
+    // Refused here, like an unreadable file in a directory plan: before any request is made.
+    try {
+      await access(absolute, constants.R_OK);
+    } catch (error) {
+      throw toLocalPathError(error, absolute);
+    }
   }
   if (expected === 'directory' && !info.isDirectory()) {
     throw new LocalPathError('NOT_A_DIRECTORY', absolute, `${method}() expects a directory, but ${absolute} is a file.`, {
