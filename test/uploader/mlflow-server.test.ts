@@ -12,7 +12,6 @@ import { expect, it } from 'vitest';
 import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
 import type { CheckpointManifest } from '../../src/archive/manifest.js';
 import { InvalidArgumentError, MlflowApiError, NetworkError } from '../../src/core/errors.js';
-import type { ArtifactStore } from '../../src/stores/artifact-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { inFlightUploadCount } from '../../src/uploader/dedupe.js';
@@ -23,6 +22,52 @@ import { gnuTarExtract, hashTree, pythonDownloadAll, scratch, serverRun, sha256,
 const FAST_RETRY = { maxRetries: 3, backoffFactor: 0, backoffJitter: 0 };
 const proxy = useFaultProxies();
 const manifestJson = (m: CheckpointManifest) => `${JSON.stringify(m, null, 2)}\n`;
+
+/** An uploader whose store holds every upload at a gate: `inside` resolves once one is held, `release()` lets it go. */
+function gatedUploader(runId: string, trackingUri: string): { uploader: ArtifactUploader; inside: Promise<void>; release: () => void } {
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let entered!: () => void;
+  const inside = new Promise<void>((resolve) => (entered = resolve));
+  const uploader = new ArtifactUploader({
+    stage: 'hpo',
+    runId,
+    trackingUri,
+    env: {},
+    resolveStore: (uri, o) => {
+      const real = resolveArtifactStore(uri, o);
+      return {
+        kind: real.kind,
+        artifactUri: real.artifactUri,
+        describe: () => real.describe(),
+        list: (d, opts) => real.list(d, opts),
+        uploadFile: async (l, p, opts) => {
+          entered();
+          await gate;
+          return real.uploadFile(l, p, opts);
+        },
+      };
+    },
+  });
+  return { uploader, inside, release };
+}
+
+/** An uploader whose `ready` resolves once it has its store, i.e. it is a few microtasks from the dedupe map. */
+function signallingUploader(runId: string, trackingUri: string): { uploader: ArtifactUploader; ready: Promise<void> } {
+  let resolved!: () => void;
+  const ready = new Promise<void>((resolve) => (resolved = resolve));
+  const uploader = new ArtifactUploader({
+    stage: 'hpo',
+    runId,
+    trackingUri,
+    env: {},
+    resolveStore: (uri, o) => {
+      resolved();
+      return resolveArtifactStore(uri, o);
+    },
+  });
+  return { uploader, ready };
+}
 
 describeWithServers('ArtifactUploader on a real MLflow server', () => {
   it('every method, verified, read back byte-exact by the Python client; archives extracted by GNU tar match their manifests', async () => {
@@ -95,43 +140,8 @@ describeWithServers('ArtifactUploader on a real MLflow server', () => {
     expect(retried).toMatchObject({ status: 'uploaded', metrics: { attempts: 2, retries: 1 }, files: [{ attempts: 2 }] });
 
     // A holds its PUT until B has joined it; B is another uploader instance (the map is process-wide).
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    let resolvedB!: () => void;
-    const bReady = new Promise<void>((resolve) => (resolvedB = resolve));
-    const wrap = (real: ArtifactStore, upload: ArtifactStore['uploadFile']): ArtifactStore => ({
-      kind: real.kind,
-      artifactUri: real.artifactUri,
-      describe: () => real.describe(),
-      list: (d, o) => real.list(d, o),
-      uploadFile: upload,
-    });
-    const gatedA = new ArtifactUploader({
-      stage: 'hpo',
-      runId,
-      trackingUri: front.url,
-      env: {},
-      resolveStore: (uri, o) => {
-        const real = resolveArtifactStore(uri, o);
-        return wrap(real, async (l, p, opts) => {
-          entered();
-          await gate;
-          return real.uploadFile(l, p, opts);
-        });
-      },
-    });
-    const b = new ArtifactUploader({
-      stage: 'hpo',
-      runId,
-      trackingUri: front.url,
-      env: {},
-      resolveStore: (uri, o) => {
-        resolvedB();
-        return resolveArtifactStore(uri, o);
-      },
-    });
+    const { uploader: gatedA, inside, release } = gatedUploader(runId, front.url);
+    const { uploader: b, ready: bReady } = signallingUploader(runId, front.url);
     const first = gatedA.uploadFile(join(src, 'shared.bin'), { artifactPath: 'shared' });
     await inside;
     const second = b.uploadFile(join(src, 'shared.bin'), { artifactPath: 'shared' });
@@ -159,42 +169,8 @@ describeWithServers('ArtifactUploader on a real MLflow server', () => {
     const front = await proxy(url);
     const { runId } = await serverRun(url);
     const src = writeTree(scratch(), { 'shared.bin': Buffer.alloc(3000, 7) });
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    const gatedA = new ArtifactUploader({
-      stage: 'hpo',
-      runId,
-      trackingUri: front.url,
-      env: {},
-      resolveStore: (uri, o) => {
-        const real = resolveArtifactStore(uri, o);
-        return {
-          kind: real.kind,
-          artifactUri: real.artifactUri,
-          describe: () => real.describe(),
-          list: (d, opts) => real.list(d, opts),
-          uploadFile: async (l, p, opts) => {
-            entered();
-            await gate;
-            return real.uploadFile(l, p, opts);
-          },
-        };
-      },
-    });
-    let resolvedB!: () => void;
-    const bReady = new Promise<void>((resolve) => (resolvedB = resolve));
-    const b = new ArtifactUploader({
-      stage: 'hpo',
-      runId,
-      trackingUri: front.url,
-      env: {},
-      resolveStore: (uri, o) => {
-        resolvedB();
-        return resolveArtifactStore(uri, o);
-      },
-    });
+    const { uploader: gatedA, inside, release } = gatedUploader(runId, front.url);
+    const { uploader: b, ready: bReady } = signallingUploader(runId, front.url);
     const first = gatedA.uploadFile(join(src, 'shared.bin'), { artifactPath: 'shared' });
     await inside;
     const controller = new AbortController();
