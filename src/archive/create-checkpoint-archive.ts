@@ -4,8 +4,9 @@
  *
  * How the single pass works: node-tar reads each file in chunks and hands every chunk of the
  * file's body to its entry's `write()` (headers and padding go around it). The `onWriteEntry`
- * hook wraps that `write()` so each chunk is hashed as it goes by; the gzip output is hashed on
- * its way to disk. Every byte is read from disk once, and memory stays at a few read buffers
+ * hook wraps that `write()` so each chunk is hashed as it goes by; the tar stream is deflated by
+ * Node's zlib stream on libuv's thread pool (overlapping with the reads and hashes), and the gzip
+ * output is hashed on its way to disk. Every byte is read from disk once, and memory stays at a few read buffers
  * (`maxReadSize`) no matter how large the checkpoint is. A final check that every file hashed
  * exactly its size guards against a future tar changing that path.
  *
