@@ -4,8 +4,9 @@
  *
  * How the single pass works: node-tar reads each file in chunks and hands every chunk of the
  * file's body to its entry's `write()` (headers and padding go around it). The `onWriteEntry`
- * hook wraps that `write()` so each chunk is hashed as it goes by; the gzip output is hashed on
- * its way to disk. Every byte is read from disk once, and memory stays at a few read buffers
+ * hook wraps that `write()` so each chunk is hashed as it goes by; the tar stream is deflated by
+ * Node's zlib stream on libuv's thread pool (overlapping with the reads and hashes), and the gzip
+ * output is hashed on its way to disk. Every byte is read from disk once, and memory stays at a few read buffers
  * (`maxReadSize`) no matter how large the checkpoint is. A final check that every file hashed
  * exactly its size guards against a future tar changing that path.
  *
@@ -17,6 +18,7 @@ import { lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat } fro
 import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { Pack } from 'tar';
 import { AbortedError, ArtifactUploaderError, InvalidArgumentError, LocalPathError } from '../core/errors.js';
 import { VERSION } from '../version.js';
@@ -34,6 +36,9 @@ export const DEFAULT_COMPRESSION_LEVEL = 1;
 
 /** Default read buffer per file: the memory bound is a few of these, whatever the file sizes. */
 const DEFAULT_READ_BUFFER_SIZE = 1024 * 1024;
+
+/** Output buffer of the gzip stream: one thread-pool job per MiB instead of per 16 KiB. */
+const GZIP_CHUNK_SIZE = 1024 * 1024;
 
 /** What a `filter` is told about each entry. */
 export interface ArchiveEntryInfo {
@@ -379,9 +384,12 @@ export async function createCheckpointArchive(
   try {
     // Pack itself rather than tar's create(): create() reads a path starting with "@" as an
     // archive to concatenate, and refuses an empty list (an empty checkpoint directory).
+    // The tar stream leaves Pack uncompressed: node-tar's own gzip (minizlib) deflates
+    // synchronously on the main thread, so reading, hashing and compressing would take turns.
+    // Node's zlib stream deflates on libuv's thread pool instead, overlapping with the reads
+    // and hashes here the way `tar | gzip` overlaps two processes.
     const pack = new Pack({
       cwd: root,
-      gzip: { level },
       portable: true,
       strict: true,
       noDirRecurse: true,
@@ -390,14 +398,18 @@ export async function createCheckpointArchive(
     });
     for (const entry of entries) pack.add(entry.type === 'directory' ? entry.path.slice(0, -1) : entry.path);
     pack.end();
+    const gzip = createGzip({ level, chunkSize: GZIP_CHUNK_SIZE });
     const tap = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
+        // Portable gzip header, as node-tar writes it: OS byte (offset 9) "unknown" (255)
+        // instead of the building platform's, so the bytes do not depend on where it was made.
+        if (archiveSize <= 9 && archiveSize + chunk.length > 9) chunk[9 - archiveSize] = 255;
         archiveHash.update(chunk);
         archiveSize += chunk.length;
         callback(null, chunk);
       },
     });
-    await pipeline(pack as unknown as NodeJS.ReadableStream, tap, createWriteStream(tmp, { flags: 'wx' }), { signal: combined });
+    await pipeline(pack as unknown as NodeJS.ReadableStream, gzip, tap, createWriteStream(tmp, { flags: 'wx' }), { signal: combined });
     // Durable before visible: a crash after the rename must not leave a truncated archive.
     const handle = await open(tmp, 'r+');
     try {

@@ -322,6 +322,11 @@ export class ArtifactUploader {
                   : {}),
                 ...(options.level !== undefined ? { level: options.level } : {}),
                 ...(ctx.signal ? { signal: ctx.signal } : {}),
+                // Every read chunk goes to the emitter, which throttles (and always sends the last).
+                progressIntervalMs: 0,
+                onProgress: (e) => {
+                  if (e.type === 'bytes') ctx.progress.archive(e.bytesDone, e.bytesTotal, e.filesDone, e.filesTotal);
+                },
               });
               return await this.transferArchive(ctx, { localPath: out, artifactPath, size: manifest.archive.size }, manifest);
             } finally {

@@ -8,7 +8,9 @@
  *   A file that was shown at least once also gets its final event (`loaded === total`), so
  *   its bar completes; files that finish between two events are never shown on their own
  *   (the `totals` cover them);
- * - `totals` events have their own throttle, and the last one (every file done) is always sent.
+ * - `totals` events have their own throttle, and the last one (every file done) is always sent;
+ * - `archive` events (bytes read into a checkpoint archive) have their own throttle too, and the
+ *   last one (every byte read) is always sent.
  *
  * @module
  */
@@ -21,7 +23,9 @@ export type UploadPhase = 'scanning' | 'archiving' | 'uploading' | 'verifying' |
  * What `onProgress` receives, discriminated on `type`:
  * - `phase`: the operation entered a phase;
  * - `file`: bytes of one file sent so far (`loaded` may go back down when a request is retried);
- * - `totals`: the whole operation so far, with the average rate since uploading began.
+ * - `totals`: the whole operation so far, with the average rate since uploading began;
+ * - `archive`: while a checkpoint directory is archived (the `archiving` phase), the bytes and
+ *   files read into the archive so far, out of the directory's totals (before compression).
  *
  * @example
  * ```ts
@@ -33,7 +37,8 @@ export type UploadPhase = 'scanning' | 'archiving' | 'uploading' | 'verifying' |
 export type UploadProgressEvent =
   | { type: 'phase'; phase: UploadPhase }
   | { type: 'file'; path: string; artifactPath: string; loaded: number; total: number }
-  | { type: 'totals'; filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number; bytesPerSecond: number };
+  | { type: 'totals'; filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number; bytesPerSecond: number }
+  | { type: 'archive'; filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number };
 
 /**
  * Default least time between two throttled events of one kind, in milliseconds.
@@ -60,6 +65,7 @@ export const DEFAULT_PROGRESS_INTERVAL_MS = 100;
 export class ProgressEmitter {
   private lastFileEvent = -Infinity;
   private lastTotalsEvent = -Infinity;
+  private lastArchiveEvent = -Infinity;
   private readonly shown = new Set<string>();
   private readonly completed = new Set<string>();
   private readonly loaded = new Map<string, number>();
@@ -117,6 +123,16 @@ export class ProgressEmitter {
     this.bytesDone += bytes - previous;
     this.filesDone++;
     this.totals(filesTotal, bytesTotal, this.filesDone === filesTotal);
+  }
+
+  /** Bytes and files read into the checkpoint archive so far (throttled; the last one always sent). */
+  archive(bytesDone: number, bytesTotal: number, filesDone: number, filesTotal: number): void {
+    if (!this.callback) return;
+    const now = this.now();
+    const final = bytesDone >= bytesTotal && filesDone >= filesTotal;
+    if (!final && now - this.lastArchiveEvent < this.intervalMs) return;
+    this.lastArchiveEvent = now;
+    this.emit({ type: 'archive', filesDone, filesTotal, bytesDone, bytesTotal });
   }
 
   private totals(filesTotal: number, bytesTotal: number, final: boolean): void {

@@ -128,6 +128,33 @@ describe('createCheckpointArchive round trip', () => {
     for (const line of stdout.trim().split('\n')) expect(line).toMatch(/^\S+ 0\/0 /);
   });
 
+  it('gives the same bytes however the files are read, in a portable gzip that GNU tar extracts', async () => {
+    // Several MiB across many gzip output chunks (1 MiB each), mixing text and random bytes.
+    const src = join(work, 'ckpt');
+    const files = {
+      'model.safetensors': randomBytes(3 * 1024 * 1024 + 77),
+      'tokenizer.json': JSON.stringify(Array.from({ length: 60_000 }, (_, i) => `tok${i}`)),
+      'optimizer/state.pt': randomBytes(1024 * 1024),
+      'empty.txt': '',
+    };
+    await tree(src, files);
+    const one = await createCheckpointArchive(src, join(work, 'one.tar.gz'));
+    const two = await createCheckpointArchive(src, join(work, 'two.tar.gz'), { readBufferSize: 4096 });
+    const three = await createCheckpointArchive(src, join(work, 'three.tar.gz'), { readBufferSize: 512 * 1000 });
+    expect(two.archive.sha256).toBe(one.archive.sha256);
+    expect(three.archive.sha256).toBe(one.archive.sha256);
+    const bytes = await readFile(join(work, 'one.tar.gz'));
+    expect(sha256(bytes)).toBe(one.archive.sha256);
+    expect(bytes.length).toBe(one.archive.size);
+    // gzip header: magic, deflate, no flags, mtime 0, OS "unknown" (255) on every platform.
+    expect([...bytes.subarray(0, 8)]).toEqual([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]);
+    expect(bytes[9]).toBe(255);
+    await gnuExtract(join(work, 'one.tar.gz'), join(work, 'x'));
+    const expected = Object.fromEntries(Object.entries(files).map(([path, content]) => [path, sha256(content)]));
+    expect(await hashTree(join(work, 'x'))).toEqual(expected);
+    expect(Object.fromEntries(one.files.map((f) => [f.path, f.sha256]))).toEqual(expected);
+  });
+
   it('archives an empty directory', async () => {
     const src = join(work, 'empty');
     await mkdir(src);

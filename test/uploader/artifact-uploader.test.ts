@@ -126,15 +126,26 @@ describe('ArtifactUploader on ./mlruns', () => {
     const { trackingUri, run, artifactsDir } = await localRun();
     const ckpt = writeTree(scratch(), { 'model.safetensors': Buffer.alloc(1000, 9), 'nested/config.json': '{}', '.DS_Store': 'x' });
     const phases: string[] = [];
+    const archived: UploadProgressEvent[] = [];
+    const duringPhase = new Set<string | undefined>();
     const uploader = new ArtifactUploader({
       stage: 'hpo',
       runId: run.runId,
       trackingUri,
       env: {},
-      onProgress: (e) => e.type === 'phase' && phases.push(e.phase),
+      onProgress: (e) => {
+        if (e.type === 'phase') phases.push(e.phase);
+        // Byte progress of the archiving phase: it comes between `archiving` and `uploading`.
+        if (e.type === 'archive') {
+          archived.push(e);
+          duringPhase.add(phases.at(-1));
+        }
+      },
     });
     const result = await uploader.archiveAndUploadCheckpoint(ckpt, { artifactPath: 'sweep/best.tar.gz' });
     expect(phases).toEqual(['scanning', 'archiving', 'uploading', 'verifying', 'done']);
+    expect(archived.at(-1)).toEqual({ type: 'archive', bytesDone: 1002, bytesTotal: 1002, filesDone: 2, filesTotal: 2 });
+    expect([...duringPhase]).toEqual(['archiving']);
     expect(result).toMatchObject({ status: 'uploaded', artifactPath: 'sweep/best.tar.gz', verification: { status: 'verified' } });
     expect(result.manifest?.files.map((f) => f.path)).toEqual(['model.safetensors', 'nested/config.json']);
     expect(result.manifest?.skipped).toEqual([{ path: '.DS_Store', reason: 'default-skip-list', pattern: '.DS_Store' }]);

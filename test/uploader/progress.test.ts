@@ -36,6 +36,22 @@ describe('ProgressEmitter', () => {
     expect(events.map((e) => (e.type === 'file' ? `${e.path}:${e.loaded}` : e.type))).toEqual(['a:1', 'a:100']);
   });
 
+  it('throttles archive events on their own clock but always sends the last one', () => {
+    const { progress, events, advance } = emitter();
+    progress.archive(10, 100, 0, 2); // first: sent
+    progress.archive(20, 100, 0, 2); // same instant: dropped
+    progress.file('a', 'a', 1, 10); // its own throttle: sent
+    advance(100);
+    progress.archive(60, 100, 1, 2); // an interval later: sent
+    progress.archive(100, 100, 2, 2); // everything read: always sent
+    expect(events).toEqual([
+      { type: 'archive', bytesDone: 10, bytesTotal: 100, filesDone: 0, filesTotal: 2 },
+      { type: 'file', path: 'a', artifactPath: 'a', loaded: 1, total: 10 },
+      { type: 'archive', bytesDone: 60, bytesTotal: 100, filesDone: 1, filesTotal: 2 },
+      { type: 'archive', bytesDone: 100, bytesTotal: 100, filesDone: 2, filesTotal: 2 },
+    ]);
+  });
+
   it('throttles totals but always sends the last one, with the rate since uploading began', () => {
     const { progress, events, advance } = emitter();
     progress.phase('uploading');
