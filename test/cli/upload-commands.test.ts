@@ -66,6 +66,18 @@ describe('upload commands on ./mlruns', () => {
     expect(run.stderr).toMatch(/\[artifact-uploader\] uploading: 100% .* 2\/2 files/);
   });
 
+  it('hpo shows the archiving step too: bytes read into the archive, then the upload', async () => {
+    const cwd = workspace();
+    const { env } = await localRun(cwd);
+    const run = await cli(['hpo', '--checkpoint-dir', 'ckpt'], { cwd, env });
+    expect(run.code, run.stderr).toBe(0);
+    const lines = run.stderr.split('\n').filter((l) => l.startsWith('[artifact-uploader]'));
+    const archiving = lines.findIndex((l) => /archiving: 100% .* 2\/2 files/.test(l));
+    const uploading = lines.findIndex((l) => /uploading: 100%/.test(l));
+    expect(archiving, run.stderr).toBeGreaterThanOrEqual(0);
+    expect(uploading, run.stderr).toBeGreaterThan(archiving);
+  });
+
   it('--json: one document with every UploadResult; conversion, benchmark, hpo, file and dir', async () => {
     const cwd = workspace();
     const { runId, env } = await localRun(cwd);

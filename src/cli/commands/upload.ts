@@ -39,7 +39,8 @@ function uploaderOptions(ctx: CliContext, stage: Stage, progress: ProgressDispla
       if (event.type === 'phase') {
         if (event.phase === 'archiving' || event.phase === 'uploading') progress.phase(event.phase);
         else if (event.phase === 'verifying' || event.phase === 'done') progress.stop();
-      } else if (event.type === 'totals') {
+      } else if (event.type === 'totals' || event.type === 'archive') {
+        // `archive` events come during the archiving phase (bytes read), `totals` while uploading.
         progress.update(event);
       }
     },
