@@ -10,6 +10,7 @@
 import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { readFully } from './read-fully.js';
 
 /** Read size of {@link LocalFileBlob.stream} and of file bodies sent by the HTTP client. */
 export const FILE_READ_CHUNK = 1024 * 1024;
@@ -104,12 +105,9 @@ export class LocalFileBlob extends Blob {
             }
             handle ??= await open(path, 'r');
             const chunk = new Uint8Array(length);
-            let done = 0;
-            while (done < length) {
-              const { bytesRead } = await handle.read(chunk, done, length - done, position + done);
-              if (bytesRead === 0) throw new Error(`${path} ended after ${position + done} bytes; it changed while being read.`);
-              done += bytesRead;
-            }
+            const reader = handle;
+            const done = await readFully((b, o, l, p) => reader.read(b, o, l, p), chunk, 0, length, position);
+            if (done < length) throw new Error(`${path} ended after ${position + done} bytes; it changed while being read.`);
             position += length;
             controller.enqueue(chunk);
           } catch (error) {
@@ -134,12 +132,8 @@ async function readRange(path: string, start: number, length: number): Promise<U
   const handle = await open(path, 'r');
   try {
     const buffer = Buffer.alloc(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await handle.read(buffer, done, length - done, start + done);
-      if (bytesRead === 0) throw new Error(`${path} ended after ${start + done} bytes; it changed while being read.`);
-      done += bytesRead;
-    }
+    const done = await readFully((b, o, l, p) => handle.read(b, o, l, p), buffer, 0, length, start);
+    if (done < length) throw new Error(`${path} ended after ${start + done} bytes; it changed while being read.`);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, length) as Uint8Array<ArrayBuffer>;
   } finally {
     await handle.close();

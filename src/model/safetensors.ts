@@ -14,6 +14,7 @@
  */
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import { InvalidArgumentError, LocalPathError, SafetensorsError } from '../core/errors.js';
+import { readFully } from '../core/read-fully.js';
 
 /** Bits per element of every dtype the safetensors format defines (`safetensors/src/tensor.rs`). */
 export const SAFETENSORS_DTYPE_BITS = Object.freeze({
@@ -285,12 +286,8 @@ async function readExactly(handle: FileHandle, path: string, position: number, l
   // Buffer.alloc never hands out a slice of the shared pool, so byteOffset is 0 and typed-array
   // views over the result are aligned.
   const buffer = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await handle.read(buffer, done, length - done, position + done);
-    if (bytesRead === 0) throw fail(path, `file ended after ${position + done} bytes while reading ${length} bytes at position ${position} (was it truncated while open?)`);
-    done += bytesRead;
-  }
+  const done = await readFully((b, o, l, p) => handle.read(b, o, l, p), buffer, 0, length, position);
+  if (done < length) throw fail(path, `file ended after ${position + done} bytes while reading ${length} bytes at position ${position} (was it truncated while open?)`);
   return buffer;
 }
 

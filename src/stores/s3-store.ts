@@ -56,6 +56,7 @@ import type {
   UploadFileResult,
 } from './artifact-store.js';
 import { guessMimeType } from '../core/mime.js';
+import { readFully } from '../core/read-fully.js';
 import { MAX_S3_PARTS, resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
 import { statSourceFile, throwIfAborted, toLocalPathError } from './source-file.js';
 
@@ -527,20 +528,16 @@ interface SourceFile {
  * A file that shrank under us is a {@link LocalPathError}, not a short request S3 would refuse.
  */
 async function readRange(source: SourceFile, buffer: Buffer, position: number, length: number): Promise<Buffer> {
-  let filled = 0;
-  while (filled < length) {
-    let bytesRead: number;
-    try {
-      ({ bytesRead } = await source.handle.read(buffer, filled, length - filled, position + filled));
-    } catch (error) {
-      throw toLocalPathError(error, source.path);
-    }
-    if (bytesRead === 0) {
-      throw new LocalPathError('PATH_UNREADABLE', source.path, `${source.path} shrank while it was being uploaded (${source.size} bytes expected, it ends at ${position + filled}).`, {
-        hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
-      });
-    }
-    filled += bytesRead;
+  let filled: number;
+  try {
+    filled = await readFully((b, o, l, p) => source.handle.read(b, o, l, p), buffer, 0, length, position);
+  } catch (error) {
+    throw toLocalPathError(error, source.path);
+  }
+  if (filled < length) {
+    throw new LocalPathError('PATH_UNREADABLE', source.path, `${source.path} shrank while it was being uploaded (${source.size} bytes expected, it ends at ${position + filled}).`, {
+      hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
+    });
   }
   return buffer.subarray(0, length);
 }

@@ -9,6 +9,7 @@ import { access, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { AbortedError, LocalPathError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { readFully } from '../core/read-fully.js';
 
 /**
  * Stats `localPath` and returns its current size. Throws `PATH_NOT_FOUND`, `NOT_A_FILE` or
@@ -92,16 +93,11 @@ export async function readSmallSourceFile(
     }
     if (info.size > SMALL_FILE_BYTES) return { size: info.size };
     const bytes = Buffer.allocUnsafe(info.size);
-    let filled = 0;
-    while (filled < bytes.length) {
-      let bytesRead: number;
-      try {
-        ({ bytesRead } = await readAsync(fd, bytes, filled, bytes.length - filled, filled));
-      } catch (error) {
-        throw toLocalPathError(error, localPath);
-      }
-      if (bytesRead === 0) break;
-      filled += bytesRead;
+    let filled: number;
+    try {
+      filled = await readFully((b, o, l, p) => readAsync(fd, b, o, l, p), bytes, 0, bytes.length, 0);
+    } catch (error) {
+      throw toLocalPathError(error, localPath);
     }
     // A file that shrank after fstat is sent as it is now.
     const body = filled === bytes.length ? bytes : bytes.subarray(0, filled);
