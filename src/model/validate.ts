@@ -9,6 +9,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import pLimit from 'p-limit';
+import { readFully } from '../core/read-fully.js';
 import { InvalidArgumentError, InvalidModelStructureError, ModelDirectoryError, SafetensorsError } from '../core/errors.js';
 import { inspectModelDir, SHARD_FILE_PATTERN, type LoraFlavour, type ModelDirInspection, type ModelFormat, type ModelLayout } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
@@ -133,7 +134,7 @@ async function readStart(path: string, length: number): Promise<Buffer> {
   const handle = await open(path, 'r');
   try {
     const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, 0);
+    const bytesRead = await readFully((b, o, l, p) => handle.read(b, o, l, p), buffer, 0, length, 0);
     return buffer.subarray(0, bytesRead);
   } finally {
     await handle.close();
