@@ -30,6 +30,13 @@ function homeWithCredentials(name: string, text: string): string {
   return home;
 }
 
+/** A server that records requests and answers every one with experiment 0. */
+const experimentServer = () =>
+  startTestServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(experimentAnswer);
+  });
+
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 describe('~/.mlflow/credentials', () => {
@@ -48,10 +55,7 @@ describe('~/.mlflow/credentials', () => {
   });
 
   it('gives Basic auth; the env vars win field by field; credentialsFile: false ignores it; the password never shows', async () => {
-    const server = await startTestServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(experimentAnswer);
-    });
+    const server = await experimentServer();
     try {
       const home = homeWithCredentials('auth', '[mlflow]\nmlflow_tracking_username = alice\nmlflow_tracking_password = file-secret-123\n');
       const fromFile = createTrackingClient({ trackingUri: server.url, env: { HOME: home } });
@@ -74,10 +78,7 @@ describe('~/.mlflow/credentials', () => {
 
 describeWithServers('~/.mlflow/credentials, held to MLflow', () => {
   it('sends the same Authorization header as MLflow’s Python client reading the same file', async () => {
-    const server = await startTestServer((_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(experimentAnswer);
-    });
+    const server = await experimentServer();
     try {
       const home = homeWithCredentials('python', '[mlflow]\nmlflow_tracking_username = carol\nmlflow_tracking_password = s3cr:et\n');
       await createTrackingClient({ trackingUri: server.url, env: { HOME: home } }).getExperiment('0');
