@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import type { Env } from '../core/env.js';
 import {
@@ -32,7 +32,6 @@ import {
   ConfigError,
   HttpStatusError,
   InvalidArgumentError,
-  LocalPathError,
   MissingDependencyError,
   NetworkError,
   RequestTimeoutError,
@@ -41,7 +40,7 @@ import { redact, silentLogger, type Logger } from '../core/logger.js';
 import {
   combineSignals,
   isLowLevelNetworkError,
-  resolveRetryOptions,
+  toResolvedRetryOptions,
   type ResolvedRetryOptions,
   type RetryEvent,
   type RetryOptions,
@@ -56,9 +55,9 @@ import type {
   UploadFileResult,
 } from './artifact-store.js';
 import { guessMimeType } from '../core/mime.js';
-import { readFully } from '../core/read-fully.js';
+import { isModuleNotFound } from '../core/optional-module.js';
 import { MAX_S3_PARTS, resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
-import { statSourceFile, throwIfAborted, toLocalPathError } from './source-file.js';
+import { openSourceFile, readSourceRange, statSourceFile, throwIfAborted } from './source-file.js';
 
 /**
  * The npm packages the `s3://` store needs, in the order `npm install` is told about them.
@@ -138,7 +137,7 @@ export class S3ArtifactStore implements ArtifactStore {
     this.artifactUri = `s3://${bucket}${rootKey ? `/${rootKey}` : ''}`;
     const env = options.env ?? process.env;
     this.config = resolveS3Config(options, env);
-    this.retry = isResolvedRetry(options.retry) ? options.retry : resolveRetryOptions(options.retry, env);
+    this.retry = toResolvedRetryOptions(options.retry, env);
     this.logger = options.logger ?? silentLogger;
     this.loadSdk = options.loadSdk ?? importAwsSdk;
   }
@@ -171,11 +170,7 @@ export class S3ArtifactStore implements ArtifactStore {
 
     let file: FileHandle | undefined;
     try {
-      try {
-        file = await open(localPath, 'r');
-      } catch (error) {
-        throw toLocalPathError(error, localPath);
-      }
+      file = await openSourceFile(localPath);
       const source: SourceFile = { handle: file, path: localPath, size };
       if (multipart) await this.multipartUpload(sdk, requests, key, source, partSize, options.onProgress);
       else await this.putObject(sdk, requests, key, source);
@@ -203,7 +198,7 @@ export class S3ArtifactStore implements ArtifactStore {
 
   /** A file up to `partSize`: read into one buffer (exactly `size` bytes), one `PutObject`. */
   private async putObject(sdk: Sdk, requests: FileRequests, key: string, source: SourceFile): Promise<void> {
-    const body = await readRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
+    const body = await readSourceRange(source.handle, source.path, source.size, Buffer.allocUnsafe(source.size), 0, source.size);
     await requests.send(new sdk.s3.PutObjectCommand({ ...this.objectParams(key), Body: body, ContentLength: source.size }));
   }
 
@@ -244,7 +239,7 @@ export class S3ArtifactStore implements ArtifactStore {
         const start = index * partSize;
         const length = Math.min(partSize, source.size - start);
         buffer ??= Buffer.allocUnsafe(partSize);
-        const body = await readRange(source, buffer, start, length);
+        const body = await readSourceRange(source.handle, source.path, source.size, buffer, start, length);
         if (requests.stopped) return;
         const output = (await requests.send(
           new sdk.s3.UploadPartCommand({
@@ -523,25 +518,6 @@ interface SourceFile {
   size: number;
 }
 
-/**
- * Reads exactly `length` bytes at `position` into the start of `buffer` and returns that view.
- * A file that shrank under us is a {@link LocalPathError}, not a short request S3 would refuse.
- */
-async function readRange(source: SourceFile, buffer: Buffer, position: number, length: number): Promise<Buffer> {
-  let filled: number;
-  try {
-    filled = await readFully((b, o, l, p) => source.handle.read(b, o, l, p), buffer, 0, length, position);
-  } catch (error) {
-    throw toLocalPathError(error, source.path);
-  }
-  if (filled < length) {
-    throw new LocalPathError('PATH_UNREADABLE', source.path, `${source.path} shrank while it was being uploaded (${source.size} bytes expected, it ends at ${position + filled}).`, {
-      hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
-    });
-  }
-  return buffer.subarray(0, length);
-}
-
 /** The request header of each checksum S3 verifies against the body. */
 const CHECKSUM_HEADER = /^x-amz-checksum-(crc32|crc32c|crc64nvme|sha1|sha256)$/i;
 
@@ -696,16 +672,6 @@ function interop<T>(namespace: object, member: string): T | undefined {
   return undefined;
 }
 
-function isModuleNotFound(error: unknown): boolean {
-  for (let current = error, depth = 0; current && depth < 4; depth++) {
-    const { code, message } = current as { code?: unknown; message?: unknown };
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return true;
-    if (typeof message === 'string' && /Cannot find (package|module)|Failed to (load|resolve) (url|import)/i.test(message)) return true;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return false;
-}
-
 /** The region of the SDK's own chain (`AWS_REGION`, the profile in `~/.aws/config`), if any. */
 async function profileRegion(sdk: Sdk): Promise<string | undefined> {
   const probe = new sdk.s3.S3Client({});
@@ -743,18 +709,6 @@ export function effectivePartSize(size: number, partSize: number): number {
   if (Math.ceil(size / partSize) <= MAX_S3_PARTS) return partSize;
   const MiB = 1024 * 1024;
   return Math.ceil(size / MAX_S3_PARTS / MiB) * MiB;
-}
-
-function isResolvedRetry(retry: RetryOptions | ResolvedRetryOptions | undefined): retry is ResolvedRetryOptions {
-  return (
-    retry !== undefined &&
-    typeof retry.maxRetries === 'number' &&
-    typeof retry.backoffFactor === 'number' &&
-    typeof retry.backoffJitter === 'number' &&
-    typeof retry.maxBackoff === 'number' &&
-    typeof retry.timeoutMs === 'number' &&
-    typeof retry.maxRetryAfterMs === 'number'
-  );
 }
 
 /** The listed keys of `object` that are set. */
