@@ -112,6 +112,8 @@ export { uploadPlannedFiles } from './stores/upload-many.js';
 export type { UploadPlannedFilesOptions, FileUploadOutcome } from './stores/upload-many.js';
 // s3:// artifact roots: option types only (the store itself is picked by the artifact URI).
 export type { S3StoreOptions, S3AddressingStyle, S3Credentials } from './stores/s3-config.js';
+// wasbs:// and abfss:// artifact roots: option types only, as for s3://.
+export type { AzureStoreOptions, AzureTokenCredential } from './stores/azure-config.js';
 
 // ── archive ──
 export { createCheckpointArchive, DEFAULT_COMPRESSION_LEVEL } from './archive/create-checkpoint-archive.js';

@@ -23,6 +23,7 @@ import type { TrackingClient } from '../mlflow/tracking-types.js';
 import type { RunIdSource } from '../run/run-context.js';
 import type { ArtifactStore, MultipartOptions } from '../stores/artifact-store.js';
 import { resolveArtifactStore, type ResolveArtifactStoreOptions } from '../stores/resolve.js';
+import type { AzureStoreOptions } from '../stores/azure-config.js';
 import type { S3StoreOptions } from '../stores/s3-config.js';
 
 /**
@@ -95,6 +96,7 @@ export interface TargetOptions {
   env: Env;
   multipart?: MultipartOptions;
   s3?: S3StoreOptions;
+  azure?: AzureStoreOptions;
   resolveStore?: (artifactUri: string, options: ResolveArtifactStoreOptions) => ArtifactStore;
   signal?: AbortSignal;
 }
@@ -143,6 +145,7 @@ export async function resolveUploadTarget(options: TargetOptions): Promise<Uploa
     logger: options.logger,
     ...(options.multipart ? { multipart: options.multipart } : {}),
     ...(options.s3 ? { s3: options.s3 } : {}),
+    ...(options.azure ? { azure: options.azure } : {}),
   };
   const store = (options.resolveStore ?? resolveArtifactStore)(run.info.artifactUri, storeOptions);
   options.logger.debug(`uploading to run ${options.runId} (${options.source}) on ${connection.displayUri}: ${store.describe()}`);

@@ -13,6 +13,7 @@ import { MAX_CONCURRENCY, STAGES, type ArtifactKind, type StageName, type Tracki
 import { assertStage } from '../config/load.js';
 import type { ArtifactStore, MultipartOptions } from '../stores/artifact-store.js';
 import type { ResolveArtifactStoreOptions } from '../stores/resolve.js';
+import type { AzureStoreOptions } from '../stores/azure-config.js';
 import type { S3StoreOptions } from '../stores/s3-config.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, type UploadProgressEvent } from './progress.js';
 
@@ -76,12 +77,14 @@ export interface ArtifactUploaderOptions {
    * @default false
    */
   dryRun?: boolean;
-  /** Environment to read instead of `process.env` (MLflow, S3 and ARTIFACT_UPLOADER_* variables). */
+  /** Environment to read instead of `process.env` (MLflow, S3, Azure and ARTIFACT_UPLOADER_* variables). */
   env?: Env;
   /** Multipart settings of the MLflow artifact proxy. @default from MLflow's env vars */
   multipart?: MultipartOptions;
   /** Settings of `s3://` artifact roots (endpoint, credentials, part size). @default from MLflow's MLFLOW_S3_* env vars */
   s3?: S3StoreOptions;
+  /** Settings of `wasbs://` and `abfss://` artifact roots (credentials, block size). @default from MLflow's AZURE_STORAGE_* env vars */
+  azure?: AzureStoreOptions;
   /**
    * Makes the store for the run's artifact URI. Wrap the default to add behaviour (logging,
    * metrics) or to point at a store of your own.
