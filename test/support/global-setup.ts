@@ -4,13 +4,17 @@
  * - `plain`: `mlflow server` with a sqlite backend and a local artifacts destination;
  * - `s3`: `mlflow server` proxying to an S3 artifacts destination on moto (multipart capable);
  * - `direct`: `mlflow server --no-serve-artifacts` with an `s3://` default artifact root on
- *   the same moto, for clients that write to the bucket themselves.
+ *   the same moto, for clients that write to the bucket themselves;
+ * - `azure`: Azurite's Blob service (`--inMemoryPersistence --disableTelemetry`: without the
+ *   latter Azurite phones home) and `mlflow server --no-serve-artifacts` with a `wasbs://`
+ *   default artifact root on it, reached through `AZURE_STORAGE_CONNECTION_STRING`.
  * All on 127.0.0.1 and free ports, with temp dirs removed at the end.
  *
  * Set ARTIFACT_UPLOADER_TEST_SERVERS=none to skip them for quick unit runs (the server tests
  * then skip loudly; with CI=true they fail instead).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -24,6 +28,11 @@ const AWS_ENV = {
   AWS_SECRET_ACCESS_KEY: 'testing',
   AWS_DEFAULT_REGION: 'us-east-1',
 };
+
+/** Azurite's well-known development account (public, documented by Microsoft). */
+const AZURITE_ACCOUNT = 'devstoreaccount1';
+const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+const AZURE_CONTAINER = 'mlflow-test';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const processes: ManagedProcess[] = [];
@@ -83,11 +92,26 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
   const s3 = await startMlflow('s3', ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/mlartifacts`], s3Env);
   const direct = await startMlflow('direct', ['--no-serve-artifacts', '--default-artifact-root', `s3://${BUCKET}/direct`], s3Env);
 
+  const azuritePort = await freePort();
+  const azuriteMain = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
+  const azuriteArgs = ['--blobHost', '127.0.0.1', '--blobPort', String(azuritePort), '--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck', '--loose', '--silent'];
+  // In memory, so nothing is written (Azurite refuses --location together with it); cwd is the temp root all the same.
+  const azurite = startProcess(process.execPath, [azuriteMain, ...azuriteArgs], { logDir, name: 'azurite', cwd: root });
+  processes.push(azurite);
+  const blobEndpoint = `http://127.0.0.1:${azuritePort}/${AZURITE_ACCOUNT}`;
+  const connectionString = `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${blobEndpoint};`;
+  const azureRoot = `wasbs://${AZURE_CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/direct`;
+  const azureEnv = { AZURE_STORAGE_CONNECTION_STRING: connectionString };
+  const azure = await startMlflow('azure', ['--no-serve-artifacts', '--default-artifact-root', azureRoot], azureEnv);
+  await createAzuriteContainer(connectionString, AZURE_CONTAINER, azurite);
+
   await waitForHttp(`${s3Endpoint}/moto-api/`, moto, 60_000);
   const bucket = await fetch(`${s3Endpoint}/${BUCKET}`, { method: 'PUT' });
   if (!bucket.ok) throw new Error(`creating bucket ${BUCKET} on moto failed: ${bucket.status} ${await bucket.text()}`);
-  await Promise.all([plain, s3, direct].map((s) => waitForHttp(`${s.url}/health`, s.proc, 120_000)));
-  log(`mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, moto ${s3Endpoint})`);
+  await Promise.all([plain, s3, direct, azure].map((s) => waitForHttp(`${s.url}/health`, s.proc, 120_000)));
+  log(
+    `mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, azure ${azure.url}, moto ${s3Endpoint}, azurite ${blobEndpoint})`,
+  );
 
   return {
     available: true,
@@ -97,5 +121,33 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
     s3: { url: s3.url, s3Endpoint, bucket: BUCKET },
     direct: { url: direct.url, s3Endpoint, bucket: BUCKET, artifactRoot: `s3://${BUCKET}/direct` },
     awsEnv: AWS_ENV,
+    azure: {
+      url: azure.url,
+      blobEndpoint,
+      account: AZURITE_ACCOUNT,
+      accountKey: AZURITE_KEY,
+      container: AZURE_CONTAINER,
+      artifactRoot: azureRoot,
+      env: azureEnv,
+    },
   };
+}
+
+/** Creates the container once Azurite answers (it has no health route: this is the readiness check). */
+async function createAzuriteContainer(connectionString: string, container: string, proc: ManagedProcess): Promise<void> {
+  const { BlobServiceClient } = await import('@azure/storage-blob');
+  const client = BlobServiceClient.fromConnectionString(connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(container);
+  const deadline = Date.now() + 60_000;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) throw new Error(`azurite exited with code ${proc.child.exitCode}; see ${proc.logFile}`);
+    try {
+      await client.createIfNotExists();
+      return;
+    } catch (error) {
+      lastError = (error as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`azurite did not answer within 60 s (${lastError}); see ${proc.logFile}`);
 }
