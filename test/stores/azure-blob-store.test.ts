@@ -15,6 +15,7 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { AbortedError, ConfigError, HttpStatusError, MissingDependencyError, NetworkError, RequestTimeoutError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import type { RetryEvent } from '../../src/core/retry.js';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { AzureBlobArtifactStore, type AzureBlobArtifactStoreOptions } from '../../src/stores/azure-blob-store.js';
@@ -352,6 +353,25 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expected['resolved.bin'] = sha256(data);
   });
 
+  it('ArtifactUploader uploads a directory to a wasbs:// run end to end, blocks included, and verifies it', async () => {
+    const { url, env } = mlflowAzureServer();
+    const tree: Record<string, Buffer> = {
+      'ckpt/model.safetensors': randomBytes(2 * MiB + 3),
+      'ckpt/config.json': Buffer.from('{"hidden": 8}'),
+      'ckpt/nested/deeper/tokenizer.json': Buffer.from('{}'),
+    };
+    for (const [path, data] of Object.entries(tree)) await writeLocal(`tree/${path}`, data);
+    const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri: url, env, azure: { blockSize: MiB } });
+    const result = await uploader.uploadDirectory(join(dir, 'src', 'tree', 'ckpt'), { artifactPath: 'uploader', verify: true });
+    expect(result).toMatchObject({ status: 'uploaded', artifactUri: run.artifactUri, verification: { status: 'verified' } });
+    expect(result.files.map((f) => [f.artifactPath, f.multipart])).toEqual([
+      ['uploader/model.safetensors', true],
+      ['uploader/config.json', false],
+      ['uploader/nested/deeper/tokenizer.json', false],
+    ]);
+    for (const [path, data] of Object.entries(tree)) expected[path.replace(/^ckpt/, 'uploader')] = sha256(data);
+  });
+
   it('writes abfss:// roots through the Blob endpoint with AZURE_STORAGE_SAS_TOKEN, and azure-storage-blob reads them back', async () => {
     const { account, accountKey, container, blobEndpoint } = mlflowAzureServer();
     const sas = generateAccountSASQueryParameters(
@@ -395,7 +415,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
     const downloaded = await pythonArtifactHashes(mlflowAzureServer().url, run.runId, '', mlflowAzureServer().env);
     expect(downloaded).toEqual(expected);
-    expect((await storeFor().list()).map((e) => e.path)).toEqual(['flaky', 'model', 'resolved.bin', 'slow', 'small']);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['flaky', 'model', 'resolved.bin', 'slow', 'small', 'uploader']);
   });
 
   /** `{ relative name: sha256 }` of every blob under `prefix`, downloaded with the official Python azure-storage-blob. */
