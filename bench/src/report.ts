@@ -12,7 +12,7 @@ const x = (n: number) => `${n.toFixed(2)}×`;
 function checkRow(s: ScenarioResult, c: Check): string[] {
   if (c.kind === 'rss') {
     const peak = c.peakMiB === null ? 'n/a' : `${c.peakMiB} MiB`;
-    const side = c.what === 'uploadFile' ? s.sides.upload : s.sides.archive;
+    const side = s.sides[c.side];
     return [s.name, `${s.workload} (${c.what})`, side ? secs(side.medianMs) : '', '', `peak RSS ${peak}`, `≤ ${c.limitMiB} MiB`, c.met === null ? 'n/a' : c.met ? 'met' : '**missed**', peak];
   }
   const ours = s.sides.ours!;
