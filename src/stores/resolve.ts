@@ -26,6 +26,8 @@ const STORE_FACTORIES: readonly ArtifactStoreFactory[] = [mlflowArtifactsStoreFa
 const UNSUPPORTED_HINTS: Record<string, string> = {
   runs: 'runs:/ URIs are references to another run\'s artifacts, not a place to write: upload to the run itself (pass its run id).',
   models: 'models:/ URIs are read-only references; log artifacts to a run instead.',
+  azureml:
+    'azureml:// artifact URIs (runs of an Azure ML workspace) go through the workspace\'s run-history artifact API, which this version does not write to yet (issue 16 part 2): log these artifacts with the azureml-mlflow Python plugin, or use a tracking server with a wasbs:// artifact root.',
 };
 const PROXY_HINT =
   'Start the tracking server with `mlflow server --serve-artifacts --artifacts-destination <this store>` so artifacts are proxied through it (runs then get mlflow-artifacts: URIs), or use a file: artifact root.';

@@ -134,7 +134,7 @@ describe('resolveArtifactStore', () => {
   });
 
   it('names the scheme and the proxied alternative for stores it cannot write to', () => {
-    for (const uri of ['gs://b/x', 'dbfs:/databricks/x', 'runs:/abc/model', 'ftp://h/x']) {
+    for (const uri of ['gs://b/x', 'dbfs:/databricks/x', 'runs:/abc/model', 'ftp://h/x', 'azureml://experiments/e/runs/r/artifacts']) {
       let error: unknown;
       try {
         resolveArtifactStore(uri, { connection: rest });
@@ -148,7 +148,7 @@ describe('resolveArtifactStore', () => {
       expect(e.message).toContain(`"${scheme}:"`);
       expect(e.message).toContain('mlflow-artifacts:');
       expect(e.message).toMatch(/Supported: [^.]*s3:.*wasbs: and abfss:/);
-      expect(e.hint).toMatch(scheme === 'runs' ? /run id/ : /--serve-artifacts/);
+      expect(e.hint).toMatch(scheme === 'runs' ? /run id/ : scheme === 'azureml' ? /run-history artifact API.*not write to yet/ : /--serve-artifacts/);
     }
     expect(supportedArtifactStores()).toHaveLength(4);
   });
