@@ -249,6 +249,17 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
       .catch((e: unknown) => e);
     expect(stalled).toBeInstanceOf(RequestTimeoutError);
     expect((stalled as RequestTimeoutError).hint).toMatch(/MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT/);
+
+    // retry.totalTimeoutMs bounds the whole file: the stalled block is cut off and nothing is committed.
+    resetProxy();
+    proxy.addRule({ match: (r) => blockIndex(r) === 3, fault: 'stall', stallMs: 10_000 });
+    const late = await storeFor({ retry: { maxRetries: 3, totalTimeoutMs: 800 } }, proxy.url)
+      .uploadFile(bigPath, 'slow/big.bin')
+      .catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(AbortedError);
+    expect((late as AbortedError).message).toMatch(/did not finish within retry\.totalTimeoutMs \(800 ms\); no blob was committed/);
+    expect(proxy.requests.filter(isCommit)).toEqual([]);
+    expect((await storeFor().list('slow')).map((e) => e.path)).toEqual(['slow/one.txt']);
     resetProxy();
   });
 
