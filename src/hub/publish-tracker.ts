@@ -34,7 +34,8 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { AbortedError, ArtifactUploaderError, HubError, InvalidArgumentError, NetworkError, RequestTimeoutError } from '../core/errors.js';
 import { redact, redactingLogger, silentLogger, type Logger } from '../core/logger.js';
-import { isRetryableError, RETRYABLE_STATUSES, sleep } from '../core/retry.js';
+import { sleep } from '../core/abort.js';
+import { isRetryableError, RETRYABLE_STATUSES } from '../core/retry.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
 import { JsonStateFile, processAlive } from './state-file.js';
 

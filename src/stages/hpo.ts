@@ -6,7 +6,7 @@
 import { basename, posix } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { CheckpointManifest } from '../archive/manifest.js';
-import { checkArtifactPath } from '../uploader/local-plan.js';
+import { checkArtifactPath } from '../uploader/plan.js';
 import type { UploadResult } from '../uploader/result.js';
 import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
 

@@ -21,7 +21,9 @@ import {
 } from '../core/errors.js';
 import type { ErrorResponse, HttpClient } from '../core/http.js';
 import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
-import { combineSignals, RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
+import { combineSignals, throwIfAborted } from '../core/abort.js';
+import { formatBytes } from '../core/format.js';
+import { RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
 import {
   assertArtifactPath,
   isMultipartUnsupportedError,
@@ -40,7 +42,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
-import { readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile, throwIfAborted } from './source-file.js';
+import { readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile } from './source-file.js';
 
 const MiB = 1024 * 1024;
 /** MLflow's defaults (`mlflow/environment_variables.py`). */
@@ -382,12 +384,6 @@ function safeOrigin(url: string): string {
   } catch {
     return url;
   }
-}
-
-function formatBytes(n: number): string {
-  if (n >= MiB && n % MiB === 0) return `${n / MiB} MiB`;
-  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
-  return `${n} bytes`;
 }
 
 // ───────────────────────────── URI resolution ─────────────────────────────

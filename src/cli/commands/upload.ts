@@ -18,7 +18,8 @@ import {
 } from '../../index.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from '../exit-codes.js';
-import { formatBytes, formatDuration, table } from '../format.js';
+import { formatBytes } from '../../core/format.js';
+import { formatDuration, table } from '../format.js';
 import type { ProgressDisplay } from '../progress.js';
 
 type Stage = 'training' | 'conversion' | 'benchmark' | 'hpo';
