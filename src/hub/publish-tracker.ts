@@ -198,9 +198,10 @@ function isTransient(error: unknown): boolean {
 
 function recordError(error: unknown): RecordedError {
   const e = error instanceof Error ? error : new Error(String(error));
+  const code = (e as { code?: unknown }).code;
   return {
     name: e.name,
-    ...(typeof (e as unknown as { code?: unknown }).code === 'string' ? { code: (e as unknown as { code: string }).code } : {}),
+    ...(typeof code === 'string' ? { code } : {}),
     message: redact(e.message),
     transient: isTransient(error),
     at: new Date().toISOString(),

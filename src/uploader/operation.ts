@@ -3,7 +3,7 @@
  * ({@link fileOperation}, {@link directoryOperation}, {@link archiveOperation},
  * {@link directoryArchiveOperation}). An operation knows its kind (checked once, in
  * {@link Operation.check}), its local checks (one `stat` per path, kept for planning), how it
- * plans against the config (the kind's artifact path worked out once, by {@link kindConfig}),
+ * plans against the config (the kind's artifact path worked out once, by `artifactKindConfig`),
  * and which transfer it needs.
  *
  * @module
@@ -13,8 +13,8 @@ import { stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import { manifestFileName, readManifest, type CheckpointManifest } from '../archive/manifest.js';
-import { assertArtifactKind } from '../config/load.js';
-import type { ArtifactKind, ArtifactKindConfig, StageName, TrackingConfig } from '../config/schema.js';
+import { artifactKindConfig, assertArtifactKind } from '../config/load.js';
+import type { ArtifactKind, StageName, TrackingConfig } from '../config/schema.js';
 import {
   DEFAULT_ARCHIVE_NAME,
   DEFAULT_KINDS,
@@ -66,28 +66,6 @@ export interface OperationContext<S extends StageName> {
   stage: S;
 }
 
-type KindConfigs = { [S in StageName]: (section: TrackingConfig[S], kind: ArtifactKind<S>) => ArtifactKindConfig };
-
-/** Each stage's section indexed by its own kinds: typed per stage, so no cast is needed. */
-const KIND_CONFIGS: KindConfigs = {
-  training: (section, kind) => section[kind],
-  conversion: (section, kind) => section[kind],
-  benchmark: (section, kind) => section[kind],
-  hpo: (section, kind) => section[kind],
-};
-
-/**
- * The config of one kind of a stage (switch and artifact path), without checking the kind again.
- *
- * @example
- * ```ts
- * kindConfig(config, 'hpo', 'bestTrialArchive').artifactPath; // 'best_trial_checkpoint.tar.gz'
- * ```
- */
-export function kindConfig<S extends StageName>(config: TrackingConfig, stage: S, kind: ArtifactKind<S>): ArtifactKindConfig {
-  return KIND_CONFIGS[stage](config[stage], kind);
-}
-
 type DefaultKinds = { [M in keyof typeof DEFAULT_KINDS]: { [S in StageName]: ArtifactKind<S> } };
 const DEFAULTS: DefaultKinds = DEFAULT_KINDS;
 
@@ -116,7 +94,7 @@ function baseOperation<S extends StageName>(
     options,
     configSwitch: (config) => {
       if (!config[stage].enabled) return { enabled: false, disabledBy: `${stage}.enabled` };
-      if (kind !== undefined && !kindConfig(config, stage, kind).enabled) return { enabled: false, disabledBy: `${stage}.${kind}.enabled` };
+      if (kind !== undefined && !artifactKindConfig(config, stage, kind).enabled) return { enabled: false, disabledBy: `${stage}.${kind}.enabled` };
       return { enabled: true };
     },
   };
@@ -135,13 +113,13 @@ function once<T>(stage: StageName, kind: unknown, checks: () => Promise<T>): () 
 /** The artifact directory of a call: the option, else the kind's path, else the root. */
 function destination<S extends StageName>(config: TrackingConfig, stage: S, kind: ArtifactKind<S> | undefined, option: string | undefined): string {
   if (option !== undefined) return checkArtifactPath(option, 'artifactPath');
-  return kind === undefined ? '' : kindConfig(config, stage, kind).artifactPath;
+  return kind === undefined ? '' : artifactKindConfig(config, stage, kind).artifactPath;
 }
 
 /** Default artifact path of an archive: the `bestTrialArchive` path is a file path, the other kinds' are directories. */
 function archiveDestination<S extends StageName>(config: TrackingConfig, stage: S, kind: ArtifactKind<S>, option: string | undefined, fileName: string): string {
   if (option !== undefined) return checkArtifactPath(option, 'artifactPath', { allowEmpty: false });
-  const configured = kindConfig(config, stage, kind).artifactPath;
+  const configured = artifactKindConfig(config, stage, kind).artifactPath;
   return checkArtifactPath(kind === 'bestTrialArchive' ? configured : posix.join(configured, fileName), 'artifactPath', { allowEmpty: false });
 }
 

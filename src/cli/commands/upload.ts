@@ -7,6 +7,8 @@
  * @module
  */
 import { InvalidArgumentError } from '../../core/errors.js';
+import { assertArtifactKind } from '../../config/load.js';
+import type { ArtifactKind, StageName } from '../../config/schema.js';
 import {
   ArtifactUploader,
   uploadBenchmarkArtifacts,
@@ -222,7 +224,7 @@ export async function runFile(ctx: CliContext, args: unknown[], options: Record<
     try {
       return await uploader.uploadFile(ctx.path(String(args[0])), {
         artifactPath: options.artifactPath as string | undefined,
-        kind: options.kind as never,
+        kind: kindOption(stage, options.kind),
       });
     } finally {
       await uploader.close();
@@ -241,11 +243,18 @@ export async function runDir(ctx: CliContext, args: unknown[], options: Record<s
         artifactPath: options.artifactPath as string | undefined,
         include: options.include as string[] | undefined,
         exclude: options.exclude as string[] | undefined,
-        kind: options.kind as never,
+        kind: kindOption(stage, options.kind),
       });
     } finally {
       await uploader.close();
     }
   });
   return outcome(ctx, 'dir', [result]);
+}
+
+/** `--kind`, checked against the stage: the same `InvalidArgumentError` the uploader would throw. */
+function kindOption(stage: StageName, value: unknown): ArtifactKind | undefined {
+  if (value === undefined) return undefined;
+  assertArtifactKind(stage, value);
+  return value;
 }
