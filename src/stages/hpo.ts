@@ -71,8 +71,8 @@ export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<
     }
     const kind = trial !== undefined ? ('trialCheckpoints' as const) : ('bestTrialArchive' as const);
     if (archivePath !== undefined) {
-      return uploader.uploadCheckpointArchive(archivePath, { kind, ...(artifactPath ? { artifactPath } : {}), ...(manifest !== undefined ? { manifest } : {}) });
+      return uploader.uploadCheckpointArchive(archivePath, { kind, artifactPath, manifest });
     }
-    return uploader.archiveAndUploadCheckpoint(checkpointDir!, { kind, ...(artifactPath ? { artifactPath } : {}), ...(level !== undefined ? { level } : {}) });
+    return uploader.archiveAndUploadCheckpoint(checkpointDir!, { kind, artifactPath, level });
   });
 }

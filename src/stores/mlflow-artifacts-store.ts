@@ -74,7 +74,7 @@ export function resolveMultipartOptions(options: MultipartOptions = {}, env: Env
       options.thresholdBytes ?? envNumber('MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE', env, { min: 0, integer: true }) ?? DEFAULT_THRESHOLD,
     chunkBytes: options.chunkBytes ?? envNumber('MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE', env, { min: 1, integer: true }) ?? DEFAULT_CHUNK,
     partConcurrency: options.partConcurrency ?? DEFAULT_PART_CONCURRENCY,
-    ...(options.rewritePartUrl ? { rewritePartUrl: options.rewritePartUrl } : {}),
+    rewritePartUrl: options.rewritePartUrl,
   };
   const check = (name: string, ok: boolean, expected: string, value: unknown) => {
     if (!ok) throw new InvalidArgumentError(`multipart.${name}`, `multipart.${name} must be ${expected}, got ${String(value)}.`);
@@ -338,7 +338,7 @@ function partErrorMapper(label: string): (res: ErrorResponse) => HttpStatusError
       url,
       retryAfterMs: res.retryAfterMs,
       body: redact(res.bodyText.slice(0, 2000)),
-      ...(hint ? { hint } : {}),
+      hint,
     });
   };
 }
@@ -421,7 +421,7 @@ export function resolveProxiedArtifactUri(
     const anchor = SERVICE_ROOTS.find((r) => url.pathname.endsWith(r) || url.pathname.includes(`${r}/`));
     if (!anchor) {
       throw new UnsupportedArtifactStoreError(scheme, redactUrl(artifactUri), {
-        ...(supported ? { supported } : {}),
+        supported,
         hint: `An ${scheme}: artifact URI must point at an MLflow artifact proxy (.../api/2.0/mlflow-artifacts/artifacts/...); start the server with --serve-artifacts.`,
       });
     }
@@ -488,7 +488,7 @@ export const mlflowArtifactsStoreFactory: ArtifactStoreFactory = {
       http,
       root,
       artifactUri,
-      ...(context.multipart ? { multipart: context.multipart } : {}),
+      multipart: context.multipart,
       env: context.env,
       logger: context.logger,
     });

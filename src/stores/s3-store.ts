@@ -230,7 +230,7 @@ export class S3ArtifactStore implements ArtifactStore {
             Bucket: this.bucket,
             Prefix: prefix,
             Delimiter: '/',
-            ...(token ? { ContinuationToken: token } : {}),
+            ContinuationToken: token,
             ...this.ownerParam(),
           }),
           options.signal ? { abortSignal: options.signal } : {},
@@ -332,7 +332,7 @@ export class S3ArtifactStore implements ArtifactStore {
         url,
         code: name,
         cause: error,
-        ...(hint ? { hint } : {}),
+        hint,
       });
     }
     if (name === 'TimeoutError' || e.code === 'ETIMEDOUT' || e.code === 'ECONNABORTED') {
