@@ -24,7 +24,7 @@ import { resolveTrackingConfig } from '../config/load.js';
 import type { StageName, TrackingConfig } from '../config/schema.js';
 import { dedupeInFlight, identityKey } from './dedupe.js';
 import { NO_RUN_WARNING, passGates } from './gate.js';
-import { archiveOperation, defaultKind, directoryArchiveOperation, directoryOperation, fileOperation, type Operation, type OperationContext } from './operation.js';
+import { archiveOperation, checkpointOperation, directoryArchiveOperation, directoryOperation, fileOperation, type Operation, type OperationContext } from './operation.js';
 import {
   resolveUploaderOptions,
   type ArchiveAndUploadCheckpointCallOptions,
@@ -62,6 +62,28 @@ import { transferFiles } from './transfer.js';
  * await uploader.close();
  * ```
  */
+/** How {@link runOperation} reaches an uploader's private `run`. */
+const runners = new WeakMap<object, (operation: Operation) => Promise<UploadResult>>();
+
+/**
+ * Runs an operation (built with the builders of `operation.ts`) through `uploader`'s pipeline,
+ * as its public methods do. Stage helpers use it to check every path of theirs before the first
+ * upload without a second `stat`.
+ *
+ * @example
+ * ```ts
+ * const checkpoint = checkpointOperation({ stage: uploader.stage }, dir, {});
+ * await checkpoint.check();
+ * const result = await runOperation(uploader, checkpoint);
+ * ```
+ * @internal
+ */
+export function runOperation(uploader: { readonly stage: StageName }, operation: Operation): Promise<UploadResult> {
+  const run = runners.get(uploader);
+  if (!run) return Promise.reject(new InvalidArgumentError('uploader', 'runOperation() needs an ArtifactUploader.'));
+  return run(operation);
+}
+
 export class ArtifactUploader<S extends StageName = StageName> {
   /** The stage this uploader works for. */
   readonly stage: S;
@@ -84,6 +106,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
     this.context = { stage: this.stage };
     this.logger = redactingLogger(this.opts.logger ?? silentLogger);
     this.targets = new RunTargets({ ...this.opts, logger: this.logger });
+    runners.set(this, (operation) => this.run(operation));
   }
 
   /**
@@ -127,8 +150,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
    * ```
    */
   uploadDirectory(dir: string, options: UploadDirectoryCallOptions<S> = {}): Promise<UploadResult> {
-    const settings = { kind: options.kind, honourConfig: true, skipDefaultFiles: options.skipDefaultFiles ?? false };
-    return this.run(directoryOperation(this.context, 'uploadDirectory', dir, options, settings));
+    return this.run(directoryOperation(this.context, dir, options));
   }
 
   /**
@@ -145,9 +167,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
    * ```
    */
   uploadCheckpoint(dir: string, options: UploadCheckpointCallOptions<S> = {}): Promise<UploadResult> {
-    const kind = options.kind ?? defaultKind('checkpoint', this.stage);
-    const settings = { kind, honourConfig: options.skipIfDisabled ?? true, skipDefaultFiles: options.skipDefaultFiles ?? true };
-    return this.run(directoryOperation(this.context, 'uploadCheckpoint', dir, options, settings));
+    return this.run(checkpointOperation(this.context, dir, options));
   }
 
   /**

@@ -1,7 +1,9 @@
 /**
  * Operation: what one call asks for, built once per public method of `ArtifactUploader`
- * ({@link fileOperation}, {@link directoryOperation}, {@link archiveOperation},
- * {@link directoryArchiveOperation}). An operation knows its kind (checked once, in
+ * ({@link fileOperation}, {@link directoryOperation}, {@link checkpointOperation},
+ * {@link archiveOperation}, {@link directoryArchiveOperation}). Stage helpers build operations too,
+ * so that they can check every path of theirs before the first upload, with the one `stat` the
+ * operation keeps. An operation knows its kind (checked once, in
  * {@link Operation.check}), its local checks (one `stat` per path, kept for planning), how it
  * plans against the config (the kind's artifact path worked out once, by `artifactKindConfig`),
  * and which transfer it needs.
@@ -22,6 +24,8 @@ import {
   type FilterOptions,
   type OperationOptions,
   type UploadCheckpointArchiveCallOptions,
+  type UploadCheckpointCallOptions,
+  type UploadDirectoryCallOptions,
   type UploadFilesCallOptions,
 } from './options.js';
 import { checkArtifactPath, globList, inspectLocalPath, pathFilters, planFiles, planLocalDirectory, type CheckedLocalPath, type LocalPlan, type PathFilters, type PlannedFile } from './plan.js';
@@ -64,6 +68,8 @@ export interface PlannedOperation {
 /** What every builder is given: the uploader's stage. */
 export interface OperationContext<S extends StageName> {
   stage: S;
+  /** The function the user called, for error messages when it is not the method (a stage helper). @default the method */
+  caller?: string | undefined;
 }
 
 type DefaultKinds = { [M in keyof typeof DEFAULT_KINDS]: { [S in StageName]: ArtifactKind<S> } };
@@ -148,8 +154,8 @@ export function fileOperation<S extends StageName>(
   let baseDir: string | undefined;
   const check = once(context.stage, options.kind, async () => {
     files = [];
-    for (const path of paths) files.push(await inspectLocalPath(path, 'file', method));
-    if (options.baseDir !== undefined) baseDir = (await inspectLocalPath(options.baseDir, 'directory', method)).path;
+    for (const path of paths) files.push(await inspectLocalPath(path, 'file', context.caller ?? method));
+    if (options.baseDir !== undefined) baseDir = (await inspectLocalPath(options.baseDir, 'directory', context.caller ?? method)).path;
   });
   return {
     ...baseOperation(context, method, options.kind, options),
@@ -166,31 +172,47 @@ export function fileOperation<S extends StageName>(
   };
 }
 
-/** What a directory operation uploads beyond its options. */
-export interface DirectoryOperationSettings<S extends StageName> {
-  kind: ArtifactKind<S> | undefined;
-  honourConfig: boolean;
-  skipDefaultFiles: boolean;
-}
-
 /**
- * `uploadDirectory` / `uploadCheckpoint`: a directory's files, file by file.
+ * `uploadDirectory`: a directory's files, file by file, under `artifactPath` (else the kind's
+ * path, else the root); the config switch applies, the default skip list only when asked.
  *
  * @example
  * ```ts
- * const operation = directoryOperation({ stage: 'training' }, 'uploadCheckpoint', 'out/ckpt', {}, { kind: 'checkpoint', honourConfig: true, skipDefaultFiles: true });
+ * const operation = directoryOperation({ stage: 'benchmark' }, 'out/eval', { artifactPath: 'eval' });
  * ```
  */
-export function directoryOperation<S extends StageName>(
+export function directoryOperation<S extends StageName>(context: OperationContext<S>, dir: string, options: UploadDirectoryCallOptions<S>): Operation {
+  return walkOperation(context, 'uploadDirectory', dir, options, { kind: options.kind, honourConfig: true, skipDefaultFiles: options.skipDefaultFiles ?? false });
+}
+
+/**
+ * `uploadCheckpoint`: a checkpoint directory, file by file, under the kind's path (the stage's
+ * checkpoint kind by default), the default skip list applied.
+ *
+ * @example
+ * ```ts
+ * const operation = checkpointOperation({ stage: 'training' }, 'out/checkpoint-500', {});
+ * ```
+ */
+export function checkpointOperation<S extends StageName>(context: OperationContext<S>, dir: string, options: UploadCheckpointCallOptions<S>): Operation {
+  return walkOperation(context, 'uploadCheckpoint', dir, options, {
+    kind: options.kind ?? defaultKind('checkpoint', context.stage),
+    honourConfig: options.skipIfDisabled ?? true,
+    skipDefaultFiles: options.skipDefaultFiles ?? true,
+  });
+}
+
+/** A directory operation, file by file. */
+function walkOperation<S extends StageName>(
   context: OperationContext<S>,
   method: 'uploadDirectory' | 'uploadCheckpoint',
   dir: string,
   options: OperationOptions<S> & FilterOptions & { artifactPath?: string | undefined },
-  settings: DirectoryOperationSettings<S>,
+  settings: { kind: ArtifactKind<S> | undefined; honourConfig: boolean; skipDefaultFiles: boolean },
 ): Operation {
   let directory = '';
   const check = once(context.stage, settings.kind, async () => {
-    directory = (await inspectLocalPath(dir, 'directory', method)).path;
+    directory = (await inspectLocalPath(dir, 'directory', context.caller ?? method)).path;
   });
   return {
     ...baseOperation(context, method, settings.kind, options),
@@ -220,7 +242,7 @@ export function archiveOperation<S extends StageName>(context: OperationContext<
   const kind = options.kind ?? defaultKind('archive', context.stage);
   let checked: CheckedLocalPath | undefined;
   const check = once(context.stage, kind, async () => {
-    checked = await inspectLocalPath(archivePath, 'file', method);
+    checked = await inspectLocalPath(archivePath, 'file', context.caller ?? method);
   });
   return {
     ...baseOperation(context, method, kind, options),
@@ -262,7 +284,7 @@ export function directoryArchiveOperation<S extends StageName>(
   const kind = options.kind ?? defaultKind('archive', context.stage);
   let directory = '';
   const check = once(context.stage, kind, async () => {
-    directory = (await inspectLocalPath(dir, 'directory', method)).path;
+    directory = (await inspectLocalPath(dir, 'directory', context.caller ?? method)).path;
   });
   return {
     ...baseOperation(context, method, kind, options),
