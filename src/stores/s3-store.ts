@@ -42,7 +42,6 @@ import {
   isLowLevelNetworkError,
   resolveRetryOptions,
   type ResolvedRetryOptions,
-  type RetryEvent,
   type RetryOptions,
 } from '../core/retry.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';

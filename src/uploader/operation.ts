@@ -87,33 +87,46 @@ export function defaultKind<S extends StageName>(method: keyof typeof DEFAULT_KI
   return DEFAULTS[method][stage];
 }
 
-/** The parts every operation shares: the kind, its one check, and the config switch. */
-function baseOperation<S extends StageName>(
-  { stage }: OperationContext<S>,
-  method: string,
-  kind: ArtifactKind<S> | undefined,
-  options: OperationOptions<S>,
-): Pick<Operation, 'method' | 'kind' | 'options' | 'configSwitch'> {
+/** What distinguishes one operation from another; {@link defineOperation} adds the rest. */
+interface OperationSpec<S extends StageName, T> {
+  method: string;
+  kind: ArtifactKind<S> | undefined;
+  options: OperationOptions<S>;
+  honourConfig: boolean;
+  verifyByDefault: boolean;
+  /** The local checks (after the kind's); what they find is handed to `plan`. */
+  inspect(label: string): Promise<T>;
+  plan(config: TrackingConfig, checked: T): Promise<PlannedOperation>;
+}
+
+/**
+ * An operation from its spec: the kind checked once and the local checks run once (both in
+ * `check()`, whose result `plan` reuses), and the config switch of the kind (with the stage's)
+ * or of the stage alone.
+ */
+function defineOperation<S extends StageName, T>({ stage, caller }: OperationContext<S>, spec: OperationSpec<S, T>): Operation {
+  let checked: Promise<T> | undefined;
+  const check = () =>
+    (checked ??= (async () => {
+      if (spec.kind !== undefined) assertArtifactKind(stage, spec.kind);
+      return spec.inspect(caller ?? spec.method);
+    })());
   return {
-    method,
-    kind,
-    options,
+    method: spec.method,
+    kind: spec.kind,
+    options: spec.options,
+    honourConfig: spec.honourConfig,
+    verifyByDefault: spec.verifyByDefault,
+    check: async () => {
+      await check();
+    },
+    plan: async (config) => spec.plan(config, await check()),
     configSwitch: (config) => {
       if (!config[stage].enabled) return { enabled: false, disabledBy: `${stage}.enabled` };
-      if (kind !== undefined && !artifactKindConfig(config, stage, kind).enabled) return { enabled: false, disabledBy: `${stage}.${kind}.enabled` };
+      if (spec.kind !== undefined && !artifactKindConfig(config, stage, spec.kind).enabled) return { enabled: false, disabledBy: `${stage}.${spec.kind}.enabled` };
       return { enabled: true };
     },
   };
-}
-
-/** Runs `checks` once (after the kind check); later calls get the same promise. */
-function once<T>(stage: StageName, kind: unknown, checks: () => Promise<T>): () => Promise<T> {
-  let done: Promise<T> | undefined;
-  return () =>
-    (done ??= (async () => {
-      if (kind !== undefined) assertArtifactKind(stage, kind);
-      return checks();
-    })());
 }
 
 /** The artifact directory of a call: the option, else the kind's path, else the root. */
@@ -150,26 +163,25 @@ export function fileOperation<S extends StageName>(
   paths: readonly string[],
   options: UploadFilesCallOptions<S>,
 ): Operation {
-  let files: CheckedLocalPath[] = [];
-  let baseDir: string | undefined;
-  const check = once(context.stage, options.kind, async () => {
-    files = [];
-    for (const path of paths) files.push(await inspectLocalPath(path, 'file', context.caller ?? method));
-    if (options.baseDir !== undefined) baseDir = (await inspectLocalPath(options.baseDir, 'directory', context.caller ?? method)).path;
-  });
-  return {
-    ...baseOperation(context, method, options.kind, options),
+  return defineOperation(context, {
+    method,
+    kind: options.kind,
+    options,
     honourConfig: true,
     verifyByDefault: false,
-    check,
-    plan: async (config) => {
-      await check();
+    inspect: async (label) => {
+      const files: CheckedLocalPath[] = [];
+      for (const path of paths) files.push(await inspectLocalPath(path, 'file', label));
+      const baseDir = options.baseDir === undefined ? undefined : (await inspectLocalPath(options.baseDir, 'directory', label)).path;
+      return { files, baseDir };
+    },
+    plan: async (config, { files, baseDir }) => {
       const dir = destination(config, context.stage, options.kind, options.artifactPath);
       const local = planFiles(files, dir, baseDir);
       const artifactPath = method === 'uploadFile' ? local.files[0]!.artifactPath : dir;
       return { artifactPath, local, shown: local.files, identity: method };
     },
-  };
+  });
 }
 
 /**
@@ -210,23 +222,20 @@ function walkOperation<S extends StageName>(
   options: OperationOptions<S> & FilterOptions & { artifactPath?: string | undefined },
   settings: { kind: ArtifactKind<S> | undefined; honourConfig: boolean; skipDefaultFiles: boolean },
 ): Operation {
-  let directory = '';
-  const check = once(context.stage, settings.kind, async () => {
-    directory = (await inspectLocalPath(dir, 'directory', context.caller ?? method)).path;
-  });
-  return {
-    ...baseOperation(context, method, settings.kind, options),
+  return defineOperation(context, {
+    method,
+    kind: settings.kind,
+    options,
     honourConfig: settings.honourConfig,
     verifyByDefault: false,
-    check,
-    plan: async (config) => {
-      await check();
+    inspect: async (label) => (await inspectLocalPath(dir, 'directory', label)).path,
+    plan: async (config, directory) => {
       const artifactPath = destination(config, context.stage, settings.kind, options.artifactPath);
       const filters = filtersFor(config, context.stage, options);
       const local = await planLocalDirectory(directory, { artifactPath, filters, skipDefaultFiles: settings.skipDefaultFiles });
       return { artifactPath, local, shown: local.files, identity: method };
     },
-  };
+  });
 }
 
 /**
@@ -238,20 +247,13 @@ function walkOperation<S extends StageName>(
  * ```
  */
 export function archiveOperation<S extends StageName>(context: OperationContext<S>, archivePath: string, options: UploadCheckpointArchiveCallOptions<S>): Operation {
-  const method = 'uploadCheckpointArchive';
-  const kind = options.kind ?? defaultKind('archive', context.stage);
-  let checked: CheckedLocalPath | undefined;
-  const check = once(context.stage, kind, async () => {
-    checked = await inspectLocalPath(archivePath, 'file', context.caller ?? method);
-  });
-  return {
-    ...baseOperation(context, method, kind, options),
-    honourConfig: options.skipIfDisabled ?? true,
-    verifyByDefault: true,
-    check,
-    plan: async (config) => {
-      await check();
-      const { path: localPath, size } = checked!;
+  const { method, kind, ...basics } = archiveBasics(context, 'uploadCheckpointArchive', options);
+  return defineOperation(context, {
+    method,
+    kind,
+    ...basics,
+    inspect: (label) => inspectLocalPath(archivePath, 'file', label),
+    plan: async (config, { path: localPath, size }) => {
       const artifactPath = archiveDestination(config, context.stage, kind, options.artifactPath, basename(localPath));
       const manifest = await loadManifest(options.manifest, localPath, size);
       const archive: PlannedFile = { localPath, artifactPath, size };
@@ -263,7 +265,7 @@ export function archiveOperation<S extends StageName>(context: OperationContext<
         transfer: (ctx) => transferArchive(ctx, archive, manifest),
       };
     },
-  };
+  });
 }
 
 /**
@@ -280,19 +282,13 @@ export function directoryArchiveOperation<S extends StageName>(
   dir: string,
   options: ArchiveAndUploadCheckpointCallOptions<S>,
 ): Operation {
-  const method = 'archiveAndUploadCheckpoint';
-  const kind = options.kind ?? defaultKind('archive', context.stage);
-  let directory = '';
-  const check = once(context.stage, kind, async () => {
-    directory = (await inspectLocalPath(dir, 'directory', context.caller ?? method)).path;
-  });
-  return {
-    ...baseOperation(context, method, kind, options),
-    honourConfig: options.skipIfDisabled ?? true,
-    verifyByDefault: true,
-    check,
-    plan: async (config) => {
-      await check();
+  const { method, kind, ...basics } = archiveBasics(context, 'archiveAndUploadCheckpoint', options);
+  return defineOperation(context, {
+    method,
+    kind,
+    ...basics,
+    inspect: async (label) => (await inspectLocalPath(dir, 'directory', label)).path,
+    plan: async (config, directory) => {
       const artifactPath = archiveDestination(config, context.stage, kind, options.artifactPath, DEFAULT_ARCHIVE_NAME);
       const filters = filtersFor(config, context.stage, options);
       const local = await planLocalDirectory(directory, { artifactPath: '', filters, skipDefaultFiles: true });
@@ -306,7 +302,16 @@ export function directoryArchiveOperation<S extends StageName>(
         transfer: (ctx) => transferDirectoryAsArchive(ctx, { directory, artifactPath, filters, level: options.level }),
       };
     },
-  };
+  });
+}
+
+/** What both archive operations share: the archive kind by default, the config switch unless `skipIfDisabled: false`, verification on. */
+function archiveBasics<S extends StageName, M extends string>(
+  context: OperationContext<S>,
+  method: M,
+  options: OperationOptions<S> & { skipIfDisabled?: boolean | undefined },
+): { method: M; kind: ArtifactKind<S>; options: OperationOptions<S>; honourConfig: boolean; verifyByDefault: boolean } {
+  return { method, kind: options.kind ?? defaultKind('archive', context.stage), options, honourConfig: options.skipIfDisabled ?? true, verifyByDefault: true };
 }
 
 /** The manifest to upload: the one given, the file given, or the one beside the archive. */
