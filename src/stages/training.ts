@@ -3,8 +3,9 @@
  *
  * @module
  */
+import { runOperation } from '../uploader/artifact-uploader.js';
+import { checkpointOperation, fileOperation } from '../uploader/operation.js';
 import type { UploadResult } from '../uploader/result.js';
-import { checkLocalPath } from '../uploader/local-plan.js';
 import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadTrainingArtifacts}. */
@@ -40,11 +41,15 @@ export interface TrainingArtifactsResult {
  */
 export async function uploadTrainingArtifacts(options: TrainingArtifactsOptions): Promise<TrainingArtifactsResult> {
   const { checkpointDir, metricsJsonPath, ...rest } = options;
-  await checkLocalPath(checkpointDir, 'directory', 'uploadTrainingArtifacts');
-  if (metricsJsonPath !== undefined) await checkLocalPath(metricsJsonPath, 'file', 'uploadTrainingArtifacts');
   return withStageUploader('training', 'uploadTrainingArtifacts', rest, async (uploader) => {
-    const checkpoint = await uploader.uploadCheckpoint(checkpointDir);
-    if (metricsJsonPath === undefined) return { checkpoint };
-    return { checkpoint, metrics: await uploader.uploadFile(metricsJsonPath, { kind: 'metrics' }) };
+    const context = { stage: uploader.stage, caller: 'uploadTrainingArtifacts' };
+    const checkpoint = checkpointOperation(context, checkpointDir, {});
+    const metrics = metricsJsonPath === undefined ? undefined : fileOperation(context, 'uploadFile', [metricsJsonPath], { kind: 'metrics' });
+    // Both paths are checked before anything is sent; each operation keeps its one `stat`.
+    await checkpoint.check();
+    await metrics?.check();
+    const checkpointResult = await runOperation(uploader, checkpoint);
+    if (metrics === undefined) return { checkpoint: checkpointResult };
+    return { checkpoint: checkpointResult, metrics: await runOperation(uploader, metrics) };
   });
 }
