@@ -132,10 +132,11 @@ export function redact(text: string): string {
 }
 
 /**
- * Query parameters of presigned URLs (S3 SigV4 and SigV2, GCS, Azure SAS) that grant access
- * until they expire: a multipart part URL in a log must not be usable by whoever reads the log.
+ * Query parameters of presigned URLs (S3 SigV4 and SigV2, GCS, Azure SAS) and GCS resumable
+ * session URIs (`upload_id`) that grant access until they expire: a multipart part URL or a
+ * session URI in a log must not be usable by whoever reads the log.
  */
-const PRESIGNED_QUERY_SECRET = /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig)=)[^&#\s"'<>]+/gi;
+const PRESIGNED_QUERY_SECRET = /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig|upload_id)=)[^&#\s"'<>]+/gi;
 
 /** Removes userinfo from a URL string for display; leaves non-URLs untouched. */
 export function redactUrl(url: string | URL): string {

@@ -122,14 +122,24 @@ export function resolveRetryOptions(options: RetryOptions = {}, env: Env = proce
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
 /**
+ * Google Cloud Storage error reasons (`error.errors[].reason` of a JSON API answer, which the
+ * `gs://` store puts in {@link HttpStatusError.code}) that are transient whatever the status:
+ * `google-cloud-storage`'s `_RETRYABLE_REASONS`. A `403 rateLimitExceeded` is a throttle, not
+ * a refusal.
+ */
+export const GCS_RETRYABLE_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'backendError', 'internalError', 'badGateway', 'serviceUnavailable']);
+
+/**
  * The one classifier: network errors, timeouts, 408/429/5xx (and 413 with `Retry-After`, as
- * urllib3 does) are transient; aborts, other 4xx and programmer errors are not.
+ * urllib3 does) are transient, and so are GCS's throttling and backend reasons
+ * ({@link GCS_RETRYABLE_REASONS}); aborts, other 4xx and programmer errors are not.
  */
 export function isRetryableError(error: unknown): boolean {
   if (error instanceof AbortedError) return false;
   if (error instanceof NetworkError || error instanceof RequestTimeoutError) return true;
   if (error instanceof HttpStatusError) {
     if (RETRYABLE_STATUSES.has(error.status)) return true;
+    if (GCS_RETRYABLE_REASONS.has(error.code)) return true;
     return error.status === 413 && error.retryAfterMs !== undefined;
   }
   if (error instanceof ArtifactUploaderError) return false;

@@ -11,6 +11,7 @@ import type { Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
+import type { GcsStoreOptions } from './gcs-config.js';
 import type { S3StoreOptions } from './s3-config.js';
 
 /** Options of {@link ArtifactStore.uploadFile}. */
@@ -96,6 +97,8 @@ export interface ArtifactStoreContext {
   multipart?: MultipartOptions;
   /** Settings of the `s3:` store. */
   s3?: S3StoreOptions;
+  /** Settings of the `gs:` store. */
+  gcs?: GcsStoreOptions;
   /** Labels of every registered store, for error messages that list what is supported. */
   supported: readonly string[];
 }

@@ -10,6 +10,8 @@ import { UnsupportedArtifactStoreError } from '../core/errors.js';
 import { redactUrl, type Logger } from '../core/logger.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import type { ArtifactStore, ArtifactStoreFactory, MultipartOptions } from './artifact-store.js';
+import type { GcsStoreOptions } from './gcs-config.js';
+import { gcsStoreFactory } from './gcs-store.js';
 import { localFileStoreFactory } from './local-file-store.js';
 import { mlflowArtifactsStoreFactory } from './mlflow-artifacts-store.js';
 import type { S3StoreOptions } from './s3-config.js';
@@ -18,7 +20,7 @@ import { s3StoreFactory } from './s3-store.js';
 /**
  * The registry. Order does not matter; each scheme belongs to one factory.
  */
-const STORE_FACTORIES: readonly ArtifactStoreFactory[] = [mlflowArtifactsStoreFactory, localFileStoreFactory, s3StoreFactory];
+const STORE_FACTORIES: readonly ArtifactStoreFactory[] = [mlflowArtifactsStoreFactory, localFileStoreFactory, s3StoreFactory, gcsStoreFactory];
 
 /** Why each scheme we cannot write to is refused, and what to do instead. */
 const UNSUPPORTED_HINTS: Record<string, string> = {
@@ -36,7 +38,9 @@ export interface ResolveArtifactStoreOptions {
   multipart?: MultipartOptions;
   /** Settings of the `s3:` store (part size, endpoint, ...). @default from MLflow's MLFLOW_S3_* env vars */
   s3?: S3StoreOptions;
-  /** Environment to read (multipart and S3 env vars). @default process.env */
+  /** Settings of the `gs:` store (chunk size, endpoint, ...). @default from MLFLOW_GCS_UPLOAD_CHUNK_SIZE, STORAGE_EMULATOR_HOST, ... */
+  gcs?: GcsStoreOptions;
+  /** Environment to read (multipart, S3 and GCS env vars). @default process.env */
   env?: Env;
   /** @default the connection's logger */
   logger?: Logger;
@@ -45,8 +49,9 @@ export interface ResolveArtifactStoreOptions {
 /**
  * Returns the store that writes to `artifactUri`: `mlflow-artifacts:` and proxied `http(s):`
  * URIs go through the tracking server (streamed PUT, multipart for large files); `file:` URIs
- * and plain paths are copied locally; `s3:` URIs are written to the bucket directly (AWS SDK, an
- * optional peer dependency). Anything else (`gs:`, `wasbs:`, `abfss:`, `dbfs:`, `runs:` ...)
+ * and plain paths are copied locally; `s3:` and `gs:` URIs are written to the bucket directly
+ * (the AWS SDK and `@google-cloud/storage`, optional peer dependencies). Anything else
+ * (`wasbs:`, `abfss:`, `dbfs:`, `runs:` ...)
  * throws {@link UnsupportedArtifactStoreError} naming the scheme and the proxied alternative.
  *
  * @example
@@ -71,6 +76,7 @@ export function resolveArtifactStore(artifactUri: string, options: ResolveArtifa
     supported,
     ...(options.multipart ? { multipart: options.multipart } : {}),
     ...(options.s3 ? { s3: options.s3 } : {}),
+    ...(options.gcs ? { gcs: options.gcs } : {}),
   });
 }
 

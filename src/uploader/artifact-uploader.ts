@@ -628,6 +628,7 @@ export class ArtifactUploader {
           env: this.opts.env,
           ...(this.opts.multipart ? { multipart: this.opts.multipart } : {}),
           ...(this.opts.s3 ? { s3: this.opts.s3 } : {}),
+          ...(this.opts.gcs ? { gcs: this.opts.gcs } : {}),
           ...(this.opts.resolveStore ? { resolveStore: this.opts.resolveStore } : {}),
           ...(this.opts.signal ? { signal: this.opts.signal } : {}),
         });

@@ -24,6 +24,7 @@ import type { RunIdSource } from '../run/run-context.js';
 import type { ArtifactStore, MultipartOptions } from '../stores/artifact-store.js';
 import { resolveArtifactStore, type ResolveArtifactStoreOptions } from '../stores/resolve.js';
 import type { S3StoreOptions } from '../stores/s3-config.js';
+import type { GcsStoreOptions } from '../stores/gcs-config.js';
 
 /**
  * The env var that turns every upload into a skip, as in MLflow.
@@ -95,6 +96,7 @@ export interface TargetOptions {
   env: Env;
   multipart?: MultipartOptions;
   s3?: S3StoreOptions;
+  gcs?: GcsStoreOptions;
   resolveStore?: (artifactUri: string, options: ResolveArtifactStoreOptions) => ArtifactStore;
   signal?: AbortSignal;
 }
@@ -143,6 +145,7 @@ export async function resolveUploadTarget(options: TargetOptions): Promise<Uploa
     logger: options.logger,
     ...(options.multipart ? { multipart: options.multipart } : {}),
     ...(options.s3 ? { s3: options.s3 } : {}),
+    ...(options.gcs ? { gcs: options.gcs } : {}),
   };
   const store = (options.resolveStore ?? resolveArtifactStore)(run.info.artifactUri, storeOptions);
   options.logger.debug(`uploading to run ${options.runId} (${options.source}) on ${connection.displayUri}: ${store.describe()}`);

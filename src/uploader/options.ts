@@ -14,6 +14,7 @@ import { assertStage } from '../config/load.js';
 import type { ArtifactStore, MultipartOptions } from '../stores/artifact-store.js';
 import type { ResolveArtifactStoreOptions } from '../stores/resolve.js';
 import type { S3StoreOptions } from '../stores/s3-config.js';
+import type { GcsStoreOptions } from '../stores/gcs-config.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, type UploadProgressEvent } from './progress.js';
 
 /** Options of `new ArtifactUploader(options)`. Only `stage` is required. */
@@ -82,6 +83,8 @@ export interface ArtifactUploaderOptions {
   multipart?: MultipartOptions;
   /** Settings of `s3://` artifact roots (endpoint, credentials, part size). @default from MLflow's MLFLOW_S3_* env vars */
   s3?: S3StoreOptions;
+  /** Settings of `gs://` artifact roots (chunk size, endpoint, credentials file). @default from MLFLOW_GCS_UPLOAD_CHUNK_SIZE, STORAGE_EMULATOR_HOST, ... */
+  gcs?: GcsStoreOptions;
   /**
    * Makes the store for the run's artifact URI. Wrap the default to add behaviour (logging,
    * metrics) or to point at a store of your own.
