@@ -399,7 +399,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
 
   it('other object stores still fail fast, naming the proxied alternative', () => {
     const connection = resolveMlflowConnection({ trackingUri: mlflowDirectS3Server().url }, {});
-    for (const uri of ['gs://b/x', 'wasbs://c@acct.blob.core.windows.net/x', 'abfss://c@a.dfs.core.windows.net/x', 'dbfs:/databricks/x']) {
+    for (const uri of ['wasbs://c@acct.blob.core.windows.net/x', 'abfss://c@a.dfs.core.windows.net/x', 'dbfs:/databricks/x']) {
       let error: unknown;
       try {
         resolveArtifactStore(uri, { connection });
