@@ -30,6 +30,7 @@ import {
   ConfigError,
   HttpStatusError,
   InvalidArgumentError,
+  InvalidResponseError,
   LocalPathError,
   MissingDependencyError,
   NetworkError,
@@ -223,10 +224,8 @@ export class GcsArtifactStore implements ArtifactStore {
         }
       }
       if (object.size !== undefined && Number(object.size) !== size) {
-        throw new HttpStatusError(200, `GCS stored ${object.size} bytes for ${this.target(name)}, but ${size} were sent.`, {
-          method: 'PUT',
+        throw new InvalidResponseError(`GCS stored ${object.size} bytes for ${this.target(name)}, but ${size} were sent.`, {
           url: this.target(name),
-          code: 'SIZE_MISMATCH',
           hint: 'Upload the file again; if it repeats, a proxy may be truncating request bodies.',
         });
       }
