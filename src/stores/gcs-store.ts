@@ -36,7 +36,7 @@ import {
   NetworkError,
 } from '../core/errors.js';
 import { HttpClient, type ErrorResponse, type HttpRequest, type HttpResponse } from '../core/http.js';
-import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
+import { redact, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { guessMimeType } from '../core/mime.js';
 import {
   combineSignals,
@@ -510,12 +510,15 @@ export class GcsArtifactStore implements ArtifactStore {
       throw credentialsError(error, this.config);
     }
     const out: Record<string, string> = {};
+    // Refreshed tokens are registered too: a server that echoes the header must not leak it.
+    const remember = (key: string, value: string) => {
+      out[key.toLowerCase()] = value;
+      if (key.toLowerCase() === 'authorization') registerSecret(value.replace(/^Bearer\s+/i, ''));
+    };
     if (typeof (headers as { forEach?: unknown }).forEach === 'function') {
-      (headers as { forEach(cb: (value: string, key: string) => void): void }).forEach((value, key) => {
-        out[key.toLowerCase()] = value;
-      });
+      (headers as { forEach(cb: (value: string, key: string) => void): void }).forEach((value, key) => remember(key, value));
     } else {
-      for (const [key, value] of Object.entries(headers as Record<string, string>)) out[key.toLowerCase()] = value;
+      for (const [key, value] of Object.entries(headers as Record<string, string>)) remember(key, value);
     }
     return out;
   }
