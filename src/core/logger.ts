@@ -138,6 +138,18 @@ export function redact(text: string): string {
  */
 const PRESIGNED_QUERY_SECRET = /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig|upload_id)=)[^&#\s"'<>]+/gi;
 
+/**
+ * `Name: message` of an error (or its string form), redacted: for a log line's `error` field.
+ *
+ * @example
+ * ```ts
+ * logger.debug('retrying', { error: errorText(error) }); // 'HttpStatusError: PUT ... answered 503'
+ * ```
+ */
+export function errorText(error: unknown): string {
+  return redact(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+}
+
 /** Removes userinfo from a URL string for display; leaves non-URLs untouched. */
 export function redactUrl(url: string | URL): string {
   try {

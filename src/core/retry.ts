@@ -118,6 +118,28 @@ export function resolveRetryOptions(options: RetryOptions = {}, env: Env = proce
   return resolved;
 }
 
+/**
+ * Takes a policy that is already resolved as it is, and resolves anything else (options from
+ * a caller, or nothing) against `env`: what a store given "the connection's policy, or
+ * options" does.
+ *
+ * @example
+ * ```ts
+ * const retry = toResolvedRetryOptions(options.retry, env); // connection.retry passes through untouched
+ * ```
+ */
+export function toResolvedRetryOptions(retry: RetryOptions | ResolvedRetryOptions | undefined, env: Env = process.env): ResolvedRetryOptions {
+  const resolved =
+    retry !== undefined &&
+    typeof retry.maxRetries === 'number' &&
+    typeof retry.backoffFactor === 'number' &&
+    typeof retry.backoffJitter === 'number' &&
+    typeof retry.maxBackoff === 'number' &&
+    typeof retry.timeoutMs === 'number' &&
+    typeof retry.maxRetryAfterMs === 'number';
+  return resolved ? (retry as ResolvedRetryOptions) : resolveRetryOptions(retry, env);
+}
+
 /** HTTP statuses worth retrying: MLflow's transient set (408, 429, 500, 502, 503, 504). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 

@@ -36,12 +36,13 @@ import {
   NetworkError,
 } from '../core/errors.js';
 import { HttpClient, type ErrorResponse, type HttpRequest, type HttpResponse } from '../core/http.js';
-import { redact, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
+import { errorText, redact, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { guessMimeType } from '../core/mime.js';
+import { interopModule, isModuleNotFound } from '../core/optional-dependency.js';
 import {
   combineSignals,
   isLowLevelNetworkError,
-  resolveRetryOptions,
+  toResolvedRetryOptions,
   withRetry,
   type ResolvedRetryOptions,
   type RetryEvent,
@@ -173,7 +174,7 @@ export class GcsArtifactStore implements ArtifactStore {
     this.artifactUri = `gs://${bucket}${rootKey ? `/${rootKey}` : ''}`;
     const env = options.env ?? process.env;
     this.config = resolveGcsConfig(options, env);
-    const retry = isResolvedRetry(options.retry) ? options.retry : resolveRetryOptions(options.retry, env);
+    const retry = toResolvedRetryOptions(options.retry, env);
     this.retry = { ...retry, timeoutMs: this.config.timeoutMs };
     this.logger = options.logger ?? silentLogger;
     this.loadSdk = options.loadSdk ?? importGcsSdk;
@@ -594,9 +595,8 @@ async function loadGcsSdk(loader: GcsSdkLoader): Promise<StorageModule> {
     if (isModuleNotFound(error)) throw new MissingDependencyError([...GCS_PEER_PACKAGES], 'Writing artifacts to a gs:// artifact root with credentials', { cause: error });
     throw error;
   }
-  const ns = modules.storage as Record<string, unknown>;
-  const candidate = (typeof ns.Storage === 'function' ? ns : (ns.default as Record<string, unknown> | undefined)) as StorageModule | undefined;
-  if (!candidate || typeof candidate.Storage !== 'function') {
+  const candidate = interopModule<StorageModule>(modules.storage, 'Storage');
+  if (!candidate) {
     throw new MissingDependencyError([...GCS_PEER_PACKAGES], 'Writing artifacts to a gs:// artifact root with credentials', {
       hint: `The installed @google-cloud/storage has no Storage export. Install version 7: npm install ${GCS_PEER_PACKAGES.join(' ')}@7`,
     });
@@ -604,15 +604,6 @@ async function loadGcsSdk(loader: GcsSdkLoader): Promise<StorageModule> {
   return candidate;
 }
 
-function isModuleNotFound(error: unknown): boolean {
-  for (let current = error, depth = 0; current && depth < 4; depth++) {
-    const { code, message } = current as { code?: unknown; message?: unknown };
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return true;
-    if (typeof message === 'string' && /Cannot find (package|module)|Failed to (load|resolve) (url|import)/i.test(message)) return true;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return false;
-}
 
 /** A credentials problem (a bad key file, a token the server refused) as a typed error. */
 function credentialsError(error: unknown, config: ResolvedGcsConfig): unknown {
@@ -660,21 +651,7 @@ function contentTypeFor(name: string): string {
   return guessMimeType(name).type ?? 'application/octet-stream';
 }
 
-function isResolvedRetry(retry: RetryOptions | ResolvedRetryOptions | undefined): retry is ResolvedRetryOptions {
-  return (
-    retry !== undefined &&
-    typeof retry.maxRetries === 'number' &&
-    typeof retry.backoffFactor === 'number' &&
-    typeof retry.backoffJitter === 'number' &&
-    typeof retry.maxBackoff === 'number' &&
-    typeof retry.timeoutMs === 'number' &&
-    typeof retry.maxRetryAfterMs === 'number'
-  );
-}
 
-function errorText(error: unknown): string {
-  return redact(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-}
 
 function formatSize(n: number): string {
   const MiB = 1024 * 1024;

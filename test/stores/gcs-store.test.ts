@@ -6,7 +6,7 @@
  * point back at the proxy). All tests write into one run and the last one downloads it once
  * with Python: a cold `import mlflow` costs seconds.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,42 +14,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AbortedError, ConfigError, HttpStatusError } from '../../src/core/errors.js';
-import type { Logger } from '../../src/core/logger.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
-import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import type { GcsResumableSession } from '../../src/stores/gcs-resumable.js';
 import { GcsArtifactStore, type GcsArtifactStoreOptions } from '../../src/stores/gcs-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { startFaultProxy, type FaultProxy, type ProxyLogEntry } from '../support/fault-proxy.js';
 import { pythonArtifactHashes, runPython } from '../support/python.js';
 import { describeWithServers, mlflowGcsServer } from '../support/servers.js';
+import { recordingLogger, serverRun, sha256 } from '../uploader/helpers.js';
+import { uploadAndListSmallFiles } from './small-files-contract.js';
 
 const KiB = 1024;
 const CHUNK = 256 * KiB;
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-
-async function createRun(trackingUri: string): Promise<{ runId: string; artifactUri: string }> {
-  const res = await fetch(`${trackingUri}/api/2.0/mlflow/runs/create`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ experiment_id: '0', start_time: Date.now() }),
-  });
-  const body = (await res.json()) as { run: { info: { run_id: string; artifact_uri: string } } };
-  return { runId: body.run.info.run_id, artifactUri: body.run.info.artifact_uri };
-}
-
 /** A resumable chunk PUT starting at `start`. */
 const chunkAt = (start: number) => (req: { method: string; headers: Record<string, string | string[] | undefined> }) =>
   req.method === 'PUT' && typeof req.headers['content-range'] === 'string' && req.headers['content-range'].startsWith(`bytes ${start}-`);
 const isChunk = (r: ProxyLogEntry) => r.method === 'PUT' && /^bytes \d+-\d+\/\d+$/.test(r.contentRange ?? '');
 const isStatusQuery = (r: ProxyLogEntry) => r.method === 'PUT' && /^bytes \*\/\d+$/.test(r.contentRange ?? '');
-
-function recordingLogger(): Logger & { lines: string[] } {
-  const lines: string[] = [];
-  const log = (level: string) => (message: string) => void lines.push(`${level}: ${message}`);
-  return { lines, debug: log('debug'), info: log('info'), warn: log('warn'), error: log('error') };
-}
 
 describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact root)', () => {
   let dir: string;
@@ -96,7 +78,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     big = randomBytes(5 * CHUNK + 1234);
     bigPath = await writeLocal('big.bin', big);
     proxy = await startFaultProxy(mlflowGcsServer().emulatorHost, { preserveHost: true });
-    run = await createRun(mlflowGcsServer().url);
+    run = await serverRun(mlflowGcsServer().url);
   });
 
   afterAll(async () => {
@@ -114,35 +96,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
 
   it('uploads 0 B, 1 KiB and a directory with odd names in one request each, and lists them', async () => {
     const store = storeFor();
-    const files: Record<string, Buffer> = {
-      'small/empty.txt': Buffer.alloc(0),
-      'small/one-kib.bin': randomBytes(1024),
-      'small/ckpt/step 100/model.safetensors': randomBytes(3000),
-      'small/ckpt/step 100/config.json': Buffer.from('{"a": 1}'),
-      'small/ckpt/ünïcødé 模型/weights (copy) [1] & co+=?.bin': randomBytes(777),
-      'small/ckpt/.hidden/a..b': Buffer.from('\r\n--boundary--\r\n\r\n'),
-    };
-    const retries: RetryEvent[] = [];
-    for (const [artifactPath, data] of Object.entries(files)) {
-      const local = await writeLocal(artifactPath, data);
-      const progress: number[] = [];
-      const result = await store.uploadFile(local, artifactPath, { onProgress: (n) => progress.push(n), onRetry: (e) => retries.push(e) });
-      expect(result).toEqual({ bytes: data.length, attempts: 1, multipart: false, resumedBytes: 0 });
-      expect(progress.at(-1)).toBe(data.length);
-      expected[artifactPath] = sha256(data);
-    }
-    expect(retries).toEqual([]);
-    expect(await store.list('small')).toEqual([
-      { path: 'small/ckpt', isDir: true },
-      { path: 'small/empty.txt', isDir: false, size: 0 },
-      { path: 'small/one-kib.bin', isDir: false, size: 1024 },
-    ]);
-    expect(await store.list('small/ckpt/step 100')).toEqual([
-      { path: 'small/ckpt/step 100/config.json', isDir: false, size: 8 },
-      { path: 'small/ckpt/step 100/model.safetensors', isDir: false, size: 3000 },
-    ]);
-    expect(await store.list('nothing/here')).toEqual([]);
-    expect((await listArtifactsRecursive(store, 'small')).map((e) => e.path)).toEqual(Object.keys(files).sort());
+    Object.assign(expected, await uploadAndListSmallFiles(store, writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false, resumedBytes: 0 })));
     // The type google-cloud-storage would send: a guess from the name, else octet-stream.
     expect((await objectMeta(`${store.rootKey}/small/ckpt/step 100/config.json`))?.contentType).toBe('application/json');
     expect((await objectMeta(`${store.rootKey}/small/one-kib.bin`))?.contentType).toBe('application/octet-stream');
@@ -314,13 +268,13 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(result.resumedBytes).toBe(0);
     expect(created).toHaveLength(1);
     expect(created[0]?.uri).not.toBe(stale.uri);
-    expect(logger.lines.some((l) => /expired or was cancelled; starting over/.test(l))).toBe(true);
+    expect(logger.lines.some(([, l]) => /expired or was cancelled; starting over/.test(l))).toBe(true);
     // Never logged: the session URI is a credential for the upload.
-    expect(logger.lines.join('\n')).not.toContain('upload_id=gone');
+    expect(JSON.stringify(logger.lines)).not.toContain('upload_id=gone');
 
     const otherSize = await withLogger.uploadFile(local, 'restart.bin', { resumeSession: { ...stale, size: 1 } });
     expect(otherSize.resumedBytes).toBe(0);
-    expect(logger.lines.some((l) => /made for another object or size/.test(l))).toBe(true);
+    expect(logger.lines.some(([, l]) => /made for another object or size/.test(l))).toBe(true);
   });
 
   it('falls back to anonymous requests without credentials, as MLflow does, and says so', async () => {
@@ -339,7 +293,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
       const local = await writeLocal('anonymous.txt', 'anonymous');
       await store.uploadFile(local, 'anonymous.txt');
       expected['anonymous.txt'] = sha256(Buffer.from('anonymous'));
-      expect(logger.lines.filter((l) => l.startsWith('warn:'))).toEqual([expect.stringMatching(/No Google credentials found.*anonymously, as MLflow does/)]);
+      expect(logger.lines.filter(([level]) => level === 'warn')).toEqual([['warn', expect.stringMatching(/No Google credentials found.*anonymously, as MLflow does/)]]);
     } finally {
       if (previous === undefined) delete process.env.METADATA_SERVER_DETECTION;
       else process.env.METADATA_SERVER_DETECTION = previous;
@@ -394,7 +348,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
       proxy.addRule({ fault: 'status', status: 403, body: JSON.stringify({ error: { code: 403, message: `denied for Bearer ${token}`, errors: [{ reason: 'forbidden' }] } }) });
       const error = await store.uploadFile(local, 'with-adc-refused.bin').catch((e: unknown) => e);
       expect(error).toMatchObject({ status: 403, code: 'forbidden' });
-      expect(JSON.stringify((error as HttpStatusError).toJSON()) + (error as Error).message + logger.lines.join('\n')).not.toContain(token);
+      expect(JSON.stringify((error as HttpStatusError).toJSON()) + (error as Error).message + JSON.stringify(logger.lines)).not.toContain(token);
     } finally {
       for (const [key, value] of [['METADATA_SERVER_DETECTION', saved.detection], ['GCE_METADATA_HOST', saved.host]] as const) {
         if (value === undefined) delete process.env[key];
