@@ -7,13 +7,14 @@
  * with Python: a cold `import mlflow` costs seconds.
  */
 import { randomBytes } from 'node:crypto';
+import { truncateSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { AbortedError, ConfigError, HttpStatusError } from '../../src/core/errors.js';
+import { AbortedError, ConfigError, HttpStatusError, LocalPathError } from '../../src/core/errors.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import type { GcsResumableSession } from '../../src/stores/gcs-resumable.js';
@@ -204,6 +205,27 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(error).toMatchObject({ status: 500, hint: expect.stringMatching(/retried 1 time/) });
     expect(proxy.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1);
     expect(await objectMeta(`${store.rootKey}/model/failed.bin`)).toBeUndefined();
+  });
+
+  it('a file that shrinks during a resumable upload fails with PATH_UNREADABLE and leaves no object', async () => {
+    resetProxy();
+    const local = await writeLocal('shrinking.bin', big);
+    const store = storeFor({}, proxy.url);
+    let cut = false;
+    const error = await store
+      .uploadFile(local, 'shrinking.bin', {
+        onProgress: (n) => {
+          if (!cut && n >= CHUNK) {
+            cut = true;
+            truncateSync(local, 2 * CHUNK);
+          }
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({ code: 'PATH_UNREADABLE', message: expect.stringMatching(/shrank while it was being uploaded/) });
+    expect(proxy.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1);
+    expect(await objectMeta(`${store.rootKey}/shrinking.bin`)).toBeUndefined();
   });
 
   it('a second process resumes the session from the offset GCS reports and sends only the rest', async () => {
