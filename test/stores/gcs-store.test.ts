@@ -20,6 +20,7 @@ import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import type { GcsResumableSession } from '../../src/stores/gcs-resumable.js';
 import { GcsArtifactStore, type GcsArtifactStoreOptions } from '../../src/stores/gcs-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { startFaultProxy, type FaultProxy, type ProxyLogEntry } from '../support/fault-proxy.js';
 import { pythonArtifactHashes, runPython } from '../support/python.js';
 import { describeWithServers, mlflowGcsServer } from '../support/servers.js';
@@ -392,6 +393,29 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(/GOOGLE_APPLICATION_CREDENTIALS.*no-such-key\.json/);
     expect(proxy.requests).toEqual([]);
+  });
+
+  it('ArtifactUploader uploads a directory to the gs:// run end to end, verified against the bucket listing', async () => {
+    const tree: Record<string, Buffer> = {
+      'metrics.json': Buffer.from('{"acc": 0.91}'),
+      'ckpt/model.safetensors': big.subarray(0, 4 * CHUNK + 77),
+      'ckpt/nested/tokenizer.json': Buffer.from('{"t": 1}'),
+      'ckpt/empty.txt': Buffer.alloc(0),
+    };
+    for (const [path, data] of Object.entries(tree)) await writeLocal(`tree/${path}`, data);
+    const uploader = new ArtifactUploader({
+      stage: 'training',
+      runId: run.runId,
+      trackingUri: mlflowGcsServer().url,
+      env: { STORAGE_EMULATOR_HOST: mlflowGcsServer().emulatorHost },
+      gcs: { resumableThreshold: 2 * CHUNK, chunkSize: CHUNK },
+      verify: true,
+      retry: { maxRetries: 2, backoffFactor: 0, backoffJitter: 0 },
+    });
+    const result = await uploader.uploadDirectory(join(dir, 'src', 'tree'), { artifactPath: 'tree' });
+    expect(result).toMatchObject({ status: 'uploaded', runId: run.runId, artifactUri: run.artifactUri, verification: { status: 'verified' } });
+    expect(uploader.stats()).toMatchObject({ uploaded: 1, filesSent: 4, retries: 0 });
+    for (const [path, data] of Object.entries(tree)) expected[`tree/${path}`] = sha256(data);
   });
 
   it('the official Python client (google-cloud-storage under MLflow) downloads every artifact byte-exact', async () => {
