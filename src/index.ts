@@ -108,6 +108,10 @@ export { listArtifactsRecursive } from './stores/artifact-store.js';
 export type { ArtifactStore, ArtifactEntry, UploadFileOptions, UploadFileResult, MultipartOptions, StoreOptions } from './stores/artifact-store.js';
 // s3:// artifact roots: option types only (the store itself is picked by the artifact URI).
 export type { S3StoreOptions, S3AddressingStyle, S3Credentials } from './stores/s3-config.js';
+// gs:// artifact roots: the option types, and the resume hooks a crash-resume journal uses.
+export type { GcsStoreOptions } from './stores/gcs-config.js';
+export type { GcsUploadFileOptions, GcsUploadFileResult } from './stores/gcs-store.js';
+export type { GcsResumableSession, GcsSessionStatus, GcsObjectResource } from './stores/gcs-resumable.js';
 
 // ── archive ──
 export { createCheckpointArchive, DEFAULT_COMPRESSION_LEVEL } from './archive/create-checkpoint-archive.js';

@@ -119,18 +119,50 @@ export function resolveRetryOptions(options: RetryOptions = {}, env: Env = proce
   return resolved;
 }
 
+/**
+ * Takes a policy that is already resolved as it is, and resolves anything else (options from
+ * a caller, or nothing) against `env`: what a store given "the connection's policy, or
+ * options" does.
+ *
+ * @example
+ * ```ts
+ * const retry = toResolvedRetryOptions(options.retry, env); // connection.retry passes through untouched
+ * ```
+ */
+export function toResolvedRetryOptions(retry: RetryOptions | ResolvedRetryOptions | undefined, env: Env = process.env): ResolvedRetryOptions {
+  const resolved =
+    retry !== undefined &&
+    typeof retry.maxRetries === 'number' &&
+    typeof retry.backoffFactor === 'number' &&
+    typeof retry.backoffJitter === 'number' &&
+    typeof retry.maxBackoff === 'number' &&
+    typeof retry.timeoutMs === 'number' &&
+    typeof retry.maxRetryAfterMs === 'number';
+  return resolved ? (retry as ResolvedRetryOptions) : resolveRetryOptions(retry, env);
+}
+
 /** HTTP statuses worth retrying: MLflow's transient set (408, 429, 500, 502, 503, 504). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
 /**
+ * Google Cloud Storage error reasons (`error.errors[].reason` of a JSON API answer, which the
+ * `gs://` store puts in {@link HttpStatusError.code}) that are transient whatever the status:
+ * `google-cloud-storage`'s `_RETRYABLE_REASONS`. A `403 rateLimitExceeded` is a throttle, not
+ * a refusal.
+ */
+export const GCS_RETRYABLE_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'backendError', 'internalError', 'badGateway', 'serviceUnavailable']);
+
+/**
  * The one classifier: network errors, timeouts, 408/429/5xx (and 413 with `Retry-After`, as
- * urllib3 does) are transient; aborts, other 4xx and programmer errors are not.
+ * urllib3 does) are transient, and so are GCS's throttling and backend reasons
+ * ({@link GCS_RETRYABLE_REASONS}); aborts, other 4xx and programmer errors are not.
  */
 export function isRetryableError(error: unknown): boolean {
   if (error instanceof AbortedError) return false;
   if (error instanceof NetworkError || error instanceof RequestTimeoutError) return true;
   if (error instanceof HttpStatusError) {
     if (RETRYABLE_STATUSES.has(error.status)) return true;
+    if (GCS_RETRYABLE_REASONS.has(error.code)) return true;
     return error.status === 413 && error.retryAfterMs !== undefined;
   }
   if (error instanceof ArtifactUploaderError) return false;

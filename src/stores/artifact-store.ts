@@ -11,6 +11,7 @@ import type { Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
+import type { GcsStoreOptions } from './gcs-config.js';
 import type { S3StoreOptions } from './s3-config.js';
 
 /** Options of {@link ArtifactStore.uploadFile}. */
@@ -95,6 +96,8 @@ export interface StoreOptions {
   multipart?: MultipartOptions;
   /** Settings of `s3://` artifact roots (endpoint, credentials, part size). @default from MLflow's MLFLOW_S3_* env vars */
   s3?: S3StoreOptions;
+  /** Settings of `gs://` artifact roots (chunk size, endpoint, credentials file). @default from MLFLOW_GCS_UPLOAD_CHUNK_SIZE, STORAGE_EMULATOR_HOST, ... */
+  gcs?: GcsStoreOptions;
 }
 
 /** What a store factory is given: the caller's {@link StoreOptions}, and what every store runs with. */

@@ -10,6 +10,7 @@ import { UnsupportedArtifactStoreError } from '../core/errors.js';
 import { redactUrl, type Logger } from '../core/logger.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import type { ArtifactStore, ArtifactStoreFactory, StoreOptions } from './artifact-store.js';
+import { gcsStoreFactory } from './gcs-store.js';
 import { localFileStoreFactory } from './local-file-store.js';
 import { mlflowArtifactsStoreFactory } from './mlflow-artifacts-store.js';
 import { s3StoreFactory } from './s3-store.js';
@@ -17,7 +18,7 @@ import { s3StoreFactory } from './s3-store.js';
 /**
  * The registry. Order does not matter; each scheme belongs to one factory.
  */
-const STORE_FACTORIES: readonly ArtifactStoreFactory[] = [mlflowArtifactsStoreFactory, localFileStoreFactory, s3StoreFactory];
+const STORE_FACTORIES: readonly ArtifactStoreFactory[] = [mlflowArtifactsStoreFactory, localFileStoreFactory, s3StoreFactory, gcsStoreFactory];
 
 /** Why each scheme we cannot write to is refused, and what to do instead. */
 const UNSUPPORTED_HINTS: Record<string, string> = {
@@ -31,7 +32,7 @@ const PROXY_HINT =
 export interface ResolveArtifactStoreOptions extends StoreOptions {
   /** The tracking connection the run belongs to (`resolveMlflowConnection`). */
   connection: MlflowConnection;
-  /** Environment to read (multipart and S3 env vars). @default process.env */
+  /** Environment to read (multipart, S3 and GCS env vars). @default process.env */
   env?: Env;
   /** @default the connection's logger */
   logger?: Logger;
@@ -40,8 +41,9 @@ export interface ResolveArtifactStoreOptions extends StoreOptions {
 /**
  * Returns the store that writes to `artifactUri`: `mlflow-artifacts:` and proxied `http(s):`
  * URIs go through the tracking server (streamed PUT, multipart for large files); `file:` URIs
- * and plain paths are copied locally; `s3:` URIs are written to the bucket directly (AWS SDK, an
- * optional peer dependency). Anything else (`gs:`, `wasbs:`, `abfss:`, `dbfs:`, `runs:` ...)
+ * and plain paths are copied locally; `s3:` and `gs:` URIs are written to the bucket directly
+ * (the AWS SDK and `@google-cloud/storage`, optional peer dependencies). Anything else
+ * (`wasbs:`, `abfss:`, `dbfs:`, `runs:` ...)
  * throws {@link UnsupportedArtifactStoreError} naming the scheme and the proxied alternative.
  *
  * @example

@@ -37,10 +37,11 @@ import {
   NetworkError,
   RequestTimeoutError,
 } from '../core/errors.js';
-import { redact, silentLogger, type Logger } from '../core/logger.js';
+import { errorText, redact, silentLogger, type Logger } from '../core/logger.js';
+import { interopModule, isModuleNotFound } from '../core/optional-dependency.js';
 import {
   isLowLevelNetworkError,
-  resolveRetryOptions,
+  toResolvedRetryOptions,
   type ResolvedRetryOptions,
   type RetryOptions,
 } from '../core/retry.js';
@@ -142,7 +143,7 @@ export class S3ArtifactStore implements ArtifactStore {
     this.artifactUri = `s3://${bucket}${rootKey ? `/${rootKey}` : ''}`;
     const env = options.env ?? process.env;
     this.config = resolveS3Config(options, env);
-    this.retry = isResolvedRetry(options.retry) ? options.retry : resolveRetryOptions(options.retry, env);
+    this.retry = toResolvedRetryOptions(options.retry, env);
     this.logger = options.logger ?? silentLogger;
     this.loadSdk = options.loadSdk ?? importAwsSdk;
   }
@@ -433,7 +434,7 @@ async function loadSdkModules(loader: AwsSdkLoader): Promise<Sdk> {
     if (isModuleNotFound(error)) throw new MissingDependencyError([...S3_PEER_PACKAGES], 'Writing artifacts to an s3:// artifact root', { cause: error });
     throw error;
   }
-  const s3 = interop<ClientS3Module>(modules.clientS3, 'S3Client');
+  const s3 = interopModule<ClientS3Module>(modules.clientS3, 'S3Client');
   if (!s3 || typeof s3.UploadPartCommand !== 'function') {
     throw new MissingDependencyError([...S3_PEER_PACKAGES], 'Writing artifacts to an s3:// artifact root', {
       hint: `The installed AWS SDK does not look like v3 (no S3Client export). Install v3: npm install ${S3_PEER_PACKAGES.join(' ')}`,
@@ -442,24 +443,7 @@ async function loadSdkModules(loader: AwsSdkLoader): Promise<Sdk> {
   return { s3 };
 }
 
-/** Accepts an ESM namespace or a CommonJS `module.exports` seen through `default`. */
-function interop<T>(namespace: object, member: string): T | undefined {
-  const ns = namespace as Record<string, unknown>;
-  if (typeof ns[member] === 'function') return ns as T;
-  const def = ns.default as Record<string, unknown> | undefined;
-  if (def && typeof def[member] === 'function') return def as T;
-  return undefined;
-}
 
-function isModuleNotFound(error: unknown): boolean {
-  for (let current = error, depth = 0; current && depth < 4; depth++) {
-    const { code, message } = current as { code?: unknown; message?: unknown };
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return true;
-    if (typeof message === 'string' && /Cannot find (package|module)|Failed to (load|resolve) (url|import)/i.test(message)) return true;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return false;
-}
 
 /** The region of the SDK's own chain (`AWS_REGION`, the profile in `~/.aws/config`), if any. */
 async function profileRegion(sdk: Sdk): Promise<string | undefined> {
@@ -493,23 +477,9 @@ export function parseS3Uri(uri: string): { bucket: string; rootKey: string } {
   return { bucket: match[1], rootKey: joinArtifactPath(match[2] ?? '') };
 }
 
-function isResolvedRetry(retry: RetryOptions | ResolvedRetryOptions | undefined): retry is ResolvedRetryOptions {
-  return (
-    retry !== undefined &&
-    typeof retry.maxRetries === 'number' &&
-    typeof retry.backoffFactor === 'number' &&
-    typeof retry.backoffJitter === 'number' &&
-    typeof retry.maxBackoff === 'number' &&
-    typeof retry.timeoutMs === 'number' &&
-    typeof retry.maxRetryAfterMs === 'number'
-  );
-}
 
 function operationMethod(operation: string): string {
   return operation === 'ListObjectsV2' ? 'GET' : 'PUT';
 }
 
-function errorText(error: unknown): string {
-  return redact(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-}
 
