@@ -311,6 +311,15 @@ export type RegistryErrorCode =
  * was refused: a bad name or alias, a source path the run does not have, a server without a
  * Model Registry, the embedded `./mlruns` store, or a version that never became READY.
  * Whatever the call had made by then was removed (or its logged model marked FAILED).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await registerModel({ name: 'fraud-classifier', artifactPath: 'onnx' });
+ * } catch (error) {
+ *   if (error instanceof RegistryError && error.code === 'REGISTRY_SOURCE_NOT_FOUND') console.error(error.hint);
+ * }
+ * ```
  */
 export class RegistryError extends ArtifactUploaderError {
   override name = 'RegistryError';

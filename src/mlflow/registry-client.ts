@@ -33,6 +33,11 @@ import type { z } from 'zod';
 /**
  * The tag that makes a logged-model or model-version create safe to retry: a fresh id per
  * create, looked for before a retry, removed once the entity is known.
+ *
+ * @example
+ * ```ts
+ * const filter = `tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`;
+ * ```
  */
 export const REGISTRY_CREATE_ID_TAG = 'artifact_uploader.create_id';
 

@@ -29,10 +29,25 @@ import { resolveMlflowRunId } from '../run/run-context.js';
 import { checkLocalPath } from '../uploader/local-plan.js';
 import { findRunSource, placeModelFiles } from './model-files.js';
 
-/** The version tag that holds the caller's `idempotencyKey`. */
+/**
+ * The version tag that holds the caller's `idempotencyKey`; later calls find the version by it.
+ *
+ * @example
+ * ```ts
+ * // Python: client.search_model_versions("name='fraud-classifier' and tags.`artifact_uploader.idempotency_key` = 'job-42'")
+ * const filter = `name='fraud-classifier' and tags.\`${IDEMPOTENCY_KEY_TAG}\` = 'job-42'`;
+ * ```
+ */
 export const IDEMPOTENCY_KEY_TAG = 'artifact_uploader.idempotency_key';
 
-/** Default of {@link RegisterModelOptions.readyTimeoutMs}: 5 minutes. */
+/**
+ * Default of {@link RegisterModelOptions.readyTimeoutMs}: 5 minutes.
+ *
+ * @example
+ * ```ts
+ * await registerModel({ name: 'big-model', artifactPath: 'checkpoint', readyTimeoutMs: 2 * DEFAULT_READY_TIMEOUT_MS });
+ * ```
+ */
 export const DEFAULT_READY_TIMEOUT_MS = 300_000;
 
 /** Options of {@link registerModel}; the connection options (`trackingUri`, `token`, `retry`, ...) too. */

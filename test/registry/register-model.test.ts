@@ -12,6 +12,7 @@ import { MlflowApiError, RegistryError } from '../../src/core/errors.js';
 import { registerModel } from '../../src/registry/register-model.js';
 import { startRun } from '../../src/run/start-run.js';
 import { uploadConversionArtifacts } from '../../src/stages/conversion.js';
+import { uploadTrainingArtifacts } from '../../src/stages/training.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { cli } from '../cli/helpers.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
@@ -286,5 +287,21 @@ describeWithServers('registerModel on a real MLflow server', () => {
     const bad = await cli(['conversion', join(dir, 'model.onnx'), '--register', 'a/b', '--run-id', run.runId, '--tracking-uri', url]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('REGISTRY_INVALID_NAME');
+  });
+
+  it('uploadTrainingArtifacts({ register }) registers the checkpoint; a skipped upload registers nothing', async () => {
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: unique('train'), activate: false, env: {} });
+    const checkpoint = writeTree(scratch('au-registry-train-'), { 'adapter_model.safetensors': Buffer.alloc(2048, 9), 'adapter_config.json': '{"r":8}' });
+    const name = unique('train-model');
+    const result = await uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: run.runId, trackingUri: url, env: {}, register: { name, alias: 'latest-train', tags: { stage: 'training' } } });
+    expect(result.checkpoint.status).toBe('uploaded');
+    expect(result.registeredModel).toMatchObject({ name, version: '1', aliases: ['latest-train'], tags: { stage: 'training' } });
+    const view = await pythonView(url, name, 'latest-train', run.experimentId!, run.runId);
+    expect(view.download).toEqual(hashTree(checkpoint));
+
+    const dry = await uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: run.runId, trackingUri: url, env: {}, dryRun: true, register: { name } });
+    expect(dry.registeredModel).toBeUndefined();
+    expect((await pythonView(url, name, '', run.experimentId!, run.runId)).versions).toHaveLength(1);
   });
 });
