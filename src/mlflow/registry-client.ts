@@ -17,7 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import { MlflowApiError, RegistryError } from '../core/errors.js';
 import type { HttpClient, HttpRequest } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
-import { withRetry, type ResolvedRetryOptions } from '../core/retry.js';
+import { withRetry } from '../core/retry.js';
 import { mlflowErrorMapper, mlflowRequest, type MlflowConnection, type MlflowRequestOptions } from './connection.js';
 import {
   loggedModelResponseSchema,
@@ -83,16 +83,18 @@ export interface CreateModelVersionInput {
  * ```
  */
 export class MlflowRegistryClient {
-  private readonly baseUrl: string;
-  private readonly http: HttpClient;
-  private readonly retry: ResolvedRetryOptions;
-  private readonly logger: Logger;
+  constructor(private readonly connection: Extract<MlflowConnection, { kind: 'rest' }>) {}
 
-  constructor(connection: Extract<MlflowConnection, { kind: 'rest' }>) {
-    this.baseUrl = connection.baseUrl;
-    this.http = connection.http;
-    this.retry = connection.retry;
-    this.logger = connection.logger;
+  private get baseUrl(): string {
+    return this.connection.baseUrl;
+  }
+
+  private get http(): HttpClient {
+    return this.connection.http;
+  }
+
+  private get logger(): Logger {
+    return this.connection.logger;
   }
 
   // ───────────────────────────── logged models ─────────────────────────────
@@ -241,7 +243,7 @@ export class MlflowRegistryClient {
           const response = await this.http.send<Readable>(request);
           await pipeline(response.body, createWriteStream(destination), signal ? { signal } : {});
         },
-        { retry: this.retry, ...(options.signal ? { signal: options.signal } : {}) },
+        { retry: this.connection.retry, ...(options.signal ? { signal: options.signal } : {}) },
       );
     } catch (error) {
       await rm(destination, { force: true });
@@ -274,7 +276,7 @@ export class MlflowRegistryClient {
         }
       },
       {
-        retry: this.retry,
+        retry: this.connection.retry,
         ...(options.signal ? { signal: options.signal } : {}),
         onRetry: (event) => this.logger.debug(`retrying ${endpoint} in ${event.delayMs} ms`, { attempt: event.attempt }),
       },

@@ -3,13 +3,13 @@
  * it) register the same run's model under one idempotency key at once. One version exists at the
  * end, every process reports it, and only its logged model is left (Python client's view).
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect, it } from 'vitest';
 import { startRun } from '../../src/run/start-run.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import { runNodeScript } from '../support/processes.js';
 import { runPython } from '../support/python.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 import { scratch, writeTree } from '../uploader/helpers.js';
@@ -31,18 +31,7 @@ interface ChildResult {
 }
 
 function runChild(args: string[]): Promise<ChildResult> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`child exited ${code}: ${err}`));
-      else resolvePromise(JSON.parse(out.trim().split('\n').pop()!) as ChildResult);
-    });
-  });
+  return runNodeScript<ChildResult>(CHILD, args);
 }
 
 describeWithServers('registerModel across processes', () => {
