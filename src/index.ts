@@ -29,8 +29,9 @@ export {
   ConversionError,
   HubError,
   PublicHubInTestError,
+  RegistryError,
 } from './core/errors.js';
-export type { ErrorOptions, ConfigIssue, LocalPathErrorCode, VerificationMismatch } from './core/errors.js';
+export type { ErrorOptions, ConfigIssue, LocalPathErrorCode, VerificationMismatch, RegistryErrorCode } from './core/errors.js';
 export { resolveRetryOptions, isRetryableError, withRetry, DEFAULT_RETRY_OPTIONS } from './core/retry.js';
 export type { RetryOptions, ResolvedRetryOptions, RetryEvent, WithRetryOptions } from './core/retry.js';
 export { silentLogger, createStreamLogger, redact, SECRET_ENV_VARS } from './core/logger.js';
@@ -165,12 +166,17 @@ export type { UploadPlannedFilesOptions, FileUploadOutcome } from './uploader/tr
 export { uploadTrainingArtifacts } from './stages/training.js';
 export type { TrainingArtifactsOptions, TrainingArtifactsResult } from './stages/training.js';
 export { uploadConversionArtifacts } from './stages/conversion.js';
-export type { ConversionArtifactsOptions } from './stages/conversion.js';
+export type { ConversionArtifactsOptions, ConversionArtifactsResult } from './stages/conversion.js';
 export { uploadBenchmarkArtifacts } from './stages/benchmark.js';
 export type { BenchmarkArtifactsOptions } from './stages/benchmark.js';
 export { uploadHpoArtifacts } from './stages/hpo.js';
 export type { HpoArtifactsOptions } from './stages/hpo.js';
-export type { StageHelperOptions } from './stages/stage-uploader.js';
+export type { StageHelperOptions, StageRegisterOptions } from './stages/stage-uploader.js';
+
+// ── registry (public: registerModel and the shapes it names) ──
+export { registerModel, IDEMPOTENCY_KEY_TAG, DEFAULT_READY_TIMEOUT_MS } from './registry/register-model.js';
+export type { RegisterModelOptions, RegisterModelResult } from './registry/register-model.js';
+export type { ModelVersionStatus } from './mlflow/registry-types.js';
 
 // ── model ──
 export { resolveModelDir, expandHome, globToRegExp, parseTimestampSuffix, DEFAULT_MODEL_DIR_PATTERN } from './model/resolve-model-dir.js';

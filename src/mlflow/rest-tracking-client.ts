@@ -10,7 +10,7 @@ import { MlflowApiError } from '../core/errors.js';
 import type { HttpClient, HttpRequest } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { withRetry, type ResolvedRetryOptions } from '../core/retry.js';
-import { mlflowErrorMapper, type MlflowConnection } from './connection.js';
+import { mlflowRequest, type MlflowConnection, type MlflowRequestOptions } from './connection.js';
 import {
   createExperimentResponseSchema,
   emptyResponseSchema,
@@ -263,17 +263,8 @@ export class MlflowRestClient implements TrackingClient {
     return parseMlflowResponse(schema, response.body, { method, url: request.url });
   }
 
-  private request(method: 'GET' | 'POST', path: string, options: { query?: Record<string, string>; json?: unknown; signal?: AbortSignal }): HttpRequest {
-    const endpoint = `mlflow/${path}`;
-    const url = new URL(`${this.baseUrl}/api/2.0/${endpoint}`);
-    for (const [key, value] of Object.entries(options.query ?? {})) url.searchParams.set(key, value);
-    return {
-      method,
-      url: url.toString(),
-      mapError: mlflowErrorMapper(endpoint),
-      signal: options.signal,
-      ...(options.json !== undefined ? { body: JSON.stringify(options.json), headers: { 'content-type': 'application/json' } } : {}),
-    };
+  private request(method: 'GET' | 'POST', path: string, options: MlflowRequestOptions): HttpRequest {
+    return mlflowRequest(this.baseUrl, method, `mlflow/${path}`, options);
   }
 }
 

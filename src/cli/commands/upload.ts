@@ -15,6 +15,8 @@ import {
   uploadConversionArtifacts,
   uploadHpoArtifacts,
   uploadTrainingArtifacts,
+  type RegisterModelResult,
+  type StageRegisterOptions,
   type UploadProgressEvent,
   type UploadResult,
 } from '../../index.js';
@@ -23,6 +25,7 @@ import { EXIT_CODES, exitCodeForError, type ExitCode } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
 import { formatDuration, table } from '../format.js';
 import type { ProgressDisplay } from '../progress.js';
+import { formatRegistered } from './register.js';
 
 type Stage = 'training' | 'conversion' | 'benchmark' | 'hpo';
 
@@ -143,7 +146,7 @@ export function formatUploadResults(command: string, results: UploadResult[], dr
 }
 
 /** Exit code and output for a set of results. */
-function outcome(ctx: CliContext, command: string, results: UploadResult[]): CommandOutcome {
+function outcome(ctx: CliContext, command: string, results: UploadResult[], registeredModel?: RegisterModelResult): CommandOutcome {
   let exitCode: ExitCode = EXIT_CODES.OK;
   for (const result of results) {
     if (result.status !== 'failed') continue;
@@ -156,12 +159,21 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[]): Com
   const runId = results.find((r) => r.runId)?.runId;
   return {
     exitCode,
-    data: { status, dryRun: ctx.globals.dryRun === true, runId, results },
-    text: formatUploadResults(command, results, ctx.globals.dryRun === true),
+    data: { status, dryRun: ctx.globals.dryRun === true, runId, results, ...(registeredModel ? { registeredModel } : {}) },
+    text: formatUploadResults(command, results, ctx.globals.dryRun === true) + (registeredModel ? `\n${formatRegistered(registeredModel)}` : ''),
   };
 }
 
-/** `training <checkpoint-dir> [--metrics file]`. */
+/** `--register NAME [--alias a]...` of the training and conversion commands. */
+function registerOption(options: Record<string, unknown>): StageRegisterOptions | undefined {
+  if (options.register === undefined) {
+    if (options.alias !== undefined) throw new InvalidArgumentError('--alias', '--alias goes with --register NAME.', { hint: 'Add --register <registered model name>, or drop --alias.' });
+    return undefined;
+  }
+  return { name: String(options.register), ...(options.alias !== undefined ? { alias: options.alias as string[] } : {}) };
+}
+
+/** `training <checkpoint-dir> [--metrics file] [--register NAME [--alias a]...]`. */
 export async function runTraining(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const stage = stageOf(ctx, 'training');
   const result = await withProgress(ctx, (progress) =>
@@ -169,16 +181,18 @@ export async function runTraining(ctx: CliContext, args: unknown[], options: Rec
       ...uploaderOptions(ctx, stage, progress),
       checkpointDir: ctx.path(String(args[0])),
       metricsJsonPath: options.metrics !== undefined ? ctx.path(String(options.metrics)) : undefined,
+      register: registerOption(options),
     }),
   );
-  return outcome(ctx, 'training', [result.checkpoint, ...(result.metrics ? [result.metrics] : [])]);
+  return outcome(ctx, 'training', [result.checkpoint, ...(result.metrics ? [result.metrics] : [])], result.registeredModel);
 }
 
-/** `conversion <onnx-path>`. */
-export async function runConversion(ctx: CliContext, args: unknown[]): Promise<CommandOutcome> {
+/** `conversion <onnx-path> [--register NAME [--alias a]...]`. */
+export async function runConversion(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const stage = stageOf(ctx, 'conversion');
-  const result = await withProgress(ctx, (progress) => uploadConversionArtifacts({ ...uploaderOptions(ctx, stage, progress), onnxPath: ctx.path(String(args[0])) }));
-  return outcome(ctx, 'conversion', [result]);
+  const register = registerOption(options);
+  const result = await withProgress(ctx, (progress) => uploadConversionArtifacts({ ...uploaderOptions(ctx, stage, progress), onnxPath: ctx.path(String(args[0])), register }));
+  return outcome(ctx, 'conversion', [result], result.registeredModel);
 }
 
 /** `benchmark <results...>`. */
