@@ -25,10 +25,11 @@ import type * as StorageBlob from '@azure/storage-blob';
 import type { Env } from '../core/env.js';
 import { AbortedError, ArtifactUploaderError, ConfigError, HttpStatusError, NetworkError } from '../core/errors.js';
 import { guessMimeType } from '../core/mime.js';
-import { redact, silentLogger, type Logger } from '../core/logger.js';
-import { loadOptionalModule } from '../core/optional-module.js';
+import { errorText, redact, silentLogger, type Logger } from '../core/logger.js';
+import { loadOptionalModule } from '../core/optional-dependency.js';
+import { combineSignals, throwIfAborted } from '../core/abort.js';
+import { formatBytes } from '../core/format.js';
 import {
-  combineSignals,
   isLowLevelNetworkError,
   toResolvedRetryOptions,
   withRetry,
@@ -47,7 +48,7 @@ import {
   type AzureTokenCredential,
   type ResolvedAzureConfig,
 } from './azure-config.js';
-import { openSourceFile, statSourceFile, throwIfAborted } from './source-file.js';
+import { openSourceFile, statSourceFile } from './source-file.js';
 
 /** The npm package every Azure artifact URI needs. */
 export const AZURE_BLOB_PEER_PACKAGE = '@azure/storage-blob';
@@ -122,7 +123,7 @@ export class AzureBlobArtifactStore implements ArtifactStore {
   describe(): string {
     const c = this.config;
     const where = c.auth.kind === 'connection-string' ? `the endpoint of ${c.auth.source}` : (c.blobEndpoint ?? this.location.blobAccountUrl);
-    return `Azure ${this.kind === 'azure-blob' ? 'Blob' : 'ADLS Gen2 (Blob endpoint)'} ${this.artifactUri} via ${where} (${c.auth.source}): Put Blob per file up to ${mib(c.maxSinglePutSize)}, blocks of ${mib(c.blockSize)} above, ${c.concurrency} at a time`;
+    return `Azure ${this.kind === 'azure-blob' ? 'Blob' : 'ADLS Gen2 (Blob endpoint)'} ${this.artifactUri} via ${where} (${c.auth.source}): Put Blob per file up to ${formatBytes(c.maxSinglePutSize)}, blocks of ${formatBytes(c.blockSize)} above, ${c.concurrency} at a time`;
   }
 
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
@@ -394,11 +395,6 @@ export const azureBlobStoreFactory: ArtifactStoreFactory = {
 
 // ───────────────────────────── helpers ─────────────────────────────
 
-function mib(n: number): string {
-  const MiB = 1024 * 1024;
-  return n >= MiB && n % MiB === 0 ? `${n / MiB} MiB` : `${n} bytes`;
-}
-
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -406,8 +402,4 @@ function errorMessage(error: unknown): string {
 /** Azure's messages carry `RequestId:...\nTime:...` lines after the first. */
 function firstLine(text: string): string {
   return text.split('\n')[0]?.trim() ?? '';
-}
-
-function errorText(error: unknown): string {
-  return redact(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 }

@@ -13,10 +13,11 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
 import { AbortedError, RequestTimeoutError } from '../core/errors.js';
-import { combineSignals, withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
-import { readSourceRange } from './source-file.js';
+import { combineSignals } from '../core/abort.js';
+import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
+import { RangeStop, sendFileRanges } from './file-ranges.js';
+import { readSourceRange, type SourceFile } from './source-file.js';
 
 /** The three requests of a block blob upload, bound to one blob. Each gets a signal to honour. */
 export interface BlockBlobRequests {
@@ -26,14 +27,6 @@ export interface BlockBlobRequests {
   stageBlock(blockId: string, body: Buffer, contentMd5: Uint8Array, signal: AbortSignal): Promise<void>;
   /** `Put Block List`: makes the blob out of these blocks, in this order. */
   commitBlockList(blockIds: string[], signal: AbortSignal): Promise<void>;
-}
-
-/** The open local file to send. */
-export interface BlockUploadSource {
-  handle: FileHandle;
-  path: string;
-  /** Bytes to send: the size stat'ed before the upload, even if the file grows meanwhile. */
-  size: number;
 }
 
 /** Options of {@link uploadBlockBlob}. */
@@ -80,7 +73,7 @@ export interface BlockUploadResult {
  * });
  * ```
  */
-export async function uploadBlockBlob(source: BlockUploadSource, requests: BlockBlobRequests, options: BlockUploadOptions): Promise<BlockUploadResult> {
+export async function uploadBlockBlob(source: SourceFile, requests: BlockBlobRequests, options: BlockUploadOptions): Promise<BlockUploadResult> {
   const run = new FileRun(options);
   try {
     return await upload(source, requests, options, run);
@@ -90,43 +83,24 @@ export async function uploadBlockBlob(source: BlockUploadSource, requests: Block
   }
 }
 
-async function upload(source: BlockUploadSource, requests: BlockBlobRequests, options: BlockUploadOptions, run: FileRun): Promise<BlockUploadResult> {
+async function upload(source: SourceFile, requests: BlockBlobRequests, options: BlockUploadOptions, run: FileRun): Promise<BlockUploadResult> {
   if (source.size <= options.maxSinglePutSize) {
-    const body = await readSourceRange(source.handle, source.path, source.size, Buffer.allocUnsafe(source.size), 0, source.size);
+    const body = await readSourceRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
     const md5 = createHash('md5').update(body).digest();
     await run.request('PUT', (signal) => requests.putBlob(body, md5, signal));
     return { blocks: false, retries: run.retries };
   }
 
-  const { blockSize } = options;
-  const count = Math.ceil(source.size / blockSize);
-  const ids = blockIds(count);
-  let next = 0;
-  let loaded = 0;
-  const worker = async (): Promise<void> => {
-    let buffer: Buffer | undefined;
-    while (next < count && !run.stopped) {
-      const index = next++;
-      const start = index * blockSize;
-      const length = Math.min(blockSize, source.size - start);
-      buffer ??= Buffer.allocUnsafe(blockSize);
-      const body = await readSourceRange(source.handle, source.path, source.size, buffer, start, length);
-      if (run.stopped) return;
+  const ids = blockIds(Math.ceil(source.size / options.blockSize));
+  await sendFileRanges(source, run, {
+    rangeSize: options.blockSize,
+    concurrency: options.concurrency,
+    onProgress: options.onProgress,
+    send: async (index, body) => {
       const md5 = createHash('md5').update(body).digest();
       await run.request('PUT', (signal) => requests.stageBlock(ids[index]!, body, md5, signal));
-      loaded += length;
-      options.onProgress?.(loaded);
-    }
-  };
-  const workers = Array.from({ length: Math.min(options.concurrency, count) }, () =>
-    worker().catch((error: unknown) => {
-      // Any block that fails for good (or a local read error) stops the others at once.
-      run.fail(error);
-      throw error;
-    }),
-  );
-  await Promise.allSettled(workers);
-  if (run.firstError !== undefined) throw run.firstError;
+    },
+  });
   if (run.stopped) throw new AbortedError(undefined, { cause: options.signal?.reason });
   await run.request('PUT', (signal) => requests.commitBlockList(ids, signal));
   return { blocks: true, retries: run.retries };
@@ -151,26 +125,13 @@ export function blockIds(count: number): string[] {
  * The requests of one file: each under the retry policy with its own timeout, all stopped as
  * soon as one fails for good or the caller aborts.
  */
-class FileRun {
+class FileRun extends RangeStop {
   retries = 0;
-  firstError?: unknown;
   /** SDK calls not settled yet: the retry loop gives up at once on an abort, the SDK call may not. */
   private readonly inFlight = new Set<Promise<void>>();
-  private readonly stop = new AbortController();
-  private readonly signal: AbortSignal;
 
   constructor(private readonly options: BlockUploadOptions) {
-    this.signal = combineSignals(options.signal, this.stop.signal)!;
-  }
-
-  get stopped(): boolean {
-    return this.signal.aborted;
-  }
-
-  fail(error: unknown): void {
-    if (this.signal.aborted) return;
-    this.firstError ??= error;
-    this.stop.abort(error);
+    super(options.signal);
   }
 
   /** Resolves once every SDK call of this file has settled (they were all given the abort signal). */

@@ -7,7 +7,7 @@
 import { close, constants, fstat, open as openFd, read } from 'node:fs';
 import { access, open, stat, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { AbortedError, LocalPathError } from '../core/errors.js';
+import { LocalPathError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { readFully } from '../core/read-fully.js';
 
@@ -134,18 +134,6 @@ export function toLocalPathError(error: unknown, localPath: string): unknown {
 }
 
 /**
- * Throws an {@link AbortedError} when `signal` has fired.
- *
- * @example
- * ```ts
- * throwIfAborted(options.signal, 'The copy');
- * ```
- */
-export function throwIfAborted(signal: AbortSignal | undefined, what = 'The upload'): void {
-  if (signal?.aborted) throw new AbortedError(`${what} was aborted.`, { cause: signal.reason });
-}
-
-/**
  * Opens `localPath` for reading; an fs error becomes the {@link LocalPathError} that names it.
  *
  * @example
@@ -161,6 +149,14 @@ export async function openSourceFile(localPath: string): Promise<FileHandle> {
   }
 }
 
+/** An open local file being uploaded. */
+export interface SourceFile {
+  handle: FileHandle;
+  path: string;
+  /** Bytes to send: the size stat'ed before the upload, even if the file grows meanwhile. */
+  size: number;
+}
+
 /**
  * Reads exactly `length` bytes at `position` of an open upload source into the start of
  * `buffer` and returns that view. A file that shrank under the upload is a
@@ -168,26 +164,19 @@ export async function openSourceFile(localPath: string): Promise<FileHandle> {
  *
  * @example
  * ```ts
- * const handle = await open('model.bin', 'r');
- * const block = await readSourceRange(handle, 'model.bin', size, Buffer.allocUnsafe(blockSize), 0, blockSize);
+ * const source = { handle: await openSourceFile('model.bin'), path: 'model.bin', size };
+ * const block = await readSourceRange(source, Buffer.allocUnsafe(blockSize), 0, blockSize);
  * ```
  */
-export async function readSourceRange(
-  handle: FileHandle,
-  localPath: string,
-  size: number,
-  buffer: Buffer,
-  position: number,
-  length: number,
-): Promise<Buffer> {
+export async function readSourceRange(source: SourceFile, buffer: Buffer, position: number, length: number): Promise<Buffer> {
   let filled: number;
   try {
-    filled = await readFully((b, o, l, p) => handle.read(b, o, l, p), buffer, 0, length, position);
+    filled = await readFully((b, o, l, p) => source.handle.read(b, o, l, p), buffer, 0, length, position);
   } catch (error) {
-    throw toLocalPathError(error, localPath);
+    throw toLocalPathError(error, source.path);
   }
   if (filled < length) {
-    throw new LocalPathError('PATH_UNREADABLE', localPath, `${localPath} shrank while it was being uploaded (${size} bytes expected, it ends at ${position + filled}).`, {
+    throw new LocalPathError('PATH_UNREADABLE', source.path, `${source.path} shrank while it was being uploaded (${source.size} bytes expected, it ends at ${position + filled}).`, {
       hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
     });
   }

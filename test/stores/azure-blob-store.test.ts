@@ -7,7 +7,7 @@
  * tests stay small.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, BlobServiceClient, generateAccountSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
@@ -21,13 +21,12 @@ import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { AzureBlobArtifactStore, type AzureBlobArtifactStoreOptions } from '../../src/stores/azure-blob-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
-import { expectRefusedBeforeAnyRequest, smallOddNamedArtifacts, uploadEachOnce } from './store-fixtures.js';
+import { expectRefusedBeforeAnyRequest, uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
 import { pythonArtifactHashes, runPython } from '../support/python.js';
 import { describeWithServers, mlflowAzureServer } from '../support/servers.js';
-import { serverRun } from '../uploader/helpers.js';
+import { serverRun, sha256 } from '../uploader/helpers.js';
 
 const MiB = 1024 * 1024;
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 /** The connection string of Azurite's account with its Blob endpoint at `endpoint` (Azurite or a proxy). */
 function connectionString(endpoint: string, key = mlflowAzureServer().accountKey): string {
@@ -90,17 +89,9 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     return { committed, uncommitted };
   }
 
-  async function writeLocal(relative: string, data: Buffer | string): Promise<string> {
-    const local = join(dir, 'src', relative);
-    await mkdir(join(local, '..'), { recursive: true });
-    await writeFile(local, data);
-    return local;
-  }
+  const writeLocal = (relative: string, data: Buffer | string): Promise<string> => writeSourceFile(dir, relative, data);
 
-  function resetProxy(): void {
-    proxy.clearRules();
-    proxy.requests.length = 0;
-  }
+  const resetProxy = (): void => proxy.reset();
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'azure-store-'));
@@ -130,26 +121,13 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
   it('uploads 0 B, 1 KiB and a directory with odd names as single Put Blobs, and lists them', async () => {
     resetProxy();
     const store = storeFor({}, proxy.url);
-    const files = smallOddNamedArtifacts();
-    await uploadEachOnce(store, files, writeLocal, expected);
+    Object.assign(expected, await uploadAndListSmallFiles(store, writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false })));
     expect(proxy.requests.filter(isPutBlob)).toHaveLength(6);
     expect(proxy.requests.filter((r) => blockIndex(r) >= 0 || isCommit(r))).toEqual([]);
-
-    expect(await store.list('small')).toEqual([
-      { path: 'small/ckpt', isDir: true },
-      { path: 'small/empty.txt', isDir: false, size: 0 },
-      { path: 'small/one-kib.bin', isDir: false, size: 1024 },
-    ]);
-    expect((await listArtifactsRecursive(store, 'small')).map((e) => [e.path, e.size])).toEqual(
-      Object.entries(files)
-        .map(([p, d]) => [p, d.length])
-        .sort((a, b) => ((a[0] as string) < (b[0] as string) ? -1 : 1)),
-    );
-    expect(await store.list('no/such/dir')).toEqual([]);
     // Content-Type from the extension (the guessed MIME type), as browsers of the container expect.
     const props = await containerClient().getBlobClient(`${store.location.rootPath}/small/ckpt/step 100/config.json`).getProperties();
     expect(props.contentType).toBe('application/json');
-    expect(Buffer.from(props.contentMD5 ?? new Uint8Array()).toString('hex')).toBe(createHash('md5').update(files['small/ckpt/step 100/config.json']!).digest('hex'));
+    expect(Buffer.from(props.contentMD5 ?? new Uint8Array()).toString('hex')).toBe(createHash('md5').update('{"a": 1}').digest('hex'));
   });
 
   it('uploads a file above the block threshold in blocks, two at a time, and commits them once', async () => {

@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
@@ -16,12 +16,11 @@ import { AbortedError, HttpStatusError, NetworkError, RequestTimeoutError, Unsup
 import type { Logger } from '../../src/core/logger.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
-import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { S3ArtifactStore, type S3ArtifactStoreOptions } from '../../src/stores/s3-store.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
-import { expectRefusedBeforeAnyRequest, smallOddNamedArtifacts, uploadEachOnce } from './store-fixtures.js';
 import { pythonArtifactHashes } from '../support/python.js';
+import { expectRefusedBeforeAnyRequest, uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
 import { describeWithServers, mlflowDirectS3Server, servers } from '../support/servers.js';
 
 const MiB = 1024 * 1024;
@@ -64,12 +63,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     });
   }
 
-  async function writeLocal(relative: string, data: Buffer | string): Promise<string> {
-    const local = join(dir, 'src', relative);
-    await mkdir(join(local, '..'), { recursive: true });
-    await writeFile(local, data);
-    return local;
-  }
+  const writeLocal = (relative: string, data: Buffer | string): Promise<string> => writeSourceFile(dir, relative, data);
 
   function motoClient(): S3Client {
     return new S3Client({
@@ -91,10 +85,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     }
   }
 
-  function resetProxy(): void {
-    proxy.clearRules();
-    proxy.requests.length = 0;
-  }
+  const resetProxy = (): void => proxy.reset();
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 's3-store-'));
@@ -120,22 +111,8 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
   });
 
   it('uploads 0 B, 1 KiB and a directory with odd names, and lists them', async () => {
-    const store = storeFor();
-    const files = smallOddNamedArtifacts();
-    await uploadEachOnce(store, files, writeLocal, expected);
-
-    // One level at a time, sizes included, sorted; a missing directory is empty.
-    expect(await store.list('small')).toEqual([
-      { path: 'small/ckpt', isDir: true },
-      { path: 'small/empty.txt', isDir: false, size: 0 },
-      { path: 'small/one-kib.bin', isDir: false, size: 1024 },
-    ]);
-    expect(await store.list('small/ckpt/step 100')).toEqual([
-      { path: 'small/ckpt/step 100/config.json', isDir: false, size: 8 },
-      { path: 'small/ckpt/step 100/model.safetensors', isDir: false, size: 3000 },
-    ]);
-    expect(await store.list('nothing/here')).toEqual([]);
-    expect((await listArtifactsRecursive(store, 'small')).map((e) => e.path)).toEqual(Object.keys(files).sort());
+    const hashes = await uploadAndListSmallFiles(storeFor(), writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false }));
+    Object.assign(expected, hashes);
   });
 
   it('sets Content-Type and Content-Encoding from the extension, as MLflow does', async () => {
@@ -380,7 +357,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
 
   it('other object stores still fail fast, naming the proxied alternative', () => {
     const connection = resolveMlflowConnection({ trackingUri: mlflowDirectS3Server().url }, {});
-    for (const uri of ['gs://b/x', 'dbfs:/databricks/x']) {
+    for (const uri of ['dbfs:/databricks/x', 'ftp://h/x']) {
       let error: unknown;
       try {
         resolveArtifactStore(uri, { connection });

@@ -35,6 +35,11 @@ export function mlflowDirectS3Server(): Available['direct'] {
   return servers().direct;
 }
 
+/** `mlflow server --no-serve-artifacts` with a `gs://` artifact root on gcp-storage-emulator. */
+export function mlflowGcsServer(): Available['gcs'] {
+  return servers().gcs;
+}
+
 /** Azurite, and `mlflow server --no-serve-artifacts` with a `wasbs://` artifact root on it. */
 export function mlflowAzureServer(): Available['azure'] {
   return servers().azure;
