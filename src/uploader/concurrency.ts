@@ -109,12 +109,21 @@ export class AdaptiveConcurrency {
     }
   }
 
-  /** The server asked us to slow down (429/503): halve the limit and stop growing. */
+  /**
+   * The server asked us to slow down (429/503): halve the limit and stop growing. The files
+   * already in flight when it said so may all be told the same; only once as many files as the
+   * new limit have completed does another throttling answer halve it again.
+   */
   throttled(): void {
     this.growing = false;
+    if (this.sinceThrottle !== undefined && this.sinceThrottle < this.current) return;
     this.current = Math.max(1, Math.floor(this.current / 2));
+    this.sinceThrottle = 0;
     this.resetWindow();
   }
+
+  /** Completions since the last halving; undefined before the first. */
+  private sinceThrottle: number | undefined;
 
   private acquire(cost: number): Promise<void> {
     if (this.queue.length === 0 && this.hasRoom(cost)) {
@@ -153,6 +162,7 @@ export class AdaptiveConcurrency {
   }
 
   private completed(bytes: number): void {
+    if (this.sinceThrottle !== undefined) this.sinceThrottle++;
     this.window.files++;
     this.window.bytes += bytes;
     if (!this.growing || this.window.files < this.current) return;
