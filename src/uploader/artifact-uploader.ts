@@ -21,7 +21,7 @@ import { AbortedError, InvalidArgumentError, isArtifactUploaderError } from '../
 import { combineSignals } from '../core/abort.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { resolveTrackingConfig } from '../config/load.js';
-import { MAX_CONCURRENCY, type StageName, type TrackingConfig } from '../config/schema.js';
+import { DEFAULT_CONCURRENCY, MAX_CONCURRENCY, type StageName, type TrackingConfig } from '../config/schema.js';
 import { dedupeInFlight, identityKey } from './dedupe.js';
 import { NO_RUN_WARNING, passGates } from './gate.js';
 import { archiveOperation, checkpointOperation, directoryArchiveOperation, directoryOperation, fileOperation, type Operation, type OperationContext } from './operation.js';
@@ -317,8 +317,9 @@ export class ArtifactUploader<S extends StageName = StageName> {
         key,
         async (): Promise<UploadResult> => {
           const concurrency = this.opts.concurrency ?? config[this.stage].concurrency;
-          // A fixed concurrency above the default cap stays fixed; the limit never shrinks below it.
-          const maxConcurrency = Math.max(concurrency, this.opts.maxConcurrency ?? MAX_CONCURRENCY);
+          // The default concurrency adapts; one the user chose (option, config, env) is kept
+          // as they chose it unless they also allow growth with maxConcurrency. Never below it.
+          const maxConcurrency = Math.max(concurrency, this.opts.maxConcurrency ?? (concurrency === DEFAULT_CONCURRENCY ? MAX_CONCURRENCY : concurrency));
           const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger };
           try {
             const outcome = await (planned.transfer ?? ((c) => transferFiles(c, planned.local.files)))(ctx);
