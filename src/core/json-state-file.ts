@@ -35,6 +35,24 @@ export interface JsonStateFileOptions<T> {
    * @default 15000
    */
   lockTimeoutMs?: number;
+  /** The hint of the error a corrupt file raises: what the user may do about it. */
+  corruptHint?: string;
+  /**
+   * What a corrupt file (not JSON, or not matching the schema) reads as. Without it, reading a
+   * corrupt file throws; with it, the file reads as the value returned (and the next
+   * {@link JsonStateFile.update} that writes replaces it).
+   */
+  onCorrupt?: (error: LocalPathError) => T;
+}
+
+/** What the `change` of {@link JsonStateFile.update} returns. */
+export interface StateChange<T, R> {
+  /** The new state; `undefined` leaves the file as it is. */
+  state?: T;
+  /** Delete the file instead (wins over `state`). */
+  remove?: boolean;
+  /** What `update` returns. */
+  result: R;
 }
 
 interface LockInfo {
@@ -86,33 +104,43 @@ export class JsonStateFile<T> {
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      throw this.corrupt(`it is not JSON (${(error as Error).message})`, error);
+      return this.corrupt(`it is not JSON (${(error as Error).message})`, error);
     }
     const result = this.schema.safeParse(parsed);
-    if (!result.success) throw this.corrupt(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '), result.error);
+    if (!result.success) return this.corrupt(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '), result.error);
     return result.data;
+  }
+
+  /** Deletes the file under the lock (nothing happens when it does not exist). */
+  remove(signal?: AbortSignal): Promise<void> {
+    return this.update(() => ({ remove: true, result: undefined }), signal);
   }
 
   /**
    * Reads, changes and writes the state under the lock. `change` returns the new state, or
-   * `undefined` to leave the file as it is; its result is returned either way.
+   * `undefined` to leave the file as it is, or `remove: true` to delete the file; its result is
+   * returned either way.
    */
-  async update<R>(change: (state: T) => { state?: T; result: R } | Promise<{ state?: T; result: R }>, signal?: AbortSignal): Promise<R> {
+  async update<R>(change: (state: T) => StateChange<T, R> | Promise<StateChange<T, R>>, signal?: AbortSignal): Promise<R> {
     const token = await this.lock(signal);
     try {
-      const { state, result } = await change(await this.read());
-      if (state !== undefined) await this.write(state);
+      const { state, remove, result } = await change(await this.read());
+      if (remove) await rm(this.path, { force: true });
+      else if (state !== undefined) await this.write(state);
       return result;
     } finally {
       await this.unlock(token);
     }
   }
 
-  private corrupt(reason: string, cause: unknown): LocalPathError {
-    return new LocalPathError('PATH_UNREADABLE', this.path, `The state file ${this.path} is corrupt: ${reason}.`, {
+  /** Throws the corrupt-file error, or returns what `onCorrupt` makes of it. */
+  private corrupt(reason: string, cause: unknown): T {
+    const error = new LocalPathError('PATH_UNREADABLE', this.path, `The state file ${this.path} is corrupt: ${reason}.`, {
       cause,
-      hint: 'Inspect it and fix or delete it; a deleted state file forgets past publishes, but publishes already on the Hub are still found by their publish id and not uploaded again.',
+      hint: this.options.corruptHint ?? 'Inspect it and fix or delete it.',
     });
+    if (this.options.onCorrupt) return this.options.onCorrupt(error);
+    throw error;
   }
 
   private async write(state: T): Promise<void> {
