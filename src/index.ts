@@ -157,6 +157,30 @@ export { DEFAULT_PROGRESS_INTERVAL_MS } from './uploader/progress.js';
 export type { UploadProgressEvent, UploadPhase } from './uploader/progress.js';
 export { SKIP_ARTIFACT_LOGGING_ENV } from './uploader/gate.js';
 
+// ── resume ──
+export {
+  UploadJournal,
+  JournalEntry,
+  resolveJournalDir,
+  localFileIdentity,
+  JOURNAL_DIR_ENV,
+  DEFAULT_JOURNAL_MAX_AGE_MS,
+  DEFAULT_JOURNAL_MAX_ENTRIES,
+  DEFAULT_JOURNAL_MAX_BYTES,
+} from './uploader/journal.js';
+export type {
+  UploadJournalOptions,
+  JournalKey,
+  JournalLookup,
+  JournalRecord,
+  JournalPart,
+  JournalMultipart,
+  JournalResumeToken,
+  JournalListEntry,
+  JournalClearResult,
+  LocalFileIdentity,
+} from './uploader/journal.js';
+
 // ── stages ──
 export { uploadTrainingArtifacts } from './stages/training.js';
 export type { TrainingArtifactsOptions, TrainingArtifactsResult } from './stages/training.js';

@@ -55,6 +55,8 @@ describe('docs/cli.md', () => {
       'publish',
       'runs start',
       'runs end',
+      'resume list',
+      'resume clear',
     ]);
     for (const { name, command } of commands) {
       const args = command.registeredArguments.map((a) => (a.required ? `<${a.name()}${a.variadic ? '...' : ''}>` : `[${a.name()}]`));
