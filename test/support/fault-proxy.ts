@@ -76,7 +76,20 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-export async function startFaultProxy(targetUrl: string, options: { random?: () => number } = {}): Promise<FaultProxy> {
+/** Options of {@link startFaultProxy}. */
+export interface FaultProxyOptions {
+  /** Decides `probability` rules. @default seededRandom(42) */
+  random?: () => number;
+  /**
+   * Forward the client's `Host` header as it is (the proxy's address) instead of the target's:
+   * for servers that build URLs from it (the local Hub's LFS upload links then go through the
+   * proxy too) and for signed requests (SigV4 signs the host).
+   * @default false
+   */
+  preserveHost?: boolean;
+}
+
+export async function startFaultProxy(targetUrl: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
   const target = new URL(targetUrl);
   const random = options.random ?? seededRandom(42);
   const rules: Array<FaultRule & { used: number }> = [];
@@ -111,7 +124,7 @@ export async function startFaultProxy(targetUrl: string, options: { random?: () 
         port: target.port,
         method: req.method,
         path: req.url,
-        headers: { ...req.headers, host: target.host },
+        headers: options.preserveHost ? req.headers : { ...req.headers, host: target.host },
       },
       (up) => {
         if (dropResponse) {
@@ -231,7 +244,7 @@ export async function startFaultProxy(targetUrl: string, options: { random?: () 
  * For a test file: returns a function that starts a fault proxy in front of `targetUrl`; every
  * proxy it started is stopped after the file's tests.
  */
-export function useFaultProxies(): (targetUrl: string, options?: { random?: () => number }) => Promise<FaultProxy> {
+export function useFaultProxies(): (targetUrl: string, options?: FaultProxyOptions) => Promise<FaultProxy> {
   const proxies: FaultProxy[] = [];
   afterAll(async () => {
     await Promise.all(proxies.map((p) => p.stop()));
