@@ -29,6 +29,12 @@ export interface UploadFileOptions {
   onProgress?: (loaded: number) => void;
   /** Called before each retried request of this file (single PUT or any part). */
   onRetry?: (event: RetryEvent) => void;
+  /**
+   * Part-level resume, for stores whose multipart protocol can list what the server holds
+   * (`s3://`). Stores without it ignore the field (they resume at file level only, which the
+   * uploader does without them).
+   */
+  resume?: MultipartResume;
 }
 
 /** What {@link ArtifactStore.uploadFile} did. */
@@ -39,6 +45,8 @@ export interface UploadFileResult {
   attempts: number;
   /** True when the bytes went through the server's multipart upload. */
   multipart: boolean;
+  /** Bytes not sent because parts of an earlier attempt's multipart upload were reused (part-level resume). @default 0 */
+  bytesReused?: number;
 }
 
 /** One entry of a store listing. */
@@ -171,4 +179,45 @@ export async function listArtifactsRecursive(
   };
   await walk(artifactDir === undefined || artifactDir === '' ? undefined : joinArtifactPath(artifactDir));
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** A part of a multipart upload the store confirmed. */
+export interface StoredPart {
+  /** 1-based part number. */
+  partNumber: number;
+  /** Bytes in the part. */
+  size: number;
+  /** The ETag the store answered. */
+  etag?: string;
+  /** The checksum the store answered (`<algorithm>:<base64>`, e.g. `crc32:AAAAAA==`), when there is one. */
+  checksum?: string;
+}
+
+/** A multipart upload an earlier attempt started, as the journal recorded it. */
+export interface PreviousMultipartUpload {
+  uploadId: string;
+  /** Its part size: parts are reusable only at the same size. */
+  partSize: number;
+  /** Parts recorded as done. */
+  parts: StoredPart[];
+}
+
+/**
+ * The part-level resume hooks of one file upload (see {@link UploadFileOptions.resume}). The
+ * uploader's journal step implements them; a store that supports part-level resume:
+ * - continues `previous` when it may (`reuse`, same part size, the server still has it): it asks
+ *   the server which parts it holds and re-sends those missing or not matching `previous.parts`;
+ * - otherwise aborts `previous` on the server (an upload nobody will complete is an orphan), and
+ *   starts a new one;
+ * - reports each new upload with `started`, each confirmed part with `partDone`, and an upload it
+ *   aborted with `aborted`. The hooks never throw.
+ */
+export interface MultipartResume {
+  /** An earlier attempt's multipart upload of this file. */
+  previous?: PreviousMultipartUpload;
+  /** False when `previous` must not be continued (the local file changed, or resume is off): abort it. */
+  reuse: boolean;
+  started(uploadId: string, partSize: number): Promise<void>;
+  partDone(part: StoredPart): Promise<void>;
+  aborted(uploadId: string): Promise<void>;
 }

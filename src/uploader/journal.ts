@@ -39,6 +39,7 @@ import type { Env } from '../core/env.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
+import type { PreviousMultipartUpload, StoredPart } from '../stores/artifact-store.js';
 
 /** The environment variable that moves the journal. */
 export const JOURNAL_DIR_ENV = 'ARTIFACT_UPLOADER_JOURNAL_DIR';
@@ -80,27 +81,11 @@ export interface JournalKey {
   local: LocalFileIdentity;
 }
 
-/** A finished part of a multipart upload. */
-export interface JournalPart {
-  /** 1-based part number. */
-  partNumber: number;
-  /** Bytes in the part. */
-  size: number;
-  /** The ETag the store answered, when it answers one. */
-  etag?: string;
-  /** The checksum the store answered or was sent (e.g. `crc32:AAAAAA==`), when there is one. */
-  checksum?: string;
-}
+/** A finished part of a multipart upload (the store's {@link StoredPart}). */
+export type JournalPart = StoredPart;
 
-/** A multipart upload in progress (part-level stores: `s3://`). */
-export interface JournalMultipart {
-  /** The store's upload id (S3 `UploadId`). */
-  uploadId: string;
-  /** The part size the upload was started with: parts are only reusable with the same size. */
-  partSize: number;
-  /** Parts the store confirmed, in any order. */
-  parts: JournalPart[];
-}
+/** A multipart upload in progress (part-level stores: `s3://`): the store's {@link PreviousMultipartUpload}. */
+export type JournalMultipart = PreviousMultipartUpload;
 
 /**
  * A store-specific way to pick an upload up again, e.g. a GCS resumable session URI or the
