@@ -15,8 +15,8 @@ import { afterAll } from 'vitest';
 export type Fault = 'status' | 'drop' | 'drop-mid-body' | 'stall' | 'drop-response' | 'hold';
 
 export interface FaultRule {
-  /** Which requests the rule applies to. @default every request */
-  match?: (req: { method: string; path: string }) => boolean;
+  /** Which requests the rule applies to (header names in lower case). @default every request */
+  match?: (req: { method: string; path: string; headers: Record<string, string | string[] | undefined> }) => boolean;
   /** How many matching requests it applies to before it expires. @default Infinity */
   times?: number;
   /** Fraction of matching requests it applies to (0..1], decided by `random`. @default 1 */
@@ -37,6 +37,8 @@ export interface FaultRule {
 export interface ProxyLogEntry {
   method: string;
   path: string;
+  /** The request's `Content-Range`, when it had one (GCS resumable chunks). */
+  contentRange?: string;
   /** Status returned to the client, when one was. */
   status?: number;
   /** The fault applied, if any. */
@@ -82,8 +84,9 @@ export interface FaultProxyOptions {
   random?: () => number;
   /**
    * Forward the client's `Host` header as it is (the proxy's address) instead of the target's:
-   * for servers that build URLs from it (the local Hub's LFS upload links then go through the
-   * proxy too) and for signed requests (SigV4 signs the host).
+   * for servers that build URLs from it (the local Hub's LFS upload links, the GCS emulator's
+   * resumable session URIs), so follow-up requests come back here; and for signed requests
+   * (SigV4 signs the host).
    * @default false
    */
   preserveHost?: boolean;
@@ -106,10 +109,10 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
     req.on('close', () => held.delete(req));
   };
 
-  const pickRule = (method: string, path: string) => {
+  const pickRule = (method: string, path: string, headers: IncomingMessage['headers']) => {
     for (const rule of rules) {
       if (rule.used >= (rule.times ?? Infinity)) continue;
-      if (rule.match && !rule.match({ method, path })) continue;
+      if (rule.match && !rule.match({ method, path, headers })) continue;
       if (rule.probability !== undefined && random() >= rule.probability) continue;
       rule.used++;
       return rule;
@@ -124,7 +127,7 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
         port: target.port,
         method: req.method,
         path: req.url,
-        headers: options.preserveHost ? req.headers : { ...req.headers, host: target.host },
+        headers: { ...req.headers, host: options.preserveHost ? req.headers.host : target.host },
       },
       (up) => {
         if (dropResponse) {
@@ -158,7 +161,8 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
     req.on('end', () => {
       if (!frozen) upstream.end();
     });
-    // The client went away mid-body (killed): the server sees the request cut short, as it would.
+    // A client that goes away mid-body (killed) cuts the upstream request too, as a direct
+    // connection would: a single-threaded server (the GCS emulator) must not wait forever.
     req.on('close', () => {
       if (!req.complete) upstream.destroy();
     });
@@ -168,9 +172,11 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
     const entry: ProxyLogEntry = { method, path, bytes: 0 };
+    const contentRange = req.headers['content-range'];
+    if (typeof contentRange === 'string') entry.contentRange = contentRange;
     requests.push(entry);
     if (frozen) return hold(req);
-    const rule = pickRule(method, path);
+    const rule = pickRule(method, path, req.headers);
     if (!rule) return forward(req, res, entry, false);
     entry.fault = rule.fault;
     switch (rule.fault) {
