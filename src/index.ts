@@ -105,11 +105,7 @@ export { MLFLOW_LIMITS, RUN_ID_PATTERN } from './mlflow/tracking-validation.js';
 export { resolveArtifactStore, supportedArtifactStores } from './stores/resolve.js';
 export type { ResolveArtifactStoreOptions } from './stores/resolve.js';
 export { listArtifactsRecursive } from './stores/artifact-store.js';
-export type { ArtifactStore, ArtifactEntry, UploadFileOptions, UploadFileResult, MultipartOptions } from './stores/artifact-store.js';
-export { planDirectory } from './stores/plan.js';
-export type { PlanDirectoryOptions, UploadPlan, PlannedFile, SkippedPath, PathFilter } from './stores/plan.js';
-export { uploadPlannedFiles } from './stores/upload-many.js';
-export type { UploadPlannedFilesOptions, FileUploadOutcome } from './stores/upload-many.js';
+export type { ArtifactStore, ArtifactEntry, UploadFileOptions, UploadFileResult, MultipartOptions, StoreOptions } from './stores/artifact-store.js';
 // s3:// artifact roots: option types only (the store itself is picked by the artifact URI).
 export type { S3StoreOptions, S3AddressingStyle, S3Credentials } from './stores/s3-config.js';
 
@@ -156,6 +152,10 @@ export type {
 export { DEFAULT_PROGRESS_INTERVAL_MS } from './uploader/progress.js';
 export type { UploadProgressEvent, UploadPhase } from './uploader/progress.js';
 export { SKIP_ARTIFACT_LOGGING_ENV } from './uploader/gate.js';
+export { planDirectory } from './uploader/plan.js';
+export type { PlanDirectoryOptions, UploadPlan, PlannedFile, SkippedPath, PathFilter } from './uploader/plan.js';
+export { uploadPlannedFiles } from './uploader/transfer.js';
+export type { UploadPlannedFilesOptions, FileUploadOutcome } from './uploader/transfer.js';
 
 // ── resume ──
 export {
@@ -186,7 +186,6 @@ export { uploadTrainingArtifacts } from './stages/training.js';
 export type { TrainingArtifactsOptions, TrainingArtifactsResult } from './stages/training.js';
 export { uploadConversionArtifacts } from './stages/conversion.js';
 export type { ConversionArtifactsOptions } from './stages/conversion.js';
-export { findOnnxExternalData } from './stages/onnx-external-data.js';
 export { uploadBenchmarkArtifacts } from './stages/benchmark.js';
 export type { BenchmarkArtifactsOptions } from './stages/benchmark.js';
 export { uploadHpoArtifacts } from './stages/hpo.js';
@@ -207,6 +206,7 @@ export {
 export type { ValidateModelOptions, ModelValidationReport, ModelValidationChecks } from './model/validate.js';
 export { listModelFiles } from './model/list-model-files.js';
 export type { ModelFile } from './model/list-model-files.js';
+export { findOnnxExternalData } from './model/onnx-external-data.js';
 export { convertMlxLoraToPeft, PEFT_CONVERTED_SUFFIX, MLX_CONFIG_COPY } from './model/convert-mlx-to-peft.js';
 export type { ConvertMlxLoraOptions, MlxToPeftConversion } from './model/convert-mlx-to-peft.js';
 export { peftLoraKey, PEFT_KEY_PREFIX } from './model/peft-adapter.js';

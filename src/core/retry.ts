@@ -9,6 +9,7 @@
 import pRetry from 'p-retry';
 import type { Env } from './env.js';
 import { envNumber } from './env.js';
+import { combineSignals, sleep } from './abort.js';
 import {
   AbortedError,
   ArtifactUploaderError,
@@ -265,31 +266,4 @@ function toAbortedError(error: unknown, userSignal: AbortSignal | undefined, dea
   if (userSignal?.aborted) return new AbortedError('The operation was aborted by its AbortSignal.', { cause: userSignal.reason ?? error });
   if (error instanceof AbortedError) return error;
   return undefined;
-}
-
-/** Combines two optional signals into one (either aborts it). */
-export function combineSignals(...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
-  const present = signals.filter((s): s is AbortSignal => s !== undefined);
-  if (present.length <= 1) return present[0];
-  return AbortSignal.any(present);
-}
-
-/**
- * Sleeps `ms`, rejecting at once when `signal` aborts. The timer is deliberately not unref'd:
- * a CLI whose only pending work is a backoff sleep must not exit mid-upload.
- */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(new AbortedError(undefined, { cause: signal.reason }));
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new AbortedError(undefined, { cause: signal?.reason }));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

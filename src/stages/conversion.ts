@@ -5,8 +5,8 @@
  */
 import { dirname } from 'node:path';
 import type { UploadResult } from '../uploader/result.js';
-import { checkLocalPath } from '../uploader/local-plan.js';
-import { findOnnxExternalData } from './onnx-external-data.js';
+import { checkLocalPath } from '../uploader/plan.js';
+import { findOnnxExternalData } from '../model/onnx-external-data.js';
 import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadConversionArtifacts}. */

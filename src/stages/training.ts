@@ -4,7 +4,7 @@
  * @module
  */
 import type { UploadResult } from '../uploader/result.js';
-import { checkLocalPath } from '../uploader/local-plan.js';
+import { checkLocalPath } from '../uploader/plan.js';
 import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadTrainingArtifacts}. */

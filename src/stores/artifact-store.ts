@@ -93,17 +93,25 @@ export interface ArtifactStore {
   describe(): string;
 }
 
-/** What a store factory is given. */
-export interface ArtifactStoreContext {
+/**
+ * Settings of particular stores, given by the caller (the uploader's options, or
+ * `resolveArtifactStore`'s) and passed through to every store factory as they are. A store
+ * with settings of its own adds its field here.
+ */
+export interface StoreOptions {
+  /** Multipart settings of the MLflow artifact proxy. @default from MLflow's env vars */
+  multipart?: MultipartOptions;
+  /** Settings of `s3://` artifact roots (endpoint, credentials, part size). @default from MLflow's MLFLOW_S3_* env vars */
+  s3?: S3StoreOptions;
+}
+
+/** What a store factory is given: the caller's {@link StoreOptions}, and what every store runs with. */
+export interface ArtifactStoreContext extends StoreOptions {
   /** The tracking connection the run came from. */
   connection: MlflowConnection;
   /** Environment to read (multipart env vars, ...). */
   env: Env;
   logger: Logger;
-  /** Multipart settings for stores that support it. */
-  multipart?: MultipartOptions;
-  /** Settings of the `s3:` store. */
-  s3?: S3StoreOptions;
   /** Labels of every registered store, for error messages that list what is supported. */
   supported: readonly string[];
 }

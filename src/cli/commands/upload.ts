@@ -7,6 +7,8 @@
  * @module
  */
 import { InvalidArgumentError } from '../../core/errors.js';
+import { assertArtifactKind } from '../../config/load.js';
+import type { ArtifactKind, StageName } from '../../config/schema.js';
 import {
   ArtifactUploader,
   uploadBenchmarkArtifacts,
@@ -18,7 +20,8 @@ import {
 } from '../../index.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from '../exit-codes.js';
-import { formatBytes, formatDuration, table } from '../format.js';
+import { formatBytes } from '../../core/format.js';
+import { formatDuration, table } from '../format.js';
 import type { ProgressDisplay } from '../progress.js';
 
 type Stage = 'training' | 'conversion' | 'benchmark' | 'hpo';
@@ -221,7 +224,7 @@ export async function runFile(ctx: CliContext, args: unknown[], options: Record<
     try {
       return await uploader.uploadFile(ctx.path(String(args[0])), {
         artifactPath: options.artifactPath as string | undefined,
-        kind: options.kind as never,
+        kind: kindOption(stage, options.kind),
       });
     } finally {
       await uploader.close();
@@ -240,11 +243,18 @@ export async function runDir(ctx: CliContext, args: unknown[], options: Record<s
         artifactPath: options.artifactPath as string | undefined,
         include: options.include as string[] | undefined,
         exclude: options.exclude as string[] | undefined,
-        kind: options.kind as never,
+        kind: kindOption(stage, options.kind),
       });
     } finally {
       await uploader.close();
     }
   });
   return outcome(ctx, 'dir', [result]);
+}
+
+/** `--kind`, checked against the stage: the same `InvalidArgumentError` the uploader would throw. */
+function kindOption(stage: StageName, value: unknown): ArtifactKind | undefined {
+  if (value === undefined) return undefined;
+  assertArtifactKind(stage, value);
+  return value;
 }
