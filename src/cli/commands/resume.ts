@@ -7,7 +7,8 @@
 import { UploadJournal, type JournalListEntry } from '../../uploader/journal.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
-import { formatBytes, formatDuration, table } from '../format.js';
+import { formatBytes } from '../../core/format.js';
+import { formatDuration, table } from '../format.js';
 
 /** The journal of this invocation (`--journal-dir`, else the environment's default), without sweeping it: listing shows what is there. */
 function openJournal(ctx: CliContext): Promise<UploadJournal> {
