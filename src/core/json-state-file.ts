@@ -35,6 +35,13 @@ export interface JsonStateFileOptions<T> {
    * @default 15000
    */
   lockTimeoutMs?: number;
+  /**
+   * fsync each write before the rename (durable across a power loss). Without it a write is
+   * still atomic against a crashed or killed process (the rename is); after a power loss the
+   * file may hold the old state, or read as corrupt.
+   * @default true
+   */
+  sync?: boolean;
   /** The hint of the error a corrupt file raises: what the user may do about it. */
   corruptHint?: string;
   /**
@@ -51,6 +58,8 @@ export interface StateChange<T, R> {
   state?: T;
   /** Delete the file instead (wins over `state`). */
   remove?: boolean;
+  /** fsync this write, whatever the file's `sync` option says. */
+  sync?: boolean;
   /** What `update` returns. */
   result: R;
 }
@@ -124,9 +133,9 @@ export class JsonStateFile<T> {
   async update<R>(change: (state: T) => StateChange<T, R> | Promise<StateChange<T, R>>, signal?: AbortSignal): Promise<R> {
     const token = await this.lock(signal);
     try {
-      const { state, remove, result } = await change(await this.read());
+      const { state, remove, sync, result } = await change(await this.read());
       if (remove) await rm(this.path, { force: true });
-      else if (state !== undefined) await this.write(state);
+      else if (state !== undefined) await this.write(state, sync ?? this.options.sync ?? true);
       return result;
     } finally {
       await this.unlock(token);
@@ -143,13 +152,13 @@ export class JsonStateFile<T> {
     throw error;
   }
 
-  private async write(state: T): Promise<void> {
+  private async write(state: T, sync: boolean): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
     const temp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
     const handle = await open(temp, 'w');
     try {
       await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`);
-      await handle.sync();
+      if (sync) await handle.sync();
     } finally {
       await handle.close();
     }

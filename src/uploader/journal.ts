@@ -15,9 +15,12 @@
  *   its ETag or checksum;
  * - `resumeToken`: a store-specific token (a GCS resumable session URI, ...), opaque here.
  *
- * **Safety.** Every write goes to a temp file that is fsynced and renamed over the record (see
+ * **Safety.** Every write goes to a temp file renamed over the record (see
  * `core/json-state-file.ts`), under a per-record lock file, so several processes can share the
- * journal. A record names its owner (pid, host, a random token): a process that finds a record
+ * journal and a killed process never leaves half a record. The write that names a new multipart
+ * upload is fsynced first (losing it after a power loss would orphan the upload); the others are
+ * not (losing one costs re-sending a file or a part, never a wrong skip), which keeps the
+ * journal's cost per small file well under a millisecond of disk time. A record names its owner (pid, host, a random token): a process that finds a record
  * owned by another live process (same host: the pid exists; other hosts: updated within
  * `ownerStaleMs`) leaves it alone and uploads without it; a record whose owner died is taken
  * over. A process whose record was taken over stops writing to it.
@@ -360,6 +363,7 @@ export class UploadJournal {
       empty: () => null,
       lockStaleMs: 30_000,
       lockTimeoutMs: 15_000,
+      sync: false,
       onCorrupt: (error) => {
         this.logger.warn(`Ignoring a corrupt resume journal record: ${error.message} It is replaced on the next write.`);
         return null;
@@ -447,18 +451,48 @@ export class UploadJournal {
   }
 
   /**
+   * Records a file as uploaded in one write, without an entry: for files sent in one request,
+   * which have no parts to record. Leaves a record a live process owns alone. Never throws.
+   */
+  async markUploaded(key: JournalKey, options: { sha256?: string } = {}): Promise<void> {
+    const name = recordName(key);
+    try {
+      await this.queued(name, () =>
+        this.file(name).update((current) => {
+          const record = current && sameKey(current, key) ? current : null;
+          if (record && this.ownedByLiveProcess(record)) return { result: undefined };
+          const now = Date.now();
+          const next: JournalRecord = {
+            version: 1,
+            key: { target: journalTarget(key.target), runId: key.runId, artifactPath: key.artifactPath, localPath: resolve(key.local.path) },
+            local: { size: key.local.size, mtimeNs: key.local.mtimeNs, ino: key.local.ino, dev: key.local.dev },
+            status: 'uploaded',
+            owner: { pid: process.pid, host: hostname(), token: randomBytes(8).toString('hex') },
+            createdAt: now,
+            updatedAt: now,
+            ...(options.sha256 ? { sha256: options.sha256 } : {}),
+          };
+          return { state: next, result: undefined };
+        }),
+      );
+    } catch (error) {
+      this.logger.warn(`The resume journal record ${join(this.dir, name)} cannot be written: ${(error as Error).message}`);
+    }
+  }
+
+  /**
    * Changes a record this entry owns. Returns false (and changes nothing) when the record is
    * gone or owned by someone else now, or cannot be written (with a warning).
    * @internal
    */
-  async change(name: string, token: string, change: (record: JournalRecord) => JournalRecord | 'delete'): Promise<boolean> {
+  async change(name: string, token: string, change: (record: JournalRecord) => JournalRecord | 'delete', options: { sync?: boolean } = {}): Promise<boolean> {
     try {
       return await this.queued(name, () =>
         this.file(name).update((current) => {
           if (!current || current.owner.token !== token) return { result: false };
           const next = change(current);
           if (next === 'delete') return { remove: true, result: true };
-          return { state: { ...next, updatedAt: Date.now() }, result: true };
+          return { state: { ...next, updatedAt: Date.now() }, sync: options.sync ?? false, result: true };
         }),
       );
     } catch (error) {
@@ -605,16 +639,21 @@ export class JournalEntry {
     return this.current;
   }
 
-  private update(change: (record: JournalRecord) => JournalRecord): Promise<boolean> {
-    return this.journal.change(this.name, this.current.owner.token, (record) => {
-      this.current = change(record);
-      return this.current;
-    });
+  private update(change: (record: JournalRecord) => JournalRecord, options: { sync?: boolean } = {}): Promise<boolean> {
+    return this.journal.change(
+      this.name,
+      this.current.owner.token,
+      (record) => {
+        this.current = change(record);
+        return this.current;
+      },
+      options,
+    );
   }
 
-  /** Records a started multipart upload (drops parts of any earlier one). */
+  /** Records a started multipart upload (drops parts of any earlier one); fsynced, as losing it would orphan the upload. */
   startMultipart(uploadId: string, partSize: number): Promise<boolean> {
-    return this.update((record) => ({ ...record, status: 'uploading', multipart: { uploadId, partSize, parts: [] } }));
+    return this.update((record) => ({ ...record, status: 'uploading', multipart: { uploadId, partSize, parts: [] } }), { sync: true });
   }
 
   /** Records finished parts of the current multipart upload (a part recorded again replaces the old one). */

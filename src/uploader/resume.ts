@@ -19,8 +19,8 @@
 import { posix } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { ArtifactEntry, ArtifactStore, MultipartResume, StoredPart } from '../stores/artifact-store.js';
-import { localFileIdentity, type JournalEntry, type JournalKey, type UploadJournal } from './journal.js';
+import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart } from '../stores/artifact-store.js';
+import { localFileIdentity, type JournalEntry, type JournalKey, type JournalRecord, type UploadJournal } from './journal.js';
 
 /** How an operation may skip files already in the store. */
 export type SkipExisting = 'size' | 'checksum';
@@ -172,35 +172,49 @@ export class OperationResume {
 
   /**
    * Opens the record of a file about to be sent. Never throws: without a usable journal the
-   * hooks do nothing and the file is sent as if there were none.
+   * hooks do nothing and the file is sent as if there were none. The record is claimed (written)
+   * only when needed: at once when an earlier multipart upload of the file is on record (to
+   * continue or abort it), else at the first part; a file sent in one request costs one write,
+   * when it is done.
    */
   async beginFile(file: ResumableFile): Promise<FileResume> {
     const { journal, logger } = this.options;
     const key = journal ? await this.keyOf(file) : undefined;
-    const entry: JournalEntry | undefined = journal && key ? await journal.begin(key) : undefined;
-    const previous = entry?.previous?.multipart;
-    // A record of this same unchanged file may be continued; one of an earlier version of it
-    // (or any record, with resume off) only tells the store which upload to abort.
-    const sameFile =
-      entry?.previous !== undefined && key !== undefined && entry.previous.local.size === key.local.size && entry.previous.local.mtimeNs === key.local.mtimeNs && entry.previous.local.ino === key.local.ino;
+    if (!journal || !key) return { multipart: { reuse: false, started: async () => {}, partDone: async () => {}, aborted: async () => {} }, finish: async () => {} };
+    let claimed: Promise<JournalEntry | undefined> | undefined;
+    const claim = () => (claimed ??= journal.begin(key));
+
+    let previous: PreviousMultipartUpload | undefined;
+    let reuse = false;
+    const found = await journal.lookup(key);
+    if (found.state !== 'none' && found.record.multipart) {
+      // Another live process's upload (begin() says so by returning nothing) is neither continued nor aborted.
+      const entry = await claim();
+      previous = entry?.previous?.multipart;
+      // A record of this same unchanged file may be continued; one of an earlier version of it
+      // (or any record, with resume off) only tells the store which upload to abort.
+      reuse = this.resume && entry?.previous !== undefined && sameLocal(entry.previous, key);
+    }
     const multipart: MultipartResume = {
       ...(previous ? { previous } : {}),
-      reuse: this.resume && sameFile,
+      reuse,
       started: async (uploadId, partSize) => {
-        await entry?.startMultipart(uploadId, partSize);
+        await (await claim())?.startMultipart(uploadId, partSize);
       },
       partDone: async (part: StoredPart) => {
-        await entry?.recordParts(part);
+        await (await claim())?.recordParts(part);
       },
       aborted: async (uploadId) => {
+        const entry = await claimed;
         if (entry?.record.multipart?.uploadId === uploadId) await entry.dropMultipart();
-        logger.debug(`aborted the earlier multipart upload ${uploadId} of ${file.artifactPath}`);
+        logger.debug(`aborted the multipart upload ${uploadId} of ${file.artifactPath}`);
       },
     };
     return {
       multipart,
       finish: async (options = {}) => {
-        await entry?.finish(options);
+        if (claimed) await (await claimed)?.finish(options);
+        else await journal.markUploaded(key, options);
       },
     };
   }
@@ -214,6 +228,11 @@ export class OperationResume {
       if (key) await journal.forget(key);
     }
   }
+}
+
+/** True when the record was written for the local file as it is now. */
+function sameLocal(record: JournalRecord, key: JournalKey): boolean {
+  return record.local.size === key.local.size && record.local.mtimeNs === key.local.mtimeNs && record.local.ino === key.local.ino && record.local.dev === key.local.dev;
 }
 
 /** The listing's size agrees (an unknown size never does: the proxy leaves it out for empty files only). */
