@@ -40,6 +40,7 @@ function uploaderOptions(ctx: CliContext, stage: Stage, progress: ProgressDispla
     signal: ctx.signal,
     resume: ctx.resumeEnabled(),
     journalDir: ctx.journalDir(),
+    skipExisting: ctx.globals.skipExisting,
     onProgress: (event: UploadProgressEvent) => {
       if (event.type === 'phase') {
         if (event.phase === 'archiving' || event.phase === 'uploading') progress.phase(event.phase);
