@@ -53,7 +53,7 @@ function assertBuilt(): void {
 }
 
 /** Spawns the CLI; `killAt` (when given) arms the kill on the proxy first. */
-function runChild(options: CliChildOptions, killAt?: KillPoint): Promise<ChildRun> {
+function runChild(options: CliChildOptions, killAt?: KillPoint, signal: NodeJS.Signals = 'SIGKILL'): Promise<ChildRun> {
   assertBuilt();
   const { proxy } = options;
   const startBytes = proxy.bytesForwarded;
@@ -61,6 +61,9 @@ function runChild(options: CliChildOptions, killAt?: KillPoint): Promise<ChildRu
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env };
   const child = spawn(process.execPath, [CLI_JS, ...options.argv], { env: env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const kill = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  const timeout = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
   if (killAt && 'bytes' in killAt) proxy.setTripwire(startBytes + killAt.bytes, kill);
@@ -69,7 +72,7 @@ function runChild(options: CliChildOptions, killAt?: KillPoint): Promise<ChildRu
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(kill, options.timeoutMs ?? 120_000);
+  const timer = setTimeout(timeout, options.timeoutMs ?? 120_000);
   return new Promise((resolvePromise, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => {
@@ -88,11 +91,20 @@ function runChild(options: CliChildOptions, killAt?: KillPoint): Promise<ChildRu
  * the kill point was reached (the test would then prove nothing).
  */
 export async function runAndKill(options: CliChildOptions & { at: KillPoint }): Promise<ChildRun> {
-  const run = await runChild(options, options.at);
+  const run = await runChild(options, options.at, 'SIGKILL');
   if (run.signal !== 'SIGKILL') {
     throw new Error(`the child was not killed at the kill point (exit ${run.code ?? run.signal}); stdout:\n${run.stdout}\nstderr:\n${run.stderr}`);
   }
   return run;
+}
+
+/**
+ * Runs the CLI in a child process and sends it `signal` (SIGINT or SIGTERM) at `at`: the CLI
+ * aborts and exits by itself (130). The proxy stays frozen until the child has exited, so
+ * nothing more reaches the server meanwhile.
+ */
+export async function runAndInterrupt(options: CliChildOptions & { at: KillPoint; signal: 'SIGINT' | 'SIGTERM' }): Promise<ChildRun> {
+  return runChild(options, options.at, options.signal);
 }
 
 /** Runs the CLI in a child process to its end (the rerun); fails when it exits non-zero. */
