@@ -44,6 +44,8 @@ export interface GlobalOptions {
   resume?: boolean;
   /** `--journal-dir`: where the resume journal lives. */
   journalDir?: string;
+  /** `--skip-existing`: skip files the store lists, without a journal record. */
+  skipExisting?: 'size' | 'checksum';
 }
 
 /** What a command hands back to the program: the exit code and what to print. */

@@ -110,6 +110,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .addOption(new Option('-q, --quiet', 'print nothing but errors (no progress, no summary)').conflicts('verbose'))
     .option('-v, --verbose', 'print debug logs, and stack traces with errors')
     .option('--no-resume', 'start uploads over instead of resuming what an interrupted run of the same command had sent (see docs/resume.md)')
+    .addOption(new Option('--skip-existing <how>', "skip files the store already lists, even without a resume journal record: 'size' (same size; the bytes are not compared) or 'checksum' (refused for stores that list no checksum)").choices(['size', 'checksum']))
     .option('--journal-dir <dir>', 'where the resume journal lives (default: ARTIFACT_UPLOADER_JOURNAL_DIR, else $XDG_CACHE_HOME or ~/.cache, /artifact-uploader/journal)')
     .addHelpText(
       'after',

@@ -29,6 +29,7 @@ import type { PathFilters, PlannedFile, UploadPlan } from './plan.js';
 import { ProgressEmitter } from './progress.js';
 import { toUploaderError, type UploadedFile, type UploadFailureReason, type UploadMetrics, type UploadVerification } from './result.js';
 import type { UploadTarget } from './target.js';
+import type { OperationResume } from './resume.js';
 import { verifyTransferred } from './verify.js';
 
 /** What happened to one planned file. */
@@ -42,6 +43,8 @@ export interface FileUploadOutcome {
   attempts: number;
   /** True when it went through multipart upload. */
   multipart: boolean;
+  /** Bytes not sent because parts of an earlier run's multipart upload were reused. */
+  bytesReused?: number;
   /** Why it failed or was cancelled. */
   error?: unknown;
 }
@@ -62,6 +65,8 @@ export interface UploadPlannedFilesOptions {
   onFileDone?: (outcome: FileUploadOutcome) => void;
   /** Called before each retried request. */
   onRetry?: (file: PlannedFile, event: RetryEvent) => void;
+  /** The resume step (`resume.ts`): each file's journal record, and part-level resume for the store. */
+  resume?: OperationResume | undefined;
 }
 
 /**
@@ -112,6 +117,7 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
   }
   let attempts = 1;
   try {
+    const journal = await options.resume?.beginFile(file);
     const result = await store.uploadFile(file.localPath, file.artifactPath, {
       size: file.size,
       signal,
@@ -120,8 +126,10 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
         attempts++;
         options.onRetry?.(file, event);
       },
+      ...(journal ? { resume: journal.multipart } : {}),
     });
-    return { file, status: 'uploaded', bytes: result.bytes, attempts: result.attempts, multipart: result.multipart };
+    await journal?.finish();
+    return { file, status: 'uploaded', bytes: result.bytes, attempts: result.attempts, multipart: result.multipart, bytesReused: result.bytesReused ?? 0 };
   } catch (error) {
     return { file, status: 'failed', bytes: 0, attempts, multipart: false, error };
   }
@@ -137,6 +145,8 @@ export interface TransferContext {
   verify: boolean;
   concurrency: number;
   logger: Logger;
+  /** The resume step of the operation (`resume.ts`); without it nothing is resumed or recorded. */
+  resume?: OperationResume | undefined;
 }
 
 /** What a transfer did, for `result.ts`. */
@@ -163,10 +173,17 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
   const filesTotal = files.length;
   const bytesTotal = files.reduce((n, f) => n + f.size, 0);
   let retries = 0;
+  // Files an interrupted earlier run stored are set aside first (one listing per directory).
+  const { resumed, toSend } = ctx.resume ? await ctx.resume.partition(files) : { resumed: [], toSend: [...files] };
   progress.phase('uploading');
-  const outcomes = await uploadPlannedFiles(ctx.target.store, { files: [...files] }, {
+  for (const { file } of resumed) {
+    progress.file(file.localPath, file.artifactPath, file.size, file.size);
+    progress.fileDone(file.localPath, file.size, filesTotal, bytesTotal);
+  }
+  const outcomes = await uploadPlannedFiles(ctx.target.store, { files: toSend }, {
     concurrency: ctx.concurrency,
     signal,
+    resume: ctx.resume,
     onFileProgress: (file, loaded) => {
       progress.file(file.localPath, file.artifactPath, loaded, file.size);
       progress.bytes(file.localPath, loaded, filesTotal, bytesTotal);
@@ -181,16 +198,24 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
   });
   const uploaded = outcomes.filter((o) => o.status === 'uploaded');
   const failed = outcomes.filter((o) => o.status !== 'uploaded');
+  const reused = uploaded.reduce((n, o) => n + (o.bytesReused ?? 0), 0);
   const metrics = {
     filesPlanned: files.length,
     filesSent: uploaded.length,
     filesFailed: failed.length,
     bytesPlanned: bytesTotal,
-    bytesSent: uploaded.reduce((n, o) => n + o.bytes, 0),
+    bytesSent: uploaded.reduce((n, o) => n + o.bytes, 0) - reused,
+    filesResumed: resumed.length,
+    bytesResumed: resumed.reduce((n, r) => n + r.file.size, 0) + reused,
     attempts: outcomes.reduce((n, o) => n + o.attempts, 0),
     retries,
   };
-  const entries = outcomes.map(toUploadedFile);
+  // In plan order: resumed files where they were planned.
+  const byFile = new Map<PlannedFile, UploadedFile>([
+    ...resumed.map((r): [PlannedFile, UploadedFile] => [r.file, { localPath: r.file.localPath, artifactPath: r.file.artifactPath, size: r.file.size, status: 'resumed' }]),
+    ...outcomes.map((o): [PlannedFile, UploadedFile] => [o.file, toUploadedFile(o)]),
+  ]);
+  const entries = files.map((f) => byFile.get(f)!);
   if (failed.length > 0) {
     // The first real failure explains more than the cancellations it caused.
     const first = failed.find((o) => o.status === 'failed') ?? failed[0]!;
@@ -203,8 +228,10 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
       error: toUploaderError(first.error),
     };
   }
-  if (!ctx.verify) return { status: 'uploaded', files: entries, metrics, verification: { status: 'not-run' } };
-  return { files: entries, metrics, ...(await verifyTransferred(ctx, uploaded)) };
+  const verified = ctx.verify ? await verifyTransferred(ctx, uploaded) : { status: 'uploaded' as const, verification: { status: 'not-run' as const } };
+  // Done: the operation's journal records go (a failed verification keeps them: its rerun re-checks).
+  if (verified.status === 'uploaded') await ctx.resume?.complete(files);
+  return { files: entries, metrics, ...verified };
 }
 
 /**
@@ -253,6 +280,8 @@ export async function transferArchive(ctx: TransferContext, archive: PlannedFile
         filesFailed: first.metrics.filesFailed + second.metrics.filesFailed,
         bytesPlanned: first.metrics.bytesPlanned + second.metrics.bytesPlanned,
         bytesSent: first.metrics.bytesSent + second.metrics.bytesSent,
+        filesResumed: first.metrics.filesResumed + second.metrics.filesResumed,
+        bytesResumed: first.metrics.bytesResumed + second.metrics.bytesResumed,
         attempts: first.metrics.attempts + second.metrics.attempts,
         retries: first.metrics.retries + second.metrics.retries,
       },
