@@ -42,6 +42,12 @@ export interface JsonStateFileOptions<T> {
    * @default true
    */
   sync?: boolean;
+  /**
+   * Readable by the owner only: the file (and its lock) is created with mode 0600, and the
+   * directories created for it with 0700. For state that holds capabilities (upload session URIs).
+   * @default false
+   */
+  ownerOnly?: boolean;
   /** The hint of the error a corrupt file raises: what the user may do about it. */
   corruptHint?: string;
   /**
@@ -152,10 +158,20 @@ export class JsonStateFile<T> {
     throw error;
   }
 
+  /** Mode of directories created for the file. */
+  private get dirMode(): number | undefined {
+    return this.options.ownerOnly ? 0o700 : undefined;
+  }
+
+  /** Mode of files created. */
+  private get fileMode(): number | undefined {
+    return this.options.ownerOnly ? 0o600 : undefined;
+  }
+
   private async write(state: T, sync: boolean): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
+    await mkdir(dirname(this.path), { recursive: true, mode: this.dirMode });
     const temp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    const handle = await open(temp, 'w');
+    const handle = await open(temp, 'w', this.fileMode);
     try {
       await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`);
       if (sync) await handle.sync();
@@ -171,13 +187,13 @@ export class JsonStateFile<T> {
   }
 
   private async lock(signal?: AbortSignal): Promise<string> {
-    await mkdir(dirname(this.path), { recursive: true });
+    await mkdir(dirname(this.path), { recursive: true, mode: this.dirMode });
     const token = randomBytes(8).toString('hex');
     const deadline = Date.now() + this.lockTimeoutMs;
     for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
       if (signal?.aborted) throw new AbortedError('Waiting for the state file lock was aborted.', { cause: signal.reason });
       try {
-        const handle = await open(this.lockPath, 'wx');
+        const handle = await open(this.lockPath, 'wx', this.fileMode);
         try {
           await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies LockInfo));
         } finally {

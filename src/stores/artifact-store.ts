@@ -231,4 +231,18 @@ export interface MultipartResume {
   started(uploadId: string, partSize: number): Promise<void>;
   partDone(part: StoredPart): Promise<void>;
   aborted(uploadId: string): Promise<void>;
+  /**
+   * A store-specific token an earlier attempt saved (e.g. a GCS resumable session): a store
+   * reads only its own (`store` is its `kind`), continues it when `reuse` is true, and cancels it
+   * otherwise.
+   */
+  token?: StoreResumeToken;
+  /** Saves the store-specific token of the upload in progress (the journal keeps it until the file is done). */
+  saveToken(token: StoreResumeToken): Promise<void>;
+}
+
+/** A store-specific way to pick an upload up again: `store` is the store's `kind`, `value` JSON it defines. */
+export interface StoreResumeToken {
+  store: string;
+  value: unknown;
 }

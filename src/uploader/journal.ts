@@ -42,7 +42,7 @@ import type { Env } from '../core/env.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
-import type { PreviousMultipartUpload, StoredPart } from '../stores/artifact-store.js';
+import type { PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
 
 /** The environment variable that moves the journal. */
 export const JOURNAL_DIR_ENV = 'ARTIFACT_UPLOADER_JOURNAL_DIR';
@@ -92,13 +92,9 @@ export type JournalMultipart = PreviousMultipartUpload;
 
 /**
  * A store-specific way to pick an upload up again, e.g. a GCS resumable session URI or the
- * block ids of an Azure block blob. `store` names the store that wrote it (a store only reads
- * its own); `value` is JSON the store defines.
+ * block ids of an Azure block blob (the store's {@link StoreResumeToken}).
  */
-export interface JournalResumeToken {
-  store: string;
-  value: unknown;
-}
+export type JournalResumeToken = StoreResumeToken;
 
 /** One journal record, as stored. */
 export interface JournalRecord {
@@ -364,6 +360,8 @@ export class UploadJournal {
       lockStaleMs: 30_000,
       lockTimeoutMs: 15_000,
       sync: false,
+      // Records may hold capabilities (a GCS session URI lets its holder upload to it).
+      ownerOnly: true,
       onCorrupt: (error) => {
         this.logger.warn(`Ignoring a corrupt resume journal record: ${error.message} It is replaced on the next write.`);
         return null;

@@ -19,7 +19,7 @@
 import { posix } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart } from '../stores/artifact-store.js';
+import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
 import { localFileIdentity, type JournalEntry, type JournalKey, type JournalRecord, type UploadJournal } from './journal.js';
 
 /** How an operation may skip files already in the store. */
@@ -180,24 +180,32 @@ export class OperationResume {
   async beginFile(file: ResumableFile): Promise<FileResume> {
     const { journal, logger } = this.options;
     const key = journal ? await this.keyOf(file) : undefined;
-    if (!journal || !key) return { multipart: { reuse: false, started: async () => {}, partDone: async () => {}, aborted: async () => {} }, finish: async () => {} };
+    if (!journal || !key) {
+      return { multipart: { reuse: false, started: async () => {}, partDone: async () => {}, aborted: async () => {}, saveToken: async () => {} }, finish: async () => {} };
+    }
     let claimed: Promise<JournalEntry | undefined> | undefined;
     const claim = () => (claimed ??= journal.begin(key));
 
     let previous: PreviousMultipartUpload | undefined;
+    let token: StoreResumeToken | undefined;
     let reuse = false;
     const found = await journal.lookup(key);
-    if (found.state !== 'none' && found.record.multipart) {
+    if (found.state !== 'none' && (found.record.multipart || found.record.resumeToken)) {
       // Another live process's upload (begin() says so by returning nothing) is neither continued nor aborted.
       const entry = await claim();
       previous = entry?.previous?.multipart;
+      token = entry?.previous?.resumeToken;
       // A record of this same unchanged file may be continued; one of an earlier version of it
       // (or any record, with resume off) only tells the store which upload to abort.
       reuse = this.resume && entry?.previous !== undefined && sameLocal(entry.previous, key);
     }
     const multipart: MultipartResume = {
       ...(previous ? { previous } : {}),
+      ...(token ? { token } : {}),
       reuse,
+      saveToken: async (saved) => {
+        await (await claim())?.setResumeToken(saved);
+      },
       started: async (uploadId, partSize) => {
         await (await claim())?.startMultipart(uploadId, partSize);
       },

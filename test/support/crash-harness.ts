@@ -62,6 +62,9 @@ function runChild(options: CliChildOptions, killAt?: KillPoint, signal: NodeJS.S
   const child = spawn(process.execPath, [CLI_JS, ...options.argv], { env: env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const kill = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    // A signal the CLI handles: the server goes on answering (frozen only to place the signal
+    // exactly), so the CLI's abort, not a stalled server, decides how it ends.
+    if (signal !== 'SIGKILL') setImmediate(() => proxy.thaw());
   };
   const timeout = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -100,8 +103,8 @@ export async function runAndKill(options: CliChildOptions & { at: KillPoint }): 
 
 /**
  * Runs the CLI in a child process and sends it `signal` (SIGINT or SIGTERM) at `at`: the CLI
- * aborts and exits by itself (130). The proxy stays frozen until the child has exited, so
- * nothing more reaches the server meanwhile.
+ * aborts and exits by itself (130). The proxy is thawed right after the signal, so the server
+ * keeps answering while the CLI aborts.
  */
 export async function runAndInterrupt(options: CliChildOptions & { at: KillPoint; signal: 'SIGINT' | 'SIGTERM' }): Promise<ChildRun> {
   return runChild(options, options.at, options.signal);

@@ -102,4 +102,18 @@ describe('OperationResume', () => {
     expect(changed.multipart).toMatchObject({ reuse: false, previous: { uploadId: 'upload-1' } });
     await changed.multipart.aborted('upload-1');
   });
+
+  it('keeps a store token (a GCS session) for the next attempt, owner-only on disk', async () => {
+    const { files, step, root } = await setup();
+    const file = files[2]!;
+    const first = await step().beginFile(file);
+    await first.multipart.saveToken({ store: 'gcs', value: { uri: 'http://127.0.0.1/upload?upload_id=x' } });
+    const again = await step().beginFile(file);
+    expect(again.multipart).toMatchObject({ reuse: true, token: { store: 'gcs', value: { uri: 'http://127.0.0.1/upload?upload_id=x' } } });
+    const { stat } = await import('node:fs/promises');
+    const [name] = (await readdir(join(root, 'journal'))).filter((n) => n.endsWith('.json'));
+    expect((await stat(join(root, 'journal', name!))).mode & 0o777).toBe(0o600);
+    await again.finish();
+    expect((await step().beginFile(file)).multipart.token).toBeUndefined();
+  });
 });
