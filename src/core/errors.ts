@@ -104,6 +104,7 @@ export type LocalPathErrorCode =
   | 'NOT_A_FILE'
   | 'NOT_A_DIRECTORY'
   | 'PATH_UNREADABLE'
+  | 'PATH_UNWRITABLE'
   | 'SYMLINK_ESCAPES'
   | 'INVALID_ARTIFACT_PATH';
 
@@ -118,6 +119,46 @@ export class LocalPathError extends ArtifactUploaderError {
     this.code = code;
     this.path = path;
   }
+}
+
+/** The `errno` codes of a full file system (`ENOSPC`) or an exhausted quota (`EDQUOT`). */
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * A write failed because the file system is full or the user's quota is used up. Names the
+ * destination; nothing half-written was left there. Not retried: space must be freed first.
+ */
+export class DiskFullError extends ArtifactUploaderError {
+  override name = 'DiskFullError';
+  override readonly code = 'DISK_FULL' as const;
+  /** The file (or directory) that could not be written. */
+  readonly path: string;
+  /** `ENOSPC` (no space left) or `EDQUOT` (quota exceeded). */
+  readonly errno: string;
+  constructor(path: string, errno: string, options: ErrorOptions = {}) {
+    super(
+      'DISK_FULL',
+      `Cannot write ${path}: ${errno === 'EDQUOT' ? 'the disk quota is exceeded' : 'no space left on the device'} (${errno}). Nothing half-written was left there.`,
+      { hint: 'Free space (or raise the quota) on that file system, or write somewhere else (for temp files: set TMPDIR), then run again.', ...options },
+    );
+    this.path = path;
+    this.errno = errno;
+  }
+}
+
+/**
+ * A {@link DiskFullError} for `destination` when `error` is `ENOSPC`/`EDQUOT` (or already a
+ * `DiskFullError`), else `undefined`.
+ *
+ * @example
+ * ```ts
+ * throw diskFullError(error, '/data/out/ckpt.tar.gz') ?? error;
+ * ```
+ */
+export function diskFullError(error: unknown, destination: string): DiskFullError | undefined {
+  if (error instanceof DiskFullError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DISK_FULL_CODES.has(code) ? new DiskFullError(destination, code, { cause: error }) : undefined;
 }
 
 // ───────────────────────────── network ─────────────────────────────

@@ -25,6 +25,9 @@ import { parseMlflowResponse } from './schemas.js';
 
 // ───────────────────────────── artifact paths ─────────────────────────────
 
+/** The name prefix MLflow's local artifact repository reserves for its temp files. */
+const MLFLOW_RESERVED_PREFIX = '.artifact.uploading.';
+
 /** What {@link artifactPathProblem} found wrong with a path, in words, with the fix. */
 export interface ArtifactPathProblem {
   /** The offending path as given. */
@@ -36,9 +39,12 @@ export interface ArtifactPathProblem {
 /**
  * Checks one relative artifact path (POSIX separators) against the rules MLflow's server
  * applies to every artifact route, plus the ones that would silently change the name:
- * no `#`, no `..` / `.` / empty segment, no backslash, not absolute, no control characters
- * (NUL, newlines), and no `%XX` escape (the server percent-decodes paths repeatedly, so
- * `a%2Fb` would become `a/b`). Returns `undefined` when the path is fine.
+ * no `#` or `?`, no `..` / `.` / empty segment, no backslash, not absolute, no control
+ * characters (NUL, newlines), no `%XX` escape (the server percent-decodes paths repeatedly, so
+ * `a%2Fb` would become `a/b`), and no name starting with `.artifact.uploading.` (MLflow's temp
+ * files, left out of its listings). `#`, `?` and `%XX` are exactly the printable ASCII that
+ * MLflow's Python client cannot round-trip (test/mlflow/artifact-names.test.ts checks every
+ * class against it). Returns `undefined` when the path is fine.
  *
  * @example
  * ```ts
@@ -52,12 +58,15 @@ export function artifactPathProblem(path: string, { allowEmpty = false }: { allo
   if (/[\u0000-\u001f\u007f]/.test(path)) return problem('contains a control character (NUL, newline, tab, ...)');
   if (path.includes('\\')) return problem('contains a backslash, which MLflow rejects (use "/" between directories)');
   if (path.includes('#')) return problem('contains "#", which MLflow rejects');
+  // MLflow's Python client puts names into URLs unescaped: "a?b" would be fetched as "a".
+  if (path.includes('?')) return problem('contains "?", which MLflow\'s Python client cannot download (it reads the rest as a query string)');
   if (/%[0-9A-Fa-f]{2}/.test(path)) return problem('contains a %XX sequence, which the server would decode into another name');
   if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return problem('is absolute; artifact paths are relative to the run\'s artifact root');
   for (const segment of path.split('/')) {
     if (segment === '..') return problem('contains a ".." segment, which MLflow rejects');
     if (segment === '.') return problem('contains a "." segment; give the path in normal form');
     if (segment === '') return problem('contains an empty segment ("//" or a trailing "/")');
+    if (segment.startsWith(MLFLOW_RESERVED_PREFIX)) return problem(`starts a name with "${MLFLOW_RESERVED_PREFIX}", which MLflow reserves for temp files and never lists`);
   }
   return undefined;
 }
@@ -90,7 +99,7 @@ export function invalidArtifactPathError(problems: ArtifactPathProblem[], what =
   const head =
     problems.length === 1 ? `${what} ${shown[0]}.` : `${problems.length} artifact paths cannot be uploaded: ${shown.join('; ')}${more}.`;
   return new LocalPathError('INVALID_ARTIFACT_PATH', problems[0]?.path ?? '', `${head} Nothing was uploaded.`, {
-    hint: 'Rename the file(s) (e.g. replace "#", "%", "\\" and control characters with "_"), exclude them, or pass another artifactPath.',
+    hint: 'Rename the file(s) (e.g. replace "#", "?", "%", "\\" and control characters with "_"), exclude them, or pass another artifactPath.',
   });
 }
 

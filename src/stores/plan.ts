@@ -75,7 +75,7 @@ export interface UploadPlan {
 }
 
 interface Problem {
-  code: Exclude<LocalPathErrorCode, 'NOT_A_FILE' | 'NOT_A_DIRECTORY'>;
+  code: Exclude<LocalPathErrorCode, 'NOT_A_FILE' | 'NOT_A_DIRECTORY' | 'PATH_UNWRITABLE'>;
   path: string;
   reason: string;
 }
@@ -217,7 +217,7 @@ function planError(directory: string, prefix: string, problems: Problem[]): Loca
       PATH_UNREADABLE: `${n} path(s) in ${directory} cannot be uploaded`,
     })[code];
   const hints = {
-    INVALID_ARTIFACT_PATH: 'Rename them (e.g. replace "#", "%", "\\" and control characters with "_") or exclude them.',
+    INVALID_ARTIFACT_PATH: 'Rename them (e.g. replace "#", "?", "%", "\\" and control characters with "_") or exclude them.',
     SYMLINK_ESCAPES:
       'Uploading them would publish files from outside the directory. Replace the links with copies (cp -L), move their targets inside, or exclude them.',
     PATH_NOT_FOUND: 'Remove the broken links or exclude them.',

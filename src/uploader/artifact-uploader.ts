@@ -17,8 +17,7 @@
  *
  * @module
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { createHash } from 'node:crypto';
 import {
@@ -29,6 +28,7 @@ import {
   VerificationError,
   type VerificationMismatch,
 } from '../core/errors.js';
+import { makeTempDir } from '../core/atomic-write.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { combineSignals } from '../core/retry.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
@@ -309,7 +309,7 @@ export class ArtifactUploader {
           shown: [{ localPath: directory, artifactPath, size: totalBytes }],
           identity: `archiveAndUploadCheckpoint:${JSON.stringify([include, exclude, options.level ?? null])}`,
           transfer: async (ctx) => {
-            const work = await mkdtemp(join(tmpdir(), 'artifact-uploader-archive-'));
+            const work = await makeTempDir('artifact-uploader-archive-');
             try {
               ctx.progress.phase('archiving');
               const included = createGlobMatcher(include);
@@ -771,7 +771,7 @@ export class ArtifactUploader {
           ...(first.status === 'failed' && first.error ? { error: first.error.message } : {}),
         };
     const uploadedManifest: CheckpointManifest = { ...manifest, verification };
-    const work = await mkdtemp(join(tmpdir(), 'artifact-uploader-manifest-'));
+    const work = await makeTempDir('artifact-uploader-manifest-');
     try {
       const localPath = join(work, manifestFileName(archive.artifactPath));
       await writeManifest(uploadedManifest, localPath);
