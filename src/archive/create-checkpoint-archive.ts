@@ -420,8 +420,14 @@ export async function createCheckpointArchive(
       },
     });
     // Staged (written, flushed: durable before visible), renamed once the manifest is ready.
+    // On failure the tar entries are stopped at once (cancelAll), before the temp file is removed.
     staged = await stageFile(outAbs, (temp) =>
-      pipeline(pack as unknown as NodeJS.ReadableStream, gzip, tap, createWriteStream(temp, { flags: 'wx' }), { signal: combined }),
+      pipeline(pack as unknown as NodeJS.ReadableStream, gzip, tap, createWriteStream(temp, { flags: 'wx' }), { signal: combined }).catch(
+        (error: unknown) => {
+          cancelAll();
+          throw error;
+        },
+      ),
     );
   } catch (error) {
     cancelAll();

@@ -61,7 +61,8 @@ export function artifactPathProblem(path: string, { allowEmpty = false }: { allo
   // MLflow's Python client puts names into URLs unescaped: "a?b" would be fetched as "a".
   if (path.includes('?')) return problem('contains "?", which MLflow\'s Python client cannot download (it reads the rest as a query string)');
   if (/%[0-9A-Fa-f]{2}/.test(path)) return problem('contains a %XX sequence, which the server would decode into another name');
-  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return problem('is absolute; artifact paths are relative to the run\'s artifact root');
+  // "C:/x" is absolute on Windows; "n:n.txt" is a plain name (the Python client round-trips it).
+  if (path.startsWith('/') || /^[A-Za-z]:\//.test(path)) return problem('is absolute; artifact paths are relative to the run\'s artifact root');
   for (const segment of path.split('/')) {
     if (segment === '..') return problem('contains a ".." segment, which MLflow rejects');
     if (segment === '.') return problem('contains a "." segment; give the path in normal form');
