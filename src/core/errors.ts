@@ -161,6 +161,46 @@ export function diskFullError(error: unknown, destination: string): DiskFullErro
   return typeof code === 'string' && DISK_FULL_CODES.has(code) ? new DiskFullError(destination, code, { cause: error }) : undefined;
 }
 
+/** A file's size and modification time, as {@link SourceChangedError} reports them. */
+export interface SourceFileState {
+  /** Size in bytes. */
+  size: number;
+  /** Modification time, in ms since the epoch. */
+  mtimeMs: number;
+}
+
+/**
+ * A source file changed (rewritten, truncated, replaced or deleted) while it was uploaded, so
+ * the bytes sent are not one version of it. Raised at once, with no retries spent; what was
+ * stored is removed where the store can.
+ */
+export class SourceChangedError extends ArtifactUploaderError {
+  override name = 'SourceChangedError';
+  override readonly code = 'SOURCE_CHANGED' as const;
+  /** The local file. */
+  readonly path: string;
+  /** The file when its upload started. */
+  readonly before: SourceFileState;
+  /** The file after the bytes were sent; `undefined` when it was gone. */
+  readonly after?: SourceFileState;
+  constructor(path: string, before: SourceFileState, after: SourceFileState | undefined, options: ErrorOptions = {}) {
+    const what = !after
+      ? 'was deleted'
+      : after.size < before.size
+        ? `shrank from ${before.size} to ${after.size} bytes`
+        : after.size !== before.size
+          ? `grew from ${before.size} to ${after.size} bytes`
+          : 'was rewritten (its modification time changed)';
+    super('SOURCE_CHANGED', `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed and was not kept.`, {
+      hint: 'Upload files once they are complete: wait for the process writing it to finish (or write to a temp name and rename when done), then upload again.',
+      ...options,
+    });
+    this.path = path;
+    this.before = { size: before.size, mtimeMs: before.mtimeMs };
+    if (after) this.after = { size: after.size, mtimeMs: after.mtimeMs };
+  }
+}
+
 // ───────────────────────────── network ─────────────────────────────
 
 /** Base of errors that come from talking to a server (MLflow, S3, the Hub). */

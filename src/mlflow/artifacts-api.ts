@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { z } from 'zod';
@@ -20,6 +21,7 @@ import { InvalidResponseError, LocalPathError } from '../core/errors.js';
 import type { HttpClient } from '../core/http.js';
 import { redactUrl } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
+import type { FileSnapshot } from '../core/source-snapshot.js';
 import { mlflowErrorMapper } from './connection.js';
 import { parseMlflowResponse } from './schemas.js';
 
@@ -283,17 +285,19 @@ export class MlflowArtifactsApi {
    */
   async putFile(
     serverPath: string,
-    body: { localPath: string; size: number; contentType?: string; bytes?: Uint8Array },
+    body: { localPath: string; size: number; contentType?: string; bytes?: Uint8Array; snapshot?: FileSnapshot },
     options: ArtifactsCallOptions & { onProgress?: (loaded: number) => void } = {},
-  ): Promise<{ attempts: number }> {
+  ): Promise<{ attempts: number; sha256?: string }> {
     assertArtifactPath(serverPath);
     let attempts = 1;
+    // sha256 of what was sent: of the buffer, or hashed while the file streams out.
+    const digest: { sha256?: string } = body.bytes ? { sha256: createHash('sha256').update(body.bytes).digest('hex') } : {};
     await this.http.request(
       {
         method: 'PUT',
         url: this.artifactUrl(serverPath),
         headers: { 'content-type': body.contentType ?? guessContentType(serverPath) },
-        body: body.bytes ?? { kind: 'file', path: body.localPath, start: 0, length: body.size },
+        body: body.bytes ?? { kind: 'file', path: body.localPath, start: 0, length: body.size, digest, ...(body.snapshot ? { snapshot: body.snapshot } : {}) },
         responseType: 'none',
         signal: options.signal,
         onUploadProgress: options.onProgress,
@@ -306,7 +310,29 @@ export class MlflowArtifactsApi {
         },
       },
     );
-    return { attempts };
+    return { attempts, ...(digest.sha256 ? { sha256: digest.sha256 } : {}) };
+  }
+
+  /**
+   * Deletes one file (`DELETE /mlflow-artifacts/artifacts/<path>`).
+   *
+   * @example
+   * ```ts
+   * await api.deleteFile('1/abc/artifacts/model.onnx');
+   * ```
+   */
+  async deleteFile(serverPath: string, options: ArtifactsCallOptions = {}): Promise<void> {
+    assertArtifactPath(serverPath);
+    await this.http.request(
+      {
+        method: 'DELETE',
+        url: this.artifactUrl(serverPath),
+        responseType: 'none',
+        signal: options.signal,
+        mapError: mlflowErrorMapper('mlflow-artifacts/artifacts'),
+      },
+      { onRetry: options.onRetry },
+    );
   }
 
   /** Downloads one file as a stream. The caller must consume or destroy it. */

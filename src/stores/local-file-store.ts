@@ -14,13 +14,15 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { atomicWrite, removeStaleTempFiles } from '../core/atomic-write.js';
-import { AbortedError, DiskFullError, diskFullError, LocalPathError } from '../core/errors.js';
+import { AbortedError, DiskFullError, diskFullError, LocalPathError, SourceChangedError } from '../core/errors.js';
+import { sourceChange } from '../core/source-snapshot.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import { fileUriToPath } from '../mlflow/connection.js';
@@ -95,35 +97,48 @@ export class LocalFileStore implements ArtifactStore {
       await removeStaleTempFiles(directory, UPLOADING_PREFIX, { legacy: LEGACY_TEMP_NAME });
     }
     let copied = 0;
+    // Hashed in the same pass as the copy; the file is checked against its snapshot before the
+    // rename, so a file that changed meanwhile is never stored.
+    const hash = createHash('sha256');
     try {
       const counter = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
           copied += chunk.length;
+          hash.update(chunk);
           options.onProgress?.(copied);
           callback(null, chunk);
         },
       });
       await atomicWrite(
         destination,
-        (temp) =>
-          pipeline(
+        async (temp) => {
+          await pipeline(
             createReadStream(localPath, { highWaterMark: COPY_CHUNK }),
             counter,
             createWriteStream(temp, { flags: 'wx' }),
             options.signal ? { signal: options.signal } : {},
-          ),
+          );
+          const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+          if (changed) throw changed;
+        },
         { prefix: UPLOADING_PREFIX },
       );
     } catch (error) {
       if (options.signal?.aborted) {
         throw new AbortedError(`Copying ${localPath} to ${destination} was aborted; nothing was written.`, { cause: options.signal.reason });
       }
-      if (error instanceof DiskFullError) throw error;
+      if (error instanceof DiskFullError || error instanceof SourceChangedError) throw error;
       throw toLocalPathError(error, localPath);
     }
     options.onProgress?.(copied);
     if (copied !== size) this.logger.warn(`${localPath} changed while it was copied (${size} -> ${copied} bytes).`);
-    return { bytes: copied, attempts: 1, multipart: false };
+    return { bytes: copied, attempts: 1, multipart: false, sha256: hash.digest('hex') };
+  }
+
+  async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    assertArtifactPath(artifactPath);
+    throwIfAborted(options.signal);
+    await rm(join(this.root, ...artifactPath.split('/')), { force: true });
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {

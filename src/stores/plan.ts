@@ -150,7 +150,9 @@ export async function planDirectory(dir: string, options: PlanDirectoryOptions =
       const full = join(absDir, entry.name);
       if (entry.isSymbolicLink()) {
         if (!followSymlinks) return [{ skip: { relativePath: rel, reason: 'symlink-not-followed' } }];
-        const target = await io(() => realpath(full).catch(() => undefined));
+        const target = await io(() => realpath(full).catch((error: NodeJS.ErrnoException) => (error.code === 'ELOOP' ? LINK_CYCLE : undefined)));
+        // Links that point at each other (a -> b -> a) lead nowhere: a loop, like `up -> ..`.
+        if (target === LINK_CYCLE) return [{ skip: { relativePath: rel, reason: 'symlink-loop' } }];
         if (target === undefined) return [{ problem: { code: 'PATH_NOT_FOUND', path: rel, reason: 'is a symlink to a missing target' } }];
         if (!isInside(rootReal, target)) return [{ problem: { code: 'SYMLINK_ESCAPES', path: rel, reason: `points outside the directory, to ${target}` } }];
         const info = await io(() => stat(target));
@@ -195,6 +197,9 @@ export async function planDirectory(dir: string, options: PlanDirectoryOptions =
   const totalBytes = files.reduce((n, f) => n + f.size, 0);
   return { directory, artifactPath: prefix, files, totalBytes, empty: files.length === 0, skipped };
 }
+
+/** What `realpath` of a link in a cycle of links gives (ELOOP). */
+const LINK_CYCLE = Symbol('link cycle');
 
 /** File system calls of a plan in flight at once (stat and access of different files). */
 const PLAN_IO_CONCURRENCY = 32;

@@ -46,6 +46,7 @@ import {
   type RetryEvent,
   type RetryOptions,
 } from '../core/retry.js';
+import { sourceChange } from '../core/source-snapshot.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import type {
   ArtifactEntry,
@@ -193,6 +194,9 @@ export class S3ArtifactStore implements ArtifactStore {
           { cause: options.signal.reason ?? error },
         );
       }
+      // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
+      const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+      if (changed) throw changed;
       throw this.toError(requests.firstError ?? error, multipart ? 'multipart upload' : 'PutObject', key);
     } finally {
       await file?.close().catch(() => undefined);
@@ -282,6 +286,18 @@ export class S3ArtifactStore implements ArtifactStore {
     if (failed) throw failed.reason;
     if (requests.stopped) throw abortError(requests.stopReason);
     await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+  }
+
+  async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    assertArtifactPath(artifactPath);
+    const key = joinArtifactPath(this.rootKey, artifactPath);
+    const { sdk, client } = await this.getClient();
+    const requests = new FileRequests(sdk, client, { signal: options.signal, onRetry: () => undefined });
+    try {
+      await requests.send(new sdk.s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key, ...this.ownerParam() }));
+    } catch (error) {
+      throw this.toError(requests.firstError ?? error, 'DeleteObject', key);
+    }
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {

@@ -9,6 +9,7 @@
 import pLimit from 'p-limit';
 import { AbortedError, InvalidArgumentError } from '../core/errors.js';
 import type { RetryEvent } from '../core/retry.js';
+import { snapshotFile, sourceChange } from '../core/source-snapshot.js';
 import type { ArtifactStore } from './artifact-store.js';
 import type { PlannedFile, UploadPlan } from './plan.js';
 
@@ -23,6 +24,8 @@ export interface FileUploadOutcome {
   attempts: number;
   /** True when it went through multipart upload. */
   multipart: boolean;
+  /** sha256 of the bytes sent, hashed as they were read (see `UploadFileResult.sha256`). */
+  sha256?: string;
   /** Why it failed or was cancelled. */
   error?: unknown;
 }
@@ -88,7 +91,10 @@ export async function uploadPlannedFiles(
         }
         let attempts = 1;
         try {
+          // What the file was before its first byte was read; checked again once it is sent.
+          const snapshot = await snapshotFile(file.localPath).catch(() => undefined);
           const result = await store.uploadFile(file.localPath, file.artifactPath, {
+            ...(snapshot ? { snapshot } : {}),
             size: file.size,
             ...(signal ? { signal } : {}),
             onProgress: (loaded) => options.onFileProgress?.(file, loaded),
@@ -97,7 +103,20 @@ export async function uploadPlannedFiles(
               options.onRetry?.(file, event);
             },
           });
-          return finish({ file, status: 'uploaded', bytes: result.bytes, attempts: result.attempts, multipart: result.multipart });
+          const changed = snapshot ? await sourceChange(file.localPath, snapshot) : undefined;
+          if (changed) {
+            // What was stored mixes two versions of the file: take it back where the store can.
+            await store.delete?.(file.artifactPath, signal ? { signal } : {}).catch(() => undefined);
+            return finish({ file, status: 'failed', bytes: 0, attempts: result.attempts, multipart: result.multipart, error: changed });
+          }
+          return finish({
+            file,
+            status: 'uploaded',
+            bytes: result.bytes,
+            attempts: result.attempts,
+            multipart: result.multipart,
+            ...(result.sha256 ? { sha256: result.sha256 } : {}),
+          });
         } catch (error) {
           return finish({ file, status: 'failed', bytes: 0, attempts, multipart: false, error });
         }

@@ -871,6 +871,7 @@ function toUploadedFile(outcome: FileUploadOutcome): UploadedFile {
     status: outcome.status,
     attempts: outcome.attempts,
     multipart: outcome.multipart,
+    ...(outcome.sha256 ? { sha256: outcome.sha256 } : {}),
   };
   if (outcome.error !== undefined) entry.error = outcome.error instanceof Error ? outcome.error.message : String(outcome.error);
   return entry;

@@ -68,7 +68,7 @@ print(json.dumps(out))
     writeFileSync(join(dir, 'fine.txt'), 'fine');
     writeFileSync(join(dir, 'what?.txt'), 'not downloadable');
     const uploader = new ArtifactUploader({ stage: 'training', runId, trackingUri: url, env: {} });
-    const error = await uploader.uploadDirectory(dir, { artifactPath: 'd', onError: 'throw' }).catch((e: unknown) => e);
+    const error = await uploader.uploadDirectory(dir, { artifactPath: 'd' }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
     expect((error as Error).message).toContain('"?"');
     expect(await listRunArtifacts(url, runId)).toEqual([]);
