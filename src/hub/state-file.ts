@@ -20,7 +20,7 @@ import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
 import { processAlive, removeStaleTempFiles, writeFileAtomic } from '../core/atomic-write.js';
 import { AbortedError, LocalPathError } from '../core/errors.js';
-import { sleep } from '../core/retry.js';
+import { sleep } from '../core/abort.js';
 
 /** Options of {@link JsonStateFile}. */
 export interface JsonStateFileOptions<T> {

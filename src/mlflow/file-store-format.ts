@@ -9,8 +9,8 @@
  */
 import { open, stat, unlink } from 'node:fs/promises';
 import { parse, stringify } from 'yaml';
+import { sleep } from '../core/abort.js';
 import { writeFileAtomic } from '../core/atomic-write.js';
-import { sleep } from '../core/retry.js';
 import type { RunStatus } from './tracking-types.js';
 
 /** `RunStatus` ints of `mlflow/entities/run_status.py`. */
