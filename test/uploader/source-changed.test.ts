@@ -9,7 +9,7 @@ import { expect, it } from 'vitest';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import type { UploadProgressEvent } from '../../src/uploader/progress.js';
 import { FAST_RETRY, listRunArtifacts } from '../faults/helpers.js';
-import { describeWithServers, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowGcsServer, mlflowServer, servers } from '../support/servers.js';
 import { localRun, scratch, serverRun, sha256, writeTree } from './helpers.js';
 
 const SIZE = 24 * 1024 * 1024;
@@ -31,7 +31,7 @@ function rewriteHead(path: string): void {
   closeSync(fd);
 }
 
-type Target = 'mlflow' | 's3' | 'file';
+type Target = 'mlflow' | 's3' | 'gcs' | 'file';
 
 async function uploaderFor(target: Target, onProgress: (event: UploadProgressEvent) => void) {
   if (target === 'file') {
@@ -42,6 +42,20 @@ async function uploaderFor(target: Target, onProgress: (event: UploadProgressEve
         .filter((e) => e.isFile())
         .map((e) => join(e.parentPath, e.name).slice(artifactsDir.length + 1));
     return { uploader, stored, artifactsDir };
+  }
+  if (target === 'gcs') {
+    const { url, emulatorHost } = mlflowGcsServer();
+    const { runId } = await serverRun(url);
+    const uploader = new ArtifactUploader({
+      stage: 'training',
+      runId,
+      trackingUri: url,
+      env: { STORAGE_EMULATOR_HOST: emulatorHost },
+      retry: FAST_RETRY,
+      onProgress,
+      progressIntervalMs: 0,
+    });
+    return { uploader, stored: () => listRunArtifacts(url, runId), artifactsDir: undefined };
   }
   const { url, s3Endpoint } = target === 's3' ? mlflowDirectS3Server() : { ...mlflowServer(), s3Endpoint: undefined };
   const { awsEnv } = servers();
@@ -60,7 +74,7 @@ async function uploaderFor(target: Target, onProgress: (event: UploadProgressEve
 }
 
 describeWithServers('a source file that changes during its upload (issue 13)', () => {
-  for (const target of ['mlflow', 's3', 'file'] as const) {
+  for (const target of ['mlflow', 's3', 'gcs', 'file'] as const) {
     it(`a file rewritten during upload fails with SOURCE_CHANGED and stores nothing (${target})`, async () => {
       const src = writeTree(scratch(), { 'big.bin': Buffer.alloc(SIZE, 1) });
       const path = join(src, 'big.bin');
