@@ -18,8 +18,9 @@ import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
-import { AbortedError, LocalPathError } from '../core/errors.js';
-import { sleep } from '../core/abort.js';
+import { processAlive } from './atomic-write.js';
+import { AbortedError, LocalPathError } from './errors.js';
+import { sleep } from './abort.js';
 
 /** Options of {@link JsonStateFile}. */
 export interface JsonStateFileOptions<T> {
@@ -77,16 +78,8 @@ interface LockInfo {
   at: number;
 }
 
-/** True when a process with this pid exists on this host. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** Re-exported: the hub's lock and tracker check owners with the same test as temp files. */
+export { processAlive };
 
 /** A JSON file validated by a zod schema, shared safely between processes. */
 export class JsonStateFile<T> {

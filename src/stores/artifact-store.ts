@@ -9,6 +9,7 @@
 import type { Env } from '../core/env.js';
 import type { Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
+import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
 import type { GcsStoreOptions } from './gcs-config.js';
@@ -36,6 +37,12 @@ export interface UploadFileOptions {
    * uploader does without them).
    */
   resume?: MultipartResume;
+  /**
+   * The file when its upload started ({@link snapshotFile}). A request that fails while the file
+   * no longer matches it throws `SourceChangedError` (no retries), and a store that can keeps
+   * nothing of it. @default none (no check)
+   */
+  snapshot?: FileSnapshot;
 }
 
 /** What {@link ArtifactStore.uploadFile} did. */
@@ -48,6 +55,11 @@ export interface UploadFileResult {
   multipart: boolean;
   /** Bytes not sent because parts of an earlier attempt's multipart upload were reused (part-level resume). @default 0 */
   bytesReused?: number;
+  /**
+   * sha256 (hex) of the bytes sent, computed while they were read (no second read), when the
+   * store sent the file in one pass (`file:` copies, single PUTs); `undefined` for multipart.
+   */
+  sha256?: string;
 }
 
 /** One entry of a store listing. */
@@ -85,6 +97,11 @@ export interface ArtifactStore {
    * artifact of that name, as MLflow does.
    */
   uploadFile(localPath: string, artifactPath: string, options?: UploadFileOptions): Promise<UploadFileResult>;
+  /**
+   * Removes one stored file (used to take back a file whose source changed during its upload).
+   * Stores that cannot delete leave it out.
+   */
+  delete?(artifactPath: string, options?: { signal?: AbortSignal }): Promise<void>;
   /**
    * Lists the entries directly inside `artifactDir` (the root when omitted), with paths
    * relative to the artifact root, sorted by path. A missing directory gives `[]`.

@@ -53,6 +53,11 @@ export interface UploadedFile {
   attempts?: number;
   /** True when it went through a multipart upload. */
   multipart?: boolean;
+  /**
+   * sha256 (hex) of the bytes sent, hashed while they were read (no second read), for files
+   * sent in one pass (`file:` copies, single PUTs); absent for multipart uploads.
+   */
+  sha256?: string;
   /** Why it failed, for `failed` and `cancelled`. */
   error?: string;
 }
@@ -88,6 +93,11 @@ export interface UploadMetrics {
   attempts: number;
   /** Retried requests (`attempts` minus one per file tried). */
   retries: number;
+  /**
+   * Most files in flight at once (the adaptive limit's peak; `concurrency` unless it grew).
+   * Absent for single-file and archive operations, and in `stats()`.
+   */
+  peakConcurrency?: number;
   /** Wall time, in milliseconds (for `stats()`: the sum over operations). */
   durationMs: number;
   /** `bytesSent` per second of `durationMs`; 0 when nothing was sent. */

@@ -14,18 +14,19 @@
  *
  * @module
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import pLimit from 'p-limit';
 import { AbortedError, InvalidArgumentError, type VerificationMismatch } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { RetryEvent } from '../core/retry.js';
+import { isThrottlingError, type RetryEvent } from '../core/retry.js';
+import { makeTempDir } from '../core/atomic-write.js';
+import { snapshotFile, sourceChange } from '../core/source-snapshot.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
 import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
 import type { ArtifactStore } from '../stores/artifact-store.js';
 import type { PathFilters, PlannedFile, UploadPlan } from './plan.js';
+import { AdaptiveConcurrency } from './concurrency.js';
 import { ProgressEmitter } from './progress.js';
 import { toUploaderError, type UploadedFile, type UploadFailureReason, type UploadMetrics, type UploadVerification } from './result.js';
 import type { UploadTarget } from './target.js';
@@ -45,6 +46,8 @@ export interface FileUploadOutcome {
   multipart: boolean;
   /** Bytes not sent because parts of an earlier run's multipart upload were reused. */
   bytesReused?: number;
+  /** sha256 of the bytes sent, hashed as they were read (see `UploadFileResult.sha256`). */
+  sha256?: string;
   /** Why it failed or was cancelled. */
   error?: unknown;
 }
@@ -57,6 +60,19 @@ export interface UploadPlannedFilesOptions {
    * @default 8
    */
   concurrency?: number;
+  /**
+   * The most files in flight it may grow to while more in flight keeps paying off (a remote
+   * link, where each file waits on the round trip); a 429 or 503 halves it and stops growth.
+   * Equal to `concurrency`: a fixed limit. Bytes held in buffers stay within 32 MiB however
+   * many are in flight (see `uploader/concurrency.ts`).
+   * @default concurrency (fixed)
+   */
+  maxConcurrency?: number;
+  /**
+   * Called once the loop is done with the most files it had in flight at once (its limit's
+   * peak), for the result's metrics.
+   */
+  onConcurrency?: (peak: number) => void;
   /** Stops starting new files and cancels those in flight. */
   signal?: AbortSignal;
   /** Bytes of one file sent so far (may go back down when an attempt is retried). */
@@ -90,13 +106,26 @@ export async function uploadPlannedFiles(
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new InvalidArgumentError('concurrency', `concurrency must be an integer >= 1, got ${String(concurrency)}.`);
   }
-  const limit = pLimit(concurrency);
+  const max = options.maxConcurrency ?? concurrency;
+  if (!Number.isInteger(max) || max < concurrency) {
+    throw new InvalidArgumentError('maxConcurrency', `maxConcurrency must be an integer >= concurrency (${concurrency}), got ${String(max)}.`);
+  }
+  const limit = new AdaptiveConcurrency({ initial: concurrency, max, memoryBudgetBytes: 32 * 1024 * 1024 });
   const finish = (outcome: FileUploadOutcome): FileUploadOutcome => {
     options.onFileDone?.(outcome);
     return outcome;
   };
-
-  return Promise.all(plan.files.map((file) => limit(() => uploadOne(store, file, options).then(finish))));
+  const perFile: UploadPlannedFilesOptions = {
+    ...options,
+    onRetry: (file, event) => {
+      // The server says it is overloaded: fewer files in flight, whatever the link.
+      if (isThrottlingError(event.error)) limit.throttled();
+      options.onRetry?.(file, event);
+    },
+  };
+  const outcomes = await Promise.all(plan.files.map((file) => limit.run(file.size, () => uploadOne(store, file, perFile).then(finish))));
+  options.onConcurrency?.(limit.peak);
+  return outcomes;
 }
 
 /**
@@ -118,7 +147,10 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
   let attempts = 1;
   try {
     const journal = await options.resume?.beginFile(file);
+    // What the file was before its first byte was read; checked again once it is sent.
+    const snapshot = await snapshotFile(file.localPath).catch(() => undefined);
     const result = await store.uploadFile(file.localPath, file.artifactPath, {
+      ...(snapshot ? { snapshot } : {}),
       size: file.size,
       signal,
       onProgress: (loaded) => options.onFileProgress?.(file, loaded),
@@ -128,8 +160,22 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
       },
       ...(journal ? { resume: journal.multipart } : {}),
     });
-    await journal?.finish();
-    return { file, status: 'uploaded', bytes: result.bytes, attempts: result.attempts, multipart: result.multipart, bytesReused: result.bytesReused ?? 0 };
+    const changed = snapshot ? await sourceChange(file.localPath, snapshot) : undefined;
+    if (changed) {
+      // What was stored mixes two versions of the file: take it back where the store can.
+      await store.delete?.(file.artifactPath, signal ? { signal } : {}).catch(() => undefined);
+      return { file, status: 'failed', bytes: 0, attempts: result.attempts, multipart: result.multipart, error: changed };
+    }
+    await journal?.finish(result.sha256 ? { sha256: result.sha256 } : {});
+    return {
+      file,
+      status: 'uploaded',
+      bytes: result.bytes,
+      attempts: result.attempts,
+      multipart: result.multipart,
+      ...(result.sha256 ? { sha256: result.sha256 } : {}),
+      bytesReused: result.bytesReused ?? 0,
+    };
   } catch (error) {
     return { file, status: 'failed', bytes: 0, attempts, multipart: false, error };
   }
@@ -143,7 +189,10 @@ export interface TransferContext {
   progress: ProgressEmitter;
   signal: AbortSignal | undefined;
   verify: boolean;
+  /** Files in flight at the start. */
   concurrency: number;
+  /** The most files in flight the limit may grow to (see {@link UploadPlannedFilesOptions.maxConcurrency}). */
+  maxConcurrency: number;
   logger: Logger;
   /** The resume step of the operation (`resume.ts`); without it nothing is resumed or recorded. */
   resume?: OperationResume | undefined;
@@ -175,6 +224,7 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
   let retries = 0;
   // Files an interrupted earlier run stored are set aside first (one listing per directory).
   const { resumed, toSend } = ctx.resume ? await ctx.resume.partition(files) : { resumed: [], toSend: [...files] };
+  let peakConcurrency = Math.min(ctx.concurrency, files.length);
   progress.phase('uploading');
   for (const { file } of resumed) {
     progress.file(file.localPath, file.artifactPath, file.size, file.size);
@@ -182,6 +232,11 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
   }
   const outcomes = await uploadPlannedFiles(ctx.target.store, { files: toSend }, {
     concurrency: ctx.concurrency,
+    maxConcurrency: ctx.maxConcurrency,
+    onConcurrency: (peak) => {
+      peakConcurrency = peak;
+      if (peak > ctx.concurrency) ctx.logger.debug(`files in flight grew from ${ctx.concurrency} to ${peak} (adaptive concurrency)`);
+    },
     signal,
     resume: ctx.resume,
     onFileProgress: (file, loaded) => {
@@ -209,6 +264,7 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
     bytesResumed: resumed.reduce((n, r) => n + r.file.size, 0) + reused,
     attempts: outcomes.reduce((n, o) => n + o.attempts, 0),
     retries,
+    peakConcurrency,
   };
   // In plan order: resumed files where they were planned.
   const byFile = new Map<PlannedFile, UploadedFile>([
@@ -260,7 +316,7 @@ export async function transferArchive(ctx: TransferContext, archive: PlannedFile
         error: first.status === 'failed' ? first.error?.message : undefined,
       };
   const uploadedManifest: CheckpointManifest = { ...manifest, verification };
-  const work = await mkdtemp(join(tmpdir(), 'artifact-uploader-manifest-'));
+  const work = await makeTempDir('artifact-uploader-manifest-');
   try {
     const localPath = join(work, manifestFileName(archive.artifactPath));
     await writeManifest(uploadedManifest, localPath);
@@ -316,7 +372,7 @@ export interface DirectoryArchive {
  */
 export async function transferDirectoryAsArchive(ctx: TransferContext, archive: DirectoryArchive): Promise<TransferOutcome> {
   const { filters } = archive;
-  const work = await mkdtemp(join(tmpdir(), 'artifact-uploader-archive-'));
+  const work = await makeTempDir('artifact-uploader-archive-');
   try {
     ctx.progress.phase('archiving');
     const out = join(work, posix.basename(archive.artifactPath));
@@ -349,6 +405,7 @@ function toUploadedFile(outcome: FileUploadOutcome): UploadedFile {
     status: outcome.status,
     attempts: outcome.attempts,
     multipart: outcome.multipart,
+    ...(outcome.sha256 ? { sha256: outcome.sha256 } : {}),
     error: outcome.error === undefined ? undefined : outcome.error instanceof Error ? outcome.error.message : String(outcome.error),
   };
 }
