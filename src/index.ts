@@ -162,6 +162,30 @@ export type { PlanDirectoryOptions, UploadPlan, PlannedFile, SkippedPath, PathFi
 export { uploadPlannedFiles } from './uploader/transfer.js';
 export type { UploadPlannedFilesOptions, FileUploadOutcome } from './uploader/transfer.js';
 
+// ── resume ──
+export {
+  UploadJournal,
+  JournalEntry,
+  resolveJournalDir,
+  localFileIdentity,
+  JOURNAL_DIR_ENV,
+  DEFAULT_JOURNAL_MAX_AGE_MS,
+  DEFAULT_JOURNAL_MAX_ENTRIES,
+  DEFAULT_JOURNAL_MAX_BYTES,
+} from './uploader/journal.js';
+export type {
+  UploadJournalOptions,
+  JournalKey,
+  JournalLookup,
+  JournalRecord,
+  JournalPart,
+  JournalMultipart,
+  JournalResumeToken,
+  JournalListEntry,
+  JournalClearResult,
+  LocalFileIdentity,
+} from './uploader/journal.js';
+
 // ── stages ──
 export { uploadTrainingArtifacts } from './stages/training.js';
 export type { TrainingArtifactsOptions, TrainingArtifactsResult } from './stages/training.js';

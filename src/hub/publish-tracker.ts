@@ -2,7 +2,7 @@
  * Publishing each trained model exactly once, with a status a pipeline can poll.
  *
  * `PublishTracker` keeps one record per training (or publish key) in a JSON state file shared
- * by every process that uses it (see state-file.ts for the atomic writes and the lock):
+ * by every process that uses it (see core/json-state-file.ts for the atomic writes and the lock):
  *
  * ```
  *   (no record) ──status(succeeded, allowUpload)──▶ uploading ──▶ completed   (final)
@@ -37,7 +37,7 @@ import { redact, redactingLogger, silentLogger, type Logger } from '../core/logg
 import { sleep } from '../core/abort.js';
 import { isRetryableError, RETRYABLE_STATUSES } from '../core/retry.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
-import { JsonStateFile, processAlive } from './state-file.js';
+import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 
 /** What the training job reports. */
 export type TrainingState = 'running' | 'succeeded' | 'failed';
@@ -121,7 +121,7 @@ export interface PublishTrackerOptions {
    * @default 1000
    */
   pollMs?: number;
-  /** Lock settings of the state file (see state-file.ts). */
+  /** Lock settings of the state file (see core/json-state-file.ts). */
   lockStaleMs?: number;
   lockTimeoutMs?: number;
 }
@@ -241,6 +241,7 @@ export class PublishTracker {
       empty: () => ({ version: 1, records: {} }),
       lockStaleMs: options.lockStaleMs,
       lockTimeoutMs: options.lockTimeoutMs,
+      corruptHint: 'Inspect it and fix or delete it; a deleted state file forgets past publishes, but publishes already on the Hub are still found by their publish id and not uploaded again.',
     });
     this.publish = options.publish ?? publishToHub;
     this.logger = redactingLogger(options.logger ?? silentLogger);

@@ -32,6 +32,12 @@ export interface UploadFileOptions {
   /** Called before each retried request of this file (single PUT or any part). */
   onRetry?: (event: RetryEvent) => void;
   /**
+   * Part-level resume, for stores whose multipart protocol can list what the server holds
+   * (`s3://`). Stores without it ignore the field (they resume at file level only, which the
+   * uploader does without them).
+   */
+  resume?: MultipartResume;
+  /**
    * The file when its upload started ({@link snapshotFile}). A request that fails while the file
    * no longer matches it throws `SourceChangedError` (no retries), and a store that can keeps
    * nothing of it. @default none (no check)
@@ -47,6 +53,8 @@ export interface UploadFileResult {
   attempts: number;
   /** True when the bytes went through the server's multipart upload. */
   multipart: boolean;
+  /** Bytes not sent because parts of an earlier attempt's multipart upload were reused (part-level resume). @default 0 */
+  bytesReused?: number;
   /**
    * sha256 (hex) of the bytes sent, computed while they were read (no second read), when the
    * store sent the file in one pass (`file:` copies, single PUTs); `undefined` for multipart.
@@ -199,4 +207,59 @@ export async function listArtifactsRecursive(
   };
   await walk(artifactDir === undefined || artifactDir === '' ? undefined : joinArtifactPath(artifactDir));
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** A part of a multipart upload the store confirmed. */
+export interface StoredPart {
+  /** 1-based part number. */
+  partNumber: number;
+  /** Bytes in the part. */
+  size: number;
+  /** The ETag the store answered. */
+  etag?: string;
+  /** The checksum the store answered (`<algorithm>:<base64>`, e.g. `crc32:AAAAAA==`), when there is one. */
+  checksum?: string;
+}
+
+/** A multipart upload an earlier attempt started, as the journal recorded it. */
+export interface PreviousMultipartUpload {
+  uploadId: string;
+  /** Its part size: parts are reusable only at the same size. */
+  partSize: number;
+  /** Parts recorded as done. */
+  parts: StoredPart[];
+}
+
+/**
+ * The part-level resume hooks of one file upload (see {@link UploadFileOptions.resume}). The
+ * uploader's journal step implements them; a store that supports part-level resume:
+ * - continues `previous` when it may (`reuse`, same part size, the server still has it): it asks
+ *   the server which parts it holds and re-sends those missing or not matching `previous.parts`;
+ * - otherwise aborts `previous` on the server (an upload nobody will complete is an orphan), and
+ *   starts a new one;
+ * - reports each new upload with `started`, each confirmed part with `partDone`, and an upload it
+ *   aborted with `aborted`. The hooks never throw.
+ */
+export interface MultipartResume {
+  /** An earlier attempt's multipart upload of this file. */
+  previous?: PreviousMultipartUpload;
+  /** False when `previous` must not be continued (the local file changed, or resume is off): abort it. */
+  reuse: boolean;
+  started(uploadId: string, partSize: number): Promise<void>;
+  partDone(part: StoredPart): Promise<void>;
+  aborted(uploadId: string): Promise<void>;
+  /**
+   * A store-specific token an earlier attempt saved (e.g. a GCS resumable session): a store
+   * reads only its own (`store` is its `kind`), continues it when `reuse` is true, and cancels it
+   * otherwise.
+   */
+  token?: StoreResumeToken;
+  /** Saves the store-specific token of the upload in progress (the journal keeps it until the file is done). */
+  saveToken(token: StoreResumeToken): Promise<void>;
+}
+
+/** A store-specific way to pick an upload up again: `store` is the store's `kind`, `value` JSON it defines. */
+export interface StoreResumeToken {
+  store: string;
+  value: unknown;
 }

@@ -208,12 +208,24 @@ export class GcsArtifactStore implements ArtifactStore {
     const resumable = size > this.config.resumableThreshold;
     let session: GcsResumableSession | undefined;
     let resumedBytes = 0;
+    // The pipeline's journal (UploadFileOptions.resume) keeps the session as this store's token.
+    const journal = options.resume;
+    const recorded = journal?.token?.store === this.kind ? asSession(journal.token.value) : undefined;
+    if (recorded && (!journal?.reuse || !resumable)) await this.cancelQuietly(recorded); // not wanted any more
+    const sessionOptions: GcsUploadFileOptions = {
+      ...options,
+      resumeSession: options.resumeSession ?? (journal?.reuse && resumable ? recorded : undefined),
+      onSession: async (created) => {
+        await options.onSession?.(created);
+        await journal?.saveToken({ store: this.kind, value: created });
+      },
+    };
     try {
       let object: GcsObjectResource;
       if (!resumable) {
         object = await this.uploadInOneRequest(requester, localPath, name, contentType, size, signal);
       } else {
-        const started = await this.openSession(requester, name, size, contentType, options, signal);
+        const started = await this.openSession(requester, name, size, contentType, sessionOptions, signal);
         session = started.session;
         resumedBytes = started.offset;
         if (started.object) {
@@ -233,7 +245,7 @@ export class GcsArtifactStore implements ArtifactStore {
         });
       }
       options.onProgress?.(size);
-      return { bytes: size, attempts: 1 + retries, multipart: resumable, resumedBytes };
+      return { bytes: size, attempts: 1 + retries, multipart: resumable, resumedBytes, ...(resumedBytes > 0 ? { bytesReused: resumedBytes } : {}) };
     } catch (error) {
       if (session) await this.cancelQuietly(session);
       if (deadline?.aborted) {
@@ -660,4 +672,12 @@ export function parseGcsUri(uri: string): { bucket: string; rootKey: string } {
  */
 function contentTypeFor(name: string): string {
   return guessMimeType(name).type ?? 'application/octet-stream';
+}
+
+/** A session as the journal stored it, if it has the shape of one. */
+function asSession(value: unknown): GcsResumableSession | undefined {
+  const v = value as Partial<GcsResumableSession> | null;
+  if (!v || typeof v !== 'object') return undefined;
+  if (typeof v.uri !== 'string' || typeof v.bucket !== 'string' || typeof v.name !== 'string' || typeof v.size !== 'number' || typeof v.createdAt !== 'number') return undefined;
+  return { uri: v.uri, bucket: v.bucket, name: v.name, size: v.size, createdAt: v.createdAt };
 }

@@ -69,6 +69,7 @@ import {
   type ObjectUpload,
   type Sdk,
 } from './s3-multipart.js';
+import { abortUpload } from './s3-resume.js';
 import { statSourceFile, toLocalPathError } from './source-file.js';
 
 /**
@@ -176,17 +177,27 @@ export class S3ArtifactStore implements ArtifactStore {
     });
 
     let file: FileHandle | undefined;
+    let bytesReused = 0;
+    const { resume } = options;
     try {
+      if (!multipart && resume?.previous) {
+        // The file goes in one PutObject now: an earlier attempt's multipart upload of it is not wanted.
+        await abortUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, resume.previous.uploadId);
+        await resume.aborted(resume.previous.uploadId);
+      }
       try {
         file = await open(localPath, 'r');
       } catch (error) {
         throw toLocalPathError(error, localPath);
       }
       const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), source: { handle: file, path: localPath, size } };
-      if (multipart) await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress });
+      if (multipart) ({ bytesReused } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress, resume }));
       else await putObject(upload);
     } catch (error) {
-      if (multipart) await abortMultipartUpload(sdk, requests, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, this.target(key), this.logger);
+      if (multipart) {
+        await abortMultipartUpload(sdk, requests, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, this.target(key), this.logger);
+        if (requests.abortedOnServer && requests.uploadId) await resume?.aborted(requests.uploadId);
+      }
       if (deadline?.aborted) {
         throw new AbortedError(`Upload of ${this.target(key)} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms).`, {
           hint: 'Raise retry.totalTimeoutMs, or check why the object store is slow.',
@@ -207,7 +218,7 @@ export class S3ArtifactStore implements ArtifactStore {
       await file?.close().catch(() => undefined);
     }
     options.onProgress?.(size);
-    return { bytes: size, attempts: 1 + requests.retries, multipart };
+    return { bytes: size, attempts: 1 + requests.retries, multipart, ...(bytesReused > 0 ? { bytesReused } : {}) };
   }
 
   async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {

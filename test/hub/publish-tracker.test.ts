@@ -13,7 +13,7 @@ import { ArtifactUploaderError, HubError, LocalPathError } from '../../src/core/
 import type { Logger } from '../../src/core/logger.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from '../../src/hub/publish.js';
 import { PublishTracker, publishOnce } from '../../src/hub/publish-tracker.js';
-import { JsonStateFile } from '../../src/hub/state-file.js';
+import { JsonStateFile } from '../../src/core/json-state-file.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { tempDir, writeFiles, writeFusedModel } from './helpers.js';
 
