@@ -32,9 +32,9 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { AbortedError, ArtifactUploaderError, HubError, InvalidArgumentError, NetworkError, RequestTimeoutError } from '../core/errors.js';
+import { ArtifactUploaderError, InvalidArgumentError } from '../core/errors.js';
 import { redact, redactingLogger, silentLogger, type Logger } from '../core/logger.js';
-import { isRetryableError, RETRYABLE_STATUSES, sleep } from '../core/retry.js';
+import { isTransientFailure, sleep } from '../core/retry.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
 import { JsonStateFile, processAlive } from './state-file.js';
 
@@ -188,20 +188,13 @@ interface Inflight {
 
 type Decision = { report: PublishStatusReport; inflight?: Inflight };
 
-function isTransient(error: unknown): boolean {
-  if (error instanceof AbortedError || error instanceof NetworkError || error instanceof RequestTimeoutError) return true;
-  if (error instanceof HubError) return error.status === undefined || RETRYABLE_STATUSES.has(error.status) || error.status === 409 || error.status === 412;
-  if (error instanceof ArtifactUploaderError) return false;
-  return isRetryableError(error);
-}
-
 function recordError(error: unknown): RecordedError {
   const e = error instanceof Error ? error : new Error(String(error));
   return {
     name: e.name,
     ...(typeof (e as unknown as { code?: unknown }).code === 'string' ? { code: (e as unknown as { code: string }).code } : {}),
     message: redact(e.message),
-    transient: isTransient(error),
+    transient: isTransientFailure(error),
     at: new Date().toISOString(),
   };
 }

@@ -22,7 +22,7 @@ import { AbortedError, HubError, InvalidArgumentError, VerificationError, type V
 import { LocalFileBlob } from '../core/file-blob.js';
 import { HttpClient, type TlsOptions } from '../core/http.js';
 import { redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
-import { resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
+import { isRetryableCommitError, resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
 import { createTrackingClient } from '../mlflow/tracking-client.js';
 import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
 import type { ModelValidationReport, ValidateModelOptions } from '../model/validate.js';
@@ -479,7 +479,7 @@ async function commitExactlyOnce(
       {
         retry,
         signal: options.signal,
-        isRetryable: (error) => session.isCommitRetryable(error),
+        isRetryable: isRetryableCommitError,
         onRetry: (event) => {
           const status = hubStatusOf(event.error);
           logger.warn(`commit attempt ${event.attempt} to ${repoId} failed${status ? ` (${status})` : ''}; retrying in ${event.delayMs} ms`, {
