@@ -205,6 +205,8 @@ function recordError(error: unknown): RecordedError {
  *
  * @example
  * ```ts
+ * declare const job: { id: string; state: TrainingState; outputDir: string }; // your scheduler's job
+ *
  * const tracker = new PublishTracker({ stateFile: '.artifact-uploader/publish-state.json', logger: console });
  * // in the pipeline's polling loop:
  * const s = await tracker.status(job.id, { training: job.state, modelDir: job.outputDir, repoId: 'my-org/llama-lora', allowUpload: true });

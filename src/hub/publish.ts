@@ -117,8 +117,8 @@ export interface PublishToHubOptions {
     experimentId?: string;
   };
   /**
-   * Called once the commit is on the Hub, once per tag of {@link HUB_RUN_TAGS}, when `runId` is
-   * set. A failure is logged and reported in `warnings`; the publish still succeeds.
+   * Called once the commit is on the Hub, once per tag (`hf_hub.repo_id`, `hf_hub.repo_url`,
+   * `hf_hub.commit_oid`, `hf_hub.commit_url`), when `runId` is set. A failure is logged and reported in `warnings`; the publish still succeeds.
    * `false` turns tagging off.
    * @default sets the tags on the MLflow run through the tracking client
    *   (`mlflow.trackingUri`, else `MLFLOW_TRACKING_URI`, else the embedded `./mlruns` store)
