@@ -19,7 +19,6 @@ import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, 
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { Pack } from 'tar';
 import { AbortedError, ArtifactUploaderError, InvalidArgumentError, LocalPathError } from '../core/errors.js';
 import { VERSION } from '../version.js';
 import { compileGlob } from '../core/glob.js';
@@ -387,7 +386,8 @@ export async function createCheckpointArchive(
     // The tar stream leaves Pack uncompressed: node-tar's own gzip (minizlib) deflates
     // synchronously on the main thread, so reading, hashing and compressing would take turns.
     // Node's zlib stream deflates on libuv's thread pool instead, overlapping with the reads
-    // and hashes here the way `tar | gzip` overlaps two processes.
+    // and hashes here the way `tar | gzip` overlaps two processes. tar loads on first use.
+    const { Pack } = await import('tar');
     const pack = new Pack({
       cwd: root,
       portable: true,

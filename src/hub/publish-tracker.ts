@@ -31,12 +31,13 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { ArtifactUploaderError, InvalidArgumentError } from '../core/errors.js';
 import { redact, redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { isTransientFailure, sleep } from '../core/retry.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
 import { JsonStateFile, processAlive } from './state-file.js';
+import type { RecordSchema, TrackerStateSchema } from './tracker-state.js';
 
 /** What the training job reports. */
 export type TrainingState = 'running' | 'succeeded' | 'failed';
@@ -141,45 +142,8 @@ export interface PublishOnceResult {
   result?: PublishResult;
 }
 
-const RecordedErrorSchema = z.object({
-  name: z.string(),
-  code: z.string().optional(),
-  message: z.string(),
-  transient: z.boolean(),
-  at: z.string(),
-});
-
-const RecordSchema = z.object({
-  key: z.string(),
-  state: z.enum(['uploading', 'completed', 'failed']),
-  repoId: z.string(),
-  modelDir: z.string().optional(),
-  attempts: z.number().int().nonnegative(),
-  owner: z.object({ host: z.string(), pid: z.number().int(), instance: z.string() }).optional(),
-  startedAt: z.string(),
-  updatedAt: z.string(),
-  heartbeatAt: z.string().optional(),
-  result: z
-    .object({
-      status: z.string(),
-      repoUrl: z.string(),
-      commitOid: z.string(),
-      commitUrl: z.string(),
-      files: z.number().int(),
-      bytes: z.number(),
-      format: z.string(),
-    })
-    .optional(),
-  error: RecordedErrorSchema.optional(),
-});
-
-const StateSchema = z.object({
-  version: z.literal(1),
-  records: z.record(z.string(), RecordSchema),
-});
-
 type PublishRecord = z.infer<typeof RecordSchema>;
-type TrackerState = z.infer<typeof StateSchema>;
+type TrackerState = z.infer<typeof TrackerStateSchema>;
 
 /** The in-process half of a running publish. */
 interface Inflight {
@@ -230,7 +194,7 @@ export class PublishTracker {
     if (typeof options?.stateFile !== 'string' || options.stateFile === '') {
       throw new InvalidArgumentError('stateFile', 'PublishTracker needs `stateFile`, the path of its JSON state file.');
     }
-    this.file = new JsonStateFile(resolve(options.stateFile), StateSchema, {
+    this.file = new JsonStateFile(resolve(options.stateFile), async () => (await import('./tracker-state.js')).TrackerStateSchema, {
       empty: () => ({ version: 1, records: {} }),
       lockStaleMs: options.lockStaleMs,
       lockTimeoutMs: options.lockTimeoutMs,

@@ -27,7 +27,8 @@ import { createTrackingClient } from '../mlflow/tracking-client.js';
 import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
 import type { ModelValidationReport, ValidateModelOptions } from '../model/validate.js';
 import { VERSION } from '../version.js';
-import { HubSession, hubStatusOf } from './hub-session.js';
+// hub-session.ts holds the `@huggingface/hub` client: loaded when a publish reaches the Hub.
+import type { HubSession } from './hub-session.js';
 import { prepareUpload, type PreparedUpload } from './prepare-upload.js';
 import { assertHubAllowed, PUBLIC_HUB_URL } from './test-guard.js';
 
@@ -339,6 +340,7 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
     logger.warn(`hub ${event.action} failed (attempt ${event.attempt}), retrying in ${event.delayMs} ms: ${error}`);
     emit({ type: 'retry', action: event.action, attempt: event.attempt, delayMs: event.delayMs, error });
   };
+  const { HubSession } = await import('./hub-session.js');
   const session = new HubSession({
     hubUrl: ctx.hubUrl,
     accessToken: ctx.accessToken,
@@ -428,6 +430,7 @@ async function commitExactlyOnce(
 ): Promise<{ oid: string; url: string }> {
   const { logger, emit, phase } = ctx;
   const { repoId, revision, publishId, repoUrl } = ctx.base;
+  const { hubStatusOf } = await import('./hub-session.js');
   const { title, description } = commitText(options, prepared, publishId);
   const operations: CommitOperation[] = contents.map(({ path, blob }) => ({ operation: 'addOrUpdate', path, content: blob }));
   const sizes = new Map(prepared.files.map((f) => [f.path, f.size]));

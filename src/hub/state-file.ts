@@ -64,7 +64,8 @@ export class JsonStateFile<T> {
 
   constructor(
     path: string,
-    private readonly schema: z.ZodType<T>,
+    /** Loads the schema the file is validated with (on first read: zod loads on first use). */
+    private readonly loadSchema: () => Promise<z.ZodType<T>>,
     private readonly options: JsonStateFileOptions<T>,
   ) {
     this.path = path;
@@ -88,7 +89,7 @@ export class JsonStateFile<T> {
     } catch (error) {
       throw this.corrupt(`it is not JSON (${(error as Error).message})`, error);
     }
-    const result = this.schema.safeParse(parsed);
+    const result = (await this.loadSchema()).safeParse(parsed);
     if (!result.success) throw this.corrupt(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '), result.error);
     return result.data;
   }
