@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { formatBytes, formatDuration, formatRate } from './format.js';
+import { formatBytes } from '../core/format.js';
+import { formatDuration, formatRate } from './format.js';
 
 /** Where progress goes, and how. */
 export type ProgressMode = 'bar' | 'lines' | 'none';

@@ -34,7 +34,8 @@ import { resolve } from 'node:path';
 import type { z } from 'zod';
 import { ArtifactUploaderError, InvalidArgumentError } from '../core/errors.js';
 import { redact, redactingLogger, silentLogger, type Logger } from '../core/logger.js';
-import { isTransientFailure, sleep } from '../core/retry.js';
+import { sleep } from '../core/abort.js';
+import { isTransientFailure } from '../core/retry.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
 import { JsonStateFile, processAlive } from './state-file.js';
 import type { RecordSchema, TrackerStateSchema } from './tracker-state.js';
@@ -154,9 +155,10 @@ type Decision = { report: PublishStatusReport; inflight?: Inflight };
 
 function recordError(error: unknown): RecordedError {
   const e = error instanceof Error ? error : new Error(String(error));
+  const code = (e as { code?: unknown }).code;
   return {
     name: e.name,
-    ...(typeof (e as unknown as { code?: unknown }).code === 'string' ? { code: (e as unknown as { code: string }).code } : {}),
+    ...(typeof code === 'string' ? { code } : {}),
     message: redact(e.message),
     transient: isTransientFailure(error),
     at: new Date().toISOString(),

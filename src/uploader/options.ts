@@ -1,6 +1,10 @@
 /**
  * Options of {@link ArtifactUploader} and of its methods, their defaults, and which artifact
- * kind of the tracking config each method answers to in each stage.
+ * kind of the tracking config each method answers to in each stage. Each type here is declared
+ * once: the store settings come from `stores/` ({@link StoreOptions}), and the pipeline steps
+ * take `Pick`s of {@link ResolvedUploaderOptions} rather than declaring the fields again.
+ *
+ * All option types are generic in the stage `S`, so that `kind` accepts only the stage's kinds.
  *
  * @module
  */
@@ -11,15 +15,14 @@ import type { RetryOptions } from '../core/retry.js';
 import type { CheckpointManifest } from '../archive/manifest.js';
 import { MAX_CONCURRENCY, STAGES, type ArtifactKind, type StageName, type TrackingConfigInput } from '../config/schema.js';
 import { assertStage } from '../config/load.js';
-import type { ArtifactStore, MultipartOptions } from '../stores/artifact-store.js';
+import type { ArtifactStore, StoreOptions } from '../stores/artifact-store.js';
 import type { ResolveArtifactStoreOptions } from '../stores/resolve.js';
-import type { S3StoreOptions } from '../stores/s3-config.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, type UploadProgressEvent } from './progress.js';
 
 /** Options of `new ArtifactUploader(options)`. Only `stage` is required. */
-export interface ArtifactUploaderOptions {
+export interface ArtifactUploaderOptions<S extends StageName = StageName> extends StoreOptions {
   /** The pipeline stage: picks the config section and the artifact kinds. */
-  stage: StageName;
+  stage: S;
   /**
    * The run to upload to. Wins over the active run (`startRun` / `withRun`), which wins over
    * `MLFLOW_RUN_ID`. Without it, each call uploads to the run in effect when it is made (so one
@@ -78,10 +81,6 @@ export interface ArtifactUploaderOptions {
   dryRun?: boolean;
   /** Environment to read instead of `process.env` (MLflow, S3 and ARTIFACT_UPLOADER_* variables). */
   env?: Env;
-  /** Multipart settings of the MLflow artifact proxy. @default from MLflow's env vars */
-  multipart?: MultipartOptions;
-  /** Settings of `s3://` artifact roots (endpoint, credentials, part size). @default from MLflow's MLFLOW_S3_* env vars */
-  s3?: S3StoreOptions;
   /**
    * Makes the store for the run's artifact URI. Wrap the default to add behaviour (logging,
    * metrics) or to point at a store of your own.
@@ -91,12 +90,12 @@ export interface ArtifactUploaderOptions {
 }
 
 /** What every method accepts. */
-export interface OperationOptions {
+export interface OperationOptions<S extends StageName = StageName> {
   /**
    * The artifact kind whose config switch and destination apply (one of the stage's kinds).
    * @default see each method
    */
-  kind?: ArtifactKind;
+  kind?: ArtifactKind<S>;
   /** Overrides the uploader's `verify` for this call. */
   verify?: boolean;
   /** Cancels this call (together with the uploader's signal). */
@@ -104,7 +103,7 @@ export interface OperationOptions {
 }
 
 /** Options of `uploadFile`. */
-export interface UploadFileCallOptions extends OperationOptions {
+export interface UploadFileCallOptions<S extends StageName = StageName> extends OperationOptions<S> {
   /**
    * Artifact directory the file goes into, as in MLflow's `log_artifact`: the file lands at
    * `<artifactPath>/<file name>`.
@@ -114,7 +113,7 @@ export interface UploadFileCallOptions extends OperationOptions {
 }
 
 /** Options of `uploadFiles`. */
-export interface UploadFilesCallOptions extends UploadFileCallOptions {
+export interface UploadFilesCallOptions<S extends StageName = StageName> extends UploadFileCallOptions<S> {
   /**
    * Keep the files' paths relative to this directory (they must be inside it) instead of
    * putting every file directly into `artifactPath`.
@@ -139,7 +138,7 @@ export interface FilterOptions {
 }
 
 /** Options of `uploadDirectory`. */
-export interface UploadDirectoryCallOptions extends OperationOptions, FilterOptions {
+export interface UploadDirectoryCallOptions<S extends StageName = StageName> extends OperationOptions<S>, FilterOptions {
   /**
    * Artifact directory the directory's contents go into, as in MLflow's `log_artifacts`.
    * @default the kind's `artifactPath` when `kind` is given, else the artifact root
@@ -154,7 +153,7 @@ export interface UploadDirectoryCallOptions extends OperationOptions, FilterOpti
 }
 
 /** Options of `uploadCheckpoint`. */
-export interface UploadCheckpointCallOptions extends OperationOptions, FilterOptions {
+export interface UploadCheckpointCallOptions<S extends StageName = StageName> extends OperationOptions<S>, FilterOptions {
   /**
    * Artifact directory of the checkpoint.
    * @default the kind's `artifactPath` in the config (`checkpoint` for training, `trials` for hpo)
@@ -171,7 +170,7 @@ export interface UploadCheckpointCallOptions extends OperationOptions, FilterOpt
 }
 
 /** Options of `uploadCheckpointArchive`. */
-export interface UploadCheckpointArchiveCallOptions extends OperationOptions {
+export interface UploadCheckpointArchiveCallOptions<S extends StageName = StageName> extends OperationOptions<S> {
   /**
    * The archive's manifest (as `createCheckpointArchive` returns it), or the path of its JSON.
    * It is uploaded beside the archive as `<name>.manifest.json`, with the verification outcome
@@ -189,7 +188,7 @@ export interface UploadCheckpointArchiveCallOptions extends OperationOptions {
 }
 
 /** Options of `archiveAndUploadCheckpoint`. */
-export interface ArchiveAndUploadCheckpointCallOptions extends OperationOptions, FilterOptions {
+export interface ArchiveAndUploadCheckpointCallOptions<S extends StageName = StageName> extends OperationOptions<S>, FilterOptions {
   /**
    * Artifact path of the archive file.
    * @default as for `uploadCheckpointArchive`, with the file name `best_trial_checkpoint.tar.gz`
@@ -233,7 +232,7 @@ export const DEFAULT_KINDS = {
 export const DEFAULT_ARCHIVE_NAME = 'best_trial_checkpoint.tar.gz';
 
 /** The constructor's options, checked and defaulted. @internal */
-export interface ResolvedUploaderOptions extends ArtifactUploaderOptions {
+export interface ResolvedUploaderOptions<S extends StageName = StageName> extends ArtifactUploaderOptions<S> {
   onError: 'return' | 'throw';
   dryRun: boolean;
   progressIntervalMs: number;
@@ -249,7 +248,7 @@ export interface ResolvedUploaderOptions extends ArtifactUploaderOptions {
  * ```
  * @internal
  */
-export function resolveUploaderOptions(options: ArtifactUploaderOptions): ResolvedUploaderOptions {
+export function resolveUploaderOptions<S extends StageName>(options: ArtifactUploaderOptions<S>): ResolvedUploaderOptions<S> {
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError('options', `new ArtifactUploader() needs an options object with a stage (${STAGES.join(', ')}).`);
   }

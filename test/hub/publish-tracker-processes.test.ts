@@ -4,12 +4,12 @@
  * the Hub holds the commit so they truly overlap. One publish reaches the Hub; the other three
  * wait for it and report its commit.
  */
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
+import { runNodeScript } from '../support/processes.js';
 import { tempDir, writeFusedModel } from './helpers.js';
 
 const DIST = resolve(__dirname, '..', '..', 'dist', 'index.js');
@@ -23,18 +23,7 @@ process.stdout.write(JSON.stringify({ pid: process.pid, status: result.status, c
 `;
 
 function runChild(args: string[]): Promise<{ pid: number; status: string; commitOid: string }> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`child exited ${code}: ${err}`));
-      else resolvePromise(JSON.parse(out.trim().split('\n').pop()!));
-    });
-  });
+  return runNodeScript<{ pid: number; status: string; commitOid: string }>(CHILD, args);
 }
 
 let hub: FakeHub;
