@@ -204,6 +204,25 @@ export function isTransientFailure(error: unknown): boolean {
   return isRetryableError(error);
 }
 
+/**
+ * Whether a failure is the server asking for less load (429 Too Many Requests, 503 Service
+ * Unavailable: MLflow's server, S3's SlowDown, Azure's ServerBusy, GCS's rate limits), as opposed
+ * to a fault: the uploader's adaptive concurrency halves on these. Retried all the same.
+ *
+ * @example
+ * ```ts
+ * isThrottlingError(new HttpStatusError(503, 'Service Unavailable')); // true
+ * ```
+ */
+export function isThrottlingError(error: unknown): boolean {
+  if (error instanceof HttpStatusError && GCS_THROTTLING_REASONS.has(error.code)) return true;
+  const status = error instanceof HttpStatusError ? error.status : statusOf(error);
+  return status === 429 || status === 503;
+}
+
+/** GCS's reasons that mean "slow down" whatever the status (a 403 `rateLimitExceeded`). */
+const GCS_THROTTLING_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
+
 function statusOf(error: unknown): number | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const e = error as { statusCode?: unknown; status?: unknown; $metadata?: { httpStatusCode?: unknown } };

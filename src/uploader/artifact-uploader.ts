@@ -21,7 +21,7 @@ import { AbortedError, InvalidArgumentError, isArtifactUploaderError } from '../
 import { combineSignals } from '../core/abort.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { resolveTrackingConfig } from '../config/load.js';
-import type { StageName, TrackingConfig } from '../config/schema.js';
+import { DEFAULT_CONCURRENCY, MAX_CONCURRENCY, type StageName, type TrackingConfig } from '../config/schema.js';
 import { dedupeInFlight, identityKey } from './dedupe.js';
 import { NO_RUN_WARNING, passGates } from './gate.js';
 import { archiveOperation, checkpointOperation, directoryArchiveOperation, directoryOperation, fileOperation, type Operation, type OperationContext } from './operation.js';
@@ -316,7 +316,11 @@ export class ArtifactUploader<S extends StageName = StageName> {
       const { value, joined } = await dedupeInFlight(
         key,
         async (): Promise<UploadResult> => {
-          const ctx = { target, progress, signal, verify, concurrency: this.opts.concurrency ?? config[this.stage].concurrency, logger: this.logger };
+          const concurrency = this.opts.concurrency ?? config[this.stage].concurrency;
+          // The default concurrency adapts; one the user chose (option, config, env) is kept
+          // as they chose it unless they also allow growth with maxConcurrency. Never below it.
+          const maxConcurrency = Math.max(concurrency, this.opts.maxConcurrency ?? (concurrency === DEFAULT_CONCURRENCY ? MAX_CONCURRENCY : concurrency));
+          const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger };
           try {
             const outcome = await (planned.transfer ?? ((c) => transferFiles(c, planned.local.files)))(ctx);
             return buildResult(context, planned, { status: 'transferred', target, outcome });

@@ -47,6 +47,17 @@ export interface ArtifactUploaderOptions<S extends StageName = StageName> extend
    * @default the stage's `concurrency` in the tracking config (8 unless configured; env ARTIFACT_UPLOADER_CONCURRENCY)
    */
   concurrency?: number;
+  /**
+   * The most files in flight a directory upload may grow to, from `concurrency`, while more in
+   * flight keeps paying off: on a remote link each small file waits a round trip, so more in
+   * flight means more files per second, until the server is the limit. On loopback, where the
+   * server's CPU is the limit from the start, it stays at `concurrency`. A 429 or 503 halves it
+   * and stops growth. Buffers stay within 32 MiB however many are in flight. A concurrency you
+   * chose yourself (option, config file or env var, any value but the default 8) stays fixed
+   * unless you set this too; set it to `concurrency` to pin the default as well.
+   * @default 64 (the highest accepted `concurrency`) with the default concurrency; else `concurrency`
+   */
+  maxConcurrency?: number;
   /** Retry and timeout policy of every request. @default from MLflow's env vars, else MLflow's defaults */
   retry?: RetryOptions;
   /** Where to log (redacted). @default silent */
@@ -256,6 +267,10 @@ export function resolveUploaderOptions<S extends StageName>(options: ArtifactUpl
   const { concurrency, onError = 'return', progressIntervalMs = DEFAULT_PROGRESS_INTERVAL_MS } = options;
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY)) {
     throw new InvalidArgumentError('concurrency', `Expected \`concurrency\` to be an integer from 1 to ${MAX_CONCURRENCY}, got ${String(concurrency)}.`);
+  }
+  const { maxConcurrency } = options;
+  if (maxConcurrency !== undefined && (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > MAX_CONCURRENCY)) {
+    throw new InvalidArgumentError('maxConcurrency', `Expected \`maxConcurrency\` to be an integer from 1 to ${MAX_CONCURRENCY}, got ${String(maxConcurrency)}.`);
   }
   if (onError !== 'return' && onError !== 'throw') {
     throw new InvalidArgumentError('onError', `Expected \`onError\` to be 'return' or 'throw', got ${JSON.stringify(onError)}.`);

@@ -83,6 +83,11 @@ export interface UploadMetrics {
   attempts: number;
   /** Retried requests (`attempts` minus one per file tried). */
   retries: number;
+  /**
+   * Most files in flight at once (the adaptive limit's peak; `concurrency` unless it grew).
+   * Absent for single-file and archive operations, and in `stats()`.
+   */
+  peakConcurrency?: number;
   /** Wall time, in milliseconds (for `stats()`: the sum over operations). */
   durationMs: number;
   /** `bytesSent` per second of `durationMs`; 0 when nothing was sent. */

@@ -17,15 +17,15 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import pLimit from 'p-limit';
 import { AbortedError, InvalidArgumentError, type VerificationMismatch } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { RetryEvent } from '../core/retry.js';
+import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
 import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
 import type { ArtifactStore } from '../stores/artifact-store.js';
 import type { PathFilters, PlannedFile, UploadPlan } from './plan.js';
+import { AdaptiveConcurrency } from './concurrency.js';
 import { ProgressEmitter } from './progress.js';
 import { toUploaderError, type UploadedFile, type UploadFailureReason, type UploadMetrics, type UploadVerification } from './result.js';
 import type { UploadTarget } from './target.js';
@@ -54,6 +54,19 @@ export interface UploadPlannedFilesOptions {
    * @default 8
    */
   concurrency?: number;
+  /**
+   * The most files in flight it may grow to while more in flight keeps paying off (a remote
+   * link, where each file waits on the round trip); a 429 or 503 halves it and stops growth.
+   * Equal to `concurrency`: a fixed limit. Bytes held in buffers stay within 32 MiB however
+   * many are in flight (see `uploader/concurrency.ts`).
+   * @default concurrency (fixed)
+   */
+  maxConcurrency?: number;
+  /**
+   * Called once the loop is done with the most files it had in flight at once (its limit's
+   * peak), for the result's metrics.
+   */
+  onConcurrency?: (peak: number) => void;
   /** Stops starting new files and cancels those in flight. */
   signal?: AbortSignal;
   /** Bytes of one file sent so far (may go back down when an attempt is retried). */
@@ -85,13 +98,26 @@ export async function uploadPlannedFiles(
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new InvalidArgumentError('concurrency', `concurrency must be an integer >= 1, got ${String(concurrency)}.`);
   }
-  const limit = pLimit(concurrency);
+  const max = options.maxConcurrency ?? concurrency;
+  if (!Number.isInteger(max) || max < concurrency) {
+    throw new InvalidArgumentError('maxConcurrency', `maxConcurrency must be an integer >= concurrency (${concurrency}), got ${String(max)}.`);
+  }
+  const limit = new AdaptiveConcurrency({ initial: concurrency, max, memoryBudgetBytes: 32 * 1024 * 1024 });
   const finish = (outcome: FileUploadOutcome): FileUploadOutcome => {
     options.onFileDone?.(outcome);
     return outcome;
   };
-
-  return Promise.all(plan.files.map((file) => limit(() => uploadOne(store, file, options).then(finish))));
+  const perFile: UploadPlannedFilesOptions = {
+    ...options,
+    onRetry: (file, event) => {
+      // The server says it is overloaded: fewer files in flight, whatever the link.
+      if (isThrottlingError(event.error)) limit.throttled();
+      options.onRetry?.(file, event);
+    },
+  };
+  const outcomes = await Promise.all(plan.files.map((file) => limit.run(file.size, () => uploadOne(store, file, perFile).then(finish))));
+  options.onConcurrency?.(limit.peak);
+  return outcomes;
 }
 
 /**
@@ -135,7 +161,10 @@ export interface TransferContext {
   progress: ProgressEmitter;
   signal: AbortSignal | undefined;
   verify: boolean;
+  /** Files in flight at the start. */
   concurrency: number;
+  /** The most files in flight the limit may grow to (see {@link UploadPlannedFilesOptions.maxConcurrency}). */
+  maxConcurrency: number;
   logger: Logger;
 }
 
@@ -163,9 +192,15 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
   const filesTotal = files.length;
   const bytesTotal = files.reduce((n, f) => n + f.size, 0);
   let retries = 0;
+  let peakConcurrency = Math.min(ctx.concurrency, files.length);
   progress.phase('uploading');
   const outcomes = await uploadPlannedFiles(ctx.target.store, { files: [...files] }, {
     concurrency: ctx.concurrency,
+    maxConcurrency: ctx.maxConcurrency,
+    onConcurrency: (peak) => {
+      peakConcurrency = peak;
+      if (peak > ctx.concurrency) ctx.logger.debug(`files in flight grew from ${ctx.concurrency} to ${peak} (adaptive concurrency)`);
+    },
     signal,
     onFileProgress: (file, loaded) => {
       progress.file(file.localPath, file.artifactPath, loaded, file.size);
@@ -189,6 +224,7 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
     bytesSent: uploaded.reduce((n, o) => n + o.bytes, 0),
     attempts: outcomes.reduce((n, o) => n + o.attempts, 0),
     retries,
+    peakConcurrency,
   };
   const entries = outcomes.map(toUploadedFile);
   if (failed.length > 0) {
