@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { writeFileAtomic } from '../core/atomic-write.js';
 import { InvalidArgumentError, LocalPathError } from '../core/errors.js';
 
 /** One regular file in the archive. */
@@ -119,20 +119,11 @@ export function manifestFileName(archiveName: string): string {
 }
 
 /**
- * Writes `data` to `path` atomically: a temp file beside it, then a rename, so a reader never
- * sees half a file and a crash leaves the old one intact.
+ * A manifest as the JSON text {@link writeManifest} writes (pretty, with a final newline).
  * @internal
  */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  try {
-    await writeFile(tmp, data, { flag: 'wx' });
-    await rename(tmp, path);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
+export function manifestJson(manifest: CheckpointManifest): string {
+  return `${JSON.stringify(manifest, null, 2)}\n`;
 }
 
 /**
@@ -146,7 +137,7 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
  * ```
  */
 export async function writeManifest(manifest: CheckpointManifest, path: string): Promise<void> {
-  await writeFileAtomic(path, `${JSON.stringify(manifest, null, 2)}\n`);
+  await writeFileAtomic(path, manifestJson(manifest), { mkdir: true });
 }
 
 /**

@@ -164,15 +164,35 @@ async function readConfigFile(file: string): Promise<{ data: unknown; locate: Lo
   }
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
-    throw new ConfigError(`Could not parse ${file} as YAML: ${first.message.trim()}\n `, {
+    // The parser gives up on deep nesting with the engine's own words; say what they mean.
+    const tooDeep = /Maximum call stack/.test(first.message);
+    const message = tooDeep ? first.message.replace(/Maximum call stack size exceeded/, 'nesting is too deep to parse') : first.message;
+    throw new ConfigError(`Could not parse ${file} as YAML: ${message.trim()}\n `, {
       file,
       issues: doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]}` })),
       hint: 'Fix the YAML syntax at that line (indentation with spaces, "key: value" pairs).',
       cause: first,
     });
   }
-  return { data: doc.toJS() ?? {}, locate };
+  try {
+    return { data: doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT }) ?? {}, locate };
+  } catch (error) {
+    // The yaml package's resource limits: an alias bomb ("billion laughs") throws here.
+    const excessive = /alias count/i.test((error as Error).message);
+    throw new ConfigError(
+      `Could not parse ${file} as YAML: ${excessive ? `it expands aliases (*name) more than ${MAX_YAML_ALIAS_COUNT} times, a resource-exhaustion pattern` : (error as Error).message}.`,
+      {
+        file,
+        issues: [{ path: '', message: `invalid YAML: ${(error as Error).message}` }],
+        hint: excessive ? 'Write the values out instead of repeating aliases; a tracking config needs few, if any.' : 'Fix the YAML at that place.',
+        cause: error,
+      },
+    );
+  }
 }
+
+/** Alias expansions a config file may use (the yaml package's default): more is an alias bomb. */
+const MAX_YAML_ALIAS_COUNT = 100;
 
 function configErrorFromIssues(issues: ConfigIssue[], where: string, file: string | undefined, locate: Locator): ConfigError {
   // In file order, so the list reads top to bottom like the file.

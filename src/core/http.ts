@@ -7,10 +7,12 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { LocalFileBlob } from './file-blob.js';
+import { sourceChange, type FileSnapshot } from './source-snapshot.js';
 import { AbortedError, ArtifactUploaderError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from './retry.js';
@@ -42,7 +44,20 @@ export interface TlsOptions {
 export type RequestBody =
   | string
   | Uint8Array
-  | { kind: 'file'; path: string; start?: number; length: number };
+  | {
+      kind: 'file';
+      path: string;
+      start?: number;
+      length: number;
+      /**
+       * The file when its upload started: a request that fails while the file no longer
+       * matches it throws {@link SourceChangedError} (never retried) instead of a network error
+       * (a truncated file makes undici fail with a content-length mismatch).
+       */
+      snapshot?: FileSnapshot;
+      /** Receives the sha256 (hex) of the bytes sent, computed as they are read, per attempt. */
+      digest?: { sha256?: string };
+    };
 
 /** One HTTP request. */
 export interface HttpRequest {
@@ -195,6 +210,9 @@ export class HttpClient {
     } catch (error) {
       idle.stop();
       if (body instanceof Readable) body.destroy();
+      const file = typeof req.body === 'object' && !(req.body instanceof Uint8Array) ? req.body : undefined;
+      const changed = file?.snapshot ? await sourceChange(file.path, file.snapshot) : undefined;
+      if (changed) throw changed;
       throw this.translate(error, req, safeUrl(), idle);
     }
     // An in-memory body is handed over whole: once the server answers, all of it was sent.
@@ -333,12 +351,18 @@ function openBody(body: RequestBody | undefined, onProgress: (loaded: number) =>
   if (body.length === 0) return { body: Buffer.alloc(0), length: 0 };
   let loaded = 0;
   const source = createReadStream(body.path, { start, end: start + body.length - 1, highWaterMark: FILE_CHUNK });
+  // Hashed in the same pass as it is sent (a retry starts a new hash).
+  const hash = body.digest ? createHash('sha256') : undefined;
+  const digest = body.digest;
+  if (digest) delete digest.sha256;
   // Counted as undici takes each chunk, without a stream in between: the listener sees every
   // chunk undici sees. `pause()` keeps it from flowing before undici listens (it resumes it).
   source.on('data', (chunk: string | Buffer) => {
     loaded += chunk.length;
+    hash?.update(chunk);
     onProgress(loaded);
   });
+  if (hash && digest) source.once('end', () => (digest.sha256 = loaded === body.length ? hash.digest('hex') : undefined));
   source.pause();
   return { body: source, length: body.length };
 }

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { throwIfAborted } from '../core/abort.js';
+import { makeTempDir } from '../core/atomic-write.js';
 import { ModelValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
@@ -95,7 +95,7 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
   const format = validation.format;
   const flavour = validation.flavour ?? undefined;
   const warnings = [...validation.warnings];
-  const temp = await mkdtemp(join(tmpdir(), 'artifact-uploader-publish-'));
+  const temp = await makeTempDir('artifact-uploader-publish-');
   const cleanup = () => rm(temp, { recursive: true, force: true });
   try {
     let sourceDir = dir;

@@ -18,6 +18,7 @@ import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
+import { processAlive, removeStaleTempFiles, writeFileAtomic } from '../core/atomic-write.js';
 import { AbortedError, LocalPathError } from '../core/errors.js';
 import { sleep } from '../core/abort.js';
 
@@ -44,16 +45,8 @@ interface LockInfo {
   at: number;
 }
 
-/** True when a process with this pid exists on this host. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** Re-exported: the hub's lock and tracker check owners with the same test as temp files. */
+export { processAlive };
 
 /** A JSON file validated by a zod schema, shared safely between processes. */
 export class JsonStateFile<T> {
@@ -61,6 +54,7 @@ export class JsonStateFile<T> {
   private readonly lockPath: string;
   private readonly lockStaleMs: number;
   private readonly lockTimeoutMs: number;
+  private cleaned = false;
 
   constructor(
     path: string,
@@ -117,20 +111,11 @@ export class JsonStateFile<T> {
   }
 
   private async write(state: T): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
-    const temp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    const handle = await open(temp, 'w');
-    try {
-      await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await rename(temp, this.path);
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
+    await writeFileAtomic(this.path, `${JSON.stringify(state, null, 2)}\n`, { mkdir: true, prefix: `.${basename(this.path)}.tmp-` });
+    // Temp files of writers killed between write and rename (once per instance: one readdir).
+    if (!this.cleaned) {
+      this.cleaned = true;
+      await removeStaleTempFiles(dirname(this.path), `.${basename(this.path)}.tmp-`);
     }
   }
 

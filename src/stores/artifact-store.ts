@@ -9,6 +9,7 @@
 import type { Env } from '../core/env.js';
 import type { Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
+import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
 import type { GcsStoreOptions } from './gcs-config.js';
@@ -30,6 +31,12 @@ export interface UploadFileOptions {
   onProgress?: (loaded: number) => void;
   /** Called before each retried request of this file (single PUT or any part). */
   onRetry?: (event: RetryEvent) => void;
+  /**
+   * The file when its upload started ({@link snapshotFile}). A request that fails while the file
+   * no longer matches it throws `SourceChangedError` (no retries), and a store that can keeps
+   * nothing of it. @default none (no check)
+   */
+  snapshot?: FileSnapshot;
 }
 
 /** What {@link ArtifactStore.uploadFile} did. */
@@ -40,6 +47,11 @@ export interface UploadFileResult {
   attempts: number;
   /** True when the bytes went through the server's multipart upload. */
   multipart: boolean;
+  /**
+   * sha256 (hex) of the bytes sent, computed while they were read (no second read), when the
+   * store sent the file in one pass (`file:` copies, single PUTs); `undefined` for multipart.
+   */
+  sha256?: string;
 }
 
 /** One entry of a store listing. */
@@ -77,6 +89,11 @@ export interface ArtifactStore {
    * artifact of that name, as MLflow does.
    */
   uploadFile(localPath: string, artifactPath: string, options?: UploadFileOptions): Promise<UploadFileResult>;
+  /**
+   * Removes one stored file (used to take back a file whose source changed during its upload).
+   * Stores that cannot delete leave it out.
+   */
+  delete?(artifactPath: string, options?: { signal?: AbortSignal }): Promise<void>;
   /**
    * Lists the entries directly inside `artifactDir` (the root when omitted), with paths
    * relative to the artifact root, sorted by path. A missing directory gives `[]`.

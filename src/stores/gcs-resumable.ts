@@ -21,6 +21,7 @@
 import { stat } from 'node:fs/promises';
 import { InvalidResponseError, LocalPathError } from '../core/errors.js';
 import type { HttpRequest, HttpResponse } from '../core/http.js';
+import type { FileSnapshot } from '../core/source-snapshot.js';
 
 /**
  * A resumable upload session: what a crash-resume journal keeps to continue the upload in
@@ -75,6 +76,8 @@ export interface ResumableSource {
   path: string;
   /** Bytes to send: the size stat'ed before the upload. */
   size: number;
+  /** The file when its upload started: a chunk that fails while it differs is `SOURCE_CHANGED`. */
+  snapshot?: FileSnapshot;
 }
 
 /**
@@ -174,7 +177,7 @@ export async function sendResumableChunks(
         method: 'PUT',
         url: session.uri,
         headers: { 'content-range': `bytes ${start}-${start + length - 1}/${source.size}` },
-        body: { kind: 'file', path: source.path, start, length },
+        body: { kind: 'file', path: source.path, start, length, ...(source.snapshot ? { snapshot: source.snapshot } : {}) },
         responseType: 'json',
         signal: options.signal,
         onUploadProgress: (loaded) => options.onProgress?.(start + loaded),

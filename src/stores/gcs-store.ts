@@ -70,6 +70,7 @@ import {
 } from './gcs-resumable.js';
 import { statSourceFile, toLocalPathError } from './source-file.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
+import { sourceChange } from '../core/source-snapshot.js';
 
 /** The npm package the `gs://` store needs for credentials. */
 export const GCS_PEER_PACKAGES: readonly string[] = ['@google-cloud/storage'];
@@ -219,7 +220,7 @@ export class GcsArtifactStore implements ArtifactStore {
           object = started.object;
         } else {
           options.onProgress?.(started.offset);
-          object = await sendResumableChunks(requester, session, { path: localPath, size }, started.offset, this.config.chunkSize, {
+          object = await sendResumableChunks(requester, session, { path: localPath, size, ...(options.snapshot ? { snapshot: options.snapshot } : {}) }, started.offset, this.config.chunkSize, {
             signal,
             onProgress: options.onProgress,
           });
@@ -246,7 +247,9 @@ export class GcsArtifactStore implements ArtifactStore {
           cause: options.signal.reason ?? error,
         });
       }
-      throw error;
+      // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
+      const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+      throw changed ?? error;
     }
   }
 
@@ -275,6 +278,13 @@ export class GcsArtifactStore implements ArtifactStore {
    */
   async cancelSession(session: GcsResumableSession, options: { signal?: AbortSignal } = {}): Promise<boolean> {
     return cancelResumableSession(this.requester(options.signal), session, options.signal);
+  }
+
+  async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    assertArtifactPath(artifactPath);
+    const name = joinArtifactPath(this.rootKey, artifactPath);
+    const url = `${this.config.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.bucket)}/o/${encodeURIComponent(name)}`;
+    await this.requester(options.signal).send({ method: 'DELETE', url, signal: options.signal, responseType: 'none' }, { operation: 'delete', name });
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {

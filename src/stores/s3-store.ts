@@ -58,6 +58,7 @@ import { formatBytes } from '../core/format.js';
 import { guessMimeType } from '../core/mime.js';
 import { resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
+import { sourceChange } from '../core/source-snapshot.js';
 import {
   abortMultipartUpload,
   effectivePartSize,
@@ -198,12 +199,27 @@ export class S3ArtifactStore implements ArtifactStore {
           { cause: options.signal.reason ?? error },
         );
       }
+      // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
+      const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+      if (changed) throw changed;
       throw this.toError(requests.firstError ?? error, multipart ? 'multipart upload' : 'PutObject', key);
     } finally {
       await file?.close().catch(() => undefined);
     }
     options.onProgress?.(size);
     return { bytes: size, attempts: 1 + requests.retries, multipart };
+  }
+
+  async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    assertArtifactPath(artifactPath);
+    const key = joinArtifactPath(this.rootKey, artifactPath);
+    const { sdk, client } = await this.getClient();
+    const requests = new FileRequests(sdk, client, { signal: options.signal, onRetry: () => undefined });
+    try {
+      await requests.send(new sdk.s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key, ...this.ownerParam() }));
+    } catch (error) {
+      throw this.toError(requests.firstError ?? error, 'DeleteObject', key);
+    }
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {

@@ -52,6 +52,11 @@ export interface UploadedFile {
   attempts?: number;
   /** True when it went through a multipart upload. */
   multipart?: boolean;
+  /**
+   * sha256 (hex) of the bytes sent, hashed while they were read (no second read), for files
+   * sent in one pass (`file:` copies, single PUTs); absent for multipart uploads.
+   */
+  sha256?: string;
   /** Why it failed, for `failed` and `cancelled`. */
   error?: string;
 }

@@ -14,12 +14,13 @@
  *
  * @module
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { AbortedError, InvalidArgumentError, type VerificationMismatch } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
+import { makeTempDir } from '../core/atomic-write.js';
+import { snapshotFile, sourceChange } from '../core/source-snapshot.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
 import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
@@ -42,6 +43,8 @@ export interface FileUploadOutcome {
   attempts: number;
   /** True when it went through multipart upload. */
   multipart: boolean;
+  /** sha256 of the bytes sent, hashed as they were read (see `UploadFileResult.sha256`). */
+  sha256?: string;
   /** Why it failed or was cancelled. */
   error?: unknown;
 }
@@ -138,7 +141,10 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
   }
   let attempts = 1;
   try {
+    // What the file was before its first byte was read; checked again once it is sent.
+    const snapshot = await snapshotFile(file.localPath).catch(() => undefined);
     const result = await store.uploadFile(file.localPath, file.artifactPath, {
+      ...(snapshot ? { snapshot } : {}),
       size: file.size,
       signal,
       onProgress: (loaded) => options.onFileProgress?.(file, loaded),
@@ -147,7 +153,20 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
         options.onRetry?.(file, event);
       },
     });
-    return { file, status: 'uploaded', bytes: result.bytes, attempts: result.attempts, multipart: result.multipart };
+    const changed = snapshot ? await sourceChange(file.localPath, snapshot) : undefined;
+    if (changed) {
+      // What was stored mixes two versions of the file: take it back where the store can.
+      await store.delete?.(file.artifactPath, signal ? { signal } : {}).catch(() => undefined);
+      return { file, status: 'failed', bytes: 0, attempts: result.attempts, multipart: result.multipart, error: changed };
+    }
+    return {
+      file,
+      status: 'uploaded',
+      bytes: result.bytes,
+      attempts: result.attempts,
+      multipart: result.multipart,
+      ...(result.sha256 ? { sha256: result.sha256 } : {}),
+    };
   } catch (error) {
     return { file, status: 'failed', bytes: 0, attempts, multipart: false, error };
   }
@@ -269,7 +288,7 @@ export async function transferArchive(ctx: TransferContext, archive: PlannedFile
         error: first.status === 'failed' ? first.error?.message : undefined,
       };
   const uploadedManifest: CheckpointManifest = { ...manifest, verification };
-  const work = await mkdtemp(join(tmpdir(), 'artifact-uploader-manifest-'));
+  const work = await makeTempDir('artifact-uploader-manifest-');
   try {
     const localPath = join(work, manifestFileName(archive.artifactPath));
     await writeManifest(uploadedManifest, localPath);
@@ -323,7 +342,7 @@ export interface DirectoryArchive {
  */
 export async function transferDirectoryAsArchive(ctx: TransferContext, archive: DirectoryArchive): Promise<TransferOutcome> {
   const { filters } = archive;
-  const work = await mkdtemp(join(tmpdir(), 'artifact-uploader-archive-'));
+  const work = await makeTempDir('artifact-uploader-archive-');
   try {
     ctx.progress.phase('archiving');
     const out = join(work, posix.basename(archive.artifactPath));
@@ -356,6 +375,7 @@ function toUploadedFile(outcome: FileUploadOutcome): UploadedFile {
     status: outcome.status,
     attempts: outcome.attempts,
     multipart: outcome.multipart,
+    ...(outcome.sha256 ? { sha256: outcome.sha256 } : {}),
     error: outcome.error === undefined ? undefined : outcome.error instanceof Error ? outcome.error.message : String(outcome.error),
   };
 }
