@@ -8,8 +8,10 @@
  *
  * @example
  * ```ts
+ * // onError: 'throw' makes a failed upload throw instead of returning a `failed` result.
+ * const uploader = new ArtifactUploader({ stage: 'conversion', onError: 'throw' });
  * try {
- *   await uploader.uploadFile('model.onnx', { onError: 'throw' });
+ *   await uploader.uploadFile('out/model.onnx', { kind: 'onnxModel' });
  * } catch (error) {
  *   if (isArtifactUploaderError(error)) console.error(error.code, error.hint);
  * }

@@ -90,7 +90,8 @@ export class JsonStateFile<T> {
 
   constructor(
     path: string,
-    private readonly schema: z.ZodType<T>,
+    /** Loads the schema the file is validated with (on first read: zod loads on first use). */
+    private readonly loadSchema: () => Promise<z.ZodType<T>>,
     private readonly options: JsonStateFileOptions<T>,
   ) {
     this.path = path;
@@ -114,7 +115,7 @@ export class JsonStateFile<T> {
     } catch (error) {
       return this.corrupt(`it is not JSON (${(error as Error).message})`, error);
     }
-    const result = this.schema.safeParse(parsed);
+    const result = (await this.loadSchema()).safeParse(parsed);
     if (!result.success) return this.corrupt(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '), result.error);
     return result.data;
   }

@@ -14,7 +14,6 @@ import type { Logger } from '../core/logger.js';
 import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
 import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-format.js';
 import { validateModelArtifacts, type ModelValidationReport, type ValidateModelOptions } from '../model/validate.js';
-import { buildModelCard, splitFrontMatter } from './model-card.js';
 
 /** One file to upload: where it is on disk and where it goes in the repo. */
 export interface PreparedFile {
@@ -129,6 +128,8 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
     }
     // A README.md the model directory already had is kept in the card, under "Notes".
     const existingReadme = await readFile(join(dir, 'README.md'), 'utf8').catch(() => undefined);
+    // model-card.ts writes its front matter with yaml: loaded when a card is written.
+    const { buildModelCard, splitFrontMatter } = await import('./model-card.js');
     const card = buildModelCard({
       repoId: options.repoId,
       format,

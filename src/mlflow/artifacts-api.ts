@@ -15,7 +15,6 @@
 import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
-import { z } from 'zod';
 import { guessMimeType } from '../core/mime.js';
 import { InvalidResponseError, LocalPathError } from '../core/errors.js';
 import type { HttpClient } from '../core/http.js';
@@ -23,7 +22,6 @@ import { redactUrl } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import { mlflowErrorMapper } from './connection.js';
-import { parseMlflowResponse } from './schemas.js';
 
 // ───────────────────────────── artifact paths ─────────────────────────────
 
@@ -164,35 +162,6 @@ export function guessContentType(fileName: string): string {
   if (TEXT_EXTENSIONS.has(extension)) return 'text/plain';
   return guessMimeType(name).type ?? 'application/octet-stream';
 }
-
-// ───────────────────────────── wire schemas ─────────────────────────────
-
-const int64 = z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]);
-
-const listResponseSchema = z.object({
-  files: z
-    .array(
-      z.object({
-        path: z.string(),
-        is_dir: z.boolean().optional(),
-        file_size: int64.optional(),
-      }),
-    )
-    .optional(),
-});
-
-const createMultipartResponseSchema = z.object({
-  upload_id: z.string().optional(),
-  credentials: z
-    .array(
-      z.object({
-        url: z.string().min(1),
-        part_number: int64,
-        headers: z.record(z.string(), z.string()).optional(),
-      }),
-    )
-    .optional(),
-});
 
 /** One entry of a listing: a file or directory directly inside the listed directory. */
 export interface ArtifactListEntry {
@@ -362,7 +331,8 @@ export class MlflowArtifactsApi {
       { method: 'GET', url, signal: options.signal, mapError: mlflowErrorMapper('mlflow-artifacts/artifacts/list') },
       { onRetry: options.onRetry },
     );
-    const parsed = parseMlflowResponse(listResponseSchema, body, { method: 'GET', url });
+    const { artifactsListResponseSchema, parseMlflowResponse } = await import('./schemas.js');
+    const parsed = parseMlflowResponse(artifactsListResponseSchema, body, { method: 'GET', url });
     return (parsed.files ?? []).map((f) => ({
       name: f.path,
       isDir: f.is_dir ?? false,
@@ -391,6 +361,7 @@ export class MlflowArtifactsApi {
       },
       { onRetry: options.onRetry },
     );
+    const { createMultipartResponseSchema, parseMlflowResponse } = await import('./schemas.js');
     const parsed = parseMlflowResponse(createMultipartResponseSchema, body, { method: 'POST', url });
     const credentials = (parsed.credentials ?? [])
       .map((c) => ({ partNumber: c.part_number, url: c.url, headers: c.headers ?? {} }))

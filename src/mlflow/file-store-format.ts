@@ -8,7 +8,6 @@
  * @module
  */
 import { open, stat, unlink } from 'node:fs/promises';
-import { parse, stringify } from 'yaml';
 import { sleep } from '../core/abort.js';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import type { RunStatus } from './tracking-types.js';
@@ -48,10 +47,12 @@ export function runStatusFromStored(value: unknown): RunStatus {
  *
  * @example
  * ```ts
- * toMetaYaml({ experiment_id: '0', name: 'Default' }); // "experiment_id: '0'\nname: Default\n"
+ * await toMetaYaml({ experiment_id: '0', name: 'Default' }); // "experiment_id: '0'\nname: Default\n"
  * ```
  */
-export function toMetaYaml(data: Record<string, unknown>): string {
+export async function toMetaYaml(data: Record<string, unknown>): Promise<string> {
+  // yaml loads on first use, not when the package is imported.
+  const { stringify } = await import('yaml');
   return stringify(data, { version: '1.1', sortMapEntries: true, singleQuote: true, lineWidth: 0 });
 }
 
@@ -61,10 +62,11 @@ export function toMetaYaml(data: Record<string, unknown>): string {
  *
  * @example
  * ```ts
- * parseMetaYaml("experiment_id: '0'\n"); // { experiment_id: '0' }
+ * await parseMetaYaml("experiment_id: '0'\n"); // { experiment_id: '0' }
  * ```
  */
-export function parseMetaYaml(text: string): Record<string, unknown> | undefined {
+export async function parseMetaYaml(text: string): Promise<Record<string, unknown> | undefined> {
+  const { parse } = await import('yaml');
   const data: unknown = parse(text, { version: '1.1' });
   return data !== null && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : undefined;
 }

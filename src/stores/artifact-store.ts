@@ -81,7 +81,7 @@ export interface ArtifactEntry {
  *
  * @example
  * ```ts
- * const store = resolveArtifactStore(run.info.artifact_uri, { connection });
+ * const store = resolveArtifactStore(run.info.artifactUri, { connection });
  * const { bytes, multipart } = await store.uploadFile('out/model.onnx', 'model/model.onnx');
  * const entries = await store.list('model'); // [{ path: 'model/model.onnx', isDir: false, size: 1234 }]
  * ```

@@ -25,7 +25,7 @@ import type { FileSnapshot } from '../core/source-snapshot.js';
 
 /**
  * A resumable upload session: what a crash-resume journal keeps to continue the upload in
- * another process ({@link GcsArtifactStore.uploadFile}'s `resumeSession`). The URI is a bearer
+ * another process (`GcsArtifactStore.uploadFile`'s `resumeSession`). The URI is a bearer
  * capability for this one upload (no other credentials are needed to write to it) until GCS
  * expires it, a week after it was created: keep it where only the user can read it.
  */
@@ -42,7 +42,7 @@ export interface GcsResumableSession {
   createdAt: number;
 }
 
-/** What a status query learned about a session (see {@link queryResumableSession}). */
+/** What a status query learned about a session (see `queryResumableSession`). */
 export type GcsSessionStatus =
   /** GCS has the first `offset` bytes; the rest is still to send. */
   | { state: 'incomplete'; offset: number }

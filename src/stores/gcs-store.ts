@@ -106,7 +106,7 @@ export interface GcsArtifactStoreOptions extends GcsStoreOptions {
   loadSdk?: GcsSdkLoader;
 }
 
-/** Options of {@link GcsArtifactStore.uploadFile}: the common ones plus the resume hooks. */
+/** Options of `GcsArtifactStore.uploadFile`: the common ones plus the resume hooks. */
 export interface GcsUploadFileOptions extends UploadFileOptions {
   /**
    * A resumable session an earlier process created for this file (from {@link onSession}).
@@ -122,7 +122,7 @@ export interface GcsUploadFileOptions extends UploadFileOptions {
   onSession?: (session: GcsResumableSession) => void | Promise<void>;
 }
 
-/** What {@link GcsArtifactStore.uploadFile} did. */
+/** What `GcsArtifactStore.uploadFile` did. */
 export interface GcsUploadFileResult extends UploadFileResult {
   /** Bytes GCS already had from an earlier process ({@link GcsUploadFileOptions.resumeSession}); not sent again. */
   resumedBytes: number;

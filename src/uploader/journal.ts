@@ -37,7 +37,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { z } from 'zod';
 import type { Env } from '../core/env.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
@@ -116,30 +115,8 @@ export interface JournalRecord {
   resumeToken?: JournalResumeToken;
 }
 
-const PartSchema = z.object({
-  partNumber: z.number().int().min(1),
-  size: z.number().int().min(0),
-  etag: z.string().optional(),
-  checksum: z.string().optional(),
-});
-
-const RecordSchema: z.ZodType<JournalRecord | null> = z
-  .object({
-    version: z.literal(1),
-    key: z.object({ target: z.string(), runId: z.string(), artifactPath: z.string(), localPath: z.string() }),
-    local: z.object({ size: z.number().int().min(0), mtimeNs: z.string(), ino: z.string(), dev: z.string() }),
-    status: z.enum(['uploading', 'uploaded']),
-    owner: z.object({ pid: z.number().int(), host: z.string(), token: z.string() }),
-    createdAt: z.number(),
-    updatedAt: z.number(),
-    sha256: z
-      .string()
-      .regex(/^[0-9a-f]{64}$/)
-      .optional(),
-    multipart: z.object({ uploadId: z.string().min(1), partSize: z.number().int().min(1), parts: z.array(PartSchema) }).optional(),
-    resumeToken: z.object({ store: z.string(), value: z.unknown() }).optional(),
-  })
-  .nullable() as z.ZodType<JournalRecord | null>;
+/** The record schema, loaded on first use (zod stays out of the package import; see journal-schema.ts). */
+const loadRecordSchema = () => import('./journal-schema.js').then((m) => m.RecordSchema);
 
 /** Options of {@link UploadJournal.open}. */
 export interface UploadJournalOptions {
@@ -355,7 +332,7 @@ export class UploadJournal {
 
   private file(name: string): JsonStateFile<JournalRecord | null> {
     const path = join(this.dir, name);
-    return new JsonStateFile(path, RecordSchema, {
+    return new JsonStateFile(path, loadRecordSchema, {
       empty: () => null,
       lockStaleMs: 30_000,
       lockTimeoutMs: 15_000,
@@ -542,7 +519,7 @@ export class UploadJournal {
   /** A record read for listing: no warning for a corrupt one (it is listed as such). */
   private async readQuiet(path: string): Promise<JournalRecord | undefined> {
     try {
-      const parsed = RecordSchema.safeParse(JSON.parse(await readFile(path, 'utf8')));
+      const parsed = (await loadRecordSchema()).safeParse(JSON.parse(await readFile(path, 'utf8')));
       return parsed.success ? (parsed.data ?? undefined) : undefined;
     } catch {
       return undefined;
