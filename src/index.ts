@@ -1,11 +1,13 @@
 /**
  * artifact-uploader: one dependable way for every stage of an ML pipeline to publish its
- * artifacts. This file is the whole public surface; names are exported one by one.
+ * artifacts. This file is the whole public surface, names exported one by one: what users call,
+ * and the types those signatures name. Internals (HTTP client, retry engine, glob, path and
+ * tensor helpers, format constants) stay unexported; tests import them from their modules.
  *
  * @packageDocumentation
  */
 
-// core: errors, retry policy, HTTP, logging
+// ── core: errors, retry settings, logging ──
 export {
   ArtifactUploaderError,
   isArtifactUploaderError,
@@ -32,16 +34,15 @@ export {
   RegistryError,
 } from './core/errors.js';
 export type { ErrorOptions, ConfigIssue, LocalPathErrorCode, VerificationMismatch, RegistryErrorCode } from './core/errors.js';
-export { resolveRetryOptions, isRetryableError, withRetry, DEFAULT_RETRY_OPTIONS } from './core/retry.js';
-export type { RetryOptions, ResolvedRetryOptions, RetryEvent, WithRetryOptions } from './core/retry.js';
-export { silentLogger, createStreamLogger, redact, SECRET_ENV_VARS } from './core/logger.js';
+export { resolveRetryOptions } from './core/retry.js';
+export type { RetryOptions, ResolvedRetryOptions, RetryEvent } from './core/retry.js';
+export { createStreamLogger } from './core/logger.js';
 export type { Logger, LogLevel } from './core/logger.js';
-export { HttpClient } from './core/http.js';
-export type { HttpAuth, TlsOptions, HttpClientOptions, HttpRequest, HttpResponse, RequestBody, ErrorResponse } from './core/http.js';
+export type { TlsOptions } from './core/http.js';
 export type { Env } from './core/env.js';
 
 // ── config ──
-export { STAGES, ARTIFACT_KINDS, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, describeConfigSchema } from './config/schema.js';
+export { STAGES, ARTIFACT_KINDS, describeConfigSchema } from './config/schema.js';
 export type {
   StageName,
   ArtifactKind,
@@ -59,31 +60,23 @@ export type {
   PartialStage,
 } from './config/schema.js';
 export {
-  CONFIG_FILE_NAMES,
   loadTrackingConfig,
   resolveTrackingConfig,
-  findTrackingConfigFile,
   isArtifactEnabled,
   getArtifactConfig,
-  assertStage,
-  assertArtifactKind,
 } from './config/load.js';
 export type { LoadTrackingConfigOptions, ResolvedTrackingConfig, ConfigOverride, EffectiveArtifactConfig } from './config/load.js';
 
 // ── run ──
 export { getMlflowRunId, resolveMlflowRunId, activeRun, withRun } from './run/run-context.js';
 export type { ActiveRun, RunIdSource } from './run/run-context.js';
-export { startRun, endRun, withNewRun, defaultRunTags } from './run/start-run.js';
+export { startRun, endRun, withNewRun } from './run/start-run.js';
 export type { StartRunOptions, EndRunOptions } from './run/start-run.js';
 
 // ── mlflow ──
-export { resolveMlflowConnection, DEFAULT_TRACKING_URI } from './mlflow/connection.js';
+export { resolveMlflowConnection } from './mlflow/connection.js';
 export type { MlflowConnection, MlflowConnectionOptions } from './mlflow/connection.js';
 export { createTrackingClient } from './mlflow/tracking-client.js';
-export { MlflowRestClient } from './mlflow/rest-tracking-client.js';
-export { FileTrackingStore } from './mlflow/file-store.js';
-export type { FileTrackingStoreOptions } from './mlflow/file-store.js';
-export { RUN_STATUSES } from './mlflow/tracking-types.js';
 export type {
   TrackingClient,
   TrackingRequestOptions,
@@ -100,10 +93,9 @@ export type {
   ArtifactFileInfo,
   ArtifactListing,
 } from './mlflow/tracking-types.js';
-export { MLFLOW_LIMITS, RUN_ID_PATTERN } from './mlflow/tracking-validation.js';
 
 // ── stores ──
-export { resolveArtifactStore, supportedArtifactStores } from './stores/resolve.js';
+export { resolveArtifactStore } from './stores/resolve.js';
 export type { ResolveArtifactStoreOptions } from './stores/resolve.js';
 export { listArtifactsRecursive } from './stores/artifact-store.js';
 export type { ArtifactStore, ArtifactEntry, UploadFileOptions, UploadFileResult, MultipartOptions, StoreOptions } from './stores/artifact-store.js';
@@ -119,7 +111,7 @@ export type { AzureStoreOptions, AzureTokenCredential } from './stores/azure-con
 // ── archive ──
 export { createCheckpointArchive, DEFAULT_COMPRESSION_LEVEL } from './archive/create-checkpoint-archive.js';
 export type { CreateCheckpointArchiveOptions, ArchiveProgressEvent, ArchiveEntryInfo } from './archive/create-checkpoint-archive.js';
-export { shouldSkipFile, findSkipRule, DEFAULT_SKIP_RULES, DEFAULT_SKIP_PATTERNS } from './archive/should-skip-file.js';
+export { shouldSkipFile, findSkipRule, DEFAULT_SKIP_RULES } from './archive/should-skip-file.js';
 export type { SkipRule, SkipCategory } from './archive/should-skip-file.js';
 export { writeManifest, readManifest, manifestFileName } from './archive/manifest.js';
 export type {
@@ -134,7 +126,7 @@ export type {
 
 // ── uploader ──
 export { ArtifactUploader } from './uploader/artifact-uploader.js';
-export { DEFAULT_KINDS, DEFAULT_ARCHIVE_NAME } from './uploader/options.js';
+export { DEFAULT_KINDS } from './uploader/options.js';
 export type {
   ArtifactUploaderOptions,
   OperationOptions,
@@ -156,13 +148,35 @@ export type {
   UploadSkipReason,
   UploadFailureReason,
 } from './uploader/result.js';
-export { DEFAULT_PROGRESS_INTERVAL_MS } from './uploader/progress.js';
 export type { UploadProgressEvent, UploadPhase } from './uploader/progress.js';
-export { SKIP_ARTIFACT_LOGGING_ENV } from './uploader/gate.js';
 export { planDirectory } from './uploader/plan.js';
 export type { PlanDirectoryOptions, UploadPlan, PlannedFile, SkippedPath, PathFilter } from './uploader/plan.js';
 export { uploadPlannedFiles } from './uploader/transfer.js';
 export type { UploadPlannedFilesOptions, FileUploadOutcome } from './uploader/transfer.js';
+
+// ── resume ──
+export {
+  UploadJournal,
+  JournalEntry,
+  resolveJournalDir,
+  localFileIdentity,
+  JOURNAL_DIR_ENV,
+  DEFAULT_JOURNAL_MAX_AGE_MS,
+  DEFAULT_JOURNAL_MAX_ENTRIES,
+  DEFAULT_JOURNAL_MAX_BYTES,
+} from './uploader/journal.js';
+export type {
+  UploadJournalOptions,
+  JournalKey,
+  JournalLookup,
+  JournalRecord,
+  JournalPart,
+  JournalMultipart,
+  JournalResumeToken,
+  JournalListEntry,
+  JournalClearResult,
+  LocalFileIdentity,
+} from './uploader/journal.js';
 
 // ── stages ──
 export { uploadTrainingArtifacts } from './stages/training.js';
@@ -181,34 +195,26 @@ export type { RegisterModelOptions, RegisterModelResult } from './registry/regis
 export type { ModelVersionStatus } from './mlflow/registry-types.js';
 
 // ── model ──
-export { resolveModelDir, expandHome, globToRegExp, parseTimestampSuffix, DEFAULT_MODEL_DIR_PATTERN } from './model/resolve-model-dir.js';
+export { resolveModelDir } from './model/resolve-model-dir.js';
 export type { ResolveModelDirOptions, ResolvedModelDir, ModelDirCandidate } from './model/resolve-model-dir.js';
-export { detectModelFormat, inspectModelDir, MODEL_FILES, SHARD_FILE_PATTERN } from './model/detect-format.js';
+export { detectModelFormat, inspectModelDir } from './model/detect-format.js';
 export type { ModelFormat, LoraFlavour, ModelLayout, ModelDirInspection } from './model/detect-format.js';
 export {
   validateModelArtifacts,
-  DEFAULT_MIN_WEIGHT_BYTES,
-  DEFAULT_PLACEHOLDER_SCAN_BYTES,
   DEFAULT_PLACEHOLDER_PATTERNS,
 } from './model/validate.js';
 export type { ValidateModelOptions, ModelValidationReport, ModelValidationChecks } from './model/validate.js';
-export { listModelFiles } from './model/list-model-files.js';
 export type { ModelFile } from './model/list-model-files.js';
 export { findOnnxExternalData } from './model/onnx-external-data.js';
-export { convertMlxLoraToPeft, PEFT_CONVERTED_SUFFIX, MLX_CONFIG_COPY } from './model/convert-mlx-to-peft.js';
+export { convertMlxLoraToPeft } from './model/convert-mlx-to-peft.js';
 export type { ConvertMlxLoraOptions, MlxToPeftConversion } from './model/convert-mlx-to-peft.js';
-export { peftLoraKey, PEFT_KEY_PREFIX } from './model/peft-adapter.js';
 export type { PeftLoraConfig } from './model/peft-adapter.js';
 export {
   readSafetensorsHeader,
   openSafetensors,
   createSafetensorsWriter,
   writeSafetensorsFile,
-  transpose2d,
-  dtypeByteSize,
-  isSafetensorsDtype,
   SAFETENSORS_DTYPE_BITS,
-  SAFETENSORS_MAX_HEADER_LENGTH,
 } from './model/safetensors.js';
 export type {
   SafetensorsDtype,
@@ -223,7 +229,7 @@ export type {
 } from './model/safetensors.js';
 
 // ── hub ──
-export { publishToHub, HUB_RUN_TAGS } from './hub/publish.js';
+export { publishToHub } from './hub/publish.js';
 export type { PublishToHubOptions, PublishResult, PublishStatus, PublishedFile, PublishPhase, PublishProgressEvent } from './hub/publish.js';
 export { PublishTracker, publishOnce } from './hub/publish-tracker.js';
 export type {
@@ -235,7 +241,5 @@ export type {
   RecordedError,
   PublishOnceResult,
 } from './hub/publish-tracker.js';
-export { assertHubAllowed, detectTestRunner, isPublicHubUrl, PUBLIC_HUB_URL } from './hub/test-guard.js';
+export { assertHubAllowed, detectTestRunner, isPublicHubUrl } from './hub/test-guard.js';
 export type { HubGuardOptions, TestRunnerProbe } from './hub/test-guard.js';
-export { buildModelCard } from './hub/model-card.js';
-export type { ModelCardInput } from './hub/model-card.js';

@@ -1,6 +1,7 @@
 /**
  * The built package really works from both module systems: `require()` and `import()` of
- * dist/ (through the package's own exports map), each making a call that retries. Guards
+ * dist/ (through the package's own exports map), each making a public call that retries
+ * (a tracking-client request whose first answer is a 503). Guards
  * against ESM-only dependencies breaking the CJS build (toolchain.md G4).
  */
 import { execFile, execFileSync } from 'node:child_process';
@@ -17,15 +18,24 @@ const script = (load: string) => `
 ${load}
 const http = require('node:http');
 let requests = 0;
-const server = http.createServer((req, res) => { requests++; res.writeHead(requests === 1 ? 503 : 200, { 'content-type': 'application/json' }); res.end('{"ok":true}'); });
+// The first answer is a 503, so the call has to retry to get the experiment.
+const server = http.createServer((req, res) => {
+  requests++;
+  res.writeHead(requests === 1 ? 503 : 200, { 'content-type': 'application/json' });
+  res.end(requests === 1 ? '{}' : JSON.stringify({ experiment: { experiment_id: '7', name: 'smoke', tags: [] } }));
+});
 server.listen(0, '127.0.0.1', async () => {
   const au = await loaded;
-  const client = new au.HttpClient({ retry: au.resolveRetryOptions({ backoffFactor: 0, backoffJitter: 0 }) });
-  const res = await client.request({ method: 'GET', url: 'http://127.0.0.1:' + server.address().port + '/' });
-  let calls = 0;
-  const viaRetry = await au.withRetry(async () => { if (++calls < 2) throw new au.NetworkError('flaky'); return calls; }, { retry: client.retry });
-  console.log(JSON.stringify({ ok: res.body.ok, requests, viaRetry, isError: new au.ConfigError('x') instanceof au.ArtifactUploaderError }));
-  await client.close();
+  const connection = au.resolveMlflowConnection({
+    trackingUri: 'http://127.0.0.1:' + server.address().port,
+    retry: { backoffFactor: 0, backoffJitter: 0 },
+    env: {},
+  });
+  const client = au.createTrackingClient(connection);
+  const experiment = await client.getExperimentByName('smoke');
+  const retry = au.resolveRetryOptions({ maxRetries: 3 }, {});
+  console.log(JSON.stringify({ experimentId: experiment.experimentId, requests, maxRetries: retry.maxRetries, isError: new au.ConfigError('x') instanceof au.ArtifactUploaderError }));
+  await connection.http.close();
   server.close();
 });
 `;
@@ -39,12 +49,12 @@ describe('built package', () => {
 
   it('works through require() (CJS build)', async () => {
     const { stdout } = await run(process.execPath, ['-e', script("const loaded = Promise.resolve(require('artifact-uploader'));")], { cwd: root });
-    expect(JSON.parse(stdout)).toEqual({ ok: true, requests: 2, viaRetry: 2, isError: true });
+    expect(JSON.parse(stdout)).toEqual({ experimentId: '7', requests: 2, maxRetries: 3, isError: true });
   });
 
   it('works through import() (ESM build)', async () => {
     const { stdout } = await run(process.execPath, ['-e', script("const loaded = import('artifact-uploader');")], { cwd: root });
-    expect(JSON.parse(stdout)).toEqual({ ok: true, requests: 2, viaRetry: 2, isError: true });
+    expect(JSON.parse(stdout)).toEqual({ experimentId: '7', requests: 2, maxRetries: 3, isError: true });
   });
 
   it('ships types for both and keeps VERSION in step with package.json', () => {

@@ -10,6 +10,21 @@ const secs = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms 
 const x = (n: number) => `${n.toFixed(2)}×`;
 
 function checkRow(s: ScenarioResult, c: Check): string[] {
+  if (c.kind === 'overhead') {
+    const ours = s.sides.ours!;
+    const base = s.sides[c.vs]!;
+    const [oursValue, baseValue] = c.what === 'time' ? [secs(ours.medianMs), secs(base.medianMs)] : [`${ours.peakRssMiB ?? 'n/a'} MiB`, `${base.peakRssMiB ?? 'n/a'} MiB`];
+    return [
+      s.name,
+      `${s.workload} (${c.what === 'time' ? 'wall time' : 'peak RSS'})`,
+      oursValue,
+      `${baseValue} (${c.vs})`,
+      c.added === null ? 'n/a' : `+${c.added} ${c.unit} (median of per-round differences)`,
+      `≤ +${c.limit} ${c.unit}`,
+      c.met === null ? 'n/a' : c.met ? 'met' : '**missed**',
+      ours.peakRssMiB === null ? 'n/a' : `${ours.peakRssMiB} MiB`,
+    ];
+  }
   if (c.kind === 'rss') {
     const peak = c.peakMiB === null ? 'n/a' : `${c.peakMiB} MiB`;
     const side = s.sides[c.side];

@@ -4,7 +4,8 @@
  */
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { compareSides, ratio, type RatioStats, type Side, type SideResult } from './compare.js';
+import { pathToFileURL } from 'node:url';
+import { compareSides, median, ratio, type RatioStats, type Side, type SideResult } from './compare.js';
 import { GiB, KiB, MiB, type BenchData } from './data.js';
 import { runChild, type Measurement } from './measure.js';
 import type { PeerProfile, Peers } from './peers.js';
@@ -32,7 +33,9 @@ export interface BenchContext {
 
 export type Check =
   | { kind: 'ratio'; vs: string; stats: RatioStats; target: number; note?: string; met: boolean }
-  | { kind: 'rss'; what: string; side: string; peakMiB: number | null; limitMiB: number; met: boolean | null };
+  | { kind: 'rss'; what: string; side: string; peakMiB: number | null; limitMiB: number; met: boolean | null }
+  /** What `ours` adds over the `vs` side: the median of the per-round differences. */
+  | { kind: 'overhead'; vs: string; what: 'time' | 'rss'; added: number | null; limit: number; unit: 'ms' | 'MiB'; met: boolean | null };
 
 export interface ScenarioResult {
   name: string;
@@ -401,6 +404,55 @@ const cliStart: Scenario = {
   },
 };
 
+/** The cost of `import('artifact-uploader')`: the built package's ESM entry vs bare `node -e ''`. */
+const importCost: Scenario = {
+  name: 'import',
+  servers: [],
+  prepare: async () => {},
+  async run(ctx) {
+    const entry = pathToFileURL(join(ctx.scripts.cli, '..', 'index.js')).href;
+    const node = (code: string) => runChild(process.execPath, ['--input-type=module', '-e', code], { wholeProcess: true, cwd: ctx.work });
+    const rounds = ctx.quick ? Math.max(3, ctx.rounds) : Math.max(7, ctx.rounds);
+    const results = await compareSides(
+      [
+        { key: 'ours', label: `node -e "await import('artifact-uploader')"`, run: () => node(`await import(${JSON.stringify(entry)});`) },
+        { key: 'bare', label: `node -e ''`, run: () => node('') },
+      ],
+      rounds,
+      ctx.log,
+    );
+    const perRound = (pick: (side: SideResult, i: number) => number | null): number | null => {
+      const deltas: number[] = [];
+      for (let i = 0; i < results.ours!.ms.length; i++) {
+        const a = pick(results.ours!, i);
+        const b = pick(results.bare!, i);
+        if (a !== null && b !== null) deltas.push(a - b);
+      }
+      return deltas.length > 0 ? Math.round(median(deltas) * 10) / 10 : null;
+    };
+    const addedMs = perRound((side, i) => side.ms[i]!);
+    const addedMiB = perRound((side, i) => side.rssMiB[i] ?? null);
+    const check = (what: 'time' | 'rss', added: number | null, limit: number, unit: 'ms' | 'MiB'): Check => ({
+      kind: 'overhead',
+      vs: 'bare',
+      what,
+      added,
+      limit,
+      unit,
+      met: added === null ? null : added <= limit,
+    });
+    return {
+      name: 'import',
+      title: 'import cost of the package',
+      workload: 'process start to exit',
+      server: 'no server',
+      sides: results,
+      checks: [check('time', addedMs, 60, 'ms'), check('rss', addedMiB, 15, 'MiB')],
+      notes: [],
+    };
+  },
+};
+
 const rssFile = (ctx: BenchContext) => ctx.data.randomFile('rss-file', 'big.bin', sized(ctx, 2 * GiB));
 const rssCheckpoint = (ctx: BenchContext) => ctx.data.checkpoint('rss-checkpoint', sized(ctx, 2 * GiB));
 const archiveCheckpoint = (ctx: BenchContext) => ctx.data.checkpoint('archive-checkpoint', sized(ctx, GiB));
@@ -417,4 +469,5 @@ export const SCENARIOS: readonly Scenario[] = [
   archive,
   hubPublish,
   cliStart,
+  importCost,
 ];

@@ -12,18 +12,18 @@
  *
  * @module
  */
-import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import { Pack } from 'tar';
-import { AbortedError, ArtifactUploaderError, InvalidArgumentError, LocalPathError } from '../core/errors.js';
+import { commitStaged, discardStaged, removeStaleTempFiles, stageFile, type StagedFile } from '../core/atomic-write.js';
+import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError } from '../core/errors.js';
 import { VERSION } from '../version.js';
 import { compileGlob } from '../core/glob.js';
-import type { CheckpointManifest, ManifestFile, ManifestSkippedEntry, ManifestSymlink } from './manifest.js';
+import { manifestJson, type CheckpointManifest, type ManifestFile, type ManifestSkippedEntry, type ManifestSymlink } from './manifest.js';
 import { findSkipRule } from './should-skip-file.js';
 
 /**
@@ -108,6 +108,13 @@ export interface CreateCheckpointArchiveOptions {
    * @default 1048576 (1 MiB)
    */
   readBufferSize?: number;
+  /**
+   * Also write the manifest here, and replace archive and manifest as a pair: both are written
+   * and flushed under temp names first, then renamed; when either fails, the old archive and
+   * manifest stay as they were (an archive never sits beside a manifest of another archive).
+   * @default undefined (the manifest is only returned; write it with `writeManifest`)
+   */
+  manifestPath?: string;
 }
 
 interface PlannedEntry {
@@ -116,6 +123,8 @@ interface PlannedEntry {
   type: ArchiveEntryInfo['type'];
   size: number;
   target?: string;
+  /** A file with more than one name (a hard link), which tar stores once. */
+  hardLinked?: boolean;
 }
 
 function isInside(parent: string, child: string): boolean {
@@ -175,7 +184,8 @@ async function scan(
         skipped.push({ path, reason: 'unsupported-type' });
         continue;
       }
-      const size = type === 'file' ? (await lstat(abs)).size : 0;
+      const fileStat = type === 'file' ? await lstat(abs) : undefined;
+      const size = fileStat?.size ?? 0;
       if (filter) {
         if (!filter(path, { type, size })) {
           skipped.push({ path, reason: 'filter' });
@@ -196,7 +206,7 @@ async function scan(
       if (type === 'symlink') {
         entries.push({ path, type, size, target: await checkSymlink(root, rootReal, abs, path) });
       } else {
-        entries.push({ path, type, size });
+        entries.push({ path, type, size, ...(fileStat && fileStat.nlink > 1 ? { hardLinked: true } : {}) });
         if (type === 'directory') await walk(rel);
       }
     }
@@ -376,8 +386,10 @@ export async function createCheckpointArchive(
   };
 
   emit({ type: 'phase', phase: 'archiving' });
-  await mkdir(dirname(outAbs), { recursive: true });
-  const tmp = `${outAbs}.tmp-${randomBytes(6).toString('hex')}`;
+  const manifestAbs = options.manifestPath !== undefined ? resolvePath(options.manifestPath) : undefined;
+  await prepareDestination(outAbs);
+  if (manifestAbs !== undefined) await prepareDestination(manifestAbs);
+  let staged: StagedFile | undefined;
   const archiveHash = createHash('sha256');
   let archiveSize = 0;
   const combined = signal ? AbortSignal.any([signal, internal.signal]) : internal.signal;
@@ -387,13 +399,20 @@ export async function createCheckpointArchive(
     // The tar stream leaves Pack uncompressed: node-tar's own gzip (minizlib) deflates
     // synchronously on the main thread, so reading, hashing and compressing would take turns.
     // Node's zlib stream deflates on libuv's thread pool instead, overlapping with the reads
-    // and hashes here the way `tar | gzip` overlaps two processes.
+    // and hashes here the way `tar | gzip` overlaps two processes. tar loads on first use.
+    const { Pack } = await import('tar');
     const pack = new Pack({
       cwd: root,
       portable: true,
       strict: true,
       noDirRecurse: true,
       maxReadSize: readBufferSize,
+      // With hard links, node-tar's Pack can finish twice when a second name waits for its
+      // first one (a "pending link") while other jobs run: the second finish writes the
+      // end-of-archive blocks after the end and throws "write after end" from an event handler
+      // (about 1 archive in 10 with a hard link, on main as well). One job at a time never
+      // leaves a link pending; checkpoints without hard links keep tar's default concurrency.
+      ...(entries.some((e) => e.hardLinked) ? { jobs: 1 } : {}),
       onWriteEntry: onWriteEntry as never,
     });
     for (const entry of entries) pack.add(entry.type === 'directory' ? entry.path.slice(0, -1) : entry.path);
@@ -409,23 +428,24 @@ export async function createCheckpointArchive(
         callback(null, chunk);
       },
     });
-    await pipeline(pack as unknown as NodeJS.ReadableStream, gzip, tap, createWriteStream(tmp, { flags: 'wx' }), { signal: combined });
-    // Durable before visible: a crash after the rename must not leave a truncated archive.
-    const handle = await open(tmp, 'r+');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(tmp, outAbs);
+    // Staged (written, flushed: durable before visible), renamed once the manifest is ready.
+    // On failure the tar entries are stopped at once (cancelAll), before the temp file is removed.
+    staged = await stageFile(outAbs, (temp) =>
+      pipeline(pack as unknown as NodeJS.ReadableStream, gzip, tap, createWriteStream(temp, { flags: 'wx' }), { signal: combined }).catch(
+        (error: unknown) => {
+          cancelAll();
+          throw error;
+        },
+      ),
+    );
   } catch (error) {
     cancelAll();
-    await rm(tmp, { force: true });
     if (internal.signal.aborted) throw internal.signal.reason;
     if (signal?.aborted) throw new AbortedError('Archiving was aborted.', { cause: signal.reason });
     if (error instanceof ArtifactUploaderError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     const path = (error as { path?: string }).path ?? root;
+    if (path.startsWith(`${outAbs}.tmp-`)) throw destinationError(error, outAbs);
     throw new LocalPathError(
       code === 'ENOENT' ? 'PATH_NOT_FOUND' : 'PATH_UNREADABLE',
       path,
@@ -438,7 +458,7 @@ export async function createCheckpointArchive(
   const byPath = new Map<string, ManifestFile>();
   for (const [path, record] of records) {
     if (record.hashed !== record.size) {
-      await rm(outAbs, { force: true });
+      await discardStaged([staged]);
       throw new ArtifactUploaderError(
         'ARCHIVE_HASH_INCOMPLETE',
         `Internal error: hashed ${record.hashed} of ${record.size} bytes of ${path} while archiving.`,
@@ -469,6 +489,41 @@ export async function createCheckpointArchive(
     skipped,
     verification: { status: 'not-run' },
   };
+  const pair = [staged];
+  try {
+    if (manifestAbs !== undefined) {
+      pair.push(await stageFile(manifestAbs, (temp) => writeFile(temp, manifestJson(manifest), { flag: 'wx' })));
+    }
+    await commitStaged(pair);
+  } catch (error) {
+    await discardStaged(pair);
+    throw destinationError(error, manifestAbs ?? outAbs);
+  }
   emit({ type: 'phase', phase: 'done' });
   return manifest;
+}
+
+/**
+ * Creates the parent directory of an output and removes the temp files there that killed
+ * runs left behind (`<name>.tmp-<pid>-...`, owner gone).
+ */
+async function prepareDestination(path: string): Promise<void> {
+  try {
+    await mkdir(dirname(path), { recursive: true });
+  } catch (error) {
+    throw destinationError(error, path);
+  }
+  await removeStaleTempFiles(dirname(path), `${basename(path)}.tmp-`);
+}
+
+/** A write error about an output: full disk, or a path that cannot be written, typed. */
+function destinationError(error: unknown, path: string): unknown {
+  if (error instanceof ArtifactUploaderError) return error;
+  return (
+    diskFullError(error, path) ??
+    new LocalPathError('PATH_UNWRITABLE', path, `Cannot write ${path}: ${(error as Error).message}.`, {
+      hint: 'Check that its directory exists, is writable and that no directory or other file is in the way; the previous archive and manifest were left as they were.',
+      cause: error,
+    })
+  );
 }

@@ -6,10 +6,9 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
-import { z } from 'zod';
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { writeFileAtomic } from '../core/atomic-write.js';
 import { InvalidArgumentError, LocalPathError } from '../core/errors.js';
 
 /** One regular file in the archive. */
@@ -105,55 +104,6 @@ export interface CheckpointManifest {
   verification: ManifestVerification;
 }
 
-const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
-const size = z.int().min(0);
-
-/** zod schema of {@link CheckpointManifest}; unknown keys are kept so newer manifests still load. */
-export const checkpointManifestSchema = z.looseObject({
-  manifestVersion: z.literal(1),
-  tool: z.looseObject({ name: z.literal('artifact-uploader'), version: z.string() }),
-  createdAt: z.string(),
-  archive: z.looseObject({
-    fileName: z.string(),
-    format: z.literal('tar+gzip'),
-    compressionLevel: z.int().min(0).max(9),
-    size,
-    sha256: sha256Schema,
-  }),
-  fileCount: size,
-  totalBytes: size,
-  files: z.array(z.looseObject({ path: z.string(), size, sha256: sha256Schema })),
-  directories: z.array(z.string()),
-  symlinks: z.array(z.looseObject({ path: z.string(), target: z.string() })),
-  skipped: z.array(
-    z.looseObject({
-      path: z.string(),
-      reason: z.enum(['default-skip-list', 'filter', 'exclude', 'archive-output', 'unsupported-type']),
-      pattern: z.string().optional(),
-    }),
-  ),
-  verification: z.union([
-    z.looseObject({ status: z.literal('not-run') }),
-    z.looseObject({
-      status: z.enum(['verified', 'failed']),
-      verifiedAt: z.string(),
-      checks: z.array(z.enum(['size', 'sha256'])),
-      location: z.string().optional(),
-      mismatches: z
-        .array(
-          z.looseObject({
-            path: z.string(),
-            reason: z.enum(['missing', 'size', 'checksum']),
-            expectedSize: size.optional(),
-            actualSize: size.optional(),
-          }),
-        )
-        .optional(),
-      error: z.string().optional(),
-    }),
-  ]),
-});
-
 /**
  * The conventional file name of an archive's manifest: `best.tar.gz` → `best.manifest.json`
  * (also for `.tgz` and `.tar`; any other name gets `.manifest.json` appended).
@@ -169,20 +119,11 @@ export function manifestFileName(archiveName: string): string {
 }
 
 /**
- * Writes `data` to `path` atomically: a temp file beside it, then a rename, so a reader never
- * sees half a file and a crash leaves the old one intact.
+ * A manifest as the JSON text {@link writeManifest} writes (pretty, with a final newline).
  * @internal
  */
-export async function writeFileAtomic(path: string, data: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
-  try {
-    await writeFile(tmp, data, { flag: 'wx' });
-    await rename(tmp, path);
-  } catch (error) {
-    await rm(tmp, { force: true });
-    throw error;
-  }
+export function manifestJson(manifest: CheckpointManifest): string {
+  return `${JSON.stringify(manifest, null, 2)}\n`;
 }
 
 /**
@@ -196,7 +137,7 @@ export async function writeFileAtomic(path: string, data: string): Promise<void>
  * ```
  */
 export async function writeManifest(manifest: CheckpointManifest, path: string): Promise<void> {
-  await writeFileAtomic(path, `${JSON.stringify(manifest, null, 2)}\n`);
+  await writeFileAtomic(path, manifestJson(manifest), { mkdir: true });
 }
 
 /**
@@ -230,6 +171,8 @@ export async function readManifest(path: string): Promise<CheckpointManifest> {
   } catch (error) {
     throw new InvalidArgumentError('manifest', `Manifest ${path} is not valid JSON: ${(error as Error).message}.`, { cause: error });
   }
+  // The schema loads with zod on first use, not when the package is imported.
+  const { checkpointManifestSchema } = await import('./manifest-schema.js');
   const parsed = checkpointManifestSchema.safeParse(data);
   if (!parsed.success) {
     const problems = parsed.error.issues

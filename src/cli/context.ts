@@ -40,6 +40,12 @@ export interface GlobalOptions {
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
+  /** False with `--no-resume`: start over instead of resuming from the journal. */
+  resume?: boolean;
+  /** `--journal-dir`: where the resume journal lives. */
+  journalDir?: string;
+  /** `--skip-existing`: skip files the store lists, without a journal record. */
+  skipExisting?: 'size' | 'checksum';
 }
 
 /** What a command hands back to the program: the exit code and what to print. */
@@ -90,6 +96,16 @@ export class CliContext {
     if (/^[a-z][a-z0-9+.-]+:/i.test(raw) && !raw.toLowerCase().startsWith('file:')) return raw; // other schemes: the library explains
     const path = raw.toLowerCase().startsWith('file:') ? raw.slice('file:'.length) : raw;
     return isAbsolute(path) ? `file:${path}` : `file:${this.path(path)}`;
+  }
+
+  /** `--journal-dir` (resolved), else `undefined`: the journal's own default (ARTIFACT_UPLOADER_JOURNAL_DIR, the cache dir). */
+  journalDir(): string | undefined {
+    return this.globals.journalDir ? this.path(this.globals.journalDir) : undefined;
+  }
+
+  /** False with `--no-resume`: the upload starts over and ignores (and replaces) the journal's records. */
+  resumeEnabled(): boolean {
+    return this.globals.resume !== false;
   }
 
   /** True when the tracking URI points at a local store rather than a server. */

@@ -55,6 +55,15 @@ function parseNonNegative(value: string): number {
   return n;
 }
 
+const AGE_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `90s`, `30m`, `12h`, `7d`, `2w` → milliseconds. */
+export function parseAge(value: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([smhdw])$/i.exec(value.trim());
+  if (!match) throw new CommanderArgumentError('expected a number and a unit: s, m, h, d or w (e.g. 12h, 7d).');
+  return Number(match[1]) * AGE_UNITS[match[2]!.toLowerCase()]!;
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
@@ -100,6 +109,9 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .option('--json', 'print exactly one JSON document on stdout (logs and errors still go to stderr)')
     .addOption(new Option('-q, --quiet', 'print nothing but errors (no progress, no summary)').conflicts('verbose'))
     .option('-v, --verbose', 'print debug logs, and stack traces with errors')
+    .option('--no-resume', 'start uploads over instead of resuming what an interrupted run of the same command had sent (see docs/resume.md)')
+    .addOption(new Option('--skip-existing <how>', "skip files the store already lists, even without a resume journal record: 'size' (same size; the bytes are not compared) or 'checksum' (refused for stores that list no checksum)").choices(['size', 'checksum']))
+    .option('--journal-dir <dir>', 'where the resume journal lives (default: ARTIFACT_UPLOADER_JOURNAL_DIR, else $XDG_CACHE_HOME or ~/.cache, /artifact-uploader/journal)')
     .addHelpText(
       'after',
       examples(
@@ -296,6 +308,24 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .addOption(new Option('--status <status>', 'final status').choices(END_STATUSES).default('FINISHED'))
     .addHelpText('after', examples('artifact-uploader runs end', 'artifact-uploader runs end --status FAILED --run-id 0a1b2c3d4e5f60718293a4b5c6d7e8f9'))
     .action(act(async () => (await import('./commands/runs.js')).runEnd));
+
+  const resume = program
+    .command('resume')
+    .description('show and clear the resume journal: uploads an interrupted process had started or finished (see docs/resume.md)')
+    .addHelpText('after', examples('artifact-uploader resume list', 'artifact-uploader resume clear --older-than 7d'));
+
+  resume
+    .command('list')
+    .description('list the records of the resume journal: file, run, bytes known to be in the store, age, and whether a running upload owns it')
+    .addHelpText('after', examples('artifact-uploader resume list', 'artifact-uploader resume list --json --journal-dir /scratch/journal'))
+    .action(act(async () => (await import('./commands/resume.js')).runResumeList));
+
+  resume
+    .command('clear')
+    .description('delete records of the resume journal (all, or those not updated for a while); records of running uploads are kept')
+    .option('--older-than <age>', 'only records not updated for this long: a number and s, m, h, d or w (e.g. 12h, 7d)', parseAge)
+    .addHelpText('after', examples('artifact-uploader resume clear', 'artifact-uploader resume clear --older-than 7d --dry-run'))
+    .action(act(async () => (await import('./commands/resume.js')).runResumeClear));
 
   return program;
 }

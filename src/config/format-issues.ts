@@ -7,7 +7,7 @@
 import type { z } from 'zod';
 import type { ConfigIssue } from '../core/errors.js';
 import { closestMatch } from './did-you-mean.js';
-import { keysAt } from './schema.js';
+import type { keysAt } from './file-schema.js';
 
 /** A dotted key path; `(top level)` for the root. */
 export function dottedPath(path: readonly PropertyKey[]): string {
@@ -82,13 +82,14 @@ function explain(issue: z.core.$ZodIssue, input: unknown): string {
 
 /**
  * Readable issues for every problem zod found. Unknown keys become one issue each, at the
- * unknown key's own path, with a suggestion when one valid key is close.
+ * unknown key's own path, with a suggestion when one valid key is close. `allowedKeys` is the
+ * schema's `keysAt` (passed in, so this module loads without the schema and zod).
  */
-export function formatZodIssues(issues: readonly z.core.$ZodIssue[], input: unknown): ConfigIssue[] {
+export function formatZodIssues(issues: readonly z.core.$ZodIssue[], input: unknown, allowedKeys: typeof keysAt): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const issue of issues) {
     if (issue.code === 'unrecognized_keys') {
-      const allowed = keysAt(issue.path) ?? [];
+      const allowed = allowedKeys(issue.path) ?? [];
       for (const key of issue.keys) {
         const suggestion = closestMatch(key, allowed);
         out.push({

@@ -8,11 +8,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
-import { LineCounter, parseDocument, isMap, isScalar, type Document } from 'yaml';
+import type { Document, LineCounter } from 'yaml';
 import { envBool, envNumber, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, LocalPathError, type ConfigIssue } from '../core/errors.js';
 import { closestMatch } from './did-you-mean.js';
-import { formatZodIssues, describeValue } from './format-issues.js';
+import { describeValue, formatZodIssues } from './format-issues.js';
 import {
   ARTIFACT_KINDS,
   CONCURRENCY_ENV,
@@ -20,7 +20,6 @@ import {
   FINE_TUNED_MODELS_DIR_ENV,
   STAGES,
   enabledEnvVar,
-  trackingConfigSchema,
   type ArtifactKind,
   type ArtifactKindConfig,
   type StageName,
@@ -116,7 +115,7 @@ export async function findTrackingConfigFile(configDir: string): Promise<string 
 /** Where each issue sits in the file, for "(line 4)" in messages. */
 type Locator = (path: string) => number | undefined;
 
-function yamlLocator(doc: Document, lines: LineCounter): Locator {
+function yamlLocator(doc: Document, lines: LineCounter, { isMap, isScalar }: typeof import('yaml')): Locator {
   return (dotted) => {
     if (dotted === '') return undefined;
     const segments = dotted.split('.');
@@ -141,11 +140,13 @@ async function readConfigFile(file: string): Promise<{ data: unknown; locate: Lo
       cause: error,
     });
   }
-  const lines = new LineCounter();
+  // yaml loads on first use, not when the package is imported.
+  const yaml = await import('yaml');
+  const lines = new yaml.LineCounter();
   // JSON is YAML 1.2, so the YAML parser also locates keys in JSON files; JSON itself is still
   // parsed with JSON.parse so that JSON-only files get JSON's stricter rules.
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
-  const locate = doc.errors.length === 0 ? yamlLocator(doc, lines) : () => undefined;
+  const doc = yaml.parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  const locate = doc.errors.length === 0 ? yamlLocator(doc, lines, yaml) : () => undefined;
   if (file.endsWith('.json')) {
     try {
       return { data: JSON.parse(text), locate };
@@ -163,15 +164,35 @@ async function readConfigFile(file: string): Promise<{ data: unknown; locate: Lo
   }
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
-    throw new ConfigError(`Could not parse ${file} as YAML: ${first.message.trim()}\n `, {
+    // The parser gives up on deep nesting with the engine's own words; say what they mean.
+    const tooDeep = /Maximum call stack/.test(first.message);
+    const message = tooDeep ? first.message.replace(/Maximum call stack size exceeded/, 'nesting is too deep to parse') : first.message;
+    throw new ConfigError(`Could not parse ${file} as YAML: ${message.trim()}\n `, {
       file,
       issues: doc.errors.map((e) => ({ path: '', message: `invalid YAML: ${e.message.split('\n')[0]}` })),
       hint: 'Fix the YAML syntax at that line (indentation with spaces, "key: value" pairs).',
       cause: first,
     });
   }
-  return { data: doc.toJS() ?? {}, locate };
+  try {
+    return { data: doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT }) ?? {}, locate };
+  } catch (error) {
+    // The yaml package's resource limits: an alias bomb ("billion laughs") throws here.
+    const excessive = /alias count/i.test((error as Error).message);
+    throw new ConfigError(
+      `Could not parse ${file} as YAML: ${excessive ? `it expands aliases (*name) more than ${MAX_YAML_ALIAS_COUNT} times, a resource-exhaustion pattern` : (error as Error).message}.`,
+      {
+        file,
+        issues: [{ path: '', message: `invalid YAML: ${(error as Error).message}` }],
+        hint: excessive ? 'Write the values out instead of repeating aliases; a tracking config needs few, if any.' : 'Fix the YAML at that place.',
+        cause: error,
+      },
+    );
+  }
 }
+
+/** Alias expansions a config file may use (the yaml package's default): more is an alias bomb. */
+const MAX_YAML_ALIAS_COUNT = 100;
 
 function configErrorFromIssues(issues: ConfigIssue[], where: string, file: string | undefined, locate: Locator): ConfigError {
   // In file order, so the list reads top to bottom like the file.
@@ -233,8 +254,10 @@ export async function resolveTrackingConfig(options: LoadTrackingConfigOptions =
       locate,
     );
   }
+  // The schema, and zod with it, loads when a config is first resolved.
+  const { keysAt, trackingConfigSchema } = await import('./file-schema.js');
   const parsed = trackingConfigSchema.safeParse(data);
-  if (!parsed.success) throw configErrorFromIssues(formatZodIssues(parsed.error.issues, data), where, file, locate);
+  if (!parsed.success) throw configErrorFromIssues(formatZodIssues(parsed.error.issues, data, keysAt), where, file, locate);
 
   const value = parsed.data;
   const config: TrackingConfig = {

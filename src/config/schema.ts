@@ -5,13 +5,14 @@
  * default "enabled". Objects are strict: an unknown key is an error, never silently ignored,
  * because a misspelt `enabeld: false` that does nothing is worse than no switch at all.
  *
- * The zod schema here is the single source of truth: {@link describeConfigSchema} reads the
- * key paths, types, defaults and env overrides off it, and a test holds docs/configuration.md
- * to that list, so the reference cannot drift from the code.
+ * The zod schema (file-schema.ts, loaded with zod on first use) is the single source of truth:
+ * {@link describeConfigSchema} reads the key paths, types, defaults and env overrides off it,
+ * and a test holds docs/configuration.md to that list, so the reference cannot drift from the
+ * code. This module holds what needs no zod: the stages, kinds, env names and types.
  *
  * @module
  */
-import { z } from 'zod';
+import type { JsonSchemaNode } from './file-schema.js';
 
 /** The pipeline stages, in pipeline order. */
 export const STAGES = ['training', 'conversion', 'benchmark', 'hpo'] as const;
@@ -65,131 +66,6 @@ export const CONCURRENCY_ENV = `${ENV_PREFIX}CONCURRENCY`;
 export const FINE_TUNED_MODELS_DIR_ENV = `${ENV_PREFIX}FINE_TUNED_MODELS_DIR`;
 /** Env var naming the directory searched for the config file when no `configDir` is given. */
 export const CONFIG_DIR_ENV = `${ENV_PREFIX}CONFIG_DIR`;
-
-// ───────────────────────────── the schema ─────────────────────────────
-
-const artifactPathSchema = z
-  .string()
-  .min(1)
-  .refine((p) => !p.startsWith('/') && !p.includes('\\') && !p.split('/').includes('..'), {
-    message: 'expected a relative artifact path with "/" separators and no ".." segment, e.g. "checkpoint" or "models/onnx"',
-  });
-
-const globListSchema = z.array(z.string().min(1));
-
-const concurrencySchema = z.int().min(1).max(MAX_CONCURRENCY);
-
-function artifactKindSchema(stage: StageName, kind: string, artifactPath: string, what: string, pathNote = '') {
-  return z
-    .strictObject({
-      enabled: z
-        .boolean()
-        .default(true)
-        .meta({ description: `Upload ${what}.`, env: enabledEnvVar(stage, kind) }),
-      artifactPath: artifactPathSchema
-        .default(artifactPath)
-        .meta({ description: `Destination of ${what} in the run's artifact tree.${pathNote}` }),
-    })
-    .prefault({});
-}
-
-function stageFields(stage: StageName) {
-  return {
-    enabled: z
-      .boolean()
-      .default(true)
-      .meta({ description: `Master switch of the ${stage} stage: false skips all its artifacts.`, env: enabledEnvVar(stage) }),
-    include: globListSchema.default([]).meta({
-      description: 'Glob patterns a file must match to be uploaded from a directory; empty means every file.',
-    }),
-    exclude: globListSchema.default([]).meta({
-      description: 'Glob patterns of files never uploaded from a directory (checked after `include`).',
-    }),
-    concurrency: concurrencySchema.optional().meta({
-      description: 'Parallel file uploads for this stage; unset means the top-level `concurrency`.',
-      env: CONCURRENCY_ENV,
-    }),
-  };
-}
-
-const trainingSchema = z
-  .strictObject({
-    ...stageFields('training'),
-    checkpoint: artifactKindSchema('training', 'checkpoint', 'checkpoint', 'the checkpoint directory'),
-    metrics: artifactKindSchema('training', 'metrics', 'metrics', 'the metrics JSON file'),
-  })
-  .prefault({});
-
-const conversionSchema = z
-  .strictObject({
-    ...stageFields('conversion'),
-    onnxModel: artifactKindSchema('conversion', 'onnxModel', 'onnx', 'the ONNX model (and its external-data file)'),
-  })
-  .prefault({});
-
-const benchmarkSchema = z
-  .strictObject({
-    ...stageFields('benchmark'),
-    results: artifactKindSchema('benchmark', 'results', 'benchmark', 'the benchmark result files'),
-  })
-  .prefault({});
-
-const hpoSchema = z
-  .strictObject({
-    ...stageFields('hpo'),
-    bestTrialArchive: artifactKindSchema(
-      'hpo',
-      'bestTrialArchive',
-      'best_trial_checkpoint.tar.gz',
-      "the best trial's checkpoint archive",
-      ' Its JSON manifest is uploaded beside it.',
-    ),
-    trialCheckpoints: artifactKindSchema('hpo', 'trialCheckpoints', 'trials', 'the checkpoints of individual trials'),
-  })
-  .prefault({});
-
-const hubSchema = z
-  .strictObject({
-    fineTunedModelsDir: z.string().min(1).optional().meta({
-      description:
-        'Directory searched for fine-tuned model folders to publish. `~` is expanded; a relative path is relative to the config file.',
-      env: FINE_TUNED_MODELS_DIR_ENV,
-    }),
-    pattern: z.string().min(1).optional().meta({
-      description: 'Glob for model folder names in `fineTunedModelsDir`, e.g. `my-model_*`; the newest timestamp suffix wins.',
-    }),
-    repoId: z
-      .string()
-      .regex(/^(?:[\w.-]+\/)?[\w.-]+$/, { message: 'expected a Hub repo id like "my-org/my-model"' })
-      .optional()
-      .meta({ description: 'Hub repository to publish to, `namespace/name`.' }),
-    private: z.boolean().optional().meta({ description: 'Create the Hub repository as private when it does not exist yet.' }),
-  })
-  .prefault({});
-
-/**
- * The zod schema of the tracking config file. Parsing fills every default except
- * `<stage>.concurrency` (which {@link loadTrackingConfig} fills from the top-level value) and
- * the optional `hub` keys. Prefer `loadTrackingConfig`, which also applies env overrides and
- * turns zod's issues into a readable {@link ConfigError}.
- *
- * @example
- * ```ts
- * const parsed = trackingConfigSchema.parse({ training: { metrics: { enabled: false } } });
- * parsed.training.checkpoint.enabled; // true
- * ```
- */
-export const trackingConfigSchema = z.strictObject({
-  version: z.literal(1).default(1).meta({ description: 'Format version of this file. Only `1` exists.' }),
-  concurrency: concurrencySchema
-    .default(DEFAULT_CONCURRENCY)
-    .meta({ description: 'Parallel file uploads, for every stage that does not set its own.', env: CONCURRENCY_ENV }),
-  training: trainingSchema,
-  conversion: conversionSchema,
-  benchmark: benchmarkSchema,
-  hpo: hpoSchema,
-  hub: hubSchema,
-});
 
 // ───────────────────────────── public types ─────────────────────────────
 
@@ -286,17 +162,6 @@ export interface TrackingConfigInput {
   hub?: HubConfig;
 }
 
-// Compile-time guards: the hand-written types above must stay equal to what the schema
-// accepts and produces. If one of these lines fails to compile, update the interfaces.
-type Simplify<T> = T extends readonly unknown[] ? T : T extends object ? { [K in keyof T]: Simplify<T[K]> } : T;
-type Equal<A, B> =
-  (<T>() => T extends Simplify<A> ? 1 : 2) extends <T>() => T extends Simplify<B> ? 1 : 2 ? true : false;
-type Assert<T extends true> = T;
-type SchemaOutput = z.output<typeof trackingConfigSchema>;
-type WithStageConcurrency<T> = { [S in keyof T]: S extends StageName ? T[S] & { concurrency: number } : T[S] };
-type _OutputMatches = Assert<Equal<Required<WithStageConcurrency<SchemaOutput>>, TrackingConfig>>;
-type _InputMatches = Assert<Equal<z.input<typeof trackingConfigSchema>, TrackingConfigInput>>;
-
 // ───────────────────────────── self-description ─────────────────────────────
 
 /** One key of the config file, as listed in docs/configuration.md. */
@@ -313,28 +178,6 @@ export interface ConfigKeyDescription {
   description: string;
 }
 
-interface JsonSchemaNode {
-  type?: string;
-  const?: unknown;
-  default?: unknown;
-  description?: string;
-  env?: string;
-  minimum?: number;
-  maximum?: number;
-  minLength?: number;
-  pattern?: string;
-  items?: JsonSchemaNode;
-  properties?: Record<string, JsonSchemaNode>;
-}
-
-let jsonSchemaCache: JsonSchemaNode | undefined;
-
-/** The JSON Schema (draft 2020-12) of the config file, with `description` and `env` on each key. @internal */
-export function trackingConfigJsonSchema(): JsonSchemaNode {
-  jsonSchemaCache ??= z.toJSONSchema(trackingConfigSchema, { io: 'input' }) as JsonSchemaNode;
-  return jsonSchemaCache;
-}
-
 function describeType(node: JsonSchemaNode): string {
   if (node.const !== undefined) return JSON.stringify(node.const);
   if (node.type === 'array') return `${node.items ? describeType(node.items) : 'unknown'}[]`;
@@ -347,18 +190,18 @@ function describeType(node: JsonSchemaNode): string {
 /**
  * Every leaf key of the config file with its type, default, env override and description, in
  * file order. This is what docs/configuration.md documents (a test checks it) and what a
- * `config` CLI command can print.
+ * `config` CLI command can print. Async because the schema loads (with zod) on first use.
  *
  * @example
  * ```ts
- * for (const key of describeConfigSchema()) console.log(key.path, key.type, key.env ?? '');
+ * for (const key of await describeConfigSchema()) console.log(key.path, key.type, key.env ?? '');
  * // version "1"
  * // concurrency integer (1–64) ARTIFACT_UPLOADER_CONCURRENCY
  * // training.enabled boolean ARTIFACT_UPLOADER_TRAINING_ENABLED
  * // ...
  * ```
  */
-export function describeConfigSchema(): ConfigKeyDescription[] {
+export async function describeConfigSchema(): Promise<ConfigKeyDescription[]> {
   const out: ConfigKeyDescription[] = [];
   const walk = (node: JsonSchemaNode, prefix: string): void => {
     for (const [key, child] of Object.entries(node.properties ?? {})) {
@@ -373,17 +216,7 @@ export function describeConfigSchema(): ConfigKeyDescription[] {
       out.push(entry);
     }
   };
-  walk(trackingConfigJsonSchema(), '');
+  walk((await import('./file-schema.js')).trackingConfigJsonSchema(), '');
   return out;
 }
 
-/**
- * The keys accepted at a key path (`[]` for the top level), or `undefined` when the path does
- * not lead to a section. Used for "did you mean" suggestions.
- * @internal
- */
-export function keysAt(path: readonly PropertyKey[]): string[] | undefined {
-  let node: JsonSchemaNode | undefined = trackingConfigJsonSchema();
-  for (const segment of path) node = node?.properties?.[String(segment)];
-  return node?.properties ? Object.keys(node.properties) : undefined;
-}

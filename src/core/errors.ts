@@ -8,8 +8,10 @@
  *
  * @example
  * ```ts
+ * // onError: 'throw' makes a failed upload throw instead of returning a `failed` result.
+ * const uploader = new ArtifactUploader({ stage: 'conversion', onError: 'throw' });
  * try {
- *   await uploader.uploadFile('model.onnx', { onError: 'throw' });
+ *   await uploader.uploadFile('out/model.onnx', { kind: 'onnxModel' });
  * } catch (error) {
  *   if (isArtifactUploaderError(error)) console.error(error.code, error.hint);
  * }
@@ -104,6 +106,7 @@ export type LocalPathErrorCode =
   | 'NOT_A_FILE'
   | 'NOT_A_DIRECTORY'
   | 'PATH_UNREADABLE'
+  | 'PATH_UNWRITABLE'
   | 'SYMLINK_ESCAPES'
   | 'INVALID_ARTIFACT_PATH';
 
@@ -117,6 +120,86 @@ export class LocalPathError extends ArtifactUploaderError {
     super(code, message, options);
     this.code = code;
     this.path = path;
+  }
+}
+
+/** The `errno` codes of a full file system (`ENOSPC`) or an exhausted quota (`EDQUOT`). */
+const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
+
+/**
+ * A write failed because the file system is full or the user's quota is used up. Names the
+ * destination; nothing half-written was left there. Not retried: space must be freed first.
+ */
+export class DiskFullError extends ArtifactUploaderError {
+  override name = 'DiskFullError';
+  override readonly code = 'DISK_FULL' as const;
+  /** The file (or directory) that could not be written. */
+  readonly path: string;
+  /** `ENOSPC` (no space left) or `EDQUOT` (quota exceeded). */
+  readonly errno: string;
+  constructor(path: string, errno: string, options: ErrorOptions = {}) {
+    super(
+      'DISK_FULL',
+      `Cannot write ${path}: ${errno === 'EDQUOT' ? 'the disk quota is exceeded' : 'no space left on the device'} (${errno}). Nothing half-written was left there.`,
+      { hint: 'Free space (or raise the quota) on that file system, or write somewhere else (for temp files: set TMPDIR), then run again.', ...options },
+    );
+    this.path = path;
+    this.errno = errno;
+  }
+}
+
+/**
+ * A {@link DiskFullError} for `destination` when `error` is `ENOSPC`/`EDQUOT` (or already a
+ * `DiskFullError`), else `undefined`.
+ *
+ * @example
+ * ```ts
+ * throw diskFullError(error, '/data/out/ckpt.tar.gz') ?? error;
+ * ```
+ */
+export function diskFullError(error: unknown, destination: string): DiskFullError | undefined {
+  if (error instanceof DiskFullError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DISK_FULL_CODES.has(code) ? new DiskFullError(destination, code, { cause: error }) : undefined;
+}
+
+/** A file's size and modification time, as {@link SourceChangedError} reports them. */
+export interface SourceFileState {
+  /** Size in bytes. */
+  size: number;
+  /** Modification time, in ms since the epoch. */
+  mtimeMs: number;
+}
+
+/**
+ * A source file changed (rewritten, truncated, replaced or deleted) while it was uploaded, so
+ * the bytes sent are not one version of it. Raised at once, with no retries spent; what was
+ * stored is removed where the store can.
+ */
+export class SourceChangedError extends ArtifactUploaderError {
+  override name = 'SourceChangedError';
+  override readonly code = 'SOURCE_CHANGED' as const;
+  /** The local file. */
+  readonly path: string;
+  /** The file when its upload started. */
+  readonly before: SourceFileState;
+  /** The file after the bytes were sent; `undefined` when it was gone. */
+  readonly after?: SourceFileState;
+  constructor(path: string, before: SourceFileState, after: SourceFileState | undefined, options: ErrorOptions = {}) {
+    const what = !after
+      ? 'was deleted'
+      : after.size < before.size
+        ? `shrank from ${before.size} to ${after.size} bytes`
+        : after.size !== before.size
+          ? `grew from ${before.size} to ${after.size} bytes`
+          : 'was rewritten (its modification time changed)';
+    super('SOURCE_CHANGED', `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed and was not kept.`, {
+      hint: 'Upload files once they are complete: wait for the process writing it to finish (or write to a temp name and rename when done), then upload again.',
+      ...options,
+    });
+    this.path = path;
+    this.before = { size: before.size, mtimeMs: before.mtimeMs };
+    if (after) this.after = { size: after.size, mtimeMs: after.mtimeMs };
   }
 }
 

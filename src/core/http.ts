@@ -7,10 +7,12 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { Agent, request as undiciRequest, fetch as undiciFetch, type Dispatcher } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
 import { LocalFileBlob } from './file-blob.js';
+import { sourceChange, type FileSnapshot } from './source-snapshot.js';
 import { AbortedError, ArtifactUploaderError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from './retry.js';
@@ -42,7 +44,20 @@ export interface TlsOptions {
 export type RequestBody =
   | string
   | Uint8Array
-  | { kind: 'file'; path: string; start?: number; length: number };
+  | {
+      kind: 'file';
+      path: string;
+      start?: number;
+      length: number;
+      /**
+       * The file when its upload started: a request that fails while the file no longer
+       * matches it throws {@link SourceChangedError} (never retried) instead of a network error
+       * (a truncated file makes undici fail with a content-length mismatch).
+       */
+      snapshot?: FileSnapshot;
+      /** Receives the sha256 (hex) of the bytes sent, computed as they are read, per attempt. */
+      digest?: { sha256?: string };
+    };
 
 /** One HTTP request. */
 export interface HttpRequest {
@@ -113,7 +128,11 @@ const FILE_CHUNK = 1024 * 1024;
  */
 export class HttpClient {
   readonly retry: ResolvedRetryOptions;
-  private readonly dispatcher: Dispatcher;
+  /** The pool's settings, checked (certificates read) when the client is made. */
+  private readonly agentOptions: Agent.Options;
+  /** undici and the connection pool, made on the first request (undici loads on first use). */
+  private pool?: Promise<{ undici: typeof import('undici'); dispatcher: Dispatcher }>;
+  private closed = false;
   private readonly authHeader?: string;
   private readonly userAgent: string;
   private readonly logger: Logger;
@@ -125,7 +144,7 @@ export class HttpClient {
     this.userAgent = options.userAgent ?? 'artifact-uploader';
     this.onRetryHook = options.onRetry;
     this.authHeader = authorizationHeader(options.auth);
-    this.dispatcher = new Agent({
+    this.agentOptions = {
       keepAliveTimeout: 30_000,
       connections: 32,
       headersTimeout: this.retry.timeoutMs,
@@ -136,7 +155,13 @@ export class HttpClient {
         ...(options.tls?.caCertPath ? { ca: readFileSync(options.tls.caCertPath) } : {}),
         ...(options.tls?.clientCertPath ? clientCertificate(options.tls.clientCertPath) : {}),
       },
-    });
+    };
+  }
+
+  /** undici and this client's pool; both are made on first use. */
+  private connectionPool(): Promise<{ undici: typeof import('undici'); dispatcher: Dispatcher }> {
+    this.pool ??= import('undici').then((undici) => ({ undici, dispatcher: new undici.Agent(this.agentOptions) }));
+    return this.pool;
   }
 
   /** Sends with retries under the client's policy. */
@@ -174,16 +199,20 @@ export class HttpClient {
 
     let response: Dispatcher.ResponseData;
     try {
-      response = await undiciRequest(req.url, {
+      const { undici, dispatcher } = await this.connectionPool();
+      response = await undici.request(req.url, {
         method: req.method,
         headers,
         body,
         signal,
-        dispatcher: this.dispatcher,
+        dispatcher,
       });
     } catch (error) {
       idle.stop();
       if (body instanceof Readable) body.destroy();
+      const file = typeof req.body === 'object' && !(req.body instanceof Uint8Array) ? req.body : undefined;
+      const changed = file?.snapshot ? await sourceChange(file.path, file.snapshot) : undefined;
+      if (changed) throw changed;
       throw this.translate(error, req, safeUrl(), idle);
     }
     // An in-memory body is handed over whole: once the server answers, all of it was sent.
@@ -232,16 +261,19 @@ export class HttpClient {
    * which is several times cheaper than `fetch` reading a `Blob` through web streams.
    */
   get fetch(): typeof fetch {
-    const dispatcher = this.dispatcher;
-    return ((input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-      if (init?.body instanceof LocalFileBlob && typeof input === 'string') return sendFileBlob(input, init, init.body, dispatcher);
-      return undiciFetch(input as never, { ...(init as object), dispatcher } as never);
+    return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      const { undici, dispatcher } = await this.connectionPool();
+      if (init?.body instanceof LocalFileBlob && typeof input === 'string') return sendFileBlob(undici, input, init, init.body, dispatcher);
+      return undici.fetch(input as never, { ...(init as object), dispatcher } as never);
     }) as unknown as typeof fetch;
   }
 
   /** Closes idle connections. The client must not be used afterwards. */
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    if (this.closed) return;
+    this.closed = true;
+    // A client that never sent a request has no pool to close.
+    if (this.pool) await (await this.pool).dispatcher.close();
   }
 
   private translate(error: unknown, req: HttpRequest, safeUrl: string, idle: IdleTimer): unknown {
@@ -319,12 +351,18 @@ function openBody(body: RequestBody | undefined, onProgress: (loaded: number) =>
   if (body.length === 0) return { body: Buffer.alloc(0), length: 0 };
   let loaded = 0;
   const source = createReadStream(body.path, { start, end: start + body.length - 1, highWaterMark: FILE_CHUNK });
+  // Hashed in the same pass as it is sent (a retry starts a new hash).
+  const hash = body.digest ? createHash('sha256') : undefined;
+  const digest = body.digest;
+  if (digest) delete digest.sha256;
   // Counted as undici takes each chunk, without a stream in between: the listener sees every
   // chunk undici sees. `pause()` keeps it from flowing before undici listens (it resumes it).
   source.on('data', (chunk: string | Buffer) => {
     loaded += chunk.length;
+    hash?.update(chunk);
     onProgress(loaded);
   });
+  if (hash && digest) source.once('end', () => (digest.sha256 = loaded === body.length ? hash.digest('hex') : undefined));
   source.pause();
   return { body: source, length: body.length };
 }
@@ -400,7 +438,7 @@ function clientCertificate(path: string): { cert: Buffer; key: Buffer } {
  * the cause, `AbortError` on abort) but as a file stream through `undici.request`, and answers
  * with a standard `Response`.
  */
-async function sendFileBlob(url: string, init: RequestInit, blob: LocalFileBlob, dispatcher: Dispatcher): Promise<Response> {
+async function sendFileBlob(undici: typeof import('undici'), url: string, init: RequestInit, blob: LocalFileBlob, dispatcher: Dispatcher): Promise<Response> {
   const signal = init.signal ?? undefined;
   signal?.throwIfAborted();
   const headers: Record<string, string> = {};
@@ -410,7 +448,7 @@ async function sendFileBlob(url: string, init: RequestInit, blob: LocalFileBlob,
   headers['content-length'] = String(blob.size);
   const body = blob.nodeStream();
   try {
-    const response = await undiciRequest(url, {
+    const response = await undici.request(url, {
       method: (init.method ?? 'PUT') as Dispatcher.HttpMethod,
       headers,
       body,

@@ -14,6 +14,7 @@ import {
   AbortedError,
   ArtifactUploaderError,
   HttpStatusError,
+  HubError,
   InvalidArgumentError,
   NetworkError,
   RequestTimeoutError,
@@ -181,6 +182,37 @@ export function isRetryableError(error: unknown): boolean {
 function isAzureSendError(error: unknown): boolean {
   const e = error as { name?: unknown; code?: unknown; statusCode?: unknown };
   return typeof error === 'object' && error !== null && e.name === 'RestError' && e.code === 'REQUEST_SEND_ERROR' && e.statusCode === undefined;
+}
+
+/**
+ * Statuses after which a conditional write (a Hub commit on a parent revision) may be tried
+ * again once the caller has checked that the earlier attempt did not land: 409 (conflict) and
+ * 412 (the parent moved).
+ */
+export const CONFLICT_STATUSES: ReadonlySet<number> = new Set([409, 412]);
+
+/**
+ * Whether a failed commit attempt may be tried again: what {@link isRetryableError} retries,
+ * plus 409/412 conflicts. Only for writes whose caller first checks, by a one-off id, that the
+ * earlier attempt did not land (see hub/publish.ts).
+ */
+export function isRetryableCommitError(error: unknown): boolean {
+  if (isRetryableError(error)) return true;
+  const status = statusOf(error);
+  return status !== undefined && CONFLICT_STATUSES.has(status);
+}
+
+/**
+ * Whether a failure is worth trying again by a later call (not an immediate retry): network
+ * errors, timeouts and aborts, Hub errors that are transient, conflicts or carry no status,
+ * and whatever {@link isRetryableError} retries. Invalid input, refused tokens and other
+ * permanent errors are not. Used by the publish tracker's automatic retries.
+ */
+export function isTransientFailure(error: unknown): boolean {
+  if (error instanceof AbortedError || error instanceof NetworkError || error instanceof RequestTimeoutError) return true;
+  if (error instanceof HubError) return error.status === undefined || RETRYABLE_STATUSES.has(error.status) || CONFLICT_STATUSES.has(error.status);
+  if (error instanceof ArtifactUploaderError) return false;
+  return isRetryableError(error);
 }
 
 /**

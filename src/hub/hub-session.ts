@@ -12,7 +12,7 @@
 import { commitIter, createRepo, HubApiError, listCommits, listFiles, repoExists, type CommitOperation, type CommitProgressEvent } from '@huggingface/hub';
 import { AbortedError, ArtifactUploaderError, HubError, InvalidResponseError } from '../core/errors.js';
 import { redact, redactUrl, type Logger } from '../core/logger.js';
-import { isRetryableError, withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
+import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
 
 /** Options of {@link HubSession}. */
 export interface HubSessionOptions {
@@ -43,9 +43,6 @@ export interface HubFileInfo {
   /** sha256 of LFS files. */
   lfsOid?: string;
 }
-
-/** HTTP statuses of a commit attempt after which the publisher may try again. */
-const COMMIT_CONFLICT_STATUSES = new Set([409, 412]);
 
 /** Status of an error thrown by `@huggingface/hub` or mapped by us. */
 export function hubStatusOf(error: unknown): number | undefined {
@@ -182,12 +179,6 @@ export class HubSession {
     const output = next.value;
     if (!output?.commit?.oid) throw new InvalidResponseError(`The Hub answered the commit to ${params.repoId} without a commit oid.`);
     return { oid: output.commit.oid, url: output.commit.url };
-  }
-
-  /** Whether a failed commit attempt may be tried again (after checking that it did not land). */
-  isCommitRetryable(error: unknown): boolean {
-    const status = hubStatusOf(error);
-    return isRetryableError(error) || (status !== undefined && COMMIT_CONFLICT_STATUSES.has(status));
   }
 
   /** Maps any failure of a Hub call to a {@link HubError} with a hint (aborts stay {@link AbortedError}). */

@@ -5,16 +5,15 @@
  *
  * @module
  */
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { throwIfAborted } from '../core/abort.js';
+import { makeTempDir } from '../core/atomic-write.js';
 import { ModelValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
 import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-format.js';
 import { validateModelArtifacts, type ModelValidationReport, type ValidateModelOptions } from '../model/validate.js';
-import { buildModelCard, splitFrontMatter } from './model-card.js';
 
 /** One file to upload: where it is on disk and where it goes in the repo. */
 export interface PreparedFile {
@@ -96,7 +95,7 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
   const format = validation.format;
   const flavour = validation.flavour ?? undefined;
   const warnings = [...validation.warnings];
-  const temp = await mkdtemp(join(tmpdir(), 'artifact-uploader-publish-'));
+  const temp = await makeTempDir('artifact-uploader-publish-');
   const cleanup = () => rm(temp, { recursive: true, force: true });
   try {
     let sourceDir = dir;
@@ -129,6 +128,8 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
     }
     // A README.md the model directory already had is kept in the card, under "Notes".
     const existingReadme = await readFile(join(dir, 'README.md'), 'utf8').catch(() => undefined);
+    // model-card.ts writes its front matter with yaml: loaded when a card is written.
+    const { buildModelCard, splitFrontMatter } = await import('./model-card.js');
     const card = buildModelCard({
       repoId: options.repoId,
       format,

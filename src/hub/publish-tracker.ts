@@ -2,7 +2,7 @@
  * Publishing each trained model exactly once, with a status a pipeline can poll.
  *
  * `PublishTracker` keeps one record per training (or publish key) in a JSON state file shared
- * by every process that uses it (see state-file.ts for the atomic writes and the lock):
+ * by every process that uses it (see core/json-state-file.ts for the atomic writes and the lock):
  *
  * ```
  *   (no record) ──status(succeeded, allowUpload)──▶ uploading ──▶ completed   (final)
@@ -31,13 +31,14 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import { z } from 'zod';
-import { AbortedError, ArtifactUploaderError, HubError, InvalidArgumentError, NetworkError, RequestTimeoutError } from '../core/errors.js';
+import type { z } from 'zod';
+import { ArtifactUploaderError, InvalidArgumentError } from '../core/errors.js';
 import { redact, redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
-import { isRetryableError, RETRYABLE_STATUSES } from '../core/retry.js';
+import { isTransientFailure } from '../core/retry.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
-import { JsonStateFile, processAlive } from './state-file.js';
+import { JsonStateFile, processAlive } from '../core/json-state-file.js';
+import type { RecordSchema, TrackerStateSchema } from './tracker-state.js';
 
 /** What the training job reports. */
 export type TrainingState = 'running' | 'succeeded' | 'failed';
@@ -121,7 +122,7 @@ export interface PublishTrackerOptions {
    * @default 1000
    */
   pollMs?: number;
-  /** Lock settings of the state file (see state-file.ts). */
+  /** Lock settings of the state file (see core/json-state-file.ts). */
   lockStaleMs?: number;
   lockTimeoutMs?: number;
 }
@@ -142,45 +143,8 @@ export interface PublishOnceResult {
   result?: PublishResult;
 }
 
-const RecordedErrorSchema = z.object({
-  name: z.string(),
-  code: z.string().optional(),
-  message: z.string(),
-  transient: z.boolean(),
-  at: z.string(),
-});
-
-const RecordSchema = z.object({
-  key: z.string(),
-  state: z.enum(['uploading', 'completed', 'failed']),
-  repoId: z.string(),
-  modelDir: z.string().optional(),
-  attempts: z.number().int().nonnegative(),
-  owner: z.object({ host: z.string(), pid: z.number().int(), instance: z.string() }).optional(),
-  startedAt: z.string(),
-  updatedAt: z.string(),
-  heartbeatAt: z.string().optional(),
-  result: z
-    .object({
-      status: z.string(),
-      repoUrl: z.string(),
-      commitOid: z.string(),
-      commitUrl: z.string(),
-      files: z.number().int(),
-      bytes: z.number(),
-      format: z.string(),
-    })
-    .optional(),
-  error: RecordedErrorSchema.optional(),
-});
-
-const StateSchema = z.object({
-  version: z.literal(1),
-  records: z.record(z.string(), RecordSchema),
-});
-
 type PublishRecord = z.infer<typeof RecordSchema>;
-type TrackerState = z.infer<typeof StateSchema>;
+type TrackerState = z.infer<typeof TrackerStateSchema>;
 
 /** The in-process half of a running publish. */
 interface Inflight {
@@ -189,13 +153,6 @@ interface Inflight {
 
 type Decision = { report: PublishStatusReport; inflight?: Inflight };
 
-function isTransient(error: unknown): boolean {
-  if (error instanceof AbortedError || error instanceof NetworkError || error instanceof RequestTimeoutError) return true;
-  if (error instanceof HubError) return error.status === undefined || RETRYABLE_STATUSES.has(error.status) || error.status === 409 || error.status === 412;
-  if (error instanceof ArtifactUploaderError) return false;
-  return isRetryableError(error);
-}
-
 function recordError(error: unknown): RecordedError {
   const e = error instanceof Error ? error : new Error(String(error));
   const code = (e as { code?: unknown }).code;
@@ -203,7 +160,7 @@ function recordError(error: unknown): RecordedError {
     name: e.name,
     ...(typeof code === 'string' ? { code } : {}),
     message: redact(e.message),
-    transient: isTransient(error),
+    transient: isTransientFailure(error),
     at: new Date().toISOString(),
   };
 }
@@ -214,6 +171,8 @@ function recordError(error: unknown): RecordedError {
  *
  * @example
  * ```ts
+ * declare const job: { id: string; state: TrainingState; outputDir: string }; // your scheduler's job
+ *
  * const tracker = new PublishTracker({ stateFile: '.artifact-uploader/publish-state.json', logger: console });
  * // in the pipeline's polling loop:
  * const s = await tracker.status(job.id, { training: job.state, modelDir: job.outputDir, repoId: 'my-org/llama-lora', allowUpload: true });
@@ -237,10 +196,11 @@ export class PublishTracker {
     if (typeof options?.stateFile !== 'string' || options.stateFile === '') {
       throw new InvalidArgumentError('stateFile', 'PublishTracker needs `stateFile`, the path of its JSON state file.');
     }
-    this.file = new JsonStateFile(resolve(options.stateFile), StateSchema, {
+    this.file = new JsonStateFile(resolve(options.stateFile), async () => (await import('./tracker-state.js')).TrackerStateSchema, {
       empty: () => ({ version: 1, records: {} }),
       lockStaleMs: options.lockStaleMs,
       lockTimeoutMs: options.lockTimeoutMs,
+      corruptHint: 'Inspect it and fix or delete it; a deleted state file forgets past publishes, but publishes already on the Hub are still found by their publish id and not uploaded again.',
     });
     this.publish = options.publish ?? publishToHub;
     this.logger = redactingLogger(options.logger ?? silentLogger);

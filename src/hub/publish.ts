@@ -22,12 +22,13 @@ import { AbortedError, HubError, InvalidArgumentError, VerificationError, type V
 import { LocalFileBlob } from '../core/file-blob.js';
 import { HttpClient, type TlsOptions } from '../core/http.js';
 import { redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
-import { resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
+import { isRetryableCommitError, resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
 import { createTrackingClient } from '../mlflow/tracking-client.js';
 import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
 import type { ModelValidationReport, ValidateModelOptions } from '../model/validate.js';
 import { VERSION } from '../version.js';
-import { HubSession, hubStatusOf } from './hub-session.js';
+// hub-session.ts holds the `@huggingface/hub` client: loaded when a publish reaches the Hub.
+import type { HubSession } from './hub-session.js';
 import { prepareUpload, type PreparedUpload } from './prepare-upload.js';
 import { assertHubAllowed, PUBLIC_HUB_URL } from './test-guard.js';
 
@@ -117,8 +118,8 @@ export interface PublishToHubOptions {
     experimentId?: string;
   };
   /**
-   * Called once the commit is on the Hub, once per tag of {@link HUB_RUN_TAGS}, when `runId` is
-   * set. A failure is logged and reported in `warnings`; the publish still succeeds.
+   * Called once the commit is on the Hub, once per tag (`hf_hub.repo_id`, `hf_hub.repo_url`,
+   * `hf_hub.commit_oid`, `hf_hub.commit_url`), when `runId` is set. A failure is logged and reported in `warnings`; the publish still succeeds.
    * `false` turns tagging off.
    * @default sets the tags on the MLflow run through the tracking client
    *   (`mlflow.trackingUri`, else `MLFLOW_TRACKING_URI`, else the embedded `./mlruns` store)
@@ -339,6 +340,7 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
     logger.warn(`hub ${event.action} failed (attempt ${event.attempt}), retrying in ${event.delayMs} ms: ${error}`);
     emit({ type: 'retry', action: event.action, attempt: event.attempt, delayMs: event.delayMs, error });
   };
+  const { HubSession } = await import('./hub-session.js');
   const session = new HubSession({
     hubUrl: ctx.hubUrl,
     accessToken: ctx.accessToken,
@@ -428,6 +430,7 @@ async function commitExactlyOnce(
 ): Promise<{ oid: string; url: string }> {
   const { logger, emit, phase } = ctx;
   const { repoId, revision, publishId, repoUrl } = ctx.base;
+  const { hubStatusOf } = await import('./hub-session.js');
   const { title, description } = commitText(options, prepared, publishId);
   const operations: CommitOperation[] = contents.map(({ path, blob }) => ({ operation: 'addOrUpdate', path, content: blob }));
   const sizes = new Map(prepared.files.map((f) => [f.path, f.size]));
@@ -479,7 +482,7 @@ async function commitExactlyOnce(
       {
         retry,
         signal: options.signal,
-        isRetryable: (error) => session.isCommitRetryable(error),
+        isRetryable: isRetryableCommitError,
         onRetry: (event) => {
           const status = hubStatusOf(event.error);
           logger.warn(`commit attempt ${event.attempt} to ${repoId} failed${status ? ` (${status})` : ''}; retrying in ${event.delayMs} ms`, {

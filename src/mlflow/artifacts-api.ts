@@ -12,18 +12,21 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
-import { z } from 'zod';
 import { guessMimeType } from '../core/mime.js';
 import { InvalidResponseError, LocalPathError } from '../core/errors.js';
 import type { HttpClient } from '../core/http.js';
 import { redactUrl } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
+import type { FileSnapshot } from '../core/source-snapshot.js';
 import { mlflowErrorMapper } from './connection.js';
-import { parseMlflowResponse } from './schemas.js';
 
 // ───────────────────────────── artifact paths ─────────────────────────────
+
+/** The name prefix MLflow's local artifact repository reserves for its temp files. */
+const MLFLOW_RESERVED_PREFIX = '.artifact.uploading.';
 
 /** What {@link artifactPathProblem} found wrong with a path, in words, with the fix. */
 export interface ArtifactPathProblem {
@@ -36,9 +39,12 @@ export interface ArtifactPathProblem {
 /**
  * Checks one relative artifact path (POSIX separators) against the rules MLflow's server
  * applies to every artifact route, plus the ones that would silently change the name:
- * no `#`, no `..` / `.` / empty segment, no backslash, not absolute, no control characters
- * (NUL, newlines), and no `%XX` escape (the server percent-decodes paths repeatedly, so
- * `a%2Fb` would become `a/b`). Returns `undefined` when the path is fine.
+ * no `#` or `?`, no `..` / `.` / empty segment, no backslash, not absolute, no control
+ * characters (NUL, newlines), no `%XX` escape (the server percent-decodes paths repeatedly, so
+ * `a%2Fb` would become `a/b`), and no name starting with `.artifact.uploading.` (MLflow's temp
+ * files, left out of its listings). `#`, `?` and `%XX` are exactly the printable ASCII that
+ * MLflow's Python client cannot round-trip (test/mlflow/artifact-names.test.ts checks every
+ * class against it). Returns `undefined` when the path is fine.
  *
  * @example
  * ```ts
@@ -52,12 +58,16 @@ export function artifactPathProblem(path: string, { allowEmpty = false }: { allo
   if (/[\u0000-\u001f\u007f]/.test(path)) return problem('contains a control character (NUL, newline, tab, ...)');
   if (path.includes('\\')) return problem('contains a backslash, which MLflow rejects (use "/" between directories)');
   if (path.includes('#')) return problem('contains "#", which MLflow rejects');
+  // MLflow's Python client puts names into URLs unescaped: "a?b" would be fetched as "a".
+  if (path.includes('?')) return problem('contains "?", which MLflow\'s Python client cannot download (it reads the rest as a query string)');
   if (/%[0-9A-Fa-f]{2}/.test(path)) return problem('contains a %XX sequence, which the server would decode into another name');
-  if (path.startsWith('/') || /^[A-Za-z]:/.test(path)) return problem('is absolute; artifact paths are relative to the run\'s artifact root');
+  // "C:/x" is absolute on Windows; "n:n.txt" is a plain name (the Python client round-trips it).
+  if (path.startsWith('/') || /^[A-Za-z]:\//.test(path)) return problem('is absolute; artifact paths are relative to the run\'s artifact root');
   for (const segment of path.split('/')) {
     if (segment === '..') return problem('contains a ".." segment, which MLflow rejects');
     if (segment === '.') return problem('contains a "." segment; give the path in normal form');
     if (segment === '') return problem('contains an empty segment ("//" or a trailing "/")');
+    if (segment.startsWith(MLFLOW_RESERVED_PREFIX)) return problem(`starts a name with "${MLFLOW_RESERVED_PREFIX}", which MLflow reserves for temp files and never lists`);
   }
   return undefined;
 }
@@ -90,7 +100,7 @@ export function invalidArtifactPathError(problems: ArtifactPathProblem[], what =
   const head =
     problems.length === 1 ? `${what} ${shown[0]}.` : `${problems.length} artifact paths cannot be uploaded: ${shown.join('; ')}${more}.`;
   return new LocalPathError('INVALID_ARTIFACT_PATH', problems[0]?.path ?? '', `${head} Nothing was uploaded.`, {
-    hint: 'Rename the file(s) (e.g. replace "#", "%", "\\" and control characters with "_"), exclude them, or pass another artifactPath.',
+    hint: 'Rename the file(s) (e.g. replace "#", "?", "%", "\\" and control characters with "_"), exclude them, or pass another artifactPath.',
   });
 }
 
@@ -152,35 +162,6 @@ export function guessContentType(fileName: string): string {
   if (TEXT_EXTENSIONS.has(extension)) return 'text/plain';
   return guessMimeType(name).type ?? 'application/octet-stream';
 }
-
-// ───────────────────────────── wire schemas ─────────────────────────────
-
-const int64 = z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]);
-
-const listResponseSchema = z.object({
-  files: z
-    .array(
-      z.object({
-        path: z.string(),
-        is_dir: z.boolean().optional(),
-        file_size: int64.optional(),
-      }),
-    )
-    .optional(),
-});
-
-const createMultipartResponseSchema = z.object({
-  upload_id: z.string().optional(),
-  credentials: z
-    .array(
-      z.object({
-        url: z.string().min(1),
-        part_number: int64,
-        headers: z.record(z.string(), z.string()).optional(),
-      }),
-    )
-    .optional(),
-});
 
 /** One entry of a listing: a file or directory directly inside the listed directory. */
 export interface ArtifactListEntry {
@@ -273,17 +254,19 @@ export class MlflowArtifactsApi {
    */
   async putFile(
     serverPath: string,
-    body: { localPath: string; size: number; contentType?: string; bytes?: Uint8Array },
+    body: { localPath: string; size: number; contentType?: string; bytes?: Uint8Array; snapshot?: FileSnapshot },
     options: ArtifactsCallOptions & { onProgress?: (loaded: number) => void } = {},
-  ): Promise<{ attempts: number }> {
+  ): Promise<{ attempts: number; sha256?: string }> {
     assertArtifactPath(serverPath);
     let attempts = 1;
+    // sha256 of what was sent: of the buffer, or hashed while the file streams out.
+    const digest: { sha256?: string } = body.bytes ? { sha256: createHash('sha256').update(body.bytes).digest('hex') } : {};
     await this.http.request(
       {
         method: 'PUT',
         url: this.artifactUrl(serverPath),
         headers: { 'content-type': body.contentType ?? guessContentType(serverPath) },
-        body: body.bytes ?? { kind: 'file', path: body.localPath, start: 0, length: body.size },
+        body: body.bytes ?? { kind: 'file', path: body.localPath, start: 0, length: body.size, digest, ...(body.snapshot ? { snapshot: body.snapshot } : {}) },
         responseType: 'none',
         signal: options.signal,
         onUploadProgress: options.onProgress,
@@ -296,7 +279,29 @@ export class MlflowArtifactsApi {
         },
       },
     );
-    return { attempts };
+    return { attempts, ...(digest.sha256 ? { sha256: digest.sha256 } : {}) };
+  }
+
+  /**
+   * Deletes one file (`DELETE /mlflow-artifacts/artifacts/<path>`).
+   *
+   * @example
+   * ```ts
+   * await api.deleteFile('1/abc/artifacts/model.onnx');
+   * ```
+   */
+  async deleteFile(serverPath: string, options: ArtifactsCallOptions = {}): Promise<void> {
+    assertArtifactPath(serverPath);
+    await this.http.request(
+      {
+        method: 'DELETE',
+        url: this.artifactUrl(serverPath),
+        responseType: 'none',
+        signal: options.signal,
+        mapError: mlflowErrorMapper('mlflow-artifacts/artifacts'),
+      },
+      { onRetry: options.onRetry },
+    );
   }
 
   /** Downloads one file as a stream. The caller must consume or destroy it. */
@@ -326,7 +331,8 @@ export class MlflowArtifactsApi {
       { method: 'GET', url, signal: options.signal, mapError: mlflowErrorMapper('mlflow-artifacts/artifacts/list') },
       { onRetry: options.onRetry },
     );
-    const parsed = parseMlflowResponse(listResponseSchema, body, { method: 'GET', url });
+    const { artifactsListResponseSchema, parseMlflowResponse } = await import('./schemas.js');
+    const parsed = parseMlflowResponse(artifactsListResponseSchema, body, { method: 'GET', url });
     return (parsed.files ?? []).map((f) => ({
       name: f.path,
       isDir: f.is_dir ?? false,
@@ -355,6 +361,7 @@ export class MlflowArtifactsApi {
       },
       { onRetry: options.onRetry },
     );
+    const { createMultipartResponseSchema, parseMlflowResponse } = await import('./schemas.js');
     const parsed = parseMlflowResponse(createMultipartResponseSchema, body, { method: 'POST', url });
     const credentials = (parsed.credentials ?? [])
       .map((c) => ({ partNumber: c.part_number, url: c.url, headers: c.headers ?? {} }))

@@ -76,6 +76,7 @@ export type MlflowConnection =
       displayUri: string;
       /** `scheme://host[:port][/prefix]`, no trailing slash, no credentials. */
       baseUrl: string;
+      /** The HTTP client of this connection (keep-alive pool, retries, TLS). @internal */
       http: HttpClient;
       retry: ResolvedRetryOptions;
       logger: Logger;

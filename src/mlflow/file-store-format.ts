@@ -7,11 +7,9 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
-import { open, rename, rm, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
+import { open, stat, unlink } from 'node:fs/promises';
 import { sleep } from '../core/abort.js';
+import { writeFileAtomic } from '../core/atomic-write.js';
 import type { RunStatus } from './tracking-types.js';
 
 /** `RunStatus` ints of `mlflow/entities/run_status.py`. */
@@ -49,10 +47,12 @@ export function runStatusFromStored(value: unknown): RunStatus {
  *
  * @example
  * ```ts
- * toMetaYaml({ experiment_id: '0', name: 'Default' }); // "experiment_id: '0'\nname: Default\n"
+ * await toMetaYaml({ experiment_id: '0', name: 'Default' }); // "experiment_id: '0'\nname: Default\n"
  * ```
  */
-export function toMetaYaml(data: Record<string, unknown>): string {
+export async function toMetaYaml(data: Record<string, unknown>): Promise<string> {
+  // yaml loads on first use, not when the package is imported.
+  const { stringify } = await import('yaml');
   return stringify(data, { version: '1.1', sortMapEntries: true, singleQuote: true, lineWidth: 0 });
 }
 
@@ -62,10 +62,11 @@ export function toMetaYaml(data: Record<string, unknown>): string {
  *
  * @example
  * ```ts
- * parseMetaYaml("experiment_id: '0'\n"); // { experiment_id: '0' }
+ * await parseMetaYaml("experiment_id: '0'\n"); // { experiment_id: '0' }
  * ```
  */
-export function parseMetaYaml(text: string): Record<string, unknown> | undefined {
+export async function parseMetaYaml(text: string): Promise<Record<string, unknown> | undefined> {
+  const { parse } = await import('yaml');
   const data: unknown = parse(text, { version: '1.1' });
   return data !== null && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : undefined;
 }
@@ -114,7 +115,8 @@ export function metricLine(metric: { timestamp: number; value: number; step: num
 
 /**
  * Writes `data` to `target` all at once: into a temp file in `tempDir` (same file system, and a
- * directory MLflow does not read entries from), flushed to disk, then renamed over `target`.
+ * directory MLflow does not read entries from, under a {@link TEMP_PREFIX} name that our own
+ * listings skip), flushed to disk, then renamed over `target` (core's one atomic write).
  * Readers see the old content or the new, never a part.
  *
  * @example
@@ -123,20 +125,7 @@ export function metricLine(metric: { timestamp: number; value: number; step: num
  * ```
  */
 export async function atomicWriteFile(target: string, data: string, tempDir: string): Promise<void> {
-  const temp = join(tempDir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx');
-  try {
-    await handle.writeFile(data, 'utf8');
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await rename(temp, target);
-  } catch (error) {
-    await rm(temp, { force: true });
-    throw error;
-  }
+  await writeFileAtomic(target, data, { tempDir, prefix: TEMP_PREFIX });
 }
 
 /** How long a lock file may sit before it is taken as left over by a crashed process. */

@@ -221,7 +221,7 @@ export class FileTrackingStore implements TrackingClient {
       tags: [],
       user_id: input.userId ?? '',
     };
-    await atomicWriteFile(join(runDir, 'meta.yaml'), toMetaYaml(meta), runDir);
+    await atomicWriteFile(join(runDir, 'meta.yaml'), await toMetaYaml(meta), runDir);
     this.logger.debug(`created run ${runId} in ${runDir}`);
     return this.readRun(runDir);
   }
@@ -240,7 +240,7 @@ export class FileTrackingStore implements TrackingClient {
       meta.raw.run_name = input.runName;
       await this.writeEntity(runDir, 'tags', RUN_NAME_TAG, input.runName);
     }
-    await atomicWriteFile(join(runDir, 'meta.yaml'), toMetaYaml(meta.raw), runDir);
+    await atomicWriteFile(join(runDir, 'meta.yaml'), await toMetaYaml(meta.raw), runDir);
     return (await this.readRunMeta(runDir)).info;
   }
 
@@ -332,7 +332,7 @@ export class FileTrackingStore implements TrackingClient {
       trace_location: null,
       workspace: 'default',
     };
-    await atomicWriteFile(join(dir, 'meta.yaml'), toMetaYaml(meta), dir);
+    await atomicWriteFile(join(dir, 'meta.yaml'), await toMetaYaml(meta), dir);
     this.logger.debug(`created experiment ${id} ("${name}") in ${dir}`);
     return true;
   }
@@ -433,7 +433,7 @@ export class FileTrackingStore implements TrackingClient {
     for (let attempt = 0; attempt < 3 && !parsed; attempt++) {
       if (attempt > 0) await sleep(50 * attempt);
       try {
-        parsed = parseMetaYaml(await readFile(file, 'utf8'));
+        parsed = await parseMetaYaml(await readFile(file, 'utf8'));
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
           throw this.error(500, 'INVALID_STATE', what === 'run' ? 'runs/get' : 'experiments/get', `Cannot read ${file}: ${(error as Error).message}`, {
@@ -479,7 +479,7 @@ export class FileTrackingStore implements TrackingClient {
     if (key === RUN_NAME_TAG && meta.run_name !== value) {
       // MLflow keeps meta.yaml's run_name in step with the tag.
       meta.run_name = value;
-      await atomicWriteFile(join(runDir, 'meta.yaml'), toMetaYaml(meta), runDir);
+      await atomicWriteFile(join(runDir, 'meta.yaml'), await toMetaYaml(meta), runDir);
     }
   }
 

@@ -19,16 +19,16 @@ import type { HttpClient, HttpRequest } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { withRetry } from '../core/retry.js';
 import { mlflowErrorMapper, mlflowRequest, type MlflowConnection, type MlflowRequestOptions } from './connection.js';
-import {
-  loggedModelResponseSchema,
-  modelVersionResponseSchema,
-  registeredModelResponseSchema,
-  searchLoggedModelsResponseSchema,
-  searchModelVersionsResponseSchema,
-} from './registry-schemas.js';
 import type { LoggedModel, ModelVersion } from './registry-types.js';
-import { emptyResponseSchema, parseMlflowResponse } from './schemas.js';
 import type { z } from 'zod';
+
+type Schemas = typeof import('./schemas.js') & typeof import('./registry-schemas.js');
+
+/** The answer schemas, and zod with them, load with the first answer, not when the package is imported. */
+async function loadSchemas(): Promise<Schemas> {
+  const [tracking, registry] = await Promise.all([import('./schemas.js'), import('./registry-schemas.js')]);
+  return { ...tracking, ...registry };
+}
 
 /**
  * The tag that makes a logged-model or model-version create safe to retry: a fresh id per
@@ -111,10 +111,10 @@ export class MlflowRegistryClient {
     const model = await this.createOnce(
       'mlflow/logged-models',
       async (signal) => (await this.searchLoggedModels(input.experimentId, `tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`, { signal }))[0],
-      async (signal) => (await this.send('POST', 'mlflow/logged-models', { json, signal }, loggedModelResponseSchema)).model,
+      async (signal) => (await this.send('POST', 'mlflow/logged-models', { json, signal }, (s) => s.loggedModelResponseSchema)).model,
       options,
     );
-    await this.call('DELETE', `mlflow/logged-models/${encodeURIComponent(model.modelId)}/tags/${encodeURIComponent(REGISTRY_CREATE_ID_TAG)}`, options, emptyResponseSchema).catch(
+    await this.call('DELETE', `mlflow/logged-models/${encodeURIComponent(model.modelId)}/tags/${encodeURIComponent(REGISTRY_CREATE_ID_TAG)}`, options, (s) => s.emptyResponseSchema).catch(
       (error: unknown) => this.logger.debug(`could not remove tag ${REGISTRY_CREATE_ID_TAG} from logged model ${model.modelId}: ${(error as Error).message}`),
     );
     const { [REGISTRY_CREATE_ID_TAG]: _createId, ...tags } = model.tags;
@@ -123,30 +123,30 @@ export class MlflowRegistryClient {
 
   /** Logged models of an experiment matching an MLflow search filter (first page of up to 100). */
   async searchLoggedModels(experimentId: string, filter: string, options: RegistryRequestOptions = {}): Promise<LoggedModel[]> {
-    const body = await this.call('POST', 'mlflow/logged-models/search', { json: { experiment_ids: [experimentId], filter, max_results: 100 }, ...options }, searchLoggedModelsResponseSchema);
+    const body = await this.call('POST', 'mlflow/logged-models/search', { json: { experiment_ids: [experimentId], filter, max_results: 100 }, ...options }, (s) => s.searchLoggedModelsResponseSchema);
     return body.models;
   }
 
   /** The logged model. */
   async getLoggedModel(modelId: string, options: RegistryRequestOptions = {}): Promise<LoggedModel> {
-    return (await this.call('GET', `mlflow/logged-models/${encodeURIComponent(modelId)}`, options, loggedModelResponseSchema)).model;
+    return (await this.call('GET', `mlflow/logged-models/${encodeURIComponent(modelId)}`, options, (s) => s.loggedModelResponseSchema)).model;
   }
 
   /** Sets a logged model's final status. */
   async finalizeLoggedModel(modelId: string, status: 'READY' | 'FAILED', options: RegistryRequestOptions = {}): Promise<LoggedModel> {
     const json = { model_id: modelId, status: `LOGGED_MODEL_${status}` };
-    return (await this.call('PATCH', `mlflow/logged-models/${encodeURIComponent(modelId)}`, { json, ...options }, loggedModelResponseSchema)).model;
+    return (await this.call('PATCH', `mlflow/logged-models/${encodeURIComponent(modelId)}`, { json, ...options }, (s) => s.loggedModelResponseSchema)).model;
   }
 
   /** Deletes a logged model (MLflow keeps it as `deleted` until `mlflow gc`). */
   async deleteLoggedModel(modelId: string, options: RegistryRequestOptions = {}): Promise<void> {
-    await this.call('DELETE', `mlflow/logged-models/${encodeURIComponent(modelId)}`, { json: { model_id: modelId }, ...options }, emptyResponseSchema);
+    await this.call('DELETE', `mlflow/logged-models/${encodeURIComponent(modelId)}`, { json: { model_id: modelId }, ...options }, (s) => s.emptyResponseSchema);
   }
 
   /** Records logged models as outputs of a run (`runs/outputs`), which the run page lists. */
   async logRunOutputs(runId: string, modelIds: readonly string[], options: RegistryRequestOptions = {}): Promise<void> {
     const json = { run_id: runId, models: modelIds.map((modelId) => ({ model_id: modelId, step: 0 })) };
-    await this.call('POST', 'mlflow/runs/outputs', { json, ...options }, emptyResponseSchema);
+    await this.call('POST', 'mlflow/runs/outputs', { json, ...options }, (s) => s.emptyResponseSchema);
   }
 
   // ───────────────────────────── registered models and versions ─────────────────────────────
@@ -157,7 +157,7 @@ export class MlflowRegistryClient {
    */
   async createRegisteredModel(name: string, options: RegistryRequestOptions = {}): Promise<boolean> {
     try {
-      await this.call('POST', 'mlflow/registered-models/create', { json: { name }, ...options }, registeredModelResponseSchema);
+      await this.call('POST', 'mlflow/registered-models/create', { json: { name }, ...options }, (s) => s.registeredModelResponseSchema);
       return true;
     } catch (error) {
       if (error instanceof MlflowApiError && (error.errorCode === 'RESOURCE_ALREADY_EXISTS' || error.errorCode === 'ALREADY_EXISTS')) return false;
@@ -179,10 +179,10 @@ export class MlflowRegistryClient {
     const version = await this.createOnce(
       'mlflow/model-versions/create',
       async (signal) => (await this.searchModelVersions(`name='${input.name.replaceAll("'", "''")}' and tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`, { signal }))[0],
-      async (signal) => (await this.send('POST', 'mlflow/model-versions/create', { json, signal }, modelVersionResponseSchema)).model_version,
+      async (signal) => (await this.send('POST', 'mlflow/model-versions/create', { json, signal }, (s) => s.modelVersionResponseSchema)).model_version,
       options,
     );
-    await this.call('DELETE', 'mlflow/model-versions/delete-tag', { json: { name: version.name, version: version.version, key: REGISTRY_CREATE_ID_TAG }, ...options }, emptyResponseSchema).catch(
+    await this.call('DELETE', 'mlflow/model-versions/delete-tag', { json: { name: version.name, version: version.version, key: REGISTRY_CREATE_ID_TAG }, ...options }, (s) => s.emptyResponseSchema).catch(
       (error: unknown) => this.logger.debug(`could not remove tag ${REGISTRY_CREATE_ID_TAG} from ${version.name} v${version.version}: ${(error as Error).message}`),
     );
     const { [REGISTRY_CREATE_ID_TAG]: _createId, ...tags } = version.tags;
@@ -191,7 +191,7 @@ export class MlflowRegistryClient {
 
   /** The model version. */
   async getModelVersion(name: string, version: string, options: RegistryRequestOptions = {}): Promise<ModelVersion> {
-    return (await this.call('GET', 'mlflow/model-versions/get', { query: { name, version }, ...options }, modelVersionResponseSchema)).model_version;
+    return (await this.call('GET', 'mlflow/model-versions/get', { query: { name, version }, ...options }, (s) => s.modelVersionResponseSchema)).model_version;
   }
 
   /** Every model version matching an MLflow search filter (e.g. `name='m' and tags.k = 'v'`), every page. */
@@ -201,7 +201,7 @@ export class MlflowRegistryClient {
     for (let page = 0; page < MAX_PAGES; page++) {
       const query: Record<string, string> = { filter, max_results: '1000' };
       if (pageToken) query.page_token = pageToken;
-      const body = await this.call('GET', 'mlflow/model-versions/search', { query, ...options }, searchModelVersionsResponseSchema);
+      const body = await this.call('GET', 'mlflow/model-versions/search', { query, ...options }, (s) => s.searchModelVersionsResponseSchema);
       out.push(...body.model_versions);
       pageToken = body.next_page_token || undefined;
       if (!pageToken) break;
@@ -211,17 +211,17 @@ export class MlflowRegistryClient {
 
   /** Deletes a model version. */
   async deleteModelVersion(name: string, version: string, options: RegistryRequestOptions = {}): Promise<void> {
-    await this.call('DELETE', 'mlflow/model-versions/delete', { json: { name, version }, ...options }, emptyResponseSchema);
+    await this.call('DELETE', 'mlflow/model-versions/delete', { json: { name, version }, ...options }, (s) => s.emptyResponseSchema);
   }
 
   /** Sets (or overwrites) a tag of a model version. */
   async setModelVersionTag(name: string, version: string, key: string, value: string, options: RegistryRequestOptions = {}): Promise<void> {
-    await this.call('POST', 'mlflow/model-versions/set-tag', { json: { name, version, key, value }, ...options }, emptyResponseSchema);
+    await this.call('POST', 'mlflow/model-versions/set-tag', { json: { name, version, key, value }, ...options }, (s) => s.emptyResponseSchema);
   }
 
   /** Points an alias at a version (moving it from another version, if it was there). */
   async setAlias(name: string, alias: string, version: string, options: RegistryRequestOptions = {}): Promise<void> {
-    await this.call('POST', 'mlflow/registered-models/alias', { json: { name, alias, version }, ...options }, emptyResponseSchema);
+    await this.call('POST', 'mlflow/registered-models/alias', { json: { name, alias, version }, ...options }, (s) => s.emptyResponseSchema);
   }
 
   // ───────────────────────────── run artifacts ─────────────────────────────
@@ -284,18 +284,20 @@ export class MlflowRegistryClient {
   }
 
   /** One attempt (no retries). */
-  private async send<S extends z.ZodType>(method: HttpRequest['method'], endpoint: string, options: MlflowRequestOptions, schema: S): Promise<z.output<S>> {
+  private async send<S extends z.ZodType>(method: HttpRequest['method'], endpoint: string, options: MlflowRequestOptions, pick: (schemas: Schemas) => S): Promise<z.output<S>> {
     const request = mlflowRequest(this.baseUrl, method, endpoint, options);
     const response = await this.http.send(request);
-    return parseMlflowResponse(schema, response.body, { method, url: request.url });
+    const schemas = await loadSchemas();
+    return schemas.parseMlflowResponse(pick(schemas), response.body, { method, url: request.url });
   }
 
   /** With retries. */
-  private async call<S extends z.ZodType>(method: HttpRequest['method'], endpoint: string, options: MlflowRequestOptions, schema: S): Promise<z.output<S>> {
+  private async call<S extends z.ZodType>(method: HttpRequest['method'], endpoint: string, options: MlflowRequestOptions, pick: (schemas: Schemas) => S): Promise<z.output<S>> {
     const request = mlflowRequest(this.baseUrl, method, endpoint, options);
     try {
       const response = await this.http.request(request);
-      return parseMlflowResponse(schema, response.body, { method, url: request.url });
+      const schemas = await loadSchemas();
+      return schemas.parseMlflowResponse(pick(schemas), response.body, { method, url: request.url });
     } catch (error) {
       throw unavailable(error, endpoint);
     }

@@ -11,17 +11,7 @@ import type { HttpClient, HttpRequest } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { withRetry, type ResolvedRetryOptions } from '../core/retry.js';
 import { mlflowRequest, type MlflowConnection, type MlflowRequestOptions } from './connection.js';
-import {
-  createExperimentResponseSchema,
-  emptyResponseSchema,
-  getExperimentResponseSchema,
-  listArtifactsResponseSchema,
-  parseMlflowResponse,
-  runResponseSchema,
-  searchRunsResponseSchema,
-  toArtifactListing,
-  updateRunResponseSchema,
-} from './schemas.js';
+import type * as Schemas from './schemas.js';
 import {
   assertEntityKey,
   assertExperimentId,
@@ -92,7 +82,7 @@ export class MlflowRestClient implements TrackingClient {
   async getExperimentByName(name: string, options: TrackingRequestOptions = {}): Promise<Experiment | undefined> {
     assertExperimentName(name);
     try {
-      const body = await this.call('GET', 'experiments/get-by-name', { query: { experiment_name: name }, ...options }, getExperimentResponseSchema);
+      const body = await this.call('GET', 'experiments/get-by-name', { query: { experiment_name: name }, ...options }, (s) => s.getExperimentResponseSchema);
       return body.experiment;
     } catch (error) {
       if (isDoesNotExist(error)) return undefined;
@@ -102,14 +92,14 @@ export class MlflowRestClient implements TrackingClient {
 
   async getExperiment(experimentId: string, options: TrackingRequestOptions = {}): Promise<Experiment> {
     assertExperimentId(experimentId);
-    const body = await this.call('GET', 'experiments/get', { query: { experiment_id: experimentId }, ...options }, getExperimentResponseSchema);
+    const body = await this.call('GET', 'experiments/get', { query: { experiment_id: experimentId }, ...options }, (s) => s.getExperimentResponseSchema);
     return body.experiment;
   }
 
   async createExperiment(name: string, options: TrackingRequestOptions = {}): Promise<string> {
     assertExperimentName(name);
     try {
-      const body = await this.call('POST', 'experiments/create', { json: { name }, ...options }, createExperimentResponseSchema);
+      const body = await this.call('POST', 'experiments/create', { json: { name }, ...options }, (s) => s.createExperimentResponseSchema);
       return body.experiment_id;
     } catch (error) {
       // Another process created it between our lookup and our create (or a retried create
@@ -161,6 +151,7 @@ export class MlflowRestClient implements TrackingClient {
         }
         const request = this.request('POST', 'runs/create', { json, signal });
         const response = await this.http.send(request);
+        const { parseMlflowResponse, runResponseSchema } = await import('./schemas.js');
         return parseMlflowResponse(runResponseSchema, response.body, { method: 'POST', url: request.url }).run;
       },
       {
@@ -173,7 +164,7 @@ export class MlflowRestClient implements TrackingClient {
           }),
       },
     );
-    await this.call('POST', 'runs/delete-tag', { json: { run_id: run.info.runId, key: CREATE_ID_TAG }, ...options }, emptyResponseSchema).catch((error: unknown) => {
+    await this.call('POST', 'runs/delete-tag', { json: { run_id: run.info.runId, key: CREATE_ID_TAG }, ...options }, (s) => s.emptyResponseSchema).catch((error: unknown) => {
       this.logger.debug(`could not remove tag ${CREATE_ID_TAG} from run ${run.info.runId}: ${(error as Error).message}`);
     });
     const { [CREATE_ID_TAG]: _createId, ...rest } = run.data.tags;
@@ -187,12 +178,13 @@ export class MlflowRestClient implements TrackingClient {
       signal,
     });
     const response = await this.http.send(request);
+    const { parseMlflowResponse, searchRunsResponseSchema } = await import('./schemas.js');
     return parseMlflowResponse(searchRunsResponseSchema, response.body, { method: 'POST', url: request.url }).runs[0];
   }
 
   async getRun(runId: string, options: TrackingRequestOptions = {}): Promise<Run> {
     assertRunId(runId);
-    const body = await this.call('GET', 'runs/get', { query: { run_id: runId }, ...options }, runResponseSchema);
+    const body = await this.call('GET', 'runs/get', { query: { run_id: runId }, ...options }, (s) => s.runResponseSchema);
     return body.run;
   }
 
@@ -205,7 +197,7 @@ export class MlflowRestClient implements TrackingClient {
       end_time: input.endTime,
       run_name: input.runName,
     };
-    const body = await this.call('POST', 'runs/update', { json, ...options }, updateRunResponseSchema);
+    const body = await this.call('POST', 'runs/update', { json, ...options }, (s) => s.updateRunResponseSchema);
     return body.run_info;
   }
 
@@ -221,7 +213,7 @@ export class MlflowRestClient implements TrackingClient {
         params: chunk.params,
         tags: chunk.tags,
       };
-      await this.call('POST', 'runs/log-batch', { json, ...options }, emptyResponseSchema);
+      await this.call('POST', 'runs/log-batch', { json, ...options }, (s) => s.emptyResponseSchema);
     }
   }
 
@@ -229,7 +221,7 @@ export class MlflowRestClient implements TrackingClient {
     assertRunId(runId);
     assertEntityKey(key, 'tag');
     assertTagValue(key, value);
-    await this.call('POST', 'runs/set-tag', { json: { run_id: runId, key, value }, ...options }, emptyResponseSchema);
+    await this.call('POST', 'runs/set-tag', { json: { run_id: runId, key, value }, ...options }, (s) => s.emptyResponseSchema);
   }
 
   async listArtifacts(runId: string, path?: string, options: TrackingRequestOptions = {}): Promise<ArtifactListing> {
@@ -242,8 +234,8 @@ export class MlflowRestClient implements TrackingClient {
       const query: Record<string, string> = { run_id: runId };
       if (dir) query.path = dir;
       if (pageToken) query.page_token = pageToken;
-      const body = await this.call('GET', 'artifacts/list', { query, ...options }, listArtifactsResponseSchema);
-      const listing = toArtifactListing(body);
+      const body = await this.call('GET', 'artifacts/list', { query, ...options }, (s) => s.listArtifactsResponseSchema);
+      const listing = (await import('./schemas.js')).toArtifactListing(body);
       rootUri ||= listing.rootUri;
       files.push(...listing.files);
       pageToken = body.next_page_token || undefined;
@@ -252,15 +244,17 @@ export class MlflowRestClient implements TrackingClient {
     return { rootUri, files };
   }
 
+  /** One call under the retry policy; the answer is validated with the schema `pick` chooses (loaded with zod on first use). */
   private async call<S extends z.ZodType>(
     method: 'GET' | 'POST',
     path: string,
     options: { query?: Record<string, string>; json?: unknown; signal?: AbortSignal },
-    schema: S,
+    pick: (schemas: typeof Schemas) => S,
   ): Promise<z.output<S>> {
     const request = this.request(method, path, options);
     const response = await this.http.request(request);
-    return parseMlflowResponse(schema, response.body, { method, url: request.url });
+    const schemas = await import('./schemas.js');
+    return schemas.parseMlflowResponse(pick(schemas), response.body, { method, url: request.url });
   }
 
   private request(method: 'GET' | 'POST', path: string, options: MlflowRequestOptions): HttpRequest {

@@ -5,6 +5,9 @@
  * empty, metric values `"NaN"` / `"Infinity"` as strings, and unknown keys (ignored). A body
  * that does not fit is an `InvalidResponseError` naming the fields at fault.
  *
+ * The clients import this module (and so zod) on the first answer they validate, not when the
+ * package is imported.
+ *
  * @module
  */
 import { z } from 'zod';
@@ -133,6 +136,36 @@ export const listArtifactsResponseSchema = z.object({
     .array(z.object({ path: z.string(), is_dir: z.boolean().optional(), file_size: int64Schema.optional() }))
     .optional(),
   next_page_token: z.string().optional(),
+});
+
+/** A non-negative int64 of the artifacts proxy: a JSON number or a decimal string. */
+const proxyInt64 = z.union([z.number().int(), z.string().regex(/^\d+$/).transform(Number)]);
+
+/** `GET mlflow-artifacts/artifacts?path=`: the entries of one directory (`files` left out when empty). */
+export const artifactsListResponseSchema = z.object({
+  files: z
+    .array(
+      z.object({
+        path: z.string(),
+        is_dir: z.boolean().optional(),
+        file_size: proxyInt64.optional(),
+      }),
+    )
+    .optional(),
+});
+
+/** `POST mlflow-artifacts/mpu/create`: the upload id and one presigned part URL (or proxy URL) per part. */
+export const createMultipartResponseSchema = z.object({
+  upload_id: z.string().optional(),
+  credentials: z
+    .array(
+      z.object({
+        url: z.string().min(1),
+        part_number: proxyInt64,
+        headers: z.record(z.string(), z.string()).optional(),
+      }),
+    )
+    .optional(),
 });
 
 /**

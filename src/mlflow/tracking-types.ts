@@ -146,8 +146,8 @@ export interface TrackingRequestOptions {
 }
 
 /**
- * Talks to MLflow's tracking API: a REST server ({@link MlflowRestClient}) or a local
- * `./mlruns` FileStore ({@link FileTrackingStore}), with the same methods and the same errors
+ * Talks to MLflow's tracking API: a REST server (`MlflowRestClient`) or a local
+ * `./mlruns` FileStore (`FileTrackingStore`), with the same methods and the same errors
  * (`MlflowApiError` with MLflow's `error_code`, e.g. `RESOURCE_DOES_NOT_EXIST`).
  *
  * @example

@@ -86,6 +86,7 @@ export function activeRun(): ActiveRun | undefined {
  *
  * @example
  * ```ts
+ * declare const runA: ActiveRun; // e.g. created by `withNewRun` or handed over by the caller
  * const [a, b] = await Promise.all([
  *   withRun(runA, () => uploader.uploadDirectory('out/a')),
  *   withRun('0a1b2c3d4e5f60718293a4b5c6d7e8f9', () => uploader.uploadDirectory('out/b')),

@@ -160,6 +160,9 @@ export async function endRun(status?: RunStatus, options: EndRunOptions = {}): P
  *
  * @example
  * ```ts
+ * declare const configs: Array<{ name: string; learningRate: number }>;
+ * declare function train(config: { name: string; learningRate: number }): Promise<void>;
+ *
  * await Promise.all(
  *   configs.map((config) =>
  *     withNewRun({ experimentName: 'sweep', runName: config.name }, () => train(config)),

@@ -9,6 +9,7 @@
 import type { Env } from '../core/env.js';
 import type { Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
+import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
 import type { AzureStoreOptions } from './azure-config.js';
@@ -31,6 +32,18 @@ export interface UploadFileOptions {
   onProgress?: (loaded: number) => void;
   /** Called before each retried request of this file (single PUT or any part). */
   onRetry?: (event: RetryEvent) => void;
+  /**
+   * Part-level resume, for stores whose multipart protocol can list what the server holds
+   * (`s3://`). Stores without it ignore the field (they resume at file level only, which the
+   * uploader does without them).
+   */
+  resume?: MultipartResume;
+  /**
+   * The file when its upload started ({@link snapshotFile}). A request that fails while the file
+   * no longer matches it throws `SourceChangedError` (no retries), and a store that can keeps
+   * nothing of it. @default none (no check)
+   */
+  snapshot?: FileSnapshot;
 }
 
 /** What {@link ArtifactStore.uploadFile} did. */
@@ -41,6 +54,13 @@ export interface UploadFileResult {
   attempts: number;
   /** True when the bytes went through the server's multipart upload. */
   multipart: boolean;
+  /** Bytes not sent because parts of an earlier attempt's multipart upload were reused (part-level resume). @default 0 */
+  bytesReused?: number;
+  /**
+   * sha256 (hex) of the bytes sent, computed while they were read (no second read), when the
+   * store sent the file in one pass (`file:` copies, single PUTs); `undefined` for multipart.
+   */
+  sha256?: string;
 }
 
 /** One entry of a store listing. */
@@ -62,7 +82,7 @@ export interface ArtifactEntry {
  *
  * @example
  * ```ts
- * const store = resolveArtifactStore(run.info.artifact_uri, { connection });
+ * const store = resolveArtifactStore(run.info.artifactUri, { connection });
  * const { bytes, multipart } = await store.uploadFile('out/model.onnx', 'model/model.onnx');
  * const entries = await store.list('model'); // [{ path: 'model/model.onnx', isDir: false, size: 1234 }]
  * ```
@@ -78,6 +98,11 @@ export interface ArtifactStore {
    * artifact of that name, as MLflow does.
    */
   uploadFile(localPath: string, artifactPath: string, options?: UploadFileOptions): Promise<UploadFileResult>;
+  /**
+   * Removes one stored file (used to take back a file whose source changed during its upload).
+   * Stores that cannot delete leave it out.
+   */
+  delete?(artifactPath: string, options?: { signal?: AbortSignal }): Promise<void>;
   /**
    * Lists the entries directly inside `artifactDir` (the root when omitted), with paths
    * relative to the artifact root, sorted by path. A missing directory gives `[]`.
@@ -189,4 +214,59 @@ export async function listArtifactsRecursive(
   };
   await walk(artifactDir === undefined || artifactDir === '' ? undefined : joinArtifactPath(artifactDir));
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** A part of a multipart upload the store confirmed. */
+export interface StoredPart {
+  /** 1-based part number. */
+  partNumber: number;
+  /** Bytes in the part. */
+  size: number;
+  /** The ETag the store answered. */
+  etag?: string;
+  /** The checksum the store answered (`<algorithm>:<base64>`, e.g. `crc32:AAAAAA==`), when there is one. */
+  checksum?: string;
+}
+
+/** A multipart upload an earlier attempt started, as the journal recorded it. */
+export interface PreviousMultipartUpload {
+  uploadId: string;
+  /** Its part size: parts are reusable only at the same size. */
+  partSize: number;
+  /** Parts recorded as done. */
+  parts: StoredPart[];
+}
+
+/**
+ * The part-level resume hooks of one file upload (see {@link UploadFileOptions.resume}). The
+ * uploader's journal step implements them; a store that supports part-level resume:
+ * - continues `previous` when it may (`reuse`, same part size, the server still has it): it asks
+ *   the server which parts it holds and re-sends those missing or not matching `previous.parts`;
+ * - otherwise aborts `previous` on the server (an upload nobody will complete is an orphan), and
+ *   starts a new one;
+ * - reports each new upload with `started`, each confirmed part with `partDone`, and an upload it
+ *   aborted with `aborted`. The hooks never throw.
+ */
+export interface MultipartResume {
+  /** An earlier attempt's multipart upload of this file. */
+  previous?: PreviousMultipartUpload;
+  /** False when `previous` must not be continued (the local file changed, or resume is off): abort it. */
+  reuse: boolean;
+  started(uploadId: string, partSize: number): Promise<void>;
+  partDone(part: StoredPart): Promise<void>;
+  aborted(uploadId: string): Promise<void>;
+  /**
+   * A store-specific token an earlier attempt saved (e.g. a GCS resumable session): a store
+   * reads only its own (`store` is its `kind`), continues it when `reuse` is true, and cancels it
+   * otherwise.
+   */
+  token?: StoreResumeToken;
+  /** Saves the store-specific token of the upload in progress (the journal keeps it until the file is done). */
+  saveToken(token: StoreResumeToken): Promise<void>;
+}
+
+/** A store-specific way to pick an upload up again: `store` is the store's `kind`, `value` JSON it defines. */
+export interface StoreResumeToken {
+  store: string;
+  value: unknown;
 }

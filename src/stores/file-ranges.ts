@@ -58,8 +58,12 @@ export interface SendFileRangesOptions {
   concurrency: number;
   /** Sends range `index` (0-based); `body` is only valid until this resolves. */
   send: (index: number, body: Buffer) => Promise<void>;
-  /** Bytes of the ranges sent so far, after each range. */
+  /** Bytes of the ranges sent so far (counting {@link alreadyLoaded}), after each range. */
   onProgress?: ((loaded: number) => void) | undefined;
+  /** Ranges (0-based) not to send: the server already holds them (part-level resume). @default none */
+  skip?: ReadonlySet<number> | undefined;
+  /** Bytes of the skipped ranges, reported through `onProgress` before the first range is sent. @default 0 */
+  alreadyLoaded?: number | undefined;
 }
 
 /**
@@ -78,12 +82,15 @@ export interface SendFileRangesOptions {
 export async function sendFileRanges(source: SourceFile, stop: RangeStop, options: SendFileRangesOptions): Promise<void> {
   const { rangeSize } = options;
   const count = Math.ceil(source.size / rangeSize);
+  const { skip } = options;
   let next = 0;
-  let loaded = 0;
+  let loaded = options.alreadyLoaded ?? 0;
+  if (loaded > 0) options.onProgress?.(loaded);
   const worker = async (): Promise<void> => {
     let buffer: Buffer | undefined;
     while (next < count && !stop.stopped) {
       const index = next++;
+      if (skip?.has(index)) continue;
       const start = index * rangeSize;
       const length = Math.min(rangeSize, source.size - start);
       buffer ??= Buffer.allocUnsafe(rangeSize);

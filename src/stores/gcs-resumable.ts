@@ -21,10 +21,11 @@
 import { stat } from 'node:fs/promises';
 import { InvalidResponseError, LocalPathError } from '../core/errors.js';
 import type { HttpRequest, HttpResponse } from '../core/http.js';
+import type { FileSnapshot } from '../core/source-snapshot.js';
 
 /**
  * A resumable upload session: what a crash-resume journal keeps to continue the upload in
- * another process ({@link GcsArtifactStore.uploadFile}'s `resumeSession`). The URI is a bearer
+ * another process (`GcsArtifactStore.uploadFile`'s `resumeSession`). The URI is a bearer
  * capability for this one upload (no other credentials are needed to write to it) until GCS
  * expires it, a week after it was created: keep it where only the user can read it.
  */
@@ -41,7 +42,7 @@ export interface GcsResumableSession {
   createdAt: number;
 }
 
-/** What a status query learned about a session (see {@link queryResumableSession}). */
+/** What a status query learned about a session (see `queryResumableSession`). */
 export type GcsSessionStatus =
   /** GCS has the first `offset` bytes; the rest is still to send. */
   | { state: 'incomplete'; offset: number }
@@ -75,6 +76,8 @@ export interface ResumableSource {
   path: string;
   /** Bytes to send: the size stat'ed before the upload. */
   size: number;
+  /** The file when its upload started: a chunk that fails while it differs is `SOURCE_CHANGED`. */
+  snapshot?: FileSnapshot;
 }
 
 /**
@@ -174,7 +177,7 @@ export async function sendResumableChunks(
         method: 'PUT',
         url: session.uri,
         headers: { 'content-range': `bytes ${start}-${start + length - 1}/${source.size}` },
-        body: { kind: 'file', path: source.path, start, length },
+        body: { kind: 'file', path: source.path, start, length, ...(source.snapshot ? { snapshot: source.snapshot } : {}) },
         responseType: 'json',
         signal: options.signal,
         onUploadProgress: (loaded) => options.onProgress?.(start + loaded),

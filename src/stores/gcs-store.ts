@@ -70,6 +70,7 @@ import {
 } from './gcs-resumable.js';
 import { statSourceFile, toLocalPathError } from './source-file.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
+import { sourceChange } from '../core/source-snapshot.js';
 
 /** The npm package the `gs://` store needs for credentials. */
 export const GCS_PEER_PACKAGES: readonly string[] = ['@google-cloud/storage'];
@@ -105,7 +106,7 @@ export interface GcsArtifactStoreOptions extends GcsStoreOptions {
   loadSdk?: GcsSdkLoader;
 }
 
-/** Options of {@link GcsArtifactStore.uploadFile}: the common ones plus the resume hooks. */
+/** Options of `GcsArtifactStore.uploadFile`: the common ones plus the resume hooks. */
 export interface GcsUploadFileOptions extends UploadFileOptions {
   /**
    * A resumable session an earlier process created for this file (from {@link onSession}).
@@ -121,7 +122,7 @@ export interface GcsUploadFileOptions extends UploadFileOptions {
   onSession?: (session: GcsResumableSession) => void | Promise<void>;
 }
 
-/** What {@link GcsArtifactStore.uploadFile} did. */
+/** What `GcsArtifactStore.uploadFile` did. */
 export interface GcsUploadFileResult extends UploadFileResult {
   /** Bytes GCS already had from an earlier process ({@link GcsUploadFileOptions.resumeSession}); not sent again. */
   resumedBytes: number;
@@ -207,19 +208,31 @@ export class GcsArtifactStore implements ArtifactStore {
     const resumable = size > this.config.resumableThreshold;
     let session: GcsResumableSession | undefined;
     let resumedBytes = 0;
+    // The pipeline's journal (UploadFileOptions.resume) keeps the session as this store's token.
+    const journal = options.resume;
+    const recorded = journal?.token?.store === this.kind ? asSession(journal.token.value) : undefined;
+    if (recorded && (!journal?.reuse || !resumable)) await this.cancelQuietly(recorded); // not wanted any more
+    const sessionOptions: GcsUploadFileOptions = {
+      ...options,
+      resumeSession: options.resumeSession ?? (journal?.reuse && resumable ? recorded : undefined),
+      onSession: async (created) => {
+        await options.onSession?.(created);
+        await journal?.saveToken({ store: this.kind, value: created });
+      },
+    };
     try {
       let object: GcsObjectResource;
       if (!resumable) {
         object = await this.uploadInOneRequest(requester, localPath, name, contentType, size, signal);
       } else {
-        const started = await this.openSession(requester, name, size, contentType, options, signal);
+        const started = await this.openSession(requester, name, size, contentType, sessionOptions, signal);
         session = started.session;
         resumedBytes = started.offset;
         if (started.object) {
           object = started.object;
         } else {
           options.onProgress?.(started.offset);
-          object = await sendResumableChunks(requester, session, { path: localPath, size }, started.offset, this.config.chunkSize, {
+          object = await sendResumableChunks(requester, session, { path: localPath, size, ...(options.snapshot ? { snapshot: options.snapshot } : {}) }, started.offset, this.config.chunkSize, {
             signal,
             onProgress: options.onProgress,
           });
@@ -232,7 +245,7 @@ export class GcsArtifactStore implements ArtifactStore {
         });
       }
       options.onProgress?.(size);
-      return { bytes: size, attempts: 1 + retries, multipart: resumable, resumedBytes };
+      return { bytes: size, attempts: 1 + retries, multipart: resumable, resumedBytes, ...(resumedBytes > 0 ? { bytesReused: resumedBytes } : {}) };
     } catch (error) {
       if (session) await this.cancelQuietly(session);
       if (deadline?.aborted) {
@@ -246,7 +259,9 @@ export class GcsArtifactStore implements ArtifactStore {
           cause: options.signal.reason ?? error,
         });
       }
-      throw error;
+      // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
+      const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+      throw changed ?? error;
     }
   }
 
@@ -275,6 +290,13 @@ export class GcsArtifactStore implements ArtifactStore {
    */
   async cancelSession(session: GcsResumableSession, options: { signal?: AbortSignal } = {}): Promise<boolean> {
     return cancelResumableSession(this.requester(options.signal), session, options.signal);
+  }
+
+  async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    assertArtifactPath(artifactPath);
+    const name = joinArtifactPath(this.rootKey, artifactPath);
+    const url = `${this.config.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.bucket)}/o/${encodeURIComponent(name)}`;
+    await this.requester(options.signal).send({ method: 'DELETE', url, signal: options.signal, responseType: 'none' }, { operation: 'delete', name });
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {
@@ -650,4 +672,12 @@ export function parseGcsUri(uri: string): { bucket: string; rootKey: string } {
  */
 function contentTypeFor(name: string): string {
   return guessMimeType(name).type ?? 'application/octet-stream';
+}
+
+/** A session as the journal stored it, if it has the shape of one. */
+function asSession(value: unknown): GcsResumableSession | undefined {
+  const v = value as Partial<GcsResumableSession> | null;
+  if (!v || typeof v !== 'object') return undefined;
+  if (typeof v.uri !== 'string' || typeof v.bucket !== 'string' || typeof v.name !== 'string' || typeof v.size !== 'number' || typeof v.createdAt !== 'number') return undefined;
+  return { uri: v.uri, bucket: v.bucket, name: v.name, size: v.size, createdAt: v.createdAt };
 }

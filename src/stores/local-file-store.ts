@@ -5,15 +5,24 @@
  * place only once complete and flushed, so a crash or an abort never leaves a half-written
  * artifact, and an existing artifact is replaced all at once.
  *
+ * Temp files are named `.artifact.uploading.artifact-uploader-<pid>-<host>-<random>.tmp`:
+ * `.artifact.uploading.` is the prefix MLflow's own local artifact repository uses for its temp
+ * files, and its `list_artifacts` (hence `download_artifacts` and the UI) leaves such names out,
+ * so even a copy cut short by SIGKILL is never listed or downloaded as an artifact. The first
+ * write into a directory removes the temp files there that dead processes left behind (owner
+ * pid gone, untouched for 10 minutes), and those of earlier versions (`.artifact-uploader-*.tmp`).
+ *
  * @module
  */
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { AbortedError, LocalPathError } from '../core/errors.js';
+import { atomicWrite, removeStaleTempFiles } from '../core/atomic-write.js';
+import { AbortedError, DiskFullError, diskFullError, LocalPathError, SourceChangedError } from '../core/errors.js';
+import { sourceChange } from '../core/source-snapshot.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import { fileUriToPath } from '../mlflow/connection.js';
@@ -21,8 +30,15 @@ import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreF
 import { throwIfAborted } from '../core/abort.js';
 import { statSourceFile, toLocalPathError } from './source-file.js';
 
-/** Temp files start with this, so listings can leave them out. */
-const TEMP_PREFIX = '.artifact-uploader-';
+/**
+ * Temp files start with this: MLflow's reserved temp prefix (`_TEMP_ARTIFACT_PREFIX` of
+ * `local_artifact_repo.py`), which its listing skips, then ours.
+ */
+export const UPLOADING_PREFIX = '.artifact.uploading.artifact-uploader-';
+/** MLflow's reserved prefix: names starting with it are never listed, by MLflow or by us. */
+const MLFLOW_TEMP_PREFIX = '.artifact.uploading.';
+/** Temp names of versions before 0.x that were listed by MLflow (`.artifact-uploader-<hex>.tmp`). */
+const LEGACY_TEMP_NAME = /^\.artifact-uploader-[0-9a-f]{12}\.tmp$/;
 const COPY_CHUNK = 1024 * 1024;
 
 /** Options of {@link LocalFileStore}. */
@@ -50,6 +66,8 @@ export class LocalFileStore implements ArtifactStore {
   /** Absolute path of the artifact root directory. */
   readonly root: string;
   private readonly logger: Logger;
+  /** Directories already cleaned of stale temp files by this instance. */
+  private readonly cleaned = new Set<string>();
 
   constructor(options: LocalFileStoreOptions) {
     this.artifactUri = options.artifactUri;
@@ -70,45 +88,58 @@ export class LocalFileStore implements ArtifactStore {
     try {
       await mkdir(directory, { recursive: true });
     } catch (error) {
-      throw new LocalPathError('NOT_A_DIRECTORY', directory, `Cannot create the artifact directory ${directory}: ${(error as Error).message}.`, {
+      throw diskFullError(error, directory) ?? new LocalPathError('NOT_A_DIRECTORY', directory, `Cannot create the artifact directory ${directory}: ${(error as Error).message}.`, {
         hint: 'A file may already exist where a directory is needed, or the directory is not writable.',
         cause: error,
       });
     }
-    const temp = join(directory, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}.tmp`);
+    if (!this.cleaned.has(directory)) {
+      this.cleaned.add(directory);
+      await removeStaleTempFiles(directory, UPLOADING_PREFIX, { legacy: LEGACY_TEMP_NAME });
+    }
     let copied = 0;
+    // Hashed in the same pass as the copy; the file is checked against its snapshot before the
+    // rename, so a file that changed meanwhile is never stored.
+    const hash = createHash('sha256');
     try {
       const counter = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
           copied += chunk.length;
+          hash.update(chunk);
           options.onProgress?.(copied);
           callback(null, chunk);
         },
       });
-      await pipeline(
-        createReadStream(localPath, { highWaterMark: COPY_CHUNK }),
-        counter,
-        createWriteStream(temp, { flags: 'wx' }),
-        options.signal ? { signal: options.signal } : {},
+      await atomicWrite(
+        destination,
+        async (temp) => {
+          await pipeline(
+            createReadStream(localPath, { highWaterMark: COPY_CHUNK }),
+            counter,
+            createWriteStream(temp, { flags: 'wx' }),
+            options.signal ? { signal: options.signal } : {},
+          );
+          const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+          if (changed) throw changed;
+        },
+        { prefix: UPLOADING_PREFIX },
       );
-      // Flushed before the rename, so a crash cannot leave a renamed but empty file.
-      const handle = await open(temp, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, destination);
     } catch (error) {
-      await rm(temp, { force: true }).catch(() => undefined);
       if (options.signal?.aborted) {
         throw new AbortedError(`Copying ${localPath} to ${destination} was aborted; nothing was written.`, { cause: options.signal.reason });
       }
+      if (error instanceof DiskFullError || error instanceof SourceChangedError) throw error;
       throw toLocalPathError(error, localPath);
     }
     options.onProgress?.(copied);
     if (copied !== size) this.logger.warn(`${localPath} changed while it was copied (${size} -> ${copied} bytes).`);
-    return { bytes: copied, attempts: 1, multipart: false };
+    return { bytes: copied, attempts: 1, multipart: false, sha256: hash.digest('hex') };
+  }
+
+  async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    assertArtifactPath(artifactPath);
+    throwIfAborted(options.signal);
+    await rm(join(this.root, ...artifactPath.split('/')), { force: true });
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {
@@ -127,7 +158,7 @@ export class LocalFileStore implements ArtifactStore {
     }
     const out: ArtifactEntry[] = [];
     for (const entry of names) {
-      if (entry.name.startsWith(TEMP_PREFIX)) continue;
+      if (entry.name.startsWith(MLFLOW_TEMP_PREFIX) || LEGACY_TEMP_NAME.test(entry.name)) continue;
       const path = joinArtifactPath(dir, entry.name);
       const full = `${absolute}${sep}${entry.name}`;
       // stat follows symlinks, as MLflow's listing does; a dangling link shows without a size.

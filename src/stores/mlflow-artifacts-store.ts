@@ -24,6 +24,7 @@ import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js'
 import { combineSignals, throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
 import { RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
+import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import {
   assertArtifactPath,
   isMultipartUnsupportedError,
@@ -161,12 +162,17 @@ export class MlflowArtifactsStore implements ArtifactStore {
       const result = await this.uploadMultipart(localPath, serverPath, size, options);
       if (result) return result;
     }
-    const { attempts } = await this.api.putFile(
+    const { attempts, sha256 } = await this.api.putFile(
       serverPath,
-      { localPath, size, ...(bytes ? { bytes } : {}) },
+      { localPath, size, ...(bytes ? { bytes } : {}), ...(options.snapshot ? { snapshot: options.snapshot } : {}) },
       { signal: options.signal, onProgress: options.onProgress, onRetry: options.onRetry },
     );
-    return { bytes: size, attempts, multipart: false };
+    return { bytes: size, attempts, multipart: false, ...(sha256 ? { sha256 } : {}) };
+  }
+
+  async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    assertArtifactPath(artifactPath);
+    await this.api.deleteFile(joinArtifactPath(this.root, artifactPath), options);
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {
@@ -227,7 +233,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
           if (signal.aborted) throw new AbortedError('Part upload not started: the multipart upload was stopped.');
           const start = index * chunk;
           const length = Math.min(chunk, size - start);
-          return this.uploadPart(localPath, credential, { start, length, numParts, fileName, signal, onRetry }, (n) => {
+          return this.uploadPart(localPath, credential, { start, length, numParts, fileName, signal, onRetry, snapshot: options.snapshot }, (n) => {
             loaded[index] = n;
             report();
           });
@@ -241,6 +247,9 @@ export class MlflowArtifactsStore implements ArtifactStore {
     try {
       if (firstError !== undefined || options.signal?.aborted) throw firstError ?? new AbortedError();
       const parts = settled.map((s) => (s as PromiseFulfilledResult<CompletedPart>).value);
+      // A file that changed while its parts were read is not completed: nothing is stored.
+      const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+      if (changed) throw changed;
       await this.api.completeMultipartUpload(dir, fileName, uploadId, parts, { signal: options.signal, onRetry });
     } catch (error) {
       // Every part has settled by now, so no part can land after the abort.
@@ -258,7 +267,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
   private async uploadPart(
     localPath: string,
     credential: MultipartCredential,
-    part: { start: number; length: number; numParts: number; fileName: string; signal: AbortSignal; onRetry: (e: RetryEvent) => void },
+    part: { start: number; length: number; numParts: number; fileName: string; signal: AbortSignal; onRetry: (e: RetryEvent) => void; snapshot?: FileSnapshot | undefined },
     onProgress: (loaded: number) => void,
   ): Promise<CompletedPart> {
     const url = this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(credential.url) : credential.url;
@@ -270,7 +279,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
           method: 'PUT',
           url,
           headers: credential.headers,
-          body: { kind: 'file', path: localPath, start: part.start, length: part.length },
+          body: { kind: 'file', path: localPath, start: part.start, length: part.length, ...(part.snapshot ? { snapshot: part.snapshot } : {}) },
           // Presigned URLs go to the object store: the tracking server's credentials stay home.
           withAuth: false,
           responseType: 'none',

@@ -21,7 +21,9 @@ import { InvalidResponseError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import { MAX_S3_PARTS } from './s3-config.js';
+import type { MultipartResume } from './artifact-store.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
+import { abortUpload, listUploadedParts, partChecksum, partsToKeep, type SendCommand } from './s3-resume.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
 
 /** The namespace of `@aws-sdk/client-s3`. */
@@ -71,30 +73,63 @@ export async function putObject(upload: ObjectUpload): Promise<void> {
  */
 export async function multipartUpload(
   upload: ObjectUpload,
-  options: { partSize: number; queueSize: number; onProgress?: ((loaded: number) => void) | undefined },
-): Promise<void> {
+  options: { partSize: number; queueSize: number; onProgress?: ((loaded: number) => void) | undefined; resume?: MultipartResume | undefined },
+): Promise<{ bytesReused: number }> {
   const { sdk, requests, params, source, target } = upload;
-  const { partSize } = options;
-  // What lib-storage and boto3 do: ask for a checksum of the whole object (CRC32 unless the
-  // extra args name another algorithm) when the SDK sends checksums at all.
-  const checksums = (await requests.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-  const checksumAlgorithm = params.ChecksumAlgorithm ?? (checksums ? sdk.s3.ChecksumAlgorithm.CRC32 : undefined);
-  await requests.send(new sdk.s3.CreateMultipartUploadCommand({ ...params, ChecksumAlgorithm: checksumAlgorithm }));
-  const uploadId = requests.uploadId;
-  if (!uploadId) throw new InvalidResponseError(`S3 CreateMultipartUpload of ${target} returned no UploadId.`, { method: 'POST', url: target });
+  const { partSize, resume } = options;
   // The object-level parameters every later request of the upload must repeat.
   const shared = pick(params, ['Bucket', 'Key', 'ExpectedBucketOwner', 'RequestPayer', 'SSECustomerAlgorithm', 'SSECustomerKey', 'SSECustomerKeyMD5']);
+  const count = Math.ceil(source.size / partSize);
+  const parts: ClientS3.CompletedPart[] = new Array<ClientS3.CompletedPart>(count);
 
-  const parts: ClientS3.CompletedPart[] = new Array<ClientS3.CompletedPart>(Math.ceil(source.size / partSize));
+  // Part-level resume: continue an earlier attempt's upload when the journal may, S3 still has
+  // it and the part size is the same; keep the parts S3 lists as the journal recorded them.
+  let uploadId: string | undefined;
+  let bytesReused = 0;
+  const done = new Set<number>();
+  const previous = resume?.previous;
+  if (previous) {
+    // Sent straight through the client: a NoSuchUpload here is an answer, not a failure of the file.
+    const probe: SendCommand = (command) => requests.client.send(command as ClientS3.ListPartsCommand);
+    const listed = resume.reuse && previous.partSize === partSize ? await listUploadedParts(probe, sdk.s3, shared, previous.uploadId) : undefined;
+    if (listed) {
+      uploadId = previous.uploadId;
+      requests.uploadId = uploadId; // a failure from here on aborts it, as it would a new one
+      for (const [n, part] of partsToKeep(listed, previous, partSize, source.size)) {
+        const { Size, ...completed } = part;
+        parts[n - 1] = completed;
+        done.add(n - 1);
+        bytesReused += Size;
+      }
+    } else {
+      // Not continued (gone, another part size, the file changed, resume off): nobody will complete it.
+      await abortUpload(probe, sdk.s3, shared, previous.uploadId);
+      await resume.aborted(previous.uploadId);
+    }
+  }
+  if (!uploadId) {
+    // What lib-storage and boto3 do: ask for a checksum of the whole object (CRC32 unless the
+    // extra args name another algorithm) when the SDK sends checksums at all.
+    const checksums = (await requests.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+    const checksumAlgorithm = params.ChecksumAlgorithm ?? (checksums ? sdk.s3.ChecksumAlgorithm.CRC32 : undefined);
+    await requests.send(new sdk.s3.CreateMultipartUploadCommand({ ...params, ChecksumAlgorithm: checksumAlgorithm }));
+    uploadId = requests.uploadId;
+    if (!uploadId) throw new InvalidResponseError(`S3 CreateMultipartUpload of ${target} returned no UploadId.`, { method: 'POST', url: target });
+    await resume?.started(uploadId, partSize);
+  }
+  const id = uploadId;
+
   await sendFileRanges(source, requests, {
     rangeSize: partSize,
     concurrency: options.queueSize,
     onProgress: options.onProgress,
+    skip: done,
+    alreadyLoaded: bytesReused,
     send: async (index, body) => {
       const output = (await requests.send(
         new sdk.s3.UploadPartCommand({
           ...shared,
-          UploadId: uploadId,
+          UploadId: id,
           PartNumber: index + 1,
           Body: body,
           ContentLength: body.length,
@@ -111,10 +146,12 @@ export async function multipartUpload(
         ChecksumSHA1: output.ChecksumSHA1,
         ChecksumSHA256: output.ChecksumSHA256,
       };
+      await resume?.partDone({ partNumber: index + 1, size: body.length, etag: output.ETag, ...(partChecksum(output) ? { checksum: partChecksum(output)! } : {}) });
     },
   });
   if (requests.stopped) throw abortError(requests.stopReason);
-  await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
+  await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: id, MultipartUpload: { Parts: parts } }));
+  return { bytesReused };
 }
 
 /**

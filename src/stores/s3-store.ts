@@ -58,6 +58,7 @@ import { formatBytes } from '../core/format.js';
 import { guessMimeType } from '../core/mime.js';
 import { resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
+import { sourceChange } from '../core/source-snapshot.js';
 import {
   abortMultipartUpload,
   effectivePartSize,
@@ -68,6 +69,7 @@ import {
   type ObjectUpload,
   type Sdk,
 } from './s3-multipart.js';
+import { abortUpload } from './s3-resume.js';
 import { openSourceFile, statSourceFile } from './source-file.js';
 
 /**
@@ -175,13 +177,23 @@ export class S3ArtifactStore implements ArtifactStore {
     });
 
     let file: FileHandle | undefined;
+    let bytesReused = 0;
+    const { resume } = options;
     try {
+      if (!multipart && resume?.previous) {
+        // The file goes in one PutObject now: an earlier attempt's multipart upload of it is not wanted.
+        await abortUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, resume.previous.uploadId);
+        await resume.aborted(resume.previous.uploadId);
+      }
       file = await openSourceFile(localPath);
       const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), source: { handle: file, path: localPath, size } };
-      if (multipart) await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress });
+      if (multipart) ({ bytesReused } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress, resume }));
       else await putObject(upload);
     } catch (error) {
-      if (multipart) await abortMultipartUpload(sdk, requests, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, this.target(key), this.logger);
+      if (multipart) {
+        await abortMultipartUpload(sdk, requests, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, this.target(key), this.logger);
+        if (requests.abortedOnServer && requests.uploadId) await resume?.aborted(requests.uploadId);
+      }
       if (deadline?.aborted) {
         throw new AbortedError(`Upload of ${this.target(key)} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms).`, {
           hint: 'Raise retry.totalTimeoutMs, or check why the object store is slow.',
@@ -194,12 +206,27 @@ export class S3ArtifactStore implements ArtifactStore {
           { cause: options.signal.reason ?? error },
         );
       }
+      // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
+      const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+      if (changed) throw changed;
       throw this.toError(requests.firstError ?? error, multipart ? 'multipart upload' : 'PutObject', key);
     } finally {
       await file?.close().catch(() => undefined);
     }
     options.onProgress?.(size);
-    return { bytes: size, attempts: 1 + requests.retries, multipart };
+    return { bytes: size, attempts: 1 + requests.retries, multipart, ...(bytesReused > 0 ? { bytesReused } : {}) };
+  }
+
+  async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    assertArtifactPath(artifactPath);
+    const key = joinArtifactPath(this.rootKey, artifactPath);
+    const { sdk, client } = await this.getClient();
+    const requests = new FileRequests(sdk, client, { signal: options.signal, onRetry: () => undefined });
+    try {
+      await requests.send(new sdk.s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key, ...this.ownerParam() }));
+    } catch (error) {
+      throw this.toError(requests.firstError ?? error, 'DeleteObject', key);
+    }
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { dirname, isAbsolute, relative } from 'node:path';
 import { AbortedError, InvalidArgumentError, isArtifactUploaderError } from '../core/errors.js';
 import { combineSignals } from '../core/abort.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
@@ -36,10 +37,12 @@ import {
   type UploadFileCallOptions,
   type UploadFilesCallOptions,
 } from './options.js';
-import { fileIdentities } from './plan.js';
+import { fileIdentities, type PlannedFile } from './plan.js';
 import { ProgressEmitter } from './progress.js';
 import { buildResult, joinedResult, StatsAccumulator, type ResultContext, type UploaderStats, type UploadResult } from './result.js';
-import { RunTargets } from './target.js';
+import { assertJournalOutside, UploadJournal } from './journal.js';
+import { OperationResume, assertSkipExisting } from './resume.js';
+import { RunTargets, type UploadTarget } from './target.js';
 import { transferFiles } from './transfer.js';
 
 /**
@@ -96,6 +99,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
   private readonly pending = new Set<Promise<unknown>>();
   private closed = false;
   private warnedNoRun = false;
+  private journalPromise?: Promise<UploadJournal | undefined>;
 
   /**
    * @throws {InvalidArgumentError} for an unknown stage or invalid options.
@@ -320,7 +324,8 @@ export class ArtifactUploader<S extends StageName = StageName> {
           // The default concurrency adapts; one the user chose (option, config, env) is kept
           // as they chose it unless they also allow growth with maxConcurrency. Never below it.
           const maxConcurrency = Math.max(concurrency, this.opts.maxConcurrency ?? (concurrency === DEFAULT_CONCURRENCY ? MAX_CONCURRENCY : concurrency));
-          const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger };
+          const resume = await this.resumeStep(target, planned.local.files, signal);
+          const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger, resume };
           try {
             const outcome = await (planned.transfer ?? ((c) => transferFiles(c, planned.local.files)))(ctx);
             return buildResult(context, planned, { status: 'transferred', target, outcome });
@@ -340,6 +345,31 @@ export class ArtifactUploader<S extends StageName = StageName> {
     }
   }
 
+  /**
+   * The resume step of one operation: the journal (opened once per uploader; without one, a
+   * warning and no resume), `skipExisting` checked against the store before anything is sent.
+   */
+  private async resumeStep(target: UploadTarget, files: readonly PlannedFile[], signal: AbortSignal | undefined): Promise<OperationResume> {
+    assertSkipExisting(this.opts.skipExisting, target.store);
+    this.journalPromise ??= UploadJournal.open({ dir: this.opts.journalDir, env: this.opts.env, logger: this.logger }).catch((error: unknown) => {
+      this.logger.warn(`The resume journal cannot be opened (${(error as Error).message}); uploads of this uploader cannot be resumed.`);
+      return undefined;
+    });
+    const journal = await this.journalPromise;
+    const inside = journal && files.find((f) => isInside(f.localPath, journal.dir));
+    if (journal && inside) assertJournalOutside(journal.dir, dirname(inside.localPath));
+    return new OperationResume({
+      journal,
+      resume: this.opts.resume ?? true,
+      skipExisting: this.opts.skipExisting,
+      target: target.trackingUri,
+      runId: target.runId,
+      store: target.store,
+      logger: this.logger,
+      signal,
+    });
+  }
+
   private logResult(method: string, result: UploadResult): void {
     const where = `${result.artifactPath || '(artifact root)'}${result.runId ? ` of run ${result.runId}` : ''}`;
     if (result.status === 'uploaded') {
@@ -353,4 +383,10 @@ export class ArtifactUploader<S extends StageName = StageName> {
       this.logger.debug(`${method}: skipped ${where} (${result.reason}${result.disabledBy ? `: ${result.disabledBy}` : ''}).`);
     }
   }
+}
+
+/** True when `path` is `dir` or inside it. */
+function isInside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }

@@ -93,6 +93,27 @@ export interface ArtifactUploaderOptions<S extends StageName = StageName> extend
   /** Environment to read instead of `process.env` (MLflow, S3 and ARTIFACT_UPLOADER_* variables). */
   env?: Env;
   /**
+   * Resume what an interrupted earlier run had sent (docs/resume.md): a file the resume journal
+   * has as uploaded, and the store lists with the same size, is not sent again (it counts as
+   * `resumed`); an `s3://` multipart upload continues where it stopped. With `false` everything
+   * is sent again (the journal is still written, so this run can be resumed).
+   * @default true
+   */
+  resume?: boolean;
+  /**
+   * The resume journal's directory. Never inside a folder being uploaded.
+   * @default ARTIFACT_UPLOADER_JOURNAL_DIR, else $XDG_CACHE_HOME/artifact-uploader/journal, else ~/.cache/artifact-uploader/journal
+   */
+  journalDir?: string;
+  /**
+   * Skip files the store already lists, without a journal record (another machine, a wiped
+   * cache): `'size'` skips a file listed with the same size (the bytes are not compared);
+   * `'checksum'` compares checksums, and is refused for stores whose listing has none (every
+   * store today: MLflow's listing reports sizes only). Skipped files count as `resumed`.
+   * @default undefined (only the journal decides)
+   */
+  skipExisting?: 'size' | 'checksum';
+  /**
    * Makes the store for the run's artifact URI. Wrap the default to add behaviour (logging,
    * metrics) or to point at a store of your own.
    * @default resolveArtifactStore
@@ -280,6 +301,9 @@ export function resolveUploaderOptions<S extends StageName>(options: ArtifactUpl
   }
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') {
     throw new InvalidArgumentError('onProgress', 'Expected `onProgress` to be a function.');
+  }
+  if (options.skipExisting !== undefined && options.skipExisting !== 'size' && options.skipExisting !== 'checksum') {
+    throw new InvalidArgumentError('skipExisting', `Expected \`skipExisting\` to be 'size' or 'checksum', got ${JSON.stringify(options.skipExisting)}.`);
   }
   if (options.runId !== undefined && typeof options.runId !== 'string') {
     throw new InvalidArgumentError('runId', `Expected \`runId\` to be a string, got ${typeof options.runId}.`);

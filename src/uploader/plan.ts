@@ -85,7 +85,7 @@ export interface UploadPlan {
 }
 
 interface Problem {
-  code: Exclude<LocalPathErrorCode, 'NOT_A_FILE' | 'NOT_A_DIRECTORY'>;
+  code: Exclude<LocalPathErrorCode, 'NOT_A_FILE' | 'NOT_A_DIRECTORY' | 'PATH_UNWRITABLE'>;
   path: string;
   reason: string;
 }
@@ -169,7 +169,9 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
       const full = join(absDir, entry.name);
       if (entry.isSymbolicLink()) {
         if (!followSymlinks) return [{ skip: { relativePath: rel, reason: 'symlink-not-followed' } }];
-        const target = await io(() => realpath(full).catch(() => undefined));
+        const target = await io(() => realpath(full).catch((error: NodeJS.ErrnoException) => (error.code === 'ELOOP' ? LINK_CYCLE : undefined)));
+        // Links that point at each other (a -> b -> a) lead nowhere: a loop, like `up -> ..`.
+        if (target === LINK_CYCLE) return [{ skip: { relativePath: rel, reason: 'symlink-loop' } }];
         if (target === undefined) return [{ problem: { code: 'PATH_NOT_FOUND', path: rel, reason: 'is a symlink to a missing target' } }];
         if (!isInside(rootReal, target)) return [{ problem: { code: 'SYMLINK_ESCAPES', path: rel, reason: `points outside the directory, to ${target}` } }];
         const info = await io(() => stat(target));
@@ -215,6 +217,9 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
   return { directory, artifactPath: prefix, files, totalBytes, empty: files.length === 0, skipped };
 }
 
+/** What `realpath` of a link in a cycle of links gives (ELOOP). */
+const LINK_CYCLE = Symbol('link cycle');
+
 /** File system calls of a plan in flight at once (stat and access of different files). */
 const PLAN_IO_CONCURRENCY = 32;
 
@@ -236,7 +241,7 @@ function planError(directory: string, prefix: string, problems: Problem[]): Loca
       PATH_UNREADABLE: `${n} path(s) in ${directory} cannot be uploaded`,
     })[code];
   const hints = {
-    INVALID_ARTIFACT_PATH: 'Rename them (e.g. replace "#", "%", "\\" and control characters with "_") or exclude them.',
+    INVALID_ARTIFACT_PATH: 'Rename them (e.g. replace "#", "?", "%", "\\" and control characters with "_") or exclude them.',
     SYMLINK_ESCAPES:
       'Uploading them would publish files from outside the directory. Replace the links with copies (cp -L), move their targets inside, or exclude them.',
     PATH_NOT_FOUND: 'Remove the broken links or exclude them.',

@@ -44,14 +44,20 @@ export interface UploadedFile {
   /** Size in bytes (as planned; as stored once uploaded). */
   size: number;
   /**
-   * `uploaded`; `failed` (see `error`); `cancelled` (aborted before it started); `planned`
+   * `uploaded`; `resumed` (an interrupted earlier run had stored it: not sent again, see
+   * docs/resume.md); `failed` (see `error`); `cancelled` (aborted before it started); `planned`
    * (the operation was skipped, e.g. a dry run, so nothing was sent).
    */
-  status: 'uploaded' | 'failed' | 'planned' | 'cancelled';
+  status: 'uploaded' | 'resumed' | 'failed' | 'planned' | 'cancelled';
   /** Requests made for it, retries included. */
   attempts?: number;
   /** True when it went through a multipart upload. */
   multipart?: boolean;
+  /**
+   * sha256 (hex) of the bytes sent, hashed while they were read (no second read), for files
+   * sent in one pass (`file:` copies, single PUTs); absent for multipart uploads.
+   */
+  sha256?: string;
   /** Why it failed, for `failed` and `cancelled`. */
   error?: string;
 }
@@ -77,6 +83,10 @@ export interface UploadMetrics {
   bytesPlanned: number;
   /** Bytes stored. */
   bytesSent: number;
+  /** Files an interrupted earlier run had stored, not sent again (status `resumed`). */
+  filesResumed: number;
+  /** Bytes not sent again: of resumed files, and of multipart parts an earlier run had stored. */
+  bytesResumed: number;
   /** Bytes of the files counted in `filesSkipped`. */
   bytesSkipped: number;
   /** Requests made for files, retries included. */
@@ -309,6 +319,8 @@ export function emptyMetrics(): UploadMetrics {
     filesFailed: 0,
     bytesPlanned: 0,
     bytesSent: 0,
+    filesResumed: 0,
+    bytesResumed: 0,
     bytesSkipped: 0,
     attempts: 0,
     retries: 0,
@@ -359,6 +371,8 @@ export class StatsAccumulator {
     t.filesFailed += m.filesFailed;
     t.bytesPlanned += m.bytesPlanned;
     t.bytesSent += m.bytesSent;
+    t.filesResumed += m.filesResumed;
+    t.bytesResumed += m.bytesResumed;
     t.bytesSkipped += m.bytesSkipped;
     t.attempts += m.attempts;
     t.retries += m.retries;

@@ -14,12 +14,13 @@
  *
  * @module
  */
-import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import { AbortedError, InvalidArgumentError, type VerificationMismatch } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
+import { makeTempDir } from '../core/atomic-write.js';
+import { snapshotFile, sourceChange } from '../core/source-snapshot.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
 import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
@@ -29,6 +30,7 @@ import { AdaptiveConcurrency } from './concurrency.js';
 import { ProgressEmitter } from './progress.js';
 import { toUploaderError, type UploadedFile, type UploadFailureReason, type UploadMetrics, type UploadVerification } from './result.js';
 import type { UploadTarget } from './target.js';
+import type { OperationResume } from './resume.js';
 import { verifyTransferred } from './verify.js';
 
 /** What happened to one planned file. */
@@ -42,6 +44,10 @@ export interface FileUploadOutcome {
   attempts: number;
   /** True when it went through multipart upload. */
   multipart: boolean;
+  /** Bytes not sent because parts of an earlier run's multipart upload were reused. */
+  bytesReused?: number;
+  /** sha256 of the bytes sent, hashed as they were read (see `UploadFileResult.sha256`). */
+  sha256?: string;
   /** Why it failed or was cancelled. */
   error?: unknown;
 }
@@ -75,6 +81,8 @@ export interface UploadPlannedFilesOptions {
   onFileDone?: (outcome: FileUploadOutcome) => void;
   /** Called before each retried request. */
   onRetry?: (file: PlannedFile, event: RetryEvent) => void;
+  /** The resume step (`resume.ts`): each file's journal record, and part-level resume for the store. */
+  resume?: OperationResume | undefined;
 }
 
 /**
@@ -138,7 +146,11 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
   }
   let attempts = 1;
   try {
+    const journal = await options.resume?.beginFile(file);
+    // What the file was before its first byte was read; checked again once it is sent.
+    const snapshot = await snapshotFile(file.localPath).catch(() => undefined);
     const result = await store.uploadFile(file.localPath, file.artifactPath, {
+      ...(snapshot ? { snapshot } : {}),
       size: file.size,
       signal,
       onProgress: (loaded) => options.onFileProgress?.(file, loaded),
@@ -146,8 +158,24 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
         attempts++;
         options.onRetry?.(file, event);
       },
+      ...(journal ? { resume: journal.multipart } : {}),
     });
-    return { file, status: 'uploaded', bytes: result.bytes, attempts: result.attempts, multipart: result.multipart };
+    const changed = snapshot ? await sourceChange(file.localPath, snapshot) : undefined;
+    if (changed) {
+      // What was stored mixes two versions of the file: take it back where the store can.
+      await store.delete?.(file.artifactPath, signal ? { signal } : {}).catch(() => undefined);
+      return { file, status: 'failed', bytes: 0, attempts: result.attempts, multipart: result.multipart, error: changed };
+    }
+    await journal?.finish(result.sha256 ? { sha256: result.sha256 } : {});
+    return {
+      file,
+      status: 'uploaded',
+      bytes: result.bytes,
+      attempts: result.attempts,
+      multipart: result.multipart,
+      ...(result.sha256 ? { sha256: result.sha256 } : {}),
+      bytesReused: result.bytesReused ?? 0,
+    };
   } catch (error) {
     return { file, status: 'failed', bytes: 0, attempts, multipart: false, error };
   }
@@ -166,6 +194,8 @@ export interface TransferContext {
   /** The most files in flight the limit may grow to (see {@link UploadPlannedFilesOptions.maxConcurrency}). */
   maxConcurrency: number;
   logger: Logger;
+  /** The resume step of the operation (`resume.ts`); without it nothing is resumed or recorded. */
+  resume?: OperationResume | undefined;
 }
 
 /** What a transfer did, for `result.ts`. */
@@ -192,9 +222,15 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
   const filesTotal = files.length;
   const bytesTotal = files.reduce((n, f) => n + f.size, 0);
   let retries = 0;
+  // Files an interrupted earlier run stored are set aside first (one listing per directory).
+  const { resumed, toSend } = ctx.resume ? await ctx.resume.partition(files) : { resumed: [], toSend: [...files] };
   let peakConcurrency = Math.min(ctx.concurrency, files.length);
   progress.phase('uploading');
-  const outcomes = await uploadPlannedFiles(ctx.target.store, { files: [...files] }, {
+  for (const { file } of resumed) {
+    progress.file(file.localPath, file.artifactPath, file.size, file.size);
+    progress.fileDone(file.localPath, file.size, filesTotal, bytesTotal);
+  }
+  const outcomes = await uploadPlannedFiles(ctx.target.store, { files: toSend }, {
     concurrency: ctx.concurrency,
     maxConcurrency: ctx.maxConcurrency,
     onConcurrency: (peak) => {
@@ -202,6 +238,7 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
       if (peak > ctx.concurrency) ctx.logger.debug(`files in flight grew from ${ctx.concurrency} to ${peak} (adaptive concurrency)`);
     },
     signal,
+    resume: ctx.resume,
     onFileProgress: (file, loaded) => {
       progress.file(file.localPath, file.artifactPath, loaded, file.size);
       progress.bytes(file.localPath, loaded, filesTotal, bytesTotal);
@@ -216,17 +253,25 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
   });
   const uploaded = outcomes.filter((o) => o.status === 'uploaded');
   const failed = outcomes.filter((o) => o.status !== 'uploaded');
+  const reused = uploaded.reduce((n, o) => n + (o.bytesReused ?? 0), 0);
   const metrics = {
     filesPlanned: files.length,
     filesSent: uploaded.length,
     filesFailed: failed.length,
     bytesPlanned: bytesTotal,
-    bytesSent: uploaded.reduce((n, o) => n + o.bytes, 0),
+    bytesSent: uploaded.reduce((n, o) => n + o.bytes, 0) - reused,
+    filesResumed: resumed.length,
+    bytesResumed: resumed.reduce((n, r) => n + r.file.size, 0) + reused,
     attempts: outcomes.reduce((n, o) => n + o.attempts, 0),
     retries,
     peakConcurrency,
   };
-  const entries = outcomes.map(toUploadedFile);
+  // In plan order: resumed files where they were planned.
+  const byFile = new Map<PlannedFile, UploadedFile>([
+    ...resumed.map((r): [PlannedFile, UploadedFile] => [r.file, { localPath: r.file.localPath, artifactPath: r.file.artifactPath, size: r.file.size, status: 'resumed' }]),
+    ...outcomes.map((o): [PlannedFile, UploadedFile] => [o.file, toUploadedFile(o)]),
+  ]);
+  const entries = files.map((f) => byFile.get(f)!);
   if (failed.length > 0) {
     // The first real failure explains more than the cancellations it caused.
     const first = failed.find((o) => o.status === 'failed') ?? failed[0]!;
@@ -239,8 +284,10 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
       error: toUploaderError(first.error),
     };
   }
-  if (!ctx.verify) return { status: 'uploaded', files: entries, metrics, verification: { status: 'not-run' } };
-  return { files: entries, metrics, ...(await verifyTransferred(ctx, uploaded)) };
+  const verified = ctx.verify ? await verifyTransferred(ctx, uploaded) : { status: 'uploaded' as const, verification: { status: 'not-run' as const } };
+  // Done: the operation's journal records go (a failed verification keeps them: its rerun re-checks).
+  if (verified.status === 'uploaded') await ctx.resume?.complete(files);
+  return { files: entries, metrics, ...verified };
 }
 
 /**
@@ -269,7 +316,7 @@ export async function transferArchive(ctx: TransferContext, archive: PlannedFile
         error: first.status === 'failed' ? first.error?.message : undefined,
       };
   const uploadedManifest: CheckpointManifest = { ...manifest, verification };
-  const work = await mkdtemp(join(tmpdir(), 'artifact-uploader-manifest-'));
+  const work = await makeTempDir('artifact-uploader-manifest-');
   try {
     const localPath = join(work, manifestFileName(archive.artifactPath));
     await writeManifest(uploadedManifest, localPath);
@@ -289,6 +336,8 @@ export async function transferArchive(ctx: TransferContext, archive: PlannedFile
         filesFailed: first.metrics.filesFailed + second.metrics.filesFailed,
         bytesPlanned: first.metrics.bytesPlanned + second.metrics.bytesPlanned,
         bytesSent: first.metrics.bytesSent + second.metrics.bytesSent,
+        filesResumed: first.metrics.filesResumed + second.metrics.filesResumed,
+        bytesResumed: first.metrics.bytesResumed + second.metrics.bytesResumed,
         attempts: first.metrics.attempts + second.metrics.attempts,
         retries: first.metrics.retries + second.metrics.retries,
       },
@@ -323,7 +372,7 @@ export interface DirectoryArchive {
  */
 export async function transferDirectoryAsArchive(ctx: TransferContext, archive: DirectoryArchive): Promise<TransferOutcome> {
   const { filters } = archive;
-  const work = await mkdtemp(join(tmpdir(), 'artifact-uploader-archive-'));
+  const work = await makeTempDir('artifact-uploader-archive-');
   try {
     ctx.progress.phase('archiving');
     const out = join(work, posix.basename(archive.artifactPath));
@@ -356,6 +405,7 @@ function toUploadedFile(outcome: FileUploadOutcome): UploadedFile {
     status: outcome.status,
     attempts: outcome.attempts,
     multipart: outcome.multipart,
+    ...(outcome.sha256 ? { sha256: outcome.sha256 } : {}),
     error: outcome.error === undefined ? undefined : outcome.error instanceof Error ? outcome.error.message : String(outcome.error),
   };
 }

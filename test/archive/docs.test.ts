@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_COMPRESSION_LEVEL } from '../../src/archive/create-checkpoint-archive.js';
-import { checkpointManifestSchema } from '../../src/archive/manifest.js';
+import { checkpointManifestSchema } from '../../src/archive/manifest-schema.js';
 import { DEFAULT_SKIP_RULES } from '../../src/archive/should-skip-file.js';
 
 let doc: string;

@@ -27,8 +27,8 @@ function renderDefault(key: ConfigKeyDescription): string {
   return `\`${typeof key.default === 'string' ? key.default : JSON.stringify(key.default)}\``;
 }
 
-function renderReference(): string {
-  const rows = describeConfigSchema().map(
+async function renderReference(): Promise<string> {
+  const rows = (await describeConfigSchema()).map(
     (key) =>
       `| \`${key.path}\` | ${cell(key.type)} | ${renderDefault(key)} | ${key.env ? `\`${key.env}\`` : ''} | ${cell(key.description)} |`,
   );
@@ -56,7 +56,7 @@ afterAll(async () => {
 
 describe('docs/configuration.md', () => {
   it('has the reference table describeConfigSchema() generates', async () => {
-    const expected = `${START}\n${renderReference()}\n${END}`;
+    const expected = `${START}\n${await renderReference()}\n${END}`;
     const block = () => {
       const start = doc.indexOf(START);
       const end = doc.indexOf(END);
@@ -73,8 +73,8 @@ describe('docs/configuration.md', () => {
     expect(doc.slice(start, end), 'run UPDATE_CONFIG_DOCS=1 npx vitest run test/config/docs.test.ts').toBe(expected);
   });
 
-  it('mentions every key path and env override outside the table too (the prose stays honest)', () => {
-    const keys = describeConfigSchema();
+  it('mentions every key path and env override outside the table too (the prose stays honest)', async () => {
+    const keys = await describeConfigSchema();
     expect(keys.length).toBeGreaterThan(20);
     for (const key of keys) expect(doc).toContain(`\`${key.path}\``);
     for (const env of new Set(keys.flatMap((k) => (k.env ? [k.env] : [])))) expect(doc).toContain(env);

@@ -12,6 +12,7 @@ import {
   resolveTrackingConfig,
 } from '../../src/config/load.js';
 import { ARTIFACT_KINDS, STAGES, type TrackingConfig } from '../../src/config/schema.js';
+import { baseEnv, cli } from '../cli/helpers.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -153,6 +154,36 @@ describe('invalid config files', () => {
     const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
     expect(error.message).toContain(`Could not parse ${file} as JSON (line 4)`);
     expect(error.hint).toMatch(/trailing commas/);
+  });
+
+  it('an alias bomb in artifact-uploader.yaml is CONFIG_INVALID naming the file, not a crash', async () => {
+    const file = join(dir, 'artifact-uploader.yaml');
+    const levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    await writeFile(file, `${levels.join('\n')}\n`);
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.code).toBe('CONFIG_INVALID');
+    expect(error.file).toBe(file);
+    expect(error.message).toContain(`Could not parse ${file} as YAML`);
+    expect(error.message).toMatch(/aliases .* more than 100 times/);
+  });
+
+  it('the CLI reports the alias bomb as CONFIG_INVALID with exit 2', async () => {
+    const levels = ['a: &a ["x","x","x","x","x","x","x","x","x"]'];
+    for (let i = 1; i < 9; i++) levels.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
+    await writeFile(join(dir, 'artifact-uploader.yaml'), `${levels.join('\n')}\n`);
+    await writeFile(join(dir, 'metrics.json'), '{}');
+    const run = await cli(['file', 'metrics.json', '--stage', 'training', '--json'], { cwd: dir, env: baseEnv({ ARTIFACT_UPLOADER_CONFIG_DIR: dir, MLFLOW_RUN_ID: 'r1' }) });
+    expect(run.code, run.stdout + run.stderr).toBe(2);
+    expect(run.json().error).toMatchObject({ code: 'CONFIG_INVALID', file: join(dir, 'artifact-uploader.yaml') });
+  });
+
+  it('YAML nested too deeply to parse is CONFIG_INVALID naming the file', async () => {
+    const file = join(dir, 'artifact-uploader.yaml');
+    await writeFile(file, `training: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`);
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.file).toBe(file);
+    expect(error.message).toMatch(/nesting is too deep to parse/);
   });
 
   it('reports duplicate YAML keys instead of letting the last one win', async () => {

@@ -2,12 +2,22 @@ import { describe, expect, it } from 'vitest';
 import {
   AbortedError,
   HttpStatusError,
+  HubError,
   InvalidArgumentError,
+  ModelValidationError,
   LocalPathError,
   NetworkError,
   RequestTimeoutError,
 } from '../../src/core/errors.js';
-import { backoffDelayMs, DEFAULT_RETRY_OPTIONS, isRetryableError, resolveRetryOptions, withRetry } from '../../src/core/retry.js';
+import {
+  backoffDelayMs,
+  DEFAULT_RETRY_OPTIONS,
+  isRetryableCommitError,
+  isRetryableError,
+  isTransientFailure,
+  resolveRetryOptions,
+  withRetry,
+} from '../../src/core/retry.js';
 
 const fast = resolveRetryOptions({ backoffFactor: 0, backoffJitter: 0 }, {});
 
@@ -59,6 +69,37 @@ describe('isRetryableError', () => {
     expect(isRetryableError({ statusCode: 503 })).toBe(true);
     expect(isRetryableError({ $metadata: { httpStatusCode: 403 } })).toBe(false);
     expect(isRetryableError(new TypeError('x is not a function'))).toBe(false);
+  });
+});
+
+describe('isRetryableCommitError', () => {
+  it('retries what isRetryableError retries, plus 409/412 conflicts (the caller checks the commit did not land)', () => {
+    expect(isRetryableCommitError(new NetworkError('x'))).toBe(true);
+    expect(isRetryableCommitError({ statusCode: 503 })).toBe(true);
+    for (const status of [409, 412]) {
+      expect(isRetryableCommitError(new HubError('x', { status }))).toBe(true);
+      expect(isRetryableCommitError(Object.assign(new Error('conflict'), { statusCode: status }))).toBe(true);
+    }
+    for (const status of [400, 401, 403, 404]) expect(isRetryableCommitError(new HubError('x', { status }))).toBe(false);
+    expect(isRetryableCommitError(new HubError('x'))).toBe(false);
+    expect(isRetryableCommitError(new AbortedError())).toBe(false);
+  });
+});
+
+describe('isTransientFailure', () => {
+  it('is true for failures a later call may retry: network, timeout, abort, transient or conflicting Hub answers', () => {
+    expect(isTransientFailure(new NetworkError('x'))).toBe(true);
+    expect(isTransientFailure(new RequestTimeoutError(10))).toBe(true);
+    expect(isTransientFailure(new AbortedError())).toBe(true);
+    for (const status of [408, 409, 412, 429, 500, 503]) expect(isTransientFailure(new HubError('x', { status }))).toBe(true);
+    expect(isTransientFailure(new HubError('no answer'))).toBe(true);
+    expect(isTransientFailure(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))).toBe(true);
+  });
+
+  it('is false for permanent failures', () => {
+    for (const status of [400, 401, 403, 404]) expect(isTransientFailure(new HubError('x', { status }))).toBe(false);
+    expect(isTransientFailure(new ModelValidationError('/m', ['no weights'], {}))).toBe(false);
+    expect(isTransientFailure(new TypeError('x is not a function'))).toBe(false);
   });
 });
 

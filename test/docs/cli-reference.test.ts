@@ -56,6 +56,8 @@ describe('docs/cli.md', () => {
       'register',
       'runs start',
       'runs end',
+      'resume list',
+      'resume clear',
     ]);
     for (const { name, command } of commands) {
       const args = command.registeredArguments.map((a) => (a.required ? `<${a.name()}${a.variadic ? '...' : ''}>` : `[${a.name()}]`));

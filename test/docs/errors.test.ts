@@ -27,6 +27,8 @@ const samples: Record<string, Array<{ error: Error; status?: number }>> = {
   InvalidArgumentError: [{ error: new errors.InvalidArgumentError('a', 'x') }],
   ConfigError: [{ error: new errors.ConfigError('x') }],
   LocalPathError: [{ error: new errors.LocalPathError('PATH_NOT_FOUND', '/x', 'x') }],
+  DiskFullError: [{ error: new errors.DiskFullError('/x', 'ENOSPC') }],
+  SourceChangedError: [{ error: new errors.SourceChangedError('/x', { size: 1, mtimeMs: 1 }, undefined) }],
   RemoteError: [{ error: new errors.RemoteError('X', 'x') }],
   NetworkError: [{ error: new errors.NetworkError('x') }],
   RequestTimeoutError: [{ error: new errors.RequestTimeoutError(1) }],

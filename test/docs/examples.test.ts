@@ -19,6 +19,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSafetensors, tensor, writeMlxLoraDir } from '../model/fixtures.js';
+import { typecheckExamples } from './typecheck.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const distJs = join(root, 'dist', 'index.js');
@@ -129,32 +130,7 @@ describe('examples in the docs', () => {
 
   it('type-check against the built declarations', () => {
     const checked = examples.filter((e) => e.mode !== 'skip');
-    const dir = join(work, 'typecheck');
-    mkdirSync(dir);
-    const files = new Map<string, Example>();
-    checked.forEach((example, n) => {
-      const path = join(dir, `example-${String(n).padStart(3, '0')}.ts`);
-      // `export {}` makes every example a module: top-level await works and names do not clash.
-      writeFileSync(path, `${example.code}\nexport {};\n`);
-      files.set(path, example);
-    });
-    const program = ts.createProgram([...files.keys()], {
-      target: ts.ScriptTarget.ES2022,
-      module: ts.ModuleKind.ESNext,
-      moduleResolution: ts.ModuleResolutionKind.Bundler,
-      strict: true,
-      noEmit: true,
-      skipLibCheck: true,
-      types: ['node'],
-      typeRoots: [join(root, 'node_modules', '@types')],
-      paths: { 'artifact-uploader': [distDts] },
-    });
-    const problems = ts.getPreEmitDiagnostics(program).map((d) => {
-      const example = d.file ? files.get(d.file.fileName) : undefined;
-      const where = example && d.file && d.start !== undefined ? `${example.id} (+${d.file.getLineAndCharacterOfPosition(d.start).line + 1})` : (d.file?.fileName ?? '');
-      return `${where}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`;
-    });
-    expect(problems).toEqual([]);
+    expect(typecheckExamples(checked, join(work, 'typecheck'), root)).toEqual([]);
   });
 
   it('run against the built package, each in a fresh working directory with ./mlruns as the store', async () => {

@@ -13,7 +13,7 @@ import { ArtifactUploaderError, HubError, LocalPathError } from '../../src/core/
 import type { Logger } from '../../src/core/logger.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from '../../src/hub/publish.js';
 import { PublishTracker, publishOnce } from '../../src/hub/publish-tracker.js';
-import { JsonStateFile } from '../../src/hub/state-file.js';
+import { JsonStateFile } from '../../src/core/json-state-file.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { tempDir, writeFiles, writeFusedModel } from './helpers.js';
 
@@ -273,7 +273,7 @@ describe('JsonStateFile', () => {
 
   it('serialises read-modify-write between instances and leaves no temp files', async () => {
     const path = await stateFileIn();
-    const files = [0, 1, 2].map(() => new JsonStateFile(path, Counter, { empty: () => ({ n: 0 }) }));
+    const files = [0, 1, 2].map(() => new JsonStateFile(path, async () => Counter, { empty: () => ({ n: 0 }) }));
     await Promise.all(Array.from({ length: 12 }, (_, i) => files[i % 3]!.update((s) => ({ state: { n: s.n + 1 }, result: undefined }))));
     expect(await files[0]!.read()).toEqual({ n: 12 });
     expect((await readdir(join(path, '..'))).sort()).toEqual(['publish-state.json']);
@@ -282,7 +282,7 @@ describe('JsonStateFile', () => {
 
   it('breaks a lock left by a dead process, waits for a live one', async () => {
     const path = await stateFileIn();
-    const file = new JsonStateFile(path, Counter, { empty: () => ({ n: 0 }), lockTimeoutMs: 200 });
+    const file = new JsonStateFile(path, async () => Counter, { empty: () => ({ n: 0 }), lockTimeoutMs: 200 });
     await file.update(() => ({ state: { n: 1 }, result: undefined }));
     const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
     await writeFile(`${path}.lock`, JSON.stringify({ pid: deadPid, host: hostname(), token: 'old', at: Date.now() }));

@@ -27,13 +27,13 @@ describe('file store formats', () => {
     expect(metricLine({ timestamp: 1700000000000, value: 2, step: 7 })).toBe('1700000000000 2.0 7\n');
   });
 
-  it('writes meta.yaml with sorted keys and YAML 1.1 quoting, and reads legacy int ids', () => {
-    expect(toMetaYaml({ name: 'yes', experiment_id: '12', tags: [], end_time: null, source_type: 4, path: 'file:///a b/c', n: '1_000', u: 'модель' })).toBe(
+  it('writes meta.yaml with sorted keys and YAML 1.1 quoting, and reads legacy int ids', async () => {
+    expect(await toMetaYaml({ name: 'yes', experiment_id: '12', tags: [], end_time: null, source_type: 4, path: 'file:///a b/c', n: '1_000', u: 'модель' })).toBe(
       "end_time: null\nexperiment_id: '12'\n'n': '1_000'\nname: 'yes'\npath: file:///a b/c\nsource_type: 4\ntags: []\nu: модель\n",
     );
-    expect(parseMetaYaml('experiment_id: 3\nname: on\n')).toEqual({ experiment_id: 3, name: true });
-    expect(parseMetaYaml('')).toBeUndefined();
-    expect(parseMetaYaml('- a\n')).toBeUndefined();
+    expect(await parseMetaYaml('experiment_id: 3\nname: on\n')).toEqual({ experiment_id: 3, name: true });
+    expect(await parseMetaYaml('')).toBeUndefined();
+    expect(await parseMetaYaml('- a\n')).toBeUndefined();
     expect(['RUNNING', 3, '4', 99, undefined].map(runStatusFromStored)).toEqual(['RUNNING', 'FINISHED', 'FAILED', 'RUNNING', 'RUNNING']);
   });
 
@@ -73,7 +73,7 @@ describe('file store formats', () => {
 
 describeWithServers('file store formats against Python', () => {
   it('float spelling and YAML match what Python writes and reads', async () => {
-    const yaml = toMetaYaml({ a: 'on', b: 'yes', c: '0x1F', d: '12:30', e: '1_000', f: '1e5', g: '', h: 'null', i: '~', j: 'a: b', k: "it's", l: '#x', m: 'line\nbreak', n: '00123' });
+    const yaml = await toMetaYaml({ a: 'on', b: 'yes', c: '0x1F', d: '12:30', e: '1_000', f: '1e5', g: '', h: 'null', i: '~', j: 'a: b', k: "it's", l: '#x', m: 'line\nbreak', n: '00123' });
     const out = await runPython(
       `
 import json, sys, yaml

@@ -110,7 +110,7 @@ describe('FileTrackingStore on disk', () => {
 
     const info = await store.updateRun({ runId, status: 'FINISHED', endTime: 1700000009000 });
     expect(info).toMatchObject({ status: 'FINISHED', endTime: 1700000009000 });
-    const meta = parseMetaYaml(readFileSync(join(runDir, 'meta.yaml'), 'utf8'));
+    const meta = await parseMetaYaml(readFileSync(join(runDir, 'meta.yaml'), 'utf8'));
     expect(meta).toMatchObject({ status: 3, end_time: 1700000009000, run_name: 'on' });
 
     const again = await store.getRun(runId);

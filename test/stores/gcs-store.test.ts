@@ -256,7 +256,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     const progress: number[] = [];
     const result = await second.uploadFile(bigPath, 'model/resumed.bin', { resumeSession: persisted, onProgress: (n) => progress.push(n) });
     expected['model/resumed.bin'] = sha256(big);
-    expect(result).toEqual({ bytes: big.length, attempts: 1, multipart: true, resumedBytes: offset });
+    expect(result).toEqual({ bytes: big.length, attempts: 1, multipart: true, resumedBytes: offset, bytesReused: offset });
     expect(progress[0]).toBe(offset);
     expect(proxy.requests.filter((r) => r.method === 'POST')).toEqual([]);
     expect(proxy.requests.filter(isStatusQuery).map((r) => r.contentRange)).toEqual([`bytes */${big.length}`, `bytes */${big.length}`]);

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +34,7 @@ describe('LocalFileStore', () => {
     writeFileSync(join(src, 'empty'), '');
     const progress: number[] = [];
     const result = await store.uploadFile(join(src, 'w.bin'), 'model/ünï code/w.bin', { onProgress: (n) => progress.push(n) });
-    expect(result).toEqual({ bytes: bytes.length, attempts: 1, multipart: false });
+    expect(result).toEqual({ bytes: bytes.length, attempts: 1, multipart: false, sha256: createHash('sha256').update(bytes).digest('hex') });
     expect(readFileSync(join(dest, 'model', 'ünï code', 'w.bin')).equals(bytes)).toBe(true);
     expect(progress.at(-1)).toBe(bytes.length);
     expect(await store.uploadFile(join(src, 'empty'), 'empty')).toMatchObject({ bytes: 0 });

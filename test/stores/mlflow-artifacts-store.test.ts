@@ -60,7 +60,7 @@ describeWithServers('MlflowArtifactsStore on a real MLflow server', () => {
     for (const [name, bytes] of Object.entries(singles)) {
       writeFileSync(join(dir, name), bytes);
       const result = await store.uploadFile(join(dir, name), `single/${name}`);
-      expect(result).toEqual({ bytes: bytes.length, attempts: 1, multipart: false });
+      expect(result).toEqual({ bytes: bytes.length, attempts: 1, multipart: false, sha256: sha256(bytes) });
       expected[`single/${name}`] = sha256(bytes);
     }
     // The server stored exactly the bytes sent (Content-Length, never a chunked or empty body).

@@ -28,7 +28,8 @@ export async function uploadAndListSmallFiles(
     'small/one-kib.bin': randomBytes(1024),
     'small/ckpt/step 100/model.safetensors': randomBytes(3000),
     'small/ckpt/step 100/config.json': Buffer.from('{"a": 1}'),
-    'small/ckpt/ünïcødé 模型/weights (copy) [1] & co+=?.bin': randomBytes(777),
+    // ("?", "#" and "%XX" are refused before any byte: MLflow's Python client cannot download them.)
+    'small/ckpt/ünïcødé 模型/weights (copy) [1] & co+=;@,!.bin': randomBytes(777),
     // Bytes that look like a multipart boundary, for stores that frame bodies that way (gs://).
     'small/ckpt/.hidden/a..b': Buffer.from('\r\n--boundary--\r\n\r\n'),
   };

@@ -1,15 +1,18 @@
 /**
  * A fault-injecting HTTP proxy for tests, on 127.0.0.1: forwards to a real server (MLflow,
- * the local Hub) and, for requests matching a rule, answers with a status, drops the
- * connection (before or in the middle of the request body), stalls, or forwards the request
- * and then drops the response (the server applied it, the client never hears). Every request
- * is logged so tests can count attempts.
+ * the local Hub, moto) and, for requests matching a rule, answers with a status, drops the
+ * connection (before or in the middle of the request body), stalls, holds the request until the
+ * proxy is thawed, or forwards the request and then drops the response (the server applied it,
+ * the client never hears). Every request is logged so tests can count attempts, and every byte
+ * of request bodies forwarded upstream is counted (`bytesForwarded`, and per request), so crash
+ * tests can tell what was re-sent. A tripwire freezes the proxy at an exact byte count: no byte
+ * past it reaches the server (see `test/support/crash-harness.ts`).
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll } from 'vitest';
 
-export type Fault = 'status' | 'drop' | 'drop-mid-body' | 'stall' | 'drop-response';
+export type Fault = 'status' | 'drop' | 'drop-mid-body' | 'stall' | 'drop-response' | 'hold';
 
 export interface FaultRule {
   /** Which requests the rule applies to (header names in lower case). @default every request */
@@ -27,6 +30,8 @@ export interface FaultRule {
   body?: string;
   /** For `stall`: how long to hold the request before dropping it. @default 60000 */
   stallMs?: number;
+  /** For `hold`: called when a request is held (it stays open, unanswered, until the client goes or the proxy is thawed). */
+  onHold?: (req: { method: string; path: string }) => void;
 }
 
 export interface ProxyLogEntry {
@@ -38,15 +43,28 @@ export interface ProxyLogEntry {
   status?: number;
   /** The fault applied, if any. */
   fault?: Fault;
+  /** Request body bytes forwarded upstream. */
+  bytes: number;
 }
 
 export interface FaultProxy {
   url: string;
   requests: ProxyLogEntry[];
+  /** Request body bytes forwarded upstream so far, all requests together. */
+  readonly bytesForwarded: number;
   addRule(rule: FaultRule): void;
   clearRules(): void;
   /** Clears the rules and the request log: a clean proxy for the next test. */
   reset(): void;
+  /**
+   * Freezes the proxy once `bytes` request-body bytes in total have been forwarded: the chunk
+   * that crosses the line is cut there, nothing more goes upstream, and new requests are held
+   * unanswered; then `onTrip` is called (synchronously, from the data handler). {@link thaw}
+   * ends the freeze.
+   */
+  setTripwire(bytes: number, onTrip: () => void): void;
+  /** Ends a freeze (and any `hold`): held and frozen requests are dropped, new ones are forwarded again. */
+  thaw(): void;
   stop(): Promise<void>;
 }
 
@@ -64,10 +82,13 @@ export function seededRandom(seed: number): () => number {
 
 /** Options of {@link startFaultProxy}. */
 export interface FaultProxyOptions {
+  /** Decides `probability` rules. @default seededRandom(42) */
   random?: () => number;
   /**
-   * Forward the client's `Host` header instead of the target's, for servers that build URLs
-   * from it (the GCS emulator's resumable session URIs), so follow-up requests come back here.
+   * Forward the client's `Host` header as it is (the proxy's address) instead of the target's:
+   * for servers that build URLs from it (the local Hub's LFS upload links, the GCS emulator's
+   * resumable session URIs), so follow-up requests come back here; and for signed requests
+   * (SigV4 signs the host).
    * @default false
    */
   preserveHost?: boolean;
@@ -79,6 +100,16 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
   const rules: Array<FaultRule & { used: number }> = [];
   const requests: ProxyLogEntry[] = [];
   const sockets = new Set<Socket>();
+  let bytesForwarded = 0;
+  let frozen = false;
+  let tripwire: { bytes: number; onTrip: () => void } | undefined;
+  /** Requests held by `hold` or by a freeze: dropped on thaw. */
+  const held = new Set<IncomingMessage>();
+  const hold = (req: IncomingMessage) => {
+    held.add(req);
+    req.resume(); // read and discard: nothing goes upstream
+    req.on('close', () => held.delete(req));
+  };
 
   const pickRule = (method: string, path: string, headers: IncomingMessage['headers']) => {
     for (const rule of rules) {
@@ -112,21 +143,41 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
       },
     );
     upstream.on('error', () => req.socket.destroy());
-    // A client that goes away mid-body cuts the upstream request too, as a direct connection
-    // would: a single-threaded server (the GCS emulator) must not wait for the rest forever.
+    req.on('data', (chunk: Buffer) => {
+      if (frozen) return;
+      let part = chunk;
+      if (tripwire && bytesForwarded + chunk.length >= tripwire.bytes) part = chunk.subarray(0, tripwire.bytes - bytesForwarded);
+      bytesForwarded += part.length;
+      entry.bytes += part.length;
+      if (part.length > 0 && !upstream.write(part)) {
+        req.pause();
+        upstream.once('drain', () => req.resume());
+      }
+      if (tripwire && bytesForwarded >= tripwire.bytes) {
+        const { onTrip } = tripwire;
+        tripwire = undefined;
+        frozen = true;
+        onTrip();
+      }
+    });
+    req.on('end', () => {
+      if (!frozen) upstream.end();
+    });
+    // A client that goes away mid-body (killed) cuts the upstream request too, as a direct
+    // connection would: a single-threaded server (the GCS emulator) must not wait forever.
     req.on('close', () => {
       if (!req.complete) upstream.destroy();
     });
-    req.pipe(upstream);
   };
 
   const server: Server = createServer((req, res) => {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
-    const entry: ProxyLogEntry = { method, path };
+    const entry: ProxyLogEntry = { method, path, bytes: 0 };
     const contentRange = req.headers['content-range'];
     if (typeof contentRange === 'string') entry.contentRange = contentRange;
     requests.push(entry);
+    if (frozen) return hold(req);
     const rule = pickRule(method, path, req.headers);
     if (!rule) return forward(req, res, entry, false);
     entry.fault = rule.fault;
@@ -159,6 +210,10 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
       }
       case 'drop-response':
         return forward(req, res, entry, true);
+      case 'hold':
+        hold(req);
+        rule.onHold?.({ method, path });
+        return;
     }
   });
   server.on('connection', (socket) => {
@@ -171,11 +226,23 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    get bytesForwarded() {
+      return bytesForwarded;
+    },
     addRule: (rule) => rules.push({ ...rule, used: 0 }),
     clearRules: () => rules.splice(0),
     reset: () => {
       rules.splice(0);
       requests.length = 0;
+    },
+    setTripwire: (bytes, onTrip) => {
+      tripwire = { bytes, onTrip };
+    },
+    thaw: () => {
+      frozen = false;
+      tripwire = undefined;
+      for (const req of held) req.socket.destroy();
+      held.clear();
     },
     stop: () =>
       new Promise<void>((resolve) => {

@@ -50,7 +50,7 @@ describe('ArtifactUploader on ./mlruns', () => {
       verification: { status: 'not-run' },
     });
     expect(file.files).toEqual([
-      { localPath: join(src, 'metrics.json'), artifactPath: 'metrics/metrics.json', size: 13, status: 'uploaded', attempts: 1, multipart: false },
+      { localPath: join(src, 'metrics.json'), artifactPath: 'metrics/metrics.json', size: 13, status: 'uploaded', attempts: 1, multipart: false, sha256: sha256(readFileSync(join(src, 'metrics.json'))) },
     ]);
 
     const many = await uploader.uploadFiles([join(src, 'onnx/model.onnx'), join(src, 'onnx/weights/model.onnx.data')], {

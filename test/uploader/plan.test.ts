@@ -66,6 +66,22 @@ describe('planDirectory', () => {
     expect(byGlob.skipped).toEqual(expect.arrayContaining([{ relativePath: 'cache', reason: 'excluded' }]));
   });
 
+  it('reports symlink loops as loops: a two-link cycle like `sub/up -> ..`, not as dangling', async () => {
+    const root = tree({ 'sub/keep.txt': 'k' });
+    symlinkSync('b', join(root, 'a'));
+    symlinkSync('a', join(root, 'b'));
+    symlinkSync('..', join(root, 'sub', 'up'));
+    const plan = await planDirectory(root);
+    expect(plan.files.map((f) => f.artifactPath)).toEqual(['sub/keep.txt']);
+    expect(plan.skipped).toEqual(
+      expect.arrayContaining([
+        { relativePath: 'a', reason: 'symlink-loop' },
+        { relativePath: 'b', reason: 'symlink-loop' },
+        { relativePath: 'sub/up', reason: 'symlink-loop' },
+      ]),
+    );
+  });
+
   it('uploads the bytes of symlinks that stay inside, and walks linked directories once', async () => {
     const root = tree({ 'blobs/abc': 'weights', 'real/inner.txt': 'x' });
     mkdirSync(join(root, 'snap'));

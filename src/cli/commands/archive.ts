@@ -6,11 +6,11 @@
  *
  * @module
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { createCheckpointArchive } from '../../archive/create-checkpoint-archive.js';
-import { manifestFileName, writeManifest } from '../../archive/manifest.js';
+import { makeTempDir } from '../../core/atomic-write.js';
+import { manifestFileName } from '../../archive/manifest.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
@@ -22,7 +22,7 @@ export async function runArchive(ctx: CliContext, args: unknown[], options: Reco
   const out = ctx.path(options.out !== undefined ? String(options.out) : `${basename(dir)}.tar.gz`);
   const manifestPath = ctx.path(options.manifest !== undefined ? String(options.manifest) : join(dirname(out), manifestFileName(out)));
   const dryRun = ctx.globals.dryRun === true;
-  const scratch = dryRun ? await mkdtemp(join(tmpdir(), 'artifact-uploader-archive-')) : undefined;
+  const scratch = dryRun ? await makeTempDir('artifact-uploader-archive-') : undefined;
   const progress = await ctx.progress();
   const started = Date.now();
   try {
@@ -31,13 +31,14 @@ export async function runArchive(ctx: CliContext, args: unknown[], options: Reco
       exclude: (options.exclude as string[] | undefined) ?? [],
       level: options.level as number | undefined,
       signal: ctx.signal,
+      // Archive and manifest are replaced as a pair (a dry run writes neither).
+      ...(dryRun ? {} : { manifestPath }),
       onProgress: (event) => {
         if (event.type === 'phase' && event.phase === 'archiving') progress.phase('archiving');
         if (event.type === 'bytes') progress.update(event);
       },
     });
     progress.stop();
-    if (!dryRun) await writeManifest(manifest, manifestPath);
     const skipped = manifest.skipped.map((s) => [s.path, `${s.reason}${s.pattern ? ` (${s.pattern})` : ''}`]);
     const lines = [
       dryRun

@@ -5,14 +5,14 @@
  *
  * @module
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { convertMlxLoraToPeft, type ConvertMlxLoraOptions } from '../../model/convert-mlx-to-peft.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
 import { table } from '../format.js';
+import { makeTempDir } from '../../core/atomic-write.js';
 
 /** `convert-peft`. */
 export async function runConvertPeft(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
@@ -26,7 +26,7 @@ export async function runConvertPeft(ctx: CliContext, args: unknown[], options: 
   if (options.out !== undefined) convertOptions.outDir = ctx.path(String(options.out));
   let scratch: string | undefined;
   if (ctx.globals.dryRun) {
-    scratch = await mkdtemp(join(tmpdir(), 'artifact-uploader-convert-'));
+    scratch = await makeTempDir('artifact-uploader-convert-');
     convertOptions.outDir = join(scratch, 'peft');
   }
   try {

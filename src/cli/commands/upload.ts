@@ -41,6 +41,9 @@ function uploaderOptions(ctx: CliContext, stage: Stage, progress: ProgressDispla
     env: ctx.env,
     logger: ctx.logger,
     signal: ctx.signal,
+    resume: ctx.resumeEnabled(),
+    journalDir: ctx.journalDir(),
+    skipExisting: ctx.globals.skipExisting,
     onProgress: (event: UploadProgressEvent) => {
       if (event.type === 'phase') {
         if (event.phase === 'archiving' || event.phase === 'uploading') progress.phase(event.phase);
@@ -133,7 +136,7 @@ export function formatUploadResults(command: string, results: UploadResult[], dr
     } else {
       const verified = result.verification?.status === 'verified' ? ', verified' : '';
       lines.push(
-        `${command} ${name}: uploaded ${result.metrics.filesSent} file(s), ${formatBytes(result.metrics.bytesSent)} in ${formatDuration(result.durationMs)}${verified}${result.deduplicated ? ' (deduplicated)' : ''}`,
+        `${command} ${name}: uploaded ${result.metrics.filesSent} file(s), ${formatBytes(result.metrics.bytesSent)}${result.metrics.filesResumed > 0 || result.metrics.bytesResumed > 0 ? ` (resumed: ${result.metrics.filesResumed} file(s), ${formatBytes(result.metrics.bytesResumed)} not sent again)` : ''} in ${formatDuration(result.durationMs)}${verified}${result.deduplicated ? ' (deduplicated)' : ''}`,
       );
       if (where) lines.push(`  -> ${where}`);
     }

@@ -18,8 +18,9 @@ import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
-import { AbortedError, LocalPathError } from '../core/errors.js';
-import { sleep } from '../core/abort.js';
+import { processAlive } from './atomic-write.js';
+import { AbortedError, LocalPathError } from './errors.js';
+import { sleep } from './abort.js';
 
 /** Options of {@link JsonStateFile}. */
 export interface JsonStateFileOptions<T> {
@@ -35,6 +36,39 @@ export interface JsonStateFileOptions<T> {
    * @default 15000
    */
   lockTimeoutMs?: number;
+  /**
+   * fsync each write before the rename (durable across a power loss). Without it a write is
+   * still atomic against a crashed or killed process (the rename is); after a power loss the
+   * file may hold the old state, or read as corrupt.
+   * @default true
+   */
+  sync?: boolean;
+  /**
+   * Readable by the owner only: the file (and its lock) is created with mode 0600, and the
+   * directories created for it with 0700. For state that holds capabilities (upload session URIs).
+   * @default false
+   */
+  ownerOnly?: boolean;
+  /** The hint of the error a corrupt file raises: what the user may do about it. */
+  corruptHint?: string;
+  /**
+   * What a corrupt file (not JSON, or not matching the schema) reads as. Without it, reading a
+   * corrupt file throws; with it, the file reads as the value returned (and the next
+   * {@link JsonStateFile.update} that writes replaces it).
+   */
+  onCorrupt?: (error: LocalPathError) => T;
+}
+
+/** What the `change` of {@link JsonStateFile.update} returns. */
+export interface StateChange<T, R> {
+  /** The new state; `undefined` leaves the file as it is. */
+  state?: T;
+  /** Delete the file instead (wins over `state`). */
+  remove?: boolean;
+  /** fsync this write, whatever the file's `sync` option says. */
+  sync?: boolean;
+  /** What `update` returns. */
+  result: R;
 }
 
 interface LockInfo {
@@ -44,16 +78,8 @@ interface LockInfo {
   at: number;
 }
 
-/** True when a process with this pid exists on this host. */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists but belongs to someone else.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** Re-exported: the hub's lock and tracker check owners with the same test as temp files. */
+export { processAlive };
 
 /** A JSON file validated by a zod schema, shared safely between processes. */
 export class JsonStateFile<T> {
@@ -64,7 +90,8 @@ export class JsonStateFile<T> {
 
   constructor(
     path: string,
-    private readonly schema: z.ZodType<T>,
+    /** Loads the schema the file is validated with (on first read: zod loads on first use). */
+    private readonly loadSchema: () => Promise<z.ZodType<T>>,
     private readonly options: JsonStateFileOptions<T>,
   ) {
     this.path = path;
@@ -86,42 +113,62 @@ export class JsonStateFile<T> {
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      throw this.corrupt(`it is not JSON (${(error as Error).message})`, error);
+      return this.corrupt(`it is not JSON (${(error as Error).message})`, error);
     }
-    const result = this.schema.safeParse(parsed);
-    if (!result.success) throw this.corrupt(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '), result.error);
+    const result = (await this.loadSchema()).safeParse(parsed);
+    if (!result.success) return this.corrupt(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '), result.error);
     return result.data;
+  }
+
+  /** Deletes the file under the lock (nothing happens when it does not exist). */
+  remove(signal?: AbortSignal): Promise<void> {
+    return this.update(() => ({ remove: true, result: undefined }), signal);
   }
 
   /**
    * Reads, changes and writes the state under the lock. `change` returns the new state, or
-   * `undefined` to leave the file as it is; its result is returned either way.
+   * `undefined` to leave the file as it is, or `remove: true` to delete the file; its result is
+   * returned either way.
    */
-  async update<R>(change: (state: T) => { state?: T; result: R } | Promise<{ state?: T; result: R }>, signal?: AbortSignal): Promise<R> {
+  async update<R>(change: (state: T) => StateChange<T, R> | Promise<StateChange<T, R>>, signal?: AbortSignal): Promise<R> {
     const token = await this.lock(signal);
     try {
-      const { state, result } = await change(await this.read());
-      if (state !== undefined) await this.write(state);
+      const { state, remove, sync, result } = await change(await this.read());
+      if (remove) await rm(this.path, { force: true });
+      else if (state !== undefined) await this.write(state, sync ?? this.options.sync ?? true);
       return result;
     } finally {
       await this.unlock(token);
     }
   }
 
-  private corrupt(reason: string, cause: unknown): LocalPathError {
-    return new LocalPathError('PATH_UNREADABLE', this.path, `The state file ${this.path} is corrupt: ${reason}.`, {
+  /** Throws the corrupt-file error, or returns what `onCorrupt` makes of it. */
+  private corrupt(reason: string, cause: unknown): T {
+    const error = new LocalPathError('PATH_UNREADABLE', this.path, `The state file ${this.path} is corrupt: ${reason}.`, {
       cause,
-      hint: 'Inspect it and fix or delete it; a deleted state file forgets past publishes, but publishes already on the Hub are still found by their publish id and not uploaded again.',
+      hint: this.options.corruptHint ?? 'Inspect it and fix or delete it.',
     });
+    if (this.options.onCorrupt) return this.options.onCorrupt(error);
+    throw error;
   }
 
-  private async write(state: T): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
+  /** Mode of directories created for the file. */
+  private get dirMode(): number | undefined {
+    return this.options.ownerOnly ? 0o700 : undefined;
+  }
+
+  /** Mode of files created. */
+  private get fileMode(): number | undefined {
+    return this.options.ownerOnly ? 0o600 : undefined;
+  }
+
+  private async write(state: T, sync: boolean): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true, mode: this.dirMode });
     const temp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    const handle = await open(temp, 'w');
+    const handle = await open(temp, 'w', this.fileMode);
     try {
       await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`);
-      await handle.sync();
+      if (sync) await handle.sync();
     } finally {
       await handle.close();
     }
@@ -134,13 +181,13 @@ export class JsonStateFile<T> {
   }
 
   private async lock(signal?: AbortSignal): Promise<string> {
-    await mkdir(dirname(this.path), { recursive: true });
+    await mkdir(dirname(this.path), { recursive: true, mode: this.dirMode });
     const token = randomBytes(8).toString('hex');
     const deadline = Date.now() + this.lockTimeoutMs;
     for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
       if (signal?.aborted) throw new AbortedError('Waiting for the state file lock was aborted.', { cause: signal.reason });
       try {
-        const handle = await open(this.lockPath, 'wx');
+        const handle = await open(this.lockPath, 'wx', this.fileMode);
         try {
           await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies LockInfo));
         } finally {

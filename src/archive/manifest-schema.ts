@@ -1,0 +1,58 @@
+/**
+ * The zod schema of a checkpoint manifest, for {@link readManifest}. Its own module so that zod
+ * loads when a manifest is read, not when the package is imported.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import type { CheckpointManifest, readManifest } from './manifest.js';
+
+const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
+const size = z.int().min(0);
+
+/** zod schema of {@link CheckpointManifest}; unknown keys are kept so newer manifests still load. */
+export const checkpointManifestSchema = z.looseObject({
+  manifestVersion: z.literal(1),
+  tool: z.looseObject({ name: z.literal('artifact-uploader'), version: z.string() }),
+  createdAt: z.string(),
+  archive: z.looseObject({
+    fileName: z.string(),
+    format: z.literal('tar+gzip'),
+    compressionLevel: z.int().min(0).max(9),
+    size,
+    sha256: sha256Schema,
+  }),
+  fileCount: size,
+  totalBytes: size,
+  files: z.array(z.looseObject({ path: z.string(), size, sha256: sha256Schema })),
+  directories: z.array(z.string()),
+  symlinks: z.array(z.looseObject({ path: z.string(), target: z.string() })),
+  skipped: z.array(
+    z.looseObject({
+      path: z.string(),
+      reason: z.enum(['default-skip-list', 'filter', 'exclude', 'archive-output', 'unsupported-type']),
+      pattern: z.string().optional(),
+    }),
+  ),
+  verification: z.union([
+    z.looseObject({ status: z.literal('not-run') }),
+    z.looseObject({
+      status: z.enum(['verified', 'failed']),
+      verifiedAt: z.string(),
+      checks: z.array(z.enum(['size', 'sha256'])),
+      location: z.string().optional(),
+      mismatches: z
+        .array(
+          z.looseObject({
+            path: z.string(),
+            reason: z.enum(['missing', 'size', 'checksum']),
+            expectedSize: size.optional(),
+            actualSize: size.optional(),
+          }),
+        )
+        .optional(),
+      error: z.string().optional(),
+    }),
+  ]),
+});
+

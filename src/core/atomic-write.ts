@@ -1,0 +1,286 @@
+/**
+ * The one way this library replaces a file: write a temp file, flush it to disk, rename it over
+ * the target. Readers see the old content or the new, never a part; a failure (or abort)
+ * removes the temp file and leaves the target as it was.
+ *
+ * - **Named by owner.** Every temp file is `<prefix><pid>-<host>-<random>.tmp`, so a later run
+ *   can tell a temp file a dead process left behind (owner pid gone on this host, and untouched
+ *   for {@link STALE_TEMP_MS}) from one a live process is still writing, and remove only the
+ *   first ({@link removeStaleTempFiles}). SIGKILL skips every `finally`; this is what cleans up
+ *   after it.
+ * - **Replaced together.** {@link stageFile} writes and flushes without renaming;
+ *   {@link commitStaged} then renames several staged files (an archive and its manifest), and
+ *   if one rename fails it puts the earlier targets back, so the pair is old or new, never mixed.
+ * - **A full disk says so.** `ENOSPC` and `EDQUOT` become a {@link DiskFullError} naming the
+ *   destination, wherever in the write they happen.
+ *
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { link, lstat, mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { diskFullError } from './errors.js';
+
+/** A temp file untouched for this long, whose owner process is gone, is left over: 10 minutes. */
+export const STALE_TEMP_MS = 10 * 60_000;
+/** A temp file of another host (a shared disk) is only taken as left over after a day. */
+const OTHER_HOST_STALE_MS = 24 * 60 * 60_000;
+
+/** Where and under which name a temp file is written. */
+export interface TempFileOptions {
+  /**
+   * Directory of the temp file. Must be on the same file system as the target (rename).
+   * @default dirname(target)
+   */
+  tempDir?: string;
+  /**
+   * Start of the temp file's name; the owner's pid, host and a random part follow.
+   * @default `${basename(target)}.tmp-`
+   */
+  prefix?: string;
+}
+
+/** A file written and flushed under its temp name, not yet renamed into place. */
+export interface StagedFile {
+  /** The path it will replace. */
+  readonly target: string;
+  /** Where its content is now. */
+  readonly temp: string;
+}
+
+/** Six hex digits standing for this host in temp names (a host name may be long or odd). */
+const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 6);
+
+/**
+ * True when a process with this pid exists on this host.
+ *
+ * @example
+ * ```ts
+ * processAlive(process.pid); // true
+ * ```
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A fresh temp file name for this process: `<prefix><pid>-<host>-<random>.tmp`.
+ *
+ * @example
+ * ```ts
+ * tempFileName('ckpt.tar.gz.tmp-'); // 'ckpt.tar.gz.tmp-4242-3fa9c1-9b1e0c7d2a44.tmp'
+ * ```
+ */
+export function tempFileName(prefix: string): string {
+  return `${prefix}${process.pid}-${HOST_TAG}-${randomBytes(6).toString('hex')}.tmp`;
+}
+
+/**
+ * The owner of a temp file named by {@link tempFileName}, or `undefined` for any other name.
+ *
+ * @example
+ * ```ts
+ * tempFileOwner('m.json.tmp-4242-3fa9c1-9b1e0c7d2a44.tmp', 'm.json.tmp-'); // { pid: 4242, host: '3fa9c1' }
+ * ```
+ */
+export function tempFileOwner(name: string, prefix: string): { pid: number; host: string } | undefined {
+  if (!name.startsWith(prefix)) return undefined;
+  const match = /^(\d+)-([0-9a-f]{6})-[0-9a-f]{12}\.tmp$/.exec(name.slice(prefix.length));
+  return match ? { pid: Number(match[1]), host: match[2]! } : undefined;
+}
+
+/** True when the owner of a temp file (named by {@link tempFileName}) may still be writing it. */
+function ownerMayBeAlive(owner: { pid: number; host: string }, ageMs: number): boolean {
+  if (owner.host !== HOST_TAG) return ageMs <= OTHER_HOST_STALE_MS;
+  return owner.pid === process.pid || processAlive(owner.pid);
+}
+
+/**
+ * Removes the temp files (or temp directories) in `dir` that start with `prefix` and that a dead
+ * process left behind: untouched for `olderThanMs` and their owner pid gone (on this host; a day
+ * for another host's). Names without an owner are kept, unless `legacy` matches them and they
+ * are older than `olderThanMs` (temp names of earlier versions). Never throws: a directory that
+ * cannot be read is simply not cleaned. Returns the removed paths.
+ *
+ * @example
+ * ```ts
+ * await removeStaleTempFiles('out', 'ckpt.tar.gz.tmp-');
+ * ```
+ */
+export async function removeStaleTempFiles(
+  dir: string,
+  prefix: string,
+  options: { olderThanMs?: number; legacy?: RegExp } = {},
+): Promise<string[]> {
+  const olderThanMs = options.olderThanMs ?? STALE_TEMP_MS;
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const removed: string[] = [];
+  for (const name of names) {
+    const owner = tempFileOwner(name, prefix);
+    if (!owner && !options.legacy?.test(name)) continue;
+    const path = join(dir, name);
+    const info = await lstat(path).catch(() => undefined);
+    if (!info) continue;
+    const ageMs = Date.now() - info.mtimeMs;
+    if (ageMs <= olderThanMs) continue;
+    if (owner && ownerMayBeAlive(owner, ageMs)) continue;
+    await rm(path, { recursive: true, force: true }).then(
+      () => removed.push(path),
+      () => undefined,
+    );
+  }
+  return removed;
+}
+
+/** Rethrows `error` as a {@link DiskFullError} for `destination` when the disk is full. */
+function rethrow(error: unknown, destination: string): never {
+  throw diskFullError(error, destination) ?? error;
+}
+
+/** Flushes a file's content to disk. */
+async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes `target`'s new content under a temp name (by `write`, which must create the file it is
+ * given, e.g. with flag `wx`) and flushes it, without renaming. On failure the temp file is
+ * removed. Follow with {@link commitStaged} or {@link discardStaged}.
+ *
+ * @throws {DiskFullError} when the file system is full (or over quota).
+ * @example
+ * ```ts
+ * const archive = await stageFile('out/ckpt.tar.gz', (temp) => pipeline(source, createWriteStream(temp, { flags: 'wx' })));
+ * const manifest = await stageFile('out/ckpt.manifest.json', (temp) => writeFile(temp, json, { flag: 'wx' }));
+ * await commitStaged([archive, manifest]);
+ * ```
+ */
+export async function stageFile(target: string, write: (temp: string) => Promise<void>, options: TempFileOptions = {}): Promise<StagedFile> {
+  const temp = join(options.tempDir ?? dirname(target), tempFileName(options.prefix ?? `${basename(target)}.tmp-`));
+  try {
+    await write(temp);
+    await syncFile(temp);
+  } catch (error) {
+    await rm(temp, { force: true }).catch(() => undefined);
+    rethrow(error, target);
+  }
+  return { target, temp };
+}
+
+/** Removes staged files that will not be committed. Never throws. */
+export async function discardStaged(files: readonly StagedFile[]): Promise<void> {
+  await Promise.all(files.map((file) => rm(file.temp, { force: true }).catch(() => undefined)));
+}
+
+/**
+ * Renames staged files over their targets, in order. When a rename fails, the targets already
+ * replaced get their old content back (kept meanwhile as a hard link beside each; a target that
+ * did not exist is removed again), every temp file is removed, and the error is thrown: all old,
+ * or all new. (A crash between two renames can still leave the first one new.)
+ *
+ * @throws {DiskFullError} when the file system is full.
+ * @example
+ * ```ts
+ * await commitStaged([await stageFile(archivePath, writeArchive), await stageFile(manifestPath, writeManifestTo)]);
+ * ```
+ */
+export async function commitStaged(files: readonly StagedFile[]): Promise<void> {
+  if (files.length === 1) {
+    const [file] = files as [StagedFile];
+    try {
+      await rename(file.temp, file.target);
+    } catch (error) {
+      await discardStaged(files);
+      rethrow(error, file.target);
+    }
+    return;
+  }
+  // Old content kept aside (hard links cost no copy); `null` = the target did not exist.
+  const backups: Array<string | null | undefined> = [];
+  let done = 0;
+  try {
+    for (const file of files) {
+      const backup = join(dirname(file.temp), tempFileName(`${basename(file.target)}.tmp-`));
+      backups.push(
+        await link(file.target, backup).then(
+          () => backup,
+          // ENOENT: nothing to restore, remove the new file on rollback; else (no hard links on
+          // this file system) the old content cannot be kept, and rollback leaves the new one.
+          (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? null : undefined),
+        ),
+      );
+    }
+    for (const file of files) {
+      await rename(file.temp, file.target);
+      done++;
+    }
+  } catch (error) {
+    for (let i = 0; i < done; i++) {
+      const backup = backups[i];
+      if (backup) await rename(backup, files[i]!.target).catch(() => undefined);
+      else if (backup === null) await rm(files[i]!.target, { force: true }).catch(() => undefined);
+    }
+    await discardStaged(files);
+    await Promise.all(backups.map((b) => (b ? rm(b, { force: true }).catch(() => undefined) : undefined)));
+    rethrow(error, files[done]?.target ?? files[0]!.target);
+  }
+  await Promise.all(backups.map((b) => (b ? rm(b, { force: true }).catch(() => undefined) : undefined)));
+}
+
+/**
+ * Replaces `target` by what `write` writes into the temp file it is given: stage, flush, rename.
+ *
+ * @throws {DiskFullError} when the file system is full.
+ * @example
+ * ```ts
+ * await atomicWrite('out/model.bin', (temp) => pipeline(createReadStream('model.bin'), createWriteStream(temp, { flags: 'wx' })));
+ * ```
+ */
+export async function atomicWrite(target: string, write: (temp: string) => Promise<void>, options: TempFileOptions = {}): Promise<void> {
+  await commitStaged([await stageFile(target, write, options)]);
+}
+
+/**
+ * Replaces `target` by `data` atomically (see {@link atomicWrite}), creating the parent
+ * directory when `mkdir` is set.
+ *
+ * @throws {DiskFullError} when the file system is full.
+ * @example
+ * ```ts
+ * await writeFileAtomic('state/publishes.json', JSON.stringify(state), { mkdir: true });
+ * ```
+ */
+export async function writeFileAtomic(target: string, data: string | Uint8Array, options: TempFileOptions & { mkdir?: boolean } = {}): Promise<void> {
+  if (options.mkdir) await mkdir(dirname(target), { recursive: true }).catch((error: unknown) => rethrow(error, target));
+  await atomicWrite(target, (temp) => writeFile(temp, data, { flag: 'wx' }), options);
+}
+
+/**
+ * Creates a scratch directory `<os tmpdir>/<prefix><pid>-<host>-<random>.tmp`, first removing
+ * the ones with the same prefix that dead processes left behind. Remove it when done.
+ *
+ * @throws {DiskFullError} when the temp file system is full.
+ * @example
+ * ```ts
+ * const work = await makeTempDir('artifact-uploader-archive-');
+ * try { ... } finally { await rm(work, { recursive: true, force: true }); }
+ * ```
+ */
+export async function makeTempDir(prefix: string, parent = tmpdir()): Promise<string> {
+  await removeStaleTempFiles(parent, prefix);
+  const dir = join(parent, tempFileName(prefix));
+  await mkdir(dir, { mode: 0o700 }).catch((error: unknown) => rethrow(error, dir));
+  return dir;
+}

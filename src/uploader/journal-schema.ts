@@ -1,0 +1,33 @@
+/**
+ * The zod schema of a journal record (`journal.ts`), in a module of its own so that zod loads
+ * when the journal is first read, not when the package is imported.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import type { JournalRecord } from './journal.js';
+
+const PartSchema = z.object({
+  partNumber: z.number().int().min(1),
+  size: z.number().int().min(0),
+  etag: z.string().optional(),
+  checksum: z.string().optional(),
+});
+
+export const RecordSchema: z.ZodType<JournalRecord | null> = z
+  .object({
+    version: z.literal(1),
+    key: z.object({ target: z.string(), runId: z.string(), artifactPath: z.string(), localPath: z.string() }),
+    local: z.object({ size: z.number().int().min(0), mtimeNs: z.string(), ino: z.string(), dev: z.string() }),
+    status: z.enum(['uploading', 'uploaded']),
+    owner: z.object({ pid: z.number().int(), host: z.string(), token: z.string() }),
+    createdAt: z.number(),
+    updatedAt: z.number(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
+    multipart: z.object({ uploadId: z.string().min(1), partSize: z.number().int().min(1), parts: z.array(PartSchema) }).optional(),
+    resumeToken: z.object({ store: z.string(), value: z.unknown() }).optional(),
+  })
+  .nullable() as z.ZodType<JournalRecord | null>;

@@ -1,0 +1,663 @@
+/**
+ * The resume journal: what a crashed (or killed, or preempted) process had already finished,
+ * so that the same command run again sends only what had not arrived.
+ *
+ * **Where.** One directory under the user's cache dir, never inside the data folder:
+ * `journalDir` option, else `ARTIFACT_UPLOADER_JOURNAL_DIR`, else
+ * `$XDG_CACHE_HOME/artifact-uploader/journal`, else `~/.cache/artifact-uploader/journal`.
+ *
+ * **What.** One JSON file per upload key: the tracking target (credentials stripped), the run,
+ * the artifact path and the local path. The file's name is a hash of that key. The record holds
+ * the local file's identity when it was written (size, mtime in ns, inode, device): a file that
+ * changed since does not match and is sent again. It records
+ * - `status: 'uploaded'` and the sha256 of the bytes sent, once the file is in the store;
+ * - for part-level stores, the multipart upload id, the part size and every finished part with
+ *   its ETag or checksum;
+ * - `resumeToken`: a store-specific token (a GCS resumable session URI, ...), opaque here.
+ *
+ * **Safety.** Every write goes to a temp file renamed over the record (see
+ * `core/json-state-file.ts`), under a per-record lock file, so several processes can share the
+ * journal and a killed process never leaves half a record. The write that names a new multipart
+ * upload is fsynced first (losing it after a power loss would orphan the upload); the others are
+ * not (losing one costs re-sending a file or a part, never a wrong skip), which keeps the
+ * journal's cost per small file well under a millisecond of disk time. A record names its owner (pid, host, a random token): a process that finds a record
+ * owned by another live process (same host: the pid exists; other hosts: updated within
+ * `ownerStaleMs`) leaves it alone and uploads without it; a record whose owner died is taken
+ * over. A process whose record was taken over stops writing to it.
+ *
+ * **Cleanup.** A record is removed when its upload completes (the whole operation, for a
+ * directory). Records older than `maxAgeMs` (7 days) are deleted, and the journal is kept under
+ * `maxEntries` records and `maxBytes` bytes (oldest deleted first), by a sweep when a journal is
+ * opened. A corrupt record is ignored with a warning and replaced by the next write; the journal
+ * never makes an upload fail.
+ *
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { homedir, hostname } from 'node:os';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import type { Env } from '../core/env.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { JsonStateFile, processAlive } from '../core/json-state-file.js';
+import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
+import type { PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
+
+/** The environment variable that moves the journal. */
+export const JOURNAL_DIR_ENV = 'ARTIFACT_UPLOADER_JOURNAL_DIR';
+
+/** Records older than this are deleted (7 days: S3 lifecycle rules, GCS sessions and Azure uncommitted blocks live about that long). */
+export const DEFAULT_JOURNAL_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
+
+/** At most this many records are kept. */
+export const DEFAULT_JOURNAL_MAX_ENTRIES = 10_000;
+
+/** At most this many bytes of records are kept. */
+export const DEFAULT_JOURNAL_MAX_BYTES = 64 * 1024 * 1024;
+
+/** A record owned by a process on another host that has not written for this long is taken over. */
+export const DEFAULT_JOURNAL_OWNER_STALE_MS = 10 * 60 * 1000;
+
+/** The identity of a local file: when any of it changes, the file is sent again. */
+export interface LocalFileIdentity {
+  /** Absolute path. */
+  path: string;
+  size: number;
+  /** Modification time in nanoseconds since the epoch, as a decimal string (exact). */
+  mtimeNs: string;
+  /** Inode number, as a decimal string (inode numbers can exceed 2^53). */
+  ino: string;
+  /** Device number, as a decimal string. */
+  dev: string;
+}
+
+/** What a record is about: where the file goes and which local file it is. */
+export interface JournalKey {
+  /** Tracking target: the tracking URI or the store's artifact URI (credentials, query and fragment are stripped). */
+  target: string;
+  /** The run. */
+  runId: string;
+  /** Destination path in the run's artifact tree (the file's own path, not its directory). */
+  artifactPath: string;
+  /** The local file as it is now. */
+  local: LocalFileIdentity;
+}
+
+/** A finished part of a multipart upload (the store's {@link StoredPart}). */
+export type JournalPart = StoredPart;
+
+/** A multipart upload in progress (part-level stores: `s3://`): the store's {@link PreviousMultipartUpload}. */
+export type JournalMultipart = PreviousMultipartUpload;
+
+/**
+ * A store-specific way to pick an upload up again, e.g. a GCS resumable session URI or the
+ * block ids of an Azure block blob (the store's {@link StoreResumeToken}).
+ */
+export type JournalResumeToken = StoreResumeToken;
+
+/** One journal record, as stored. */
+export interface JournalRecord {
+  version: 1;
+  key: { target: string; runId: string; artifactPath: string; localPath: string };
+  /** The local file's identity when the record was last written. */
+  local: { size: number; mtimeNs: string; ino: string; dev: string };
+  /** `uploading`: started, maybe with finished parts; `uploaded`: the file is in the store. */
+  status: 'uploading' | 'uploaded';
+  /** Who writes the record. */
+  owner: { pid: number; host: string; token: string };
+  /** Epoch ms. */
+  createdAt: number;
+  /** Epoch ms of the last write (the owner's heartbeat). */
+  updatedAt: number;
+  /** sha256 (hex) of the bytes sent, when the read path hashed them. */
+  sha256?: string;
+  multipart?: JournalMultipart;
+  resumeToken?: JournalResumeToken;
+}
+
+/** The record schema, loaded on first use (zod stays out of the package import; see journal-schema.ts). */
+const loadRecordSchema = () => import('./journal-schema.js').then((m) => m.RecordSchema);
+
+/** Options of {@link UploadJournal.open}. */
+export interface UploadJournalOptions {
+  /**
+   * The journal directory. Must not be inside a folder being uploaded.
+   * @default ARTIFACT_UPLOADER_JOURNAL_DIR, else $XDG_CACHE_HOME/artifact-uploader/journal, else ~/.cache/artifact-uploader/journal
+   */
+  dir?: string;
+  /** Environment to read instead of `process.env`. */
+  env?: Env;
+  /** Where warnings (a corrupt record, a failed write) go. @default silent */
+  logger?: Logger;
+  /**
+   * Records not written for this long are deleted, in ms.
+   * @default DEFAULT_JOURNAL_MAX_AGE_MS (7 days)
+   */
+  maxAgeMs?: number;
+  /**
+   * Most records kept; the oldest beyond it are deleted.
+   * @default DEFAULT_JOURNAL_MAX_ENTRIES (10000)
+   */
+  maxEntries?: number;
+  /**
+   * Most bytes of records kept; the oldest beyond it are deleted.
+   * @default DEFAULT_JOURNAL_MAX_BYTES (64 MiB)
+   */
+  maxBytes?: number;
+  /**
+   * A record owned by a process on another host that has not written for this long is taken
+   * over, in ms (same host: as soon as its process is gone).
+   * @default DEFAULT_JOURNAL_OWNER_STALE_MS (10 minutes)
+   */
+  ownerStaleMs?: number;
+  /**
+   * Delete expired records and keep the journal within bounds when it is opened.
+   * @default true
+   */
+  sweep?: boolean;
+}
+
+/**
+ * The journal directory: `dir`, else `ARTIFACT_UPLOADER_JOURNAL_DIR`, else
+ * `$XDG_CACHE_HOME/artifact-uploader/journal`, else `~/.cache/artifact-uploader/journal`.
+ *
+ * @example
+ * ```ts
+ * resolveJournalDir({ env: { XDG_CACHE_HOME: '/var/cache/me' } }); // '/var/cache/me/artifact-uploader/journal'
+ * ```
+ */
+export function resolveJournalDir(options: { dir?: string; env?: Env } = {}): string {
+  const env = options.env ?? process.env;
+  const explicit = options.dir ?? (env[JOURNAL_DIR_ENV]?.trim() || undefined);
+  if (explicit) return resolve(explicit);
+  // XDG: a relative XDG_CACHE_HOME is invalid and must be ignored.
+  const xdg = env.XDG_CACHE_HOME?.trim();
+  const cache = xdg && isAbsolute(xdg) ? xdg : join(env.HOME?.trim() || homedir(), '.cache');
+  return join(cache, 'artifact-uploader', 'journal');
+}
+
+/**
+ * Refuses a journal directory inside (or equal to) a folder about to be uploaded: the journal
+ * would be uploaded with it, and rewritten while it is read.
+ *
+ * @example
+ * ```ts
+ * assertJournalOutside('/home/me/.cache/artifact-uploader/journal', '/data/checkpoint'); // ok
+ * ```
+ */
+export function assertJournalOutside(journalDir: string, dataDir: string): void {
+  const rel = relative(resolve(dataDir), resolve(journalDir));
+  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+    throw new InvalidArgumentError('journalDir', `The resume journal ${journalDir} is inside the folder being uploaded (${dataDir}).`, {
+      hint: `Move it elsewhere with the journalDir option or ${JOURNAL_DIR_ENV}, or upload without resume (--no-resume).`,
+    });
+  }
+}
+
+/**
+ * The tracking target as it is written to the journal: without credentials (userinfo), query or
+ * fragment, so no secret reaches the cache dir.
+ *
+ * @example
+ * ```ts
+ * journalTarget('https://user:pw@mlflow.example.com/?token=x'); // 'https://mlflow.example.com/'
+ * ```
+ */
+export function journalTarget(uri: string): string {
+  try {
+    const url = new URL(uri);
+    if (url.protocol === 'file:') return uri.split(/[?#]/)[0]!;
+    url.username = '';
+    url.password = '';
+    url.search = '';
+    url.hash = '';
+    return url.toString();
+  } catch {
+    return uri.split(/[?#]/)[0]!;
+  }
+}
+
+/**
+ * The identity of a local file (exact mtime and inode, from a bigint stat).
+ *
+ * @example
+ * ```ts
+ * const local = await localFileIdentity('out/model.safetensors');
+ * ```
+ */
+export async function localFileIdentity(path: string): Promise<LocalFileIdentity> {
+  const absolute = resolve(path);
+  const s = await stat(absolute, { bigint: true });
+  return { path: absolute, size: Number(s.size), mtimeNs: s.mtimeNs.toString(), ino: s.ino.toString(), dev: s.dev.toString() };
+}
+
+/** True when the record was written for this very file, unchanged since. */
+function sameLocalFile(record: JournalRecord, local: LocalFileIdentity): boolean {
+  return record.local.size === local.size && record.local.mtimeNs === local.mtimeNs && record.local.ino === local.ino && record.local.dev === local.dev;
+}
+
+function sameKey(record: JournalRecord, key: JournalKey): boolean {
+  return record.key.target === journalTarget(key.target) && record.key.runId === key.runId && record.key.artifactPath === key.artifactPath && record.key.localPath === resolve(key.local.path);
+}
+
+/** The record file's name: a hash of the key without the local identity (a changed file replaces its record). */
+function recordName(key: JournalKey): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([journalTarget(key.target), key.runId, key.artifactPath, resolve(key.local.path)]))
+    .digest('hex');
+  return `${digest.slice(0, 40)}.json`;
+}
+
+/** What {@link UploadJournal.lookup} found for a key. */
+export type JournalLookup =
+  /** No record (or a corrupt one, or one for another key). */
+  | { state: 'none' }
+  /** The file was uploaded, unchanged since: skip it if the store lists it with the same size. */
+  | { state: 'uploaded'; record: JournalRecord }
+  /** An upload of this unchanged file was started; `record.multipart` / `resumeToken` say how far. */
+  | { state: 'partial'; record: JournalRecord }
+  /** The record is for an earlier version of the local file: send it again (and abort `record.multipart`). */
+  | { state: 'changed'; record: JournalRecord };
+
+/** One record as {@link UploadJournal.list} shows it. */
+export interface JournalListEntry {
+  /** The record file. */
+  file: string;
+  /** Epoch ms of the last write. */
+  updatedAt: number;
+  /** The record, or `undefined` when it is corrupt (it is ignored, and listed so it can be cleared). */
+  record?: JournalRecord;
+  /** True when the record's owner is a live process (an upload running now). */
+  inUse: boolean;
+  /** Bytes of the file that are known to be in the store (the whole file when uploaded, else the finished parts). */
+  bytesDone: number;
+}
+
+/** What {@link UploadJournal.clear} did. */
+export interface JournalClearResult {
+  /** Records deleted. */
+  removed: JournalListEntry[];
+  /** Records left because a live process owns them. */
+  inUse: JournalListEntry[];
+}
+
+/**
+ * The resume journal (see the module comment). Open it with {@link UploadJournal.open}; each
+ * upload takes an entry with {@link UploadJournal.begin}.
+ *
+ * @example
+ * ```ts
+ * const journal = await UploadJournal.open();
+ * const key = { target: 'http://127.0.0.1:5000', runId, artifactPath: 'model/weights.bin', local: await localFileIdentity('out/weights.bin') };
+ * if ((await journal.lookup(key)).state !== 'uploaded') {
+ *   const entry = await journal.begin(key);
+ *   // ... upload, recording parts with entry.recordPart(...) ...
+ *   await entry?.finish({ sha256 });
+ * }
+ * ```
+ */
+export class UploadJournal {
+  readonly dir: string;
+  private readonly logger: Logger;
+  private readonly maxAgeMs: number;
+  private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private readonly ownerStaleMs: number;
+  /** Per-record write queue: writes of one process to one record never wait on its own lock. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  private constructor(dir: string, options: UploadJournalOptions) {
+    this.dir = dir;
+    this.logger = redactingLogger(options.logger ?? silentLogger);
+    this.maxAgeMs = options.maxAgeMs ?? DEFAULT_JOURNAL_MAX_AGE_MS;
+    this.maxEntries = options.maxEntries ?? DEFAULT_JOURNAL_MAX_ENTRIES;
+    this.maxBytes = options.maxBytes ?? DEFAULT_JOURNAL_MAX_BYTES;
+    this.ownerStaleMs = options.ownerStaleMs ?? DEFAULT_JOURNAL_OWNER_STALE_MS;
+  }
+
+  /**
+   * Opens the journal (the directory is created on the first write) and, unless `sweep: false`,
+   * deletes expired records and keeps it within bounds. Never throws for the journal's content.
+   *
+   * @example
+   * ```ts
+   * const journal = await UploadJournal.open({ dir: '/tmp/journal', maxAgeMs: 24 * 3600_000 });
+   * ```
+   */
+  static async open(options: UploadJournalOptions = {}): Promise<UploadJournal> {
+    const journal = new UploadJournal(resolveJournalDir(options), options);
+    if (options.sweep !== false) await journal.sweep().catch((error: unknown) => journal.logger.warn(`Could not clean the resume journal ${journal.dir}: ${(error as Error).message}`));
+    return journal;
+  }
+
+  private file(name: string): JsonStateFile<JournalRecord | null> {
+    const path = join(this.dir, name);
+    return new JsonStateFile(path, loadRecordSchema, {
+      empty: () => null,
+      lockStaleMs: 30_000,
+      lockTimeoutMs: 15_000,
+      sync: false,
+      // Records may hold capabilities (a GCS session URI lets its holder upload to it).
+      ownerOnly: true,
+      onCorrupt: (error) => {
+        this.logger.warn(`Ignoring a corrupt resume journal record: ${error.message} It is replaced on the next write.`);
+        return null;
+      },
+    });
+  }
+
+  /** Runs `task` after the earlier writes of this process to the same record. */
+  private queued<R>(name: string, task: () => Promise<R>): Promise<R> {
+    const previous = this.queues.get(name) ?? Promise.resolve();
+    const next = previous.then(task, task);
+    const settled = next.catch(() => undefined);
+    this.queues.set(name, settled);
+    void settled.then(() => {
+      if (this.queues.get(name) === settled) this.queues.delete(name);
+    });
+    return next;
+  }
+
+  /** Reads a record; unreadable or corrupt reads as none (with a warning). */
+  private async readRecord(name: string): Promise<JournalRecord | null> {
+    try {
+      return await this.file(name).read();
+    } catch (error) {
+      this.logger.warn(`Ignoring the resume journal record ${join(this.dir, name)}: ${(error as Error).message}`);
+      return null;
+    }
+  }
+
+  /**
+   * What the journal knows about a key: nothing, the file uploaded, an upload started (with
+   * its parts), or a record of an earlier version of the local file.
+   */
+  async lookup(key: JournalKey): Promise<JournalLookup> {
+    const record = await this.readRecord(recordName(key));
+    if (!record || !sameKey(record, key)) return { state: 'none' };
+    if (!sameLocalFile(record, key.local)) return { state: 'changed', record };
+    return record.status === 'uploaded' ? { state: 'uploaded', record } : { state: 'partial', record };
+  }
+
+  /** True when the record's owner is a live process other than this one's entry. */
+  private ownedByLiveProcess(record: JournalRecord, now = Date.now()): boolean {
+    if (record.owner.host === hostname()) return record.owner.pid !== process.pid ? processAlive(record.owner.pid) : false;
+    return now - record.updatedAt < this.ownerStaleMs;
+  }
+
+  /**
+   * Starts (or takes over) the record of an upload. Returns `undefined` when another live
+   * process owns the record (it is uploading the same file to the same place right now): then
+   * upload without the journal, and leave its multipart upload alone. Otherwise the entry, with
+   * `previous` being the record found (for resuming its parts, or aborting its multipart
+   * upload when the local file changed). A journal that cannot be written also returns
+   * `undefined`, with a warning: resume is lost, the upload is not.
+   */
+  async begin(key: JournalKey): Promise<JournalEntry | undefined> {
+    const name = recordName(key);
+    const token = randomBytes(8).toString('hex');
+    const owner = { pid: process.pid, host: hostname(), token };
+    try {
+      return await this.queued(name, () =>
+        this.file(name).update((current) => {
+          const record = current && sameKey(current, key) ? current : null;
+          if (record && this.ownedByLiveProcess(record)) return { result: undefined };
+          const now = Date.now();
+          const keep = record && sameLocalFile(record, key.local) ? record : null;
+          const next: JournalRecord = {
+            version: 1,
+            key: { target: journalTarget(key.target), runId: key.runId, artifactPath: key.artifactPath, localPath: resolve(key.local.path) },
+            local: { size: key.local.size, mtimeNs: key.local.mtimeNs, ino: key.local.ino, dev: key.local.dev },
+            status: keep?.status ?? 'uploading',
+            owner,
+            createdAt: keep?.createdAt ?? now,
+            updatedAt: now,
+            ...(keep?.sha256 ? { sha256: keep.sha256 } : {}),
+            ...(keep?.multipart ? { multipart: keep.multipart } : {}),
+            ...(keep?.resumeToken ? { resumeToken: keep.resumeToken } : {}),
+          };
+          return { state: next, result: new JournalEntry(this, name, next, record ?? undefined) };
+        }),
+      );
+    } catch (error) {
+      this.logger.warn(`The resume journal ${this.dir} cannot be written (${(error as Error).message}); this upload cannot be resumed if interrupted.`);
+      return undefined;
+    }
+  }
+
+  /**
+   * Records a file as uploaded in one write, without an entry: for files sent in one request,
+   * which have no parts to record. Leaves a record a live process owns alone. Never throws.
+   */
+  async markUploaded(key: JournalKey, options: { sha256?: string } = {}): Promise<void> {
+    const name = recordName(key);
+    try {
+      await this.queued(name, () =>
+        this.file(name).update((current) => {
+          const record = current && sameKey(current, key) ? current : null;
+          if (record && this.ownedByLiveProcess(record)) return { result: undefined };
+          const now = Date.now();
+          const next: JournalRecord = {
+            version: 1,
+            key: { target: journalTarget(key.target), runId: key.runId, artifactPath: key.artifactPath, localPath: resolve(key.local.path) },
+            local: { size: key.local.size, mtimeNs: key.local.mtimeNs, ino: key.local.ino, dev: key.local.dev },
+            status: 'uploaded',
+            owner: { pid: process.pid, host: hostname(), token: randomBytes(8).toString('hex') },
+            createdAt: now,
+            updatedAt: now,
+            ...(options.sha256 ? { sha256: options.sha256 } : {}),
+          };
+          return { state: next, result: undefined };
+        }),
+      );
+    } catch (error) {
+      this.logger.warn(`The resume journal record ${join(this.dir, name)} cannot be written: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Changes a record this entry owns. Returns false (and changes nothing) when the record is
+   * gone or owned by someone else now, or cannot be written (with a warning).
+   * @internal
+   */
+  async change(name: string, token: string, change: (record: JournalRecord) => JournalRecord | 'delete', options: { sync?: boolean } = {}): Promise<boolean> {
+    try {
+      return await this.queued(name, () =>
+        this.file(name).update((current) => {
+          if (!current || current.owner.token !== token) return { result: false };
+          const next = change(current);
+          if (next === 'delete') return { remove: true, result: true };
+          return { state: { ...next, updatedAt: Date.now() }, sync: options.sync ?? false, result: true };
+        }),
+      );
+    } catch (error) {
+      this.logger.warn(`The resume journal record ${join(this.dir, name)} cannot be written: ${(error as Error).message}`);
+      return false;
+    }
+  }
+
+  /**
+   * Deletes the record of a key whatever its state, unless a live process owns it (when its
+   * upload completed, or the caller decided to start over).
+   */
+  async forget(key: JournalKey): Promise<void> {
+    const name = recordName(key);
+    await this.queued(name, () =>
+      this.file(name).update((current) => {
+        if (current && sameKey(current, key) && this.ownedByLiveProcess(current)) return { result: undefined };
+        return { remove: true, result: undefined };
+      }),
+    ).catch((error: unknown) => this.logger.warn(`Could not remove the resume journal record ${join(this.dir, name)}: ${(error as Error).message}`));
+  }
+
+  /** Every record, newest first; corrupt ones are listed without `record`. */
+  async list(): Promise<JournalListEntry[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    const entries: JournalListEntry[] = [];
+    for (const name of names.filter((n) => /^[0-9a-f]{40}\.json$/.test(n))) {
+      const path = join(this.dir, name);
+      const info = await stat(path).catch(() => undefined);
+      if (!info) continue;
+      const record = await this.readQuiet(path);
+      entries.push({
+        file: path,
+        updatedAt: record?.updatedAt ?? info.mtimeMs,
+        record,
+        inUse: record ? this.ownedByLiveProcess(record) : false,
+        bytesDone: !record ? 0 : record.status === 'uploaded' ? record.local.size : (record.multipart?.parts ?? []).reduce((sum, p) => sum + p.size, 0),
+      });
+    }
+    return entries.sort((a, b) => b.updatedAt - a.updatedAt);
+  }
+
+  /** A record read for listing: no warning for a corrupt one (it is listed as such). */
+  private async readQuiet(path: string): Promise<JournalRecord | undefined> {
+    try {
+      const parsed = (await loadRecordSchema()).safeParse(JSON.parse(await readFile(path, 'utf8')));
+      return parsed.success ? (parsed.data ?? undefined) : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Deletes records: all of them, or those not written for `olderThanMs`. Records a live
+   * process owns are left (and returned in `inUse`). Multipart uploads the deleted records
+   * name are not aborted here (the store is not known); S3 lifecycle rules abort them.
+   *
+   * @example
+   * ```ts
+   * const { removed } = await journal.clear({ olderThanMs: 24 * 3600_000 });
+   * ```
+   */
+  async clear(options: { olderThanMs?: number } = {}): Promise<JournalClearResult> {
+    const now = Date.now();
+    const result: JournalClearResult = { removed: [], inUse: [] };
+    for (const entry of await this.list()) {
+      if (options.olderThanMs !== undefined && now - entry.updatedAt < options.olderThanMs) continue;
+      if (entry.inUse) {
+        result.inUse.push(entry);
+        continue;
+      }
+      await rm(entry.file, { force: true });
+      result.removed.push(entry);
+    }
+    return result;
+  }
+
+  /**
+   * Deletes expired records, temp and lock leftovers of crashed writers, and the oldest records
+   * beyond `maxEntries` / `maxBytes` (records a live process owns are kept).
+   */
+  async sweep(): Promise<void> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    const now = Date.now();
+    const records: Array<{ path: string; mtimeMs: number; size: number }> = [];
+    for (const name of names) {
+      const path = join(this.dir, name);
+      const info = await stat(path).catch(() => undefined);
+      if (!info?.isFile()) continue;
+      const age = now - info.mtimeMs;
+      if (/^[0-9a-f]{40}\.json$/.test(name)) {
+        if (age > this.maxAgeMs) await rm(path, { force: true });
+        else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
+      } else if (/\.tmp$|\.lock\.broken-/.test(name) && age > 60_000) {
+        // A writer killed between creating its temp file and renaming it.
+        await rm(path, { force: true });
+      }
+    }
+    let bytes = records.reduce((sum, r) => sum + r.size, 0);
+    let count = records.length;
+    if (count <= this.maxEntries && bytes <= this.maxBytes) return;
+    records.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    for (const r of records) {
+      if (count <= this.maxEntries && bytes <= this.maxBytes) break;
+      const record = await this.readQuiet(r.path);
+      if (record && this.ownedByLiveProcess(record, now)) continue;
+      await rm(r.path, { force: true });
+      count--;
+      bytes -= r.size;
+    }
+    this.logger.warn(`The resume journal ${this.dir} was over its bounds (${this.maxEntries} records, ${this.maxBytes} bytes); the oldest records were deleted.`);
+  }
+}
+
+/**
+ * The record of one upload, owned by this process: record parts and the resume token as they
+ * finish, then {@link JournalEntry.finish}. Every method is best effort: a write that fails is
+ * logged and reported as `false`, never thrown.
+ */
+export class JournalEntry {
+  /** @internal */
+  constructor(
+    private readonly journal: UploadJournal,
+    private readonly name: string,
+    private current: JournalRecord,
+    /** The record found when the entry began (another attempt's, or an earlier file version's). */
+    readonly previous: JournalRecord | undefined,
+  ) {}
+
+  /** The record as this entry last wrote it. */
+  get record(): JournalRecord {
+    return this.current;
+  }
+
+  private update(change: (record: JournalRecord) => JournalRecord, options: { sync?: boolean } = {}): Promise<boolean> {
+    return this.journal.change(
+      this.name,
+      this.current.owner.token,
+      (record) => {
+        this.current = change(record);
+        return this.current;
+      },
+      options,
+    );
+  }
+
+  /** Records a started multipart upload (drops parts of any earlier one); fsynced, as losing it would orphan the upload. */
+  startMultipart(uploadId: string, partSize: number): Promise<boolean> {
+    return this.update((record) => ({ ...record, status: 'uploading', multipart: { uploadId, partSize, parts: [] } }), { sync: true });
+  }
+
+  /** Records finished parts of the current multipart upload (a part recorded again replaces the old one). */
+  recordParts(...parts: JournalPart[]): Promise<boolean> {
+    return this.update((record) => {
+      if (!record.multipart) return record;
+      const byNumber = new Map(record.multipart.parts.map((p) => [p.partNumber, p]));
+      for (const part of parts) byNumber.set(part.partNumber, part);
+      return { ...record, multipart: { ...record.multipart, parts: [...byNumber.values()].sort((a, b) => a.partNumber - b.partNumber) } };
+    });
+  }
+
+  /** Forgets the multipart upload (it was completed or aborted, or is not wanted any more). */
+  dropMultipart(): Promise<boolean> {
+    return this.update(({ multipart: _dropped, ...rest }) => rest);
+  }
+
+  /** Records (or, with `undefined`, removes) the store-specific resume token. */
+  setResumeToken(token: JournalResumeToken | undefined): Promise<boolean> {
+    return this.update(({ resumeToken: _old, ...rest }) => (token ? { ...rest, resumeToken: token } : rest));
+  }
+
+  /** Marks the file uploaded (with the sha256 of the bytes sent, when known); parts and token are dropped. */
+  finish(options: { sha256?: string } = {}): Promise<boolean> {
+    return this.update(({ multipart: _m, resumeToken: _t, sha256: _s, ...rest }) => ({ ...rest, status: 'uploaded', ...(options.sha256 ? { sha256: options.sha256 } : {}) }));
+  }
+
+  /** Deletes the record (the whole operation completed, or the upload is abandoned). */
+  remove(): Promise<boolean> {
+    return this.journal.change(this.name, this.current.owner.token, () => 'delete');
+  }
+}

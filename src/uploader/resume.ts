@@ -1,0 +1,249 @@
+/**
+ * Resume, the pipeline step over the journal (`journal.ts`): before the transfer, it sets aside
+ * the files an interrupted earlier run already put in the store; during it, it records each file
+ * (and, for part-level stores, each part) as it finishes; when the operation has completed, it
+ * removes the operation's records.
+ *
+ * A file is `resumed` (not sent) when
+ * - the journal says this machine uploaded this very local file (same size, mtime, inode) to the
+ *   same target, run and artifact path, **and** the store lists it with the same size; or
+ * - without such a record, `skipExisting: 'size'` is set and the store lists it with the same
+ *   size (`'checksum'` needs a store whose listing reports checksums; none does yet, so it is
+ *   refused before any transfer).
+ * Everything else is sent. A record of an earlier version of the file (changed since) is
+ * replaced, and its multipart upload aborted by the store. With resume off (`--no-resume`) the
+ * journal is not read: every file is sent, its record replaced as it goes.
+ *
+ * @module
+ */
+import { posix } from 'node:path';
+import { InvalidArgumentError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
+import { localFileIdentity, type JournalEntry, type JournalKey, type JournalRecord, type UploadJournal } from './journal.js';
+
+/** How an operation may skip files already in the store. */
+export type SkipExisting = 'size' | 'checksum';
+
+/** A file of an operation, as the step sees it. */
+export interface ResumableFile {
+  /** Absolute local path. */
+  localPath: string;
+  /** Destination path relative to the run's artifact root. */
+  artifactPath: string;
+  size: number;
+}
+
+/** A file the step set aside: why it is not sent. */
+export interface ResumedFile<F extends ResumableFile = ResumableFile> {
+  file: F;
+  /** `journal`: this machine's journal and the store's listing agree; `size`: `skipExisting: 'size'` matched the listing. */
+  by: 'journal' | 'size';
+}
+
+/** What {@link OperationResume.partition} decided. */
+export interface ResumePartition<F extends ResumableFile> {
+  resumed: ResumedFile<F>[];
+  toSend: F[];
+}
+
+/** The per-file side of the step: open before the file is sent, closed after. */
+export interface FileResume {
+  /** Part-level hooks for the store (`UploadFileOptions.resume`). */
+  multipart: MultipartResume;
+  /** The file is in the store: record it (with the sha256 of the bytes sent, when the read path hashed them). */
+  finish(options?: { sha256?: string }): Promise<void>;
+}
+
+/** What the step runs with. */
+export interface OperationResumeOptions {
+  /** The journal; `undefined` when there is none (resume off and no journal wanted, or it cannot be opened). */
+  journal: UploadJournal | undefined;
+  /** False with `--no-resume` / `resume: false`: the journal is written, never read. @default true */
+  resume?: boolean;
+  /** Skip files the store lists with the same size (or checksum) even without a journal record. */
+  skipExisting?: SkipExisting | undefined;
+  /** Tracking target of the upload (tracking URI, else the artifact URI); credentials are stripped before it is written. */
+  target: string;
+  runId: string;
+  store: ArtifactStore;
+  logger: Logger;
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Refuses `skipExisting: 'checksum'` for a store whose listing reports no checksum, before
+ * anything is sent.
+ *
+ * @example
+ * ```ts
+ * assertSkipExisting('size', store); // fine for every store
+ * ```
+ */
+export function assertSkipExisting(skipExisting: unknown, store: ArtifactStore): asserts skipExisting is SkipExisting | undefined {
+  if (skipExisting === undefined) return;
+  if (skipExisting !== 'size' && skipExisting !== 'checksum') {
+    throw new InvalidArgumentError('skipExisting', `skipExisting must be 'size' or 'checksum', got ${JSON.stringify(skipExisting)}.`);
+  }
+  if (skipExisting === 'checksum') {
+    throw new InvalidArgumentError('skipExisting', `skipExisting: 'checksum' needs a store whose listing reports checksums, and ${store.kind} (${store.artifactUri}) reports sizes only.`, {
+      hint: "Use skipExisting: 'size' (a file of the same size is taken as the same file), or rely on the resume journal, which knows what this machine sent.",
+    });
+  }
+}
+
+/**
+ * The step for one operation. Build it with the operation's target, call
+ * {@link OperationResume.partition} before the transfer, {@link OperationResume.beginFile} for
+ * each file sent, and {@link OperationResume.complete} when the whole operation succeeded.
+ *
+ * @example
+ * ```ts
+ * const resume = new OperationResume({ journal, target: trackingUri, runId, store, logger });
+ * const { resumed, toSend } = await resume.partition(plan.files);
+ * ```
+ */
+export class OperationResume {
+  private readonly resume: boolean;
+  /** The journal keys of the operation's files, by local path, as computed by partition(). */
+  private readonly keys = new Map<string, JournalKey>();
+
+  constructor(private readonly options: OperationResumeOptions) {
+    this.resume = options.resume ?? true;
+  }
+
+  private async keyOf(file: ResumableFile): Promise<JournalKey | undefined> {
+    const known = this.keys.get(file.localPath);
+    if (known) return known;
+    try {
+      const key = { target: this.options.target, runId: this.options.runId, artifactPath: file.artifactPath, local: await localFileIdentity(file.localPath) };
+      this.keys.set(file.localPath, key);
+      return key;
+    } catch {
+      return undefined; // unreadable now: the transfer reports it
+    }
+  }
+
+  /** The store's listing of every directory holding one of `paths`, each listed once. */
+  private async listings(paths: readonly string[]): Promise<Map<string, ArtifactEntry>> {
+    const dirs = [...new Set(paths.map((p) => posix.dirname(p)).map((d) => (d === '.' ? '' : d)))];
+    const entries = new Map<string, ArtifactEntry>();
+    for (const dir of dirs) {
+      for (const entry of await this.options.store.list(dir || undefined, { signal: this.options.signal })) entries.set(entry.path, entry);
+    }
+    return entries;
+  }
+
+  /**
+   * Splits the files into those already in the store (resumed) and those to send. Costs one
+   * `stat` per file, one journal read per file, and one store listing per directory that holds
+   * a candidate (none when no file is a candidate).
+   */
+  async partition<F extends ResumableFile>(files: readonly F[]): Promise<ResumePartition<F>> {
+    const { journal, skipExisting } = this.options;
+    if ((!journal || !this.resume) && !skipExisting) return { resumed: [], toSend: [...files] };
+    const candidates: Array<{ file: F; by: 'journal' | 'size' }> = [];
+    for (const file of files) {
+      const key = await this.keyOf(file);
+      if (journal && this.resume && key) {
+        const found = await journal.lookup(key);
+        if (found.state === 'uploaded' && found.record.local.size === file.size) {
+          candidates.push({ file, by: 'journal' });
+          continue;
+        }
+      }
+      if (skipExisting === 'size') candidates.push({ file, by: 'size' });
+    }
+    if (candidates.length === 0) return { resumed: [], toSend: [...files] };
+    const listed = await this.listings(candidates.map((c) => c.file.artifactPath));
+    const resumed: ResumedFile<F>[] = [];
+    const skip = new Set<F>();
+    for (const { file, by } of candidates) {
+      const entry = listed.get(file.artifactPath);
+      if (entry && !entry.isDir && sizeMatches(entry, file.size)) {
+        resumed.push({ file, by });
+        skip.add(file);
+      } else if (by === 'journal') {
+        this.options.logger.info(`The resume journal has ${file.artifactPath} as uploaded, but the store ${entry ? `lists it with ${entry.size ?? 'no'} size` : 'does not list it'}: sending it again.`);
+      }
+    }
+    return { resumed, toSend: files.filter((f) => !skip.has(f)) };
+  }
+
+  /**
+   * Opens the record of a file about to be sent. Never throws: without a usable journal the
+   * hooks do nothing and the file is sent as if there were none. The record is claimed (written)
+   * only when needed: at once when an earlier multipart upload of the file is on record (to
+   * continue or abort it), else at the first part; a file sent in one request costs one write,
+   * when it is done.
+   */
+  async beginFile(file: ResumableFile): Promise<FileResume> {
+    const { journal, logger } = this.options;
+    const key = journal ? await this.keyOf(file) : undefined;
+    if (!journal || !key) {
+      return { multipart: { reuse: false, started: async () => {}, partDone: async () => {}, aborted: async () => {}, saveToken: async () => {} }, finish: async () => {} };
+    }
+    let claimed: Promise<JournalEntry | undefined> | undefined;
+    const claim = () => (claimed ??= journal.begin(key));
+
+    let previous: PreviousMultipartUpload | undefined;
+    let token: StoreResumeToken | undefined;
+    let reuse = false;
+    const found = await journal.lookup(key);
+    if (found.state !== 'none' && (found.record.multipart || found.record.resumeToken)) {
+      // Another live process's upload (begin() says so by returning nothing) is neither continued nor aborted.
+      const entry = await claim();
+      previous = entry?.previous?.multipart;
+      token = entry?.previous?.resumeToken;
+      // A record of this same unchanged file may be continued; one of an earlier version of it
+      // (or any record, with resume off) only tells the store which upload to abort.
+      reuse = this.resume && entry?.previous !== undefined && sameLocal(entry.previous, key);
+    }
+    const multipart: MultipartResume = {
+      ...(previous ? { previous } : {}),
+      ...(token ? { token } : {}),
+      reuse,
+      saveToken: async (saved) => {
+        await (await claim())?.setResumeToken(saved);
+      },
+      started: async (uploadId, partSize) => {
+        await (await claim())?.startMultipart(uploadId, partSize);
+      },
+      partDone: async (part: StoredPart) => {
+        await (await claim())?.recordParts(part);
+      },
+      aborted: async (uploadId) => {
+        const entry = await claimed;
+        if (entry?.record.multipart?.uploadId === uploadId) await entry.dropMultipart();
+        logger.debug(`aborted the multipart upload ${uploadId} of ${file.artifactPath}`);
+      },
+    };
+    return {
+      multipart,
+      finish: async (options = {}) => {
+        if (claimed) await (await claimed)?.finish(options);
+        else await journal.markUploaded(key, options);
+      },
+    };
+  }
+
+  /** The operation completed: its records are removed (resumed files' and sent files'). */
+  async complete(files: readonly ResumableFile[]): Promise<void> {
+    const { journal } = this.options;
+    if (!journal) return;
+    for (const file of files) {
+      const key = await this.keyOf(file);
+      if (key) await journal.forget(key);
+    }
+  }
+}
+
+/** True when the record was written for the local file as it is now. */
+function sameLocal(record: JournalRecord, key: JournalKey): boolean {
+  return record.local.size === key.local.size && record.local.mtimeNs === key.local.mtimeNs && record.local.ino === key.local.ino && record.local.dev === key.local.dev;
+}
+
+/** The listing's size agrees (an unknown size never does: the proxy leaves it out for empty files only). */
+function sizeMatches(entry: ArtifactEntry, size: number): boolean {
+  return entry.size === size || (entry.size === undefined && size === 0);
+}

@@ -1,0 +1,111 @@
+/**
+ * `resume list` and `resume clear` on a real journal directory, in-process; `--no-resume` and
+ * `--journal-dir` parse as global options.
+ */
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CliContext } from '../../src/cli/context.js';
+import { createProgram, parseAge } from '../../src/cli/program.js';
+import { localFileIdentity, UploadJournal, type JournalKey } from '../../src/uploader/journal.js';
+import { baseEnv, cli, tempDir } from './helpers.js';
+
+async function seed(root: string): Promise<{ dir: string; keys: JournalKey[] }> {
+  const dir = join(root, 'journal');
+  const journal = await UploadJournal.open({ dir });
+  const keys: JournalKey[] = [];
+  for (const name of ['a.bin', 'b.bin']) {
+    await writeFile(join(root, name), 'z'.repeat(2048));
+    keys.push({ target: 'http://127.0.0.1:5000', runId: 'run-7', artifactPath: `ckpt/${name}`, local: await localFileIdentity(join(root, name)) });
+  }
+  await (await journal.begin(keys[0]!))!.finish({ sha256: 'b'.repeat(64) });
+  const partial = (await journal.begin(keys[1]!))!;
+  await partial.startMultipart('mpu-123', 1024);
+  await partial.recordParts({ partNumber: 1, size: 1024, etag: '"x"' });
+  return { dir, keys };
+}
+
+/** Makes the record of `artifactPath` look `ageMs` old. */
+async function age(dir: string, artifactPath: string, ageMs: number): Promise<void> {
+  for (const name of await readdir(dir)) {
+    const record = JSON.parse(await readFile(join(dir, name), 'utf8')) as { key: { artifactPath: string }; updatedAt: number };
+    if (record.key.artifactPath !== artifactPath) continue;
+    record.updatedAt = Date.now() - ageMs;
+    await writeFile(join(dir, name), JSON.stringify(record));
+  }
+}
+
+describe('artifact-uploader resume', () => {
+  it('list shows each record (uploaded, partial with its parts), in text and --json', async () => {
+    const root = tempDir();
+    const { dir } = await seed(root);
+    const text = await cli(['resume', 'list', '--journal-dir', dir]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(`2 record(s) in the resume journal (${dir})`);
+    expect(text.stdout).toMatch(/uploaded\s+2(?:\.0)? KiB\s+run-7\s+http:\/\/127\.0\.0\.1:5000\/ ckpt\/a\.bin/);
+    expect(text.stdout).toMatch(/uploading\s+1(?:\.0)? KiB of 2(?:\.0)? KiB\s+run-7 .*ckpt\/b\.bin .*multipart 1 part\(s\)/);
+
+    const json = (await cli(['resume', 'list', '--json'], { env: baseEnv({ ARTIFACT_UPLOADER_JOURNAL_DIR: dir }) })).json();
+    expect(json).toMatchObject({ ok: true, command: 'resume list', journalDir: dir });
+    const byPath = Object.fromEntries((json.entries as Array<Record<string, any>>).map((e) => [e.artifactPath, e]));
+    expect(byPath['ckpt/a.bin']).toMatchObject({ status: 'uploaded', size: 2048, bytesDone: 2048, sha256: 'b'.repeat(64), runId: 'run-7', inUse: false });
+    expect(byPath['ckpt/b.bin']).toMatchObject({ status: 'uploading', bytesDone: 1024, multipart: { uploadId: 'mpu-123', partSize: 1024, parts: 1 } });
+  });
+
+  it('list says so when the journal is empty or missing, and lists a corrupt record as corrupt', async () => {
+    const root = tempDir();
+    const empty = await cli(['resume', 'list', '--journal-dir', join(root, 'none')]);
+    expect(empty.code).toBe(0);
+    expect(empty.stdout).toContain('No pending uploads');
+    const { dir } = await seed(root);
+    const [name] = await readdir(dir);
+    await writeFile(join(dir, name!), '{ not json');
+    const json = (await cli(['resume', 'list', '--json', '--journal-dir', dir])).json();
+    expect((json.entries as unknown[]).filter((e) => (e as { corrupt?: boolean }).corrupt)).toHaveLength(1);
+  });
+
+  it('clear --older-than deletes only old records, names the multipart upload it leaves, and --dry-run deletes nothing', async () => {
+    const root = tempDir();
+    const { dir, keys } = await seed(root);
+    await age(dir, 'ckpt/b.bin', 3 * 86_400_000);
+
+    const dry = await cli(['resume', 'clear', '--older-than', '2d', '--dry-run', '--journal-dir', dir]);
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toContain('Would remove 1 record(s)');
+    expect(await readdir(dir)).toHaveLength(2);
+
+    const run = await cli(['resume', 'clear', '--older-than', '2d', '--journal-dir', dir]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Removed 1 record(s)');
+    expect(run.stdout).toContain('upload id mpu-123');
+    const journal = await UploadJournal.open({ dir, sweep: false });
+    expect((await journal.lookup(keys[0]!)).state).toBe('uploaded');
+    expect((await journal.lookup(keys[1]!)).state).toBe('none');
+
+    const all = (await cli(['resume', 'clear', '--json', '--journal-dir', dir])).json();
+    expect(all).toMatchObject({ ok: true, command: 'resume clear', dryRun: false, inUse: [] });
+    expect(all.removed).toHaveLength(1);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('refuses a malformed --older-than as a usage error', async () => {
+    const run = await cli(['resume', 'clear', '--older-than', 'soon']);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('expected a number and a unit');
+    expect(parseAge('90s')).toBe(90_000);
+    expect(parseAge('1.5h')).toBe(5_400_000);
+    expect(parseAge('2w')).toBe(14 * 86_400_000);
+  });
+
+  it('--no-resume and --journal-dir are global options every command sees', () => {
+    let seen: Record<string, unknown> | undefined;
+    const program = createProgram({ stdout: { write: () => true }, stderr: { write: () => true } }, (pending) => (seen = pending.globals as Record<string, unknown>));
+    program.parse(['dir', 'out', '--stage', 'training', '--no-resume', '--journal-dir', 'j'], { from: 'user' });
+    expect(seen).toMatchObject({ resume: false, journalDir: 'j' });
+    const ctx = new CliContext({ stdout: { write: () => true }, stderr: { write: () => true }, env: {}, cwd: '/work/here' }, seen as never);
+    expect(ctx.resumeEnabled()).toBe(false);
+    expect(ctx.journalDir()).toBe('/work/here/j');
+    program.parse(['dir', 'out', '--stage', 'training'], { from: 'user' });
+    expect(seen).toMatchObject({ resume: true });
+  });
+});

@@ -1,0 +1,91 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { atomicWrite, commitStaged, makeTempDir, removeStaleTempFiles, stageFile, tempFileName, tempFileOwner, writeFileAtomic } from '../../src/core/atomic-write.js';
+import { DiskFullError, diskFullError } from '../../src/core/errors.js';
+
+const HOUR_AGO = new Date(Date.now() - 60 * 60_000);
+const scratch = () => mkdtempSync(join(tmpdir(), 'au-atomic-'));
+/** The pid of a process that has exited (spawned, waited for). */
+const deadPid = () => spawnSync(process.execPath, ['-e', '']).pid!;
+
+describe('atomic write', () => {
+  it('names temp files by owner, and reads the owner back', () => {
+    const name = tempFileName('m.json.tmp-');
+    expect(tempFileOwner(name, 'm.json.tmp-')).toEqual({ pid: process.pid, host: expect.stringMatching(/^[0-9a-f]{6}$/) });
+    expect(tempFileOwner('m.json.tmp-whatever', 'm.json.tmp-')).toBeUndefined();
+    expect(tempFileOwner(name, 'other-')).toBeUndefined();
+  });
+
+  it('replaces a file and leaves no temp file; a failing writer leaves the old content and no temp file', async () => {
+    const dir = scratch();
+    const target = join(dir, 'state.json');
+    await writeFileAtomic(target, 'one');
+    await writeFileAtomic(target, 'two');
+    expect(readFileSync(target, 'utf8')).toBe('two');
+    await expect(
+      atomicWrite(target, async (temp) => {
+        writeFileSync(temp, 'half');
+        throw new Error('writer failed');
+      }),
+    ).rejects.toThrow('writer failed');
+    expect(readFileSync(target, 'utf8')).toBe('two');
+    expect(readdirSync(dir)).toEqual(['state.json']);
+  });
+
+  it('commits staged files together: when the second rename fails, the first target gets its old content back', async () => {
+    const dir = scratch();
+    writeFileSync(join(dir, 'a'), 'old a');
+    const a = await stageFile(join(dir, 'a'), (temp) => Promise.resolve(writeFileSync(temp, 'new a')));
+    mkdirSync(join(dir, 'b', 'full'), { recursive: true }); // a non-empty directory cannot be renamed over
+    const b = await stageFile(join(dir, 'b'), (temp) => Promise.resolve(writeFileSync(temp, 'new b')));
+    await expect(commitStaged([a, b])).rejects.toThrow();
+    expect(readFileSync(join(dir, 'a'), 'utf8')).toBe('old a');
+    expect(readdirSync(dir).sort()).toEqual(['a', 'b']);
+
+    // A target that did not exist before is removed again.
+    const c = await stageFile(join(dir, 'c'), (temp) => Promise.resolve(writeFileSync(temp, 'new c')));
+    const b2 = await stageFile(join(dir, 'b'), (temp) => Promise.resolve(writeFileSync(temp, 'new b')));
+    await expect(commitStaged([c, b2])).rejects.toThrow();
+    expect(readdirSync(dir).sort()).toEqual(['a', 'b']);
+  });
+
+  it('removes only temp files that are old AND whose owner is gone', async () => {
+    const dir = scratch();
+    const dead = deadPid();
+    const names = {
+      deadOld: tempFileName('x.tmp-').replace(`-${process.pid}-`, `-${dead}-`),
+      deadFresh: tempFileName('x.tmp-').replace(`-${process.pid}-`, `-${dead}-`),
+      aliveOld: tempFileName('x.tmp-'),
+      otherPrefix: tempFileName('y.tmp-').replace(`-${process.pid}-`, `-${dead}-`),
+      notOurs: 'x.tmp-something-else',
+    };
+    for (const name of Object.values(names)) writeFileSync(join(dir, name), '');
+    for (const name of [names.deadOld, names.aliveOld, names.otherPrefix, names.notOurs]) utimesSync(join(dir, name), HOUR_AGO, HOUR_AGO);
+    expect(await removeStaleTempFiles(dir, 'x.tmp-')).toEqual([join(dir, names.deadOld)]);
+    expect(readdirSync(dir).sort()).toEqual([names.deadFresh, names.aliveOld, names.otherPrefix, names.notOurs].sort());
+    expect(await removeStaleTempFiles(join(dir, 'missing'), 'x.tmp-')).toEqual([]);
+  });
+
+  it('makeTempDir creates an owner-named directory and removes stale ones first', async () => {
+    const parent = scratch();
+    const stale = join(parent, tempFileName('au-test-').replace(`-${process.pid}-`, `-${deadPid()}-`));
+    mkdirSync(stale);
+    writeFileSync(join(stale, 'left.bin'), 'x');
+    utimesSync(stale, HOUR_AGO, HOUR_AGO);
+    const dir = await makeTempDir('au-test-', parent);
+    expect(readdirSync(parent)).toEqual([dir.slice(parent.length + 1)]);
+    expect(tempFileOwner(dir.slice(parent.length + 1), 'au-test-')?.pid).toBe(process.pid);
+  });
+
+  it('maps ENOSPC and EDQUOT to DiskFullError naming the destination', () => {
+    const full = diskFullError(Object.assign(new Error('write ENOSPC'), { code: 'ENOSPC' }), '/data/out.bin');
+    expect(full).toBeInstanceOf(DiskFullError);
+    expect(full).toMatchObject({ code: 'DISK_FULL', path: '/data/out.bin', errno: 'ENOSPC' });
+    expect(full?.message).toContain('/data/out.bin');
+    expect(diskFullError(Object.assign(new Error('quota'), { code: 'EDQUOT' }), '/q')?.message).toMatch(/quota/);
+    expect(diskFullError(Object.assign(new Error('nope'), { code: 'EACCES' }), '/q')).toBeUndefined();
+  });
+});

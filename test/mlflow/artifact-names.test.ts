@@ -1,0 +1,76 @@
+/**
+ * Issue 13, "Why" 7: the artifact-name rules are decided by what MLflow's Python client can
+ * round-trip, measured against a real server, not by reading its code. A name with every
+ * printable ASCII character (and `%XX` forms) is logged and downloaded with `MlflowClient`;
+ * exactly the names it cannot give back unchanged are refused by `artifactPathProblem`, and
+ * the uploader refuses them before sending a byte.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { artifactPathProblem } from '../../src/mlflow/artifacts-api.js';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import { listRunArtifacts } from '../faults/helpers.js';
+import { runPython } from '../support/python.js';
+import { describeWithServers, mlflowServer } from '../support/servers.js';
+import { scratch, serverRun } from '../uploader/helpers.js';
+
+/** Every printable ASCII character but "/" (the separator), plus `%` escapes. */
+const CASES = [...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).filter((c) => c !== '/'), '%41', '%2F', '%zz'];
+
+/** Names the rules refuse although MLflow's Python client round-trips them on Linux, and why. */
+const REFUSED_ON_PURPOSE: Record<string, string> = {
+  '\\': 'a directory separator for MLflow on Windows (and refused by its server there)',
+};
+
+describeWithServers("artifact names MLflow's Python client cannot round-trip (issue 13)", () => {
+  it('refuses exactly the names the Python client cannot log, list and download unchanged: "#", "?" and "%XX"', { timeout: 300_000 }, async () => {
+    const { url } = mlflowServer();
+    // One tree, one log_artifacts and one download_artifacts: each name in its own directory,
+    // so a mangled name cannot collide with another case ("%41" becomes "A").
+    const script = `
+import json, os, sys, tempfile
+from mlflow import MlflowClient
+client = MlflowClient(sys.argv[1])
+run = client.create_run(client.create_experiment('names-' + os.urandom(4).hex())).info.run_id
+cases = json.loads(sys.argv[2])
+tree = tempfile.mkdtemp()
+for i, case in enumerate(cases):
+    os.makedirs(os.path.join(tree, f'c{i}'))
+    with open(os.path.join(tree, f'c{i}', f'n{case}n.txt'), 'wb') as f:
+        f.write(f'body {i}'.encode())
+client.log_artifacts(run, tree)
+dst = client.download_artifacts(run, '', tempfile.mkdtemp())
+out = {}
+for i, case in enumerate(cases):
+    got = sorted(os.listdir(os.path.join(dst, f'c{i}'))) if os.path.isdir(os.path.join(dst, f'c{i}')) else []
+    same = got == [f'n{case}n.txt'] and open(os.path.join(dst, f'c{i}', got[0]), 'rb').read() == f'body {i}'.encode()
+    out[case] = 'ok' if same else f'came back as {got}'
+print(json.dumps(out))
+`;
+    const stdout = await runPython(script, { args: [url, JSON.stringify(CASES)], env: { MLFLOW_TRACKING_URI: url }, timeoutMs: 300_000 });
+    const outcome = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, string>;
+    const broken = CASES.filter((c) => outcome[c] !== 'ok');
+    // The finding the rules are built on (if MLflow changes, this says so first).
+    expect(broken.sort()).toEqual(['#', '%2F', '%41', '?']);
+    for (const c of CASES) {
+      const refused = artifactPathProblem(`n${c}n.txt`) !== undefined;
+      if (broken.includes(c)) expect(refused, `"${c}" (${outcome[c]}) must be refused`).toBe(true);
+      else expect(refused, `"${c}" round-trips, so it must be accepted`).toBe(c in REFUSED_ON_PURPOSE);
+    }
+  });
+
+  it('a directory with a "?" name is refused before any byte is sent', async () => {
+    const { url } = mlflowServer();
+    const { runId } = await serverRun(url);
+    const dir = join(scratch('au-names-'), 'out');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'fine.txt'), 'fine');
+    writeFileSync(join(dir, 'what?.txt'), 'not downloadable');
+    const uploader = new ArtifactUploader({ stage: 'training', runId, trackingUri: url, env: {} });
+    const error = await uploader.uploadDirectory(dir, { artifactPath: 'd' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+    expect((error as Error).message).toContain('"?"');
+    expect(await listRunArtifacts(url, runId)).toEqual([]);
+  });
+});

@@ -1,0 +1,156 @@
+/**
+ * Crash-resume against the real servers (docs/resume.md): a child CLI upload is SIGKILLed, the
+ * same command runs again, and
+ * - every artifact is byte-exact, read back by the official Python client;
+ * - the rerun re-sends at most what was in flight at the kill (counted by the byte-counting
+ *   proxy: the files in flight, or one part per worker);
+ * - no multipart upload is left on moto once the rerun completed;
+ * - the journal is empty again.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { expect, it } from 'vitest';
+import { runAndKill, runToEnd, type ChildRun } from '../support/crash-harness.js';
+import { useFaultProxies } from '../support/fault-proxy.js';
+import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
+
+const MiB = 1024 * 1024;
+const startProxy = useFaultProxies();
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+/** Request-body bytes of PUTs (file bodies and parts), leaving out the small JSON/XML calls. */
+const putBytes = (run: ChildRun) => run.requests.filter((r) => r.method === 'PUT').reduce((n, r) => n + r.bytes, 0);
+
+async function workDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'au-crash-resume-'));
+}
+
+/** In-progress multipart uploads on moto under a key prefix. */
+async function motoUploads(prefix: string): Promise<string[]> {
+  const client = new S3Client({
+    endpoint: mlflowDirectS3Server().s3Endpoint,
+    region: 'us-east-1',
+    forcePathStyle: true,
+    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
+  });
+  try {
+    const out = await client.send(new ListMultipartUploadsCommand({ Bucket: mlflowDirectS3Server().bucket, Prefix: prefix }));
+    return (out.Uploads ?? []).map((u) => `${u.Key} ${u.UploadId}`);
+  } finally {
+    client.destroy();
+  }
+}
+
+describeWithServers('crash-resume', () => {
+  it('a directory on mlflow-artifacts killed mid-file: the rerun sends only what had not arrived, and resumed files count as resumed', async () => {
+    const { url } = mlflowServer();
+    const proxy = await startProxy(url);
+    const runId = await pythonCreateRun(url, 'crash-resume');
+    const root = await workDir();
+    const data = join(root, 'ckpt');
+    await mkdir(data);
+    const expected: Record<string, string> = {};
+    const fileSize = 256 * 1024;
+    const count = 24;
+    for (let i = 0; i < count; i++) {
+      const bytes = randomBytes(fileSize);
+      await writeFile(join(data, `shard-${String(i).padStart(2, '0')}.bin`), bytes);
+      expected[`shard-${String(i).padStart(2, '0')}.bin`] = sha256(bytes);
+    }
+    const total = count * fileSize;
+    const concurrency = 2;
+    const journalDir = join(root, 'journal');
+    const options = {
+      argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--concurrency', String(concurrency), '--json'],
+      env: { MLFLOW_TRACKING_URI: proxy.url, MLFLOW_RUN_ID: runId, ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir },
+      cwd: root,
+      proxy,
+    };
+
+    const killAt = Math.floor(total * 0.5);
+    const killed = await runAndKill({ ...options, at: { bytes: killAt } });
+    expect(killed.bytesSent).toBe(killAt);
+    expect((await readdir(journalDir)).length).toBeGreaterThan(0);
+
+    const rerun = await runToEnd(options);
+    const json = JSON.parse(rerun.stdout) as { ok: boolean; results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number }; files: Array<{ status: string }> }> };
+    expect(json.ok).toBe(true);
+    const [result] = json.results;
+    // At most what had not arrived, plus the files in flight at the kill (one per worker).
+    expect(putBytes(rerun)).toBeLessThanOrEqual(total - killAt + concurrency * fileSize);
+    expect(result!.metrics.filesResumed).toBeGreaterThan(0);
+    expect(result!.metrics.bytesResumed + result!.metrics.bytesSent).toBe(total);
+    expect(result!.metrics.bytesSent).toBe(putBytes(rerun));
+    expect(result!.files.filter((f) => f.status === 'resumed')).toHaveLength(result!.metrics.filesResumed);
+    expect(await pythonArtifactHashes(url, runId, 'ckpt')).toEqual(expected);
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json'))).toEqual([]);
+
+    // --no-resume sends everything again.
+    const again = await runToEnd({ ...options, argv: [...options.argv, '--no-resume'] });
+    expect(putBytes(again)).toBe(total);
+  }, 300_000);
+
+  it('an s3:// multipart upload killed mid-part continues the same upload: parts S3 has are not sent again, no upload is left', async () => {
+    const { url } = mlflowDirectS3Server();
+    const proxy = await startProxy(mlflowDirectS3Server().s3Endpoint, { preserveHost: true });
+    const runId = await pythonCreateRun(url, 'crash-resume-s3');
+    const root = await workDir();
+    const bytes = randomBytes(48 * MiB); // 6 parts of 8 MiB, 4 in flight at a time
+    await writeFile(join(root, 'weights.bin'), bytes);
+    const journalDir = join(root, 'journal');
+    const options = {
+      argv: ['file', join(root, 'weights.bin'), '--stage', 'training', '--artifact-path', 'model', '--json'],
+      env: { ...servers().awsEnv, MLFLOW_TRACKING_URI: url, MLFLOW_RUN_ID: runId, MLFLOW_S3_ENDPOINT_URL: proxy.url, ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir },
+      cwd: root,
+      proxy,
+    };
+    const killAt = 44 * MiB;
+    const killed = await runAndKill({ ...options, at: { bytes: killAt } });
+    expect(killed.requests.some((r) => r.method === 'POST' && r.path.includes('uploads'))).toBe(true);
+    expect((await motoUploads('')).filter((u) => u.includes(runId))).toHaveLength(1); // left by the kill
+
+    const rerun = await runToEnd(options);
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number } }> }).results;
+    // No new upload: the same UploadId was listed and continued.
+    expect(rerun.requests.some((r) => r.method === 'POST' && /[?&]uploads(=|&|$)/.test(r.path))).toBe(false);
+    expect(rerun.requests.some((r) => r.method === 'GET' && r.path.includes('uploadId='))).toBe(true); // ListParts
+    // At most what had not arrived plus one part per worker (4 × 8 MiB).
+    expect(putBytes(rerun)).toBeLessThanOrEqual(bytes.length - killAt + 4 * 8 * MiB);
+    expect(result!.metrics.bytesResumed).toBeGreaterThanOrEqual(8 * MiB);
+    expect(result!.metrics.bytesResumed + result!.metrics.bytesSent).toBe(bytes.length);
+    expect((await motoUploads('')).filter((u) => u.includes(runId))).toEqual([]);
+    const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: mlflowDirectS3Server().s3Endpoint };
+    expect(await pythonArtifactHashes(url, runId, 'model', pythonEnv)).toEqual({ 'weights.bin': sha256(bytes) });
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json'))).toEqual([]);
+  }, 300_000);
+
+  it('an s3:// multipart upload killed between its last part and complete: the rerun sends no part again, only completes', async () => {
+    const { url } = mlflowDirectS3Server();
+    const proxy = await startProxy(mlflowDirectS3Server().s3Endpoint, { preserveHost: true });
+    const runId = await pythonCreateRun(url, 'crash-resume-s3-complete');
+    const root = await workDir();
+    const bytes = randomBytes(20 * MiB); // 3 parts
+    await writeFile(join(root, 'model.safetensors'), bytes);
+    const options = {
+      argv: ['file', join(root, 'model.safetensors'), '--stage', 'training', '--json'],
+      env: { ...servers().awsEnv, MLFLOW_TRACKING_URI: url, MLFLOW_RUN_ID: runId, MLFLOW_S3_ENDPOINT_URL: proxy.url, ARTIFACT_UPLOADER_JOURNAL_DIR: join(root, 'journal') },
+      cwd: root,
+      proxy,
+    };
+    // CompleteMultipartUpload: POST ...?uploadId=...
+    const killed = await runAndKill({ ...options, at: { request: (r) => r.method === 'POST' && r.path.includes('uploadId=') } });
+    expect(putBytes(killed)).toBe(bytes.length);
+
+    const rerun = await runToEnd(options);
+    expect(putBytes(rerun)).toBe(0);
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number } }> }).results;
+    expect(result!.metrics.bytesResumed).toBe(bytes.length);
+    expect((await motoUploads('')).filter((u) => u.includes(runId))).toEqual([]);
+    const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: mlflowDirectS3Server().s3Endpoint };
+    expect(await pythonArtifactHashes(url, runId, '', pythonEnv)).toEqual({ 'model.safetensors': sha256(bytes) });
+  }, 300_000);
+});

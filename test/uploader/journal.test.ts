@@ -1,0 +1,409 @@
+/**
+ * The resume journal on real files, and shared by real concurrent child processes (the module
+ * under test is bundled with esbuild for them, as the built package would carry it).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { build } from 'esbuild';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from '../../src/core/errors.js';
+import type { Logger } from '../../src/core/logger.js';
+import {
+  assertJournalOutside,
+  journalTarget,
+  localFileIdentity,
+  resolveJournalDir,
+  UploadJournal,
+  type JournalKey,
+} from '../../src/uploader/journal.js';
+
+const tempDir = (prefix = 'au-journal-') => mkdtemp(join(tmpdir(), prefix));
+
+function recordingLogger(): Logger & { warnings: string[] } {
+  const warnings: string[] = [];
+  return { warnings, debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
+}
+
+async function keyFor(root: string, name = 'weights.bin', content = 'x'.repeat(1000)): Promise<JournalKey> {
+  const path = join(root, 'data', name);
+  await writeFile(path, content, { flag: 'w' }).catch(async () => {
+    const { mkdir } = await import('node:fs/promises');
+    await mkdir(join(root, 'data'), { recursive: true });
+    await writeFile(path, content);
+  });
+  return { target: 'http://127.0.0.1:5000', runId: 'run1', artifactPath: `model/${name}`, local: await localFileIdentity(path) };
+}
+
+async function recordFiles(dir: string): Promise<string[]> {
+  return (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.json'));
+}
+
+describe('resolveJournalDir', () => {
+  it('takes the option, then ARTIFACT_UPLOADER_JOURNAL_DIR, then XDG_CACHE_HOME, then ~/.cache', () => {
+    expect(resolveJournalDir({ dir: '/a/b', env: { ARTIFACT_UPLOADER_JOURNAL_DIR: '/c' } })).toBe('/a/b');
+    expect(resolveJournalDir({ env: { ARTIFACT_UPLOADER_JOURNAL_DIR: '/c', XDG_CACHE_HOME: '/x' } })).toBe('/c');
+    expect(resolveJournalDir({ env: { XDG_CACHE_HOME: '/x', HOME: '/home/me' } })).toBe('/x/artifact-uploader/journal');
+    // A relative XDG_CACHE_HOME is invalid per the XDG spec and ignored.
+    expect(resolveJournalDir({ env: { XDG_CACHE_HOME: 'rel', HOME: '/home/me' } })).toBe('/home/me/.cache/artifact-uploader/journal');
+    expect(resolveJournalDir({ env: { HOME: '/home/me' } })).toBe('/home/me/.cache/artifact-uploader/journal');
+  });
+
+  it('refuses a journal inside the folder being uploaded', () => {
+    expect(() => assertJournalOutside('/data/ckpt/.journal', '/data/ckpt')).toThrow(InvalidArgumentError);
+    expect(() => assertJournalOutside('/data/ckpt', '/data/ckpt')).toThrow(/inside the folder being uploaded/);
+    expect(() => assertJournalOutside('/home/me/.cache/artifact-uploader/journal', '/data/ckpt')).not.toThrow();
+    expect(() => assertJournalOutside('/data/ckpt-journal', '/data/ckpt')).not.toThrow();
+  });
+
+  it('strips credentials, query and fragment from the target', () => {
+    expect(journalTarget('https://user:secret@mlflow.example.com/path?token=abc#x')).toBe('https://mlflow.example.com/path');
+    expect(journalTarget('s3://bucket/prefix')).toBe('s3://bucket/prefix');
+    expect(journalTarget('file:/tmp/mlruns')).toBe('file:/tmp/mlruns');
+  });
+});
+
+describe('UploadJournal on real files', () => {
+  it('walks a file from none to partial (with parts) to uploaded, and forgets it', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const journal = await UploadJournal.open({ dir });
+    const key = await keyFor(root);
+    expect(await journal.lookup(key)).toEqual({ state: 'none' });
+
+    const entry = await journal.begin(key);
+    expect(entry).toBeDefined();
+    expect(entry!.previous).toBeUndefined();
+    expect((await journal.lookup(key)).state).toBe('partial');
+
+    expect(await entry!.startMultipart('upload-1', 400)).toBe(true);
+    // Parts finish in any order and concurrently; every one is kept.
+    await Promise.all([3, 1, 2].map((n) => entry!.recordParts({ partNumber: n, size: n === 3 ? 200 : 400, etag: `"e${n}"`, checksum: `crc32:${n}` })));
+    const partial = await journal.lookup(key);
+    expect(partial.state).toBe('partial');
+    expect(partial.state === 'partial' && partial.record.multipart).toEqual({
+      uploadId: 'upload-1',
+      partSize: 400,
+      parts: [1, 2, 3].map((n) => ({ partNumber: n, size: n === 3 ? 200 : 400, etag: `"e${n}"`, checksum: `crc32:${n}` })),
+    });
+    expect((await journal.list())[0]).toMatchObject({ bytesDone: 1000, inUse: false });
+
+    const sha256 = 'a'.repeat(64);
+    expect(await entry!.finish({ sha256 })).toBe(true);
+    const done = await journal.lookup(key);
+    expect(done.state).toBe('uploaded');
+    expect(done.state === 'uploaded' && done.record).toMatchObject({ status: 'uploaded', sha256 });
+    expect(done.state === 'uploaded' && done.record.multipart).toBeUndefined();
+
+    // The record on disk is plain JSON, without temp or lock files left beside it.
+    const names = await readdir(dir);
+    expect(names).toHaveLength(1);
+    expect(JSON.parse(await readFile(join(dir, names[0]!), 'utf8'))).toMatchObject({ version: 1, key: { runId: 'run1', artifactPath: 'model/weights.bin' } });
+
+    await journal.forget(key);
+    expect(await readdir(dir)).toEqual([]);
+    expect(await journal.lookup(key)).toEqual({ state: 'none' });
+  });
+
+  it('treats a file changed since (size or mtime) as changed, and begin() starts over with the old record as previous', async () => {
+    const root = await tempDir();
+    const journal = await UploadJournal.open({ dir: join(root, 'journal') });
+    const key = await keyFor(root);
+    const entry = await journal.begin(key);
+    await entry!.startMultipart('upload-old', 500);
+    await entry!.recordParts({ partNumber: 1, size: 500, etag: '"a"' });
+
+    // Same size, new mtime.
+    await utimes(key.local.path, new Date(), new Date(Date.now() + 5000));
+    const touched = { ...key, local: await localFileIdentity(key.local.path) };
+    const lookup = await journal.lookup(touched);
+    expect(lookup.state).toBe('changed');
+
+    const again = await journal.begin(touched);
+    expect(again!.previous?.multipart?.uploadId).toBe('upload-old'); // for the caller to abort
+    expect(again!.record.multipart).toBeUndefined();
+    expect(again!.record.status).toBe('uploading');
+    // The first entry lost the record: its writes are refused, not merged.
+    expect(await entry!.recordParts({ partNumber: 2, size: 500 })).toBe(false);
+    expect((await journal.lookup(touched)).state).toBe('partial');
+
+    // Another size: changed too.
+    await writeFile(key.local.path, 'y'.repeat(10));
+    expect((await journal.lookup({ ...key, local: await localFileIdentity(key.local.path) })).state).toBe('changed');
+  });
+
+  it('keeps records of different runs, targets and artifact paths apart', async () => {
+    const root = await tempDir();
+    const journal = await UploadJournal.open({ dir: join(root, 'journal') });
+    const key = await keyFor(root);
+    await (await journal.begin(key))!.finish();
+    expect((await journal.lookup({ ...key, runId: 'run2' })).state).toBe('none');
+    expect((await journal.lookup({ ...key, target: 'http://127.0.0.1:5001' })).state).toBe('none');
+    expect((await journal.lookup({ ...key, artifactPath: 'other/weights.bin' })).state).toBe('none');
+    // Credentials in the target do not make another key, and are not written.
+    expect((await journal.lookup({ ...key, target: 'http://u:p@127.0.0.1:5000' })).state).toBe('uploaded');
+    await (await journal.begin({ ...key, target: 'http://user:hunter2@127.0.0.1:5000/?token=tok-xyz987' }))!.finish();
+    for (const name of await recordFiles(join(root, 'journal'))) {
+      const text = await readFile(join(root, 'journal', name), 'utf8');
+      expect(text).not.toContain('hunter2');
+      expect(text).not.toContain('tok-xyz987');
+    }
+  });
+
+  it('ignores a corrupt record with a warning, and the next write replaces it', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const logger = recordingLogger();
+    const journal = await UploadJournal.open({ dir, logger });
+    const key = await keyFor(root);
+    await (await journal.begin(key))!.finish();
+    const [name] = await recordFiles(dir);
+    for (const garbage of ['{"version": 1, "key": {', '{"version": 2}', '\u0000\u0000\u0000']) {
+      await writeFile(join(dir, name!), garbage);
+      expect(await journal.lookup(key)).toEqual({ state: 'none' });
+      expect(logger.warnings.at(-1)).toMatch(/corrupt resume journal record/);
+    }
+    const listed = await journal.list();
+    expect(listed).toHaveLength(1);
+    expect(listed[0]!.record).toBeUndefined();
+    const entry = await journal.begin(key);
+    expect(entry).toBeDefined();
+    await entry!.finish();
+    expect((await journal.lookup(key)).state).toBe('uploaded');
+  });
+
+  it('never fails an upload when the journal cannot be written', async () => {
+    const root = await tempDir();
+    const blocker = join(root, 'not-a-dir');
+    await writeFile(blocker, 'a file where the journal directory should be');
+    const logger = recordingLogger();
+    const journal = await UploadJournal.open({ dir: join(blocker, 'journal'), logger });
+    const key = await keyFor(root);
+    expect(await journal.lookup(key)).toEqual({ state: 'none' });
+    expect(await journal.begin(key)).toBeUndefined();
+    expect(logger.warnings.join('\n')).toMatch(/cannot be resumed if interrupted/);
+  });
+
+  it('deletes expired records and crash leftovers when opened, and keeps within its bounds', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const journal = await UploadJournal.open({ dir });
+    const keys: JournalKey[] = [];
+    for (let i = 0; i < 5; i++) {
+      const key = await keyFor(root, `f${i}.bin`);
+      keys.push(key);
+      await (await journal.begin(key))!.finish();
+    }
+    const names = await recordFiles(dir);
+    // Make the record of f0 eight days old, f1..f4 1..4 minutes old (f1 oldest).
+    const now = Date.now();
+    for (const name of names) {
+      const record = JSON.parse(await readFile(join(dir, name), 'utf8')) as { key: { artifactPath: string } };
+      const i = Number(/f(\d)/.exec(record.key.artifactPath)![1]);
+      const when = new Date(i === 0 ? now - 8 * 24 * 3600_000 : now - (5 - i) * 60_000);
+      await utimes(join(dir, name), when, when);
+    }
+    const temp = join(dir, '.abc.json.123.deadbeef.tmp');
+    await writeFile(temp, '{');
+    await utimes(temp, new Date(now - 3600_000), new Date(now - 3600_000));
+
+    const reopened = await UploadJournal.open({ dir, maxEntries: 2, logger: recordingLogger() });
+    expect(await readdir(dir).then((n) => n.includes('.abc.json.123.deadbeef.tmp'))).toBe(false);
+    const states = await Promise.all(keys.map(async (k) => (await reopened.lookup(k)).state));
+    expect(states).toEqual(['none', 'none', 'none', 'uploaded', 'uploaded']);
+
+    // The byte bound, too.
+    const small = await UploadJournal.open({ dir, maxBytes: 1 });
+    expect(await recordFiles(dir)).toEqual([]);
+    expect(small.dir).toBe(dir);
+  });
+
+  it('clear() deletes all records, or those older than a given age', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const journal = await UploadJournal.open({ dir });
+    const old = await keyFor(root, 'old.bin');
+    const fresh = await keyFor(root, 'fresh.bin');
+    await (await journal.begin(old))!.finish();
+    await (await journal.begin(fresh))!.finish();
+    // clear() goes by the record's own updatedAt: rewrite it as two days old.
+    const [oldName] = (await Promise.all((await recordFiles(dir)).map(async (n) => [n, await readFile(join(dir, n), 'utf8')] as const))).find(([, text]) => text.includes('old.bin'))!;
+    const record = JSON.parse(await readFile(join(dir, oldName), 'utf8')) as { updatedAt: number };
+    record.updatedAt = Date.now() - 2 * 24 * 3600_000;
+    await writeFile(join(dir, oldName), JSON.stringify(record));
+
+    const first = await journal.clear({ olderThanMs: 24 * 3600_000 });
+    expect(first.removed.map((e) => e.record?.key.artifactPath)).toEqual(['model/old.bin']);
+    expect((await journal.lookup(fresh)).state).toBe('uploaded');
+    const second = await journal.clear();
+    expect(second.removed).toHaveLength(1);
+    expect(await recordFiles(dir)).toEqual([]);
+  });
+});
+
+// ───────────────────────── several processes ─────────────────────────
+
+let bundle: string;
+
+beforeAll(async () => {
+  const out = await mkdtemp(join(tmpdir(), 'au-journal-bundle-'));
+  bundle = join(out, 'journal.mjs');
+  await build({
+    entryPoints: [resolve(__dirname, '../../src/uploader/journal.ts')],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: bundle,
+    absWorkingDir: resolve(__dirname, '../..'),
+    logLevel: 'silent',
+  });
+}, 60_000);
+
+/**
+ * A child process working on the journal. Commands (one JSON line each on stdin) and answers
+ * (one JSON line each on stdout): begin, parts, finish, exit.
+ */
+const CHILD = `
+const [bundle, dir, keyJson] = process.argv.slice(1);
+const { UploadJournal } = await import(bundle);
+const journal = await UploadJournal.open({ dir });
+const key = JSON.parse(keyJson);
+let entry;
+const answer = (value) => process.stdout.write(JSON.stringify(value) + '\\n');
+let buffer = '';
+process.stdin.on('data', async (chunk) => {
+  buffer += chunk;
+  let at;
+  while ((at = buffer.indexOf('\\n')) >= 0) {
+    const command = JSON.parse(buffer.slice(0, at));
+    buffer = buffer.slice(at + 1);
+    if (command.op === 'begin') {
+      entry = await journal.begin(key);
+      answer({ op: 'begin', claimed: entry !== undefined, previousParts: entry?.previous?.multipart?.parts.length ?? 0 });
+    } else if (command.op === 'parts') {
+      if (!entry.record.multipart) await entry.startMultipart('u-' + process.pid, 1);
+      const results = await Promise.all(command.numbers.map((n) => entry.recordParts({ partNumber: n, size: 1, etag: 'e' + n })));
+      answer({ op: 'parts', ok: results.every(Boolean) });
+    } else if (command.op === 'finish') {
+      answer({ op: 'finish', ok: await entry.finish() });
+    }
+  }
+});
+answer({ op: 'ready', pid: process.pid });
+`;
+
+interface Child {
+  process: ChildProcess;
+  send(command: Record<string, unknown>): Promise<Record<string, unknown>>;
+}
+
+async function startChild(dir: string, key: JournalKey): Promise<Child> {
+  const child = spawn(process.execPath, ['--input-type=module', '-e', CHILD, pathToFileURL(bundle).href, dir, JSON.stringify(key)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let err = '';
+  child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+  const waiting: Array<(line: Record<string, unknown>) => void> = [];
+  let out = '';
+  child.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+    let at;
+    while ((at = out.indexOf('\n')) >= 0) {
+      const line = JSON.parse(out.slice(0, at)) as Record<string, unknown>;
+      out = out.slice(at + 1);
+      waiting.shift()?.(line);
+    }
+  });
+  const next = () =>
+    new Promise<Record<string, unknown>>((resolveLine, reject) => {
+      waiting.push(resolveLine);
+      child.once('exit', (code, signal) => reject(new Error(`child exited (${code ?? signal}): ${err}`)));
+    });
+  await next(); // ready
+  return {
+    process: child,
+    send(command) {
+      const answer = next();
+      child.stdin!.write(`${JSON.stringify(command)}\n`);
+      return answer;
+    },
+  };
+}
+
+function kill(child: Child): Promise<void> {
+  return new Promise((done) => {
+    child.process.once('exit', () => done());
+    child.process.kill('SIGKILL');
+  });
+}
+
+describe('UploadJournal shared by processes', () => {
+  it('four processes begin the same key at once: exactly one owns it; after it is SIGKILLed the next takes over its parts', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const key = await keyFor(root);
+    const children = await Promise.all([0, 1, 2, 3].map(() => startChild(dir, key)));
+    try {
+      const begun = await Promise.all(children.map((c) => c.send({ op: 'begin' })));
+      expect(begun.filter((b) => b.claimed)).toHaveLength(1);
+      const owner = children[begun.findIndex((b) => b.claimed)]!;
+      const others = children.filter((c) => c !== owner);
+
+      // The owner records 40 parts concurrently (one process, one queue): all of them land.
+      expect(await owner.send({ op: 'parts', numbers: Array.from({ length: 40 }, (_, i) => i + 1) })).toEqual({ op: 'parts', ok: true });
+      await kill(owner);
+
+      // The owner is gone: the next process takes over, with the 40 parts.
+      const takeover = await others[0]!.send({ op: 'begin' });
+      expect(takeover).toEqual({ op: 'begin', claimed: true, previousParts: 40 });
+      // ... and the others now see a live owner again.
+      expect((await others[1]!.send({ op: 'begin' })).claimed).toBe(false);
+      expect(await others[0]!.send({ op: 'finish' })).toEqual({ op: 'finish', ok: true });
+
+      const journal = await UploadJournal.open({ dir });
+      expect((await journal.lookup(key)).state).toBe('uploaded');
+      expect((await readdir(dir)).filter((n) => !n.endsWith('.json'))).toEqual([]); // no lock or temp left
+    } finally {
+      await Promise.all(children.filter((c) => c.process.exitCode === null && c.process.signalCode === null).map(kill));
+    }
+  }, 60_000);
+
+  it('processes writing their own records into one journal at once leave every record whole', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const keys = await Promise.all([0, 1, 2, 3].map((i) => keyFor(root, `w${i}.bin`)));
+    const children = await Promise.all(keys.map((k) => startChild(dir, k)));
+    try {
+      expect((await Promise.all(children.map((c) => c.send({ op: 'begin' })))).every((b) => b.claimed)).toBe(true);
+      // Interleaved writes; a sweeping reader runs alongside.
+      const numbers = Array.from({ length: 25 }, (_, i) => i + 1);
+      const sweeping = (async () => {
+        for (let i = 0; i < 10; i++) await (await UploadJournal.open({ dir })).list();
+      })();
+      const results = await Promise.all(children.map((c) => c.send({ op: 'parts', numbers })));
+      await sweeping;
+      expect(results.every((r) => r.ok)).toBe(true);
+      const journal = await UploadJournal.open({ dir });
+      for (const key of keys) {
+        const lookup = await journal.lookup(key);
+        expect(lookup.state).toBe('partial');
+        expect(lookup.state === 'partial' && lookup.record.multipart?.parts.map((p) => p.partNumber)).toEqual(numbers);
+      }
+      const listed = await journal.list();
+      expect(listed).toHaveLength(4);
+      expect(listed.every((e) => e.inUse && e.bytesDone === 25)).toBe(true);
+      const cleared = await journal.clear();
+      expect(cleared).toMatchObject({ removed: [], inUse: expect.any(Array) });
+      expect(cleared.inUse).toHaveLength(4);
+    } finally {
+      await Promise.all(children.map(kill));
+    }
+    // Everyone is gone: the records are not in use any more and can be cleared.
+    const journal = await UploadJournal.open({ dir });
+    expect((await journal.clear()).removed).toHaveLength(4);
+    expect((await stat(dir)).isDirectory()).toBe(true);
+  }, 60_000);
+});

@@ -1,0 +1,119 @@
+/**
+ * The resume step over a real journal and a real `file:` store: which files it sets aside, and
+ * what it records and removes.
+ */
+import { mkdir, mkdtemp, readdir, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { InvalidArgumentError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { LocalFileStore } from '../../src/stores/local-file-store.js';
+import { UploadJournal } from '../../src/uploader/journal.js';
+import { assertSkipExisting, OperationResume, type ResumableFile } from '../../src/uploader/resume.js';
+
+async function setup() {
+  const root = await mkdtemp(join(tmpdir(), 'au-resume-step-'));
+  const data = join(root, 'data');
+  await mkdir(data);
+  const files: ResumableFile[] = [];
+  for (const [name, size] of [['a.bin', 100], ['b.bin', 200], ['c.bin', 300]] as const) {
+    await writeFile(join(data, name), Buffer.alloc(size, name));
+    files.push({ localPath: join(data, name), artifactPath: `ckpt/${name}`, size });
+  }
+  const store = new LocalFileStore({ artifactUri: `file://${join(root, 'artifacts')}` });
+  const journal = await UploadJournal.open({ dir: join(root, 'journal') });
+  const step = (extra: Partial<ConstructorParameters<typeof OperationResume>[0]> = {}) =>
+    new OperationResume({ journal, target: 'file:///tmp/mlruns', runId: 'r1', store, logger: silentLogger, ...extra });
+  /** Sends a file as the transfer would: begin, upload, finish. */
+  const send = async (resume: OperationResume, file: ResumableFile) => {
+    const hooks = await resume.beginFile(file);
+    await store.uploadFile(file.localPath, file.artifactPath, { resume: hooks.multipart });
+    await hooks.finish({ sha256: 'c'.repeat(64) });
+  };
+  return { root, data, files, store, journal, step, send };
+}
+
+describe('OperationResume', () => {
+  it('sets aside files the journal has as uploaded and the store lists with the same size; the rest are sent', async () => {
+    const { files, step, send, journal, root } = await setup();
+    // A first run sent a and b, then died.
+    const first = step();
+    expect((await first.partition(files)).toSend).toEqual(files);
+    await send(first, files[0]!);
+    await send(first, files[1]!);
+
+    const second = step();
+    const { resumed, toSend } = await second.partition(files);
+    expect(resumed.map((r) => [r.file.artifactPath, r.by])).toEqual([
+      ['ckpt/a.bin', 'journal'],
+      ['ckpt/b.bin', 'journal'],
+    ]);
+    expect(toSend.map((f) => f.artifactPath)).toEqual(['ckpt/c.bin']);
+    await send(second, files[2]!);
+    await second.complete(files);
+    expect(await journal.list()).toEqual([]);
+    expect(await readdir(join(root, 'journal'))).toEqual([]);
+  });
+
+  it('sends again a file changed since, one the store lost, and everything with resume off', async () => {
+    const { files, step, send, store } = await setup();
+    const first = step();
+    for (const f of files) await send(first, f);
+
+    // a: touched locally; b: gone from the store (replaced by a smaller file).
+    await utimes(files[0]!.localPath, new Date(), new Date(Date.now() + 10_000));
+    await writeFile(join(store.root, 'ckpt', 'b.bin'), 'short');
+    const { resumed, toSend } = await step().partition(files);
+    expect(resumed.map((r) => r.file.artifactPath)).toEqual(['ckpt/c.bin']);
+    expect(toSend.map((f) => f.artifactPath)).toEqual(['ckpt/a.bin', 'ckpt/b.bin']);
+
+    expect((await step({ resume: false }).partition(files)).toSend).toEqual(files);
+  });
+
+  it("skipExisting: 'size' sets aside files the store lists with the same size, without a journal; 'checksum' is refused", async () => {
+    const { files, step, store } = await setup();
+    await store.uploadFile(files[0]!.localPath, files[0]!.artifactPath);
+    await mkdir(join(store.root, 'ckpt'), { recursive: true });
+    await writeFile(join(store.root, 'ckpt', 'b.bin'), 'other size');
+    const { resumed, toSend } = await step({ journal: undefined, skipExisting: 'size' }).partition(files);
+    expect(resumed.map((r) => [r.file.artifactPath, r.by])).toEqual([['ckpt/a.bin', 'size']]);
+    expect(toSend.map((f) => f.artifactPath)).toEqual(['ckpt/b.bin', 'ckpt/c.bin']);
+
+    expect(() => assertSkipExisting('checksum', store)).toThrow(InvalidArgumentError);
+    expect(() => assertSkipExisting('checksum', store)).toThrow(/reports sizes only/);
+    expect(() => assertSkipExisting('bytes', store)).toThrow(/must be 'size' or 'checksum'/);
+    expect(() => assertSkipExisting('size', store)).not.toThrow();
+  });
+
+  it('hands the store the earlier multipart upload of the same file to continue, and of a changed file to abort', async () => {
+    const { files, step } = await setup();
+    const file = files[2]!;
+    const first = await step().beginFile(file);
+    await first.multipart.started('upload-1', 100);
+    await first.multipart.partDone({ partNumber: 1, size: 100, etag: '"p1"' });
+
+    const again = await step().beginFile(file);
+    expect(again.multipart).toMatchObject({ reuse: true, previous: { uploadId: 'upload-1', partSize: 100, parts: [{ partNumber: 1, etag: '"p1"' }] } });
+    expect(await step({ resume: false }).beginFile(file).then((h) => h.multipart.reuse)).toBe(false);
+
+    await utimes(file.localPath, new Date(), new Date(Date.now() + 10_000));
+    const changed = await step().beginFile({ ...file });
+    expect(changed.multipart).toMatchObject({ reuse: false, previous: { uploadId: 'upload-1' } });
+    await changed.multipart.aborted('upload-1');
+  });
+
+  it('keeps a store token (a GCS session) for the next attempt, owner-only on disk', async () => {
+    const { files, step, root } = await setup();
+    const file = files[2]!;
+    const first = await step().beginFile(file);
+    await first.multipart.saveToken({ store: 'gcs', value: { uri: 'http://127.0.0.1/upload?upload_id=x' } });
+    const again = await step().beginFile(file);
+    expect(again.multipart).toMatchObject({ reuse: true, token: { store: 'gcs', value: { uri: 'http://127.0.0.1/upload?upload_id=x' } } });
+    const { stat } = await import('node:fs/promises');
+    const [name] = (await readdir(join(root, 'journal'))).filter((n) => n.endsWith('.json'));
+    expect((await stat(join(root, 'journal', name!))).mode & 0o777).toBe(0o600);
+    await again.finish();
+    expect((await step().beginFile(file)).multipart.token).toBeUndefined();
+  });
+});

@@ -1,0 +1,120 @@
+/**
+ * Issue 13, "Why" 1 and 2: a file rewritten in place or truncated while it uploads fails at once
+ * with SOURCE_CHANGED (no retries spent) and nothing is kept, on the MLflow proxy, on an s3://
+ * root and on a file: store. What was read is hashed in the same pass.
+ */
+import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import type { UploadProgressEvent } from '../../src/uploader/progress.js';
+import { FAST_RETRY, listRunArtifacts } from '../faults/helpers.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowGcsServer, mlflowServer, servers } from '../support/servers.js';
+import { localRun, scratch, serverRun, sha256, writeTree } from './helpers.js';
+
+const SIZE = 24 * 1024 * 1024;
+
+/** Calls `change` once, when the first bytes of `name` have been sent. */
+function onFirstBytes(name: string, change: () => void): (event: UploadProgressEvent) => void {
+  let done = false;
+  return (event) => {
+    if (done || event.type !== 'file' || !event.path.endsWith(name) || event.loaded === 0) return;
+    done = true;
+    change();
+  };
+}
+
+/** Rewrites the first MiB of a file in place (same size, new content, new mtime). */
+function rewriteHead(path: string): void {
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.alloc(1024 * 1024, 0xee), 0, 1024 * 1024, 0);
+  closeSync(fd);
+}
+
+type Target = 'mlflow' | 's3' | 'gcs' | 'file';
+
+async function uploaderFor(target: Target, onProgress: (event: UploadProgressEvent) => void) {
+  if (target === 'file') {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {}, onProgress, progressIntervalMs: 0 });
+    const stored = async (): Promise<string[]> =>
+      readdirSync(artifactsDir, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name).slice(artifactsDir.length + 1));
+    return { uploader, stored, artifactsDir };
+  }
+  if (target === 'gcs') {
+    const { url, emulatorHost } = mlflowGcsServer();
+    const { runId } = await serverRun(url);
+    const uploader = new ArtifactUploader({
+      stage: 'training',
+      runId,
+      trackingUri: url,
+      env: { STORAGE_EMULATOR_HOST: emulatorHost },
+      retry: FAST_RETRY,
+      onProgress,
+      progressIntervalMs: 0,
+    });
+    return { uploader, stored: () => listRunArtifacts(url, runId), artifactsDir: undefined };
+  }
+  const { url, s3Endpoint } = target === 's3' ? mlflowDirectS3Server() : { ...mlflowServer(), s3Endpoint: undefined };
+  const { awsEnv } = servers();
+  const { runId } = await serverRun(url);
+  const uploader = new ArtifactUploader({
+    stage: 'training',
+    runId,
+    trackingUri: url,
+    env: s3Endpoint ? { ...awsEnv, MLFLOW_S3_ENDPOINT_URL: s3Endpoint } : {},
+    ...(s3Endpoint ? { s3: { credentials: { accessKeyId: awsEnv.AWS_ACCESS_KEY_ID!, secretAccessKey: awsEnv.AWS_SECRET_ACCESS_KEY! } } } : {}),
+    retry: FAST_RETRY,
+    onProgress,
+    progressIntervalMs: 0,
+  });
+  return { uploader, stored: () => listRunArtifacts(url, runId), artifactsDir: undefined };
+}
+
+describeWithServers('a source file that changes during its upload (issue 13)', () => {
+  for (const target of ['mlflow', 's3', 'gcs', 'file'] as const) {
+    it(`a file rewritten during upload fails with SOURCE_CHANGED and stores nothing (${target})`, async () => {
+      const src = writeTree(scratch(), { 'big.bin': Buffer.alloc(SIZE, 1) });
+      const path = join(src, 'big.bin');
+      const { uploader, stored } = await uploaderFor(target, onFirstBytes('big.bin', () => rewriteHead(path)));
+      const result = await uploader.uploadFile(path, { artifactPath: 'd' });
+      expect(result.status).toBe('failed');
+      expect(result.error).toMatchObject({ code: 'SOURCE_CHANGED', path });
+      expect(result.error?.message).toMatch(/rewritten/);
+      expect((await stored()).filter((p) => p.includes('big.bin'))).toEqual([]);
+    });
+
+    it(`a file truncated during upload fails at once with SOURCE_CHANGED, no retries spent (${target})`, async () => {
+      const src = writeTree(scratch(), { 'big.bin': Buffer.alloc(SIZE, 2) });
+      const path = join(src, 'big.bin');
+      const { uploader, stored } = await uploaderFor(target, onFirstBytes('big.bin', () => truncateSync(path, 1000)));
+      const result = await uploader.uploadFile(path, { artifactPath: 'd' });
+      expect(result.status).toBe('failed');
+      expect(result.error).toMatchObject({ code: 'SOURCE_CHANGED', path, after: { size: 1000 } });
+      expect(result.error?.message).toMatch(/shrank/);
+      expect(result.files[0]).toMatchObject({ status: 'failed', attempts: 1 });
+      expect((await stored()).filter((p) => p.includes('big.bin'))).toEqual([]);
+    });
+  }
+
+  it('an unchanged file uploads as before, byte-exact, with the sha256 hashed while it was read in the result (file: store)', async () => {
+    const src = writeTree(scratch(), { 'ok.bin': Buffer.alloc(3 * 1024 * 1024, 3) });
+    const { uploader, artifactsDir } = await uploaderFor('file', () => undefined);
+    const result = await uploader.uploadFile(join(src, 'ok.bin'), { artifactPath: 'd' });
+    expect(result.status).toBe('uploaded');
+    const expected = sha256(readFileSync(join(src, 'ok.bin')));
+    expect(sha256(readFileSync(join(artifactsDir!, 'd', 'ok.bin')))).toBe(expected);
+    // Hashed while it was copied, recorded in the result.
+    expect(result.files[0]?.sha256).toBe(expected);
+  });
+
+  it('a single PUT through the MLflow server records the sha256 of the bytes it streamed', async () => {
+    const src = writeTree(scratch(), { 'ok.bin': Buffer.alloc(3 * 1024 * 1024, 4) });
+    const { uploader } = await uploaderFor('mlflow', () => undefined);
+    const result = await uploader.uploadFile(join(src, 'ok.bin'), { artifactPath: 'd' });
+    expect(result.status).toBe('uploaded');
+    expect(result.files[0]?.sha256).toBe(sha256(readFileSync(join(src, 'ok.bin'))));
+  });
+});
