@@ -14,6 +14,9 @@
  * - Upload: `azure-block-upload.ts` (single `Put Blob` for small files, staged blocks with
  *   bounded concurrency and one commit for large ones). The SDK's own retries are off: every
  *   request goes through the shared policy (`core/retry.ts`), so each block is retried alone.
+ * - A source that changed during its upload (`UploadFileOptions.snapshot`) is
+ *   `SOURCE_CHANGED` and leaves no blob: its blocks are not committed, a single `Put Blob` is
+ *   deleted again.
  *
  * No Azure SDK type appears in this module's exported signatures: users without the peers
  * installed still get clean `.d.ts` files.
@@ -29,6 +32,7 @@ import { errorText, redact, silentLogger, type Logger } from '../core/logger.js'
 import { loadOptionalModule } from '../core/optional-dependency.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
+import { sourceChange } from '../core/source-snapshot.js';
 import {
   isLowLevelNetworkError,
   toResolvedRetryOptions,
@@ -148,6 +152,9 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       commitBlockList: async (blockIds, abortSignal) => {
         await blob.commitBlockList(blockIds, { abortSignal, blobHTTPHeaders: headers });
       },
+      deleteBlob: async (abortSignal) => {
+        await blob.deleteIfExists({ abortSignal });
+      },
     };
     const deadline = this.retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(this.retry.totalTimeoutMs) : undefined;
     const blockSize = effectiveBlockSize(size, this.config.blockSize);
@@ -168,9 +175,11 @@ export class AzureBlobArtifactStore implements ArtifactStore {
           options.onRetry?.(event);
         },
         describe: { url },
+        snapshot: options.snapshot,
+        logger: this.logger,
       });
       options.onProgress?.(size);
-      return { bytes: size, attempts: 1 + result.retries, multipart: result.blocks };
+      return { bytes: size, attempts: 1 + result.retries, multipart: result.blocks, ...(result.sha256 ? { sha256: result.sha256 } : {}) };
     } catch (error) {
       if (deadline?.aborted) {
         throw new AbortedError(`Upload of ${url} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms); no blob was committed.`, {
@@ -181,9 +190,33 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       if (options.signal?.aborted) {
         throw new AbortedError(`Upload of ${url} was aborted; no blob was committed.`, { cause: options.signal.reason ?? error });
       }
+      // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
+      const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+      if (changed) throw changed;
       throw this.toError(error, size > this.config.maxSinglePutSize ? 'block upload' : 'Put Blob', name);
     } finally {
       await file?.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Deletes one blob (`Delete Blob`, retried under the store's policy); a blob that is not there
+   * is not an error. Used to take back a file whose source changed during its upload.
+   */
+  async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
+    assertArtifactPath(artifactPath);
+    const name = joinArtifactPath(this.location.rootPath, artifactPath);
+    const blob = (await this.getContainer()).getBlockBlobClient(name);
+    try {
+      await withRetry(
+        async (_attempt, signal) => {
+          await blob.deleteIfExists(signal ? { abortSignal: signal } : {});
+        },
+        { retry: this.retry, ...(options.signal ? { signal: options.signal } : {}) },
+      );
+    } catch (error) {
+      if (options.signal?.aborted) throw new AbortedError(`Deleting ${this.target(name)} was aborted.`, { cause: options.signal.reason ?? error });
+      throw this.toError(error, 'Delete Blob', name);
     }
   }
 
@@ -309,7 +342,7 @@ export class AzureBlobArtifactStore implements ArtifactStore {
     const code = (typeof e.code === 'string' ? e.code : undefined) ?? e.response?.headers?.get?.('x-ms-error-code');
     const message = redact(firstLine(typeof e.message === 'string' ? e.message : ''));
     const url = this.target(name);
-    const method = operation === 'List Blobs' ? 'GET' : 'PUT';
+    const method = operation === 'List Blobs' ? 'GET' : operation === 'Delete Blob' ? 'DELETE' : 'PUT';
     if (errorName === 'CredentialUnavailableError' || errorName === 'AggregateAuthenticationError' || errorName === 'AuthenticationError') {
       return new ConfigError(`No usable Azure credential for ${url}: ${message || errorName}.`, {
         hint:
@@ -360,7 +393,7 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       case 'AuthorizationServiceMismatch':
       case 'AuthorizationSourceIPMismatch':
       case 'AuthorizationProtocolMismatch':
-        return `The credentials from ${source} are not allowed to write blobs to "${container}": a SAS needs the b(lob) service and the c,w (create, write) and l (list) permissions; an Entra ID identity needs the "Storage Blob Data Contributor" role; check the account's network rules too.`;
+        return `The credentials from ${source} are not allowed to write blobs to "${container}": a SAS needs the b(lob) service and the c,w (create, write) and l (list) permissions (d, delete, to take back a file that changed during its upload); an Entra ID identity needs the "Storage Blob Data Contributor" role; check the account's network rules too.`;
       case 'InvalidMd5':
       case 'Md5Mismatch':
         return 'The bytes were damaged on the way (the MD5 Azure computed does not match); upload again.';

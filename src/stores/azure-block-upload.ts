@@ -5,7 +5,8 @@
  * (`core/retry.ts`), and a `Put Block List` once every block has arrived. Until that commit
  * nothing is visible: an abort or a failure leaves no blob (and no partly written one), only
  * uncommitted blocks that Azure discards by itself (after 7 days, or at the next commit of
- * that name).
+ * that name). The same holds for a source file that changed while it was read (`snapshot`):
+ * its blocks are never committed, and a single `Put Blob` of it is deleted again.
  *
  * Memory: each block in flight reads its byte range into a buffer of its own, reused for the
  * next block, so one file holds at most `blockSize × concurrency` bytes.
@@ -15,6 +16,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { AbortedError, RequestTimeoutError } from '../core/errors.js';
 import { combineSignals } from '../core/abort.js';
+import { errorText, type Logger } from '../core/logger.js';
+import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
@@ -27,6 +30,8 @@ export interface BlockBlobRequests {
   stageBlock(blockId: string, body: Buffer, contentMd5: Uint8Array, signal: AbortSignal): Promise<void>;
   /** `Put Block List`: makes the blob out of these blocks, in this order. */
   commitBlockList(blockIds: string[], signal: AbortSignal): Promise<void>;
+  /** `Delete Blob` (a missing blob is not an error): takes back a `Put Blob` whose source changed. */
+  deleteBlob(signal: AbortSignal): Promise<void>;
 }
 
 /** Options of {@link uploadBlockBlob}. */
@@ -49,6 +54,14 @@ export interface BlockUploadOptions {
   onRetry?: (event: RetryEvent) => void;
   /** For timeout errors: the method and (credential-free) URL of the blob. */
   describe: { url: string };
+  /**
+   * The file when its upload started: checked once every byte is sent. If it changed, the block
+   * list is not committed (a single `Put Blob` is deleted again) and a `SourceChangedError` is
+   * thrown. @default none (no check)
+   */
+  snapshot?: FileSnapshot | undefined;
+  /** Where a failed clean-up is reported. @default silent */
+  logger?: Logger | undefined;
 }
 
 /** What {@link uploadBlockBlob} did. */
@@ -57,13 +70,15 @@ export interface BlockUploadResult {
   blocks: boolean;
   /** Retried requests over the whole file. */
   retries: number;
+  /** sha256 (hex) of the bytes of a single `Put Blob`, hashed from the buffer sent; `undefined` for blocks. */
+  sha256?: string;
 }
 
 /**
  * Uploads `source` through `requests`: single `Put Blob` or staged blocks plus a commit (see the
  * module comment). Throws the first error that ended it (after its retries): the SDK's own
- * error for the caller to map, a `LocalPathError` for a file that shrank, or an
- * {@link AbortedError}.
+ * error for the caller to map, a `LocalPathError` for a file that shrank, a
+ * `SourceChangedError` for one that changed (`options.snapshot`), or an {@link AbortedError}.
  *
  * @example
  * ```ts
@@ -87,8 +102,17 @@ async function upload(source: SourceFile, requests: BlockBlobRequests, options: 
   if (source.size <= options.maxSinglePutSize) {
     const body = await readSourceRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
     const md5 = createHash('md5').update(body).digest();
+    const sha256 = createHash('sha256').update(body).digest('hex');
     await run.request('PUT', (signal) => requests.putBlob(body, md5, signal));
-    return { blocks: false, retries: run.retries };
+    const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
+    if (changed) {
+      // Already visible: take it back, so no reader ever gets a mix of two versions of the file.
+      await run.request('DELETE', (signal) => requests.deleteBlob(signal)).catch((error: unknown) => {
+        options.logger?.warn(`Could not delete ${options.describe.url} after its source changed during the upload; delete it by hand.`, { error: errorText(error) });
+      });
+      throw changed;
+    }
+    return { blocks: false, retries: run.retries, sha256 };
   }
 
   const ids = blockIds(Math.ceil(source.size / options.blockSize));
@@ -102,6 +126,9 @@ async function upload(source: SourceFile, requests: BlockBlobRequests, options: 
     },
   });
   if (run.stopped) throw new AbortedError(undefined, { cause: options.signal?.reason });
+  // Checked before the commit: blocks of a file that changed stay uncommitted (no blob at all).
+  const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
+  if (changed) throw changed;
   await run.request('PUT', (signal) => requests.commitBlockList(ids, signal));
   return { blocks: true, retries: run.retries };
 }

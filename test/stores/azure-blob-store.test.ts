@@ -7,12 +7,13 @@
  * tests stay small.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, truncate, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, BlobServiceClient, generateAccountSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { AbortedError, ConfigError, HttpStatusError, MissingDependencyError, NetworkError, RequestTimeoutError } from '../../src/core/errors.js';
+import { AbortedError, ConfigError, HttpStatusError, MissingDependencyError, NetworkError, RequestTimeoutError, SourceChangedError } from '../../src/core/errors.js';
+import { snapshotFile } from '../../src/core/source-snapshot.js';
 import type { Logger } from '../../src/core/logger.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
@@ -121,7 +122,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
   it('uploads 0 B, 1 KiB and a directory with odd names as single Put Blobs, and lists them', async () => {
     resetProxy();
     const store = storeFor({}, proxy.url);
-    Object.assign(expected, await uploadAndListSmallFiles(store, writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false })));
+    Object.assign(expected, await uploadAndListSmallFiles(store, writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false, sha256: sha256(data) })));
     expect(proxy.requests.filter(isPutBlob)).toHaveLength(6);
     expect(proxy.requests.filter((r) => blockIndex(r) >= 0 || isCommit(r))).toEqual([]);
     // Content-Type from the extension (the guessed MIME type), as browsers of the container expect.
@@ -170,7 +171,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     const local = await writeLocal('flaky/one.bin', data);
     const result = await storeFor({}, proxy.url).uploadFile(local, 'flaky/one.bin');
     expected['flaky/one.bin'] = sha256(data);
-    expect(result).toEqual({ bytes: data.length, attempts: 3, multipart: false });
+    expect(result).toEqual({ bytes: data.length, attempts: 3, multipart: false, sha256: sha256(data) });
     expect(proxy.requests.filter(isPutBlob).map((r) => r.fault ?? r.status)).toEqual(['drop', 'status', 201]);
   });
 
@@ -190,6 +191,52 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(await storeFor().list('aborted')).toEqual([]);
     const { committed } = await blobsUnder(`${storeFor().location.rootPath}/aborted/`);
     expect(committed).toEqual([]);
+  });
+
+  it('a source that changed since its snapshot is SOURCE_CHANGED: blocks are staged but never committed', async () => {
+    resetProxy();
+    const local = await writeLocal('changed/blocks.bin', randomBytes(3 * MiB));
+    const snapshot = await snapshotFile(local);
+    await utimes(local, new Date(), new Date(Date.now() + 5000)); // rewritten in place: same size, new mtime
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(local, 'changed/blocks.bin', { snapshot })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: local, before: { size: 3 * MiB } });
+    expect(proxy.requests.filter((r) => blockIndex(r) >= 0).map((r) => r.status)).toEqual([201, 201, 201]);
+    expect(proxy.requests.filter(isCommit)).toEqual([]);
+    expect(await storeFor().list('changed')).toEqual([]);
+    expect((await blobsUnder(`${storeFor().location.rootPath}/changed/`)).committed).toEqual([]);
+  });
+
+  it('a source that changed during a single Put Blob is SOURCE_CHANGED and the blob is deleted again', async () => {
+    resetProxy();
+    const local = await writeLocal('changed/single.bin', randomBytes(4096));
+    const snapshot = await snapshotFile(local);
+    await truncate(local, 100);
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(local, 'changed/single.bin', { snapshot })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: local, before: { size: 4096 }, after: { size: 100 } });
+    // The file was read after it shrank, so the Put Blob went out (100 bytes) and was taken back.
+    expect(proxy.requests.filter(isPutBlob).map((r) => r.status)).toEqual([201]);
+    expect(proxy.requests.filter((r) => r.method === 'DELETE').map((r) => r.status)).toEqual([202]);
+    expect(await storeFor().list('changed')).toEqual([]);
+  });
+
+  it('delete() removes one blob, retries a 503 on its own, and a blob that is not there is no error', async () => {
+    resetProxy();
+    const local = await writeLocal('deleted/one.bin', randomBytes(1000));
+    const store = storeFor({}, proxy.url);
+    await store.uploadFile(local, 'deleted/one.bin');
+    await store.uploadFile(local, 'deleted/kept.bin');
+    expected['deleted/kept.bin'] = sha256(await readFile(local));
+    proxy.addRule({ match: (r) => r.method === 'DELETE', times: 1, ...SERVER_BUSY });
+    await store.delete('deleted/one.bin');
+    expect(proxy.requests.filter((r) => r.method === 'DELETE').map((r) => r.status)).toEqual([503, 202]);
+    expect((await store.list('deleted')).map((e) => e.path)).toEqual(['deleted/kept.bin']);
+    await expect(store.delete('deleted/one.bin')).resolves.toBeUndefined();
+    await expect(store.delete('a#b.bin')).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
   });
 
   it('a block that keeps failing fails the file with a typed error after its retries, and commits nothing', async () => {
@@ -404,7 +451,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
     const downloaded = await pythonArtifactHashes(mlflowAzureServer().url, run.runId, '', mlflowAzureServer().env);
     expect(downloaded).toEqual(expected);
-    expect((await storeFor().list()).map((e) => e.path)).toEqual(['flaky', 'model', 'resolved.bin', 'slow', 'small', 'uploader']);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['deleted', 'flaky', 'model', 'resolved.bin', 'slow', 'small', 'uploader']);
   });
 
   /** `{ relative name: sha256 }` of every blob under `prefix`, downloaded with the official Python azure-storage-blob. */
