@@ -8,7 +8,7 @@ import { redact } from '../core/logger.js';
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
-/** `1536` → `1.5 KiB`. */
+/** `1536` → `1.5 KiB`; whole bytes below 1 KiB (`333.3` → `333 B`). */
 export function formatBytes(bytes: number): string {
   if (!Number.isFinite(bytes) || bytes < 0) return '?';
   let value = bytes;
@@ -17,7 +17,7 @@ export function formatBytes(bytes: number): string {
     value /= 1024;
     unit++;
   }
-  return unit === 0 ? `${value} B` : `${value < 10 ? value.toFixed(1) : Math.round(value)} ${UNITS[unit]}`;
+  return unit === 0 ? `${Math.round(value)} B` : `${value < 10 ? value.toFixed(1) : Math.round(value)} ${UNITS[unit]}`;
 }
 
 /** `1234` → `1.2 s`, `75000` → `1m15s`. */
@@ -33,9 +33,22 @@ export function formatDuration(ms: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s).padStart(2, '0')}s`;
 }
 
-/** Bytes per second as `3.2 MiB/s`. */
+/** Bytes per second as `3.2 MiB/s` (rounded like {@link formatBytes}); `-` when there is no rate. */
 export function formatRate(bytesPerSecond: number): string {
   return Number.isFinite(bytesPerSecond) && bytesPerSecond > 0 ? `${formatBytes(bytesPerSecond)}/s` : '-';
+}
+
+/** The longest ETA worth showing: past a day it says "stalled" better than a number would. */
+export const MAX_ETA_MS = 24 * 3600 * 1000;
+
+/**
+ * An ETA as text (`12.0 s`, `3m05s`), or `undefined` when there is none worth showing: no rate
+ * yet, nothing left, or an estimate beyond {@link MAX_ETA_MS} (a stalled link).
+ */
+export function formatEta(bytesLeft: number, bytesPerSecond: number): string | undefined {
+  if (!(bytesLeft > 0) || !(bytesPerSecond > 0) || !Number.isFinite(bytesLeft) || !Number.isFinite(bytesPerSecond)) return undefined;
+  const ms = (bytesLeft / bytesPerSecond) * 1000;
+  return ms <= MAX_ETA_MS ? formatDuration(ms) : undefined;
 }
 
 /** Aligns rows into columns (two spaces apart), each line indented by `indent`. */

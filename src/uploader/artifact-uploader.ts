@@ -695,7 +695,7 @@ export class ArtifactUploader {
       },
       onFileDone: (outcome) => {
         if (outcome.status === 'uploaded') progress.file(outcome.file.localPath, outcome.file.artifactPath, outcome.bytes, outcome.bytes);
-        progress.fileDone(outcome.file.localPath, outcome.bytes, filesTotal, bytesTotal);
+        progress.fileDone(outcome.file.localPath, outcome.bytes, filesTotal, bytesTotal, outcome.status !== 'uploaded');
       },
       onRetry: () => {
         retries++;
