@@ -52,10 +52,14 @@ async function publish() {
 }
 
 const started = performance.now();
+const cpuBefore = process.cpuUsage();
 let details;
 if (job.op === 'file' || job.op === 'dir') details = typeof lib.ArtifactUploader === 'function' ? await uploadWithUploader() : await uploadWithStores();
 else if (job.op === 'archive') details = await archive();
 else if (job.op === 'publish') details = await publish();
 else throw new Error(`unknown op ${job.op}`);
 const ms = performance.now() - started;
-process.stdout.write(`BENCH_RESULT ${JSON.stringify({ ms, maxRssKiB: process.resourceUsage().maxRSS, ...details })}\n`);
+// CPU of the operation alone (user + system, every thread of the process: libuv's pool too).
+const cpu = process.cpuUsage(cpuBefore);
+const cpuMs = (cpu.user + cpu.system) / 1000;
+process.stdout.write(`BENCH_RESULT ${JSON.stringify({ ms, cpuMs, maxRssKiB: process.resourceUsage().maxRSS, ...details })}\n`);

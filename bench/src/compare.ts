@@ -28,6 +28,10 @@ export interface SideResult {
   ms: number[];
   medianMs: number;
   rssMiB: Array<number | null>;
+  /** CPU time (user + system) of each round, ms; null where nothing measured it. */
+  cpuMs: Array<number | null>;
+  /** Median of `cpuMs` over the rounds that have one. */
+  medianCpuMs: number | null;
   /** Highest peak RSS over the rounds, MiB. */
   peakRssMiB: number | null;
   /** What the last round's child reported (API used, attempts, multipart...). */
@@ -51,7 +55,7 @@ const toMiB = (kib: number | undefined) => (kib === undefined ? null : Math.roun
 
 export async function compareSides(sides: readonly Side[], rounds: number, log: (line: string) => void): Promise<Record<string, SideResult>> {
   const out: Record<string, SideResult> = {};
-  for (const side of sides) out[side.key] = { label: side.label, ms: [], medianMs: 0, rssMiB: [], peakRssMiB: null, details: {} };
+  for (const side of sides) out[side.key] = { label: side.label, ms: [], medianMs: 0, rssMiB: [], peakRssMiB: null, cpuMs: [], medianCpuMs: null, details: {} };
   for (let round = 0; round < rounds; round++) {
     // Rotate, so each side goes first (right after the previous round's writes) equally often.
     const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
@@ -62,6 +66,7 @@ export async function compareSides(sides: readonly Side[], rounds: number, log: 
       const result = out[side.key]!;
       result.ms.push(m.ms);
       result.rssMiB.push(toMiB(m.maxRssKiB));
+      result.cpuMs.push(m.cpuMs ?? null);
       result.details = m.details;
       log(`  round ${round + 1}/${rounds} ${side.key.padEnd(7)} ${(m.ms / 1000).toFixed(2).padStart(7)} s  rss ${toMiB(m.maxRssKiB) ?? '?'} MiB`);
     }
@@ -70,6 +75,8 @@ export async function compareSides(sides: readonly Side[], rounds: number, log: 
     result.medianMs = median(result.ms);
     const rss = result.rssMiB.filter((v): v is number => v !== null);
     result.peakRssMiB = rss.length > 0 ? Math.max(...rss) : null;
+    const cpu = result.cpuMs.filter((v): v is number => v !== null);
+    result.medianCpuMs = cpu.length > 0 ? median(cpu) : null;
   }
   return out;
 }

@@ -15,6 +15,7 @@ import { Peers } from './peers.js';
 import { renderDetails, renderMachine, renderTable, renderTiming } from './report.js';
 import { SCENARIOS, type BenchContext, type ScenarioResult } from './scenarios.js';
 import { startServers, type ServerName } from './servers.js';
+import { linkLabel, linkServers, type Link } from './link.js';
 
 export interface BenchResults {
   date: string;
@@ -67,10 +68,14 @@ interface Args {
   only?: Set<string>;
   writeDocs: boolean;
   freshPeers: boolean;
+  /** Round-trip times of the `--link` runs, ms (the loopback run always comes first). */
+  links: number[];
+  /** `--bandwidth`, MB/s per direction for the link runs. */
+  bandwidthMBps?: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { quick: false, rounds: 3, writeDocs: true, freshPeers: false };
+  const args: Args = { quick: false, rounds: 3, writeDocs: true, freshPeers: false, links: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--quick') args.quick = true;
@@ -80,6 +85,8 @@ function parseArgs(argv: string[]): Args {
     else if (a.startsWith('--only=')) args.only = new Set(a.slice('--only='.length).split(','));
     else if (a === '--no-docs') args.writeDocs = false;
     else if (a === '--fresh-peers') args.freshPeers = true;
+    else if (a === '--link' || a.startsWith('--link=')) args.links = (a === '--link' ? argv[++i]! : a.slice('--link='.length)).split(',').map(Number);
+    else if (a === '--bandwidth' || a.startsWith('--bandwidth=')) args.bandwidthMBps = Number(a === '--bandwidth' ? argv[++i] : a.slice('--bandwidth='.length));
     else if (a === '--help' || a === '-h') {
       process.stdout.write(
         [
@@ -91,6 +98,9 @@ function parseArgs(argv: string[]): Args {
           '  --no-build   measure dist/ as it is (no `npm run build` when src/ is newer)',
           '  --fresh-peers  a fresh Python process per measurement, not a fork of one that',
           '               imported once (same figures, a slower run; for checking that)',
+          '  --link 20,80 then run the MLflow scenarios again through a loopback latency',
+          '               proxy adding each round-trip time (ms); one table per link',
+          '  --bandwidth N  cap each direction of the --link runs at N MB/s',
           '',
         ].join('\n'),
       );
@@ -98,6 +108,8 @@ function parseArgs(argv: string[]): Args {
     } else throw new Error(`unknown argument ${a} (see --help)`);
   }
   if (!Number.isInteger(args.rounds) || args.rounds < 1) throw new Error('--rounds must be an integer >= 1');
+  if (args.links.some((rtt) => !Number.isFinite(rtt) || rtt <= 0 || rtt > 1000)) throw new Error('--link takes round-trip times in ms, 1 to 1000, e.g. --link 20,80');
+  if (args.bandwidthMBps !== undefined && !(args.bandwidthMBps > 0)) throw new Error('--bandwidth takes MB/s > 0');
   if (args.only) for (const name of args.only) if (!SCENARIOS.some((s) => s.name === name)) throw new Error(`unknown scenario ${name}`);
   return args;
 }
@@ -205,22 +217,35 @@ export async function main(options: { root: string; argv: string[]; build?: Prom
       freshPeers: args.freshPeers,
     };
     log(`start-up ${timing.startupS} s (at once: servers ${timing.serversS} s, build ${timing.buildS} s, data and Python imports ${timing.dataS} s)`);
-    for (const scenario of scenarios) {
-      log(`\n== ${scenario.name}`);
+    const runScenario = async (scenario: (typeof scenarios)[number], runCtx: BenchContext) => {
+      const label = runCtx.link ? `${scenario.name} @ ${linkLabel(runCtx.link)}` : scenario.name;
+      log(`\n== ${label}`);
       const t0 = Date.now();
       let result: ScenarioResult;
       try {
         await prepare(scenario);
-        result = await scenario.run(ctx);
+        result = await scenario.run(runCtx);
         result.measuredS = secs(Object.values(result.sides).reduce((sum, side) => sum + side.ms.reduce((a, b) => a + b, 0), 0));
       } catch (error) {
-        log(`!! ${scenario.name} failed: ${(error as Error).stack ?? String(error)}`);
+        log(`!! ${label} failed: ${(error as Error).stack ?? String(error)}`);
         result = { name: scenario.name, title: scenario.name, workload: '', server: '', sides: {}, checks: [], notes: [], error: (error as Error).message };
       }
+      if (runCtx.link) result.link = runCtx.link;
       result.durationS = secs(Date.now() - t0);
-      timing.scenariosS[scenario.name] = result.durationS;
+      timing!.scenariosS[label] = result.durationS;
       results.push(result);
       log(`   (${result.durationS} s${result.measuredS !== undefined ? `, of which measured ${result.measuredS} s` : ''})`);
+    };
+    for (const scenario of scenarios) await runScenario(scenario, ctx);
+    // Then the MLflow scenarios again, through each link: same servers, data and peers.
+    for (const rttMs of args.links) {
+      const link: Link = { rttMs, ...(args.bandwidthMBps ? { bandwidthBytesPerS: args.bandwidthMBps * 1e6 } : {}) };
+      const linked = await linkServers(servers, link);
+      try {
+        for (const scenario of scenarios.filter((s) => s.linkable)) await runScenario(scenario, { ...ctx, servers: linked.servers, link });
+      } finally {
+        await linked.close();
+      }
     }
     timing.peerImportsS = peers.importMs.map(secs);
     timing.dataWriteS = secs(data.writeMs);
@@ -269,23 +294,30 @@ export async function main(options: { root: string; argv: string[]; build?: Prom
   const file = join(root, 'bench', 'results', `${date.slice(0, 10)}${args.quick ? '-quick' : ''}${args.only ? '-partial' : ''}.json`);
   writeFileSync(file, `${JSON.stringify(bench, null, 2)}\n`);
 
-  const table = renderTable(bench);
-  process.stdout.write(`\n${renderMachine(bench)}\n\n${table}\n\n${renderDetails(bench)}\n\n${renderTiming(bench)}\nresults: ${file} (${bench.durationS} s)\n`);
-  if (args.writeDocs && !args.only) writeDocs(join(root, 'docs', 'benchmarks.md'), bench, table);
+  // One table per link: loopback first, then each --link run.
+  const views = [undefined, ...args.links].map((rttMs) => ({ ...bench, scenarios: results.filter((r) => r.link?.rttMs === rttMs), ...(rttMs ? { link: rttMs } : {}) }));
+  for (const view of views) {
+    const table = renderTable(view);
+    const heading = view.link ? `### Through a ${linkLabel(view.scenarios[0]?.link ?? { rttMs: view.link })} link\n\n` : '';
+    process.stdout.write(`\n${heading}${renderMachine(view)}\n\n${table}\n\n${renderDetails(view)}\n`);
+    if (args.writeDocs && !args.only) writeDocs(join(root, 'docs', 'benchmarks.md'), view, table);
+  }
+  process.stdout.write(`\n${renderTiming(bench)}\nresults: ${file} (${bench.durationS} s)\n`);
 }
 
 /**
  * Replaces the generated section of docs/benchmarks.md for this mode (full or quick), leaving
  * the hand-written text around it alone.
  */
-function writeDocs(path: string, bench: BenchResults, table: string): void {
-  const start = `<!-- bench:${bench.mode}:start -->`;
-  const end = `<!-- bench:${bench.mode}:end -->`;
+function writeDocs(path: string, bench: BenchResults & { link?: number }, table: string): void {
+  const key = bench.link ? `${bench.mode}-link${bench.link}ms` : bench.mode;
+  const start = `<!-- bench:${key}:start -->`;
+  const end = `<!-- bench:${key}:end -->`;
   const section = [start, '', renderMachine(bench), '', table, '', '<details><summary>every sample</summary>', '', renderDetails(bench), '', '</details>', '', end].join('\n');
   let doc = existsSync(path) ? readFileSync(path, 'utf8') : '# Benchmarks\n';
   const i = doc.indexOf(start);
   const j = doc.indexOf(end);
   if (i >= 0 && j > i) doc = doc.slice(0, i) + section + doc.slice(j + end.length);
-  else doc = `${doc.trimEnd()}\n\n## Latest ${bench.mode} run\n\n${section}\n`;
+  else doc = `${doc.trimEnd()}\n\n## Latest ${bench.mode} run${bench.link ? `, through a ${bench.link} ms round-trip link` : ''}\n\n${section}\n`;
   writeFileSync(path, doc);
 }

@@ -17,6 +17,11 @@ export interface Measurement {
   ms: number;
   /** Peak resident set size of the process, KiB (undefined when nothing could measure it). */
   maxRssKiB?: number;
+  /**
+   * CPU time (user + system), ms: of the measured operation when the child reports its own
+   * (`cpuMs`, imports excluded, like `ms`), else of the whole process (GNU time's %U + %S).
+   */
+  cpuMs?: number;
   /** Whatever else the child reported (api used, attempts, bytes...). */
   details: Record<string, unknown>;
 }
@@ -58,7 +63,7 @@ export interface RunChildOptions {
 export async function runChild(command: string, args: string[], options: RunChildOptions = {}): Promise<Measurement> {
   const timeFile = join(tmpdir(), `au-bench-rss-${process.pid}-${Math.random().toString(36).slice(2)}`);
   const wrap = await hasGnuTime();
-  const [cmd, argv] = wrap ? [GNU_TIME, ['-f', '%M %e', '-o', timeFile, command, ...args]] : [command, args];
+  const [cmd, argv] = wrap ? [GNU_TIME, ['-f', '%M %e %U %S', '-o', timeFile, command, ...args]] : [command, args];
   const started = process.hrtime.bigint();
   const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn(cmd, argv, { env: { ...cleanEnv(), ...options.env }, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -75,10 +80,13 @@ export async function runChild(command: string, args: string[], options: RunChil
   });
   const wallMs = Number(process.hrtime.bigint() - started) / 1e6;
   let maxRssKiB: number | undefined;
+  let processCpuMs: number | undefined;
   if (wrap && existsSync(timeFile)) {
     // GNU time writes "Command exited with non-zero status N" first when the child failed.
     const last = readFileSync(timeFile, 'utf8').trim().split('\n').pop() ?? '';
-    maxRssKiB = Number(last.split(' ')[0]) || undefined;
+    const [rss, , user, system] = last.split(' ');
+    maxRssKiB = Number(rss) || undefined;
+    if (user !== undefined && system !== undefined) processCpuMs = (Number(user) + Number(system)) * 1000;
     rmSync(timeFile, { force: true });
   }
   if (code !== 0) {
@@ -91,7 +99,8 @@ export async function runChild(command: string, args: string[], options: RunChil
   if (options.wholeProcess) ms = wallMs;
   else if (typeof details.ms === 'number') ms = details.ms;
   else throw new Error(`${command} did not report BENCH_RESULT {"ms": ...}\n${stdout.slice(-2000)}\n${stderr.slice(-2000)}`);
-  return { ms, ...(maxRssKiB !== undefined ? { maxRssKiB } : {}), details };
+  const cpuMs = typeof details.cpuMs === 'number' ? details.cpuMs : processCpuMs;
+  return { ms, ...(maxRssKiB !== undefined ? { maxRssKiB } : {}), ...(cpuMs !== undefined && Number.isFinite(cpuMs) ? { cpuMs } : {}), details };
 }
 
 /**
@@ -146,7 +155,8 @@ export class PeerServer {
       if (typeof details.ms !== 'number') throw new Error(`peer ${String(job.op)} reported no ms: ${line}`);
       // A child that could not take over its parent's pages would report too low a peak.
       const rss = details.rssUnknown === undefined && peakKiB ? { maxRssKiB: peakKiB } : {};
-      return { ms: details.ms, ...rss, details };
+      const cpu = typeof details.cpuMs === 'number' ? { cpuMs: details.cpuMs } : {};
+      return { ms: details.ms, ...rss, ...cpu, details };
     });
     this.queue = result.catch(() => {});
     return result;

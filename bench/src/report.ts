@@ -12,7 +12,7 @@ const x = (n: number) => `${n.toFixed(2)}×`;
 function checkRow(s: ScenarioResult, c: Check): string[] {
   if (c.kind === 'rss') {
     const peak = c.peakMiB === null ? 'n/a' : `${c.peakMiB} MiB`;
-    const side = c.what === 'uploadFile' ? s.sides.upload : s.sides.archive;
+    const side = s.sides[c.side];
     return [s.name, `${s.workload} (${c.what})`, side ? secs(side.medianMs) : '', '', `peak RSS ${peak}`, `≤ ${c.limitMiB} MiB`, c.met === null ? 'n/a' : c.met ? 'met' : '**missed**', peak];
   }
   const ours = s.sides.ours!;
@@ -60,7 +60,8 @@ export function renderDetails(results: BenchResults): string {
     if (s.error) continue;
     const parts = Object.entries(s.sides).map(([key, side]) => {
       const mibs = s.bytes && key !== 'upload' && key !== 'archive' ? `, ${((s.bytes / 1048576) / (side.medianMs / 1000)).toFixed(0)} MiB/s` : '';
-      return `${key} = ${side.label}: ${side.ms.map(secs).join(', ')} (median ${secs(side.medianMs)}${mibs}; peak RSS ${side.peakRssMiB ?? 'n/a'} MiB)`;
+      const cpu = side.medianCpuMs === null || side.medianCpuMs === undefined ? '' : `; CPU ${secs(side.medianCpuMs)}${s.bytes ? ` (${(side.medianCpuMs / 1000 / (s.bytes / 2 ** 30)).toFixed(2)} s/GiB)` : ''}`;
+      return `${key} = ${side.label}: ${side.ms.map(secs).join(', ')} (median ${secs(side.medianMs)}${mibs}${cpu}; peak RSS ${side.peakRssMiB ?? 'n/a'} MiB)`;
     });
     out.push(`- **${s.name}** (${s.server}): ${parts.join('; ')}${s.notes.length ? `. Note: ${s.notes.join('; ')}` : ''}`);
   }
@@ -77,7 +78,7 @@ export function renderTiming(results: BenchResults): string {
     `- Python imports: ${t.freshPeers ? 'in every measurement (--fresh-peers)' : `${t.peerImportsS.length} fork server${t.peerImportsS.length === 1 ? '' : 's'}, ${t.peerImportsS.join(' s, ')} s`}`,
   ];
   for (const s of results.scenarios) {
-    lines.push(`- ${s.name}: ${s.durationS ?? '?'} s${s.measuredS !== undefined ? ` (measured ${s.measuredS} s, the rest set-up, sync and bookkeeping)` : s.error ? ' (failed)' : ''}`);
+    lines.push(`- ${s.name}${s.link ? ` @ ${s.link.rttMs} ms RTT` : ''}: ${s.durationS ?? '?'} s${s.measuredS !== undefined ? ` (measured ${s.measuredS} s, the rest set-up, sync and bookkeeping)` : s.error ? ' (failed)' : ''}`);
   }
   lines.push(`- stopping the servers: ${t.stopS ?? '?'} s`);
   const accounted = t.startupS + (t.stopS ?? 0) + results.scenarios.reduce((sum, s) => sum + (s.durationS ?? 0), 0);
