@@ -19,6 +19,8 @@ export default defineConfig({
       provider: 'v8',
       include: ['src/**/*.ts'],
       reporter: ['text-summary', 'json-summary'],
+      // Also when a test failed: CI reports a threshold miss beside the failure, not instead.
+      reportOnFailure: true,
       // Raise as the code grows; never lower (test/support/coverage-thresholds.json).
       thresholds,
     },
