@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isRoot, NOBODY } from '../support/unprivileged.js';
+import { isRoot, NOBODY, nodeForNobody } from '../support/unprivileged.js';
 
 const DIST = resolve(__dirname, '..', '..', 'dist', 'index.js');
 
@@ -47,7 +47,7 @@ describe('unreadable files, for a user who cannot read them (as nobody when run 
     if (isRoot) for (const p of [root, join(root, 'ckpt'), join(root, 'ckpt', 'ok.txt')]) chownSync(p, NOBODY, NOBODY);
     chmodSync(join(root, 'ckpt', 'secret.bin'), 0o000); // root's, mode 000: nobody cannot read it
 
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, pathToFileURL(DIST).href, root], {
+    const child = spawnSync(nodeForNobody(root), ['--input-type=module', '-e', CHILD, pathToFileURL(DIST).href, root], {
       ...(isRoot ? { uid: NOBODY, gid: NOBODY } : {}),
       cwd: root,
       env: { PATH: process.env.PATH, HOME: root },

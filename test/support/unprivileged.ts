@@ -14,7 +14,8 @@
  * The child-process variant, with the built package as `nobody`, is
  * test/stores/unreadable-as-user.test.ts.
  */
-import { chownSync, lstatSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, lstatSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** `nobody`'s uid and gid on Debian and most Linux systems. */
@@ -37,4 +38,17 @@ export function dropRootForGood(): void {
   process.setgid(NOBODY);
   process.setuid(NOBODY);
   if (process.getuid?.() !== NOBODY || process.geteuid?.() !== NOBODY) throw new Error('could not drop root');
+}
+
+/**
+ * A node binary `nobody` can run: this one, unless it sits where `nobody` cannot reach it (CI's
+ * Node 22 and 24 live under root's 0700 home); then a copy of it in `dir`.
+ */
+export function nodeForNobody(dir: string): string {
+  if (!isRoot) return process.execPath;
+  if (spawnSync(process.execPath, ['--version'], { uid: NOBODY, gid: NOBODY }).status === 0) return process.execPath;
+  const copy = join(dir, 'node');
+  copyFileSync(process.execPath, copy);
+  chmodSync(copy, 0o755);
+  return copy;
 }
