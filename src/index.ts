@@ -29,8 +29,9 @@ export {
   ConversionError,
   HubError,
   PublicHubInTestError,
+  RegistryError,
 } from './core/errors.js';
-export type { ErrorOptions, ConfigIssue, LocalPathErrorCode, VerificationMismatch } from './core/errors.js';
+export type { ErrorOptions, ConfigIssue, LocalPathErrorCode, VerificationMismatch, RegistryErrorCode } from './core/errors.js';
 export { resolveRetryOptions, isRetryableError, withRetry, DEFAULT_RETRY_OPTIONS } from './core/retry.js';
 export type { RetryOptions, ResolvedRetryOptions, RetryEvent, WithRetryOptions } from './core/retry.js';
 export { silentLogger, createStreamLogger, redact, SECRET_ENV_VARS } from './core/logger.js';
@@ -105,13 +106,13 @@ export { MLFLOW_LIMITS, RUN_ID_PATTERN } from './mlflow/tracking-validation.js';
 export { resolveArtifactStore, supportedArtifactStores } from './stores/resolve.js';
 export type { ResolveArtifactStoreOptions } from './stores/resolve.js';
 export { listArtifactsRecursive } from './stores/artifact-store.js';
-export type { ArtifactStore, ArtifactEntry, UploadFileOptions, UploadFileResult, MultipartOptions } from './stores/artifact-store.js';
-export { planDirectory } from './stores/plan.js';
-export type { PlanDirectoryOptions, UploadPlan, PlannedFile, SkippedPath, PathFilter } from './stores/plan.js';
-export { uploadPlannedFiles } from './stores/upload-many.js';
-export type { UploadPlannedFilesOptions, FileUploadOutcome } from './stores/upload-many.js';
+export type { ArtifactStore, ArtifactEntry, UploadFileOptions, UploadFileResult, MultipartOptions, StoreOptions } from './stores/artifact-store.js';
 // s3:// artifact roots: option types only (the store itself is picked by the artifact URI).
 export type { S3StoreOptions, S3AddressingStyle, S3Credentials } from './stores/s3-config.js';
+// gs:// artifact roots: the option types, and the resume hooks a crash-resume journal uses.
+export type { GcsStoreOptions } from './stores/gcs-config.js';
+export type { GcsUploadFileOptions, GcsUploadFileResult } from './stores/gcs-store.js';
+export type { GcsResumableSession, GcsSessionStatus, GcsObjectResource } from './stores/gcs-resumable.js';
 
 // ── archive ──
 export { createCheckpointArchive, DEFAULT_COMPRESSION_LEVEL } from './archive/create-checkpoint-archive.js';
@@ -156,18 +157,26 @@ export type {
 export { DEFAULT_PROGRESS_INTERVAL_MS } from './uploader/progress.js';
 export type { UploadProgressEvent, UploadPhase } from './uploader/progress.js';
 export { SKIP_ARTIFACT_LOGGING_ENV } from './uploader/gate.js';
+export { planDirectory } from './uploader/plan.js';
+export type { PlanDirectoryOptions, UploadPlan, PlannedFile, SkippedPath, PathFilter } from './uploader/plan.js';
+export { uploadPlannedFiles } from './uploader/transfer.js';
+export type { UploadPlannedFilesOptions, FileUploadOutcome } from './uploader/transfer.js';
 
 // ── stages ──
 export { uploadTrainingArtifacts } from './stages/training.js';
 export type { TrainingArtifactsOptions, TrainingArtifactsResult } from './stages/training.js';
 export { uploadConversionArtifacts } from './stages/conversion.js';
-export type { ConversionArtifactsOptions } from './stages/conversion.js';
-export { findOnnxExternalData } from './stages/onnx-external-data.js';
+export type { ConversionArtifactsOptions, ConversionArtifactsResult } from './stages/conversion.js';
 export { uploadBenchmarkArtifacts } from './stages/benchmark.js';
 export type { BenchmarkArtifactsOptions } from './stages/benchmark.js';
 export { uploadHpoArtifacts } from './stages/hpo.js';
 export type { HpoArtifactsOptions } from './stages/hpo.js';
-export type { StageHelperOptions } from './stages/stage-uploader.js';
+export type { StageHelperOptions, StageRegisterOptions } from './stages/stage-uploader.js';
+
+// ── registry (public: registerModel and the shapes it names) ──
+export { registerModel, IDEMPOTENCY_KEY_TAG, DEFAULT_READY_TIMEOUT_MS } from './registry/register-model.js';
+export type { RegisterModelOptions, RegisterModelResult } from './registry/register-model.js';
+export type { ModelVersionStatus } from './mlflow/registry-types.js';
 
 // ── model ──
 export { resolveModelDir, expandHome, globToRegExp, parseTimestampSuffix, DEFAULT_MODEL_DIR_PATTERN } from './model/resolve-model-dir.js';
@@ -183,6 +192,7 @@ export {
 export type { ValidateModelOptions, ModelValidationReport, ModelValidationChecks } from './model/validate.js';
 export { listModelFiles } from './model/list-model-files.js';
 export type { ModelFile } from './model/list-model-files.js';
+export { findOnnxExternalData } from './model/onnx-external-data.js';
 export { convertMlxLoraToPeft, PEFT_CONVERTED_SUFFIX, MLX_CONFIG_COPY } from './model/convert-mlx-to-peft.js';
 export type { ConvertMlxLoraOptions, MlxToPeftConversion } from './model/convert-mlx-to-peft.js';
 export { peftLoraKey, PEFT_KEY_PREFIX } from './model/peft-adapter.js';

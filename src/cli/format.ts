@@ -4,21 +4,8 @@
  *
  * @module
  */
+import { formatBytes } from '../core/format.js';
 import { redact } from '../core/logger.js';
-
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-
-/** `1536` → `1.5 KiB`; whole bytes below 1 KiB (`333.3` → `333 B`). */
-export function formatBytes(bytes: number): string {
-  if (!Number.isFinite(bytes) || bytes < 0) return '?';
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < UNITS.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${Math.round(value)} B` : `${value < 10 ? value.toFixed(1) : Math.round(value)} ${UNITS[unit]}`;
-}
 
 /** `1234` → `1.2 s`, `75000` → `1m15s`. */
 export function formatDuration(ms: number): string {

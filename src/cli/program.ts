@@ -131,14 +131,28 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .description('upload a training checkpoint directory (and its metrics JSON) to the run')
     .argument('<checkpoint-dir>', 'checkpoint directory to upload')
     .option('--metrics <file>', 'metrics JSON file to upload too')
-    .addHelpText('after', examples('artifact-uploader training out/checkpoint-500 --metrics out/metrics.json', 'artifact-uploader training out/checkpoint-500 --dry-run'))
+    .option('--register <name>', 'also register the uploaded checkpoint as a new version of this registered model (see docs/registry.md)')
+    .option('--alias <alias>', 'with --register: point this alias at the new version (repeatable)', collect)
+    .addHelpText(
+      'after',
+      examples('artifact-uploader training out/checkpoint-500 --metrics out/metrics.json', 'artifact-uploader training out/checkpoint-500 --dry-run', 'artifact-uploader training out/checkpoint-500 --register llama-lora --alias candidate'),
+    )
     .action(act(async () => (await uploads()).runTraining));
 
   program
     .command('conversion')
     .description('upload a converted ONNX model (and its .onnx_data / .onnx.data external-data file) to the run')
     .argument('<onnx-path>', 'the .onnx file')
-    .addHelpText('after', examples('artifact-uploader conversion out/model.onnx', 'artifact-uploader conversion out/model.onnx --run-id 0a1b2c3d4e5f60718293a4b5c6d7e8f9 --json'))
+    .option('--register <name>', 'also register the uploaded model as a new version of this registered model (see docs/registry.md)')
+    .option('--alias <alias>', 'with --register: point this alias at the new version (repeatable)', collect)
+    .addHelpText(
+      'after',
+      examples(
+        'artifact-uploader conversion out/model.onnx',
+        'artifact-uploader conversion out/model.onnx --run-id 0a1b2c3d4e5f60718293a4b5c6d7e8f9 --json',
+        'artifact-uploader conversion out/model.onnx --register fraud-classifier --alias champion',
+      ),
+    )
     .action(act(async () => (await uploads()).runConversion));
 
   program
@@ -233,6 +247,26 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
       ),
     )
     .action(act(async () => (await import('./commands/publish.js')).runPublish));
+
+  program
+    .command('register')
+    .description("register a model folder of the run as a new version of a registered model (MLflow 3 logged model, aliases), exactly once per --idempotency-key")
+    .argument('<name>', 'registered model name (created when missing)')
+    .requiredOption('--artifact-path <path>', "the model's folder (or file) in the run's artifacts, e.g. onnx")
+    .option('--alias <alias>', 'point this alias at the new version (repeatable)', collect)
+    .option('--tag <key=value>', 'tag the new version (repeatable)', collect)
+    .option('--description <text>', "the version's description")
+    .option('--idempotency-key <key>', 'a repeated call with the same key returns the existing version instead of making another')
+    .option('--local-path <path>', 'the same files on disk: uploaded to the model directly instead of copied from the run')
+    .addHelpText(
+      'after',
+      examples(
+        'artifact-uploader register fraud-classifier --artifact-path onnx --alias champion',
+        'artifact-uploader register llama-lora --artifact-path checkpoint --idempotency-key "$CI_PIPELINE_ID-train" --json',
+        '# Needs a tracking server (MLFLOW_TRACKING_URI=http://...); ./mlruns is refused (exit 2).',
+      ),
+    )
+    .action(act(async () => (await import('./commands/register.js')).runRegister));
 
   const runs = program
     .command('runs')

@@ -11,7 +11,8 @@
  * @module
  */
 import { createRequire } from 'node:module';
-import { formatBytes, formatEta, formatRate } from './format.js';
+import { formatBytes } from '../core/format.js';
+import { formatEta, formatRate } from './format.js';
 
 /** Where progress goes, and how. */
 export type ProgressMode = 'bar' | 'lines' | 'none';

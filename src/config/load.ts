@@ -271,7 +271,7 @@ function applyEnvOverrides(config: TrackingConfig, env: Env): ConfigOverride[] {
       known.add(kindVar);
       const kindValue = envBool(kindVar, env);
       if (kindValue !== undefined) {
-        (config[stage] as unknown as Record<string, ArtifactKindConfig>)[kind]!.enabled = kindValue;
+        artifactKindConfig(config, stage, kind).enabled = kindValue;
         overrides.push({ env: kindVar, path: `${stage}.${kind}.enabled`, value: kindValue });
       }
     }
@@ -373,6 +373,30 @@ export function assertArtifactKind<S extends StageName>(stage: S, kind: unknown)
   );
 }
 
+type KindConfigs = { [S in StageName]: (section: TrackingConfig[S], kind: ArtifactKind<S>) => ArtifactKindConfig };
+
+/** Each stage's section indexed by its own kinds: typed per stage, so no cast is needed. */
+const KIND_CONFIGS: KindConfigs = {
+  training: (section, kind) => section[kind],
+  conversion: (section, kind) => section[kind],
+  benchmark: (section, kind) => section[kind],
+  hpo: (section, kind) => section[kind],
+};
+
+/**
+ * The config object of one kind of a stage (its switch and artifact path, the object itself),
+ * for a kind already checked: it does not check the kind again.
+ *
+ * @example
+ * ```ts
+ * artifactKindConfig(config, 'hpo', 'bestTrialArchive').artifactPath; // 'best_trial_checkpoint.tar.gz'
+ * ```
+ * @internal
+ */
+export function artifactKindConfig<S extends StageName>(config: TrackingConfig, stage: S, kind: ArtifactKind<S>): ArtifactKindConfig {
+  return KIND_CONFIGS[stage](config[stage], kind);
+}
+
 /** What {@link getArtifactConfig} returns. */
 export interface EffectiveArtifactConfig extends ArtifactKindConfig {
   /** When disabled, the key that disabled it: `<stage>.enabled` or `<stage>.<kind>.enabled`. */
@@ -391,8 +415,8 @@ export interface EffectiveArtifactConfig extends ArtifactKindConfig {
  */
 export function getArtifactConfig<S extends StageName>(config: TrackingConfig, stage: S, kind: ArtifactKind<S>): EffectiveArtifactConfig {
   assertArtifactKind(stage, kind);
-  const section = config[stage] as TrackingConfig[StageName] & Record<string, unknown>;
-  const kindConfig = section[kind] as ArtifactKindConfig;
+  const section = config[stage];
+  const kindConfig = artifactKindConfig(config, stage, kind);
   if (!section.enabled) return { ...kindConfig, enabled: false, disabledBy: `${stage}.enabled` };
   if (!kindConfig.enabled) return { ...kindConfig, enabled: false, disabledBy: `${stage}.${kind}.enabled` };
   return { ...kindConfig };

@@ -235,12 +235,12 @@ export class UnsupportedArtifactStoreError extends ArtifactUploaderError {
   /** The artifact URI, with credentials removed. */
   readonly artifactUri: string;
   constructor(scheme: string, artifactUri: string, options: ErrorOptions & { supported?: readonly string[] } = {}) {
-    const supported = options.supported ?? ['mlflow-artifacts:', 'http(s): (proxied through the tracking server)', 'file: (local paths)', 's3:'];
+    const supported = options.supported ?? ['mlflow-artifacts:', 'http(s): (proxied through the tracking server)', 'file: (local paths)', 's3:', 'gs:'];
     super(
       'UNSUPPORTED_ARTIFACT_STORE',
       `Artifact URI ${artifactUri} uses the "${scheme}:" scheme, which artifact-uploader cannot write to. Supported: ${supported.join(', ')}.`,
       {
-        hint: 'Start the tracking server with `mlflow server --serve-artifacts` so artifacts are proxied through it, or use an s3:// artifact root.',
+        hint: 'Start the tracking server with `mlflow server --serve-artifacts` so artifacts are proxied through it, or use an s3:// or gs:// artifact root.',
         ...options,
       },
     );
@@ -291,6 +291,48 @@ export class VerificationError extends ArtifactUploaderError {
       { hint: 'Upload again; if it repeats, a proxy may be truncating bodies (check its body size limit).', ...options },
     );
     this.mismatches = mismatches;
+  }
+}
+
+// ───────────────────────────── model registry ─────────────────────────────
+
+/** Codes of {@link RegistryError}. */
+export type RegistryErrorCode =
+  | 'REGISTRY_INVALID_NAME'
+  | 'REGISTRY_INVALID_ALIAS'
+  | 'REGISTRY_SOURCE_NOT_FOUND'
+  | 'REGISTRY_UNAVAILABLE'
+  | 'REGISTRY_UNSUPPORTED_STORE'
+  | 'REGISTRY_VERSION_FAILED'
+  | 'REGISTRY_VERSION_TIMEOUT';
+
+/**
+ * Registering a model (MLflow logged model → registered model → version → aliases) failed or
+ * was refused: a bad name or alias, a source path the run does not have, a server without a
+ * Model Registry, the embedded `./mlruns` store, or a version that never became READY.
+ * Whatever the call had made by then was removed (or its logged model marked FAILED).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await registerModel({ name: 'fraud-classifier', artifactPath: 'onnx' });
+ * } catch (error) {
+ *   if (error instanceof RegistryError && error.code === 'REGISTRY_SOURCE_NOT_FOUND') console.error(error.hint);
+ * }
+ * ```
+ */
+export class RegistryError extends ArtifactUploaderError {
+  override name = 'RegistryError';
+  override readonly code: RegistryErrorCode;
+  /** The registered model name the call was about. */
+  readonly modelName?: string;
+  /** The model version, when one had been created. */
+  readonly version?: string;
+  constructor(code: RegistryErrorCode, message: string, details: { modelName?: string; version?: string } & ErrorOptions = {}) {
+    super(code, message, details);
+    this.code = code;
+    this.modelName = details.modelName;
+    this.version = details.version;
   }
 }
 

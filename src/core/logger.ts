@@ -132,10 +132,23 @@ export function redact(text: string): string {
 }
 
 /**
- * Query parameters of presigned URLs (S3 SigV4 and SigV2, GCS, Azure SAS) that grant access
- * until they expire: a multipart part URL in a log must not be usable by whoever reads the log.
+ * Query parameters of presigned URLs (S3 SigV4 and SigV2, GCS, Azure SAS) and GCS resumable
+ * session URIs (`upload_id`) that grant access until they expire: a multipart part URL or a
+ * session URI in a log must not be usable by whoever reads the log.
  */
-const PRESIGNED_QUERY_SECRET = /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig)=)[^&#\s"'<>]+/gi;
+const PRESIGNED_QUERY_SECRET = /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig|upload_id)=)[^&#\s"'<>]+/gi;
+
+/**
+ * `Name: message` of an error (or its string form), redacted: for a log line's `error` field.
+ *
+ * @example
+ * ```ts
+ * logger.debug('retrying', { error: errorText(error) }); // 'HttpStatusError: PUT ... answered 503'
+ * ```
+ */
+export function errorText(error: unknown): string {
+  return redact(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+}
 
 /** Removes userinfo from a URL string for display; leaves non-URLs untouched. */
 export function redactUrl(url: string | URL): string {

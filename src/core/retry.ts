@@ -9,6 +9,7 @@
 import pRetry from 'p-retry';
 import type { Env } from './env.js';
 import { envNumber } from './env.js';
+import { combineSignals, sleep } from './abort.js';
 import {
   AbortedError,
   ArtifactUploaderError,
@@ -118,18 +119,50 @@ export function resolveRetryOptions(options: RetryOptions = {}, env: Env = proce
   return resolved;
 }
 
+/**
+ * Takes a policy that is already resolved as it is, and resolves anything else (options from
+ * a caller, or nothing) against `env`: what a store given "the connection's policy, or
+ * options" does.
+ *
+ * @example
+ * ```ts
+ * const retry = toResolvedRetryOptions(options.retry, env); // connection.retry passes through untouched
+ * ```
+ */
+export function toResolvedRetryOptions(retry: RetryOptions | ResolvedRetryOptions | undefined, env: Env = process.env): ResolvedRetryOptions {
+  const resolved =
+    retry !== undefined &&
+    typeof retry.maxRetries === 'number' &&
+    typeof retry.backoffFactor === 'number' &&
+    typeof retry.backoffJitter === 'number' &&
+    typeof retry.maxBackoff === 'number' &&
+    typeof retry.timeoutMs === 'number' &&
+    typeof retry.maxRetryAfterMs === 'number';
+  return resolved ? (retry as ResolvedRetryOptions) : resolveRetryOptions(retry, env);
+}
+
 /** HTTP statuses worth retrying: MLflow's transient set (408, 429, 500, 502, 503, 504). */
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
 /**
+ * Google Cloud Storage error reasons (`error.errors[].reason` of a JSON API answer, which the
+ * `gs://` store puts in {@link HttpStatusError.code}) that are transient whatever the status:
+ * `google-cloud-storage`'s `_RETRYABLE_REASONS`. A `403 rateLimitExceeded` is a throttle, not
+ * a refusal.
+ */
+export const GCS_RETRYABLE_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded', 'backendError', 'internalError', 'badGateway', 'serviceUnavailable']);
+
+/**
  * The one classifier: network errors, timeouts, 408/429/5xx (and 413 with `Retry-After`, as
- * urllib3 does) are transient; aborts, other 4xx and programmer errors are not.
+ * urllib3 does) are transient, and so are GCS's throttling and backend reasons
+ * ({@link GCS_RETRYABLE_REASONS}); aborts, other 4xx and programmer errors are not.
  */
 export function isRetryableError(error: unknown): boolean {
   if (error instanceof AbortedError) return false;
   if (error instanceof NetworkError || error instanceof RequestTimeoutError) return true;
   if (error instanceof HttpStatusError) {
     if (RETRYABLE_STATUSES.has(error.status)) return true;
+    if (GCS_RETRYABLE_REASONS.has(error.code)) return true;
     return error.status === 413 && error.retryAfterMs !== undefined;
   }
   if (error instanceof ArtifactUploaderError) return false;
@@ -138,6 +171,25 @@ export function isRetryableError(error: unknown): boolean {
   if (status !== undefined) return RETRYABLE_STATUSES.has(status);
   return isLowLevelNetworkError(error);
 }
+
+/**
+ * Whether a failure is the server asking for less load (429 Too Many Requests, 503 Service
+ * Unavailable: MLflow's server, S3's SlowDown, Azure's ServerBusy, GCS's rate limits), as opposed
+ * to a fault: the uploader's adaptive concurrency halves on these. Retried all the same.
+ *
+ * @example
+ * ```ts
+ * isThrottlingError(new HttpStatusError(503, 'Service Unavailable')); // true
+ * ```
+ */
+export function isThrottlingError(error: unknown): boolean {
+  if (error instanceof HttpStatusError && GCS_THROTTLING_REASONS.has(error.code)) return true;
+  const status = error instanceof HttpStatusError ? error.status : statusOf(error);
+  return status === 429 || status === 503;
+}
+
+/** GCS's reasons that mean "slow down" whatever the status (a 403 `rateLimitExceeded`). */
+const GCS_THROTTLING_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
 
 function statusOf(error: unknown): number | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
@@ -265,31 +317,4 @@ function toAbortedError(error: unknown, userSignal: AbortSignal | undefined, dea
   if (userSignal?.aborted) return new AbortedError('The operation was aborted by its AbortSignal.', { cause: userSignal.reason ?? error });
   if (error instanceof AbortedError) return error;
   return undefined;
-}
-
-/** Combines two optional signals into one (either aborts it). */
-export function combineSignals(...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
-  const present = signals.filter((s): s is AbortSignal => s !== undefined);
-  if (present.length <= 1) return present[0];
-  return AbortSignal.any(present);
-}
-
-/**
- * Sleeps `ms`, rejecting at once when `signal` aborts. The timer is deliberately not unref'd:
- * a CLI whose only pending work is a backoff sleep must not exit mid-upload.
- */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(new AbortedError(undefined, { cause: signal.reason }));
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new AbortedError(undefined, { cause: signal?.reason }));
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -10,6 +10,7 @@
  */
 import { stringify } from 'yaml';
 import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
+import { formatBytes } from '../core/format.js';
 import { VERSION } from '../version.js';
 
 /** What the model card records. */
@@ -31,18 +32,6 @@ export interface ModelCardInput {
   mlflowExperimentId?: string;
   /** Body of a README.md found in the model directory (front matter removed), kept under "Notes". */
   existingNotes?: string;
-}
-
-/** Human-readable byte size (1024-based, as the Hub shows sizes). */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
 }
 
 /** Splits `---\nyaml\n---\nbody` into its parts; text without front matter is all body. */

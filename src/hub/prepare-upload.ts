@@ -8,7 +8,8 @@
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AbortedError, ModelValidationError } from '../core/errors.js';
+import { throwIfAborted } from '../core/abort.js';
+import { ModelValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
 import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-format.js';
@@ -76,10 +77,6 @@ function asRepoId(value: unknown): string | undefined {
   return typeof value === 'string' && REPO_ID_SHAPE.test(value) ? value : undefined;
 }
 
-function checkAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new AbortedError('Publishing was aborted by its AbortSignal.', { cause: signal.reason });
-}
-
 /**
  * Validates, converts (MLX LoRA only) and writes the model card.
  *
@@ -93,7 +90,7 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
     throw new ModelValidationError(validation.dir, validation.errors.length > 0 ? validation.errors : ['no known model layout'], validation);
   }
   for (const warning of validation.warnings) logger.warn(`validation: ${warning}`, { dir: validation.dir });
-  checkAborted(options.signal);
+  throwIfAborted(options.signal, 'Publishing');
 
   const dir = validation.dir;
   const format = validation.format;
@@ -121,7 +118,7 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       // transformers writes the source repo id here when the model came from the Hub; local paths are ignored.
       baseModel ??= asRepoId((await readJson(join(dir, 'config.json')))?._name_or_path);
     }
-    checkAborted(options.signal);
+    throwIfAborted(options.signal, 'Publishing');
 
     options.onPhase?.('preparing');
     const files: PreparedFile[] = [];

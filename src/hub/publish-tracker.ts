@@ -34,7 +34,8 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { AbortedError, ArtifactUploaderError, HubError, InvalidArgumentError, NetworkError, RequestTimeoutError } from '../core/errors.js';
 import { redact, redactingLogger, silentLogger, type Logger } from '../core/logger.js';
-import { isRetryableError, RETRYABLE_STATUSES, sleep } from '../core/retry.js';
+import { sleep } from '../core/abort.js';
+import { isRetryableError, RETRYABLE_STATUSES } from '../core/retry.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
 import { JsonStateFile, processAlive } from './state-file.js';
 
@@ -197,9 +198,10 @@ function isTransient(error: unknown): boolean {
 
 function recordError(error: unknown): RecordedError {
   const e = error instanceof Error ? error : new Error(String(error));
+  const code = (e as { code?: unknown }).code;
   return {
     name: e.name,
-    ...(typeof (e as unknown as { code?: unknown }).code === 'string' ? { code: (e as unknown as { code: string }).code } : {}),
+    ...(typeof code === 'string' ? { code } : {}),
     message: redact(e.message),
     transient: isTransient(error),
     at: new Date().toISOString(),

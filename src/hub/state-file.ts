@@ -19,7 +19,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
 import { AbortedError, LocalPathError } from '../core/errors.js';
-import { sleep } from '../core/retry.js';
+import { sleep } from '../core/abort.js';
 
 /** Options of {@link JsonStateFile}. */
 export interface JsonStateFileOptions<T> {

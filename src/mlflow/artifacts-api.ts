@@ -387,7 +387,7 @@ export class MlflowArtifactsApi {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
           path: fileName,
-          ...(uploadId !== undefined ? { upload_id: uploadId } : {}),
+          upload_id: uploadId,
           parts: sorted.map((p) => ({ part_number: p.partNumber, etag: p.etag, url: p.url })),
         }),
         responseType: 'none',
@@ -414,7 +414,7 @@ export class MlflowArtifactsApi {
       method: 'POST' as const,
       url: this.mpuUrl('abort', serverDir),
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ path: fileName, ...(uploadId !== undefined ? { upload_id: uploadId } : {}) }),
+      body: JSON.stringify({ path: fileName, upload_id: uploadId }),
       responseType: 'none' as const,
       signal: options.signal,
       mapError: mlflowErrorMapper('mlflow-artifacts/mpu/abort'),

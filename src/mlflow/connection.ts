@@ -13,7 +13,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envBool, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, MlflowApiError } from '../core/errors.js';
-import { HttpClient, type ErrorResponse } from '../core/http.js';
+import { HttpClient, type ErrorResponse, type HttpRequest } from '../core/http.js';
 import { redact, redactingLogger, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { RETRYABLE_STATUSES, resolveRetryOptions, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
 import { VERSION } from '../version.js';
@@ -193,6 +193,37 @@ export function fileUriToPath(uri: string, cwd: string = process.cwd()): string 
   if (uri.startsWith('file://')) return fileURLToPath(uri);
   const path = uri.startsWith('file:') ? uri.slice('file:'.length) : uri;
   return isAbsolute(path) ? path : resolvePath(cwd, path);
+}
+
+/** What {@link mlflowRequest} takes besides the endpoint. */
+export interface MlflowRequestOptions {
+  /** Query parameters (GET). */
+  query?: Record<string, string>;
+  /** JSON body (POST, PATCH, DELETE). */
+  json?: unknown;
+  signal?: AbortSignal;
+}
+
+/**
+ * One REST request to `<baseUrl>/api/2.0/<endpoint>`, with MLflow's error mapping: the JSON
+ * body and query as MLflow's handlers read them.
+ *
+ * @example
+ * ```ts
+ * const req = mlflowRequest(conn.baseUrl, 'GET', 'mlflow/runs/get', { query: { run_id: runId } });
+ * const { body } = await conn.http.request(req);
+ * ```
+ */
+export function mlflowRequest(baseUrl: string, method: HttpRequest['method'], endpoint: string, options: MlflowRequestOptions = {}): HttpRequest {
+  const url = new URL(`${baseUrl}/api/2.0/${endpoint}`);
+  for (const [key, value] of Object.entries(options.query ?? {})) url.searchParams.set(key, value);
+  return {
+    method,
+    url: url.toString(),
+    mapError: mlflowErrorMapper(endpoint),
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.json !== undefined ? { body: JSON.stringify(options.json), headers: { 'content-type': 'application/json' } } : {}),
+  };
 }
 
 /**

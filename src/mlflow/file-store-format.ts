@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { open, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { sleep } from '../core/retry.js';
+import { sleep } from '../core/abort.js';
 import type { RunStatus } from './tracking-types.js';
 
 /** `RunStatus` ints of `mlflow/entities/run_status.py`. */

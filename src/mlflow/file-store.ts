@@ -25,7 +25,7 @@ import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError, MlflowApiError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { sleep } from '../core/retry.js';
+import { sleep } from '../core/abort.js';
 import { fileUriToPath } from './connection.js';
 import {
   atomicWriteFile,

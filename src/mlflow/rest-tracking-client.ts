@@ -10,7 +10,7 @@ import { MlflowApiError } from '../core/errors.js';
 import type { HttpClient, HttpRequest } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { withRetry, type ResolvedRetryOptions } from '../core/retry.js';
-import { mlflowErrorMapper, type MlflowConnection } from './connection.js';
+import { mlflowRequest, type MlflowConnection, type MlflowRequestOptions } from './connection.js';
 import {
   createExperimentResponseSchema,
   emptyResponseSchema,
@@ -144,8 +144,9 @@ export class MlflowRestClient implements TrackingClient {
       experiment_id: input.experimentId,
       start_time: input.startTime ?? Date.now(),
       tags: [...tags, { key: CREATE_ID_TAG, value: createId }],
-      ...(input.runName !== undefined ? { run_name: input.runName } : {}),
-      ...(input.userId !== undefined ? { user_id: input.userId } : {}),
+      // JSON.stringify leaves undefined fields out of the body.
+      run_name: input.runName,
+      user_id: input.userId,
     };
     // Retried like every call, but an attempt after a failure first looks for the run the
     // failed attempt may have made (its answer lost): one run per createRun, never two.
@@ -158,13 +159,13 @@ export class MlflowRestClient implements TrackingClient {
             return made;
           }
         }
-        const request = this.request('POST', 'runs/create', { json, ...(signal ? { signal } : {}) });
+        const request = this.request('POST', 'runs/create', { json, signal });
         const response = await this.http.send(request);
         return parseMlflowResponse(runResponseSchema, response.body, { method: 'POST', url: request.url }).run;
       },
       {
         retry: this.retry,
-        ...(options.signal ? { signal: options.signal } : {}),
+        signal: options.signal,
         onRetry: (event) =>
           this.logger.debug(`retrying POST mlflow/runs/create in ${event.delayMs} ms`, {
             attempt: event.attempt,
@@ -183,7 +184,7 @@ export class MlflowRestClient implements TrackingClient {
   private async findCreatedRun(experimentId: string, createId: string, signal: AbortSignal | undefined): Promise<Run | undefined> {
     const request = this.request('POST', 'runs/search', {
       json: { experiment_ids: [experimentId], filter: `tags.\`${CREATE_ID_TAG}\` = '${createId}'`, max_results: 1 },
-      ...(signal ? { signal } : {}),
+      signal,
     });
     const response = await this.http.send(request);
     return parseMlflowResponse(searchRunsResponseSchema, response.body, { method: 'POST', url: request.url }).runs[0];
@@ -198,10 +199,11 @@ export class MlflowRestClient implements TrackingClient {
   async updateRun(input: UpdateRunInput, options: TrackingRequestOptions = {}): Promise<RunInfo> {
     assertRunId(input.runId);
     const json = {
+      // JSON.stringify leaves undefined fields out of the body.
       run_id: input.runId,
-      ...(input.status !== undefined ? { status: input.status } : {}),
-      ...(input.endTime !== undefined ? { end_time: input.endTime } : {}),
-      ...(input.runName !== undefined ? { run_name: input.runName } : {}),
+      status: input.status,
+      end_time: input.endTime,
+      run_name: input.runName,
     };
     const body = await this.call('POST', 'runs/update', { json, ...options }, updateRunResponseSchema);
     return body.run_info;
@@ -261,17 +263,8 @@ export class MlflowRestClient implements TrackingClient {
     return parseMlflowResponse(schema, response.body, { method, url: request.url });
   }
 
-  private request(method: 'GET' | 'POST', path: string, options: { query?: Record<string, string>; json?: unknown; signal?: AbortSignal }): HttpRequest {
-    const endpoint = `mlflow/${path}`;
-    const url = new URL(`${this.baseUrl}/api/2.0/${endpoint}`);
-    for (const [key, value] of Object.entries(options.query ?? {})) url.searchParams.set(key, value);
-    return {
-      method,
-      url: url.toString(),
-      mapError: mlflowErrorMapper(endpoint),
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.json !== undefined ? { body: JSON.stringify(options.json), headers: { 'content-type': 'application/json' } } : {}),
-    };
+  private request(method: 'GET' | 'POST', path: string, options: MlflowRequestOptions): HttpRequest {
+    return mlflowRequest(this.baseUrl, method, `mlflow/${path}`, options);
   }
 }
 

@@ -138,7 +138,7 @@ export function checkMlxLoraTensors(header: SafetensorsHeader, rank?: number): M
       unexpected.push(tensor.name);
       continue;
     }
-    const [, path, leaf] = match as unknown as [string, string, 'lora_a' | 'lora_b' | 'm'];
+    const [, path, leaf] = match as RegExpExecArray & [string, string, 'lora_a' | 'lora_b' | 'm'];
     if (leaf === 'm') {
       dora.push(tensor.name);
       continue;

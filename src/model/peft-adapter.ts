@@ -202,7 +202,7 @@ export function checkPeftLoraTensors(header: SafetensorsHeader, r?: number): Pef
       other.push(tensor.name);
       continue;
     }
-    const [, module, kind] = match as unknown as [string, string, string];
+    const [, module, kind] = match as RegExpExecArray & [string, string, string];
     if (kind === 'lora_magnitude_vector') continue;
     const pair = pairs.get(module) ?? {};
     pair[kind.includes('A') ? 'A' : 'B'] = tensor.shape;

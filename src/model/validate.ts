@@ -212,7 +212,8 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
     'directoryExists', 'hasModelFiles', 'configValid', 'reasonableSize', 'noPlaceholderFiles', 'safetensorsHeadersValid', 'shardIndexConsistent', 'adapterTensorsValid',
   ];
   const report = (inspection: ModelDirInspection | undefined, files: ModelFile[], weightBytes: number): ModelValidationReport => {
-    const checks = Object.fromEntries(allChecks.map((c) => [c, !found.failed.has(c)])) as unknown as ModelValidationChecks;
+    const checks = {} as ModelValidationChecks;
+    for (const check of allChecks) checks[check] = !found.failed.has(check);
     return {
       dir: root,
       overallValid: found.errors.length === 0,

@@ -58,7 +58,7 @@ const STATE_KEY = Symbol.for('artifact-uploader.run-state.v1');
  * ```
  */
 export function runState(): RunState {
-  const holder = globalThis as unknown as Record<symbol, RunState | undefined>;
+  const holder = globalThis as Record<symbol, RunState | undefined>;
   holder[STATE_KEY] ??= { storage: new AsyncLocalStorage<ActiveRun>(), processRun: undefined };
   return holder[STATE_KEY];
 }

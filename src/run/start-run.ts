@@ -96,7 +96,7 @@ export async function startRun(options: StartRunOptions = {}): Promise<ActiveRun
       {
         experimentId: experiment.experimentId,
         tags,
-        ...(options.runName !== undefined ? { runName: options.runName } : {}),
+        runName: options.runName,
         userId: tags['mlflow.user'] ?? '',
       },
       request,

@@ -7,7 +7,7 @@ import { basename, posix } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { UploadResult } from '../uploader/result.js';
-import { checkLocalPath } from '../uploader/local-plan.js';
+import { checkLocalPath } from '../uploader/plan.js';
 import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadBenchmarkArtifacts}. */

@@ -4,16 +4,29 @@
  * @module
  */
 import { dirname } from 'node:path';
+import type { RegisterModelResult } from '../registry/register-model.js';
 import type { UploadResult } from '../uploader/result.js';
-import { checkLocalPath } from '../uploader/local-plan.js';
-import { findOnnxExternalData } from './onnx-external-data.js';
-import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
+import { checkLocalPath } from '../uploader/plan.js';
+import { findOnnxExternalData } from '../model/onnx-external-data.js';
+import { checkStageRegister, registerStageUpload, withStageUploader, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadConversionArtifacts}. */
 export interface ConversionArtifactsOptions extends StageHelperOptions {
   /** The `.onnx` model file. */
   onnxPath: string;
+  /**
+   * Also register the uploaded model (the `onnx/` folder) as a new version of this registered
+   * model, with MLflow 3 lineage (see docs/registry.md). Needs a tracking server.
+   * @default no registration
+   */
+  register?: StageRegisterOptions;
 }
+
+/** What {@link uploadConversionArtifacts} returns: the upload's result, plus the version when `register` was given. */
+export type ConversionArtifactsResult = UploadResult & {
+  /** The registered version; absent without `register`, or when the upload did not happen (skipped, failed, dry run). */
+  registeredModel?: RegisterModelResult;
+};
 
 /**
  * Uploads a converted ONNX model under the `conversion` stage config (kind `onnxModel`), with
@@ -22,18 +35,27 @@ export interface ConversionArtifactsOptions extends StageHelperOptions {
  * `<conversion.onnxModel.artifactPath>/` (`onnx/`) with the same relative layout as on disk, so
  * the downloaded model loads as it is.
  *
+ * With `register`, the uploaded folder then becomes a new version of that registered model
+ * (`result.registeredModel`).
+ *
  * @throws {LocalPathError} when `onnxPath` is not a file, or names an external-data file that is missing.
+ * @throws {RegistryError} when `register` has a bad name or alias (before any upload), or registering fails.
  * @example
  * ```ts
  * const result = await uploadConversionArtifacts({ onnxPath: 'out/model.onnx' });
  * result.files.map((f) => f.artifactPath); // ['onnx/model.onnx.data', 'onnx/model.onnx']
+ * const registered = await uploadConversionArtifacts({ onnxPath: 'out/model.onnx', register: { name: 'fraud-classifier', alias: 'candidate' } });
+ * registered.registeredModel?.modelUri; // 'models:/fraud-classifier/4'
  * ```
  */
-export async function uploadConversionArtifacts(options: ConversionArtifactsOptions): Promise<UploadResult> {
-  const { onnxPath, ...rest } = options;
+export async function uploadConversionArtifacts(options: ConversionArtifactsOptions): Promise<ConversionArtifactsResult> {
+  const { onnxPath, register, ...rest } = options;
+  checkStageRegister(register);
   const model = await checkLocalPath(onnxPath, 'file', 'uploadConversionArtifacts');
   const externalData = await findOnnxExternalData(model);
-  return withStageUploader('conversion', 'uploadConversionArtifacts', rest, (uploader) =>
+  const result = await withStageUploader('conversion', 'uploadConversionArtifacts', rest, (uploader) =>
     uploader.uploadFiles([model, ...externalData], { kind: 'onnxModel', baseDir: dirname(model) }),
   );
+  const registeredModel = await registerStageUpload(register, result, rest);
+  return registeredModel ? { ...result, registeredModel } : result;
 }

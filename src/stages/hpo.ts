@@ -6,7 +6,7 @@
 import { basename, posix } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { CheckpointManifest } from '../archive/manifest.js';
-import { checkArtifactPath } from '../uploader/local-plan.js';
+import { checkArtifactPath } from '../uploader/plan.js';
 import type { UploadResult } from '../uploader/result.js';
 import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
 
@@ -71,8 +71,8 @@ export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<
     }
     const kind = trial !== undefined ? ('trialCheckpoints' as const) : ('bestTrialArchive' as const);
     if (archivePath !== undefined) {
-      return uploader.uploadCheckpointArchive(archivePath, { kind, ...(artifactPath ? { artifactPath } : {}), ...(manifest !== undefined ? { manifest } : {}) });
+      return uploader.uploadCheckpointArchive(archivePath, { kind, artifactPath, manifest });
     }
-    return uploader.archiveAndUploadCheckpoint(checkpointDir!, { kind, ...(artifactPath ? { artifactPath } : {}), ...(level !== undefined ? { level } : {}) });
+    return uploader.archiveAndUploadCheckpoint(checkpointDir!, { kind, artifactPath, level });
   });
 }

@@ -6,8 +6,11 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import type { StageName } from '../config/schema.js';
+import { assertModelAlias, assertRegisteredModelName } from '../mlflow/registry-validation.js';
+import { registerModel, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
 import { ArtifactUploader } from '../uploader/artifact-uploader.js';
 import type { ArtifactUploaderOptions } from '../uploader/options.js';
+import type { UploadResult } from '../uploader/result.js';
 
 /**
  * Options every stage helper takes: those of `new ArtifactUploader()` (`runId`, `configDir`,
@@ -43,4 +46,54 @@ export async function withStageUploader<T>(
   } finally {
     await uploader.close();
   }
+}
+
+/**
+ * The opt-in `register` option of the conversion and training helpers: after a successful
+ * upload, the uploaded folder becomes a new version of this registered model (see
+ * `registerModel` and docs/registry.md).
+ */
+export type StageRegisterOptions = Pick<RegisterModelOptions, 'name' | 'alias' | 'tags' | 'description' | 'idempotencyKey' | 'readyTimeoutMs'>;
+
+/**
+ * Checks a stage's `register` option before anything is uploaded.
+ *
+ * @example
+ * ```ts
+ * checkStageRegister({ name: 'fraud-classifier', alias: 'candidate' });
+ * ```
+ * @internal
+ */
+export function checkStageRegister(register: StageRegisterOptions | undefined): void {
+  if (register === undefined) return;
+  assertRegisteredModelName(register?.name);
+  for (const alias of register.alias === undefined ? [] : typeof register.alias === 'string' ? [register.alias] : register.alias) assertModelAlias(alias);
+}
+
+/**
+ * Registers what a stage uploaded, when `register` asks for it and the upload happened (not
+ * skipped, failed or a dry run); `undefined` otherwise.
+ *
+ * @example
+ * ```ts
+ * const registeredModel = await registerStageUpload(options.register, result, options);
+ * ```
+ * @internal
+ */
+export async function registerStageUpload(
+  register: StageRegisterOptions | undefined,
+  result: UploadResult,
+  options: StageHelperOptions,
+): Promise<RegisterModelResult | undefined> {
+  if (register === undefined || result.status !== 'uploaded' || !result.runId || result.artifactPath === undefined) return undefined;
+  return registerModel({
+    ...register,
+    runId: result.runId,
+    artifactPath: result.artifactPath,
+    ...(options.trackingUri !== undefined ? { trackingUri: options.trackingUri } : {}),
+    ...(options.env !== undefined ? { env: options.env } : {}),
+    ...(options.logger !== undefined ? { logger: options.logger } : {}),
+    ...(options.retry !== undefined ? { retry: options.retry } : {}),
+    ...(options.signal !== undefined ? { signal: options.signal } : {}),
+  });
 }

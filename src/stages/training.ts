@@ -3,9 +3,11 @@
  *
  * @module
  */
+import type { RegisterModelResult } from '../registry/register-model.js';
+import { runOperation } from '../uploader/artifact-uploader.js';
+import { checkpointOperation, fileOperation } from '../uploader/operation.js';
 import type { UploadResult } from '../uploader/result.js';
-import { checkLocalPath } from '../uploader/local-plan.js';
-import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
+import { checkStageRegister, registerStageUpload, withStageUploader, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadTrainingArtifacts}. */
 export interface TrainingArtifactsOptions extends StageHelperOptions {
@@ -13,6 +15,12 @@ export interface TrainingArtifactsOptions extends StageHelperOptions {
   checkpointDir: string;
   /** A metrics JSON file, uploaded to `<training.metrics.artifactPath>/<name>` (`metrics/<name>`). */
   metricsJsonPath?: string;
+  /**
+   * Also register the uploaded checkpoint folder as a new version of this registered model,
+   * with MLflow 3 lineage (see docs/registry.md). Needs a tracking server.
+   * @default no registration
+   */
+  register?: StageRegisterOptions;
 }
 
 /** What {@link uploadTrainingArtifacts} returns: one result per artifact. */
@@ -20,6 +28,8 @@ export interface TrainingArtifactsResult {
   checkpoint: UploadResult;
   /** Present when `metricsJsonPath` was given. */
   metrics?: UploadResult;
+  /** The registered checkpoint version; absent without `register`, or when the checkpoint upload did not happen. */
+  registeredModel?: RegisterModelResult;
 }
 
 /**
@@ -36,15 +46,23 @@ export interface TrainingArtifactsResult {
  *   runId: process.env.RUN_ID,
  * });
  * console.log(checkpoint.status, metrics?.status);
+ * const { registeredModel } = await uploadTrainingArtifacts({ checkpointDir: 'out/checkpoint-500', register: { name: 'llama-lora', alias: 'latest-train' } });
  * ```
  */
 export async function uploadTrainingArtifacts(options: TrainingArtifactsOptions): Promise<TrainingArtifactsResult> {
-  const { checkpointDir, metricsJsonPath, ...rest } = options;
-  await checkLocalPath(checkpointDir, 'directory', 'uploadTrainingArtifacts');
-  if (metricsJsonPath !== undefined) await checkLocalPath(metricsJsonPath, 'file', 'uploadTrainingArtifacts');
-  return withStageUploader('training', 'uploadTrainingArtifacts', rest, async (uploader) => {
-    const checkpoint = await uploader.uploadCheckpoint(checkpointDir);
-    if (metricsJsonPath === undefined) return { checkpoint };
-    return { checkpoint, metrics: await uploader.uploadFile(metricsJsonPath, { kind: 'metrics' }) };
+  const { checkpointDir, metricsJsonPath, register, ...rest } = options;
+  checkStageRegister(register);
+  const uploaded: TrainingArtifactsResult = await withStageUploader('training', 'uploadTrainingArtifacts', rest, async (uploader) => {
+    const context = { stage: uploader.stage, caller: 'uploadTrainingArtifacts' };
+    const checkpoint = checkpointOperation(context, checkpointDir, {});
+    const metrics = metricsJsonPath === undefined ? undefined : fileOperation(context, 'uploadFile', [metricsJsonPath], { kind: 'metrics' });
+    // Both paths are checked before anything is sent; each operation keeps its one `stat`.
+    await checkpoint.check();
+    await metrics?.check();
+    const checkpointResult = await runOperation(uploader, checkpoint);
+    if (metrics === undefined) return { checkpoint: checkpointResult };
+    return { checkpoint: checkpointResult, metrics: await runOperation(uploader, metrics) };
   });
+  const registeredModel = await registerStageUpload(register, uploaded.checkpoint, rest);
+  return registeredModel ? { ...uploaded, registeredModel } : uploaded;
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
+import type { GcsStoreOptions } from './gcs-config.js';
 import type { S3StoreOptions } from './s3-config.js';
 
 /** Options of {@link ArtifactStore.uploadFile}. */
@@ -85,17 +86,27 @@ export interface ArtifactStore {
   describe(): string;
 }
 
-/** What a store factory is given. */
-export interface ArtifactStoreContext {
+/**
+ * Settings of particular stores, given by the caller (the uploader's options, or
+ * `resolveArtifactStore`'s) and passed through to every store factory as they are. A store
+ * with settings of its own adds its field here.
+ */
+export interface StoreOptions {
+  /** Multipart settings of the MLflow artifact proxy. @default from MLflow's env vars */
+  multipart?: MultipartOptions;
+  /** Settings of `s3://` artifact roots (endpoint, credentials, part size). @default from MLflow's MLFLOW_S3_* env vars */
+  s3?: S3StoreOptions;
+  /** Settings of `gs://` artifact roots (chunk size, endpoint, credentials file). @default from MLFLOW_GCS_UPLOAD_CHUNK_SIZE, STORAGE_EMULATOR_HOST, ... */
+  gcs?: GcsStoreOptions;
+}
+
+/** What a store factory is given: the caller's {@link StoreOptions}, and what every store runs with. */
+export interface ArtifactStoreContext extends StoreOptions {
   /** The tracking connection the run came from. */
   connection: MlflowConnection;
   /** Environment to read (multipart env vars, ...). */
   env: Env;
   logger: Logger;
-  /** Multipart settings for stores that support it. */
-  multipart?: MultipartOptions;
-  /** Settings of the `s3:` store. */
-  s3?: S3StoreOptions;
   /** Labels of every registered store, for error messages that list what is supported. */
   supported: readonly string[];
 }

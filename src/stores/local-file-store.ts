@@ -18,7 +18,8 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import { fileUriToPath } from '../mlflow/connection.js';
 import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreFactory, UploadFileOptions, UploadFileResult } from './artifact-store.js';
-import { statSourceFile, throwIfAborted, toLocalPathError } from './source-file.js';
+import { throwIfAborted } from '../core/abort.js';
+import { statSourceFile, toLocalPathError } from './source-file.js';
 
 /** Temp files start with this, so listings can leave them out. */
 const TEMP_PREFIX = '.artifact-uploader-';

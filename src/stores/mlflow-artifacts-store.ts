@@ -21,7 +21,9 @@ import {
 } from '../core/errors.js';
 import type { ErrorResponse, HttpClient } from '../core/http.js';
 import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
-import { combineSignals, RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
+import { combineSignals, throwIfAborted } from '../core/abort.js';
+import { formatBytes } from '../core/format.js';
+import { RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
 import {
   assertArtifactPath,
   isMultipartUnsupportedError,
@@ -40,7 +42,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
-import { readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile, throwIfAborted } from './source-file.js';
+import { readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile } from './source-file.js';
 
 const MiB = 1024 * 1024;
 /** MLflow's defaults (`mlflow/environment_variables.py`). */
@@ -72,7 +74,7 @@ export function resolveMultipartOptions(options: MultipartOptions = {}, env: Env
       options.thresholdBytes ?? envNumber('MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE', env, { min: 0, integer: true }) ?? DEFAULT_THRESHOLD,
     chunkBytes: options.chunkBytes ?? envNumber('MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE', env, { min: 1, integer: true }) ?? DEFAULT_CHUNK,
     partConcurrency: options.partConcurrency ?? DEFAULT_PART_CONCURRENCY,
-    ...(options.rewritePartUrl ? { rewritePartUrl: options.rewritePartUrl } : {}),
+    rewritePartUrl: options.rewritePartUrl,
   };
   const check = (name: string, ok: boolean, expected: string, value: unknown) => {
     if (!ok) throw new InvalidArgumentError(`multipart.${name}`, `multipart.${name} must be ${expected}, got ${String(value)}.`);
@@ -336,7 +338,7 @@ function partErrorMapper(label: string): (res: ErrorResponse) => HttpStatusError
       url,
       retryAfterMs: res.retryAfterMs,
       body: redact(res.bodyText.slice(0, 2000)),
-      ...(hint ? { hint } : {}),
+      hint,
     });
   };
 }
@@ -384,12 +386,6 @@ function safeOrigin(url: string): string {
   }
 }
 
-function formatBytes(n: number): string {
-  if (n >= MiB && n % MiB === 0) return `${n / MiB} MiB`;
-  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KiB`;
-  return `${n} bytes`;
-}
-
 // ───────────────────────────── URI resolution ─────────────────────────────
 
 const SERVICE_ROOTS = ['/api/2.0/mlflow-artifacts/artifacts', '/ajax-api/2.0/mlflow-artifacts/artifacts'];
@@ -425,7 +421,7 @@ export function resolveProxiedArtifactUri(
     const anchor = SERVICE_ROOTS.find((r) => url.pathname.endsWith(r) || url.pathname.includes(`${r}/`));
     if (!anchor) {
       throw new UnsupportedArtifactStoreError(scheme, redactUrl(artifactUri), {
-        ...(supported ? { supported } : {}),
+        supported,
         hint: `An ${scheme}: artifact URI must point at an MLflow artifact proxy (.../api/2.0/mlflow-artifacts/artifacts/...); start the server with --serve-artifacts.`,
       });
     }
@@ -492,7 +488,7 @@ export const mlflowArtifactsStoreFactory: ArtifactStoreFactory = {
       http,
       root,
       artifactUri,
-      ...(context.multipart ? { multipart: context.multipart } : {}),
+      multipart: context.multipart,
       env: context.env,
       logger: context.logger,
     });

@@ -9,16 +9,16 @@ import type { Env } from '../core/env.js';
 import { UnsupportedArtifactStoreError } from '../core/errors.js';
 import { redactUrl, type Logger } from '../core/logger.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
-import type { ArtifactStore, ArtifactStoreFactory, MultipartOptions } from './artifact-store.js';
+import type { ArtifactStore, ArtifactStoreFactory, StoreOptions } from './artifact-store.js';
+import { gcsStoreFactory } from './gcs-store.js';
 import { localFileStoreFactory } from './local-file-store.js';
 import { mlflowArtifactsStoreFactory } from './mlflow-artifacts-store.js';
-import type { S3StoreOptions } from './s3-config.js';
 import { s3StoreFactory } from './s3-store.js';
 
 /**
  * The registry. Order does not matter; each scheme belongs to one factory.
  */
-const STORE_FACTORIES: readonly ArtifactStoreFactory[] = [mlflowArtifactsStoreFactory, localFileStoreFactory, s3StoreFactory];
+const STORE_FACTORIES: readonly ArtifactStoreFactory[] = [mlflowArtifactsStoreFactory, localFileStoreFactory, s3StoreFactory, gcsStoreFactory];
 
 /** Why each scheme we cannot write to is refused, and what to do instead. */
 const UNSUPPORTED_HINTS: Record<string, string> = {
@@ -28,15 +28,11 @@ const UNSUPPORTED_HINTS: Record<string, string> = {
 const PROXY_HINT =
   'Start the tracking server with `mlflow server --serve-artifacts --artifacts-destination <this store>` so artifacts are proxied through it (runs then get mlflow-artifacts: URIs), or use a file: artifact root.';
 
-/** Options of {@link resolveArtifactStore}. */
-export interface ResolveArtifactStoreOptions {
+/** Options of {@link resolveArtifactStore}: the {@link StoreOptions}, passed to the store as they are. */
+export interface ResolveArtifactStoreOptions extends StoreOptions {
   /** The tracking connection the run belongs to (`resolveMlflowConnection`). */
   connection: MlflowConnection;
-  /** Multipart settings for the MLflow artifact proxy. @default from MLflow's env vars */
-  multipart?: MultipartOptions;
-  /** Settings of the `s3:` store (part size, endpoint, ...). @default from MLflow's MLFLOW_S3_* env vars */
-  s3?: S3StoreOptions;
-  /** Environment to read (multipart and S3 env vars). @default process.env */
+  /** Environment to read (multipart, S3 and GCS env vars). @default process.env */
   env?: Env;
   /** @default the connection's logger */
   logger?: Logger;
@@ -45,8 +41,9 @@ export interface ResolveArtifactStoreOptions {
 /**
  * Returns the store that writes to `artifactUri`: `mlflow-artifacts:` and proxied `http(s):`
  * URIs go through the tracking server (streamed PUT, multipart for large files); `file:` URIs
- * and plain paths are copied locally; `s3:` URIs are written to the bucket directly (AWS SDK, an
- * optional peer dependency). Anything else (`gs:`, `wasbs:`, `abfss:`, `dbfs:`, `runs:` ...)
+ * and plain paths are copied locally; `s3:` and `gs:` URIs are written to the bucket directly
+ * (the AWS SDK and `@google-cloud/storage`, optional peer dependencies). Anything else
+ * (`wasbs:`, `abfss:`, `dbfs:`, `runs:` ...)
  * throws {@link UnsupportedArtifactStoreError} naming the scheme and the proxied alternative.
  *
  * @example
@@ -65,12 +62,10 @@ export function resolveArtifactStore(artifactUri: string, options: ResolveArtifa
     throw new UnsupportedArtifactStoreError(scheme, redactUrl(uri), { supported, hint: UNSUPPORTED_HINTS[scheme] ?? PROXY_HINT });
   }
   return factory.create(uri, {
-    connection: options.connection,
+    ...options,
     env: options.env ?? process.env,
     logger: options.logger ?? options.connection.logger,
     supported,
-    ...(options.multipart ? { multipart: options.multipart } : {}),
-    ...(options.s3 ? { s3: options.s3 } : {}),
   });
 }
 

@@ -32,18 +32,17 @@ import {
   ConfigError,
   HttpStatusError,
   InvalidArgumentError,
-  LocalPathError,
+  InvalidResponseError,
   MissingDependencyError,
   NetworkError,
   RequestTimeoutError,
 } from '../core/errors.js';
-import { redact, silentLogger, type Logger } from '../core/logger.js';
+import { errorText, redact, silentLogger, type Logger } from '../core/logger.js';
+import { interopModule, isModuleNotFound } from '../core/optional-dependency.js';
 import {
-  combineSignals,
   isLowLevelNetworkError,
-  resolveRetryOptions,
+  toResolvedRetryOptions,
   type ResolvedRetryOptions,
-  type RetryEvent,
   type RetryOptions,
 } from '../core/retry.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
@@ -55,10 +54,21 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
+import { formatBytes } from '../core/format.js';
 import { guessMimeType } from '../core/mime.js';
-import { readFully } from '../core/read-fully.js';
-import { MAX_S3_PARTS, resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
-import { statSourceFile, throwIfAborted, toLocalPathError } from './source-file.js';
+import { resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
+import { combineSignals, throwIfAborted } from '../core/abort.js';
+import {
+  abortMultipartUpload,
+  effectivePartSize,
+  FileRequests,
+  multipartUpload,
+  putObject,
+  type ClientS3Module,
+  type ObjectUpload,
+  type Sdk,
+} from './s3-multipart.js';
+import { statSourceFile, toLocalPathError } from './source-file.js';
 
 /**
  * The npm packages the `s3://` store needs, in the order `npm install` is told about them.
@@ -102,11 +112,6 @@ export interface S3ArtifactStoreOptions extends S3StoreOptions {
   loadSdk?: AwsSdkLoader;
 }
 
-type ClientS3Module = typeof ClientS3;
-interface Sdk {
-  s3: ClientS3Module;
-}
-type S3Command = Parameters<ClientS3.S3Client['send']>[0];
 
 /**
  * Writes a run's artifacts straight to an S3 (or S3-compatible) bucket.
@@ -138,7 +143,7 @@ export class S3ArtifactStore implements ArtifactStore {
     this.artifactUri = `s3://${bucket}${rootKey ? `/${rootKey}` : ''}`;
     const env = options.env ?? process.env;
     this.config = resolveS3Config(options, env);
-    this.retry = isResolvedRetry(options.retry) ? options.retry : resolveRetryOptions(options.retry, env);
+    this.retry = toResolvedRetryOptions(options.retry, env);
     this.logger = options.logger ?? silentLogger;
     this.loadSdk = options.loadSdk ?? importAwsSdk;
   }
@@ -176,11 +181,11 @@ export class S3ArtifactStore implements ArtifactStore {
       } catch (error) {
         throw toLocalPathError(error, localPath);
       }
-      const source: SourceFile = { handle: file, path: localPath, size };
-      if (multipart) await this.multipartUpload(sdk, requests, key, source, partSize, options.onProgress);
-      else await this.putObject(sdk, requests, key, source);
+      const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), source: { handle: file, path: localPath, size } };
+      if (multipart) await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress });
+      else await putObject(upload);
     } catch (error) {
-      if (multipart) await this.cleanUp(sdk, key, requests);
+      if (multipart) await abortMultipartUpload(sdk, requests, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, this.target(key), this.logger);
       if (deadline?.aborted) {
         throw new AbortedError(`Upload of ${this.target(key)} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms).`, {
           hint: 'Raise retry.totalTimeoutMs, or check why the object store is slow.',
@@ -201,89 +206,6 @@ export class S3ArtifactStore implements ArtifactStore {
     return { bytes: size, attempts: 1 + requests.retries, multipart };
   }
 
-  /** A file up to `partSize`: read into one buffer (exactly `size` bytes), one `PutObject`. */
-  private async putObject(sdk: Sdk, requests: FileRequests, key: string, source: SourceFile): Promise<void> {
-    const body = await readRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
-    await requests.send(new sdk.s3.PutObjectCommand({ ...this.objectParams(key), Body: body, ContentLength: source.size }));
-  }
-
-  /**
-   * `CreateMultipartUpload`, then `queueSize` workers that each read the next part's byte range
-   * into their own buffer and upload it, then `CompleteMultipartUpload` with the parts in order.
-   * A part that fails for good (or an abort) stops the others through {@link FileRequests}; the
-   * caller aborts the multipart upload once this has returned or thrown, i.e. once every part
-   * has settled.
-   */
-  private async multipartUpload(
-    sdk: Sdk,
-    requests: FileRequests,
-    key: string,
-    source: SourceFile,
-    partSize: number,
-    onProgress: ((loaded: number) => void) | undefined,
-  ): Promise<void> {
-    const params = this.objectParams(key);
-    // What lib-storage and boto3 do: ask for a checksum of the whole object (CRC32 unless the
-    // extra args name another algorithm) when the SDK sends checksums at all.
-    const checksums = (await requests.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-    const checksumAlgorithm = params.ChecksumAlgorithm ?? (checksums ? sdk.s3.ChecksumAlgorithm.CRC32 : undefined);
-    await requests.send(new sdk.s3.CreateMultipartUploadCommand({ ...params, ...(checksumAlgorithm ? { ChecksumAlgorithm: checksumAlgorithm } : {}) }));
-    const uploadId = requests.uploadId;
-    if (!uploadId) throw new Error(`S3 CreateMultipartUpload of ${this.target(key)} returned no UploadId.`);
-    // The object-level parameters every later request of the upload must repeat.
-    const shared = pick(params, ['Bucket', 'Key', 'ExpectedBucketOwner', 'RequestPayer', 'SSECustomerAlgorithm', 'SSECustomerKey', 'SSECustomerKeyMD5']);
-
-    const count = Math.ceil(source.size / partSize);
-    const parts: ClientS3.CompletedPart[] = new Array<ClientS3.CompletedPart>(count);
-    let next = 0;
-    let loaded = 0;
-    const worker = async (): Promise<void> => {
-      let buffer: Buffer | undefined;
-      while (next < count && !requests.stopped) {
-        const index = next++;
-        const start = index * partSize;
-        const length = Math.min(partSize, source.size - start);
-        buffer ??= Buffer.allocUnsafe(partSize);
-        const body = await readRange(source, buffer, start, length);
-        if (requests.stopped) return;
-        const output = (await requests.send(
-          new sdk.s3.UploadPartCommand({
-            ...shared,
-            UploadId: uploadId,
-            PartNumber: index + 1,
-            Body: body,
-            ContentLength: length,
-            ...(params.ChecksumAlgorithm ? { ChecksumAlgorithm: params.ChecksumAlgorithm } : {}),
-          }),
-        )) as ClientS3.UploadPartCommandOutput;
-        if (!output.ETag) throw new Error(`S3 returned no ETag for part ${index + 1} of ${this.target(key)}.`);
-        parts[index] = {
-          PartNumber: index + 1,
-          ETag: output.ETag,
-          ...(output.ChecksumCRC32 ? { ChecksumCRC32: output.ChecksumCRC32 } : {}),
-          ...(output.ChecksumCRC32C ? { ChecksumCRC32C: output.ChecksumCRC32C } : {}),
-          ...(output.ChecksumCRC64NVME ? { ChecksumCRC64NVME: output.ChecksumCRC64NVME } : {}),
-          ...(output.ChecksumSHA1 ? { ChecksumSHA1: output.ChecksumSHA1 } : {}),
-          ...(output.ChecksumSHA256 ? { ChecksumSHA256: output.ChecksumSHA256 } : {}),
-        };
-        loaded += length;
-        onProgress?.(loaded);
-      }
-    };
-    const workers = Array.from({ length: Math.min(this.config.queueSize, count) }, () =>
-      worker().catch((error: unknown) => {
-        // A local read error stops the other parts as an S3 failure does.
-        requests.fail(error);
-        throw error;
-      }),
-    );
-    const settled = await Promise.allSettled(workers);
-    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed) throw failed.reason;
-    if (requests.stopped) throw abortError(requests.stopReason);
-    await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: uploadId, MultipartUpload: { Parts: parts } }));
-  }
-
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {
     const dir = artifactDir ? joinArtifactPath(artifactDir) : '';
     if (dir) assertArtifactPath(dir);
@@ -293,7 +215,9 @@ export class S3ArtifactStore implements ArtifactStore {
     const { sdk, client } = await this.getClient();
     const relative = (key: string): string => {
       // MLflow checks the same thing (`_verify_listed_object_contains_artifact_path_prefix`).
-      if (!key.startsWith(rootPrefix)) throw new Error(`S3 listed ${key}, which is outside the artifact root ${this.rootKey}.`);
+      if (!key.startsWith(rootPrefix)) {
+        throw new InvalidResponseError(`S3 listed ${key}, which is outside the artifact root ${this.rootKey}.`, { method: 'GET', url: this.target(prefix) });
+      }
       return key.slice(rootPrefix.length).replace(/\/+$/, '');
     };
     const out: ArtifactEntry[] = [];
@@ -306,7 +230,7 @@ export class S3ArtifactStore implements ArtifactStore {
             Bucket: this.bucket,
             Prefix: prefix,
             Delimiter: '/',
-            ...(token ? { ContinuationToken: token } : {}),
+            ContinuationToken: token,
             ...this.ownerParam(),
           }),
           options.signal ? { abortSignal: options.signal } : {},
@@ -348,29 +272,6 @@ export class S3ArtifactStore implements ArtifactStore {
       ...this.ownerParam(),
       ...(this.config.uploadExtraArgs as Partial<ClientS3.PutObjectCommandInput>),
     };
-  }
-
-  /**
-   * After a failed multipart upload (every part has settled), aborts it on the bucket: once
-   * with the SDK's retries, and if that did not go through, once more.
-   */
-  private async cleanUp(sdk: Sdk, key: string, requests: FileRequests): Promise<void> {
-    for (let round = 0; round < 2; round++) {
-      if (!requests.uploadId || requests.completed || requests.abortedOnServer) return;
-      try {
-        await requests.send(new sdk.s3.AbortMultipartUploadCommand({ Bucket: this.bucket, Key: key, UploadId: requests.uploadId, ...this.ownerParam() }));
-        this.logger.debug(`aborted the multipart upload of ${this.target(key)}`);
-        return;
-      } catch (error) {
-        if (requests.abortedOnServer) return;
-        if (round === 1) {
-          this.logger.warn(
-            `Could not abort the multipart upload ${requests.uploadId} of ${this.target(key)}; its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them.`,
-            { error: errorText(error) },
-          );
-        }
-      }
-    }
   }
 
   private getClient(): Promise<{ sdk: Sdk; client: ClientS3.S3Client }> {
@@ -431,7 +332,7 @@ export class S3ArtifactStore implements ArtifactStore {
         url,
         code: name,
         cause: error,
-        ...(hint ? { hint } : {}),
+        hint,
       });
     }
     if (name === 'TimeoutError' || e.code === 'ETIMEDOUT' || e.code === 'ECONNABORTED') {
@@ -506,157 +407,12 @@ export const s3StoreFactory: ArtifactStoreFactory = {
   },
 };
 
-// ───────────────────────────── per-file request tracking ─────────────────────────────
-
+/** The fields of an AWS SDK error this store reads. */
 interface AwsErrorLike {
   name?: unknown;
   message?: unknown;
   code?: string;
   $metadata?: { httpStatusCode?: number; attempts?: number };
-}
-
-/** The open source file of one upload. */
-interface SourceFile {
-  handle: FileHandle;
-  path: string;
-  /** Bytes to send: the size stat'ed before the upload, even if the file grows meanwhile. */
-  size: number;
-}
-
-/**
- * Reads exactly `length` bytes at `position` into the start of `buffer` and returns that view.
- * A file that shrank under us is a {@link LocalPathError}, not a short request S3 would refuse.
- */
-async function readRange(source: SourceFile, buffer: Buffer, position: number, length: number): Promise<Buffer> {
-  let filled: number;
-  try {
-    filled = await readFully((b, o, l, p) => source.handle.read(b, o, l, p), buffer, 0, length, position);
-  } catch (error) {
-    throw toLocalPathError(error, source.path);
-  }
-  if (filled < length) {
-    throw new LocalPathError('PATH_UNREADABLE', source.path, `${source.path} shrank while it was being uploaded (${source.size} bytes expected, it ends at ${position + filled}).`, {
-      hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
-    });
-  }
-  return buffer.subarray(0, length);
-}
-
-/** The request header of each checksum S3 verifies against the body. */
-const CHECKSUM_HEADER = /^x-amz-checksum-(crc32|crc32c|crc64nvme|sha1|sha256)$/i;
-
-/**
- * The requests of one file over the shared client: counts attempts (a middleware inside the
- * SDK's retry loop), stops every part as soon as one fails for good or the caller aborts, and
- * remembers the multipart upload id so the upload can be aborted. Commands that create,
- * complete or abort the multipart upload are never cut off mid-flight: the server might act on
- * them without us learning the outcome.
- */
-class FileRequests {
-  /** Retried requests over all commands of this file. */
-  retries = 0;
-  uploadId?: string;
-  completed = false;
-  abortedOnServer = false;
-  firstError?: unknown;
-  private readonly stop = new AbortController();
-  private readonly signal: AbortSignal;
-
-  constructor(
-    private readonly sdk: Sdk,
-    readonly client: ClientS3.S3Client,
-    private readonly options: { signal?: AbortSignal; onRetry: (event: RetryEvent) => void },
-  ) {
-    this.signal = combineSignals(options.signal, this.stop.signal)!;
-  }
-
-  /** True once a request failed for good or the caller aborted: no new part may start. */
-  get stopped(): boolean {
-    return this.signal.aborted;
-  }
-
-  get stopReason(): unknown {
-    return this.signal.reason;
-  }
-
-  /** Stops the other parts of the file because of `error` (the first one wins). */
-  fail(error: unknown): void {
-    if (this.signal.aborted) return;
-    this.firstError ??= error;
-    this.stop.abort(error);
-  }
-
-  /** Sends one command of this file (any `@aws-sdk/client-s3` command; typed loosely as the SDK's per-command types do not unify). */
-  async send(sent: object): Promise<unknown> {
-    const command = sent as S3Command;
-    const s3 = this.sdk.s3;
-    this.countAttempts(command);
-    const transfer = command instanceof s3.UploadPartCommand || command instanceof s3.PutObjectCommand;
-    if (transfer) unsignedWithChecksum(command);
-    const isAbort = command instanceof s3.AbortMultipartUploadCommand;
-    if (!isAbort && this.signal.aborted) throw abortError(this.signal.reason);
-    try {
-      const output = await this.client.send(command as ClientS3.PutObjectCommand, transfer ? { abortSignal: this.signal } : {});
-      if (command instanceof s3.CreateMultipartUploadCommand) this.uploadId = (output as ClientS3.CreateMultipartUploadCommandOutput).UploadId;
-      if (command instanceof s3.CompleteMultipartUploadCommand) this.completed = true;
-      if (isAbort) this.abortedOnServer = true;
-      return output;
-    } catch (error) {
-      if (isAbort) {
-        if ((error as { name?: string }).name === 'NoSuchUpload') this.abortedOnServer = true;
-        throw error;
-      }
-      this.fail(error);
-      throw error;
-    }
-  }
-
-  /** A middleware inside the SDK's retry loop runs once per attempt. */
-  private countAttempts(command: S3Command): void {
-    let attempt = 0;
-    let lastError: unknown;
-    let failedAt = 0;
-    command.middlewareStack.add(
-      (next) => async (args) => {
-        attempt++;
-        if (attempt > 1) {
-          this.retries++;
-          this.options.onRetry({ attempt: attempt - 1, error: lastError, delayMs: Date.now() - failedAt });
-        }
-        try {
-          return await next(args);
-        } catch (error) {
-          lastError = error;
-          failedAt = Date.now();
-          throw error;
-        }
-      },
-      { step: 'finalizeRequest', priority: 'low', name: 'artifactUploaderAttempts', override: true },
-    );
-  }
-}
-
-/**
- * Lets a body that carries a checksum S3 verifies (the flexible-checksums middleware has run:
- * this sits after it in the build step) skip the SHA-256 payload hash of the signature, as the
- * SDK does for every streamed body and boto3 does over TLS. The checksum, not the signature,
- * guards the bytes; without a checksum the payload is still SHA-256 signed.
- */
-function unsignedWithChecksum(command: S3Command): void {
-  command.middlewareStack.add(
-    (next) => async (args) => {
-      const request = args.request as { headers?: Record<string, string> };
-      if (request.headers && Object.keys(request.headers).some((name) => CHECKSUM_HEADER.test(name))) {
-        request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-      }
-      return next(args);
-    },
-    { step: 'build', priority: 'low', name: 'artifactUploaderUnsignedWithChecksum', override: true },
-  );
-}
-
-function abortError(reason: unknown): Error {
-  return Object.assign(new Error('Request aborted: the upload of this file was stopped.'), { name: 'AbortError', cause: reason });
 }
 
 // ───────────────────────────── SDK loading ─────────────────────────────
@@ -678,7 +434,7 @@ async function loadSdkModules(loader: AwsSdkLoader): Promise<Sdk> {
     if (isModuleNotFound(error)) throw new MissingDependencyError([...S3_PEER_PACKAGES], 'Writing artifacts to an s3:// artifact root', { cause: error });
     throw error;
   }
-  const s3 = interop<ClientS3Module>(modules.clientS3, 'S3Client');
+  const s3 = interopModule<ClientS3Module>(modules.clientS3, 'S3Client');
   if (!s3 || typeof s3.UploadPartCommand !== 'function') {
     throw new MissingDependencyError([...S3_PEER_PACKAGES], 'Writing artifacts to an s3:// artifact root', {
       hint: `The installed AWS SDK does not look like v3 (no S3Client export). Install v3: npm install ${S3_PEER_PACKAGES.join(' ')}`,
@@ -687,24 +443,7 @@ async function loadSdkModules(loader: AwsSdkLoader): Promise<Sdk> {
   return { s3 };
 }
 
-/** Accepts an ESM namespace or a CommonJS `module.exports` seen through `default`. */
-function interop<T>(namespace: object, member: string): T | undefined {
-  const ns = namespace as Record<string, unknown>;
-  if (typeof ns[member] === 'function') return ns as T;
-  const def = ns.default as Record<string, unknown> | undefined;
-  if (def && typeof def[member] === 'function') return def as T;
-  return undefined;
-}
 
-function isModuleNotFound(error: unknown): boolean {
-  for (let current = error, depth = 0; current && depth < 4; depth++) {
-    const { code, message } = current as { code?: unknown; message?: unknown };
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') return true;
-    if (typeof message === 'string' && /Cannot find (package|module)|Failed to (load|resolve) (url|import)/i.test(message)) return true;
-    current = (current as { cause?: unknown }).cause;
-  }
-  return false;
-}
 
 /** The region of the SDK's own chain (`AWS_REGION`, the profile in `~/.aws/config`), if any. */
 async function profileRegion(sdk: Sdk): Promise<string | undefined> {
@@ -738,42 +477,9 @@ export function parseS3Uri(uri: string): { bucket: string; rootKey: string } {
   return { bucket: match[1], rootKey: joinArtifactPath(match[2] ?? '') };
 }
 
-/** The configured part size, grown (in whole MiB) so a file needs at most 10,000 parts. */
-export function effectivePartSize(size: number, partSize: number): number {
-  if (Math.ceil(size / partSize) <= MAX_S3_PARTS) return partSize;
-  const MiB = 1024 * 1024;
-  return Math.ceil(size / MAX_S3_PARTS / MiB) * MiB;
-}
-
-function isResolvedRetry(retry: RetryOptions | ResolvedRetryOptions | undefined): retry is ResolvedRetryOptions {
-  return (
-    retry !== undefined &&
-    typeof retry.maxRetries === 'number' &&
-    typeof retry.backoffFactor === 'number' &&
-    typeof retry.backoffJitter === 'number' &&
-    typeof retry.maxBackoff === 'number' &&
-    typeof retry.timeoutMs === 'number' &&
-    typeof retry.maxRetryAfterMs === 'number'
-  );
-}
-
-/** The listed keys of `object` that are set. */
-function pick<T extends object, K extends keyof T>(object: T, keys: readonly K[]): Pick<T, K> {
-  const out = {} as Pick<T, K>;
-  for (const key of keys) if (object[key] !== undefined) out[key] = object[key];
-  return out;
-}
 
 function operationMethod(operation: string): string {
   return operation === 'ListObjectsV2' ? 'GET' : 'PUT';
 }
 
-function errorText(error: unknown): string {
-  return redact(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
-}
 
-function formatBytes(n: number): string {
-  const MiB = 1024 * 1024;
-  if (n >= MiB && n % MiB === 0) return `${n / MiB} MiB`;
-  return `${n} bytes`;
-}

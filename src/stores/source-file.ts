@@ -7,7 +7,7 @@
 import { close, constants, fstat, open, read } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { AbortedError, LocalPathError } from '../core/errors.js';
+import { LocalPathError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { readFully } from '../core/read-fully.js';
 
@@ -131,16 +131,4 @@ export function toLocalPathError(error: unknown, localPath: string): unknown {
     });
   }
   return error;
-}
-
-/**
- * Throws an {@link AbortedError} when `signal` has fired.
- *
- * @example
- * ```ts
- * throwIfAborted(options.signal, 'The copy');
- * ```
- */
-export function throwIfAborted(signal: AbortSignal | undefined, what = 'The upload'): void {
-  if (signal?.aborted) throw new AbortedError(`${what} was aborted.`, { cause: signal.reason });
 }

@@ -16,7 +16,7 @@ import { AbortedError } from '../core/errors.js';
 const MAP_KEY = Symbol.for('artifact-uploader.in-flight-uploads.v1');
 
 function inFlight(): Map<string, Promise<unknown>> {
-  const holder = globalThis as unknown as Record<symbol, Map<string, Promise<unknown>> | undefined>;
+  const holder = globalThis as Record<symbol, Map<string, Promise<unknown>> | undefined>;
   holder[MAP_KEY] ??= new Map();
   return holder[MAP_KEY];
 }

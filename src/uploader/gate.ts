@@ -1,29 +1,25 @@
 /**
- * The gates every upload passes, in this order, and the resolution of where the bytes go:
+ * The gates every upload passes, in this order, as one function ({@link passGates}) that
+ * returns go or the reason to skip:
  *
- * 1. `MLFLOW_SKIP_ARTIFACT_LOGGING=true` → skipped, `disabled-by-env`;
- * 2. the tracking config disables the stage or the artifact kind → skipped, `disabled-by-config`;
- * 3. (dry run and empty uploads stop here, without any network)
- * 4. no run id (option, active run, `MLFLOW_RUN_ID`) → skipped, `no-run`;
- * 5. the run's target: connection, `runs/get` (must exist and be active), the artifact store
- *    for its artifact URI, resolved once per run. Failures here are `failed` results with
- *    reason `run-unavailable`.
+ * 1. `MLFLOW_SKIP_ARTIFACT_LOGGING=true` → `disabled-by-env`, before the config is even read;
+ * 2. the config loads and the operation plans (both throw on bad input, whatever the switches
+ *    say: bad input is a programmer error);
+ * 3. the tracking config disables the stage or the artifact kind → `disabled-by-config`;
+ * 4. nothing to upload → `empty`;
+ * 5. the `dryRun` option → `dry-run` (no network at all);
+ * 6. no run id (option, active run, `MLFLOW_RUN_ID`) → `no-run`.
+ *
+ * What comes after (the run's target, `target.ts`) can fail, but no longer skip.
  *
  * @module
  */
 import { envBool, type Env } from '../core/env.js';
-import { InvalidArgumentError } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
-import type { RetryOptions } from '../core/retry.js';
-import { getArtifactConfig, type EffectiveArtifactConfig } from '../config/load.js';
-import type { ArtifactKind, StageName, TrackingConfig } from '../config/schema.js';
-import { resolveMlflowConnection, type MlflowConnection } from '../mlflow/connection.js';
-import { createTrackingClient } from '../mlflow/tracking-client.js';
-import type { TrackingClient } from '../mlflow/tracking-types.js';
-import type { RunIdSource } from '../run/run-context.js';
-import type { ArtifactStore, MultipartOptions } from '../stores/artifact-store.js';
-import { resolveArtifactStore, type ResolveArtifactStoreOptions } from '../stores/resolve.js';
-import type { S3StoreOptions } from '../stores/s3-config.js';
+import type { TrackingConfig } from '../config/schema.js';
+import { resolveMlflowRunId } from '../run/run-context.js';
+import type { Operation, PlannedOperation } from './operation.js';
+import type { UploadSkipReason } from './result.js';
+import type { RunRef } from './target.js';
 
 /**
  * The env var that turns every upload into a skip, as in MLflow.
@@ -48,19 +44,6 @@ export function artifactLoggingDisabledByEnv(env: Env): boolean {
 }
 
 /**
- * The config switch that applies to one call: the kind's, or the stage's master switch.
- *
- * @example
- * ```ts
- * configGate(config, 'training', 'checkpoint'); // { enabled: false, disabledBy: 'training.checkpoint.enabled', ... }
- * ```
- */
-export function configGate(config: TrackingConfig, stage: StageName, kind: ArtifactKind | undefined): EffectiveArtifactConfig | { enabled: boolean; disabledBy?: string } {
-  if (kind !== undefined) return getArtifactConfig(config, stage, kind as never);
-  return config[stage].enabled ? { enabled: true } : { enabled: false, disabledBy: `${stage}.enabled` };
-}
-
-/**
  * The warning logged (once per uploader) when there is no run to upload to.
  *
  * @example
@@ -72,79 +55,42 @@ export const NO_RUN_WARNING =
   'No MLflow run to upload to, so nothing was uploaded (result: skipped, reason no-run). ' +
   'Pass `runId` to the uploader, call `startRun()` (or wrap the work in `withRun(run, fn)`) first, or set MLFLOW_RUN_ID.';
 
-/** Where the bytes of one run go, resolved once per run and uploader. */
-export interface UploadTarget {
-  runId: string;
-  /** Where the id came from. */
-  source: RunIdSource;
-  artifactUri: string;
-  /** The tracking URI without credentials. */
-  trackingUri: string;
-  store: ArtifactStore;
-}
-
-/** What {@link resolveUploadTarget} needs. */
-export interface TargetOptions {
-  runId: string;
-  source: RunIdSource;
-  /** The tracking connection: the active run's, or the uploader's own. */
-  connection: MlflowConnection;
-  /** The active run's client, when its connection is used. */
-  client?: TrackingClient;
-  logger: Logger;
+/** What the gates read besides the operation. */
+export interface GateInput {
   env: Env;
-  multipart?: MultipartOptions;
-  s3?: S3StoreOptions;
-  resolveStore?: (artifactUri: string, options: ResolveArtifactStoreOptions) => ArtifactStore;
-  signal?: AbortSignal;
+  /** The `runId` option. */
+  runId: string | undefined;
+  dryRun: boolean;
+  loadConfig(): Promise<TrackingConfig>;
 }
 
-/**
- * The uploader's own connection: the `trackingUri` option, else `MLFLOW_TRACKING_URI`, else
- * `./mlruns`. A malformed URI throws `ConfigError`.
- *
- * @example
- * ```ts
- * const connection = ownConnection({ trackingUri: 'http://127.0.0.1:5000', logger, env: process.env });
- * ```
- */
-export function ownConnection(options: { trackingUri?: string; retry?: RetryOptions; logger: Logger; env: Env }): MlflowConnection {
-  return resolveMlflowConnection({
-    ...(options.trackingUri !== undefined ? { trackingUri: options.trackingUri } : {}),
-    ...(options.retry ? { retry: options.retry } : {}),
-    logger: options.logger,
-    env: options.env,
-  });
-}
+/** The gates' answer: go, with what the later steps need, or skip, with why. */
+export type GateDecision =
+  | { go: true; config: TrackingConfig; planned: PlannedOperation; run: RunRef }
+  | { go: false; reason: UploadSkipReason; planned?: PlannedOperation | undefined; disabledBy?: string | undefined; runId?: string | undefined };
 
 /**
- * Reads the run, refuses a deleted one, and makes the store for its artifact URI.
+ * Runs the gates of one operation in their order (see the module doc).
  *
- * @throws whatever the lookup throws: `MlflowApiError` (`RESOURCE_DOES_NOT_EXIST`, auth),
- *   `NetworkError`, `InvalidArgumentError` (deleted run), `UnsupportedArtifactStoreError`.
+ * @throws what loading the config and planning throw (`ConfigError`, `LocalPathError`,
+ *   `InvalidArgumentError`), and `InvalidArgumentError` for a malformed run id.
  * @example
  * ```ts
- * const target = await resolveUploadTarget({ runId, source: 'explicit', connection, logger, env: process.env });
- * await target.store.uploadFile('a.txt', 'a.txt');
+ * const decision = await passGates(operation, { env, runId, dryRun: false, loadConfig });
+ * if (!decision.go) console.log(decision.reason);
  * ```
  */
-export async function resolveUploadTarget(options: TargetOptions): Promise<UploadTarget> {
-  const { connection } = options;
-  const client = options.client ?? createTrackingClient(connection);
-  const run = await client.getRun(options.runId, options.signal ? { signal: options.signal } : {});
-  if (run.info.lifecycleStage === 'deleted') {
-    throw new InvalidArgumentError('runId', `Run ${options.runId} on ${connection.displayUri} is deleted; artifacts cannot be logged to it.`, {
-      hint: 'Restore it in the MLflow UI (or `mlflow runs restore`), or log to another run.',
-    });
-  }
-  const storeOptions: ResolveArtifactStoreOptions = {
-    connection,
-    env: options.env,
-    logger: options.logger,
-    ...(options.multipart ? { multipart: options.multipart } : {}),
-    ...(options.s3 ? { s3: options.s3 } : {}),
-  };
-  const store = (options.resolveStore ?? resolveArtifactStore)(run.info.artifactUri, storeOptions);
-  options.logger.debug(`uploading to run ${options.runId} (${options.source}) on ${connection.displayUri}: ${store.describe()}`);
-  return { runId: options.runId, source: options.source, artifactUri: run.info.artifactUri, trackingUri: connection.displayUri, store };
+export async function passGates(operation: Operation, input: GateInput): Promise<GateDecision> {
+  if (artifactLoggingDisabledByEnv(input.env)) return { go: false, reason: 'disabled-by-env' };
+  const config = await input.loadConfig();
+  const planned = await operation.plan(config);
+  const switched = operation.configSwitch(config);
+  if (!switched.enabled && operation.honourConfig) return { go: false, reason: 'disabled-by-config', planned, disabledBy: switched.disabledBy };
+  if (planned.local.files.length === 0) return { go: false, reason: 'empty', planned };
+  // A malformed id (option or MLFLOW_RUN_ID) throws here: a programmer error. Local only: the id
+  // comes from the option, the active run or the env.
+  const run = resolveMlflowRunId(input.runId, { env: input.env });
+  if (input.dryRun) return { go: false, reason: 'dry-run', planned, runId: run?.runId };
+  if (!run) return { go: false, reason: 'no-run', planned };
+  return { go: true, config, planned, run };
 }

@@ -1,6 +1,10 @@
 /**
  * Options of {@link ArtifactUploader} and of its methods, their defaults, and which artifact
- * kind of the tracking config each method answers to in each stage.
+ * kind of the tracking config each method answers to in each stage. Each type here is declared
+ * once: the store settings come from `stores/` ({@link StoreOptions}), and the pipeline steps
+ * take `Pick`s of {@link ResolvedUploaderOptions} rather than declaring the fields again.
+ *
+ * All option types are generic in the stage `S`, so that `kind` accepts only the stage's kinds.
  *
  * @module
  */
@@ -11,15 +15,14 @@ import type { RetryOptions } from '../core/retry.js';
 import type { CheckpointManifest } from '../archive/manifest.js';
 import { MAX_CONCURRENCY, STAGES, type ArtifactKind, type StageName, type TrackingConfigInput } from '../config/schema.js';
 import { assertStage } from '../config/load.js';
-import type { ArtifactStore, MultipartOptions } from '../stores/artifact-store.js';
+import type { ArtifactStore, StoreOptions } from '../stores/artifact-store.js';
 import type { ResolveArtifactStoreOptions } from '../stores/resolve.js';
-import type { S3StoreOptions } from '../stores/s3-config.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, type UploadProgressEvent } from './progress.js';
 
 /** Options of `new ArtifactUploader(options)`. Only `stage` is required. */
-export interface ArtifactUploaderOptions {
+export interface ArtifactUploaderOptions<S extends StageName = StageName> extends StoreOptions {
   /** The pipeline stage: picks the config section and the artifact kinds. */
-  stage: StageName;
+  stage: S;
   /**
    * The run to upload to. Wins over the active run (`startRun` / `withRun`), which wins over
    * `MLFLOW_RUN_ID`. Without it, each call uploads to the run in effect when it is made (so one
@@ -44,6 +47,17 @@ export interface ArtifactUploaderOptions {
    * @default the stage's `concurrency` in the tracking config (8 unless configured; env ARTIFACT_UPLOADER_CONCURRENCY)
    */
   concurrency?: number;
+  /**
+   * The most files in flight a directory upload may grow to, from `concurrency`, while more in
+   * flight keeps paying off: on a remote link each small file waits a round trip, so more in
+   * flight means more files per second, until the server is the limit. On loopback, where the
+   * server's CPU is the limit from the start, it stays at `concurrency`. A 429 or 503 halves it
+   * and stops growth. Buffers stay within 32 MiB however many are in flight. A concurrency you
+   * chose yourself (option, config file or env var, any value but the default 8) stays fixed
+   * unless you set this too; set it to `concurrency` to pin the default as well.
+   * @default 64 (the highest accepted `concurrency`) with the default concurrency; else `concurrency`
+   */
+  maxConcurrency?: number;
   /** Retry and timeout policy of every request. @default from MLflow's env vars, else MLflow's defaults */
   retry?: RetryOptions;
   /** Where to log (redacted). @default silent */
@@ -78,10 +92,6 @@ export interface ArtifactUploaderOptions {
   dryRun?: boolean;
   /** Environment to read instead of `process.env` (MLflow, S3 and ARTIFACT_UPLOADER_* variables). */
   env?: Env;
-  /** Multipart settings of the MLflow artifact proxy. @default from MLflow's env vars */
-  multipart?: MultipartOptions;
-  /** Settings of `s3://` artifact roots (endpoint, credentials, part size). @default from MLflow's MLFLOW_S3_* env vars */
-  s3?: S3StoreOptions;
   /**
    * Makes the store for the run's artifact URI. Wrap the default to add behaviour (logging,
    * metrics) or to point at a store of your own.
@@ -91,12 +101,12 @@ export interface ArtifactUploaderOptions {
 }
 
 /** What every method accepts. */
-export interface OperationOptions {
+export interface OperationOptions<S extends StageName = StageName> {
   /**
    * The artifact kind whose config switch and destination apply (one of the stage's kinds).
    * @default see each method
    */
-  kind?: ArtifactKind;
+  kind?: ArtifactKind<S>;
   /** Overrides the uploader's `verify` for this call. */
   verify?: boolean;
   /** Cancels this call (together with the uploader's signal). */
@@ -104,7 +114,7 @@ export interface OperationOptions {
 }
 
 /** Options of `uploadFile`. */
-export interface UploadFileCallOptions extends OperationOptions {
+export interface UploadFileCallOptions<S extends StageName = StageName> extends OperationOptions<S> {
   /**
    * Artifact directory the file goes into, as in MLflow's `log_artifact`: the file lands at
    * `<artifactPath>/<file name>`.
@@ -114,7 +124,7 @@ export interface UploadFileCallOptions extends OperationOptions {
 }
 
 /** Options of `uploadFiles`. */
-export interface UploadFilesCallOptions extends UploadFileCallOptions {
+export interface UploadFilesCallOptions<S extends StageName = StageName> extends UploadFileCallOptions<S> {
   /**
    * Keep the files' paths relative to this directory (they must be inside it) instead of
    * putting every file directly into `artifactPath`.
@@ -139,7 +149,7 @@ export interface FilterOptions {
 }
 
 /** Options of `uploadDirectory`. */
-export interface UploadDirectoryCallOptions extends OperationOptions, FilterOptions {
+export interface UploadDirectoryCallOptions<S extends StageName = StageName> extends OperationOptions<S>, FilterOptions {
   /**
    * Artifact directory the directory's contents go into, as in MLflow's `log_artifacts`.
    * @default the kind's `artifactPath` when `kind` is given, else the artifact root
@@ -154,7 +164,7 @@ export interface UploadDirectoryCallOptions extends OperationOptions, FilterOpti
 }
 
 /** Options of `uploadCheckpoint`. */
-export interface UploadCheckpointCallOptions extends OperationOptions, FilterOptions {
+export interface UploadCheckpointCallOptions<S extends StageName = StageName> extends OperationOptions<S>, FilterOptions {
   /**
    * Artifact directory of the checkpoint.
    * @default the kind's `artifactPath` in the config (`checkpoint` for training, `trials` for hpo)
@@ -171,7 +181,7 @@ export interface UploadCheckpointCallOptions extends OperationOptions, FilterOpt
 }
 
 /** Options of `uploadCheckpointArchive`. */
-export interface UploadCheckpointArchiveCallOptions extends OperationOptions {
+export interface UploadCheckpointArchiveCallOptions<S extends StageName = StageName> extends OperationOptions<S> {
   /**
    * The archive's manifest (as `createCheckpointArchive` returns it), or the path of its JSON.
    * It is uploaded beside the archive as `<name>.manifest.json`, with the verification outcome
@@ -189,7 +199,7 @@ export interface UploadCheckpointArchiveCallOptions extends OperationOptions {
 }
 
 /** Options of `archiveAndUploadCheckpoint`. */
-export interface ArchiveAndUploadCheckpointCallOptions extends OperationOptions, FilterOptions {
+export interface ArchiveAndUploadCheckpointCallOptions<S extends StageName = StageName> extends OperationOptions<S>, FilterOptions {
   /**
    * Artifact path of the archive file.
    * @default as for `uploadCheckpointArchive`, with the file name `best_trial_checkpoint.tar.gz`
@@ -233,7 +243,7 @@ export const DEFAULT_KINDS = {
 export const DEFAULT_ARCHIVE_NAME = 'best_trial_checkpoint.tar.gz';
 
 /** The constructor's options, checked and defaulted. @internal */
-export interface ResolvedUploaderOptions extends ArtifactUploaderOptions {
+export interface ResolvedUploaderOptions<S extends StageName = StageName> extends ArtifactUploaderOptions<S> {
   onError: 'return' | 'throw';
   dryRun: boolean;
   progressIntervalMs: number;
@@ -249,7 +259,7 @@ export interface ResolvedUploaderOptions extends ArtifactUploaderOptions {
  * ```
  * @internal
  */
-export function resolveUploaderOptions(options: ArtifactUploaderOptions): ResolvedUploaderOptions {
+export function resolveUploaderOptions<S extends StageName>(options: ArtifactUploaderOptions<S>): ResolvedUploaderOptions<S> {
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError('options', `new ArtifactUploader() needs an options object with a stage (${STAGES.join(', ')}).`);
   }
@@ -257,6 +267,10 @@ export function resolveUploaderOptions(options: ArtifactUploaderOptions): Resolv
   const { concurrency, onError = 'return', progressIntervalMs = DEFAULT_PROGRESS_INTERVAL_MS } = options;
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY)) {
     throw new InvalidArgumentError('concurrency', `Expected \`concurrency\` to be an integer from 1 to ${MAX_CONCURRENCY}, got ${String(concurrency)}.`);
+  }
+  const { maxConcurrency } = options;
+  if (maxConcurrency !== undefined && (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > MAX_CONCURRENCY)) {
+    throw new InvalidArgumentError('maxConcurrency', `Expected \`maxConcurrency\` to be an integer from 1 to ${MAX_CONCURRENCY}, got ${String(maxConcurrency)}.`);
   }
   if (onError !== 'return' && onError !== 'throw') {
     throw new InvalidArgumentError('onError', `Expected \`onError\` to be 'return' or 'throw', got ${JSON.stringify(onError)}.`);

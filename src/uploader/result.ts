@@ -1,13 +1,18 @@
 /**
  * What every {@link ArtifactUploader} method returns: an {@link UploadResult} with the outcome,
- * the files, and the metrics of the operation; and {@link StatsAccumulator}, which sums the
- * metrics of every result for `uploader.stats()`.
+ * the files, and the metrics of the operation. Every result is built here, by
+ * {@link buildResult}, and nowhere else; {@link StatsAccumulator} sums the metrics of every
+ * result for `uploader.stats()`.
  *
  * @module
  */
-import type { ArtifactUploaderError, VerificationMismatch } from '../core/errors.js';
+import { ArtifactUploaderError, isArtifactUploaderError, type VerificationMismatch } from '../core/errors.js';
 import type { CheckpointManifest } from '../archive/manifest.js';
 import type { ArtifactKind, StageName } from '../config/schema.js';
+import type { PlannedOperation } from './operation.js';
+import type { ProgressEmitter } from './progress.js';
+import type { UploadTarget } from './target.js';
+import type { TransferOutcome } from './transfer.js';
 
 /**
  * Why an operation was skipped:
@@ -78,6 +83,11 @@ export interface UploadMetrics {
   attempts: number;
   /** Retried requests (`attempts` minus one per file tried). */
   retries: number;
+  /**
+   * Most files in flight at once (the adaptive limit's peak; `concurrency` unless it grew).
+   * Absent for single-file and archive operations, and in `stats()`.
+   */
+  peakConcurrency?: number;
   /** Wall time, in milliseconds (for `stats()`: the sum over operations). */
   durationMs: number;
   /** `bytesSent` per second of `durationMs`; 0 when nothing was sent. */
@@ -150,6 +160,137 @@ export interface UploaderStats extends UploadMetrics {
   failed: number;
   /** Operations answered with another caller's in-flight result; their bytes are not counted again. */
   deduplicated: number;
+}
+
+/** What an operation is, for its result: fixed when the operation starts. */
+export interface ResultContext {
+  stage: StageName;
+  kind: ArtifactKind | undefined;
+  /** `performance.now()` when the operation started. */
+  started: number;
+  progress: ProgressEmitter;
+}
+
+/**
+ * How an operation ended:
+ * - `skipped`: a gate stopped it (see {@link UploadSkipReason}); planned files are listed as `planned`;
+ * - `failed`: it failed before any file went (or its transfer threw); planned files are `cancelled`;
+ * - `transferred`: the transfer ran and `outcome` says how it went.
+ */
+export type OperationEnding =
+  | { status: 'skipped'; reason: UploadSkipReason; disabledBy?: string | undefined; runId?: string | undefined }
+  | { status: 'failed'; reason: UploadFailureReason; error: unknown; target?: UploadTarget | undefined }
+  | { status: 'transferred'; target: UploadTarget; outcome: TransferOutcome };
+
+/**
+ * Builds the {@link UploadResult} of an operation, and ends its progress (`done`). `planned` is
+ * absent only when the operation stopped before planning (`disabled-by-env`).
+ *
+ * @example
+ * ```ts
+ * return buildResult(context, planned, { status: 'skipped', reason: 'empty' });
+ * ```
+ */
+export function buildResult(context: ResultContext, planned: PlannedOperation | undefined, ending: OperationEnding): UploadResult {
+  context.progress.phase('done');
+  const durationMs = performance.now() - context.started;
+  const shown = planned?.shown ?? [];
+  const shownBytes = shown.reduce((n, f) => n + f.size, 0);
+  const local = planned?.local;
+  const base = {
+    stage: context.stage,
+    kind: context.kind,
+    artifactPath: planned?.artifactPath,
+    skippedFiles: local?.skipped ?? [],
+    durationMs,
+  };
+  if (ending.status === 'skipped') {
+    return {
+      ...base,
+      status: 'skipped',
+      reason: ending.reason,
+      disabledBy: ending.disabledBy,
+      runId: ending.runId,
+      files: shown.map((f) => ({ localPath: f.localPath, artifactPath: f.artifactPath, size: f.size, status: 'planned' })),
+      metrics: {
+        ...emptyMetrics(),
+        filesPlanned: shown.length,
+        bytesPlanned: shownBytes,
+        filesSkipped: (local?.skippedFiles ?? 0) + shown.length,
+        bytesSkipped: (local?.skippedBytes ?? 0) + shownBytes,
+        durationMs,
+      },
+    };
+  }
+  if (ending.status === 'failed') {
+    return {
+      ...base,
+      status: 'failed',
+      reason: ending.reason,
+      runId: ending.target?.runId,
+      artifactUri: ending.target?.artifactUri,
+      files: shown.map((f) => ({ localPath: f.localPath, artifactPath: f.artifactPath, size: f.size, status: 'cancelled' })),
+      metrics: {
+        ...emptyMetrics(),
+        filesPlanned: shown.length,
+        bytesPlanned: shownBytes,
+        filesFailed: shown.length,
+        filesSkipped: local?.skippedFiles ?? 0,
+        bytesSkipped: local?.skippedBytes ?? 0,
+        durationMs,
+      },
+      verification: { status: 'not-run' },
+      error: toUploaderError(ending.error),
+    };
+  }
+  const { outcome, target } = ending;
+  return {
+    ...base,
+    status: outcome.status,
+    reason: outcome.reason,
+    runId: target.runId,
+    artifactUri: target.artifactUri,
+    files: outcome.files,
+    metrics: {
+      ...outcome.metrics,
+      filesSkipped: local?.skippedFiles ?? 0,
+      bytesSkipped: local?.skippedBytes ?? 0,
+      durationMs,
+      throughputBytesPerSec: throughput(outcome.metrics.bytesSent, durationMs),
+    },
+    verification: outcome.verification,
+    error: outcome.error,
+    manifest: outcome.manifest,
+  };
+}
+
+/**
+ * The result of a caller that joined an identical upload in flight: the first caller's result,
+ * marked `deduplicated` (its bytes went once, and `stats()` counts them once).
+ *
+ * @example
+ * ```ts
+ * const { value, joined } = await dedupeInFlight(key, upload);
+ * return joined ? joinedResult(value, progress) : value;
+ * ```
+ */
+export function joinedResult(first: UploadResult, progress: ProgressEmitter): UploadResult {
+  progress.phase('done');
+  return { ...first, deduplicated: true };
+}
+
+/**
+ * Every error in a result is one of ours; a stray one is wrapped with its message kept.
+ *
+ * @example
+ * ```ts
+ * toUploaderError(new Error('socket hang up')).code; // 'UPLOAD_FAILED'
+ * ```
+ */
+export function toUploaderError(error: unknown, context = ''): ArtifactUploaderError {
+  if (isArtifactUploaderError(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ArtifactUploaderError('UPLOAD_FAILED', `Upload failed${context}: ${message}`, { cause: error });
 }
 
 /**

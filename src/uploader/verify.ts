@@ -5,11 +5,16 @@
  * of listings for empty files (on its wire 0 and "unknown" look alike), so a 0-byte file
  * listed without a size counts as a match.
  *
+ * A per-file checksum check belongs in {@link verifyUploads}: an {@link ExpectedArtifact} would
+ * carry the sha256 the transfer computed, compared with what the store reports.
+ *
  * @module
  */
 import { posix } from 'node:path';
-import type { VerificationMismatch } from '../core/errors.js';
+import { VerificationError, type VerificationMismatch } from '../core/errors.js';
 import type { ArtifactEntry, ArtifactStore } from '../stores/artifact-store.js';
+import { toUploaderError } from './result.js';
+import type { FileUploadOutcome, TransferContext, TransferOutcome } from './transfer.js';
 
 /** A file that was uploaded and must now be in the store. */
 export interface ExpectedArtifact {
@@ -32,7 +37,7 @@ export interface ExpectedArtifact {
 export async function verifyUploads(
   store: Pick<ArtifactStore, 'list'>,
   files: readonly ExpectedArtifact[],
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal | undefined } = {},
 ): Promise<VerificationMismatch[]> {
   const byDir = new Map<string, ExpectedArtifact[]>();
   for (const file of files) {
@@ -52,11 +57,40 @@ export async function verifyUploads(
         mismatches.push({
           artifactPath: file.artifactPath,
           expectedSize: file.size,
-          ...(entry.size !== undefined ? { actualSize: entry.size } : {}),
+          actualSize: entry.size,
           reason: 'size',
         });
       }
     }
   }
   return mismatches.sort((a, b) => (a.artifactPath < b.artifactPath ? -1 : a.artifactPath > b.artifactPath ? 1 : 0));
+}
+
+/**
+ * The verification step of a transfer whose files all went: `verifying`, then the outcome's
+ * status, reason, verification and error.
+ *
+ * @example
+ * ```ts
+ * return { files, metrics, ...(await verifyTransferred(ctx, uploaded)) };
+ * ```
+ */
+export async function verifyTransferred(
+  ctx: Pick<TransferContext, 'target' | 'progress' | 'signal'>,
+  uploaded: readonly FileUploadOutcome[],
+): Promise<Pick<TransferOutcome, 'status' | 'reason' | 'verification' | 'error'>> {
+  const { signal } = ctx;
+  ctx.progress.phase('verifying');
+  try {
+    const mismatches = await verifyUploads(ctx.target.store, uploaded.map((o) => ({ artifactPath: o.file.artifactPath, size: o.bytes })), { signal });
+    if (mismatches.length === 0) return { status: 'uploaded', verification: { status: 'verified' } };
+    return { status: 'failed', reason: 'verification-failed', verification: { status: 'failed', mismatches }, error: new VerificationError(mismatches) };
+  } catch (error) {
+    return {
+      status: 'failed',
+      reason: signal?.aborted ? 'aborted' : 'verification-failed',
+      verification: { status: 'failed' },
+      error: toUploaderError(error, ' (while listing the uploaded files to verify them)'),
+    };
+  }
 }

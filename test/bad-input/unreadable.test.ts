@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LocalPathError } from '../../src/core/errors.js';
 import { ArtifactUploader } from '../../src/index.js';
-import { planDirectory } from '../../src/stores/plan.js';
+import { planDirectory } from '../../src/uploader/plan.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { readSmallSourceFile } from '../../src/stores/source-file.js';
 import { createRun, listRunArtifacts } from '../faults/helpers.js';

@@ -6,7 +6,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { formatBytes, formatEta, formatRate } from '../../src/cli/format.js';
+import { formatEta, formatRate } from '../../src/cli/format.js';
+import { formatBytes } from '../../src/core/format.js';
 import { createProgressDisplay } from '../../src/cli/progress.js';
 import { baseEnv, cli, tempDir } from './helpers.js';
 

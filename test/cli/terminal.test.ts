@@ -79,7 +79,7 @@ describe('the progress bar in a real terminal', () => {
     const bars = [...run.output.matchAll(/uploading \[[█░]+\] (\d+)% \| ([^\r\n\u001b]*)/g)];
     expect(bars.length, run.output).toBeGreaterThan(0);
     expect(bars.at(-1)![1]).toBe('100');
-    expect(bars.at(-1)![2]).toMatch(/^12 MiB\/12 MiB \| 12\/12 files \| (\d+(\.\d)? [KMG]?i?B\/s|-)/);
+    expect(bars.at(-1)![2]).toMatch(/^12(\.0)? MiB\/12(\.0)? MiB \| 12\/12 files \| (\d+(\.\d)? [KMG]?i?B\/s|-)/);
     expect(run.output).toContain('\u001b[?25l'); // cursor hidden while drawing...
     expect(run.output).toContain('\u001b[?25h'); // ...and shown again
     expect(run.output).toMatch(/training checkpoint: uploaded 12 file\(s\)/);

@@ -53,6 +53,7 @@ describe('docs/cli.md', () => {
       'validate',
       'convert-peft',
       'publish',
+      'register',
       'runs start',
       'runs end',
     ]);

@@ -44,6 +44,7 @@ const samples: Record<string, Array<{ error: Error; status?: number }>> = {
   ConversionError: [{ error: new errors.ConversionError('/m', 'x') }],
   HubError: [{ error: new errors.HubError('x', { status: 401 }), status: 401 }, { error: new errors.HubError('x', { status: 429 }), status: 429 }],
   PublicHubInTestError: [{ error: new errors.PublicHubInTestError('VITEST') }],
+  RegistryError: [{ error: new errors.RegistryError('REGISTRY_INVALID_NAME', 'x') }],
 };
 
 function summaryRow(name: string): string[] | undefined {

@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { AbortedError, InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
 import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { LocalFileStore } from '../../src/stores/local-file-store.js';
-import { planDirectory } from '../../src/stores/plan.js';
-import { uploadPlannedFiles } from '../../src/stores/upload-many.js';
+import { planDirectory } from '../../src/uploader/plan.js';
+import { uploadPlannedFiles } from '../../src/uploader/transfer.js';
 
 function scratch(): { src: string; dest: string; store: LocalFileStore } {
   const base = mkdtempSync(join(tmpdir(), 'au-fstore-'));

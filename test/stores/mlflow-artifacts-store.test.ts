@@ -12,9 +12,9 @@ import { AbortedError, LocalPathError, MlflowApiError } from '../../src/core/err
 import { MlflowArtifactsApi } from '../../src/mlflow/artifacts-api.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { listArtifactsRecursive, type MultipartOptions } from '../../src/stores/artifact-store.js';
-import { planDirectory } from '../../src/stores/plan.js';
+import { planDirectory } from '../../src/uploader/plan.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
-import { uploadPlannedFiles } from '../../src/stores/upload-many.js';
+import { uploadPlannedFiles } from '../../src/uploader/transfer.js';
 import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
 import { pythonArtifactHashes, runPython } from '../support/python.js';
 import { describeWithServers, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';

@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, InvalidArgumentError, MissingDependencyError } from '../../src/core/errors.js';
 import { guessMimeType } from '../../src/core/mime.js';
 import { forcePathStyleFor, resolveS3Config } from '../../src/stores/s3-config.js';
-import { effectivePartSize, parseS3Uri, S3ArtifactStore } from '../../src/stores/s3-store.js';
+import { effectivePartSize } from '../../src/stores/s3-multipart.js';
+import { parseS3Uri, S3ArtifactStore } from '../../src/stores/s3-store.js';
 import { describeWithServers } from '../support/servers.js';
 import { runPython } from '../support/python.js';
 

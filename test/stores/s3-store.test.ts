@@ -16,11 +16,11 @@ import { AbortedError, HttpStatusError, LocalPathError, NetworkError, RequestTim
 import type { Logger } from '../../src/core/logger.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
-import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { S3ArtifactStore, type S3ArtifactStoreOptions } from '../../src/stores/s3-store.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
+import { uploadAndListSmallFiles } from './small-files-contract.js';
 import { describeWithServers, mlflowDirectS3Server, servers } from '../support/servers.js';
 
 const MiB = 1024 * 1024;
@@ -119,38 +119,8 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
   });
 
   it('uploads 0 B, 1 KiB and a directory with odd names, and lists them', async () => {
-    const store = storeFor();
-    const files: Record<string, Buffer> = {
-      'small/empty.txt': Buffer.alloc(0),
-      'small/one-kib.bin': randomBytes(1024),
-      'small/ckpt/step 100/model.safetensors': randomBytes(3000),
-      'small/ckpt/step 100/config.json': Buffer.from('{"a": 1}'),
-      'small/ckpt/ünïcødé 模型/weights (copy) [1] & co+=.bin': randomBytes(777),
-      'small/ckpt/.hidden/a..b': randomBytes(10),
-    };
-    const retries: RetryEvent[] = [];
-    for (const [artifactPath, data] of Object.entries(files)) {
-      const local = await writeLocal(artifactPath, data);
-      const progress: number[] = [];
-      const result = await store.uploadFile(local, artifactPath, { onProgress: (n) => progress.push(n), onRetry: (e) => retries.push(e) });
-      expect(result).toEqual({ bytes: data.length, attempts: 1, multipart: false });
-      expect(progress.at(-1)).toBe(data.length);
-      expected[artifactPath] = sha256(data);
-    }
-    expect(retries).toEqual([]);
-
-    // One level at a time, sizes included, sorted; a missing directory is empty.
-    expect(await store.list('small')).toEqual([
-      { path: 'small/ckpt', isDir: true },
-      { path: 'small/empty.txt', isDir: false, size: 0 },
-      { path: 'small/one-kib.bin', isDir: false, size: 1024 },
-    ]);
-    expect(await store.list('small/ckpt/step 100')).toEqual([
-      { path: 'small/ckpt/step 100/config.json', isDir: false, size: 8 },
-      { path: 'small/ckpt/step 100/model.safetensors', isDir: false, size: 3000 },
-    ]);
-    expect(await store.list('nothing/here')).toEqual([]);
-    expect((await listArtifactsRecursive(store, 'small')).map((e) => e.path)).toEqual(Object.keys(files).sort());
+    const hashes = await uploadAndListSmallFiles(storeFor(), writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false }));
+    Object.assign(expected, hashes);
   });
 
   it('sets Content-Type and Content-Encoding from the extension, as MLflow does', async () => {
@@ -398,7 +368,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
 
   it('other object stores still fail fast, naming the proxied alternative', () => {
     const connection = resolveMlflowConnection({ trackingUri: mlflowDirectS3Server().url }, {});
-    for (const uri of ['gs://b/x', 'wasbs://c@acct.blob.core.windows.net/x', 'abfss://c@a.dfs.core.windows.net/x', 'dbfs:/databricks/x']) {
+    for (const uri of ['wasbs://c@acct.blob.core.windows.net/x', 'abfss://c@a.dfs.core.windows.net/x', 'dbfs:/databricks/x']) {
       let error: unknown;
       try {
         resolveArtifactStore(uri, { connection });

@@ -12,8 +12,8 @@ import { afterAll } from 'vitest';
 export type Fault = 'status' | 'drop' | 'drop-mid-body' | 'stall' | 'drop-response';
 
 export interface FaultRule {
-  /** Which requests the rule applies to. @default every request */
-  match?: (req: { method: string; path: string }) => boolean;
+  /** Which requests the rule applies to (header names in lower case). @default every request */
+  match?: (req: { method: string; path: string; headers: Record<string, string | string[] | undefined> }) => boolean;
   /** How many matching requests it applies to before it expires. @default Infinity */
   times?: number;
   /** Fraction of matching requests it applies to (0..1], decided by `random`. @default 1 */
@@ -32,6 +32,8 @@ export interface FaultRule {
 export interface ProxyLogEntry {
   method: string;
   path: string;
+  /** The request's `Content-Range`, when it had one (GCS resumable chunks). */
+  contentRange?: string;
   /** Status returned to the client, when one was. */
   status?: number;
   /** The fault applied, if any. */
@@ -58,17 +60,28 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-export async function startFaultProxy(targetUrl: string, options: { random?: () => number } = {}): Promise<FaultProxy> {
+/** Options of {@link startFaultProxy}. */
+export interface FaultProxyOptions {
+  random?: () => number;
+  /**
+   * Forward the client's `Host` header instead of the target's, for servers that build URLs
+   * from it (the GCS emulator's resumable session URIs), so follow-up requests come back here.
+   * @default false
+   */
+  preserveHost?: boolean;
+}
+
+export async function startFaultProxy(targetUrl: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
   const target = new URL(targetUrl);
   const random = options.random ?? seededRandom(42);
   const rules: Array<FaultRule & { used: number }> = [];
   const requests: ProxyLogEntry[] = [];
   const sockets = new Set<Socket>();
 
-  const pickRule = (method: string, path: string) => {
+  const pickRule = (method: string, path: string, headers: IncomingMessage['headers']) => {
     for (const rule of rules) {
       if (rule.used >= (rule.times ?? Infinity)) continue;
-      if (rule.match && !rule.match({ method, path })) continue;
+      if (rule.match && !rule.match({ method, path, headers })) continue;
       if (rule.probability !== undefined && random() >= rule.probability) continue;
       rule.used++;
       return rule;
@@ -83,7 +96,7 @@ export async function startFaultProxy(targetUrl: string, options: { random?: () 
         port: target.port,
         method: req.method,
         path: req.url,
-        headers: { ...req.headers, host: target.host },
+        headers: { ...req.headers, host: options.preserveHost ? req.headers.host : target.host },
       },
       (up) => {
         if (dropResponse) {
@@ -97,6 +110,11 @@ export async function startFaultProxy(targetUrl: string, options: { random?: () 
       },
     );
     upstream.on('error', () => req.socket.destroy());
+    // A client that goes away mid-body cuts the upstream request too, as a direct connection
+    // would: a single-threaded server (the GCS emulator) must not wait for the rest forever.
+    req.on('close', () => {
+      if (!req.complete) upstream.destroy();
+    });
     req.pipe(upstream);
   };
 
@@ -104,8 +122,10 @@ export async function startFaultProxy(targetUrl: string, options: { random?: () 
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
     const entry: ProxyLogEntry = { method, path };
+    const contentRange = req.headers['content-range'];
+    if (typeof contentRange === 'string') entry.contentRange = contentRange;
     requests.push(entry);
-    const rule = pickRule(method, path);
+    const rule = pickRule(method, path, req.headers);
     if (!rule) return forward(req, res, entry, false);
     entry.fault = rule.fault;
     switch (rule.fault) {
@@ -163,7 +183,7 @@ export async function startFaultProxy(targetUrl: string, options: { random?: () 
  * For a test file: returns a function that starts a fault proxy in front of `targetUrl`; every
  * proxy it started is stopped after the file's tests.
  */
-export function useFaultProxies(): (targetUrl: string, options?: { random?: () => number }) => Promise<FaultProxy> {
+export function useFaultProxies(): (targetUrl: string, options?: FaultProxyOptions) => Promise<FaultProxy> {
   const proxies: FaultProxy[] = [];
   afterAll(async () => {
     await Promise.all(proxies.map((p) => p.stop()));

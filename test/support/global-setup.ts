@@ -4,7 +4,10 @@
  * - `plain`: `mlflow server` with a sqlite backend and a local artifacts destination;
  * - `s3`: `mlflow server` proxying to an S3 artifacts destination on moto (multipart capable);
  * - `direct`: `mlflow server --no-serve-artifacts` with an `s3://` default artifact root on
- *   the same moto, for clients that write to the bucket themselves.
+ *   the same moto, for clients that write to the bucket themselves;
+ * - `gcs`: `mlflow server --no-serve-artifacts` with a `gs://` default artifact root on
+ *   `gcp-storage-emulator` (in memory, with the bucket made at start), found by the server and
+ *   the Python client through `STORAGE_EMULATOR_HOST`.
  * All on 127.0.0.1 and free ports, with temp dirs removed at the end.
  *
  * Set ARTIFACT_UPLOADER_TEST_SERVERS=none to skip them for quick unit runs (the server tests
@@ -19,6 +22,7 @@ import { freePort, startProcess, waitForHttp, type ManagedProcess } from './proc
 import type { ServersInfo } from './servers-types.js';
 
 const BUCKET = 'mlflow-test';
+const GCS_BUCKET = 'mlflow-gcs-test';
 const AWS_ENV = {
   AWS_ACCESS_KEY_ID: 'testing',
   AWS_SECRET_ACCESS_KEY: 'testing',
@@ -64,6 +68,16 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
   processes.push(moto);
   const s3Endpoint = `http://127.0.0.1:${motoPort}`;
 
+  const gcsPort = await freePort();
+  const gcsEmulator = startProcess(
+    venvBin('gcp-storage-emulator'),
+    ['start', '--host', '127.0.0.1', '--port', String(gcsPort), '--in-memory', '--default-bucket', GCS_BUCKET],
+    { logDir, name: 'gcs-emulator' },
+  );
+  processes.push(gcsEmulator);
+  const gcsEndpoint = `http://127.0.0.1:${gcsPort}`;
+  const gcsEnv = { STORAGE_EMULATOR_HOST: gcsEndpoint };
+
   const startMlflow = async (name: string, args: string[], env: Record<string, string> = {}) => {
     const port = await freePort();
     const dir = join(root, name);
@@ -82,12 +96,17 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
   const s3Env = { ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: s3Endpoint };
   const s3 = await startMlflow('s3', ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/mlartifacts`], s3Env);
   const direct = await startMlflow('direct', ['--no-serve-artifacts', '--default-artifact-root', `s3://${BUCKET}/direct`], s3Env);
+  const gcs = await startMlflow('gcs', ['--no-serve-artifacts', '--default-artifact-root', `gs://${GCS_BUCKET}/mlflow`], gcsEnv);
 
   await waitForHttp(`${s3Endpoint}/moto-api/`, moto, 60_000);
   const bucket = await fetch(`${s3Endpoint}/${BUCKET}`, { method: 'PUT' });
   if (!bucket.ok) throw new Error(`creating bucket ${BUCKET} on moto failed: ${bucket.status} ${await bucket.text()}`);
-  await Promise.all([plain, s3, direct].map((s) => waitForHttp(`${s.url}/health`, s.proc, 120_000)));
-  log(`mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, moto ${s3Endpoint})`);
+  // The emulator's health check is GET / (it makes the default bucket before it listens).
+  await waitForHttp(`${gcsEndpoint}/`, gcsEmulator, 60_000);
+  await Promise.all([plain, s3, direct, gcs].map((s) => waitForHttp(`${s.url}/health`, s.proc, 120_000)));
+  log(
+    `mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, gcs ${gcs.url}, moto ${s3Endpoint}, gcs emulator ${gcsEndpoint})`,
+  );
 
   return {
     available: true,
@@ -96,6 +115,7 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
     plain: { url: plain.url, artifactsDir: plainArtifacts },
     s3: { url: s3.url, s3Endpoint, bucket: BUCKET },
     direct: { url: direct.url, s3Endpoint, bucket: BUCKET, artifactRoot: `s3://${BUCKET}/direct` },
+    gcs: { url: gcs.url, emulatorHost: gcsEndpoint, bucket: GCS_BUCKET, artifactRoot: `gs://${GCS_BUCKET}/mlflow` },
     awsEnv: AWS_ENV,
   };
 }

@@ -78,3 +78,23 @@ export async function waitForHttp(url: string, proc: ManagedProcess, timeoutMs: 
   }
   throw new Error(`${url} did not answer within ${timeoutMs} ms (${lastError}); see ${proc.logFile}`);
 }
+
+/**
+ * Runs an ES-module script in a fresh Node process (`node --input-type=module -e script args...`)
+ * and resolves with the JSON object on the last line of its stdout; rejects with its stderr when
+ * it exits non-zero.
+ */
+export function runNodeScript<T>(script: string, args: string[]): Promise<T> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`child exited ${code}: ${err}`));
+      else resolvePromise(JSON.parse(out.trim().split('\n').pop()!) as T);
+    });
+  });
+}

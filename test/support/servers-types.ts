@@ -13,6 +13,11 @@ export type ServersInfo =
       s3: { url: string; s3Endpoint: string; bucket: string };
       /** `mlflow server --no-serve-artifacts` whose runs have `s3://` artifact URIs on moto. */
       direct: { url: string; s3Endpoint: string; bucket: string; artifactRoot: string };
+      /**
+       * `mlflow server --no-serve-artifacts` whose runs have `gs://` artifact URIs on
+       * gcp-storage-emulator; set `STORAGE_EMULATOR_HOST=emulatorHost` for Python clients.
+       */
+      gcs: { url: string; emulatorHost: string; bucket: string; artifactRoot: string };
       /** AWS credentials moto accepts. */
       awsEnv: Record<string, string>;
     };

@@ -35,6 +35,11 @@ export function mlflowDirectS3Server(): Available['direct'] {
   return servers().direct;
 }
 
+/** `mlflow server --no-serve-artifacts` with a `gs://` artifact root on gcp-storage-emulator. */
+export function mlflowGcsServer(): Available['gcs'] {
+  return servers().gcs;
+}
+
 /** A describe block for tests that need the real servers. */
 export function describeWithServers(name: string, fn: () => void): void {
   if (serversAvailable()) {

@@ -13,7 +13,8 @@ import { createCheckpointArchive } from '../../archive/create-checkpoint-archive
 import { manifestFileName, writeManifest } from '../../archive/manifest.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
-import { formatBytes, formatDuration, table } from '../format.js';
+import { formatBytes } from '../../core/format.js';
+import { formatDuration, table } from '../format.js';
 
 /** `archive`. */
 export async function runArchive(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {

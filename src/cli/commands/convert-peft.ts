@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { convertMlxLoraToPeft, type ConvertMlxLoraOptions } from '../../model/convert-mlx-to-peft.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
-import { formatBytes, table } from '../format.js';
+import { formatBytes } from '../../core/format.js';
+import { table } from '../format.js';
 
 /** `convert-peft`. */
 export async function runConvertPeft(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {

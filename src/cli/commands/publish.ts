@@ -13,7 +13,8 @@ import { createTrackingClient } from '../../mlflow/tracking-client.js';
 import { resolveModelDir } from '../../model/resolve-model-dir.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
-import { formatBytes, table } from '../format.js';
+import { formatBytes } from '../../core/format.js';
+import { table } from '../format.js';
 import { closeConnection } from './runs.js';
 
 function summary(result: PublishResult, modelDir: string): string {

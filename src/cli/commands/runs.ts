@@ -19,7 +19,8 @@ function refuseDryRun(ctx: CliContext, command: string): void {
   }
 }
 
-function parseTags(tags: string[] | undefined): Record<string, string> {
+/** `--tag key=value` options as a record. */
+export function parseTags(tags: string[] | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   for (const tag of tags ?? []) {
     const at = tag.indexOf('=');

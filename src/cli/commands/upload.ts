@@ -7,19 +7,25 @@
  * @module
  */
 import { InvalidArgumentError } from '../../core/errors.js';
+import { assertArtifactKind } from '../../config/load.js';
+import type { ArtifactKind, StageName } from '../../config/schema.js';
 import {
   ArtifactUploader,
   uploadBenchmarkArtifacts,
   uploadConversionArtifacts,
   uploadHpoArtifacts,
   uploadTrainingArtifacts,
+  type RegisterModelResult,
+  type StageRegisterOptions,
   type UploadProgressEvent,
   type UploadResult,
 } from '../../index.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from '../exit-codes.js';
-import { formatBytes, formatDuration, table } from '../format.js';
+import { formatBytes } from '../../core/format.js';
+import { formatDuration, table } from '../format.js';
 import type { ProgressDisplay } from '../progress.js';
+import { formatRegistered } from './register.js';
 
 type Stage = 'training' | 'conversion' | 'benchmark' | 'hpo';
 
@@ -146,7 +152,7 @@ export function formatUploadResults(command: string, results: UploadResult[], dr
 }
 
 /** Exit code and output for a set of results. */
-function outcome(ctx: CliContext, command: string, results: UploadResult[]): CommandOutcome {
+function outcome(ctx: CliContext, command: string, results: UploadResult[], registeredModel?: RegisterModelResult): CommandOutcome {
   let exitCode: ExitCode = EXIT_CODES.OK;
   // Results that failed for one cause (an interrupt cancels every pending upload) print it once.
   const printed = new Set<string>();
@@ -163,12 +169,21 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[]): Com
   const runId = results.find((r) => r.runId)?.runId;
   return {
     exitCode,
-    data: { status, dryRun: ctx.globals.dryRun === true, runId, results },
-    text: formatUploadResults(command, results, ctx.globals.dryRun === true),
+    data: { status, dryRun: ctx.globals.dryRun === true, runId, results, ...(registeredModel ? { registeredModel } : {}) },
+    text: formatUploadResults(command, results, ctx.globals.dryRun === true) + (registeredModel ? `\n${formatRegistered(registeredModel)}` : ''),
   };
 }
 
-/** `training <checkpoint-dir> [--metrics file]`. */
+/** `--register NAME [--alias a]...` of the training and conversion commands. */
+function registerOption(options: Record<string, unknown>): StageRegisterOptions | undefined {
+  if (options.register === undefined) {
+    if (options.alias !== undefined) throw new InvalidArgumentError('--alias', '--alias goes with --register NAME.', { hint: 'Add --register <registered model name>, or drop --alias.' });
+    return undefined;
+  }
+  return { name: String(options.register), ...(options.alias !== undefined ? { alias: options.alias as string[] } : {}) };
+}
+
+/** `training <checkpoint-dir> [--metrics file] [--register NAME [--alias a]...]`. */
 export async function runTraining(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const stage = stageOf(ctx, 'training');
   const result = await withProgress(ctx, (progress) =>
@@ -176,16 +191,18 @@ export async function runTraining(ctx: CliContext, args: unknown[], options: Rec
       ...uploaderOptions(ctx, stage, progress),
       checkpointDir: ctx.path(String(args[0])),
       metricsJsonPath: options.metrics !== undefined ? ctx.path(String(options.metrics)) : undefined,
+      register: registerOption(options),
     }),
   );
-  return outcome(ctx, 'training', [result.checkpoint, ...(result.metrics ? [result.metrics] : [])]);
+  return outcome(ctx, 'training', [result.checkpoint, ...(result.metrics ? [result.metrics] : [])], result.registeredModel);
 }
 
-/** `conversion <onnx-path>`. */
-export async function runConversion(ctx: CliContext, args: unknown[]): Promise<CommandOutcome> {
+/** `conversion <onnx-path> [--register NAME [--alias a]...]`. */
+export async function runConversion(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const stage = stageOf(ctx, 'conversion');
-  const result = await withProgress(ctx, (progress) => uploadConversionArtifacts({ ...uploaderOptions(ctx, stage, progress), onnxPath: ctx.path(String(args[0])) }));
-  return outcome(ctx, 'conversion', [result]);
+  const register = registerOption(options);
+  const result = await withProgress(ctx, (progress) => uploadConversionArtifacts({ ...uploaderOptions(ctx, stage, progress), onnxPath: ctx.path(String(args[0])), register }));
+  return outcome(ctx, 'conversion', [result], result.registeredModel);
 }
 
 /** `benchmark <results...>`. */
@@ -231,7 +248,7 @@ export async function runFile(ctx: CliContext, args: unknown[], options: Record<
     try {
       return await uploader.uploadFile(ctx.path(String(args[0])), {
         artifactPath: options.artifactPath as string | undefined,
-        kind: options.kind as never,
+        kind: kindOption(stage, options.kind),
       });
     } finally {
       await uploader.close();
@@ -250,11 +267,18 @@ export async function runDir(ctx: CliContext, args: unknown[], options: Record<s
         artifactPath: options.artifactPath as string | undefined,
         include: options.include as string[] | undefined,
         exclude: options.exclude as string[] | undefined,
-        kind: options.kind as never,
+        kind: kindOption(stage, options.kind),
       });
     } finally {
       await uploader.close();
     }
   });
   return outcome(ctx, 'dir', [result]);
+}
+
+/** `--kind`, checked against the stage: the same `InvalidArgumentError` the uploader would throw. */
+function kindOption(stage: StageName, value: unknown): ArtifactKind | undefined {
+  if (value === undefined) return undefined;
+  assertArtifactKind(stage, value);
+  return value;
 }

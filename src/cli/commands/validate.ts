@@ -7,7 +7,8 @@ import { LocalPathError } from '../../core/errors.js';
 import { validateModelArtifacts, type ModelValidationChecks, type ModelValidationReport, type ValidateModelOptions } from '../../model/validate.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
-import { formatBytes, table } from '../format.js';
+import { formatBytes } from '../../core/format.js';
+import { table } from '../format.js';
 
 const CHECK_LABELS: Record<keyof ModelValidationChecks, string> = {
   directoryExists: 'directory exists',

@@ -1,20 +1,30 @@
 /**
- * Plans the upload of a directory: every file with its relative POSIX artifact path and size,
- * largest first (so big files start early and the tail of a concurrent upload is short). All
- * checks happen here, before any byte is sent, so a directory either uploads as a whole or
- * not at all: symlinks that leave the directory, unreadable files and names MLflow cannot
- * store are reported together, every offender listed.
+ * Planning, the local side of an upload, checked before any byte is sent:
+ *
+ * - {@link checkLocalPath}: the path exists and is what the method expects (a file, or a
+ *   directory); this is the one `stat` of the path an operation makes;
+ * - {@link planFiles}: single files, each at `<artifactDir>/<name>`;
+ * - {@link planDirectory}: a directory walked, every file with its relative POSIX artifact path
+ *   and size, largest first (so big files start early and the tail of a concurrent upload is
+ *   short). Symlinks that leave the directory, unreadable files and names MLflow cannot store
+ *   are reported together, every offender listed, so a directory uploads as a whole or not at
+ *   all;
+ * - {@link planLocalDirectory}: the uploader's directory plan, with our glob dialect for the
+ *   filters and the reason each path was left out.
  *
  * @module
  */
 import { constants } from 'node:fs';
 import { access, readdir, realpath, stat } from 'node:fs/promises';
-import { join, relative, resolve, sep, isAbsolute } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
-import { LocalPathError, type LocalPathErrorCode } from '../core/errors.js';
-import { artifactPathProblem, assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
+import { InvalidArgumentError, LocalPathError, type LocalPathErrorCode } from '../core/errors.js';
 import { createGlobMatcher } from '../core/glob.js';
-import { toLocalPathError } from './source-file.js';
+import { findSkipRule } from '../archive/should-skip-file.js';
+import { artifactPathProblem, assertArtifactPath, invalidArtifactPathError, joinArtifactPath } from '../mlflow/artifacts-api.js';
+import { toLocalPathError } from '../stores/source-file.js';
+import type { LocalFileIdentity } from './dedupe.js';
+import type { SkippedFile } from './result.js';
 
 /**
  * Selects paths: a glob (`*.safetensors`, `logs/**`, `**\/*.tmp`), a RegExp, or a predicate,
@@ -94,10 +104,7 @@ interface Problem {
  * ```
  */
 export async function planDirectory(dir: string, options: PlanDirectoryOptions = {}): Promise<UploadPlan> {
-  const prefix = joinArtifactPath(options.artifactPath);
-  assertArtifactPath(prefix, { allowEmpty: true, what: 'artifactPath' });
   const directory = resolve(dir);
-  let rootReal: string;
   try {
     const info = await stat(directory);
     if (!info.isDirectory()) {
@@ -105,6 +112,18 @@ export async function planDirectory(dir: string, options: PlanDirectoryOptions =
         hint: 'Upload a single file with store.uploadFile, or pass its parent directory with an include filter.',
       });
     }
+  } catch (error) {
+    throw toLocalPathError(error, directory);
+  }
+  return walkDirectory(directory, options);
+}
+
+/** {@link planDirectory} of a directory already checked (absolute, and a directory): no second `stat`. */
+async function walkDirectory(directory: string, options: PlanDirectoryOptions): Promise<UploadPlan> {
+  const prefix = joinArtifactPath(options.artifactPath);
+  assertArtifactPath(prefix, { allowEmpty: true, what: 'artifactPath' });
+  let rootReal: string;
+  try {
     rootReal = await realpath(directory);
   } catch (error) {
     throw toLocalPathError(error, directory);
@@ -287,3 +306,252 @@ function matchesAny(matchers: Matcher[], rel: string, isDirectory: boolean): boo
   return matchers.some((m) => m(rel, isDirectory));
 }
 
+// ───────────────────────────── the uploader's plans ─────────────────────────────
+
+/** Files to upload, what was left out, and the local identity of each file. */
+export interface LocalPlan {
+  files: PlannedFile[];
+  skipped: SkippedFile[];
+  /** Bytes of the skipped files. */
+  skippedBytes: number;
+  /** Number of skipped entries that are files (directories are listed but not counted). */
+  skippedFiles: number;
+}
+
+/**
+ * Stats `path` and checks it is a file (or a directory). Relative paths resolve against the
+ * working directory.
+ *
+ * @throws {LocalPathError} `PATH_NOT_FOUND`, `NOT_A_FILE`, `NOT_A_DIRECTORY`, `PATH_UNREADABLE`.
+ * @example
+ * ```ts
+ * const absolute = await checkLocalPath('out/checkpoint', 'directory', 'uploadCheckpoint');
+ * ```
+ */
+export async function checkLocalPath(path: unknown, expected: 'file' | 'directory', method: string): Promise<string> {
+  return (await inspectLocalPath(path, expected, method)).path;
+}
+
+/** A local path as {@link inspectLocalPath} found it. */
+export interface CheckedLocalPath {
+  /** Absolute path. */
+  path: string;
+  /** Size in bytes (of a file). */
+  size: number;
+}
+
+/**
+ * {@link checkLocalPath}, returning what the one `stat` found too, so that no later step
+ * stats the path again.
+ *
+ * @throws {LocalPathError} `PATH_NOT_FOUND`, `NOT_A_FILE`, `NOT_A_DIRECTORY`, `PATH_UNREADABLE`.
+ * @example
+ * ```ts
+ * const { path, size } = await inspectLocalPath('out/best.tar.gz', 'file', 'uploadCheckpointArchive');
+ * ```
+ */
+export async function inspectLocalPath(path: unknown, expected: 'file' | 'directory', method: string): Promise<CheckedLocalPath> {
+  if (typeof path !== 'string' || path === '') {
+    throw new InvalidArgumentError('path', `${method}() needs the path of a ${expected}, got ${path === '' ? 'an empty string' : typeof path}.`);
+  }
+  const absolute = resolve(path);
+  let info;
+  try {
+    info = await stat(absolute);
+  } catch (error) {
+    throw toLocalPathError(error, absolute);
+  }
+  if (expected === 'file' && !info.isFile()) {
+    throw new LocalPathError('NOT_A_FILE', absolute, `${method}() expects a file, but ${absolute} is ${info.isDirectory() ? 'a directory' : 'not a regular file'}.`, {
+      hint: info.isDirectory() ? 'Upload a directory with uploadDirectory() (or uploadCheckpoint()).' : 'Pass the path of a regular file.',
+    });
+  }
+  if (expected === 'file') {
+    // Refused here, like an unreadable file in a directory plan: before any request is made.
+    try {
+      await access(absolute, constants.R_OK);
+    } catch (error) {
+      throw toLocalPathError(error, absolute);
+    }
+  }
+  if (expected === 'directory' && !info.isDirectory()) {
+    throw new LocalPathError('NOT_A_DIRECTORY', absolute, `${method}() expects a directory, but ${absolute} is a file.`, {
+      hint: 'Upload a single file with uploadFile(), or pass its parent directory with an `include` filter.',
+    });
+  }
+  return { path: absolute, size: info.size };
+}
+
+/**
+ * Checks an artifact path given by the caller (`''` is the root) and returns it normalised.
+ *
+ * @example
+ * ```ts
+ * checkArtifactPath('/models/onnx/', 'artifactPath'); // 'models/onnx'
+ * ```
+ */
+export function checkArtifactPath(path: string, what: string, { allowEmpty = true } = {}): string {
+  if (typeof path !== 'string') throw new InvalidArgumentError(what, `Expected \`${what}\` to be a string, got ${typeof path}.`);
+  const joined = joinArtifactPath(path);
+  const problem = artifactPathProblem(joined, { allowEmpty });
+  if (problem) throw invalidArtifactPathError([problem], `\`${what}\``);
+  return joined;
+}
+
+/**
+ * `string | string[] | undefined` → `string[]`, refusing empty patterns.
+ *
+ * @example
+ * ```ts
+ * globList('*.tmp', 'exclude'); // ['*.tmp']
+ * ```
+ */
+export function globList(value: string | readonly string[] | undefined, what: string): string[] {
+  if (value === undefined) return [];
+  const list = typeof value === 'string' ? [value] : [...value];
+  for (const item of list) {
+    if (typeof item !== 'string' || item === '') {
+      throw new InvalidArgumentError(what, `Expected \`${what}\` to be glob patterns (non-empty strings), got ${JSON.stringify(item)}.`);
+    }
+  }
+  return list;
+}
+
+/**
+ * Plans single files that {@link inspectLocalPath} has checked, largest first: each at
+ * `<artifactDir>/<name>`, or at its path relative to `baseDir` (a checked directory).
+ *
+ * @example
+ * ```ts
+ * const model = await inspectLocalPath('out/model.onnx', 'file', 'uploadFiles');
+ * const plan = planFiles([model], 'onnx');
+ * ```
+ */
+export function planFiles(files: readonly CheckedLocalPath[], artifactDir: string, baseDir?: string): LocalPlan {
+  const planned: PlannedFile[] = [];
+  const seen = new Set<string>();
+  for (const file of files) {
+    const localPath = file.path;
+    let name = basename(localPath);
+    if (baseDir !== undefined) {
+      const rel = relative(baseDir, localPath);
+      if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || isAbsolute(rel)) {
+        throw new InvalidArgumentError('baseDir', `${localPath} is not inside baseDir ${baseDir}.`, { hint: 'Pass a baseDir that contains every file.' });
+      }
+      name = rel.split(sep).join('/');
+    }
+    const artifactPath = checkArtifactPath(joinArtifactPath(artifactDir, name), 'artifactPath', { allowEmpty: false });
+    if (seen.has(artifactPath)) {
+      throw new InvalidArgumentError('paths', `Two files would be uploaded to the same artifact path ${artifactPath}.`, {
+        hint: 'Upload them into different artifact directories, or pass baseDir to keep their relative paths.',
+      });
+    }
+    seen.add(artifactPath);
+    planned.push({ localPath, artifactPath, size: file.size });
+  }
+  // Largest first, as for directories: the big transfers start early, the tail stays short.
+  planned.sort((a, b) => b.size - a.size);
+  return { files: planned, skipped: [], skippedBytes: 0, skippedFiles: 0 };
+}
+
+/**
+ * Include/exclude globs of a directory operation, turned into matchers once (for the plan and,
+ * for an archive, the archive's filter).
+ */
+export interface PathFilters {
+  include: readonly string[];
+  exclude: readonly string[];
+  /** The include pattern `rel` matches, if any (`undefined` for every path when `include` is empty). */
+  included: (rel: string) => string | undefined;
+  /** The exclude pattern `rel` matches, if any. */
+  excluded: (rel: string) => string | undefined;
+}
+
+/**
+ * Compiles include/exclude globs (our one dialect, src/core/glob.ts).
+ *
+ * @example
+ * ```ts
+ * const filters = pathFilters(['*.safetensors'], ['*.tmp']);
+ * filters.excluded('a.tmp'); // '*.tmp'
+ * ```
+ */
+export function pathFilters(include: readonly string[], exclude: readonly string[]): PathFilters {
+  return { include, exclude, included: createGlobMatcher(include), excluded: createGlobMatcher(exclude) };
+}
+
+/** Options of {@link planLocalDirectory}. */
+export interface LocalDirectoryPlanOptions {
+  artifactPath: string;
+  filters: PathFilters;
+  /** Leave out the default skip list (`shouldSkipFile`). */
+  skipDefaultFiles: boolean;
+}
+
+/**
+ * Plans a directory that {@link checkLocalPath} has checked (so it is not stat'ed again) like
+ * {@link planDirectory} (largest first; bad names, dangling or escaping symlinks and unreadable
+ * files refused with every offender listed), and records why each path was left out.
+ *
+ * @example
+ * ```ts
+ * const dir = await checkLocalPath('out/ckpt', 'directory', 'uploadCheckpoint');
+ * const plan = await planLocalDirectory(dir, { artifactPath: 'checkpoint', filters: pathFilters([], ['*.log']), skipDefaultFiles: true });
+ * plan.skipped; // [{ path: 'train.log', reason: 'excluded by "*.log"' }]
+ * ```
+ */
+export async function planLocalDirectory(dir: string, options: LocalDirectoryPlanOptions): Promise<LocalPlan> {
+  const { included, excluded, include } = options.filters;
+  const reasons = new Map<string, string>();
+  const plan = await walkDirectory(dir, {
+    artifactPath: options.artifactPath,
+    include: include.length > 0 ? (rel: string) => included(rel) !== undefined : undefined,
+    exclude: (rel: string) => {
+      const rule = options.skipDefaultFiles ? findSkipRule(rel) : undefined;
+      if (rule) {
+        reasons.set(rel, `default skip list (${rule.pattern}: ${rule.description})`);
+        return true;
+      }
+      const pattern = excluded(rel);
+      if (pattern !== undefined) reasons.set(rel, `excluded by "${pattern}"`);
+      return pattern !== undefined;
+    },
+  });
+  const skipped: SkippedFile[] = [];
+  let skippedBytes = 0;
+  let skippedFiles = 0;
+  for (const entry of plan.skipped) {
+    const reason =
+      entry.reason === 'excluded'
+        ? (reasons.get(entry.relativePath) ?? 'excluded')
+        : entry.reason === 'not-included'
+          ? 'not matched by include'
+          : entry.reason === 'symlink-loop'
+            ? 'symlink loop'
+            : 'symlink not followed';
+    skipped.push({ path: entry.relativePath, reason });
+    const info = await stat(resolve(plan.directory, entry.relativePath)).catch(() => undefined);
+    if (info?.isFile()) {
+      skippedFiles++;
+      skippedBytes += info.size;
+    }
+  }
+  return { files: plan.files, skipped, skippedBytes, skippedFiles };
+}
+
+/**
+ * The identity of each planned file (path, size, mtime), for deduplication.
+ *
+ * @example
+ * ```ts
+ * const identities = await fileIdentities(plan.files);
+ * ```
+ */
+export async function fileIdentities(files: readonly PlannedFile[]): Promise<LocalFileIdentity[]> {
+  return Promise.all(
+    files.map(async (f) => {
+      const info = await stat(f.localPath);
+      return { localPath: f.localPath, artifactPath: f.artifactPath, size: info.size, mtimeMs: info.mtimeMs };
+    }),
+  );
+}

@@ -3,9 +3,9 @@ import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
-import { externalDataLocations, findOnnxExternalData, MAX_SCANNED_MODEL_BYTES } from '../../src/stages/onnx-external-data.js';
+import { externalDataLocations, findOnnxExternalData, MAX_SCANNED_MODEL_BYTES } from '../../src/model/onnx-external-data.js';
 import { scratch, writeTree } from '../uploader/helpers.js';
-import { onnxModelWithExternalData } from './onnx-fixtures.js';
+import { onnxModelWithExternalData } from '../stages/onnx-fixtures.js';
 
 describe('ONNX external data', () => {
   it('reads the location entries of a model, in order, without repeats', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalPathError } from '../../src/core/errors.js';
-import { planDirectory } from '../../src/stores/plan.js';
+import { planDirectory } from '../../src/uploader/plan.js';
 
 function tree(files: Record<string, string | number>): string {
   const root = mkdtempSync(join(tmpdir(), 'au-plan-'));

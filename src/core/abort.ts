@@ -1,0 +1,61 @@
+/**
+ * Cancellation helpers: combining signals, the abort check every store and step makes before
+ * it starts work, and a sleep that an abort cuts short. Nothing here decides what is retried
+ * (that is `retry.ts`); these are the waiting and stopping parts that retries, polls and
+ * uploads share.
+ *
+ * @module
+ */
+import { AbortedError } from './errors.js';
+
+/**
+ * Combines optional signals into one (any of them aborts it); `undefined` when none is given.
+ *
+ * @example
+ * ```ts
+ * const signal = combineSignals(options.signal, AbortSignal.timeout(30_000));
+ * ```
+ */
+export function combineSignals(...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  if (present.length <= 1) return present[0];
+  return AbortSignal.any(present);
+}
+
+/**
+ * Throws an {@link AbortedError} (`<what> was aborted.`) when `signal` has fired.
+ *
+ * @example
+ * ```ts
+ * throwIfAborted(options.signal, 'The copy');
+ * ```
+ */
+export function throwIfAborted(signal: AbortSignal | undefined, what = 'The upload'): void {
+  if (signal?.aborted) throw new AbortedError(`${what} was aborted.`, { cause: signal.reason });
+}
+
+/**
+ * Sleeps `ms`, rejecting with an {@link AbortedError} at once when `signal` aborts. The timer is
+ * deliberately not unref'd: a CLI whose only pending work is a backoff sleep must not exit
+ * mid-upload.
+ *
+ * @example
+ * ```ts
+ * await sleep(250, signal);
+ * ```
+ */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted) return Promise.reject(new AbortedError(undefined, { cause: signal.reason }));
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AbortedError(undefined, { cause: signal?.reason }));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

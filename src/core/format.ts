@@ -1,0 +1,31 @@
+/**
+ * The one human-readable byte size of the library: store descriptions, model cards and the CLI
+ * all print sizes the same way.
+ *
+ * @module
+ */
+
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'] as const;
+
+/**
+ * A byte count in 1024-based units, as the Hub and `ls -h` show sizes: whole units without a
+ * fraction (`8 MiB`, `20 B`), else one decimal below 100 (`5.9 KiB`, `12.8 KiB`) and none above
+ * (`137 MiB`). A negative or non-finite count is `?`.
+ *
+ * @example
+ * ```ts
+ * formatBytes(1536); // '1.5 KiB'
+ * formatBytes(8 * 1024 * 1024); // '8 MiB'
+ * ```
+ */
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 0) return '?';
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const text = Number.isInteger(value) ? String(value) : value.toFixed(value >= 100 ? 0 : 1);
+  return `${text} ${UNITS[unit]}`;
+}

@@ -1,0 +1,321 @@
+/**
+ * MLflow 3's logged models and Model Registry over REST (`/api/2.0/mlflow/logged-models`,
+ * `registered-models/*`, `model-versions/*`, `runs/outputs`), checked against MLflow 3.17's
+ * handlers. Every call is retried by the shared policy; the two creates that must not repeat
+ * (a logged model, a model version) tag what they make with a one-off id and look for it
+ * before trying again, as `createRun` does. A server without these routes (no registry, or
+ * older than MLflow 3) is a {@link RegistryError} `REGISTRY_UNAVAILABLE`.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { MlflowApiError, RegistryError } from '../core/errors.js';
+import type { HttpClient, HttpRequest } from '../core/http.js';
+import type { Logger } from '../core/logger.js';
+import { withRetry } from '../core/retry.js';
+import { mlflowErrorMapper, mlflowRequest, type MlflowConnection, type MlflowRequestOptions } from './connection.js';
+import {
+  loggedModelResponseSchema,
+  modelVersionResponseSchema,
+  registeredModelResponseSchema,
+  searchLoggedModelsResponseSchema,
+  searchModelVersionsResponseSchema,
+} from './registry-schemas.js';
+import type { LoggedModel, ModelVersion } from './registry-types.js';
+import { emptyResponseSchema, parseMlflowResponse } from './schemas.js';
+import type { z } from 'zod';
+
+/**
+ * The tag that makes a logged-model or model-version create safe to retry: a fresh id per
+ * create, looked for before a retry, removed once the entity is known.
+ *
+ * @example
+ * ```ts
+ * const filter = `tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`;
+ * ```
+ */
+export const REGISTRY_CREATE_ID_TAG = 'artifact_uploader.create_id';
+
+/** Safety net against a server that keeps answering with a page token. */
+const MAX_PAGES = 1000;
+
+/** Per-call options. */
+export interface RegistryRequestOptions {
+  /** Cancels the call (and its retries). */
+  signal?: AbortSignal;
+}
+
+/** What {@link MlflowRegistryClient.createLoggedModel} takes. */
+export interface CreateLoggedModelInput {
+  experimentId: string;
+  name: string;
+  /** The run that produced the model. */
+  sourceRunId?: string;
+  tags?: Record<string, string>;
+}
+
+/** What {@link MlflowRegistryClient.createModelVersion} takes. */
+export interface CreateModelVersionInput {
+  name: string;
+  /** `models:/<model id>` for a logged model. */
+  source: string;
+  runId?: string;
+  modelId?: string;
+  tags?: Record<string, string>;
+  description?: string;
+}
+
+/**
+ * Logged models and the Model Registry of an MLflow tracking server.
+ *
+ * @example
+ * ```ts
+ * const conn = resolveMlflowConnection({ trackingUri: 'http://127.0.0.1:5000' });
+ * if (conn.kind === 'rest') {
+ *   const registry = new MlflowRegistryClient(conn);
+ *   const version = await registry.getModelVersion('llama-lora', '3');
+ * }
+ * ```
+ */
+export class MlflowRegistryClient {
+  constructor(private readonly connection: Extract<MlflowConnection, { kind: 'rest' }>) {}
+
+  private get baseUrl(): string {
+    return this.connection.baseUrl;
+  }
+
+  private get http(): HttpClient {
+    return this.connection.http;
+  }
+
+  private get logger(): Logger {
+    return this.connection.logger;
+  }
+
+  // ───────────────────────────── logged models ─────────────────────────────
+
+  /** Creates a logged model (status PENDING); one per call, also when an answer is lost. */
+  async createLoggedModel(input: CreateLoggedModelInput, options: RegistryRequestOptions = {}): Promise<LoggedModel> {
+    const createId = randomUUID();
+    const json = {
+      experiment_id: input.experimentId,
+      name: input.name,
+      ...(input.sourceRunId ? { source_run_id: input.sourceRunId } : {}),
+      tags: toTagList({ ...input.tags, [REGISTRY_CREATE_ID_TAG]: createId }),
+    };
+    const model = await this.createOnce(
+      'mlflow/logged-models',
+      async (signal) => (await this.searchLoggedModels(input.experimentId, `tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`, { signal }))[0],
+      async (signal) => (await this.send('POST', 'mlflow/logged-models', { json, signal }, loggedModelResponseSchema)).model,
+      options,
+    );
+    await this.call('DELETE', `mlflow/logged-models/${encodeURIComponent(model.modelId)}/tags/${encodeURIComponent(REGISTRY_CREATE_ID_TAG)}`, options, emptyResponseSchema).catch(
+      (error: unknown) => this.logger.debug(`could not remove tag ${REGISTRY_CREATE_ID_TAG} from logged model ${model.modelId}: ${(error as Error).message}`),
+    );
+    const { [REGISTRY_CREATE_ID_TAG]: _createId, ...tags } = model.tags;
+    return { ...model, tags };
+  }
+
+  /** Logged models of an experiment matching an MLflow search filter (first page of up to 100). */
+  async searchLoggedModels(experimentId: string, filter: string, options: RegistryRequestOptions = {}): Promise<LoggedModel[]> {
+    const body = await this.call('POST', 'mlflow/logged-models/search', { json: { experiment_ids: [experimentId], filter, max_results: 100 }, ...options }, searchLoggedModelsResponseSchema);
+    return body.models;
+  }
+
+  /** The logged model. */
+  async getLoggedModel(modelId: string, options: RegistryRequestOptions = {}): Promise<LoggedModel> {
+    return (await this.call('GET', `mlflow/logged-models/${encodeURIComponent(modelId)}`, options, loggedModelResponseSchema)).model;
+  }
+
+  /** Sets a logged model's final status. */
+  async finalizeLoggedModel(modelId: string, status: 'READY' | 'FAILED', options: RegistryRequestOptions = {}): Promise<LoggedModel> {
+    const json = { model_id: modelId, status: `LOGGED_MODEL_${status}` };
+    return (await this.call('PATCH', `mlflow/logged-models/${encodeURIComponent(modelId)}`, { json, ...options }, loggedModelResponseSchema)).model;
+  }
+
+  /** Deletes a logged model (MLflow keeps it as `deleted` until `mlflow gc`). */
+  async deleteLoggedModel(modelId: string, options: RegistryRequestOptions = {}): Promise<void> {
+    await this.call('DELETE', `mlflow/logged-models/${encodeURIComponent(modelId)}`, { json: { model_id: modelId }, ...options }, emptyResponseSchema);
+  }
+
+  /** Records logged models as outputs of a run (`runs/outputs`), which the run page lists. */
+  async logRunOutputs(runId: string, modelIds: readonly string[], options: RegistryRequestOptions = {}): Promise<void> {
+    const json = { run_id: runId, models: modelIds.map((modelId) => ({ model_id: modelId, step: 0 })) };
+    await this.call('POST', 'mlflow/runs/outputs', { json, ...options }, emptyResponseSchema);
+  }
+
+  // ───────────────────────────── registered models and versions ─────────────────────────────
+
+  /**
+   * Creates the registered model; `false` when it exists already (made earlier, or by another
+   * process a moment ago: MLflow's `RESOURCE_ALREADY_EXISTS` is not an error here).
+   */
+  async createRegisteredModel(name: string, options: RegistryRequestOptions = {}): Promise<boolean> {
+    try {
+      await this.call('POST', 'mlflow/registered-models/create', { json: { name }, ...options }, registeredModelResponseSchema);
+      return true;
+    } catch (error) {
+      if (error instanceof MlflowApiError && (error.errorCode === 'RESOURCE_ALREADY_EXISTS' || error.errorCode === 'ALREADY_EXISTS')) return false;
+      throw error;
+    }
+  }
+
+  /** Creates a model version; one per call, also when an answer is lost. */
+  async createModelVersion(input: CreateModelVersionInput, options: RegistryRequestOptions = {}): Promise<ModelVersion> {
+    const createId = randomUUID();
+    const json = {
+      name: input.name,
+      source: input.source,
+      ...(input.runId ? { run_id: input.runId } : {}),
+      ...(input.modelId ? { model_id: input.modelId } : {}),
+      ...(input.description ? { description: input.description } : {}),
+      tags: toTagList({ ...input.tags, [REGISTRY_CREATE_ID_TAG]: createId }),
+    };
+    const version = await this.createOnce(
+      'mlflow/model-versions/create',
+      async (signal) => (await this.searchModelVersions(`name='${input.name.replaceAll("'", "''")}' and tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`, { signal }))[0],
+      async (signal) => (await this.send('POST', 'mlflow/model-versions/create', { json, signal }, modelVersionResponseSchema)).model_version,
+      options,
+    );
+    await this.call('DELETE', 'mlflow/model-versions/delete-tag', { json: { name: version.name, version: version.version, key: REGISTRY_CREATE_ID_TAG }, ...options }, emptyResponseSchema).catch(
+      (error: unknown) => this.logger.debug(`could not remove tag ${REGISTRY_CREATE_ID_TAG} from ${version.name} v${version.version}: ${(error as Error).message}`),
+    );
+    const { [REGISTRY_CREATE_ID_TAG]: _createId, ...tags } = version.tags;
+    return { ...version, tags };
+  }
+
+  /** The model version. */
+  async getModelVersion(name: string, version: string, options: RegistryRequestOptions = {}): Promise<ModelVersion> {
+    return (await this.call('GET', 'mlflow/model-versions/get', { query: { name, version }, ...options }, modelVersionResponseSchema)).model_version;
+  }
+
+  /** Every model version matching an MLflow search filter (e.g. `name='m' and tags.k = 'v'`), every page. */
+  async searchModelVersions(filter: string, options: RegistryRequestOptions = {}): Promise<ModelVersion[]> {
+    const out: ModelVersion[] = [];
+    let pageToken: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const query: Record<string, string> = { filter, max_results: '1000' };
+      if (pageToken) query.page_token = pageToken;
+      const body = await this.call('GET', 'mlflow/model-versions/search', { query, ...options }, searchModelVersionsResponseSchema);
+      out.push(...body.model_versions);
+      pageToken = body.next_page_token || undefined;
+      if (!pageToken) break;
+    }
+    return out;
+  }
+
+  /** Deletes a model version. */
+  async deleteModelVersion(name: string, version: string, options: RegistryRequestOptions = {}): Promise<void> {
+    await this.call('DELETE', 'mlflow/model-versions/delete', { json: { name, version }, ...options }, emptyResponseSchema);
+  }
+
+  /** Sets (or overwrites) a tag of a model version. */
+  async setModelVersionTag(name: string, version: string, key: string, value: string, options: RegistryRequestOptions = {}): Promise<void> {
+    await this.call('POST', 'mlflow/model-versions/set-tag', { json: { name, version, key, value }, ...options }, emptyResponseSchema);
+  }
+
+  /** Points an alias at a version (moving it from another version, if it was there). */
+  async setAlias(name: string, alias: string, version: string, options: RegistryRequestOptions = {}): Promise<void> {
+    await this.call('POST', 'mlflow/registered-models/alias', { json: { name, alias, version }, ...options }, emptyResponseSchema);
+  }
+
+  // ───────────────────────────── run artifacts ─────────────────────────────
+
+  /**
+   * Downloads one run artifact to `destination` through the server's `/get-artifact` route,
+   * which reads every artifact store the server can (proxied, `s3:`, local). A partial file is
+   * removed before a retry and after a failure.
+   */
+  async downloadRunArtifact(runId: string, artifactPath: string, destination: string, options: RegistryRequestOptions = {}): Promise<void> {
+    const url = new URL(`${this.baseUrl}/get-artifact`);
+    url.searchParams.set('run_id', runId);
+    url.searchParams.set('path', artifactPath);
+    await mkdir(dirname(destination), { recursive: true });
+    try {
+      await withRetry(
+        async (_attempt, signal) => {
+          const request: HttpRequest = { method: 'GET', url: url.toString(), responseType: 'stream', mapError: mlflowErrorMapper('get-artifact'), ...(signal ? { signal } : {}) };
+          const response = await this.http.send<Readable>(request);
+          await pipeline(response.body, createWriteStream(destination), signal ? { signal } : {});
+        },
+        { retry: this.connection.retry, ...(options.signal ? { signal: options.signal } : {}) },
+      );
+    } catch (error) {
+      await rm(destination, { force: true });
+      throw error;
+    }
+  }
+
+  // ───────────────────────────── plumbing ─────────────────────────────
+
+  /** Runs a create under the retry policy; an attempt after a failure first looks for what the failed one may have made. */
+  private createOnce<T>(
+    endpoint: string,
+    find: (signal: AbortSignal | undefined) => Promise<T | undefined>,
+    create: (signal: AbortSignal | undefined) => Promise<T>,
+    options: RegistryRequestOptions,
+  ): Promise<T> {
+    return withRetry(
+      async (attempt, signal) => {
+        try {
+          if (attempt > 1) {
+            const made = await find(signal);
+            if (made) {
+              this.logger.info(`${endpoint}: an attempt whose answer was lost had made it; not creating another`);
+              return made;
+            }
+          }
+          return await create(signal);
+        } catch (error) {
+          throw unavailable(error, endpoint);
+        }
+      },
+      {
+        retry: this.connection.retry,
+        ...(options.signal ? { signal: options.signal } : {}),
+        onRetry: (event) => this.logger.debug(`retrying ${endpoint} in ${event.delayMs} ms`, { attempt: event.attempt }),
+      },
+    );
+  }
+
+  /** One attempt (no retries). */
+  private async send<S extends z.ZodType>(method: HttpRequest['method'], endpoint: string, options: MlflowRequestOptions, schema: S): Promise<z.output<S>> {
+    const request = mlflowRequest(this.baseUrl, method, endpoint, options);
+    const response = await this.http.send(request);
+    return parseMlflowResponse(schema, response.body, { method, url: request.url });
+  }
+
+  /** With retries. */
+  private async call<S extends z.ZodType>(method: HttpRequest['method'], endpoint: string, options: MlflowRequestOptions, schema: S): Promise<z.output<S>> {
+    const request = mlflowRequest(this.baseUrl, method, endpoint, options);
+    try {
+      const response = await this.http.request(request);
+      return parseMlflowResponse(schema, response.body, { method, url: request.url });
+    } catch (error) {
+      throw unavailable(error, endpoint);
+    }
+  }
+}
+
+function toTagList(tags: Record<string, string>): Array<{ key: string; value: string }> {
+  return Object.entries(tags).map(([key, value]) => ({ key, value }));
+}
+
+/**
+ * A registry route the server does not have (a 404 that is not MLflow's JSON, or
+ * `ENDPOINT_NOT_FOUND`; a 501) means no Model Registry there: said once, clearly.
+ */
+function unavailable(error: unknown, endpoint: string): unknown {
+  if (!(error instanceof MlflowApiError)) return error;
+  const missingRoute = (error.status === 404 && (error.errorCode.startsWith('HTTP_') || error.errorCode === 'ENDPOINT_NOT_FOUND')) || error.status === 501 || error.status === 405;
+  if (!missingRoute) return error;
+  return new RegistryError('REGISTRY_UNAVAILABLE', `The MLflow server does not offer ${endpoint} (${error.status} ${error.errorCode}): its Model Registry or MLflow 3 logged models are not available there.`, {
+    hint: 'Use an MLflow 3 tracking server with a database backend (e.g. `mlflow server --backend-store-uri sqlite:///mlflow.db`), and check that no proxy blocks the /api/2.0/mlflow/registered-models, model-versions and logged-models routes.',
+    cause: error,
+  });
+}

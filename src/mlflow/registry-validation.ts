@@ -1,0 +1,118 @@
+/**
+ * MLflow's rules for registered model names, aliases and registry tags
+ * (`mlflow/utils/validation.py`: `_validate_model_name`, `_validate_model_alias_name`,
+ * `_validate_model_alias_name_reserved`), checked before any request so that a bad value
+ * fails with a {@link RegistryError} that says what to write instead.
+ *
+ * @module
+ */
+import { posix } from 'node:path';
+import { InvalidArgumentError, RegistryError } from '../core/errors.js';
+
+/** MLflow's limits for the Model Registry. */
+export const REGISTRY_LIMITS = Object.freeze({
+  /** `MAX_REGISTERED_MODEL_ALIAS_LENGTH`. */
+  aliasLength: 255,
+  /** `MAX_MODEL_REGISTRY_TAG_KEY_LENGTH`. */
+  tagKeyLength: 250,
+  /** `MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH`. */
+  tagValueLength: 100_000,
+});
+
+/**
+ * Checks a registered model name as MLflow does: not blank, no `/` or `:`, and already in
+ * normal path form (no `.`/`..` segments, no leading `/`, no doubled separators).
+ *
+ * @throws {RegistryError} `REGISTRY_INVALID_NAME`.
+ * @example
+ * ```ts
+ * assertRegisteredModelName('llama-lora'); // ok
+ * assertRegisteredModelName('team/llama'); // throws REGISTRY_INVALID_NAME
+ * ```
+ */
+export function assertRegisteredModelName(name: unknown): asserts name is string {
+  const fail = (why: string) => {
+    throw new RegistryError('REGISTRY_INVALID_NAME', `Registered model name ${JSON.stringify(name)} is invalid: ${why}.`, {
+      hint: 'Use letters, digits, ".", "-", "_" and spaces, e.g. "llama-lora" or "fraud.classifier"; MLflow refuses "/" and ":".',
+      ...(typeof name === 'string' ? { modelName: name } : {}),
+    });
+  };
+  if (typeof name !== 'string' || name.trim() === '') fail('it is empty');
+  const text = name as string;
+  if (text.includes('/') || text.includes(':')) fail('names cannot contain "/" or ":"');
+  const norm = posix.normalize(text);
+  if (norm !== text || norm === '.' || norm.startsWith('..')) fail('it is not a plain name (".", ".." or a path)');
+}
+
+/**
+ * Checks an alias as MLflow does: letters, digits, `_` and `-`, at most 255 characters, and
+ * neither `latest` nor a version alias such as `v3` (both reserved).
+ *
+ * @throws {RegistryError} `REGISTRY_INVALID_ALIAS`.
+ * @example
+ * ```ts
+ * assertModelAlias('champion'); // ok
+ * assertModelAlias('v2');       // throws: reserved
+ * ```
+ */
+export function assertModelAlias(alias: unknown): asserts alias is string {
+  const fail = (why: string) => {
+    throw new RegistryError('REGISTRY_INVALID_ALIAS', `Alias ${JSON.stringify(alias)} is invalid: ${why}.`, {
+      hint: 'Use letters, digits, "_" and "-", e.g. "champion" or "staging"; "latest" and "v<number>" are reserved by MLflow.',
+    });
+  };
+  if (typeof alias !== 'string' || alias === '') fail('it is empty');
+  const text = alias as string;
+  if (!/^[\w-]+$/u.test(text)) fail('only letters, digits, "_" and "-" are allowed');
+  if (text.length > REGISTRY_LIMITS.aliasLength) fail(`it is longer than ${REGISTRY_LIMITS.aliasLength} characters`);
+  if (text.toLowerCase() === 'latest') fail('"latest" is reserved');
+  if (/^[vV]\d+$/.test(text)) fail('version aliases ("v<number>") are reserved');
+}
+
+/**
+ * Checks registry tags (keys up to 250 characters, values up to 100,000) and returns them as a
+ * list.
+ *
+ * @throws {InvalidArgumentError} for a bad key or value.
+ * @example
+ * ```ts
+ * registryTagList({ stage: 'conversion' }, 'tags'); // [{ key: 'stage', value: 'conversion' }]
+ * ```
+ */
+export function registryTagList(tags: Record<string, string> | undefined, argument: string): Array<{ key: string; value: string }> {
+  if (tags === undefined) return [];
+  if (tags === null || typeof tags !== 'object' || Array.isArray(tags)) {
+    throw new InvalidArgumentError(argument, `${argument} must be an object of string values.`);
+  }
+  return Object.entries(tags).map(([key, value]) => {
+    if (key.trim() === '' || key.length > REGISTRY_LIMITS.tagKeyLength) {
+      throw new InvalidArgumentError(argument, `Tag key ${JSON.stringify(key)} must be 1 to ${REGISTRY_LIMITS.tagKeyLength} characters.`);
+    }
+    if (typeof value !== 'string' || value.length > REGISTRY_LIMITS.tagValueLength) {
+      throw new InvalidArgumentError(argument, `Tag ${JSON.stringify(key)} must have a string value of at most ${REGISTRY_LIMITS.tagValueLength} characters.`, {
+        hint: 'Convert numbers and booleans with String(value).',
+      });
+    }
+    return { key, value };
+  });
+}
+
+/** What an idempotency key may hold: it goes into MLflow search filters, so no quotes or spaces. */
+export const IDEMPOTENCY_KEY_PATTERN = /^[\w.:@/+=-]{1,250}$/u;
+
+/**
+ * Checks an idempotency key: 1 to 250 of letters, digits and `_ . : @ / + = -`.
+ *
+ * @throws {InvalidArgumentError} for anything else.
+ * @example
+ * ```ts
+ * assertIdempotencyKey(`convert-${process.env.CI_JOB_ID}`);
+ * ```
+ */
+export function assertIdempotencyKey(key: unknown): asserts key is string {
+  if (typeof key !== 'string' || !IDEMPOTENCY_KEY_PATTERN.test(key)) {
+    throw new InvalidArgumentError('idempotencyKey', `idempotencyKey ${JSON.stringify(key)} is invalid: use 1 to 250 letters, digits and _ . : @ / + = -.`, {
+      hint: 'Derive it from something stable for the job, e.g. `${pipelineId}-${stepName}`, or a UUID kept across retries.',
+    });
+  }
+}

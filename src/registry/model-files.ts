@@ -1,0 +1,105 @@
+/**
+ * Getting a model's files into its MLflow 3 logged model (`models/<id>/artifacts`), the place
+ * MLflow 3.17 accepts as a version's source together with its `model_id`: from the local files
+ * when the caller has them (the stage helpers do), else copied from the run's artifacts
+ * through the tracking server (downloaded to a temp directory, uploaded, temp removed).
+ *
+ * @module
+ */
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join, posix } from 'node:path';
+import { RegistryError } from '../core/errors.js';
+import type { MlflowConnection } from '../mlflow/connection.js';
+import type { MlflowRegistryClient } from '../mlflow/registry-client.js';
+import type { TrackingClient } from '../mlflow/tracking-types.js';
+import { planDirectory, type PlannedFile } from '../uploader/plan.js';
+import { resolveArtifactStore } from '../stores/resolve.js';
+import { uploadPlannedFiles } from '../uploader/transfer.js';
+
+/** One file of the source in the run. */
+export interface RunSourceFile {
+  /** Path relative to the run's artifact root. */
+  runPath: string;
+  /** Path relative to the model's root. */
+  modelPath: string;
+}
+
+/** Where the model's files are in the run: a directory's files, or a single file. */
+export interface RunSource {
+  kind: 'directory' | 'file';
+  files: RunSourceFile[];
+}
+
+/** Largest directory tree walked in the run, against a listing that never ends. */
+const MAX_LISTED_ENTRIES = 100_000;
+
+/**
+ * The files under `artifactPath` in the run (a directory, walked, or one file).
+ *
+ * @throws {RegistryError} `REGISTRY_SOURCE_NOT_FOUND` when the run has nothing there.
+ */
+export async function findRunSource(tracking: TrackingClient, runId: string, artifactPath: string, signal?: AbortSignal): Promise<RunSource> {
+  const files: RunSourceFile[] = [];
+  const pending = [artifactPath];
+  while (pending.length > 0 && files.length < MAX_LISTED_ENTRIES) {
+    const dir = pending.shift()!;
+    for (const entry of (await tracking.listArtifacts(runId, dir, { signal })).files) {
+      if (entry.isDir) pending.push(entry.path);
+      else files.push({ runPath: entry.path, modelPath: posix.relative(artifactPath, entry.path) });
+    }
+  }
+  if (files.length > 0) return { kind: 'directory', files };
+  // Not a directory: maybe one file, listed in its parent.
+  const parent = posix.dirname(artifactPath) === '.' ? '' : posix.dirname(artifactPath);
+  const siblings = (await tracking.listArtifacts(runId, parent, { signal })).files;
+  if (siblings.some((e) => !e.isDir && e.path === artifactPath)) return { kind: 'file', files: [{ runPath: artifactPath, modelPath: posix.basename(artifactPath) }] };
+  const there = siblings.map((e) => (e.isDir ? `${e.path}/` : e.path)).slice(0, 10);
+  throw new RegistryError('REGISTRY_SOURCE_NOT_FOUND', `Run ${runId} has no artifacts at "${artifactPath}"${there.length > 0 ? ` (at "${parent || '.'}" it has: ${there.join(', ')})` : ''}.`, {
+    hint: 'Pass the artifactPath the model was uploaded to (e.g. "onnx" for uploadConversionArtifacts), or upload the model to the run first.',
+  });
+}
+
+/** What {@link placeModelFiles} takes. */
+export interface PlaceModelFilesInput {
+  connection: Extract<MlflowConnection, { kind: 'rest' }>;
+  registry: MlflowRegistryClient;
+  /** The logged model's artifact root (`mlflow-artifacts:/<exp>/models/<id>/artifacts`, `s3://...`). */
+  artifactUri: string;
+  runId: string;
+  source: RunSource;
+  /** The same files on local disk: a directory, or one file. Uploaded instead of copied from the run. */
+  localPath?: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Puts the model's files at the logged model's artifact root, keeping their layout relative to
+ * the source. Throws the first upload error.
+ */
+export async function placeModelFiles(input: PlaceModelFilesInput): Promise<{ files: number; bytes: number }> {
+  const store = resolveArtifactStore(input.artifactUri, { connection: input.connection });
+  let files: PlannedFile[];
+  let temp: string | undefined;
+  try {
+    if (input.localPath !== undefined) {
+      files = (await stat(input.localPath)).isDirectory()
+        ? (await planDirectory(input.localPath)).files
+        : [{ localPath: input.localPath, artifactPath: basename(input.localPath), size: (await stat(input.localPath)).size }];
+    } else {
+      temp = await mkdtemp(join(tmpdir(), 'au-register-'));
+      files = [];
+      for (const file of input.source.files) {
+        const local = join(temp, ...file.modelPath.split('/'));
+        await input.registry.downloadRunArtifact(input.runId, file.runPath, local, { signal: input.signal });
+        files.push({ localPath: local, artifactPath: file.modelPath, size: (await stat(local)).size });
+      }
+    }
+    const outcomes = await uploadPlannedFiles(store, { files }, { concurrency: 4, ...(input.signal ? { signal: input.signal } : {}) });
+    const failed = outcomes.find((o) => o.status !== 'uploaded');
+    if (failed) throw failed.error;
+    return { files: outcomes.length, bytes: outcomes.reduce((sum, o) => sum + o.bytes, 0) };
+  } finally {
+    if (temp) await rm(temp, { recursive: true, force: true });
+  }
+}

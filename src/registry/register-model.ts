@@ -1,0 +1,351 @@
+/**
+ * `registerModel`: a model the run already has (or that was just uploaded to it) becomes a
+ * version of a registered model in MLflow's Model Registry, with MLflow 3's lineage:
+ *
+ * ```
+ * run artifacts (artifactPath) ──copy──▶ logged model models/<id>/artifacts (READY, a run output)
+ *                                          │
+ *                 registered model ◀── version (source models:/<id>, run_id, model_id) ── aliases, tags
+ * ```
+ *
+ * Exactly once per `idempotencyKey`: the version carries the key as a tag, a repeated call
+ * finds it and makes nothing new, and of callers racing with one key the lowest version wins
+ * while the others delete what they made. Nothing is left half-made: a failure removes the
+ * version it created and marks its logged model FAILED (then deletes it), and aliases are set
+ * only on a READY version.
+ *
+ * @module
+ */
+import { AbortedError, InvalidArgumentError, RegistryError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { sleep } from '../core/abort.js';
+import { assertArtifactPath } from '../mlflow/artifacts-api.js';
+import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
+import { MlflowRegistryClient } from '../mlflow/registry-client.js';
+import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/registry-types.js';
+import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, registryTagList } from '../mlflow/registry-validation.js';
+import { MlflowRestClient } from '../mlflow/rest-tracking-client.js';
+import { resolveMlflowRunId } from '../run/run-context.js';
+import { checkLocalPath } from '../uploader/plan.js';
+import { findRunSource, placeModelFiles } from './model-files.js';
+
+/**
+ * The version tag that holds the caller's `idempotencyKey`; later calls find the version by it.
+ *
+ * @example
+ * ```ts
+ * // Python: client.search_model_versions("name='fraud-classifier' and tags.`artifact_uploader.idempotency_key` = 'job-42'")
+ * const filter = `name='fraud-classifier' and tags.\`${IDEMPOTENCY_KEY_TAG}\` = 'job-42'`;
+ * ```
+ */
+export const IDEMPOTENCY_KEY_TAG = 'artifact_uploader.idempotency_key';
+
+/**
+ * Default of {@link RegisterModelOptions.readyTimeoutMs}: 5 minutes.
+ *
+ * @example
+ * ```ts
+ * await registerModel({ name: 'big-model', artifactPath: 'checkpoint', readyTimeoutMs: 2 * DEFAULT_READY_TIMEOUT_MS });
+ * ```
+ */
+export const DEFAULT_READY_TIMEOUT_MS = 300_000;
+
+/** Options of {@link registerModel}; the connection options (`trackingUri`, `token`, `retry`, ...) too. */
+export interface RegisterModelOptions extends MlflowConnectionOptions {
+  /** The registered model's name (created when missing). No `/` or `:`. */
+  name: string;
+  /**
+   * The run the model comes from.
+   * @default the active run (`withRun`), else MLFLOW_RUN_ID
+   */
+  runId?: string;
+  /** The model's folder (or single file) in the run's artifacts, e.g. `onnx` or `checkpoint`. */
+  artifactPath: string;
+  /**
+   * The same files on local disk (a directory, or one file). When given, they are uploaded to
+   * the logged model directly instead of being copied from the run through the server.
+   * @default copy from the run
+   */
+  localPath?: string;
+  /** Alias(es) to point at the new version, e.g. `champion`. Set last, on a READY version. */
+  alias?: string | readonly string[];
+  /** Tags of the version. */
+  tags?: Record<string, string>;
+  /** The version's description. */
+  description?: string;
+  /**
+   * Makes the call exactly-once: a later call with the same key (a retry, a re-run of the
+   * pipeline step, a racing process) returns that version and makes no new one. 1 to 250 of
+   * letters, digits and `_ . : @ / + = -`.
+   * @default none: every call makes a new version
+   */
+  idempotencyKey?: string;
+  /** Cancels the call; what it had made by then is removed. */
+  signal?: AbortSignal;
+  /**
+   * How long to wait for the version to become READY, in milliseconds.
+   * @default 300000
+   */
+  readyTimeoutMs?: number;
+}
+
+/** What {@link registerModel} returns: the version, READY, with its aliases. */
+export interface RegisterModelResult {
+  /** The registered model's name. */
+  name: string;
+  /** The version number, as MLflow writes it (`"3"`). */
+  version: string;
+  /** The MLflow 3 logged model holding the files (`m-...`). */
+  modelId: string;
+  /** The version's source, `models:/<model id>`. */
+  source: string;
+  /** The run the model came from. */
+  runId: string;
+  /** Aliases pointing at the version. */
+  aliases: string[];
+  /** Always `READY` on return. */
+  status: ModelVersionStatus;
+  /** The version's tags (without the idempotency key's). */
+  tags: Record<string, string>;
+  /** `models:/<name>/<version>`, for `mlflow.artifacts.download_artifacts` and friends. */
+  modelUri: string;
+  /** False when an earlier call with the same `idempotencyKey` had made the version. */
+  created: boolean;
+  /** Files placed in the logged model by this call (0 when `created` is false). */
+  files: number;
+}
+
+/**
+ * Registers a model from a run's artifacts as a new version of a registered model (MLflow 3
+ * logged model, run lineage, aliases), exactly once per `idempotencyKey`. Needs an MLflow
+ * tracking server: the embedded `./mlruns` store is refused (see docs/registry.md).
+ *
+ * @throws {RegistryError} `REGISTRY_INVALID_NAME`, `REGISTRY_INVALID_ALIAS`, `REGISTRY_SOURCE_NOT_FOUND`,
+ *   `REGISTRY_UNAVAILABLE` (a server without a Model Registry), `REGISTRY_UNSUPPORTED_STORE` (`./mlruns`),
+ *   `REGISTRY_VERSION_FAILED`, `REGISTRY_VERSION_TIMEOUT`.
+ * @throws {MlflowApiError} for a missing run and other refusals of the server.
+ * @example
+ * ```ts
+ * const version = await registerModel({
+ *   name: 'fraud-classifier',
+ *   runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9',
+ *   artifactPath: 'onnx',
+ *   alias: 'champion',
+ *   idempotencyKey: 'convert-job-1234',
+ *   trackingUri: 'http://127.0.0.1:5000',
+ * });
+ * console.log(version.modelUri, version.aliases); // models:/fraud-classifier/3 ['champion']
+ * ```
+ */
+export async function registerModel(options: RegisterModelOptions): Promise<RegisterModelResult> {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'registerModel() needs an options object.');
+  const { name, artifactPath, description, idempotencyKey, signal } = options;
+  assertRegisteredModelName(name);
+  if (typeof artifactPath !== 'string') throw new InvalidArgumentError('artifactPath', 'registerModel() needs `artifactPath`, the model folder (or file) in the run.');
+  assertArtifactPath(artifactPath, { what: 'artifactPath' });
+  const aliases = [...new Set(options.alias === undefined ? [] : typeof options.alias === 'string' ? [options.alias] : options.alias)];
+  aliases.forEach((alias) => assertModelAlias(alias));
+  const tags = registryTagList(options.tags, 'tags');
+  if (idempotencyKey !== undefined) assertIdempotencyKey(idempotencyKey);
+  const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+  if (!(readyTimeoutMs > 0)) throw new InvalidArgumentError('readyTimeoutMs', `readyTimeoutMs must be > 0, got ${String(readyTimeoutMs)}.`);
+  const localPath = options.localPath === undefined ? undefined : await checkLocalPathOfEitherKind(options.localPath);
+  const runId = resolveMlflowRunId(options.runId, options.env ? { env: options.env } : {})?.runId;
+  if (!runId) {
+    throw new InvalidArgumentError('runId', 'registerModel() needs the run the model comes from: pass runId, or run inside withRun() or with MLFLOW_RUN_ID set.', {
+      hint: 'The model must be in the run\'s artifacts (or be uploaded with it): register after uploading, with the same run id.',
+    });
+  }
+
+  const connection = resolveMlflowConnection(options);
+  try {
+    if (connection.kind !== 'rest') throw fileStoreRefused(connection.root);
+    const flow = new Registration(connection, { name, runId, artifactPath, aliases, tags, description, idempotencyKey, signal, readyTimeoutMs, localPath });
+    return await flow.run();
+  } finally {
+    if (connection.kind === 'rest') await connection.http.close().catch(() => undefined);
+  }
+}
+
+async function checkLocalPathOfEitherKind(path: string): Promise<string> {
+  return checkLocalPath(path, 'directory', 'registerModel').catch(() => checkLocalPath(path, 'file', 'registerModel'));
+}
+
+function fileStoreRefused(root: string): RegistryError {
+  return new RegistryError(
+    'REGISTRY_UNSUPPORTED_STORE',
+    `registerModel() needs an MLflow tracking server; the tracking URI points at the local FileStore ${root}, whose Model Registry artifact-uploader does not write.`,
+    {
+      hint: 'Serve the runs with a database backend (`mlflow migrate-filestore --source ./mlruns --target sqlite:///mlflow.db`, then `mlflow server --backend-store-uri sqlite:///mlflow.db`) and set MLFLOW_TRACKING_URI to its http:// address. Uploads to ./mlruns keep working.',
+    },
+  );
+}
+
+interface RegistrationInput {
+  name: string;
+  runId: string;
+  artifactPath: string;
+  aliases: string[];
+  tags: Array<{ key: string; value: string }>;
+  description?: string;
+  idempotencyKey?: string;
+  signal?: AbortSignal;
+  readyTimeoutMs: number;
+  localPath?: string;
+}
+
+/** One registration: what it made so far, so that a failure can undo exactly that. */
+class Registration {
+  private readonly registry: MlflowRegistryClient;
+  private readonly tracking: MlflowRestClient;
+  private readonly logger: Logger;
+  private loggedModel?: LoggedModel;
+  private version?: ModelVersion;
+
+  constructor(
+    private readonly connection: Extract<MlflowConnection, { kind: 'rest' }>,
+    private readonly input: RegistrationInput,
+  ) {
+    this.registry = new MlflowRegistryClient(connection);
+    this.tracking = new MlflowRestClient(connection);
+    this.logger = connection.logger;
+  }
+
+  async run(): Promise<RegisterModelResult> {
+    const { name, runId, artifactPath, signal, idempotencyKey } = this.input;
+    const run = await this.tracking.getRun(runId, { signal });
+    const source = await findRunSource(this.tracking, runId, artifactPath, signal);
+    if (idempotencyKey !== undefined) {
+      const earlier = await this.firstWithKey(idempotencyKey);
+      if (earlier) {
+        this.logger.info(`${name} version ${earlier.version} was registered earlier with idempotency key ${idempotencyKey}; not registering again`);
+        return this.complete(earlier, false, 0);
+      }
+    }
+    if (await this.registry.createRegisteredModel(name, { signal })) this.logger.info(`created registered model ${name}`);
+    try {
+      this.loggedModel = await this.registry.createLoggedModel(
+        { experimentId: run.info.experimentId, name, sourceRunId: runId, ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}) },
+        { signal },
+      );
+      const placed = await placeModelFiles({
+        connection: this.connection,
+        registry: this.registry,
+        artifactUri: this.loggedModel.artifactUri,
+        runId,
+        source,
+        ...(this.input.localPath !== undefined ? { localPath: this.input.localPath } : {}),
+        ...(signal ? { signal } : {}),
+      });
+      this.loggedModel = await this.registry.finalizeLoggedModel(this.loggedModel.modelId, 'READY', { signal });
+      await this.registry.logRunOutputs(runId, [this.loggedModel.modelId], { signal });
+      this.version = await this.registry.createModelVersion(
+        {
+          name,
+          source: `models:/${this.loggedModel.modelId}`,
+          runId,
+          modelId: this.loggedModel.modelId,
+          ...(this.input.description ? { description: this.input.description } : {}),
+          ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}),
+        },
+        { signal },
+      );
+      const ready = await this.waitUntilReady(this.version);
+      if (idempotencyKey !== undefined) {
+        // Callers racing with one key each made a version; the lowest one wins, the rest undo theirs.
+        const winner = await this.firstWithKey(idempotencyKey);
+        if (winner && winner.version !== ready.version) {
+          this.logger.info(`${name} version ${winner.version} has the same idempotency key and came first; removing version ${ready.version}`);
+          await this.undo();
+          return this.complete(winner, false, 0);
+        }
+      }
+      return await this.complete(ready, true, placed.files);
+    } catch (error) {
+      await this.undo();
+      throw signal?.aborted && !(error instanceof AbortedError) ? new AbortedError('registerModel() was aborted by its AbortSignal; what it had made was removed.', { cause: error }) : error;
+    }
+  }
+
+  /** The lowest version carrying the key that is not a failed registration (waited for until READY). */
+  private async firstWithKey(key: string): Promise<ModelVersion | undefined> {
+    const { name, signal } = this.input;
+    const found = await this.registry.searchModelVersions(`name='${name.replaceAll("'", "''")}' and tags.\`${IDEMPOTENCY_KEY_TAG}\` = '${key}'`, { signal });
+    const candidates = found.filter((v) => v.status !== 'FAILED_REGISTRATION').sort((a, b) => Number(a.version) - Number(b.version));
+    return candidates[0] ? this.waitUntilReady(candidates[0]) : undefined;
+  }
+
+  /** Polls the version until READY (bounded by `readyTimeoutMs`, abortable). */
+  private async waitUntilReady(version: ModelVersion): Promise<ModelVersion> {
+    const { readyTimeoutMs, signal } = this.input;
+    const deadline = Date.now() + readyTimeoutMs;
+    let delay = 100;
+    for (let current = version; ; ) {
+      if (current.status === 'READY') return current;
+      if (current.status === 'FAILED_REGISTRATION') {
+        throw new RegistryError('REGISTRY_VERSION_FAILED', `Registering ${current.name} version ${current.version} failed on the server${current.statusMessage ? `: ${current.statusMessage}` : ''}.`, {
+          hint: 'Check the tracking server logs; the call can be repeated (with the same idempotencyKey) once the cause is fixed.',
+          modelName: current.name,
+          version: current.version,
+        });
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new RegistryError('REGISTRY_VERSION_TIMEOUT', `${current.name} version ${current.version} was still ${current.status} after ${readyTimeoutMs} ms.`, {
+          hint: 'Raise readyTimeoutMs if the registry is slow to copy large models.',
+          modelName: current.name,
+          version: current.version,
+        });
+      }
+      await sleep(Math.min(delay, left), signal);
+      delay = Math.min(delay * 2, 5000);
+      current = await this.registry.getModelVersion(current.name, current.version, { signal });
+    }
+  }
+
+  /** Sets the tags, then the aliases (last: an alias is what deployments follow), and returns the result. */
+  private async complete(version: ModelVersion, created: boolean, files: number): Promise<RegisterModelResult> {
+    const { name, signal, aliases } = this.input;
+    for (const tag of this.input.tags) await this.registry.setModelVersionTag(name, version.version, tag.key, tag.value, { signal });
+    for (const alias of aliases) await this.registry.setAlias(name, alias, version.version, { signal });
+    const final = await this.registry.getModelVersion(name, version.version, { signal });
+    const missing = aliases.filter((a) => !final.aliases.includes(a));
+    if (missing.length > 0) {
+      throw new RegistryError('REGISTRY_VERSION_FAILED', `${name} version ${final.version} does not carry alias(es) ${missing.join(', ')} after setting them.`, {
+        hint: 'Another process may have moved the alias at the same moment; repeat the call to set it again.',
+        modelName: name,
+        version: final.version,
+      });
+    }
+    const { [IDEMPOTENCY_KEY_TAG]: _key, ...tags } = final.tags;
+    return {
+      name,
+      version: final.version,
+      modelId: final.source.startsWith('models:/') ? final.source.slice('models:/'.length) : (this.loggedModel?.modelId ?? ''),
+      source: final.source,
+      runId: final.runId ?? this.input.runId,
+      aliases: final.aliases,
+      status: final.status,
+      tags,
+      modelUri: `models:/${name}/${final.version}`,
+      created,
+      files,
+    };
+  }
+
+  /** Removes what this call made: its version, then its logged model (marked FAILED, then deleted). Never throws. */
+  private async undo(): Promise<void> {
+    const { name } = this.input;
+    if (this.version) {
+      const { version } = this.version;
+      await this.registry.deleteModelVersion(name, version).catch((error: unknown) => this.logger.warn(`could not delete ${name} version ${version}: ${(error as Error).message}`));
+      this.version = undefined;
+    }
+    if (this.loggedModel) {
+      const { modelId } = this.loggedModel;
+      await this.registry.finalizeLoggedModel(modelId, 'FAILED').catch((error: unknown) => this.logger.warn(`could not mark logged model ${modelId} FAILED: ${(error as Error).message}`));
+      await this.registry.deleteLoggedModel(modelId).catch((error: unknown) => this.logger.warn(`could not delete logged model ${modelId}: ${(error as Error).message}`));
+      this.loggedModel = undefined;
+    }
+  }
+}

@@ -1,0 +1,653 @@
+/**
+ * The store for runs whose artifact URI is `gs://bucket/path` (a tracking server started with
+ * `--no-serve-artifacts --default-artifact-root gs://...`): the client writes to the bucket
+ * itself, as MLflow's Python client does with `google-cloud-storage`.
+ *
+ * - Object names are MLflow's: `<path of the artifact URI>/<artifact path>`, so `MlflowClient`
+ *   and `mlflow ui` list and download what this store writes.
+ * - Files up to `resumableThreshold` (8 MiB) go in one request (`uploadType=multipart`, with an
+ *   MD5 GCS checks); larger ones as a resumable upload in `chunkSize` chunks
+ *   (`gcs-resumable.ts`), each chunk retried on its own and streamed from its byte range of the
+ *   file, so memory stays near 1 MiB per file whatever the chunk size.
+ * - Requests go to the JSON API through the library's HTTP client, under the shared retry
+ *   policy (`core/retry.ts`). The optional peer `@google-cloud/storage` is loaded only for
+ *   credentials (Application Default Credentials through its `google-auth-library`), and only
+ *   when credentials are used at all (not against an emulator).
+ * - A failed or aborted resumable upload is cancelled (`DELETE` of the session), and GCS never
+ *   shows an object before its last chunk, so nothing partial is left. A session survives the
+ *   process: `uploadFile`'s `resumeSession` continues one from the offset GCS reports.
+ *
+ * No Google SDK type appears in this module's exported signatures (toolchain gotcha G6).
+ *
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { Env } from '../core/env.js';
+import {
+  AbortedError,
+  ArtifactUploaderError,
+  ConfigError,
+  HttpStatusError,
+  InvalidArgumentError,
+  InvalidResponseError,
+  LocalPathError,
+  MissingDependencyError,
+  NetworkError,
+} from '../core/errors.js';
+import { HttpClient, type ErrorResponse, type HttpRequest, type HttpResponse } from '../core/http.js';
+import { errorText, redact, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
+import { formatBytes } from '../core/format.js';
+import { guessMimeType } from '../core/mime.js';
+import { interopModule, isModuleNotFound } from '../core/optional-dependency.js';
+import {
+  isLowLevelNetworkError,
+  toResolvedRetryOptions,
+  withRetry,
+  type ResolvedRetryOptions,
+  type RetryEvent,
+  type RetryOptions,
+} from '../core/retry.js';
+import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
+import type {
+  ArtifactEntry,
+  ArtifactStore,
+  ArtifactStoreContext,
+  ArtifactStoreFactory,
+  UploadFileOptions,
+  UploadFileResult,
+} from './artifact-store.js';
+import { resolveGcsConfig, type GcsStoreOptions, type ResolvedGcsConfig } from './gcs-config.js';
+import {
+  cancelResumableSession,
+  createResumableSession,
+  queryResumableSession,
+  sendResumableChunks,
+  type GcsObjectResource,
+  type GcsRequester,
+  type GcsResumableSession,
+  type GcsSessionStatus,
+} from './gcs-resumable.js';
+import { statSourceFile, toLocalPathError } from './source-file.js';
+import { combineSignals, throwIfAborted } from '../core/abort.js';
+
+/** The npm package the `gs://` store needs for credentials. */
+export const GCS_PEER_PACKAGES: readonly string[] = ['@google-cloud/storage'];
+
+/**
+ * The optional peer module as `import()` returns it. Typed loosely on purpose: naming the SDK's
+ * types here would put them into our `.d.ts` files.
+ */
+export interface GcsSdkModules {
+  /** The namespace of `@google-cloud/storage`. */
+  storage: object;
+}
+
+/** Loads {@link GcsSdkModules}. The default uses `import()`; tests inject failures. */
+export type GcsSdkLoader = () => Promise<GcsSdkModules>;
+
+/** Options of {@link GcsArtifactStore}: the GCS settings plus what the store runs with. */
+export interface GcsArtifactStoreOptions extends GcsStoreOptions {
+  /**
+   * Retry policy of every request (each resumable chunk on its own). Its `timeoutMs` is
+   * replaced by the GCS timeout ({@link GcsStoreOptions.timeoutMs}); `totalTimeoutMs` bounds one file.
+   * @default from MLflow's env vars (`MLFLOW_HTTP_REQUEST_MAX_RETRIES`, ...), else MLflow's defaults
+   */
+  retry?: RetryOptions | ResolvedRetryOptions;
+  /** Environment to read instead of `process.env`. */
+  env?: Env;
+  /** Where to log (warnings, and debug lines on retries and cancels). @default silent */
+  logger?: Logger;
+  /**
+   * Loads `@google-cloud/storage`. Replace it only to simulate a missing install in tests.
+   * @default `import('@google-cloud/storage')`
+   */
+  loadSdk?: GcsSdkLoader;
+}
+
+/** Options of {@link GcsArtifactStore.uploadFile}: the common ones plus the resume hooks. */
+export interface GcsUploadFileOptions extends UploadFileOptions {
+  /**
+   * A resumable session an earlier process created for this file (from {@link onSession}).
+   * The store asks GCS how far it got and sends only the rest; a session that expired, was
+   * cancelled, or was made for another object or size is replaced by a new one (and
+   * {@link onSession} is told). Ignored for files that go in one request.
+   */
+  resumeSession?: GcsResumableSession;
+  /**
+   * Called (and awaited) once a resumable session exists, before its first chunk is sent: the
+   * place to persist it so a later process can pass it back as {@link resumeSession}.
+   */
+  onSession?: (session: GcsResumableSession) => void | Promise<void>;
+}
+
+/** What {@link GcsArtifactStore.uploadFile} did. */
+export interface GcsUploadFileResult extends UploadFileResult {
+  /** Bytes GCS already had from an earlier process ({@link GcsUploadFileOptions.resumeSession}); not sent again. */
+  resumedBytes: number;
+}
+
+interface GoogleAuthLike {
+  getClient(): Promise<unknown>;
+  getRequestHeaders(url?: string): Promise<Record<string, string> | { forEach(cb: (value: string, key: string) => void): void }>;
+}
+interface StorageModule {
+  Storage: new (options: Record<string, unknown>) => { authClient: GoogleAuthLike };
+}
+
+/** Internal marker: a `308 Resume Incomplete` answer, which is progress, not a failure. */
+interface ResumeIncomplete {
+  resumeIncomplete: true;
+  status: 308;
+  headers: Record<string, string>;
+}
+
+/**
+ * Writes a run's artifacts straight to a Google Cloud Storage bucket.
+ *
+ * @example
+ * ```ts
+ * const store = new GcsArtifactStore('gs://ml-artifacts/mlflow/1/0a1b2c/artifacts', { apiEndpoint: 'http://127.0.0.1:9023' });
+ * await store.uploadFile('out/model.safetensors', 'model/model.safetensors');
+ * await store.list('model'); // [{ path: 'model/model.safetensors', isDir: false, size: 123456 }]
+ * ```
+ */
+export class GcsArtifactStore implements ArtifactStore {
+  readonly kind = 'gcs';
+  readonly artifactUri: string;
+  /** Bucket of the artifact URI. */
+  readonly bucket: string;
+  /** Object name prefix of the run's artifact root (no leading or trailing `/`; may be empty). */
+  readonly rootKey: string;
+  /** The settings in force (env vars and defaults applied). */
+  readonly config: ResolvedGcsConfig;
+  private readonly retry: ResolvedRetryOptions;
+  private readonly logger: Logger;
+  private readonly loadSdk: GcsSdkLoader;
+  private readonly http: HttpClient;
+  private authPromise?: Promise<GoogleAuthLike | undefined>;
+  private warned = false;
+
+  constructor(artifactUri: string, options: GcsArtifactStoreOptions = {}) {
+    const { bucket, rootKey } = parseGcsUri(artifactUri);
+    this.bucket = bucket;
+    this.rootKey = rootKey;
+    this.artifactUri = `gs://${bucket}${rootKey ? `/${rootKey}` : ''}`;
+    const env = options.env ?? process.env;
+    this.config = resolveGcsConfig(options, env);
+    const retry = toResolvedRetryOptions(options.retry, env);
+    this.retry = { ...retry, timeoutMs: this.config.timeoutMs };
+    this.logger = options.logger ?? silentLogger;
+    this.loadSdk = options.loadSdk ?? importGcsSdk;
+    this.http = new HttpClient({ retry: this.retry, logger: this.logger, userAgent: 'artifact-uploader (gcs)' });
+  }
+
+  describe(): string {
+    const c = this.config;
+    const where = c.endpointSource === 'default' ? 'the JSON API' : `${c.apiEndpoint} (${c.endpointSource === 'option' ? 'apiEndpoint' : c.endpointSource})`;
+    const auth = c.authenticated ? 'Application Default Credentials' : 'no credentials';
+    return `GCS ${this.artifactUri} via ${where}, ${auth}: one request per file up to ${formatBytes(c.resumableThreshold)}, resumable above in ${formatBytes(c.chunkSize)} chunks`;
+  }
+
+  async uploadFile(localPath: string, artifactPath: string, options: GcsUploadFileOptions = {}): Promise<GcsUploadFileResult> {
+    assertArtifactPath(artifactPath);
+    throwIfAborted(options.signal);
+    this.warnOnce();
+    const size = await statSourceFile(localPath, options.size, this.logger);
+    const name = joinArtifactPath(this.rootKey, artifactPath);
+    const contentType = contentTypeFor(name);
+    const deadline = this.retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(this.retry.totalTimeoutMs) : undefined;
+    const signal = combineSignals(options.signal, deadline);
+    let retries = 0;
+    const requester = this.requester(signal, (event, what) => {
+      retries++;
+      this.logger.debug(`retrying GCS ${what} of ${this.target(name)}`, { attempt: event.attempt, error: errorText(event.error) });
+      options.onRetry?.(event);
+    });
+    const resumable = size > this.config.resumableThreshold;
+    let session: GcsResumableSession | undefined;
+    let resumedBytes = 0;
+    try {
+      let object: GcsObjectResource;
+      if (!resumable) {
+        object = await this.uploadInOneRequest(requester, localPath, name, contentType, size, signal);
+      } else {
+        const started = await this.openSession(requester, name, size, contentType, options, signal);
+        session = started.session;
+        resumedBytes = started.offset;
+        if (started.object) {
+          object = started.object;
+        } else {
+          options.onProgress?.(started.offset);
+          object = await sendResumableChunks(requester, session, { path: localPath, size }, started.offset, this.config.chunkSize, {
+            signal,
+            onProgress: options.onProgress,
+          });
+        }
+      }
+      if (object.size !== undefined && Number(object.size) !== size) {
+        throw new InvalidResponseError(`GCS stored ${object.size} bytes for ${this.target(name)}, but ${size} were sent.`, {
+          url: this.target(name),
+          hint: 'Upload the file again; if it repeats, a proxy may be truncating request bodies.',
+        });
+      }
+      options.onProgress?.(size);
+      return { bytes: size, attempts: 1 + retries, multipart: resumable, resumedBytes };
+    } catch (error) {
+      if (session) await this.cancelQuietly(session);
+      if (deadline?.aborted) {
+        throw new AbortedError(`Upload of ${this.target(name)} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms).`, {
+          hint: 'Raise retry.totalTimeoutMs, or check why the object store is slow.',
+          cause: error,
+        });
+      }
+      if (options.signal?.aborted) {
+        throw new AbortedError(`Upload of ${this.target(name)} was aborted${session ? '; its resumable session was cancelled' : ''}.`, {
+          cause: options.signal.reason ?? error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * Asks GCS how far a resumable session got, from any process: `incomplete` with the bytes
+   * GCS has, `complete` when the last chunk arrived, `gone` when it expired or was cancelled.
+   *
+   * @example
+   * ```ts
+   * const status = await store.querySession(savedSession); // { state: 'incomplete', offset: 268435456 }
+   * ```
+   */
+  async querySession(session: GcsResumableSession, options: { signal?: AbortSignal } = {}): Promise<GcsSessionStatus> {
+    return queryResumableSession(this.requester(options.signal), session, options.signal);
+  }
+
+  /**
+   * Cancels a resumable session an earlier process left (a journal entry nobody wants any
+   * more). Returns false when the server cannot cancel sessions (the emulator); GCS itself
+   * forgets unfinished sessions after a week, and none of them ever shows as an object.
+   *
+   * @example
+   * ```ts
+   * await store.cancelSession(savedSession);
+   * ```
+   */
+  async cancelSession(session: GcsResumableSession, options: { signal?: AbortSignal } = {}): Promise<boolean> {
+    return cancelResumableSession(this.requester(options.signal), session, options.signal);
+  }
+
+  async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {
+    const dir = artifactDir ? joinArtifactPath(artifactDir) : '';
+    if (dir) assertArtifactPath(dir);
+    const base = joinArtifactPath(this.rootKey, dir);
+    const prefix = base ? `${base}/` : '';
+    const rootPrefix = this.rootKey ? `${this.rootKey}/` : '';
+    const requester = this.requester(options.signal);
+    const relative = (name: string): string => {
+      // MLflow's list_artifacts strips the root the same way.
+      if (!name.startsWith(rootPrefix)) throw new Error(`GCS listed ${name}, which is outside the artifact root ${this.rootKey}.`);
+      return name.slice(rootPrefix.length).replace(/\/+$/, '');
+    };
+    const out: ArtifactEntry[] = [];
+    let pageToken: string | undefined;
+    do {
+      const query = new URLSearchParams({ delimiter: '/', prefix, fields: 'items(name,size),prefixes,nextPageToken' });
+      if (pageToken) query.set('pageToken', pageToken);
+      const url = `${this.config.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.bucket)}/o?${query.toString()}`;
+      const { body } = await requester.send<{ items?: Array<{ name?: string; size?: string }>; prefixes?: string[]; nextPageToken?: string }>(
+        { method: 'GET', url, signal: options.signal },
+        { operation: 'list', name: prefix },
+      );
+      for (const p of body.prefixes ?? []) out.push({ path: relative(p), isDir: true });
+      for (const item of body.items ?? []) {
+        if (!item.name || item.name === prefix) continue;
+        // A zero-byte "folder/" object the console creates; MLflow shows none either.
+        if (item.name.endsWith('/') && Number(item.size ?? 0) === 0) continue;
+        out.push({ path: relative(item.name), isDir: false, ...(item.size !== undefined ? { size: Number(item.size) } : {}) });
+      }
+      pageToken = body.nextPageToken || undefined;
+    } while (pageToken);
+    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  }
+
+  /** Closes the store's connections. */
+  async close(): Promise<void> {
+    await this.http.close();
+  }
+
+  // ───────────────────────────── uploads ─────────────────────────────
+
+  /**
+   * What `google-cloud-storage` does up to 8 MiB: one `uploadType=multipart` request, metadata
+   * (name, type, MD5 for GCS to check) and bytes together. The file is read into memory once.
+   */
+  private async uploadInOneRequest(requester: GcsRequester, localPath: string, name: string, contentType: string, size: number, signal?: AbortSignal): Promise<GcsObjectResource> {
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(localPath, signal ? { signal } : {});
+    } catch (error) {
+      if (signal?.aborted) throw new AbortedError(undefined, { cause: signal.reason });
+      throw toLocalPathError(error, localPath);
+    }
+    if (bytes.length < size) {
+      throw new LocalPathError('PATH_UNREADABLE', localPath, `${localPath} shrank while it was being uploaded (${size} bytes expected, it has ${bytes.length}).`, {
+        hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
+      });
+    }
+    // Grown since the stat: send the size planned, as the resumable path does.
+    if (bytes.length > size) bytes = bytes.subarray(0, size);
+    const boundary = `===============${randomBytes(12).toString('hex')}==`;
+    const metadata = JSON.stringify({ name, contentType, md5Hash: createHash('md5').update(bytes).digest('base64') });
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${metadata}\r\n--${boundary}\r\ncontent-type: ${contentType}\r\n\r\n`),
+      bytes,
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const url = `${this.config.apiEndpoint}/upload/storage/v1/b/${encodeURIComponent(this.bucket)}/o?uploadType=multipart`;
+    const { body: object } = await requester.send<GcsObjectResource>(
+      { method: 'POST', url, headers: { 'content-type': `multipart/related; boundary="${boundary}"` }, body, signal },
+      { operation: 'upload', name },
+    );
+    return object;
+  }
+
+  /** A new session, or the caller's earlier one continued from what GCS has. */
+  private async openSession(
+    requester: GcsRequester,
+    name: string,
+    size: number,
+    contentType: string,
+    options: GcsUploadFileOptions,
+    signal?: AbortSignal,
+  ): Promise<{ session: GcsResumableSession; offset: number; object?: GcsObjectResource }> {
+    const earlier = options.resumeSession;
+    if (earlier) {
+      if (earlier.bucket !== this.bucket || earlier.name !== name || earlier.size !== size) {
+        this.logger.warn(`Not resuming the GCS session of gs://${earlier.bucket}/${earlier.name} (${earlier.size} bytes) for ${this.target(name)} (${size} bytes): it was made for another object or size.`);
+      } else {
+        const status = await queryResumableSession(requester, earlier, signal);
+        if (status.state === 'complete') return { session: earlier, offset: size, object: status.object };
+        if (status.state === 'incomplete') {
+          this.logger.debug(`resuming the GCS upload of ${this.target(name)} at byte ${status.offset} of ${size}`);
+          return { session: earlier, offset: status.offset };
+        }
+        this.logger.info(`The earlier GCS upload session of ${this.target(name)} expired or was cancelled; starting over.`);
+      }
+    }
+    const session = await createResumableSession(requester, this.config.apiEndpoint, { bucket: this.bucket, name, size, contentType }, signal);
+    try {
+      await options.onSession?.(session);
+    } catch (error) {
+      await this.cancelQuietly(session);
+      throw error;
+    }
+    return { session, offset: 0 };
+  }
+
+  /**
+   * After a failure or an abort: cancels the session with a signal of its own (the caller's
+   * has fired), once with retries; a server that cannot cancel (the emulator) is only logged.
+   */
+  private async cancelQuietly(session: GcsResumableSession): Promise<void> {
+    const signal = AbortSignal.timeout(Math.min(this.retry.timeoutMs, 30_000) * 2);
+    try {
+      const cancelled = await cancelResumableSession(this.requester(signal), session, signal);
+      if (cancelled) this.logger.debug(`cancelled the resumable upload session of ${this.target(session.name)}`);
+      else this.logger.debug(`the server cannot cancel resumable sessions; the one of ${this.target(session.name)} stays until it expires (nothing is visible at its name)`);
+    } catch (error) {
+      this.logger.warn(`Could not cancel the resumable upload session of ${this.target(session.name)}; GCS forgets it after a week, and no object was made.`, { error: errorText(error) });
+    }
+  }
+
+  // ───────────────────────────── requests ─────────────────────────────
+
+  /**
+   * Sends JSON API requests for one operation: fresh credentials on every attempt, the shared
+   * retry policy per request, GCS error answers mapped to typed errors with hints.
+   */
+  private requester(signal: AbortSignal | undefined, onRetry?: (event: RetryEvent, what: string) => void): GcsRequester {
+    return {
+      send: async <T>(req: HttpRequest, context: { operation: string; name: string }): Promise<HttpResponse<T>> => {
+        try {
+          return await withRetry(
+            async (_attempt, attemptSignal) => {
+              const auth = await this.authHeaders(req.url);
+              try {
+                return await this.http.send<T>({
+                  ...req,
+                  headers: { ...req.headers, ...auth },
+                  signal: attemptSignal,
+                  mapError: (res) => this.mapError(res, context),
+                });
+              } catch (error) {
+                const incomplete = error as Partial<ResumeIncomplete>;
+                if (incomplete.resumeIncomplete) return { status: 308, headers: incomplete.headers ?? {}, body: undefined as T };
+                throw error;
+              }
+            },
+            { retry: this.retry, signal: combineSignals(signal, req.signal), onRetry: (event) => onRetry?.(event, context.operation) },
+          );
+        } catch (error) {
+          throw this.withHint(error, context);
+        }
+      },
+    };
+  }
+
+  private mapError(res: ErrorResponse, context: { operation: string; name: string }): Error {
+    // Progress, not a failure; an error of the tree so the HTTP client passes it through as is.
+    if (res.status === 308) return Object.assign(new HttpStatusError(308, '308 Resume Incomplete', { code: 'RESUME_INCOMPLETE' }), { resumeIncomplete: true, headers: res.headers });
+    let reason: string | undefined;
+    let message = '';
+    try {
+      const parsed = JSON.parse(res.bodyText) as { error?: { message?: string; errors?: Array<{ reason?: string; message?: string }> } };
+      reason = parsed.error?.errors?.[0]?.reason;
+      message = parsed.error?.message ?? parsed.error?.errors?.[0]?.message ?? '';
+    } catch {
+      message = res.bodyText.slice(0, 300).trim();
+    }
+    const target = context.operation === 'list' ? `gs://${this.bucket}/${context.name}` : this.target(context.name);
+    const hint = this.hintFor(res.status, reason, context.operation);
+    return new HttpStatusError(res.status, `GCS ${context.operation} of ${target} failed: ${res.status}${reason ? ` ${reason}` : ''}${message ? `: ${redact(message)}` : ''}`, {
+      method: res.method,
+      url: redactUrl(res.url),
+      retryAfterMs: res.retryAfterMs,
+      body: redact(res.bodyText.slice(0, 2000)),
+      ...(reason ? { code: reason } : {}),
+      ...(hint ? { hint } : {}),
+    });
+  }
+
+  private hintFor(status: number, reason: string | undefined, operation: string): string | undefined {
+    const anonymous = !this.config.authenticated || this.anonymous;
+    const emulator = this.config.endpointSource === 'STORAGE_EMULATOR_HOST' ? ` (STORAGE_EMULATOR_HOST=${this.config.apiEndpoint})` : '';
+    if (operation.startsWith('resumable upload') && (status === 404 || status === 410)) {
+      return 'The resumable upload session expired or was cancelled; upload the file again.';
+    }
+    if (status === 401) {
+      return anonymous
+        ? 'No Google credentials were found, so the request went anonymously (as MLflow does), and the bucket does not allow that. Set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run `gcloud auth application-default login`, or run where the metadata server provides a service account.'
+        : 'Google refused the credentials: check GOOGLE_APPLICATION_CREDENTIALS (or `gcloud auth application-default login`) and that the account is not disabled.';
+    }
+    if (status === 403 && !GCS_THROTTLE_REASONS.has(reason ?? '')) {
+      return `${anonymous ? 'The request went without credentials (none were found). ' : ''}The account needs storage.objects.create on bucket "${this.bucket}" (and storage.objects.delete to overwrite an artifact, storage.objects.list to list them), e.g. the role roles/storage.objectUser.`;
+    }
+    if (status === 404) {
+      return `The bucket "${this.bucket}" does not exist${emulator}: create it; MLflow never creates buckets. Also check the tracking server's --default-artifact-root.`;
+    }
+    if (status === 429 || status >= 500 || GCS_THROTTLE_REASONS.has(reason ?? '')) {
+      return `GCS kept failing; every request was retried ${this.retry.maxRetries} time(s) (raise MLFLOW_HTTP_REQUEST_MAX_RETRIES or retry.maxRetries), then upload again.`;
+    }
+    if (status === 400 && reason === 'invalid') return 'GCS refused the request as invalid; check the artifact path (object names are at most 1024 bytes of UTF-8).';
+    return undefined;
+  }
+
+  /** Adds the store's context to network errors from the HTTP client. */
+  private withHint(error: unknown, context: { operation: string; name: string }): unknown {
+    if (error instanceof NetworkError && this.config.endpointSource !== 'default') {
+      return new NetworkError(`GCS ${context.operation} of ${this.target(context.name)} could not reach ${this.config.apiEndpoint}: ${error.message}`, {
+        method: error.method,
+        url: error.url,
+        cause: error,
+        hint: `Check that ${this.config.apiEndpoint} (${this.config.endpointSource === 'option' ? 'the apiEndpoint option' : this.config.endpointSource}) is reachable from this machine.`,
+      });
+    }
+    return error;
+  }
+
+  // ───────────────────────────── credentials ─────────────────────────────
+
+  /** True once Application Default Credentials were looked for and none were found. */
+  private anonymous = false;
+
+  private async authHeaders(url: string): Promise<Record<string, string>> {
+    if (!this.config.authenticated) return {};
+    const auth = await this.getAuth();
+    if (!auth) return {};
+    let headers: Awaited<ReturnType<GoogleAuthLike['getRequestHeaders']>>;
+    try {
+      headers = await auth.getRequestHeaders(url);
+    } catch (error) {
+      throw credentialsError(error, this.config);
+    }
+    const out: Record<string, string> = {};
+    // Refreshed tokens are registered too: a server that echoes the header must not leak it.
+    const remember = (key: string, value: string) => {
+      out[key.toLowerCase()] = value;
+      if (key.toLowerCase() === 'authorization') registerSecret(value.replace(/^Bearer\s+/i, ''));
+    };
+    if (typeof (headers as { forEach?: unknown }).forEach === 'function') {
+      (headers as { forEach(cb: (value: string, key: string) => void): void }).forEach((value, key) => remember(key, value));
+    } else {
+      for (const [key, value] of Object.entries(headers as Record<string, string>)) remember(key, value);
+    }
+    return out;
+  }
+
+  private getAuth(): Promise<GoogleAuthLike | undefined> {
+    this.authPromise ??= this.createAuth().catch((error: unknown) => {
+      this.authPromise = undefined;
+      throw error;
+    });
+    return this.authPromise;
+  }
+
+  /**
+   * Application Default Credentials through the SDK's `google-auth-library`; none at all means
+   * anonymous requests, as MLflow's `Client.create_anonymous_client()` fallback.
+   */
+  private async createAuth(): Promise<GoogleAuthLike | undefined> {
+    const sdk = await loadGcsSdk(this.loadSdk);
+    const storage = new sdk.Storage({ ...(this.config.keyFilename ? { keyFilename: this.config.keyFilename } : {}) });
+    const auth = storage.authClient;
+    try {
+      await auth.getClient();
+    } catch (error) {
+      if (!this.config.keyFilename && /could not load the default credentials/i.test(String((error as Error).message))) {
+        this.anonymous = true;
+        this.logger.warn('No Google credentials found (Application Default Credentials); sending GCS requests anonymously, as MLflow does. Only buckets open to allUsers accept them.');
+        return undefined;
+      }
+      throw credentialsError(error, this.config);
+    }
+    return auth;
+  }
+
+  private warnOnce(): void {
+    if (this.warned) return;
+    this.warned = true;
+    for (const warning of this.config.warnings) this.logger.warn(warning);
+  }
+
+  /** `gs://bucket/name` for messages. */
+  private target(name: string): string {
+    return `gs://${this.bucket}/${name}`;
+  }
+}
+
+/** Reasons of a 403 that mean "slow down" (retried by `core/retry.ts`), not "forbidden". */
+const GCS_THROTTLE_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
+
+/**
+ * The factory `resolve.ts` registers for `gs:` URIs. Retries follow the tracking connection's
+ * policy; GCS settings come from `context.gcs`, then the env vars MLflow reads.
+ */
+export const gcsStoreFactory: ArtifactStoreFactory = {
+  schemes: ['gs'],
+  label: 'gs: (written directly to the bucket; @google-cloud/storage for credentials)',
+  create(artifactUri: string, context: ArtifactStoreContext): ArtifactStore {
+    return new GcsArtifactStore(artifactUri, { ...context.gcs, retry: context.connection.retry, env: context.env, logger: context.logger });
+  },
+};
+
+// ───────────────────────────── SDK loading ─────────────────────────────
+
+/** The default loader: a plain dynamic import, left as-is by tsup in both builds. */
+async function importGcsSdk(): Promise<GcsSdkModules> {
+  return { storage: await import('@google-cloud/storage') };
+}
+
+async function loadGcsSdk(loader: GcsSdkLoader): Promise<StorageModule> {
+  let modules: GcsSdkModules;
+  try {
+    modules = await loader();
+  } catch (error) {
+    if (isModuleNotFound(error)) throw new MissingDependencyError([...GCS_PEER_PACKAGES], 'Writing artifacts to a gs:// artifact root with credentials', { cause: error });
+    throw error;
+  }
+  const candidate = interopModule<StorageModule>(modules.storage, 'Storage');
+  if (!candidate) {
+    throw new MissingDependencyError([...GCS_PEER_PACKAGES], 'Writing artifacts to a gs:// artifact root with credentials', {
+      hint: `The installed @google-cloud/storage has no Storage export. Install version 7: npm install ${GCS_PEER_PACKAGES.join(' ')}@7`,
+    });
+  }
+  return candidate;
+}
+
+
+/** A credentials problem (a bad key file, a token the server refused) as a typed error. */
+function credentialsError(error: unknown, config: ResolvedGcsConfig): unknown {
+  if (error instanceof ArtifactUploaderError) return error;
+  if (isLowLevelNetworkError(error)) {
+    return new NetworkError(`Could not get a Google access token: ${errorText(error)}.`, {
+      cause: error,
+      hint: 'Check the network path to Google (oauth2.googleapis.com, or the metadata server on GCP).',
+    });
+  }
+  const source = config.keyFilename ? `GOOGLE_APPLICATION_CREDENTIALS (or keyFilename) = ${config.keyFilename}` : 'Application Default Credentials';
+  return new ConfigError(`Google credentials from ${source} could not be used: ${errorText(error)}.`, {
+    hint: 'Point GOOGLE_APPLICATION_CREDENTIALS at a valid service account key file, or run `gcloud auth application-default login`.',
+    issues: [{ path: 'GOOGLE_APPLICATION_CREDENTIALS', message: 'credentials could not be loaded' }],
+    cause: error,
+  });
+}
+
+// ───────────────────────────── helpers ─────────────────────────────
+
+/**
+ * Splits `gs://bucket/path` into the bucket and the object name prefix of the artifact root,
+ * as MLflow's `parse_gcs_uri` does (the path is taken as-is, not percent-decoded).
+ *
+ * @example
+ * ```ts
+ * parseGcsUri('gs://ml/direct/1/abc/artifacts'); // { bucket: 'ml', rootKey: 'direct/1/abc/artifacts' }
+ * ```
+ */
+export function parseGcsUri(uri: string): { bucket: string; rootKey: string } {
+  const match = /^gs:\/\/([^/?#]+)(\/[^?#]*)?$/i.exec(uri.trim());
+  if (!match?.[1]) {
+    throw new InvalidArgumentError('artifactUri', `${redact(uri)} is not a GCS URI; expected gs://<bucket>/<path>.`);
+  }
+  return { bucket: match[1], rootKey: joinArtifactPath(match[2] ?? '') };
+}
+
+/**
+ * The Content-Type `google-cloud-storage` sends: Python's `mimetypes` guess of the name, else
+ * `application/octet-stream`. Unlike the S3 store no Content-Encoding is set: on GCS a
+ * `gzip` encoding makes downloads decompress the bytes (transcoding), so a `.tar.gz` would not
+ * come back as it was sent.
+ */
+function contentTypeFor(name: string): string {
+  return guessMimeType(name).type ?? 'application/octet-stream';
+}

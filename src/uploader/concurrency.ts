@@ -1,0 +1,189 @@
+/**
+ * How many files are in flight at once: a limiter that starts at the configured concurrency and
+ * follows the link. On a remote server every small file waits a round trip, so more files in
+ * flight means more files per second, until the server is the limit; on loopback the server's
+ * CPU is the limit from the start, and more in flight only queues. The limiter finds out which
+ * by measuring, rather than guessing from the address:
+ *
+ * - it counts completed files in windows of `limit` completions and compares each window's
+ *   throughput (files and bytes per second, whichever grew more) with the one before;
+ * - it grows by half while a step up paid off (at least {@link GAIN} more throughput), and
+ *   steps back down, then stops growing, when one did not;
+ * - a throttling answer (429, 503: `isThrottlingError` in core/retry.ts) halves it at once and
+ *   stops growth for good: the server said what it copes with;
+ * - memory stays bounded whatever the limit: every file in flight also holds a share of a byte
+ *   budget (its size, at most one ~1 MiB buffer), so many 1 MiB files never take the limit's
+ *   worth of buffers beyond {@link ConcurrencyOptions.memoryBudgetBytes}.
+ *
+ * @module
+ */
+
+/** A window must beat the previous one by this factor for a step up to count as paying off. */
+export const GAIN = 1.15;
+
+/** Options of {@link AdaptiveConcurrency}. */
+export interface ConcurrencyOptions {
+  /** Files in flight at the start (and always, when `max` equals it). */
+  initial: number;
+  /** The most files in flight it may grow to. Equal to `initial`: a fixed limit. */
+  max: number;
+  /**
+   * Bytes that files in flight may hold in buffers at once; each file counts its size, at most
+   * `bufferBytes`.
+   * @default 64 MiB
+   */
+  memoryBudgetBytes?: number;
+  /**
+   * The most one file holds in memory while it is sent (a small file is read whole, a large one
+   * streams through one buffer).
+   * @default 1 MiB
+   */
+  bufferBytes?: number;
+  /** Clock, for tests. @default performance.now */
+  now?: () => number;
+}
+
+interface Waiter {
+  cost: number;
+  start: () => void;
+}
+
+/**
+ * A concurrency limiter whose limit adapts to what the link and server sustain. `run` queues a
+ * task until the limit and the memory budget have room for it; tasks start in the order given.
+ *
+ * @example
+ * ```ts
+ * const limit = new AdaptiveConcurrency({ initial: 8, max: 64 });
+ * await Promise.all(files.map((f) => limit.run(f.size, () => upload(f))));
+ * ```
+ */
+export class AdaptiveConcurrency {
+  private readonly max: number;
+  private readonly budget: number;
+  private readonly bufferBytes: number;
+  private readonly now: () => number;
+  private current: number;
+  private active = 0;
+  private heldBytes = 0;
+  private readonly queue: Waiter[] = [];
+  private growing: boolean;
+  /** The window being measured: completions at the current limit. */
+  private window = { started: 0, files: 0, bytes: 0 };
+  /** The last full window's throughput and the limit it ran at. */
+  private previous: { limit: number; filesPerS: number; bytesPerS: number } | undefined;
+  /** Highest limit reached, for reporting. */
+  peak: number;
+
+  constructor(options: ConcurrencyOptions) {
+    this.current = options.initial;
+    this.max = Math.max(options.initial, options.max);
+    this.bufferBytes = options.bufferBytes ?? 1024 * 1024;
+    this.budget = Math.max(options.memoryBudgetBytes ?? 64 * 1024 * 1024, this.bufferBytes);
+    this.now = options.now ?? (() => performance.now());
+    this.growing = this.max > this.current;
+    this.peak = this.current;
+    this.window.started = this.now();
+  }
+
+  /** The current limit on files in flight. */
+  get limit(): number {
+    return this.current;
+  }
+
+  /**
+   * Runs `task` once there is room for one more file of `sizeBytes`; its completion feeds the
+   * measurement (a failed task counts as a completion with no bytes).
+   */
+  async run<T>(sizeBytes: number, task: () => Promise<T>): Promise<T> {
+    const cost = Math.min(Math.max(sizeBytes, 0), this.bufferBytes);
+    await this.acquire(cost);
+    let bytes = 0;
+    try {
+      const value = await task();
+      bytes = sizeBytes;
+      return value;
+    } finally {
+      this.release(cost);
+      this.completed(bytes);
+    }
+  }
+
+  /**
+   * The server asked us to slow down (429/503): halve the limit and stop growing. The files
+   * already in flight when it said so may all be told the same; only once as many files as the
+   * new limit have completed does another throttling answer halve it again.
+   */
+  throttled(): void {
+    this.growing = false;
+    if (this.sinceThrottle !== undefined && this.sinceThrottle < this.current) return;
+    this.current = Math.max(1, Math.floor(this.current / 2));
+    this.sinceThrottle = 0;
+    this.resetWindow();
+  }
+
+  /** Completions since the last halving; undefined before the first. */
+  private sinceThrottle: number | undefined;
+
+  private acquire(cost: number): Promise<void> {
+    if (this.queue.length === 0 && this.hasRoom(cost)) {
+      this.take(cost);
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.queue.push({ cost, start: resolve }));
+  }
+
+  private hasRoom(cost: number): boolean {
+    // One file always fits, however large the budget's share it would need.
+    return this.active < this.current && (this.active === 0 || this.heldBytes + cost <= this.budget);
+  }
+
+  private take(cost: number): void {
+    this.active++;
+    this.heldBytes += cost;
+  }
+
+  private release(cost: number): void {
+    this.active--;
+    this.heldBytes -= cost;
+    this.drain();
+  }
+
+  private drain(): void {
+    while (this.queue.length > 0 && this.hasRoom(this.queue[0]!.cost)) {
+      const next = this.queue.shift()!;
+      this.take(next.cost);
+      next.start();
+    }
+  }
+
+  private resetWindow(): void {
+    this.window = { started: this.now(), files: 0, bytes: 0 };
+  }
+
+  private completed(bytes: number): void {
+    if (this.sinceThrottle !== undefined) this.sinceThrottle++;
+    this.window.files++;
+    this.window.bytes += bytes;
+    if (!this.growing || this.window.files < this.current) return;
+    const seconds = Math.max(this.now() - this.window.started, 1) / 1000;
+    const measured = { limit: this.current, filesPerS: this.window.files / seconds, bytesPerS: this.window.bytes / seconds };
+    const before = this.previous;
+    if (before && before.limit < measured.limit) {
+      const gain = Math.max(measured.filesPerS / before.filesPerS, before.bytesPerS > 0 ? measured.bytesPerS / before.bytesPerS : 0);
+      if (gain < GAIN) {
+        // The step up bought nothing: the link is not what limits us. Back to where we were.
+        this.current = before.limit;
+        this.growing = false;
+        this.drain();
+        return;
+      }
+    }
+    this.previous = measured;
+    this.current = Math.min(this.max, Math.ceil(this.current * 1.5));
+    this.peak = Math.max(this.peak, this.current);
+    if (this.current === this.max) this.growing = false;
+    this.resetWindow();
+    this.drain();
+  }
+}

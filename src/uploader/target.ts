@@ -1,0 +1,139 @@
+/**
+ * Target: where the bytes of one run go. The run id comes from the gate (option, active run,
+ * `MLFLOW_RUN_ID`); here it becomes a connection, a `runs/get` (the run must exist and not be
+ * deleted), and the artifact store for the run's artifact URI. {@link RunTargets} resolves each
+ * run once per uploader and keeps the connection the uploader made itself. Failures are
+ * returned, not thrown: they end the operation as `failed` / `run-unavailable`.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { resolveMlflowConnection, type MlflowConnection } from '../mlflow/connection.js';
+import { createTrackingClient } from '../mlflow/tracking-client.js';
+import type { TrackingClient } from '../mlflow/tracking-types.js';
+import type { ActiveRun, RunIdSource } from '../run/run-context.js';
+import type { ArtifactStore } from '../stores/artifact-store.js';
+import { resolveArtifactStore } from '../stores/resolve.js';
+import type { ResolvedUploaderOptions } from './options.js';
+
+/** Where the bytes of one run go, resolved once per run and uploader. */
+export interface UploadTarget {
+  runId: string;
+  /** Where the id came from. */
+  source: RunIdSource;
+  artifactUri: string;
+  /** The tracking URI without credentials. */
+  trackingUri: string;
+  store: ArtifactStore;
+}
+
+/** A run id as the gate found it (`resolveMlflowRunId`). */
+export interface RunRef {
+  runId: string;
+  source: RunIdSource;
+  /** The active run, when the id came from one. */
+  run?: ActiveRun | undefined;
+}
+
+/** The uploader options a target is made with: passed through, not declared again. */
+export type TargetOptions = Pick<ResolvedUploaderOptions, 'trackingUri' | 'retry' | 'env' | 'multipart' | 's3' | 'resolveStore' | 'signal'> & {
+  logger: Logger;
+};
+
+/**
+ * The uploader's own connection: the `trackingUri` option, else `MLFLOW_TRACKING_URI`, else
+ * `./mlruns`. A malformed URI throws `ConfigError`.
+ *
+ * @example
+ * ```ts
+ * const connection = ownConnection({ trackingUri: 'http://127.0.0.1:5000', logger, env: process.env });
+ * ```
+ */
+export function ownConnection(options: Pick<TargetOptions, 'trackingUri' | 'retry' | 'logger' | 'env'>): MlflowConnection {
+  return resolveMlflowConnection({ trackingUri: options.trackingUri, retry: options.retry, logger: options.logger, env: options.env });
+}
+
+/**
+ * Reads the run, refuses a deleted one, and makes the store for its artifact URI.
+ *
+ * @throws whatever the lookup throws: `MlflowApiError` (`RESOURCE_DOES_NOT_EXIST`, auth),
+ *   `NetworkError`, `InvalidArgumentError` (deleted run), `UnsupportedArtifactStoreError`.
+ * @example
+ * ```ts
+ * const target = await resolveUploadTarget({ runId, source: 'explicit' }, connection, undefined, { logger, env: process.env });
+ * await target.store.uploadFile('a.txt', 'a.txt');
+ * ```
+ */
+export async function resolveUploadTarget(
+  ref: Pick<RunRef, 'runId' | 'source'>,
+  connection: MlflowConnection,
+  client: TrackingClient | undefined,
+  options: TargetOptions,
+): Promise<UploadTarget> {
+  const run = await (client ?? createTrackingClient(connection)).getRun(ref.runId, { signal: options.signal });
+  if (run.info.lifecycleStage === 'deleted') {
+    throw new InvalidArgumentError('runId', `Run ${ref.runId} on ${connection.displayUri} is deleted; artifacts cannot be logged to it.`, {
+      hint: 'Restore it in the MLflow UI (or `mlflow runs restore`), or log to another run.',
+    });
+  }
+  const store = (options.resolveStore ?? resolveArtifactStore)(run.info.artifactUri, {
+    connection,
+    env: options.env,
+    logger: options.logger,
+    multipart: options.multipart,
+    s3: options.s3,
+  });
+  options.logger.debug(`uploading to run ${ref.runId} (${ref.source}) on ${connection.displayUri}: ${store.describe()}`);
+  return { runId: ref.runId, source: ref.source, artifactUri: run.info.artifactUri, trackingUri: connection.displayUri, store };
+}
+
+/**
+ * The targets of one uploader: each run looked up once (a `withRun` context can change the run
+ * between calls), kept once the lookup succeeds; a failed lookup is retried by the next call.
+ *
+ * @example
+ * ```ts
+ * const targets = new RunTargets(options);
+ * const resolved = await targets.get(ref); // { target } or { error }
+ * await targets.close();
+ * ```
+ */
+export class RunTargets {
+  private readonly targets = new Map<string, Promise<UploadTarget>>();
+  /** The connection this uploader made (and closes), made at first need. */
+  private connection?: MlflowConnection | undefined;
+
+  constructor(private readonly options: TargetOptions) {}
+
+  /** The target of `ref`, or the error its lookup failed with. */
+  async get(ref: RunRef): Promise<{ target: UploadTarget } | { error: unknown }> {
+    // An active run started with its own tracking URI is logged to there, unless the uploader names one.
+    const active = this.options.trackingUri === undefined ? ref.run?.connection : undefined;
+    const key = `${ref.runId}\n${active ? active.displayUri : ''}`;
+    let promise = this.targets.get(key);
+    if (!promise) {
+      promise = (async () => {
+        const connection = active ?? (this.connection ??= ownConnection(this.options));
+        return resolveUploadTarget(ref, connection, active ? ref.run?.client : undefined, this.options);
+      })();
+      const settled = promise;
+      this.targets.set(key, settled);
+      settled.catch(() => {
+        if (this.targets.get(key) === settled) this.targets.delete(key);
+      });
+    }
+    try {
+      return { target: await promise };
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  /** Forgets every target and closes the connection this uploader made. */
+  async close(): Promise<void> {
+    this.targets.clear();
+    if (this.connection?.kind === 'rest') await this.connection.http.close().catch(() => undefined);
+    this.connection = undefined;
+  }
+}

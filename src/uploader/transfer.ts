@@ -1,0 +1,372 @@
+/**
+ * Transfer: the bytes of a planned operation go to the run's store.
+ *
+ * - {@link uploadPlannedFiles}: the bounded-concurrency loop over planned files, one
+ *   {@link ArtifactStore.uploadFile} each. One failed file does not stop the others: every file
+ *   gets an outcome and the caller decides what a failure means. An abort stops new files from
+ *   starting and cancels the ones in flight. Each file goes through {@link uploadOne}: the
+ *   place for per-file steps (a journal's "already uploaded", a source-changed check, a
+ *   per-file hash);
+ * - {@link transferFiles}: that loop with progress, then verification (`verify.ts`);
+ * - {@link transferArchive}: a checkpoint archive, then its manifest with the archive's
+ *   verification outcome written into it;
+ * - {@link transferDirectoryAsArchive}: a directory archived into a temp directory first.
+ *
+ * @module
+ */
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
+import { AbortedError, InvalidArgumentError, type VerificationMismatch } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { isThrottlingError, type RetryEvent } from '../core/retry.js';
+import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
+import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
+import { shouldSkipFile } from '../archive/should-skip-file.js';
+import type { ArtifactStore } from '../stores/artifact-store.js';
+import type { PathFilters, PlannedFile, UploadPlan } from './plan.js';
+import { AdaptiveConcurrency } from './concurrency.js';
+import { ProgressEmitter } from './progress.js';
+import { toUploaderError, type UploadedFile, type UploadFailureReason, type UploadMetrics, type UploadVerification } from './result.js';
+import type { UploadTarget } from './target.js';
+import { verifyTransferred } from './verify.js';
+
+/** What happened to one planned file. */
+export interface FileUploadOutcome {
+  file: PlannedFile;
+  /** `uploaded`; `failed` (see `error`); `cancelled` when an abort came before it started. */
+  status: 'uploaded' | 'failed' | 'cancelled';
+  /** Bytes stored (0 unless uploaded). */
+  bytes: number;
+  /** Requests made for it, retries included (0 when cancelled). */
+  attempts: number;
+  /** True when it went through multipart upload. */
+  multipart: boolean;
+  /** Why it failed or was cancelled. */
+  error?: unknown;
+}
+
+/** Options of {@link uploadPlannedFiles}. */
+export interface UploadPlannedFilesOptions {
+  /**
+   * Files in flight at once. Memory grows with it only by one ~1 MiB stream buffer per file
+   * (times the part concurrency for multipart files; a file of at most 1 MiB is held whole).
+   * @default 8
+   */
+  concurrency?: number;
+  /**
+   * The most files in flight it may grow to while more in flight keeps paying off (a remote
+   * link, where each file waits on the round trip); a 429 or 503 halves it and stops growth.
+   * Equal to `concurrency`: a fixed limit. Bytes held in buffers stay within 32 MiB however
+   * many are in flight (see `uploader/concurrency.ts`).
+   * @default concurrency (fixed)
+   */
+  maxConcurrency?: number;
+  /**
+   * Called once the loop is done with the most files it had in flight at once (its limit's
+   * peak), for the result's metrics.
+   */
+  onConcurrency?: (peak: number) => void;
+  /** Stops starting new files and cancels those in flight. */
+  signal?: AbortSignal;
+  /** Bytes of one file sent so far (may go back down when an attempt is retried). */
+  onFileProgress?: (file: PlannedFile, loaded: number) => void;
+  /** Called once per file, as soon as its outcome is known. */
+  onFileDone?: (outcome: FileUploadOutcome) => void;
+  /** Called before each retried request. */
+  onRetry?: (file: PlannedFile, event: RetryEvent) => void;
+}
+
+/**
+ * Uploads every file of `plan` to `store` and returns one outcome per file, in plan order.
+ * Never throws for a failed file; throws only for invalid options.
+ *
+ * @example
+ * ```ts
+ * const plan = await planDirectory('out/model', { artifactPath: 'model' });
+ * const outcomes = await uploadPlannedFiles(store, plan, { concurrency: 4 });
+ * const failed = outcomes.filter((o) => o.status !== 'uploaded');
+ * if (failed.length > 0) throw failed[0]!.error;
+ * ```
+ */
+export async function uploadPlannedFiles(
+  store: ArtifactStore,
+  plan: Pick<UploadPlan, 'files'>,
+  options: UploadPlannedFilesOptions = {},
+): Promise<FileUploadOutcome[]> {
+  const concurrency = options.concurrency ?? 8;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new InvalidArgumentError('concurrency', `concurrency must be an integer >= 1, got ${String(concurrency)}.`);
+  }
+  const max = options.maxConcurrency ?? concurrency;
+  if (!Number.isInteger(max) || max < concurrency) {
+    throw new InvalidArgumentError('maxConcurrency', `maxConcurrency must be an integer >= concurrency (${concurrency}), got ${String(max)}.`);
+  }
+  const limit = new AdaptiveConcurrency({ initial: concurrency, max, memoryBudgetBytes: 32 * 1024 * 1024 });
+  const finish = (outcome: FileUploadOutcome): FileUploadOutcome => {
+    options.onFileDone?.(outcome);
+    return outcome;
+  };
+  const perFile: UploadPlannedFilesOptions = {
+    ...options,
+    onRetry: (file, event) => {
+      // The server says it is overloaded: fewer files in flight, whatever the link.
+      if (isThrottlingError(event.error)) limit.throttled();
+      options.onRetry?.(file, event);
+    },
+  };
+  const outcomes = await Promise.all(plan.files.map((file) => limit.run(file.size, () => uploadOne(store, file, perFile).then(finish))));
+  options.onConcurrency?.(limit.peak);
+  return outcomes;
+}
+
+/**
+ * One planned file: cancelled when the abort came first, else one `uploadFile` (the store
+ * retries), its outcome recorded. Never throws.
+ */
+async function uploadOne(store: ArtifactStore, file: PlannedFile, options: UploadPlannedFilesOptions): Promise<FileUploadOutcome> {
+  const { signal } = options;
+  if (signal?.aborted) {
+    return {
+      file,
+      status: 'cancelled',
+      bytes: 0,
+      attempts: 0,
+      multipart: false,
+      error: new AbortedError(`Upload of ${file.artifactPath} was not started: the upload was aborted.`, { cause: signal.reason }),
+    };
+  }
+  let attempts = 1;
+  try {
+    const result = await store.uploadFile(file.localPath, file.artifactPath, {
+      size: file.size,
+      signal,
+      onProgress: (loaded) => options.onFileProgress?.(file, loaded),
+      onRetry: (event) => {
+        attempts++;
+        options.onRetry?.(file, event);
+      },
+    });
+    return { file, status: 'uploaded', bytes: result.bytes, attempts: result.attempts, multipart: result.multipart };
+  } catch (error) {
+    return { file, status: 'failed', bytes: 0, attempts, multipart: false, error };
+  }
+}
+
+// ───────────────────────────── the uploader's transfers ─────────────────────────────
+
+/** What a transfer runs with: where the bytes go and the operation's settings. */
+export interface TransferContext {
+  target: UploadTarget;
+  progress: ProgressEmitter;
+  signal: AbortSignal | undefined;
+  verify: boolean;
+  /** Files in flight at the start. */
+  concurrency: number;
+  /** The most files in flight the limit may grow to (see {@link UploadPlannedFilesOptions.maxConcurrency}). */
+  maxConcurrency: number;
+  logger: Logger;
+}
+
+/** What a transfer did, for `result.ts`. */
+export interface TransferOutcome {
+  status: 'uploaded' | 'failed';
+  reason?: UploadFailureReason | undefined;
+  files: UploadedFile[];
+  metrics: Omit<UploadMetrics, 'durationMs' | 'throughputBytesPerSec' | 'filesSkipped' | 'bytesSkipped'>;
+  verification: UploadVerification;
+  error?: ReturnType<typeof toUploaderError> | undefined;
+  manifest?: CheckpointManifest | undefined;
+}
+
+/**
+ * Uploads files under the concurrency limit with progress, then verifies them when asked.
+ *
+ * @example
+ * ```ts
+ * const outcome = await transferFiles(ctx, plan.files);
+ * ```
+ */
+export async function transferFiles(ctx: TransferContext, files: readonly PlannedFile[]): Promise<TransferOutcome> {
+  const { progress, signal } = ctx;
+  const filesTotal = files.length;
+  const bytesTotal = files.reduce((n, f) => n + f.size, 0);
+  let retries = 0;
+  let peakConcurrency = Math.min(ctx.concurrency, files.length);
+  progress.phase('uploading');
+  const outcomes = await uploadPlannedFiles(ctx.target.store, { files: [...files] }, {
+    concurrency: ctx.concurrency,
+    maxConcurrency: ctx.maxConcurrency,
+    onConcurrency: (peak) => {
+      peakConcurrency = peak;
+      if (peak > ctx.concurrency) ctx.logger.debug(`files in flight grew from ${ctx.concurrency} to ${peak} (adaptive concurrency)`);
+    },
+    signal,
+    onFileProgress: (file, loaded) => {
+      progress.file(file.localPath, file.artifactPath, loaded, file.size);
+      progress.bytes(file.localPath, loaded, filesTotal, bytesTotal);
+    },
+    onFileDone: (outcome) => {
+      if (outcome.status === 'uploaded') progress.file(outcome.file.localPath, outcome.file.artifactPath, outcome.bytes, outcome.bytes);
+      progress.fileDone(outcome.file.localPath, outcome.bytes, filesTotal, bytesTotal, outcome.status !== 'uploaded');
+    },
+    onRetry: () => {
+      retries++;
+    },
+  });
+  const uploaded = outcomes.filter((o) => o.status === 'uploaded');
+  const failed = outcomes.filter((o) => o.status !== 'uploaded');
+  const metrics = {
+    filesPlanned: files.length,
+    filesSent: uploaded.length,
+    filesFailed: failed.length,
+    bytesPlanned: bytesTotal,
+    bytesSent: uploaded.reduce((n, o) => n + o.bytes, 0),
+    attempts: outcomes.reduce((n, o) => n + o.attempts, 0),
+    retries,
+    peakConcurrency,
+  };
+  const entries = outcomes.map(toUploadedFile);
+  if (failed.length > 0) {
+    // The first real failure explains more than the cancellations it caused.
+    const first = failed.find((o) => o.status === 'failed') ?? failed[0]!;
+    return {
+      status: 'failed',
+      reason: signal?.aborted === true ? 'aborted' : 'upload-failed',
+      files: entries,
+      metrics,
+      verification: { status: 'not-run' },
+      error: toUploaderError(first.error),
+    };
+  }
+  if (!ctx.verify) return { status: 'uploaded', files: entries, metrics, verification: { status: 'not-run' } };
+  return { files: entries, metrics, ...(await verifyTransferred(ctx, uploaded)) };
+}
+
+/**
+ * Archive, then its manifest: the manifest records the archive's verification, so it can only
+ * be written once that is known. When the archive fails (other than in verification), no
+ * manifest is uploaded.
+ *
+ * @example
+ * ```ts
+ * const outcome = await transferArchive(ctx, { localPath: 'out/best.tar.gz', artifactPath: 'best.tar.gz', size }, manifest);
+ * ```
+ */
+export async function transferArchive(ctx: TransferContext, archive: PlannedFile, manifest: CheckpointManifest | undefined): Promise<TransferOutcome> {
+  const first = await transferFiles(ctx, [archive]);
+  if (!manifest || (first.status === 'failed' && first.reason !== 'verification-failed')) return first;
+
+  const location = `${ctx.target.artifactUri.replace(/\/+$/, '')}/${archive.artifactPath}`;
+  const verification: ManifestVerification = !ctx.verify
+    ? { status: 'not-run' }
+    : {
+        status: first.verification.status === 'verified' ? 'verified' : 'failed',
+        verifiedAt: new Date().toISOString(),
+        checks: ['size'],
+        location,
+        mismatches: first.verification.mismatches?.map(toManifestMismatch),
+        error: first.status === 'failed' ? first.error?.message : undefined,
+      };
+  const uploadedManifest: CheckpointManifest = { ...manifest, verification };
+  const work = await mkdtemp(join(tmpdir(), 'artifact-uploader-manifest-'));
+  try {
+    const localPath = join(work, manifestFileName(archive.artifactPath));
+    await writeManifest(uploadedManifest, localPath);
+    const size = (await stat(localPath)).size;
+    const manifestArtifactPath = posix.join(posix.dirname(archive.artifactPath), manifestFileName(archive.artifactPath)).replace(/^\.\//, '');
+    // Progress follows the archive only: the manifest is a few KiB, sent while "verifying".
+    const silent = new ProgressEmitter(undefined, 0, ctx.logger);
+    const second = await transferFiles({ ...ctx, progress: silent }, [{ localPath, artifactPath: manifestArtifactPath, size }]);
+    const failure = first.status === 'failed' ? first : second.status === 'failed' ? second : undefined;
+    return {
+      status: failure ? 'failed' : 'uploaded',
+      reason: failure?.reason,
+      files: [...first.files, ...second.files],
+      metrics: {
+        filesPlanned: first.metrics.filesPlanned + second.metrics.filesPlanned,
+        filesSent: first.metrics.filesSent + second.metrics.filesSent,
+        filesFailed: first.metrics.filesFailed + second.metrics.filesFailed,
+        bytesPlanned: first.metrics.bytesPlanned + second.metrics.bytesPlanned,
+        bytesSent: first.metrics.bytesSent + second.metrics.bytesSent,
+        attempts: first.metrics.attempts + second.metrics.attempts,
+        retries: first.metrics.retries + second.metrics.retries,
+      },
+      verification: mergeVerification(first.verification, second.verification),
+      error: failure?.error,
+      manifest: uploadedManifest,
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** What {@link transferDirectoryAsArchive} archives. */
+export interface DirectoryArchive {
+  /** The checked directory. */
+  directory: string;
+  /** Artifact path of the archive file. */
+  artifactPath: string;
+  filters: PathFilters;
+  /** gzip level. @default DEFAULT_COMPRESSION_LEVEL */
+  level: number | undefined;
+}
+
+/**
+ * Archives a directory (tar.gz + manifest, default skip list applied) into a temp directory,
+ * uploads it with {@link transferArchive}, and removes the temp directory.
+ *
+ * @example
+ * ```ts
+ * const outcome = await transferDirectoryAsArchive(ctx, { directory, artifactPath: 'best.tar.gz', filters, level: undefined });
+ * ```
+ */
+export async function transferDirectoryAsArchive(ctx: TransferContext, archive: DirectoryArchive): Promise<TransferOutcome> {
+  const { filters } = archive;
+  const work = await mkdtemp(join(tmpdir(), 'artifact-uploader-archive-'));
+  try {
+    ctx.progress.phase('archiving');
+    const out = join(work, posix.basename(archive.artifactPath));
+    const manifest = await createCheckpointArchive(archive.directory, out, {
+      exclude: filters.exclude,
+      // Only with an include list: the default filter records its skips as `default-skip-list`.
+      filter:
+        filters.include.length > 0
+          ? (path: string, entry: { type: string }) => !shouldSkipFile(path) && (entry.type === 'directory' || filters.included(path) !== undefined)
+          : undefined,
+      level: archive.level,
+      signal: ctx.signal,
+      // Every read chunk goes to the emitter, which throttles (and always sends the last).
+      progressIntervalMs: 0,
+      onProgress: (e) => {
+        if (e.type === 'bytes') ctx.progress.archive(e.bytesDone, e.bytesTotal, e.filesDone, e.filesTotal);
+      },
+    });
+    return await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function toUploadedFile(outcome: FileUploadOutcome): UploadedFile {
+  return {
+    localPath: outcome.file.localPath,
+    artifactPath: outcome.file.artifactPath,
+    size: outcome.status === 'uploaded' ? outcome.bytes : outcome.file.size,
+    status: outcome.status,
+    attempts: outcome.attempts,
+    multipart: outcome.multipart,
+    error: outcome.error === undefined ? undefined : outcome.error instanceof Error ? outcome.error.message : String(outcome.error),
+  };
+}
+
+function toManifestMismatch(m: VerificationMismatch) {
+  return { path: m.artifactPath, reason: m.reason, expectedSize: m.expectedSize, actualSize: m.actualSize };
+}
+
+function mergeVerification(a: UploadVerification, b: UploadVerification): UploadVerification {
+  if (a.status === 'not-run' && b.status === 'not-run') return { status: 'not-run' };
+  const mismatches = [...(a.mismatches ?? []), ...(b.mismatches ?? [])];
+  if (a.status === 'failed' || b.status === 'failed') return { status: 'failed', mismatches: mismatches.length > 0 ? mismatches : undefined };
+  return { status: 'verified' };
+}

@@ -1,0 +1,72 @@
+/**
+ * registerModel across real OS processes: four Node processes (the built package, as users run
+ * it) register the same run's model under one idempotency key at once. One version exists at the
+ * end, every process reports it, and only its logged model is left (Python client's view).
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { expect, it } from 'vitest';
+import { startRun } from '../../src/run/start-run.js';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import { runNodeScript } from '../support/processes.js';
+import { runPython } from '../support/python.js';
+import { describeWithServers, mlflowServer } from '../support/servers.js';
+import { scratch, writeTree } from '../uploader/helpers.js';
+
+const DIST = resolve(__dirname, '..', '..', 'dist', 'index.js');
+
+const CHILD = `
+const [dist, trackingUri, runId, name, key] = process.argv.slice(1);
+const { registerModel } = await import(dist);
+const r = await registerModel({ name, runId, artifactPath: 'model', alias: 'champion', idempotencyKey: key, trackingUri, env: {} });
+process.stdout.write(JSON.stringify({ version: r.version, modelId: r.modelId, created: r.created, aliases: r.aliases }) + '\\n');
+`;
+
+interface ChildResult {
+  version: string;
+  modelId: string;
+  created: boolean;
+  aliases: string[];
+}
+
+function runChild(args: string[]): Promise<ChildResult> {
+  return runNodeScript<ChildResult>(CHILD, args);
+}
+
+describeWithServers('registerModel across processes', () => {
+  it('four processes, one key: one version, everyone gets it', async () => {
+    if (!existsSync(DIST)) throw new Error(`${DIST} is missing: run \`npm run build\` first (npm test does)`);
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: `registry-procs-${process.pid}-${Date.now()}`, activate: false, env: {} });
+    const dir = writeTree(scratch('au-registry-procs-'), { 'weights.bin': Buffer.alloc(4096, 5), 'config.json': '{}' });
+    const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri: url, env: {} });
+    await uploader.uploadDirectory(dir, { artifactPath: 'model' }).finally(() => uploader.close());
+    const name = `procs-${process.pid}-${Date.now()}`;
+    const key = `procs-key-${Date.now()}`;
+
+    const results = await Promise.all([1, 2, 3, 4].map(() => runChild([pathToFileURL(DIST).href, url, run.runId, name, key])));
+    expect(new Set(results.map((r) => r.version))).toEqual(new Set([results[0]!.version]));
+    expect(new Set(results.map((r) => r.modelId)).size).toBe(1);
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    for (const r of results) expect(r.aliases).toEqual(['champion']);
+
+    const stdout = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+versions = c.search_model_versions(f"name='{sys.argv[2]}'")
+alias = c.get_model_version_by_alias(sys.argv[2], 'champion')
+models = c.search_logged_models(experiment_ids=[sys.argv[3]])
+print(json.dumps({"versions": [v.version for v in versions], "alias": alias.version, "run_id": alias.run_id, "models": [m.model_id for m in models]}))
+`,
+      { args: [url, name, run.experimentId!] },
+    );
+    const view = JSON.parse(stdout.trim().split('\n').pop()!) as { versions: string[]; alias: string; run_id: string; models: string[] };
+    expect(view.versions).toEqual([results[0]!.version]);
+    expect(view.alias).toBe(results[0]!.version);
+    expect(view.run_id).toBe(run.runId);
+    expect(view.models).toEqual([results[0]!.modelId]);
+  });
+});

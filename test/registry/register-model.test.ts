@@ -1,0 +1,307 @@
+/**
+ * registerModel against a real `mlflow server` (3.17.2), every outcome read back by the official
+ * Python client: the version, its run_id and alias, the bytes through `models:/NAME@ALIAS`, the
+ * logged model (READY, a run output); exactly once per key (a repeat, and 4 racing callers);
+ * nothing half-made after a failure (fault proxy); a server without a registry; and the
+ * embedded ./mlruns store, which is refused before anything is written.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MlflowApiError, RegistryError } from '../../src/core/errors.js';
+import { registerModel } from '../../src/registry/register-model.js';
+import { startRun } from '../../src/run/start-run.js';
+import { uploadConversionArtifacts } from '../../src/stages/conversion.js';
+import { uploadTrainingArtifacts } from '../../src/stages/training.js';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import { cli } from '../cli/helpers.js';
+import { useFaultProxies } from '../support/fault-proxy.js';
+import { runPython } from '../support/python.js';
+import { describeWithServers, mlflowServer } from '../support/servers.js';
+import { hashTree, localRun, scratch, writeTree } from '../uploader/helpers.js';
+
+const FAST_RETRY = { maxRetries: 2, backoffFactor: 0, backoffJitter: 0 };
+const proxy = useFaultProxies();
+let counter = 0;
+const unique = (prefix: string) => `${prefix}-${process.pid}-${Date.now()}-${++counter}`;
+
+/** A run in a fresh experiment with a model folder uploaded to `onnx/`; returns the local copy too. */
+async function runWithModel(trackingUri: string) {
+  const run = await startRun({ trackingUri, experimentName: unique('registry'), activate: false, env: {} });
+  const dir = writeTree(scratch('au-registry-'), { 'model.onnx': 'onnx graph bytes', 'model.onnx.data': Buffer.alloc(3000, 7), 'sub/config.json': '{"a":1}' });
+  const uploader = new ArtifactUploader({ stage: 'conversion', runId: run.runId, trackingUri, env: {} });
+  try {
+    const result = await uploader.uploadDirectory(dir, { artifactPath: 'onnx' });
+    expect(result.status).toBe('uploaded');
+  } finally {
+    await uploader.close();
+  }
+  return { runId: run.runId, experimentId: run.experimentId!, dir };
+}
+
+interface PythonView {
+  versions: Array<{ version: string; run_id: string; aliases: string[]; status: string; source: string; tags: Record<string, string> }>;
+  download?: Record<string, string>;
+  alias_version?: string;
+  alias_run_id?: string;
+  logged_models: Array<{ model_id: string; status: string; source_run_id: string }>;
+  run_outputs: string[];
+}
+
+/** What the official client sees of a registered model, an alias, an experiment's logged models and a run's outputs. */
+async function pythonView(trackingUri: string, name: string, alias: string, experimentId: string, runId: string): Promise<PythonView> {
+  const script = `
+import hashlib, json, os, sys, tempfile
+import mlflow
+from mlflow import MlflowClient
+uri, name, alias, exp_id, run_id = sys.argv[1:6]
+mlflow.set_tracking_uri(uri)
+c = MlflowClient()
+out = {"versions": [], "logged_models": [], "run_outputs": []}
+try:
+    for v in c.search_model_versions(f"name='{name}'"):
+        out["versions"].append({"version": v.version, "run_id": v.run_id, "aliases": list(v.aliases), "status": v.status, "source": v.source, "tags": v.tags})
+except Exception as e:
+    out["error"] = str(e)
+if alias:
+    try:
+        mv = c.get_model_version_by_alias(name, alias)
+        out["alias_version"], out["alias_run_id"] = mv.version, mv.run_id
+        d = mlflow.artifacts.download_artifacts(f"models:/{name}@{alias}", dst_path=tempfile.mkdtemp())
+        files = {}
+        for root, _dirs, names in os.walk(d):
+            for n in names:
+                p = os.path.join(root, n)
+                files[os.path.relpath(p, d).replace(os.sep, "/")] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+        out["download"] = files
+    except Exception as e:
+        out["alias_error"] = str(e)
+for m in c.search_logged_models(experiment_ids=[exp_id]):
+    out["logged_models"].append({"model_id": m.model_id, "status": str(m.status), "source_run_id": m.source_run_id})
+r = c.get_run(run_id)
+if r.outputs:
+    out["run_outputs"] = [o.model_id for o in r.outputs.model_outputs]
+print(json.dumps(out))
+`;
+  const stdout = await runPython(script, { args: [trackingUri, name, alias, experimentId, runId] });
+  return JSON.parse(stdout.trim().split('\n').pop()!) as PythonView;
+}
+
+describe('registerModel: refused before anything is sent', () => {
+  it('a bad name, alias or key is a typed error with a hint', async () => {
+    const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9' };
+    for (const name of ['', 'team/model', 'a:b', '../x']) {
+      const error = await registerModel({ ...base, name }).catch((e: unknown) => e);
+      expect(error, name).toBeInstanceOf(RegistryError);
+      expect((error as RegistryError).code).toBe('REGISTRY_INVALID_NAME');
+      expect((error as RegistryError).hint).toMatch(/"\/" and ":"/);
+    }
+    for (const alias of ['latest', 'v3', 'has space', '']) {
+      const error = await registerModel({ ...base, name: 'ok', alias }).catch((e: unknown) => e);
+      expect((error as RegistryError).code, alias).toBe('REGISTRY_INVALID_ALIAS');
+    }
+    await expect(registerModel({ ...base, name: 'ok', idempotencyKey: "it's" })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'idempotencyKey' });
+    await expect(registerModel({ ...base, name: 'ok', localPath: join(scratch(), 'missing') })).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
+  });
+
+  it('the embedded ./mlruns store is refused with REGISTRY_UNSUPPORTED_STORE, and nothing is written', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    writeTree(join(artifactsDir, 'onnx'), { 'model.onnx': 'x' });
+    const root = trackingUri.slice('file:'.length);
+    const before = readdirSync(root).sort();
+    const error = await registerModel({ name: 'local-model', runId: run.runId, artifactPath: 'onnx', trackingUri }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect((error as RegistryError).code).toBe('REGISTRY_UNSUPPORTED_STORE');
+    expect((error as RegistryError).hint).toMatch(/mlflow server --backend-store-uri sqlite/);
+    expect(readdirSync(root).sort()).toEqual(before);
+    expect(existsSync(join(root, 'models'))).toBe(false);
+
+    // The CLI: exit 2 and the code in --json.
+    const res = await cli(['register', 'local-model', '--artifact-path', 'onnx', '--run-id', run.runId, '--tracking-uri', trackingUri, '--json']);
+    expect(res.code).toBe(2);
+    expect(res.json()).toMatchObject({ ok: false, command: 'register', error: { code: 'REGISTRY_UNSUPPORTED_STORE' } });
+  });
+});
+
+describeWithServers('registerModel on a real MLflow server', () => {
+  it('makes a READY logged model and a version with run lineage and aliases; Python reads the bytes through models:/NAME@ALIAS', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId, dir } = await runWithModel(url);
+    const name = unique('fraud-classifier');
+    const key = unique('key');
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', alias: ['champion', 'candidate'], tags: { stage: 'conversion' }, description: 'onnx export', idempotencyKey: key, trackingUri: url });
+    expect(result).toMatchObject({ name, version: '1', runId, status: 'READY', created: true, files: 3, modelUri: `models:/${name}/1`, tags: { stage: 'conversion' } });
+    expect(result.aliases.sort()).toEqual(['candidate', 'champion']);
+    expect(result.modelId).toMatch(/^m-[0-9a-f]{32}$/);
+    expect(result.source).toBe(`models:/${result.modelId}`);
+
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions).toHaveLength(1);
+    expect(view.versions[0]).toMatchObject({ version: '1', run_id: runId, status: 'READY', source: `models:/${result.modelId}` });
+    expect(view.versions[0]!.tags).toMatchObject({ stage: 'conversion', 'artifact_uploader.idempotency_key': key });
+    expect(view.versions[0]!.tags).not.toHaveProperty('artifact_uploader.create_id');
+    expect(view.alias_version).toBe('1');
+    expect(view.alias_run_id).toBe(runId);
+    expect(view.download).toEqual(hashTree(dir));
+    expect(view.logged_models).toHaveLength(1);
+    expect(view.logged_models[0]).toMatchObject({ model_id: result.modelId, source_run_id: runId });
+    expect(view.logged_models[0]!.status).toMatch(/READY/);
+    expect(view.run_outputs).toEqual([result.modelId]);
+
+    // The same key again: the same version, nothing new.
+    const again = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: key, trackingUri: url });
+    expect(again).toMatchObject({ version: '1', modelId: result.modelId, created: false, files: 0 });
+    const after = await pythonView(url, name, '', experimentId, runId);
+    expect(after.versions).toHaveLength(1);
+    expect(after.logged_models).toHaveLength(1);
+  });
+
+  it('4 callers with one key give one version; the others undo their logged models', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId, dir } = await runWithModel(url);
+    const name = unique('raced');
+    const key = unique('race-key');
+    const results = await Promise.all([1, 2, 3, 4].map(() => registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: key, trackingUri: url })));
+    expect(new Set(results.map((r) => r.version)).size).toBe(1);
+    expect(new Set(results.map((r) => r.modelId)).size).toBe(1);
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions).toHaveLength(1);
+    expect(view.alias_version).toBe(results[0]!.version);
+    expect(view.download).toEqual(hashTree(dir));
+    // Only the winner's logged model is left (the others were marked FAILED and deleted).
+    expect(view.logged_models.map((m) => m.model_id)).toEqual([results[0]!.modelId]);
+  });
+
+  it('copies a single file, and uploads from localPath instead of the run when given', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId, dir } = await runWithModel(url);
+    const name = unique('single');
+    const one = await registerModel({ name, runId, artifactPath: 'onnx/model.onnx', alias: 'one', trackingUri: url });
+    expect(one).toMatchObject({ version: '1', files: 1 });
+    const local = await registerModel({ name, runId, artifactPath: 'onnx', localPath: dir, alias: 'local', trackingUri: url });
+    expect(local).toMatchObject({ version: '2', files: 3 });
+    const viewOne = await pythonView(url, name, 'one', experimentId, runId);
+    expect(Object.keys(viewOne.download!)).toEqual(['model.onnx']);
+    const viewLocal = await pythonView(url, name, 'local', experimentId, runId);
+    expect(viewLocal.download).toEqual(hashTree(dir));
+  });
+
+  it('a source path the run does not have is REGISTRY_SOURCE_NOT_FOUND, listing what it has; a missing run is a 404', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const name = unique('missing');
+    const error = await registerModel({ name, runId, artifactPath: 'onxx', trackingUri: url }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect((error as RegistryError).code).toBe('REGISTRY_SOURCE_NOT_FOUND');
+    expect((error as RegistryError).message).toContain('onnx/');
+    const missingRun = await registerModel({ name, runId: 'f'.repeat(32), artifactPath: 'onnx', trackingUri: url, retry: FAST_RETRY }).catch((e: unknown) => e);
+    expect(missingRun).toBeInstanceOf(MlflowApiError);
+    expect((missingRun as MlflowApiError).status).toBe(404);
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.versions).toEqual([]);
+    expect(view.logged_models).toEqual([]);
+  });
+
+  it('a server without the registry routes is REGISTRY_UNAVAILABLE, and nothing is made', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const front = await proxy(url);
+    front.addRule({ match: (r) => /registered-models|model-versions|logged-models/.test(r.path), fault: 'status', status: 404, body: '<html>Not Found</html>' });
+    const name = unique('noregistry');
+    const error = await registerModel({ name, runId, artifactPath: 'onnx', trackingUri: front.url, retry: FAST_RETRY }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect((error as RegistryError).code).toBe('REGISTRY_UNAVAILABLE');
+    expect((error as RegistryError).hint).toMatch(/MLflow 3 tracking server/);
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.logged_models).toEqual([]);
+  });
+
+  it('a failure after the version exists leaves no version without its alias and no PENDING logged model', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const front = await proxy(url);
+    front.addRule({ match: (r) => r.method === 'POST' && r.path.includes('registered-models/alias'), fault: 'status', status: 400, body: '{"error_code":"INVALID_PARAMETER_VALUE","message":"refused by the test"}' });
+    const name = unique('undone');
+    const error = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', trackingUri: front.url, retry: FAST_RETRY }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MlflowApiError);
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.versions).toEqual([]);
+    expect(view.logged_models).toEqual([]); // marked FAILED, then deleted
+    expect(front.requests.some((r) => r.method === 'DELETE' && r.path.includes('model-versions/delete'))).toBe(true);
+    expect(front.requests.some((r) => r.method === 'PATCH' && r.path.includes('logged-models/'))).toBe(true);
+  });
+
+  it('a lost answer to model-versions/create makes one version, not two', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const front = await proxy(url);
+    front.addRule({ match: (r) => r.path.includes('model-versions/create'), fault: 'drop-response', times: 1 });
+    front.addRule({ match: (r) => r.method === 'POST' && /\/logged-models$/.test(r.path), fault: 'drop-response', times: 1 });
+    const name = unique('lost');
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', trackingUri: front.url, retry: FAST_RETRY });
+    expect(result.version).toBe('1');
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions).toHaveLength(1);
+    expect(view.logged_models).toHaveLength(1);
+    // The answer was lost once; the retry looked for the version by its one-off tag and found it.
+    expect(front.requests.filter((r) => r.path.includes('model-versions/create')).map((r) => r.fault)).toEqual(['drop-response']);
+    expect(front.requests.some((r) => r.path.includes('model-versions/search'))).toBe(true);
+    expect(front.requests.some((r) => r.path.includes('logged-models') && r.fault === 'drop-response')).toBe(true);
+  });
+
+  it('an aborted call removes what it made', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const controller = new AbortController();
+    const front = await proxy(url);
+    front.addRule({ match: (r) => r.path.includes('model-versions/create'), fault: 'stall', stallMs: 2000 });
+    const name = unique('aborted');
+    setTimeout(() => controller.abort(), 1000);
+    const promise = registerModel({ name, runId, artifactPath: 'onnx', trackingUri: front.url, signal: controller.signal, retry: FAST_RETRY });
+    await expect(promise).rejects.toMatchObject({ code: 'ABORTED' });
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.versions).toEqual([]);
+    expect(view.logged_models).toEqual([]);
+  });
+
+  it('uploadConversionArtifacts({ register }) and `conversion --register` register the uploaded onnx/ folder', async () => {
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: unique('conv'), activate: false, env: {} });
+    const dir = writeTree(scratch('au-registry-conv-'), { 'model.onnx': 'graph', 'model.onnx.data': Buffer.alloc(500, 1) });
+    const name = unique('conv-model');
+    const result = await uploadConversionArtifacts({ onnxPath: join(dir, 'model.onnx'), runId: run.runId, trackingUri: url, env: {}, register: { name, alias: 'candidate' } });
+    expect(result.status).toBe('uploaded');
+    expect(result.registeredModel).toMatchObject({ name, version: '1', aliases: ['candidate'], runId: run.runId });
+    const view = await pythonView(url, name, 'candidate', run.experimentId!, run.runId);
+    expect(view.download).toEqual(hashTree(dir));
+
+    const res = await cli(['conversion', join(dir, 'model.onnx'), '--register', name, '--alias', 'cli', '--run-id', run.runId, '--tracking-uri', url, '--json']);
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.json()).toMatchObject({ ok: true, registeredModel: { name, version: '2', aliases: ['cli'] } });
+
+    const reg = await cli(['register', name, '--artifact-path', 'onnx', '--alias', 'third', '--tag', 'by=cli', '--idempotency-key', 'cli-key', '--run-id', run.runId, '--tracking-uri', url]);
+    expect(reg.code, reg.stderr).toBe(0);
+    expect(reg.stdout).toContain(`registered: models:/${name}/3 @ third`);
+    // A bad name fails before the upload.
+    const bad = await cli(['conversion', join(dir, 'model.onnx'), '--register', 'a/b', '--run-id', run.runId, '--tracking-uri', url]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('REGISTRY_INVALID_NAME');
+  });
+
+  it('uploadTrainingArtifacts({ register }) registers the checkpoint; a skipped upload registers nothing', async () => {
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: unique('train'), activate: false, env: {} });
+    const checkpoint = writeTree(scratch('au-registry-train-'), { 'adapter_model.safetensors': Buffer.alloc(2048, 9), 'adapter_config.json': '{"r":8}' });
+    const name = unique('train-model');
+    const result = await uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: run.runId, trackingUri: url, env: {}, register: { name, alias: 'latest-train', tags: { stage: 'training' } } });
+    expect(result.checkpoint.status).toBe('uploaded');
+    expect(result.registeredModel).toMatchObject({ name, version: '1', aliases: ['latest-train'], tags: { stage: 'training' } });
+    const view = await pythonView(url, name, 'latest-train', run.experimentId!, run.runId);
+    expect(view.download).toEqual(hashTree(checkpoint));
+
+    const dry = await uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: run.runId, trackingUri: url, env: {}, dryRun: true, register: { name } });
+    expect(dry.registeredModel).toBeUndefined();
+    expect((await pythonView(url, name, '', run.experimentId!, run.runId)).versions).toHaveLength(1);
+  });
+});

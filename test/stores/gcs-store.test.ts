@@ -1,0 +1,440 @@
+/**
+ * The gs:// store against a real `mlflow server --no-serve-artifacts` whose artifact root is a
+ * bucket on gcp-storage-emulator: what the store writes, MLflow's Python client (through
+ * google-cloud-storage) downloads byte-exact. Faults come from the fault proxy put in front of
+ * the emulator as the API endpoint (it keeps the Host header, so the emulator's session URIs
+ * point back at the proxy). All tests write into one run and the last one downloads it once
+ * with Python: a cold `import mlflow` costs seconds.
+ */
+import { randomBytes } from 'node:crypto';
+import { truncateSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { AbortedError, ConfigError, HttpStatusError, LocalPathError } from '../../src/core/errors.js';
+import type { RetryEvent } from '../../src/core/retry.js';
+import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import type { GcsResumableSession } from '../../src/stores/gcs-resumable.js';
+import { GcsArtifactStore, type GcsArtifactStoreOptions } from '../../src/stores/gcs-store.js';
+import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import { startFaultProxy, type FaultProxy, type ProxyLogEntry } from '../support/fault-proxy.js';
+import { pythonArtifactHashes, runPython } from '../support/python.js';
+import { describeWithServers, mlflowGcsServer } from '../support/servers.js';
+import { recordingLogger, serverRun, sha256 } from '../uploader/helpers.js';
+import { uploadAndListSmallFiles } from './small-files-contract.js';
+
+const KiB = 1024;
+const CHUNK = 256 * KiB;
+/** A resumable chunk PUT starting at `start`. */
+const chunkAt = (start: number) => (req: { method: string; headers: Record<string, string | string[] | undefined> }) =>
+  req.method === 'PUT' && typeof req.headers['content-range'] === 'string' && req.headers['content-range'].startsWith(`bytes ${start}-`);
+const isChunk = (r: ProxyLogEntry) => r.method === 'PUT' && /^bytes \d+-\d+\/\d+$/.test(r.contentRange ?? '');
+const isStatusQuery = (r: ProxyLogEntry) => r.method === 'PUT' && /^bytes \*\/\d+$/.test(r.contentRange ?? '');
+
+describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact root)', () => {
+  let dir: string;
+  let big: Buffer;
+  let bigPath: string;
+  let proxy: FaultProxy;
+  let run: { runId: string; artifactUri: string };
+  const expected: Record<string, string> = {};
+
+  /** A store on the shared run through `endpoint` (the emulator, or the fault proxy), with small chunks. */
+  function storeFor(options: GcsArtifactStoreOptions = {}, endpoint = mlflowGcsServer().emulatorHost): GcsArtifactStore {
+    return new GcsArtifactStore(run.artifactUri, {
+      env: { STORAGE_EMULATOR_HOST: endpoint },
+      retry: { maxRetries: 3, backoffFactor: 0.01, backoffJitter: 0 },
+      resumableThreshold: 4 * CHUNK,
+      chunkSize: CHUNK,
+      ...options,
+    });
+  }
+
+  async function writeLocal(relative: string, data: Buffer | string): Promise<string> {
+    const local = join(dir, 'src', relative);
+    await mkdir(join(local, '..'), { recursive: true });
+    await writeFile(local, data);
+    return local;
+  }
+
+  /** Object metadata straight from the emulator (undefined when there is no such object). */
+  async function objectMeta(name: string): Promise<{ size: string; contentType: string } | undefined> {
+    const { emulatorHost, bucket } = mlflowGcsServer();
+    const res = await fetch(`${emulatorHost}/storage/v1/b/${bucket}/o/${encodeURIComponent(name)}`);
+    if (res.status === 404) return undefined;
+    return (await res.json()) as { size: string; contentType: string };
+  }
+
+  function resetProxy(): void {
+    proxy.clearRules();
+    proxy.requests.length = 0;
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'gcs-store-'));
+    // Above the 1 MiB threshold the tests use: five 256 KiB chunks and a short sixth.
+    big = randomBytes(5 * CHUNK + 1234);
+    bigPath = await writeLocal('big.bin', big);
+    proxy = await startFaultProxy(mlflowGcsServer().emulatorHost, { preserveHost: true });
+    run = await serverRun(mlflowGcsServer().url);
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("writes under the run's gs:// artifact URI, as MLflow lays names out", () => {
+    const { bucket } = mlflowGcsServer();
+    expect(run.artifactUri).toMatch(new RegExp(`^gs://${bucket}/mlflow/0/${run.runId}/artifacts$`));
+    const store = storeFor();
+    expect([store.bucket, store.rootKey]).toEqual([bucket, `mlflow/0/${run.runId}/artifacts`]);
+    expect(store.describe()).toMatch(/^GCS gs:\/\/.*\/artifacts via http:\/\/127\.0\.0\.1:\d+ \(STORAGE_EMULATOR_HOST\), no credentials: one request per file up to 1 MiB, resumable above in 256 KiB chunks$/);
+  });
+
+  it('uploads 0 B, 1 KiB and a directory with odd names in one request each, and lists them', async () => {
+    const store = storeFor();
+    Object.assign(expected, await uploadAndListSmallFiles(store, writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false, resumedBytes: 0 })));
+    // The type google-cloud-storage would send: a guess from the name, else octet-stream.
+    expect((await objectMeta(`${store.rootKey}/small/ckpt/step 100/config.json`))?.contentType).toBe('application/json');
+    expect((await objectMeta(`${store.rootKey}/small/one-kib.bin`))?.contentType).toBe('application/octet-stream');
+  });
+
+  it('uploads a file above the threshold as a resumable upload in chunks, picked by resolveArtifactStore', async () => {
+    const connection = resolveMlflowConnection({ trackingUri: mlflowGcsServer().url, env: {} });
+    const store = resolveArtifactStore(run.artifactUri, {
+      connection,
+      env: { STORAGE_EMULATOR_HOST: proxy.url, MLFLOW_GCS_UPLOAD_CHUNK_SIZE: String(CHUNK) },
+      gcs: { resumableThreshold: 4 * CHUNK },
+    });
+    expect(store.kind).toBe('gcs');
+    resetProxy();
+    const progress: number[] = [];
+    const result = await store.uploadFile(bigPath, 'model/big.bin', { onProgress: (n) => progress.push(n) });
+    expected['model/big.bin'] = sha256(big);
+    expect(result).toMatchObject({ bytes: big.length, attempts: 1, multipart: true });
+    expect(proxy.requests.filter(isChunk).map((r) => r.contentRange)).toEqual([
+      ...[0, 1, 2, 3, 4].map((i) => `bytes ${i * CHUNK}-${(i + 1) * CHUNK - 1}/${big.length}`),
+      `bytes ${5 * CHUNK}-${big.length - 1}/${big.length}`,
+    ]);
+    expect(proxy.requests.filter((r) => r.method === 'POST').map((r) => r.path)).toEqual([expect.stringMatching(/\/upload\/storage\/v1\/b\/[^/]+\/o\?uploadType=resumable$/)]);
+    expect(progress.at(-1)).toBe(big.length);
+    expect(progress.every((n, i) => i === 0 || n >= (progress[i - 1] ?? 0))).toBe(true);
+    expect((await store.list('model')).find((e) => e.path === 'model/big.bin')?.size).toBe(big.length);
+  });
+
+  it('retries a chunk that failed with 503 twice on its own; the other chunks go once', async () => {
+    resetProxy();
+    proxy.addRule({ match: chunkAt(2 * CHUNK), times: 2, fault: 'status', status: 503, body: JSON.stringify({ error: { code: 503, message: 'injected', errors: [{ reason: 'backendError' }] } }) });
+    const store = storeFor({}, proxy.url);
+    const retries: RetryEvent[] = [];
+    const result = await store.uploadFile(bigPath, 'model/big-retried.bin', { onRetry: (e) => retries.push(e) });
+    expected['model/big-retried.bin'] = sha256(big);
+    expect(result).toEqual({ bytes: big.length, attempts: 3, multipart: true, resumedBytes: 0 });
+    const starts = proxy.requests.filter(isChunk).map((r) => `${r.contentRange?.split('-')[0]}:${r.status}`);
+    expect(starts).toEqual(['bytes 0:308', `bytes ${CHUNK}:308`, `bytes ${2 * CHUNK}:503`, `bytes ${2 * CHUNK}:503`, `bytes ${2 * CHUNK}:308`, `bytes ${3 * CHUNK}:308`, `bytes ${4 * CHUNK}:308`, `bytes ${5 * CHUNK}:200`]);
+    expect(retries.map((e) => [e.attempt, (e.error as HttpStatusError).status, (e.error as HttpStatusError).code])).toEqual([
+      [1, 503, 'backendError'],
+      [2, 503, 'backendError'],
+    ]);
+  });
+
+  it('retries 429 and 403 rateLimitExceeded, as google-cloud-storage does', async () => {
+    resetProxy();
+    proxy.addRule({ match: (r) => r.method === 'POST', times: 1, fault: 'status', status: 429, body: '{"error":{"code":429,"message":"slow down"}}' });
+    proxy.addRule({ match: (r) => r.method === 'POST', times: 1, fault: 'status', status: 403, body: JSON.stringify({ error: { code: 403, message: 'Rate limit', errors: [{ reason: 'rateLimitExceeded' }] } }) });
+    const local = await writeLocal('throttled.txt', 'throttled');
+    const result = await storeFor({}, proxy.url).uploadFile(local, 'throttled.txt');
+    expected['throttled.txt'] = sha256(Buffer.from('throttled'));
+    expect(result.attempts).toBe(3);
+    expect(proxy.requests.map((r) => r.status)).toEqual([429, 403, 200]);
+  });
+
+  it('fails at the first request, with a typed error and a hint, on 401, 403 and a missing bucket', async () => {
+    const local = await writeLocal('refused.txt', 'refused');
+    for (const [status, reason, hint] of [
+      [401, 'required', /No Google credentials were found.*GOOGLE_APPLICATION_CREDENTIALS/],
+      [403, 'forbidden', /storage\.objects\.create on bucket/],
+    ] as const) {
+      resetProxy();
+      proxy.addRule({ fault: 'status', status, body: JSON.stringify({ error: { code: status, message: 'nope', errors: [{ reason }] } }) });
+      const error = await storeFor({}, proxy.url).uploadFile(local, 'refused.txt').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HttpStatusError);
+      expect(error).toMatchObject({ status, code: reason, hint: expect.stringMatching(hint) });
+      expect(proxy.requests).toHaveLength(1);
+    }
+    resetProxy();
+    const missing = new GcsArtifactStore('gs://no-such-bucket/mlflow/0/abc/artifacts', { env: { STORAGE_EMULATOR_HOST: proxy.url }, retry: { maxRetries: 3 } });
+    const error = await missing.uploadFile(local, 'refused.txt').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HttpStatusError);
+    expect(error).toMatchObject({ status: 404, hint: expect.stringMatching(/The bucket "no-such-bucket" does not exist.*MLflow never creates buckets/) });
+    expect(proxy.requests).toHaveLength(1);
+    await expect(missing.list()).rejects.toMatchObject({ status: 404 });
+  });
+
+  it('an abort mid-upload cancels the session (DELETE) and leaves no object', async () => {
+    resetProxy();
+    const controller = new AbortController();
+    const store = storeFor({}, proxy.url);
+    const error = await store
+      .uploadFile(bigPath, 'model/aborted.bin', {
+        signal: controller.signal,
+        onProgress: (n) => {
+          if (n > 2 * CHUNK) controller.abort(new Error('user pressed Ctrl-C'));
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AbortedError);
+    expect((error as Error).message).toMatch(/aborted; its resumable session was cancelled/);
+    const cancels = proxy.requests.filter((r) => r.method === 'DELETE');
+    expect(cancels).toHaveLength(1);
+    expect(cancels[0]?.path).toMatch(/upload_id=/);
+    expect(proxy.requests.filter(isChunk).every((r) => r.status !== 200)).toBe(true);
+    expect(await objectMeta(`${store.rootKey}/model/aborted.bin`)).toBeUndefined();
+  });
+
+  it('a chunk that keeps failing fails the upload, cancels the session, and leaves no object', async () => {
+    resetProxy();
+    proxy.addRule({ match: chunkAt(CHUNK), fault: 'status', status: 500, body: '{"error":{"code":500,"message":"boom"}}' });
+    const store = storeFor({ retry: { maxRetries: 1, backoffFactor: 0, backoffJitter: 0 } }, proxy.url);
+    const error = await store.uploadFile(bigPath, 'model/failed.bin').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HttpStatusError);
+    expect(error).toMatchObject({ status: 500, hint: expect.stringMatching(/retried 1 time/) });
+    expect(proxy.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1);
+    expect(await objectMeta(`${store.rootKey}/model/failed.bin`)).toBeUndefined();
+  });
+
+  it('a file that shrinks during a resumable upload fails with PATH_UNREADABLE and leaves no object', async () => {
+    resetProxy();
+    const local = await writeLocal('shrinking.bin', big);
+    const store = storeFor({}, proxy.url);
+    let cut = false;
+    const error = await store
+      .uploadFile(local, 'shrinking.bin', {
+        onProgress: (n) => {
+          if (!cut && n >= CHUNK) {
+            cut = true;
+            truncateSync(local, 2 * CHUNK);
+          }
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({ code: 'PATH_UNREADABLE', message: expect.stringMatching(/shrank while it was being uploaded/) });
+    expect(proxy.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1);
+    expect(await objectMeta(`${store.rootKey}/shrinking.bin`)).toBeUndefined();
+  });
+
+  it('a second process resumes the session from the offset GCS reports and sends only the rest', async () => {
+    resetProxy();
+    // The first process "crashes" in chunk 3: its cancel never reaches the server.
+    proxy.addRule({ match: (r) => r.method === 'DELETE', fault: 'drop' });
+    const sessions: GcsResumableSession[] = [];
+    const controller = new AbortController();
+    const first = storeFor({ retry: { maxRetries: 0 } }, proxy.url);
+    await first
+      .uploadFile(bigPath, 'model/resumed.bin', {
+        signal: controller.signal,
+        onSession: (s) => void sessions.push(s),
+        onProgress: (n) => {
+          if (n > 2 * CHUNK + 1000) controller.abort();
+        },
+      })
+      .catch(() => undefined);
+    expect(sessions).toHaveLength(1);
+    const session = sessions[0]!;
+    expect(session).toMatchObject({ bucket: first.bucket, name: `${first.rootKey}/model/resumed.bin`, size: big.length, uri: expect.stringMatching(/upload_id=/) });
+    // The session can be passed through JSON (a journal file) and still be used.
+    const persisted = JSON.parse(JSON.stringify(session)) as GcsResumableSession;
+    expect(await objectMeta(session.name)).toBeUndefined();
+
+    resetProxy();
+    const second = storeFor({}, proxy.url);
+    const status = await second.querySession(persisted);
+    // Two chunks were acknowledged; the emulator also keeps what arrived of the third before
+    // the cut (real GCS may keep part of a chunk too), so the offset is in the third chunk.
+    expect(status.state).toBe('incomplete');
+    const offset = status.state === 'incomplete' ? status.offset : -1;
+    expect(offset).toBeGreaterThanOrEqual(2 * CHUNK);
+    expect(offset).toBeLessThan(3 * CHUNK);
+    const progress: number[] = [];
+    const result = await second.uploadFile(bigPath, 'model/resumed.bin', { resumeSession: persisted, onProgress: (n) => progress.push(n) });
+    expected['model/resumed.bin'] = sha256(big);
+    expect(result).toEqual({ bytes: big.length, attempts: 1, multipart: true, resumedBytes: offset });
+    expect(progress[0]).toBe(offset);
+    expect(proxy.requests.filter((r) => r.method === 'POST')).toEqual([]);
+    expect(proxy.requests.filter(isStatusQuery).map((r) => r.contentRange)).toEqual([`bytes */${big.length}`, `bytes */${big.length}`]);
+    // Only the rest is sent, from GCS's offset, in whole chunks.
+    const rest: string[] = [];
+    for (let start = offset; start < big.length; start += CHUNK) rest.push(`bytes ${start}-${Math.min(start + CHUNK, big.length) - 1}/${big.length}`);
+    expect(proxy.requests.filter(isChunk).map((r) => r.contentRange)).toEqual(rest);
+    // Asked again once the upload finished: GCS answers with the object; the emulator has
+    // forgotten the session. Either way nothing is sent again.
+    expect(['complete', 'gone']).toContain((await second.querySession(persisted)).state);
+  });
+
+  it('starts a new session when the one to resume is unknown to GCS or made for another size', async () => {
+    resetProxy();
+    const store = storeFor({}, proxy.url);
+    const logger = recordingLogger();
+    const local = await writeLocal('restart.bin', big.subarray(0, 5 * CHUNK));
+    const name = `${store.rootKey}/restart.bin`;
+    const stale: GcsResumableSession = { uri: `${proxy.url}/upload/storage/v1/b/${store.bucket}/o?uploadType=resumable&upload_id=gone`, bucket: store.bucket, name, size: 5 * CHUNK, createdAt: 0 };
+    const created: GcsResumableSession[] = [];
+    const withLogger = new GcsArtifactStore(run.artifactUri, { env: { STORAGE_EMULATOR_HOST: proxy.url }, resumableThreshold: CHUNK, chunkSize: CHUNK, logger });
+    const result = await withLogger.uploadFile(local, 'restart.bin', { resumeSession: stale, onSession: (s) => void created.push(s) });
+    expected['restart.bin'] = sha256(big.subarray(0, 5 * CHUNK));
+    expect(result.resumedBytes).toBe(0);
+    expect(created).toHaveLength(1);
+    expect(created[0]?.uri).not.toBe(stale.uri);
+    expect(logger.lines.some(([, l]) => /expired or was cancelled; starting over/.test(l))).toBe(true);
+    // Never logged: the session URI is a credential for the upload.
+    expect(JSON.stringify(logger.lines)).not.toContain('upload_id=gone');
+
+    const otherSize = await withLogger.uploadFile(local, 'restart.bin', { resumeSession: { ...stale, size: 1 } });
+    expect(otherSize.resumedBytes).toBe(0);
+    expect(logger.lines.some(([, l]) => /made for another object or size/.test(l))).toBe(true);
+  });
+
+  it('falls back to anonymous requests without credentials, as MLflow does, and says so', async () => {
+    const logger = recordingLogger();
+    const previous = process.env.METADATA_SERVER_DETECTION;
+    // No metadata server here: tell google-auth-library not to probe for one.
+    process.env.METADATA_SERVER_DETECTION = 'none';
+    try {
+      const store = new GcsArtifactStore(run.artifactUri, {
+        apiEndpoint: mlflowGcsServer().emulatorHost,
+        useAuthWithCustomEndpoint: true,
+        env: { HOME: dir },
+        logger,
+      });
+      expect(store.config.authenticated).toBe(true);
+      const local = await writeLocal('anonymous.txt', 'anonymous');
+      await store.uploadFile(local, 'anonymous.txt');
+      expected['anonymous.txt'] = sha256(Buffer.from('anonymous'));
+      expect(logger.lines.filter(([level]) => level === 'warn')).toEqual([['warn', expect.stringMatching(/No Google credentials found.*anonymously, as MLflow does/)]]);
+    } finally {
+      if (previous === undefined) delete process.env.METADATA_SERVER_DETECTION;
+      else process.env.METADATA_SERVER_DETECTION = previous;
+    }
+  });
+
+  it('sends a Bearer token from Application Default Credentials (the metadata server) and never logs it', async () => {
+    // A stand-in for the GCE metadata server, driven by the official google-auth-library.
+    const token = 'ya29.metadata-token-7Qx9-never-logged';
+    const metadataRequests: string[] = [];
+    const metadata = createServer((req, res) => {
+      metadataRequests.push(req.url ?? '');
+      const headers = { 'metadata-flavor': 'Google' };
+      if (req.headers['metadata-flavor'] !== 'Google') return void res.writeHead(403, headers).end();
+      if (req.url?.startsWith('/computeMetadata/v1/instance/service-accounts/default/token')) {
+        return void res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify({ access_token: token, expires_in: 3599, token_type: 'Bearer' }));
+      }
+      if (req.url === '/computeMetadata/v1/universe/universe-domain') return void res.writeHead(200, { ...headers, 'content-type': 'text/plain' }).end('googleapis.com');
+      res.writeHead(404, headers).end();
+    });
+    await new Promise<void>((resolve) => metadata.listen(0, '127.0.0.1', resolve));
+    const saved = { detection: process.env.METADATA_SERVER_DETECTION, host: process.env.GCE_METADATA_HOST };
+    process.env.METADATA_SERVER_DETECTION = 'assume-present';
+    process.env.GCE_METADATA_HOST = `127.0.0.1:${(metadata.address() as AddressInfo).port}`;
+    try {
+      resetProxy();
+      const authorizations: unknown[] = [];
+      proxy.addRule({
+        match: (r) => {
+          authorizations.push(r.headers.authorization);
+          return false;
+        },
+        fault: 'drop',
+      });
+      const logger = recordingLogger();
+      const store = new GcsArtifactStore(run.artifactUri, {
+        apiEndpoint: proxy.url,
+        useAuthWithCustomEndpoint: true,
+        env: { HOME: dir },
+        retry: { maxRetries: 0 },
+        resumableThreshold: CHUNK,
+        chunkSize: CHUNK,
+        logger,
+      });
+      const local = await writeLocal('with-adc.bin', big.subarray(0, 2 * CHUNK + 10));
+      await store.uploadFile(local, 'with-adc.bin');
+      expected['with-adc.bin'] = sha256(big.subarray(0, 2 * CHUNK + 10));
+      // Start, three chunks: every request carried the token.
+      expect(authorizations).toEqual(Array.from({ length: 4 }, () => `Bearer ${token}`));
+      expect(metadataRequests.some((u) => u.includes('/token'))).toBe(true);
+      // A refusal names no token either.
+      proxy.addRule({ fault: 'status', status: 403, body: JSON.stringify({ error: { code: 403, message: `denied for Bearer ${token}`, errors: [{ reason: 'forbidden' }] } }) });
+      const error = await store.uploadFile(local, 'with-adc-refused.bin').catch((e: unknown) => e);
+      expect(error).toMatchObject({ status: 403, code: 'forbidden' });
+      expect(JSON.stringify((error as HttpStatusError).toJSON()) + (error as Error).message + JSON.stringify(logger.lines)).not.toContain(token);
+    } finally {
+      for (const [key, value] of [['METADATA_SERVER_DETECTION', saved.detection], ['GCE_METADATA_HOST', saved.host]] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+      await new Promise<void>((resolve) => metadata.close(() => resolve()));
+    }
+  });
+
+  it('refuses an unusable GOOGLE_APPLICATION_CREDENTIALS with a ConfigError before sending anything', async () => {
+    resetProxy();
+    const store = new GcsArtifactStore(run.artifactUri, {
+      apiEndpoint: proxy.url,
+      useAuthWithCustomEndpoint: true,
+      env: { GOOGLE_APPLICATION_CREDENTIALS: join(dir, 'no-such-key.json') },
+    });
+    const local = await writeLocal('never.txt', 'never');
+    const error = await store.uploadFile(local, 'never.txt').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toMatch(/GOOGLE_APPLICATION_CREDENTIALS.*no-such-key\.json/);
+    expect(proxy.requests).toEqual([]);
+  });
+
+  it('ArtifactUploader uploads a directory to the gs:// run end to end, verified against the bucket listing', async () => {
+    const tree: Record<string, Buffer> = {
+      'metrics.json': Buffer.from('{"acc": 0.91}'),
+      'ckpt/model.safetensors': big.subarray(0, 4 * CHUNK + 77),
+      'ckpt/nested/tokenizer.json': Buffer.from('{"t": 1}'),
+      'ckpt/empty.txt': Buffer.alloc(0),
+    };
+    for (const [path, data] of Object.entries(tree)) await writeLocal(`tree/${path}`, data);
+    const uploader = new ArtifactUploader({
+      stage: 'training',
+      runId: run.runId,
+      trackingUri: mlflowGcsServer().url,
+      env: { STORAGE_EMULATOR_HOST: mlflowGcsServer().emulatorHost },
+      gcs: { resumableThreshold: 2 * CHUNK, chunkSize: CHUNK },
+      verify: true,
+      retry: { maxRetries: 2, backoffFactor: 0, backoffJitter: 0 },
+    });
+    const result = await uploader.uploadDirectory(join(dir, 'src', 'tree'), { artifactPath: 'tree' });
+    expect(result).toMatchObject({ status: 'uploaded', runId: run.runId, artifactUri: run.artifactUri, verification: { status: 'verified' } });
+    expect(uploader.stats()).toMatchObject({ uploaded: 1, filesSent: 4, retries: 0 });
+    for (const [path, data] of Object.entries(tree)) expected[`tree/${path}`] = sha256(data);
+  });
+
+  it('the official Python client (google-cloud-storage under MLflow) downloads every artifact byte-exact', async () => {
+    const env = { STORAGE_EMULATOR_HOST: mlflowGcsServer().emulatorHost };
+    const hashes = await pythonArtifactHashes(mlflowGcsServer().url, run.runId, '', env);
+    expect(hashes).toEqual(expected);
+    // And google-cloud-storage itself lists the objects with the sizes we sent.
+    const listed = await runPython(
+      `
+import json, os, sys
+from google.cloud import storage
+client = storage.Client()
+print(json.dumps({b.name: b.size for b in client.list_blobs(sys.argv[1], prefix=sys.argv[2] + "/model/")}))
+`,
+      { env, args: [mlflowGcsServer().bucket, `mlflow/0/${run.runId}/artifacts`] },
+    );
+    const sizes = JSON.parse(listed.trim().split('\n').pop() ?? '{}') as Record<string, number>;
+    expect(Object.entries(sizes).map(([name, size]) => [name.split('/').pop(), size])).toEqual(
+      ['big-retried.bin', 'big.bin', 'resumed.bin'].map((n) => [n, big.length]),
+    );
+  });
+});

@@ -1,0 +1,56 @@
+/**
+ * What every object store (s3://, gs://) must do with small files: upload 0 B, 1 KiB and a
+ * directory with odd names one request each, without retries, reporting progress, and list
+ * them back one level at a time with sizes. Shared so each store test runs the same checks.
+ */
+import { randomBytes } from 'node:crypto';
+import { expect } from 'vitest';
+import type { RetryEvent } from '../../src/core/retry.js';
+import { listArtifactsRecursive, type ArtifactStore, type UploadFileResult } from '../../src/stores/artifact-store.js';
+import { sha256 } from '../uploader/helpers.js';
+
+/**
+ * Uploads the small files through `store` (each written locally by `writeLocal` first), checks
+ * every result with `resultFor`, the listings, and returns `{ artifactPath: sha256 }` for the
+ * final cross-check with the Python client.
+ */
+export async function uploadAndListSmallFiles(
+  store: ArtifactStore,
+  writeLocal: (relative: string, data: Buffer) => Promise<string>,
+  resultFor: (data: Buffer) => UploadFileResult,
+): Promise<Record<string, string>> {
+  const files: Record<string, Buffer> = {
+    'small/empty.txt': Buffer.alloc(0),
+    'small/one-kib.bin': randomBytes(1024),
+    'small/ckpt/step 100/model.safetensors': randomBytes(3000),
+    'small/ckpt/step 100/config.json': Buffer.from('{"a": 1}'),
+    'small/ckpt/ünïcødé 模型/weights (copy) [1] & co+=?.bin': randomBytes(777),
+    // Bytes that look like a multipart boundary, for stores that frame bodies that way (gs://).
+    'small/ckpt/.hidden/a..b': Buffer.from('\r\n--boundary--\r\n\r\n'),
+  };
+  const hashes: Record<string, string> = {};
+  const retries: RetryEvent[] = [];
+  for (const [artifactPath, data] of Object.entries(files)) {
+    const local = await writeLocal(artifactPath, data);
+    const progress: number[] = [];
+    const result = await store.uploadFile(local, artifactPath, { onProgress: (n) => progress.push(n), onRetry: (e) => retries.push(e) });
+    expect(result).toEqual(resultFor(data));
+    expect(progress.at(-1)).toBe(data.length);
+    hashes[artifactPath] = sha256(data);
+  }
+  expect(retries).toEqual([]);
+
+  // One level at a time, sizes included, sorted; a missing directory is empty.
+  expect(await store.list('small')).toEqual([
+    { path: 'small/ckpt', isDir: true },
+    { path: 'small/empty.txt', isDir: false, size: 0 },
+    { path: 'small/one-kib.bin', isDir: false, size: 1024 },
+  ]);
+  expect(await store.list('small/ckpt/step 100')).toEqual([
+    { path: 'small/ckpt/step 100/config.json', isDir: false, size: 8 },
+    { path: 'small/ckpt/step 100/model.safetensors', isDir: false, size: 3000 },
+  ]);
+  expect(await store.list('nothing/here')).toEqual([]);
+  expect((await listArtifactsRecursive(store, 'small')).map((e) => e.path)).toEqual(Object.keys(files).sort());
+  return hashes;
+}
