@@ -309,7 +309,8 @@ export async function createCheckpointArchive(
   const internal = new AbortController();
   let cancelled = false;
   const emit = (event: ArchiveProgressEvent): void => {
-    if (!onProgress || internal.signal.aborted || cancelled) return;
+    // The caller's abort too: on Node 24 a few more reads land before the pipeline tears down.
+    if (!onProgress || signal?.aborted || internal.signal.aborted || cancelled) return;
     try {
       onProgress(event);
     } catch (error) {
