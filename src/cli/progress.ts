@@ -208,6 +208,8 @@ class BarProgress implements ProgressDisplay {
       const cli = loadCliProgress();
       this.bar = new cli.SingleBar(
         {
+          // Cast: cli-progress's types want a NodeJS.WritableStream; ours is the narrower TTY
+          // writer it actually uses (write, columns, cursor moves), which the types cannot say.
           stream: this.stream as unknown as NodeJS.WritableStream,
           // Our own rate and ETA: cli-progress's {eta_formatted} guesses from too few samples.
           format: '{label} [{bar}] {percentage}% | {done}/{size}{files} | {rate}{eta}',
