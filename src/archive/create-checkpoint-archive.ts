@@ -309,7 +309,8 @@ export async function createCheckpointArchive(
   const internal = new AbortController();
   let cancelled = false;
   const emit = (event: ArchiveProgressEvent): void => {
-    if (!onProgress || internal.signal.aborted || cancelled) return;
+    // The caller's abort too: on Node 24 a few more reads land before the pipeline tears down.
+    if (!onProgress || signal?.aborted || internal.signal.aborted || cancelled) return;
     try {
       onProgress(event);
     } catch (error) {
@@ -347,6 +348,8 @@ export async function createCheckpointArchive(
       return;
     }
     if (entry.type !== 'File' || !entry.stat) return;
+    // Cast: node-tar types onWriteEntry's argument as its public WriteEntry, while the object is
+    // the file entry whose read/pause hooks we tap (TarFileEntry lists the ones we use).
     const target = entry as unknown as TarFileEntry;
     const record: FileRecord = { size: entry.stat.size, hash: createHash('sha256'), hashed: 0, entry: target };
     records.set(entry.path, record);
@@ -413,6 +416,7 @@ export async function createCheckpointArchive(
       // (about 1 archive in 10 with a hard link, on main as well). One job at a time never
       // leaves a link pending; checkpoints without hard links keep tar's default concurrency.
       ...(entries.some((e) => e.hardLinked) ? { jobs: 1 } : {}),
+      // Cast: tar 7's option type names a WriteEntry union our handler narrows itself.
       onWriteEntry: onWriteEntry as never,
     });
     for (const entry of entries) pack.add(entry.type === 'directory' ? entry.path.slice(0, -1) : entry.path);
@@ -431,6 +435,8 @@ export async function createCheckpointArchive(
     // Staged (written, flushed: durable before visible), renamed once the manifest is ready.
     // On failure the tar entries are stopped at once (cancelAll), before the temp file is removed.
     staged = await stageFile(outAbs, (temp) =>
+      // Cast: node-tar's Pack is a Minipass stream, which Node's pipeline accepts at run time but
+      // whose type is not a NodeJS.ReadableStream.
       pipeline(pack as unknown as NodeJS.ReadableStream, gzip, tap, createWriteStream(temp, { flags: 'wx' }), { signal: combined }).catch(
         (error: unknown) => {
           cancelAll();

@@ -62,6 +62,19 @@ export interface CommandOutcome {
 /** The embedded default store, as MLflow's client resolves it: `./mlruns` in the working directory. */
 const DEFAULT_TRACKING_URI = 'file:./mlruns';
 
+/**
+ * After an interrupt every pending upload fails with the same ABORTED error; the command prints
+ * that once, so the library's per-upload warnings about it are dropped (`--verbose` keeps them).
+ */
+function quietAfterAbort(logger: Logger, signal: AbortSignal): Logger {
+  return {
+    debug: (message, fields) => logger.debug(message, fields),
+    info: (message, fields) => logger.info(message, fields),
+    warn: (message, fields) => (signal.aborted ? undefined : logger.warn(message, fields)),
+    error: (message, fields) => logger.error(message, fields),
+  };
+}
+
 /** Per-invocation state shared by the commands. */
 export class CliContext {
   readonly cwd: string;
@@ -78,7 +91,8 @@ export class CliContext {
     this.signal = io.signal;
     for (const name of SECRET_ENV_VARS) registerSecret(io.env[name]);
     const level: LogLevel = globals.verbose ? 'debug' : globals.quiet ? 'error' : 'warn';
-    this.logger = createStreamLogger({ level, stream: io.stderr as NodeJS.WritableStream });
+    const logger = createStreamLogger({ level, stream: io.stderr as NodeJS.WritableStream });
+    this.logger = io.signal && !globals.verbose ? quietAfterAbort(logger, io.signal) : logger;
   }
 
   /** An absolute path: `path` resolved against the working directory. */

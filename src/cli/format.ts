@@ -20,9 +20,22 @@ export function formatDuration(ms: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s).padStart(2, '0')}s`;
 }
 
-/** Bytes per second as `3.2 MiB/s`. */
+/** Bytes per second as `3.2 MiB/s` (rounded like {@link formatBytes}); `-` when there is no rate. */
 export function formatRate(bytesPerSecond: number): string {
   return Number.isFinite(bytesPerSecond) && bytesPerSecond > 0 ? `${formatBytes(bytesPerSecond)}/s` : '-';
+}
+
+/** The longest ETA worth showing: past a day it says "stalled" better than a number would. */
+export const MAX_ETA_MS = 24 * 3600 * 1000;
+
+/**
+ * An ETA as text (`12.0 s`, `3m05s`), or `undefined` when there is none worth showing: no rate
+ * yet, nothing left, or an estimate beyond {@link MAX_ETA_MS} (a stalled link).
+ */
+export function formatEta(bytesLeft: number, bytesPerSecond: number): string | undefined {
+  if (!(bytesLeft > 0) || !(bytesPerSecond > 0) || !Number.isFinite(bytesLeft) || !Number.isFinite(bytesPerSecond)) return undefined;
+  const ms = (bytesLeft / bytesPerSecond) * 1000;
+  return ms <= MAX_ETA_MS ? formatDuration(ms) : undefined;
 }
 
 /** Aligns rows into columns (two spaces apart), each line indented by `indent`. */

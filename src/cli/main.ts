@@ -1,6 +1,24 @@
 // The `artifact-uploader` bin: runs the CLI with the real process's I/O (see program.ts).
 import { runCli } from './program.js';
 
+/** 128 + SIGPIPE: the status a Unix tool killed by a closed pipe exits with (`yes | head`). */
+const EXIT_BROKEN_PIPE = 141;
+
+const argv = process.argv.slice(2);
+// Help and version only print: a reader that stops early (`--help | head`) got all it wanted.
+const onlyPrints = argv.length === 0 || argv[0] === 'help' || argv.some((arg) => ['-h', '--help', '-V', '--version'].includes(arg));
+
+// Node ignores SIGPIPE, so a write into a closed pipe surfaces as an EPIPE 'error' event, which
+// unhandled kills the process with a stack trace. End quietly instead, as other tools do.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+  process.exit(onlyPrints ? 0 : EXIT_BROKEN_PIPE);
+});
+// A closed stderr leaves nowhere to report anything: keep going, the exit code still tells.
+process.stderr.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EPIPE') throw error;
+});
+
 const controller = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort(new Error(`received ${signal}`)));
-process.exitCode = await runCli(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env, isTTY: process.stderr.isTTY === true, columns: process.stderr.columns, signal: controller.signal });
+process.exitCode = await runCli(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, isTTY: process.stderr.isTTY === true, columns: process.stderr.columns, signal: controller.signal });

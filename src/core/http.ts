@@ -235,6 +235,7 @@ export class HttpClient {
       const type = req.responseType ?? 'json';
       if (type === 'stream') {
         idle.stop();
+        // Cast: with responseType 'stream' the caller's T is the body stream itself (see HttpRequest).
         return { status: response.statusCode, headers: responseHeaders, body: response.body as unknown as T };
       }
       if (type === 'none') {
@@ -264,6 +265,8 @@ export class HttpClient {
     return (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
       const { undici, dispatcher } = await this.connectionPool();
       if (init?.body instanceof LocalFileBlob && typeof input === 'string') return sendFileBlob(undici, input, init, init.body, dispatcher);
+      // Casts: undici's fetch and the global fetch have structurally different (DOM vs undici)
+      // Request/Response types for the same objects; the dispatcher option is undici's own.
       return undici.fetch(input as never, { ...(init as object), dispatcher } as never);
     }) as unknown as typeof fetch;
   }

@@ -231,8 +231,8 @@ export function isThrottlingError(error: unknown): boolean {
   return status === 429 || status === 503;
 }
 
-/** GCS's reasons that mean "slow down" whatever the status (a 403 `rateLimitExceeded`). */
-const GCS_THROTTLING_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
+/** GCS's reasons that mean "slow down" whatever the status (a 403 `rateLimitExceeded`), not "forbidden". */
+export const GCS_THROTTLING_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
 
 function statusOf(error: unknown): number | undefined {
   if (typeof error !== 'object' || error === null) return undefined;

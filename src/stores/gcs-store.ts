@@ -41,6 +41,7 @@ import { formatBytes } from '../core/format.js';
 import { guessMimeType } from '../core/mime.js';
 import { interopModule, isModuleNotFound } from '../core/optional-dependency.js';
 import {
+  GCS_THROTTLING_REASONS,
   isLowLevelNetworkError,
   toResolvedRetryOptions,
   withRetry,
@@ -492,13 +493,13 @@ export class GcsArtifactStore implements ArtifactStore {
         ? 'No Google credentials were found, so the request went anonymously (as MLflow does), and the bucket does not allow that. Set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run `gcloud auth application-default login`, or run where the metadata server provides a service account.'
         : 'Google refused the credentials: check GOOGLE_APPLICATION_CREDENTIALS (or `gcloud auth application-default login`) and that the account is not disabled.';
     }
-    if (status === 403 && !GCS_THROTTLE_REASONS.has(reason ?? '')) {
+    if (status === 403 && !GCS_THROTTLING_REASONS.has(reason ?? '')) {
       return `${anonymous ? 'The request went without credentials (none were found). ' : ''}The account needs storage.objects.create on bucket "${this.bucket}" (and storage.objects.delete to overwrite an artifact, storage.objects.list to list them), e.g. the role roles/storage.objectUser.`;
     }
     if (status === 404) {
       return `The bucket "${this.bucket}" does not exist${emulator}: create it; MLflow never creates buckets. Also check the tracking server's --default-artifact-root.`;
     }
-    if (status === 429 || status >= 500 || GCS_THROTTLE_REASONS.has(reason ?? '')) {
+    if (status === 429 || status >= 500 || GCS_THROTTLING_REASONS.has(reason ?? '')) {
       return `GCS kept failing; every request was retried ${this.retry.maxRetries} time(s) (raise MLFLOW_HTTP_REQUEST_MAX_RETRIES or retry.maxRetries), then upload again.`;
     }
     if (status === 400 && reason === 'invalid') return 'GCS refused the request as invalid; check the artifact path (object names are at most 1024 bytes of UTF-8).';
@@ -588,8 +589,6 @@ export class GcsArtifactStore implements ArtifactStore {
   }
 }
 
-/** Reasons of a 403 that mean "slow down" (retried by `core/retry.ts`), not "forbidden". */
-const GCS_THROTTLE_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
 
 /**
  * The factory `resolve.ts` registers for `gs:` URIs. Retries follow the tracking connection's

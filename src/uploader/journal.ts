@@ -288,6 +288,8 @@ export interface JournalClearResult {
  * @example
  * ```ts
  * const journal = await UploadJournal.open();
+ * const runId = 'a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6';
+ * const sha256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'; // of the bytes sent
  * const key = { target: 'http://127.0.0.1:5000', runId, artifactPath: 'model/weights.bin', local: await localFileIdentity('out/weights.bin') };
  * if ((await journal.lookup(key)).state !== 'uploaded') {
  *   const entry = await journal.begin(key);
@@ -533,6 +535,7 @@ export class UploadJournal {
    *
    * @example
    * ```ts
+   * const journal = await UploadJournal.open();
    * const { removed } = await journal.clear({ olderThanMs: 24 * 3600_000 });
    * ```
    */

@@ -37,7 +37,17 @@ export type UploadPhase = 'scanning' | 'archiving' | 'uploading' | 'verifying' |
 export type UploadProgressEvent =
   | { type: 'phase'; phase: UploadPhase }
   | { type: 'file'; path: string; artifactPath: string; loaded: number; total: number }
-  | { type: 'totals'; filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number; bytesPerSecond: number }
+  | {
+      type: 'totals';
+      /** Files finished, uploaded or failed. */
+      filesDone: number;
+      /** Of `filesDone`, the files that failed (a progress display shows them as failed, not done). */
+      filesFailed: number;
+      filesTotal: number;
+      bytesDone: number;
+      bytesTotal: number;
+      bytesPerSecond: number;
+    }
   | { type: 'archive'; filesDone: number; filesTotal: number; bytesDone: number; bytesTotal: number };
 
 /**
@@ -70,6 +80,7 @@ export class ProgressEmitter {
   private readonly completed = new Set<string>();
   private readonly loaded = new Map<string, number>();
   private filesDone = 0;
+  private filesFailed = 0;
   private bytesDone = 0;
   private uploadStarted = 0;
   private warned = false;
@@ -116,12 +127,13 @@ export class ProgressEmitter {
     this.totals(filesTotal, bytesTotal, false);
   }
 
-  /** Marks a file finished (uploaded or not); its bytes count as `bytes` (0 when it failed). */
-  fileDone(path: string, bytes: number, filesTotal: number, bytesTotal: number): void {
+  /** Marks a file finished (uploaded or `failed`); its bytes count as `bytes` (0 when it failed). */
+  fileDone(path: string, bytes: number, filesTotal: number, bytesTotal: number, failed = false): void {
     const previous = this.loaded.get(path) ?? 0;
     this.loaded.delete(path);
     this.bytesDone += bytes - previous;
     this.filesDone++;
+    if (failed) this.filesFailed++;
     this.totals(filesTotal, bytesTotal, this.filesDone === filesTotal);
   }
 
@@ -144,6 +156,7 @@ export class ProgressEmitter {
     this.emit({
       type: 'totals',
       filesDone: this.filesDone,
+      filesFailed: this.filesFailed,
       filesTotal,
       bytesDone: this.bytesDone,
       bytesTotal,

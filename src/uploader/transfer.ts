@@ -245,7 +245,7 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
     },
     onFileDone: (outcome) => {
       if (outcome.status === 'uploaded') progress.file(outcome.file.localPath, outcome.file.artifactPath, outcome.bytes, outcome.bytes);
-      progress.fileDone(outcome.file.localPath, outcome.bytes, filesTotal, bytesTotal);
+      progress.fileDone(outcome.file.localPath, outcome.bytes, filesTotal, bytesTotal, outcome.status !== 'uploaded');
     },
     onRetry: () => {
       retries++;

@@ -1,15 +1,25 @@
 /**
- * Every ```ts example in README.md, docs/*.md and docs/stages/*.md is type-checked against the
- * built declarations (dist/index.d.ts) and run against the built package (dist/index.js), each
- * in a fresh working directory with no server configured (so `./mlruns` is the store). A marker
- * right before an example changes that:
+ * Every ```ts and ```js example in README.md and docs/ (every .md below it, docs/api aside) is
+ * run against the built package (dist/index.js), each in a fresh working directory with no
+ * MLflow server configured (so `./mlruns` is the store) and a local Hub stand-in as
+ * HF_ENDPOINT with a write token as HF_TOKEN (so publishing examples publish for real). The
+ * ```ts ones are also type-checked against the built declarations (dist/index.d.ts).
  *
- *   <!-- example: typecheck (why it cannot run here, e.g. needs a server) -->   type-check only
- *   <!-- example: skip (why) -->                                                neither
+ * THE RULES FOR AN EXAMPLE (new pages, e.g. docs/azure.md, follow them too):
+ * - It runs as written. Files it names (`out/checkpoint-100`, `out/model.onnx`, ...) are in its
+ *   working directory (buildTemplate below; add yours there). A first line
+ *   `// publish.mjs: node publish.mjs <args>` gives it those command-line arguments.
+ * - An upload must succeed: the harness sees every result the library returns, and any
+ *   `UploadResult` with `status: 'failed'` fails the example (the default `onError: 'return'`
+ *   would otherwise hide it). Checking `result.status === 'uploaded'` in the text is good too.
+ * - A block that needs what the harness cannot give it (an Azure account, a GCS bucket, a
+ *   remote registry, a real Hub) says so with a marker on the line right before its fence:
  *
- * The working directory holds the files the docs name (`out/checkpoint-100`, `out/model.onnx`,
- * `~/fine-tuned/llama-lora_*` with HOME pointing there, ...), built below, so the examples read
- * as users would write them. `npm test` builds before vitest runs.
+ *     <!-- example: typecheck (needs an Azure storage account) -->   type-check only
+ *     <!-- example: skip (a type listing, not a program) -->          neither (keep these rare)
+ *
+ *   The reason in parentheses is required. A ```js block cannot be type-checked: it runs, or
+ *   is skipped with a reason.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,12 +29,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSafetensors, tensor, writeMlxLoraDir } from '../model/fixtures.js';
+import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { typecheckExamples } from './typecheck.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const distJs = join(root, 'dist', 'index.js');
 const distDts = join(root, 'dist', 'index.d.ts');
 const runner = fileURLToPath(new URL('./run-examples.mjs', import.meta.url));
+const observer = fileURLToPath(new URL('./observe-results.mjs', import.meta.url));
 
 interface Example {
   /** `docs/cli.md:42` (the line of the fence). */
@@ -32,26 +44,30 @@ interface Example {
   mode: 'run' | 'typecheck' | 'skip';
   /** The reason given in the marker. */
   reason?: string;
+  language: 'ts' | 'js';
   code: string;
 }
 
-/** The markdown files whose examples are checked. */
+/** The markdown files whose examples are checked: README.md and every .md below docs/ (but docs/api, generated). */
 function markdownFiles(): string[] {
   const docs = join(root, 'docs');
-  const stages = join(docs, 'stages');
-  return [
-    join(root, 'README.md'),
-    ...readdirSync(docs).filter((f) => f.endsWith('.md')).sort().map((f) => join(docs, f)),
-    ...(existsSync(stages) ? readdirSync(stages).filter((f) => f.endsWith('.md')).sort().map((f) => join(stages, f)) : []),
-  ];
+  const below = (dir: string): string[] =>
+    readdirSync(dir, { withFileTypes: true })
+      .sort((a, b) => (a.name < b.name ? -1 : 1))
+      .flatMap((entry) => {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) return path === join(docs, 'api') ? [] : below(path);
+        return entry.name.endsWith('.md') ? [path] : [];
+      });
+  return [join(root, 'README.md'), ...below(docs)];
 }
 
-/** Every ```ts block (indented ones inside lists too), with the marker on the line before it. */
+/** Every ```ts and ```js block (indented ones inside lists too), with the marker on the line before it. */
 function extractExamples(file: string, markdown: string): Example[] {
   const lines = markdown.split('\n');
   const examples: Example[] = [];
   for (let i = 0; i < lines.length; i++) {
-    const open = /^(\s*)```(ts|typescript)\s*$/.exec(lines[i]!);
+    const open = /^(\s*)```(ts|typescript|js|javascript|mjs)\s*$/.exec(lines[i]!);
     if (!open) {
       if (/^\s*```/.test(lines[i]!)) {
         // Skip over any other fenced block so its contents are never read as fences.
@@ -71,6 +87,7 @@ function extractExamples(file: string, markdown: string): Example[] {
       id: `${relative(root, file)}:${i + 1}`,
       mode: (marker?.[1] as Example['mode'] | undefined) ?? 'run',
       reason: marker?.[2],
+      language: open[2]!.startsWith('t') ? 'ts' : 'js',
       code: body.join('\n'),
     });
     i = j;
@@ -107,14 +124,19 @@ function buildTemplate(dir: string): void {
 
 let work: string;
 let examples: Example[];
+let hub: FakeHub;
+const DOCS_HUB_TOKEN = 'hf_docsExamplesWriteToken0123';
 
-beforeAll(() => {
+beforeAll(async () => {
+  // The docs publish as `me` to `my-org/...`: a write token for that user and org.
+  hub = await startFakeHub({ tokens: [{ token: DOCS_HUB_TOKEN, user: 'me', orgs: ['my-org'] }] });
   expect(existsSync(distJs) && existsSync(distDts), 'dist/ is missing: run `npm run build` first (npm test does it)').toBe(true);
   work = mkdtempSync(join(tmpdir(), 'au-doc-examples-'));
   examples = markdownFiles().flatMap((file) => extractExamples(file, readFileSync(file, 'utf8')));
 });
 
-afterAll(() => {
+afterAll(async () => {
+  await hub?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
 });
 
@@ -129,38 +151,94 @@ describe('examples in the docs', () => {
   });
 
   it('type-check against the built declarations', () => {
-    const checked = examples.filter((e) => e.mode !== 'skip');
+    for (const example of examples.filter((e) => e.language === 'js' && e.mode === 'typecheck')) {
+      throw new Error(`${example.id}: a js block cannot be type-checked; let it run, make it ts, or skip it with a reason`);
+    }
+    const checked = examples.filter((e) => e.mode !== 'skip' && e.language === 'ts');
     expect(typecheckExamples(checked, join(work, 'typecheck'), root)).toEqual([]);
   });
 
   it('run against the built package, each in a fresh working directory with ./mlruns as the store', async () => {
     const runnable = examples.filter((e) => e.mode === 'run');
-    const template = join(work, 'template');
-    mkdirSync(template);
-    buildTemplate(template);
-    const blocksDir = join(work, 'blocks');
-    mkdirSync(blocksDir);
-    const library = pathToFileURL(distJs).href;
-    const blocks = runnable.map((example, n) => {
-      const source = example.code.replace(/(from\s+|import\s*\(\s*)(['"])artifact-uploader\2/g, `$1'${library}'`);
-      const js = ts.transpileModule(source, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText;
-      const file = join(blocksDir, `example-${String(n).padStart(3, '0')}.mjs`);
-      writeFileSync(file, js);
-      return { id: example.id, file };
-    });
-    const planPath = join(work, 'plan.json');
-    const resultsPath = join(work, 'results.json');
-    writeFileSync(planPath, JSON.stringify({ template, library, timeoutMs: 20_000, blocks }));
-    // No server, no run: the embedded ./mlruns of each working directory, and no retry waits.
-    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, USER: 'docs-examples', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0', NODE_NO_WARNINGS: '1' };
-    const { stderr } = await new Promise<{ stderr: string }>((resolve, reject) =>
-      execFile(process.execPath, [runner, planPath, resultsPath], { env, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) =>
-        error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve({ stderr }),
-      ),
-    );
-    const results = JSON.parse(readFileSync(resultsPath, 'utf8')) as Array<{ id: string; ok: boolean; error?: string; output: string }>;
+    const { results, stderr } = await runExamples(runnable, 'docs');
     expect(results.map((r) => r.id)).toEqual(runnable.map((e) => e.id));
     const failures = results.filter((r) => !r.ok).map((r) => `${r.id}: ${r.error}\n--- output ---\n${r.output}`);
     expect(failures, stderr).toEqual([]);
   });
+
+  it('the harness fails an example whose upload returns a failed result, even when it checks nothing', async () => {
+    const code = (body: string) => `import { ArtifactUploader } from 'artifact-uploader';\n${body}`;
+    const unreachable = `new ArtifactUploader({ stage: 'conversion', trackingUri: 'http://127.0.0.1:9', runId: '${'a'.repeat(32)}' })`;
+    const probes: Example[] = [
+      { id: 'probe:failed', mode: 'run', language: 'js', code: code(`await ${unreachable}.uploadFile('out/model.onnx');`) },
+      { id: 'probe:ok', mode: 'run', language: 'ts', code: code(`const r = await new ArtifactUploader({ stage: 'conversion' }).uploadFile('out/model.onnx', { runId: undefined });\nconsole.log(r.status);`) },
+    ];
+    const { results } = await runExamples(probes, 'probes');
+    expect(results.map((r) => [r.id, r.ok])).toEqual([
+      ['probe:failed', false],
+      ['probe:ok', true],
+    ]);
+    expect(results[0]!.error).toMatch(/ArtifactUploader\.uploadFile returned a failed result/);
+  });
 });
+
+/** Template and observed-library set up once per file run. */
+let prepared: { template: string; observedUrl: string } | undefined;
+
+async function prepare(): Promise<{ template: string; observedUrl: string }> {
+  if (prepared) return prepared;
+  const template = join(work, 'template');
+  mkdirSync(template);
+  buildTemplate(template);
+  // The examples import the package through a stand-in module that re-exports dist/ and
+  // records every result the library returns (observe-results.mjs), so a `failed` one is seen.
+  const library = pathToFileURL(distJs).href;
+  const exportNames = Object.keys((await import(library)) as Record<string, unknown>);
+  const observed = join(work, 'artifact-uploader.mjs');
+  writeFileSync(
+    observed,
+    [
+      `import * as real from '${library}';`,
+      `import { observeExports } from '${pathToFileURL(observer).href}';`,
+      `const o = observeExports(real);`,
+      ...exportNames.map((name) => `export const ${name} = o.${name};`),
+    ].join('\n'),
+  );
+  prepared = { template, observedUrl: pathToFileURL(observed).href };
+  return prepared;
+}
+
+/** Runs examples in one child process (run-examples.mjs) and returns what each did. */
+async function runExamples(runnable: Example[], name: string): Promise<{ results: Array<{ id: string; ok: boolean; error?: string; output: string }>; stderr: string }> {
+  const { template, observedUrl } = await prepare();
+  const blocksDir = join(work, `blocks-${name}`);
+  mkdirSync(blocksDir);
+  const blocks = runnable.map((example, n) => {
+    const source = example.code.replace(/(from\s+|import\s*\(\s*)(['"])artifact-uploader(\/[^'"]*)?\2/g, (_m, lead: string, _q, sub?: string) =>
+      sub ? `${lead}'artifact-uploader${sub}'` : `${lead}'${observedUrl}'`,
+    );
+    const js = ts.transpileModule(source, { compilerOptions: { target: ts.ScriptTarget.ES2022, module: ts.ModuleKind.ESNext } }).outputText;
+    const file = join(blocksDir, `example-${String(n).padStart(3, '0')}.mjs`);
+    writeFileSync(file, js);
+    return { id: example.id, file };
+  });
+  const planPath = join(work, `plan-${name}.json`);
+  const resultsPath = join(work, `results-${name}.json`);
+  writeFileSync(planPath, JSON.stringify({ template, library: observedUrl, timeoutMs: 20_000, blocks }));
+  // No MLflow server, no run: the embedded ./mlruns of each working directory, no retry
+  // waits; the Hub stand-in for publishing.
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    USER: 'docs-examples',
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0',
+    NODE_NO_WARNINGS: '1',
+    HF_ENDPOINT: hub.url,
+    HF_TOKEN: DOCS_HUB_TOKEN,
+  };
+  const { stderr } = await new Promise<{ stderr: string }>((resolve, reject) =>
+    execFile(process.execPath, [runner, planPath, resultsPath], { env, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) =>
+      error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve({ stderr }),
+    ),
+  );
+  return { results: JSON.parse(readFileSync(resultsPath, 'utf8')) as Array<{ id: string; ok: boolean; error?: string; output: string }>, stderr };
+}

@@ -93,15 +93,18 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
     expect(await pythonArtifactHashes(url, runId, 'many')).toEqual(expected);
   });
 
-  it('a stalled request is cut by the per-request timeout and the retry succeeds', async () => {
+  // Timeouts are tested against a request that never gets an answer (a stall that outlasts the
+  // test), never against a slow one: which side of a 400 ms race a loaded machine lands on is luck.
+  it('a request that never gets an answer is cut by the per-request timeout and the retry succeeds', async () => {
     const { url } = mlflowServer();
     const front = await proxy(url);
-    front.addRule({ match: ARTIFACT_PUT, times: 1, fault: 'stall', stallMs: 120_000 });
+    front.addRule({ match: ARTIFACT_PUT, times: 1, fault: 'stall', stallMs: 600_000 });
     const { runId } = await createRun(url);
     const file = join(await tempDir(), 'metrics.json');
     await writeFile(file, '{"loss": 0.25}');
 
-    const uploader = await uploaderFor(front.url, runId, { retry: { ...FAST_RETRY, timeoutMs: 400 } });
+    // Long enough that a real answer never meets it, however loaded the machine.
+    const uploader = await uploaderFor(front.url, runId, { retry: { ...FAST_RETRY, timeoutMs: 5000 } });
     const result = await uploader.uploadFile(file);
 
     expect(result.status).toBe('uploaded');
@@ -114,7 +117,7 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
   it('without retries left, a stall ends in a typed timeout error, and nothing is stored', async () => {
     const { url } = mlflowServer();
     const front = await proxy(url);
-    front.addRule({ match: ARTIFACT_PUT, fault: 'stall', stallMs: 120_000 });
+    front.addRule({ match: ARTIFACT_PUT, fault: 'stall', stallMs: 600_000 }); // no PUT is ever answered
     const { runId } = await createRun(url);
     const file = join(await tempDir(), 'metrics.json');
     await writeFile(file, '{"loss": 0.25}');

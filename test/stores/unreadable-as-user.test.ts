@@ -1,9 +1,9 @@
 /**
- * Unreadable files, checked where they can be: root reads everything, so the unit tests of
- * PATH_UNREADABLE skip under root (as CI runs). This one runs only under root and does the real
- * thing: a child process running the built package as `nobody` meets a file it may not read,
- * in the planner, in a directory upload and in a single-file upload, and nothing reaches the
- * store.
+ * Unreadable files, as the built package meets them: a child process running dist/ as `nobody`
+ * (when the tests run as root, as CI does; else as the current user, who cannot read a mode-000
+ * file either) meets a file it may not read, in the planner, in a directory upload and in a
+ * single-file upload, and nothing reaches the store. The in-process unit tests of the same cases
+ * drop root with test/support/unprivileged.ts.
  */
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,10 +11,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isRoot, NOBODY, nodeForNobody } from '../support/unprivileged.js';
 
 const DIST = resolve(__dirname, '..', '..', 'dist', 'index.js');
-const NOBODY = 65534;
-const isRoot = process.getuid?.() === 0;
 
 const CHILD = `
 const [dist, root] = process.argv.slice(1);
@@ -37,7 +36,7 @@ process.stdout.write(JSON.stringify(out));
 const roots: string[] = [];
 afterAll(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
 
-describe.runIf(isRoot)('unreadable files, for a user who cannot read them (runs under root only)', () => {
+describe('unreadable files, for a user who cannot read them (as nobody when run as root)', () => {
   it('PATH_UNREADABLE from the planner, uploadDirectory and uploadFile, and nothing uploaded', () => {
     if (!existsSync(DIST)) throw new Error(`${DIST} is missing: run \`npm run build\` first (npm test does)`);
     const root = mkdtempSync(join(tmpdir(), 'au-unreadable-'));
@@ -45,12 +44,11 @@ describe.runIf(isRoot)('unreadable files, for a user who cannot read them (runs 
     mkdirSync(join(root, 'ckpt'));
     writeFileSync(join(root, 'ckpt', 'ok.txt'), 'fine');
     writeFileSync(join(root, 'ckpt', 'secret.bin'), 'x');
-    for (const p of [root, join(root, 'ckpt'), join(root, 'ckpt', 'ok.txt')]) chownSync(p, NOBODY, NOBODY);
+    if (isRoot) for (const p of [root, join(root, 'ckpt'), join(root, 'ckpt', 'ok.txt')]) chownSync(p, NOBODY, NOBODY);
     chmodSync(join(root, 'ckpt', 'secret.bin'), 0o000); // root's, mode 000: nobody cannot read it
 
-    const child = spawnSync(process.execPath, ['--input-type=module', '-e', CHILD, pathToFileURL(DIST).href, root], {
-      uid: NOBODY,
-      gid: NOBODY,
+    const child = spawnSync(nodeForNobody(root), ['--input-type=module', '-e', CHILD, pathToFileURL(DIST).href, root], {
+      ...(isRoot ? { uid: NOBODY, gid: NOBODY } : {}),
       cwd: root,
       env: { PATH: process.env.PATH, HOME: root },
       encoding: 'utf8',
@@ -58,7 +56,7 @@ describe.runIf(isRoot)('unreadable files, for a user who cannot read them (runs 
     });
     expect(child.status, child.stderr).toBe(0);
     const out = JSON.parse(child.stdout) as Record<string, string>;
-    expect(out.uid).toBe(NOBODY);
+    expect(out.uid).toBe(isRoot ? NOBODY : process.getuid?.());
     for (const key of ['plan', 'dir', 'file']) {
       expect(out[key], key).toMatch(/^PATH_UNREADABLE /);
       expect(out[key], key).toMatch(/secret\.bin/);

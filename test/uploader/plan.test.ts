@@ -157,11 +157,7 @@ describe('planDirectory', () => {
     expect(plan.skipped.map((s) => s.relativePath)).toEqual([0, 1, 2, 3, 4, 5, 6].map((d) => `d${d}/sub1`));
   });
 
-  it.skipIf(process.getuid?.() === 0)('refuses unreadable files', async () => {
-    const root = tree({ 'locked.bin': 3 });
-    execFileSync('chmod', ['000', join(root, 'locked.bin')]);
-    expect((await planError(root)).code).toBe('PATH_UNREADABLE');
-  });
+  // Unreadable files: test/bad-input/unreadable.test.ts (it drops root, so it runs in CI).
 
   it('refuses names MLflow cannot store, all of them, before anything is uploaded', async () => {
     const root = tree({ 'ok.txt': 'x', 'a#1.txt': 'x', 'sub/back\\slash': 'x', 'new\nline': 'x', 'x%41.txt': 'x' });

@@ -63,21 +63,21 @@ describe('ProgressEmitter', () => {
     const totals = events.filter((e) => e.type === 'totals');
     // 225 ms of uploading when the last file finishes: one event per 100 ms, plus the final one.
     expect(totals.length).toBeLessThanOrEqual(5);
-    expect(totals.at(-1)).toEqual({ type: 'totals', filesDone: 1000, filesTotal: 1000, bytesDone: 10_000, bytesTotal: 10_000, bytesPerSecond: 44_444 });
+    expect(totals.at(-1)).toEqual({ type: 'totals', filesDone: 1000, filesFailed: 0, filesTotal: 1000, bytesDone: 10_000, bytesTotal: 10_000, bytesPerSecond: 44_444 });
   });
 
   it('counts a failed file as done with the bytes it kept, and a retried file from its new position', () => {
     const { progress, events } = emitter(0);
     progress.bytes('a', 80, 2, 200);
     progress.bytes('a', 30, 2, 200); // retried from the start
-    progress.fileDone('a', 0, 2, 200); // then failed
+    progress.fileDone('a', 0, 2, 200, true); // then failed
     progress.fileDone('b', 100, 2, 200);
-    const totals = events.filter((e) => e.type === 'totals').map((e) => (e.type === 'totals' ? [e.filesDone, e.bytesDone] : []));
+    const totals = events.filter((e) => e.type === 'totals').map((e) => (e.type === 'totals' ? [e.filesDone, e.filesFailed, e.bytesDone] : []));
     expect(totals).toEqual([
-      [0, 80],
-      [0, 30],
-      [1, 0],
-      [2, 100],
+      [0, 0, 80],
+      [0, 0, 30],
+      [1, 1, 0], // finished, as failed: a display shows it as failed, not as done
+      [2, 1, 100],
     ]);
   });
 

@@ -118,6 +118,12 @@ export function formatUploadResults(command: string, results: UploadResult[], dr
   }
   for (const result of results) {
     const name = label(result);
+    if (result.status === 'failed' && result.reason === 'aborted') {
+      // The one error line on stderr says why; here only what was left undone.
+      const undone = result.files.filter((f) => f.status !== 'uploaded').length;
+      lines.push(`${command} ${name}: interrupted${undone > 0 ? `, ${undone} file(s) not uploaded` : ''}`);
+      continue;
+    }
     if (result.status === 'failed') {
       lines.push(`${command} ${name}: FAILED${result.reason ? ` (${result.reason})` : ''}: ${result.error?.message ?? 'see the error above'}`);
       const failed = result.files.filter((f) => f.status === 'failed' || f.status === 'cancelled');
@@ -151,12 +157,16 @@ export function formatUploadResults(command: string, results: UploadResult[], dr
 /** Exit code and output for a set of results. */
 function outcome(ctx: CliContext, command: string, results: UploadResult[], registeredModel?: RegisterModelResult): CommandOutcome {
   let exitCode: ExitCode = EXIT_CODES.OK;
+  // Results that failed for one cause (an interrupt cancels every pending upload) print it once.
+  const printed = new Set<string>();
   for (const result of results) {
     if (result.status !== 'failed') continue;
     const code = result.error ? exitCodeForError(result.error, ctx.signal?.aborted) : EXIT_CODES.FAILED;
     // The most specific failure wins: usage (2) and model (3) say what to fix, 1 only "try again".
     if (exitCode === EXIT_CODES.OK || exitCode === EXIT_CODES.FAILED) exitCode = code;
-    if (result.error) ctx.io.stderr.write(`error [${result.error.code}]: ${result.error.message}\n`);
+    const line = result.error ? `error [${result.error.code}]: ${result.error.message}\n` : '';
+    if (line && !printed.has(line)) ctx.io.stderr.write(line);
+    printed.add(line);
   }
   const status = results.some((r) => r.status === 'failed') ? 'failed' : results.some((r) => r.status === 'uploaded') ? 'uploaded' : 'skipped';
   const runId = results.find((r) => r.runId)?.runId;

@@ -1,0 +1,77 @@
+/**
+ * Unreadable files, refused with PATH_UNREADABLE before any byte is sent: in the planner, in
+ * the small-file reader and in a directory upload to a real MLflow server, whose proxy log
+ * proves no PUT was made. Root reads everything, so when the tests run as root (as CI does)
+ * this file drops root for good once its fixtures exist (test/support/unprivileged.ts): the
+ * cases run for real everywhere, never skipped.
+ */
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LocalPathError } from '../../src/core/errors.js';
+import { ArtifactUploader } from '../../src/index.js';
+import { planDirectory } from '../../src/uploader/plan.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { readSmallSourceFile } from '../../src/stores/source-file.js';
+import { createRun, listRunArtifacts } from '../faults/helpers.js';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { describeWithServers, mlflowServer } from '../support/servers.js';
+import { dropRootForGood, giveToNobody, NOBODY, isRoot } from '../support/unprivileged.js';
+
+let root: string;
+let ckpt: string;
+
+async function failure(action: Promise<unknown>): Promise<LocalPathError> {
+  const error = await action.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(LocalPathError);
+  expect(error).toMatchObject({ code: 'PATH_UNREADABLE' });
+  expect((error as LocalPathError).message).toMatch(/secret\.bin/);
+  expect((error as LocalPathError).hint).toBeTruthy();
+  return error as LocalPathError;
+}
+
+describeWithServers('unreadable files (as nobody when the tests run as root)', () => {
+  let front: FaultProxy;
+  let runId: string;
+
+  beforeAll(async () => {
+    // Everything needing root first: the fixtures, handed to nobody, then root dropped.
+    root = mkdtempSync(join(tmpdir(), 'au-unreadable-'));
+    ckpt = join(root, 'ckpt');
+    mkdirSync(ckpt);
+    writeFileSync(join(ckpt, 'weights.bin'), 'valid bytes that must not be uploaded either');
+    writeFileSync(join(ckpt, 'secret.bin'), 'x');
+    giveToNobody(root);
+    chmodSync(join(ckpt, 'secret.bin'), 0o000); // its owner (nobody, or the current user) may not read it
+    dropRootForGood();
+    expect(process.getuid?.()).not.toBe(0);
+    if (isRoot) expect(process.getuid?.()).toBe(NOBODY);
+
+    front = await startFaultProxy(mlflowServer().url);
+    runId = (await createRun(mlflowServer().url)).runId;
+  });
+  afterAll(async () => {
+    await front?.stop();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('the planner refuses the directory', async () => {
+    await failure(planDirectory(ckpt));
+  });
+
+  it('the small-file reader refuses the file', async () => {
+    await failure(readSmallSourceFile(join(ckpt, 'secret.bin'), undefined, silentLogger));
+  });
+
+  it('uploadDirectory and uploadFile to an MLflow server refuse it, and no PUT is sent', async () => {
+    const uploader = new ArtifactUploader({ stage: 'training', runId, trackingUri: front.url, env: {}, configDir: root, retry: { maxRetries: 0 } });
+    await failure(uploader.uploadDirectory(ckpt));
+    await failure(uploader.uploadFile(join(ckpt, 'secret.bin')));
+    expect(front.requests.filter((r) => r.method === 'PUT' || r.path.includes('/mpu/'))).toEqual([]);
+    expect(await listRunArtifacts(mlflowServer().url, runId)).toEqual([]);
+  });
+});
