@@ -22,7 +22,7 @@ import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/r
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
 
-/** The three requests of a block blob upload, bound to one blob. Each gets a signal to honour. */
+/** The requests of a block blob upload, bound to one blob. Each gets a signal to honour. */
 export interface BlockBlobRequests {
   /** `Put Blob`: the whole body in one request (`contentMd5` is its MD5, which Azure checks). */
   putBlob(body: Buffer, contentMd5: Uint8Array, signal: AbortSignal): Promise<void>;
