@@ -105,6 +105,8 @@ export type { S3StoreOptions, S3AddressingStyle, S3Credentials } from './stores/
 export type { GcsStoreOptions } from './stores/gcs-config.js';
 export type { GcsUploadFileOptions, GcsUploadFileResult } from './stores/gcs-store.js';
 export type { GcsResumableSession, GcsSessionStatus, GcsObjectResource } from './stores/gcs-resumable.js';
+// wasbs:// and abfss:// artifact roots: option types only, as for s3://.
+export type { AzureStoreOptions, AzureTokenCredential } from './stores/azure-config.js';
 
 // ── archive ──
 export { createCheckpointArchive, DEFAULT_COMPRESSION_LEVEL } from './archive/create-checkpoint-archive.js';

@@ -318,12 +318,12 @@ export class UnsupportedArtifactStoreError extends ArtifactUploaderError {
   /** The artifact URI, with credentials removed. */
   readonly artifactUri: string;
   constructor(scheme: string, artifactUri: string, options: ErrorOptions & { supported?: readonly string[] } = {}) {
-    const supported = options.supported ?? ['mlflow-artifacts:', 'http(s): (proxied through the tracking server)', 'file: (local paths)', 's3:', 'gs:'];
+    const supported = options.supported ?? ['mlflow-artifacts:', 'http(s): (proxied through the tracking server)', 'file: (local paths)', 's3:', 'gs:', 'wasbs:', 'abfss:'];
     super(
       'UNSUPPORTED_ARTIFACT_STORE',
       `Artifact URI ${artifactUri} uses the "${scheme}:" scheme, which artifact-uploader cannot write to. Supported: ${supported.join(', ')}.`,
       {
-        hint: 'Start the tracking server with `mlflow server --serve-artifacts` so artifacts are proxied through it, or use an s3:// or gs:// artifact root.',
+        hint: 'Start the tracking server with `mlflow server --serve-artifacts` so artifacts are proxied through it, or use an s3://, gs://, wasbs:// or abfss:// artifact root.',
         ...options,
       },
     );

@@ -85,6 +85,10 @@ export const SECRET_ENV_VARS = [
   'HUGGING_FACE_HUB_TOKEN',
   'AWS_SECRET_ACCESS_KEY',
   'AWS_SESSION_TOKEN',
+  'AZURE_STORAGE_CONNECTION_STRING',
+  'AZURE_STORAGE_ACCESS_KEY',
+  'AZURE_STORAGE_SAS_TOKEN',
+  'AZURE_CLIENT_SECRET',
 ] as const;
 
 const registeredSecrets = new Set<string>();
@@ -128,8 +132,12 @@ export function redact(text: string): string {
       scheme ? `${head}${scheme} ${MASK}` : `${head}${MASK}`,
     )
     .replace(/\bhf_[A-Za-z0-9]{6,}\b/g, `hf_${MASK}`)
-    .replace(PRESIGNED_QUERY_SECRET, `$1${MASK}`);
+    .replace(PRESIGNED_QUERY_SECRET, `$1${MASK}`)
+    .replace(CONNECTION_STRING_SECRET, `$1${MASK}`);
 }
+
+/** The key and SAS of an Azure Storage connection string (`AccountKey=...;`, `SharedAccessSignature=...`). */
+const CONNECTION_STRING_SECRET = /\b(AccountKey=|SharedAccessSignature=)[^;\s"']+/gi;
 
 /**
  * Query parameters of presigned URLs (S3 SigV4 and SigV2, GCS, Azure SAS) and GCS resumable

@@ -1,10 +1,12 @@
 /**
  * Loading optional peer dependencies (the cloud SDKs) on first use: telling "not installed"
  * apart from other import failures, and reading a module the same way whether `import()` gave
- * an ESM namespace or a CommonJS `module.exports`.
+ * an ESM namespace or a CommonJS `module.exports`, and the `MissingDependencyError` that names
+ * the install line.
  *
  * @module
  */
+import { MissingDependencyError } from './errors.js';
 
 /**
  * True when `error` (or a cause up its chain) says a module could not be found, as Node's ESM
@@ -40,4 +42,30 @@ export function interopModule<T>(namespace: object, member: string): T | undefin
   const def = ns.default as Record<string, unknown> | undefined;
   if (def && typeof def[member] === 'function') return def as T;
   return undefined;
+}
+
+/**
+ * Runs `loader` (an `import()` of `packageName`) and returns the module object that has `member`
+ * as a function ({@link interopModule}). A package that is not installed, or one without
+ * `member`, throws {@link MissingDependencyError} naming the install line, for `purpose`.
+ *
+ * @example
+ * ```ts
+ * const blob = await loadOptionalModule<typeof import('@azure/storage-blob')>(
+ *   () => import('@azure/storage-blob'), 'BlobServiceClient', '@azure/storage-blob', 'Writing artifacts to a wasbs:// artifact root');
+ * ```
+ */
+export async function loadOptionalModule<T>(loader: () => Promise<object>, member: string, packageName: string, purpose: string): Promise<T> {
+  let namespace: object;
+  try {
+    namespace = await loader();
+  } catch (error) {
+    if (isModuleNotFound(error)) throw new MissingDependencyError([packageName], purpose, { cause: error });
+    throw error;
+  }
+  const module = interopModule<T>(namespace, member);
+  if (module) return module;
+  throw new MissingDependencyError([packageName], purpose, {
+    hint: `The installed ${packageName} has no ${member} export; install a current version: npm install ${packageName}`,
+  });
 }

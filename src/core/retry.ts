@@ -167,10 +167,21 @@ export function isRetryableError(error: unknown): boolean {
     return error.status === 413 && error.retryAfterMs !== undefined;
   }
   if (error instanceof ArtifactUploaderError) return false;
-  // Errors from other libraries (the Hub client, the AWS SDK) carry a status code somewhere.
+  // Errors from other libraries (the Hub client, the AWS SDK, the Azure SDK's RestError) carry
+  // a status code somewhere. Azure's 503 ServerBusy and 500 OperationTimedOut are retried with
+  // the other 5xx; its refusals (403 AuthenticationFailed, 404 ContainerNotFound) are not.
   const status = statusOf(error);
   if (status !== undefined) return RETRYABLE_STATUSES.has(status);
-  return isLowLevelNetworkError(error);
+  return isLowLevelNetworkError(error) || isAzureSendError(error);
+}
+
+/**
+ * The Azure SDK's `RestError` for a request that got no answer (connection refused, reset,
+ * dropped mid-body): code `REQUEST_SEND_ERROR` when the socket error's own code was not kept.
+ */
+function isAzureSendError(error: unknown): boolean {
+  const e = error as { name?: unknown; code?: unknown; statusCode?: unknown };
+  return typeof error === 'object' && error !== null && e.name === 'RestError' && e.code === 'REQUEST_SEND_ERROR' && e.statusCode === undefined;
 }
 
 /**

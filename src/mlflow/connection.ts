@@ -103,8 +103,10 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   const env = options.env ?? envArg ?? process.env;
   const logger = redactingLogger(options.logger ?? silentLogger);
   const retry = resolveRetryOptions(options.retry, env);
-  const raw = (options.trackingUri ?? envString('MLFLOW_TRACKING_URI', env) ?? DEFAULT_TRACKING_URI).trim();
-  if (raw === '') throw new InvalidArgumentError('trackingUri', 'trackingUri is empty.');
+  const given = (options.trackingUri ?? envString('MLFLOW_TRACKING_URI', env) ?? DEFAULT_TRACKING_URI).trim();
+  if (given === '') throw new InvalidArgumentError('trackingUri', 'trackingUri is empty.');
+  const azureml = /^azureml:/i.test(given) ? azureMlRestUrl(given) : undefined;
+  const raw = azureml ?? given;
 
   const schemeMatch = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(raw);
   const scheme = schemeMatch?.[1]?.toLowerCase();
@@ -141,6 +143,12 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   const baseUrl = url.toString().replace(/\/+$/, '');
 
   const token = options.token ?? envString('MLFLOW_TRACKING_TOKEN', env);
+  if (azureml && token === undefined) {
+    throw new ConfigError(`The Azure ML tracking URI ${redactUrl(given)} needs a token, and MLFLOW_TRACKING_TOKEN is not set.`, {
+      issues: [{ path: 'MLFLOW_TRACKING_TOKEN', message: 'required for azureml:// tracking URIs' }],
+      hint: 'Inside an Azure ML job the job sets it. Elsewhere set MLFLOW_TRACKING_TOKEN to an Entra ID access token for https://management.azure.com (e.g. `az account get-access-token --resource https://management.azure.com --query accessToken -o tsv`); DefaultAzureCredential is not used yet.',
+    });
+  }
   const credentialsPath = options.credentialsFile === false ? undefined : (options.credentialsFile ?? defaultCredentialsPath(env));
   const fromFile = credentialsPath ? readMlflowCredentialsFile(credentialsPath) : undefined;
   registerSecret(fromFile?.password);
@@ -165,7 +173,25 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
     logger,
     onRetry: options.onRetry,
   });
-  return { kind: 'rest', displayUri: baseUrl, baseUrl, http, retry, logger };
+  return { kind: 'rest', displayUri: azureml ? redactUrl(given) : baseUrl, baseUrl, http, retry, logger };
+}
+
+/**
+ * The MLflow REST base of an Azure ML workspace, as the `azureml-mlflow` plugin builds it:
+ * `azureml://<host>/mlflow/v2.0/subscriptions/<s>/resourceGroups/<rg>/providers/Microsoft.MachineLearningServices/workspaces/<ws>`
+ * becomes `https://<host>/mlflow/v2.0/subscriptions/...` (always https), followed by the usual
+ * `/api/2.0/mlflow/...` paths.
+ */
+function azureMlRestUrl(uri: string): string {
+  const match =
+    /^azureml:\/\/([^/?#@]+)(\/mlflow\/v\d+(?:\.\d+)?\/subscriptions\/[^/?#]+\/resourceGroups\/[^/?#]+\/providers\/Microsoft\.MachineLearningServices\/workspaces\/[^/?#]+)\/?(?:\?.*)?$/i.exec(uri);
+  if (!match) {
+    throw new ConfigError(`Tracking URI ${redactUrl(uri)} is not an Azure ML workspace URI.`, {
+      issues: [{ path: 'trackingUri', message: 'expected azureml://<region>.api.azureml.ms/mlflow/v2.0/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.MachineLearningServices/workspaces/<ws>' }],
+      hint: 'Copy the MLflow tracking URI from the workspace (Azure ML studio, or `az ml workspace show --query mlflow_tracking_uri`).',
+    });
+  }
+  return `https://${match[1]}${match[2]}`;
 }
 
 /** Fails early, naming the setting, when a certificate file cannot be read. */

@@ -12,6 +12,7 @@ import type { RetryEvent } from '../core/retry.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
+import type { AzureStoreOptions } from './azure-config.js';
 import type { GcsStoreOptions } from './gcs-config.js';
 import type { S3StoreOptions } from './s3-config.js';
 
@@ -123,6 +124,12 @@ export interface StoreOptions {
   s3?: S3StoreOptions;
   /** Settings of `gs://` artifact roots (chunk size, endpoint, credentials file). @default from MLFLOW_GCS_UPLOAD_CHUNK_SIZE, STORAGE_EMULATOR_HOST, ... */
   gcs?: GcsStoreOptions;
+  /**
+   * Settings of `wasbs://` and `abfss://` artifact roots (credentials, block size, concurrency,
+   * request timeout).
+   * @default from AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCESS_KEY, AZURE_STORAGE_SAS_TOKEN (in MLflow's order), then `DefaultAzureCredential`; MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT
+   */
+  azure?: AzureStoreOptions;
 }
 
 /** What a store factory is given: the caller's {@link StoreOptions}, and what every store runs with. */

@@ -7,7 +7,8 @@
  * upload id.
  *
  * Each part in flight reads its byte range of the file into a buffer of its own, reused for the
- * next part, so memory per file stays near `partSize × queueSize`. Every body that carries a
+ * next part (`file-ranges.ts`, shared with the Azure block upload), so memory per file stays
+ * near `partSize × queueSize`. Every body that carries a
  * checksum S3 verifies skips the SHA-256 payload hash of the signature (`UNSIGNED-PAYLOAD`).
  *
  * Only types of `@aws-sdk/client-s3` are imported here; the SDK itself is loaded by the store on
@@ -15,17 +16,15 @@
  *
  * @module
  */
-import type { FileHandle } from 'node:fs/promises';
 import type * as ClientS3 from '@aws-sdk/client-s3';
-import { combineSignals } from '../core/abort.js';
-import { InvalidResponseError, LocalPathError } from '../core/errors.js';
+import { InvalidResponseError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { readFully } from '../core/read-fully.js';
 import type { RetryEvent } from '../core/retry.js';
 import { MAX_S3_PARTS } from './s3-config.js';
 import type { MultipartResume } from './artifact-store.js';
+import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { abortUpload, listUploadedParts, partChecksum, partsToKeep, type SendCommand } from './s3-resume.js';
-import { toLocalPathError } from './source-file.js';
+import { readSourceRange, type SourceFile } from './source-file.js';
 
 /** The namespace of `@aws-sdk/client-s3`. */
 export type ClientS3Module = typeof ClientS3;
@@ -34,14 +33,6 @@ export interface Sdk {
   s3: ClientS3Module;
 }
 type S3Command = Parameters<ClientS3.S3Client['send']>[0];
-
-/** The open source file of one upload. */
-export interface SourceFile {
-  handle: FileHandle;
-  path: string;
-  /** Bytes to send: the size stat'ed before the upload, even if the file grows meanwhile. */
-  size: number;
-}
 
 /** What one object upload needs besides the file. */
 export interface ObjectUpload {
@@ -64,14 +55,13 @@ export interface ObjectUpload {
  */
 export async function putObject(upload: ObjectUpload): Promise<void> {
   const { sdk, requests, params, source } = upload;
-  const body = await readRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
+  const body = await readSourceRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
   await requests.send(new sdk.s3.PutObjectCommand({ ...params, Body: body, ContentLength: source.size }));
 }
 
 /**
- * `CreateMultipartUpload`, then `queueSize` workers that each read the next part's byte range
- * into their own buffer and upload it, then `CompleteMultipartUpload` with the parts in order.
- * A part that fails for good (or an abort) stops the others through {@link FileRequests}; the
+ * `CreateMultipartUpload`, then the parts, `queueSize` at a time ({@link sendFileRanges}),
+ * then `CompleteMultipartUpload` with the parts in order. A part that fails for good (or an abort) stops the others through {@link FileRequests}; the
  * caller aborts the multipart upload ({@link abortMultipartUpload}) once this has returned or
  * thrown, i.e. once every part has settled.
  *
@@ -129,26 +119,20 @@ export async function multipartUpload(
   }
   const id = uploadId;
 
-  let next = 0;
-  let loaded = bytesReused;
-  if (loaded > 0) options.onProgress?.(loaded);
-  const worker = async (): Promise<void> => {
-    let buffer: Buffer | undefined;
-    while (next < count && !requests.stopped) {
-      const index = next++;
-      if (done.has(index)) continue;
-      const start = index * partSize;
-      const length = Math.min(partSize, source.size - start);
-      buffer ??= Buffer.allocUnsafe(partSize);
-      const body = await readRange(source, buffer, start, length);
-      if (requests.stopped) return;
+  await sendFileRanges(source, requests, {
+    rangeSize: partSize,
+    concurrency: options.queueSize,
+    onProgress: options.onProgress,
+    skip: done,
+    alreadyLoaded: bytesReused,
+    send: async (index, body) => {
       const output = (await requests.send(
         new sdk.s3.UploadPartCommand({
           ...shared,
           UploadId: id,
           PartNumber: index + 1,
           Body: body,
-          ContentLength: length,
+          ContentLength: body.length,
           ChecksumAlgorithm: params.ChecksumAlgorithm,
         }),
       )) as ClientS3.UploadPartCommandOutput;
@@ -162,21 +146,9 @@ export async function multipartUpload(
         ChecksumSHA1: output.ChecksumSHA1,
         ChecksumSHA256: output.ChecksumSHA256,
       };
-      await resume?.partDone({ partNumber: index + 1, size: length, etag: output.ETag, ...(partChecksum(output) ? { checksum: partChecksum(output)! } : {}) });
-      loaded += length;
-      options.onProgress?.(loaded);
-    }
-  };
-  const workers = Array.from({ length: Math.min(options.queueSize, count) }, () =>
-    worker().catch((error: unknown) => {
-      // A local read error stops the other parts as an S3 failure does.
-      requests.fail(error);
-      throw error;
-    }),
-  );
-  const settled = await Promise.allSettled(workers);
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+      await resume?.partDone({ partNumber: index + 1, size: body.length, etag: output.ETag, ...(partChecksum(output) ? { checksum: partChecksum(output)! } : {}) });
+    },
+  });
   if (requests.stopped) throw abortError(requests.stopReason);
   await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: id, MultipartUpload: { Parts: parts } }));
   return { bytesReused };
@@ -231,25 +203,6 @@ export function effectivePartSize(size: number, partSize: number): number {
   return Math.ceil(size / MAX_S3_PARTS / MiB) * MiB;
 }
 
-/**
- * Reads exactly `length` bytes at `position` into the start of `buffer` and returns that view.
- * A file that shrank under us is a {@link LocalPathError}, not a short request S3 would refuse.
- */
-async function readRange(source: SourceFile, buffer: Buffer, position: number, length: number): Promise<Buffer> {
-  let filled: number;
-  try {
-    filled = await readFully((b, o, l, p) => source.handle.read(b, o, l, p), buffer, 0, length, position);
-  } catch (error) {
-    throw toLocalPathError(error, source.path);
-  }
-  if (filled < length) {
-    throw new LocalPathError('PATH_UNREADABLE', source.path, `${source.path} shrank while it was being uploaded (${source.size} bytes expected, it ends at ${position + filled}).`, {
-      hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
-    });
-  }
-  return buffer.subarray(0, length);
-}
-
 /** The request header of each checksum S3 verifies against the body. */
 const CHECKSUM_HEADER = /^x-amz-checksum-(crc32|crc32c|crc64nvme|sha1|sha256)$/i;
 
@@ -266,38 +219,19 @@ const CHECKSUM_HEADER = /^x-amz-checksum-(crc32|crc32c|crc64nvme|sha1|sha256)$/i
  * await putObject({ sdk, requests, params, target, source });
  * ```
  */
-export class FileRequests {
+export class FileRequests extends RangeStop {
   /** Retried requests over all commands of this file. */
   retries = 0;
   uploadId?: string;
   completed = false;
   abortedOnServer = false;
-  firstError?: unknown;
-  private readonly stop = new AbortController();
-  private readonly signal: AbortSignal;
 
   constructor(
     private readonly sdk: Sdk,
     readonly client: ClientS3.S3Client,
     private readonly options: { signal?: AbortSignal | undefined; onRetry: (event: RetryEvent) => void },
   ) {
-    this.signal = combineSignals(options.signal, this.stop.signal) ?? this.stop.signal;
-  }
-
-  /** True once a request failed for good or the caller aborted: no new part may start. */
-  get stopped(): boolean {
-    return this.signal.aborted;
-  }
-
-  get stopReason(): unknown {
-    return this.signal.reason;
-  }
-
-  /** Stops the other parts of the file because of `error` (the first one wins). */
-  fail(error: unknown): void {
-    if (this.signal.aborted) return;
-    this.firstError ??= error;
-    this.stop.abort(error);
+    super(options.signal);
   }
 
   /** Sends one command of this file (any `@aws-sdk/client-s3` command; typed loosely as the SDK's per-command types do not unify). */

@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import type { Env } from '../core/env.js';
 import {
@@ -70,7 +70,7 @@ import {
   type Sdk,
 } from './s3-multipart.js';
 import { abortUpload } from './s3-resume.js';
-import { statSourceFile, toLocalPathError } from './source-file.js';
+import { openSourceFile, statSourceFile } from './source-file.js';
 
 /**
  * The npm packages the `s3://` store needs, in the order `npm install` is told about them.
@@ -185,11 +185,7 @@ export class S3ArtifactStore implements ArtifactStore {
         await abortUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, resume.previous.uploadId);
         await resume.aborted(resume.previous.uploadId);
       }
-      try {
-        file = await open(localPath, 'r');
-      } catch (error) {
-        throw toLocalPathError(error, localPath);
-      }
+      file = await openSourceFile(localPath);
       const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), source: { handle: file, path: localPath, size } };
       if (multipart) ({ bytesReused } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress, resume }));
       else await putObject(upload);

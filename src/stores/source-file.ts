@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { close, constants, fstat, open, read } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { close, constants, fstat, open as openFd, read } from 'node:fs';
+import { access, open, stat, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { LocalPathError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -40,7 +40,7 @@ export async function statSourceFile(localPath: string, expectedSize: number | u
   return size;
 }
 
-const openAsync = promisify(open);
+const openAsync = promisify(openFd);
 const fstatAsync = promisify(fstat);
 const readAsync = promisify(read);
 const closeAsync = promisify(close);
@@ -131,4 +131,54 @@ export function toLocalPathError(error: unknown, localPath: string): unknown {
     });
   }
   return error;
+}
+
+/**
+ * Opens `localPath` for reading; an fs error becomes the {@link LocalPathError} that names it.
+ *
+ * @example
+ * ```ts
+ * const handle = await openSourceFile('out/model.bin');
+ * ```
+ */
+export async function openSourceFile(localPath: string): Promise<FileHandle> {
+  try {
+    return await open(localPath, 'r');
+  } catch (error) {
+    throw toLocalPathError(error, localPath);
+  }
+}
+
+/** An open local file being uploaded. */
+export interface SourceFile {
+  handle: FileHandle;
+  path: string;
+  /** Bytes to send: the size stat'ed before the upload, even if the file grows meanwhile. */
+  size: number;
+}
+
+/**
+ * Reads exactly `length` bytes at `position` of an open upload source into the start of
+ * `buffer` and returns that view. A file that shrank under the upload is a
+ * {@link LocalPathError} (`PATH_UNREADABLE`), not a short request the store would refuse.
+ *
+ * @example
+ * ```ts
+ * const source = { handle: await openSourceFile('model.bin'), path: 'model.bin', size };
+ * const block = await readSourceRange(source, Buffer.allocUnsafe(blockSize), 0, blockSize);
+ * ```
+ */
+export async function readSourceRange(source: SourceFile, buffer: Buffer, position: number, length: number): Promise<Buffer> {
+  let filled: number;
+  try {
+    filled = await readFully((b, o, l, p) => source.handle.read(b, o, l, p), buffer, 0, length, position);
+  } catch (error) {
+    throw toLocalPathError(error, source.path);
+  }
+  if (filled < length) {
+    throw new LocalPathError('PATH_UNREADABLE', source.path, `${source.path} shrank while it was being uploaded (${source.size} bytes expected, it ends at ${position + filled}).`, {
+      hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
+    });
+  }
+  return buffer.subarray(0, length);
 }

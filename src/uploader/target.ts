@@ -13,7 +13,7 @@ import { resolveMlflowConnection, type MlflowConnection } from '../mlflow/connec
 import { createTrackingClient } from '../mlflow/tracking-client.js';
 import type { TrackingClient } from '../mlflow/tracking-types.js';
 import type { ActiveRun, RunIdSource } from '../run/run-context.js';
-import type { ArtifactStore } from '../stores/artifact-store.js';
+import type { ArtifactStore, StoreOptions } from '../stores/artifact-store.js';
 import { resolveArtifactStore } from '../stores/resolve.js';
 import type { ResolvedUploaderOptions } from './options.js';
 
@@ -37,7 +37,7 @@ export interface RunRef {
 }
 
 /** The uploader options a target is made with: passed through, not declared again. */
-export type TargetOptions = Pick<ResolvedUploaderOptions, 'trackingUri' | 'retry' | 'env' | 'multipart' | 's3' | 'resolveStore' | 'signal'> & {
+export type TargetOptions = Pick<ResolvedUploaderOptions, 'trackingUri' | 'retry' | 'env' | keyof StoreOptions | 'resolveStore' | 'signal'> & {
   logger: Logger;
 };
 
@@ -77,13 +77,15 @@ export async function resolveUploadTarget(
       hint: 'Restore it in the MLflow UI (or `mlflow runs restore`), or log to another run.',
     });
   }
-  const store = (options.resolveStore ?? resolveArtifactStore)(run.info.artifactUri, {
-    connection,
-    env: options.env,
-    logger: options.logger,
+  // Every store setting, passed on as given: a field added to StoreOptions and not listed here
+  // is a compile error, not a setting silently dropped.
+  const storeOptions: { [K in keyof Required<StoreOptions>]: StoreOptions[K] } = {
     multipart: options.multipart,
     s3: options.s3,
-  });
+    gcs: options.gcs,
+    azure: options.azure,
+  };
+  const store = (options.resolveStore ?? resolveArtifactStore)(run.info.artifactUri, { ...storeOptions, connection, env: options.env, logger: options.logger });
   options.logger.debug(`uploading to run ${ref.runId} (${ref.source}) on ${connection.displayUri}: ${store.describe()}`);
   return { runId: ref.runId, source: ref.source, artifactUri: run.info.artifactUri, trackingUri: connection.displayUri, store };
 }

@@ -276,11 +276,11 @@ describeWithServers('bad input to the uploader: typed errors, nothing uploaded',
     expectRunUnavailable(result, NetworkError, /ECONNREFUSED/);
   });
 
-  it('32 a run whose artifact store has an unknown scheme (wasbs://): UnsupportedArtifactStoreError naming the proxied alternative', async () => {
+  it('32 a run whose artifact store has an unknown scheme (dbfs:/): UnsupportedArtifactStoreError naming the proxied alternative', async () => {
     const res = await fetch(`${mlflowServer().url}/api/2.0/mlflow/experiments/create`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: `bad-input-wasbs-${Date.now()}`, artifact_location: 'wasbs://container@account.blob.core.windows.net/mlflow' }),
+      body: JSON.stringify({ name: `bad-input-dbfs-${Date.now()}`, artifact_location: 'dbfs:/databricks/mlflow' }),
     });
     const { experiment_id } = (await res.json()) as { experiment_id: string };
     const run = await fetch(`${mlflowServer().url}/api/2.0/mlflow/runs/create`, {
@@ -288,9 +288,9 @@ describeWithServers('bad input to the uploader: typed errors, nothing uploaded',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ experiment_id, start_time: Date.now() }),
     });
-    const wasbsRun = ((await run.json()) as { run: { info: { run_id: string } } }).run.info.run_id;
-    const result = await uploader({ runId: wasbsRun }).uploadFile(join(root, 'good.txt'));
-    expectRunUnavailable(result, UnsupportedArtifactStoreError, /"wasbs:" scheme/);
+    const dbfsRun = ((await run.json()) as { run: { info: { run_id: string } } }).run.info.run_id;
+    const result = await uploader({ runId: dbfsRun }).uploadFile(join(root, 'good.txt'));
+    expectRunUnavailable(result, UnsupportedArtifactStoreError, /"dbfs:" scheme/);
     expect(result.error?.hint).toMatch(/--serve-artifacts/);
   });
 

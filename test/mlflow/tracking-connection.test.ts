@@ -41,6 +41,19 @@ describe('resolveMlflowConnection', () => {
     expect(() => resolveMlflowConnection({ trackingUri: 'https://h' }, { MLFLOW_TRACKING_INSECURE_TLS: 'maybe' })).toThrow(/MLFLOW_TRACKING_INSECURE_TLS/);
   });
 
+  it('maps an Azure ML workspace URI (azureml://) to its https MLflow REST base, with MLFLOW_TRACKING_TOKEN required', () => {
+    const workspace = '/mlflow/v2.0/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.MachineLearningServices/workspaces/ws-1';
+    const uri = `azureml://westeurope.api.azureml.ms${workspace}`;
+    const conn = resolveMlflowConnection({ trackingUri: uri }, { MLFLOW_TRACKING_TOKEN: 'eyJ.job-token' });
+    expect(conn).toMatchObject({ kind: 'rest', baseUrl: `https://westeurope.api.azureml.ms${workspace}`, displayUri: uri });
+    expect(resolveMlflowConnection({ trackingUri: `${uri}/` }, { MLFLOW_TRACKING_TOKEN: 't' })).toMatchObject({ baseUrl: `https://westeurope.api.azureml.ms${workspace}` });
+    expect(resolveMlflowConnection({}, { MLFLOW_TRACKING_URI: uri, MLFLOW_TRACKING_TOKEN: 't' })).toMatchObject({ kind: 'rest' });
+    expect(() => resolveMlflowConnection({ trackingUri: uri }, {})).toThrow(/needs a token, and MLFLOW_TRACKING_TOKEN is not set/);
+    expect(() => resolveMlflowConnection({ trackingUri: 'azureml://westeurope.api.azureml.ms/mlflow/v2.0/subscriptions/s' }, { MLFLOW_TRACKING_TOKEN: 't' })).toThrow(
+      /is not an Azure ML workspace URI/,
+    );
+  });
+
   it('sends Basic auth from userinfo or env (over a token, as MLflow), Bearer otherwise, and never shows the secret', async () => {
     const server = await startTestServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });

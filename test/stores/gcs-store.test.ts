@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { truncateSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -25,7 +25,7 @@ import { startFaultProxy, type FaultProxy, type ProxyLogEntry } from '../support
 import { pythonArtifactHashes, runPython } from '../support/python.js';
 import { describeWithServers, mlflowGcsServer } from '../support/servers.js';
 import { recordingLogger, serverRun, sha256 } from '../uploader/helpers.js';
-import { uploadAndListSmallFiles } from './small-files-contract.js';
+import { uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
 
 const KiB = 1024;
 const CHUNK = 256 * KiB;
@@ -54,12 +54,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     });
   }
 
-  async function writeLocal(relative: string, data: Buffer | string): Promise<string> {
-    const local = join(dir, 'src', relative);
-    await mkdir(join(local, '..'), { recursive: true });
-    await writeFile(local, data);
-    return local;
-  }
+  const writeLocal = (relative: string, data: Buffer | string): Promise<string> => writeSourceFile(dir, relative, data);
 
   /** Object metadata straight from the emulator (undefined when there is no such object). */
   async function objectMeta(name: string): Promise<{ size: string; contentType: string } | undefined> {
@@ -69,10 +64,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     return (await res.json()) as { size: string; contentType: string };
   }
 
-  function resetProxy(): void {
-    proxy.clearRules();
-    proxy.requests.length = 0;
-  }
+  const resetProxy = (): void => proxy.reset();
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'gcs-store-'));

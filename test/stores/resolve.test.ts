@@ -134,7 +134,7 @@ describe('resolveArtifactStore', () => {
   });
 
   it('names the scheme and the proxied alternative for stores it cannot write to', () => {
-    for (const uri of ['wasbs://c@acct.blob.core.windows.net/x', 'abfss://c@a.dfs.core.windows.net/x', 'dbfs:/databricks/x', 'runs:/abc/model', 'ftp://h/x']) {
+    for (const uri of ['dbfs:/databricks/x', 'runs:/abc/model', 'ftp://h/x', 'azureml://experiments/e/runs/r/artifacts']) {
       let error: unknown;
       try {
         resolveArtifactStore(uri, { connection: rest });
@@ -147,11 +147,11 @@ describe('resolveArtifactStore', () => {
       expect(e.scheme).toBe(scheme);
       expect(e.message).toContain(`"${scheme}:"`);
       expect(e.message).toContain('mlflow-artifacts:');
-      expect(e.message).toMatch(/Supported: [^.]*s3:/);
-      expect(e.hint).toMatch(scheme === 'runs' ? /run id/ : /--serve-artifacts/);
+      expect(e.message).toMatch(/Supported: [^.]*s3:.*gs:.*wasbs: and abfss:/);
+      expect(e.hint).toMatch(scheme === 'runs' ? /run id/ : scheme === 'azureml' ? /run-history artifact API.*not write to yet/ : /--serve-artifacts/);
     }
-    expect(supportedArtifactStores()).toHaveLength(4);
-    expect(supportedArtifactStores().at(-1)).toMatch(/^gs: /);
+    expect(supportedArtifactStores()).toHaveLength(5);
+    expect(supportedArtifactStores().map((label) => label.split(' ')[0])).toEqual(['mlflow-artifacts:', 'file:', 's3:', 'gs:', 'wasbs:']);
   });
 });
 

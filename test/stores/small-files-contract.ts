@@ -1,10 +1,14 @@
 /**
- * What every object store (s3://, gs://) must do with small files: upload 0 B, 1 KiB and a
- * directory with odd names one request each, without retries, reporting progress, and list
- * them back one level at a time with sizes. Shared so each store test runs the same checks.
+ * What every object store (s3://, gs://, wasbs://) must do with small files: upload 0 B, 1 KiB
+ * and a directory with odd names one request each, without retries, reporting progress, and
+ * list them back one level at a time with sizes; and refuse bad input before any request.
+ * Shared so each store test runs the same checks.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { expect } from 'vitest';
+import { LocalPathError } from '../../src/core/errors.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { listArtifactsRecursive, type ArtifactStore, type UploadFileResult } from '../../src/stores/artifact-store.js';
 import { sha256 } from '../uploader/helpers.js';
@@ -54,4 +58,23 @@ export async function uploadAndListSmallFiles(
   expect(await store.list('nothing/here')).toEqual([]);
   expect((await listArtifactsRecursive(store, 'small')).map((e) => e.path)).toEqual(Object.keys(files).sort());
   return hashes;
+}
+
+/**
+ * A missing local file, an escaping artifact path and one with `#` are refused with a
+ * `LocalPathError` before any request reaches `requests` (the fault proxy's log, cleared first).
+ */
+export async function expectRefusedBeforeAnyRequest(store: ArtifactStore, missingPath: string, existingPath: string, requests: unknown[]): Promise<void> {
+  await expect(store.uploadFile(missingPath, 'nope.bin')).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
+  await expect(store.uploadFile(existingPath, '../escape.bin')).rejects.toBeInstanceOf(LocalPathError);
+  await expect(store.uploadFile(existingPath, 'a#b.bin')).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+  expect(requests).toEqual([]);
+}
+
+/** Writes `data` to `<dir>/src/<relative>` (directories made) and returns that path: the local side of an upload. */
+export async function writeSourceFile(dir: string, relative: string, data: Buffer | string): Promise<string> {
+  const local = join(dir, 'src', relative);
+  await mkdir(dirname(local), { recursive: true });
+  await writeFile(local, data);
+  return local;
 }

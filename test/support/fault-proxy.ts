@@ -54,6 +54,8 @@ export interface FaultProxy {
   readonly bytesForwarded: number;
   addRule(rule: FaultRule): void;
   clearRules(): void;
+  /** Clears the rules and the request log: a clean proxy for the next test. */
+  reset(): void;
   /**
    * Freezes the proxy once `bytes` request-body bytes in total have been forwarded: the chunk
    * that crosses the line is cut there, nothing more goes upstream, and new requests are held
@@ -229,6 +231,10 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
     },
     addRule: (rule) => rules.push({ ...rule, used: 0 }),
     clearRules: () => rules.splice(0),
+    reset: () => {
+      rules.splice(0);
+      requests.length = 0;
+    },
     setTripwire: (bytes, onTrip) => {
       tripwire = { bytes, onTrip };
     },

@@ -7,13 +7,17 @@
  *   the same moto, for clients that write to the bucket themselves;
  * - `gcs`: `mlflow server --no-serve-artifacts` with a `gs://` default artifact root on
  *   `gcp-storage-emulator` (in memory, with the bucket made at start), found by the server and
- *   the Python client through `STORAGE_EMULATOR_HOST`.
+ *   the Python client through `STORAGE_EMULATOR_HOST`;
+ * - `azure`: Azurite's Blob service (`--inMemoryPersistence --disableTelemetry`: without the
+ *   latter Azurite phones home) and `mlflow server --no-serve-artifacts` with a `wasbs://`
+ *   default artifact root on it, reached through `AZURE_STORAGE_CONNECTION_STRING`.
  * All on 127.0.0.1 and free ports, with temp dirs removed at the end.
  *
  * Set ARTIFACT_UPLOADER_TEST_SERVERS=none to skip them for quick unit runs (the server tests
  * then skip loudly; with CI=true they fail instead).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -28,6 +32,11 @@ const AWS_ENV = {
   AWS_SECRET_ACCESS_KEY: 'testing',
   AWS_DEFAULT_REGION: 'us-east-1',
 };
+
+/** Azurite's well-known development account (public, documented by Microsoft). */
+const AZURITE_ACCOUNT = 'devstoreaccount1';
+const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
+const AZURE_CONTAINER = 'mlflow-test';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const processes: ManagedProcess[] = [];
@@ -98,14 +107,27 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
   const direct = await startMlflow('direct', ['--no-serve-artifacts', '--default-artifact-root', `s3://${BUCKET}/direct`], s3Env);
   const gcs = await startMlflow('gcs', ['--no-serve-artifacts', '--default-artifact-root', `gs://${GCS_BUCKET}/mlflow`], gcsEnv);
 
+  const azuritePort = await freePort();
+  const azuriteMain = createRequire(import.meta.url).resolve('azurite/dist/src/blob/main.js');
+  const azuriteArgs = ['--blobHost', '127.0.0.1', '--blobPort', String(azuritePort), '--inMemoryPersistence', '--disableTelemetry', '--skipApiVersionCheck', '--loose', '--silent'];
+  // In memory, so nothing is written (Azurite refuses --location together with it); cwd is the temp root all the same.
+  const azurite = startProcess(process.execPath, [azuriteMain, ...azuriteArgs], { logDir, name: 'azurite', cwd: root });
+  processes.push(azurite);
+  const blobEndpoint = `http://127.0.0.1:${azuritePort}/${AZURITE_ACCOUNT}`;
+  const connectionString = `DefaultEndpointsProtocol=http;AccountName=${AZURITE_ACCOUNT};AccountKey=${AZURITE_KEY};BlobEndpoint=${blobEndpoint};`;
+  const azureRoot = `wasbs://${AZURE_CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/direct`;
+  const azureEnv = { AZURE_STORAGE_CONNECTION_STRING: connectionString };
+  const azure = await startMlflow('azure', ['--no-serve-artifacts', '--default-artifact-root', azureRoot], azureEnv);
+  await createAzuriteContainer(connectionString, AZURE_CONTAINER, azurite);
+
   await waitForHttp(`${s3Endpoint}/moto-api/`, moto, 60_000);
   const bucket = await fetch(`${s3Endpoint}/${BUCKET}`, { method: 'PUT' });
   if (!bucket.ok) throw new Error(`creating bucket ${BUCKET} on moto failed: ${bucket.status} ${await bucket.text()}`);
   // The emulator's health check is GET / (it makes the default bucket before it listens).
   await waitForHttp(`${gcsEndpoint}/`, gcsEmulator, 60_000);
-  await Promise.all([plain, s3, direct, gcs].map((s) => waitForHttp(`${s.url}/health`, s.proc, 120_000)));
+  await Promise.all([plain, s3, direct, gcs, azure].map((s) => waitForHttp(`${s.url}/health`, s.proc, 120_000)));
   log(
-    `mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, gcs ${gcs.url}, moto ${s3Endpoint}, gcs emulator ${gcsEndpoint})`,
+    `mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, gcs ${gcs.url}, azure ${azure.url}, moto ${s3Endpoint}, gcs emulator ${gcsEndpoint}, azurite ${blobEndpoint})`,
   );
 
   return {
@@ -117,5 +139,33 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
     direct: { url: direct.url, s3Endpoint, bucket: BUCKET, artifactRoot: `s3://${BUCKET}/direct` },
     gcs: { url: gcs.url, emulatorHost: gcsEndpoint, bucket: GCS_BUCKET, artifactRoot: `gs://${GCS_BUCKET}/mlflow` },
     awsEnv: AWS_ENV,
+    azure: {
+      url: azure.url,
+      blobEndpoint,
+      account: AZURITE_ACCOUNT,
+      accountKey: AZURITE_KEY,
+      container: AZURE_CONTAINER,
+      artifactRoot: azureRoot,
+      env: azureEnv,
+    },
   };
+}
+
+/** Creates the container once Azurite answers (it has no health route: this is the readiness check). */
+async function createAzuriteContainer(connectionString: string, container: string, proc: ManagedProcess): Promise<void> {
+  const { BlobServiceClient } = await import('@azure/storage-blob');
+  const client = BlobServiceClient.fromConnectionString(connectionString, { retryOptions: { maxTries: 1 } }).getContainerClient(container);
+  const deadline = Date.now() + 60_000;
+  let lastError = '';
+  while (Date.now() < deadline) {
+    if (proc.child.exitCode !== null) throw new Error(`azurite exited with code ${proc.child.exitCode}; see ${proc.logFile}`);
+    try {
+      await client.createIfNotExists();
+      return;
+    } catch (error) {
+      lastError = (error as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`azurite did not answer within 60 s (${lastError}); see ${proc.logFile}`);
 }

@@ -20,6 +20,22 @@ export type ServersInfo =
       gcs: { url: string; emulatorHost: string; bucket: string; artifactRoot: string };
       /** AWS credentials moto accepts. */
       awsEnv: Record<string, string>;
+      /**
+       * Azurite's Blob service and `mlflow server --no-serve-artifacts` whose runs have `wasbs://`
+       * artifact URIs on it (the account in the URI is Azurite's; the connection string routes it).
+       */
+      azure: {
+        url: string;
+        /** `http://127.0.0.1:<port>/devstoreaccount1`. */
+        blobEndpoint: string;
+        account: string;
+        accountKey: string;
+        container: string;
+        /** `wasbs://<container>@devstoreaccount1.blob.core.windows.net/direct`. */
+        artifactRoot: string;
+        /** `AZURE_STORAGE_CONNECTION_STRING` pointing at Azurite, for the server and Python clients. */
+        env: Record<string, string>;
+      };
     };
 
 declare module 'vitest' {

@@ -40,6 +40,11 @@ export function mlflowGcsServer(): Available['gcs'] {
   return servers().gcs;
 }
 
+/** Azurite, and `mlflow server --no-serve-artifacts` with a `wasbs://` artifact root on it. */
+export function mlflowAzureServer(): Available['azure'] {
+  return servers().azure;
+}
+
 /** A describe block for tests that need the real servers. */
 export function describeWithServers(name: string, fn: () => void): void {
   if (serversAvailable()) {

@@ -287,6 +287,33 @@ describe('ArtifactUploader on ./mlruns', () => {
       await expect(strict.uploadFile(join(src, 'a.txt'))).rejects.toMatchObject({ errorCode: 'RESOURCE_DOES_NOT_EXIST' });
     });
 
+    it('passes every store option (multipart, s3, gcs, azure) to the store as given', async () => {
+      const { trackingUri, run, artifactsDir } = await localRun();
+      const seen: Array<Parameters<typeof resolveArtifactStore>[1]> = [];
+      const storeOptions = {
+        multipart: { thresholdBytes: 1024 },
+        s3: { partSize: 5 * 1024 * 1024 },
+        gcs: { chunkSize: 256 * 1024 },
+        azure: { blockSize: 1024 * 1024, concurrency: 2 },
+      };
+      const uploader = new ArtifactUploader({
+        stage: 'hpo',
+        runId: run.runId,
+        trackingUri,
+        env: {},
+        ...storeOptions,
+        resolveStore: (uri, options) => {
+          seen.push(options);
+          return resolveArtifactStore(uri, options);
+        },
+      });
+      const src = writeTree(scratch(), { 'a.txt': 'a' });
+      expect(await uploader.uploadFile(join(src, 'a.txt'))).toMatchObject({ status: 'uploaded' });
+      expect(readFileSync(join(artifactsDir, 'a.txt'), 'utf8')).toBe('a');
+      expect(seen).toHaveLength(1);
+      expect(seen[0]).toMatchObject(storeOptions);
+    });
+
     it('a store whose listing does not match fails verification, naming the files; archives record it in the manifest', async () => {
       const { trackingUri, run, artifactsDir } = await localRun();
       const lying = (uri: string, options: Parameters<typeof resolveArtifactStore>[1]): ArtifactStore => {

@@ -1,7 +1,7 @@
 /**
  * Issue 13, "Why" 1 and 2: a file rewritten in place or truncated while it uploads fails at once
- * with SOURCE_CHANGED (no retries spent) and nothing is kept, on the MLflow proxy, on an s3://
- * root and on a file: store. What was read is hashed in the same pass.
+ * with SOURCE_CHANGED (no retries spent) and nothing is kept, on the MLflow proxy, on s3://,
+ * gs:// and wasbs:// roots and on a file: store. What was read is hashed in the same pass.
  */
 import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { expect, it } from 'vitest';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import type { UploadProgressEvent } from '../../src/uploader/progress.js';
 import { FAST_RETRY, listRunArtifacts } from '../faults/helpers.js';
-import { describeWithServers, mlflowDirectS3Server, mlflowGcsServer, mlflowServer, servers } from '../support/servers.js';
+import { describeWithServers, mlflowAzureServer, mlflowDirectS3Server, mlflowGcsServer, mlflowServer, servers } from '../support/servers.js';
 import { localRun, scratch, serverRun, sha256, writeTree } from './helpers.js';
 
 const SIZE = 24 * 1024 * 1024;
@@ -31,7 +31,7 @@ function rewriteHead(path: string): void {
   closeSync(fd);
 }
 
-type Target = 'mlflow' | 's3' | 'gcs' | 'file';
+type Target = 'mlflow' | 's3' | 'gcs' | 'azure' | 'file';
 
 async function uploaderFor(target: Target, onProgress: (event: UploadProgressEvent) => void) {
   if (target === 'file') {
@@ -57,6 +57,13 @@ async function uploaderFor(target: Target, onProgress: (event: UploadProgressEve
     });
     return { uploader, stored: () => listRunArtifacts(url, runId), artifactsDir: undefined };
   }
+  if (target === 'azure') {
+    // 24 MiB in the default 8 MiB blocks: the change lands between the first block and the commit.
+    const { url, env } = mlflowAzureServer();
+    const { runId } = await serverRun(url);
+    const uploader = new ArtifactUploader({ stage: 'training', runId, trackingUri: url, env, retry: FAST_RETRY, onProgress, progressIntervalMs: 0 });
+    return { uploader, stored: () => listRunArtifacts(url, runId), artifactsDir: undefined };
+  }
   const { url, s3Endpoint } = target === 's3' ? mlflowDirectS3Server() : { ...mlflowServer(), s3Endpoint: undefined };
   const { awsEnv } = servers();
   const { runId } = await serverRun(url);
@@ -74,7 +81,7 @@ async function uploaderFor(target: Target, onProgress: (event: UploadProgressEve
 }
 
 describeWithServers('a source file that changes during its upload (issue 13)', () => {
-  for (const target of ['mlflow', 's3', 'gcs', 'file'] as const) {
+  for (const target of ['mlflow', 's3', 'gcs', 'azure', 'file'] as const) {
     it(`a file rewritten during upload fails with SOURCE_CHANGED and stores nothing (${target})`, async () => {
       const src = writeTree(scratch(), { 'big.bin': Buffer.alloc(SIZE, 1) });
       const path = join(src, 'big.bin');

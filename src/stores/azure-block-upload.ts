@@ -1,0 +1,204 @@
+/**
+ * The block-blob upload engine of the Azure stores, independent of the SDK: a file up to
+ * `maxSinglePutSize` goes as one `Put Blob`; a larger one as staged blocks (`Put Block`),
+ * `concurrency` in flight, each block retried on its own under the shared retry policy
+ * (`core/retry.ts`), and a `Put Block List` once every block has arrived. Until that commit
+ * nothing is visible: an abort or a failure leaves no blob (and no partly written one), only
+ * uncommitted blocks that Azure discards by itself (after 7 days, or at the next commit of
+ * that name). The same holds for a source file that changed while it was read (`snapshot`):
+ * its blocks are never committed, and a single `Put Blob` of it is deleted again.
+ *
+ * Memory: each block in flight reads its byte range into a buffer of its own, reused for the
+ * next block, so one file holds at most `blockSize × concurrency` bytes.
+ *
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { AbortedError, RequestTimeoutError } from '../core/errors.js';
+import { combineSignals } from '../core/abort.js';
+import { errorText, type Logger } from '../core/logger.js';
+import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
+import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
+import { RangeStop, sendFileRanges } from './file-ranges.js';
+import { readSourceRange, type SourceFile } from './source-file.js';
+
+/** The requests of a block blob upload, bound to one blob. Each gets a signal to honour. */
+export interface BlockBlobRequests {
+  /** `Put Blob`: the whole body in one request (`contentMd5` is its MD5, which Azure checks). */
+  putBlob(body: Buffer, contentMd5: Uint8Array, signal: AbortSignal): Promise<void>;
+  /** `Put Block`: one block under `blockId` (base64), checked by Azure against `contentMd5`. */
+  stageBlock(blockId: string, body: Buffer, contentMd5: Uint8Array, signal: AbortSignal): Promise<void>;
+  /** `Put Block List`: makes the blob out of these blocks, in this order. */
+  commitBlockList(blockIds: string[], signal: AbortSignal): Promise<void>;
+  /** `Delete Blob` (a missing blob is not an error): takes back a `Put Blob` whose source changed. */
+  deleteBlob(signal: AbortSignal): Promise<void>;
+}
+
+/** Options of {@link uploadBlockBlob}. */
+export interface BlockUploadOptions {
+  /** Block size for this file (already grown to fit Azure's 50,000-block limit). */
+  blockSize: number;
+  /** Files up to this size go as one `Put Blob`. */
+  maxSinglePutSize: number;
+  /** Blocks in flight at once. */
+  concurrency: number;
+  /** Retry policy of every request (its `totalTimeoutMs` is the caller's to apply). */
+  retry: ResolvedRetryOptions;
+  /** Longest time one request may take before it is cut off and retried. */
+  requestTimeoutMs: number;
+  /** The caller's abort (and deadline). */
+  signal?: AbortSignal;
+  /** Bytes acknowledged by Azure so far (block by block). */
+  onProgress?: (loaded: number) => void;
+  /** Called before each retried request. */
+  onRetry?: (event: RetryEvent) => void;
+  /** For timeout errors: the method and (credential-free) URL of the blob. */
+  describe: { url: string };
+  /**
+   * The file when its upload started: checked once every byte is sent. If it changed, the block
+   * list is not committed (a single `Put Blob` is deleted again) and a `SourceChangedError` is
+   * thrown. @default none (no check)
+   */
+  snapshot?: FileSnapshot | undefined;
+  /** Where a failed clean-up is reported. @default silent */
+  logger?: Logger | undefined;
+}
+
+/** What {@link uploadBlockBlob} did. */
+export interface BlockUploadResult {
+  /** True when the file went up in blocks. */
+  blocks: boolean;
+  /** Retried requests over the whole file. */
+  retries: number;
+  /** sha256 (hex) of the bytes of a single `Put Blob`, hashed from the buffer sent; `undefined` for blocks. */
+  sha256?: string;
+}
+
+/**
+ * Uploads `source` through `requests`: single `Put Blob` or staged blocks plus a commit (see the
+ * module comment). Throws the first error that ended it (after its retries): the SDK's own
+ * error for the caller to map, a `LocalPathError` for a file that shrank, a
+ * `SourceChangedError` for one that changed (`options.snapshot`), or an {@link AbortedError}.
+ *
+ * @example
+ * ```ts
+ * const handle = await open('model.bin', 'r');
+ * await uploadBlockBlob({ handle, path: 'model.bin', size }, requestsForBlob, {
+ *   blockSize: 8 << 20, maxSinglePutSize: 8 << 20, concurrency: 4, retry, requestTimeoutMs: 600_000, describe: { url },
+ * });
+ * ```
+ */
+export async function uploadBlockBlob(source: SourceFile, requests: BlockBlobRequests, options: BlockUploadOptions): Promise<BlockUploadResult> {
+  const run = new FileRun(options);
+  try {
+    return await upload(source, requests, options, run);
+  } finally {
+    // An aborted request may still be on its way out of the SDK: return only once none is left.
+    await run.settled();
+  }
+}
+
+async function upload(source: SourceFile, requests: BlockBlobRequests, options: BlockUploadOptions, run: FileRun): Promise<BlockUploadResult> {
+  if (source.size <= options.maxSinglePutSize) {
+    const body = await readSourceRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
+    const md5 = createHash('md5').update(body).digest();
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    await run.request('PUT', (signal) => requests.putBlob(body, md5, signal));
+    const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
+    if (changed) {
+      // Already visible: take it back, so no reader ever gets a mix of two versions of the file.
+      await run.request('DELETE', (signal) => requests.deleteBlob(signal)).catch((error: unknown) => {
+        options.logger?.warn(`Could not delete ${options.describe.url} after its source changed during the upload; delete it by hand.`, { error: errorText(error) });
+      });
+      throw changed;
+    }
+    return { blocks: false, retries: run.retries, sha256 };
+  }
+
+  const ids = blockIds(Math.ceil(source.size / options.blockSize));
+  await sendFileRanges(source, run, {
+    rangeSize: options.blockSize,
+    concurrency: options.concurrency,
+    onProgress: options.onProgress,
+    send: async (index, body) => {
+      const md5 = createHash('md5').update(body).digest();
+      await run.request('PUT', (signal) => requests.stageBlock(ids[index]!, body, md5, signal));
+    },
+  });
+  if (run.stopped) throw new AbortedError(undefined, { cause: options.signal?.reason });
+  // Checked before the commit: blocks of a file that changed stay uncommitted (no blob at all).
+  const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
+  if (changed) throw changed;
+  await run.request('PUT', (signal) => requests.commitBlockList(ids, signal));
+  return { blocks: true, retries: run.retries };
+}
+
+/**
+ * `count` block ids of one upload: base64 of a random upload prefix plus the zero-padded index,
+ * all the same length as Azure requires, and unique to this upload so that a concurrent or
+ * earlier (failed) upload of the same blob never mixes its blocks into ours.
+ *
+ * @example
+ * ```ts
+ * blockIds(3).map((id) => Buffer.from(id, 'base64').toString()); // ['3f9a0c1b2d4e-000000', '3f9a0c1b2d4e-000001', ...]
+ * ```
+ */
+export function blockIds(count: number): string[] {
+  const prefix = randomBytes(6).toString('hex');
+  return Array.from({ length: count }, (_, i) => Buffer.from(`${prefix}-${String(i).padStart(6, '0')}`).toString('base64'));
+}
+
+/**
+ * The requests of one file: each under the retry policy with its own timeout, all stopped as
+ * soon as one fails for good or the caller aborts.
+ */
+class FileRun extends RangeStop {
+  retries = 0;
+  /** SDK calls not settled yet: the retry loop gives up at once on an abort, the SDK call may not. */
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly options: BlockUploadOptions) {
+    super(options.signal);
+  }
+
+  /** Resolves once every SDK call of this file has settled (they were all given the abort signal). */
+  async settled(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** One request under the policy; `send` gets a signal that also fires after the request timeout. */
+  request(method: string, send: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    const { retry, requestTimeoutMs, describe } = this.options;
+    return withRetry(
+      async (_attempt, outer) => {
+        const timer = AbortSignal.timeout(requestTimeoutMs);
+        const sent = send(combineSignals(outer, timer)!);
+        this.inFlight.add(sent);
+        try {
+          await sent;
+        } catch (error) {
+          if (timer.aborted && !outer?.aborted) {
+            throw new RequestTimeoutError(requestTimeoutMs, {
+              method,
+              url: describe.url,
+              cause: error,
+              hint: 'If the store is slow rather than down, raise MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT (seconds) or the requestTimeoutSeconds option, or lower blockSize.',
+            });
+          }
+          throw error;
+        } finally {
+          this.inFlight.delete(sent);
+        }
+      },
+      {
+        // The per-file deadline is the caller's (one signal for every block), not one per request.
+        retry: { ...retry, totalTimeoutMs: undefined },
+        signal: this.signal,
+        onRetry: (event) => {
+          this.retries++;
+          this.options.onRetry?.(event);
+        },
+      },
+    );
+  }
+}

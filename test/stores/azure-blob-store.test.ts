@@ -1,0 +1,473 @@
+/**
+ * The wasbs:// and abfss:// stores against Azurite (the Azure Storage emulator) and a real
+ * `mlflow server --no-serve-artifacts` whose artifact root is a wasbs:// container on it: what
+ * the store writes, the official Python clients (MlflowClient over azure-storage-blob, and
+ * azure-storage-blob itself) download byte-exact. Faults come from the fault proxy put in front
+ * of Azurite as the Blob endpoint. The block threshold is lowered (1 MiB blocks) so the block
+ * tests stay small.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, truncate, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AccountSASPermissions, AccountSASResourceTypes, AccountSASServices, BlobServiceClient, generateAccountSASQueryParameters, StorageSharedKeyCredential } from '@azure/storage-blob';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { AbortedError, ConfigError, HttpStatusError, MissingDependencyError, NetworkError, RequestTimeoutError, SourceChangedError } from '../../src/core/errors.js';
+import { snapshotFile } from '../../src/core/source-snapshot.js';
+import type { Logger } from '../../src/core/logger.js';
+import type { RetryEvent } from '../../src/core/retry.js';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
+import { AzureBlobArtifactStore, type AzureBlobArtifactStoreOptions } from '../../src/stores/azure-blob-store.js';
+import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { expectRefusedBeforeAnyRequest, uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
+import { pythonArtifactHashes, runPython } from '../support/python.js';
+import { describeWithServers, mlflowAzureServer } from '../support/servers.js';
+import { serverRun, sha256 } from '../uploader/helpers.js';
+
+const MiB = 1024 * 1024;
+
+/** The connection string of Azurite's account with its Blob endpoint at `endpoint` (Azurite or a proxy). */
+function connectionString(endpoint: string, key = mlflowAzureServer().accountKey): string {
+  const { account } = mlflowAzureServer();
+  return `DefaultEndpointsProtocol=http;AccountName=${account};AccountKey=${key};BlobEndpoint=${endpoint}/${account};`;
+}
+
+/** The 0-based index of the block a `Put Block` request stages (from its base64 `blockid`), or -1. */
+function blockIndex(req: { method: string; path: string }): number {
+  if (req.method !== 'PUT') return -1;
+  const query = new URL(req.path, 'http://x').searchParams;
+  if (query.get('comp') !== 'block') return -1;
+  const id = Buffer.from(query.get('blockid') ?? '', 'base64').toString();
+  return Number(id.slice(id.lastIndexOf('-') + 1));
+}
+const isCommit = (req: { method: string; path: string }) => req.method === 'PUT' && /[?&]comp=blocklist(&|$)/.test(req.path);
+const isPutBlob = (req: { method: string; path: string }) => req.method === 'PUT' && !/[?&]comp=/.test(req.path);
+
+const SERVER_BUSY = {
+  fault: 'status' as const,
+  status: 503,
+  headers: { 'content-type': 'application/xml', 'x-ms-error-code': 'ServerBusy' },
+  body: '<?xml version="1.0" encoding="utf-8"?><Error><Code>ServerBusy</Code><Message>The server is currently unable to receive requests. Please retry your request.</Message></Error>',
+};
+
+describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct artifact root)', () => {
+  let dir: string;
+  let big: Buffer;
+  let bigPath: string;
+  let proxy: FaultProxy;
+  let run: { runId: string; artifactUri: string };
+  /** Every artifact the run must hold at the end, with its sha256. */
+  const expected: Record<string, string> = {};
+
+  /** A store on the shared run, through `endpoint` (Azurite, or the fault proxy in front of it). */
+  function storeFor(options: AzureBlobArtifactStoreOptions = {}, endpoint = mlflowAzureServer().blobEndpoint.replace(/\/[^/]+$/, '')): AzureBlobArtifactStore {
+    return new AzureBlobArtifactStore(run.artifactUri, {
+      connectionString: connectionString(endpoint),
+      env: {},
+      retry: { maxRetries: 3, backoffFactor: 0.05, backoffJitter: 0 },
+      blockSize: MiB,
+      concurrency: 2,
+      ...options,
+    });
+  }
+
+  function containerClient() {
+    const { blobEndpoint, container } = mlflowAzureServer();
+    return BlobServiceClient.fromConnectionString(connectionString(blobEndpoint.replace(/\/[^/]+$/, ''))).getContainerClient(container);
+  }
+
+  /** Committed blob names under `prefix`, and whether any uncommitted blob is there too. */
+  async function blobsUnder(prefix: string): Promise<{ committed: string[]; uncommitted: string[] }> {
+    const committed: string[] = [];
+    const uncommitted: string[] = [];
+    for await (const item of containerClient().listBlobsFlat({ prefix, includeUncommitedBlobs: true })) {
+      const exists = await containerClient().getBlobClient(item.name).exists();
+      (exists ? committed : uncommitted).push(item.name);
+    }
+    return { committed, uncommitted };
+  }
+
+  const writeLocal = (relative: string, data: Buffer | string): Promise<string> => writeSourceFile(dir, relative, data);
+
+  const resetProxy = (): void => proxy.reset();
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'azure-store-'));
+    // Above the 1 MiB block size the block tests use: six blocks, the last one short.
+    big = randomBytes(5 * MiB + 12_345);
+    bigPath = await writeLocal('big.bin', big);
+    proxy = await startFaultProxy(new URL(mlflowAzureServer().blobEndpoint).origin);
+    run = await serverRun(mlflowAzureServer().url);
+  });
+
+  afterAll(async () => {
+    await proxy?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("writes under the run's wasbs:// artifact URI, as MLflow lays blobs out", () => {
+    const { container, account } = mlflowAzureServer();
+    expect(run.artifactUri).toBe(`wasbs://${container}@${account}.blob.core.windows.net/direct/0/${run.runId}/artifacts`);
+    const store = storeFor();
+    expect(store.kind).toBe('azure-blob');
+    expect(store.artifactUri).toBe(run.artifactUri);
+    expect([store.location.container, store.location.rootPath]).toEqual([container, `direct/0/${run.runId}/artifacts`]);
+    expect(store.describe()).toMatch(/^Azure Blob wasbs:\/\/.*\/artifacts via the endpoint of the connectionString option .*Put Blob per file up to 1 MiB, blocks of 1 MiB above, 2 at a time$/);
+    expect(store.describe()).not.toContain(mlflowAzureServer().accountKey);
+  });
+
+  it('uploads 0 B, 1 KiB and a directory with odd names as single Put Blobs, and lists them', async () => {
+    resetProxy();
+    const store = storeFor({}, proxy.url);
+    Object.assign(expected, await uploadAndListSmallFiles(store, writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false, sha256: sha256(data) })));
+    expect(proxy.requests.filter(isPutBlob)).toHaveLength(6);
+    expect(proxy.requests.filter((r) => blockIndex(r) >= 0 || isCommit(r))).toEqual([]);
+    // Content-Type from the extension (the guessed MIME type), as browsers of the container expect.
+    const props = await containerClient().getBlobClient(`${store.location.rootPath}/small/ckpt/step 100/config.json`).getProperties();
+    expect(props.contentType).toBe('application/json');
+    expect(Buffer.from(props.contentMD5 ?? new Uint8Array()).toString('hex')).toBe(createHash('md5').update('{"a": 1}').digest('hex'));
+  });
+
+  it('uploads a file above the block threshold in blocks, two at a time, and commits them once', async () => {
+    resetProxy();
+    const progress: number[] = [];
+    const result = await storeFor({}, proxy.url).uploadFile(bigPath, 'model/big.bin', { onProgress: (n) => progress.push(n) });
+    expected['model/big.bin'] = sha256(big);
+    expect(result).toEqual({ bytes: big.length, attempts: 1, multipart: true });
+    const blocks = proxy.requests.filter((r) => blockIndex(r) >= 0);
+    expect(blocks.map(blockIndex).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(blocks.every((r) => r.status === 201)).toBe(true);
+    expect(proxy.requests.filter(isCommit).map((r) => r.status)).toEqual([201]);
+    expect(proxy.requests.filter(isPutBlob)).toEqual([]);
+    expect(progress.at(-1)).toBe(big.length);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    const blockList = await containerClient().getBlockBlobClient(`${storeFor().location.rootPath}/model/big.bin`).getBlockList('committed');
+    expect(blockList.committedBlocks?.map((b) => b.size)).toEqual([MiB, MiB, MiB, MiB, MiB, 12_345]);
+  });
+
+  it('retries a block that failed with 503 ServerBusy twice on its own; the other blocks go once', async () => {
+    resetProxy();
+    proxy.addRule({ match: (r) => blockIndex(r) === 2, times: 2, ...SERVER_BUSY });
+    const retries: RetryEvent[] = [];
+    const result = await storeFor({}, proxy.url).uploadFile(bigPath, 'model/retried.bin', { onRetry: (e) => retries.push(e) });
+    expected['model/retried.bin'] = sha256(big);
+    expect(result).toEqual({ bytes: big.length, attempts: 3, multipart: true });
+    const statuses = (n: number) => proxy.requests.filter((r) => blockIndex(r) === n).map((r) => r.status);
+    expect(statuses(2)).toEqual([503, 503, 201]);
+    for (const n of [0, 1, 3, 4, 5]) expect(statuses(n), `block ${n}`).toEqual([201]);
+    expect(proxy.requests.filter(isCommit)).toHaveLength(1);
+    expect(retries.map((e) => e.attempt)).toEqual([1, 2]);
+    expect(retries.map((e) => (e.error as { code?: string }).code)).toEqual(['ServerBusy', 'ServerBusy']);
+  });
+
+  it('retries a dropped connection and a 500 on a single Put Blob', async () => {
+    resetProxy();
+    proxy.addRule({ match: isPutBlob, times: 1, fault: 'drop' });
+    proxy.addRule({ match: isPutBlob, times: 1, fault: 'status', status: 500, headers: { 'x-ms-error-code': 'InternalError' }, body: '' });
+    const data = randomBytes(4096);
+    const local = await writeLocal('flaky/one.bin', data);
+    const result = await storeFor({}, proxy.url).uploadFile(local, 'flaky/one.bin');
+    expected['flaky/one.bin'] = sha256(data);
+    expect(result).toEqual({ bytes: data.length, attempts: 3, multipart: false, sha256: sha256(data) });
+    expect(proxy.requests.filter(isPutBlob).map((r) => r.fault ?? r.status)).toEqual(['drop', 'status', 201]);
+  });
+
+  it('an abort stops the blocks and commits nothing: no blob appears', async () => {
+    resetProxy();
+    // Block 1 hangs; block 0 goes through, so staged blocks exist when we abort.
+    proxy.addRule({ match: (r) => blockIndex(r) === 1, fault: 'stall', stallMs: 30_000 });
+    const controller = new AbortController();
+    const pending = storeFor({}, proxy.url).uploadFile(bigPath, 'aborted/big.bin', { signal: controller.signal });
+    await vi.waitFor(() => expect(proxy.requests.some((r) => blockIndex(r) === 1)).toBe(true), { timeout: 20_000, interval: 20 });
+    await vi.waitFor(() => expect(proxy.requests.some((r) => blockIndex(r) === 0 && r.status === 201)).toBe(true), { timeout: 20_000, interval: 20 });
+    controller.abort(new Error('user pressed ctrl-c'));
+    const error = await pending.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AbortedError);
+    expect((error as AbortedError).message).toMatch(/aborted; no blob was committed/);
+    expect(proxy.requests.filter(isCommit)).toEqual([]);
+    expect(await storeFor().list('aborted')).toEqual([]);
+    const { committed } = await blobsUnder(`${storeFor().location.rootPath}/aborted/`);
+    expect(committed).toEqual([]);
+  });
+
+  it('a source that changed since its snapshot is SOURCE_CHANGED: blocks are staged but never committed', async () => {
+    resetProxy();
+    const local = await writeLocal('changed/blocks.bin', randomBytes(3 * MiB));
+    const snapshot = await snapshotFile(local);
+    await utimes(local, new Date(), new Date(Date.now() + 5000)); // rewritten in place: same size, new mtime
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(local, 'changed/blocks.bin', { snapshot })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: local, before: { size: 3 * MiB } });
+    expect(proxy.requests.filter((r) => blockIndex(r) >= 0).map((r) => r.status)).toEqual([201, 201, 201]);
+    expect(proxy.requests.filter(isCommit)).toEqual([]);
+    expect(await storeFor().list('changed')).toEqual([]);
+    expect((await blobsUnder(`${storeFor().location.rootPath}/changed/`)).committed).toEqual([]);
+  });
+
+  it('a source that changed during a single Put Blob is SOURCE_CHANGED and the blob is deleted again', async () => {
+    resetProxy();
+    const local = await writeLocal('changed/single.bin', randomBytes(4096));
+    const snapshot = await snapshotFile(local);
+    await truncate(local, 100);
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(local, 'changed/single.bin', { snapshot })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: local, before: { size: 4096 }, after: { size: 100 } });
+    // The file was read after it shrank, so the Put Blob went out (100 bytes) and was taken back.
+    expect(proxy.requests.filter(isPutBlob).map((r) => r.status)).toEqual([201]);
+    expect(proxy.requests.filter((r) => r.method === 'DELETE').map((r) => r.status)).toEqual([202]);
+    expect(await storeFor().list('changed')).toEqual([]);
+  });
+
+  it('delete() removes one blob, retries a 503 on its own, and a blob that is not there is no error', async () => {
+    resetProxy();
+    const local = await writeLocal('deleted/one.bin', randomBytes(1000));
+    const store = storeFor({}, proxy.url);
+    await store.uploadFile(local, 'deleted/one.bin');
+    await store.uploadFile(local, 'deleted/kept.bin');
+    expected['deleted/kept.bin'] = sha256(await readFile(local));
+    proxy.addRule({ match: (r) => r.method === 'DELETE', times: 1, ...SERVER_BUSY });
+    await store.delete('deleted/one.bin');
+    expect(proxy.requests.filter((r) => r.method === 'DELETE').map((r) => r.status)).toEqual([503, 202]);
+    expect((await store.list('deleted')).map((e) => e.path)).toEqual(['deleted/kept.bin']);
+    await expect(store.delete('deleted/one.bin')).resolves.toBeUndefined();
+    await expect(store.delete('a#b.bin')).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+  });
+
+  it('a block that keeps failing fails the file with a typed error after its retries, and commits nothing', async () => {
+    resetProxy();
+    proxy.addRule({ match: (r) => blockIndex(r) === 4, fault: 'status', status: 500, headers: { 'x-ms-error-code': 'InternalError' }, body: '' });
+    const error = (await storeFor({ retry: { maxRetries: 1, backoffFactor: 0, backoffJitter: 0 } }, proxy.url)
+      .uploadFile(bigPath, 'failed/big.bin')
+      .catch((e: unknown) => e)) as HttpStatusError;
+    expect(error).toBeInstanceOf(HttpStatusError);
+    expect([error.status, error.code, error.method]).toEqual([500, 'InternalError', 'PUT']);
+    expect(error.url).toBe(`${run.artifactUri}/failed/big.bin`);
+    expect(error.hint).toMatch(/retried 1 time/);
+    expect(proxy.requests.filter((r) => blockIndex(r) === 4)).toHaveLength(2);
+    expect(proxy.requests.filter(isCommit)).toEqual([]);
+    expect(await storeFor().list('failed')).toEqual([]);
+  });
+
+  it('a request that takes longer than MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT is cut off and retried', async () => {
+    resetProxy();
+    proxy.addRule({ match: isPutBlob, times: 1, fault: 'stall', stallMs: 10_000 });
+    const data = Buffer.from('slow then fine');
+    const local = await writeLocal('slow/one.txt', data);
+    const store = storeFor({ env: { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '0.5' } }, proxy.url);
+    const retries: RetryEvent[] = [];
+    const result = await store.uploadFile(local, 'slow/one.txt', { onRetry: (e) => retries.push(e) });
+    expected['slow/one.txt'] = sha256(data);
+    expect(result.attempts).toBe(2);
+    expect(retries[0]?.error).toBeInstanceOf(RequestTimeoutError);
+    expect((retries[0]?.error as RequestTimeoutError).timeoutMs).toBe(500);
+
+    resetProxy();
+    proxy.addRule({ match: isPutBlob, fault: 'stall', stallMs: 10_000 });
+    const stalled = await storeFor({ requestTimeoutSeconds: 0.3, retry: { maxRetries: 0 } }, proxy.url)
+      .uploadFile(local, 'slow/never.txt')
+      .catch((e: unknown) => e);
+    expect(stalled).toBeInstanceOf(RequestTimeoutError);
+    expect((stalled as RequestTimeoutError).hint).toMatch(/MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT/);
+
+    // retry.totalTimeoutMs bounds the whole file: the stalled block is cut off and nothing is committed.
+    resetProxy();
+    proxy.addRule({ match: (r) => blockIndex(r) === 3, fault: 'stall', stallMs: 10_000 });
+    const late = await storeFor({ retry: { maxRetries: 3, totalTimeoutMs: 800 } }, proxy.url)
+      .uploadFile(bigPath, 'slow/big.bin')
+      .catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(AbortedError);
+    expect((late as AbortedError).message).toMatch(/did not finish within retry\.totalTimeoutMs \(800 ms\); no blob was committed/);
+    expect(proxy.requests.filter(isCommit)).toEqual([]);
+    expect((await storeFor().list('slow')).map((e) => e.path)).toEqual(['slow/one.txt']);
+    resetProxy();
+  });
+
+  it('refusals fail at the first request with a typed error and a hint: bad key, missing container, never a secret', async () => {
+    const lines: string[] = [];
+    const log = (m: string, f?: Record<string, unknown>) => void lines.push(m + JSON.stringify(f ?? {}));
+    const logger: Logger = { debug: log, info: log, warn: log, error: log };
+    const local = await writeLocal('denied.txt', 'x');
+
+    // What Azure itself answers a wrong key with (Azurite says AuthorizationFailure instead, below).
+    resetProxy();
+    proxy.addRule({
+      fault: 'status',
+      status: 403,
+      headers: { 'content-type': 'application/xml', 'x-ms-error-code': 'AuthenticationFailed' },
+      body: '<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.\nRequestId:0f0e\nTime:2026-12-04T20:00:00.0000000Z</Message><AuthenticationErrorDetail>The MAC signature found in the HTTP request is not the same as any computed signature.</AuthenticationErrorDetail></Error>',
+    });
+    const denied = (await storeFor({ logger }, proxy.url).uploadFile(local, 'denied/denied.txt').catch((e: unknown) => e)) as HttpStatusError;
+    expect(denied).toBeInstanceOf(HttpStatusError);
+    expect([denied.status, denied.code, denied.url]).toEqual([403, 'AuthenticationFailed', `${run.artifactUri}/denied/denied.txt`]);
+    expect(denied.message).toMatch(/Azure Put Blob of wasbs:\/\/.*\/denied\/denied\.txt failed: 403 AuthenticationFailed: Server failed to authenticate the request\./);
+    expect(denied.hint).toMatch(/refused the credentials from the connectionString option/);
+    expect(proxy.requests).toHaveLength(1);
+
+    resetProxy();
+    const wrongKey = Buffer.from('not the key of this account, but base64 all the same').toString('base64');
+    const badKey = new AzureBlobArtifactStore(run.artifactUri, { connectionString: connectionString(proxy.url, wrongKey), env: {}, logger, blockSize: MiB, concurrency: 2 });
+    const wrong = (await badKey.uploadFile(bigPath, 'denied/big.bin').catch((e: unknown) => e)) as HttpStatusError;
+    expect(wrong).toBeInstanceOf(HttpStatusError);
+    expect([wrong.status, wrong.code]).toEqual([403, 'AuthorizationFailure']);
+    expect(wrong.hint).toMatch(/credentials from the connectionString option: check the account key/);
+    // The first refusal ends the file: the block sent alongside it is the only other request,
+    // nothing is retried, and nothing is still on its way once uploadFile has returned.
+    const seen = proxy.requests.length;
+    expect(seen).toBeLessThanOrEqual(2);
+    expect(proxy.requests.filter((r) => blockIndex(r) >= 2 || isCommit(r))).toEqual([]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(proxy.requests).toHaveLength(seen);
+    resetProxy();
+    await expect(badKey.list()).rejects.toMatchObject({ status: 403, code: 'AuthorizationFailure' });
+    expect(proxy.requests).toHaveLength(1);
+
+    resetProxy();
+    const { account } = mlflowAzureServer();
+    const noContainer = new AzureBlobArtifactStore(`wasbs://no-such-container@${account}.blob.core.windows.net/x`, {
+      connectionString: connectionString(proxy.url),
+      env: {},
+      logger,
+    });
+    const missing = (await noContainer.uploadFile(local, 'a.txt').catch((e: unknown) => e)) as HttpStatusError;
+    expect(missing).toBeInstanceOf(HttpStatusError);
+    expect([missing.status, missing.code]).toEqual([404, 'ContainerNotFound']);
+    expect(missing.hint).toMatch(/Create the container "no-such-container".*MLflow never creates it/);
+    expect(proxy.requests).toHaveLength(1);
+
+    const malformed = await new AzureBlobArtifactStore(run.artifactUri, { connectionString: 'AccountKey=sekrit-Q9x7;nonsense', env: {} })
+      .uploadFile(local, 'a.txt')
+      .catch((e: unknown) => e);
+    expect(malformed).toBeInstanceOf(ConfigError);
+    expect((malformed as ConfigError).message).toMatch(/not a valid Azure Storage connection string/);
+
+    for (const text of [JSON.stringify(denied.toJSON()), JSON.stringify(wrong.toJSON()), denied.message, wrong.message, missing.message, (malformed as Error).message, ...lines]) {
+      expect(text).not.toContain(wrongKey);
+      expect(text).not.toContain(mlflowAzureServer().accountKey);
+      expect(text).not.toContain('sekrit-Q9x7');
+    }
+
+    resetProxy();
+    const unreachable = await storeFor({ retry: { maxRetries: 0 } }, 'http://127.0.0.1:1').uploadFile(local, 'x.txt').catch((e: unknown) => e);
+    expect(unreachable).toBeInstanceOf(NetworkError);
+    expect((unreachable as NetworkError).hint).toMatch(/reachable/);
+  });
+
+  it('refuses bad artifact paths and missing files before any request', async () => {
+    resetProxy();
+    await expectRefusedBeforeAnyRequest(storeFor({}, proxy.url), join(dir, 'nope.bin'), bigPath, proxy.requests);
+  });
+
+  it('names the package to install when @azure/storage-blob or @azure/identity is missing', async () => {
+    const notFound = () => Promise.reject(Object.assign(new Error("Cannot find package '@azure/storage-blob'"), { code: 'ERR_MODULE_NOT_FOUND' }));
+    const local = await writeLocal('dep.txt', 'x');
+    const noBlob = await storeFor({ loadSdk: { storageBlob: notFound } }).uploadFile(local, 'dep.txt').catch((e: unknown) => e);
+    expect(noBlob).toBeInstanceOf(MissingDependencyError);
+    expect((noBlob as MissingDependencyError).message).toMatch(/wasbs:\/\/ artifact root needs @azure\/storage-blob.*npm install @azure\/storage-blob$/);
+    const noIdentity = await new AzureBlobArtifactStore(run.artifactUri, { env: {}, loadSdk: { identity: notFound } })
+      .uploadFile(local, 'dep.txt')
+      .catch((e: unknown) => e);
+    expect(noIdentity).toBeInstanceOf(MissingDependencyError);
+    expect((noIdentity as MissingDependencyError).message).toMatch(/without AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCESS_KEY needs @azure\/identity/);
+  });
+
+  it('is what resolveArtifactStore picks for wasbs:// runs, with AZURE_STORAGE_CONNECTION_STRING', async () => {
+    const { url, env } = mlflowAzureServer();
+    const connection = resolveMlflowConnection({ trackingUri: url }, {});
+    const store = resolveArtifactStore(run.artifactUri, { connection, env, azure: { blockSize: MiB } });
+    expect(store.kind).toBe('azure-blob');
+    expect(store.artifactUri).toBe(run.artifactUri);
+    expect(store.describe()).toMatch(/via the endpoint of AZURE_STORAGE_CONNECTION_STRING/);
+    const data = randomBytes(2 * MiB + 1);
+    const local = await writeLocal('resolved.bin', data);
+    expect(await store.uploadFile(local, 'resolved.bin')).toMatchObject({ multipart: true, bytes: data.length });
+    expected['resolved.bin'] = sha256(data);
+  });
+
+  it('ArtifactUploader uploads a directory to a wasbs:// run end to end, blocks included, and verifies it', async () => {
+    const { url, env } = mlflowAzureServer();
+    const tree: Record<string, Buffer> = {
+      'ckpt/model.safetensors': randomBytes(2 * MiB + 3),
+      'ckpt/config.json': Buffer.from('{"hidden": 8}'),
+      'ckpt/nested/deeper/tokenizer.json': Buffer.from('{}'),
+    };
+    for (const [path, data] of Object.entries(tree)) await writeLocal(`tree/${path}`, data);
+    const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri: url, env, azure: { blockSize: MiB } });
+    const result = await uploader.uploadDirectory(join(dir, 'src', 'tree', 'ckpt'), { artifactPath: 'uploader', verify: true });
+    expect(result).toMatchObject({ status: 'uploaded', artifactUri: run.artifactUri, verification: { status: 'verified' } });
+    expect(result.files.map((f) => [f.artifactPath, f.multipart])).toEqual([
+      ['uploader/model.safetensors', true],
+      ['uploader/config.json', false],
+      ['uploader/nested/deeper/tokenizer.json', false],
+    ]);
+    for (const [path, data] of Object.entries(tree)) expected[path.replace(/^ckpt/, 'uploader')] = sha256(data);
+  });
+
+  it('writes abfss:// roots through the Blob endpoint with AZURE_STORAGE_SAS_TOKEN, and azure-storage-blob reads them back', async () => {
+    const { account, accountKey, container, blobEndpoint } = mlflowAzureServer();
+    const sas = generateAccountSASQueryParameters(
+      {
+        expiresOn: new Date(Date.now() + 3600_000),
+        permissions: AccountSASPermissions.parse('rwlc'),
+        resourceTypes: AccountSASResourceTypes.parse('co').toString(),
+        services: AccountSASServices.parse('b').toString(),
+      },
+      new StorageSharedKeyCredential(account, accountKey),
+    ).toString();
+    const uri = `abfss://${container}@${account}.dfs.core.windows.net/adls/${run.runId}/artifacts`;
+    const store = new AzureBlobArtifactStore(uri, { env: { AZURE_STORAGE_SAS_TOKEN: sas }, blobEndpoint, blockSize: MiB, retry: { maxRetries: 1 } });
+    expect(store.kind).toBe('azure-adls');
+    expect(store.location.blobAccountUrl).toBe(`https://${account}.blob.core.windows.net`);
+    expect(store.describe()).toMatch(/ADLS Gen2 \(Blob endpoint\).*\(AZURE_STORAGE_SAS_TOKEN\)/);
+    const small = Buffer.from('adls small');
+    const files: Record<string, Buffer> = { 'small.txt': small, 'dir/big.bin': big, 'dir/empty': Buffer.alloc(0) };
+    for (const [artifactPath, data] of Object.entries(files)) {
+      await store.uploadFile(await writeLocal(`adls/${artifactPath}`, data), artifactPath);
+    }
+    expect((await listArtifactsRecursive(store)).map((e) => [e.path, e.size])).toEqual([
+      ['dir/big.bin', big.length],
+      ['dir/empty', 0],
+      ['small.txt', small.length],
+    ]);
+    const downloaded = await pythonBlobHashes(`adls/${run.runId}/artifacts/`);
+    expect(downloaded).toEqual(Object.fromEntries(Object.entries(files).map(([p, d]) => [p, sha256(d)])));
+
+    // A SAS without write permission is refused at the first request, with what the SAS needs.
+    const readOnly = sas.replace(/sp=[a-z]+/, 'sp=rl');
+    const refused = await new AzureBlobArtifactStore(uri, { sasToken: `?${readOnly}`, env: {}, blobEndpoint })
+      .uploadFile(await writeLocal('adls/ro.txt', 'x'), 'ro.txt')
+      .catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(HttpStatusError);
+    expect((refused as HttpStatusError).status).toBe(403);
+    expect((refused as HttpStatusError).message).not.toContain(/sig=([^&]+)/.exec(sas)![1]!);
+  });
+
+  it('MlflowClient (azure-storage-blob underneath) downloads the whole run byte-exact, and nothing else is there', async () => {
+    expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
+    const downloaded = await pythonArtifactHashes(mlflowAzureServer().url, run.runId, '', mlflowAzureServer().env);
+    expect(downloaded).toEqual(expected);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['deleted', 'flaky', 'model', 'resolved.bin', 'slow', 'small', 'uploader']);
+  });
+
+  /** `{ relative name: sha256 }` of every blob under `prefix`, downloaded with the official Python azure-storage-blob. */
+  async function pythonBlobHashes(prefix: string): Promise<Record<string, string>> {
+    const script = `
+import hashlib, json, os, sys
+from azure.storage.blob import BlobServiceClient
+container = BlobServiceClient.from_connection_string(os.environ["AZURE_STORAGE_CONNECTION_STRING"]).get_container_client(sys.argv[1])
+prefix = sys.argv[2]
+out = {}
+for blob in container.list_blobs(name_starts_with=prefix):
+    data = container.download_blob(blob.name).readall()
+    out[blob.name[len(prefix):]] = hashlib.sha256(data).hexdigest()
+print(json.dumps(out))
+`;
+    const stdout = await runPython(script, { args: [mlflowAzureServer().container, prefix], env: mlflowAzureServer().env });
+    return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as Record<string, string>;
+  }
+});
