@@ -7,7 +7,8 @@
  * @module
  */
 import type { Env } from '../core/env.js';
-import type { Logger } from '../core/logger.js';
+import { InvalidArgumentError } from '../core/errors.js';
+import { redact, type Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
@@ -269,4 +270,23 @@ export interface MultipartResume {
 export interface StoreResumeToken {
   store: string;
   value: unknown;
+}
+
+/**
+ * Splits `<scheme>://bucket/path` into the bucket and the key prefix of the artifact root, as
+ * MLflow's `parse_s3_compliant_uri` and `parse_gcs_uri` do (the path is taken as-is, not
+ * percent-decoded). One parser for every bucket store (`s3://`, `gs://`).
+ *
+ * @example
+ * ```ts
+ * parseBucketUri('s3://ml/direct/1/abc/artifacts', 's3', 'an S3'); // { bucket: 'ml', rootKey: 'direct/1/abc/artifacts' }
+ * ```
+ * @internal
+ */
+export function parseBucketUri(uri: string, scheme: string, what: string): { bucket: string; rootKey: string } {
+  const match = new RegExp(`^${scheme}://([^/?#]+)(/[^?#]*)?$`, 'i').exec(uri.trim());
+  if (!match?.[1]) {
+    throw new InvalidArgumentError('artifactUri', `${redact(uri)} is not ${what} URI; expected ${scheme}://<bucket>/<path>.`);
+  }
+  return { bucket: match[1], rootKey: joinArtifactPath(match[2] ?? '') };
 }

@@ -58,6 +58,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
+import { parseBucketUri } from './artifact-store.js';
 import { resolveGcsConfig, type GcsStoreOptions, type ResolvedGcsConfig } from './gcs-config.js';
 import {
   cancelResumableSession,
@@ -656,11 +657,7 @@ function credentialsError(error: unknown, config: ResolvedGcsConfig): unknown {
  * ```
  */
 export function parseGcsUri(uri: string): { bucket: string; rootKey: string } {
-  const match = /^gs:\/\/([^/?#]+)(\/[^?#]*)?$/i.exec(uri.trim());
-  if (!match?.[1]) {
-    throw new InvalidArgumentError('artifactUri', `${redact(uri)} is not a GCS URI; expected gs://<bucket>/<path>.`);
-  }
-  return { bucket: match[1], rootKey: joinArtifactPath(match[2] ?? '') };
+  return parseBucketUri(uri, 'gs', 'a GCS');
 }
 
 /**

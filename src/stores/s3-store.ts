@@ -54,6 +54,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
+import { parseBucketUri } from './artifact-store.js';
 import { formatBytes } from '../core/format.js';
 import { guessMimeType } from '../core/mime.js';
 import { resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
@@ -493,11 +494,7 @@ async function profileRegion(sdk: Sdk): Promise<string | undefined> {
  * ```
  */
 export function parseS3Uri(uri: string): { bucket: string; rootKey: string } {
-  const match = /^s3:\/\/([^/?#]+)(\/[^?#]*)?$/i.exec(uri.trim());
-  if (!match?.[1]) {
-    throw new InvalidArgumentError('artifactUri', `${redact(uri)} is not an S3 URI; expected s3://<bucket>/<path>.`);
-  }
-  return { bucket: match[1], rootKey: joinArtifactPath(match[2] ?? '') };
+  return parseBucketUri(uri, 's3', 'an S3');
 }
 
 
