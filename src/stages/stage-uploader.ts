@@ -90,10 +90,11 @@ export async function registerStageUpload(
     ...register,
     runId: result.runId,
     artifactPath: result.artifactPath,
-    ...(options.trackingUri !== undefined ? { trackingUri: options.trackingUri } : {}),
-    ...(options.env !== undefined ? { env: options.env } : {}),
-    ...(options.logger !== undefined ? { logger: options.logger } : {}),
-    ...(options.retry !== undefined ? { retry: options.retry } : {}),
-    ...(options.signal !== undefined ? { signal: options.signal } : {}),
+    // Passed as they are: an option left undefined reads as unset (see docs/architecture.md).
+    trackingUri: options.trackingUri,
+    env: options.env,
+    logger: options.logger,
+    retry: options.retry,
+    signal: options.signal,
   });
 }

@@ -26,16 +26,16 @@ export async function runRegister(ctx: CliContext, args: unknown[], options: Rec
   const version = await registerModel({
     name: String(args[0]),
     artifactPath: String(options.artifactPath),
-    ...(ctx.globals.runId !== undefined ? { runId: ctx.globals.runId } : {}),
-    ...(options.localPath !== undefined ? { localPath: ctx.path(String(options.localPath)) } : {}),
-    ...(options.alias !== undefined ? { alias: options.alias as string[] } : {}),
-    ...(options.tag !== undefined ? { tags: parseTags(options.tag as string[]) } : {}),
-    ...(options.description !== undefined ? { description: String(options.description) } : {}),
-    ...(options.idempotencyKey !== undefined ? { idempotencyKey: String(options.idempotencyKey) } : {}),
+    runId: ctx.globals.runId,
+    localPath: options.localPath === undefined ? undefined : ctx.path(String(options.localPath)),
+    alias: options.alias as string[] | undefined,
+    tags: options.tag === undefined ? undefined : parseTags(options.tag as string[]),
+    description: options.description === undefined ? undefined : String(options.description),
+    idempotencyKey: options.idempotencyKey === undefined ? undefined : String(options.idempotencyKey),
     trackingUri: ctx.trackingUri(),
     env: ctx.env,
     logger: ctx.logger,
-    ...(ctx.signal ? { signal: ctx.signal } : {}),
+    signal: ctx.signal,
   });
   return { exitCode: EXIT_CODES.OK, data: { registeredModel: version }, text: formatRegistered(version) };
 }
