@@ -231,6 +231,26 @@ export function isThrottlingError(error: unknown): boolean {
   return status === 429 || status === 503;
 }
 
+/**
+ * Whether a write lost a race against the same write by another client: the server's database
+ * refused a row another request inserted a moment earlier (MLflow's alias and tag setters read,
+ * then insert, so two concurrent setters of one alias can make the second fail with a 400
+ * carrying the database's unique-constraint error). Repeating the write then updates the row the
+ * other client made. Not a transient fault: only callers whose write is idempotent (setting an
+ * alias or a tag to a value) may repeat it, a bounded number of times.
+ *
+ * @example
+ * ```ts
+ * isWriteRaceError(new HttpStatusError(400, 'UNIQUE constraint failed: registered_model_aliases.name'));
+ * // true
+ * ```
+ */
+export function isWriteRaceError(error: unknown): boolean {
+  if (!(error instanceof HttpStatusError) || error.status !== 400) return false;
+  const text = `${error.message}\n${error.body ?? ''}`;
+  return /UNIQUE constraint failed|IntegrityError|duplicate key value|Duplicate entry/i.test(text);
+}
+
 /** GCS's reasons that mean "slow down" whatever the status (a 403 `rateLimitExceeded`), not "forbidden". */
 export const GCS_THROTTLING_REASONS: ReadonlySet<string> = new Set(['rateLimitExceeded', 'userRateLimitExceeded']);
 

@@ -19,6 +19,7 @@
 import { AbortedError, InvalidArgumentError, RegistryError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
+import { isWriteRaceError } from '../core/retry.js';
 import { assertArtifactPath } from '../mlflow/artifacts-api.js';
 import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
 import { MlflowRegistryClient } from '../mlflow/registry-client.js';
@@ -303,11 +304,28 @@ class Registration {
     }
   }
 
+  /**
+   * One write that sets a value (an alias, a tag). Racing callers with one key all write the
+   * same value to the same version, and MLflow's setters read then insert, so a second
+   * concurrent insert can fail on the database's unique constraint (a 400); writing again then
+   * updates the row the other caller made.
+   */
+  private async setValue(write: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (error) {
+        if (attempt >= 3 || !isWriteRaceError(error)) throw error;
+        await sleep(50 * attempt, this.input.signal);
+      }
+    }
+  }
+
   /** Sets the tags, then the aliases (last: an alias is what deployments follow), and returns the result. */
   private async complete(version: ModelVersion, created: boolean, files: number): Promise<RegisterModelResult> {
     const { name, signal, aliases } = this.input;
-    for (const tag of this.input.tags) await this.registry.setModelVersionTag(name, version.version, tag.key, tag.value, { signal });
-    for (const alias of aliases) await this.registry.setAlias(name, alias, version.version, { signal });
+    for (const tag of this.input.tags) await this.setValue(() => this.registry.setModelVersionTag(name, version.version, tag.key, tag.value, { signal }));
+    for (const alias of aliases) await this.setValue(() => this.registry.setAlias(name, alias, version.version, { signal }));
     const final = await this.registry.getModelVersion(name, version.version, { signal });
     const missing = aliases.filter((a) => !final.aliases.includes(a));
     if (missing.length > 0) {

@@ -14,7 +14,9 @@ import {
   DEFAULT_RETRY_OPTIONS,
   isRetryableCommitError,
   isRetryableError,
+  isThrottlingError,
   isTransientFailure,
+  isWriteRaceError,
   resolveRetryOptions,
   withRetry,
 } from '../../src/core/retry.js';
@@ -100,6 +102,26 @@ describe('isTransientFailure', () => {
     for (const status of [400, 401, 403, 404]) expect(isTransientFailure(new HubError('x', { status }))).toBe(false);
     expect(isTransientFailure(new ModelValidationError('/m', ['no weights'], {}))).toBe(false);
     expect(isTransientFailure(new TypeError('x is not a function'))).toBe(false);
+  });
+});
+
+describe('isThrottlingError and isWriteRaceError', () => {
+  it('throttling: 429 and 503 (and GCS rate-limit reasons), not other failures', () => {
+    expect(isThrottlingError(new HttpStatusError(429, 'slow down'))).toBe(true);
+    expect(isThrottlingError(new HttpStatusError(503, 'busy'))).toBe(true);
+    expect(isThrottlingError(new HttpStatusError(403, 'rate', { code: 'rateLimitExceeded' }))).toBe(true);
+    expect(isThrottlingError(new HttpStatusError(500, 'boom'))).toBe(false);
+    expect(isThrottlingError(new HttpStatusError(403, 'forbidden', { code: 'forbidden' }))).toBe(false);
+    expect(isThrottlingError({ $metadata: { httpStatusCode: 503 } })).toBe(true);
+    expect(isThrottlingError(new NetworkError('reset'))).toBe(false);
+  });
+
+  it('a lost write race: a 400 carrying a database unique-constraint error, nothing else', () => {
+    expect(isWriteRaceError(new HttpStatusError(400, 'x', { body: '(sqlite3.IntegrityError) UNIQUE constraint failed: registered_model_aliases.name' }))).toBe(true);
+    expect(isWriteRaceError(new HttpStatusError(400, 'duplicate key value violates unique constraint "registered_model_aliases_pkey"'))).toBe(true);
+    expect(isWriteRaceError(new HttpStatusError(400, 'INVALID_PARAMETER_VALUE: bad alias'))).toBe(false);
+    expect(isWriteRaceError(new HttpStatusError(500, 'UNIQUE constraint failed'))).toBe(false);
+    expect(isWriteRaceError(new Error('UNIQUE constraint failed'))).toBe(false);
   });
 });
 

@@ -232,6 +232,25 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(front.requests.some((r) => r.method === 'PATCH' && r.path.includes('logged-models/'))).toBe(true);
   });
 
+  it('an alias set that lost a race on the database (400 unique constraint) is set again, and the version keeps its alias', async () => {
+    // What MLflow 3.17 answers when two callers with one key set the same alias at once: its
+    // setter reads, then inserts, and the second insert fails on the unique constraint.
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const front = await proxy(url);
+    const raced = JSON.stringify({
+      error_code: 'BAD_REQUEST',
+      message: '(sqlite3.IntegrityError) UNIQUE constraint failed: registered_model_aliases.workspace, registered_model_aliases.name, registered_model_aliases.alias',
+    });
+    front.addRule({ match: (r) => r.method === 'POST' && r.path.includes('registered-models/alias'), fault: 'status', status: 400, body: raced, times: 1 });
+    const name = unique('raced-alias');
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', trackingUri: front.url, retry: FAST_RETRY });
+    expect(result.aliases).toEqual(['champion']);
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions).toHaveLength(1);
+    expect(front.requests.filter((r) => r.path.includes('registered-models/alias')).map((r) => r.fault ?? 'ok')).toEqual(['status', 'ok']);
+  });
+
   it('a lost answer to model-versions/create makes one version, not two', async () => {
     const { url } = mlflowServer();
     const { runId, experimentId } = await runWithModel(url);
