@@ -36,6 +36,7 @@ export interface GlobalOptions {
   configDir?: string;
   stage?: string;
   concurrency?: number;
+  maxConcurrency?: number;
   dryRun?: boolean;
   json?: boolean;
   quiet?: boolean;

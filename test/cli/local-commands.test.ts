@@ -38,6 +38,7 @@ describe('help, version and usage errors', () => {
       ['training'],
       ['training', 'dir', '--bogus'],
       ['--concurrency', '0', 'training', 'x'],
+      ['--max-concurrency', '65', 'training', 'x'],
       ['--stage', 'deploy', 'file', 'x'],
       ['archive', 'x', '--level', '12'],
       ['runs', 'end', '--status', 'DONE'],
@@ -85,6 +86,22 @@ describe('runs start and runs end on ./mlruns', () => {
     expect(end.code).toBe(0);
     expect(end.stdout).toContain(`Run ${runId} ended: FAILED`);
     expect((await store.getRun(runId)).info.status).toBe('FAILED');
+  });
+
+  it('--max-concurrency bounds the files in flight of a directory upload (metrics.peakConcurrency in --json)', async () => {
+    const cwd = tempDir();
+    const start = await cli(['runs', 'start', '--experiment-name', 'cli-conc'], { cwd });
+    const runId = start.stdout.trim();
+    const dir = join(cwd, 'many');
+    mkdirSync(dir);
+    for (let i = 0; i < 40; i++) writeFileSync(join(dir, `f${i}.txt`), `file ${i}`);
+    const run = await cli(['--json', '--stage', 'training', '--concurrency', '2', '--max-concurrency', '3', 'dir', 'many'], { cwd, env: baseEnv({ MLFLOW_RUN_ID: runId }) });
+    expect(run.code, run.stderr).toBe(0);
+    const doc = JSON.parse(run.stdout) as { results?: Array<{ metrics: { filesSent: number; peakConcurrency?: number } }>; metrics?: { filesSent: number; peakConcurrency?: number } };
+    const metrics = doc.metrics ?? doc.results?.[0]?.metrics;
+    expect(metrics?.filesSent).toBe(40);
+    expect(metrics?.peakConcurrency).toBeGreaterThanOrEqual(2);
+    expect(metrics?.peakConcurrency).toBeLessThanOrEqual(3);
   });
 
   it('start joins MLFLOW_RUN_ID (same id) unless --new; --quiet still prints the id; --json gives details', async () => {

@@ -37,6 +37,7 @@ function uploaderOptions(ctx: CliContext, stage: Stage, progress: ProgressDispla
     configDir: ctx.configDir(),
     trackingUri: ctx.trackingUri(),
     concurrency: ctx.globals.concurrency,
+    maxConcurrency: ctx.globals.maxConcurrency,
     dryRun: ctx.globals.dryRun === true,
     env: ctx.env,
     logger: ctx.logger,
