@@ -39,6 +39,12 @@ export interface TempFileOptions {
    * @default `${basename(target)}.tmp-`
    */
   prefix?: string;
+  /**
+   * Flush the temp file to disk before the rename (durable across a power loss). Without it
+   * the replacement is still atomic against a crashed or killed process (the rename is).
+   * @default true
+   */
+  sync?: boolean;
 }
 
 /** A file written and flushed under its temp name, not yet renamed into place. */
@@ -171,7 +177,7 @@ export async function stageFile(target: string, write: (temp: string) => Promise
   const temp = join(options.tempDir ?? dirname(target), tempFileName(options.prefix ?? `${basename(target)}.tmp-`));
   try {
     await write(temp);
-    await syncFile(temp);
+    if (options.sync !== false) await syncFile(temp);
   } catch (error) {
     await rm(temp, { force: true }).catch(() => undefined);
     rethrow(error, target);
@@ -262,9 +268,20 @@ export async function atomicWrite(target: string, write: (temp: string) => Promi
  * await writeFileAtomic('state/publishes.json', JSON.stringify(state), { mkdir: true });
  * ```
  */
-export async function writeFileAtomic(target: string, data: string | Uint8Array, options: TempFileOptions & { mkdir?: boolean } = {}): Promise<void> {
-  if (options.mkdir) await mkdir(dirname(target), { recursive: true }).catch((error: unknown) => rethrow(error, target));
-  await atomicWrite(target, (temp) => writeFile(temp, data, { flag: 'wx' }), options);
+export async function writeFileAtomic(
+  target: string,
+  data: string | Uint8Array,
+  options: TempFileOptions & {
+    /** Create the parent directory (with `dirMode`) when missing. */
+    mkdir?: boolean;
+    /** Mode of a directory created by `mkdir`. @default 0o777 less the umask */
+    dirMode?: number;
+    /** Mode of the file written. @default 0o666 less the umask */
+    mode?: number;
+  } = {},
+): Promise<void> {
+  if (options.mkdir) await mkdir(dirname(target), { recursive: true, mode: options.dirMode }).catch((error: unknown) => rethrow(error, target));
+  await atomicWrite(target, (temp) => writeFile(temp, data, { flag: 'wx', mode: options.mode }), options);
 }
 
 /**

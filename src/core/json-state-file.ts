@@ -18,7 +18,7 @@ import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
-import { processAlive } from './atomic-write.js';
+import { processAlive, removeStaleTempFiles, writeFileAtomic } from './atomic-write.js';
 import { AbortedError, LocalPathError } from './errors.js';
 import { sleep } from './abort.js';
 
@@ -57,6 +57,13 @@ export interface JsonStateFileOptions<T> {
    * {@link JsonStateFile.update} that writes replaces it).
    */
   onCorrupt?: (error: LocalPathError) => T;
+  /**
+   * On the first write, remove temp files that writers killed between write and rename left
+   * beside the file (owner gone, older than ten minutes). Off for callers that keep many such
+   * files in one directory and sweep it themselves (the resume journal).
+   * @default true
+   */
+  sweepTempFiles?: boolean;
 }
 
 /** What the `change` of {@link JsonStateFile.update} returns. */
@@ -163,22 +170,17 @@ export class JsonStateFile<T> {
   }
 
   private async write(state: T, sync: boolean): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true, mode: this.dirMode });
-    const temp = join(dirname(this.path), `.${basename(this.path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    const handle = await open(temp, 'w', this.fileMode);
-    try {
-      await handle.writeFile(`${JSON.stringify(state, null, 2)}\n`);
-      if (sync) await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await rename(temp, this.path);
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
+    const prefix = `.${basename(this.path)}.tmp-`;
+    await writeFileAtomic(this.path, `${JSON.stringify(state, null, 2)}\n`, { mkdir: true, dirMode: this.dirMode, mode: this.fileMode, prefix, sync });
+    // Temp files of writers killed between write and rename (once per instance: one readdir).
+    if (!this.cleaned && this.options.sweepTempFiles !== false) {
+      this.cleaned = true;
+      await removeStaleTempFiles(dirname(this.path), prefix);
     }
   }
+
+  /** Whether this instance has swept its directory for dead writers' temp files. */
+  private cleaned = false;
 
   private async lock(signal?: AbortSignal): Promise<string> {
     await mkdir(dirname(this.path), { recursive: true, mode: this.dirMode });

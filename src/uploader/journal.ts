@@ -339,6 +339,8 @@ export class UploadJournal {
       lockStaleMs: 30_000,
       lockTimeoutMs: 15_000,
       sync: false,
+      // One directory holds every record: the journal sweeps it itself (clean()), not each record.
+      sweepTempFiles: false,
       // Records may hold capabilities (a GCS session URI lets its holder upload to it).
       ownerOnly: true,
       onCorrupt: (error) => {

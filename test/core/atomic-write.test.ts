@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { atomicWrite, commitStaged, makeTempDir, removeStaleTempFiles, stageFile, tempFileName, tempFileOwner, writeFileAtomic } from '../../src/core/atomic-write.js';
 import { DiskFullError, diskFullError } from '../../src/core/errors.js';
+import { JsonStateFile } from '../../src/core/json-state-file.js';
+import { statSync } from 'node:fs';
 
 const HOUR_AGO = new Date(Date.now() - 60 * 60_000);
 const scratch = () => mkdtempSync(join(tmpdir(), 'au-atomic-'));
@@ -87,5 +89,20 @@ describe('atomic write', () => {
     expect(full?.message).toContain('/data/out.bin');
     expect(diskFullError(Object.assign(new Error('quota'), { code: 'EDQUOT' }), '/q')?.message).toMatch(/quota/);
     expect(diskFullError(Object.assign(new Error('nope'), { code: 'EACCES' }), '/q')).toBeUndefined();
+  });
+
+  it('a JSON state file writes through it (owner-only modes kept) and sweeps a dead writer\'s temp file once', async () => {
+    const dir = scratch();
+    const path = join(dir, 'state', 'tracker.json');
+    mkdirSync(join(dir, 'state'));
+    const left = join(dir, 'state', tempFileName('.tracker.json.tmp-').replace(`-${process.pid}-`, `-${deadPid()}-`));
+    writeFileSync(left, '{"half":');
+    utimesSync(left, HOUR_AGO, HOUR_AGO);
+    const { z } = await import('zod');
+    const file = new JsonStateFile(path, async () => z.object({ n: z.number() }), { empty: () => ({ n: 0 }), ownerOnly: true });
+    await file.update((s) => ({ state: { n: s.n + 1 }, result: undefined }));
+    expect(JSON.parse(readFileSync(path, 'utf8'))).toEqual({ n: 1 });
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(readdirSync(join(dir, 'state')).filter((n) => n.endsWith('.tmp'))).toEqual([]);
   });
 });
