@@ -47,7 +47,8 @@ export function interopModule<T>(namespace: object, member: string): T | undefin
 /**
  * Runs `loader` (an `import()` of `packageName`) and returns the module object that has `member`
  * as a function ({@link interopModule}). A package that is not installed, or one without
- * `member`, throws {@link MissingDependencyError} naming the install line, for `purpose`.
+ * `member` (or any of `options.alsoNeeds`), throws {@link MissingDependencyError} naming the
+ * install line, for `purpose`; `options.hint` words the wrong-version case (which major to install).
  *
  * @example
  * ```ts
@@ -55,7 +56,13 @@ export function interopModule<T>(namespace: object, member: string): T | undefin
  *   () => import('@azure/storage-blob'), 'BlobServiceClient', '@azure/storage-blob', 'Writing artifacts to a wasbs:// artifact root');
  * ```
  */
-export async function loadOptionalModule<T>(loader: () => Promise<object>, member: string, packageName: string, purpose: string): Promise<T> {
+export async function loadOptionalModule<T>(
+  loader: () => Promise<object>,
+  member: string,
+  packageName: string,
+  purpose: string,
+  options: { alsoNeeds?: readonly string[]; hint?: string } = {},
+): Promise<T> {
   let namespace: object;
   try {
     namespace = await loader();
@@ -64,8 +71,8 @@ export async function loadOptionalModule<T>(loader: () => Promise<object>, membe
     throw error;
   }
   const module = interopModule<T>(namespace, member);
-  if (module) return module;
+  if (module && (options.alsoNeeds ?? []).every((name) => typeof (module as Record<string, unknown>)[name] === 'function')) return module;
   throw new MissingDependencyError([packageName], purpose, {
-    hint: `The installed ${packageName} has no ${member} export; install a current version: npm install ${packageName}`,
+    hint: options.hint ?? `The installed ${packageName} has no ${member} export; install a current version: npm install ${packageName}`,
   });
 }

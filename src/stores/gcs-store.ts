@@ -32,14 +32,13 @@ import {
   InvalidArgumentError,
   InvalidResponseError,
   LocalPathError,
-  MissingDependencyError,
   NetworkError,
 } from '../core/errors.js';
 import { HttpClient, type ErrorResponse, type HttpRequest, type HttpResponse } from '../core/http.js';
 import { errorText, redact, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { formatBytes } from '../core/format.js';
 import { guessMimeType } from '../core/mime.js';
-import { interopModule, isModuleNotFound } from '../core/optional-dependency.js';
+import { loadOptionalModule } from '../core/optional-dependency.js';
 import {
   GCS_THROTTLING_REASONS,
   isLowLevelNetworkError,
@@ -611,20 +610,9 @@ async function importGcsSdk(): Promise<GcsSdkModules> {
 }
 
 async function loadGcsSdk(loader: GcsSdkLoader): Promise<StorageModule> {
-  let modules: GcsSdkModules;
-  try {
-    modules = await loader();
-  } catch (error) {
-    if (isModuleNotFound(error)) throw new MissingDependencyError([...GCS_PEER_PACKAGES], 'Writing artifacts to a gs:// artifact root with credentials', { cause: error });
-    throw error;
-  }
-  const candidate = interopModule<StorageModule>(modules.storage, 'Storage');
-  if (!candidate) {
-    throw new MissingDependencyError([...GCS_PEER_PACKAGES], 'Writing artifacts to a gs:// artifact root with credentials', {
-      hint: `The installed @google-cloud/storage has no Storage export. Install version 7: npm install ${GCS_PEER_PACKAGES.join(' ')}@7`,
-    });
-  }
-  return candidate;
+  return loadOptionalModule<StorageModule>(async () => (await loader()).storage, 'Storage', GCS_PEER_PACKAGES[0]!, 'Writing artifacts to a gs:// artifact root with credentials', {
+    hint: `The installed @google-cloud/storage has no Storage export. Install version 7: npm install ${GCS_PEER_PACKAGES.join(' ')}@7`,
+  });
 }
 
 

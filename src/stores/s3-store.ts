@@ -33,12 +33,11 @@ import {
   HttpStatusError,
   InvalidArgumentError,
   InvalidResponseError,
-  MissingDependencyError,
   NetworkError,
   RequestTimeoutError,
 } from '../core/errors.js';
 import { errorText, redact, silentLogger, type Logger } from '../core/logger.js';
-import { interopModule, isModuleNotFound } from '../core/optional-dependency.js';
+import { loadOptionalModule } from '../core/optional-dependency.js';
 import {
   isLowLevelNetworkError,
   toResolvedRetryOptions,
@@ -447,23 +446,14 @@ async function importAwsSdk(): Promise<AwsSdkModules> {
 }
 
 /**
- * Runs the loader and checks what it returned; a module that cannot be found becomes a
- * {@link MissingDependencyError} naming the package and the install command.
+ * Runs the loader and checks what it returned ({@link loadOptionalModule}): a module that cannot
+ * be found, or an SDK that is not v3, becomes a `MissingDependencyError` naming the install.
  */
 async function loadSdkModules(loader: AwsSdkLoader): Promise<Sdk> {
-  let modules: AwsSdkModules;
-  try {
-    modules = await loader();
-  } catch (error) {
-    if (isModuleNotFound(error)) throw new MissingDependencyError([...S3_PEER_PACKAGES], 'Writing artifacts to an s3:// artifact root', { cause: error });
-    throw error;
-  }
-  const s3 = interopModule<ClientS3Module>(modules.clientS3, 'S3Client');
-  if (!s3 || typeof s3.UploadPartCommand !== 'function') {
-    throw new MissingDependencyError([...S3_PEER_PACKAGES], 'Writing artifacts to an s3:// artifact root', {
-      hint: `The installed AWS SDK does not look like v3 (no S3Client export). Install v3: npm install ${S3_PEER_PACKAGES.join(' ')}`,
-    });
-  }
+  const s3 = await loadOptionalModule<ClientS3Module>(async () => (await loader()).clientS3, 'S3Client', S3_PEER_PACKAGES[0]!, 'Writing artifacts to an s3:// artifact root', {
+    alsoNeeds: ['UploadPartCommand'],
+    hint: `The installed AWS SDK does not look like v3 (no S3Client export). Install v3: npm install ${S3_PEER_PACKAGES.join(' ')}`,
+  });
   return { s3 };
 }
 
