@@ -13,15 +13,17 @@
  *   default artifact root on it, reached through `AZURE_STORAGE_CONNECTION_STRING`.
  * All on 127.0.0.1 and free ports, with temp dirs removed at the end.
  *
+ * Every test process gets a temp HOME and journal dir (see isolateHome).
+ *
  * Set ARTIFACT_UPLOADER_TEST_SERVERS=none to skip them for quick unit runs (the server tests
  * then skip loudly; with CI=true they fail instead).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { ensurePythonEnv, venvBin, venvDir } from './python-env.js';
+import { cacheRoot, ensurePythonEnv, venvBin, venvDir } from './python-env.js';
 import { freePort, startProcess, waitForHttp, type ManagedProcess } from './processes.js';
 import type { ServersInfo } from './servers-types.js';
 
@@ -42,7 +44,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const processes: ManagedProcess[] = [];
   const root = mkdtempSync(join(tmpdir(), 'au-servers-'));
   const log = (line: string) => process.stderr.write(`[test servers] ${line}\n`);
+  let restoreEnv = () => {};
   const teardown = async () => {
+    restoreEnv();
     await Promise.all(processes.map((p) => p.stop()));
     if (!process.env.ARTIFACT_UPLOADER_KEEP_SERVER_LOGS) rmSync(root, { recursive: true, force: true });
   };
@@ -63,9 +67,39 @@ export default async function setup(project: TestProject): Promise<() => Promise
       info = { available: false, reason };
     }
   }
+  restoreEnv = isolateHome();
   project.provide('servers', info);
   return teardown;
 }
+
+/**
+ * Gives every test process (the workers start after this setup, and the children they spawn
+ * inherit it) a temp HOME, XDG_CACHE_HOME and ARTIFACT_UPLOADER_JOURNAL_DIR, so no test writes to
+ * the developer's real cache: a test that passes `env: {}` falls back to `~/.cache` through
+ * os.homedir(), which reads HOME. The test venv stays where it is (ARTIFACT_UPLOADER_TEST_CACHE
+ * is pinned to it first). The home is world-writable (sticky), like /tmp, so tests that drop
+ * root to `nobody` can use it too. Returns a function that puts the environment back.
+ */
+function isolateHome(): () => void {
+  const saved = Object.fromEntries(ISOLATED_VARS.map((name) => [name, process.env[name]]));
+  process.env.ARTIFACT_UPLOADER_TEST_CACHE = cacheRoot();
+  const home = mkdtempSync(join(tmpdir(), 'au-test-home-'));
+  mkdirSync(join(home, '.cache'), { recursive: true });
+  chmodSync(home, 0o1777);
+  chmodSync(join(home, '.cache'), 0o1777);
+  process.env.HOME = home;
+  process.env.XDG_CACHE_HOME = join(home, '.cache');
+  process.env.ARTIFACT_UPLOADER_JOURNAL_DIR = join(home, '.cache', 'artifact-uploader', 'journal');
+  return () => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+    rmSync(home, { recursive: true, force: true });
+  };
+}
+
+const ISOLATED_VARS = ['HOME', 'XDG_CACHE_HOME', 'ARTIFACT_UPLOADER_JOURNAL_DIR', 'ARTIFACT_UPLOADER_TEST_CACHE'] as const;
 
 async function startAll(root: string, processes: ManagedProcess[], log: (line: string) => void): Promise<ServersInfo> {
   const started = Date.now();
