@@ -264,6 +264,13 @@ export interface MultipartResume {
   token?: StoreResumeToken;
   /** Saves the store-specific token of the upload in progress (the journal keeps it until the file is done). */
   saveToken(token: StoreResumeToken): Promise<void>;
+  /**
+   * True when the journal holds the upload in progress (its upload id or token was written):
+   * an upload stopped by the caller's signal (SIGINT/SIGTERM) is then left on the server for the
+   * rerun to continue, instead of being aborted. A failure, a deadline, or no record: aborted.
+   * @default () => false
+   */
+  onRecord?(): boolean;
 }
 
 /** A store-specific way to pick an upload up again: `store` is the store's `kind`, `value` JSON it defines. */

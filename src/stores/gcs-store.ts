@@ -248,7 +248,9 @@ export class GcsArtifactStore implements ArtifactStore {
       options.onProgress?.(size);
       return { bytes: size, attempts: 1 + retries, multipart: resumable, resumedBytes, ...(resumedBytes > 0 ? { bytesReused: resumedBytes } : {}) };
     } catch (error) {
-      if (session) await this.cancelQuietly(session);
+      // As s3-store: a session on record, stopped by the caller's signal, stays for the rerun.
+      const keptForRerun = session !== undefined && options.signal?.aborted === true && !deadline?.aborted && journal?.onRecord?.() === true;
+      if (session && !keptForRerun) await this.cancelQuietly(session);
       if (deadline?.aborted) {
         throw new AbortedError(`Upload of ${this.target(name)} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms).`, {
           hint: 'Raise retry.totalTimeoutMs, or check why the object store is slow.',
@@ -256,7 +258,7 @@ export class GcsArtifactStore implements ArtifactStore {
         });
       }
       if (options.signal?.aborted) {
-        throw new AbortedError(`Upload of ${this.target(name)} was aborted${session ? '; its resumable session was cancelled' : ''}.`, {
+        throw new AbortedError(`Upload of ${this.target(name)} was aborted${keptForRerun ? '; its resumable session is kept for the rerun to continue' : session ? '; its resumable session was cancelled' : ''}.`, {
           cause: options.signal.reason ?? error,
         });
       }

@@ -190,7 +190,10 @@ export class S3ArtifactStore implements ArtifactStore {
       if (multipart) ({ bytesReused } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress, resume }));
       else await putObject(upload);
     } catch (error) {
-      if (multipart) {
+      // Stopped by the caller (SIGINT/SIGTERM: often a preemption) with the upload on record: it
+      // stays for the rerun to continue (docs/resume.md); anything else is aborted on the bucket.
+      const keptForRerun = multipart && requests.uploadId !== undefined && options.signal?.aborted === true && !deadline?.aborted && resume?.onRecord?.() === true;
+      if (multipart && !keptForRerun) {
         await abortMultipartUpload(sdk, requests, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, this.target(key), this.logger);
         if (requests.abortedOnServer && requests.uploadId) await resume?.aborted(requests.uploadId);
       }
@@ -202,8 +205,8 @@ export class S3ArtifactStore implements ArtifactStore {
       }
       if (options.signal?.aborted) {
         throw new AbortedError(
-          `Upload of ${this.target(key)} was aborted${requests.abortedOnServer ? '; its multipart upload was aborted on the bucket too' : ''}.`,
-          { cause: options.signal.reason ?? error },
+          `Upload of ${this.target(key)} was aborted${requests.abortedOnServer ? '; its multipart upload was aborted on the bucket too' : keptForRerun ? '; its multipart upload is kept for the rerun to continue' : ''}.`,
+          { cause: options.signal.reason ?? error, ...(keptForRerun ? { hint: 'Run the same command again to resume, or with --no-resume to start over (which aborts the kept upload).' } : {}) },
         );
       }
       // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.

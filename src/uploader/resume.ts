@@ -112,6 +112,16 @@ export class OperationResume {
     this.resume = options.resume ?? true;
   }
 
+  /** The journal's directory (where staged archives live too); `undefined` without a journal. */
+  get journalDir(): string | undefined {
+    return this.options.journal?.dir;
+  }
+
+  /** False with `--no-resume`: what an earlier run left is not reused. */
+  get reuses(): boolean {
+    return this.resume;
+  }
+
   private async keyOf(file: ResumableFile): Promise<JournalKey | undefined> {
     const known = this.keys.get(file.localPath);
     if (known) return known;
@@ -199,15 +209,17 @@ export class OperationResume {
       // (or any record, with resume off) only tells the store which upload to abort.
       reuse = this.resume && entry?.previous !== undefined && sameLocal(entry.previous, key);
     }
+    // Whether the journal holds the upload in progress (so an interrupted one may stay for the rerun).
+    let onRecord = reuse && (previous !== undefined || token !== undefined);
     const multipart: MultipartResume = {
       ...(previous ? { previous } : {}),
       ...(token ? { token } : {}),
       reuse,
       saveToken: async (saved) => {
-        await (await claim())?.setResumeToken(saved);
+        onRecord = (await (await claim())?.setResumeToken(saved)) === true;
       },
       started: async (uploadId, partSize) => {
-        await (await claim())?.startMultipart(uploadId, partSize);
+        onRecord = (await (await claim())?.startMultipart(uploadId, partSize)) === true;
       },
       partDone: async (part: StoredPart) => {
         await (await claim())?.recordParts(part);
@@ -215,8 +227,10 @@ export class OperationResume {
       aborted: async (uploadId) => {
         const entry = await claimed;
         if (entry?.record.multipart?.uploadId === uploadId) await entry.dropMultipart();
+        onRecord = false;
         logger.debug(`aborted the multipart upload ${uploadId} of ${file.artifactPath}`);
       },
+      onRecord: () => onRecord,
     };
     return {
       multipart,

@@ -4,9 +4,9 @@
  *
  * The child talks to the server through a {@link FaultProxy}, which counts every request-body
  * byte it forwards. A kill point is either
- * - `{ bytes: n }`: the proxy freezes at exactly `n` forwarded bytes (the chunk crossing the line
- *   is cut, nothing more reaches the server, new requests are held) and the child is killed
- *   right then; or
+ * - `{ bytes: n }` (a whole number): the proxy freezes at exactly `n` forwarded bytes (the
+ *   request crossing the line is cut, nothing more of it reaches the server, new requests are
+ *   held; their bodies are read and discarded) and the child is killed right then; or
  * - `{ request: match }`: the first request matching is held, unanswered (e.g. the S3
  *   CompleteMultipartUpload after the last part), and the child is killed when it arrives.
  *
@@ -21,8 +21,15 @@ import type { FaultProxy } from './fault-proxy.js';
 /** The built CLI (`npm test` builds before vitest runs). */
 export const CLI_JS = resolve(__dirname, '..', '..', 'dist', 'cli.js');
 
-/** Where to kill the child. */
-export type KillPoint = { bytes: number } | { request: (req: { method: string; path: string }) => boolean };
+/**
+ * Where to kill the child. `until`: a condition on what the child has done so far (e.g. a temp
+ * file on disk has reached a size), checked every few milliseconds; the child is killed as soon
+ * as it holds (a barrier on observable state, not a sleep).
+ */
+export type KillPoint =
+  | { bytes: number }
+  | { request: (req: { method: string; path: string }) => boolean }
+  | { until: () => Promise<boolean> };
 
 /** A child run of the CLI. */
 export interface ChildRun {
@@ -60,26 +67,35 @@ function runChild(options: CliChildOptions, killAt?: KillPoint, signal: NodeJS.S
   const startRequests = proxy.requests.length;
   const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env };
   const child = spawn(process.execPath, [CLI_JS, ...options.argv], { env: env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The proxy stays frozen until the child has exited: it reads and discards what the child
+  // sends and answers nothing, so a handled signal (SIGINT/SIGTERM) must end the child by the
+  // CLI's own abort, never because a server answered.
   const kill = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-    // A signal the CLI handles: the server goes on answering (frozen only to place the signal
-    // exactly), so the CLI's abort, not a stalled server, decides how it ends.
-    if (signal !== 'SIGKILL') setImmediate(() => proxy.thaw());
   };
   const timeout = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   };
   if (killAt && 'bytes' in killAt) proxy.setTripwire(startBytes + killAt.bytes, kill);
   if (killAt && 'request' in killAt) proxy.addRule({ match: killAt.request, times: 1, fault: 'hold', onHold: kill });
+  let watching = killAt !== undefined && 'until' in killAt;
+  const watch = async () => {
+    while (watching && child.exitCode === null && child.signalCode === null) {
+      if (await (killAt as { until: () => Promise<boolean> }).until()) return kill();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const timer = setTimeout(timeout, options.timeoutMs ?? 120_000);
+  if (watching) void watch();
   return new Promise((resolvePromise, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      watching = false;
       if (killAt) {
         proxy.thaw();
         proxy.clearRules();
@@ -103,8 +119,10 @@ export async function runAndKill(options: CliChildOptions & { at: KillPoint }): 
 
 /**
  * Runs the CLI in a child process and sends it `signal` (SIGINT or SIGTERM) at `at`: the CLI
- * aborts and exits by itself (130). The proxy is thawed right after the signal, so the server
- * keeps answering while the CLI aborts.
+ * must abort and exit by itself (130). Until it has, the proxy stays frozen: the requests in
+ * flight are read and discarded, never answered, and new ones are held the same way, as a
+ * server that has stopped answering would (a stand-in for the worst case: nothing the CLI waits
+ * for on its way out is answered).
  */
 export async function runAndInterrupt(options: CliChildOptions & { at: KillPoint; signal: 'SIGINT' | 'SIGTERM' }): Promise<ChildRun> {
   return runChild(options, options.at, options.signal);

@@ -59,8 +59,8 @@ export interface FaultProxy {
   /**
    * Freezes the proxy once `bytes` request-body bytes in total have been forwarded: the chunk
    * that crosses the line is cut there, nothing more goes upstream, and new requests are held
-   * unanswered; then `onTrip` is called (synchronously, from the data handler). {@link thaw}
-   * ends the freeze.
+   * unanswered (their bodies read and discarded); then `onTrip` is called (synchronously, from
+   * the data handler). {@link thaw} ends the freeze. `bytes` must be a whole number.
    */
   setTripwire(bytes: number, onTrip: () => void): void;
   /** Ends a freeze (and any `hold`): held and frozen requests are dropped, new ones are forwarded again. */
@@ -103,7 +103,7 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
   let bytesForwarded = 0;
   let frozen = false;
   let tripwire: { bytes: number; onTrip: () => void } | undefined;
-  /** Requests held by `hold` or by a freeze: dropped on thaw. */
+  /** Requests held by `hold` or by a freeze, and requests cut by a freeze mid-body: dropped on thaw. */
   const held = new Set<IncomingMessage>();
   const hold = (req: IncomingMessage) => {
     held.add(req);
@@ -143,8 +143,20 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
       },
     );
     upstream.on('error', () => req.socket.destroy());
+    // Cut by a freeze: none of its later bytes go upstream, even after a thaw (the server would
+    // get a body with a hole in it); it is read and discarded, and dropped on thaw.
+    let cut = false;
+    const cutHere = () => {
+      cut = true;
+      held.add(req);
+      req.on('close', () => {
+        held.delete(req);
+        upstream.destroy(); // what was forwarded before the cut has had its chance to arrive
+      });
+    };
     req.on('data', (chunk: Buffer) => {
-      if (frozen) return;
+      if (cut) return;
+      if (frozen) return cutHere();
       let part = chunk;
       if (tripwire && bytesForwarded + chunk.length >= tripwire.bytes) part = chunk.subarray(0, tripwire.bytes - bytesForwarded);
       bytesForwarded += part.length;
@@ -157,11 +169,12 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
         const { onTrip } = tripwire;
         tripwire = undefined;
         frozen = true;
+        if (!req.complete) cutHere();
         onTrip();
       }
     });
     req.on('end', () => {
-      if (!frozen) upstream.end();
+      if (!frozen && !cut) upstream.end();
     });
     // A client that goes away mid-body (killed) cuts the upstream request too, as a direct
     // connection would: a single-threaded server (the GCS emulator) must not wait forever.
@@ -236,6 +249,8 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
       requests.length = 0;
     },
     setTripwire: (bytes, onTrip) => {
+      // A fraction could never be reached exactly: the proxy would swallow every byte, unfrozen.
+      if (!Number.isSafeInteger(bytes) || bytes < 0) throw new Error(`setTripwire needs a whole number of bytes, got ${bytes}`);
       tripwire = { bytes, onTrip };
     },
     thaw: () => {
