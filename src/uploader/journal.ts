@@ -35,6 +35,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { removeStagedArchives } from './archive-staging.js';
 import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Env } from '../core/env.js';
@@ -279,6 +280,8 @@ export interface JournalClearResult {
   removed: JournalListEntry[];
   /** Records left because a live process owns them. */
   inUse: JournalListEntry[];
+  /** Staged archives deleted (directories under `archives/`, see `archive-staging.ts`). */
+  archives: string[];
 }
 
 /**
@@ -543,7 +546,7 @@ export class UploadJournal {
    */
   async clear(options: { olderThanMs?: number } = {}): Promise<JournalClearResult> {
     const now = Date.now();
-    const result: JournalClearResult = { removed: [], inUse: [] };
+    const result: JournalClearResult = { removed: [], inUse: [], archives: [] };
     for (const entry of await this.list()) {
       if (options.olderThanMs !== undefined && now - entry.updatedAt < options.olderThanMs) continue;
       if (entry.inUse) {
@@ -553,6 +556,7 @@ export class UploadJournal {
       await rm(entry.file, { force: true });
       result.removed.push(entry);
     }
+    result.archives = await removeStagedArchives(this.dir, options);
     return result;
   }
 

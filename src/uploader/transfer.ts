@@ -14,8 +14,8 @@
  *
  * @module
  */
-import { rm, stat } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { rm, rmdir, stat } from 'node:fs/promises';
+import { dirname, join, posix } from 'node:path';
 import { AbortedError, InvalidArgumentError, type VerificationMismatch } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
@@ -24,6 +24,8 @@ import { snapshotFile, sourceChange } from '../core/source-snapshot.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
 import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
+import { findStagedArchive, removeStagedArchives, stagedArchiveDir } from './archive-staging.js';
+import { DEFAULT_JOURNAL_MAX_AGE_MS } from './journal.js';
 import type { ArtifactStore } from '../stores/artifact-store.js';
 import type { PathFilters, PlannedFile, UploadPlan } from './plan.js';
 import { AdaptiveConcurrency } from './concurrency.js';
@@ -217,7 +219,12 @@ export interface TransferOutcome {
  * const outcome = await transferFiles(ctx, plan.files);
  * ```
  */
-export async function transferFiles(ctx: TransferContext, files: readonly PlannedFile[]): Promise<TransferOutcome> {
+export async function transferFiles(
+  ctx: TransferContext,
+  files: readonly PlannedFile[],
+  /** `keepRecords`: the caller removes the journal records once more of the operation is done (an archive waits for its manifest). */
+  options: { keepRecords?: boolean } = {},
+): Promise<TransferOutcome> {
   const { progress, signal } = ctx;
   const filesTotal = files.length;
   const bytesTotal = files.reduce((n, f) => n + f.size, 0);
@@ -286,7 +293,7 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
   }
   const verified = ctx.verify ? await verifyTransferred(ctx, uploaded) : { status: 'uploaded' as const, verification: { status: 'not-run' as const } };
   // Done: the operation's journal records go (a failed verification keeps them: its rerun re-checks).
-  if (verified.status === 'uploaded') await ctx.resume?.complete(files);
+  if (verified.status === 'uploaded' && !options.keepRecords) await ctx.resume?.complete(files);
   return { files: entries, metrics, ...verified };
 }
 
@@ -300,8 +307,16 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
  * const outcome = await transferArchive(ctx, { localPath: 'out/best.tar.gz', artifactPath: 'best.tar.gz', size }, manifest);
  * ```
  */
-export async function transferArchive(ctx: TransferContext, archive: PlannedFile, manifest: CheckpointManifest | undefined): Promise<TransferOutcome> {
-  const first = await transferFiles(ctx, [archive]);
+export async function transferArchive(
+  ctx: TransferContext,
+  archive: PlannedFile,
+  manifest: CheckpointManifest | undefined,
+  /** Where to write the manifest as uploaded (a staged archive's directory); @default a temp dir, removed after */
+  manifestDir?: string,
+): Promise<TransferOutcome> {
+  // The archive's record stays until the manifest is up too: a run killed in between finds the
+  // archive recorded, and sends only the manifest again.
+  const first = await transferFiles(ctx, [archive], { keepRecords: manifest !== undefined });
   if (!manifest || (first.status === 'failed' && first.reason !== 'verification-failed')) return first;
 
   const location = `${ctx.target.artifactUri.replace(/\/+$/, '')}/${archive.artifactPath}`;
@@ -316,7 +331,7 @@ export async function transferArchive(ctx: TransferContext, archive: PlannedFile
         error: first.status === 'failed' ? first.error?.message : undefined,
       };
   const uploadedManifest: CheckpointManifest = { ...manifest, verification };
-  const work = await makeTempDir('artifact-uploader-manifest-');
+  const work = manifestDir ?? (await makeTempDir('artifact-uploader-manifest-'));
   try {
     const localPath = join(work, manifestFileName(archive.artifactPath));
     await writeManifest(uploadedManifest, localPath);
@@ -326,6 +341,7 @@ export async function transferArchive(ctx: TransferContext, archive: PlannedFile
     const silent = new ProgressEmitter(undefined, 0, ctx.logger);
     const second = await transferFiles({ ...ctx, progress: silent }, [{ localPath, artifactPath: manifestArtifactPath, size }]);
     const failure = first.status === 'failed' ? first : second.status === 'failed' ? second : undefined;
+    if (!failure) await ctx.resume?.complete([archive]);
     return {
       status: failure ? 'failed' : 'uploaded',
       reason: failure?.reason,
@@ -346,7 +362,7 @@ export async function transferArchive(ctx: TransferContext, archive: PlannedFile
       manifest: uploadedManifest,
     };
   } finally {
-    await rm(work, { recursive: true, force: true });
+    if (!manifestDir) await rm(work, { recursive: true, force: true });
   }
 }
 
@@ -362,8 +378,11 @@ export interface DirectoryArchive {
 }
 
 /**
- * Archives a directory (tar.gz + manifest, default skip list applied) into a temp directory,
- * uploads it with {@link transferArchive}, and removes the temp directory.
+ * Archives a directory (tar.gz + manifest, default skip list applied), uploads it with
+ * {@link transferArchive}, and removes the archive. With a journal, the archive is staged where
+ * a rerun finds it (`archive-staging.ts`): an interrupted upload resumes with the same archive,
+ * which is not built again while the directory is unchanged, and is removed once uploaded.
+ * Without one, it is built in a temp directory, removed whatever happens.
  *
  * @example
  * ```ts
@@ -372,11 +391,16 @@ export interface DirectoryArchive {
  */
 export async function transferDirectoryAsArchive(ctx: TransferContext, archive: DirectoryArchive): Promise<TransferOutcome> {
   const { filters } = archive;
-  const work = await makeTempDir('artifact-uploader-archive-');
+  const stage = await stageFor(ctx, archive);
+  const work = stage ?? (await makeTempDir('artifact-uploader-archive-'));
+  let uploaded = false;
   try {
     ctx.progress.phase('archiving');
-    const out = join(work, posix.basename(archive.artifactPath));
-    const manifest = await createCheckpointArchive(archive.directory, out, {
+    const name = posix.basename(archive.artifactPath);
+    const out = join(work, name);
+    const staged = stage && ctx.resume?.reuses ? await findStagedArchive(stage, name) : undefined;
+    if (staged) ctx.logger.info(`Resuming with the archive an interrupted run built (${staged.archivePath}); the checkpoint directory is unchanged.`);
+    const manifest = staged?.manifest ?? (await createCheckpointArchive(archive.directory, out, {
       exclude: filters.exclude,
       // Only with an include list: the default filter records its skips as `default-skip-list`.
       filter:
@@ -390,10 +414,42 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
       onProgress: (e) => {
         if (e.type === 'bytes') ctx.progress.archive(e.bytesDone, e.bytesTotal, e.filesDone, e.filesTotal);
       },
-    });
-    return await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest);
+      // Staged: archive and manifest land as a pair, so a rerun finds both or neither.
+      ...(stage ? { manifestPath: join(stage, manifestFileName(name)) } : {}),
+    }));
+    const outcome = await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest, stage && join(stage, 'upload'));
+    uploaded = outcome.status === 'uploaded';
+    return outcome;
   } finally {
-    await rm(work, { recursive: true, force: true });
+    // A staged archive stays for the rerun until it is uploaded.
+    if (!stage || uploaded) await rm(work, { recursive: true, force: true });
+    if (stage && uploaded) await rmdir(dirname(stage)).catch(() => undefined); // `archives/`, when it was the last one
+  }
+}
+
+/**
+ * The staging directory of a directory archive (`archive-staging.ts`), or `undefined` without
+ * a journal, or when it cannot be used (then the archive goes to a temp directory, as without
+ * resume). Old staged archives are swept on the way.
+ */
+async function stageFor(ctx: TransferContext, archive: DirectoryArchive): Promise<string | undefined> {
+  const journalDir = ctx.resume?.journalDir;
+  if (!journalDir) return undefined;
+  try {
+    await removeStagedArchives(journalDir, { olderThanMs: DEFAULT_JOURNAL_MAX_AGE_MS });
+    const { target } = ctx;
+    return await stagedArchiveDir(journalDir, {
+      target: target.trackingUri,
+      runId: target.runId,
+      artifactPath: archive.artifactPath,
+      directory: archive.directory,
+      level: archive.level,
+      include: archive.filters.include,
+      exclude: archive.filters.exclude,
+    });
+  } catch (error) {
+    ctx.logger.warn(`Cannot stage the archive in the resume journal (${(error as Error).message}); it is built in a temp directory and cannot be resumed.`);
+    return undefined;
   }
 }
 

@@ -72,16 +72,18 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   const now = Date.now();
   let removed: JournalListEntry[];
   let inUse: JournalListEntry[];
+  let archives: string[] = [];
   if (ctx.globals.dryRun) {
     const due = (await journal.list()).filter((e) => olderThanMs === undefined || now - e.updatedAt >= olderThanMs);
     removed = due.filter((e) => !e.inUse);
     inUse = due.filter((e) => e.inUse);
   } else {
-    ({ removed, inUse } = await journal.clear({ olderThanMs }));
+    ({ removed, inUse, archives } = await journal.clear({ olderThanMs }));
   }
   const orphans = removed.flatMap((e) => (e.record?.multipart ? [`${e.record.key.target} ${e.record.key.artifactPath} (upload id ${e.record.multipart.uploadId})`] : []));
   const verb = ctx.globals.dryRun ? 'Would remove' : 'Removed';
   const lines = [`${verb} ${removed.length} record(s) from the resume journal (${journal.dir})${olderThanMs !== undefined ? ` not updated for ${formatDuration(olderThanMs)}` : ''}.`];
+  if (archives.length > 0) lines.push(`Removed ${archives.length} staged archive(s) of interrupted archive uploads.`);
   if (inUse.length > 0) lines.push(`Kept ${inUse.length} record(s) of uploads running now (${inUse.map((e) => `pid ${e.record?.owner.pid}`).join(', ')}).`);
   if (orphans.length > 0) {
     lines.push(
@@ -96,6 +98,7 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
       dryRun: ctx.globals.dryRun === true,
       removed: removed.map((e) => entryJson(e, now)),
       inUse: inUse.map((e) => entryJson(e, now)),
+      archives,
     },
     text: lines.join('\n'),
   };
