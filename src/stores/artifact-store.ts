@@ -35,7 +35,8 @@ export interface UploadFileOptions {
   onRetry?: (event: RetryEvent) => void;
   /**
    * Part-level resume, for stores whose multipart protocol can list what the server holds
-   * (`s3://`). Stores without it ignore the field (they resume at file level only, which the
+   * (`s3://` parts, Azure uncommitted blocks; `gs://` keeps its session as a token). Stores
+   * without it ignore the field (they resume at file level only, which the
    * uploader does without them).
    */
   resume?: MultipartResume;

@@ -14,6 +14,8 @@
  * - Upload: `azure-block-upload.ts` (single `Put Blob` for small files, staged blocks with
  *   bounded concurrency and one commit for large ones). The SDK's own retries are off: every
  *   request goes through the shared policy (`core/retry.ts`), so each block is retried alone.
+ * - Resume (`UploadFileOptions.resume`): block ids are recorded in the journal, and a rerun
+ *   keeps the blocks Azure still holds uncommitted (Get Block List) instead of sending them.
  * - A source that changed during its upload (`UploadFileOptions.snapshot`) is
  *   `SOURCE_CHANGED` and leaves no blob: its blocks are not committed, a single `Put Blob` is
  *   deleted again.
@@ -155,6 +157,15 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       deleteBlob: async (abortSignal) => {
         await blob.deleteIfExists({ abortSignal });
       },
+      uncommittedBlocks: async (abortSignal) => {
+        try {
+          const list = await blob.getBlockList('uncommitted', { abortSignal });
+          return new Map((list.uncommittedBlocks ?? []).map((b) => [b.name, b.size]));
+        } catch (error) {
+          if ((error as { statusCode?: number }).statusCode === 404) return new Map(); // no blob and no blocks
+          throw error;
+        }
+      },
     };
     const deadline = this.retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(this.retry.totalTimeoutMs) : undefined;
     const blockSize = effectiveBlockSize(size, this.config.blockSize);
@@ -177,9 +188,16 @@ export class AzureBlobArtifactStore implements ArtifactStore {
         describe: { url },
         snapshot: options.snapshot,
         logger: this.logger,
+        resume: options.resume,
       });
       options.onProgress?.(size);
-      return { bytes: size, attempts: 1 + result.retries, multipart: result.blocks, ...(result.sha256 ? { sha256: result.sha256 } : {}) };
+      return {
+        bytes: size,
+        attempts: 1 + result.retries,
+        multipart: result.blocks,
+        ...(result.sha256 ? { sha256: result.sha256 } : {}),
+        ...(result.bytesReused > 0 ? { bytesReused: result.bytesReused } : {}),
+      };
     } catch (error) {
       if (deadline?.aborted) {
         throw new AbortedError(`Upload of ${url} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms); no blob was committed.`, {
@@ -188,7 +206,8 @@ export class AzureBlobArtifactStore implements ArtifactStore {
         });
       }
       if (options.signal?.aborted) {
-        throw new AbortedError(`Upload of ${url} was aborted; no blob was committed.`, { cause: options.signal.reason ?? error });
+        const kept = options.resume?.onRecord?.() === true ? '; its uncommitted blocks are kept for the rerun to continue' : '';
+        throw new AbortedError(`Upload of ${url} was aborted; no blob was committed${kept}.`, { cause: options.signal.reason ?? error });
       }
       // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
       const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;

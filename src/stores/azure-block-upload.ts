@@ -5,7 +5,8 @@
  * (`core/retry.ts`), and a `Put Block List` once every block has arrived. Until that commit
  * nothing is visible: an abort or a failure leaves no blob (and no partly written one), only
  * uncommitted blocks that Azure discards by itself (after 7 days, or at the next commit of
- * that name). The same holds for a source file that changed while it was read (`snapshot`):
+ * that name). Those blocks are what a rerun resumes from (`resume`: the journal records the
+ * block ids, Get Block List says which Azure still has). The same holds for a source file that changed while it was read (`snapshot`):
  * its blocks are never committed, and a single `Put Blob` of it is deleted again.
  *
  * Memory: each block in flight reads its byte range into a buffer of its own, reused for the
@@ -21,6 +22,7 @@ import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
+import type { MultipartResume } from './artifact-store.js';
 
 /** The requests of a block blob upload, bound to one blob. Each gets a signal to honour. */
 export interface BlockBlobRequests {
@@ -32,6 +34,8 @@ export interface BlockBlobRequests {
   commitBlockList(blockIds: string[], signal: AbortSignal): Promise<void>;
   /** `Delete Blob` (a missing blob is not an error): takes back a `Put Blob` whose source changed. */
   deleteBlob(signal: AbortSignal): Promise<void>;
+  /** `Get Block List` (uncommitted): the blocks Azure holds for the blob, id → size; none when there is no blob yet. */
+  uncommittedBlocks(signal: AbortSignal): Promise<Map<string, number>>;
 }
 
 /** Options of {@link uploadBlockBlob}. */
@@ -62,6 +66,13 @@ export interface BlockUploadOptions {
   snapshot?: FileSnapshot | undefined;
   /** Where a failed clean-up is reported. @default silent */
   logger?: Logger | undefined;
+  /**
+   * Block-level resume (the journal's hooks, as for `s3://` parts): the upload id is the block
+   * id prefix, each staged block is recorded (id as `etag`, its MD5 as `checksum`), and a rerun
+   * keeps the blocks that Azure still holds uncommitted under the recorded ids with the expected
+   * size. @default none (a new prefix every time)
+   */
+  resume?: MultipartResume | undefined;
 }
 
 /** What {@link uploadBlockBlob} did. */
@@ -72,6 +83,8 @@ export interface BlockUploadResult {
   retries: number;
   /** sha256 (hex) of the bytes of a single `Put Blob`, hashed from the buffer sent; `undefined` for blocks. */
   sha256?: string;
+  /** Bytes not sent because an earlier attempt's uncommitted blocks were kept. */
+  bytesReused: number;
 }
 
 /**
@@ -112,17 +125,26 @@ async function upload(source: SourceFile, requests: BlockBlobRequests, options: 
       });
       throw changed;
     }
-    return { blocks: false, retries: run.retries, sha256 };
+    return { blocks: false, retries: run.retries, sha256, bytesReused: 0 };
   }
 
-  const ids = blockIds(Math.ceil(source.size / options.blockSize));
+  const count = Math.ceil(source.size / options.blockSize);
+  const { resume } = options;
+  const kept = resume ? await blocksToKeep(source.size, requests, options, run) : undefined;
+  const prefix = kept?.prefix ?? randomBytes(6).toString('hex');
+  if (resume && !kept) await resume.started(prefix, options.blockSize);
+  const ids = blockIds(count, prefix);
+  const bytesReused = [...(kept?.indexes ?? [])].reduce((n, i) => n + blockLength(i, source.size, options.blockSize), 0);
   await sendFileRanges(source, run, {
     rangeSize: options.blockSize,
     concurrency: options.concurrency,
     onProgress: options.onProgress,
+    skip: kept?.indexes,
+    alreadyLoaded: bytesReused,
     send: async (index, body) => {
       const md5 = createHash('md5').update(body).digest();
       await run.request('PUT', (signal) => requests.stageBlock(ids[index]!, body, md5, signal));
+      await resume?.partDone({ partNumber: index + 1, size: body.length, etag: ids[index]!, checksum: `md5:${md5.toString('base64')}` });
     },
   });
   if (run.stopped) throw new AbortedError(undefined, { cause: options.signal?.reason });
@@ -130,21 +152,63 @@ async function upload(source: SourceFile, requests: BlockBlobRequests, options: 
   const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
   if (changed) throw changed;
   await run.request('PUT', (signal) => requests.commitBlockList(ids, signal));
-  return { blocks: true, retries: run.retries };
+  return { blocks: true, retries: run.retries, bytesReused };
+}
+
+/** Bytes of block `index` of a file of `size`. */
+function blockLength(index: number, size: number, blockSize: number): number {
+  return Math.min(blockSize, size - index * blockSize);
 }
 
 /**
- * `count` block ids of one upload: base64 of a random upload prefix plus the zero-padded index,
- * all the same length as Azure requires, and unique to this upload so that a concurrent or
- * earlier (failed) upload of the same blob never mixes its blocks into ours.
+ * The earlier attempt's blocks to keep: when the journal may continue it (same file, same block
+ * size), the recorded blocks that Azure lists uncommitted under the same id with the expected
+ * size. Otherwise (or when Azure has none of them) nothing: the record is dropped, and the old
+ * blocks are left to Azure, which discards uncommitted blocks at the blob's next commit (there
+ * is no call to delete them).
+ */
+async function blocksToKeep(
+  size: number,
+  requests: BlockBlobRequests,
+  options: BlockUploadOptions,
+  run: FileRun,
+): Promise<{ prefix: string; indexes: Set<number> } | undefined> {
+  const resume = options.resume!;
+  const previous = resume.previous;
+  if (!previous) return undefined;
+  const count = Math.ceil(size / options.blockSize);
+  if (resume.reuse && previous.partSize === options.blockSize && /^[0-9a-f]{12}$/.test(previous.uploadId)) {
+    let held = new Map<string, number>();
+    await run.request('GET', async (signal) => {
+      held = await requests.uncommittedBlocks(signal);
+    });
+    const ids = blockIds(count, previous.uploadId);
+    const indexes = new Set<number>();
+    for (const part of previous.parts) {
+      const index = part.partNumber - 1;
+      if (index < 0 || index >= count) continue;
+      const expected = blockLength(index, size, options.blockSize);
+      if (part.etag === ids[index] && part.size === expected && held.get(ids[index]!) === expected) indexes.add(index);
+    }
+    if (indexes.size > 0) return { prefix: previous.uploadId, indexes };
+  }
+  await resume.aborted(previous.uploadId);
+  return undefined;
+}
+
+/**
+ * `count` block ids of one upload: base64 of the upload's prefix (12 hex digits, random for a new
+ * upload) plus the zero-padded index, all the same length as Azure requires. Deterministic per
+ * prefix and index (so per offset, at one block size): a resumed upload finds its blocks again,
+ * while a concurrent or earlier (abandoned) upload of the same blob never mixes its blocks into
+ * ours.
  *
  * @example
  * ```ts
  * blockIds(3).map((id) => Buffer.from(id, 'base64').toString()); // ['3f9a0c1b2d4e-000000', '3f9a0c1b2d4e-000001', ...]
  * ```
  */
-export function blockIds(count: number): string[] {
-  const prefix = randomBytes(6).toString('hex');
+export function blockIds(count: number, prefix = randomBytes(6).toString('hex')): string[] {
   return Array.from({ length: count }, (_, i) => Buffer.from(`${prefix}-${String(i).padStart(6, '0')}`).toString('base64'));
 }
 

@@ -66,8 +66,9 @@ async function directoryIdentity(dir: string): Promise<string> {
 }
 
 /**
- * The staging directory of an archive: `<journalDir>/archives/<sha256 of key + directory identity>`.
- * Costs one `lstat` per entry of the checkpoint directory.
+ * The staging directory of an archive, made (owner only) if needed:
+ * `<journalDir>/archives/<sha256 of key + directory identity>`. Costs one `lstat` per entry of
+ * the checkpoint directory.
  *
  * @example
  * ```ts
@@ -80,13 +81,15 @@ export async function stagedArchiveDir(journalDir: string, key: StagedArchiveKey
     .update('\n')
     .update(await directoryIdentity(key.directory))
     .digest('hex');
-  return join(journalDir, STAGED_ARCHIVES_FOLDER, hash.slice(0, 40));
+  const dir = join(journalDir, STAGED_ARCHIVES_FOLDER, hash.slice(0, 40));
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return dir;
 }
 
 /**
- * Prepares `stageDir` (owner only) and returns the archive a killed earlier run completed
- * there, if any: archive and manifest both present and the archive of the manifest's size.
- * A found archive's directory is touched, so its age counts from its last use.
+ * The archive a killed earlier run completed in `stageDir`, if any: archive and manifest both
+ * present and the archive of the manifest's size. A found archive's directory is touched, so
+ * its age counts from its last use.
  *
  * @example
  * ```ts
@@ -94,7 +97,6 @@ export async function stagedArchiveDir(journalDir: string, key: StagedArchiveKey
  * ```
  */
 export async function findStagedArchive(stageDir: string, archiveName: string): Promise<StagedArchive | undefined> {
-  await mkdir(stageDir, { recursive: true, mode: 0o700 });
   const archivePath = join(stageDir, archiveName);
   const manifest = await readManifest(join(stageDir, manifestFileName(archiveName))).catch(() => undefined);
   if (!manifest) return undefined;

@@ -108,24 +108,56 @@ await createCheckpointArchive(process.env.DIR, process.env.OUT, { progressInterv
     expect(readdirSync(join(root, 'out')).sort()).toEqual(['ckpt.tar.gz', 'ckpt.tar.gz.json']);
   });
 
-  it("hpo killed with SIGKILL mid-archive leaves $TMPDIR/artifact-uploader-archive-<pid>-*, which the next hpo run removes", async () => {
-    const root = tempDir('au-hpo-kill-');
-    const dir = checkpoint(root, 12 * 1024 * 1024);
-    const scratchTmp = join(root, 'tmp');
-    mkdirSync(scratchTmp);
-    const start = await cli(['runs', 'start'], { cwd: root });
-    expect(start.code, start.stderr).toBe(0);
-    const hpo = (freeze: boolean) =>
-      startChild(
-        `
+  /** `archiveAndUploadCheckpoint` of `dir` in a child, frozen mid-archive when `freeze`. */
+  const hpoChild = (root: string, dir: string, runId: string, scratchTmp: string, journalDir: string) => (freeze: boolean) =>
+    startChild(
+      `
 import { ArtifactUploader } from ${JSON.stringify(pathToFileURL(DIST_INDEX).href)};
-const uploader = new ArtifactUploader({ stage: 'hpo', runId: process.env.RUN, trackingUri: process.env.TRACKING, env: {}, progressIntervalMs: 0,
+const uploader = new ArtifactUploader({ stage: 'hpo', runId: process.env.RUN, trackingUri: process.env.TRACKING, env: {}, journalDir: process.env.JOURNAL, progressIntervalMs: 0,
   onProgress: (e) => { if (${freeze} && e.type === 'archive' && e.bytesDone >= 6 * 1024 * 1024) { console.log('archiving'); ${FREEZE} } } });
 const result = await uploader.archiveAndUploadCheckpoint(process.env.DIR, { onError: 'throw' });
 console.log(result.status);
 `,
-        { env: { DIR: dir, RUN: start.stdout.trim(), TRACKING: `file:${join(root, 'mlruns')}`, TMPDIR: scratchTmp } },
-      );
+      { env: { DIR: dir, RUN: runId, TRACKING: `file:${join(root, 'mlruns')}`, TMPDIR: scratchTmp, JOURNAL: journalDir } },
+    );
+
+  it('hpo killed with SIGKILL mid-archive leaves its temp file in the staging directory of the journal, which the next hpo run removes with it once uploaded', async () => {
+    const root = tempDir('au-hpo-kill-');
+    const dir = checkpoint(root, 12 * 1024 * 1024);
+    const scratchTmp = join(root, 'tmp');
+    mkdirSync(scratchTmp);
+    const journalDir = join(root, 'journal');
+    const start = await cli(['runs', 'start'], { cwd: root });
+    expect(start.code, start.stderr).toBe(0);
+    const hpo = hpoChild(root, dir, start.stdout.trim(), scratchTmp, journalDir);
+    const killed = hpo(true);
+    try {
+      await killed.waitFor('archiving');
+    } finally {
+      await killed.kill();
+    }
+    const staged = readdirSync(join(journalDir, 'archives'));
+    expect(staged).toHaveLength(1);
+    expect(readdirSync(join(journalDir, 'archives', staged[0]!))).toEqual([expect.stringMatching(/^best_trial_checkpoint\.tar\.gz\.tmp-/)]);
+    expect(readdirSync(scratchTmp)).toEqual([]);
+
+    const next = hpo(false);
+    await next.waitFor('uploaded');
+    await next.kill();
+    expect(existsSync(join(journalDir, 'archives'))).toBe(false);
+    expect(readdirSync(scratchTmp)).toEqual([]);
+  });
+
+  it("without a usable journal, hpo killed with SIGKILL mid-archive leaves $TMPDIR/artifact-uploader-archive-<pid>-*, which the next hpo run removes", async () => {
+    const root = tempDir('au-hpo-kill-');
+    const dir = checkpoint(root, 12 * 1024 * 1024);
+    const scratchTmp = join(root, 'tmp');
+    mkdirSync(scratchTmp);
+    // A journal directory that cannot be made (under a regular file): the archive goes to TMPDIR.
+    writeFileSync(join(root, 'not-a-dir'), '');
+    const start = await cli(['runs', 'start'], { cwd: root });
+    expect(start.code, start.stderr).toBe(0);
+    const hpo = hpoChild(root, dir, start.stdout.trim(), scratchTmp, join(root, 'not-a-dir', 'journal'));
     const killed = hpo(true);
     try {
       await killed.waitFor('archiving');

@@ -1,0 +1,85 @@
+/**
+ * Crash-resume on Azure Blob (docs/resume.md): Azurite behind the real `mlflow server
+ * --no-serve-artifacts` with a `wasbs://` artifact root. A child CLI upload of a large file
+ * (staged blocks) is SIGKILLed mid-block; the rerun keeps the blocks Azure holds uncommitted
+ * under the journal's block ids (Get Block List), sends the rest under the same ids, commits,
+ * and the blob is byte-exact for the official Python client. Nothing is visible at the final
+ * path before the commit.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { expect, it } from 'vitest';
+import { runAndKill, runToEnd, type ChildRun } from '../support/crash-harness.js';
+import { useFaultProxies } from '../support/fault-proxy.js';
+import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
+import { describeWithServers, mlflowAzureServer } from '../support/servers.js';
+
+const MiB = 1024 * 1024;
+const BLOCK = 8 * MiB; // the default block size
+const startProxy = useFaultProxies();
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+/** Request-body bytes of Put Block requests (leaving out the block list commit). */
+const blockBytes = (run: ChildRun) => run.requests.filter((r) => r.method === 'PUT' && /[?&]comp=block(&|$)/.test(r.path)).reduce((n, r) => n + r.bytes, 0);
+
+/** Azurite's account with its Blob endpoint at `origin` (Azurite itself, or the proxy). */
+function connectionString(origin: string): string {
+  const { account, accountKey } = mlflowAzureServer();
+  return `DefaultEndpointsProtocol=http;AccountName=${account};AccountKey=${accountKey};BlobEndpoint=${origin}/${account};`;
+}
+
+/** The block id prefixes (`<prefix>-<index>`, base64 in `blockid`) of a run's Put Block requests. */
+function blockPrefixes(run: ChildRun): Set<string> {
+  const prefixes = new Set<string>();
+  for (const r of run.requests) {
+    const query = new URL(r.path, 'http://x').searchParams;
+    if (r.method !== 'PUT' || query.get('comp') !== 'block') continue;
+    const id = Buffer.from(query.get('blockid') ?? '', 'base64').toString();
+    prefixes.add(id.slice(0, id.lastIndexOf('-')));
+  }
+  return prefixes;
+}
+
+describeWithServers('Azure crash-resume', () => {
+  it('a wasbs:// block upload killed mid-block: the rerun keeps the uncommitted blocks Azure has, sends the rest under the same ids, and commits', async () => {
+    const { url, blobEndpoint, container } = mlflowAzureServer();
+    const proxy = await startProxy(new URL(blobEndpoint).origin);
+    const runId = await pythonCreateRun(url, 'crash-resume-azure', mlflowAzureServer().env);
+    const root = await mkdtemp(join(tmpdir(), 'au-crash-azure-'));
+    const bytes = randomBytes(40 * MiB); // 5 blocks of 8 MiB, 4 in flight at a time
+    await writeFile(join(root, 'weights.bin'), bytes);
+    const journalDir = join(root, 'journal');
+    const options = {
+      argv: ['file', join(root, 'weights.bin'), '--stage', 'training', '--artifact-path', 'model', '--json'],
+      env: { MLFLOW_TRACKING_URI: url, MLFLOW_RUN_ID: runId, AZURE_STORAGE_CONNECTION_STRING: connectionString(proxy.url), ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir },
+      cwd: root,
+      proxy,
+    };
+    // Past the first 4 blocks: the 5th started, so one of them is in and recorded.
+    const killAt = 36 * MiB;
+    const killed = await runAndKill({ ...options, at: { bytes: killAt } });
+    expect(killed.bytesSent).toBe(killAt);
+    const [killedPrefix] = [...blockPrefixes(killed)];
+    expect(blockPrefixes(killed).size).toBe(1);
+    // Nothing at the final path: the blocks are uncommitted.
+    const containerClient = BlobServiceClient.fromConnectionString(connectionString(new URL(blobEndpoint).origin)).getContainerClient(container);
+    const names: string[] = [];
+    for await (const blob of containerClient.listBlobsFlat()) if (blob.name.includes(runId)) names.push(blob.name);
+    expect(names).toEqual([]);
+
+    const rerun = await runToEnd(options);
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { bytesResumed: number; bytesSent: number } }> }).results;
+    // Get Block List, then blocks under the same prefix (the same upload, continued), then the commit.
+    expect(rerun.requests.some((r) => r.method === 'GET' && /[?&]comp=blocklist(&|$)/.test(r.path))).toBe(true);
+    expect([...blockPrefixes(rerun)]).toEqual([killedPrefix]);
+    expect(result!.metrics.bytesResumed).toBeGreaterThanOrEqual(BLOCK);
+    expect(result!.metrics.bytesResumed + result!.metrics.bytesSent).toBe(bytes.length);
+    // At most what had not arrived plus one block per worker (4 × 8 MiB).
+    expect(blockBytes(rerun)).toBeLessThanOrEqual(bytes.length - killAt + 4 * BLOCK);
+    expect(blockBytes(rerun)).toBe(bytes.length - result!.metrics.bytesResumed);
+    expect(await pythonArtifactHashes(url, runId, 'model', mlflowAzureServer().env)).toEqual({ 'weights.bin': sha256(bytes) });
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json'))).toEqual([]);
+  }, 300_000);
+});
