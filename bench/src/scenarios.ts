@@ -2,6 +2,7 @@
  * The scenarios of issue 7 (and the s3 variants of issue 8). Each returns a
  * {@link ScenarioResult}: per-side medians, ratios against each target and peak RSS checks.
  */
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -10,6 +11,7 @@ import { GiB, KiB, MiB, type BenchData } from './data.js';
 import { runChild, type Measurement } from './measure.js';
 import type { PeerProfile, Peers } from './peers.js';
 import { linkLabel, type Link } from './link.js';
+import { startLatencyProxy } from './latency-proxy.js';
 import { createRun, removeRunArtifacts, resetMoto, startFakeHubProcess, type BenchServers, type MlflowServer, type ServerName } from './servers.js';
 
 export interface BenchContext {
@@ -225,6 +227,99 @@ const mpu1g: Scenario = {
       checks: [ratioCheck(results, 'python', 1.0)],
       notes,
     };
+  },
+};
+
+/**
+ * The file of `resume`: the 1 GiB one; with --quick 256 MiB of its own, not 1/16, because at
+ * 64 MiB the kill at 50 % comes while the first 4 parts (8 MiB each, 4 in flight) are all still
+ * on their way, and nothing could be resumed.
+ */
+const resumeSize = (ctx: BenchContext) => (ctx.quick ? 256 * MiB : sized(ctx, GiB));
+const resumeFile = (ctx: BenchContext) => (ctx.quick ? ctx.data.randomFile('resume-file', 'weights.bin', resumeSize(ctx)) : oneFile(ctx));
+
+/**
+ * Crash-resume (issue 14): the CLI uploads the 1 GiB file to an `s3://` run (multipart, moto)
+ * through a byte-counting proxy, is SIGKILLed once half of it went up, and the same command runs
+ * again; its time and the bytes it sends are set against a full upload of the same file. Both
+ * measured sides are whole CLI processes, each with a fresh run and journal.
+ */
+const resume: Scenario = {
+  name: 'resume',
+  servers: ['direct'],
+  prepare: (ctx) => resumeFile(ctx),
+  async run(ctx) {
+    const server = ctx.servers.direct!;
+    const size = resumeSize(ctx);
+    const file = await resumeFile(ctx);
+    // A pass-through proxy (no delay) in front of moto: it counts the bytes that go up.
+    const proxy = await startLatencyProxy(ctx.servers.moto!.endpoint, { rttMs: 0 });
+    const env = (runId: string, journal: string) => ({ ...server.env, MLFLOW_S3_ENDPOINT_URL: proxy.url, MLFLOW_TRACKING_URI: server.url, MLFLOW_RUN_ID: runId, ARTIFACT_UPLOADER_JOURNAL_DIR: journal });
+    const argv = [ctx.scripts.cli, 'file', file, '--stage', 'training', '--json'];
+    let journals = 0;
+    const freshJournal = () => {
+      const dir = join(ctx.work, 'resume-journal', String(++journals));
+      mkdirSync(dir, { recursive: true });
+      return dir;
+    };
+    /** A whole CLI process, measured, with the bytes it sent up through the proxy. */
+    const measured = async (runId: string, journal: string): Promise<Measurement> => {
+      const before = proxy.bytes.up;
+      const m = await runChild(process.execPath, argv, { env: env(runId, journal), cwd: ctx.work, wholeProcess: true });
+      return { ...m, details: { ...m.details, bytesUp: proxy.bytes.up - before } };
+    };
+    /** The CLI, SIGKILLed once `bytes` went up (the proxy's counter, checked every few ms). */
+    const killedAt = async (runId: string, journal: string, bytes: number): Promise<number> => {
+      const before = proxy.bytes.up;
+      const child = spawn(process.execPath, argv, { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env(runId, journal) }, cwd: ctx.work, stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
+      let done = false;
+      void exited.then(() => (done = true));
+      while (!done && proxy.bytes.up - before < bytes) await new Promise((r) => setTimeout(r, 2));
+      if (done) throw new Error('the upload to be interrupted finished before the kill point');
+      child.kill('SIGKILL');
+      await exited;
+      return proxy.bytes.up - before;
+    };
+    let sentBeforeKill = 0;
+    try {
+      const results = await compareSides(
+        [
+          { key: 'full', label: 'artifact-uploader file (s3:// multipart), whole upload', run: () => withRun(ctx, server, (runId) => measured(runId, freshJournal())) },
+          {
+            key: 'ours',
+            label: 'the same command after a SIGKILL at 50 %',
+            run: () =>
+              withRun(ctx, server, async (runId) => {
+                const journal = freshJournal();
+                sentBeforeKill = await killedAt(runId, journal, Math.floor(size / 2));
+                return measured(runId, journal);
+              }),
+          },
+        ],
+        ctx.rounds,
+        ctx.log,
+      );
+      const bytesUp = (side: string) => Number(results[side]!.details.bytesUp ?? 0);
+      const pct = (n: number) => `${((100 * n) / size).toFixed(1)} %`;
+      return {
+        name: 'resume',
+        title: 'rerun after a kill at 50 %',
+        workload: `1 × ${fmtBytes(size)}, s3:// multipart, SIGKILL at 50 %`,
+        server: `mlflow server --no-serve-artifacts, s3:// (moto)${throughLink(ctx)}`,
+        bytes: size,
+        sides: results,
+        // Bytes are the exact figure (notes); time also pays the process start and ListParts.
+        checks: [ratioCheck(results, 'full', 1.3, 'the rerun sends about half (plus the parts in flight): at least 1.3× faster than the whole upload')],
+        notes: [
+          `bytes up (last round): whole upload ${fmtBytes(bytesUp('full'))} (${pct(bytesUp('full'))}), before the kill ${fmtBytes(sentBeforeKill)}, rerun ${fmtBytes(bytesUp('ours'))} (${pct(bytesUp('ours'))}, headers included)`,
+        ],
+      };
+    } finally {
+      await proxy.close();
+      rmSync(join(ctx.work, 'resume-journal'), { recursive: true, force: true });
+      if (ctx.quick) await ctx.data.remove('resume-file');
+    }
   },
 };
 
@@ -464,6 +559,7 @@ export const SCENARIOS: readonly Scenario[] = [
   manySmall('many-small', 'plain'),
   manySmall('many-small-s3', 'direct'),
   mpu1g,
+  resume,
   rss2g,
   rss20k,
   archive,
