@@ -14,10 +14,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { expect, it } from 'vitest';
 import { runAndKill, runToEnd, type ChildRun, type CliChildOptions } from '../support/crash-harness.js';
 import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
+import { motoObjects, motoUploads } from '../support/moto.js';
 import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
 import { describeWithServers, mlflowDirectS3Server, servers } from '../support/servers.js';
 
@@ -29,19 +29,6 @@ const startProxy = useFaultProxies();
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 const putBytes = (run: ChildRun) => run.requests.filter((r) => r.method === 'PUT').reduce((n, r) => n + r.bytes, 0);
 const putBytesTo = (run: ChildRun, name: string) => run.requests.filter((r) => r.method === 'PUT' && r.path.includes(name)).reduce((n, r) => n + r.bytes, 0);
-
-async function onMoto<T>(ask: (client: S3Client, bucket: string) => Promise<T>): Promise<T> {
-  const client = new S3Client({ endpoint: mlflowDirectS3Server().s3Endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' } });
-  try {
-    return await ask(client, mlflowDirectS3Server().bucket);
-  } finally {
-    client.destroy();
-  }
-}
-const motoUploads = (runId: string) =>
-  onMoto(async (client, Bucket) => ((await client.send(new ListMultipartUploadsCommand({ Bucket }))).Uploads ?? []).filter((u) => u.Key?.includes(runId)).map((u) => u.Key!));
-const motoObjects = (runId: string) =>
-  onMoto(async (client, Bucket) => ((await client.send(new ListObjectsV2Command({ Bucket }))).Contents ?? []).flatMap((o) => (o.Key?.includes(runId) ? [o.Key.split('/').pop()!] : [])));
 
 /** Every path under `dir` (recursively), relative. */
 async function listTree(dir: string): Promise<string[]> {

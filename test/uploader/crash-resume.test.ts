@@ -11,10 +11,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { expect, it } from 'vitest';
 import { runAndKill, runToEnd, type ChildRun } from '../support/crash-harness.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
+import { motoUploads } from '../support/moto.js';
 import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
 import { describeWithServers, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
 
@@ -27,22 +27,6 @@ const putBytes = (run: ChildRun) => run.requests.filter((r) => r.method === 'PUT
 
 async function workDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'au-crash-resume-'));
-}
-
-/** In-progress multipart uploads on moto under a key prefix. */
-async function motoUploads(prefix: string): Promise<string[]> {
-  const client = new S3Client({
-    endpoint: mlflowDirectS3Server().s3Endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-  });
-  try {
-    const out = await client.send(new ListMultipartUploadsCommand({ Bucket: mlflowDirectS3Server().bucket, Prefix: prefix }));
-    return (out.Uploads ?? []).map((u) => `${u.Key} ${u.UploadId}`);
-  } finally {
-    client.destroy();
-  }
 }
 
 describeWithServers('crash-resume', () => {
@@ -111,7 +95,7 @@ describeWithServers('crash-resume', () => {
     const killAt = 44 * MiB;
     const killed = await runAndKill({ ...options, at: { bytes: killAt } });
     expect(killed.requests.some((r) => r.method === 'POST' && r.path.includes('uploads'))).toBe(true);
-    expect((await motoUploads('')).filter((u) => u.includes(runId))).toHaveLength(1); // left by the kill
+    expect(await motoUploads(runId)).toHaveLength(1); // left by the kill
 
     const rerun = await runToEnd(options);
     const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number } }> }).results;
@@ -122,7 +106,7 @@ describeWithServers('crash-resume', () => {
     expect(putBytes(rerun)).toBeLessThanOrEqual(bytes.length - killAt + 4 * 8 * MiB);
     expect(result!.metrics.bytesResumed).toBeGreaterThanOrEqual(8 * MiB);
     expect(result!.metrics.bytesResumed + result!.metrics.bytesSent).toBe(bytes.length);
-    expect((await motoUploads('')).filter((u) => u.includes(runId))).toEqual([]);
+    expect(await motoUploads(runId)).toEqual([]);
     const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: mlflowDirectS3Server().s3Endpoint };
     expect(await pythonArtifactHashes(url, runId, 'model', pythonEnv)).toEqual({ 'weights.bin': sha256(bytes) });
     expect((await readdir(journalDir)).filter((n) => n.endsWith('.json'))).toEqual([]);
@@ -149,7 +133,7 @@ describeWithServers('crash-resume', () => {
     expect(putBytes(rerun)).toBe(0);
     const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number } }> }).results;
     expect(result!.metrics.bytesResumed).toBe(bytes.length);
-    expect((await motoUploads('')).filter((u) => u.includes(runId))).toEqual([]);
+    expect(await motoUploads(runId)).toEqual([]);
     const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: mlflowDirectS3Server().s3Endpoint };
     expect(await pythonArtifactHashes(url, runId, '', pythonEnv)).toEqual({ 'model.safetensors': sha256(bytes) });
   }, 300_000);

@@ -14,10 +14,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ListMultipartUploadsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { expect, it } from 'vitest';
 import { runAndInterrupt, runToEnd, type ChildRun, type CliChildOptions } from '../support/crash-harness.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
+import { motoObjects, motoUploads } from '../support/moto.js';
 import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
 import { describeWithServers, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
 
@@ -47,29 +47,6 @@ function expectCleanAbort(run: ChildRun): void {
   expect(errorLines).toHaveLength(1);
   expect(errorLines[0]).toMatch(/^error \[ABORTED\]: /);
 }
-
-/** Asks moto directly (not through the proxy) about the run's keys. */
-async function onMoto<T>(ask: (client: S3Client, bucket: string) => Promise<T>): Promise<T> {
-  const client = new S3Client({
-    endpoint: mlflowDirectS3Server().s3Endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' },
-  });
-  try {
-    return await ask(client, mlflowDirectS3Server().bucket);
-  } finally {
-    client.destroy();
-  }
-}
-
-/** In-progress multipart uploads of the run's keys. */
-const motoUploads = (runId: string) =>
-  onMoto(async (client, Bucket) => ((await client.send(new ListMultipartUploadsCommand({ Bucket }))).Uploads ?? []).filter((u) => u.Key?.includes(runId)).map((u) => `${u.Key} ${u.UploadId}`));
-
-/** Objects stored under the run's keys. */
-const motoObjects = (runId: string) =>
-  onMoto(async (client, Bucket) => ((await client.send(new ListObjectsV2Command({ Bucket }))).Contents ?? []).flatMap((o) => (o.Key?.includes(runId) ? [o.Key] : [])));
 
 describeWithServers('SIGINT / SIGTERM', () => {
   it('SIGTERM mid-directory on mlflow-artifacts: exit 130, one ABORTED line, nothing partial, a usable journal, and the rerun resumes', async () => {
