@@ -10,7 +10,9 @@
  * - {@link transferFiles}: that loop with progress, then verification (`verify.ts`);
  * - {@link transferArchive}: a checkpoint archive, then its manifest with the archive's
  *   verification outcome written into it;
- * - {@link transferDirectoryAsArchive}: a directory archived into a temp directory first.
+ * - {@link transferDirectoryAsArchive}: a directory archived first, staged in the journal
+ *   directory (`archive-staging.ts`) so a rerun resumes with the same archive, else in a temp
+ *   directory.
  *
  * @module
  */
