@@ -160,10 +160,9 @@ export class OperationResume {
   private async keyOf(file: ResumableFile, snapshot?: FileSnapshot): Promise<JournalKey | undefined> {
     const { target, runId } = this.options;
     if (snapshot?.exact) {
+      // Not cached: the file's hooks hold it while it is sent (20,000 files, 20,000 keys otherwise).
       const local: LocalFileIdentity = { path: resolve(file.localPath), size: snapshot.size, ...snapshot.exact };
-      const key = { target, runId, artifactPath: file.artifactPath, local };
-      this.keys.set(file.localPath, key);
-      return key;
+      return { target, runId, artifactPath: file.artifactPath, local };
     }
     const known = this.keys.get(file.localPath);
     if (known) return known;
@@ -249,17 +248,18 @@ export class OperationResume {
     if (!journal || !key) {
       return { multipart: { reuse: false, started: async () => {}, partDone: async () => {}, aborted: async () => {}, saveToken: async () => {} }, finish: async () => {} };
     }
-    const name = this.recordName(file);
     let claimed: Promise<JournalEntry | undefined> | undefined;
     const claim = () => {
-      this.claimedNames.add(name);
+      this.claimedNames.add(this.recordName(file));
       return (claimed ??= journal.begin(key));
     };
 
     let previous: PreviousMultipartUpload | undefined;
     let token: StoreResumeToken | undefined;
     let reuse = false;
-    const found = (await this.scan())?.recordNames.has(name) ? await journal.lookup(key) : undefined;
+    // The record's name is a hash: computed only when the journal holds per-file records at all.
+    const records = (await this.scan())?.recordNames;
+    const found = records && records.size > 0 && records.has(this.recordName(file)) ? await journal.lookup(key) : undefined;
     if (found && found.state !== 'none' && (found.record.multipart || found.record.resumeToken)) {
       // Another live process's upload (begin() says so by returning nothing) is neither continued nor aborted.
       const entry = await claim();
