@@ -609,6 +609,7 @@ export class UploadJournal {
    * One readdir of the journal: the names of the per-file records there, and the run's
    * operation logs, read. An operation costs this once, whatever its number of files; the
    * per-file records it names are read only for the files they are about.
+   * @internal the resume step's (`resume.ts`)
    */
   async scan(target: string, runId: string): Promise<JournalScan> {
     let names: string[];
@@ -632,6 +633,7 @@ export class UploadJournal {
   /**
    * A new operation log for an operation on a run: nothing is written until the first file is
    * recorded in it. See {@link OperationLog}.
+   * @internal the resume step's (`resume.ts`)
    */
   operationLog(target: string, runId: string): OperationLog {
     const token = randomBytes(8).toString('hex');
@@ -645,7 +647,10 @@ export class UploadJournal {
     return new OperationLog(this.dir, join(this.dir, `${logPrefix(target, runId)}-${token}.log`), header, this.logger);
   }
 
-  /** True when the log is being written: by an operation of this process, or by another live process. */
+  /**
+   * True when the log is being written: by an operation of this process, or by another live process.
+   * @internal
+   */
   logInUse(log: ReadOperationLog, now = Date.now()): boolean {
     if (openLogs.has(log.path)) return true;
     const { owner } = log.header;
@@ -654,7 +659,10 @@ export class UploadJournal {
     return now - last < this.ownerStaleMs;
   }
 
-  /** Deletes an operation log (once every file it names is done), unless it is in use. Never throws. */
+  /**
+   * Deletes an operation log (once every file it names is done), unless it is in use. Never throws.
+   * @internal
+   */
   async removeLog(log: ReadOperationLog): Promise<void> {
     if (this.logInUse(log)) return;
     await rm(log.path, { force: true }).catch((error: unknown) => this.logger.warn(`Could not remove the resume journal log ${log.path}: ${(error as Error).message}`));
