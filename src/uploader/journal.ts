@@ -959,10 +959,10 @@ export class OperationLog {
     let text = this.queued.join('');
     this.queued = [];
     if (!this.handle) {
-      openLogs.add(this.path);
       await mkdir(this.dir, { recursive: true, mode: 0o700 });
       // O_APPEND: every write lands at the end, whole; owner-only, like the records.
       this.handle = await open(this.path, 'a', 0o600);
+      openLogs.add(this.path);
     }
     if (!this.started) text = `${JSON.stringify(this.header)}\n${text}`;
     this.started = true;
