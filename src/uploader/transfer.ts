@@ -151,9 +151,10 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
   }
   let attempts = 1;
   try {
-    const journal = await options.resume?.beginFile(file);
-    // What the file was before its first byte was read; checked again once it is sent.
+    // What the file was before its first byte was read; checked again once it is sent. The
+    // journal records the same identity (no second stat).
     const snapshot = await snapshotFile(file.localPath).catch(() => undefined);
+    const journal = await options.resume?.beginFile(file, snapshot ? { snapshot } : {});
     const result = await store.uploadFile(file.localPath, file.artifactPath, {
       ...(snapshot ? { snapshot } : {}),
       size: file.size,
@@ -256,6 +257,8 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
       retries++;
     },
   });
+  // The files that finished are in the operation's log; a failed operation keeps it for its rerun.
+  await ctx.resume?.release();
   const uploaded = outcomes.filter((o) => o.status === 'uploaded');
   const failed = outcomes.filter((o) => o.status !== 'uploaded');
   const reused = uploaded.reduce((n, o) => n + (o.bytesReused ?? 0), 0);
