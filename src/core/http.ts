@@ -57,6 +57,8 @@ export type RequestBody =
       snapshot?: FileSnapshot;
       /** Receives the sha256 (hex) of the bytes sent, computed as they are read, per attempt. */
       digest?: { sha256?: string };
+      /** Sees each chunk read from the file, with its position in the file (e.g. to hash a file sent in parts, in order). */
+      onRead?: (chunk: Buffer, position: number) => void;
     };
 
 /** One HTTP request. */
@@ -360,7 +362,9 @@ function openBody(body: RequestBody | undefined, onProgress: (loaded: number) =>
   if (digest) delete digest.sha256;
   // Counted as undici takes each chunk, without a stream in between: the listener sees every
   // chunk undici sees. `pause()` keeps it from flowing before undici listens (it resumes it).
+  const { onRead } = body;
   source.on('data', (chunk: string | Buffer) => {
+    onRead?.(chunk as Buffer, start + loaded);
     loaded += chunk.length;
     hash?.update(chunk);
     onProgress(loaded);
