@@ -269,7 +269,8 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
   it('with checksums off (when_required) a PutObject is signed with its sha256, hashed once, and reports no checksum verification', async () => {
     resetProxy();
     const seen: Array<Record<string, string | string[] | undefined>> = [];
-    proxy.addRule({ match: (req) => (req.method === 'PUT' && seen.push(req.headers) > 0 && false), status: 500 });
+    // A rule that never applies: it only sees each request's headers.
+    proxy.addRule({ match: (req) => (req.method === 'PUT' && seen.push(req.headers) > 0 && false), fault: 'status', status: 500 });
     const data = randomBytes(64 * 1024);
     const local = await writeLocal('unchecked/one.bin', data);
     const previous = process.env.AWS_REQUEST_CHECKSUM_CALCULATION;

@@ -42,7 +42,8 @@ describeWithServers('checkpoint archives: the manifest records the uploaded sha2
     const { archive, manifest } = await archived();
     // Same size, other bytes: the size check alone would pass.
     const bytes = readFileSync(archive);
-    bytes[bytes.length >> 1] ^= 0xff;
+    const middle = bytes.length >> 1;
+    bytes[middle] = bytes[middle]! ^ 0xff;
     writeFileSync(archive, bytes);
     const uploader = new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {} });
     const result = await uploader.uploadCheckpointArchive(archive);
