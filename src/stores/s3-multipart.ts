@@ -116,6 +116,8 @@ export async function multipartUpload(
   const shared = pick(params, ['Bucket', 'Key', 'ExpectedBucketOwner', 'RequestPayer', 'SSECustomerAlgorithm', 'SSECustomerKey', 'SSECustomerKeyMD5']);
   const count = Math.ceil(source.size / partSize);
   const parts: ClientS3.CompletedPart[] = new Array<ClientS3.CompletedPart>(count);
+  // The checksum S3 answered for each part (`<algorithm>:<base64>`), for the object's composite.
+  const checksums: Array<string | undefined> = new Array<string | undefined>(count);
 
   // Part-level resume: continue an earlier attempt's upload when the journal may, S3 still has
   // it and the part size is the same; keep the parts S3 lists as the journal recorded them.
@@ -130,9 +132,12 @@ export async function multipartUpload(
     if (listed) {
       uploadId = previous.uploadId;
       requests.uploadId = uploadId; // a failure from here on aborts it, as it would a new one
+      const recorded = new Map(previous.parts.map((p) => [p.partNumber, p.checksum]));
       for (const [n, part] of partsToKeep(listed, previous, partSize, source.size)) {
         const { Size, ...completed } = part;
         parts[n - 1] = completed;
+        // What S3 answered when the part was sent (the journal kept it), where ListParts says nothing.
+        checksums[n - 1] = partChecksum(completed) ?? recorded.get(n);
         done.add(n - 1);
         bytesReused += Size;
       }
@@ -184,6 +189,7 @@ export async function multipartUpload(
         ChecksumSHA1: output.ChecksumSHA1,
         ChecksumSHA256: output.ChecksumSHA256,
       };
+      checksums[index] = partChecksum(output);
       await resume?.partDone({ partNumber: index + 1, size: body.length, etag: output.ETag, ...(partChecksum(output) ? { checksum: partChecksum(output)! } : {}) });
     },
   });
@@ -192,8 +198,8 @@ export async function multipartUpload(
   const completed = (await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: id, MultipartUpload: { Parts: parts } }))) as ClientS3.CompleteMultipartUploadOutput;
   // S3 checked every part against the checksum the SDK computed from its buffer; the object's
   // checksum (a checksum of the part checksums) then shows it assembled those parts.
-  if (!parts.every((part) => partChecksum(part) !== undefined)) return { bytesReused, sha256 };
-  const expected = compositeChecksum(parts);
+  if (!checksums.every((checksum) => checksum !== undefined)) return { bytesReused, sha256 };
+  const expected = compositeChecksum(checksums as string[]);
   const reported = partChecksum(completed) ?? (await objectChecksum(upload, shared));
   if (expected && reported) {
     const [value, partCount] = reported.split('-');
@@ -208,21 +214,20 @@ export async function multipartUpload(
 }
 
 /**
- * The checksum S3 gives a multipart object of these parts (`COMPOSITE`): the algorithm over
- * the concatenated binary part checksums, `<algorithm>:<base64>` (without the `-<parts>`
- * suffix), for the algorithms Node computes natively (CRC32, SHA-1, SHA-256); `undefined` for
- * the others or parts without a checksum.
+ * The checksum S3 gives a multipart object of parts with these checksums (`COMPOSITE`): the
+ * algorithm over the concatenated binary part checksums, `<algorithm>:<base64>` (without the
+ * `-<parts>` suffix), for the algorithms Node computes natively (CRC32, SHA-1, SHA-256);
+ * `undefined` for the others, or parts of different algorithms.
  *
  * @example
  * ```ts
- * compositeChecksum([{ ChecksumCRC32: 'AAAAAA==' }, { ChecksumCRC32: 'AAAAAA==' }]); // 'crc32:...'
+ * compositeChecksum(['crc32:AAAAAA==', 'crc32:AAAAAA==']); // 'crc32:...'
  * ```
  */
-export function compositeChecksum(parts: ReadonlyArray<Parameters<typeof partChecksum>[0]>): string | undefined {
-  const checksums = parts.map(partChecksum);
+export function compositeChecksum(checksums: readonly string[]): string | undefined {
   const algorithm = checksums[0]?.split(':')[0];
-  if (!algorithm || checksums.some((c) => c === undefined || !c.startsWith(`${algorithm}:`))) return undefined;
-  const joined = Buffer.concat(checksums.map((c) => Buffer.from(c!.slice(algorithm.length + 1), 'base64')));
+  if (!algorithm || checksums.some((c) => !c.startsWith(`${algorithm}:`))) return undefined;
+  const joined = Buffer.concat(checksums.map((c) => Buffer.from(c.slice(algorithm.length + 1), 'base64')));
   if (algorithm === 'sha256' || algorithm === 'sha1') return `${algorithm}:${createHash(algorithm).update(joined).digest('base64')}`;
   if (algorithm === 'crc32' && typeof zlib.crc32 === 'function') {
     const crc = Buffer.alloc(4);
