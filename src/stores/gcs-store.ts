@@ -230,7 +230,7 @@ export class GcsArtifactStore implements ArtifactStore {
       let object: GcsObjectResource;
       let integrity: Pick<UploadFileResult, 'sha256' | 'verified' | 'checksum'>;
       if (!resumable) {
-        ({ object, ...integrity } = await this.uploadInOneRequest(requester, localPath, name, contentType, size, signal));
+        ({ object, ...integrity } = await this.uploadInOneRequest(requester, localPath, artifactPath, contentType, size, signal));
       } else {
         // Chunks go in file order: the sha256 is hashed as they are read (a retried chunk, or
         // the part GCS did not keep, is not hashed twice); what an earlier process sent is read here.
@@ -359,11 +359,12 @@ export class GcsArtifactStore implements ArtifactStore {
   private async uploadInOneRequest(
     requester: GcsRequester,
     localPath: string,
-    name: string,
+    artifactPath: string,
     contentType: string,
     size: number,
     signal?: AbortSignal,
   ): Promise<{ object: GcsObjectResource; sha256: string; verified?: 'checksum'; checksum?: string }> {
+    const name = joinArtifactPath(this.rootKey, artifactPath);
     let bytes: Buffer;
     try {
       bytes = await readFile(localPath, signal ? { signal } : {});
@@ -395,7 +396,7 @@ export class GcsArtifactStore implements ArtifactStore {
     // GCS refuses a body whose MD5 is not the one sent, and reports the MD5 of what it stored.
     if (object.md5Hash === undefined) return { object, sha256 };
     if (object.md5Hash !== md5Hash) {
-      throw new VerificationError([{ artifactPath: this.target(name), expectedSize: size, actualSize: Number(object.size ?? size), reason: 'checksum' }], {
+      throw new VerificationError([{ artifactPath, expectedSize: size, actualSize: Number(object.size ?? size), reason: 'checksum' }], {
         hint: `GCS stored ${this.target(name)} with the MD5 ${object.md5Hash}, not the ${md5Hash} of the bytes sent; upload it again.`,
       });
     }

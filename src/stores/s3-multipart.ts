@@ -49,6 +49,8 @@ export interface ObjectUpload {
   params: ClientS3.PutObjectCommandInput;
   /** `s3://bucket/key`, for messages. */
   target: string;
+  /** The artifact path (relative to the run's artifact root), for a `VerificationError`. */
+  artifactPath: string;
   source: SourceFile;
 }
 
@@ -73,7 +75,7 @@ export interface ObjectIntegrity {
  *
  * @example
  * ```ts
- * const { sha256, verified } = await putObject({ sdk, requests, params, target: 's3://b/k', source });
+ * const { sha256, verified } = await putObject({ sdk, requests, params, target: 's3://b/k', artifactPath: 'k', source });
  * ```
  */
 export async function putObject(upload: ObjectUpload): Promise<ObjectIntegrity> {
@@ -87,7 +89,7 @@ export async function putObject(upload: ObjectUpload): Promise<ObjectIntegrity> 
   // S3 answers with the checksum it verified; a server that ignores checksums answers none.
   const checksum = partChecksum(output);
   if (ours.ChecksumSHA256 && checksum && checksum !== `sha256:${ours.ChecksumSHA256}`) {
-    throw new VerificationError([{ artifactPath: upload.target, expectedSize: source.size, actualSize: source.size, reason: 'checksum' }], {
+    throw new VerificationError([{ artifactPath: upload.artifactPath, expectedSize: source.size, actualSize: source.size, reason: 'checksum' }], {
       hint: `S3 answered the upload of ${upload.target} with the checksum ${checksum}, not the sha256 that was sent; upload it again.`,
     });
   }
@@ -117,7 +119,7 @@ export async function multipartUpload(
   const count = Math.ceil(source.size / partSize);
   const parts: ClientS3.CompletedPart[] = new Array<ClientS3.CompletedPart>(count);
   // The checksum S3 answered for each part (`<algorithm>:<base64>`), for the object's composite.
-  const checksums: Array<string | undefined> = new Array<string | undefined>(count);
+  const checksums = Array.from<string | undefined>({ length: count });
 
   // Part-level resume: continue an earlier attempt's upload when the journal may, S3 still has
   // it and the part size is the same; keep the parts S3 lists as the journal recorded them.
@@ -204,7 +206,7 @@ export async function multipartUpload(
   if (expected && reported) {
     const [value, partCount] = reported.split('-');
     if (value !== expected || (partCount !== undefined && Number(partCount) !== parts.length)) {
-      throw new VerificationError([{ artifactPath: target, expectedSize: source.size, actualSize: source.size, reason: 'checksum' }], {
+      throw new VerificationError([{ artifactPath: upload.artifactPath, expectedSize: source.size, actualSize: source.size, reason: 'checksum' }], {
         hint: `S3 holds ${target} with the checksum ${reported}, but its parts were sent with ${expected}-${parts.length}; upload it again.`,
       });
     }

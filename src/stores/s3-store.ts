@@ -192,7 +192,7 @@ export class S3ArtifactStore implements ArtifactStore {
         await resume.aborted(resume.previous.uploadId);
       }
       file = await openSourceFile(localPath);
-      const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), source: { handle: file, path: localPath, size } };
+      const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), artifactPath, source: { handle: file, path: localPath, size } };
       if (multipart) ({ bytesReused, ...integrity } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress, resume }));
       else integrity = await putObject(upload);
     } catch (error) {
