@@ -59,6 +59,12 @@ export type RequestBody =
       snapshot?: FileSnapshot;
       /** Receives the sha256 (hex) of the bytes sent, computed as they are read, per attempt. */
       digest?: { sha256?: string };
+      /**
+       * Sees each chunk read from the file, with its position in the file (e.g. to hash a file
+       * sent in parts, in order). The chunk is a view of a reused read buffer, valid only during
+       * the call: copy it to keep it.
+       */
+      onRead?: (chunk: Buffer, position: number) => void;
     };
 
 /** One HTTP request. */
@@ -365,10 +371,14 @@ function openBody(body: RequestBody | undefined, onProgress: (loaded: number) =>
   const hash = body.digest ? createHash('sha256') : undefined;
   const { digest } = body;
   if (digest) delete digest.sha256;
+  const { onRead } = body;
+  const start = body.start ?? 0;
   // An async iterable, not a stream: undici asks for the next chunk only once the last one has
   // left the socket, which is what lets the chunks reuse two buffers (see core/file-chunks.ts).
-  const chunks = readFileChunks(body.path, body.start ?? 0, body.length, {
+  // So `onRead` sees a borrowed view, valid only during the call: whoever keeps it must copy it.
+  const chunks = readFileChunks(body.path, start, body.length, {
     onChunk: (chunk) => {
+      onRead?.(chunk, start + loaded);
       loaded += chunk.length;
       hash?.update(chunk);
       if (hash && digest && loaded === body.length) digest.sha256 = hash.digest('hex');

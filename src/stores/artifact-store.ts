@@ -58,10 +58,26 @@ export interface UploadFileResult {
   /** Bytes not sent because parts of an earlier attempt's multipart upload were reused (part-level resume). @default 0 */
   bytesReused?: number;
   /**
-   * sha256 (hex) of the bytes sent, computed while they were read (no second read), when the
-   * store sent the file in one pass (`file:` copies, single PUTs); `undefined` for multipart.
+   * sha256 (hex) of the file's bytes as they were read for sending, each byte hashed once:
+   * from the one buffer or stream of a single request, and in file order from the parts of a
+   * multipart upload (parts an earlier process stored are read locally to be hashed). Every
+   * built-in store reports it; `undefined` only from stores that do not hash.
    */
   sha256?: string;
+  /**
+   * `checksum` when the store checked the stored bytes against a checksum computed from the
+   * bytes read, refusing a mismatch (S3's `x-amz-checksum-*`, Azure's `Content-MD5`), or
+   * reported one that was compared with ours (GCS's `md5Hash`, S3's object checksum).
+   * `undefined`: the store checked nothing beyond the byte count (the uploader's listing then
+   * compares the size). See docs/integrity.md.
+   */
+  verified?: 'checksum';
+  /**
+   * The checksum that was checked, `<algorithm>:<value>` as the store spells it, e.g.
+   * `sha256:<base64>`, `crc32:<base64>-3` (an S3 multipart object: a checksum of its 3 parts'
+   * checksums), `md5:<base64>`; set with {@link verified}.
+   */
+  checksum?: string;
 }
 
 /** One entry of a store listing. */
@@ -179,7 +195,9 @@ export interface MultipartOptions {
   chunkBytes?: number;
   /**
    * Parts of one file in flight at once. Each streams from disk through a ~1 MiB buffer,
-   * so memory per file is about `partConcurrency` MiB, not `partConcurrency × chunkBytes`.
+   * so memory per file is about `partConcurrency` MiB, plus the chunks of parts read ahead of
+   * the file's in-order sha256 (at most `(partConcurrency - 1) × chunkBytes`, capped at 32 MiB;
+   * the rest is read again locally to be hashed), not `partConcurrency × chunkBytes`.
    * @default 4
    */
   partConcurrency?: number;

@@ -179,7 +179,8 @@ export class AzureBlobArtifactStore implements ArtifactStore {
         logger: this.logger,
       });
       options.onProgress?.(size);
-      return { bytes: size, attempts: 1 + result.retries, multipart: result.blocks, ...(result.sha256 ? { sha256: result.sha256 } : {}) };
+      // Every Put Blob and Put Block carried the Content-MD5 of its buffer, which Azure checks.
+      return { bytes: size, attempts: 1 + result.retries, multipart: result.blocks, sha256: result.sha256, verified: 'checksum' };
     } catch (error) {
       if (deadline?.aborted) {
         throw new AbortedError(`Upload of ${url} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms); no blob was committed.`, {

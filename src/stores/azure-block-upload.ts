@@ -20,6 +20,7 @@ import { errorText, type Logger } from '../core/logger.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
+import { OrderedSha256 } from './ordered-sha256.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
 
 /** The requests of a block blob upload, bound to one blob. Each gets a signal to honour. */
@@ -70,8 +71,8 @@ export interface BlockUploadResult {
   blocks: boolean;
   /** Retried requests over the whole file. */
   retries: number;
-  /** sha256 (hex) of the bytes of a single `Put Blob`, hashed from the buffer sent; `undefined` for blocks. */
-  sha256?: string;
+  /** sha256 (hex) of the file's bytes, hashed from the buffers sent (blocks in file order, `ordered-sha256.ts`). */
+  sha256: string;
 }
 
 /**
@@ -116,10 +117,12 @@ async function upload(source: SourceFile, requests: BlockBlobRequests, options: 
   }
 
   const ids = blockIds(Math.ceil(source.size / options.blockSize));
+  const hasher = new OrderedSha256(source.size);
   await sendFileRanges(source, run, {
     rangeSize: options.blockSize,
     concurrency: options.concurrency,
     onProgress: options.onProgress,
+    hasher,
     send: async (index, body) => {
       const md5 = createHash('md5').update(body).digest();
       await run.request('PUT', (signal) => requests.stageBlock(ids[index]!, body, md5, signal));
@@ -129,8 +132,9 @@ async function upload(source: SourceFile, requests: BlockBlobRequests, options: 
   // Checked before the commit: blocks of a file that changed stay uncommitted (no blob at all).
   const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
   if (changed) throw changed;
+  const sha256 = await hasher.digest(source);
   await run.request('PUT', (signal) => requests.commitBlockList(ids, signal));
-  return { blocks: true, retries: run.retries };
+  return { blocks: true, retries: run.retries, sha256 };
 }
 
 /**

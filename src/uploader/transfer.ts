@@ -16,7 +16,7 @@
  */
 import { rm, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { AbortedError, InvalidArgumentError, type VerificationMismatch } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { makeTempDir } from '../core/atomic-write.js';
@@ -49,6 +49,10 @@ export interface FileUploadOutcome {
   bytesReused?: number;
   /** sha256 of the bytes sent, hashed as they were read (see `UploadFileResult.sha256`). */
   sha256?: string;
+  /** `checksum` when the store checked a checksum of the bytes read (see `UploadFileResult.verified`). */
+  verified?: 'checksum';
+  /** The checksum the store checked (see `UploadFileResult.checksum`). */
+  checksum?: string;
   /** Why it failed or was cancelled. */
   error?: unknown;
 }
@@ -180,6 +184,8 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
       attempts: result.attempts,
       multipart: result.multipart,
       ...(result.sha256 ? { sha256: result.sha256 } : {}),
+      ...(result.verified === 'checksum' ? { verified: result.verified } : {}),
+      ...(result.checksum ? { checksum: result.checksum } : {}),
       bytesReused: result.bytesReused ?? 0,
     };
   } catch (error) {
@@ -293,6 +299,8 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
     };
   }
   const verified = ctx.verify ? await verifyTransferred(ctx, uploaded) : { status: 'uploaded' as const, verification: { status: 'not-run' as const } };
+  // Files the store did not check by checksum were checked by the listing's size.
+  if (verified.verification.status === 'verified') for (const entry of entries) if (entry.status === 'uploaded') entry.verified ??= 'size';
   // Done: the operation's journal records go (a failed verification keeps them: its rerun re-checks).
   if (verified.status === 'uploaded') await ctx.resume?.complete(files);
   return { files: entries, metrics, ...verified };
@@ -309,17 +317,37 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
  * ```
  */
 export async function transferArchive(ctx: TransferContext, archive: PlannedFile, manifest: CheckpointManifest | undefined): Promise<TransferOutcome> {
-  const first = await transferFiles(ctx, [archive]);
+  let first = await transferFiles(ctx, [archive]);
   if (!manifest || (first.status === 'failed' && first.reason !== 'verification-failed')) return first;
 
   const location = `${ctx.target.artifactUri.replace(/\/+$/, '')}/${archive.artifactPath}`;
+  // The bytes sent were hashed as they were read: they must be the archive the manifest describes.
+  const sent = first.files[0];
+  const sha256 = first.status === 'uploaded' ? sent?.sha256 : undefined;
+  if (ctx.verify && sha256 !== undefined && sha256 !== manifest.archive.sha256) {
+    const mismatch: VerificationMismatch = { artifactPath: archive.artifactPath, expectedSize: manifest.archive.size, actualSize: sent!.size, reason: 'checksum' };
+    first = {
+      ...first,
+      status: 'failed',
+      reason: 'verification-failed',
+      verification: { status: 'failed', mismatches: [mismatch] },
+      error: toUploaderError(
+        new VerificationError([mismatch], {
+          hint: `The archive's sha256 is ${sha256}, its manifest says ${manifest.archive.sha256}: the archive changed after the manifest was written. Write both again (createCheckpointArchive), then upload.`,
+        }),
+      ),
+    };
+  }
   const verification: ManifestVerification = !ctx.verify
     ? { status: 'not-run' }
     : {
         status: first.verification.status === 'verified' ? 'verified' : 'failed',
         verifiedAt: new Date().toISOString(),
-        checks: ['size'],
+        checks: sha256 !== undefined ? ['size', 'sha256'] : ['size'],
         location,
+        ...(sha256 !== undefined ? { sha256 } : {}),
+        ...(sent?.verified ? { storeVerified: sent.verified } : {}),
+        ...(sent?.checksum ? { checksum: sent.checksum } : {}),
         mismatches: first.verification.mismatches?.map(toManifestMismatch),
         error: first.status === 'failed' ? first.error?.message : undefined,
       };
@@ -414,6 +442,8 @@ function toUploadedFile(outcome: FileUploadOutcome): UploadedFile {
     attempts: outcome.attempts,
     multipart: outcome.multipart,
     ...(outcome.sha256 ? { sha256: outcome.sha256 } : {}),
+    ...(outcome.verified ? { verified: outcome.verified } : {}),
+    ...(outcome.checksum ? { checksum: outcome.checksum } : {}),
     error: outcome.error === undefined ? undefined : outcome.error instanceof Error ? outcome.error.message : String(outcome.error),
   };
 }

@@ -45,6 +45,9 @@ async function motoUploads(prefix: string): Promise<string[]> {
   }
 }
 
+/** The fields of an `UploadedFile` in `--json` these tests read. */
+type ResultFile = { status: string; sha256?: string; verified?: string; checksum?: string };
+
 describeWithServers('crash-resume', () => {
   it('a directory on mlflow-artifacts killed mid-file: the rerun sends only what had not arrived, and resumed files count as resumed', async () => {
     const { url } = mlflowServer();
@@ -116,7 +119,9 @@ describeWithServers('crash-resume', () => {
     expect((await motoUploads('')).filter((u) => u.includes(runId))).toHaveLength(1); // left by the kill
 
     const rerun = await runToEnd(options);
-    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number } }> }).results;
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number }; files: ResultFile[] }> }).results;
+    // The parts S3 had were read locally to hash the whole file; S3 checked every part's checksum.
+    expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(bytes), verified: 'checksum', checksum: expect.stringMatching(/^crc32:.*-6$/) });
     // No new upload: the same UploadId was listed and continued.
     expect(rerun.requests.some((r) => r.method === 'POST' && /[?&]uploads(=|&|$)/.test(r.path))).toBe(false);
     expect(rerun.requests.some((r) => r.method === 'GET' && r.path.includes('uploadId='))).toBe(true); // ListParts
@@ -149,8 +154,10 @@ describeWithServers('crash-resume', () => {
 
     const rerun = await runToEnd(options);
     expect(putBytes(rerun)).toBe(0);
-    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number } }> }).results;
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number }; files: ResultFile[] }> }).results;
     expect(result!.metrics.bytesResumed).toBe(bytes.length);
+    // Nothing was sent, every part read locally: the sha256 of the whole file all the same.
+    expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(bytes), verified: 'checksum', checksum: expect.stringMatching(/^crc32:.*-3$/) });
     expect((await motoUploads('')).filter((u) => u.includes(runId))).toEqual([]);
     const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: mlflowDirectS3Server().s3Endpoint };
     expect(await pythonArtifactHashes(url, runId, '', pythonEnv)).toEqual({ 'model.safetensors': sha256(bytes) });
