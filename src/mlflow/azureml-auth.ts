@@ -11,6 +11,13 @@
 import { ConfigError, MissingDependencyError, NetworkError } from '../core/errors.js';
 import { redact, registerSecret } from '../core/logger.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
+import type { HttpClient } from '../core/http.js';
+import type { Logger } from '../core/logger.js';
+import { fetchJobToken, type AzureMlJobRef } from './azureml-run-history.js';
+import type { AzureMlWorkspace } from './azureml-workspace.js';
+
+/** A job token is renewed when it has less than this left: the plugin's `EXPIRATION_THRESHOLD_IN_SECONDS` (95 s). */
+export const AZUREML_JOB_TOKEN_REFRESH_MARGIN_MS = 95_000;
 
 /** The scope the plugin asks for (`cloud._get_default_scope()` of the public cloud). */
 export const AZUREML_TOKEN_SCOPE = 'https://management.azure.com/.default';
@@ -115,4 +122,71 @@ function credentialError(error: unknown): Error {
 
 function firstLine(text: string): string {
   return text.split('\n')[0]?.trim() ?? '';
+}
+
+/** Options of {@link azureMlJobTokenSource}. */
+export interface AzureMlJobTokenSourceOptions {
+  /** The job's token (`MLFLOW_TRACKING_TOKEN`). */
+  token: string;
+  workspace: AzureMlWorkspace;
+  /** `MLFLOW_RUN_ID` and `MLFLOW_EXPERIMENT_ID` / `_NAME` of the job. */
+  job: AzureMlJobRef;
+  /** The client the renewal goes through (called when it is needed: it is made after the source). */
+  http: () => HttpClient;
+  logger?: Logger;
+  /** Clock, for tests. @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * The token source of an Azure ML job, as the plugin keeps its job token alive: the job's
+ * `MLFLOW_TRACKING_TOKEN` while it has more than {@link AZUREML_JOB_TOKEN_REFRESH_MARGIN_MS} left
+ * (its JWT `exp`), then a renewed one from the run-history token route ({@link fetchJobToken}).
+ * A renewal that fails while the old token is still valid is tried again at the next request;
+ * once it has expired, the failure is the request's error. A token that is not a JWT with `exp`
+ * is used as it is.
+ *
+ * @example
+ * ```ts
+ * const source = azureMlJobTokenSource({ token, workspace, job: { runId, experimentId }, http: () => http });
+ * ```
+ */
+export function azureMlJobTokenSource(options: AzureMlJobTokenSourceOptions): () => Promise<string> {
+  const now = options.now ?? Date.now;
+  registerSecret(options.token);
+  let current = { token: options.token, expiresAt: jwtExpiry(options.token) };
+  let pending: Promise<string> | undefined;
+  const renew = async (): Promise<string> => {
+    try {
+      const token = await fetchJobToken(options.http(), options.workspace, options.job, current.token);
+      current = { token, expiresAt: jwtExpiry(token) };
+      return token;
+    } catch (error) {
+      if (current.expiresAt !== undefined && now() < current.expiresAt) {
+        options.logger?.warn('Renewing the Azure ML job token failed; the current one is used while it lasts.', { error: error instanceof Error ? error.message : String(error) });
+        return current.token;
+      }
+      throw error;
+    }
+  };
+  return async () => {
+    const { expiresAt } = current;
+    if (expiresAt === undefined || now() < expiresAt - AZUREML_JOB_TOKEN_REFRESH_MARGIN_MS) return current.token;
+    pending ??= renew().finally(() => {
+      pending = undefined;
+    });
+    return pending;
+  };
+}
+
+/** `exp` of a JWT, in ms, without checking the signature (as the plugin reads it); `undefined` when it has none. */
+function jwtExpiry(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
 }

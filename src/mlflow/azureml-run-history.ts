@@ -20,7 +20,7 @@
  */
 import { HttpStatusError } from '../core/errors.js';
 import type { ErrorResponse, HttpClient } from '../core/http.js';
-import { redact, registerSasSignature } from '../core/logger.js';
+import { redact, registerSasSignature, registerSecret } from '../core/logger.js';
 import type { AzureMlWorkspace } from './azureml-workspace.js';
 
 /** The run whose artifacts a client reads and writes. */
@@ -114,6 +114,39 @@ export class AzureMlRunHistoryClient {
       throw error;
     }
   }
+}
+
+/** The job whose token {@link fetchJobToken} renews: the run and its experiment (id preferred, as the plugin). */
+export interface AzureMlJobRef {
+  runId: string;
+  experimentId?: string;
+  experimentName?: string;
+}
+
+/**
+ * Renews a job's token as the plugin's `AzureMLTokenAuthentication` does: `GET .../experimentids/<id>/runs/<run id>/token`
+ * (or `.../experiments/<name>/runs/<run id>/token` without an id), authorised by the current
+ * token. Returns the new token (registered as a secret).
+ *
+ * @example
+ * ```ts
+ * const fresh = await fetchJobToken(http, workspace, { runId, experimentId: '0' }, currentToken);
+ * ```
+ */
+export async function fetchJobToken(http: HttpClient, workspace: AzureMlWorkspace, job: AzureMlJobRef, currentToken: string, signal?: AbortSignal): Promise<string> {
+  const experiment = job.experimentId !== undefined ? `experimentids/${urlSegment(job.experimentId)}` : `experiments/${urlSegment(job.experimentName ?? '')}`;
+  const url = `${workspace.historyBaseUrl}/${experiment}/runs/${urlSegment(job.runId)}/token`;
+  const { body } = await http.request({
+    method: 'GET',
+    url,
+    headers: { accept: 'application/json', authorization: `Bearer ${currentToken}` },
+    mapError: runHistoryErrorMapper('token'),
+    ...(signal ? { signal } : {}),
+  });
+  const { tokenResultSchema, parseMlflowResponse } = await import('./azureml-schemas.js');
+  const { token } = parseMlflowResponse(tokenResultSchema, body, { method: 'GET', url });
+  registerSecret(token);
+  return token;
 }
 
 /** Path segments as msrest's `Serializer.url` quotes them (`quote(value, safe='')`). */

@@ -37,5 +37,8 @@ export const artifactListSchema = z.object({
   nextLink: z.string().nullish(),
 });
 
+/** `TokenResult` of `GET .../runs/<id>/token` (the job token's refresh). */
+export const tokenResultSchema = z.object({ token: z.string().min(1), expiryTimeUtc: z.string().nullish() });
+
 // Answers are validated with the MLflow client's parser (an `InvalidResponseError` naming the fields).
 export { parseMlflowResponse } from './schemas.js';

@@ -17,7 +17,7 @@ import { HttpClient, type ErrorResponse, type HttpRequest } from '../core/http.j
 import { redact, redactingLogger, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { RETRYABLE_STATUSES, resolveRetryOptions, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
 import { VERSION } from '../version.js';
-import { azureMlTokenSource, type AzureTokenCredential } from './azureml-auth.js';
+import { azureMlJobTokenSource, azureMlTokenSource, type AzureTokenCredential } from './azureml-auth.js';
 import { parseAzureMlTrackingUri, type AzureMlWorkspace } from './azureml-workspace.js';
 import { defaultCredentialsPath, readMlflowCredentialsFile } from './credentials-file.js';
 
@@ -158,8 +158,20 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   const baseUrl = url.toString().replace(/\/+$/, '');
 
   const token = options.token ?? envString('MLFLOW_TRACKING_TOKEN', env);
-  // Azure ML outside a job: an Entra ID token, fetched on the first request and refreshed before it expires.
-  const tokenSource = azureml && token === undefined ? azureMlTokenSource({ credential: options.azureCredential }) : undefined;
+  // Azure ML: inside a job (the job sets the token, the run and its experiment) the job token,
+  // renewed before it expires as the plugin renews it; elsewhere an Entra ID token, fetched on
+  // the first request and refreshed before it expires.
+  const runId = envString('MLFLOW_RUN_ID', env);
+  const experimentId = envString('MLFLOW_EXPERIMENT_ID', env);
+  const experimentName = envString('MLFLOW_EXPERIMENT_NAME', env);
+  const inJob = azureml !== undefined && token !== undefined && runId !== undefined && (experimentId !== undefined || experimentName !== undefined);
+  let http: HttpClient | undefined;
+  const tokenSource =
+    azureml && token === undefined
+      ? azureMlTokenSource({ credential: options.azureCredential })
+      : azureml && inJob
+        ? azureMlJobTokenSource({ token: token!, workspace: azureml, job: { runId: runId!, experimentId, experimentName }, http: () => http!, logger })
+        : undefined;
   const credentialsPath = options.credentialsFile === false ? undefined : (options.credentialsFile ?? defaultCredentialsPath(env));
   const fromFile = credentialsPath ? readMlflowCredentialsFile(credentialsPath) : undefined;
   registerSecret(fromFile?.password);
@@ -176,9 +188,9 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   }
   assertReadable(caCertPath, 'MLFLOW_TRACKING_SERVER_CERT_PATH', 'caCertPath', 'a PEM CA bundle that signed the server certificate');
   assertReadable(clientCertPath, 'MLFLOW_TRACKING_CLIENT_CERT_PATH', 'clientCertPath', 'one PEM file with the client certificate and its private key');
-  const http = new HttpClient({
+  http = new HttpClient({
     retry,
-    auth: { token, username, password, tokenSource },
+    auth: { token: inJob ? undefined : token, username, password, tokenSource },
     tls: { insecure, caCertPath, clientCertPath },
     userAgent: `artifact-uploader/${VERSION}`,
     logger,

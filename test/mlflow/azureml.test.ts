@@ -9,7 +9,7 @@ import { ConfigError, HttpStatusError, MissingDependencyError, NetworkError } fr
 import { HttpClient } from '../../src/core/http.js';
 import { redact } from '../../src/core/logger.js';
 import { resolveRetryOptions } from '../../src/core/retry.js';
-import { AZUREML_TOKEN_SCOPE, azureMlTokenSource } from '../../src/mlflow/azureml-auth.js';
+import { AZUREML_TOKEN_SCOPE, azureMlJobTokenSource, azureMlTokenSource } from '../../src/mlflow/azureml-auth.js';
 import { AzureMlRunHistoryClient } from '../../src/mlflow/azureml-run-history.js';
 import { parseAzureMlTrackingUri, type AzureMlWorkspace } from '../../src/mlflow/azureml-workspace.js';
 import { parseAzureMlArtifactUri } from '../../src/stores/azureml-artifacts-store.js';
@@ -177,6 +177,54 @@ describe('run-history client', () => {
       expect((error as HttpStatusError).hint).toMatch(/AzureML Data Scientist/);
       expect(server.requests).toHaveLength(1);
       expect(await client.listArtifactPaths()).toEqual(['a', 'b', 'c/d']);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('job token renewal (azureMlJobTokenSource)', () => {
+  const jwt = (expSeconds: number) => `h.${Buffer.from(JSON.stringify({ exp: expSeconds })).toString('base64url')}.s`;
+  const workspaceAt = (origin: string): AzureMlWorkspace => ({
+    ...parseAzureMlTrackingUri('azureml://h/mlflow/v2.0/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws'),
+    historyBaseUrl: `${origin}/history/v1.0/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws`,
+  });
+
+  it('keeps the job token while it has more than 95 s left, then renews it by experiment name when there is no id', async () => {
+    let now = 1_000_000_000_000;
+    const fresh = jwt(now / 1000 + 86_400);
+    const server = await startTestServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ token: fresh, expiryTimeUtc: '2030-01-01T00:00:00Z' }));
+    });
+    try {
+      const old = jwt(now / 1000 + 600);
+      const http = new HttpClient({ retry: resolveRetryOptions({ maxRetries: 0 }, {}) });
+      const source = azureMlJobTokenSource({ token: old, workspace: workspaceAt(server.url), job: { runId: 'r1', experimentName: 'my exp' }, http: () => http, now: () => now });
+      expect(await source()).toBe(old);
+      now += 510_000; // 90 s left
+      expect(await source()).toBe(fresh);
+      expect(await source()).toBe(fresh);
+      expect(server.requests.map((r) => [r.url.replace(/^.*\/workspaces\/ws/, ''), r.headers.authorization])).toEqual([['/experiments/my%20exp/runs/r1/token', `Bearer ${old}`]]);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a failed renewal keeps the old token while it is valid, and is the error once it has expired', async () => {
+    let now = 1_000_000_000_000;
+    const server = await startTestServer((_req, res) => {
+      res.writeHead(403, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'Forbidden', message: 'no' } }));
+    });
+    try {
+      const old = jwt(now / 1000 + 60);
+      const http = new HttpClient({ retry: resolveRetryOptions({ maxRetries: 0 }, {}) });
+      const source = azureMlJobTokenSource({ token: old, workspace: workspaceAt(server.url), job: { runId: 'r1', experimentId: '7' }, http: () => http, now: () => now });
+      expect(await source()).toBe(old);
+      now += 61_000;
+      expect(await source().catch((e: unknown) => e)).toBeInstanceOf(HttpStatusError);
+      expect(server.requests[0]!.url).toMatch(/\/experimentids\/7\/runs\/r1\/token$/);
     } finally {
       await server.close();
     }

@@ -31,14 +31,14 @@ const MiB = 1024 * 1024;
 const PLUGIN_DRIVER = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'azureml_plugin.py');
 
 /** Runs the plugin driver with the plugin venv's python and the job environment of `run`. */
-function plugin(standin: AzureMlStandin, run: TestRun, args: string[], extraEnv: Record<string, string> = {}): Promise<unknown> {
+function plugin(standin: AzureMlStandin, run: TestRun, args: string[], token?: string): Promise<unknown> {
   return new Promise((resolve, reject) => {
     execFile(
       servers().azureMlPython,
       [PLUGIN_DRIVER, ...args],
       {
         // Only what the plugin needs: no cloud credentials, no proxy settings of the machine.
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PYTHONUNBUFFERED: '1', ...standin.pluginEnv(run), ...extraEnv },
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PYTHONUNBUFFERED: '1', ...standin.pluginEnv(run, token) },
         timeout: 120_000,
         maxBuffer: 16 * MiB,
       },
@@ -226,5 +226,32 @@ describeWithServers('Azure ML workspace (azureml://) through the stand-in, cross
     // One token for every request while it is fresh.
     expect(calls).toBe(1);
     if (connection.kind === 'rest') await connection.http.close();
+  });
+
+  it('inside a job, a token about to expire is renewed through the run-history token route, as the plugin renews it', async () => {
+    const run = await createRun();
+    // The plugin, given a job token with 60 s left, renews it through experimentids/<id>/runs/<id>/token before logging.
+    const local = join(dir, 'renew.txt');
+    await writeFile(local, 'renew me');
+    await plugin(standin, run, ['log-file', local, 'plugin'], standin.issueToken(60));
+    const pluginRenewals = standin.requests.filter((r) => r.route === 'token' && r.path.includes(run.runId));
+    expect(pluginRenewals.map((r) => r.path.replace(/^.*\/workspaces\/[^/]+/, ''))).toEqual([`/experimentids/${run.experimentId}/runs/${run.runId}/token`]);
+
+    // The library, in the same situation, renews it the same way and carries on with the new token.
+    const shortLived = standin.issueToken(60);
+    const renewedBefore = standin.renewedTokens.length;
+    const uploader = new ArtifactUploader({
+      stage: 'training',
+      env: { ...jobEnv(run), MLFLOW_TRACKING_TOKEN: shortLived, MLFLOW_EXPERIMENT_ID: run.experimentId, MLFLOW_EXPERIMENT_NAME: run.experimentName },
+    });
+    const result = await uploader.uploadFile(local, { artifactPath: 'library', verify: true });
+    expect(result.status).toBe('uploaded');
+    const ours = standin.requests.filter((r) => r.route === 'token' && r.path.includes(run.runId)).slice(1);
+    expect(ours.map((r) => [r.path.replace(/^.*\/workspaces\/[^/]+/, ''), r.authorization])).toEqual([[`/experimentids/${run.experimentId}/runs/${run.runId}/token`, `Bearer ${shortLived}`]]);
+    const renewed = standin.renewedTokens[renewedBefore];
+    const after = standin.requests.slice(standin.requests.indexOf(ours[0]!) + 1).filter((r) => r.route !== 'blob' && r.path.includes(run.runId));
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.every((r) => r.authorization === `Bearer ${renewed}`)).toBe(true);
+    expect(standin.artifactPaths(run.runId).sort()).toEqual(['library/renew.txt', 'plugin/renew.txt']);
   });
 });

@@ -10,6 +10,8 @@
  * - `/mlflow/v2.0/subscriptions/.../workspaces/<ws>/api/2.0/mlflow/...`: forwarded to a real
  *   `mlflow server`, with every run's `artifact_uri` answered as Azure ML does:
  *   `azureml://experiments/<experiment name>/runs/<run id>/artifacts`;
+ * - the job token's renewal, `GET .../experimentids/<id>/runs/<run id>/token` (and
+ *   `experiments/<name>/...`), answering a new token (`TokenResult`);
  * - the run-history artifact routes under
  *   `/history/v1.0/subscriptions/.../workspaces/<ws>/experiments/<name>/runs/<id>/` (and the
  *   `experimentids/<id>` variants): `POST artifacts/batch/metadata`, `GET artifacts` (paged:
@@ -68,6 +70,10 @@ export interface AzureMlStandin {
   caPath: string;
   /** A JWT (HS256, `exp` a day ahead) the stand-in accepts as the job token. */
   token: string;
+  /** A job token the stand-in accepts that expires in `ttlSeconds` (to make clients renew it). */
+  issueToken(ttlSeconds: number): string;
+  /** Tokens handed out by the token route (`GET .../runs/<id>/token`), in order. */
+  renewedTokens: string[];
   requests: StandinRequest[];
   /** Routes it does not implement that were called (each answered 500). Must stay empty. */
   unhandled: string[];
@@ -76,17 +82,17 @@ export interface AzureMlStandin {
   /** Registered artifact paths of a run, in registration order. */
   artifactPaths(runId: string): string[];
   /** The environment the plugin needs to talk to the stand-in as a job would. */
-  pluginEnv(run: { runId: string; experimentId: string; experimentName: string }): Record<string, string>;
+  pluginEnv(run: { runId: string; experimentId: string; experimentName: string }, token?: string): Record<string, string>;
   close(): Promise<void>;
 }
 
 const SCOPE = `/subscriptions/${STANDIN_SUBSCRIPTION}/resourceGroups/${STANDIN_RESOURCE_GROUP}/providers/Microsoft.MachineLearningServices/workspaces/${STANDIN_WORKSPACE}`;
 
-/** An HS256 JWT with `exp` a day ahead: the plugin decodes it (unverified) to read `exp`. */
-export function makeJobToken(secret = 'stand-in'): string {
+/** An HS256 JWT with `exp` `ttlSeconds` ahead (a day by default): the plugin decodes it (unverified) to read `exp`. */
+export function makeJobToken(ttlSeconds = 86_400, secret = 'stand-in'): string {
   const b64 = (value: object | Buffer) => (Buffer.isBuffer(value) ? value : Buffer.from(JSON.stringify(value))).toString('base64url');
   const head = b64({ alg: 'HS256', typ: 'JWT' });
-  const body = b64({ exp: Math.floor(Date.now() / 1000) + 86_400, sub: 'job', aud: 'https://management.azure.com' });
+  const body = b64({ exp: Math.floor(Date.now() / 1000) + ttlSeconds, sub: 'job', aud: 'https://management.azure.com', jti: randomUUID() });
   return `${head}.${body}.${b64(createHmac('sha256', secret).update(`${head}.${body}`).digest())}`;
 }
 
@@ -105,6 +111,8 @@ export async function startAzureMlStandin(options: AzureMlStandinOptions): Promi
   const blobHostSegment = `${options.azurite.account}.blob.core.windows.net`;
 
   const token = makeJobToken();
+  const validTokens = new Set([token]);
+  const renewedTokens: string[] = [];
   const requests: StandinRequest[] = [];
   const unhandled: string[] = [];
   const failures: string[] = [];
@@ -140,7 +148,8 @@ export async function startAzureMlStandin(options: AzureMlStandinOptions): Promi
     return Buffer.concat(chunks);
   };
   const authorized = (req: IncomingMessage, res: ServerResponse) => {
-    if (req.headers.authorization === `Bearer ${token}`) return true;
+    const presented = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (presented && validTokens.has(presented)) return true;
     json(res, 401, { error: { code: 'Unauthorized', message: 'The token is missing or not valid.' } });
     return false;
   };
@@ -204,6 +213,8 @@ export async function startAzureMlStandin(options: AzureMlStandinOptions): Promi
       req.pipe(upstream);
     });
 
+  const tokenRoute =
+    /^\/history\/v1\.0\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.MachineLearningServices\/workspaces\/([^/]+)\/(experiments|experimentids)\/([^/]+)\/runs\/([^/]+)\/token$/;
   const historyRoute =
     /^\/history\/v1\.0\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.MachineLearningServices\/workspaces\/([^/]+)\/(experiments|experimentids)\/([^/]+)\/runs\/([^/]+)\/artifacts(\/batch\/metadata|\/contentinfo)?$/;
   const mlflowRoute = /^\/mlflow\/v2\.0\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.MachineLearningServices\/workspaces\/([^/]+)\/api\/2\.0\/mlflow\/(.+)$/;
@@ -239,6 +250,15 @@ export async function startAzureMlStandin(options: AzureMlStandinOptions): Promi
       record('mlflow');
       if (!authorized(req, res)) return;
       return forwardToMlflow(req, res, mlflow[4]!, url.search);
+    }
+    const renew = tokenRoute.exec(path);
+    if (renew && sameWorkspace(renew) && method === 'GET') {
+      record('token');
+      if (!authorized(req, res)) return;
+      const fresh = makeJobToken();
+      validTokens.add(fresh);
+      renewedTokens.push(fresh);
+      return json(res, 200, { token: fresh, expiryTimeUtc: new Date(Date.now() + 86_400_000).toISOString() });
     }
     const history = historyRoute.exec(path);
     if (history && sameWorkspace(history)) {
@@ -306,13 +326,19 @@ export async function startAzureMlStandin(options: AzureMlStandinOptions): Promi
     trackingUri,
     caPath,
     token,
+    issueToken: (ttlSeconds) => {
+      const issued = makeJobToken(ttlSeconds);
+      validTokens.add(issued);
+      return issued;
+    },
+    renewedTokens,
     requests,
     unhandled,
     failures,
     artifactPaths: (runId) => [...(runs.get(runId)?.keys() ?? [])],
-    pluginEnv: (run) => ({
+    pluginEnv: (run, jobToken = token) => ({
       MLFLOW_TRACKING_URI: trackingUri,
-      MLFLOW_TRACKING_TOKEN: token,
+      MLFLOW_TRACKING_TOKEN: jobToken,
       MLFLOW_RUN_ID: run.runId,
       MLFLOW_EXPERIMENT_ID: run.experimentId,
       MLFLOW_EXPERIMENT_NAME: run.experimentName,
