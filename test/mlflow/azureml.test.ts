@@ -88,6 +88,8 @@ describe('Azure ML URIs', () => {
       workspace: 'ws-1',
       historyBaseUrl: `https://eastus.api.azureml.ms/history/v1.0${scope}`,
     });
+    // As jobs set it (mlflow/mlflow#7806): v1.0 and a trailing "?".
+    expect(parseAzureMlTrackingUri(`azureml://eastus2.api.azureml.ms/mlflow/v1.0${scope}?`).mlflowBaseUrl).toBe(`https://eastus2.api.azureml.ms/mlflow/v1.0${scope}`);
     expect(() => parseAzureMlTrackingUri('azureml://eastus.api.azureml.ms/mlflow/v2.0/registries/r')).toThrow(ConfigError);
   });
 
@@ -96,6 +98,8 @@ describe('Azure ML URIs', () => {
     expect(parseAzureMlArtifactUri('azureml://experiments/my%20exp/runs/run-1/artifacts/model/sub')).toEqual({ experiment: 'my exp', runId: 'run-1', rootPath: 'model/sub' });
     expect(parseAzureMlArtifactUri(`azureml://eastus.api.azureml.ms/mlflow/v2.0${scope}/experiments/train/runs/run-2/artifacts`)).toEqual({ experiment: 'train', runId: 'run-2', rootPath: '' });
     expect(parseAzureMlArtifactUri('azureml://experiments/train/runs/run-3')).toEqual({ experiment: 'train', runId: 'run-3', rootPath: '' });
+    // As reported for runs made outside a job (mlflow/mlflow#9495): the long form, an experiment id, a trailing slash.
+    expect(parseAzureMlArtifactUri(`azureml://eastus.api.azureml.ms/mlflow/v2.0${scope}/experiments/0c1d2e3f-aaaa/runs/run-4/artifacts/`)).toEqual({ experiment: '0c1d2e3f-aaaa', runId: 'run-4', rootPath: '' });
   });
 
   it('refuses registry, datastore and other Azure ML URIs with a hint', () => {
