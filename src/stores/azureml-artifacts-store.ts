@@ -222,8 +222,20 @@ class ContentUriBatcher {
     throwIfAborted(signal);
     return new Promise<string>((resolve, reject) => {
       // An aborted file stops waiting; the batch goes on for the others.
-      signal?.addEventListener('abort', () => reject(new AbortedError(undefined, { cause: signal.reason })), { once: true });
-      this.open.push({ path, resolve, reject });
+      const onAbort = () => reject(new AbortedError(undefined, { cause: signal?.reason }));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const settle = () => signal?.removeEventListener('abort', onAbort);
+      this.open.push({
+        path,
+        resolve: (uri) => {
+          settle();
+          resolve(uri);
+        },
+        reject: (error) => {
+          settle();
+          reject(error);
+        },
+      });
       if (this.open.length >= this.batchSize) this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
