@@ -20,6 +20,7 @@ import { AbortedError, InvalidArgumentError, type VerificationMismatch } from '.
 import type { Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { makeTempDir } from '../core/atomic-write.js';
+import { FILE_CHUNK_BYTES } from '../core/file-chunks.js';
 import { snapshotFile, sourceChange } from '../core/source-snapshot.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
 import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
@@ -55,16 +56,17 @@ export interface FileUploadOutcome {
 /** Options of {@link uploadPlannedFiles}. */
 export interface UploadPlannedFilesOptions {
   /**
-   * Files in flight at once. Memory grows with it only by one ~1 MiB stream buffer per file
-   * (times the part concurrency for multipart files; a file of at most 1 MiB is held whole).
+   * Files in flight at once. Memory grows with it only by two 2 MiB read buffers per file sent
+   * from disk (times the part concurrency for multipart files; a file of at most 1 MiB is held
+   * whole).
    * @default 8
    */
   concurrency?: number;
   /**
    * The most files in flight it may grow to while more in flight keeps paying off (a remote
    * link, where each file waits on the round trip); a 429 or 503 halves it and stops growth.
-   * Equal to `concurrency`: a fixed limit. Bytes held in buffers stay within 32 MiB however
-   * many are in flight (see `uploader/concurrency.ts`).
+   * Equal to `concurrency`: a fixed limit. Bytes held in buffers stay within 32 MiB (or
+   * `concurrency` files' worth, if more) however many are in flight (see `uploader/concurrency.ts`).
    * @default concurrency (fixed)
    */
   maxConcurrency?: number;
@@ -110,7 +112,10 @@ export async function uploadPlannedFiles(
   if (!Number.isInteger(max) || max < concurrency) {
     throw new InvalidArgumentError('maxConcurrency', `maxConcurrency must be an integer >= concurrency (${concurrency}), got ${String(max)}.`);
   }
-  const limit = new AdaptiveConcurrency({ initial: concurrency, max, memoryBudgetBytes: 32 * 1024 * 1024 });
+  // A file sent from disk holds two read buffers (core/file-chunks.ts); the chosen concurrency
+  // always fits the budget, growth beyond it only as far as 32 MiB of buffers allow.
+  const bufferBytes = 2 * FILE_CHUNK_BYTES;
+  const limit = new AdaptiveConcurrency({ initial: concurrency, max, bufferBytes, memoryBudgetBytes: Math.max(32 * 1024 * 1024, concurrency * bufferBytes) });
   const finish = (outcome: FileUploadOutcome): FileUploadOutcome => {
     options.onFileDone?.(outcome);
     return outcome;
@@ -146,9 +151,10 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
   }
   let attempts = 1;
   try {
-    const journal = await options.resume?.beginFile(file);
-    // What the file was before its first byte was read; checked again once it is sent.
+    // What the file was before its first byte was read; checked again once it is sent. The
+    // journal records the same identity (no second stat).
     const snapshot = await snapshotFile(file.localPath).catch(() => undefined);
+    const journal = await options.resume?.beginFile(file, snapshot ? { snapshot } : {});
     const result = await store.uploadFile(file.localPath, file.artifactPath, {
       ...(snapshot ? { snapshot } : {}),
       size: file.size,
@@ -251,6 +257,8 @@ export async function transferFiles(ctx: TransferContext, files: readonly Planne
       retries++;
     },
   });
+  // The files that finished are in the operation's log; a failed operation keeps it for its rerun.
+  await ctx.resume?.release();
   const uploaded = outcomes.filter((o) => o.status === 'uploaded');
   const failed = outcomes.filter((o) => o.status !== 'uploaded');
   const reused = uploaded.reduce((n, o) => n + (o.bytesReused ?? 0), 0);
