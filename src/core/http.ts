@@ -27,6 +27,12 @@ export interface HttpAuth {
   username?: string;
   /** Basic auth password. */
   password?: string;
+  /**
+   * A bearer token fetched before each request (and cached by the source): for tokens that
+   * expire during a long upload, such as Entra ID tokens. Used when `token` and Basic auth are
+   * not set. The source registers each token it returns as a secret.
+   */
+  tokenSource?: () => Promise<string>;
 }
 
 /** TLS settings, as MLflow reads them from `MLFLOW_TRACKING_INSECURE_TLS` / `..._SERVER_CERT_PATH` / `..._CLIENT_CERT_PATH`. */
@@ -141,6 +147,7 @@ export class HttpClient {
   private pool?: Promise<{ undici: typeof import('undici'); dispatcher: Dispatcher }>;
   private closed = false;
   private readonly authHeader?: string;
+  private readonly tokenSource?: () => Promise<string>;
   private readonly userAgent: string;
   private readonly logger: Logger;
   private readonly onRetryHook?: HttpClientOptions['onRetry'];
@@ -151,6 +158,7 @@ export class HttpClient {
     this.userAgent = options.userAgent ?? 'artifact-uploader';
     this.onRetryHook = options.onRetry;
     this.authHeader = authorizationHeader(options.auth);
+    if (!this.authHeader) this.tokenSource = options.auth?.tokenSource;
     this.agentOptions = {
       keepAliveTimeout: 30_000,
       connections: 32,
@@ -194,10 +202,14 @@ export class HttpClient {
     let redacted: string | undefined;
     const safeUrl = () => (redacted ??= redactUrl(req.url));
     if (req.signal?.aborted) throw new AbortedError(undefined, { cause: req.signal.reason });
+    // Fetched before the idle timer starts; a source that fails (no credential, sign-in
+    // refused) fails this attempt with its own typed error.
+    const bearer = req.withAuth !== false && this.tokenSource && !this.authHeader && !hasAuthorization(req.headers) ? `Bearer ${await this.tokenSource()}` : undefined;
     const idle = new IdleTimer(this.retry.timeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, idle.signal]) : idle.signal;
     const headers: Record<string, string> = { 'user-agent': this.userAgent, ...lowerCaseKeys(req.headers) };
     if (req.withAuth !== false && this.authHeader && !headers.authorization) headers.authorization = this.authHeader;
+    if (bearer) headers.authorization = bearer;
     const { body, length, streamed } = openBody(req.body, (loaded) => {
       idle.touch();
       req.onUploadProgress?.(loaded);
@@ -317,6 +329,10 @@ export function authorizationHeader(auth: HttpAuth | undefined): string | undefi
   }
   if (auth.token) return `Bearer ${auth.token}`;
   return undefined;
+}
+
+function hasAuthorization(headers: Record<string, string> | undefined): boolean {
+  return Object.keys(headers ?? {}).some((key) => key.toLowerCase() === 'authorization');
 }
 
 function defaultMapError(res: ErrorResponse): Error {

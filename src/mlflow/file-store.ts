@@ -66,9 +66,8 @@ import {
 
 const DEFAULT_EXPERIMENT_ID = '0';
 const TRASH = '.trash';
-/** Folder names MLflow keeps for itself at the root and inside experiments. */
+/** Folder names MLflow keeps for itself at the root (runs are found by id, so an experiment's own are never listed). */
 const ROOT_RESERVED = new Set(['models']);
-const EXPERIMENT_RESERVED = new Set(['tags', 'datasets', 'traces', 'models']);
 /** MLflow's run-name tag, kept in sync with `run_name` in `meta.yaml`. */
 const RUN_NAME_TAG = 'mlflow.runName';
 

@@ -12,7 +12,7 @@ import { redact, type Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
-import { joinArtifactPath } from '../mlflow/artifacts-api.js';
+import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import type { AzureStoreOptions } from './azure-config.js';
 import type { GcsStoreOptions } from './gcs-config.js';
 import type { S3StoreOptions } from './s3-config.js';
@@ -307,4 +307,22 @@ export function parseBucketUri(uri: string, scheme: string, what: string): { buc
     throw new InvalidArgumentError('artifactUri', `${redact(uri)} is not ${what} URI; expected ${scheme}://<bucket>/<path>.`);
   }
   return { bucket: match[1], rootKey: joinArtifactPath(match[2] ?? '') };
+}
+
+/**
+ * The key prefixes a listing of `artifactDir` needs in a store whose keys are
+ * `<rootPath>/<artifact path>`: `prefix` of the listed directory's keys and `rootPrefix` to strip
+ * from them (both `''` or ending in `/`). Checks `artifactDir` first.
+ *
+ * @example
+ * ```ts
+ * listingPrefixes('mlflow/1/r/artifacts', 'model'); // { prefix: 'mlflow/1/r/artifacts/model/', rootPrefix: 'mlflow/1/r/artifacts/' }
+ * ```
+ * @internal
+ */
+export function listingPrefixes(rootPath: string, artifactDir: string | undefined): { prefix: string; rootPrefix: string } {
+  const dir = artifactDir ? joinArtifactPath(artifactDir) : '';
+  if (dir) assertArtifactPath(dir);
+  const base = joinArtifactPath(rootPath, dir);
+  return { prefix: base ? `${base}/` : '', rootPrefix: rootPath ? `${rootPath}/` : '' };
 }

@@ -14,6 +14,7 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import { AbortedError, RequestTimeoutError } from '../core/errors.js';
 import { combineSignals } from '../core/abort.js';
 import { errorText, type Logger } from '../core/logger.js';
@@ -21,7 +22,9 @@ import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { OrderedSha256 } from './ordered-sha256.js';
-import { readSourceRange, type SourceFile } from './source-file.js';
+import { openSourceFile, readSourceRange, type SourceFile } from './source-file.js';
+import type { UploadFileOptions, UploadFileResult } from './artifact-store.js';
+import { effectiveBlockSize, type AzureTransferSettings } from './azure-config.js';
 
 /** The requests of a block blob upload, bound to one blob. Each gets a signal to honour. */
 export interface BlockBlobRequests {
@@ -135,6 +138,79 @@ async function upload(source: SourceFile, requests: BlockBlobRequests, options: 
   const sha256 = await hasher.digest(source);
   await run.request('PUT', (signal) => requests.commitBlockList(ids, signal));
   return { blocks: true, retries: run.retries, sha256 };
+}
+
+/** What {@link uploadFileAsBlockBlob} needs besides the file: one store's settings and ways. */
+export interface FileBlockBlobUpload {
+  /** The blob's requests, made inside the file's deadline (e.g. after asking a workspace for the blob's SAS URL). */
+  requests: (signal: AbortSignal | undefined) => Promise<BlockBlobRequests>;
+  settings: AzureTransferSettings;
+  retry: ResolvedRetryOptions;
+  /** The blob for messages, never a credential (`wasbs://c@a.../name`, `azureml://experiments/...`). */
+  where: string;
+  /** What to check when the per-file deadline passes, e.g. `the storage account`. */
+  slowPart: string;
+  logger: Logger;
+  /** Turns any other failure into the store's typed error. */
+  mapError: (error: unknown) => unknown;
+}
+
+/**
+ * One local file of a store's `uploadFile` as a block blob: opens the file, bounds it by
+ * `retry.totalTimeoutMs`, runs {@link uploadBlockBlob} with the store's settings and the caller's
+ * hooks, and turns the end into an `UploadFileResult` or the error that says why (deadline,
+ * abort, a source that changed, else `mapError`). Shared by the `wasbs://`/`abfss://` and
+ * `azureml://` stores.
+ *
+ * @example
+ * ```ts
+ * return uploadFileAsBlockBlob(localPath, size, options, { requests: async () => requests, settings, retry, where, slowPart: 'the storage account', logger, mapError });
+ * ```
+ */
+export async function uploadFileAsBlockBlob(localPath: string, size: number, options: UploadFileOptions, upload: FileBlockBlobUpload): Promise<UploadFileResult> {
+  const { settings, retry, where, logger } = upload;
+  const deadline = retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(retry.totalTimeoutMs) : undefined;
+  const signal = combineSignals(options.signal, deadline);
+  let file: FileHandle | undefined;
+  try {
+    const requests = await upload.requests(signal);
+    file = await openSourceFile(localPath);
+    const result = await uploadBlockBlob({ handle: file, path: localPath, size }, requests, {
+      blockSize: effectiveBlockSize(size, settings.blockSize),
+      maxSinglePutSize: settings.maxSinglePutSize,
+      concurrency: settings.concurrency,
+      retry,
+      requestTimeoutMs: settings.requestTimeoutMs,
+      ...(signal ? { signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      onRetry: (event) => {
+        logger.debug(`retrying Azure request for ${where}`, { attempt: event.attempt, error: errorText(event.error) });
+        options.onRetry?.(event);
+      },
+      describe: { url: where },
+      snapshot: options.snapshot,
+      logger,
+    });
+    options.onProgress?.(size);
+    // Every Put Blob and Put Block carried the Content-MD5 of its buffer, which Azure checks.
+    return { bytes: size, attempts: 1 + result.retries, multipart: result.blocks, sha256: result.sha256, verified: 'checksum' };
+  } catch (error) {
+    if (deadline?.aborted) {
+      throw new AbortedError(`Upload of ${where} did not finish within retry.totalTimeoutMs (${retry.totalTimeoutMs} ms); no blob was committed.`, {
+        hint: `Raise retry.totalTimeoutMs, or check why ${upload.slowPart} is slow.`,
+        cause: error,
+      });
+    }
+    if (options.signal?.aborted) {
+      throw new AbortedError(`Upload of ${where} was aborted; no blob was committed.`, { cause: options.signal.reason ?? error });
+    }
+    // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
+    const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+    if (changed) throw changed;
+    throw upload.mapError(error);
+  } finally {
+    await file?.close().catch(() => undefined);
+  }
 }
 
 /**

@@ -32,7 +32,6 @@ import {
   ArtifactUploaderError,
   ConfigError,
   HttpStatusError,
-  InvalidArgumentError,
   InvalidResponseError,
   LocalPathError,
   NetworkError,

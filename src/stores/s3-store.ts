@@ -34,7 +34,6 @@ import {
   ArtifactUploaderError,
   ConfigError,
   HttpStatusError,
-  InvalidArgumentError,
   InvalidResponseError,
   NetworkError,
   RequestTimeoutError,
