@@ -76,6 +76,7 @@ export type { StartRunOptions, EndRunOptions } from './run/start-run.js';
 // ── mlflow ──
 export { resolveMlflowConnection } from './mlflow/connection.js';
 export type { MlflowConnection, MlflowConnectionOptions } from './mlflow/connection.js';
+export type { AzureMlWorkspace } from './mlflow/azureml-workspace.js';
 export { createTrackingClient } from './mlflow/tracking-client.js';
 export type {
   TrackingClient,

@@ -32,6 +32,10 @@ export interface SideResult {
   cpuMs: Array<number | null>;
   /** Median of `cpuMs` over the rounds that have one. */
   medianCpuMs: number | null;
+  /** The servers' CPU time during each round, ms; null where it was not measured. */
+  serverCpuMs: Array<number | null>;
+  /** Median of `serverCpuMs` over the rounds that have one. */
+  medianServerCpuMs: number | null;
   /** Highest peak RSS over the rounds, MiB. */
   peakRssMiB: number | null;
   /** What the last round's child reported (API used, attempts, multipart...). */
@@ -55,7 +59,7 @@ const toMiB = (kib: number | undefined) => (kib === undefined ? null : Math.roun
 
 export async function compareSides(sides: readonly Side[], rounds: number, log: (line: string) => void): Promise<Record<string, SideResult>> {
   const out: Record<string, SideResult> = {};
-  for (const side of sides) out[side.key] = { label: side.label, ms: [], medianMs: 0, rssMiB: [], peakRssMiB: null, cpuMs: [], medianCpuMs: null, details: {} };
+  for (const side of sides) out[side.key] = { label: side.label, ms: [], medianMs: 0, rssMiB: [], peakRssMiB: null, cpuMs: [], medianCpuMs: null, serverCpuMs: [], medianServerCpuMs: null, details: {} };
   for (let round = 0; round < rounds; round++) {
     // Rotate, so each side goes first (right after the previous round's writes) equally often.
     const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
@@ -67,6 +71,7 @@ export async function compareSides(sides: readonly Side[], rounds: number, log: 
       result.ms.push(m.ms);
       result.rssMiB.push(toMiB(m.maxRssKiB));
       result.cpuMs.push(m.cpuMs ?? null);
+      result.serverCpuMs.push(m.serverCpuMs ?? null);
       result.details = m.details;
       log(`  round ${round + 1}/${rounds} ${side.key.padEnd(7)} ${(m.ms / 1000).toFixed(2).padStart(7)} s  rss ${toMiB(m.maxRssKiB) ?? '?'} MiB`);
     }
@@ -77,6 +82,8 @@ export async function compareSides(sides: readonly Side[], rounds: number, log: 
     result.peakRssMiB = rss.length > 0 ? Math.max(...rss) : null;
     const cpu = result.cpuMs.filter((v): v is number => v !== null);
     result.medianCpuMs = cpu.length > 0 ? median(cpu) : null;
+    const serverCpu = result.serverCpuMs.filter((v): v is number => v !== null);
+    result.medianServerCpuMs = serverCpu.length > 0 ? median(serverCpu) : null;
   }
   return out;
 }

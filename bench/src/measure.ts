@@ -22,6 +22,8 @@ export interface Measurement {
    * (`cpuMs`, imports excluded, like `ms`), else of the whole process (GNU time's %U + %S).
    */
   cpuMs?: number;
+  /** CPU time (user + system) the server(s) of the scenario spent meanwhile, ms (`server-cpu.ts`). */
+  serverCpuMs?: number;
   /** Whatever else the child reported (api used, attempts, bytes...). */
   details: Record<string, unknown>;
 }

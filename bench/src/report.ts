@@ -76,7 +76,11 @@ export function renderDetails(results: BenchResults): string {
     const parts = Object.entries(s.sides).map(([key, side]) => {
       const mibs = s.bytes && key !== 'upload' && key !== 'archive' ? `, ${((s.bytes / 1048576) / (side.medianMs / 1000)).toFixed(0)} MiB/s` : '';
       const cpu = side.medianCpuMs === null || side.medianCpuMs === undefined ? '' : `; CPU ${secs(side.medianCpuMs)}${s.bytes ? ` (${(side.medianCpuMs / 1000 / (s.bytes / 2 ** 30)).toFixed(2)} s/GiB)` : ''}`;
-      return `${key} = ${side.label}: ${side.ms.map(secs).join(', ')} (median ${secs(side.medianMs)}${mibs}${cpu}; peak RSS ${side.peakRssMiB ?? 'n/a'} MiB)`;
+      const server =
+        side.medianServerCpuMs === null || side.medianServerCpuMs === undefined
+          ? ''
+          : `; server CPU ${secs(side.medianServerCpuMs)}${s.bytes ? ` (${(side.medianServerCpuMs / 1000 / (s.bytes / 2 ** 30)).toFixed(2)} s/GiB)` : ''}`;
+      return `${key} = ${side.label}: ${side.ms.map(secs).join(', ')} (median ${secs(side.medianMs)}${mibs}${cpu}${server}; peak RSS ${side.peakRssMiB ?? 'n/a'} MiB)`;
     });
     out.push(`- **${s.name}** (${s.server}): ${parts.join('; ')}${s.notes.length ? `. Note: ${s.notes.join('; ')}` : ''}`);
   }

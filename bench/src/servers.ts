@@ -20,13 +20,18 @@ export interface MlflowServer {
   artifactsDir?: string;
   /** Env both sides need to reach the bucket (s3 servers only). */
   env: Record<string, string>;
+  /**
+   * Process groups whose CPU counts as this server's (`server-cpu.ts`): its own, and moto's for
+   * a server whose artifacts go to moto.
+   */
+  cpuGroups: number[];
 }
 
 export interface BenchServers {
   python: string;
   /** Where the servers write their logs. */
   logDir: string;
-  moto?: { endpoint: string };
+  moto?: { endpoint: string; cpuGroups: number[] };
   plain?: MlflowServer;
   s3?: MlflowServer;
   direct?: MlflowServer;
@@ -73,7 +78,7 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
       const moto = startProcess(venvBin('moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { logDir, name: 'moto' });
       processes.push(moto);
       const endpoint = `http://127.0.0.1:${port}`;
-      servers.moto = { endpoint };
+      servers.moto = { endpoint, cpuGroups: [moto.child.pid!] };
       s3Env = { ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: endpoint };
       motoReady = waitForHttp(`${endpoint}/moto-api/`, moto, 60_000).then(() => createBucket(endpoint));
     }
@@ -96,7 +101,9 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
       processes.push(proc);
       const url = `http://127.0.0.1:${port}`;
       waits.push(waitForHttp(`${url}/health`, proc, 180_000));
-      return { url, env };
+      // Every server leads its own process group (startProcess spawns it detached).
+      const cpuGroups = [proc.child.pid!, ...(env.MLFLOW_S3_ENDPOINT_URL && servers.moto ? servers.moto.cpuGroups : [])];
+      return { url, env, cpuGroups };
     };
     if (wanted.has('plain')) {
       const artifactsDir = join(root, 'plain', 'artifacts');
@@ -176,6 +183,8 @@ export function removeRunArtifacts(server: MlflowServer, runId: string): void {
 export interface FakeHubProcess {
   url: string;
   token: string;
+  /** Its pid, for its CPU time (`server-cpu.ts`). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -194,6 +203,7 @@ export async function startFakeHubProcess(script: string): Promise<FakeHubProces
   return {
     url,
     token,
+    pid: child.pid!,
     stop: () =>
       new Promise<void>((resolve) => {
         if (child.exitCode !== null) return resolve();

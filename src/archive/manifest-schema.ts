@@ -41,6 +41,9 @@ export const checkpointManifestSchema = z.looseObject({
       verifiedAt: z.string(),
       checks: z.array(z.enum(['size', 'sha256'])),
       location: z.string().optional(),
+      sha256: sha256Schema.optional(),
+      storeVerified: z.enum(['checksum', 'size']).optional(),
+      checksum: z.string().optional(),
       mismatches: z
         .array(
           z.looseObject({

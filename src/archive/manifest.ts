@@ -62,6 +62,15 @@ export type ManifestVerification =
       checks: Array<'size' | 'sha256'>;
       /** Where the checked copy lives (artifact URI or path), when known. */
       location?: string;
+      /**
+       * sha256 (hex) of the archive bytes that were uploaded, hashed as they were read for
+       * sending; equal to `archive.sha256` when `status` is `verified` (`checks` has `sha256`).
+       */
+      sha256?: string;
+      /** How the store checked the uploaded archive (see `UploadedFile.verified`). */
+      storeVerified?: 'checksum' | 'size';
+      /** The checksum the store checked, when it names one (see `UploadedFile.checksum`). */
+      checksum?: string;
       /** For `failed`: what did not match. */
       mismatches?: ManifestVerificationMismatch[];
       /** For `failed`: the error message, when the check itself failed. */

@@ -123,6 +123,32 @@ export class LocalPathError extends ArtifactUploaderError {
   }
 }
 
+/**
+ * Maps an fs error about `localPath` to a {@link LocalPathError}; passes others through.
+ *
+ * @example
+ * ```ts
+ * try { await readFile(p); } catch (e) { throw toLocalPathError(e, p); }
+ * ```
+ */
+export function toLocalPathError(error: unknown, localPath: string): unknown {
+  if (error instanceof LocalPathError) return error;
+  const code = (error as { code?: unknown }).code;
+  if (code === 'ENOENT') {
+    return new LocalPathError('PATH_NOT_FOUND', localPath, `${localPath} does not exist.`, {
+      hint: 'Check the path (relative paths are resolved against the working directory).',
+      cause: error,
+    });
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new LocalPathError('PATH_UNREADABLE', localPath, `${localPath} cannot be read (${code}).`, {
+      hint: 'Fix its permissions (chmod u+r) or exclude it.',
+      cause: error,
+    });
+  }
+  return error;
+}
+
 /** The `errno` codes of a full file system (`ENOSPC`) or an exhausted quota (`EDQUOT`). */
 const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);
 

@@ -2,17 +2,16 @@
  * A `Blob` over a range of a local file that is read lazily and fast: `stream()` yields 1 MiB
  * chunks straight from `fs` (the `FileBlob` of `@huggingface/hub` yields 64 KiB web-stream
  * chunks), small files are read once and kept, and {@link HttpClient.fetch} sends a
- * `LocalFileBlob` body as a file stream with `Content-Length` instead of going through
- * `fetch`'s Blob machinery.
+ * `LocalFileBlob` body from the file ({@link LocalFileBlob.chunks}) with `Content-Length` instead
+ * of going through `fetch`'s Blob machinery.
  *
  * @module
  */
-import { createReadStream } from 'node:fs';
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { Readable } from 'node:stream';
+import { readFileChunks } from './file-chunks.js';
 import { readFully } from './read-fully.js';
 
-/** Read size of {@link LocalFileBlob.stream} and of file bodies sent by the HTTP client. */
+/** Read size of {@link LocalFileBlob.stream} (hashing by the Hub client). */
 export const FILE_READ_CHUNK = 1024 * 1024;
 /** Whole files up to this size are read once and kept in memory (model cards, configs, JSON). */
 const CACHE_MAX_BYTES = 256 * 1024;
@@ -104,7 +103,8 @@ export class LocalFileBlob extends Blob {
               return;
             }
             handle ??= await open(path, 'r');
-            const chunk = new Uint8Array(length);
+            // Not zero-filled: every byte is read into it before it is handed on.
+            const chunk = Buffer.allocUnsafeSlow(length) as Uint8Array<ArrayBuffer>;
             const reader = handle;
             const done = await readFully((b, o, l, p) => reader.read(b, o, l, p), chunk, 0, length, position);
             if (done < length) throw new Error(`${path} ended after ${position + done} bytes; it changed while being read.`);
@@ -121,10 +121,12 @@ export class LocalFileBlob extends Blob {
     );
   }
 
-  /** The range as a Node stream of 1 MiB chunks (an empty range gives an empty stream). */
-  nodeStream(): Readable {
-    if (this.size === 0) return Readable.from([]);
-    return createReadStream(this.path, { start: this.start, end: this.end - 1, highWaterMark: FILE_READ_CHUNK });
+  /**
+   * The range as the chunks of a request body (see {@link readFileChunks}: each chunk is only
+   * valid until the next one is asked for); an empty range yields nothing.
+   */
+  chunks(): AsyncGenerator<Buffer, void, undefined> {
+    return readFileChunks(this.path, this.start, this.size);
   }
 }
 

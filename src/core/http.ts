@@ -2,16 +2,18 @@
  * The one HTTP wrapper of the library, over undici: auth headers, TLS settings, an idle
  * timeout that covers connecting, sending and receiving, `AbortSignal`, redaction of every URL
  * and body that ends up in an error, and bodies that can be re-sent on retry without reading a
- * file into memory (a file body is re-opened for each attempt). Every PUT with a body carries
- * `Content-Length` and is never chunked.
+ * file into memory (a file body is re-opened for each attempt and read in chunks into two
+ * reused buffers, `core/file-chunks.ts`). Every PUT with a body carries `Content-Length` and is
+ * never chunked.
  *
  * @module
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { LocalFileBlob } from './file-blob.js';
+import { readFileChunks } from './file-chunks.js';
 import { sourceChange, type FileSnapshot } from './source-snapshot.js';
 import { AbortedError, ArtifactUploaderError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
@@ -25,6 +27,12 @@ export interface HttpAuth {
   username?: string;
   /** Basic auth password. */
   password?: string;
+  /**
+   * A bearer token fetched before each request (and cached by the source): for tokens that
+   * expire during a long upload, such as Entra ID tokens. Used when `token` and Basic auth are
+   * not set. The source registers each token it returns as a secret.
+   */
+  tokenSource?: () => Promise<string>;
 }
 
 /** TLS settings, as MLflow reads them from `MLFLOW_TRACKING_INSECURE_TLS` / `..._SERVER_CERT_PATH` / `..._CLIENT_CERT_PATH`. */
@@ -57,6 +65,12 @@ export type RequestBody =
       snapshot?: FileSnapshot;
       /** Receives the sha256 (hex) of the bytes sent, computed as they are read, per attempt. */
       digest?: { sha256?: string };
+      /**
+       * Sees each chunk read from the file, with its position in the file (e.g. to hash a file
+       * sent in parts, in order). The chunk is a view of a reused read buffer, valid only during
+       * the call: copy it to keep it.
+       */
+      onRead?: (chunk: Buffer, position: number) => void;
     };
 
 /** One HTTP request. */
@@ -114,7 +128,6 @@ export interface HttpClientOptions {
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
-const FILE_CHUNK = 1024 * 1024;
 
 /**
  * A small HTTP client: {@link HttpClient.request} sends with retries, {@link HttpClient.send}
@@ -134,6 +147,7 @@ export class HttpClient {
   private pool?: Promise<{ undici: typeof import('undici'); dispatcher: Dispatcher }>;
   private closed = false;
   private readonly authHeader?: string;
+  private readonly tokenSource?: () => Promise<string>;
   private readonly userAgent: string;
   private readonly logger: Logger;
   private readonly onRetryHook?: HttpClientOptions['onRetry'];
@@ -144,6 +158,7 @@ export class HttpClient {
     this.userAgent = options.userAgent ?? 'artifact-uploader';
     this.onRetryHook = options.onRetry;
     this.authHeader = authorizationHeader(options.auth);
+    if (!this.authHeader) this.tokenSource = options.auth?.tokenSource;
     this.agentOptions = {
       keepAliveTimeout: 30_000,
       connections: 32,
@@ -187,11 +202,15 @@ export class HttpClient {
     let redacted: string | undefined;
     const safeUrl = () => (redacted ??= redactUrl(req.url));
     if (req.signal?.aborted) throw new AbortedError(undefined, { cause: req.signal.reason });
+    // Fetched before the idle timer starts; a source that fails (no credential, sign-in
+    // refused) fails this attempt with its own typed error.
+    const bearer = req.withAuth !== false && this.tokenSource && !this.authHeader && !hasAuthorization(req.headers) ? `Bearer ${await this.tokenSource()}` : undefined;
     const idle = new IdleTimer(this.retry.timeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, idle.signal]) : idle.signal;
     const headers: Record<string, string> = { 'user-agent': this.userAgent, ...lowerCaseKeys(req.headers) };
     if (req.withAuth !== false && this.authHeader && !headers.authorization) headers.authorization = this.authHeader;
-    const { body, length } = openBody(req.body, (loaded) => {
+    if (bearer) headers.authorization = bearer;
+    const { body, length, streamed } = openBody(req.body, (loaded) => {
       idle.touch();
       req.onUploadProgress?.(loaded);
     });
@@ -203,20 +222,21 @@ export class HttpClient {
       response = await undici.request(req.url, {
         method: req.method,
         headers,
-        body,
+        body: undiciBody(body),
         signal,
         dispatcher,
       });
     } catch (error) {
       idle.stop();
-      if (body instanceof Readable) body.destroy();
+      // undici closes a body it started reading; one it never started holds no file yet.
+      if (streamed) void (body as AsyncGenerator<Buffer>).return(undefined).catch(() => undefined);
       const file = typeof req.body === 'object' && !(req.body instanceof Uint8Array) ? req.body : undefined;
       const changed = file?.snapshot ? await sourceChange(file.path, file.snapshot) : undefined;
       if (changed) throw changed;
       throw this.translate(error, req, safeUrl(), idle);
     }
     // An in-memory body is handed over whole: once the server answers, all of it was sent.
-    if (length !== undefined && length > 0 && !(body instanceof Readable)) req.onUploadProgress?.(length);
+    if (length !== undefined && length > 0 && !streamed) req.onUploadProgress?.(length);
 
     try {
       const responseHeaders = flattenHeaders(response.headers);
@@ -258,7 +278,7 @@ export class HttpClient {
   /**
    * A `fetch` that goes through this client's connection pool and TLS settings (no retries:
    * for libraries such as `@huggingface/hub` that take a `fetch` option). A {@link LocalFileBlob}
-   * body is streamed from the file in 1 MiB chunks with `Content-Length` (`undici.request`),
+   * body is streamed from the file in chunks with `Content-Length` (`undici.request`),
    * which is several times cheaper than `fetch` reading a `Blob` through web streams.
    */
   get fetch(): typeof fetch {
@@ -311,6 +331,10 @@ export function authorizationHeader(auth: HttpAuth | undefined): string | undefi
   return undefined;
 }
 
+function hasAuthorization(headers: Record<string, string> | undefined): boolean {
+  return Object.keys(headers ?? {}).some((key) => key.toLowerCase() === 'authorization');
+}
+
 function defaultMapError(res: ErrorResponse): Error {
   return new HttpStatusError(res.status, `${res.method} ${res.url} answered ${res.status}: ${redact(res.bodyText.slice(0, 300)).trim() || '(empty body)'}`, {
     method: res.method,
@@ -343,31 +367,49 @@ function parseJson(buffer: Buffer, method: string, url: string): unknown {
   }
 }
 
-function openBody(body: RequestBody | undefined, onProgress: (loaded: number) => void): { body?: string | Uint8Array | Readable; length?: number } {
+/** A request body as undici takes it; `streamed` when it is read from a file as it is sent. */
+interface OpenedBody {
+  body?: string | Uint8Array | AsyncGenerator<Buffer, void, undefined>;
+  length?: number;
+  streamed?: boolean;
+}
+
+function openBody(body: RequestBody | undefined, onProgress: (loaded: number) => void): OpenedBody {
   if (body === undefined) return {};
   if (typeof body === 'string') {
     const bytes = Buffer.from(body, 'utf8');
     return { body: bytes, length: bytes.length };
   }
   if (body instanceof Uint8Array) return { body, length: body.byteLength };
-  const start = body.start ?? 0;
   if (body.length === 0) return { body: Buffer.alloc(0), length: 0 };
   let loaded = 0;
-  const source = createReadStream(body.path, { start, end: start + body.length - 1, highWaterMark: FILE_CHUNK });
   // Hashed in the same pass as it is sent (a retry starts a new hash).
   const hash = body.digest ? createHash('sha256') : undefined;
-  const digest = body.digest;
+  const { digest } = body;
   if (digest) delete digest.sha256;
-  // Counted as undici takes each chunk, without a stream in between: the listener sees every
-  // chunk undici sees. `pause()` keeps it from flowing before undici listens (it resumes it).
-  source.on('data', (chunk: string | Buffer) => {
-    loaded += chunk.length;
-    hash?.update(chunk);
-    onProgress(loaded);
+  const { onRead } = body;
+  const start = body.start ?? 0;
+  // An async iterable, not a stream: undici asks for the next chunk only once the last one has
+  // left the socket, which is what lets the chunks reuse two buffers (see core/file-chunks.ts).
+  // So `onRead` sees a borrowed view, valid only during the call: whoever keeps it must copy it.
+  const chunks = readFileChunks(body.path, start, body.length, {
+    onChunk: (chunk) => {
+      onRead?.(chunk, start + loaded);
+      loaded += chunk.length;
+      hash?.update(chunk);
+      if (hash && digest && loaded === body.length) digest.sha256 = hash.digest('hex');
+      onProgress(loaded);
+    },
   });
-  if (hash && digest) source.once('end', () => (digest.sha256 = loaded === body.length ? hash.digest('hex') : undefined));
-  source.pause();
-  return { body: source, length: body.length };
+  return { body: chunks, length: body.length, streamed: true };
+}
+
+/**
+ * undici sends an async iterable body (its docs list `AsyncIterable` for `body`), but its types
+ * list streams only: the one cast of a body, here.
+ */
+function undiciBody(body: OpenedBody['body']): Dispatcher.RequestOptions['body'] {
+  return body as unknown as Dispatcher.RequestOptions['body'];
 }
 
 async function readAll(stream: Readable, idle: IdleTimer): Promise<Buffer> {
@@ -438,7 +480,7 @@ function clientCertificate(path: string): { cert: Buffer; key: Buffer } {
 
 /**
  * Sends a file-backed body the way `fetch` would (same errors: `TypeError: fetch failed` with
- * the cause, `AbortError` on abort) but as a file stream through `undici.request`, and answers
+ * the cause, `AbortError` on abort) but read from the file as it is sent, through `undici.request`, and answers
  * with a standard `Response`.
  */
 async function sendFileBlob(undici: typeof import('undici'), url: string, init: RequestInit, blob: LocalFileBlob, dispatcher: Dispatcher): Promise<Response> {
@@ -449,12 +491,12 @@ async function sendFileBlob(undici: typeof import('undici'), url: string, init: 
     headers[key] = value;
   });
   headers['content-length'] = String(blob.size);
-  const body = blob.nodeStream();
+  const body = blob.chunks();
   try {
     const response = await undici.request(url, {
       method: (init.method ?? 'PUT') as Dispatcher.HttpMethod,
       headers,
-      body,
+      body: undiciBody(body),
       signal,
       dispatcher,
     });
@@ -469,7 +511,7 @@ async function sendFileBlob(undici: typeof import('undici'), url: string, init: 
     Object.defineProperty(result, 'url', { value: url });
     return result;
   } catch (error) {
-    body.destroy();
+    void body.return(undefined).catch(() => undefined);
     if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new DOMException('This operation was aborted', 'AbortError');
     throw new TypeError('fetch failed', { cause: error });
   }

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { z } from 'zod';
 import { processAlive, removeStaleTempFiles, writeFileAtomic } from './atomic-write.js';
 import { AbortedError, LocalPathError } from './errors.js';

@@ -101,6 +101,26 @@ export function registerSecret(value: string | undefined): void {
   if (value && value.length >= 4) registeredSecrets.add(value);
 }
 
+/**
+ * Registers the signature of an Azure SAS (a token `sv=...&sig=...`, or a URL carrying one), as
+ * sent (percent-encoded) and decoded, so it is masked even outside a URL.
+ *
+ * @example
+ * ```ts
+ * registerSasSignature('https://acct.blob.core.windows.net/c/b?sv=2021-12-02&sig=abc%2Bdef');
+ * ```
+ */
+export function registerSasSignature(sas: string): void {
+  const sig = /(?:^|[?&])sig=([^&#]+)/.exec(sas)?.[1];
+  if (!sig) return;
+  registerSecret(sig);
+  try {
+    registerSecret(decodeURIComponent(sig));
+  } catch {
+    // Not valid percent-encoding: the raw value is masked already.
+  }
+}
+
 const MASK = '***';
 
 /**

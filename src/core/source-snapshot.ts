@@ -5,6 +5,10 @@
  * of the file, and the upload fails with a {@link SourceChangedError} at once: retrying cannot
  * help while something is still writing the file.
  *
+ * A snapshot is one `stat` with exact (bigint) times and numbers, so the same call also gives
+ * the identity the resume journal records for the file (`exact`): the upload step stats a file
+ * once before it is sent and once after, and nothing else of the pipeline stats it again.
+ *
  * @module
  */
 import { stat } from 'node:fs/promises';
@@ -18,6 +22,12 @@ export interface FileSnapshot {
   mtimeMs: number;
   /** Inode number: a file replaced by rename has another. */
   ino: number;
+  /**
+   * The same, exact: mtime in ns since the epoch, inode and device, as decimal strings (inode
+   * numbers can exceed 2^53). Compared instead of `mtimeMs` and `ino` when both snapshots have
+   * it; the resume journal records it. Set by {@link snapshotFile}.
+   */
+  exact?: { mtimeNs: string; ino: string; dev: string };
 }
 
 /**
@@ -29,8 +39,21 @@ export interface FileSnapshot {
  * ```
  */
 export async function snapshotFile(path: string): Promise<FileSnapshot> {
-  const info = await stat(path);
-  return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+  const info = await stat(path, { bigint: true });
+  return {
+    size: Number(info.size),
+    // As a plain stat computes it (seconds * 1e3 + nanoseconds / 1e6), to the last bit.
+    mtimeMs: Number(info.mtimeNs / 1_000_000_000n) * 1e3 + Number(info.mtimeNs % 1_000_000_000n) / 1e6,
+    ino: Number(info.ino),
+    exact: { mtimeNs: info.mtimeNs.toString(), ino: info.ino.toString(), dev: info.dev.toString() },
+  };
+}
+
+/** True when two snapshots are of the same version of a file. */
+function sameVersion(a: FileSnapshot, b: FileSnapshot): boolean {
+  if (a.size !== b.size) return false;
+  if (a.exact && b.exact) return a.exact.mtimeNs === b.exact.mtimeNs && a.exact.ino === b.exact.ino && a.exact.dev === b.exact.dev;
+  return a.mtimeMs === b.mtimeMs && a.ino === b.ino;
 }
 
 /**
@@ -45,6 +68,6 @@ export async function snapshotFile(path: string): Promise<FileSnapshot> {
  */
 export async function sourceChange(path: string, before: FileSnapshot): Promise<SourceChangedError | undefined> {
   const now = await snapshotFile(path).catch(() => undefined);
-  if (now && now.size === before.size && now.mtimeMs === before.mtimeMs && now.ino === before.ino) return undefined;
+  if (now && sameVersion(now, before)) return undefined;
   return new SourceChangedError(path, before, now);
 }

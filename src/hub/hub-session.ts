@@ -54,17 +54,22 @@ export function hubStatusOf(error: unknown): number | undefined {
 /** The Hub calls of one publish. */
 export class HubSession {
   private readonly errorCodes = new Map<string, string>();
+  /** What the running commit attempt told the Hub about its LFS files (see {@link commitOnce}). */
+  private lfsSeen?: LfsObservation;
   /** A fetch that remembers `X-Error-Code` of failed answers (the Hub client drops headers). */
   readonly fetch: typeof fetch;
 
   constructor(private readonly options: HubSessionOptions) {
     const inner = options.fetch;
     this.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-      const response = await inner(input, init);
       const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      const seen = this.lfsSeen;
+      if (seen && init?.method === 'POST' && typeof init.body === 'string' && /\/info\/lfs\/objects\/batch$/.test(new URL(url).pathname)) observeLfsBatch(seen, init.body);
+      const response = await inner(input, init);
       options.logger.debug(`hub ${init?.method ?? 'GET'} ${redactUrl(url)} -> ${response.status}`);
       const code = response.headers.get('x-error-code');
       if (!response.ok && code) this.errorCodes.set(response.url || url, code);
+      if (seen && response.ok && /\/preupload\//.test(new URL(url).pathname)) await observePreupload(seen, response);
       return response;
     }) as typeof fetch;
   }
@@ -157,7 +162,9 @@ export class HubSession {
     signal?: AbortSignal;
     onEvent?: (event: CommitProgressEvent) => void;
     onCommitRequest?: () => void;
-  }): Promise<{ oid: string; url: string }> {
+  }): Promise<{ oid: string; url: string; lfsOids: Map<string, string> }> {
+    const seen: LfsObservation = { lfsPaths: new Set(), objects: [] };
+    this.lfsSeen = seen;
     const iterator = commitIter({
       repo: { type: 'model', name: params.repoId },
       title: params.title,
@@ -176,9 +183,10 @@ export class HubSession {
       params.onEvent?.(next.value);
       next = await iterator.next();
     }
+    this.lfsSeen = undefined;
     const output = next.value;
     if (!output?.commit?.oid) throw new InvalidResponseError(`The Hub answered the commit to ${params.repoId} without a commit oid.`);
-    return { oid: output.commit.oid, url: output.commit.url };
+    return { oid: output.commit.oid, url: output.commit.url, lfsOids: lfsOidsByPath(seen, params.operations) };
   }
 
   /** Maps any failure of a Hub call to a {@link HubError} with a hint (aborts stay {@link AbortedError}). */
@@ -222,4 +230,49 @@ function hintFor(status: number | undefined, code: string | undefined, hubUrl: s
     default:
       return status !== undefined && status >= 500 ? 'The Hub had trouble; retries were exhausted. Publish again later: nothing is committed twice.' : undefined;
   }
+}
+
+/**
+ * What one commit attempt told the Hub about its LFS files: which paths the preupload call
+ * put on LFS, and the `{ oid, size }` objects of the LFS batch calls, in the order sent.
+ */
+interface LfsObservation {
+  lfsPaths: Set<string>;
+  objects: Array<{ oid: string; size: number }>;
+}
+
+function observeLfsBatch(seen: LfsObservation, body: string): void {
+  try {
+    const parsed = JSON.parse(body) as { operation?: string; objects?: Array<{ oid?: unknown; size?: unknown }> };
+    if (parsed.operation !== 'upload') return;
+    for (const object of parsed.objects ?? []) seen.objects.push({ oid: String(object.oid), size: Number(object.size) });
+  } catch {
+    // Not ours to judge: the Hub answers a malformed call itself.
+  }
+}
+
+async function observePreupload(seen: LfsObservation, response: Response): Promise<void> {
+  const body = (await response
+    .clone()
+    .json()
+    .catch(() => undefined)) as { files?: Array<{ path?: string; uploadMode?: string }> } | undefined;
+  for (const file of body?.files ?? []) if (file.uploadMode === 'lfs' && file.path) seen.lfsPaths.add(file.path);
+}
+
+/**
+ * The sha256 oid `@huggingface/hub` computed (from our file blobs) for each LFS file of the
+ * commit, by path: its LFS batch calls list `{ oid, size }` for the LFS operations in the order
+ * of the commit's operations. Empty when what was seen does not line up (count or a size), so
+ * that nothing is ever paired with the wrong file.
+ */
+function lfsOidsByPath(seen: LfsObservation, operations: readonly CommitOperation[]): Map<string, string> {
+  const lfs = operations.flatMap((op) => (op.operation === 'addOrUpdate' && seen.lfsPaths.has(op.path) && op.content instanceof Blob ? [{ path: op.path, size: op.content.size }] : []));
+  const out = new Map<string, string>();
+  if (lfs.length !== seen.objects.length) return out;
+  for (const [i, file] of lfs.entries()) {
+    const object = seen.objects[i]!;
+    if (object.size !== file.size || !/^[0-9a-f]{64}$/.test(object.oid)) return new Map();
+    out.set(file.path, object.oid);
+  }
+  return out;
 }

@@ -168,6 +168,18 @@ export interface PublishedFile {
   /** Path in the repo. */
   path: string;
   size: number;
+  /**
+   * For LFS files: the sha256 (hex) of the file, the LFS oid `@huggingface/hub` computed from it
+   * and the Hub lists at the commit (after verification).
+   */
+  sha256?: string;
+  /**
+   * How the file at the commit was checked (the `verify` option): `checksum` for LFS files,
+   * whose oid (the sha256 of the bytes read, which the Hub checks uploads against) the commit
+   * lists as computed; `size` for the rest (small files go in the commit itself). Absent when
+   * not verified (dry run, `verify: false`, already published).
+   */
+  verified?: 'checksum' | 'size';
 }
 
 /** What {@link publishToHub} did. */
@@ -364,7 +376,7 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
     const head = recent[0]?.oid;
     if (!head) throw new HubError(`The Hub listed no commits for ${repoId}@${revision}.`, { hint: 'Check that the branch exists.' });
     const previous = options.idempotencyKey ? recent.find((c) => hasMarker(c, publishId)) : undefined;
-    let commit: { oid: string; url: string };
+    let commit: { oid: string; url: string; lfsOids?: Map<string, string> };
     let status: PublishStatus = 'published';
     if (previous) {
       logger.info(`publish ${publishId} is already on the Hub as ${previous.oid}; nothing uploaded`);
@@ -375,14 +387,17 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
       logger.info(`published ${repoId}@${revision}: ${commit.url}`);
     }
 
+    let files = ctx.base.files;
     if (options.verify !== false && status === 'published') {
       phase('verifying');
-      await verifyCommit(session, repoId, commit.oid, prepared);
+      const checked = await verifyCommit(session, repoId, commit.oid, prepared, commit.lfsOids ?? new Map());
+      files = files.map((file) => ({ ...file, ...checked.get(file.path) }));
     }
     const tagging = await tagRun(options, ctx, commit);
     phase('done');
     return {
       ...ctx.base,
+      files,
       status,
       commitOid: commit.oid,
       commitUrl: commit.url,
@@ -427,7 +442,7 @@ async function commitExactlyOnce(
   head: string,
   retry: ReturnType<typeof resolveRetryOptions>,
   contents: FileContents,
-): Promise<{ oid: string; url: string }> {
+): Promise<{ oid: string; url: string; lfsOids?: Map<string, string> }> {
   const { logger, emit, phase } = ctx;
   const { repoId, revision, publishId, repoUrl } = ctx.base;
   const { hubStatusOf } = await import('./hub-session.js');
@@ -502,15 +517,33 @@ async function commitExactlyOnce(
   }
 }
 
-async function verifyCommit(session: HubSession, repoId: string, commitOid: string, prepared: PreparedUpload): Promise<void> {
-  const remote = new Map((await session.files(repoId, commitOid)).map((f) => [f.path, f.size]));
+/**
+ * The commit's files against what was sent: every file there with its size, and every LFS file
+ * with the oid `@huggingface/hub` computed from our file (`lfsOids`, by path; the Hub checks
+ * uploaded bytes against it). Returns how each file was checked.
+ */
+async function verifyCommit(
+  session: HubSession,
+  repoId: string,
+  commitOid: string,
+  prepared: PreparedUpload,
+  lfsOids: ReadonlyMap<string, string>,
+): Promise<Map<string, Pick<PublishedFile, 'sha256' | 'verified'>>> {
+  const remote = new Map((await session.files(repoId, commitOid)).map((f) => [f.path, f]));
   const mismatches: VerificationMismatch[] = [];
+  const checked = new Map<string, Pick<PublishedFile, 'sha256' | 'verified'>>();
   for (const file of prepared.files) {
-    const size = remote.get(file.path);
-    if (size === undefined) mismatches.push({ artifactPath: file.path, expectedSize: file.size, reason: 'missing' });
-    else if (size !== file.size) mismatches.push({ artifactPath: file.path, expectedSize: file.size, actualSize: size, reason: 'size' });
+    const listed = remote.get(file.path);
+    const oid = lfsOids.get(file.path);
+    if (listed === undefined) mismatches.push({ artifactPath: file.path, expectedSize: file.size, reason: 'missing' });
+    else if (listed.size !== file.size) mismatches.push({ artifactPath: file.path, expectedSize: file.size, actualSize: listed.size, reason: 'size' });
+    else if (oid !== undefined && listed.lfsOid !== undefined && listed.lfsOid !== oid) {
+      mismatches.push({ artifactPath: file.path, expectedSize: file.size, actualSize: listed.size, reason: 'checksum' });
+    } else if (oid !== undefined && listed.lfsOid === oid) checked.set(file.path, { sha256: oid, verified: 'checksum' });
+    else checked.set(file.path, { verified: 'size' });
   }
   if (mismatches.length > 0) throw new VerificationError(mismatches);
+  return checked;
 }
 
 /** Tags the run through the MLflow tracking client the rest of the library would use. */

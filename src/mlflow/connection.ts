@@ -17,6 +17,8 @@ import { HttpClient, type ErrorResponse, type HttpRequest } from '../core/http.j
 import { redact, redactingLogger, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { RETRYABLE_STATUSES, resolveRetryOptions, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
 import { VERSION } from '../version.js';
+import { azureMlJobTokenSource, azureMlTokenSource, type AzureTokenCredential } from './azureml-auth.js';
+import { parseAzureMlTrackingUri, type AzureMlWorkspace } from './azureml-workspace.js';
 import { defaultCredentialsPath, readMlflowCredentialsFile } from './credentials-file.js';
 
 /** The tracking URI used when none is configured: a FileStore under the working directory. */
@@ -30,8 +32,19 @@ export interface MlflowConnectionOptions {
    * @default MLFLOW_TRACKING_URI, else `file:./mlruns`
    */
   trackingUri?: string;
-  /** Bearer token. @default MLFLOW_TRACKING_TOKEN */
+  /**
+   * Bearer token. With an `azureml://` tracking URI and no token, an Entra ID token from
+   * {@link azureCredential} is used instead.
+   * @default MLFLOW_TRACKING_TOKEN
+   */
   token?: string;
+  /**
+   * The credential for an `azureml://` tracking URI without a token: its tokens (scope
+   * `https://management.azure.com/.default`) are cached and fetched again 5 minutes before they
+   * expire.
+   * @default `new DefaultAzureCredential()` of the optional peer `@azure/identity`
+   */
+  azureCredential?: AzureTokenCredential;
   /**
    * Basic-auth user.
    * @default MLFLOW_TRACKING_USERNAME, else `mlflow_tracking_username` of {@link credentialsFile}, else userinfo in the URI
@@ -80,6 +93,8 @@ export type MlflowConnection =
       http: HttpClient;
       retry: ResolvedRetryOptions;
       logger: Logger;
+      /** The Azure ML workspace, for an `azureml://` tracking URI (its run-history API holds the run's artifacts). */
+      azureMl?: AzureMlWorkspace;
     }
   | {
       kind: 'file';
@@ -105,8 +120,8 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   const retry = resolveRetryOptions(options.retry, env);
   const given = (options.trackingUri ?? envString('MLFLOW_TRACKING_URI', env) ?? DEFAULT_TRACKING_URI).trim();
   if (given === '') throw new InvalidArgumentError('trackingUri', 'trackingUri is empty.');
-  const azureml = /^azureml:/i.test(given) ? azureMlRestUrl(given) : undefined;
-  const raw = azureml ?? given;
+  const azureml = /^azureml:/i.test(given) ? parseAzureMlTrackingUri(given) : undefined;
+  const raw = azureml?.mlflowBaseUrl ?? given;
 
   const schemeMatch = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(raw);
   const scheme = schemeMatch?.[1]?.toLowerCase();
@@ -143,12 +158,20 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   const baseUrl = url.toString().replace(/\/+$/, '');
 
   const token = options.token ?? envString('MLFLOW_TRACKING_TOKEN', env);
-  if (azureml && token === undefined) {
-    throw new ConfigError(`The Azure ML tracking URI ${redactUrl(given)} needs a token, and MLFLOW_TRACKING_TOKEN is not set.`, {
-      issues: [{ path: 'MLFLOW_TRACKING_TOKEN', message: 'required for azureml:// tracking URIs' }],
-      hint: 'Inside an Azure ML job the job sets it. Elsewhere set MLFLOW_TRACKING_TOKEN to an Entra ID access token for https://management.azure.com (e.g. `az account get-access-token --resource https://management.azure.com --query accessToken -o tsv`); DefaultAzureCredential is not used yet.',
-    });
-  }
+  // Azure ML: inside a job (the job sets the token, the run and its experiment) the job token,
+  // renewed before it expires as the plugin renews it; elsewhere an Entra ID token, fetched on
+  // the first request and refreshed before it expires.
+  const runId = envString('MLFLOW_RUN_ID', env);
+  const experimentId = envString('MLFLOW_EXPERIMENT_ID', env);
+  const experimentName = envString('MLFLOW_EXPERIMENT_NAME', env);
+  const inJob = azureml !== undefined && token !== undefined && runId !== undefined && (experimentId !== undefined || experimentName !== undefined);
+  let http: HttpClient | undefined;
+  const tokenSource =
+    azureml && token === undefined
+      ? azureMlTokenSource({ credential: options.azureCredential })
+      : azureml && inJob
+        ? azureMlJobTokenSource({ token: token!, workspace: azureml, job: { runId: runId!, experimentId, experimentName }, http: () => http!, logger })
+        : undefined;
   const credentialsPath = options.credentialsFile === false ? undefined : (options.credentialsFile ?? defaultCredentialsPath(env));
   const fromFile = credentialsPath ? readMlflowCredentialsFile(credentialsPath) : undefined;
   registerSecret(fromFile?.password);
@@ -165,33 +188,15 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   }
   assertReadable(caCertPath, 'MLFLOW_TRACKING_SERVER_CERT_PATH', 'caCertPath', 'a PEM CA bundle that signed the server certificate');
   assertReadable(clientCertPath, 'MLFLOW_TRACKING_CLIENT_CERT_PATH', 'clientCertPath', 'one PEM file with the client certificate and its private key');
-  const http = new HttpClient({
+  http = new HttpClient({
     retry,
-    auth: { token, username, password },
+    auth: { token: inJob ? undefined : token, username, password, tokenSource },
     tls: { insecure, caCertPath, clientCertPath },
     userAgent: `artifact-uploader/${VERSION}`,
     logger,
     onRetry: options.onRetry,
   });
-  return { kind: 'rest', displayUri: azureml ? redactUrl(given) : baseUrl, baseUrl, http, retry, logger };
-}
-
-/**
- * The MLflow REST base of an Azure ML workspace, as the `azureml-mlflow` plugin builds it:
- * `azureml://<host>/mlflow/v2.0/subscriptions/<s>/resourceGroups/<rg>/providers/Microsoft.MachineLearningServices/workspaces/<ws>`
- * becomes `https://<host>/mlflow/v2.0/subscriptions/...` (always https), followed by the usual
- * `/api/2.0/mlflow/...` paths.
- */
-function azureMlRestUrl(uri: string): string {
-  const match =
-    /^azureml:\/\/([^/?#@]+)(\/mlflow\/v\d+(?:\.\d+)?\/subscriptions\/[^/?#]+\/resourceGroups\/[^/?#]+\/providers\/Microsoft\.MachineLearningServices\/workspaces\/[^/?#]+)\/?(?:\?.*)?$/i.exec(uri);
-  if (!match) {
-    throw new ConfigError(`Tracking URI ${redactUrl(uri)} is not an Azure ML workspace URI.`, {
-      issues: [{ path: 'trackingUri', message: 'expected azureml://<region>.api.azureml.ms/mlflow/v2.0/subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.MachineLearningServices/workspaces/<ws>' }],
-      hint: 'Copy the MLflow tracking URI from the workspace (Azure ML studio, or `az ml workspace show --query mlflow_tracking_uri`).',
-    });
-  }
-  return `https://${match[1]}${match[2]}`;
+  return { kind: 'rest', displayUri: azureml ? redactUrl(given) : baseUrl, baseUrl, http, retry, logger, ...(azureml ? { azureMl: azureml } : {}) };
 }
 
 /** Fails early, naming the setting, when a certificate file cannot be read. */

@@ -26,6 +26,7 @@ import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError, MlflowApiError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
+import { removeStaleTempFiles } from '../core/atomic-write.js';
 import { fileUriToPath } from './connection.js';
 import {
   atomicWriteFile,
@@ -65,9 +66,8 @@ import {
 
 const DEFAULT_EXPERIMENT_ID = '0';
 const TRASH = '.trash';
-/** Folder names MLflow keeps for itself at the root and inside experiments. */
+/** Folder names MLflow keeps for itself at the root (runs are found by id, so an experiment's own are never listed). */
 const ROOT_RESERVED = new Set(['models']);
-const EXPERIMENT_RESERVED = new Set(['tags', 'datasets', 'traces', 'models']);
 /** MLflow's run-name tag, kept in sync with `run_name` in `meta.yaml`. */
 const RUN_NAME_TAG = 'mlflow.runName';
 
@@ -99,6 +99,8 @@ export class FileTrackingStore implements TrackingClient {
   readonly root: string;
   private readonly logger: Logger;
   private ready: Promise<void> | undefined;
+  /** Directories whose left-over temp files this store has swept (once each per store). */
+  private readonly swept = new Set<string>();
 
   constructor(options: FileTrackingStoreOptions) {
     this.root = options.root;
@@ -221,7 +223,7 @@ export class FileTrackingStore implements TrackingClient {
       tags: [],
       user_id: input.userId ?? '',
     };
-    await atomicWriteFile(join(runDir, 'meta.yaml'), await toMetaYaml(meta), runDir);
+    await this.writeAtomic(join(runDir, 'meta.yaml'), await toMetaYaml(meta), runDir);
     this.logger.debug(`created run ${runId} in ${runDir}`);
     return this.readRun(runDir);
   }
@@ -240,7 +242,7 @@ export class FileTrackingStore implements TrackingClient {
       meta.raw.run_name = input.runName;
       await this.writeEntity(runDir, 'tags', RUN_NAME_TAG, input.runName);
     }
-    await atomicWriteFile(join(runDir, 'meta.yaml'), await toMetaYaml(meta.raw), runDir);
+    await this.writeAtomic(join(runDir, 'meta.yaml'), await toMetaYaml(meta.raw), runDir);
     return (await this.readRunMeta(runDir)).info;
   }
 
@@ -332,7 +334,7 @@ export class FileTrackingStore implements TrackingClient {
       trace_location: null,
       workspace: 'default',
     };
-    await atomicWriteFile(join(dir, 'meta.yaml'), await toMetaYaml(meta), dir);
+    await this.writeAtomic(join(dir, 'meta.yaml'), await toMetaYaml(meta), dir);
     this.logger.debug(`created experiment ${id} ("${name}") in ${dir}`);
     return true;
   }
@@ -479,8 +481,22 @@ export class FileTrackingStore implements TrackingClient {
     if (key === RUN_NAME_TAG && meta.run_name !== value) {
       // MLflow keeps meta.yaml's run_name in step with the tag.
       meta.run_name = value;
-      await atomicWriteFile(join(runDir, 'meta.yaml'), await toMetaYaml(meta), runDir);
+      await this.writeAtomic(join(runDir, 'meta.yaml'), await toMetaYaml(meta), runDir);
     }
+  }
+
+  /**
+   * {@link atomicWriteFile} with its temp file in `tempDir`, which is first swept (once per
+   * store) of the temp files a killed process left there: a SIGKILL between the write and the
+   * rename leaves one behind, and nothing else would ever remove it.
+   */
+  private async writeAtomic(target: string, data: string, tempDir: string): Promise<void> {
+    if (!this.swept.has(tempDir)) {
+      this.swept.add(tempDir);
+      const removed = await removeStaleTempFiles(tempDir, TEMP_PREFIX);
+      if (removed.length > 0) this.logger.debug(`removed ${removed.length} temp file(s) a killed process left in ${tempDir}`);
+    }
+    await atomicWriteFile(target, data, tempDir);
   }
 
   /** A tag or param file: raw value, no trailing newline, written atomically. */
@@ -489,7 +505,7 @@ export class FileTrackingStore implements TrackingClient {
     if (key.includes('/')) await mkdir(join(target, '..'), { recursive: true });
     // The temp file goes in the run folder, not in tags/ or params/, where a reader would
     // take it for an entry.
-    await atomicWriteFile(target, value, runDir);
+    await this.writeAtomic(target, value, runDir);
   }
 
   private error(

@@ -12,7 +12,7 @@ import { redact, type Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
-import { joinArtifactPath } from '../mlflow/artifacts-api.js';
+import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import type { AzureStoreOptions } from './azure-config.js';
 import type { GcsStoreOptions } from './gcs-config.js';
 import type { S3StoreOptions } from './s3-config.js';
@@ -59,10 +59,26 @@ export interface UploadFileResult {
   /** Bytes not sent because parts of an earlier attempt's multipart upload were reused (part-level resume). @default 0 */
   bytesReused?: number;
   /**
-   * sha256 (hex) of the bytes sent, computed while they were read (no second read), when the
-   * store sent the file in one pass (`file:` copies, single PUTs); `undefined` for multipart.
+   * sha256 (hex) of the file's bytes as they were read for sending, each byte hashed once:
+   * from the one buffer or stream of a single request, and in file order from the parts of a
+   * multipart upload (parts an earlier process stored are read locally to be hashed). Every
+   * built-in store reports it; `undefined` only from stores that do not hash.
    */
   sha256?: string;
+  /**
+   * `checksum` when the store checked the stored bytes against a checksum computed from the
+   * bytes read, refusing a mismatch (S3's `x-amz-checksum-*`, Azure's `Content-MD5`), or
+   * reported one that was compared with ours (GCS's `md5Hash`, S3's object checksum).
+   * `undefined`: the store checked nothing beyond the byte count (the uploader's listing then
+   * compares the size). See docs/integrity.md.
+   */
+  verified?: 'checksum';
+  /**
+   * The checksum that was checked, `<algorithm>:<value>` as the store spells it, e.g.
+   * `sha256:<base64>`, `crc32:<base64>-3` (an S3 multipart object: a checksum of its 3 parts'
+   * checksums), `md5:<base64>`; set with {@link verified}.
+   */
+  checksum?: string;
 }
 
 /** One entry of a store listing. */
@@ -180,7 +196,9 @@ export interface MultipartOptions {
   chunkBytes?: number;
   /**
    * Parts of one file in flight at once. Each streams from disk through a ~1 MiB buffer,
-   * so memory per file is about `partConcurrency` MiB, not `partConcurrency × chunkBytes`.
+   * so memory per file is about `partConcurrency` MiB, plus the chunks of parts read ahead of
+   * the file's in-order sha256 (at most `(partConcurrency - 1) × chunkBytes`, capped at 32 MiB;
+   * the rest is read again locally to be hashed), not `partConcurrency × chunkBytes`.
    * @default 4
    */
   partConcurrency?: number;
@@ -297,4 +315,22 @@ export function parseBucketUri(uri: string, scheme: string, what: string): { buc
     throw new InvalidArgumentError('artifactUri', `${redact(uri)} is not ${what} URI; expected ${scheme}://<bucket>/<path>.`);
   }
   return { bucket: match[1], rootKey: joinArtifactPath(match[2] ?? '') };
+}
+
+/**
+ * The key prefixes a listing of `artifactDir` needs in a store whose keys are
+ * `<rootPath>/<artifact path>`: `prefix` of the listed directory's keys and `rootPrefix` to strip
+ * from them (both `''` or ending in `/`). Checks `artifactDir` first.
+ *
+ * @example
+ * ```ts
+ * listingPrefixes('mlflow/1/r/artifacts', 'model'); // { prefix: 'mlflow/1/r/artifacts/model/', rootPrefix: 'mlflow/1/r/artifacts/' }
+ * ```
+ * @internal
+ */
+export function listingPrefixes(rootPath: string, artifactDir: string | undefined): { prefix: string; rootPrefix: string } {
+  const dir = artifactDir ? joinArtifactPath(artifactDir) : '';
+  if (dir) assertArtifactPath(dir);
+  const base = joinArtifactPath(rootPath, dir);
+  return { prefix: base ? `${base}/` : '', rootPrefix: rootPath ? `${rootPath}/` : '' };
 }

@@ -25,16 +25,14 @@
  *
  * @module
  */
-import type { FileHandle } from 'node:fs/promises';
 import type * as StorageBlob from '@azure/storage-blob';
 import type { Env } from '../core/env.js';
 import { AbortedError, ArtifactUploaderError, ConfigError, HttpStatusError, NetworkError } from '../core/errors.js';
 import { guessMimeType } from '../core/mime.js';
-import { errorText, redact, silentLogger, type Logger } from '../core/logger.js';
+import { redact, silentLogger, type Logger } from '../core/logger.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
-import { combineSignals, throwIfAborted } from '../core/abort.js';
+import { throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
-import { sourceChange } from '../core/source-snapshot.js';
 import {
   isLowLevelNetworkError,
   toResolvedRetryOptions,
@@ -43,10 +41,9 @@ import {
   type RetryOptions,
 } from '../core/retry.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
-import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreFactory, UploadFileOptions, UploadFileResult } from './artifact-store.js';
-import { uploadBlockBlob, type BlockBlobRequests } from './azure-block-upload.js';
+import { listingPrefixes, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
+import { uploadFileAsBlockBlob, type BlockBlobRequests } from './azure-block-upload.js';
 import {
-  effectiveBlockSize,
   parseAzureUri,
   resolveAzureConfig,
   type AzureArtifactLocation,
@@ -54,7 +51,7 @@ import {
   type AzureTokenCredential,
   type ResolvedAzureConfig,
 } from './azure-config.js';
-import { openSourceFile, statSourceFile } from './source-file.js';
+import { statSourceFile } from './source-file.js';
 
 /** The npm package every Azure artifact URI needs. */
 export const AZURE_BLOB_PEER_PACKAGE = '@azure/storage-blob';
@@ -167,55 +164,15 @@ export class AzureBlobArtifactStore implements ArtifactStore {
         }
       },
     };
-    const deadline = this.retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(this.retry.totalTimeoutMs) : undefined;
-    const blockSize = effectiveBlockSize(size, this.config.blockSize);
-    const signal = combineSignals(options.signal, deadline);
-    let file: FileHandle | undefined;
-    try {
-      file = await openSourceFile(localPath);
-      const result = await uploadBlockBlob({ handle: file, path: localPath, size }, requests, {
-        blockSize,
-        maxSinglePutSize: this.config.maxSinglePutSize,
-        concurrency: this.config.concurrency,
-        retry: this.retry,
-        requestTimeoutMs: this.config.requestTimeoutMs,
-        ...(signal ? { signal } : {}),
-        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-        onRetry: (event) => {
-          this.logger.debug(`retrying Azure request for ${url}`, { attempt: event.attempt, error: errorText(event.error) });
-          options.onRetry?.(event);
-        },
-        describe: { url },
-        snapshot: options.snapshot,
-        logger: this.logger,
-        resume: options.resume,
-      });
-      options.onProgress?.(size);
-      return {
-        bytes: size,
-        attempts: 1 + result.retries,
-        multipart: result.blocks,
-        ...(result.sha256 ? { sha256: result.sha256 } : {}),
-        ...(result.bytesReused > 0 ? { bytesReused: result.bytesReused } : {}),
-      };
-    } catch (error) {
-      if (deadline?.aborted) {
-        throw new AbortedError(`Upload of ${url} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms); no blob was committed.`, {
-          hint: 'Raise retry.totalTimeoutMs, or check why the storage account is slow.',
-          cause: error,
-        });
-      }
-      if (options.signal?.aborted) {
-        const kept = options.resume?.onRecord?.() === true ? '; its uncommitted blocks are kept for the rerun to continue' : '';
-        throw new AbortedError(`Upload of ${url} was aborted; no blob was committed${kept}.`, { cause: options.signal.reason ?? error });
-      }
-      // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
-      const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
-      if (changed) throw changed;
-      throw this.toError(error, size > this.config.maxSinglePutSize ? 'block upload' : 'Put Blob', name);
-    } finally {
-      await file?.close().catch(() => undefined);
-    }
+    return uploadFileAsBlockBlob(localPath, size, options, {
+      requests: async () => requests,
+      settings: this.config,
+      retry: this.retry,
+      where: url,
+      slowPart: 'the storage account',
+      logger: this.logger,
+      mapError: (error) => this.toError(error, size > this.config.maxSinglePutSize ? 'block upload' : 'Put Blob', name),
+    });
   }
 
   /**
@@ -240,11 +197,7 @@ export class AzureBlobArtifactStore implements ArtifactStore {
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {
-    const dir = artifactDir ? joinArtifactPath(artifactDir) : '';
-    if (dir) assertArtifactPath(dir);
-    const base = joinArtifactPath(this.location.rootPath, dir);
-    const prefix = base ? `${base}/` : '';
-    const rootPrefix = this.location.rootPath ? `${this.location.rootPath}/` : '';
+    const { prefix, rootPrefix } = listingPrefixes(this.location.rootPath, artifactDir);
     const container = await this.getContainer();
     const relative = (name: string): string => {
       // MLflow checks the same thing (`_is_object_key_within_path`).

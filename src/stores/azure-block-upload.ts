@@ -15,14 +15,17 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import { AbortedError, RequestTimeoutError } from '../core/errors.js';
 import { combineSignals } from '../core/abort.js';
 import { errorText, type Logger } from '../core/logger.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
-import { readSourceRange, type SourceFile } from './source-file.js';
-import type { MultipartResume } from './artifact-store.js';
+import { OrderedSha256 } from './ordered-sha256.js';
+import { openSourceFile, readSourceRange, type SourceFile } from './source-file.js';
+import type { MultipartResume, UploadFileOptions, UploadFileResult } from './artifact-store.js';
+import { effectiveBlockSize, type AzureTransferSettings } from './azure-config.js';
 
 /** The requests of a block blob upload, bound to one blob. Each gets a signal to honour. */
 export interface BlockBlobRequests {
@@ -34,8 +37,11 @@ export interface BlockBlobRequests {
   commitBlockList(blockIds: string[], signal: AbortSignal): Promise<void>;
   /** `Delete Blob` (a missing blob is not an error): takes back a `Put Blob` whose source changed. */
   deleteBlob(signal: AbortSignal): Promise<void>;
-  /** `Get Block List` (uncommitted): the blocks Azure holds for the blob, id → size; none when there is no blob yet. */
-  uncommittedBlocks(signal: AbortSignal): Promise<Map<string, number>>;
+  /**
+   * `Get Block List` (uncommitted): the blocks Azure holds for the blob, id → size; none when
+   * there is no blob yet. Without it, an earlier attempt's blocks are never kept.
+   */
+  uncommittedBlocks?(signal: AbortSignal): Promise<Map<string, number>>;
 }
 
 /** Options of {@link uploadBlockBlob}. */
@@ -81,8 +87,8 @@ export interface BlockUploadResult {
   blocks: boolean;
   /** Retried requests over the whole file. */
   retries: number;
-  /** sha256 (hex) of the bytes of a single `Put Blob`, hashed from the buffer sent; `undefined` for blocks. */
-  sha256?: string;
+  /** sha256 (hex) of the file's bytes, hashed from the buffers sent (blocks in file order, `ordered-sha256.ts`; kept blocks read again from the file). */
+  sha256: string;
   /** Bytes not sent because an earlier attempt's uncommitted blocks were kept. */
   bytesReused: number;
 }
@@ -135,12 +141,14 @@ async function upload(source: SourceFile, requests: BlockBlobRequests, options: 
   if (resume && !kept) await resume.started(prefix, options.blockSize);
   const ids = blockIds(count, prefix);
   const bytesReused = [...(kept?.indexes ?? [])].reduce((n, i) => n + blockLength(i, source.size, options.blockSize), 0);
+  const hasher = new OrderedSha256(source.size);
   await sendFileRanges(source, run, {
     rangeSize: options.blockSize,
     concurrency: options.concurrency,
     onProgress: options.onProgress,
     skip: kept?.indexes,
     alreadyLoaded: bytesReused,
+    hasher,
     send: async (index, body) => {
       const md5 = createHash('md5').update(body).digest();
       await run.request('PUT', (signal) => requests.stageBlock(ids[index]!, body, md5, signal));
@@ -151,13 +159,97 @@ async function upload(source: SourceFile, requests: BlockBlobRequests, options: 
   // Checked before the commit: blocks of a file that changed stay uncommitted (no blob at all).
   const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
   if (changed) throw changed;
+  const sha256 = await hasher.digest(source);
   await run.request('PUT', (signal) => requests.commitBlockList(ids, signal));
-  return { blocks: true, retries: run.retries, bytesReused };
+  return { blocks: true, retries: run.retries, sha256, bytesReused };
 }
 
 /** Bytes of block `index` of a file of `size`. */
 function blockLength(index: number, size: number, blockSize: number): number {
   return Math.min(blockSize, size - index * blockSize);
+}
+
+/** What {@link uploadFileAsBlockBlob} needs besides the file: one store's settings and ways. */
+export interface FileBlockBlobUpload {
+  /** The blob's requests, made inside the file's deadline (e.g. after asking a workspace for the blob's SAS URL). */
+  requests: (signal: AbortSignal | undefined) => Promise<BlockBlobRequests>;
+  settings: AzureTransferSettings;
+  retry: ResolvedRetryOptions;
+  /** The blob for messages, never a credential (`wasbs://c@a.../name`, `azureml://experiments/...`). */
+  where: string;
+  /** What to check when the per-file deadline passes, e.g. `the storage account`. */
+  slowPart: string;
+  logger: Logger;
+  /** Turns any other failure into the store's typed error. */
+  mapError: (error: unknown) => unknown;
+}
+
+/**
+ * One local file of a store's `uploadFile` as a block blob: opens the file, bounds it by
+ * `retry.totalTimeoutMs`, runs {@link uploadBlockBlob} with the store's settings and the caller's
+ * hooks, and turns the end into an `UploadFileResult` or the error that says why (deadline,
+ * abort, a source that changed, else `mapError`). Shared by the `wasbs://`/`abfss://` and
+ * `azureml://` stores.
+ *
+ * @example
+ * ```ts
+ * return uploadFileAsBlockBlob(localPath, size, options, { requests: async () => requests, settings, retry, where, slowPart: 'the storage account', logger, mapError });
+ * ```
+ */
+export async function uploadFileAsBlockBlob(localPath: string, size: number, options: UploadFileOptions, upload: FileBlockBlobUpload): Promise<UploadFileResult> {
+  const { settings, retry, where, logger } = upload;
+  const deadline = retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(retry.totalTimeoutMs) : undefined;
+  const signal = combineSignals(options.signal, deadline);
+  let file: FileHandle | undefined;
+  try {
+    const requests = await upload.requests(signal);
+    file = await openSourceFile(localPath);
+    const result = await uploadBlockBlob({ handle: file, path: localPath, size }, requests, {
+      blockSize: effectiveBlockSize(size, settings.blockSize),
+      maxSinglePutSize: settings.maxSinglePutSize,
+      concurrency: settings.concurrency,
+      retry,
+      requestTimeoutMs: settings.requestTimeoutMs,
+      ...(signal ? { signal } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      onRetry: (event) => {
+        logger.debug(`retrying Azure request for ${where}`, { attempt: event.attempt, error: errorText(event.error) });
+        options.onRetry?.(event);
+      },
+      describe: { url: where },
+      snapshot: options.snapshot,
+      logger,
+      resume: options.resume,
+    });
+    options.onProgress?.(size);
+    // Every Put Blob and Put Block carried the Content-MD5 of its buffer, which Azure checks
+    // (a kept block was checked when an earlier run staged it).
+    return {
+      bytes: size,
+      attempts: 1 + result.retries,
+      multipart: result.blocks,
+      sha256: result.sha256,
+      verified: 'checksum',
+      ...(result.bytesReused > 0 ? { bytesReused: result.bytesReused } : {}),
+    };
+  } catch (error) {
+    if (deadline?.aborted) {
+      throw new AbortedError(`Upload of ${where} did not finish within retry.totalTimeoutMs (${retry.totalTimeoutMs} ms); no blob was committed.`, {
+        hint: `Raise retry.totalTimeoutMs, or check why ${upload.slowPart} is slow.`,
+        cause: error,
+      });
+    }
+    if (options.signal?.aborted) {
+      const kept = options.resume?.onRecord?.() === true ? '; its uncommitted blocks are kept for the rerun to continue' : '';
+      throw new AbortedError(`Upload of ${where} was aborted; no blob was committed${kept}.`, { cause: options.signal.reason ?? error });
+    }
+    // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
+    const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+    if (changed) throw changed;
+    throw upload.mapError(error);
+  } finally {
+    await file?.close().catch(() => undefined);
+  }
 }
 
 /**
@@ -177,10 +269,11 @@ async function blocksToKeep(
   const previous = resume.previous;
   if (!previous) return undefined;
   const count = Math.ceil(size / options.blockSize);
-  if (resume.reuse && previous.partSize === options.blockSize && /^[0-9a-f]{12}$/.test(previous.uploadId)) {
+  const list = requests.uncommittedBlocks?.bind(requests);
+  if (list && resume.reuse && previous.partSize === options.blockSize && /^[0-9a-f]{12}$/.test(previous.uploadId)) {
     let held = new Map<string, number>();
     await run.request('GET', async (signal) => {
-      held = await requests.uncommittedBlocks(signal);
+      held = await list(signal);
     });
     const ids = blockIds(count, previous.uploadId);
     const indexes = new Set<number>();

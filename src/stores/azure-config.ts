@@ -11,8 +11,9 @@
  */
 import { envNumber, envString, type Env } from '../core/env.js';
 import { InvalidArgumentError } from '../core/errors.js';
-import { redact, registerSecret } from '../core/logger.js';
+import { redact, registerSasSignature, registerSecret } from '../core/logger.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
+import type { AzureTokenCredential } from '../mlflow/azureml-auth.js';
 
 const MiB = 1024 * 1024;
 
@@ -29,13 +30,8 @@ export const MAX_AZURE_BLOCK_SIZE = 4000 * MiB;
 /** Azure's largest single-request `Put Blob`. */
 export const MAX_AZURE_SINGLE_PUT_SIZE = 5000 * MiB;
 
-/**
- * A credential object of `@azure/identity` (or anything with the same `getToken`), e.g.
- * `new ManagedIdentityCredential()`. Typed loosely so the SDK's types stay out of ours.
- */
-export interface AzureTokenCredential {
-  getToken(scopes: string | string[], options?: object): Promise<{ token: string; expiresOnTimestamp: number } | null>;
-}
+// One credential type for the storage stores and Azure ML workspaces (declared where the workspace's token source is).
+export type { AzureTokenCredential } from '../mlflow/azureml-auth.js';
 
 /**
  * Options of the `wasbs://` and `abfss://` artifact stores. Every field is optional: unset
@@ -210,6 +206,36 @@ export interface ResolvedAzureConfig {
  */
 export function resolveAzureConfig(kind: AzureUriKind, options: AzureStoreOptions = {}, env: Env = process.env): ResolvedAzureConfig {
   const auth = resolveAuth(kind, options, env);
+  let blobEndpoint: string | undefined;
+  if (options.blobEndpoint !== undefined) {
+    let parsed: URL;
+    try {
+      parsed = new URL(options.blobEndpoint);
+    } catch {
+      throw new InvalidArgumentError('blobEndpoint', `blobEndpoint must be an http(s):// URL, got "${redact(options.blobEndpoint)}".`);
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+      throw new InvalidArgumentError('blobEndpoint', `blobEndpoint must be an http(s):// URL, got "${redact(options.blobEndpoint)}".`);
+    }
+    blobEndpoint = options.blobEndpoint.replace(/\/+$/, '');
+  }
+  return { auth, ...(blobEndpoint ? { blobEndpoint } : {}), ...resolveAzureTransferSettings(options, env) };
+}
+
+/** How block blobs are sent, whoever gave the credential: {@link ResolvedAzureConfig} without `auth` and `blobEndpoint`. */
+export type AzureTransferSettings = Pick<ResolvedAzureConfig, 'blockSize' | 'maxSinglePutSize' | 'concurrency' | 'requestTimeoutMs'>;
+
+/**
+ * The block-upload settings of {@link AzureStoreOptions} (block size, single-put limit,
+ * concurrency, request timeout), checked, with MLflow's env var and the defaults filled in. Shared
+ * by the storage-account stores and the Azure ML store, whose credential is a SAS per file.
+ *
+ * @example
+ * ```ts
+ * resolveAzureTransferSettings({ blockSize: 4 * 1024 * 1024 }, {}).maxSinglePutSize; // 4194304
+ * ```
+ */
+export function resolveAzureTransferSettings(options: AzureStoreOptions = {}, env: Env = process.env): AzureTransferSettings {
   const blockSize = options.blockSize ?? DEFAULT_AZURE_BLOCK_SIZE;
   checkInteger('blockSize', blockSize, 1, MAX_AZURE_BLOCK_SIZE);
   const maxSinglePutSize = options.maxSinglePutSize ?? blockSize;
@@ -224,21 +250,7 @@ export function resolveAzureConfig(kind: AzureUriKind, options: AzureStoreOption
     options.requestTimeoutSeconds ||
     envNumber('MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT', env, { min: 0 }) ||
     DEFAULT_AZURE_REQUEST_TIMEOUT_SECONDS;
-  const requestTimeoutMs = timeoutSeconds * 1000;
-  let blobEndpoint: string | undefined;
-  if (options.blobEndpoint !== undefined) {
-    let parsed: URL;
-    try {
-      parsed = new URL(options.blobEndpoint);
-    } catch {
-      throw new InvalidArgumentError('blobEndpoint', `blobEndpoint must be an http(s):// URL, got "${redact(options.blobEndpoint)}".`);
-    }
-    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-      throw new InvalidArgumentError('blobEndpoint', `blobEndpoint must be an http(s):// URL, got "${redact(options.blobEndpoint)}".`);
-    }
-    blobEndpoint = options.blobEndpoint.replace(/\/+$/, '');
-  }
-  return { auth, ...(blobEndpoint ? { blobEndpoint } : {}), blockSize, maxSinglePutSize, concurrency, requestTimeoutMs };
+  return { blockSize, maxSinglePutSize, concurrency, requestTimeoutMs: timeoutSeconds * 1000 };
 }
 
 function resolveAuth(kind: AzureUriKind, options: AzureStoreOptions, env: Env): AzureAuth {
@@ -302,18 +314,6 @@ function registerConnectionStringSecrets(connectionString: string): void {
       registerSecret(value);
       registerSasSignature(value);
     }
-  }
-}
-
-/** Masks a SAS token's signature, as sent (percent-encoded) and decoded. */
-function registerSasSignature(sas: string): void {
-  const sig = /(?:^|[?&])sig=([^&]+)/.exec(sas)?.[1];
-  if (!sig) return;
-  registerSecret(sig);
-  try {
-    registerSecret(decodeURIComponent(sig));
-  } catch {
-    // Not valid percent-encoding: the raw value is masked already.
   }
 }
 

@@ -9,6 +9,7 @@
  * @module
  */
 import { combineSignals } from '../core/abort.js';
+import type { OrderedSha256 } from './ordered-sha256.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
 
 /**
@@ -64,6 +65,13 @@ export interface SendFileRangesOptions {
   skip?: ReadonlySet<number> | undefined;
   /** Bytes of the skipped ranges, reported through `onProgress` before the first range is sent. @default 0 */
   alreadyLoaded?: number | undefined;
+  /**
+   * Hashes the file in order from the buffers read for sending: each range is hashed once the
+   * ranges before it are (while it is sent), and a buffer is reused only after that, so memory
+   * stays at `rangeSize × concurrency`. Skipped ranges are read (not sent) to be hashed.
+   * @default none (no hash)
+   */
+  hasher?: OrderedSha256 | undefined;
 }
 
 /**
@@ -82,7 +90,7 @@ export interface SendFileRangesOptions {
 export async function sendFileRanges(source: SourceFile, stop: RangeStop, options: SendFileRangesOptions): Promise<void> {
   const { rangeSize } = options;
   const count = Math.ceil(source.size / rangeSize);
-  const { skip } = options;
+  const { skip, hasher } = options;
   let next = 0;
   let loaded = options.alreadyLoaded ?? 0;
   if (loaded > 0) options.onProgress?.(loaded);
@@ -90,13 +98,20 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
     let buffer: Buffer | undefined;
     while (next < count && !stop.stopped) {
       const index = next++;
-      if (skip?.has(index)) continue;
+      const skipped = skip?.has(index) === true;
+      if (skipped && !hasher) continue;
       const start = index * rangeSize;
       const length = Math.min(rangeSize, source.size - start);
       buffer ??= Buffer.allocUnsafe(rangeSize);
       const body = await readSourceRange(source, buffer, start, length);
       if (stop.stopped) return;
-      await options.send(index, body);
+      // Hashed in turn while it is sent: the buffer is free again once both are done.
+      const hashed = hasher?.hashInTurn(start, body, stop.signal);
+      if (skipped) {
+        await hashed;
+        continue;
+      }
+      await Promise.all([options.send(index, body), hashed]);
       loaded += length;
       options.onProgress?.(loaded);
     }
@@ -112,3 +127,4 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw stop.firstError ?? failed.reason;
 }
+

@@ -78,6 +78,8 @@ export interface ResumableSource {
   size: number;
   /** The file when its upload started: a chunk that fails while it differs is `SOURCE_CHANGED`. */
   snapshot?: FileSnapshot;
+  /** Sees each chunk read for sending, with its position in the file (the store hashes the file with it). */
+  onRead?: (chunk: Buffer, position: number) => void;
 }
 
 /**
@@ -177,7 +179,7 @@ export async function sendResumableChunks(
         method: 'PUT',
         url: session.uri,
         headers: { 'content-range': `bytes ${start}-${start + length - 1}/${source.size}` },
-        body: { kind: 'file', path: source.path, start, length, ...(source.snapshot ? { snapshot: source.snapshot } : {}) },
+        body: { kind: 'file', path: source.path, start, length, snapshot: source.snapshot, onRead: source.onRead },
         responseType: 'json',
         signal: options.signal,
         onUploadProgress: (loaded) => options.onProgress?.(start + loaded),

@@ -6,9 +6,12 @@
  * - Object names are MLflow's: `<path of the artifact URI>/<artifact path>`, so `MlflowClient`
  *   and `mlflow ui` list and download what this store writes.
  * - Files up to `resumableThreshold` (8 MiB) go in one request (`uploadType=multipart`, with an
- *   MD5 GCS checks); larger ones as a resumable upload in `chunkSize` chunks
- *   (`gcs-resumable.ts`), each chunk retried on its own and streamed from its byte range of the
- *   file, so memory stays near 1 MiB per file whatever the chunk size.
+ *   MD5 GCS checks, and compared with the `md5Hash` GCS answers: `verified: 'checksum'`);
+ *   larger ones as a resumable upload in `chunkSize` chunks (`gcs-resumable.ts`), each chunk
+ *   retried on its own and streamed from its byte range of the file, so memory stays near 1 MiB
+ *   per file whatever the chunk size. Those are checked by size only: GCS reports MD5 and
+ *   CRC32C, and hashing every byte with one of them too would double the hashing cost.
+ * - Every upload reports the file's sha256, hashed once as the bytes are read (chunks in order).
  * - Requests go to the JSON API through the library's HTTP client, under the shared retry
  *   policy (`core/retry.ts`). The optional peer `@google-cloud/storage` is loaded only for
  *   credentials (Application Default Credentials through its `google-auth-library`), and only
@@ -29,10 +32,10 @@ import {
   ArtifactUploaderError,
   ConfigError,
   HttpStatusError,
-  InvalidArgumentError,
   InvalidResponseError,
   LocalPathError,
   NetworkError,
+  VerificationError,
 } from '../core/errors.js';
 import { HttpClient, type ErrorResponse, type HttpRequest, type HttpResponse } from '../core/http.js';
 import { errorText, redact, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
@@ -69,6 +72,7 @@ import {
   type GcsResumableSession,
   type GcsSessionStatus,
 } from './gcs-resumable.js';
+import { OrderedSha256 } from './ordered-sha256.js';
 import { statSourceFile, toLocalPathError } from './source-file.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
 import { sourceChange } from '../core/source-snapshot.js';
@@ -223,9 +227,13 @@ export class GcsArtifactStore implements ArtifactStore {
     };
     try {
       let object: GcsObjectResource;
+      let integrity: Pick<UploadFileResult, 'sha256' | 'verified' | 'checksum'>;
       if (!resumable) {
-        object = await this.uploadInOneRequest(requester, localPath, name, contentType, size, signal);
+        ({ object, ...integrity } = await this.uploadInOneRequest(requester, localPath, artifactPath, contentType, size, signal));
       } else {
+        // Chunks go in file order: the sha256 is hashed as they are read (a retried chunk, or
+        // the part GCS did not keep, is not hashed twice); what an earlier process sent is read here.
+        const hasher = new OrderedSha256(size);
         const started = await this.openSession(requester, name, size, contentType, sessionOptions, signal);
         session = started.session;
         resumedBytes = started.offset;
@@ -233,11 +241,11 @@ export class GcsArtifactStore implements ArtifactStore {
           object = started.object;
         } else {
           options.onProgress?.(started.offset);
-          object = await sendResumableChunks(requester, session, { path: localPath, size, ...(options.snapshot ? { snapshot: options.snapshot } : {}) }, started.offset, this.config.chunkSize, {
-            signal,
-            onProgress: options.onProgress,
-          });
+          await hasher.readUpTo(localPath, started.offset);
+          const source = { path: localPath, size, snapshot: options.snapshot, onRead: (chunk: Buffer, position: number) => hasher.update(position, chunk) };
+          object = await sendResumableChunks(requester, session, source, started.offset, this.config.chunkSize, { signal, onProgress: options.onProgress });
         }
+        integrity = { sha256: await hasher.digest(localPath) };
       }
       if (object.size !== undefined && Number(object.size) !== size) {
         throw new InvalidResponseError(`GCS stored ${object.size} bytes for ${this.target(name)}, but ${size} were sent.`, {
@@ -246,11 +254,13 @@ export class GcsArtifactStore implements ArtifactStore {
         });
       }
       options.onProgress?.(size);
-      return { bytes: size, attempts: 1 + retries, multipart: resumable, resumedBytes, ...(resumedBytes > 0 ? { bytesReused: resumedBytes } : {}) };
+      return { bytes: size, attempts: 1 + retries, multipart: resumable, resumedBytes, ...(resumedBytes > 0 ? { bytesReused: resumedBytes } : {}), ...integrity };
     } catch (error) {
       // As s3-store: a session on record, stopped by the caller's signal, stays for the rerun.
       const keptForRerun = session !== undefined && options.signal?.aborted === true && !deadline?.aborted && journal?.onRecord?.() === true;
       if (session && !keptForRerun) await this.cancelQuietly(session);
+      // Stored, but not what was read: nobody may download it as if it were.
+      if (error instanceof VerificationError) await this.delete(artifactPath).catch(() => undefined);
       if (deadline?.aborted) {
         throw new AbortedError(`Upload of ${this.target(name)} did not finish within retry.totalTimeoutMs (${this.retry.totalTimeoutMs} ms).`, {
           hint: 'Raise retry.totalTimeoutMs, or check why the object store is slow.',
@@ -347,7 +357,15 @@ export class GcsArtifactStore implements ArtifactStore {
    * What `google-cloud-storage` does up to 8 MiB: one `uploadType=multipart` request, metadata
    * (name, type, MD5 for GCS to check) and bytes together. The file is read into memory once.
    */
-  private async uploadInOneRequest(requester: GcsRequester, localPath: string, name: string, contentType: string, size: number, signal?: AbortSignal): Promise<GcsObjectResource> {
+  private async uploadInOneRequest(
+    requester: GcsRequester,
+    localPath: string,
+    artifactPath: string,
+    contentType: string,
+    size: number,
+    signal?: AbortSignal,
+  ): Promise<{ object: GcsObjectResource; sha256: string; verified?: 'checksum'; checksum?: string }> {
+    const name = joinArtifactPath(this.rootKey, artifactPath);
     let bytes: Buffer;
     try {
       bytes = await readFile(localPath, signal ? { signal } : {});
@@ -363,7 +381,9 @@ export class GcsArtifactStore implements ArtifactStore {
     // Grown since the stat: send the size planned, as the resumable path does.
     if (bytes.length > size) bytes = bytes.subarray(0, size);
     const boundary = `===============${randomBytes(12).toString('hex')}==`;
-    const metadata = JSON.stringify({ name, contentType, md5Hash: createHash('md5').update(bytes).digest('base64') });
+    const md5Hash = createHash('md5').update(bytes).digest('base64');
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    const metadata = JSON.stringify({ name, contentType, md5Hash });
     const body = Buffer.concat([
       Buffer.from(`--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${metadata}\r\n--${boundary}\r\ncontent-type: ${contentType}\r\n\r\n`),
       bytes,
@@ -374,7 +394,14 @@ export class GcsArtifactStore implements ArtifactStore {
       { method: 'POST', url, headers: { 'content-type': `multipart/related; boundary="${boundary}"` }, body, signal },
       { operation: 'upload', name },
     );
-    return object;
+    // GCS refuses a body whose MD5 is not the one sent, and reports the MD5 of what it stored.
+    if (object.md5Hash === undefined) return { object, sha256 };
+    if (object.md5Hash !== md5Hash) {
+      throw new VerificationError([{ artifactPath, expectedSize: size, actualSize: Number(object.size ?? size), reason: 'checksum' }], {
+        hint: `GCS stored ${this.target(name)} with the MD5 ${object.md5Hash}, not the ${md5Hash} of the bytes sent; upload it again.`,
+      });
+    }
+    return { object, sha256, verified: 'checksum', checksum: `md5:${md5Hash}` };
   }
 
   /** A new session, or the caller's earlier one continued from what GCS has. */

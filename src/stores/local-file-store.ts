@@ -16,7 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -28,7 +28,7 @@ import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js
 import { fileUriToPath } from '../mlflow/connection.js';
 import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreFactory, UploadFileOptions, UploadFileResult } from './artifact-store.js';
 import { throwIfAborted } from '../core/abort.js';
-import { statSourceFile, toLocalPathError } from './source-file.js';
+import { readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile, toLocalPathError } from './source-file.js';
 
 /**
  * Temp files start with this: MLflow's reserved temp prefix (`_TEMP_ARTIFACT_PREFIX` of
@@ -82,7 +82,12 @@ export class LocalFileStore implements ArtifactStore {
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
     assertArtifactPath(artifactPath);
     throwIfAborted(options.signal);
-    const size = await statSourceFile(localPath, options.size, this.logger);
+    // A small file is read whole (open, fstat, read, close) and written with one write; a
+    // larger one is streamed. Either way: temp file, flushed, checked, renamed.
+    const { size, bytes } =
+      options.size !== undefined && options.size > SMALL_FILE_BYTES
+        ? { size: await statSourceFile(localPath, options.size, this.logger), bytes: undefined }
+        : await readSmallSourceFile(localPath, options.size, this.logger);
     const destination = join(this.root, ...artifactPath.split('/'));
     const directory = dirname(destination);
     try {
@@ -97,6 +102,7 @@ export class LocalFileStore implements ArtifactStore {
       this.cleaned.add(directory);
       await removeStaleTempFiles(directory, UPLOADING_PREFIX, { legacy: LEGACY_TEMP_NAME });
     }
+    if (bytes) return this.writeSmall(localPath, destination, bytes, options);
     let copied = 0;
     // Hashed in the same pass as the copy; the file is checked against its snapshot before the
     // rename, so a file that changed meanwhile is never stored.
@@ -134,6 +140,41 @@ export class LocalFileStore implements ArtifactStore {
     options.onProgress?.(copied);
     if (copied !== size) this.logger.warn(`${localPath} changed while it was copied (${size} -> ${copied} bytes).`);
     return { bytes: copied, attempts: 1, multipart: false, sha256: hash.digest('hex') };
+  }
+
+  /**
+   * A small file already in memory: one write into the temp file, flushed through the same
+   * handle (`fdatasync`: the data and the size, before the rename, so that not even a power loss
+   * can show a partial or empty file at the final path), checked against the snapshot, renamed.
+   */
+  private async writeSmall(localPath: string, destination: string, bytes: Buffer, options: UploadFileOptions): Promise<UploadFileResult> {
+    try {
+      await atomicWrite(
+        destination,
+        async (temp) => {
+          const handle = await open(temp, 'wx');
+          try {
+            await handle.writeFile(bytes);
+            await handle.datasync();
+          } finally {
+            await handle.close();
+          }
+          throwIfAborted(options.signal);
+          const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+          if (changed) throw changed;
+        },
+        // Flushed above, through the handle that wrote it (no second open).
+        { prefix: UPLOADING_PREFIX, sync: false },
+      );
+    } catch (error) {
+      if (options.signal?.aborted) {
+        throw new AbortedError(`Copying ${localPath} to ${destination} was aborted; nothing was written.`, { cause: options.signal.reason });
+      }
+      if (error instanceof DiskFullError || error instanceof SourceChangedError) throw error;
+      throw toLocalPathError(error, localPath);
+    }
+    options.onProgress?.(bytes.length);
+    return { bytes: bytes.length, attempts: 1, multipart: false, sha256: createHash('sha256').update(bytes).digest('hex') };
   }
 
   async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {

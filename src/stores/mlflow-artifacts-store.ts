@@ -43,6 +43,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
+import { OrderedSha256 } from './ordered-sha256.js';
 import { readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile } from './source-file.js';
 
 const MiB = 1024 * 1024;
@@ -50,6 +51,8 @@ const MiB = 1024 * 1024;
 const DEFAULT_THRESHOLD = 500 * MiB;
 const DEFAULT_CHUNK = 10 * MiB;
 const DEFAULT_PART_CONCURRENCY = 4;
+/** Most bytes of parts read ahead of the in-order sha256 kept per file; beyond, they are read again locally at the end. */
+const MAX_HASH_PENDING_BYTES = 32 * MiB;
 /** S3's limit on parts per upload. */
 const MAX_PARTS = 10_000;
 /** S3's smallest part (all but the last). */
@@ -226,6 +229,10 @@ export class MlflowArtifactsStore implements ArtifactStore {
       stop.abort(error);
     };
 
+    // The file's sha256 in order from the streamed parts: chunks read ahead of the hash are kept
+    // up to about one part per part in flight, the rest read again locally at the end.
+    const hasher = new OrderedSha256(size, Math.min(chunk * (this.multipart.partConcurrency - 1), MAX_HASH_PENDING_BYTES));
+    const onRead = (bytes: Buffer, position: number) => hasher.update(position, bytes);
     const limit = pLimit(this.multipart.partConcurrency);
     const settled = await Promise.allSettled(
       credentials.map((credential, index) =>
@@ -233,7 +240,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
           if (signal.aborted) throw new AbortedError('Part upload not started: the multipart upload was stopped.');
           const start = index * chunk;
           const length = Math.min(chunk, size - start);
-          return this.uploadPart(localPath, credential, { start, length, numParts, fileName, signal, onRetry, snapshot: options.snapshot }, (n) => {
+          return this.uploadPart(localPath, credential, { start, length, numParts, fileName, signal, onRetry, snapshot: options.snapshot, onRead }, (n) => {
             loaded[index] = n;
             report();
           });
@@ -244,10 +251,12 @@ export class MlflowArtifactsStore implements ArtifactStore {
       ),
     );
 
+    let sha256: string;
     try {
       if (firstError !== undefined || options.signal?.aborted) throw firstError ?? new AbortedError();
       const parts = settled.map((s) => (s as PromiseFulfilledResult<CompletedPart>).value);
       // A file that changed while its parts were read is not completed: nothing is stored.
+      sha256 = await hasher.digest(localPath);
       const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
       if (changed) throw changed;
       await this.api.completeMultipartUpload(dir, fileName, uploadId, parts, { signal: options.signal, onRetry });
@@ -261,13 +270,22 @@ export class MlflowArtifactsStore implements ArtifactStore {
       }
       throw withPartSizeHint(error, chunk);
     }
-    return { bytes: size, attempts, multipart: true };
+    return { bytes: size, attempts, multipart: true, sha256 };
   }
 
   private async uploadPart(
     localPath: string,
     credential: MultipartCredential,
-    part: { start: number; length: number; numParts: number; fileName: string; signal: AbortSignal; onRetry: (e: RetryEvent) => void; snapshot?: FileSnapshot | undefined },
+    part: {
+      start: number;
+      length: number;
+      numParts: number;
+      fileName: string;
+      signal: AbortSignal;
+      onRetry: (e: RetryEvent) => void;
+      snapshot?: FileSnapshot | undefined;
+      onRead: (chunk: Buffer, position: number) => void;
+    },
     onProgress: (loaded: number) => void,
   ): Promise<CompletedPart> {
     const url = this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(credential.url) : credential.url;
@@ -279,7 +297,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
           method: 'PUT',
           url,
           headers: credential.headers,
-          body: { kind: 'file', path: localPath, start: part.start, length: part.length, ...(part.snapshot ? { snapshot: part.snapshot } : {}) },
+          body: { kind: 'file', path: localPath, start: part.start, length: part.length, snapshot: part.snapshot, onRead: part.onRead },
           // Presigned URLs go to the object store: the tracking server's credentials stay home.
           withAuth: false,
           responseType: 'none',

@@ -11,6 +11,7 @@ import { redactUrl, type Logger } from '../core/logger.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import type { ArtifactStore, ArtifactStoreFactory, StoreOptions } from './artifact-store.js';
 import { azureBlobStoreFactory } from './azure-blob-store.js';
+import { azureMlArtifactsStoreFactory } from './azureml-artifacts-store.js';
 import { gcsStoreFactory } from './gcs-store.js';
 import { localFileStoreFactory } from './local-file-store.js';
 import { mlflowArtifactsStoreFactory } from './mlflow-artifacts-store.js';
@@ -19,14 +20,19 @@ import { s3StoreFactory } from './s3-store.js';
 /**
  * The registry. Order does not matter; each scheme belongs to one factory.
  */
-const STORE_FACTORIES: readonly ArtifactStoreFactory[] = [mlflowArtifactsStoreFactory, localFileStoreFactory, s3StoreFactory, gcsStoreFactory, azureBlobStoreFactory];
+const STORE_FACTORIES: readonly ArtifactStoreFactory[] = [
+  mlflowArtifactsStoreFactory,
+  localFileStoreFactory,
+  s3StoreFactory,
+  gcsStoreFactory,
+  azureBlobStoreFactory,
+  azureMlArtifactsStoreFactory,
+];
 
 /** Why each scheme we cannot write to is refused, and what to do instead. */
 const UNSUPPORTED_HINTS: Record<string, string> = {
   runs: 'runs:/ URIs are references to another run\'s artifacts, not a place to write: upload to the run itself (pass its run id).',
   models: 'models:/ URIs are read-only references; log artifacts to a run instead.',
-  azureml:
-    'azureml:// artifact URIs (runs of an Azure ML workspace) go through the workspace\'s run-history artifact API, which this version does not write to yet (issue 16 part 2): log these artifacts with the azureml-mlflow Python plugin, or use a tracking server with a wasbs:// artifact root.',
 };
 const PROXY_HINT =
   'Start the tracking server with `mlflow server --serve-artifacts --artifacts-destination <this store>` so artifacts are proxied through it (runs then get mlflow-artifacts: URIs), or use a file: artifact root.';
@@ -46,7 +52,8 @@ export interface ResolveArtifactStoreOptions extends StoreOptions {
  * URIs go through the tracking server (streamed PUT, multipart for large files); `file:` URIs
  * and plain paths are copied locally; `s3:`, `gs:` and `wasbs:`/`abfss:` URIs are written to
  * the bucket or storage account directly (the AWS SDK, `@google-cloud/storage` and
- * `@azure/storage-blob`, optional peer dependencies). Anything else (`dbfs:`, `runs:` ...)
+ * `@azure/storage-blob`, optional peer dependencies); `azureml:` URIs (runs of an Azure ML
+ * workspace) through the workspace's run-history API and the SAS URIs it hands out. Anything else (`dbfs:`, `runs:` ...)
  * throws {@link UnsupportedArtifactStoreError} naming the scheme and the proxied alternative.
  *
  * @example

@@ -8,22 +8,29 @@
  *
  * Each part in flight reads its byte range of the file into a buffer of its own, reused for the
  * next part (`file-ranges.ts`, shared with the Azure block upload), so memory per file stays
- * near `partSize × queueSize`. Every body that carries a
- * checksum S3 verifies skips the SHA-256 payload hash of the signature (`UNSIGNED-PAYLOAD`).
+ * near `partSize × queueSize`; the file's sha256 is hashed in order from those buffers
+ * (`ordered-sha256.ts`). Every body that carries a checksum S3 verifies skips the SHA-256
+ * payload hash of the signature (`UNSIGNED-PAYLOAD`). Integrity: a single `PutObject` carries
+ * the file's sha256 as its checksum; parts carry the SDK's CRC32 (native, cheap: a per-part
+ * SHA-256 would hash every byte a second time), and the object's composite checksum is checked
+ * once the upload is complete.
  *
  * Only types of `@aws-sdk/client-s3` are imported here; the SDK itself is loaded by the store on
  * first use.
  *
  * @module
  */
+import { createHash } from 'node:crypto';
+import * as zlib from 'node:zlib';
 import type * as ClientS3 from '@aws-sdk/client-s3';
-import { InvalidResponseError } from '../core/errors.js';
+import { InvalidResponseError, VerificationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import { MAX_S3_PARTS } from './s3-config.js';
 import type { MultipartResume } from './artifact-store.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
-import { abortUpload, listUploadedParts, partChecksum, partsToKeep, type SendCommand } from './s3-resume.js';
+import { OrderedSha256 } from './ordered-sha256.js';
+import { abortUpload, listUploadedParts, partChecksum, partsToKeep, type SendCommand, type SharedParams } from './s3-resume.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
 
 /** The namespace of `@aws-sdk/client-s3`. */
@@ -42,21 +49,51 @@ export interface ObjectUpload {
   params: ClientS3.PutObjectCommandInput;
   /** `s3://bucket/key`, for messages. */
   target: string;
+  /** The artifact path (relative to the run's artifact root), for a `VerificationError`. */
+  artifactPath: string;
   source: SourceFile;
 }
 
+/** What {@link putObject} and {@link multipartUpload} report about the stored object. */
+export interface ObjectIntegrity {
+  /** sha256 (hex) of the bytes read, each hashed once. */
+  sha256: string;
+  /** `checksum` when S3 checked the bytes against a checksum of what was read (see `UploadFileResult.verified`). */
+  verified?: 'checksum';
+  /** The object checksum S3 reported and we compared, `<algorithm>:<base64>[-<parts>]`. */
+  checksum?: string;
+}
+
 /**
- * A file up to the part size: read into one buffer (exactly `size` bytes), one `PutObject`.
+ * A file up to the part size: read into one buffer (exactly `size` bytes), hashed (sha256)
+ * once, one `PutObject`. With the SDK's checksums on (its default), that sha256 goes as the
+ * body's `x-amz-checksum-sha256`, so S3 refuses bytes that do not match it and no other
+ * checksum is computed; with them off (`AWS_REQUEST_CHECKSUM_CALCULATION=when_required`) it is
+ * the signature's payload hash instead (`x-amz-content-sha256`), which S3 checks too, and the
+ * SDK does not hash the body again. A checksum algorithm chosen in the extra args is left to
+ * the SDK.
  *
  * @example
  * ```ts
- * await putObject({ sdk, requests, params, target: 's3://b/k', source });
+ * const { sha256, verified } = await putObject({ sdk, requests, params, target: 's3://b/k', artifactPath: 'k', source });
  * ```
  */
-export async function putObject(upload: ObjectUpload): Promise<void> {
+export async function putObject(upload: ObjectUpload): Promise<ObjectIntegrity> {
   const { sdk, requests, params, source } = upload;
   const body = await readSourceRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
-  await requests.send(new sdk.s3.PutObjectCommand({ ...params, Body: body, ContentLength: source.size }));
+  const digest = createHash('sha256').update(body).digest();
+  const sha256 = digest.toString('hex');
+  const checksums = (await requests.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+  const ours = checksums && !params.ChecksumAlgorithm ? { ChecksumAlgorithm: sdk.s3.ChecksumAlgorithm.SHA256, ChecksumSHA256: digest.toString('base64') } : {};
+  const output = (await requests.send(new sdk.s3.PutObjectCommand({ ...params, ...ours, Body: body, ContentLength: source.size }), { payloadSha256: sha256 })) as ClientS3.PutObjectOutput;
+  // S3 answers with the checksum it verified; a server that ignores checksums answers none.
+  const checksum = partChecksum(output);
+  if (ours.ChecksumSHA256 && checksum && checksum !== `sha256:${ours.ChecksumSHA256}`) {
+    throw new VerificationError([{ artifactPath: upload.artifactPath, expectedSize: source.size, actualSize: source.size, reason: 'checksum' }], {
+      hint: `S3 answered the upload of ${upload.target} with the checksum ${checksum}, not the sha256 that was sent; upload it again.`,
+    });
+  }
+  return { sha256, ...(checksum ? { verified: 'checksum' as const, checksum } : {}) };
 }
 
 /**
@@ -74,13 +111,15 @@ export async function putObject(upload: ObjectUpload): Promise<void> {
 export async function multipartUpload(
   upload: ObjectUpload,
   options: { partSize: number; queueSize: number; onProgress?: ((loaded: number) => void) | undefined; resume?: MultipartResume | undefined },
-): Promise<{ bytesReused: number }> {
+): Promise<ObjectIntegrity & { bytesReused: number }> {
   const { sdk, requests, params, source, target } = upload;
   const { partSize, resume } = options;
   // The object-level parameters every later request of the upload must repeat.
   const shared = pick(params, ['Bucket', 'Key', 'ExpectedBucketOwner', 'RequestPayer', 'SSECustomerAlgorithm', 'SSECustomerKey', 'SSECustomerKeyMD5']);
   const count = Math.ceil(source.size / partSize);
   const parts: ClientS3.CompletedPart[] = new Array<ClientS3.CompletedPart>(count);
+  // The checksum S3 answered for each part (`<algorithm>:<base64>`), for the object's composite.
+  const checksums = Array.from<string | undefined>({ length: count });
 
   // Part-level resume: continue an earlier attempt's upload when the journal may, S3 still has
   // it and the part size is the same; keep the parts S3 lists as the journal recorded them.
@@ -95,9 +134,12 @@ export async function multipartUpload(
     if (listed) {
       uploadId = previous.uploadId;
       requests.uploadId = uploadId; // a failure from here on aborts it, as it would a new one
+      const recorded = new Map(previous.parts.map((p) => [p.partNumber, p.checksum]));
       for (const [n, part] of partsToKeep(listed, previous, partSize, source.size)) {
         const { Size, ...completed } = part;
         parts[n - 1] = completed;
+        // What S3 answered when the part was sent (the journal kept it), where ListParts says nothing.
+        checksums[n - 1] = partChecksum(completed) ?? recorded.get(n);
         done.add(n - 1);
         bytesReused += Size;
       }
@@ -119,12 +161,15 @@ export async function multipartUpload(
   }
   const id = uploadId;
 
+  // The file's sha256, in order from the part buffers (reused parts are read to be hashed).
+  const hasher = new OrderedSha256(source.size);
   await sendFileRanges(source, requests, {
     rangeSize: partSize,
     concurrency: options.queueSize,
     onProgress: options.onProgress,
     skip: done,
     alreadyLoaded: bytesReused,
+    hasher,
     send: async (index, body) => {
       const output = (await requests.send(
         new sdk.s3.UploadPartCommand({
@@ -146,12 +191,69 @@ export async function multipartUpload(
         ChecksumSHA1: output.ChecksumSHA1,
         ChecksumSHA256: output.ChecksumSHA256,
       };
+      checksums[index] = partChecksum(output);
       await resume?.partDone({ partNumber: index + 1, size: body.length, etag: output.ETag, ...(partChecksum(output) ? { checksum: partChecksum(output)! } : {}) });
     },
   });
   if (requests.stopped) throw abortError(requests.stopReason);
-  await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: id, MultipartUpload: { Parts: parts } }));
-  return { bytesReused };
+  const sha256 = await hasher.digest(source);
+  const completed = (await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: id, MultipartUpload: { Parts: parts } }))) as ClientS3.CompleteMultipartUploadOutput;
+  // S3 checked every part against the checksum the SDK computed from its buffer; the object's
+  // checksum (a checksum of the part checksums) then shows it assembled those parts.
+  if (!checksums.every((checksum) => checksum !== undefined)) return { bytesReused, sha256 };
+  const expected = compositeChecksum(checksums as string[]);
+  const reported = partChecksum(completed) ?? (await objectChecksum(upload, shared));
+  if (expected && reported) {
+    const [value, partCount] = reported.split('-');
+    if (value !== expected || (partCount !== undefined && Number(partCount) !== parts.length)) {
+      throw new VerificationError([{ artifactPath: upload.artifactPath, expectedSize: source.size, actualSize: source.size, reason: 'checksum' }], {
+        hint: `S3 holds ${target} with the checksum ${reported}, but its parts were sent with ${expected}-${parts.length}; upload it again.`,
+      });
+    }
+    return { bytesReused, sha256, verified: 'checksum', checksum: `${expected}-${parts.length}` };
+  }
+  return { bytesReused, sha256, verified: 'checksum' };
+}
+
+/**
+ * The checksum S3 gives a multipart object of parts with these checksums (`COMPOSITE`): the
+ * algorithm over the concatenated binary part checksums, `<algorithm>:<base64>` (without the
+ * `-<parts>` suffix), for the algorithms Node computes natively (CRC32, SHA-1, SHA-256);
+ * `undefined` for the others, or parts of different algorithms.
+ *
+ * @example
+ * ```ts
+ * compositeChecksum(['crc32:AAAAAA==', 'crc32:AAAAAA==']); // 'crc32:...'
+ * ```
+ */
+export function compositeChecksum(checksums: readonly string[]): string | undefined {
+  const algorithm = checksums[0]?.split(':')[0];
+  if (!algorithm || checksums.some((c) => !c.startsWith(`${algorithm}:`))) return undefined;
+  const joined = Buffer.concat(checksums.map((c) => Buffer.from(c.slice(algorithm.length + 1), 'base64')));
+  if (algorithm === 'sha256' || algorithm === 'sha1') return `${algorithm}:${createHash(algorithm).update(joined).digest('base64')}`;
+  if (algorithm === 'crc32' && typeof zlib.crc32 === 'function') {
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(joined) >>> 0);
+    return `crc32:${crc.toString('base64')}`;
+  }
+  return undefined;
+}
+
+/**
+ * The object's checksum from `HeadObject` (`ChecksumMode: ENABLED`), or `undefined` when S3
+ * does not say (no checksum, or no permission to read the object: `s3:GetObject`).
+ */
+async function objectChecksum(upload: ObjectUpload, shared: SharedParams): Promise<string | undefined> {
+  const { sdk, requests } = upload;
+  try {
+    const head = (await requests.client.send(
+      new sdk.s3.HeadObjectCommand({ ...shared, ChecksumMode: sdk.s3.ChecksumMode.ENABLED }),
+      { abortSignal: requests.signal },
+    )) as ClientS3.HeadObjectOutput;
+    return partChecksum(head);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -235,12 +337,12 @@ export class FileRequests extends RangeStop {
   }
 
   /** Sends one command of this file (any `@aws-sdk/client-s3` command; typed loosely as the SDK's per-command types do not unify). */
-  async send(sent: object): Promise<unknown> {
+  async send(sent: object, options: { payloadSha256?: string } = {}): Promise<unknown> {
     const command = sent as S3Command;
     const s3 = this.sdk.s3;
     this.countAttempts(command);
     const transfer = command instanceof s3.UploadPartCommand || command instanceof s3.PutObjectCommand;
-    if (transfer) unsignedWithChecksum(command);
+    if (transfer) unsignedWithChecksum(command, options.payloadSha256);
     const isAbort = command instanceof s3.AbortMultipartUploadCommand;
     if (!isAbort && this.signal.aborted) throw abortError(this.signal.reason);
     try {
@@ -288,14 +390,17 @@ export class FileRequests extends RangeStop {
  * Lets a body that carries a checksum S3 verifies (the flexible-checksums middleware has run:
  * this sits after it in the build step) skip the SHA-256 payload hash of the signature, as the
  * SDK does for every streamed body and boto3 does over TLS. The checksum, not the signature,
- * guards the bytes; without a checksum the payload is still SHA-256 signed.
+ * guards the bytes. Without a checksum the payload is SHA-256 signed: with `payloadSha256`
+ * (hex, already computed) the signer takes it as it is instead of hashing the body again.
  */
-function unsignedWithChecksum(command: S3Command): void {
+function unsignedWithChecksum(command: S3Command, payloadSha256: string | undefined): void {
   command.middlewareStack.add(
     (next) => async (args) => {
       const request = args.request as { headers?: Record<string, string> };
       if (request.headers && Object.keys(request.headers).some((name) => CHECKSUM_HEADER.test(name))) {
         request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      } else if (request.headers && payloadSha256) {
+        request.headers['x-amz-content-sha256'] = payloadSha256;
       }
       return next(args);
     },

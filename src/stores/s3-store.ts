@@ -11,10 +11,13 @@
  *   flight. Each part in flight reads its byte range of the file into a buffer of its own, reused
  *   for the next part, so memory per file stays near `partSize × queueSize`.
  * - Every request (each part on its own) is retried by the SDK, `retry.maxRetries` times.
- * - Integrity: every body carries a CRC32 checksum (computed natively, `zlib.crc32`) that S3
- *   verifies, as the SDK's `requestChecksumCalculation: WHEN_SUPPORTED` default asks; with a
- *   checksum present the payload is not hashed again for the signature (`UNSIGNED-PAYLOAD`).
- *   Without one (`AWS_REQUEST_CHECKSUM_CALCULATION=when_required`) the payload is SHA-256 signed.
+ * - Integrity: a single `PutObject` carries the file's sha256 (hashed once, from the buffer sent)
+ *   as its `x-amz-checksum-sha256`; every part carries a CRC32 checksum (computed natively,
+ *   `zlib.crc32`), as the SDK's `requestChecksumCalculation: WHEN_SUPPORTED` default asks, and
+ *   the object's composite checksum is compared once it is complete. S3 refuses a body that does
+ *   not match its checksum; with a checksum present the payload is not hashed again for the
+ *   signature (`UNSIGNED-PAYLOAD`). Without one (`AWS_REQUEST_CHECKSUM_CALCULATION=when_required`)
+ *   the payload is SHA-256 signed (a single `PutObject` reuses the file's sha256 for it).
  * - A failure or an abort stops the other parts at once and aborts the multipart upload once
  *   every part has settled, so no parts stay billed.
  *
@@ -31,10 +34,10 @@ import {
   ArtifactUploaderError,
   ConfigError,
   HttpStatusError,
-  InvalidArgumentError,
   InvalidResponseError,
   NetworkError,
   RequestTimeoutError,
+  VerificationError,
 } from '../core/errors.js';
 import { errorText, redact, silentLogger, type Logger } from '../core/logger.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
@@ -66,6 +69,7 @@ import {
   multipartUpload,
   putObject,
   type ClientS3Module,
+  type ObjectIntegrity,
   type ObjectUpload,
   type Sdk,
 } from './s3-multipart.js';
@@ -178,6 +182,7 @@ export class S3ArtifactStore implements ArtifactStore {
 
     let file: FileHandle | undefined;
     let bytesReused = 0;
+    let integrity: ObjectIntegrity;
     const { resume } = options;
     try {
       if (!multipart && resume?.previous) {
@@ -186,10 +191,14 @@ export class S3ArtifactStore implements ArtifactStore {
         await resume.aborted(resume.previous.uploadId);
       }
       file = await openSourceFile(localPath);
-      const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), source: { handle: file, path: localPath, size } };
-      if (multipart) ({ bytesReused } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress, resume }));
-      else await putObject(upload);
+      const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), artifactPath, source: { handle: file, path: localPath, size } };
+      if (multipart) ({ bytesReused, ...integrity } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress, resume }));
+      else integrity = await putObject(upload);
     } catch (error) {
+      if (error instanceof VerificationError) {
+        // Stored, but not what was read: nobody may download it as if it were.
+        await requests.client.send(new sdk.s3.DeleteObjectCommand({ Bucket: this.bucket, Key: key, ...this.ownerParam() })).catch(() => undefined);
+      }
       // Stopped by the caller (SIGINT/SIGTERM: often a preemption) with the upload on record: it
       // stays for the rerun to continue (docs/resume.md); anything else is aborted on the bucket.
       const keptForRerun = multipart && requests.uploadId !== undefined && options.signal?.aborted === true && !deadline?.aborted && resume?.onRecord?.() === true;
@@ -217,7 +226,7 @@ export class S3ArtifactStore implements ArtifactStore {
       await file?.close().catch(() => undefined);
     }
     options.onProgress?.(size);
-    return { bytes: size, attempts: 1 + requests.retries, multipart, ...(bytesReused > 0 ? { bytesReused } : {}) };
+    return { bytes: size, attempts: 1 + requests.retries, multipart, ...(bytesReused > 0 ? { bytesReused } : {}), ...integrity };
   }
 
   async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {

@@ -7,9 +7,11 @@
 import { close, constants, fstat, open as openFd, read } from 'node:fs';
 import { access, open, stat, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { LocalPathError } from '../core/errors.js';
+import { LocalPathError, toLocalPathError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { readFully } from '../core/read-fully.js';
+
+export { toLocalPathError };
 
 /**
  * Stats `localPath` and returns its current size. Throws `PATH_NOT_FOUND`, `NOT_A_FILE` or
@@ -105,32 +107,6 @@ export async function readSmallSourceFile(
   } finally {
     await closeAsync(fd).catch(() => undefined);
   }
-}
-
-/**
- * Maps an fs error about `localPath` to a {@link LocalPathError}; passes others through.
- *
- * @example
- * ```ts
- * try { await readFile(p); } catch (e) { throw toLocalPathError(e, p); }
- * ```
- */
-export function toLocalPathError(error: unknown, localPath: string): unknown {
-  if (error instanceof LocalPathError) return error;
-  const code = (error as { code?: unknown }).code;
-  if (code === 'ENOENT') {
-    return new LocalPathError('PATH_NOT_FOUND', localPath, `${localPath} does not exist.`, {
-      hint: 'Check the path (relative paths are resolved against the working directory).',
-      cause: error,
-    });
-  }
-  if (code === 'EACCES' || code === 'EPERM') {
-    return new LocalPathError('PATH_UNREADABLE', localPath, `${localPath} cannot be read (${code}).`, {
-      hint: 'Fix its permissions (chmod u+r) or exclude it.',
-      cause: error,
-    });
-  }
-  return error;
 }
 
 /**

@@ -1,11 +1,11 @@
 /**
- * The zod schema of a journal record (`journal.ts`), in a module of its own so that zod loads
+ * The zod schemas of a journal record and of an operation log (`journal.ts`), in a module of its own so that zod loads
  * when the journal is first read, not when the package is imported.
  *
  * @module
  */
 import { z } from 'zod';
-import type { JournalRecord } from './journal.js';
+import type { JournalRecord, OperationLogHeader, OperationLogLine } from './journal.js';
 
 const PartSchema = z.object({
   partNumber: z.number().int().min(1),
@@ -31,3 +31,24 @@ export const RecordSchema: z.ZodType<JournalRecord | null> = z
     resumeToken: z.object({ store: z.string(), value: z.unknown() }).optional(),
   })
   .nullable() as z.ZodType<JournalRecord | null>;
+
+/** The first line of an operation log. */
+export const LogHeaderSchema: z.ZodType<OperationLogHeader> = z.object({
+  version: z.literal(1),
+  kind: z.literal('finished-files'),
+  key: z.object({ target: z.string(), runId: z.string() }),
+  owner: z.object({ pid: z.number().int(), host: z.string(), token: z.string() }),
+  createdAt: z.number(),
+});
+
+/** A line of an operation log: one finished file. */
+export const LogLineSchema: z.ZodType<OperationLogLine> = z.object({
+  artifactPath: z.string(),
+  localPath: z.string(),
+  local: z.object({ size: z.number().int().min(0), mtimeNs: z.string(), ino: z.string(), dev: z.string() }),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  at: z.number(),
+}) as z.ZodType<OperationLogLine>;

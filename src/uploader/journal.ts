@@ -34,7 +34,7 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { removeStagedArchives } from './archive-staging.js';
 import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
@@ -116,8 +116,57 @@ export interface JournalRecord {
   resumeToken?: JournalResumeToken;
 }
 
-/** The record schema, loaded on first use (zod stays out of the package import; see journal-schema.ts). */
+/**
+ * The first line of an operation log: whose log it is. The lines after it are
+ * {@link OperationLogLine}s, one per file the operation finished.
+ */
+export interface OperationLogHeader {
+  version: 1;
+  kind: 'finished-files';
+  /** The operation's target (credentials stripped) and run. */
+  key: { target: string; runId: string };
+  /** The process (and operation: `token`) appending to the log. */
+  owner: { pid: number; host: string; token: string };
+  /** Epoch ms. */
+  createdAt: number;
+}
+
+/** A line of an operation log: one file in the store. */
+export interface OperationLogLine {
+  /** Destination path in the run's artifact tree. */
+  artifactPath: string;
+  /** Absolute local path. */
+  localPath: string;
+  /** The local file's identity when it was sent (a file whose identity differs now is sent again). */
+  local: JournalRecord['local'];
+  /** sha256 (hex) of the bytes sent, when the read path hashed them. */
+  sha256?: string;
+  /** Epoch ms the file finished. */
+  at: number;
+}
+
+/** An operation log as read back: its header and every whole line (a torn last line is left out). */
+export interface ReadOperationLog {
+  /** The log file. */
+  path: string;
+  header: OperationLogHeader;
+  lines: OperationLogLine[];
+}
+
+/** What {@link UploadJournal.scan} found for one run. */
+export interface JournalScan {
+  /** File names of the per-file records in the journal (of every run: their names are hashes). */
+  recordNames: ReadonlySet<string>;
+  /** The run's operation logs, readable ones only. */
+  logs: ReadOperationLog[];
+}
+
+/** The schemas, loaded on first use (zod stays out of the package import; see journal-schema.ts). */
 const loadRecordSchema = () => import('./journal-schema.js').then((m) => m.RecordSchema);
+const loadLogSchemas = () => import('./journal-schema.js');
+
+/** Paths of the operation logs this process has open: in use, whatever their owner pid says. */
+const openLogs = new Set<string>();
 
 /** Options of {@link UploadJournal.open}. */
 export interface UploadJournalOptions {
@@ -237,17 +286,39 @@ function sameLocalFile(record: JournalRecord, local: LocalFileIdentity): boolean
   return record.local.size === local.size && record.local.mtimeNs === local.mtimeNs && record.local.ino === local.ino && record.local.dev === local.dev;
 }
 
-function sameKey(record: JournalRecord, key: JournalKey): boolean {
+function sameKey(record: JournalRecord, key: Pick<JournalKey, 'target' | 'runId' | 'artifactPath'> & { local: Pick<LocalFileIdentity, 'path'> }): boolean {
   return record.key.target === journalTarget(key.target) && record.key.runId === key.runId && record.key.artifactPath === key.artifactPath && record.key.localPath === resolve(key.local.path);
 }
 
 /** The record file's name: a hash of the key without the local identity (a changed file replaces its record). */
 function recordName(key: JournalKey): string {
+  return recordFileName(key.target, key.runId, key.artifactPath, key.local.path);
+}
+
+/** {@link recordName} from the key's parts (no identity, so no `stat`, is needed to know it). */
+export function recordFileName(target: string, runId: string, artifactPath: string, localPath: string): string {
   const digest = createHash('sha256')
-    .update(JSON.stringify([journalTarget(key.target), key.runId, key.artifactPath, resolve(key.local.path)]))
+    .update(JSON.stringify([journalTarget(target), runId, artifactPath, resolve(localPath)]))
     .digest('hex');
   return `${digest.slice(0, 40)}.json`;
 }
+
+/** Names of per-file records. */
+const RECORD_NAME = /^[0-9a-f]{40}\.json$/;
+/** Names of operation logs: `<hash of target and run>-<owner token>.log`. */
+const LOG_NAME = /^([0-9a-f]{40})-[0-9a-f]{16}\.log$/;
+
+/** The first part of the names of a run's operation logs. */
+function logPrefix(target: string, runId: string): string {
+  return createHash('sha256')
+    .update(JSON.stringify([journalTarget(target), runId]))
+    .digest('hex')
+    .slice(0, 40);
+}
+
+/** The host name, asked once (each call is a system call, and liveness checks ask often). */
+let thisHost: string | undefined;
+const host = () => (thisHost ??= hostname());
 
 /** What {@link UploadJournal.lookup} found for a key. */
 export type JournalLookup =
@@ -260,9 +331,12 @@ export type JournalLookup =
   /** The record is for an earlier version of the local file: send it again (and abort `record.multipart`). */
   | { state: 'changed'; record: JournalRecord };
 
-/** One record as {@link UploadJournal.list} shows it. */
+/**
+ * One record as {@link UploadJournal.list} shows it: a per-file record, or one file of an
+ * operation log (shown as an `uploaded` record; every file of one log shares its `file`).
+ */
 export interface JournalListEntry {
-  /** The record file. */
+  /** The record file (or operation log). */
   file: string;
   /** Epoch ms of the last write. */
   updatedAt: number;
@@ -388,7 +462,7 @@ export class UploadJournal {
 
   /** True when the record's owner is a live process other than this one's entry. */
   private ownedByLiveProcess(record: JournalRecord, now = Date.now()): boolean {
-    if (record.owner.host === hostname()) return record.owner.pid !== process.pid ? processAlive(record.owner.pid) : false;
+    if (record.owner.host === host()) return record.owner.pid !== process.pid ? processAlive(record.owner.pid) : false;
     return now - record.updatedAt < this.ownerStaleMs;
   }
 
@@ -403,7 +477,7 @@ export class UploadJournal {
   async begin(key: JournalKey): Promise<JournalEntry | undefined> {
     const name = recordName(key);
     const token = randomBytes(8).toString('hex');
-    const owner = { pid: process.pid, host: hostname(), token };
+    const owner = { pid: process.pid, host: host(), token };
     try {
       return await this.queued(name, () =>
         this.file(name).update((current) => {
@@ -449,7 +523,7 @@ export class UploadJournal {
             key: { target: journalTarget(key.target), runId: key.runId, artifactPath: key.artifactPath, localPath: resolve(key.local.path) },
             local: { size: key.local.size, mtimeNs: key.local.mtimeNs, ino: key.local.ino, dev: key.local.dev },
             status: 'uploaded',
-            owner: { pid: process.pid, host: hostname(), token: randomBytes(8).toString('hex') },
+            owner: { pid: process.pid, host: host(), token: randomBytes(8).toString('hex') },
             createdAt: now,
             updatedAt: now,
             ...(options.sha256 ? { sha256: options.sha256 } : {}),
@@ -487,8 +561,8 @@ export class UploadJournal {
    * Deletes the record of a key whatever its state, unless a live process owns it (when its
    * upload completed, or the caller decided to start over).
    */
-  async forget(key: JournalKey): Promise<void> {
-    const name = recordName(key);
+  async forget(key: Pick<JournalKey, 'target' | 'runId' | 'artifactPath'> & { local: Pick<LocalFileIdentity, 'path'> }): Promise<void> {
+    const name = recordFileName(key.target, key.runId, key.artifactPath, key.local.path);
     await this.queued(name, () =>
       this.file(name).update((current) => {
         if (current && sameKey(current, key) && this.ownedByLiveProcess(current)) return { result: undefined };
@@ -507,7 +581,8 @@ export class UploadJournal {
       throw error;
     }
     const entries: JournalListEntry[] = [];
-    for (const name of names.filter((n) => /^[0-9a-f]{40}\.json$/.test(n))) {
+    for (const name of names.filter((n) => LOG_NAME.test(n))) entries.push(...(await this.listLog(join(this.dir, name))));
+    for (const name of names.filter((n) => RECORD_NAME.test(n))) {
       const path = join(this.dir, name);
       const info = await stat(path).catch(() => undefined);
       if (!info) continue;
@@ -534,6 +609,127 @@ export class UploadJournal {
   }
 
   /**
+   * One readdir of the journal: the names of the per-file records there, and the run's
+   * operation logs, read. An operation costs this once, whatever its number of files; the
+   * per-file records it names are read only for the files they are about.
+   * @internal the resume step's (`resume.ts`)
+   */
+  async scan(target: string, runId: string): Promise<JournalScan> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { recordNames: new Set(), logs: [] };
+      throw error;
+    }
+    const prefix = logPrefix(target, runId);
+    const logs: ReadOperationLog[] = [];
+    for (const name of names) {
+      if (LOG_NAME.exec(name)?.[1] !== prefix) continue;
+      const log = await this.readLog(join(this.dir, name), false);
+      // The hash names the run; the header says it (a collision, however unlikely, is not trusted).
+      if (log && log.header.key.target === journalTarget(target) && log.header.key.runId === runId) logs.push(log);
+    }
+    return { recordNames: new Set(names.filter((n) => RECORD_NAME.test(n))), logs };
+  }
+
+  /**
+   * A new operation log for an operation on a run: nothing is written until the first file is
+   * recorded in it. See {@link OperationLog}.
+   * @internal the resume step's (`resume.ts`)
+   */
+  operationLog(target: string, runId: string): OperationLog {
+    const token = randomBytes(8).toString('hex');
+    const header: OperationLogHeader = {
+      version: 1,
+      kind: 'finished-files',
+      key: { target: journalTarget(target), runId },
+      owner: { pid: process.pid, host: host(), token },
+      createdAt: Date.now(),
+    };
+    return new OperationLog(this.dir, join(this.dir, `${logPrefix(target, runId)}-${token}.log`), header, this.logger);
+  }
+
+  /**
+   * True when the log is being written: by an operation of this process, or by another live process.
+   * @internal
+   */
+  logInUse(log: ReadOperationLog, now = Date.now()): boolean {
+    if (openLogs.has(log.path)) return true;
+    const { owner } = log.header;
+    if (owner.host === host()) return owner.pid !== process.pid && processAlive(owner.pid);
+    const last = log.lines.at(-1)?.at ?? log.header.createdAt;
+    return now - last < this.ownerStaleMs;
+  }
+
+  /**
+   * Deletes an operation log (once every file it names is done), unless it is in use. Never throws.
+   * @internal
+   */
+  async removeLog(log: ReadOperationLog): Promise<void> {
+    if (this.logInUse(log)) return;
+    await rm(log.path, { force: true }).catch((error: unknown) => this.logger.warn(`Could not remove the resume journal log ${log.path}: ${(error as Error).message}`));
+  }
+
+  /**
+   * Reads an operation log: `undefined` when it is gone or its header is not a log header (with
+   * a warning unless `quiet`). Lines that are not whole (the last line of a writer killed while
+   * appending, or zeros after a power loss) are left out: they cost re-sending a file, never a
+   * wrong skip.
+   */
+  private async readLog(path: string, quiet: boolean): Promise<ReadOperationLog | undefined> {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' && !quiet) this.logger.warn(`Ignoring the resume journal log ${path}: ${(error as Error).message}`);
+      return undefined;
+    }
+    const { LogHeaderSchema, LogLineSchema } = await loadLogSchemas();
+    const [first = '', ...rest] = text.split('\n');
+    const header = LogHeaderSchema.safeParse(parseJson(first));
+    if (!header.success) {
+      if (!quiet) this.logger.warn(`Ignoring a corrupt resume journal log ${path}: its first line is not a log header. \`artifact-uploader resume clear\` deletes it.`);
+      return undefined;
+    }
+    const lines: OperationLogLine[] = [];
+    for (const text of rest) {
+      const line = text ? LogLineSchema.safeParse(parseJson(text)) : undefined;
+      if (line?.success) lines.push(line.data);
+    }
+    return { path, header: header.data, lines };
+  }
+
+  /** An operation log as list entries, one per file (a corrupt one as one entry without `record`). */
+  private async listLog(path: string): Promise<JournalListEntry[]> {
+    const log = await this.readLog(path, true);
+    if (!log) {
+      const info = await stat(path).catch(() => undefined);
+      return info ? [{ file: path, updatedAt: info.mtimeMs, inUse: false, bytesDone: 0 }] : [];
+    }
+    const { header } = log;
+    const inUse = this.logInUse(log);
+    // Every file of a log is as old as its last line: they are cleared together.
+    const updatedAt = log.lines.at(-1)?.at ?? header.createdAt;
+    return log.lines.map((line) => ({
+      file: path,
+      updatedAt,
+      inUse,
+      bytesDone: line.local.size,
+      record: {
+        version: 1,
+        key: { target: header.key.target, runId: header.key.runId, artifactPath: line.artifactPath, localPath: line.localPath },
+        local: line.local,
+        status: 'uploaded',
+        owner: header.owner,
+        createdAt: line.at,
+        updatedAt,
+        ...(line.sha256 ? { sha256: line.sha256 } : {}),
+      },
+    }));
+  }
+
+  /**
    * Deletes records: all of them, or those not written for `olderThanMs`. Records a live
    * process owns are left (and returned in `inUse`). Multipart uploads the deleted records
    * name are not aborted here (the store is not known); S3 lifecycle rules abort them.
@@ -547,13 +743,16 @@ export class UploadJournal {
   async clear(options: { olderThanMs?: number } = {}): Promise<JournalClearResult> {
     const now = Date.now();
     const result: JournalClearResult = { removed: [], inUse: [], archives: [] };
+    const removedFiles = new Set<string>();
     for (const entry of await this.list()) {
       if (options.olderThanMs !== undefined && now - entry.updatedAt < options.olderThanMs) continue;
       if (entry.inUse) {
         result.inUse.push(entry);
         continue;
       }
-      await rm(entry.file, { force: true });
+      // The files of one operation log share its file: removed once.
+      if (!removedFiles.has(entry.file)) await rm(entry.file, { force: true });
+      removedFiles.add(entry.file);
       result.removed.push(entry);
     }
     result.archives = await removeStagedArchives(this.dir, options);
@@ -579,7 +778,7 @@ export class UploadJournal {
       const info = await stat(path).catch(() => undefined);
       if (!info?.isFile()) continue;
       const age = now - info.mtimeMs;
-      if (/^[0-9a-f]{40}\.json$/.test(name)) {
+      if (RECORD_NAME.test(name) || LOG_NAME.test(name)) {
         if (age > this.maxAgeMs) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
       } else if (/\.tmp$|\.lock\.broken-/.test(name) && age > 60_000) {
@@ -593,8 +792,13 @@ export class UploadJournal {
     records.sort((a, b) => a.mtimeMs - b.mtimeMs);
     for (const r of records) {
       if (count <= this.maxEntries && bytes <= this.maxBytes) break;
-      const record = await this.readQuiet(r.path);
-      if (record && this.ownedByLiveProcess(record, now)) continue;
+      if (r.path.endsWith('.log')) {
+        const log = await this.readLog(r.path, true);
+        if (log && this.logInUse(log, now)) continue;
+      } else {
+        const record = await this.readQuiet(r.path);
+        if (record && this.ownedByLiveProcess(record, now)) continue;
+      }
       await rm(r.path, { force: true });
       count--;
       bytes -= r.size;
@@ -668,5 +872,104 @@ export class JournalEntry {
   /** Deletes the record (the whole operation completed, or the upload is abandoned). */
   remove(): Promise<boolean> {
     return this.journal.change(this.name, this.current.owner.token, () => 'delete');
+  }
+}
+
+/** `JSON.parse`, `undefined` for text that is not JSON. */
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The log of the files one operation has finished: a file of JSON lines that only this
+ * operation appends to (so it takes no lock), its header first. It is what makes file-level
+ * resume cheap for many small files: recording a finished file is one `write` of one line to a
+ * file already open, and the operation's completion deletes one file, where a record per file
+ * costs a locked read-modify-write and a removal each. Files with part-level state (multipart
+ * uploads, resume tokens) keep their per-file records.
+ *
+ * Lines are appended as files finish; lines of files that finish while a write is under way go
+ * out together in the next write. A process killed at any instant loses at most the lines not
+ * yet written, i.e. of files whose upload had just finished, and leaves at most a torn last line,
+ * which readers skip. Appends are not fsynced: after a power loss the tail may be lost, which
+ * costs re-sending those files, never a wrong skip (a file is skipped only when the store lists
+ * it with the same size). Every method is best effort: a write that fails is logged once, and
+ * the operation goes on without the log.
+ */
+export class OperationLog {
+  private handle: FileHandle | undefined;
+  /** Whether the header is in the file (written with the first line). */
+  private started = false;
+  private queued: string[] = [];
+  private tail: Promise<unknown> = Promise.resolve();
+  private failed = false;
+
+  /** @internal */
+  constructor(
+    private readonly dir: string,
+    /** The log file. */
+    readonly path: string,
+    /** Its first line. */
+    readonly header: OperationLogHeader,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Appends a finished file; resolves once its line is written (or could not be). */
+  record(line: OperationLogLine): Promise<void> {
+    if (this.failed) return Promise.resolve();
+    this.queued.push(`${JSON.stringify(line)}\n`);
+    return this.then(() => this.writeQueued());
+  }
+
+  /** Closes the file, keeping it (an operation that failed: its rerun resumes from it). */
+  close(): Promise<void> {
+    return this.then(async () => {
+      const handle = this.handle;
+      this.handle = undefined;
+      openLogs.delete(this.path);
+      await handle?.close();
+    });
+  }
+
+  /** Closes and deletes the file (the operation completed). A later {@link record} starts a new one. */
+  remove(): Promise<void> {
+    return this.then(async () => {
+      const handle = this.handle;
+      this.handle = undefined;
+      await handle?.close();
+      if (this.started) await rm(this.path, { force: true });
+      this.started = false;
+      openLogs.delete(this.path);
+    });
+  }
+
+  /** Runs `task` after every earlier one; never rejects. */
+  private then(task: () => Promise<void>): Promise<void> {
+    const next = this.tail.then(task).catch((error: unknown) => {
+      if (!this.failed) this.logger.warn(`The resume journal log ${this.path} cannot be written (${(error as Error).message}); files finished from now on are sent again if this upload is interrupted.`);
+      this.failed = true;
+    });
+    this.tail = next;
+    return next;
+  }
+
+  /** Writes every line queued so far in one append (nothing when an earlier write took them). */
+  private async writeQueued(): Promise<void> {
+    if (this.queued.length === 0 || this.failed) return;
+    let text = this.queued.join('');
+    this.queued = [];
+    if (!this.handle) {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      // O_APPEND: every write lands at the end, whole; owner-only, like the records.
+      this.handle = await open(this.path, 'a', 0o600);
+      openLogs.add(this.path);
+    }
+    if (!this.started) text = `${JSON.stringify(this.header)}\n${text}`;
+    this.started = true;
+    await this.handle.appendFile(text);
   }
 }

@@ -52,9 +52,10 @@ export interface ArtifactUploaderOptions<S extends StageName = StageName> extend
    * flight keeps paying off: on a remote link each small file waits a round trip, so more in
    * flight means more files per second, until the server is the limit. On loopback, where the
    * server's CPU is the limit from the start, it stays at `concurrency`. A 429 or 503 halves it
-   * and stops growth. Buffers stay within 32 MiB however many are in flight. A concurrency you
-   * chose yourself (option, config file or env var, any value but the default 8) stays fixed
-   * unless you set this too; set it to `concurrency` to pin the default as well.
+   * and stops growth. Buffers stay within 32 MiB (or `concurrency` files' worth, if more) however
+   * many are in flight. A concurrency you chose yourself (option, config file or env var, any
+   * value but the default 8) stays fixed unless you set this too; set it to `concurrency` to pin
+   * the default as well.
    * @default 64 (the highest accepted `concurrency`) with the default concurrency; else `concurrency`
    */
   maxConcurrency?: number;

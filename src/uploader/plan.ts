@@ -59,6 +59,12 @@ export interface PlannedFile {
   artifactPath: string;
   /** Size in bytes when planned. */
   size: number;
+  /**
+   * Modification time when planned, in ms (from the plan's own `stat`): what tells two
+   * uploads of the same path apart when identical uploads in flight are joined.
+   * @default stat'ed when needed
+   */
+  mtimeMs?: number;
 }
 
 /** A path the plan leaves out, and why. */
@@ -136,7 +142,7 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
   const skipped: SkippedPath[] = [];
   const problems: Problem[] = [];
 
-  const addFile = (localPath: string, rel: string, size: number) => {
+  const addFile = (localPath: string, rel: string, size: number, mtimeMs: number) => {
     if (include.length > 0 && !matchesAny(include, rel, false)) {
       skipped.push({ relativePath: rel, reason: 'not-included' });
       return;
@@ -144,12 +150,12 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
     const artifactPath = joinArtifactPath(prefix, rel);
     const problem = artifactPathProblem(artifactPath);
     if (problem) problems.push({ code: 'INVALID_ARTIFACT_PATH', path: rel, reason: problem.reason });
-    else files.push({ localPath, artifactPath, size });
+    else files.push({ localPath, artifactPath, size, mtimeMs });
   };
 
   // What one entry found, applied in directory order once every entry of the walk is known, so
   // the lists come out the same as a sequential walk while the stat calls run in parallel.
-  type Found = { file: [localPath: string, rel: string, size: number] } | { skip: SkippedPath } | { problem: Problem };
+  type Found = { file: [localPath: string, rel: string, size: number, mtimeMs: number] } | { skip: SkippedPath } | { problem: Problem };
   const io = pLimit(PLAN_IO_CONCURRENCY);
 
   // `ancestors` holds the real paths of the directories above (and including) `absDir`, to stop link loops.
@@ -180,7 +186,7 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
           return walk(full, rel, target, new Set([...ancestors, target]));
         }
         if (info.isFile()) {
-          if (await io(() => readable(target))) return [{ file: [full, rel, info.size] }];
+          if (await io(() => readable(target))) return [{ file: [full, rel, info.size, info.mtimeMs] }];
           return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'cannot be read (permission denied)' } }];
         }
         return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'links to a special file (FIFO, socket or device), not a regular file' } }];
@@ -191,13 +197,13 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
       }
       if (entry.isFile()) {
         return io(async (): Promise<Found[]> => {
-          let size: number;
+          let info;
           try {
-            size = (await stat(full)).size;
+            info = await stat(full);
           } catch (error) {
             return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: `cannot be read (${(error as { code?: string }).code ?? 'error'})` } }];
           }
-          if (await readable(full)) return [{ file: [full, rel, size] }];
+          if (await readable(full)) return [{ file: [full, rel, info.size, info.mtimeMs] }];
           return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'cannot be read (permission denied)' } }];
         });
       }
@@ -343,6 +349,8 @@ export interface CheckedLocalPath {
   path: string;
   /** Size in bytes (of a file). */
   size: number;
+  /** Modification time in ms. */
+  mtimeMs: number;
 }
 
 /**
@@ -384,7 +392,7 @@ export async function inspectLocalPath(path: unknown, expected: 'file' | 'direct
       hint: 'Upload a single file with uploadFile(), or pass its parent directory with an `include` filter.',
     });
   }
-  return { path: absolute, size: info.size };
+  return { path: absolute, size: info.size, mtimeMs: info.mtimeMs };
 }
 
 /**
@@ -452,7 +460,7 @@ export function planFiles(files: readonly CheckedLocalPath[], artifactDir: strin
       });
     }
     seen.add(artifactPath);
-    planned.push({ localPath, artifactPath, size: file.size });
+    planned.push({ localPath, artifactPath, size: file.size, mtimeMs: file.mtimeMs });
   }
   // Largest first, as for directories: the big transfers start early, the tail stays short.
   planned.sort((a, b) => b.size - a.size);
@@ -545,7 +553,8 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
 }
 
 /**
- * The identity of each planned file (path, size, mtime), for deduplication.
+ * The identity of each planned file (path, size, mtime), for deduplication: the plan's own
+ * `stat` where it recorded one (`mtimeMs`), else a `stat` now.
  *
  * @example
  * ```ts
@@ -555,6 +564,7 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
 export async function fileIdentities(files: readonly PlannedFile[]): Promise<LocalFileIdentity[]> {
   return Promise.all(
     files.map(async (f) => {
+      if (f.mtimeMs !== undefined) return { localPath: f.localPath, artifactPath: f.artifactPath, size: f.size, mtimeMs: f.mtimeMs };
       const info = await stat(f.localPath);
       return { localPath: f.localPath, artifactPath: f.artifactPath, size: info.size, mtimeMs: info.mtimeMs };
     }),

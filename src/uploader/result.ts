@@ -54,10 +54,30 @@ export interface UploadedFile {
   /** True when it went through a multipart upload. */
   multipart?: boolean;
   /**
-   * sha256 (hex) of the bytes sent, hashed while they were read (no second read), for files
-   * sent in one pass (`file:` copies, single PUTs); absent for multipart uploads.
+   * sha256 (hex) of the bytes sent, hashed while they were read (each byte once, no second
+   * read; multipart parts in file order), for every uploaded file. The resume journal records
+   * the same value. See docs/integrity.md.
    */
   sha256?: string;
+  /**
+   * How the stored copy of this file was checked against what was read:
+   * - `checksum`: by a checksum of the bytes read that the store verified, refusing a mismatch,
+   *   or reported back and we compared: S3 (`x-amz-checksum-sha256` of a single PUT, CRC32 of
+   *   each part and the object's composite checksum), Azure (`Content-MD5` of every Put Blob
+   *   and Put Block), GCS up to 8 MiB (`md5Hash`); see {@link checksum};
+   * - `size`: by the size in the store's listing after the upload (the `verify` option):
+   *   `file:` stores, the MLflow artifact proxy, GCS resumable uploads.
+   *
+   * Absent when the file was not checked (failed, resumed, or verification off and the store
+   * checks no checksum). See docs/integrity.md.
+   */
+  verified?: 'checksum' | 'size';
+  /**
+   * The checksum that was checked, for `verified: 'checksum'` where the store names one:
+   * `<algorithm>:<value>` as the store spells it, e.g. `sha256:<base64>` (S3 single PUT),
+   * `crc32:<base64>-3` (S3 multipart: a checksum of its 3 parts' checksums), `md5:<base64>` (GCS).
+   */
+  checksum?: string;
   /** Why it failed, for `failed` and `cancelled`. */
   error?: string;
 }

@@ -12,15 +12,34 @@
  *   refused before any transfer).
  * Everything else is sent. A record of an earlier version of the file (changed since) is
  * replaced, and its multipart upload aborted by the store. With resume off (`--no-resume`) the
- * journal is not read: every file is sent, its record replaced as it goes.
+ * journal is not read for skipping: every file is sent, and recorded as it goes.
+ *
+ * **What it costs.** The journal is read once per operation ({@link UploadJournal.scan}: one
+ * `readdir`, plus the run's operation logs when an interrupted run left some). A file sent in one
+ * request is recorded with one line appended to the operation's log ({@link OperationLog}), with
+ * the identity of the `stat` the transfer takes before sending it anyway; no lock, no rename, no
+ * per-file removal. Only files with part-level state (a multipart upload, a resume token), or
+ * with a per-file record already in the journal, have per-file records (locked, atomic).
+ * Completion deletes the operation's log and the records of its files.
  *
  * @module
  */
-import { posix } from 'node:path';
+import { posix, resolve } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
-import { localFileIdentity, type JournalEntry, type JournalKey, type JournalRecord, type UploadJournal } from './journal.js';
+import {
+  localFileIdentity,
+  recordFileName,
+  type JournalEntry,
+  type JournalKey,
+  type JournalScan,
+  type LocalFileIdentity,
+  type OperationLog,
+  type OperationLogLine,
+  type UploadJournal,
+} from './journal.js';
 
 /** How an operation may skip files already in the store. */
 export type SkipExisting = 'size' | 'checksum';
@@ -95,7 +114,8 @@ export function assertSkipExisting(skipExisting: unknown, store: ArtifactStore):
 /**
  * The step for one operation. Build it with the operation's target, call
  * {@link OperationResume.partition} before the transfer, {@link OperationResume.beginFile} for
- * each file sent, and {@link OperationResume.complete} when the whole operation succeeded.
+ * each file sent, {@link OperationResume.release} when the transfer is over, and
+ * {@link OperationResume.complete} when the whole operation succeeded.
  *
  * @example
  * ```ts
@@ -107,6 +127,14 @@ export class OperationResume {
   private readonly resume: boolean;
   /** The journal keys of the operation's files, by local path, as computed by partition(). */
   private readonly keys = new Map<string, JournalKey>();
+  /** The journal as the operation found it (read once, on first use). */
+  private scanned?: Promise<JournalScan | undefined>;
+  /** Where this operation records the files it finished (created on the first). */
+  private log?: OperationLog;
+  /** Per-file records this operation wrote (claimed). */
+  private readonly claimedNames = new Set<string>();
+  /** Operation logs of earlier runs that completion deleted already. */
+  private readonly removedLogs = new Set<string>();
 
   constructor(private readonly options: OperationResumeOptions) {
     this.resume = options.resume ?? true;
@@ -122,11 +150,34 @@ export class OperationResume {
     return this.resume;
   }
 
-  private async keyOf(file: ResumableFile): Promise<JournalKey | undefined> {
+  /** The journal's records and this run's logs, read once; `undefined` without a readable journal. */
+  private scan(): Promise<JournalScan | undefined> {
+    const { journal, target, runId, logger } = this.options;
+    this.scanned ??= journal
+      ? journal.scan(target, runId).catch((error: unknown) => {
+          logger.warn(`The resume journal ${journal.dir} cannot be read (${(error as Error).message}); nothing is resumed from it.`);
+          return undefined;
+        })
+      : Promise.resolve(undefined);
+    return this.scanned;
+  }
+
+  private recordName(file: ResumableFile): string {
+    return recordFileName(this.options.target, this.options.runId, file.artifactPath, file.localPath);
+  }
+
+  /** The file's key, with its identity: the transfer's snapshot when given, else a `stat` (once). */
+  private async keyOf(file: ResumableFile, snapshot?: FileSnapshot): Promise<JournalKey | undefined> {
+    const { target, runId } = this.options;
+    if (snapshot?.exact) {
+      // Not cached: the file's hooks hold it while it is sent (20,000 files, 20,000 keys otherwise).
+      const local: LocalFileIdentity = { path: resolve(file.localPath), size: snapshot.size, ...snapshot.exact };
+      return { target, runId, artifactPath: file.artifactPath, local };
+    }
     const known = this.keys.get(file.localPath);
     if (known) return known;
     try {
-      const key = { target: this.options.target, runId: this.options.runId, artifactPath: file.artifactPath, local: await localFileIdentity(file.localPath) };
+      const key = { target, runId, artifactPath: file.artifactPath, local: await localFileIdentity(file.localPath) };
       this.keys.set(file.localPath, key);
       return key;
     } catch {
@@ -146,18 +197,29 @@ export class OperationResume {
 
   /**
    * Splits the files into those already in the store (resumed) and those to send. Costs one
-   * `stat` per file, one journal read per file, and one store listing per directory that holds
-   * a candidate (none when no file is a candidate).
+   * journal scan, and for each file the journal names (none on a first run) a `stat` and, for
+   * a per-file record, its read; then one store listing per directory that holds a candidate
+   * (none when no file is a candidate).
    */
   async partition<F extends ResumableFile>(files: readonly F[]): Promise<ResumePartition<F>> {
     const { journal, skipExisting } = this.options;
+    // Read even with resume off: completion removes what earlier runs left of this operation.
+    const scan = await this.scan();
     if ((!journal || !this.resume) && !skipExisting) return { resumed: [], toSend: [...files] };
+    const finished = this.resume && scan ? finishedFiles(scan) : new Map<string, OperationLogLine>();
+    const records = this.resume && scan ? scan.recordNames : new Set<string>();
     const candidates: Array<{ file: F; by: 'journal' | 'size' }> = [];
     for (const file of files) {
-      const key = await this.keyOf(file);
-      if (journal && this.resume && key) {
-        const found = await journal.lookup(key);
-        if (found.state === 'uploaded' && found.record.local.size === file.size) {
+      const line = finished.get(fileKey(file.artifactPath, resolve(file.localPath)));
+      const recorded = records.size > 0 && records.has(this.recordName(file));
+      const key = journal && (line || recorded) ? await this.keyOf(file) : undefined;
+      if (journal && key) {
+        if (line && line.local.size === file.size && sameLocal(line.local, key.local)) {
+          candidates.push({ file, by: 'journal' });
+          continue;
+        }
+        const found = recorded ? await journal.lookup(key) : undefined;
+        if (found?.state === 'uploaded' && found.record.local.size === file.size) {
           candidates.push({ file, by: 'journal' });
           continue;
         }
@@ -182,32 +244,40 @@ export class OperationResume {
 
   /**
    * Opens the record of a file about to be sent. Never throws: without a usable journal the
-   * hooks do nothing and the file is sent as if there were none. The record is claimed (written)
-   * only when needed: at once when an earlier multipart upload of the file is on record (to
-   * continue or abort it), else at the first part; a file sent in one request costs one write,
-   * when it is done.
+   * hooks do nothing and the file is sent as if there were none. `snapshot` (the transfer's
+   * `stat` before sending) is the identity recorded; without it the file is stat'ed here.
+   *
+   * A per-file record is read only when the journal holds one for the file, and written
+   * (claimed) only when needed: at once when an earlier multipart upload of the file is on
+   * record (to continue or abort it), else at the first part or resume token. A file sent in
+   * one request costs one line in the operation log, when it is done.
    */
-  async beginFile(file: ResumableFile): Promise<FileResume> {
+  async beginFile(file: ResumableFile, options: { snapshot?: FileSnapshot } = {}): Promise<FileResume> {
     const { journal, logger } = this.options;
-    const key = journal ? await this.keyOf(file) : undefined;
+    const key = journal ? await this.keyOf(file, options.snapshot) : undefined;
     if (!journal || !key) {
       return { multipart: { reuse: false, started: async () => {}, partDone: async () => {}, aborted: async () => {}, saveToken: async () => {} }, finish: async () => {} };
     }
     let claimed: Promise<JournalEntry | undefined> | undefined;
-    const claim = () => (claimed ??= journal.begin(key));
+    const claim = () => {
+      this.claimedNames.add(this.recordName(file));
+      return (claimed ??= journal.begin(key));
+    };
 
     let previous: PreviousMultipartUpload | undefined;
     let token: StoreResumeToken | undefined;
     let reuse = false;
-    const found = await journal.lookup(key);
-    if (found.state !== 'none' && (found.record.multipart || found.record.resumeToken)) {
+    // The record's name is a hash: computed only when the journal holds per-file records at all.
+    const records = (await this.scan())?.recordNames;
+    const found = records && records.size > 0 && records.has(this.recordName(file)) ? await journal.lookup(key) : undefined;
+    if (found && found.state !== 'none' && (found.record.multipart || found.record.resumeToken)) {
       // Another live process's upload (begin() says so by returning nothing) is neither continued nor aborted.
       const entry = await claim();
       previous = entry?.previous?.multipart;
       token = entry?.previous?.resumeToken;
       // A record of this same unchanged file may be continued; one of an earlier version of it
       // (or any record, with resume off) only tells the store which upload to abort.
-      reuse = this.resume && entry?.previous !== undefined && sameLocal(entry.previous, key);
+      reuse = this.resume && entry?.previous !== undefined && sameLocal(entry.previous.local, key.local);
     }
     // Whether the journal holds the upload in progress (so an interrupted one may stay for the rerun).
     let onRecord = reuse && (previous !== undefined || token !== undefined);
@@ -234,27 +304,68 @@ export class OperationResume {
     };
     return {
       multipart,
-      finish: async (options = {}) => {
-        if (claimed) await (await claimed)?.finish(options);
-        else await journal.markUploaded(key, options);
+      finish: async ({ sha256 } = {}) => {
+        if (claimed) {
+          await (await claimed)?.finish(sha256 ? { sha256 } : {});
+          return;
+        }
+        const { path, size, mtimeNs, ino, dev } = key.local;
+        this.log ??= journal.operationLog(this.options.target, this.options.runId);
+        await this.log.record({ artifactPath: file.artifactPath, localPath: path, local: { size, mtimeNs, ino, dev }, ...(sha256 ? { sha256 } : {}), at: Date.now() });
       },
     };
   }
 
-  /** The operation completed: its records are removed (resumed files' and sent files'). */
+  /** The transfer is over (whatever its outcome): the operation's log is closed, and kept. */
+  async release(): Promise<void> {
+    await this.log?.close();
+  }
+
+  /**
+   * The operation completed: its records are removed: its own log, the logs earlier runs left
+   * whose every file is one of `files` (and that no live process writes), and the per-file
+   * records of `files`.
+   */
   async complete(files: readonly ResumableFile[]): Promise<void> {
-    const { journal } = this.options;
+    const { journal, target, runId } = this.options;
     if (!journal) return;
+    await this.log?.remove();
+    const scan = await this.scan();
+    const mine = new Set(files.map((f) => fileKey(f.artifactPath, resolve(f.localPath))));
+    for (const log of scan?.logs ?? []) {
+      if (this.removedLogs.has(log.path) || !log.lines.every((l) => mine.has(fileKey(l.artifactPath, l.localPath)))) continue;
+      this.removedLogs.add(log.path);
+      await journal.removeLog(log);
+    }
+    if ((scan?.recordNames.size ?? 0) === 0 && this.claimedNames.size === 0) return;
     for (const file of files) {
-      const key = await this.keyOf(file);
-      if (key) await journal.forget(key);
+      const name = this.recordName(file);
+      if (scan?.recordNames.has(name) || this.claimedNames.has(name)) await journal.forget({ target, runId, artifactPath: file.artifactPath, local: { path: file.localPath } });
     }
   }
 }
 
-/** True when the record was written for the local file as it is now. */
-function sameLocal(record: JournalRecord, key: JournalKey): boolean {
-  return record.local.size === key.local.size && record.local.mtimeNs === key.local.mtimeNs && record.local.ino === key.local.ino && record.local.dev === key.local.dev;
+/** The key of a file in an operation log. */
+function fileKey(artifactPath: string, localPath: string): string {
+  return `${artifactPath}\n${localPath}`;
+}
+
+/** The files the run's operation logs have as finished, by {@link fileKey} (the latest line wins). */
+function finishedFiles(scan: JournalScan): Map<string, OperationLogLine> {
+  const out = new Map<string, OperationLogLine>();
+  for (const log of scan.logs) {
+    for (const line of log.lines) {
+      const key = fileKey(line.artifactPath, line.localPath);
+      const seen = out.get(key);
+      if (!seen || seen.at <= line.at) out.set(key, line);
+    }
+  }
+  return out;
+}
+
+/** True when a record (or log line) was written for the local file as it is now. */
+function sameLocal(recorded: Pick<LocalFileIdentity, 'size' | 'mtimeNs' | 'ino' | 'dev'>, now: LocalFileIdentity): boolean {
+  return recorded.size === now.size && recorded.mtimeNs === now.mtimeNs && recorded.ino === now.ino && recorded.dev === now.dev;
 }
 
 /** The listing's size agrees (an unknown size never does: the proxy leaves it out for empty files only). */

@@ -18,10 +18,11 @@
  */
 import { rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { AbortedError, InvalidArgumentError, type VerificationMismatch } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { makeTempDir } from '../core/atomic-write.js';
+import { FILE_CHUNK_BYTES } from '../core/file-chunks.js';
 import { snapshotFile, sourceChange } from '../core/source-snapshot.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
 import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
@@ -52,6 +53,10 @@ export interface FileUploadOutcome {
   bytesReused?: number;
   /** sha256 of the bytes sent, hashed as they were read (see `UploadFileResult.sha256`). */
   sha256?: string;
+  /** `checksum` when the store checked a checksum of the bytes read (see `UploadFileResult.verified`). */
+  verified?: 'checksum';
+  /** The checksum the store checked (see `UploadFileResult.checksum`). */
+  checksum?: string;
   /** Why it failed or was cancelled. */
   error?: unknown;
 }
@@ -59,16 +64,17 @@ export interface FileUploadOutcome {
 /** Options of {@link uploadPlannedFiles}. */
 export interface UploadPlannedFilesOptions {
   /**
-   * Files in flight at once. Memory grows with it only by one ~1 MiB stream buffer per file
-   * (times the part concurrency for multipart files; a file of at most 1 MiB is held whole).
+   * Files in flight at once. Memory grows with it only by two 2 MiB read buffers per file sent
+   * from disk (times the part concurrency for multipart files; a file of at most 1 MiB is held
+   * whole).
    * @default 8
    */
   concurrency?: number;
   /**
    * The most files in flight it may grow to while more in flight keeps paying off (a remote
    * link, where each file waits on the round trip); a 429 or 503 halves it and stops growth.
-   * Equal to `concurrency`: a fixed limit. Bytes held in buffers stay within 32 MiB however
-   * many are in flight (see `uploader/concurrency.ts`).
+   * Equal to `concurrency`: a fixed limit. Bytes held in buffers stay within 32 MiB (or
+   * `concurrency` files' worth, if more) however many are in flight (see `uploader/concurrency.ts`).
    * @default concurrency (fixed)
    */
   maxConcurrency?: number;
@@ -114,7 +120,10 @@ export async function uploadPlannedFiles(
   if (!Number.isInteger(max) || max < concurrency) {
     throw new InvalidArgumentError('maxConcurrency', `maxConcurrency must be an integer >= concurrency (${concurrency}), got ${String(max)}.`);
   }
-  const limit = new AdaptiveConcurrency({ initial: concurrency, max, memoryBudgetBytes: 32 * 1024 * 1024 });
+  // A file sent from disk holds two read buffers (core/file-chunks.ts); the chosen concurrency
+  // always fits the budget, growth beyond it only as far as 32 MiB of buffers allow.
+  const bufferBytes = 2 * FILE_CHUNK_BYTES;
+  const limit = new AdaptiveConcurrency({ initial: concurrency, max, bufferBytes, memoryBudgetBytes: Math.max(32 * 1024 * 1024, concurrency * bufferBytes) });
   const finish = (outcome: FileUploadOutcome): FileUploadOutcome => {
     options.onFileDone?.(outcome);
     return outcome;
@@ -150,9 +159,10 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
   }
   let attempts = 1;
   try {
-    const journal = await options.resume?.beginFile(file);
-    // What the file was before its first byte was read; checked again once it is sent.
+    // What the file was before its first byte was read; checked again once it is sent. The
+    // journal records the same identity (no second stat).
     const snapshot = await snapshotFile(file.localPath).catch(() => undefined);
+    const journal = await options.resume?.beginFile(file, snapshot ? { snapshot } : {});
     const result = await store.uploadFile(file.localPath, file.artifactPath, {
       ...(snapshot ? { snapshot } : {}),
       size: file.size,
@@ -178,6 +188,8 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
       attempts: result.attempts,
       multipart: result.multipart,
       ...(result.sha256 ? { sha256: result.sha256 } : {}),
+      ...(result.verified === 'checksum' ? { verified: result.verified } : {}),
+      ...(result.checksum ? { checksum: result.checksum } : {}),
       bytesReused: result.bytesReused ?? 0,
     };
   } catch (error) {
@@ -260,6 +272,8 @@ export async function transferFiles(
       retries++;
     },
   });
+  // The files that finished are in the operation's log; a failed operation keeps it for its rerun.
+  await ctx.resume?.release();
   const uploaded = outcomes.filter((o) => o.status === 'uploaded');
   const failed = outcomes.filter((o) => o.status !== 'uploaded');
   const reused = uploaded.reduce((n, o) => n + (o.bytesReused ?? 0), 0);
@@ -294,6 +308,8 @@ export async function transferFiles(
     };
   }
   const verified = ctx.verify ? await verifyTransferred(ctx, uploaded) : { status: 'uploaded' as const, verification: { status: 'not-run' as const } };
+  // Files the store did not check by checksum were checked by the listing's size.
+  if (verified.verification.status === 'verified') for (const entry of entries) if (entry.status === 'uploaded') entry.verified ??= 'size';
   // Done: the operation's journal records go (a failed verification keeps them: its rerun re-checks).
   if (verified.status === 'uploaded' && !options.keepRecords) await ctx.resume?.complete(files);
   return { files: entries, metrics, ...verified };
@@ -318,17 +334,37 @@ export async function transferArchive(
 ): Promise<TransferOutcome> {
   // The archive's record stays until the manifest is up too: a run killed in between finds the
   // archive recorded, and sends only the manifest again.
-  const first = await transferFiles(ctx, [archive], { keepRecords: manifest !== undefined });
+  let first = await transferFiles(ctx, [archive], { keepRecords: manifest !== undefined });
   if (!manifest || (first.status === 'failed' && first.reason !== 'verification-failed')) return first;
 
   const location = `${ctx.target.artifactUri.replace(/\/+$/, '')}/${archive.artifactPath}`;
+  // The bytes sent were hashed as they were read: they must be the archive the manifest describes.
+  const sent = first.files[0];
+  const sha256 = first.status === 'uploaded' ? sent?.sha256 : undefined;
+  if (ctx.verify && sha256 !== undefined && sha256 !== manifest.archive.sha256) {
+    const mismatch: VerificationMismatch = { artifactPath: archive.artifactPath, expectedSize: manifest.archive.size, actualSize: sent!.size, reason: 'checksum' };
+    first = {
+      ...first,
+      status: 'failed',
+      reason: 'verification-failed',
+      verification: { status: 'failed', mismatches: [mismatch] },
+      error: toUploaderError(
+        new VerificationError([mismatch], {
+          hint: `The archive's sha256 is ${sha256}, its manifest says ${manifest.archive.sha256}: the archive changed after the manifest was written. Write both again (createCheckpointArchive), then upload.`,
+        }),
+      ),
+    };
+  }
   const verification: ManifestVerification = !ctx.verify
     ? { status: 'not-run' }
     : {
         status: first.verification.status === 'verified' ? 'verified' : 'failed',
         verifiedAt: new Date().toISOString(),
-        checks: ['size'],
+        checks: sha256 !== undefined ? ['size', 'sha256'] : ['size'],
         location,
+        ...(sha256 !== undefined ? { sha256 } : {}),
+        ...(sent?.verified ? { storeVerified: sent.verified } : {}),
+        ...(sent?.checksum ? { checksum: sent.checksum } : {}),
         mismatches: first.verification.mismatches?.map(toManifestMismatch),
         error: first.status === 'failed' ? first.error?.message : undefined,
       };
@@ -464,6 +500,8 @@ function toUploadedFile(outcome: FileUploadOutcome): UploadedFile {
     attempts: outcome.attempts,
     multipart: outcome.multipart,
     ...(outcome.sha256 ? { sha256: outcome.sha256 } : {}),
+    ...(outcome.verified ? { verified: outcome.verified } : {}),
+    ...(outcome.checksum ? { checksum: outcome.checksum } : {}),
     error: outcome.error === undefined ? undefined : outcome.error instanceof Error ? outcome.error.message : String(outcome.error),
   };
 }

@@ -133,6 +133,30 @@ describe('publishToHub', () => {
     }
   });
 
+  it('an LFS file is verified by the Hub\'s LFS sha256 oid, reported as verified: checksum with its sha256; small files by size', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const result = await publishToHub(opts({ modelDir }));
+    const byPath = new Map(result.files.map((f) => [f.path, f]));
+    // model.safetensors goes through LFS on the fake Hub; the JSON files and the card inline.
+    expect(byPath.get('model.safetensors')).toMatchObject({ verified: 'checksum', sha256: sha256(await readFile(join(modelDir, 'model.safetensors'))) });
+    for (const path of ['README.md', 'config.json']) expect(byPath.get(path), path).toEqual(expect.objectContaining({ verified: 'size' }));
+    expect(byPath.get('README.md')?.sha256).toBeUndefined();
+  });
+
+  it('a commit that lists another LFS oid than the one sent fails with VERIFICATION_FAILED (checksum)', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    // A Hub whose tree listing reports a different oid for the LFS file.
+    const lyingFetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+      const response = await fetch(input, init);
+      if (!/\/tree\//.test(String(input))) return response;
+      const entries = (await response.json()) as Array<{ path: string; lfs?: { oid: string } }>;
+      for (const entry of entries) if (entry.lfs) entry.lfs.oid = '0'.repeat(64);
+      return new Response(JSON.stringify(entries), { status: response.status, headers: response.headers });
+    }) as typeof fetch;
+    const error = await publishToHub(opts({ modelDir, fetch: lyingFetch })).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'VERIFICATION_FAILED', mismatches: [{ artifactPath: 'model.safetensors', reason: 'checksum' }] });
+  });
+
   it('uploads a sharded fused model with its index', async () => {
     const modelDir = await writeShardedModel(await tempDir());
     const options = opts({ modelDir });
@@ -178,7 +202,8 @@ describe('publishToHub', () => {
     expect(dry.commitUrl).toBeUndefined();
 
     const real = await publishToHub({ ...options, dryRun: false, accessToken: hub.token, hubUrl: hub.url });
-    expect(real.files).toEqual(dry.files);
+    // The same files and sizes; the real publish adds how each was verified.
+    expect(real.files.map(({ path, size }) => ({ path, size }))).toEqual(dry.files);
     expect(real.bytes).toBe(dry.bytes);
   });
 

@@ -3,14 +3,15 @@
  * byte where MLflow is strict), its errors, and, cross-checked with the official Python
  * client, that MLflow reads what it wrote and that it reads what MLflow wrote.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { tempFileName } from '../../src/core/atomic-write.js';
 import { InvalidArgumentError, MlflowApiError } from '../../src/core/errors.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { FileTrackingStore } from '../../src/mlflow/file-store.js';
@@ -145,6 +146,26 @@ describe('FileTrackingStore on disk', () => {
     const info = await store.updateRun({ runId: run.info.runId, runName: 'again' });
     expect(info.runName).toBe('again');
     expect((await store.getRun(run.info.runId)).data.tags['mlflow.runName']).toBe('again');
+  });
+
+  it('a metadata temp file a killed process left in a run directory is removed by the next write there; a live writer\'s stays', async () => {
+    const root = join(scratch(), 'mlruns');
+    const first = new FileTrackingStore({ root });
+    const run = await first.createRun({ experimentId: '0' });
+    const runDir = join(root, '0', run.info.runId);
+    const hourAgo = new Date(Date.now() - 60 * 60_000);
+    // What SIGKILL between write and rename leaves: a temp file named by its (now dead) writer.
+    const dead = join(runDir, tempFileName(TEMP_PREFIX).replace(`-${process.pid}-`, `-${spawnSync(process.execPath, ['-e', '']).pid}-`));
+    const live = join(runDir, tempFileName(TEMP_PREFIX));
+    for (const path of [dead, live]) {
+      writeFileSync(path, 'half a meta.yaml');
+      utimesSync(path, hourAgo, hourAgo);
+    }
+    // A new process (a new store) writes a tag into the run: the dead writer's file goes.
+    await new FileTrackingStore({ root }).setTag(run.info.runId, 'stage', 'training');
+    expect(existsSync(dead)).toBe(false);
+    expect(existsSync(live)).toBe(true);
+    expect((await first.getRun(run.info.runId)).data.tags.stage).toBe('training');
   });
 
   it('answers with the errors a server would give', async () => {

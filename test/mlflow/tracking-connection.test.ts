@@ -41,14 +41,23 @@ describe('resolveMlflowConnection', () => {
     expect(() => resolveMlflowConnection({ trackingUri: 'https://h' }, { MLFLOW_TRACKING_INSECURE_TLS: 'maybe' })).toThrow(/MLFLOW_TRACKING_INSECURE_TLS/);
   });
 
-  it('maps an Azure ML workspace URI (azureml://) to its https MLflow REST base, with MLFLOW_TRACKING_TOKEN required', () => {
+  it('maps an Azure ML workspace URI (azureml://) to its https MLflow REST base and its run-history base', () => {
     const workspace = '/mlflow/v2.0/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.MachineLearningServices/workspaces/ws-1';
     const uri = `azureml://westeurope.api.azureml.ms${workspace}`;
     const conn = resolveMlflowConnection({ trackingUri: uri }, { MLFLOW_TRACKING_TOKEN: 'eyJ.job-token' });
     expect(conn).toMatchObject({ kind: 'rest', baseUrl: `https://westeurope.api.azureml.ms${workspace}`, displayUri: uri });
     expect(resolveMlflowConnection({ trackingUri: `${uri}/` }, { MLFLOW_TRACKING_TOKEN: 't' })).toMatchObject({ baseUrl: `https://westeurope.api.azureml.ms${workspace}` });
     expect(resolveMlflowConnection({}, { MLFLOW_TRACKING_URI: uri, MLFLOW_TRACKING_TOKEN: 't' })).toMatchObject({ kind: 'rest' });
-    expect(() => resolveMlflowConnection({ trackingUri: uri }, {})).toThrow(/needs a token, and MLFLOW_TRACKING_TOKEN is not set/);
+    expect(conn.kind === 'rest' && conn.azureMl).toEqual({
+      origin: 'https://westeurope.api.azureml.ms',
+      subscriptionId: 'sub-1',
+      resourceGroup: 'rg-1',
+      workspace: 'ws-1',
+      mlflowBaseUrl: `https://westeurope.api.azureml.ms${workspace}`,
+      historyBaseUrl: `https://westeurope.api.azureml.ms${workspace.replace('/mlflow/v2.0', '/history/v1.0')}`,
+    });
+    // Without a token it resolves too: the token comes from DefaultAzureCredential on the first request (test/mlflow/azureml-auth.test.ts).
+    expect(resolveMlflowConnection({ trackingUri: uri }, {})).toMatchObject({ kind: 'rest' });
     expect(() => resolveMlflowConnection({ trackingUri: 'azureml://westeurope.api.azureml.ms/mlflow/v2.0/subscriptions/s' }, { MLFLOW_TRACKING_TOKEN: 't' })).toThrow(
       /is not an Azure ML workspace URI/,
     );

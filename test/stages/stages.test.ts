@@ -189,7 +189,7 @@ describeWithServers('stage helpers on a real MLflow server', () => {
       'best_trial_checkpoint.tar.gz': manifest.archive.sha256,
       'best_trial_checkpoint.manifest.json': sha256(`${JSON.stringify(hpo.manifest, null, 2)}\n`),
     });
-    expect(manifest).toMatchObject({ archive: { compressionLevel: 6 }, verification: { status: 'verified', checks: ['size'] } });
+    expect(manifest).toMatchObject({ archive: { compressionLevel: 6 }, verification: { status: 'verified', checks: ['size', 'sha256'], sha256: manifest.archive.sha256 } });
     const extracted = hashTree(await gnuTarExtract(join(dst!, 'best_trial_checkpoint.tar.gz')));
     expect(extracted).toEqual(Object.fromEntries(manifest.files.map((f) => [f.path, f.sha256])));
     expect(Object.keys(extracted).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);

@@ -122,7 +122,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
   it('uploads 0 B, 1 KiB and a directory with odd names as single Put Blobs, and lists them', async () => {
     resetProxy();
     const store = storeFor({}, proxy.url);
-    Object.assign(expected, await uploadAndListSmallFiles(store, writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false, sha256: sha256(data) })));
+    Object.assign(expected, await uploadAndListSmallFiles(store, writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false, sha256: sha256(data), verified: 'checksum' })));
     expect(proxy.requests.filter(isPutBlob)).toHaveLength(6);
     expect(proxy.requests.filter((r) => blockIndex(r) >= 0 || isCommit(r))).toEqual([]);
     // Content-Type from the extension (the guessed MIME type), as browsers of the container expect.
@@ -136,7 +136,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     const progress: number[] = [];
     const result = await storeFor({}, proxy.url).uploadFile(bigPath, 'model/big.bin', { onProgress: (n) => progress.push(n) });
     expected['model/big.bin'] = sha256(big);
-    expect(result).toEqual({ bytes: big.length, attempts: 1, multipart: true });
+    expect(result).toEqual({ bytes: big.length, attempts: 1, multipart: true, sha256: sha256(big), verified: 'checksum' });
     const blocks = proxy.requests.filter((r) => blockIndex(r) >= 0);
     expect(blocks.map(blockIndex).sort()).toEqual([0, 1, 2, 3, 4, 5]);
     expect(blocks.every((r) => r.status === 201)).toBe(true);
@@ -154,7 +154,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     const retries: RetryEvent[] = [];
     const result = await storeFor({}, proxy.url).uploadFile(bigPath, 'model/retried.bin', { onRetry: (e) => retries.push(e) });
     expected['model/retried.bin'] = sha256(big);
-    expect(result).toEqual({ bytes: big.length, attempts: 3, multipart: true });
+    expect(result).toEqual({ bytes: big.length, attempts: 3, multipart: true, sha256: sha256(big), verified: 'checksum' });
     const statuses = (n: number) => proxy.requests.filter((r) => blockIndex(r) === n).map((r) => r.status);
     expect(statuses(2)).toEqual([503, 503, 201]);
     for (const n of [0, 1, 3, 4, 5]) expect(statuses(n), `block ${n}`).toEqual([201]);
@@ -171,7 +171,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     const local = await writeLocal('flaky/one.bin', data);
     const result = await storeFor({}, proxy.url).uploadFile(local, 'flaky/one.bin');
     expected['flaky/one.bin'] = sha256(data);
-    expect(result).toEqual({ bytes: data.length, attempts: 3, multipart: false, sha256: sha256(data) });
+    expect(result).toEqual({ bytes: data.length, attempts: 3, multipart: false, sha256: sha256(data), verified: 'checksum' });
     expect(proxy.requests.filter(isPutBlob).map((r) => r.fault ?? r.status)).toEqual(['drop', 'status', 201]);
   });
 

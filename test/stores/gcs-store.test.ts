@@ -6,7 +6,7 @@
  * point back at the proxy). All tests write into one run and the last one downloads it once
  * with Python: a cold `import mlflow` costs seconds.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { truncateSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
@@ -90,7 +90,16 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
 
   it('uploads 0 B, 1 KiB and a directory with odd names in one request each, and lists them', async () => {
     const store = storeFor();
-    Object.assign(expected, await uploadAndListSmallFiles(store, writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false, resumedBytes: 0 })));
+    Object.assign(expected, await uploadAndListSmallFiles(store, writeLocal, (data) => ({
+        bytes: data.length,
+        attempts: 1,
+        multipart: false,
+        resumedBytes: 0,
+        sha256: sha256(data),
+        // GCS answered with the MD5 of what it stored, the one we sent.
+        verified: 'checksum',
+        checksum: `md5:${createHash('md5').update(data).digest('base64')}`,
+      })));
     // The type google-cloud-storage would send: a guess from the name, else octet-stream.
     expect((await objectMeta(`${store.rootKey}/small/ckpt/step 100/config.json`))?.contentType).toBe('application/json');
     expect((await objectMeta(`${store.rootKey}/small/one-kib.bin`))?.contentType).toBe('application/octet-stream');
@@ -126,7 +135,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     const retries: RetryEvent[] = [];
     const result = await store.uploadFile(bigPath, 'model/big-retried.bin', { onRetry: (e) => retries.push(e) });
     expected['model/big-retried.bin'] = sha256(big);
-    expect(result).toEqual({ bytes: big.length, attempts: 3, multipart: true, resumedBytes: 0 });
+    expect(result).toEqual({ bytes: big.length, attempts: 3, multipart: true, resumedBytes: 0, sha256: sha256(big) });
     const starts = proxy.requests.filter(isChunk).map((r) => `${r.contentRange?.split('-')[0]}:${r.status}`);
     expect(starts).toEqual(['bytes 0:308', `bytes ${CHUNK}:308`, `bytes ${2 * CHUNK}:503`, `bytes ${2 * CHUNK}:503`, `bytes ${2 * CHUNK}:308`, `bytes ${3 * CHUNK}:308`, `bytes ${4 * CHUNK}:308`, `bytes ${5 * CHUNK}:200`]);
     expect(retries.map((e) => [e.attempt, (e.error as HttpStatusError).status, (e.error as HttpStatusError).code])).toEqual([
@@ -256,7 +265,8 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     const progress: number[] = [];
     const result = await second.uploadFile(bigPath, 'model/resumed.bin', { resumeSession: persisted, onProgress: (n) => progress.push(n) });
     expected['model/resumed.bin'] = sha256(big);
-    expect(result).toEqual({ bytes: big.length, attempts: 1, multipart: true, resumedBytes: offset, bytesReused: offset });
+    // The bytes the first process sent are read here (not sent again) to hash the whole file.
+    expect(result).toEqual({ bytes: big.length, attempts: 1, multipart: true, resumedBytes: offset, bytesReused: offset, sha256: sha256(big) });
     expect(progress[0]).toBe(offset);
     expect(proxy.requests.filter((r) => r.method === 'POST')).toEqual([]);
     expect(proxy.requests.filter(isStatusQuery).map((r) => r.contentRange)).toEqual([`bytes */${big.length}`, `bytes */${big.length}`]);

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { AbortedError, InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
+import { AbortedError, InvalidArgumentError, LocalPathError, SourceChangedError } from '../../src/core/errors.js';
+import { snapshotFile } from '../../src/core/source-snapshot.js';
 import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { LocalFileStore } from '../../src/stores/local-file-store.js';
 import { planDirectory } from '../../src/uploader/plan.js';
@@ -40,6 +41,24 @@ describe('LocalFileStore', () => {
     expect(await store.uploadFile(join(src, 'empty'), 'empty')).toMatchObject({ bytes: 0 });
     expect(readFileSync(join(dest, 'empty'))).toHaveLength(0);
     expect(allFiles(dest)).toEqual(['empty', join('model', 'ünï code', 'w.bin')]);
+  });
+
+  it('a small file (read whole, one write) is stored byte-exact with its sha256; one changed since its snapshot is not stored at all', async () => {
+    const { src, dest, store } = scratch();
+    const bytes = randomBytes(32 * 1024);
+    writeFileSync(join(src, 's.bin'), bytes);
+    const snapshot = await snapshotFile(join(src, 's.bin'));
+    const progress: number[] = [];
+    const result = await store.uploadFile(join(src, 's.bin'), 'small/s.bin', { snapshot, size: bytes.length, onProgress: (n) => progress.push(n) });
+    expect(result).toEqual({ bytes: bytes.length, attempts: 1, multipart: false, sha256: createHash('sha256').update(bytes).digest('hex') });
+    expect(readFileSync(join(dest, 'small', 's.bin')).equals(bytes)).toBe(true);
+    expect(progress).toEqual([bytes.length]);
+
+    // Rewritten after its snapshot (same size, new content and mtime): refused before the rename.
+    writeFileSync(join(src, 's.bin'), randomBytes(32 * 1024));
+    utimesSync(join(src, 's.bin'), new Date(), new Date(Date.now() + 5_000));
+    await expect(store.uploadFile(join(src, 's.bin'), 'small/t.bin', { snapshot, size: bytes.length })).rejects.toBeInstanceOf(SourceChangedError);
+    expect(allFiles(dest)).toEqual([join('small', 's.bin')]);
   });
 
   it('replaces an existing artifact all at once, and leaves it intact when the copy is aborted', async () => {

@@ -4,7 +4,7 @@
  * the tracking credentials, and what `mpu/complete` receives. A scripted server plays MLflow
  * and the object store at once.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -84,7 +84,8 @@ describe('proxied multipart upload protocol', () => {
     const progress: number[] = [];
     const result = await storeFor(server.url, 2).uploadFile(path, 'models/m.bin', { onProgress: (n) => progress.push(n) });
 
-    expect(result).toEqual({ bytes: 4500, attempts: 1, multipart: true });
+    // The parts streamed in parallel; the sha256 is of the whole file, hashed in file order.
+    expect(result).toEqual({ bytes: 4500, attempts: 1, multipart: true, sha256: createHash('sha256').update(bytes).digest('hex') });
     expect(state.maxInFlight).toBe(2);
     const byPart = new Map(state.parts.map((r) => [Number(new URL(r.url, 'http://x').searchParams.get('n')), r]));
     expect([...byPart.keys()].sort()).toEqual([1, 2, 3, 4, 5]);

@@ -134,7 +134,7 @@ describe('resolveArtifactStore', () => {
   });
 
   it('names the scheme and the proxied alternative for stores it cannot write to', () => {
-    for (const uri of ['dbfs:/databricks/x', 'runs:/abc/model', 'ftp://h/x', 'azureml://experiments/e/runs/r/artifacts']) {
+    for (const uri of ['dbfs:/databricks/x', 'runs:/abc/model', 'ftp://h/x']) {
       let error: unknown;
       try {
         resolveArtifactStore(uri, { connection: rest });
@@ -148,10 +148,10 @@ describe('resolveArtifactStore', () => {
       expect(e.message).toContain(`"${scheme}:"`);
       expect(e.message).toContain('mlflow-artifacts:');
       expect(e.message).toMatch(/Supported: [^.]*s3:.*gs:.*wasbs: and abfss:/);
-      expect(e.hint).toMatch(scheme === 'runs' ? /run id/ : scheme === 'azureml' ? /run-history artifact API.*not write to yet/ : /--serve-artifacts/);
+      expect(e.hint).toMatch(scheme === 'runs' ? /run id/ : /--serve-artifacts/);
     }
-    expect(supportedArtifactStores()).toHaveLength(5);
-    expect(supportedArtifactStores().map((label) => label.split(' ')[0])).toEqual(['mlflow-artifacts:', 'file:', 's3:', 'gs:', 'wasbs:']);
+    expect(supportedArtifactStores()).toHaveLength(6);
+    expect(supportedArtifactStores().map((label) => label.split(' ')[0])).toEqual(['mlflow-artifacts:', 'file:', 's3:', 'gs:', 'wasbs:', 'azureml:']);
   });
 });
 

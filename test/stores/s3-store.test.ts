@@ -111,7 +111,15 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
   });
 
   it('uploads 0 B, 1 KiB and a directory with odd names, and lists them', async () => {
-    const hashes = await uploadAndListSmallFiles(storeFor(), writeLocal, (data) => ({ bytes: data.length, attempts: 1, multipart: false }));
+    // Each PutObject carried the file's sha256 as its checksum, which S3 checked and answered.
+    const hashes = await uploadAndListSmallFiles(storeFor(), writeLocal, (data) => ({
+      bytes: data.length,
+      attempts: 1,
+      multipart: false,
+      sha256: sha256(data),
+      verified: 'checksum',
+      checksum: `sha256:${Buffer.from(sha256(data), 'hex').toString('base64')}`,
+    }));
     Object.assign(expected, hashes);
   });
 
@@ -151,7 +159,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     const result = await store.uploadFile(bigPath, 'model/big.bin', { onRetry: (e) => retries.push(e), onProgress: (n) => progress.push(n) });
     expected['model/big.bin'] = sha256(big);
 
-    expect(result).toEqual({ bytes: big.length, attempts: 3, multipart: true });
+    expect(result).toEqual({ bytes: big.length, attempts: 3, multipart: true, sha256: sha256(big), verified: 'checksum', checksum: expect.stringMatching(/^crc32:[A-Za-z0-9+/]{6}==-3$/) });
     const partPuts = (n: number) => proxy.requests.filter((r) => isPart(n)(r));
     expect(partPuts(1).map((r) => r.status)).toEqual([200]);
     expect(partPuts(2).map((r) => r.status)).toEqual([503, 503, 200]);
@@ -205,7 +213,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(await store.list('failed')).toEqual([]);
   });
 
-  it('sends the extra args with CreateMultipartUpload and PutObject, and S3 holds a CRC32 it verified', async () => {
+  it('sends the extra args with CreateMultipartUpload and PutObject, and S3 holds the checksums it verified', async () => {
     const store = storeFor({
       partSize: 5 * MiB,
       queueSize: 3,
@@ -214,8 +222,10 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     const small = randomBytes(4096);
     const smallPath = await writeLocal('extra/small.bin', small);
     const progress: number[] = [];
-    expect(await store.uploadFile(bigPath, 'extra/big.bin', { onProgress: (n) => progress.push(n) })).toEqual({ bytes: big.length, attempts: 1, multipart: true });
-    expect(await store.uploadFile(smallPath, 'extra/small.bin')).toEqual({ bytes: small.length, attempts: 1, multipart: false });
+    const bigResult = await store.uploadFile(bigPath, 'extra/big.bin', { onProgress: (n) => progress.push(n) });
+    expect(bigResult).toMatchObject({ bytes: big.length, attempts: 1, multipart: true, sha256: sha256(big), verified: 'checksum' });
+    const smallSha256 = Buffer.from(sha256(small), 'hex').toString('base64');
+    expect(await store.uploadFile(smallPath, 'extra/small.bin')).toEqual({ bytes: small.length, attempts: 1, multipart: false, sha256: sha256(small), verified: 'checksum', checksum: `sha256:${smallSha256}` });
     expected['extra/big.bin'] = sha256(big);
     expected['extra/small.bin'] = sha256(small);
     // One report per part (in completion order, so only the running total is fixed), then the size.
@@ -230,15 +240,52 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
         const h = await head(name);
         expect([h.ContentType, h.CacheControl, h.Metadata], name).toEqual(['application/x-weights', 'no-cache', { stage: 'training' }]);
       }
-      // The single PUT carried the CRC32 of the file's bytes, which S3 checked and kept.
-      const crc = Buffer.alloc(4);
-      crc.writeUInt32BE(crc32(small));
-      expect((await head('extra/small.bin')).ChecksumCRC32).toBe(crc.toString('base64'));
-      // The multipart object has the CRC32 of its three part checksums ("<crc>-3").
-      expect((await head('extra/big.bin')).ChecksumCRC32).toMatch(/^[A-Za-z0-9+/]{6}==(-3)?$/);
+      // The single PUT carried the sha256 of the file's bytes, which S3 checked and kept.
+      expect((await head('extra/small.bin')).ChecksumSHA256).toBe(smallSha256);
+      // The multipart object has the CRC32 of its three part checksums ("<crc>-3"): the one the
+      // store computed from the parts it sent and compared.
+      const composite = (await head('extra/big.bin')).ChecksumCRC32;
+      expect(composite).toMatch(/^[A-Za-z0-9+/]{6}==(-3)?$/);
+      expect(bigResult.checksum).toBe(`crc32:${composite!.replace(/-3$/, '')}-3`);
     } finally {
       client.destroy();
     }
+  });
+
+  it('an s3 multipart upload is verified by S3\'s checksum of its parts and reports verified: checksum with the sha256 of the whole file', async () => {
+    const result = await storeFor({ partSize: 5 * MiB, queueSize: 3 }).uploadFile(bigPath, 'verified/big.bin');
+    expected['verified/big.bin'] = sha256(big);
+    // The object checksum S3 reports for 3 parts: the CRC32 of their CRC32s, computed here on its own.
+    const partCrcs = [0, 1, 2].map((i) => {
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(big.subarray(i * 5 * MiB, Math.min(big.length, (i + 1) * 5 * MiB))));
+      return crc;
+    });
+    const composite = Buffer.alloc(4);
+    composite.writeUInt32BE(crc32(Buffer.concat(partCrcs)));
+    expect(result).toEqual({ bytes: big.length, attempts: 1, multipart: true, sha256: sha256(big), verified: 'checksum', checksum: `crc32:${composite.toString('base64')}-3` });
+  });
+
+  it('with checksums off (when_required) a PutObject is signed with its sha256, hashed once, and reports no checksum verification', async () => {
+    resetProxy();
+    const seen: Array<Record<string, string | string[] | undefined>> = [];
+    // A rule that never applies: it only sees each request's headers.
+    proxy.addRule({ match: (req) => (req.method === 'PUT' && seen.push(req.headers) > 0 && false), fault: 'status', status: 500 });
+    const data = randomBytes(64 * 1024);
+    const local = await writeLocal('unchecked/one.bin', data);
+    const previous = process.env.AWS_REQUEST_CHECKSUM_CALCULATION;
+    process.env.AWS_REQUEST_CHECKSUM_CALCULATION = 'when_required';
+    try {
+      const result = await storeFor({}, proxy.url).uploadFile(local, 'unchecked/one.bin');
+      expected['unchecked/one.bin'] = sha256(data);
+      expect(result).toEqual({ bytes: data.length, attempts: 1, multipart: false, sha256: sha256(data) });
+    } finally {
+      if (previous === undefined) delete process.env.AWS_REQUEST_CHECKSUM_CALCULATION;
+      else process.env.AWS_REQUEST_CHECKSUM_CALCULATION = previous;
+    }
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!['x-amz-content-sha256']).toBe(sha256(data));
+    expect(Object.keys(seen[0]!).filter((h) => h.startsWith('x-amz-checksum-'))).toEqual([]);
   });
 
   it('a deadline (retry.totalTimeoutMs) cuts off the parts in flight and aborts the multipart upload', async () => {
@@ -375,6 +422,6 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
     const downloaded = await pythonArtifactHashes(mlflowDirectS3Server().url, run.runId, '', pythonEnv);
     expect(downloaded).toEqual(expected);
-    expect((await storeFor().list()).map((e) => e.path)).toEqual(['extra', 'model', 'resolved.txt', 'small', 'types']);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['extra', 'model', 'resolved.txt', 'small', 'types', 'unchecked', 'verified']);
   });
 });

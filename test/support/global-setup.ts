@@ -10,7 +10,9 @@
  *   the Python client through `STORAGE_EMULATOR_HOST`;
  * - `azure`: Azurite's Blob service (`--inMemoryPersistence --disableTelemetry`: without the
  *   latter Azurite phones home) and `mlflow server --no-serve-artifacts` with a `wasbs://`
- *   default artifact root on it, reached through `AZURE_STORAGE_CONNECTION_STRING`.
+ *   default artifact root on it, reached through `AZURE_STORAGE_CONNECTION_STRING`;
+ * - the `azureml-mlflow` plugin's own venv (test/azureml-requirements.txt), for the Azure ML
+ *   stand-in (test/support/azureml-standin.ts, started by its tests on Azurite and `plain`).
  * All on 127.0.0.1 and free ports, with temp dirs removed at the end.
  *
  * Every test process gets a temp HOME and journal dir (see isolateHome).
@@ -23,7 +25,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { cacheRoot, ensurePythonEnv, venvBin, venvDir } from './python-env.js';
+import { AZUREML_REQUIREMENTS_FILE, cacheRoot, ensurePythonEnv, venvBin, venvDir } from './python-env.js';
 import { freePort, startProcess, waitForHttp, type ManagedProcess } from './processes.js';
 import type { ServersInfo } from './servers-types.js';
 
@@ -103,6 +105,9 @@ const ISOLATED_VARS = ['HOME', 'XDG_CACHE_HOME', 'ARTIFACT_UPLOADER_JOURNAL_DIR'
 
 async function startAll(root: string, processes: ManagedProcess[], log: (line: string) => void): Promise<ServersInfo> {
   const started = Date.now();
+  // The azureml-mlflow plugin's own venv (for the Azure ML stand-in tests) installs beside the main one.
+  const azureMlVenv = ensurePythonEnv(log, AZUREML_REQUIREMENTS_FILE);
+  azureMlVenv.catch(() => undefined);
   await ensurePythonEnv(log);
   const logDir = join(root, 'logs');
 
@@ -153,6 +158,7 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
   const azureEnv = { AZURE_STORAGE_CONNECTION_STRING: connectionString };
   const azure = await startMlflow('azure', ['--no-serve-artifacts', '--default-artifact-root', azureRoot], azureEnv);
   await createAzuriteContainer(connectionString, AZURE_CONTAINER, azurite);
+  await azureMlVenv;
 
   await waitForHttp(`${s3Endpoint}/moto-api/`, moto, 60_000);
   const bucket = await fetch(`${s3Endpoint}/${BUCKET}`, { method: 'PUT' });
@@ -168,6 +174,7 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
     available: true,
     venv: venvDir(),
     python: venvBin('python'),
+    azureMlPython: venvBin('python', AZUREML_REQUIREMENTS_FILE),
     plain: { url: plain.url, artifactsDir: plainArtifacts },
     s3: { url: s3.url, s3Endpoint, bucket: BUCKET },
     direct: { url: direct.url, s3Endpoint, bucket: BUCKET, artifactRoot: `s3://${BUCKET}/direct` },

@@ -1,20 +1,23 @@
 /**
- * The Python side of the test suite: a venv with the pinned packages of test/requirements.txt,
- * created once per machine under the user's cache dir and keyed by the requirements file's
- * hash, so repeated runs reuse it and a changed pin installs afresh. Safe when two test runs
+ * The Python side of the test suite: a venv with the pinned packages of test/requirements.txt
+ * (and one of test/azureml-requirements.txt for the azureml-mlflow plugin, whose pins clash
+ * with the main one), created once per machine under the user's cache dir and keyed by the
+ * requirements file's hash, so repeated runs reuse it and a changed pin installs afresh. Safe when two test runs
  * start at once (a lock directory serialises the install).
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 export const REQUIREMENTS_FILE = resolve(here, '..', 'requirements.txt');
+/** The azureml-mlflow plugin's venv (it pins mlflow-skinny<=3.15). */
+export const AZUREML_REQUIREMENTS_FILE = resolve(here, '..', 'azureml-requirements.txt');
 
 /** Where venvs live: $ARTIFACT_UPLOADER_TEST_CACHE, else $XDG_CACHE_HOME/artifact-uploader, else ~/.cache/artifact-uploader. */
 export function cacheRoot(): string {
@@ -24,14 +27,15 @@ export function cacheRoot(): string {
   );
 }
 
-/** The venv directory for the current requirements file. */
-export function venvDir(): string {
-  const hash = createHash('sha256').update(readFileSync(REQUIREMENTS_FILE)).digest('hex').slice(0, 16);
-  return join(cacheRoot(), `venv-${hash}`);
+/** The venv directory for the current content of a requirements file (the main one by default). */
+export function venvDir(requirements: string = REQUIREMENTS_FILE): string {
+  const hash = createHash('sha256').update(readFileSync(requirements)).digest('hex').slice(0, 16);
+  const name = requirements === REQUIREMENTS_FILE ? 'venv' : `venv-${basename(requirements, '.txt')}`;
+  return join(cacheRoot(), `${name}-${hash}`);
 }
 
-export function venvBin(name: string): string {
-  return join(venvDir(), 'bin', name);
+export function venvBin(name: string, requirements: string = REQUIREMENTS_FILE): string {
+  return join(venvDir(requirements), 'bin', name);
 }
 
 const LOCK_STALE_MS = 20 * 60_000;
@@ -40,8 +44,8 @@ const LOCK_STALE_MS = 20 * 60_000;
  * Makes sure the venv exists and is complete; installs it if not. Returns the venv path.
  * Throws with a readable message when Python is missing or the install fails.
  */
-export async function ensurePythonEnv(log: (line: string) => void = () => {}): Promise<string> {
-  const dir = venvDir();
+export async function ensurePythonEnv(log: (line: string) => void = () => {}, requirements: string = REQUIREMENTS_FILE): Promise<string> {
+  const dir = venvDir(requirements);
   const marker = join(dir, '.complete');
   if (existsSync(marker)) return dir;
 
@@ -72,10 +76,10 @@ export async function ensurePythonEnv(log: (line: string) => void = () => {}): P
   }
   try {
     if (existsSync(marker)) return dir;
-    log(`installing the test venv into ${dir} (once per machine; a few minutes)...`);
+    log(`installing the test venv of ${basename(requirements)} into ${dir} (once per machine; a few minutes)...`);
     rmSync(dir, { recursive: true, force: true });
     await run(python, ['-m', 'venv', dir], { timeout: 5 * 60_000 });
-    await run(join(dir, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS_FILE], {
+    await run(join(dir, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', requirements], {
       timeout: 20 * 60_000,
       maxBuffer: 64 * 1024 * 1024,
     });

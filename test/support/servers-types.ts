@@ -7,6 +7,8 @@ export type ServersInfo =
       venv: string;
       /** Its python executable. */
       python: string;
+      /** The python of the azureml-mlflow plugin's venv (test/azureml-requirements.txt). */
+      azureMlPython: string;
       /** `mlflow server --serve-artifacts` with a local artifacts destination (proxied, no multipart). */
       plain: { url: string; artifactsDir: string };
       /** `mlflow server --serve-artifacts` with an S3 (moto) artifacts destination: multipart capable. */

@@ -106,7 +106,8 @@ describe('ArtifactUploader on ./mlruns', () => {
       kind: 'bestTrialArchive',
       artifactPath: 'best_trial_checkpoint.tar.gz',
       verification: { status: 'verified' },
-      manifest: { verification: { status: 'verified', checks: ['size'], location: `${run.artifactUri}/best_trial_checkpoint.tar.gz` } },
+      // The archive bytes sent were hashed as they were read: the manifest records their sha256.
+      manifest: { verification: { status: 'verified', checks: ['size', 'sha256'], location: `${run.artifactUri}/best_trial_checkpoint.tar.gz`, sha256: manifest.archive.sha256 } },
     });
     expect(result.files.map((f) => f.artifactPath)).toEqual(['best_trial_checkpoint.tar.gz', 'best_trial_checkpoint.manifest.json']);
     expect(readFileSync(join(artifactsDir, 'best_trial_checkpoint.tar.gz')).equals(readFileSync(out))).toBe(true);

@@ -29,6 +29,9 @@ async function workDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), 'au-crash-resume-'));
 }
 
+/** The fields of an `UploadedFile` in `--json` these tests read. */
+type ResultFile = { status: string; sha256?: string; verified?: string; checksum?: string };
+
 describeWithServers('crash-resume', () => {
   it('a directory on mlflow-artifacts killed mid-file: the rerun sends only what had not arrived, and resumed files count as resumed', async () => {
     const { url } = mlflowServer();
@@ -58,7 +61,9 @@ describeWithServers('crash-resume', () => {
     const killAt = Math.floor(total * 0.5);
     const killed = await runAndKill({ ...options, at: { bytes: killAt } });
     expect(killed.bytesSent).toBe(killAt);
-    expect((await readdir(journalDir)).length).toBeGreaterThan(0);
+    // The files that finished are lines of the operation's log (no per-file record for a file sent in one request).
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.log'))).toHaveLength(1);
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json'))).toEqual([]);
 
     const rerun = await runToEnd(options);
     const json = JSON.parse(rerun.stdout) as { ok: boolean; results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number }; files: Array<{ status: string }> }> };
@@ -71,7 +76,7 @@ describeWithServers('crash-resume', () => {
     expect(result!.metrics.bytesSent).toBe(putBytes(rerun));
     expect(result!.files.filter((f) => f.status === 'resumed')).toHaveLength(result!.metrics.filesResumed);
     expect(await pythonArtifactHashes(url, runId, 'ckpt')).toEqual(expected);
-    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json'))).toEqual([]);
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log'))).toEqual([]);
 
     // --no-resume sends everything again.
     const again = await runToEnd({ ...options, argv: [...options.argv, '--no-resume'] });
@@ -98,7 +103,9 @@ describeWithServers('crash-resume', () => {
     expect(await motoUploads(runId)).toHaveLength(1); // left by the kill
 
     const rerun = await runToEnd(options);
-    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number } }> }).results;
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number }; files: ResultFile[] }> }).results;
+    // The parts S3 had were read locally to hash the whole file; S3 checked every part's checksum.
+    expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(bytes), verified: 'checksum', checksum: expect.stringMatching(/^crc32:.*-6$/) });
     // No new upload: the same UploadId was listed and continued.
     expect(rerun.requests.some((r) => r.method === 'POST' && /[?&]uploads(=|&|$)/.test(r.path))).toBe(false);
     expect(rerun.requests.some((r) => r.method === 'GET' && r.path.includes('uploadId='))).toBe(true); // ListParts
@@ -109,7 +116,7 @@ describeWithServers('crash-resume', () => {
     expect(await motoUploads(runId)).toEqual([]);
     const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: mlflowDirectS3Server().s3Endpoint };
     expect(await pythonArtifactHashes(url, runId, 'model', pythonEnv)).toEqual({ 'weights.bin': sha256(bytes) });
-    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json'))).toEqual([]);
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log'))).toEqual([]);
   }, 300_000);
 
   it('an s3:// multipart upload killed between its last part and complete: the rerun sends no part again, only completes', async () => {
@@ -131,8 +138,10 @@ describeWithServers('crash-resume', () => {
 
     const rerun = await runToEnd(options);
     expect(putBytes(rerun)).toBe(0);
-    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number } }> }).results;
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number }; files: ResultFile[] }> }).results;
     expect(result!.metrics.bytesResumed).toBe(bytes.length);
+    // Nothing was sent, every part read locally: the sha256 of the whole file all the same.
+    expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(bytes), verified: 'checksum', checksum: expect.stringMatching(/^crc32:.*-3$/) });
     expect(await motoUploads(runId)).toEqual([]);
     const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: mlflowDirectS3Server().s3Endpoint };
     expect(await pythonArtifactHashes(url, runId, '', pythonEnv)).toEqual({ 'model.safetensors': sha256(bytes) });

@@ -220,6 +220,42 @@ describe('UploadJournal on real files', () => {
     expect(small.dir).toBe(dir);
   });
 
+  it('operation logs: scan() reads a run\'s logs only, list() shows each file, clear() and the sweep remove a log whole', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const journal = await UploadJournal.open({ dir });
+    const local = { size: 10, mtimeNs: '1', ino: '2', dev: '3' };
+    const log = journal.operationLog('http://u:pw@127.0.0.1:5000/?t=x', 'run1');
+    await Promise.all(['a', 'b', 'c'].map((n) => log.record({ artifactPath: `m/${n}`, localPath: `/d/${n}`, local, at: Date.now() })));
+    await log.close();
+    const other = journal.operationLog('http://127.0.0.1:5000', 'run2');
+    await other.record({ artifactPath: 'm/z', localPath: '/d/z', local, at: Date.now() });
+    await other.close();
+
+    const scan = await journal.scan('http://127.0.0.1:5000/', 'run1');
+    expect(scan.logs).toHaveLength(1);
+    expect(scan.logs[0]!.header.key).toEqual({ target: 'http://127.0.0.1:5000/', runId: 'run1' });
+    expect(scan.logs[0]!.lines.map((l) => l.artifactPath).sort()).toEqual(['m/a', 'm/b', 'm/c']);
+    expect(await readFile(log.path, 'utf8')).not.toContain('pw');
+    expect((await stat(log.path)).mode & 0o777).toBe(0o600);
+    const listed = await journal.list();
+    expect(listed.map((e) => e.record?.key.artifactPath).sort()).toEqual(['m/a', 'm/b', 'm/c', 'm/z']);
+    expect(listed.every((e) => e.record?.status === 'uploaded' && e.bytesDone === 10 && !e.inUse)).toBe(true);
+
+    const { removed } = await journal.clear();
+    expect(removed).toHaveLength(4);
+    expect(await readdir(dir)).toEqual([]);
+
+    // An expired log goes with the sweep when the journal is opened.
+    const stale = journal.operationLog('http://127.0.0.1:5000', 'run3');
+    await stale.record({ artifactPath: 'm/y', localPath: '/d/y', local, at: Date.now() });
+    await stale.close();
+    const old = new Date(Date.now() - 8 * 24 * 3600_000);
+    await utimes(stale.path, old, old);
+    await UploadJournal.open({ dir });
+    expect(await readdir(dir)).toEqual([]);
+  });
+
   it('clear() deletes all records, or those older than a given age', async () => {
     const root = await tempDir();
     const dir = join(root, 'journal');

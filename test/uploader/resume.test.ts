@@ -2,12 +2,13 @@
  * The resume step over a real journal and a real `file:` store: which files it sets aside, and
  * what it records and removes.
  */
-import { mkdir, mkdtemp, readdir, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/logger.js';
+import { snapshotFile } from '../../src/core/source-snapshot.js';
 import { LocalFileStore } from '../../src/stores/local-file-store.js';
 import { UploadJournal } from '../../src/uploader/journal.js';
 import { assertSkipExisting, OperationResume, type ResumableFile } from '../../src/uploader/resume.js';
@@ -42,6 +43,7 @@ describe('OperationResume', () => {
     expect((await first.partition(files)).toSend).toEqual(files);
     await send(first, files[0]!);
     await send(first, files[1]!);
+    await first.release(); // it died: nothing writes its operation log any more
 
     const second = step();
     const { resumed, toSend } = await second.partition(files);
@@ -60,6 +62,7 @@ describe('OperationResume', () => {
     const { files, step, send, store } = await setup();
     const first = step();
     for (const f of files) await send(first, f);
+    await first.release();
 
     // a: touched locally; b: gone from the store (replaced by a smaller file).
     await utimes(files[0]!.localPath, new Date(), new Date(Date.now() + 10_000));
@@ -115,5 +118,87 @@ describe('OperationResume', () => {
     expect((await stat(join(root, 'journal', name!))).mode & 0o777).toBe(0o600);
     await again.finish();
     expect((await step().beginFile(file)).multipart.token).toBeUndefined();
+  });
+  it('records files sent in one request as lines of one operation log: no per-file record, no lock, one file removed on completion', async () => {
+    const { files, step, send, root } = await setup();
+    const first = step();
+    for (const f of files) await send(first, f);
+    const names = await readdir(join(root, 'journal'));
+    expect(names).toHaveLength(1);
+    expect(names[0]).toMatch(/^[0-9a-f]{40}-[0-9a-f]{16}\.log$/);
+    const [header, ...lines] = (await readFile(join(root, 'journal', names[0]!), 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    expect(header).toMatchObject({ version: 1, kind: 'finished-files', key: { target: 'file:///tmp/mlruns', runId: 'r1' }, owner: { pid: process.pid } });
+    expect(lines.map((l) => l.artifactPath)).toEqual(['ckpt/a.bin', 'ckpt/b.bin', 'ckpt/c.bin']);
+    expect(lines[0]).toMatchObject({ localPath: files[0]!.localPath, local: { size: 100 }, sha256: 'c'.repeat(64) });
+    await first.complete(files);
+    expect(await readdir(join(root, 'journal'))).toEqual([]);
+  });
+
+  it('records the identity of the snapshot the transfer took (no stat of its own), and sends a file changed since again', async () => {
+    const { files, step, store, root } = await setup();
+    const first = step();
+    const file = files[0]!;
+    const snapshot = await snapshotFile(file.localPath);
+    const hooks = await first.beginFile(file, { snapshot });
+    await store.uploadFile(file.localPath, file.artifactPath);
+    await hooks.finish();
+    await first.release();
+    const [name] = await readdir(join(root, 'journal'));
+    const line = JSON.parse((await readFile(join(root, 'journal', name!), 'utf8')).split('\n')[1]!) as { local: Record<string, unknown> };
+    expect(line.local).toEqual({ size: snapshot.size, ...snapshot.exact });
+    expect((await step().partition([file])).resumed).toHaveLength(1);
+    await utimes(file.localPath, new Date(), new Date(Date.now() + 10_000));
+    expect((await step().partition([file])).toSend).toEqual([file]);
+  });
+
+  it('resumes from the whole lines of a killed writer\'s log (a torn last line is skipped), and completion removes that log', async () => {
+    const { files, step, send, store, root, journal } = await setup();
+    const first = step();
+    for (const f of files) await send(first, f);
+    await first.release();
+    const [name] = await readdir(join(root, 'journal'));
+    const path = join(root, 'journal', name!);
+    // The writer died while appending c's line: only half of it reached the file.
+    const text = await readFile(path, 'utf8');
+    const lines = text.trimEnd().split('\n');
+    await writeFile(path, `${lines.slice(0, 3).join('\n')}\n${lines[3]!.slice(0, 40)}`);
+    const second = step();
+    const { resumed, toSend } = await second.partition(files);
+    expect(resumed.map((r) => r.file.artifactPath)).toEqual(['ckpt/a.bin', 'ckpt/b.bin']);
+    expect(toSend.map((f) => f.artifactPath)).toEqual(['ckpt/c.bin']);
+    expect((await journal.list()).map((e) => [e.record?.key.artifactPath, e.record?.status])).toEqual([
+      ['ckpt/a.bin', 'uploaded'],
+      ['ckpt/b.bin', 'uploaded'],
+    ]);
+    await send(second, files[2]!);
+    await second.complete(files);
+    expect(await readdir(join(root, 'journal'))).toEqual([]);
+    expect(await store.list('ckpt')).toHaveLength(3);
+  });
+
+  it('with resume off reads nothing for skipping, still records, and completion removes what earlier runs left', async () => {
+    const { files, step, send, root } = await setup();
+    const first = step();
+    await send(first, files[0]!);
+    await first.release();
+    const off = step({ resume: false });
+    expect((await off.partition(files)).toSend).toEqual(files);
+    for (const f of files) await send(off, f);
+    expect((await readdir(join(root, 'journal'))).filter((n) => n.endsWith('.log'))).toHaveLength(2);
+    await off.complete(files);
+    expect(await readdir(join(root, 'journal'))).toEqual([]);
+  });
+
+  it('leaves a log alone that another operation of this process is still writing, and a log of other files', async () => {
+    const { files, step, send, root } = await setup();
+    const running = step();
+    await send(running, files[0]!); // not released: still running
+    const other = step();
+    await other.partition([files[1]!]);
+    await send(other, files[1]!);
+    await other.complete([files[0]!, files[1]!]);
+    expect((await readdir(join(root, 'journal'))).filter((n) => n.endsWith('.log'))).toHaveLength(1);
+    await running.complete([files[0]!]);
+    expect(await readdir(join(root, 'journal'))).toEqual([]);
   });
 });

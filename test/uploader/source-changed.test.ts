@@ -3,6 +3,7 @@
  * with SOURCE_CHANGED (no retries spent) and nothing is kept, on the MLflow proxy, on s3://,
  * gs:// and wasbs:// roots and on a file: store. What was read is hashed in the same pass.
  */
+import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -115,6 +116,44 @@ describeWithServers('a source file that changes during its upload (issue 13)', (
     expect(sha256(readFileSync(join(artifactsDir!, 'd', 'ok.bin')))).toBe(expected);
     // Hashed while it was copied, recorded in the result.
     expect(result.files[0]?.sha256).toBe(expected);
+  });
+
+  // How each store checks what it stored (UploadedFile.verified), for a file sent in one request
+  // and one sent in parts (S3 multipart, Azure blocks, GCS resumable chunks; a single PUT through
+  // the MLflow proxy, whose multipart threshold is 500 MiB).
+  const expectedVerified: Record<Target, { small: 'checksum' | 'size'; big: 'checksum' | 'size' }> = {
+    mlflow: { small: 'size', big: 'size' },
+    s3: { small: 'checksum', big: 'checksum' },
+    gcs: { small: 'checksum', big: 'size' },
+    azure: { small: 'checksum', big: 'checksum' },
+    file: { small: 'size', big: 'size' },
+  };
+  for (const target of ['mlflow', 's3', 'gcs', 'azure', 'file'] as const) {
+    const { small: how, big: howBig } = expectedVerified[target];
+    it(`every file reports the sha256 of the bytes read and how the store verified it: ${how} in one request, ${howBig} in parts (${target})`, async () => {
+      const src = writeTree(scratch(), { 'small.bin': randomBytes(64 * 1024), 'big.bin': randomBytes(SIZE) });
+      const { uploader } = await uploaderFor(target, () => undefined);
+      const result = await uploader.uploadFiles([join(src, 'small.bin'), join(src, 'big.bin')], { artifactPath: 'v', verify: true });
+      expect(result.status).toBe('uploaded');
+      const file = (name: string) => result.files.find((f) => f.artifactPath === `v/${name}`);
+      expect(file('small.bin')).toMatchObject({ status: 'uploaded', sha256: sha256(readFileSync(join(src, 'small.bin'))), verified: how });
+      expect(file('big.bin')).toMatchObject({ status: 'uploaded', sha256: sha256(readFileSync(join(src, 'big.bin'))), verified: howBig });
+      expect(file('big.bin')?.multipart).toBe(target !== 'mlflow' && target !== 'file');
+      // A store-reported checksum names itself; a size check has none.
+      for (const f of result.files) expect(f.checksum === undefined).toBe(f.verified === 'size' || target === 'azure');
+      if (target === 's3') expect(file('big.bin')?.checksum).toMatch(/^crc32:[A-Za-z0-9+/]{6}==-3$/);
+    });
+  }
+
+  it('with verification off, only a store that checks checksums while it uploads says so (s3 verified: checksum, the MLflow proxy nothing)', async () => {
+    const src = writeTree(scratch(), { 'a.bin': randomBytes(4096) });
+    for (const target of ['s3', 'mlflow'] as const) {
+      const { uploader } = await uploaderFor(target, () => undefined);
+      const result = await uploader.uploadFile(join(src, 'a.bin'), { artifactPath: 'off', verify: false });
+      expect(result.verification?.status).toBe('not-run');
+      expect(result.files[0]?.sha256).toBe(sha256(readFileSync(join(src, 'a.bin'))));
+      expect(result.files[0]?.verified).toBe(target === 's3' ? 'checksum' : undefined);
+    }
   });
 
   it('a single PUT through the MLflow server records the sha256 of the bytes it streamed', async () => {

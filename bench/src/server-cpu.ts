@@ -1,0 +1,52 @@
+/**
+ * The servers' own CPU time during a measurement: "the server is the limit" only counts when the
+ * server's CPU says so. Each server the bench starts leads its own process group (uvicorn's
+ * workers, the `mlflow server` wrapper and moto all stay in it), so a server's CPU is the sum of
+ * user + system time over its group, read from `/proc/<pid>/stat`, children that already exited
+ * and were reaped included (`cutime` + `cstime`). Linux only; elsewhere nothing is recorded.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import type { Measurement } from './measure.js';
+
+/** Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, 100 on Linux). */
+const CLOCK_TICKS = 100;
+
+/**
+ * CPU time (user + system) so far of every process in the given process groups (or with one of
+ * those pids), ms; `undefined` where `/proc` cannot be read.
+ */
+export function processGroupCpuMs(groups: readonly number[]): number | undefined {
+  if (groups.length === 0) return undefined;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
+  const wanted = new Set(groups);
+  let ticks = 0;
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const group = Number(fields[2]);
+    if (!wanted.has(group) && !wanted.has(Number(entry))) continue;
+    // utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 here.
+    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  }
+  return (ticks * 1000) / CLOCK_TICKS;
+}
+
+/** Runs one measurement and adds the CPU the given servers spent meanwhile (`serverCpuMs`). */
+export async function withServerCpu(groups: readonly number[], measure: () => Promise<Measurement>): Promise<Measurement> {
+  const before = processGroupCpuMs(groups);
+  const m = await measure();
+  const after = processGroupCpuMs(groups);
+  return before !== undefined && after !== undefined ? { ...m, serverCpuMs: after - before } : m;
+}

@@ -1,0 +1,192 @@
+/**
+ * Entra ID (AAD) tokens for Azure ML workspaces outside a job, as the `azureml-mlflow` plugin
+ * gets them: `DefaultAzureCredential` from the optional peer `@azure/identity` (imported on the
+ * first request), scope `https://management.azure.com/.default`. The token is cached and
+ * fetched again {@link AZUREML_TOKEN_REFRESH_MARGIN_MS} before it expires, so an upload that
+ * runs for hours keeps working; concurrent requests share one fetch. Every token is registered
+ * as a secret, so it never reaches a log, an error or `--json`.
+ *
+ * @module
+ */
+import { ConfigError, MissingDependencyError, NetworkError } from '../core/errors.js';
+import { redact, registerSecret } from '../core/logger.js';
+import { loadOptionalModule } from '../core/optional-dependency.js';
+import type { HttpClient } from '../core/http.js';
+import type { Logger } from '../core/logger.js';
+import { fetchJobToken, type AzureMlJobRef } from './azureml-run-history.js';
+import type { AzureMlWorkspace } from './azureml-workspace.js';
+
+/** A job token is renewed when it has less than this left: the plugin's `EXPIRATION_THRESHOLD_IN_SECONDS` (95 s). */
+export const AZUREML_JOB_TOKEN_REFRESH_MARGIN_MS = 95_000;
+
+/** The scope the plugin asks for (`cloud._get_default_scope()` of the public cloud). */
+export const AZUREML_TOKEN_SCOPE = 'https://management.azure.com/.default';
+/** A cached token is fetched again when it has less than this left (5 minutes). */
+export const AZUREML_TOKEN_REFRESH_MARGIN_MS = 5 * 60_000;
+
+/**
+ * A credential object of `@azure/identity` (or anything with the same `getToken`), e.g.
+ * `new ManagedIdentityCredential()`. Typed loosely so the SDK's types stay out of ours.
+ */
+export interface AzureTokenCredential {
+  getToken(scopes: string | string[], options?: object): Promise<{ token: string; expiresOnTimestamp: number; refreshAfterTimestamp?: number } | null>;
+}
+
+/** Options of {@link azureMlTokenSource}. */
+export interface AzureMlTokenSourceOptions {
+  /** @default `new DefaultAzureCredential()` of `@azure/identity` */
+  credential?: AzureTokenCredential;
+  /** @default {@link AZUREML_TOKEN_SCOPE} */
+  scope?: string;
+  /** @default {@link AZUREML_TOKEN_REFRESH_MARGIN_MS} */
+  refreshMarginMs?: number;
+  /** Clock, for tests. @default Date.now */
+  now?: () => number;
+  /** Replace only to simulate a missing install in tests. @default `import('@azure/identity')` */
+  loadIdentity?: () => Promise<object>;
+}
+
+/**
+ * A token source for `HttpAuth.tokenSource`: returns a cached token while it has more than the
+ * margin left, else fetches a new one (one fetch at a time). No credential at all is a
+ * `ConfigError` saying what to set; a missing `@azure/identity` a `MissingDependencyError`.
+ *
+ * @example
+ * ```ts
+ * const source = azureMlTokenSource();
+ * const http = new HttpClient({ retry: resolveRetryOptions(), auth: { tokenSource: source } });
+ * ```
+ */
+export function azureMlTokenSource(options: AzureMlTokenSourceOptions = {}): () => Promise<string> {
+  const scope = options.scope ?? AZUREML_TOKEN_SCOPE;
+  const margin = options.refreshMarginMs ?? AZUREML_TOKEN_REFRESH_MARGIN_MS;
+  const now = options.now ?? Date.now;
+  let credential: Promise<AzureTokenCredential> | undefined;
+  let cached: { token: string; refreshAt: number } | undefined;
+  let pending: Promise<string> | undefined;
+
+  const fetchToken = async (): Promise<string> => {
+    credential ??= options.credential ? Promise.resolve(options.credential) : defaultCredential(options.loadIdentity);
+    let answer: Awaited<ReturnType<AzureTokenCredential['getToken']>>;
+    try {
+      answer = await (await credential).getToken(scope);
+    } catch (error) {
+      if (error instanceof MissingDependencyError) credential = undefined;
+      throw credentialError(error);
+    }
+    if (!answer?.token) throw credentialError(new Error('the credential returned no token'));
+    registerSecret(answer.token);
+    const expiresAt = answer.expiresOnTimestamp;
+    // Whichever comes first: the credential's own refresh hint, or the margin before expiry.
+    const refreshAt = Math.min(expiresAt - margin, answer.refreshAfterTimestamp ?? Number.POSITIVE_INFINITY);
+    cached = { token: answer.token, refreshAt };
+    return answer.token;
+  };
+
+  return async () => {
+    if (cached && now() < cached.refreshAt) return cached.token;
+    pending ??= fetchToken().finally(() => {
+      pending = undefined;
+    });
+    return pending;
+  };
+}
+
+async function defaultCredential(loadIdentity: (() => Promise<object>) | undefined): Promise<AzureTokenCredential> {
+  const identity = await loadOptionalModule<{ DefaultAzureCredential: new () => AzureTokenCredential }>(
+    loadIdentity ?? (() => import('@azure/identity')),
+    'DefaultAzureCredential',
+    '@azure/identity',
+    'An azureml:// tracking URI without MLFLOW_TRACKING_TOKEN (Entra ID sign-in through DefaultAzureCredential)',
+  );
+  return new identity.DefaultAzureCredential();
+}
+
+/** What `@azure/identity` throws, as one of ours: no or refused credentials are permanent; anything else (the sign-in endpoint unreachable) is retried. */
+function credentialError(error: unknown): Error {
+  if (error instanceof MissingDependencyError) return error;
+  const name = (error as { name?: unknown }).name;
+  const message = redact(firstLine(error instanceof Error ? error.message : String(error)));
+  if (name === 'CredentialUnavailableError' || name === 'AggregateAuthenticationError' || name === 'AuthenticationRequiredError' || name === 'AuthenticationError' || !name || name === 'Error') {
+    return new ConfigError(`No Entra ID token for the Azure ML workspace: ${message || String(name)}.`, {
+      issues: [{ path: 'MLFLOW_TRACKING_TOKEN', message: 'not set, and DefaultAzureCredential found no usable sign-in' }],
+      hint: 'Inside an Azure ML job MLFLOW_TRACKING_TOKEN is set for you. Elsewhere sign in for DefaultAzureCredential (`az login`, AZURE_CLIENT_ID/AZURE_TENANT_ID/AZURE_CLIENT_SECRET, workload or managed identity), or set MLFLOW_TRACKING_TOKEN to a token for https://management.azure.com.',
+      cause: error,
+    });
+  }
+  return new NetworkError(`Getting an Entra ID token for the Azure ML workspace failed: ${message || String(name)}.`, {
+    cause: error,
+    hint: 'Check that the Entra ID sign-in endpoint (login.microsoftonline.com, or the managed identity endpoint) is reachable; this is retried.',
+  });
+}
+
+function firstLine(text: string): string {
+  return text.split('\n')[0]?.trim() ?? '';
+}
+
+/** Options of {@link azureMlJobTokenSource}. */
+export interface AzureMlJobTokenSourceOptions {
+  /** The job's token (`MLFLOW_TRACKING_TOKEN`). */
+  token: string;
+  workspace: AzureMlWorkspace;
+  /** `MLFLOW_RUN_ID` and `MLFLOW_EXPERIMENT_ID` / `_NAME` of the job. */
+  job: AzureMlJobRef;
+  /** The client the renewal goes through (called when it is needed: it is made after the source). */
+  http: () => HttpClient;
+  logger?: Logger;
+  /** Clock, for tests. @default Date.now */
+  now?: () => number;
+}
+
+/**
+ * The token source of an Azure ML job, as the plugin keeps its job token alive: the job's
+ * `MLFLOW_TRACKING_TOKEN` while it has more than {@link AZUREML_JOB_TOKEN_REFRESH_MARGIN_MS} left
+ * (its JWT `exp`), then a renewed one from the run-history token route ({@link fetchJobToken}).
+ * A renewal that fails while the old token is still valid is tried again at the next request;
+ * once it has expired, the failure is the request's error. A token that is not a JWT with `exp`
+ * is used as it is.
+ *
+ * @example
+ * ```ts
+ * const source = azureMlJobTokenSource({ token, workspace, job: { runId, experimentId }, http: () => http });
+ * ```
+ */
+export function azureMlJobTokenSource(options: AzureMlJobTokenSourceOptions): () => Promise<string> {
+  const now = options.now ?? Date.now;
+  registerSecret(options.token);
+  let current = { token: options.token, expiresAt: jwtExpiry(options.token) };
+  let pending: Promise<string> | undefined;
+  const renew = async (): Promise<string> => {
+    try {
+      const token = await fetchJobToken(options.http(), options.workspace, options.job, current.token);
+      current = { token, expiresAt: jwtExpiry(token) };
+      return token;
+    } catch (error) {
+      if (current.expiresAt !== undefined && now() < current.expiresAt) {
+        options.logger?.warn('Renewing the Azure ML job token failed; the current one is used while it lasts.', { error: error instanceof Error ? error.message : String(error) });
+        return current.token;
+      }
+      throw error;
+    }
+  };
+  return async () => {
+    const { expiresAt } = current;
+    if (expiresAt === undefined || now() < expiresAt - AZUREML_JOB_TOKEN_REFRESH_MARGIN_MS) return current.token;
+    pending ??= renew().finally(() => {
+      pending = undefined;
+    });
+    return pending;
+  };
+}
+
+/** `exp` of a JWT, in ms, without checking the signature (as the plugin reads it); `undefined` when it has none. */
+function jwtExpiry(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}

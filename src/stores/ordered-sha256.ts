@@ -1,0 +1,156 @@
+/**
+ * The sha256 of a file whose byte ranges are read out of order (multipart parts and blocks read
+ * in parallel, resumable chunks that are retried or only partly kept), hashed in one pass: each
+ * byte goes into the hash once, in file order, from the buffers the upload reads anyway.
+ *
+ * - A range read at the position the hash has reached is hashed at once.
+ * - A range read ahead of it is either waited for ({@link OrderedSha256.hashInTurn}, for callers
+ *   that reuse their buffer: the parallel part loop of `file-ranges.ts`, so memory stays at its
+ *   buffers), or copied and kept until the gap before it is filled ({@link OrderedSha256.update},
+ *   for streamed chunks, whose read buffers are reused at once), up to `maxPendingBytes`; beyond
+ *   that it is dropped.
+ * - Bytes never seen (dropped chunks, ranges an earlier process sent: part-level resume) are
+ *   read from the local file once the upload is done ({@link OrderedSha256.digest}): a local
+ *   read is cheap next to sending them again, and the hash stays one pass over the bytes.
+ *
+ * @module
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { openSourceFile, readSourceRange, type SourceFile } from './source-file.js';
+
+/** Bytes read at once when {@link OrderedSha256.digest} fills a gap from the file. */
+const GAP_READ_BYTES = 1024 * 1024;
+
+/**
+ * An in-order sha256 over a file of known size, fed by ranges in any order.
+ *
+ * @example
+ * ```ts
+ * const hasher = new OrderedSha256(11, 1 << 20);
+ * hasher.update(6, Buffer.from('world'));
+ * hasher.update(0, Buffer.from('hello '));
+ * await hasher.digest('hello.txt'); // sha256 of 'hello world', nothing read from disk
+ * ```
+ */
+export class OrderedSha256 {
+  private readonly hash: Hash = createHash('sha256');
+  /** Bytes `[0, hashed)` are in the hash. */
+  private hashed = 0;
+  /** Chunks read ahead of `hashed`, by position. */
+  private readonly pending = new Map<number, Buffer>();
+  private pendingBytes = 0;
+  private readonly waiters = new Set<{ position: number; wake: () => void }>();
+
+  /**
+   * @param size The file's size: the hash is complete at this many bytes.
+   * @param maxPendingBytes Most bytes kept from chunks read ahead of the hash (see the module
+   *   comment); `0` keeps none. @default 0
+   */
+  constructor(
+    readonly size: number,
+    private readonly maxPendingBytes = 0,
+  ) {}
+
+  /** Bytes hashed so far (from the start of the file). */
+  get position(): number {
+    return this.hashed;
+  }
+
+  /**
+   * Feeds the bytes of the file at `position`. Bytes already hashed are ignored (a retried
+   * request reads them again); a chunk ahead of the hash is copied and kept while there is room
+   * (the caller's buffer may be reused at once: file bodies read into two reused buffers, see
+   * core/file-chunks.ts), else dropped and read again by {@link digest}.
+   */
+  update(position: number, chunk: Buffer): void {
+    const end = position + chunk.length;
+    if (end <= this.hashed || chunk.length === 0) return;
+    if (position > this.hashed) {
+      const kept = this.pending.get(position);
+      if ((kept && kept.length >= chunk.length) || this.pendingBytes + chunk.length > this.maxPendingBytes) return;
+      if (kept) this.pendingBytes -= kept.length;
+      this.pending.set(position, Buffer.from(chunk));
+      this.pendingBytes += chunk.length;
+      return;
+    }
+    this.hash.update(chunk.subarray(this.hashed - position));
+    this.hashed = end;
+    this.drainPending();
+    for (const waiter of this.waiters) if (waiter.position <= this.hashed) waiter.wake();
+  }
+
+  /**
+   * Waits until every byte before `position` is hashed, then hashes `chunk` (the bytes at
+   * `position`), so the caller may reuse its buffer once this resolves. Resolves without
+   * hashing when `signal` fires first (the upload stopped; its hash is not wanted).
+   */
+  async hashInTurn(position: number, chunk: Buffer, signal: AbortSignal): Promise<void> {
+    if (position > this.hashed) {
+      await new Promise<void>((resolve) => {
+        const waiter = {
+          position,
+          wake: () => {
+            this.waiters.delete(waiter);
+            signal.removeEventListener('abort', waiter.wake);
+            resolve();
+          },
+        };
+        this.waiters.add(waiter);
+        signal.addEventListener('abort', waiter.wake, { once: true });
+        if (signal.aborted) waiter.wake();
+      });
+      if (position > this.hashed) return;
+    }
+    this.update(position, chunk);
+  }
+
+  /**
+   * Hashes the bytes before `end` not fed yet by reading them from `source` (a path, or an open
+   * file): e.g. the part of a resumable upload an earlier process sent, before this process
+   * sends the rest. Throws the source file's `LocalPathError` when it can no longer be read.
+   */
+  async readUpTo(source: SourceFile | string, end: number): Promise<void> {
+    if (this.hashed >= end) return;
+    const file: SourceFile = typeof source === 'string' ? { handle: await openSourceFile(source), path: source, size: this.size } : source;
+    try {
+      const buffer = Buffer.allocUnsafe(Math.min(GAP_READ_BYTES, end - this.hashed));
+      while (this.hashed < end) {
+        // Up to the next kept chunk, which then joins the hash on its own.
+        let gapEnd = end;
+        for (const position of this.pending.keys()) if (position < gapEnd) gapEnd = position;
+        const length = Math.min(buffer.length, gapEnd - this.hashed);
+        this.update(this.hashed, await readSourceRange(file, buffer, this.hashed, length));
+      }
+    } finally {
+      if (typeof source === 'string') await file.handle.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Completes the hash: bytes not fed yet are read from `source` ({@link readUpTo}), then the
+   * hex digest is returned.
+   */
+  async digest(source: SourceFile | string): Promise<string> {
+    await this.readUpTo(source, this.size);
+    return this.hash.digest('hex');
+  }
+
+  /** Hashes kept chunks that the hash has caught up with. */
+  private drainPending(): void {
+    let progressed = true;
+    while (progressed && this.pending.size > 0) {
+      progressed = false;
+      for (const [position, chunk] of this.pending) {
+        if (position > this.hashed) continue;
+        this.pending.delete(position);
+        this.pendingBytes -= chunk.length;
+        const end = position + chunk.length;
+        if (end > this.hashed) {
+          this.hash.update(chunk.subarray(this.hashed - position));
+          this.hashed = end;
+        }
+        progressed = true;
+      }
+    }
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The in-order sha256 of a file read in ranges out of order (multipart parts, blocks, resumable
+ * chunks): every byte hashed once, in file order, whatever order and repeats the ranges come in;
+ * bytes never fed (dropped, or sent by an earlier process) read from the file at the end; and the
+ * parallel part loop (`sendFileRanges`) hashing from the buffers it sends, parts skipped by a
+ * resume included.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { RangeStop, sendFileRanges } from '../../src/stores/file-ranges.js';
+import { OrderedSha256 } from '../../src/stores/ordered-sha256.js';
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+function fileOf(bytes: Buffer): string {
+  const path = join(mkdtempSync(join(tmpdir(), 'au-ordered-sha256-')), 'f.bin');
+  writeFileSync(path, bytes);
+  return path;
+}
+
+describe('OrderedSha256', () => {
+  it('hashes chunks fed out of order, repeated and overlapping, as the file', async () => {
+    const bytes = randomBytes(1000);
+    const hasher = new OrderedSha256(bytes.length, 1000);
+    hasher.update(600, bytes.subarray(600, 1000));
+    hasher.update(300, bytes.subarray(300, 700)); // overlaps the kept chunk
+    hasher.update(0, bytes.subarray(0, 200));
+    hasher.update(0, bytes.subarray(0, 200)); // a retried request reads it again
+    hasher.update(100, bytes.subarray(100, 350)); // a chunk GCS kept only part of, sent again
+    expect(hasher.position).toBe(1000);
+    // Nothing left to read: a path that does not exist is never opened.
+    expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
+  });
+
+  it('keeps at most maxPendingBytes ahead of the hash; the rest is read from the file at the end', async () => {
+    const bytes = randomBytes(3 * 1024 * 1024 + 17);
+    const hasher = new OrderedSha256(bytes.length, 1024 * 1024);
+    for (let start = 1024 * 1024; start < bytes.length; start += 64 * 1024) hasher.update(start, bytes.subarray(start, start + 64 * 1024));
+    expect(hasher.position).toBe(0);
+    expect(await hasher.digest(fileOf(bytes))).toBe(sha256(bytes));
+  });
+
+  it('reads what an earlier process sent (readUpTo) before the rest is fed', async () => {
+    const bytes = randomBytes(5000);
+    const hasher = new OrderedSha256(bytes.length);
+    await hasher.readUpTo(fileOf(bytes), 3000);
+    expect(hasher.position).toBe(3000);
+    hasher.update(3000, bytes.subarray(3000));
+    expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
+  });
+
+  it('fails with PATH_UNREADABLE when a gap cannot be read because the file shrank', async () => {
+    const bytes = randomBytes(5000);
+    const hasher = new OrderedSha256(bytes.length + 100);
+    await expect(hasher.digest(fileOf(bytes))).rejects.toMatchObject({ code: 'PATH_UNREADABLE' });
+  });
+
+  it('hashInTurn waits for the ranges before it, and gives up without hashing when the upload stops', async () => {
+    const bytes = randomBytes(300);
+    const hasher = new OrderedSha256(bytes.length);
+    const stop = new AbortController();
+    const second = hasher.hashInTurn(100, bytes.subarray(100, 200), stop.signal);
+    const third = hasher.hashInTurn(200, bytes.subarray(200), stop.signal);
+    await Promise.resolve();
+    expect(hasher.position).toBe(0);
+    await hasher.hashInTurn(0, bytes.subarray(0, 100), stop.signal);
+    await Promise.all([second, third]);
+    expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
+
+    const stopped = new OrderedSha256(10);
+    const waiting = stopped.hashInTurn(5, Buffer.alloc(5), stop.signal);
+    stop.abort();
+    await waiting;
+    expect(stopped.position).toBe(0);
+  });
+});
+
+describe('sendFileRanges with a hasher', () => {
+  it('hashes the file in order from the buffers it sends, skipped (resumed) ranges read to be hashed, never more buffers than workers', async () => {
+    const bytes = randomBytes(10 * 1000 + 123);
+    const path = fileOf(bytes);
+    const handle = await open(path, 'r');
+    try {
+      const hasher = new OrderedSha256(bytes.length);
+      const sent: number[] = [];
+      const buffers = new Set<ArrayBufferLike>();
+      await sendFileRanges({ handle, path, size: bytes.length }, new RangeStop(), {
+        rangeSize: 1000,
+        concurrency: 3,
+        skip: new Set([0, 4, 5]),
+        hasher,
+        // Later ranges answer sooner: the hash must still go in file order.
+        send: async (index, body) => {
+          buffers.add(body.buffer);
+          expect(body.equals(bytes.subarray(index * 1000, index * 1000 + body.length))).toBe(true);
+          for (let turn = 0; turn < 11 - index; turn++) await new Promise((resolve) => setImmediate(resolve));
+          sent.push(index);
+        },
+      });
+      expect(sent.sort((a, b) => a - b)).toEqual([1, 2, 3, 6, 7, 8, 9, 10]);
+      expect(buffers.size).toBeLessThanOrEqual(3);
+      expect(hasher.position).toBe(bytes.length);
+      expect(await hasher.digest(path)).toBe(sha256(bytes));
+    } finally {
+      await handle.close();
+    }
+  });
+});
