@@ -15,11 +15,23 @@
  * A staging directory is removed when its upload completed, by `resume clear`
  * ({@link removeStagedArchives}), and when unused for as long as a journal record lives.
  *
+ * **One process per staging directory.** Two processes archiving the same unchanged directory to
+ * the same run and path at once would compute the same key. The one that stages takes
+ * `archives/<key>.lock` first ({@link claimStagedArchive}: `O_CREAT|O_EXCL`, its owner's pid,
+ * host and token, refreshed every minute); the other finds the owner alive and builds its archive
+ * in a private temp directory, as without a journal (the two uploads race as two uploads of the
+ * same bytes to one path do; the store keeps one whole copy). A lock whose owner died (same host:
+ * its pid is gone; another host: not refreshed for 10 minutes) is taken over, with the staged
+ * archive it guards, by the next run. The lock lives beside the directory, not in it, so the
+ * owner can delete the directory before it lets go of the lock.
+ *
  * @module
  */
-import { createHash } from 'node:crypto';
-import { lstat, mkdir, readdir, rm, stat, utimes } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { processAlive } from '../core/atomic-write.js';
 import { readManifest, manifestFileName, type CheckpointManifest } from '../archive/manifest.js';
 
 /** The folder of the journal directory that holds staged archives. */
@@ -66,9 +78,10 @@ async function directoryIdentity(dir: string): Promise<string> {
 }
 
 /**
- * The staging directory of an archive, made (owner only) if needed:
- * `<journalDir>/archives/<sha256 of key + directory identity>`. Costs one `lstat` per entry of
- * the checkpoint directory.
+ * The staging directory of an archive: `<journalDir>/archives/<sha256 of key + directory
+ * identity>`. Only `archives/` is made (owner only); the directory itself is made by
+ * {@link claimStagedArchive}, by the process that owns it. Costs one `lstat` per entry of the
+ * checkpoint directory.
  *
  * @example
  * ```ts
@@ -81,9 +94,98 @@ export async function stagedArchiveDir(journalDir: string, key: StagedArchiveKey
     .update('\n')
     .update(await directoryIdentity(key.directory))
     .digest('hex');
-  const dir = join(journalDir, STAGED_ARCHIVES_FOLDER, hash.slice(0, 40));
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  return dir;
+  const root = join(journalDir, STAGED_ARCHIVES_FOLDER);
+  await mkdir(root, { recursive: true, mode: 0o700 });
+  return join(root, hash.slice(0, 40));
+}
+
+/** A lock of another host not refreshed for this long is taken for abandoned (as the journal's records: 10 minutes). */
+const STAGE_OWNER_STALE_MS = 10 * 60_000;
+/** How often an owner refreshes its lock (its mtime), so that another host sees it alive. */
+const STAGE_LOCK_REFRESH_MS = 60_000;
+
+/** What a staging lock holds. */
+interface StageLockOwner {
+  pid: number;
+  host: string;
+  token: string;
+}
+
+/** This process's hold on a staging directory: {@link StageClaim.release} once the directory is deleted (or kept for a rerun). */
+export interface StageClaim {
+  release(): Promise<void>;
+}
+
+/** The lock of a staging directory: beside it, so the directory can go before the lock does. */
+function stageLockPath(stageDir: string): string {
+  return `${stageDir}.lock`;
+}
+
+/** The owner a lock names, or `undefined` when it cannot be read (being written, or torn by a crash). */
+async function readStageLock(path: string): Promise<StageLockOwner | undefined> {
+  try {
+    const owner = JSON.parse(await readFile(path, 'utf8')) as StageLockOwner;
+    return typeof owner.token === 'string' && typeof owner.pid === 'number' ? owner : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** True when the lock at `path` may belong to a live process (other than a dead one on this host or a silent one elsewhere). */
+async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info) return false;
+  const owner = await readStageLock(path);
+  if (owner?.host === hostname()) return owner.pid === process.pid || processAlive(owner.pid);
+  // Another host's (or a lock not readable yet): alive while refreshed.
+  return now - info.mtimeMs < STAGE_OWNER_STALE_MS;
+}
+
+/**
+ * Takes the staging directory for this process: creates `<stageDir>.lock` (`O_CREAT|O_EXCL`) and
+ * the directory. Returns `undefined` when a live process holds it (the caller builds its archive
+ * elsewhere); a lock whose owner died is taken over. The lock is refreshed every minute while held.
+ *
+ * @example
+ * ```ts
+ * const claim = await claimStagedArchive(stage);
+ * if (claim) try { ... } finally { await claim.release(); }
+ * ```
+ */
+export async function claimStagedArchive(stageDir: string): Promise<StageClaim | undefined> {
+  const lockPath = stageLockPath(stageDir);
+  const token = randomBytes(8).toString('hex');
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const handle = await open(lockPath, 'wx', 0o600);
+      try {
+        await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), token } satisfies StageLockOwner));
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if (await stageLockLive(lockPath)) return undefined;
+      // Its owner died: move the lock aside (one process wins the rename) and try again.
+      const aside = `${lockPath}.broken-${randomBytes(4).toString('hex')}`;
+      if (await rename(lockPath, aside).then(() => true, () => false)) await rm(aside, { force: true });
+      continue;
+    }
+    await mkdir(stageDir, { recursive: true, mode: 0o700 });
+    const refresh = setInterval(() => {
+      const now = new Date();
+      void utimes(lockPath, now, now).catch(() => undefined);
+    }, STAGE_LOCK_REFRESH_MS);
+    refresh.unref();
+    return {
+      release: async () => {
+        clearInterval(refresh);
+        // Only our own lock: a slow owner whose lock was taken over leaves the new one alone.
+        if ((await readStageLock(lockPath))?.token === token) await rm(lockPath, { force: true });
+      },
+    };
+  }
+  return undefined;
 }
 
 /**
@@ -108,8 +210,9 @@ export async function findStagedArchive(stageDir: string, archiveName: string): 
 }
 
 /**
- * Deletes staged archives: all of them, or those not used for `olderThanMs`. Returns the
- * directories removed. A missing journal directory has none.
+ * Deletes staged archives: all of them, or those not used for `olderThanMs`, except those a live
+ * process holds (its upload in progress), with their locks; and the locks dead owners left
+ * without a directory. Returns the directories removed. A missing journal directory has none.
  *
  * @example
  * ```ts
@@ -123,10 +226,22 @@ export async function removeStagedArchives(journalDir: string, options: { olderT
   const now = Date.now();
   for (const name of names) {
     const path = join(root, name);
+    if (name.endsWith('.lock')) {
+      // A lock without its directory (its owner killed between the two): gone with its owner.
+      const dir = path.slice(0, -'.lock'.length);
+      if (!names.includes(dir.slice(root.length + 1)) && !(await stageLockLive(path, now))) await rm(path, { force: true });
+      continue;
+    }
+    if (name.includes('.lock.broken-')) {
+      await rm(path, { force: true });
+      continue;
+    }
     const info = await stat(path).catch(() => undefined);
     if (!info?.isDirectory()) continue;
     if (options.olderThanMs !== undefined && now - info.mtimeMs < options.olderThanMs) continue;
+    if (await stageLockLive(stageLockPath(path), now)) continue;
     await rm(path, { recursive: true, force: true });
+    await rm(stageLockPath(path), { force: true });
     removed.push(path);
   }
   return removed;

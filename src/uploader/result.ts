@@ -56,7 +56,9 @@ export interface UploadedFile {
   /**
    * sha256 (hex) of the bytes sent, hashed while they were read (each byte once, no second
    * read; multipart parts in file order), for every uploaded file. The resume journal records
-   * the same value. See docs/integrity.md.
+   * the same value, and a `resumed` file carries the one its earlier run recorded (absent when
+   * that run did not hash it, or when it was skipped by `skipExisting` without a record). See
+   * docs/integrity.md.
    */
   sha256?: string;
   /**

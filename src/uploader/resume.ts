@@ -58,6 +58,8 @@ export interface ResumedFile<F extends ResumableFile = ResumableFile> {
   file: F;
   /** `journal`: this machine's journal and the store's listing agree; `size`: `skipExisting: 'size'` matched the listing. */
   by: 'journal' | 'size';
+  /** The sha256 of the bytes the earlier run sent, when the journal recorded it (`by: 'journal'` only). */
+  sha256?: string;
 }
 
 /** What {@link OperationResume.partition} decided. */
@@ -208,19 +210,19 @@ export class OperationResume {
     if ((!journal || !this.resume) && !skipExisting) return { resumed: [], toSend: [...files] };
     const finished = this.resume && scan ? finishedFiles(scan) : new Map<string, OperationLogLine>();
     const records = this.resume && scan ? scan.recordNames : new Set<string>();
-    const candidates: Array<{ file: F; by: 'journal' | 'size' }> = [];
+    const candidates: ResumedFile<F>[] = [];
     for (const file of files) {
       const line = finished.get(fileKey(file.artifactPath, resolve(file.localPath)));
       const recorded = records.size > 0 && records.has(this.recordName(file));
       const key = journal && (line || recorded) ? await this.keyOf(file) : undefined;
       if (journal && key) {
         if (line && line.local.size === file.size && sameLocal(line.local, key.local)) {
-          candidates.push({ file, by: 'journal' });
+          candidates.push({ file, by: 'journal', ...(line.sha256 ? { sha256: line.sha256 } : {}) });
           continue;
         }
         const found = recorded ? await journal.lookup(key) : undefined;
         if (found?.state === 'uploaded' && found.record.local.size === file.size) {
-          candidates.push({ file, by: 'journal' });
+          candidates.push({ file, by: 'journal', ...(found.record.sha256 ? { sha256: found.record.sha256 } : {}) });
           continue;
         }
       }
@@ -230,10 +232,11 @@ export class OperationResume {
     const listed = await this.listings(candidates.map((c) => c.file.artifactPath));
     const resumed: ResumedFile<F>[] = [];
     const skip = new Set<F>();
-    for (const { file, by } of candidates) {
+    for (const candidate of candidates) {
+      const { file, by } = candidate;
       const entry = listed.get(file.artifactPath);
       if (entry && !entry.isDir && sizeMatches(entry, file.size)) {
-        resumed.push({ file, by });
+        resumed.push(candidate);
         skip.add(file);
       } else if (by === 'journal') {
         this.options.logger.info(`The resume journal has ${file.artifactPath} as uploaded, but the store ${entry ? `lists it with ${entry.size ?? 'no'} size` : 'does not list it'}: sending it again.`);

@@ -27,7 +27,7 @@ import { snapshotFile, sourceChange } from '../core/source-snapshot.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
 import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
-import { findStagedArchive, removeStagedArchives, stagedArchiveDir } from './archive-staging.js';
+import { claimStagedArchive, findStagedArchive, removeStagedArchives, stagedArchiveDir, type StageClaim } from './archive-staging.js';
 import { DEFAULT_JOURNAL_MAX_AGE_MS } from './journal.js';
 import type { ArtifactStore } from '../stores/artifact-store.js';
 import type { PathFilters, PlannedFile, UploadPlan } from './plan.js';
@@ -291,7 +291,8 @@ export async function transferFiles(
   };
   // In plan order: resumed files where they were planned.
   const byFile = new Map<PlannedFile, UploadedFile>([
-    ...resumed.map((r): [PlannedFile, UploadedFile] => [r.file, { localPath: r.file.localPath, artifactPath: r.file.artifactPath, size: r.file.size, status: 'resumed' }]),
+    // A resumed file carries the sha256 its earlier run recorded (the bytes sent then, of this same file).
+    ...resumed.map((r): [PlannedFile, UploadedFile] => [r.file, { localPath: r.file.localPath, artifactPath: r.file.artifactPath, size: r.file.size, status: 'resumed', ...(r.sha256 ? { sha256: r.sha256 } : {}) }]),
     ...outcomes.map((o): [PlannedFile, UploadedFile] => [o.file, toUploadedFile(o)]),
   ]);
   const entries = files.map((f) => byFile.get(f)!);
@@ -429,7 +430,8 @@ export interface DirectoryArchive {
  */
 export async function transferDirectoryAsArchive(ctx: TransferContext, archive: DirectoryArchive): Promise<TransferOutcome> {
   const { filters } = archive;
-  const stage = await stageFor(ctx, archive);
+  const claimed = await stageFor(ctx, archive);
+  const stage = claimed?.dir;
   const work = stage ?? (await makeTempDir('artifact-uploader-archive-'));
   let uploaded = false;
   try {
@@ -459,24 +461,26 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
     uploaded = outcome.status === 'uploaded';
     return outcome;
   } finally {
-    // A staged archive stays for the rerun until it is uploaded.
-    if (!stage || uploaded) await rm(work, { recursive: true, force: true });
+    // A staged archive stays for the rerun until it is uploaded; its lock goes after it.
+    if (!stage || uploaded) await rm(work, { recursive: true, force: true }).catch(() => undefined);
+    await claimed?.claim.release();
     if (stage && uploaded) await rmdir(dirname(stage)).catch(() => undefined); // `archives/`, when it was the last one
   }
 }
 
 /**
- * The staging directory of a directory archive (`archive-staging.ts`), or `undefined` without
- * a journal, or when it cannot be used (then the archive goes to a temp directory, as without
- * resume). Old staged archives are swept on the way.
+ * The staging directory of a directory archive (`archive-staging.ts`), claimed for this
+ * process; or `undefined` without a journal, when it cannot be used, or when another live
+ * process holds it (the same archive to the same place at once): then the archive goes to a
+ * private temp directory, as without resume. Old staged archives are swept on the way.
  */
-async function stageFor(ctx: TransferContext, archive: DirectoryArchive): Promise<string | undefined> {
+async function stageFor(ctx: TransferContext, archive: DirectoryArchive): Promise<{ dir: string; claim: StageClaim } | undefined> {
   const journalDir = ctx.resume?.journalDir;
   if (!journalDir) return undefined;
   try {
     await removeStagedArchives(journalDir, { olderThanMs: DEFAULT_JOURNAL_MAX_AGE_MS });
     const { target } = ctx;
-    return await stagedArchiveDir(journalDir, {
+    const dir = await stagedArchiveDir(journalDir, {
       target: target.trackingUri,
       runId: target.runId,
       artifactPath: archive.artifactPath,
@@ -485,6 +489,10 @@ async function stageFor(ctx: TransferContext, archive: DirectoryArchive): Promis
       include: archive.filters.include,
       exclude: archive.filters.exclude,
     });
+    const claim = await claimStagedArchive(dir);
+    if (claim) return { dir, claim };
+    ctx.logger.info(`Another running process is archiving ${archive.directory} to the same place (it holds ${dir}); this archive is built in a temp directory and cannot be resumed.`);
+    return undefined;
   } catch (error) {
     ctx.logger.warn(`Cannot stage the archive in the resume journal (${(error as Error).message}); it is built in a temp directory and cannot be resumed.`);
     return undefined;

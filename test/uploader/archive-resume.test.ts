@@ -8,7 +8,9 @@
  * - the rerun re-sends at most what was in flight (byte-counting proxy), reusing the staged
  *   archive and its multipart upload;
  * - no temp file and no staged archive is left, no multipart upload is left on moto, and
- *   nothing partial is ever at a final path.
+ *   nothing partial is ever at a final path;
+ * - two processes archiving the same directory to the same place at once do not share the
+ *   staging directory: the second builds in a private temp directory, and both succeed.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
@@ -162,6 +164,34 @@ describeWithServers('archive crash-resume', () => {
     expect(putBytesTo(killed, ARCHIVE)).toBeGreaterThan(0);
     const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { filesResumed: number } }> }).results;
     expect(result!.metrics.filesResumed).toBe(1);
+    await expectCompleted(s);
+  }, 240_000);
+
+  it('two processes archive the same directory to the same place at once: the second builds in a temp dir, both succeed, nothing is left', async () => {
+    const s = await setup('archive-concurrent');
+    // The children's temp directories, to see that the second one's private archive is removed.
+    const tmp = join(s.root, 'tmp');
+    await mkdir(tmp);
+    const options = { ...s.options, env: { ...s.options.env, TMPDIR: tmp } };
+    // The first holds the staging directory from its start to its end; its first archive PUT is
+    // stalled (then cut, and retried) so that it is surely still at work when the second starts.
+    s.proxy.addRule({ match: (r) => r.method === 'PUT' && r.path.includes(ARCHIVE), times: 1, fault: 'stall', stallMs: 15_000 });
+    const first = runToEnd(options);
+    const archives = join(s.journalDir, 'archives');
+    let stagedWhileHeld: string[] = [];
+    while (!stagedWhileHeld.some((p) => p.endsWith('.lock'))) {
+      await new Promise((r) => setTimeout(r, 5));
+      stagedWhileHeld = await listTree(archives);
+    }
+    const secondRun = await runToEnd(options);
+    const firstRun = await first;
+    // While the first held it: one staged archive (and its lock), the first's.
+    expect(stagedWhileHeld.filter((p) => p.endsWith('.lock'))).toHaveLength(1);
+    expect(JSON.parse(firstRun.stdout)).toMatchObject({ ok: true });
+    expect(JSON.parse(secondRun.stdout)).toMatchObject({ ok: true });
+    // Both sent the whole archive (the second had no staged archive to resume from).
+    expect(putBytesTo(secondRun, ARCHIVE)).toBeGreaterThan(30 * MiB);
+    expect(await listTree(tmp)).toEqual([]);
     await expectCompleted(s);
   }, 240_000);
 });

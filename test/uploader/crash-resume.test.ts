@@ -66,7 +66,7 @@ describeWithServers('crash-resume', () => {
     expect((await readdir(journalDir)).filter((n) => n.endsWith('.json'))).toEqual([]);
 
     const rerun = await runToEnd(options);
-    const json = JSON.parse(rerun.stdout) as { ok: boolean; results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number }; files: Array<{ status: string }> }> };
+    const json = JSON.parse(rerun.stdout) as { ok: boolean; results: Array<{ metrics: { filesResumed: number; bytesResumed: number; bytesSent: number }; files: Array<{ status: string; artifactPath: string; sha256?: string }> }> };
     expect(json.ok).toBe(true);
     const [result] = json.results;
     // At most what had not arrived, plus the files in flight at the kill (one per worker).
@@ -75,6 +75,8 @@ describeWithServers('crash-resume', () => {
     expect(result!.metrics.bytesResumed + result!.metrics.bytesSent).toBe(total);
     expect(result!.metrics.bytesSent).toBe(putBytes(rerun));
     expect(result!.files.filter((f) => f.status === 'resumed')).toHaveLength(result!.metrics.filesResumed);
+    // Every file carries the sha256 of its local bytes, resumed ones the one their journal line recorded.
+    for (const f of result!.files) expect(f.sha256, f.artifactPath).toBe(expected[f.artifactPath.replace(/^ckpt\//, '')]);
     expect(await pythonArtifactHashes(url, runId, 'ckpt')).toEqual(expected);
     expect((await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log'))).toEqual([]);
 
