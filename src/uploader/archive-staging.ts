@@ -28,7 +28,7 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { processAlive } from '../core/atomic-write.js';
@@ -99,6 +99,9 @@ export async function stagedArchiveDir(journalDir: string, key: StagedArchiveKey
   return join(root, hash.slice(0, 40));
 }
 
+/** The file of a staging directory that says what the archive is for ({@link StagedArchiveKey}). */
+const STAGE_INFO_FILE = 'stage.json';
+
 /** A lock of another host not refreshed for this long is taken for abandoned (as the journal's records: 10 minutes). */
 const STAGE_OWNER_STALE_MS = 10 * 60_000;
 /** How often an owner refreshes its lock (its mtime), so that another host sees it alive. */
@@ -143,7 +146,7 @@ async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
 
 /**
  * Takes the staging directory for this process: creates `<stageDir>.lock` (`O_CREAT|O_EXCL`) and
- * the directory. Returns `undefined` when a live process holds it (the caller builds its archive
+ * the directory, with `key` written in it for `resume list`. Returns `undefined` when a live process holds it (the caller builds its archive
  * elsewhere); a lock whose owner died is taken over. The lock is refreshed every minute while held.
  *
  * @example
@@ -152,7 +155,7 @@ async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
  * if (claim) try { ... } finally { await claim.release(); }
  * ```
  */
-export async function claimStagedArchive(stageDir: string): Promise<StageClaim | undefined> {
+export async function claimStagedArchive(stageDir: string, key?: StagedArchiveKey): Promise<StageClaim | undefined> {
   const lockPath = stageLockPath(stageDir);
   const token = randomBytes(8).toString('hex');
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -172,6 +175,8 @@ export async function claimStagedArchive(stageDir: string): Promise<StageClaim |
       continue;
     }
     await mkdir(stageDir, { recursive: true, mode: 0o700 });
+    // What it is for, for `resume list` (no secret: the target has none).
+    if (key) await writeFile(join(stageDir, STAGE_INFO_FILE), `${JSON.stringify(key)}\n`, { mode: 0o600 }).catch(() => undefined);
     const refresh = setInterval(() => {
       const now = new Date();
       void utimes(lockPath, now, now).catch(() => undefined);
@@ -190,20 +195,21 @@ export async function claimStagedArchive(stageDir: string): Promise<StageClaim |
 
 /**
  * The archive a killed earlier run completed in `stageDir`, if any: archive and manifest both
- * present and the archive of the manifest's size. A found archive's directory is touched, so
- * its age counts from its last use.
+ * present and the archive of the manifest's size. A found archive's directory is touched (unless
+ * `touch: false`), so its age counts from its last use.
  *
  * @example
  * ```ts
  * const staged = await findStagedArchive(stage, 'best.tar.gz');
  * ```
  */
-export async function findStagedArchive(stageDir: string, archiveName: string): Promise<StagedArchive | undefined> {
+export async function findStagedArchive(stageDir: string, archiveName: string, options: { touch?: boolean } = {}): Promise<StagedArchive | undefined> {
   const archivePath = join(stageDir, archiveName);
   const manifest = await readManifest(join(stageDir, manifestFileName(archiveName))).catch(() => undefined);
   if (!manifest) return undefined;
   const size = (await stat(archivePath).catch(() => undefined))?.size;
   if (size !== manifest.archive.size) return undefined;
+  if (options.touch === false) return { archivePath, manifest };
   const now = new Date();
   await utimes(stageDir, now, now).catch(() => undefined);
   return { archivePath, manifest };
@@ -245,4 +251,47 @@ export async function removeStagedArchives(journalDir: string, options: { olderT
     removed.push(path);
   }
   return removed;
+}
+
+/** A staging directory, as `resume list` shows it. */
+export interface StagedArchiveEntry {
+  /** The staging directory (its name is the key). */
+  dir: string;
+  /** What it was staged for, when known (written when it was claimed). */
+  key?: StagedArchiveKey;
+  /** Bytes it holds (archive, manifest, a killed writer's temp file). */
+  size: number;
+  /** True when archive and manifest are both complete (a rerun reuses them). */
+  complete: boolean;
+  /** Epoch ms of its last use. */
+  usedAt: number;
+  /** True when a live process holds it (an archive upload running now). */
+  inUse: boolean;
+}
+
+/**
+ * The staged archives of a journal directory, most recently used first. A missing journal
+ * directory has none.
+ *
+ * @example
+ * ```ts
+ * for (const staged of await listStagedArchives(journal.dir)) console.log(staged.dir, staged.size);
+ * ```
+ */
+export async function listStagedArchives(journalDir: string): Promise<StagedArchiveEntry[]> {
+  const root = join(journalDir, STAGED_ARCHIVES_FOLDER);
+  const out: StagedArchiveEntry[] = [];
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const dir = join(root, name);
+    const info = await stat(dir).catch(() => undefined);
+    if (!info?.isDirectory()) continue;
+    let size = 0;
+    const files = await readdir(dir).catch(() => [] as string[]);
+    for (const file of files) size += (await stat(join(dir, file)).catch(() => undefined))?.size ?? 0;
+    const key = await readFile(join(dir, STAGE_INFO_FILE), 'utf8').then((t) => JSON.parse(t) as StagedArchiveKey, () => undefined);
+    const archiveName = key ? key.artifactPath.split('/').pop()! : files.find((f) => f.endsWith('.tar.gz'));
+    const complete = archiveName !== undefined && (await findStagedArchive(dir, archiveName, { touch: false })) !== undefined;
+    out.push({ dir, ...(key ? { key } : {}), size, complete, usedAt: info.mtimeMs, inUse: await stageLockLive(stageLockPath(dir)) });
+  }
+  return out.sort((a, b) => b.usedAt - a.usedAt);
 }

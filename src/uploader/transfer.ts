@@ -28,7 +28,7 @@ import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js
 import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
 import { claimStagedArchive, findStagedArchive, removeStagedArchives, stagedArchiveDir, type StageClaim } from './archive-staging.js';
-import { DEFAULT_JOURNAL_MAX_AGE_MS } from './journal.js';
+import { DEFAULT_JOURNAL_MAX_AGE_MS, journalTarget } from './journal.js';
 import type { ArtifactStore } from '../stores/artifact-store.js';
 import type { PathFilters, PlannedFile, UploadPlan } from './plan.js';
 import { AdaptiveConcurrency } from './concurrency.js';
@@ -480,16 +480,18 @@ async function stageFor(ctx: TransferContext, archive: DirectoryArchive): Promis
   try {
     await removeStagedArchives(journalDir, { olderThanMs: DEFAULT_JOURNAL_MAX_AGE_MS });
     const { target } = ctx;
-    const dir = await stagedArchiveDir(journalDir, {
-      target: target.trackingUri,
+    const key = {
+      // Written in the staging directory (for `resume list`): without credentials.
+      target: journalTarget(target.trackingUri),
       runId: target.runId,
       artifactPath: archive.artifactPath,
       directory: archive.directory,
       level: archive.level,
       include: archive.filters.include,
       exclude: archive.filters.exclude,
-    });
-    const claim = await claimStagedArchive(dir);
+    };
+    const dir = await stagedArchiveDir(journalDir, key);
+    const claim = await claimStagedArchive(dir, key);
     if (claim) return { dir, claim };
     ctx.logger.info(`Another running process is archiving ${archive.directory} to the same place (it holds ${dir}); this archive is built in a temp directory and cannot be resumed.`);
     return undefined;

@@ -2,12 +2,14 @@
  * `resume list` and `resume clear` on a real journal directory, in-process; `--no-resume` and
  * `--journal-dir` parse as global options.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CliContext } from '../../src/cli/context.js';
 import { createProgram, parseAge } from '../../src/cli/program.js';
 import { localFileIdentity, UploadJournal, type JournalKey } from '../../src/uploader/journal.js';
+import { claimStagedArchive, stagedArchiveDir } from '../../src/uploader/archive-staging.js';
+import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
 import { baseEnv, cli, tempDir } from './helpers.js';
 
 async function seed(root: string): Promise<{ dir: string; keys: JournalKey[] }> {
@@ -50,6 +52,39 @@ describe('artifact-uploader resume', () => {
     const byPath = Object.fromEntries((json.entries as Array<Record<string, any>>).map((e) => [e.artifactPath, e]));
     expect(byPath['ckpt/a.bin']).toMatchObject({ status: 'uploaded', size: 2048, bytesDone: 2048, sha256: 'b'.repeat(64), runId: 'run-7', inUse: false });
     expect(byPath['ckpt/b.bin']).toMatchObject({ status: 'uploading', bytesDone: 1024, multipart: { uploadId: 'mpu-123', partSize: 1024, parts: 1 } });
+  });
+
+  it('list shows staged archives (destination, size, age, complete, in use) in text and --json', async () => {
+    const root = tempDir();
+    const dir = join(root, 'journal');
+    const checkpoint = join(root, 'ckpt');
+    await mkdir(checkpoint);
+    await writeFile(join(checkpoint, 'weights.bin'), 'w'.repeat(4096));
+    const key = { target: 'http://127.0.0.1:5000/', runId: 'run-9', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: [] };
+    const stage = await stagedArchiveDir(dir, key);
+    const claim = (await claimStagedArchive(stage, key))!;
+    const manifest = await createCheckpointArchive(checkpoint, join(stage, 'best.tar.gz'), { manifestPath: join(stage, 'best.manifest.json') });
+
+    // Held by this (live) process: in use.
+    const held = (await cli(['resume', 'list', '--json', '--journal-dir', dir])).json();
+    expect(held.archives).toEqual([expect.objectContaining({ dir: stage, runId: 'run-9', artifactPath: 'best.tar.gz', directory: checkpoint, complete: true, inUse: true })]);
+    await claim.release();
+
+    const text = await cli(['resume', 'list', '--journal-dir', dir]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain('No pending uploads');
+    expect(text.stdout).toContain('1 staged archive(s)');
+    expect(text.stdout).toMatch(/run-9\s+http:\/\/127\.0\.0\.1:5000\/ best\.tar\.gz \(from .*ckpt\)\s+\d+ ?\w* ago\s+complete/);
+    const json = (await cli(['resume', 'list', '--json', '--journal-dir', dir])).json();
+    const [staged] = json.archives as Array<Record<string, any>>;
+    expect(staged).toMatchObject({ dir: stage, complete: true, inUse: false });
+    expect(staged!.size).toBeGreaterThan(manifest.archive.size);
+    expect(staged!.ageMs).toBeGreaterThanOrEqual(0);
+
+    // `resume clear` deletes it (and its lock): the list is empty again.
+    await cli(['resume', 'clear', '--journal-dir', dir]);
+    expect((await cli(['resume', 'list', '--json', '--journal-dir', dir])).json().archives).toEqual([]);
+    expect(await readdir(join(dir, 'archives')).catch(() => [])).toEqual([]);
   });
 
   it('list says so when the journal is empty or missing, and lists a corrupt record as corrupt', async () => {

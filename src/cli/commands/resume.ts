@@ -5,6 +5,7 @@
  * @module
  */
 import { UploadJournal, type JournalListEntry } from '../../uploader/journal.js';
+import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
@@ -53,16 +54,46 @@ function entryRow(entry: JournalListEntry, now: number): string[] {
   return [record.status, progress, record.key.runId, `${record.key.target} ${record.key.artifactPath}`, age, notes.join(', ')];
 }
 
-/** `resume list`: every record of the journal, newest first. */
+/** One staged archive for `--json`. */
+function archiveJson(staged: StagedArchiveEntry, now: number): Record<string, unknown> {
+  const { key } = staged;
+  return {
+    dir: staged.dir,
+    ...(key ? { target: key.target, runId: key.runId, artifactPath: key.artifactPath, directory: key.directory } : {}),
+    size: staged.size,
+    complete: staged.complete,
+    inUse: staged.inUse,
+    usedAt: new Date(staged.usedAt).toISOString(),
+    ageMs: now - staged.usedAt,
+  };
+}
+
+/** One staged archive as a table row. */
+function archiveRow(staged: StagedArchiveEntry, now: number): string[] {
+  const { key } = staged;
+  const notes = [staged.complete ? 'complete' : 'incomplete (archived again on rerun)', staged.inUse ? 'in use' : ''].filter(Boolean);
+  return [formatBytes(staged.size), key?.runId ?? '-', key ? `${key.target} ${key.artifactPath} (from ${key.directory})` : staged.dir, `${formatDuration(now - staged.usedAt)} ago`, notes.join(', ')];
+}
+
+/** `resume list`: every record of the journal, newest first, then the staged archives. */
 export async function runResumeList(ctx: CliContext): Promise<CommandOutcome> {
   const journal = await openJournal(ctx);
   const entries = await journal.list();
+  const archives = await listStagedArchives(journal.dir);
   const now = Date.now();
-  const text =
+  const lines = [
     entries.length === 0
       ? `No pending uploads in the resume journal (${journal.dir}).`
-      : `${entries.length} record(s) in the resume journal (${journal.dir}):\n${table([['STATUS', 'BYTES', 'RUN', 'DESTINATION', 'UPDATED', 'NOTES'], ...entries.map((e) => entryRow(e, now))])}`;
-  return { exitCode: EXIT_CODES.OK, data: { journalDir: journal.dir, entries: entries.map((e) => entryJson(e, now)) }, text };
+      : `${entries.length} record(s) in the resume journal (${journal.dir}):\n${table([['STATUS', 'BYTES', 'RUN', 'DESTINATION', 'UPDATED', 'NOTES'], ...entries.map((e) => entryRow(e, now))])}`,
+  ];
+  if (archives.length > 0) {
+    lines.push(`${archives.length} staged archive(s) of interrupted archive uploads:\n${table([['SIZE', 'RUN', 'DESTINATION', 'USED', 'NOTES'], ...archives.map((a) => archiveRow(a, now))])}`);
+  }
+  return {
+    exitCode: EXIT_CODES.OK,
+    data: { journalDir: journal.dir, entries: entries.map((e) => entryJson(e, now)), archives: archives.map((a) => archiveJson(a, now)) },
+    text: lines.join('\n'),
+  };
 }
 
 /** `resume clear [--older-than <age>]`: deletes records (all, or those older than the age); records of running uploads stay. */
