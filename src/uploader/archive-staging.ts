@@ -151,8 +151,9 @@ async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
  *
  * @example
  * ```ts
- * const claim = await claimStagedArchive(stage);
- * if (claim) try { ... } finally { await claim.release(); }
+ * const claim = await claimStagedArchive(stage, key);
+ * if (!claim) console.log('another process is archiving this; build elsewhere');
+ * await claim?.release();
  * ```
  */
 export async function claimStagedArchive(stageDir: string, key?: StagedArchiveKey): Promise<StageClaim | undefined> {
