@@ -29,8 +29,10 @@ export const FILE_CHUNK_BYTES = 2 * 1024 * 1024;
 /** Options of {@link readFileChunks}. */
 export interface ReadFileChunksOptions {
   /**
-   * Sees every chunk before the consumer does (a hash, a byte count). The chunk's bytes are only
-   * valid during the call.
+   * Sees every chunk, in file order, as soon as it is read: before the consumer asks for it,
+   * while the chunk before it is still being sent (a hash, a byte count). The chunk's bytes are
+   * only valid during the call. A consumer that stops early may leave one chunk seen but never
+   * sent.
    */
   onChunk?: (chunk: Buffer) => void;
   /** @default FILE_CHUNK_BYTES */
@@ -96,7 +98,11 @@ export async function* readFileChunks(path: string, start: number, length: numbe
         hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
       });
     }
-    return buffer.subarray(0, want);
+    const chunk = buffer.subarray(0, want);
+    // Seen (hashed) as soon as it is read, while the chunk before it is still being sent: not
+    // between the consumer asking for it and getting it, where it would stall the socket.
+    options.onChunk?.(chunk);
+    return chunk;
   };
   let pending: Promise<Buffer> | undefined = readNext(buffers[0]!);
   let last: Buffer | undefined;
@@ -114,7 +120,6 @@ export async function* readFileChunks(path: string, start: number, length: numbe
         // awaited (or dropped in `finally`), never as an unhandled rejection.
         pending.catch(() => undefined);
       }
-      options.onChunk?.(chunk);
       last = chunk;
       yield chunk;
     }
