@@ -136,9 +136,12 @@ console.log(result.status);
     } finally {
       await killed.kill();
     }
-    const staged = readdirSync(join(journalDir, 'archives'));
+    // The staging folder, and beside it the dead process's lock (taken over by the next run).
+    const staged = readdirSync(join(journalDir, 'archives')).filter((name) => !name.endsWith('.lock'));
     expect(staged).toHaveLength(1);
-    expect(readdirSync(join(journalDir, 'archives', staged[0]!))).toEqual([expect.stringMatching(/^best_trial_checkpoint\.tar\.gz\.tmp-/)]);
+    expect(readdirSync(join(journalDir, 'archives'))).toContain(`${staged[0]!}.lock`);
+    // The archive's temp file, and the note of where the staged archive goes (`resume list`).
+    expect(readdirSync(join(journalDir, 'archives', staged[0]!)).sort()).toEqual([expect.stringMatching(/^best_trial_checkpoint\.tar\.gz\.tmp-/), 'stage.json']);
     expect(readdirSync(scratchTmp)).toEqual([]);
 
     const next = hpo(false);
