@@ -3,8 +3,9 @@
  *
  * - **Atomic writes.** The new content goes to a temp file in the same directory, is fsynced and
  *   renamed over the old one, so a reader sees the old file or the new one, never half of it.
- * - **Read-modify-write under a lock.** {@link JsonStateFile.update} holds `<file>.lock`, created
- *   with `O_CREAT|O_EXCL` (`open(..., 'wx')`), which exactly one process can win. The lock holds
+ * - **Read-modify-write under a lock.** {@link JsonStateFile.update} holds `<file>.lock`, written
+ *   whole to a temp file and hard-linked to its name (`link` fails when it exists, like
+ *   `O_EXCL`), which exactly one process can win and nobody ever sees empty. The lock holds
  *   `{pid, host, token, at}`. A lock is stale when its process is gone (same host) or it is older
  *   than `lockStaleMs` (any host, e.g. on a shared disk); a stale lock is broken by renaming it
  *   away and checking that the renamed file is still the one judged stale. Locks are held for
@@ -14,11 +15,11 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { z } from 'zod';
-import { processAlive, removeStaleTempFiles, writeFileAtomic } from './atomic-write.js';
+import { processAlive, removeStaleTempFiles, tempFileName, writeFileAtomic } from './atomic-write.js';
 import { AbortedError, LocalPathError } from './errors.js';
 import { sleep } from './abort.js';
 
@@ -186,26 +187,32 @@ export class JsonStateFile<T> {
     await mkdir(dirname(this.path), { recursive: true, mode: this.dirMode });
     const token = randomBytes(8).toString('hex');
     const deadline = Date.now() + this.lockTimeoutMs;
-    for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
-      if (signal?.aborted) throw new AbortedError('Waiting for the state file lock was aborted.', { cause: signal.reason });
-      try {
-        const handle = await open(this.lockPath, 'wx', this.fileMode);
+    // The lock appears whole or not at all: written to a temp file, then hard-linked to its name
+    // (link fails with EEXIST like O_EXCL). Created with O_EXCL and written after, a lock whose
+    // process was killed in between stayed empty, so nobody could tell that its owner was dead
+    // until it aged past lockStaleMs (a rerun after a SIGKILL timed out first, and lost its
+    // journal record). A temp file left by a kill is swept like the state file's own.
+    const temp = join(dirname(this.lockPath), tempFileName(`.${basename(this.path)}.tmp-`));
+    await writeFile(temp, JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies LockInfo), { flag: 'wx', mode: this.fileMode });
+    try {
+      for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
+        if (signal?.aborted) throw new AbortedError('Waiting for the state file lock was aborted.', { cause: signal.reason });
         try {
-          await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies LockInfo));
-        } finally {
-          await handle.close();
+          await link(temp, this.lockPath);
+          return token;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
         }
-        return token;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+        await this.breakIfStale();
+        if (Date.now() > deadline) {
+          throw new LocalPathError('PATH_UNREADABLE', this.lockPath, `Timed out after ${this.lockTimeoutMs} ms waiting for the lock ${this.lockPath}.`, {
+            hint: 'Another process holds it. If no other process uses this state file, delete the lock file.',
+          });
+        }
+        await sleep(wait, signal);
       }
-      await this.breakIfStale();
-      if (Date.now() > deadline) {
-        throw new LocalPathError('PATH_UNREADABLE', this.lockPath, `Timed out after ${this.lockTimeoutMs} ms waiting for the lock ${this.lockPath}.`, {
-          hint: 'Another process holds it. If no other process uses this state file, delete the lock file.',
-        });
-      }
-      await sleep(wait, signal);
+    } finally {
+      await rm(temp, { force: true });
     }
   }
 
