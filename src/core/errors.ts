@@ -124,6 +124,22 @@ export class LocalPathError extends ArtifactUploaderError {
 }
 
 /**
+ * The error of a file that ended before the bytes an upload had stat'ed were read: it shrank
+ * under the upload (`PATH_UNREADABLE`), which no retry can fix. `expectedEnd` is where the file
+ * should have ended, `endsAt` where the read found its end.
+ *
+ * @example
+ * ```ts
+ * if (got < want) throw sourceShrankError('model.bin', size, position + got);
+ * ```
+ */
+export function sourceShrankError(localPath: string, expectedEnd: number, endsAt: number): LocalPathError {
+  return new LocalPathError('PATH_UNREADABLE', localPath, `${localPath} shrank while it was being uploaded (${expectedEnd} bytes expected, it ends at ${endsAt}).`, {
+    hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
+  });
+}
+
+/**
  * Maps an fs error about `localPath` to a {@link LocalPathError}; passes others through.
  *
  * @example

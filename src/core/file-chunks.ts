@@ -17,7 +17,7 @@
  * @module
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { LocalPathError, toLocalPathError } from './errors.js';
+import { sourceShrankError, toLocalPathError, type LocalPathError } from './errors.js';
 import { readFully } from './read-fully.js';
 
 /**
@@ -93,11 +93,7 @@ export async function* readFileChunks(path: string, start: number, length: numbe
     } catch (error) {
       throw toLocalPathError(error, path);
     }
-    if (got < want) {
-      throw new LocalPathError('PATH_UNREADABLE', path, `${path} shrank while it was being uploaded (${end} bytes expected, it ends at ${at + got}).`, {
-        hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
-      });
-    }
+    if (got < want) throw sourceShrankError(path, end, at + got);
     const chunk = buffer.subarray(0, want);
     // Seen (hashed) as soon as it is read, while the chunk before it is still being sent: not
     // between the consumer asking for it and getting it, where it would stall the socket.

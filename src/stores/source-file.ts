@@ -7,7 +7,7 @@
 import { close, constants, fstat, open as openFd, read } from 'node:fs';
 import { access, open, stat, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { LocalPathError, toLocalPathError } from '../core/errors.js';
+import { LocalPathError, sourceShrankError, toLocalPathError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { readFully } from '../core/read-fully.js';
 
@@ -151,10 +151,6 @@ export async function readSourceRange(source: SourceFile, buffer: Buffer, positi
   } catch (error) {
     throw toLocalPathError(error, source.path);
   }
-  if (filled < length) {
-    throw new LocalPathError('PATH_UNREADABLE', source.path, `${source.path} shrank while it was being uploaded (${source.size} bytes expected, it ends at ${position + filled}).`, {
-      hint: 'Upload files once they are complete (e.g. after the checkpoint is written).',
-    });
-  }
+  if (filled < length) throw sourceShrankError(source.path, source.size, position + filled);
   return buffer.subarray(0, length);
 }
