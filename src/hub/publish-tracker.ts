@@ -39,6 +39,7 @@ import { isTransientFailure } from '../core/retry.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 import type { RecordSchema, TrackerStateSchema } from './tracker-state.js';
+import { SerialQueue } from '../core/serial-queue.js';
 
 /** What the training job reports. */
 export type TrainingState = 'running' | 'succeeded' | 'failed';
@@ -186,7 +187,8 @@ export class PublishTracker {
   private readonly instance = randomUUID();
   private readonly host = hostname();
   private readonly inflight = new Map<string, Inflight>();
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Decisions about one key in this process, one at a time (other processes: the file lock). */
+  private readonly queues = new SerialQueue();
   private readonly lastLogged = new Map<string, string>();
   private readonly autoRetry: false | { maxAttempts: number; cooldownMs: number };
   private readonly staleUploadMs: number;
@@ -224,7 +226,7 @@ export class PublishTracker {
       throw new InvalidArgumentError('training', `Expected \`training\` to be "running", "succeeded" or "failed", got ${JSON.stringify(options?.training)}.`);
     }
     if (typeof options.repoId !== 'string' || options.repoId === '') throw new InvalidArgumentError('repoId', 'Expected `repoId` ("namespace/name").');
-    const { report } = await this.serialized(trainingId, () => this.decide(trainingId, options, 'status'));
+    const { report } = await this.queues.run(trainingId, () => this.decide(trainingId, options, 'status'));
     this.logTransition(report);
     return report;
   }
@@ -235,7 +237,7 @@ export class PublishTracker {
    */
   async retry(trainingId: string, options: { modelDir?: string; repoId?: string; publish?: Partial<PublishToHubOptions> } = {}): Promise<PublishStatusReport> {
     checkKey(trainingId);
-    const { report } = await this.serialized(trainingId, async () => {
+    const { report } = await this.queues.run(trainingId, async () => {
       const record = (await this.file.read()).records[trainingId];
       if (!record) {
         throw new InvalidArgumentError('trainingId', `Nothing to retry: no publish is recorded for ${JSON.stringify(trainingId)} in ${this.file.path}.`);
@@ -268,7 +270,7 @@ export class PublishTracker {
       throw new InvalidArgumentError('options', 'publishOnce needs `repoId` and `modelDir`.');
     }
     for (;;) {
-      const decision = await this.serialized(key, () =>
+      const decision = await this.queues.run(key, () =>
         this.decide(key, { training: 'succeeded', modelDir: options.modelDir, repoId: options.repoId, allowUpload: true, publish: options }, 'publishOnce'),
       );
       this.logTransition(decision.report);
@@ -306,18 +308,6 @@ export class PublishTracker {
   }
 
   // ───────────────────────────── decisions ─────────────────────────────
-
-  /** Runs `fn` after every earlier call for the same key in this process. */
-  private serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(key) ?? Promise.resolve();
-    const next = previous.then(fn, fn);
-    const tail = next.catch(() => undefined);
-    this.queues.set(key, tail);
-    void tail.then(() => {
-      if (this.queues.get(key) === tail) this.queues.delete(key);
-    });
-    return next;
-  }
 
   private async decide(key: string, options: TrackerStatusOptions, caller: 'status' | 'publishOnce'): Promise<Decision> {
     const inflight = this.inflight.get(key);

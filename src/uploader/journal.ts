@@ -43,6 +43,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import type { PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
+import { SerialQueue } from '../core/serial-queue.js';
 
 /** The environment variable that moves the journal. */
 export const JOURNAL_DIR_ENV = 'ARTIFACT_UPLOADER_JOURNAL_DIR';
@@ -383,7 +384,7 @@ export class UploadJournal {
   private readonly maxBytes: number;
   private readonly ownerStaleMs: number;
   /** Per-record write queue: writes of one process to one record never wait on its own lock. */
-  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly queues = new SerialQueue();
 
   private constructor(dir: string, options: UploadJournalOptions) {
     this.dir = dir;
@@ -427,18 +428,6 @@ export class UploadJournal {
     });
   }
 
-  /** Runs `task` after the earlier writes of this process to the same record. */
-  private queued<R>(name: string, task: () => Promise<R>): Promise<R> {
-    const previous = this.queues.get(name) ?? Promise.resolve();
-    const next = previous.then(task, task);
-    const settled = next.catch(() => undefined);
-    this.queues.set(name, settled);
-    void settled.then(() => {
-      if (this.queues.get(name) === settled) this.queues.delete(name);
-    });
-    return next;
-  }
-
   /** Reads a record; unreadable or corrupt reads as none (with a warning). */
   private async readRecord(name: string): Promise<JournalRecord | null> {
     try {
@@ -479,7 +468,7 @@ export class UploadJournal {
     const token = randomBytes(8).toString('hex');
     const owner = { pid: process.pid, host: host(), token };
     try {
-      return await this.queued(name, () =>
+      return await this.queues.run(name, () =>
         this.file(name).update((current) => {
           const record = current && sameKey(current, key) ? current : null;
           if (record && this.ownedByLiveProcess(record)) return { result: undefined };
@@ -513,7 +502,7 @@ export class UploadJournal {
   async markUploaded(key: JournalKey, options: { sha256?: string } = {}): Promise<void> {
     const name = recordName(key);
     try {
-      await this.queued(name, () =>
+      await this.queues.run(name, () =>
         this.file(name).update((current) => {
           const record = current && sameKey(current, key) ? current : null;
           if (record && this.ownedByLiveProcess(record)) return { result: undefined };
@@ -543,7 +532,7 @@ export class UploadJournal {
    */
   async change(name: string, token: string, change: (record: JournalRecord) => JournalRecord | 'delete', options: { sync?: boolean } = {}): Promise<boolean> {
     try {
-      return await this.queued(name, () =>
+      return await this.queues.run(name, () =>
         this.file(name).update((current) => {
           if (!current || current.owner.token !== token) return { result: false };
           const next = change(current);
@@ -563,7 +552,7 @@ export class UploadJournal {
    */
   async forget(key: Pick<JournalKey, 'target' | 'runId' | 'artifactPath'> & { local: Pick<LocalFileIdentity, 'path'> }): Promise<void> {
     const name = recordFileName(key.target, key.runId, key.artifactPath, key.local.path);
-    await this.queued(name, () =>
+    await this.queues.run(name, () =>
       this.file(name).update((current) => {
         if (current && sameKey(current, key) && this.ownedByLiveProcess(current)) return { result: undefined };
         return { remove: true, result: undefined };
