@@ -102,6 +102,22 @@ export function tempFileOwner(name: string, prefix: string): { pid: number; host
   return match ? { pid: Number(match[1]), host: match[2]! } : undefined;
 }
 
+/**
+ * True when `name` is a temp file named by {@link tempFileName} (any prefix ending in `.tmp-`)
+ * whose owner is a process of this host that is gone: nobody can still be writing it, whatever
+ * its age. Another host's, or a name of another shape, is never judged here.
+ *
+ * @example
+ * ```ts
+ * if (leftByDeadWriter(name)) await rm(join(dir, name), { force: true });
+ * ```
+ */
+export function leftByDeadWriter(name: string): boolean {
+  const at = name.lastIndexOf('.tmp-');
+  const owner = at < 0 ? undefined : tempFileOwner(name, name.slice(0, at + '.tmp-'.length));
+  return owner !== undefined && owner.host === HOST_TAG && !ownerMayBeAlive(owner, 0);
+}
+
 /** True when the owner of a temp file (named by {@link tempFileName}) may still be writing it. */
 function ownerMayBeAlive(owner: { pid: number; host: string }, ageMs: number): boolean {
   if (owner.host !== HOST_TAG) return ageMs <= OTHER_HOST_STALE_MS;

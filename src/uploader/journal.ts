@@ -41,6 +41,7 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Env } from '../core/env.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
+import { leftByDeadWriter } from '../core/atomic-write.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import type { PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
 import { SerialQueue } from '../core/serial-queue.js';
@@ -770,8 +771,9 @@ export class UploadJournal {
       if (RECORD_NAME.test(name) || LOG_NAME.test(name)) {
         if (age > this.maxAgeMs) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
-      } else if (/\.tmp$|\.lock\.broken-/.test(name) && age > 60_000) {
-        // A writer killed between creating its temp file and renaming it.
+      } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name))) {
+        // A writer killed between creating its temp file and renaming it (or linking it: a
+        // record's lock); at once when the name says its process is gone.
         await rm(path, { force: true });
       }
     }

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { atomicWrite, commitStaged, makeTempDir, removeStaleTempFiles, stageFile, tempFileName, tempFileOwner, writeFileAtomic } from '../../src/core/atomic-write.js';
+import { atomicWrite, commitStaged, leftByDeadWriter, makeTempDir, removeStaleTempFiles, stageFile, tempFileName, tempFileOwner, writeFileAtomic } from '../../src/core/atomic-write.js';
 import { DiskFullError, diskFullError } from '../../src/core/errors.js';
 import { JsonStateFile } from '../../src/core/json-state-file.js';
 import { statSync } from 'node:fs';
@@ -19,6 +19,16 @@ describe('atomic write', () => {
     expect(tempFileOwner(name, 'm.json.tmp-')).toEqual({ pid: process.pid, host: expect.stringMatching(/^[0-9a-f]{6}$/) });
     expect(tempFileOwner('m.json.tmp-whatever', 'm.json.tmp-')).toBeUndefined();
     expect(tempFileOwner(name, 'other-')).toBeUndefined();
+  });
+
+  it('tells a temp file whose writer on this host is gone, by its name alone', () => {
+    const mine = tempFileName('.r.json.tmp-');
+    expect(leftByDeadWriter(mine)).toBe(false);
+    expect(leftByDeadWriter(mine.replace(`-${process.pid}-`, `-${deadPid()}-`))).toBe(true);
+    // Another host's writer, or a name of another shape, is never judged dead here.
+    expect(leftByDeadWriter(mine.replace(/-([0-9a-f]{6})-/, (m, h: string) => `-${h === '000000' ? '111111' : '000000'}-`).replace(`-${process.pid}-`, `-${deadPid()}-`))).toBe(false);
+    expect(leftByDeadWriter('.r.json.tmp-whatever.tmp')).toBe(false);
+    expect(leftByDeadWriter('notes.txt')).toBe(false);
   });
 
   it('replaces a file and leaves no temp file; a failing writer leaves the old content and no temp file', async () => {

@@ -2,13 +2,14 @@
  * The resume journal on real files, and shared by real concurrent child processes (the module
  * under test is bundled with esbuild for them, as the built package would carry it).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { tempFileName } from '../../src/core/atomic-write.js';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import {
@@ -254,6 +255,18 @@ describe('UploadJournal on real files', () => {
     await utimes(stale.path, old, old);
     await UploadJournal.open({ dir });
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('the sweep removes a fresh temp file at once when its writer is gone (killed mid-write or mid-lock), and keeps a live writer\'s', async () => {
+    const dir = await tempDir();
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const prefix = `.${'a'.repeat(40)}.json.tmp-`;
+    const deadWriters = tempFileName(prefix).replace(`-${process.pid}-`, `-${dead}-`);
+    const liveWriters = tempFileName(prefix);
+    await writeFile(join(dir, deadWriters), '{"pid"');
+    await writeFile(join(dir, liveWriters), '{"pid"');
+    await UploadJournal.open({ dir });
+    expect(await readdir(dir)).toEqual([liveWriters]);
   });
 
   it('clear() deletes all records, or those older than a given age', async () => {
