@@ -1,16 +1,23 @@
 /**
- * The one HTTP wrapper of the library, over undici: auth headers, TLS settings, an idle
- * timeout that covers connecting, sending and receiving, `AbortSignal`, redaction of every URL
- * and body that ends up in an error, and bodies that can be re-sent on retry without reading a
- * file into memory (a file body is re-opened for each attempt and read in chunks into two
- * reused buffers, `core/file-chunks.ts`). Every PUT with a body carries `Content-Length` and is
- * never chunked.
+ * The one HTTP wrapper of the library: auth headers, TLS settings, an idle timeout that covers
+ * connecting, sending and receiving, `AbortSignal`, redaction of every URL and body that ends up
+ * in an error, and bodies that can be re-sent on retry without reading a file into memory (a
+ * file body is re-opened for each attempt and read in chunks into two reused buffers,
+ * `core/file-chunks.ts`). Every PUT with a body carries `Content-Length` and is never chunked.
+ *
+ * Requests go through Node's own `http`/`https` (keep-alive agents, one pair per client). Only
+ * {@link HttpClient.fetch} (for `@huggingface/hub`) loads undici. undici parses responses with
+ * llhttp compiled to WebAssembly: loading it costs about 17 MiB of RSS, and the first response
+ * it parses makes V8 optimise that parser on a background thread, a transient 35 MiB on Node 20
+ * (measured for issue 18: a 2 GiB upload peaked at 112 MiB, 78 MiB of it steady). Node's `http`
+ * parses with llhttp compiled into the binary: neither cost.
  *
  * @module
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Readable } from 'node:stream';
+import type { Agent as NodeAgent, ClientRequest, IncomingMessage, RequestOptions as NodeRequestOptions } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { LocalFileBlob } from './file-blob.js';
 import { readFileChunks } from './file-chunks.js';
@@ -143,8 +150,10 @@ export class HttpClient {
   readonly retry: ResolvedRetryOptions;
   /** The pool's settings, checked (certificates read) when the client is made. */
   private readonly agentOptions: Agent.Options;
-  /** undici and the connection pool, made on the first request (undici loads on first use). */
+  /** undici and its connection pool, made on the first {@link HttpClient.fetch} (undici loads on first use). */
   private pool?: Promise<{ undici: typeof import('undici'); dispatcher: Dispatcher }>;
+  /** Node's keep-alive agent per protocol, made on the first request of that protocol. */
+  private readonly agents = new Map<string, Promise<NodeTransport>>();
   private closed = false;
   private readonly authHeader?: string;
   private readonly tokenSource?: () => Promise<string>;
@@ -173,7 +182,26 @@ export class HttpClient {
     };
   }
 
-  /** undici and this client's pool; both are made on first use. */
+  /**
+   * Node's `http` or `https` and this client's keep-alive agent for `protocol`, made on first
+   * use: up to 32 connections per origin, idle ones closed after 30 s, the TLS settings of
+   * {@link agentOptions} (undici's pool had the same).
+   */
+  private transport(protocol: string): Promise<NodeTransport> {
+    let made = this.agents.get(protocol);
+    if (!made) {
+      const connect = this.agentOptions.connect as { rejectUnauthorized?: boolean; ca?: Buffer; cert?: Buffer; key?: Buffer };
+      const options = { keepAlive: true, maxSockets: 32, timeout: 30_000 };
+      made =
+        protocol === 'https:'
+          ? import('node:https').then((https) => ({ request: https.request, agent: new https.Agent({ ...options, ...connect }) }))
+          : import('node:http').then((http) => ({ request: http.request, agent: new http.Agent(options) }));
+      this.agents.set(protocol, made);
+    }
+    return made;
+  }
+
+  /** undici and this client's pool (for {@link HttpClient.fetch}); both are made on first use. */
   private connectionPool(): Promise<{ undici: typeof import('undici'); dispatcher: Dispatcher }> {
     this.pool ??= import('undici').then((undici) => ({ undici, dispatcher: new undici.Agent(this.agentOptions) }));
     return this.pool;
@@ -216,16 +244,11 @@ export class HttpClient {
     });
     if (length !== undefined) headers['content-length'] = String(length);
 
-    let response: Dispatcher.ResponseData;
+    let response: IncomingMessage;
     try {
-      const { undici, dispatcher } = await this.connectionPool();
-      response = await undici.request(req.url, {
-        method: req.method,
-        headers,
-        body: undiciBody(body),
-        signal,
-        dispatcher,
-      });
+      const url = new URL(req.url);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`unsupported protocol ${url.protocol}`);
+      response = await dispatch(await this.transport(url.protocol), url, { method: req.method, headers, signal }, body, streamed === true);
     } catch (error) {
       idle.stop();
       // undici closes a body it started reading; one it never started holds no file yet.
@@ -238,12 +261,13 @@ export class HttpClient {
     // An in-memory body is handed over whole: once the server answers, all of it was sent.
     if (length !== undefined && length > 0 && !streamed) req.onUploadProgress?.(length);
 
+    const status = response.statusCode ?? 0;
     try {
       const responseHeaders = flattenHeaders(response.headers);
-      if (response.statusCode < 200 || response.statusCode >= 300) {
-        const bodyText = await readLimited(response.body, MAX_ERROR_BODY, idle);
+      if (status < 200 || status >= 300) {
+        const bodyText = await readLimited(response, MAX_ERROR_BODY, idle);
         const info: ErrorResponse = {
-          status: response.statusCode,
+          status,
           headers: responseHeaders,
           bodyText,
           method: req.method,
@@ -256,19 +280,20 @@ export class HttpClient {
       if (type === 'stream') {
         idle.stop();
         // Cast: with responseType 'stream' the caller's T is the body stream itself (see HttpRequest).
-        return { status: response.statusCode, headers: responseHeaders, body: response.body as unknown as T };
+        return { status, headers: responseHeaders, body: response as unknown as T };
       }
       if (type === 'none') {
-        await response.body.dump();
-        return { status: response.statusCode, headers: responseHeaders, body: undefined as T };
+        // Read to the end (not dropped), so that the connection goes back to the pool.
+        for await (const _chunk of response) idle.touch();
+        return { status, headers: responseHeaders, body: undefined as T };
       }
-      const buffer = await readAll(response.body, idle);
+      const buffer = await readAll(response, idle);
       let parsed: unknown = buffer;
       if (type === 'text') parsed = buffer.toString('utf8');
       if (type === 'json') parsed = parseJson(buffer, req.method, safeUrl());
-      return { status: response.statusCode, headers: responseHeaders, body: parsed as T };
+      return { status, headers: responseHeaders, body: parsed as T };
     } catch (error) {
-      if (!response.body.destroyed) response.body.destroy();
+      if (!response.destroyed) response.destroy();
       throw this.translate(error, req, safeUrl(), idle);
     } finally {
       idle.stop();
@@ -291,11 +316,12 @@ export class HttpClient {
     }) as unknown as typeof fetch;
   }
 
-  /** Closes idle connections. The client must not be used afterwards. */
+  /** Closes the connections. The client must not be used afterwards. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // A client that never sent a request has no pool to close.
+    // A client that never sent a request has no agent or pool to close.
+    for (const transport of this.agents.values()) (await transport).agent.destroy();
     if (this.pool) await (await this.pool).dispatcher.close();
   }
 
@@ -367,7 +393,70 @@ function parseJson(buffer: Buffer, method: string, url: string): unknown {
   }
 }
 
-/** A request body as undici takes it; `streamed` when it is read from a file as it is sent. */
+/** Node's `request` of one protocol and the client's keep-alive agent for it. */
+interface NodeTransport {
+  request: (url: URL, options: NodeRequestOptions) => ClientRequest;
+  agent: NodeAgent;
+}
+
+/**
+ * Sends one request through Node's `http`/`https` and resolves with the response once its
+ * headers arrive (the body is sent on, or stopped, in the background). Rejects with the
+ * request's error: the socket's (`ECONNREFUSED`, `ECONNRESET`, ...), the signal's, or the one
+ * the file body threw (a source that shrank).
+ *
+ * A file body is written chunk by chunk, and the next chunk is asked for only once the write
+ * callback of the last one has fired, that is once libuv has handed all its bytes to the kernel:
+ * that is what lets `core/file-chunks.ts` read the next chunk into the buffer just sent.
+ */
+function dispatch(
+  transport: NodeTransport,
+  url: URL,
+  options: { method: string; headers: Record<string, string>; signal: AbortSignal },
+  body: OpenedBody['body'],
+  streamed: boolean,
+): Promise<IncomingMessage> {
+  return new Promise<IncomingMessage>((resolve, reject) => {
+    const request = transport.request(url, { ...options, agent: transport.agent });
+    // `on`, not `once`: an error after the response (the body's write failing) must not go unhandled.
+    request.on('error', reject);
+    request.once('response', resolve);
+    if (body === undefined) request.end();
+    else if (!streamed) request.end(body);
+    else {
+      writeChunks(request, body as AsyncGenerator<Buffer, void, undefined>).then(
+        () => {
+          if (!request.destroyed) request.end();
+        },
+        (error: unknown) => request.destroy(error instanceof Error ? error : new Error(String(error))),
+      );
+    }
+  });
+}
+
+/** Writes every chunk of `chunks`, each once the last one's bytes have left the process; stops when the request ends. */
+async function writeChunks(request: ClientRequest, chunks: AsyncGenerator<Buffer, void, undefined>): Promise<void> {
+  try {
+    for await (const chunk of chunks) {
+      if (request.destroyed) return;
+      await new Promise<void>((resolve, reject) => {
+        // A write still queued when the request is destroyed never calls back: `close` ends the wait.
+        const onClose = () => reject(new Error('the request was closed while its body was being sent'));
+        request.once('close', onClose);
+        request.write(chunk, (error) => {
+          request.off('close', onClose);
+          if (error) reject(error);
+          else resolve();
+        });
+      });
+    }
+  } finally {
+    // Stopped early (the server answered or the connection failed): the file is closed.
+    await chunks.return(undefined).catch(() => undefined);
+  }
+}
+
+/** A request body as it is sent; `streamed` when it is read from a file as it is sent. */
 interface OpenedBody {
   body?: string | Uint8Array | AsyncGenerator<Buffer, void, undefined>;
   length?: number;
@@ -389,8 +478,8 @@ function openBody(body: RequestBody | undefined, onProgress: (loaded: number) =>
   if (digest) delete digest.sha256;
   const { onRead } = body;
   const start = body.start ?? 0;
-  // An async iterable, not a stream: undici asks for the next chunk only once the last one has
-  // left the socket, which is what lets the chunks reuse two buffers (see core/file-chunks.ts).
+  // An async iterable, not a stream: the next chunk is asked for only once the last one has left
+  // the socket (`writeChunks`), which is what lets the chunks reuse two buffers (see core/file-chunks.ts).
   // So `onRead` sees a borrowed view, valid only during the call: whoever keeps it must copy it.
   const chunks = readFileChunks(body.path, start, body.length, {
     onChunk: (chunk) => {
