@@ -418,15 +418,24 @@ function dispatch(
 ): Promise<IncomingMessage> {
   return new Promise<IncomingMessage>((resolve, reject) => {
     const request = transport.request(url, { ...options, agent: transport.agent });
+    let answer: IncomingMessage | undefined;
     // `on`, not `once`: an error after the response (the body's write failing) must not go unhandled.
     request.on('error', reject);
-    request.once('response', resolve);
+    request.once('response', (response: IncomingMessage) => {
+      answer = response;
+      resolve(response);
+    });
     if (body === undefined) request.end();
     else if (!streamed) request.end(body);
     else {
-      writeChunks(request, body as AsyncGenerator<Buffer, void, undefined>).then(
-        () => {
-          if (!request.destroyed) request.end();
+      writeChunks(request, body as AsyncGenerator<Buffer, void, undefined>, () => answer !== undefined).then(
+        (sentAll) => {
+          if (request.destroyed) return;
+          if (sentAll) return request.end();
+          // The server answered before the whole body was sent (a 4xx, typically): the answer is
+          // read as usual, then the connection, left mid-body, is closed instead of reused.
+          if (answer!.complete) request.destroy();
+          else answer!.once('end', () => request.destroy());
         },
         (error: unknown) => request.destroy(error instanceof Error ? error : new Error(String(error))),
       );
@@ -434,11 +443,14 @@ function dispatch(
   });
 }
 
-/** Writes every chunk of `chunks`, each once the last one's bytes have left the process; stops when the request ends. */
-async function writeChunks(request: ClientRequest, chunks: AsyncGenerator<Buffer, void, undefined>): Promise<void> {
+/**
+ * Writes every chunk of `chunks`, each once the last one's bytes have left the process. Stops
+ * (and resolves `false`) when the request ends or the server has answered.
+ */
+async function writeChunks(request: ClientRequest, chunks: AsyncGenerator<Buffer, void, undefined>, answered: () => boolean): Promise<boolean> {
   try {
     for await (const chunk of chunks) {
-      if (request.destroyed) return;
+      if (request.destroyed || answered()) return false;
       await new Promise<void>((resolve, reject) => {
         // A write still queued when the request is destroyed never calls back: `close` ends the wait.
         const onClose = () => reject(new Error('the request was closed while its body was being sent'));
@@ -450,6 +462,7 @@ async function writeChunks(request: ClientRequest, chunks: AsyncGenerator<Buffer
         });
       });
     }
+    return true;
   } finally {
     // Stopped early (the server answered or the connection failed): the file is closed.
     await chunks.return(undefined).catch(() => undefined);

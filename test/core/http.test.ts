@@ -1,4 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -149,6 +151,98 @@ describe('HttpClient', () => {
     expect(text.body).toBe('streamed-bytes');
     const viaFetch = await http.fetch(`${s.url}/`);
     expect(await viaFetch.text()).toBe('streamed-bytes');
+  });
+});
+
+/** A raw server (the scripted one reads each body whole before answering). */
+async function rawServer(handler: Parameters<typeof createServer>[1]): Promise<{ url: string; server: Server }> {
+  const s = createServer(handler);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  closers.push(() => new Promise<void>((r) => (s.closeAllConnections(), s.close(() => r()))));
+  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, server: s };
+}
+
+function bigFile(size: number): { path: string; bytes: Buffer } {
+  const path = join(mkdtempSync(join(tmpdir(), 'au-http-')), 'big.bin');
+  const bytes = Buffer.alloc(size);
+  for (let i = 0; i < size; i += 4096) bytes.writeUInt32LE(i, i);
+  writeFileSync(path, bytes);
+  return { path, bytes };
+}
+
+describe('HttpClient connections (Node http)', () => {
+  it('reuses one keep-alive connection for requests one after another, and close() ends it', async () => {
+    const ports: number[] = [];
+    const { url, server: s } = await rawServer((req, res) => {
+      ports.push(req.socket.remotePort!);
+      req.resume();
+      req.on('end', () => res.end('{}'));
+    });
+    const http = new HttpClient({ retry });
+    for (let i = 0; i < 3; i++) await http.request({ method: 'PUT', url: `${url}/x${i}`, body: `body ${i}` });
+    expect(ports).toHaveLength(3);
+    expect(new Set(ports).size).toBe(1);
+    const open = () => new Promise<number>((r) => s.getConnections((_e, n) => r(n)));
+    expect(await open()).toBe(1);
+    await http.close();
+    await expect.poll(open, { timeout: 2000 }).toBe(0);
+  });
+
+  it('stops sending a file body when the server answers first, maps the answer and does not retry a 4xx', async () => {
+    const { path } = bigFile(32 * 1024 * 1024);
+    let received = 0;
+    let requests = 0;
+    const { url } = await rawServer((req, res) => {
+      requests++;
+      req.on('data', (c: Buffer) => (received += c.length));
+      res.writeHead(413, { 'content-type': 'text/plain' });
+      res.end('request entity too large');
+    });
+    const http = new HttpClient({ retry });
+    const error = await http.request({ method: 'PUT', url: `${url}/big`, body: { kind: 'file', path, length: 32 * 1024 * 1024 } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HttpStatusError);
+    expect((error as HttpStatusError).status).toBe(413);
+    expect((error as HttpStatusError).message).toContain('request entity too large');
+    expect(requests).toBe(1);
+    expect(received).toBeLessThan(32 * 1024 * 1024);
+  });
+
+  it('retries a file body whose connection drops midway, and sends it whole again', async () => {
+    const size = 12 * 1024 * 1024;
+    const { path, bytes } = bigFile(size);
+    const bodies: Buffer[] = [];
+    const { url } = await rawServer((req, res) => {
+      const chunks: Buffer[] = [];
+      let got = 0;
+      const first = bodies.length === 0;
+      bodies.push(Buffer.alloc(0));
+      req.on('data', (c: Buffer) => {
+        chunks.push(c);
+        got += c.length;
+        if (first && got > 3 * 1024 * 1024) req.socket.destroy();
+      });
+      req.on('end', () => {
+        bodies[bodies.length - 1] = Buffer.concat(chunks);
+        res.end('{}');
+      });
+    });
+    const http = new HttpClient({ retry });
+    const retries: number[] = [];
+    await http.request({ method: 'PUT', url: `${url}/big`, body: { kind: 'file', path, length: size } }, { onRetry: (e) => retries.push(e.attempt) });
+    expect(retries).toEqual([1]);
+    expect(bodies).toHaveLength(2);
+    expect(bodies[1]!.equals(bytes)).toBe(true);
+  });
+
+  it('turns a connection dropped before the answer into a NetworkError with its code', async () => {
+    const { url } = await rawServer((req) => {
+      req.resume();
+      req.on('end', () => req.socket.destroy());
+    });
+    const http = new HttpClient({ retry: { ...retry, maxRetries: 0 } });
+    const error = await http.request({ method: 'GET', url: `${url}/` }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NetworkError);
+    expect((error as NetworkError).message).toMatch(/ECONNRESET|socket hang up/);
   });
 });
 
