@@ -18,10 +18,10 @@ import type { Measurement } from './measure.js';
 const CLOCK_TICKS = 100;
 
 /**
- * CPU time (user + system) so far of every process in the given process groups (or with one of
- * those pids), ms; `undefined` where `/proc` cannot be read.
+ * The `/proc/<pid>/stat` fields (after the command name) of every process in the given process
+ * groups (or with one of those pids), by pid; `undefined` where `/proc` cannot be read.
  */
-export function processGroupCpuMs(groups: readonly number[]): number | undefined {
+function groupProcesses(groups: readonly number[]): Map<string, string[]> | undefined {
   if (groups.length === 0) return undefined;
   let entries: string[];
   try {
@@ -30,7 +30,7 @@ export function processGroupCpuMs(groups: readonly number[]): number | undefined
     return undefined;
   }
   const wanted = new Set(groups);
-  let ticks = 0;
+  const found = new Map<string, string[]>();
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     let stat: string;
@@ -41,11 +41,21 @@ export function processGroupCpuMs(groups: readonly number[]): number | undefined
     }
     // The command name may hold spaces and parentheses: the fields start after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const group = Number(fields[2]);
-    if (!wanted.has(group) && !wanted.has(Number(entry))) continue;
-    // utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 here.
-    ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+    if (wanted.has(Number(fields[2])) || wanted.has(Number(entry))) found.set(entry, fields);
   }
+  return found;
+}
+
+/**
+ * CPU time (user + system) so far of every process in the given process groups (or with one of
+ * those pids), ms; `undefined` where `/proc` cannot be read.
+ */
+export function processGroupCpuMs(groups: readonly number[]): number | undefined {
+  const processes = groupProcesses(groups);
+  if (!processes) return undefined;
+  let ticks = 0;
+  // utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 here.
+  for (const fields of processes.values()) ticks += Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
   return (ticks * 1000) / CLOCK_TICKS;
 }
 
@@ -54,29 +64,19 @@ export function processGroupCpuMs(groups: readonly number[]): number | undefined
  * groups (or with one of those pids); `undefined` where `/proc` cannot be read.
  */
 export function processGroupWakeups(groups: readonly number[]): number | undefined {
-  if (groups.length === 0) return undefined;
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return undefined;
-  }
-  const wanted = new Set(groups);
+  const processes = groupProcesses(groups);
+  if (!processes) return undefined;
   let switches = 0;
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
+  for (const pid of processes.keys()) {
     let threads: string[];
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-      if (!wanted.has(group) && !wanted.has(Number(entry))) continue;
-      threads = readdirSync(`/proc/${entry}/task`);
+      threads = readdirSync(`/proc/${pid}/task`);
     } catch {
       continue; // exited meanwhile
     }
     for (const thread of threads) {
       try {
-        const status = readFileSync(`/proc/${entry}/task/${thread}/status`, 'utf8');
+        const status = readFileSync(`/proc/${pid}/task/${thread}/status`, 'utf8');
         switches += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(status)?.[1] ?? 0);
       } catch {
         // exited meanwhile
