@@ -65,6 +65,13 @@ export function renderMachine(results: BenchResults): string {
     `- Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB RAM, ${m.os}; load average at start ${m.loadAvg.join(' / ')}`,
     `- Versions: Node ${m.node}, Python ${m.python}, MLflow ${m.mlflow}, huggingface_hub ${m.huggingfaceHub}, boto3 ${m.boto3}, moto ${m.moto}, artifact-uploader ${m.package}`,
     `- Our API: ${m.ourApi}; peak RSS from ${m.rssSource}`,
+    ...(results.mergedFrom
+      ? [
+          `- Put together by \`--report\` from ${results.mergedFrom.length} runs (a scenario comes whole from the last run that has it): ${results.mergedFrom
+            .map((r) => `\`${r.file}\` (${r.date.slice(0, 16).replace('T', ' ')} UTC, ${r.only ? r.only.join(', ') : 'every scenario'}, load ${r.loadAvg.join(' / ')})`)
+            .join('; ')}`,
+        ]
+      : []),
   ].join('\n');
 }
 
@@ -80,7 +87,9 @@ export function renderDetails(results: BenchResults): string {
         side.medianServerCpuMs === null || side.medianServerCpuMs === undefined
           ? ''
           : `; server CPU ${secs(side.medianServerCpuMs)}${s.bytes ? ` (${(side.medianServerCpuMs / 1000 / (s.bytes / 2 ** 30)).toFixed(2)} s/GiB)` : ''}`;
-      return `${key} = ${side.label}: ${side.ms.map(secs).join(', ')} (median ${secs(side.medianMs)}${mibs}${cpu}${server}; peak RSS ${side.peakRssMiB ?? 'n/a'} MiB)`;
+      // Older result files have no wake-ups.
+      const wakeups = side.medianServerWakeups === null || side.medianServerWakeups === undefined ? '' : `, ${Math.round(side.medianServerWakeups)} server wake-ups`;
+      return `${key} = ${side.label}: ${side.ms.map(secs).join(', ')} (median ${secs(side.medianMs)}${mibs}${cpu}${server}${wakeups}; peak RSS ${side.peakRssMiB ?? 'n/a'} MiB)`;
     });
     out.push(`- **${s.name}** (${s.server}): ${parts.join('; ')}${s.notes.length ? `. Note: ${s.notes.join('; ')}` : ''}`);
   }
