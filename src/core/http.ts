@@ -251,7 +251,7 @@ export class HttpClient {
       response = await dispatch(await this.transport(url.protocol), url, { method: req.method, headers, signal }, body, streamed === true);
     } catch (error) {
       idle.stop();
-      // undici closes a body it started reading; one it never started holds no file yet.
+      // writeChunks closes a body it started writing; one it never started holds no file yet.
       if (streamed) void (body as AsyncGenerator<Buffer>).return(undefined).catch(() => undefined);
       const file = typeof req.body === 'object' && !(req.body instanceof Uint8Array) ? req.body : undefined;
       const changed = file?.snapshot ? await sourceChange(file.path, file.snapshot) : undefined;
