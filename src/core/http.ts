@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { LocalFileBlob } from './file-blob.js';
-import { readFileChunks } from './file-chunks.js';
+import { FILE_CHUNK_BYTES, readFileChunks } from './file-chunks.js';
 import { sourceChange, type FileSnapshot } from './source-snapshot.js';
 import { AbortedError, ArtifactUploaderError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
@@ -229,7 +229,7 @@ export class HttpClient {
     } catch (error) {
       idle.stop();
       // undici closes a body it started reading; one it never started holds no file yet.
-      if (streamed) void (body as AsyncGenerator<Buffer>).return(undefined).catch(() => undefined);
+      if (streamed) void (body as AsyncGenerator<Uint8Array>).return(undefined).catch(() => undefined);
       const file = typeof req.body === 'object' && !(req.body instanceof Uint8Array) ? req.body : undefined;
       const changed = file?.snapshot ? await sourceChange(file.path, file.snapshot) : undefined;
       if (changed) throw changed;
@@ -367,9 +367,9 @@ function parseJson(buffer: Buffer, method: string, url: string): unknown {
   }
 }
 
-/** A request body as undici takes it; `streamed` when it is read from a file as it is sent. */
+/** A request body as undici takes it; `streamed` when undici pulls it chunk by chunk as it sends (a file, a large buffer). */
 interface OpenedBody {
-  body?: string | Uint8Array | AsyncGenerator<Buffer, void, undefined>;
+  body?: string | Uint8Array | AsyncGenerator<Uint8Array, void, undefined>;
   length?: number;
   streamed?: boolean;
 }
@@ -380,7 +380,10 @@ function openBody(body: RequestBody | undefined, onProgress: (loaded: number) =>
     const bytes = Buffer.from(body, 'utf8');
     return { body: bytes, length: bytes.length };
   }
-  if (body instanceof Uint8Array) return { body, length: body.byteLength };
+  if (body instanceof Uint8Array) {
+    if (body.byteLength <= FILE_CHUNK_BYTES) return { body, length: body.byteLength };
+    return { body: bufferChunks(body, onProgress), length: body.byteLength, streamed: true };
+  }
   if (body.length === 0) return { body: Buffer.alloc(0), length: 0 };
   let loaded = 0;
   // Hashed in the same pass as it is sent (a retry starts a new hash).
@@ -402,6 +405,20 @@ function openBody(body: RequestBody | undefined, onProgress: (loaded: number) =>
     },
   });
   return { body: chunks, length: body.length, streamed: true };
+}
+
+/**
+ * A large in-memory body (a multipart part read whole) as views of {@link FILE_CHUNK_BYTES}: undici
+ * asks for the next view once the last has left the process, so the progress callback (and the
+ * idle timer it touches) follows the bytes as they go, as it does for a file body, instead of a
+ * 10 MiB write that shows nothing until the server answers. Views, not copies.
+ */
+async function* bufferChunks(bytes: Uint8Array, onProgress: (loaded: number) => void): AsyncGenerator<Uint8Array, void, undefined> {
+  for (let at = 0; at < bytes.byteLength; at += FILE_CHUNK_BYTES) {
+    const end = Math.min(at + FILE_CHUNK_BYTES, bytes.byteLength);
+    yield bytes.subarray(at, end);
+    onProgress(end);
+  }
 }
 
 /**

@@ -98,6 +98,8 @@ describe('sendFileRanges with a hasher', () => {
           buffers.add(body.buffer);
           expect(body.equals(bytes.subarray(index * 1000, index * 1000 + body.length))).toBe(true);
           for (let turn = 0; turn < 11 - index; turn++) await new Promise((resolve) => setImmediate(resolve));
+          // A retry sends the buffer again: it must still hold this range, untouched by the hash or another read.
+          expect(body.equals(bytes.subarray(index * 1000, index * 1000 + body.length))).toBe(true);
           sent.push(index);
         },
       });

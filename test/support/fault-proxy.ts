@@ -108,7 +108,9 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
   const hold = (req: IncomingMessage) => {
     held.add(req);
     req.resume(); // read and discard: nothing goes upstream
-    req.on('close', () => held.delete(req));
+    // Held until its connection closes: the request's own 'close' comes as soon as its whole
+    // body has been read, and a held request whose body has all arrived must still be dropped on thaw.
+    req.socket.on('close', () => held.delete(req));
   };
 
   const pickRule = (method: string, path: string, headers: IncomingMessage['headers']) => {
