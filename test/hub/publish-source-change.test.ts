@@ -57,7 +57,7 @@ function rewriteWhileHeld(route: FakeHubRoute, path: string): Promise<void> {
         clearInterval(poll);
         readFile(path)
           .then((bytes) => {
-            bytes[bytes.length - 1] ^= 0xff;
+            bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
             return writeFile(path, bytes);
           })
           .then(resolve, reject);
