@@ -60,6 +60,14 @@ export interface BenchResults {
     rssSource: string;
   };
   scenarios: ScenarioResult[];
+  /**
+   * Set on the results `--report` put together from several runs' files: each file, with when
+   * it ran, what it ran and the load it started at (scenario results are taken whole, the
+   * latest file's copy of a scenario-and-link winning).
+   */
+  mergedFrom?: { file: string; date: string; only?: string[]; loadAvg: string[] }[];
+  /** The scenarios a partial (`--only`) run was asked for. */
+  only?: string[];
 }
 
 interface Args {
@@ -72,6 +80,8 @@ interface Args {
   links: number[];
   /** `--bandwidth`, MB/s per direction for the link runs. */
   bandwidthMBps?: number;
+  /** `--report a.json,b.json`: measure nothing, put the tables together from these results. */
+  report?: string[];
 }
 
 function parseArgs(argv: string[]): Args {
@@ -87,6 +97,7 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--fresh-peers') args.freshPeers = true;
     else if (a === '--link' || a.startsWith('--link=')) args.links = (a === '--link' ? argv[++i]! : a.slice('--link='.length)).split(',').map(Number);
     else if (a === '--bandwidth' || a.startsWith('--bandwidth=')) args.bandwidthMBps = Number(a === '--bandwidth' ? argv[++i] : a.slice('--bandwidth='.length));
+    else if (a === '--report' || a.startsWith('--report=')) args.report = (a === '--report' ? argv[++i]! : a.slice('--report='.length)).split(',');
     else if (a === '--help' || a === '-h') {
       process.stdout.write(
         [
@@ -101,6 +112,9 @@ function parseArgs(argv: string[]): Args {
           '  --link 20,80 then run the MLflow scenarios again through a loopback latency',
           '               proxy adding each round-trip time (ms); one table per link',
           '  --bandwidth N  cap each direction of the --link runs at N MB/s',
+          '  --report a.json,b.json  measure nothing: write the tables of docs/benchmarks.md',
+          '               from saved results (bench/results/), a later file\'s scenario',
+          '               (per link) replacing an earlier one\'s; for partial runs',
           '',
         ].join('\n'),
       );
@@ -141,6 +155,7 @@ const secs = (ms: number) => Math.round(ms / 100) / 10;
 export async function main(options: { root: string; argv: string[]; build?: Promise<unknown>; startedAt?: number }): Promise<void> {
   const args = parseArgs(options.argv);
   const { root } = options;
+  if (args.report) return report(root, args);
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const started = options.startedAt ?? Date.now();
   const scenarios = SCENARIOS.filter((s) => !args.only || args.only.has(s.name));
@@ -290,19 +305,56 @@ export async function main(options: { root: string; argv: string[]; build?: Prom
     scenarios: results,
   };
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-  // A partial run (--only) never overwrites a whole run's results.
-  const file = join(root, 'bench', 'results', `${date.slice(0, 10)}${args.quick ? '-quick' : ''}${args.only ? '-partial' : ''}.json`);
+  if (args.only) bench.only = [...args.only];
+  // A partial run (--only) never overwrites a whole run's results, nor an earlier partial run's
+  // (`--report` puts them together).
+  const file = join(root, 'bench', 'results', `${date.slice(0, 10)}${args.quick ? '-quick' : ''}${args.only ? `-partial-${date.slice(11, 16).replace(':', '')}` : ''}.json`);
   writeFileSync(file, `${JSON.stringify(bench, null, 2)}\n`);
 
-  // One table per link: loopback first, then each --link run.
-  const views = [undefined, ...args.links].map((rttMs) => ({ ...bench, scenarios: results.filter((r) => r.link?.rttMs === rttMs), ...(rttMs ? { link: rttMs } : {}) }));
+  writeTables(root, bench, [undefined, ...args.links], args.writeDocs && !args.only);
+  process.stdout.write(`\n${renderTiming(bench)}\nresults: ${file} (${bench.durationS} s)\n`);
+}
+
+/** One table per link, loopback first: to the console, and to docs/benchmarks.md if `toDocs`. */
+function writeTables(root: string, bench: BenchResults, links: (number | undefined)[], toDocs: boolean): void {
+  const views = links.map((rttMs) => ({ ...bench, scenarios: bench.scenarios.filter((r) => r.link?.rttMs === rttMs), ...(rttMs ? { link: rttMs } : {}) }));
   for (const view of views) {
     const table = renderTable(view);
     const heading = view.link ? `### Through a ${linkLabel(view.scenarios[0]?.link ?? { rttMs: view.link })} link\n\n` : '';
     process.stdout.write(`\n${heading}${renderMachine(view)}\n\n${table}\n\n${renderDetails(view)}\n`);
-    if (args.writeDocs && !args.only) writeDocs(join(root, 'docs', 'benchmarks.md'), view, table);
+    if (toDocs) writeDocs(join(root, 'docs', 'benchmarks.md'), view, table);
   }
-  process.stdout.write(`\n${renderTiming(bench)}\nresults: ${file} (${bench.durationS} s)\n`);
+}
+
+/**
+ * `--report`: the tables from saved results, so that partial runs (say, the link runs of a few
+ * scenarios, taken when the machine was idle) complete a whole run's tables. Every file must be
+ * of the same mode and machine; each scenario (per link) comes whole from the last file that has
+ * it, and the machine line lists every file with its date and load.
+ */
+function report(root: string, args: Args): void {
+  const runs = args.report!.map((name) => {
+    const file = existsSync(name) ? name : join(root, 'bench', 'results', name);
+    return { file: file.slice(file.lastIndexOf('/') + 1), bench: JSON.parse(readFileSync(file, 'utf8')) as BenchResults };
+  });
+  const last = runs.at(-1)!.bench;
+  for (const { file, bench } of runs) {
+    if (bench.mode !== last.mode) throw new Error(`--report: ${file} is a ${bench.mode} run, the last file a ${last.mode} one`);
+    if (bench.machine.cpuModel !== last.machine.cpuModel || bench.machine.cores !== last.machine.cores) throw new Error(`--report: ${file} ran on another machine`);
+  }
+  const byKey = new Map<string, ScenarioResult>();
+  for (const { bench } of runs) for (const s of bench.scenarios) if (!s.error || !byKey.has(`${s.name}@${s.link?.rttMs ?? 0}`)) byKey.set(`${s.name}@${s.link?.rttMs ?? 0}`, s);
+  const order = (s: ScenarioResult) => SCENARIOS.findIndex((x) => x.name === s.name);
+  const scenarios = [...byKey.values()].sort((a, b) => (a.link?.rttMs ?? 0) - (b.link?.rttMs ?? 0) || order(a) - order(b));
+  const merged: BenchResults = {
+    ...last,
+    date: runs.map((r) => r.bench.date).sort().at(-1)!,
+    rounds: Math.min(...runs.map((r) => r.bench.rounds)),
+    scenarios,
+    mergedFrom: runs.map(({ file, bench }) => ({ file, date: bench.date, ...(bench.only ? { only: bench.only } : {}), loadAvg: bench.machine.loadAvg })),
+  };
+  const links = [...new Set(scenarios.map((s) => s.link?.rttMs))].sort((a, b) => (a ?? 0) - (b ?? 0));
+  writeTables(root, merged, links, args.writeDocs);
 }
 
 /**

@@ -65,6 +65,13 @@ export function renderMachine(results: BenchResults): string {
     `- Machine: ${m.cpuModel}, ${m.cores} cores, ${m.memGiB} GiB RAM, ${m.os}; load average at start ${m.loadAvg.join(' / ')}`,
     `- Versions: Node ${m.node}, Python ${m.python}, MLflow ${m.mlflow}, huggingface_hub ${m.huggingfaceHub}, boto3 ${m.boto3}, moto ${m.moto}, artifact-uploader ${m.package}`,
     `- Our API: ${m.ourApi}; peak RSS from ${m.rssSource}`,
+    ...(results.mergedFrom
+      ? [
+          `- Put together by \`--report\` from ${results.mergedFrom.length} runs (a scenario comes whole from the last run that has it): ${results.mergedFrom
+            .map((r) => `\`${r.file}\` (${r.date.slice(0, 16).replace('T', ' ')} UTC, ${r.only ? r.only.join(', ') : 'every scenario'}, load ${r.loadAvg.join(' / ')})`)
+            .join('; ')}`,
+        ]
+      : []),
   ].join('\n');
 }
 
