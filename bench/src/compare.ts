@@ -36,6 +36,10 @@ export interface SideResult {
   serverCpuMs: Array<number | null>;
   /** Median of `serverCpuMs` over the rounds that have one. */
   medianServerCpuMs: number | null;
+  /** The servers' threads' voluntary context switches during each round; null where not measured. */
+  serverWakeups?: Array<number | null>;
+  /** Median of `serverWakeups` over the rounds that have one. */
+  medianServerWakeups?: number | null;
   /** Highest peak RSS over the rounds, MiB. */
   peakRssMiB: number | null;
   /** What the last round's child reported (API used, attempts, multipart...). */
@@ -59,7 +63,7 @@ const toMiB = (kib: number | undefined) => (kib === undefined ? null : Math.roun
 
 export async function compareSides(sides: readonly Side[], rounds: number, log: (line: string) => void): Promise<Record<string, SideResult>> {
   const out: Record<string, SideResult> = {};
-  for (const side of sides) out[side.key] = { label: side.label, ms: [], medianMs: 0, rssMiB: [], peakRssMiB: null, cpuMs: [], medianCpuMs: null, serverCpuMs: [], medianServerCpuMs: null, details: {} };
+  for (const side of sides) out[side.key] = { label: side.label, ms: [], medianMs: 0, rssMiB: [], peakRssMiB: null, cpuMs: [], medianCpuMs: null, serverCpuMs: [], medianServerCpuMs: null, serverWakeups: [], medianServerWakeups: null, details: {} };
   for (let round = 0; round < rounds; round++) {
     // Rotate, so each side goes first (right after the previous round's writes) equally often.
     const order = sides.map((_, i) => sides[(i + round) % sides.length]!);
@@ -72,6 +76,7 @@ export async function compareSides(sides: readonly Side[], rounds: number, log: 
       result.rssMiB.push(toMiB(m.maxRssKiB));
       result.cpuMs.push(m.cpuMs ?? null);
       result.serverCpuMs.push(m.serverCpuMs ?? null);
+      result.serverWakeups!.push(m.serverWakeups ?? null);
       result.details = m.details;
       log(`  round ${round + 1}/${rounds} ${side.key.padEnd(7)} ${(m.ms / 1000).toFixed(2).padStart(7)} s  rss ${toMiB(m.maxRssKiB) ?? '?'} MiB`);
     }
@@ -84,6 +89,8 @@ export async function compareSides(sides: readonly Side[], rounds: number, log: 
     result.medianCpuMs = cpu.length > 0 ? median(cpu) : null;
     const serverCpu = result.serverCpuMs.filter((v): v is number => v !== null);
     result.medianServerCpuMs = serverCpu.length > 0 ? median(serverCpu) : null;
+    const wakeups = result.serverWakeups!.filter((v): v is number => v !== null);
+    result.medianServerWakeups = wakeups.length > 0 ? median(wakeups) : null;
   }
   return out;
 }

@@ -24,6 +24,8 @@ export interface Measurement {
   cpuMs?: number;
   /** CPU time (user + system) the server(s) of the scenario spent meanwhile, ms (`server-cpu.ts`). */
   serverCpuMs?: number;
+  /** Voluntary context switches of the server(s)' threads meanwhile (`server-cpu.ts`). */
+  serverWakeups?: number;
   /** Whatever else the child reported (api used, attempts, bytes...). */
   details: Record<string, unknown>;
 }

@@ -87,7 +87,9 @@ export function renderDetails(results: BenchResults): string {
         side.medianServerCpuMs === null || side.medianServerCpuMs === undefined
           ? ''
           : `; server CPU ${secs(side.medianServerCpuMs)}${s.bytes ? ` (${(side.medianServerCpuMs / 1000 / (s.bytes / 2 ** 30)).toFixed(2)} s/GiB)` : ''}`;
-      return `${key} = ${side.label}: ${side.ms.map(secs).join(', ')} (median ${secs(side.medianMs)}${mibs}${cpu}${server}; peak RSS ${side.peakRssMiB ?? 'n/a'} MiB)`;
+      // Older result files have no wake-ups.
+      const wakeups = side.medianServerWakeups === null || side.medianServerWakeups === undefined ? '' : `, ${Math.round(side.medianServerWakeups)} server wake-ups`;
+      return `${key} = ${side.label}: ${side.ms.map(secs).join(', ')} (median ${secs(side.medianMs)}${mibs}${cpu}${server}${wakeups}; peak RSS ${side.peakRssMiB ?? 'n/a'} MiB)`;
     });
     out.push(`- **${s.name}** (${s.server}): ${parts.join('; ')}${s.notes.length ? `. Note: ${s.notes.join('; ')}` : ''}`);
   }
