@@ -8,13 +8,16 @@ const job = JSON.parse(process.argv[2] ?? '{}');
 const lib = await import(new URL('../../dist/index.js', import.meta.url).href);
 
 async function uploadWithUploader() {
-  const uploader = new lib.ArtifactUploader({ stage: 'training', runId: job.runId, trackingUri: job.trackingUri });
+  // `fileStore`: a run of a fresh `file:` store (./mlruns) made first; `dryRun`: plan only, no run.
+  const run = job.fileStore ? await lib.startRun({ trackingUri: `file:${job.fileStore}`, activate: false }) : undefined;
+  const target = job.dryRun ? { dryRun: true } : run ? { runId: run.runId, trackingUri: `file:${job.fileStore}` } : { runId: job.runId, trackingUri: job.trackingUri };
+  const uploader = new lib.ArtifactUploader({ stage: 'training', ...target });
   try {
     const result =
       job.op === 'file'
         ? await uploader.uploadFile(job.path, { artifactPath: job.artifactPath })
         : await uploader.uploadDirectory(job.path, { artifactPath: job.artifactPath });
-    if (result.status !== 'uploaded') {
+    if (result.status !== (job.dryRun ? 'skipped' : 'uploaded')) {
       throw new Error(`upload ${result.status} (${result.reason ?? ''}): ${result.error?.message ?? JSON.stringify(result.files.filter((f) => f.status !== 'uploaded').slice(0, 3))}`);
     }
     return { api: 'ArtifactUploader', files: result.files.length, bytes: result.metrics.bytesSent, attempts: result.metrics.attempts, multipart: result.files.some((f) => f.multipart) };

@@ -81,7 +81,7 @@ export function renderDetails(results: BenchResults): string {
   for (const s of results.scenarios) {
     if (s.error) continue;
     const parts = Object.entries(s.sides).map(([key, side]) => {
-      const mibs = s.bytes && key !== 'upload' && key !== 'archive' ? `, ${((s.bytes / 1048576) / (side.medianMs / 1000)).toFixed(0)} MiB/s` : '';
+      const mibs = s.bytes && !s.name.startsWith('rss-') ? `, ${((s.bytes / 1048576) / (side.medianMs / 1000)).toFixed(0)} MiB/s` : '';
       const cpu = side.medianCpuMs === null || side.medianCpuMs === undefined ? '' : `; CPU ${secs(side.medianCpuMs)}${s.bytes ? ` (${(side.medianCpuMs / 1000 / (s.bytes / 2 ** 30)).toFixed(2)} s/GiB)` : ''}`;
       const server =
         side.medianServerCpuMs === null || side.medianServerCpuMs === undefined

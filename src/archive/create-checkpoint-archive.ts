@@ -220,13 +220,22 @@ async function scan(
   return { entries, skipped };
 }
 
+/**
+ * One archived file. While it is read it holds its hash and its tar entry; once its last byte is
+ * hashed only the digest stays: of 20,000 small files, 20,000 tar entries (stat, header, read
+ * buffer) and hash contexts would otherwise live until the archive is done.
+ */
 interface FileRecord {
   size: number;
-  hash: Hash;
   hashed: number;
-  /** The tar entry reading this file (public fields of node-tar's WriteEntry). */
-  entry: TarFileEntry;
+  /** The sha256 (hex) once every byte was hashed. */
+  sha256?: string;
+  /** Until then: the running hash and the tar entry reading the file (public fields of node-tar's WriteEntry). */
+  reading?: { hash: Hash; entry: TarFileEntry };
 }
+
+/** sha256 of no bytes (an empty file's). */
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 interface TarFileEntry {
   remain: number;
@@ -351,13 +360,16 @@ export async function createCheckpointArchive(
     // Cast: node-tar types onWriteEntry's argument as its public WriteEntry, while the object is
     // the file entry whose read/pause hooks we tap (TarFileEntry lists the ones we use).
     const target = entry as unknown as TarFileEntry;
-    const record: FileRecord = { size: entry.stat.size, hash: createHash('sha256'), hashed: 0, entry: target };
+    const record: FileRecord = { size: entry.stat.size, hashed: 0 };
     records.set(entry.path, record);
     if (record.size === 0) {
+      record.sha256 = EMPTY_SHA256;
       filesDone++;
       progress(entry.path, 0, 0);
       return;
     }
+    const reading = { hash: createHash('sha256'), entry: target };
+    record.reading = reading;
     const write = target.write.bind(entry);
     target.write = (chunk, ...rest) => {
       if (cancelled) {
@@ -369,10 +381,14 @@ export async function createCheckpointArchive(
       // The last chunk of a file carries tar's zero padding after the content.
       const take = Math.min(chunk.length, record.size - record.hashed);
       if (take > 0) {
-        record.hash.update(take === chunk.length ? chunk : chunk.subarray(0, take));
+        reading.hash.update(take === chunk.length ? chunk : chunk.subarray(0, take));
         record.hashed += take;
         bytesDone += take;
-        if (record.hashed === record.size) filesDone++;
+        if (record.hashed === record.size) {
+          record.sha256 = reading.hash.digest('hex');
+          record.reading = undefined;
+          filesDone++;
+        }
         progress(entry.path, record.hashed, record.size);
       }
       return write(chunk, ...rest);
@@ -385,7 +401,7 @@ export async function createCheckpointArchive(
   // write() above, which makes it close its file and stop.
   const cancelAll = (): void => {
     cancelled = true;
-    for (const record of records.values()) if (record.hashed < record.size) record.entry.emit('drain');
+    for (const record of records.values()) record.reading?.entry.emit('drain');
   };
 
   emit({ type: 'phase', phase: 'archiving' });
@@ -463,7 +479,7 @@ export async function createCheckpointArchive(
   const manifestFiles: ManifestFile[] = [];
   const byPath = new Map<string, ManifestFile>();
   for (const [path, record] of records) {
-    if (record.hashed !== record.size) {
+    if (record.sha256 === undefined || record.hashed !== record.size) {
       await discardStaged([staged]);
       throw new ArtifactUploaderError(
         'ARCHIVE_HASH_INCOMPLETE',
@@ -471,7 +487,7 @@ export async function createCheckpointArchive(
         { hint: 'Please report this with your tar package version; the archive was removed.' },
       );
     }
-    const file = { path, size: record.size, sha256: record.hash.digest('hex') };
+    const file = { path, size: record.size, sha256: record.sha256 };
     manifestFiles.push(file);
     byPath.set(path, file);
   }

@@ -20,7 +20,7 @@ import type { Agent as NodeAgent, ClientRequest, IncomingMessage, RequestOptions
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
 import { LocalFileBlob } from './file-blob.js';
-import { readFileChunks } from './file-chunks.js';
+import { FILE_CHUNK_BYTES, readFileChunks } from './file-chunks.js';
 import { sourceChange, type FileSnapshot } from './source-snapshot.js';
 import { AbortedError, ArtifactUploaderError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
@@ -252,7 +252,7 @@ export class HttpClient {
     } catch (error) {
       idle.stop();
       // writeChunks closes a body it started writing; one it never started holds no file yet.
-      if (streamed) void (body as AsyncGenerator<Buffer>).return(undefined).catch(() => undefined);
+      if (streamed) void (body as AsyncGenerator<Uint8Array>).return(undefined).catch(() => undefined);
       const file = typeof req.body === 'object' && !(req.body instanceof Uint8Array) ? req.body : undefined;
       const changed = file?.snapshot ? await sourceChange(file.path, file.snapshot) : undefined;
       if (changed) throw changed;
@@ -428,7 +428,7 @@ function dispatch(
     if (body === undefined) request.end();
     else if (!streamed) request.end(body);
     else {
-      writeChunks(request, body as AsyncGenerator<Buffer, void, undefined>, () => answer !== undefined).then(
+      writeChunks(request, body as AsyncGenerator<Uint8Array, void, undefined>, () => answer !== undefined).then(
         (sentAll) => {
           if (request.destroyed) return;
           if (sentAll) return request.end();
@@ -447,7 +447,7 @@ function dispatch(
  * Writes every chunk of `chunks`, each once the last one's bytes have left the process. Stops
  * (and resolves `false`) when the request ends or the server has answered.
  */
-async function writeChunks(request: ClientRequest, chunks: AsyncGenerator<Buffer, void, undefined>, answered: () => boolean): Promise<boolean> {
+async function writeChunks(request: ClientRequest, chunks: AsyncGenerator<Uint8Array, void, undefined>, answered: () => boolean): Promise<boolean> {
   try {
     for await (const chunk of chunks) {
       if (request.destroyed || answered()) return false;
@@ -469,9 +469,9 @@ async function writeChunks(request: ClientRequest, chunks: AsyncGenerator<Buffer
   }
 }
 
-/** A request body as it is sent; `streamed` when it is read from a file as it is sent. */
+/** A request body as it is sent; `streamed` when it is written chunk by chunk as it is read (a file, a large buffer). */
 interface OpenedBody {
-  body?: string | Uint8Array | AsyncGenerator<Buffer, void, undefined>;
+  body?: string | Uint8Array | AsyncGenerator<Uint8Array, void, undefined>;
   length?: number;
   streamed?: boolean;
 }
@@ -482,7 +482,10 @@ function openBody(body: RequestBody | undefined, onProgress: (loaded: number) =>
     const bytes = Buffer.from(body, 'utf8');
     return { body: bytes, length: bytes.length };
   }
-  if (body instanceof Uint8Array) return { body, length: body.byteLength };
+  if (body instanceof Uint8Array) {
+    if (body.byteLength <= FILE_CHUNK_BYTES) return { body, length: body.byteLength };
+    return { body: bufferChunks(body, onProgress), length: body.byteLength, streamed: true };
+  }
   if (body.length === 0) return { body: Buffer.alloc(0), length: 0 };
   let loaded = 0;
   // Hashed in the same pass as it is sent (a retry starts a new hash).
@@ -504,6 +507,20 @@ function openBody(body: RequestBody | undefined, onProgress: (loaded: number) =>
     },
   });
   return { body: chunks, length: body.length, streamed: true };
+}
+
+/**
+ * A large in-memory body (a multipart part read whole) as views of {@link FILE_CHUNK_BYTES}: the
+ * next view is asked for once the last has left the process (`writeChunks`), so the progress callback (and the
+ * idle timer it touches) follows the bytes as they go, as it does for a file body, instead of a
+ * 10 MiB write that shows nothing until the server answers. Views, not copies.
+ */
+async function* bufferChunks(bytes: Uint8Array, onProgress: (loaded: number) => void): AsyncGenerator<Uint8Array, void, undefined> {
+  for (let at = 0; at < bytes.byteLength; at += FILE_CHUNK_BYTES) {
+    const end = Math.min(at + FILE_CHUNK_BYTES, bytes.byteLength);
+    yield bytes.subarray(at, end);
+    onProgress(end);
+  }
 }
 
 /**

@@ -162,6 +162,11 @@ export class HubSession {
     signal?: AbortSignal;
     onEvent?: (event: CommitProgressEvent) => void;
     onCommitRequest?: () => void;
+    /**
+     * Awaited once the LFS files are uploaded, before the commit request is sent; a throw stops
+     * the attempt there, with nothing committed.
+     */
+    beforeCommit?: () => Promise<void>;
   }): Promise<{ oid: string; url: string; lfsOids: Map<string, string> }> {
     const seen: LfsObservation = { lfsPaths: new Set(), objects: [] };
     this.lfsSeen = seen;
@@ -179,7 +184,14 @@ export class HubSession {
     });
     let next = await iterator.next();
     while (!next.done) {
-      if (next.value.event === 'phase' && next.value.phase === 'committing') params.onCommitRequest?.();
+      if (next.value.event === 'phase' && next.value.phase === 'committing') {
+        // The generator sends the commit only when asked for its next event: nothing is sent yet.
+        await params.beforeCommit?.().catch(async (error: unknown) => {
+          await iterator.return(undefined).catch(() => undefined);
+          throw error;
+        });
+        params.onCommitRequest?.();
+      }
       params.onEvent?.(next.value);
       next = await iterator.next();
     }

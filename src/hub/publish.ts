@@ -18,11 +18,12 @@ import pLimit from 'p-limit';
 import type { CommitOperation } from '@huggingface/hub';
 import type { Env } from '../core/env.js';
 import { envString } from '../core/env.js';
-import { AbortedError, HubError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
+import { AbortedError, HubError, InvalidArgumentError, SourceChangedError, VerificationError, type VerificationMismatch } from '../core/errors.js';
 import { LocalFileBlob } from '../core/file-blob.js';
 import { HttpClient, type TlsOptions } from '../core/http.js';
 import { redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { isRetryableCommitError, resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
+import { snapshotFile, sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { createTrackingClient } from '../mlflow/tracking-client.js';
 import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
 import type { ModelValidationReport, ValidateModelOptions } from '../model/validate.js';
@@ -410,7 +411,11 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
   }
 }
 
-type FileContents = Array<{ path: string; blob: LocalFileBlob }>;
+/**
+ * A file of the commit: its blob and, for a file read as it is sent (not kept in memory), its
+ * snapshot from before anything read it.
+ */
+type FileContents = Array<{ path: string; localPath: string; blob: LocalFileBlob; snapshot?: FileSnapshot }>;
 
 /** Files read at once when the small ones are loaded before the commit. */
 const READ_CONCURRENCY = 16;
@@ -420,6 +425,12 @@ const READ_CONCURRENCY = 16;
  * chunks instead of 64 KiB web-stream chunks, our HTTP client's fetch streams LFS bodies from the
  * file (see {@link LocalFileBlob}), and small files are read once, here, instead of once for the
  * preupload sample and again for the commit.
+ *
+ * A file that is not kept in memory is read twice: by `@huggingface/hub` for its sha256 (the LFS
+ * oid, which is also the file's reported `sha256`: one hash, not two) and again as it is sent.
+ * Its snapshot, taken here before either read, is checked before the commit (see
+ * {@link firstSourceChange}), so that a file rewritten in between fails the publish as
+ * `SOURCE_CHANGED` instead of committing bytes that are not the ones hashed.
  */
 async function fileContents(prepared: PreparedUpload): Promise<FileContents> {
   const limit = pLimit(READ_CONCURRENCY);
@@ -427,11 +438,26 @@ async function fileContents(prepared: PreparedUpload): Promise<FileContents> {
     prepared.files.map((file) =>
       limit(async () => {
         const blob = await LocalFileBlob.fromPath(file.localPath, file.size);
-        if (blob.cached) await blob.bytes();
-        return { path: file.path, blob };
+        if (blob.cached) {
+          await blob.bytes();
+          return { path: file.path, localPath: file.localPath, blob };
+        }
+        const snapshot = await snapshotFile(file.localPath);
+        // Changed since the model was validated and listed: its listed size is no longer its size.
+        if (snapshot.size !== file.size) throw new SourceChangedError(file.localPath, { size: file.size, mtimeMs: snapshot.mtimeMs }, snapshot);
+        return { path: file.path, localPath: file.localPath, blob, snapshot };
       }),
     ),
   );
+}
+
+/** The first file read as it is sent that no longer matches its snapshot, as a {@link SourceChangedError}. */
+async function firstSourceChange(contents: FileContents): Promise<SourceChangedError | undefined> {
+  for (const file of contents) {
+    const changed = file.snapshot && (await sourceChange(file.localPath, file.snapshot));
+    if (changed) return changed;
+  }
+  return undefined;
 }
 
 async function commitExactlyOnce(
@@ -472,27 +498,41 @@ async function commitExactlyOnce(
           }
         }
         phase('uploading');
-        return session.commitOnce({
-          repoId,
-          revision,
-          title,
-          description,
-          parentCommit: parent,
-          operations,
-          signal,
-          onCommitRequest: () => {
-            mayHaveLanded = true;
-            phase('committing');
-          },
-          onEvent: (event) => {
-            if (event.event !== 'fileProgress' || event.state === 'error') return;
-            emit({ type: 'file', path: event.path, state: event.state, progress: event.progress });
-            if (event.state === 'uploading') {
-              progress.set(event.path, Math.max(progress.get(event.path) ?? 0, Math.round(event.progress * (sizes.get(event.path) ?? 0))));
-              reportBytes();
-            }
-          },
-        });
+        try {
+          return await session.commitOnce({
+            repoId,
+            revision,
+            title,
+            description,
+            parentCommit: parent,
+            operations,
+            signal,
+            // The bytes uploaded must be the bytes hashed (their sha256 is the LFS oid the commit
+            // names): a file rewritten since its snapshot fails here, before anything is committed.
+            beforeCommit: async () => {
+              const changed = await firstSourceChange(contents);
+              if (changed) throw changed;
+            },
+            onCommitRequest: () => {
+              mayHaveLanded = true;
+              phase('committing');
+            },
+            onEvent: (event) => {
+              if (event.event !== 'fileProgress' || event.state === 'error') return;
+              emit({ type: 'file', path: event.path, state: event.state, progress: event.progress });
+              if (event.state === 'uploading') {
+                progress.set(event.path, Math.max(progress.get(event.path) ?? 0, Math.round(event.progress * (sizes.get(event.path) ?? 0))));
+                reportBytes();
+              }
+            },
+          });
+        } catch (error) {
+          // A file rewritten under an upload is why the attempt failed (the Hub refuses bytes
+          // whose sha256 is not the oid announced): say so, and do not try again. Only before the
+          // commit request: after it, the commit may have landed and the marker search decides.
+          const changed = !mayHaveLanded && !signal?.aborted && !(error instanceof SourceChangedError) ? await firstSourceChange(contents) : undefined;
+          throw changed ?? error;
+        }
       },
       {
         retry,

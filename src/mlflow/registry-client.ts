@@ -43,6 +43,8 @@ export const REGISTRY_CREATE_ID_TAG = 'artifact_uploader.create_id';
 
 /** Safety net against a server that keeps answering with a page token. */
 const MAX_PAGES = 1000;
+/** How long an aborted create looks for what it may have made before giving up on removing it. */
+const ABORTED_CREATE_LOOKUP_MS = 10_000;
 
 /** Per-call options. */
 export interface RegistryRequestOptions {
@@ -113,6 +115,10 @@ export class MlflowRegistryClient {
       async (signal) => (await this.searchLoggedModels(input.experimentId, `tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`, { signal }))[0],
       async (signal) => (await this.send('POST', 'mlflow/logged-models', { json, signal }, (s) => s.loggedModelResponseSchema)).model,
       options,
+      async (made) => {
+        await this.finalizeLoggedModel(made.modelId, 'FAILED');
+        await this.deleteLoggedModel(made.modelId);
+      },
     );
     await this.call('DELETE', `mlflow/logged-models/${encodeURIComponent(model.modelId)}/tags/${encodeURIComponent(REGISTRY_CREATE_ID_TAG)}`, options, (s) => s.emptyResponseSchema).catch(
       (error: unknown) => this.logger.debug(`could not remove tag ${REGISTRY_CREATE_ID_TAG} from logged model ${model.modelId}: ${(error as Error).message}`),
@@ -181,6 +187,7 @@ export class MlflowRegistryClient {
       async (signal) => (await this.searchModelVersions(`name='${input.name.replaceAll("'", "''")}' and tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`, { signal }))[0],
       async (signal) => (await this.send('POST', 'mlflow/model-versions/create', { json, signal }, (s) => s.modelVersionResponseSchema)).model_version,
       options,
+      (made) => this.deleteModelVersion(made.name, made.version),
     );
     await this.call('DELETE', 'mlflow/model-versions/delete-tag', { json: { name: version.name, version: version.version, key: REGISTRY_CREATE_ID_TAG }, ...options }, (s) => s.emptyResponseSchema).catch(
       (error: unknown) => this.logger.debug(`could not remove tag ${REGISTRY_CREATE_ID_TAG} from ${version.name} v${version.version}: ${(error as Error).message}`),
@@ -254,7 +261,35 @@ export class MlflowRegistryClient {
   // ───────────────────────────── plumbing ─────────────────────────────
 
   /** Runs a create under the retry policy; an attempt after a failure first looks for what the failed one may have made. */
-  private createOnce<T>(
+  /**
+   * Creates once: a retry first looks for what an attempt whose answer was lost made (`find`,
+   * by the one-off id the create carries). An abort can land in the same gap, after the server
+   * made the thing and before its answer arrived, and then the caller never learns it exists:
+   * so an aborted create looks it up once more, without the aborted signal (bounded), and
+   * `discard`s it, leaving nothing behind.
+   */
+  private async createOnce<T>(
+    endpoint: string,
+    find: (signal: AbortSignal | undefined) => Promise<T | undefined>,
+    create: (signal: AbortSignal | undefined) => Promise<T>,
+    options: RegistryRequestOptions,
+    discard: (made: T) => Promise<void>,
+  ): Promise<T> {
+    try {
+      return await this.createWithRetries(endpoint, find, create, options);
+    } catch (error) {
+      if (options.signal?.aborted) {
+        const made = await find(AbortSignal.timeout(ABORTED_CREATE_LOOKUP_MS)).catch(() => undefined);
+        if (made) {
+          this.logger.info(`${endpoint}: the aborted call had been answered; removing what it made`);
+          await discard(made).catch((discardError: unknown) => this.logger.warn(`${endpoint}: could not remove what the aborted call made: ${(discardError as Error).message}`));
+        }
+      }
+      throw error;
+    }
+  }
+
+  private createWithRetries<T>(
     endpoint: string,
     find: (signal: AbortSignal | undefined) => Promise<T | undefined>,
     create: (signal: AbortSignal | undefined) => Promise<T>,

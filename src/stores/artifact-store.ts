@@ -195,10 +195,10 @@ export interface MultipartOptions {
    */
   chunkBytes?: number;
   /**
-   * Parts of one file in flight at once. Each streams from disk through a ~1 MiB buffer,
-   * so memory per file is about `partConcurrency` MiB, plus the chunks of parts read ahead of
-   * the file's in-order sha256 (at most `(partConcurrency - 1) × chunkBytes`, capped at 32 MiB;
-   * the rest is read again locally to be hashed), not `partConcurrency × chunkBytes`.
+   * Parts of one file in flight at once. Each is read whole into a buffer of its own, reused
+   * for the next part, and sent (and re-sent on retry) from there, while the file's in-order
+   * sha256 is taken from the same buffers: memory per file is `partConcurrency × chunkBytes`
+   * (40 MiB with the defaults), as for `s3://` parts.
    * @default 4
    */
   partConcurrency?: number;

@@ -7,7 +7,6 @@
  * @module
  */
 import { posix } from 'node:path';
-import pLimit from 'p-limit';
 import { envBool, envNumber, type Env } from '../core/env.js';
 import {
   AbortedError,
@@ -17,14 +16,15 @@ import {
   InvalidResponseError,
   NetworkError,
   RequestTimeoutError,
+  SourceChangedError,
   UnsupportedArtifactStoreError,
 } from '../core/errors.js';
 import type { ErrorResponse, HttpClient } from '../core/http.js';
 import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
-import { combineSignals, throwIfAborted } from '../core/abort.js';
+import { throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
 import { RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
-import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
+import { sourceChange } from '../core/source-snapshot.js';
 import {
   assertArtifactPath,
   isMultipartUnsupportedError,
@@ -44,15 +44,14 @@ import type {
   UploadFileResult,
 } from './artifact-store.js';
 import { OrderedSha256 } from './ordered-sha256.js';
-import { readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile } from './source-file.js';
+import { RangeStop, sendFileRanges } from './file-ranges.js';
+import { openSourceFile, readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile, type SourceFile } from './source-file.js';
 
 const MiB = 1024 * 1024;
 /** MLflow's defaults (`mlflow/environment_variables.py`). */
 const DEFAULT_THRESHOLD = 500 * MiB;
 const DEFAULT_CHUNK = 10 * MiB;
 const DEFAULT_PART_CONCURRENCY = 4;
-/** Most bytes of parts read ahead of the in-order sha256 kept per file; beyond, they are read again locally at the end. */
-const MAX_HASH_PENDING_BYTES = 32 * MiB;
 /** S3's limit on parts per upload. */
 const MAX_PARTS = 10_000;
 /** S3's smallest part (all but the last). */
@@ -218,74 +217,59 @@ export class MlflowArtifactsStore implements ArtifactStore {
       return undefined;
     }
 
-    // Our own controller stops the other parts as soon as one fails.
-    const stop = new AbortController();
-    const signal = combineSignals(options.signal, stop.signal)!;
+    // Each of `partConcurrency` workers reads its next part whole into a buffer of its own and
+    // sends it from there (sendFileRanges); the file's sha256 is taken from those buffers in
+    // file order while they are sent, so no byte is copied or read twice for it.
+    const requests = new RangeStop(options.signal);
     const loaded = new Array<number>(numParts).fill(0);
     const report = () => options.onProgress?.(loaded.reduce((a, b) => a + b, 0));
-    let firstError: unknown;
-    const fail = (error: unknown) => {
-      firstError ??= error;
-      stop.abort(error);
-    };
-
-    // The file's sha256 in order from the streamed parts: chunks read ahead of the hash are kept
-    // up to about one part per part in flight, the rest read again locally at the end.
-    const hasher = new OrderedSha256(size, Math.min(chunk * (this.multipart.partConcurrency - 1), MAX_HASH_PENDING_BYTES));
-    const onRead = (bytes: Buffer, position: number) => hasher.update(position, bytes);
-    const limit = pLimit(this.multipart.partConcurrency);
-    const settled = await Promise.allSettled(
-      credentials.map((credential, index) =>
-        limit(async () => {
-          if (signal.aborted) throw new AbortedError('Part upload not started: the multipart upload was stopped.');
-          const start = index * chunk;
-          const length = Math.min(chunk, size - start);
-          return this.uploadPart(localPath, credential, { start, length, numParts, fileName, signal, onRetry, snapshot: options.snapshot, onRead }, (n) => {
-            loaded[index] = n;
-            report();
-          });
-        }).catch((error: unknown) => {
-          fail(error);
-          throw error;
-        }),
-      ),
-    );
+    const parts = new Array<CompletedPart>(numParts);
+    const hasher = new OrderedSha256(size);
 
     let sha256: string;
     try {
-      if (firstError !== undefined || options.signal?.aborted) throw firstError ?? new AbortedError();
-      const parts = settled.map((s) => (s as PromiseFulfilledResult<CompletedPart>).value);
+      const source: SourceFile = { handle: await openSourceFile(localPath), path: localPath, size };
+      try {
+        await sendFileRanges(source, requests, {
+          rangeSize: chunk,
+          concurrency: this.multipart.partConcurrency,
+          hasher,
+          send: async (index, body) => {
+            parts[index] = await this.uploadPart(body, credentials[index]!, { numParts, fileName, signal: requests.signal, onRetry }, (n) => {
+              loaded[index] = n;
+              report();
+            });
+          },
+        });
+        if (requests.stopped) throw requests.firstError ?? new AbortedError();
+        sha256 = await hasher.digest(source);
+      } finally {
+        await source.handle.close().catch(() => undefined);
+      }
       // A file that changed while its parts were read is not completed: nothing is stored.
-      sha256 = await hasher.digest(localPath);
       const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
       if (changed) throw changed;
       await this.api.completeMultipartUpload(dir, fileName, uploadId, parts, { signal: options.signal, onRetry });
     } catch (error) {
-      // Every part has settled by now, so no part can land after the abort.
+      // Every part has settled by now (sendFileRanges waits for all), so none can land after the abort.
       await this.abortQuietly(dir, fileName, uploadId);
       if (options.signal?.aborted) {
         throw new AbortedError(`Multipart upload of ${serverPath} was aborted; the server-side upload was aborted too.`, {
           cause: options.signal.reason,
         });
       }
-      throw withPartSizeHint(error, chunk);
+      // A part that failed while the file no longer matches its snapshot (a truncated file makes
+      // the read or the request fail): that change is the error, as for a single PUT.
+      const changed = options.snapshot && !(error instanceof SourceChangedError) ? await sourceChange(localPath, options.snapshot) : undefined;
+      throw changed ?? withPartSizeHint(error, chunk);
     }
     return { bytes: size, attempts, multipart: true, sha256 };
   }
 
   private async uploadPart(
-    localPath: string,
+    body: Buffer,
     credential: MultipartCredential,
-    part: {
-      start: number;
-      length: number;
-      numParts: number;
-      fileName: string;
-      signal: AbortSignal;
-      onRetry: (e: RetryEvent) => void;
-      snapshot?: FileSnapshot | undefined;
-      onRead: (chunk: Buffer, position: number) => void;
-    },
+    part: { numParts: number; fileName: string; signal: AbortSignal; onRetry: (e: RetryEvent) => void },
     onProgress: (loaded: number) => void,
   ): Promise<CompletedPart> {
     const url = this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(credential.url) : credential.url;
@@ -297,7 +281,8 @@ export class MlflowArtifactsStore implements ArtifactStore {
           method: 'PUT',
           url,
           headers: credential.headers,
-          body: { kind: 'file', path: localPath, start: part.start, length: part.length, snapshot: part.snapshot, onRead: part.onRead },
+          // Read once into the worker's buffer: every attempt sends the same bytes, the ones hashed.
+          body,
           // Presigned URLs go to the object store: the tracking server's credentials stay home.
           withAuth: false,
           responseType: 'none',
@@ -317,7 +302,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
         url: stripQuery(url),
       });
     }
-    onProgress(part.length);
+    onProgress(body.length);
     return { partNumber: credential.partNumber, etag, url: credential.url };
   }
 

@@ -4,11 +4,10 @@
  * byte goes into the hash once, in file order, from the buffers the upload reads anyway.
  *
  * - A range read at the position the hash has reached is hashed at once.
- * - A range read ahead of it is either waited for ({@link OrderedSha256.hashInTurn}, for callers
- *   that reuse their buffer: the parallel part loop of `file-ranges.ts`, so memory stays at its
- *   buffers), or copied and kept until the gap before it is filled ({@link OrderedSha256.update},
- *   for streamed chunks, whose read buffers are reused at once), up to `maxPendingBytes`; beyond
- *   that it is dropped.
+ * - A range read ahead of it is waited for ({@link OrderedSha256.hashInTurn}: the parallel part
+ *   loop of `file-ranges.ts`, whose workers keep their buffer until it is hashed, so memory
+ *   stays at their buffers and nothing is copied), or dropped ({@link OrderedSha256.update}, for
+ *   streamed chunks whose read buffers are reused at once).
  * - Bytes never seen (dropped chunks, ranges an earlier process sent: part-level resume) are
  *   read from the local file once the upload is done ({@link OrderedSha256.digest}): a local
  *   read is cheap next to sending them again, and the hash stays one pass over the bytes.
@@ -26,9 +25,9 @@ const GAP_READ_BYTES = 1024 * 1024;
  *
  * @example
  * ```ts
- * const hasher = new OrderedSha256(11, 1 << 20);
- * hasher.update(6, Buffer.from('world'));
+ * const hasher = new OrderedSha256(11);
  * hasher.update(0, Buffer.from('hello '));
+ * hasher.update(6, Buffer.from('world'));
  * await hasher.digest('hello.txt'); // sha256 of 'hello world', nothing read from disk
  * ```
  */
@@ -36,20 +35,10 @@ export class OrderedSha256 {
   private readonly hash: Hash = createHash('sha256');
   /** Bytes `[0, hashed)` are in the hash. */
   private hashed = 0;
-  /** Chunks read ahead of `hashed`, by position. */
-  private readonly pending = new Map<number, Buffer>();
-  private pendingBytes = 0;
   private readonly waiters = new Set<{ position: number; wake: () => void }>();
 
-  /**
-   * @param size The file's size: the hash is complete at this many bytes.
-   * @param maxPendingBytes Most bytes kept from chunks read ahead of the hash (see the module
-   *   comment); `0` keeps none. @default 0
-   */
-  constructor(
-    readonly size: number,
-    private readonly maxPendingBytes = 0,
-  ) {}
+  /** @param size The file's size: the hash is complete at this many bytes. */
+  constructor(readonly size: number) {}
 
   /** Bytes hashed so far (from the start of the file). */
   get position(): number {
@@ -58,24 +47,15 @@ export class OrderedSha256 {
 
   /**
    * Feeds the bytes of the file at `position`. Bytes already hashed are ignored (a retried
-   * request reads them again); a chunk ahead of the hash is copied and kept while there is room
-   * (the caller's buffer may be reused at once: file bodies read into two reused buffers, see
-   * core/file-chunks.ts), else dropped and read again by {@link digest}.
+   * request reads them again); a chunk ahead of the hash is dropped and read again by
+   * {@link digest} (the caller's buffer may be reused at once: file bodies read into two reused
+   * buffers, see core/file-chunks.ts).
    */
   update(position: number, chunk: Buffer): void {
     const end = position + chunk.length;
-    if (end <= this.hashed || chunk.length === 0) return;
-    if (position > this.hashed) {
-      const kept = this.pending.get(position);
-      if ((kept && kept.length >= chunk.length) || this.pendingBytes + chunk.length > this.maxPendingBytes) return;
-      if (kept) this.pendingBytes -= kept.length;
-      this.pending.set(position, Buffer.from(chunk));
-      this.pendingBytes += chunk.length;
-      return;
-    }
+    if (end <= this.hashed || chunk.length === 0 || position > this.hashed) return;
     this.hash.update(chunk.subarray(this.hashed - position));
     this.hashed = end;
-    this.drainPending();
     for (const waiter of this.waiters) if (waiter.position <= this.hashed) waiter.wake();
   }
 
@@ -115,10 +95,7 @@ export class OrderedSha256 {
     try {
       const buffer = Buffer.allocUnsafe(Math.min(GAP_READ_BYTES, end - this.hashed));
       while (this.hashed < end) {
-        // Up to the next kept chunk, which then joins the hash on its own.
-        let gapEnd = end;
-        for (const position of this.pending.keys()) if (position < gapEnd) gapEnd = position;
-        const length = Math.min(buffer.length, gapEnd - this.hashed);
+        const length = Math.min(buffer.length, end - this.hashed);
         this.update(this.hashed, await readSourceRange(file, buffer, this.hashed, length));
       }
     } finally {
@@ -133,24 +110,5 @@ export class OrderedSha256 {
   async digest(source: SourceFile | string): Promise<string> {
     await this.readUpTo(source, this.size);
     return this.hash.digest('hex');
-  }
-
-  /** Hashes kept chunks that the hash has caught up with. */
-  private drainPending(): void {
-    let progressed = true;
-    while (progressed && this.pending.size > 0) {
-      progressed = false;
-      for (const [position, chunk] of this.pending) {
-        if (position > this.hashed) continue;
-        this.pending.delete(position);
-        this.pendingBytes -= chunk.length;
-        const end = position + chunk.length;
-        if (end > this.hashed) {
-          this.hash.update(chunk.subarray(this.hashed - position));
-          this.hashed = end;
-        }
-        progressed = true;
-      }
-    }
   }
 }

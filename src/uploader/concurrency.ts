@@ -49,13 +49,15 @@ interface Waiter {
 }
 
 /**
- * A concurrency limiter whose limit adapts to what the link and server sustain. `run` queues a
- * task until the limit and the memory budget have room for it; tasks start in the order given.
+ * A concurrency limiter whose limit adapts to what the link and server sustain. `pool` runs a
+ * task per item, pulling the next item whenever the limit and the memory budget have room (only
+ * the items in flight cost a promise); `run` queues one task until there is room for it. Tasks
+ * start in the order given.
  *
  * @example
  * ```ts
  * const limit = new AdaptiveConcurrency({ initial: 8, max: 64 });
- * await Promise.all(files.map((f) => limit.run(f.size, () => upload(f))));
+ * const results = await limit.pool(files, (f) => f.size, (f) => upload(f));
  * ```
  */
 export class AdaptiveConcurrency {
@@ -96,7 +98,7 @@ export class AdaptiveConcurrency {
    * measurement (a failed task counts as a completion with no bytes).
    */
   async run<T>(sizeBytes: number, task: () => Promise<T>): Promise<T> {
-    const cost = Math.min(Math.max(sizeBytes, 0), this.bufferBytes);
+    const cost = this.costOf(sizeBytes);
     await this.acquire(cost);
     let bytes = 0;
     try {
@@ -107,6 +109,72 @@ export class AdaptiveConcurrency {
       this.release(cost);
       this.completed(bytes);
     }
+  }
+
+  /**
+   * Runs `task` for every item, pulling the next one whenever the limit and the memory budget
+   * have room for it (each completion feeds the measurement, as with {@link run}), and resolves
+   * with the results in the order of `items`. Nothing is queued up front: only the items in
+   * flight hold a task, a promise and its callbacks, so 20,000 files cost 20,000 results, not
+   * 20,000 pending promises. A task that throws stops the pulling: no further item starts, and
+   * once those in flight have settled the pool rejects with the first error.
+   *
+   * Not to be mixed with {@link run} on the same limiter while either is busy.
+   */
+  pool<T, R>(items: readonly T[], sizeOf: (item: T) => number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
+    const results = new Array<R>(items.length);
+    let next = 0;
+    let running = 0;
+    let failure: { error: unknown } | undefined;
+    return new Promise<R[]>((resolve, reject) => {
+      const settle = () => {
+        if (running > 0) return;
+        if (failure) reject(failure.error);
+        else if (next >= items.length) resolve(results);
+      };
+      const pull = () => {
+        while (failure === undefined && next < items.length) {
+          const index = next;
+          const item = items[index]!;
+          const size = Math.max(sizeOf(item), 0);
+          const cost = this.costOf(size);
+          if (this.queue.length > 0 || !this.hasRoom(cost)) break;
+          next++;
+          running++;
+          this.take(cost);
+          let started: Promise<R>;
+          try {
+            started = task(item, index);
+          } catch (error) {
+            started = Promise.reject(error);
+          }
+          started.then(
+            (value) => {
+              results[index] = value;
+              finished(cost, size);
+            },
+            (error: unknown) => {
+              failure ??= { error };
+              finished(cost, 0);
+            },
+          );
+        }
+        settle();
+      };
+      // One completion frees room (or grows the limit): pull again from there.
+      const finished = (cost: number, bytes: number) => {
+        running--;
+        this.release(cost);
+        this.completed(bytes);
+        pull();
+      };
+      pull();
+    });
+  }
+
+  /** The share of the byte budget a file of `sizeBytes` holds while it is in flight. */
+  private costOf(sizeBytes: number): number {
+    return Math.min(Math.max(sizeBytes, 0), this.bufferBytes);
   }
 
   /**

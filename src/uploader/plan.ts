@@ -209,7 +209,18 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
       }
       return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'is a special file (FIFO, socket or device), not a regular file' } }];
     };
-    return (await Promise.all(entries.map(visit))).flat();
+    // Pulled by a few workers, not mapped all at once: a directory of 20,000 files never holds
+    // 20,000 pending visits (each a promise and a queued closure) at the same time.
+    const found = new Array<Found[]>(entries.length);
+    let next = 0;
+    const worker = async () => {
+      while (next < entries.length) {
+        const index = next++;
+        found[index] = await visit(entries[index]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PLAN_IO_CONCURRENCY, entries.length) }, worker));
+    return found.flat();
   };
   for (const found of await walk(directory, '', rootReal, new Set([rootReal]))) {
     if ('file' in found) addFile(...found.file);
@@ -562,11 +573,14 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
  * ```
  */
 export async function fileIdentities(files: readonly PlannedFile[]): Promise<LocalFileIdentity[]> {
+  // A directory plan recorded every mtime: no promise per file for those (20,000 files, 20,000 promises).
+  const identity = (f: PlannedFile, size: number, mtimeMs: number): LocalFileIdentity => ({ localPath: f.localPath, artifactPath: f.artifactPath, size, mtimeMs });
+  if (files.every((f) => f.mtimeMs !== undefined)) return files.map((f) => identity(f, f.size, f.mtimeMs!));
   return Promise.all(
     files.map(async (f) => {
-      if (f.mtimeMs !== undefined) return { localPath: f.localPath, artifactPath: f.artifactPath, size: f.size, mtimeMs: f.mtimeMs };
+      if (f.mtimeMs !== undefined) return identity(f, f.size, f.mtimeMs);
       const info = await stat(f.localPath);
-      return { localPath: f.localPath, artifactPath: f.artifactPath, size: info.size, mtimeMs: info.mtimeMs };
+      return identity(f, info.size, info.mtimeMs);
     }),
   );
 }

@@ -334,7 +334,8 @@ export class OperationResume {
     if (!journal) return;
     await this.log?.remove();
     const scan = await this.scan();
-    const mine = new Set(files.map((f) => fileKey(f.artifactPath, resolve(f.localPath))));
+    // Built only when earlier runs left logs to check against (a key per file).
+    const mine = scan?.logs.length ? new Set(files.map((f) => fileKey(f.artifactPath, resolve(f.localPath)))) : new Set<string>();
     for (const log of scan?.logs ?? []) {
       if (this.removedLogs.has(log.path) || !log.lines.every((l) => mine.has(fileKey(l.artifactPath, l.localPath)))) continue;
       this.removedLogs.add(log.path);

@@ -124,10 +124,6 @@ export async function uploadPlannedFiles(
   // always fits the budget, growth beyond it only as far as 32 MiB of buffers allow.
   const bufferBytes = 2 * FILE_CHUNK_BYTES;
   const limit = new AdaptiveConcurrency({ initial: concurrency, max, bufferBytes, memoryBudgetBytes: Math.max(32 * 1024 * 1024, concurrency * bufferBytes) });
-  const finish = (outcome: FileUploadOutcome): FileUploadOutcome => {
-    options.onFileDone?.(outcome);
-    return outcome;
-  };
   const perFile: UploadPlannedFilesOptions = {
     ...options,
     onRetry: (file, event) => {
@@ -136,10 +132,17 @@ export async function uploadPlannedFiles(
       options.onRetry?.(file, event);
     },
   };
-  const outcomes = await Promise.all(plan.files.map((file) => limit.run(file.size, () => uploadOne(store, file, perFile).then(finish))));
+  // Pulled one by one as room frees up: only the files in flight hold a promise and callbacks.
+  const outcomes = await limit.pool(plan.files, fileSize, async (file) => {
+    const outcome = await uploadOne(store, file, perFile);
+    options.onFileDone?.(outcome);
+    return outcome;
+  });
   options.onConcurrency?.(limit.peak);
   return outcomes;
 }
+
+const fileSize = (file: PlannedFile) => file.size;
 
 /**
  * One planned file: cancelled when the abort came first, else one `uploadFile` (the store

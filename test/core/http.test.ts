@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -59,6 +60,27 @@ describe('HttpClient', () => {
       expect(req.body.equals(bytes)).toBe(true);
     }
     expect(progress).toEqual([bytes.length, bytes.length]);
+  });
+
+  it('sends a large in-memory body (a multipart part) in views as it goes, whole again on retry', async () => {
+    // 5 MiB and a bit: views of 2 MiB, 2 MiB and the rest, each reported once it has left.
+    const bytes = randomBytes(5 * 1024 * 1024 + 3);
+    const s = await server((_req, res, i) => {
+      res.writeHead(i === 0 ? 503 : 200);
+      res.end();
+    });
+    const http = new HttpClient({ retry });
+    const progress: number[] = [];
+    await http.request({ method: 'PUT', url: `${s.url}/x`, body: bytes, responseType: 'none', onUploadProgress: (n) => progress.push(n) });
+    expect(s.requests).toHaveLength(2);
+    for (const req of s.requests) {
+      expect(req.headers['content-length']).toBe(String(bytes.length));
+      expect(req.headers['transfer-encoding']).toBeUndefined();
+      expect(req.body.equals(bytes)).toBe(true);
+    }
+    // Each attempt counts up to the whole body, one view at a time.
+    const steps = [2 * 1024 * 1024, 4 * 1024 * 1024, bytes.length];
+    expect(progress).toEqual([...steps, ...steps]);
   });
 
   it('sends a byte range of a file', async () => {

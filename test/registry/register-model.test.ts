@@ -274,11 +274,30 @@ describeWithServers('registerModel on a real MLflow server', () => {
     const { runId, experimentId } = await runWithModel(url);
     const controller = new AbortController();
     const front = await proxy(url);
-    front.addRule({ match: (r) => r.path.includes('model-versions/create'), fault: 'stall', stallMs: 2000 });
+    // Aborted while the version's create is on its way: the logged model made before it is removed.
+    front.addRule({ match: (r) => r.path.includes('model-versions/create'), fault: 'hold', onHold: () => controller.abort() });
     const name = unique('aborted');
-    setTimeout(() => controller.abort(), 1000);
     const promise = registerModel({ name, runId, artifactPath: 'onnx', trackingUri: front.url, signal: controller.signal, retry: FAST_RETRY });
     await expect(promise).rejects.toMatchObject({ code: 'ABORTED' });
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.versions).toEqual([]);
+    expect(view.logged_models).toEqual([]);
+  });
+
+  it.each([
+    ['the logged model', (r: { method: string; path: string }) => r.method === 'POST' && r.path.endsWith('/mlflow/logged-models')],
+    ['the model version', (r: { method: string; path: string }) => r.path.includes('model-versions/create')],
+  ])('an abort that lands after the server made %s, before its answer arrived, still removes it', async (_what, match) => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const controller = new AbortController();
+    const front = await proxy(url);
+    // The server makes it; the abort fires as its answer comes back, and the answer is lost.
+    front.addRule({ match, fault: 'drop-response', times: 1, onResponse: () => controller.abort() });
+    const name = unique('aborted-answer');
+    const promise = registerModel({ name, runId, artifactPath: 'onnx', trackingUri: front.url, signal: controller.signal, retry: FAST_RETRY });
+    await expect(promise).rejects.toMatchObject({ code: 'ABORTED' });
+    expect(front.requests.filter((r) => r.fault === 'drop-response')).toHaveLength(1);
     const view = await pythonView(url, name, '', experimentId, runId);
     expect(view.versions).toEqual([]);
     expect(view.logged_models).toEqual([]);

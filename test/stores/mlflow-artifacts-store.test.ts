@@ -200,6 +200,46 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
     expect(await pythonArtifactHashes(s3.url, runId, 'big')).toEqual({ 'model.bin': sha256(bytes) });
   });
 
+  it('reports the sha256 of the file when parts finish out of order and are retried (the retries resend the bytes that were hashed)', async () => {
+    const s3 = mlflowS3Server();
+    const front = await proxy(s3.url);
+    const objectStore = await proxy(s3.s3Endpoint);
+    const partPut = (n: number) => (r: { method: string; path: string }) => r.method === 'PUT' && new RegExp(`[?&]partNumber=${n}(&|$)`).test(r.path);
+    const answered = (n: number) => objectStore.requests.some((r) => partPut(n)(r) && r.status === 200);
+    // Part 1 is held until every later part has been stored, then its connection drops: it is
+    // the last to finish, on its second attempt. Part 3 loses its connection halfway through.
+    objectStore.addRule({
+      match: partPut(1),
+      times: 1,
+      fault: 'hold',
+      onHold: () =>
+        void (async () => {
+          while (![2, 3, 4].every(answered)) await new Promise((resolve) => setTimeout(resolve, 20));
+          objectStore.thaw();
+        })(),
+    });
+    objectStore.addRule({ match: partPut(3), times: 1, fault: 'drop-mid-body' });
+    const { runId, artifactUri } = await createRun(s3.url);
+    const store = storeFor(front.url, artifactUri, {
+      thresholdBytes: 5 * MiB,
+      chunkBytes: 5 * MiB,
+      partConcurrency: 4,
+      rewritePartUrl: (u) => u.replace(s3.s3Endpoint, objectStore.url),
+    });
+    const bytes = randomBytes(15 * MiB + 100 * 1024);
+    const file = join(scratch(), 'shuffled.bin');
+    writeFileSync(file, bytes);
+    const result = await store.uploadFile(file, 'shuffled/model.bin');
+
+    expect(result).toEqual({ bytes: bytes.length, attempts: 3, multipart: true, sha256: sha256(bytes) });
+    const order = objectStore.requests.filter((r) => r.method === 'PUT' && r.status === 200).map((r) => /[?&]partNumber=(\d+)/.exec(r.path)?.[1]);
+    expect(order.at(-1)).toBe('1');
+    for (const [part, times] of [[1, 2], [2, 1], [3, 2], [4, 1]] as const) {
+      expect(count(objectStore, new RegExp(`[?&]partNumber=${part}(&|$)`), 'PUT'), `part ${part}`).toBe(times);
+    }
+    expect(await pythonArtifactHashes(s3.url, runId, 'shuffled')).toEqual({ 'model.bin': sha256(bytes) });
+  });
+
   it('aborts the server-side upload when the caller aborts, leaving no upload in progress', async () => {
     const s3 = mlflowS3Server();
     const front = await proxy(s3.url);

@@ -32,6 +32,8 @@ export interface FaultRule {
   stallMs?: number;
   /** For `hold`: called when a request is held (it stays open, unanswered, until the client goes or the proxy is thawed). */
   onHold?: (req: { method: string; path: string }) => void;
+  /** For `drop-response`: called when the server's answer has arrived, just before it is dropped (the server has done the work). */
+  onResponse?: (req: { method: string; path: string }) => void;
 }
 
 export interface ProxyLogEntry {
@@ -108,7 +110,9 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
   const hold = (req: IncomingMessage) => {
     held.add(req);
     req.resume(); // read and discard: nothing goes upstream
-    req.on('close', () => held.delete(req));
+    // Held until its connection closes: the request's own 'close' comes as soon as its whole
+    // body has been read, and a held request whose body has all arrived must still be dropped on thaw.
+    req.socket.on('close', () => held.delete(req));
   };
 
   const pickRule = (method: string, path: string, headers: IncomingMessage['headers']) => {
@@ -122,7 +126,7 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
     return undefined;
   };
 
-  const forward = (req: IncomingMessage, res: ServerResponse, entry: ProxyLogEntry, dropResponse: boolean) => {
+  const forward = (req: IncomingMessage, res: ServerResponse, entry: ProxyLogEntry, dropResponse: boolean, onResponse?: () => void) => {
     const upstream = httpRequest(
       {
         host: target.hostname,
@@ -134,7 +138,10 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
       (up) => {
         if (dropResponse) {
           up.resume();
-          up.on('end', () => req.socket.destroy());
+          up.on('end', () => {
+            onResponse?.();
+            req.socket.destroy();
+          });
           return;
         }
         entry.status = up.statusCode;
@@ -222,7 +229,7 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
         return;
       }
       case 'drop-response':
-        return forward(req, res, entry, true);
+        return forward(req, res, entry, true, rule.onResponse && (() => rule.onResponse!({ method, path })));
       case 'hold':
         hold(req);
         rule.onHold?.({ method, path });

@@ -1,0 +1,125 @@
+/**
+ * publishToHub with weights rewritten while they are published. `@huggingface/hub` hashes an
+ * LFS file (its sha256 is the LFS oid and the `sha256` we report) and then reads it again to
+ * upload it: one hash, two reads. A file rewritten between the two reads, or after its upload
+ * but before the commit, must fail the publish with SOURCE_CHANGED and commit nothing; an
+ * untouched file is reported with the sha256 of its bytes, verified by checksum.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SourceChangedError } from '../../src/core/errors.js';
+import { publishToHub, type PublishToHubOptions } from '../../src/hub/publish.js';
+import { startFakeHub, type FakeHub, type FakeHubRoute } from '../support/fake-hub/index.js';
+import { safetensorsBytes, sha256, tempDir, writeFusedModel } from './helpers.js';
+
+let hub: FakeHub;
+let counter = 0;
+
+beforeAll(async () => {
+  hub = await startFakeHub();
+});
+afterAll(async () => {
+  await hub.stop();
+});
+
+/**
+ * A fused model whose weights (768 KiB) are above the size kept in memory, so they are read from
+ * the file by the hash and again by the upload.
+ */
+async function bigWeightsModel(): Promise<{ modelDir: string; weights: string }> {
+  const modelDir = await writeFusedModel(await tempDir());
+  const weights = join(modelDir, 'model.safetensors');
+  await writeFile(weights, safetensorsBytes({ 'model.embed_tokens.weight': { dtype: 'F16', shape: [768, 512] }, 'lm_head.weight': { dtype: 'F16', shape: [64, 16] } }, { format: 'pt' }));
+  return { modelDir, weights };
+}
+
+function opts(modelDir: string): PublishToHubOptions & { repoId: string } {
+  return {
+    modelDir,
+    repoId: `tester/source-change-${++counter}-${Date.now().toString(36)}`,
+    hubUrl: hub.url,
+    accessToken: hub.token,
+    retry: { maxRetries: 3, backoffFactor: 0, backoffJitter: 0 },
+    env: {},
+  };
+}
+
+/**
+ * Holds the first request to `route`, rewrites `path` in place (same size, other bytes) while
+ * it is held, then lets it through. Resolves once the file is rewritten.
+ */
+function rewriteWhileHeld(route: FakeHubRoute, path: string): Promise<void> {
+  const rewritten = new Promise<void>((resolve, reject) => {
+    const started = Date.now();
+    const poll = setInterval(() => {
+      if (hub.requests.some((r) => r.route === route)) {
+        clearInterval(poll);
+        readFile(path)
+          .then((bytes) => {
+            bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
+            return writeFile(path, bytes);
+          })
+          .then(resolve, reject);
+      } else if (Date.now() - started > 20_000) {
+        clearInterval(poll);
+        reject(new Error(`no ${route} request arrived`));
+      }
+    }, 2);
+  });
+  hub.addFault({ route, action: 'hold', until: rewritten });
+  return rewritten;
+}
+
+describe('publishToHub and a source rewritten mid-publish', () => {
+  it('reports the LFS oid the Hub client computed as the sha256, verified by checksum, with one batch call and one upload', async () => {
+    const { modelDir, weights } = await bigWeightsModel();
+    const options = opts(modelDir);
+    hub.clearLog();
+    const result = await publishToHub(options);
+    expect(result.status).toBe('published');
+    const file = result.files.find((f) => f.path === 'model.safetensors');
+    expect(file).toMatchObject({ verified: 'checksum', sha256: sha256(await readFile(weights)) });
+    expect(sha256(hub.fileBytes(options.repoId, 'model.safetensors')!)).toBe(file!.sha256);
+    const routes = hub.requests.map((r) => r.route);
+    expect(routes.filter((r) => r === 'lfs-batch')).toHaveLength(1);
+    expect(routes.filter((r) => r === 'lfs-upload')).toHaveLength(1);
+    // Sent with Content-Length, as both official clients do.
+    const upload = hub.requests.find((r) => r.route === 'lfs-upload')!;
+    expect(upload.headers['content-length']).toBe(String(file!.size));
+    expect(upload.headers['transfer-encoding']).toBeUndefined();
+  });
+
+  it('fails with SOURCE_CHANGED, committing nothing, when the weights are rewritten between the hash and the upload', async () => {
+    const { modelDir, weights } = await bigWeightsModel();
+    const options = opts(modelDir);
+    hub.clearLog();
+    // The LFS batch call carries the oid: the hash is done, the upload not started.
+    const rewritten = rewriteWhileHeld('lfs-batch', weights);
+    const error = await publishToHub(options).catch((e: unknown) => e);
+    await rewritten;
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: weights });
+    expect((error as Error).message).toMatch(/rewritten/);
+    // One commit: the repo's initial one. And the failure was not retried.
+    expect(hub.commits(options.repoId)).toHaveLength(1);
+    expect(hub.requests.filter((r) => r.route === 'lfs-batch')).toHaveLength(1);
+    expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(0);
+  });
+
+  it('fails with SOURCE_CHANGED before the commit request when the weights are rewritten after their upload', async () => {
+    const { modelDir, weights } = await bigWeightsModel();
+    const options = opts(modelDir);
+    hub.clearLog();
+    // The upload's body has arrived whole (the fake Hub reads it before the hold): the stored
+    // object matches its oid, but the file is no longer the one hashed and sent.
+    const rewritten = rewriteWhileHeld('lfs-upload', weights);
+    const error = await publishToHub(options).catch((e: unknown) => e);
+    await rewritten;
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: weights });
+    expect(hub.requests.filter((r) => r.route === 'lfs-upload').map((r) => r.status)).toEqual([200]);
+    expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(0);
+    expect(hub.commits(options.repoId)).toHaveLength(1);
+  });
+});
