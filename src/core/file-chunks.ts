@@ -7,12 +7,14 @@
  *
  * Reusing a buffer is only safe once the bytes it held have left the process. The chunks are
  * an async iterable, so the consumer asks for chunk `n + 1` only when it is done with chunk
- * `n`, and only then is chunk `n`'s buffer read into again. undici's body writer asks for the
- * next chunk once `socket.write()` has returned `true` or, when it returned `false`, once the
- * socket has emitted `drain`. A chunk larger than the socket's high-water mark (16 KiB on
- * Node 20, 64 KiB on 22 and later; chunks here are at least 1 MiB) always makes `write()`
- * return `false`, and `drain` comes only after every write's callback has fired (the socket's
- * buffered length is back to 0): the kernel has copied the bytes by then.
+ * `n`, and only then is chunk `n`'s buffer read into again. `HttpClient`'s body writer
+ * (`writeChunks` in core/http.ts, over Node's `http`) asks for the next chunk once the last
+ * write's callback has fired: libuv has handed the bytes to the kernel by then. undici's (the
+ * Hub's uploads, through `HttpClient.fetch`) asks once `socket.write()` has returned `true` or,
+ * when it returned `false`, once the socket has emitted `drain`. A chunk larger than the
+ * socket's high-water mark (16 KiB on Node 20, 64 KiB on 22 and later; chunks here are at least
+ * 1 MiB) always makes `write()` return `false`, and `drain` comes only after every write's
+ * callback has fired (the socket's buffered length is back to 0).
  *
  * @module
  */
@@ -44,10 +46,10 @@ const spare: Buffer[] = [];
 /** 16 MiB: four multipart parts in flight, each reading ahead, allocate nothing after their first. */
 const SPARE_MAX = 8;
 /**
- * A finished body's last chunk is only known to have left the socket when undici waited for
- * `drain` after it, which it does for a chunk bigger than the socket's high-water mark (at most
- * 64 KiB); a shorter last chunk may still be in flight when the body ends, so its buffer is left
- * to the garbage collector instead of being reused.
+ * A finished body's last chunk is only known to have left the socket, under undici's writer,
+ * when undici waited for `drain` after it, which it does for a chunk bigger than the socket's
+ * high-water mark (at most 64 KiB); a shorter last chunk may still be in flight when the body
+ * ends, so its buffer is left to the garbage collector instead of being reused.
  */
 const SAFE_LAST_CHUNK = 1024 * 1024;
 
