@@ -353,7 +353,8 @@ function report(root: string, args: Args): void {
     scenarios,
     mergedFrom: runs.map(({ file, bench }) => ({ file, date: bench.date, ...(bench.only ? { only: bench.only } : {}), loadAvg: bench.machine.loadAvg })),
   };
-  const links = [...new Set(scenarios.map((s) => s.link?.rttMs))].sort((a, b) => (a ?? 0) - (b ?? 0));
+  // Loopback (no link, 0) first. Array#sort would put `undefined` last without asking.
+  const links = [...new Set(scenarios.map((s) => s.link?.rttMs ?? 0))].sort((a, b) => a - b).map((rttMs) => (rttMs === 0 ? undefined : rttMs));
   writeTables(root, merged, links, args.writeDocs);
 }
 
