@@ -141,7 +141,7 @@ function singleFile(name: string, serverName: 'plain' | 'direct'): Scenario {
             ),
         });
       }
-      const results = await compareSides(sides, ctx.rounds, ctx.log);
+      const results = await compareSides(sides, ctx.rounds, ctx.log, { warmUp: serverName === 'direct' });
       const checks: Check[] =
         serverName === 'plain'
           ? [ratioCheck(results, 'python', 1.05), ratioCheck(results, 'curl', 0.97)]
@@ -219,6 +219,7 @@ const mpu1g: Scenario = {
       ],
       ctx.rounds,
       ctx.log,
+      { warmUp: true },
     );
     const notes = results.ours!.details.multipart === false ? ['our side did NOT go multipart'] : [];
     return {
@@ -303,6 +304,7 @@ const resume: Scenario = {
         ],
         ctx.rounds,
         ctx.log,
+        { warmUp: true },
       );
       const bytesUp = (side: string) => Number(results[side]!.details.bytesUp ?? 0);
       const pct = (n: number) => `${((100 * n) / size).toFixed(1)} %`;
