@@ -118,6 +118,49 @@ export function leftByDeadWriter(name: string): boolean {
   return owner !== undefined && owner.host === HOST_TAG && !ownerMayBeAlive(owner, 0);
 }
 
+/** A file waiting to be created whole where none exists ({@link prepareExclusiveFile}). */
+export interface ExclusiveFile {
+  /** Links the written content to the target; `false` when the target exists (nothing changed). */
+  tryCreate(): Promise<boolean>;
+  /** Removes the temp file (the target, if created, stays). */
+  discard(): Promise<void>;
+}
+
+/**
+ * Writes `content` to a temp file beside `target` (named by {@link tempFileName}, so a kill's
+ * leftover is swept like any other), for {@link ExclusiveFile.tryCreate} to hard-link to
+ * `target`: `link` fails with `EEXIST` like `O_EXCL`, so exactly one process creates it, and
+ * nobody ever sees it empty or half-written. That is what a lock needs: created with `O_EXCL`
+ * and written after, a lock whose process was killed in between stays empty, and nobody can
+ * tell that its owner is dead. Call {@link ExclusiveFile.discard} when done trying.
+ *
+ * @example
+ * ```ts
+ * const lock = await prepareExclusiveFile('state.json.lock', JSON.stringify({ pid: process.pid }), { prefix: '.state.json.tmp-' });
+ * try {
+ *   if (!(await lock.tryCreate())) console.log('someone else holds it');
+ * } finally {
+ *   await lock.discard();
+ * }
+ * ```
+ */
+export async function prepareExclusiveFile(target: string, content: string, options: { prefix?: string; mode?: number } = {}): Promise<ExclusiveFile> {
+  const temp = join(dirname(target), tempFileName(options.prefix ?? `.${basename(target)}.tmp-`));
+  await writeFile(temp, content, { flag: 'wx', ...(options.mode !== undefined ? { mode: options.mode } : {}) });
+  return {
+    tryCreate: async () => {
+      try {
+        await link(temp, target);
+        return true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw error;
+      }
+    },
+    discard: () => rm(temp, { force: true }),
+  };
+}
+
 /** True when the owner of a temp file (named by {@link tempFileName}) may still be writing it. */
 function ownerMayBeAlive(owner: { pid: number; host: string }, ageMs: number): boolean {
   if (owner.host !== HOST_TAG) return ageMs <= OTHER_HOST_STALE_MS;

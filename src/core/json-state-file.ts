@@ -15,11 +15,11 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import type { z } from 'zod';
-import { processAlive, removeStaleTempFiles, tempFileName, writeFileAtomic } from './atomic-write.js';
+import { prepareExclusiveFile, processAlive, removeStaleTempFiles, writeFileAtomic } from './atomic-write.js';
 import { AbortedError, LocalPathError } from './errors.js';
 import { sleep } from './abort.js';
 
@@ -187,22 +187,19 @@ export class JsonStateFile<T> {
     await mkdir(dirname(this.path), { recursive: true, mode: this.dirMode });
     const token = randomBytes(8).toString('hex');
     const deadline = Date.now() + this.lockTimeoutMs;
-    // The lock appears whole or not at all: written to a temp file, then hard-linked to its name
-    // (link fails with EEXIST like O_EXCL). Created with O_EXCL and written after, a lock whose
-    // process was killed in between stayed empty, so nobody could tell that its owner was dead
-    // until it aged past lockStaleMs (a rerun after a SIGKILL timed out first, and lost its
-    // journal record). A temp file left by a kill is swept like the state file's own.
-    const temp = join(dirname(this.lockPath), tempFileName(`.${basename(this.path)}.tmp-`));
-    await writeFile(temp, JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies LockInfo), { flag: 'wx', mode: this.fileMode });
+    // The lock appears whole or not at all (`prepareExclusiveFile`: written to a temp file,
+    // then hard-linked to its name). Created with O_EXCL and written after, a lock whose process
+    // was killed in between stayed empty, so nobody could tell that its owner was dead until it
+    // aged past lockStaleMs (a rerun after a SIGKILL timed out first, and lost its journal
+    // record). A temp file left by a kill is swept like the state file's own (same prefix).
+    const lock = await prepareExclusiveFile(this.lockPath, JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies LockInfo), {
+      prefix: `.${basename(this.path)}.tmp-`,
+      ...(this.fileMode !== undefined ? { mode: this.fileMode } : {}),
+    });
     try {
       for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
         if (signal?.aborted) throw new AbortedError('Waiting for the state file lock was aborted.', { cause: signal.reason });
-        try {
-          await link(temp, this.lockPath);
-          return token;
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-        }
+        if (await lock.tryCreate()) return token;
         await this.breakIfStale();
         if (Date.now() > deadline) {
           throw new LocalPathError('PATH_UNREADABLE', this.lockPath, `Timed out after ${this.lockTimeoutMs} ms waiting for the lock ${this.lockPath}.`, {
@@ -212,7 +209,7 @@ export class JsonStateFile<T> {
         await sleep(wait, signal);
       }
     } finally {
-      await rm(temp, { force: true });
+      await lock.discard();
     }
   }
 

@@ -17,8 +17,8 @@
  *
  * **One process per staging directory.** Two processes archiving the same unchanged directory to
  * the same run and path at once would compute the same key. The one that stages takes
- * `archives/<key>.lock` first ({@link claimStagedArchive}: `O_CREAT|O_EXCL`, its owner's pid,
- * host and token, refreshed every minute); the other finds the owner alive and builds its archive
+ * `archives/<key>.lock` first ({@link claimStagedArchive}: created whole or not at all, like
+ * `O_EXCL`, holding its owner's pid, host and token, refreshed every minute); the other finds the owner alive and builds its archive
  * in a private temp directory, as without a journal (the two uploads race as two uploads of the
  * same bytes to one path do; the store keeps one whole copy). A lock whose owner died (same host:
  * its pid is gone; another host: not refreshed for 10 minutes) is taken over, with the staged
@@ -28,10 +28,10 @@
  * @module
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { processAlive } from '../core/atomic-write.js';
+import { leftByDeadWriter, prepareExclusiveFile, processAlive } from '../core/atomic-write.js';
 import { readManifest, manifestFileName, type CheckpointManifest } from '../archive/manifest.js';
 
 /** The folder of the journal directory that holds staged archives. */
@@ -145,7 +145,7 @@ async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
 }
 
 /**
- * Takes the staging directory for this process: creates `<stageDir>.lock` (`O_CREAT|O_EXCL`) and
+ * Takes the staging directory for this process: creates `<stageDir>.lock` (whole, where none exists) and
  * the directory, with `key` written in it for `resume list`. Returns `undefined` when a live process holds it (the caller builds its archive
  * elsewhere); a lock whose owner died is taken over. The lock is refreshed every minute while held.
  *
@@ -159,39 +159,38 @@ async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
 export async function claimStagedArchive(stageDir: string, key?: StagedArchiveKey): Promise<StageClaim | undefined> {
   const lockPath = stageLockPath(stageDir);
   const token = randomBytes(8).toString('hex');
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const handle = await open(lockPath, 'wx', 0o600);
-      try {
-        await handle.writeFile(JSON.stringify({ pid: process.pid, host: hostname(), token } satisfies StageLockOwner));
-      } finally {
-        await handle.close();
+  // Whole or not at all: an empty lock (its owner killed between creating and writing it) would
+  // read as another host's and count as live for STAGE_OWNER_STALE_MS.
+  const lock = await prepareExclusiveFile(lockPath, JSON.stringify({ pid: process.pid, host: hostname(), token } satisfies StageLockOwner), { mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      if (!(await lock.tryCreate())) {
+        if (await stageLockLive(lockPath)) return undefined;
+        // Its owner died: move the lock aside (one process wins the rename) and try again.
+        const aside = `${lockPath}.broken-${randomBytes(4).toString('hex')}`;
+        if (await rename(lockPath, aside).then(() => true, () => false)) await rm(aside, { force: true });
+        continue;
       }
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      if (await stageLockLive(lockPath)) return undefined;
-      // Its owner died: move the lock aside (one process wins the rename) and try again.
-      const aside = `${lockPath}.broken-${randomBytes(4).toString('hex')}`;
-      if (await rename(lockPath, aside).then(() => true, () => false)) await rm(aside, { force: true });
-      continue;
+      await mkdir(stageDir, { recursive: true, mode: 0o700 });
+      // What it is for, for `resume list` (no secret: the target has none).
+      if (key) await writeFile(join(stageDir, STAGE_INFO_FILE), `${JSON.stringify(key)}\n`, { mode: 0o600 }).catch(() => undefined);
+      const refresh = setInterval(() => {
+        const now = new Date();
+        void utimes(lockPath, now, now).catch(() => undefined);
+      }, STAGE_LOCK_REFRESH_MS);
+      refresh.unref();
+      return {
+        release: async () => {
+          clearInterval(refresh);
+          // Only our own lock: a slow owner whose lock was taken over leaves the new one alone.
+          if ((await readStageLock(lockPath))?.token === token) await rm(lockPath, { force: true });
+        },
+      };
     }
-    await mkdir(stageDir, { recursive: true, mode: 0o700 });
-    // What it is for, for `resume list` (no secret: the target has none).
-    if (key) await writeFile(join(stageDir, STAGE_INFO_FILE), `${JSON.stringify(key)}\n`, { mode: 0o600 }).catch(() => undefined);
-    const refresh = setInterval(() => {
-      const now = new Date();
-      void utimes(lockPath, now, now).catch(() => undefined);
-    }, STAGE_LOCK_REFRESH_MS);
-    refresh.unref();
-    return {
-      release: async () => {
-        clearInterval(refresh);
-        // Only our own lock: a slow owner whose lock was taken over leaves the new one alone.
-        if ((await readStageLock(lockPath))?.token === token) await rm(lockPath, { force: true });
-      },
-    };
+    return undefined;
+  } finally {
+    await lock.discard();
   }
-  return undefined;
 }
 
 /**
@@ -239,7 +238,8 @@ export async function removeStagedArchives(journalDir: string, options: { olderT
       if (!names.includes(dir.slice(root.length + 1)) && !(await stageLockLive(path, now))) await rm(path, { force: true });
       continue;
     }
-    if (name.includes('.lock.broken-')) {
+    // A lock moved aside, or a lock's temp file whose writer was killed before it was linked.
+    if (name.includes('.lock.broken-') || leftByDeadWriter(name)) {
       await rm(path, { force: true });
       continue;
     }

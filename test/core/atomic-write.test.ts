@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { atomicWrite, commitStaged, leftByDeadWriter, makeTempDir, removeStaleTempFiles, stageFile, tempFileName, tempFileOwner, writeFileAtomic } from '../../src/core/atomic-write.js';
+import { atomicWrite, commitStaged, leftByDeadWriter, makeTempDir, prepareExclusiveFile, removeStaleTempFiles, stageFile, tempFileName, tempFileOwner, writeFileAtomic } from '../../src/core/atomic-write.js';
 import { DiskFullError, diskFullError } from '../../src/core/errors.js';
 import { JsonStateFile } from '../../src/core/json-state-file.js';
 import { statSync } from 'node:fs';
@@ -29,6 +29,21 @@ describe('atomic write', () => {
     expect(leftByDeadWriter(mine.replace(/-([0-9a-f]{6})-/, (m, h: string) => `-${h === '000000' ? '111111' : '000000'}-`).replace(`-${process.pid}-`, `-${deadPid()}-`))).toBe(false);
     expect(leftByDeadWriter('.r.json.tmp-whatever.tmp')).toBe(false);
     expect(leftByDeadWriter('notes.txt')).toBe(false);
+  });
+
+  it('creates a file whole where none exists, and only once; the temp file goes with discard()', async () => {
+    const dir = scratch();
+    const target = join(dir, 'state.json.lock');
+    const first = await prepareExclusiveFile(target, '{"pid":1}', { mode: 0o600 });
+    const second = await prepareExclusiveFile(target, '{"pid":2}');
+    // Before it is linked, the target does not exist: nobody can see it empty.
+    expect(readdirSync(dir).filter((n) => n === 'state.json.lock')).toEqual([]);
+    expect(await first.tryCreate()).toBe(true);
+    expect(await second.tryCreate()).toBe(false);
+    expect(readFileSync(target, 'utf8')).toBe('{"pid":1}');
+    expect(statSync(target).mode & 0o777).toBe(0o600);
+    await Promise.all([first.discard(), second.discard()]);
+    expect(readdirSync(dir)).toEqual(['state.json.lock']);
   });
 
   it('replaces a file and leaves no temp file; a failing writer leaves the old content and no temp file', async () => {

@@ -1,0 +1,43 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { tempFileName } from '../../src/core/atomic-write.js';
+import { claimStagedArchive, removeStagedArchives, stagedArchiveDir } from '../../src/uploader/archive-staging.js';
+
+/** A journal directory and the staging directory of one archive key in it. */
+async function stage(): Promise<{ journal: string; dir: string }> {
+  const root = mkdtempSync(join(tmpdir(), 'au-staging-'));
+  const checkpoint = join(root, 'ckpt');
+  await mkdir(checkpoint);
+  writeFileSync(join(checkpoint, 'weights.bin'), 'w');
+  const journal = join(root, 'journal');
+  const dir = await stagedArchiveDir(journal, { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: [] });
+  return { journal, dir };
+}
+
+describe('archive staging lock', () => {
+  it('is created whole: the claim leaves its lock and directory, no temp file, and a second claim fails while it is held', async () => {
+    const { dir } = await stage();
+    const claim = (await claimStagedArchive(dir))!;
+    expect(claim).toBeDefined();
+    expect(readdirSync(dirname(dir)).sort()).toEqual([basename(dir), `${basename(dir)}.lock`]);
+    expect(JSON.parse(readFileSync(`${dir}.lock`, 'utf8'))).toMatchObject({ pid: process.pid });
+    expect(await claimStagedArchive(dir)).toBeUndefined();
+    await claim.release();
+    expect(readdirSync(dirname(dir))).toEqual([basename(dir)]);
+  });
+
+  it('a lock temp file whose writer was killed before linking it is swept; a live writer\'s is kept', async () => {
+    const { journal, dir } = await stage();
+    const prefix = `.${basename(dir)}.lock.tmp-`;
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const deadWriters = tempFileName(prefix).replace(`-${process.pid}-`, `-${dead}-`);
+    const liveWriters = tempFileName(prefix);
+    for (const name of [deadWriters, liveWriters]) writeFileSync(join(dirname(dir), name), '{"pid":1}');
+    await removeStagedArchives(journal, { olderThanMs: 60_000 });
+    expect(readdirSync(dirname(dir))).toEqual([liveWriters]);
+  });
+});
