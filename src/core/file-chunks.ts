@@ -43,7 +43,7 @@ export interface ReadFileChunksOptions {
 
 /** Chunk buffers of finished bodies, for the next ones (at most {@link SPARE_MAX}). */
 const spare: Buffer[] = [];
-/** 16 MiB: four multipart parts in flight, each reading ahead, allocate nothing after their first. */
+/** 16 MiB: four file bodies sent at once (files, GCS chunks, Hub LFS uploads), two buffers each, allocate nothing after their first. */
 const SPARE_MAX = 8;
 /**
  * A finished body's last chunk is only known to have left the socket, under undici's writer,
