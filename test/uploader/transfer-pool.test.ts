@@ -36,9 +36,15 @@ const settle = async () => {
   for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
 };
 
-/** Turns of the event loop until `condition` holds (the store's file I/O runs on libuv's pool); bounded, not timed. */
+/**
+ * Waits until `condition` holds: the store's file I/O (a temp file, an fsync, a rename) runs on
+ * libuv's pool, which on a loaded CI machine can take seconds, so after a quick phase of event-
+ * loop turns this sleeps in 10 ms steps. Bounded (about 45 s at most), and no assertion depends
+ * on how long it took.
+ */
 async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 100_000 && !condition(); i++) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 1_000 && !condition(); i++) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 4_500 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
   expect(condition()).toBe(true);
 }
 
@@ -96,12 +102,14 @@ describe('uploadPlannedFiles: the pull-based pool', () => {
     const result = uploadPlannedFiles(s.store, plan, { concurrency: 3, onFileDone: (o) => done.push(o.file.artifactPath) });
     await until(() => s.started.length === 3);
     await settle();
-    expect(s.started).toEqual(['f00.bin', 'f01.bin', 'f02.bin']);
+    // The pool starts them in plan order; each stats its file before it reaches the store, and
+    // those stats may finish in any order, so the store sees the first three in some order.
+    expect([...s.started].sort()).toEqual(['f00.bin', 'f01.bin', 'f02.bin']);
     // The last of the three finishes first: exactly one more is pulled, the next in plan order.
     s.gates.get('f02.bin')!.open();
     await until(() => s.started.length === 4);
     await settle();
-    expect(s.started).toEqual(['f00.bin', 'f01.bin', 'f02.bin', 'f03.bin']);
+    expect(s.started.slice(3)).toEqual(['f03.bin']);
     expect(s.inFlight).toBe(3);
     // Finish the rest newest first, so completion order is far from plan order.
     for (let opened = 1; opened < 10; opened++) {
@@ -126,7 +134,7 @@ describe('uploadPlannedFiles: the pull-based pool', () => {
     await until(() => s.started.length === 2);
     s.gates.get('f00.bin')!.fail(new Error('disk on fire'));
     await until(() => s.started.length === 3);
-    expect(s.started).toEqual(['f00.bin', 'f01.bin', 'f02.bin']);
+    expect([...s.started].sort()).toEqual(['f00.bin', 'f01.bin', 'f02.bin']);
     s.gates.get('f01.bin')!.open();
     await until(() => s.started.length === 4);
     s.gates.get('f02.bin')!.open();
@@ -143,13 +151,13 @@ describe('uploadPlannedFiles: the pull-based pool', () => {
     const result = uploadPlannedFiles(s.store, plan, { concurrency: 2, signal: controller.signal });
     await until(() => s.started.length === 2);
     await settle();
-    expect(s.started).toEqual(['f00.bin', 'f01.bin']);
+    expect([...s.started].sort()).toEqual(['f00.bin', 'f01.bin']);
     controller.abort();
     // The two in flight finish (a real store would be cancelled by the signal; these were let through).
     s.gates.get('f00.bin')!.open();
     s.gates.get('f01.bin')!.open();
     const outcomes = await result;
-    expect(s.started).toEqual(['f00.bin', 'f01.bin']);
+    expect([...s.started].sort()).toEqual(['f00.bin', 'f01.bin']);
     expect(outcomes.map((o) => o.file.artifactPath)).toEqual(plan.files.map((f) => f.artifactPath));
     expect(outcomes.slice(2).map((o) => o.status)).toEqual(Array(4).fill('cancelled'));
     for (const o of outcomes.slice(2)) expect(o.error).toBeInstanceOf(AbortedError);
