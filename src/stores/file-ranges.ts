@@ -1,16 +1,40 @@
 /**
- * The part loop the chunked cloud uploads share (S3 multipart parts, Azure blocks): a file cut
- * into fixed-size byte ranges, `concurrency` workers that each read the next range into a buffer
- * of their own (reused for their next range, so one file holds at most `rangeSize ×
- * concurrency` bytes) and send it, and a stop shared by all of them: once one range fails for
- * good, or the caller aborts, no new range starts. What a range request is, how it is retried
- * and what commits the ranges afterwards stays with each store.
+ * The part loop the chunked cloud uploads share (S3 multipart parts, the MLflow proxy's
+ * multipart parts, Azure blocks): a file cut into fixed-size byte ranges, each read into a
+ * buffer (reused for a later range) and sent, as many at once as the file's limit allows, and a
+ * stop shared by all of them: once one range fails for good, or the caller aborts, no new range
+ * starts. What a range request is, how it is retried and what commits the ranges afterwards
+ * stays with each store.
+ *
+ * How many ranges are in flight is either fixed (a number) or an {@link AdaptiveLimit} that
+ * starts there and follows the link: through a long round trip each part on a new connection
+ * spends most of its time in TCP slow start, so more parts at once pay off; on loopback the
+ * server is the limit and the number stays where it started. Memory stays bounded whatever the
+ * limit: a file always holds its starting number of buffers (`rangeSize × initial`, as it did
+ * before parts adapted), and every buffer beyond that is drawn from one process-wide budget of
+ * {@link PART_BUFFER_BUDGET_BYTES} shared by all files' part loops (the starting buffers count
+ * toward it too), so growth never takes memory past it.
  *
  * @module
  */
+import { AdaptiveLimit } from '../core/adaptive-limit.js';
+import { ByteBudget } from '../core/byte-budget.js';
 import { combineSignals } from '../core/abort.js';
 import type { OrderedSha256 } from './ordered-sha256.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
+
+/**
+ * Bytes of part buffers that all files' part loops together may hold beyond each file's starting
+ * share (64 MiB): what lets parts in flight grow on a slow link. With 8 MiB `s3://` parts that is
+ * up to 8 parts of one file; with the proxy's 10 MiB parts, 6.
+ */
+export const PART_BUFFER_BUDGET_BYTES = 64 * 1024 * 1024;
+
+/** The most parts of one file in flight that the default, adaptive part concurrency grows to. */
+export const MAX_ADAPTIVE_PARTS_IN_FLIGHT = 16;
+
+/** The process-wide budget of part buffers ({@link PART_BUFFER_BUDGET_BYTES}). */
+const partBuffers = new ByteBudget(PART_BUFFER_BUDGET_BYTES);
 
 /**
  * The shared stop of one file's ranges: fires when the caller aborts or a range fails for good.
@@ -49,14 +73,35 @@ export class RangeStop {
     this.firstError ??= error;
     this.controller.abort(error);
   }
+
+  /**
+   * A request of this file was answered with a throttling status (429, 503 SlowDown: see
+   * `isThrottlingError` in core/retry.ts): an adaptive limit of its ranges in flight halves and
+   * grows no more. A fixed one, or none running, is left as it is.
+   */
+  throttled(): void {
+    runningLimits.get(this)?.throttled();
+  }
 }
+
+/** The limit of each file's ranges while {@link sendFileRanges} runs, for {@link RangeStop.throttled}. */
+const runningLimits = new WeakMap<RangeStop, AdaptiveLimit>();
 
 /** Options of {@link sendFileRanges}. */
 export interface SendFileRangesOptions {
   /** Bytes per range; the last one is shorter. */
   rangeSize: number;
-  /** Ranges in flight at once. */
-  concurrency: number;
+  /**
+   * Ranges in flight at once: a number is fixed; an {@link AdaptiveLimit} starts at its initial
+   * value and follows the link. The caller reports
+   * throttling answers through `stop.throttled()` ({@link RangeStop.throttled}).
+   */
+  concurrency: number | AdaptiveLimit;
+  /**
+   * Where buffers beyond the limit's initial number come from.
+   * @default the process-wide budget of {@link PART_BUFFER_BUDGET_BYTES}
+   */
+  budget?: ByteBudget | undefined;
   /** Sends range `index` (0-based); `body` is only valid until this resolves. */
   send: (index: number, body: Buffer) => Promise<void>;
   /** Bytes of the ranges sent so far (counting {@link alreadyLoaded}), after each range. */
@@ -68,18 +113,23 @@ export interface SendFileRangesOptions {
   /**
    * Hashes the file in order from the buffers read for sending: each range is hashed once the
    * ranges before it are (while it is sent), and a buffer is reused only after that, so memory
-   * stays at `rangeSize × concurrency`. Skipped ranges are read (not sent) to be hashed.
+   * stays at one buffer per range in flight. Skipped ranges are read (not sent) to be hashed.
    * @default none (no hash)
    */
   hasher?: OrderedSha256 | undefined;
 }
 
 /**
- * Sends every range of `source` through `options.send`, `concurrency` at a time, and returns
- * once every worker has settled (none is left in flight). A range that fails for good (or a local
- * read error, e.g. a file that shrank) stops the others through `stop` and is thrown,
- * `stop.firstError` first. When the caller aborted, it returns with `stop.stopped` set and some
- * ranges unsent: the caller checks that before committing.
+ * Sends every range of `source` through `options.send`, as many at a time as
+ * `options.concurrency` allows, and returns once every range in flight has settled. A range
+ * that fails for good (or a local read error, e.g. a file that shrank) stops the others through
+ * `stop` and is thrown, `stop.firstError` first. When the caller aborted, it returns with
+ * `stop.stopped` set and some ranges unsent: the caller checks that before committing.
+ *
+ * Buffers: one per range in flight, reused for later ranges. The first `initial` (the limit's
+ * starting value) are the file's own; more are drawn from `options.budget` and given back as
+ * soon as the limit no longer needs them. When the budget is spent the limit stays at what is in
+ * flight and stops growing.
  *
  * @example
  * ```ts
@@ -88,43 +138,100 @@ export interface SendFileRangesOptions {
  * ```
  */
 export async function sendFileRanges(source: SourceFile, stop: RangeStop, options: SendFileRangesOptions): Promise<void> {
-  const { rangeSize } = options;
+  const { rangeSize, skip, hasher } = options;
   const count = Math.ceil(source.size / rangeSize);
-  const { skip, hasher } = options;
+  const limit = typeof options.concurrency === 'number' ? new AdaptiveLimit({ initial: options.concurrency, max: options.concurrency }) : options.concurrency;
+  const budget = options.budget ?? partBuffers;
+  const own = limit.initial;
+  const spare: Buffer[] = [];
+  let buffers = 0;
+  let inFlight = 0;
   let next = 0;
+  let failure: { error: unknown } | undefined;
   let loaded = options.alreadyLoaded ?? 0;
   if (loaded > 0) options.onProgress?.(loaded);
-  const worker = async (): Promise<void> => {
-    let buffer: Buffer | undefined;
-    while (next < count && !stop.stopped) {
-      const index = next++;
-      const skipped = skip?.has(index) === true;
-      if (skipped && !hasher) continue;
-      const start = index * rangeSize;
-      const length = Math.min(rangeSize, source.size - start);
-      buffer ??= Buffer.allocUnsafe(rangeSize);
-      const body = await readSourceRange(source, buffer, start, length);
-      if (stop.stopped) return;
-      // Hashed in turn while it is sent: the buffer is free again once both are done.
-      const hashed = hasher?.hashInTurn(start, body, stop.signal);
-      if (skipped) {
-        await hashed;
-        continue;
-      }
-      await Promise.all([options.send(index, body), hashed]);
-      loaded += length;
-      options.onProgress?.(loaded);
-    }
-  };
-  const workers = Array.from({ length: Math.min(options.concurrency, count) }, () =>
-    worker().catch((error: unknown) => {
-      // A local read error stops the other ranges as a failed request does.
-      stop.fail(error);
-      throw error;
-    }),
-  );
-  const settled = await Promise.allSettled(workers);
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw stop.firstError ?? failed.reason;
-}
 
+  /** Reads range `index` into `buffer` and sends it (or only hashes it, when skipped); the bytes sent. */
+  const sendRange = async (index: number, skipped: boolean, buffer: Buffer): Promise<number> => {
+    const start = index * rangeSize;
+    const length = Math.min(rangeSize, source.size - start);
+    const body = await readSourceRange(source, buffer, start, length);
+    if (stop.stopped) return 0;
+    // Hashed in turn while it is sent: the buffer is free again once both are done.
+    const hashed = hasher?.hashInTurn(start, body, stop.signal);
+    if (skipped) {
+      await hashed;
+      return 0;
+    }
+    await Promise.all([options.send(index, body), hashed]);
+    loaded += length;
+    options.onProgress?.(loaded);
+    return length;
+  };
+  /** A spare buffer, else a new one (the file's own up to `own`, beyond that from the budget). */
+  const bufferFor = (): Buffer | undefined => {
+    const reused = spare.pop();
+    if (reused) return reused;
+    if (buffers < own) budget.take(rangeSize);
+    else if (!budget.tryTake(rangeSize)) {
+      limit.holdAt(inFlight);
+      return undefined;
+    }
+    buffers++;
+    return Buffer.allocUnsafe(rangeSize);
+  };
+  /** Keeps a freed buffer for the next range, or gives it back when the limit shrank below it. */
+  const giveBack = (buffer: Buffer): void => {
+    if (buffers > own && buffers > limit.limit) {
+      buffers--;
+      budget.release(rangeSize);
+    } else spare.push(buffer);
+  };
+
+  runningLimits.set(stop, limit);
+  try {
+    await new Promise<void>((resolve) => {
+      const pump = (): void => {
+        try {
+          while (!stop.stopped && next < count && inFlight < limit.limit) {
+            const index = next;
+            const skipped = skip?.has(index) === true;
+            if (skipped && !hasher) {
+              next++;
+              continue;
+            }
+            const buffer = bufferFor();
+            if (!buffer) break;
+            next++;
+            inFlight++;
+            sendRange(index, skipped, buffer).then(
+              (sent) => {
+                inFlight--;
+                giveBack(buffer);
+                if (sent > 0) limit.completed(sent);
+                pump();
+              },
+              (error: unknown) => {
+                inFlight--;
+                giveBack(buffer);
+                // A local read error stops the other ranges as a failed request does.
+                failure ??= { error };
+                stop.fail(error);
+                pump();
+              },
+            );
+          }
+        } catch (error) {
+          failure ??= { error };
+          stop.fail(error);
+        }
+        if (inFlight === 0 && (stop.stopped || next >= count)) resolve();
+      };
+      pump();
+    });
+  } finally {
+    runningLimits.delete(stop);
+    budget.release(buffers * rangeSize);
+  }
+  if (failure) throw stop.firstError ?? failure.error;
+}

@@ -23,7 +23,8 @@ import type { ErrorResponse, HttpClient } from '../core/http.js';
 import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
 import { throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
-import { RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
+import { AdaptiveLimit } from '../core/adaptive-limit.js';
+import { isThrottlingError, RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
 import { sourceChange } from '../core/source-snapshot.js';
 import {
   assertArtifactPath,
@@ -44,7 +45,7 @@ import type {
   UploadFileResult,
 } from './artifact-store.js';
 import { OrderedSha256 } from './ordered-sha256.js';
-import { RangeStop, sendFileRanges } from './file-ranges.js';
+import { MAX_ADAPTIVE_PARTS_IN_FLIGHT, RangeStop, sendFileRanges } from './file-ranges.js';
 import { openSourceFile, readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile, type SourceFile } from './source-file.js';
 
 const MiB = 1024 * 1024;
@@ -67,7 +68,7 @@ export type ResolvedMultipartOptions = Required<Omit<MultipartOptions, 'rewriteP
  *
  * @example
  * ```ts
- * resolveMultipartOptions({ thresholdBytes: 64 * 1024 ** 2 }); // { enabled: true, thresholdBytes: 67108864, chunkBytes: 10485760, partConcurrency: 4 }
+ * resolveMultipartOptions({ thresholdBytes: 64 * 1024 ** 2 }); // { enabled: true, thresholdBytes: 67108864, chunkBytes: 10485760, partConcurrency: 4, maxPartConcurrency: 16 }
  * ```
  */
 export function resolveMultipartOptions(options: MultipartOptions = {}, env: Env = process.env): ResolvedMultipartOptions {
@@ -77,6 +78,8 @@ export function resolveMultipartOptions(options: MultipartOptions = {}, env: Env
       options.thresholdBytes ?? envNumber('MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE', env, { min: 0, integer: true }) ?? DEFAULT_THRESHOLD,
     chunkBytes: options.chunkBytes ?? envNumber('MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE', env, { min: 1, integer: true }) ?? DEFAULT_CHUNK,
     partConcurrency: options.partConcurrency ?? DEFAULT_PART_CONCURRENCY,
+    // A partConcurrency the user chose is kept fixed unless a maximum is given too.
+    maxPartConcurrency: options.maxPartConcurrency ?? (options.partConcurrency === undefined ? MAX_ADAPTIVE_PARTS_IN_FLIGHT : options.partConcurrency),
     rewritePartUrl: options.rewritePartUrl,
   };
   const check = (name: string, ok: boolean, expected: string, value: unknown) => {
@@ -89,6 +92,12 @@ export function resolveMultipartOptions(options: MultipartOptions = {}, env: Env
     Number.isInteger(resolved.partConcurrency) && resolved.partConcurrency >= 1,
     'an integer >= 1',
     resolved.partConcurrency,
+  );
+  check(
+    'maxPartConcurrency',
+    Number.isInteger(resolved.maxPartConcurrency) && resolved.maxPartConcurrency >= resolved.partConcurrency,
+    `an integer >= multipart.partConcurrency (${resolved.partConcurrency})`,
+    resolved.maxPartConcurrency,
   );
   return resolved;
 }
@@ -147,7 +156,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
       ? 'multipart off'
       : this.multipartUnsupported
         ? 'multipart unsupported by the server'
-        : `files >= ${formatBytes(mp.thresholdBytes)} go multipart in ${formatBytes(mp.chunkBytes)} parts, ${mp.partConcurrency} at a time`;
+        : `files >= ${formatBytes(mp.thresholdBytes)} go multipart in ${formatBytes(mp.chunkBytes)} parts, ${mp.maxPartConcurrency > mp.partConcurrency ? `${mp.partConcurrency} to ${mp.maxPartConcurrency}` : mp.partConcurrency} at a time`;
     return `MLflow artifact proxy ${this.api.baseUrl} (${this.artifactUri}): streamed PUT per file; ${multipart}`;
   }
 
@@ -199,8 +208,11 @@ export class MlflowArtifactsStore implements ArtifactStore {
     const chunk = effectiveChunkSize(size, this.multipart.chunkBytes);
     const numParts = Math.ceil(size / chunk);
     let attempts = 1;
+    const requests = new RangeStop(options.signal);
     const onRetry = (event: RetryEvent) => {
       attempts++;
+      // A 429/503 from the server or the object store: fewer parts of this file in flight.
+      if (isThrottlingError(event.error)) requests.throttled();
       options.onRetry?.(event);
     };
 
@@ -217,10 +229,10 @@ export class MlflowArtifactsStore implements ArtifactStore {
       return undefined;
     }
 
-    // Each of `partConcurrency` workers reads its next part whole into a buffer of its own and
-    // sends it from there (sendFileRanges); the file's sha256 is taken from those buffers in
-    // file order while they are sent, so no byte is copied or read twice for it.
-    const requests = new RangeStop(options.signal);
+    // Each part in flight (`partConcurrency`, growing up to `maxPartConcurrency` while it pays
+    // off) is read whole into a buffer of its own and sent from there (sendFileRanges); the
+    // file's sha256 is taken from those buffers in file order while they are sent, so no byte
+    // is copied or read twice for it.
     const loaded = new Array<number>(numParts).fill(0);
     const report = () => options.onProgress?.(loaded.reduce((a, b) => a + b, 0));
     const parts = new Array<CompletedPart>(numParts);
@@ -232,7 +244,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
       try {
         await sendFileRanges(source, requests, {
           rangeSize: chunk,
-          concurrency: this.multipart.partConcurrency,
+          concurrency: new AdaptiveLimit({ initial: this.multipart.partConcurrency, max: this.multipart.maxPartConcurrency }),
           hasher,
           send: async (index, body) => {
             parts[index] = await this.uploadPart(body, credentials[index]!, { numParts, fileName, signal: requests.signal, onRetry }, (n) => {

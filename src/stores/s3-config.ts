@@ -11,6 +11,7 @@
 import { envBool, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError } from '../core/errors.js';
 import { registerSecret } from '../core/logger.js';
+import { MAX_ADAPTIVE_PARTS_IN_FLIGHT, PART_BUFFER_BUDGET_BYTES } from './file-ranges.js';
 
 /**
  * How bucket names go into request URLs, as boto3's `addressing_style`:
@@ -37,10 +38,14 @@ export interface S3Credentials {
 /** 8 MiB: boto3's `multipart_threshold` and `multipart_chunksize`, so files split where boto3 splits them. */
 export const DEFAULT_S3_PART_SIZE = 8 * 1024 * 1024;
 /**
- * Parts of one file in flight at once. boto3 runs 10 threads; against moto 2, 4 and 8 parts in
- * flight took the same time, so the default keeps memory (`partSize × queueSize`) low.
+ * Parts of one file in flight at the start. boto3 runs 10 threads; against moto on loopback 2, 4
+ * and 8 parts in flight took the same time, so the default starts low and grows (up to
+ * {@link DEFAULT_S3_MAX_QUEUE_SIZE}) only where more parts pay off: a remote endpoint, where each
+ * part waits round trips.
  */
 export const DEFAULT_S3_QUEUE_SIZE = 4;
+/** The most parts of one file in flight the default `queueSize` grows to. */
+export const DEFAULT_S3_MAX_QUEUE_SIZE = MAX_ADAPTIVE_PARTS_IN_FLIGHT;
 /** S3's smallest allowed part (all parts but the last). */
 export const MIN_S3_PART_SIZE = 5 * 1024 * 1024;
 /** S3's largest allowed part. */
@@ -54,8 +59,11 @@ export const MAX_S3_PARTS = 10_000;
  * (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE` and `~/.aws/*`, SSO, web identity,
  * container and instance metadata) unless `credentials` is given.
  *
- * Memory: each file being uploaded holds at most about `partSize × queueSize` bytes (one
- * buffer per part in flight, reused for the next part), 32 MiB with the defaults.
+ * Memory: each file being uploaded holds about `partSize × queueSize` bytes (one buffer per
+ * part in flight, reused for the next part), 32 MiB with the defaults. When the number of parts
+ * in flight grows (see `maxQueueSize`), the extra buffers come from one budget shared by every
+ * file of the process: all part buffers together stay within 64 MiB
+ * ({@link PART_BUFFER_BUDGET_BYTES}) beyond each file's `queueSize` share.
  *
  * @example
  * ```ts
@@ -106,10 +114,22 @@ export interface S3StoreOptions {
    */
   partSize?: number;
   /**
-   * Parts of one file uploaded concurrently.
-   * @default 4
+   * Parts of one file in flight at the start. Left unset, the number adapts: it starts at 4
+   * and grows by half (up to `maxQueueSize`, 16 by default) while more parts in flight bring
+   * more throughput (a remote endpoint, where each part waits round trips and TCP slow start),
+   * steps back when a step brings nothing (loopback, where the server is the limit), and halves
+   * on a throttling answer (503 SlowDown). A value you set is kept fixed, unless you also set
+   * `maxQueueSize`.
+   * @default 4 (adaptive)
    */
   queueSize?: number;
+  /**
+   * The most parts of one file in flight the adaptive number may grow to, from `queueSize`.
+   * Set it equal to `queueSize` to pin the number; buffers beyond `queueSize` always stay
+   * within the process-wide part-buffer budget (64 MiB), whatever this says.
+   * @default 16 when `queueSize` is unset; else `queueSize` (fixed)
+   */
+  maxQueueSize?: number;
 }
 
 /** {@link S3StoreOptions} with env vars and defaults applied. */
@@ -127,6 +147,8 @@ export interface ResolvedS3Config {
   credentials?: S3Credentials;
   partSize: number;
   queueSize: number;
+  /** Equal to {@link queueSize}: a fixed number of parts in flight. */
+  maxQueueSize: number;
 }
 
 /**
@@ -193,6 +215,11 @@ export function resolveS3Config(options: S3StoreOptions = {}, env: Env = process
   if (!Number.isInteger(queueSize) || queueSize < 1) {
     throw new InvalidArgumentError('s3.queueSize', `s3.queueSize must be an integer >= 1, got ${queueSize}.`);
   }
+  // A queueSize the user chose is kept fixed unless a maximum is given too.
+  const maxQueueSize = options.maxQueueSize ?? (options.queueSize === undefined ? DEFAULT_S3_MAX_QUEUE_SIZE : queueSize);
+  if (!Number.isInteger(maxQueueSize) || maxQueueSize < queueSize) {
+    throw new InvalidArgumentError('s3.maxQueueSize', `s3.maxQueueSize must be an integer >= s3.queueSize (${queueSize}), got ${maxQueueSize}.`);
+  }
   if (options.credentials) {
     registerSecret(options.credentials.secretAccessKey);
     registerSecret(options.credentials.sessionToken);
@@ -208,6 +235,7 @@ export function resolveS3Config(options: S3StoreOptions = {}, env: Env = process
     credentials: options.credentials,
     partSize,
     queueSize,
+    maxQueueSize,
   };
 }
 

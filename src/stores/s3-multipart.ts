@@ -1,14 +1,15 @@
 /**
  * The transfer engine of the `s3://` store (`s3-store.ts`): one `PutObject` for a file up to the
  * part size, else a multipart upload driven here (`CreateMultipartUpload`, `UploadPart` ×
- * `queueSize` workers, `CompleteMultipartUpload`), and the clean-up that aborts a failed
+ * `queueSize` parts in flight, more while they pay off, `CompleteMultipartUpload`), and the clean-up that aborts a failed
  * multipart upload so no parts stay billed. {@link FileRequests} tracks the requests of one file
  * over the shared client: attempts, the first failure (which stops every other part), the
  * upload id.
  *
  * Each part in flight reads its byte range of the file into a buffer of its own, reused for the
- * next part (`file-ranges.ts`, shared with the Azure block upload), so memory per file stays
- * near `partSize × queueSize`; the file's sha256 is hashed in order from those buffers
+ * next part (`file-ranges.ts`, shared with the Azure block upload and the MLflow proxy), so
+ * memory per file stays near `partSize × queueSize`, plus parts beyond that drawn from the
+ * process-wide part-buffer budget while the number in flight grows; the file's sha256 is hashed in order from those buffers
  * (`ordered-sha256.ts`). Every body that carries a checksum S3 verifies skips the SHA-256
  * payload hash of the signature (`UNSIGNED-PAYLOAD`). Integrity: a single `PutObject` carries
  * the file's sha256 as its checksum; parts carry the SDK's CRC32 (native, cheap: a per-part
@@ -25,7 +26,8 @@ import * as zlib from 'node:zlib';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import { InvalidResponseError, VerificationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { RetryEvent } from '../core/retry.js';
+import { AdaptiveLimit } from '../core/adaptive-limit.js';
+import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { MAX_S3_PARTS } from './s3-config.js';
 import type { MultipartResume } from './artifact-store.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
@@ -97,7 +99,8 @@ export async function putObject(upload: ObjectUpload): Promise<ObjectIntegrity> 
 }
 
 /**
- * `CreateMultipartUpload`, then the parts, `queueSize` at a time ({@link sendFileRanges}),
+ * `CreateMultipartUpload`, then the parts, `queueSize` at a time, growing up to `maxQueueSize`
+ * while more in flight pay off ({@link sendFileRanges}),
  * then `CompleteMultipartUpload` with the parts in order. A part that fails for good (or an abort) stops the others through {@link FileRequests}; the
  * caller aborts the multipart upload ({@link abortMultipartUpload}) once this has returned or
  * thrown, i.e. once every part has settled.
@@ -105,12 +108,12 @@ export async function putObject(upload: ObjectUpload): Promise<ObjectIntegrity> 
  * @throws {InvalidResponseError} when S3 answers without an `UploadId` or a part's `ETag`.
  * @example
  * ```ts
- * await multipartUpload({ sdk, requests, params, target, source }, { partSize: 8 << 20, queueSize: 4 });
+ * await multipartUpload({ sdk, requests, params, target, source }, { partSize: 8 << 20, queueSize: 4, maxQueueSize: 16 });
  * ```
  */
 export async function multipartUpload(
   upload: ObjectUpload,
-  options: { partSize: number; queueSize: number; onProgress?: ((loaded: number) => void) | undefined; resume?: MultipartResume | undefined },
+  options: { partSize: number; queueSize: number; maxQueueSize?: number | undefined; onProgress?: ((loaded: number) => void) | undefined; resume?: MultipartResume | undefined },
 ): Promise<ObjectIntegrity & { bytesReused: number }> {
   const { sdk, requests, params, source, target } = upload;
   const { partSize, resume } = options;
@@ -165,7 +168,8 @@ export async function multipartUpload(
   const hasher = new OrderedSha256(source.size);
   await sendFileRanges(source, requests, {
     rangeSize: partSize,
-    concurrency: options.queueSize,
+    // Adaptive from queueSize up to maxQueueSize (a fixed queueSize when they are equal).
+    concurrency: new AdaptiveLimit({ initial: options.queueSize, max: options.maxQueueSize ?? options.queueSize }),
     onProgress: options.onProgress,
     skip: done,
     alreadyLoaded: bytesReused,
@@ -371,6 +375,8 @@ export class FileRequests extends RangeStop {
         attempt++;
         if (attempt > 1) {
           this.retries++;
+          // S3's SlowDown (503): fewer parts of this file in flight from now.
+          if (isThrottlingError(lastError)) this.throttled();
           this.options.onRetry({ attempt: attempt - 1, error: lastError, delayMs: Date.now() - failedAt });
         }
         try {

@@ -8,8 +8,9 @@
  *   `mlflow ui` list and download what this store writes.
  * - Files up to `partSize` go in one `PutObject`; larger ones as a multipart upload driven here
  *   (`CreateMultipartUpload`, `UploadPart`, `CompleteMultipartUpload`), `queueSize` parts in
- *   flight. Each part in flight reads its byte range of the file into a buffer of its own, reused
- *   for the next part, so memory per file stays near `partSize × queueSize`.
+ *   flight (by default adaptive, up to `maxQueueSize`). Each part in flight reads its byte range
+ *   of the file into a buffer of its own, reused for the next part, so memory per file stays
+ *   near `partSize × queueSize`, and growth stays within the process-wide part-buffer budget.
  * - Every request (each part on its own) is retried by the SDK, `retry.maxRetries` times.
  * - Integrity: a single `PutObject` carries the file's sha256 (hashed once, from the buffer sent)
  *   as its `x-amz-checksum-sha256`; every part carries a CRC32 checksum (computed natively,
@@ -158,7 +159,7 @@ export class S3ArtifactStore implements ArtifactStore {
     const c = this.config;
     const where = c.endpointUrl ? `endpoint ${c.endpointUrl}` : `AWS${c.region ? ` ${c.region}` : ''}`;
     const style = c.forcePathStyle ? 'path-style' : 'virtual-hosted';
-    return `S3 ${this.artifactUri} via ${where} (${style}): PutObject per file up to ${formatBytes(c.partSize)}, multipart above in ${formatBytes(c.partSize)} parts, ${c.queueSize} at a time`;
+    return `S3 ${this.artifactUri} via ${where} (${style}): PutObject per file up to ${formatBytes(c.partSize)}, multipart above in ${formatBytes(c.partSize)} parts, ${c.maxQueueSize > c.queueSize ? `${c.queueSize} to ${c.maxQueueSize}` : c.queueSize} at a time`;
   }
 
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
@@ -192,7 +193,7 @@ export class S3ArtifactStore implements ArtifactStore {
       }
       file = await openSourceFile(localPath);
       const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), artifactPath, source: { handle: file, path: localPath, size } };
-      if (multipart) ({ bytesReused, ...integrity } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, onProgress: options.onProgress, resume }));
+      if (multipart) ({ bytesReused, ...integrity } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, maxQueueSize: this.config.maxQueueSize, onProgress: options.onProgress, resume }));
       else integrity = await putObject(upload);
     } catch (error) {
       if (error instanceof VerificationError) {

@@ -1,25 +1,15 @@
 /**
  * How many files are in flight at once: a limiter that starts at the configured concurrency and
- * follows the link. On a remote server every small file waits a round trip, so more files in
- * flight means more files per second, until the server is the limit; on loopback the server's
- * CPU is the limit from the start, and more in flight only queues. The limiter finds out which
- * by measuring, rather than guessing from the address:
- *
- * - it counts completed files in windows of `limit` completions and compares each window's
- *   throughput (files and bytes per second, whichever grew more) with the one before;
- * - it grows by half while a step up paid off (at least {@link GAIN} more throughput), and
- *   steps back down, then stops growing, when one did not;
- * - a throttling answer (429, 503: `isThrottlingError` in core/retry.ts) halves it at once and
- *   stops growth for good: the server said what it copes with;
- * - memory stays bounded whatever the limit: every file in flight also holds a share of a byte
- *   budget (its size, at most one ~1 MiB buffer), so many 1 MiB files never take the limit's
- *   worth of buffers beyond {@link ConcurrencyOptions.memoryBudgetBytes}.
+ * follows the link. The measuring (windows of completions, grow by half while it pays off, step
+ * back when not, halve on 429/503) is core/adaptive-limit.ts's {@link AdaptiveLimit}, shared with
+ * the part loop of multipart uploads; this file adds the queue of files and their memory:
+ * every file in flight also holds a share of a byte budget (its size, at most one ~1 MiB
+ * buffer), so many 1 MiB files never take the limit's worth of buffers beyond
+ * {@link ConcurrencyOptions.memoryBudgetBytes}.
  *
  * @module
  */
-
-/** A window must beat the previous one by this factor for a step up to count as paying off. */
-export const GAIN = 1.15;
+import { AdaptiveLimit } from '../core/adaptive-limit.js';
 
 /** Options of {@link AdaptiveConcurrency}. */
 export interface ConcurrencyOptions {
@@ -61,36 +51,28 @@ interface Waiter {
  * ```
  */
 export class AdaptiveConcurrency {
-  private readonly max: number;
   private readonly budget: number;
   private readonly bufferBytes: number;
-  private readonly now: () => number;
-  private current: number;
+  /** The limit itself: how many files may be in flight, learnt from their completions. */
+  private readonly measure: AdaptiveLimit;
   private active = 0;
   private heldBytes = 0;
   private readonly queue: Waiter[] = [];
-  private growing: boolean;
-  /** The window being measured: completions at the current limit. */
-  private window = { started: 0, files: 0, bytes: 0 };
-  /** The last full window's throughput and the limit it ran at. */
-  private previous: { limit: number; filesPerS: number; bytesPerS: number } | undefined;
-  /** Highest limit reached, for reporting. */
-  peak: number;
 
   constructor(options: ConcurrencyOptions) {
-    this.current = options.initial;
-    this.max = Math.max(options.initial, options.max);
+    this.measure = new AdaptiveLimit({ initial: options.initial, max: options.max, ...(options.now ? { now: options.now } : {}) });
     this.bufferBytes = options.bufferBytes ?? 1024 * 1024;
     this.budget = Math.max(options.memoryBudgetBytes ?? 64 * 1024 * 1024, this.bufferBytes);
-    this.now = options.now ?? (() => performance.now());
-    this.growing = this.max > this.current;
-    this.peak = this.current;
-    this.window.started = this.now();
   }
 
   /** The current limit on files in flight. */
   get limit(): number {
-    return this.current;
+    return this.measure.limit;
+  }
+
+  /** Highest limit reached, for reporting. */
+  get peak(): number {
+    return this.measure.peak;
   }
 
   /**
@@ -178,20 +160,12 @@ export class AdaptiveConcurrency {
   }
 
   /**
-   * The server asked us to slow down (429/503): halve the limit and stop growing. The files
-   * already in flight when it said so may all be told the same; only once as many files as the
-   * new limit have completed does another throttling answer halve it again.
+   * The server asked us to slow down (429/503): halve the limit and stop growing (see
+   * {@link AdaptiveLimit.throttled}).
    */
   throttled(): void {
-    this.growing = false;
-    if (this.sinceThrottle !== undefined && this.sinceThrottle < this.current) return;
-    this.current = Math.max(1, Math.floor(this.current / 2));
-    this.sinceThrottle = 0;
-    this.resetWindow();
+    this.measure.throttled();
   }
-
-  /** Completions since the last halving; undefined before the first. */
-  private sinceThrottle: number | undefined;
 
   private acquire(cost: number): Promise<void> {
     if (this.queue.length === 0 && this.hasRoom(cost)) {
@@ -203,7 +177,7 @@ export class AdaptiveConcurrency {
 
   private hasRoom(cost: number): boolean {
     // One file always fits, however large the budget's share it would need.
-    return this.active < this.current && (this.active === 0 || this.heldBytes + cost <= this.budget);
+    return this.active < this.measure.limit && (this.active === 0 || this.heldBytes + cost <= this.budget);
   }
 
   private take(cost: number): void {
@@ -225,33 +199,7 @@ export class AdaptiveConcurrency {
     }
   }
 
-  private resetWindow(): void {
-    this.window = { started: this.now(), files: 0, bytes: 0 };
-  }
-
   private completed(bytes: number): void {
-    if (this.sinceThrottle !== undefined) this.sinceThrottle++;
-    this.window.files++;
-    this.window.bytes += bytes;
-    if (!this.growing || this.window.files < this.current) return;
-    const seconds = Math.max(this.now() - this.window.started, 1) / 1000;
-    const measured = { limit: this.current, filesPerS: this.window.files / seconds, bytesPerS: this.window.bytes / seconds };
-    const before = this.previous;
-    if (before && before.limit < measured.limit) {
-      const gain = Math.max(measured.filesPerS / before.filesPerS, before.bytesPerS > 0 ? measured.bytesPerS / before.bytesPerS : 0);
-      if (gain < GAIN) {
-        // The step up bought nothing: the link is not what limits us. Back to where we were.
-        this.current = before.limit;
-        this.growing = false;
-        this.drain();
-        return;
-      }
-    }
-    this.previous = measured;
-    this.current = Math.min(this.max, Math.ceil(this.current * 1.5));
-    this.peak = Math.max(this.peak, this.current);
-    if (this.current === this.max) this.growing = false;
-    this.resetWindow();
-    this.drain();
+    if (this.measure.completed(bytes)) this.drain();
   }
 }

@@ -157,7 +157,7 @@ describe('resolveArtifactStore', () => {
 
 describe('multipart options', () => {
   it('default to on above 500 MiB in 10 MiB parts, 4 at a time', () => {
-    expect(resolveMultipartOptions({}, {})).toEqual({ enabled: true, thresholdBytes: 500 * 1024 ** 2, chunkBytes: 10 * 1024 ** 2, partConcurrency: 4 });
+    expect(resolveMultipartOptions({}, {})).toEqual({ enabled: true, thresholdBytes: 500 * 1024 ** 2, chunkBytes: 10 * 1024 ** 2, partConcurrency: 4, maxPartConcurrency: 16 });
   });
 
   it('read MLflow env vars; options win', () => {

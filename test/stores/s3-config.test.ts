@@ -31,6 +31,7 @@ describe('S3 configuration from MLflow env vars', () => {
       credentials: undefined,
       partSize: 8 * MiB,
       queueSize: 4,
+      maxQueueSize: 16,
     });
   });
 

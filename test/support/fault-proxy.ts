@@ -5,14 +5,15 @@
  * proxy is thawed, or forwards the request and then drops the response (the server applied it,
  * the client never hears). Every request is logged so tests can count attempts, and every byte
  * of request bodies forwarded upstream is counted (`bytesForwarded`, and per request), so crash
- * tests can tell what was re-sent. A tripwire freezes the proxy at an exact byte count: no byte
+ * tests can tell what was re-sent, and so is how many requests were open when each arrived
+ * (`inFlightAtStart`: the client's concurrency, seen from outside). A tripwire freezes the proxy at an exact byte count: no byte
  * past it reaches the server (see `test/support/crash-harness.ts`).
  */
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { afterAll } from 'vitest';
 
-export type Fault = 'status' | 'drop' | 'drop-mid-body' | 'stall' | 'drop-response' | 'hold';
+export type Fault = 'status' | 'drop' | 'drop-mid-body' | 'stall' | 'drop-response' | 'hold' | 'delay';
 
 export interface FaultRule {
   /** Which requests the rule applies to (header names in lower case). @default every request */
@@ -28,6 +29,8 @@ export interface FaultRule {
   headers?: Record<string, string>;
   /** Response body for `status`. */
   body?: string;
+  /** For `delay`: how long to wait before forwarding the request (a slow link's round trips). @default 100 */
+  delayMs?: number;
   /** For `stall`: how long to hold the request before dropping it. @default 60000 */
   stallMs?: number;
   /** For `hold`: called when a request is held (it stays open, unanswered, until the client goes or the proxy is thawed). */
@@ -47,6 +50,8 @@ export interface ProxyLogEntry {
   fault?: Fault;
   /** Request body bytes forwarded upstream. */
   bytes: number;
+  /** Requests open at the proxy when this one arrived, itself included (concurrency seen from outside). */
+  inFlightAtStart: number;
 }
 
 export interface FaultProxy {
@@ -103,6 +108,7 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
   const requests: ProxyLogEntry[] = [];
   const sockets = new Set<Socket>();
   let bytesForwarded = 0;
+  let open = 0;
   let frozen = false;
   let tripwire: { bytes: number; onTrip: () => void } | undefined;
   /** Requests held by `hold` or by a freeze, and requests cut by a freeze mid-body: dropped on thaw. */
@@ -193,7 +199,9 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
   const server: Server = createServer((req, res) => {
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
-    const entry: ProxyLogEntry = { method, path, bytes: 0 };
+    open++;
+    res.on('close', () => open--);
+    const entry: ProxyLogEntry = { method, path, bytes: 0, inFlightAtStart: open };
     const contentRange = req.headers['content-range'];
     if (typeof contentRange === 'string') entry.contentRange = contentRange;
     requests.push(entry);
@@ -230,6 +238,11 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
       }
       case 'drop-response':
         return forward(req, res, entry, true, rule.onResponse && (() => rule.onResponse!({ method, path })));
+      case 'delay': {
+        const timer = setTimeout(() => forward(req, res, entry, false), rule.delayMs ?? 100);
+        req.socket.on('close', () => clearTimeout(timer));
+        return;
+      }
       case 'hold':
         hold(req);
         rule.onHold?.({ method, path });

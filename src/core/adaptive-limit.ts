@@ -1,0 +1,139 @@
+/**
+ * The measuring half of a concurrency limit that follows the link: how many requests should be
+ * in flight, learnt from their completions. On a remote server every request waits a round trip
+ * (and a part on a fresh connection waits for TCP slow start too), so more in flight means more
+ * throughput, until the server or the link is the limit; on loopback the server's CPU is the
+ * limit from the start, and more in flight only queues. {@link AdaptiveLimit} finds out which by
+ * measuring, rather than guessing from the address:
+ *
+ * - it counts completions in windows of `limit` completions and compares each window's
+ *   throughput (completions and bytes per second, whichever grew more) with the one before;
+ * - it grows by half while a step up paid off (at least {@link GAIN} more throughput), and
+ *   steps back down, then stops growing, when one did not;
+ * - a throttling answer (429, 503: `isThrottlingError` in core/retry.ts) halves it at once and
+ *   stops growth for good: the server said what it copes with.
+ *
+ * It only decides the number: the callers hold the queue (files: `uploader/concurrency.ts`;
+ * parts of one file: `stores/file-ranges.ts`) and the memory each request in flight costs.
+ *
+ * @module
+ */
+
+/** A window must beat the previous one by this factor for a step up to count as paying off. */
+export const GAIN = 1.15;
+
+/** Options of {@link AdaptiveLimit}. */
+export interface AdaptiveLimitOptions {
+  /** Requests in flight at the start (and always, when `max` equals it). */
+  initial: number;
+  /** The most it may grow to. Equal to `initial` (or less): a fixed limit. */
+  max: number;
+  /** Clock, for tests. @default performance.now */
+  now?: () => number;
+}
+
+/**
+ * How many requests may be in flight, adapted to the throughput their completions show (see the
+ * module doc). The caller reports each completion ({@link completed}) and each throttling answer
+ * ({@link throttled}), and starts requests while fewer than {@link limit} are in flight.
+ *
+ * @example
+ * ```ts
+ * const parts = new AdaptiveLimit({ initial: 4, max: 16 });
+ * // after each part: if (parts.completed(part.length)) startMore();
+ * // on a 503 SlowDown: parts.throttled();
+ * ```
+ */
+export class AdaptiveLimit {
+  /** Where it started. */
+  readonly initial: number;
+  private readonly max: number;
+  private readonly now: () => number;
+  private current: number;
+  private growing: boolean;
+  /** The window being measured: completions at the current limit. */
+  private window = { started: 0, count: 0, bytes: 0 };
+  /** The last full window's throughput and the limit it ran at. */
+  private previous: { limit: number; perS: number; bytesPerS: number } | undefined;
+  /** Completions since the last halving; undefined before the first. */
+  private sinceThrottle: number | undefined;
+  /** Highest limit reached, for reporting. */
+  peak: number;
+
+  constructor(options: AdaptiveLimitOptions) {
+    if (!Number.isInteger(options.initial) || options.initial < 1) throw new RangeError(`initial must be an integer >= 1, got ${options.initial}`);
+    this.initial = options.initial;
+    this.current = options.initial;
+    this.max = Math.max(options.initial, options.max);
+    this.now = options.now ?? (() => performance.now());
+    this.growing = this.max > this.current;
+    this.peak = this.current;
+    this.window.started = this.now();
+  }
+
+  /** The current limit on requests in flight. */
+  get limit(): number {
+    return this.current;
+  }
+
+  /** Whether the limit may still grow. */
+  get adapting(): boolean {
+    return this.growing;
+  }
+
+  /**
+   * One request completed with `bytes` sent (a failed one: 0). Returns true when the limit
+   * changed (grew, or stepped back), so the caller can start more requests or hold back.
+   */
+  completed(bytes: number): boolean {
+    if (this.sinceThrottle !== undefined) this.sinceThrottle++;
+    this.window.count++;
+    this.window.bytes += bytes;
+    if (!this.growing || this.window.count < this.current) return false;
+    const seconds = Math.max(this.now() - this.window.started, 1) / 1000;
+    const measured = { limit: this.current, perS: this.window.count / seconds, bytesPerS: this.window.bytes / seconds };
+    const before = this.previous;
+    if (before && before.limit < measured.limit) {
+      const gain = Math.max(measured.perS / before.perS, before.bytesPerS > 0 ? measured.bytesPerS / before.bytesPerS : 0);
+      if (gain < GAIN) {
+        // The step up bought nothing: the link is not what limits us. Back to where we were.
+        this.current = before.limit;
+        this.growing = false;
+        return true;
+      }
+    }
+    this.previous = measured;
+    this.current = Math.min(this.max, Math.ceil(this.current * 1.5));
+    this.peak = Math.max(this.peak, this.current);
+    if (this.current === this.max) this.growing = false;
+    this.resetWindow();
+    return true;
+  }
+
+  /**
+   * The server asked us to slow down (429/503): halve the limit and stop growing. The requests
+   * already in flight when it said so may all be told the same; only once as many requests as
+   * the new limit have completed does another throttling answer halve it again.
+   */
+  throttled(): void {
+    this.growing = false;
+    if (this.sinceThrottle !== undefined && this.sinceThrottle < this.current) return;
+    this.current = Math.max(1, Math.floor(this.current / 2));
+    this.sinceThrottle = 0;
+    this.resetWindow();
+  }
+
+  /**
+   * The caller cannot put more than `inFlight` in flight for now (its memory budget is spent):
+   * the limit stays there and stops growing, so windows measure what was really in flight.
+   */
+  holdAt(inFlight: number): void {
+    if (inFlight >= this.current) return;
+    this.current = Math.max(1, inFlight);
+    this.growing = false;
+  }
+
+  private resetWindow(): void {
+    this.window = { started: this.now(), count: 0, bytes: 0 };
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * The shared part loop (`sendFileRanges`) with an adaptive limit: a real file on disk, parts
+ * "sent" to a simulated link on a simulated clock (each part finishes `duration(inFlight)` ms
+ * after it started), so growth, the byte budget and throttling are decided by the loop's own
+ * rules, never by how busy the machine is. The stores' tests send the same loop's parts to moto
+ * and the MLflow server.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AdaptiveLimit } from '../../src/core/adaptive-limit.js';
+import { ByteBudget } from '../../src/core/byte-budget.js';
+import { RangeStop, sendFileRanges } from '../../src/stores/file-ranges.js';
+import { OrderedSha256 } from '../../src/stores/ordered-sha256.js';
+import type { SourceFile } from '../../src/stores/source-file.js';
+
+const KiB = 1024;
+const RANGE = 64 * KiB;
+const RANGES = 120;
+
+let dir: string;
+let data: Buffer;
+let path: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'file-ranges-'));
+  data = randomBytes(RANGE * RANGES - 1000); // the last range is short
+  path = join(dir, 'data.bin');
+  await writeFile(path, data);
+});
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  /** The bytes that arrived, put together by range index. */
+  received: Buffer;
+  /** Most ranges in flight at once. */
+  maxInFlight: number;
+  /** Most ranges in flight among those started after the throttling answer and the first `initial`. */
+  maxInFlightAfterThrottle: number;
+  budget: ByteBudget;
+  limit: AdaptiveLimit;
+}
+
+/**
+ * Sends the file through `sendFileRanges` to a simulated link: the driver advances the clock to
+ * the earliest unfinished range, finishes it, and lets the loop start the next ones.
+ */
+async function sendSimulated(options: {
+  initial: number;
+  max: number;
+  duration: (inFlight: number) => number;
+  budgetBytes?: number;
+  throttleAt?: number;
+  hasher?: OrderedSha256;
+}): Promise<Run> {
+  const clock = { t: 0 };
+  const limit = new AdaptiveLimit({ initial: options.initial, max: options.max, now: () => clock.t });
+  const budget = new ByteBudget(options.budgetBytes ?? 1024 * 1024 * 1024);
+  const stop = new RangeStop();
+  const handle = await open(path, 'r');
+  // Reads are real I/O: counted, so the driver only moves the clock once none is under way.
+  let reading = 0;
+  const counted = {
+    read: (buffer: Buffer, offset: number, length: number, position: number) => {
+      reading++;
+      return handle.read(buffer, offset, length, position).finally(() => reading--);
+    },
+  } as unknown as FileHandle;
+  const source: SourceFile = { handle: counted, path, size: data.length };
+  const pieces: Buffer[] = [];
+  const pending: Array<{ at: number; done: () => void }> = [];
+  let inFlight = 0;
+  let started = 0;
+  let maxInFlight = 0;
+  let maxInFlightAfterThrottle = 0;
+  try {
+    const sending = sendFileRanges(source, stop, {
+      rangeSize: RANGE,
+      concurrency: limit,
+      budget,
+      hasher: options.hasher,
+      send: (index, body) => {
+        pieces[index] = Buffer.from(body); // the body is only valid until the send resolves
+        inFlight++;
+        started++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        if (options.throttleAt !== undefined) {
+          if (started === options.throttleAt) stop.throttled();
+          if (started > Math.max(options.throttleAt, options.initial)) maxInFlightAfterThrottle = Math.max(maxInFlightAfterThrottle, inFlight);
+        }
+        return new Promise<void>((resolve) => pending.push({ at: clock.t + options.duration(inFlight), done: resolve }));
+      },
+    });
+    // Lets the loop start what it can: every read done, and the turns after them run.
+    const settle = async () => {
+      for (let quiet = 0; quiet < 3; ) {
+        await new Promise((r) => setImmediate(r));
+        if (reading > 0) {
+          quiet = 0;
+          await new Promise((r) => setTimeout(r, 1));
+        } else quiet++;
+      }
+    };
+    await settle();
+    while (pending.length > 0) {
+      pending.sort((a, b) => a.at - b.at);
+      const next = pending.shift()!;
+      clock.t = next.at;
+      inFlight--;
+      next.done();
+      await settle();
+    }
+    await sending;
+  } finally {
+    await handle.close();
+  }
+  return { received: Buffer.concat(pieces), maxInFlight, maxInFlightAfterThrottle, budget, limit };
+}
+
+describe('sendFileRanges with an adaptive limit', () => {
+  it('grows while each range waits on the link (a round trip per range), and every byte arrives in place', async () => {
+    const hasher = new OrderedSha256(data.length);
+    const run = await sendSimulated({ initial: 4, max: 16, duration: () => 80, hasher });
+    expect(run.received.equals(data)).toBe(true);
+    expect(run.limit.peak).toBe(16);
+    expect(run.maxInFlight).toBe(16);
+    // The in-order sha256 came from the same buffers, however many were in flight.
+    const handle = await open(path, 'r');
+    try {
+      expect(await hasher.digest({ handle, path, size: data.length })).toBe(createHash('sha256').update(data).digest('hex'));
+    } finally {
+      await handle.close();
+    }
+    // Every buffer went back to the budget.
+    expect(run.budget.held).toBe(0);
+  });
+
+  it('stays near where it started when the server is the limit (more in flight only queues)', async () => {
+    // Throughput is fixed: each range takes longer the more are in flight.
+    const run = await sendSimulated({ initial: 4, max: 16, duration: (n) => 10 * n });
+    expect(run.received.equals(data)).toBe(true);
+    expect(run.limit.limit).toBe(4);
+    expect(run.maxInFlight).toBeLessThanOrEqual(6); // one step up, measured, then back
+  });
+
+  it('keeps buffers beyond the starting number within the byte budget, and the limit at what the budget allows', async () => {
+    const run = await sendSimulated({ initial: 4, max: 16, duration: () => 80, budgetBytes: 7 * RANGE });
+    expect(run.received.equals(data)).toBe(true);
+    expect(run.budget.peak).toBeLessThanOrEqual(7 * RANGE);
+    expect(run.maxInFlight).toBe(7);
+    expect(run.limit.limit).toBe(7);
+    expect(run.budget.held).toBe(0);
+  });
+
+  it('always has its starting buffers, even with the budget spent by others', async () => {
+    const run = await sendSimulated({ initial: 3, max: 16, duration: () => 80, budgetBytes: 0 });
+    expect(run.received.equals(data)).toBe(true);
+    expect(run.maxInFlight).toBe(3);
+    expect(run.budget.peak).toBe(3 * RANGE);
+  });
+
+  it('halves on a throttling answer and grows no more', async () => {
+    const run = await sendSimulated({ initial: 8, max: 16, duration: () => 80, throttleAt: 3 });
+    expect(run.received.equals(data)).toBe(true);
+    expect(run.limit.limit).toBe(4);
+    expect(run.limit.peak).toBe(8);
+    expect(run.maxInFlight).toBe(8);
+    // The ranges in flight at the answer finish; no new one starts until fewer than 4 are left.
+    expect(run.maxInFlightAfterThrottle).toBe(4);
+  });
+
+  it('keeps a number fixed: never more in flight however the link behaves', async () => {
+    const run = await sendSimulated({ initial: 5, max: 5, duration: () => 80 });
+    expect(run.received.equals(data)).toBe(true);
+    expect(run.maxInFlight).toBe(5);
+    expect(run.limit.peak).toBe(5);
+  });
+});
