@@ -8,7 +8,7 @@
  *
  * - it counts completions in windows of `limit` completions and compares each window's
  *   throughput (completions and bytes per second, whichever grew more) with the one before;
- * - it grows by half while a step up paid off (at least {@link GAIN} more throughput), and
+ * - it grows by half (or by `growthFactor`) while a step up paid off (at least {@link GAIN} more throughput), and
  *   steps back down, then stops growing, when one did not;
  * - a throttling answer (429, 503: `isThrottlingError` in core/retry.ts) halves it at once and
  *   stops growth for good: the server said what it copes with.
@@ -28,6 +28,12 @@ export interface AdaptiveLimitOptions {
   initial: number;
   /** The most it may grow to. Equal to `initial` (or less): a fixed limit. */
   max: number;
+  /**
+   * How much each step up multiplies the limit by (at least +1). Smaller steps cost less when
+   * one does not pay off: each request in flight may hold a large buffer (a multipart part).
+   * @default 1.5
+   */
+  growthFactor?: number;
   /** Clock, for tests. @default performance.now */
   now?: () => number;
 }
@@ -49,6 +55,7 @@ export class AdaptiveLimit {
   readonly initial: number;
   private readonly max: number;
   private readonly now: () => number;
+  private readonly growthFactor: number;
   private current: number;
   private growing: boolean;
   /** The window being measured: completions at the current limit. */
@@ -66,6 +73,7 @@ export class AdaptiveLimit {
     this.current = options.initial;
     this.max = Math.max(options.initial, options.max);
     this.now = options.now ?? (() => performance.now());
+    this.growthFactor = options.growthFactor ?? 1.5;
     this.growing = this.max > this.current;
     this.peak = this.current;
     this.window.started = this.now();
@@ -103,7 +111,7 @@ export class AdaptiveLimit {
       }
     }
     this.previous = measured;
-    this.current = Math.min(this.max, Math.ceil(this.current * 1.5));
+    this.current = Math.min(this.max, Math.max(this.current + 1, Math.ceil(this.current * this.growthFactor)));
     this.peak = Math.max(this.peak, this.current);
     if (this.current === this.max) this.growing = false;
     this.resetWindow();

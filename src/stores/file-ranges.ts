@@ -33,6 +33,13 @@ export const PART_BUFFER_BUDGET_BYTES = 64 * 1024 * 1024;
 /** The most parts of one file in flight that the default, adaptive part concurrency grows to. */
 export const MAX_ADAPTIVE_PARTS_IN_FLIGHT = 16;
 
+/**
+ * How much each step up multiplies a file's parts in flight by (4 → 5 → 7 → 9 → 12 → 15): a step
+ * that does not pay off (loopback) then costs one or two part buffers for a moment, not half
+ * as many again.
+ */
+export const PART_GROWTH_FACTOR = 1.25;
+
 /** The process-wide budget of part buffers ({@link PART_BUFFER_BUDGET_BYTES}). */
 const partBuffers = new ByteBudget(PART_BUFFER_BUDGET_BYTES);
 
@@ -77,7 +84,7 @@ export class RangeStop {
   /**
    * A request of this file was answered with a throttling status (429, 503 SlowDown: see
    * `isThrottlingError` in core/retry.ts): an adaptive limit of its ranges in flight halves and
-   * grows no more. A fixed one, or none running, is left as it is.
+   * grows no more, fixed or not (as the limit on files does).
    */
   throttled(): void {
     runningLimits.get(this)?.throttled();
@@ -92,11 +99,14 @@ export interface SendFileRangesOptions {
   /** Bytes per range; the last one is shorter. */
   rangeSize: number;
   /**
-   * Ranges in flight at once: a number is fixed; an {@link AdaptiveLimit} starts at its initial
-   * value and follows the link. The caller reports
-   * throttling answers through `stop.throttled()` ({@link RangeStop.throttled}).
+   * Ranges in flight at the start: a number (growing up to {@link maxConcurrency} while more in
+   * flight pay off, by {@link PART_GROWTH_FACTOR} a step), or an {@link AdaptiveLimit} of the
+   * caller's. The caller reports throttling answers through `stop.throttled()`
+   * ({@link RangeStop.throttled}).
    */
   concurrency: number | AdaptiveLimit;
+  /** The most ranges in flight a numeric `concurrency` may grow to. @default concurrency (fixed) */
+  maxConcurrency?: number | undefined;
   /**
    * Where buffers beyond the limit's initial number come from.
    * @default the process-wide budget of {@link PART_BUFFER_BUDGET_BYTES}
@@ -133,14 +143,17 @@ export interface SendFileRangesOptions {
  *
  * @example
  * ```ts
- * await sendFileRanges(source, requests, { rangeSize: 8 << 20, concurrency: 4, send: (i, body) => uploadPart(i + 1, body) });
+ * await sendFileRanges(source, requests, { rangeSize: 8 << 20, concurrency: 4, maxConcurrency: 16, send: (i, body) => uploadPart(i + 1, body) });
  * if (requests.stopped) throw new AbortedError();
  * ```
  */
 export async function sendFileRanges(source: SourceFile, stop: RangeStop, options: SendFileRangesOptions): Promise<void> {
   const { rangeSize, skip, hasher } = options;
   const count = Math.ceil(source.size / rangeSize);
-  const limit = typeof options.concurrency === 'number' ? new AdaptiveLimit({ initial: options.concurrency, max: options.concurrency }) : options.concurrency;
+  const limit =
+    typeof options.concurrency === 'number'
+      ? new AdaptiveLimit({ initial: options.concurrency, max: options.maxConcurrency ?? options.concurrency, growthFactor: PART_GROWTH_FACTOR })
+      : options.concurrency;
   const budget = options.budget ?? partBuffers;
   const own = limit.initial;
   const spare: Buffer[] = [];

@@ -23,7 +23,6 @@ import type { ErrorResponse, HttpClient } from '../core/http.js';
 import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
 import { throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
-import { AdaptiveLimit } from '../core/adaptive-limit.js';
 import { isThrottlingError, RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
 import { sourceChange } from '../core/source-snapshot.js';
 import {
@@ -244,7 +243,8 @@ export class MlflowArtifactsStore implements ArtifactStore {
       try {
         await sendFileRanges(source, requests, {
           rangeSize: chunk,
-          concurrency: new AdaptiveLimit({ initial: this.multipart.partConcurrency, max: this.multipart.maxPartConcurrency }),
+          concurrency: this.multipart.partConcurrency,
+          maxConcurrency: this.multipart.maxPartConcurrency,
           hasher,
           send: async (index, body) => {
             parts[index] = await this.uploadPart(body, credentials[index]!, { numParts, fileName, signal: requests.signal, onRetry }, (n) => {

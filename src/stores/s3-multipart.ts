@@ -26,7 +26,6 @@ import * as zlib from 'node:zlib';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import { InvalidResponseError, VerificationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import { AdaptiveLimit } from '../core/adaptive-limit.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { MAX_S3_PARTS } from './s3-config.js';
 import type { MultipartResume } from './artifact-store.js';
@@ -169,7 +168,8 @@ export async function multipartUpload(
   await sendFileRanges(source, requests, {
     rangeSize: partSize,
     // Adaptive from queueSize up to maxQueueSize (a fixed queueSize when they are equal).
-    concurrency: new AdaptiveLimit({ initial: options.queueSize, max: options.maxQueueSize ?? options.queueSize }),
+    concurrency: options.queueSize,
+    maxConcurrency: options.maxQueueSize,
     onProgress: options.onProgress,
     skip: done,
     alreadyLoaded: bytesReused,

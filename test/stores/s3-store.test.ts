@@ -171,6 +171,75 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(await inProgressUploads(`${store.rootKey}/model/`)).toEqual([]);
   });
 
+  /** A 60 MiB file (12 parts of 5 MiB): enough parts for the number in flight to change. */
+  let twelveParts: { data: Buffer; path: string } | undefined;
+  async function twelvePartFile(): Promise<{ data: Buffer; path: string }> {
+    if (!twelveParts) {
+      const data = randomBytes(60 * MiB);
+      twelveParts = { data, path: await writeLocal('twelve-parts.bin', data) };
+    }
+    return twelveParts;
+  }
+  /** The part PUTs the proxy saw, in arrival order, with how many requests were open then. */
+  const partRequests = () => proxy.requests.filter((r) => r.method === 'PUT' && /[?&]partNumber=\d+/.test(r.path));
+  /** Every part PUT waits `delayMs` at the proxy first: a link a round trip away. */
+  const slowLink = (delayMs: number) => proxy.addRule({ match: (r) => r.method === 'PUT' && /[?&]partNumber=\d+/.test(r.path), fault: 'delay', delayMs });
+  it('by default sends more parts at once while each waits on the link, within the part-buffer budget; the bytes arrive whole', async () => {
+    resetProxy();
+    const file = await twelvePartFile();
+    slowLink(300);
+    const store = storeFor({ partSize: 5 * MiB }, proxy.url);
+    expect(store.describe()).toMatch(/parts, 4 to 16 at a time$/);
+    const result = await store.uploadFile(file.path, 'adaptive/twelve.bin');
+    expected['adaptive/twelve.bin'] = sha256(file.data);
+    expect(result).toMatchObject({ bytes: file.data.length, attempts: 1, multipart: true, sha256: sha256(file.data), verified: 'checksum' });
+    const parts = partRequests();
+    expect(parts).toHaveLength(12);
+    const peak = Math.max(...parts.map((r) => r.inFlightAtStart));
+    // It started at 4 and grew (the first step up comes after 4 parts, whatever they measured)...
+    expect(parts.slice(0, 4).map((r) => r.inFlightAtStart)).toEqual([1, 2, 3, 4]);
+    expect(peak).toBeGreaterThanOrEqual(5);
+    // ...never past what 64 MiB of part buffers hold (12 × 5 MiB), nor the default maximum of 16.
+    expect(peak).toBeLessThanOrEqual(12);
+  });
+
+  it('keeps a queueSize set explicitly fixed, however the link behaves', async () => {
+    resetProxy();
+    const file = await twelvePartFile();
+    slowLink(300);
+    const store = storeFor({ partSize: 5 * MiB, queueSize: 3 }, proxy.url);
+    expect(store.describe()).toMatch(/parts, 3 at a time$/);
+    await store.uploadFile(file.path, 'fixed/twelve.bin');
+    expect(Math.max(...partRequests().map((r) => r.inFlightAtStart))).toBe(3);
+    expected['fixed/twelve.bin'] = sha256(file.data);
+  });
+
+  it('halves the parts in flight when S3 answers 503 SlowDown', async () => {
+    resetProxy();
+    const file = await twelvePartFile();
+    proxy.addRule({
+      match: isPart(1),
+      times: 1,
+      fault: 'status',
+      status: 503,
+      headers: { 'content-type': 'application/xml' },
+      body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>',
+    });
+    slowLink(400);
+    // Pinned at 4, so the halving is to 2 whenever the retry comes.
+    const store = storeFor({ partSize: 5 * MiB, queueSize: 4 }, proxy.url);
+    const retries: RetryEvent[] = [];
+    const result = await store.uploadFile(file.path, 'slowdown/twelve.bin', { onRetry: (e) => retries.push(e) });
+    expect(result).toMatchObject({ bytes: file.data.length, attempts: 2, multipart: true, sha256: sha256(file.data) });
+    expect(retries).toHaveLength(1);
+    const parts = partRequests();
+    expect(parts.filter((r) => isPart(1)(r)).map((r) => r.status)).toEqual([503, 200]);
+    // Before the answer, 4 at once; the parts started after it (the last ones) find at most 2 open.
+    expect(Math.max(...parts.map((r) => r.inFlightAtStart))).toBe(4);
+    expect(parts.slice(-3).map((r) => r.inFlightAtStart).every((n) => n <= 2)).toBe(true);
+    expected['slowdown/twelve.bin'] = sha256(file.data);
+  });
+
   it('an abort stops the parts and aborts the multipart upload: nothing stays in progress', async () => {
     resetProxy();
     // Part 2 hangs; part 1 goes through, so the multipart upload exists when we abort.
@@ -422,6 +491,6 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
     const downloaded = await pythonArtifactHashes(mlflowDirectS3Server().url, run.runId, '', pythonEnv);
     expect(downloaded).toEqual(expected);
-    expect((await storeFor().list()).map((e) => e.path)).toEqual(['extra', 'model', 'resolved.txt', 'small', 'types', 'unchecked', 'verified']);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['adaptive', 'extra', 'fixed', 'model', 'resolved.txt', 'slowdown', 'small', 'types', 'unchecked', 'verified']);
   });
 });
