@@ -20,6 +20,7 @@
 import { AdaptiveLimit } from '../core/adaptive-limit.js';
 import { ByteBudget } from '../core/byte-budget.js';
 import { combineSignals } from '../core/abort.js';
+import type { Logger } from '../core/logger.js';
 import type { OrderedSha256 } from './ordered-sha256.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
 
@@ -112,6 +113,10 @@ export interface SendFileRangesOptions {
    * @default the process-wide budget of {@link PART_BUFFER_BUDGET_BYTES}
    */
   budget?: ByteBudget | undefined;
+  /** Told (debug) how far the number of ranges in flight grew, when it did. @default silent */
+  logger?: Logger | undefined;
+  /** What the ranges are, for that message. @default 'ranges' */
+  label?: string | undefined;
   /** Sends range `index` (0-based); `body` is only valid until this resolves. */
   send: (index: number, body: Buffer) => Promise<void>;
   /** Bytes of the ranges sent so far (counting {@link alreadyLoaded}), after each range. */
@@ -245,6 +250,9 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
   } finally {
     runningLimits.delete(stop);
     budget.release(buffers * rangeSize);
+  }
+  if (limit.peak > limit.initial) {
+    options.logger?.debug(`${options.label ?? 'ranges'} in flight grew from ${limit.initial} to ${limit.peak} (${limit.limit} at the end; ${buffers} buffers of ${rangeSize} bytes)`);
   }
   if (failure) throw stop.firstError ?? failure.error;
 }

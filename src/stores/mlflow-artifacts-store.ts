@@ -245,6 +245,8 @@ export class MlflowArtifactsStore implements ArtifactStore {
           rangeSize: chunk,
           concurrency: this.multipart.partConcurrency,
           maxConcurrency: this.multipart.maxPartConcurrency,
+          logger: this.logger,
+          label: `parts of ${serverPath}`,
           hasher,
           send: async (index, body) => {
             parts[index] = await this.uploadPart(body, credentials[index]!, { numParts, fileName, signal: requests.signal, onRetry }, (n) => {

@@ -112,7 +112,7 @@ export async function putObject(upload: ObjectUpload): Promise<ObjectIntegrity> 
  */
 export async function multipartUpload(
   upload: ObjectUpload,
-  options: { partSize: number; queueSize: number; maxQueueSize?: number | undefined; onProgress?: ((loaded: number) => void) | undefined; resume?: MultipartResume | undefined },
+  options: { partSize: number; queueSize: number; maxQueueSize?: number | undefined; logger?: Logger | undefined; onProgress?: ((loaded: number) => void) | undefined; resume?: MultipartResume | undefined },
 ): Promise<ObjectIntegrity & { bytesReused: number }> {
   const { sdk, requests, params, source, target } = upload;
   const { partSize, resume } = options;
@@ -170,6 +170,8 @@ export async function multipartUpload(
     // Adaptive from queueSize up to maxQueueSize (a fixed queueSize when they are equal).
     concurrency: options.queueSize,
     maxConcurrency: options.maxQueueSize,
+    logger: options.logger,
+    label: `parts of ${target}`,
     onProgress: options.onProgress,
     skip: done,
     alreadyLoaded: bytesReused,

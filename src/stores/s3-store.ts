@@ -193,7 +193,7 @@ export class S3ArtifactStore implements ArtifactStore {
       }
       file = await openSourceFile(localPath);
       const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), artifactPath, source: { handle: file, path: localPath, size } };
-      if (multipart) ({ bytesReused, ...integrity } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, maxQueueSize: this.config.maxQueueSize, onProgress: options.onProgress, resume }));
+      if (multipart) ({ bytesReused, ...integrity } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, maxQueueSize: this.config.maxQueueSize, logger: this.logger, onProgress: options.onProgress, resume }));
       else integrity = await putObject(upload);
     } catch (error) {
       if (error instanceof VerificationError) {

@@ -240,6 +240,32 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
     expect(await pythonArtifactHashes(s3.url, runId, 'shuffled')).toEqual({ 'model.bin': sha256(bytes) });
   });
 
+  it('sends more parts at once while each waits on a slow object store (default partConcurrency), within the part-buffer budget', async () => {
+    const s3 = mlflowS3Server();
+    const front = await proxy(s3.url);
+    const objectStore = await proxy(s3.s3Endpoint);
+    const isPartPut = (r: { method: string; path: string }) => r.method === 'PUT' && /[?&]partNumber=\d+/.test(r.path);
+    // Every part waits 300 ms at the object store's door: a link a round trip away.
+    objectStore.addRule({ match: isPartPut, fault: 'delay', delayMs: 300 });
+    const { runId, artifactUri } = await createRun(s3.url);
+    const store = storeFor(front.url, artifactUri, { thresholdBytes: 5 * MiB, chunkBytes: 5 * MiB, rewritePartUrl: (u) => u.replace(s3.s3Endpoint, objectStore.url) });
+    expect(store.describe()).toMatch(/parts, 4 to 16 at a time/);
+    const bytes = randomBytes(60 * MiB);
+    const file = join(scratch(), 'twelve.bin');
+    writeFileSync(file, bytes);
+    const result = await store.uploadFile(file, 'adaptive/model.bin');
+
+    expect(result).toEqual({ bytes: bytes.length, attempts: 1, multipart: true, sha256: sha256(bytes) });
+    const parts = objectStore.requests.filter(isPartPut);
+    expect(parts).toHaveLength(12);
+    // 4 at first; after 4 parts one more; never past 64 MiB of part buffers (12 × 5 MiB).
+    expect(parts.slice(0, 4).map((r) => r.inFlightAtStart)).toEqual([1, 2, 3, 4]);
+    const peak = Math.max(...parts.map((r) => r.inFlightAtStart));
+    expect(peak).toBeGreaterThanOrEqual(5);
+    expect(peak).toBeLessThanOrEqual(12);
+    expect(await pythonArtifactHashes(s3.url, runId, 'adaptive')).toEqual({ 'model.bin': sha256(bytes) });
+  });
+
   it('aborts the server-side upload when the caller aborts, leaving no upload in progress', async () => {
     const s3 = mlflowS3Server();
     const front = await proxy(s3.url);
