@@ -1,0 +1,76 @@
+/**
+ * The measuring limit on its own, on a simulated clock: the file limiter
+ * (test/uploader/concurrency.test.ts) and the part loop (test/stores/file-ranges.test.ts) test it
+ * at work; this pins the steps, the throttle and the budget's counting.
+ */
+import { describe, expect, it } from 'vitest';
+import { AdaptiveLimit, GAIN } from '../../src/core/adaptive-limit.js';
+import { ByteBudget } from '../../src/core/byte-budget.js';
+
+/** Completes `count` requests of `bytes` each, `msEach` apart on the clock. */
+function complete(limit: AdaptiveLimit, clock: { t: number }, count: number, msEach: number, bytes = 1): boolean[] {
+  return Array.from({ length: count }, () => {
+    clock.t += msEach;
+    return limit.completed(bytes);
+  });
+}
+
+describe('AdaptiveLimit', () => {
+  it('steps up by its growth factor (at least one) after each window that paid off, up to its maximum', () => {
+    const clock = { t: 0 };
+    const limit = new AdaptiveLimit({ initial: 4, max: 16, growthFactor: 1.25, now: () => clock.t });
+    const seen = [limit.limit];
+    // Each window of `limit` completions takes the same time: throughput grows with the limit.
+    while (limit.adapting) {
+      const size = limit.limit;
+      complete(limit, clock, size, 100 / size);
+      seen.push(limit.limit);
+    }
+    expect(seen).toEqual([4, 5, 7, 9, 12, 15, 16]);
+    expect(limit.peak).toBe(16);
+  });
+
+  it('steps back and stops when a step up did not bring GAIN more throughput', () => {
+    const clock = { t: 0 };
+    const limit = new AdaptiveLimit({ initial: 4, max: 16, now: () => clock.t });
+    expect(complete(limit, clock, 4, 10).at(-1)).toBe(true); // the first step is always taken
+    expect(limit.limit).toBe(6);
+    // Six completions at 6 in flight, each 10 ms apart: the same rate as before, no gain.
+    expect(GAIN).toBeGreaterThan(1);
+    expect(complete(limit, clock, 6, 10).at(-1)).toBe(true);
+    expect([limit.limit, limit.adapting, limit.peak]).toEqual([4, false, 6]);
+  });
+
+  it('halves on a throttling answer once per round of completions, and grows no more', () => {
+    const limit = new AdaptiveLimit({ initial: 8, max: 8 });
+    limit.throttled();
+    limit.throttled(); // the requests in flight at the answer may all be told the same
+    expect(limit.limit).toBe(4);
+    complete(limit, { t: 0 }, 4, 1);
+    limit.throttled();
+    expect([limit.limit, limit.adapting]).toEqual([2, false]);
+  });
+
+  it('holds at what the caller could put in flight, and refuses a starting value below 1', () => {
+    const limit = new AdaptiveLimit({ initial: 4, max: 16 });
+    limit.holdAt(6);
+    expect([limit.limit, limit.adapting]).toEqual([4, true]);
+    limit.holdAt(3);
+    expect([limit.limit, limit.adapting]).toEqual([3, false]);
+    expect(() => new AdaptiveLimit({ initial: 0, max: 4 })).toThrow(RangeError);
+  });
+});
+
+describe('ByteBudget', () => {
+  it('grants within its ceiling, counts what it must grant regardless, and keeps the peak', () => {
+    const budget = new ByteBudget(100);
+    expect(budget.tryTake(60)).toBe(true);
+    expect(budget.tryTake(50)).toBe(false);
+    budget.take(50);
+    expect([budget.held, budget.peak]).toEqual([110, 110]);
+    expect(budget.tryTake(1)).toBe(false);
+    budget.release(110);
+    expect(budget.tryTake(100)).toBe(true);
+    expect(() => new ByteBudget(-1)).toThrow(RangeError);
+  });
+});
