@@ -102,3 +102,20 @@ export async function withServerCpu(groups: readonly number[], measure: () => Pr
     ...(wakeupsBefore !== undefined && wakeupsAfter !== undefined ? { serverWakeups: wakeupsAfter - wakeupsBefore } : {}),
   };
 }
+
+/**
+ * Waits until the given servers are idle: less than `idleMs` of CPU over one `intervalMs` step
+ * (e.g. moto still storing the parts that had arrived when a client was killed), bounded by
+ * `timeoutMs`. Returns at once where `/proc` cannot be read.
+ */
+export async function untilIdle(groups: readonly number[], options: { intervalMs?: number; idleMs?: number; timeoutMs?: number } = {}): Promise<void> {
+  const { intervalMs = 200, idleMs = 10, timeoutMs = 20_000 } = options;
+  let last = processGroupCpuMs(groups);
+  if (last === undefined) return;
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, intervalMs));
+    const now = processGroupCpuMs(groups);
+    if (now === undefined || now - last < idleMs) return;
+    last = now;
+  }
+}
