@@ -48,6 +48,11 @@ const AZURITE_ACCOUNT = 'devstoreaccount1';
 const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 const AZURE_CONTAINER = 'mlflow-test';
 
+/** The run's temp dirs (in os.tmpdir()): a later run removes those of a run that was killed. */
+const SERVERS_DIR_PREFIX = 'au-servers-';
+const HOME_DIR_PREFIX = 'au-test-home-';
+const RUN_DIR_PREFIXES = [SERVERS_DIR_PREFIX, HOME_DIR_PREFIX];
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const log = (line: string) => process.stderr.write(`[test servers] ${line}\n`);
   const swept = sweepLeftovers(RUN_DIR_PREFIXES);
@@ -112,10 +117,6 @@ function isolateHome(): () => void {
     rmSync(home, { recursive: true, force: true });
   };
 }
-
-const SERVERS_DIR_PREFIX = 'au-servers-';
-const HOME_DIR_PREFIX = 'au-test-home-';
-const RUN_DIR_PREFIXES = [SERVERS_DIR_PREFIX, HOME_DIR_PREFIX];
 
 const ISOLATED_VARS = ['HOME', 'XDG_CACHE_HOME', 'ARTIFACT_UPLOADER_JOURNAL_DIR', 'ARTIFACT_UPLOADER_TEST_CACHE'] as const;
 
