@@ -1,9 +1,10 @@
 /**
  * The servers' own CPU time during a measurement: "the server is the limit" only counts when the
- * server's CPU says so. Each server the bench starts leads its own process group (uvicorn's
- * workers, the `mlflow server` wrapper and moto all stay in it), so a server's CPU is the sum of
- * user + system time over its group, read from `/proc/<pid>/stat`, children that already exited
- * and were reaped included (`cutime` + `cstime`). Linux only; elsewhere nothing is recorded.
+ * server's CPU says so. Each server the bench starts runs in its own process group, led by its
+ * idle watchdog (test/support/server-watchdog.mjs; uvicorn's workers, the `mlflow server` wrapper
+ * and moto all stay in it), so a server's CPU is the sum of user + system time over its group,
+ * read from `/proc/<pid>/stat`, children that already exited and were reaped included (`cutime` +
+ * `cstime`). Linux only; elsewhere nothing is recorded.
  *
  * Beside the CPU, the servers' wake-ups: voluntary context switches summed over every thread
  * (`/proc/<pid>/task/<tid>/status`), i.e. how often a server thread went to sleep for want of
