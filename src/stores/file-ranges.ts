@@ -128,7 +128,9 @@ export interface SendFileRangesOptions {
   /**
    * Hashes the file in order from the buffers read for sending: each range is hashed once the
    * ranges before it are (while it is sent), and a buffer is reused only after that, so memory
-   * stays at one buffer per range in flight. Skipped ranges are read (not sent) to be hashed.
+   * stays at one buffer per range in flight. Skipped ranges are read (not sent) to be hashed, in
+   * turn, by one more reader beside the ranges in flight (1 MiB at a time), so the ranges after
+   * them are sent meanwhile instead of waiting for a resumed file's kept parts to be hashed first.
    * @default none (no hash)
    */
   hasher?: OrderedSha256 | undefined;
@@ -169,22 +171,27 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
   let loaded = options.alreadyLoaded ?? 0;
   if (loaded > 0) options.onProgress?.(loaded);
 
-  /** Reads range `index` into `buffer` and sends it (or only hashes it, when skipped); the bytes sent. */
-  const sendRange = async (index: number, skipped: boolean, buffer: Buffer): Promise<number> => {
+  /** Reads range `index` into `buffer` and sends it; the bytes sent. */
+  const sendRange = async (index: number, buffer: Buffer): Promise<number> => {
     const start = index * rangeSize;
     const length = Math.min(rangeSize, source.size - start);
     const body = await readSourceRange(source, buffer, start, length);
     if (stop.stopped) return 0;
     // Hashed in turn while it is sent: the buffer is free again once both are done.
-    const hashed = hasher?.hashInTurn(start, body, stop.signal);
-    if (skipped) {
-      await hashed;
-      return 0;
-    }
-    await Promise.all([options.send(index, body), hashed]);
+    await Promise.all([options.send(index, body), hasher?.hashInTurn(start, body, stop.signal)]);
     loaded += length;
     options.onProgress?.(loaded);
     return length;
+  };
+  /** Hashes the skipped ranges from the file, each once the hash has reached it (the sent ranges before it are hashed as they are sent). */
+  const hashSkipped = async (): Promise<void> => {
+    for (let index = 0; index < count && hasher && !stop.stopped; index++) {
+      if (skip?.has(index) !== true) continue;
+      const start = index * rangeSize;
+      await hasher.hashInTurn(start, Buffer.alloc(0), stop.signal); // waits for its turn
+      if (stop.stopped) return;
+      await hasher.readUpTo(source, Math.min(start + rangeSize, source.size));
+    }
   };
   /** A spare buffer, else a new one (the file's own up to `own`, beyond that from the budget). */
   const bufferFor = (): Buffer | undefined => {
@@ -207,14 +214,21 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
   };
 
   runningLimits.set(stop, limit);
+  const skippedHashed =
+    hasher && skip && skip.size > 0
+      ? hashSkipped().catch((error: unknown) => {
+          // A local read error stops the other ranges as a failed request does.
+          failure ??= { error };
+          stop.fail(error);
+        })
+      : undefined;
   try {
     await new Promise<void>((resolve) => {
       const pump = (): void => {
         try {
           while (!stop.stopped && next < count && inFlight < limit.limit) {
             const index = next;
-            const skipped = skip?.has(index) === true;
-            if (skipped && !hasher) {
+            if (skip?.has(index) === true) {
               next++;
               continue;
             }
@@ -222,7 +236,7 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
             if (!buffer) break;
             next++;
             inFlight++;
-            sendRange(index, skipped, buffer).then(
+            sendRange(index, buffer).then(
               (sent) => {
                 inFlight--;
                 giveBack(buffer);
@@ -247,6 +261,7 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
       };
       pump();
     });
+    await skippedHashed;
   } finally {
     runningLimits.delete(stop);
     budget.release(buffers * rangeSize);
