@@ -1,4 +1,10 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'tsup';
+import { assertNoOtherRun } from './test/support/checkout-lock.js';
+
+// A test run in this checkout imports dist/: a build now would empty it under that run (and
+// `npm test` would then fail the second run's tests too). See test/support/checkout-lock.ts.
+assertNoOtherRun(fileURLToPath(new URL('.', import.meta.url)));
 
 // p-retry and p-limit ship ESM only. esbuild's CJS output wraps `require()` of them so that
 // the default export turns into the namespace object, and the first call then fails

@@ -1,6 +1,12 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 // In a JSON file so .ci/summary.mjs checks the same numbers (a miss counts as a failure there).
 import thresholds from './test/support/coverage-thresholds.json' with { type: 'json' };
+import { claimCheckout } from './test/support/checkout-lock.js';
+
+// One test run per checkout (two overwrite each other's dist/, coverage/ and vitest.json): taken
+// here, before vitest clears coverage/ and starts the servers. See test/support/checkout-lock.ts.
+claimCheckout(fileURLToPath(new URL('.', import.meta.url)));
 
 export default defineConfig({
   test: {

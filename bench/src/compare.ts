@@ -6,7 +6,8 @@
 import { execFileSync } from 'node:child_process';
 import type { Measurement } from './measure.js';
 
-function settle(): void {
+/** Flushes dirty pages (`sync`), so no measurement pays for an earlier one's writeback. */
+export function settle(): void {
   try {
     execFileSync('sync', { stdio: 'ignore' });
   } catch {

@@ -6,13 +6,13 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { compareSides, median, ratio, type RatioStats, type Side, type SideResult } from './compare.js';
+import { compareSides, median, ratio, settle, type RatioStats, type Side, type SideResult } from './compare.js';
 import { GiB, KiB, MiB, type BenchData } from './data.js';
 import { runChild, type Measurement } from './measure.js';
 import type { PeerProfile, Peers } from './peers.js';
 import { linkLabel, type Link } from './link.js';
 import { startLatencyProxy } from './latency-proxy.js';
-import { withServerCpu } from './server-cpu.js';
+import { processGroupCpuMs, untilIdle, withServerCpu } from './server-cpu.js';
 import { createRun, removeRunArtifacts, resetMoto, startFakeHubProcess, type BenchServers, type MlflowServer, type ServerName } from './servers.js';
 
 export interface BenchContext {
@@ -101,10 +101,11 @@ const hubEnv = (ctx: BenchContext) => ({ HF_HUB_DISABLE_XET: '1', HF_HUB_DISABLE
  * A fresh run for each measurement; its stored bytes are removed right after. The server's CPU
  * (and moto's, where the artifacts go there) is recorded around the measurement alone.
  */
-async function withRun(ctx: BenchContext, server: MlflowServer, fn: (runId: string) => Promise<Measurement>): Promise<Measurement> {
+async function withRun(ctx: BenchContext, server: MlflowServer, fn: (runId: string) => Promise<Measurement>, options: { serverCpu?: boolean } = {}): Promise<Measurement> {
   const runId = await createRun(server.url);
   try {
-    return await withServerCpu(server.cpuGroups, () => fn(runId));
+    // `serverCpu: false`: fn records the servers' CPU around its measured part itself.
+    return options.serverCpu === false ? await fn(runId) : await withServerCpu(server.cpuGroups, () => fn(runId));
   } finally {
     removeRunArtifacts(server, runId);
     if (ctx.servers.moto && server.env.MLFLOW_S3_ENDPOINT_URL) await resetMoto(ctx.servers.moto.endpoint);
@@ -267,15 +268,27 @@ const resume: Scenario = {
       mkdirSync(dir, { recursive: true });
       return dir;
     };
-    /** A whole CLI process, measured, with the bytes it sent up through the proxy. */
+    const motoGroups = ctx.servers.moto!.cpuGroups;
+    /**
+     * A whole CLI process, measured, with the bytes it sent up through the proxy, the servers' CPU
+     * meanwhile (mlflow and moto, `serverCpuMs`) and moto's alone (`motoCpuMs`).
+     */
     const measured = async (runId: string, journal: string): Promise<Measurement> => {
       const before = proxy.bytes.up;
-      const m = await runChild(process.execPath, argv, { env: env(runId, journal), cwd: ctx.work, wholeProcess: true });
-      return { ...m, details: { ...m.details, bytesUp: proxy.bytes.up - before } };
+      const motoBefore = processGroupCpuMs(motoGroups);
+      const m = await withServerCpu(server.cpuGroups, () => runChild(process.execPath, argv, { env: env(runId, journal), cwd: ctx.work, wholeProcess: true }));
+      const motoAfter = processGroupCpuMs(motoGroups);
+      const motoCpuMs = motoBefore !== undefined && motoAfter !== undefined ? motoAfter - motoBefore : undefined;
+      return { ...m, details: { ...m.details, bytesUp: proxy.bytes.up - before, ...(motoCpuMs !== undefined ? { motoCpuMs } : {}) } };
     };
-    /** The CLI, SIGKILLed once `bytes` went up (the proxy's counter, checked every few ms). */
-    const killedAt = async (runId: string, journal: string, bytes: number): Promise<number> => {
+    /**
+     * The CLI, SIGKILLed once `bytes` went up (the proxy's counter, checked every few ms); then
+     * waits until moto is idle (it finishes the parts that had arrived) and flushes the writes, as
+     * before every measurement, so the measured rerun pays for none of the killed run's work.
+     */
+    const killedAt = async (runId: string, journal: string, bytes: number): Promise<{ sent: number; motoCpuMs: number | undefined }> => {
       const before = proxy.bytes.up;
+      const motoBefore = processGroupCpuMs(motoGroups);
       const child = spawn(process.execPath, argv, { env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env(runId, journal) }, cwd: ctx.work, stdio: 'ignore' });
       const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
       let done = false;
@@ -284,22 +297,31 @@ const resume: Scenario = {
       if (done) throw new Error('the upload to be interrupted finished before the kill point');
       child.kill('SIGKILL');
       await exited;
-      return proxy.bytes.up - before;
+      await untilIdle(motoGroups);
+      settle();
+      const motoAfter = processGroupCpuMs(motoGroups);
+      return { sent: proxy.bytes.up - before, motoCpuMs: motoBefore !== undefined && motoAfter !== undefined ? motoAfter - motoBefore : undefined };
     };
-    let sentBeforeKill = 0;
+    let killed: { sent: number; motoCpuMs: number | undefined } = { sent: 0, motoCpuMs: undefined };
     try {
       const results = await compareSides(
         [
-          { key: 'full', label: 'artifact-uploader file (s3:// multipart), whole upload', run: () => withRun(ctx, server, (runId) => measured(runId, freshJournal())) },
+          { key: 'full', label: 'artifact-uploader file (s3:// multipart), whole upload', run: () => withRun(ctx, server, (runId) => measured(runId, freshJournal()), { serverCpu: false }) },
           {
             key: 'ours',
             label: 'the same command after a SIGKILL at 50 %',
+            // The servers' CPU is the rerun's alone (measured), not the killed run's as well.
             run: () =>
-              withRun(ctx, server, async (runId) => {
-                const journal = freshJournal();
-                sentBeforeKill = await killedAt(runId, journal, Math.floor(size / 2));
-                return measured(runId, journal);
-              }),
+              withRun(
+                ctx,
+                server,
+                async (runId) => {
+                  const journal = freshJournal();
+                  killed = await killedAt(runId, journal, Math.floor(size / 2));
+                  return measured(runId, journal);
+                },
+                { serverCpu: false },
+              ),
           },
         ],
         ctx.rounds,
@@ -308,6 +330,8 @@ const resume: Scenario = {
       );
       const bytesUp = (side: string) => Number(results[side]!.details.bytesUp ?? 0);
       const pct = (n: number) => `${((100 * n) / size).toFixed(1)} %`;
+      const motoCpu = (side: string) => results[side]!.details.motoCpuMs as number | undefined;
+      const secs = (ms: number | undefined) => (ms === undefined ? 'n/a' : `${(ms / 1000).toFixed(2)} s`);
       return {
         name: 'resume',
         title: 'rerun after a kill at 50 %',
@@ -318,7 +342,8 @@ const resume: Scenario = {
         // Bytes are the exact figure (notes); time also pays the process start and ListParts.
         checks: [ratioCheck(results, 'full', 1.3, 'the rerun sends about half (plus the parts in flight): at least 1.3× faster than the whole upload')],
         notes: [
-          `bytes up (last round): whole upload ${fmtBytes(bytesUp('full'))} (${pct(bytesUp('full'))}), before the kill ${fmtBytes(sentBeforeKill)}, rerun ${fmtBytes(bytesUp('ours'))} (${pct(bytesUp('ours'))}, headers included)`,
+          `bytes up (last round): whole upload ${fmtBytes(bytesUp('full'))} (${pct(bytesUp('full'))}), before the kill ${fmtBytes(killed.sent)}, rerun ${fmtBytes(bytesUp('ours'))} (${pct(bytesUp('ours'))}, headers included)`,
+          `moto's CPU (last round): whole upload ${secs(motoCpu('full'))}, killed run ${secs(killed.motoCpuMs)} (not counted), rerun ${secs(motoCpu('ours'))}`,
         ],
       };
     } finally {

@@ -1,9 +1,10 @@
 /**
  * The servers' own CPU time during a measurement: "the server is the limit" only counts when the
- * server's CPU says so. Each server the bench starts leads its own process group (uvicorn's
- * workers, the `mlflow server` wrapper and moto all stay in it), so a server's CPU is the sum of
- * user + system time over its group, read from `/proc/<pid>/stat`, children that already exited
- * and were reaped included (`cutime` + `cstime`). Linux only; elsewhere nothing is recorded.
+ * server's CPU says so. Each server the bench starts runs in its own process group, led by its
+ * idle watchdog (test/support/server-watchdog.mjs; uvicorn's workers, the `mlflow server` wrapper
+ * and moto all stay in it), so a server's CPU is the sum of user + system time over its group,
+ * read from `/proc/<pid>/stat`, children that already exited and were reaped included (`cutime` +
+ * `cstime`). Linux only; elsewhere nothing is recorded.
  *
  * Beside the CPU, the servers' wake-ups: voluntary context switches summed over every thread
  * (`/proc/<pid>/task/<tid>/status`), i.e. how often a server thread went to sleep for want of
@@ -101,4 +102,21 @@ export async function withServerCpu(groups: readonly number[], measure: () => Pr
     ...(before !== undefined && after !== undefined ? { serverCpuMs: after - before } : {}),
     ...(wakeupsBefore !== undefined && wakeupsAfter !== undefined ? { serverWakeups: wakeupsAfter - wakeupsBefore } : {}),
   };
+}
+
+/**
+ * Waits until the given servers are idle: less than `idleMs` of CPU over one `intervalMs` step
+ * (e.g. moto still storing the parts that had arrived when a client was killed), bounded by
+ * `timeoutMs`. Returns at once where `/proc` cannot be read.
+ */
+export async function untilIdle(groups: readonly number[], options: { intervalMs?: number; idleMs?: number; timeoutMs?: number } = {}): Promise<void> {
+  const { intervalMs = 200, idleMs = 10, timeoutMs = 20_000 } = options;
+  let last = processGroupCpuMs(groups);
+  if (last === undefined) return;
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, intervalMs));
+    const now = processGroupCpuMs(groups);
+    if (now === undefined || now - last < idleMs) return;
+    last = now;
+  }
 }

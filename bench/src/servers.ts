@@ -101,7 +101,7 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
       processes.push(proc);
       const url = `http://127.0.0.1:${port}`;
       waits.push(waitForHttp(`${url}/health`, proc, 180_000));
-      // Every server leads its own process group (startProcess spawns it detached).
+      // Every server runs in its own process group, its watchdog's (startProcess spawns that detached).
       const cpuGroups = [proc.child.pid!, ...(env.MLFLOW_S3_ENDPOINT_URL && servers.moto ? servers.moto.cpuGroups : [])];
       return { url, env, cpuGroups };
     };

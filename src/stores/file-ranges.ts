@@ -68,7 +68,9 @@ export interface SendFileRangesOptions {
   /**
    * Hashes the file in order from the buffers read for sending: each range is hashed once the
    * ranges before it are (while it is sent), and a buffer is reused only after that, so memory
-   * stays at `rangeSize × concurrency`. Skipped ranges are read (not sent) to be hashed.
+   * stays at `rangeSize × concurrency`. Skipped ranges are read (not sent) to be hashed, in turn,
+   * by one more reader beside the workers (1 MiB at a time), so the workers send the ranges
+   * after them meanwhile instead of waiting for a resumed file's kept parts to be hashed first.
    * @default none (no hash)
    */
   hasher?: OrderedSha256 | undefined;
@@ -98,26 +100,31 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
     let buffer: Buffer | undefined;
     while (next < count && !stop.stopped) {
       const index = next++;
-      const skipped = skip?.has(index) === true;
-      if (skipped && !hasher) continue;
+      if (skip?.has(index) === true) continue;
       const start = index * rangeSize;
       const length = Math.min(rangeSize, source.size - start);
       buffer ??= Buffer.allocUnsafe(rangeSize);
       const body = await readSourceRange(source, buffer, start, length);
       if (stop.stopped) return;
       // Hashed in turn while it is sent: the buffer is free again once both are done.
-      const hashed = hasher?.hashInTurn(start, body, stop.signal);
-      if (skipped) {
-        await hashed;
-        continue;
-      }
-      await Promise.all([options.send(index, body), hashed]);
+      await Promise.all([options.send(index, body), hasher?.hashInTurn(start, body, stop.signal)]);
       loaded += length;
       options.onProgress?.(loaded);
     }
   };
-  const workers = Array.from({ length: Math.min(options.concurrency, count) }, () =>
-    worker().catch((error: unknown) => {
+  /** Hashes the skipped ranges from the file, each once the hash has reached it (the sent ranges before it are hashed by their workers). */
+  const skippedHasher = async (): Promise<void> => {
+    for (let index = 0; index < count && hasher && !stop.stopped; index++) {
+      if (skip?.has(index) !== true) continue;
+      const start = index * rangeSize;
+      await hasher.hashInTurn(start, Buffer.alloc(0), stop.signal); // waits for its turn
+      if (stop.stopped) return;
+      await hasher.readUpTo(source, Math.min(start + rangeSize, source.size));
+    }
+  };
+  const runners = [...Array.from({ length: Math.min(options.concurrency, count) }, () => worker), ...(hasher && skip && skip.size > 0 ? [skippedHasher] : [])];
+  const workers = runners.map((run) =>
+    run().catch((error: unknown) => {
       // A local read error stops the other ranges as a failed request does.
       stop.fail(error);
       throw error;

@@ -112,7 +112,9 @@ describe('HttpClient', () => {
       if (i === 0) return; // never answer
       res.end('{"ok":true}');
     });
-    const http = new HttpClient({ retry: { ...retry, timeoutMs: 200 } });
+    // The retry must be answered within the timeout too: 200 ms was short enough for a loaded
+    // machine to miss it (a third request, and toHaveLength(2) failing). The stall costs 2 s.
+    const http = new HttpClient({ retry: { ...retry, timeoutMs: 2000 } });
     const res = await http.request<{ ok: boolean }>({ method: 'GET', url: `${s.url}/slow` });
     expect(res.body.ok).toBe(true);
     expect(s.requests).toHaveLength(2);

@@ -122,7 +122,9 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
     const file = join(await tempDir(), 'metrics.json');
     await writeFile(file, '{"loss": 0.25}');
 
-    const uploader = await uploaderFor(front.url, runId, { retry: { ...FAST_RETRY, maxRetries: 1, timeoutMs: 300 } });
+    // The run lookup goes through the same proxy to the real server, and must beat the timeout
+    // (twice at most): 300 ms was within reach of a loaded machine. The two stalled PUTs cost 4 s.
+    const uploader = await uploaderFor(front.url, runId, { retry: { ...FAST_RETRY, maxRetries: 1, timeoutMs: 2000 } });
     const result = await uploader.uploadFile(file);
 
     expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
@@ -187,7 +189,9 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
 
   it('the overall deadline (retry.totalTimeoutMs) stops a stalled multipart upload and aborts it on the server', async () => {
     const { s3, front, objectStore, runId, file, multipart } = await stalledMultipart();
-    const uploader = await uploaderFor(front.url, runId, { multipart, retry: { ...FAST_RETRY, timeoutMs: 60_000, totalTimeoutMs: 1500 } });
+    // The deadline must leave time for the run lookup and the create (the server's worker may
+    // import boto3 on that first call) on a loaded machine, or nothing is there to abort.
+    const uploader = await uploaderFor(front.url, runId, { multipart, retry: { ...FAST_RETRY, timeoutMs: 60_000, totalTimeoutMs: 5000 } });
     const result = await uploader.uploadFile(file);
 
     expect(result.status).toBe('failed');

@@ -259,13 +259,14 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     proxy.addRule({ match: isPutBlob, times: 1, fault: 'stall', stallMs: 10_000 });
     const data = Buffer.from('slow then fine');
     const local = await writeLocal('slow/one.txt', data);
-    const store = storeFor({ env: { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '0.5' } }, proxy.url);
+    // The retry goes to Azurite and must beat the timeout: 0.5 s was within reach of a loaded machine.
+    const store = storeFor({ env: { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '2' } }, proxy.url);
     const retries: RetryEvent[] = [];
     const result = await store.uploadFile(local, 'slow/one.txt', { onRetry: (e) => retries.push(e) });
     expected['slow/one.txt'] = sha256(data);
     expect(result.attempts).toBe(2);
     expect(retries[0]?.error).toBeInstanceOf(RequestTimeoutError);
-    expect((retries[0]?.error as RequestTimeoutError).timeoutMs).toBe(500);
+    expect((retries[0]?.error as RequestTimeoutError).timeoutMs).toBe(2000);
 
     resetProxy();
     proxy.addRule({ match: isPutBlob, fault: 'stall', stallMs: 10_000 });

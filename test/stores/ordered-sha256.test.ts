@@ -112,4 +112,62 @@ describe('sendFileRanges with a hasher', () => {
       await handle.close();
     }
   });
+
+  it('sends the ranges after a resume\'s kept ranges while those are still being read to be hashed, from no more buffers than workers', async () => {
+    const rangeSize = 64 * 1024;
+    const bytes = randomBytes(64 * rangeSize);
+    const path = fileOf(bytes);
+    const handle = await open(path, 'r');
+    try {
+      const hasher = new OrderedSha256(bytes.length);
+      const kept = 48; // ranges 0-47 an earlier process sent: read from the file, one by one, to be hashed
+      const hashedAtSend: number[] = [];
+      const buffers = new Set<ArrayBufferLike>();
+      await sendFileRanges({ handle, path, size: bytes.length }, new RangeStop(), {
+        rangeSize,
+        concurrency: 2,
+        skip: new Set(Array.from({ length: kept }, (_, i) => i)),
+        hasher,
+        send: async (index, body) => {
+          buffers.add(body.buffer);
+          hashedAtSend.push(hasher.position);
+          expect(body.equals(bytes.subarray(index * rangeSize, (index + 1) * rangeSize))).toBe(true);
+        },
+      });
+      expect(hashedAtSend).toHaveLength(64 - kept);
+      // The first sends did not wait for the 48 kept ranges to be hashed.
+      expect(hashedAtSend[0]).toBeLessThan(kept * rangeSize);
+      expect(buffers.size).toBeLessThanOrEqual(2);
+      expect(hasher.position).toBe(bytes.length);
+      expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
+    } finally {
+      await handle.close();
+    }
+  });
+
+  it('a stop while kept ranges are being hashed ends every worker and the kept-range reader', async () => {
+    const bytes = randomBytes(16 * 1000);
+    const path = fileOf(bytes);
+    const handle = await open(path, 'r');
+    try {
+      const hasher = new OrderedSha256(bytes.length);
+      const stop = new RangeStop();
+      const failure = new Error('part failed for good');
+      await expect(
+        sendFileRanges({ handle, path, size: bytes.length }, stop, {
+          rangeSize: 1000,
+          concurrency: 3,
+          skip: new Set([0, 1, 2, 3, 4, 5, 6, 7]),
+          hasher,
+          send: async () => {
+            stop.fail(failure);
+            throw failure;
+          },
+        }),
+      ).rejects.toBe(failure);
+      expect(hasher.position).toBeLessThan(bytes.length);
+    } finally {
+      await handle.close();
+    }
+  });
 });

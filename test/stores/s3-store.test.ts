@@ -292,10 +292,12 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     resetProxy();
     // Part 2 never gets an answer (the stall outlasts the test's timeout): only the deadline can end this.
     proxy.addRule({ match: isPart(2), fault: 'stall', stallMs: 600_000 });
-    const store = storeFor({ partSize: 5 * MiB, queueSize: 1, retry: { maxRetries: 3, totalTimeoutMs: 1500 } }, proxy.url);
+    // Long enough for the create and part 1 on moto on a loaded machine (a deadline that hit the
+    // create left nothing to abort, failing the DELETE count), short of the stall.
+    const store = storeFor({ partSize: 5 * MiB, queueSize: 1, retry: { maxRetries: 3, totalTimeoutMs: 5000 } }, proxy.url);
     const error = (await store.uploadFile(bigPath, 'deadline/big.bin').catch((e: unknown) => e)) as AbortedError;
     expect(error).toBeInstanceOf(AbortedError);
-    expect(error.message).toMatch(/did not finish within retry\.totalTimeoutMs \(1500 ms\)/);
+    expect(error.message).toMatch(/did not finish within retry\.totalTimeoutMs \(5000 ms\)/);
     expect(error.hint).toMatch(/Raise retry\.totalTimeoutMs/);
     expect(proxy.requests.filter((r) => r.method === 'DELETE' && r.path.includes('uploadId='))).toHaveLength(1);
     // Part 3 never started: the queue stopped with the deadline.

@@ -15,16 +15,22 @@
  *   stand-in (test/support/azureml-standin.ts, started by its tests on Azurite and `plain`).
  * All on 127.0.0.1 and free ports, with temp dirs removed at the end.
  *
+ * No server outlives the run: each runs under a watchdog that stops it when this process ends,
+ * even by SIGKILL (test/support/server-watchdog.mjs), and whatever a run killed with its watchdogs
+ * left (servers, temp dirs) is removed when the next run starts (test/support/leftovers.ts).
+ * Two runs in one checkout would share dist/, coverage/ and vitest.json: the second stops at
+ * once (test/support/checkout-lock.ts, taken by vitest.config.ts).
+ *
  * Every test process gets a temp HOME and journal dir (see isolateHome).
  *
  * Set ARTIFACT_UPLOADER_TEST_SERVERS=none to skip them for quick unit runs (the server tests
  * then skip loudly; with CI=true they fail instead).
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
+import { makeRunDir, RUN_DIR_OWNER_FILE, sweepLeftovers } from './leftovers.js';
 import { AZUREML_REQUIREMENTS_FILE, cacheRoot, ensurePythonEnv, venvBin, venvDir } from './python-env.js';
 import { freePort, startProcess, waitForHttp, type ManagedProcess } from './processes.js';
 import type { ServersInfo } from './servers-types.js';
@@ -42,15 +48,26 @@ const AZURITE_ACCOUNT = 'devstoreaccount1';
 const AZURITE_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==';
 const AZURE_CONTAINER = 'mlflow-test';
 
+/** The run's temp dirs (in os.tmpdir()): a later run removes those of a run that was killed. */
+const SERVERS_DIR_PREFIX = 'au-servers-';
+const HOME_DIR_PREFIX = 'au-test-home-';
+const RUN_DIR_PREFIXES = [SERVERS_DIR_PREFIX, HOME_DIR_PREFIX];
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const processes: ManagedProcess[] = [];
-  const root = mkdtempSync(join(tmpdir(), 'au-servers-'));
   const log = (line: string) => process.stderr.write(`[test servers] ${line}\n`);
+  const swept = sweepLeftovers(RUN_DIR_PREFIXES);
+  if (swept.processes.length > 0 || swept.dirs.length > 0) {
+    log(`removed what killed test runs left: processes ${swept.processes.join(', ') || 'none'}; dirs ${swept.dirs.join(', ') || 'none'}`);
+  }
+  const processes: ManagedProcess[] = [];
+  const root = makeRunDir(SERVERS_DIR_PREFIX);
   let restoreEnv = () => {};
   const teardown = async () => {
     restoreEnv();
     await Promise.all(processes.map((p) => p.stop()));
     if (!process.env.ARTIFACT_UPLOADER_KEEP_SERVER_LOGS) rmSync(root, { recursive: true, force: true });
+    // Kept on purpose: no longer a run dir for the next run to sweep.
+    else rmSync(join(root, RUN_DIR_OWNER_FILE), { force: true });
   };
 
   let info: ServersInfo;
@@ -85,7 +102,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
 function isolateHome(): () => void {
   const saved = Object.fromEntries(ISOLATED_VARS.map((name) => [name, process.env[name]]));
   process.env.ARTIFACT_UPLOADER_TEST_CACHE = cacheRoot();
-  const home = mkdtempSync(join(tmpdir(), 'au-test-home-'));
+  const home = makeRunDir(HOME_DIR_PREFIX);
   mkdirSync(join(home, '.cache'), { recursive: true });
   chmodSync(home, 0o1777);
   chmodSync(join(home, '.cache'), 0o1777);

@@ -1,8 +1,13 @@
 /** Starting and stopping the helper servers of the test suite (MLflow, moto). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ownerId, RUN_OWNER_VAR } from './run-owner.js';
+
+/** See its header: it stops the server when this process ends, however it ends. */
+export const SERVER_WATCHDOG = join(dirname(fileURLToPath(import.meta.url)), 'server-watchdog.mjs');
 
 /** Ports this process has handed out: a server may take seconds to bind the one it was given. */
 const handedOut = new Set<number>();
@@ -33,44 +38,49 @@ export async function freePort(): Promise<number> {
 }
 
 export interface ManagedProcess {
+  /**
+   * The server's watchdog (test/support/server-watchdog.mjs): it leads the process group the
+   * server and its workers run in, and exits with the server's exit code.
+   */
   child: ChildProcess;
   logFile: string;
+  /** Stops the server and its workers (SIGTERM, SIGKILL 5 s later), and resolves once the watchdog exited. */
   stop(): Promise<void>;
 }
 
-/** Spawns a server process in its own process group, its output to a log file. */
+/**
+ * Spawns a server through test/support/server-watchdog.mjs, in a process group of its own (the
+ * watchdog's), its output to a log file. The server cannot outlive this process: when this
+ * process exits, even by SIGKILL, the watchdog's stdin closes and it stops the group. Every
+ * process of the group carries {@link RUN_OWNER_VAR}, by which a later run finds and ends them
+ * should the watchdog itself have been killed (test/support/leftovers.ts).
+ */
 export function startProcess(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; logDir: string; name: string }): ManagedProcess {
   mkdirSync(options.logDir, { recursive: true });
   const logFile = join(options.logDir, `${options.name}.log`);
-  const log = createWriteStream(logFile);
-  const child = spawn(command, args, {
-    env: { ...process.env, ...options.env },
-    cwd: options.cwd,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  const log = openSync(logFile, 'w');
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [SERVER_WATCHDOG, command, ...args], {
+      env: { ...process.env, ...options.env, [RUN_OWNER_VAR]: ownerId() ?? String(process.pid) },
+      cwd: options.cwd,
+      // stdin: the pipe whose end (this process's exit) tells the watchdog to stop the server.
+      stdio: ['pipe', log, log],
+      detached: true,
+    });
+  } finally {
+    closeSync(log);
+  }
+  // Ending stdin of a watchdog that already died must not throw EPIPE at this process.
+  child.stdin?.on('error', () => {});
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     child,
     logFile,
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      try {
-        process.kill(-child.pid!, 'SIGTERM');
-      } catch {
-        return;
-      }
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-child.pid!, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }, 5000);
+      child.stdin?.end();
       await exited;
-      clearTimeout(timer);
     },
   };
 }
@@ -80,7 +90,9 @@ export async function waitForHttp(url: string, proc: ManagedProcess, timeoutMs: 
   const deadline = Date.now() + timeoutMs;
   let lastError = '';
   while (Date.now() < deadline) {
-    if (proc.child.exitCode !== null) throw new Error(`process exited with code ${proc.child.exitCode} before ${url} answered; see ${proc.logFile}`);
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`process exited (${proc.child.exitCode ?? proc.child.signalCode}) before ${url} answered; see ${proc.logFile}`);
+    }
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
       if (res.ok) return;

@@ -111,6 +111,14 @@ describeWithServers('crash-resume', () => {
     // No new upload: the same UploadId was listed and continued.
     expect(rerun.requests.some((r) => r.method === 'POST' && /[?&]uploads(=|&|$)/.test(r.path))).toBe(false);
     expect(rerun.requests.some((r) => r.method === 'GET' && r.path.includes('uploadId='))).toBe(true); // ListParts
+    // Nothing per kept part: one ListParts, a PUT for each part S3 lacked, one CompleteMultipartUpload,
+    // at most one HEAD (the object's checksum, where the complete answer carries none).
+    const count = (method: string) => rerun.requests.filter((r) => r.method === method).length;
+    const keptParts = result!.metrics.bytesResumed / (8 * MiB);
+    expect(Number.isInteger(keptParts) && keptParts >= 1).toBe(true);
+    expect({ GET: count('GET'), PUT: count('PUT'), POST: count('POST') }).toEqual({ GET: 1, PUT: 6 - keptParts, POST: 1 });
+    expect(count('HEAD')).toBeLessThanOrEqual(1);
+    expect(rerun.requests.length).toBe(2 + (6 - keptParts) + count('HEAD'));
     // At most what had not arrived plus one part per worker (4 × 8 MiB).
     expect(putBytes(rerun)).toBeLessThanOrEqual(bytes.length - killAt + 4 * 8 * MiB);
     expect(result!.metrics.bytesResumed).toBeGreaterThanOrEqual(8 * MiB);
