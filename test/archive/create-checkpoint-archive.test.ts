@@ -5,7 +5,8 @@ import { link, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, sym
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { Pack } from 'tar';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AbortedError, InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
 import {
   createCheckpointArchive,
@@ -153,6 +154,44 @@ describe('createCheckpointArchive round trip', () => {
     const expected = Object.fromEntries(Object.entries(files).map(([path, content]) => [path, sha256(content)]));
     expect(await hashTree(join(work, 'x'))).toEqual(expected);
     expect(Object.fromEntries(one.files.map((f) => [f.path, f.sha256]))).toEqual(expected);
+  });
+
+  it('hands tar a few paths ahead of the files it has finished, never the whole directory, in sorted order', async () => {
+    // 300 files in 3 directories: the archive lists every one in sorted order, byte-exact, while
+    // tar's Pack is never given more than a few paths beyond the files already archived (given
+    // all at once, Pack holds a queued job and a stat for each until the archive ends).
+    const src = join(work, 'many');
+    const files: Record<string, Buffer> = {};
+    for (let i = 0; i < 300; i++) files[`d${i % 3}/f${String(i).padStart(3, '0')}.bin`] = randomBytes(600 + i);
+    await tree(src, files);
+    const added: string[] = [];
+    let filesDone = 0;
+    let mostAhead = 0;
+    const originalWrite = Pack.prototype.write;
+    const write = vi.spyOn(Pack.prototype, 'write').mockImplementation(function (this: Pack, path) {
+      added.push(String(path));
+      mostAhead = Math.max(mostAhead, added.length - filesDone);
+      return originalWrite.call(this, path);
+    });
+    try {
+      const manifest = await createCheckpointArchive(src, join(work, 'many.tar.gz'), {
+        progressIntervalMs: 0,
+        onProgress: (event) => {
+          if (event.type === 'bytes') filesDone = event.filesDone;
+        },
+      });
+      const sorted = Object.keys(files).sort();
+      expect(manifest.files.map((f) => f.path)).toEqual(sorted);
+      // Each directory, then its files: what tar was handed ("d0") and what it wrote ("d0/").
+      const inOrder = (dirSuffix: string) => ['d0', 'd1', 'd2'].flatMap((d) => [d + dirSuffix, ...sorted.filter((p) => p.startsWith(`${d}/`))]);
+      expect(added).toEqual(inOrder(''));
+      expect(mostAhead).toBeLessThanOrEqual(16);
+      expect(await gnuList(join(work, 'many.tar.gz'))).toEqual(inOrder('/'));
+      await gnuExtract(join(work, 'many.tar.gz'), join(work, 'x'));
+      expect(await hashTree(join(work, 'x'))).toEqual(Object.fromEntries(Object.entries(files).map(([path, content]) => [path, sha256(content)])));
+    } finally {
+      write.mockRestore();
+    }
   });
 
   it('archives an empty directory', async () => {
