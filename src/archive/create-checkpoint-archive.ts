@@ -21,6 +21,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { commitStaged, discardStaged, removeStaleTempFiles, stageFile, type StagedFile } from '../core/atomic-write.js';
 import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError } from '../core/errors.js';
+import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { VERSION } from '../version.js';
 import { compileGlob } from '../core/glob.js';
 import { manifestJson, type CheckpointManifest, type ManifestFile, type ManifestSkippedEntry, type ManifestSymlink } from './manifest.js';
@@ -307,8 +308,11 @@ interface TarFileEntry {
  * @param dir The checkpoint directory.
  * @param out Where to write the archive (parent directories are created).
  * @throws {LocalPathError} `PATH_NOT_FOUND` / `NOT_A_DIRECTORY` for `dir`, `NOT_A_FILE` when
- *   `out` is a directory, `SYMLINK_ESCAPES`, `PATH_UNREADABLE` when a file cannot be read or
- *   changes while it is archived.
+ *   `out` is a directory, `SYMLINK_ESCAPES`, `PATH_UNREADABLE` when a file cannot be read,
+ *   shrinks, or is replaced by another kind of entry (a directory, a pipe) while it is archived.
+ * @throws {SourceChangedError} `SOURCE_CHANGED` when a file is written to, truncated, replaced or
+ *   deleted while it is archived (each file is stat'ed again once it is read), so no archive ever
+ *   holds a mix of two versions of a file.
  * @throws {AbortedError} when `signal` aborts.
  * @throws {InvalidArgumentError} for a bad `level` or exclude pattern.
  * @example
@@ -387,6 +391,8 @@ export async function createCheckpointArchive(
   // Pack and its entries cache each path's stat here; an entry reads it once, when it starts,
   // so it is dropped as soon as the entry writes its header instead of living until the end.
   const statCache = new Map<string, Stats>();
+  // The scan's type of each path handed to Pack and not yet started (a few at a time).
+  const plannedType = new Map<string, PlannedEntry['type']>();
   let started = 0;
   let packEnded = false;
   let feedPack = (): void => {};
@@ -407,7 +413,21 @@ export async function createCheckpointArchive(
     emit({ type: 'bytes', path, loaded, total, bytesDone, bytesTotal, filesDone, filesTotal });
   };
 
-  const onWriteEntry = (entry: { type: string; path: string; absolute: string; linkpath?: string; stat?: { size: number } }): void => {
+  // Each file is stat'ed once more when its last byte is hashed and compared with the stat tar
+  // took before reading it: a file written to meanwhile would put a mix of two versions in the
+  // archive, so it fails the archive (SOURCE_CHANGED) instead. The checks run beside the
+  // archive; it is committed only once every one has answered.
+  let checksRunning = 0;
+  let checksDone: (() => void) | undefined;
+  const checkUnchanged = (absolute: string, before: FileSnapshot): void => {
+    checksRunning++;
+    void sourceChange(absolute, before, 'archive').then((changed) => {
+      if (changed) internal.abort(changed);
+      if (--checksRunning === 0) checksDone?.();
+    });
+  };
+
+  const onWriteEntry = (entry: { type: string; path: string; absolute: string; linkpath?: string; stat?: { size: number; mtimeMs: number; ino: number } }): void => {
     statCache.delete(entry.absolute);
     if (entry.type === 'Link' && entry.linkpath !== undefined) {
       // A second name of a file already archived: tar stores a link, not the bytes again.
@@ -423,6 +443,8 @@ export async function createCheckpointArchive(
     const target = entry as unknown as TarFileEntry;
     // `sha256` stays '' until the last byte is hashed (checked after the archive is written).
     const file: ManifestFile = { path: entry.path, size: entry.stat.size, sha256: '' };
+    const before: FileSnapshot = { size: entry.stat.size, mtimeMs: entry.stat.mtimeMs, ino: entry.stat.ino };
+    const absolute = entry.absolute;
     records.set(entry.path, file);
     if (file.size === 0) {
       file.sha256 = EMPTY_SHA256;
@@ -450,6 +472,7 @@ export async function createCheckpointArchive(
           file.sha256 = reading.hash.digest('hex');
           readings.delete(reading);
           filesDone++;
+          checkUnchanged(absolute, before);
         }
         progress(entry.path, reading.hashed, file.size);
       }
@@ -491,9 +514,23 @@ export async function createCheckpointArchive(
       statCache,
       // Called once per path, when Pack has its stat and is about to start its entry: the cue to
       // hand Pack the next path (see feedPack).
-      filter: () => {
+      // (tar types the second argument `Stats | ReadEntry`; Pack passes the lstat of the path.)
+      filter: (path: string, entry: unknown) => {
+        const stat = entry as Stats;
         started++;
         queueMicrotask(feedPack);
+        // What tar found must still be what the scan planned: a file replaced by a directory, a
+        // pipe or a symlink meanwhile would otherwise be archived as that, or silently left out.
+        const planned = plannedType.get(path);
+        plannedType.delete(path);
+        const found = stat.isFile() ? 'file' : stat.isDirectory() ? 'directory' : stat.isSymbolicLink() ? 'symlink' : 'special file';
+        if (planned !== undefined && planned !== found) {
+          internal.abort(
+            new LocalPathError('PATH_UNREADABLE', join(root, path), `${join(root, path)} was a ${planned} when the checkpoint was scanned and is a ${found} now.`, {
+              hint: 'Make sure nothing writes to the checkpoint directory while it is archived, then archive again.',
+            }),
+          );
+        }
         return true;
       },
       // With hard links, node-tar's Pack can finish twice when a second name waits for its
@@ -515,7 +552,9 @@ export async function createCheckpointArchive(
       try {
         while (fed < entries.length && fed - started < PACK_LOOKAHEAD) {
           const entry = entries[fed++]!;
-          pack.add(entry.type === 'directory' ? entry.path.slice(0, -1) : entry.path);
+          const path = entry.type === 'directory' ? entry.path.slice(0, -1) : entry.path;
+          plannedType.set(path, entry.type);
+          pack.add(path);
         }
         if (fed === entries.length) {
           packEnded = true;
@@ -565,6 +604,13 @@ export async function createCheckpointArchive(
       `Could not archive ${root}: ${(error as Error).message}.`,
       { hint: 'Make sure nothing writes to the checkpoint directory while it is archived.', cause: error },
     );
+  }
+
+  // Every file's last stat has answered (checkUnchanged) before the archive can be kept.
+  if (checksRunning > 0) await new Promise<void>((resolve) => (checksDone = resolve));
+  if (internal.signal.aborted) {
+    await discardStaged([staged]);
+    throw internal.signal.reason;
   }
 
   const manifestFiles: ManifestFile[] = [];

@@ -213,6 +213,12 @@ export interface SourceFileState {
   mtimeMs: number;
 }
 
+/** Options of {@link SourceChangedError}: what was being done with the file. */
+export interface SourceChangedErrorOptions extends ErrorOptions {
+  /** What the file changed during, for the message. @default 'upload' */
+  activity?: 'upload' | 'archive';
+}
+
 /**
  * A source file changed (rewritten, truncated, replaced or deleted) while it was uploaded, so
  * the bytes sent are not one version of it. Raised at once, with no retries spent; what was
@@ -227,7 +233,8 @@ export class SourceChangedError extends ArtifactUploaderError {
   readonly before: SourceFileState;
   /** The file after the bytes were sent; `undefined` when it was gone. */
   readonly after?: SourceFileState;
-  constructor(path: string, before: SourceFileState, after: SourceFileState | undefined, options: ErrorOptions = {}) {
+  constructor(path: string, before: SourceFileState, after: SourceFileState | undefined, options: SourceChangedErrorOptions = {}) {
+    const { activity = 'upload', ...rest } = options;
     const what = !after
       ? 'was deleted'
       : after.size < before.size
@@ -235,10 +242,19 @@ export class SourceChangedError extends ArtifactUploaderError {
         : after.size !== before.size
           ? `grew from ${before.size} to ${after.size} bytes`
           : 'was rewritten (its modification time changed)';
-    super('SOURCE_CHANGED', `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed and was not kept.`, {
-      hint: 'Upload files once they are complete: wait for the process writing it to finish (or write to a temp name and rename when done), then upload again.',
-      ...options,
-    });
+    super(
+      'SOURCE_CHANGED',
+      activity === 'archive'
+        ? `${path} ${what} while it was being archived, so the archive would not hold one version of it; the archive was not written.`
+        : `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed and was not kept.`,
+      {
+        hint:
+          activity === 'archive'
+            ? 'Archive a checkpoint once it is complete: wait for the process writing it to finish, then archive again.'
+            : 'Upload files once they are complete: wait for the process writing it to finish (or write to a temp name and rename when done), then upload again.',
+        ...rest,
+      },
+    );
     this.path = path;
     this.before = { size: before.size, mtimeMs: before.mtimeMs };
     if (after) this.after = { size: after.size, mtimeMs: after.mtimeMs };

@@ -58,7 +58,8 @@ function sameVersion(a: FileSnapshot, b: FileSnapshot): boolean {
 
 /**
  * A {@link SourceChangedError} when `path` no longer matches `before` (other size, mtime or
- * inode, or gone), else `undefined`.
+ * inode, or gone), else `undefined`. `activity` words its message (`'archive'` from the
+ * checkpoint archive).
  *
  * @example
  * ```ts
@@ -66,8 +67,8 @@ function sameVersion(a: FileSnapshot, b: FileSnapshot): boolean {
  * if (changed) throw changed;
  * ```
  */
-export async function sourceChange(path: string, before: FileSnapshot): Promise<SourceChangedError | undefined> {
+export async function sourceChange(path: string, before: FileSnapshot, activity: 'upload' | 'archive' = 'upload'): Promise<SourceChangedError | undefined> {
   const now = await snapshotFile(path).catch(() => undefined);
   if (now && sameVersion(now, before)) return undefined;
-  return new SourceChangedError(path, before, now);
+  return new SourceChangedError(path, before, now, { activity });
 }

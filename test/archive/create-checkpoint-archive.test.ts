@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, truncateSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { link, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { Pack } from 'tar';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AbortedError, InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
+import { AbortedError, InvalidArgumentError, LocalPathError, SourceChangedError } from '../../src/core/errors.js';
 import {
   createCheckpointArchive,
   DEFAULT_COMPRESSION_LEVEL,
@@ -475,6 +475,57 @@ describe('errors, progress and abort', () => {
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LocalPathError);
     expect(error).toMatchObject({ code: 'PATH_UNREADABLE', message: expect.stringContaining('unexpected EOF') });
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
+
+  it('fails with SOURCE_CHANGED, leaving nothing behind, when a file is rewritten in place while it is read', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.bin': randomBytes(4096), 'b.bin': randomBytes(1024) });
+    const path = join(src, 'a.bin');
+    const error = await createCheckpointArchive(src, join(work, 'a.tar.gz'), {
+      readBufferSize: 1024,
+      progressIntervalMs: 0,
+      onProgress: (e) => {
+        if (e.type !== 'bytes' || e.path !== 'a.bin' || e.loaded !== 1024) return;
+        // Same size, other bytes: the rest of what tar reads is the new version. The mtime is
+        // moved on explicitly, as a writer seconds later would (a coarse clock could keep it).
+        const { mtime } = statSync(path);
+        writeFileSync(path, randomBytes(4096));
+        utimesSync(path, mtime, new Date(mtime.getTime() + 10_000));
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: expect.stringMatching(/a\.bin$/), message: expect.stringContaining('was rewritten (its modification time changed) while it was being archived') });
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
+
+  it('fails with SOURCE_CHANGED when a file grows while it is read (tar would store the first bytes only)', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'log.txt': 'x'.repeat(4096) });
+    const error = await createCheckpointArchive(src, join(work, 'a.tar.gz'), {
+      readBufferSize: 1024,
+      progressIntervalMs: 0,
+      onProgress: (e) => {
+        if (e.type === 'bytes' && e.path === 'log.txt' && e.loaded === 1024) appendFileSync(join(src, 'log.txt'), 'more');
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', before: { size: 4096 }, after: { size: 4100 } });
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
+
+  it('fails with PATH_UNREADABLE when a scanned file is a directory by the time tar gets to it', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.bin': randomBytes(1024), 'b.bin': randomBytes(1024) });
+    const error = await createCheckpointArchive(src, join(work, 'a.tar.gz'), {
+      onProgress: (e) => {
+        if (e.type !== 'phase' || e.phase !== 'archiving') return;
+        rmSync(join(src, 'b.bin'));
+        mkdirSync(join(src, 'b.bin'));
+      },
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({ code: 'PATH_UNREADABLE', message: expect.stringContaining('b.bin was a file when the checkpoint was scanned and is a directory now') });
     expect(await readdir(work)).toEqual(['ckpt']);
   });
 
