@@ -115,7 +115,7 @@ export interface S3StoreOptions {
   partSize?: number;
   /**
    * Parts of one file in flight at the start. Left unset, the number adapts: it starts at 4
-   * and grows by half (up to `maxQueueSize`, 16 by default) while more parts in flight bring
+   * and grows by a quarter (up to `maxQueueSize`, 16 by default) while more parts in flight bring
    * more throughput (a remote endpoint, where each part waits round trips and TCP slow start),
    * steps back when a step brings nothing (loopback, where the server is the limit), and halves
    * on a throttling answer (503 SlowDown). A value you set is kept fixed, unless you also set
