@@ -88,12 +88,12 @@ export class RangeStop {
    * grows no more, fixed or not (as the limit on files does).
    */
   throttled(): void {
-    runningLimits.get(this)?.throttled();
+    this.rangeLimit?.throttled();
   }
-}
 
-/** The limit of each file's ranges while {@link sendFileRanges} runs, for {@link RangeStop.throttled}. */
-const runningLimits = new WeakMap<RangeStop, AdaptiveLimit>();
+  /** The limit of the file's ranges in flight, set by {@link sendFileRanges} while it runs. */
+  rangeLimit?: AdaptiveLimit;
+}
 
 /** Options of {@link sendFileRanges}. */
 export interface SendFileRangesOptions {
@@ -213,7 +213,7 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
     } else spare.push(buffer);
   };
 
-  runningLimits.set(stop, limit);
+  stop.rangeLimit = limit;
   const skippedHashed =
     hasher && skip && skip.size > 0
       ? hashSkipped().catch((error: unknown) => {
@@ -263,7 +263,7 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
     });
     await skippedHashed;
   } finally {
-    runningLimits.delete(stop);
+    stop.rangeLimit = undefined;
     budget.release(buffers * rangeSize);
   }
   if (limit.peak > limit.initial) {
