@@ -1,6 +1,7 @@
 /**
- * Vitest global setup: installs (once) the pinned Python test venv, then starts, in parallel,
- * the real servers the integration tests use and hands their addresses to the tests:
+ * Vitest global setup: installs (once) the pinned Python test venv, then starts, in parallel
+ * (an mlflow server once its store answers), the real servers the integration tests use and
+ * hands their addresses to the tests:
  * - `plain`: `mlflow server` with a sqlite backend and a local artifacts destination;
  * - `s3`: `mlflow server` proxying to an S3 artifacts destination on moto (multipart capable);
  * - `direct`: `mlflow server --no-serve-artifacts` with an `s3://` default artifact root on
