@@ -114,12 +114,12 @@ export interface ServerSpec {
  * the port was taken in between (another checkout's tests, the bench: {@link freePort} only knows
  * the ports of this process), stops it and starts it again on a new port, up to `attempts` times.
  *
- * A collision shows in three ways, all checked: the server's log says so (moto, mlflow and
- * Azurite then exit, mlflow even with code 0; the GCS emulator logs the error and stays up, never
- * answering); or the readiness check is answered, but by the other process that holds the port
- * (a foreign mlflow answers `/health` as well as ours): so a server counts as ready only when its
- * own process group holds the listening socket ({@link listensOn}). Any other failure is thrown
- * at once.
+ * A collision is known by either of two signs: the server's log says the address is in use
+ * (moto, mlflow and Azurite then exit, mlflow even with code 0; the GCS emulator logs the error
+ * and stays up, never answering); or the readiness check is answered, but by the other process
+ * that holds the port (a foreign mlflow answers `/health` as well as ours), so a server counts
+ * as ready only when its own process group holds the listening socket ({@link listensOn}). Any
+ * other failure is thrown at once.
  */
 export async function startServer(spec: ServerSpec): Promise<{ port: number; proc: ManagedProcess }> {
   const attempts = spec.attempts ?? 4;
