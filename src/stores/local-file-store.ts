@@ -28,7 +28,7 @@ import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js
 import { fileUriToPath } from '../mlflow/connection.js';
 import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreFactory, UploadFileOptions, UploadFileResult } from './artifact-store.js';
 import { throwIfAborted } from '../core/abort.js';
-import { readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile, toLocalPathError } from './source-file.js';
+import { readSourceIfSmall, toLocalPathError } from './source-file.js';
 
 /**
  * Temp files start with this: MLflow's reserved temp prefix (`_TEMP_ARTIFACT_PREFIX` of
@@ -84,10 +84,7 @@ export class LocalFileStore implements ArtifactStore {
     throwIfAborted(options.signal);
     // A small file is read whole (open, fstat, read, close) and written with one write; a
     // larger one is streamed. Either way: temp file, flushed, checked, renamed.
-    const { size, bytes } =
-      options.size !== undefined && options.size > SMALL_FILE_BYTES
-        ? { size: await statSourceFile(localPath, options.size, this.logger), bytes: undefined }
-        : await readSmallSourceFile(localPath, options.size, this.logger);
+    const { size, bytes } = await readSourceIfSmall(localPath, options.size, this.logger);
     const destination = join(this.root, ...artifactPath.split('/'));
     const directory = dirname(destination);
     try {

@@ -45,7 +45,7 @@ import type {
 } from './artifact-store.js';
 import { OrderedSha256 } from './ordered-sha256.js';
 import { MAX_ADAPTIVE_PARTS_IN_FLIGHT, RangeStop, sendFileRanges } from './file-ranges.js';
-import { openSourceFile, readSmallSourceFile, SMALL_FILE_BYTES, statSourceFile, type SourceFile } from './source-file.js';
+import { openSourceFile, readSourceIfSmall, type SourceFile } from './source-file.js';
 
 const MiB = 1024 * 1024;
 /** MLflow's defaults (`mlflow/environment_variables.py`). */
@@ -163,10 +163,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
     assertArtifactPath(artifactPath);
     throwIfAborted(options.signal);
     // A small file is read once, up front, and that buffer is what every attempt sends.
-    const { size, bytes } =
-      options.size !== undefined && options.size > SMALL_FILE_BYTES
-        ? { size: await statSourceFile(localPath, options.size, this.logger), bytes: undefined }
-        : await readSmallSourceFile(localPath, options.size, this.logger);
+    const { size, bytes } = await readSourceIfSmall(localPath, options.size, this.logger);
     const serverPath = joinArtifactPath(this.root, artifactPath);
     if (this.shouldTryMultipart(size, serverPath)) {
       const result = await this.uploadMultipart(localPath, serverPath, size, options);

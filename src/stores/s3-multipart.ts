@@ -32,7 +32,7 @@ import type { MultipartResume } from './artifact-store.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { OrderedSha256 } from './ordered-sha256.js';
 import { abortUpload, listUploadedParts, partChecksum, partsToKeep, type SendCommand, type SharedParams } from './s3-resume.js';
-import { readSourceRange, type SourceFile } from './source-file.js';
+import type { SourceFile } from './source-file.js';
 
 /** The namespace of `@aws-sdk/client-s3`. */
 export type ClientS3Module = typeof ClientS3;
@@ -66,8 +66,8 @@ export interface ObjectIntegrity {
 }
 
 /**
- * A file up to the part size: read into one buffer (exactly `size` bytes), hashed (sha256)
- * once, one `PutObject`. With the SDK's checksums on (its default), that sha256 goes as the
+ * A file up to the part size, read whole into `body` by the caller: hashed (sha256) once, one
+ * `PutObject`. With the SDK's checksums on (its default), that sha256 goes as the
  * body's `x-amz-checksum-sha256`, so S3 refuses bytes that do not match it and no other
  * checksum is computed; with them off (`AWS_REQUEST_CHECKSUM_CALCULATION=when_required`) it is
  * the signature's payload hash instead (`x-amz-content-sha256`), which S3 checks too, and the
@@ -76,21 +76,20 @@ export interface ObjectIntegrity {
  *
  * @example
  * ```ts
- * const { sha256, verified } = await putObject({ sdk, requests, params, target: 's3://b/k', artifactPath: 'k', source });
+ * const { sha256, verified } = await putObject({ sdk, requests, params, target: 's3://b/k', artifactPath: 'k', body: await readFile('model.json') });
  * ```
  */
-export async function putObject(upload: ObjectUpload): Promise<ObjectIntegrity> {
-  const { sdk, requests, params, source } = upload;
-  const body = await readSourceRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
+export async function putObject(upload: Omit<ObjectUpload, 'source'> & { body: Buffer }): Promise<ObjectIntegrity> {
+  const { sdk, requests, params, body } = upload;
   const digest = createHash('sha256').update(body).digest();
   const sha256 = digest.toString('hex');
   const checksums = (await requests.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
   const ours = checksums && !params.ChecksumAlgorithm ? { ChecksumAlgorithm: sdk.s3.ChecksumAlgorithm.SHA256, ChecksumSHA256: digest.toString('base64') } : {};
-  const output = (await requests.send(new sdk.s3.PutObjectCommand({ ...params, ...ours, Body: body, ContentLength: source.size }), { payloadSha256: sha256 })) as ClientS3.PutObjectOutput;
+  const output = (await requests.send(new sdk.s3.PutObjectCommand({ ...params, ...ours, Body: body, ContentLength: body.length }), { payloadSha256: sha256 })) as ClientS3.PutObjectOutput;
   // S3 answers with the checksum it verified; a server that ignores checksums answers none.
   const checksum = partChecksum(output);
   if (ours.ChecksumSHA256 && checksum && checksum !== `sha256:${ours.ChecksumSHA256}`) {
-    throw new VerificationError([{ artifactPath: upload.artifactPath, expectedSize: source.size, actualSize: source.size, reason: 'checksum' }], {
+    throw new VerificationError([{ artifactPath: upload.artifactPath, expectedSize: body.length, actualSize: body.length, reason: 'checksum' }], {
       hint: `S3 answered the upload of ${upload.target} with the checksum ${checksum}, not the sha256 that was sent; upload it again.`,
     });
   }

@@ -71,11 +71,10 @@ import {
   putObject,
   type ClientS3Module,
   type ObjectIntegrity,
-  type ObjectUpload,
   type Sdk,
 } from './s3-multipart.js';
 import { abortUpload } from './s3-resume.js';
-import { openSourceFile, statSourceFile } from './source-file.js';
+import { openSourceFile, readSourceIfSmall, readSourceRange, type SourceFile } from './source-file.js';
 
 /**
  * The npm packages the `s3://` store needs, in the order `npm install` is told about them.
@@ -165,7 +164,9 @@ export class S3ArtifactStore implements ArtifactStore {
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
     assertArtifactPath(artifactPath);
     throwIfAborted(options.signal);
-    const size = await statSourceFile(localPath, options.size, this.logger);
+    // A small file is read whole up front (open, fstat, read, close), as the other stores do:
+    // no stat and access before it, and that buffer is what every attempt of its PutObject sends.
+    const { size, bytes } = await readSourceIfSmall(localPath, options.size, this.logger);
     const key = joinArtifactPath(this.rootKey, artifactPath);
     const { sdk, client } = await this.getClient();
     throwIfAborted(options.signal);
@@ -191,10 +192,15 @@ export class S3ArtifactStore implements ArtifactStore {
         await abortUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, resume.previous.uploadId);
         await resume.aborted(resume.previous.uploadId);
       }
-      file = await openSourceFile(localPath);
-      const upload: ObjectUpload = { sdk, requests, params: this.objectParams(key), target: this.target(key), artifactPath, source: { handle: file, path: localPath, size } };
-      if (multipart) ({ bytesReused, ...integrity } = await multipartUpload(upload, { partSize, queueSize: this.config.queueSize, maxQueueSize: this.config.maxQueueSize, logger: this.logger, onProgress: options.onProgress, resume }));
-      else integrity = await putObject(upload);
+      const object = { sdk, requests, params: this.objectParams(key), target: this.target(key), artifactPath };
+      if (!multipart && bytes) integrity = await putObject({ ...object, body: bytes });
+      else {
+        file = await openSourceFile(localPath);
+        const source: SourceFile = { handle: file, path: localPath, size };
+        if (multipart) ({ bytesReused, ...integrity } = await multipartUpload({ ...object, source }, { partSize, queueSize: this.config.queueSize, maxQueueSize: this.config.maxQueueSize, logger: this.logger, onProgress: options.onProgress, resume }));
+        // Above SMALL_FILE_BYTES, up to the part size: read whole (exactly `size` bytes) for its one PutObject.
+        else integrity = await putObject({ ...object, body: await readSourceRange(source, Buffer.allocUnsafe(size), 0, size) });
+      }
     } catch (error) {
       if (error instanceof VerificationError) {
         // Stored, but not what was read: nobody may download it as if it were.

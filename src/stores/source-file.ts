@@ -110,6 +110,22 @@ export async function readSmallSourceFile(
 }
 
 /**
+ * What a store that sends small files from memory does first: a file planned (`expectedSize`)
+ * or found at most {@link SMALL_FILE_BYTES} is read whole ({@link readSmallSourceFile}); one
+ * planned bigger is only stat'ed ({@link statSourceFile}), to be streamed. Returns the size, and
+ * the bytes when the file was read. Throws what {@link statSourceFile} throws.
+ *
+ * @example
+ * ```ts
+ * const { size, bytes } = await readSourceIfSmall('out/metrics.json', plannedSize, logger);
+ * ```
+ */
+export async function readSourceIfSmall(localPath: string, expectedSize: number | undefined, logger: Logger): Promise<{ size: number; bytes?: Buffer }> {
+  if (expectedSize !== undefined && expectedSize > SMALL_FILE_BYTES) return { size: await statSourceFile(localPath, expectedSize, logger) };
+  return readSmallSourceFile(localPath, expectedSize, logger);
+}
+
+/**
  * Opens `localPath` for reading; an fs error becomes the {@link LocalPathError} that names it.
  *
  * @example

@@ -246,6 +246,9 @@ export function assertJournalOutside(journalDir: string, dataDir: string): void 
   }
 }
 
+/** The last {@link journalTarget} computed. */
+let lastTarget: { uri: string; target: string } | undefined;
+
 /**
  * The tracking target as it is written to the journal: without credentials (userinfo), query or
  * fragment, so no secret reaches the cache dir.
@@ -256,17 +259,24 @@ export function assertJournalOutside(journalDir: string, dataDir: string): void 
  * ```
  */
 export function journalTarget(uri: string): string {
+  // An operation asks for the same target once per file (record names): parsed once.
+  if (lastTarget?.uri === uri) return lastTarget.target;
+  let target: string;
   try {
     const url = new URL(uri);
-    if (url.protocol === 'file:') return uri.split(/[?#]/)[0]!;
-    url.username = '';
-    url.password = '';
-    url.search = '';
-    url.hash = '';
-    return url.toString();
+    if (url.protocol === 'file:') target = uri.split(/[?#]/)[0]!;
+    else {
+      url.username = '';
+      url.password = '';
+      url.search = '';
+      url.hash = '';
+      target = url.toString();
+    }
   } catch {
-    return uri.split(/[?#]/)[0]!;
+    target = uri.split(/[?#]/)[0]!;
   }
+  lastTarget = { uri, target };
+  return target;
 }
 
 /**
