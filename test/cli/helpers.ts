@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
+import { tempDirEnv } from '../support/run-temp-root.js';
 
 export interface CliRun {
   code: number;
@@ -30,9 +31,12 @@ export function tempDir(prefix = 'au-cli-'): string {
   return dir;
 }
 
-/** A minimal environment: no MLFLOW_*, HF_* or ARTIFACT_UPLOADER_* of the developer's. */
+/**
+ * A minimal environment: no MLFLOW_*, HF_* or ARTIFACT_UPLOADER_* of the developer's; HOME and
+ * the temp dir are the test run's (so a spawned CLI's journal and temp files stay in its root).
+ */
 export function baseEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
-  return { PATH: process.env.PATH, HOME: process.env.HOME, USER: 'cli-tester', ...extra };
+  return { PATH: process.env.PATH, HOME: process.env.HOME, ...tempDirEnv(), USER: 'cli-tester', ...extra };
 }
 
 /** Runs `artifact-uploader <argv>` in-process. */

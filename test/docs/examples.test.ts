@@ -30,6 +30,7 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeSafetensors, tensor, writeMlxLoraDir } from '../model/fixtures.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
+import { tempDirEnv } from '../support/run-temp-root.js';
 import { typecheckExamples } from './typecheck.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -229,6 +230,8 @@ async function runExamples(runnable: Example[], name: string): Promise<{ results
   // waits; the Hub stand-in for publishing.
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
+    // The examples' own temp dirs (`mkdtemp(join(tmpdir(), 'training-example-'))`) go with the run's root.
+    ...tempDirEnv(),
     USER: 'docs-examples',
     MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0',
     NODE_NO_WARNINGS: '1',

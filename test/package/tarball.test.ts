@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRun, listRunArtifacts } from '../faults/helpers.js';
+import { tempDirEnv } from '../support/run-temp-root.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
@@ -34,7 +35,7 @@ interface Run {
 
 /** Runs `file args` with `node`'s directory first on PATH (so `npx` and bins use that Node). */
 function run(node: string, file: string, args: string[], options: { env?: Record<string, string> } = {}): Promise<Run> {
-  const env = { PATH: `${dirname(node)}:${process.env.PATH}`, HOME: process.env.HOME ?? '', NODE_NO_WARNINGS: '1', ...options.env };
+  const env = { PATH: `${dirname(node)}:${process.env.PATH}`, HOME: process.env.HOME ?? '', ...tempDirEnv(), NODE_NO_WARNINGS: '1', ...options.env };
   return new Promise((done) =>
     execFile(file === 'node' ? node : file, args, { cwd: consumer, env, timeout: 120_000, maxBuffer: 8 * 1024 * 1024 }, (error, stdout, stderr) =>
       done({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),

@@ -24,6 +24,7 @@ import { AzureMlArtifactStore } from '../../src/stores/azureml-artifacts-store.j
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { verifyUploads } from '../../src/uploader/verify.js';
 import { startAzureMlStandin, uniqueName, type AzureMlStandin } from '../support/azureml-standin.js';
+import { tempDirEnv } from '../support/run-temp-root.js';
 import { describeWithServers, mlflowAzureServer, mlflowServer, servers } from '../support/servers.js';
 import { sha256 } from '../uploader/helpers.js';
 
@@ -38,7 +39,7 @@ function plugin(standin: AzureMlStandin, run: TestRun, args: string[], token?: s
       [PLUGIN_DRIVER, ...args],
       {
         // Only what the plugin needs: no cloud credentials, no proxy settings of the machine.
-        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PYTHONUNBUFFERED: '1', ...standin.pluginEnv(run, token) },
+        env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...tempDirEnv(), PYTHONUNBUFFERED: '1', ...standin.pluginEnv(run, token) },
         timeout: 120_000,
         maxBuffer: 16 * MiB,
       },

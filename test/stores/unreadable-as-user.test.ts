@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { tempDirEnv } from '../support/run-temp-root.js';
 import { isRoot, NOBODY, nodeForNobody } from '../support/unprivileged.js';
 
 const DIST = resolve(__dirname, '..', '..', 'dist', 'index.js');
@@ -50,7 +51,7 @@ describe('unreadable files, for a user who cannot read them (as nobody when run 
     const child = spawnSync(nodeForNobody(root), ['--input-type=module', '-e', CHILD, pathToFileURL(DIST).href, root], {
       ...(isRoot ? { uid: NOBODY, gid: NOBODY } : {}),
       cwd: root,
-      env: { PATH: process.env.PATH, HOME: root },
+      env: { PATH: process.env.PATH, HOME: root, ...tempDirEnv() },
       encoding: 'utf8',
       timeout: 60_000,
     });

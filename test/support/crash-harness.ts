@@ -17,6 +17,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { FaultProxy } from './fault-proxy.js';
+import { tempDirEnv } from './run-temp-root.js';
 
 /** The built CLI (`npm test` builds before vitest runs). */
 export const CLI_JS = resolve(__dirname, '..', '..', 'dist', 'cli.js');
@@ -65,7 +66,7 @@ function runChild(options: CliChildOptions, killAt?: KillPoint, signal: NodeJS.S
   const { proxy } = options;
   const startBytes = proxy.bytesForwarded;
   const startRequests = proxy.requests.length;
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...options.env };
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...tempDirEnv(), ...options.env };
   const child = spawn(process.execPath, [CLI_JS, ...options.argv], { env: env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   // The proxy stays frozen until the child has exited: it reads and discards what the child
   // sends and answers nothing, so a handled signal (SIGINT/SIGTERM) must end the child by the

@@ -7,7 +7,9 @@
  *   starter's pid and start time (run-owner.ts), in its environment (its children inherit it),
  *   so a process whose starter is gone is ours beyond doubt (a reused pid has another start
  *   time, and an unrelated process has no such variable). Linux only (`/proc`).
- * - Temp dirs: each run dir holds a {@link RUN_DIR_OWNER_FILE} naming its run.
+ * - Temp dirs: each run dir holds a {@link RUN_DIR_OWNER_FILE} naming its run. The run's temp
+ *   root (run-temp-root.ts) is one, and everything the run's tests made in their temp dir is
+ *   inside it; a run dir of a live run (another checkout's tests running now) is never touched.
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,18 +19,18 @@ import { ownerAlive, ownerId, RUN_OWNER_VAR } from './run-owner.js';
 /** The file in a run dir that names the run owning it. */
 export const RUN_DIR_OWNER_FILE = '.au-test-run-owner';
 
-/** A new temp dir `<tmpdir>/<prefix>XXXXXX` marked as this run's, so a later run removes it if this one is killed. */
-export function makeRunDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
+/** A new temp dir `<parent>/<prefix>XXXXXX` marked as this run's, so a later run removes it if this one is killed. */
+export function makeRunDir(prefix: string, parent: string = tmpdir()): string {
+  const dir = mkdtempSync(join(parent, prefix));
   writeFileSync(join(dir, RUN_DIR_OWNER_FILE), ownerId() ?? String(process.pid));
   return dir;
 }
 
 /**
  * SIGKILLs the processes of test runs that are gone and removes their run dirs (those made by
- * {@link makeRunDir} with one of `prefixes`). Returns what it removed, for the log.
+ * {@link makeRunDir} in `parent` with one of `prefixes`). Returns what it removed, for the log.
  */
-export function sweepLeftovers(prefixes: readonly string[]): { processes: number[]; dirs: string[] } {
+export function sweepLeftovers(prefixes: readonly string[], parent: string = tmpdir()): { processes: number[]; dirs: string[] } {
   const processes = leftoverProcesses();
   for (const pid of processes) {
     try {
@@ -38,9 +40,9 @@ export function sweepLeftovers(prefixes: readonly string[]): { processes: number
     }
   }
   const dirs: string[] = [];
-  for (const entry of readdirSync(tmpdir())) {
+  for (const entry of readdirSync(parent)) {
     if (!prefixes.some((prefix) => entry.startsWith(prefix))) continue;
-    const dir = join(tmpdir(), entry);
+    const dir = join(parent, entry);
     let owner: string;
     try {
       owner = readFileSync(join(dir, RUN_DIR_OWNER_FILE), 'utf8').trim();

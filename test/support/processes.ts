@@ -1,6 +1,6 @@
-/** Starting and stopping the helper servers of the test suite (MLflow, moto). */
+/** Starting and stopping the helper servers of the test suite (MLflow, moto, the GCS emulator, Azurite). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +83,135 @@ export function startProcess(command: string, args: string[], options: { env?: N
       await exited;
     },
   };
+}
+
+/** What a server's log says when its port was taken: werkzeug (moto), Python's socketserver (the GCS emulator), uvicorn (mlflow), Node (Azurite). */
+const PORT_IN_USE = /address already in use|EADDRINUSE/i;
+
+export interface ServerSpec {
+  /** Log file name (`<name>.log`; `<name>-<attempt>.log` for later attempts). */
+  name: string;
+  command: string;
+  /** The command's arguments for a given port. */
+  args: (port: number) => string[];
+  /** Resolves once the server on `port` answers; rejects when it will not (see {@link waitForHttp}). */
+  ready: (port: number, proc: ManagedProcess) => Promise<void>;
+  logDir: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Called with every process started (each attempt's), so the caller can stop them all should setup fail. */
+  onStart?: (proc: ManagedProcess) => void;
+  /** Reports a port collision before the next attempt. */
+  log?: (line: string) => void;
+  /** @default freePort */
+  pickPort?: () => Promise<number>;
+  /** @default 4 */
+  attempts?: number;
+}
+
+/**
+ * Starts a server on a free port through {@link startProcess} and waits until it is ready; when
+ * the port was taken in between (another checkout's tests, the bench: {@link freePort} only knows
+ * the ports of this process), stops it and starts it again on a new port, up to `attempts` times.
+ *
+ * A collision is known by either of two signs: the server's log says the address is in use
+ * (moto, mlflow and Azurite then exit, mlflow even with code 0; the GCS emulator logs the error
+ * and stays up, never answering); or the readiness check is answered, but by the other process
+ * that holds the port (a foreign mlflow answers `/health` as well as ours), so a server counts
+ * as ready only when its own process group holds the listening socket ({@link listensOn}). Any
+ * other failure is thrown at once.
+ */
+export async function startServer(spec: ServerSpec): Promise<{ port: number; proc: ManagedProcess }> {
+  const attempts = spec.attempts ?? 4;
+  const pickPort = spec.pickPort ?? freePort;
+  const collisions: string[] = [];
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    const port = await pickPort();
+    const name = attempt === 1 ? spec.name : `${spec.name}-${attempt}`;
+    const proc = startProcess(spec.command, spec.args(port), { logDir: spec.logDir, name, env: spec.env, cwd: spec.cwd });
+    spec.onStart?.(proc);
+    const collision = await raceReadyAgainstCollision(spec, port, proc);
+    if (collision === undefined) return { port, proc };
+    await proc.stop();
+    collisions.push(`port ${port}: ${collision} (${proc.logFile})`);
+    spec.log?.(`${spec.name}: port ${port} was taken (${collision}); ${attempt < attempts ? 'trying another port' : 'giving up'}`);
+  }
+  throw new Error(`${spec.name} could not get a port in ${attempts} attempts, each taken by another process: ${collisions.join('; ')}`);
+}
+
+/** undefined when the server is ready on `port`; the reason when `port` turned out to be another process's. Throws on any other failure. */
+async function raceReadyAgainstCollision(spec: ServerSpec, port: number, proc: ManagedProcess): Promise<string | undefined> {
+  const logSaysInUse = () => {
+    try {
+      return PORT_IN_USE.test(readFileSync(proc.logFile, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  let watch: NodeJS.Timeout | undefined;
+  const inUse = new Promise<'in use'>((resolve) => {
+    watch = setInterval(() => {
+      if (logSaysInUse()) resolve('in use');
+    }, 250);
+  });
+  try {
+    const outcome = await Promise.race([spec.ready(port, proc).then(() => 'ready' as const), inUse]);
+    if (outcome === 'in use') return 'its log says the address is in use';
+    if (!listensOn(port, proc.child.pid!)) return 'another process answered on it';
+    return undefined;
+  } catch (error) {
+    // It exited (or timed out) because of the port: a collision, not a failure.
+    if (logSaysInUse()) return 'its log says the address is in use';
+    throw error;
+  } finally {
+    clearInterval(watch);
+  }
+}
+
+/**
+ * Whether a process of process group `group` (a server's watchdog leads its group) holds the
+ * socket listening on TCP `port`: the socket's inode from /proc/net/tcp{,6}, looked up among the
+ * group's open files. True where there is no /proc to ask (not Linux).
+ */
+export function listensOn(port: number, group: number): boolean {
+  const inodes = new Set<string>();
+  let tables = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text: string;
+    try {
+      text = readFileSync(table, 'utf8');
+      tables++;
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      const fields = line.trim().split(/\s+/);
+      const local = fields[1];
+      if (!local || fields[3] !== '0A') continue; // 0A: LISTEN
+      if (Number.parseInt(local.slice(local.lastIndexOf(':') + 1), 16) === port) inodes.add(`socket:[${fields[9]}]`);
+    }
+  }
+  if (tables === 0) return true;
+  if (inodes.size === 0) return false;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // After the command name: state, ppid, pgrp.
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== group) continue;
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (inodes.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return true;
+        } catch {
+          // Closed meanwhile.
+        }
+      }
+    } catch {
+      // Exited meanwhile, or another user's.
+    }
+  }
+  return false;
 }
 
 /** Polls `url` until it answers 2xx, the process dies, or `timeoutMs` passes. */

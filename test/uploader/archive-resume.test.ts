@@ -13,10 +13,10 @@
  *   staging directory: the second builds in a private temp directory, and both succeed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { runAndKill, runToEnd, type ChildRun, type CliChildOptions } from '../support/crash-harness.js';
 import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
 import { motoObjects, motoUploads } from '../support/moto.js';
@@ -65,6 +65,8 @@ async function setup(name: string, extraArgs: string[] = []): Promise<Setup> {
   const proxy = await startProxy(mlflowDirectS3Server().s3Endpoint, { preserveHost: true });
   const runId = await pythonCreateRun(url, name);
   const root = await mkdtemp(join(tmpdir(), 'au-archive-resume-'));
+  // About 80 MB a test (the checkpoint and its staged archive).
+  onTestFinished(() => rm(root, { recursive: true, force: true }));
   const checkpoint = join(root, 'checkpoint');
   await mkdir(join(checkpoint, 'tokenizer'), { recursive: true });
   await writeFile(join(checkpoint, 'model.safetensors'), randomBytes(38 * MiB));
