@@ -12,7 +12,7 @@
  * @module
  */
 import { stat } from 'node:fs/promises';
-import { SourceChangedError } from './errors.js';
+import { SourceChangedError, type SourceChangedErrorOptions } from './errors.js';
 
 /** A file's identity and version at one moment. */
 export interface FileSnapshot {
@@ -67,7 +67,7 @@ function sameVersion(a: FileSnapshot, b: FileSnapshot): boolean {
  * if (changed) throw changed;
  * ```
  */
-export async function sourceChange(path: string, before: FileSnapshot, activity: 'upload' | 'archive' = 'upload'): Promise<SourceChangedError | undefined> {
+export async function sourceChange(path: string, before: FileSnapshot, activity: SourceChangedErrorOptions['activity'] = 'upload'): Promise<SourceChangedError | undefined> {
   const now = await snapshotFile(path).catch(() => undefined);
   if (now && sameVersion(now, before)) return undefined;
   return new SourceChangedError(path, before, now, { activity });

@@ -168,6 +168,11 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
   let inFlight = 0;
   let next = 0;
   let failure: { error: unknown } | undefined;
+  /** A range failed for good, or a local read did: the first failure is thrown, the rest stop. */
+  const fail = (error: unknown): void => {
+    failure ??= { error };
+    stop.fail(error);
+  };
   let loaded = options.alreadyLoaded ?? 0;
   if (loaded > 0) options.onProgress?.(loaded);
 
@@ -214,14 +219,8 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
   };
 
   stop.rangeLimit = limit;
-  const skippedHashed =
-    hasher && skip && skip.size > 0
-      ? hashSkipped().catch((error: unknown) => {
-          // A local read error stops the other ranges as a failed request does.
-          failure ??= { error };
-          stop.fail(error);
-        })
-      : undefined;
+  // A local read error while hashing the skipped ranges stops the others as a failed request does.
+  const skippedHashed = hasher && skip && skip.size > 0 ? hashSkipped().catch(fail) : undefined;
   try {
     await new Promise<void>((resolve) => {
       const pump = (): void => {
@@ -247,15 +246,13 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
                 inFlight--;
                 giveBack(buffer);
                 // A local read error stops the other ranges as a failed request does.
-                failure ??= { error };
-                stop.fail(error);
+                fail(error);
                 pump();
               },
             );
           }
         } catch (error) {
-          failure ??= { error };
-          stop.fail(error);
+          fail(error);
         }
         if (inFlight === 0 && (stop.stopped || next >= count)) resolve();
       };

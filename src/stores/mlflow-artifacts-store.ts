@@ -78,7 +78,7 @@ export function resolveMultipartOptions(options: MultipartOptions = {}, env: Env
     chunkBytes: options.chunkBytes ?? envNumber('MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE', env, { min: 1, integer: true }) ?? DEFAULT_CHUNK,
     partConcurrency: options.partConcurrency ?? DEFAULT_PART_CONCURRENCY,
     // A partConcurrency the user chose is kept fixed unless a maximum is given too.
-    maxPartConcurrency: options.maxPartConcurrency ?? (options.partConcurrency === undefined ? MAX_ADAPTIVE_PARTS_IN_FLIGHT : options.partConcurrency),
+    maxPartConcurrency: options.maxPartConcurrency ?? options.partConcurrency ?? MAX_ADAPTIVE_PARTS_IN_FLIGHT,
     rewritePartUrl: options.rewritePartUrl,
   };
   const check = (name: string, ok: boolean, expected: string, value: unknown) => {

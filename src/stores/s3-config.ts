@@ -147,7 +147,7 @@ export interface ResolvedS3Config {
   credentials?: S3Credentials;
   partSize: number;
   queueSize: number;
-  /** Equal to {@link queueSize}: a fixed number of parts in flight. */
+  /** The most parts in flight {@link queueSize} may grow to; equal to it, the number is fixed. */
   maxQueueSize: number;
 }
 
@@ -216,7 +216,7 @@ export function resolveS3Config(options: S3StoreOptions = {}, env: Env = process
     throw new InvalidArgumentError('s3.queueSize', `s3.queueSize must be an integer >= 1, got ${queueSize}.`);
   }
   // A queueSize the user chose is kept fixed unless a maximum is given too.
-  const maxQueueSize = options.maxQueueSize ?? (options.queueSize === undefined ? DEFAULT_S3_MAX_QUEUE_SIZE : queueSize);
+  const maxQueueSize = options.maxQueueSize ?? options.queueSize ?? DEFAULT_S3_MAX_QUEUE_SIZE;
   if (!Number.isInteger(maxQueueSize) || maxQueueSize < queueSize) {
     throw new InvalidArgumentError('s3.maxQueueSize', `s3.maxQueueSize must be an integer >= s3.queueSize (${queueSize}), got ${maxQueueSize}.`);
   }
