@@ -9,20 +9,21 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { ensurePythonEnv, venvBin } from '../../test/support/python-env.js';
-import { freePort, startProcess, waitForHttp, type ManagedProcess } from '../../test/support/processes.js';
+import { startServer, waitForHttp, type ManagedProcess, type ServerSpec } from '../../test/support/processes.js';
 
 export const BUCKET = 'mlflow-bench';
 export const AWS_ENV = { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_DEFAULT_REGION: 'us-east-1' };
 
 export interface MlflowServer {
+  /** Its address. Known once {@link BenchServers.ready} resolved: a port collision moves it. */
   url: string;
   /** Local artifacts destination (the `plain` server only). */
   artifactsDir?: string;
-  /** Env both sides need to reach the bucket (s3 servers only). */
+  /** Env both sides need to reach the bucket (s3 servers only); known when {@link startServers} returns. */
   env: Record<string, string>;
   /**
    * Process groups whose CPU counts as this server's (`server-cpu.ts`): its own, and moto's for
-   * a server whose artifacts go to moto.
+   * a server whose artifacts go to moto. Known once {@link BenchServers.ready} resolved.
    */
   cpuGroups: number[];
 }
@@ -36,8 +37,9 @@ export interface BenchServers {
   s3?: MlflowServer;
   direct?: MlflowServer;
   /**
-   * Resolves when every server answers and is warmed up. The addresses and env above are known
-   * before that, so data and the Python imports can be prepared meanwhile.
+   * Resolves when every server answers and is warmed up. moto and the servers' `env` are known
+   * before that, so data and the Python imports can be prepared meanwhile; the MLflow servers'
+   * `url` and `cpuGroups` only then.
    */
   ready: Promise<void>;
   stop(): Promise<void>;
@@ -45,11 +47,17 @@ export interface BenchServers {
 
 export type ServerName = 'plain' | 's3' | 'direct';
 
-/** Spawns the servers (all at once) and returns their addresses; `ready` says when they answer. */
+/**
+ * Starts the servers and returns once moto answers (the others need its address); `ready` says
+ * when the MLflow servers answer. Each is started by the test suite's `startServer`, which starts
+ * it again on another port should the one it was given be taken meanwhile (by another checkout's
+ * tests or bench). The fake Hub needs no such care: it listens on port 0.
+ */
 export async function startServers(root: string, wanted: ReadonlySet<ServerName>, log: (line: string) => void): Promise<BenchServers> {
   await ensurePythonEnv(log);
   const processes: ManagedProcess[] = [];
   const logDir = join(root, 'server-logs');
+  const common = { logDir, log, onStart: (proc: ManagedProcess) => processes.push(proc) } satisfies Partial<ServerSpec>;
   const servers: BenchServers = {
     python: venvBin('python'),
     logDir,
@@ -67,62 +75,73 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
       await Promise.all(processes.map((p) => p.stop()));
     },
   };
-  try {
-    const needS3 = wanted.has('s3') || wanted.has('direct');
-    let s3Env: Record<string, string> = {};
-    const waits: Array<Promise<void>> = [];
-    // Everything starts at once (MLflow does not touch the bucket before the first request).
-    let motoReady: Promise<void> = Promise.resolve();
-    if (needS3) {
-      const port = await freePort();
-      const moto = startProcess(venvBin('moto_server'), ['-H', '127.0.0.1', '-p', String(port)], { logDir, name: 'moto' });
-      processes.push(moto);
-      const endpoint = `http://127.0.0.1:${port}`;
-      servers.moto = { endpoint, cpuGroups: [moto.child.pid!] };
-      s3Env = { ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: endpoint };
-      motoReady = waitForHttp(`${endpoint}/moto-api/`, moto, 60_000).then(() => createBucket(endpoint));
-    }
-    // The `plain` server carries the bytes of single-1g, many-small and rss-2g: it runs with
-    // MLflow's defaults (uvicorn, 4 workers), as a deployment would. The `s3` and `direct`
-    // servers only answer run lookups and multipart bookkeeping (the bytes go to moto), so one
-    // worker each keeps the bench's start-up short.
-    const startMlflow = async (name: ServerName, args: string[], env: Record<string, string>): Promise<MlflowServer> => {
-      // uvicorn kills a worker that misses a 5 s health check, which a 2-core machine busy
-      // flushing a gigabyte to disk can do: give them longer (it changes nothing else).
-      args = name === 'plain' ? ['--uvicorn-opts', '--timeout-worker-healthcheck 120', ...args] : ['--workers', '1', ...args];
-      const port = await freePort();
-      const dir = join(root, name);
-      mkdirSync(dir, { recursive: true });
-      const proc = startProcess(
-        venvBin('mlflow'),
-        ['server', '--host', '127.0.0.1', '--port', String(port), '--backend-store-uri', `sqlite:///${join(dir, 'mlflow.db')}`, ...args],
-        { logDir, name: `mlflow-${name}`, env: { MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false', ...env }, cwd: dir },
-      );
-      processes.push(proc);
-      const url = `http://127.0.0.1:${port}`;
-      waits.push(waitForHttp(`${url}/health`, proc, 180_000));
+  // Every start settles before `ready` does (or this throws), so that none starts a server after `stop`.
+  const starts: Array<Promise<void>> = [];
+  // The `plain` server carries the bytes of single-1g, many-small and rss-2g: it runs with
+  // MLflow's defaults (uvicorn, 4 workers), as a deployment would. The `s3` and `direct`
+  // servers only answer run lookups and multipart bookkeeping (the bytes go to moto), so one
+  // worker each keeps the bench's start-up short.
+  const startMlflow = (name: ServerName, args: string[], env: Record<string, string>, extra: Partial<MlflowServer> = {}): MlflowServer => {
+    // uvicorn kills a worker that misses a 5 s health check, which a 2-core machine busy
+    // flushing a gigabyte to disk can do: give them longer (it changes nothing else).
+    args = name === 'plain' ? ['--uvicorn-opts', '--timeout-worker-healthcheck 120', ...args] : ['--workers', '1', ...args];
+    const dir = join(root, name);
+    mkdirSync(dir, { recursive: true });
+    const server: MlflowServer = { url: '', env, cpuGroups: [], ...extra };
+    const started = startServer({
+      ...common,
+      name: `mlflow-${name}`,
+      command: venvBin('mlflow'),
+      args: (port) => ['server', '--host', '127.0.0.1', '--port', String(port), '--backend-store-uri', `sqlite:///${join(dir, 'mlflow.db')}`, ...args],
+      ready: (port, proc) => waitForHttp(`http://127.0.0.1:${port}/health`, proc, 180_000),
+      env: { MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false', ...env },
+      cwd: dir,
+    }).then(({ port, proc }) => {
+      server.url = `http://127.0.0.1:${port}`;
       // Every server runs in its own process group, its watchdog's (startProcess spawns that detached).
-      const cpuGroups = [proc.child.pid!, ...(env.MLFLOW_S3_ENDPOINT_URL && servers.moto ? servers.moto.cpuGroups : [])];
-      return { url, env, cpuGroups };
-    };
+      server.cpuGroups = [proc.child.pid!, ...(env.MLFLOW_S3_ENDPOINT_URL && servers.moto ? servers.moto.cpuGroups : [])];
+    });
+    started.catch(() => {}); // awaited through `ready`
+    starts.push(started);
+    return server;
+  };
+  const settled = () => Promise.allSettled(starts);
+  try {
+    // `plain` starts at once; the `s3` and `direct` servers are given moto's address, so they
+    // start once moto answers (MLflow does not touch the bucket before the first request).
     if (wanted.has('plain')) {
       const artifactsDir = join(root, 'plain', 'artifacts');
-      servers.plain = { ...(await startMlflow('plain', ['--serve-artifacts', '--artifacts-destination', artifactsDir], {})), artifactsDir };
+      servers.plain = startMlflow('plain', ['--serve-artifacts', '--artifacts-destination', artifactsDir], {}, { artifactsDir });
     }
-    if (wanted.has('s3')) servers.s3 = await startMlflow('s3', ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/proxied`], s3Env);
-    if (wanted.has('direct')) servers.direct = await startMlflow('direct', ['--no-serve-artifacts', '--default-artifact-root', `s3://${BUCKET}/direct`], s3Env);
-    servers.ready = (async () => {
-      await Promise.all([motoReady, ...waits]);
-      // uvicorn's workers load the artifact code (and boto3) on their first request: warm each
-      // of them up, so neither side of the first round pays for it.
-      await Promise.all([servers.plain, servers.s3].map((server) => (server ? warmUp(server.url) : undefined)));
-    })();
-    servers.ready.catch(() => {});
-    return servers;
+    if (wanted.has('s3') || wanted.has('direct')) {
+      const { port, proc } = await startServer({
+        ...common,
+        name: 'moto',
+        command: venvBin('moto_server'),
+        args: (port) => ['-H', '127.0.0.1', '-p', String(port)],
+        ready: (port, proc) => waitForHttp(`http://127.0.0.1:${port}/moto-api/`, proc, 60_000),
+      });
+      const endpoint = `http://127.0.0.1:${port}`;
+      await createBucket(endpoint);
+      servers.moto = { endpoint, cpuGroups: [proc.child.pid!] };
+      const s3Env = { ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: endpoint };
+      if (wanted.has('s3')) servers.s3 = startMlflow('s3', ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/proxied`], s3Env);
+      if (wanted.has('direct')) servers.direct = startMlflow('direct', ['--no-serve-artifacts', '--default-artifact-root', `s3://${BUCKET}/direct`], s3Env);
+    }
   } catch (error) {
+    await settled();
     await servers.stop();
     throw error;
   }
+  servers.ready = (async () => {
+    await settled();
+    await Promise.all(starts);
+    // uvicorn's workers load the artifact code (and boto3) on their first request: warm each
+    // of them up, so neither side of the first round pays for it.
+    await Promise.all([servers.plain, servers.s3].map((server) => (server ? warmUp(server.url) : undefined)));
+  })();
+  servers.ready.catch(() => {});
+  return servers;
 }
 
 async function createBucket(endpoint: string): Promise<void> {

@@ -1,4 +1,4 @@
-/** Starting and stopping the helper servers of the test suite (MLflow, moto, the GCS emulator, Azurite). */
+/** Starting and stopping the helper servers of the test suite (MLflow, moto, the GCS emulator, Azurite) and of the bench. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
