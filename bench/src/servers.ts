@@ -14,6 +14,20 @@ import { startServer, waitForHttp, type ManagedProcess, type ServerSpec } from '
 export const BUCKET = 'mlflow-bench';
 export const AWS_ENV = { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing', AWS_DEFAULT_REGION: 'us-east-1' };
 
+/**
+ * moto keeps an object or part in memory only up to `MOTO_S3_DEFAULT_KEY_BUFFER_SIZE` (5 MiB -
+ * 1 KiB by default) and spills bigger ones to a temp file it reads back: every 8-10 MiB part, and
+ * the 1 GiB object `CompleteMultipartUpload` joins them into. Those writes (28 GiB in a two-
+ * scenario run) went to this machine's disk and page cache, and their kernel time to the two
+ * cores both clients run on, and made moto's CPU per GiB swing from round to round with the
+ * machine's writeback (real S3 spills nothing to the client's disk). Above the largest object the
+ * bench stores on moto (1 GiB) nothing spills: moto's CPU fell by about a third and its spread
+ * from up to 8 s/GiB to under 1 (single-1g-s3), the same for both clients (docs/benchmarks.md,
+ * "Where the time goes"). 64 MiB (parts in memory, the object still spilled) did not help. Costs
+ * moto about 1 GiB more peak RSS (6.0-6.3 GiB against 5.0-5.1).
+ */
+const MOTO_KEY_BUFFER_BYTES = 2 * 1024 ** 3;
+
 export interface MlflowServer {
   /** Its address. Known once {@link BenchServers.ready} resolved: a port collision moves it. */
   url: string;
@@ -120,6 +134,7 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
         command: venvBin('moto_server'),
         args: (port) => ['-H', '127.0.0.1', '-p', String(port)],
         ready: (port, proc) => waitForHttp(`http://127.0.0.1:${port}/moto-api/`, proc, 60_000),
+        env: { MOTO_S3_DEFAULT_KEY_BUFFER_SIZE: String(MOTO_KEY_BUFFER_BYTES) },
       });
       const endpoint = `http://127.0.0.1:${port}`;
       await createBucket(endpoint);
