@@ -16,6 +16,8 @@ export default defineConfig({
     globalSetup: ['test/support/global-setup.ts'],
     // Real servers answer in milliseconds, but a cold venv python (cross-checks) takes seconds.
     testTimeout: 60_000,
+    // A test that asserts nothing is a defect: one without a single `expect` fails.
+    expect: { requireAssertions: true },
     hookTimeout: 120_000,
     // 2-core machines: two workers keep the servers responsive.
     maxWorkers: 2,

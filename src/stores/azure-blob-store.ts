@@ -51,7 +51,7 @@ import {
   type AzureTokenCredential,
   type ResolvedAzureConfig,
 } from './azure-config.js';
-import { statSourceFile } from './source-file.js';
+import { readSourceIfSmall } from './source-file.js';
 
 /** The npm package every Azure artifact URI needs. */
 export const AZURE_BLOB_PEER_PACKAGE = '@azure/storage-blob';
@@ -132,7 +132,9 @@ export class AzureBlobArtifactStore implements ArtifactStore {
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
     assertArtifactPath(artifactPath);
     throwIfAborted(options.signal);
-    const size = await statSourceFile(localPath, options.size, this.logger);
+    // A small file is read whole up front (open, fstat, read, close), as the other stores do:
+    // its Put Blob sends that buffer on every attempt, with no file handle kept.
+    const read = await readSourceIfSmall(localPath, options.size, this.logger);
     const name = joinArtifactPath(this.location.rootPath, artifactPath);
     const url = this.target(name);
     const container = await this.getContainer();
@@ -164,14 +166,14 @@ export class AzureBlobArtifactStore implements ArtifactStore {
         }
       },
     };
-    return uploadFileAsBlockBlob(localPath, size, options, {
+    return uploadFileAsBlockBlob(localPath, read, options, {
       requests: async () => requests,
       settings: this.config,
       retry: this.retry,
       where: url,
       slowPart: 'the storage account',
       logger: this.logger,
-      mapError: (error) => this.toError(error, size > this.config.maxSinglePutSize ? 'block upload' : 'Put Blob', name),
+      mapError: (error) => this.toError(error, read.size > this.config.maxSinglePutSize ? 'block upload' : 'Put Blob', name),
     });
   }
 

@@ -44,6 +44,17 @@ export interface BlockBlobRequests {
   uncommittedBlocks?(signal: AbortSignal): Promise<Map<string, number>>;
 }
 
+/**
+ * A small file read whole up front (`readSourceIfSmall`, source-file.ts): its bytes go as the one
+ * `Put Blob`, resent as they are on every attempt, and no file handle is kept.
+ */
+export interface SourceBytes {
+  path: string;
+  /** `bytes.length`. */
+  size: number;
+  bytes: Buffer;
+}
+
 /** Options of {@link uploadBlockBlob}. */
 export interface BlockUploadOptions {
   /** Block size for this file (already grown to fit Azure's 50,000-block limit). */
@@ -95,9 +106,10 @@ export interface BlockUploadResult {
 
 /**
  * Uploads `source` through `requests`: single `Put Blob` or staged blocks plus a commit (see the
- * module comment). Throws the first error that ended it (after its retries): the SDK's own
- * error for the caller to map, a `LocalPathError` for a file that shrank, a
- * `SourceChangedError` for one that changed (`options.snapshot`), or an {@link AbortedError}.
+ * module comment); a {@link SourceBytes} (at most `maxSinglePutSize`) is that `Put Blob` as it
+ * is. Throws the first error that ended it (after its retries): the SDK's own error for the
+ * caller to map, a `LocalPathError` for a file that shrank, a `SourceChangedError` for one that
+ * changed (`options.snapshot`), or an {@link AbortedError}.
  *
  * @example
  * ```ts
@@ -107,7 +119,7 @@ export interface BlockUploadResult {
  * });
  * ```
  */
-export async function uploadBlockBlob(source: SourceFile, requests: BlockBlobRequests, options: BlockUploadOptions): Promise<BlockUploadResult> {
+export async function uploadBlockBlob(source: SourceFile | SourceBytes, requests: BlockBlobRequests, options: BlockUploadOptions): Promise<BlockUploadResult> {
   const run = new FileRun(options);
   try {
     return await upload(source, requests, options, run);
@@ -117,9 +129,9 @@ export async function uploadBlockBlob(source: SourceFile, requests: BlockBlobReq
   }
 }
 
-async function upload(source: SourceFile, requests: BlockBlobRequests, options: BlockUploadOptions, run: FileRun): Promise<BlockUploadResult> {
-  if (source.size <= options.maxSinglePutSize) {
-    const body = await readSourceRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
+async function upload(source: SourceFile | SourceBytes, requests: BlockBlobRequests, options: BlockUploadOptions, run: FileRun): Promise<BlockUploadResult> {
+  if ('bytes' in source || source.size <= options.maxSinglePutSize) {
+    const body = 'bytes' in source ? source.bytes : await readSourceRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
     const md5 = createHash('md5').update(body).digest();
     const sha256 = createHash('sha256').update(body).digest('hex');
     await run.request('PUT', (signal) => requests.putBlob(body, md5, signal));
@@ -185,7 +197,9 @@ export interface FileBlockBlobUpload {
 }
 
 /**
- * One local file of a store's `uploadFile` as a block blob: opens the file, bounds it by
+ * One local file of a store's `uploadFile` as a block blob, as `readSourceIfSmall` left it
+ * (`read`: its size, and its bytes when it was small): sends those bytes when they fit one
+ * `Put Blob`, else opens the file; bounds it by
  * `retry.totalTimeoutMs`, runs {@link uploadBlockBlob} with the store's settings and the caller's
  * hooks, and turns the end into an `UploadFileResult` or the error that says why (deadline,
  * abort, a source that changed, else `mapError`). Shared by the `wasbs://`/`abfss://` and
@@ -193,18 +207,32 @@ export interface FileBlockBlobUpload {
  *
  * @example
  * ```ts
- * return uploadFileAsBlockBlob(localPath, size, options, { requests: async () => requests, settings, retry, where, slowPart: 'the storage account', logger, mapError });
+ * const read = await readSourceIfSmall(localPath, options.size, logger);
+ * return uploadFileAsBlockBlob(localPath, read, options, { requests: async () => requests, settings, retry, where, slowPart: 'the storage account', logger, mapError });
  * ```
  */
-export async function uploadFileAsBlockBlob(localPath: string, size: number, options: UploadFileOptions, upload: FileBlockBlobUpload): Promise<UploadFileResult> {
+export async function uploadFileAsBlockBlob(
+  localPath: string,
+  read: { size: number; bytes?: Buffer | undefined },
+  options: UploadFileOptions,
+  upload: FileBlockBlobUpload,
+): Promise<UploadFileResult> {
   const { settings, retry, where, logger } = upload;
+  const { size } = read;
+  // Read whole already (readSourceIfSmall) and within one Put Blob: sent from memory, no handle.
+  const bytes = read.bytes && size <= settings.maxSinglePutSize ? read.bytes : undefined;
   const deadline = retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(retry.totalTimeoutMs) : undefined;
   const signal = combineSignals(options.signal, deadline);
   let file: FileHandle | undefined;
   try {
     const requests = await upload.requests(signal);
-    file = await openSourceFile(localPath);
-    const result = await uploadBlockBlob({ handle: file, path: localPath, size }, requests, {
+    let source: SourceFile | SourceBytes;
+    if (bytes) source = { path: localPath, size, bytes };
+    else {
+      file = await openSourceFile(localPath);
+      source = { handle: file, path: localPath, size };
+    }
+    const result = await uploadBlockBlob(source, requests, {
       blockSize: effectiveBlockSize(size, settings.blockSize),
       maxSinglePutSize: settings.maxSinglePutSize,
       concurrency: settings.concurrency,

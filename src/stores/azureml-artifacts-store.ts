@@ -36,7 +36,7 @@ import { listingPrefixes, type ArtifactEntry, type ArtifactStore, type ArtifactS
 import { uploadFileAsBlockBlob } from './azure-block-upload.js';
 import { resolveAzureTransferSettings, type AzureStoreOptions, type AzureTransferSettings } from './azure-config.js';
 import { sasBlobSize, sasBlockBlobRequests } from './azure-sas-blob.js';
-import { statSourceFile } from './source-file.js';
+import { readSourceIfSmall } from './source-file.js';
 
 /** The plugin's batch size of `batch/metadata` (`ARTIFACTS_BATCH_SIZE_DEFAULT`). */
 export const DEFAULT_AZUREML_ARTIFACT_BATCH_SIZE = 50;
@@ -155,10 +155,12 @@ export class AzureMlArtifactStore implements ArtifactStore {
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
     assertArtifactPath(artifactPath);
     throwIfAborted(options.signal);
-    const size = await statSourceFile(localPath, options.size, this.logger);
+    // A small file is read whole up front (open, fstat, read, close), as the other stores do:
+    // its Put Blob sends that buffer on every attempt, with no file handle kept.
+    const read = await readSourceIfSmall(localPath, options.size, this.logger);
     const name = joinArtifactPath(this.location.rootPath, artifactPath);
     const where = `azureml://experiments/${this.location.experiment}/runs/${this.location.runId}/artifacts/${name}`;
-    return uploadFileAsBlockBlob(localPath, size, options, {
+    return uploadFileAsBlockBlob(localPath, read, options, {
       requests: async (signal) => sasBlockBlobRequests(this.http, await this.batches.contentUri(name, signal), guessMimeType(name).type),
       settings: this.settings,
       retry: this.retry,
@@ -206,7 +208,7 @@ export class AzureMlArtifactStore implements ArtifactStore {
 /**
  * Coalesces the content-URI requests of files that start together into `batch/metadata` calls
  * of at most `batchSize` paths: the first request opens a batch, which is sent
- * {@link BATCH_WINDOW_MS} later (files that start together reach it after a `stat` each), or as
+ * {@link BATCH_WINDOW_MS} later (files that start together reach it after reading or stat'ing their file), or as
  * soon as it is full.
  */
 class ContentUriBatcher {

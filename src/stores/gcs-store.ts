@@ -73,7 +73,7 @@ import {
   type GcsSessionStatus,
 } from './gcs-resumable.js';
 import { OrderedSha256 } from './ordered-sha256.js';
-import { statSourceFile, toLocalPathError } from './source-file.js';
+import { readSourceIfSmall, toLocalPathError } from './source-file.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
 import { sourceChange } from '../core/source-snapshot.js';
 
@@ -199,7 +199,9 @@ export class GcsArtifactStore implements ArtifactStore {
     assertArtifactPath(artifactPath);
     throwIfAborted(options.signal);
     this.warnOnce();
-    const size = await statSourceFile(localPath, options.size, this.logger);
+    // A small file is read whole up front (open, fstat, read, close), as the other stores do:
+    // no stat and access before it, and that buffer is what every attempt of its request sends.
+    const { size, bytes } = await readSourceIfSmall(localPath, options.size, this.logger);
     const name = joinArtifactPath(this.rootKey, artifactPath);
     const contentType = contentTypeFor(name);
     const deadline = this.retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(this.retry.totalTimeoutMs) : undefined;
@@ -229,7 +231,7 @@ export class GcsArtifactStore implements ArtifactStore {
       let object: GcsObjectResource;
       let integrity: Pick<UploadFileResult, 'sha256' | 'verified' | 'checksum'>;
       if (!resumable) {
-        ({ object, ...integrity } = await this.uploadInOneRequest(requester, localPath, artifactPath, contentType, size, signal));
+        ({ object, ...integrity } = await this.uploadInOneRequest(requester, { localPath, size, bytes }, artifactPath, contentType, signal));
       } else {
         // Chunks go in file order: the sha256 is hashed as they are read (a retried chunk, or
         // the part GCS did not keep, is not hashed twice); what an earlier process sent is read here.
@@ -355,20 +357,21 @@ export class GcsArtifactStore implements ArtifactStore {
 
   /**
    * What `google-cloud-storage` does up to 8 MiB: one `uploadType=multipart` request, metadata
-   * (name, type, MD5 for GCS to check) and bytes together. The file is read into memory once.
+   * (name, type, MD5 for GCS to check) and bytes together. The file is read into memory once:
+   * a small one already was (`source.bytes`, {@link readSourceIfSmall}), a bigger one here.
    */
   private async uploadInOneRequest(
     requester: GcsRequester,
-    localPath: string,
+    source: { localPath: string; size: number; bytes?: Buffer | undefined },
     artifactPath: string,
     contentType: string,
-    size: number,
     signal?: AbortSignal,
   ): Promise<{ object: GcsObjectResource; sha256: string; verified?: 'checksum'; checksum?: string }> {
     const name = joinArtifactPath(this.rootKey, artifactPath);
+    const { localPath, size } = source;
     let bytes: Buffer;
     try {
-      bytes = await readFile(localPath, signal ? { signal } : {});
+      bytes = source.bytes ?? (await readFile(localPath, signal ? { signal } : {}));
     } catch (error) {
       if (signal?.aborted) throw new AbortedError(undefined, { cause: signal.reason });
       throw toLocalPathError(error, localPath);

@@ -128,6 +128,7 @@ describe('test support: servers die with the test run', () => {
     const s = await startThroughStarter('stubborn', 'stubborn');
     await s.starter.kill();
     await waitUntil(() => !running(s.server) && !running(s.worker) && !running(s.watchdog), 'stubborn server, worker and watchdog are gone', 30_000);
+    expect([s.server, s.worker, s.watchdog].filter(running)).toEqual([]);
   });
 
   it('stop() ends the server and its worker; the watchdog exits with the server exit code', async () => {

@@ -4,7 +4,7 @@
  * gs:// and wasbs:// roots and on a file: store. What was read is hashed in the same pass.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, truncateSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
@@ -23,6 +23,18 @@ function onFirstBytes(name: string, change: () => void): (event: UploadProgressE
     done = true;
     change();
   };
+}
+
+/**
+ * Rewrites a small file in place: same size, new content, and an mtime 5 s ahead (set, so the
+ * change shows even when the write lands in the same clock tick as the snapshot).
+ */
+function rewriteSmall(path: string, size: number): void {
+  const fd = openSync(path, 'r+');
+  writeSync(fd, Buffer.alloc(size, 0xee), 0, size, 0);
+  closeSync(fd);
+  const later = new Date(Date.now() + 5000);
+  utimesSync(path, later, later);
 }
 
 /** Rewrites the first MiB of a file in place (same size, new content, new mtime). */
@@ -92,6 +104,20 @@ describeWithServers('a source file that changes during its upload (issue 13)', (
       expect(result.error).toMatchObject({ code: 'SOURCE_CHANGED', path });
       expect(result.error?.message).toMatch(/rewritten/);
       expect((await stored()).filter((p) => p.includes('big.bin'))).toEqual([]);
+    });
+
+    // Files up to 1 MiB are read whole before their request (readSourceIfSmall): the check after
+    // the send still sees the change, and what was stored is taken back.
+    it(`a small file (read whole up front) rewritten during upload fails with SOURCE_CHANGED and stores nothing (${target})`, async () => {
+      const small = 32 * 1024;
+      const src = writeTree(scratch(), { 'small.bin': randomBytes(small) });
+      const path = join(src, 'small.bin');
+      const { uploader, stored } = await uploaderFor(target, onFirstBytes('small.bin', () => rewriteSmall(path, small)));
+      const result = await uploader.uploadFile(path, { artifactPath: 'd' });
+      expect(result.status).toBe('failed');
+      expect(result.error).toMatchObject({ code: 'SOURCE_CHANGED', path, before: { size: small }, after: { size: small } });
+      expect(result.files[0]).toMatchObject({ status: 'failed', attempts: 1 });
+      expect((await stored()).filter((p) => p.includes('small.bin'))).toEqual([]);
     });
 
     it(`a file truncated during upload fails at once with SOURCE_CHANGED, no retries spent (${target})`, async () => {
