@@ -171,6 +171,33 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(await inProgressUploads(`${store.rootKey}/model/`)).toEqual([]);
   });
 
+  it('once a part is accepted, later parts skip Expect: 100-continue (a round trip each); the first part and a retried one keep it', async () => {
+    resetProxy();
+    proxy.addRule({
+      match: isPart(2),
+      times: 1,
+      fault: 'status',
+      status: 503,
+      headers: { 'content-type': 'application/xml' },
+      body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error>',
+    });
+    // One part at a time, so "after the first accepted part" is exact.
+    const store = storeFor({ partSize: 5 * MiB, queueSize: 1 }, proxy.url);
+    const result = await store.uploadFile(bigPath, 'model/expect.bin');
+    expected['model/expect.bin'] = sha256(big);
+
+    expect(result).toMatchObject({ bytes: big.length, attempts: 2, multipart: true, sha256: sha256(big), verified: 'checksum' });
+    const parts = proxy.requests.filter((r) => r.method === 'PUT' && /[?&]partNumber=\d+/.test(r.path));
+    expect(parts.map((r) => [Number(/[?&]partNumber=(\d+)/.exec(r.path)![1]), r.status, r.expect ?? null])).toEqual([
+      [1, 200, '100-continue'],
+      [2, 503, null],
+      [2, 200, '100-continue'],
+      // 1 MiB: under the SDK's 2 MB threshold, never with Expect.
+      [3, 200, null],
+    ]);
+    expect(await inProgressUploads(`${store.rootKey}/model/`)).toEqual([]);
+  });
+
   /** A 60 MiB file (12 parts of 5 MiB): enough parts for the number in flight to change. */
   let twelveParts: { data: Buffer; path: string } | undefined;
   async function twelvePartFile(): Promise<{ data: Buffer; path: string }> {

@@ -44,6 +44,8 @@ export interface ProxyLogEntry {
   path: string;
   /** The request's `Content-Range`, when it had one (GCS resumable chunks). */
   contentRange?: string;
+  /** The request's `Expect` header, when it had one (`100-continue`: its body waited for the go-ahead). */
+  expect?: string;
   /** Status returned to the client, when one was. */
   status?: number;
   /** The fault applied, if any. */
@@ -204,6 +206,7 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
     const entry: ProxyLogEntry = { method, path, bytes: 0, inFlightAtStart: open };
     const contentRange = req.headers['content-range'];
     if (typeof contentRange === 'string') entry.contentRange = contentRange;
+    if (typeof req.headers.expect === 'string') entry.expect = req.headers.expect;
     requests.push(entry);
     if (frozen) return hold(req);
     const rule = pickRule(method, path, req.headers);
