@@ -143,16 +143,19 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     }
   });
 
+  /** Part `n` answers 503 ServiceUnavailable (a transient S3 error) `times` times. */
+  const partUnavailable = (n: number, times: number) => ({
+    match: isPart(n),
+    times,
+    fault: 'status' as const,
+    status: 503,
+    headers: { 'content-type': 'application/xml' },
+    body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error>',
+  });
+
   it('retries a part that failed with 503 twice on its own; the other parts go once', async () => {
     resetProxy();
-    proxy.addRule({
-      match: isPart(2),
-      times: 2,
-      fault: 'status',
-      status: 503,
-      headers: { 'content-type': 'application/xml' },
-      body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error>',
-    });
+    proxy.addRule(partUnavailable(2, 2));
     const store = storeFor({ partSize: 5 * MiB, queueSize: 2 }, proxy.url);
     const retries: RetryEvent[] = [];
     const progress: number[] = [];
@@ -173,14 +176,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
 
   it('once a part is accepted, later parts skip Expect: 100-continue (a round trip each); the first part and a retried one keep it', async () => {
     resetProxy();
-    proxy.addRule({
-      match: isPart(2),
-      times: 1,
-      fault: 'status',
-      status: 503,
-      headers: { 'content-type': 'application/xml' },
-      body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>ServiceUnavailable</Code><Message>injected</Message></Error>',
-    });
+    proxy.addRule(partUnavailable(2, 1));
     // One part at a time, so "after the first accepted part" is exact.
     const store = storeFor({ partSize: 5 * MiB, queueSize: 1 }, proxy.url);
     const result = await store.uploadFile(bigPath, 'model/expect.bin');
