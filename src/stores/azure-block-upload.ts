@@ -23,7 +23,7 @@ import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { OrderedSha256 } from './ordered-sha256.js';
-import { openSourceFile, readSourceRange, type SourceFile } from './source-file.js';
+import { openSourceFile, readSourceRange, type SourceFile, type SourceRead } from './source-file.js';
 import type { MultipartResume, UploadFileOptions, UploadFileResult } from './artifact-store.js';
 import { effectiveBlockSize, type AzureTransferSettings } from './azure-config.js';
 
@@ -213,7 +213,7 @@ export interface FileBlockBlobUpload {
  */
 export async function uploadFileAsBlockBlob(
   localPath: string,
-  read: { size: number; bytes?: Buffer | undefined },
+  read: SourceRead,
   options: UploadFileOptions,
   upload: FileBlockBlobUpload,
 ): Promise<UploadFileResult> {

@@ -73,7 +73,7 @@ import {
   type GcsSessionStatus,
 } from './gcs-resumable.js';
 import { OrderedSha256 } from './ordered-sha256.js';
-import { readSourceIfSmall, toLocalPathError } from './source-file.js';
+import { readSourceIfSmall, toLocalPathError, type SourceRead } from './source-file.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
 import { sourceChange } from '../core/source-snapshot.js';
 
@@ -362,7 +362,7 @@ export class GcsArtifactStore implements ArtifactStore {
    */
   private async uploadInOneRequest(
     requester: GcsRequester,
-    source: { localPath: string; size: number; bytes?: Buffer | undefined },
+    source: SourceRead & { localPath: string },
     artifactPath: string,
     contentType: string,
     signal?: AbortSignal,

@@ -53,6 +53,13 @@ const closeAsync = promisify(close);
  */
 export const SMALL_FILE_BYTES = 1024 * 1024;
 
+/** A source file as {@link readSourceIfSmall} left it: its size, and its bytes when it was read whole. */
+export interface SourceRead {
+  size: number;
+  /** The whole file, when it was small ({@link SMALL_FILE_BYTES}); else it is streamed. */
+  bytes?: Buffer;
+}
+
 /**
  * Reads a small file whole, with the checks of {@link statSourceFile} and fewer file system
  * calls (open, fstat, read, close instead of stat, access, then a stream's open, read and
@@ -69,7 +76,7 @@ export async function readSmallSourceFile(
   localPath: string,
   expectedSize: number | undefined,
   logger: Logger,
-): Promise<{ size: number; bytes?: Buffer }> {
+): Promise<SourceRead> {
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below as NOT_A_FILE).
@@ -120,7 +127,7 @@ export async function readSmallSourceFile(
  * const { size, bytes } = await readSourceIfSmall('out/metrics.json', plannedSize, logger);
  * ```
  */
-export async function readSourceIfSmall(localPath: string, expectedSize: number | undefined, logger: Logger): Promise<{ size: number; bytes?: Buffer }> {
+export async function readSourceIfSmall(localPath: string, expectedSize: number | undefined, logger: Logger): Promise<SourceRead> {
   if (expectedSize !== undefined && expectedSize > SMALL_FILE_BYTES) return { size: await statSourceFile(localPath, expectedSize, logger) };
   return readSmallSourceFile(localPath, expectedSize, logger);
 }
