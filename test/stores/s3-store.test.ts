@@ -183,8 +183,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expected['model/expect.bin'] = sha256(big);
 
     expect(result).toMatchObject({ bytes: big.length, attempts: 2, multipart: true, sha256: sha256(big), verified: 'checksum' });
-    const parts = proxy.requests.filter((r) => r.method === 'PUT' && /[?&]partNumber=\d+/.test(r.path));
-    expect(parts.map((r) => [Number(/[?&]partNumber=(\d+)/.exec(r.path)![1]), r.status, r.expect ?? null])).toEqual([
+    expect(partRequests().map((r) => [Number(/[?&]partNumber=(\d+)/.exec(r.path)![1]), r.status, r.expect ?? null])).toEqual([
       [1, 200, '100-continue'],
       [2, 503, null],
       [2, 200, '100-continue'],
