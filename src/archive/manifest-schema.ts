@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { CheckpointManifest, readManifest } from './manifest.js';
 
 const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);

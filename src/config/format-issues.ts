@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { ConfigIssue } from '../core/errors.js';
 import { closestMatch } from './did-you-mean.js';
 import type { keysAt } from './file-schema.js';

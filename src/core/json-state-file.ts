@@ -18,7 +18,7 @@ import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { prepareExclusiveFile, processAlive, removeStaleTempFiles, writeFileAtomic } from './atomic-write.js';
 import { AbortedError, LocalPathError } from './errors.js';
 import { sleep } from './abort.js';

@@ -31,7 +31,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ArtifactUploaderError, InvalidArgumentError } from '../core/errors.js';
 import { redact, redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** A failure as the state file records it (secrets redacted). */
 export const RecordedErrorSchema = z.object({

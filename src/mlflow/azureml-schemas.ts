@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** `ArtifactContentInformation`: where one artifact's bytes are (a SAS URL). */
 export const contentInformationSchema = z.object({

@@ -20,7 +20,7 @@ import type { Logger } from '../core/logger.js';
 import { withRetry } from '../core/retry.js';
 import { mlflowErrorMapper, mlflowRequest, type MlflowConnection, type MlflowRequestOptions } from './connection.js';
 import type { LoggedModel, ModelVersion } from './registry-types.js';
-import type { z } from 'zod';
+import type * as z from 'zod';
 
 type Schemas = typeof import('./schemas.js') & typeof import('./registry-schemas.js');
 

@@ -35,7 +35,7 @@ import type {
   TrackingRequestOptions,
   UpdateRunInput,
 } from './tracking-types.js';
-import type { z } from 'zod';
+import type * as z from 'zod';
 
 /**
  * The tag that makes `runs/create` safe to retry: a fresh id per create, searched for before a

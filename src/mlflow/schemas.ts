@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { InvalidResponseError } from '../core/errors.js';
 import { redactUrl } from '../core/logger.js';
 import type { ArtifactListing, Experiment, Metric, Run, RunInfo } from './tracking-types.js';

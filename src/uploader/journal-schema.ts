@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import type { JournalRecord, OperationLogHeader, OperationLogLine } from './journal.js';
 
 const PartSchema = z.object({
