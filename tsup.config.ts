@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'tsup';
 import { assertNoOtherRun } from './test/support/checkout-lock.js';
@@ -16,7 +18,25 @@ const esmOnly = [/^p-retry$/, /^p-limit$/, /^is-network-error$/, /^yocto-queue$/
 // Our sources import it as `import * as z from 'zod'`: a named `{ z }` import keeps the whole
 // namespace, locales included. No declaration in dist/ names a zod type.
 const bundled = [/^zod(\/|$)/];
-const common = { dts: true, sourcemap: true, target: 'node20', platform: 'node', noExternal: bundled } as const;
+
+/**
+ * The packages whose code ships inside dist/ (`bundled`, and `esmOnly` in the CJS build). Their
+ * licenses (all MIT) ask that their notice travels with their code: every build writes
+ * dist/THIRD-PARTY-NOTICES.md from the installed packages, so it follows the lockfile.
+ */
+const shippedInside = ['zod', 'p-retry', 'p-limit', 'is-network-error', 'yocto-queue'];
+function writeThirdPartyNotices(): void {
+  const sections = shippedInside.map((name) => {
+    const dir = join('node_modules', name);
+    const { version, license } = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { version: string; license: string };
+    const file = readdirSync(dir).find((f) => /^licen[cs]e(\.(md|txt))?$/i.test(f));
+    if (!file) throw new Error(`${name} ships no license file: dist/THIRD-PARTY-NOTICES.md cannot carry its notice`);
+    return `## ${name} ${version} (${license})\n\n${readFileSync(join(dir, file), 'utf8').trim()}\n`;
+  });
+  writeFileSync('dist/THIRD-PARTY-NOTICES.md', `# Third-party notices\n\nartifact-uploader's dist/ contains code of these packages.\n\n${sections.join('\n')}`);
+}
+
+const common = { dts: true, sourcemap: true, target: 'node20', platform: 'node', noExternal: bundled, onSuccess: async () => writeThirdPartyNotices() } as const;
 
 export default defineConfig([
   { ...common, entry: { index: 'src/index.ts' }, format: ['esm'], clean: true },

@@ -108,6 +108,12 @@ describeWithServers('the packed tarball, installed as users install it', () => {
     expect(shipped.filter((f) => !['CHANGELOG.md', 'LICENSE', 'README.md', 'dist', 'package.json'].includes(f))).toEqual([]);
   });
 
+  it('carries the notices of the packages bundled into dist/ (zod; p-retry and p-limit in the CJS build)', () => {
+    const notices = readFileSync(join(consumer, 'node_modules', pkg.name, 'dist', 'THIRD-PARTY-NOTICES.md'), 'utf8');
+    for (const name of ['zod', 'p-retry', 'p-limit']) expect(notices).toMatch(new RegExp(`^## ${name} \\d+\\.\\d+\\.\\d+ \\(MIT\\)$`, 'm'));
+    expect(notices).toContain('Permission is hereby granted, free of charge');
+  });
+
   for (const node of nodes) {
     const line = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
     describe(`on Node ${line}`, () => {
