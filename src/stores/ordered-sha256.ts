@@ -87,14 +87,16 @@ export class OrderedSha256 {
   /**
    * Hashes the bytes before `end` not fed yet by reading them from `source` (a path, or an open
    * file): e.g. the part of a resumable upload an earlier process sent, before this process
-   * sends the rest. Throws the source file's `LocalPathError` when it can no longer be read.
+   * sends the rest. Bytes fed meanwhile ({@link update}) are not read again. Returns early,
+   * short of `end`, once `signal` fires (the upload stopped). Throws the source file's
+   * `LocalPathError` when it can no longer be read.
    */
-  async readUpTo(source: SourceFile | string, end: number): Promise<void> {
+  async readUpTo(source: SourceFile | string, end: number, signal?: AbortSignal): Promise<void> {
     if (this.hashed >= end) return;
     const file: SourceFile = typeof source === 'string' ? { handle: await openSourceFile(source), path: source, size: this.size } : source;
     try {
       const buffer = Buffer.allocUnsafe(Math.min(GAP_READ_BYTES, end - this.hashed));
-      while (this.hashed < end) {
+      while (this.hashed < end && signal?.aborted !== true) {
         const length = Math.min(buffer.length, end - this.hashed);
         this.update(this.hashed, await readSourceRange(file, buffer, this.hashed, length));
       }

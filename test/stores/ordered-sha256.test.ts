@@ -2,12 +2,12 @@
  * The in-order sha256 of a file read in ranges out of order (multipart parts, blocks, resumable
  * chunks): every byte hashed once, in file order, whatever order and repeats the ranges come in;
  * bytes never fed (dropped, or sent by an earlier process) read from the file at the end; and the
- * parallel part loop (`sendFileRanges`) hashing from the buffers it sends, parts skipped by a
- * resume included.
+ * parallel part loop (`sendFileRanges`) hashing from the buffers it sends, or, for a resumed file
+ * (parts skipped), with a reader of its own that no send waits for.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -81,7 +81,7 @@ describe('OrderedSha256', () => {
 });
 
 describe('sendFileRanges with a hasher', () => {
-  it('hashes the file in order from the buffers it sends, skipped (resumed) ranges read to be hashed, never more buffers than workers', async () => {
+  it('hashes a resumed file (some ranges skipped) whole and in order, never more buffers than workers', async () => {
     const bytes = randomBytes(10 * 1000 + 123);
     const path = fileOf(bytes);
     const handle = await open(path, 'r');
@@ -145,29 +145,82 @@ describe('sendFileRanges with a hasher', () => {
     }
   });
 
-  it('a stop while kept ranges are being hashed ends every worker and the kept-range reader', async () => {
-    const bytes = randomBytes(16 * 1000);
+  it('never holds a send for the hash of a resumed file: every range goes while the kept ranges are still unread', async () => {
+    const rangeSize = 64 * 1024;
+    const bytes = randomBytes(32 * rangeSize);
     const path = fileOf(bytes);
-    const handle = await open(path, 'r');
+    const real = await open(path, 'r');
+    const kept = 16; // ranges 0-15 an earlier process sent
+    // The kept bytes can be read only once the test says so: a send that waited for their hash would never happen.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const handle = {
+      read: async (buffer: Buffer, offset: number, length: number, position: number) => {
+        if (position < kept * rangeSize) await gate;
+        return real.read(buffer, offset, length, position);
+      },
+    } as unknown as FileHandle;
+    try {
+      const hasher = new OrderedSha256(bytes.length);
+      const sent: number[] = [];
+      const buffers = new Set<ArrayBufferLike>();
+      const done = sendFileRanges({ handle, path, size: bytes.length }, new RangeStop(), {
+        rangeSize,
+        concurrency: 2,
+        skip: new Set(Array.from({ length: kept }, (_, i) => i)),
+        hasher,
+        send: async (index, body) => {
+          buffers.add(body.buffer);
+          expect(body.equals(bytes.subarray(index * rangeSize, (index + 1) * rangeSize))).toBe(true);
+          sent.push(index);
+          if (sent.length === 32 - kept) release();
+        },
+      });
+      await done;
+      expect(sent).toEqual(Array.from({ length: 32 - kept }, (_, i) => kept + i));
+      expect(buffers.size).toBeLessThanOrEqual(2);
+      expect(hasher.position).toBe(bytes.length);
+      expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
+    } finally {
+      await real.close();
+    }
+  });
+
+  it('a stop while kept ranges are being hashed ends every worker and the file reader, which reads no further', async () => {
+    const MiB = 1024 * 1024;
+    const bytes = randomBytes(4 * MiB);
+    const path = fileOf(bytes);
+    const real = await open(path, 'r');
+    // The reader's first 1 MiB read is held until the failure has stopped the upload.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const handle = {
+      read: async (buffer: Buffer, offset: number, length: number, position: number) => {
+        if (position < 2 * MiB) await gate;
+        return real.read(buffer, offset, length, position);
+      },
+    } as unknown as FileHandle;
     try {
       const hasher = new OrderedSha256(bytes.length);
       const stop = new RangeStop();
       const failure = new Error('part failed for good');
       await expect(
         sendFileRanges({ handle, path, size: bytes.length }, stop, {
-          rangeSize: 1000,
+          rangeSize: 64 * 1024,
           concurrency: 3,
-          skip: new Set([0, 1, 2, 3, 4, 5, 6, 7]),
+          skip: new Set(Array.from({ length: 32 }, (_, i) => i)), // the first 2 MiB
           hasher,
           send: async () => {
             stop.fail(failure);
+            release();
             throw failure;
           },
         }),
       ).rejects.toBe(failure);
-      expect(hasher.position).toBeLessThan(bytes.length);
+      // The read in progress when the upload stopped is hashed; nothing after it is read.
+      expect(hasher.position).toBe(MiB);
     } finally {
-      await handle.close();
+      await real.close();
     }
   });
 });
