@@ -5,7 +5,7 @@
  * against ESM-only dependencies breaking the CJS build (toolchain.md G4).
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -55,6 +55,17 @@ describe('built package', () => {
   it('works through import() (ESM build)', async () => {
     const { stdout } = await run(process.execPath, ['-e', script("const loaded = import('artifact-uploader');")], { cwd: root });
     expect(JSON.parse(stdout)).toEqual({ experimentId: '7', requests: 2, maxRetries: 3, isError: true });
+  });
+
+  it('has zod inside, tree-shaken: no import of the package, none of its locales (tsup.config.ts)', () => {
+    const shipped = readdirSync(resolve(root, 'dist')).filter((f) => /\.c?js$/.test(f));
+    const filesWith = (test: (code: string) => boolean) => shipped.filter((f) => test(readFileSync(resolve(root, 'dist', f), 'utf8')));
+    // The schemas are in there (an English zod message), and nothing loads zod at run time.
+    expect(filesWith((code) => code.includes('Invalid input')).length).toBeGreaterThan(0);
+    expect(filesWith((code) => /(from|require\()\s*["']zod(\/[^"']*)?["']/.test(code))).toEqual([]);
+    // `import { z } from 'zod'` in a source keeps every locale; `import * as z` does not. The
+    // Dutch one is looked for because esbuild escapes non-ASCII text.
+    expect(filesWith((code) => code.includes('Ongeldige invoer'))).toEqual([]);
   });
 
   it('ships types for both and keeps VERSION in step with package.json', () => {
