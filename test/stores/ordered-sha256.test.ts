@@ -22,6 +22,20 @@ function fileOf(bytes: Buffer): string {
   return path;
 }
 
+/** An open file whose reads below `heldBelow` wait until `release()` is called. */
+async function heldFile(path: string, heldBelow: number): Promise<{ handle: FileHandle; release: () => void; close: () => Promise<void> }> {
+  const real = await open(path, 'r');
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const handle = {
+    read: async (buffer: Buffer, offset: number, length: number, position: number) => {
+      if (position < heldBelow) await gate;
+      return real.read(buffer, offset, length, position);
+    },
+  } as unknown as FileHandle;
+  return { handle, release, close: () => real.close() };
+}
+
 describe('OrderedSha256', () => {
   it('hashes chunks fed in order, repeated and overlapping, as the file, reading nothing', async () => {
     const bytes = randomBytes(1000);
@@ -113,53 +127,13 @@ describe('sendFileRanges with a hasher', () => {
     }
   });
 
-  it('sends the ranges after a resume\'s kept ranges while those are still being read to be hashed, from no more buffers than workers', async () => {
-    const rangeSize = 64 * 1024;
-    const bytes = randomBytes(64 * rangeSize);
-    const path = fileOf(bytes);
-    const handle = await open(path, 'r');
-    try {
-      const hasher = new OrderedSha256(bytes.length);
-      const kept = 48; // ranges 0-47 an earlier process sent: read from the file, one by one, to be hashed
-      const hashedAtSend: number[] = [];
-      const buffers = new Set<ArrayBufferLike>();
-      await sendFileRanges({ handle, path, size: bytes.length }, new RangeStop(), {
-        rangeSize,
-        concurrency: 2,
-        skip: new Set(Array.from({ length: kept }, (_, i) => i)),
-        hasher,
-        send: async (index, body) => {
-          buffers.add(body.buffer);
-          hashedAtSend.push(hasher.position);
-          expect(body.equals(bytes.subarray(index * rangeSize, (index + 1) * rangeSize))).toBe(true);
-        },
-      });
-      expect(hashedAtSend).toHaveLength(64 - kept);
-      // The first sends did not wait for the 48 kept ranges to be hashed.
-      expect(hashedAtSend[0]).toBeLessThan(kept * rangeSize);
-      expect(buffers.size).toBeLessThanOrEqual(2);
-      expect(hasher.position).toBe(bytes.length);
-      expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
-    } finally {
-      await handle.close();
-    }
-  });
-
   it('never holds a send for the hash of a resumed file: every range goes while the kept ranges are still unread', async () => {
     const rangeSize = 64 * 1024;
     const bytes = randomBytes(32 * rangeSize);
     const path = fileOf(bytes);
-    const real = await open(path, 'r');
     const kept = 16; // ranges 0-15 an earlier process sent
-    // The kept bytes can be read only once the test says so: a send that waited for their hash would never happen.
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const handle = {
-      read: async (buffer: Buffer, offset: number, length: number, position: number) => {
-        if (position < kept * rangeSize) await gate;
-        return real.read(buffer, offset, length, position);
-      },
-    } as unknown as FileHandle;
+    // The kept bytes can be read only once every range was sent: a send that waited for their hash would never happen.
+    const { handle, release, close } = await heldFile(path, kept * rangeSize);
     try {
       const hasher = new OrderedSha256(bytes.length);
       const sent: number[] = [];
@@ -182,7 +156,7 @@ describe('sendFileRanges with a hasher', () => {
       expect(hasher.position).toBe(bytes.length);
       expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
     } finally {
-      await real.close();
+      await close();
     }
   });
 
@@ -190,16 +164,8 @@ describe('sendFileRanges with a hasher', () => {
     const MiB = 1024 * 1024;
     const bytes = randomBytes(4 * MiB);
     const path = fileOf(bytes);
-    const real = await open(path, 'r');
     // The reader's first 1 MiB read is held until the failure has stopped the upload.
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    const handle = {
-      read: async (buffer: Buffer, offset: number, length: number, position: number) => {
-        if (position < 2 * MiB) await gate;
-        return real.read(buffer, offset, length, position);
-      },
-    } as unknown as FileHandle;
+    const { handle, release, close } = await heldFile(path, 2 * MiB);
     try {
       const hasher = new OrderedSha256(bytes.length);
       const stop = new RangeStop();
@@ -220,7 +186,7 @@ describe('sendFileRanges with a hasher', () => {
       // The read in progress when the upload stopped is hashed; nothing after it is read.
       expect(hasher.position).toBe(MiB);
     } finally {
-      await real.close();
+      await close();
     }
   });
 });
