@@ -150,7 +150,9 @@ export async function queryResumableSession(requester: GcsRequester, session: Gc
 /**
  * Sends `source` from byte `offset` to the end, one chunk per request, and returns the object
  * GCS made. `onProgress` gets the bytes of the file GCS has or is being sent (it goes back when
- * a chunk is retried).
+ * a chunk is retried). `beforeLastChunk` is awaited before each attempt at the chunk that ends
+ * the file, which makes the object: what must hold before the object exists (its rejection
+ * stops the upload with nothing made).
  */
 export async function sendResumableChunks(
   requester: GcsRequester,
@@ -158,7 +160,7 @@ export async function sendResumableChunks(
   source: ResumableSource,
   offset: number,
   chunkSize: number,
-  options: { signal?: AbortSignal; onProgress?: (loaded: number) => void } = {},
+  options: { signal?: AbortSignal; onProgress?: (loaded: number) => void; beforeLastChunk?: () => Promise<void> } = {},
 ): Promise<GcsObjectResource> {
   let stalls = 0;
   for (;;) {
@@ -173,6 +175,7 @@ export async function sendResumableChunks(
       continue;
     }
     await assertStillLarge(source, offset + length);
+    if (offset + length === source.size) await options.beforeLastChunk?.();
     const start = offset;
     const response = await requester.send<GcsObjectResource>(
       {

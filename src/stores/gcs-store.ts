@@ -234,7 +234,8 @@ export class GcsArtifactStore implements ArtifactStore {
         ({ object, ...integrity } = await this.uploadInOneRequest(requester, { localPath, size, bytes }, artifactPath, contentType, signal));
       } else {
         // Chunks go in file order: the sha256 is hashed as they are read (a retried chunk, or
-        // the part GCS did not keep, is not hashed twice); what an earlier process sent is read here.
+        // the part GCS did not keep, is not hashed twice); what an earlier process sent is read
+        // from the file (sendResumedChunks).
         const hasher = new OrderedSha256(size);
         const started = await this.openSession(requester, name, size, contentType, sessionOptions, signal);
         session = started.session;
@@ -243,9 +244,10 @@ export class GcsArtifactStore implements ArtifactStore {
           object = started.object;
         } else {
           options.onProgress?.(started.offset);
-          await hasher.readUpTo(localPath, started.offset);
           const source = { path: localPath, size, snapshot: options.snapshot, onRead: (chunk: Buffer, position: number) => hasher.update(position, chunk) };
-          object = await sendResumableChunks(requester, session, source, started.offset, this.config.chunkSize, { signal, onProgress: options.onProgress });
+          const send = (sending: { signal?: AbortSignal; beforeLastChunk?: () => Promise<void> }) =>
+            sendResumableChunks(requester, started.session, source, started.offset, this.config.chunkSize, { ...sending, onProgress: options.onProgress });
+          object = started.offset > 0 ? await sendResumedChunks(hasher, localPath, signal, send) : await send(signal ? { signal } : {});
         }
         integrity = { sha256: await hasher.digest(localPath) };
       }
@@ -696,4 +698,41 @@ function asSession(value: unknown): GcsResumableSession | undefined {
   if (!v || typeof v !== 'object') return undefined;
   if (typeof v.uri !== 'string' || typeof v.bucket !== 'string' || typeof v.name !== 'string' || typeof v.size !== 'number' || typeof v.createdAt !== 'number') return undefined;
   return { uri: v.uri, bucket: v.bucket, name: v.name, size: v.size, createdAt: v.createdAt };
+}
+
+/**
+ * Sends the rest of a resumed session (`send`) while one more reader hashes the file from its
+ * start: the bytes an earlier process sent, then any chunk not hashed as it streamed (one read
+ * before the hash reached it). So the first chunk goes at once instead of after the kept bytes
+ * are hashed, as the part loops do it (stores/file-ranges.ts). The chunk that ends the file,
+ * which makes the object, waits for the hash: a read error there stops the upload before the
+ * object exists, and is what is thrown. A failed send stops the reader.
+ */
+async function sendResumedChunks<T>(
+  hasher: OrderedSha256,
+  localPath: string,
+  signal: AbortSignal | undefined,
+  send: (sending: { signal?: AbortSignal; beforeLastChunk: () => Promise<void> }) => Promise<T>,
+): Promise<T> {
+  const reader = new AbortController();
+  let readFailure: { error: unknown } | undefined;
+  const hashed = hasher.readUpTo(localPath, hasher.size, reader.signal).catch((error: unknown) => {
+    readFailure = { error };
+    reader.abort(error);
+  });
+  const sendSignal = combineSignals(signal, reader.signal);
+  try {
+    return await send({
+      ...(sendSignal ? { signal: sendSignal } : {}),
+      beforeLastChunk: async () => {
+        await hashed;
+        if (readFailure) throw readFailure.error;
+      },
+    });
+  } catch (error) {
+    throw readFailure ? readFailure.error : error;
+  } finally {
+    reader.abort();
+    await hashed;
+  }
 }
