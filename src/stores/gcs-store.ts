@@ -72,7 +72,7 @@ import {
   type GcsResumableSession,
   type GcsSessionStatus,
 } from './gcs-resumable.js';
-import { OrderedSha256 } from './ordered-sha256.js';
+import { OrderedSha256, sendHashingBeside } from './ordered-sha256.js';
 import { readSourceIfSmall, toLocalPathError, type SourceRead } from './source-file.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
 import { sourceChange } from '../core/source-snapshot.js';
@@ -235,7 +235,7 @@ export class GcsArtifactStore implements ArtifactStore {
       } else {
         // Chunks go in file order: the sha256 is hashed as they are read (a retried chunk, or
         // the part GCS did not keep, is not hashed twice); what an earlier process sent is read
-        // from the file (sendResumedChunks).
+        // from the file beside the chunks (sendHashingBeside).
         const hasher = new OrderedSha256(size);
         const started = await this.openSession(requester, name, size, contentType, sessionOptions, signal);
         session = started.session;
@@ -245,9 +245,13 @@ export class GcsArtifactStore implements ArtifactStore {
         } else {
           options.onProgress?.(started.offset);
           const source = { path: localPath, size, snapshot: options.snapshot, onRead: (chunk: Buffer, position: number) => hasher.update(position, chunk) };
-          const send = (sending: { signal?: AbortSignal; beforeLastChunk?: () => Promise<void> }) =>
-            sendResumableChunks(requester, started.session, source, started.offset, this.config.chunkSize, { ...sending, onProgress: options.onProgress });
-          object = started.offset > 0 ? await sendResumedChunks(hasher, localPath, signal, send) : await send(signal ? { signal } : {});
+          const send = ({ signal, beforeLastRequest }: { signal?: AbortSignal; beforeLastRequest?: () => Promise<void> }) =>
+            sendResumableChunks(requester, started.session, source, started.offset, this.config.chunkSize, {
+              ...(signal ? { signal } : {}),
+              ...(beforeLastRequest ? { beforeLastChunk: beforeLastRequest } : {}),
+              onProgress: options.onProgress,
+            });
+          object = started.offset > 0 ? await sendHashingBeside(hasher, localPath, signal, send) : await send(signal ? { signal } : {});
         }
         integrity = { sha256: await hasher.digest(localPath) };
       }
@@ -698,41 +702,4 @@ function asSession(value: unknown): GcsResumableSession | undefined {
   if (!v || typeof v !== 'object') return undefined;
   if (typeof v.uri !== 'string' || typeof v.bucket !== 'string' || typeof v.name !== 'string' || typeof v.size !== 'number' || typeof v.createdAt !== 'number') return undefined;
   return { uri: v.uri, bucket: v.bucket, name: v.name, size: v.size, createdAt: v.createdAt };
-}
-
-/**
- * Sends the rest of a resumed session (`send`) while one more reader hashes the file from its
- * start: the bytes an earlier process sent, then any chunk not hashed as it streamed (one read
- * before the hash reached it). So the first chunk goes at once instead of after the kept bytes
- * are hashed, as the part loops do it (stores/file-ranges.ts). The chunk that ends the file,
- * which makes the object, waits for the hash: a read error there stops the upload before the
- * object exists, and is what is thrown. A failed send stops the reader.
- */
-async function sendResumedChunks<T>(
-  hasher: OrderedSha256,
-  localPath: string,
-  signal: AbortSignal | undefined,
-  send: (sending: { signal?: AbortSignal; beforeLastChunk: () => Promise<void> }) => Promise<T>,
-): Promise<T> {
-  const reader = new AbortController();
-  let readFailure: { error: unknown } | undefined;
-  const hashed = hasher.readUpTo(localPath, hasher.size, reader.signal).catch((error: unknown) => {
-    readFailure = { error };
-    reader.abort(error);
-  });
-  const sendSignal = combineSignals(signal, reader.signal);
-  try {
-    return await send({
-      ...(sendSignal ? { signal: sendSignal } : {}),
-      beforeLastChunk: async () => {
-        await hashed;
-        if (readFailure) throw readFailure.error;
-      },
-    });
-  } catch (error) {
-    throw readFailure ? readFailure.error : error;
-  } finally {
-    reader.abort();
-    await hashed;
-  }
 }

@@ -15,6 +15,7 @@
  * @module
  */
 import { createHash, type Hash } from 'node:crypto';
+import { combineSignals } from '../core/abort.js';
 import { openSourceFile, readSourceRange, type SourceFile } from './source-file.js';
 
 /** Bytes read at once when {@link OrderedSha256.digest} fills a gap from the file. */
@@ -112,5 +113,50 @@ export class OrderedSha256 {
   async digest(source: SourceFile | string): Promise<string> {
     await this.readUpTo(source, this.size);
     return this.hash.digest('hex');
+  }
+}
+
+/**
+ * Runs `send` (the rest of a resumed upload, sent in file order) while one more reader hashes
+ * the file into `hasher` from its start: the bytes an earlier process sent, then whatever `send`
+ * read before the hash reached it (it feeds {@link OrderedSha256.update}, which drops such
+ * bytes). So the first request goes at once instead of after the kept bytes are hashed, as the
+ * part loops do it (stores/file-ranges.ts). `send` awaits `beforeLastRequest` before the request
+ * that makes the object (GCS's last chunk): a read error of the reader then stops the upload
+ * before the object exists, and is what is thrown. A failed send stops the reader.
+ *
+ * @example
+ * ```ts
+ * const object = await sendHashingBeside(hasher, localPath, signal, ({ signal, beforeLastRequest }) =>
+ *   sendResumableChunks(requester, session, source, offset, chunkSize, { signal, beforeLastChunk: beforeLastRequest }),
+ * );
+ * ```
+ */
+export async function sendHashingBeside<T>(
+  hasher: OrderedSha256,
+  source: SourceFile | string,
+  signal: AbortSignal | undefined,
+  send: (sending: { signal?: AbortSignal; beforeLastRequest: () => Promise<void> }) => Promise<T>,
+): Promise<T> {
+  const reader = new AbortController();
+  let readFailure: { error: unknown } | undefined;
+  const hashed = hasher.readUpTo(source, hasher.size, reader.signal).catch((error: unknown) => {
+    readFailure = { error };
+    reader.abort(error);
+  });
+  const sendSignal = combineSignals(signal, reader.signal);
+  try {
+    return await send({
+      ...(sendSignal ? { signal: sendSignal } : {}),
+      beforeLastRequest: async () => {
+        await hashed;
+        if (readFailure) throw readFailure.error;
+      },
+    });
+  } catch (error) {
+    throw readFailure ? readFailure.error : error;
+  } finally {
+    reader.abort();
+    await hashed;
   }
 }

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { RangeStop, sendFileRanges } from '../../src/stores/file-ranges.js';
-import { OrderedSha256 } from '../../src/stores/ordered-sha256.js';
+import { OrderedSha256, sendHashingBeside } from '../../src/stores/ordered-sha256.js';
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
@@ -22,14 +22,18 @@ function fileOf(bytes: Buffer): string {
   return path;
 }
 
-/** An open file whose reads below `heldBelow` wait until `release()` is called. */
-async function heldFile(path: string, heldBelow: number): Promise<{ handle: FileHandle; release: () => void; close: () => Promise<void> }> {
+/**
+ * An open file whose reads below `heldBelow` wait until `release()` is called; with `failAt`,
+ * the read that reaches that position fails instead (as a disk error would).
+ */
+async function heldFile(path: string, heldBelow: number, failAt?: number): Promise<{ handle: FileHandle; release: () => void; close: () => Promise<void> }> {
   const real = await open(path, 'r');
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
   const handle = {
     read: async (buffer: Buffer, offset: number, length: number, position: number) => {
       if (position < heldBelow) await gate;
+      if (failAt !== undefined && position + length > failAt) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
       return real.read(buffer, offset, length, position);
     },
   } as unknown as FileHandle;
@@ -151,7 +155,8 @@ describe('sendFileRanges with a hasher', () => {
         },
       });
       await done;
-      expect(sent).toEqual(Array.from({ length: 32 - kept }, (_, i) => kept + i));
+      // Two in flight: their reads may finish in either order.
+      expect(sent.sort((a, b) => a - b)).toEqual(Array.from({ length: 32 - kept }, (_, i) => kept + i));
       expect(buffers.size).toBeLessThanOrEqual(2);
       expect(hasher.position).toBe(bytes.length);
       expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
@@ -184,6 +189,72 @@ describe('sendFileRanges with a hasher', () => {
         }),
       ).rejects.toBe(failure);
       // The read in progress when the upload stopped is hashed; nothing after it is read.
+      expect(hasher.position).toBe(MiB);
+    } finally {
+      await close();
+    }
+  });
+});
+
+describe('sendHashingBeside (a resumed GCS session)', () => {
+  const MiB = 1024 * 1024;
+
+  it('sends at once while the kept bytes are still unread, and the request that makes the object waits for the whole hash', async () => {
+    const bytes = randomBytes(3 * MiB);
+    const path = fileOf(bytes);
+    const { handle, release, close } = await heldFile(path, 2 * MiB);
+    try {
+      const hasher = new OrderedSha256(bytes.length);
+      const events: string[] = [];
+      const result = await sendHashingBeside(hasher, { handle, path, size: bytes.length }, undefined, async ({ beforeLastRequest }) => {
+        // Would never run if the kept bytes had to be hashed first: only this releases them.
+        events.push(`sent while ${hasher.position} hashed`);
+        release();
+        await beforeLastRequest();
+        events.push(`last request after ${hasher.position} hashed`);
+        return 'object';
+      });
+      expect(result).toBe('object');
+      expect(events).toEqual(['sent while 0 hashed', `last request after ${bytes.length} hashed`]);
+      expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
+    } finally {
+      await close();
+    }
+  });
+
+  it('a read error of the reader stops the send before the last request, and is what is thrown', async () => {
+    const bytes = randomBytes(3 * MiB);
+    const path = fileOf(bytes);
+    const { handle, release, close } = await heldFile(path, 0, 2 * MiB);
+    try {
+      let lastRequestSent = false;
+      let sendSignal: AbortSignal | undefined;
+      const error = await sendHashingBeside(new OrderedSha256(bytes.length), { handle, path, size: bytes.length }, undefined, async ({ signal, beforeLastRequest }) => {
+        sendSignal = signal;
+        release();
+        await beforeLastRequest();
+        lastRequestSent = true;
+      }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'EIO' });
+      expect(lastRequestSent).toBe(false);
+      expect(sendSignal?.aborted).toBe(true);
+    } finally {
+      await close();
+    }
+  });
+
+  it('a failed send stops the reader after its read in progress, and the send\'s error is thrown', async () => {
+    const bytes = randomBytes(4 * MiB);
+    const path = fileOf(bytes);
+    const { handle, release, close } = await heldFile(path, 2 * MiB);
+    try {
+      const hasher = new OrderedSha256(bytes.length);
+      const failure = new Error('chunk refused for good');
+      const error = await sendHashingBeside(hasher, { handle, path, size: bytes.length }, undefined, async () => {
+        release();
+        throw failure;
+      }).catch((e: unknown) => e);
+      expect(error).toBe(failure);
       expect(hasher.position).toBe(MiB);
     } finally {
       await close();
