@@ -162,8 +162,21 @@ export function toLocalPathError(error: unknown, localPath: string): unknown {
       cause: error,
     });
   }
+  if (typeof code === 'string' && DEVICE_ERROR_CODES.has(code)) {
+    return new LocalPathError('PATH_UNREADABLE', localPath, `${localPath} could not be read: the file system answered ${code}.`, {
+      hint: 'Check the disk or mount it is on (an NFS or FUSE mount that went away answers this way), then run again.',
+      cause: error,
+    });
+  }
   return error;
 }
+
+/**
+ * `errno` codes of a read the device or mount under the file failed (a disk error, an NFS
+ * handle gone stale, a device or FUSE mount that went away): not the file's fault, not the
+ * network's, and not worth retrying at once.
+ */
+const DEVICE_ERROR_CODES = new Set(['EIO', 'ESTALE', 'ENXIO', 'ENODEV']);
 
 /** The `errno` codes of a full file system (`ENOSPC`) or an exhausted quota (`EDQUOT`). */
 const DISK_FULL_CODES = new Set(['ENOSPC', 'EDQUOT']);

@@ -88,6 +88,16 @@ describe('readFileChunks', () => {
     await expect(readFileChunks(join(tmpdir(), 'au-no-such-dir', 'x.bin'), 0, 10).next()).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
   });
 
+  it('fails with PATH_UNREADABLE, saying so, when the file system answers a read with EIO', async () => {
+    // A real EIO: /proc/self/mem opens, and a read where nothing is mapped fails with it.
+    const error = await readFileChunks('/proc/self/mem', 0, 10)
+      .next()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({ code: 'PATH_UNREADABLE', path: '/proc/self/mem', message: expect.stringMatching(/file system answered EIO/), hint: expect.stringMatching(/disk or mount/) });
+    expect((error as LocalPathError).cause).toMatchObject({ code: 'EIO' });
+  });
+
   it('a consumer that stops early ends the reads cleanly', async () => {
     const file = fileOf(pattern(8 * MiB));
     const chunks = readFileChunks(file, 0, 8 * MiB, { chunkBytes: MiB });

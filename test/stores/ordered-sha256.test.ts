@@ -235,7 +235,7 @@ describe('sendHashingBeside (a resumed GCS session)', () => {
         await beforeLastRequest();
         lastRequestSent = true;
       }).catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: 'EIO' });
+      expect(error).toMatchObject({ code: 'PATH_UNREADABLE', cause: { code: 'EIO' } });
       expect(lastRequestSent).toBe(false);
       expect(sendSignal?.aborted).toBe(true);
     } finally {
