@@ -245,9 +245,9 @@ export class GcsArtifactStore implements ArtifactStore {
         } else {
           options.onProgress?.(started.offset);
           const source = { path: localPath, size, snapshot: options.snapshot, onRead: (chunk: Buffer, position: number) => hasher.update(position, chunk) };
-          const send = ({ signal, beforeLastRequest }: { signal?: AbortSignal; beforeLastRequest?: () => Promise<void> }) =>
+          const send = ({ signal: sendSignal, beforeLastRequest }: { signal?: AbortSignal; beforeLastRequest?: () => Promise<void> }) =>
             sendResumableChunks(requester, started.session, source, started.offset, this.config.chunkSize, {
-              ...(signal ? { signal } : {}),
+              ...(sendSignal ? { signal: sendSignal } : {}),
               ...(beforeLastRequest ? { beforeLastChunk: beforeLastRequest } : {}),
               onProgress: options.onProgress,
             });
