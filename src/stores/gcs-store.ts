@@ -245,13 +245,13 @@ export class GcsArtifactStore implements ArtifactStore {
         } else {
           options.onProgress?.(started.offset);
           const source = { path: localPath, size, snapshot: options.snapshot, onRead: (chunk: Buffer, position: number) => hasher.update(position, chunk) };
-          const send = ({ signal: sendSignal, beforeLastRequest }: { signal?: AbortSignal; beforeLastRequest?: () => Promise<void> }) =>
+          const send = (sending: { signal?: AbortSignal; beforeLastRequest?: () => Promise<void> }) =>
             sendResumableChunks(requester, started.session, source, started.offset, this.config.chunkSize, {
-              ...(sendSignal ? { signal: sendSignal } : {}),
-              ...(beforeLastRequest ? { beforeLastChunk: beforeLastRequest } : {}),
+              signal: sending.signal,
+              beforeLastChunk: sending.beforeLastRequest,
               onProgress: options.onProgress,
             });
-          object = started.offset > 0 ? await sendHashingBeside(hasher, localPath, signal, send) : await send(signal ? { signal } : {});
+          object = started.offset > 0 ? await sendHashingBeside(hasher, localPath, signal, send) : await send({ signal });
         }
         integrity = { sha256: await hasher.digest(localPath) };
       }

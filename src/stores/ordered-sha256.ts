@@ -144,10 +144,9 @@ export async function sendHashingBeside<T>(
     readFailure = { error };
     reader.abort(error);
   });
-  const sendSignal = combineSignals(signal, reader.signal);
   try {
     return await send({
-      ...(sendSignal ? { signal: sendSignal } : {}),
+      signal: combineSignals(signal, reader.signal),
       beforeLastRequest: async () => {
         await hashed;
         if (readFailure) throw readFailure.error;
