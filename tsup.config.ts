@@ -21,8 +21,9 @@ const bundled = [/^zod(\/|$)/];
 
 /**
  * The packages whose code ships inside dist/ (`bundled`, and `esmOnly` in the CJS build). Their
- * licenses (all MIT) ask that their notice travels with their code: every build writes
- * dist/THIRD-PARTY-NOTICES.md from the installed packages, so it follows the lockfile.
+ * licenses (all MIT) ask that their notice travels with their code: the build that empties
+ * dist/ (`clean`) writes dist/THIRD-PARTY-NOTICES.md from the installed packages once it is done,
+ * so it follows the lockfile; the other builds never remove it.
  */
 const shippedInside = ['zod', 'p-retry', 'p-limit', 'is-network-error', 'yocto-queue'];
 function writeThirdPartyNotices(): void {
@@ -36,10 +37,10 @@ function writeThirdPartyNotices(): void {
   writeFileSync('dist/THIRD-PARTY-NOTICES.md', `# Third-party notices\n\nartifact-uploader's dist/ contains code of these packages.\n\n${sections.join('\n')}`);
 }
 
-const common = { dts: true, sourcemap: true, target: 'node20', platform: 'node', noExternal: bundled, onSuccess: async () => writeThirdPartyNotices() } as const;
+const common = { dts: true, sourcemap: true, target: 'node20', platform: 'node', noExternal: bundled } as const;
 
 export default defineConfig([
-  { ...common, entry: { index: 'src/index.ts' }, format: ['esm'], clean: true },
+  { ...common, entry: { index: 'src/index.ts' }, format: ['esm'], clean: true, onSuccess: async () => writeThirdPartyNotices() },
   { ...common, entry: { index: 'src/index.ts' }, format: ['cjs'], noExternal: [...bundled, ...esmOnly] },
   {
     ...common,
