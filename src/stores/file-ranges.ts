@@ -20,6 +20,7 @@
 import { AdaptiveLimit } from '../core/adaptive-limit.js';
 import { ByteBudget } from '../core/byte-budget.js';
 import { combineSignals } from '../core/abort.js';
+import type { ByteHash } from '../core/hash-in-one-pass.js';
 import type { Logger } from '../core/logger.js';
 import type { OrderedSha256 } from './ordered-sha256.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
@@ -95,6 +96,12 @@ export class RangeStop {
   rangeLimit?: AdaptiveLimit;
 }
 
+/** A checksum a store sends with each range (S3's part CRC32, Azure's block MD5). */
+export interface RangeChecksum extends ByteHash {
+  /** The checksum of the bytes fed, asked once. */
+  digest(): Buffer;
+}
+
 /** Options of {@link sendFileRanges}. */
 export interface SendFileRangesOptions {
   /** Bytes per range; the last one is shorter. */
@@ -117,8 +124,18 @@ export interface SendFileRangesOptions {
   logger?: Logger | undefined;
   /** What the ranges are, for that message. @default 'ranges' */
   label?: string | undefined;
-  /** Sends range `index` (0-based); `body` is only valid until this resolves. */
-  send: (index: number, body: Buffer) => Promise<void>;
+  /**
+   * Sends range `index` (0-based); `body` is only valid until this resolves. `checksum` is the
+   * range's {@link rangeChecksum}, when there is one.
+   */
+  send: (index: number, body: Buffer, checksum: Buffer | undefined) => Promise<void>;
+  /**
+   * A new checksum for each range, to send with it: computed as soon as the range is read, in
+   * the same pass over its bytes as the file's sha256 when the range is in turn for that
+   * (`OrderedSha256.updateAlongside`, see core/hash-in-one-pass.ts), which is almost always.
+   * @default none
+   */
+  rangeChecksum?: (() => RangeChecksum) | undefined;
   /** Bytes of the ranges sent so far (counting {@link alreadyLoaded}), after each range. */
   onProgress?: ((loaded: number) => void) | undefined;
   /** Ranges (0-based) not to send: the server already holds them (part-level resume). @default none */
@@ -190,13 +207,20 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
     const length = Math.min(rangeSize, source.size - start);
     const body = await readSourceRange(source, buffer, start, length);
     if (stop.stopped) return 0;
+    const checksum = options.rangeChecksum?.();
+    // With the sha256 in one pass when the range is in turn for it (almost always).
+    let hashed = false;
+    if (checksum && hasher) hashed = hasher.updateAlongside(start, body, checksum);
+    else checksum?.update(body);
+    const digest = checksum?.digest();
     if (hashedFromFile) {
       // Resumed: hashed now if the hash has reached it, else by the reader from the file.
-      hasher?.update(start, body);
-      await options.send(index, body);
+      if (!hashed) hasher?.update(start, body);
+      await options.send(index, body, digest);
     }
     // Hashed in turn while it is sent: the buffer is free again once both are done.
-    else await Promise.all([options.send(index, body), hasher?.hashInTurn(start, body, stop.signal)]);
+    else if (hashed) await options.send(index, body, digest);
+    else await Promise.all([options.send(index, body, digest), hasher?.hashInTurn(start, body, stop.signal)]);
     loaded += length;
     options.onProgress?.(loaded);
     return length;

@@ -16,6 +16,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { combineSignals } from '../core/abort.js';
+import { hashInOnePass, type ByteHash } from '../core/hash-in-one-pass.js';
 import { openSourceFile, readSourceRange, type SourceFile } from './source-file.js';
 
 /** Bytes read at once when {@link OrderedSha256.digest} fills a gap from the file. */
@@ -56,8 +57,29 @@ export class OrderedSha256 {
     const end = position + chunk.length;
     if (end <= this.hashed || chunk.length === 0 || position > this.hashed) return;
     this.hash.update(chunk.subarray(this.hashed - position));
+    this.advanced(end);
+  }
+
+  /** Bytes up to `end` are in the hash: wakes the ranges that waited for it. */
+  private advanced(end: number): void {
     this.hashed = end;
     for (const waiter of this.waiters) if (waiter.position <= this.hashed) waiter.wake();
+  }
+
+  /**
+   * Feeds `chunk` (the bytes at `position`) to `also` (a checksum the store sends with it), and
+   * to this hash too when it is in turn (the hash has reached `position`): then in one pass over
+   * the bytes ({@link hashInOnePass}). Returns whether this hash took the chunk; when it did not,
+   * the caller feeds it later ({@link hashInTurn}, {@link update}).
+   */
+  updateAlongside(position: number, chunk: Buffer, also: ByteHash): boolean {
+    if (position !== this.hashed || chunk.length === 0) {
+      also.update(chunk);
+      return false;
+    }
+    hashInOnePass(chunk, [this.hash, also]);
+    this.advanced(position + chunk.length);
+    return true;
   }
 
   /**

@@ -12,9 +12,10 @@
  * process-wide part-buffer budget while the number in flight grows; the file's sha256 is hashed in order from those buffers
  * (`ordered-sha256.ts`). Every body that carries a checksum S3 verifies skips the SHA-256
  * payload hash of the signature (`UNSIGNED-PAYLOAD`). Integrity: a single `PutObject` carries
- * the file's sha256 as its checksum; parts carry the SDK's CRC32 (native, cheap: a per-part
- * SHA-256 would hash every byte a second time), and the object's composite checksum is checked
- * once the upload is complete.
+ * the file's sha256 as its checksum; parts carry a CRC32 (native, cheap: a per-part SHA-256
+ * would hash every byte a second time), computed here in one pass with the file's sha256 where
+ * the SDK would compute it on its own (core/hash-in-one-pass.ts), and the object's composite
+ * checksum is checked once the upload is complete.
  *
  * Only types of `@aws-sdk/client-s3` are imported here; the SDK itself is loaded by the store on
  * first use.
@@ -150,11 +151,16 @@ export async function multipartUpload(
       await resume.aborted(previous.uploadId);
     }
   }
+  // What lib-storage and boto3 do: ask for a checksum of the whole object (CRC32 unless the
+  // extra args name another algorithm) when the SDK sends checksums at all; the parts carry
+  // the same algorithm (the SDK's default for them).
+  const sendsChecksums = (await requests.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+  const checksumAlgorithm = params.ChecksumAlgorithm ?? (sendsChecksums ? sdk.s3.ChecksumAlgorithm.CRC32 : undefined);
+  // A part's CRC32 is ours, not the SDK's: computed in one pass with the sha256 (see
+  // `rangeChecksum` in file-ranges.ts), where the SDK's would read the part from memory again
+  // (~0.4 s of CPU per GiB). The same header the SDK would send; any other algorithm is its.
+  const ownCrc32 = checksumAlgorithm === sdk.s3.ChecksumAlgorithm.CRC32;
   if (!uploadId) {
-    // What lib-storage and boto3 do: ask for a checksum of the whole object (CRC32 unless the
-    // extra args name another algorithm) when the SDK sends checksums at all.
-    const checksums = (await requests.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-    const checksumAlgorithm = params.ChecksumAlgorithm ?? (checksums ? sdk.s3.ChecksumAlgorithm.CRC32 : undefined);
     await requests.send(new sdk.s3.CreateMultipartUploadCommand({ ...params, ChecksumAlgorithm: checksumAlgorithm }));
     uploadId = requests.uploadId;
     if (!uploadId) throw new InvalidResponseError(`S3 CreateMultipartUpload of ${target} returned no UploadId.`, { method: 'POST', url: target });
@@ -175,7 +181,8 @@ export async function multipartUpload(
     skip: done,
     alreadyLoaded: bytesReused,
     hasher,
-    send: async (index, body) => {
+    rangeChecksum: ownCrc32 ? () => new Crc32() : undefined,
+    send: async (index, body, crc32) => {
       const output = (await requests.send(
         new sdk.s3.UploadPartCommand({
           ...shared,
@@ -183,7 +190,8 @@ export async function multipartUpload(
           PartNumber: index + 1,
           Body: body,
           ContentLength: body.length,
-          ChecksumAlgorithm: params.ChecksumAlgorithm,
+          ChecksumAlgorithm: crc32 ? sdk.s3.ChecksumAlgorithm.CRC32 : params.ChecksumAlgorithm,
+          ChecksumCRC32: crc32?.toString('base64'),
         }),
       )) as ClientS3.UploadPartCommandOutput;
       if (!output.ETag) throw new InvalidResponseError(`S3 returned no ETag for part ${index + 1} of ${target}.`, { method: 'PUT', url: target });
@@ -203,7 +211,7 @@ export async function multipartUpload(
   if (requests.stopped) throw abortError(requests.stopReason);
   const sha256 = await hasher.digest(source);
   const completed = (await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: id, MultipartUpload: { Parts: parts } }))) as ClientS3.CompleteMultipartUploadOutput;
-  // S3 checked every part against the checksum the SDK computed from its buffer; the object's
+  // S3 checked every part against the checksum computed from its buffer; the object's
   // checksum (a checksum of the part checksums) then shows it assembled those parts.
   if (!checksums.every((checksum) => checksum !== undefined)) return { bytesReused, sha256 };
   const expected = compositeChecksum(checksums as string[]);
@@ -218,6 +226,28 @@ export async function multipartUpload(
     return { bytesReused, sha256, verified: 'checksum', checksum: `${expected}-${parts.length}` };
   }
   return { bytesReused, sha256, verified: 'checksum' };
+}
+
+/**
+ * CRC32 (S3's `x-amz-checksum-crc32`) over `zlib.crc32`, as a hash fed in pieces.
+ *
+ * @example
+ * ```ts
+ * new Crc32().update(Buffer.from('hello')).digest().toString('base64'); // 'NhCmhg=='
+ * ```
+ */
+export class Crc32 {
+  private value = 0;
+  update(bytes: Buffer): this {
+    this.value = zlib.crc32(bytes, this.value);
+    return this;
+  }
+  /** The 4 bytes, big-endian, as S3 takes them (base64 in the header). */
+  digest(): Buffer {
+    const out = Buffer.alloc(4);
+    out.writeUInt32BE(this.value >>> 0);
+    return out;
+  }
 }
 
 /**
@@ -236,11 +266,7 @@ export function compositeChecksum(checksums: readonly string[]): string | undefi
   if (!algorithm || checksums.some((c) => !c.startsWith(`${algorithm}:`))) return undefined;
   const joined = Buffer.concat(checksums.map((c) => Buffer.from(c.slice(algorithm.length + 1), 'base64')));
   if (algorithm === 'sha256' || algorithm === 'sha1') return `${algorithm}:${createHash(algorithm).update(joined).digest('base64')}`;
-  if (algorithm === 'crc32' && typeof zlib.crc32 === 'function') {
-    const crc = Buffer.alloc(4);
-    crc.writeUInt32BE(zlib.crc32(joined) >>> 0);
-    return `crc32:${crc.toString('base64')}`;
-  }
+  if (algorithm === 'crc32') return `crc32:${new Crc32().update(joined).digest().toString('base64')}`;
   return undefined;
 }
 

@@ -98,7 +98,84 @@ describe('OrderedSha256', () => {
   });
 });
 
+describe('OrderedSha256.updateAlongside (a checksum sent with each range)', () => {
+  it('feeds the checksum every range, and the sha256 only the range in turn, in one pass', async () => {
+    const bytes = randomBytes(300 * 1024 + 7);
+    const hasher = new OrderedSha256(bytes.length);
+    const md5 = (b: Buffer) => createHash('md5').update(b).digest('hex');
+    const ahead = createHash('md5');
+    // Ahead of the hash: only the checksum takes it; the caller hashes it in turn later.
+    expect(hasher.updateAlongside(200 * 1024, bytes.subarray(200 * 1024), ahead)).toBe(false);
+    expect(hasher.position).toBe(0);
+    expect(ahead.digest('hex')).toBe(md5(bytes.subarray(200 * 1024)));
+    // In turn: both, and a range waiting for it is woken.
+    const waiting = hasher.hashInTurn(200 * 1024, bytes.subarray(200 * 1024), new AbortController().signal);
+    const inTurn = createHash('md5');
+    expect(hasher.updateAlongside(0, bytes.subarray(0, 200 * 1024), inTurn)).toBe(true);
+    expect(inTurn.digest('hex')).toBe(md5(bytes.subarray(0, 200 * 1024)));
+    await waiting;
+    expect(hasher.position).toBe(bytes.length);
+    expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
+  });
+});
+
 describe('sendFileRanges with a hasher', () => {
+  it('sends each range with its own checksum: in one pass with the sha256 when in turn, alone when read ahead', async () => {
+    const rangeSize = 200 * 1024;
+    const bytes = randomBytes(4 * rangeSize + 999);
+    const path = fileOf(bytes);
+    // Range 0's read waits until range 1 was sent: range 1 is read ahead of the hash.
+    const { handle, release, close } = await heldFile(path, rangeSize);
+    try {
+      const hasher = new OrderedSha256(bytes.length);
+      const seen: Array<{ index: number; hashedAtSend: number }> = [];
+      await sendFileRanges({ handle, path, size: bytes.length }, new RangeStop(), {
+        rangeSize,
+        concurrency: 2,
+        hasher,
+        rangeChecksum: () => createHash('md5'),
+        send: async (index, body, checksum) => {
+          expect(checksum?.toString('hex')).toBe(createHash('md5').update(body).digest('hex'));
+          expect(body.equals(bytes.subarray(index * rangeSize, index * rangeSize + body.length))).toBe(true);
+          seen.push({ index, hashedAtSend: hasher.position });
+          if (index === 1) release();
+        },
+      });
+      // Range 1 went before the hash reached it; range 0 (in turn) was hashed before it was sent.
+      expect(seen[0]).toEqual({ index: 1, hashedAtSend: 0 });
+      expect(seen.find((s) => s.index === 0)?.hashedAtSend).toBeGreaterThanOrEqual(rangeSize);
+      expect(seen.map((s) => s.index).sort()).toEqual([0, 1, 2, 3, 4]);
+      expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
+    } finally {
+      await close();
+    }
+  });
+
+  it('sends a resumed file\'s ranges with their checksums while the kept ranges are hashed from the file', async () => {
+    const bytes = randomBytes(10 * 1000 + 123);
+    const path = fileOf(bytes);
+    const handle = await open(path, 'r');
+    try {
+      const hasher = new OrderedSha256(bytes.length);
+      const sent: number[] = [];
+      await sendFileRanges({ handle, path, size: bytes.length }, new RangeStop(), {
+        rangeSize: 1000,
+        concurrency: 3,
+        skip: new Set([0, 4]),
+        hasher,
+        rangeChecksum: () => createHash('md5'),
+        send: async (index, body, checksum) => {
+          expect(checksum?.toString('hex')).toBe(createHash('md5').update(bytes.subarray(index * 1000, index * 1000 + body.length)).digest('hex'));
+          sent.push(index);
+        },
+      });
+      expect(sent.sort((a, b) => a - b)).toEqual([1, 2, 3, 5, 6, 7, 8, 9, 10]);
+      expect(await hasher.digest(path)).toBe(sha256(bytes));
+    } finally {
+      await handle.close();
+    }
+  });
+
   it('hashes a resumed file (some ranges skipped) whole and in order, never more buffers than workers', async () => {
     const bytes = randomBytes(10 * 1000 + 123);
     const path = fileOf(bytes);
