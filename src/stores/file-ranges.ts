@@ -42,6 +42,9 @@ export const MAX_ADAPTIVE_PARTS_IN_FLIGHT = 16;
  */
 export const PART_GROWTH_FACTOR = 1.25;
 
+/** Bytes the reader of a resumed file reads at a time (see `hasher` in {@link SendFileRangesOptions}). */
+const RESUME_READ_BYTES = 1024 * 1024;
+
 /** The process-wide budget of part buffers ({@link PART_BUFFER_BUDGET_BYTES}). */
 const partBuffers = new ByteBudget(PART_BUFFER_BUDGET_BYTES);
 
@@ -151,9 +154,12 @@ export interface SendFileRangesOptions {
    * and a range sent after them could only be hashed once they were: holding its buffer until
    * then stalled the sends for as long as the kept ranges took to hash (~0.6 s for 512 MiB). So
    * one more reader hashes the file from its start, beside the ranges in flight, 1 MiB at a
-   * time; a range read for sending is hashed from its buffer when the hash has reached it, and
-   * is otherwise left to that reader, never waited for. The sends never wait on the hash, at the
-   * cost of reading some sent bytes twice (from the page cache, as a rule).
+   * time, and no send ever waits for it. It reads from the file only what no buffer holds: the
+   * kept ranges, and ranges sent before it got to them (read twice, from the page cache as a
+   * rule). A range whose buffer is still being sent it hashes from that buffer; at a range not
+   * read yet it waits for that read, which then hashes it in turn, in one pass with its
+   * {@link rangeChecksum}. Once it has caught up with the sends, every later range is read
+   * once.
    * @default none (no hash)
    */
   hasher?: OrderedSha256 | undefined;
@@ -182,6 +188,11 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
   const count = Math.ceil(source.size / rangeSize);
   /** A resumed file: hashed by a reader of its own (see `hasher`), not in turn from the buffers sent. */
   const hashedFromFile = hasher !== undefined && skip !== undefined && skip.size > 0;
+  /** Resumed: the ranges read for sending, and the buffers of those still being sent (for that reader). */
+  const readForSending = new Set<number>();
+  const beingSent = new Map<number, Buffer>();
+  /** Wakes that reader when it waits for a range's read (a read done, or the stop). */
+  let wakeReader: (() => void) | undefined;
   const limit =
     typeof options.concurrency === 'number'
       ? new AdaptiveLimit({ initial: options.concurrency, max: options.maxConcurrency ?? options.concurrency, growthFactor: PART_GROWTH_FACTOR })
@@ -214,9 +225,17 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
     else checksum?.update(body);
     const digest = checksum?.digest();
     if (hashedFromFile) {
-      // Resumed: hashed now if the hash has reached it, else by the reader from the file.
+      // Resumed: hashed now if the hash has reached it, else by the reader (from this buffer
+      // while it is sent, from the file after).
       if (!hashed) hasher?.update(start, body);
-      await options.send(index, body, digest);
+      readForSending.add(index);
+      beingSent.set(index, body);
+      wakeReader?.();
+      try {
+        await options.send(index, body, digest);
+      } finally {
+        beingSent.delete(index);
+      }
     }
     // Hashed in turn while it is sent: the buffer is free again once both are done.
     else if (hashed) await options.send(index, body, digest);
@@ -248,7 +267,36 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
   stop.rangeLimit = limit;
   // A resumed file is hashed by a reader of its own (see `hasher`). A local read error there
   // stops the ranges as a failed request does.
-  const fileHashed = hashedFromFile ? hasher.readUpTo(source, source.size, stop.signal).catch(fail) : undefined;
+  const hashResumed = async (hasher: OrderedSha256): Promise<void> => {
+    const onStop = () => wakeReader?.();
+    stop.signal.addEventListener('abort', onStop, { once: true });
+    try {
+      /** Bytes no buffer holds or will hold: a kept range, or one sent already. */
+      const onlyInFile = (index: number) => skip!.has(index) || (readForSending.has(index) && !beingSent.has(index));
+      const scratch = Buffer.allocUnsafe(Math.min(RESUME_READ_BYTES, source.size));
+      while (hasher.position < source.size && !stop.stopped) {
+        const at = hasher.position;
+        const index = Math.floor(at / rangeSize);
+        const held = beingSent.get(index);
+        if (held) hasher.update(index * rangeSize, held);
+        else if (!onlyInFile(index)) {
+          // Not read yet: its read hashes it in turn (in one pass with its checksum).
+          await new Promise<void>((resolve) => (wakeReader = resolve));
+          wakeReader = undefined;
+        } else {
+          // Up to RESUME_READ_BYTES, across ranges only as long as they are in the file alone.
+          let until = Math.min(source.size, at + scratch.length);
+          for (let next = index + 1; next * rangeSize < until; next++) {
+            if (!onlyInFile(next)) until = next * rangeSize;
+          }
+          hasher.update(at, await readSourceRange(source, scratch, at, until - at));
+        }
+      }
+    } finally {
+      stop.signal.removeEventListener('abort', onStop);
+    }
+  };
+  const fileHashed = hashedFromFile ? hashResumed(hasher).catch(fail) : undefined;
   try {
     await new Promise<void>((resolve) => {
       const pump = (): void => {

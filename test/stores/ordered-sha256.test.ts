@@ -151,6 +151,44 @@ describe('sendFileRanges with a hasher', () => {
     }
   });
 
+  it('reads a resumed file once: the reader reads the kept ranges, and hashes the rest from the buffers being sent, in one pass with their checksums', async () => {
+    const rangeSize = 64 * 1024;
+    const bytes = randomBytes(16 * rangeSize);
+    const path = fileOf(bytes);
+    const real = await open(path, 'r');
+    let bytesRead = 0;
+    const handle = {
+      read: async (buffer: Buffer, offset: number, length: number, position: number) => {
+        const result = await real.read(buffer, offset, length, position);
+        bytesRead += result.bytesRead;
+        return result;
+      },
+    } as unknown as FileHandle;
+    try {
+      const hasher = new OrderedSha256(bytes.length);
+      const checksums = new Map<number, string>();
+      await sendFileRanges({ handle, path, size: bytes.length }, new RangeStop(), {
+        rangeSize,
+        concurrency: 3,
+        skip: new Set([0, 1, 2, 3]),
+        hasher,
+        rangeChecksum: () => createHash('md5'),
+        send: async (index, body, checksum) => {
+          checksums.set(index, checksum!.toString('hex'));
+          // Each send ends only once the hash has passed its range: no range is done (its
+          // buffer gone) before the reader gets to it, so none needs reading from the file again.
+          while (hasher.position < (index + 1) * rangeSize) await new Promise((resolve) => setImmediate(resolve));
+        },
+      });
+      expect(bytesRead).toBe(bytes.length);
+      expect([...checksums.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 4));
+      for (const [index, checksum] of checksums) expect(checksum).toBe(createHash('md5').update(bytes.subarray(index * rangeSize, (index + 1) * rangeSize)).digest('hex'));
+      expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
+    } finally {
+      await real.close();
+    }
+  });
+
   it('sends a resumed file\'s ranges with their checksums while the kept ranges are hashed from the file', async () => {
     const bytes = randomBytes(10 * 1000 + 123);
     const path = fileOf(bytes);
