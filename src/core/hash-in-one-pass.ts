@@ -11,6 +11,8 @@
  * @module
  */
 
+import { createHash } from 'node:crypto';
+
 /** Bytes each hash is fed at a time: a slice stays in the core's L1/L2 cache between hashes. */
 export const ONE_PASS_SLICE_BYTES = 64 * 1024;
 
@@ -39,4 +41,21 @@ export function hashInOnePass(bytes: Buffer, hashes: readonly ByteHash[]): void 
     const slice = bytes.subarray(offset, offset + ONE_PASS_SLICE_BYTES);
     for (const hash of hashes) hash.update(slice);
   }
+}
+
+/**
+ * The sha256 (hex) and MD5 (the 16 bytes) of `bytes`, in one pass: a body sent in one request
+ * with the MD5 the store checks (Azure's `Put Blob`, a GCS single-request upload), and the
+ * sha256 the result reports.
+ *
+ * @example
+ * ```ts
+ * const { sha256, md5 } = sha256AndMd5(await readFile('config.json'));
+ * ```
+ */
+export function sha256AndMd5(bytes: Buffer): { sha256: string; md5: Buffer } {
+  const sha256 = createHash('sha256');
+  const md5 = createHash('md5');
+  hashInOnePass(bytes, [sha256, md5]);
+  return { sha256: sha256.digest('hex'), md5: md5.digest() };
 }

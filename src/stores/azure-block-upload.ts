@@ -21,7 +21,7 @@ import { combineSignals } from '../core/abort.js';
 import { errorText, type Logger } from '../core/logger.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
-import { hashInOnePass } from '../core/hash-in-one-pass.js';
+import { sha256AndMd5 } from '../core/hash-in-one-pass.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { OrderedSha256 } from './ordered-sha256.js';
 import { openSourceFile, readSourceRange, type SourceFile, type SourceRead } from './source-file.js';
@@ -133,11 +133,7 @@ export async function uploadBlockBlob(source: SourceFile | SourceBytes, requests
 async function upload(source: SourceFile | SourceBytes, requests: BlockBlobRequests, options: BlockUploadOptions, run: FileRun): Promise<BlockUploadResult> {
   if ('bytes' in source || source.size <= options.maxSinglePutSize) {
     const body = 'bytes' in source ? source.bytes : await readSourceRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
-    const md5Hash = createHash('md5');
-    const sha256Hash = createHash('sha256');
-    hashInOnePass(body, [sha256Hash, md5Hash]);
-    const md5 = md5Hash.digest();
-    const sha256 = sha256Hash.digest('hex');
+    const { sha256, md5 } = sha256AndMd5(body);
     await run.request('PUT', (signal) => requests.putBlob(body, md5, signal));
     const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
     if (changed) {

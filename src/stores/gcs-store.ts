@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { Env } from '../core/env.js';
 import {
@@ -41,7 +41,7 @@ import { HttpClient, type ErrorResponse, type HttpRequest, type HttpResponse } f
 import { errorText, redact, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { formatBytes } from '../core/format.js';
 import { guessMimeType } from '../core/mime.js';
-import { hashInOnePass } from '../core/hash-in-one-pass.js';
+import { sha256AndMd5 } from '../core/hash-in-one-pass.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
 import {
   GCS_THROTTLING_REASONS,
@@ -391,11 +391,9 @@ export class GcsArtifactStore implements ArtifactStore {
     // Grown since the stat: send the size planned, as the resumable path does.
     if (bytes.length > size) bytes = bytes.subarray(0, size);
     const boundary = `===============${randomBytes(12).toString('hex')}==`;
-    const md5 = createHash('md5');
-    const sha256Hash = createHash('sha256');
-    hashInOnePass(bytes, [sha256Hash, md5]);
-    const md5Hash = md5.digest('base64');
-    const sha256 = sha256Hash.digest('hex');
+    const hashed = sha256AndMd5(bytes);
+    const sha256 = hashed.sha256;
+    const md5Hash = hashed.md5.toString('base64');
     const metadata = JSON.stringify({ name, contentType, md5Hash });
     const body = Buffer.concat([
       Buffer.from(`--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${metadata}\r\n--${boundary}\r\ncontent-type: ${contentType}\r\n\r\n`),

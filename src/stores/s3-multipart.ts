@@ -238,6 +238,7 @@ export async function multipartUpload(
  */
 export class Crc32 {
   private value = 0;
+  /** Continues the CRC32 over `bytes`. */
   update(bytes: Buffer): this {
     this.value = zlib.crc32(bytes, this.value);
     return this;

@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { hashInOnePass, ONE_PASS_SLICE_BYTES } from '../../src/core/hash-in-one-pass.js';
+import { hashInOnePass, ONE_PASS_SLICE_BYTES, sha256AndMd5 } from '../../src/core/hash-in-one-pass.js';
 import { Crc32 } from '../../src/stores/s3-multipart.js';
 
 describe('hashInOnePass', () => {
@@ -27,6 +27,13 @@ describe('hashInOnePass', () => {
     hashInOnePass(bytes.subarray(100), [sha256, crc]);
     expect(sha256.digest('hex')).toBe(createHash('sha256').update(bytes).digest('hex'));
     expect(crc.digest().toString('base64')).toBe(new Crc32().update(bytes).digest().toString('base64'));
+  });
+});
+
+describe('sha256AndMd5', () => {
+  it('gives the sha256 (hex) and the MD5 (bytes) of a body', () => {
+    const bytes = randomBytes(3 * ONE_PASS_SLICE_BYTES + 11);
+    expect(sha256AndMd5(bytes)).toEqual({ sha256: createHash('sha256').update(bytes).digest('hex'), md5: createHash('md5').update(bytes).digest() });
   });
 });
 
