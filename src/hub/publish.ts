@@ -421,8 +421,8 @@ type FileContents = Array<{ path: string; localPath: string; blob: LocalFileBlob
 const READ_CONCURRENCY = 16;
 
 /**
- * The commit's contents as our own file blobs, not `file:` URLs: the Hub client then hashes 1 MiB
- * chunks instead of 64 KiB web-stream chunks, our HTTP client's fetch streams LFS bodies from the
+ * The commit's contents as our own file blobs, not `file:` URLs: the Hub client then hashes
+ * 256 KiB chunks read straight from the file instead of 64 KiB web-stream chunks, our HTTP client's fetch streams LFS bodies from the
  * file (see {@link LocalFileBlob}), and small files are read once, here, instead of once for the
  * preupload sample and again for the commit.
  *
