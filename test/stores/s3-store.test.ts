@@ -379,6 +379,51 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(Object.keys(seen[0]!).filter((h) => h.startsWith('x-amz-checksum-'))).toEqual([]);
   });
 
+  it('sends each part with the CRC32 of its bytes and an unsigned payload; with checksums off (when_required), none and a signed payload', async () => {
+    const partHeaders = async (key: string): Promise<Map<number, Record<string, string | string[] | undefined>>> => {
+      resetProxy();
+      const seen = new Map<number, Record<string, string | string[] | undefined>>();
+      // A rule that never applies: it only sees each part's headers.
+      const see = (req: { method: string; path: string; headers: Record<string, string | string[] | undefined> }) => {
+        const n = /[?&]partNumber=(\d+)/.exec(req.path);
+        if (req.method === 'PUT' && n) seen.set(Number(n[1]), req.headers);
+        return false;
+      };
+      proxy.addRule({ match: see, fault: 'status', status: 500 });
+      await storeFor({ partSize: 5 * MiB, queueSize: 2 }, proxy.url).uploadFile(bigPath, key);
+      expected[key] = sha256(big);
+      return seen;
+    };
+    const part = (n: number) => big.subarray((n - 1) * 5 * MiB, n * 5 * MiB);
+    const crc = (bytes: Buffer) => {
+      const out = Buffer.alloc(4);
+      out.writeUInt32BE(crc32(bytes));
+      return out.toString('base64');
+    };
+
+    const checked = await partHeaders('part-headers/checked.bin');
+    expect([...checked.keys()].sort()).toEqual([1, 2, 3]);
+    for (const [n, headers] of checked) {
+      expect(headers['x-amz-checksum-crc32']).toBe(crc(part(n)));
+      expect(headers['x-amz-sdk-checksum-algorithm']).toBe('CRC32');
+      expect(headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
+    }
+
+    const previous = process.env.AWS_REQUEST_CHECKSUM_CALCULATION;
+    process.env.AWS_REQUEST_CHECKSUM_CALCULATION = 'when_required';
+    try {
+      const unchecked = await partHeaders('part-headers/unchecked.bin');
+      expect([...unchecked.keys()].sort()).toEqual([1, 2, 3]);
+      for (const [n, headers] of unchecked) {
+        expect(Object.keys(headers).filter((h) => h.startsWith('x-amz-checksum-') || h === 'x-amz-sdk-checksum-algorithm')).toEqual([]);
+        expect(headers['x-amz-content-sha256']).toBe(sha256(part(n)));
+      }
+    } finally {
+      if (previous === undefined) delete process.env.AWS_REQUEST_CHECKSUM_CALCULATION;
+      else process.env.AWS_REQUEST_CHECKSUM_CALCULATION = previous;
+    }
+  });
+
   it('a deadline (retry.totalTimeoutMs) cuts off the parts in flight and aborts the multipart upload', async () => {
     resetProxy();
     // Part 2 never gets an answer (the stall outlasts the test's timeout): only the deadline can end this.
@@ -515,6 +560,6 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
     const downloaded = await pythonArtifactHashes(mlflowDirectS3Server().url, run.runId, '', pythonEnv);
     expect(downloaded).toEqual(expected);
-    expect((await storeFor().list()).map((e) => e.path)).toEqual(['adaptive', 'extra', 'fixed', 'model', 'resolved.txt', 'slowdown', 'small', 'types', 'unchecked', 'verified']);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['adaptive', 'extra', 'fixed', 'model', 'part-headers', 'resolved.txt', 'slowdown', 'small', 'types', 'unchecked', 'verified']);
   });
 });
