@@ -422,9 +422,9 @@ const READ_CONCURRENCY = 16;
 
 /**
  * The commit's contents as our own file blobs, not `file:` URLs: the Hub client then hashes
- * 256 KiB chunks read straight from the file instead of 64 KiB web-stream chunks, our HTTP client's fetch streams LFS bodies from the
- * file (see {@link LocalFileBlob}), and small files are read once, here, instead of once for the
- * preupload sample and again for the commit.
+ * 256 KiB chunks read straight from the file instead of 64 KiB web-stream chunks, our HTTP
+ * client's fetch streams LFS bodies from the file (see {@link LocalFileBlob}), and small files
+ * are read once, here, instead of once for the preupload sample and again for the commit.
  *
  * A file that is not kept in memory is read twice: by `@huggingface/hub` for its sha256 (the LFS
  * oid, which is also the file's reported `sha256`: one hash, not two) and again as it is sent.
