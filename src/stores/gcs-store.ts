@@ -252,7 +252,7 @@ export class GcsArtifactStore implements ArtifactStore {
               beforeLastChunk: sending.beforeLastRequest,
               onProgress: options.onProgress,
             });
-          object = started.offset > 0 ? await sendHashingBeside(hasher, localPath, signal, send) : await send({ signal });
+          object = started.offset > 0 ? await sendHashingBeside(hasher, localPath, { signal, sendsFrom: started.offset }, send) : await send({ signal });
         }
         integrity = { sha256: await hasher.digest(localPath) };
       }

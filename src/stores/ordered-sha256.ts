@@ -37,6 +37,8 @@ export class OrderedSha256 {
   private readonly hash: Hash = createHash('sha256');
   /** Bytes `[0, hashed)` are in the hash. */
   private hashed = 0;
+  /** The furthest byte any caller fed ({@link update}), hashed or dropped. */
+  private fedUpTo = 0;
   private readonly waiters = new Set<{ position: number; wake: () => void }>();
 
   /** @param size The file's size: the hash is complete at this many bytes. */
@@ -55,6 +57,7 @@ export class OrderedSha256 {
    */
   update(position: number, chunk: Buffer): void {
     const end = position + chunk.length;
+    if (end > this.fedUpTo) this.fedUpTo = end;
     if (end <= this.hashed || chunk.length === 0 || position > this.hashed) return;
     this.hash.update(chunk.subarray(this.hashed - position));
     this.advanced(end);
@@ -73,6 +76,7 @@ export class OrderedSha256 {
    * the caller feeds it later ({@link hashInTurn}, {@link update}).
    */
   updateAlongside(position: number, chunk: Buffer, also: ByteHash): boolean {
+    if (position + chunk.length > this.fedUpTo) this.fedUpTo = position + chunk.length;
     if (position !== this.hashed || chunk.length === 0) {
       also.update(chunk);
       return false;
@@ -111,16 +115,22 @@ export class OrderedSha256 {
    * Hashes the bytes before `end` not fed yet by reading them from `source` (a path, or an open
    * file): e.g. the part of a resumable upload an earlier process sent, before this process
    * sends the rest. Bytes fed meanwhile ({@link update}) are not read again. Returns early,
-   * short of `end`, once `signal` fires (the upload stopped). Throws the source file's
-   * `LocalPathError` when it can no longer be read.
+   * short of `end`, once `signal` fires (the upload stopped), or, with `caughtUpFrom`, once the
+   * hash has reached that position and every byte fed so far: from there a caller that feeds
+   * the file in order (a resumed session's chunks, from `caughtUpFrom` on) is in turn, so
+   * nothing it reads needs reading again. Throws the source file's `LocalPathError` when it can
+   * no longer be read.
    */
-  async readUpTo(source: SourceFile | string, end: number, signal?: AbortSignal): Promise<void> {
+  async readUpTo(source: SourceFile | string, end: number, signal?: AbortSignal, caughtUpFrom?: number): Promise<void> {
     if (this.hashed >= end) return;
+    // How far to read now: to `end`, or with `caughtUpFrom` no further than the bytes fed so far.
+    const until = () => (caughtUpFrom === undefined ? end : Math.min(end, Math.max(caughtUpFrom, this.fedUpTo)));
+    if (this.hashed >= until()) return;
     const file: SourceFile = typeof source === 'string' ? { handle: await openSourceFile(source), path: source, size: this.size } : source;
     try {
       const buffer = Buffer.allocUnsafe(Math.min(GAP_READ_BYTES, end - this.hashed));
-      while (this.hashed < end && signal?.aborted !== true) {
-        const length = Math.min(buffer.length, end - this.hashed);
+      while (this.hashed < until() && signal?.aborted !== true) {
+        const length = Math.min(buffer.length, until() - this.hashed);
         this.update(this.hashed, await readSourceRange(file, buffer, this.hashed, length));
       }
     } finally {
@@ -139,17 +149,20 @@ export class OrderedSha256 {
 }
 
 /**
- * Runs `send` (the rest of a resumed upload, sent in file order) while one more reader hashes
- * the file into `hasher` from its start: the bytes an earlier process sent, then whatever `send`
- * read before the hash reached it (it feeds {@link OrderedSha256.update}, which drops such
- * bytes). So the first request goes at once instead of after the kept bytes are hashed, as the
- * part loops do it (stores/file-ranges.ts). `send` awaits `beforeLastRequest` before the request
- * that makes the object (GCS's last chunk): a read error of the reader then stops the upload
- * before the object exists, and is what is thrown. A failed send stops the reader.
+ * Runs `send` (the rest of a resumed upload, sent in file order from `options.sendsFrom`) while
+ * one more reader hashes the file into `hasher` from its start: the bytes an earlier process
+ * sent, then whatever `send` read before the hash reached it (it feeds
+ * {@link OrderedSha256.update}, which drops such bytes). So the first request goes at once
+ * instead of after the kept bytes are hashed, as the part loops do it (stores/file-ranges.ts).
+ * Once the reader has caught up with what `send` read, it stops: `send`'s later reads are in
+ * turn and hashed as they come, so the file is read once beyond that point. `send` awaits
+ * `beforeLastRequest` before the request that makes the object (GCS's last chunk): a read error
+ * of the reader then stops the upload before the object exists, and is what is thrown. A
+ * failed send stops the reader.
  *
  * @example
  * ```ts
- * const object = await sendHashingBeside(hasher, localPath, signal, ({ signal, beforeLastRequest }) =>
+ * const object = await sendHashingBeside(hasher, localPath, { signal, sendsFrom: offset }, ({ signal, beforeLastRequest }) =>
  *   sendResumableChunks(requester, session, source, offset, chunkSize, { signal, beforeLastChunk: beforeLastRequest }),
  * );
  * ```
@@ -157,12 +170,17 @@ export class OrderedSha256 {
 export async function sendHashingBeside<T>(
   hasher: OrderedSha256,
   source: SourceFile | string,
-  signal: AbortSignal | undefined,
+  options: {
+    signal?: AbortSignal | undefined;
+    /** Where `send` starts reading the file; it feeds `hasher` in order from there. @default the file's size (the reader reads the whole file) */
+    sendsFrom?: number | undefined;
+  },
   send: (sending: { signal?: AbortSignal; beforeLastRequest: () => Promise<void> }) => Promise<T>,
 ): Promise<T> {
+  const { signal } = options;
   const reader = new AbortController();
   let readFailure: { error: unknown } | undefined;
-  const hashed = hasher.readUpTo(source, hasher.size, reader.signal).catch((error: unknown) => {
+  const hashed = hasher.readUpTo(source, hasher.size, reader.signal, options.sendsFrom ?? hasher.size).catch((error: unknown) => {
     readFailure = { error };
     reader.abort(error);
   });

@@ -298,7 +298,7 @@ describe('sendHashingBeside (a resumed GCS session)', () => {
     try {
       const hasher = new OrderedSha256(bytes.length);
       const events: string[] = [];
-      const result = await sendHashingBeside(hasher, { handle, path, size: bytes.length }, undefined, async ({ beforeLastRequest }) => {
+      const result = await sendHashingBeside(hasher, { handle, path, size: bytes.length }, {}, async ({ beforeLastRequest }) => {
         // Would never run if the kept bytes had to be hashed first: only this releases them.
         events.push(`sent while ${hasher.position} hashed`);
         release();
@@ -314,6 +314,42 @@ describe('sendHashingBeside (a resumed GCS session)', () => {
     }
   });
 
+  it('stops reading once it has caught up with what the send read: the file is read once beyond that', async () => {
+    const chunk = 256 * 1024;
+    const bytes = randomBytes(4 * MiB);
+    const path = fileOf(bytes);
+    const real = await open(path, 'r');
+    let readerBytes = 0;
+    let release!: () => void;
+    const kept = new Promise<void>((resolve) => (release = resolve));
+    // The reader's reads of the kept half wait until the send has read two chunks ahead of the hash.
+    const handle = {
+      read: async (buffer: Buffer, offset: number, length: number, position: number) => {
+        if (position < 2 * MiB) await kept;
+        const result = await real.read(buffer, offset, length, position);
+        readerBytes += result.bytesRead;
+        return result;
+      },
+    } as unknown as FileHandle;
+    try {
+      const hasher = new OrderedSha256(bytes.length);
+      await sendHashingBeside(hasher, { handle, path, size: bytes.length }, { sendsFrom: 2 * MiB }, async ({ beforeLastRequest }) => {
+        for (let position = 2 * MiB; position < bytes.length; position += chunk) {
+          // The first two chunks go ahead of the hash (dropped); the rest once it has reached them.
+          if (position === 2 * MiB + 2 * chunk) release();
+          if (position >= 2 * MiB + 2 * chunk) while (hasher.position < position) await new Promise((resolve) => setImmediate(resolve));
+          hasher.update(position, bytes.subarray(position, position + chunk));
+        }
+        await beforeLastRequest();
+      });
+      // The kept half and the two chunks sent ahead of the hash, nothing more.
+      expect(readerBytes).toBe(2 * MiB + 2 * chunk);
+      expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
+    } finally {
+      await real.close();
+    }
+  });
+
   it('a read error of the reader stops the send before the last request, and is what is thrown', async () => {
     const bytes = randomBytes(3 * MiB);
     const path = fileOf(bytes);
@@ -321,7 +357,7 @@ describe('sendHashingBeside (a resumed GCS session)', () => {
     try {
       let lastRequestSent = false;
       let sendSignal: AbortSignal | undefined;
-      const error = await sendHashingBeside(new OrderedSha256(bytes.length), { handle, path, size: bytes.length }, undefined, async ({ signal, beforeLastRequest }) => {
+      const error = await sendHashingBeside(new OrderedSha256(bytes.length), { handle, path, size: bytes.length }, {}, async ({ signal, beforeLastRequest }) => {
         sendSignal = signal;
         release();
         await beforeLastRequest();
@@ -342,7 +378,7 @@ describe('sendHashingBeside (a resumed GCS session)', () => {
     try {
       const hasher = new OrderedSha256(bytes.length);
       const failure = new Error('chunk refused for good');
-      const error = await sendHashingBeside(hasher, { handle, path, size: bytes.length }, undefined, async () => {
+      const error = await sendHashingBeside(hasher, { handle, path, size: bytes.length }, {}, async () => {
         release();
         throw failure;
       }).catch((e: unknown) => e);
