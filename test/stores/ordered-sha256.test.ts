@@ -24,20 +24,24 @@ function fileOf(bytes: Buffer): string {
 
 /**
  * An open file whose reads below `heldBelow` wait until `release()` is called; with `failAt`,
- * the read that reaches that position fails instead (as a disk error would).
+ * the read that reaches that position fails instead (as a disk error would). `bytesRead()`
+ * counts what was read through it.
  */
-async function heldFile(path: string, heldBelow: number, failAt?: number): Promise<{ handle: FileHandle; release: () => void; close: () => Promise<void> }> {
+async function heldFile(path: string, heldBelow: number, failAt?: number): Promise<{ handle: FileHandle; release: () => void; bytesRead: () => number; close: () => Promise<void> }> {
   const real = await open(path, 'r');
   let release!: () => void;
+  let read = 0;
   const gate = new Promise<void>((resolve) => (release = resolve));
   const handle = {
     read: async (buffer: Buffer, offset: number, length: number, position: number) => {
       if (position < heldBelow) await gate;
       if (failAt !== undefined && position + length > failAt) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
-      return real.read(buffer, offset, length, position);
+      const result = await real.read(buffer, offset, length, position);
+      read += result.bytesRead;
+      return result;
     },
   } as unknown as FileHandle;
-  return { handle, release, close: () => real.close() };
+  return { handle, release, bytesRead: () => read, close: () => real.close() };
 }
 
 describe('OrderedSha256', () => {
@@ -155,15 +159,7 @@ describe('sendFileRanges with a hasher', () => {
     const rangeSize = 64 * 1024;
     const bytes = randomBytes(16 * rangeSize);
     const path = fileOf(bytes);
-    const real = await open(path, 'r');
-    let bytesRead = 0;
-    const handle = {
-      read: async (buffer: Buffer, offset: number, length: number, position: number) => {
-        const result = await real.read(buffer, offset, length, position);
-        bytesRead += result.bytesRead;
-        return result;
-      },
-    } as unknown as FileHandle;
+    const { handle, bytesRead, close } = await heldFile(path, 0);
     try {
       const hasher = new OrderedSha256(bytes.length);
       const checksums = new Map<number, string>();
@@ -180,12 +176,12 @@ describe('sendFileRanges with a hasher', () => {
           while (hasher.position < (index + 1) * rangeSize) await new Promise((resolve) => setImmediate(resolve));
         },
       });
-      expect(bytesRead).toBe(bytes.length);
+      expect(bytesRead()).toBe(bytes.length);
       expect([...checksums.keys()].sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 4));
       for (const [index, checksum] of checksums) expect(checksum).toBe(createHash('md5').update(bytes.subarray(index * rangeSize, (index + 1) * rangeSize)).digest('hex'));
       expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
     } finally {
-      await real.close();
+      await close();
     }
   });
 
@@ -318,19 +314,8 @@ describe('sendHashingBeside (a resumed GCS session)', () => {
     const chunk = 256 * 1024;
     const bytes = randomBytes(4 * MiB);
     const path = fileOf(bytes);
-    const real = await open(path, 'r');
-    let readerBytes = 0;
-    let release!: () => void;
-    const kept = new Promise<void>((resolve) => (release = resolve));
     // The reader's reads of the kept half wait until the send has read two chunks ahead of the hash.
-    const handle = {
-      read: async (buffer: Buffer, offset: number, length: number, position: number) => {
-        if (position < 2 * MiB) await kept;
-        const result = await real.read(buffer, offset, length, position);
-        readerBytes += result.bytesRead;
-        return result;
-      },
-    } as unknown as FileHandle;
+    const { handle, release, bytesRead, close } = await heldFile(path, 2 * MiB);
     try {
       const hasher = new OrderedSha256(bytes.length);
       await sendHashingBeside(hasher, { handle, path, size: bytes.length }, { sendsFrom: 2 * MiB }, async ({ beforeLastRequest }) => {
@@ -343,10 +328,10 @@ describe('sendHashingBeside (a resumed GCS session)', () => {
         await beforeLastRequest();
       });
       // The kept half and the two chunks sent ahead of the hash, nothing more.
-      expect(readerBytes).toBe(2 * MiB + 2 * chunk);
+      expect(bytesRead()).toBe(2 * MiB + 2 * chunk);
       expect(await hasher.digest('/nonexistent/never-read')).toBe(sha256(bytes));
     } finally {
-      await real.close();
+      await close();
     }
   });
 
