@@ -122,7 +122,6 @@ export class OrderedSha256 {
    * no longer be read.
    */
   async readUpTo(source: SourceFile | string, end: number, signal?: AbortSignal, caughtUpFrom?: number): Promise<void> {
-    if (this.hashed >= end) return;
     // How far to read now: to `end`, or with `caughtUpFrom` no further than the bytes fed so far.
     const until = () => (caughtUpFrom === undefined ? end : Math.min(end, Math.max(caughtUpFrom, this.fedUpTo)));
     if (this.hashed >= until()) return;
