@@ -22,7 +22,7 @@ import { ByteBudget } from '../core/byte-budget.js';
 import { combineSignals } from '../core/abort.js';
 import type { ByteHash } from '../core/hash-in-one-pass.js';
 import type { Logger } from '../core/logger.js';
-import type { OrderedSha256 } from './ordered-sha256.js';
+import { HASH_READ_BYTES, type OrderedSha256 } from './ordered-sha256.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
 
 /**
@@ -41,9 +41,6 @@ export const MAX_ADAPTIVE_PARTS_IN_FLIGHT = 16;
  * as many again.
  */
 export const PART_GROWTH_FACTOR = 1.25;
-
-/** Bytes the reader of a resumed file reads at a time (see `hasher` in {@link SendFileRangesOptions}). */
-const RESUME_READ_BYTES = 1024 * 1024;
 
 /** The process-wide budget of part buffers ({@link PART_BUFFER_BUDGET_BYTES}). */
 const partBuffers = new ByteBudget(PART_BUFFER_BUDGET_BYTES);
@@ -273,7 +270,7 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
     try {
       /** Bytes no buffer holds or will hold: a kept range, or one sent already. */
       const onlyInFile = (index: number) => skip!.has(index) || (readForSending.has(index) && !beingSent.has(index));
-      const scratch = Buffer.allocUnsafe(Math.min(RESUME_READ_BYTES, source.size));
+      const scratch = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, source.size));
       while (hasher.position < source.size && !stop.stopped) {
         const at = hasher.position;
         const index = Math.floor(at / rangeSize);
@@ -284,7 +281,7 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
           await new Promise<void>((resolve) => (wakeReader = resolve));
           wakeReader = undefined;
         } else {
-          // Up to RESUME_READ_BYTES, across ranges only as long as they are in the file alone.
+          // Up to HASH_READ_BYTES, across ranges only as long as they are in the file alone.
           let until = Math.min(source.size, at + scratch.length);
           for (let next = index + 1; next * rangeSize < until; next++) {
             if (!onlyInFile(next)) until = next * rangeSize;

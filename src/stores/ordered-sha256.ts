@@ -19,8 +19,12 @@ import { combineSignals } from '../core/abort.js';
 import { hashInOnePass, type ByteHash } from '../core/hash-in-one-pass.js';
 import { openSourceFile, readSourceRange, type SourceFile } from './source-file.js';
 
-/** Bytes read at once when {@link OrderedSha256.digest} fills a gap from the file. */
-const GAP_READ_BYTES = 1024 * 1024;
+/**
+ * Bytes read at once when the hash is fed from the file rather than from a send's buffer: a gap
+ * {@link OrderedSha256.digest} fills, the reader of a resumed upload (here, and in
+ * file-ranges.ts).
+ */
+export const HASH_READ_BYTES = 1024 * 1024;
 
 /**
  * An in-order sha256 over a file of known size, fed by ranges in any order.
@@ -127,7 +131,7 @@ export class OrderedSha256 {
     if (this.hashed >= until()) return;
     const file: SourceFile = typeof source === 'string' ? { handle: await openSourceFile(source), path: source, size: this.size } : source;
     try {
-      const buffer = Buffer.allocUnsafe(Math.min(GAP_READ_BYTES, end - this.hashed));
+      const buffer = Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, end - this.hashed));
       while (this.hashed < until() && signal?.aborted !== true) {
         const length = Math.min(buffer.length, until() - this.hashed);
         this.update(this.hashed, await readSourceRange(file, buffer, this.hashed, length));
