@@ -391,9 +391,8 @@ export class GcsArtifactStore implements ArtifactStore {
     // Grown since the stat: send the size planned, as the resumable path does.
     if (bytes.length > size) bytes = bytes.subarray(0, size);
     const boundary = `===============${randomBytes(12).toString('hex')}==`;
-    const hashed = sha256AndMd5(bytes);
-    const sha256 = hashed.sha256;
-    const md5Hash = hashed.md5.toString('base64');
+    const { sha256, md5 } = sha256AndMd5(bytes);
+    const md5Hash = md5.toString('base64');
     const metadata = JSON.stringify({ name, contentType, md5Hash });
     const body = Buffer.concat([
       Buffer.from(`--${boundary}\r\ncontent-type: application/json; charset=UTF-8\r\n\r\n${metadata}\r\n--${boundary}\r\ncontent-type: ${contentType}\r\n\r\n`),
