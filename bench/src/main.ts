@@ -109,8 +109,8 @@ function parseArgs(argv: string[]): Args {
           '  --no-build   measure dist/ as it is (no `npm run build` when src/ is newer)',
           '  --fresh-peers  a fresh Python process per measurement, not a fork of one that',
           '               imported once (same figures, a slower run; for checking that)',
-          '  --link 20,80 then run the MLflow scenarios again through a loopback latency',
-          '               proxy adding each round-trip time (ms); one table per link',
+          '  --link 20,80 then run the MLflow scenarios and hub-publish again through a latency',
+          '               proxy on loopback adding each round-trip time (ms); one table per link',
           '  --bandwidth N  cap each direction of the --link runs at N MB/s',
           '  --report a.json,b.json  measure nothing: write the tables of docs/benchmarks.md',
           '               from saved results (bench/results/), a later file\'s scenario',
@@ -252,7 +252,7 @@ export async function main(options: { root: string; argv: string[]; build?: Prom
       log(`   (${result.durationS} s${result.measuredS !== undefined ? `, of which measured ${result.measuredS} s` : ''})`);
     };
     for (const scenario of scenarios) await runScenario(scenario, ctx);
-    // Then the MLflow scenarios again, through each link: same servers, data and peers.
+    // Then the MLflow scenarios and hub-publish again, through each link: same servers, data and peers.
     for (const rttMs of args.links) {
       const link: Link = { rttMs, ...(args.bandwidthMBps ? { bandwidthBytesPerS: args.bandwidthMBps * 1e6 } : {}) };
       const linked = await linkServers(servers, link);

@@ -10,8 +10,8 @@ import { compareSides, median, ratio, settle, type RatioStats, type Side, type S
 import { GiB, KiB, MiB, type BenchData } from './data.js';
 import { runChild, type Measurement } from './measure.js';
 import type { PeerProfile, Peers } from './peers.js';
-import { linkLabel, type Link } from './link.js';
-import { startLatencyProxy } from './latency-proxy.js';
+import { linkLabel, linkProxyOptions, type Link } from './link.js';
+import { startLatencyProxy, type LatencyProxy } from './latency-proxy.js';
 import { processGroupCpuMs, untilIdle, withServerCpu } from './server-cpu.js';
 import { createRun, removeRunArtifacts, resetMoto, startFakeHubProcess, type BenchServers, type MlflowServer, type ServerName } from './servers.js';
 
@@ -62,7 +62,7 @@ export interface Scenario {
   name: string;
   /** Servers it needs (started once for the whole bench). */
   servers: ServerName[];
-  /** Runs again through each `--link` (the MLflow scenarios). */
+  /** Runs again through each `--link` (the MLflow scenarios and `hub-publish`). */
   linkable?: boolean;
   /**
    * Starts what the scenario needs before its first measurement (data, the Python imports of
@@ -484,6 +484,7 @@ const archive: Scenario = {
 const hubPublish: Scenario = {
   name: 'hub-publish',
   servers: [],
+  linkable: true,
   prepare: (ctx) => Promise.all([hubModel(ctx), ctx.peers.warm('hub', hubEnv(ctx))]),
   async run(ctx) {
     const size = sized(ctx, GiB);
@@ -493,9 +494,14 @@ const hubPublish: Scenario = {
     const onHub = async (fn: (hub: { url: string; token: string }, repoId: string) => Promise<Measurement>) => {
       // A fresh fake Hub per measurement: it holds uploads in memory.
       const hub = await startFakeHubProcess(ctx.scripts.fakeHub);
+      let proxy: LatencyProxy | undefined;
       try {
-        return await withServerCpu([hub.pid], () => fn(hub, `tester/bench-${++repo}`));
+        // Through a link, a proxy of its own in front of each fresh Hub. The LFS upload URLs the
+        // Hub hands out are built from the Host header the client sent, so the parts cross it too.
+        if (ctx.link) proxy = await startLatencyProxy(hub.url, linkProxyOptions(ctx.link));
+        return await withServerCpu([hub.pid], () => fn({ url: proxy?.url ?? hub.url, token: hub.token }, `tester/bench-${++repo}`));
       } finally {
+        await proxy?.close();
         await hub.stop();
       }
     };
@@ -512,7 +518,7 @@ const hubPublish: Scenario = {
       name: 'hub-publish',
       title: 'publish a model to a local Hub',
       workload: `${fmtBytes(size)} weights + ${smallFiles} small files`,
-      server: 'fake Hub (test/support/fake-hub), own process',
+      server: `fake Hub (test/support/fake-hub), own process${throughLink(ctx)}`,
       bytes: size,
       sides: results,
       checks: [ratioCheck(results, 'python', 1.1)],

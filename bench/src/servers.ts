@@ -56,6 +56,13 @@ export interface BenchServers {
    * `url` and `cpuGroups` only then.
    */
   ready: Promise<void>;
+  /**
+   * Starts one more server like `s3` (proxied artifacts and multipart to moto's bucket) that
+   * reaches moto at `motoEndpoint` instead: a link's proxy in front of moto, so that the part
+   * URLs it presigns (for that endpoint) send the parts across the link. Resolves once it
+   * answers and is warmed up; `stop` ends it (and {@link stop} does, at the latest).
+   */
+  startS3Through(motoEndpoint: string): Promise<{ server: MlflowServer; stop(): Promise<void> }>;
   stop(): Promise<void>;
 }
 
@@ -76,6 +83,7 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
     python: venvBin('python'),
     logDir,
     ready: Promise.resolve(),
+    startS3Through: () => Promise.reject(new Error('unreachable: set below, before startServers returns')),
     stop: async () => {
       // Nothing of theirs outlives the run (their data dir is removed, logs are already on
       // disk), so no graceful shutdown: uvicorn's takes seconds.
@@ -95,13 +103,14 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
   // MLflow's defaults (uvicorn, 4 workers), as a deployment would. The `s3` and `direct`
   // servers only answer run lookups and multipart bookkeeping (the bytes go to moto), so one
   // worker each keeps the bench's start-up short.
-  const startMlflow = (name: ServerName, args: string[], env: Record<string, string>, extra: Partial<MlflowServer> = {}): MlflowServer => {
+  const startMlflow = (name: ServerName | `s3-through-${number}`, args: string[], env: Record<string, string>, extra: Partial<MlflowServer> = {}) => {
     // uvicorn kills a worker that misses a 5 s health check, which a 2-core machine busy
     // flushing a gigabyte to disk can do: give them longer (it changes nothing else).
     args = name === 'plain' ? ['--uvicorn-opts', '--timeout-worker-healthcheck 120', ...args] : ['--workers', '1', ...args];
     const dir = join(root, name);
     mkdirSync(dir, { recursive: true });
     const server: MlflowServer = { url: '', env, cpuGroups: [], ...extra };
+    let proc: ManagedProcess | undefined;
     const started = startServer({
       ...common,
       name: `mlflow-${name}`,
@@ -110,14 +119,28 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
       ready: (port, proc) => waitForHttp(`http://127.0.0.1:${port}/health`, proc, 180_000),
       env: { MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false', ...env },
       cwd: dir,
-    }).then(({ port, proc }) => {
-      server.url = `http://127.0.0.1:${port}`;
+    }).then((result) => {
+      proc = result.proc;
+      server.url = `http://127.0.0.1:${result.port}`;
       // Every server runs in its own process group, its watchdog's (startProcess spawns that detached).
       server.cpuGroups = [proc.child.pid!, ...(env.MLFLOW_S3_ENDPOINT_URL && servers.moto ? servers.moto.cpuGroups : [])];
     });
     started.catch(() => {}); // awaited through `ready`
     starts.push(started);
-    return server;
+    return { server, started, stop: () => proc?.stop() ?? Promise.resolve() };
+  };
+  const s3Args = ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/proxied`];
+  let throughCount = 0;
+  servers.startS3Through = async (motoEndpoint) => {
+    const { server, started, stop } = startMlflow(`s3-through-${++throughCount}`, s3Args, { ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: motoEndpoint });
+    try {
+      await started;
+      await warmUp(server.url);
+    } catch (error) {
+      await stop();
+      throw error;
+    }
+    return { server, stop };
   };
   const settled = () => Promise.allSettled(starts);
   try {
@@ -125,7 +148,7 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
     // start once moto answers (MLflow does not touch the bucket before the first request).
     if (wanted.has('plain')) {
       const artifactsDir = join(root, 'plain', 'artifacts');
-      servers.plain = startMlflow('plain', ['--serve-artifacts', '--artifacts-destination', artifactsDir], {}, { artifactsDir });
+      servers.plain = startMlflow('plain', ['--serve-artifacts', '--artifacts-destination', artifactsDir], {}, { artifactsDir }).server;
     }
     if (wanted.has('s3') || wanted.has('direct')) {
       const { port, proc } = await startServer({
@@ -140,8 +163,8 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
       await createBucket(endpoint);
       servers.moto = { endpoint, cpuGroups: [proc.child.pid!] };
       const s3Env = { ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: endpoint };
-      if (wanted.has('s3')) servers.s3 = startMlflow('s3', ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/proxied`], s3Env);
-      if (wanted.has('direct')) servers.direct = startMlflow('direct', ['--no-serve-artifacts', '--default-artifact-root', `s3://${BUCKET}/direct`], s3Env);
+      if (wanted.has('s3')) servers.s3 = startMlflow('s3', s3Args, s3Env).server;
+      if (wanted.has('direct')) servers.direct = startMlflow('direct', ['--no-serve-artifacts', '--default-artifact-root', `s3://${BUCKET}/direct`], s3Env).server;
     }
   } catch (error) {
     await settled();
