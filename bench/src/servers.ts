@@ -79,11 +79,22 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
   const processes: ManagedProcess[] = [];
   const logDir = join(root, 'server-logs');
   const common = { logDir, log, onStart: (proc: ManagedProcess) => processes.push(proc) } satisfies Partial<ServerSpec>;
+  let throughCount = 0;
   const servers: BenchServers = {
     python: venvBin('python'),
     logDir,
     ready: Promise.resolve(),
-    startS3Through: () => Promise.reject(new Error('unreachable: set below, before startServers returns')),
+    startS3Through: async (motoEndpoint) => {
+      const { server, started, stop } = startMlflow(`s3-through-${++throughCount}`, s3Args, { ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: motoEndpoint });
+      try {
+        await started;
+        await warmUp(server.url);
+      } catch (error) {
+        await stop();
+        throw error;
+      }
+      return { server, stop };
+    },
     stop: async () => {
       // Nothing of theirs outlives the run (their data dir is removed, logs are already on
       // disk), so no graceful shutdown: uvicorn's takes seconds.
@@ -130,18 +141,6 @@ export async function startServers(root: string, wanted: ReadonlySet<ServerName>
     return { server, started, stop: () => proc?.stop() ?? Promise.resolve() };
   };
   const s3Args = ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/proxied`];
-  let throughCount = 0;
-  servers.startS3Through = async (motoEndpoint) => {
-    const { server, started, stop } = startMlflow(`s3-through-${++throughCount}`, s3Args, { ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: motoEndpoint });
-    try {
-      await started;
-      await warmUp(server.url);
-    } catch (error) {
-      await stop();
-      throw error;
-    }
-    return { server, stop };
-  };
   const settled = () => Promise.allSettled(starts);
   try {
     // `plain` starts at once; the `s3` and `direct` servers are given moto's address, so they
