@@ -6,8 +6,14 @@
  * limit from the start, and more in flight only queues. {@link AdaptiveLimit} finds out which by
  * measuring, rather than guessing from the address:
  *
- * - it counts completions in windows of `limit` completions and compares each window's
- *   throughput (completions and bytes per second, whichever grew more) with the one before;
+ * - it measures windows of `limit` completions, and compares each window's throughput
+ *   (completions and bytes per second, whichever grew more) with the one before. A window counts
+ *   only requests started at its limit: one started before the last step ran, at least in part,
+ *   with the old number in flight, and would blur the two steps into each other;
+ * - a window's throughput is Little's law over its requests: `limit` in flight, each taking the
+ *   window's mean request time, make `limit / mean` requests a second. The mean of every request's
+ *   time is steadier than the span between a handful of completions, which arrive in clumps
+ *   (a step once read as no gain on an 80 ms link and kept an upload at 5 parts in flight);
  * - it grows by half (or by `growthFactor`) while a step up paid off (at least {@link GAIN} more throughput), and
  *   steps back down, then stops growing, when one did not;
  * - a throttling answer (429, 503: `isThrottlingError` in core/retry.ts) halves it at once and
@@ -46,7 +52,8 @@ export interface AdaptiveLimitOptions {
  * @example
  * ```ts
  * const parts = new AdaptiveLimit({ initial: 4, max: 16 });
- * // after each part: if (parts.completed(part.length)) startMore();
+ * // when a part starts: const startedAt = parts.started();
+ * // after it: if (parts.completed(part.length, startedAt)) startMore();
  * // on a 503 SlowDown: parts.throttled();
  * ```
  */
@@ -58,8 +65,8 @@ export class AdaptiveLimit {
   private readonly growthFactor: number;
   private current: number;
   private growing: boolean;
-  /** The window being measured: completions at the current limit. */
-  private window = { started: 0, count: 0, bytes: 0 };
+  /** The window being measured: completions of requests started at the current limit, and the time they took. */
+  private window = { started: 0, count: 0, bytes: 0, busyMs: 0 };
   /** The last full window's throughput and the limit it ran at. */
   private previous: { limit: number; perS: number; bytesPerS: number } | undefined;
   /** Completions since the last halving; undefined before the first. */
@@ -90,16 +97,32 @@ export class AdaptiveLimit {
   }
 
   /**
-   * One request completed with `bytes` sent (a failed one: 0). Returns true when the limit
-   * changed (grew, or stepped back), so the caller can start more requests or hold back.
+   * A request starts now: returns its start, to pass to {@link completed} when it ends.
    */
-  completed(bytes: number): boolean {
+  started(): number {
+    return this.now();
+  }
+
+  /**
+   * The request started at `startedAt` ({@link started}) completed with `bytes` sent (a failed
+   * one: 0). Returns true when the limit changed (grew, or stepped back), so the caller can start
+   * more requests or hold back.
+   */
+  completed(bytes: number, startedAt: number): boolean {
     if (this.sinceThrottle !== undefined) this.sinceThrottle++;
+    // Started before the limit last changed: it measures the step before.
+    if (!this.growing || startedAt < this.window.started) return false;
     this.window.count++;
     this.window.bytes += bytes;
-    if (!this.growing || this.window.count < this.current) return false;
-    const seconds = Math.max(this.now() - this.window.started, 1) / 1000;
-    const measured = { limit: this.current, perS: this.window.count / seconds, bytesPerS: this.window.bytes / seconds };
+    this.window.busyMs += this.now() - startedAt;
+    if (this.window.count < this.current) return false;
+    // Little's law: `current` in flight, each taking busy / count on average.
+    const busySeconds = Math.max(this.window.busyMs, 1) / 1000;
+    const measured = {
+      limit: this.current,
+      perS: (this.current * this.window.count) / busySeconds,
+      bytesPerS: (this.current * this.window.bytes) / busySeconds,
+    };
     const before = this.previous;
     if (before && before.limit < measured.limit) {
       const gain = Math.max(measured.perS / before.perS, before.bytesPerS > 0 ? measured.bytesPerS / before.bytesPerS : 0);
@@ -142,6 +165,6 @@ export class AdaptiveLimit {
   }
 
   private resetWindow(): void {
-    this.window = { started: this.now(), count: 0, bytes: 0 };
+    this.window = { started: this.now(), count: 0, bytes: 0, busyMs: 0 };
   }
 }

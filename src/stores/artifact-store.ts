@@ -199,18 +199,18 @@ export interface MultipartOptions {
    * reused for the next part, and sent (and re-sent on retry) from there, while the file's
    * in-order sha256 is taken from the same buffers: memory per file is `partConcurrency ×
    * chunkBytes` (40 MiB with the defaults), as for `s3://` parts. Left unset, the number adapts:
-   * it starts at 4 and grows by a quarter (up to `maxPartConcurrency`, 16 by default) while more
+   * it starts at 4 and grows by half (up to `maxPartConcurrency`, 16 by default) while more
    * parts in flight bring more throughput (an object store a region away, where each part waits
    * round trips), steps back when a step brings nothing (loopback), and halves on a 429 or 503.
    * Buffers beyond `partConcurrency` come from a budget shared by every file of the process,
-   * 64 MiB in all. A value you set is kept fixed, unless you also set `maxPartConcurrency`.
+   * 128 MiB in all. A value you set is kept fixed, unless you also set `maxPartConcurrency`.
    * @default 4 (adaptive)
    */
   partConcurrency?: number;
   /**
    * The most parts of one file in flight the adaptive number may grow to, from
    * `partConcurrency`. Set it equal to `partConcurrency` to pin the number; buffers beyond
-   * `partConcurrency` always stay within the process-wide part-buffer budget (64 MiB).
+   * `partConcurrency` always stay within the process-wide part-buffer budget (128 MiB).
    * @default 16 when `partConcurrency` is unset; else `partConcurrency` (fixed)
    */
   maxPartConcurrency?: number;

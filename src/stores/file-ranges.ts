@@ -26,21 +26,27 @@ import { HASH_READ_BYTES, type OrderedSha256 } from './ordered-sha256.js';
 import { readSourceRange, type SourceFile } from './source-file.js';
 
 /**
- * Bytes of part buffers that all files' part loops together may hold beyond each file's starting
- * share (64 MiB): what lets parts in flight grow on a slow link. With 8 MiB `s3://` parts that is
- * up to 8 parts of one file; with the proxy's 10 MiB parts, 6.
+ * Bytes of part buffers that all files' part loops together may hold (128 MiB; each file's
+ * starting share counts toward it but is always granted): what lets parts in flight grow on a
+ * slow link. With 8 MiB `s3://` parts that is up to 16 parts of one file, as many as
+ * {@link MAX_ADAPTIVE_PARTS_IN_FLIGHT}; with the proxy's 10 MiB parts, 12. At 64 MiB one file
+ * stopped at 8 parts of 8 MiB, where an 80 ms link to moto still paid for 10 (6.5 s against
+ * 7.3 s for 1 GiB: docs/benchmarks.md).
  */
-export const PART_BUFFER_BUDGET_BYTES = 64 * 1024 * 1024;
+export const PART_BUFFER_BUDGET_BYTES = 128 * 1024 * 1024;
 
 /** The most parts of one file in flight that the default, adaptive part concurrency grows to. */
 export const MAX_ADAPTIVE_PARTS_IN_FLIGHT = 16;
 
 /**
- * How much each step up multiplies a file's parts in flight by (4 → 5 → 7 → 9 → 12 → 15): a step
- * that does not pay off (loopback) then costs one or two part buffers for a moment, not half
- * as many again.
+ * How much each step up multiplies a file's parts in flight by (4 → 6 → 9 → 14 → 16), as files
+ * grow. It was a quarter (4 → 5 → 7 → 9 → 12 → 15), so that a step that does not pay off
+ * (loopback) cost only a part buffer or two for a moment; but each step is measured over as many
+ * parts as are then in flight, after those started before it, so a 1 GiB file through an 80 ms
+ * link spent most of its parts getting there (7.4–7.6 s against 7.1–7.3 s with half). A step
+ * that does not pay off still only borrows buffers from the budget, for one window.
  */
-export const PART_GROWTH_FACTOR = 1.25;
+export const PART_GROWTH_FACTOR = 1.5;
 
 /** The process-wide budget of part buffers ({@link PART_BUFFER_BUDGET_BYTES}). */
 const partBuffers = new ByteBudget(PART_BUFFER_BUDGET_BYTES);
@@ -308,11 +314,12 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
             if (!buffer) break;
             next++;
             inFlight++;
+            const startedAt = limit.started();
             sendRange(index, buffer).then(
               (sent) => {
                 inFlight--;
                 giveBack(buffer);
-                if (sent > 0) limit.completed(sent);
+                if (sent > 0) limit.completed(sent, startedAt);
                 pump();
               },
               (error: unknown) => {

@@ -62,8 +62,8 @@ export const MAX_S3_PARTS = 10_000;
  * Memory: each file being uploaded holds about `partSize × queueSize` bytes (one buffer per
  * part in flight, reused for the next part), 32 MiB with the defaults. When the number of parts
  * in flight grows (see `maxQueueSize`), the extra buffers come from one budget shared by every
- * file of the process: all part buffers together stay within 64 MiB
- * ({@link PART_BUFFER_BUDGET_BYTES}) beyond each file's `queueSize` share.
+ * file of the process: all part buffers together stay within 128 MiB
+ * ({@link PART_BUFFER_BUDGET_BYTES}; each file's `queueSize` share counts toward it but is always granted).
  *
  * @example
  * ```ts
@@ -115,7 +115,7 @@ export interface S3StoreOptions {
   partSize?: number;
   /**
    * Parts of one file in flight at the start. Left unset, the number adapts: it starts at 4
-   * and grows by a quarter (up to `maxQueueSize`, 16 by default) while more parts in flight bring
+   * and grows by half (up to `maxQueueSize`, 16 by default) while more parts in flight bring
    * more throughput (a remote endpoint, where each part waits round trips and TCP slow start),
    * steps back when a step brings nothing (loopback, where the server is the limit), and halves
    * on a throttling answer (503 SlowDown). A value you set is kept fixed, unless you also set
@@ -126,7 +126,7 @@ export interface S3StoreOptions {
   /**
    * The most parts of one file in flight the adaptive number may grow to, from `queueSize`.
    * Set it equal to `queueSize` to pin the number; buffers beyond `queueSize` always stay
-   * within the process-wide part-buffer budget (64 MiB), whatever this says.
+   * within the process-wide part-buffer budget (128 MiB), whatever this says.
    * @default 16 when `queueSize` is unset; else `queueSize` (fixed)
    */
   maxQueueSize?: number;

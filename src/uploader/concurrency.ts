@@ -1,8 +1,9 @@
 /**
  * How many files are in flight at once: a limiter that starts at the configured concurrency and
- * follows the link. The measuring (windows of completions, grow by half while it pays off, step
- * back when not, halve on 429/503) is core/adaptive-limit.ts's {@link AdaptiveLimit}, shared with
- * the part loop of multipart uploads; this file adds the queue of files and their memory:
+ * follows the link. The measuring (windows of completions timed by Little's law, grow by half
+ * while it pays off, step back when not, halve on 429/503) is core/adaptive-limit.ts's
+ * {@link AdaptiveLimit}, shared with the part loop of multipart uploads; this file adds the
+ * queue of files (and tells the limit when each starts) and their memory:
  * every file in flight also holds a share of a byte budget (its size, at most one ~1 MiB
  * buffer), so many 1 MiB files never take the limit's worth of buffers beyond
  * {@link ConcurrencyOptions.memoryBudgetBytes}.
@@ -82,6 +83,7 @@ export class AdaptiveConcurrency {
   async run<T>(sizeBytes: number, task: () => Promise<T>): Promise<T> {
     const cost = this.costOf(sizeBytes);
     await this.acquire(cost);
+    const startedAt = this.measure.started();
     let bytes = 0;
     try {
       const value = await task();
@@ -89,7 +91,7 @@ export class AdaptiveConcurrency {
       return value;
     } finally {
       this.release(cost);
-      this.completed(bytes);
+      this.completed(bytes, startedAt);
     }
   }
 
@@ -124,6 +126,7 @@ export class AdaptiveConcurrency {
           next++;
           running++;
           this.take(cost);
+          const startedAt = this.measure.started();
           let started: Promise<R>;
           try {
             started = task(item, index);
@@ -133,21 +136,21 @@ export class AdaptiveConcurrency {
           started.then(
             (value) => {
               results[index] = value;
-              finished(cost, size);
+              finished(cost, size, startedAt);
             },
             (error: unknown) => {
               failure ??= { error };
-              finished(cost, 0);
+              finished(cost, 0, startedAt);
             },
           );
         }
         settle();
       };
       // One completion frees room (or grows the limit): pull again from there.
-      const finished = (cost: number, bytes: number) => {
+      const finished = (cost: number, bytes: number, startedAt: number) => {
         running--;
         this.release(cost);
-        this.completed(bytes);
+        this.completed(bytes, startedAt);
         pull();
       };
       pull();
@@ -199,7 +202,7 @@ export class AdaptiveConcurrency {
     }
   }
 
-  private completed(bytes: number): void {
-    if (this.measure.completed(bytes)) this.drain();
+  private completed(bytes: number, startedAt: number): void {
+    if (this.measure.completed(bytes, startedAt)) this.drain();
   }
 }

@@ -7,12 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { AdaptiveLimit, GAIN } from '../../src/core/adaptive-limit.js';
 import { ByteBudget } from '../../src/core/byte-budget.js';
 
-/** Completes `count` requests of `bytes` each, `msEach` apart on the clock. */
+/** Starts `count` requests at once and completes them `msEach` later, one after another. */
 function complete(limit: AdaptiveLimit, clock: { t: number }, count: number, msEach: number, bytes = 1): boolean[] {
-  return Array.from({ length: count }, () => {
-    clock.t += msEach;
-    return limit.completed(bytes);
-  });
+  const startedAt = limit.started();
+  clock.t += msEach;
+  return Array.from({ length: count }, () => limit.completed(bytes, startedAt));
 }
 
 describe('AdaptiveLimit', () => {
@@ -20,10 +19,9 @@ describe('AdaptiveLimit', () => {
     const clock = { t: 0 };
     const limit = new AdaptiveLimit({ initial: 4, max: 16, growthFactor: 1.25, now: () => clock.t });
     const seen = [limit.limit];
-    // Each window of `limit` completions takes the same time: throughput grows with the limit.
+    // A link-bound request takes the same time however many are in flight: throughput grows with the limit.
     while (limit.adapting) {
-      const size = limit.limit;
-      complete(limit, clock, size, 100 / size);
+      complete(limit, clock, limit.limit, 100);
       seen.push(limit.limit);
     }
     expect(seen).toEqual([4, 5, 7, 9, 12, 15, 16]);
@@ -35,10 +33,35 @@ describe('AdaptiveLimit', () => {
     const limit = new AdaptiveLimit({ initial: 4, max: 16, now: () => clock.t });
     expect(complete(limit, clock, 4, 10).at(-1)).toBe(true); // the first step is always taken
     expect(limit.limit).toBe(6);
-    // Six completions at 6 in flight, each 10 ms apart: the same rate as before, no gain.
+    // A server-bound request takes longer the more are in flight: 6 at 15 ms is the same rate as 4 at 10.
     expect(GAIN).toBeGreaterThan(1);
-    expect(complete(limit, clock, 6, 10).at(-1)).toBe(true);
+    expect(complete(limit, clock, 6, 15).at(-1)).toBe(true);
     expect([limit.limit, limit.adapting, limit.peak]).toEqual([4, false, 6]);
+  });
+
+  it('measures a step only by the requests started after it, and by their mean time', () => {
+    const clock = { t: 0 };
+    const limit = new AdaptiveLimit({ initial: 4, max: 16, now: () => clock.t });
+    const before = limit.started();
+    clock.t += 100;
+    // Three of the first four done (100 ms each), then the fourth: the window is full, the limit steps up to 6.
+    expect([0, 1, 2, 3].map(() => limit.completed(1, before)).at(-1)).toBe(true);
+    expect(limit.limit).toBe(6);
+    // Requests started before that step do not count toward the window at 6, however slow.
+    const stale = before;
+    clock.t += 400;
+    expect([0, 1, 2, 3, 4, 5].map(() => limit.completed(1, stale))).toEqual([false, false, false, false, false, false]);
+    // Six started at 6 arrive in one clump, so the span between their completions says nothing; their
+    // mean time (97.5 ms) says six in flight make half as much again as four did: the limit steps up again.
+    const at6 = [0, 1, 2, 3, 4, 5].map(() => {
+      const startedAt = limit.started();
+      clock.t += 1;
+      return startedAt;
+    });
+    clock.t += 95;
+    const changed = at6.map((startedAt) => limit.completed(1, startedAt));
+    expect(changed.at(-1)).toBe(true);
+    expect(limit.limit).toBe(9);
   });
 
   it('halves on a throttling answer once per round of completions, and grows no more', () => {
