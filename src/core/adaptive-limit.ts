@@ -10,10 +10,13 @@
  *   (completions and bytes per second, whichever grew more) with the one before. A window counts
  *   only requests started at its limit: one started before the last step ran, at least in part,
  *   with the old number in flight, and would blur the two steps into each other;
- * - a window's throughput is Little's law over its requests: `limit` in flight, each taking the
- *   window's mean request time, make `limit / mean` requests a second. The mean of every request's
- *   time is steadier than the span between a handful of completions, which arrive in clumps
- *   (a step once read as no gain on an 80 ms link and kept an upload at 5 parts in flight);
+ * - a window's throughput is Little's law over its requests: the mean number in flight (as each
+ *   of them ended, itself included; the limit, while the caller keeps it full) over their mean
+ *   time, in requests a second. The mean of every request's time is steadier than the span
+ *   between a handful of completions, which arrive in clumps (a step once read as no gain on an
+ *   80 ms link and kept an upload at 5 parts in flight). The number really in flight, not the
+ *   limit, because something else may hold it lower (a file pool's memory budget), and a
+ *   higher limit then buys nothing;
  * - it grows by half (or by `growthFactor`) while a step up paid off (at least {@link GAIN} more throughput), and
  *   steps back down, then stops growing, when one did not;
  * - a throttling answer (429, 503: `isThrottlingError` in core/retry.ts) halves it at once and
@@ -53,7 +56,7 @@ export interface AdaptiveLimitOptions {
  * ```ts
  * const parts = new AdaptiveLimit({ initial: 4, max: 16 });
  * // when a part starts: const startedAt = parts.started();
- * // after it: if (parts.completed(part.length, startedAt)) startMore();
+ * // after it, with `inFlight` parts in flight, itself included: if (parts.completed(part.length, startedAt, inFlight)) startMore();
  * // on a 503 SlowDown: parts.throttled();
  * ```
  */
@@ -65,8 +68,11 @@ export class AdaptiveLimit {
   private readonly growthFactor: number;
   private current: number;
   private growing: boolean;
-  /** The window being measured: completions of requests started at the current limit, and the time they took. */
-  private window = { started: 0, count: 0, bytes: 0, busyMs: 0 };
+  /**
+   * The window being measured: completions of requests started at the current limit, the time
+   * they took, and the sum of the numbers in flight as they ended.
+   */
+  private window = { started: 0, count: 0, bytes: 0, busyMs: 0, inFlightSum: 0 };
   /** The last full window's throughput and the limit it ran at. */
   private previous: { limit: number; perS: number; bytesPerS: number } | undefined;
   /** Completions since the last halving; undefined before the first. */
@@ -105,24 +111,22 @@ export class AdaptiveLimit {
 
   /**
    * The request started at `startedAt` ({@link started}) completed with `bytes` sent (a failed
-   * one: 0). Returns true when the limit changed (grew, or stepped back), so the caller can start
-   * more requests or hold back.
+   * one: 0), `inFlight` requests being in flight as it ended, itself included. Returns true when
+   * the limit changed (grew, or stepped back), so the caller can start more requests or hold
+   * back.
    */
-  completed(bytes: number, startedAt: number): boolean {
+  completed(bytes: number, startedAt: number, inFlight: number): boolean {
     if (this.sinceThrottle !== undefined) this.sinceThrottle++;
     // Started before the limit last changed: it measures the step before.
     if (!this.growing || startedAt < this.window.started) return false;
     this.window.count++;
     this.window.bytes += bytes;
     this.window.busyMs += this.now() - startedAt;
+    this.window.inFlightSum += inFlight;
     if (this.window.count < this.current) return false;
-    // Little's law: `current` in flight, each taking busy / count on average.
-    const busySeconds = Math.max(this.window.busyMs, 1) / 1000;
-    const measured = {
-      limit: this.current,
-      perS: (this.current * this.window.count) / busySeconds,
-      bytesPerS: (this.current * this.window.bytes) / busySeconds,
-    };
+    // Little's law: the mean in flight (inFlightSum / count) over the mean time (busy / count).
+    const perS = this.window.inFlightSum / (Math.max(this.window.busyMs, 1) / 1000);
+    const measured = { limit: this.current, perS, bytesPerS: (perS * this.window.bytes) / this.window.count };
     const before = this.previous;
     if (before && before.limit < measured.limit) {
       const gain = Math.max(measured.perS / before.perS, before.bytesPerS > 0 ? measured.bytesPerS / before.bytesPerS : 0);
@@ -165,6 +169,6 @@ export class AdaptiveLimit {
   }
 
   private resetWindow(): void {
-    this.window = { started: this.now(), count: 0, bytes: 0, busyMs: 0 };
+    this.window = { started: this.now(), count: 0, bytes: 0, busyMs: 0, inFlightSum: 0 };
   }
 }

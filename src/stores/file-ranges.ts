@@ -319,7 +319,7 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
               (sent) => {
                 inFlight--;
                 giveBack(buffer);
-                if (sent > 0) limit.completed(sent, startedAt);
+                if (sent > 0) limit.completed(sent, startedAt, inFlight + 1); // itself included
                 pump();
               },
               (error: unknown) => {

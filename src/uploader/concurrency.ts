@@ -3,7 +3,8 @@
  * follows the link. The measuring (windows of completions timed by Little's law, grow by half
  * while it pays off, step back when not, halve on 429/503) is core/adaptive-limit.ts's
  * {@link AdaptiveLimit}, shared with the part loop of multipart uploads; this file adds the
- * queue of files (and tells the limit when each starts) and their memory:
+ * queue of files (telling the limit when each starts, and how many are in flight as it ends)
+ * and their memory:
  * every file in flight also holds a share of a byte budget (its size, at most one ~1 MiB
  * buffer), so many 1 MiB files never take the limit's worth of buffers beyond
  * {@link ConcurrencyOptions.memoryBudgetBytes}.
@@ -90,8 +91,7 @@ export class AdaptiveConcurrency {
       bytes = sizeBytes;
       return value;
     } finally {
-      this.release(cost);
-      this.completed(bytes, startedAt);
+      this.finish(cost, bytes, startedAt);
     }
   }
 
@@ -149,8 +149,7 @@ export class AdaptiveConcurrency {
       // One completion frees room (or grows the limit): pull again from there.
       const finished = (cost: number, bytes: number, startedAt: number) => {
         running--;
-        this.release(cost);
-        this.completed(bytes, startedAt);
+        this.finish(cost, bytes, startedAt);
         pull();
       };
       pull();
@@ -188,10 +187,13 @@ export class AdaptiveConcurrency {
     this.heldBytes += cost;
   }
 
-  private release(cost: number): void {
+  /** A file in flight ended: its share of the budget goes back, and it feeds the measurement. */
+  private finish(cost: number, bytes: number, startedAt: number): void {
+    const inFlight = this.active; // itself included
     this.active--;
     this.heldBytes -= cost;
     this.drain();
+    if (this.measure.completed(bytes, startedAt, inFlight)) this.drain();
   }
 
   private drain(): void {
@@ -200,9 +202,5 @@ export class AdaptiveConcurrency {
       this.take(next.cost);
       next.start();
     }
-  }
-
-  private completed(bytes: number, startedAt: number): void {
-    if (this.measure.completed(bytes, startedAt)) this.drain();
   }
 }

@@ -7,11 +7,11 @@ import { describe, expect, it } from 'vitest';
 import { AdaptiveLimit, GAIN } from '../../src/core/adaptive-limit.js';
 import { ByteBudget } from '../../src/core/byte-budget.js';
 
-/** Starts `count` requests at once and completes them `msEach` later, one after another. */
+/** Starts `count` requests at once and completes them `msEach` later, all `count` in flight as each ends. */
 function complete(limit: AdaptiveLimit, clock: { t: number }, count: number, msEach: number, bytes = 1): boolean[] {
   const startedAt = limit.started();
   clock.t += msEach;
-  return Array.from({ length: count }, () => limit.completed(bytes, startedAt));
+  return Array.from({ length: count }, () => limit.completed(bytes, startedAt, count));
 }
 
 describe('AdaptiveLimit', () => {
@@ -45,12 +45,12 @@ describe('AdaptiveLimit', () => {
     const before = limit.started();
     clock.t += 100;
     // Three of the first four done (100 ms each), then the fourth: the window is full, the limit steps up to 6.
-    expect([0, 1, 2, 3].map(() => limit.completed(1, before)).at(-1)).toBe(true);
+    expect([0, 1, 2, 3].map(() => limit.completed(1, before, 4)).at(-1)).toBe(true);
     expect(limit.limit).toBe(6);
     // Requests started before that step do not count toward the window at 6, however slow.
     const stale = before;
     clock.t += 400;
-    expect([0, 1, 2, 3, 4, 5].map(() => limit.completed(1, stale))).toEqual([false, false, false, false, false, false]);
+    expect([0, 1, 2, 3, 4, 5].map(() => limit.completed(1, stale, 6))).toEqual([false, false, false, false, false, false]);
     // Six started at 6 arrive in one clump, so the span between their completions says nothing; their
     // mean time (97.5 ms) says six in flight make half as much again as four did: the limit steps up again.
     const at6 = [0, 1, 2, 3, 4, 5].map(() => {
@@ -59,9 +59,21 @@ describe('AdaptiveLimit', () => {
       return startedAt;
     });
     clock.t += 95;
-    const changed = at6.map((startedAt) => limit.completed(1, startedAt));
+    const changed = at6.map((startedAt) => limit.completed(1, startedAt, 6));
     expect(changed.at(-1)).toBe(true);
     expect(limit.limit).toBe(9);
+  });
+
+  it('measures the number really in flight: a higher limit the caller cannot fill buys nothing', () => {
+    const clock = { t: 0 };
+    const limit = new AdaptiveLimit({ initial: 4, max: 16, now: () => clock.t });
+    complete(limit, clock, 4, 100);
+    expect(limit.limit).toBe(6);
+    // Six windows' worth at the new limit, but something else (a memory budget) kept 4 in flight.
+    const startedAt = limit.started();
+    clock.t += 100;
+    expect([0, 1, 2, 3, 4, 5].map(() => limit.completed(1, startedAt, 4)).at(-1)).toBe(true);
+    expect([limit.limit, limit.adapting]).toEqual([4, false]);
   });
 
   it('halves on a throttling answer once per round of completions, and grows no more', () => {

@@ -80,6 +80,17 @@ describe('AdaptiveConcurrency', () => {
     expect(maxActive).toBe(16);
   });
 
+  it('does not grow past what the memory budget lets into flight, however the link behaves', async () => {
+    const clock = { t: 0 };
+    const MiB = 1024 * 1024;
+    const limiter = new AdaptiveConcurrency({ initial: 8, max: 64, memoryBudgetBytes: 16 * MiB, now: () => clock.t });
+    // Link-bound (40 ms each), but large files: only 16 fit the budget at once.
+    const { maxActive } = await simulate(limiter, clock, 400, () => 40, 4 * MiB);
+    expect(maxActive).toBe(16);
+    // 8 -> 12 -> 18 paid off; 27 put no more in flight than 18 did, so it stepped back.
+    expect([limiter.limit, limiter.peak]).toEqual([18, 27]);
+  });
+
   it('lets one file through even when it alone exceeds the budget, and counts a failure as a completion', async () => {
     const limiter = new AdaptiveConcurrency({ initial: 2, max: 2, memoryBudgetBytes: 1, bufferBytes: 1024 });
     await expect(limiter.run(10_000, async () => 'ok')).resolves.toBe('ok');
