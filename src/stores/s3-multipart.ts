@@ -23,16 +23,16 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import * as zlib from 'node:zlib';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import { InvalidResponseError, VerificationError } from '../core/errors.js';
+import { Crc32 } from '../core/hash-in-one-pass.js';
 import type { Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { MAX_S3_PARTS } from './s3-config.js';
 import type { MultipartResume } from './artifact-store.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { OrderedSha256 } from './ordered-sha256.js';
-import { abortUpload, listUploadedParts, partChecksum, partsToKeep, type SendCommand, type SharedParams } from './s3-resume.js';
+import { abortUpload, listUploadedParts, partChecksum, partsToKeep, type SendCommand, type SharedParams, verifyUnrecordedParts } from './s3-resume.js';
 import type { SourceFile } from './source-file.js';
 
 /** The namespace of `@aws-sdk/client-s3`. */
@@ -123,8 +123,20 @@ export async function multipartUpload(
   // The checksum S3 answered for each part (`<algorithm>:<base64>`), for the object's composite.
   const checksums = Array.from<string | undefined>({ length: count });
 
+  // What lib-storage and boto3 do: ask for a checksum of the whole object (CRC32 unless the
+  // extra args name another algorithm) when the SDK sends checksums at all; the parts carry
+  // the same algorithm (the SDK's default for them).
+  const sendsChecksums = (await requests.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
+  const checksumAlgorithm = params.ChecksumAlgorithm ?? (sendsChecksums ? sdk.s3.ChecksumAlgorithm.CRC32 : undefined);
+  // A part's CRC32 is ours, not the SDK's: computed in one pass with the sha256 (see
+  // `rangeChecksum` in file-ranges.ts), where the SDK's would read the part from memory again
+  // (~0.4 s of CPU per GiB). The same header the SDK would send; any other algorithm is its.
+  const ownCrc32 = checksumAlgorithm === sdk.s3.ChecksumAlgorithm.CRC32;
+
   // Part-level resume: continue an earlier attempt's upload when the journal may, S3 still has
-  // it and the part size is the same; keep the parts S3 lists as the journal recorded them.
+  // it and the part size is the same; keep the parts S3 lists as the journal recorded them, and
+  // those it lists that the journal never heard of (in flight at a crash) once their local
+  // bytes give S3's own CRC32 or MD5 for them.
   let uploadId: string | undefined;
   let bytesReused = 0;
   const done = new Set<number>();
@@ -137,7 +149,8 @@ export async function multipartUpload(
       uploadId = previous.uploadId;
       requests.uploadId = uploadId; // a failure from here on aborts it, as it would a new one
       const recorded = new Map(previous.parts.map((p) => [p.partNumber, p.checksum]));
-      for (const [n, part] of partsToKeep(listed, previous, partSize, source.size)) {
+      const kept = partsToKeep(listed, previous, partSize, source.size);
+      for (const [n, part] of kept) {
         const { Size, ...completed } = part;
         parts[n - 1] = completed;
         // What S3 answered when the part was sent (the journal kept it), where ListParts says nothing.
@@ -145,21 +158,27 @@ export async function multipartUpload(
         done.add(n - 1);
         bytesReused += Size;
       }
+      // The CRC32 of the local bytes stands for a part S3 lists without a checksum (moto) only
+      // when the journal shows the earlier attempt sent CRC32s too.
+      const earlierCrc32 = ownCrc32 && previous.parts.length > 0 && previous.parts.every((p) => p.checksum?.startsWith('crc32:'));
+      const adopted = await verifyUnrecordedParts(listed, kept, { partSize, source, crc32: earlierCrc32, signal: requests.signal });
+      for (const [n, part] of adopted) {
+        parts[n - 1] = part.completed;
+        checksums[n - 1] = part.checksum;
+        done.add(n - 1);
+        bytesReused += part.size;
+        // Recorded now, so a second crash keeps it without reading it again.
+        await resume.partDone({ partNumber: n, size: part.size, etag: part.completed.ETag!, ...(part.checksum ? { checksum: part.checksum } : {}) });
+      }
+      if (adopted.size > 0) {
+        options.logger?.debug(`kept ${adopted.size} part(s) of ${target} that S3 stored but the earlier attempt never heard back about (their local bytes match S3's checksums)`);
+      }
     } else {
       // Not continued (gone, another part size, the file changed, resume off): nobody will complete it.
       await abortUpload(probe, sdk.s3, shared, previous.uploadId);
       await resume.aborted(previous.uploadId);
     }
   }
-  // What lib-storage and boto3 do: ask for a checksum of the whole object (CRC32 unless the
-  // extra args name another algorithm) when the SDK sends checksums at all; the parts carry
-  // the same algorithm (the SDK's default for them).
-  const sendsChecksums = (await requests.client.config.requestChecksumCalculation()) === 'WHEN_SUPPORTED';
-  const checksumAlgorithm = params.ChecksumAlgorithm ?? (sendsChecksums ? sdk.s3.ChecksumAlgorithm.CRC32 : undefined);
-  // A part's CRC32 is ours, not the SDK's: computed in one pass with the sha256 (see
-  // `rangeChecksum` in file-ranges.ts), where the SDK's would read the part from memory again
-  // (~0.4 s of CPU per GiB). The same header the SDK would send; any other algorithm is its.
-  const ownCrc32 = checksumAlgorithm === sdk.s3.ChecksumAlgorithm.CRC32;
   if (!uploadId) {
     await requests.send(new sdk.s3.CreateMultipartUploadCommand({ ...params, ChecksumAlgorithm: checksumAlgorithm }));
     uploadId = requests.uploadId;
@@ -226,29 +245,6 @@ export async function multipartUpload(
     return { bytesReused, sha256, verified: 'checksum', checksum: `${expected}-${parts.length}` };
   }
   return { bytesReused, sha256, verified: 'checksum' };
-}
-
-/**
- * CRC32 (S3's `x-amz-checksum-crc32`) over `zlib.crc32`, as a hash fed in pieces.
- *
- * @example
- * ```ts
- * new Crc32().update(Buffer.from('hello')).digest().toString('base64'); // 'NhCmhg=='
- * ```
- */
-export class Crc32 {
-  private value = 0;
-  /** Continues the CRC32 over `bytes`. */
-  update(bytes: Buffer): this {
-    this.value = zlib.crc32(bytes, this.value);
-    return this;
-  }
-  /** The 4 bytes, big-endian, as S3 takes them (base64 in the header). */
-  digest(): Buffer {
-    const out = Buffer.alloc(4);
-    out.writeUInt32BE(this.value >>> 0);
-    return out;
-  }
 }
 
 /**

@@ -5,8 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { hashInOnePass, ONE_PASS_SLICE_BYTES, sha256AndMd5 } from '../../src/core/hash-in-one-pass.js';
-import { Crc32 } from '../../src/stores/s3-multipart.js';
+import { Crc32, hashInOnePass, ONE_PASS_SLICE_BYTES, sha256AndMd5 } from '../../src/core/hash-in-one-pass.js';
 
 describe('hashInOnePass', () => {
   it.each([0, 1, ONE_PASS_SLICE_BYTES - 1, ONE_PASS_SLICE_BYTES, ONE_PASS_SLICE_BYTES + 1, 8 * ONE_PASS_SLICE_BYTES + 3])('gives each hash the digest of the whole %i bytes', (length) => {

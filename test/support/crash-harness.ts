@@ -8,7 +8,10 @@
  *   request crossing the line is cut, nothing more of it reaches the server, new requests are
  *   held; their bodies are read and discarded) and the child is killed right then; or
  * - `{ request: match }`: the first request matching is held, unanswered (e.g. the S3
- *   CompleteMultipartUpload after the last part), and the child is killed when it arrives.
+ *   CompleteMultipartUpload after the last part), and the child is killed when it arrives; or
+ * - `{ answer: match }`: the first request matching is forwarded, the server does the work, and
+ *   the child is killed when the server's answer arrives, which it never sees (e.g. an S3 part
+ *   stored whose answer a crash lost).
  *
  * After the kill the proxy is thawed, so the rerun goes through it normally; `bytesSent` of the
  * rerun is what it sent again.
@@ -30,6 +33,7 @@ export const CLI_JS = resolve(__dirname, '..', '..', 'dist', 'cli.js');
 export type KillPoint =
   | { bytes: number }
   | { request: (req: { method: string; path: string }) => boolean }
+  | { answer: (req: { method: string; path: string }) => boolean }
   | { until: () => Promise<boolean> };
 
 /** A child run of the CLI. */
@@ -79,6 +83,7 @@ function runChild(options: CliChildOptions, killAt?: KillPoint, signal: NodeJS.S
   };
   if (killAt && 'bytes' in killAt) proxy.setTripwire(startBytes + killAt.bytes, kill);
   if (killAt && 'request' in killAt) proxy.addRule({ match: killAt.request, times: 1, fault: 'hold', onHold: kill });
+  if (killAt && 'answer' in killAt) proxy.addRule({ match: killAt.answer, times: 1, fault: 'drop-response', onResponse: kill });
   let watching = killAt !== undefined && 'until' in killAt;
   const watch = async () => {
     while (watching && child.exitCode === null && child.signalCode === null) {

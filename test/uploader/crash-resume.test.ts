@@ -129,6 +129,42 @@ describeWithServers('crash-resume', () => {
     expect((await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log'))).toEqual([]);
   }, 300_000);
 
+  it('an s3:// part S3 stored whose answer the crash lost is not sent again: its local bytes match what S3 lists for it', async () => {
+    const { url } = mlflowDirectS3Server();
+    const proxy = await startProxy(mlflowDirectS3Server().s3Endpoint, { preserveHost: true });
+    const runId = await pythonCreateRun(url, 'crash-resume-s3-unanswered');
+    const root = await workDir();
+    const bytes = randomBytes(48 * MiB); // 6 parts of 8 MiB
+    await writeFile(join(root, 'weights.bin'), bytes);
+    const journalDir = join(root, 'journal');
+    const options = {
+      argv: ['file', join(root, 'weights.bin'), '--stage', 'training', '--artifact-path', 'model', '--json'],
+      env: { ...servers().awsEnv, MLFLOW_TRACKING_URI: url, MLFLOW_RUN_ID: runId, MLFLOW_S3_ENDPOINT_URL: proxy.url, ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir },
+      cwd: root,
+      proxy,
+    };
+    const isPart = (n: number) => (r: { method: string; path: string }) => r.method === 'PUT' && new RegExp(`[?&]partNumber=${n}(&|$)`).test(r.path);
+    // moto stores part 5 and answers; the answer is dropped and the child killed as it arrives,
+    // so the journal never records part 5. (Part 5 starts once an earlier part's answer is in
+    // the journal: that one shows the rerun the earlier attempt sent CRC32s, which moto's
+    // ListParts does not say.)
+    const killed = await runAndKill({ ...options, at: { answer: isPart(5) } });
+    expect(killed.requests.some(isPart(5))).toBe(true);
+
+    const rerun = await runToEnd(options);
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { bytesResumed: number; bytesSent: number }; files: ResultFile[] }> }).results;
+    // Part 5 is kept: S3 lists it with the MD5 (moto's ETag) of the local bytes at its range.
+    expect(rerun.requests.some(isPart(5))).toBe(false);
+    expect(result!.metrics.bytesResumed).toBeGreaterThanOrEqual(8 * MiB);
+    expect(result!.metrics.bytesResumed + result!.metrics.bytesSent).toBe(bytes.length);
+    expect(putBytes(rerun)).toBe(result!.metrics.bytesSent);
+    // The object S3 assembled is checked against the parts' checksums, part 5's among them.
+    expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(bytes), verified: 'checksum', checksum: expect.stringMatching(/^crc32:.*-6$/) });
+    expect(await motoUploads(runId)).toEqual([]);
+    const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: mlflowDirectS3Server().s3Endpoint };
+    expect(await pythonArtifactHashes(url, runId, 'model', pythonEnv)).toEqual({ 'weights.bin': sha256(bytes) });
+  }, 300_000);
+
   it('an s3:// multipart upload killed between its last part and complete: the rerun sends no part again, only completes', async () => {
     const { url } = mlflowDirectS3Server();
     const proxy = await startProxy(mlflowDirectS3Server().s3Endpoint, { preserveHost: true });
