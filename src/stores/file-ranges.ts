@@ -132,9 +132,12 @@ export interface SendFileRangesOptions {
   label?: string | undefined;
   /**
    * Sends range `index` (0-based); `body` is only valid until this resolves. `checksum` is the
-   * range's {@link rangeChecksum}, when there is one.
+   * range's {@link rangeChecksum}, when there is one. Resolves `'held'` when it sent nothing
+   * because the server already holds these very bytes (a part a killed attempt stored, whose
+   * answer was lost: see `holdsBytes` in s3-resume.ts): the range counts as loaded, hashed as
+   * any other, but not as a request the limit measures.
    */
-  send: (index: number, body: Buffer, checksum: Buffer | undefined) => Promise<void>;
+  send: (index: number, body: Buffer, checksum: Buffer | undefined) => Promise<void | 'held'>;
   /**
    * A new checksum for each range, to send with it: computed as soon as the range is read, in
    * the same pass over its bytes as the file's sha256 when the range is in turn for that
@@ -215,8 +218,9 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
   let loaded = options.alreadyLoaded ?? 0;
   if (loaded > 0) options.onProgress?.(loaded);
 
-  /** Reads range `index` into `buffer` and sends it; the bytes sent. */
+  /** Reads range `index` into `buffer` and sends it; the bytes sent (0 when the server held them). */
   const sendRange = async (index: number, buffer: Buffer): Promise<number> => {
+    let outcome: void | 'held';
     const start = index * rangeSize;
     const length = Math.min(rangeSize, source.size - start);
     const body = await readSourceRange(source, buffer, start, length);
@@ -235,17 +239,17 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
       beingSent.set(index, body);
       wakeReader?.();
       try {
-        await options.send(index, body, digest);
+        outcome = await options.send(index, body, digest);
       } finally {
         beingSent.delete(index);
       }
     }
     // Hashed in turn while it is sent: the buffer is free again once both are done.
-    else if (hashed) await options.send(index, body, digest);
-    else await Promise.all([options.send(index, body, digest), hasher?.hashInTurn(start, body, stop.signal)]);
+    else if (hashed) outcome = await options.send(index, body, digest);
+    else [outcome] = await Promise.all([options.send(index, body, digest), hasher?.hashInTurn(start, body, stop.signal)]);
     loaded += length;
     options.onProgress?.(loaded);
-    return length;
+    return outcome === 'held' ? 0 : length;
   };
   /** A spare buffer, else a new one (the file's own up to `own`, beyond that from the budget). */
   const bufferFor = (): Buffer | undefined => {

@@ -32,7 +32,7 @@ import { MAX_S3_PARTS } from './s3-config.js';
 import type { MultipartResume } from './artifact-store.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { OrderedSha256 } from './ordered-sha256.js';
-import { abortUpload, listUploadedParts, partChecksum, partsToKeep, type SendCommand, type SharedParams, verifyUnrecordedParts } from './s3-resume.js';
+import { abortUpload, checksumFields, holdsBytes, listUploadedParts, partChecksum, partsToKeep, type SendCommand, type SharedParams, unrecordedParts } from './s3-resume.js';
 import type { SourceFile } from './source-file.js';
 
 /** The namespace of `@aws-sdk/client-s3`. */
@@ -135,11 +135,15 @@ export async function multipartUpload(
 
   // Part-level resume: continue an earlier attempt's upload when the journal may, S3 still has
   // it and the part size is the same; keep the parts S3 lists as the journal recorded them, and
-  // those it lists that the journal never heard of (in flight at a crash) once their local
-  // bytes give S3's own CRC32 or MD5 for them.
+  // those it lists that the journal never heard of (in flight at a crash) once the bytes read to
+  // send them give S3's own CRC32 or MD5 for them (in `send` below).
   let uploadId: string | undefined;
   let bytesReused = 0;
   const done = new Set<number>();
+  /** Parts S3 lists that the journal never recorded: kept when the bytes read to send them hold. */
+  let maybeStored = new Map<number, ClientS3.Part>();
+  let earlierCrc32 = false;
+  let keptUnrecorded = 0;
   const previous = resume?.previous;
   if (previous) {
     // Sent straight through the client: a NoSuchUpload here is an answer, not a failure of the file.
@@ -158,21 +162,10 @@ export async function multipartUpload(
         done.add(n - 1);
         bytesReused += Size;
       }
+      maybeStored = unrecordedParts(listed, kept, partSize, source.size);
       // The CRC32 of the local bytes stands for a part S3 lists without a checksum (moto) only
       // when the journal shows the earlier attempt sent CRC32s too.
-      const earlierCrc32 = ownCrc32 && previous.parts.length > 0 && previous.parts.every((p) => p.checksum?.startsWith('crc32:'));
-      const adopted = await verifyUnrecordedParts(listed, kept, { partSize, source, crc32: earlierCrc32, signal: requests.signal });
-      for (const [n, part] of adopted) {
-        parts[n - 1] = part.completed;
-        checksums[n - 1] = part.checksum;
-        done.add(n - 1);
-        bytesReused += part.size;
-        // Recorded now, so a second crash keeps it without reading it again.
-        await resume.partDone({ partNumber: n, size: part.size, etag: part.completed.ETag!, ...(part.checksum ? { checksum: part.checksum } : {}) });
-      }
-      if (adopted.size > 0) {
-        options.logger?.debug(`kept ${adopted.size} part(s) of ${target} that S3 stored but the earlier attempt never heard back about (their local bytes match S3's checksums)`);
-      }
+      earlierCrc32 = ownCrc32 && previous.parts.length > 0 && previous.parts.every((p) => p.checksum?.startsWith('crc32:'));
     } else {
       // Not continued (gone, another part size, the file changed, resume off): nobody will complete it.
       await abortUpload(probe, sdk.s3, shared, previous.uploadId);
@@ -202,6 +195,17 @@ export async function multipartUpload(
     hasher,
     rangeChecksum: ownCrc32 ? () => new Crc32() : undefined,
     send: async (index, body, crc32) => {
+      const stored = maybeStored.get(index + 1);
+      if (stored && holdsBytes(stored, body, crc32)) {
+        // S3 has these very bytes from the earlier attempt, which died before its answer came.
+        const checksum = partChecksum(stored) ?? (earlierCrc32 && crc32 ? `crc32:${crc32.toString('base64')}` : undefined);
+        parts[index] = { PartNumber: index + 1, ETag: stored.ETag, ...checksumFields(stored) };
+        checksums[index] = checksum;
+        bytesReused += body.length;
+        keptUnrecorded++;
+        await resume?.partDone({ partNumber: index + 1, size: body.length, etag: stored.ETag!, ...(checksum ? { checksum } : {}) });
+        return 'held';
+      }
       const output = (await requests.send(
         new sdk.s3.UploadPartCommand({
           ...shared,
@@ -228,6 +232,9 @@ export async function multipartUpload(
     },
   });
   if (requests.stopped) throw abortError(requests.stopReason);
+  if (keptUnrecorded > 0) {
+    options.logger?.debug(`kept ${keptUnrecorded} part(s) of ${target} that S3 stored but the earlier attempt never heard back about (their bytes match S3's checksums)`);
+  }
   const sha256 = await hasher.digest(source);
   const completed = (await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: id, MultipartUpload: { Parts: parts } }))) as ClientS3.CompleteMultipartUploadOutput;
   // S3 checked every part against the checksum computed from its buffer; the object's

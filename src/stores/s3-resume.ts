@@ -2,9 +2,9 @@
  * Part-level resume of `s3://` multipart uploads (see `MultipartResume` in artifact-store.ts):
  * which parts of an earlier attempt's upload S3 still holds (`ListParts`, paged), which of them
  * match what the journal recorded (same part number, size, ETag, and checksum when both have
- * one), which of the others S3 shows to hold this file's very bytes (the parts in flight when
- * the earlier attempt died: stored, but never answered), and aborting an upload nobody will
- * complete.
+ * one), which of the others S3's listing could show to hold this file's very bytes (the parts
+ * in flight when the earlier attempt died: stored, but never answered) and whether the bytes
+ * read for sending one are those, and aborting an upload nobody will complete.
  *
  * Only types of `@aws-sdk/client-s3` are imported here; the store passes the loaded SDK.
  *
@@ -14,8 +14,6 @@ import { createHash } from 'node:crypto';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import { Crc32 } from '../core/hash-in-one-pass.js';
 import type { PreviousMultipartUpload, StoredPart } from './artifact-store.js';
-import { HASH_READ_BYTES } from './ordered-sha256.js';
-import { readSourceRange, type SourceFile } from './source-file.js';
 
 /** Sends one command of the file's upload (the store's per-file request tracker). */
 export type SendCommand = (command: object) => Promise<unknown>;
@@ -107,73 +105,53 @@ export function partsToKeep(listed: readonly ClientS3.Part[], previous: Previous
   return keep;
 }
 
-/** A part S3 holds that the journal never recorded, shown by {@link verifyUnrecordedParts} to hold the file's bytes. */
-export interface VerifiedPart {
-  /** For `CompleteMultipartUpload`: the listed ETag and checksum. */
-  completed: ClientS3.CompletedPart;
-  size: number;
-  /** The part's checksum for the object's composite: the listed one, else the CRC32 of the local bytes when asked for. */
-  checksum?: string;
-}
-
 /** An ETag that is the part's MD5: S3 without SSE-KMS or SSE-C, and moto. */
 const MD5_ETAG = /^"?([0-9a-f]{32})"?$/i;
 
 /**
- * The parts of an earlier upload that S3 lists but the journal never recorded, and that S3
- * shows to hold exactly this file's bytes. Those are the parts in flight when the earlier
- * attempt died: S3 stored them (a listed part was whole and matched the checksum it was sent
- * with), but their answers never came back, so the journal has no line for them; with 16
- * parts of 64 MiB in flight on a fast link that is up to 1 GiB that would be sent again.
- *
- * Each candidate (a listed part outside `kept`, of the size its number must have) is read from
- * the local file, 1 MiB at a time, and kept only when its bytes give S3's own figure for it:
- * the listed CRC32 when there is one (S3 lists a part's checksum when the upload has a checksum
- * algorithm, the default of every current SDK), else the ETag when that is an MD5. A part with
- * neither (an SSE-KMS part listed without a CRC32) or that does not match is sent again, as
- * before. `crc32` asks for the CRC32 of the local bytes as the part's checksum where the
- * listing gives none (for the object's composite checksum). The reads cost what resending
- * would cost to read, and nothing on the network.
+ * The parts of an earlier upload that S3 lists but the journal never recorded, and that S3's
+ * listing could show to be this file's bytes: of the size their number must have, with a CRC32
+ * listed or an MD5 ETag to check them by ({@link holdsBytes}). Those are the parts in flight when
+ * the earlier attempt died: S3 stored them (a listed part was whole and matched the checksum it
+ * was sent with), but their answers were lost with the process, so the journal has no line for
+ * them; with 16 parts of 64 MiB in flight on a fast link that is up to 1 GiB. Each is read for
+ * sending as usual, and kept instead of sent when its bytes hold ({@link holdsBytes}).
  *
  * @example
  * ```ts
- * const adopted = await verifyUnrecordedParts(listed, kept, { partSize: 8 << 20, source, crc32: true });
+ * const maybeStored = unrecordedParts(listed, kept, 8 << 20, source.size); // Map partNumber → Part
  * ```
  */
-export async function verifyUnrecordedParts(
-  listed: readonly ClientS3.Part[],
-  kept: ReadonlyMap<number, unknown>,
-  options: { partSize: number; source: SourceFile; crc32: boolean; signal?: AbortSignal | undefined },
-): Promise<Map<number, VerifiedPart>> {
-  const { partSize, source } = options;
-  const count = Math.ceil(source.size / partSize);
-  const verified = new Map<number, VerifiedPart>();
-  let buffer: Buffer | undefined;
+export function unrecordedParts(listed: readonly ClientS3.Part[], kept: ReadonlyMap<number, unknown>, partSize: number, size: number): Map<number, ClientS3.Part> {
+  const count = Math.ceil(size / partSize);
+  const out = new Map<number, ClientS3.Part>();
   for (const part of listed) {
     const n = part.PartNumber;
-    if (n === undefined || !Number.isInteger(n) || n < 1 || n > count || kept.has(n) || verified.has(n) || !part.ETag) continue;
-    const start = (n - 1) * partSize;
-    const size = Math.min(partSize, source.size - start);
-    if (part.Size !== size) continue;
-    const listedCrc32 = part.ChecksumCRC32;
-    const etagMd5 = MD5_ETAG.exec(part.ETag)?.[1]?.toLowerCase();
-    if (!listedCrc32 && !etagMd5) continue;
-    options.signal?.throwIfAborted();
-    const crc32 = listedCrc32 || options.crc32 ? new Crc32() : undefined;
-    const md5 = listedCrc32 ? undefined : createHash('md5');
-    buffer ??= Buffer.allocUnsafe(Math.min(HASH_READ_BYTES, partSize));
-    for (let offset = 0; offset < size; offset += buffer.length) {
-      const bytes = await readSourceRange(source, buffer, start + offset, Math.min(buffer.length, size - offset));
-      crc32?.update(bytes);
-      md5?.update(bytes);
-    }
-    const localCrc32 = crc32?.digest().toString('base64');
-    const same = listedCrc32 ? localCrc32 === listedCrc32 : md5!.digest('hex') === etagMd5;
-    if (!same) continue;
-    const checksum = partChecksum(part) ?? (options.crc32 && localCrc32 ? `crc32:${localCrc32}` : undefined);
-    verified.set(n, { completed: { PartNumber: n, ETag: part.ETag, ...checksumFields(part) }, size, ...(checksum ? { checksum } : {}) });
+    if (n === undefined || !Number.isInteger(n) || n < 1 || n > count || kept.has(n) || out.has(n) || !part.ETag) continue;
+    if (part.Size !== Math.min(partSize, size - (n - 1) * partSize)) continue;
+    if (part.ChecksumCRC32 || MD5_ETAG.test(part.ETag)) out.set(n, part);
   }
-  return verified;
+  return out;
+}
+
+/**
+ * Whether S3's listing of `part` shows it holds exactly `body`: the listed CRC32, when there is
+ * one (S3 lists it for uploads with a checksum algorithm, the default of every current SDK), is
+ * the body's, else the ETag is the body's MD5. `crc32` is the body's CRC32 when the caller has
+ * computed it already (the part's own checksum, in the same pass as the file's sha256), so that
+ * case costs nothing more. A part with neither figure (an SSE-KMS part listed without a CRC32)
+ * does not hold.
+ *
+ * @example
+ * ```ts
+ * if (holdsBytes(listedPart, body, crc32)) keep(listedPart); // else send body
+ * ```
+ */
+export function holdsBytes(part: ClientS3.Part, body: Buffer, crc32?: Buffer): boolean {
+  if (part.Size !== body.length || !part.ETag) return false;
+  if (part.ChecksumCRC32) return (crc32 ?? new Crc32().update(body).digest()).toString('base64') === part.ChecksumCRC32;
+  const md5 = MD5_ETAG.exec(part.ETag)?.[1]?.toLowerCase();
+  return md5 !== undefined && createHash('md5').update(body).digest('hex') === md5;
 }
 
 /**

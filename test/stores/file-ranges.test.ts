@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AdaptiveLimit } from '../../src/core/adaptive-limit.js';
 import { ByteBudget } from '../../src/core/byte-budget.js';
 import { PART_GROWTH_FACTOR, RangeStop, sendFileRanges } from '../../src/stores/file-ranges.js';
@@ -179,5 +179,44 @@ describe('sendFileRanges with an adaptive limit', () => {
     expect(run.received.equals(data)).toBe(true);
     expect(run.maxInFlight).toBe(5);
     expect(run.limit.peak).toBe(5);
+  });
+});
+
+describe('sendFileRanges with ranges the server already holds', () => {
+  // A part-level resume keeps the parts S3 stored for a killed attempt (`'held'`): they are read
+  // and hashed as any other, count as loaded, and are not requests the limit measures.
+  it.each([
+    ['a fresh upload (hashed in turn)', new Set<number>()],
+    ['a resumed one (kept ranges hashed by a reader of its own)', new Set([0, 1])],
+  ])('%s: a range whose send resolves held is hashed and counted as loaded, not measured', async (_name, skip) => {
+    const held = new Set([2, 3, 7]);
+    const limit = new AdaptiveLimit({ initial: 4, max: 4, growthFactor: PART_GROWTH_FACTOR });
+    const completed = vi.spyOn(limit, 'completed');
+    const hasher = new OrderedSha256(data.length);
+    const sent: number[] = [];
+    let loaded = 0;
+    const handle = await open(path, 'r');
+    try {
+      const source = { handle, path, size: data.length };
+      await sendFileRanges(source, new RangeStop(), {
+        rangeSize: RANGE,
+        concurrency: limit,
+        hasher,
+        skip,
+        alreadyLoaded: skip.size * RANGE,
+        onProgress: (n) => (loaded = n),
+        send: async (index, body) => {
+          expect(body.equals(data.subarray(index * RANGE, (index + 1) * RANGE))).toBe(true);
+          if (held.has(index)) return 'held';
+          sent.push(index);
+        },
+      });
+      expect(await hasher.digest(source)).toBe(createHash('sha256').update(data).digest('hex'));
+    } finally {
+      await handle.close();
+    }
+    expect(loaded).toBe(data.length);
+    expect(sent.sort((a, b) => a - b)).toEqual(Array.from({ length: RANGES }, (_, i) => i).filter((i) => !held.has(i) && !skip.has(i)));
+    expect(completed).toHaveBeenCalledTimes(sent.length);
   });
 });
