@@ -46,7 +46,7 @@ export interface ProxyLogEntry {
   contentRange?: string;
   /** The request's `Expect` header, when it had one (`100-continue`: its body waited for the go-ahead). */
   expect?: string;
-  /** Status returned to the client, when one was. */
+  /** Status returned to the client, when one was (for `drop-response`, the server's, which the client never saw). */
   status?: number;
   /** The fault applied, if any. */
   fault?: Fault;
@@ -145,6 +145,7 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
       },
       (up) => {
         if (dropResponse) {
+          entry.status = up.statusCode; // what the server answered, though the client never sees it
           up.resume();
           up.on('end', () => {
             onResponse?.();
