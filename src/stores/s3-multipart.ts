@@ -180,6 +180,16 @@ export async function multipartUpload(
   }
   const id = uploadId;
 
+  /**
+   * Part `index` is on S3 (sent now, or held from the earlier attempt): its ETag and checksum
+   * fields go to the complete, its checksum to the object's composite, and it to the journal.
+   */
+  const recordPart = async (index: number, size: number, etag: string, answer: ClientS3.Part | ClientS3.UploadPartCommandOutput, checksum: string | undefined): Promise<void> => {
+    parts[index] = { PartNumber: index + 1, ETag: etag, ...checksumFields(answer) };
+    checksums[index] = checksum;
+    await resume?.partDone({ partNumber: index + 1, size, etag, ...(checksum ? { checksum } : {}) });
+  };
+
   // The file's sha256, in order from the part buffers (reused parts are read to be hashed).
   const hasher = new OrderedSha256(source.size);
   await sendFileRanges(source, requests, {
@@ -198,12 +208,9 @@ export async function multipartUpload(
       const stored = maybeStored.get(index + 1);
       if (stored && holdsBytes(stored, body, crc32)) {
         // S3 has these very bytes from the earlier attempt, which died before its answer came.
-        const checksum = partChecksum(stored) ?? (earlierCrc32 && crc32 ? `crc32:${crc32.toString('base64')}` : undefined);
-        parts[index] = { PartNumber: index + 1, ETag: stored.ETag, ...checksumFields(stored) };
-        checksums[index] = checksum;
         bytesReused += body.length;
         keptUnrecorded++;
-        await resume?.partDone({ partNumber: index + 1, size: body.length, etag: stored.ETag!, ...(checksum ? { checksum } : {}) });
+        await recordPart(index, body.length, stored.ETag!, stored, partChecksum(stored) ?? (earlierCrc32 && crc32 ? `crc32:${crc32.toString('base64')}` : undefined));
         return 'held';
       }
       const output = (await requests.send(
@@ -218,17 +225,7 @@ export async function multipartUpload(
         }),
       )) as ClientS3.UploadPartCommandOutput;
       if (!output.ETag) throw new InvalidResponseError(`S3 returned no ETag for part ${index + 1} of ${target}.`, { method: 'PUT', url: target });
-      parts[index] = {
-        PartNumber: index + 1,
-        ETag: output.ETag,
-        ChecksumCRC32: output.ChecksumCRC32,
-        ChecksumCRC32C: output.ChecksumCRC32C,
-        ChecksumCRC64NVME: output.ChecksumCRC64NVME,
-        ChecksumSHA1: output.ChecksumSHA1,
-        ChecksumSHA256: output.ChecksumSHA256,
-      };
-      checksums[index] = partChecksum(output);
-      await resume?.partDone({ partNumber: index + 1, size: body.length, etag: output.ETag, ...(partChecksum(output) ? { checksum: partChecksum(output)! } : {}) });
+      await recordPart(index, body.length, output.ETag, output, partChecksum(output));
     },
   });
   if (requests.stopped) throw abortError(requests.stopReason);

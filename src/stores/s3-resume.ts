@@ -90,17 +90,14 @@ export async function listUploadedParts(send: SendCommand, s3: typeof ClientS3, 
  */
 export function partsToKeep(listed: readonly ClientS3.Part[], previous: PreviousMultipartUpload, partSize: number, size: number): Map<number, ClientS3.CompletedPart & { Size: number }> {
   const recorded = new Map<number, StoredPart>(previous.parts.map((p) => [p.partNumber, p]));
-  const count = Math.ceil(size / partSize);
   const keep = new Map<number, ClientS3.CompletedPart & { Size: number }>();
   for (const part of listed) {
-    const n = part.PartNumber;
-    if (n === undefined || n < 1 || n > count || !part.ETag) continue;
-    const expected = Math.min(partSize, size - (n - 1) * partSize);
-    const mine = recorded.get(n);
-    if (!mine || part.Size !== expected || mine.size !== expected || mine.etag !== part.ETag) continue;
+    const ours = partOfFile(part, partSize, size);
+    const mine = ours && recorded.get(ours.n);
+    if (!ours || !mine || mine.size !== ours.size || mine.etag !== ours.etag) continue;
     const theirs = partChecksum(part);
     if (mine.checksum && theirs && mine.checksum !== theirs) continue;
-    keep.set(n, { PartNumber: n, ETag: part.ETag, Size: expected, ...checksumFields(part) });
+    keep.set(ours.n, { PartNumber: ours.n, ETag: ours.etag, Size: ours.size, ...checksumFields(part) });
   }
   return keep;
 }
@@ -123,15 +120,25 @@ const MD5_ETAG = /^"?([0-9a-f]{32})"?$/i;
  * ```
  */
 export function unrecordedParts(listed: readonly ClientS3.Part[], kept: ReadonlyMap<number, unknown>, partSize: number, size: number): Map<number, ClientS3.Part> {
-  const count = Math.ceil(size / partSize);
   const out = new Map<number, ClientS3.Part>();
   for (const part of listed) {
-    const n = part.PartNumber;
-    if (n === undefined || !Number.isInteger(n) || n < 1 || n > count || kept.has(n) || out.has(n) || !part.ETag) continue;
-    if (part.Size !== Math.min(partSize, size - (n - 1) * partSize)) continue;
-    if (part.ChecksumCRC32 || MD5_ETAG.test(part.ETag)) out.set(n, part);
+    const ours = partOfFile(part, partSize, size);
+    if (!ours || kept.has(ours.n) || out.has(ours.n)) continue;
+    if (part.ChecksumCRC32 || MD5_ETAG.test(ours.etag)) out.set(ours.n, part);
   }
   return out;
+}
+
+/**
+ * A listed part that can be one of the parts of a file of `size` bytes cut at `partSize`: a
+ * whole number within the file's parts, an ETag, and the size its number must have. Its
+ * number, size and ETag; otherwise `undefined`.
+ */
+function partOfFile(part: ClientS3.Part, partSize: number, size: number): { n: number; size: number; etag: string } | undefined {
+  const n = part.PartNumber;
+  if (n === undefined || !Number.isInteger(n) || n < 1 || n > Math.ceil(size / partSize) || !part.ETag) return undefined;
+  const expected = Math.min(partSize, size - (n - 1) * partSize);
+  return part.Size === expected ? { n, size: expected, etag: part.ETag } : undefined;
 }
 
 /**
