@@ -373,6 +373,10 @@ export class AzureBlobArtifactStore implements ArtifactStore {
         return 'The bytes were damaged on the way (the MD5 Azure computed does not match); upload again.';
       case 'InvalidBlockList':
         return 'A block went missing before the commit (another upload of the same artifact at the same time?); upload again.';
+      case 'InvalidBlobOrBlock':
+        // Azure wants one block id length per blob; another tool's upload (or one killed within
+        // the last week) left uncommitted blocks with ids of another length (docs/resume.md).
+        return 'Azure refused the block beside uncommitted blocks that another upload of this blob left (their ids have another length: another tool, or an upload killed within the last week). Azure discards them at the blob\'s next commit or after about a week: finish that other upload with the tool that started it, or wait, then upload again.';
       case 'InvalidResourceName':
         return 'The container or blob name is not valid in Azure Storage: check the artifact URI and the artifact path.';
       case 'AccountIsDisabled':

@@ -6,8 +6,11 @@
  * nothing is visible: an abort or a failure leaves no blob (and no partly written one), only
  * uncommitted blocks that Azure discards by itself (after 7 days, or at the next commit of
  * that name). Those blocks are what a rerun resumes from (`resume`: the journal records the
- * block ids, Get Block List says which Azure still has). The same holds for a source file that changed while it was read (`snapshot`):
- * its blocks are never committed, and a single `Put Blob` of it is deleted again.
+ * block ids, Get Block List says which Azure still has). A block's id names its bytes (its
+ * index and MD5, see {@link blockId}), so a rerun also keeps the blocks Azure stored whose
+ * answers a crash lost: it reads them to send them, and finds their id already listed. The
+ * same holds for a source file that changed while it was read (`snapshot`): its blocks are
+ * never committed, and a single `Put Blob` of it is deleted again.
  *
  * Memory: each block in flight reads its byte range into a buffer of its own, reused for the
  * next block, so one file holds at most `blockSize × concurrency` bytes.
@@ -148,33 +151,54 @@ async function upload(source: SourceFile | SourceBytes, requests: BlockBlobReque
 
   const count = Math.ceil(source.size / options.blockSize);
   const { resume } = options;
-  const kept = resume ? await blocksToKeep(source.size, requests, options, run) : undefined;
-  const prefix = kept?.prefix ?? randomBytes(6).toString('hex');
-  if (resume && !kept) await resume.started(prefix, options.blockSize);
-  const ids = blockIds(count, prefix);
-  const bytesReused = [...(kept?.indexes ?? [])].reduce((n, i) => n + blockLength(i, source.size, options.blockSize), 0);
+  const continued = resume ? await continueUpload(source.size, requests, options, run) : undefined;
+  const uploadId = continued?.uploadId ?? `${CONTENT_IDS_UPLOAD}${randomBytes(6).toString('hex')}`;
+  if (resume && !continued) await resume.started(uploadId, options.blockSize);
+  // An upload recorded by a version before content ids goes on with its prefix ids.
+  const ids: Array<string | undefined> = continued?.ids ?? new Array<string | undefined>(count);
+  const contentIds = uploadId.startsWith(CONTENT_IDS_UPLOAD);
+  const kept = continued?.indexes;
+  let bytesReused = [...(kept ?? [])].reduce((n, i) => n + blockLength(i, source.size, options.blockSize), 0);
+  let keptUnrecorded = 0;
   const hasher = new OrderedSha256(source.size);
   await sendFileRanges(source, run, {
     rangeSize: options.blockSize,
     concurrency: options.concurrency,
     onProgress: options.onProgress,
-    skip: kept?.indexes,
+    skip: kept,
     alreadyLoaded: bytesReused,
     hasher,
     // Each block's MD5, in one pass with the file's sha256.
     rangeChecksum: () => createHash('md5'),
     send: async (index, body, checksum) => {
       const md5 = checksum!;
-      await run.request('PUT', (signal) => requests.stageBlock(ids[index]!, body, md5, signal));
-      await resume?.partDone({ partNumber: index + 1, size: body.length, etag: ids[index]!, checksum: `md5:${md5.toString('base64')}` });
+      const id = contentIds ? blockId(index, md5) : ids[index]!;
+      ids[index] = id;
+      const record = { partNumber: index + 1, size: body.length, etag: id, checksum: `md5:${md5.toString('base64')}` };
+      if (contentIds && continued?.held.get(id) === body.length) {
+        // Azure holds these very bytes under this id (it checked their MD5 when the earlier
+        // attempt staged them), which died before the answer came: nothing to send.
+        bytesReused += body.length;
+        keptUnrecorded++;
+        await resume?.partDone(record);
+        return 'held';
+      }
+      await run.request('PUT', (signal) => requests.stageBlock(id, body, md5, signal));
+      await resume?.partDone(record);
     },
   });
   if (run.stopped) throw new AbortedError(undefined, { cause: options.signal?.reason });
+  if (keptUnrecorded > 0) {
+    options.logger?.debug(`kept ${keptUnrecorded} uncommitted block(s) of ${options.describe.url} that the earlier attempt staged but never heard back about (their ids name their bytes)`);
+  }
   // Checked before the commit: blocks of a file that changed stay uncommitted (no blob at all).
   const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
   if (changed) throw changed;
   const sha256 = await hasher.digest(source);
-  await run.request('PUT', (signal) => requests.commitBlockList(ids, signal));
+  const blockList = ids.filter((id): id is string => id !== undefined);
+  // Every block was kept, sent or held above; a gap would commit a blob with a hole.
+  if (blockList.length !== count) throw new Error(`Internal error: ${count - blockList.length} of ${count} blocks of ${options.describe.url} have no id at the commit.`);
+  await run.request('PUT', (signal) => requests.commitBlockList(blockList, signal));
   return { blocks: true, retries: run.retries, sha256, bytesReused };
 }
 
@@ -283,55 +307,101 @@ export async function uploadFileAsBlockBlob(
 }
 
 /**
- * The earlier attempt's blocks to keep: when the journal may continue it (same file, same block
- * size), the recorded blocks that Azure lists uncommitted under the same id with the expected
- * size. Otherwise (or when Azure has none of them) nothing: the record is dropped, and the old
- * blocks are left to Azure, which discards uncommitted blocks at the blob's next commit (there
- * is no call to delete them).
+ * The upload id (journal label) of an upload whose block ids name their bytes ({@link blockId}):
+ * this prefix plus 12 random hex digits. Uploads recorded by earlier versions have a bare
+ * 12-hex-digit prefix, which their block ids start with ({@link blockIds}).
  */
-async function blocksToKeep(
-  size: number,
-  requests: BlockBlobRequests,
-  options: BlockUploadOptions,
-  run: FileRun,
-): Promise<{ prefix: string; indexes: Set<number> } | undefined> {
+const CONTENT_IDS_UPLOAD = 'md5-';
+
+/** An earlier attempt's upload that a rerun continues. */
+interface ContinuedUpload {
+  uploadId: string;
+  /** Block ids by index: every one for a prefix-id upload; for a content-id upload the kept ones. */
+  ids: Array<string | undefined>;
+  /** The blocks recorded in the journal that Azure still holds: not read to be sent. */
+  indexes: Set<number>;
+  /** Every uncommitted block Azure lists, id → size. */
+  held: Map<string, number>;
+}
+
+/**
+ * Continues the earlier attempt when the journal may (same file, same block size) and Azure still
+ * holds some of its blocks uncommitted: the recorded blocks that Azure lists under the same id
+ * with the expected size are kept, and (content ids) the list is handed on, so a block staged but
+ * never answered is found again by its id once it is read. Otherwise nothing: the record is
+ * dropped, and the old blocks are left to Azure, which discards uncommitted blocks at the blob's
+ * next commit (there is no call to delete them).
+ */
+async function continueUpload(size: number, requests: BlockBlobRequests, options: BlockUploadOptions, run: FileRun): Promise<ContinuedUpload | undefined> {
   const resume = options.resume!;
   const previous = resume.previous;
   if (!previous) return undefined;
   const count = Math.ceil(size / options.blockSize);
   const list = requests.uncommittedBlocks?.bind(requests);
-  if (list && resume.reuse && previous.partSize === options.blockSize && /^[0-9a-f]{12}$/.test(previous.uploadId)) {
+  const contentIds = new RegExp(`^${CONTENT_IDS_UPLOAD}[0-9a-f]{12}$`).test(previous.uploadId);
+  if (list && resume.reuse && previous.partSize === options.blockSize && (contentIds || /^[0-9a-f]{12}$/.test(previous.uploadId))) {
     let held = new Map<string, number>();
     await run.request('GET', async (signal) => {
       held = await list(signal);
     });
-    const ids = blockIds(count, previous.uploadId);
+    const ids: Array<string | undefined> = contentIds ? new Array<string | undefined>(count) : blockIds(count, previous.uploadId);
     const indexes = new Set<number>();
     for (const part of previous.parts) {
       const index = part.partNumber - 1;
       if (index < 0 || index >= count) continue;
       const expected = blockLength(index, size, options.blockSize);
-      if (part.etag === ids[index] && part.size === expected && held.get(ids[index]!) === expected) indexes.add(index);
+      const id = contentIds ? (part.etag !== undefined && blockIdIndex(part.etag) === index ? part.etag : undefined) : ids[index];
+      if (id !== undefined && part.etag === id && part.size === expected && held.get(id) === expected) {
+        ids[index] = id;
+        indexes.add(index);
+      }
     }
-    if (indexes.size > 0) return { prefix: previous.uploadId, indexes };
+    if (indexes.size > 0 || (contentIds && held.size > 0)) return { uploadId: previous.uploadId, ids, indexes, held };
   }
   await resume.aborted(previous.uploadId);
   return undefined;
 }
 
 /**
- * `count` block ids of one upload: base64 of the upload's prefix (12 hex digits, random for a new
- * upload) plus the zero-padded index, all the same length as Azure requires. Deterministic per
- * prefix and index (so per offset, at one block size): a resumed upload finds its blocks again,
- * while a concurrent or earlier (abandoned) upload of the same blob never mixes its blocks into
- * ours.
+ * The id of block `index` whose bytes have the MD5 `md5`: base64 of the index (4 base-36 digits)
+ * and the first 15 characters (90 bits) of the MD5 in base64url, 19 bytes in all.
+ *
+ * - Azure checks every `Put Block` body against its Content-MD5, so a block it lists under this
+ *   id holds these bytes: a rerun that finds the id listed keeps the block instead of sending it,
+ *   even when the crash lost Azure's answer and the journal never recorded it.
+ * - Another attempt's block can match only with the same bytes at the same index, which is then
+ *   the same block.
+ * - 19 bytes, the length of the prefix ids before ({@link blockIds}): Azure refuses a block whose
+ *   id has another length than the blob's uncommitted ones (`InvalidBlobOrBlock`), and blocks
+ *   that an earlier version left stay for about a week.
  *
  * @example
  * ```ts
- * blockIds(3).map((id) => Buffer.from(id, 'base64').toString()); // ['3f9a0c1b2d4e-000000', '3f9a0c1b2d4e-000001', ...]
+ * const id = blockId(2, createHash('md5').update(block).digest());
+ * Buffer.from(id, 'base64').toString().slice(0, 4); // '0002'
  * ```
  */
-export function blockIds(count: number, prefix = randomBytes(6).toString('hex')): string[] {
+export function blockId(index: number, md5: Uint8Array): string {
+  return Buffer.from(`${index.toString(36).padStart(4, '0')}${Buffer.from(md5).toString('base64url').slice(0, 15)}`).toString('base64');
+}
+
+/** The index a {@link blockId} names, or undefined for another kind of id. */
+function blockIdIndex(id: string): number | undefined {
+  const raw = Buffer.from(id, 'base64').toString();
+  return /^[0-9a-z]{4}[\w-]{15}$/.test(raw) ? Number.parseInt(raw.slice(0, 4), 36) : undefined;
+}
+
+/**
+ * `count` block ids of an upload recorded by a version before {@link blockId}: base64 of the
+ * upload's prefix (12 hex digits) plus the zero-padded index, all the same length as Azure
+ * requires. A rerun continues such an upload under these ids.
+ *
+ * @example
+ * ```ts
+ * blockIds(3, '3f9a0c1b2d4e').map((id) => Buffer.from(id, 'base64').toString()); // ['3f9a0c1b2d4e-000000', '3f9a0c1b2d4e-000001', ...]
+ * ```
+ */
+export function blockIds(count: number, prefix: string): string[] {
   return Array.from({ length: count }, (_, i) => Buffer.from(`${prefix}-${String(i).padStart(6, '0')}`).toString('base64'));
 }
 

@@ -18,7 +18,7 @@ import type { Logger } from '../../src/core/logger.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
-import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
+import { listArtifactsRecursive, type MultipartResume, type StoredPart } from '../../src/stores/artifact-store.js';
 import { AzureBlobArtifactStore, type AzureBlobArtifactStoreOptions } from '../../src/stores/azure-blob-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
@@ -40,8 +40,9 @@ function blockIndex(req: { method: string; path: string }): number {
   if (req.method !== 'PUT') return -1;
   const query = new URL(req.path, 'http://x').searchParams;
   if (query.get('comp') !== 'block') return -1;
+  // A block id is its index in 4 base-36 digits, then 15 characters of its MD5 (blockId).
   const id = Buffer.from(query.get('blockid') ?? '', 'base64').toString();
-  return Number(id.slice(id.lastIndexOf('-') + 1));
+  return Number.parseInt(id.slice(0, 4), 36);
 }
 const isCommit = (req: { method: string; path: string }) => req.method === 'PUT' && /[?&]comp=blocklist(&|$)/.test(req.path);
 const isPutBlob = (req: { method: string; path: string }) => req.method === 'PUT' && !/[?&]comp=/.test(req.path);
@@ -129,6 +130,50 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     const props = await containerClient().getBlobClient(`${store.location.rootPath}/small/ckpt/step 100/config.json`).getProperties();
     expect(props.contentType).toBe('application/json');
     expect(Buffer.from(props.contentMD5 ?? new Uint8Array()).toString('hex')).toBe(createHash('md5').update('{"a": 1}').digest('hex'));
+  });
+
+  it('continues a block upload that an earlier version recorded (prefix block ids) under its own ids, and sends only the blocks Azure lacks', async () => {
+    resetProxy();
+    const store = storeFor({}, proxy.url);
+    const blob = containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/big-v1.bin`);
+    const prefix = '0123456789ab';
+    const prefixId = (i: number) => Buffer.from(`${prefix}-${String(i).padStart(6, '0')}`).toString('base64');
+    // What the earlier version staged before it was killed: blocks 0 and 1, recorded.
+    for (const i of [0, 1]) await blob.stageBlock(prefixId(i), big.subarray(i * MiB, (i + 1) * MiB), MiB);
+    const recorded: StoredPart[] = [];
+    const resume: MultipartResume = {
+      previous: { uploadId: prefix, partSize: MiB, parts: [0, 1].map((i) => ({ partNumber: i + 1, size: MiB, etag: prefixId(i) })) },
+      reuse: true,
+      started: () => Promise.reject(new Error('a new upload was started')),
+      partDone: async (part) => void recorded.push(part),
+      aborted: () => Promise.reject(new Error('the recorded upload was dropped')),
+      saveToken: async () => undefined,
+    };
+    const result = await store.uploadFile(bigPath, 'resume/big-v1.bin', { resume });
+    expected['resume/big-v1.bin'] = sha256(big);
+    expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big), bytesReused: 2 * MiB });
+    const staged = proxy.requests.filter((r) => r.method === 'PUT' && new URL(r.path, 'http://x').searchParams.get('comp') === 'block');
+    expect(staged.map((r) => new URL(r.path, 'http://x').searchParams.get('blockid')).sort()).toEqual([2, 3, 4, 5].map(prefixId));
+    expect(recorded.map((p) => p.etag).sort()).toEqual([2, 3, 4, 5].map(prefixId));
+    expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
+  });
+
+  it("another tool's uncommitted blocks with ids of another length: Azure refuses ours (InvalidBlobOrBlock) at the first block, not retried, with a hint", async () => {
+    resetProxy();
+    const store = storeFor({}, proxy.url);
+    // What azure-storage-blob for Python names a block (46 bytes), staged and never committed.
+    const foreignId = Buffer.from(encodeURIComponent(Buffer.from('0'.repeat(32)).toString('base64'))).toString('base64');
+    await containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/foreign.bin`).stageBlock(foreignId, Buffer.from('x'), 1);
+    const error = (await store.uploadFile(bigPath, 'resume/foreign.bin').catch((e: unknown) => e)) as HttpStatusError;
+    expect(error).toBeInstanceOf(HttpStatusError);
+    expect([error.status, error.code]).toEqual([400, 'InvalidBlobOrBlock']);
+    expect(error.hint).toMatch(/uncommitted blocks that another upload of this blob left/);
+    // One attempt per block sent (two at a time), no commit.
+    const staged = proxy.requests.filter((r) => blockIndex(r) >= 0);
+    expect(staged.length).toBeLessThanOrEqual(2);
+    expect(new Set(staged.map(blockIndex)).size).toBe(staged.length);
+    expect(proxy.requests.filter(isCommit)).toEqual([]);
+    expect((await blobsUnder(`${store.location.rootPath}/resume/foreign.bin`)).committed).toEqual([]);
   });
 
   it('uploads a file above the block threshold in blocks, two at a time, and commits them once', async () => {
@@ -452,7 +497,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
     const downloaded = await pythonArtifactHashes(mlflowAzureServer().url, run.runId, '', mlflowAzureServer().env);
     expect(downloaded).toEqual(expected);
-    expect((await storeFor().list()).map((e) => e.path)).toEqual(['deleted', 'flaky', 'model', 'resolved.bin', 'slow', 'small', 'uploader']);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['deleted', 'flaky', 'model', 'resolved.bin', 'resume', 'slow', 'small', 'uploader']);
   });
 
   /** `{ relative name: sha256 }` of every blob under `prefix`, downloaded with the official Python azure-storage-blob. */

@@ -29,7 +29,7 @@ describe('blob requests on a SAS URL (azure-sas-blob.ts, under the block engine)
     let failed = false;
     const server = await startTestServer((req, res) => {
       const query = new URL(req.url, 'http://x').searchParams;
-      if (query.get('comp') === 'block' && Buffer.from(query.get('blockid') ?? '', 'base64').toString().endsWith('-000001') && !failed) {
+      if (query.get('comp') === 'block' && Buffer.from(query.get('blockid') ?? '', 'base64').toString().startsWith('0001') && !failed) {
         failed = true;
         res.writeHead(503, { 'x-ms-error-code': 'ServerBusy' });
         res.end('<?xml version="1.0"?><Error><Code>ServerBusy</Code><Message>busy</Message></Error>');

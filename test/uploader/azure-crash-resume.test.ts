@@ -2,7 +2,8 @@
  * Crash-resume on Azure Blob (docs/resume.md): Azurite behind the real `mlflow server
  * --no-serve-artifacts` with a `wasbs://` artifact root. A child CLI upload of a large file
  * (staged blocks) is SIGKILLed mid-block; the rerun keeps the blocks Azure holds uncommitted
- * under the journal's block ids (Get Block List), sends the rest under the same ids, commits,
+ * under the journal's block ids (Get Block List), and those staged whose answers the kill lost
+ * (a block's id names its bytes), sends the rest under the same ids, commits,
  * and the blob is byte-exact for the official Python client. Nothing is visible at the final
  * path before the commit.
  */
@@ -30,50 +31,59 @@ function connectionString(origin: string): string {
   return `DefaultEndpointsProtocol=http;AccountName=${account};AccountKey=${accountKey};BlobEndpoint=${origin}/${account};`;
 }
 
-/** The block id prefixes (`<prefix>-<index>`, base64 in `blockid`) of a run's Put Block requests. */
-function blockPrefixes(run: ChildRun): Set<string> {
-  const prefixes = new Set<string>();
+/** The block ids (base64, as sent in `blockid`) of a run's Put Block requests, by block index (`blockId`: 4 base-36 digits first). */
+function blockIdsByIndex(run: ChildRun): Map<number, string> {
+  const ids = new Map<number, string>();
   for (const r of run.requests) {
     const query = new URL(r.path, 'http://x').searchParams;
     if (r.method !== 'PUT' || query.get('comp') !== 'block') continue;
-    const id = Buffer.from(query.get('blockid') ?? '', 'base64').toString();
-    prefixes.add(id.slice(0, id.lastIndexOf('-')));
+    const id = query.get('blockid') ?? '';
+    ids.set(Number.parseInt(Buffer.from(id, 'base64').toString().slice(0, 4), 36), id);
   }
-  return prefixes;
+  return ids;
 }
+
+/** A child CLI upload of `bytes` as `weights.bin` to a new wasbs:// run, every Azure request through a fault proxy. */
+async function azureFileUpload(experiment: string, bytes: Buffer) {
+  const { url, blobEndpoint } = mlflowAzureServer();
+  const proxy = await startProxy(new URL(blobEndpoint).origin);
+  const runId = await pythonCreateRun(url, experiment, mlflowAzureServer().env);
+  const root = await mkdtemp(join(tmpdir(), 'au-crash-azure-'));
+  await writeFile(join(root, 'weights.bin'), bytes);
+  const journalDir = join(root, 'journal');
+  const options = {
+    argv: ['file', join(root, 'weights.bin'), '--stage', 'training', '--artifact-path', 'model', '--json'],
+    env: { MLFLOW_TRACKING_URI: url, MLFLOW_RUN_ID: runId, AZURE_STORAGE_CONNECTION_STRING: connectionString(proxy.url), ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir },
+    cwd: root,
+    proxy,
+  };
+  return { url, runId, journalDir, options };
+}
+
+type RerunResult = { metrics: { bytesResumed: number; bytesSent: number } };
 
 describeWithServers('Azure crash-resume', () => {
   it('a wasbs:// block upload killed mid-block: the rerun keeps the uncommitted blocks Azure has, sends the rest under the same ids, and commits', async () => {
-    const { url, blobEndpoint, container } = mlflowAzureServer();
-    const proxy = await startProxy(new URL(blobEndpoint).origin);
-    const runId = await pythonCreateRun(url, 'crash-resume-azure', mlflowAzureServer().env);
-    const root = await mkdtemp(join(tmpdir(), 'au-crash-azure-'));
+    const { container } = mlflowAzureServer();
     const bytes = randomBytes(40 * MiB); // 5 blocks of 8 MiB, 4 in flight at a time
-    await writeFile(join(root, 'weights.bin'), bytes);
-    const journalDir = join(root, 'journal');
-    const options = {
-      argv: ['file', join(root, 'weights.bin'), '--stage', 'training', '--artifact-path', 'model', '--json'],
-      env: { MLFLOW_TRACKING_URI: url, MLFLOW_RUN_ID: runId, AZURE_STORAGE_CONNECTION_STRING: connectionString(proxy.url), ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir },
-      cwd: root,
-      proxy,
-    };
+    const { url, runId, journalDir, options } = await azureFileUpload('crash-resume-azure', bytes);
     // Past the first 4 blocks: the 5th started, so one of them is in and recorded.
     const killAt = 36 * MiB;
     const killed = await runAndKill({ ...options, at: { bytes: killAt } });
     expect(killed.bytesSent).toBe(killAt);
-    const [killedPrefix] = [...blockPrefixes(killed)];
-    expect(blockPrefixes(killed).size).toBe(1);
     // Nothing at the final path: the blocks are uncommitted.
-    const containerClient = BlobServiceClient.fromConnectionString(connectionString(new URL(blobEndpoint).origin)).getContainerClient(container);
+    const containerClient = BlobServiceClient.fromConnectionString(connectionString(new URL(mlflowAzureServer().blobEndpoint).origin)).getContainerClient(container);
     const names: string[] = [];
     for await (const blob of containerClient.listBlobsFlat()) if (blob.name.includes(runId)) names.push(blob.name);
     expect(names).toEqual([]);
 
     const rerun = await runToEnd(options);
-    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { bytesResumed: number; bytesSent: number } }> }).results;
-    // Get Block List, then blocks under the same prefix (the same upload, continued), then the commit.
+    const [result] = (JSON.parse(rerun.stdout) as { results: RerunResult[] }).results;
+    // Get Block List, then the blocks Azure lacked, each under the id the killed run gave the
+    // same block (its index and MD5), then the commit.
     expect(rerun.requests.some((r) => r.method === 'GET' && /[?&]comp=blocklist(&|$)/.test(r.path))).toBe(true);
-    expect([...blockPrefixes(rerun)]).toEqual([killedPrefix]);
+    const before = blockIdsByIndex(killed);
+    for (const [index, id] of blockIdsByIndex(rerun)) if (before.has(index)) expect(id).toBe(before.get(index));
     expect(result!.metrics.bytesResumed).toBeGreaterThanOrEqual(BLOCK);
     expect(result!.metrics.bytesResumed + result!.metrics.bytesSent).toBe(bytes.length);
     // At most what had not arrived plus one block per worker (4 × 8 MiB).
@@ -81,5 +91,27 @@ describeWithServers('Azure crash-resume', () => {
     expect(blockBytes(rerun)).toBe(bytes.length - result!.metrics.bytesResumed);
     expect(await pythonArtifactHashes(url, runId, 'model', mlflowAzureServer().env)).toEqual({ 'weights.bin': sha256(bytes) });
     expect((await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log'))).toEqual([]);
+  }, 300_000);
+
+  it('a block Azure staged whose answer the crash lost is not sent again: its id, which names its bytes, is listed', async () => {
+    const bytes = randomBytes(40 * MiB); // 5 blocks of 8 MiB, 4 in flight at a time
+    const { url, runId, options } = await azureFileUpload('crash-resume-azure-unanswered', bytes);
+    const isBlock = (index: number) => (r: { method: string; path: string }) => {
+      const query = new URL(r.path, 'http://x').searchParams;
+      return r.method === 'PUT' && query.get('comp') === 'block' && Buffer.from(query.get('blockid') ?? '', 'base64').toString().startsWith(index.toString(36).padStart(4, '0'));
+    };
+    // Azure stages the 5th block and answers; the answer is dropped and the child killed as it
+    // arrives, so the journal never records that block.
+    const killed = await runAndKill({ ...options, at: { answer: isBlock(4) } });
+    expect(killed.requests.find(isBlock(4))?.status, JSON.stringify(killed.requests)).toBe(201);
+
+    const rerun = await runToEnd(options);
+    const [result] = (JSON.parse(rerun.stdout) as { results: RerunResult[] }).results;
+    // Every block was staged before the kill (the first four answered or not): none is sent
+    // again, the rerun lists the blocks and commits.
+    expect(blockBytes(rerun), JSON.stringify({ killed: killed.requests, rerun: rerun.requests, stderr: rerun.stderr.slice(-2000) })).toBe(0);
+    expect(rerun.requests.some((r) => r.method === 'GET' && /[?&]comp=blocklist(&|$)/.test(r.path))).toBe(true);
+    expect(result!.metrics).toMatchObject({ bytesResumed: bytes.length, bytesSent: 0 });
+    expect(await pythonArtifactHashes(url, runId, 'model', mlflowAzureServer().env)).toEqual({ 'weights.bin': sha256(bytes) });
   }, 300_000);
 });
