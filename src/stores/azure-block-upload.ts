@@ -149,9 +149,38 @@ async function upload(source: SourceFile | SourceBytes, requests: BlockBlobReque
     return { blocks: false, retries: run.retries, sha256, bytesReused: 0 };
   }
 
+  const continued = options.resume ? await continueUpload(source.size, requests, options, run) : undefined;
+  try {
+    return await uploadBlocks(source, requests, options, run, continued, continued?.idLength ?? BLOCK_ID_LENGTH);
+  } catch (error) {
+    // Another upload of this blob (another tool's) left uncommitted blocks whose ids have another
+    // length, and Azure refuses ours beside them: stage ours again under ids of their length,
+    // which the commit then discards. The first attempt stopped at the refusal, so a new one.
+    if ((error as { code?: unknown }).code !== 'InvalidBlobOrBlock') throw error;
+    const again = new FileRun(options);
+    try {
+      const length = await uncommittedIdLength(requests, again);
+      if (length === undefined) throw error;
+      options.logger?.debug(`${options.describe.url} has uncommitted blocks of another upload with ${length}-byte ids; staging ours under ids of that length`);
+      const result = await uploadBlocks(source, requests, options, again, undefined, length);
+      return { ...result, retries: run.retries + result.retries };
+    } finally {
+      await again.settled();
+    }
+  }
+}
+
+/** The staged blocks and the commit of `source` (above one Put Blob), its ids `idLength` bytes long. */
+async function uploadBlocks(
+  source: SourceFile,
+  requests: BlockBlobRequests,
+  options: BlockUploadOptions,
+  run: FileRun,
+  continued: ContinuedUpload | undefined,
+  idLength: number,
+): Promise<BlockUploadResult> {
   const count = Math.ceil(source.size / options.blockSize);
   const { resume } = options;
-  const continued = resume ? await continueUpload(source.size, requests, options, run) : undefined;
   const uploadId = continued?.uploadId ?? `${CONTENT_IDS_UPLOAD}${randomBytes(6).toString('hex')}`;
   if (resume && !continued) await resume.started(uploadId, options.blockSize);
   // An upload recorded by a version before content ids goes on with its prefix ids.
@@ -172,7 +201,7 @@ async function upload(source: SourceFile | SourceBytes, requests: BlockBlobReque
     rangeChecksum: () => createHash('md5'),
     send: async (index, body, checksum) => {
       const md5 = checksum!;
-      const id = contentIds ? blockId(index, md5) : ids[index]!;
+      const id = contentIds ? blockId(index, md5, idLength) : ids[index]!;
       ids[index] = id;
       const record = { partNumber: index + 1, size: body.length, etag: id, checksum: `md5:${md5.toString('base64')}` };
       if (contentIds && continued?.held.get(id) === body.length) {
@@ -322,6 +351,8 @@ interface ContinuedUpload {
   indexes: Set<number>;
   /** Every uncommitted block Azure lists, id → size. */
   held: Map<string, number>;
+  /** Bytes in each of its content ids: {@link BLOCK_ID_LENGTH}, or the length of another upload's ids that it took. */
+  idLength: number;
 }
 
 /**
@@ -356,24 +387,32 @@ async function continueUpload(size: number, requests: BlockBlobRequests, options
         indexes.add(index);
       }
     }
-    if (indexes.size > 0 || (contentIds && held.size > 0)) return { uploadId: previous.uploadId, ids, indexes, held };
+    // The length its content ids had (padded to another upload's, see blockId); prefix ids have 19 bytes.
+    const ours = [...ids.filter((id) => id !== undefined), ...held.keys()].find((id) => blockIdIndex(id) !== undefined);
+    const idLength = ours === undefined ? BLOCK_ID_LENGTH : Buffer.from(ours, 'base64').length;
+    if (indexes.size > 0 || (contentIds && held.size > 0)) return { uploadId: previous.uploadId, ids, indexes, held, idLength };
   }
   await resume.aborted(previous.uploadId);
   return undefined;
 }
 
+/** Bytes in a block id (before base64): the length of the prefix ids before {@link blockId}. */
+const BLOCK_ID_LENGTH = 19;
+
 /**
  * The id of block `index` whose bytes have the MD5 `md5`: base64 of the index (4 base-36 digits)
- * and the first 15 characters (90 bits) of the MD5 in base64url, 19 bytes in all.
+ * and the first 15 characters (90 bits) of the MD5 in base64url, 19 bytes in all, then `.` up to
+ * `length` bytes.
  *
  * - Azure checks every `Put Block` body against its Content-MD5, so a block it lists under this
  *   id holds these bytes: a rerun that finds the id listed keeps the block instead of sending it,
  *   even when the crash lost Azure's answer and the journal never recorded it.
  * - Another attempt's block can match only with the same bytes at the same index, which is then
  *   the same block.
- * - 19 bytes, the length of the prefix ids before ({@link blockIds}): Azure refuses a block whose
- *   id has another length than the blob's uncommitted ones (`InvalidBlobOrBlock`), and blocks
- *   that an earlier version left stay for about a week.
+ * - Azure refuses a block whose id has another length than the blob's uncommitted ones
+ *   (`InvalidBlobOrBlock`). 19 bytes is the length of the prefix ids before ({@link blockIds}),
+ *   whose blocks an earlier version may have left for about a week; beside another tool's
+ *   blocks, ids are padded to theirs (`length`, up to Azure's 64).
  *
  * @example
  * ```ts
@@ -381,14 +420,30 @@ async function continueUpload(size: number, requests: BlockBlobRequests, options
  * Buffer.from(id, 'base64').toString().slice(0, 4); // '0002'
  * ```
  */
-export function blockId(index: number, md5: Uint8Array): string {
-  return Buffer.from(`${index.toString(36).padStart(4, '0')}${Buffer.from(md5).toString('base64url').slice(0, 15)}`).toString('base64');
+export function blockId(index: number, md5: Uint8Array, length = BLOCK_ID_LENGTH): string {
+  return Buffer.from(`${index.toString(36).padStart(4, '0')}${Buffer.from(md5).toString('base64url').slice(0, 15)}`.padEnd(length, '.')).toString('base64');
 }
 
 /** The index a {@link blockId} names, or undefined for another kind of id. */
 function blockIdIndex(id: string): number | undefined {
   const raw = Buffer.from(id, 'base64').toString();
-  return /^[0-9a-z]{4}[\w-]{15}$/.test(raw) ? Number.parseInt(raw.slice(0, 4), 36) : undefined;
+  return /^[0-9a-z]{4}[\w-]{15}\.*$/.test(raw) ? Number.parseInt(raw.slice(0, 4), 36) : undefined;
+}
+
+/**
+ * The one length of the ids of the blob's uncommitted blocks, when {@link blockId} can pad to it
+ * (longer than 19 bytes, at most Azure's 64); else undefined. Without Get Block List, undefined.
+ */
+async function uncommittedIdLength(requests: BlockBlobRequests, run: FileRun): Promise<number | undefined> {
+  const list = requests.uncommittedBlocks?.bind(requests);
+  if (!list) return undefined;
+  let held = new Map<string, number>();
+  await run.request('GET', async (signal) => {
+    held = await list(signal);
+  });
+  const lengths = new Set([...held.keys()].map((id) => Buffer.from(id, 'base64').length));
+  const [length] = lengths;
+  return lengths.size === 1 && length! > BLOCK_ID_LENGTH && length! <= 64 ? length : undefined;
 }
 
 /**

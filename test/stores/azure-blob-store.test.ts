@@ -20,6 +20,7 @@ import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { listArtifactsRecursive, type MultipartResume, type StoredPart } from '../../src/stores/artifact-store.js';
 import { AzureBlobArtifactStore, type AzureBlobArtifactStoreOptions } from '../../src/stores/azure-blob-store.js';
+import { blockId } from '../../src/stores/azure-block-upload.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { expectRefusedBeforeAnyRequest, uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
@@ -158,22 +159,76 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
   });
 
-  it("another tool's uncommitted blocks with ids of another length: Azure refuses ours (InvalidBlobOrBlock) at the first block, not retried, with a hint", async () => {
+  it("another tool's uncommitted blocks with longer ids: Azure refuses ours (InvalidBlobOrBlock), so they go again under ids padded to that length, and the commit drops the other blocks", async () => {
     resetProxy();
     const store = storeFor({}, proxy.url);
+    const blob = containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/foreign.bin`);
     // What azure-storage-blob for Python names a block (46 bytes), staged and never committed.
     const foreignId = Buffer.from(encodeURIComponent(Buffer.from('0'.repeat(32)).toString('base64'))).toString('base64');
-    await containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/foreign.bin`).stageBlock(foreignId, Buffer.from('x'), 1);
-    const error = (await store.uploadFile(bigPath, 'resume/foreign.bin').catch((e: unknown) => e)) as HttpStatusError;
+    await blob.stageBlock(foreignId, Buffer.from('x'), 1);
+    const result = await store.uploadFile(bigPath, 'resume/foreign.bin');
+    expected['resume/foreign.bin'] = sha256(big);
+    expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big) });
+    const staged = proxy.requests.filter((r) => blockIndex(r) >= 0);
+    const idLength = (r: { path: string }) => Buffer.from(new URL(r.path, 'http://x').searchParams.get('blockid') ?? '', 'base64').length;
+    // Refused at once (400, not retried), at most one block per worker; then all six, 46 bytes each.
+    const refused = staged.filter((r) => r.status === 400);
+    expect(refused.length).toBeGreaterThanOrEqual(1);
+    expect(refused.length).toBeLessThanOrEqual(2);
+    expect(refused.every((r) => idLength(r) === 19)).toBe(true);
+    const accepted = staged.filter((r) => r.status === 201);
+    expect(accepted.map(blockIndex).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(accepted.every((r) => idLength(r) === 46)).toBe(true);
+    expect(staged).toHaveLength(refused.length + 6);
+    expect(proxy.requests.filter(isCommit).map((r) => r.status)).toEqual([201]);
+    expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
+    expect((await blob.getBlockList('all')).uncommittedBlocks ?? []).toEqual([]);
+  });
+
+  it('continues an upload whose ids were padded to another tool\'s: keeps the recorded block and the unrecorded one Azure holds, sends the rest at that length', async () => {
+    resetProxy();
+    const store = storeFor({}, proxy.url);
+    const blob = containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/padded.bin`);
+    const foreignId = Buffer.from(encodeURIComponent(Buffer.from('1'.repeat(32)).toString('base64'))).toString('base64');
+    await blob.stageBlock(foreignId, Buffer.from('x'), 1);
+    // The earlier attempt: blocks 0 and 1 staged under 46-byte ids; only block 0's answer recorded.
+    const block = (i: number) => big.subarray(i * MiB, (i + 1) * MiB);
+    const padded = (i: number) => blockId(i, createHash('md5').update(block(i)).digest(), 46);
+    for (const i of [0, 1]) await blob.stageBlock(padded(i), block(i), MiB);
+    const recorded: StoredPart[] = [];
+    const resume: MultipartResume = {
+      previous: { uploadId: 'md5-0123456789ab', partSize: MiB, parts: [{ partNumber: 1, size: MiB, etag: padded(0) }] },
+      reuse: true,
+      started: () => Promise.reject(new Error('a new upload was started')),
+      partDone: async (part) => void recorded.push(part),
+      aborted: () => Promise.reject(new Error('the recorded upload was dropped')),
+      saveToken: async () => undefined,
+    };
+    const result = await store.uploadFile(bigPath, 'resume/padded.bin', { resume });
+    expected['resume/padded.bin'] = sha256(big);
+    expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big), bytesReused: 2 * MiB });
+    const staged = proxy.requests.filter((r) => blockIndex(r) >= 0);
+    expect(staged.map(blockIndex).sort()).toEqual([2, 3, 4, 5]);
+    expect(staged.every((r) => r.status === 201 && Buffer.from(new URL(r.path, 'http://x').searchParams.get('blockid') ?? '', 'base64').length === 46)).toBe(true);
+    expect(recorded.map((p) => p.partNumber).sort()).toEqual([2, 3, 4, 5, 6]);
+    expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
+  });
+
+  it("another tool's uncommitted blocks with shorter ids than ours: refused (InvalidBlobOrBlock) at the first block, not retried, with a hint", async () => {
+    resetProxy();
+    const store = storeFor({}, proxy.url);
+    await containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/short-ids.bin`).stageBlock(Buffer.from('block-0001').toString('base64'), Buffer.from('x'), 1);
+    const error = (await store.uploadFile(bigPath, 'resume/short-ids.bin').catch((e: unknown) => e)) as HttpStatusError;
     expect(error).toBeInstanceOf(HttpStatusError);
     expect([error.status, error.code]).toEqual([400, 'InvalidBlobOrBlock']);
-    expect(error.hint).toMatch(/uncommitted blocks that another upload of this blob left/);
-    // One attempt per block sent (two at a time), no commit.
+    expect(error.hint).toMatch(/uncommitted blocks that another upload of this blob left, whose ids are shorter than the 19 bytes/);
+    // One attempt per block sent (two at a time), Get Block List, no commit.
     const staged = proxy.requests.filter((r) => blockIndex(r) >= 0);
     expect(staged.length).toBeLessThanOrEqual(2);
     expect(new Set(staged.map(blockIndex)).size).toBe(staged.length);
+    expect(proxy.requests.filter((r) => r.method === 'GET' && /[?&]comp=blocklist(&|$)/.test(r.path))).toHaveLength(1);
     expect(proxy.requests.filter(isCommit)).toEqual([]);
-    expect((await blobsUnder(`${store.location.rootPath}/resume/foreign.bin`)).committed).toEqual([]);
+    expect((await blobsUnder(`${store.location.rootPath}/resume/short-ids.bin`)).committed).toEqual([]);
   });
 
   it('uploads a file above the block threshold in blocks, two at a time, and commits them once', async () => {

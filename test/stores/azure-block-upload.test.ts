@@ -21,6 +21,12 @@ describe('blockId', () => {
     expect(Buffer.from(id, 'base64').toString('base64')).toBe(id); // canonical base64, as Azure checks
   });
 
+  it('pads to another upload\'s id length with dots, keeping the index and MD5 first', () => {
+    const id = raw(blockId(2, md5('block two'), 46));
+    expect(id).toHaveLength(46);
+    expect(id).toBe(raw(blockId(2, md5('block two'))).padEnd(46, '.'));
+  });
+
   it('names the bytes: the same block gives the same id, other bytes or another index another', () => {
     expect(blockId(7, md5('a'))).toBe(blockId(7, md5('a')));
     expect(blockId(7, md5('b'))).not.toBe(blockId(7, md5('a')));
