@@ -45,6 +45,8 @@ function blockIndex(req: { method: string; path: string }): number {
   const id = Buffer.from(query.get('blockid') ?? '', 'base64').toString();
   return Number.parseInt(id.slice(0, 4), 36);
 }
+/** A block id as azure-storage-blob for Python makes it (`_shared/uploads.py`): base64 of a 48-digit decimal. */
+const pythonSdkBlockId = (): string => Buffer.from(BigInt(`0x${randomBytes(16).toString('hex')}`).toString().padStart(48, '0')).toString('base64');
 const isCommit = (req: { method: string; path: string }) => req.method === 'PUT' && /[?&]comp=blocklist(&|$)/.test(req.path);
 const isPutBlob = (req: { method: string; path: string }) => req.method === 'PUT' && !/[?&]comp=/.test(req.path);
 
@@ -163,22 +165,23 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     resetProxy();
     const store = storeFor({}, proxy.url);
     const blob = containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/foreign.bin`);
-    // What azure-storage-blob for Python names a block (46 bytes), staged and never committed.
-    const foreignId = Buffer.from(encodeURIComponent(Buffer.from('0'.repeat(32)).toString('base64'))).toString('base64');
+    // How azure-storage-blob for Python names a block (encode_base64(f"{uuid4().int:048d}"),
+    // 48 bytes), staged and never committed.
+    const foreignId = pythonSdkBlockId();
     await blob.stageBlock(foreignId, Buffer.from('x'), 1);
     const result = await store.uploadFile(bigPath, 'resume/foreign.bin');
     expected['resume/foreign.bin'] = sha256(big);
     expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big) });
     const staged = proxy.requests.filter((r) => blockIndex(r) >= 0);
     const idLength = (r: { path: string }) => Buffer.from(new URL(r.path, 'http://x').searchParams.get('blockid') ?? '', 'base64').length;
-    // Refused at once (400, not retried), at most one block per worker; then all six, 46 bytes each.
+    // Refused at once (400, not retried), at most one block per worker; then all six, 48 bytes each.
     const refused = staged.filter((r) => r.status === 400);
     expect(refused.length).toBeGreaterThanOrEqual(1);
     expect(refused.length).toBeLessThanOrEqual(2);
     expect(refused.every((r) => idLength(r) === 19)).toBe(true);
     const accepted = staged.filter((r) => r.status === 201);
     expect(accepted.map(blockIndex).sort()).toEqual([0, 1, 2, 3, 4, 5]);
-    expect(accepted.every((r) => idLength(r) === 46)).toBe(true);
+    expect(accepted.every((r) => idLength(r) === 48)).toBe(true);
     expect(staged).toHaveLength(refused.length + 6);
     expect(proxy.requests.filter(isCommit).map((r) => r.status)).toEqual([201]);
     expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
@@ -189,11 +192,11 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     resetProxy();
     const store = storeFor({}, proxy.url);
     const blob = containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/padded.bin`);
-    const foreignId = Buffer.from(encodeURIComponent(Buffer.from('1'.repeat(32)).toString('base64'))).toString('base64');
+    const foreignId = pythonSdkBlockId();
     await blob.stageBlock(foreignId, Buffer.from('x'), 1);
-    // The earlier attempt: blocks 0 and 1 staged under 46-byte ids; only block 0's answer recorded.
+    // The earlier attempt: blocks 0 and 1 staged under 48-byte ids; only block 0's answer recorded.
     const block = (i: number) => big.subarray(i * MiB, (i + 1) * MiB);
-    const padded = (i: number) => blockId(i, createHash('md5').update(block(i)).digest(), 46);
+    const padded = (i: number) => blockId(i, createHash('md5').update(block(i)).digest(), 48);
     for (const i of [0, 1]) await blob.stageBlock(padded(i), block(i), MiB);
     const recorded: StoredPart[] = [];
     const resume: MultipartResume = {
@@ -209,7 +212,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big), bytesReused: 2 * MiB });
     const staged = proxy.requests.filter((r) => blockIndex(r) >= 0);
     expect(staged.map(blockIndex).sort()).toEqual([2, 3, 4, 5]);
-    expect(staged.every((r) => r.status === 201 && Buffer.from(new URL(r.path, 'http://x').searchParams.get('blockid') ?? '', 'base64').length === 46)).toBe(true);
+    expect(staged.every((r) => r.status === 201 && Buffer.from(new URL(r.path, 'http://x').searchParams.get('blockid') ?? '', 'base64').length === 48)).toBe(true);
     expect(recorded.map((p) => p.partNumber).sort()).toEqual([2, 3, 4, 5, 6]);
     expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
   });

@@ -22,9 +22,9 @@ describe('blockId', () => {
   });
 
   it('pads to another upload\'s id length with dots, keeping the index and MD5 first', () => {
-    const id = raw(blockId(2, md5('block two'), 46));
-    expect(id).toHaveLength(46);
-    expect(id).toBe(raw(blockId(2, md5('block two'))).padEnd(46, '.'));
+    const id = raw(blockId(2, md5('block two'), 48));
+    expect(id).toHaveLength(48);
+    expect(id).toBe(raw(blockId(2, md5('block two'))).padEnd(48, '.'));
   });
 
   it('names the bytes: the same block gives the same id, other bytes or another index another', () => {
