@@ -374,9 +374,9 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       case 'InvalidBlockList':
         return 'A block went missing before the commit (another upload of the same artifact at the same time?); upload again.';
       case 'InvalidBlobOrBlock':
-        // Azure wants one block id length per blob; ids longer than ours are matched by padding
-        // (azure-block-upload.ts), shorter ones cannot be (docs/azure.md).
-        return 'Azure refused the block beside uncommitted blocks that another upload of this blob left, whose ids are shorter than the 19 bytes this library needs (another tool, or an upload killed within the last week). Azure discards them at the blob\'s next commit or after about a week: finish that other upload with the tool that started it, or wait, then upload again.';
+        // Azure wants one block id length per blob; ours take the length of another upload's
+        // (azure-block-upload.ts), down to 12 bytes (docs/azure.md).
+        return 'Azure refused the block beside uncommitted blocks that another upload of this blob left, whose ids are shorter than the 12 bytes this library needs (another tool, or an upload killed within the last week). Azure discards them at the blob\'s next commit or after about a week: finish that other upload with the tool that started it, or wait, then upload again.';
       case 'InvalidResourceName':
         return 'The container or blob name is not valid in Azure Storage: check the artifact URI and the artifact path.';
       case 'AccountIsDisabled':

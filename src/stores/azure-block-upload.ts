@@ -398,11 +398,13 @@ async function continueUpload(size: number, requests: BlockBlobRequests, options
 
 /** Bytes in a block id (before base64): the length of the prefix ids before {@link blockId}. */
 const BLOCK_ID_LENGTH = 19;
+/** The fewest bytes of a {@link blockId}: the index and 8 characters (48 bits) of the MD5. */
+const MIN_BLOCK_ID_LENGTH = 12;
 
 /**
  * The id of block `index` whose bytes have the MD5 `md5`: base64 of the index (4 base-36 digits)
- * and the first 15 characters (90 bits) of the MD5 in base64url, 19 bytes in all, then `.` up to
- * `length` bytes.
+ * and the first 15 characters (90 bits) of the MD5 in base64url, 19 bytes in all; for another
+ * `length`, padded with `.` up to it, or with fewer MD5 characters (at least 8) down to it.
  *
  * - Azure checks every `Put Block` body against its Content-MD5, so a block it lists under this
  *   id holds these bytes: a rerun that finds the id listed keeps the block instead of sending it,
@@ -412,7 +414,9 @@ const BLOCK_ID_LENGTH = 19;
  * - Azure refuses a block whose id has another length than the blob's uncommitted ones
  *   (`InvalidBlobOrBlock`). 19 bytes is the length of the prefix ids before ({@link blockIds}),
  *   whose blocks an earlier version may have left for about a week; beside another tool's
- *   blocks, ids are padded to theirs (`length`, up to Azure's 64).
+ *   blocks, ids take their length (`length`, 12 to Azure's 64): `azure-storage-blob` for
+ *   Python names blocks with 48 bytes, MLflow's proxied multipart on Azure with 14 to 18
+ *   (`mlflow_block_1`, ...).
  *
  * @example
  * ```ts
@@ -421,18 +425,19 @@ const BLOCK_ID_LENGTH = 19;
  * ```
  */
 export function blockId(index: number, md5: Uint8Array, length = BLOCK_ID_LENGTH): string {
-  return Buffer.from(`${index.toString(36).padStart(4, '0')}${Buffer.from(md5).toString('base64url').slice(0, 15)}`.padEnd(length, '.')).toString('base64');
+  const digest = Buffer.from(md5).toString('base64url').slice(0, Math.min(15, length - 4));
+  return Buffer.from(`${index.toString(36).padStart(4, '0')}${digest}`.padEnd(length, '.')).toString('base64');
 }
 
 /** The index a {@link blockId} names, or undefined for another kind of id. */
 function blockIdIndex(id: string): number | undefined {
   const raw = Buffer.from(id, 'base64').toString();
-  return /^[0-9a-z]{4}[\w-]{15}\.*$/.test(raw) ? Number.parseInt(raw.slice(0, 4), 36) : undefined;
+  return /^[0-9a-z]{4}[\w-]{8,15}\.*$/.test(raw) ? Number.parseInt(raw.slice(0, 4), 36) : undefined;
 }
 
 /**
- * The one length of the ids of the blob's uncommitted blocks, when {@link blockId} can pad to it
- * (longer than 19 bytes, at most Azure's 64); else undefined. Without Get Block List, undefined.
+ * The one length of the ids of the blob's uncommitted blocks, when {@link blockId} can take it
+ * (12 to 64 bytes, other than 19); else undefined. Without Get Block List, undefined.
  */
 async function uncommittedIdLength(requests: BlockBlobRequests, run: FileRun): Promise<number | undefined> {
   const list = requests.uncommittedBlocks?.bind(requests);
@@ -443,7 +448,7 @@ async function uncommittedIdLength(requests: BlockBlobRequests, run: FileRun): P
   });
   const lengths = new Set([...held.keys()].map((id) => Buffer.from(id, 'base64').length));
   const [length] = lengths;
-  return lengths.size === 1 && length! > BLOCK_ID_LENGTH && length! <= 64 ? length : undefined;
+  return lengths.size === 1 && length !== BLOCK_ID_LENGTH && length! >= MIN_BLOCK_ID_LENGTH && length! <= 64 ? length : undefined;
 }
 
 /**

@@ -161,27 +161,31 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
   });
 
-  it("another tool's uncommitted blocks with longer ids: Azure refuses ours (InvalidBlobOrBlock), so they go again under ids padded to that length, and the commit drops the other blocks", async () => {
+  // How azure-storage-blob for Python names a block (encode_base64(f"{uuid4().int:048d}"), 48
+  // bytes), and MLflow's proxied multipart on Azure (`mlflow_block_{i}`, 14 bytes below 10
+  // parts: mlflow/store/artifact/azure_blob_artifact_repo.py).
+  it.each([
+    ['azure-storage-blob for Python', 48, pythonSdkBlockId()],
+    ["MLflow's proxied multipart", 14, Buffer.from('mlflow_block_1').toString('base64')],
+  ])("%s left uncommitted blocks with %i-byte ids: Azure refuses ours (InvalidBlobOrBlock), so they go again under ids of that length, and the commit drops the other blocks", async (tool, length, foreignId) => {
     resetProxy();
     const store = storeFor({}, proxy.url);
-    const blob = containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/foreign.bin`);
-    // How azure-storage-blob for Python names a block (encode_base64(f"{uuid4().int:048d}"),
-    // 48 bytes), staged and never committed.
-    const foreignId = pythonSdkBlockId();
+    const name = `resume/foreign-${length}.bin`;
+    const blob = containerClient().getBlockBlobClient(`${store.location.rootPath}/${name}`);
     await blob.stageBlock(foreignId, Buffer.from('x'), 1);
-    const result = await store.uploadFile(bigPath, 'resume/foreign.bin');
-    expected['resume/foreign.bin'] = sha256(big);
+    const result = await store.uploadFile(bigPath, name);
+    expected[name] = sha256(big);
     expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big) });
     const staged = proxy.requests.filter((r) => blockIndex(r) >= 0);
     const idLength = (r: { path: string }) => Buffer.from(new URL(r.path, 'http://x').searchParams.get('blockid') ?? '', 'base64').length;
-    // Refused at once (400, not retried), at most one block per worker; then all six, 48 bytes each.
+    // Refused at once (400, not retried), at most one block per worker; then all six at that length.
     const refused = staged.filter((r) => r.status === 400);
     expect(refused.length).toBeGreaterThanOrEqual(1);
     expect(refused.length).toBeLessThanOrEqual(2);
     expect(refused.every((r) => idLength(r) === 19)).toBe(true);
     const accepted = staged.filter((r) => r.status === 201);
     expect(accepted.map(blockIndex).sort()).toEqual([0, 1, 2, 3, 4, 5]);
-    expect(accepted.every((r) => idLength(r) === 48)).toBe(true);
+    expect(accepted.every((r) => idLength(r) === length), tool).toBe(true);
     expect(staged).toHaveLength(refused.length + 6);
     expect(proxy.requests.filter(isCommit).map((r) => r.status)).toEqual([201]);
     expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
@@ -217,14 +221,15 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
   });
 
-  it("another tool's uncommitted blocks with shorter ids than ours: refused (InvalidBlobOrBlock) at the first block, not retried, with a hint", async () => {
+  it("another tool's uncommitted blocks with ids shorter than 12 bytes: refused (InvalidBlobOrBlock) at the first block, not retried, with a hint", async () => {
     resetProxy();
     const store = storeFor({}, proxy.url);
-    await containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/short-ids.bin`).stageBlock(Buffer.from('block-0001').toString('base64'), Buffer.from('x'), 1);
+    // azure-storage-blob for Python names blocks with 9 random bytes when it streams sub-blocks.
+    await containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/short-ids.bin`).stageBlock(randomBytes(9).toString('base64'), Buffer.from('x'), 1);
     const error = (await store.uploadFile(bigPath, 'resume/short-ids.bin').catch((e: unknown) => e)) as HttpStatusError;
     expect(error).toBeInstanceOf(HttpStatusError);
     expect([error.status, error.code]).toEqual([400, 'InvalidBlobOrBlock']);
-    expect(error.hint).toMatch(/uncommitted blocks that another upload of this blob left, whose ids are shorter than the 19 bytes/);
+    expect(error.hint).toMatch(/uncommitted blocks that another upload of this blob left, whose ids are shorter than the 12 bytes/);
     // One attempt per block sent (two at a time), Get Block List, no commit.
     const staged = proxy.requests.filter((r) => blockIndex(r) >= 0);
     expect(staged.length).toBeLessThanOrEqual(2);

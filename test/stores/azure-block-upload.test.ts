@@ -27,6 +27,11 @@ describe('blockId', () => {
     expect(id).toBe(raw(blockId(2, md5('block two'))).padEnd(48, '.'));
   });
 
+  it('takes a shorter length with fewer MD5 characters, down to 8', () => {
+    expect(raw(blockId(2, md5('block two'), 18))).toBe(`0002${md5('block two').toString('base64url').slice(0, 14)}`);
+    expect(raw(blockId(2, md5('block two'), 12))).toBe(`0002${md5('block two').toString('base64url').slice(0, 8)}`);
+  });
+
   it('names the bytes: the same block gives the same id, other bytes or another index another', () => {
     expect(blockId(7, md5('a'))).toBe(blockId(7, md5('a')));
     expect(blockId(7, md5('b'))).not.toBe(blockId(7, md5('a')));
