@@ -44,6 +44,7 @@ import type {
   UploadFileResult,
 } from './artifact-store.js';
 import { OrderedSha256 } from './ordered-sha256.js';
+import { AZURE_PART_ID_LENGTH, blockIdLengthOf, isAzureBlockUrl, uncommittedBlockListUrl, withAzureBlockId } from './azure-part-urls.js';
 import { MAX_ADAPTIVE_PARTS_IN_FLIGHT, RangeStop, sendFileRanges } from './file-ranges.js';
 import { openSourceFile, readSourceIfSmall, type SourceFile } from './source-file.js';
 
@@ -204,7 +205,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
     const chunk = effectiveChunkSize(size, this.multipart.chunkBytes);
     const numParts = Math.ceil(size / chunk);
     let attempts = 1;
-    const requests = new RangeStop(options.signal);
+    let requests = new RangeStop(options.signal);
     const onRetry = (event: RetryEvent) => {
       attempts++;
       // A 429/503 from the server or the object store: fewer parts of this file in flight.
@@ -232,27 +233,49 @@ export class MlflowArtifactsStore implements ArtifactStore {
     const loaded = new Array<number>(numParts).fill(0);
     const report = () => options.onProgress?.(loaded.reduce((a, b) => a + b, 0));
     const parts = new Array<CompletedPart>(numParts);
-    const hasher = new OrderedSha256(size);
+    let hasher = new OrderedSha256(size);
+    // An Azure Blob destination: the parts are Put Blocks, named by us with ids of one length
+    // (azure-part-urls.ts), at the length of another upload's blocks when Azure asks for it.
+    const azure = credentials.length > 0 && credentials.every((c) => isAzureBlockUrl(c.url));
+    let blockIdLength = AZURE_PART_ID_LENGTH;
+    const partUrl = (c: MultipartCredential) => (azure ? withAzureBlockId(c.url, c.partNumber, blockIdLength) : c.url);
 
     let sha256: string;
     try {
       const source: SourceFile = { handle: await openSourceFile(localPath), path: localPath, size };
       try {
-        await sendFileRanges(source, requests, {
-          rangeSize: chunk,
-          concurrency: this.multipart.partConcurrency,
-          maxConcurrency: this.multipart.maxPartConcurrency,
-          logger: this.logger,
-          label: `parts of ${serverPath}`,
-          hasher,
-          send: async (index, body) => {
-            parts[index] = await this.uploadPart(body, credentials[index]!, { numParts, fileName, signal: requests.signal, onRetry }, (n) => {
-              loaded[index] = n;
-              report();
-            });
-          },
-        });
-        if (requests.stopped) throw requests.firstError ?? new AbortedError();
+        for (let again = false; ; again = true) {
+          const stop = requests;
+          const sent = sendFileRanges(source, stop, {
+            rangeSize: chunk,
+            concurrency: this.multipart.partConcurrency,
+            maxConcurrency: this.multipart.maxPartConcurrency,
+            logger: this.logger,
+            label: `parts of ${serverPath}`,
+            hasher,
+            send: async (index, body) => {
+              const credential = credentials[index]!;
+              parts[index] = await this.uploadPart(body, credential, partUrl(credential), azure, { numParts, fileName, signal: stop.signal, onRetry }, (n) => {
+                loaded[index] = n;
+                report();
+              });
+            },
+          });
+          // Azure refused our block ids beside another upload's uncommitted blocks (ids of
+          // another length): none of ours was taken, so every part goes again at their length.
+          const refused = azure && !again ? await sent.then(() => undefined, (error: unknown) => (isInvalidBlobOrBlock(error) ? error : Promise.reject(error))) : await sent;
+          if (refused === undefined) {
+            if (stop.stopped) throw stop.firstError ?? new AbortedError();
+            break;
+          }
+          const length = await this.uncommittedBlockIdLength(credentials[0]!.url, onRetry);
+          if (length === undefined || length === blockIdLength) throw refused;
+          this.logger.debug(`${serverPath}: Azure holds uncommitted blocks of another upload with ${length}-byte ids; sending the parts again under ids of that length`);
+          blockIdLength = length;
+          requests = new RangeStop(options.signal);
+          hasher = new OrderedSha256(size);
+          loaded.fill(0);
+        }
         sha256 = await hasher.digest(source);
       } finally {
         await source.handle.close().catch(() => undefined);
@@ -277,13 +300,20 @@ export class MlflowArtifactsStore implements ArtifactStore {
     return { bytes: size, attempts, multipart: true, sha256 };
   }
 
+  /**
+   * PUTs one part to `target` (the credential's URL, or with our Azure block id). The complete
+   * gets `target` back: an Azure destination commits the block ids it reads from those URLs.
+   * `azureBlock`: Azure answers Put Block without an ETag, which its commit does not need.
+   */
   private async uploadPart(
     body: Buffer,
     credential: MultipartCredential,
+    target: string,
+    azureBlock: boolean,
     part: { numParts: number; fileName: string; signal: AbortSignal; onRetry: (e: RetryEvent) => void },
     onProgress: (loaded: number) => void,
   ): Promise<CompletedPart> {
-    const url = this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(credential.url) : credential.url;
+    const url = this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(target) : target;
     const label = `part ${credential.partNumber}/${part.numParts} of ${part.fileName}`;
     let response;
     try {
@@ -306,15 +336,32 @@ export class MlflowArtifactsStore implements ArtifactStore {
     } catch (error) {
       throw withoutQuery(error, label);
     }
-    const etag = response.headers.etag;
-    if (!etag) {
+    const etag = response.headers.etag ?? (azureBlock ? '' : undefined);
+    if (etag === undefined) {
       throw new InvalidResponseError(`The object store accepted ${label} but sent no ETag header, which completing the upload needs.`, {
         method: 'PUT',
         url: stripQuery(url),
       });
     }
     onProgress(body.length);
-    return { partNumber: credential.partNumber, etag, url: credential.url };
+    return { partNumber: credential.partNumber, etag, url: target };
+  }
+
+  /**
+   * The length of the block ids another upload left uncommitted on the blob a part URL stages
+   * into (`Get Block List` under the same SAS, which MLflow signs for read and write), when part
+   * ids can take it; undefined when Azure does not say.
+   */
+  private async uncommittedBlockIdLength(partUrl: string, onRetry: (e: RetryEvent) => void): Promise<number | undefined> {
+    const target = uncommittedBlockListUrl(partUrl);
+    const url = this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(target) : target;
+    try {
+      const { body } = await this.http.request<string>({ method: 'GET', url, withAuth: false, responseType: 'text', mapError: partErrorMapper('the block list') }, { onRetry });
+      return blockIdLengthOf(body);
+    } catch (error) {
+      this.logger.debug('could not list the uncommitted blocks of an Azure part URL', { error: error instanceof Error ? error.message : String(error) });
+      return undefined;
+    }
   }
 
   private async abortQuietly(dir: string, fileName: string, uploadId: string | undefined): Promise<void> {
@@ -364,6 +411,11 @@ function partErrorMapper(label: string): (res: ErrorResponse) => HttpStatusError
       hint,
     });
   };
+}
+
+/** Azure's refusal of a block id whose length differs from the blob's uncommitted ones. */
+function isInvalidBlobOrBlock(error: unknown): boolean {
+  return error instanceof HttpStatusError && error.status === 400 && (error.body ?? '').includes('<Code>InvalidBlobOrBlock</Code>');
 }
 
 /** Presigned URLs carry a signature in the query: keep it out of messages. */

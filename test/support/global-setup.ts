@@ -207,6 +207,7 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
   const s3Env = motoStarted.then((s3Endpoint) => ({ ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: s3Endpoint }));
   const azureEnv = azuriteStarted.then((port) => ({ AZURE_STORAGE_CONNECTION_STRING: azuriteConnectionString(port) }));
   const azureRoot = `wasbs://${AZURE_CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/direct`;
+  const azureProxiedRoot = `wasbs://${AZURE_CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/proxied`;
   const starts = [
     startMlflow('plain', ['--serve-artifacts', '--artifacts-destination', plainArtifacts]),
     s3Env.then((env) => startMlflow('s3', ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/mlartifacts`], env)),
@@ -214,16 +215,17 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
     gcsStarted.then((emulatorHost) => startMlflow('gcs', ['--no-serve-artifacts', '--default-artifact-root', `gs://${GCS_BUCKET}/mlflow`], { STORAGE_EMULATOR_HOST: emulatorHost })),
     azureEnv.then((env) => startMlflow('azure', ['--no-serve-artifacts', '--default-artifact-root', azureRoot], env)),
     azuriteStarted,
+    azureEnv.then((env) => startMlflow('azure-proxy', ['--serve-artifacts', '--artifacts-destination', azureProxiedRoot], env)),
     azureMlVenv,
   ] as const;
   // Every start settles before this returns or throws, so that none starts a server after the teardown ran.
   await Promise.allSettled(starts);
-  const [plain, s3, direct, gcs, azure, azuritePort] = await Promise.all(starts);
+  const [plain, s3, direct, gcs, azure, azuritePort, azureProxy] = await Promise.all(starts);
   const s3Endpoint = (await s3Env).MLFLOW_S3_ENDPOINT_URL;
   const gcsEndpoint = await gcsStarted;
   const blobEndpoint = azuriteBlobEndpoint(azuritePort);
   log(
-    `mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, gcs ${gcs.url}, azure ${azure.url}, moto ${s3Endpoint}, gcs emulator ${gcsEndpoint}, azurite ${blobEndpoint})`,
+    `mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, gcs ${gcs.url}, azure ${azure.url}, azure proxy ${azureProxy.url}, moto ${s3Endpoint}, gcs emulator ${gcsEndpoint}, azurite ${blobEndpoint})`,
   );
 
   return {
@@ -244,6 +246,8 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
       container: AZURE_CONTAINER,
       artifactRoot: azureRoot,
       env: await azureEnv,
+      proxyUrl: azureProxy.url,
+      proxiedRoot: azureProxiedRoot,
     },
   };
 }

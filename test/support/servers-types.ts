@@ -37,6 +37,10 @@ export type ServersInfo =
         artifactRoot: string;
         /** `AZURE_STORAGE_CONNECTION_STRING` pointing at Azurite, for the server and Python clients. */
         env: Record<string, string>;
+        /** `mlflow server --serve-artifacts` with the artifacts destination `proxiedRoot` on Azurite: proxied multipart hands out Put Block SAS URLs. */
+        proxyUrl: string;
+        /** `wasbs://<container>@devstoreaccount1.blob.core.windows.net/proxied`. */
+        proxiedRoot: string;
       };
     };
 
