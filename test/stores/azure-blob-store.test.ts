@@ -18,7 +18,7 @@ import type { Logger } from '../../src/core/logger.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
-import { listArtifactsRecursive, type MultipartResume, type StoredPart } from '../../src/stores/artifact-store.js';
+import { listArtifactsRecursive, type MultipartResume, type PreviousMultipartUpload, type StoredPart } from '../../src/stores/artifact-store.js';
 import { AzureBlobArtifactStore, type AzureBlobArtifactStoreOptions } from '../../src/stores/azure-blob-store.js';
 import { blockId } from '../../src/stores/azure-block-upload.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
@@ -47,6 +47,19 @@ function blockIndex(req: { method: string; path: string }): number {
 }
 /** A block id as azure-storage-blob for Python makes it (`_shared/uploads.py`): base64 of a 48-digit decimal. */
 const pythonSdkBlockId = (): string => Buffer.from(BigInt(`0x${randomBytes(16).toString('hex')}`).toString().padStart(48, '0')).toString('base64');
+/** Resume hooks that continue `previous` and keep what the store records; starting over or dropping it fails the upload. */
+function continuing(previous: PreviousMultipartUpload): { resume: MultipartResume; recorded: StoredPart[] } {
+  const recorded: StoredPart[] = [];
+  const resume: MultipartResume = {
+    previous,
+    reuse: true,
+    started: () => Promise.reject(new Error('a new upload was started')),
+    partDone: async (part) => void recorded.push(part),
+    aborted: () => Promise.reject(new Error('the recorded upload was dropped')),
+    saveToken: async () => undefined,
+  };
+  return { resume, recorded };
+}
 const isCommit = (req: { method: string; path: string }) => req.method === 'PUT' && /[?&]comp=blocklist(&|$)/.test(req.path);
 const isPutBlob = (req: { method: string; path: string }) => req.method === 'PUT' && !/[?&]comp=/.test(req.path);
 
@@ -143,15 +156,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     const prefixId = (i: number) => Buffer.from(`${prefix}-${String(i).padStart(6, '0')}`).toString('base64');
     // What the earlier version staged before it was killed: blocks 0 and 1, recorded.
     for (const i of [0, 1]) await blob.stageBlock(prefixId(i), big.subarray(i * MiB, (i + 1) * MiB), MiB);
-    const recorded: StoredPart[] = [];
-    const resume: MultipartResume = {
-      previous: { uploadId: prefix, partSize: MiB, parts: [0, 1].map((i) => ({ partNumber: i + 1, size: MiB, etag: prefixId(i) })) },
-      reuse: true,
-      started: () => Promise.reject(new Error('a new upload was started')),
-      partDone: async (part) => void recorded.push(part),
-      aborted: () => Promise.reject(new Error('the recorded upload was dropped')),
-      saveToken: async () => undefined,
-    };
+    const { resume, recorded } = continuing({ uploadId: prefix, partSize: MiB, parts: [0, 1].map((i) => ({ partNumber: i + 1, size: MiB, etag: prefixId(i) })) });
     const result = await store.uploadFile(bigPath, 'resume/big-v1.bin', { resume });
     expected['resume/big-v1.bin'] = sha256(big);
     expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big), bytesReused: 2 * MiB });
@@ -202,15 +207,7 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     const block = (i: number) => big.subarray(i * MiB, (i + 1) * MiB);
     const padded = (i: number) => blockId(i, createHash('md5').update(block(i)).digest(), 48);
     for (const i of [0, 1]) await blob.stageBlock(padded(i), block(i), MiB);
-    const recorded: StoredPart[] = [];
-    const resume: MultipartResume = {
-      previous: { uploadId: 'md5-0123456789ab', partSize: MiB, parts: [{ partNumber: 1, size: MiB, etag: padded(0) }] },
-      reuse: true,
-      started: () => Promise.reject(new Error('a new upload was started')),
-      partDone: async (part) => void recorded.push(part),
-      aborted: () => Promise.reject(new Error('the recorded upload was dropped')),
-      saveToken: async () => undefined,
-    };
+    const { resume, recorded } = continuing({ uploadId: 'md5-0123456789ab', partSize: MiB, parts: [{ partNumber: 1, size: MiB, etag: padded(0) }] });
     const result = await store.uploadFile(bigPath, 'resume/padded.bin', { resume });
     expected['resume/padded.bin'] = sha256(big);
     expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big), bytesReused: 2 * MiB });
