@@ -11,7 +11,9 @@
  *   the Python client through `STORAGE_EMULATOR_HOST`;
  * - `azure`: Azurite's Blob service (`--inMemoryPersistence --disableTelemetry`: without the
  *   latter Azurite phones home) and `mlflow server --no-serve-artifacts` with a `wasbs://`
- *   default artifact root on it, reached through `AZURE_STORAGE_CONNECTION_STRING`;
+ *   default artifact root on it, reached through `AZURE_STORAGE_CONNECTION_STRING`, and
+ *   (`azure.proxyUrl`) `mlflow server --serve-artifacts` with a `wasbs://` artifacts destination
+ *   on it, whose multipart hands out Put Block SAS URLs;
  * - the `azureml-mlflow` plugin's own venv (test/azureml-requirements.txt), for the Azure ML
  *   stand-in (test/support/azureml-standin.ts, started by its tests on Azurite and `plain`).
  * All on 127.0.0.1 and free ports; a server whose port another process took meanwhile starts
