@@ -207,11 +207,15 @@ export class HttpClient {
     return this.pool;
   }
 
-  /** Sends with retries under the client's policy. */
-  async request<T = unknown>(req: HttpRequest, hooks: { onRetry?: (event: RetryEvent) => void } = {}): Promise<HttpResponse<T>> {
+  /** Sends with retries under the client's policy (`hooks.isRetryable`: another classifier from core/retry.ts for this call). */
+  async request<T = unknown>(
+    req: HttpRequest,
+    hooks: { onRetry?: (event: RetryEvent) => void; isRetryable?: (error: unknown) => boolean } = {},
+  ): Promise<HttpResponse<T>> {
     return withRetry((_attempt, signal) => this.send<T>({ ...req, signal }), {
       retry: this.retry,
       signal: req.signal,
+      ...(hooks.isRetryable ? { isRetryable: hooks.isRetryable } : {}),
       onRetry: (event) => {
         const url = redactUrl(req.url);
         this.logger.debug(`retrying ${req.method} ${url} in ${event.delayMs} ms`, {

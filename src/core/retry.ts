@@ -176,6 +176,22 @@ export function isRetryableError(error: unknown): boolean {
 }
 
 /**
+ * The classifier for a request whose caller has another way when it fails: what
+ * {@link isRetryableError} retries, except a 500. A server that cannot do what was asked
+ * answers 500 every time (MLflow's `mpu/create` on a GCS destination whose credentials cannot
+ * sign URLs), and retrying it would only delay that other way by minutes of backoff.
+ *
+ * @example
+ * ```ts
+ * isRetryableWithFallback(new HttpStatusError(503, 'busy')); // true
+ * isRetryableWithFallback(new HttpStatusError(500, 'failed')); // false: take the other way
+ * ```
+ */
+export function isRetryableWithFallback(error: unknown): boolean {
+  return statusOf(error) !== 500 && isRetryableError(error);
+}
+
+/**
  * The Azure SDK's `RestError` for a request that got no answer (connection refused, reset,
  * dropped mid-body): code `REQUEST_SEND_ERROR` when the socket error's own code was not kept.
  */

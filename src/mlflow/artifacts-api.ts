@@ -19,7 +19,7 @@ import { guessMimeType } from '../core/mime.js';
 import { InvalidResponseError, LocalPathError } from '../core/errors.js';
 import type { HttpClient } from '../core/http.js';
 import { redactUrl } from '../core/logger.js';
-import type { RetryEvent } from '../core/retry.js';
+import { isRetryableWithFallback, type RetryEvent } from '../core/retry.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import { mlflowErrorMapper } from './connection.js';
 
@@ -344,7 +344,8 @@ export class MlflowArtifactsApi {
    * Starts a multipart upload of `fileName` into the directory `serverDir`. Only the file's
    * base name is sent (the Python client sends its local absolute path, which leaks it).
    * Throws {@link MlflowApiError} 501 `NOT_IMPLEMENTED` when the server's artifact destination
-   * cannot do multipart (see {@link isMultipartUnsupportedError}).
+   * cannot do multipart (see {@link isMultipartUnsupportedError}). A 500 is not retried: the
+   * caller sends the file as one PUT instead (see {@link isRetryableWithFallback}).
    */
   async createMultipartUpload(serverDir: string, fileName: string, numParts: number, options: ArtifactsCallOptions = {}): Promise<MultipartUpload> {
     assertArtifactPath(serverDir);
@@ -359,7 +360,7 @@ export class MlflowArtifactsApi {
         signal: options.signal,
         mapError: mlflowErrorMapper('mlflow-artifacts/mpu/create'),
       },
-      { onRetry: options.onRetry },
+      { onRetry: options.onRetry, isRetryable: isRetryableWithFallback },
     );
     const { createMultipartResponseSchema, parseMlflowResponse } = await import('./schemas.js');
     const parsed = parseMlflowResponse(createMultipartResponseSchema, body, { method: 'POST', url });

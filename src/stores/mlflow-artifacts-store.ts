@@ -218,11 +218,21 @@ export class MlflowArtifactsStore implements ArtifactStore {
     try {
       ({ credentials, uploadId } = await this.api.createMultipartUpload(dir, fileName, numParts, { signal: options.signal, onRetry }));
     } catch (error) {
-      if (!isMultipartUnsupportedError(error)) throw error;
+      const reason = error instanceof Error ? error.message : String(error);
+      if (isMultipartUnsupportedError(error)) {
+        this.multipartUnsupported = true;
+        this.logger.info(`The server at ${this.api.baseUrl} cannot do multipart upload; sending files as single PUTs.`, { reason });
+        return undefined;
+      }
+      // Multipart is on by default here (MLflow's client leaves it off), so a server that fails
+      // to set one up must not fail the upload: e.g. a GCS destination whose credentials cannot
+      // sign URLs answers 500 every time. The file goes as one PUT, which the server writes.
+      if (!(error instanceof HttpStatusError && error.status === 500)) throw error;
       this.multipartUnsupported = true;
-      this.logger.info(`The server at ${this.api.baseUrl} cannot do multipart upload; sending files as single PUTs.`, {
-        reason: error instanceof Error ? error.message : String(error),
-      });
+      this.logger.warn(
+        `The server at ${this.api.baseUrl} failed to start a multipart upload (500); sending files as single PUTs. Its log says why (for a GCS destination, credentials that cannot sign URLs), or set MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false.`,
+        { reason },
+      );
       return undefined;
     }
 

@@ -13,6 +13,7 @@ import {
   backoffDelayMs,
   DEFAULT_RETRY_OPTIONS,
   isRetryableCommitError,
+  isRetryableWithFallback,
   isRetryableError,
   isThrottlingError,
   isTransientFailure,
@@ -71,6 +72,16 @@ describe('isRetryableError', () => {
     expect(isRetryableError({ statusCode: 503 })).toBe(true);
     expect(isRetryableError({ $metadata: { httpStatusCode: 403 } })).toBe(false);
     expect(isRetryableError(new TypeError('x is not a function'))).toBe(false);
+  });
+});
+
+describe('isRetryableWithFallback', () => {
+  it('retries what isRetryableError retries except a 500, which a caller with another way takes as final', () => {
+    expect(isRetryableWithFallback(new HttpStatusError(500, 'failed'))).toBe(false);
+    expect(isRetryableWithFallback({ statusCode: 500 })).toBe(false);
+    for (const status of [408, 429, 502, 503, 504]) expect(isRetryableWithFallback(new HttpStatusError(status, 'x'))).toBe(true);
+    expect(isRetryableWithFallback(new NetworkError('x'))).toBe(true);
+    expect(isRetryableWithFallback(new HttpStatusError(404, 'x'))).toBe(false);
   });
 });
 

@@ -18,6 +18,7 @@ import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
 import { describeWithServers, mlflowAzureServer } from '../support/servers.js';
+import { serverRun } from '../uploader/helpers.js';
 
 const MiB = 1024 * 1024;
 const proxy = useFaultProxies();
@@ -34,16 +35,11 @@ describeWithServers('MlflowArtifactsStore multipart through an Azure Blob destin
   /** A new run of the proxying server, a store for it whose parts cross a proxy, and a 12-part file. */
   async function setUp() {
     const azure = mlflowAzureServer();
-    const res = await fetch(`${azure.proxyUrl}/api/2.0/mlflow/runs/create`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ experiment_id: '0', start_time: Date.now() }),
-    });
-    const { run } = (await res.json()) as { run: { info: { run_id: string; artifact_uri: string } } };
+    const run = await serverRun(azure.proxyUrl);
     const origin = new URL(azure.blobEndpoint).origin;
     const objectStore = await proxy(origin);
     const connection = resolveMlflowConnection({ trackingUri: azure.proxyUrl, retry: { backoffFactor: 0, backoffJitter: 0, maxRetries: 3 } }, {});
-    const store = resolveArtifactStore(run.info.artifact_uri, {
+    const store = resolveArtifactStore(run.artifactUri, {
       connection,
       env: {},
       multipart: { thresholdBytes: 5 * MiB, chunkBytes: 5 * MiB, partConcurrency: 4, rewritePartUrl: (u) => u.replace(origin, objectStore.url) },
@@ -53,8 +49,8 @@ describeWithServers('MlflowArtifactsStore multipart through an Azure Blob destin
     writeFileSync(file, bytes);
     const container = BlobServiceClient.fromConnectionString(azure.env.AZURE_STORAGE_CONNECTION_STRING!).getContainerClient(azure.container);
     // Where the server keeps the run's artifacts: <destination>/<experiment>/<run>/artifacts.
-    const blob = container.getBlockBlobClient(`proxied/0/${run.info.run_id}/artifacts/big/model.bin`);
-    return { azure, runId: run.info.run_id, store, objectStore, bytes, file, blob };
+    const blob = container.getBlockBlobClient(`proxied/0/${run.runId}/artifacts/big/model.bin`);
+    return { azure, runId: run.runId, store, objectStore, bytes, file, blob };
   }
 
   it('12 parts go up as blocks with ids of one length (MLflow names part 10 longer, which Azure refuses), and MLflow commits them', async () => {

@@ -19,7 +19,14 @@ export type ServersInfo =
        * `mlflow server --no-serve-artifacts` whose runs have `gs://` artifact URIs on
        * gcp-storage-emulator; set `STORAGE_EMULATOR_HOST=emulatorHost` for Python clients.
        */
-      gcs: { url: string; emulatorHost: string; bucket: string; artifactRoot: string };
+      gcs: {
+        url: string;
+        emulatorHost: string;
+        bucket: string;
+        artifactRoot: string;
+        /** `mlflow server --serve-artifacts` with a `gs://` artifacts destination on the emulator, whose `mpu/create` answers 500 (the emulator has no XML multipart API). */
+        proxyUrl: string;
+      };
       /** AWS credentials moto accepts. */
       awsEnv: Record<string, string>;
       /**
