@@ -366,7 +366,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
     const target = uncommittedBlockListUrl(partUrl);
     const url = this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(target) : target;
     try {
-      const { body } = await this.http.request<string>({ method: 'GET', url, withAuth: false, responseType: 'text', mapError: partErrorMapper('the block list') }, { onRetry });
+      const { body } = await this.http.request<string>({ method: 'GET', url, withAuth: false, responseType: 'text' }, { onRetry });
       return blockIdLengthOf(body);
     } catch (error) {
       this.logger.debug('could not list the uncommitted blocks of an Azure part URL', { error: error instanceof Error ? error.message : String(error) });
