@@ -387,10 +387,11 @@ async function continueUpload(size: number, requests: BlockBlobRequests, options
         indexes.add(index);
       }
     }
-    // The length its content ids had (padded to another upload's, see blockId); prefix ids have 19 bytes.
-    const ours = [...ids.filter((id) => id !== undefined), ...held.keys()].find((id) => blockIdIndex(id) !== undefined);
-    const idLength = ours === undefined ? BLOCK_ID_LENGTH : Buffer.from(ours, 'base64').length;
-    if (indexes.size > 0 || (contentIds && held.size > 0)) return { uploadId: previous.uploadId, ids, indexes, held, idLength };
+    // Azure holds one id length per blob: the length its content ids took (see blockId).
+    const [listed] = held.keys();
+    const idLength = listed === undefined ? BLOCK_ID_LENGTH : Buffer.from(listed, 'base64').length;
+    const fits = !contentIds || (idLength >= MIN_BLOCK_ID_LENGTH && idLength <= 64);
+    if (fits && (indexes.size > 0 || (contentIds && held.size > 0))) return { uploadId: previous.uploadId, ids, indexes, held, idLength };
   }
   await resume.aborted(previous.uploadId);
   return undefined;
