@@ -1,6 +1,7 @@
 /**
  * MLflow's proxied multipart when the server's artifacts destination is Azure Blob: a real
- * `mlflow server --serve-artifacts --artifacts-destination wasbs://...` on Azurite. `mpu/create`
+ * `mlflow server --serve-artifacts --artifacts-destination wasbs://...` on Azurite (started by
+ * this file). `mpu/create`
  * answers with Put Block SAS URLs whose block ids MLflow names `mlflow_block_{i}`, so part 10's id
  * is longer than parts 1 to 9 and Azure (and Azurite) refuses it; `mpu/complete` commits the ids
  * it reads back from the part URLs the client sends. The store names the blocks itself, one
@@ -18,6 +19,7 @@ import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
 import { describeWithServers, mlflowAzureServer } from '../support/servers.js';
+import { useFileMlflowServer } from '../support/file-mlflow-server.js';
 import { serverRun } from '../uploader/helpers.js';
 
 const MiB = 1024 * 1024;
@@ -32,9 +34,15 @@ function blockPuts(p: FaultProxy): Array<{ id: string; status?: number }> {
 }
 
 describeWithServers('MlflowArtifactsStore multipart through an Azure Blob destination (Azurite)', () => {
+  const azureProxy = useFileMlflowServer(
+    'azure-proxy',
+    () => ['--serve-artifacts', '--artifacts-destination', `wasbs://${mlflowAzureServer().container}@${mlflowAzureServer().account}.blob.core.windows.net/proxied`],
+    () => mlflowAzureServer().env,
+  );
+
   /** A new run of the proxying server, a store for it whose parts cross a proxy, and a 12-part file. */
   async function setUp() {
-    const azure = mlflowAzureServer();
+    const azure = { ...mlflowAzureServer(), proxyUrl: azureProxy.url };
     const run = await serverRun(azure.proxyUrl);
     const origin = new URL(azure.blobEndpoint).origin;
     const objectStore = await proxy(origin);

@@ -1,8 +1,8 @@
 /**
  * MLflow's proxied multipart when the server cannot set one up: a real `mlflow server
- * --serve-artifacts --artifacts-destination gs://...` on gcp-storage-emulator, whose `mpu/create`
- * answers 500 (the emulator has no XML multipart API; on GCS a server whose credentials cannot
- * sign URLs answers the same). Multipart is on by default in this library, so such a server must
+ * --serve-artifacts --artifacts-destination gs://...` on gcp-storage-emulator (started by this
+ * file), whose `mpu/create` answers 500 (the emulator has no XML multipart API; on GCS a server
+ * whose credentials cannot sign URLs answers the same). Multipart is on by default in this library, so such a server must
  * not fail an upload, nor hold it for minutes of retries: the create is tried once, the file goes
  * as one PUT, which the server writes, and later files skip the create. The official Python
  * client reads the file back.
@@ -16,6 +16,7 @@ import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
+import { useFileMlflowServer } from '../support/file-mlflow-server.js';
 import { describeWithServers, servers } from '../support/servers.js';
 import { recordingLogger, serverRun } from '../uploader/helpers.js';
 
@@ -24,8 +25,14 @@ const proxy = useFaultProxies();
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 
 describeWithServers('MlflowArtifactsStore on a server that fails to start a multipart upload (GCS destination)', () => {
+  const gcsProxy = useFileMlflowServer(
+    'gcs-proxy',
+    () => ['--serve-artifacts', '--artifacts-destination', `gs://${servers().gcs.bucket}/proxied`],
+    () => ({ STORAGE_EMULATOR_HOST: servers().gcs.emulatorHost }),
+  );
+
   it('tries mpu/create once, sends the file as one PUT, warns once, and skips the create for the next file', async () => {
-    const { gcs } = servers();
+    const gcs = { proxyUrl: gcsProxy.url };
     const front = await proxy(gcs.proxyUrl);
     const { runId, artifactUri } = await serverRun(gcs.proxyUrl);
     const logger = recordingLogger();

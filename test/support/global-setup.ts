@@ -8,14 +8,10 @@
  *   the same moto, for clients that write to the bucket themselves;
  * - `gcs`: `mlflow server --no-serve-artifacts` with a `gs://` default artifact root on
  *   `gcp-storage-emulator` (in memory, with the bucket made at start), found by the server and
- *   the Python client through `STORAGE_EMULATOR_HOST`, and (`gcs.proxyUrl`) `mlflow server
- *   --serve-artifacts` with a `gs://` artifacts destination there, whose `mpu/create` answers 500
- *   (the emulator has no XML multipart API, as a server whose credentials cannot sign URLs);
+ *   the Python client through `STORAGE_EMULATOR_HOST`;
  * - `azure`: Azurite's Blob service (`--inMemoryPersistence --disableTelemetry`: without the
  *   latter Azurite phones home) and `mlflow server --no-serve-artifacts` with a `wasbs://`
- *   default artifact root on it, reached through `AZURE_STORAGE_CONNECTION_STRING`, and
- *   (`azure.proxyUrl`) `mlflow server --serve-artifacts` with a `wasbs://` artifacts destination
- *   on it, whose multipart hands out Put Block SAS URLs;
+ *   default artifact root on it, reached through `AZURE_STORAGE_CONNECTION_STRING`;
  * - the `azureml-mlflow` plugin's own venv (test/azureml-requirements.txt), for the Azure ML
  *   stand-in (test/support/azureml-standin.ts, started by its tests on Azurite and `plain`).
  * All on 127.0.0.1 and free ports; a server whose port another process took meanwhile starts
@@ -211,7 +207,6 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
   const s3Env = motoStarted.then((s3Endpoint) => ({ ...AWS_ENV, MLFLOW_S3_ENDPOINT_URL: s3Endpoint }));
   const azureEnv = azuriteStarted.then((port) => ({ AZURE_STORAGE_CONNECTION_STRING: azuriteConnectionString(port) }));
   const azureRoot = `wasbs://${AZURE_CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/direct`;
-  const azureProxiedRoot = `wasbs://${AZURE_CONTAINER}@${AZURITE_ACCOUNT}.blob.core.windows.net/proxied`;
   const starts = [
     startMlflow('plain', ['--serve-artifacts', '--artifacts-destination', plainArtifacts]),
     s3Env.then((env) => startMlflow('s3', ['--serve-artifacts', '--artifacts-destination', `s3://${BUCKET}/mlartifacts`], env)),
@@ -219,18 +214,16 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
     gcsStarted.then((emulatorHost) => startMlflow('gcs', ['--no-serve-artifacts', '--default-artifact-root', `gs://${GCS_BUCKET}/mlflow`], { STORAGE_EMULATOR_HOST: emulatorHost })),
     azureEnv.then((env) => startMlflow('azure', ['--no-serve-artifacts', '--default-artifact-root', azureRoot], env)),
     azuriteStarted,
-    azureEnv.then((env) => startMlflow('azure-proxy', ['--serve-artifacts', '--artifacts-destination', azureProxiedRoot], env)),
-    gcsStarted.then((emulatorHost) => startMlflow('gcs-proxy', ['--serve-artifacts', '--artifacts-destination', `gs://${GCS_BUCKET}/proxied`], { STORAGE_EMULATOR_HOST: emulatorHost })),
     azureMlVenv,
   ] as const;
   // Every start settles before this returns or throws, so that none starts a server after the teardown ran.
   await Promise.allSettled(starts);
-  const [plain, s3, direct, gcs, azure, azuritePort, azureProxy, gcsProxy] = await Promise.all(starts);
+  const [plain, s3, direct, gcs, azure, azuritePort] = await Promise.all(starts);
   const s3Endpoint = (await s3Env).MLFLOW_S3_ENDPOINT_URL;
   const gcsEndpoint = await gcsStarted;
   const blobEndpoint = azuriteBlobEndpoint(azuritePort);
   log(
-    `mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, gcs ${gcs.url}, azure ${azure.url}, azure proxy ${azureProxy.url}, gcs proxy ${gcsProxy.url}, moto ${s3Endpoint}, gcs emulator ${gcsEndpoint}, azurite ${blobEndpoint})`,
+    `mlflow servers up in ${((Date.now() - started) / 1000).toFixed(1)} s (plain ${plain.url}, s3 ${s3.url}, direct ${direct.url}, gcs ${gcs.url}, azure ${azure.url}, moto ${s3Endpoint}, gcs emulator ${gcsEndpoint}, azurite ${blobEndpoint})`,
   );
 
   return {
@@ -241,7 +234,7 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
     plain: { url: plain.url, artifactsDir: plainArtifacts },
     s3: { url: s3.url, s3Endpoint, bucket: BUCKET },
     direct: { url: direct.url, s3Endpoint, bucket: BUCKET, artifactRoot: `s3://${BUCKET}/direct` },
-    gcs: { url: gcs.url, emulatorHost: gcsEndpoint, bucket: GCS_BUCKET, artifactRoot: `gs://${GCS_BUCKET}/mlflow`, proxyUrl: gcsProxy.url },
+    gcs: { url: gcs.url, emulatorHost: gcsEndpoint, bucket: GCS_BUCKET, artifactRoot: `gs://${GCS_BUCKET}/mlflow` },
     awsEnv: AWS_ENV,
     azure: {
       url: azure.url,
@@ -251,8 +244,6 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
       container: AZURE_CONTAINER,
       artifactRoot: azureRoot,
       env: await azureEnv,
-      proxyUrl: azureProxy.url,
-      proxiedRoot: azureProxiedRoot,
     },
   };
 }

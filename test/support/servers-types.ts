@@ -19,14 +19,7 @@ export type ServersInfo =
        * `mlflow server --no-serve-artifacts` whose runs have `gs://` artifact URIs on
        * gcp-storage-emulator; set `STORAGE_EMULATOR_HOST=emulatorHost` for Python clients.
        */
-      gcs: {
-        url: string;
-        emulatorHost: string;
-        bucket: string;
-        artifactRoot: string;
-        /** `mlflow server --serve-artifacts` with a `gs://` artifacts destination on the emulator, whose `mpu/create` answers 500 (the emulator has no XML multipart API). */
-        proxyUrl: string;
-      };
+      gcs: { url: string; emulatorHost: string; bucket: string; artifactRoot: string };
       /** AWS credentials moto accepts. */
       awsEnv: Record<string, string>;
       /**
@@ -44,10 +37,6 @@ export type ServersInfo =
         artifactRoot: string;
         /** `AZURE_STORAGE_CONNECTION_STRING` pointing at Azurite, for the server and Python clients. */
         env: Record<string, string>;
-        /** `mlflow server --serve-artifacts` with the artifacts destination `proxiedRoot` on Azurite: proxied multipart hands out Put Block SAS URLs. */
-        proxyUrl: string;
-        /** `wasbs://<container>@devstoreaccount1.blob.core.windows.net/proxied`. */
-        proxiedRoot: string;
       };
     };
 
