@@ -371,10 +371,7 @@ async function continueUpload(size: number, requests: BlockBlobRequests, options
   const list = requests.uncommittedBlocks?.bind(requests);
   const contentIds = new RegExp(`^${CONTENT_IDS_UPLOAD}[0-9a-f]{12}$`).test(previous.uploadId);
   if (list && resume.reuse && previous.partSize === options.blockSize && (contentIds || /^[0-9a-f]{12}$/.test(previous.uploadId))) {
-    let held = new Map<string, number>();
-    await run.request('GET', async (signal) => {
-      held = await list(signal);
-    });
+    const held = await listUncommitted(list, run);
     const ids: Array<string | undefined> = contentIds ? new Array<string | undefined>(count) : blockIds(count, previous.uploadId);
     const indexes = new Set<number>();
     for (const part of previous.parts) {
@@ -388,10 +385,9 @@ async function continueUpload(size: number, requests: BlockBlobRequests, options
       }
     }
     // Azure holds one id length per blob: the length its content ids took (see blockId).
-    const [listed] = held.keys();
-    const idLength = listed === undefined ? BLOCK_ID_LENGTH : Buffer.from(listed, 'base64').length;
-    const fits = !contentIds || (idLength >= MIN_BLOCK_ID_LENGTH && idLength <= 64);
-    if (fits && (indexes.size > 0 || (contentIds && held.size > 0))) return { uploadId: previous.uploadId, ids, indexes, held, idLength };
+    const listedLength = held.size === 0 ? BLOCK_ID_LENGTH : uncommittedIdLengthOf(held.keys(), MIN_BLOCK_ID_LENGTH);
+    const fits = !contentIds || listedLength !== undefined;
+    if (fits && (indexes.size > 0 || (contentIds && held.size > 0))) return { uploadId: previous.uploadId, ids, indexes, held, idLength: listedLength ?? BLOCK_ID_LENGTH };
   }
   await resume.aborted(previous.uploadId);
   return undefined;
@@ -443,13 +439,34 @@ function blockIdIndex(id: string): number | undefined {
 async function uncommittedIdLength(requests: BlockBlobRequests, run: FileRun): Promise<number | undefined> {
   const list = requests.uncommittedBlocks?.bind(requests);
   if (!list) return undefined;
+  const length = uncommittedIdLengthOf((await listUncommitted(list, run)).keys(), MIN_BLOCK_ID_LENGTH);
+  return length !== BLOCK_ID_LENGTH ? length : undefined;
+}
+
+/** `Get Block List` (uncommitted) under the file's retry policy: id → size. */
+async function listUncommitted(list: NonNullable<BlockBlobRequests['uncommittedBlocks']>, run: FileRun): Promise<Map<string, number>> {
   let held = new Map<string, number>();
   await run.request('GET', async (signal) => {
     held = await list(signal);
   });
-  const lengths = new Set([...held.keys()].map((id) => Buffer.from(id, 'base64').length));
+  return held;
+}
+
+/**
+ * The one length (bytes, before base64) of `ids`, the ids of a blob's uncommitted blocks (Azure
+ * holds one length per blob), when block ids of ours can take it: `min` to Azure's 64 bytes.
+ * Undefined for no ids, ids of several lengths, or a length out of that range. Shared by the
+ * block uploads here and the part URLs of MLflow's proxied multipart (azure-part-urls.ts).
+ *
+ * @example
+ * ```ts
+ * uncommittedIdLengthOf([Buffer.from('mlflow_block_1').toString('base64')], 12); // 14
+ * ```
+ */
+export function uncommittedIdLengthOf(ids: Iterable<string>, min: number): number | undefined {
+  const lengths = new Set([...ids].map((id) => Buffer.from(id, 'base64').length));
   const [length] = lengths;
-  return lengths.size === 1 && length !== BLOCK_ID_LENGTH && length! >= MIN_BLOCK_ID_LENGTH && length! <= 64 ? length : undefined;
+  return lengths.size === 1 && length! >= min && length! <= 64 ? length : undefined;
 }
 
 /**

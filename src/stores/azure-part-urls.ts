@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { uncommittedIdLengthOf } from './azure-block-upload.js';
 
 /** Bytes in a part's block id: `mlflow_block_00001`, MLflow's name with a fixed-width number. */
 export const AZURE_PART_ID_LENGTH = 18;
@@ -56,7 +57,5 @@ export function uncommittedBlockListUrl(partUrl: string): string {
  * ```
  */
 export function blockIdLengthOf(blockListXml: string): number | undefined {
-  const lengths = new Set([...blockListXml.matchAll(/<Name>([^<]*)<\/Name>/g)].map((m) => Buffer.from(m[1]!, 'base64').length));
-  const [length] = lengths;
-  return lengths.size === 1 && length! >= 5 && length! <= 64 ? length : undefined;
+  return uncommittedIdLengthOf([...blockListXml.matchAll(/<Name>([^<]*)<\/Name>/g)].map((m) => m[1]!), 5);
 }
