@@ -256,35 +256,36 @@ export class MlflowArtifactsStore implements ArtifactStore {
       try {
         for (let again = false; ; again = true) {
           const stop = requests;
-          const sent = sendFileRanges(source, stop, {
-            rangeSize: chunk,
-            concurrency: this.multipart.partConcurrency,
-            maxConcurrency: this.multipart.maxPartConcurrency,
-            logger: this.logger,
-            label: `parts of ${serverPath}`,
-            hasher,
-            send: async (index, body) => {
-              const credential = credentials[index]!;
-              parts[index] = await this.uploadPart(body, credential, partUrl(credential), azure, { numParts, fileName, signal: stop.signal, onRetry }, (n) => {
-                loaded[index] = n;
-                report();
-              });
-            },
-          });
-          // Azure refused our block ids beside another upload's uncommitted blocks (ids of
-          // another length): none of ours was taken, so every part goes again at their length.
-          const refused = azure && !again ? await sent.then(() => undefined, (error: unknown) => (isInvalidBlobOrBlock(error) ? error : Promise.reject(error))) : await sent;
-          if (refused === undefined) {
+          try {
+            await sendFileRanges(source, stop, {
+              rangeSize: chunk,
+              concurrency: this.multipart.partConcurrency,
+              maxConcurrency: this.multipart.maxPartConcurrency,
+              logger: this.logger,
+              label: `parts of ${serverPath}`,
+              hasher,
+              send: async (index, body) => {
+                const credential = credentials[index]!;
+                parts[index] = await this.uploadPart(body, credential, partUrl(credential), azure, { numParts, fileName, signal: stop.signal, onRetry }, (n) => {
+                  loaded[index] = n;
+                  report();
+                });
+              },
+            });
             if (stop.stopped) throw stop.firstError ?? new AbortedError();
             break;
+          } catch (error) {
+            // Azure refused our block ids beside another upload's uncommitted blocks (ids of
+            // another length): none of ours was taken, so every part goes again at their length.
+            if (!azure || again || !isInvalidBlobOrBlock(error)) throw error;
+            const length = await this.uncommittedBlockIdLength(credentials[0]!.url, onRetry);
+            if (length === undefined || length === blockIdLength) throw error;
+            this.logger.debug(`${serverPath}: Azure holds uncommitted blocks of another upload with ${length}-byte ids; sending the parts again under ids of that length`);
+            blockIdLength = length;
+            requests = new RangeStop(options.signal);
+            hasher = new OrderedSha256(size);
+            loaded.fill(0);
           }
-          const length = await this.uncommittedBlockIdLength(credentials[0]!.url, onRetry);
-          if (length === undefined || length === blockIdLength) throw refused;
-          this.logger.debug(`${serverPath}: Azure holds uncommitted blocks of another upload with ${length}-byte ids; sending the parts again under ids of that length`);
-          blockIdLength = length;
-          requests = new RangeStop(options.signal);
-          hasher = new OrderedSha256(size);
-          loaded.fill(0);
         }
         sha256 = await hasher.digest(source);
       } finally {
@@ -323,7 +324,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
     part: { numParts: number; fileName: string; signal: AbortSignal; onRetry: (e: RetryEvent) => void },
     onProgress: (loaded: number) => void,
   ): Promise<CompletedPart> {
-    const url = this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(target) : target;
+    const url = this.objectStoreUrl(target);
     const label = `part ${credential.partNumber}/${part.numParts} of ${part.fileName}`;
     let response;
     try {
@@ -357,14 +358,18 @@ export class MlflowArtifactsStore implements ArtifactStore {
     return { partNumber: credential.partNumber, etag, url: target };
   }
 
+  /** A URL the server signed for the object store, as this machine reaches it (`multipart.rewritePartUrl`). */
+  private objectStoreUrl(signed: string): string {
+    return this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(signed) : signed;
+  }
+
   /**
    * The length of the block ids another upload left uncommitted on the blob a part URL stages
    * into (`Get Block List` under the same SAS, which MLflow signs for read and write), when part
    * ids can take it; undefined when Azure does not say.
    */
   private async uncommittedBlockIdLength(partUrl: string, onRetry: (e: RetryEvent) => void): Promise<number | undefined> {
-    const target = uncommittedBlockListUrl(partUrl);
-    const url = this.multipart.rewritePartUrl ? this.multipart.rewritePartUrl(target) : target;
+    const url = this.objectStoreUrl(uncommittedBlockListUrl(partUrl));
     try {
       const { body } = await this.http.request<string>({ method: 'GET', url, withAuth: false, responseType: 'text' }, { onRetry });
       return blockIdLengthOf(body);
