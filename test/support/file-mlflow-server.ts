@@ -9,7 +9,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import { startServer, waitForHttp, type ManagedProcess } from './processes.js';
+import { mlflowServerSpec, startServer, type ManagedProcess } from './processes.js';
 import { servers } from './servers.js';
 
 /**
@@ -29,12 +29,9 @@ export function useFileMlflowServer(name: string, args: () => string[], env: () 
     const dir = mkdtempSync(join(tmpdir(), `au-mlflow-${name}-`));
     const { port } = await startServer({
       name: `mlflow-${name}`,
-      command: join(servers().venv, 'bin', 'mlflow'),
-      args: (port) => ['server', '--host', '127.0.0.1', '--port', String(port), '--workers', '1', '--backend-store-uri', `sqlite:///${join(dir, 'mlflow.db')}`, ...args()],
-      ready: (port, proc) => waitForHttp(`http://127.0.0.1:${port}/health`, proc, 120_000),
+      ...mlflowServerSpec(join(servers().venv, 'bin', 'mlflow'), dir, args(), env()),
       logDir: dir,
       cwd: dir,
-      env: { MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false', ...env() },
       onStart: (proc) => started.push(proc),
     });
     url = `http://127.0.0.1:${port}`;

@@ -43,7 +43,7 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { sweepLeftovers } from './leftovers.js';
 import { AZUREML_REQUIREMENTS_FILE, cacheRoot, ensurePythonEnv, venvBin, venvDir } from './python-env.js';
-import { startServer, waitForHttp, type ManagedProcess, type ServerSpec } from './processes.js';
+import { mlflowServerSpec, startServer, waitForHttp, type ManagedProcess, type ServerSpec } from './processes.js';
 import { enterRunTempRoot, RUN_ROOT_PREFIX } from './run-temp-root.js';
 import type { ServersInfo } from './servers-types.js';
 
@@ -194,10 +194,7 @@ async function startAll(root: string, processes: ManagedProcess[], log: (line: s
     const { port } = await startServer({
       ...common,
       name: `mlflow-${name}`,
-      command: venvBin('mlflow'),
-      args: (port) => ['server', '--host', '127.0.0.1', '--port', String(port), '--workers', '1', '--backend-store-uri', `sqlite:///${join(dir, 'mlflow.db')}`, ...args],
-      ready: (port, proc) => waitForHttp(`http://127.0.0.1:${port}/health`, proc, 120_000),
-      env: { MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false', ...env },
+      ...mlflowServerSpec(venvBin('mlflow'), dir, args, env),
       cwd: root,
     });
     return { url: `http://127.0.0.1:${port}`, dir };

@@ -110,6 +110,20 @@ export interface ServerSpec {
 }
 
 /**
+ * What starts an `mlflow server` of the tests, for {@link startServer} (the caller adds the name,
+ * log dir and cwd): `mlflow` (the test venv's) on 127.0.0.1, one worker, a sqlite backend in
+ * `dir`, MLflow's job execution off, `args` and `env` added; ready once `/health` answers.
+ */
+export function mlflowServerSpec(mlflow: string, dir: string, args: string[], env: Record<string, string> = {}): Pick<ServerSpec, 'command' | 'args' | 'ready' | 'env'> {
+  return {
+    command: mlflow,
+    args: (port) => ['server', '--host', '127.0.0.1', '--port', String(port), '--workers', '1', '--backend-store-uri', `sqlite:///${join(dir, 'mlflow.db')}`, ...args],
+    ready: (port, proc) => waitForHttp(`http://127.0.0.1:${port}/health`, proc, 120_000),
+    env: { MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false', ...env },
+  };
+}
+
+/**
  * Starts a server on a free port through {@link startProcess} and waits until it is ready; when
  * the port was taken in between (another checkout's tests, the bench: {@link freePort} only knows
  * the ports of this process), stops it and starts it again on a new port, up to `attempts` times.
