@@ -42,7 +42,7 @@ export function dropRootForGood(): void {
 
 /**
  * A node binary `nobody` can run: this one, unless it sits where `nobody` cannot reach it (CI's
- * Node 22 and 24 live under root's 0700 home); then a copy of it in `dir`.
+ * Node 22, 24 and 26 live under root's 0700 home); then a copy of it in `dir`.
  */
 export function nodeForNobody(dir: string): string {
   if (!isRoot) return process.execPath;
