@@ -18,7 +18,6 @@ import { lstat, mkdir, readdir, readlink, realpath, stat, writeFile } from 'node
 import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGzip } from 'node:zlib';
 import { commitStaged, discardStaged, removeStaleTempFiles, stageFile, type StagedFile } from '../core/atomic-write.js';
 import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError } from '../core/errors.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
@@ -503,8 +502,9 @@ export async function createCheckpointArchive(
     // The tar stream leaves Pack uncompressed: node-tar's own gzip (minizlib) deflates
     // synchronously on the main thread, so reading, hashing and compressing would take turns.
     // Node's zlib stream deflates on libuv's thread pool instead, overlapping with the reads
-    // and hashes here the way `tar | gzip` overlaps two processes. tar loads on first use.
-    const { Pack } = await import('tar');
+    // and hashes here the way `tar | gzip` overlaps two processes. tar and zlib load on first
+    // use (zlib costs the library's import 1.5 MiB of RSS on Node 20, 4 MiB on Node 26).
+    const [{ Pack }, { createGzip }] = await Promise.all([import('tar'), import('node:zlib')]);
     const pack = new Pack({
       cwd: root,
       portable: true,

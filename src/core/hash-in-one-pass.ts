@@ -12,7 +12,6 @@
  */
 
 import { createHash } from 'node:crypto';
-import * as zlib from 'node:zlib';
 
 /** Bytes each hash is fed at a time: a slice stays in the core's L1/L2 cache between hashes. */
 export const ONE_PASS_SLICE_BYTES = 64 * 1024;
@@ -71,9 +70,12 @@ export function sha256AndMd5(bytes: Buffer): { sha256: string; md5: Buffer } {
  */
 export class Crc32 {
   private value = 0;
+  // node:zlib loads with the first CRC32, not with the library: only S3 parts need it, and it
+  // costs the import 1.5 MiB of RSS on Node 20, 4 MiB on Node 26.
+  private readonly crc32 = process.getBuiltinModule('node:zlib').crc32;
   /** Continues the CRC32 over `bytes`. */
   update(bytes: Buffer): this {
-    this.value = zlib.crc32(bytes, this.value);
+    this.value = this.crc32(bytes, this.value);
     return this;
   }
   /** The 4 bytes, big-endian, as S3 takes them (base64 in the header). */
