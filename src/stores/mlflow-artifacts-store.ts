@@ -46,6 +46,7 @@ import type {
 import { OrderedSha256 } from './ordered-sha256.js';
 import { AZURE_PART_ID_LENGTH, blockIdLengthOf, isAzureBlockUrl, uncommittedBlockListUrl, withAzureBlockId } from './azure-part-urls.js';
 import { MAX_ADAPTIVE_PARTS_IN_FLIGHT, RangeStop, sendFileRanges } from './file-ranges.js';
+import { PartUrlDeadline } from './part-url-deadline.js';
 import { openSourceFile, readSourceIfSmall, type SourceFile } from './source-file.js';
 
 const MiB = 1024 * 1024;
@@ -198,7 +199,10 @@ export class MlflowArtifactsStore implements ArtifactStore {
     return this.multipart.enabled && !this.multipartUnsupported && size > 0 && size >= this.multipart.thresholdBytes && serverPath.includes('/');
   }
 
-  /** Returns `undefined` when the server cannot do multipart (the caller then PUTs). */
+  /**
+   * Returns `undefined` when the file goes as one PUT instead (the caller sends it): the server
+   * cannot do multipart, or the part URLs it signed expire before the parts would all be sent.
+   */
   private async uploadMultipart(localPath: string, serverPath: string, size: number, options: UploadFileOptions): Promise<UploadFileResult | undefined> {
     const dir = posix.dirname(serverPath);
     const fileName = posix.basename(serverPath);
@@ -249,6 +253,11 @@ export class MlflowArtifactsStore implements ArtifactStore {
     const azure = credentials.length > 0 && credentials.every((c) => isAzureBlockUrl(c.url));
     let blockIdLength = AZURE_PART_ID_LENGTH;
     const partUrl = (c: MultipartCredential) => (azure ? withAzureBlockId(c.url, c.partNumber, blockIdLength) : c.url);
+    // The part URLs expire about an hour after mpu/create, and nothing signs them again
+    // (part-url-deadline.ts): a part is not started once the parts cannot all be sent by then.
+    // The rate counts the parts started, not answered, so it errs towards going on.
+    const deadline = PartUrlDeadline.of(credentials.map((c) => c.url), size);
+    let startedBytes = 0;
 
     let sha256: string;
     try {
@@ -265,6 +274,9 @@ export class MlflowArtifactsStore implements ArtifactStore {
               label: `parts of ${serverPath}`,
               hasher,
               send: async (index, body) => {
+                startedBytes += body.length;
+                const tooLate = deadline?.check(startedBytes);
+                if (tooLate) throw new PartUrlsExpiring(tooLate);
                 const credential = credentials[index]!;
                 parts[index] = await this.uploadPart(body, credential, partUrl(credential), azure, { numParts, fileName, signal: stop.signal, onRetry }, (n) => {
                   loaded[index] = n;
@@ -285,6 +297,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
             requests = new RangeStop(options.signal);
             hasher = new OrderedSha256(size);
             loaded.fill(0);
+            startedBytes = 0;
           }
         }
         sha256 = await hasher.digest(source);
@@ -302,6 +315,16 @@ export class MlflowArtifactsStore implements ArtifactStore {
         throw new AbortedError(`Multipart upload of ${serverPath} was aborted; the server-side upload was aborted too.`, {
           cause: options.signal.reason,
         });
+      }
+      // Parts that cannot all go before their URLs expire: the whole file goes as one PUT
+      // through the server, which has no deadline (and is what MLflow's own client does by
+      // default). A 403 for an expired URL is the same case, seen from the object store's clock.
+      const expired = error instanceof PartUrlsExpiring ? error.message : isExpiredPartUrl(error) ? 'the object store says its part URLs have expired' : undefined;
+      if (expired) {
+        this.logger.warn(
+          `${serverPath}: sending it as one PUT through the server instead of in parts: ${expired}. MLflow signs part URLs for about an hour and cannot sign them again. To keep parts for files this large, give this machine the store itself (a --no-serve-artifacts server and an s3://, gs:// or wasbs:// root).`,
+        );
+        return undefined;
       }
       // A part that failed while the file no longer matches its snapshot (a truncated file makes
       // the read or the request fail): that change is the error, as for a single PUT.
@@ -426,6 +449,19 @@ function partErrorMapper(label: string): (res: ErrorResponse) => HttpStatusError
       hint,
     });
   };
+}
+
+/** Thrown in the part loop when the parts cannot all be sent before their URLs expire; never leaves the store. */
+class PartUrlsExpiring extends Error {}
+
+/**
+ * An object store's refusal of a signed URL past its expiry: S3's 403 `Request has expired`,
+ * Azure's 403 `Signature not valid in the specified time frame`, GCS's `ExpiredToken`.
+ */
+function isExpiredPartUrl(error: unknown): boolean {
+  // The store's own answer, not the message: the 403 hint names expiry as one possible cause.
+  if (!(error instanceof HttpStatusError) || !error.body) return false;
+  return (error.status === 403 && /expired|time frame/i.test(error.body)) || /ExpiredToken/.test(error.body);
 }
 
 /** Azure's refusal of a block id whose length differs from the blob's uncommitted ones. */

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { expect, it } from 'vitest';
+import { expect, it, vi } from 'vitest';
 import { AbortedError, LocalPathError, MlflowApiError } from '../../src/core/errors.js';
 import { MlflowArtifactsApi } from '../../src/mlflow/artifacts-api.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
@@ -264,6 +264,51 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
     expect(peak).toBeGreaterThanOrEqual(5);
     expect(peak).toBeLessThanOrEqual(12);
     expect(await pythonArtifactHashes(s3.url, runId, 'adaptive')).toEqual({ 'model.bin': sha256(bytes) });
+  });
+
+  it('sends the file as one PUT when the part URLs MLflow signed have expired, and leaves no upload in progress', async () => {
+    const s3 = mlflowS3Server();
+    const front = await proxy(s3.url);
+    const objectStore = await proxy(s3.s3Endpoint);
+    const { runId, artifactUri } = await createRun(s3.url);
+    const warnings: string[] = [];
+    const connection = resolveMlflowConnection({ trackingUri: front.url, retry: { backoffFactor: 0, backoffJitter: 0, maxRetries: 3 } }, {});
+    const store = resolveArtifactStore(artifactUri, {
+      connection,
+      env: {},
+      logger: { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} },
+      multipart: { thresholdBytes: 5 * MiB, chunkBytes: 5 * MiB, rewritePartUrl: (u) => u.replace(s3.s3Endpoint, objectStore.url) },
+    });
+    const bytes = randomBytes(11 * MiB);
+    const file = join(scratch(), 'late.bin');
+    writeFileSync(file, bytes);
+    // This machine's clock two hours on: boto3 signed the part URLs (on the server) for one.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 2 * 3600_000 });
+    let result;
+    try {
+      result = await store.uploadFile(file, 'late/model.bin');
+    } finally {
+      vi.useRealTimers();
+    }
+
+    expect(result).toEqual({ bytes: bytes.length, attempts: 1, multipart: false, sha256: sha256(bytes) });
+    expect(objectStore.requests.filter((r) => r.method === 'PUT')).toHaveLength(0);
+    expect(count(front, /\/mpu\/create\//)).toBe(1);
+    expect(count(front, /\/mpu\/abort\//)).toBe(1);
+    expect(count(front, /\/mpu\/complete\//)).toBe(0);
+    expect(count(front, /\/mlflow-artifacts\/artifacts\//, 'PUT')).toBe(1);
+    expect(warnings).toEqual([expect.stringMatching(/late\/model\.bin: sending it as one PUT through the server instead of in parts: its part URLs expire at /)]);
+    expect(await pythonArtifactHashes(s3.url, runId, 'late')).toEqual({ 'model.bin': sha256(bytes) });
+    const inProgress = await runPython(
+      `
+import boto3, json, sys
+s3 = boto3.client("s3", endpoint_url=sys.argv[1])
+res = s3.list_multipart_uploads(Bucket=sys.argv[2], Prefix=sys.argv[3])
+print(json.dumps([u["Key"] for u in res.get("Uploads", [])]))
+`,
+      { args: [s3.s3Endpoint, s3.bucket, `mlartifacts/0/${runId}/`], env: servers().awsEnv },
+    );
+    expect(JSON.parse(inProgress.trim())).toEqual([]);
   });
 
   it('aborts the server-side upload when the caller aborts, leaving no upload in progress', async () => {

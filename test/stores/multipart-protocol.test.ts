@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpStatusError, InvalidResponseError } from '../../src/core/errors.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import type { Logger } from '../../src/core/logger.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { startTestServer, type RecordedRequest } from '../support/http-test-server.js';
 
@@ -22,6 +23,10 @@ afterEach(async () => {
 interface Script {
   /** Answer for the PUT of part `n`: status and whether to send an ETag. */
   part?: (n: number) => { status: number; etag: boolean; body?: string };
+  /** How long each part's answer is held. @default 15 */
+  partDelayMs?: number;
+  /** Query parameters added to every part URL (an expiry, say). */
+  partQuery?: () => string;
 }
 
 async function fakeServer(script: Script = {}) {
@@ -39,7 +44,7 @@ async function fakeServer(script: Script = {}) {
         inFlight--;
         res.writeHead(answer.status, answer.etag ? { etag: `"etag-${n}"` } : {});
         res.end(answer.body ?? '');
-      }, 15);
+      }, script.partDelayMs ?? 15);
       return;
     }
     state.api.push(req);
@@ -49,7 +54,7 @@ async function fakeServer(script: Script = {}) {
       // Handed out in reverse order: the client must sort by part number.
       const credentials = Array.from({ length: num_parts }, (_, i) => ({
         part_number: num_parts - i,
-        url: `${server.url}/part?n=${num_parts - i}&X-Amz-Signature=sekret-signature`,
+        url: `${server.url}/part?n=${num_parts - i}${script.partQuery?.() ?? ''}&X-Amz-Signature=sekret-signature`,
         headers: { 'x-part-header': 'yes' },
       }));
       res.end(JSON.stringify({ upload_id: 'upload-1', credentials }));
@@ -59,14 +64,23 @@ async function fakeServer(script: Script = {}) {
   return { server, state };
 }
 
-function storeFor(url: string, partConcurrency = 2) {
+function storeFor(url: string, partConcurrency = 2, logger?: Logger) {
   const connection = resolveMlflowConnection({ trackingUri: url, token: 'tracking-token-123', retry: { maxRetries: 1, backoffFactor: 0, backoffJitter: 0 } }, {});
   return resolveArtifactStore('mlflow-artifacts:/0/run/artifacts', {
     connection,
     env: {},
     multipart: { thresholdBytes: 1000, chunkBytes: 1000, partConcurrency },
+    ...(logger ? { logger } : {}),
   });
 }
+
+function warningsLogger(): Logger & { warnings: string[] } {
+  const warnings: string[] = [];
+  return { warnings, debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
+}
+
+/** SigV4's `X-Amz-Date` of `ms` (whole seconds, as boto3 writes it). */
+const amzDate = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '');
 
 function file(size: number): { path: string; bytes: Buffer } {
   const bytes = randomBytes(size);
@@ -120,16 +134,53 @@ describe('proxied multipart upload protocol', () => {
 
   it('says what a refused presigned URL means, without leaking its signature', async () => {
     const { server, state } = await fakeServer({
-      part: () => ({ status: 403, etag: false, body: '<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>' }),
+      part: () => ({ status: 403, etag: false, body: '<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided.</Message></Error>' }),
     });
     const { path } = file(2000);
     const error = (await storeFor(server.url).uploadFile(path, 'm.bin').catch((e: unknown) => e)) as HttpStatusError;
     expect(error).toBeInstanceOf(HttpStatusError);
     expect(error.status).toBe(403);
-    expect(error.message).toMatch(/AccessDenied: Request has expired/);
+    expect(error.message).toMatch(/SignatureDoesNotMatch: The request signature/);
     expect(error.hint).toMatch(/presigned URL/);
     expect(JSON.stringify(error.toJSON())).not.toContain('sekret');
     expect(error.message).not.toContain('sekret');
     expect(apiCalls(state)).toEqual(['mpu/create', 'mpu/abort']);
+  });
+
+  it('sends the file as one PUT through the server when the parts would not all go before their URLs expire, and aborts the parts', async () => {
+    // URLs signed for 3 s, parts answered after 200 ms one at a time: 40 parts would take 8 s.
+    const { server, state } = await fakeServer({ partDelayMs: 200, partQuery: () => `&X-Amz-Date=${amzDate(Date.now())}&X-Amz-Expires=3` });
+    const { path, bytes } = file(40_000);
+    const logger = warningsLogger();
+    const progress: number[] = [];
+    const result = await storeFor(server.url, 1, logger).uploadFile(path, 'models/m.bin', { onProgress: (n) => progress.push(n) });
+
+    expect(result).toMatchObject({ bytes: 40_000, multipart: false, sha256: createHash('sha256').update(bytes).digest('hex') });
+    // It stopped once the rate was measured (a tenth of the URLs' life), long before part 40.
+    expect(state.parts.length).toBeGreaterThan(0);
+    expect(state.parts.length).toBeLessThan(10);
+    expect(apiCalls(state)).toEqual(['mpu/create', 'mpu/abort', 'artifacts']);
+    const put = state.api[2]!;
+    expect(put.method).toBe('PUT');
+    expect(put.url).toBe('/api/2.0/mlflow-artifacts/artifacts/0/run/artifacts/models/m.bin');
+    expect(put.body.equals(bytes)).toBe(true);
+    expect(progress.at(-1)).toBe(40_000);
+    expect(logger.warnings).toHaveLength(1);
+    expect(logger.warnings[0]).toMatch(/models\/m\.bin: sending it as one PUT .*part URLs expire at .*would take until/);
+    expect(logger.warnings[0]).not.toContain('sekret');
+  });
+
+  it('sends the file as one PUT when the object store says a part URL has expired', async () => {
+    const { server, state } = await fakeServer({
+      part: (n) => (n === 2 ? { status: 403, etag: false, body: '<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>' } : { status: 200, etag: true }),
+    });
+    const { path, bytes } = file(3000);
+    const logger = warningsLogger();
+    const result = await storeFor(server.url, 1, logger).uploadFile(path, 'm.bin');
+
+    expect(result).toMatchObject({ bytes: 3000, multipart: false });
+    expect(apiCalls(state)).toEqual(['mpu/create', 'mpu/abort', 'artifacts']);
+    expect(state.api[2]!.body.equals(bytes)).toBe(true);
+    expect(logger.warnings[0]).toMatch(/the object store says its part URLs have expired/);
   });
 });
