@@ -256,7 +256,8 @@ export class MlflowArtifactsStore implements ArtifactStore {
     // The part URLs expire about an hour after mpu/create, and nothing signs them again
     // (part-url-deadline.ts): a part is not started once the parts cannot all be sent by then.
     // The rate counts the parts started, not answered, so it errs towards going on.
-    const deadline = PartUrlDeadline.of(credentials.map((c) => c.url), size);
+    const partUrlDeadline = () => PartUrlDeadline.of(credentials.map((c) => c.url), size);
+    let deadline = partUrlDeadline();
     let startedBytes = 0;
 
     let sha256: string;
@@ -297,6 +298,8 @@ export class MlflowArtifactsStore implements ArtifactStore {
             requests = new RangeStop(options.signal);
             hasher = new OrderedSha256(size);
             loaded.fill(0);
+            // The rate is measured again from here, against the same expiry.
+            deadline = partUrlDeadline();
             startedBytes = 0;
           }
         }
