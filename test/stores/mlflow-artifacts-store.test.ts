@@ -39,6 +39,20 @@ function storeFor(trackingUrl: string, artifactUri: string, multipart?: Multipar
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+/** The keys of the run's multipart uploads moto still holds in progress, as boto3 lists them. */
+async function multipartUploadsInProgress(s3: ReturnType<typeof mlflowS3Server>, runId: string): Promise<string[]> {
+  const listed = await runPython(
+    `
+import boto3, json, sys
+s3 = boto3.client("s3", endpoint_url=sys.argv[1])
+res = s3.list_multipart_uploads(Bucket=sys.argv[2], Prefix=sys.argv[3])
+print(json.dumps([u["Key"] for u in res.get("Uploads", [])]))
+`,
+    { args: [s3.s3Endpoint, s3.bucket, `mlartifacts/0/${runId}/`], env: servers().awsEnv },
+  );
+  return JSON.parse(listed.trim()) as string[];
+}
 const scratch = () => mkdtempSync(join(tmpdir(), 'au-mlflow-store-'));
 const count = (p: FaultProxy, re: RegExp, method?: string) => p.requests.filter((r) => re.test(r.path) && (!method || r.method === method)).length;
 
@@ -299,16 +313,7 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
     expect(count(front, /\/mlflow-artifacts\/artifacts\//, 'PUT')).toBe(1);
     expect(warnings).toEqual([expect.stringMatching(/late\/model\.bin: sending it as one PUT through the server instead of in parts: its part URLs expire at /)]);
     expect(await pythonArtifactHashes(s3.url, runId, 'late')).toEqual({ 'model.bin': sha256(bytes) });
-    const inProgress = await runPython(
-      `
-import boto3, json, sys
-s3 = boto3.client("s3", endpoint_url=sys.argv[1])
-res = s3.list_multipart_uploads(Bucket=sys.argv[2], Prefix=sys.argv[3])
-print(json.dumps([u["Key"] for u in res.get("Uploads", [])]))
-`,
-      { args: [s3.s3Endpoint, s3.bucket, `mlartifacts/0/${runId}/`], env: servers().awsEnv },
-    );
-    expect(JSON.parse(inProgress.trim())).toEqual([]);
+    expect(await multipartUploadsInProgress(s3, runId)).toEqual([]);
   });
 
   it('aborts the server-side upload when the caller aborts, leaving no upload in progress', async () => {
@@ -332,15 +337,6 @@ print(json.dumps([u["Key"] for u in res.get("Uploads", [])]))
     expect(count(front, /\/mpu\/complete\//)).toBe(0);
     expect(await store.list('aborted')).toEqual([]);
 
-    const inProgress = await runPython(
-      `
-import boto3, json, sys
-s3 = boto3.client("s3", endpoint_url=sys.argv[1])
-res = s3.list_multipart_uploads(Bucket=sys.argv[2], Prefix=sys.argv[3])
-print(json.dumps([u["Key"] for u in res.get("Uploads", [])]))
-`,
-      { args: [s3.s3Endpoint, s3.bucket, `mlartifacts/0/${runId}/`], env: servers().awsEnv },
-    );
-    expect(JSON.parse(inProgress.trim())).toEqual([]);
+    expect(await multipartUploadsInProgress(s3, runId)).toEqual([]);
   });
 });
