@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { createHash } from '../core/node-crypto.js';
 import { createWriteStream, type Stats } from 'node:fs';
 import { lstat, mkdir, readdir, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from './node-crypto.js';
 import { link, lstat, mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -55,8 +55,9 @@ export interface StagedFile {
   readonly temp: string;
 }
 
-/** Six hex digits standing for this host in temp names (a host name may be long or odd). */
-const HOST_TAG = createHash('sha256').update(hostname()).digest('hex').slice(0, 6);
+let hostTagValue: string | undefined;
+/** Six hex digits standing for this host in temp names (a host name may be long or odd); hashed on first use. */
+const hostTag = (): string => (hostTagValue ??= createHash('sha256').update(hostname()).digest('hex').slice(0, 6));
 
 /**
  * True when a process with this pid exists on this host.
@@ -85,7 +86,7 @@ export function processAlive(pid: number): boolean {
  * ```
  */
 export function tempFileName(prefix: string): string {
-  return `${prefix}${process.pid}-${HOST_TAG}-${randomBytes(6).toString('hex')}.tmp`;
+  return `${prefix}${process.pid}-${hostTag()}-${randomBytes(6).toString('hex')}.tmp`;
 }
 
 /**
@@ -115,7 +116,7 @@ export function tempFileOwner(name: string, prefix: string): { pid: number; host
 export function leftByDeadWriter(name: string): boolean {
   const at = name.lastIndexOf('.tmp-');
   const owner = at < 0 ? undefined : tempFileOwner(name, name.slice(0, at + '.tmp-'.length));
-  return owner !== undefined && owner.host === HOST_TAG && !ownerMayBeAlive(owner, 0);
+  return owner !== undefined && owner.host === hostTag() && !ownerMayBeAlive(owner, 0);
 }
 
 /** A file waiting to be created whole where none exists ({@link prepareExclusiveFile}). */
@@ -163,7 +164,7 @@ export async function prepareExclusiveFile(target: string, content: string, opti
 
 /** True when the owner of a temp file (named by {@link tempFileName}) may still be writing it. */
 function ownerMayBeAlive(owner: { pid: number; host: string }, ageMs: number): boolean {
-  if (owner.host !== HOST_TAG) return ageMs <= OTHER_HOST_STALE_MS;
+  if (owner.host !== hostTag()) return ageMs <= OTHER_HOST_STALE_MS;
   return owner.pid === process.pid || processAlive(owner.pid);
 }
 

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { createHash } from 'node:crypto';
+import { createHash } from './node-crypto.js';
 
 /** Bytes each hash is fed at a time: a slice stays in the core's L1/L2 cache between hashes. */
 export const ONE_PASS_SLICE_BYTES = 64 * 1024;

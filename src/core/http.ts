@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash } from './node-crypto.js';
 import { readFileSync } from 'node:fs';
 import type { Agent as NodeAgent, ClientRequest, IncomingMessage, RequestOptions as NodeRequestOptions } from 'node:http';
 import type { Readable } from 'node:stream';

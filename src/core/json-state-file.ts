@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from './node-crypto.js';
 import { link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';

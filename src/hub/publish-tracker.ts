@@ -29,7 +29,7 @@
  * @module
  */
 import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../core/node-crypto.js';
 import { resolve } from 'node:path';
 import type * as z from 'zod';
 import { ArtifactUploaderError, InvalidArgumentError } from '../core/errors.js';

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../core/node-crypto.js';
 import pLimit from 'p-limit';
 import type { CommitOperation } from '@huggingface/hub';
 import type { Env } from '../core/env.js';

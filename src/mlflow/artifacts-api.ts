@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash } from '../core/node-crypto.js';
 import { basename } from 'node:path';
 import type { Readable } from 'node:stream';
 import { guessMimeType } from '../core/mime.js';

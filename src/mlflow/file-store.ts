@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { randomBytes, randomInt, randomUUID } from 'node:crypto';
+import { randomBytes, randomInt, randomUUID } from '../core/node-crypto.js';
 import { appendFile, mkdir, readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pathToFileURL } from 'node:url';

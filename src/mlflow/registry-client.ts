@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../core/node-crypto.js';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';

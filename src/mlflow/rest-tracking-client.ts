@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { randomUUID } from 'node:crypto';
+import { randomUUID } from '../core/node-crypto.js';
 import { MlflowApiError } from '../core/errors.js';
 import type { HttpClient, HttpRequest } from '../core/http.js';
 import type { Logger } from '../core/logger.js';

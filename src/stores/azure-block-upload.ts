@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from '../core/node-crypto.js';
 import type { FileHandle } from 'node:fs/promises';
 import { AbortedError, RequestTimeoutError } from '../core/errors.js';
 import { combineSignals } from '../core/abort.js';

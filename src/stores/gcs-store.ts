@@ -24,7 +24,7 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes } from '../core/node-crypto.js';
 import { readFile } from 'node:fs/promises';
 import type { Env } from '../core/env.js';
 import {

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash } from '../core/node-crypto.js';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';

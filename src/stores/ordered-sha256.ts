@@ -14,7 +14,8 @@
  *
  * @module
  */
-import { createHash, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
+import { createHash } from '../core/node-crypto.js';
 import { combineSignals } from '../core/abort.js';
 import { hashInOnePass, type ByteHash } from '../core/hash-in-one-pass.js';
 import { openSourceFile, readSourceRange, type SourceFile } from './source-file.js';

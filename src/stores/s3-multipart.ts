@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash } from '../core/node-crypto.js';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import { InvalidResponseError, VerificationError } from '../core/errors.js';
 import { Crc32 } from '../core/hash-in-one-pass.js';

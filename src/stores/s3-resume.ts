@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash } from '../core/node-crypto.js';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import { Crc32 } from '../core/hash-in-one-pass.js';
 import type { PreviousMultipartUpload, StoredPart } from './artifact-store.js';

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash } from '../core/node-crypto.js';
 import { AbortedError } from '../core/errors.js';
 
 const MAP_KEY = Symbol.for('artifact-uploader.in-flight-uploads.v1');

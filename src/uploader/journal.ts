@@ -33,7 +33,7 @@
  *
  * @module
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from '../core/node-crypto.js';
 import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { removeStagedArchives } from './archive-staging.js';
 import { homedir, hostname } from 'node:os';

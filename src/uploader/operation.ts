@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash } from '../core/node-crypto.js';
 import { stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
