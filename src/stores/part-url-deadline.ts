@@ -67,16 +67,16 @@ const MEASURE_MS = 30_000;
 const MARGIN_MS = 60_000;
 
 /**
- * The deadline of one multipart upload's part URLs, and the checks the part loop makes against
- * it: {@link PartUrlDeadline.check} before a part is sent and whenever bytes have gone out.
- * Times are this machine's clock; a margin covers a server whose clock differs by less.
+ * The deadline of one multipart upload's part URLs, and the check the part loop makes against
+ * it before each part starts ({@link PartUrlDeadline.check}). Times are this machine's clock; a
+ * margin covers a server whose clock differs by less.
  *
  * @example
  * ```ts
  * const deadline = PartUrlDeadline.of(credentials.map((c) => c.url), file.size);
- * // in the part loop, with the bytes sent so far:
- * const reason = deadline?.check(sentBytes);
- * if (reason) throw new PartUrlsExpiringError(reason);
+ * // before each part, with the bytes of the parts started so far:
+ * const tooLate = deadline?.check(startedBytes);
+ * if (tooLate) throw new Error(`sending it as one PUT instead: ${tooLate}`);
  * ```
  */
 export class PartUrlDeadline {
