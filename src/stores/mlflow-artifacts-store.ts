@@ -255,10 +255,8 @@ export class MlflowArtifactsStore implements ArtifactStore {
     const partUrl = (c: MultipartCredential) => (azure ? withAzureBlockId(c.url, c.partNumber, blockIdLength) : c.url);
     // The part URLs expire about an hour after mpu/create, and nothing signs them again
     // (part-url-deadline.ts): a part is not started once the parts cannot all be sent by then.
-    // The rate counts the parts started, not answered, so it errs towards going on.
     const partUrlDeadline = () => PartUrlDeadline.of(credentials.map((c) => c.url), size);
     let deadline = partUrlDeadline();
-    let startedBytes = 0;
 
     let sha256: string;
     try {
@@ -275,8 +273,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
               label: `parts of ${serverPath}`,
               hasher,
               send: async (index, body) => {
-                startedBytes += body.length;
-                const tooLate = deadline?.check(startedBytes);
+                const tooLate = deadline?.partStarting(body.length);
                 if (tooLate) throw new PartUrlsExpiring(tooLate);
                 const credential = credentials[index]!;
                 parts[index] = await this.uploadPart(body, credential, partUrl(credential), azure, { numParts, fileName, signal: stop.signal, onRetry }, (n) => {
@@ -300,7 +297,6 @@ export class MlflowArtifactsStore implements ArtifactStore {
             loaded.fill(0);
             // The rate is measured again from here, against the same expiry.
             deadline = partUrlDeadline();
-            startedBytes = 0;
           }
         }
         sha256 = await hasher.digest(source);

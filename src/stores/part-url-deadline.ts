@@ -68,14 +68,15 @@ const MARGIN_MS = 60_000;
 
 /**
  * The deadline of one multipart upload's part URLs, and the check the part loop makes against
- * it before each part starts ({@link PartUrlDeadline.check}). Times are this machine's clock; a
- * margin covers a server whose clock differs by less.
+ * it as each part starts ({@link PartUrlDeadline.partStarting}), with the bytes of the parts
+ * started so far. Times are this machine's clock; a margin covers a server whose clock differs
+ * by less.
  *
  * @example
  * ```ts
  * const deadline = PartUrlDeadline.of(credentials.map((c) => c.url), file.size);
- * // before each part, with the bytes of the parts started so far:
- * const tooLate = deadline?.check(startedBytes);
+ * // as each part starts:
+ * const tooLate = deadline?.partStarting(part.length);
  * if (tooLate) throw new Error(`sending it as one PUT instead: ${tooLate}`);
  * ```
  */
@@ -83,6 +84,8 @@ export class PartUrlDeadline {
   private readonly startedAt: number;
   private readonly margin: number;
   private readonly measureFor: number;
+  /** Bytes of the parts started: counting parts in flight as sent errs towards going on. */
+  private startedBytes = 0;
 
   private constructor(
     /** The earliest expiry of the part URLs, ms since the epoch. */
@@ -107,17 +110,19 @@ export class PartUrlDeadline {
   }
 
   /**
-   * Why the parts cannot all be sent before the URLs expire, or undefined while they can: the
-   * deadline (less the margin) has come, or, once the rate has been measured for a while, the
-   * bytes left would take past it at the rate of the bytes sent so far.
+   * Counts a part of `bytes` as started, and says why the parts cannot all be sent before the
+   * URLs expire, or undefined while they can: the deadline (less the margin) has come, or, once
+   * the rate has been measured for a while, the bytes left would take past it at the rate of the
+   * bytes started so far.
    */
-  check(sentBytes: number, now = Date.now()): string | undefined {
+  partStarting(bytes: number, now = Date.now()): string | undefined {
+    const started = (this.startedBytes += bytes);
     const usableUntil = this.expiresAt - this.margin;
     if (now >= usableUntil) return `its part URLs expire at ${new Date(this.expiresAt).toISOString()}`;
     const elapsed = now - this.startedAt;
-    if (elapsed < this.measureFor || sentBytes <= 0 || sentBytes >= this.totalBytes) return undefined;
-    const rate = sentBytes / elapsed; // bytes per ms
-    const finishAt = now + (this.totalBytes - sentBytes) / rate;
+    if (elapsed < this.measureFor || started <= 0 || started >= this.totalBytes) return undefined;
+    const rate = started / elapsed; // bytes per ms
+    const finishAt = now + (this.totalBytes - started) / rate;
     if (finishAt <= usableUntil) return undefined;
     return `its part URLs expire at ${new Date(this.expiresAt).toISOString()}, and at ${formatRate(rate)} the parts would take until ${new Date(finishAt).toISOString()}`;
   }

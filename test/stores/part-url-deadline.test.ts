@@ -71,21 +71,22 @@ describe('PartUrlDeadline', () => {
 
   it('lets parts go while the rest can be sent in time, and stops them when it cannot', () => {
     const deadline = PartUrlDeadline.of([url(3600)], 100 * GiB, t0)!;
-    // Before 30 s of measuring, no projection; the URLs are still good.
-    expect(deadline.check(0.01 * GiB, t0 + 20_000)).toBeUndefined();
+    // Parts started, in bytes so far. Before 30 s of measuring, no projection; the URLs are still good.
+    expect(deadline.partStarting(0.01 * GiB, t0 + 20_000)).toBeUndefined();
     // 1 GiB in 60 s: 100 GiB would take 100 minutes, past the hour.
-    expect(deadline.check(GiB, t0 + 60_000)).toMatch(/part URLs expire at 2026-12-06T03:00:00\.000Z, and at 17 MiB\/s the parts would take until 2026-12-06T03:40:00\.000Z/);
+    expect(deadline.partStarting(0.99 * GiB, t0 + 60_000)).toMatch(/part URLs expire at 2026-12-06T03:00:00\.000Z, and at 17 MiB\/s the parts would take until 2026-12-06T03:40:00\.000Z/);
     // 2 GiB in 60 s: 50 minutes in all, in time.
-    expect(deadline.check(2 * GiB, t0 + 60_000)).toBeUndefined();
-    // Within the last minute, no part starts, however fast.
-    expect(deadline.check(99 * GiB, t0 + 3600_000 - 30_000)).toMatch(/^its part URLs expire at 2026-12-06T03:00:00\.000Z$/);
+    expect(deadline.partStarting(GiB, t0 + 60_000)).toBeUndefined();
+    // 99 GiB, but within the last minute: no part starts, however fast.
+    expect(deadline.partStarting(97 * GiB, t0 + 3600_000 - 30_000)).toMatch(/^its part URLs expire at 2026-12-06T03:00:00\.000Z$/);
   });
 
   it('measures and keeps a margin in proportion to a short lifetime', () => {
     const deadline = PartUrlDeadline.of([url(10)], 1000, t0)!;
     // A tenth of 10 s measured: 100 bytes in 1 s leaves 9 s for 900 bytes, past the 9.5 s usable.
-    expect(deadline.check(100, t0 + 1000)).toMatch(/would take until/);
-    expect(deadline.check(500, t0 + 1000)).toBeUndefined();
-    expect(deadline.check(999, t0 + 9_600)).toMatch(/^its part URLs expire/);
+    expect(deadline.partStarting(100, t0 + 1000)).toMatch(/would take until/);
+    // 500 bytes in 1 s: in time.
+    expect(deadline.partStarting(400, t0 + 1000)).toBeUndefined();
+    expect(deadline.partStarting(499, t0 + 9_600)).toMatch(/^its part URLs expire/);
   });
 });
