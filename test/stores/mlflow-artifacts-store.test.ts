@@ -16,8 +16,10 @@ import { planDirectory } from '../../src/uploader/plan.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { uploadPlannedFiles } from '../../src/uploader/transfer.js';
 import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
+import type { Logger } from '../../src/core/logger.js';
 import { pythonArtifactHashes, runPython } from '../support/python.js';
 import { describeWithServers, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
+import { recordingLogger } from '../uploader/helpers.js';
 
 const MiB = 1024 * 1024;
 const proxy = useFaultProxies();
@@ -32,10 +34,10 @@ async function createRun(trackingUrl: string): Promise<{ runId: string; artifact
   return { runId: body.run.info.run_id, artifactUri: body.run.info.artifact_uri };
 }
 
-function storeFor(trackingUrl: string, artifactUri: string, multipart?: MultipartOptions) {
+function storeFor(trackingUrl: string, artifactUri: string, multipart?: MultipartOptions, logger?: Logger) {
   // Fast retries, and an empty env so the developer's MLFLOW_* variables cannot leak in.
   const connection = resolveMlflowConnection({ trackingUri: trackingUrl, retry: { backoffFactor: 0, backoffJitter: 0, maxRetries: 3 } }, {});
-  return resolveArtifactStore(artifactUri, { connection, env: {}, ...(multipart ? { multipart } : {}) });
+  return resolveArtifactStore(artifactUri, { connection, env: {}, ...(multipart ? { multipart } : {}), ...(logger ? { logger } : {}) });
 }
 
 const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
@@ -285,14 +287,8 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
     const front = await proxy(s3.url);
     const objectStore = await proxy(s3.s3Endpoint);
     const { runId, artifactUri } = await createRun(s3.url);
-    const warnings: string[] = [];
-    const connection = resolveMlflowConnection({ trackingUri: front.url, retry: { backoffFactor: 0, backoffJitter: 0, maxRetries: 3 } }, {});
-    const store = resolveArtifactStore(artifactUri, {
-      connection,
-      env: {},
-      logger: { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} },
-      multipart: { thresholdBytes: 5 * MiB, chunkBytes: 5 * MiB, rewritePartUrl: (u) => u.replace(s3.s3Endpoint, objectStore.url) },
-    });
+    const logger = recordingLogger();
+    const store = storeFor(front.url, artifactUri, { thresholdBytes: 5 * MiB, chunkBytes: 5 * MiB, rewritePartUrl: (u) => u.replace(s3.s3Endpoint, objectStore.url) }, logger);
     const bytes = randomBytes(11 * MiB);
     const file = join(scratch(), 'late.bin');
     writeFileSync(file, bytes);
@@ -311,7 +307,9 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
     expect(count(front, /\/mpu\/abort\//)).toBe(1);
     expect(count(front, /\/mpu\/complete\//)).toBe(0);
     expect(count(front, /\/mlflow-artifacts\/artifacts\//, 'PUT')).toBe(1);
-    expect(warnings).toEqual([expect.stringMatching(/late\/model\.bin: sending it as one PUT through the server instead of in parts: its part URLs expire at /)]);
+    expect(logger.lines.filter(([level]) => level === 'warn').map(([, message]) => message)).toEqual([
+      expect.stringMatching(/late\/model\.bin: sending it as one PUT through the server instead of in parts: its part URLs expire at /),
+    ]);
     expect(await pythonArtifactHashes(s3.url, runId, 'late')).toEqual({ 'model.bin': sha256(bytes) });
     expect(await multipartUploadsInProgress(s3, runId)).toEqual([]);
   });

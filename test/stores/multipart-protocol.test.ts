@@ -14,6 +14,7 @@ import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import type { Logger } from '../../src/core/logger.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { startTestServer, type RecordedRequest } from '../support/http-test-server.js';
+import { recordingLogger } from '../uploader/helpers.js';
 
 const closers: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -74,10 +75,7 @@ function storeFor(url: string, partConcurrency = 2, logger?: Logger) {
   });
 }
 
-function warningsLogger(): Logger & { warnings: string[] } {
-  const warnings: string[] = [];
-  return { warnings, debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
-}
+const warningsOf = (logger: ReturnType<typeof recordingLogger>) => logger.lines.filter(([level]) => level === 'warn').map(([, message]) => message);
 
 /** SigV4's `X-Amz-Date` of `ms` (whole seconds, as boto3 writes it). */
 const amzDate = (ms: number) => new Date(ms).toISOString().replace(/[-:]|\.\d{3}/g, '');
@@ -151,7 +149,7 @@ describe('proxied multipart upload protocol', () => {
     // URLs signed for 5 s, parts answered after 200 ms one at a time: 40 parts would take 8 s.
     const { server, state } = await fakeServer({ partDelayMs: 200, partQuery: () => `&X-Amz-Date=${amzDate(Date.now())}&X-Amz-Expires=5` });
     const { path, bytes } = file(40_000);
-    const logger = warningsLogger();
+    const logger = recordingLogger();
     const progress: number[] = [];
     const result = await storeFor(server.url, 1, logger).uploadFile(path, 'models/m.bin', { onProgress: (n) => progress.push(n) });
 
@@ -165,9 +163,10 @@ describe('proxied multipart upload protocol', () => {
     expect(put.url).toBe('/api/2.0/mlflow-artifacts/artifacts/0/run/artifacts/models/m.bin');
     expect(put.body.equals(bytes)).toBe(true);
     expect(progress.at(-1)).toBe(40_000);
-    expect(logger.warnings).toHaveLength(1);
-    expect(logger.warnings[0]).toMatch(/models\/m\.bin: sending it as one PUT .*part URLs expire at .*would take until/);
-    expect(logger.warnings[0]).not.toContain('sekret');
+    const warnings = warningsOf(logger);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/models\/m\.bin: sending it as one PUT .*part URLs expire at .*would take until/);
+    expect(warnings[0]).not.toContain('sekret');
   });
 
   it('sends the file as one PUT when the object store says a part URL has expired', async () => {
@@ -175,12 +174,12 @@ describe('proxied multipart upload protocol', () => {
       part: (n) => (n === 2 ? { status: 403, etag: false, body: '<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>' } : { status: 200, etag: true }),
     });
     const { path, bytes } = file(3000);
-    const logger = warningsLogger();
+    const logger = recordingLogger();
     const result = await storeFor(server.url, 1, logger).uploadFile(path, 'm.bin');
 
     expect(result).toMatchObject({ bytes: 3000, multipart: false });
     expect(apiCalls(state)).toEqual(['mpu/create', 'mpu/abort', 'artifacts']);
     expect(state.api[2]!.body.equals(bytes)).toBe(true);
-    expect(logger.warnings[0]).toMatch(/the object store says its part URLs have expired/);
+    expect(warningsOf(logger)[0]).toMatch(/the object store says its part URLs have expired/);
   });
 });
