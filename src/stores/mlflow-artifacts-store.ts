@@ -140,6 +140,12 @@ export class MlflowArtifactsStore implements ArtifactStore {
   private readonly logger: Logger;
   /** Set once the server said it cannot do multipart, so later files skip asking. */
   private multipartUnsupported = false;
+  /**
+   * The rate (bytes per ms) of the last file whose parts were sent long enough to measure it
+   * (`PartUrlDeadline.measuredRate`): a later file that cannot make its URLs' hour at that rate
+   * goes as one PUT at once, instead of after half a minute of parts that are then thrown away.
+   */
+  private lastPartRate: number | undefined;
 
   constructor(options: MlflowArtifactsStoreOptions) {
     this.api = options.api;
@@ -255,7 +261,8 @@ export class MlflowArtifactsStore implements ArtifactStore {
     const partUrl = (c: MultipartCredential) => (azure ? withAzureBlockId(c.url, c.partNumber, blockIdLength) : c.url);
     // The part URLs expire about an hour after mpu/create, and nothing signs them again
     // (part-url-deadline.ts): a part is not started once the parts cannot all be sent by then.
-    const partUrlDeadline = () => PartUrlDeadline.of(credentials.map((c) => c.url), size);
+    // The rate of an earlier file's parts stands in until this file's own is measured.
+    const partUrlDeadline = () => PartUrlDeadline.of(credentials.map((c) => c.url), size, { expectedRate: this.lastPartRate });
     let deadline = partUrlDeadline();
 
     let sha256: string;
@@ -301,6 +308,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
         }
         sha256 = await hasher.digest(source);
       } finally {
+        this.lastPartRate = deadline?.measuredRate ?? this.lastPartRate;
         await source.handle.close().catch(() => undefined);
       }
       // A file that changed while its parts were read is not completed: nothing is stored.

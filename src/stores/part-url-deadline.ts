@@ -74,7 +74,8 @@ const MARGIN_MS = 60_000;
  *
  * @example
  * ```ts
- * const deadline = PartUrlDeadline.of(credentials.map((c) => c.url), file.size);
+ * // `earlier`: the deadline of the last file whose parts were sent, if any.
+ * const deadline = PartUrlDeadline.of(credentials.map((c) => c.url), file.size, { expectedRate: earlier?.measuredRate });
  * // as each part starts:
  * const tooLate = deadline?.partStarting(part.length);
  * if (tooLate) throw new Error(`sending it as one PUT instead: ${tooLate}`);
@@ -86,12 +87,14 @@ export class PartUrlDeadline {
   private readonly measureFor: number;
   /** Bytes of the parts started: counting parts in flight as sent errs towards going on. */
   private startedBytes = 0;
+  private measured: number | undefined;
 
   private constructor(
     /** The earliest expiry of the part URLs, ms since the epoch. */
     readonly expiresAt: number,
     private readonly totalBytes: number,
     now: number,
+    private readonly expectedRate: number | undefined,
   ) {
     this.startedAt = now;
     const lifetime = Math.max(0, expiresAt - now);
@@ -99,32 +102,60 @@ export class PartUrlDeadline {
     this.measureFor = Math.min(MEASURE_MS, lifetime / 10);
   }
 
-  /** The deadline of `urls` (the earliest), for a file of `totalBytes`; undefined when no URL says. */
-  static of(urls: readonly string[], totalBytes: number, now = Date.now()): PartUrlDeadline | undefined {
+  /**
+   * The deadline of `urls` (the earliest), for a file of `totalBytes`; undefined when no URL
+   * says.
+   */
+  static of(
+    urls: readonly string[],
+    totalBytes: number,
+    options: {
+      /** This machine's clock now, ms since the epoch. @default Date.now() */
+      now?: number | undefined;
+      /**
+       * The rate (bytes per ms) to project with until this file's own is measured: an earlier
+       * file's {@link PartUrlDeadline.measuredRate} over the same link. A file that the parts of
+       * the last one show cannot make it then goes as one PUT at once, instead of after its own
+       * first half-minute of parts. @default none (no projection before this file's own rate)
+       */
+      expectedRate?: number | undefined;
+    } = {},
+  ): PartUrlDeadline | undefined {
     let earliest: number | undefined;
     for (const url of urls) {
       const expiry = signedUrlExpiry(url);
       if (expiry !== undefined && (earliest === undefined || expiry < earliest)) earliest = expiry;
     }
-    return earliest === undefined ? undefined : new PartUrlDeadline(earliest, totalBytes, now);
+    const expectedRate = options.expectedRate !== undefined && options.expectedRate > 0 ? options.expectedRate : undefined;
+    return earliest === undefined ? undefined : new PartUrlDeadline(earliest, totalBytes, options.now ?? Date.now(), expectedRate);
+  }
+
+  /**
+   * The rate of this file's parts, bytes started per ms, once it has been measured for a while
+   * (30 s, or a tenth of a shorter lifetime); undefined before.
+   */
+  get measuredRate(): number | undefined {
+    return this.measured;
   }
 
   /**
    * Counts a part of `bytes` as started, and says why the parts cannot all be sent before the
-   * URLs expire, or undefined while they can: the deadline (less the margin) has come, or, once
-   * the rate has been measured for a while, the bytes left would take past it at the rate of the
-   * bytes started so far.
+   * URLs expire, or undefined while they can: the deadline (less the margin) has come, or the
+   * bytes left would take past it at the rate of the bytes started so far (once measured for a
+   * while; before that, at the `expectedRate` given, if any).
    */
   partStarting(bytes: number, now = Date.now()): string | undefined {
     const started = (this.startedBytes += bytes);
     const usableUntil = this.expiresAt - this.margin;
     if (now >= usableUntil) return `its part URLs expire at ${new Date(this.expiresAt).toISOString()}`;
     const elapsed = now - this.startedAt;
-    if (elapsed < this.measureFor || started <= 0 || started >= this.totalBytes) return undefined;
-    const rate = started / elapsed; // bytes per ms
+    if (elapsed >= this.measureFor && started > 0) this.measured = started / elapsed;
+    const rate = this.measured ?? this.expectedRate;
+    if (rate === undefined || started >= this.totalBytes) return undefined;
     const finishAt = now + (this.totalBytes - started) / rate;
     if (finishAt <= usableUntil) return undefined;
-    return `its part URLs expire at ${new Date(this.expiresAt).toISOString()}, and at ${formatRate(rate)} the parts would take until ${new Date(finishAt).toISOString()}`;
+    const whose = this.measured === undefined ? " (the rate an earlier file's parts were sent at)" : '';
+    return `its part URLs expire at ${new Date(this.expiresAt).toISOString()}, and at ${formatRate(rate)}${whose} the parts would take until ${new Date(finishAt).toISOString()}`;
   }
 }
 

@@ -169,6 +169,23 @@ describe('proxied multipart upload protocol', () => {
     expect(warnings[0]).not.toContain('sekret');
   });
 
+  it('sends a later file as one PUT at once when the rate an earlier file\'s parts went at cannot make it', async () => {
+    const { server, state } = await fakeServer({ partDelayMs: 200, partQuery: () => `&X-Amz-Date=${amzDate(Date.now())}&X-Amz-Expires=5` });
+    const logger = recordingLogger();
+    const store = storeFor(server.url, 1, logger);
+    await store.uploadFile(file(40_000).path, 'first.bin');
+    const partsOfTheFirst = state.parts.length;
+    const second = file(40_000);
+    const result = await store.uploadFile(second.path, 'second.bin');
+
+    // The second file's parts would take 6 s or more at the first one's rate, past its URLs' 5 s: not one part sent.
+    expect(result).toMatchObject({ bytes: 40_000, multipart: false });
+    expect(state.parts.length).toBe(partsOfTheFirst);
+    expect(apiCalls(state)).toEqual(['mpu/create', 'mpu/abort', 'artifacts', 'mpu/create', 'mpu/abort', 'artifacts']);
+    expect(state.api[5]!.body.equals(second.bytes)).toBe(true);
+    expect(warningsOf(logger)[1]).toMatch(/second\.bin: sending it as one PUT .*\(the rate an earlier file's parts were sent at\) the parts would take until/);
+  });
+
   it('sends the file as one PUT when the object store says a part URL has expired', async () => {
     const { server, state } = await fakeServer({
       part: (n) => (n === 2 ? { status: 403, etag: false, body: '<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>' } : { status: 200, etag: true }),

@@ -65,12 +65,12 @@ describe('PartUrlDeadline', () => {
   const GiB = 1024 ** 3;
 
   it('takes the earliest expiry of the part URLs, and is undefined when none says', () => {
-    expect(PartUrlDeadline.of([url(3600), url(1800)], GiB, t0)!.expiresAt).toBe(t0 + 1800_000);
-    expect(PartUrlDeadline.of(['http://s3/k?n=1'], GiB, t0)).toBeUndefined();
+    expect(PartUrlDeadline.of([url(3600), url(1800)], GiB, { now: t0 })!.expiresAt).toBe(t0 + 1800_000);
+    expect(PartUrlDeadline.of(['http://s3/k?n=1'], GiB, { now: t0 })).toBeUndefined();
   });
 
   it('lets parts go while the rest can be sent in time, and stops them when it cannot', () => {
-    const deadline = PartUrlDeadline.of([url(3600)], 100 * GiB, t0)!;
+    const deadline = PartUrlDeadline.of([url(3600)], 100 * GiB, { now: t0 })!;
     // Parts started, in bytes so far. Before 30 s of measuring, no projection; the URLs are still good.
     expect(deadline.partStarting(0.01 * GiB, t0 + 20_000)).toBeUndefined();
     // 1 GiB in 60 s: 100 GiB would take 100 minutes, past the hour.
@@ -82,11 +82,30 @@ describe('PartUrlDeadline', () => {
   });
 
   it('measures and keeps a margin in proportion to a short lifetime', () => {
-    const deadline = PartUrlDeadline.of([url(10)], 1000, t0)!;
+    const deadline = PartUrlDeadline.of([url(10)], 1000, { now: t0 })!;
     // A tenth of 10 s measured: 100 bytes in 1 s leaves 9 s for 900 bytes, past the 9.5 s usable.
     expect(deadline.partStarting(100, t0 + 1000)).toMatch(/would take until/);
     // 500 bytes in 1 s: in time.
     expect(deadline.partStarting(400, t0 + 1000)).toBeUndefined();
     expect(deadline.partStarting(499, t0 + 9_600)).toMatch(/^its part URLs expire/);
+  });
+
+  it('reports the rate it measured, once measured', () => {
+    const deadline = PartUrlDeadline.of([url(3600)], 100 * GiB, { now: t0 })!;
+    deadline.partStarting(GiB, t0 + 10_000);
+    expect(deadline.measuredRate).toBeUndefined();
+    deadline.partStarting(GiB, t0 + 40_000);
+    expect(deadline.measuredRate).toBe((2 * GiB) / 40_000);
+  });
+
+  it('projects with an earlier file\'s rate until its own is measured', () => {
+    // 17 MiB/s measured on the last file: 100 GiB would take 100 minutes. Stopped at the first part.
+    const slow = PartUrlDeadline.of([url(3600)], 100 * GiB, { now: t0, expectedRate: GiB / 60_000 })!;
+    expect(slow.partStarting(8 * 1024 ** 2, t0)).toMatch(/at 17 MiB\/s \(the rate an earlier file's parts were sent at\) the parts would take until 2026-12-06T03:39:59/);
+    // 10 GiB at that rate takes 10 minutes: in time.
+    expect(PartUrlDeadline.of([url(3600)], 10 * GiB, { now: t0, expectedRate: GiB / 60_000 })!.partStarting(8 * 1024 ** 2, t0)).toBeUndefined();
+    // Its own rate, once measured, wins: 4 GiB in 30 s makes 100 GiB in time.
+    const faster = PartUrlDeadline.of([url(3600)], 100 * GiB, { now: t0, expectedRate: GiB / 60_000 })!;
+    expect(faster.partStarting(4 * GiB, t0 + 30_000)).toBeUndefined();
   });
 });
