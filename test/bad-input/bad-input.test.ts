@@ -32,7 +32,8 @@ import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 import { encodeRaw, encodeSafetensors, tensor, writeFusedDir, writeMlxLoraDir, writePeftDir, writeShardedDir } from '../model/fixtures.js';
-import { createRun, deleteRun, listRunArtifacts, tempDir } from '../faults/helpers.js';
+import { deleteRun, listRunArtifacts, tempDir } from '../faults/helpers.js';
+import { serverRun } from '../uploader/helpers.js';
 
 describeWithServers('bad input to the uploader: typed errors, nothing uploaded', () => {
   let front: FaultProxy;
@@ -42,7 +43,7 @@ describeWithServers('bad input to the uploader: typed errors, nothing uploaded',
 
   beforeAll(async () => {
     front = await startFaultProxy(mlflowServer().url);
-    runId = (await createRun(mlflowServer().url)).runId;
+    runId = (await serverRun(mlflowServer().url)).runId;
   });
   afterAll(async () => {
     // The run every refused case pointed at holds nothing at all.
@@ -246,7 +247,7 @@ describeWithServers('bad input to the uploader: typed errors, nothing uploaded',
   });
 
   it('27 a deleted run: failed / run-unavailable, saying how to restore it', async () => {
-    const deleted = (await createRun(mlflowServer().url)).runId;
+    const deleted = (await serverRun(mlflowServer().url)).runId;
     await deleteRun(mlflowServer().url, deleted);
     const result = await uploader({ runId: deleted }).uploadFile(join(root, 'good.txt'));
     expectRunUnavailable(result, InvalidArgumentError, /is deleted/);
@@ -318,7 +319,7 @@ describeWithServers('bad input to the uploader: typed errors, nothing uploaded',
 describeWithServers('empty inputs upload fine', () => {
   it('35 an empty file is uploaded (0 bytes), an empty directory is skipped / empty', async () => {
     const { url } = mlflowServer();
-    const { runId } = await createRun(url);
+    const { runId } = await serverRun(url);
     const root = await tempDir('au-bad-input-');
     writeFileSync(join(root, 'empty.log'), '');
     mkdirSync(join(root, 'empty-dir'));

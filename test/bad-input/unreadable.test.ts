@@ -14,7 +14,8 @@ import { ArtifactUploader } from '../../src/index.js';
 import { planDirectory } from '../../src/uploader/plan.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { readSmallSourceFile } from '../../src/stores/source-file.js';
-import { createRun, listRunArtifacts } from '../faults/helpers.js';
+import { listRunArtifacts } from '../faults/helpers.js';
+import { serverRun } from '../uploader/helpers.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 import { dropRootForGood, giveToNobody, NOBODY, isRoot } from '../support/unprivileged.js';
@@ -52,7 +53,7 @@ describeWithServers('unreadable files (as nobody when the tests run as root)', (
     if (isRoot) expect(process.getuid?.()).toBe(NOBODY);
 
     front = await startFaultProxy(mlflowServer().url);
-    runId = (await createRun(mlflowServer().url)).runId;
+    runId = (await serverRun(mlflowServer().url)).runId;
   });
   afterAll(async () => {
     await front?.stop();

@@ -23,18 +23,6 @@ afterEach(async () => {
   await Promise.all(tempDirs.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 });
 
-/** Creates a run on a tracking server (REST, no client of ours in the way). */
-export async function createRun(trackingUrl: string, headers: Record<string, string> = {}): Promise<{ runId: string; artifactUri: string }> {
-  const res = await fetch(`${trackingUrl}/api/2.0/mlflow/runs/create`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify({ experiment_id: '0', start_time: Date.now() }),
-  });
-  if (!res.ok) throw new Error(`runs/create: ${res.status} ${await res.text()}`);
-  const body = (await res.json()) as { run: { info: { run_id: string; artifact_uri: string } } };
-  return { runId: body.run.info.run_id, artifactUri: body.run.info.artifact_uri };
-}
-
 /** Marks a run deleted (MLflow keeps it, lifecycle_stage = deleted). */
 export async function deleteRun(trackingUrl: string, runId: string): Promise<void> {
   const res = await fetch(`${trackingUrl}/api/2.0/mlflow/runs/delete`, {

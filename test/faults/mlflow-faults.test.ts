@@ -14,7 +14,8 @@ import { ArtifactUploader, type ArtifactUploaderOptions } from '../../src/index.
 import { useFaultProxies } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
 import { describeWithServers, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
-import { createRun, FAST_RETRY, listRunArtifacts, tempDir } from './helpers.js';
+import { FAST_RETRY, listRunArtifacts, tempDir } from './helpers.js';
+import { serverRun } from '../uploader/helpers.js';
 
 const proxy = useFaultProxies();
 
@@ -57,7 +58,7 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
       headers: { 'retry-after': '0.1' },
       body: JSON.stringify({ error_code: 'REQUEST_LIMIT_EXCEEDED', message: 'slow down' }),
     });
-    const { runId } = await createRun(url);
+    const { runId } = await serverRun(url);
     const dir = await tempDir();
     const expected: Record<string, string> = {};
     for (let i = 0; i < 500; i++) {
@@ -99,7 +100,7 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
     const { url } = mlflowServer();
     const front = await proxy(url);
     front.addRule({ match: ARTIFACT_PUT, times: 1, fault: 'stall', stallMs: 600_000 });
-    const { runId } = await createRun(url);
+    const { runId } = await serverRun(url);
     const file = join(await tempDir(), 'metrics.json');
     await writeFile(file, '{"loss": 0.25}');
 
@@ -118,7 +119,7 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
     const { url } = mlflowServer();
     const front = await proxy(url);
     front.addRule({ match: ARTIFACT_PUT, fault: 'stall', stallMs: 600_000 }); // no PUT is ever answered
-    const { runId } = await createRun(url);
+    const { runId } = await serverRun(url);
     const file = join(await tempDir(), 'metrics.json');
     await writeFile(file, '{"loss": 0.25}');
 
@@ -146,7 +147,7 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
       const { url } = mlflowServer();
       const front = await proxy(url);
       front.addRule({ match: ARTIFACT_PUT, fault: 'status', status, body });
-      const { runId } = await createRun(url);
+      const { runId } = await serverRun(url);
       const file = join(await tempDir(), 'model.onnx');
       await writeFile(file, randomBytes(2048));
 
@@ -180,7 +181,7 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
     const front = await proxy(s3.url);
     const objectStore = await proxy(s3.s3Endpoint);
     objectStore.addRule({ match: PART_PUT, fault: 'stall', stallMs: 120_000 });
-    const { runId } = await createRun(s3.url);
+    const { runId } = await serverRun(s3.url);
     const file = join(await tempDir(), 'weights.bin');
     await writeFile(file, randomBytes(4 * chunk));
     const multipart = { enabled: true, thresholdBytes: chunk, chunkBytes: chunk, partConcurrency: 2, rewritePartUrl: (u: string) => u.replace(s3.s3Endpoint, objectStore.url) };

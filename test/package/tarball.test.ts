@@ -14,7 +14,8 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRun, listRunArtifacts } from '../faults/helpers.js';
+import { listRunArtifacts } from '../faults/helpers.js';
+import { serverRun } from '../uploader/helpers.js';
 import { tempDirEnv } from '../support/run-temp-root.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 
@@ -153,7 +154,7 @@ describeWithServers('the packed tarball, installed as users install it', () => {
           ['esm', "const loaded = import('artifact-uploader');"],
           ['cjs', "const loaded = Promise.resolve(require('artifact-uploader'));"],
         ] as const) {
-          const { runId } = await createRun(url);
+          const { runId } = await serverRun(url);
           const upload = await run(node, 'node', ['-e', uploadScript(load), url, runId]);
           expect(upload.code, `${system}: ${upload.stderr}`).toBe(0);
           expect(JSON.parse(upload.stdout.trim().split('\n').pop()!), system).toEqual({ node: line, status: 'uploaded' });

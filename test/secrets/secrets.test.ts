@@ -21,7 +21,8 @@ import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { describeWithServers, mlflowS3Server, mlflowServer } from '../support/servers.js';
 import { writeFusedModel, writeMlxLoraModel } from '../hub/helpers.js';
-import { captureLogger, createRun, tempDir } from '../faults/helpers.js';
+import { captureLogger, tempDir } from '../faults/helpers.js';
+import { serverRun } from '../uploader/helpers.js';
 
 interface Canaries {
   token: string;
@@ -170,7 +171,7 @@ describeWithServers('secrets never leak', () => {
     const objectStore = await startFaultProxy(s3.s3Endpoint);
     proxies.push(objectStore);
     objectStore.addRule({ match: (r) => r.method === 'PUT' && /partNumber=2/.test(r.path), times: 1, fault: 'status', status: 503, body: '<Error><Code>SlowDown</Code></Error>' });
-    const { runId: s3Run } = await createRun(s3.url);
+    const { runId: s3Run } = await serverRun(s3.url);
     const big = join(f.cwd, 'big.bin');
     writeFileSync(big, randomBytes(3 * 64 * 1024));
     const mpu = new ArtifactUploader({
@@ -221,7 +222,7 @@ describeWithServers('secrets never leak', () => {
     }
     // The run exists, but its uploads are refused by an echoing proxy in front of the server.
     const plain = mlflowServer();
-    const { runId } = await createRun(plain.url);
+    const { runId } = await serverRun(plain.url);
     const refusing = await startFaultProxy(plain.url);
     proxies.push(refusing);
     refusing.addRule({ match: (r) => r.method === 'PUT', fault: 'status', status: 403, body: JSON.stringify({ error_code: 'PERMISSION_DENIED', message: `token ${c.token} lacks EDIT on ${runId}` }) });

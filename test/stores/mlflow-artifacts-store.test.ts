@@ -19,20 +19,10 @@ import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
 import type { Logger } from '../../src/core/logger.js';
 import { pythonArtifactHashes, runPython } from '../support/python.js';
 import { describeWithServers, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
-import { recordingLogger } from '../uploader/helpers.js';
+import { recordingLogger, serverRun } from '../uploader/helpers.js';
 
 const MiB = 1024 * 1024;
 const proxy = useFaultProxies();
-
-async function createRun(trackingUrl: string): Promise<{ runId: string; artifactUri: string }> {
-  const res = await fetch(`${trackingUrl}/api/2.0/mlflow/runs/create`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ experiment_id: '0', start_time: Date.now() }),
-  });
-  const body = (await res.json()) as { run: { info: { run_id: string; artifact_uri: string } } };
-  return { runId: body.run.info.run_id, artifactUri: body.run.info.artifact_uri };
-}
 
 function storeFor(trackingUrl: string, artifactUri: string, multipart?: MultipartOptions, logger?: Logger) {
   // Fast retries, and an empty env so the developer's MLFLOW_* variables cannot leak in.
@@ -61,7 +51,7 @@ const count = (p: FaultProxy, re: RegExp, method?: string) => p.requests.filter(
 describeWithServers('MlflowArtifactsStore on a real MLflow server', () => {
   it('uploads single files and a directory byte-exact, as the official client reads them back', async () => {
     const { url, artifactsDir } = mlflowServer();
-    const { runId, artifactUri } = await createRun(url);
+    const { runId, artifactUri } = await serverRun(url);
     expect(artifactUri).toMatch(/^mlflow-artifacts:/);
     const store = storeFor(url, artifactUri);
 
@@ -119,7 +109,7 @@ describeWithServers('MlflowArtifactsStore on a real MLflow server', () => {
   it('falls back to one PUT when the server cannot do multipart, and asks only once', async () => {
     const { url, artifactsDir } = mlflowServer();
     const front = await proxy(url);
-    const { artifactUri } = await createRun(url);
+    const { artifactUri } = await serverRun(url);
     const store = storeFor(front.url, artifactUri, { thresholdBytes: 1024, chunkBytes: 1024 });
     const dir = scratch();
     const files = [randomBytes(4096), randomBytes(3000)];
@@ -138,7 +128,7 @@ describeWithServers('MlflowArtifactsStore on a real MLflow server', () => {
   it('fails at once with typed errors on 401, 403 and 404', async () => {
     const { url } = mlflowServer();
     const front = await proxy(url);
-    const { artifactUri } = await createRun(url);
+    const { artifactUri } = await serverRun(url);
     const store = storeFor(front.url, artifactUri);
     const file = join(scratch(), 'x.txt');
     writeFileSync(file, 'x');
@@ -158,7 +148,7 @@ describeWithServers('MlflowArtifactsStore on a real MLflow server', () => {
   it('rejects names MLflow cannot store before sending anything', async () => {
     const { url } = mlflowServer();
     const front = await proxy(url);
-    const { artifactUri } = await createRun(url);
+    const { artifactUri } = await serverRun(url);
     const store = storeFor(front.url, artifactUri);
     const dir = scratch();
     writeFileSync(join(dir, 'ok.txt'), 'x');
@@ -187,7 +177,7 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
       body: '<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>',
       headers: { 'content-type': 'application/xml' },
     });
-    const { runId, artifactUri } = await createRun(s3.url);
+    const { runId, artifactUri } = await serverRun(s3.url);
     const store = storeFor(front.url, artifactUri, {
       thresholdBytes: 5 * MiB,
       chunkBytes: 5 * MiB,
@@ -235,7 +225,7 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
         })(),
     });
     objectStore.addRule({ match: partPut(3), times: 1, fault: 'drop-mid-body' });
-    const { runId, artifactUri } = await createRun(s3.url);
+    const { runId, artifactUri } = await serverRun(s3.url);
     const store = storeFor(front.url, artifactUri, {
       thresholdBytes: 5 * MiB,
       chunkBytes: 5 * MiB,
@@ -263,7 +253,7 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
     const isPartPut = (r: { method: string; path: string }) => r.method === 'PUT' && /[?&]partNumber=\d+/.test(r.path);
     // Every part waits 300 ms at the object store's door: a link a round trip away.
     objectStore.addRule({ match: isPartPut, fault: 'delay', delayMs: 300 });
-    const { runId, artifactUri } = await createRun(s3.url);
+    const { runId, artifactUri } = await serverRun(s3.url);
     const store = storeFor(front.url, artifactUri, { thresholdBytes: 5 * MiB, chunkBytes: 5 * MiB, rewritePartUrl: (u) => u.replace(s3.s3Endpoint, objectStore.url) });
     expect(store.describe()).toMatch(/parts, 4 to 16 at a time/);
     const bytes = randomBytes(60 * MiB);
@@ -286,7 +276,7 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
     const s3 = mlflowS3Server();
     const front = await proxy(s3.url);
     const objectStore = await proxy(s3.s3Endpoint);
-    const { runId, artifactUri } = await createRun(s3.url);
+    const { runId, artifactUri } = await serverRun(s3.url);
     const logger = recordingLogger();
     const store = storeFor(front.url, artifactUri, { thresholdBytes: 5 * MiB, chunkBytes: 5 * MiB, rewritePartUrl: (u) => u.replace(s3.s3Endpoint, objectStore.url) }, logger);
     const bytes = randomBytes(11 * MiB);
@@ -317,7 +307,7 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
   it('aborts the server-side upload when the caller aborts, leaving no upload in progress', async () => {
     const s3 = mlflowS3Server();
     const front = await proxy(s3.url);
-    const { runId, artifactUri } = await createRun(s3.url);
+    const { runId, artifactUri } = await serverRun(s3.url);
     // Parts below S3's 5 MiB minimum are fine here: the upload is never completed.
     const chunk = 64 * 1024;
     const store = storeFor(front.url, artifactUri, { thresholdBytes: chunk, chunkBytes: chunk, partConcurrency: 1 });

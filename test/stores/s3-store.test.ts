@@ -22,22 +22,12 @@ import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
 import { expectRefusedBeforeAnyRequest, uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
 import { describeWithServers, mlflowDirectS3Server, servers } from '../support/servers.js';
+import { serverRun } from '../uploader/helpers.js';
 
 const MiB = 1024 * 1024;
 const SECRET = 'sekrit-Q9x7-never-logged';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-
-/** Creates a run over REST (fast; the Python client is kept for the downloads that prove the result). */
-async function createRun(trackingUri: string): Promise<{ runId: string; artifactUri: string }> {
-  const res = await fetch(`${trackingUri}/api/2.0/mlflow/runs/create`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ experiment_id: '0', start_time: Date.now() }),
-  });
-  const body = (await res.json()) as { run: { info: { run_id: string; artifact_uri: string } } };
-  return { runId: body.run.info.run_id, artifactUri: body.run.info.artifact_uri };
-}
 
 /** A part PUT of a multipart upload, by part number. */
 const isPart = (n: number) => (req: { method: string; path: string }) => req.method === 'PUT' && new RegExp(`[?&]partNumber=${n}(&|$)`).test(req.path);
@@ -94,7 +84,7 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     big = randomBytes(11 * MiB);
     bigPath = await writeLocal('big.bin', big);
     proxy = await startFaultProxy(mlflowDirectS3Server().s3Endpoint);
-    run = await createRun(mlflowDirectS3Server().url);
+    run = await serverRun(mlflowDirectS3Server().url);
   });
 
   afterAll(async () => {

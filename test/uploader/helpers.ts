@@ -49,12 +49,13 @@ export async function localRun(root = scratch()): Promise<{ trackingUri: string;
 }
 
 /** Creates a run on a tracking server over REST (fast; Python is kept for the cross-checks). */
-export async function serverRun(trackingUri: string): Promise<{ runId: string; artifactUri: string }> {
+export async function serverRun(trackingUri: string, headers: Record<string, string> = {}): Promise<{ runId: string; artifactUri: string }> {
   const res = await fetch(`${trackingUri}/api/2.0/mlflow/runs/create`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ experiment_id: '0', start_time: Date.now() }),
   });
+  if (!res.ok) throw new Error(`runs/create: ${res.status} ${await res.text()}`);
   const body = (await res.json()) as { run: { info: { run_id: string; artifact_uri: string } } };
   return { runId: body.run.info.run_id, artifactUri: body.run.info.artifact_uri };
 }
