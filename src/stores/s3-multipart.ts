@@ -26,13 +26,13 @@ import { createHash } from '../core/node-crypto.js';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import { InvalidResponseError, VerificationError } from '../core/errors.js';
 import { Crc32 } from '../core/hash-in-one-pass.js';
-import type { Logger } from '../core/logger.js';
+import { errorText, type Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { MAX_S3_PARTS } from './s3-config.js';
 import type { MultipartResume } from './artifact-store.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { OrderedSha256 } from './ordered-sha256.js';
-import { abortUpload, checksumFields, holdsBytes, listUploadedParts, partChecksum, partsToKeep, type SendCommand, type SharedParams, unrecordedParts } from './s3-resume.js';
+import { checksumFields, giveUpEarlierUpload, holdsBytes, listUploadedParts, partChecksum, partsToKeep, type SendCommand, type SharedParams, unrecordedParts } from './s3-resume.js';
 import type { SourceFile } from './source-file.js';
 
 /** The namespace of `@aws-sdk/client-s3`. */
@@ -148,7 +148,17 @@ export async function multipartUpload(
   if (previous) {
     // Sent straight through the client: a NoSuchUpload here is an answer, not a failure of the file.
     const probe: SendCommand = (command) => requests.client.send(command as ClientS3.ListPartsCommand);
-    const listed = resume.reuse && previous.partSize === partSize ? await listUploadedParts(probe, sdk.s3, shared, previous.uploadId) : undefined;
+    let listed: ClientS3.Part[] | undefined;
+    let checkFailed: unknown;
+    if (resume.reuse && previous.partSize === partSize) {
+      try {
+        listed = await listUploadedParts(probe, sdk.s3, shared, previous.uploadId);
+      } catch (error) {
+        // The journal must never make an upload fail: a check that fails (no
+        // s3:ListMultipartUploadParts, a fault that outlived the SDK's retries) starts the file over.
+        checkFailed = error;
+      }
+    }
     if (listed) {
       uploadId = previous.uploadId;
       requests.uploadId = uploadId; // a failure from here on aborts it, as it would a new one
@@ -167,9 +177,8 @@ export async function multipartUpload(
       // when the journal shows the earlier attempt sent CRC32s too.
       earlierCrc32 = ownCrc32 && previous.parts.length > 0 && previous.parts.every((p) => p.checksum?.startsWith('crc32:'));
     } else {
-      // Not continued (gone, another part size, the file changed, resume off): nobody will complete it.
-      await abortUpload(probe, sdk.s3, shared, previous.uploadId);
-      await resume.aborted(previous.uploadId);
+      // Not continued (gone, another part size, the file changed, resume off, the check failed): nobody will complete it.
+      await giveUpEarlierUpload(probe, sdk.s3, shared, resume, { target, logger: options.logger, checkFailed });
     }
   }
   if (!uploadId) {
@@ -316,7 +325,7 @@ export async function abortMultipartUpload(
       if (round === 1) {
         logger.warn(
           `Could not abort the multipart upload ${requests.uploadId} of ${target}; its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them.`,
-          { error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) },
+          { error: errorText(error) },
         );
       }
     }

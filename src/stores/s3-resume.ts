@@ -13,7 +13,8 @@
 import { createHash } from '../core/node-crypto.js';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import { Crc32 } from '../core/hash-in-one-pass.js';
-import type { PreviousMultipartUpload, StoredPart } from './artifact-store.js';
+import { errorText, type Logger } from '../core/logger.js';
+import type { MultipartResume, PreviousMultipartUpload, StoredPart } from './artifact-store.js';
 
 /** Sends one command of the file's upload (the store's per-file request tracker). */
 export type SendCommand = (command: object) => Promise<unknown>;
@@ -161,20 +162,54 @@ export function holdsBytes(part: ClientS3.Part, body: Buffer, crc32?: Buffer): b
   return md5 !== undefined && createHash('md5').update(body).digest('hex') === md5;
 }
 
-/**
- * Aborts a multipart upload; one that is already gone counts as aborted.
- *
- * @example
- * ```ts
- * await abortUpload(send, sdk.s3, shared, previous.uploadId);
- * ```
- */
-export async function abortUpload(send: SendCommand, s3: typeof ClientS3, shared: SharedParams, uploadId: string): Promise<void> {
+/** Aborts a multipart upload; one that is already gone counts as aborted. */
+async function abortUpload(send: SendCommand, s3: typeof ClientS3, shared: SharedParams, uploadId: string): Promise<void> {
   try {
     await send(new s3.AbortMultipartUploadCommand({ Bucket: shared.Bucket, Key: shared.Key, UploadId: uploadId, ...(shared.ExpectedBucketOwner ? { ExpectedBucketOwner: shared.ExpectedBucketOwner } : {}) }));
   } catch (error) {
     if (!isNoSuchUpload(error)) throw error;
   }
+}
+
+/**
+ * Gives up an earlier attempt's multipart upload that will not be continued (gone, another part
+ * size, the file changed, resume off, or its parts could not be listed: `checkFailed`): aborts
+ * it on the bucket and drops it from the journal. It never fails the file, as the journal must
+ * never make an upload fail: an abort that fails is warned about (the upload's parts stay billed
+ * until a lifecycle rule removes them), as is a check that failed.
+ *
+ * @example
+ * ```ts
+ * await giveUpEarlierUpload(send, sdk.s3, shared, resume, { target: 's3://b/k', logger });
+ * ```
+ */
+export async function giveUpEarlierUpload(
+  send: SendCommand,
+  s3: typeof ClientS3,
+  shared: SharedParams,
+  resume: MultipartResume,
+  options: { target: string; logger?: Logger | undefined; checkFailed?: unknown },
+): Promise<void> {
+  const uploadId = resume.previous?.uploadId;
+  if (uploadId === undefined) return;
+  const { checkFailed } = options;
+  let abortFailed: unknown;
+  try {
+    await abortUpload(send, s3, shared, uploadId);
+  } catch (error) {
+    abortFailed = error;
+  }
+  if (checkFailed !== undefined || abortFailed !== undefined) {
+    const what =
+      checkFailed !== undefined
+        ? `Could not list the parts of the earlier attempt's multipart upload of ${options.target}, so the file starts over`
+        : `The earlier attempt's multipart upload of ${options.target} is not continued`;
+    const orphan = abortFailed !== undefined ? `, and that upload (${uploadId}) could not be aborted: its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them` : '';
+    options.logger?.warn(`${what}${orphan}. Continuing an upload needs s3:ListMultipartUploadParts, and aborting one s3:AbortMultipartUpload.`, {
+      error: errorText(checkFailed ?? abortFailed),
+    });
+  }
+  await resume.aborted(uploadId);
 }
 
 function pickListParams(shared: SharedParams): Pick<ClientS3.ListPartsCommandInput, 'Bucket' | 'Key' | 'ExpectedBucketOwner' | 'RequestPayer' | 'SSECustomerAlgorithm' | 'SSECustomerKey' | 'SSECustomerKeyMD5'> {

@@ -73,7 +73,7 @@ import {
   type ObjectIntegrity,
   type Sdk,
 } from './s3-multipart.js';
-import { abortUpload } from './s3-resume.js';
+import { giveUpEarlierUpload } from './s3-resume.js';
 import { openSourceFile, readSourceIfSmall, readSourceRange, type SourceFile } from './source-file.js';
 
 /**
@@ -189,8 +189,10 @@ export class S3ArtifactStore implements ArtifactStore {
     try {
       if (!multipart && resume?.previous) {
         // The file goes in one PutObject now: an earlier attempt's multipart upload of it is not wanted.
-        await abortUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, resume.previous.uploadId);
-        await resume.aborted(resume.previous.uploadId);
+        await giveUpEarlierUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, resume, {
+          target: this.target(key),
+          logger: this.logger,
+        });
       }
       const object = { sdk, requests, params: this.objectParams(key), target: this.target(key), artifactPath };
       if (!multipart && bytes) integrity = await putObject({ ...object, body: bytes });

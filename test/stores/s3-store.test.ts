@@ -10,19 +10,20 @@ import { crc32 } from 'node:zlib';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HeadObjectCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { AbortedError, HttpStatusError, NetworkError, RequestTimeoutError, UnsupportedArtifactStoreError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import type { MultipartResume, PreviousMultipartUpload } from '../../src/stores/artifact-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { S3ArtifactStore, type S3ArtifactStoreOptions } from '../../src/stores/s3-store.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
 import { expectRefusedBeforeAnyRequest, uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
 import { describeWithServers, mlflowDirectS3Server, servers } from '../support/servers.js';
-import { serverRun } from '../uploader/helpers.js';
+import { recordingLogger, serverRun } from '../uploader/helpers.js';
 
 const MiB = 1024 * 1024;
 const SECRET = 'sekrit-Q9x7-never-logged';
@@ -294,6 +295,93 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(await store.list('failed')).toEqual([]);
   });
 
+  /** Resume hooks handing the store `previous`, recording what it does with the journal. */
+  function resumeOf(previous: PreviousMultipartUpload): { resume: MultipartResume; events: string[] } {
+    const events: string[] = [];
+    const resume: MultipartResume = {
+      previous,
+      reuse: true,
+      started: async (uploadId) => void events.push(`started ${uploadId}`),
+      partDone: async (part) => void events.push(`part ${part.partNumber}`),
+      aborted: async (uploadId) => void events.push(`aborted ${uploadId}`),
+      saveToken: async () => undefined,
+    };
+    return { resume, events };
+  }
+
+  /** An unfinished multipart upload of `key` (under the run) holding part 1 of big.bin, made on moto directly. */
+  async function earlierUpload(store: S3ArtifactStore, key: string): Promise<PreviousMultipartUpload> {
+    const client = motoClient();
+    try {
+      const object = { Bucket: store.bucket, Key: `${store.rootKey}/${key}` };
+      const { UploadId } = await client.send(new CreateMultipartUploadCommand(object));
+      const { ETag } = await client.send(new UploadPartCommand({ ...object, UploadId, PartNumber: 1, Body: big.subarray(0, 5 * MiB) }));
+      return { uploadId: UploadId!, partSize: 5 * MiB, parts: [{ partNumber: 1, size: 5 * MiB, etag: ETag! }] };
+    } finally {
+      client.destroy();
+    }
+  }
+
+  const isListParts = (r: { method: string; path: string }) => r.method === 'GET' && r.path.includes('uploadId=');
+  const isAbortUpload = (r: { method: string; path: string }) => r.method === 'DELETE' && r.path.includes('uploadId=');
+  const ACCESS_DENIED = {
+    fault: 'status' as const,
+    status: 403,
+    headers: { 'content-type': 'application/xml' },
+    body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>',
+  };
+
+  it('starts a resumed upload over, with a warning, when the earlier upload\'s parts cannot be listed (no s3:ListMultipartUploadParts)', async () => {
+    resetProxy();
+    const logger = recordingLogger();
+    const store = storeFor({ partSize: 5 * MiB, logger }, proxy.url);
+    const previous = await earlierUpload(store, 'resume/unlisted.bin');
+    proxy.addRule({ match: isListParts, ...ACCESS_DENIED });
+    const { resume, events } = resumeOf(previous);
+
+    const result = await store.uploadFile(bigPath, 'resume/unlisted.bin', { resume });
+    expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big), verified: 'checksum' });
+    expect(result.bytesReused ?? 0).toBe(0);
+    // Refused once (a 403 is not retried); the old upload aborted and dropped, a new one started and completed.
+    expect(proxy.requests.filter(isListParts).map((r) => r.status)).toEqual([403]);
+    expect(proxy.requests.filter(isAbortUpload).map((r) => r.status)).toEqual([204]);
+    expect(events[0]).toBe(`aborted ${previous.uploadId}`);
+    expect(events[1]).toMatch(/^started /);
+    expect(events[1]).not.toContain(previous.uploadId);
+    expect(await inProgressUploads(`${store.rootKey}/resume/`)).toEqual([]);
+    const warnings = logger.lines.filter(([level]) => level === 'warn').map(([, m]) => m);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/Could not list the parts of the earlier attempt's multipart upload of s3:\/\/.*resume\/unlisted\.bin, so the file starts over\. Continuing an upload needs s3:ListMultipartUploadParts/);
+    expect(warnings[0]).not.toContain(SECRET);
+    expected['resume/unlisted.bin'] = sha256(big);
+  });
+
+  it('does not fail a file whose earlier, changed upload cannot be aborted: it warns that the parts stay billed, and uploads', async () => {
+    resetProxy();
+    const logger = recordingLogger();
+    const store = storeFor({ partSize: 5 * MiB, logger }, proxy.url);
+    const previous = await earlierUpload(store, 'resume/unaborted.bin');
+    proxy.addRule({ match: isAbortUpload, ...ACCESS_DENIED });
+    const { resume, events } = resumeOf(previous);
+
+    // The file changed since (reuse: false): the earlier upload is given up, and its abort is refused.
+    const result = await store.uploadFile(bigPath, 'resume/unaborted.bin', { resume: { ...resume, reuse: false } });
+    expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big) });
+    expect(events[0]).toBe(`aborted ${previous.uploadId}`);
+    const warnings = logger.lines.filter(([level]) => level === 'warn').map(([, m]) => m);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain(`is not continued, and that upload (${previous.uploadId}) could not be aborted: its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them`);
+    // The refused upload is still on moto, as the warning says; clean it up for the tests after.
+    expect(await inProgressUploads(`${store.rootKey}/resume/unaborted.bin`)).toEqual([`${store.rootKey}/resume/unaborted.bin`]);
+    const client = motoClient();
+    try {
+      await client.send(new AbortMultipartUploadCommand({ Bucket: store.bucket, Key: `${store.rootKey}/resume/unaborted.bin`, UploadId: previous.uploadId }));
+    } finally {
+      client.destroy();
+    }
+    expected['resume/unaborted.bin'] = sha256(big);
+  });
+
   it('sends the extra args with CreateMultipartUpload and PutObject, and S3 holds the checksums it verified', async () => {
     const store = storeFor({
       partSize: 5 * MiB,
@@ -550,6 +638,6 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
     const downloaded = await pythonArtifactHashes(mlflowDirectS3Server().url, run.runId, '', pythonEnv);
     expect(downloaded).toEqual(expected);
-    expect((await storeFor().list()).map((e) => e.path)).toEqual(['adaptive', 'extra', 'fixed', 'model', 'part-headers', 'resolved.txt', 'slowdown', 'small', 'types', 'unchecked', 'verified']);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['adaptive', 'extra', 'fixed', 'model', 'part-headers', 'resolved.txt', 'resume', 'slowdown', 'small', 'types', 'unchecked', 'verified']);
   });
 });
