@@ -371,7 +371,20 @@ async function continueUpload(size: number, requests: BlockBlobRequests, options
   const list = requests.uncommittedBlocks?.bind(requests);
   const contentIds = new RegExp(`^${CONTENT_IDS_UPLOAD}[0-9a-f]{12}$`).test(previous.uploadId);
   if (list && resume.reuse && previous.partSize === options.blockSize && (contentIds || /^[0-9a-f]{12}$/.test(previous.uploadId))) {
-    const held = await listUncommitted(list, run);
+    let held: Map<string, number>;
+    try {
+      held = await listUncommitted(list, run);
+    } catch (error) {
+      // The journal must never make an upload fail: a list that is refused (a SAS without `r`)
+      // or keeps failing starts the file over, as a rerun without a record would.
+      if (options.signal?.aborted) throw error;
+      options.logger?.warn(
+        `Could not list the blocks the earlier attempt staged for ${options.describe.url}, so the file starts over. Continuing an upload needs read access to the blob (a SAS's r permission).`,
+        { error: errorText(error) },
+      );
+      await resume.aborted(previous.uploadId);
+      return undefined;
+    }
     const ids: Array<string | undefined> = contentIds ? new Array<string | undefined>(count) : blockIds(count, previous.uploadId);
     const indexes = new Set<number>();
     for (const part of previous.parts) {

@@ -26,7 +26,7 @@ import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { expectRefusedBeforeAnyRequest, uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
 import { pythonArtifactHashes, runPython } from '../support/python.js';
 import { describeWithServers, mlflowAzureServer } from '../support/servers.js';
-import { serverRun, sha256 } from '../uploader/helpers.js';
+import { recordingLogger, serverRun, sha256 } from '../uploader/helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -216,6 +216,50 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(staged.map(blockIndex).sort()).toEqual([2, 3, 4, 5]);
     expect(staged.every((r) => r.status === 201 && Buffer.from(new URL(r.path, 'http://x').searchParams.get('blockid') ?? '', 'base64').length === 48)).toBe(true);
     expect(recorded.map((p) => p.partNumber).sort()).toEqual([2, 3, 4, 5, 6]);
+    expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
+  });
+
+  it('starts a resumed block upload over, with a warning, when the blob\'s blocks cannot be listed (a SAS without r)', async () => {
+    resetProxy();
+    const logger = recordingLogger();
+    const store = storeFor({ logger }, proxy.url);
+    const name = 'resume/unlisted.bin';
+    const blob = containerClient().getBlockBlobClient(`${store.location.rootPath}/${name}`);
+    // The earlier attempt staged and recorded block 0.
+    const block0 = big.subarray(0, MiB);
+    const id0 = blockId(0, createHash('md5').update(block0).digest(), 19);
+    await blob.stageBlock(id0, block0, MiB);
+    const isGetBlockList = (r: { method: string; path: string }) => r.method === 'GET' && /[?&]comp=blocklist(&|$)/.test(r.path);
+    proxy.addRule({
+      match: isGetBlockList,
+      fault: 'status',
+      status: 403,
+      headers: { 'content-type': 'application/xml', 'x-ms-error-code': 'AuthorizationPermissionMismatch' },
+      body: '<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthorizationPermissionMismatch</Code><Message>This request is not authorized to perform this operation using this permission.</Message></Error>',
+    });
+    const events: string[] = [];
+    const resume: MultipartResume = {
+      previous: { uploadId: 'md5-0123456789ab', partSize: MiB, parts: [{ partNumber: 1, size: MiB, etag: id0 }] },
+      reuse: true,
+      started: async (uploadId) => void events.push(`started ${uploadId}`),
+      partDone: async () => undefined,
+      aborted: async (uploadId) => void events.push(`aborted ${uploadId}`),
+      saveToken: async () => undefined,
+    };
+
+    const result = await store.uploadFile(bigPath, name, { resume });
+    expected[name] = sha256(big);
+    expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big) });
+    expect(result.bytesReused ?? 0).toBe(0);
+    // Refused once (not retried); the record dropped, a new upload recorded, every block sent.
+    expect(proxy.requests.filter(isGetBlockList).map((r) => r.status)).toEqual([403]);
+    expect(events[0]).toBe('aborted md5-0123456789ab');
+    expect(events[1]).toMatch(/^started md5-/);
+    expect(proxy.requests.filter((r) => blockIndex(r) >= 0).map(blockIndex).sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    const warnings = logger.lines.filter(([level]) => level === 'warn').map(([, m]) => m);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/Could not list the blocks the earlier attempt staged for .*resume\/unlisted\.bin, so the file starts over\. Continuing an upload needs read access to the blob \(a SAS's r permission\)/);
+    expect(warnings[0]).not.toContain(mlflowAzureServer().accountKey);
     expect(sha256(await blob.downloadToBuffer())).toBe(sha256(big));
   });
 
