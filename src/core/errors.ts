@@ -230,6 +230,12 @@ export interface SourceFileState {
 export interface SourceChangedErrorOptions extends ErrorOptions {
   /** What the file changed during, for the message. @default 'upload' */
   activity?: 'upload' | 'archive';
+  /**
+   * The upload had stored the file before the change showed, and the store could not delete it
+   * again (a refused delete, or a store that cannot delete): the message says it is left there.
+   * @default false
+   */
+  leftStored?: boolean;
 }
 
 /**
@@ -247,7 +253,7 @@ export class SourceChangedError extends ArtifactUploaderError {
   /** The file after the bytes were sent; `undefined` when it was gone. */
   readonly after?: SourceFileState;
   constructor(path: string, before: SourceFileState, after: SourceFileState | undefined, options: SourceChangedErrorOptions = {}) {
-    const { activity = 'upload', ...rest } = options;
+    const { activity = 'upload', leftStored = false, ...rest } = options;
     const what = !after
       ? 'was deleted'
       : after.size < before.size
@@ -259,7 +265,9 @@ export class SourceChangedError extends ArtifactUploaderError {
       'SOURCE_CHANGED',
       activity === 'archive'
         ? `${path} ${what} while it was being archived, so the archive would not hold one version of it; the archive was not written.`
-        : `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed and was not kept.`,
+        : leftStored
+          ? `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed, but what it stored could not be deleted again and may mix two versions of the file: delete that artifact by hand, or upload the file again once it is complete.`
+          : `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed and was not kept.`,
       {
         hint:
           activity === 'archive'

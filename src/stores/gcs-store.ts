@@ -249,7 +249,13 @@ export class GcsArtifactStore implements ArtifactStore {
           const send = (sending: { signal?: AbortSignal; beforeLastRequest?: () => Promise<void> }) =>
             sendResumableChunks(requester, started.session, source, started.offset, this.config.chunkSize, {
               signal: sending.signal,
-              beforeLastChunk: sending.beforeLastRequest,
+              // The last chunk makes the object: not from a file that changed since its first
+              // chunks were read (they would mix two versions of it); the session is cancelled.
+              beforeLastChunk: async () => {
+                await sending.beforeLastRequest?.();
+                const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+                if (changed) throw changed;
+              },
               onProgress: options.onProgress,
             });
           object = started.offset > 0 ? await sendHashingBeside(hasher, localPath, { signal, sendsFrom: started.offset }, send) : await send({ signal });

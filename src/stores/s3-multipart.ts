@@ -25,6 +25,7 @@
 import { createHash } from '../core/node-crypto.js';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import { InvalidResponseError, VerificationError } from '../core/errors.js';
+import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { Crc32 } from '../core/hash-in-one-pass.js';
 import { errorText, type Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
@@ -112,7 +113,16 @@ export async function putObject(upload: Omit<ObjectUpload, 'source'> & { body: B
  */
 export async function multipartUpload(
   upload: ObjectUpload,
-  options: { partSize: number; queueSize: number; maxQueueSize?: number | undefined; logger?: Logger | undefined; onProgress?: ((loaded: number) => void) | undefined; resume?: MultipartResume | undefined },
+  options: {
+    partSize: number;
+    queueSize: number;
+    maxQueueSize?: number | undefined;
+    logger?: Logger | undefined;
+    onProgress?: ((loaded: number) => void) | undefined;
+    resume?: MultipartResume | undefined;
+    /** The file when its upload started: one that no longer matches it once its parts are sent is not completed. @default none (not checked) */
+    snapshot?: FileSnapshot | undefined;
+  },
 ): Promise<ObjectIntegrity & { bytesReused: number }> {
   const { sdk, requests, params, source, target } = upload;
   const { partSize, resume } = options;
@@ -242,6 +252,10 @@ export async function multipartUpload(
     options.logger?.debug(`kept ${keptUnrecorded} part(s) of ${target} that S3 stored but the earlier attempt never heard back about (their bytes match S3's checksums)`);
   }
   const sha256 = await hasher.digest(source);
+  // Parts read from a file that changed meanwhile mix two versions of it: not completed, so
+  // nothing is stored (the caller aborts the upload), as Azure's commit and MLflow's mpu/complete.
+  const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
+  if (changed) throw changed;
   const completed = (await requests.send(new sdk.s3.CompleteMultipartUploadCommand({ ...shared, UploadId: id, MultipartUpload: { Parts: parts } }))) as ClientS3.CompleteMultipartUploadOutput;
   // S3 checked every part against the checksum computed from its buffer; the object's
   // checksum (a checksum of the part checksums) then shows it assembled those parts.

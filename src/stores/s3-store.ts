@@ -199,7 +199,7 @@ export class S3ArtifactStore implements ArtifactStore {
       else {
         file = await openSourceFile(localPath);
         const source: SourceFile = { handle: file, path: localPath, size };
-        if (multipart) ({ bytesReused, ...integrity } = await multipartUpload({ ...object, source }, { partSize, queueSize: this.config.queueSize, maxQueueSize: this.config.maxQueueSize, logger: this.logger, onProgress: options.onProgress, resume }));
+        if (multipart) ({ bytesReused, ...integrity } = await multipartUpload({ ...object, source }, { partSize, queueSize: this.config.queueSize, maxQueueSize: this.config.maxQueueSize, logger: this.logger, onProgress: options.onProgress, resume, snapshot: options.snapshot }));
         // Above SMALL_FILE_BYTES, up to the part size: read whole (exactly `size` bytes) for its one PutObject.
         else integrity = await putObject({ ...object, body: await readSourceRange(source, Buffer.allocUnsafe(size), 0, size) });
       }

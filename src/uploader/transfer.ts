@@ -18,7 +18,7 @@
  */
 import { rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { AbortedError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError, SourceChangedError, VerificationError, type VerificationMismatch } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { makeTempDir } from '../core/atomic-write.js';
@@ -179,9 +179,16 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
     });
     const changed = snapshot ? await sourceChange(file.localPath, snapshot) : undefined;
     if (changed) {
-      // What was stored mixes two versions of the file: take it back where the store can.
-      await store.delete?.(file.artifactPath, signal ? { signal } : {}).catch(() => undefined);
-      return { file, status: 'failed', bytes: 0, attempts: result.attempts, multipart: result.multipart, error: changed };
+      // What was stored mixes two versions of the file: take it back where the store can, and
+      // where it cannot, the error says it is left there (nobody may take it for the file).
+      const deleted = store.delete
+        ? await store.delete(file.artifactPath, signal ? { signal } : {}).then(
+            () => ({ ok: true as const }),
+            (error: unknown) => ({ ok: false as const, error }),
+          )
+        : { ok: false as const, error: undefined };
+      const error = deleted.ok ? changed : new SourceChangedError(changed.path, changed.before, changed.after, { leftStored: true, ...(deleted.error !== undefined ? { cause: deleted.error } : {}) });
+      return { file, status: 'failed', bytes: 0, attempts: result.attempts, multipart: result.multipart, error };
     }
     await journal?.finish(result.sha256 ? { sha256: result.sha256 } : {});
     return {

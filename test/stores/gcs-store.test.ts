@@ -8,13 +8,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { truncateSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { AbortedError, ConfigError, HttpStatusError, LocalPathError } from '../../src/core/errors.js';
+import { AbortedError, ConfigError, HttpStatusError, LocalPathError, SourceChangedError } from '../../src/core/errors.js';
+import { snapshotFile } from '../../src/core/source-snapshot.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import type { GcsResumableSession } from '../../src/stores/gcs-resumable.js';
@@ -228,6 +229,22 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(error).toMatchObject({ code: 'PATH_UNREADABLE', message: expect.stringMatching(/shrank while it was being uploaded/) });
     expect(proxy.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1);
     expect(await objectMeta(`${store.rootKey}/shrinking.bin`)).toBeUndefined();
+  });
+
+  it('a source that changed since its snapshot is SOURCE_CHANGED: the last chunk, which makes the object, is not sent, and the session is cancelled', async () => {
+    resetProxy();
+    const local = await writeLocal('changed/chunks.bin', big);
+    const snapshot = await snapshotFile(local);
+    await utimes(local, new Date(), new Date(Date.now() + 5000)); // rewritten in place: same size, new mtime
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(local, 'changed/chunks.bin', { snapshot })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: local, before: { size: big.length } });
+    // Five chunks went (308 each); the sixth, which would have made the object, did not.
+    expect(proxy.requests.filter(isChunk).map((r) => r.status)).toEqual([308, 308, 308, 308, 308]);
+    expect(proxy.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1);
+    expect(await objectMeta(`${storeFor().rootKey}/changed/chunks.bin`)).toBeUndefined();
   });
 
   it('a second process resumes the session from the offset GCS reports and sends only the rest', async () => {

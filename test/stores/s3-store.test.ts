@@ -7,13 +7,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import { AbortedError, HttpStatusError, NetworkError, RequestTimeoutError, UnsupportedArtifactStoreError } from '../../src/core/errors.js';
+import { AbortedError, HttpStatusError, NetworkError, RequestTimeoutError, SourceChangedError, UnsupportedArtifactStoreError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
+import { snapshotFile } from '../../src/core/source-snapshot.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import type { MultipartResume, PreviousMultipartUpload } from '../../src/stores/artifact-store.js';
@@ -380,6 +381,23 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
       client.destroy();
     }
     expected['resume/unaborted.bin'] = sha256(big);
+  });
+
+  it('a source that changed since its snapshot is SOURCE_CHANGED: parts are sent but never completed, and the upload is aborted', async () => {
+    resetProxy();
+    const local = await writeLocal('changed/parts.bin', big);
+    const snapshot = await snapshotFile(local);
+    await utimes(local, new Date(), new Date(Date.now() + 5000)); // rewritten in place: same size, new mtime
+    const store = storeFor({ partSize: 5 * MiB }, proxy.url);
+    const error = await store.uploadFile(local, 'changed/parts.bin', { snapshot }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: local, before: { size: big.length } });
+    expect(proxy.requests.filter((r) => r.method === 'PUT' && r.path.includes('partNumber=')).map((r) => r.status)).toEqual([200, 200, 200]);
+    // No CompleteMultipartUpload (a POST with the upload id); the upload aborted.
+    expect(proxy.requests.filter((r) => r.method === 'POST' && r.path.includes('uploadId='))).toEqual([]);
+    expect(proxy.requests.filter(isAbortUpload).map((r) => r.status)).toEqual([204]);
+    expect(await inProgressUploads(`${store.rootKey}/changed/`)).toEqual([]);
+    expect(await store.list('changed')).toEqual([]);
   });
 
   it('sends the extra args with CreateMultipartUpload and PutObject, and S3 holds the checksums it verified', async () => {

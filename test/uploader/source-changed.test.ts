@@ -11,6 +11,7 @@ import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import type { UploadProgressEvent } from '../../src/uploader/progress.js';
 import { FAST_RETRY, listRunArtifacts } from '../faults/helpers.js';
 import { describeWithServers, mlflowAzureServer, mlflowDirectS3Server, mlflowGcsServer, mlflowServer, servers } from '../support/servers.js';
+import { startFaultProxy } from '../support/fault-proxy.js';
 import { localRun, scratch, serverRun, sha256, writeTree } from './helpers.js';
 
 const SIZE = 24 * 1024 * 1024;
@@ -132,6 +133,40 @@ describeWithServers('a source file that changes during its upload (issue 13)', (
       expect((await stored()).filter((p) => p.includes('big.bin'))).toEqual([]);
     });
   }
+
+  it('a file stored while it changed that the store cannot delete again fails, and its error says what is left there', async () => {
+    // moto behind the fault proxy, which refuses DeleteObject.
+    const proxy = await startFaultProxy(mlflowDirectS3Server().s3Endpoint);
+    try {
+      proxy.addRule({ match: (r) => r.method === 'DELETE', fault: 'status', status: 403, headers: { 'content-type': 'application/xml' }, body: '<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>' });
+      const small = 32 * 1024;
+      const src = writeTree(scratch(), { 'kept.bin': randomBytes(small) });
+      const path = join(src, 'kept.bin');
+      const { url } = mlflowDirectS3Server();
+      const { awsEnv } = servers();
+      const { runId } = await serverRun(url);
+      const uploader = new ArtifactUploader({
+        stage: 'training',
+        runId,
+        trackingUri: url,
+        env: { ...awsEnv, MLFLOW_S3_ENDPOINT_URL: proxy.url },
+        s3: { credentials: { accessKeyId: awsEnv.AWS_ACCESS_KEY_ID!, secretAccessKey: awsEnv.AWS_SECRET_ACCESS_KEY! } },
+        retry: FAST_RETRY,
+        onProgress: onFirstBytes('kept.bin', () => rewriteSmall(path, small)),
+        progressIntervalMs: 0,
+      });
+      const result = await uploader.uploadFile(path, { artifactPath: 'd' });
+      expect(result.status).toBe('failed');
+      expect(result.error).toMatchObject({ code: 'SOURCE_CHANGED', path });
+      expect(proxy.requests.filter((r) => r.method === 'DELETE').map((r) => r.status)).toEqual([403]);
+      expect(result.error?.message).toMatch(/was rewritten .* the upload failed, but what it stored could not be deleted again and may mix two versions of the file: delete that artifact by hand/);
+      expect((result.error?.cause as { code?: string } | undefined)?.code).toBe('AccessDenied');
+      // It is still there, as the error says.
+      expect(await listRunArtifacts(url, runId)).toEqual(['d/kept.bin']);
+    } finally {
+      await proxy.stop();
+    }
+  });
 
   it('an unchanged file uploads as before, byte-exact, with the sha256 hashed while it was read in the result (file: store)', async () => {
     const src = writeTree(scratch(), { 'ok.bin': Buffer.alloc(3 * 1024 * 1024, 3) });
