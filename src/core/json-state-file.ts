@@ -89,6 +89,9 @@ interface LockInfo {
 /** Re-exported: the hub's lock and tracker check owners with the same test as temp files. */
 export { processAlive };
 
+/** How old a prepared lock's `at` may be when it is taken (it is written again when older). */
+const LOCK_STAMP_MAX_AGE_MS = 100;
+
 /** A JSON file validated by a zod schema, shared safely between processes. */
 export class JsonStateFile<T> {
   readonly path: string;
@@ -192,14 +195,25 @@ export class JsonStateFile<T> {
     // was killed in between stayed empty, so nobody could tell that its owner was dead until it
     // aged past lockStaleMs (a rerun after a SIGKILL timed out first, and lost its journal
     // record). A temp file left by a kill is swept like the state file's own (same prefix).
-    const lock = await prepareExclusiveFile(this.lockPath, JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies LockInfo), {
-      prefix: `.${basename(this.path)}.tmp-`,
-      ...(this.fileMode !== undefined ? { mode: this.fileMode } : {}),
-    });
+    const prepare = async () => {
+      const at = Date.now();
+      const file = await prepareExclusiveFile(this.lockPath, JSON.stringify({ pid: process.pid, host: hostname(), token, at } satisfies LockInfo), {
+        prefix: `.${basename(this.path)}.tmp-`,
+        ...(this.fileMode !== undefined ? { mode: this.fileMode } : {}),
+      });
+      return { at, file };
+    };
+    let lock = await prepare();
     try {
       for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
         if (signal?.aborted) throw new AbortedError('Waiting for the state file lock was aborted.', { cause: signal.reason });
-        if (await lock.tryCreate()) return token;
+        // The lock says when it was taken, not when its owner began to wait: others judge it
+        // stale by that time, so one prepared long ago would be broken early.
+        if (Date.now() - lock.at > LOCK_STAMP_MAX_AGE_MS) {
+          await lock.file.discard();
+          lock = await prepare();
+        }
+        if (await lock.file.tryCreate()) return token;
         await this.breakIfStale();
         if (Date.now() > deadline) {
           throw new LocalPathError('PATH_UNREADABLE', this.lockPath, `Timed out after ${this.lockTimeoutMs} ms waiting for the lock ${this.lockPath}.`, {
@@ -209,7 +223,7 @@ export class JsonStateFile<T> {
         await sleep(wait, signal);
       }
     } finally {
-      await lock.discard();
+      await lock.file.discard();
     }
   }
 

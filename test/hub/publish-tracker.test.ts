@@ -4,7 +4,7 @@
  * the state file itself.
  */
 import { spawnSync } from 'node:child_process';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -291,6 +291,27 @@ describe('JsonStateFile', () => {
 
     await writeFile(`${path}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), token: 'live', at: Date.now() }));
     await expect(file.update((s) => ({ state: { n: s.n + 1 }, result: undefined }))).rejects.toBeInstanceOf(LocalPathError);
+    expect(await file.read()).toEqual({ n: 2 });
+  });
+
+  it('stamps a lock with the time it was taken, not the time its owner began to wait for it', async () => {
+    const path = await stateFileIn();
+    const file = new JsonStateFile(path, async () => Counter, { empty: () => ({ n: 0 }), lockTimeoutMs: 5000 });
+    await file.update(() => ({ state: { n: 1 }, result: undefined }));
+    // A live owner holds the lock for half a second, then releases it.
+    await writeFile(`${path}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), token: 'live', at: Date.now() }));
+    let releasedAt = 0;
+    setTimeout(() => {
+      releasedAt = Date.now();
+      void rm(`${path}.lock`);
+    }, 500);
+    const stampedAt = await file.update(async (s) => {
+      const lock = JSON.parse(await readFile(`${path}.lock`, 'utf8')) as { at: number };
+      return { state: { n: s.n + 1 }, result: lock.at };
+    });
+    expect(releasedAt).toBeGreaterThan(0);
+    // Written again while it waited: at most ~100 ms before it was taken, not 500 ms.
+    expect(stampedAt).toBeGreaterThan(releasedAt - 250);
     expect(await file.read()).toEqual({ n: 2 });
   });
 
