@@ -221,6 +221,30 @@ async function syncFile(path: string): Promise<void> {
 }
 
 /**
+ * Flushes a directory's entries to disk: after a rename, what makes the new name survive a
+ * power loss (the file's own flush covers its content, not the name). A platform that cannot
+ * open a directory for that (Windows) is left as it is.
+ *
+ * @example
+ * ```ts
+ * await writeFileAtomic('journal/rec.json', json);
+ * await syncDirectory('journal');
+ * ```
+ */
+export async function syncDirectory(dir: string): Promise<void> {
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
+  try {
+    handle = await open(dir, 'r');
+    await handle.sync();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw error;
+  } finally {
+    await handle?.close();
+  }
+}
+
+/**
  * Writes `target`'s new content under a temp name (by `write`, which must create the file it is
  * given, e.g. with flag `wx`) and flushes it, without renaming. On failure the temp file is
  * removed. Follow with {@link commitStaged} or {@link discardStaged}.

@@ -2,7 +2,8 @@
  * A small JSON state file that several processes may share safely:
  *
  * - **Atomic writes.** The new content goes to a temp file in the same directory, is fsynced and
- *   renamed over the old one, so a reader sees the old file or the new one, never half of it.
+ *   renamed over the old one (then the directory is fsynced), so a reader sees the old file or
+ *   the new one, never half of it.
  * - **Read-modify-write under a lock.** {@link JsonStateFile.update} holds `<file>.lock`, written
  *   whole to a temp file and hard-linked to its name (`link` fails when it exists, like
  *   `O_EXCL`), which exactly one process can win and nobody ever sees empty. The lock holds
@@ -19,7 +20,7 @@ import { link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import type * as z from 'zod';
-import { prepareExclusiveFile, processAlive, removeStaleTempFiles, writeFileAtomic } from './atomic-write.js';
+import { prepareExclusiveFile, processAlive, removeStaleTempFiles, syncDirectory, writeFileAtomic } from './atomic-write.js';
 import { AbortedError, LocalPathError } from './errors.js';
 import { sleep } from './abort.js';
 
@@ -38,7 +39,8 @@ export interface JsonStateFileOptions<T> {
    */
   lockTimeoutMs?: number;
   /**
-   * fsync each write before the rename (durable across a power loss). Without it a write is
+   * fsync each write before the rename, and the directory after it (durable across a power
+   * loss: the content and the name). Without it a write is
    * still atomic against a crashed or killed process (the rename is); after a power loss the
    * file may hold the old state, or read as corrupt.
    * @default true
@@ -176,6 +178,8 @@ export class JsonStateFile<T> {
   private async write(state: T, sync: boolean): Promise<void> {
     const prefix = `.${basename(this.path)}.tmp-`;
     await writeFileAtomic(this.path, `${JSON.stringify(state, null, 2)}\n`, { mkdir: true, dirMode: this.dirMode, mode: this.fileMode, prefix, sync });
+    // A write that must survive a power loss: the rename too, not only the content.
+    if (sync) await syncDirectory(dirname(this.path));
     // Temp files of writers killed between write and rename (once per instance: one readdir).
     if (!this.cleaned && this.options.sweepTempFiles !== false) {
       this.cleaned = true;
