@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { basename, posix } from 'node:path';
+import { basename, posix, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { UploadResult } from '../uploader/result.js';
@@ -25,6 +25,8 @@ export interface BenchmarkArtifactsOptions extends StageHelperOptions {
  * anything is sent.
  *
  * @throws {LocalPathError} when a path does not exist.
+ * @throws {InvalidArgumentError} when two different paths have the same name (they would land on
+ *   the same artifact, `benchmark/<name>`).
  * @example
  * ```ts
  * const results = await uploadBenchmarkArtifacts({ resultsPaths: ['bench/latency.json', 'bench/plots'] });
@@ -45,6 +47,7 @@ export async function uploadBenchmarkArtifacts(options: BenchmarkArtifactsOption
     });
     kinds.push(absolute === undefined ? 'directory' : 'file');
   }
+  assertDistinctNames(resultsPaths);
   return withStageUploader('benchmark', 'uploadBenchmarkArtifacts', rest, async (uploader) => {
     const base = (await uploader.loadConfig()).benchmark.results.artifactPath;
     const results: UploadResult[] = [];
@@ -57,4 +60,23 @@ export async function uploadBenchmarkArtifacts(options: BenchmarkArtifactsOption
     }
     return results;
   });
+}
+
+/**
+ * Each path goes to `benchmark/<its name>`: two different paths of one name (`r1/res.json` and
+ * `r2/res.json`, or a file and a directory) would land on the same artifact, the second
+ * replacing or mixing into the first. Refused before anything is sent.
+ */
+function assertDistinctNames(paths: readonly string[]): void {
+  const byName = new Map<string, string>();
+  for (const path of paths) {
+    const name = basename(resolve(path));
+    const earlier = byName.get(name);
+    if (earlier !== undefined && earlier !== resolve(path)) {
+      throw new InvalidArgumentError('resultsPaths', `${earlier} and ${path} would both be uploaded as benchmark/${name}: the second would replace the first.`, {
+        hint: 'Give the results different names, or upload them in separate calls with different artifact paths.',
+      });
+    }
+    byName.set(name, resolve(path));
+  }
 }

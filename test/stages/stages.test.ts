@@ -58,6 +58,14 @@ describe('stage helpers on ./mlruns', () => {
     const base = { runId: run.runId, trackingUri, env: {} };
     await expect(uploadTrainingArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), metricsJsonPath: join(out, 'nope.json') })).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
     await expect(uploadBenchmarkArtifacts({ ...base, resultsPaths: [join(out, 'bench/latency.json'), join(out, 'missing.json')] })).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
+    // Two results of one name (two files, or a file and a directory) would land on one artifact.
+    const twins = writeTree(scratch('au-twins-'), { 'r1/res.json': 'one', 'r2/res.json': 'twotwo', 'r3/plots/a.csv': 'x', 'plots': 'file' });
+    await expect(uploadBenchmarkArtifacts({ ...base, resultsPaths: [join(twins, 'r1/res.json'), join(twins, 'r2/res.json')] })).rejects.toMatchObject({
+      name: 'InvalidArgumentError',
+      argument: 'resultsPaths',
+      message: expect.stringMatching(/r1\/res\.json and .*r2\/res\.json would both be uploaded as benchmark\/res\.json/),
+    });
+    await expect(uploadBenchmarkArtifacts({ ...base, resultsPaths: [join(twins, 'r3/plots'), join(twins, 'plots')] })).rejects.toMatchObject({ argument: 'resultsPaths' });
     expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
     await expect(uploadTrainingArtifacts({ ...base, stage: 'hpo', checkpointDir: join(out, 'ckpt') })).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'stage' });
     await expect(uploadHpoArtifacts({ ...base })).rejects.toThrow(/exactly one of `checkpointDir`/);
