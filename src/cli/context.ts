@@ -7,7 +7,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { Env } from '../core/env.js';
-import { createStreamLogger, registerSecret, SECRET_ENV_VARS, type Logger, type LogLevel } from '../core/logger.js';
+import { createStreamLogger, redact, registerSecret, SECRET_ENV_VARS, type Logger, type LogLevel } from '../core/logger.js';
 import type { ExitCode } from './exit-codes.js';
 import { createProgressDisplay, type ProgressDisplay, type ProgressMode, type TextSink } from './progress.js';
 
@@ -147,6 +147,6 @@ export class CliContext {
 
   /** A note for the user on stderr (not with `--quiet`). */
   note(text: string): void {
-    if (!this.globals.quiet) this.io.stderr.write(`${text}\n`);
+    if (!this.globals.quiet) this.io.stderr.write(`${redact(text)}\n`);
   }
 }

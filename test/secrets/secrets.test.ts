@@ -14,12 +14,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { ArtifactUploader, isArtifactUploaderError, publishToHub, startRun, endRun } from '../../src/index.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
-import { describeWithServers, mlflowS3Server, mlflowServer } from '../support/servers.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
 import { writeFusedModel, writeMlxLoraModel } from '../hub/helpers.js';
 import { captureLogger, tempDir } from '../faults/helpers.js';
 import { serverRun } from '../uploader/helpers.js';
@@ -273,6 +273,36 @@ describeWithServers('secrets never leak', () => {
     // The file's credentials were sent (the echo shows them masked) and never shown.
     expect(captured.join('\n')).toMatch(/authorization=Basic \*\*\*/);
     expectNoLeak(c, captured);
+  });
+
+  it('a password in an object-store endpoint URL (MLFLOW_S3_ENDPOINT_URL) is masked in the CLI\'s output and in errors', async () => {
+    const secret = `cnryendpoint${randomBytes(12).toString('hex')}`;
+    const f = await fixtures();
+    const { url } = mlflowDirectS3Server();
+    const { runId } = await serverRun(url);
+    const env = {
+      ...servers().awsEnv,
+      MLFLOW_S3_ENDPOINT_URL: `http://ci-bot:${secret}@127.0.0.1:1`,
+      MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0',
+    };
+    // The AWS SDK's default credential chain reads the process's own environment.
+    for (const [name, value] of Object.entries(servers().awsEnv)) vi.stubEnv(name, value);
+    try {
+      const captured: string[] = [];
+      for (const extra of [[], ['--json'], ['--verbose']]) {
+        const { code, out } = await cli(['--tracking-uri', url, '--run-id', runId, ...extra, 'file', '--stage', 'training', f.metrics], env, f.cwd);
+        expect(code, out).not.toBe(0);
+        expect(out).toMatch(/could not reach http:\/\/127\.0\.0\.1:1/);
+        captured.push(out);
+      }
+      const uploader = new ArtifactUploader({ stage: 'training', runId, trackingUri: url, env: { ...env, PATH: process.env.PATH ?? '' } });
+      const result = await uploader.uploadFile(f.metrics);
+      expect(result.status).toBe('failed');
+      captured.push(result.error!.message, JSON.stringify(result.error), JSON.stringify(result));
+      for (const text of captured) expect(text).not.toContain(secret);
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   it('CLI: every command, --json and --verbose, success and failure', async () => {

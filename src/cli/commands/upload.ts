@@ -23,6 +23,7 @@ import {
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
+import { redact } from '../../core/logger.js';
 import { formatDuration, table } from '../format.js';
 import type { ProgressDisplay } from '../progress.js';
 import { formatRegistered } from './register.js';
@@ -165,7 +166,8 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[], regi
     const code = result.error ? exitCodeForError(result.error, ctx.signal?.aborted) : EXIT_CODES.FAILED;
     // The most specific failure wins: usage (2) and model (3) say what to fix, 1 only "try again".
     if (exitCode === EXIT_CODES.OK || exitCode === EXIT_CODES.FAILED) exitCode = code;
-    const line = result.error ? `error [${result.error.code}]: ${result.error.message}\n` : '';
+    // Masked as every other line: a message may quote what the user configured (an endpoint URL).
+    const line = result.error ? `error [${result.error.code}]: ${redact(result.error.message)}\n` : '';
     if (line && !printed.has(line)) ctx.io.stderr.write(line);
     printed.add(line);
   }
