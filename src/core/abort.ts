@@ -35,6 +35,12 @@ export function throwIfAborted(signal: AbortSignal | undefined, what = 'The uplo
 }
 
 /**
+ * The longest delay a Node timer takes (2^31 − 1 ms, ~24.8 days): a longer one fires after 1 ms.
+ * Timeouts and waits above it are held at it, which is as good as no limit.
+ */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
  * Sleeps `ms`, rejecting with an {@link AbortedError} at once when `signal` aborts. The timer is
  * deliberately not unref'd: a CLI whose only pending work is a backoff sleep must not exit
  * mid-upload.
@@ -47,6 +53,8 @@ export function throwIfAborted(signal: AbortSignal | undefined, what = 'The uplo
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   if (signal?.aborted) return Promise.reject(new AbortedError(undefined, { cause: signal.reason }));
   if (ms <= 0) return Promise.resolve();
+  // A longer timer fires at once (Node warns and waits 1 ms): ~24.8 days is "as good as never".
+  ms = Math.min(ms, MAX_TIMER_MS);
   return new Promise((resolve, reject) => {
     const onAbort = () => {
       clearTimeout(timer);

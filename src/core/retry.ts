@@ -9,7 +9,7 @@
 import pRetry from 'p-retry';
 import type { Env } from './env.js';
 import { envNumber } from './env.js';
-import { combineSignals, sleep } from './abort.js';
+import { combineSignals, MAX_TIMER_MS, sleep } from './abort.js';
 import {
   AbortedError,
   ArtifactUploaderError,
@@ -117,6 +117,13 @@ export function resolveRetryOptions(options: RetryOptions = {}, env: Env = proce
   check('timeoutMs', resolved.timeoutMs > 0, 'a number > 0');
   check('maxRetryAfterMs', resolved.maxRetryAfterMs >= 0, 'a number >= 0');
   if (resolved.totalTimeoutMs !== undefined) check('totalTimeoutMs', resolved.totalTimeoutMs > 0, 'a number > 0');
+  // Node's timers take whole milliseconds up to MAX_TIMER_MS, and fire at once above it: a
+  // "no timeout" value (MLFLOW_HTTP_REQUEST_TIMEOUT=3000000, Infinity) made every request time
+  // out after 1 ms. Held at the largest timer, ~24.8 days, which is as good as none.
+  const asTimer = (ms: number) => Math.min(Math.ceil(ms), MAX_TIMER_MS);
+  resolved.timeoutMs = asTimer(resolved.timeoutMs);
+  resolved.maxRetryAfterMs = asTimer(resolved.maxRetryAfterMs);
+  if (resolved.totalTimeoutMs !== undefined) resolved.totalTimeoutMs = asTimer(resolved.totalTimeoutMs);
   return resolved;
 }
 

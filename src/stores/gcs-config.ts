@@ -10,6 +10,7 @@
  */
 import { envNumber, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError } from '../core/errors.js';
+import { MAX_TIMER_MS } from '../core/abort.js';
 
 /** GCS's granularity: every chunk of a resumable upload but the last is a multiple of 256 KiB. */
 export const GCS_CHUNK_MULTIPLE = 256 * 1024;
@@ -24,7 +25,7 @@ export const DEFAULT_GCS_RESUMABLE_THRESHOLD = 8 * 1024 * 1024;
 /** 60 s: `google-cloud-storage`'s `_DEFAULT_TIMEOUT`, MLflow's default for GCS requests. */
 export const DEFAULT_GCS_TIMEOUT_MS = 60_000;
 /** What "no timeout" (`MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT=-1`) becomes: the largest timer Node allows (~24.8 days). */
-export const GCS_NO_TIMEOUT_MS = 2_147_483_647;
+export const GCS_NO_TIMEOUT_MS = MAX_TIMER_MS;
 /** The public endpoint (`https://storage.googleapis.com`). */
 export const DEFAULT_GCS_ENDPOINT = 'https://storage.googleapis.com';
 

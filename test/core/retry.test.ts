@@ -21,6 +21,8 @@ import {
   resolveRetryOptions,
   withRetry,
 } from '../../src/core/retry.js';
+import { HttpClient } from '../../src/core/http.js';
+import { startTestServer } from '../support/http-test-server.js';
 
 const fast = resolveRetryOptions({ backoffFactor: 0, backoffJitter: 0 }, {});
 
@@ -28,6 +30,20 @@ describe('resolveRetryOptions', () => {
   it('uses MLflow defaults when nothing is set', () => {
     expect(resolveRetryOptions({}, {})).toEqual({ ...DEFAULT_RETRY_OPTIONS, totalTimeoutMs: undefined });
     expect(DEFAULT_RETRY_OPTIONS).toMatchObject({ maxRetries: 7, backoffFactor: 2, backoffJitter: 1, timeoutMs: 120_000 });
+  });
+
+  it('holds a "no timeout" value at the largest timer Node takes, instead of one that fires at once', async () => {
+    const huge = resolveRetryOptions({ totalTimeoutMs: Infinity, maxRetryAfterMs: 1e12 }, { MLFLOW_HTTP_REQUEST_TIMEOUT: '3000000' });
+    expect(huge).toMatchObject({ timeoutMs: 2_147_483_647, totalTimeoutMs: 2_147_483_647, maxRetryAfterMs: 2_147_483_647 });
+    expect(resolveRetryOptions({ timeoutMs: Infinity, totalTimeoutMs: 1500.5 }, {})).toMatchObject({ timeoutMs: 2_147_483_647, totalTimeoutMs: 1501 });
+    // Such a policy no longer ends a request or a deadline at once (both fired after 1-12 ms).
+    const s = await startTestServer((_req, res) => void setTimeout(() => res.end('{"ok":true}'), 50));
+    try {
+      const http = new HttpClient({ retry: huge });
+      await expect(withRetry((_attempt, signal) => http.send({ method: 'GET', url: `${s.url}/slow`, signal }), { retry: huge })).resolves.toMatchObject({ status: 200 });
+    } finally {
+      await s.close();
+    }
   });
 
   it('reads MLflow env vars, and options beat them', () => {
