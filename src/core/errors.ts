@@ -357,6 +357,13 @@ export class HttpStatusError extends RemoteError {
  * An MLflow tracking server answered with an error. Carries the HTTP status, MLflow's
  * `error_code` (e.g. `RESOURCE_DOES_NOT_EXIST`) and the endpoint, and says what to do.
  */
+/**
+ * The `errorCode` of an {@link MlflowApiError} for MLflow's plain-text 503 on a route its
+ * server's flags switch off (`--no-serve-artifacts`, `--artifacts-only`): the server's
+ * configuration, not its load, so it is never retried.
+ */
+export const MLFLOW_ENDPOINT_DISABLED = 'ENDPOINT_DISABLED';
+
 export class MlflowApiError extends HttpStatusError {
   override name = 'MlflowApiError';
   /** MLflow's `error_code`, or `HTTP_<status>` when the body was not MLflow JSON. */

@@ -16,6 +16,8 @@ import {
   HttpStatusError,
   HubError,
   InvalidArgumentError,
+  MLFLOW_ENDPOINT_DISABLED,
+  MlflowApiError,
   NetworkError,
   RequestTimeoutError,
 } from './errors.js';
@@ -169,6 +171,7 @@ export function isRetryableError(error: unknown): boolean {
   if (error instanceof AbortedError) return false;
   if (error instanceof NetworkError || error instanceof RequestTimeoutError) return true;
   if (error instanceof HttpStatusError) {
+    if (isDisabledEndpoint(error)) return false;
     if (RETRYABLE_STATUSES.has(error.status)) return true;
     if (GCS_RETRYABLE_REASONS.has(error.code)) return true;
     return error.status === 413 && error.retryAfterMs !== undefined;
@@ -180,6 +183,15 @@ export function isRetryableError(error: unknown): boolean {
   const status = statusOf(error);
   if (status !== undefined) return RETRYABLE_STATUSES.has(status);
   return isLowLevelNetworkError(error) || isAzureSendError(error);
+}
+
+/**
+ * MLflow's 503 for a route its server's flags switch off (`--no-serve-artifacts`,
+ * `--artifacts-only`): the same answer every time, so neither retried nor read as load. MLflow's
+ * own client retries it for minutes (urllib3 retries every 503); a permanent fault fails at once.
+ */
+function isDisabledEndpoint(error: unknown): boolean {
+  return error instanceof MlflowApiError && error.errorCode === MLFLOW_ENDPOINT_DISABLED;
 }
 
 /**
@@ -250,6 +262,7 @@ export function isTransientFailure(error: unknown): boolean {
  */
 export function isThrottlingError(error: unknown): boolean {
   if (error instanceof HttpStatusError && GCS_THROTTLING_REASONS.has(error.code)) return true;
+  if (isDisabledEndpoint(error)) return false;
   const status = error instanceof HttpStatusError ? error.status : statusOf(error);
   return status === 429 || status === 503;
 }

@@ -12,7 +12,7 @@ import { accessSync, constants as fsConstants } from 'node:fs';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { envBool, envString, type Env } from '../core/env.js';
-import { ConfigError, InvalidArgumentError, MlflowApiError } from '../core/errors.js';
+import { ConfigError, InvalidArgumentError, MLFLOW_ENDPOINT_DISABLED, MlflowApiError } from '../core/errors.js';
 import { HttpClient, type ErrorResponse, type HttpRequest } from '../core/http.js';
 import { redact, redactingLogger, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { RETRYABLE_STATUSES, resolveRetryOptions, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
@@ -259,6 +259,15 @@ export function mlflowRequest(baseUrl: string, method: HttpRequest['method'], en
 }
 
 /**
+ * What MLflow 3.x answers (503) on a route its server's flags switch off: the artifact proxy's
+ * routes, served by FastAPI since 3.x (`server/artifact_router.py`: JSON, `{"detail": "Artifact
+ * serving is disabled. ..."}`), and the Flask handlers' plain text (`server/handlers.py`,
+ * `_disable_unless_serve_artifacts`, `_disable_if_artifacts_only`: `Endpoint: ... disabled due
+ * to the mlflow server running with \`--no-serve-artifacts\`` or `in \`--artifacts-only\` mode`).
+ */
+const ENDPOINT_DISABLED_BODY = /Artifact serving is disabled\.|disabled due to the mlflow server running (with `--no-serve-artifacts`|in `--artifacts-only` mode)/;
+
+/**
  * Builds the error mapper for one MLflow endpoint: parses MLflow's JSON error body
  * (`{error_code, message}`), falls back to the HTTP status for plain-text or HTML bodies (proxies,
  * `--no-serve-artifacts`), and adds a hint that says what to do.
@@ -277,10 +286,14 @@ export function mlflowErrorMapper(endpoint: string): (res: ErrorResponse) => Mlf
       if (typeof parsed.error_code === 'string') errorCode = parsed.error_code;
       else if (typeof parsed.error_code === 'number') errorCode = `HTTP_${parsed.error_code}`;
       if (typeof parsed.message === 'string') serverMessage = parsed.message;
+      // FastAPI's error shape (MLflow's artifact routes since 3.x).
+      else if (typeof (parsed as { detail?: unknown }).detail === 'string') serverMessage = (parsed as { detail: string }).detail;
     } catch {
       // Not MLflow JSON: a proxy, an auth gateway or a plain-text 503.
       if (/<html/i.test(serverMessage)) serverMessage = '(HTML error page)';
     }
+    // MLflow's own 503 for a route its configuration switches off: permanent, not load.
+    if (res.status === 503 && ENDPOINT_DISABLED_BODY.test(res.bodyText)) errorCode = MLFLOW_ENDPOINT_DISABLED;
     const message = `MLflow ${res.method} ${endpoint} failed with ${res.status} ${errorCode}: ${redact(serverMessage) || '(empty body)'}`;
     return new MlflowApiError(res.status, errorCode, endpoint, message, {
       method: res.method,
@@ -311,7 +324,10 @@ function mlflowHint(status: number, errorCode: string, endpoint: string, url: st
     return `The run id does not exist on the server at ${origin}. Check that runId / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same server.`;
   }
   if (status === 404 && endpoint.includes('experiments')) return `No such experiment on ${origin}.`;
-  if (status === 503 && endpoint.startsWith('mlflow-artifacts') && !body.trim().startsWith('{')) {
+  if (errorCode === MLFLOW_ENDPOINT_DISABLED && /--artifacts-only/.test(body)) {
+    return 'The server runs with `--artifacts-only` and serves no tracking API: point the tracking URI at the tracking server. Not retried.';
+  }
+  if (status === 503 && endpoint.startsWith('mlflow-artifacts') && (errorCode === MLFLOW_ENDPOINT_DISABLED || !body.trim().startsWith('{'))) {
     return 'The tracking server does not serve artifacts: start it with `mlflow server --serve-artifacts` (the default), or use a direct artifact store.';
   }
   if (status === 400 && errorCode === 'INVALID_PARAMETER_VALUE' && /deleted/i.test(body)) {

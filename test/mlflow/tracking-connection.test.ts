@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, InvalidArgumentError, MlflowApiError } from '../../src/core/errors.js';
+import { isRetryableError, isThrottlingError } from '../../src/core/retry.js';
 import { DEFAULT_TRACKING_URI, fileUriToPath, mlflowErrorMapper, resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
 import { startTestServer } from '../support/http-test-server.js';
@@ -105,6 +106,22 @@ describe('mlflowErrorMapper', () => {
     expect(map(503, 'unavailable', 'mlflow-artifacts/artifacts').hint).toMatch(/--serve-artifacts/);
     expect(map(500, '{}').hint).toMatch(/retried/);
     expect(map(418, '').hint).toBeUndefined();
+  });
+
+  it('reads the 503 of a route the server\'s flags switch off as permanent, with what to do (FastAPI JSON and Flask text)', () => {
+    const fastApi = map(503, JSON.stringify({ detail: 'Artifact serving is disabled. Run `mlflow server` with `--serve-artifacts` to enable.' }), 'mlflow-artifacts/artifacts');
+    expect(fastApi).toMatchObject({ status: 503, errorCode: 'ENDPOINT_DISABLED', message: expect.stringMatching(/503 ENDPOINT_DISABLED: Artifact serving is disabled/) });
+    expect(fastApi.hint).toMatch(/does not serve artifacts: start it with `mlflow server --serve-artifacts`/);
+    const flask = map(503, 'Endpoint: /api/2.0/mlflow-artifacts/mpu/create/<path:artifact_path> disabled due to the mlflow server running with `--no-serve-artifacts`. To enable artifacts server functionality, run `mlflow server` with `--serve-artifacts`', 'mlflow-artifacts/mpu/create');
+    expect(flask.errorCode).toBe('ENDPOINT_DISABLED');
+    const artifactsOnly = map(503, 'Endpoint: /api/2.0/mlflow/runs/get disabled due to the mlflow server running in `--artifacts-only` mode. To enable tracking server functionality, run `mlflow server` without `--artifacts-only`');
+    expect(artifactsOnly).toMatchObject({ errorCode: 'ENDPOINT_DISABLED', hint: expect.stringMatching(/runs with `--artifacts-only`.*point the tracking URI at the tracking server/) });
+    for (const error of [fastApi, flask, artifactsOnly]) {
+      expect(isRetryableError(error)).toBe(false);
+      expect(isThrottlingError(error)).toBe(false);
+    }
+    // Any other 503 is load, and retried.
+    expect(isRetryableError(map(503, 'unavailable', 'mlflow-artifacts/artifacts'))).toBe(true);
   });
 
   it('says "retried" only of the statuses the policy retries, and what a 501 on multipart means', () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { expect, it, vi } from 'vitest';
 import { AbortedError, LocalPathError, MlflowApiError } from '../../src/core/errors.js';
+import { isThrottlingError, type RetryEvent } from '../../src/core/retry.js';
 import { MlflowArtifactsApi } from '../../src/mlflow/artifacts-api.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { listArtifactsRecursive, type MultipartOptions } from '../../src/stores/artifact-store.js';
@@ -18,7 +19,7 @@ import { uploadPlannedFiles } from '../../src/uploader/transfer.js';
 import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
 import type { Logger } from '../../src/core/logger.js';
 import { pythonArtifactHashes, runPython } from '../support/python.js';
-import { describeWithServers, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
 import { recordingLogger, serverRun } from '../uploader/helpers.js';
 
 const MiB = 1024 * 1024;
@@ -143,6 +144,23 @@ describeWithServers('MlflowArtifactsStore on a real MLflow server', () => {
       expect(front.requests.length - before).toBe(1);
     }
     front.clearRules();
+  });
+
+  it('fails at once, not retried as load, when the server runs with --no-serve-artifacts (its plain-text 503)', async () => {
+    // A real `mlflow server --no-serve-artifacts`, asked through the artifact proxy's routes.
+    const { url } = mlflowDirectS3Server();
+    const front = await proxy(url);
+    const { runId } = await serverRun(url);
+    const store = storeFor(front.url, `mlflow-artifacts:/0/${runId}/artifacts`);
+    const file = join(scratch(), 'x.txt');
+    writeFileSync(file, 'x');
+    const retries: RetryEvent[] = [];
+    const error = await store.uploadFile(file, 'x.txt', { onRetry: (event) => retries.push(event) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MlflowApiError);
+    expect(error).toMatchObject({ status: 503, errorCode: 'ENDPOINT_DISABLED', hint: expect.stringMatching(/does not serve artifacts: start it with `mlflow server --serve-artifacts`/) });
+    expect(front.requests.filter((r) => r.method === 'PUT').map((r) => r.status)).toEqual([503]);
+    expect(retries).toEqual([]);
+    expect(isThrottlingError(error)).toBe(false);
   });
 
   it('rejects names MLflow cannot store before sending anything', async () => {
