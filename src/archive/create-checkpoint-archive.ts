@@ -15,12 +15,14 @@
 import type { Hash } from 'node:crypto';
 import { createHash } from '../core/node-crypto.js';
 import { createWriteStream, type Stats } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, realpath, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { commitStaged, discardStaged, removeStaleTempFiles, stageFile, type StagedFile } from '../core/atomic-write.js';
 import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError } from '../core/errors.js';
+import { readFully } from '../core/read-fully.js';
+import { isInside, realDestination } from '../core/real-path.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { VERSION } from '../version.js';
 import { compileGlob } from '../core/glob.js';
@@ -157,6 +159,7 @@ export interface CreateCheckpointArchiveOptions {
    * Also write the manifest here, and replace archive and manifest as a pair: both are written
    * and flushed under temp names first, then renamed; when either fails, the old archive and
    * manifest stay as they were (an archive never sits beside a manifest of another archive).
+   * Inside the checkpoint directory, it may only replace an earlier manifest.
    * @default undefined (the manifest is only returned; write it with `writeManifest`)
    */
   manifestPath?: string;
@@ -170,11 +173,6 @@ interface PlannedEntry {
   target?: string;
   /** A file with more than one name (a hard link), which tar stores once. */
   hardLinked?: boolean;
-}
-
-function isInside(parent: string, child: string): boolean {
-  const rel = relative(parent, child);
-  return rel === '' || (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel));
 }
 
 function toPosix(path: string): string {
@@ -195,10 +193,14 @@ async function checkSymlink(root: string, rootReal: string, abs: string, rel: st
   return target;
 }
 
-/** Walks `root` in sorted order, applying filter and excludes, refusing escaping symlinks. */
+/**
+ * Walks `root` in sorted order, applying filter and excludes, refusing escaping symlinks.
+ * `outputs` are the archive and manifest paths inside `root` (relative, `/`-separated): they
+ * and their temp files are left out as `archive-output`.
+ */
 async function scan(
   root: string,
-  outAbs: string,
+  outputs: readonly string[],
   filter: ((path: string, entry: ArchiveEntryInfo) => boolean) | undefined,
   excludes: ReadonlyArray<readonly [string, (path: string) => boolean]>,
   signal: AbortSignal | undefined,
@@ -213,7 +215,7 @@ async function scan(
     for (const dirent of dirents) {
       const rel = relDir === '' ? dirent.name : `${relDir}/${dirent.name}`;
       const abs = join(root, rel);
-      if (abs === outAbs || abs.startsWith(`${outAbs}.tmp-`)) {
+      if (outputs.some((output) => rel === output || rel.startsWith(`${output}.tmp-`))) {
         skipped.push({ path: toPosix(rel), reason: 'archive-output' });
         continue;
       }
@@ -266,6 +268,92 @@ async function scan(
 }
 
 /**
+ * Refuses outputs that would destroy what they describe, before anything is written: an
+ * archive or manifest that would replace one of the checkpoint's own files. Paths are compared
+ * where they really land (`realDestination`), so `a/../a` and a symlinked directory are caught
+ * too.
+ *
+ * An output inside the checkpoint directory stays allowed when nothing is there yet or when
+ * what is there is an earlier output of this function (an archive or manifest it wrote, rewritten
+ * by a rerun): that is how a checkpoint carries its own archive. Returns the outputs inside
+ * `root`, relative and `/`-separated, for the scan to leave out.
+ */
+async function checkOutputs(root: string, outAbs: string, manifestAbs: string | undefined): Promise<string[]> {
+  const rootReal = await realpath(root);
+  const outReal = await realDestination(outAbs);
+  const manifestReal = manifestAbs === undefined ? undefined : await realDestination(manifestAbs);
+  const outputs: string[] = [];
+  const candidates = [
+    { argument: 'out', flag: '-o', what: 'archive', label: 'Archive path', given: outAbs, real: outReal, isOwn: isOwnArchive },
+    ...(manifestAbs !== undefined && manifestReal !== undefined
+      ? [{ argument: 'manifestPath', flag: '--manifest', what: 'manifest', label: 'Manifest path', given: manifestAbs, real: manifestReal, isOwn: isOwnManifest }]
+      : []),
+  ];
+  for (const { argument, flag, what, label, given, real, isOwn } of candidates) {
+    if (!isInside(rootReal, real)) continue;
+    const rel = toPosix(relative(rootReal, real));
+    const existing = await lstat(real).catch(() => undefined);
+    if (existing && !(existing.isFile() && (await isOwn(real)))) {
+      throw new InvalidArgumentError(
+        argument,
+        `${label} ${given} is ${rel === '' ? 'the checkpoint directory itself' : `${rel} of the checkpoint in ${root}`}, not an earlier ${what} written by createCheckpointArchive: writing the ${what} there would destroy it.`,
+        { hint: `Write the ${what} outside the checkpoint directory with \`${argument}\` (\`${flag}\` on the command line), or under a name that no checkpoint file has.` },
+      );
+    }
+    outputs.push(rel);
+  }
+  return outputs;
+}
+
+/** Up to `length` bytes from the start of a file; none when it cannot be read. */
+async function readHead(path: string, length: number): Promise<Buffer> {
+  const handle = await open(path, 'r').catch(() => undefined);
+  if (!handle) return Buffer.alloc(0);
+  try {
+    const buffer = Buffer.alloc(length);
+    const got = await readFully((b, o, l, p) => handle.read(b, o, l, p), buffer, 0, length, 0);
+    return buffer.subarray(0, got);
+  } catch {
+    return Buffer.alloc(0);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Whether `path` holds an archive as this function writes it: gzip with its header (no name,
+ * no timestamp, OS "unknown", see the `tap` below), around a tar stream that starts with a
+ * ustar header, or with end-of-archive zeros for an empty directory. Weights and other files
+ * of a checkpoint fail the first bytes; a .tar.gz of GNU tar or Python has a timestamp or an OS.
+ */
+async function isOwnArchive(path: string): Promise<boolean> {
+  // 4 KiB of gzip hold far more than the first tar block at any level (a block stored as it is
+  // takes 517 bytes), and inflate to a few MiB at most.
+  const head = await readHead(path, 4096);
+  if (head.length < 10 || head[0] !== 0x1f || head[1] !== 0x8b || head[2] !== 8 || head[3] !== 0 || head.readUInt32LE(4) !== 0 || head[9] !== 255) {
+    return false;
+  }
+  const { constants, gunzipSync } = await import('node:zlib');
+  let tar: Buffer;
+  try {
+    // Only a prefix of the stream: inflate what it holds instead of failing where it is cut.
+    tar = gunzipSync(head, { finishFlush: constants.Z_SYNC_FLUSH });
+  } catch {
+    return false;
+  }
+  if (tar.length < 512) return false;
+  return tar.toString('latin1', 257, 262) === 'ustar' || tar.subarray(0, 512).every((byte) => byte === 0);
+}
+
+/** The start of the JSON `manifestJson` writes: a manifest of any size is recognised by it. */
+const OWN_MANIFEST_START = /^\{\s*"manifestVersion"\s*:\s*1\s*,\s*"tool"\s*:\s*\{\s*"name"\s*:\s*"artifact-uploader"/;
+
+/** Whether `path` holds a manifest this library wrote (by its first bytes). */
+async function isOwnManifest(path: string): Promise<boolean> {
+  return OWN_MANIFEST_START.test((await readHead(path, 256)).toString('utf8'));
+}
+
+/**
  * A file being read: its running hash and the tar entry reading it (public fields of node-tar's
  * WriteEntry). It is dropped when the file's last byte is hashed, leaving only the file's
  * manifest record: of 20,000 small files, 20,000 tar entries (stat, header, read buffer) and hash
@@ -300,7 +388,8 @@ interface TarFileEntry {
  * - Atomic: written to `<out>.tmp-<random>`, fsynced, then renamed to `out`; on any failure
  *   (or abort) the temp file is removed and `out` is untouched.
  * - Safe: symlinks must be relative and stay inside `dir` (else `SYMLINK_ESCAPES`); an `out`
- *   inside `dir` is never archived into itself.
+ *   (or `manifestPath`) inside `dir` is never archived into itself, and never replaces a file of
+ *   the checkpoint: inside `dir` it may only replace an archive (manifest) this function wrote.
  * - By default, files on the skip list (`shouldSkipFile`) are left out.
  *
  * The manifest's `verification` is `{ status: 'not-run' }`; the uploader fills it in.
@@ -314,7 +403,9 @@ interface TarFileEntry {
  *   deleted while it is archived (each file is stat'ed again once it is read), so no archive ever
  *   holds a mix of two versions of a file.
  * @throws {AbortedError} when `signal` aborts.
- * @throws {InvalidArgumentError} for a bad `level` or exclude pattern.
+ * @throws {InvalidArgumentError} for a bad `level` or exclude pattern; an `out` or
+ *   `manifestPath` inside `dir` where a file of the checkpoint is (anything but an earlier
+ *   archive or manifest of this function), before anything is written.
  * @example
  * ```ts
  * const manifest = await createCheckpointArchive('runs/trial-7/checkpoint', 'out/best_trial_checkpoint.tar.gz', {
@@ -360,6 +451,8 @@ export async function createCheckpointArchive(
       hint: 'Pass a file path such as best_trial_checkpoint.tar.gz.',
     });
   }
+  const manifestAbs = options.manifestPath !== undefined ? resolvePath(options.manifestPath) : undefined;
+  const outputs = await checkOutputs(root, outAbs, manifestAbs);
 
   // A throwing progress callback must fail the archive, not crash the process from inside a
   // tar read callback; it aborts the pipeline through this controller instead.
@@ -376,7 +469,7 @@ export async function createCheckpointArchive(
   };
 
   emit({ type: 'phase', phase: 'scanning' });
-  const { entries, skipped } = await scan(root, outAbs, options.filter, excludes, signal);
+  const { entries, skipped } = await scan(root, outputs, options.filter, excludes, signal);
   if (internal.signal.aborted) throw internal.signal.reason;
   let filesTotal = 0;
   let bytesTotal = 0;
@@ -490,7 +583,6 @@ export async function createCheckpointArchive(
   };
 
   emit({ type: 'phase', phase: 'archiving' });
-  const manifestAbs = options.manifestPath !== undefined ? resolvePath(options.manifestPath) : undefined;
   await prepareDestination(outAbs);
   if (manifestAbs !== undefined) await prepareDestination(manifestAbs);
   let staged: StagedFile | undefined;

@@ -322,6 +322,56 @@ describe('what goes in', () => {
     expect(again.skipped).toEqual([{ path: 'ckpt.tar.gz', reason: 'archive-output' }]);
     expect(await gnuList(out)).toEqual(['a.txt']);
   });
+
+  it('rewrites its own archive and manifest inside the directory on a rerun, and archives neither', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.txt': 'a' });
+    const out = join(src, 'ckpt.tar.gz');
+    const manifestPath = join(src, 'ckpt.manifest.json');
+    await createCheckpointArchive(src, out, { manifestPath });
+    await writeFile(join(src, 'b.txt'), 'b');
+    const again = await createCheckpointArchive(src, out, { manifestPath });
+    expect(again.files.map((f) => f.path)).toEqual(['a.txt', 'b.txt']);
+    expect(again.skipped).toEqual([
+      { path: 'ckpt.manifest.json', reason: 'archive-output' },
+      { path: 'ckpt.tar.gz', reason: 'archive-output' },
+    ]);
+    expect(await gnuList(out)).toEqual(['a.txt', 'b.txt']);
+    expect(await readManifest(manifestPath)).toEqual(again);
+    // Recognised as ours whatever the level, and for an empty directory (a tar of zeros only).
+    for (const level of [0, 9]) await createCheckpointArchive(src, out, { manifestPath, level });
+    const empty = join(work, 'empty');
+    await mkdir(empty);
+    await createCheckpointArchive(empty, join(empty, 'e.tar.gz'));
+    expect((await createCheckpointArchive(empty, join(empty, 'e.tar.gz'))).skipped).toEqual([{ path: 'e.tar.gz', reason: 'archive-output' }]);
+  });
+
+  it("refuses an out or manifestPath that would replace one of the checkpoint's own files, before writing anything", async () => {
+    const src = join(work, 'ckpt');
+    const weights = randomBytes(300_000);
+    await tree(src, { 'a.txt': 'a', 'sub/w.bin': weights });
+    await run('tar', ['czf', join(src, 'data.tar.gz'), '-C', src, 'a.txt']);
+    const before = await hashTree(src);
+
+    const out = join(work, 'out', 'ckpt.tar.gz');
+    const refusals: Array<[string, Parameters<typeof createCheckpointArchive>[2], string]> = [
+      [join(src, 'sub', 'w.bin'), {}, 'out'],
+      // A .tar.gz of GNU tar among the checkpoint's files is theirs, not an earlier archive of ours.
+      [join(src, 'data.tar.gz'), {}, 'out'],
+      [out, { manifestPath: join(src, 'a.txt') }, 'manifestPath'],
+      // Another spelling of the same file: through a symlink to the checkpoint directory.
+      [join(work, 'alias', 'sub', 'w.bin'), {}, 'out'],
+    ];
+    await symlink(src, join(work, 'alias'));
+    for (const [archivePath, options, argument] of refusals) {
+      const error = await createCheckpointArchive(src, archivePath, options).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ argument, hint: expect.stringContaining(`\`${argument}\``) });
+    }
+    // The checkpoint is as it was (no temp file either), and no archive was written elsewhere.
+    expect(await hashTree(src)).toEqual(before);
+    expect(await readdir(work)).toEqual(['alias', 'ckpt']);
+  });
 });
 
 describe('symlinks', () => {

@@ -188,6 +188,25 @@ describe('archive', () => {
     expect(readdirSync(cwd)).toEqual(['ckpt']);
   });
 
+  it("-o or --manifest on one of the checkpoint's files is a usage error (2) that writes nothing", async () => {
+    const cwd = tempDir();
+    const dir = checkpoint(cwd);
+    const snapshot = () => Object.fromEntries(['model.safetensors', 'notes.txt', 'sub/state.json'].map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
+    const before = snapshot();
+    for (const [args, option] of [
+      [['-o', 'ckpt/model.safetensors'], '-o'],
+      [['--manifest', 'ckpt/notes.txt'], '--manifest'],
+    ] as const) {
+      const run = await cli(['archive', 'ckpt', ...args], { cwd });
+      expect(run.code).toBe(2);
+      expect(run.stderr).toMatch(/error \[INVALID_ARGUMENT\]/);
+      expect(run.stderr).toContain(`\`${option}\` on the command line`);
+    }
+    expect(snapshot()).toEqual(before);
+    expect(readdirSync(dir).sort()).toEqual(['.DS_Store', 'model.safetensors', 'notes.txt', 'sub']);
+    expect(readdirSync(cwd)).toEqual(['ckpt']);
+  });
+
   it('a missing directory is a usage error (2)', async () => {
     const run = await cli(['archive', 'missing'], { cwd: tempDir() });
     expect(run.code).toBe(2);
