@@ -26,7 +26,7 @@ import { isInside, realDestination } from '../core/real-path.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { VERSION } from '../version.js';
 import { compileGlob } from '../core/glob.js';
-import { manifestJson, type CheckpointManifest, type ManifestFile, type ManifestSkippedEntry, type ManifestSymlink } from './manifest.js';
+import { manifestFileName, manifestJson, type CheckpointManifest, type ManifestFile, type ManifestSkippedEntry, type ManifestSymlink } from './manifest.js';
 import { findSkipRule } from './should-skip-file.js';
 
 /**
@@ -159,7 +159,7 @@ export interface CreateCheckpointArchiveOptions {
    * Also write the manifest here, and replace archive and manifest as a pair: both are written
    * and flushed under temp names first, then renamed; when either fails, the old archive and
    * manifest stay as they were (an archive never sits beside a manifest of another archive).
-   * Inside the checkpoint directory, it may only replace an earlier manifest.
+   * Must not be `out`; inside the checkpoint directory, it may only replace an earlier manifest.
    * @default undefined (the manifest is only returned; write it with `writeManifest`)
    */
   manifestPath?: string;
@@ -268,9 +268,10 @@ async function scan(
 }
 
 /**
- * Refuses outputs that would destroy what they describe, before anything is written: an
- * archive or manifest that would replace one of the checkpoint's own files. Paths are compared
- * where they really land (`realDestination`), so `a/../a` and a symlinked directory are caught
+ * Refuses outputs that would destroy what they describe, before anything is written: a
+ * manifest on the archive's own path (the manifest would replace the archive), and an archive
+ * or manifest that would replace one of the checkpoint's own files. Paths are compared where
+ * they really land (`realDestination`), so `a/../a` and a symlinked directory are caught
  * too.
  *
  * An output inside the checkpoint directory stays allowed when nothing is there yet or when
@@ -282,6 +283,11 @@ async function checkOutputs(root: string, outAbs: string, manifestAbs: string | 
   const rootReal = await realpath(root);
   const outReal = await realDestination(outAbs);
   const manifestReal = manifestAbs === undefined ? undefined : await realDestination(manifestAbs);
+  if (manifestAbs !== undefined && manifestReal === outReal) {
+    throw new InvalidArgumentError('manifestPath', `Manifest path ${manifestAbs} is the archive path ${outAbs}: the manifest would replace the archive it describes.`, {
+      hint: `Give the manifest a path of its own with \`manifestPath\` (\`--manifest\` on the command line), such as ${manifestFileName(outAbs)} beside the archive.`,
+    });
+  }
   const outputs: string[] = [];
   const candidates = [
     { argument: 'out', flag: '-o', what: 'archive', label: 'Archive path', given: outAbs, real: outReal, isOwn: isOwnArchive },
@@ -403,9 +409,9 @@ interface TarFileEntry {
  *   deleted while it is archived (each file is stat'ed again once it is read), so no archive ever
  *   holds a mix of two versions of a file.
  * @throws {AbortedError} when `signal` aborts.
- * @throws {InvalidArgumentError} for a bad `level` or exclude pattern; an `out` or
- *   `manifestPath` inside `dir` where a file of the checkpoint is (anything but an earlier
- *   archive or manifest of this function), before anything is written.
+ * @throws {InvalidArgumentError} for a bad `level` or exclude pattern; a `manifestPath` that is
+ *   `out`; an `out` or `manifestPath` inside `dir` where a file of the checkpoint is (anything
+ *   but an earlier archive or manifest of this function), before anything is written.
  * @example
  * ```ts
  * const manifest = await createCheckpointArchive('runs/trial-7/checkpoint', 'out/best_trial_checkpoint.tar.gz', {

@@ -372,6 +372,18 @@ describe('what goes in', () => {
     expect(await hashTree(src)).toEqual(before);
     expect(await readdir(work)).toEqual(['alias', 'ckpt']);
   });
+
+  it('refuses a manifestPath that is the archive path, however it is spelled, before writing anything', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.txt': 'a' });
+    await mkdir(join(work, 'out'));
+    await symlink(join(work, 'out'), join(work, 'alias'));
+    const out = join(work, 'out', 'ckpt.tar.gz');
+    for (const manifestPath of [out, join(work, 'out', '..', 'out', 'ckpt.tar.gz'), join(work, 'alias', 'ckpt.tar.gz')]) {
+      await expect(createCheckpointArchive(src, out, { manifestPath })).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'manifestPath' });
+    }
+    expect(await readdir(join(work, 'out'))).toEqual([]);
+  });
 });
 
 describe('symlinks', () => {

@@ -188,7 +188,7 @@ describe('archive', () => {
     expect(readdirSync(cwd)).toEqual(['ckpt']);
   });
 
-  it("-o or --manifest on one of the checkpoint's files is a usage error (2) that writes nothing", async () => {
+  it("-o or --manifest on one of the checkpoint's files, or --manifest on the archive, is a usage error (2) that writes nothing", async () => {
     const cwd = tempDir();
     const dir = checkpoint(cwd);
     const snapshot = () => Object.fromEntries(['model.safetensors', 'notes.txt', 'sub/state.json'].map((f) => [f, readFileSync(join(dir, f), 'utf8')]));
@@ -196,6 +196,7 @@ describe('archive', () => {
     for (const [args, option] of [
       [['-o', 'ckpt/model.safetensors'], '-o'],
       [['--manifest', 'ckpt/notes.txt'], '--manifest'],
+      [['-o', 'out/ckpt.tar.gz', '--manifest', 'out/ckpt.tar.gz'], '--manifest'],
     ] as const) {
       const run = await cli(['archive', 'ckpt', ...args], { cwd });
       expect(run.code).toBe(2);
