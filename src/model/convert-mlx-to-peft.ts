@@ -17,10 +17,11 @@
  *
  * @module
  */
-import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { mkdtemp, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { isInside, realDestination } from '../core/real-path.js';
 import { inspectModelDir, MODEL_FILES } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
 import { checkMlxAdapterConfig, checkMlxLoraTensors, type MlxLoraModule } from './mlx-adapter.js';
@@ -36,7 +37,7 @@ export const MLX_CONFIG_COPY = 'mlx_adapter_config.json';
 /** Options of {@link convertMlxLoraToPeft}. */
 export interface ConvertMlxLoraOptions {
   /**
-   * Output directory. Must not contain the input.
+   * Output directory. Must neither contain the input nor be inside it.
    * @default a sibling of the input directory named `<name>_peft_converted`
    */
   outDir?: string;
@@ -117,6 +118,8 @@ async function exists(path: string): Promise<boolean> {
  *   published as they are), a PEFT adapter (already converted), an existing `outDir` without
  *   `overwrite`, or an adapter with no PEFT LoRA equivalent (DoRA, MoE, embedding LoRA, full
  *   fine-tune, inconsistent ranks, unknown tensors); the message lists every problem.
+ * @throws InvalidArgumentError, before writing anything, for an `outDir` that contains the
+ *   input directory or is inside it (such as its own `adapters/`).
  * @throws InvalidModelStructureError when `dir` is no model directory at all.
  * @throws SafetensorsError when `adapters.safetensors` is corrupt.
  * @throws AbortedError when `signal` fires.
@@ -147,11 +150,17 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
   const adapterDir = inspection.adapterDir ?? root;
 
   const outDir = resolve(options.outDir ?? join(dirname(root), `${basename(root)}${PEFT_CONVERTED_SUFFIX}`));
-  const up = relative(outDir, root);
-  if (up === '' || (!up.startsWith('..') && !isAbsolute(up))) {
-    throw new InvalidArgumentError('outDir', `outDir ${outDir} contains the input directory ${root}; writing there would destroy the adapter being converted.`, {
-      hint: `Leave outDir unset to write ${basename(root)}${PEFT_CONVERTED_SUFFIX} next to the input.`,
-    });
+  // Either way round destroys the input: `overwrite` removes the old outDir whole, so an outDir
+  // holding the input takes it along, and one inside it (`adapters/` itself) replaces the MLX
+  // weights. Compared where they really are, so `m/adapters/../adapters` or a path through a
+  // symlink to the input directory is caught too.
+  const [outReal, rootReal] = await Promise.all([realDestination(outDir), realpath(root)]);
+  const outDirHint = { hint: `Leave outDir (\`-o\` on the command line) unset to write ${basename(root)}${PEFT_CONVERTED_SUFFIX} next to the input.` };
+  if (isInside(outReal, rootReal)) {
+    throw new InvalidArgumentError('outDir', `outDir ${outDir} contains the input directory ${root}; writing there would destroy the adapter being converted.`, outDirHint);
+  }
+  if (isInside(rootReal, outReal)) {
+    throw new InvalidArgumentError('outDir', `outDir ${outDir} is inside the input directory ${root}; writing there could destroy the adapter being converted.`, outDirHint);
   }
   if (!options.overwrite && (await exists(outDir))) {
     throw new ConversionError(root, `Output directory ${outDir} already exists.`, { hint: 'Pass overwrite: true to replace it, or choose another outDir.' });

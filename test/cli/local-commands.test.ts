@@ -276,6 +276,17 @@ describe('convert-peft', () => {
     expect(readdirSync(cwd)).toEqual(['lora']);
   });
 
+  it('-o inside the input directory is a usage error (2), also with --overwrite, and the MLX adapter stays', async () => {
+    const cwd = tempDir();
+    const dir = writeMlxLoraDir(cwd, 'ad_20240301_120000');
+    const weights = readFileSync(join(dir, 'adapters', 'adapters.safetensors'));
+    const run = await cli(['convert-peft', 'ad_20240301_120000', '-o', 'ad_20240301_120000/adapters', '--overwrite', '--base-model', 'a/b'], { cwd });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/error \[INVALID_ARGUMENT\]: .*inside the input directory/);
+    expect(readFileSync(join(dir, 'adapters', 'adapters.safetensors'))).toEqual(weights);
+    expect(readdirSync(cwd)).toEqual(['ad_20240301_120000']);
+  });
+
   it('a fused model cannot be converted: exit 3', async () => {
     const cwd = tempDir();
     writeFusedDir(cwd, 'fused');

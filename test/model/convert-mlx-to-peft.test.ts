@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AbortedError, ConversionError, InvalidArgumentError, InvalidModelStructureError } from '../../src/core/errors.js';
@@ -174,6 +174,22 @@ describe('convertMlxLoraToPeft', () => {
     expect(readdirSync(outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
     expect(readdirSync(root).sort()).toEqual(['m', 'out']);
     await expect(convertMlxLoraToPeft(dir, { outDir: root, overwrite: true })).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('refuses an outDir inside the input (its own adapters/ too), however spelled, before writing anything', async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'm');
+    symlinkSync(dir, join(root, 'alias'));
+    const weights = readFileSync(join(dir, 'adapters', 'adapters.safetensors'));
+    for (const outDir of [join(dir, 'adapters'), join(dir, 'peft'), join(root, 'alias', 'adapters'), join(dir, 'adapters', '..', 'adapters')]) {
+      const error = await convertMlxLoraToPeft(dir, { outDir, overwrite: true }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ argument: 'outDir', message: expect.stringContaining('inside the input directory') });
+    }
+    expect(readFileSync(join(dir, 'adapters', 'adapters.safetensors'))).toEqual(weights);
+    expect(readdirSync(dir)).toEqual(['adapters']);
+    expect(readdirSync(join(dir, 'adapters')).sort()).toEqual(['adapter_config.json', 'adapters.safetensors']);
+    expect(readdirSync(root).sort()).toEqual(['alias', 'm']);
   });
 
   it('stops on abort and leaves nothing behind', async () => {
