@@ -5,7 +5,7 @@
  * @module
  */
 import { formatBytes } from '../core/format.js';
-import { redact } from '../core/logger.js';
+import { redactForJson } from '../core/logger.js';
 
 /** `1234` → `1.2 s`, `75000` → `1m15s`. */
 export function formatDuration(ms: number): string {
@@ -50,20 +50,11 @@ export function table(rows: string[][], indent = '  '): string {
 
 /**
  * Serialises a value for `--json`: errors become plain objects (their `toJSON()`, or name and
- * message), bigints strings, and the whole text is redacted.
+ * message), bigints strings, and every string in it is redacted before serialisation
+ * ({@link redactForJson}), so the document is valid JSON whatever a mask replaces: redacting
+ * the finished text turned `12345` into `1***` when a secret was `2345`, and took the backslash
+ * of an escaped quote after an `Authorization` value.
  */
 export function toJsonText(value: unknown): string {
-  const text = JSON.stringify(
-    value,
-    (_key, v: unknown) => {
-      if (v instanceof Error) {
-        const json = (v as { toJSON?: () => unknown }).toJSON;
-        return typeof json === 'function' ? json.call(v) : { name: v.name, message: v.message };
-      }
-      if (typeof v === 'bigint') return v.toString();
-      return v;
-    },
-    2,
-  );
-  return redact(text ?? 'null');
+  return JSON.stringify(redactForJson(value), undefined, 2) ?? 'null';
 }

@@ -42,8 +42,9 @@ export function createStreamLogger(options: { level?: LogLevel; stream?: NodeJS.
   const stream = options.stream ?? process.stderr;
   const write = (level: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
     if (LEVEL_ORDER[level] < threshold) return;
+    // The fields are redacted as values, not as text: see redactForJson.
     const suffix = fields && Object.keys(fields).length > 0 ? ` ${safeStringify(fields)}` : '';
-    stream.write(redact(`[artifact-uploader] ${level}: ${message}${suffix}`) + '\n');
+    stream.write(`${redact(`[artifact-uploader] ${level}: ${message}`)}${suffix}\n`);
   };
   return { debug: write('debug'), info: write('info'), warn: write('warn'), error: write('error') };
 }
@@ -57,21 +58,27 @@ export function redactingLogger(inner: Logger): Logger {
   const wrap =
     (level: LogLevel) =>
     (message: string, fields?: Record<string, unknown>): void => {
-      const safeFields = fields ? (JSON.parse(redact(safeStringify(fields))) as Record<string, unknown>) : undefined;
+      const safeFields = fields ? safeFieldValues(fields) : undefined;
       inner[level](redact(message), safeFields);
     };
   return { debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error') };
 }
 
-function safeStringify(value: unknown): string {
+/** Redacted JSON text of log fields; a value JSON cannot hold (a cycle) says so instead of throwing. */
+function safeStringify(fields: Record<string, unknown>): string {
   try {
-    return JSON.stringify(value, (_key, v: unknown) => {
-      if (v instanceof Error) return { name: v.name, message: v.message };
-      if (typeof v === 'bigint') return v.toString();
-      return v;
-    });
+    return JSON.stringify(redactForJson(fields)) ?? '"[unserializable]"';
   } catch {
     return '"[unserializable]"';
+  }
+}
+
+/** Redacted plain copy of log fields for a user's logger; logging must never throw. */
+function safeFieldValues(fields: Record<string, unknown>): Record<string, unknown> {
+  try {
+    return redactForJson(fields) as Record<string, unknown>;
+  } catch {
+    return { unserializable: true };
   }
 }
 
@@ -128,20 +135,32 @@ const MASK = '***';
  * userinfo (`https://user:pass@host`), `Authorization` header values, Hub-style tokens and the
  * signature/credential query parameters of presigned URLs (`X-Amz-Signature`, `sig`, ...).
  *
+ * For JSON documents use {@link redactForJson}: it redacts the values before they are
+ * serialised, so a secret that also occurs in a number cannot break the document.
+ *
  * @example
  * ```ts
  * redact('GET https://bob:hunter22@mlflow.example.com/api'); // 'GET https://***@mlflow.example.com/api'
  * ```
  */
 export function redact(text: string): string {
-  let out = text;
+  return redactWith(text, activeSecrets());
+}
+
+/** Registered secrets and the values of the secret env vars, longest first. */
+function activeSecrets(): string[] {
   const secrets = new Set(registeredSecrets);
   for (const name of SECRET_ENV_VARS) {
     const value = process.env[name];
     if (value && value.length >= 4) secrets.add(value);
   }
   // Longest first, so a secret that contains another is masked whole.
-  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) {
+  return [...secrets].sort((a, b) => b.length - a.length);
+}
+
+function redactWith(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) {
     out = out.split(secret).join(MASK);
     const encoded = encodeURIComponent(secret);
     if (encoded !== secret) out = out.split(encoded).join(MASK);
@@ -165,6 +184,63 @@ const CONNECTION_STRING_SECRET = /\b(AccountKey=|SharedAccessSignature=)[^;\s"']
  * session URI in a log must not be usable by whoever reads the log.
  */
 const PRESIGNED_QUERY_SECRET = /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig|upload_id)=)[^&#\s"'<>]+/gi;
+
+/** `Authorization` and `Proxy-Authorization` as an object key: the whole value is a credential. */
+const AUTHORIZATION_KEY = /\bauthorization$/i;
+
+/**
+ * A plain copy of `value` as `JSON.stringify` would see it (`toJSON()` applied, errors as name
+ * and message, bigints as strings), with every string and object key in it redacted; numbers,
+ * booleans and null are left as they are. Serialise the result with `JSON.stringify`.
+ *
+ * Redacting the values one by one rather than the JSON text keeps the document valid: a secret
+ * that is a run of digits cannot turn `"size": 12345` into `"size": 1***`, a mask cannot take
+ * the backslash of an escaped quote, and a secret holding a quote or backslash is found as it
+ * is, not in its escaped form. A string under an `Authorization` key is masked whole, as the text
+ * rule masks `"Authorization":"Bearer x"`.
+ *
+ * @throws TypeError for a circular structure, as `JSON.stringify` does.
+ *
+ * @example
+ * ```ts
+ * JSON.stringify(redactForJson({ url: 'https://bob:pw@host/x', size: 12345 })); // '{"url":"https://***@host/x","size":12345}'
+ * ```
+ */
+export function redactForJson(value: unknown): unknown {
+  const secrets = activeSecrets();
+  const inProgress = new Set<object>();
+  const walk = (holderKey: string, input: unknown, credential: boolean): unknown => {
+    let v = input;
+    if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') v = (v as { toJSON(key: string): unknown }).toJSON(holderKey);
+    if (v instanceof Error) v = { name: v.name, message: v.message };
+    if (typeof v === 'string') return credential ? maskCredential(v) : redactWith(v, secrets);
+    // A bigint is a number: left alone, like the others.
+    if (typeof v === 'bigint') return v.toString();
+    if (typeof v === 'function' || typeof v === 'symbol') return undefined;
+    if (v === null || typeof v !== 'object') return v;
+    if (inProgress.has(v)) throw new TypeError('Converting circular structure to JSON');
+    inProgress.add(v);
+    try {
+      if (Array.isArray(v)) return v.map((item, i) => walk(String(i), item, credential));
+      // Left out like JSON.stringify leaves them out: undefined, functions, symbols. fromEntries
+      // defines each key as an own property, even "__proto__".
+      return Object.fromEntries(
+        Object.entries(v)
+          .map(([key, item]) => [redactWith(key, secrets), walk(key, item, credential || AUTHORIZATION_KEY.test(key))] as const)
+          .filter(([, item]) => item !== undefined),
+      );
+    } finally {
+      inProgress.delete(v);
+    }
+  };
+  return walk('', value, false);
+}
+
+/** The value of an `Authorization` header: its scheme stays readable, the rest is masked. */
+function maskCredential(value: string): string {
+  const scheme = /^\s*(bearer|basic)\b/i.exec(value)?.[1];
+  return scheme ? `${scheme} ${MASK}` : MASK;
+}
 
 /**
  * `Name: message` of an error (or its string form), redacted: for a log line's `error` field.

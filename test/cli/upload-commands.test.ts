@@ -12,6 +12,7 @@ import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
 import type { TrackingClient } from '../../src/mlflow/tracking-types.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { startTestServer } from '../support/http-test-server.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 import { baseEnv, cli, tempDir } from './helpers.js';
 
@@ -268,5 +269,48 @@ describeWithServers('upload commands on a real MLflow server', () => {
       const run = await cli(argv, { cwd, env });
       expect(`${run.stdout}${run.stderr}`, argv.join(' ')).not.toContain(secret);
     }
+  });
+});
+
+// Last in the file: the CLI registers the secrets of its environment for the rest of the process.
+describe('--json is valid JSON whatever is masked in it', () => {
+  const servers: Array<{ close(): Promise<void> }> = [];
+  afterAll(async () => {
+    await Promise.all(servers.map((s) => s.close()));
+  });
+  async function answering(handler: Parameters<typeof startTestServer>[0]): Promise<string> {
+    const server = await startTestServer(handler);
+    servers.push(server);
+    return server.url;
+  }
+
+  it('a secret that is a run of digits leaves numbers whole and is masked in strings', async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'f.bin'), Buffer.alloc(12345));
+    const runId = '0123456789abcdef0123456789abcdef';
+    const run = await cli(['--dry-run', '--json', 'file', '--stage', 'training', 'f.bin', '--run-id', runId], { cwd, env: baseEnv({ MLFLOW_TRACKING_PASSWORD: '2345' }) });
+    expect(run.code, run.stderr).toBe(0);
+    const json = run.json();
+    expect(json.results[0].files[0].size).toBe(12345);
+    expect(json.results[0].metrics).toMatchObject({ bytesPlanned: 12345, bytesSkipped: 12345 });
+    // A string is text a secret can hide in: the run id keeps the password masked.
+    expect(json.runId).toBe('01***6789abcdef01***6789abcdef');
+  });
+
+  it("an Authorization value in a server's JSON error body is masked without taking the backslash of its closing quote", async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'f.bin'), 'x');
+    const body = JSON.stringify({ error_code: 'BAD_REQUEST', message: 'rejected header Authorization: Bearer abc123' });
+    const url = await answering((_req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' }).end(body);
+    });
+    const run = await cli(['file', '--stage', 'training', 'f.bin', '--tracking-uri', url, '--run-id', 'e'.repeat(32), '--json'], { cwd, env: baseEnv() });
+    expect(run.code, run.stderr).toBe(EXIT_CODES.USAGE);
+    const json = run.json();
+    expect(JSON.stringify(json)).not.toContain('abc123');
+    const error = json.error ?? json.results?.[0]?.error;
+    expect(JSON.parse(error.body)).toEqual({ error_code: 'BAD_REQUEST', message: 'rejected header Authorization: Bearer ***' });
+    expect(run.stderr).toContain('Authorization: Bearer ***');
+    expect(run.stderr).not.toContain('abc123');
   });
 });

@@ -64,6 +64,37 @@ describe('loggers', () => {
   });
 });
 
+describe('redaction of JSON and of escaped text', () => {
+  it('the redacting logger hands on numbers as they were when a secret is a run of digits, and never throws', () => {
+    // A 5-digit password is weak but legal; masking it inside 1902105 made the fields invalid JSON, and the logger threw.
+    registerSecret('90210');
+    const seen: Array<Record<string, unknown> | undefined> = [];
+    const inner = { debug() {}, info: (_m: string, f?: Record<string, unknown>) => void seen.push(f), warn() {}, error() {} };
+    redactingLogger(inner).info('uploaded', { size: 1902105, ratio: 0.902105, runId: 'ab90210cd', note: 'pw 90210' });
+    expect(seen).toEqual([{ size: 1902105, ratio: 0.902105, runId: 'ab***cd', note: 'pw ***' }]);
+  });
+
+  it('masks a secret holding a quote or a backslash in log fields, which are JSON-escaped on the way out', () => {
+    const secret = 'qu"ote\\slash-secret';
+    registerSecret(secret);
+    let out = '';
+    const stream = new Writable({ write(chunk, _e, cb) { out += String(chunk); cb(); } });
+    createStreamLogger({ level: 'debug', stream }).warn('refused', { body: `{"message":"bad password ${secret}"}`, status: 401 });
+    const seen: Array<Record<string, unknown> | undefined> = [];
+    redactingLogger({ debug() {}, info() {}, warn: (_m: string, f?: Record<string, unknown>) => void seen.push(f), error() {} }).warn('refused', { body: secret });
+    expect(out).not.toContain('ote');
+    expect(JSON.parse(out.slice(out.indexOf('{')))).toEqual({ body: '{"message":"bad password ***"}', status: 401 });
+    expect(seen).toEqual([{ body: '***' }]);
+  });
+
+  it('masks Authorization values given as a field of their own', () => {
+    const seen: string[] = [];
+    const inner = { debug() {}, info: (_m: string, f?: object) => void seen.push(JSON.stringify(f)), warn() {}, error() {} };
+    redactingLogger(inner).info('request', { headers: { Authorization: 'Bearer tok-in-a-field', 'proxy-authorization': 'Basic cHJveHk6cHc=' } });
+    expect(JSON.parse(seen[0]!)).toEqual({ headers: { Authorization: 'Bearer ***', 'proxy-authorization': 'Basic ***' } });
+  });
+});
+
 describe('errors', () => {
   it('carry code, hint and context, and serialise without the cause', () => {
     const error = new LocalPathError('PATH_NOT_FOUND', '/nope', 'No file at /nope.', { hint: 'Check the path.', cause: new Error('ENOENT') });
