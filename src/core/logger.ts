@@ -135,6 +135,9 @@ const MASK = '***';
  * userinfo (`https://user:pass@host`), `Authorization` header values, Hub-style tokens and the
  * signature/credential query parameters of presigned URLs (`X-Amz-Signature`, `sig`, ...).
  *
+ * A mask never takes the backslash of an escaped quote (`\"`), so JSON quoted inside a text
+ * keeps its escapes.
+ *
  * For JSON documents use {@link redactForJson}: it redacts the values before they are
  * serialised, so a secret that also occurs in a number cannot break the document.
  *
@@ -167,23 +170,34 @@ function redactWith(text: string, secrets: readonly string[]): string {
   }
   return out
     .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, `$1${MASK}@`)
-    .replace(/\b(authorization["']?\s*[:=]\s*["']?)(bearer|basic)?\s*[^\s"',}]+/gi, (_m, head: string, scheme?: string) =>
-      scheme ? `${head}${scheme} ${MASK}` : `${head}${MASK}`,
-    )
+    .replace(AUTHORIZATION_VALUE, (_m, head: string, scheme?: string) => (scheme ? `${head}${scheme} ${MASK}` : `${head}${MASK}`))
     .replace(/\bhf_[A-Za-z0-9]{6,}\b/g, `hf_${MASK}`)
     .replace(PRESIGNED_QUERY_SECRET, `$1${MASK}`)
     .replace(CONNECTION_STRING_SECRET, `$1${MASK}`);
 }
 
+// The three rules below end a masked value at whitespace, at a delimiter, or at a backslash that
+// escapes a quote: `(?:[^\s<delimiters>\\]|\\(?!\\*["']))+`. In JSON quoted inside a text
+// (`{\"message\":\"Bearer abc\"}`) the backslash before the closing quote belongs to the
+// escape, not to the value; taking it would leave the quote unescaped and the JSON broken.
+// Credentials (token68, base64, percent-encoded signatures) hold no backslash, so nothing leaks.
+
+/**
+ * The value of an `Authorization` header, as text (`Authorization: Bearer x`), as JSON
+ * (`"Authorization":"Basic x"`) and as JSON quoted inside a text (`\"Authorization\":\"x\"`).
+ */
+const AUTHORIZATION_VALUE = /\b(authorization(?:\\*["'])?\s*[:=]\s*(?:\\*["'])?)(bearer|basic)?\s*(?:[^\s"',}\\]|\\(?!\\*["']))+/gi;
+
 /** The key and SAS of an Azure Storage connection string (`AccountKey=...;`, `SharedAccessSignature=...`). */
-const CONNECTION_STRING_SECRET = /\b(AccountKey=|SharedAccessSignature=)[^;\s"']+/gi;
+const CONNECTION_STRING_SECRET = /\b(AccountKey=|SharedAccessSignature=)(?:[^;\s"'\\]|\\(?!\\*["']))+/gi;
 
 /**
  * Query parameters of presigned URLs (S3 SigV4 and SigV2, GCS, Azure SAS) and GCS resumable
  * session URIs (`upload_id`) that grant access until they expire: a multipart part URL or a
  * session URI in a log must not be usable by whoever reads the log.
  */
-const PRESIGNED_QUERY_SECRET = /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig|upload_id)=)[^&#\s"'<>]+/gi;
+const PRESIGNED_QUERY_SECRET =
+  /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig|upload_id)=)(?:[^&#\s"'<>\\]|\\(?!\\*["']))+/gi;
 
 /** `Authorization` and `Proxy-Authorization` as an object key: the whole value is a credential. */
 const AUTHORIZATION_KEY = /\bauthorization$/i;

@@ -93,6 +93,23 @@ describe('redaction of JSON and of escaped text', () => {
     redactingLogger(inner).info('request', { headers: { Authorization: 'Bearer tok-in-a-field', 'proxy-authorization': 'Basic cHJveHk6cHc=' } });
     expect(JSON.parse(seen[0]!)).toEqual({ headers: { Authorization: 'Bearer ***', 'proxy-authorization': 'Basic ***' } });
   });
+
+  it('never takes the backslash of an escaped quote in text (JSON inside a JSON string)', () => {
+    // A server's JSON error body, quoted as a string of another JSON text: every mask must leave \" whole.
+    const nested = (inner: object) => JSON.stringify({ body: JSON.stringify(inner) });
+    const cases: Array<[object, object]> = [
+      [{ message: 'rejected header Authorization: Bearer abc123' }, { message: 'rejected header Authorization: Bearer ***' }],
+      [{ Authorization: 'Basic Zm9vOmJhcg==' }, { Authorization: 'Basic ***' }],
+      [{ url: 'https://h.example.com/k?X-Amz-Signature=5d672d79' }, { url: 'https://h.example.com/k?X-Amz-Signature=***' }],
+      [{ url: 'https://acct.blob.core.windows.net/c/b?sv=1&sig=abc%2Bdef' }, { url: 'https://acct.blob.core.windows.net/c/b?sv=1&sig=***' }],
+      [{ cs: 'AccountName=a;AccountKey=a2V5a2V5' }, { cs: 'AccountName=a;AccountKey=***' }],
+    ];
+    for (const [inner, masked] of cases) {
+      const text = redact(nested(inner));
+      expect(text).toBe(nested(masked));
+      expect(JSON.parse(JSON.parse(text).body)).toEqual(masked);
+    }
+  });
 });
 
 describe('errors', () => {
