@@ -135,6 +135,8 @@ const MASK = '***';
  * userinfo (`https://user:pass@host`), `Authorization` header values, Hub-style tokens and the
  * signature/credential query parameters of presigned URLs (`X-Amz-Signature`, `sig`, ...).
  *
+ * The userinfo of Azure Storage URIs (`wasbs://container@account...`, `abfss://filesystem@...`)
+ * names a container, not a credential: a valid container name is kept, a `user:password` is not.
  * A mask never takes the backslash of an escaped quote (`\"`), so JSON quoted inside a text
  * keeps its escapes.
  *
@@ -169,12 +171,15 @@ function redactWith(text: string, secrets: readonly string[]): string {
     if (encoded !== secret) out = out.split(encoded).join(MASK);
   }
   return out
-    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^/\s@]+@/gi, `$1${MASK}@`)
+    .replace(URL_USERINFO, (match, scheme: string, userinfo: string) => (isAzureContainer(scheme, userinfo) ? match : `${scheme}${MASK}@`))
     .replace(AUTHORIZATION_VALUE, (_m, head: string, scheme?: string) => (scheme ? `${head}${scheme} ${MASK}` : `${head}${MASK}`))
     .replace(/\bhf_[A-Za-z0-9]{6,}\b/g, `hf_${MASK}`)
     .replace(PRESIGNED_QUERY_SECRET, `$1${MASK}`)
     .replace(CONNECTION_STRING_SECRET, `$1${MASK}`);
 }
+
+/** `scheme://userinfo@`: what is before the `@` is masked (except an Azure container, see {@link isAzureContainer}). */
+const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^/\s@]+)@/gi;
 
 // The three rules below end a masked value at whitespace, at a delimiter, or at a backslash that
 // escapes a quote: `(?:[^\s<delimiters>\\]|\\(?!\\*["']))+`. In JSON quoted inside a text
@@ -198,6 +203,24 @@ const CONNECTION_STRING_SECRET = /\b(AccountKey=|SharedAccessSignature=)(?:[^;\s
  */
 const PRESIGNED_QUERY_SECRET =
   /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig|upload_id)=)(?:[^&#\s"'<>\\]|\\(?!\\*["']))+/gi;
+
+/**
+ * Schemes of Azure Storage URIs, whose userinfo is the container (Blob) or file system (ADLS
+ * Gen2): `wasbs://container@account.blob.core.windows.net/path`, as MLflow and Hadoop write them.
+ */
+const AZURE_CONTAINER_SCHEMES = new Set(['wasb://', 'wasbs://', 'abfs://', 'abfss://']);
+
+/**
+ * A name Azure accepts for a container or file system: 3 to 63 lower-case letters, digits and
+ * hyphens, or one of the reserved `$root`, `$web`, `$logs`. Anything else there (a `:password`,
+ * upper case, a percent-escape) is not a container name and is masked as userinfo.
+ */
+const AZURE_CONTAINER_NAME = /^(?:\$root|\$web|\$logs|[a-z0-9][a-z0-9-]{1,61}[a-z0-9])$/;
+
+/** True when `userinfo` of a `scheme://userinfo@` is an Azure container name: shown, not masked. */
+function isAzureContainer(scheme: string, userinfo: string): boolean {
+  return AZURE_CONTAINER_SCHEMES.has(scheme.toLowerCase()) && AZURE_CONTAINER_NAME.test(userinfo);
+}
 
 /** `Authorization` and `Proxy-Authorization` as an object key: the whole value is a credential. */
 const AUTHORIZATION_KEY = /\bauthorization$/i;
@@ -268,11 +291,16 @@ export function errorText(error: unknown): string {
   return redact(error instanceof Error ? `${error.name}: ${error.message}` : String(error));
 }
 
-/** Removes userinfo from a URL string for display; leaves non-URLs untouched. */
+/**
+ * Removes userinfo from a URL string for display (but keeps the container of an Azure Storage
+ * URI, see {@link redact}) and redacts the rest; leaves non-URLs untouched.
+ */
 export function redactUrl(url: string | URL): string {
   try {
     const parsed = new URL(String(url));
-    if (parsed.username || parsed.password) {
+    // An Azure URI's user name is its container, not a credential.
+    const container = !parsed.password && isAzureContainer(`${parsed.protocol}//`, parsed.username);
+    if ((parsed.username || parsed.password) && !container) {
       parsed.username = '';
       parsed.password = '';
     }

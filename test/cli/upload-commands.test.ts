@@ -4,7 +4,7 @@
  * (0 uploaded or skipped, 1 failed after retries, 2 usage), `--json`, `--dry-run` without a
  * single request, progress on stderr, and no secrets or stack traces in the output.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -312,5 +312,33 @@ describe('--json is valid JSON whatever is masked in it', () => {
     expect(JSON.parse(error.body)).toEqual({ error_code: 'BAD_REQUEST', message: 'rejected header Authorization: Bearer ***' });
     expect(run.stderr).toContain('Authorization: Bearer ***');
     expect(run.stderr).not.toContain('abc123');
+  });
+
+  it('the container of a wasbs:// artifact URI is shown, in the summary, --json and the error; the account key is not', async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'f.bin'), Buffer.alloc(100));
+    const { runId, env } = await localRun(cwd);
+    const artifactUri = `wasbs://ml-artifacts@devstoreaccount1.blob.core.windows.net/mlflow/0/${runId}/artifacts`;
+    const meta = join(cwd, 'mlruns', '0', runId, 'meta.yaml');
+    writeFileSync(meta, readFileSync(meta, 'utf8').replace(/^artifact_uri: .*$/m, `artifact_uri: ${artifactUri}`));
+    // The storage account refuses the key: the upload fails with the blob's URI in the error.
+    const blob = await answering((_req, res) => {
+      res
+        .writeHead(403, { 'content-type': 'application/xml', 'x-ms-error-code': 'AuthorizationFailure' })
+        .end('<?xml version="1.0" encoding="utf-8"?><Error><Code>AuthorizationFailure</Code><Message>This request is not authorized.</Message></Error>');
+    });
+    const accountKey = randomBytes(32).toString('base64');
+    const azureEnv = { ...env, AZURE_STORAGE_CONNECTION_STRING: `DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=${accountKey};BlobEndpoint=${blob}/devstoreaccount1;` };
+
+    const text = await cli(['file', '--stage', 'training', 'f.bin'], { cwd, env: azureEnv });
+    expect(text.code, text.stderr).toBe(EXIT_CODES.USAGE);
+    expect(text.stdout).toContain(`Azure Put Blob of ${artifactUri}/f.bin failed: 403`);
+    const json = await cli(['file', '--stage', 'training', 'f.bin', '--json'], { cwd, env: azureEnv });
+    const result = json.json().results[0];
+    expect(result.artifactUri).toBe(artifactUri);
+    expect(result.error.url).toBe(`${artifactUri}/f.bin`);
+    const joined = await cli(['runs', 'start', '--run-id', runId, '--json'], { cwd, env: azureEnv });
+    expect(joined.json().artifactUri).toBe(artifactUri);
+    for (const run of [text, json, joined]) expect(`${run.stdout}${run.stderr}`).not.toContain(accountKey);
   });
 });

@@ -112,6 +112,25 @@ describe('redaction of JSON and of escaped text', () => {
   });
 });
 
+describe('Azure container URIs', () => {
+  it('keep the container (file system) before the @ of wasbs://, wasb://, abfss:// and abfs://', () => {
+    for (const scheme of ['wasbs', 'wasb', 'abfss', 'abfs']) {
+      const host = scheme.startsWith('abfs') ? 'devstoreaccount1.dfs.core.windows.net' : 'devstoreaccount1.blob.core.windows.net';
+      const uri = `${scheme}://ml-artifacts@${host}/mlflow/0/abc/artifacts/model.onnx`;
+      expect(redact(`Azure Put Blob of ${uri} failed: 403`)).toBe(`Azure Put Blob of ${uri} failed: 403`);
+      expect(redactUrl(uri)).toBe(uri);
+      // A password in their userinfo is still a credential.
+      expect(redact(`${scheme}://ml-artifacts:s3cr3tpw@${host}/x`)).toBe(`${scheme}://***@${host}/x`);
+      expect(redactUrl(`${scheme}://ml-artifacts:s3cr3tpw@${host}/x`)).toBe(`${scheme}://${host}/x`);
+    }
+    // Not a container name (upper case, an encoded character): masked, as any other userinfo.
+    expect(redact('wasbs://Tok%2Fen@acct.blob.core.windows.net/x')).toBe('wasbs://***@acct.blob.core.windows.net/x');
+    // Other schemes: a bare user name may be a token, as in https://<token>@host.
+    expect(redact('https://ghp_tokenvalue@github.example.com/x')).toBe('https://***@github.example.com/x');
+    expect(redact('s3://ml-artifacts@bucket/x')).toBe('s3://***@bucket/x');
+  });
+});
+
 describe('errors', () => {
   it('carry code, hint and context, and serialise without the cause', () => {
     const error = new LocalPathError('PATH_NOT_FOUND', '/nope', 'No file at /nope.', { hint: 'Check the path.', cause: new Error('ENOENT') });
