@@ -36,7 +36,7 @@ import { ArtifactUploaderError, InvalidArgumentError } from '../core/errors.js';
 import { redact, redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
 import { isTransientFailure } from '../core/retry.js';
-import { publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
+import { checkIdempotencyKey, publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 import type { RecordSchema, TrackerStateSchema } from './tracker-state.js';
 import { SerialQueue } from '../core/serial-queue.js';
@@ -501,10 +501,9 @@ export class PublishTracker {
   }
 }
 
+/** A training id is the publish's idempotency key (see {@link checkIdempotencyKey}). */
 function checkKey(key: string): void {
-  if (typeof key !== 'string' || key.trim() === '' || /[\r\n]/.test(key)) {
-    throw new InvalidArgumentError('trainingId', `Expected a non-empty single-line id, got ${JSON.stringify(key)}.`);
-  }
+  checkIdempotencyKey(key, 'trainingId');
 }
 
 /**

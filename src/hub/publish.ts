@@ -129,7 +129,9 @@ export interface PublishToHubOptions {
   /**
    * Identifies this publish across processes (the publish tracker passes its key): written into
    * the commit description and, before uploading, searched for in the branch's last 100 commits;
-   * when found, nothing is uploaded and the status is `already-published`.
+   * when found, nothing is uploaded and the status is `already-published`. A non-empty string
+   * without control characters (tab, CR, LF ...) and without whitespace at either end; any other
+   * is refused with an `InvalidArgumentError`.
    * @default a random id (each call is a new publish)
    */
   idempotencyKey?: string;
@@ -224,9 +226,39 @@ function checkOptions(options: PublishToHubOptions): void {
   if (options.revision !== undefined && (typeof options.revision !== 'string' || options.revision.trim() === '')) {
     throw new InvalidArgumentError('revision', `Expected \`revision\` to be a branch name, got ${JSON.stringify(options.revision)}.`);
   }
-  if (options.idempotencyKey !== undefined && (typeof options.idempotencyKey !== 'string' || options.idempotencyKey === '' || /\n/.test(options.idempotencyKey))) {
-    throw new InvalidArgumentError('idempotencyKey', 'Expected `idempotencyKey` to be a non-empty single-line string.');
+  if (options.idempotencyKey !== undefined) checkIdempotencyKey(options.idempotencyKey, 'idempotencyKey');
+}
+
+/** Control characters (C0, DEL, C1: tab, CR, LF, NUL ...) and the Unicode line and paragraph separators. */
+const KEY_CONTROL = /[\p{Cc}\u2028\u2029]/u;
+/** Whitespace at either end; JS `\s` also covers the Unicode spaces (NBSP, ideographic space) and the BOM. */
+const KEY_EDGE_SPACE = /^\s|\s$/u;
+
+/**
+ * Throws an {@link InvalidArgumentError} (naming `argument`) unless `key` can identify a publish
+ * on the Hub: a non-empty string with no control character and no whitespace at either end.
+ * The key is written into the commit description and found there again by later publishes, and
+ * neither a Hub nor a client rewrapping a description keeps a line's edges reliably: a key that
+ * ends in a space, a tab or a CR may never be found again, and the same model is committed a
+ * second time. Refused rather than trimmed, so that `'job-42 '` and `'job-42'` never name one
+ * publish on the Hub and two in a tracker's state file. Shared with the publish tracker, whose
+ * training ids are these keys.
+ */
+export function checkIdempotencyKey(key: unknown, argument: string): void {
+  if (typeof key !== 'string' || key === '') {
+    throw new InvalidArgumentError(argument, `Expected \`${argument}\` to be a non-empty string, got ${JSON.stringify(key)}.`);
   }
+  const control = KEY_CONTROL.exec(key)?.[0];
+  const problem = control !== undefined ? `contains the control character ${codePoint(control)}` : KEY_EDGE_SPACE.test(key) ? 'starts or ends with whitespace' : undefined;
+  if (problem) {
+    throw new InvalidArgumentError(argument, `\`${argument}\` ${JSON.stringify(key)} ${problem}.`, {
+      hint: 'It is written into the Hub commit and searched for there by later publishes: pass it trimmed, on one line, without tabs or other control characters.',
+    });
+  }
+}
+
+function codePoint(char: string): string {
+  return `U+${char.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
 /** Splits a commit message into the Hub's title and description. */
@@ -240,9 +272,18 @@ function commitText(options: PublishToHubOptions, prepared: PreparedUpload, publ
   return { title, description: lines.join('\n\n') };
 }
 
-function hasMarker(commit: { title: string; message: string }, publishId: string): boolean {
+/**
+ * Whether a commit's title or description has the marker line of `publishId`. The line is
+ * compared as written first, so the key is matched exactly, whatever its edges; then without
+ * the whitespace around it (a CR of CRLF line ends, indentation), which is how earlier versions
+ * compared and keeps the markers already on the Hub found. Trimming the line never makes two
+ * accepted keys match each other: {@link checkIdempotencyKey} refuses keys with whitespace at
+ * their edges. (It does let a key match a marker that an earlier version wrote for the same key
+ * with a trailing space, which is the publish the caller meant.)
+ */
+export function hasMarker(commit: { title: string; message: string }, publishId: string): boolean {
   const line = `${MARKER_PREFIX}${publishId}`;
-  return [commit.title, commit.message].some((text) => text.split('\n').some((l) => l.trim() === line));
+  return [commit.title, commit.message].some((text) => text.split('\n').some((l) => l === line || l.trim() === line));
 }
 
 /**

@@ -109,6 +109,25 @@ describe('PublishTracker.status', () => {
     expect(transitions.map((l) => l.split(': ')[2])).toEqual(['training', 'upload-needed', 'uploading', 'completed']);
   });
 
+  it('refuses a training id with whitespace at an edge or a control character, publishing and recording nothing', async () => {
+    const publish = fakePublish();
+    const stateFile = await stateFileIn();
+    const tracker = new PublishTracker({ stateFile, publish: publish.fn });
+    const common = { repoId: 'tester/a', modelDir: '/models/a' };
+    // The id is the publish's idempotency key: one that ends in whitespace is never found on the
+    // Hub again, so a lost commit answer would mean a second commit.
+    for (const id of ['job-42 ', '\tjob-42', 'job-42\u00a0', 'job-42\r', 'job\u0000-42']) {
+      const calls = [
+        tracker.status(id, { ...common, training: 'succeeded', allowUpload: true }),
+        tracker.retry(id),
+        tracker.publishOnce(id, { ...common, ...defaults() } as PublishToHubOptions),
+      ];
+      for (const call of calls) await expect(call, JSON.stringify(id)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'trainingId' });
+    }
+    expect(publish.calls).toHaveLength(0);
+    await expect(readFile(stateFile)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
   it('reports a failed training without publishing', async () => {
     const publish = fakePublish();
     const tracker = new PublishTracker({ stateFile: await stateFileIn(), publish: publish.fn });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { HubError, InvalidArgumentError, ModelValidationError, PublicHubInTestError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
-import { HUB_RUN_TAGS, publishToHub, type PublishProgressEvent, type PublishToHubOptions } from '../../src/hub/publish.js';
+import { hasMarker, HUB_RUN_TAGS, publishToHub, type PublishProgressEvent, type PublishToHubOptions } from '../../src/hub/publish.js';
 import { runPython } from '../support/python.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { describeWithPython, sha256, tempDir, writeFiles, writeFusedModel, writeMlxLoraModel, writeShardedModel } from './helpers.js';
@@ -319,6 +319,33 @@ describe('publishToHub', () => {
     expect(hub.commits(options.repoId)).toHaveLength(2);
   });
 
+  it('with an idempotencyKey, a commit whose answer was lost is found again by the next publish: one commit', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const options = opts({ modelDir, idempotencyKey: 'job-42' });
+    hub.createRepo(options.repoId);
+    hub.dropResponseOfNext('commit');
+    const first = await publishToHub(options);
+    const second = await publishToHub(options);
+    expect([first.status, second.status]).toEqual(['published', 'already-published']);
+    expect(second.commitOid).toBe(first.commitOid);
+    expect(hub.commits(options.repoId)).toHaveLength(2); // the repo's initial commit + ours
+  });
+
+  it('refuses an idempotencyKey with whitespace at an edge or a control character, before any request', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    hub.clearLog();
+    // Each of these was accepted, written into the commit and never found again: a lost commit
+    // answer then meant a second commit of the same model.
+    for (const key of ['job-42 ', ' job-42', 'job-42\t', 'job-42\u00a0', 'job-42\r', 'job-42\n', 'job\u000042', 'job-42\u2028', '']) {
+      const error = await publishToHub(opts({ modelDir, idempotencyKey: key })).catch((e: unknown) => e);
+      expect(error, JSON.stringify(key)).toBeInstanceOf(InvalidArgumentError);
+      expect(error, JSON.stringify(key)).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'idempotencyKey' });
+      if (key !== '') expect((error as InvalidArgumentError).hint, JSON.stringify(key)).toMatch(/trimmed, on one line/);
+    }
+    expect(hub.requests).toEqual([]);
+    expect(hub.store.get('model', 'tester/never')).toBeUndefined();
+  });
+
   it('reports a failed MLflow tag as a warning, the publish still succeeds', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     const result = await publishToHub(
@@ -333,6 +360,25 @@ describe('publishToHub', () => {
     expect(result.status).toBe('published');
     expect(result.mlflowTagged).toBe(false);
     expect(result.warnings.join('\n')).toContain('mlflow down');
+  });
+});
+
+describe('hasMarker', () => {
+  const commit = (message: string) => ({ title: 'Upload fused model with artifact-uploader', message });
+
+  it('matches the marker line exactly, key edges included', () => {
+    expect(hasMarker(commit('Published by artifact-uploader 1.0.0.\n\nartifact-uploader-publish-id: job-42 '), 'job-42 ')).toBe(true);
+    expect(hasMarker(commit('artifact-uploader-publish-id: job-42\t'), 'job-42\t')).toBe(true);
+    expect(hasMarker(commit('artifact-uploader-publish-id: job-42'), 'job-4')).toBe(false);
+    expect(hasMarker(commit('artifact-uploader-publish-id: job-4'), 'job-42')).toBe(false);
+    expect(hasMarker(commit('artifact-uploader-publish-id: job-42'), 'JOB-42')).toBe(false);
+  });
+
+  it('still finds markers as earlier versions wrote and compared them (whitespace around the line)', () => {
+    expect(hasMarker(commit('Published by artifact-uploader 0.9.0.\n\nartifact-uploader-publish-id: job-42'), 'job-42')).toBe(true);
+    expect(hasMarker(commit('MLflow run: r1\r\n\r\nartifact-uploader-publish-id: job-42\r\n'), 'job-42')).toBe(true);
+    expect(hasMarker(commit('  artifact-uploader-publish-id: job-42  '), 'job-42')).toBe(true);
+    expect(hasMarker({ title: 'artifact-uploader-publish-id: job-42', message: '' }, 'job-42')).toBe(true);
   });
 });
 
