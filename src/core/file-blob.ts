@@ -5,10 +5,15 @@
  * `LocalFileBlob` body from the file ({@link LocalFileBlob.chunks}) with `Content-Length` instead
  * of going through `fetch`'s Blob machinery.
  *
+ * A file kept in memory (a small one once read, or any after {@link LocalFileBlob.load}) is
+ * served from that copy by every read, `stream()` and `chunks()` included: what a client hashes
+ * from `arrayBuffer()` and what it then sends as a request body are the same bytes, whatever
+ * happens to the file on disk in between.
+ *
  * @module
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { readFileChunks } from './file-chunks.js';
+import { FILE_CHUNK_BYTES, readFileChunks } from './file-chunks.js';
 import { readFully } from './read-fully.js';
 
 /**
@@ -24,8 +29,11 @@ const CACHE_MAX_BYTES = 256 * 1024;
 
 /** A lazily read range `[start, end)` of a local file. */
 export class LocalFileBlob extends Blob {
-  /** Contents of the whole file, once read (small files only); shared with slices. */
-  private cache: { bytes?: Uint8Array } = {};
+  /**
+   * Contents of the whole file once read (small files, or any file after {@link load}), and the
+   * read in progress; shared with slices.
+   */
+  private cache: { bytes?: Uint8Array<ArrayBuffer>; loading?: Promise<Uint8Array<ArrayBuffer>> } = {};
 
   private constructor(
     /** Absolute local path. */
@@ -49,6 +57,40 @@ export class LocalFileBlob extends Blob {
   /** True when the whole file is small enough to be kept in memory once read. */
   get cached(): boolean {
     return this.fileSize <= CACHE_MAX_BYTES;
+  }
+
+  /** True once the whole file is in memory: every read of this blob and its slices is served from there. */
+  get loaded(): boolean {
+    return this.cache.bytes !== undefined;
+  }
+
+  /**
+   * Reads the whole file into memory (once; whatever its size) and keeps it, for this blob and
+   * its slices: from then on nothing reads the file again. For a file whose bytes must be read
+   * before they are checked and then sent as they were (see hub/publish.ts).
+   *
+   * @throws Error when the file is shorter than its size as seen when the blob was made (it changed).
+   */
+  async load(): Promise<void> {
+    this.cache.loading ??= readRange(this.path, 0, this.fileSize).then(
+      (bytes) => (this.cache.bytes = bytes),
+      (error: unknown) => {
+        this.cache.loading = undefined;
+        throw error;
+      },
+    );
+    await this.cache.loading;
+  }
+
+  /** The range from memory: the cache when loaded, else (small files) after loading it. */
+  private async fromMemory(): Promise<Uint8Array<ArrayBuffer>> {
+    if (!this.cache.bytes) await this.load();
+    return this.cache.bytes!.subarray(this.start, this.end);
+  }
+
+  /** Whether reads are served from memory (kept, or small enough to be kept once read). */
+  private get inMemory(): boolean {
+    return this.cache.bytes !== undefined || this.cached;
   }
 
   // @ts-expect-error Blob declares `size` and `type` as properties; at runtime they are prototype getters, which these replace.
@@ -77,10 +119,7 @@ export class LocalFileBlob extends Blob {
   }
 
   override async bytes(): Promise<Uint8Array<ArrayBuffer>> {
-    if (this.cached) {
-      this.cache.bytes ??= await readRange(this.path, 0, this.fileSize);
-      return this.cache.bytes.subarray(this.start, this.end) as Uint8Array<ArrayBuffer>;
-    }
+    if (this.inMemory) return this.fromMemory();
     return readRange(this.path, this.start, this.size);
   }
 
@@ -88,8 +127,29 @@ export class LocalFileBlob extends Blob {
     return Buffer.from(await this.bytes()).toString('utf8');
   }
 
-  /** The range in {@link FILE_READ_CHUNK} chunks, read one chunk ahead of the consumer (so memory stays flat). */
+  /**
+   * The range in {@link FILE_READ_CHUNK} chunks, read one chunk ahead of the consumer (so memory
+   * stays flat); from memory when the file is kept there (each chunk a copy: a stream's
+   * consumer owns what it is given).
+   */
   override stream(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    if (this.inMemory) {
+      let position = 0;
+      return new ReadableStream<Uint8Array<ArrayBuffer>>(
+        {
+          pull: async (controller) => {
+            const bytes = await this.fromMemory();
+            if (position >= bytes.byteLength) {
+              controller.close();
+              return;
+            }
+            controller.enqueue(bytes.slice(position, position + FILE_READ_CHUNK));
+            position += FILE_READ_CHUNK;
+          },
+        },
+        { highWaterMark: 1 },
+      );
+    }
     const { path, end } = this;
     let position = this.start;
     let handle: FileHandle | undefined;
@@ -129,10 +189,20 @@ export class LocalFileBlob extends Blob {
 
   /**
    * The range as the chunks of a request body (see {@link readFileChunks}: each chunk is only
-   * valid until the next one is asked for); an empty range yields nothing.
+   * valid until the next one is asked for); an empty range yields nothing. From memory when the
+   * file is kept there, so that a body sends the very bytes `arrayBuffer()` gave (the Hub client
+   * hashes those into the LFS oid the upload must match).
    */
   chunks(): AsyncGenerator<Buffer, void, undefined> {
+    if (this.inMemory) return this.chunksFromMemory();
     return readFileChunks(this.path, this.start, this.size);
+  }
+
+  private async *chunksFromMemory(): AsyncGenerator<Buffer, void, undefined> {
+    const bytes = await this.fromMemory();
+    for (let offset = 0; offset < bytes.byteLength; offset += FILE_CHUNK_BYTES) {
+      yield Buffer.from(bytes.buffer, bytes.byteOffset + offset, Math.min(FILE_CHUNK_BYTES, bytes.byteLength - offset));
+    }
   }
 }
 

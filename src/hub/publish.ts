@@ -452,11 +452,8 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
   }
 }
 
-/**
- * A file of the commit: its blob and, for a file read as it is sent (not kept in memory), its
- * snapshot from before anything read it.
- */
-type FileContents = Array<{ path: string; localPath: string; blob: LocalFileBlob; snapshot?: FileSnapshot }>;
+/** A file of the commit: its blob and its snapshot from before anything read it. */
+type FileContents = Array<{ path: string; localPath: string; blob: LocalFileBlob; snapshot: FileSnapshot }>;
 
 /** Files read at once when the small ones are loaded before the commit. */
 const READ_CONCURRENCY = 16;
@@ -467,35 +464,39 @@ const READ_CONCURRENCY = 16;
  * client's fetch streams LFS bodies from the file (see {@link LocalFileBlob}), and small files
  * are read once, here, instead of once for the preupload sample and again for the commit.
  *
- * A file that is not kept in memory is read twice: by `@huggingface/hub` for its sha256 (the LFS
- * oid, which is also the file's reported `sha256`: one hash, not two) and again as it is sent.
- * Its snapshot, taken here before either read, is checked before the commit (see
- * {@link firstSourceChange}), so that a file rewritten in between fails the publish as
- * `SOURCE_CHANGED` instead of committing bytes that are not the ones hashed.
+ * Every file is snapshotted before anything reads it, and every snapshot is checked before the
+ * commit request (see {@link firstSourceChange}), so that a file rewritten in between fails the
+ * publish as `SOURCE_CHANGED` instead of committing bytes that are not the ones listed, hashed or
+ * sent. A small file is then read whole into memory, and the Hub client hashes it, samples it,
+ * uploads it (LFS) or puts it in the commit (inline) from that one copy. A larger LFS file is
+ * read twice, by `@huggingface/hub` for its sha256 (the LFS oid, which is also the file's
+ * reported `sha256`: one hash, not two) and again as it is sent.
  */
 async function fileContents(prepared: PreparedUpload): Promise<FileContents> {
   const limit = pLimit(READ_CONCURRENCY);
   return Promise.all(
     prepared.files.map((file) =>
       limit(async () => {
-        const blob = await LocalFileBlob.fromPath(file.localPath, file.size);
-        if (blob.cached) {
-          await blob.bytes();
-          return { path: file.path, localPath: file.localPath, blob };
-        }
         const snapshot = await snapshotFile(file.localPath);
         // Changed since the model was validated and listed: its listed size is no longer its size.
         if (snapshot.size !== file.size) throw new SourceChangedError(file.localPath, { size: file.size, mtimeMs: snapshot.mtimeMs }, snapshot);
+        const blob = await LocalFileBlob.fromPath(file.localPath, file.size);
+        if (blob.cached) {
+          // A file that shrank since the snapshot cannot be read for its size: say that it changed.
+          await blob.load().catch(async (error: unknown) => {
+            throw (await sourceChange(file.localPath, snapshot)) ?? error;
+          });
+        }
         return { path: file.path, localPath: file.localPath, blob, snapshot };
       }),
     ),
   );
 }
 
-/** The first file read as it is sent that no longer matches its snapshot, as a {@link SourceChangedError}. */
+/** The first file of the commit that no longer matches its snapshot, as a {@link SourceChangedError}. */
 async function firstSourceChange(contents: FileContents): Promise<SourceChangedError | undefined> {
   for (const file of contents) {
-    const changed = file.snapshot && (await sourceChange(file.localPath, file.snapshot));
+    const changed = await sourceChange(file.localPath, file.snapshot);
     if (changed) return changed;
   }
   return undefined;
@@ -549,7 +550,8 @@ async function commitExactlyOnce(
             operations,
             signal,
             // The bytes uploaded must be the bytes hashed (their sha256 is the LFS oid the commit
-            // names): a file rewritten since its snapshot fails here, before anything is committed.
+            // names), and the inline bytes the ones listed: a file rewritten since its snapshot
+            // fails here, before anything is committed.
             beforeCommit: async () => {
               const changed = await firstSourceChange(contents);
               if (changed) throw changed;

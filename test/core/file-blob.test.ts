@@ -58,6 +58,61 @@ describe('LocalFileBlob', () => {
   });
 });
 
+describe('LocalFileBlob kept in memory', () => {
+  async function drain(chunks: AsyncIterable<Uint8Array>): Promise<Buffer> {
+    const out: Buffer[] = [];
+    for await (const chunk of chunks) out.push(Buffer.from(chunk));
+    return Buffer.concat(out);
+  }
+
+  it('sends a small file read once from that read: chunks() and stream() give the bytes arrayBuffer() gave', async () => {
+    const before = pattern(5000);
+    const file = fileOf(before);
+    const blob = await LocalFileBlob.fromPath(file);
+    const hashed = Buffer.from(await blob.arrayBuffer());
+    writeFileSync(file, Buffer.alloc(5000, 7)); // rewritten between the hash and the upload
+    expect(hashed.equals(before)).toBe(true);
+    expect((await drain(blob.chunks())).equals(before)).toBe(true);
+    expect((await drain(blob.stream())).equals(before)).toBe(true);
+    expect((await drain(blob.slice(100, 200).chunks())).equals(before.subarray(100, 200))).toBe(true);
+  });
+
+  it('reads a small file once even when chunks() comes first', async () => {
+    const before = pattern(3000);
+    const file = fileOf(before);
+    const blob = await LocalFileBlob.fromPath(file);
+    expect((await drain(blob.chunks())).equals(before)).toBe(true);
+    writeFileSync(file, Buffer.alloc(3000, 1));
+    expect(Buffer.from(await blob.arrayBuffer()).equals(before)).toBe(true);
+  });
+
+  it('load() keeps a large file in memory for every read, slices included', async () => {
+    const before = pattern(FILE_READ_CHUNK * 2 + 99);
+    const file = fileOf(before);
+    const blob = await LocalFileBlob.fromPath(file);
+    expect(blob.cached).toBe(false);
+    expect(blob.loaded).toBe(false);
+    await blob.load();
+    expect(blob.loaded).toBe(true);
+    writeFileSync(file, Buffer.alloc(10, 1)); // shorter: a read from disk would fail
+    expect(Buffer.from(await blob.arrayBuffer()).equals(before)).toBe(true);
+    expect((await drain(blob.stream())).equals(before)).toBe(true);
+    expect((await drain(blob.chunks())).equals(before)).toBe(true);
+    const part = blob.slice(FILE_READ_CHUNK - 5, FILE_READ_CHUNK + 5);
+    expect((await drain(part.chunks())).equals(before.subarray(FILE_READ_CHUNK - 5, FILE_READ_CHUNK + 5))).toBe(true);
+  });
+
+  it('load() of a file that shrank since the blob was made fails, and a later load() reads again', async () => {
+    const file = fileOf(pattern(FILE_READ_CHUNK + 10));
+    const blob = await LocalFileBlob.fromPath(file);
+    writeFileSync(file, pattern(100));
+    await expect(blob.load()).rejects.toThrow(/changed while being read/);
+    writeFileSync(file, pattern(FILE_READ_CHUNK + 10));
+    await blob.load();
+    expect(blob.loaded).toBe(true);
+  });
+});
+
 describe('HttpClient.fetch with a LocalFileBlob body', () => {
   it('streams the file range with Content-Length and answers with a Response', async () => {
     const bytes = pattern(3 * 1024 * 1024 + 17);

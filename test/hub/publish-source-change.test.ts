@@ -1,10 +1,13 @@
 /**
- * publishToHub with weights rewritten while they are published. `@huggingface/hub` hashes an
+ * publishToHub with files rewritten while they are published. `@huggingface/hub` hashes an
  * LFS file (its sha256 is the LFS oid and the `sha256` we report) and then reads it again to
  * upload it: one hash, two reads. A file rewritten between the two reads, or after its upload
  * but before the commit, must fail the publish with SOURCE_CHANGED and commit nothing; an
- * untouched file is reported with the sha256 of its bytes, verified by checksum.
+ * untouched file is reported with the sha256 of its bytes, verified by checksum. The same holds
+ * for small files (kept in memory: hashed and sent from one read) and for inline files, whose
+ * committed bytes must be the ones checked.
  */
+import { writeFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -122,4 +125,42 @@ describe('publishToHub and a source rewritten mid-publish', () => {
     expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(0);
     expect(hub.commits(options.repoId)).toHaveLength(1);
   });
+  it('fails with SOURCE_CHANGED when small weights (kept in memory) are rewritten after their hash, and uploads the bytes hashed', async () => {
+    // ~5 KB of weights: read once into memory, hashed from there, on LFS through .gitattributes.
+    const modelDir = await writeFusedModel(await tempDir());
+    const weights = join(modelDir, 'model.safetensors');
+    const original = await readFile(weights);
+    const options = opts(modelDir);
+    hub.clearLog();
+    const rewritten = rewriteWhileHeld('lfs-batch', weights);
+    const error = await publishToHub(options).catch((e: unknown) => e);
+    await rewritten;
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: weights });
+    // The upload carried the bytes that were hashed (the fake Hub checks them against the oid).
+    expect(hub.requests.filter((r) => r.route === 'lfs-upload').map((r) => r.status)).toEqual([200]);
+    expect(hub.store.get('model', options.repoId)!.lfs.has(sha256(original))).toBe(true);
+    expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(0);
+    expect(hub.commits(options.repoId)).toHaveLength(1);
+  });
+
+  it('fails with SOURCE_CHANGED, committing nothing, when a small inline file is rewritten longer after it was listed', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const config = join(modelDir, 'config.json');
+    const longer = JSON.stringify({ ...(JSON.parse(await readFile(config, 'utf8')) as object), note: 'x'.repeat(64) }, null, 2);
+    const options: PublishToHubOptions = {
+      ...opts(modelDir),
+      // Its size is listed by then (validation); its bytes are read after.
+      onProgress: (event) => {
+        if (event.type === 'phase' && event.phase === 'preparing') writeFileSync(config, longer);
+      },
+    };
+    hub.clearLog();
+    const error = await publishToHub(options).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: config });
+    expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(0);
+    expect(hub.commits(options.repoId)).toHaveLength(1);
+  });
+
 });
