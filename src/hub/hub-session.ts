@@ -163,10 +163,11 @@ export class HubSession {
     onEvent?: (event: CommitProgressEvent) => void;
     onCommitRequest?: () => void;
     /**
-     * Awaited once the LFS files are uploaded, before the commit request is sent; a throw stops
-     * the attempt there, with nothing committed.
+     * Awaited once the LFS files are uploaded, before the commit request is sent (and before
+     * `@huggingface/hub` reads the inline files into it); a throw stops the attempt there, with
+     * nothing committed. `lfsPaths`: the files the Hub put on LFS; the others go inline.
      */
-    beforeCommit?: () => Promise<void>;
+    beforeCommit?: (upload: { lfsPaths: ReadonlySet<string> }) => Promise<void>;
   }): Promise<{ oid: string; url: string; lfsOids: Map<string, string> }> {
     const seen: LfsObservation = { lfsPaths: new Set(), objects: [] };
     this.lfsSeen = seen;
@@ -186,7 +187,7 @@ export class HubSession {
     while (!next.done) {
       if (next.value.event === 'phase' && next.value.phase === 'committing') {
         // The generator sends the commit only when asked for its next event: nothing is sent yet.
-        await params.beforeCommit?.().catch(async (error: unknown) => {
+        await params.beforeCommit?.({ lfsPaths: seen.lfsPaths }).catch(async (error: unknown) => {
           await iterator.return(undefined).catch(() => undefined);
           throw error;
         });

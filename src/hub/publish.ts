@@ -470,7 +470,8 @@ const READ_CONCURRENCY = 16;
  * sent. A small file is then read whole into memory, and the Hub client hashes it, samples it,
  * uploads it (LFS) or puts it in the commit (inline) from that one copy. A larger LFS file is
  * read twice, by `@huggingface/hub` for its sha256 (the LFS oid, which is also the file's
- * reported `sha256`: one hash, not two) and again as it is sent.
+ * reported `sha256`: one hash, not two) and again as it is sent; a larger inline file is read
+ * into memory just before the check (see {@link loadInlineFiles}).
  */
 async function fileContents(prepared: PreparedUpload): Promise<FileContents> {
   const limit = pLimit(READ_CONCURRENCY);
@@ -491,6 +492,19 @@ async function fileContents(prepared: PreparedUpload): Promise<FileContents> {
       }),
     ),
   );
+}
+
+/**
+ * Reads into memory every file that goes inline in the commit request (all but `lfsPaths`), so
+ * that the snapshot check that follows covers the bytes the commit carries: `@huggingface/hub`
+ * reads an inline file as it builds the request, after the check, and a file rewritten in
+ * between would be committed unchecked (or cut to its listed size) and still pass the size check
+ * of verification. Read first, then check. No extra memory to speak of: the request holds each of
+ * them whole (base64) anyway.
+ */
+async function loadInlineFiles(contents: FileContents, lfsPaths: ReadonlySet<string>): Promise<void> {
+  const limit = pLimit(READ_CONCURRENCY);
+  await Promise.all(contents.filter((file) => !lfsPaths.has(file.path) && !file.blob.loaded).map((file) => limit(() => file.blob.load())));
 }
 
 /** The first file of the commit that no longer matches its snapshot, as a {@link SourceChangedError}. */
@@ -551,8 +565,10 @@ async function commitExactlyOnce(
             signal,
             // The bytes uploaded must be the bytes hashed (their sha256 is the LFS oid the commit
             // names), and the inline bytes the ones listed: a file rewritten since its snapshot
-            // fails here, before anything is committed.
-            beforeCommit: async () => {
+            // fails here, before anything is committed. Inline files are read before the check
+            // (a read that fails on a file that shrank is reported by the catch below).
+            beforeCommit: async ({ lfsPaths }) => {
+              await loadInlineFiles(contents, lfsPaths);
               const changed = await firstSourceChange(contents);
               if (changed) throw changed;
             },

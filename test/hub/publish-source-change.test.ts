@@ -163,4 +163,29 @@ describe('publishToHub and a source rewritten mid-publish', () => {
     expect(hub.commits(options.repoId)).toHaveLength(1);
   });
 
+  it('commits the bytes of a larger inline file that were checked, even when it is rewritten as the commit request is made', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    // Text over the 256 KiB kept in memory, under the Hub's 10 MiB for inline files.
+    const tokenizer = join(modelDir, 'tokenizer.json');
+    const vocab = Object.fromEntries(Array.from({ length: 20_000 }, (_, i) => [`token_${i}_${'x'.repeat(i % 7)}`, i]));
+    const original = Buffer.from(JSON.stringify({ version: '1.0', model: { type: 'BPE', vocab } }));
+    expect(original.length).toBeGreaterThan(256 * 1024);
+    await writeFile(tokenizer, original);
+    let rewrites = 0;
+    const options: PublishToHubOptions = {
+      ...opts(modelDir),
+      // After the source check, before the Hub client reads the inline files into the request.
+      onProgress: (event) => {
+        if (event.type === 'phase' && event.phase === 'committing' && rewrites++ === 0) {
+          writeFileSync(tokenizer, JSON.stringify({ version: '2.0', model: { type: 'BPE', vocab, merges: ['a b'] } }));
+        }
+      },
+    };
+    hub.clearLog();
+    const result = await publishToHub(options);
+    expect(result.status).toBe('published');
+    expect(rewrites).toBe(1);
+    expect(hub.fileBytes(options.repoId, 'tokenizer.json')?.equals(original)).toBe(true);
+    expect(hub.requests.filter((r) => r.route === 'lfs-batch').map((r) => JSON.parse(r.body.toString()) as { objects: unknown[] })[0]?.objects).toHaveLength(1);
+  });
 });
