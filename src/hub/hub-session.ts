@@ -2,7 +2,8 @@
  * The Hub calls of a publish, made with the official `@huggingface/hub` client: every call goes
  * through the shared retry policy, through our HTTP client's `fetch` (its TLS settings and idle
  * timeout apply), and failures become {@link HubError}s with the Hub's status, `X-Error-Code`
- * and a hint, never the token.
+ * and a hint, never the token. A failed answer's `Retry-After` (or, on a 429, the Hub's
+ * `RateLimit` reset) is what the retry policy waits before the next attempt.
  *
  * The commit itself is not retried here: {@link HubSession.commitOnce} makes one attempt, and
  * the publisher decides whether another attempt is safe (see publish.ts).
@@ -11,6 +12,7 @@
  */
 import { commitIter, createRepo, HubApiError, listCommits, listFiles, repoExists, type CommitOperation, type CommitProgressEvent } from '@huggingface/hub';
 import { AbortedError, ArtifactUploaderError, HubError, InvalidResponseError } from '../core/errors.js';
+import { parseRetryAfter } from '../core/http.js';
 import { redact, redactUrl, type Logger } from '../core/logger.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
 
@@ -54,9 +56,17 @@ export function hubStatusOf(error: unknown): number | undefined {
 /** The Hub calls of one publish. */
 export class HubSession {
   private readonly errorCodes = new Map<string, string>();
+  /**
+   * How long the last failed answer of each URL asked to wait, in ms (see {@link retryAfterMsOf}).
+   * Set or cleared by every answer, so it is always the latest request's.
+   */
+  private readonly retryAfter = new Map<string, number>();
   /** What the running commit attempt told the Hub about its LFS files (see {@link commitOnce}). */
   private lfsSeen?: LfsObservation;
-  /** A fetch that remembers `X-Error-Code` of failed answers (the Hub client drops headers). */
+  /**
+   * A fetch that remembers `X-Error-Code` and the wait asked for (`Retry-After`, `RateLimit`) of
+   * failed answers: the Hub client's `HubApiError` keeps neither, only the URL and the status.
+   */
   readonly fetch: typeof fetch;
 
   constructor(private readonly options: HubSessionOptions) {
@@ -69,6 +79,9 @@ export class HubSession {
       options.logger.debug(`hub ${init?.method ?? 'GET'} ${redactUrl(url)} -> ${response.status}`);
       const code = response.headers.get('x-error-code');
       if (!response.ok && code) this.errorCodes.set(response.url || url, code);
+      const wait = response.ok ? undefined : retryAfterMsOf(response.status, response.headers);
+      if (wait === undefined) this.retryAfter.delete(response.url || url);
+      else this.retryAfter.set(response.url || url, wait);
       if (seen && response.ok && /\/preupload\//.test(new URL(url).pathname)) await observePreupload(seen, response);
       return response;
     }) as typeof fetch;
@@ -78,10 +91,22 @@ export class HubSession {
     return { hubUrl: this.options.hubUrl, accessToken: this.options.accessToken, fetch: this.fetch };
   }
 
+  /**
+   * The error of a failed Hub call with `retryAfterMs` (which {@link withRetry} waits instead of
+   * its backoff) when the answer it came from asked for a wait; other errors as they are.
+   */
+  private withRetryAfter(error: unknown): unknown {
+    if (error instanceof HubApiError) {
+      const wait = this.retryAfter.get(error.url);
+      if (wait !== undefined) Object.assign(error, { retryAfterMs: wait });
+    }
+    return error;
+  }
+
   /** Runs one Hub call under the retry policy, mapping its failure. */
   private async call<T>(action: string, fn: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
     try {
-      return await withRetry((_attempt, signal) => fn(signal), {
+      return await withRetry((_attempt, signal) => fn(signal).catch((error: unknown) => Promise.reject(this.withRetryAfter(error))), {
         retry: this.options.retry,
         signal: this.options.signal,
         onRetry: (event) => {
@@ -169,6 +194,15 @@ export class HubSession {
      */
     beforeCommit?: (upload: { lfsPaths: ReadonlySet<string> }) => Promise<void>;
   }): Promise<{ oid: string; url: string; lfsOids: Map<string, string> }> {
+    try {
+      return await this.commitAttempt(params);
+    } catch (error) {
+      // The caller retries the attempt under the policy: the Hub's wait applies to it too.
+      throw this.withRetryAfter(error);
+    }
+  }
+
+  private async commitAttempt(params: Parameters<HubSession['commitOnce']>[0]): Promise<{ oid: string; url: string; lfsOids: Map<string, string> }> {
     const seen: LfsObservation = { lfsPaths: new Set(), objects: [] };
     this.lfsSeen = seen;
     const iterator = commitIter({
@@ -215,6 +249,27 @@ export class HubSession {
     const message = redact(`Hub call failed (${action}): ${describe(error)}`);
     return new HubError(message, { status, hubErrorCode, url, hint: hintFor(status, hubErrorCode, this.options.hubUrl), cause: error });
   }
+}
+
+/**
+ * How long a failed Hub answer asks the client to wait before trying again, in ms: on a 429
+ * whose `RateLimit` header says no request is left (`"api";r=0;t=55`, the IETF draft the Hub
+ * follows), the reset `t` plus one second (`t` is whole seconds; `huggingface_hub` adds the same
+ * second, `utils/_http.py`); otherwise `Retry-After`, in seconds or as an HTTP date. `undefined`
+ * when the answer names no wait. The retry policy caps it (`retry.maxRetryAfterMs`).
+ *
+ * @example
+ * ```ts
+ * retryAfterMsOf(429, new Headers({ ratelimit: '"api";r=0;t=55' })); // 56000
+ * retryAfterMsOf(503, new Headers({ 'retry-after': '30' })); // 30000
+ * ```
+ */
+export function retryAfterMsOf(status: number, headers: Headers, now: number = Date.now()): number | undefined {
+  if (status === 429) {
+    const limit = /"\w+"\s*;\s*r\s*=\s*(\d+)\s*;\s*t\s*=\s*(\d+)/.exec(headers.get('ratelimit') ?? '');
+    if (limit && Number(limit[1]) === 0) return (Number(limit[2]) + 1) * 1000;
+  }
+  return parseRetryAfter(headers.get('retry-after') ?? undefined, now);
 }
 
 function describe(error: unknown): string {

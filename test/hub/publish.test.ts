@@ -10,6 +10,7 @@ import { HubError, InvalidArgumentError, ModelValidationError, PublicHubInTestEr
 import type { Logger } from '../../src/core/logger.js';
 import { convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
 import { hasMarker, HUB_RUN_TAGS, publishToHub, type PublishProgressEvent, type PublishToHubOptions } from '../../src/hub/publish.js';
+import { retryAfterMsOf } from '../../src/hub/hub-session.js';
 import { runPython } from '../support/python.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { describeWithPython, sha256, tempDir, writeFiles, writeFusedModel, writeMlxLoraModel, writeShardedModel } from './helpers.js';
@@ -290,6 +291,44 @@ describe('publishToHub', () => {
     expect(hub.requests.filter((r) => r.route === 'lfs-upload' && r.status === 503)).toHaveLength(2);
   });
 
+  it('waits as long as the Hub asks before a retry: Retry-After, and the RateLimit reset of a 429', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const events: PublishProgressEvent[] = [];
+    // No backoff of our own (opts): without the Hub's wait every retry would go at once.
+    const options = opts({ modelDir, onProgress: (e) => events.push(e) });
+    hub.createRepo(options.repoId);
+    hub.clearLog();
+    hub.failNext('commits', 1, 429, { 'retry-after': '1' });
+    hub.failNext('commit', 1, 429, { ratelimit: '"api";r=0;t=0', 'ratelimit-policy': '"fixed window";"api";q=500;w=300' });
+    const result = await publishToHub(options);
+    expect(result.status).toBe('published');
+    expect(hub.commits(options.repoId)).toHaveLength(2);
+    const retries = events.flatMap((e) => (e.type === 'retry' ? [{ action: e.action, delayMs: e.delayMs }] : []));
+    expect(retries).toEqual([
+      { action: `list commits of ${options.repoId}@main`, delayMs: 1000 },
+      { action: 'commit', delayMs: 1000 }, // t=0 plus the second huggingface_hub adds too
+    ]);
+    // The request after each 429 came no sooner (the event loop's timers run on a millisecond clock).
+    for (const route of ['commits', 'commit'] as const) {
+      const i = hub.requests.findIndex((r) => r.route === route && r.status === 429);
+      expect(i, route).toBeGreaterThanOrEqual(0);
+      expect(hub.requests[i + 1]!.at - hub.requests[i]!.at, route).toBeGreaterThanOrEqual(995);
+    }
+  });
+
+  it('fails at once when the Hub asks for a longer wait than retry.maxRetryAfterMs', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const options = opts({ modelDir });
+    hub.createRepo(options.repoId);
+    hub.clearLog();
+    hub.failNext('commits', 1, 429, { 'retry-after': '3600' });
+    const error = await publishToHub(options).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HubError);
+    expect(error).toMatchObject({ status: 429 });
+    expect(hub.requests.filter((r) => r.route === 'commits')).toHaveLength(1);
+    expect(hub.commits(options.repoId)).toHaveLength(1);
+  });
+
   it('commits on top of a foreign commit that moved the branch (412), without losing it', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     const options = opts({ modelDir });
@@ -360,6 +399,21 @@ describe('publishToHub', () => {
     expect(result.status).toBe('published');
     expect(result.mlflowTagged).toBe(false);
     expect(result.warnings.join('\n')).toContain('mlflow down');
+  });
+});
+
+describe('retryAfterMsOf', () => {
+  it('reads Retry-After in seconds or as an HTTP date, and the RateLimit reset of a 429 with no request left', () => {
+    const now = Date.parse('2024-05-01T09:30:00Z');
+    expect(retryAfterMsOf(503, new Headers({ 'retry-after': '30' }), now)).toBe(30_000);
+    expect(retryAfterMsOf(429, new Headers({ 'retry-after': 'Wed, 01 May 2024 09:30:12 GMT' }), now)).toBe(12_000);
+    expect(retryAfterMsOf(429, new Headers({ ratelimit: '"api";r=0;t=55' }), now)).toBe(56_000);
+    // The RateLimit reset wins on a 429 with nothing left; otherwise Retry-After speaks.
+    expect(retryAfterMsOf(429, new Headers({ ratelimit: '"api";r=0;t=55', 'retry-after': '5' }), now)).toBe(56_000);
+    expect(retryAfterMsOf(429, new Headers({ ratelimit: '"api";r=3;t=55', 'retry-after': '5' }), now)).toBe(5_000);
+    expect(retryAfterMsOf(503, new Headers({ ratelimit: '"api";r=0;t=55' }), now)).toBeUndefined();
+    expect(retryAfterMsOf(429, new Headers({ 'retry-after': 'soon' }), now)).toBeUndefined();
+    expect(retryAfterMsOf(500, new Headers(), now)).toBeUndefined();
   });
 });
 

@@ -51,6 +51,8 @@ export interface LoggedRequest {
   route: FakeHubRoute;
   headers: IncomingMessage['headers'];
   body: Buffer;
+  /** `performance.now()` when the request had arrived whole (for waits between requests). */
+  at: number;
   /** Status answered; `undefined` when the answer was dropped. */
   status?: number;
   /** The fault rule that applied, if any. */
@@ -180,7 +182,7 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     const origin = `http://${req.headers.host ?? `127.0.0.1:${port}`}`;
     const url = new URL(req.url ?? '/', origin);
     const match = matchRoute(method, url.pathname);
-    const entry: LoggedRequest = { method, url: req.url ?? '/', route: match.route, headers: req.headers, body };
+    const entry: LoggedRequest = { method, url: req.url ?? '/', route: match.route, headers: req.headers, body, at: performance.now() };
     requests.push(entry);
     const requestId = `Root=1-${randomBytes(4).toString('hex')}-${randomBytes(12).toString('hex')}`;
 
