@@ -159,7 +159,11 @@ export interface PublishToHubOptions {
   tls?: TlsOptions;
   /** Custom fetch for every Hub request (proxies, tests). @default our HTTP client's (TLS, timeouts) */
   fetch?: typeof fetch;
-  /** Environment to read HF_TOKEN / HF_ENDPOINT and detect test runners from. @default process.env */
+  /**
+   * Environment to read HF_TOKEN / HF_ENDPOINT from. The public-Hub guard looks for test-runner
+   * signals in it and, separately, in `process.env`: it can add signals, never hide the real ones.
+   * @default process.env
+   */
   env?: Env;
 }
 
@@ -319,8 +323,10 @@ export async function publishToHub(options: PublishToHubOptions): Promise<Publis
   registerSecret(accessToken);
 
   if (!options.dryRun) {
-    // An injected env may add test-runner signals but never hide the real process's.
-    assertHubAllowed(hubUrl, { allowPublicHubInTests: options.allowPublicHubInTests, env: { ...process.env, ...env } });
+    // An injected env may add test-runner signals but never hide the real process's: each is
+    // checked on its own (merged, `env: { NODE_ENV: 'production' }` or `{ VITEST: 'false' }`
+    // would override the real process's signal).
+    for (const probe of new Set([process.env, env])) assertHubAllowed(hubUrl, { allowPublicHubInTests: options.allowPublicHubInTests, env: probe });
     if (!accessToken) {
       throw new InvalidArgumentError('accessToken', `No Hugging Face token to publish to ${hubUrl}.`, {
         hint: 'Pass accessToken or set HF_TOKEN (a write token from https://huggingface.co/settings/tokens); a dry run needs none.',

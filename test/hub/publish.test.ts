@@ -237,6 +237,25 @@ describe('publishToHub', () => {
     expect(seen[0]).toMatch(/^https:\/\/huggingface\.co\/api\/models\//);
   });
 
+  it('refuses the public Hub under vitest even when an injected env would hide the runner', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    // Should the guard let it through, the request goes to a fetch that refuses it: nothing leaves the machine.
+    const seen: string[] = [];
+    const refusingFetch = (async (input: string | URL | Request) => {
+      seen.push(String(input instanceof Request ? input.url : input));
+      throw new TypeError('blocked by test');
+    }) as typeof fetch;
+    const hiding = [
+      { NODE_ENV: 'production' },
+      { VITEST: 'false', VITEST_WORKER_ID: 'false', VITEST_POOL_ID: '', NODE_ENV: 'production', npm_lifecycle_event: 'build' },
+    ];
+    for (const env of hiding) {
+      const error = await publishToHub({ ...opts({ modelDir }), hubUrl: 'https://huggingface.co', env, fetch: refusingFetch, retry: { maxRetries: 0 } }).catch((e: unknown) => e);
+      expect(error, JSON.stringify(env)).toBeInstanceOf(PublicHubInTestError);
+    }
+    expect(seen).toEqual([]);
+  });
+
   it('keeps the token out of errors and logs', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     const badToken = 'hf_thisTokenIsNotKnown42';
