@@ -241,12 +241,13 @@ const KEY_EDGE_SPACE = /^\s|\s$/u;
 /**
  * Throws an {@link InvalidArgumentError} (naming `argument`) unless `key` can identify a publish
  * on the Hub: a non-empty string with no control character and no whitespace at either end.
- * The key is written into the commit description and found there again by later publishes, and
- * neither a Hub nor a client rewrapping a description keeps a line's edges reliably: a key that
- * ends in a space, a tab or a CR may never be found again, and the same model is committed a
- * second time. Refused rather than trimmed, so that `'job-42 '` and `'job-42'` never name one
- * publish on the Hub and two in a tracker's state file. Shared with the publish tracker, whose
- * training ids are these keys.
+ * The key is written into the commit description and found there again by later publishes; a
+ * line's edges (trailing whitespace, a CR) are what text handling most often changes, and
+ * earlier versions compared lines trimmed, so a key ending in a space, a tab or a CR was never
+ * found again and a lost commit answer meant the same model committed a second time. Refused
+ * rather than trimmed, so that `'job-42 '` and `'job-42'` never name one publish on the Hub and
+ * two in a tracker's state file. Shared with the publish tracker, whose training ids are these
+ * keys.
  */
 export function checkIdempotencyKey(key: unknown, argument: string): void {
   if (typeof key !== 'string' || key === '') {
