@@ -392,7 +392,9 @@ export async function withRetry<T>(fn: (attempt: number, signal: AbortSignal | u
         if (signal?.aborted || !classify(error)) return false;
         const retryAfterMs = (error as { retryAfterMs?: unknown }).retryAfterMs;
         let delayMs = backoffDelayMs(consecutiveFailures, retry);
-        if (typeof retryAfterMs === 'number') {
+        // As urllib3 (`Retry.sleep`): a Retry-After of 0 (or a date already past) is no wait at
+        // all, so the backoff applies; taken as it was, every retry went out at once.
+        if (typeof retryAfterMs === 'number' && retryAfterMs > 0) {
           if (retryAfterMs > retry.maxRetryAfterMs) return false;
           delayMs = retryAfterMs;
         }

@@ -204,6 +204,21 @@ describe('withRetry', () => {
     expect(delays).toEqual([20]);
   });
 
+  it('takes a Retry-After of 0 (or a date already past) as none, and backs off as usual, as urllib3 does', async () => {
+    const delays: number[] = [];
+    let calls = 0;
+    const policy = resolveRetryOptions({ backoffFactor: 0.01, backoffJitter: 0, maxRetries: 3 }, {});
+    await withRetry(
+      async () => {
+        if (calls++ < 3) throw new HttpStatusError(503, 'busy', { retryAfterMs: 0 });
+        return 1;
+      },
+      { retry: policy, onRetry: (e) => delays.push(e.delayMs) },
+    );
+    expect(delays).toEqual([1, 2, 3].map((n) => backoffDelayMs(n, policy)));
+    expect(delays.slice(1).every((d) => d > 0)).toBe(true);
+  });
+
   it('refuses to sleep longer than maxRetryAfterMs', async () => {
     let calls = 0;
     await expect(
