@@ -42,9 +42,10 @@ export interface ArtifactPathProblem {
  * no `#` or `?`, no `..` / `.` / empty segment, no backslash, not absolute, no control
  * characters (NUL, newlines), no `%XX` escape (the server percent-decodes paths repeatedly, so
  * `a%2Fb` would become `a/b`), and no name starting with `.artifact.uploading.` (MLflow's temp
- * files, left out of its listings). `#`, `?` and `%XX` are exactly the printable ASCII that
- * MLflow's Python client cannot round-trip (test/mlflow/artifact-names.test.ts checks every
- * class against it). Returns `undefined` when the path is fine.
+ * files, left out of its listings), and no name starting with a space. `#`, `?` and `%XX` are
+ * exactly the printable ASCII that MLflow's Python client cannot round-trip, and a leading space
+ * the one edge of a name it loses (test/mlflow/artifact-names.test.ts checks every class
+ * against it). Returns `undefined` when the path is fine.
  *
  * @example
  * ```ts
@@ -68,6 +69,7 @@ export function artifactPathProblem(path: string, { allowEmpty = false }: { allo
     if (segment === '.') return problem('contains a "." segment; give the path in normal form');
     if (segment === '') return problem('contains an empty segment ("//" or a trailing "/")');
     if (segment.startsWith(MLFLOW_RESERVED_PREFIX)) return problem(`starts a name with "${MLFLOW_RESERVED_PREFIX}", which MLflow reserves for temp files and never lists`);
+    if (segment.startsWith(' ')) return problem('starts a name with a space, which MLflow\'s Python client loses (it cannot download the file)');
   }
   return undefined;
 }

@@ -60,6 +60,42 @@ print(json.dumps(out))
     }
   });
 
+  it('refuses exactly the names with a space at an edge that the Python client cannot give back: a leading space', { timeout: 300_000 }, async () => {
+    const { url } = mlflowServer();
+    // Whole relative paths this time: where a character sits in a name matters for spaces.
+    const script = `
+import json, os, sys, tempfile
+from mlflow import MlflowClient
+client = MlflowClient(sys.argv[1])
+run = client.create_run(client.create_experiment('edges-' + os.urandom(4).hex())).info.run_id
+cases = json.loads(sys.argv[2])
+tree = tempfile.mkdtemp()
+for i, case in enumerate(cases):
+    path = os.path.join(tree, f'c{i}', case)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(f'body {i}'.encode())
+client.log_artifacts(run, tree)
+out = {}
+for i, case in enumerate(cases):
+    try:
+        dst = client.download_artifacts(run, f'c{i}', tempfile.mkdtemp())
+        got = sorted(os.path.relpath(os.path.join(r, n), dst) for r, _, ns in os.walk(dst) for n in ns)
+        same = got == [case] and open(os.path.join(dst, case), 'rb').read() == f'body {i}'.encode()
+        out[case] = 'ok' if same else f'came back as {got}'
+    except Exception as e:
+        out[case] = f'failed: {type(e).__name__}'
+print(json.dumps(out))
+`;
+    const cases = [' lead.txt', 'trail.txt ', 'mid dle.txt', ' lead-dir/x.txt', 'trail-dir /x.txt', '.hidden', 'dots..', 'dot.'];
+    const stdout = await runPython(script, { args: [url, JSON.stringify(cases)], env: { MLFLOW_TRACKING_URI: url }, timeoutMs: 300_000 });
+    const outcome = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, string>;
+    const broken = cases.filter((c) => outcome[c] !== 'ok');
+    // The finding (MLflow 3.17.2): a leading space is lost on the way back, a trailing one is not.
+    expect(broken.sort(), JSON.stringify(outcome)).toEqual([' lead-dir/x.txt', ' lead.txt']);
+    for (const c of cases) expect(artifactPathProblem(c) !== undefined, `${JSON.stringify(c)}: ${outcome[c]}`).toBe(broken.includes(c));
+  });
+
   it('a directory with a "?" name is refused before any byte is sent', async () => {
     const { url } = mlflowServer();
     const { runId } = await serverRun(url);
