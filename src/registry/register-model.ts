@@ -172,7 +172,13 @@ async function checkLocalPathOfEitherKind(path: string): Promise<string> {
   return checkLocalPath(path, 'directory', 'registerModel').catch(() => checkLocalPath(path, 'file', 'registerModel'));
 }
 
-function fileStoreRefused(root: string): RegistryError {
+/**
+ * The refusal of a registration against a local FileStore (`./mlruns`), whose Model Registry
+ * this library does not write: thrown by {@link registerModel}, and before any upload by the
+ * stage helpers asked to register what they upload.
+ * @internal
+ */
+export function fileStoreRefused(root: string): RegistryError {
   return new RegistryError(
     'REGISTRY_UNSUPPORTED_STORE',
     `registerModel() needs an MLflow tracking server; the tracking URI points at the local FileStore ${root}, whose Model Registry artifact-uploader does not write.`,

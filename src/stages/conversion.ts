@@ -50,7 +50,7 @@ export type ConversionArtifactsResult = UploadResult & {
  */
 export async function uploadConversionArtifacts(options: ConversionArtifactsOptions): Promise<ConversionArtifactsResult> {
   const { onnxPath, register, ...rest } = options;
-  checkStageRegister(register);
+  checkStageRegister(register, rest);
   const model = await checkLocalPath(onnxPath, 'file', 'uploadConversionArtifacts');
   const externalData = await findOnnxExternalData(model);
   const result = await withStageUploader('conversion', 'uploadConversionArtifacts', rest, (uploader) =>

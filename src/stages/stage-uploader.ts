@@ -7,7 +7,8 @@
 import { InvalidArgumentError } from '../core/errors.js';
 import type { StageName } from '../config/schema.js';
 import { assertModelAlias, assertRegisteredModelName } from '../mlflow/registry-validation.js';
-import { registerModel, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
+import { fileStoreRefused, registerModel, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
+import { resolveMlflowConnection } from '../mlflow/connection.js';
 import { ArtifactUploader } from '../uploader/artifact-uploader.js';
 import type { ArtifactUploaderOptions } from '../uploader/options.js';
 import type { UploadResult } from '../uploader/result.js';
@@ -56,18 +57,30 @@ export async function withStageUploader<T>(
 export type StageRegisterOptions = Pick<RegisterModelOptions, 'name' | 'alias' | 'tags' | 'description' | 'idempotencyKey' | 'readyTimeoutMs'>;
 
 /**
- * Checks a stage's `register` option before anything is uploaded.
+ * Checks a stage's `register` option before anything is uploaded: the name, the aliases, and
+ * that the tracking URI is a server (a local FileStore's registry is not written).
  *
  * @example
  * ```ts
- * checkStageRegister({ name: 'fraud-classifier', alias: 'candidate' });
+ * checkStageRegister({ name: 'fraud-classifier', alias: 'candidate' }, { trackingUri: 'http://127.0.0.1:5000' });
  * ```
  * @internal
  */
-export function checkStageRegister(register: StageRegisterOptions | undefined): void {
+export function checkStageRegister(register: StageRegisterOptions | undefined, options: Pick<StageHelperOptions, 'trackingUri' | 'env'> = {}): void {
   if (register === undefined) return;
   assertRegisteredModelName(register?.name);
   for (const alias of register.alias === undefined ? [] : typeof register.alias === 'string' ? [register.alias] : register.alias) assertModelAlias(alias);
+  // A registration that cannot happen (a local FileStore) is refused before the upload, not
+  // after it, when the checkpoint would be in the run and the command failed.
+  // A tracking URI that does not resolve is the upload's to report, as without `register`.
+  let connection: ReturnType<typeof resolveMlflowConnection> | undefined;
+  try {
+    connection = resolveMlflowConnection({ trackingUri: options.trackingUri, env: options.env });
+  } catch {
+    return;
+  }
+  if (connection.kind === 'file') throw fileStoreRefused(connection.root);
+  void connection.http.close().catch(() => undefined);
 }
 
 /**

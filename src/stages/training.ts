@@ -51,7 +51,7 @@ export interface TrainingArtifactsResult {
  */
 export async function uploadTrainingArtifacts(options: TrainingArtifactsOptions): Promise<TrainingArtifactsResult> {
   const { checkpointDir, metricsJsonPath, register, ...rest } = options;
-  checkStageRegister(register);
+  checkStageRegister(register, rest);
   const uploaded: TrainingArtifactsResult = await withStageUploader('training', 'uploadTrainingArtifacts', rest, async (uploader) => {
     const context = { stage: uploader.stage, caller: 'uploadTrainingArtifacts' };
     const checkpoint = checkpointOperation(context, checkpointDir, {});

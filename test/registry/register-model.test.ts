@@ -121,6 +121,23 @@ describe('registerModel: refused before anything is sent', () => {
     expect(res.code).toBe(2);
     expect(res.json()).toMatchObject({ ok: false, command: 'register', error: { code: 'REGISTRY_UNSUPPORTED_STORE' } });
   });
+
+  it('a stage helper asked to register into ./mlruns refuses before uploading anything (it used to upload, then fail)', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const checkpoint = writeTree(scratch(), { 'adapter_model.safetensors': 'w', 'adapter_config.json': '{}' });
+    await expect(uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: run.runId, trackingUri, env: {}, register: { name: 'local-model' } })).rejects.toMatchObject({
+      code: 'REGISTRY_UNSUPPORTED_STORE',
+    });
+    await expect(uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: run.runId, trackingUri, env: {}, dryRun: true, register: { name: 'local-model' } })).rejects.toMatchObject({
+      code: 'REGISTRY_UNSUPPORTED_STORE',
+    });
+    expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
+    // The CLI: exit 2, and nothing in the run.
+    const res = await cli(['training', checkpoint, '--register', 'local-model', '--run-id', run.runId, '--tracking-uri', trackingUri, '--json']);
+    expect(res.code).toBe(2);
+    expect(res.json()).toMatchObject({ ok: false, error: { code: 'REGISTRY_UNSUPPORTED_STORE' } });
+    expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
+  });
 });
 
 describeWithServers('registerModel on a real MLflow server', () => {
