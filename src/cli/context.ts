@@ -7,6 +7,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { Env } from '../core/env.js';
+import { fileUriToPath } from '../mlflow/tracking-uri.js';
 import { createStreamLogger, redact, registerSecret, SECRET_ENV_VARS, type Logger, type LogLevel } from '../core/logger.js';
 import type { ExitCode } from './exit-codes.js';
 import { createProgressDisplay, type ProgressDisplay, type ProgressMode, type TextSink } from './progress.js';
@@ -107,7 +108,12 @@ export class CliContext {
    */
   trackingUri(): string {
     const raw = (this.globals.trackingUri ?? this.env.MLFLOW_TRACKING_URI ?? '').trim() || DEFAULT_TRACKING_URI;
-    if (/^https?:/i.test(raw) || raw.startsWith('file://')) return raw;
+    if (/^https?:/i.test(raw)) return raw;
+    if (raw.startsWith('file://')) {
+      // Checked here, before any command acts on it: a host in it is a slip, not a store.
+      fileUriToPath(raw, this.cwd);
+      return raw;
+    }
     if (/^[a-z][a-z0-9+.-]+:/i.test(raw) && !raw.toLowerCase().startsWith('file:')) return raw; // other schemes: the library explains
     const path = raw.toLowerCase().startsWith('file:') ? raw.slice('file:'.length) : raw;
     return isAbsolute(path) ? `file:${path}` : `file:${this.path(path)}`;

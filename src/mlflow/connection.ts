@@ -9,8 +9,6 @@
  * @module
  */
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { isAbsolute, resolve as resolvePath } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { envBool, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, MLFLOW_ENDPOINT_DISABLED, MlflowApiError } from '../core/errors.js';
 import { HttpClient, type ErrorResponse, type HttpRequest } from '../core/http.js';
@@ -20,6 +18,7 @@ import { VERSION } from '../version.js';
 import { azureMlJobTokenSource, azureMlTokenSource, type AzureTokenCredential } from './azureml-auth.js';
 import { parseAzureMlTrackingUri, type AzureMlWorkspace } from './azureml-workspace.js';
 import { defaultCredentialsPath, readMlflowCredentialsFile } from './credentials-file.js';
+import { fileUriToPath } from './tracking-uri.js';
 
 /** The tracking URI used when none is configured: a FileStore under the working directory. */
 export const DEFAULT_TRACKING_URI = 'file:./mlruns';
@@ -211,20 +210,6 @@ function assertReadable(path: string | undefined, envName: string, optionName: s
       cause,
     });
   }
-}
-
-/**
- * Turns `file:./mlruns`, `file:///abs/mlruns` or a plain path into an absolute path.
- *
- * @example
- * ```ts
- * fileUriToPath('file:./mlruns', '/work'); // '/work/mlruns'
- * ```
- */
-export function fileUriToPath(uri: string, cwd: string = process.cwd()): string {
-  if (uri.startsWith('file://')) return fileURLToPath(uri);
-  const path = uri.startsWith('file:') ? uri.slice('file:'.length) : uri;
-  return isAbsolute(path) ? path : resolvePath(cwd, path);
 }
 
 /** What {@link mlflowRequest} takes besides the endpoint. */

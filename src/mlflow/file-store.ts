@@ -27,7 +27,7 @@ import { InvalidArgumentError, MlflowApiError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
 import { removeStaleTempFiles } from '../core/atomic-write.js';
-import { fileUriToPath } from './connection.js';
+import { fileUriToPath } from './tracking-uri.js';
 import {
   atomicWriteFile,
   metricLine,
@@ -281,7 +281,7 @@ export class FileTrackingStore implements TrackingClient {
         hint: 'List the artifacts through the store of that URI (resolveArtifactStore).',
       });
     }
-    const base = join(fileUriToPath(rootUri), ...(dir ? dir.split('/') : []));
+    const base = join(fileUriToPath(rootUri, process.cwd(), 'artifactUri'), ...(dir ? dir.split('/') : []));
     const entries = await readdir(base, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return [];
       throw error;

@@ -25,7 +25,7 @@ import { AbortedError, DiskFullError, diskFullError, LocalPathError, SourceChang
 import { sourceChange } from '../core/source-snapshot.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
-import { fileUriToPath } from '../mlflow/connection.js';
+import { fileUriToPath } from '../mlflow/tracking-uri.js';
 import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreFactory, UploadFileOptions, UploadFileResult } from './artifact-store.js';
 import { throwIfAborted } from '../core/abort.js';
 import { readSourceIfSmall, toLocalPathError } from './source-file.js';
@@ -71,7 +71,7 @@ export class LocalFileStore implements ArtifactStore {
 
   constructor(options: LocalFileStoreOptions) {
     this.artifactUri = options.artifactUri;
-    this.root = fileUriToPath(options.artifactUri, options.cwd);
+    this.root = fileUriToPath(options.artifactUri, options.cwd, 'artifactUri');
     this.logger = options.logger ?? silentLogger;
   }
 

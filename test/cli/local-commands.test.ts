@@ -124,6 +124,18 @@ describe('runs start and runs end on ./mlruns', () => {
     expect(existsSync(join(cwd, 'store2', '0', b.stdout.trim()))).toBe(true);
   });
 
+  it('--tracking-uri file://mlruns (a host, not a path) is a config error (2) with a hint, and creates nothing', async () => {
+    const cwd = tempDir();
+    const run = await cli(['--tracking-uri', 'file://mlruns', 'runs', 'start', '--json'], { cwd });
+    expect(run.code).toBe(EXIT_CODES.USAGE);
+    expect(run.json()).toMatchObject({ ok: false, exitCode: 2, error: { name: 'ConfigError', code: 'CONFIG_INVALID', hint: expect.stringContaining('file:mlruns') } });
+    writeFileSync(join(cwd, 'r.json'), '{}');
+    const upload = await cli(['--tracking-uri', 'file://mlruns', '--run-id', 'f'.repeat(32), 'benchmark', 'r.json'], { cwd });
+    expect(upload.code).toBe(EXIT_CODES.USAGE);
+    expect(upload.stderr).toMatch(/error \[CONFIG_INVALID\]: .*file:\/\/mlruns names host "mlruns"/);
+    expect(readdirSync(cwd)).toEqual(['r.json']);
+  });
+
   it('end without a run id, a bad tag, or --dry-run is a usage error (2) with a hint and no stack', async () => {
     const cwd = tempDir();
     const end = await cli(['runs', 'end'], { cwd });

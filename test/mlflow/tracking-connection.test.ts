@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, InvalidArgumentError, MlflowApiError } from '../../src/core/errors.js';
 import { isRetryableError, isThrottlingError } from '../../src/core/retry.js';
-import { DEFAULT_TRACKING_URI, fileUriToPath, mlflowErrorMapper, resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import { DEFAULT_TRACKING_URI, mlflowErrorMapper, resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import { fileUriToPath } from '../../src/mlflow/tracking-uri.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
 import { startTestServer } from '../support/http-test-server.js';
 
@@ -40,6 +41,28 @@ describe('resolveMlflowConnection', () => {
     expect(() => resolveMlflowConnection({ trackingUri: 'http://[bad' }, {})).toThrow(ConfigError);
     expect(() => resolveMlflowConnection({ trackingUri: 'https://h', caCertPath: '/ca.pem' }, { MLFLOW_TRACKING_INSECURE_TLS: 'true' })).toThrow(/cannot both be set/);
     expect(() => resolveMlflowConnection({ trackingUri: 'https://h' }, { MLFLOW_TRACKING_INSECURE_TLS: 'maybe' })).toThrow(/MLFLOW_TRACKING_INSECURE_TLS/);
+  });
+
+  it('a file:// URI with a host (file://mlruns) is a ConfigError that says how to write the path, not a TypeError', () => {
+    const refused = (uri: string) => {
+      try {
+        resolveMlflowConnection({ trackingUri: uri }, {});
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error(`${uri} was accepted`);
+    };
+    const hostForm = refused('file://mlruns');
+    expect(hostForm).toBeInstanceOf(ConfigError);
+    expect(hostForm.message).toContain('file://mlruns names host "mlruns"');
+    expect(hostForm.hint).toMatch(/file:mlruns, file:\/\/\/abs\/path or a plain path/);
+    expect(refused('file://mlruns/sub').hint).toContain('file:mlruns/sub');
+    // Other file: URLs Node cannot map to a path are ConfigErrors too, each with a hint.
+    for (const uri of ['file:///a%2Fb', 'file://[bad']) {
+      expect(refused(uri)).toBeInstanceOf(ConfigError);
+      expect(refused(uri).hint).toBeTruthy();
+    }
+    expect(fileUriToPath('file://localhost/srv/mlruns')).toBe('/srv/mlruns');
   });
 
   it('maps an Azure ML workspace URI (azureml://) to its https MLflow REST base and its run-history base', () => {
