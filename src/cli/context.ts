@@ -7,7 +7,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { Env } from '../core/env.js';
-import { fileUriToPath } from '../mlflow/tracking-uri.js';
+import { checkTrackingUri, trackingUriScheme } from '../mlflow/tracking-uri.js';
 import { createStreamLogger, redact, registerSecret, SECRET_ENV_VARS, type Logger, type LogLevel } from '../core/logger.js';
 import type { ExitCode } from './exit-codes.js';
 import { createProgressDisplay, type ProgressDisplay, type ProgressMode, type TextSink } from './progress.js';
@@ -108,13 +108,11 @@ export class CliContext {
    */
   trackingUri(): string {
     const raw = (this.globals.trackingUri ?? this.env.MLFLOW_TRACKING_URI ?? '').trim() || DEFAULT_TRACKING_URI;
-    if (/^https?:/i.test(raw)) return raw;
-    if (raw.startsWith('file://')) {
-      // Checked here, before any command acts on it: a host in it is a slip, not a store.
-      fileUriToPath(raw, this.cwd);
-      return raw;
-    }
-    if (/^[a-z][a-z0-9+.-]+:/i.test(raw) && !raw.toLowerCase().startsWith('file:')) return raw; // other schemes: the library explains
+    // Checked before any command acts on it (a dry run makes no connection): a value that names
+    // no store, or is a slip (databricks, 127.0.0.1:5000, file://mlruns), would become a directory.
+    checkTrackingUri(raw, this.globals.trackingUri !== undefined ? '--tracking-uri' : 'MLFLOW_TRACKING_URI');
+    const scheme = trackingUriScheme(raw);
+    if (scheme !== undefined && (scheme !== 'file' || raw.startsWith('file://'))) return raw;
     const path = raw.toLowerCase().startsWith('file:') ? raw.slice('file:'.length) : raw;
     return isAbsolute(path) ? `file:${path}` : `file:${this.path(path)}`;
   }

@@ -18,7 +18,7 @@ import { VERSION } from '../version.js';
 import { azureMlJobTokenSource, azureMlTokenSource, type AzureTokenCredential } from './azureml-auth.js';
 import { parseAzureMlTrackingUri, type AzureMlWorkspace } from './azureml-workspace.js';
 import { defaultCredentialsPath, readMlflowCredentialsFile } from './credentials-file.js';
-import { fileUriToPath } from './tracking-uri.js';
+import { checkTrackingUri, fileUriToPath, trackingUriScheme } from './tracking-uri.js';
 
 /** The tracking URI used when none is configured: a FileStore under the working directory. */
 export const DEFAULT_TRACKING_URI = 'file:./mlruns';
@@ -117,25 +117,17 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   const env = options.env ?? envArg ?? process.env;
   const logger = redactingLogger(options.logger ?? silentLogger);
   const retry = resolveRetryOptions(options.retry, env);
+  const setting = options.trackingUri !== undefined ? 'trackingUri' : 'MLFLOW_TRACKING_URI';
   const given = (options.trackingUri ?? envString('MLFLOW_TRACKING_URI', env) ?? DEFAULT_TRACKING_URI).trim();
   if (given === '') throw new InvalidArgumentError('trackingUri', 'trackingUri is empty.');
+  // Before anything reads it as a path: a slip (databricks, 127.0.0.1:5000) would become a directory.
+  checkTrackingUri(given, setting);
   const azureml = /^azureml:/i.test(given) ? parseAzureMlTrackingUri(given) : undefined;
   const raw = azureml?.mlflowBaseUrl ?? given;
 
-  const schemeMatch = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(raw);
-  const scheme = schemeMatch?.[1]?.toLowerCase();
-  // A Windows drive letter ("C:\\...") is a path, not a scheme.
-  if (!scheme || scheme === 'file' || (scheme.length === 1 && /^[a-zA-Z]:[\\/]/.test(raw))) {
-    return { kind: 'file', displayUri: raw, root: fileUriToPath(raw), retry, logger };
-  }
-  if (scheme !== 'http' && scheme !== 'https') {
-    throw new ConfigError(`Tracking URI scheme "${scheme}:" is not supported (${redactUrl(raw)}).`, {
-      issues: [{ path: 'trackingUri', message: 'expected http(s)://, file: or a local path' }],
-      hint:
-        scheme === 'sqlite' || scheme.startsWith('postgres') || scheme.startsWith('mysql') || scheme === 'databricks'
-          ? `Run \`mlflow server --backend-store-uri ${scheme}:...\` and set MLFLOW_TRACKING_URI to its http:// address, or use a file: URI.`
-          : 'Use the http(s):// address of an MLflow tracking server, or a file: URI / path for a local store.',
-    });
+  const scheme = trackingUriScheme(raw);
+  if (scheme === undefined || scheme === 'file') {
+    return { kind: 'file', displayUri: raw, root: fileUriToPath(raw, undefined, setting), retry, logger };
   }
 
   let url: URL;

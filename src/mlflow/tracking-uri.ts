@@ -11,6 +11,97 @@ import { ConfigError } from '../core/errors.js';
 import { redact, redactUrl } from '../core/logger.js';
 
 /**
+ * Bare values MLflow's client maps to a store of its own, never to a directory
+ * (`StoreRegistry.get_store_builder`: Databricks, and Databricks / OSS Unity Catalog).
+ */
+const MLFLOW_BARE_URIS = new Set(['databricks', 'databricks-uc', 'uc']);
+
+/** Schemes of MLflow's Databricks stores (`databricks://profile`, `databricks-uc://...`, `uc:...`). */
+const DATABRICKS_SCHEMES = new Set(['databricks', 'databricks-uc', 'uc']);
+
+/** Schemes of the tracking URIs {@link checkTrackingUri} lets through. */
+const SUPPORTED_SCHEMES = new Set(['http', 'https', 'file', 'azureml']);
+
+/**
+ * An IP address and port with no scheme (`127.0.0.1:5917`, `[::1]:5000/prefix`): MLflow's
+ * `urlparse` finds no scheme (one cannot start with a digit or `[`) and makes a directory of that
+ * name. Nobody names a store that way; it is a server address whose `http://` was left out.
+ */
+const IP_AND_PORT = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}(?:\/\S*)?$/;
+
+/**
+ * A host name and port with no scheme (`localhost:5917`, `mlflow.internal:443/x`): MLflow reads
+ * the host as the scheme and refuses it. Two characters at least: `C:...` is a Windows drive.
+ */
+const HOST_AND_PORT = /^[a-zA-Z][a-zA-Z0-9-]*(?:\.[a-zA-Z0-9-]+)*:\d{1,5}(?:\/\S*)?$/;
+
+/** The scheme of a URI (lower case), or `undefined` for a path (a Windows drive letter included). */
+export function trackingUriScheme(uri: string): string | undefined {
+  const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):/.exec(uri)?.[1]?.toLowerCase();
+  // A Windows drive letter ("C:\\..." or "C:/...") is a path, not a scheme.
+  if (scheme === undefined || (scheme.length === 1 && /^[a-zA-Z]:[\\/]/.test(uri))) return undefined;
+  return scheme;
+}
+
+/**
+ * Refuses, before it is used, a tracking URI that names no store artifact-uploader can write:
+ * a scheme other than `http(s):`, `file:` and `azureml:` (`sqlite:`, `databricks://`, ...), a
+ * bare name MLflow reads as Databricks (`databricks`), a server address without its scheme
+ * (`127.0.0.1:5917`, `localhost:5917`), or a `file://` URL with a host. A scheme-less value MLflow
+ * would take as a directory of that name is otherwise left alone: it is a path.
+ *
+ * @param uri The tracking URI, trimmed and not empty.
+ * @param setting Where it came from, named in the error: `trackingUri`, `MLFLOW_TRACKING_URI`, `--tracking-uri`.
+ * @throws {ConfigError} with a hint that says what to write instead.
+ * @example
+ * ```ts
+ * checkTrackingUri('http://127.0.0.1:5000', 'trackingUri'); // fine
+ * checkTrackingUri('127.0.0.1:5000', 'trackingUri'); // ConfigError: did you mean http://127.0.0.1:5000?
+ * ```
+ */
+export function checkTrackingUri(uri: string, setting: string): void {
+  const shown = redactUrl(uri);
+  if (MLFLOW_BARE_URIS.has(uri)) {
+    throw new ConfigError(`Tracking URI "${uri}" (${setting}) names a Databricks workspace, as MLflow reads it, not a local directory.`, {
+      issues: [{ path: setting, message: 'Databricks tracking URIs are not supported' }],
+      hint: `${DATABRICKS_HINT} For a local store in a directory named ${uri}, write file:${uri} or ./${uri}.`,
+    });
+  }
+  const scheme = trackingUriScheme(uri);
+  if (scheme === undefined) {
+    if (IP_AND_PORT.test(uri)) throw missingScheme(uri, setting, 'MLflow would make a local directory of that name');
+    return;
+  }
+  if (scheme === 'file') {
+    if (uri.startsWith('file://')) fileUriToPath(uri, undefined, setting);
+    return;
+  }
+  if (SUPPORTED_SCHEMES.has(scheme)) return;
+  if (HOST_AND_PORT.test(uri)) throw missingScheme(uri, setting, `"${scheme}:" would be read as its scheme`);
+  throw new ConfigError(`Tracking URI scheme "${scheme}:" is not supported (${shown}).`, {
+    issues: [{ path: setting, message: 'expected http(s)://, file: or a local path' }],
+    hint: DATABRICKS_SCHEMES.has(scheme)
+      ? DATABRICKS_HINT
+      : scheme === 'sqlite' || scheme.startsWith('postgres') || scheme.startsWith('mysql') || scheme === 'mssql'
+        ? `Run \`mlflow server --backend-store-uri ${scheme}:...\` and set MLFLOW_TRACKING_URI to its http:// address, or use a file: URI.`
+        : 'Use the http(s):// address of an MLflow tracking server, or a file: URI / path for a local store.',
+  });
+}
+
+const DATABRICKS_HINT =
+  "Databricks-hosted MLflow is not supported (its runs keep their artifacts in dbfs:/ or Unity Catalog volumes, which artifact-uploader cannot write): use an MLflow tracking server's http(s):// address, or a file: URI / path for a local store.";
+
+/** A server address whose `http://` was left out. */
+function missingScheme(uri: string, setting: string, why: string): ConfigError {
+  const port = /:(\d{1,5})(?:\/|$)/.exec(uri.replace(/^\[[^\]]*\]/, ''))?.[1];
+  const suggestion = `${port === '443' ? 'https' : 'http'}://${uri}`;
+  return new ConfigError(`Tracking URI "${uri}" (${setting}) looks like a server address without http:// (${why}).`, {
+    issues: [{ path: setting, message: 'expected http(s)://host:port, file: or a local path' }],
+    hint: `Did you mean ${suggestion}? For a local store in a directory of that name, write file:${uri} or ./${uri}.`,
+  });
+}
+
+/**
  * Turns `file:./mlruns`, `file:///abs/mlruns` or a plain path into an absolute path.
  *
  * @param setting The setting the URI came from, named in the error (`trackingUri`, `artifactUri`).

@@ -136,6 +136,27 @@ describe('runs start and runs end on ./mlruns', () => {
     expect(readdirSync(cwd)).toEqual(['r.json']);
   });
 
+  it('a scheme-less tracking URI MLflow reads as Databricks, or host:port without http://, is a config error (2) that creates no store', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ck'));
+    writeFileSync(join(cwd, 'ck', 'a.bin'), 'a');
+    const databricks = await cli(['runs', 'start'], { cwd, env: baseEnv({ MLFLOW_TRACKING_URI: 'databricks' }) });
+    expect(databricks.code).toBe(EXIT_CODES.USAGE);
+    expect(databricks.stderr).toMatch(/error \[CONFIG_INVALID\]: .*Databricks/s);
+    const ipPort = await cli(['--tracking-uri', '127.0.0.1:5917', 'runs', 'start', '--json'], { cwd });
+    expect(ipPort.code).toBe(EXIT_CODES.USAGE);
+    expect(ipPort.json()).toMatchObject({ error: { code: 'CONFIG_INVALID', hint: expect.stringMatching(/did you mean http:\/\/127\.0\.0\.1:5917\?/i) } });
+    // Refused before the plan too: a dry run makes no connection, and still says so.
+    const dry = await cli(['--tracking-uri', 'localhost:5917', '--dry-run', 'training', 'ck'], { cwd });
+    expect(dry.code).toBe(EXIT_CODES.USAGE);
+    expect(dry.stderr).toMatch(/did you mean http:\/\/localhost:5917\?/i);
+    expect(readdirSync(cwd)).toEqual(['ck']);
+    // Written as a path, a directory of that name is still a store.
+    const asPath = await cli(['--tracking-uri', './127.0.0.1:5917', 'runs', 'start'], { cwd });
+    expect(asPath.code, asPath.stderr).toBe(0);
+    expect(existsSync(join(cwd, '127.0.0.1:5917', '0', asPath.stdout.trim()))).toBe(true);
+  });
+
   it('end without a run id, a bad tag, or --dry-run is a usage error (2) with a hint and no stack', async () => {
     const cwd = tempDir();
     const end = await cli(['runs', 'end'], { cwd });

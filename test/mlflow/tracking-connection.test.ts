@@ -65,6 +65,36 @@ describe('resolveMlflowConnection', () => {
     expect(fileUriToPath('file://localhost/srv/mlruns')).toBe('/srv/mlruns');
   });
 
+  it('refuses scheme-less values MLflow reads as Databricks, and host:port without http://, before taking them as a path', () => {
+    const refused = (options: { trackingUri?: string }, env: Record<string, string> = {}) => {
+      try {
+        resolveMlflowConnection(options, env);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error(`${options.trackingUri ?? env.MLFLOW_TRACKING_URI} was accepted`);
+    };
+    // MLflow maps these bare names to its Databricks / Unity Catalog stores, never to a directory.
+    for (const uri of ['databricks', 'databricks://my-profile', 'databricks-uc', 'uc']) {
+      const error = refused({ trackingUri: uri });
+      expect(error, uri).toBeInstanceOf(ConfigError);
+      expect(error.hint, uri).toMatch(/Databricks/);
+    }
+    const fromEnv = refused({}, { MLFLOW_TRACKING_URI: 'databricks' });
+    expect(fromEnv.issues[0]?.path).toBe('MLFLOW_TRACKING_URI');
+    expect(fromEnv.hint).toContain('file:databricks');
+    // A server address without its scheme: MLflow takes an IP:port as a directory of that name
+    // and refuses a hostname:port as an unknown scheme; either way http:// was forgotten.
+    expect(refused({ trackingUri: '127.0.0.1:5917' }).hint).toMatch(/did you mean http:\/\/127\.0\.0\.1:5917\?/i);
+    expect(refused({ trackingUri: '[::1]:5000/prefix' }).hint).toMatch(/did you mean http:\/\/\[::1\]:5000\/prefix\?/i);
+    expect(refused({ trackingUri: 'localhost:5917' }).hint).toMatch(/did you mean http:\/\/localhost:5917\?/i);
+    expect(refused({ trackingUri: 'mlflow.example.com:443' }).hint).toMatch(/did you mean https:\/\/mlflow\.example\.com:443\?/i);
+    // Spelt as a path, the same names are a local store.
+    expect(resolveMlflowConnection({ trackingUri: 'file:127.0.0.1:5917' }, {})).toMatchObject({ kind: 'file', root: join(process.cwd(), '127.0.0.1:5917') });
+    expect(resolveMlflowConnection({ trackingUri: './databricks' }, {})).toMatchObject({ kind: 'file', root: join(process.cwd(), 'databricks') });
+    expect(resolveMlflowConnection({ trackingUri: 'file:databricks' }, {})).toMatchObject({ kind: 'file' });
+  });
+
   it('maps an Azure ML workspace URI (azureml://) to its https MLflow REST base and its run-history base', () => {
     const workspace = '/mlflow/v2.0/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.MachineLearningServices/workspaces/ws-1';
     const uri = `azureml://westeurope.api.azureml.ms${workspace}`;
