@@ -7,7 +7,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import type { Env } from '../core/env.js';
-import { checkTrackingUri, trackingUriScheme } from '../mlflow/tracking-uri.js';
+import { blankTrackingUriError, checkTrackingUri, trackingUriScheme } from '../mlflow/tracking-uri.js';
 import { createStreamLogger, redact, registerSecret, SECRET_ENV_VARS, type Logger, type LogLevel } from '../core/logger.js';
 import type { ExitCode } from './exit-codes.js';
 import { createProgressDisplay, type ProgressDisplay, type ProgressMode, type TextSink } from './progress.js';
@@ -107,10 +107,15 @@ export class CliContext {
    * `file:` URI or path is made absolute against the working directory.
    */
   trackingUri(): string {
-    const raw = (this.globals.trackingUri ?? this.env.MLFLOW_TRACKING_URI ?? '').trim() || DEFAULT_TRACKING_URI;
+    const setting = this.globals.trackingUri !== undefined ? '--tracking-uri' : 'MLFLOW_TRACKING_URI';
+    // An empty MLFLOW_TRACKING_URI is unset, as MLflow's client reads it; an empty flag is a
+    // mistake (`--tracking-uri "$UNSET"`), and ./mlruns would take the artifacts meant for a server.
+    const given = this.globals.trackingUri ?? (this.env.MLFLOW_TRACKING_URI || undefined);
+    if (given !== undefined && given.trim() === '') throw blankTrackingUriError(setting);
+    const raw = given?.trim() ?? DEFAULT_TRACKING_URI;
     // Checked before any command acts on it (a dry run makes no connection): a value that names
     // no store, or is a slip (databricks, 127.0.0.1:5000, file://mlruns), would become a directory.
-    checkTrackingUri(raw, this.globals.trackingUri !== undefined ? '--tracking-uri' : 'MLFLOW_TRACKING_URI');
+    checkTrackingUri(raw, setting);
     const scheme = trackingUriScheme(raw);
     if (scheme !== undefined && (scheme !== 'file' || raw.startsWith('file://'))) return raw;
     const path = raw.toLowerCase().startsWith('file:') ? raw.slice('file:'.length) : raw;

@@ -18,7 +18,7 @@ import { VERSION } from '../version.js';
 import { azureMlJobTokenSource, azureMlTokenSource, type AzureTokenCredential } from './azureml-auth.js';
 import { parseAzureMlTrackingUri, type AzureMlWorkspace } from './azureml-workspace.js';
 import { defaultCredentialsPath, readMlflowCredentialsFile } from './credentials-file.js';
-import { checkTrackingUri, fileUriToPath, trackingUriScheme } from './tracking-uri.js';
+import { blankTrackingUriError, checkTrackingUri, fileUriToPath, trackingUriScheme } from './tracking-uri.js';
 
 /** The tracking URI used when none is configured: a FileStore under the working directory. */
 export const DEFAULT_TRACKING_URI = 'file:./mlruns';
@@ -118,8 +118,14 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   const logger = redactingLogger(options.logger ?? silentLogger);
   const retry = resolveRetryOptions(options.retry, env);
   const setting = options.trackingUri !== undefined ? 'trackingUri' : 'MLFLOW_TRACKING_URI';
+  // An empty MLFLOW_TRACKING_URI is unset, as MLflow's client reads it; an empty option is a mistake.
   const given = (options.trackingUri ?? envString('MLFLOW_TRACKING_URI', env) ?? DEFAULT_TRACKING_URI).trim();
-  if (given === '') throw new InvalidArgumentError('trackingUri', 'trackingUri is empty.');
+  if (given === '' && setting === 'MLFLOW_TRACKING_URI') throw blankTrackingUriError(setting);
+  if (given === '') {
+    throw new InvalidArgumentError('trackingUri', 'trackingUri is empty.', {
+      hint: 'Pass the http(s):// address of the tracking server or a file: URI / path, or leave it out to use MLFLOW_TRACKING_URI (else ./mlruns).',
+    });
+  }
   // Before anything reads it as a path: a slip (databricks, 127.0.0.1:5000) would become a directory.
   checkTrackingUri(given, setting);
   const azureml = /^azureml:/i.test(given) ? parseAzureMlTrackingUri(given) : undefined;

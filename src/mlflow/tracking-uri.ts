@@ -102,6 +102,28 @@ function missingScheme(uri: string, setting: string, why: string): ConfigError {
 }
 
 /**
+ * The error of a tracking URI given as empty or blank. MLflow's client takes an empty
+ * `MLFLOW_TRACKING_URI` as unset (its default store), and so do we; but an option or flag given
+ * explicitly, or a variable holding only spaces, is a mistake (in a script, `--tracking-uri
+ * "$VAR"` with `VAR` unset), and falling back to `./mlruns` would write the artifacts locally
+ * while the job reports success.
+ *
+ * @example
+ * ```ts
+ * if (flag !== undefined && flag.trim() === '') throw blankTrackingUriError('--tracking-uri');
+ * ```
+ */
+export function blankTrackingUriError(setting: string): ConfigError {
+  const fromEnv = setting === 'MLFLOW_TRACKING_URI';
+  return new ConfigError(`${fromEnv ? 'Environment variable MLFLOW_TRACKING_URI' : setting} is ${fromEnv ? 'blank' : 'empty'}.`, {
+    issues: [{ path: setting, message: 'expected an http(s):// address, a file: URI or a local path' }],
+    hint: fromEnv
+      ? 'Set it to the http(s):// address of the tracking server or to a file: URI / path, or unset it (or leave it empty) for ./mlruns.'
+      : `Pass the http(s):// address of the tracking server or a file: URI / path, or leave ${setting} out to use MLFLOW_TRACKING_URI (else ./mlruns). In a script, check that the variable passed to it is set.`,
+  });
+}
+
+/**
  * Turns `file:./mlruns`, `file:///abs/mlruns` or a plain path into an absolute path.
  *
  * @param setting The setting the URI came from, named in the error (`trackingUri`, `artifactUri`).

@@ -157,6 +157,26 @@ describe('runs start and runs end on ./mlruns', () => {
     expect(existsSync(join(cwd, '127.0.0.1:5917', '0', asPath.stdout.trim()))).toBe(true);
   });
 
+  it('an empty --tracking-uri (an unset variable in a script) is a config error (2) naming the option; an empty MLFLOW_TRACKING_URI means ./mlruns, as in MLflow', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ck'));
+    writeFileSync(join(cwd, 'ck', 'a.bin'), 'a');
+    for (const value of ['', '  ']) {
+      const run = await cli(['--tracking-uri', value, 'runs', 'start', '--json'], { cwd });
+      expect(run.code, JSON.stringify(value)).toBe(EXIT_CODES.USAGE);
+      expect(run.json()).toMatchObject({ error: { code: 'CONFIG_INVALID', message: expect.stringContaining('--tracking-uri'), hint: expect.stringContaining('leave --tracking-uri out') } });
+      const dry = await cli(['--tracking-uri', value, '--dry-run', 'training', 'ck'], { cwd });
+      expect(dry.code).toBe(EXIT_CODES.USAGE);
+    }
+    const blankEnv = await cli(['runs', 'start'], { cwd, env: baseEnv({ MLFLOW_TRACKING_URI: '  ' }) });
+    expect(blankEnv.code).toBe(EXIT_CODES.USAGE);
+    expect(blankEnv.stderr).toContain('MLFLOW_TRACKING_URI');
+    expect(readdirSync(cwd)).toEqual(['ck']);
+    const emptyEnv = await cli(['runs', 'start'], { cwd, env: baseEnv({ MLFLOW_TRACKING_URI: '' }) });
+    expect(emptyEnv.code, emptyEnv.stderr).toBe(0);
+    expect(existsSync(join(cwd, 'mlruns', '0', emptyEnv.stdout.trim()))).toBe(true);
+  });
+
   it('end without a run id, a bad tag, or --dry-run is a usage error (2) with a hint and no stack', async () => {
     const cwd = tempDir();
     const end = await cli(['runs', 'end'], { cwd });

@@ -95,6 +95,26 @@ describe('resolveMlflowConnection', () => {
     expect(resolveMlflowConnection({ trackingUri: 'file:databricks' }, {})).toMatchObject({ kind: 'file' });
   });
 
+  it('an empty MLFLOW_TRACKING_URI is unset, as in MLflow; a blank one, or an empty trackingUri option, is refused naming it', () => {
+    expect(resolveMlflowConnection({}, { MLFLOW_TRACKING_URI: '' })).toMatchObject({ kind: 'file', root: join(process.cwd(), 'mlruns') });
+    const caught = (run: () => unknown) => {
+      try {
+        run();
+      } catch (e) {
+        return e as ConfigError | InvalidArgumentError;
+      }
+      throw new Error('accepted');
+    };
+    const blankEnv = caught(() => resolveMlflowConnection({}, { MLFLOW_TRACKING_URI: ' \t' }));
+    expect(blankEnv).toBeInstanceOf(ConfigError);
+    expect((blankEnv as ConfigError).issues[0]?.path).toBe('MLFLOW_TRACKING_URI');
+    expect(blankEnv.hint).toMatch(/unset it/i);
+    const emptyOption = caught(() => resolveMlflowConnection({ trackingUri: '' }, { MLFLOW_TRACKING_URI: 'http://127.0.0.1:5000' }));
+    expect(emptyOption).toBeInstanceOf(InvalidArgumentError);
+    expect((emptyOption as InvalidArgumentError).argument).toBe('trackingUri');
+    expect(emptyOption.hint).toMatch(/leave it out/);
+  });
+
   it('maps an Azure ML workspace URI (azureml://) to its https MLflow REST base and its run-history base', () => {
     const workspace = '/mlflow/v2.0/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.MachineLearningServices/workspaces/ws-1';
     const uri = `azureml://westeurope.api.azureml.ms${workspace}`;
