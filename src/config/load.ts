@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { readFile, stat } from 'node:fs/promises';
+import { lstat, readFile, readlink, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import type { Document, LineCounter } from 'yaml';
@@ -77,8 +78,10 @@ export interface ResolvedTrackingConfig {
 /**
  * The config file in `configDir`, or `undefined` when there is none.
  *
- * @throws {LocalPathError} `PATH_NOT_FOUND` / `NOT_A_DIRECTORY` when `configDir` is unusable.
- * @throws {ConfigError} when more than one candidate file exists.
+ * @throws {LocalPathError} `PATH_NOT_FOUND` / `NOT_A_DIRECTORY` when `configDir` is unusable,
+ *   `PATH_UNREADABLE` when its entries cannot be looked up.
+ * @throws {ConfigError} when more than one candidate file exists, or a candidate name holds
+ *   something other than a file (a directory, a dangling symlink).
  * @example
  * ```ts
  * const file = await findTrackingConfigFile('./configs'); // '/abs/configs/artifact-uploader.yaml'
@@ -100,7 +103,7 @@ export async function findTrackingConfigFile(configDir: string): Promise<string 
   const found: string[] = [];
   for (const name of CONFIG_FILE_NAMES) {
     const candidate = join(dir, name);
-    if ((await stat(candidate).catch(() => undefined))?.isFile()) found.push(candidate);
+    if (await isConfigFile(candidate)) found.push(candidate);
   }
   if (found.length > 1) {
     throw new ConfigError(`Found ${found.length} tracking config files, expected at most one: ${found.join(' and ')}.`, {
@@ -110,6 +113,45 @@ export async function findTrackingConfigFile(configDir: string): Promise<string 
     });
   }
   return found[0];
+}
+
+/**
+ * Whether `candidate` is a config file: false when nothing is there. Anything else there that
+ * is not a readable file is refused rather than skipped, because skipping it means the defaults
+ * (everything enabled) while the user believes their file is in force: a directory (what Docker
+ * creates when it bind-mounts a host file that does not exist), a symlink to nothing, a FIFO.
+ */
+async function isConfigFile(candidate: string): Promise<boolean> {
+  let info: Stats;
+  try {
+    info = await stat(candidate);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const link = await lstat(candidate).catch(() => undefined);
+    if (code === 'ENOENT' && link?.isSymbolicLink()) {
+      const target = await readlink(candidate).catch(() => '(unreadable)');
+      throw new ConfigError(`Tracking config ${candidate} is a symlink to ${resolvePath(dirname(candidate), target)}, which does not exist.`, {
+        file: candidate,
+        issues: [{ path: '', message: 'dangling symlink' }],
+        hint: 'Point the symlink at the config file (or mount the file there), or remove the symlink to use the defaults.',
+        cause: error,
+      });
+    }
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw new LocalPathError('PATH_UNREADABLE', candidate, `Cannot check tracking config file ${candidate}: ${(error as Error).message}.`, {
+      hint: 'Check the permissions of the config directory.',
+      cause: error,
+    });
+  }
+  if (info.isFile()) return true;
+  const what = info.isDirectory() ? 'a directory' : 'not a regular file';
+  throw new ConfigError(`Tracking config ${candidate} is ${what}, not a config file.`, {
+    file: candidate,
+    issues: [{ path: '', message: `expected a file, found ${what}` }],
+    hint: info.isDirectory()
+      ? 'Put the config file there instead, or remove the directory to use the defaults. (Docker creates an empty directory when it bind-mounts a host file that does not exist: create the file on the host first.)'
+      : 'Put the config file there instead, or remove it to use the defaults.',
+  });
 }
 
 /** Where each issue sits in the file, for "(line 4)" in messages. */

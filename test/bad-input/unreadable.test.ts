@@ -1,16 +1,16 @@
 /**
  * Unreadable files, refused with PATH_UNREADABLE before any byte is sent: in the planner, in
  * the small-file reader and in a directory upload to a real MLflow server, whose proxy log
- * proves no PUT was made. Root reads everything, so when the tests run as root (as CI does)
- * this file drops root for good once its fixtures exist (test/support/unprivileged.ts): the
- * cases run for real everywhere, never skipped.
+ * proves no PUT was made; and a config dir whose files cannot be looked up. Root reads
+ * everything, so when the tests run as root (as CI does) this file drops root for good once its
+ * fixtures exist (test/support/unprivileged.ts): the cases run for real everywhere, never skipped.
  */
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LocalPathError } from '../../src/core/errors.js';
-import { ArtifactUploader } from '../../src/index.js';
+import { ArtifactUploader, loadTrackingConfig } from '../../src/index.js';
 import { planDirectory } from '../../src/uploader/plan.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { readSmallSourceFile } from '../../src/stores/source-file.js';
@@ -46,8 +46,11 @@ describeWithServers('unreadable files (as nobody when the tests run as root)', (
     mkdirSync(ckpt);
     writeFileSync(join(ckpt, 'weights.bin'), 'valid bytes that must not be uploaded either');
     writeFileSync(join(ckpt, 'secret.bin'), 'x');
+    mkdirSync(join(root, 'config'));
+    writeFileSync(join(root, 'config', 'artifact-uploader.yaml'), 'training:\n  enabled: false\n');
     giveToNobody(root);
     chmodSync(join(ckpt, 'secret.bin'), 0o000); // its owner (nobody, or the current user) may not read it
+    chmodSync(join(root, 'config'), 0o600); // listable, but no file in it can be looked up
     dropRootForGood();
     expect(process.getuid?.()).not.toBe(0);
     if (isRoot) expect(process.getuid?.()).toBe(NOBODY);
@@ -66,6 +69,13 @@ describeWithServers('unreadable files (as nobody when the tests run as root)', (
 
   it('the small-file reader refuses the file', async () => {
     await failure(readSmallSourceFile(join(ckpt, 'secret.bin'), undefined, silentLogger));
+  });
+
+  it('a config dir whose files cannot be looked up is PATH_UNREADABLE, not the defaults', async () => {
+    const error = await loadTrackingConfig({ configDir: join(root, 'config'), env: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({ code: 'PATH_UNREADABLE', path: join(root, 'config', 'artifact-uploader.yaml') });
+    expect((error as LocalPathError).hint).toMatch(/permissions/);
   });
 
   it('uploadDirectory and uploadFile to an MLflow server refuse it, and no PUT is sent', async () => {

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -126,6 +126,29 @@ describe('config files', () => {
 
     await writeFile(join(dir, 'artifact-uploader.yaml'), 'hub:\n  fineTunedModelsDir: out/models\n');
     expect((await loadTrackingConfig({ configDir: dir, env: noEnv })).hub.fineTunedModelsDir).toBe(join(dir, 'out/models'));
+  });
+
+  it('refuses a directory named like the config file (a bind mount of a missing file), naming it, instead of using the defaults', async () => {
+    const bogus = join(dir, 'artifact-uploader.yaml');
+    await mkdir(bogus);
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.file).toBe(bogus);
+    expect(error.message).toContain(`${bogus} is a directory`);
+    expect(error.hint).toMatch(/bind-mounts a host file that does not exist/);
+    await mkdir(join(dir, 'ck'));
+    await writeFile(join(dir, 'ck', 'a.bin'), 'a');
+    const run = await cli(['--config-dir', dir, '--dry-run', 'training', 'ck'], { cwd: dir, env: baseEnv() });
+    expect(run.code, run.stdout).toBe(2);
+    expect(run.stderr).toContain(`error [CONFIG_INVALID]: Tracking config ${bogus} is a directory`);
+  });
+
+  it('refuses a config file symlink whose target is missing, naming both', async () => {
+    const link = join(dir, 'artifact-uploader.yml');
+    await symlink(join(dir, 'gone.yml'), link);
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.file).toBe(link);
+    expect(error.message).toContain(join(dir, 'gone.yml'));
+    expect(error.hint).toBeTruthy();
   });
 
   it('refuses a configDir that does not exist', async () => {
