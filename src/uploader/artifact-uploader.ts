@@ -22,11 +22,12 @@ import { AbortedError, InvalidArgumentError, isArtifactUploaderError } from '../
 import { combineSignals } from '../core/abort.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { resolveTrackingConfig } from '../config/load.js';
-import { DEFAULT_CONCURRENCY, MAX_CONCURRENCY, type StageName, type TrackingConfig } from '../config/schema.js';
+import type { StageName, TrackingConfig } from '../config/schema.js';
 import { dedupeInFlight, identityKey, type LocalFileIdentity } from './dedupe.js';
 import { NO_RUN_WARNING, passGates } from './gate.js';
 import { archiveOperation, checkpointOperation, directoryArchiveOperation, directoryOperation, fileOperation, type Operation, type OperationContext } from './operation.js';
 import {
+  operationConcurrency,
   resolveUploaderOptions,
   type ArchiveAndUploadCheckpointCallOptions,
   type ArtifactUploaderOptions,
@@ -285,7 +286,14 @@ export class ArtifactUploader<S extends StageName = StageName> {
 
     progress.phase('scanning');
     await operation.check();
-    const gate = await passGates(operation, { env: this.opts.env, runId: this.opts.runId, dryRun: this.opts.dryRun, loadConfig: () => this.loadConfig() });
+    // The config's concurrency against maxConcurrency is checked as the config loads, so that a
+    // conflict throws like any invalid config: before the plan, a dry run and a disabled stage too.
+    const loadConfig = () =>
+      this.loadConfig().then((config) => {
+        operationConcurrency(this.opts, config[this.stage].concurrency, this.stage);
+        return config;
+      });
+    const gate = await passGates(operation, { env: this.opts.env, runId: this.opts.runId, dryRun: this.opts.dryRun, loadConfig });
     if (!gate.go) {
       if (gate.reason === 'no-run' && !this.warnedNoRun) {
         this.warnedNoRun = true;
@@ -323,10 +331,9 @@ export class ArtifactUploader<S extends StageName = StageName> {
       const { value, joined } = await dedupeInFlight(
         key,
         async (): Promise<UploadResult> => {
-          const concurrency = this.opts.concurrency ?? config[this.stage].concurrency;
           // The default concurrency adapts; one the user chose (option, config, env) is kept
-          // as they chose it unless they also allow growth with maxConcurrency. Never below it.
-          const maxConcurrency = Math.max(concurrency, this.opts.maxConcurrency ?? (concurrency === DEFAULT_CONCURRENCY ? MAX_CONCURRENCY : concurrency));
+          // as they chose it unless they also allow growth with maxConcurrency.
+          const { concurrency, maxConcurrency } = operationConcurrency(this.opts, config[this.stage].concurrency, this.stage);
           const resume = await this.resumeStep(target, planned.local.files, signal);
           const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger, resume };
           try {

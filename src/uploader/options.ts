@@ -9,11 +9,11 @@
  * @module
  */
 import type { Env } from '../core/env.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { ConfigError, InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { RetryOptions } from '../core/retry.js';
 import type { CheckpointManifest } from '../archive/manifest.js';
-import { MAX_CONCURRENCY, STAGES, type ArtifactKind, type StageName, type TrackingConfigInput } from '../config/schema.js';
+import { CONCURRENCY_ENV, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, STAGES, type ArtifactKind, type StageName, type TrackingConfigInput } from '../config/schema.js';
 import { assertStage } from '../config/load.js';
 import type { ArtifactStore, StoreOptions } from '../stores/artifact-store.js';
 import type { ResolveArtifactStoreOptions } from '../stores/resolve.js';
@@ -55,7 +55,9 @@ export interface ArtifactUploaderOptions<S extends StageName = StageName> extend
    * and stops growth. Buffers stay within 32 MiB (or `concurrency` files' worth, if more) however
    * many are in flight. A concurrency you chose yourself (option, config file or env var, any
    * value but the default 8) stays fixed unless you set this too; set it to `concurrency` to pin
-   * the default as well.
+   * the default as well. Below the default it lowers the start to it too; below a `concurrency`
+   * you chose it is refused (`InvalidArgumentError` with the option, `ConfigError` against the
+   * tracking config's, when an operation loads it), as the two cannot both hold.
    * @default 64 (the highest accepted `concurrency`) with the default concurrency; else `concurrency`
    */
   maxConcurrency?: number;
@@ -264,6 +266,40 @@ export const DEFAULT_KINDS = {
  */
 export const DEFAULT_ARCHIVE_NAME = 'best_trial_checkpoint.tar.gz';
 
+/**
+ * The files in flight an operation starts with and may grow to. `concurrency` is the option,
+ * else the stage's from the tracking config; the default (8) grows up to 64 unless
+ * `maxConcurrency` says otherwise, and one the user chose stays fixed unless `maxConcurrency`
+ * lets it grow. A `maxConcurrency` below the default lowers the start to it.
+ *
+ * @throws {ConfigError} when `maxConcurrency` is below the concurrency the tracking config sets
+ *   (file, `config` option or ARTIFACT_UPLOADER_CONCURRENCY): neither can win without
+ *   breaking the other. (Both options at once are checked by {@link resolveUploaderOptions}.)
+ * @example
+ * ```ts
+ * operationConcurrency({ maxConcurrency: 4 }, 8, 'training'); // { concurrency: 4, maxConcurrency: 4 }
+ * ```
+ * @internal
+ */
+export function operationConcurrency(
+  options: Pick<ArtifactUploaderOptions, 'concurrency' | 'maxConcurrency'>,
+  configured: number,
+  stage: StageName,
+): { concurrency: number; maxConcurrency: number } {
+  const concurrency = options.concurrency ?? configured;
+  const max = options.maxConcurrency;
+  if (max === undefined) return { concurrency, maxConcurrency: concurrency === DEFAULT_CONCURRENCY ? MAX_CONCURRENCY : concurrency };
+  if (max >= concurrency) return { concurrency, maxConcurrency: max };
+  if (options.concurrency === undefined && concurrency === DEFAULT_CONCURRENCY) return { concurrency: max, maxConcurrency: max };
+  throw new ConfigError(
+    `\`maxConcurrency\` (${max}) is below the ${stage} stage's concurrency (${concurrency}) from the tracking config (the file, the \`config\` option or ${CONCURRENCY_ENV}): uploads start with that many files in flight.`,
+    {
+      issues: [{ path: `${stage}.concurrency`, message: `${concurrency} is above maxConcurrency ${max}` }],
+      hint: `Set maxConcurrency (--max-concurrency) to at least ${concurrency}, or lower ${stage}.concurrency (or ${CONCURRENCY_ENV}) to ${max} or less.`,
+    },
+  );
+}
+
 /** The constructor's options, checked and defaulted. @internal */
 export interface ResolvedUploaderOptions<S extends StageName = StageName> extends ArtifactUploaderOptions<S> {
   onError: 'return' | 'throw';
@@ -293,6 +329,13 @@ export function resolveUploaderOptions<S extends StageName>(options: ArtifactUpl
   const { maxConcurrency } = options;
   if (maxConcurrency !== undefined && (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > MAX_CONCURRENCY)) {
     throw new InvalidArgumentError('maxConcurrency', `Expected \`maxConcurrency\` to be an integer from 1 to ${MAX_CONCURRENCY}, got ${String(maxConcurrency)}.`);
+  }
+  // maxConcurrency is the most files in flight; an upload starts with `concurrency` of them, so
+  // a max below it could only be broken (it used to be: the start won) or silently lowered.
+  if (concurrency !== undefined && maxConcurrency !== undefined && maxConcurrency < concurrency) {
+    throw new InvalidArgumentError('maxConcurrency', `Expected \`maxConcurrency\` (${maxConcurrency}) to be at least \`concurrency\` (${concurrency}): uploads start with \`concurrency\` files in flight.`, {
+      hint: `Set maxConcurrency to at least ${concurrency} (equal to concurrency keeps it fixed), or lower concurrency to ${maxConcurrency}.`,
+    });
   }
   if (onError !== 'return' && onError !== 'throw') {
     throw new InvalidArgumentError('onError', `Expected \`onError\` to be 'return' or 'throw', got ${JSON.stringify(onError)}.`);

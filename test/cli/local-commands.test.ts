@@ -104,6 +104,17 @@ describe('runs start and runs end on ./mlruns', () => {
     expect(metrics?.peakConcurrency).toBeLessThanOrEqual(3);
   });
 
+  it('--max-concurrency below --concurrency is a usage error (2) naming both, and nothing is uploaded', async () => {
+    const cwd = tempDir();
+    const runId = (await cli(['runs', 'start', '--json'], { cwd })).json().runId as string;
+    mkdirSync(join(cwd, 'many'));
+    for (let i = 0; i < 10; i++) writeFileSync(join(cwd, 'many', `f${i}.txt`), `file ${i}`);
+    const run = await cli(['--json', '--stage', 'training', '--concurrency', '8', '--max-concurrency', '4', 'dir', 'many'], { cwd, env: baseEnv({ MLFLOW_RUN_ID: runId }) });
+    expect(run.code).toBe(EXIT_CODES.USAGE);
+    expect(run.json()).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT', message: expect.stringContaining('--max-concurrency 4 is below --concurrency 8'), hint: expect.any(String) } });
+    expect(readdirSync(join(cwd, 'mlruns', '0', runId, 'artifacts'))).toEqual([]);
+  });
+
   it('start joins MLFLOW_RUN_ID (same id) unless --new; --quiet still prints the id; --json gives details', async () => {
     const cwd = tempDir();
     const first = (await cli(['runs', 'start'], { cwd })).stdout.trim();

@@ -4,7 +4,7 @@
  * progress and stats. Fast: no server, no Python. The real-server side is in
  * mlflow-server.test.ts.
  */
-import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -248,6 +248,37 @@ describe('ArtifactUploader on ./mlruns', () => {
       const badRun = new ArtifactUploader({ stage: 'hpo', runId: 'not a run id', env: {} });
       await expect(badRun.uploadFile(join(src, 'f.txt'))).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'runId' });
       expect(uploader.stats().operations).toBe(0);
+    });
+
+    it('maxConcurrency below concurrency is refused (both options at once, or against the config), before anything is sent; alone it caps the default', async () => {
+      const both = (() => {
+        try {
+          return new ArtifactUploader({ stage: 'training', concurrency: 8, maxConcurrency: 4 });
+        } catch (e) {
+          return e as InvalidArgumentError;
+        }
+      })();
+      expect(both).toBeInstanceOf(InvalidArgumentError);
+      expect(both).toMatchObject({ argument: 'maxConcurrency', hint: expect.stringMatching(/at least 8/) });
+      expect(() => new ArtifactUploader({ stage: 'training', concurrency: 4, maxConcurrency: 4 })).not.toThrow();
+
+      const { trackingUri, run, artifactsDir } = await localRun();
+      const files: Record<string, string> = {};
+      for (let i = 0; i < 40; i++) files[`f${i}.txt`] = `file ${i}`;
+      const src = writeTree(scratch(), files);
+      // The config's concurrency (the `config` option, a file or ARTIFACT_UPLOADER_CONCURRENCY) above it: refused at the call, dry run too.
+      for (const source of [{ config: { concurrency: 16 } }, { env: { ARTIFACT_UPLOADER_CONCURRENCY: '16' } }]) {
+        for (const dryRun of [false, true]) {
+          const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {}, maxConcurrency: 4, dryRun, ...source });
+          await expect(uploader.uploadDirectory(src)).rejects.toMatchObject({ name: 'ConfigError', hint: expect.stringMatching(/at least 16/) });
+        }
+      }
+      expect(existsSync(artifactsDir) ? readdirSync(artifactsDir) : []).toEqual([]);
+      // Alone, it caps the default concurrency (8): never more files in flight than it allows.
+      const capped = await new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {}, maxConcurrency: 4 }).uploadDirectory(src);
+      expect(capped.status, capped.error?.message).toBe('uploaded');
+      expect(capped.metrics.peakConcurrency).toBeGreaterThanOrEqual(1);
+      expect(capped.metrics.peakConcurrency).toBeLessThanOrEqual(4);
     });
 
     it('a directory with an escaping symlink uploads nothing', async () => {

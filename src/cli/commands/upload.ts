@@ -32,6 +32,13 @@ type Stage = 'training' | 'conversion' | 'benchmark' | 'hpo';
 
 /** The options every uploader and stage helper gets from the global options. */
 function uploaderOptions(ctx: CliContext, stage: Stage, progress: ProgressDisplay) {
+  const { concurrency, maxConcurrency } = ctx.globals;
+  // The library refuses it too, in its own option names; here it is said in the flags'.
+  if (concurrency !== undefined && maxConcurrency !== undefined && maxConcurrency < concurrency) {
+    throw new InvalidArgumentError('--max-concurrency', `--max-concurrency ${maxConcurrency} is below --concurrency ${concurrency}: uploads start with --concurrency files in flight, and --max-concurrency is the most they may grow to.`, {
+      hint: `Pass --max-concurrency ${concurrency} or more (equal to --concurrency keeps it fixed), or lower --concurrency to ${maxConcurrency}.`,
+    });
+  }
   return {
     stage,
     runId: ctx.globals.runId,
