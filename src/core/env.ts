@@ -22,6 +22,7 @@ export function envBool(name: string, env: Env = process.env): boolean | undefin
   if (FALSE.has(raw)) return false;
   throw new ConfigError(`Environment variable ${name} must be "true" or "false" (or 1/0), got "${env[name]}".`, {
     issues: [{ path: name, message: 'expected a boolean' }],
+    hint: `Set ${name} to true or false (1 or 0), or unset it for the default.`,
   });
 }
 
@@ -33,8 +34,12 @@ export function envNumber(name: string, env: Env = process.env, { min = -Infinit
   if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
     const kind = integer ? 'an integer' : 'a number';
     const range = `${Number.isFinite(min) ? ` >= ${min}` : ''}${Number.isFinite(max) ? ` <= ${max}` : ''}`;
+    // The hint says the range as a person would ("from 1 to 64"), the message as a check.
+    const wanted =
+      Number.isFinite(min) && Number.isFinite(max) ? `${kind} from ${min} to ${max}` : Number.isFinite(min) ? `${kind} >= ${min}` : Number.isFinite(max) ? `${kind} <= ${max}` : kind;
     throw new ConfigError(`Environment variable ${name} must be ${kind}${range}, got "${env[name]}".`, {
       issues: [{ path: name, message: `expected ${kind}${range}` }],
+      hint: `Set ${name} to ${wanted}, or unset it for the default.`,
     });
   }
   return value;

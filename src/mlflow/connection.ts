@@ -18,7 +18,7 @@ import { VERSION } from '../version.js';
 import { azureMlJobTokenSource, azureMlTokenSource, type AzureTokenCredential } from './azureml-auth.js';
 import { parseAzureMlTrackingUri, type AzureMlWorkspace } from './azureml-workspace.js';
 import { defaultCredentialsPath, readMlflowCredentialsFile } from './credentials-file.js';
-import { blankTrackingUriError, checkTrackingUri, fileUriToPath, trackingUriScheme } from './tracking-uri.js';
+import { blankTrackingUriError, checkTrackingUri, fileUriToPath, invalidTrackingUrlError, trackingUriScheme } from './tracking-uri.js';
 
 /** The tracking URI used when none is configured: a FileStore under the working directory. */
 export const DEFAULT_TRACKING_URI = 'file:./mlruns';
@@ -140,10 +140,7 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   try {
     url = new URL(raw);
   } catch (cause) {
-    throw new ConfigError(`Tracking URI ${redactUrl(raw)} is not a valid URL.`, {
-      issues: [{ path: 'trackingUri', message: 'expected a valid http(s) URL' }],
-      cause,
-    });
+    throw invalidTrackingUrlError(raw, setting, cause);
   }
   const uriUser = url.username ? decodeURIComponent(url.username) : undefined;
   const uriPassword = url.password ? decodeURIComponent(url.password) : undefined;

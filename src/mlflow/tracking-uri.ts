@@ -76,6 +76,14 @@ export function checkTrackingUri(uri: string, setting: string): void {
     if (uri.startsWith('file://')) fileUriToPath(uri, undefined, setting);
     return;
   }
+  if (scheme === 'http' || scheme === 'https') {
+    try {
+      new URL(uri);
+    } catch (cause) {
+      throw invalidTrackingUrlError(uri, setting, cause);
+    }
+    return;
+  }
   if (SUPPORTED_SCHEMES.has(scheme)) return;
   if (HOST_AND_PORT.test(uri)) throw missingScheme(uri, setting, `"${scheme}:" would be read as its scheme`);
   throw new ConfigError(`Tracking URI scheme "${scheme}:" is not supported (${shown}).`, {
@@ -85,6 +93,22 @@ export function checkTrackingUri(uri: string, setting: string): void {
       : scheme === 'sqlite' || scheme.startsWith('postgres') || scheme.startsWith('mysql') || scheme === 'mssql'
         ? `Run \`mlflow server --backend-store-uri ${scheme}:...\` and set MLFLOW_TRACKING_URI to its http:// address, or use a file: URI.`
         : 'Use the http(s):// address of an MLflow tracking server, or a file: URI / path for a local store.',
+  });
+}
+
+/**
+ * The error of an http(s) tracking URI that does not parse (`http://`, `http://[bad`).
+ *
+ * @example
+ * ```ts
+ * throw invalidTrackingUrlError('http://', 'trackingUri', new TypeError('Invalid URL'));
+ * ```
+ */
+export function invalidTrackingUrlError(uri: string, setting: string, cause: unknown): ConfigError {
+  return new ConfigError(`Tracking URI ${redactUrl(uri)} is not a valid URL.`, {
+    issues: [{ path: setting, message: 'expected a valid http(s) URL' }],
+    hint: `Set ${setting} to the tracking server's address as http(s)://host[:port][/prefix], e.g. http://127.0.0.1:5000.`,
+    cause,
   });
 }
 

@@ -130,6 +130,7 @@ export function resolveGcsConfig(options: GcsStoreOptions = {}, env: Env = proce
     if (seconds !== undefined && seconds !== -1 && seconds <= 0) {
       throw new ConfigError(`Environment variable MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT must be a number of seconds > 0, or -1 for none, got "${env.MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT}".`, {
         issues: [{ path: 'MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT', message: 'expected seconds > 0, or -1' }],
+        hint: 'Set MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT to the seconds a request may take (e.g. 300), -1 for no timeout, or unset it for the default (60).',
       });
     }
     timeoutMs = seconds === undefined ? DEFAULT_GCS_TIMEOUT_MS : seconds === -1 ? GCS_NO_TIMEOUT_MS : seconds * 1000;
@@ -170,6 +171,10 @@ function resolveEndpoint(option: string | undefined, env: Env): { url: string; s
  * the scheme" (google-cloud-storage); a bare `host:port` is taken as `http://`, as the Node
  * client does.
  */
+function endpointHint(source: ResolvedGcsConfig['endpointSource']): string {
+  return `Set ${source === 'option' ? 'gcs.apiEndpoint' : source} to the GCS endpoint's http(s):// address (host:port alone means http://), e.g. http://127.0.0.1:9023 for an emulator, or unset it for Google's.`;
+}
+
 function checkEndpoint(raw: string, source: ResolvedGcsConfig['endpointSource']): string {
   const where = source === 'option' ? 'Option gcs.apiEndpoint' : `Environment variable ${source}`;
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
@@ -179,12 +184,14 @@ function checkEndpoint(raw: string, source: ResolvedGcsConfig['endpointSource'])
   } catch (cause) {
     throw new ConfigError(`${where} must be an http(s) URL such as http://127.0.0.1:9023, got "${raw}".`, {
       issues: [{ path: source === 'option' ? 'gcs.apiEndpoint' : source, message: 'expected an http(s) URL' }],
+      hint: endpointHint(source),
       cause,
     });
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new ConfigError(`${where} must use http or https, got "${parsed.protocol}".`, {
       issues: [{ path: source === 'option' ? 'gcs.apiEndpoint' : source, message: 'expected an http(s) URL' }],
+      hint: endpointHint(source),
     });
   }
   return withScheme.replace(/\/+$/, '');

@@ -259,6 +259,14 @@ function hostOf(url: string): string {
   }
 }
 
+/** What to set instead; `minio:9000` (the URL parser reads `minio:` as a scheme) is a forgotten http://. */
+function endpointHint(raw: string, fromEnv: boolean): string {
+  const setting = fromEnv ? 'MLFLOW_S3_ENDPOINT_URL' : 's3.endpointUrl';
+  const hostAndPort = /^[a-zA-Z][a-zA-Z0-9-]*(?:\.[a-zA-Z0-9-]+)*:\d{1,5}(?:\/\S*)?$/.test(raw);
+  const guess = hostAndPort ? `Did you mean http://${raw}? ` : '';
+  return `${guess}Set ${setting} to the S3 endpoint's http(s):// address, e.g. http://127.0.0.1:9000 for a local MinIO, or unset it for AWS.`;
+}
+
 function resolveEndpoint(option: string | undefined, env: Env): string | undefined {
   const fromEnv = option === undefined;
   const raw = option ?? envString('MLFLOW_S3_ENDPOINT_URL', env);
@@ -270,12 +278,14 @@ function resolveEndpoint(option: string | undefined, env: Env): string | undefin
   } catch (cause) {
     throw new ConfigError(`${where} must be an http(s) URL such as http://127.0.0.1:9000, got "${raw}".`, {
       issues: [{ path: fromEnv ? 'MLFLOW_S3_ENDPOINT_URL' : 's3.endpointUrl', message: 'expected an http(s) URL' }],
+      hint: endpointHint(raw.trim(), fromEnv),
       cause,
     });
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new ConfigError(`${where} must use http or https, got "${parsed.protocol}".`, {
       issues: [{ path: fromEnv ? 'MLFLOW_S3_ENDPOINT_URL' : 's3.endpointUrl', message: 'expected an http(s) URL' }],
+      hint: endpointHint(raw.trim(), fromEnv),
     });
   }
   return raw.trim().replace(/\/+$/, '');
@@ -293,6 +303,7 @@ function resolveAddressingStyle(option: S3AddressingStyle | undefined, env: Env)
   if (!ADDRESSING_STYLES.includes(raw as S3AddressingStyle)) {
     throw new ConfigError(`Environment variable MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE must be path, virtual or auto, got "${env.MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE}".`, {
       issues: [{ path: 'MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE', message: 'expected path, virtual or auto' }],
+      hint: 'Set MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE to path (MinIO and most S3-compatible stores), virtual or auto, or unset it for auto.',
     });
   }
   return raw as S3AddressingStyle;
@@ -316,9 +327,13 @@ function parseUploadExtraArgs(raw: string | undefined): Record<string, unknown> 
 
 function checkUploadExtraArgs(value: unknown, source: string): Record<string, unknown> {
   const fromEnv = source === 'MLFLOW_S3_UPLOAD_EXTRA_ARGS';
+  const setting = fromEnv ? 'MLFLOW_S3_UPLOAD_EXTRA_ARGS' : 's3.uploadExtraArgs';
   const fail = (message: string, path = source): never => {
     const text = fromEnv ? `Environment variable MLFLOW_S3_UPLOAD_EXTRA_ARGS ${message}` : `Option s3.uploadExtraArgs ${message}`;
-    throw new ConfigError(text, { issues: [{ path, message }] });
+    throw new ConfigError(text, {
+      issues: [{ path, message }],
+      hint: `Fix ${setting}: an object of boto3 upload arguments as MLflow passes them (names are case-sensitive; dates as ISO strings), e.g. {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": "<key id>"}.`,
+    });
   };
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return fail('must be a JSON object such as {"ServerSideEncryption": "AES256"}.');

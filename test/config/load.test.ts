@@ -349,9 +349,11 @@ describe('environment overrides', () => {
 
   it('refuses values that are not booleans or integers in range, naming the variable', async () => {
     let error = await configError(loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_HPO_ENABLED: 'nope' } }));
-    expect(error.message).toBe('Environment variable ARTIFACT_UPLOADER_HPO_ENABLED must be "true" or "false" (or 1/0), got "nope".');
+    expect(error.message).toMatch(/^Environment variable ARTIFACT_UPLOADER_HPO_ENABLED must be "true" or "false" \(or 1\/0\), got "nope"\. /);
+    expect(error.hint).toBe('Set ARTIFACT_UPLOADER_HPO_ENABLED to true or false (1 or 0), or unset it for the default.');
     error = await configError(loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_CONCURRENCY: '0' } }));
     expect(error.message).toContain('ARTIFACT_UPLOADER_CONCURRENCY must be an integer >= 1 <= 64, got "0"');
+    expect(error.hint).toBe('Set ARTIFACT_UPLOADER_CONCURRENCY to an integer from 1 to 64, or unset it for the default.');
   });
 
   it('refuses a misspelt *_ENABLED switch instead of ignoring it', async () => {

@@ -115,6 +115,25 @@ describe('resolveMlflowConnection', () => {
     expect(emptyOption.hint).toMatch(/leave it out/);
   });
 
+  it('bad MLflow env values and a tracking URL that does not parse are ConfigErrors whose hint says what to set', () => {
+    const caught = (trackingUri: string, env: Record<string, string>) => {
+      try {
+        resolveMlflowConnection({ trackingUri }, env);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error('accepted');
+    };
+    const retries = caught('http://127.0.0.1:5000', { MLFLOW_HTTP_REQUEST_MAX_RETRIES: 'abc' });
+    expect(retries).toBeInstanceOf(ConfigError);
+    expect(retries.hint).toMatch(/Set MLFLOW_HTTP_REQUEST_MAX_RETRIES to an integer from 0 to 10, or unset it/);
+    const insecure = caught('https://h', { MLFLOW_TRACKING_INSECURE_TLS: 'yes' });
+    expect(insecure.hint).toMatch(/Set MLFLOW_TRACKING_INSECURE_TLS to true or false/);
+    const notUrl = caught('http://', {});
+    expect(notUrl.message).toMatch(/is not a valid URL/);
+    expect(notUrl.hint).toMatch(/http\(s\):\/\/host\[:port\]/);
+  });
+
   it('maps an Azure ML workspace URI (azureml://) to its https MLflow REST base and its run-history base', () => {
     const workspace = '/mlflow/v2.0/subscriptions/sub-1/resourceGroups/rg-1/providers/Microsoft.MachineLearningServices/workspaces/ws-1';
     const uri = `azureml://westeurope.api.azureml.ms${workspace}`;

@@ -55,6 +55,7 @@ describe('resolveGcsConfig', () => {
     expect(thrown(() => resolveGcsConfig({ resumableThreshold: -1 }, {}))).toBeInstanceOf(InvalidArgumentError);
     expect(thrown(() => resolveGcsConfig({}, { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '0' }))).toMatchObject({
       message: expect.stringMatching(/MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT must be a number of seconds > 0, or -1/),
+      hint: expect.stringMatching(/Set MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT to/),
     });
   });
 
@@ -80,7 +81,8 @@ describe('resolveGcsConfig', () => {
       endpointSource: 'option',
       authenticated: true,
     });
-    expect(thrown(() => resolveGcsConfig({}, { STORAGE_EMULATOR_HOST: 'ftp://x' }))).toBeInstanceOf(ConfigError);
+    expect(thrown(() => resolveGcsConfig({}, { STORAGE_EMULATOR_HOST: 'ftp://x' }))).toMatchObject({ name: 'ConfigError', hint: expect.stringMatching(/http:\/\/127\.0\.0\.1:9023/) });
+    expect(thrown(() => resolveGcsConfig({ apiEndpoint: 'http://[x' }, {}))).toMatchObject({ name: 'ConfigError', hint: expect.stringMatching(/http:\/\/127\.0\.0\.1:9023/) });
     expect(resolveGcsConfig({}, { GOOGLE_APPLICATION_CREDENTIALS: '/keys/sa.json' }).keyFilename).toBe('/keys/sa.json');
   });
 });

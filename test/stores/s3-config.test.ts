@@ -100,13 +100,20 @@ describe('S3 configuration from MLflow env vars', () => {
     expect(thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: '{"Expires": "soon"}' }))).toBeInstanceOf(ConfigError);
     expect(thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: '{"StorageClass": 3}' }))).toBeInstanceOf(ConfigError);
     expect(thrown(() => resolveS3Config({ uploadExtraArgs: { Metadata: { a: 1 } } }, {}))).toBeInstanceOf(ConfigError);
+    for (const raw of ['{"ServerSideEncyption": "AES256"}', '["AES256"]', '{"Expires": "soon"}']) {
+      expect((thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: raw })) as ConfigError).hint, raw).toBeTruthy();
+    }
   });
 
   it('refuses a bad addressing style, endpoint, part size or queue size', () => {
     const style = thrown(() => resolveS3Config({}, { MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE: 'dns' })) as ConfigError;
     expect(style).toBeInstanceOf(ConfigError);
     expect(style.message).toContain('MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE');
-    expect(thrown(() => resolveS3Config({}, { MLFLOW_S3_ENDPOINT_URL: 'minio:9000' }))).toBeInstanceOf(ConfigError);
+    expect(style.hint).toMatch(/Set MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE to path/);
+    const noScheme = thrown(() => resolveS3Config({}, { MLFLOW_S3_ENDPOINT_URL: 'minio:9000' })) as ConfigError;
+    expect(noScheme).toBeInstanceOf(ConfigError);
+    expect(noScheme.hint).toMatch(/did you mean http:\/\/minio:9000\?/i);
+    expect((thrown(() => resolveS3Config({ endpointUrl: 'http://' }, {})) as ConfigError).hint).toMatch(/http:\/\/127\.0\.0\.1:9000/);
     expect(thrown(() => resolveS3Config({}, { MLFLOW_S3_IGNORE_TLS: 'maybe' }))).toBeInstanceOf(ConfigError);
     const part = thrown(() => resolveS3Config({ partSize: 1024 * 1024 }, {})) as InvalidArgumentError;
     expect(part).toBeInstanceOf(InvalidArgumentError);
