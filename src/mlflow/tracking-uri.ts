@@ -62,14 +62,15 @@ export function trackingUriScheme(uri: string): string | undefined {
 export function checkTrackingUri(uri: string, setting: string): void {
   const shown = redactUrl(uri);
   if (MLFLOW_BARE_URIS.has(uri)) {
-    throw new ConfigError(`Tracking URI "${uri}" (${setting}) names a Databricks workspace, as MLflow reads it, not a local directory.`, {
+    const store = uri === 'databricks' ? 'a Databricks workspace' : 'a Unity Catalog store on Databricks';
+    throw new ConfigError(`Tracking URI "${uri}" (${setting}) names ${store}, as MLflow reads it, not a local directory.`, {
       issues: [{ path: setting, message: 'Databricks tracking URIs are not supported' }],
       hint: `${DATABRICKS_HINT} For a local store in a directory named ${uri}, write file:${uri} or ./${uri}.`,
     });
   }
   const scheme = trackingUriScheme(uri);
   if (scheme === undefined) {
-    if (IP_AND_PORT.test(uri)) throw missingScheme(uri, setting, 'MLflow would make a local directory of that name');
+    if (IP_AND_PORT.test(uri)) throw missingScheme(uri, setting, 'MLflow would make a local directory of that name', true);
     return;
   }
   if (scheme === 'file') {
@@ -85,7 +86,7 @@ export function checkTrackingUri(uri: string, setting: string): void {
     return;
   }
   if (SUPPORTED_SCHEMES.has(scheme)) return;
-  if (HOST_AND_PORT.test(uri)) throw missingScheme(uri, setting, `"${scheme}:" would be read as its scheme`);
+  if (HOST_AND_PORT.test(uri)) throw missingScheme(uri, setting, `"${scheme}:" would be read as its scheme`, false);
   throw new ConfigError(`Tracking URI scheme "${scheme}:" is not supported (${shown}).`, {
     issues: [{ path: setting, message: 'expected http(s)://, file: or a local path' }],
     hint: DATABRICKS_SCHEMES.has(scheme)
@@ -115,13 +116,16 @@ export function invalidTrackingUrlError(uri: string, setting: string, cause: unk
 const DATABRICKS_HINT =
   "Databricks-hosted MLflow is not supported (its runs keep their artifacts in dbfs:/ or Unity Catalog volumes, which artifact-uploader cannot write): use an MLflow tracking server's http(s):// address, or a file: URI / path for a local store.";
 
-/** A server address whose `http://` was left out. */
-function missingScheme(uri: string, setting: string, why: string): ConfigError {
+/**
+ * A server address whose `http://` was left out. `asPath`: MLflow would have taken it as a
+ * directory, so say how to name one of that name on purpose.
+ */
+function missingScheme(uri: string, setting: string, why: string, asPath: boolean): ConfigError {
   const port = /:(\d{1,5})(?:\/|$)/.exec(uri.replace(/^\[[^\]]*\]/, ''))?.[1];
   const suggestion = `${port === '443' ? 'https' : 'http'}://${uri}`;
   return new ConfigError(`Tracking URI "${uri}" (${setting}) looks like a server address without http:// (${why}).`, {
     issues: [{ path: setting, message: 'expected http(s)://host:port, file: or a local path' }],
-    hint: `Did you mean ${suggestion}? For a local store in a directory of that name, write file:${uri} or ./${uri}.`,
+    hint: `Did you mean ${suggestion}?${asPath ? ` For a local store in a directory of that name, write file:${uri} or ./${uri}.` : ''}`,
   });
 }
 

@@ -80,6 +80,7 @@ describe('resolveMlflowConnection', () => {
       expect(error, uri).toBeInstanceOf(ConfigError);
       expect(error.hint, uri).toMatch(/Databricks/);
     }
+    expect(refused({ trackingUri: 'uc' }).message).toContain('Unity Catalog');
     const fromEnv = refused({}, { MLFLOW_TRACKING_URI: 'databricks' });
     expect(fromEnv.issues[0]?.path).toBe('MLFLOW_TRACKING_URI');
     expect(fromEnv.hint).toContain('file:databricks');
@@ -87,7 +88,7 @@ describe('resolveMlflowConnection', () => {
     // and refuses a hostname:port as an unknown scheme; either way http:// was forgotten.
     expect(refused({ trackingUri: '127.0.0.1:5917' }).hint).toMatch(/did you mean http:\/\/127\.0\.0\.1:5917\?/i);
     expect(refused({ trackingUri: '[::1]:5000/prefix' }).hint).toMatch(/did you mean http:\/\/\[::1\]:5000\/prefix\?/i);
-    expect(refused({ trackingUri: 'localhost:5917' }).hint).toMatch(/did you mean http:\/\/localhost:5917\?/i);
+    expect(refused({ trackingUri: 'localhost:5917' }).hint).toBe('Did you mean http://localhost:5917?');
     expect(refused({ trackingUri: 'mlflow.example.com:443' }).hint).toMatch(/did you mean https:\/\/mlflow\.example\.com:443\?/i);
     // Spelt as a path, the same names are a local store.
     expect(resolveMlflowConnection({ trackingUri: 'file:127.0.0.1:5917' }, {})).toMatchObject({ kind: 'file', root: join(process.cwd(), '127.0.0.1:5917') });
