@@ -11,13 +11,11 @@ import { ConfigError } from '../core/errors.js';
 import { redact, redactUrl } from '../core/logger.js';
 
 /**
- * Bare values MLflow's client maps to a store of its own, never to a directory
- * (`StoreRegistry.get_store_builder`: Databricks, and Databricks / OSS Unity Catalog).
+ * MLflow's Databricks stores: each name is both a scheme (`databricks://profile`,
+ * `databricks-uc://...`, `uc:...`) and, bare, a value MLflow's client maps to that store rather
+ * than to a directory (`StoreRegistry.get_store_builder`: Databricks, Databricks / OSS Unity Catalog).
  */
-const MLFLOW_BARE_URIS = new Set(['databricks', 'databricks-uc', 'uc']);
-
-/** Schemes of MLflow's Databricks stores (`databricks://profile`, `databricks-uc://...`, `uc:...`). */
-const DATABRICKS_SCHEMES = new Set(['databricks', 'databricks-uc', 'uc']);
+const DATABRICKS_STORES = new Set(['databricks', 'databricks-uc', 'uc']);
 
 /** Schemes of the tracking URIs {@link checkTrackingUri} lets through. */
 const SUPPORTED_SCHEMES = new Set(['http', 'https', 'file', 'azureml']);
@@ -31,7 +29,7 @@ const IP_AND_PORT = /^(?:\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:.]+\]):\d{1,5}(?:\
 
 /**
  * A host name and port with no scheme (`localhost:5917`, `mlflow.internal:443/x`): MLflow reads
- * the host as the scheme and refuses it. Two characters at least: `C:...` is a Windows drive.
+ * the host as the scheme and refuses it.
  */
 const HOST_AND_PORT = /^[a-zA-Z][a-zA-Z0-9-]*(?:\.[a-zA-Z0-9-]+)*:\d{1,5}(?:\/\S*)?$/;
 
@@ -61,7 +59,7 @@ export function trackingUriScheme(uri: string): string | undefined {
  */
 export function checkTrackingUri(uri: string, setting: string): void {
   const shown = redactUrl(uri);
-  if (MLFLOW_BARE_URIS.has(uri)) {
+  if (DATABRICKS_STORES.has(uri)) {
     const store = uri === 'databricks' ? 'a Databricks workspace' : 'a Unity Catalog store on Databricks';
     throw new ConfigError(`Tracking URI "${uri}" (${setting}) names ${store}, as MLflow reads it, not a local directory.`, {
       issues: [{ path: setting, message: 'Databricks tracking URIs are not supported' }],
@@ -89,7 +87,7 @@ export function checkTrackingUri(uri: string, setting: string): void {
   if (HOST_AND_PORT.test(uri)) throw missingScheme(uri, setting, `"${scheme}:" would be read as its scheme`, false);
   throw new ConfigError(`Tracking URI scheme "${scheme}:" is not supported (${shown}).`, {
     issues: [{ path: setting, message: 'expected http(s)://, file: or a local path' }],
-    hint: DATABRICKS_SCHEMES.has(scheme)
+    hint: DATABRICKS_STORES.has(scheme)
       ? DATABRICKS_HINT
       : scheme === 'sqlite' || scheme.startsWith('postgres') || scheme.startsWith('mysql') || scheme === 'mssql'
         ? `Run \`mlflow server --backend-store-uri ${scheme}:...\` and set MLFLOW_TRACKING_URI to its http:// address, or use a file: URI.`
