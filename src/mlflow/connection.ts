@@ -142,9 +142,11 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   } catch (cause) {
     throw invalidTrackingUrlError(raw, setting, cause);
   }
-  const uriUser = url.username ? decodeURIComponent(url.username) : undefined;
-  const uriPassword = url.password ? decodeURIComponent(url.password) : undefined;
+  const uriUser = url.username ? decodeUserinfo(url.username) : undefined;
+  const uriPassword = url.password ? decodeUserinfo(url.password) : undefined;
   registerSecret(uriPassword);
+  // Masked as written too, in case it shows up undecoded somewhere.
+  if (url.password && url.password !== uriPassword) registerSecret(url.password);
   url.username = '';
   url.password = '';
   url.search = '';
@@ -246,6 +248,21 @@ export function mlflowRequest(baseUrl: string, method: HttpRequest['method'], en
  * to the mlflow server running with \`--no-serve-artifacts\`` or `in \`--artifacts-only\` mode`).
  */
 const ENDPOINT_DISABLED_BODY = /Artifact serving is disabled\.|disabled due to the mlflow server running (with `--no-serve-artifacts`|in `--artifacts-only` mode)/;
+
+/**
+ * A userinfo part as `requests` reads it (`urllib.parse.unquote`): percent escapes decoded, and
+ * text that is not a valid escape (`pa%ss`, `100%`) kept as written, where `decodeURIComponent`
+ * would throw a bare `URIError`.
+ */
+function decodeUserinfo(text: string): string {
+  return text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
+}
 
 /**
  * Builds the error mapper for one MLflow endpoint: parses MLflow's JSON error body

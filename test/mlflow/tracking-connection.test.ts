@@ -170,10 +170,13 @@ describe('resolveMlflowConnection', () => {
     await withUserinfo.getExperiment('0');
     await createTrackingClient({ trackingUri: server.url, env: { MLFLOW_TRACKING_TOKEN: 'tok-123' } }).getExperiment('0');
     await createTrackingClient({ trackingUri: server.url, env: { MLFLOW_TRACKING_USERNAME: 'bob', MLFLOW_TRACKING_PASSWORD: 'pw', MLFLOW_TRACKING_TOKEN: 'tok-123' } }).getExperiment('0');
+    // A "%" that starts no escape is kept as written, as requests' unquote does (it was a bare URIError).
+    await createTrackingClient({ trackingUri: `http://carol:pa%ss%3A100%@127.0.0.1:${port}`, env: {} }).getExperiment('0');
     expect(server.requests.map((r) => r.headers.authorization)).toEqual([
       `Basic ${Buffer.from('alice:s3cr:t').toString('base64')}`,
       'Bearer tok-123',
       `Basic ${Buffer.from('bob:pw').toString('base64')}`,
+      `Basic ${Buffer.from('carol:pa%ss:100%').toString('base64')}`,
     ]);
     expect(server.requests[0]!.headers['user-agent']).toMatch(/^artifact-uploader\//);
   });
