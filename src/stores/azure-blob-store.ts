@@ -29,7 +29,7 @@ import type * as StorageBlob from '@azure/storage-blob';
 import type { Env } from '../core/env.js';
 import { AbortedError, ArtifactUploaderError, ConfigError, HttpStatusError, NetworkError } from '../core/errors.js';
 import { guessMimeType } from '../core/mime.js';
-import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
+import { redact, silentLogger, type Logger } from '../core/logger.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
 import { throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
@@ -339,7 +339,7 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       });
     }
     if (isLowLevelNetworkError(error) || code === 'REQUEST_SEND_ERROR' || /ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EAI_AGAIN|socket hang up/i.test(`${code ?? ''} ${message}`)) {
-      const endpoint = this.config.auth.kind === 'connection-string' ? `the endpoint of ${this.config.auth.source}` : redactUrl(this.config.blobEndpoint ?? this.location.blobAccountUrl);
+      const endpoint = this.config.auth.kind === 'connection-string' ? `the endpoint of ${this.config.auth.source}` : redact(this.config.blobEndpoint ?? this.location.blobAccountUrl);
       return new NetworkError(`Azure ${operation} of ${url} could not reach ${endpoint}: ${message || errorName}.`, {
         method,
         url,

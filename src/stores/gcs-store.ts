@@ -554,7 +554,7 @@ export class GcsArtifactStore implements ArtifactStore {
   /** Adds the store's context to network errors from the HTTP client. */
   private withHint(error: unknown, context: { operation: string; name: string }): unknown {
     if (error instanceof NetworkError && this.config.endpointSource !== 'default') {
-      return new NetworkError(`GCS ${context.operation} of ${this.target(context.name)} could not reach ${redactUrl(this.config.apiEndpoint)}: ${error.message}`, {
+      return new NetworkError(`GCS ${context.operation} of ${this.target(context.name)} could not reach ${redact(this.config.apiEndpoint)}: ${error.message}`, {
         method: error.method,
         url: error.url,
         cause: error,

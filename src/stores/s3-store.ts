@@ -40,7 +40,7 @@ import {
   RequestTimeoutError,
   VerificationError,
 } from '../core/errors.js';
-import { errorText, redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
+import { errorText, redact, silentLogger, type Logger } from '../core/logger.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
 import {
   isLowLevelNetworkError,
@@ -156,7 +156,7 @@ export class S3ArtifactStore implements ArtifactStore {
 
   describe(): string {
     const c = this.config;
-    const where = c.endpointUrl ? `endpoint ${redactUrl(c.endpointUrl)}` : `AWS${c.region ? ` ${c.region}` : ''}`;
+    const where = c.endpointUrl ? `endpoint ${redact(c.endpointUrl)}` : `AWS${c.region ? ` ${c.region}` : ''}`;
     const style = c.forcePathStyle ? 'path-style' : 'virtual-hosted';
     return `S3 ${this.artifactUri} via ${where} (${style}): PutObject per file up to ${formatBytes(c.partSize)}, multipart above in ${formatBytes(c.partSize)} parts, ${c.maxQueueSize > c.queueSize ? `${c.queueSize} to ${c.maxQueueSize}` : c.queueSize} at a time`;
   }
@@ -383,8 +383,8 @@ export class S3ArtifactStore implements ArtifactStore {
       return new RequestTimeoutError(this.retry.timeoutMs, { method, url, cause: error });
     }
     if (isLowLevelNetworkError(error) || /ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EAI_AGAIN|socket hang up/i.test(`${e.code ?? ''} ${message}`)) {
-      // Without the userinfo an endpoint URL may carry (a password must not reach a message).
-      const endpoint = this.config.endpointUrl ? redactUrl(this.config.endpointUrl) : 'AWS';
+      // Masked: an endpoint URL may carry userinfo (a password must not reach a message).
+      const endpoint = this.config.endpointUrl ? redact(this.config.endpointUrl) : 'AWS';
       return new NetworkError(`S3 ${operation} of ${url} could not reach ${endpoint}: ${message || name}.`, {
         method,
         url,

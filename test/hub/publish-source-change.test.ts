@@ -125,6 +125,7 @@ describe('publishToHub and a source rewritten mid-publish', () => {
     expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(0);
     expect(hub.commits(options.repoId)).toHaveLength(1);
   });
+
   it('fails with SOURCE_CHANGED when small weights (kept in memory) are rewritten after their hash, and uploads the bytes hashed', async () => {
     // ~5 KB of weights: read once into memory, hashed from there, on LFS through .gitattributes.
     const modelDir = await writeFusedModel(await tempDir());

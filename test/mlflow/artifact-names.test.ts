@@ -23,33 +23,42 @@ const REFUSED_ON_PURPOSE: Record<string, string> = {
   '\\': 'a directory separator for MLflow on Windows (and refused by its server there)',
 };
 
+/**
+ * The start of a Python script that logs each path of the JSON list in argv[2] (a file whose
+ * body is `body <i>`) under its own directory `c<i>/` of a new run, with one `log_artifacts`, so
+ * that a mangled name cannot collide with another case; the rest of the script reads them back.
+ */
+const LOG_EACH_PATH = `
+import json, os, sys, tempfile
+from mlflow import MlflowClient
+client = MlflowClient(sys.argv[1])
+run = client.create_run(client.create_experiment('names-' + os.urandom(4).hex())).info.run_id
+paths = json.loads(sys.argv[2])
+tree = tempfile.mkdtemp()
+for i, path in enumerate(paths):
+    full = os.path.join(tree, f'c{i}', path)
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, 'wb') as f:
+        f.write(f'body {i}'.encode())
+client.log_artifacts(run, tree)`;
+
 describeWithServers("artifact names MLflow's Python client cannot round-trip (issue 13)", () => {
   it('refuses exactly the names the Python client cannot log, list and download unchanged: "#", "?" and "%XX"', { timeout: 300_000 }, async () => {
     const { url } = mlflowServer();
     // One tree, one log_artifacts and one download_artifacts: each name in its own directory,
     // so a mangled name cannot collide with another case ("%41" becomes "A").
-    const script = `
-import json, os, sys, tempfile
-from mlflow import MlflowClient
-client = MlflowClient(sys.argv[1])
-run = client.create_run(client.create_experiment('names-' + os.urandom(4).hex())).info.run_id
-cases = json.loads(sys.argv[2])
-tree = tempfile.mkdtemp()
-for i, case in enumerate(cases):
-    os.makedirs(os.path.join(tree, f'c{i}'))
-    with open(os.path.join(tree, f'c{i}', f'n{case}n.txt'), 'wb') as f:
-        f.write(f'body {i}'.encode())
-client.log_artifacts(run, tree)
+    const script = `${LOG_EACH_PATH}
 dst = client.download_artifacts(run, '', tempfile.mkdtemp())
 out = {}
-for i, case in enumerate(cases):
+for i, path in enumerate(paths):
     got = sorted(os.listdir(os.path.join(dst, f'c{i}'))) if os.path.isdir(os.path.join(dst, f'c{i}')) else []
-    same = got == [f'n{case}n.txt'] and open(os.path.join(dst, f'c{i}', got[0]), 'rb').read() == f'body {i}'.encode()
-    out[case] = 'ok' if same else f'came back as {got}'
+    same = got == [path] and open(os.path.join(dst, f'c{i}', got[0]), 'rb').read() == f'body {i}'.encode()
+    out[path] = 'ok' if same else f'came back as {got}'
 print(json.dumps(out))
 `;
-    const stdout = await runPython(script, { args: [url, JSON.stringify(CASES)], env: { MLFLOW_TRACKING_URI: url }, timeoutMs: 300_000 });
-    const outcome = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, string>;
+    const stdout = await runPython(script, { args: [url, JSON.stringify(CASES.map((c) => `n${c}n.txt`))], env: { MLFLOW_TRACKING_URI: url }, timeoutMs: 300_000 });
+    const byPath = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, string>;
+    const outcome = Object.fromEntries(CASES.map((c) => [c, byPath[`n${c}n.txt`]!]));
     const broken = CASES.filter((c) => outcome[c] !== 'ok');
     // The finding the rules are built on (if MLflow changes, this says so first).
     expect(broken.sort()).toEqual(['#', '%2F', '%41', '?']);
@@ -63,28 +72,16 @@ print(json.dumps(out))
   it('refuses exactly the names with a space at an edge that the Python client cannot give back: a leading space', { timeout: 300_000 }, async () => {
     const { url } = mlflowServer();
     // Whole relative paths this time: where a character sits in a name matters for spaces.
-    const script = `
-import json, os, sys, tempfile
-from mlflow import MlflowClient
-client = MlflowClient(sys.argv[1])
-run = client.create_run(client.create_experiment('edges-' + os.urandom(4).hex())).info.run_id
-cases = json.loads(sys.argv[2])
-tree = tempfile.mkdtemp()
-for i, case in enumerate(cases):
-    path = os.path.join(tree, f'c{i}', case)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, 'wb') as f:
-        f.write(f'body {i}'.encode())
-client.log_artifacts(run, tree)
+    const script = `${LOG_EACH_PATH}
 out = {}
-for i, case in enumerate(cases):
+for i, path in enumerate(paths):
     try:
         dst = client.download_artifacts(run, f'c{i}', tempfile.mkdtemp())
         got = sorted(os.path.relpath(os.path.join(r, n), dst) for r, _, ns in os.walk(dst) for n in ns)
-        same = got == [case] and open(os.path.join(dst, case), 'rb').read() == f'body {i}'.encode()
-        out[case] = 'ok' if same else f'came back as {got}'
+        same = got == [path] and open(os.path.join(dst, path), 'rb').read() == f'body {i}'.encode()
+        out[path] = 'ok' if same else f'came back as {got}'
     except Exception as e:
-        out[case] = f'failed: {type(e).__name__}'
+        out[path] = f'failed: {type(e).__name__}'
 print(json.dumps(out))
 `;
     const cases = [' lead.txt', 'trail.txt ', 'mid dle.txt', ' lead-dir/x.txt', 'trail-dir /x.txt', '.hidden', 'dots..', 'dot.'];

@@ -292,7 +292,7 @@ describeWithServers('secrets never leak', () => {
       for (const extra of [[], ['--json'], ['--verbose']]) {
         const { code, out } = await cli(['--tracking-uri', url, '--run-id', runId, ...extra, 'file', '--stage', 'training', f.metrics], env, f.cwd);
         expect(code, out).not.toBe(0);
-        expect(out).toMatch(/could not reach http:\/\/127\.0\.0\.1:1/);
+        expect(out).toMatch(/could not reach http:\/\/\*\*\*@127\.0\.0\.1:1/);
         captured.push(out);
       }
       const uploader = new ArtifactUploader({ stage: 'training', runId, trackingUri: url, env: { ...env, PATH: process.env.PATH ?? '' } });

@@ -47,7 +47,11 @@ function rewriteHead(path: string): void {
 
 type Target = 'mlflow' | 's3' | 'gcs' | 'azure' | 'file';
 
-async function uploaderFor(target: Target, onProgress: (event: UploadProgressEvent) => void) {
+/**
+ * An uploader into a fresh run of `target`'s server, and how to list what the run holds.
+ * `s3Endpoint` replaces moto's address for the `s3` target (the fault proxy in front of it).
+ */
+async function uploaderFor(target: Target, onProgress: (event: UploadProgressEvent) => void, { s3Endpoint: endpoint }: { s3Endpoint?: string } = {}) {
   if (target === 'file') {
     const { trackingUri, run, artifactsDir } = await localRun();
     const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {}, onProgress, progressIntervalMs: 0 });
@@ -78,7 +82,8 @@ async function uploaderFor(target: Target, onProgress: (event: UploadProgressEve
     const uploader = new ArtifactUploader({ stage: 'training', runId, trackingUri: url, env, retry: FAST_RETRY, onProgress, progressIntervalMs: 0 });
     return { uploader, stored: () => listRunArtifacts(url, runId), artifactsDir: undefined };
   }
-  const { url, s3Endpoint } = target === 's3' ? mlflowDirectS3Server() : { ...mlflowServer(), s3Endpoint: undefined };
+  const { url, s3Endpoint: moto } = target === 's3' ? mlflowDirectS3Server() : { ...mlflowServer(), s3Endpoint: undefined };
+  const s3Endpoint = moto && (endpoint ?? moto);
   const { awsEnv } = servers();
   const { runId } = await serverRun(url);
   const uploader = new ArtifactUploader({
@@ -142,19 +147,7 @@ describeWithServers('a source file that changes during its upload (issue 13)', (
       const small = 32 * 1024;
       const src = writeTree(scratch(), { 'kept.bin': randomBytes(small) });
       const path = join(src, 'kept.bin');
-      const { url } = mlflowDirectS3Server();
-      const { awsEnv } = servers();
-      const { runId } = await serverRun(url);
-      const uploader = new ArtifactUploader({
-        stage: 'training',
-        runId,
-        trackingUri: url,
-        env: { ...awsEnv, MLFLOW_S3_ENDPOINT_URL: proxy.url },
-        s3: { credentials: { accessKeyId: awsEnv.AWS_ACCESS_KEY_ID!, secretAccessKey: awsEnv.AWS_SECRET_ACCESS_KEY! } },
-        retry: FAST_RETRY,
-        onProgress: onFirstBytes('kept.bin', () => rewriteSmall(path, small)),
-        progressIntervalMs: 0,
-      });
+      const { uploader, stored } = await uploaderFor('s3', onFirstBytes('kept.bin', () => rewriteSmall(path, small)), { s3Endpoint: proxy.url });
       const result = await uploader.uploadFile(path, { artifactPath: 'd' });
       expect(result.status).toBe('failed');
       expect(result.error).toMatchObject({ code: 'SOURCE_CHANGED', path });
@@ -162,7 +155,7 @@ describeWithServers('a source file that changes during its upload (issue 13)', (
       expect(result.error?.message).toMatch(/was rewritten .* the upload failed, but what it stored could not be deleted again and may mix two versions of the file: delete that artifact by hand/);
       expect((result.error?.cause as { code?: string } | undefined)?.code).toBe('AccessDenied');
       // It is still there, as the error says.
-      expect(await listRunArtifacts(url, runId)).toEqual(['d/kept.bin']);
+      expect(await stored()).toEqual(['d/kept.bin']);
     } finally {
       await proxy.stop();
     }
