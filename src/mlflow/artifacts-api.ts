@@ -364,19 +364,34 @@ export class MlflowArtifactsApi {
       },
       { onRetry: options.onRetry, isRetryable: isRetryableWithFallback },
     );
-    const { createMultipartResponseSchema, parseMlflowResponse } = await import('./schemas.js');
-    const parsed = parseMlflowResponse(createMultipartResponseSchema, body, { method: 'POST', url });
-    const credentials = (parsed.credentials ?? [])
-      .map((c) => ({ partNumber: c.part_number, url: c.url, headers: c.headers ?? {} }))
-      .sort((a, b) => a.partNumber - b.partNumber);
-    const numbers = credentials.map((c) => c.partNumber);
-    if (credentials.length !== numParts || numbers.some((n, i) => n !== i + 1)) {
-      throw new InvalidResponseError(
-        `MLflow mpu/create for ${fileName} asked for ${numParts} part(s) but returned part numbers [${numbers.slice(0, 20).join(', ')}].`,
-        { method: 'POST', url: redactUrl(url) },
-      );
+    try {
+      const { createMultipartResponseSchema, parseMlflowResponse } = await import('./schemas.js');
+      const parsed = parseMlflowResponse(createMultipartResponseSchema, body, { method: 'POST', url });
+      const credentials = (parsed.credentials ?? [])
+        .map((c) => ({ partNumber: c.part_number, url: c.url, headers: c.headers ?? {} }))
+        .sort((a, b) => a.partNumber - b.partNumber);
+      const numbers = credentials.map((c) => c.partNumber);
+      if (credentials.length !== numParts || numbers.some((n, i) => n !== i + 1)) {
+        throw new InvalidResponseError(
+          `MLflow mpu/create for ${fileName} asked for ${numParts} part(s) but returned part numbers [${numbers.slice(0, 20).join(', ')}].`,
+          { method: 'POST', url: redactUrl(url) },
+        );
+      }
+      const unusable = credentials.find((c) => !/^https?:$/.test(URL.parse(c.url)?.protocol ?? ''));
+      if (unusable) {
+        throw new InvalidResponseError(`MLflow mpu/create for ${fileName} returned a part URL that is not an http(s) URL (part ${unusable.partNumber}).`, {
+          method: 'POST',
+          url: redactUrl(url),
+        });
+      }
+      return { ...(parsed.upload_id !== undefined ? { uploadId: parsed.upload_id } : {}), credentials };
+    } catch (error) {
+      // The server has made the upload, but its answer cannot be used: abort it (best effort),
+      // so that no upload is left in progress on the object store, then say why.
+      const uploadId = (body as { upload_id?: unknown } | undefined)?.upload_id;
+      await this.abortMultipartUpload(serverDir, fileName, typeof uploadId === 'string' ? uploadId : undefined, { signal: options.signal, retry: false }).catch(() => undefined);
+      throw error;
     }
-    return { ...(parsed.upload_id !== undefined ? { uploadId: parsed.upload_id } : {}), credentials };
   }
 
   /** Completes a multipart upload. Parts are sent sorted by part number, each with its `url`. */

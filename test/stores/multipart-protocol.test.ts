@@ -28,6 +28,8 @@ interface Script {
   partDelayMs?: number;
   /** Query parameters added to every part URL (an expiry, say). */
   partQuery?: () => string;
+  /** Changes the part credentials `mpu/create` answers with (a server or proxy that gets them wrong). */
+  credentials?: (credentials: Array<{ part_number: number; url: string }>) => unknown[];
 }
 
 async function fakeServer(script: Script = {}) {
@@ -58,7 +60,7 @@ async function fakeServer(script: Script = {}) {
         url: `${server.url}/part?n=${num_parts - i}${script.partQuery?.() ?? ''}&X-Amz-Signature=sekret-signature`,
         headers: { 'x-part-header': 'yes' },
       }));
-      res.end(JSON.stringify({ upload_id: 'upload-1', credentials }));
+      res.end(JSON.stringify({ upload_id: 'upload-1', credentials: script.credentials?.(credentials) ?? credentials }));
     } else res.end('{}');
   });
   closers.push(server.close);
@@ -184,6 +186,21 @@ describe('proxied multipart upload protocol', () => {
     expect(apiCalls(state)).toEqual(['mpu/create', 'mpu/abort', 'artifacts', 'mpu/create', 'mpu/abort', 'artifacts']);
     expect(state.api[5]!.body.equals(second.bytes)).toBe(true);
     expect(warningsOf(logger)[1]).toMatch(/second\.bin: sending it as one PUT .*\(the rate an earlier file's parts were sent at\) the parts would take until/);
+  });
+
+  it('aborts the upload the server made when its mpu/create answer cannot be used (a part missing, a URL that is not http), and sends nothing', async () => {
+    const wrong = [
+      (credentials: Array<{ part_number: number; url: string }>) => credentials.slice(1),
+      (credentials: Array<{ part_number: number; url: string }>) => credentials.map((c, i) => (i === 0 ? { ...c, url: 'ftp://elsewhere/part' } : c)),
+    ];
+    for (const credentials of wrong) {
+      const { server, state } = await fakeServer({ credentials });
+      const error = await storeFor(server.url).uploadFile(file(3000).path, 'm.bin').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidResponseError);
+      expect(apiCalls(state)).toEqual(['mpu/create', 'mpu/abort']);
+      expect(JSON.parse(state.api[1]!.body.toString())).toMatchObject({ path: 'm.bin', upload_id: 'upload-1' });
+      expect(state.parts).toEqual([]);
+    }
   });
 
   it('sends the file as one PUT when the object store says a part URL has expired', async () => {
