@@ -199,7 +199,9 @@ class BarProgress implements ProgressDisplay {
       size: formatBytes(totals.bytesTotal),
       files: files ? ` | ${files}` : '',
       rate,
-      eta: eta ? ` | ETA ${eta}` : '',
+      // Not `eta`: cli-progress fills its own {eta} token (whole seconds) after the payload,
+      // so a payload key of that name is overwritten and the bar read `500 B/s2`.
+      etaText: eta ? ` | ETA ${eta}` : '',
     };
     // Nothing to send (all files empty) still ends at 100 %, not at 0 of 1.
     const total = totals.bytesTotal > 0 ? totals.bytesTotal : 1;
@@ -212,7 +214,7 @@ class BarProgress implements ProgressDisplay {
           // writer it actually uses (write, columns, cursor moves), which the types cannot say.
           stream: this.stream as unknown as NodeJS.WritableStream,
           // Our own rate and ETA: cli-progress's {eta_formatted} guesses from too few samples.
-          format: '{label} [{bar}] {percentage}% | {done}/{size}{files} | {rate}{eta}',
+          format: '{label} [{bar}] {percentage}% | {done}/{size}{files} | {rate}{etaText}',
           hideCursor: true,
           clearOnComplete: false,
           fps: 10,

@@ -73,6 +73,20 @@ describe('progress lines', () => {
     expect(out.text()).toMatch(/uploading \[█+\] 100% \| 0 B\/0 B \| 1\/1 files \| -/);
     expect(out.text()).not.toContain('ETA');
   });
+
+  it('ends the bar with the rate, then "| ETA" and our estimate, once a second measured the rate', async () => {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const out = collector();
+    const progress = await createProgressDisplay('bar', out);
+    progress.phase('uploading');
+    progress.update({ bytesDone: 10, bytesTotal: 1000, filesDone: 0, filesTotal: 2 });
+    vi.advanceTimersByTime(1000);
+    progress.update({ bytesDone: 500, bytesTotal: 1000, filesDone: 1, filesTotal: 2 }); // 500 B/s, 500 B left
+    progress.stop();
+    // The last frame drawn; cli-progress redraws the line after cursor moves.
+    const frames = out.text().split(/\r|\x1b\[[0-9;]*[A-Za-z]/).filter((f) => f.includes('uploading'));
+    expect(frames.at(-1)).toMatch(/^uploading \[[█░]+\] 50% \| 500 B\/1000 B \| 1\/2 files \| 500 B\/s \| ETA 1\.0 s\s*$/);
+  });
 });
 
 describe('an interrupted upload', () => {
