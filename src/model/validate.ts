@@ -75,6 +75,13 @@ export interface ModelValidationReport {
   flavour: LoraFlavour | null;
   layout: ModelLayout | null;
   checks: ModelValidationChecks;
+  /**
+   * Why each check is `false` in {@link ModelValidationReport.checks}: `'warning'` when it
+   * recorded warnings only (the model may still be published), `'error'` otherwise. A report
+   * reads `ok`/`WARN`/`FAIL` from this, so a small-weights warning is not shown as a failure
+   * beside a valid verdict.
+   */
+  checkStatus: Record<keyof ModelValidationChecks, 'ok' | 'warning' | 'error'>;
   /** Problems that must stop publishing, each naming the file (relative path) at fault. */
   errors: string[];
   /** Problems worth a look that do not stop publishing. */
@@ -158,18 +165,22 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 const hasExtension = (path: string, extensions: readonly string[]) => extensions.some((ext) => path.toLowerCase().endsWith(ext));
 const quote = (text: string) => JSON.stringify(text.length > 60 ? `${text.slice(0, 60)}...` : text);
 
-/** Collects findings per check; a check fails when it records anything. */
+/**
+ * Collects findings per check; a check fails when it records anything. Warnings are kept apart
+ * (`warned`) so that a check with nothing worse than a warning can say so.
+ */
 class Findings {
   readonly errors: string[] = [];
   readonly warnings: string[] = [];
   readonly failed = new Set<keyof ModelValidationChecks>();
+  readonly warned = new Set<keyof ModelValidationChecks>();
   error(check: keyof ModelValidationChecks, message: string): void {
     this.errors.push(message);
     this.failed.add(check);
   }
   warning(check: keyof ModelValidationChecks, message: string): void {
     this.warnings.push(message);
-    this.failed.add(check);
+    this.warned.add(check);
   }
   add(check: keyof ModelValidationChecks, file: string, result: { errors: string[]; warnings: string[] }): void {
     for (const e of result.errors) this.error(check, `${file}: ${e}`);
@@ -213,7 +224,11 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
   ];
   const report = (inspection: ModelDirInspection | undefined, files: ModelFile[], weightBytes: number): ModelValidationReport => {
     const checks = {} as ModelValidationChecks;
-    for (const check of allChecks) checks[check] = !found.failed.has(check);
+    const checkStatus = {} as ModelValidationReport['checkStatus'];
+    for (const check of allChecks) {
+      checkStatus[check] = found.failed.has(check) ? 'error' : found.warned.has(check) ? 'warning' : 'ok';
+      checks[check] = checkStatus[check] === 'ok';
+    }
     return {
       dir: root,
       overallValid: found.errors.length === 0,
@@ -221,6 +236,7 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
       flavour: inspection?.flavour ?? null,
       layout: inspection?.layout ?? null,
       checks,
+      checkStatus,
       errors: found.errors,
       warnings: found.warnings,
       files,

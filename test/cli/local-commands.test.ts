@@ -307,8 +307,16 @@ describe('validate', () => {
   it('--small-weights error turns the size warning into an error', async () => {
     const cwd = tempDir();
     writePeftDir(cwd, 'tiny');
-    expect((await cli(['validate', 'tiny'], { cwd })).code).toBe(0);
-    expect((await cli(['validate', 'tiny', '--small-weights', 'error'], { cwd })).code).toBe(3);
+    const warned = await cli(['validate', 'tiny'], { cwd });
+    expect(warned.code).toBe(0);
+    // A warning reads as one: a FAIL line under VALID contradicts the verdict.
+    expect(warned.stdout).toMatch(/^VALID: /);
+    expect(warned.stdout).toMatch(/^ {2}WARN {2}weights of a plausible size$/m);
+    expect(warned.stdout).not.toMatch(/FAIL/);
+    const refused = await cli(['validate', 'tiny', '--small-weights', 'error'], { cwd });
+    expect(refused.code).toBe(3);
+    expect(refused.stdout).toMatch(/^ {2}FAIL {2}weights of a plausible size$/m);
+    expect((await cli(['validate', 'tiny', '--small-weights', 'error', '--json'], { cwd })).json().report.checkStatus).toMatchObject({ reasonableSize: 'error', directoryExists: 'ok' });
     expect((await cli(['validate', 'tiny', '--small-weights', 'error', '--min-weight-bytes', '0'], { cwd })).code).toBe(0);
   });
 

@@ -54,10 +54,13 @@ describe('validateModelArtifacts: problems', () => {
     const warned = await validateModelArtifacts(dir);
     expect(warned.overallValid).toBe(true);
     expect(warned.checks.reasonableSize).toBe(false);
+    expect(warned.checkStatus.reasonableSize).toBe('warning');
+    expect(warned.checkStatus.hasModelFiles).toBe('ok');
     expect(warned.warnings).toEqual([expect.stringMatching(/weights \(model\.safetensors\) total \d+ bytes, below the 1048576-byte minimum/)]);
     const refused = await validateModelArtifacts(dir, { minWeightBytes: 1 << 20, smallWeights: 'error' });
     expect(refused.overallValid).toBe(false);
     expect(refused.errors).toHaveLength(1);
+    expect(refused.checkStatus.reasonableSize).toBe('error');
   });
 
   it('catches placeholder weights, LFS pointers and placeholder configs; only warns for docs', async () => {

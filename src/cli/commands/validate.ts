@@ -21,6 +21,9 @@ const CHECK_LABELS: Record<keyof ModelValidationChecks, string> = {
   adapterTensorsValid: 'adapter tensors named, paired and shaped',
 };
 
+/** A check with warnings only is `WARN`: `FAIL` is kept for what makes the model invalid. */
+const STATUS_TEXT: Record<ModelValidationReport['checkStatus'][keyof ModelValidationChecks], string> = { ok: 'ok', warning: 'WARN', error: 'FAIL' };
+
 /** The report as text. */
 export function formatValidationReport(report: ModelValidationReport): string {
   const kind = report.format === null ? 'unknown layout' : [report.format, report.flavour, report.layout].filter(Boolean).join(' / ');
@@ -28,7 +31,7 @@ export function formatValidationReport(report: ModelValidationReport): string {
     `${report.overallValid ? 'VALID' : 'INVALID'}: ${report.dir}`,
     `  ${kind}; ${report.files.length} files, ${formatBytes(report.totalBytes)} (weights ${formatBytes(report.weightBytes)})`,
     '',
-    table(Object.entries(CHECK_LABELS).map(([key, label]) => [report.checks[key as keyof ModelValidationChecks] ? 'ok' : 'FAIL', label])),
+    table(Object.entries(CHECK_LABELS).map(([key, label]) => [STATUS_TEXT[report.checkStatus[key as keyof ModelValidationChecks]], label])),
   ];
   if (report.errors.length > 0) lines.push('', 'Errors (publishing stops):', ...report.errors.map((e) => `  - ${e}`));
   if (report.warnings.length > 0) lines.push('', 'Warnings:', ...report.warnings.map((w) => `  - ${w}`));
