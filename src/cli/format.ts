@@ -58,3 +58,41 @@ export function table(rows: string[][], indent = '  '): string {
 export function toJsonText(value: unknown): string {
   return JSON.stringify(redactForJson(value), undefined, 2) ?? 'null';
 }
+
+/**
+ * Library wording the CLI says in its own words: the library's errors name its API
+ * (`uploadFile()`, `overwrite: true`), which a shell user cannot call; where a flag, command or
+ * variable does the same, the CLI names that instead. Each row is a pattern of the library's
+ * text and its replacement (`{command}` is the command that failed). Text with no clear CLI
+ * counterpart is left as it is.
+ */
+const CLI_WORDING: ReadonlyArray<readonly [RegExp, string]> = [
+  [/\b\w+\(\) expects a (file|directory)\b/g, '`artifact-uploader {command}` expects a $1'],
+  [/Upload a single file with uploadFile\(\), or pass its parent directory with an `include` filter\./g,
+    'Upload a single file with `artifact-uploader file`, or its parent directory with `artifact-uploader dir --include <glob>`.'],
+  [/Upload a directory with uploadDirectory\(\) \(or uploadCheckpoint\(\)\)\./g, 'Upload a directory with `artifact-uploader dir` (or `artifact-uploader training` for a checkpoint).'],
+  [/; createCheckpointArchive archives a directory\./g, '; a checkpoint archive is made from a directory.'],
+  [/upload a single file with uploadFile\./g, 'upload a single file with `artifact-uploader file`.'],
+  [/Pass overwrite: true to replace it, or choose another outDir\./g, 'Pass --overwrite to replace it, or choose another --out.'],
+  [/Pass accessToken or set HF_TOKEN/g, 'Set HF_TOKEN'],
+  [/into HF_TOKEN or the accessToken option\./g, 'into HF_TOKEN.'],
+  [/pass a valid accessToken or set HF_TOKEN/g, 'set HF_TOKEN to a valid token'],
+  [/unset MLFLOW_RUN_ID or pass joinEnvRun: false/g, 'unset MLFLOW_RUN_ID or pass --new'],
+  [/\(joinEnvRun: false\)/g, '(--new)'],
+  [/Check baseDir \(or fineTunedModelsDir in the tracking config file\), or pass modelDir explicitly\./g,
+    'Check --fine-tuned-models-dir (or hub.fineTunedModelsDir in artifact-uploader.yaml), or pass --model-dir.'],
+  [/Write both again \(createCheckpointArchive\)/g, 'Write both again (`artifact-uploader archive`)'],
+  [/Pass the manifest createCheckpointArchive returned for this archive/g, 'Pass the manifest `artifact-uploader archive` wrote for this archive (--manifest)'],
+  [/Pass the manifest written by createCheckpointArchive\/writeManifest, or omit it/g, 'Pass the manifest written by `artifact-uploader archive`, or drop --manifest'],
+  [/Regenerate it with createCheckpointArchive\./g, 'Regenerate it with `artifact-uploader archive`.'],
+];
+
+/**
+ * An error message or hint of the library in CLI terms (see {@link CLI_WORDING}).
+ *
+ * @param command The command that failed (`dir`, `runs start`); `''` before one was chosen.
+ */
+export function cliWording(text: string, command: string): string {
+  const name = command || '<command>';
+  return CLI_WORDING.reduce((out, [pattern, replacement]) => out.replace(pattern, replacement.replaceAll('{command}', name)), text);
+}

@@ -16,7 +16,7 @@ import { redact } from '../core/logger.js';
 import { VERSION } from '../version.js';
 import { CliContext, type CliIo, type CommandOutcome, type GlobalOptions } from './context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from './exit-codes.js';
-import { toJsonText } from './format.js';
+import { cliWording, toJsonText } from './format.js';
 
 export type { CliIo } from './context.js';
 
@@ -383,8 +383,13 @@ function writeJson(io: CliIo, document: Record<string, unknown>): void {
  */
 function reportError(io: CliIo, error: unknown, options: { json?: boolean; verbose?: boolean; command: string; interrupted?: boolean }): ExitCode {
   const exitCode = exitCodeForError(error, options.interrupted);
-  io.stderr.write(redact(formatError(error, options.verbose ?? false)));
-  if (options.json) writeJson(io, { ok: false, command: options.command, exitCode, error: errorJson(error) });
+  // The library's wording names its API; a shell user is told the flag or command instead.
+  io.stderr.write(redact(cliWording(formatError(error, options.verbose ?? false), options.command)));
+  if (options.json) {
+    const json = errorJson(error);
+    for (const key of ['message', 'hint'] as const) if (typeof json[key] === 'string') json[key] = cliWording(json[key], options.command);
+    writeJson(io, { ok: false, command: options.command, exitCode, error: json });
+  }
   return exitCode;
 }
 

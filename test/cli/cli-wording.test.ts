@@ -1,0 +1,84 @@
+/**
+ * Errors the CLI prints in its own terms: the library's hints name its API (`uploadFile()`,
+ * `overwrite: true`, `joinEnvRun: false`), which a shell user cannot call; the CLI names the
+ * command, flag or variable that does the same, on stderr and in the `--json` error.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { writeMlxLoraDir, writePeftDir } from '../model/fixtures.js';
+import { baseEnv, cli, tempDir } from './helpers.js';
+
+/** Library API a CLI error must not tell the user to call. */
+const API_WORDS = /\w+\(\)|uploadFile|createCheckpointArchive|overwrite: true|outDir|accessToken|joinEnvRun|baseDir|modelDir/;
+
+async function localRun(cwd: string): Promise<Record<string, string | undefined>> {
+  const runId = (await cli(['runs', 'start'], { cwd })).stdout.trim();
+  return baseEnv({ MLFLOW_RUN_ID: runId });
+}
+
+describe('errors in CLI terms', () => {
+  it('a file where a directory is expected names the command and the CLI alternatives, also in --json', async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'f.txt'), 'x');
+    const env = await localRun(cwd);
+    const run = await cli(['training', 'f.txt'], { cwd, env });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('error [NOT_A_DIRECTORY]: `artifact-uploader training` expects a directory, but ');
+    expect(run.stderr).toContain('Upload a single file with `artifact-uploader file`, or its parent directory with `artifact-uploader dir --include <glob>`.');
+    expect(run.stderr).not.toMatch(API_WORDS);
+    const json = (await cli(['training', 'f.txt', '--json'], { cwd, env })).json();
+    expect(json.error.message).toMatch(/^`artifact-uploader training` expects a directory/);
+    expect(json.error.hint).toContain('`artifact-uploader file`');
+    expect(JSON.stringify(json.error)).not.toMatch(API_WORDS);
+  });
+
+  it('a directory where a file is expected points at `dir`', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'd'));
+    const run = await cli(['file', '--stage', 'training', 'd'], { cwd, env: await localRun(cwd) });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('`artifact-uploader file` expects a file, but ');
+    expect(run.stderr).toContain('Upload a directory with `artifact-uploader dir`');
+    expect(run.stderr).not.toMatch(API_WORDS);
+  });
+
+  it('`archive` of a file says so without naming the library function', async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'f.txt'), 'x');
+    const run = await cli(['archive', 'f.txt'], { cwd });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('is a file; a checkpoint archive is made from a directory. Pass the checkpoint directory, or upload a single file with `artifact-uploader file`.');
+    expect(run.stderr).not.toMatch(API_WORDS);
+  });
+
+  it('convert-peft into an existing directory says --overwrite and --out', async () => {
+    const cwd = tempDir();
+    writeMlxLoraDir(cwd, 'lora');
+    mkdirSync(join(cwd, 'lora_peft_converted'));
+    const run = await cli(['convert-peft', 'lora', '--base-model', 'a/b'], { cwd });
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain('Pass --overwrite to replace it, or choose another --out.');
+    expect(run.stderr).not.toMatch(API_WORDS);
+  });
+
+  it('publish without a token says HF_TOKEN, and a missing --fine-tuned-models-dir names its flags', async () => {
+    const cwd = tempDir();
+    writePeftDir(cwd, 'model');
+    // A local address: the public-Hub guard lets it through to the token check, and no request is made before it.
+    const noToken = await cli(['publish', '--model-dir', 'model', '--repo-id', 'a/b'], { cwd, env: baseEnv({ HF_ENDPOINT: 'http://127.0.0.1:9' }) });
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toContain('Set HF_TOKEN (a write token from https://huggingface.co/settings/tokens)');
+    expect(noToken.stderr).not.toMatch(API_WORDS);
+    const noDir = await cli(['publish', '--fine-tuned-models-dir', 'nope', '--repo-id', 'a/b', '--dry-run'], { cwd });
+    expect(noDir.stderr).toContain('Check --fine-tuned-models-dir (or hub.fineTunedModelsDir in artifact-uploader.yaml), or pass --model-dir.');
+    expect(noDir.stderr).not.toMatch(API_WORDS);
+  });
+
+  it('joining MLFLOW_RUN_ID under another experiment suggests --new', async () => {
+    const cwd = tempDir();
+    const run = await cli(['runs', 'start', '--experiment-name', 'other'], { cwd, env: await localRun(cwd) });
+    expect(run.stderr).toContain('or start a new run (--new).');
+    expect(run.stderr).not.toMatch(API_WORDS);
+  });
+});
