@@ -63,10 +63,10 @@ export function toJsonText(value: unknown): string {
  * Library wording the CLI says in its own words: the library's errors name its API
  * (`uploadFile()`, `overwrite: true`), which a shell user cannot call; where a flag, command or
  * variable does the same, the CLI names that instead. Each row is a pattern of the library's
- * text and its replacement (`{command}` is the command that failed). Text with no clear CLI
- * counterpart is left as it is.
+ * text, its replacement (`{command}` is the command that failed) and, when it holds for some
+ * commands only, those. Text with no clear CLI counterpart is left as it is.
  */
-const CLI_WORDING: ReadonlyArray<readonly [RegExp, string]> = [
+const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly string[]]> = [
   [/\b\w+\(\) expects a (file|directory)\b/g, '`artifact-uploader {command}` expects a $1'],
   [/Upload a single file with uploadFile\(\), or pass its parent directory with an `include` filter\./g,
     'Upload a single file with `artifact-uploader file`, or its parent directory with `artifact-uploader dir --include <glob>`.'],
@@ -85,6 +85,9 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string]> = [
   [/Pass the manifest createCheckpointArchive returned for this archive/g, 'Pass the manifest `artifact-uploader archive` wrote for this archive (--manifest)'],
   [/Pass the manifest written by createCheckpointArchive\/writeManifest, or omit it/g, 'Pass the manifest written by `artifact-uploader archive`, or drop --manifest'],
   [/Regenerate it with createCheckpointArchive\./g, 'Regenerate it with `artifact-uploader archive`.'],
+  // Option names, only where the command has the flag: elsewhere the value came from the config.
+  [/`artifactPath`/g, '--artifact-path', ['file', 'dir']],
+  [/`trialId`/g, '--trial-id', ['hpo']],
 ];
 
 /**
@@ -94,5 +97,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string]> = [
  */
 export function cliWording(text: string, command: string): string {
   const name = command || '<command>';
-  return CLI_WORDING.reduce((out, [pattern, replacement]) => out.replace(pattern, replacement.replaceAll('{command}', name)), text);
+  return CLI_WORDING.reduce(
+    (out, [pattern, replacement, commands]) => (commands && !commands.includes(command) ? out : out.replace(pattern, replacement.replaceAll('{command}', name))),
+    text,
+  );
 }

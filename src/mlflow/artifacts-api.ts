@@ -88,22 +88,25 @@ export function assertArtifactPath(path: string, options: { allowEmpty?: boolean
   if (problem) throw invalidArtifactPathError([problem], options.what);
 }
 
+/** The hint of a bad path made of file names (for a bad option value, the caller passes its own). */
+const RENAME_HINT = 'Rename the file(s) (e.g. replace "#", "?", "%", "\\" and control characters with "_"), exclude them, or pass another artifactPath.';
+
 /**
- * Builds the `INVALID_ARTIFACT_PATH` error for one or more offending paths.
+ * Builds the `INVALID_ARTIFACT_PATH` error for one or more offending paths. The default hint is
+ * about file names; `hint` replaces it when the path is an option's value, which no renaming of
+ * files would fix.
  *
  * @example
  * ```ts
  * throw invalidArtifactPathError([{ path: 'a#b', reason: 'contains "#"' }]);
  * ```
  */
-export function invalidArtifactPathError(problems: ArtifactPathProblem[], what = 'Artifact path'): LocalPathError {
+export function invalidArtifactPathError(problems: ArtifactPathProblem[], what = 'Artifact path', hint = RENAME_HINT): LocalPathError {
   const shown = problems.slice(0, 10).map((p) => `${JSON.stringify(p.path)} ${p.reason}`);
   const more = problems.length > 10 ? ` (and ${problems.length - 10} more)` : '';
   const head =
     problems.length === 1 ? `${what} ${shown[0]}.` : `${problems.length} artifact paths cannot be uploaded: ${shown.join('; ')}${more}.`;
-  return new LocalPathError('INVALID_ARTIFACT_PATH', problems[0]?.path ?? '', `${head} Nothing was uploaded.`, {
-    hint: 'Rename the file(s) (e.g. replace "#", "?", "%", "\\" and control characters with "_"), exclude them, or pass another artifactPath.',
-  });
+  return new LocalPathError('INVALID_ARTIFACT_PATH', problems[0]?.path ?? '', `${head} Nothing was uploaded.`, { hint });
 }
 
 /**

@@ -139,7 +139,7 @@ function destination<S extends StageName>(config: TrackingConfig, stage: S, kind
 function archiveDestination<S extends StageName>(config: TrackingConfig, stage: S, kind: ArtifactKind<S>, option: string | undefined, fileName: string): string {
   if (option !== undefined) return checkArtifactPath(option, 'artifactPath', { allowEmpty: false });
   const configured = artifactKindConfig(config, stage, kind).artifactPath;
-  return checkArtifactPath(kind === 'bestTrialArchive' ? configured : posix.join(configured, fileName), 'artifactPath', { allowEmpty: false });
+  return checkArtifactPath(kind === 'bestTrialArchive' ? configured : posix.join(configured, fileName), 'artifactPath', { allowEmpty: false, fileNames: true });
 }
 
 /** Include/exclude of a directory call: the option's `include` replaces the config's, `exclude` adds to it. */

@@ -408,17 +408,23 @@ export async function inspectLocalPath(path: unknown, expected: 'file' | 'direct
 
 /**
  * Checks an artifact path given by the caller (`''` is the root) and returns it normalised.
+ * A bad one is the value of option `what`, so the error says to change that option; with
+ * `fileNames` the path also holds file names, and the error says to rename them as well.
  *
  * @example
  * ```ts
  * checkArtifactPath('/models/onnx/', 'artifactPath'); // 'models/onnx'
  * ```
  */
-export function checkArtifactPath(path: string, what: string, { allowEmpty = true } = {}): string {
+export function checkArtifactPath(path: string, what: string, { allowEmpty = true, fileNames = false } = {}): string {
   if (typeof path !== 'string') throw new InvalidArgumentError(what, `Expected \`${what}\` to be a string, got ${typeof path}.`);
   const joined = joinArtifactPath(path);
   const problem = artifactPathProblem(joined, { allowEmpty });
-  if (problem) throw invalidArtifactPathError([problem], `\`${what}\``);
+  if (problem) {
+    // "Rename the file(s)" does not fix a bad option value (`artifactPath: '../x'`, `trialId: '..'`).
+    if (fileNames) throw invalidArtifactPathError([problem], 'Artifact path');
+    throw invalidArtifactPathError([problem], `\`${what}\``, `Pass another value for \`${what}\`.`);
+  }
   return joined;
 }
 
@@ -464,7 +470,7 @@ export function planFiles(files: readonly CheckedLocalPath[], artifactDir: strin
       }
       name = rel.split(sep).join('/');
     }
-    const artifactPath = checkArtifactPath(joinArtifactPath(artifactDir, name), 'artifactPath', { allowEmpty: false });
+    const artifactPath = checkArtifactPath(joinArtifactPath(artifactDir, name), 'artifactPath', { allowEmpty: false, fileNames: true });
     if (seen.has(artifactPath)) {
       throw new InvalidArgumentError('paths', `Two files would be uploaded to the same artifact path ${artifactPath}.`, {
         hint: 'Upload them into different artifact directories, or pass baseDir to keep their relative paths.',

@@ -81,4 +81,27 @@ describe('errors in CLI terms', () => {
     expect(run.stderr).toContain('or start a new run (--new).');
     expect(run.stderr).not.toMatch(API_WORDS);
   });
+
+  it('a bad --artifact-path or --trial-id says to change that option, not to rename files', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'd'));
+    writeFileSync(join(cwd, 'd', 'a.txt'), 'a');
+    const env = await localRun(cwd);
+    const dir = await cli(['dir', '--stage', 'training', 'd', '--artifact-path', '../x'], { cwd, env });
+    expect(dir.code).toBe(2);
+    expect(dir.stderr).toBe('error [INVALID_ARTIFACT_PATH]: --artifact-path "../x" contains a ".." segment, which MLflow rejects. Nothing was uploaded. Pass another value for --artifact-path.\n');
+    const hpo = await cli(['hpo', '--checkpoint-dir', 'd', '--trial-id', '..', '--json'], { cwd, env });
+    expect(hpo.code).toBe(2);
+    expect(hpo.json().error).toMatchObject({ code: 'INVALID_ARTIFACT_PATH', hint: 'Pass another value for --trial-id.' });
+    expect(hpo.stderr).toContain('--trial-id ".." contains a ".." segment');
+  });
+
+  it('a file name MLflow rejects still says to rename the file', async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'notes#1.txt'), 'a');
+    const run = await cli(['file', '--stage', 'training', 'notes#1.txt', '--artifact-path', 'docs'], { cwd, env: await localRun(cwd) });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toContain('Artifact path "docs/notes#1.txt" contains "#", which MLflow rejects.');
+    expect(run.stderr).toContain('Rename the file(s)');
+  });
 });
