@@ -115,6 +115,22 @@ describe('runs start and runs end on ./mlruns', () => {
     expect(readdirSync(join(cwd, 'mlruns', '0', runId, 'artifacts'))).toEqual([]);
   });
 
+  it('a directory uploaded to the artifact root is labelled "(artifact root)", live and in a dry run', async () => {
+    const cwd = tempDir();
+    const runId = (await cli(['runs', 'start'], { cwd })).stdout.trim();
+    const env = baseEnv({ MLFLOW_RUN_ID: runId });
+    mkdirSync(join(cwd, 'd'));
+    for (const name of ['a.txt', 'b.txt', 'c.txt']) writeFileSync(join(cwd, 'd', name), 'x');
+    const plan = await cli(['--dry-run', 'dir', '--stage', 'training', 'd'], { cwd, env });
+    expect(plan.code, plan.stderr).toBe(0);
+    expect(plan.stdout).toMatch(/^\(artifact root\): 3 file\(s\), 3 B -> /m);
+    const run = await cli(['dir', '--stage', 'training', 'd'], { cwd, env });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^dir \(artifact root\): uploaded 3 file\(s\), 3 B in /);
+    // The root's URI, without a dangling "/".
+    expect(run.stdout).toMatch(/\n {2}-> file:\S+\/artifacts\n$/);
+  });
+
   it('start joins MLFLOW_RUN_ID (same id) unless --new; --quiet still prints the id; --json gives details', async () => {
     const cwd = tempDir();
     const first = (await cli(['runs', 'start'], { cwd })).stdout.trim();

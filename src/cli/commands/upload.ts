@@ -95,7 +95,10 @@ async function withProgress<T>(ctx: CliContext, fn: (progress: ProgressDisplay) 
   }
 }
 
+/** What a summary line calls a result: its kind, else where it went (`''` is the root), else its stage. */
 function label(result: UploadResult): string {
+  // An empty label printed `dir : uploaded 3 file(s)`.
+  if (result.kind === undefined && result.artifactPath === '') return '(artifact root)';
   return result.kind ?? result.artifactPath ?? result.stage;
 }
 
@@ -115,7 +118,9 @@ function skipText(result: UploadResult): string {
 }
 
 function destination(result: UploadResult, artifactPath: string): string {
-  return result.artifactUri ? `${result.artifactUri.replace(/\/+$/, '')}/${artifactPath}` : artifactPath;
+  if (!result.artifactUri) return artifactPath;
+  const root = result.artifactUri.replace(/\/+$/, '');
+  return artifactPath ? `${root}/${artifactPath}` : root;
 }
 
 /** The human summary of one or more results. */
