@@ -344,16 +344,26 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
  */
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let pending: PendingCommand | undefined;
-  const program = createProgram(io, (chosen) => (pending = chosen));
   const wantsJson = argv.includes('--json');
+  // With --json, stdout holds one JSON document: commander's own stdout text (help, version) waits
+  // here until we know which it was. The version becomes a document; help is still printed as
+  // text, since asking for help asks for text (docs/cli.md says so).
+  let held = '';
+  const programIo = wantsJson ? { stdout: { write: (text: string) => void (held += text) }, stderr: io.stderr } : io;
+  const program = createProgram(programIo, (chosen) => (pending = chosen));
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
     if (error instanceof CommanderError) {
+      if (wantsJson && error.code === 'commander.version') {
+        writeJson(io, { ok: true, command: '', exitCode: EXIT_CODES.OK, version: VERSION });
+        return EXIT_CODES.OK;
+      }
+      if (held) io.stdout.write(held);
       // --help, --version and `help <command>` end with exit code 0; everything else is a usage error.
       if (error.exitCode === 0) return EXIT_CODES.OK;
       const command = argv.find((arg) => program.commands.some((c) => c.name() === arg)) ?? '';
-      if (wantsJson) writeJson(io, { ok: false, command, exitCode: EXIT_CODES.USAGE, error: { code: 'USAGE', message: error.message.replace(/^error: /, '') } });
+      if (wantsJson) writeJson(io, { ok: false, command, exitCode: EXIT_CODES.USAGE, error: { code: 'USAGE', message: usageMessage(program, command, error) } });
       return EXIT_CODES.USAGE;
     }
     return reportError(io, error, { json: wantsJson, verbose: argv.includes('--verbose') || argv.includes('-v'), command: '' });
@@ -371,6 +381,19 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   if (globals.json) writeJson(io, { ok: outcome.exitCode === EXIT_CODES.OK, command: name, exitCode: outcome.exitCode, ...outcome.data });
   else if (outcome.text !== undefined && (!globals.quiet || outcome.textEvenIfQuiet)) io.stdout.write(redact(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`));
   return outcome.exitCode;
+}
+
+/**
+ * The message of a usage error for `--json`. A command group called alone (`runs`) makes
+ * commander print the group's help and throw with the placeholder message `(outputHelp)`; the
+ * document says instead which commands there are to pick from.
+ */
+function usageMessage(program: Command, command: string, error: CommanderError): string {
+  if (error.code !== 'commander.help') return error.message.replace(/^error: /, '');
+  const group = command ? program.commands.find((c) => c.name() === command) : program;
+  const names = (group?.commands ?? []).map((c) => c.name()).filter((name) => name !== 'help');
+  const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : names.join('');
+  return `\`${['artifact-uploader', command].filter(Boolean).join(' ')}\` needs a command: ${list}.`;
 }
 
 function writeJson(io: CliIo, document: Record<string, unknown>): void {

@@ -19,6 +19,30 @@ describe('help, version and usage errors', () => {
     expect(run).toMatchObject({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
   });
 
+  it('--json --version prints a JSON document, not the bare version', async () => {
+    const run = await cli(['--json', '--version']);
+    expect(run.code).toBe(0);
+    expect(run.json()).toEqual({ ok: true, command: '', exitCode: 0, version: VERSION });
+    expect(run.stderr).toBe('');
+  });
+
+  it('--json --help still prints the help text on stdout: asking for help asks for text', async () => {
+    const run = await cli(['--json', 'runs', '--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^Usage: artifact-uploader runs/);
+  });
+
+  it('--json with a command group alone is a usage error that names the commands to pick from', async () => {
+    const runs = await cli(['--json', 'runs']);
+    expect(runs.code).toBe(EXIT_CODES.USAGE);
+    expect(runs.json()).toEqual({ ok: false, command: 'runs', exitCode: 2, error: { code: 'USAGE', message: '`artifact-uploader runs` needs a command: start or end.' } });
+    const resume = (await cli(['resume', '--json'])).json();
+    expect(resume.error.message).toBe('`artifact-uploader resume` needs a command: list or clear.');
+    const bare = (await cli(['--json'])).json();
+    expect(bare).toMatchObject({ ok: false, command: '', exitCode: 2, error: { code: 'USAGE' } });
+    expect(bare.error.message).toMatch(/^`artifact-uploader` needs a command: training, conversion, .*, runs or resume\.$/);
+  });
+
   it('prints help with examples on every level, exit 0', async () => {
     for (const argv of [['--help'], ['training', '--help'], ['runs', '--help'], ['runs', 'start', '--help'], ['publish', '--help']]) {
       const run = await cli(argv);
