@@ -33,13 +33,12 @@ export function envNumber(name: string, env: Env = process.env, { min = -Infinit
   const value = Number(raw);
   if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
     const kind = integer ? 'an integer' : 'a number';
-    const range = `${Number.isFinite(min) ? ` >= ${min}` : ''}${Number.isFinite(max) ? ` <= ${max}` : ''}`;
-    // The hint says the range as a person would ("from 1 to 64"), the message as a check.
-    const wanted =
-      Number.isFinite(min) && Number.isFinite(max) ? `${kind} from ${min} to ${max}` : Number.isFinite(min) ? `${kind} >= ${min}` : Number.isFinite(max) ? `${kind} <= ${max}` : kind;
+    // Both bounds read "from 0 to 10": ">= 0 <= 10" was the two checks glued together.
+    const range =
+      Number.isFinite(min) && Number.isFinite(max) ? ` from ${min} to ${max}` : Number.isFinite(min) ? ` >= ${min}` : Number.isFinite(max) ? ` <= ${max}` : '';
     throw new ConfigError(`Environment variable ${name} must be ${kind}${range}, got "${env[name]}".`, {
       issues: [{ path: name, message: `expected ${kind}${range}` }],
-      hint: `Set ${name} to ${wanted}, or unset it for the default.`,
+      hint: `Set ${name} to ${kind}${range}, or unset it for the default.`,
     });
   }
   return value;

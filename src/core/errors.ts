@@ -27,6 +27,15 @@ export interface ErrorOptions {
   cause?: unknown;
 }
 
+/**
+ * `message` as a finished sentence, so the hint after it does not run on: a server's own text
+ * (`Run 'abc' not found`) read `Run 'abc' not found The run id does not exist...`. A message
+ * ending in whitespace (a list of issues ending in `"\n "`) has set its own separator.
+ */
+function endSentence(message: string): string {
+  return /(?:[.!?:]['"`)\]]*|\s)$/.test(message) ? message : `${message}.`;
+}
+
 /** Base class of every error raised by this library. */
 export class ArtifactUploaderError extends Error {
   override name = 'ArtifactUploaderError';
@@ -36,7 +45,7 @@ export class ArtifactUploaderError extends Error {
   readonly hint?: string;
 
   constructor(code: string, message: string, options: ErrorOptions = {}) {
-    super(options.hint ? `${message} ${options.hint}` : message, { cause: options.cause });
+    super(options.hint ? `${endSentence(message)} ${options.hint}` : message, { cause: options.cause });
     this.code = code;
     this.hint = options.hint;
   }

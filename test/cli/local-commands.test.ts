@@ -77,6 +77,12 @@ describe('help, version and usage errors', () => {
     }
   });
 
+  it('says a range of an environment variable as "from 1 to 64"', async () => {
+    const run = await cli(['dir', '--stage', 'training', '.'], { cwd: tempDir(), env: baseEnv({ ARTIFACT_UPLOADER_CONCURRENCY: '0' }) });
+    expect(run.code).toBe(EXIT_CODES.USAGE);
+    expect(run.stderr).toContain('Environment variable ARTIFACT_UPLOADER_CONCURRENCY must be an integer from 1 to 64, got "0".');
+  });
+
   it('exits 2 with the group help when a command group is called alone', async () => {
     expect((await cli([])).code).toBe(EXIT_CODES.USAGE);
     const runs = await cli(['runs']);

@@ -352,7 +352,7 @@ describe('environment overrides', () => {
     expect(error.message).toMatch(/^Environment variable ARTIFACT_UPLOADER_HPO_ENABLED must be "true" or "false" \(or 1\/0\), got "nope"\. /);
     expect(error.hint).toBe('Set ARTIFACT_UPLOADER_HPO_ENABLED to true or false (1 or 0), or unset it for the default.');
     error = await configError(loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_CONCURRENCY: '0' } }));
-    expect(error.message).toContain('ARTIFACT_UPLOADER_CONCURRENCY must be an integer >= 1 <= 64, got "0"');
+    expect(error.message).toContain('ARTIFACT_UPLOADER_CONCURRENCY must be an integer from 1 to 64, got "0"');
     expect(error.hint).toBe('Set ARTIFACT_UPLOADER_CONCURRENCY to an integer from 1 to 64, or unset it for the default.');
   });
 
