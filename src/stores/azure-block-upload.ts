@@ -279,8 +279,11 @@ export async function uploadFileAsBlockBlob(
   const deadline = retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(retry.totalTimeoutMs) : undefined;
   const signal = combineSignals(options.signal, deadline);
   let file: FileHandle | undefined;
+  /** Whether a rerun can continue from staged blocks: only where the blob's blocks can be listed. */
+  let listable = false;
   try {
     const requests = await upload.requests(signal);
+    listable = requests.uncommittedBlocks !== undefined;
     let source: SourceFile | SourceBytes;
     if (bytes) source = { path: localPath, size, bytes };
     else {
@@ -323,7 +326,8 @@ export async function uploadFileAsBlockBlob(
       });
     }
     if (options.signal?.aborted) {
-      const kept = options.resume?.onRecord?.() === true ? '; its uncommitted blocks are kept for the rerun to continue' : '';
+      // Azure ML's SAS requests cannot list blocks: there a rerun starts the file over.
+      const kept = listable && options.resume?.onRecord?.() === true ? '; its uncommitted blocks are kept for the rerun to continue' : '';
       throw new AbortedError(`Upload of ${where} was aborted; no blob was committed${kept}.`, { cause: options.signal.reason ?? error });
     }
     // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.

@@ -35,6 +35,7 @@ import {
   InvalidResponseError,
   LocalPathError,
   NetworkError,
+  SourceChangedError,
   VerificationError,
 } from '../core/errors.js';
 import { HttpClient, type ErrorResponse, type HttpRequest, type HttpResponse } from '../core/http.js';
@@ -191,7 +192,7 @@ export class GcsArtifactStore implements ArtifactStore {
 
   describe(): string {
     const c = this.config;
-    const where = c.endpointSource === 'default' ? 'the JSON API' : `${c.apiEndpoint} (${c.endpointSource === 'option' ? 'apiEndpoint' : c.endpointSource})`;
+    const where = c.endpointSource === 'default' ? 'the JSON API' : `${redact(c.apiEndpoint)} (${c.endpointSource === 'option' ? 'apiEndpoint' : c.endpointSource})`;
     const auth = c.authenticated ? 'Application Default Credentials' : 'no credentials';
     return `GCS ${this.artifactUri} via ${where}, ${auth}: one request per file up to ${formatBytes(c.resumableThreshold)}, resumable above in ${formatBytes(c.chunkSize)} chunks`;
   }
@@ -262,6 +263,17 @@ export class GcsArtifactStore implements ArtifactStore {
         }
         integrity = { sha256: await hasher.digest(localPath) };
       }
+      // A chunk that is retried is read from the file again, the last one (which makes the
+      // object) included: a file that changed meanwhile may be stored as a mix of two versions.
+      // Taken back here, so that this store never reports such an object as uploaded.
+      const changedAfter = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
+      if (changedAfter) {
+        const left = await this.delete(artifactPath).then(
+          () => false,
+          () => true,
+        );
+        throw left ? new SourceChangedError(changedAfter.path, changedAfter.before, changedAfter.after, { leftStored: true }) : changedAfter;
+      }
       if (object.size !== undefined && Number(object.size) !== size) {
         throw new InvalidResponseError(`GCS stored ${object.size} bytes for ${this.target(name)}, but ${size} were sent.`, {
           url: this.target(name),
@@ -288,6 +300,7 @@ export class GcsArtifactStore implements ArtifactStore {
         });
       }
       // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
+      if (error instanceof SourceChangedError) throw error;
       const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
       throw changed ?? error;
     }
@@ -529,7 +542,7 @@ export class GcsArtifactStore implements ArtifactStore {
 
   private hintFor(status: number, reason: string | undefined, operation: string): string | undefined {
     const anonymous = !this.config.authenticated || this.anonymous;
-    const emulator = this.config.endpointSource === 'STORAGE_EMULATOR_HOST' ? ` (STORAGE_EMULATOR_HOST=${this.config.apiEndpoint})` : '';
+    const emulator = this.config.endpointSource === 'STORAGE_EMULATOR_HOST' ? ` (STORAGE_EMULATOR_HOST=${redact(this.config.apiEndpoint)})` : '';
     if (operation.startsWith('resumable upload') && (status === 404 || status === 410)) {
       return 'The resumable upload session expired or was cancelled; upload the file again.';
     }
@@ -558,7 +571,7 @@ export class GcsArtifactStore implements ArtifactStore {
         method: error.method,
         url: error.url,
         cause: error,
-        hint: `Check that ${this.config.apiEndpoint} (${this.config.endpointSource === 'option' ? 'the apiEndpoint option' : this.config.endpointSource}) is reachable from this machine.`,
+        hint: `Check that ${redact(this.config.apiEndpoint)} (${this.config.endpointSource === 'option' ? 'the apiEndpoint option' : this.config.endpointSource}) is reachable from this machine.`,
       });
     }
     return error;

@@ -7,7 +7,7 @@
  * with Python: a cold `import mlflow` costs seconds.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { truncateSync } from 'node:fs';
+import { truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -245,6 +245,29 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(proxy.requests.filter(isChunk).map((r) => r.status)).toEqual([308, 308, 308, 308, 308]);
     expect(proxy.requests.filter((r) => r.method === 'DELETE')).toHaveLength(1);
     expect(await objectMeta(`${storeFor().rootKey}/changed/chunks.bin`)).toBeUndefined();
+  });
+
+  it('a source that changes before a retry of its last chunk (read again) is SOURCE_CHANGED, and the object is taken back', async () => {
+    resetProxy();
+    const local = await writeLocal('changed/retried.bin', big);
+    const snapshot = await snapshotFile(local);
+    // The last chunk is refused once; before it goes again, the file is rewritten in place.
+    proxy.addRule({ match: chunkAt(5 * CHUNK), times: 1, fault: 'status', status: 503, body: JSON.stringify({ error: { code: 503, message: 'injected' } }) });
+    let rewritten = false;
+    const rewrite = () => {
+      if (rewritten) return;
+      rewritten = true;
+      writeFileSync(local, Buffer.alloc(big.length, 0xee));
+      utimesSync(local, new Date(), new Date(Date.now() + 5000));
+    };
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(local, 'changed/retried.bin', { snapshot, onRetry: rewrite })
+      .catch((e: unknown) => e);
+    expect(rewritten).toBe(true);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: local });
+    expect(proxy.requests.filter((r) => isChunk(r) && r.contentRange?.startsWith(`bytes ${5 * CHUNK}-`)).map((r) => r.status)).toEqual([503, 200]);
+    expect(await objectMeta(`${storeFor().rootKey}/changed/retried.bin`)).toBeUndefined();
   });
 
   it('a second process resumes the session from the offset GCS reports and sends only the rest', async () => {
