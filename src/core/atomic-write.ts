@@ -162,10 +162,18 @@ export async function prepareExclusiveFile(target: string, content: string, opti
   };
 }
 
-/** True when the owner of a temp file (named by {@link tempFileName}) may still be writing it. */
+/**
+ * True when the owner of a temp file (named by {@link tempFileName}) may still be writing it,
+ * given how long ago the file was last written. A file of this process's pid untouched since
+ * before this process started is a predecessor's: a container restarted with its hostname kept
+ * runs the same pid again (the Node process as pid 1), and its leftovers must not live forever.
+ */
 function ownerMayBeAlive(owner: { pid: number; host: string }, ageMs: number): boolean {
   if (owner.host !== hostTag()) return ageMs <= OTHER_HOST_STALE_MS;
-  return owner.pid === process.pid || processAlive(owner.pid);
+  // process.uptime(): since the process started (not a worker thread, as performance.now()
+  // would be); a second of slack for clock granularity.
+  if (owner.pid === process.pid) return ageMs <= process.uptime() * 1000 + 1000;
+  return processAlive(owner.pid);
 }
 
 /**

@@ -58,8 +58,9 @@ export interface StagedArchive {
 }
 
 /**
- * One line per entry under `dir` (sorted; path, type, size, mtime in ns, inode): any file
- * added, removed, rewritten or touched changes it.
+ * One line per entry under `dir` (sorted; path, type, mode, size, mtime and ctime in ns,
+ * inode): any file added, removed, rewritten, touched or `chmod`ed changes it. The mode goes
+ * into the archive's tar headers; the ctime also catches a rewrite whose mtime was put back.
  */
 async function directoryIdentity(dir: string): Promise<string> {
   const lines: string[] = [];
@@ -69,7 +70,7 @@ async function directoryIdentity(dir: string): Promise<string> {
       const path = rel === '' ? name : `${rel}/${name}`;
       const info = await lstat(join(dir, path), { bigint: true });
       const type = info.isDirectory() ? 'd' : info.isFile() ? 'f' : info.isSymbolicLink() ? 'l' : 'o';
-      lines.push(`${type} ${info.size} ${info.mtimeNs} ${info.ino} ${JSON.stringify(path)}`);
+      lines.push(`${type} ${info.mode.toString(8)} ${info.size} ${info.mtimeNs} ${info.ctimeNs} ${info.ino} ${JSON.stringify(path)}`);
       if (type === 'd') await walk(path);
     }
   };
@@ -134,12 +135,20 @@ async function readStageLock(path: string): Promise<StageLockOwner | undefined> 
   }
 }
 
+/**
+ * The tokens of the staging locks this process holds. A lock with this process's pid is ours
+ * only when its token is one of these: a container restarted with its hostname kept runs the
+ * same pid again (the Node process as pid 1), and the dead run's lock must read as dead, or its
+ * archive would never be resumed.
+ */
+const heldTokens = new Set<string>();
+
 /** True when the lock at `path` may belong to a live process (other than a dead one on this host or a silent one elsewhere). */
 async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
   const info = await stat(path).catch(() => undefined);
   if (!info) return false;
   const owner = await readStageLock(path);
-  if (owner?.host === hostname()) return owner.pid === process.pid || processAlive(owner.pid);
+  if (owner?.host === hostname()) return owner.pid === process.pid ? heldTokens.has(owner.token) : processAlive(owner.pid);
   // Another host's (or a lock not readable yet): alive while refreshed.
   return now - info.mtimeMs < STAGE_OWNER_STALE_MS;
 }
@@ -179,9 +188,11 @@ export async function claimStagedArchive(stageDir: string, key?: StagedArchiveKe
         void utimes(lockPath, now, now).catch(() => undefined);
       }, STAGE_LOCK_REFRESH_MS);
       refresh.unref();
+      heldTokens.add(token);
       return {
         release: async () => {
           clearInterval(refresh);
+          heldTokens.delete(token);
           // Only our own lock: a slow owner whose lock was taken over leaves the new one alone.
           if ((await readStageLock(lockPath))?.token === token) await rm(lockPath, { force: true });
         },

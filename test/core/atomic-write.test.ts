@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { atomicWrite, commitStaged, leftByDeadWriter, makeTempDir, prepareExclusiveFile, removeStaleTempFiles, stageFile, tempFileName, tempFileOwner, writeFileAtomic } from '../../src/core/atomic-write.js';
 import { DiskFullError, diskFullError } from '../../src/core/errors.js';
@@ -91,9 +91,16 @@ describe('atomic write', () => {
     };
     for (const name of Object.values(names)) writeFileSync(join(dir, name), '');
     for (const name of [names.deadOld, names.aliveOld, names.otherPrefix, names.notOurs]) utimesSync(join(dir, name), HOUR_AGO, HOUR_AGO);
-    expect(await removeStaleTempFiles(dir, 'x.tmp-')).toEqual([join(dir, names.deadOld)]);
-    expect(readdirSync(dir).sort()).toEqual([names.deadFresh, names.aliveOld, names.otherPrefix, names.notOurs].sort());
+    // aliveOld has this process's pid but was last written an hour ago, before this process
+    // started: a predecessor's with the same pid (a container restarted as pid 1), removed.
+    expect((await removeStaleTempFiles(dir, 'x.tmp-')).sort()).toEqual([join(dir, names.deadOld), join(dir, names.aliveOld)].sort());
+    expect(readdirSync(dir).sort()).toEqual([names.deadFresh, names.otherPrefix, names.notOurs].sort());
     expect(await removeStaleTempFiles(join(dir, 'missing'), 'x.tmp-')).toEqual([]);
+    // One of this process's, written since it started, is kept however old it is allowed to be.
+    const ours = join(scratch(), tempFileName('x.tmp-'));
+    writeFileSync(ours, '');
+    utimesSync(ours, new Date(Date.now() - 10), new Date(Date.now() - 10));
+    expect(await removeStaleTempFiles(dirname(ours), 'x.tmp-', { olderThanMs: 0 })).toEqual([]);
   });
 
   it('makeTempDir creates an owner-named directory and removes stale ones first', async () => {

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tempFileName } from '../../src/core/atomic-write.js';
@@ -28,6 +28,32 @@ describe('archive staging lock', () => {
     expect(await claimStagedArchive(dir)).toBeUndefined();
     await claim.release();
     expect(readdirSync(dirname(dir))).toEqual([basename(dir)]);
+  });
+
+  it('a lock with this process\'s pid but a token it never issued is a dead run\'s (a container restarted as pid 1): taken over', async () => {
+    const { dir } = await stage();
+    await mkdir(dir, { recursive: true });
+    writeFileSync(`${dir}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), token: 'dead-run-token' }));
+    const claim = await claimStagedArchive(dir);
+    expect(claim).toBeDefined();
+    expect(JSON.parse(readFileSync(`${dir}.lock`, 'utf8'))).toMatchObject({ pid: process.pid });
+    expect(JSON.parse(readFileSync(`${dir}.lock`, 'utf8')).token).not.toBe('dead-run-token');
+    // Its own live lock still keeps a second claim out.
+    expect(await claimStagedArchive(dir)).toBeUndefined();
+    await claim!.release();
+  });
+
+  it('a chmod of a checkpoint file, which tar records, gives another staging directory', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'au-staging-'));
+    const checkpoint = join(root, 'ckpt');
+    await mkdir(checkpoint);
+    writeFileSync(join(checkpoint, 'run.sh'), 'echo hi');
+    chmodSync(join(checkpoint, 'run.sh'), 0o644);
+    const key = { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: [] };
+    const before = await stagedArchiveDir(join(root, 'journal'), key);
+    expect(await stagedArchiveDir(join(root, 'journal'), key)).toBe(before);
+    chmodSync(join(checkpoint, 'run.sh'), 0o755);
+    expect(await stagedArchiveDir(join(root, 'journal'), key)).not.toBe(before);
   });
 
   it('a lock temp file whose writer was killed before linking it is swept; a live writer\'s is kept', async () => {
