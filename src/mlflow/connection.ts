@@ -335,6 +335,7 @@ function mlflowHint(status: number, errorCode: string, endpoint: string, url: st
   }
   if (status === 413) return 'A proxy in front of MLflow limits the body size; raise its limit or enable multipart upload.';
   if (status === 501) return 'The server does not implement this request (an older MLflow, or a feature its configuration lacks). Not retried.';
+  if (status === 429) return 'The server kept rate-limiting the requests (429) through every retry the retry policy allows; try again later, or send fewer at once (a lower concurrency).';
   if (RETRYABLE_STATUSES.has(status)) return 'The server failed, and was retried as often as the retry policy allows. Check the server logs.';
   if (status >= 500) return 'The server failed with a status that is not retried. Check the server logs.';
   return undefined;

@@ -228,6 +228,7 @@ describe('mlflowErrorMapper', () => {
     }
     expect(map(501, '').hint).toMatch(/does not implement.*Not retried/);
     for (const status of [500, 502, 503, 504]) expect(map(status, '{}').hint).toMatch(/was retried as often as the retry policy allows/);
+    expect(map(429, '{}').hint).toMatch(/kept rate-limiting the requests \(429\) through every retry.*lower concurrency/);
     for (const status of [505, 507]) {
       expect(map(status, '{}').hint).toMatch(/not retried/);
       expect(map(status, '{}').hint).not.toMatch(/was retried/);
