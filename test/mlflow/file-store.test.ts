@@ -156,7 +156,9 @@ describe('FileTrackingStore on disk', () => {
     const hourAgo = new Date(Date.now() - 60 * 60_000);
     // What SIGKILL between write and rename leaves: a temp file named by its (now dead) writer.
     const dead = join(runDir, tempFileName(TEMP_PREFIX).replace(`-${process.pid}-`, `-${spawnSync(process.execPath, ['-e', '']).pid}-`));
-    const live = join(runDir, tempFileName(TEMP_PREFIX));
+    // A live writer: another process that is alive (this one's parent). One of this process's
+    // pid but older than this process would be a dead predecessor's (a container's pid 1).
+    const live = join(runDir, tempFileName(TEMP_PREFIX).replace(`-${process.pid}-`, `-${process.ppid}-`));
     for (const path of [dead, live]) {
       writeFileSync(path, 'half a meta.yaml');
       utimesSync(path, hourAgo, hourAgo);

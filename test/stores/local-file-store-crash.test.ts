@@ -88,8 +88,8 @@ console.log('finished');
     expect(readdirSync(join(artifactsDir, 'd')).filter((n) => n.startsWith(UPLOADING_PREFIX))).toEqual(left);
     // ...and once untouched for longer than the threshold, the next run removes it.
     utimesSync(join(artifactsDir, 'd', left[0]!), HOUR_AGO, HOUR_AGO);
-    // A temp file of a live process (this one) is never removed, however old.
-    const live = `${UPLOADING_PREFIX}${process.pid}-${left[0]!.split('-').at(-2)}-aaaaaaaaaaaa.tmp`;
+    // A temp file of a live process (this one's parent) is never removed, however old.
+    const live = `${UPLOADING_PREFIX}${process.ppid}-${left[0]!.split('-').at(-2)}-aaaaaaaaaaaa.tmp`;
     writeFileSync(join(artifactsDir, 'd', live), 'in progress');
     utimesSync(join(artifactsDir, 'd', live), HOUR_AGO, HOUR_AGO);
     // Earlier versions' temp names (no owner) are removed once old.
