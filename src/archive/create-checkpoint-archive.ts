@@ -20,7 +20,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, 
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { commitStaged, discardStaged, removeStaleTempFiles, stageFile, type StagedFile } from '../core/atomic-write.js';
-import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError } from '../core/errors.js';
+import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError, SourceChangedError, type SourceFileState } from '../core/errors.js';
 import { readFully } from '../core/read-fully.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
@@ -171,6 +171,8 @@ interface PlannedEntry {
   type: ArchiveEntryInfo['type'];
   size: number;
   target?: string;
+  /** A symlink's size and mtime when it was scanned, for the error if tar finds it re-pointed. */
+  linkState?: SourceFileState;
   /** A file with more than one name (a hard link), which tar stores once. */
   hardLinked?: boolean;
 }
@@ -251,7 +253,9 @@ async function scan(
         continue;
       }
       if (type === 'symlink') {
-        entries.push({ path, type, size, target: await checkSymlink(root, rootReal, abs, path) });
+        const target = await checkSymlink(root, rootReal, abs, path);
+        const linkStat = await lstat(abs);
+        entries.push({ path, type, size, target, linkState: { size: linkStat.size, mtimeMs: linkStat.mtimeMs } });
       } else {
         entries.push({ path, type, size, ...(fileStat && fileStat.nlink > 1 ? { hardLinked: true } : {}) });
         if (type === 'directory') await walk(rel);
@@ -407,7 +411,8 @@ interface TarFileEntry {
  *   shrinks, or is replaced by another kind of entry (a directory, a pipe) while it is archived.
  * @throws {SourceChangedError} `SOURCE_CHANGED` when a file is written to, truncated, replaced or
  *   deleted while it is archived (each file is stat'ed again once it is read), so no archive ever
- *   holds a mix of two versions of a file.
+ *   holds a mix of two versions of a file; and when a symlink is re-pointed between the scan and
+ *   tar's read of it, so no archive holds a link that was not checked.
  * @throws {AbortedError} when `signal` aborts.
  * @throws {InvalidArgumentError} for a bad `level` or exclude pattern; a `manifestPath` that is
  *   `out`; an `out` or `manifestPath` inside `dir` where a file of the checkpoint is (anything
@@ -492,6 +497,9 @@ export async function createCheckpointArchive(
   const statCache = new Map<string, Stats>();
   // The scan's type of each path handed to Pack and not yet started (a few at a time).
   const plannedType = new Map<string, PlannedEntry['type']>();
+  // The scan's symlinks handed to Pack and not yet written: tar reads each link again when it
+  // writes its entry, and what it read must be what the scan checked and the manifest lists.
+  const plannedLinks = new Map<string, PlannedEntry>();
   let started = 0;
   let packEnded = false;
   let feedPack = (): void => {};
@@ -534,6 +542,23 @@ export async function createCheckpointArchive(
       bytesDone += plannedSize.get(entry.path) ?? 0;
       filesDone++;
       progress(entry.path, plannedSize.get(entry.path) ?? 0, plannedSize.get(entry.path) ?? 0);
+      return;
+    }
+    if (entry.type === 'SymbolicLink') {
+      // The link was checked (relative, staying inside) when it was scanned; re-pointed since, it
+      // would go into the archive unchecked, and the manifest would name the old target.
+      const planned = plannedLinks.get(entry.path);
+      plannedLinks.delete(entry.path);
+      if (planned && entry.linkpath !== planned.target) {
+        const absolute = join(root, entry.path);
+        const now = entry.stat ? { size: entry.stat.size, mtimeMs: entry.stat.mtimeMs } : undefined;
+        internal.abort(
+          new SourceChangedError(absolute, planned.linkState!, now, {
+            activity: 'archive',
+            change: `was re-pointed from ${planned.target!} to ${entry.linkpath ?? '(nothing)'}`,
+          }),
+        );
+      }
       return;
     }
     if (entry.type !== 'File' || !entry.stat) return;
@@ -653,6 +678,7 @@ export async function createCheckpointArchive(
           const entry = entries[fed++]!;
           const path = entry.type === 'directory' ? entry.path.slice(0, -1) : entry.path;
           plannedType.set(path, entry.type);
+          if (entry.type === 'symlink') plannedLinks.set(path, entry);
           pack.add(path);
         }
         if (fed === entries.length) {

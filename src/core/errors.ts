@@ -245,6 +245,11 @@ export interface SourceChangedErrorOptions extends ErrorOptions {
    * @default false
    */
   leftStored?: boolean;
+  /**
+   * How the file changed, when size and modification time do not say it: a symlink re-pointed
+   * to another target keeps neither in a telling way. Replaces the "was rewritten" wording.
+   */
+  change?: string;
 }
 
 /**
@@ -262,14 +267,16 @@ export class SourceChangedError extends ArtifactUploaderError {
   /** The file after the bytes were sent; `undefined` when it was gone. */
   readonly after?: SourceFileState;
   constructor(path: string, before: SourceFileState, after: SourceFileState | undefined, options: SourceChangedErrorOptions = {}) {
-    const { activity = 'upload', leftStored = false, ...rest } = options;
-    const what = !after
-      ? 'was deleted'
-      : after.size < before.size
-        ? `shrank from ${before.size} to ${after.size} bytes`
-        : after.size !== before.size
-          ? `grew from ${before.size} to ${after.size} bytes`
-          : 'was rewritten (its modification time changed)';
+    const { activity = 'upload', leftStored = false, change, ...rest } = options;
+    const what =
+      change ??
+      (!after
+        ? 'was deleted'
+        : after.size < before.size
+          ? `shrank from ${before.size} to ${after.size} bytes`
+          : after.size !== before.size
+            ? `grew from ${before.size} to ${after.size} bytes`
+            : 'was rewritten (its modification time changed)');
     super(
       'SOURCE_CHANGED',
       activity === 'archive'

@@ -1,0 +1,89 @@
+/**
+ * What the scan of createCheckpointArchive refuses, and what it still keeps, seen from outside:
+ * the error raised and the archive (or its absence) on disk. Symlinks re-pointed between the
+ * scan and tar's read of them, links whose path leaves the directory through another link,
+ * and the file system errors of the scan itself (entries vanishing under it, names that are not
+ * UTF-8), each as a typed error with a hint. The unreadable-directory case runs as `nobody` in
+ * unreadable-scan.test.ts.
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
+import { LocalPathError, SourceChangedError } from '../../src/core/errors.js';
+
+const run = promisify(execFile);
+
+let work: string;
+let src: string;
+beforeEach(async () => {
+  work = await mkdtemp(join(tmpdir(), 'au-archive-scan-'));
+  src = join(work, 'ckpt');
+  await mkdir(src);
+  await writeFile(join(src, 'a.txt'), 'a');
+});
+afterEach(async () => {
+  await rm(work, { recursive: true, force: true });
+});
+
+/** The rejection of `action`, which must reject. */
+async function failure(action: Promise<unknown>): Promise<unknown> {
+  const outcome = await action.then(
+    () => ({ resolved: true as const }),
+    (error: unknown) => ({ resolved: false as const, error }),
+  );
+  expect(outcome.resolved, 'expected the call to fail').toBe(false);
+  return (outcome as { error: unknown }).error;
+}
+
+describe('a symlink re-pointed after the scan', () => {
+  it('fails with SOURCE_CHANGED and leaves the earlier archive as it was, with no temp file', async () => {
+    await symlink('a.txt', join(src, 'link'));
+    const out = join(work, 'out', 'ckpt.tar.gz');
+    await createCheckpointArchive(src, out);
+    const earlier = await readFile(out);
+
+    const error = await failure(
+      createCheckpointArchive(src, out, {
+        onProgress: (e) => {
+          // The scan has read and checked the link; tar reads it again when it writes the entry.
+          if (e.type !== 'phase' || e.phase !== 'archiving') return;
+          rmSync(join(src, 'link'));
+          symlinkSync('/etc/passwd', join(src, 'link'));
+        },
+      }),
+    );
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({
+      code: 'SOURCE_CHANGED',
+      path: join(src, 'link'),
+      message: expect.stringContaining('link was re-pointed from a.txt to /etc/passwd while it was being archived'),
+      hint: expect.stringContaining('once it is complete'),
+    });
+    expect(await readFile(out)).toEqual(earlier);
+    expect(await readdir(join(work, 'out'))).toEqual(['ckpt.tar.gz']);
+    const { stdout } = await run('tar', ['tvzf', out]);
+    expect(stdout).toMatch(/link -> a\.txt$/m);
+    expect(stdout).not.toContain('/etc/passwd');
+  });
+
+  it('fails just the same when the new target stays inside the directory: the manifest would be wrong', async () => {
+    await writeFile(join(src, 'b.txt'), 'b');
+    await symlink('a.txt', join(src, 'link'));
+    const error = await failure(
+      createCheckpointArchive(src, join(work, 'ckpt.tar.gz'), {
+        onProgress: (e) => {
+          if (e.type !== 'phase' || e.phase !== 'archiving') return;
+          rmSync(join(src, 'link'));
+          symlinkSync('b.txt', join(src, 'link'));
+        },
+      }),
+    );
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
+});
