@@ -181,17 +181,70 @@ function toPosix(path: string): string {
   return sep === '/' ? path : path.split(sep).join('/');
 }
 
-async function checkSymlink(root: string, rootReal: string, abs: string, rel: string): Promise<string> {
+/**
+ * Links followed before a path counts as a loop: Linux's own limit (MAXSYMLINKS), so a chain
+ * the system could follow is followed here to its end.
+ */
+const MAX_LINK_HOPS = 40;
+
+/**
+ * Where the path `target`, read from `fromDir`, leads: resolved one component at a time the way
+ * the system does, following every link on the way (lstat, readlink) and applying `..` to the
+ * real path reached so far, not to the spelling. Returns `'points'` when the path leaves
+ * `rootReal` before any link is followed, `'resolves'` when it leaves after one, `undefined` when
+ * every step stays inside.
+ *
+ * Every step is checked, not just the end: `../ckpt/a.txt` lands inside, but extracted under
+ * another name it leads out. A missing component (or one under a file) leaves nothing to follow,
+ * so the rest is applied lexically from the real prefix: `s/../x` with `s -> .` is `<dir>/../x`,
+ * which `realpath` cannot tell while `x` is missing. A loop stops at {@link MAX_LINK_HOPS}
+ * without leaving: it leads nowhere, here or where the archive is extracted.
+ */
+async function linkEscape(rootReal: string, fromDir: string, target: string): Promise<'points' | 'resolves' | undefined> {
+  const split = (path: string) => path.split(sep === '/' ? '/' : /[\\/]/).reverse();
+  // Components still to walk, the next one last (links push their target's components).
+  const pending = split(target);
+  let current = fromDir;
+  let followed = 0;
+  let lexical = false;
+  while (pending.length > 0) {
+    const part = pending.pop()!;
+    if (part === '' || part === '.') continue;
+    current = part === '..' ? dirname(current) : join(current, part);
+    if (!isInside(rootReal, current)) return followed > 0 ? 'resolves' : 'points';
+    // `..` of a real directory is real; after a missing component, nothing more can be followed.
+    if (part === '..' || lexical) continue;
+    const info = await lstat(current).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+      throw error;
+    });
+    if (!info) {
+      lexical = true;
+      continue;
+    }
+    if (!info.isSymbolicLink()) continue;
+    if (++followed > MAX_LINK_HOPS) return undefined;
+    const next = await readlink(current);
+    // An absolute hop leaves at once (a checkpoint is never the file system's root).
+    if (isAbsolute(next)) return 'resolves';
+    current = dirname(current);
+    pending.push(...split(next));
+  }
+  return undefined;
+}
+
+async function checkSymlink(rootReal: string, abs: string, rel: string): Promise<string> {
   const target = await readlink(abs);
   const refuse = (why: string) =>
     new LocalPathError('SYMLINK_ESCAPES', abs, `Symlink ${rel} -> ${target} ${why}, so the archive could not be extracted elsewhere.`, {
       hint: 'Replace the link with the file it points to (e.g. `cp -L`), or leave it out with `exclude` or `filter`.',
     });
   if (isAbsolute(target)) throw refuse('has an absolute target');
-  if (!isInside(root, resolvePath(dirname(abs), target))) throw refuse('points outside the checkpoint directory');
-  // A chain of links can leave the directory even when the first hop stays inside.
-  const real = await realpath(abs).catch(() => undefined);
-  if (real !== undefined && !isInside(rootReal, real)) throw refuse('resolves outside the checkpoint directory');
+  // From the link's real directory: the scan walks real directories only (a linked directory
+  // is archived as a link, never walked), so that is the root's real path and `rel`'s parents.
+  const escape = await linkEscape(rootReal, dirname(join(rootReal, rel)), target);
+  if (escape === 'points') throw refuse('points outside the checkpoint directory');
+  if (escape === 'resolves') throw refuse('resolves outside the checkpoint directory');
   return target;
 }
 
@@ -253,7 +306,7 @@ async function scan(
         continue;
       }
       if (type === 'symlink') {
-        const target = await checkSymlink(root, rootReal, abs, path);
+        const target = await checkSymlink(rootReal, abs, path);
         const linkStat = await lstat(abs);
         entries.push({ path, type, size, target, linkState: { size: linkStat.size, mtimeMs: linkStat.mtimeMs } });
       } else {
@@ -397,7 +450,8 @@ interface TarFileEntry {
  *   gid, atime or ctime; file mtimes kept), gzip header without a timestamp.
  * - Atomic: written to `<out>.tmp-<random>`, fsynced, then renamed to `out`; on any failure
  *   (or abort) the temp file is removed and `out` is untouched.
- * - Safe: symlinks must be relative and stay inside `dir` (else `SYMLINK_ESCAPES`); an `out`
+ * - Safe: symlinks must be relative and their path must stay inside `dir` at every step, links
+ *   on the way followed, even when the final target is missing (else `SYMLINK_ESCAPES`); an `out`
  *   (or `manifestPath`) inside `dir` is never archived into itself, and never replaces a file of
  *   the checkpoint: inside `dir` it may only replace an archive (manifest) this function wrote.
  * - By default, files on the skip list (`shouldSkipFile`) are left out.

@@ -87,3 +87,71 @@ describe('a symlink re-pointed after the scan', () => {
     expect(await readdir(work)).toEqual(['ckpt']);
   });
 });
+
+describe('links whose path leaves the directory through another link', () => {
+  it('refuses one whose final target is missing (realpath cannot tell), and writes nothing', async () => {
+    // Lexically s/../outside.txt is <dir>/outside.txt; really s is <dir>, so it is <dir>/../outside.txt.
+    await symlink('.', join(src, 's'));
+    await symlink('s/../outside.txt', join(src, 'a'));
+    const error = await failure(createCheckpointArchive(src, join(work, 'ckpt.tar.gz')));
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({
+      code: 'SYMLINK_ESCAPES',
+      path: join(src, 'a'),
+      message: expect.stringContaining('Symlink a -> s/../outside.txt resolves outside the checkpoint directory'),
+      hint: expect.stringContaining('exclude'),
+    });
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
+
+  it('refuses one that leaves through a link deeper down, or through a missing name after a link', async () => {
+    await mkdir(join(src, 'sub'));
+    await symlink('..', join(src, 'sub/up')); // <dir> itself: inside
+    // Lexically sub/up/../x is sub/x; really sub/up is <dir>, and <dir>/../x is outside.
+    await symlink('up/../x', join(src, 'sub/esc'));
+    await expect(createCheckpointArchive(src, join(work, 'ckpt.tar.gz'))).rejects.toMatchObject({
+      code: 'SYMLINK_ESCAPES',
+      path: join(src, 'sub/esc'),
+      message: expect.stringContaining('resolves outside'),
+    });
+    await rm(join(src, 'sub/esc'));
+
+    // s is <dir>; "missing" does not exist, so the rest is read lexically from <dir>/missing.
+    await symlink('.', join(src, 's'));
+    await symlink('s/missing/../../ckpt-sibling', join(src, 'via-missing'));
+    await expect(createCheckpointArchive(src, join(work, 'ckpt.tar.gz'))).rejects.toMatchObject({ code: 'SYMLINK_ESCAPES', path: join(src, 'via-missing') });
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
+
+  it('refuses one that steps out of the directory and back in: extracted elsewhere it leads outside', async () => {
+    await symlink('../ckpt/a.txt', join(src, 'round-trip'));
+    await expect(createCheckpointArchive(src, join(work, 'ckpt.tar.gz'))).rejects.toMatchObject({
+      code: 'SYMLINK_ESCAPES',
+      message: expect.stringContaining('Symlink round-trip -> ../ckpt/a.txt points outside the checkpoint directory'),
+    });
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
+
+  it('keeps chains that stay inside, dangling links and loops, and GNU tar extracts them as they were', async () => {
+    await mkdir(join(src, 'nested'));
+    await symlink('.', join(src, 's'));
+    await symlink('s/nested/../a.txt', join(src, 'via-s'));
+    await symlink('s/not-yet-written.bin', join(src, 'dangling'));
+    await symlink('loop2', join(src, 'loop1'));
+    await symlink('loop1', join(src, 'loop2'));
+
+    const manifest = await createCheckpointArchive(src, join(work, 'ckpt.tar.gz'));
+    expect(manifest.symlinks).toEqual([
+      { path: 'dangling', target: 's/not-yet-written.bin' },
+      { path: 'loop1', target: 'loop2' },
+      { path: 'loop2', target: 'loop1' },
+      { path: 's', target: '.' },
+      { path: 'via-s', target: 's/nested/../a.txt' },
+    ]);
+    const dest = join(work, 'x');
+    await mkdir(dest);
+    await run('tar', ['xzf', join(work, 'ckpt.tar.gz'), '-C', dest]);
+    expect(await readlink(join(dest, 'via-s'))).toBe('s/nested/../a.txt');
+    expect(await readFile(join(dest, 'via-s'), 'utf8')).toBe('a');
+  });
+});
