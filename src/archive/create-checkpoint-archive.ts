@@ -20,8 +20,9 @@ import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, 
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { commitStaged, discardStaged, removeStaleTempFiles, stageFile, type StagedFile } from '../core/atomic-write.js';
-import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError, SourceChangedError, type SourceFileState } from '../core/errors.js';
+import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError, SourceChangedError, toLocalPathError, type SourceFileState } from '../core/errors.js';
 import { readFully } from '../core/read-fully.js';
+import { isUtf8, nonUtf8Names } from '../core/non-utf8-names.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { VERSION } from '../version.js';
@@ -234,7 +235,10 @@ async function linkEscape(rootReal: string, fromDir: string, target: string): Pr
 }
 
 async function checkSymlink(rootReal: string, abs: string, rel: string): Promise<string> {
-  const target = await readlink(abs);
+  const bytes = await readlink(abs, { encoding: 'buffer' });
+  // Node would hand back U+FFFD for the bytes that do not decode: a link to another name.
+  if (!isUtf8(bytes)) throw notUtf8(rel, abs, 'Symlink target');
+  const target = bytes.toString('utf8');
   const refuse = (why: string) =>
     new LocalPathError('SYMLINK_ESCAPES', abs, `Symlink ${rel} -> ${target} ${why}, so the archive could not be extracted elsewhere.`, {
       hint: 'Replace the link with the file it points to (e.g. `cp -L`), or leave it out with `exclude` or `filter`.',
@@ -246,6 +250,62 @@ async function checkSymlink(rootReal: string, abs: string, rel: string): Promise
   if (escape === 'points') throw refuse('points outside the checkpoint directory');
   if (escape === 'resolves') throw refuse('resolves outside the checkpoint directory');
   return target;
+}
+
+/** The `INVALID_ARTIFACT_PATH` of a name (or link target) that is not UTF-8. */
+function notUtf8(rel: string, abs: string, what: 'Name' | 'Symlink target'): LocalPathError {
+  return new LocalPathError(
+    'INVALID_ARTIFACT_PATH',
+    rel,
+    `${what === 'Name' ? `The name of ${abs}` : `The target of symlink ${abs}`} is not valid UTF-8 (shown with U+FFFD where its bytes do not decode): the manifest, which is JSON, and MLflow artifact paths cannot name it, and the archive would not hold it as it is.`,
+    {
+      hint:
+        what === 'Name'
+          ? 'Rename it (e.g. with `convmv` or `mv`), or leave it out with `exclude` (a wildcard matches it: `bad*.bin`) or `filter`.'
+          : 'Point the link at a UTF-8 name, or leave it out with `exclude` or `filter`.',
+    },
+  );
+}
+
+/**
+ * A file system error of the scan, typed: an entry deleted between readdir and its look-up is
+ * `PATH_NOT_FOUND` (as the docs promise for a file that vanishes while archiving), a directory
+ * that cannot be listed or a file that cannot be looked up `PATH_UNREADABLE`; both with a hint,
+ * where the raw error would reach the CLI as INTERNAL_ERROR.
+ */
+function scanError(error: unknown, fallbackPath: string): unknown {
+  if (error instanceof ArtifactUploaderError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  // Node's error names the path it failed on: an intermediate link's, for a link being followed.
+  const raw = (error as { path?: unknown }).path;
+  const path = typeof raw === 'string' ? raw : fallbackPath;
+  if (code === 'ENOENT') {
+    return new LocalPathError('PATH_NOT_FOUND', path, `${path} disappeared while the checkpoint was scanned.`, {
+      hint: 'Make sure nothing writes to the checkpoint directory while it is archived, then archive again.',
+      cause: error,
+    });
+  }
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new LocalPathError('PATH_UNREADABLE', path, `${path} cannot be read (${code}), so the checkpoint cannot be archived.`, {
+      hint: 'Fix its permissions (chmod u+rx for a directory, u+r for a file), or leave it out with `exclude` or `filter`.',
+      cause: error,
+    });
+  }
+  const typed = toLocalPathError(error, path);
+  if (typed !== error) return typed;
+  return new LocalPathError('PATH_UNREADABLE', path, `${path} could not be read while the checkpoint was scanned: ${(error as Error).message}.`, {
+    hint: 'Make sure nothing writes to the checkpoint directory while it is archived, then archive again.',
+    cause: error,
+  });
+}
+
+/** Runs one file system call of the scan, its error typed by {@link scanError}. */
+async function scanCall<T>(path: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    throw scanError(error, path);
+  }
 }
 
 /**
@@ -260,13 +320,17 @@ async function scan(
   excludes: ReadonlyArray<readonly [string, (path: string) => boolean]>,
   signal: AbortSignal | undefined,
 ): Promise<{ entries: PlannedEntry[]; skipped: ManifestSkippedEntry[] }> {
-  const rootReal = await realpath(root);
+  const rootReal = await scanCall(root, () => realpath(root));
   const entries: PlannedEntry[] = [];
   const skipped: ManifestSkippedEntry[] = [];
 
   const walk = async (relDir: string): Promise<void> => {
     if (signal?.aborted) throw new AbortedError('Archiving was aborted.', { cause: signal.reason });
-    const dirents = await readdir(join(root, relDir), { withFileTypes: true });
+    const absDir = join(root, relDir);
+    const dirents = await scanCall(absDir, () => readdir(absDir, { withFileTypes: true }));
+    // Names that are not UTF-8 come back lossy and name no file: found by their real bytes, they
+    // are looked up by those (for the filter's size) and refused unless left out.
+    const undecodable = dirents.some((d) => d.name.includes('\uFFFD')) ? await scanCall(absDir, () => nonUtf8Names(absDir)) : new Map<string, Buffer>();
     for (const dirent of dirents) {
       const rel = relDir === '' ? dirent.name : `${relDir}/${dirent.name}`;
       const abs = join(root, rel);
@@ -286,7 +350,9 @@ async function scan(
         skipped.push({ path, reason: 'unsupported-type' });
         continue;
       }
-      const fileStat = type === 'file' ? await lstat(abs) : undefined;
+      const rawName = undecodable.get(dirent.name);
+      const lookup = rawName === undefined ? abs : Buffer.concat([Buffer.from(`${absDir}${sep}`), rawName]);
+      const fileStat = type === 'file' ? await scanCall(abs, () => lstat(lookup)) : undefined;
       const size = fileStat?.size ?? 0;
       if (filter) {
         if (!filter(path, { type, size })) {
@@ -305,9 +371,10 @@ async function scan(
         skipped.push({ path, reason: 'exclude', pattern: excluded[0] });
         continue;
       }
+      if (rawName !== undefined) throw notUtf8(path, abs, 'Name');
       if (type === 'symlink') {
-        const target = await checkSymlink(rootReal, abs, path);
-        const linkStat = await lstat(abs);
+        const linkStat = await scanCall(abs, () => lstat(abs));
+        const target = await scanCall(abs, () => checkSymlink(rootReal, abs, path));
         entries.push({ path, type, size, target, linkState: { size: linkStat.size, mtimeMs: linkStat.mtimeMs } });
       } else {
         entries.push({ path, type, size, ...(fileStat && fileStat.nlink > 1 ? { hardLinked: true } : {}) });
@@ -460,9 +527,11 @@ interface TarFileEntry {
  *
  * @param dir The checkpoint directory.
  * @param out Where to write the archive (parent directories are created).
- * @throws {LocalPathError} `PATH_NOT_FOUND` / `NOT_A_DIRECTORY` for `dir`, `NOT_A_FILE` when
- *   `out` is a directory, `SYMLINK_ESCAPES`, `PATH_UNREADABLE` when a file cannot be read,
- *   shrinks, or is replaced by another kind of entry (a directory, a pipe) while it is archived.
+ * @throws {LocalPathError} `PATH_NOT_FOUND` / `NOT_A_DIRECTORY` for `dir` (`PATH_NOT_FOUND` too
+ *   for an entry deleted while it is scanned), `NOT_A_FILE` when `out` is a directory,
+ *   `SYMLINK_ESCAPES`, `PATH_UNREADABLE` when a directory cannot be listed or a file cannot be
+ *   read, shrinks, or is replaced by another kind of entry (a directory, a pipe) while it is
+ *   archived, `INVALID_ARTIFACT_PATH` for a name or symlink target that is not UTF-8.
  * @throws {SourceChangedError} `SOURCE_CHANGED` when a file is written to, truncated, replaced or
  *   deleted while it is archived (each file is stat'ed again once it is read), so no archive ever
  *   holds a mix of two versions of a file; and when a symlink is re-pointed between the scan and

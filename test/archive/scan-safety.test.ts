@@ -155,3 +155,68 @@ describe('links whose path leaves the directory through another link', () => {
     expect(await readFile(join(dest, 'via-s'), 'utf8')).toBe('a');
   });
 });
+
+describe('file system errors of the scan', () => {
+  it('a name that is not UTF-8 is INVALID_ARTIFACT_PATH with a hint, and `exclude` leaves it out', async () => {
+    // Bytes no UTF-8 decoding round-trips: readdir hands back "bad\uFFFD.bin", which names no file.
+    writeFileSync(Buffer.concat([Buffer.from(join(src, 'bad')), Buffer.from([0xff]), Buffer.from('.bin')]), 'x');
+    const error = await failure(createCheckpointArchive(src, join(work, 'ckpt.tar.gz')));
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({
+      code: 'INVALID_ARTIFACT_PATH',
+      path: 'bad\uFFFD.bin',
+      message: expect.stringContaining('is not valid UTF-8'),
+      hint: expect.stringMatching(/Rename it.*exclude/),
+    });
+    expect(await readdir(work)).toEqual(['ckpt']);
+
+    const manifest = await createCheckpointArchive(src, join(work, 'ckpt.tar.gz'), { exclude: ['bad*.bin'] });
+    expect(manifest.files.map((f) => f.path)).toEqual(['a.txt']);
+
+    // A link whose target is not UTF-8 would be stored pointing at the lossy name.
+    symlinkSync(Buffer.from([0x62, 0xff]), join(src, 'link'));
+    await expect(createCheckpointArchive(src, join(work, 'other.tar.gz'), { exclude: ['bad*.bin'] })).rejects.toMatchObject({
+      name: 'LocalPathError',
+      code: 'INVALID_ARTIFACT_PATH',
+      path: 'link',
+      message: expect.stringContaining(`The target of symlink ${join(src, 'link')} is not valid UTF-8`),
+    });
+    expect(await readdir(work)).toEqual(['ckpt', 'ckpt.tar.gz']);
+  });
+
+  it('a file, directory or symlink deleted between readdir and its own look-up is PATH_NOT_FOUND with a hint', async () => {
+    // Two entries of one kind: the filter runs for the first one visited (after its look-up),
+    // and deleting the other one there lands between readdir and the scan's look-up of it.
+    for (const kind of ['file', 'directory', 'symlink'] as const) {
+      const dir = join(work, kind);
+      await mkdir(dir);
+      for (const name of ['one', 'two']) {
+        if (kind === 'file') await writeFile(join(dir, name), 'x');
+        if (kind === 'directory') await mkdir(join(dir, name));
+        if (kind === 'symlink') await symlink('elsewhere-in-dir', join(dir, name));
+      }
+      let deleted: string | undefined;
+      const error = await failure(
+        createCheckpointArchive(dir, join(work, `${kind}.tar.gz`), {
+          filter: (path) => {
+            const name = path.replace(/\/$/, '');
+            if (deleted === undefined) {
+              deleted = name === 'one' ? 'two' : 'one';
+              if (kind === 'directory') rmdirSync(join(dir, deleted));
+              else rmSync(join(dir, deleted));
+            }
+            return true;
+          },
+        }),
+      );
+      expect(error, kind).toBeInstanceOf(LocalPathError);
+      expect(error, kind).toMatchObject({
+        code: 'PATH_NOT_FOUND',
+        path: join(dir, deleted!),
+        message: expect.stringContaining('disappeared while the checkpoint was scanned'),
+        hint: expect.stringContaining('while it is archived'),
+      });
+    }
+    expect((await readdir(work)).sort()).toEqual(['ckpt', 'directory', 'file', 'symlink']);
+  });
+});
