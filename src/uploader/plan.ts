@@ -20,6 +20,7 @@ import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
 import { InvalidArgumentError, LocalPathError, type LocalPathErrorCode } from '../core/errors.js';
 import { createGlobMatcher } from '../core/glob.js';
+import { nonUtf8Names } from '../core/non-utf8-names.js';
 import { findSkipRule } from '../archive/should-skip-file.js';
 import { artifactPathProblem, assertArtifactPath, invalidArtifactPathError, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import { toLocalPathError } from '../stores/source-file.js';
@@ -166,7 +167,7 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
     } catch (error) {
       return [{ problem: { code: 'PATH_UNREADABLE', path: relDir || '.', reason: `directory cannot be read (${(error as { code?: string }).code ?? 'error'})` } }];
     }
-    const undecodable = entries.some((e) => e.name.includes('\uFFFD')) ? await nonUtf8Names(absDir) : new Set<string>();
+    const undecodable = entries.some((e) => e.name.includes('\uFFFD')) ? await nonUtf8Names(absDir) : new Map<string, Buffer>();
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const visit = async (entry: (typeof entries)[number]): Promise<Found[]> => {
       const rel = relDir ? `${relDir}/${entry.name}` : entry.name;
@@ -297,16 +298,6 @@ async function readable(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Names in `dir` whose bytes are not valid UTF-8, in the lossy form readdir gives them. */
-async function nonUtf8Names(dir: string): Promise<Set<string>> {
-  const out = new Set<string>();
-  for (const raw of await readdir(dir, { encoding: 'buffer' })) {
-    const decoded = raw.toString('utf8');
-    if (!Buffer.from(decoded, 'utf8').equals(raw)) out.add(decoded);
-  }
-  return out;
 }
 
 /** `isDirectory` lets globs with a trailing `/` (directories only) match directory entries. */
