@@ -74,6 +74,23 @@ function rewriteWhileHeld(route: FakeHubRoute, path: string): Promise<void> {
   return rewritten;
 }
 
+/**
+ * Publishes `modelDir` while `path` is rewritten once a `route` request arrives (held until
+ * then); expects SOURCE_CHANGED for `path` and no commit (the repo holds only its initial one).
+ */
+async function expectRefusedWhenRewrittenAt(modelDir: string, path: string, route: FakeHubRoute): Promise<{ error: Error; repoId: string }> {
+  const options = opts(modelDir);
+  hub.clearLog();
+  const rewritten = rewriteWhileHeld(route, path);
+  const error = await publishToHub(options).catch((e: unknown) => e);
+  await rewritten;
+  expect(error).toBeInstanceOf(SourceChangedError);
+  expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path });
+  expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(0);
+  expect(hub.commits(options.repoId)).toHaveLength(1);
+  return { error: error as Error, repoId: options.repoId };
+}
+
 describe('publishToHub and a source rewritten mid-publish', () => {
   it('reports the LFS oid the Hub client computed as the sha256, verified by checksum, with one batch call and one upload', async () => {
     const { modelDir, weights } = await bigWeightsModel();
@@ -95,35 +112,19 @@ describe('publishToHub and a source rewritten mid-publish', () => {
 
   it('fails with SOURCE_CHANGED, committing nothing, when the weights are rewritten between the hash and the upload', async () => {
     const { modelDir, weights } = await bigWeightsModel();
-    const options = opts(modelDir);
-    hub.clearLog();
     // The LFS batch call carries the oid: the hash is done, the upload not started.
-    const rewritten = rewriteWhileHeld('lfs-batch', weights);
-    const error = await publishToHub(options).catch((e: unknown) => e);
-    await rewritten;
-    expect(error).toBeInstanceOf(SourceChangedError);
-    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: weights });
-    expect((error as Error).message).toMatch(/rewritten/);
-    // One commit: the repo's initial one. And the failure was not retried.
-    expect(hub.commits(options.repoId)).toHaveLength(1);
+    const { error } = await expectRefusedWhenRewrittenAt(modelDir, weights, 'lfs-batch');
+    expect(error.message).toMatch(/rewritten/);
+    // Not retried.
     expect(hub.requests.filter((r) => r.route === 'lfs-batch')).toHaveLength(1);
-    expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(0);
   });
 
   it('fails with SOURCE_CHANGED before the commit request when the weights are rewritten after their upload', async () => {
     const { modelDir, weights } = await bigWeightsModel();
-    const options = opts(modelDir);
-    hub.clearLog();
     // The upload's body has arrived whole (the fake Hub reads it before the hold): the stored
     // object matches its oid, but the file is no longer the one hashed and sent.
-    const rewritten = rewriteWhileHeld('lfs-upload', weights);
-    const error = await publishToHub(options).catch((e: unknown) => e);
-    await rewritten;
-    expect(error).toBeInstanceOf(SourceChangedError);
-    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: weights });
+    await expectRefusedWhenRewrittenAt(modelDir, weights, 'lfs-upload');
     expect(hub.requests.filter((r) => r.route === 'lfs-upload').map((r) => r.status)).toEqual([200]);
-    expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(0);
-    expect(hub.commits(options.repoId)).toHaveLength(1);
   });
 
   it('fails with SOURCE_CHANGED when small weights (kept in memory) are rewritten after their hash, and uploads the bytes hashed', async () => {
@@ -131,18 +132,10 @@ describe('publishToHub and a source rewritten mid-publish', () => {
     const modelDir = await writeFusedModel(await tempDir());
     const weights = join(modelDir, 'model.safetensors');
     const original = await readFile(weights);
-    const options = opts(modelDir);
-    hub.clearLog();
-    const rewritten = rewriteWhileHeld('lfs-batch', weights);
-    const error = await publishToHub(options).catch((e: unknown) => e);
-    await rewritten;
-    expect(error).toBeInstanceOf(SourceChangedError);
-    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: weights });
+    const { repoId } = await expectRefusedWhenRewrittenAt(modelDir, weights, 'lfs-batch');
     // The upload carried the bytes that were hashed (the fake Hub checks them against the oid).
     expect(hub.requests.filter((r) => r.route === 'lfs-upload').map((r) => r.status)).toEqual([200]);
-    expect(hub.store.get('model', options.repoId)!.lfs.has(sha256(original))).toBe(true);
-    expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(0);
-    expect(hub.commits(options.repoId)).toHaveLength(1);
+    expect(hub.store.get('model', repoId)!.lfs.has(sha256(original))).toBe(true);
   });
 
   it('fails with SOURCE_CHANGED, committing nothing, when a small inline file is rewritten longer after it was listed', async () => {
