@@ -88,6 +88,7 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   // Option names, only where the command has the flag: elsewhere the value came from the config.
   [/`artifactPath`/g, '--artifact-path', ['file', 'dir']],
   [/`trialId`/g, '--trial-id', ['hpo']],
+  [/leave it out with `exclude`(?: or `filter`)?/g, 'leave it out with --exclude <glob>', ['archive', 'dir']],
 ];
 
 /**

@@ -3,7 +3,7 @@
  * `overwrite: true`, `joinEnvRun: false`), which a shell user cannot call; the CLI names the
  * command, flag or variable that does the same, on stderr and in the `--json` error.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeMlxLoraDir, writePeftDir } from '../model/fixtures.js';
@@ -18,6 +18,17 @@ async function localRun(cwd: string): Promise<Record<string, string | undefined>
 }
 
 describe('errors in CLI terms', () => {
+  it('archive of a checkpoint with a link leading out says to leave it out with --exclude', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'w.bin'), 'w');
+    symlinkSync('/etc/hostname', join(cwd, 'ckpt', 'outside'));
+    const run = await cli(['archive', 'ckpt', '--json'], { cwd });
+    expect(run.code).toBe(2);
+    expect(run.json().error).toMatchObject({ code: 'SYMLINK_ESCAPES', hint: expect.stringContaining('leave it out with --exclude <glob>') });
+    expect(JSON.stringify(run.json().error)).not.toMatch(/`exclude`|`filter`/);
+  });
+
   it('a file where a directory is expected names the command and the CLI alternatives, also in --json', async () => {
     const cwd = tempDir();
     writeFileSync(join(cwd, 'f.txt'), 'x');
