@@ -10,6 +10,7 @@ import type { Env } from '../core/env.js';
 import { blankTrackingUriError, checkTrackingUri, trackingUriScheme } from '../mlflow/tracking-uri.js';
 import { createStreamLogger, redact, registerSecret, SECRET_ENV_VARS, type Logger, type LogLevel } from '../core/logger.js';
 import type { ExitCode } from './exit-codes.js';
+import { cliWording } from './format.js';
 import { createProgressDisplay, type ProgressDisplay, type ProgressMode, type TextSink } from './progress.js';
 
 /** The process I/O the CLI runs with; `main.ts` passes the real process's. */
@@ -93,7 +94,8 @@ export class CliContext {
     this.signal = io.signal;
     for (const name of SECRET_ENV_VARS) registerSecret(io.env[name]);
     const level: LogLevel = globals.verbose ? 'debug' : globals.quiet ? 'error' : 'warn';
-    const logger = createStreamLogger({ level, stream: io.stderr as NodeJS.WritableStream });
+    // What the library logs, in CLI terms too (the no-run warning names its API).
+    const logger = inCliWords(createStreamLogger({ level, stream: io.stderr as NodeJS.WritableStream }));
     this.logger = io.signal && !globals.verbose ? quietAfterAbort(logger, io.signal) : logger;
   }
 
@@ -158,4 +160,10 @@ export class CliContext {
   note(text: string): void {
     if (!this.globals.quiet) this.io.stderr.write(`${redact(text)}\n`);
   }
+}
+
+/** A logger whose messages are put in CLI terms first ({@link cliWording}). */
+function inCliWords(inner: Logger): Logger {
+  const wrap = (level: LogLevel) => (message: string, fields?: Record<string, unknown>) => inner[level](cliWording(message, ''), fields);
+  return { debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error') };
 }

@@ -110,6 +110,9 @@ describe('upload commands on ./mlruns', () => {
     const noRun = await cli(['training', 'ckpt', '--json'], { cwd });
     expect(noRun.code).toBe(0);
     expect(noRun.json()).toMatchObject({ ok: true, status: 'skipped', results: [{ status: 'skipped', reason: 'no-run' }] });
+    // The warning says what to do in CLI terms, not the library's startRun().
+    expect(noRun.stderr).toContain('Pass --run-id, set MLFLOW_RUN_ID, or start one first with `artifact-uploader runs start`.');
+    expect(noRun.stderr).not.toMatch(/startRun\(\)|withRun/);
 
     const { env } = await localRun(cwd);
     mkdirSync(join(cwd, 'conf'));
