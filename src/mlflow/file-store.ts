@@ -21,7 +21,7 @@
  */
 import { randomBytes, randomInt, randomUUID } from '../core/node-crypto.js';
 import { appendFile, mkdir, readFile, readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError, MlflowApiError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -386,8 +386,14 @@ export class FileTrackingStore implements TrackingClient {
       const parts = await Promise.all(['metrics', 'params', 'artifacts'].map((sub) => isDirectory(join(runDir, sub))));
       if (parts.every(Boolean)) return runDir;
     }
+    // MLflow 3.7+ defaults to sqlite:///mlflow.db, not ./mlruns (unless ./mlruns holds data): a
+    // Python parent that logged its run there, with no tracking URI set, leaves one beside it.
+    const database = join(dirname(this.root), 'mlflow.db');
+    const sqliteDefault = (await stat(database).then((info) => info.isFile(), () => false))
+      ? ` ${database} is beside it: MLflow 3.7+ keeps runs in sqlite:///mlflow.db when no tracking URI is set, which this library cannot write. Serve it (\`mlflow server --backend-store-uri sqlite:///${database}\`) and set MLFLOW_TRACKING_URI to its http:// address, in the parent too.`
+      : '';
     throw this.error(404, 'RESOURCE_DOES_NOT_EXIST', endpoint, `Run ${runId} not found in ${this.root}.`, {
-      hint: 'The run id does not exist in this local store. Check that runId / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same store (a run made on a tracking server is not in ./mlruns).',
+      hint: `The run id does not exist in this local store. Check that runId / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same store (a run made on a tracking server is not in ./mlruns).${sqliteDefault}`,
     });
   }
 

@@ -177,6 +177,12 @@ describe('FileTrackingStore on disk', () => {
     expect(missing).toBeInstanceOf(MlflowApiError);
     expect(missing).toMatchObject({ status: 404, errorCode: 'RESOURCE_DOES_NOT_EXIST', endpoint: 'mlflow/runs/get' });
     expect((missing as MlflowApiError).hint).toMatch(/MLFLOW_RUN_ID/);
+    expect((missing as MlflowApiError).hint).not.toMatch(/mlflow\.db/);
+    // MLflow 3.7+'s own default store beside it: the hint says where the run probably is.
+    writeFileSync(join(root, '..', 'mlflow.db'), 'SQLite format 3\0');
+    const elsewhere = (await store.getRun('0123456789abcdef0123456789abcdef').catch((e: unknown) => e)) as MlflowApiError;
+    expect(elsewhere.hint).toContain(`${join(root, '..', 'mlflow.db')} is beside it: MLflow 3.7+ keeps runs in sqlite:///mlflow.db when no tracking URI is set`);
+    expect(elsewhere.hint).toMatch(/mlflow server --backend-store-uri sqlite:\/\/\/.*mlflow\.db/);
 
     await expect(store.getExperiment('42')).rejects.toMatchObject({ status: 404, errorCode: 'RESOURCE_DOES_NOT_EXIST' });
     await expect(store.createRun({ experimentId: '42' })).rejects.toMatchObject({ status: 404, endpoint: 'mlflow/runs/create' });
