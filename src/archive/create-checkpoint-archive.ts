@@ -392,6 +392,30 @@ async function scan(
 }
 
 /**
+ * Checks where an archive of the checkpoint `root` (absolute) and its manifest would be
+ * written, as {@link createCheckpointArchive} does before anything is written: `out` must not be
+ * a directory, nor an output destroy what it describes (see {@link checkOutputs}). A dry run
+ * that builds its archive elsewhere calls it on the real paths, so it is refused as the real
+ * command would be. Returns the outputs inside `root`, relative, for the scan to leave out.
+ *
+ * @throws {LocalPathError} `NOT_A_FILE` when `out` is a directory.
+ * @throws {InvalidArgumentError} for an output that would replace the archive or a checkpoint file.
+ * @example
+ * ```ts
+ * await checkArchiveDestination('/work/ckpt', '/work/ckpt/sub/w.bin', undefined); // throws: one of its files
+ * ```
+ * @internal
+ */
+export async function checkArchiveDestination(root: string, outAbs: string, manifestAbs: string | undefined): Promise<string[]> {
+  if ((await stat(outAbs).catch(() => undefined))?.isDirectory()) {
+    throw new LocalPathError('NOT_A_FILE', outAbs, `Archive path ${outAbs} is a directory.`, {
+      hint: 'Pass a file path such as best_trial_checkpoint.tar.gz.',
+    });
+  }
+  return checkOutputs(root, outAbs, manifestAbs);
+}
+
+/**
  * Refuses outputs that would destroy what they describe, before anything is written: a
  * manifest on the archive's own path (the manifest would replace the archive), and an archive
  * or manifest that would replace one of the checkpoint's own files. Paths are compared where
@@ -580,13 +604,8 @@ export async function createCheckpointArchive(
     });
   }
   const outAbs = resolvePath(out);
-  if ((await stat(outAbs).catch(() => undefined))?.isDirectory()) {
-    throw new LocalPathError('NOT_A_FILE', outAbs, `Archive path ${outAbs} is a directory.`, {
-      hint: 'Pass a file path such as best_trial_checkpoint.tar.gz.',
-    });
-  }
   const manifestAbs = options.manifestPath !== undefined ? resolvePath(options.manifestPath) : undefined;
-  const outputs = await checkOutputs(root, outAbs, manifestAbs);
+  const outputs = await checkArchiveDestination(root, outAbs, manifestAbs);
 
   // A throwing progress callback must fail the archive, not crash the process from inside a
   // tar read callback; it aborts the pipeline through this controller instead.

@@ -149,22 +149,7 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
   }
   const adapterDir = inspection.adapterDir ?? root;
 
-  const outDir = resolve(options.outDir ?? join(dirname(root), `${basename(root)}${PEFT_CONVERTED_SUFFIX}`));
-  // Either way round destroys the input: `overwrite` removes the old outDir whole, so an outDir
-  // holding the input takes it along, and one inside it (`adapters/` itself) replaces the MLX
-  // weights. Compared where they really are, so `m/adapters/../adapters` or a path through a
-  // symlink to the input directory is caught too.
-  const [outReal, rootReal] = await Promise.all([realDestination(outDir), realpath(root)]);
-  const outDirHint = { hint: `Leave outDir (\`-o\` on the command line) unset to write ${basename(root)}${PEFT_CONVERTED_SUFFIX} next to the input.` };
-  if (isInside(outReal, rootReal)) {
-    throw new InvalidArgumentError('outDir', `outDir ${outDir} contains the input directory ${root}; writing there would destroy the adapter being converted.`, outDirHint);
-  }
-  if (isInside(rootReal, outReal)) {
-    throw new InvalidArgumentError('outDir', `outDir ${outDir} is inside the input directory ${root}; writing there could destroy the adapter being converted.`, outDirHint);
-  }
-  if (!options.overwrite && (await exists(outDir))) {
-    throw new ConversionError(root, `Output directory ${outDir} already exists.`, { hint: 'Pass overwrite: true to replace it, or choose another outDir.' });
-  }
+  const outDir = await checkConversionDestination(root, options);
 
   const configPath = resolve(root, inspection.configFile);
   const configText = await readFile(configPath, 'utf8');
@@ -256,4 +241,39 @@ async function replaceDir(tmpDir: string, outDir: string, overwrite: boolean, in
     });
   }
   if (moved) await rm(old, { recursive: true, force: true });
+}
+
+/**
+ * Where {@link convertMlxLoraToPeft} would write the PEFT adapter of the MLX adapter directory
+ * `root` (absolute), checked as it checks it before anything is written: the resolved `outDir`.
+ * A dry run that converts into a scratch directory calls it on the real options, so it is
+ * refused where the real run would be.
+ *
+ * @throws {InvalidArgumentError} when `outDir` contains the input or is inside it (either way
+ *   round destroys it).
+ * @throws {ConversionError} when `outDir` exists and `overwrite` is not set.
+ * @example
+ * ```ts
+ * const outDir = await checkConversionDestination('/work/mlx/ad_1', { outDir: '/work/peft' });
+ * ```
+ * @internal
+ */
+export async function checkConversionDestination(root: string, options: Pick<ConvertMlxLoraOptions, 'outDir' | 'overwrite'>): Promise<string> {
+  const outDir = resolve(options.outDir ?? join(dirname(root), `${basename(root)}${PEFT_CONVERTED_SUFFIX}`));
+  // Either way round destroys the input: `overwrite` removes the old outDir whole, so an outDir
+  // holding the input takes it along, and one inside it (`adapters/` itself) replaces the MLX
+  // weights. Compared where they really are, so `m/adapters/../adapters` or a path through a
+  // symlink to the input directory is caught too.
+  const [outReal, rootReal] = await Promise.all([realDestination(outDir), realpath(root)]);
+  const outDirHint = { hint: `Leave outDir (\`-o\` on the command line) unset to write ${basename(root)}${PEFT_CONVERTED_SUFFIX} next to the input.` };
+  if (isInside(outReal, rootReal)) {
+    throw new InvalidArgumentError('outDir', `outDir ${outDir} contains the input directory ${root}; writing there would destroy the adapter being converted.`, outDirHint);
+  }
+  if (isInside(rootReal, outReal)) {
+    throw new InvalidArgumentError('outDir', `outDir ${outDir} is inside the input directory ${root}; writing there could destroy the adapter being converted.`, outDirHint);
+  }
+  if (!options.overwrite && (await exists(outDir))) {
+    throw new ConversionError(root, `Output directory ${outDir} already exists.`, { hint: 'Pass overwrite: true to replace it, or choose another outDir.' });
+  }
+  return outDir;
 }

@@ -308,10 +308,13 @@ describe('archive', () => {
       [['--manifest', 'ckpt/notes.txt'], '--manifest'],
       [['-o', 'out/ckpt.tar.gz', '--manifest', 'out/ckpt.tar.gz'], '--manifest'],
     ] as const) {
-      const run = await cli(['archive', 'ckpt', ...args], { cwd });
-      expect(run.code).toBe(2);
-      expect(run.stderr).toMatch(/error \[INVALID_ARGUMENT\]/);
-      expect(run.stderr).toContain(`\`${option}\` on the command line`);
+      // A dry run is refused as the real run is (it builds its archive elsewhere).
+      for (const dry of [[], ['--dry-run']]) {
+        const run = await cli([...dry, 'archive', 'ckpt', ...args], { cwd });
+        expect(run.code, `${dry.join(' ')} ${args.join(' ')}`).toBe(2);
+        expect(run.stderr).toMatch(/error \[INVALID_ARGUMENT\]/);
+        expect(run.stderr).toContain(`\`${option}\` on the command line`);
+      }
     }
     expect(snapshot()).toEqual(before);
     expect(readdirSync(dir).sort()).toEqual(['.DS_Store', 'model.safetensors', 'notes.txt', 'sub']);
@@ -398,9 +401,12 @@ describe('convert-peft', () => {
     const cwd = tempDir();
     const dir = writeMlxLoraDir(cwd, 'ad_20240301_120000');
     const weights = readFileSync(join(dir, 'adapters', 'adapters.safetensors'));
-    const run = await cli(['convert-peft', 'ad_20240301_120000', '-o', 'ad_20240301_120000/adapters', '--overwrite', '--base-model', 'a/b'], { cwd });
-    expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/error \[INVALID_ARGUMENT\]: .*inside the input directory/);
+    for (const dry of [['--dry-run'], []]) {
+      // A dry run is refused as the real run is (it converts into a scratch directory).
+      const run = await cli([...dry, 'convert-peft', 'ad_20240301_120000', '-o', 'ad_20240301_120000/adapters', '--overwrite', '--base-model', 'a/b'], { cwd });
+      expect(run.code, dry.join(' ')).toBe(2);
+      expect(run.stderr).toMatch(/error \[INVALID_ARGUMENT\]: .*inside the input directory/);
+    }
     expect(readFileSync(join(dir, 'adapters', 'adapters.safetensors'))).toEqual(weights);
     expect(readdirSync(cwd)).toEqual(['ad_20240301_120000']);
   });

@@ -6,9 +6,9 @@
  *
  * @module
  */
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { createCheckpointArchive } from '../../archive/create-checkpoint-archive.js';
+import { checkArchiveDestination, createCheckpointArchive } from '../../archive/create-checkpoint-archive.js';
 import { makeTempDir } from '../../core/atomic-write.js';
 import { manifestFileName } from '../../archive/manifest.js';
 import type { CliContext, CommandOutcome } from '../context.js';
@@ -22,6 +22,8 @@ export async function runArchive(ctx: CliContext, args: unknown[], options: Reco
   const out = ctx.path(options.out !== undefined ? String(options.out) : `${basename(dir)}.tar.gz`);
   const manifestPath = ctx.path(options.manifest !== undefined ? String(options.manifest) : join(dirname(out), manifestFileName(out)));
   const dryRun = ctx.globals.dryRun === true;
+  // A dry run builds the archive elsewhere, but is refused where the real run would be.
+  if (dryRun && (await stat(dir).catch(() => undefined))?.isDirectory()) await checkArchiveDestination(dir, out, manifestPath);
   const scratch = dryRun ? await makeTempDir('artifact-uploader-archive-') : undefined;
   const progress = await ctx.progress();
   const started = Date.now();

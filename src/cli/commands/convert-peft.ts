@@ -5,9 +5,9 @@
  *
  * @module
  */
-import { rm } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { convertMlxLoraToPeft, type ConvertMlxLoraOptions } from '../../model/convert-mlx-to-peft.js';
+import { checkConversionDestination, convertMlxLoraToPeft, type ConvertMlxLoraOptions } from '../../model/convert-mlx-to-peft.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
@@ -26,6 +26,8 @@ export async function runConvertPeft(ctx: CliContext, args: unknown[], options: 
   if (options.out !== undefined) convertOptions.outDir = ctx.path(String(options.out));
   let scratch: string | undefined;
   if (ctx.globals.dryRun) {
+    // The dry run converts into a scratch directory, but is refused where the real run would be.
+    if ((await stat(dir).catch(() => undefined))?.isDirectory()) await checkConversionDestination(dir, convertOptions);
     scratch = await makeTempDir('artifact-uploader-convert-');
     convertOptions.outDir = join(scratch, 'peft');
   }
