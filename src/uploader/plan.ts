@@ -16,11 +16,12 @@
  */
 import { constants } from 'node:fs';
 import { access, readdir, realpath, stat } from 'node:fs/promises';
-import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
 import { InvalidArgumentError, LocalPathError, type LocalPathErrorCode } from '../core/errors.js';
 import { createGlobMatcher } from '../core/glob.js';
 import { nonUtf8Names } from '../core/non-utf8-names.js';
+import { isInside } from '../core/real-path.js';
 import { findSkipRule } from '../archive/should-skip-file.js';
 import { artifactPathProblem, assertArtifactPath, invalidArtifactPathError, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import { toLocalPathError } from '../stores/source-file.js';
@@ -286,11 +287,6 @@ const LABELS: Record<Problem['code'], string> = {
   INVALID_ARTIFACT_PATH: 'Names',
 };
 
-function isInside(root: string, target: string): boolean {
-  const rel = relative(root, target);
-  return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
-}
-
 async function readable(path: string): Promise<boolean> {
   try {
     await access(path, constants.R_OK);
@@ -456,7 +452,7 @@ export function planFiles(files: readonly CheckedLocalPath[], artifactDir: strin
     let name = basename(localPath);
     if (baseDir !== undefined) {
       const rel = relative(baseDir, localPath);
-      if (rel === '' || rel.startsWith(`..${sep}`) || rel === '..' || isAbsolute(rel)) {
+      if (rel === '' || !isInside(baseDir, localPath)) {
         throw new InvalidArgumentError('baseDir', `${localPath} is not inside baseDir ${baseDir}.`, { hint: 'Pass a baseDir that contains every file.' });
       }
       name = rel.split(sep).join('/');
