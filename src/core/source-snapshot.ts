@@ -72,3 +72,23 @@ export async function sourceChange(path: string, before: FileSnapshot, activity:
   if (now && sameVersion(now, before)) return undefined;
   return new SourceChangedError(path, before, now, { activity });
 }
+
+/**
+ * What to throw for a file that changed while it was uploaded, after the store already holds
+ * what was sent (a mix of two versions): `remove` takes the artifact back, and when it cannot
+ * (it failed, or the store cannot delete: `undefined`) the error says it is left there
+ * (`leftStored`, with the refusal as its cause).
+ *
+ * @example
+ * ```ts
+ * throw await takeBackChanged(changed, () => store.delete(artifactPath));
+ * ```
+ */
+export async function takeBackChanged(changed: SourceChangedError, remove: (() => Promise<void>) | undefined): Promise<SourceChangedError> {
+  const refused = remove === undefined ? { error: undefined } : await remove().then(
+    () => undefined,
+    (error: unknown) => ({ error }),
+  );
+  if (refused === undefined) return changed;
+  return new SourceChangedError(changed.path, changed.before, changed.after, { leftStored: true, ...(refused.error !== undefined ? { cause: refused.error } : {}) });
+}

@@ -77,7 +77,7 @@ import {
 import { OrderedSha256, sendHashingBeside } from './ordered-sha256.js';
 import { readSourceIfSmall, toLocalPathError, type SourceRead } from './source-file.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
-import { sourceChange } from '../core/source-snapshot.js';
+import { sourceChange, takeBackChanged } from '../core/source-snapshot.js';
 
 /** The npm package the `gs://` store needs for credentials. */
 export const GCS_PEER_PACKAGES: readonly string[] = ['@google-cloud/storage'];
@@ -267,13 +267,7 @@ export class GcsArtifactStore implements ArtifactStore {
       // object) included: a file that changed meanwhile may be stored as a mix of two versions.
       // Taken back here, so that this store never reports such an object as uploaded.
       const changedAfter = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
-      if (changedAfter) {
-        const left = await this.delete(artifactPath).then(
-          () => false,
-          () => true,
-        );
-        throw left ? new SourceChangedError(changedAfter.path, changedAfter.before, changedAfter.after, { leftStored: true }) : changedAfter;
-      }
+      if (changedAfter) throw await takeBackChanged(changedAfter, () => this.delete(artifactPath));
       if (object.size !== undefined && Number(object.size) !== size) {
         throw new InvalidResponseError(`GCS stored ${object.size} bytes for ${this.target(name)}, but ${size} were sent.`, {
           url: this.target(name),

@@ -18,12 +18,12 @@
  */
 import { rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { AbortedError, InvalidArgumentError, SourceChangedError, VerificationError, type VerificationMismatch } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { makeTempDir } from '../core/atomic-write.js';
 import { FILE_CHUNK_BYTES } from '../core/file-chunks.js';
-import { snapshotFile, sourceChange } from '../core/source-snapshot.js';
+import { snapshotFile, sourceChange, takeBackChanged } from '../core/source-snapshot.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
 import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
@@ -181,13 +181,7 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
     if (changed) {
       // What was stored mixes two versions of the file: take it back where the store can, and
       // where it cannot, the error says it is left there (nobody may take it for the file).
-      const deleted = store.delete
-        ? await store.delete(file.artifactPath, signal ? { signal } : {}).then(
-            () => ({ ok: true as const }),
-            (error: unknown) => ({ ok: false as const, error }),
-          )
-        : { ok: false as const, error: undefined };
-      const error = deleted.ok ? changed : new SourceChangedError(changed.path, changed.before, changed.after, { leftStored: true, ...(deleted.error !== undefined ? { cause: deleted.error } : {}) });
+      const error = await takeBackChanged(changed, store.delete && (() => store.delete!(file.artifactPath, signal ? { signal } : {})));
       return { file, status: 'failed', bytes: 0, attempts: result.attempts, multipart: result.multipart, error };
     }
     await journal?.finish(result.sha256 ? { sha256: result.sha256 } : {});
