@@ -56,7 +56,7 @@ export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<
   const trial = trialId === undefined ? undefined : String(trialId);
   if (trial !== undefined) {
     if (trial.includes('/')) {
-      throw new InvalidArgumentError('trialId', `trialId ${JSON.stringify(trial)} contains "/"; it must be one artifact path segment.`, {
+      throw new InvalidArgumentError('trialId', `\`trialId\` ${JSON.stringify(trial)} contains "/"; it must be one artifact path segment. Nothing was uploaded.`, {
         hint: 'Use letters, digits, "-" and "_".',
       });
     }

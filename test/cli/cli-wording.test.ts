@@ -105,6 +105,9 @@ describe('errors in CLI terms', () => {
     expect(hpo.code).toBe(2);
     expect(hpo.json().error).toMatchObject({ code: 'INVALID_ARTIFACT_PATH', hint: 'Pass another value for --trial-id.' });
     expect(hpo.stderr).toContain('--trial-id ".." contains a ".." segment');
+    const slash = await cli(['hpo', '--checkpoint-dir', 'd', '--trial-id', 'a/b'], { cwd, env });
+    expect(slash.code).toBe(2);
+    expect(slash.stderr).toBe('error [INVALID_ARGUMENT]: --trial-id "a/b" contains "/"; it must be one artifact path segment. Nothing was uploaded. Use letters, digits, "-" and "_".\n');
   });
 
   it('a file name MLflow rejects still says to rename the file', async () => {
