@@ -14,8 +14,9 @@
  * @module
  */
 import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { InvalidArgumentError, LocalPathError } from '../core/errors.js';
+import { isInside } from '../core/real-path.js';
 
 /**
  * Largest `.onnx` file scanned for `location` entries: 64 MiB.
@@ -84,8 +85,8 @@ export async function findOnnxExternalData(onnxPath: string): Promise<string[]> 
   if (size <= MAX_SCANNED_MODEL_BYTES) {
     for (const location of externalDataLocations(await readFile(model))) {
       const path = resolve(dir, location);
-      const rel = relative(dir, path);
-      if (isAbsolute(location) || rel === '' || rel === '..' || rel.startsWith(`..${sep}`)) {
+      // The directory itself is no data file either.
+      if (isAbsolute(location) || path === dir || !isInside(dir, path)) {
         throw new InvalidArgumentError('onnxPath', `${model} names external data ${JSON.stringify(location)} outside its directory.`, {
           hint: 'Save the model with its external data next to it (onnx.save_model(..., location="<name>.onnx.data")).',
         });

@@ -33,6 +33,10 @@ describe('ONNX external data', () => {
     await expect(findOnnxExternalData(join(missing, 'model.onnx'))).rejects.toBeInstanceOf(LocalPathError);
     const escaping = writeTree(scratch(), { 'model.onnx': onnxModelWithExternalData(['../elsewhere.bin']) });
     await expect(findOnnxExternalData(join(escaping, 'model.onnx'))).rejects.toBeInstanceOf(InvalidArgumentError);
+    for (const location of ['.', '/etc/hostname', 'sub/../../elsewhere.bin']) {
+      const dir = writeTree(scratch(), { 'model.onnx': onnxModelWithExternalData([location]) });
+      await expect(findOnnxExternalData(join(dir, 'model.onnx'))).rejects.toMatchObject({ name: 'InvalidArgumentError', message: expect.stringContaining('outside its directory') });
+    }
   });
 
   it('does not scan models above the size limit (their weights are inline)', async () => {
