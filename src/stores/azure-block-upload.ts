@@ -19,10 +19,10 @@
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import type { FileHandle } from 'node:fs/promises';
-import { AbortedError, RequestTimeoutError } from '../core/errors.js';
+import { AbortedError, RequestTimeoutError, SourceChangedError } from '../core/errors.js';
 import { combineSignals } from '../core/abort.js';
 import { errorText, type Logger } from '../core/logger.js';
-import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
+import { sourceChange, takeBackChanged, type FileSnapshot } from '../core/source-snapshot.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
 import { sha256AndMd5 } from '../core/hash-in-one-pass.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
@@ -139,13 +139,9 @@ async function upload(source: SourceFile | SourceBytes, requests: BlockBlobReque
     const { sha256, md5 } = sha256AndMd5(body);
     await run.request('PUT', (signal) => requests.putBlob(body, md5, signal));
     const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
-    if (changed) {
-      // Already visible: take it back, so no reader ever gets a mix of two versions of the file.
-      await run.request('DELETE', (signal) => requests.deleteBlob(signal)).catch((error: unknown) => {
-        options.logger?.warn(`Could not delete ${options.describe.url} after its source changed during the upload; delete it by hand.`, { error: errorText(error) });
-      });
-      throw changed;
-    }
+    // Already visible: take it back, so no reader ever gets a mix of two versions of the file;
+    // when Azure refuses the delete, the error says the blob is left there.
+    if (changed) throw await takeBackChanged(changed, () => run.request('DELETE', (signal) => requests.deleteBlob(signal)));
     return { blocks: false, retries: run.retries, sha256, bytesReused: 0 };
   }
 
@@ -330,7 +326,9 @@ export async function uploadFileAsBlockBlob(
       const kept = listable && options.resume?.onRecord?.() === true ? '; its uncommitted blocks are kept for the rerun to continue' : '';
       throw new AbortedError(`Upload of ${where} was aborted; no blob was committed${kept}.`, { cause: options.signal.reason ?? error });
     }
-    // A file that changed under the reads (e.g. shrank) says so, whatever the read saw.
+    // A file that changed under the reads (e.g. shrank) says so, whatever the read saw. One
+    // found changed already goes as it is: it says whether the stored blob was taken back.
+    if (error instanceof SourceChangedError) throw error;
     const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
     if (changed) throw changed;
     throw upload.mapError(error);

@@ -374,6 +374,25 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(await storeFor().list('changed')).toEqual([]);
   });
 
+  it('a changed single Put Blob whose delete is refused says the blob is left stored, with the refusal as its cause', async () => {
+    resetProxy();
+    proxy.addRule({ match: (r) => r.method === 'DELETE', times: 1, fault: 'status', status: 403, headers: { 'x-ms-error-code': 'AuthorizationPermissionMismatch' }, body: '' });
+    const local = await writeLocal('changed/refused.bin', randomBytes(4096));
+    const snapshot = await snapshotFile(local);
+    await truncate(local, 100);
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(local, 'changed/refused.bin', { snapshot })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: local });
+    expect((error as SourceChangedError).message).toContain('could not be deleted again and may mix two versions of the file');
+    expect((error as SourceChangedError).cause).toMatchObject({ statusCode: 403 });
+    expect(proxy.requests.filter((r) => r.method === 'DELETE').map((r) => r.fault ?? r.status)).toEqual(['status']);
+    // It is there, as the error says: the caller can find and delete it.
+    expect((await storeFor().list('changed')).map((f) => f.path)).toContain('changed/refused.bin');
+    await storeFor().delete('changed/refused.bin');
+  });
+
   it('delete() removes one blob, retries a 503 on its own, and a blob that is not there is no error', async () => {
     resetProxy();
     const local = await writeLocal('deleted/one.bin', randomBytes(1000));
