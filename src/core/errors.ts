@@ -250,6 +250,14 @@ export interface SourceChangedErrorOptions extends ErrorOptions {
    * to another target keeps neither in a telling way. Replaces the "was rewritten" wording.
    */
   change?: string;
+  /**
+   * The change showed in what an earlier, interrupted attempt stored of the file, not during
+   * this upload: a part or block of that attempt, which this one was to keep, no longer holds the
+   * file's bytes at its range. The file was rewritten since in a way its size, modification time
+   * and inode (what the resume journal compares) do not show. The stores start such a file over
+   * instead; the message is worded for a caller that cannot. @default false
+   */
+  sinceEarlierAttempt?: boolean;
 }
 
 /**
@@ -266,8 +274,10 @@ export class SourceChangedError extends ArtifactUploaderError {
   readonly before: SourceFileState;
   /** The file after the bytes were sent; `undefined` when it was gone. */
   readonly after?: SourceFileState;
+  /** Set when the change showed in what an earlier attempt stored (see {@link SourceChangedErrorOptions.sinceEarlierAttempt}). */
+  readonly sinceEarlierAttempt?: true;
   constructor(path: string, before: SourceFileState, after: SourceFileState | undefined, options: SourceChangedErrorOptions = {}) {
-    const { activity = 'upload', leftStored = false, change, ...rest } = options;
+    const { activity = 'upload', leftStored = false, change, sinceEarlierAttempt = false, ...rest } = options;
     const what =
       change ??
       (!after
@@ -281,18 +291,23 @@ export class SourceChangedError extends ArtifactUploaderError {
       'SOURCE_CHANGED',
       activity === 'archive'
         ? `${path} ${what} while it was being archived, so the archive would not hold one version of it; the archive was not written.`
-        : leftStored
-          ? `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed, but what it stored could not be deleted again and may mix two versions of the file: delete that artifact by hand, or upload the file again once it is complete.`
-          : `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed and was not kept.`,
+        : sinceEarlierAttempt
+          ? `${path} ${what} since an earlier, interrupted attempt stored part of it, though its size and modification time are the same; that part is not of this version of the file, so the upload was not completed.`
+          : leftStored
+            ? `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed, but what it stored could not be deleted again and may mix two versions of the file: delete that artifact by hand, or upload the file again once it is complete.`
+            : `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed and was not kept.`,
       {
         hint:
           activity === 'archive'
             ? 'Archive a checkpoint once it is complete: wait for the process writing it to finish, then archive again.'
-            : 'Upload files once they are complete: wait for the process writing it to finish (or write to a temp name and rename when done), then upload again.',
+            : sinceEarlierAttempt
+              ? 'Upload it again with --no-resume (resume: false), which sends the whole file.'
+              : 'Upload files once they are complete: wait for the process writing it to finish (or write to a temp name and rename when done), then upload again.',
         ...rest,
       },
     );
     this.path = path;
+    if (sinceEarlierAttempt) this.sinceEarlierAttempt = true;
     this.before = { size: before.size, mtimeMs: before.mtimeMs };
     if (after) this.after = { size: after.size, mtimeMs: after.mtimeMs };
   }

@@ -108,6 +108,17 @@ export interface RangeChecksum extends ByteHash {
   digest(): Buffer;
 }
 
+/**
+ * The check of one skipped range (a part the server kept from an earlier attempt) against the
+ * file's bytes there now: see {@link SendFileRangesOptions.checkSkipped}.
+ */
+export interface SkippedRangeCheck {
+  /** Fed the range's bytes, in order, in one pass with the file's sha256. */
+  checksum: RangeChecksum;
+  /** Called with the checksum's digest once the whole range is fed; throws (or rejects) when the server holds other bytes. */
+  check(digest: Buffer): void | Promise<void>;
+}
+
 /** Options of {@link sendFileRanges}. */
 export interface SendFileRangesOptions {
   /** Bytes per range; the last one is shorter. */
@@ -169,6 +180,17 @@ export interface SendFileRangesOptions {
    * @default none (no hash)
    */
   hasher?: OrderedSha256 | undefined;
+  /**
+   * Resumed: checks each skipped range against what the server holds of it, from the bytes the
+   * reader of {@link hasher} reads from the file anyway (no second read, and in one pass with
+   * the sha256). The journal recognises a file by its size, modification time and inode, which a
+   * rewrite that keeps them does not change; kept unchecked, such a range would put the old
+   * version's bytes into the object beside the new version's. A check that throws stops the
+   * ranges as a failed request does, and is what this throws: before the caller commits, since
+   * every skipped range is checked before this returns. Needs `hasher`.
+   * @default none (skipped ranges are taken as they are)
+   */
+  checkSkipped?: ((index: number) => SkippedRangeCheck) | undefined;
 }
 
 /**
@@ -190,8 +212,10 @@ export interface SendFileRangesOptions {
  * ```
  */
 export async function sendFileRanges(source: SourceFile, stop: RangeStop, options: SendFileRangesOptions): Promise<void> {
-  const { rangeSize, skip, hasher } = options;
+  const { rangeSize, skip, hasher, checkSkipped } = options;
   const count = Math.ceil(source.size / rangeSize);
+  // A check nobody would run would let kept ranges through unchecked: refused rather than skipped.
+  if (checkSkipped && !hasher) throw new Error('Internal error: checkSkipped needs a hasher, whose reader reads the skipped ranges.');
   /** A resumed file: hashed by a reader of its own (see `hasher`), not in turn from the buffers sent. */
   const hashedFromFile = hasher !== undefined && skip !== undefined && skip.size > 0;
   /** Resumed: the ranges read for sending, and the buffers of those still being sent (for that reader). */
@@ -272,8 +296,37 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
   };
 
   stop.rangeLimit = limit;
+  /** The checks of skipped ranges the reader has begun and not finished (one at a time, as it reads in order). */
+  const checks = new Map<number, SkippedRangeCheck>();
+  let checked = 0;
+  /**
+   * Hashes `bytes`, read from the file at `at` (where the hash is), and feeds each skipped
+   * range's share of them to its check (`checkSkipped`), in one pass; a range whose last byte
+   * is in is judged at once.
+   */
+  const hashFromFile = async (hasher: OrderedSha256, at: number, bytes: Buffer): Promise<void> => {
+    if (!checkSkipped) return hasher.update(at, bytes);
+    for (let offset = 0; offset < bytes.length; ) {
+      const position = at + offset;
+      const index = Math.floor(position / rangeSize);
+      const rangeEnd = Math.min(source.size, (index + 1) * rangeSize);
+      const piece = bytes.subarray(offset, Math.min(bytes.length, rangeEnd - at));
+      offset += piece.length;
+      if (!skip!.has(index)) {
+        hasher.update(position, piece);
+        continue;
+      }
+      let range = checks.get(index);
+      if (!range) checks.set(index, (range = checkSkipped(index)));
+      hasher.updateAlongside(position, piece, range.checksum);
+      if (position + piece.length < rangeEnd) continue;
+      checks.delete(index);
+      await range.check(range.checksum.digest());
+      checked++;
+    }
+  };
   // A resumed file is hashed by a reader of its own (see `hasher`). A local read error there
-  // stops the ranges as a failed request does.
+  // (or a skipped range that fails its check) stops the ranges as a failed request does.
   const hashResumed = async (hasher: OrderedSha256): Promise<void> => {
     const onStop = () => wakeReader?.();
     stop.signal.addEventListener('abort', onStop, { once: true });
@@ -296,7 +349,7 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
           for (let next = index + 1; next * rangeSize < until; next++) {
             if (!onlyInFile(next)) until = next * rangeSize;
           }
-          hasher.update(at, await readSourceRange(source, scratch, at, until - at));
+          await hashFromFile(hasher, at, await readSourceRange(source, scratch, at, until - at));
         }
       }
     } finally {
@@ -351,4 +404,9 @@ export async function sendFileRanges(source: SourceFile, stop: RangeStop, option
     options.logger?.debug(`${options.label ?? 'ranges'} in flight grew from ${limit.initial} to ${limit.peak} (${limit.limit} at the end; ${buffers} buffers of ${rangeSize} bytes)`);
   }
   if (failure) throw stop.firstError ?? failure.error;
+  // Every skipped range is read by the reader, whole and in order, unless the ranges stopped;
+  // one that was not checked would be committed unchecked.
+  if (checkSkipped && hashedFromFile && !stop.stopped && checked !== skip!.size) {
+    throw new Error(`Internal error: ${skip!.size - checked} of ${skip!.size} kept ranges of ${source.path} were not checked against the file.`);
+  }
 }
