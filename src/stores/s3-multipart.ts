@@ -24,7 +24,7 @@
  */
 import { createHash } from '../core/node-crypto.js';
 import type * as ClientS3 from '@aws-sdk/client-s3';
-import { InvalidResponseError, VerificationError } from '../core/errors.js';
+import { InvalidResponseError, SourceChangedError, VerificationError } from '../core/errors.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { Crc32 } from '../core/hash-in-one-pass.js';
 import { errorText, type Logger } from '../core/logger.js';
@@ -33,7 +33,19 @@ import { MAX_S3_PARTS } from './s3-config.js';
 import type { MultipartResume } from './artifact-store.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { OrderedSha256 } from './ordered-sha256.js';
-import { checksumFields, giveUpEarlierUpload, holdsBytes, listUploadedParts, partChecksum, partsToKeep, type SendCommand, type SharedParams, unrecordedParts } from './s3-resume.js';
+import {
+  checksumFields,
+  giveUpEarlierUpload,
+  holdsBytes,
+  keptPartFigure,
+  type KeptPartFigure,
+  listUploadedParts,
+  partChecksum,
+  partsToKeep,
+  type SendCommand,
+  type SharedParams,
+  unrecordedParts,
+} from './s3-resume.js';
 import type { SourceFile } from './source-file.js';
 
 /** The namespace of `@aws-sdk/client-s3`. */
@@ -144,9 +156,10 @@ export async function multipartUpload(
   const ownCrc32 = checksumAlgorithm === sdk.s3.ChecksumAlgorithm.CRC32;
 
   // Part-level resume: continue an earlier attempt's upload when the journal may, S3 still has
-  // it and the part size is the same; keep the parts S3 lists as the journal recorded them, and
-  // those it lists that the journal never heard of (in flight at a crash) once the bytes read to
-  // send them give S3's own CRC32 or MD5 for them (in `send` below).
+  // it and the part size is the same; keep the parts S3 lists as the journal recorded them
+  // (checked against the file's bytes before the complete: `checkSkipped` below), and those it
+  // lists that the journal never heard of (in flight at a crash) once the bytes read to send
+  // them give S3's own CRC32 or MD5 for them (in `send` below).
   let uploadId: string | undefined;
   let bytesReused = 0;
   const done = new Set<number>();
@@ -154,6 +167,8 @@ export async function multipartUpload(
   let maybeStored = new Map<number, ClientS3.Part>();
   let earlierCrc32 = false;
   let keptUnrecorded = 0;
+  /** What each kept part (by index) must come to over the file's bytes at its range. */
+  const keptFigures = new Map<number, KeptPartFigure>();
   const previous = resume?.previous;
   if (previous) {
     // Sent straight through the client: a NoSuchUpload here is an answer, not a failure of the file.
@@ -176,6 +191,11 @@ export async function multipartUpload(
       const kept = partsToKeep(listed, previous, partSize, source.size);
       for (const [n, part] of kept) {
         const { Size, ...completed } = part;
+        // Kept unsent, but checked against the file's bytes before the complete (`checkSkipped`
+        // below); a part with nothing to check it by is sent again.
+        const figure = keptPartFigure(completed, recorded.get(n));
+        if (!figure) continue;
+        keptFigures.set(n - 1, figure);
         parts[n - 1] = completed;
         // What S3 answered when the part was sent (the journal kept it), where ListParts says nothing.
         checksums[n - 1] = partChecksum(completed) ?? recorded.get(n);
@@ -223,6 +243,23 @@ export async function multipartUpload(
     alreadyLoaded: bytesReused,
     hasher,
     rangeChecksum: ownCrc32 ? () => new Crc32() : undefined,
+    // A kept part is checked against the file from the bytes read for the sha256 anyway: the
+    // file may have been rewritten since the earlier attempt in a way the journal's identity
+    // (size, mtime, inode) does not show, and completing would then store a mix of two versions.
+    checkSkipped: (index) => {
+      const figure = keptFigures.get(index)!;
+      return {
+        checksum: figure.hash(),
+        check: async (digest) => {
+          if (digest.equals(figure.expected)) return;
+          const now = options.snapshot ?? (await source.handle.stat());
+          throw new SourceChangedError(source.path, now, now, {
+            sinceEarlierAttempt: true,
+            change: `was rewritten (the ${figure.name} S3 holds for part ${index + 1} of ${target} is not that of the file's bytes at its range now)`,
+          });
+        },
+      };
+    },
     send: async (index, body, crc32) => {
       const stored = maybeStored.get(index + 1);
       if (stored && holdsBytes(stored, body, crc32)) {

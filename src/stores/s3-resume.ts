@@ -4,7 +4,8 @@
  * match what the journal recorded (same part number, size, ETag, and checksum when both have
  * one), which of the others S3's listing could show to hold this file's very bytes (the parts
  * in flight when the earlier attempt died: stored, but never answered) and whether the bytes
- * read for sending one are those, and aborting an upload nobody will complete.
+ * read for sending one are those, what a kept part is checked by against the file before the
+ * complete ({@link keptPartFigure}), and aborting an upload nobody will complete.
  *
  * Only types of `@aws-sdk/client-s3` are imported here; the store passes the loaded SDK.
  *
@@ -13,8 +14,10 @@
 import { createHash } from '../core/node-crypto.js';
 import type * as ClientS3 from '@aws-sdk/client-s3';
 import { Crc32 } from '../core/hash-in-one-pass.js';
+import type { SourceChangedError } from '../core/errors.js';
 import { errorText, type Logger } from '../core/logger.js';
 import type { MultipartResume, PreviousMultipartUpload, StoredPart } from './artifact-store.js';
+import type { RangeChecksum } from './file-ranges.js';
 
 /** Sends one command of the file's upload (the store's per-file request tracker). */
 export type SendCommand = (command: object) => Promise<unknown>;
@@ -162,6 +165,53 @@ export function holdsBytes(part: ClientS3.Part, body: Buffer, crc32?: Buffer): b
   return md5 !== undefined && createHash('md5').update(body).digest('hex') === md5;
 }
 
+/**
+ * What a part kept from the earlier attempt must come to, checked over the file's bytes at its
+ * range before the upload is completed ({@link keptPartFigure}).
+ */
+export interface KeptPartFigure {
+  /** For messages: `CRC32`, `SHA-256`, `SHA-1`, or `MD5 (its ETag)`. */
+  name: string;
+  /** The figure, binary. */
+  expected: Buffer;
+  /** A new hash of that kind, to feed the part's bytes to. */
+  hash(): RangeChecksum;
+}
+
+/**
+ * The figure a part kept from the earlier attempt (listed by S3 and recorded by the journal)
+ * is checked by, over the file's bytes at its range, before the upload is completed: the
+ * journal recognises a file by its size, modification time and inode, and a rewrite that keeps
+ * them would otherwise complete an object of old bytes in the kept parts and new ones in the
+ * rest. In order: the CRC32 S3 lists for the part, or else the one its answer gave when it was
+ * sent (the journal's `checksum`): the SDK's default, and cheap (`zlib.crc32`); a SHA-256 or
+ * SHA-1 the same way (a checksum algorithm chosen in the extra args); else its ETag when that is
+ * an MD5 (S3 without SSE-KMS or SSE-C, moto; with them an ETag that is no MD5 fails the check,
+ * which starts the file over). `undefined` when the part has none of these (CRC32C or CRC64NVME
+ * only, and an ETag that is no MD5): such a part is sent again rather than kept unchecked.
+ *
+ * @example
+ * ```ts
+ * const figure = keptPartFigure(listedPart, recordedPart.checksum); // { name: 'CRC32', expected, hash }
+ * ```
+ */
+export function keptPartFigure(part: Pick<ClientS3.Part, 'ETag' | ChecksumField>, recorded: string | undefined): KeptPartFigure | undefined {
+  const checksum = (algorithm: string) => {
+    const listed = part[`Checksum${algorithm.toUpperCase()}` as ChecksumField];
+    const value = listed ?? (recorded?.startsWith(`${algorithm}:`) ? recorded.slice(algorithm.length + 1) : undefined);
+    return value ? Buffer.from(value, 'base64') : undefined;
+  };
+  const crc32 = checksum('crc32');
+  if (crc32) return { name: 'CRC32', expected: crc32, hash: () => new Crc32() };
+  for (const [algorithm, name] of [['sha256', 'SHA-256'], ['sha1', 'SHA-1']] as const) {
+    const expected = checksum(algorithm);
+    if (expected) return { name, expected, hash: () => createHash(algorithm) };
+  }
+  const md5 = part.ETag ? MD5_ETAG.exec(part.ETag)?.[1] : undefined;
+  if (md5) return { name: 'MD5 (its ETag)', expected: Buffer.from(md5, 'hex'), hash: () => createHash('md5') };
+  return undefined;
+}
+
 /** Aborts a multipart upload; one that is already gone counts as aborted. */
 async function abortUpload(send: SendCommand, s3: typeof ClientS3, shared: SharedParams, uploadId: string): Promise<void> {
   try {
@@ -176,7 +226,9 @@ async function abortUpload(send: SendCommand, s3: typeof ClientS3, shared: Share
  * size, the file changed, resume off, or its parts could not be listed: `checkFailed`): aborts
  * it on the bucket and drops it from the journal. It never fails the file, as the journal must
  * never make an upload fail: an abort that fails is warned about (the upload's parts stay billed
- * until a lifecycle rule removes them), as is a check that failed.
+ * until a lifecycle rule removes them), as is a check that failed. `changed`: a part kept from
+ * that upload turned out not to hold the file's bytes (the file was rewritten since, keeping its
+ * size and modification time); that is warned about too, as the file then starts over.
  *
  * @example
  * ```ts
@@ -188,28 +240,52 @@ export async function giveUpEarlierUpload(
   s3: typeof ClientS3,
   shared: SharedParams,
   resume: MultipartResume,
-  options: { target: string; logger?: Logger | undefined; checkFailed?: unknown },
+  options: { target: string; logger?: Logger | undefined; checkFailed?: unknown; changed?: SourceChangedError | undefined },
 ): Promise<void> {
   const uploadId = resume.previous?.uploadId;
   if (uploadId === undefined) return;
-  const { checkFailed } = options;
+  const { checkFailed, changed } = options;
   let abortFailed: unknown;
   try {
     await abortUpload(send, s3, shared, uploadId);
   } catch (error) {
     abortFailed = error;
   }
-  if (checkFailed !== undefined || abortFailed !== undefined) {
+  if (checkFailed !== undefined || abortFailed !== undefined || changed !== undefined) {
     const what =
-      checkFailed !== undefined
-        ? `Could not list the parts of the earlier attempt's multipart upload of ${options.target}, so the file starts over`
-        : `The earlier attempt's multipart upload of ${options.target} is not continued`;
+      changed !== undefined
+        ? `${changed.path} changed since the earlier attempt to upload it to ${options.target}, though its size and modification time are the same: a part that attempt stored does not hold the file's bytes at its range now. Its multipart upload is not completed, and the file starts over`
+        : checkFailed !== undefined
+          ? `Could not list the parts of the earlier attempt's multipart upload of ${options.target}, so the file starts over`
+          : `The earlier attempt's multipart upload of ${options.target} is not continued`;
     const orphan = abortFailed !== undefined ? `, and that upload (${uploadId}) could not be aborted: its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them` : '';
-    options.logger?.warn(`${what}${orphan}. Continuing an upload needs s3:ListMultipartUploadParts, and aborting one s3:AbortMultipartUpload.`, {
-      error: errorText(checkFailed ?? abortFailed),
+    const permissions = checkFailed !== undefined || abortFailed !== undefined ? ' Continuing an upload needs s3:ListMultipartUploadParts, and aborting one s3:AbortMultipartUpload.' : '';
+    options.logger?.warn(`${what}${orphan}.${permissions}`, {
+      error: errorText(checkFailed ?? abortFailed ?? changed),
     });
   }
   await resume.aborted(uploadId);
+}
+
+/**
+ * The hooks of `resume` for a file that starts over after its earlier attempt's upload was given
+ * up ({@link giveUpEarlierUpload}) in the middle of the upload: the same journal record, with no
+ * earlier upload left to continue or abort.
+ *
+ * @example
+ * ```ts
+ * await multipartUpload(upload, { ...options, resume: startingOver(resume) });
+ * ```
+ */
+export function startingOver(resume: MultipartResume): MultipartResume {
+  return {
+    reuse: false,
+    started: (uploadId, partSize) => resume.started(uploadId, partSize),
+    partDone: (part) => resume.partDone(part),
+    aborted: (uploadId) => resume.aborted(uploadId),
+    saveToken: (token) => resume.saveToken(token),
+    onRecord: () => resume.onRecord?.() === true,
+  };
 }
 
 function pickListParams(shared: SharedParams): Pick<ClientS3.ListPartsCommandInput, 'Bucket' | 'Key' | 'ExpectedBucketOwner' | 'RequestPayer' | 'SSECustomerAlgorithm' | 'SSECustomerKey' | 'SSECustomerKeyMD5'> {

@@ -38,6 +38,7 @@ import {
   InvalidResponseError,
   NetworkError,
   RequestTimeoutError,
+  SourceChangedError,
   VerificationError,
 } from '../core/errors.js';
 import { errorText, redact, silentLogger, type Logger } from '../core/logger.js';
@@ -54,6 +55,7 @@ import type {
   ArtifactStore,
   ArtifactStoreContext,
   ArtifactStoreFactory,
+  MultipartResume,
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
@@ -73,7 +75,7 @@ import {
   type ObjectIntegrity,
   type Sdk,
 } from './s3-multipart.js';
-import { giveUpEarlierUpload } from './s3-resume.js';
+import { giveUpEarlierUpload, startingOver } from './s3-resume.js';
 import { openSourceFile, readSourceIfSmall, readSourceRange, type SourceFile } from './source-file.js';
 
 /**
@@ -174,13 +176,17 @@ export class S3ArtifactStore implements ArtifactStore {
     const partSize = effectivePartSize(size, this.config.partSize);
     const multipart = size > partSize;
     const deadline = this.retry.totalTimeoutMs !== undefined ? AbortSignal.timeout(this.retry.totalTimeoutMs) : undefined;
-    const requests = new FileRequests(sdk, client, {
-      signal: combineSignals(options.signal, deadline),
-      onRetry: (event) => {
-        this.logger.debug(`retrying S3 request for ${this.target(key)}`, { attempt: event.attempt, error: errorText(event.error) });
-        options.onRetry?.(event);
-      },
-    });
+    const fileRequests = () =>
+      new FileRequests(sdk, client, {
+        signal: combineSignals(options.signal, deadline),
+        onRetry: (event) => {
+          this.logger.debug(`retrying S3 request for ${this.target(key)}`, { attempt: event.attempt, error: errorText(event.error) });
+          options.onRetry?.(event);
+        },
+      });
+    let requests = fileRequests();
+    /** Retried requests of a multipart upload given up for a new one (the file started over). */
+    let retriedBefore = 0;
 
     let file: FileHandle | undefined;
     let bytesReused = 0;
@@ -199,7 +205,31 @@ export class S3ArtifactStore implements ArtifactStore {
       else {
         file = await openSourceFile(localPath);
         const source: SourceFile = { handle: file, path: localPath, size };
-        if (multipart) ({ bytesReused, ...integrity } = await multipartUpload({ ...object, source }, { partSize, queueSize: this.config.queueSize, maxQueueSize: this.config.maxQueueSize, logger: this.logger, onProgress: options.onProgress, resume, snapshot: options.snapshot }));
+        const sendParts = (partResume: MultipartResume | undefined) =>
+          multipartUpload(
+            { ...object, requests, source },
+            { partSize, queueSize: this.config.queueSize, maxQueueSize: this.config.maxQueueSize, logger: this.logger, onProgress: options.onProgress, resume: partResume, snapshot: options.snapshot },
+          );
+        if (multipart) {
+          try {
+            ({ bytesReused, ...integrity } = await sendParts(resume));
+          } catch (error) {
+            if (!(resume && error instanceof SourceChangedError && error.sinceEarlierAttempt)) throw error;
+            // A part kept from the earlier attempt does not hold the file's bytes: the file was
+            // rewritten since, keeping its size and mtime. Nothing was completed; that upload is
+            // aborted (no orphan) and dropped from the journal, and the file starts over under a
+            // new one, every byte read and sent again, so what is stored is this version alone.
+            // The stopped requests of that attempt cannot send again: new ones.
+            await giveUpEarlierUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, resume, {
+              target: this.target(key),
+              logger: this.logger,
+              changed: error,
+            });
+            retriedBefore = requests.retries;
+            requests = fileRequests();
+            ({ bytesReused, ...integrity } = await sendParts(startingOver(resume)));
+          }
+        }
         // Above SMALL_FILE_BYTES, up to the part size: read whole (exactly `size` bytes) for its one PutObject.
         else integrity = await putObject({ ...object, body: await readSourceRange(source, Buffer.allocUnsafe(size), 0, size) });
       }
@@ -235,7 +265,7 @@ export class S3ArtifactStore implements ArtifactStore {
       await file?.close().catch(() => undefined);
     }
     options.onProgress?.(size);
-    return { bytes: size, attempts: 1 + requests.retries, multipart, ...(bytesReused > 0 ? { bytesReused } : {}), ...integrity };
+    return { bytes: size, attempts: 1 + retriedBefore + requests.retries, multipart, ...(bytesReused > 0 ? { bytesReused } : {}), ...integrity };
   }
 
   async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {

@@ -2,14 +2,16 @@
  * Which parts of an earlier `s3://` multipart upload a rerun keeps without the journal's word for
  * them: a part S3 lists (`unrecordedParts`) is kept only when the bytes read to send it give S3's
  * own figure for it (`holdsBytes`: the listed CRC32, else an MD5 ETag) at the size its number
- * must have; anything else is sent. The end-to-end case (a part whose answer a SIGKILL lost,
- * against moto) is in test/uploader/crash-resume.test.ts.
+ * must have; anything else is sent. A part the journal recorded is kept unsent, checked against
+ * the file's bytes by the figure `keptPartFigure` picks. The end-to-end cases (a part whose
+ * answer a SIGKILL lost; a file rewritten since, keeping its size and mtime, against moto) are in
+ * test/uploader/crash-resume.test.ts.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { Part } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { holdsBytes, unrecordedParts } from '../../src/stores/s3-resume.js';
+import { holdsBytes, keptPartFigure, unrecordedParts } from '../../src/stores/s3-resume.js';
 
 const partSize = 3 * 1024 * 1024 + 5;
 const size = partSize * 3 + 1234; // 4 parts, the last one short
@@ -68,5 +70,39 @@ describe('holdsBytes', () => {
     expect(holdsBytes({ PartNumber: 1, ETag: '"abc-2"', Size: body.length }, body)).toBe(false);
     expect(holdsBytes({ PartNumber: 1, Size: body.length, ChecksumCRC32: crc32Of(body).toString('base64') }, body)).toBe(false);
     expect(holdsBytes({ PartNumber: 1, ETag: md5Etag(body), Size: body.length + 1 }, body)).toBe(false);
+  });
+});
+
+describe('keptPartFigure', () => {
+  // A part the journal recorded is kept unsent on a rerun, but checked against the file's bytes
+  // first (the file may have been rewritten keeping its size and mtime): by what figure.
+  const body = randomBytes(4096);
+  const figureOf = (figure: ReturnType<typeof keptPartFigure>, bytes: Buffer) => {
+    const hash = figure!.hash();
+    hash.update(bytes);
+    return hash.digest();
+  };
+
+  it('goes by the CRC32 S3 lists, else the one the journal recorded from its answer', () => {
+    const listed = keptPartFigure({ ETag: md5Etag(body), ChecksumCRC32: crc32Of(body).toString('base64') }, undefined);
+    expect(listed?.name).toBe('CRC32');
+    expect(figureOf(listed, body).equals(listed!.expected)).toBe(true);
+    const recorded = keptPartFigure({ ETag: md5Etag(body) }, `crc32:${crc32Of(body).toString('base64')}`);
+    expect(recorded?.name).toBe('CRC32');
+    expect(figureOf(recorded, body).equals(recorded!.expected)).toBe(true);
+    expect(figureOf(recorded, randomBytes(4096)).equals(recorded!.expected)).toBe(false);
+  });
+
+  it('takes a recorded SHA-256 next, then an MD5 ETag', () => {
+    const sha = keptPartFigure({ ETag: '"not-an-md5"' }, `sha256:${createHash('sha256').update(body).digest('base64')}`);
+    expect(sha?.name).toBe('SHA-256');
+    expect(figureOf(sha, body).equals(sha!.expected)).toBe(true);
+    const md5 = keptPartFigure({ ETag: md5Etag(body) }, undefined);
+    expect(md5?.name).toBe('MD5 (its ETag)');
+    expect(figureOf(md5, body).equals(md5!.expected)).toBe(true);
+  });
+
+  it('has none for a part with no CRC32 or SHA and an ETag that is no MD5: such a part is sent again', () => {
+    expect(keptPartFigure({ ETag: '"abc-3"' }, 'crc32c:AAAAAA==')).toBeUndefined();
   });
 });

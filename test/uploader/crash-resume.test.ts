@@ -5,16 +5,20 @@
  * - the rerun re-sends at most what was in flight at the kill (counted by the byte-counting
  *   proxy: the files in flight, or one part per worker);
  * - no multipart upload is left on moto once the rerun completed;
- * - the journal is empty again.
+ * - the journal is empty again;
+ * - a file rewritten in place between the kill and the rerun, keeping the size, mtime and inode
+ *   the journal compares, is not completed as a mix of kept old parts and new ones: the rerun
+ *   starts it over (with a warning) and S3 holds the new bytes alone.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { runAndKill, runToEnd, type ChildRun } from '../support/crash-harness.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
-import { motoUploads } from '../support/moto.js';
+import { motoUploads, onMoto } from '../support/moto.js';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
 import { describeWithServers, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
 
@@ -51,7 +55,50 @@ async function s3FileUpload(runName: string, fileName: string, bytes: Buffer, ar
   };
   /** The environment the official Python client reads moto with (past the proxy). */
   const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: mlflowDirectS3Server().s3Endpoint };
-  return { url, runId, journalDir, options, pythonEnv };
+  return { url, runId, journalDir, options, pythonEnv, path: join(root, fileName) };
+}
+
+/** The bytes of the one object on moto whose key contains `runId` and ends with `/<name>`. */
+function motoObjectBytes(runId: string, name: string): Promise<Buffer> {
+  return onMoto(async (client, Bucket) => {
+    const keys = ((await client.send(new ListObjectsV2Command({ Bucket }))).Contents ?? []).flatMap((o) => (o.Key?.includes(runId) && o.Key.endsWith(`/${name}`) ? [o.Key] : []));
+    expect(keys).toHaveLength(1);
+    const object = await client.send(new GetObjectCommand({ Bucket, Key: keys[0] }));
+    return Buffer.from(await object.Body!.transformToByteArray());
+  });
+}
+
+/** The part (or block) numbers of the one per-file journal record in `journalDir`, and the identity it recorded. */
+async function recordedParts(journalDir: string): Promise<{ parts: number[]; local: { size: number; mtimeNs: string; ino: string; dev: string } }> {
+  const names = (await readdir(journalDir)).filter((n) => n.endsWith('.json'));
+  expect(names).toHaveLength(1);
+  const record = JSON.parse(await readFile(join(journalDir, names[0]!), 'utf8')) as { local: { size: number; mtimeNs: string; ino: string; dev: string }; multipart?: { parts: Array<{ partNumber: number }> } };
+  return { parts: (record.multipart?.parts ?? []).map((p) => p.partNumber), local: record.local };
+}
+
+/**
+ * Rewrites `path` in place, as a tool that hides it would: the same inode (opened `r+`, never
+ * replaced), the same size, new bytes in the middle of each of `parts` (1-based, `partSize`
+ * each), and its access and modification times put back. Those times are whole seconds (see
+ * {@link wholeSecondTimes}), so `utimes` puts them back to the nanosecond, which is what the
+ * journal compares. Returns the file's new bytes.
+ */
+async function rewriteInPlaceKeepingIdentity(path: string, parts: readonly number[], partSize: number): Promise<Buffer> {
+  const before = await stat(path);
+  const file = await open(path, 'r+');
+  try {
+    for (const n of parts) await file.write(randomBytes(4096), 0, 4096, (n - 1) * partSize + partSize / 2);
+  } finally {
+    await file.close();
+  }
+  await utimes(path, before.atime, before.mtime);
+  return readFile(path);
+}
+
+/** Sets `path`'s access and modification times to a whole second, which `utimes` can put back exactly (it takes seconds as a double, not nanoseconds). */
+async function wholeSecondTimes(path: string): Promise<void> {
+  const at = new Date(Math.floor(Date.now() / 1000) * 1000 - 3600_000);
+  await utimes(path, at, at);
 }
 
 describeWithServers('crash-resume', () => {
@@ -162,6 +209,39 @@ describeWithServers('crash-resume', () => {
     expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(bytes), verified: 'checksum', checksum: expect.stringMatching(/^crc32:.*-6$/) });
     expect(await motoUploads(runId)).toEqual([]);
     expect(await pythonArtifactHashes(url, runId, 'model', pythonEnv)).toEqual({ 'weights.bin': sha256(bytes) });
+  }, 300_000);
+
+  it('an s3:// file rewritten in place since the killed attempt, keeping its size, mtime and inode: the rerun finds a kept part that no longer holds its bytes, aborts that upload and starts over, and S3 holds the new bytes alone', async () => {
+    const partSize = 8 * MiB;
+    const bytes = randomBytes(48 * MiB); // 6 parts of 8 MiB, 4 in flight at a time
+    const { runId, journalDir, options, path } = await s3FileUpload('crash-resume-s3-rewritten', 'weights.bin', bytes, 'model');
+    await wholeSecondTimes(path);
+    const killed = await runAndKill({ ...options, at: { bytes: 44 * MiB } });
+    expect(await motoUploads(runId)).toHaveLength(1); // left by the kill
+    const { parts, local } = await recordedParts(journalDir);
+    expect(parts.length, JSON.stringify(killed.requests)).toBeGreaterThanOrEqual(1);
+
+    // New bytes in every part the journal recorded (the parts a rerun keeps without sending).
+    const rewritten = await rewriteInPlaceKeepingIdentity(path, parts, partSize);
+    expect(rewritten.equals(bytes)).toBe(false);
+    const now = await stat(path, { bigint: true });
+    // What the journal compares is as it recorded it: the rerun takes the file as unchanged.
+    expect({ size: Number(now.size), mtimeNs: now.mtimeNs.toString(), ino: now.ino.toString(), dev: now.dev.toString() }).toEqual(local);
+
+    const rerun = await runToEnd(options);
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ metrics: { bytesResumed: number; bytesSent: number }; files: ResultFile[] }> }).results;
+    const why = JSON.stringify({ parts, rerun: rerun.requests, stderr: rerun.stderr.slice(-3000) });
+    // The object is the new file, every byte of it, and so is the sha256 reported for it.
+    expect((await motoObjectBytes(runId, 'weights.bin')).equals(rewritten), why).toBe(true);
+    expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(rewritten), verified: 'checksum' });
+    // Started over: nothing kept, under a new upload; the earlier one was aborted, none is left.
+    expect(result!.metrics.bytesResumed, why).toBe(0);
+    expect(result!.metrics.bytesSent).toBe(bytes.length);
+    expect(rerun.requests.some((r) => r.method === 'POST' && /[?&]uploads(=|&|$)/.test(r.path)), why).toBe(true);
+    expect(rerun.requests.some((r) => r.method === 'DELETE' && r.path.includes('uploadId=')), why).toBe(true); // AbortMultipartUpload
+    expect(await motoUploads(runId)).toEqual([]);
+    expect(rerun.stderr, why).toMatch(/weights\.bin changed since the earlier attempt to upload it .*the file starts over/);
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log'))).toEqual([]);
   }, 300_000);
 
   it('an s3:// multipart upload killed between its last part and complete: the rerun sends no part again, only completes', async () => {
