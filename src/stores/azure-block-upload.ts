@@ -9,6 +9,9 @@
  * block ids, Get Block List says which Azure still has). A block's id names its bytes (its
  * index and MD5, see {@link blockId}), so a rerun also keeps the blocks Azure stored whose
  * answers a crash lost: it reads them to send them, and finds their id already listed. The
+ * blocks it keeps unsent are read to hash the file anyway, and checked against their ids before
+ * the commit: a file rewritten since the earlier attempt, keeping its size and mtime, starts
+ * over rather than commit a blob of two versions. The
  * same holds for a source file that changed while it was read (`snapshot`): its blocks are
  * never committed, and a single `Put Blob` of it is deleted again.
  *
@@ -91,7 +94,8 @@ export interface BlockUploadOptions {
    * Block-level resume (the journal's hooks, as for `s3://` parts): the upload id is the block
    * id prefix, each staged block is recorded (id as `etag`, its MD5 as `checksum`), and a rerun
    * keeps the blocks that Azure still holds uncommitted under the recorded ids with the expected
-   * size. @default none (a new prefix every time)
+   * size, once the file's bytes at their ranges give those ids (else the file starts over).
+   * @default none (a new prefix every time)
    */
   resume?: MultipartResume | undefined;
 }
@@ -149,6 +153,25 @@ async function upload(source: SourceFile | SourceBytes, requests: BlockBlobReque
   try {
     return await uploadBlocks(source, requests, options, run, continued, continued?.idLength ?? BLOCK_ID_LENGTH);
   } catch (error) {
+    if (continued && error instanceof SourceChangedError && error.sinceEarlierAttempt) {
+      // A block kept from the earlier attempt does not hold the file's bytes: the file was
+      // rewritten since, keeping its size and mtime. Nothing was committed; the record is
+      // dropped and the file starts over, every block read and staged again, so the commit names
+      // blocks of this version alone (it discards the earlier attempt's). The first attempt
+      // stopped at the mismatch, so a new one, under ids of the length Azure holds for the blob.
+      options.logger?.warn(
+        `${error.path} changed since the earlier attempt to upload it to ${options.describe.url}, though its size and modification time are the same: a block that attempt staged does not hold the file's bytes at its range now. Its blocks are not committed, and the file starts over.`,
+        { error: errorText(error) },
+      );
+      await options.resume?.aborted(continued.uploadId);
+      const again = new FileRun(options);
+      try {
+        const result = await uploadBlocks(source, requests, options, again, undefined, continued.idLength);
+        return { ...result, retries: run.retries + result.retries };
+      } finally {
+        await again.settled();
+      }
+    }
     // Another upload of this blob (another tool's) left uncommitted blocks whose ids have another
     // length, and Azure refuses ours beside them: stage ours again under ids of their length,
     // which the commit then discards. The first attempt stopped at the refusal, so a new one.
@@ -195,6 +218,24 @@ async function uploadBlocks(
     hasher,
     // Each block's MD5, in one pass with the file's sha256.
     rangeChecksum: () => createHash('md5'),
+    // A kept block is checked against the file from the bytes read for the sha256 anyway (its
+    // MD5 against its id, or the journal's MD5 for a prefix id): the file may have been rewritten
+    // since the earlier attempt in a way the journal's identity (size, mtime, inode) does not
+    // show, and committing would then make a blob of two versions.
+    checkSkipped: (index) => {
+      const checksum = createHash('md5');
+      return {
+        checksum,
+        check: async (md5) => {
+          if (contentIds ? blockId(index, md5, idLength) === ids[index] : continued?.md5s.get(index)?.equals(md5) === true) return;
+          const now = options.snapshot ?? (await source.handle.stat());
+          throw new SourceChangedError(source.path, now, now, {
+            sinceEarlierAttempt: true,
+            change: `was rewritten (the block ${index} Azure holds uncommitted for ${options.describe.url} is not the file's bytes at its range now: their MD5 differs)`,
+          });
+        },
+      };
+    },
     send: async (index, body, checksum) => {
       const md5 = checksum!;
       const id = contentIds ? blockId(index, md5, idLength) : ids[index]!;
@@ -305,7 +346,8 @@ export async function uploadFileAsBlockBlob(
     });
     options.onProgress?.(size);
     // Every Put Blob and Put Block carried the Content-MD5 of its buffer, which Azure checks
-    // (a kept block was checked when an earlier run staged it).
+    // (a kept block was checked when an earlier run staged it, and its id against the file's
+    // bytes before the commit).
     return {
       bytes: size,
       attempts: 1 + result.retries,
@@ -353,6 +395,8 @@ interface ContinuedUpload {
   indexes: Set<number>;
   /** Every uncommitted block Azure lists, id → size. */
   held: Map<string, number>;
+  /** The MD5 the journal recorded for each kept block: what a kept prefix-id block is checked by (a content id names its own). */
+  md5s: Map<number, Buffer>;
   /** Bytes in each of its content ids: {@link BLOCK_ID_LENGTH}, or the length of another upload's ids that it took. */
   idLength: number;
 }
@@ -389,20 +433,25 @@ async function continueUpload(size: number, requests: BlockBlobRequests, options
     }
     const ids: Array<string | undefined> = contentIds ? new Array<string | undefined>(count) : blockIds(count, previous.uploadId);
     const indexes = new Set<number>();
+    const md5s = new Map<number, Buffer>();
     for (const part of previous.parts) {
       const index = part.partNumber - 1;
       if (index < 0 || index >= count) continue;
       const expected = blockLength(index, size, options.blockSize);
       const id = contentIds ? (part.etag !== undefined && blockIdIndex(part.etag) === index ? part.etag : undefined) : ids[index];
-      if (id !== undefined && part.etag === id && part.size === expected && held.get(id) === expected) {
+      const md5 = part.checksum?.startsWith('md5:') ? Buffer.from(part.checksum.slice('md5:'.length), 'base64') : undefined;
+      // A kept block is checked against the file before the commit (`checkSkipped`): a
+      // prefix id says nothing of its bytes, so one without a recorded MD5 is sent again.
+      if (id !== undefined && part.etag === id && part.size === expected && held.get(id) === expected && (contentIds || md5 !== undefined)) {
         ids[index] = id;
         indexes.add(index);
+        if (md5) md5s.set(index, md5);
       }
     }
     // Azure holds one id length per blob: the length its content ids took (see blockId).
     const listedLength = held.size === 0 ? BLOCK_ID_LENGTH : uncommittedIdLengthOf(held.keys(), MIN_BLOCK_ID_LENGTH);
     const fits = !contentIds || listedLength !== undefined;
-    if (fits && (indexes.size > 0 || (contentIds && held.size > 0))) return { uploadId: previous.uploadId, ids, indexes, held, idLength: listedLength ?? BLOCK_ID_LENGTH };
+    if (fits && (indexes.size > 0 || (contentIds && held.size > 0))) return { uploadId: previous.uploadId, ids, indexes, held, md5s, idLength: listedLength ?? BLOCK_ID_LENGTH };
   }
   await resume.aborted(previous.uploadId);
   return undefined;

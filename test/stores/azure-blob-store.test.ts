@@ -154,9 +154,16 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     const blob = containerClient().getBlockBlobClient(`${store.location.rootPath}/resume/big-v1.bin`);
     const prefix = '0123456789ab';
     const prefixId = (i: number) => Buffer.from(`${prefix}-${String(i).padStart(6, '0')}`).toString('base64');
-    // What the earlier version staged before it was killed: blocks 0 and 1, recorded.
-    for (const i of [0, 1]) await blob.stageBlock(prefixId(i), big.subarray(i * MiB, (i + 1) * MiB), MiB);
-    const { resume, recorded } = continuing({ uploadId: prefix, partSize: MiB, parts: [0, 1].map((i) => ({ partNumber: i + 1, size: MiB, etag: prefixId(i) })) });
+    // What the earlier version staged before it was killed: blocks 0 and 1, recorded with their
+    // MD5 as it wrote them (what a kept block is checked by against the file: a prefix id says
+    // nothing of its bytes); and block 2, recorded without one, which is sent again.
+    for (const i of [0, 1, 2]) await blob.stageBlock(prefixId(i), big.subarray(i * MiB, (i + 1) * MiB), MiB);
+    const md5 = (i: number) => `md5:${createHash('md5').update(big.subarray(i * MiB, (i + 1) * MiB)).digest('base64')}`;
+    const { resume, recorded } = continuing({
+      uploadId: prefix,
+      partSize: MiB,
+      parts: [0, 1, 2].map((i) => ({ partNumber: i + 1, size: MiB, etag: prefixId(i), ...(i < 2 ? { checksum: md5(i) } : {}) })),
+    });
     const result = await store.uploadFile(bigPath, 'resume/big-v1.bin', { resume });
     expected['resume/big-v1.bin'] = sha256(big);
     expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big), bytesReused: 2 * MiB });

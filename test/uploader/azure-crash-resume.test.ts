@@ -5,10 +5,12 @@
  * under the journal's block ids (Get Block List), and those staged whose answers the kill lost
  * (a block's id names its bytes), sends the rest under the same ids, commits,
  * and the blob is byte-exact for the official Python client. Nothing is visible at the final
- * path before the commit.
+ * path before the commit. A file rewritten in place between the kill and the rerun, keeping its
+ * size, mtime and inode, starts over (a kept block's id no longer names its bytes) rather than
+ * commit a blob of two versions.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
@@ -57,7 +59,12 @@ async function azureFileUpload(experiment: string, bytes: Buffer) {
     cwd: root,
     proxy,
   };
-  return { url, runId, journalDir, options };
+  return { url, runId, journalDir, options, path: join(root, 'weights.bin') };
+}
+
+/** The container on Azurite itself (not through a proxy). */
+function azuriteContainer() {
+  return BlobServiceClient.fromConnectionString(connectionString(new URL(mlflowAzureServer().blobEndpoint).origin)).getContainerClient(mlflowAzureServer().container);
 }
 
 type RerunResult = { metrics: { bytesResumed: number; bytesSent: number } };
@@ -90,6 +97,52 @@ describeWithServers('Azure crash-resume', () => {
     expect(blockBytes(rerun)).toBeLessThanOrEqual(bytes.length - killAt + 4 * BLOCK);
     expect(blockBytes(rerun)).toBe(bytes.length - result!.metrics.bytesResumed);
     expect(await pythonArtifactHashes(url, runId, 'model', mlflowAzureServer().env)).toEqual({ 'weights.bin': sha256(bytes) });
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log'))).toEqual([]);
+  }, 300_000);
+
+  it('a file rewritten in place since the killed attempt, keeping its size, mtime and inode: the rerun finds a kept block that no longer holds its bytes and starts over, and the blob is the new bytes alone', async () => {
+    const bytes = randomBytes(40 * MiB); // 5 blocks of 8 MiB, 4 in flight at a time
+    const { runId, journalDir, options, path } = await azureFileUpload('crash-resume-azure-rewritten', bytes);
+    // Whole seconds, which utimes puts back to the nanosecond (it takes seconds as a double).
+    const at = new Date(Math.floor(Date.now() / 1000) * 1000 - 3600_000);
+    await utimes(path, at, at);
+    await runAndKill({ ...options, at: { bytes: 36 * MiB } });
+    const names = (await readdir(journalDir)).filter((n) => n.endsWith('.json'));
+    expect(names).toHaveLength(1);
+    const record = JSON.parse(await readFile(join(journalDir, names[0]!), 'utf8')) as { local: Record<string, unknown>; multipart: { parts: Array<{ partNumber: number }> } };
+    const blocks = record.multipart.parts.map((p) => p.partNumber - 1);
+    expect(blocks.length).toBeGreaterThanOrEqual(1);
+
+    // The file rewritten in place (the same inode, opened r+), new bytes in the middle of every
+    // block the journal recorded, its times put back: the journal takes it as unchanged.
+    const before = await stat(path);
+    const file = await open(path, 'r+');
+    try {
+      for (const index of blocks) await file.write(randomBytes(4096), 0, 4096, index * BLOCK + BLOCK / 2);
+    } finally {
+      await file.close();
+    }
+    await utimes(path, before.atime, before.mtime);
+    const rewritten = await readFile(path);
+    expect(rewritten.equals(bytes)).toBe(false);
+    const now = await stat(path, { bigint: true });
+    expect({ size: Number(now.size), mtimeNs: now.mtimeNs.toString(), ino: now.ino.toString(), dev: now.dev.toString() }).toEqual(record.local);
+
+    const rerun = await runToEnd(options);
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<RerunResult & { files: Array<{ status: string; sha256?: string }> }> }).results;
+    const why = JSON.stringify({ blocks, rerun: rerun.requests, stderr: rerun.stderr.slice(-3000) });
+    const blobNames: string[] = [];
+    for await (const blob of azuriteContainer().listBlobsFlat()) if (blob.name.includes(runId)) blobNames.push(blob.name);
+    expect(blobNames).toHaveLength(1);
+    const blob = azuriteContainer().getBlockBlobClient(blobNames[0]!);
+    // The blob is the new file, every byte of it, and so is the sha256 reported for it.
+    expect((await blob.downloadToBuffer()).equals(rewritten), why).toBe(true);
+    expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(rewritten) });
+    // Started over: nothing kept, every block staged again; the commit left no block uncommitted.
+    expect(result!.metrics.bytesResumed, why).toBe(0);
+    expect(result!.metrics.bytesSent).toBe(bytes.length);
+    expect((await blob.getBlockList('uncommitted')).uncommittedBlocks ?? []).toEqual([]);
+    expect(rerun.stderr, why).toMatch(/weights\.bin changed since the earlier attempt to upload it .*the file starts over/);
     expect((await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log'))).toEqual([]);
   }, 300_000);
 
