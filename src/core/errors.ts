@@ -276,6 +276,10 @@ export class SourceChangedError extends ArtifactUploaderError {
   readonly after?: SourceFileState;
   /** Set when the change showed in what an earlier attempt stored (see {@link SourceChangedErrorOptions.sinceEarlierAttempt}). */
   readonly sinceEarlierAttempt?: true;
+  /** Set when what was stored could not be taken back (see {@link SourceChangedErrorOptions.leftStored}). */
+  readonly leftStored?: true;
+  /** How the file changed, when the constructor was told ({@link SourceChangedErrorOptions.change}). */
+  readonly change?: string;
   constructor(path: string, before: SourceFileState, after: SourceFileState | undefined, options: SourceChangedErrorOptions = {}) {
     const { activity = 'upload', leftStored = false, change, sinceEarlierAttempt = false, ...rest } = options;
     const what =
@@ -292,7 +296,9 @@ export class SourceChangedError extends ArtifactUploaderError {
       activity === 'archive'
         ? `${path} ${what} while it was being archived, so the archive would not hold one version of it; the archive was not written.`
         : sinceEarlierAttempt
-          ? `${path} ${what} since an earlier, interrupted attempt stored part of it, though its size and modification time are the same; that part is not of this version of the file, so the upload was not completed.`
+          ? leftStored
+            ? `${path} ${what} since an earlier, interrupted attempt stored part of it, though its size and modification time are the same; the object made of that part and this version could not be deleted again and may mix two versions of the file: delete that artifact by hand, or upload the file again with --no-resume.`
+            : `${path} ${what} since an earlier, interrupted attempt stored part of it, though its size and modification time are the same; that part is not of this version of the file, so the upload was not completed.`
           : leftStored
             ? `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed, but what it stored could not be deleted again and may mix two versions of the file: delete that artifact by hand, or upload the file again once it is complete.`
             : `${path} ${what} while it was being uploaded, so what was sent is not one version of it; the upload failed and was not kept.`,
@@ -308,6 +314,8 @@ export class SourceChangedError extends ArtifactUploaderError {
     );
     this.path = path;
     if (sinceEarlierAttempt) this.sinceEarlierAttempt = true;
+    if (leftStored) this.leftStored = true;
+    if (change !== undefined) this.change = change;
     this.before = { size: before.size, mtimeMs: before.mtimeMs };
     if (after) this.after = { size: after.size, mtimeMs: after.mtimeMs };
   }

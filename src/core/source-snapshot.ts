@@ -90,5 +90,10 @@ export async function takeBackChanged(changed: SourceChangedError, remove: (() =
     (error: unknown) => ({ error }),
   );
   if (refused === undefined) return changed;
-  return new SourceChangedError(changed.path, changed.before, changed.after, { leftStored: true, ...(refused.error !== undefined ? { cause: refused.error } : {}) });
+  return new SourceChangedError(changed.path, changed.before, changed.after, {
+    leftStored: true,
+    ...(changed.change !== undefined ? { change: changed.change } : {}),
+    ...(changed.sinceEarlierAttempt ? { sinceEarlierAttempt: true } : {}),
+    ...(refused.error !== undefined ? { cause: refused.error } : {}),
+  });
 }

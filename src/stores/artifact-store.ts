@@ -304,6 +304,27 @@ export interface MultipartResume {
   onRecord?(): boolean;
 }
 
+/**
+ * The hooks of `resume` for a file that starts over after its earlier attempt's upload was given
+ * up in the middle of the upload (a kept part or byte range turned out not to be this file's):
+ * the same journal record, with no earlier upload or token left to continue or cancel.
+ *
+ * @example
+ * ```ts
+ * await multipartUpload(upload, { ...options, resume: startingOver(resume) });
+ * ```
+ */
+export function startingOver(resume: MultipartResume): MultipartResume {
+  return {
+    reuse: false,
+    started: (uploadId, partSize) => resume.started(uploadId, partSize),
+    partDone: (part) => resume.partDone(part),
+    aborted: (uploadId) => resume.aborted(uploadId),
+    saveToken: (token) => resume.saveToken(token),
+    onRecord: () => resume.onRecord?.() === true,
+  };
+}
+
 /** A store-specific way to pick an upload up again: `store` is the store's `kind`, `value` JSON it defines. */
 export interface StoreResumeToken {
   store: string;

@@ -62,7 +62,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
-import { parseBucketUri } from './artifact-store.js';
+import { parseBucketUri, startingOver } from './artifact-store.js';
 import { resolveGcsConfig, type GcsStoreOptions, type ResolvedGcsConfig } from './gcs-config.js';
 import {
   cancelResumableSession,
@@ -77,7 +77,8 @@ import {
 import { OrderedSha256, sendHashingBeside } from './ordered-sha256.js';
 import { readSourceIfSmall, toLocalPathError, type SourceRead } from './source-file.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
-import { sourceChange, takeBackChanged } from '../core/source-snapshot.js';
+import { snapshotFile, sourceChange, takeBackChanged } from '../core/source-snapshot.js';
+import { createHash } from '../core/node-crypto.js';
 
 /** The npm package the `gs://` store needs for credentials. */
 export const GCS_PEER_PACKAGES: readonly string[] = ['@google-cloud/storage'];
@@ -217,6 +218,10 @@ export class GcsArtifactStore implements ArtifactStore {
     const resumable = size > this.config.resumableThreshold;
     let session: GcsResumableSession | undefined;
     let resumedBytes = 0;
+    /** A continued session's whole file, MD5 (base64), to compare with the object's. */
+    let wholeMd5: string | undefined;
+    /** Set when the object GCS made from a continued session was not this file's, and was deleted. */
+    let startedOver: SourceChangedError | undefined;
     // The pipeline's journal (UploadFileOptions.resume) keeps the session as this store's token.
     const journal = options.resume;
     const recorded = journal?.token?.store === this.kind ? asSession(journal.token.value) : undefined;
@@ -238,10 +243,16 @@ export class GcsArtifactStore implements ArtifactStore {
         // Chunks go in file order: the sha256 is hashed as they are read (a retried chunk, or
         // the part GCS did not keep, is not hashed twice); what an earlier process sent is read
         // from the file beside the chunks (sendHashingBeside).
-        const hasher = new OrderedSha256(size);
         const started = await this.openSession(requester, name, size, contentType, sessionOptions, signal);
         session = started.session;
         resumedBytes = started.offset;
+        // What an earlier process sent is kept unread by GCS's offset, and GCS reports no figure
+        // of an unfinished session to check it by: a file rewritten since, keeping its size and
+        // mtime (what the journal compares), would make an object of two versions. So a
+        // continued session's whole file is MD5-hashed in the sha256's pass, and compared with
+        // the md5Hash of the object GCS made, below.
+        const earlierBytes = started.offset > 0 || started.object !== undefined ? createHash('md5') : undefined;
+        const hasher = new OrderedSha256(size, { also: earlierBytes });
         if (started.object) {
           object = started.object;
         } else {
@@ -262,6 +273,7 @@ export class GcsArtifactStore implements ArtifactStore {
           object = started.offset > 0 ? await sendHashingBeside(hasher, localPath, { signal, sendsFrom: started.offset }, send) : await send({ signal });
         }
         integrity = { sha256: await hasher.digest(localPath) };
+        wholeMd5 = earlierBytes?.digest('base64');
       }
       // A chunk that is retried is read from the file again, the last one (which makes the
       // object) included: a file that changed meanwhile may be stored as a mix of two versions.
@@ -274,8 +286,22 @@ export class GcsArtifactStore implements ArtifactStore {
           hint: 'Upload the file again; if it repeats, a proxy may be truncating request bodies.',
         });
       }
-      options.onProgress?.(size);
-      return { bytes: size, attempts: 1 + retries, multipart: resumable, resumedBytes, ...(resumedBytes > 0 ? { bytesReused: resumedBytes } : {}), ...integrity };
+      if (wholeMd5 !== undefined && object.md5Hash !== undefined && object.md5Hash !== wholeMd5) {
+        // The bytes the earlier attempt sent are not this file's: it was rewritten since,
+        // keeping its size and mtime. Taken back (or the error says it is left there); the file
+        // then starts over in a session of its own, below.
+        const now = options.snapshot ?? (await snapshotFile(localPath));
+        const changed = new SourceChangedError(localPath, now, now, {
+          sinceEarlierAttempt: true,
+          change: `was rewritten (GCS made ${this.target(name)} from the ${resumedBytes} bytes an earlier attempt sent and the rest with the MD5 ${object.md5Hash}, but the file's bytes give ${wholeMd5})`,
+        });
+        const takenBack = await takeBackChanged(changed, () => this.delete(artifactPath));
+        if (takenBack !== changed) throw takenBack;
+        startedOver = changed;
+      } else {
+        options.onProgress?.(size);
+        return { bytes: size, attempts: 1 + retries, multipart: resumable, resumedBytes, ...(resumedBytes > 0 ? { bytesReused: resumedBytes } : {}), ...integrity };
+      }
     } catch (error) {
       // As s3-store: a session on record, stopped by the caller's signal, stays for the rerun.
       const keptForRerun = session !== undefined && options.signal?.aborted === true && !deadline?.aborted && journal?.onRecord?.() === true;
@@ -298,6 +324,14 @@ export class GcsArtifactStore implements ArtifactStore {
       const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
       throw changed ?? error;
     }
+    // The object made from the earlier attempt's bytes was deleted (above): the whole file again,
+    // in a new session, with the journal's record kept for it. Once: no earlier bytes are left.
+    this.logger.warn(
+      `${localPath} changed since the earlier attempt to upload it to ${this.target(name)}, though its size and modification time are the same: the object GCS made from that attempt's bytes and the rest was not this file, and was deleted. The file starts over.`,
+      { error: errorText(startedOver) },
+    );
+    const { resumeSession: _earlier, ...rest } = options;
+    return this.uploadFile(localPath, artifactPath, { ...rest, ...(journal ? { resume: startingOver(journal) } : {}) });
   }
 
   /**

@@ -46,8 +46,21 @@ export class OrderedSha256 {
   private fedUpTo = 0;
   private readonly waiters = new Set<{ position: number; wake: () => void }>();
 
-  /** @param size The file's size: the hash is complete at this many bytes. */
-  constructor(readonly size: number) {}
+  /** The hashes every byte goes into, in file order: the sha256, and `options.also` if given. */
+  private readonly wholeFile: readonly ByteHash[];
+
+  /**
+   * @param size The file's size: the hash is complete at this many bytes.
+   * @param options.also A second whole-file hash fed the same bytes in the same pass (in file
+   *   order), for a store that compares the whole object with a figure of its own (a resumed
+   *   GCS session's MD5). @default none
+   */
+  constructor(
+    readonly size: number,
+    options: { also?: ByteHash | undefined } = {},
+  ) {
+    this.wholeFile = options.also ? [this.hash, options.also] : [this.hash];
+  }
 
   /** Bytes hashed so far (from the start of the file). */
   get position(): number {
@@ -64,7 +77,7 @@ export class OrderedSha256 {
     const end = position + chunk.length;
     if (end > this.fedUpTo) this.fedUpTo = end;
     if (end <= this.hashed || chunk.length === 0 || position > this.hashed) return;
-    this.hash.update(chunk.subarray(this.hashed - position));
+    hashInOnePass(chunk.subarray(this.hashed - position), this.wholeFile);
     this.advanced(end);
   }
 
@@ -86,7 +99,7 @@ export class OrderedSha256 {
       also.update(chunk);
       return false;
     }
-    hashInOnePass(chunk, [this.hash, also]);
+    hashInOnePass(chunk, [...this.wholeFile, also]);
     this.advanced(position + chunk.length);
     return true;
   }

@@ -267,27 +267,6 @@ export async function giveUpEarlierUpload(
   await resume.aborted(uploadId);
 }
 
-/**
- * The hooks of `resume` for a file that starts over after its earlier attempt's upload was given
- * up ({@link giveUpEarlierUpload}) in the middle of the upload: the same journal record, with no
- * earlier upload left to continue or abort.
- *
- * @example
- * ```ts
- * await multipartUpload(upload, { ...options, resume: startingOver(resume) });
- * ```
- */
-export function startingOver(resume: MultipartResume): MultipartResume {
-  return {
-    reuse: false,
-    started: (uploadId, partSize) => resume.started(uploadId, partSize),
-    partDone: (part) => resume.partDone(part),
-    aborted: (uploadId) => resume.aborted(uploadId),
-    saveToken: (token) => resume.saveToken(token),
-    onRecord: () => resume.onRecord?.() === true,
-  };
-}
-
 function pickListParams(shared: SharedParams): Pick<ClientS3.ListPartsCommandInput, 'Bucket' | 'Key' | 'ExpectedBucketOwner' | 'RequestPayer' | 'SSECustomerAlgorithm' | 'SSECustomerKey' | 'SSECustomerKeyMD5'> {
   const { Bucket, Key, ExpectedBucketOwner, RequestPayer, SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5 } = shared;
   return {

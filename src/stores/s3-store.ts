@@ -59,7 +59,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
-import { parseBucketUri } from './artifact-store.js';
+import { parseBucketUri, startingOver } from './artifact-store.js';
 import { formatBytes } from '../core/format.js';
 import { guessMimeType } from '../core/mime.js';
 import { resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
@@ -75,7 +75,7 @@ import {
   type ObjectIntegrity,
   type Sdk,
 } from './s3-multipart.js';
-import { giveUpEarlierUpload, startingOver } from './s3-resume.js';
+import { giveUpEarlierUpload } from './s3-resume.js';
 import { openSourceFile, readSourceIfSmall, readSourceRange, type SourceFile } from './source-file.js';
 
 /**

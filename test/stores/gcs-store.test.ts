@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { truncateSync, utimesSync, writeFileSync } from 'node:fs';
-import { mkdtemp, rm, utimes } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat, utimes } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -319,6 +319,76 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(['complete', 'gone']).toContain((await second.querySession(persisted)).state);
   });
 
+  /**
+   * A resumable upload of a new file `name` stopped after two chunks (its cancel never arrives),
+   * then the file rewritten in place where GCS already holds its bytes (the first chunk), with
+   * its size kept and its times put back: what a resume journal compares says nothing changed.
+   */
+  async function interruptedThenRewritten(name: string): Promise<{ path: string; session: GcsResumableSession; rewritten: Buffer }> {
+    resetProxy();
+    proxy.addRule({ match: (r) => r.method === 'DELETE', fault: 'drop' });
+    const original = randomBytes(big.length);
+    const path = await writeLocal(name, original);
+    const wholeSecond = new Date(Math.floor(Date.now() / 1000) * 1000 - 3600_000); // utimes puts whole seconds back exactly
+    await utimes(path, wholeSecond, wholeSecond);
+    const sessions: GcsResumableSession[] = [];
+    const controller = new AbortController();
+    await storeFor({ retry: { maxRetries: 0 } }, proxy.url)
+      .uploadFile(path, `model/${name}`, {
+        signal: controller.signal,
+        onSession: (s) => void sessions.push(s),
+        onProgress: (n) => {
+          if (n > 2 * CHUNK + 1000) controller.abort();
+        },
+      })
+      .catch(() => undefined);
+    expect(sessions).toHaveLength(1);
+    const before = await stat(path, { bigint: true });
+    const file = await open(path, 'r+');
+    await file.write(randomBytes(4096), 0, 4096, 1000);
+    await file.close();
+    await utimes(path, wholeSecond, wholeSecond);
+    const after = await stat(path, { bigint: true });
+    expect([after.size, after.mtimeNs, after.ino]).toEqual([before.size, before.mtimeNs, before.ino]);
+    const rewritten = await readFile(path);
+    expect(rewritten.equals(original)).toBe(false);
+    resetProxy();
+    return { path, session: sessions[0]!, rewritten };
+  }
+
+  it('a session continued for a file rewritten since, keeping its size and mtime: the object made of both versions is deleted, and the file starts over', async () => {
+    const { path, session, rewritten } = await interruptedThenRewritten('rewritten.bin');
+    const logger = recordingLogger();
+    const result = await storeFor({ logger }, proxy.url).uploadFile(path, 'model/rewritten.bin', { resumeSession: session });
+    expected['model/rewritten.bin'] = sha256(rewritten); // the last test downloads it with Python
+    // The whole file again, in a session of its own: nothing of the earlier attempt is kept.
+    expect(result).toEqual({ bytes: rewritten.length, attempts: 1, multipart: true, resumedBytes: 0, sha256: sha256(rewritten) });
+    const name = `${storeFor().rootKey}/model/rewritten.bin`;
+    expect(proxy.requests.filter((r) => r.method === 'DELETE').map((r) => [decodeURIComponent(r.path.split('?')[0]!).endsWith(`/o/${name}`), r.status! < 300])).toEqual([[true, true]]);
+    expect(proxy.requests.filter((r) => r.method === 'POST')).toHaveLength(1); // the new session
+    expect(proxy.requests.filter(isChunk).at(-1)?.contentRange).toBe(`bytes ${5 * CHUNK}-${rewritten.length - 1}/${rewritten.length}`);
+    expect(logger.lines.filter(([level]) => level === 'warn').map(([, line]) => line)).toEqual([
+      expect.stringMatching(/rewritten\.bin changed since the earlier attempt to upload it to .*the object GCS made from that attempt's bytes and the rest was not this file, and was deleted\. The file starts over\.$/),
+    ]);
+    const { emulatorHost, bucket } = mlflowGcsServer();
+    const stored = Buffer.from(await (await fetch(`${emulatorHost}/download/storage/v1/b/${bucket}/o/${encodeURIComponent(name)}?alt=media`)).arrayBuffer());
+    expect(stored.equals(rewritten)).toBe(true);
+  });
+
+  it('when that object cannot be deleted, the upload fails saying it is left there and may mix two versions, with the refusal as its cause', async () => {
+    const { path, session } = await interruptedThenRewritten('rewritten-kept.bin');
+    proxy.addRule({ match: (r) => r.method === 'DELETE', fault: 'status', status: 403, body: '{"error":{"code":403,"message":"denied","errors":[{"reason":"forbidden"}]}}' });
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(path, 'model/rewritten-kept.bin', { resumeSession: session })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', sinceEarlierAttempt: true, leftStored: true, cause: { status: 403 } });
+    expect((error as Error).message).toMatch(/since an earlier, interrupted attempt stored part of it.*could not be deleted again and may mix two versions of the file: delete that artifact by hand, or upload the file again with --no-resume\./);
+    expect(proxy.requests.filter((r) => r.method === 'POST')).toEqual([]); // not started over
+    // Left there, as the error says; removed here so the last test's download sees only good objects.
+    await storeFor().delete('model/rewritten-kept.bin');
+  });
+
   it('starts a new session when the one to resume is unknown to GCS or made for another size', async () => {
     resetProxy();
     const store = storeFor({}, proxy.url);
@@ -476,7 +546,7 @@ print(json.dumps({b.name: b.size for b in client.list_blobs(sys.argv[1], prefix=
     );
     const sizes = JSON.parse(listed.trim().split('\n').pop() ?? '{}') as Record<string, number>;
     expect(Object.entries(sizes).map(([name, size]) => [name.split('/').pop(), size])).toEqual(
-      ['big-retried.bin', 'big.bin', 'resumed.bin'].map((n) => [n, big.length]),
+      ['big-retried.bin', 'big.bin', 'resumed.bin', 'rewritten.bin'].map((n) => [n, big.length]),
     );
   });
 });
