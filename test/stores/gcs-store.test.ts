@@ -270,15 +270,12 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(await objectMeta(`${storeFor().rootKey}/changed/retried.bin`)).toBeUndefined();
   });
 
-  it('a second process resumes the session from the offset GCS reports and sends only the rest', async () => {
-    resetProxy();
-    // The first process "crashes" in chunk 3: its cancel never reaches the server.
-    proxy.addRule({ match: (r) => r.method === 'DELETE', fault: 'drop' });
+  /** A resumable upload stopped (aborted) in its third chunk, as a process that crashed there: its one session. */
+  async function stoppedInThirdChunk(store: GcsArtifactStore, path: string, artifactPath: string): Promise<GcsResumableSession> {
     const sessions: GcsResumableSession[] = [];
     const controller = new AbortController();
-    const first = storeFor({ retry: { maxRetries: 0 } }, proxy.url);
-    await first
-      .uploadFile(bigPath, 'model/resumed.bin', {
+    await store
+      .uploadFile(path, artifactPath, {
         signal: controller.signal,
         onSession: (s) => void sessions.push(s),
         onProgress: (n) => {
@@ -287,7 +284,15 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
       })
       .catch(() => undefined);
     expect(sessions).toHaveLength(1);
-    const session = sessions[0]!;
+    return sessions[0]!;
+  }
+
+  it('a second process resumes the session from the offset GCS reports and sends only the rest', async () => {
+    resetProxy();
+    // The first process "crashes" in chunk 3: its cancel never reaches the server.
+    proxy.addRule({ match: (r) => r.method === 'DELETE', fault: 'drop' });
+    const first = storeFor({ retry: { maxRetries: 0 } }, proxy.url);
+    const session = await stoppedInThirdChunk(first, bigPath, 'model/resumed.bin');
     expect(session).toMatchObject({ bucket: first.bucket, name: `${first.rootKey}/model/resumed.bin`, size: big.length, uri: expect.stringMatching(/upload_id=/) });
     // The session can be passed through JSON (a journal file) and still be used.
     const persisted = JSON.parse(JSON.stringify(session)) as GcsResumableSession;
@@ -331,18 +336,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     const path = await writeLocal(name, original);
     const wholeSecond = new Date(Math.floor(Date.now() / 1000) * 1000 - 3600_000); // utimes puts whole seconds back exactly
     await utimes(path, wholeSecond, wholeSecond);
-    const sessions: GcsResumableSession[] = [];
-    const controller = new AbortController();
-    await storeFor({ retry: { maxRetries: 0 } }, proxy.url)
-      .uploadFile(path, `model/${name}`, {
-        signal: controller.signal,
-        onSession: (s) => void sessions.push(s),
-        onProgress: (n) => {
-          if (n > 2 * CHUNK + 1000) controller.abort();
-        },
-      })
-      .catch(() => undefined);
-    expect(sessions).toHaveLength(1);
+    const session = await stoppedInThirdChunk(storeFor({ retry: { maxRetries: 0 } }, proxy.url), path, `model/${name}`);
     const before = await stat(path, { bigint: true });
     const file = await open(path, 'r+');
     await file.write(randomBytes(4096), 0, 4096, 1000);
@@ -353,7 +347,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     const rewritten = await readFile(path);
     expect(rewritten.equals(original)).toBe(false);
     resetProxy();
-    return { path, session: sessions[0]!, rewritten };
+    return { path, session, rewritten };
   }
 
   it('a session continued for a file rewritten since, keeping its size and mtime: the object made of both versions is deleted, and the file starts over', async () => {
