@@ -188,6 +188,17 @@ export function fileStoreRefused(root: string): RegistryError {
   );
 }
 
+/**
+ * The logged model's name: the registered model's, with the characters MLflow refuses in a
+ * logged model's name but not in a registered model's (`. % " '`; `/` and `:` are refused in
+ * both) replaced by `_`. "fraud.classifier" is a good registered model name, and its logged
+ * model is "fraud_classifier".
+ * @internal
+ */
+export function loggedModelName(name: string): string {
+  return name.replace(/[/:.%"']/g, '_');
+}
+
 interface RegistrationInput {
   name: string;
   runId: string;
@@ -232,7 +243,7 @@ class Registration {
     if (await this.registry.createRegisteredModel(name, { signal })) this.logger.info(`created registered model ${name}`);
     try {
       this.loggedModel = await this.registry.createLoggedModel(
-        { experimentId: run.info.experimentId, name, sourceRunId: runId, ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}) },
+        { experimentId: run.info.experimentId, name: loggedModelName(name), sourceRunId: runId, ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}) },
         { signal },
       );
       const placed = await placeModelFiles({
