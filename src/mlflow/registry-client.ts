@@ -184,7 +184,7 @@ export class MlflowRegistryClient {
     };
     const version = await this.createOnce(
       'mlflow/model-versions/create',
-      async (signal) => (await this.searchModelVersions(`name='${input.name.replaceAll("'", "''")}' and tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`, { signal }))[0],
+      async (signal) => (await this.searchModelVersionsByTag(input.name, REGISTRY_CREATE_ID_TAG, createId, { signal }))[0],
       async (signal) => (await this.send('POST', 'mlflow/model-versions/create', { json, signal }, (s) => s.modelVersionResponseSchema)).model_version,
       options,
       (made) => this.deleteModelVersion(made.name, made.version),
@@ -214,6 +214,20 @@ export class MlflowRegistryClient {
       if (!pageToken) break;
     }
     return out;
+  }
+
+  /**
+   * The versions of registered model `name` carrying tag `key` = `value` (a value without quotes
+   * or spaces, such as an idempotency key or a one-off id). MLflow's filter has no escape for a
+   * quote inside a string (`'o''brien'` is the literal `o''brien`): the name is quoted with the
+   * quote it does not hold, and a name holding both is left out of the filter; the versions are
+   * matched by name here in every case.
+   */
+  async searchModelVersionsByTag(name: string, key: string, value: string, options: RegistryRequestOptions = {}): Promise<ModelVersion[]> {
+    const quote = !name.includes("'") ? "'" : !name.includes('"') ? '"' : undefined;
+    const tag = `tags.\`${key}\` = '${value}'`;
+    const filter = quote === undefined ? tag : `name=${quote}${name}${quote} and ${tag}`;
+    return (await this.searchModelVersions(filter, options)).filter((v) => v.name === name);
   }
 
   /** Deletes a model version. */

@@ -288,7 +288,7 @@ class Registration {
   /** The lowest version carrying the key that is not a failed registration (waited for until READY). */
   private async firstWithKey(key: string): Promise<ModelVersion | undefined> {
     const { name, signal } = this.input;
-    const found = await this.registry.searchModelVersions(`name='${name.replaceAll("'", "''")}' and tags.\`${IDEMPOTENCY_KEY_TAG}\` = '${key}'`, { signal });
+    const found = await this.registry.searchModelVersionsByTag(name, IDEMPOTENCY_KEY_TAG, key, { signal });
     const candidates = found.filter((v) => v.status !== 'FAILED_REGISTRATION').sort((a, b) => Number(a.version) - Number(b.version));
     return candidates[0] ? this.waitUntilReady(candidates[0]) : undefined;
   }

@@ -375,4 +375,23 @@ describeWithServers('registerModel on a real MLflow server', () => {
     }
   });
 
+  it("a name with an apostrophe keeps exactly-once: the same key again, and a lost create answer, make no second version", async () => {
+    // MLflow's search filter takes 'o''brien' as the literal o''brien: the look-ups by key and
+    // by one-off id found nothing, so a repeated call and a retried create each made a version.
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const front = await proxy(url);
+    front.addRule({ match: (r) => r.path.includes('model-versions/create'), fault: 'drop-response', times: 1 });
+    const name = `${unique('o')}'brien model`;
+    const key = unique('apostrophe-key');
+    const first = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: key, trackingUri: front.url, retry: FAST_RETRY });
+    expect(first).toMatchObject({ version: '1', created: true });
+    const again = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: key, trackingUri: url });
+    expect(again).toMatchObject({ version: '1', created: false, files: 0 });
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions.map((v) => v.version)).toEqual(['1']);
+    expect(view.alias_version).toBe('1');
+    expect(view.logged_models).toHaveLength(1);
+  });
+
 });
