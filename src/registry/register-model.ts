@@ -141,15 +141,9 @@ export interface RegisterModelResult {
 export async function registerModel(options: RegisterModelOptions): Promise<RegisterModelResult> {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'registerModel() needs an options object.');
   const { name, artifactPath, description, idempotencyKey, signal } = options;
-  assertRegisteredModelName(name);
+  const { aliases, tags, readyTimeoutMs } = checkRegistration(options);
   if (typeof artifactPath !== 'string') throw new InvalidArgumentError('artifactPath', 'registerModel() needs `artifactPath`, the model folder (or file) in the run.');
   assertArtifactPath(artifactPath, { what: 'artifactPath' });
-  const aliases = [...new Set(options.alias === undefined ? [] : typeof options.alias === 'string' ? [options.alias] : options.alias)];
-  aliases.forEach((alias) => assertModelAlias(alias));
-  const tags = registryTagList(options.tags, 'tags');
-  if (idempotencyKey !== undefined) assertIdempotencyKey(idempotencyKey);
-  const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
-  if (!(readyTimeoutMs > 0)) throw new InvalidArgumentError('readyTimeoutMs', `readyTimeoutMs must be > 0, got ${String(readyTimeoutMs)}.`);
   const localPath = options.localPath === undefined ? undefined : await checkLocalPathOfEitherKind(options.localPath);
   const runId = resolveMlflowRunId(options.runId, options.env ? { env: options.env } : {})?.runId;
   if (!runId) {
@@ -166,6 +160,30 @@ export async function registerModel(options: RegisterModelOptions): Promise<Regi
   } finally {
     if (connection.kind === 'rest') await connection.http.close().catch(() => undefined);
   }
+}
+
+/**
+ * Checks what a registration is asked to make, without a request: the name, the aliases, the
+ * tags, the key and `readyTimeoutMs`. {@link registerModel} calls it first, and so do the stage
+ * helpers before they upload anything (a bad key must not fail after the bytes were sent).
+ *
+ * @throws {RegistryError} `REGISTRY_INVALID_NAME`, `REGISTRY_INVALID_ALIAS`.
+ * @throws {InvalidArgumentError} for a bad tag, key or `readyTimeoutMs`.
+ * @internal
+ */
+export function checkRegistration(options: Pick<RegisterModelOptions, 'name' | 'alias' | 'tags' | 'idempotencyKey' | 'readyTimeoutMs'>): {
+  aliases: string[];
+  tags: Array<{ key: string; value: string }>;
+  readyTimeoutMs: number;
+} {
+  assertRegisteredModelName(options.name);
+  const aliases = [...new Set(options.alias === undefined ? [] : typeof options.alias === 'string' ? [options.alias] : options.alias)];
+  aliases.forEach((alias) => assertModelAlias(alias));
+  const tags = registryTagList(options.tags, 'tags');
+  if (options.idempotencyKey !== undefined) assertIdempotencyKey(options.idempotencyKey);
+  const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+  if (!(readyTimeoutMs > 0)) throw new InvalidArgumentError('readyTimeoutMs', `readyTimeoutMs must be > 0, got ${String(readyTimeoutMs)}.`);
+  return { aliases, tags, readyTimeoutMs };
 }
 
 async function checkLocalPathOfEitherKind(path: string): Promise<string> {

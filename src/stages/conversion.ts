@@ -40,6 +40,7 @@ export type ConversionArtifactsResult = UploadResult & {
  *
  * @throws {LocalPathError} when `onnxPath` is not a file, or names an external-data file that is missing.
  * @throws {RegistryError} when `register` has a bad name or alias (before any upload), or registering fails.
+ * @throws {InvalidArgumentError} when `register` has a bad tag, `idempotencyKey` or `readyTimeoutMs` (before any upload).
  * @example
  * ```ts
  * const result = await uploadConversionArtifacts({ onnxPath: 'out/model.onnx' });

@@ -6,8 +6,7 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import type { StageName } from '../config/schema.js';
-import { assertModelAlias, assertRegisteredModelName } from '../mlflow/registry-validation.js';
-import { fileStoreRefused, registerModel, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
+import { checkRegistration, fileStoreRefused, registerModel, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
 import { resolveMlflowConnection } from '../mlflow/connection.js';
 import { ArtifactUploader } from '../uploader/artifact-uploader.js';
 import type { ArtifactUploaderOptions } from '../uploader/options.js';
@@ -57,8 +56,9 @@ export async function withStageUploader<T>(
 export type StageRegisterOptions = Pick<RegisterModelOptions, 'name' | 'alias' | 'tags' | 'description' | 'idempotencyKey' | 'readyTimeoutMs'>;
 
 /**
- * Checks a stage's `register` option before anything is uploaded: the name, the aliases, and
- * that the tracking URI is a server (a local FileStore's registry is not written).
+ * Checks a stage's `register` option before anything is uploaded: the name, the aliases, the
+ * tags, the key and `readyTimeoutMs`, and that the tracking URI is a server (a local
+ * FileStore's registry is not written).
  *
  * @example
  * ```ts
@@ -68,8 +68,8 @@ export type StageRegisterOptions = Pick<RegisterModelOptions, 'name' | 'alias' |
  */
 export function checkStageRegister(register: StageRegisterOptions | undefined, options: Pick<StageHelperOptions, 'trackingUri' | 'env'> = {}): void {
   if (register === undefined) return;
-  assertRegisteredModelName(register?.name);
-  for (const alias of register.alias === undefined ? [] : typeof register.alias === 'string' ? [register.alias] : register.alias) assertModelAlias(alias);
+  if (register === null || typeof register !== 'object') throw new InvalidArgumentError('register', '`register` must be an object: { name, alias?, tags?, description?, idempotencyKey? }.');
+  checkRegistration(register);
   // A registration that cannot happen (a local FileStore) is refused before the upload, not
   // after it, when the checkpoint would be in the run and the command failed.
   // A tracking URI that does not resolve is the upload's to report, as without `register`.

@@ -394,4 +394,22 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(view.logged_models).toHaveLength(1);
   });
 
+  it('a stage helper refuses a bad idempotencyKey, tag or readyTimeoutMs in `register` before uploading anything (it used to upload, then throw)', async () => {
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: unique('early'), activate: false, env: {} });
+    const dir = writeTree(scratch('au-registry-early-'), { 'model.onnx': 'graph' });
+    const checkpoint = writeTree(scratch('au-registry-early-ckpt-'), { 'adapter_model.safetensors': 'w' });
+    const name = unique('early-model');
+    const bad: Array<Record<string, unknown>> = [{ idempotencyKey: 'has space' }, { tags: { stage: 3 } }, { tags: { '': 'x' } }, { readyTimeoutMs: 0 }];
+    for (const extra of bad) {
+      const register = { name, ...extra } as { name: string };
+      await expect(uploadConversionArtifacts({ onnxPath: join(dir, 'model.onnx'), runId: run.runId, trackingUri: url, env: {}, register }), JSON.stringify(extra)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+      await expect(uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: run.runId, trackingUri: url, env: {}, register }), JSON.stringify(extra)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    }
+    const listed = await runPython(
+      `import json, sys, mlflow\nfrom mlflow import MlflowClient\nmlflow.set_tracking_uri(sys.argv[1])\nprint(json.dumps([a.path for a in MlflowClient().list_artifacts(sys.argv[2])]))`,
+      { args: [url, run.runId] },
+    );
+    expect(JSON.parse(listed.trim().split('\n').pop()!)).toEqual([]);
+  });
 });
