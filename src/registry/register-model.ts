@@ -26,7 +26,7 @@ import { MlflowRegistryClient } from '../mlflow/registry-client.js';
 import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/registry-types.js';
 import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, registryTagList } from '../mlflow/registry-validation.js';
 import { MlflowRestClient } from '../mlflow/rest-tracking-client.js';
-import { resolveMlflowRunId } from '../run/run-context.js';
+import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
 import { checkLocalPath } from '../uploader/plan.js';
 import { findRunSource, placeModelFiles } from './model-files.js';
 
@@ -56,7 +56,8 @@ export interface RegisterModelOptions extends MlflowConnectionOptions {
   /** The registered model's name (created when missing). No `/` or `:`. */
   name: string;
   /**
-   * The run the model comes from.
+   * The run the model comes from. Without `trackingUri`, an active run started on its own
+   * tracking URI is registered there (as uploads to it go there).
    * @default the active run (`withRun`), else MLFLOW_RUN_ID
    */
   runId?: string;
@@ -139,27 +140,50 @@ export interface RegisterModelResult {
  * ```
  */
 export async function registerModel(options: RegisterModelOptions): Promise<RegisterModelResult> {
+  return registerModelOfRun(options);
+}
+
+/**
+ * {@link registerModel}, with the active run a stage helper's upload went to (its id passed as
+ * `runId`): the registration then goes through that run's connection, as the upload did.
+ * @internal
+ */
+export async function registerModelOfRun(options: RegisterModelOptions, uploadedTo?: ActiveRun): Promise<RegisterModelResult> {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'registerModel() needs an options object.');
   const { name, artifactPath, description, idempotencyKey, signal } = options;
   const { aliases, tags, readyTimeoutMs } = checkRegistration(options);
   if (typeof artifactPath !== 'string') throw new InvalidArgumentError('artifactPath', 'registerModel() needs `artifactPath`, the model folder (or file) in the run.');
   assertArtifactPath(artifactPath, { what: 'artifactPath' });
   const localPath = options.localPath === undefined ? undefined : await checkLocalPathOfEitherKind(options.localPath);
-  const runId = resolveMlflowRunId(options.runId, options.env ? { env: options.env } : {})?.runId;
+  const ref = resolveMlflowRunId(options.runId, options.env ? { env: options.env } : {});
+  const runId = ref?.runId;
   if (!runId) {
     throw new InvalidArgumentError('runId', 'registerModel() needs the run the model comes from: pass runId, or run inside withRun() or with MLFLOW_RUN_ID set.', {
       hint: 'The model must be in the run\'s artifacts (or be uploaded with it): register after uploading, with the same run id.',
     });
   }
 
-  const connection = resolveMlflowConnection(options);
+  const run = uploadedTo?.runId === runId ? uploadedTo : ref?.run;
+  const { connection, owned } = registrationConnection(options, run);
   try {
     if (connection.kind !== 'rest') throw fileStoreRefused(connection.root);
     const flow = new Registration(connection, { name, runId, artifactPath, aliases, tags, description, idempotencyKey, signal, readyTimeoutMs, localPath });
     return await flow.run();
   } finally {
-    if (connection.kind === 'rest') await connection.http.close().catch(() => undefined);
+    if (owned && connection.kind === 'rest') await connection.http.close().catch(() => undefined);
   }
+}
+
+/**
+ * The connection a registration goes through, chosen as an upload's is (`uploader/target.ts`):
+ * the `trackingUri` option, else the connection of the active run the id came from (a run
+ * `startRun` made on its own tracking URI), else `MLFLOW_TRACKING_URI`, else `./mlruns`.
+ * `owned`: made here, and to be closed by the caller (the run's own stays open).
+ * @internal
+ */
+export function registrationConnection(options: MlflowConnectionOptions, run: ActiveRun | undefined): { connection: MlflowConnection; owned: boolean } {
+  if (options.trackingUri === undefined && run?.connection !== undefined) return { connection: run.connection, owned: false };
+  return { connection: resolveMlflowConnection(options), owned: true };
 }
 
 /**

@@ -6,8 +6,8 @@
  */
 import { InvalidArgumentError } from '../core/errors.js';
 import type { StageName } from '../config/schema.js';
-import { checkRegistration, fileStoreRefused, registerModel, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
-import { resolveMlflowConnection } from '../mlflow/connection.js';
+import { checkRegistration, fileStoreRefused, registerModelOfRun, registrationConnection, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
+import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
 import { ArtifactUploader } from '../uploader/artifact-uploader.js';
 import type { ArtifactUploaderOptions } from '../uploader/options.js';
 import type { UploadResult } from '../uploader/result.js';
@@ -73,14 +73,29 @@ export function checkStageRegister(register: StageRegisterOptions | undefined, o
   // A registration that cannot happen (a local FileStore) is refused before the upload, not
   // after it, when the checkpoint would be in the run and the command failed.
   // A tracking URI that does not resolve is the upload's to report, as without `register`.
-  let connection: ReturnType<typeof resolveMlflowConnection> | undefined;
+  // The connection is chosen as the upload's: the option, else the active run's own, else the env.
+  let chosen: ReturnType<typeof registrationConnection> | undefined;
   try {
-    connection = resolveMlflowConnection({ trackingUri: options.trackingUri, env: options.env });
+    chosen = registrationConnection({ trackingUri: options.trackingUri, env: options.env }, uploadRun(options));
   } catch {
     return;
   }
+  const { connection, owned } = chosen;
   if (connection.kind === 'file') throw fileStoreRefused(connection.root);
-  void connection.http.close().catch(() => undefined);
+  if (owned) void connection.http.close().catch(() => undefined);
+}
+
+/**
+ * The active run an upload with these options goes to when it names no run (the gate's
+ * resolution, `resolveMlflowRunId`): its connection is where the upload, and so the
+ * registration, goes. `undefined` with an explicit `runId`, or when the id is not an active run's.
+ */
+function uploadRun(options: Pick<StageHelperOptions, 'runId' | 'env'>): ActiveRun | undefined {
+  try {
+    return resolveMlflowRunId(options.runId, { env: options.env })?.run;
+  } catch {
+    return undefined; // a malformed id is the upload's to report
+  }
 }
 
 /**
@@ -99,7 +114,7 @@ export async function registerStageUpload(
   options: StageHelperOptions,
 ): Promise<RegisterModelResult | undefined> {
   if (register === undefined || result.status !== 'uploaded' || !result.runId || result.artifactPath === undefined) return undefined;
-  return registerModel({
+  return registerModelOfRun({
     ...register,
     runId: result.runId,
     artifactPath: result.artifactPath,
@@ -109,5 +124,5 @@ export async function registerStageUpload(
     logger: options.logger,
     retry: options.retry,
     signal: options.signal,
-  });
+  }, uploadRun(options));
 }

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { MlflowApiError, RegistryError } from '../../src/core/errors.js';
 import { registerModel } from '../../src/registry/register-model.js';
+import { withRun } from '../../src/run/run-context.js';
 import { startRun } from '../../src/run/start-run.js';
 import { uploadConversionArtifacts } from '../../src/stages/conversion.js';
 import { uploadTrainingArtifacts } from '../../src/stages/training.js';
@@ -392,6 +393,23 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(view.versions.map((v) => v.version)).toEqual(['1']);
     expect(view.alias_version).toBe('1');
     expect(view.logged_models).toHaveLength(1);
+  });
+
+  it('registerModel and a stage helper inside withRun register on the run\'s own tracking server, as its uploads go there', async () => {
+    // The run was started with trackingUri and there is no MLFLOW_TRACKING_URI: the upload went
+    // to the run's server, while the registration resolved ./mlruns and was refused.
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: unique('active'), activate: false, env: {} });
+    const dir = writeTree(scratch('au-registry-active-'), { 'model.onnx': 'graph', 'model.onnx.data': Buffer.alloc(700, 3) });
+    const name = unique('active-model');
+    const result = await withRun(run, () => uploadConversionArtifacts({ onnxPath: join(dir, 'model.onnx'), env: {}, register: { name, alias: 'candidate' } }));
+    expect(result.status).toBe('uploaded');
+    expect(result.registeredModel).toMatchObject({ name, version: '1', runId: run.runId, aliases: ['candidate'] });
+    const direct = await withRun(run, () => registerModel({ name, artifactPath: 'onnx', alias: 'direct', env: {} }));
+    expect(direct).toMatchObject({ version: '2', runId: run.runId });
+    const view = await pythonView(url, name, 'candidate', run.experimentId!, run.runId);
+    expect(view.versions.map((v) => v.version).sort()).toEqual(['1', '2']);
+    expect(view.download).toEqual(hashTree(dir));
   });
 
   it('a stage helper refuses a bad idempotencyKey, tag or readyTimeoutMs in `register` before uploading anything (it used to upload, then throw)', async () => {
