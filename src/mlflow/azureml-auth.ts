@@ -11,6 +11,7 @@
 import { ConfigError, MissingDependencyError, NetworkError } from '../core/errors.js';
 import { redact, registerSecret } from '../core/logger.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
+import { isRetryableError } from '../core/retry.js';
 import type { HttpClient } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { fetchJobToken, type AzureMlJobRef } from './azureml-run-history.js';
@@ -102,11 +103,22 @@ async function defaultCredential(loadIdentity: (() => Promise<object>) | undefin
   return new identity.DefaultAzureCredential();
 }
 
-/** What `@azure/identity` throws, as one of ours: no or refused credentials are permanent; anything else (the sign-in endpoint unreachable) is retried. */
+/**
+ * What `@azure/identity` throws, as one of ours: no or refused credentials are permanent; an
+ * answer the shared classifier retries (an `AuthenticationError` with a 429 or 5xx status from
+ * the token endpoint) and anything else (the sign-in endpoint unreachable) is retried.
+ */
 function credentialError(error: unknown): Error {
   if (error instanceof MissingDependencyError) return error;
   const name = (error as { name?: unknown }).name;
   const message = redact(firstLine(error instanceof Error ? error.message : String(error)));
+  const status = (error as { statusCode?: unknown }).statusCode;
+  if (typeof status === 'number' && isRetryableError(error)) {
+    return new NetworkError(`Getting an Entra ID token for the Azure ML workspace failed: the sign-in endpoint answered ${status}${message ? ` (${message})` : ''}.`, {
+      cause: error,
+      hint: 'The Entra ID sign-in endpoint (login.microsoftonline.com, or the managed identity endpoint) is busy or failing; this is retried.',
+    });
+  }
   if (name === 'CredentialUnavailableError' || name === 'AggregateAuthenticationError' || name === 'AuthenticationRequiredError' || name === 'AuthenticationError' || !name || name === 'Error') {
     return new ConfigError(`No Entra ID token for the Azure ML workspace: ${message || String(name)}.`, {
       issues: [{ path: 'MLFLOW_TRACKING_TOKEN', message: 'not set, and DefaultAzureCredential found no usable sign-in' }],

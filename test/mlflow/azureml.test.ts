@@ -71,6 +71,39 @@ describe('Entra ID token source (DefaultAzureCredential)', () => {
     expect(await offline().catch((e: unknown) => e)).toBeInstanceOf(NetworkError);
   });
 
+  it('a sign-in endpoint answering 503 or 429 (AuthenticationError with that status) is retried, not a ConfigError telling to sign in', async () => {
+    // @azure/identity's own error for a token endpoint's error answer (IMDS, Entra ID): a 503 is
+    // as transient as an unreachable endpoint. It was a ConfigError ("sign in for
+    // DefaultAzureCredential"), which nothing retries, ending an upload that would have worked.
+    const { AuthenticationError } = await import('@azure/identity');
+    let calls = 0;
+    const source = azureMlTokenSource({
+      credential: {
+        getToken: async () => {
+          calls++;
+          if (calls === 1) throw new AuthenticationError(503, { error: 'temporarily_unavailable', error_description: 'The service is temporarily unavailable.' });
+          if (calls === 2) throw new AuthenticationError(429, { error: 'throttled', error_description: 'Too many requests.' });
+          return { token: 'fresh-entra-token-123', expiresOnTimestamp: Date.now() + 3_600_000 };
+        },
+      },
+    });
+    const server = await startTestServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    try {
+      const http = new HttpClient({ retry: resolveRetryOptions({ maxRetries: 3, backoffFactor: 0, backoffJitter: 0 }, {}), auth: { tokenSource: source } });
+      await http.request({ method: 'GET', url: `${server.url}/ok` });
+      expect(calls).toBe(3);
+      expect(server.requests.map((r) => r.headers.authorization)).toEqual(['Bearer fresh-entra-token-123']);
+    } finally {
+      await server.close();
+    }
+    // A refusal stays a ConfigError: a wrong client secret (400 invalid_client) is not retried.
+    const refused = azureMlTokenSource({ credential: { getToken: () => Promise.reject(new AuthenticationError(400, { error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.' })) } });
+    expect(await refused().catch((e: unknown) => e)).toBeInstanceOf(ConfigError);
+  });
+
   it('names the package to install when @azure/identity is missing', async () => {
     const source = azureMlTokenSource({ loadIdentity: () => Promise.reject(Object.assign(new Error("Cannot find package '@azure/identity'"), { code: 'ERR_MODULE_NOT_FOUND' })) });
     const error = await source().catch((e: unknown) => e);
