@@ -282,7 +282,6 @@ class Registration {
         return this.complete(earlier, false, 0);
       }
     }
-    if (await this.registry.createRegisteredModel(name, { signal })) this.logger.info(`created registered model ${name}`);
     try {
       this.loggedModel = await this.registry.createLoggedModel(
         { experimentId: run.info.experimentId, name: loggedModelName(name), sourceRunId: runId, ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}) },
@@ -299,6 +298,9 @@ class Registration {
       });
       this.loggedModel = await this.registry.finalizeLoggedModel(this.loggedModel.modelId, 'READY', { signal });
       await this.registry.logRunOutputs(runId, [this.loggedModel.modelId], { signal });
+      // Made only now, with the files in place: a failed copy, or a server without logged
+      // models (MLflow 2), leaves no empty registered model behind.
+      if (await this.registry.createRegisteredModel(name, { signal })) this.logger.info(`created registered model ${name}`);
       this.version = await this.registry.createModelVersion(
         {
           name,

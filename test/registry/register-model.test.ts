@@ -251,6 +251,37 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(front.requests.some((r) => r.method === 'PATCH' && r.path.includes('logged-models/'))).toBe(true);
   });
 
+  it('a failure while the files are copied (or a server without logged models) leaves no registered model behind', async () => {
+    // The registered model was created first, so a copy that failed for good, or an MLflow 2
+    // server (a registry, no logged-models route), left an empty registered model this call made.
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const registeredModels = async (name: string) =>
+      JSON.parse(
+        (
+          await runPython(`import json, sys, mlflow\nfrom mlflow import MlflowClient\nmlflow.set_tracking_uri(sys.argv[1])\nprint(json.dumps([m.name for m in MlflowClient().search_registered_models(f"name='{sys.argv[2]}'")]))`, {
+            args: [url, name],
+          })
+        )
+          .trim()
+          .split('\n')
+          .pop()!,
+      ) as string[];
+
+    const copyFails = await proxy(url);
+    copyFails.addRule({ match: (r) => r.path.includes('/get-artifact'), fault: 'status', status: 403, body: 'denied by the test' });
+    const name = unique('copy-fails');
+    await expect(registerModel({ name, runId, artifactPath: 'onnx', trackingUri: copyFails.url, retry: FAST_RETRY })).rejects.toMatchObject({ status: 403 });
+    expect(await registeredModels(name)).toEqual([]);
+    expect((await pythonView(url, name, '', experimentId, runId)).logged_models).toEqual([]);
+
+    const mlflow2 = await proxy(url);
+    mlflow2.addRule({ match: (r) => r.path.includes('logged-models'), fault: 'status', status: 404, body: '<html>Not Found</html>' });
+    const name2 = unique('no-logged-models');
+    await expect(registerModel({ name: name2, runId, artifactPath: 'onnx', trackingUri: mlflow2.url, retry: FAST_RETRY })).rejects.toMatchObject({ code: 'REGISTRY_UNAVAILABLE' });
+    expect(await registeredModels(name2)).toEqual([]);
+  });
+
   it('an alias set that lost a race on the database (400 unique constraint) is set again, and the version keeps its alias', async () => {
     // What MLflow 3.17 answers when two callers with one key set the same alias at once: its
     // setter reads, then inserts, and the second insert fails on the unique constraint.
