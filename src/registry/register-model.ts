@@ -28,7 +28,7 @@ import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, regi
 import { MlflowRestClient } from '../mlflow/rest-tracking-client.js';
 import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
 import { checkLocalPath } from '../uploader/plan.js';
-import { findRunSource, placeModelFiles } from './model-files.js';
+import { findRunSource, placeModelFiles, type RunSource } from './model-files.js';
 
 /**
  * The version tag that holds the caller's `idempotencyKey`; later calls find the version by it.
@@ -145,10 +145,12 @@ export async function registerModel(options: RegisterModelOptions): Promise<Regi
 
 /**
  * {@link registerModel}, with the active run a stage helper's upload went to (its id passed as
- * `runId`): the registration then goes through that run's connection, as the upload did.
+ * `runId`): the registration then goes through that run's connection, as the upload did; and
+ * with `onlyFiles`, the run paths the upload wrote, the model is those files alone, not
+ * whatever else an earlier upload left in the same folder of the run.
  * @internal
  */
-export async function registerModelOfRun(options: RegisterModelOptions, uploadedTo?: ActiveRun): Promise<RegisterModelResult> {
+export async function registerModelOfRun(options: RegisterModelOptions, uploadedTo?: ActiveRun, onlyFiles?: readonly string[]): Promise<RegisterModelResult> {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'registerModel() needs an options object.');
   const { name, artifactPath, description, idempotencyKey, signal } = options;
   const { aliases, tags, readyTimeoutMs } = checkRegistration(options);
@@ -167,7 +169,7 @@ export async function registerModelOfRun(options: RegisterModelOptions, uploaded
   const { connection, owned } = registrationConnection(options, run);
   try {
     if (connection.kind !== 'rest') throw fileStoreRefused(connection.root);
-    const flow = new Registration(connection, { name, runId, artifactPath, aliases, tags, description, idempotencyKey, signal, readyTimeoutMs, localPath });
+    const flow = new Registration(connection, { name, runId, artifactPath, aliases, tags, description, idempotencyKey, signal, readyTimeoutMs, localPath, onlyFiles });
     return await flow.run();
   } finally {
     if (owned && connection.kind === 'rest') await connection.http.close().catch(() => undefined);
@@ -241,6 +243,20 @@ export function loggedModelName(name: string): string {
   return name.replace(/[/:.%"']/g, '_');
 }
 
+/** The files of `source` among `only` (all of them when `only` is not given); each of `only` must be there. */
+function onlyTheseFiles(source: RunSource, only: readonly string[] | undefined, runId: string): RunSource {
+  if (only === undefined) return source;
+  const wanted = new Set(only);
+  const files = source.files.filter((f) => wanted.has(f.runPath));
+  const missing = [...wanted].filter((path) => !files.some((f) => f.runPath === path));
+  if (missing.length > 0 || files.length === 0) {
+    throw new RegistryError('REGISTRY_SOURCE_NOT_FOUND', `Run ${runId} does not list ${missing.length > 0 ? missing.slice(0, 10).join(', ') : 'the uploaded files'}, which were just uploaded to it.`, {
+      hint: 'Another process may have deleted or replaced the run\'s artifacts meanwhile; upload again, then register.',
+    });
+  }
+  return { kind: source.kind, files };
+}
+
 interface RegistrationInput {
   name: string;
   runId: string;
@@ -252,6 +268,8 @@ interface RegistrationInput {
   signal?: AbortSignal;
   readyTimeoutMs: number;
   localPath?: string;
+  /** Run paths (under `artifactPath`) the model is made of; the others there are left out. */
+  onlyFiles?: readonly string[] | undefined;
 }
 
 /** One registration: what it made so far, so that a failure can undo exactly that. */
@@ -274,7 +292,7 @@ class Registration {
   async run(): Promise<RegisterModelResult> {
     const { name, runId, artifactPath, signal, idempotencyKey } = this.input;
     const run = await this.tracking.getRun(runId, { signal });
-    const source = await findRunSource(this.tracking, runId, artifactPath, signal);
+    const source = onlyTheseFiles(await findRunSource(this.tracking, runId, artifactPath, signal), this.input.onlyFiles, runId);
     if (idempotencyKey !== undefined) {
       const earlier = await this.firstWithKey(idempotencyKey);
       if (earlier) {

@@ -114,15 +114,21 @@ export async function registerStageUpload(
   options: StageHelperOptions,
 ): Promise<RegisterModelResult | undefined> {
   if (register === undefined || result.status !== 'uploaded' || !result.runId || result.artifactPath === undefined) return undefined;
-  return registerModelOfRun({
-    ...register,
-    runId: result.runId,
-    artifactPath: result.artifactPath,
-    // Passed as they are: an option left undefined reads as unset (see docs/architecture.md).
-    trackingUri: options.trackingUri,
-    env: options.env,
-    logger: options.logger,
-    retry: options.retry,
-    signal: options.signal,
-  }, uploadRun(options));
+  // This upload's files only: the folder in the run may hold an earlier upload's too.
+  const files = result.files.filter((f) => f.status === 'uploaded' || f.status === 'resumed').map((f) => f.artifactPath);
+  return registerModelOfRun(
+    {
+      ...register,
+      runId: result.runId,
+      artifactPath: result.artifactPath,
+      // Passed as they are: an option left undefined reads as unset (see docs/architecture.md).
+      trackingUri: options.trackingUri,
+      env: options.env,
+      logger: options.logger,
+      retry: options.retry,
+      signal: options.signal,
+    },
+    uploadRun(options),
+    files,
+  );
 }

@@ -443,6 +443,30 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(view.download).toEqual(hashTree(dir));
   });
 
+  it('a second stage upload with register into the same run registers only its own files, not what the first left in onnx/ or checkpoint/', async () => {
+    // The registration copied everything under the folder in the run: version 2 of the model
+    // held model_a.onnx too (and a checkpoint version held the earlier checkpoint's stale file).
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: unique('twice'), activate: false, env: {} });
+    const a = writeTree(scratch('au-registry-a-'), { 'model_a.onnx': 'graph a', 'model_a.onnx.data': Buffer.alloc(300, 1) });
+    const b = writeTree(scratch('au-registry-b-'), { 'model_b.onnx': 'graph b' });
+    const name = unique('twice-model');
+    const first = await uploadConversionArtifacts({ onnxPath: join(a, 'model_a.onnx'), runId: run.runId, trackingUri: url, env: {}, register: { name, alias: 'a' } });
+    expect(first.registeredModel).toMatchObject({ version: '1', files: 2 });
+    const second = await uploadConversionArtifacts({ onnxPath: join(b, 'model_b.onnx'), runId: run.runId, trackingUri: url, env: {}, register: { name, alias: 'b' } });
+    expect(second.registeredModel).toMatchObject({ version: '2', files: 1 });
+    expect((await pythonView(url, name, 'a', run.experimentId!, run.runId)).download).toEqual(hashTree(a));
+    expect((await pythonView(url, name, 'b', run.experimentId!, run.runId)).download).toEqual(hashTree(b));
+
+    const early = writeTree(scratch('au-registry-ckpt-500-'), { 'adapter_model.safetensors': Buffer.alloc(100, 5), 'stale-optimizer.pt': 'old' });
+    const later = writeTree(scratch('au-registry-ckpt-1000-'), { 'adapter_model.safetensors': Buffer.alloc(100, 6) });
+    const trained = unique('twice-train');
+    await uploadTrainingArtifacts({ checkpointDir: early, runId: run.runId, trackingUri: url, env: {}, register: { name: trained, alias: 'early' } });
+    const latest = await uploadTrainingArtifacts({ checkpointDir: later, runId: run.runId, trackingUri: url, env: {}, register: { name: trained, alias: 'later' } });
+    expect(latest.registeredModel).toMatchObject({ version: '2', files: 1 });
+    expect((await pythonView(url, trained, 'later', run.experimentId!, run.runId)).download).toEqual(hashTree(later));
+  });
+
   it('a stage helper refuses a bad idempotencyKey, tag or readyTimeoutMs in `register` before uploading anything (it used to upload, then throw)', async () => {
     const { url } = mlflowServer();
     const run = await startRun({ trackingUri: url, experimentName: unique('early'), activate: false, env: {} });
