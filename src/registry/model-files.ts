@@ -9,6 +9,7 @@
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, posix } from 'node:path';
+import type { Env } from '../core/env.js';
 import { RegistryError } from '../core/errors.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import type { MlflowRegistryClient } from '../mlflow/registry-client.js';
@@ -70,6 +71,8 @@ export interface PlaceModelFilesInput {
   source: RunSource;
   /** The same files on local disk: a directory, or one file. Uploaded instead of copied from the run. */
   localPath?: string;
+  /** The environment the caller was given (the store's settings: `MLFLOW_S3_ENDPOINT_URL`, ...). @default process.env */
+  env?: Env | undefined;
   signal?: AbortSignal;
 }
 
@@ -78,7 +81,7 @@ export interface PlaceModelFilesInput {
  * the source. Throws the first upload error.
  */
 export async function placeModelFiles(input: PlaceModelFilesInput): Promise<{ files: number; bytes: number }> {
-  const store = resolveArtifactStore(input.artifactUri, { connection: input.connection });
+  const store = resolveArtifactStore(input.artifactUri, { connection: input.connection, env: input.env, logger: input.connection.logger });
   let files: PlannedFile[];
   let temp: string | undefined;
   try {

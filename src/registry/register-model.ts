@@ -17,6 +17,7 @@
  * @module
  */
 import { AbortedError, InvalidArgumentError, RegistryError } from '../core/errors.js';
+import type { Env } from '../core/env.js';
 import type { Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
 import { isWriteRaceError } from '../core/retry.js';
@@ -169,7 +170,7 @@ export async function registerModelOfRun(options: RegisterModelOptions, uploaded
   const { connection, owned } = registrationConnection(options, run);
   try {
     if (connection.kind !== 'rest') throw fileStoreRefused(connection.root);
-    const flow = new Registration(connection, { name, runId, artifactPath, aliases, tags, description, idempotencyKey, signal, readyTimeoutMs, localPath, onlyFiles });
+    const flow = new Registration(connection, { name, runId, artifactPath, aliases, tags, description, idempotencyKey, signal, readyTimeoutMs, localPath, onlyFiles, env: options.env });
     return await flow.run();
   } finally {
     if (owned && connection.kind === 'rest') await connection.http.close().catch(() => undefined);
@@ -268,6 +269,8 @@ interface RegistrationInput {
   signal?: AbortSignal;
   readyTimeoutMs: number;
   localPath?: string;
+  /** The environment the caller gave (read by the store of the logged model's artifact location). */
+  env?: Env | undefined;
   /** Run paths (under `artifactPath`) the model is made of; the others there are left out. */
   onlyFiles?: readonly string[] | undefined;
 }
@@ -312,6 +315,7 @@ class Registration {
         runId,
         source,
         ...(this.input.localPath !== undefined ? { localPath: this.input.localPath } : {}),
+        env: this.input.env,
         ...(signal ? { signal } : {}),
       });
       this.loggedModel = await this.registry.finalizeLoggedModel(this.loggedModel.modelId, 'READY', { signal });

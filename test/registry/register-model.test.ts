@@ -7,7 +7,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { MlflowApiError, RegistryError } from '../../src/core/errors.js';
 import { registerModel } from '../../src/registry/register-model.js';
 import { withRun } from '../../src/run/run-context.js';
@@ -18,7 +18,7 @@ import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { cli } from '../cli/helpers.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
 import { runPython } from '../support/python.js';
-import { describeWithServers, mlflowServer } from '../support/servers.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
 import { hashTree, localRun, scratch, writeTree } from '../uploader/helpers.js';
 
 const FAST_RETRY = { maxRetries: 2, backoffFactor: 0, backoffJitter: 0 };
@@ -50,7 +50,7 @@ interface PythonView {
 }
 
 /** What the official client sees of a registered model, an alias, an experiment's logged models and a run's outputs. */
-async function pythonView(trackingUri: string, name: string, alias: string, experimentId: string, runId: string): Promise<PythonView> {
+async function pythonView(trackingUri: string, name: string, alias: string, experimentId: string, runId: string, env: Record<string, string> = {}): Promise<PythonView> {
   const script = `
 import hashlib, json, os, sys, tempfile
 import mlflow
@@ -85,7 +85,7 @@ if r.outputs:
     out["run_outputs"] = [o.model_id for o in r.outputs.model_outputs]
 print(json.dumps(out))
 `;
-  const stdout = await runPython(script, { args: [trackingUri, name, alias, experimentId, runId] });
+  const stdout = await runPython(script, { args: [trackingUri, name, alias, experimentId, runId], env });
   return JSON.parse(stdout.trim().split('\n').pop()!) as PythonView;
 }
 
@@ -465,6 +465,27 @@ describeWithServers('registerModel on a real MLflow server', () => {
     const latest = await uploadTrainingArtifacts({ checkpointDir: later, runId: run.runId, trackingUri: url, env: {}, register: { name: trained, alias: 'later' } });
     expect(latest.registeredModel).toMatchObject({ version: '2', files: 1 });
     expect((await pythonView(url, trained, 'later', run.experimentId!, run.runId)).download).toEqual(hashTree(later));
+  });
+
+  it('copies into an s3:// logged model with the `env` it is given (the S3 endpoint of that env, not of process.env)', async () => {
+    // The store for the logged model's artifact location was made from process.env: with the
+    // S3 endpoint and keys only in `env` (as for the upload before it), the copy went to AWS.
+    // The AWS SDK reads its keys from process.env (the default chain); the endpoint is ours to read.
+    for (const [key, value] of Object.entries(servers().awsEnv)) vi.stubEnv(key, value);
+    onTestFinished(() => {
+      vi.unstubAllEnvs();
+    });
+    const { url, s3Endpoint } = mlflowDirectS3Server();
+    const env = { MLFLOW_S3_ENDPOINT_URL: s3Endpoint };
+    const run = await startRun({ trackingUri: url, experimentName: unique('s3-env'), activate: false, env });
+    const dir = writeTree(scratch('au-registry-s3-'), { 'model.onnx': 'graph on s3', 'model.onnx.data': Buffer.alloc(400, 2) });
+    const name = unique('s3-model');
+    const result = await uploadConversionArtifacts({ onnxPath: join(dir, 'model.onnx'), runId: run.runId, trackingUri: url, env, retry: FAST_RETRY, register: { name, alias: 'champion' } });
+    expect(result.status, String(result.error?.message)).toBe('uploaded');
+    expect(result.registeredModel).toMatchObject({ version: '1', files: 2 });
+    expect(result.registeredModel?.modelId).toMatch(/^m-/);
+    const view = await pythonView(url, name, 'champion', run.experimentId!, run.runId, { ...servers().awsEnv, ...env });
+    expect(view.download).toEqual(hashTree(dir));
   });
 
   it('a stage helper refuses a bad idempotencyKey, tag or readyTimeoutMs in `register` before uploading anything (it used to upload, then throw)', async () => {
