@@ -107,7 +107,15 @@ export async function startRun(options: StartRunOptions = {}): Promise<ActiveRun
   if (activate) {
     // A concurrent startRun may have won while we were awaiting the server.
     if (state.processRun) {
-      throw new InvalidArgumentError('startRun', `Run ${state.processRun.runId} became active while run ${run.runId} was starting.`, {
+      // The run this call created is never handed out: end it rather than leave it RUNNING.
+      let ended = '';
+      if (run.owned) {
+        await client.updateRun({ runId: run.runId, status: 'KILLED', endTime: Date.now() }).then(
+          () => (ended = ' It was ended as KILLED.'),
+          (error: unknown) => connection.logger.warn(`could not end run ${run.runId}, left RUNNING: ${(error as Error).message}`),
+        );
+      }
+      throw new InvalidArgumentError('startRun', `Run ${state.processRun.runId} became active while run ${run.runId} was starting.${ended}`, {
         hint: 'Start concurrent runs with { activate: false } and bind each with withRun(run, fn).',
       });
     }

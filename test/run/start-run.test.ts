@@ -3,7 +3,7 @@
  * MLflow server: experiment resolution from options and env, MLflow's default tags, joining
  * MLFLOW_RUN_ID, and concurrent runs.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -138,6 +138,23 @@ describe('startRun and endRun on ./mlruns', () => {
       }),
     ).rejects.toBeInstanceOf(AbortedError);
     expect((await store.getRun(killedId)).info.status).toBe('KILLED');
+  });
+
+  it('two startRun() at once: the one that loses ends the run it had created (KILLED), none is left RUNNING', async () => {
+    // The loser threw "became active while ... was starting" and left its new run RUNNING for ever.
+    const { root, store, options } = local();
+    const settled = await Promise.allSettled([startRun({ ...options, runName: 'one' }), startRun({ ...options, runName: 'two' })]);
+    const won = settled.filter((s): s is PromiseFulfilledResult<Awaited<ReturnType<typeof startRun>>> => s.status === 'fulfilled');
+    const lost = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected');
+    expect(won).toHaveLength(1);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]!.reason).toBeInstanceOf(InvalidArgumentError);
+    expect(String(lost[0]!.reason.message)).toMatch(/became active/);
+    const runIds = readdirSync(join(root, '0'), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+    expect(runIds).toHaveLength(2);
+    const statuses = Object.fromEntries(await Promise.all(runIds.map(async (id) => [id, (await store.getRun(id)).info.status] as const)));
+    expect(statuses).toEqual(Object.fromEntries(runIds.map((id) => [id, id === won[0]!.value.runId ? 'RUNNING' : 'KILLED'])));
+    await endRun();
   });
 
   it('defaultRunTags prefers the tracking username, then the OS user', () => {
