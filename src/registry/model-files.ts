@@ -15,6 +15,7 @@ import type { MlflowConnection } from '../mlflow/connection.js';
 import type { MlflowRegistryClient } from '../mlflow/registry-client.js';
 import type { TrackingClient } from '../mlflow/tracking-types.js';
 import { planDirectory, type PlannedFile } from '../uploader/plan.js';
+import type { StoreOptions } from '../stores/artifact-store.js';
 import { resolveArtifactStore } from '../stores/resolve.js';
 import { uploadPlannedFiles } from '../uploader/transfer.js';
 
@@ -73,6 +74,8 @@ export interface PlaceModelFilesInput {
   localPath?: string;
   /** The environment the caller was given (the store's settings: `MLFLOW_S3_ENDPOINT_URL`, ...). @default process.env */
   env?: Env | undefined;
+  /** The store settings (`s3`, `gcs`, `azure`, `multipart`) the caller gave. */
+  store?: StoreOptions;
   signal?: AbortSignal;
 }
 
@@ -81,7 +84,7 @@ export interface PlaceModelFilesInput {
  * the source. Throws the first upload error.
  */
 export async function placeModelFiles(input: PlaceModelFilesInput): Promise<{ files: number; bytes: number }> {
-  const store = resolveArtifactStore(input.artifactUri, { connection: input.connection, env: input.env, logger: input.connection.logger });
+  const store = resolveArtifactStore(input.artifactUri, { ...input.store, connection: input.connection, env: input.env, logger: input.connection.logger });
   let files: PlannedFile[];
   let temp: string | undefined;
   try {

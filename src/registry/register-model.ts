@@ -28,6 +28,7 @@ import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/re
 import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, registryTagList } from '../mlflow/registry-validation.js';
 import { MlflowRestClient } from '../mlflow/rest-tracking-client.js';
 import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
+import type { StoreOptions } from '../stores/artifact-store.js';
 import { checkLocalPath } from '../uploader/plan.js';
 import { findRunSource, placeModelFiles, type RunSource } from './model-files.js';
 
@@ -52,8 +53,12 @@ export const IDEMPOTENCY_KEY_TAG = 'artifact_uploader.idempotency_key';
  */
 export const DEFAULT_READY_TIMEOUT_MS = 300_000;
 
-/** Options of {@link registerModel}; the connection options (`trackingUri`, `token`, `retry`, ...) too. */
-export interface RegisterModelOptions extends MlflowConnectionOptions {
+/**
+ * Options of {@link registerModel}; the connection options (`trackingUri`, `token`, `retry`, ...)
+ * too, and the store options (`s3`, `gcs`, `azure`, `multipart`) for writing the files into the
+ * logged model's artifact location, as for an upload.
+ */
+export interface RegisterModelOptions extends MlflowConnectionOptions, StoreOptions {
   /** The registered model's name (created when missing). No `/` or `:`. */
   name: string;
   /**
@@ -170,7 +175,7 @@ export async function registerModelOfRun(options: RegisterModelOptions, uploaded
   const { connection, owned } = registrationConnection(options, run);
   try {
     if (connection.kind !== 'rest') throw fileStoreRefused(connection.root);
-    const flow = new Registration(connection, { name, runId, artifactPath, aliases, tags, description, idempotencyKey, signal, readyTimeoutMs, localPath, onlyFiles, env: options.env });
+    const flow = new Registration(connection, { name, runId, artifactPath, aliases, tags, description, idempotencyKey, signal, readyTimeoutMs, localPath, onlyFiles, env: options.env, store: { multipart: options.multipart, s3: options.s3, gcs: options.gcs, azure: options.azure } });
     return await flow.run();
   } finally {
     if (owned && connection.kind === 'rest') await connection.http.close().catch(() => undefined);
@@ -271,6 +276,8 @@ interface RegistrationInput {
   localPath?: string;
   /** The environment the caller gave (read by the store of the logged model's artifact location). */
   env?: Env | undefined;
+  /** The store settings the caller gave, for that store. */
+  store: { [K in keyof Required<StoreOptions>]: StoreOptions[K] };
   /** Run paths (under `artifactPath`) the model is made of; the others there are left out. */
   onlyFiles?: readonly string[] | undefined;
 }
@@ -316,6 +323,7 @@ class Registration {
         source,
         ...(this.input.localPath !== undefined ? { localPath: this.input.localPath } : {}),
         env: this.input.env,
+        store: this.input.store,
         ...(signal ? { signal } : {}),
       });
       this.loggedModel = await this.registry.finalizeLoggedModel(this.loggedModel.modelId, 'READY', { signal });

@@ -127,6 +127,11 @@ export async function registerStageUpload(
       logger: options.logger,
       retry: options.retry,
       signal: options.signal,
+      // The store settings the upload used, for the copy into the logged model.
+      multipart: options.multipart,
+      s3: options.s3,
+      gcs: options.gcs,
+      azure: options.azure,
     },
     uploadRun(options),
     files,

@@ -18,7 +18,7 @@ import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { cli } from '../cli/helpers.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
 import { runPython } from '../support/python.js';
-import { describeWithServers, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
+import { describeWithServers, mlflowAzureServer, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
 import { hashTree, localRun, scratch, writeTree } from '../uploader/helpers.js';
 
 const FAST_RETRY = { maxRetries: 2, backoffFactor: 0, backoffJitter: 0 };
@@ -485,6 +485,21 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(result.registeredModel).toMatchObject({ version: '1', files: 2 });
     expect(result.registeredModel?.modelId).toMatch(/^m-/);
     const view = await pythonView(url, name, 'champion', run.experimentId!, run.runId, { ...servers().awsEnv, ...env });
+    expect(view.download).toEqual(hashTree(dir));
+  });
+
+  it('a stage helper\'s store options (azure.connectionString) reach the copy into the logged model, as they reached the upload', async () => {
+    // The registration made the logged model's store without them: a wasbs:// root reached with
+    // the `azure` option uploaded fine, then the copy found no credentials.
+    const { url, env: serverEnv } = mlflowAzureServer();
+    const azure = { connectionString: serverEnv.AZURE_STORAGE_CONNECTION_STRING! };
+    const run = await startRun({ trackingUri: url, experimentName: unique('azure-options'), activate: false, env: {} });
+    const dir = writeTree(scratch('au-registry-azure-'), { 'model.onnx': 'graph on azure', 'model.onnx.data': Buffer.alloc(600, 4) });
+    const name = unique('azure-model');
+    const result = await uploadConversionArtifacts({ onnxPath: join(dir, 'model.onnx'), runId: run.runId, trackingUri: url, env: {}, azure, retry: FAST_RETRY, register: { name, alias: 'champion' } });
+    expect(result.status, String(result.error?.message)).toBe('uploaded');
+    expect(result.registeredModel).toMatchObject({ version: '1', files: 2 });
+    const view = await pythonView(url, name, 'champion', run.experimentId!, run.runId, serverEnv);
     expect(view.download).toEqual(hashTree(dir));
   });
 
