@@ -171,8 +171,10 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   const credentialsPath = options.credentialsFile === false ? undefined : (options.credentialsFile ?? defaultCredentialsPath(env));
   const fromFile = credentialsPath ? readMlflowCredentialsFile(credentialsPath) : undefined;
   registerSecret(fromFile?.password);
-  const username = options.username ?? envString('MLFLOW_TRACKING_USERNAME', env) ?? fromFile?.username ?? uriUser;
-  const password = options.password ?? envString('MLFLOW_TRACKING_PASSWORD', env) ?? fromFile?.password ?? uriPassword;
+  // An Azure ML workspace takes a bearer token only (the plugin sends nothing else): Basic
+  // settings there are another server's, and would replace the token and go to Microsoft's host.
+  const username = azureml ? undefined : (options.username ?? envString('MLFLOW_TRACKING_USERNAME', env) ?? fromFile?.username ?? uriUser);
+  const password = azureml ? undefined : (options.password ?? envString('MLFLOW_TRACKING_PASSWORD', env) ?? fromFile?.password ?? uriPassword);
   const insecure = options.insecureTls ?? envBool('MLFLOW_TRACKING_INSECURE_TLS', env) ?? false;
   const caCertPath = options.caCertPath ?? envString('MLFLOW_TRACKING_SERVER_CERT_PATH', env);
   const clientCertPath = options.clientCertPath ?? envString('MLFLOW_TRACKING_CLIENT_CERT_PATH', env);

@@ -230,6 +230,30 @@ describeWithServers('Azure ML workspace (azureml://) through the stand-in, cross
     if (connection.kind === 'rest') await connection.http.close();
   });
 
+  it('Basic-auth settings meant for another MLflow server (env, ~/.mlflow/credentials) are not sent to the workspace: its token is', async () => {
+    // Basic wins over a token for http(s) servers, as in MLflow; for a workspace it replaced the
+    // Entra ID token (or the job token), so every request was refused with 401, and the password
+    // of the other server went to the workspace's host.
+    const run = await createRun();
+    const credentialsFile = join(dir, 'mlflow-credentials');
+    await writeFile(credentialsFile, '[mlflow]\nmlflow_tracking_username = file-user\nmlflow_tracking_password = file-password-for-another-server\n');
+    const env = { MLFLOW_TRACKING_USERNAME: 'env-user', MLFLOW_TRACKING_PASSWORD: 'env-password-for-another-server' };
+    const credential = { getToken: async () => ({ token: standin.token, expiresOnTimestamp: Date.now() + 3_600_000 }) };
+    for (const options of [{ env }, { credentialsFile, env: {} }]) {
+      const before = standin.requests.length;
+      const connection = resolveMlflowConnection({ trackingUri: standin.trackingUri, caCertPath: standin.caPath, azureCredential: credential, ...options });
+      const store = new AzureMlArtifactStore(`azureml://experiments/${run.experimentName}/runs/${run.runId}/artifacts`, { connection, env: {} });
+      const local = join(dir, 'basic.txt');
+      await writeFile(local, 'no basic');
+      await store.uploadFile(local, 'basic.txt');
+      const sent = standin.requests.slice(before).filter((r) => r.route !== 'blob');
+      expect(sent.length).toBeGreaterThan(0);
+      expect(sent.every((r) => r.authorization === `Bearer ${standin.token}`)).toBe(true);
+      if (connection.kind === 'rest') await connection.http.close();
+    }
+    expect(standin.artifactPaths(run.runId)).toContain('basic.txt');
+  });
+
   it('inside a job, a token about to expire is renewed through the run-history token route, as the plugin renews it', async () => {
     const run = await createRun();
     // The plugin, given a job token with 60 s left, renews it through experimentids/<id>/runs/<id>/token before logging.
