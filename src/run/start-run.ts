@@ -138,7 +138,8 @@ export interface EndRunOptions {
  * Ends the process's active run (or `options.run`) and clears it. A run that `startRun`
  * created gets `status` (`FINISHED` by default) and an end time; a joined run (`runId` /
  * `MLFLOW_RUN_ID`) is left as it is unless a status is given, since its owner ends it.
- * Returns the run's updated metadata, or `undefined` when nothing was updated.
+ * Returns the run's updated metadata, or `undefined` when nothing was updated. When the update
+ * fails, the run stays the active run, so that `endRun()` can be called again.
  *
  * @example
  * ```ts
@@ -151,13 +152,20 @@ export async function endRun(status?: RunStatus, options: EndRunOptions = {}): P
   const state = runState();
   const run = options.run ?? state.processRun;
   if (!run) return undefined;
+  const wasActive = state.processRun;
   if (state.processRun === run || state.processRun?.runId === run.runId) state.processRun = undefined;
   if (!run.owned && status === undefined) return undefined;
   const client = run.client ?? createTrackingClient(run.connection ?? resolveMlflowConnection());
-  return client.updateRun(
-    { runId: run.runId, status: status ?? 'FINISHED', endTime: options.endTime ?? Date.now() },
-    options.signal ? { signal: options.signal } : {},
-  );
+  try {
+    return await client.updateRun(
+      { runId: run.runId, status: status ?? 'FINISHED', endTime: options.endTime ?? Date.now() },
+      options.signal ? { signal: options.signal } : {},
+    );
+  } catch (error) {
+    // Not ended: it stays the active run, so that endRun() can be called again.
+    if (wasActive !== undefined && state.processRun === undefined && wasActive.runId === run.runId) state.processRun = wasActive;
+    throw error;
+  }
 }
 
 /**

@@ -12,6 +12,7 @@ import { AbortedError, ConfigError, InvalidArgumentError } from '../../src/core/
 import { FileTrackingStore } from '../../src/mlflow/file-store.js';
 import { activeRun, getMlflowRunId, runState } from '../../src/run/run-context.js';
 import { defaultRunTags, endRun, startRun, withNewRun } from '../../src/run/start-run.js';
+import { useFaultProxies } from '../support/fault-proxy.js';
 import { runPython } from '../support/python.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 
@@ -166,6 +167,8 @@ describe('startRun and endRun on ./mlruns', () => {
 });
 
 describeWithServers('startRun on a real MLflow server', () => {
+  const proxy = useFaultProxies();
+
   it('creates the experiment by name and a run Python sees with its tags', async () => {
     const { url } = mlflowServer();
     const name = `start-run-${randomUUID().slice(0, 8)}`;
@@ -188,5 +191,19 @@ print(json.dumps([c.get_experiment(r.info.experiment_id).name, r.info.status, r.
     expect([expName, status, runName]).toEqual([name, 'FINISHED', 'remote']);
     expect(tags).toMatchObject({ 'mlflow.user': 'tester', 'mlflow.source.type': 'LOCAL', 'mlflow.runName': 'remote' });
     expect(metrics).toEqual({ loss: 0.25 });
+  });
+  it('an endRun() that failed can be called again: the run stays active until it was ended', async () => {
+    // endRun cleared the active run before runs/update answered: after a failure, endRun()
+    // again returned undefined and did nothing, and the run stayed RUNNING for ever.
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    const run = await startRun({ trackingUri: front.url, experimentName: `end-again-${randomUUID().slice(0, 8)}`, env: {}, retry: { maxRetries: 1, backoffFactor: 0, backoffJitter: 0 } });
+    front.addRule({ match: (r) => r.path.includes('runs/update'), fault: 'status', status: 503, body: '{"error_code":"TEMPORARILY_UNAVAILABLE","message":"down for the test"}', times: 2 });
+    await expect(endRun()).rejects.toMatchObject({ status: 503 });
+    expect(activeRun()?.runId).toBe(run.runId);
+    expect(await endRun()).toMatchObject({ runId: run.runId, status: 'FINISHED' });
+    expect(activeRun()).toBeUndefined();
+    const out = await runPython(`import sys\nfrom mlflow import MlflowClient\nprint(MlflowClient(tracking_uri=sys.argv[1]).get_run(sys.argv[2]).info.status)`, { args: [url, run.runId] });
+    expect(out.trim().split('\n').pop()).toBe('FINISHED');
   });
 });
