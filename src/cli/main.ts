@@ -10,14 +10,16 @@ const onlyPrints = argv.length === 0 || argv[0] === 'help' || argv.some((arg) =>
 
 // Node ignores SIGPIPE, so a write into a closed pipe surfaces as an EPIPE 'error' event, which
 // unhandled kills the process with a stack trace. End quietly instead, as other tools do.
+// Any other write error (ENOSPC: `> result.json` on a full disk, EIO) loses the result: say so
+// in one line on stderr and exit 1 (or the command's own failure code), without a stack trace.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE') throw error;
-  process.exit(onlyPrints ? 0 : EXIT_BROKEN_PIPE);
+  if (error.code === 'EPIPE') process.exit(onlyPrints ? 0 : EXIT_BROKEN_PIPE);
+  process.stderr.write(`error: stdout cannot be written (${error.message}); the result of this command is lost. Free space on the disk stdout goes to, or write it elsewhere, and run again.\n`);
+  process.exit(typeof process.exitCode === 'number' && process.exitCode !== 0 ? process.exitCode : 1);
 });
-// A closed stderr leaves nowhere to report anything: keep going, the exit code still tells.
-process.stderr.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code !== 'EPIPE') throw error;
-});
+// A stderr that cannot be written (closed pipe, full disk under `2>> job.log`) leaves nowhere to
+// report anything, and must not stop an upload over a log line: keep going, the exit code tells.
+process.stderr.on('error', () => undefined);
 
 const controller = new AbortController();
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort(new Error(`received ${signal}`)));

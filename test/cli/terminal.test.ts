@@ -5,7 +5,7 @@
  * real process's stdout/stderr.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -34,6 +34,22 @@ function intoClosedPipe(args: string[], cwd: string): Promise<{ code: number | n
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.on('close', (code, signal) => resolve({ code, signal, stderr }));
+  });
+}
+
+/**
+ * Runs the bin with stdout or stderr on /dev/full (every write fails with ENOSPC, as on a full
+ * disk behind `> result.json` or `2>> job.log`); the other stream is a pipe.
+ */
+function withFullDisk(stream: 'stdout' | 'stderr', args: string[], cwd: string, env: Record<string, string | undefined>): Promise<{ code: number | null; signal: string | null; output: string }> {
+  const full = openSync('/dev/full', 'w');
+  return new Promise((resolve) => {
+    const stdio: ['ignore', number | 'pipe', number | 'pipe'] = stream === 'stdout' ? ['ignore', full, 'pipe'] : ['ignore', 'pipe', full];
+    const child = spawn(process.execPath, [bin, ...args], { cwd, env: env as NodeJS.ProcessEnv, stdio });
+    closeSync(full);
+    let output = '';
+    (stream === 'stdout' ? child.stderr : child.stdout)!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('close', (code, signal) => resolve({ code, signal, output }));
   });
 }
 
@@ -106,5 +122,30 @@ describe('a closed pipe (`artifact-uploader --help | head`)', () => {
     const run = await intoClosedPipe(['runs', 'start'], cwd);
     expect(run.code).toBe(141);
     expect(run.stderr).not.toMatch(/EPIPE|\n\s+at /);
+  });
+});
+
+describe('stdout or stderr on a full disk (/dev/full: ENOSPC)', () => {
+  it('a log line that cannot be written does not stop the upload: every file arrives, exit 0', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    for (let i = 0; i < 12; i++) writeFileSync(join(cwd, 'ckpt', `shard-${i}.bin`), Buffer.alloc(1024 * 1024, i));
+    const env = await localRun(cwd);
+    // --concurrency 1: progress lines (every 10 %) are written while files are still to be sent.
+    const run = await withFullDisk('stderr', ['training', 'ckpt', '--concurrency', '1'], cwd, env);
+    expect(run, run.output).toMatchObject({ code: 0, signal: null });
+    expect(run.output).toMatch(/training checkpoint: uploaded 12 file\(s\)/);
+    const artifacts = join(cwd, 'mlruns', '0', env.MLFLOW_RUN_ID!, 'artifacts', 'checkpoint');
+    for (let i = 0; i < 12; i++) expect(readFileSync(join(artifacts, `shard-${i}.bin`)).equals(Buffer.alloc(1024 * 1024, i))).toBe(true);
+  });
+
+  it('a result that cannot be written is one error line on stderr and exit 1, no stack trace', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'a.txt'), 'a');
+    const run = await withFullDisk('stdout', ['training', 'ckpt', '--json'], cwd, await localRun(cwd));
+    expect(run).toMatchObject({ code: 1, signal: null });
+    expect(run.output).toMatch(/^error: stdout cannot be written \(ENOSPC/m);
+    expect(run.output).not.toMatch(/\n\s+at |Node\.js v|throw error/);
   });
 });
