@@ -85,6 +85,7 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/Pass the manifest createCheckpointArchive returned for this archive/g, 'Pass the manifest `artifact-uploader archive` wrote for this archive (--manifest)'],
   [/Pass the manifest written by createCheckpointArchive\/writeManifest, or omit it/g, 'Pass the manifest written by `artifact-uploader archive`, or drop --manifest'],
   [/Regenerate it with createCheckpointArchive\./g, 'Regenerate it with `artifact-uploader archive`.'],
+  [/\bthe journalDir option\b/g, '--journal-dir'],
   // Option names, only where the command has the flag: elsewhere the value came from the config.
   [/`artifactPath`/g, '--artifact-path', ['file', 'dir']],
   [/`trialId`/g, '--trial-id', ['hpo']],

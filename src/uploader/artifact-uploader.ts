@@ -17,7 +17,8 @@
  *
  * @module
  */
-import { dirname, isAbsolute, relative } from 'node:path';
+import { dirname } from 'node:path';
+import { isInside } from '../core/real-path.js';
 import { AbortedError, InvalidArgumentError, isArtifactUploaderError } from '../core/errors.js';
 import { combineSignals } from '../core/abort.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
@@ -25,7 +26,7 @@ import { resolveTrackingConfig } from '../config/load.js';
 import type { StageName, TrackingConfig } from '../config/schema.js';
 import { dedupeInFlight, identityKey, type LocalFileIdentity } from './dedupe.js';
 import { NO_RUN_WARNING, passGates } from './gate.js';
-import { archiveOperation, checkpointOperation, directoryArchiveOperation, directoryOperation, fileOperation, type Operation, type OperationContext } from './operation.js';
+import { archiveOperation, checkpointOperation, directoryArchiveOperation, directoryOperation, fileOperation, type Operation, type OperationContext, type PlannedOperation } from './operation.js';
 import {
   operationConcurrency,
   resolveUploaderOptions,
@@ -38,7 +39,7 @@ import {
   type UploadFileCallOptions,
   type UploadFilesCallOptions,
 } from './options.js';
-import { fileIdentities, type PlannedFile } from './plan.js';
+import { fileIdentities } from './plan.js';
 import { ProgressEmitter } from './progress.js';
 import { buildResult, joinedResult, StatsAccumulator, type ResultContext, type UploaderStats, type UploadResult } from './result.js';
 import { assertJournalOutside, UploadJournal } from './journal.js';
@@ -334,7 +335,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
           // The default concurrency adapts; one the user chose (option, config, env) is kept
           // as they chose it unless they also allow growth with maxConcurrency.
           const { concurrency, maxConcurrency } = operationConcurrency(this.opts, config[this.stage].concurrency, this.stage);
-          const resume = await this.resumeStep(target, planned.local.files, signal);
+          const resume = await this.resumeStep(target, planned, signal);
           const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger, resume };
           try {
             const outcome = await (planned.transfer ?? ((c) => transferFiles(c, planned.local.files)))(ctx);
@@ -357,16 +358,19 @@ export class ArtifactUploader<S extends StageName = StageName> {
 
   /**
    * The resume step of one operation: the journal (opened once per uploader; without one, a
-   * warning and no resume), `skipExisting` checked against the store before anything is sent.
+   * warning and no resume), `skipExisting` checked against the store before anything is sent,
+   * and a journal inside the directory being uploaded (or archived: the archive is staged in the
+   * journal) refused before anything is written there.
    */
-  private async resumeStep(target: UploadTarget, files: readonly PlannedFile[], signal: AbortSignal | undefined): Promise<OperationResume> {
+  private async resumeStep(target: UploadTarget, planned: PlannedOperation, signal: AbortSignal | undefined): Promise<OperationResume> {
     assertSkipExisting(this.opts.skipExisting, target.store);
     this.journalPromise ??= UploadJournal.open({ dir: this.opts.journalDir, env: this.opts.env, logger: this.logger }).catch((error: unknown) => {
       this.logger.warn(`The resume journal cannot be opened (${(error as Error).message}); uploads of this uploader cannot be resumed.`);
       return undefined;
     });
     const journal = await this.journalPromise;
-    const inside = journal && files.find((f) => isInside(f.localPath, journal.dir));
+    if (journal && planned.directory !== undefined) assertJournalOutside(journal.dir, planned.directory);
+    const inside = journal && planned.local.files.find((f) => isInside(journal.dir, f.localPath));
     if (journal && inside) assertJournalOutside(journal.dir, dirname(inside.localPath));
     return new OperationResume({
       journal,
@@ -395,8 +399,3 @@ export class ArtifactUploader<S extends StageName = StageName> {
   }
 }
 
-/** True when `path` is `dir` or inside it. */
-function isInside(path: string, dir: string): boolean {
-  const rel = relative(dir, path);
-  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
-}

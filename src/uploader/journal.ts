@@ -241,7 +241,8 @@ export function assertJournalOutside(journalDir: string, dataDir: string): void 
   const rel = relative(resolve(dataDir), resolve(journalDir));
   if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
     throw new InvalidArgumentError('journalDir', `The resume journal ${journalDir} is inside the folder being uploaded (${dataDir}).`, {
-      hint: `Move it elsewhere with the journalDir option or ${JOURNAL_DIR_ENV}, or upload without resume (--no-resume).`,
+      // Not `resume: false`: the journal is still written then (only not read).
+      hint: `Point the journalDir option or ${JOURNAL_DIR_ENV} at a directory outside it.`,
     });
   }
 }

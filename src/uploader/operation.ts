@@ -63,6 +63,8 @@ export interface PlannedOperation {
   identity: string;
   /** The transfer; `undefined` uploads `local.files` with `transferFiles`. */
   transfer?: ((ctx: TransferContext) => Promise<TransferOutcome>) | undefined;
+  /** The directory whose files are uploaded (or archived), if any: the resume journal may not be inside it. */
+  directory?: string | undefined;
 }
 
 /** What every builder is given: the uploader's stage. */
@@ -233,7 +235,7 @@ function walkOperation<S extends StageName>(
       const artifactPath = destination(config, context.stage, settings.kind, options.artifactPath);
       const filters = filtersFor(config, context.stage, options);
       const local = await planLocalDirectory(directory, { artifactPath, filters, skipDefaultFiles: settings.skipDefaultFiles });
-      return { artifactPath, local, shown: local.files, identity: method };
+      return { artifactPath, local, shown: local.files, identity: method, directory };
     },
   });
 }
@@ -300,6 +302,7 @@ export function directoryArchiveOperation<S extends StageName>(
         shown: [{ localPath: directory, artifactPath, size: totalBytes }],
         identity: `${method}:${JSON.stringify([filters.include, filters.exclude, options.level ?? null])}`,
         transfer: (ctx) => transferDirectoryAsArchive(ctx, { directory, artifactPath, filters, level: options.level }),
+        directory,
       };
     },
   });

@@ -2,6 +2,7 @@
  * `resume list` and `resume clear` on a real journal directory, in-process; `--no-resume` and
  * `--journal-dir` parse as global options.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -130,6 +131,33 @@ describe('artifact-uploader resume', () => {
     expect(parseAge('90s')).toBe(90_000);
     expect(parseAge('1.5h')).toBe(5_400_000);
     expect(parseAge('2w')).toBe(14 * 86_400_000);
+  });
+
+  it('a --journal-dir inside the folder being uploaded is refused (2) before anything is written or sent, --no-resume too', async () => {
+    const cwd = tempDir();
+    await mkdir(join(cwd, 'ckpt'));
+    await writeFile(join(cwd, 'ckpt', 'weights.bin'), 'w'.repeat(4096));
+    const start = await cli(['runs', 'start'], { cwd });
+    expect(start.code).toBe(0);
+    const env = baseEnv({ MLFLOW_RUN_ID: start.stdout.trim() });
+    const calls = [
+      ['dir', '--stage', 'training', 'ckpt'],
+      ['dir', '--stage', 'training', 'ckpt', '--no-resume'],
+      ['training', 'ckpt'],
+      // Its archive is staged in the journal: the staging lock went into the checkpoint archive.
+      ['hpo', '--checkpoint-dir', 'ckpt'],
+    ];
+    for (const call of calls) {
+      const run = await cli([...call, '--journal-dir', 'ckpt/.journal', '--json'], { cwd, env });
+      expect(run.code, `${call.join(' ')}\n${run.stderr}`).toBe(2);
+      const { error } = run.json();
+      expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(`inside the folder being uploaded (${join(cwd, 'ckpt')})`) });
+      expect(error.hint).toContain('--journal-dir');
+      expect(error.hint).not.toContain('--no-resume'); // the journal is written with it too
+    }
+    expect(readdirSync(join(cwd, 'ckpt'))).toEqual(['weights.bin']);
+    const artifacts = join(cwd, 'mlruns', '0', start.stdout.trim(), 'artifacts');
+    expect(existsSync(artifacts) ? readdirSync(artifacts) : []).toEqual([]);
   });
 
   it('--no-resume and --journal-dir are global options every command sees', () => {
