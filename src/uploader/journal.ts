@@ -39,7 +39,7 @@ import { removeStagedArchives } from './archive-staging.js';
 import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import type { Env } from '../core/env.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, LocalPathError, toLocalPathError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 import { leftByDeadWriter } from '../core/atomic-write.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
@@ -226,6 +226,20 @@ export function resolveJournalDir(options: { dir?: string; env?: Env } = {}): st
   const xdg = env.XDG_CACHE_HOME?.trim();
   const cache = xdg && isAbsolute(xdg) ? xdg : join(env.HOME?.trim() || homedir(), '.cache');
   return join(cache, 'artifact-uploader', 'journal');
+}
+
+/**
+ * A journal directory that cannot be listed, as a {@link LocalPathError} that names it (a path
+ * given by mistake, such as a file, is not a bug of the journal's). Other errors pass through.
+ */
+function journalDirError(error: unknown, dir: string): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  const hint = `Point the journalDir option or ${JOURNAL_DIR_ENV} at a directory (it is created when missing).`;
+  if (code === 'ENOTDIR') return new LocalPathError('NOT_A_DIRECTORY', dir, `The resume journal ${dir} is not a directory.`, { hint, cause: error });
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new LocalPathError('PATH_UNREADABLE', dir, `The resume journal ${dir} cannot be listed (${code}).`, { hint: `Fix its permissions, or ${hint[0]!.toLowerCase()}${hint.slice(1)}`, cause: error });
+  }
+  return toLocalPathError(error, dir);
 }
 
 /**
@@ -572,14 +586,19 @@ export class UploadJournal {
     ).catch((error: unknown) => this.logger.warn(`Could not remove the resume journal record ${join(this.dir, name)}: ${(error as Error).message}`));
   }
 
-  /** Every record, newest first; corrupt ones are listed without `record`. */
+  /**
+   * Every record, newest first; corrupt ones are listed without `record`.
+   *
+   * @throws {LocalPathError} `NOT_A_DIRECTORY` when the journal directory is a file,
+   *   `PATH_UNREADABLE` when it cannot be listed.
+   */
   async list(): Promise<JournalListEntry[]> {
     let names: string[];
     try {
       names = await readdir(this.dir);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw error;
+      throw journalDirError(error, this.dir);
     }
     const entries: JournalListEntry[] = [];
     for (const name of names.filter((n) => LOG_NAME.test(n))) entries.push(...(await this.listLog(join(this.dir, name))));

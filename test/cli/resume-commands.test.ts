@@ -124,6 +124,19 @@ describe('artifact-uploader resume', () => {
     expect(await readdir(dir)).toEqual([]);
   });
 
+  it('list and clear on a --journal-dir that is a file: a path error (2) naming it, not an internal error', async () => {
+    const root = tempDir();
+    const file = join(root, 'metrics.json');
+    await writeFile(file, '{}');
+    for (const command of [['resume', 'list'], ['resume', 'clear'], ['resume', 'clear', '--dry-run']]) {
+      const run = await cli([...command, '--journal-dir', file, '--json']);
+      expect(run.code, `${command.join(' ')}\n${run.stderr}`).toBe(2);
+      expect(run.json().error).toMatchObject({ code: 'NOT_A_DIRECTORY', path: file, message: expect.stringContaining(`The resume journal ${file} is not a directory`) });
+      expect(run.stderr).not.toMatch(/looks like a bug|INTERNAL_ERROR/);
+    }
+    expect(await readFile(file, 'utf8')).toBe('{}');
+  });
+
   it('refuses a malformed --older-than as a usage error', async () => {
     const run = await cli(['resume', 'clear', '--older-than', 'soon']);
     expect(run.code).toBe(2);
