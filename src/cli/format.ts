@@ -86,6 +86,15 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/Pass the manifest written by createCheckpointArchive\/writeManifest, or omit it/g, 'Pass the manifest written by `artifact-uploader archive`, or drop --manifest'],
   [/Regenerate it with createCheckpointArchive\./g, 'Regenerate it with `artifact-uploader archive`.'],
   [/\bthe journalDir option\b/g, '--journal-dir'],
+  // Global flags: every command has them.
+  [/\bskipExisting: '(size|checksum)'/g, '--skip-existing $1'],
+  [/\brunId \/ MLFLOW_RUN_ID\b/g, '--run-id / MLFLOW_RUN_ID'],
+  [/\bpass another configDir\b/g, 'pass another --config-dir'],
+  [/\bexperimentId \/ MLFLOW_EXPERIMENT_ID\b/g, '--experiment-id / MLFLOW_EXPERIMENT_ID', ['runs start']],
+  [/\bexperimentName \/ MLFLOW_EXPERIMENT_NAME\b/g, '--experiment-name / MLFLOW_EXPERIMENT_NAME', ['runs start']],
+  [/\bexperimentId (\S+) is the experiment\b/g, '--experiment-id $1 is the experiment', ['runs start']],
+  [/\bexperimentId=(\S+): no such experiment\b/g, '--experiment-id $1: no such experiment', ['runs start']],
+  [/\btrialId ("[^"]*") contains\b/g, '--trial-id $1 contains', ['hpo']],
   // Option names, only where the command has the flag: elsewhere the value came from the config.
   [/`artifactPath`/g, '--artifact-path', ['file', 'dir']],
   [/`trialId`/g, '--trial-id', ['hpo']],

@@ -118,4 +118,31 @@ describe('errors in CLI terms', () => {
     expect(run.stderr).toContain('Artifact path "docs/notes#1.txt" contains "#", which MLflow rejects.');
     expect(run.stderr).toContain('Rename the file(s)');
   });
+
+  it('global flags and runs start options are named as flags: --skip-existing, --run-id, --config-dir, --experiment-id/-name, --trial-id', async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'a.txt'), 'a');
+    const env = await localRun(cwd);
+    /** Option names of the library's API that have a flag here. */
+    const OPTION_WORDS = /skipExisting|runId \/|configDir|experimentName|experimentId|trialId/;
+    const check = async (argv: string[], expected: string, runEnv = env) => {
+      const run = await cli([...argv, '--json'], { cwd, env: runEnv });
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.stderr).toContain(expected);
+      expect(run.stderr, run.stderr).not.toMatch(OPTION_WORDS);
+      const doc = run.json();
+      // A thrown error is at the top; a failed upload's is in its result.
+      const { message, hint } = doc.error ?? doc.results.find((r: { error?: unknown }) => r.error).error;
+      expect(`${message} ${hint}`).toContain(expected);
+      expect(`${message} ${hint}`).not.toMatch(OPTION_WORDS);
+    };
+    await check(['file', '--stage', 'training', 'a.txt', '--skip-existing', 'checksum'], "--skip-existing checksum needs a store whose listing reports checksums");
+    await check(['file', '--stage', 'training', 'a.txt', '--skip-existing', 'checksum'], 'Use --skip-existing size (a file of the same size');
+    await check(['file', '--stage', 'training', 'a.txt', '--run-id', '0123456789abcdef0123456789abcdef'], 'Check that --run-id / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same store');
+    await check(['file', '--stage', 'training', 'a.txt', '--config-dir', 'missing'], 'pass another --config-dir (or set ARTIFACT_UPLOADER_CONFIG_DIR)');
+    await check(['runs', 'start', '--new', '--experiment-id', '42'], '--experiment-id 42: no such experiment');
+    await check(['runs', 'start', '--new', '--experiment-id', '42'], 'give the experiment by name (--experiment-name / MLFLOW_EXPERIMENT_NAME)');
+    await check(['runs', 'start', '--new', '--experiment-id', '0', '--experiment-name', 'other'], '--experiment-id 0 is the experiment "Default", not "other"');
+    await check(['hpo', '--archive', 'a.txt', '--trial-id', 'a/b'], '--trial-id "a/b" contains "/"');
+  });
 });

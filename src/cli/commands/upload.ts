@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { InvalidArgumentError } from '../../core/errors.js';
+import { InvalidArgumentError, isArtifactUploaderError } from '../../core/errors.js';
 import { assertArtifactKind } from '../../config/load.js';
 import type { ArtifactKind, StageName } from '../../config/schema.js';
 import {
@@ -24,7 +24,7 @@ import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
 import { redact } from '../../core/logger.js';
-import { formatDuration, table } from '../format.js';
+import { cliWording, formatDuration, table } from '../format.js';
 import type { ProgressDisplay } from '../progress.js';
 import { formatRegistered } from './register.js';
 
@@ -168,6 +168,17 @@ export function formatUploadResults(command: string, results: UploadResult[], dr
   return lines.join('\n');
 }
 
+/**
+ * A failed result as `--json` shows it: its error's message and hint in CLI terms
+ * ({@link cliWording}), as on stderr and as for a thrown error.
+ */
+function inCliWords(result: UploadResult, command: string): UploadResult {
+  if (!isArtifactUploaderError(result.error)) return result;
+  const error = result.error.toJSON();
+  for (const key of ['message', 'hint'] as const) if (typeof error[key] === 'string') error[key] = cliWording(error[key], command);
+  return { ...result, error: error as unknown as UploadResult['error'] };
+}
+
 /** Exit code and output for a set of results. */
 function outcome(ctx: CliContext, command: string, results: UploadResult[], registeredModel?: RegisterModelResult): CommandOutcome {
   let exitCode: ExitCode = EXIT_CODES.OK;
@@ -179,7 +190,7 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[], regi
     // The most specific failure wins: usage (2) and model (3) say what to fix, 1 only "try again".
     if (exitCode === EXIT_CODES.OK || exitCode === EXIT_CODES.FAILED) exitCode = code;
     // Masked as every other line: a message may quote what the user configured (an endpoint URL).
-    const line = result.error ? `error [${result.error.code}]: ${redact(result.error.message)}\n` : '';
+    const line = result.error ? `error [${result.error.code}]: ${redact(cliWording(result.error.message, command))}\n` : '';
     if (line && !printed.has(line)) ctx.io.stderr.write(line);
     printed.add(line);
   }
@@ -187,7 +198,7 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[], regi
   const runId = results.find((r) => r.runId)?.runId;
   return {
     exitCode,
-    data: { status, dryRun: ctx.globals.dryRun === true, runId, results, ...(registeredModel ? { registeredModel } : {}) },
+    data: { status, dryRun: ctx.globals.dryRun === true, runId, results: results.map((r) => inCliWords(r, command)), ...(registeredModel ? { registeredModel } : {}) },
     text: formatUploadResults(command, results, ctx.globals.dryRun === true) + (registeredModel ? `\n${formatRegistered(registeredModel)}` : ''),
   };
 }
