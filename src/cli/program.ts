@@ -43,6 +43,15 @@ function parseConcurrency(value: string): number {
   return n;
 }
 
+/**
+ * `--run-id`: an empty value is a mistake (`--run-id "$UNSET"` in a script), not "no run id":
+ * read as unset, it uploaded to MLFLOW_RUN_ID's run instead, or skipped the upload with exit 0.
+ */
+function parseRunId(value: string): string {
+  if (value.trim() === '') throw new CommanderArgumentError('expected a run id; leave --run-id out to use MLFLOW_RUN_ID (in a script, check that the variable passed to it is set).');
+  return value;
+}
+
 function parseLevel(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 9) throw new CommanderArgumentError('expected an integer from 0 (store) to 9 (smallest).');
@@ -100,7 +109,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .description('Publish ML pipeline artifacts to MLflow (a tracking server or ./mlruns) and models to the Hugging Face Hub.')
     .version(VERSION, '-V, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show help for a command')
-    .option('--run-id <id>', 'MLflow run to upload to (default: MLFLOW_RUN_ID)')
+    .option('--run-id <id>', 'MLflow run to upload to (default: MLFLOW_RUN_ID)', parseRunId)
     .option('--tracking-uri <uri>', 'MLflow tracking server (http[s]://...) or local store (file:...) (default: MLFLOW_TRACKING_URI, else ./mlruns)')
     .option('--config-dir <dir>', 'directory holding artifact-uploader.yaml (default: ARTIFACT_UPLOADER_CONFIG_DIR, else the working directory)')
     .addOption(new Option('--stage <stage>', 'pipeline stage whose config applies (needed by file and dir)').choices(CLI_STAGES))

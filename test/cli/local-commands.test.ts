@@ -234,6 +234,26 @@ describe('runs start and runs end on ./mlruns', () => {
     expect(existsSync(join(cwd, 'mlruns', '0', emptyEnv.stdout.trim()))).toBe(true);
   });
 
+  it('an empty --run-id (an unset variable in a script) is a usage error (2): not MLFLOW_RUN_ID\'s run, not a skipped upload', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ck'));
+    writeFileSync(join(cwd, 'ck', 'a.bin'), 'a');
+    const start = await cli(['runs', 'start'], { cwd });
+    expect(start.code).toBe(0);
+    const runId = start.stdout.trim();
+    for (const env of [baseEnv({ MLFLOW_RUN_ID: runId }), baseEnv()]) {
+      for (const argv of [['training', 'ck'], ['file', '--stage', 'training', 'ck/a.bin'], ['runs', 'end'], ['runs', 'start']]) {
+        const run = await cli(['--run-id', '', ...argv, '--json'], { cwd, env });
+        expect(run.code, `${argv.join(' ')} (MLFLOW_RUN_ID ${env.MLFLOW_RUN_ID ? 'set' : 'unset'})\n${run.stderr}`).toBe(EXIT_CODES.USAGE);
+        expect(run.json().error).toMatchObject({ code: 'USAGE', message: expect.stringContaining("option '--run-id <id>' argument '' is invalid") });
+        expect(run.stderr).toContain('leave --run-id out to use MLFLOW_RUN_ID');
+      }
+    }
+    expect(existsSync(join(cwd, 'mlruns', '0', runId, 'artifacts', 'checkpoint'))).toBe(false);
+    expect((await new FileTrackingStore({ root: join(cwd, 'mlruns') }).getRun(runId)).info.status).toBe('RUNNING');
+    expect(readdirSync(join(cwd, 'mlruns', '0')).filter((name) => /^[0-9a-f]{32}$/.test(name))).toEqual([runId]);
+  });
+
   it('end without a run id, a bad tag, or --dry-run is a usage error (2) with a hint and no stack', async () => {
     const cwd = tempDir();
     const end = await cli(['runs', 'end'], { cwd });
