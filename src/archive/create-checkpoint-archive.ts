@@ -394,11 +394,12 @@ async function scan(
 /**
  * Checks where an archive of the checkpoint `root` (absolute) and its manifest would be
  * written, as {@link createCheckpointArchive} does before anything is written: `out` must not be
- * a directory, nor an output destroy what it describes (see {@link checkOutputs}). A dry run
+ * a directory, neither output a device, FIFO or socket (see {@link checkNotSpecial}), nor an
+ * output destroy what it describes (see {@link checkOutputs}). A dry run
  * that builds its archive elsewhere calls it on the real paths, so it is refused as the real
  * command would be. Returns the outputs inside `root`, relative, for the scan to leave out.
  *
- * @throws {LocalPathError} `NOT_A_FILE` when `out` is a directory.
+ * @throws {LocalPathError} `NOT_A_FILE` when `out` is a directory, or an output a device, FIFO or socket.
  * @throws {InvalidArgumentError} for an output that would replace the archive or a checkpoint file.
  * @example
  * ```ts
@@ -412,7 +413,25 @@ export async function checkArchiveDestination(root: string, outAbs: string, mani
       hint: 'Pass a file path such as best_trial_checkpoint.tar.gz.',
     });
   }
+  await checkNotSpecial(outAbs, { label: 'Archive path', what: 'archive', argument: 'out', flag: '-o' });
+  if (manifestAbs !== undefined) await checkNotSpecial(manifestAbs, { label: 'Manifest path', what: 'manifest', argument: 'manifestPath', flag: '--manifest' });
   return checkOutputs(root, outAbs, manifestAbs);
+}
+
+/**
+ * Refuses an output path where a device, FIFO or socket is, or a symlink to one: an output is
+ * written to a temp file and renamed onto its path, which replaces the node itself (as root,
+ * `-o /dev/null` left /dev/null a regular file). A regular file, a symlink to one and a missing
+ * path are fine; a directory is refused elsewhere.
+ */
+async function checkNotSpecial(path: string, output: { label: string; what: string; argument: string; flag: string }): Promise<void> {
+  const entry = await lstat(path).catch(() => undefined);
+  const node = entry?.isSymbolicLink() ? await stat(path).catch(() => undefined) : entry;
+  if (!node || node.isFile() || node.isDirectory()) return;
+  const kind = node.isCharacterDevice() ? 'a character device' : node.isBlockDevice() ? 'a block device' : node.isFIFO() ? 'a FIFO' : node.isSocket() ? 'a socket' : 'a special file';
+  throw new LocalPathError('NOT_A_FILE', path, `${output.label} ${path} is not a regular file (${entry?.isSymbolicLink() ? `a symlink to ${kind}` : kind}): the ${output.what} is written beside it and renamed onto it, which would replace it.`, {
+    hint: `Write the ${output.what} to a regular file path with \`${output.argument}\` (\`${output.flag}\` on the command line). For the manifest alone, \`artifact-uploader archive --dry-run --json\` writes nothing.`,
+  });
 }
 
 /**

@@ -3,7 +3,8 @@
  * `runs start|end` on the embedded ./mlruns store, `archive`, `validate` (exit 3 when invalid)
  * and `convert-peft`, each in human and `--json` form.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readManifest } from '../../src/archive/manifest.js';
@@ -339,6 +340,25 @@ describe('archive', () => {
     expect(snapshot()).toEqual(before);
     expect(readdirSync(dir).sort()).toEqual(['.DS_Store', 'model.safetensors', 'notes.txt', 'sub']);
     expect(readdirSync(cwd)).toEqual(['ckpt']);
+  });
+
+  it('-o or --manifest on a device, FIFO or socket (or a link to one) is a usage error (2) that leaves it as it is', async () => {
+    // As root, the rename that puts the archive in place replaced the node itself: `-o /dev/null`
+    // (for the manifest alone) left /dev/null a regular file. A FIFO here stands in for a device.
+    const cwd = tempDir();
+    checkpoint(cwd);
+    execFileSync('mkfifo', [join(cwd, 'pipe')]);
+    symlinkSync(join(cwd, 'pipe'), join(cwd, 'link'));
+    for (const args of [['-o', 'pipe'], ['-o', 'link'], ['-o', 'out.tar.gz', '--manifest', 'pipe'], ['-o', 'out.tar.gz', '--manifest', 'link']]) {
+      for (const dry of [[], ['--dry-run']]) {
+        const run = await cli([...dry, 'archive', 'ckpt', ...args, '--json'], { cwd });
+        expect(run.code, `${dry.join(' ')} ${args.join(' ')}\n${run.stderr}`).toBe(2);
+        expect(run.json().error).toMatchObject({ code: 'NOT_A_FILE', message: expect.stringContaining('is not a regular file') });
+      }
+    }
+    expect(lstatSync(join(cwd, 'pipe')).isFIFO()).toBe(true);
+    expect(lstatSync(join(cwd, 'link')).isSymbolicLink()).toBe(true);
+    expect(readdirSync(cwd).sort()).toEqual(['ckpt', 'link', 'pipe']);
   });
 
   it('a missing directory is a usage error (2)', async () => {
