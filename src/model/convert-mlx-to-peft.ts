@@ -17,10 +17,11 @@
  *
  * @module
  */
-import { mkdtemp, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
+import { randomBytes } from '../core/node-crypto.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { inspectModelDir, MODEL_FILES } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
@@ -184,7 +185,10 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
     ]);
     plan.sort((x, y) => SAFETENSORS_DTYPE_BITS[y.spec.dtype] - SAFETENSORS_DTYPE_BITS[x.spec.dtype] || (x.spec.name < y.spec.name ? -1 : 1));
 
-    tmpDir = await mkdtemp(join(dirname(outDir), `.${basename(outDir)}.tmp-`));
+    // mkdir, not mkdtemp: the directory becomes the output, with the mode a new directory gets
+    // (the umask); mkdtemp's 0700 left the adapter unreadable to anyone else (a serving container).
+    tmpDir = join(dirname(outDir), `.${basename(outDir)}.tmp-${randomBytes(6).toString('hex')}`);
+    await mkdir(tmpDir);
     const writer = await createSafetensorsWriter(join(tmpDir, MODEL_FILES.peftWeights), plan.map((p): SafetensorsTensorSpec => p.spec), {
       metadata: { format: 'pt' },
     });

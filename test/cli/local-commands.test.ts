@@ -4,7 +4,7 @@
  * and `convert-peft`, each in human and `--json` form.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readManifest } from '../../src/archive/manifest.js';
@@ -426,6 +426,19 @@ describe('convert-peft', () => {
     // A second run refuses to overwrite (model error, 3) unless --overwrite.
     expect((await cli(['convert-peft', 'lora_20240501_093000'], { cwd })).code).toBe(3);
     expect((await cli(['convert-peft', 'lora_20240501_093000', '--overwrite', '-o', out], { cwd })).code).toBe(0);
+  });
+
+  it('the output directory gets the mode a new directory gets (the umask), not a temp directory\'s 0700', async () => {
+    const cwd = tempDir();
+    writeMlxLoraDir(cwd, 'lora_20240501_093000');
+    // Another user or a serving container reads the adapter: mkdir's mode, as for the files in it.
+    mkdirSync(join(cwd, 'reference'));
+    const expected = statSync(join(cwd, 'reference')).mode & 0o777;
+    for (const args of [[], ['--overwrite']]) {
+      const run = await cli(['convert-peft', 'lora_20240501_093000', ...args], { cwd });
+      expect(run.code, run.stderr).toBe(0);
+      expect((statSync(join(cwd, 'lora_20240501_093000_peft_converted')).mode & 0o777).toString(8)).toBe(expected.toString(8));
+    }
   });
 
   it('--dry-run converts into a scratch directory and leaves nothing behind', async () => {
