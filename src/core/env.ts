@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { homedir } from 'node:os';
 import { ConfigError } from './errors.js';
 
 /** An environment: `process.env` or any plain record of strings. */
@@ -48,4 +49,24 @@ export function envNumber(name: string, env: Env = process.env, { min = -Infinit
 export function envString(name: string, env: Env = process.env): string | undefined {
   const raw = env[name];
   return raw === undefined || raw === '' ? undefined : raw;
+}
+
+/**
+ * `os.homedir()`, or `undefined` where the user has no home: with HOME unset, it reads the
+ * password database, and throws (`uv_os_homedir returned ENOENT`) for a uid that has no entry
+ * there, as in arbitrary-uid containers (OpenShift, `docker run --user 12345`) when a parent
+ * started the CLI with a minimal environment. MLflow's Python client goes on there
+ * (`os.path.expanduser('~')` stays `~`), so a missing home must not fail a command by itself.
+ *
+ * @example
+ * ```ts
+ * const home = homeDirectory(); // '/home/me', or undefined
+ * ```
+ */
+export function homeDirectory(): string | undefined {
+  try {
+    return homedir() || undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -13,9 +13,8 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Env } from '../core/env.js';
+import { homeDirectory, type Env } from '../core/env.js';
 
 /** What the credentials file holds for the `[mlflow]` section (each field may be missing). */
 export interface MlflowFileCredentials {
@@ -28,9 +27,10 @@ export interface MlflowFileCredentials {
 /**
  * The default path, `$HOME/.mlflow/credentials`. With an injected environment (not
  * `process.env`) only its own `HOME` counts, so tests never read the developer's real file.
+ * No home at all (HOME unset, a uid without a passwd entry) means no file, as in MLflow.
  */
 export function defaultCredentialsPath(env: Env): string | undefined {
-  const home = env.HOME ?? (env === process.env ? homedir() : undefined);
+  const home = env.HOME ?? (env === process.env ? homeDirectory() : undefined);
   return home ? join(home, '.mlflow', 'credentials') : undefined;
 }
 

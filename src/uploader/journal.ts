@@ -36,10 +36,10 @@
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { removeStagedArchives } from './archive-staging.js';
-import { homedir, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import type { Env } from '../core/env.js';
-import { InvalidArgumentError, LocalPathError, toLocalPathError } from '../core/errors.js';
+import { homeDirectory, type Env } from '../core/env.js';
+import { ConfigError, InvalidArgumentError, LocalPathError, toLocalPathError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 import { leftByDeadWriter } from '../core/atomic-write.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
@@ -213,6 +213,9 @@ export interface UploadJournalOptions {
  * The journal directory: `dir`, else `ARTIFACT_UPLOADER_JOURNAL_DIR`, else
  * `$XDG_CACHE_HOME/artifact-uploader/journal`, else `~/.cache/artifact-uploader/journal`.
  *
+ * @throws {ConfigError} when it falls to `~` and there is no home (HOME unset, a uid without a
+ *   passwd entry).
+ *
  * @example
  * ```ts
  * resolveJournalDir({ env: { XDG_CACHE_HOME: '/var/cache/me' } }); // '/var/cache/me/artifact-uploader/journal'
@@ -224,8 +227,15 @@ export function resolveJournalDir(options: { dir?: string; env?: Env } = {}): st
   if (explicit) return resolve(explicit);
   // XDG: a relative XDG_CACHE_HOME is invalid and must be ignored.
   const xdg = env.XDG_CACHE_HOME?.trim();
-  const cache = xdg && isAbsolute(xdg) ? xdg : join(env.HOME?.trim() || homedir(), '.cache');
-  return join(cache, 'artifact-uploader', 'journal');
+  if (xdg && isAbsolute(xdg)) return join(xdg, 'artifact-uploader', 'journal');
+  const home = env.HOME?.trim() || homeDirectory();
+  if (!home) {
+    throw new ConfigError('The resume journal has no directory: HOME is not set and this user has no home directory (a uid without a passwd entry).', {
+      issues: [{ path: JOURNAL_DIR_ENV, message: 'not set, and no home directory to default to' }],
+      hint: `Set ${JOURNAL_DIR_ENV} (or the journalDir option), XDG_CACHE_HOME or HOME.`,
+    });
+  }
+  return join(home, '.cache', 'artifact-uploader', 'journal');
 }
 
 /**

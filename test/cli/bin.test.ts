@@ -2,11 +2,15 @@
  * The installed bin, as users run it: `dist/cli.js` in a subprocess (the rest of the CLI tests
  * run in-process). `npm test` builds before vitest runs.
  */
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { VERSION } from '../../src/version.js';
+import { tempDirEnv } from '../support/run-temp-root.js';
+import { describeWithServers, mlflowServer } from '../support/servers.js';
+import { isRoot, nodeForNobody } from '../support/unprivileged.js';
 import { baseEnv, tempDir } from './helpers.js';
 
 const bin = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -29,5 +33,40 @@ describe('dist/cli.js', () => {
     expect(start.stdout).toMatch(/^[0-9a-f]{32}\n$/);
     expect(existsSync(`${cwd}/mlruns/0/${start.stdout.trim()}/meta.yaml`)).toBe(true);
     expect((await run(['runs', 'end', '--bogus'], cwd)).code).toBe(2);
+  });
+});
+
+/** A uid and gid with no entry in /etc/passwd, as an arbitrary-uid container runs (OpenShift, `docker run --user`). */
+const NO_PASSWD_ID = 54321;
+
+describeWithServers('dist/cli.js with HOME unset, as a uid without a passwd entry (as the current user when not root)', () => {
+  it('starts a run and uploads to a tracking server; the resume journal, with no home to live in, is a config error', () => {
+    // With HOME unset, os.homedir() throws for such a uid: every command that reached
+    // ~/.mlflow/credentials (all of them, on a server) failed, an upload with exit 1 ("try later").
+    expect(readFileSync('/etc/passwd', 'utf8')).not.toMatch(new RegExp(`^[^:]*:[^:]*:${NO_PASSWD_ID}:`, 'm'));
+    const cwd = tempDir();
+    chmodSync(cwd, 0o755);
+    writeFileSync(join(cwd, 'metrics.json'), '{"loss": 0.1}');
+    const env = { PATH: process.env.PATH, ...tempDirEnv(), MLFLOW_TRACKING_URI: mlflowServer().url, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' };
+    const node = nodeForNobody(cwd);
+    const run = (...args: string[]) => {
+      const out = spawnSync(node, [bin, ...args], { cwd, env, encoding: 'utf8', timeout: 60_000, ...(isRoot ? { uid: NO_PASSWD_ID, gid: NO_PASSWD_ID } : {}) });
+      return { code: out.status, stdout: out.stdout, stderr: out.stderr };
+    };
+    const start = run('runs', 'start', '--json');
+    expect(start.code, start.stderr).toBe(0);
+    const runId = (JSON.parse(start.stdout) as { runId: string }).runId;
+    const upload = run('file', '--stage', 'training', 'metrics.json', '--run-id', runId, '--json');
+    expect(upload.code, upload.stderr).toBe(0);
+    expect(JSON.parse(upload.stdout)).toMatchObject({ status: 'uploaded', results: [{ files: [{ artifactPath: 'metrics.json', status: 'uploaded' }] }] });
+    const list = run('resume', 'list', '--json');
+    if (isRoot) {
+      expect(list.code, list.stderr).toBe(2);
+      expect(JSON.parse(list.stdout).error).toMatchObject({ code: 'CONFIG_INVALID', hint: expect.stringContaining('Set ARTIFACT_UPLOADER_JOURNAL_DIR (or --journal-dir)') });
+      expect(upload.stderr).toContain('The resume journal cannot be opened (The resume journal has no directory');
+    } else {
+      expect(list.code, list.stderr).toBe(0);
+    }
+    expect(`${start.stderr}${upload.stderr}${list.stderr}`).not.toMatch(/uv_os_homedir|looks like a bug/);
   });
 });
