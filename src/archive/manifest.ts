@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-write.js';
 import { InvalidArgumentError, LocalPathError } from '../core/errors.js';
@@ -152,7 +152,8 @@ export async function writeManifest(manifest: CheckpointManifest, path: string):
 /**
  * Reads and validates a manifest written by {@link writeManifest}.
  *
- * @throws {LocalPathError} `PATH_NOT_FOUND` when the file does not exist.
+ * @throws {LocalPathError} `PATH_NOT_FOUND` when the file does not exist, `NOT_A_FILE` when it
+ *   is not a regular file (a FIFO, a device, a directory).
  * @throws {InvalidArgumentError} when it is not a valid manifest; the message names the first
  *   bad fields.
  * @example
@@ -164,8 +165,17 @@ export async function writeManifest(manifest: CheckpointManifest, path: string):
 export async function readManifest(path: string): Promise<CheckpointManifest> {
   let text: string;
   try {
+    // A FIFO (or a device) would be opened and read until a writer came: a hang that not even
+    // SIGTERM ends (the read waits in libuv's thread pool). Only a regular file is read.
+    const info = await stat(path);
+    if (!info.isFile()) {
+      throw new LocalPathError('NOT_A_FILE', path, `Manifest ${path} is not a regular file${info.isDirectory() ? ' (a directory)' : ''}.`, {
+        hint: 'Pass the manifest written by createCheckpointArchive/writeManifest, or omit it to upload without one.',
+      });
+    }
     text = await readFile(path, 'utf8');
   } catch (error) {
+    if (error instanceof LocalPathError) throw error;
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new LocalPathError('PATH_NOT_FOUND', path, `Manifest ${path} does not exist.`, {
         hint: 'Pass the manifest written by createCheckpointArchive/writeManifest, or omit it to upload without one.',

@@ -2,7 +2,7 @@
  * The installed bin, as users run it: `dist/cli.js` in a subprocess (the rest of the CLI tests
  * run in-process). `npm test` builds before vitest runs.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,21 @@ describe('dist/cli.js', () => {
     expect(start.stdout).toMatch(/^[0-9a-f]{32}\n$/);
     expect(existsSync(`${cwd}/mlruns/0/${start.stdout.trim()}/meta.yaml`)).toBe(true);
     expect((await run(['runs', 'end', '--bogus'], cwd)).code).toBe(2);
+  });
+});
+
+describe('dist/cli.js and a FIFO where a file is read', () => {
+  it('hpo --manifest on a FIFO is NOT_A_FILE (2) at once, not a read that waits forever for a writer', async () => {
+    // The read of a FIFO blocks in libuv's thread pool until a writer comes: the command hung,
+    // and SIGTERM could not end it. The 30 s timeout only ends the old hang (SIGKILL, code null).
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'best.tar.gz'), 'not really an archive');
+    execFileSync('mkfifo', [join(cwd, 'pipe')]);
+    const start = await run(['runs', 'start'], cwd);
+    expect(start.code, start.stderr).toBe(0);
+    const out = spawnSync(process.execPath, [bin, 'hpo', '--archive', 'best.tar.gz', '--manifest', 'pipe', '--run-id', start.stdout.trim(), '--json'], { cwd, env: baseEnv() as NodeJS.ProcessEnv, encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
+    expect(out.status, out.stderr).toBe(2);
+    expect(JSON.parse(out.stdout).error).toMatchObject({ code: 'NOT_A_FILE', message: expect.stringContaining('is not a regular file') });
   });
 });
 
