@@ -94,7 +94,6 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/\bexperimentName \/ MLFLOW_EXPERIMENT_NAME\b/g, '--experiment-name / MLFLOW_EXPERIMENT_NAME', ['runs start']],
   [/\bexperimentId (\S+) is the experiment\b/g, '--experiment-id $1 is the experiment', ['runs start']],
   [/\bexperimentId=(\S+): no such experiment\b/g, '--experiment-id $1: no such experiment', ['runs start']],
-  [/\btrialId ("[^"]*") contains\b/g, '--trial-id $1 contains', ['hpo']],
   // Option names, only where the command has the flag: elsewhere the value came from the config.
   [/`artifactPath`/g, '--artifact-path', ['file', 'dir']],
   [/`trialId`/g, '--trial-id', ['hpo']],
