@@ -98,6 +98,9 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/`artifactPath`/g, '--artifact-path', ['file', 'dir']],
   [/`trialId`/g, '--trial-id', ['hpo']],
   [/leave it out with `exclude`(?: or `filter`)?/g, 'leave it out with --exclude <glob>', ['archive', 'dir']],
+  // The CLI aborts its operation on SIGINT/SIGTERM only (cli/main.ts).
+  [/The operation was aborted by its AbortSignal\./g, 'Interrupted by SIGINT or SIGTERM.'],
+  [/\b\w+\(\) was aborted by its AbortSignal/g, 'Interrupted by SIGINT or SIGTERM'],
   // The warning of an upload with no run (uploader/gate.ts).
   [/Pass `runId` to the uploader, call `startRun\(\)` \(or wrap the work in `withRun\(run, fn\)`\) first, or set MLFLOW_RUN_ID\./g,
     'Pass --run-id, set MLFLOW_RUN_ID, or start one first with `artifact-uploader runs start`.'],
