@@ -40,6 +40,7 @@ import type {
   ArtifactStoreContext,
   ArtifactStoreFactory,
   MultipartOptions,
+  MultipartResume,
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
@@ -173,6 +174,9 @@ export class MlflowArtifactsStore implements ArtifactStore {
     // A small file is read once, up front, and that buffer is what every attempt sends.
     const { size, bytes } = await readSourceIfSmall(localPath, options.size, this.logger);
     const serverPath = joinArtifactPath(this.root, artifactPath);
+    // The proxy lists no parts, so an earlier attempt's multipart upload (killed before its
+    // complete, and recorded by the journal) is never continued: it is aborted, not left behind.
+    if (options.resume?.previous) await this.abortEarlierAttempt(serverPath, options.resume, options.signal);
     if (this.shouldTryMultipart(size, serverPath)) {
       const result = await this.uploadMultipart(localPath, serverPath, size, options);
       if (result) return result;
@@ -245,6 +249,9 @@ export class MlflowArtifactsStore implements ArtifactStore {
       );
       return undefined;
     }
+    // Recorded before any part is sent, so a rerun after a kill can abort it (an S3 or GCS
+    // destination; an Azure one has no upload id, and discards uncommitted blocks by itself).
+    if (uploadId !== undefined) await options.resume?.started(uploadId, chunk);
 
     // Each part in flight (`partConcurrency`, growing up to `maxPartConcurrency` while it pays
     // off) is read whole into a buffer of its own and sent from there (sendFileRanges); the
@@ -317,7 +324,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
       await this.api.completeMultipartUpload(dir, fileName, uploadId, parts, { signal: options.signal, onRetry });
     } catch (error) {
       // Every part has settled by now (sendFileRanges waits for all), so none can land after the abort.
-      await this.abortQuietly(dir, fileName, uploadId);
+      if ((await this.abortQuietly(dir, fileName, uploadId)) && uploadId !== undefined) await options.resume?.aborted(uploadId);
       if (options.signal?.aborted) {
         throw new AbortedError(`Multipart upload of ${serverPath} was aborted; the server-side upload was aborted too.`, {
           cause: options.signal.reason,
@@ -409,15 +416,41 @@ export class MlflowArtifactsStore implements ArtifactStore {
     }
   }
 
-  private async abortQuietly(dir: string, fileName: string, uploadId: string | undefined): Promise<void> {
+  /** Aborts the upload; false (with a warning) when the server refused. */
+  private async abortQuietly(dir: string, fileName: string, uploadId: string | undefined): Promise<boolean> {
     try {
       // Not the caller's signal: it may be the reason we are here.
       await this.api.abortMultipartUpload(dir, fileName, uploadId, { retry: false });
       this.logger.debug(`aborted multipart upload of ${dir}/${fileName}`);
+      return true;
     } catch (error) {
       this.logger.warn(`Could not abort the multipart upload of ${dir}/${fileName}; the object store may keep its parts until they expire.`, {
         error: error instanceof Error ? error.message : String(error),
       });
+      return false;
+    }
+  }
+
+  /**
+   * Aborts the multipart upload an earlier, killed attempt of this file left (the journal's
+   * record of it), and drops it from the record. Never throws but for the caller's abort.
+   */
+  private async abortEarlierAttempt(serverPath: string, resume: MultipartResume, signal: AbortSignal | undefined): Promise<void> {
+    const uploadId = resume.previous?.uploadId;
+    if (uploadId === undefined) return;
+    const dir = posix.dirname(serverPath);
+    const fileName = posix.basename(serverPath);
+    try {
+      await this.api.abortMultipartUpload(dir, fileName, uploadId, { signal });
+      this.logger.debug(`aborted the multipart upload an earlier attempt left of ${serverPath}; the file starts over`);
+      await resume.aborted(uploadId);
+    } catch (error) {
+      throwIfAborted(signal);
+      // Also what the server answers when that attempt's complete went through before the kill.
+      this.logger.warn(
+        `Could not abort the multipart upload an earlier attempt left of ${serverPath} (unless that attempt completed it before it was stopped, the object store keeps its parts until a lifecycle rule removes them); the file starts over.`,
+        { error: error instanceof Error ? error.message : String(error) },
+      );
     }
   }
 }

@@ -8,7 +8,9 @@
  * - the journal is empty again;
  * - a file rewritten in place between the kill and the rerun, keeping the size, mtime and inode
  *   the journal compares, is not completed as a mix of kept old parts and new ones: the rerun
- *   starts it over (with a warning) and S3 holds the new bytes alone.
+ *   starts it over (with a warning) and S3 holds the new bytes alone;
+ * - a file killed in the middle of the MLflow proxy's multipart upload (which cannot be
+ *   continued) starts over, and the killed attempt's upload is aborted, not left in the bucket.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
@@ -20,7 +22,7 @@ import { useFaultProxies } from '../support/fault-proxy.js';
 import { motoUploads, onMoto } from '../support/moto.js';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
-import { describeWithServers, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
 
 const MiB = 1024 * 1024;
 const startProxy = useFaultProxies();
@@ -259,5 +261,43 @@ describeWithServers('crash-resume', () => {
     expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(bytes), verified: 'checksum', checksum: expect.stringMatching(/^crc32:.*-3$/) });
     expect(await motoUploads(runId)).toEqual([]);
     expect(await pythonArtifactHashes(url, runId, '', pythonEnv)).toEqual({ 'model.safetensors': sha256(bytes) });
+  }, 300_000);
+
+  it('an mlflow-artifacts multipart upload (S3 destination) killed before its complete: the rerun sends the file again and aborts the killed attempt\'s upload, so none is left in the bucket', async () => {
+    const { url } = mlflowS3Server();
+    const proxy = await startProxy(url);
+    const runId = await pythonCreateRun(url, 'crash-resume-proxy-mpu');
+    const root = await workDir();
+    const bytes = randomBytes(12 * MiB); // 3 parts of 5 MiB through the proxy's multipart upload
+    await writeFile(join(root, 'weights.bin'), bytes);
+    const journalDir = join(root, 'journal');
+    const options = {
+      argv: ['file', join(root, 'weights.bin'), '--stage', 'training', '--artifact-path', 'model', '--json'],
+      env: {
+        MLFLOW_TRACKING_URI: proxy.url,
+        MLFLOW_RUN_ID: runId,
+        ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir,
+        MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE: String(8 * MiB),
+        MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE: String(5 * MiB),
+      },
+      cwd: root,
+      proxy,
+    };
+    const isMpu = (what: string) => (r: { method: string; path: string }) => r.method === 'POST' && r.path.includes(`/mpu/${what}`);
+    // Every part is in the bucket (the parts go to the presigned URLs, past the proxy); the
+    // child is killed when its mpu/complete arrives, which is held.
+    const killed = await runAndKill({ ...options, at: { request: isMpu('complete') } });
+    expect(killed.requests.some(isMpu('create'))).toBe(true);
+    expect(await motoUploads(runId)).toHaveLength(1); // left by the kill
+
+    const rerun = await runToEnd(options);
+    const why = JSON.stringify({ killed: killed.requests, rerun: rerun.requests, stderr: rerun.stderr.slice(-2000) });
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ files: ResultFile[] }> }).results;
+    expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(bytes) });
+    expect(await pythonArtifactHashes(url, runId, 'model')).toEqual({ 'weights.bin': sha256(bytes) });
+    // The killed attempt's upload cannot be continued (the proxy lists no parts): it is aborted.
+    expect(rerun.requests.some(isMpu('abort')), why).toBe(true);
+    expect(await motoUploads(runId), why).toEqual([]);
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log') || n.endsWith('.lock'))).toEqual([]);
   }, 300_000);
 });
