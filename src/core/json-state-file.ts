@@ -240,6 +240,15 @@ export class JsonStateFile<T> {
     }
   }
 
+  /**
+   * Removes the lock when its holder is gone (same host: its process has exited; any host: it
+   * is older than `lockStaleMs`), as a writer waiting for it would, without taking it. For a
+   * sweep: a lock left by a killed writer whose state file nobody updates again stays otherwise.
+   */
+  async breakStaleLock(): Promise<void> {
+    await this.breakIfStale();
+  }
+
   private async breakIfStale(): Promise<void> {
     const info = await this.readLock(this.lockPath);
     let stale: boolean;

@@ -342,6 +342,10 @@ export function recordFileName(target: string, runId: string, artifactPath: stri
 
 /** Names of per-file records. */
 const RECORD_NAME = /^[0-9a-f]{40}\.json$/;
+
+/** The lock of a per-record read-modify-write (`<record>.lock`, core/json-state-file.ts). */
+const RECORD_LOCK_NAME = /^[0-9a-f]{40}\.json\.lock$/;
+
 /** Names of operation logs: `<hash of target and run>-<owner token>.log`. */
 const LOG_NAME = /^([0-9a-f]{40})-[0-9a-f]{16}\.log$/;
 
@@ -815,6 +819,11 @@ export class UploadJournal {
         // A writer killed between creating its temp file and renaming it (or linking it: a
         // record's lock); at once when the name says its process is gone.
         await rm(path, { force: true });
+      } else if (RECORD_LOCK_NAME.test(name)) {
+        // A writer killed while it held a record's lock (e.g. in forget(), between deleting the
+        // record and its lock): nobody locks that record again, so the lock would stay. Removed
+        // when its holder is gone, by the same test (and rename) a waiting writer uses.
+        await this.file(name.slice(0, -'.lock'.length)).breakStaleLock();
       }
     }
     let bytes = records.reduce((sum, r) => sum + r.size, 0);

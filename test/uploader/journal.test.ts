@@ -4,7 +4,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
@@ -267,6 +267,32 @@ describe('UploadJournal on real files', () => {
     await writeFile(join(dir, liveWriters), '{"pid"');
     await UploadJournal.open({ dir });
     expect(await readdir(dir)).toEqual([liveWriters]);
+  });
+
+  it('the sweep removes a record\'s lock its holder left when it was killed holding it (its record gone or not), and keeps a live holder\'s', async () => {
+    // What a SIGKILL during forget() leaves (the record deleted, its lock not yet): no later run
+    // locks that record again, so only the sweep can remove the lock.
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const journal = await UploadJournal.open({ dir });
+    const kept = await keyFor(root, 'kept.bin');
+    await (await journal.begin(kept))!.finish();
+    const [keptRecord] = await recordFiles(dir);
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const lockOf = (pid: number) => JSON.stringify({ pid, host: hostname(), token: `t${pid}`, at: Date.now() });
+    const orphanLock = `${'b'.repeat(40)}.json.lock`; // its record is gone
+    const deadHoldersLock = `${keptRecord}.lock`; // beside its record
+    const liveHoldersLock = `${'c'.repeat(40)}.json.lock`;
+    await writeFile(join(dir, orphanLock), lockOf(dead));
+    await writeFile(join(dir, deadHoldersLock), lockOf(dead));
+    await writeFile(join(dir, liveHoldersLock), lockOf(process.pid));
+
+    const reopened = await UploadJournal.open({ dir });
+    expect((await readdir(dir)).sort()).toEqual([keptRecord, liveHoldersLock].sort());
+    // The record the dead holder had locked is intact, and can be locked again at once.
+    expect((await reopened.lookup(kept)).state).toBe('uploaded');
+    await reopened.forget(kept);
+    expect(await readdir(dir)).toEqual([liveHoldersLock]);
   });
 
   it('clear() deletes all records, or those older than a given age', async () => {
