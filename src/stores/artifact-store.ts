@@ -284,6 +284,14 @@ export interface MultipartResume {
   previous?: PreviousMultipartUpload;
   /** False when `previous` must not be continued (the local file changed, or resume is off): abort it. */
   reuse: boolean;
+  /**
+   * True when an earlier attempt died while creating a multipart upload of this file, before it
+   * recorded the upload's id (the answer was lost with the process): a store that can list the
+   * uploads in progress under the file's key aborts those it does not continue.
+   */
+  lostUpload?: boolean;
+  /** A new multipart upload is about to be created (recorded first, for {@link lostUpload}). */
+  creating?(): Promise<void>;
   started(uploadId: string, partSize: number): Promise<void>;
   partDone(part: StoredPart): Promise<void>;
   aborted(uploadId: string): Promise<void>;
@@ -317,6 +325,7 @@ export interface MultipartResume {
 export function startingOver(resume: MultipartResume): MultipartResume {
   return {
     reuse: false,
+    creating: () => resume.creating?.() ?? Promise.resolve(),
     started: (uploadId, partSize) => resume.started(uploadId, partSize),
     partDone: (part) => resume.partDone(part),
     aborted: (uploadId) => resume.aborted(uploadId),

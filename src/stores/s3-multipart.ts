@@ -34,6 +34,7 @@ import type { MultipartResume } from './artifact-store.js';
 import { RangeStop, sendFileRanges } from './file-ranges.js';
 import { OrderedSha256 } from './ordered-sha256.js';
 import {
+  abortLostUploads,
   checksumFields,
   giveUpEarlierUpload,
   holdsBytes,
@@ -212,6 +213,13 @@ export async function multipartUpload(
     }
   }
   if (!uploadId) {
+    if (resume?.lostUpload) {
+      // Sent straight through the client, as ListParts above: what they answer is not a failure of the file.
+      const direct: SendCommand = (command) => requests.client.send(command as ClientS3.ListMultipartUploadsCommand);
+      await abortLostUploads(direct, sdk.s3, shared, { target, logger: options.logger });
+    }
+    // Recorded before the request, so a kill before its answer is recorded leaves a trace (`lostUpload`).
+    await resume?.creating?.();
     await requests.send(new sdk.s3.CreateMultipartUploadCommand({ ...params, ChecksumAlgorithm: checksumAlgorithm }));
     uploadId = requests.uploadId;
     if (!uploadId) throw new InvalidResponseError(`S3 CreateMultipartUpload of ${target} returned no UploadId.`, { method: 'POST', url: target });

@@ -222,6 +222,42 @@ async function abortUpload(send: SendCommand, s3: typeof ClientS3, shared: Share
 }
 
 /**
+ * Aborts the multipart uploads in progress under the file's key that an earlier attempt may have
+ * created without learning their id (`MultipartResume.lostUpload`: it died between sending
+ * `CreateMultipartUpload` and recording the answer), but `keep` (an upload being continued).
+ * Lists them with `ListMultipartUploads` (every page, the exact key only). Never fails the
+ * file: a listing or an abort that fails is warned about (the upload's parts stay billed until a
+ * lifecycle rule removes them).
+ *
+ * @example
+ * ```ts
+ * if (resume.lostUpload) await abortLostUploads(send, sdk.s3, shared, { target: 's3://b/k', logger });
+ * ```
+ */
+export async function abortLostUploads(send: SendCommand, s3: typeof ClientS3, shared: SharedParams, options: { target: string; logger?: Logger | undefined; keep?: string | undefined }): Promise<void> {
+  const owner = shared.ExpectedBucketOwner ? { ExpectedBucketOwner: shared.ExpectedBucketOwner } : {};
+  const found: string[] = [];
+  try {
+    let markers: Pick<ClientS3.ListMultipartUploadsCommandInput, 'KeyMarker' | 'UploadIdMarker'> = {};
+    for (;;) {
+      const page = (await send(new s3.ListMultipartUploadsCommand({ Bucket: shared.Bucket, Prefix: shared.Key, ...owner, ...markers }))) as ClientS3.ListMultipartUploadsCommandOutput;
+      for (const upload of page.Uploads ?? []) {
+        if (upload.Key === shared.Key && upload.UploadId && upload.UploadId !== options.keep) found.push(upload.UploadId);
+      }
+      if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) break;
+      markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };
+    }
+    for (const uploadId of found) await abortUpload(send, s3, shared, uploadId);
+    if (found.length > 0) options.logger?.debug(`aborted ${found.length} multipart upload(s) of ${options.target} an earlier attempt created without recording their id`);
+  } catch (error) {
+    options.logger?.warn(
+      `An earlier attempt to upload ${options.target} was stopped while it created a multipart upload, and that upload could not be looked for or aborted: its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them. Looking for it needs s3:ListBucketMultipartUploads, and aborting it s3:AbortMultipartUpload.`,
+      { error: errorText(error) },
+    );
+  }
+}
+
+/**
  * Gives up an earlier attempt's multipart upload that will not be continued (gone, another part
  * size, the file changed, resume off, or its parts could not be listed: `checkFailed`): aborts
  * it on the bucket and drops it from the journal. It never fails the file, as the journal must

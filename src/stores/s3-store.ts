@@ -75,7 +75,7 @@ import {
   type ObjectIntegrity,
   type Sdk,
 } from './s3-multipart.js';
-import { giveUpEarlierUpload } from './s3-resume.js';
+import { abortLostUploads, giveUpEarlierUpload } from './s3-resume.js';
 import { openSourceFile, readSourceIfSmall, readSourceRange, type SourceFile } from './source-file.js';
 
 /**
@@ -199,6 +199,10 @@ export class S3ArtifactStore implements ArtifactStore {
           target: this.target(key),
           logger: this.logger,
         });
+      }
+      if (!multipart && resume?.lostUpload) {
+        // An earlier attempt died creating a multipart upload of it, before recording its id.
+        await abortLostUploads((command) => client.send(command as ClientS3.ListMultipartUploadsCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, { target: this.target(key), logger: this.logger });
       }
       const object = { sdk, requests, params: this.objectParams(key), target: this.target(key), artifactPath };
       if (!multipart && bytes) integrity = await putObject({ ...object, body: bytes });

@@ -28,6 +28,7 @@ export const RecordSchema: z.ZodType<JournalRecord | null> = z
       .regex(/^[0-9a-f]{64}$/)
       .optional(),
     multipart: z.object({ uploadId: z.string().min(1), partSize: z.number().int().min(1), parts: z.array(PartSchema) }).optional(),
+    creatingMultipart: z.number().optional(),
     resumeToken: z.object({ store: z.string(), value: z.unknown() }).optional(),
   })
   .nullable() as z.ZodType<JournalRecord | null>;

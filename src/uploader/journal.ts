@@ -115,6 +115,12 @@ export interface JournalRecord {
   /** sha256 (hex) of the bytes sent, when the read path hashed them. */
   sha256?: string;
   multipart?: JournalMultipart;
+  /**
+   * Epoch ms: a multipart upload was being created (`CreateMultipartUpload` sent, its id not
+   * recorded yet). A rerun that finds it aborts the uploads in progress under the file's key
+   * that it does not continue: their id died with the process that asked for them.
+   */
+  creatingMultipart?: number;
   resumeToken?: JournalResumeToken;
 }
 
@@ -524,6 +530,7 @@ export class UploadJournal {
             updatedAt: now,
             ...(keep?.sha256 ? { sha256: keep.sha256 } : {}),
             ...(keep?.multipart ? { multipart: keep.multipart } : {}),
+            ...(keep?.creatingMultipart !== undefined ? { creatingMultipart: keep.creatingMultipart } : {}),
             ...(keep?.resumeToken ? { resumeToken: keep.resumeToken } : {}),
           };
           return { state: next, result: new JournalEntry(this, name, next, record ?? undefined) };
@@ -881,7 +888,16 @@ export class JournalEntry {
 
   /** Records a started multipart upload (drops parts of any earlier one); fsynced, as losing it would orphan the upload. */
   startMultipart(uploadId: string, partSize: number): Promise<boolean> {
-    return this.update((record) => ({ ...record, status: 'uploading', multipart: { uploadId, partSize, parts: [] } }), { sync: true });
+    return this.update(({ creatingMultipart: _creating, ...record }) => ({ ...record, status: 'uploading', multipart: { uploadId, partSize, parts: [] } }), { sync: true });
+  }
+
+  /**
+   * Records that a multipart upload is about to be created, before its request is sent: a kill
+   * before its id is recorded ({@link startMultipart}) would otherwise leave an upload nobody
+   * knows of. Synced like the id itself.
+   */
+  creatingMultipart(): Promise<boolean> {
+    return this.update((record) => ({ ...record, status: 'uploading', creatingMultipart: Date.now() }), { sync: true });
   }
 
   /** Records finished parts of the current multipart upload (a part recorded again replaces the old one). */
@@ -906,7 +922,7 @@ export class JournalEntry {
 
   /** Marks the file uploaded (with the sha256 of the bytes sent, when known); parts and token are dropped. */
   finish(options: { sha256?: string } = {}): Promise<boolean> {
-    return this.update(({ multipart: _m, resumeToken: _t, sha256: _s, ...rest }) => ({ ...rest, status: 'uploaded', ...(options.sha256 ? { sha256: options.sha256 } : {}) }));
+    return this.update(({ multipart: _m, creatingMultipart: _c, resumeToken: _t, sha256: _s, ...rest }) => ({ ...rest, status: 'uploaded', ...(options.sha256 ? { sha256: options.sha256 } : {}) }));
   }
 
   /** Deletes the record (the whole operation completed, or the upload is abandoned). */

@@ -273,7 +273,8 @@ export class OperationResume {
     // The record's name is a hash: computed only when the journal holds per-file records at all.
     const records = (await this.scan())?.recordNames;
     const found = records && records.size > 0 && records.has(this.recordName(file)) ? await journal.lookup(key) : undefined;
-    if (found && found.state !== 'none' && (found.record.multipart || found.record.resumeToken)) {
+    let lostUpload = false;
+    if (found && found.state !== 'none' && (found.record.multipart || found.record.resumeToken || found.record.creatingMultipart !== undefined)) {
       // Another live process's upload (begin() says so by returning nothing) is neither continued nor aborted.
       const entry = await claim();
       previous = entry?.previous?.multipart;
@@ -281,6 +282,8 @@ export class OperationResume {
       // A record of this same unchanged file may be continued; one of an earlier version of it
       // (or any record, with resume off) only tells the store which upload to abort.
       reuse = this.resume && entry?.previous !== undefined && sameLocal(entry.previous.local, key.local);
+      // Whatever the file is now: an upload whose id nobody recorded will never be completed.
+      lostUpload = entry?.previous?.creatingMultipart !== undefined;
     }
     // Whether the journal holds the upload in progress (so an interrupted one may stay for the rerun).
     let onRecord = reuse && (previous !== undefined || token !== undefined);
@@ -288,6 +291,10 @@ export class OperationResume {
       ...(previous ? { previous } : {}),
       ...(token ? { token } : {}),
       reuse,
+      ...(lostUpload ? { lostUpload } : {}),
+      creating: async () => {
+        await (await claim())?.creatingMultipart();
+      },
       saveToken: async (saved) => {
         onRecord = (await (await claim())?.setResumeToken(saved)) === true;
       },

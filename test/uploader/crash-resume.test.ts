@@ -263,6 +263,25 @@ describeWithServers('crash-resume', () => {
     expect(await pythonArtifactHashes(url, runId, '', pythonEnv)).toEqual({ 'model.safetensors': sha256(bytes) });
   }, 300_000);
 
+  it('an s3:// multipart upload whose CreateMultipartUpload answer the crash lost: the rerun aborts that upload, so none is left in the bucket', async () => {
+    const bytes = randomBytes(20 * MiB); // 3 parts
+    const { url, runId, journalDir, options, pythonEnv } = await s3FileUpload('crash-resume-s3-create-lost', 'weights.bin', bytes, 'model');
+    const isCreate = (r: { method: string; path: string }) => r.method === 'POST' && /[?&]uploads(=|&|$)/.test(r.path);
+    // S3 creates the upload and answers; the answer is dropped and the child killed as it
+    // arrives, so the child never learnt the upload id.
+    const killed = await runAndKill({ ...options, at: { answer: isCreate } });
+    expect(killed.requests.find(isCreate)?.status).toBe(200);
+    expect(await motoUploads(runId)).toHaveLength(1); // left by the kill
+
+    const rerun = await runToEnd(options);
+    const why = JSON.stringify({ killed: killed.requests, rerun: rerun.requests, stderr: rerun.stderr.slice(-2000) });
+    const [result] = (JSON.parse(rerun.stdout) as { results: Array<{ files: ResultFile[] }> }).results;
+    expect(result!.files[0]).toMatchObject({ status: 'uploaded', sha256: sha256(bytes), verified: 'checksum' });
+    expect(await pythonArtifactHashes(url, runId, 'model', pythonEnv)).toEqual({ 'weights.bin': sha256(bytes) });
+    expect(await motoUploads(runId), why).toEqual([]);
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log') || n.endsWith('.lock'))).toEqual([]);
+  }, 300_000);
+
   it('an mlflow-artifacts multipart upload (S3 destination) killed before its complete: the rerun sends the file again and aborts the killed attempt\'s upload, so none is left in the bucket', async () => {
     const { url } = mlflowS3Server();
     const proxy = await startProxy(url);
