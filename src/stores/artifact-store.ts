@@ -285,11 +285,13 @@ export interface MultipartResume {
   /** False when `previous` must not be continued (the local file changed, or resume is off): abort it. */
   reuse: boolean;
   /**
-   * True when an earlier attempt died while creating a multipart upload of this file, before it
+   * Set when an earlier attempt died while creating a multipart upload of this file, before it
    * recorded the upload's id (the answer was lost with the process): a store that can list the
-   * uploads in progress under the file's key aborts those it does not continue.
+   * uploads in progress under the file's key aborts those it does not continue that were
+   * initiated before `takenOverAt` (epoch ms, when this attempt took the record over), not one
+   * that another process sending the same file at the same moment (without the journal) started.
    */
-  lostUpload?: boolean;
+  lostUpload?: { takenOverAt: number };
   /** A new multipart upload is about to be created (recorded first, for {@link lostUpload}). */
   creating?(): Promise<void>;
   started(uploadId: string, partSize: number): Promise<void>;

@@ -224,17 +224,23 @@ async function abortUpload(send: SendCommand, s3: typeof ClientS3, shared: Share
 /**
  * Aborts the multipart uploads in progress under the file's key that an earlier attempt may have
  * created without learning their id (`MultipartResume.lostUpload`: it died between sending
- * `CreateMultipartUpload` and recording the answer), but `keep` (an upload being continued).
+ * `CreateMultipartUpload` and recording the answer), but `keep` (an upload being continued) and
+ * those initiated after `initiatedBefore` (epoch ms; S3's `Initiated`).
  * Lists them with `ListMultipartUploads` (every page, the exact key only). Never fails the
  * file: a listing or an abort that fails is warned about (the upload's parts stay billed until a
  * lifecycle rule removes them).
  *
  * @example
  * ```ts
- * if (resume.lostUpload) await abortLostUploads(send, sdk.s3, shared, { target: 's3://b/k', logger });
+ * if (resume.lostUpload) await abortLostUploads(send, sdk.s3, shared, { target: 's3://b/k', logger, initiatedBefore: resume.lostUpload.takenOverAt });
  * ```
  */
-export async function abortLostUploads(send: SendCommand, s3: typeof ClientS3, shared: SharedParams, options: { target: string; logger?: Logger | undefined; keep?: string | undefined }): Promise<void> {
+export async function abortLostUploads(
+  send: SendCommand,
+  s3: typeof ClientS3,
+  shared: SharedParams,
+  options: { target: string; logger?: Logger | undefined; keep?: string | undefined; initiatedBefore: number },
+): Promise<void> {
   const owner = shared.ExpectedBucketOwner ? { ExpectedBucketOwner: shared.ExpectedBucketOwner } : {};
   const found: string[] = [];
   try {
@@ -242,7 +248,9 @@ export async function abortLostUploads(send: SendCommand, s3: typeof ClientS3, s
     for (;;) {
       const page = (await send(new s3.ListMultipartUploadsCommand({ Bucket: shared.Bucket, Prefix: shared.Key, ...owner, ...markers }))) as ClientS3.ListMultipartUploadsCommandOutput;
       for (const upload of page.Uploads ?? []) {
-        if (upload.Key === shared.Key && upload.UploadId && upload.UploadId !== options.keep) found.push(upload.UploadId);
+        // One initiated after this attempt took the record over is another process's, sending the same file right now.
+        const earlier = upload.Initiated === undefined || upload.Initiated.getTime() <= options.initiatedBefore;
+        if (upload.Key === shared.Key && upload.UploadId && upload.UploadId !== options.keep && earlier) found.push(upload.UploadId);
       }
       if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) break;
       markers = { KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker };

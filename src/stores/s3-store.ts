@@ -202,7 +202,11 @@ export class S3ArtifactStore implements ArtifactStore {
       }
       if (!multipart && resume?.lostUpload) {
         // An earlier attempt died creating a multipart upload of it, before recording its id.
-        await abortLostUploads((command) => client.send(command as ClientS3.ListMultipartUploadsCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, { target: this.target(key), logger: this.logger });
+        await abortLostUploads((command) => client.send(command as ClientS3.ListMultipartUploadsCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, {
+          target: this.target(key),
+          logger: this.logger,
+          initiatedBefore: resume.lostUpload.takenOverAt,
+        });
       }
       const object = { sdk, requests, params: this.objectParams(key), target: this.target(key), artifactPath };
       if (!multipart && bytes) integrity = await putObject({ ...object, body: bytes });

@@ -273,9 +273,10 @@ export class OperationResume {
     // The record's name is a hash: computed only when the journal holds per-file records at all.
     const records = (await this.scan())?.recordNames;
     const found = records && records.size > 0 && records.has(this.recordName(file)) ? await journal.lookup(key) : undefined;
-    let lostUpload = false;
+    let lostUpload: { takenOverAt: number } | undefined;
     if (found && found.state !== 'none' && (found.record.multipart || found.record.resumeToken || found.record.creatingMultipart !== undefined)) {
       // Another live process's upload (begin() says so by returning nothing) is neither continued nor aborted.
+      const takenOverAt = Date.now();
       const entry = await claim();
       previous = entry?.previous?.multipart;
       token = entry?.previous?.resumeToken;
@@ -283,7 +284,7 @@ export class OperationResume {
       // (or any record, with resume off) only tells the store which upload to abort.
       reuse = this.resume && entry?.previous !== undefined && sameLocal(entry.previous.local, key.local);
       // Whatever the file is now: an upload whose id nobody recorded will never be completed.
-      lostUpload = entry?.previous?.creatingMultipart !== undefined;
+      if (entry?.previous?.creatingMultipart !== undefined) lostUpload = { takenOverAt };
     }
     // Whether the journal holds the upload in progress (so an interrupted one may stay for the rerun).
     let onRecord = reuse && (previous !== undefined || token !== undefined);

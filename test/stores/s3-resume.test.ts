@@ -11,7 +11,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { Part } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { holdsBytes, keptPartFigure, unrecordedParts } from '../../src/stores/s3-resume.js';
+import * as ClientS3 from '@aws-sdk/client-s3';
+import { abortLostUploads, holdsBytes, keptPartFigure, unrecordedParts } from '../../src/stores/s3-resume.js';
 
 const partSize = 3 * 1024 * 1024 + 5;
 const size = partSize * 3 + 1234; // 4 parts, the last one short
@@ -104,5 +105,67 @@ describe('keptPartFigure', () => {
 
   it('has none for a part with no CRC32 or SHA and an ETag that is no MD5: such a part is sent again', () => {
     expect(keptPartFigure({ ETag: '"abc-3"' }, 'crc32c:AAAAAA==')).toBeUndefined();
+  });
+});
+
+describe('abortLostUploads', () => {
+  const shared = { Bucket: 'b', Key: 'run/artifacts/w.bin' };
+  const takenOverAt = Date.parse('2026-12-06T09:00:00Z');
+  /** A send that answers ListMultipartUploads with `pages` in turn and records every abort. */
+  function fakeS3(pages: ClientS3.ListMultipartUploadsCommandOutput[]) {
+    const aborted: string[] = [];
+    const listed: ClientS3.ListMultipartUploadsCommandInput[] = [];
+    const send = async (command: object) => {
+      if (command instanceof ClientS3.ListMultipartUploadsCommand) {
+        listed.push(command.input);
+        return pages.shift();
+      }
+      if (command instanceof ClientS3.AbortMultipartUploadCommand) aborted.push(command.input.UploadId!);
+      return {};
+    };
+    return { send, aborted, listed };
+  }
+
+  it('aborts the uploads under the exact key initiated before the takeover, on every page; not another key\'s, not one another process started since', async () => {
+    const at = (offsetMs: number) => new Date(takenOverAt + offsetMs);
+    const { send, aborted, listed } = fakeS3([
+      {
+        $metadata: {},
+        Uploads: [
+          { Key: shared.Key, UploadId: 'lost-1', Initiated: at(-60_000) },
+          { Key: `${shared.Key}.other`, UploadId: 'other-key', Initiated: at(-60_000) },
+        ],
+        IsTruncated: true,
+        NextKeyMarker: shared.Key,
+        NextUploadIdMarker: 'lost-1',
+      },
+      {
+        $metadata: {},
+        Uploads: [
+          { Key: shared.Key, UploadId: 'lost-2', Initiated: at(0) },
+          { Key: shared.Key, UploadId: 'concurrent', Initiated: at(5_000) },
+        ],
+        IsTruncated: false,
+      },
+    ]);
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
+    await abortLostUploads(send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', logger, initiatedBefore: takenOverAt });
+    expect(aborted).toEqual(['lost-1', 'lost-2']);
+    expect(listed.map((l) => [l.Prefix, l.KeyMarker, l.UploadIdMarker])).toEqual([
+      [shared.Key, undefined, undefined],
+      [shared.Key, shared.Key, 'lost-1'],
+    ]);
+    expect(warnings).toEqual([]);
+  });
+
+  it('never fails the file: a listing that is refused is a warning', async () => {
+    const send = async () => {
+      throw Object.assign(new Error('Access Denied'), { name: 'AccessDenied' });
+    };
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
+    await abortLostUploads(send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', logger, initiatedBefore: takenOverAt });
+    expect(warnings.join('\n')).toMatch(/could not be looked for or aborted.*s3:ListBucketMultipartUploads/);
   });
 });
