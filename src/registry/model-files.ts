@@ -34,22 +34,30 @@ export interface RunSource {
 }
 
 /** Largest directory tree walked in the run, against a listing that never ends. */
-const MAX_LISTED_ENTRIES = 100_000;
+export const MAX_LISTED_ENTRIES = 100_000;
 
 /**
  * The files under `artifactPath` in the run (a directory, walked, or one file).
  *
- * @throws {RegistryError} `REGISTRY_SOURCE_NOT_FOUND` when the run has nothing there.
+ * @param maxFiles Files walked at the most ({@link MAX_LISTED_ENTRIES}; tests lower it).
+ * @throws {RegistryError} `REGISTRY_SOURCE_NOT_FOUND` when the run has nothing there,
+ *   `REGISTRY_SOURCE_TOO_LARGE` when the walk reached `maxFiles` with directories left.
  */
-export async function findRunSource(tracking: TrackingClient, runId: string, artifactPath: string, signal?: AbortSignal): Promise<RunSource> {
+export async function findRunSource(tracking: TrackingClient, runId: string, artifactPath: string, signal?: AbortSignal, maxFiles = MAX_LISTED_ENTRIES): Promise<RunSource> {
   const files: RunSourceFile[] = [];
   const pending = [artifactPath];
-  while (pending.length > 0 && files.length < MAX_LISTED_ENTRIES) {
+  while (pending.length > 0 && files.length < maxFiles) {
     const dir = pending.shift()!;
     for (const entry of (await tracking.listArtifacts(runId, dir, { signal })).files) {
       if (entry.isDir) pending.push(entry.path);
       else files.push({ runPath: entry.path, modelPath: posix.relative(artifactPath, entry.path) });
     }
+  }
+  // Stopped with directories unread: registering what was found would make a partial model.
+  if (pending.length > 0) {
+    throw new RegistryError('REGISTRY_SOURCE_TOO_LARGE', `Run ${runId} has more than ${maxFiles} files under "${artifactPath}" (${pending.length} of its directories were not listed); a model of only some of them would be partial, so nothing was registered.`, {
+      hint: 'Register the model folder itself (e.g. "onnx" or "checkpoint"), not a folder that holds many runs\' worth of files, or pass localPath.',
+    });
   }
   if (files.length > 0) return { kind: 'directory', files };
   // Not a directory: maybe one file, listed in its parent.

@@ -128,7 +128,7 @@ export interface RegisterModelResult {
  * logged model, run lineage, aliases), exactly once per `idempotencyKey`. Needs an MLflow
  * tracking server: the embedded `./mlruns` store is refused (see docs/registry.md).
  *
- * @throws {RegistryError} `REGISTRY_INVALID_NAME`, `REGISTRY_INVALID_ALIAS`, `REGISTRY_SOURCE_NOT_FOUND`,
+ * @throws {RegistryError} `REGISTRY_INVALID_NAME`, `REGISTRY_INVALID_ALIAS`, `REGISTRY_SOURCE_NOT_FOUND`, `REGISTRY_SOURCE_TOO_LARGE`,
  *   `REGISTRY_UNAVAILABLE` (a server without a Model Registry), `REGISTRY_UNSUPPORTED_STORE` (`./mlruns`),
  *   `REGISTRY_VERSION_FAILED`, `REGISTRY_VERSION_TIMEOUT`.
  * @throws {MlflowApiError} for a missing run and other refusals of the server.

@@ -9,7 +9,9 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { MlflowApiError, RegistryError } from '../../src/core/errors.js';
+import { findRunSource } from '../../src/registry/model-files.js';
 import { registerModel } from '../../src/registry/register-model.js';
+import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
 import { withRun } from '../../src/run/run-context.js';
 import { startRun } from '../../src/run/start-run.js';
 import { uploadConversionArtifacts } from '../../src/stages/conversion.js';
@@ -220,6 +222,18 @@ describeWithServers('registerModel on a real MLflow server', () => {
     const view = await pythonView(url, name, '', experimentId, runId);
     expect(view.versions).toEqual([]);
     expect(view.logged_models).toEqual([]);
+  });
+
+  it('a source with more files than the walk takes is REGISTRY_SOURCE_TOO_LARGE, not a partial model (the cap lowered to 2)', async () => {
+    const { url } = mlflowServer();
+    const { runId } = await runWithModel(url); // onnx/ holds 3 files, one of them in onnx/sub/
+    const tracking = createTrackingClient({ trackingUri: url, env: {} });
+    const error = await findRunSource(tracking, runId, 'onnx', undefined, 2).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error).toMatchObject({ code: 'REGISTRY_SOURCE_TOO_LARGE' });
+    expect((error as RegistryError).message).toContain('more than 2 files under "onnx" (1 of its directories were not listed)');
+    // The whole tree within the cap: every file, the one in onnx/sub/ too.
+    expect((await findRunSource(tracking, runId, 'onnx', undefined, 3)).files.map((f) => f.modelPath).sort()).toEqual(['model.onnx', 'model.onnx.data', 'sub/config.json']);
   });
 
   it('a server without the registry routes is REGISTRY_UNAVAILABLE, and nothing is made', async () => {
