@@ -7,10 +7,9 @@
  */
 import { lstat, readFile, readlink, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { homedir } from 'node:os';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import type { Document, LineCounter } from 'yaml';
-import { envBool, envNumber, envString, type Env } from '../core/env.js';
+import { envBool, envNumber, envString, expandHome, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, LocalPathError, type ConfigIssue } from '../core/errors.js';
 import { closestMatch } from './did-you-mean.js';
 import { describeValue, formatZodIssues } from './format-issues.js';
@@ -252,11 +251,6 @@ function configErrorFromIssues(issues: ConfigIssue[], where: string, file: strin
   );
 }
 
-function expandHome(path: string, env: Env): string {
-  if (path === '~') return env.HOME || homedir();
-  if (path.startsWith('~/')) return join(env.HOME || homedir(), path.slice(2));
-  return path;
-}
 
 /**
  * Loads the tracking config with where it came from and which env vars overrode it. See

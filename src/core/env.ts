@@ -6,6 +6,7 @@
  * @module
  */
 import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError } from './errors.js';
 
 /** An environment: `process.env` or any plain record of strings. */
@@ -69,4 +70,21 @@ export function homeDirectory(): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Expands a leading `~` (alone or followed by a path separator) to the user's home directory:
+ * `env.HOME`, else {@link homeDirectory}. `~user` forms are left untouched, and so is the path
+ * where the user has no home, as Python's `os.path.expanduser` leaves it.
+ *
+ * @example
+ * ```ts
+ * expandHome('~/models'); // '/home/me/models'
+ * ```
+ */
+export function expandHome(path: string, env: Env = process.env): string {
+  if (path !== '~' && !path.startsWith('~/') && !path.startsWith('~\\')) return path;
+  const home = env.HOME?.trim() || homeDirectory();
+  if (home === undefined) return path;
+  return path === '~' ? home : join(home, path.slice(2));
 }

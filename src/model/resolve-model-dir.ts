@@ -8,7 +8,7 @@
  * @module
  */
 import { readdir, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { expandHome } from '../core/env.js';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, ModelDirectoryError } from '../core/errors.js';
 
@@ -71,21 +71,6 @@ export interface ResolvedModelDir {
   pattern?: string;
   /** Every matching timestamped directory, newest first (the first is `dir`); empty for `modelDir`. */
   candidates: ModelDirCandidate[];
-}
-
-/**
- * Expands a leading `~` (alone or followed by a path separator) to the user's home directory.
- * `~user` forms are left untouched.
- *
- * @example
- * ```ts
- * expandHome('~/models'); // '/home/me/models'
- * ```
- */
-export function expandHome(path: string): string {
-  if (path === '~') return homedir();
-  if (path.startsWith('~/') || path.startsWith('~\\')) return join(homedir(), path.slice(2));
-  return path;
 }
 
 /**

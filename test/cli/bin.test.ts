@@ -62,6 +62,9 @@ describeWithServers('dist/cli.js with HOME unset, as a uid without a passwd entr
     const cwd = tempDir();
     chmodSync(cwd, 0o755);
     writeFileSync(join(cwd, 'metrics.json'), '{"loss": 0.1}');
+    // A `~` in the config is left as it is without a home (as Python's expanduser leaves it),
+    // not a failed lookup of the home directory for every command that reads the config.
+    writeFileSync(join(cwd, 'artifact-uploader.yaml'), 'hub:\n  fineTunedModelsDir: ~/fine-tuned\n');
     const env = { PATH: process.env.PATH, ...tempDirEnv(), MLFLOW_TRACKING_URI: mlflowServer().url, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' };
     const node = nodeForNobody(cwd);
     const run = (...args: string[]) => {

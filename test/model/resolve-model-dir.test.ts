@@ -3,7 +3,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, ModelDirectoryError } from '../../src/core/errors.js';
-import { expandHome, globToRegExp, parseTimestampSuffix, resolveModelDir } from '../../src/model/resolve-model-dir.js';
+import { expandHome } from '../../src/core/env.js';
+import { globToRegExp, parseTimestampSuffix, resolveModelDir } from '../../src/model/resolve-model-dir.js';
 import { tempDir } from './fixtures.js';
 
 function makeDirs(root: string, names: string[]): void {
@@ -101,6 +102,9 @@ describe('helpers', () => {
     expect(expandHome('~/models')).toBe(join(homedir(), 'models'));
     expect(expandHome('~bob/models')).toBe('~bob/models');
     expect(expandHome('/a/~/b')).toBe('/a/~/b');
+    // The env's HOME first (a config loaded with another env), and a blank one is no home.
+    expect(expandHome('~/models', { HOME: '/home/other' })).toBe(join('/home/other', 'models'));
+    expect(expandHome('~/models', { HOME: ' ' })).toBe(join(homedir(), 'models'));
   });
 
   it('turns globs into anchored regexes with literal specials', () => {
