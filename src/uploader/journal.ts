@@ -37,10 +37,11 @@ import { createHash, randomBytes } from '../core/node-crypto.js';
 import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { removeStagedArchives } from './archive-staging.js';
 import { hostname } from 'node:os';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { isAbsolute, join, resolve } from 'node:path';
 import { homeDirectory, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, LocalPathError, toLocalPathError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
+import { isInside } from '../core/real-path.js';
 import { leftByDeadWriter } from '../core/atomic-write.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import type { PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
@@ -268,8 +269,7 @@ function journalDirError(error: unknown, dir: string): unknown {
  * ```
  */
 export function assertJournalOutside(journalDir: string, dataDir: string): void {
-  const rel = relative(resolve(dataDir), resolve(journalDir));
-  if (rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))) {
+  if (isInside(resolve(dataDir), resolve(journalDir))) {
     throw new InvalidArgumentError('journalDir', `The resume journal ${journalDir} is inside the folder being uploaded (${dataDir}).`, {
       // Not `resume: false`: the journal is still written then (only not read).
       hint: `Point the journalDir option or ${JOURNAL_DIR_ENV} at a directory outside it.`,

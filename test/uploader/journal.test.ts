@@ -57,6 +57,8 @@ describe('resolveJournalDir', () => {
     expect(() => assertJournalOutside('/data/ckpt', '/data/ckpt')).toThrow(/inside the folder being uploaded/);
     expect(() => assertJournalOutside('/home/me/.cache/artifact-uploader/journal', '/data/ckpt')).not.toThrow();
     expect(() => assertJournalOutside('/data/ckpt-journal', '/data/ckpt')).not.toThrow();
+    // A folder whose name starts with two dots is inside all the same.
+    expect(() => assertJournalOutside('/data/ckpt/..journal', '/data/ckpt')).toThrow(/inside the folder being uploaded/);
   });
 
   it('strips credentials, query and fragment from the target', () => {
