@@ -29,15 +29,22 @@ export function envBool(name: string, env: Env = process.env): boolean | undefin
 }
 
 /** Reads a number variable; `undefined` when unset or empty. */
-export function envNumber(name: string, env: Env = process.env, { min = -Infinity, max = Infinity, integer = false } = {}): number | undefined {
+export function envNumber(name: string, env: Env = process.env, { min = -Infinity, max = Infinity, integer = false, above = -Infinity } = {}): number | undefined {
   const raw = env[name]?.trim();
   if (raw === undefined || raw === '') return undefined;
   const value = Number(raw);
-  if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max) {
+  if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max || value <= above) {
     const kind = integer ? 'an integer' : 'a number';
     // Both bounds read "from 0 to 10": ">= 0 <= 10" was the two checks glued together.
-    const range =
-      Number.isFinite(min) && Number.isFinite(max) ? ` from ${min} to ${max}` : Number.isFinite(min) ? ` >= ${min}` : Number.isFinite(max) ? ` <= ${max}` : '';
+    const range = Number.isFinite(above)
+      ? ` > ${above}`
+      : Number.isFinite(min) && Number.isFinite(max)
+        ? ` from ${min} to ${max}`
+        : Number.isFinite(min)
+          ? ` >= ${min}`
+          : Number.isFinite(max)
+            ? ` <= ${max}`
+            : '';
     throw new ConfigError(`Environment variable ${name} must be ${kind}${range}, got "${env[name]}".`, {
       issues: [{ path: name, message: `expected ${kind}${range}` }],
       hint: `Set ${name} to ${kind}${range}, or unset it for the default.`,

@@ -92,7 +92,8 @@ export const DEFAULT_RETRY_OPTIONS: ResolvedRetryOptions = Object.freeze({
  * ```
  */
 export function resolveRetryOptions(options: RetryOptions = {}, env: Env = process.env): ResolvedRetryOptions {
-  const timeoutSeconds = envNumber('MLFLOW_HTTP_REQUEST_TIMEOUT', env, { min: 0 });
+  // 0 is no timeout at all to requests (which MLflow's client uses): refused there too.
+  const timeoutSeconds = envNumber('MLFLOW_HTTP_REQUEST_TIMEOUT', env, { above: 0 });
   const resolved: ResolvedRetryOptions = {
     maxRetries:
       options.maxRetries ??

@@ -60,6 +60,9 @@ describe('resolveRetryOptions', () => {
   it('rejects values MLflow rejects, naming the variable', () => {
     expect(() => resolveRetryOptions({}, { MLFLOW_HTTP_REQUEST_MAX_RETRIES: '11' })).toThrow(/MLFLOW_HTTP_REQUEST_MAX_RETRIES must be an integer/);
     expect(() => resolveRetryOptions({}, { MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: 'x' })).toThrow(/MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR/);
+    // 0 seconds is no timeout to requests either: the variable is named, not `retry.timeoutMs`.
+    expect(() => resolveRetryOptions({}, { MLFLOW_HTTP_REQUEST_TIMEOUT: '0' })).toThrow(/^Environment variable MLFLOW_HTTP_REQUEST_TIMEOUT must be a number > 0, got "0"\. Set MLFLOW_HTTP_REQUEST_TIMEOUT to a number > 0, or unset it for the default\.$/);
+    expect(resolveRetryOptions({}, { MLFLOW_HTTP_REQUEST_TIMEOUT: '0.5' }).timeoutMs).toBe(500);
     expect(() => resolveRetryOptions({ maxRetries: -1 }, {})).toThrow(InvalidArgumentError);
     expect(() => resolveRetryOptions({ totalTimeoutMs: 0 }, {})).toThrow(/totalTimeoutMs/);
   });
