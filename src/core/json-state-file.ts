@@ -218,7 +218,7 @@ export class JsonStateFile<T> {
           lock = await prepare();
         }
         if (await lock.file.tryCreate()) return token;
-        await this.breakIfStale();
+        await this.breakStaleLock();
         if (Date.now() > deadline) {
           throw new LocalPathError('PATH_UNREADABLE', this.lockPath, `Timed out after ${this.lockTimeoutMs} ms waiting for the lock ${this.lockPath}.`, {
             hint: 'Another process holds it. If no other process uses this state file, delete the lock file.',
@@ -242,14 +242,10 @@ export class JsonStateFile<T> {
 
   /**
    * Removes the lock when its holder is gone (same host: its process has exited; any host: it
-   * is older than `lockStaleMs`), as a writer waiting for it would, without taking it. For a
-   * sweep: a lock left by a killed writer whose state file nobody updates again stays otherwise.
+   * is older than `lockStaleMs`), without taking it: what a writer waiting for it does, and
+   * what a sweep does for a lock left by a killed writer whose state file nobody updates again.
    */
   async breakStaleLock(): Promise<void> {
-    await this.breakIfStale();
-  }
-
-  private async breakIfStale(): Promise<void> {
     const info = await this.readLock(this.lockPath);
     let stale: boolean;
     if (info) {
