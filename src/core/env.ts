@@ -60,7 +60,8 @@ export function envString(name: string, env: Env = process.env): string | undefi
 }
 
 /**
- * `os.homedir()`, or `undefined` where the user has no home: with HOME unset, it reads the
+ * The user's home: `env.HOME` (trimmed; blank is unset), else `os.homedir()`, or `undefined`
+ * where the user has no home: with HOME unset, `os.homedir()` reads the
  * password database, and throws (`uv_os_homedir returned ENOENT`) for a uid that has no entry
  * there, as in arbitrary-uid containers (OpenShift, `docker run --user 12345`) when a parent
  * started the CLI with a minimal environment. MLflow's Python client goes on there
@@ -71,7 +72,9 @@ export function envString(name: string, env: Env = process.env): string | undefi
  * const home = homeDirectory(); // '/home/me', or undefined
  * ```
  */
-export function homeDirectory(): string | undefined {
+export function homeDirectory(env: Env = process.env): string | undefined {
+  const fromEnv = env.HOME?.trim();
+  if (fromEnv) return fromEnv;
   try {
     return homedir() || undefined;
   } catch {
@@ -80,8 +83,8 @@ export function homeDirectory(): string | undefined {
 }
 
 /**
- * Expands a leading `~` (alone or followed by a path separator) to the user's home directory:
- * `env.HOME`, else {@link homeDirectory}. `~user` forms are left untouched, and so is the path
+ * Expands a leading `~` (alone or followed by a path separator) to the user's home directory
+ * ({@link homeDirectory} of `env`). `~user` forms are left untouched, and so is the path
  * where the user has no home, as Python's `os.path.expanduser` leaves it.
  *
  * @example
@@ -91,7 +94,7 @@ export function homeDirectory(): string | undefined {
  */
 export function expandHome(path: string, env: Env = process.env): string {
   if (path !== '~' && !path.startsWith('~/') && !path.startsWith('~\\')) return path;
-  const home = env.HOME?.trim() || homeDirectory();
+  const home = homeDirectory(env);
   if (home === undefined) return path;
   return path === '~' ? home : join(home, path.slice(2));
 }

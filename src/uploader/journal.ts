@@ -235,7 +235,7 @@ export function resolveJournalDir(options: { dir?: string; env?: Env } = {}): st
   // XDG: a relative XDG_CACHE_HOME is invalid and must be ignored.
   const xdg = env.XDG_CACHE_HOME?.trim();
   if (xdg && isAbsolute(xdg)) return join(xdg, 'artifact-uploader', 'journal');
-  const home = env.HOME?.trim() || homeDirectory();
+  const home = homeDirectory(env);
   if (!home) {
     throw new ConfigError('The resume journal has no directory: HOME is not set and this user has no home directory (a uid without a passwd entry).', {
       issues: [{ path: JOURNAL_DIR_ENV, message: 'not set, and no home directory to default to' }],
