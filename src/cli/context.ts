@@ -162,8 +162,22 @@ export class CliContext {
   }
 }
 
-/** A logger whose messages are put in CLI terms first ({@link cliWording}). */
+/**
+ * The uploader's warning for a failed result (`uploadFile: upload to x failed (reason): ...`,
+ * `ArtifactUploader.logResult`). A library caller gets it because a failed result does not
+ * throw; every CLI command that uploads prints each failed result itself (one `error [CODE]`
+ * line on stderr and the summary), so there it would say the same thing a third time.
+ */
+const FAILED_RESULT_WARNING = /^\w+: upload to .+ failed \([\w-]+\): /;
+
+/**
+ * A logger whose messages are put in CLI terms first ({@link cliWording}), without the
+ * warnings the command's own output repeats ({@link FAILED_RESULT_WARNING}).
+ */
 function inCliWords(inner: Logger): Logger {
-  const wrap = (level: LogLevel) => (message: string, fields?: Record<string, unknown>) => inner[level](cliWording(message, ''), fields);
+  const wrap = (level: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
+    if (level === 'warn' && FAILED_RESULT_WARNING.test(message)) return;
+    inner[level](cliWording(message, ''), fields);
+  };
   return { debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error') };
 }

@@ -110,6 +110,22 @@ describe('errors in CLI terms', () => {
     expect(slash.stderr).toBe('error [INVALID_ARGUMENT]: --trial-id "a/b" contains "/"; it must be one artifact path segment. Nothing was uploaded. Use letters, digits, "-" and "_".\n');
   });
 
+  it('a failed upload is told once on stderr, and the summary says it in CLI terms too', async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'a.txt'), 'a');
+    await localRun(cwd); // ./mlruns exists, without this run
+    const run = await cli(['file', '--stage', 'training', 'a.txt', '--run-id', '0123456789abcdef0123456789abcdef'], { cwd });
+    expect(run.code).toBe(2);
+    // The error line only: not also the uploader's warning of the failed result, in its API's words.
+    expect(run.stderr).toBe(
+      'error [MLFLOW_API_ERROR]: Run 0123456789abcdef0123456789abcdef not found in ' +
+        `${join(cwd, 'mlruns')}. The run id does not exist in this local store. Check that --run-id / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same store (a run made on a tracking server is not in ./mlruns).\n`,
+    );
+    expect(run.stdout).toContain('file a.txt: FAILED (run-unavailable): Run 0123456789abcdef0123456789abcdef not found');
+    expect(run.stdout).toContain('Check that --run-id / MLFLOW_RUN_ID');
+    expect(run.stdout).not.toMatch(API_WORDS);
+  });
+
   it('a file name MLflow rejects still says to rename the file', async () => {
     const cwd = tempDir();
     writeFileSync(join(cwd, 'notes#1.txt'), 'a');

@@ -169,14 +169,16 @@ export function formatUploadResults(command: string, results: UploadResult[], dr
 }
 
 /**
- * A failed result as `--json` shows it: its error's message and hint in CLI terms
- * ({@link cliWording}), as on stderr and as for a thrown error.
+ * A failed result as `--json` and the summary show it: its error's message and hint, and each
+ * failed file's error, in CLI terms ({@link cliWording}), as on stderr and as for a thrown error.
  */
 function inCliWords(result: UploadResult, command: string): UploadResult {
-  if (!isArtifactUploaderError(result.error)) return result;
+  if (result.status !== 'failed') return result;
+  const files = result.files.map((f) => (f.error === undefined ? f : { ...f, error: cliWording(f.error, command) }));
+  if (!isArtifactUploaderError(result.error)) return { ...result, files };
   const error = result.error.toJSON();
   for (const key of ['message', 'hint'] as const) if (typeof error[key] === 'string') error[key] = cliWording(error[key], command);
-  return { ...result, error: error as unknown as UploadResult['error'] };
+  return { ...result, files, error: error as unknown as UploadResult['error'] };
 }
 
 /** Exit code and output for a set of results. */
@@ -196,10 +198,11 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[], regi
   }
   const status = results.some((r) => r.status === 'failed') ? 'failed' : results.some((r) => r.status === 'uploaded') ? 'uploaded' : 'skipped';
   const runId = results.find((r) => r.runId)?.runId;
+  const worded = results.map((r) => inCliWords(r, command));
   return {
     exitCode,
-    data: { status, dryRun: ctx.globals.dryRun === true, runId, results: results.map((r) => inCliWords(r, command)), ...(registeredModel ? { registeredModel } : {}) },
-    text: formatUploadResults(command, results, ctx.globals.dryRun === true) + (registeredModel ? `\n${formatRegistered(registeredModel)}` : ''),
+    data: { status, dryRun: ctx.globals.dryRun === true, runId, results: worded, ...(registeredModel ? { registeredModel } : {}) },
+    text: formatUploadResults(command, worded, ctx.globals.dryRun === true) + (registeredModel ? `\n${formatRegistered(registeredModel)}` : ''),
   };
 }
 
