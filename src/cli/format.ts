@@ -97,6 +97,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   // Option names, only where the command has the flag: elsewhere the value came from the config.
   [/`artifactPath`/g, '--artifact-path', ['file', 'dir']],
   [/`trialId`/g, '--trial-id', ['hpo']],
+  [/\bmetricsJsonPath; the checkpoint directory goes in checkpointDir\./g, '--metrics; the checkpoint directory is the first argument.', ['training']],
+  [/\bas metricsJsonPath\b/g, 'as --metrics', ['training']],
   [/leave it out with `exclude`(?: or `filter`)?/g, 'leave it out with --exclude <glob>', ['archive', 'dir']],
   // The CLI aborts its operation on SIGINT/SIGTERM only (cli/main.ts).
   [/The operation was aborted by its AbortSignal\./g, 'Interrupted by SIGINT or SIGTERM.'],

@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { stat } from 'node:fs/promises';
+import { LocalPathError } from '../core/errors.js';
 import type { RegisterModelResult } from '../registry/register-model.js';
 import { runOperation } from '../uploader/artifact-uploader.js';
 import { checkpointOperation, fileOperation } from '../uploader/operation.js';
@@ -58,11 +60,27 @@ export async function uploadTrainingArtifacts(options: TrainingArtifactsOptions)
     const metrics = metricsJsonPath === undefined ? undefined : fileOperation(context, 'uploadFile', [metricsJsonPath], { kind: 'metrics' });
     // Both paths are checked before anything is sent; each operation keeps its one `stat`.
     await checkpoint.check();
-    await metrics?.check();
+    await metrics?.check().catch(async (error: unknown) => {
+      throw await asMetricsPathError(error);
+    });
     const checkpointResult = await runOperation(uploader, checkpoint);
     if (metrics === undefined) return { checkpoint: checkpointResult };
     return { checkpoint: checkpointResult, metrics: await runOperation(uploader, metrics) };
   });
   const registeredModel = await registerStageUpload(register, uploaded.checkpoint, rest);
   return registeredModel ? { ...uploaded, registeredModel } : uploaded;
+}
+
+/**
+ * `metricsJsonPath` that is not a file, said as that option: `uploadFile()`'s own error would
+ * suggest uploading the directory with `uploadDirectory()`, which is not what a metrics path
+ * pointing at a folder (`--metrics out/` for `--metrics out/metrics.json`) needs.
+ */
+async function asMetricsPathError(error: unknown): Promise<unknown> {
+  if (!(error instanceof LocalPathError) || error.code !== 'NOT_A_FILE') return error;
+  const isDirectory = (await stat(error.path).catch(() => undefined))?.isDirectory() === true;
+  return new LocalPathError('NOT_A_FILE', error.path, `uploadTrainingArtifacts() expects a file as metricsJsonPath (the metrics JSON), but ${error.path} is ${isDirectory ? 'a directory' : 'not a regular file'}.`, {
+    hint: 'Pass the path of the metrics JSON file as metricsJsonPath; the checkpoint directory goes in checkpointDir.',
+    cause: error,
+  });
 }

@@ -3,7 +3,7 @@
  * `overwrite: true`, `joinEnvRun: false`), which a shell user cannot call; the CLI names the
  * command, flag or variable that does the same, on stderr and in the `--json` error.
  */
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeMlxLoraDir, writePeftDir } from '../model/fixtures.js';
@@ -124,6 +124,25 @@ describe('errors in CLI terms', () => {
     expect(run.stdout).toContain('file a.txt: FAILED (run-unavailable): Run 0123456789abcdef0123456789abcdef not found');
     expect(run.stdout).toContain('Check that --run-id / MLFLOW_RUN_ID');
     expect(run.stdout).not.toMatch(API_WORDS);
+  });
+
+  it('training --metrics <dir> names --metrics, not the dir command, and sends nothing', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'w.bin'), 'w');
+    mkdirSync(join(cwd, 'out'));
+    const env = await localRun(cwd);
+    const run = await cli(['training', 'ckpt', '--metrics', 'out', '--json'], { cwd, env });
+    expect(run.code).toBe(2);
+    expect(run.json().error).toMatchObject({
+      code: 'NOT_A_FILE',
+      message: expect.stringContaining(`\`artifact-uploader training\` expects a file as --metrics (the metrics JSON), but ${join(cwd, 'out')} is a directory.`),
+      hint: 'Pass the path of the metrics JSON file as --metrics; the checkpoint directory is the first argument.',
+    });
+    expect(run.stderr).not.toMatch(/artifact-uploader dir|metricsJsonPath|checkpointDir/);
+    // Checked before the checkpoint was sent.
+    const artifacts = join(cwd, 'mlruns', '0', String(env.MLFLOW_RUN_ID), 'artifacts');
+    expect(existsSync(artifacts) ? readdirSync(artifacts) : []).toEqual([]);
   });
 
   it('a file name MLflow rejects still says to rename the file', async () => {
