@@ -103,7 +103,11 @@ export interface UploadMetrics {
   filesFailed: number;
   /** Bytes the plan holds. */
   bytesPlanned: number;
-  /** Bytes stored. */
+  /**
+   * Bytes of the files this call stored, less parts an earlier run had stored (those are in
+   * {@link bytesResumed}). A file that failed or was interrupted counts nothing here, even when
+   * parts of it reached the store (they are kept for the rerun, which counts them as resumed).
+   */
   bytesSent: number;
   /** Files an interrupted earlier run had stored, not sent again (status `resumed`). */
   filesResumed: number;
