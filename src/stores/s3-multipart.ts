@@ -216,7 +216,12 @@ export async function multipartUpload(
     if (resume?.lostUpload) {
       // Sent straight through the client, as ListParts above: what they answer is not a failure of the file.
       const direct: SendCommand = (command) => requests.client.send(command as ClientS3.ListMultipartUploadsCommand);
-      await abortLostUploads(direct, sdk.s3, shared, { target, logger: options.logger, initiatedBefore: resume.lostUpload.takenOverAt });
+      await abortLostUploads(direct, sdk.s3, shared, {
+        target,
+        logger: options.logger,
+        initiatedBefore: resume.lostUpload.takenOverAt,
+        clockOffsetMs: () => requests.client.config.systemClockOffset,
+      });
     }
     // Recorded before the request, so a kill before its answer is recorded leaves a trace (`lostUpload`).
     await resume?.creating?.();

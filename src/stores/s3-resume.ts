@@ -221,25 +221,36 @@ async function abortUpload(send: SendCommand, s3: typeof ClientS3, shared: Share
   }
 }
 
+/** A difference between S3's clock and ours up to this (ms) is taken as none by {@link abortLostUploads}. */
+export const MAX_UNCORRECTED_SKEW_MS = 2000;
+
 /**
  * Aborts the multipart uploads in progress under the file's key that an earlier attempt may have
  * created without learning their id (`MultipartResume.lostUpload`: it died between sending
  * `CreateMultipartUpload` and recording the answer), but `keep` (an upload being continued) and
- * those initiated after `initiatedBefore` (epoch ms; S3's `Initiated`).
+ * those initiated after `initiatedBefore` (epoch ms, this machine's clock).
  * Lists them with `ListMultipartUploads` (every page, the exact key only). Never fails the
  * file: a listing or an abort that fails is warned about (the upload's parts stay billed until a
  * lifecycle rule removes them).
  *
+ * S3's `Initiated` is S3's clock: `clockOffsetMs` (S3's minus ours, which the SDK measures from
+ * the `Date` of each answer: `client.config.systemClockOffset`) moves `initiatedBefore` onto it
+ * when the two differ by more than {@link MAX_UNCORRECTED_SKEW_MS}. Without that, a machine
+ * whose clock runs ahead of S3's (SigV4 lets it by up to 15 minutes) would abort the upload
+ * another process started since the takeover. A smaller offset is left alone: the `Date` header
+ * has whole seconds, so correcting by it would move the cut up to a second early, before a lost
+ * upload that a rerun right after the kill should still abort.
+ *
  * @example
  * ```ts
- * if (resume.lostUpload) await abortLostUploads(send, sdk.s3, shared, { target: 's3://b/k', logger, initiatedBefore: resume.lostUpload.takenOverAt });
+ * if (resume.lostUpload) await abortLostUploads(send, sdk.s3, shared, { target: 's3://b/k', logger, initiatedBefore: resume.lostUpload.takenOverAt, clockOffsetMs: () => client.config.systemClockOffset });
  * ```
  */
 export async function abortLostUploads(
   send: SendCommand,
   s3: typeof ClientS3,
   shared: SharedParams,
-  options: { target: string; logger?: Logger | undefined; keep?: string | undefined; initiatedBefore: number },
+  options: { target: string; logger?: Logger | undefined; keep?: string | undefined; initiatedBefore: number; clockOffsetMs?: () => number | undefined },
 ): Promise<void> {
   const owner = shared.ExpectedBucketOwner ? { ExpectedBucketOwner: shared.ExpectedBucketOwner } : {};
   const found: string[] = [];
@@ -247,9 +258,12 @@ export async function abortLostUploads(
     let markers: Pick<ClientS3.ListMultipartUploadsCommandInput, 'KeyMarker' | 'UploadIdMarker'> = {};
     for (;;) {
       const page = (await send(new s3.ListMultipartUploadsCommand({ Bucket: shared.Bucket, Prefix: shared.Key, ...owner, ...markers }))) as ClientS3.ListMultipartUploadsCommandOutput;
+      // Read after an answer: the SDK has just measured it from that answer's Date.
+      const offset = options.clockOffsetMs?.() ?? 0;
+      const initiatedBefore = options.initiatedBefore + (Math.abs(offset) > MAX_UNCORRECTED_SKEW_MS ? offset : 0);
       for (const upload of page.Uploads ?? []) {
         // One initiated after this attempt took the record over is another process's, sending the same file right now.
-        const earlier = upload.Initiated === undefined || upload.Initiated.getTime() <= options.initiatedBefore;
+        const earlier = upload.Initiated === undefined || upload.Initiated.getTime() <= initiatedBefore;
         if (upload.Key === shared.Key && upload.UploadId && upload.UploadId !== options.keep && earlier) found.push(upload.UploadId);
       }
       if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) break;

@@ -206,6 +206,7 @@ export class S3ArtifactStore implements ArtifactStore {
           target: this.target(key),
           logger: this.logger,
           initiatedBefore: resume.lostUpload.takenOverAt,
+          clockOffsetMs: () => client.config.systemClockOffset,
         });
       }
       const object = { sdk, requests, params: this.objectParams(key), target: this.target(key), artifactPath };

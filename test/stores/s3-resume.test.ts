@@ -159,6 +159,28 @@ describe('abortLostUploads', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('compares on S3\'s clock: ours 10 minutes ahead, the upload started since the takeover stays; an offset under 2 s is taken as none', async () => {
+    const s3TakeoverAt = takenOverAt - 10 * 60_000; // the takeover as S3's clock has it
+    const page = (): ClientS3.ListMultipartUploadsCommandOutput => ({
+      $metadata: {},
+      Uploads: [
+        { Key: shared.Key, UploadId: 'lost', Initiated: new Date(s3TakeoverAt - 1_500) },
+        { Key: shared.Key, UploadId: 'concurrent', Initiated: new Date(s3TakeoverAt + 5_000) },
+      ],
+      IsTruncated: false,
+    });
+    const skewed = fakeS3([page()]);
+    // As the SDK measures it from the answer's Date (whole seconds): S3's clock minus ours.
+    await abortLostUploads(skewed.send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', initiatedBefore: takenOverAt, clockOffsetMs: () => -600_400 });
+    expect(skewed.aborted).toEqual(['lost']);
+
+    // In step with S3, the offset read from a Date header is up to a second off: not applied, so a
+    // lost upload initiated just before a takeover right after the kill is still aborted.
+    const inStep = fakeS3([{ $metadata: {}, Uploads: [{ Key: shared.Key, UploadId: 'just-lost', Initiated: new Date(takenOverAt - 300) }], IsTruncated: false }]);
+    await abortLostUploads(inStep.send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', initiatedBefore: takenOverAt, clockOffsetMs: () => -900 });
+    expect(inStep.aborted).toEqual(['just-lost']);
+  });
+
   it('never fails the file: a listing that is refused is a warning', async () => {
     const send = async () => {
       throw Object.assign(new Error('Access Denied'), { name: 'AccessDenied' });

@@ -383,6 +383,23 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expected['resume/unaborted.bin'] = sha256(big);
   });
 
+  it('the SDK measures S3\'s clock against ours from each answer, which abortLostUploads reads (client.config.systemClockOffset)', async () => {
+    // moto answers ListMultipartUploads with a fixed Initiated (2010-11-10), so the cut itself is
+    // tested on S3's documented answers in s3-resume.test.ts; this is the offset it is moved by.
+    const client = motoClient();
+    const now = Date.now.bind(Date);
+    const spy = vi.spyOn(Date, 'now').mockImplementation(() => now() + 10 * 60_000);
+    try {
+      await client.send(new ListMultipartUploadsCommand({ Bucket: mlflowDirectS3Server().bucket, Prefix: 'none/' }));
+    } finally {
+      spy.mockRestore();
+      client.destroy();
+    }
+    // S3's Date has whole seconds: ours 10 minutes ahead reads as -600 s, up to a second more.
+    expect(client.config.systemClockOffset).toBeLessThanOrEqual(-600_000 + 50);
+    expect(client.config.systemClockOffset).toBeGreaterThan(-602_000);
+  });
+
   it('a source that changed since its snapshot is SOURCE_CHANGED: parts are sent but never completed, and the upload is aborted', async () => {
     resetProxy();
     const local = await writeLocal('changed/parts.bin', big);
