@@ -122,6 +122,21 @@ export interface ArtifactStore {
    */
   delete?(artifactPath: string, options?: { signal?: AbortSignal }): Promise<void>;
   /**
+   * Gives up an upload an earlier process started at `artifactPath` and that nobody will
+   * continue (its local file was deleted before the rerun): aborts the multipart upload
+   * `earlier.previous` names, or cancels the session `earlier.token` holds, so that its parts
+   * are not left billed on the object store. Never throws (the journal never makes an upload
+   * fail): what cannot be given up is warned about, with what is left and what removes it.
+   * Stores that keep nothing to give up (uncommitted Azure blocks expire on their own) leave it out.
+   *
+   * @example
+   * ```ts
+   * declare const earlier: EarlierUpload; // a journal record's upload
+   * await store.abandonUpload?.('checkpoint/model.safetensors', earlier);
+   * ```
+   */
+  abandonUpload?(artifactPath: string, earlier: EarlierUpload, options?: { signal?: AbortSignal }): Promise<void>;
+  /**
    * Lists the entries directly inside `artifactDir` (the root when omitted), with paths
    * relative to the artifact root, sorted by path. A missing directory gives `[]`.
    */
@@ -334,6 +349,23 @@ export function startingOver(resume: MultipartResume): MultipartResume {
     saveToken: (token) => resume.saveToken(token),
     onRecord: () => resume.onRecord?.() === true,
   };
+}
+
+/**
+ * An upload an earlier process started and left, as its journal record names it (see
+ * {@link ArtifactStore.abandonUpload}): a store reads the fields it knows.
+ */
+export interface EarlierUpload {
+  /** Its multipart upload (`s3://`, the MLflow proxy's `mpu/create`). */
+  previous?: PreviousMultipartUpload;
+  /** Its store-specific token (a GCS resumable session); a store reads only its own (`store` is its `kind`). */
+  token?: StoreResumeToken;
+  /**
+   * Set when it died while creating a multipart upload, before it recorded the id: a store that
+   * can list the uploads in progress under the key gives up those initiated before
+   * `takenOverAt` (epoch ms), as for {@link MultipartResume.lostUpload}.
+   */
+  lostUpload?: { takenOverAt: number };
 }
 
 /** A store-specific way to pick an upload up again: `store` is the store's `kind`, `value` JSON it defines. */

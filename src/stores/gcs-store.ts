@@ -59,6 +59,7 @@ import type {
   ArtifactStore,
   ArtifactStoreContext,
   ArtifactStoreFactory,
+  EarlierUpload,
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
@@ -359,6 +360,13 @@ export class GcsArtifactStore implements ArtifactStore {
    */
   async cancelSession(session: GcsResumableSession, options: { signal?: AbortSignal } = {}): Promise<boolean> {
     return cancelResumableSession(this.requester(options.signal), session, options.signal);
+  }
+
+  async abandonUpload(artifactPath: string, earlier: EarlierUpload): Promise<void> {
+    // Only a session of this store's (a record another store wrote is not ours to read); its URI
+    // is a capability, so the messages name the object, never the session.
+    const session = earlier.token?.store === this.kind ? asSession(earlier.token.value) : undefined;
+    if (session) await this.cancelQuietly(session);
   }
 
   async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {

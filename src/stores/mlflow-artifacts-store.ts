@@ -39,6 +39,7 @@ import type {
   ArtifactStore,
   ArtifactStoreContext,
   ArtifactStoreFactory,
+  EarlierUpload,
   MultipartOptions,
   MultipartResume,
   UploadFileOptions,
@@ -187,6 +188,25 @@ export class MlflowArtifactsStore implements ArtifactStore {
       { signal: options.signal, onProgress: options.onProgress, onRetry: options.onRetry },
     );
     return { bytes: size, attempts, multipart: false, ...(sha256 ? { sha256 } : {}) };
+  }
+
+  async abandonUpload(artifactPath: string, earlier: EarlierUpload, options: { signal?: AbortSignal } = {}): Promise<void> {
+    // An Azure destination has no upload id: its uncommitted blocks expire on their own.
+    const uploadId = earlier.previous?.uploadId;
+    if (uploadId === undefined) return;
+    const serverPath = joinArtifactPath(this.root, artifactPath);
+    if (!serverPath.includes('/')) return; // a file at the proxy's root never goes multipart (shouldTryMultipart)
+    try {
+      assertArtifactPath(artifactPath);
+      await this.api.abortMultipartUpload(posix.dirname(serverPath), posix.basename(serverPath), uploadId, { signal: options.signal });
+      this.logger.debug(`aborted the multipart upload an interrupted upload left of ${serverPath}: its local file was deleted since`);
+    } catch (error) {
+      // Also what the server answers when that attempt's complete went through before the kill.
+      this.logger.warn(
+        `Could not abort the multipart upload an interrupted upload left of ${serverPath} (its local file was deleted since): unless that upload was completed before it was stopped, the object store keeps its parts until a lifecycle rule (AbortIncompleteMultipartUpload on S3) removes them.`,
+        { error: error instanceof Error ? error.message : String(error) },
+      );
+    }
   }
 
   async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {

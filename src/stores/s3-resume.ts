@@ -325,6 +325,40 @@ export async function giveUpEarlierUpload(
   await resume.aborted(uploadId);
 }
 
+/**
+ * Gives up the multipart upload an earlier attempt left of a file nobody will upload again (its
+ * local file was deleted before the rerun, `ArtifactStore.abandonUpload`): aborts
+ * `earlier.previous` on the bucket, and with `earlier.lostUpload` the uploads in progress under
+ * the key initiated before it ({@link abortLostUploads}). Never throws: an abort that fails is
+ * warned about, with the upload left and the lifecycle rule that removes it.
+ *
+ * @example
+ * ```ts
+ * await abandonEarlierUpload(send, sdk.s3, shared, { previous }, { target: 's3://b/k', logger });
+ * ```
+ */
+export async function abandonEarlierUpload(
+  send: SendCommand,
+  s3: typeof ClientS3,
+  shared: SharedParams,
+  earlier: { previous?: PreviousMultipartUpload | undefined; lostUpload?: { takenOverAt: number } | undefined },
+  options: { target: string; logger?: Logger | undefined },
+): Promise<void> {
+  const uploadId = earlier.previous?.uploadId;
+  if (uploadId !== undefined) {
+    try {
+      await abortUpload(send, s3, shared, uploadId);
+      options.logger?.debug(`aborted the multipart upload ${uploadId} of ${options.target}: its local file was deleted since an earlier attempt started it`);
+    } catch (error) {
+      options.logger?.warn(
+        `The multipart upload ${uploadId} of ${options.target}, left by an interrupted upload of a local file deleted since, could not be aborted: its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them. Aborting it needs s3:AbortMultipartUpload.`,
+        { error: errorText(error) },
+      );
+    }
+  }
+  if (earlier.lostUpload) await abortLostUploads(send, s3, shared, { target: options.target, logger: options.logger, keep: uploadId, initiatedBefore: earlier.lostUpload.takenOverAt });
+}
+
 function pickListParams(shared: SharedParams): Pick<ClientS3.ListPartsCommandInput, 'Bucket' | 'Key' | 'ExpectedBucketOwner' | 'RequestPayer' | 'SSECustomerAlgorithm' | 'SSECustomerKey' | 'SSECustomerKeyMD5'> {
   const { Bucket, Key, ExpectedBucketOwner, RequestPayer, SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5 } = shared;
   return {

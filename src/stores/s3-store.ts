@@ -55,6 +55,7 @@ import type {
   ArtifactStore,
   ArtifactStoreContext,
   ArtifactStoreFactory,
+  EarlierUpload,
   MultipartResume,
   UploadFileOptions,
   UploadFileResult,
@@ -75,7 +76,7 @@ import {
   type ObjectIntegrity,
   type Sdk,
 } from './s3-multipart.js';
-import { abortLostUploads, giveUpEarlierUpload } from './s3-resume.js';
+import { abandonEarlierUpload, abortLostUploads, giveUpEarlierUpload } from './s3-resume.js';
 import { openSourceFile, readSourceIfSmall, readSourceRange, type SourceFile } from './source-file.js';
 
 /**
@@ -275,6 +276,28 @@ export class S3ArtifactStore implements ArtifactStore {
     }
     options.onProgress?.(size);
     return { bytes: size, attempts: 1 + retriedBefore + requests.retries, multipart, ...(bytesReused > 0 ? { bytesReused } : {}), ...integrity };
+  }
+
+  async abandonUpload(artifactPath: string, earlier: EarlierUpload): Promise<void> {
+    if (earlier.previous === undefined && earlier.lostUpload === undefined) return;
+    const key = joinArtifactPath(this.rootKey, artifactPath);
+    let loaded: { sdk: Sdk; client: ClientS3.S3Client };
+    try {
+      assertArtifactPath(artifactPath);
+      loaded = await this.getClient();
+    } catch (error) {
+      this.logger.warn(
+        `The multipart upload of ${this.target(key)} an interrupted upload left (its local file was deleted since) could not be aborted: its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them.`,
+        { error: errorText(error) },
+      );
+      return;
+    }
+    const { sdk, client } = loaded;
+    // Not cut off by options.signal, as no abort is: the server might act on one anyway.
+    await abandonEarlierUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, earlier, {
+      target: this.target(key),
+      logger: this.logger,
+    });
   }
 
   async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
