@@ -381,6 +381,8 @@ export class ArtifactUploader<S extends StageName = StageName> {
       store: target.store,
       logger: this.logger,
       signal,
+      // A directory sent file by file: files deleted from it since an interrupted run have uploads to give up.
+      ...(planned.transfer === undefined && planned.directory !== undefined ? { scope: { directory: planned.directory, artifactPath: planned.artifactPath } } : {}),
     });
   }
 

@@ -543,6 +543,44 @@ export class UploadJournal {
   }
 
   /**
+   * Reads the per-file records of `names` (as a scan listed them), without a lock: a record
+   * gone since, unreadable or corrupt is left out, quietly (the next write replaces it).
+   * @internal the resume step's (`resume.ts`)
+   */
+  async readRecords(names: Iterable<string>): Promise<Array<{ name: string; record: JournalRecord }>> {
+    const out: Array<{ name: string; record: JournalRecord }> = [];
+    for (const name of names) {
+      if (!RECORD_NAME.test(name)) continue;
+      const record = await this.readQuiet(join(this.dir, name));
+      if (record) out.push({ name, record });
+    }
+    return out;
+  }
+
+  /**
+   * Takes over a record as it was read (same owner token), to give its upload up: `undefined`
+   * when it changed since, or a live process owns it (it is uploading that file right now).
+   * Taken over, the record names this process, so no other process continues that upload while
+   * it is given up. Never throws (a journal that cannot be written gives `undefined`, with a warning).
+   * @internal the resume step's (`resume.ts`)
+   */
+  async takeOver(name: string, read: JournalRecord): Promise<JournalEntry | undefined> {
+    const owner = { pid: process.pid, host: host(), token: randomBytes(8).toString('hex') };
+    try {
+      return await this.queues.run(name, () =>
+        this.file(name).update((current) => {
+          if (!current || current.owner.token !== read.owner.token || this.ownedByLiveProcess(current)) return { result: undefined };
+          const next: JournalRecord = { ...current, owner, updatedAt: Date.now() };
+          return { state: next, result: new JournalEntry(this, name, next, current) };
+        }),
+      );
+    } catch (error) {
+      this.logger.warn(`The resume journal record ${join(this.dir, name)} cannot be written: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+
+  /**
    * Records a file as uploaded in one write, without an entry: for files sent in one request,
    * which have no parts to record. Leaves a record a live process owns alone. Never throws.
    */

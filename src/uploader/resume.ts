@@ -14,6 +14,12 @@
  * replaced, and its multipart upload aborted by the store. With resume off (`--no-resume`) the
  * journal is not read for skipping: every file is sent, and recorded as it goes.
  *
+ * A file deleted (or renamed away) from a directory between a kill and the rerun is not in the
+ * rerun's plan, so nothing above looks at its record: when a directory operation completes, the
+ * records of its target and run that are none of its files are read, and those of files that
+ * were in its directory, under its destination, and are gone now have their upload given up by
+ * the store (the multipart upload aborted, the session cancelled) and are removed.
+ *
  * **What it costs.** The journal is read once per operation ({@link UploadJournal.scan}: one
  * `readdir`, plus the run's operation logs when an interrupted run left some). A file sent in one
  * request is recorded with one line appended to the operation's log ({@link OperationLog}), with
@@ -24,12 +30,15 @@
  *
  * @module
  */
+import { lstat } from 'node:fs/promises';
 import { posix, resolve } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
+import { isInside } from '../core/real-path.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
-import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
+import type { ArtifactEntry, ArtifactStore, EarlierUpload, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
 import {
+  journalTarget,
   localFileIdentity,
   recordFileName,
   type JournalEntry,
@@ -90,6 +99,13 @@ export interface OperationResumeOptions {
   store: ArtifactStore;
   logger: Logger;
   signal?: AbortSignal | undefined;
+  /**
+   * The directory the operation uploads file by file, and its destination: when the operation
+   * completes, what an interrupted earlier run left of files since deleted from that directory
+   * (a multipart upload, a resumable session, and their journal records) is given up.
+   * @default none (files named one by one, an archive: nothing to give up)
+   */
+  scope?: { directory: string; artifactPath: string } | undefined;
 }
 
 /**
@@ -350,10 +366,74 @@ export class OperationResume {
       await journal.removeLog(log);
     }
     if ((scan?.recordNames.size ?? 0) === 0 && this.claimedNames.size === 0) return;
+    // The records that are none of this operation's files (normally none): those of files
+    // deleted from its directory since an interrupted run are among them.
+    const others = this.options.scope ? new Set(scan?.recordNames) : undefined;
     for (const file of files) {
       const name = this.recordName(file);
+      others?.delete(name);
       if (scan?.recordNames.has(name) || this.claimedNames.has(name)) await journal.forget({ target, runId, artifactPath: file.artifactPath, local: { path: file.localPath } });
     }
+    for (const name of this.claimedNames) others?.delete(name);
+    if (others && others.size > 0) await this.abandonDeletedFiles(others);
+  }
+
+  /**
+   * Gives up what an interrupted earlier run left of files deleted since from the operation's
+   * directory: of the records `names`, those of this target and run whose local file was in the
+   * directory and is gone now (`ENOENT`), under the operation's destination, that no live
+   * process owns. The store abandons each one's upload (aborts the multipart upload, cancels
+   * the session: {@link ArtifactStore.abandonUpload}), then the record goes. A file still there
+   * (changed or not) is not one: the rerun's own files are handled file by file. Reads the
+   * records, so it runs only when some are not this operation's. Never throws.
+   */
+  private async abandonDeletedFiles(names: ReadonlySet<string>): Promise<void> {
+    const { journal, target, runId, store, logger, signal, scope } = this.options;
+    if (!journal || !scope) return;
+    const directory = resolve(scope.directory);
+    const destination = scope.artifactPath.replace(/\/+$/, '');
+    const targetKey = journalTarget(target);
+    for (const { name, record } of await journal.readRecords(names)) {
+      if (signal?.aborted) return;
+      const { key } = record;
+      if (key.target !== targetKey || key.runId !== runId || !isUnder(key.artifactPath, destination) || !isInside(directory, key.localPath)) continue;
+      if (!(await isGone(key.localPath))) continue;
+      // Taken over first: no other process picks the upload up while it is given up.
+      const entry = await journal.takeOver(name, record);
+      if (!entry) continue;
+      const earlier: EarlierUpload = {
+        ...(record.multipart ? { previous: record.multipart } : {}),
+        ...(record.resumeToken ? { token: record.resumeToken } : {}),
+        ...(record.creatingMultipart !== undefined ? { lostUpload: { takenOverAt: entry.record.updatedAt } } : {}),
+      };
+      const left = earlier.previous ?? earlier.token ?? earlier.lostUpload;
+      if (left) {
+        // abandonUpload warns itself about what it could not give up; a store of the caller's may throw.
+        await store.abandonUpload?.(key.artifactPath, earlier, { signal }).catch((error: unknown) => {
+          logger.warn(`Could not give up the upload an interrupted run left of ${key.artifactPath} (its local file ${key.localPath} was deleted since): ${(error as Error).message}`);
+        });
+      }
+      await entry.remove();
+      logger.info(
+        `${key.artifactPath}: its local file ${key.localPath} was deleted after an interrupted upload of it${left ? (store.abandonUpload ? '; that upload was given up' : ', whose unfinished upload the store discards on its own') : ''}, and its resume journal record removed.`,
+      );
+    }
+  }
+}
+
+/** Whether `artifactPath` is inside the artifact directory `dir` (`''`: the root). */
+function isUnder(artifactPath: string, dir: string): boolean {
+  return dir === '' || artifactPath.startsWith(`${dir}/`);
+}
+
+/** True when nothing is at `path` any more (it, or a directory above it, was deleted or renamed away). */
+async function isGone(path: string): Promise<boolean> {
+  try {
+    await lstat(path);
+    return false;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR';
   }
 }
 
