@@ -1,0 +1,186 @@
+/**
+ * A file deleted from a directory between a kill and the rerun (docs/resume.md, "A file
+ * deleted before the rerun"): the rerun never sends it, so nothing of the file-by-file resume
+ * looks at its record. Against the real servers, a child CLI `dir` upload is SIGKILLed while
+ * its large file is in a multipart upload, the file is deleted, and the same command runs
+ * again; once it completed
+ * - the earlier multipart upload is aborted: moto lists no upload for the run (`s3://`, and the
+ *   MLflow proxy's `mpu/create` with an S3 destination);
+ * - the journal holds no record (nor log, nor lock);
+ * - the directory's other files arrived, byte-exact (read back by the official Python client).
+ * And what is not this case is left alone: a record a live process owns (it is uploading that
+ * file right now), and a record whose file is still there, changed, but not part of the rerun
+ * (its upload is the rerun's of that file, whenever it comes).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { runAndKill, runToEnd } from '../support/crash-harness.js';
+import { startChild } from '../support/child-node.js';
+import { useFaultProxies } from '../support/fault-proxy.js';
+import { motoUploads } from '../support/moto.js';
+import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, servers } from '../support/servers.js';
+
+const MiB = 1024 * 1024;
+const startProxy = useFaultProxies();
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+type RecordJson = { key: { localPath: string; artifactPath: string }; owner: { pid: number }; multipart?: { uploadId: string; parts: unknown[] } };
+
+/** The per-file records in `journalDir`, by file name. */
+async function records(journalDir: string): Promise<Map<string, RecordJson>> {
+  const out = new Map<string, RecordJson>();
+  const names = await readdir(journalDir).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.endsWith('.json'))) {
+    const text = await readFile(join(journalDir, name), 'utf8').catch(() => undefined);
+    if (text) out.set(name, JSON.parse(text) as RecordJson);
+  }
+  return out;
+}
+
+/** What the journal holds besides staged archives: records, logs, locks. */
+async function journalFiles(journalDir: string): Promise<string[]> {
+  return (await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log') || n.endsWith('.lock'));
+}
+
+/** Kill point: the record of `big.bin` names a multipart upload with at least `parts` parts done. */
+const partsRecorded = (journalDir: string, parts: number) => async () => [...(await records(journalDir)).values()].some((r) => r.key.localPath.endsWith('big.bin') && (r.multipart?.parts.length ?? 0) >= parts);
+
+/**
+ * A directory of a large file (multipart) and two small ones, and the options of a child CLI
+ * `dir` upload of it to `ckpt` of a new run on the `s3://` server, through a byte-counting
+ * proxy in front of moto.
+ */
+async function s3Directory(runName: string) {
+  const { url, s3Endpoint } = mlflowDirectS3Server();
+  const proxy = await startProxy(s3Endpoint, { preserveHost: true });
+  const runId = await pythonCreateRun(url, runName);
+  const root = await mkdtemp(join(tmpdir(), 'au-deleted-source-'));
+  const data = join(root, 'ckpt');
+  await mkdir(data);
+  const small: Record<string, string> = {};
+  for (const name of ['config.json', 'tokenizer.json']) {
+    const bytes = randomBytes(64 * 1024);
+    await writeFile(join(data, name), bytes);
+    small[name] = sha256(bytes);
+  }
+  await writeFile(join(data, 'big.bin'), randomBytes(40 * MiB)); // 5 parts of 8 MiB
+  const journalDir = join(root, 'journal');
+  const options = {
+    argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'],
+    env: { ...servers().awsEnv, MLFLOW_TRACKING_URI: url, MLFLOW_RUN_ID: runId, MLFLOW_S3_ENDPOINT_URL: proxy.url, ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir },
+    cwd: root,
+    proxy,
+  };
+  /** The environment the official Python client reads moto with (past the proxy). */
+  const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: s3Endpoint };
+  return { url, runId, data, journalDir, options, pythonEnv, small };
+}
+
+/** S3's AbortMultipartUpload: `DELETE /<key>?uploadId=...`. */
+const isAbort = (r: { method: string; path: string }) => r.method === 'DELETE' && r.path.includes('uploadId=');
+
+describeWithServers('a file deleted between a kill and the rerun', () => {
+  it('s3://: the rerun of the directory aborts the killed multipart upload of the deleted file and removes its record; the other files arrive', async () => {
+    const { url, runId, data, journalDir, options, pythonEnv, small } = await s3Directory('deleted-source-s3');
+    await runAndKill({ ...options, at: { until: partsRecorded(journalDir, 2) } });
+    expect(await motoUploads(runId)).toHaveLength(1); // left by the kill, and on record
+    expect([...(await records(journalDir)).values()].map((r) => r.key.artifactPath)).toEqual(['ckpt/big.bin']);
+
+    await rm(join(data, 'big.bin'));
+    const rerun = await runToEnd(options);
+    const why = JSON.stringify({ rerun: rerun.requests, stderr: rerun.stderr.slice(-2000) });
+    expect((JSON.parse(rerun.stdout) as { ok: boolean }).ok).toBe(true);
+    expect(rerun.requests.filter(isAbort), why).toHaveLength(1);
+    expect(await motoUploads(runId), why).toEqual([]);
+    expect(await journalFiles(journalDir)).toEqual([]);
+    expect(await pythonArtifactHashes(url, runId, 'ckpt', pythonEnv)).toEqual(small);
+  }, 300_000);
+
+  it('s3://: a record a live process owns is left alone (record and upload), and given up by the first rerun after that process is gone', async () => {
+    const { runId, data, journalDir, options } = await s3Directory('deleted-source-s3-live-owner');
+    await runAndKill({ ...options, at: { until: partsRecorded(journalDir, 1) } });
+    expect(await motoUploads(runId)).toHaveLength(1);
+    // The record is made another live process's (same host): one uploading that file right now.
+    const [[name, record]] = [...(await records(journalDir)).entries()] as [[string, RecordJson]];
+    const owner = startChild('console.log("ready"); setInterval(() => {}, 1000);');
+    try {
+      await owner.waitFor('ready');
+      await writeFile(join(journalDir, name), JSON.stringify({ ...record, owner: { ...record.owner, pid: owner.pid } }), { mode: 0o600 });
+      await rm(join(data, 'big.bin'));
+      const rerun = await runToEnd(options);
+      expect(rerun.requests.filter(isAbort)).toEqual([]);
+      expect(await motoUploads(runId)).toHaveLength(1);
+      expect([...(await records(journalDir)).keys()]).toEqual([name]);
+    } finally {
+      await owner.kill();
+    }
+    const after = await runToEnd(options);
+    expect(after.requests.filter(isAbort)).toHaveLength(1);
+    expect(await motoUploads(runId)).toEqual([]);
+    expect(await journalFiles(journalDir)).toEqual([]);
+  }, 300_000);
+
+  it('s3://: a file still there (changed since the kill) that the rerun does not send keeps its record and upload: only a file that is gone is given up', async () => {
+    const { runId, data, journalDir, options } = await s3Directory('deleted-source-s3-present');
+    await runAndKill({ ...options, at: { until: partsRecorded(journalDir, 1) } });
+    const [uploadLeft] = await motoUploads(runId);
+    await appendFile(join(data, 'big.bin'), randomBytes(1024)); // changed, and there
+    const excluded = await runToEnd({ ...options, argv: [...options.argv, '--exclude', 'big.bin'] });
+    expect(excluded.requests.filter(isAbort)).toEqual([]);
+    expect(await motoUploads(runId)).toEqual([uploadLeft]);
+    expect([...(await records(journalDir)).values()].map((r) => r.key.artifactPath)).toEqual(['ckpt/big.bin']);
+    // Its own rerun gives the earlier upload up (the file changed) and sends the file anew.
+    const sent = await runToEnd(options);
+    expect(sent.requests.filter(isAbort)).toHaveLength(1);
+    expect(await motoUploads(runId)).toEqual([]);
+    expect(await journalFiles(journalDir)).toEqual([]);
+  }, 300_000);
+
+  it("mlflow-artifacts (S3 destination): the rerun of the directory aborts the proxy's multipart upload of the deleted file (mpu/abort) and removes its record; the other files arrive", async () => {
+    const { url } = mlflowS3Server();
+    const proxy = await startProxy(url);
+    const runId = await pythonCreateRun(url, 'deleted-source-proxy-mpu');
+    const root = await mkdtemp(join(tmpdir(), 'au-deleted-source-'));
+    const data = join(root, 'ckpt');
+    await mkdir(data);
+    const small: Record<string, string> = {};
+    for (const name of ['config.json', 'tokenizer.json']) {
+      const bytes = randomBytes(64 * 1024);
+      await writeFile(join(data, name), bytes);
+      small[name] = sha256(bytes);
+    }
+    await writeFile(join(data, 'big.bin'), randomBytes(12 * MiB)); // 3 parts of 5 MiB through the proxy's multipart upload
+    const journalDir = join(root, 'journal');
+    const options = {
+      argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'],
+      env: {
+        MLFLOW_TRACKING_URI: proxy.url,
+        MLFLOW_RUN_ID: runId,
+        ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir,
+        MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE: String(8 * MiB),
+        MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE: String(5 * MiB),
+      },
+      cwd: root,
+      proxy,
+    };
+    const isMpu = (what: string) => (r: { method: string; path: string }) => r.method === 'POST' && r.path.includes(`/mpu/${what}`);
+    // Every part is in the bucket; the child is killed when its mpu/complete arrives (held).
+    const killed = await runAndKill({ ...options, at: { request: isMpu('complete') } });
+    expect(killed.requests.some(isMpu('create'))).toBe(true);
+    expect(await motoUploads(runId)).toHaveLength(1);
+    expect([...(await records(journalDir)).values()].map((r) => r.key.artifactPath)).toEqual(['ckpt/big.bin']);
+
+    await rm(join(data, 'big.bin'));
+    const rerun = await runToEnd(options);
+    const why = JSON.stringify({ rerun: rerun.requests, stderr: rerun.stderr.slice(-2000) });
+    expect(rerun.requests.filter(isMpu('abort')), why).toHaveLength(1);
+    expect(await motoUploads(runId), why).toEqual([]);
+    expect(await journalFiles(journalDir)).toEqual([]);
+    expect(await pythonArtifactHashes(url, runId, 'ckpt')).toEqual(small);
+  }, 300_000);
+});
