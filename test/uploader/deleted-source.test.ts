@@ -5,7 +5,8 @@
  * its large file is in a multipart upload, the file is deleted, and the same command runs
  * again; once it completed
  * - the earlier multipart upload is aborted: moto lists no upload for the run (`s3://`, and the
- *   MLflow proxy's `mpu/create` with an S3 destination);
+ *   MLflow proxy's `mpu/create` with an S3 destination); a `gs://` resumable session is
+ *   cancelled (`DELETE` of its URI, which no output names: it is a capability);
  * - the journal holds no record (nor log, nor lock);
  * - the directory's other files arrived, byte-exact (read back by the official Python client).
  * And what is not this case is left alone: a record a live process owns (it is uploading that
@@ -22,14 +23,19 @@ import { startChild } from '../support/child-node.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
 import { motoUploads } from '../support/moto.js';
 import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
-import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, servers } from '../support/servers.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowGcsServer, mlflowS3Server, servers } from '../support/servers.js';
 
 const MiB = 1024 * 1024;
 const startProxy = useFaultProxies();
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-type RecordJson = { key: { localPath: string; artifactPath: string }; owner: { pid: number }; multipart?: { uploadId: string; parts: unknown[] } };
+type RecordJson = {
+  key: { localPath: string; artifactPath: string };
+  owner: { pid: number };
+  multipart?: { uploadId: string; parts: unknown[] };
+  resumeToken?: { store: string; value: { uri: string } };
+};
 
 /** The per-file records in `journalDir`, by file name. */
 async function records(journalDir: string): Promise<Map<string, RecordJson>> {
@@ -139,6 +145,46 @@ describeWithServers('a file deleted between a kill and the rerun', () => {
     expect(sent.requests.filter(isAbort)).toHaveLength(1);
     expect(await motoUploads(runId)).toEqual([]);
     expect(await journalFiles(journalDir)).toEqual([]);
+  }, 300_000);
+
+  it('gs://: the rerun of the directory cancels the resumable session of the deleted file and removes its record, naming the session nowhere; the other files arrive', async () => {
+    const { url, emulatorHost } = mlflowGcsServer();
+    const proxy = await startProxy(emulatorHost, { preserveHost: true }); // the session URI GCS answers names the proxy
+    const runId = await pythonCreateRun(url, 'deleted-source-gcs');
+    const root = await mkdtemp(join(tmpdir(), 'au-deleted-source-'));
+    const data = join(root, 'ckpt');
+    await mkdir(data);
+    const small: Record<string, string> = {};
+    for (const name of ['config.json', 'tokenizer.json']) {
+      const bytes = randomBytes(64 * 1024);
+      await writeFile(join(data, name), bytes);
+      small[name] = sha256(bytes);
+    }
+    await writeFile(join(data, 'big.bin'), randomBytes(12 * MiB)); // resumable (above 8 MiB), in 1 MiB chunks
+    const journalDir = join(root, 'journal');
+    const options = {
+      argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'],
+      env: { MLFLOW_TRACKING_URI: url, MLFLOW_RUN_ID: runId, STORAGE_EMULATOR_HOST: proxy.url, MLFLOW_GCS_UPLOAD_CHUNK_SIZE: String(MiB), ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir },
+      cwd: root,
+      proxy,
+    };
+    // Killed when its third chunk arrives (held): GCS kept the first two, and the session is on record.
+    let chunks = 0;
+    const thirdChunk = (r: { method: string; path: string }) => r.method === 'PUT' && r.path.includes('upload_id=') && ++chunks === 3;
+    const killed = await runAndKill({ ...options, at: { request: thirdChunk } });
+    expect(killed.requests.filter((r) => r.method === 'PUT' && r.path.includes('upload_id=') && r.status === 308)).toHaveLength(2);
+    const [record] = [...(await records(journalDir)).values()];
+    expect(record?.key.artifactPath).toBe('ckpt/big.bin');
+    const sessionUri = new URL(record!.resumeToken!.value.uri);
+
+    await rm(join(data, 'big.bin'));
+    const rerun = await runToEnd({ ...options, argv: [...options.argv, '--verbose'] });
+    const why = JSON.stringify({ rerun: rerun.requests, stderr: rerun.stderr.slice(-2000) });
+    const cancels = rerun.requests.filter((r) => r.method === 'DELETE');
+    expect(cancels.map((r) => r.path), why).toEqual([`${sessionUri.pathname}${sessionUri.search}`]);
+    expect(`${rerun.stdout}${rerun.stderr}`).not.toContain(sessionUri.searchParams.get('upload_id'));
+    expect(await journalFiles(journalDir)).toEqual([]);
+    expect(await pythonArtifactHashes(url, runId, 'ckpt', { STORAGE_EMULATOR_HOST: emulatorHost })).toEqual(small);
   }, 300_000);
 
   it("mlflow-artifacts (S3 destination): the rerun of the directory aborts the proxy's multipart upload of the deleted file (mpu/abort) and removes its record; the other files arrive", async () => {
