@@ -9,7 +9,8 @@
  *   cancelled (`DELETE` of its URI, which no output names: it is a capability);
  * - the journal holds no record (nor log, nor lock);
  * - the directory's other files arrived, byte-exact (read back by the official Python client).
- * And what is not this case is left alone: a record a live process owns (it is uploading that
+ * An abort the store refuses is a warning (what is left, and the lifecycle rule that removes
+ * it), never a failed upload. And what is not this case is left alone: a record a live process owns (it is uploading that
  * file right now), and a record whose file is still there, changed, but not part of the rerun
  * (its upload is the rerun's of that file, whenever it comes).
  */
@@ -105,6 +106,26 @@ describeWithServers('a file deleted between a kill and the rerun', () => {
     expect(await motoUploads(runId), why).toEqual([]);
     expect(await journalFiles(journalDir)).toEqual([]);
     expect(await pythonArtifactHashes(url, runId, 'ckpt', pythonEnv)).toEqual(small);
+  }, 300_000);
+
+  it('s3://: an abort S3 refuses does not fail the rerun: a warning names the upload left and the lifecycle rule that removes it', async () => {
+    const { runId, data, journalDir, options } = await s3Directory('deleted-source-s3-refused');
+    await runAndKill({ ...options, at: { until: partsRecorded(journalDir, 1) } });
+    const [left] = await motoUploads(runId);
+    await rm(join(data, 'big.bin'));
+    const denied = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>';
+    options.proxy.addRule({ match: isAbort, fault: 'status', status: 403, headers: { 'content-type': 'application/xml' }, body: denied });
+    try {
+      const rerun = await runToEnd(options);
+      expect((JSON.parse(rerun.stdout) as { ok: boolean }).ok).toBe(true);
+      expect(rerun.requests.filter(isAbort).map((r) => r.status)).toEqual([403]);
+      const uploadId = left!.split(' ')[1]!;
+      expect(rerun.stderr).toMatch(new RegExp(`warn.*multipart upload ${uploadId} of s3://.*big\\.bin.*could not be aborted.*lifecycle rule \\(AbortIncompleteMultipartUpload\\)`));
+    } finally {
+      options.proxy.clearRules();
+    }
+    expect(await motoUploads(runId)).toEqual([left]);
+    expect(await journalFiles(journalDir)).toEqual([]);
   }, 300_000);
 
   it('s3://: a record a live process owns is left alone (record and upload), and given up by the first rerun after that process is gone', async () => {
