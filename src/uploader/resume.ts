@@ -350,8 +350,9 @@ export class OperationResume {
 
   /**
    * The operation completed: its records are removed: its own log, the logs earlier runs left
-   * whose every file is one of `files` (and that no live process writes), and the per-file
-   * records of `files`.
+   * whose every file is one of `files` or was deleted from the operation's directory since (and
+   * that no live process writes), and the per-file records of `files`; then what earlier runs
+   * left of files deleted from its directory is given up ({@link abandonDeletedFiles}).
    */
   async complete(files: readonly ResumableFile[]): Promise<void> {
     const { journal, target, runId } = this.options;
@@ -361,7 +362,7 @@ export class OperationResume {
     // Built only when earlier runs left logs to check against (a key per file).
     const mine = scan?.logs.length ? new Set(files.map((f) => fileKey(f.artifactPath, resolve(f.localPath)))) : new Set<string>();
     for (const log of scan?.logs ?? []) {
-      if (this.removedLogs.has(log.path) || !log.lines.every((l) => mine.has(fileKey(l.artifactPath, l.localPath)))) continue;
+      if (this.removedLogs.has(log.path) || !(await this.allDone(log.lines, mine))) continue;
       this.removedLogs.add(log.path);
       await journal.removeLog(log);
     }
@@ -379,25 +380,41 @@ export class OperationResume {
   }
 
   /**
+   * Whether every file of an earlier run's log is done with: one of this operation's (`mine`),
+   * or one deleted since from its directory ({@link deletedFromScope}; a `stat` for each line
+   * that is not one of `mine`, normally none).
+   */
+  private async allDone(lines: readonly OperationLogLine[], mine: ReadonlySet<string>): Promise<boolean> {
+    for (const line of lines) {
+      if (!mine.has(fileKey(line.artifactPath, line.localPath)) && !(await this.deletedFromScope(line.artifactPath, line.localPath))) return false;
+    }
+    return true;
+  }
+
+  /** True when the file was in the operation's directory, under its destination, and is gone now. */
+  private async deletedFromScope(artifactPath: string, localPath: string): Promise<boolean> {
+    const { scope } = this.options;
+    if (!scope || !isUnder(artifactPath, scope.artifactPath.replace(/\/+$/, '')) || !isInside(resolve(scope.directory), localPath)) return false;
+    return isGone(localPath);
+  }
+
+  /**
    * Gives up what an interrupted earlier run left of files deleted since from the operation's
    * directory: of the records `names`, those of this target and run whose local file was in the
-   * directory and is gone now (`ENOENT`), under the operation's destination, that no live
-   * process owns. The store abandons each one's upload (aborts the multipart upload, cancels
+   * directory, under the operation's destination, and is gone now ({@link deletedFromScope}),
+   * that no live process owns. The store abandons each one's upload (aborts the multipart upload, cancels
    * the session: {@link ArtifactStore.abandonUpload}), then the record goes. A file still there
    * (changed or not) is not one: the rerun's own files are handled file by file. Reads the
    * records, so it runs only when some are not this operation's. Never throws.
    */
   private async abandonDeletedFiles(names: ReadonlySet<string>): Promise<void> {
-    const { journal, target, runId, store, logger, signal, scope } = this.options;
-    if (!journal || !scope) return;
-    const directory = resolve(scope.directory);
-    const destination = scope.artifactPath.replace(/\/+$/, '');
+    const { journal, target, runId, store, logger, signal } = this.options;
+    if (!journal) return;
     const targetKey = journalTarget(target);
     for (const { name, record } of await journal.readRecords(names)) {
       if (signal?.aborted) return;
       const { key } = record;
-      if (key.target !== targetKey || key.runId !== runId || !isUnder(key.artifactPath, destination) || !isInside(directory, key.localPath)) continue;
-      if (!(await isGone(key.localPath))) continue;
+      if (key.target !== targetKey || key.runId !== runId || !(await this.deletedFromScope(key.artifactPath, key.localPath))) continue;
       // Taken over first: no other process picks the upload up while it is given up.
       const entry = await journal.takeOver(name, record);
       if (!entry) continue;
