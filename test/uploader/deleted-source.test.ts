@@ -7,7 +7,8 @@
  * - the earlier multipart upload is aborted: moto lists no upload for the run (`s3://`, and the
  *   MLflow proxy's `mpu/create` with an S3 destination); a `gs://` resumable session is
  *   cancelled (`DELETE` of its URI, which no output names: it is a capability);
- * - the journal holds no record (nor log, nor lock);
+ * - the journal holds no record (nor log, nor lock): also not the killed run's log of the files
+ *   it finished, when one of those is the file deleted;
  * - the directory's other files arrived, byte-exact (read back by the official Python client).
  * An abort the store refuses is a warning (what is left, and the lifecycle rule that removes
  * it), never a failed upload. And what is not this case is left alone: a record a live process owns (it is uploading that
@@ -106,6 +107,21 @@ describeWithServers('a file deleted between a kill and the rerun', () => {
     expect(await motoUploads(runId), why).toEqual([]);
     expect(await journalFiles(journalDir)).toEqual([]);
     expect(await pythonArtifactHashes(url, runId, 'ckpt', pythonEnv)).toEqual(small);
+  }, 300_000);
+
+  it("s3://: the log of the killed run, which names a small file deleted since, goes with the rerun's completion", async () => {
+    const { data, journalDir, options } = await s3Directory('deleted-source-s3-log');
+    // Killed once config.json is a line of the operation's log, and big.bin has a part on record.
+    const logged = async () => {
+      const logs = (await readdir(journalDir).catch(() => [] as string[])).filter((n) => n.endsWith('.log'));
+      const texts = await Promise.all(logs.map((n) => readFile(join(journalDir, n), 'utf8').catch(() => '')));
+      return texts.some((t) => t.includes('config.json')) && (await partsRecorded(journalDir, 1)());
+    };
+    await runAndKill({ ...options, at: { until: logged } });
+    expect((await readdir(journalDir)).filter((n) => n.endsWith('.log'))).toHaveLength(1);
+    await rm(join(data, 'config.json'));
+    await runToEnd(options);
+    expect(await journalFiles(journalDir)).toEqual([]);
   }, 300_000);
 
   it('s3://: an abort S3 refuses does not fail the rerun: a warning names the upload left and the lifecycle rule that removes it', async () => {
