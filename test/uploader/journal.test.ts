@@ -19,6 +19,7 @@ import {
   resolveJournalDir,
   UploadJournal,
   type JournalKey,
+  type JournalRecord,
 } from '../../src/uploader/journal.js';
 
 const tempDir = (prefix = 'au-journal-') => mkdtemp(join(tmpdir(), prefix));
@@ -316,6 +317,36 @@ describe('UploadJournal on real files', () => {
     expect((await journal.lookup(fresh)).state).toBe('uploaded');
     const second = await journal.clear();
     expect(second.removed).toHaveLength(1);
+    expect(await recordFiles(dir)).toEqual([]);
+  });
+
+  it('takeOver() takes a record as it was read, and refuses one that changed since or a live process owns', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const journal = await UploadJournal.open({ dir });
+    await (await journal.begin(await keyFor(root, 'a.bin')))!.startMultipart('upload-a', 8);
+    const [name] = await recordFiles(dir);
+    const [{ record }] = (await journal.readRecords([name!, 'not-a-record.json', `${'0'.repeat(40)}.json`])) as [{ name: string; record: JournalRecord }];
+    const owned = (pid: number, token = record.owner.token) => writeFile(join(dir, name!), JSON.stringify({ ...record, owner: { ...record.owner, pid, token } }));
+
+    // A live process of this host (not this one) owns it: left alone.
+    const live = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+    try {
+      await owned(live.pid!);
+      expect(await journal.takeOver(name!, record)).toBeUndefined();
+    } finally {
+      live.kill('SIGKILL');
+    }
+    // Its owner is gone, but the record is not the one read (another process took it over since).
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    await owned(dead, 'someone-else');
+    expect(await journal.takeOver(name!, record)).toBeUndefined();
+    // As read, owner gone: taken over (this process owns it now), and removed by its entry.
+    await owned(dead);
+    const entry = await journal.takeOver(name!, record);
+    expect(entry?.record).toMatchObject({ owner: { pid: process.pid }, multipart: { uploadId: 'upload-a' } });
+    expect(entry?.previous?.owner.pid).toBe(dead);
+    expect(await entry!.remove()).toBe(true);
     expect(await recordFiles(dir)).toEqual([]);
   });
 });
