@@ -342,7 +342,7 @@ export async function abandonEarlierUpload(
   s3: typeof ClientS3,
   shared: SharedParams,
   earlier: { previous?: PreviousMultipartUpload | undefined; lostUpload?: { takenOverAt: number } | undefined },
-  options: { target: string; logger?: Logger | undefined },
+  options: { target: string; logger?: Logger | undefined; clockOffsetMs?: () => number | undefined },
 ): Promise<void> {
   const uploadId = earlier.previous?.uploadId;
   if (uploadId !== undefined) {
@@ -356,7 +356,9 @@ export async function abandonEarlierUpload(
       );
     }
   }
-  if (earlier.lostUpload) await abortLostUploads(send, s3, shared, { target: options.target, logger: options.logger, keep: uploadId, initiatedBefore: earlier.lostUpload.takenOverAt });
+  if (earlier.lostUpload) {
+    await abortLostUploads(send, s3, shared, { target: options.target, logger: options.logger, keep: uploadId, initiatedBefore: earlier.lostUpload.takenOverAt, clockOffsetMs: options.clockOffsetMs });
+  }
 }
 
 function pickListParams(shared: SharedParams): Pick<ClientS3.ListPartsCommandInput, 'Bucket' | 'Key' | 'ExpectedBucketOwner' | 'RequestPayer' | 'SSECustomerAlgorithm' | 'SSECustomerKey' | 'SSECustomerKeyMD5'> {

@@ -297,6 +297,7 @@ export class S3ArtifactStore implements ArtifactStore {
     await abandonEarlierUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, earlier, {
       target: this.target(key),
       logger: this.logger,
+      clockOffsetMs: () => client.config.systemClockOffset,
     });
   }
 
