@@ -295,8 +295,11 @@ function hintFor(status: number | undefined, code: string | undefined, hubUrl: s
       return 'The Hub refused the request size; make sure large files go through LFS (they do unless the Hub is misconfigured).';
     case 429:
       return 'The Hub rate-limited this token; wait a few minutes and publish again.';
+    case undefined:
+      // No answer at all: refused, reset, DNS or TLS failure.
+      return `No answer from ${hubUrl}: check that it is the Hub's address (HF_ENDPOINT) and reachable from this machine (proxies, firewall). Publish again then: nothing is committed twice.`;
     default:
-      return status !== undefined && status >= 500 ? 'The Hub had trouble; retries were exhausted. Publish again later: nothing is committed twice.' : undefined;
+      return status >= 500 ? 'The Hub had trouble; retries were exhausted. Publish again later: nothing is committed twice.' : undefined;
   }
 }
 

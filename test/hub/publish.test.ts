@@ -3,6 +3,8 @@
  * invalid models, dry runs without network, retries that never commit twice.
  */
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { downloadFile, uploadFiles } from '@huggingface/hub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -266,6 +268,20 @@ describe('publishToHub', () => {
     expect((error as HubError).message).toContain('HF_TOKEN');
     const everything = [(error as Error).message, JSON.stringify((error as HubError).toJSON()), ...logger.lines].join('\n');
     expect(everything).not.toContain(badToken);
+  });
+
+  it('a Hub that cannot be reached fails with a hint that says what to check, like every other HubError', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    // A port nothing listens on: the connection is refused, and no status comes back.
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const error = await publishToHub({ ...opts({ modelDir }), hubUrl: `http://127.0.0.1:${port}`, retry: { maxRetries: 0 } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HubError);
+    expect((error as HubError).status).toBeUndefined();
+    expect((error as HubError).hint).toContain(`http://127.0.0.1:${port}`);
+    expect((error as HubError).message).toContain((error as HubError).hint);
   });
 
   it('a commit whose answer is lost after the Hub applied it does not become two commits', async () => {
