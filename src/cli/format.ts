@@ -81,6 +81,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/\(joinEnvRun: false\)/g, '(--new)'],
   [/Check baseDir \(or fineTunedModelsDir in the tracking config file\), or pass modelDir explicitly\./g,
     'Check --fine-tuned-models-dir (or hub.fineTunedModelsDir in artifact-uploader.yaml), or pass --model-dir.'],
+  [/Pass a pattern that matches your training output names \(e\.g\. "my-model_\*"\), or modelDir to publish a specific directory\./g,
+    'Pass a --pattern that matches your training output names (e.g. "my-model_*"), or --model-dir to publish a specific directory.'],
   [/Write both again \(createCheckpointArchive\)/g, 'Write both again (`artifact-uploader archive`)'],
   [/Pass the manifest createCheckpointArchive returned for this archive/g, 'Pass the manifest `artifact-uploader archive` wrote for this archive (--manifest)'],
   [/Pass the manifest written by createCheckpointArchive\/writeManifest, or omit it/g, 'Pass the manifest written by `artifact-uploader archive`, or drop --manifest'],

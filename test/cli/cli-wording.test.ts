@@ -84,6 +84,12 @@ describe('errors in CLI terms', () => {
     const noDir = await cli(['publish', '--fine-tuned-models-dir', 'nope', '--repo-id', 'a/b', '--dry-run'], { cwd });
     expect(noDir.stderr).toContain('Check --fine-tuned-models-dir (or hub.fineTunedModelsDir in artifact-uploader.yaml), or pass --model-dir.');
     expect(noDir.stderr).not.toMatch(API_WORDS);
+    mkdirSync(join(cwd, 'models', 'other_20240501_093000'), { recursive: true });
+    const noMatch = await cli(['publish', '--fine-tuned-models-dir', 'models', '--pattern', 'llama_*', '--repo-id', 'a/b', '--dry-run', '--json'], { cwd });
+    expect(noMatch.code).toBe(2);
+    expect(noMatch.json().error).toMatchObject({ code: 'MODEL_DIRECTORY_NOT_FOUND', hint: expect.stringContaining('or --model-dir to publish a specific directory') });
+    expect(noMatch.stderr).toContain('Pass a --pattern that matches');
+    expect(noMatch.stderr).not.toMatch(API_WORDS);
   });
 
   it('joining MLFLOW_RUN_ID under another experiment suggests --new', async () => {
