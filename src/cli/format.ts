@@ -87,6 +87,13 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/Pass the manifest createCheckpointArchive returned for this archive/g, 'Pass the manifest `artifact-uploader archive` wrote for this archive (--manifest)'],
   [/Pass the manifest written by createCheckpointArchive\/writeManifest, or omit it/g, 'Pass the manifest written by `artifact-uploader archive`, or drop --manifest'],
   [/Regenerate it with createCheckpointArchive\./g, 'Regenerate it with `artifact-uploader archive`.'],
+  // registerModel() behind `register` and the --register of `training` and `conversion`.
+  [/\bregisterModel\(\) needs the run the model comes from: pass runId, or run inside withRun\(\) or with MLFLOW_RUN_ID set\./g,
+    '`artifact-uploader {command}` needs the run the model comes from: pass --run-id, or set MLFLOW_RUN_ID.'],
+  [/\bregisterModel\(\) needs an MLflow tracking server/g, '`artifact-uploader {command}` needs an MLflow tracking server'],
+  [/Pass the artifactPath the model was uploaded to \(e\.g\. "onnx" for uploadConversionArtifacts\)/g,
+    'Pass the --artifact-path the model was uploaded to (e.g. "onnx" for `artifact-uploader conversion`)', ['register']],
+  [/worth of files, or pass localPath\./g, 'worth of files, or pass --local-path.', ['register']],
   [/\bthe journalDir option\b/g, '--journal-dir'],
   // Global flags: every command has them.
   [/\bskipExisting: '(size|checksum)'/g, '--skip-existing $1'],

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from '
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeMlxLoraDir, writePeftDir } from '../model/fixtures.js';
+import { cliWording } from '../../src/cli/format.js';
 import { baseEnv, cli, tempDir } from './helpers.js';
 
 /** Library API a CLI error must not tell the user to call. */
@@ -185,5 +186,34 @@ describe('errors in CLI terms', () => {
     await check(['runs', 'start', '--new', '--experiment-id', '42'], 'give the experiment by name (--experiment-name / MLFLOW_EXPERIMENT_NAME)');
     await check(['runs', 'start', '--new', '--experiment-id', '0', '--experiment-name', 'other'], '--experiment-id 0 is the experiment "Default", not "other"');
     await check(['hpo', '--archive', 'a.txt', '--trial-id', 'a/b'], '--trial-id "a/b" contains "/"');
+  });
+
+  it('register names its flags, not registerModel() and its options', async () => {
+    const cwd = tempDir();
+    const env = await localRun(cwd);
+    const noRun = await cli(['register', 'm1', '--artifact-path', 'checkpoint', '--json'], { cwd, env: baseEnv() });
+    expect(noRun.code).toBe(2);
+    expect(noRun.json().error.message).toBe('`artifact-uploader register` needs the run the model comes from: pass --run-id, or set MLFLOW_RUN_ID. The model must be in the run\'s artifacts (or be uploaded with it): register after uploading, with the same run id.');
+    const local = await cli(['register', 'm1', '--artifact-path', 'checkpoint'], { cwd, env });
+    expect(local.code).toBe(2);
+    expect(local.stderr).toContain('error [REGISTRY_UNSUPPORTED_STORE]: `artifact-uploader register` needs an MLflow tracking server;');
+    for (const run of [noRun, local]) expect(`${run.stdout}${run.stderr}`).not.toMatch(API_WORDS);
+    // Hints only a tracking server gives, in CLI terms (the server-backed tests cover the rest).
+    expect(cliWording('Pass the artifactPath the model was uploaded to (e.g. "onnx" for uploadConversionArtifacts), or upload the model to the run first.', 'register')).toBe(
+      'Pass the --artifact-path the model was uploaded to (e.g. "onnx" for `artifact-uploader conversion`), or upload the model to the run first.',
+    );
+    expect(cliWording('Register the model folder itself (e.g. "onnx" or "checkpoint"), not a folder that holds many runs\' worth of files, or pass localPath.', 'register')).toMatch(/or pass --local-path\.$/);
+  });
+
+  it('the summary of a failed upload on stdout is in CLI terms too, not only the error line on stderr', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'w.bin'), 'w');
+    const env = await localRun(cwd);
+    const run = await cli(['training', 'ckpt', '--run-id', '0123456789abcdef0123456789abcdef'], { cwd, env });
+    expect(run.code).toBe(2);
+    expect(run.stdout).toContain('training checkpoint: FAILED (run-unavailable): ');
+    expect(run.stdout).toContain('Check that --run-id / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same store');
+    expect(run.stdout).not.toMatch(/runId \//);
   });
 });
