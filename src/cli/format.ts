@@ -86,6 +86,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/Write both again \(createCheckpointArchive\)/g, 'Write both again (`artifact-uploader archive`)'],
   [/Pass the manifest createCheckpointArchive returned for this archive/g, 'Pass the manifest `artifact-uploader archive` wrote for this archive (--manifest)'],
   [/Pass the manifest written by createCheckpointArchive\/writeManifest, or omit it/g, 'Pass the manifest written by `artifact-uploader archive`, or drop --manifest'],
+  [/\b(archive|manifest) written by createCheckpointArchive\b/g, '$1 written by `artifact-uploader archive`', ['archive']],
+  [/with `(?:out|manifestPath)` \((`-o`|`--manifest`) on the command line\)/g, 'with $1', ['archive']],
   [/Regenerate it with createCheckpointArchive\./g, 'Regenerate it with `artifact-uploader archive`.'],
   // registerModel() behind `register` and the --register of `training` and `conversion`.
   [/\bregisterModel\(\) needs the run the model comes from: pass runId, or run inside withRun\(\) or with MLFLOW_RUN_ID set\./g,

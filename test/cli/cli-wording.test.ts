@@ -30,6 +30,21 @@ describe('errors in CLI terms', () => {
     expect(JSON.stringify(run.json().error)).not.toMatch(/`exclude`|`filter`/);
   });
 
+  it('archive -o or --manifest over a checkpoint file names the flags, not createCheckpointArchive and its options', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'w.bin'), 'w');
+    writeFileSync(join(cwd, 'ckpt', 'state.json'), '{}');
+    const out = await cli(['archive', 'ckpt', '-o', 'ckpt/w.bin'], { cwd });
+    expect(out.code).toBe(2);
+    expect(out.stderr).toContain('not an earlier archive written by `artifact-uploader archive`');
+    expect(out.stderr).toContain('Write the archive outside the checkpoint directory with `-o`, or under a name');
+    const manifest = await cli(['archive', 'ckpt', '--manifest', 'ckpt/state.json', '--json'], { cwd });
+    expect(manifest.code).toBe(2);
+    expect(manifest.json().error.hint).toBe('Write the manifest outside the checkpoint directory with `--manifest`, or under a name that no checkpoint file has.');
+    for (const run of [out, manifest]) expect(`${run.stdout}${run.stderr}`).not.toMatch(API_WORDS);
+  });
+
   it('a file where a directory is expected names the command and the CLI alternatives, also in --json', async () => {
     const cwd = tempDir();
     writeFileSync(join(cwd, 'f.txt'), 'x');
