@@ -181,7 +181,7 @@ describe('errors in CLI terms', () => {
     writeFileSync(join(cwd, 'a.txt'), 'a');
     const env = await localRun(cwd);
     /** Option names of the library's API that have a flag here. */
-    const OPTION_WORDS = /skipExisting|runId \/|configDir|experimentName|experimentId|trialId/;
+    const OPTION_WORDS = /skipExisting|runId [/"]|configDir|experimentName|experimentId|trialId/;
     const check = async (argv: string[], expected: string, runEnv = env) => {
       const run = await cli([...argv, '--json'], { cwd, env: runEnv });
       expect(run.code, run.stderr).toBe(2);
@@ -201,6 +201,8 @@ describe('errors in CLI terms', () => {
     await check(['runs', 'start', '--new', '--experiment-id', '42'], 'give the experiment by name (--experiment-name / MLFLOW_EXPERIMENT_NAME)');
     await check(['runs', 'start', '--new', '--experiment-id', '0', '--experiment-name', 'other'], '--experiment-id 0 is the experiment "Default", not "other"');
     await check(['hpo', '--archive', 'a.txt', '--trial-id', 'a/b'], '--trial-id "a/b" contains "/"');
+    await check(['file', '--stage', 'training', 'a.txt', '--run-id', 'bad!id'], '--run-id "bad!id" is not a valid MLflow run id.');
+    await check(['runs', 'end', '--run-id', 'bad!id'], '--run-id "bad!id" is not a valid MLflow run id.');
   });
 
   it('register names its flags, not registerModel() and its options', async () => {
