@@ -106,6 +106,7 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/\bexperimentName \/ MLFLOW_EXPERIMENT_NAME\b/g, '--experiment-name / MLFLOW_EXPERIMENT_NAME', ['runs start']],
   [/\bexperimentId (\S+) is the experiment\b/g, '--experiment-id $1 is the experiment', ['runs start']],
   [/\bexperimentId=(\S+): no such experiment\b/g, '--experiment-id $1: no such experiment', ['runs start']],
+  [/\brunId=([^\s:]+)(: no such run|: the run is deleted| belongs to experiment)/g, '--run-id $1$2', ['runs start']],
   // Option names, only where the command has the flag: elsewhere the value came from the config.
   [/`artifactPath`/g, '--artifact-path', ['file', 'dir']],
   [/`trialId`/g, '--trial-id', ['hpo']],

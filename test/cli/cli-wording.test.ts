@@ -181,7 +181,7 @@ describe('errors in CLI terms', () => {
     writeFileSync(join(cwd, 'a.txt'), 'a');
     const env = await localRun(cwd);
     /** Option names of the library's API that have a flag here. */
-    const OPTION_WORDS = /skipExisting|runId [/"]|configDir|experimentName|experimentId|trialId/;
+    const OPTION_WORDS = /skipExisting|runId(?: [/"]|=)|configDir|experimentName|experimentId|trialId/;
     const check = async (argv: string[], expected: string, runEnv = env) => {
       const run = await cli([...argv, '--json'], { cwd, env: runEnv });
       expect(run.code, run.stderr).toBe(2);
@@ -203,6 +203,7 @@ describe('errors in CLI terms', () => {
     await check(['hpo', '--archive', 'a.txt', '--trial-id', 'a/b'], '--trial-id "a/b" contains "/"');
     await check(['file', '--stage', 'training', 'a.txt', '--run-id', 'bad!id'], '--run-id "bad!id" is not a valid MLflow run id.');
     await check(['runs', 'end', '--run-id', 'bad!id'], '--run-id "bad!id" is not a valid MLflow run id.');
+    await check(['runs', 'start', '--run-id', '0123456789abcdef0123456789abcdef'], '--run-id 0123456789abcdef0123456789abcdef: no such run on');
   });
 
   it('register names its flags, not registerModel() and its options', async () => {
