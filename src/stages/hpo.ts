@@ -12,7 +12,7 @@ import { withStageUploader, type StageHelperOptions } from './stage-uploader.js'
 
 /** Options of {@link uploadHpoArtifacts}: exactly one of `checkpointDir` and `archivePath`. */
 export interface HpoArtifactsOptions extends StageHelperOptions {
-  /** A checkpoint directory: archived first (tar.gz + manifest, in a temp directory), then uploaded. */
+  /** A checkpoint directory: archived first (tar.gz + manifest, in the resume journal's `archives/`, or a temp directory without a journal), then uploaded. */
   checkpointDir?: string;
   /** An archive made by `createCheckpointArchive`, uploaded as it is. */
   archivePath?: string;

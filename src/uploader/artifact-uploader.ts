@@ -198,7 +198,8 @@ export class ArtifactUploader<S extends StageName = StageName> {
 
   /**
    * Archives a checkpoint directory (`createCheckpointArchive`: tar.gz + manifest, default skip
-   * list applied, in a temp directory removed afterwards) and uploads it like
+   * list applied, in the resume journal's `archives/`, or a temp directory without a journal;
+   * removed once uploaded, kept for a rerun after an interruption: docs/resume.md) and uploads it like
    * {@link uploadCheckpointArchive}. Progress goes `scanning` → `archiving` → `uploading` →
    * `verifying` → `done`. Nothing is archived when the operation is skipped.
    *
