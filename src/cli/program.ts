@@ -372,7 +372,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       // --help, --version and `help <command>` end with exit code 0; everything else is a usage error.
       if (error.exitCode === 0) return EXIT_CODES.OK;
       const command = argv.find((arg) => program.commands.some((c) => c.name() === arg)) ?? '';
-      if (wantsJson) writeJson(io, { ok: false, command, exitCode: EXIT_CODES.USAGE, error: { code: 'USAGE', message: usageMessage(program, command, error) } });
+      // A hint as every other error has (docs/python-pipelines.md): where stderr says "(add --help for usage)".
+      const hint = `Run \`${['artifact-uploader', command, '--help'].filter(Boolean).join(' ')}\` for usage.`;
+      if (wantsJson) writeJson(io, { ok: false, command, exitCode: EXIT_CODES.USAGE, error: { code: 'USAGE', message: usageMessage(program, command, error), hint } });
       return EXIT_CODES.USAGE;
     }
     return reportError(io, error, { json: wantsJson, verbose: argv.includes('--verbose') || argv.includes('-v'), command: '' });

@@ -36,7 +36,12 @@ describe('help, version and usage errors', () => {
   it('--json with a command group alone is a usage error that names the commands to pick from', async () => {
     const runs = await cli(['--json', 'runs']);
     expect(runs.code).toBe(EXIT_CODES.USAGE);
-    expect(runs.json()).toEqual({ ok: false, command: 'runs', exitCode: 2, error: { code: 'USAGE', message: '`artifact-uploader runs` needs a command: start or end.' } });
+    expect(runs.json()).toEqual({
+      ok: false,
+      command: 'runs',
+      exitCode: 2,
+      error: { code: 'USAGE', message: '`artifact-uploader runs` needs a command: start or end.', hint: 'Run `artifact-uploader runs --help` for usage.' },
+    });
     const resume = (await cli(['resume', '--json'])).json();
     expect(resume.error.message).toBe('`artifact-uploader resume` needs a command: list or clear.');
     const bare = (await cli(['--json'])).json();
@@ -94,7 +99,10 @@ describe('help, version and usage errors', () => {
   it('with --json, a usage error is still one JSON document on stdout', async () => {
     const run = await cli(['--json', 'training', 'x', '--bogus']);
     expect(run.code).toBe(2);
-    expect(run.json()).toMatchObject({ ok: false, command: 'training', exitCode: 2, error: { code: 'USAGE' } });
+    expect(run.json()).toMatchObject({ ok: false, command: 'training', exitCode: 2, error: { code: 'USAGE', hint: 'Run `artifact-uploader training --help` for usage.' } });
+    // Like every other error's, so `doc["error"]["hint"]` of docs/python-pipelines.md is always there.
+    expect((await cli(['--json', '--concurrency', '0', 'training', 'x'])).json().error.hint).toBe('Run `artifact-uploader training --help` for usage.');
+    expect((await cli(['--json', 'trainin'])).json().error.hint).toBe('Run `artifact-uploader --help` for usage.');
   });
 });
 
