@@ -90,6 +90,12 @@ describe('resolveMlflowConnection', () => {
     expect(refused({ trackingUri: '[::1]:5000/prefix' }).hint).toMatch(/did you mean http:\/\/\[::1\]:5000\/prefix\?/i);
     expect(refused({ trackingUri: 'localhost:5917' }).hint).toBe('Did you mean http://localhost:5917?');
     expect(refused({ trackingUri: 'mlflow.example.com:443' }).hint).toMatch(/did you mean https:\/\/mlflow\.example\.com:443\?/i);
+    // With credentials, the user name reads as the scheme; the password is never shown.
+    const withPassword = refused({ trackingUri: 'bob:s3cr3tPW@127.0.0.1:5000' });
+    expect(withPassword.hint).toBe('Did you mean http://***@127.0.0.1:5000?');
+    expect(JSON.stringify({ ...withPassword.toJSON(), message: withPassword.message })).not.toMatch(/s3cr3tPW|bob/);
+    expect(refused({ trackingUri: 'bob:s3cr3tPW@mlflow.example.com:443/x' }).hint).toBe('Did you mean https://***@mlflow.example.com:443/x?');
+    expect(refused({ trackingUri: 'bob:s3/cr3t@mlflow.internal' }).message).not.toContain('cr3t');
     // Spelt as a path, the same names are a local store.
     expect(resolveMlflowConnection({ trackingUri: 'file:127.0.0.1:5917' }, {})).toMatchObject({ kind: 'file', root: join(process.cwd(), '127.0.0.1:5917') });
     expect(resolveMlflowConnection({ trackingUri: './databricks' }, {})).toMatchObject({ kind: 'file', root: join(process.cwd(), 'databricks') });
