@@ -74,6 +74,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/; createCheckpointArchive archives a directory\./g, '; a checkpoint archive is made from a directory.'],
   [/upload a single file with uploadFile\./g, 'upload a single file with `artifact-uploader file`.'],
   [/Pass overwrite: true to replace it, or choose another outDir\./g, 'Pass --overwrite to replace it, or choose another --out.'],
+  [/\bhubUrl must be the Hub's/g, "--hub-url must be the Hub's", ['publish']],
+  [/Set hubUrl to a URL/g, 'Pass --hub-url as a URL', ['publish']],
   [/Pass accessToken or set HF_TOKEN/g, 'Set HF_TOKEN'],
   [/into HF_TOKEN or the accessToken option\./g, 'into HF_TOKEN.'],
   [/pass a valid accessToken or set HF_TOKEN/g, 'set HF_TOKEN to a valid token'],

@@ -247,7 +247,7 @@ export class HubSession {
     const url = error instanceof HubApiError ? redactUrl(error.url) : undefined;
     const hubErrorCode = error instanceof HubApiError ? this.errorCodes.get(error.url) : undefined;
     const message = redact(`Hub call failed (${action}): ${describe(error)}`);
-    return new HubError(message, { status, hubErrorCode, url, hint: hintFor(status, hubErrorCode, this.options.hubUrl), cause: error });
+    return new HubError(message, { status, hubErrorCode, url, hint: hintFor(status, hubErrorCode, redact(this.options.hubUrl)), cause: error });
   }
 }
 

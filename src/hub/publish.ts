@@ -21,7 +21,7 @@ import { envString } from '../core/env.js';
 import { AbortedError, HubError, InvalidArgumentError, SourceChangedError, VerificationError, type VerificationMismatch } from '../core/errors.js';
 import { LocalFileBlob } from '../core/file-blob.js';
 import { HttpClient, type TlsOptions } from '../core/http.js';
-import { redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
+import { redact, redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { isRetryableCommitError, resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
 import { snapshotFile, sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { createTrackingClient } from '../mlflow/tracking-client.js';
@@ -292,6 +292,25 @@ export function hasMarker(commit: { title: string; message: string }, publishId:
 }
 
 /**
+ * Refuses a Hub address that is not an http(s) URL (`localhost:8080`, `user:token@host` with its
+ * `https://` left out) before anything is done: every request would fail, after the retries.
+ * What is before an `@` is not shown: with no `scheme://`, no URL parser sees it as userinfo.
+ */
+function checkHubUrl(hubUrl: string, argument: string): void {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(hubUrl).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol === 'http:' || protocol === 'https:') return;
+  const shown = hubUrl.includes('://') ? redact(hubUrl) : hubUrl.replace(/^[^\s@]+@/, '***@');
+  throw new InvalidArgumentError(argument, `${argument} must be the Hub's http(s):// address, got "${shown}".`, {
+    hint: `Set ${argument} to a URL such as https://huggingface.co or http://127.0.0.1:8080 (with its http:// or https://), or leave it unset for https://huggingface.co.`,
+  });
+}
+
+/**
  * Publishes a fine-tuned model to the Hugging Face Hub: validates it (refusing an invalid one),
  * converts an MLX LoRA adapter to PEFT (PEFT adapters and fused models are uploaded as they
  * are), generates the model card, creates the repo if needed and uploads everything in one
@@ -318,6 +337,7 @@ export async function publishToHub(options: PublishToHubOptions): Promise<Publis
   const emit = (event: PublishProgressEvent) => options.onProgress?.(event);
   const phase = (p: PublishPhase) => emit({ type: 'phase', phase: p });
   const hubUrl = (options.hubUrl ?? envString('HF_ENDPOINT', env) ?? PUBLIC_HUB_URL).replace(/\/+$/, '');
+  checkHubUrl(hubUrl, options.hubUrl !== undefined ? 'hubUrl' : 'HF_ENDPOINT');
   const revision = options.revision ?? 'main';
   const repoUrl = `${hubUrl}/${options.repoId}`;
   const accessToken = options.accessToken ?? envString('HF_TOKEN', env);
@@ -329,7 +349,7 @@ export async function publishToHub(options: PublishToHubOptions): Promise<Publis
     // would override the real process's signal).
     for (const probe of new Set([process.env, env])) assertHubAllowed(hubUrl, { allowPublicHubInTests: options.allowPublicHubInTests, env: probe });
     if (!accessToken) {
-      throw new InvalidArgumentError('accessToken', `No Hugging Face token to publish to ${hubUrl}.`, {
+      throw new InvalidArgumentError('accessToken', `No Hugging Face token to publish to ${redact(hubUrl)}.`, {
         hint: 'Pass accessToken or set HF_TOKEN (a write token from https://huggingface.co/settings/tokens); a dry run needs none.',
       });
     }

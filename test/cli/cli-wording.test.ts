@@ -97,6 +97,9 @@ describe('errors in CLI terms', () => {
     expect(noToken.code).toBe(2);
     expect(noToken.stderr).toContain('Set HF_TOKEN (a write token from https://huggingface.co/settings/tokens)');
     expect(noToken.stderr).not.toMatch(API_WORDS);
+    const badUrl = await cli(['publish', '--model-dir', 'model', '--repo-id', 'a/b', '--hub-url', 'me:hf_secretToken1@hub.internal:8080'], { cwd });
+    expect(badUrl.code).toBe(2);
+    expect(badUrl.stderr).toBe('error [INVALID_ARGUMENT]: --hub-url must be the Hub\'s http(s):// address, got "***@hub.internal:8080". Pass --hub-url as a URL such as https://huggingface.co or http://127.0.0.1:8080 (with its http:// or https://), or leave it unset for https://huggingface.co.\n');
     const noDir = await cli(['publish', '--fine-tuned-models-dir', 'nope', '--repo-id', 'a/b', '--dry-run'], { cwd });
     expect(noDir.stderr).toContain('Check --fine-tuned-models-dir (or hub.fineTunedModelsDir in artifact-uploader.yaml), or pass --model-dir.');
     expect(noDir.stderr).not.toMatch(API_WORDS);

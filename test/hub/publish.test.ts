@@ -270,6 +270,20 @@ describe('publishToHub', () => {
     expect(everything).not.toContain(badToken);
   });
 
+  it('refuses a Hub address that is not an http(s) URL before anything is done, without what is before an @', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const refused = async (options: Partial<PublishToHubOptions>) =>
+      (await publishToHub({ ...opts({ modelDir }), retry: { maxRetries: 0 }, ...options }).catch((e: unknown) => e)) as InvalidArgumentError;
+    const noScheme = await refused({ hubUrl: 'localhost:8080' });
+    expect(noScheme).toBeInstanceOf(InvalidArgumentError);
+    expect(noScheme).toMatchObject({ argument: 'hubUrl', message: expect.stringContaining('hubUrl must be the Hub\'s http(s):// address, got "localhost:8080".') });
+    const withToken = await refused({ hubUrl: undefined, env: { HF_ENDPOINT: 'me:hf_secretToken1@hub.internal:8080' } });
+    expect(withToken).toMatchObject({ argument: 'HF_ENDPOINT', message: expect.stringContaining('got "***@hub.internal:8080"') });
+    expect(JSON.stringify({ ...withToken.toJSON(), message: withToken.message })).not.toMatch(/secretToken|me:/);
+    // A dry run is refused the same way: it names the address it would publish to.
+    expect(await refused({ hubUrl: 'ftp://hub.internal', dryRun: true })).toBeInstanceOf(InvalidArgumentError);
+  });
+
   it('a Hub that cannot be reached fails with a hint that says what to check, like every other HubError', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     // A port nothing listens on: the connection is refused, and no status comes back.
