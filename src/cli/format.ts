@@ -102,6 +102,7 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   // Global flags: every command has them.
   [/\bskipExisting: '(size|checksum)'/g, '--skip-existing $1'],
   [/\brunId \/ MLFLOW_RUN_ID\b/g, '--run-id / MLFLOW_RUN_ID'],
+  [/\bleave runId out\b/g, 'leave --run-id out'],
   [/\brunId ("[^"]*" is not a valid MLflow run id)/g, '--run-id $1'],
   [/\bpass another configDir\b/g, 'pass another --config-dir'],
   [/\bexperimentId \/ MLFLOW_EXPERIMENT_ID\b/g, '--experiment-id / MLFLOW_EXPERIMENT_ID', ['runs start']],

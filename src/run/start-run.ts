@@ -327,7 +327,7 @@ async function joinRun(
   if (info.lifecycleStage === 'deleted') {
     throw new ConfigError(`${source}=${runId}: the run is deleted.`, {
       issues: [{ path: source, message: 'run is deleted' }],
-      hint: 'Restore the run in the MLflow UI, or start a new one (unset MLFLOW_RUN_ID or pass joinEnvRun: false).',
+      hint: `Restore the run in the MLflow UI, or start a new one (${newRunInstead(source)}).`,
     });
   }
   const wantedId = options.experimentId ?? envString('MLFLOW_EXPERIMENT_ID', env)?.trim();
@@ -342,11 +342,19 @@ async function joinRun(
   if (mismatch) {
     throw new ConfigError(`${source}=${runId} belongs to experiment ${info.experimentId}, not to the ${mismatch} asked for.`, {
       issues: [{ path: source, message: `run is in experiment ${info.experimentId}` }],
-      hint: 'Drop the experiment setting when joining an existing run, or start a new run (joinEnvRun: false).',
+      hint: `Drop the experiment setting when joining an existing run, or start a new run (${newRunInstead(source)}).`,
     });
   }
   connection.logger.info(`joined run ${runId} on ${client.describe()}`);
   return toActiveRun(info, client, connection, false);
+}
+
+/**
+ * How to start a new run instead of joining the one `source` named: an explicit `runId` is left
+ * out; MLFLOW_RUN_ID (a parent process's run) is unset, or ignored with `joinEnvRun: false`.
+ */
+function newRunInstead(source: string): string {
+  return source === 'MLFLOW_RUN_ID' ? 'unset MLFLOW_RUN_ID or pass joinEnvRun: false' : 'leave runId out';
 }
 
 function toActiveRun(info: RunInfo, client: TrackingClient, connection: MlflowConnection, owned: boolean): ActiveRun {

@@ -114,8 +114,12 @@ describe('errors in CLI terms', () => {
   it('joining MLFLOW_RUN_ID under another experiment suggests --new', async () => {
     const cwd = tempDir();
     const run = await cli(['runs', 'start', '--experiment-name', 'other'], { cwd, env: await localRun(cwd) });
-    expect(run.stderr).toContain('or start a new run (--new).');
+    expect(run.stderr).toContain('or start a new run (unset MLFLOW_RUN_ID or pass --new).');
     expect(run.stderr).not.toMatch(API_WORDS);
+    // Named with --run-id, it is the caller's run, not a parent's: leaving --run-id out starts a new one.
+    const named = await cli(['runs', 'start', '--run-id', String((await localRun(cwd)).MLFLOW_RUN_ID), '--experiment-name', 'other'], { cwd });
+    expect(named.stderr).toContain('or start a new run (leave --run-id out).');
+    expect(named.stderr).not.toMatch(/MLFLOW_RUN_ID|--new|runId/);
   });
 
   it('a bad --artifact-path or --trial-id says to change that option, not to rename files', async () => {

@@ -104,6 +104,13 @@ describe('startRun and endRun on ./mlruns', () => {
     const other = await store.getOrCreateExperiment('other');
     await expect(startRun({ ...options, env: { ...env, MLFLOW_EXPERIMENT_ID: other.experimentId } })).rejects.toThrow(/belongs to experiment 0/);
     await expect(startRun({ ...options, env, experimentName: 'other' })).rejects.toThrow(/belongs to experiment 0/);
+    // The way to a new run instead depends on where the run id came from: MLFLOW_RUN_ID is a
+    // parent's (unset it, or joinEnvRun: false), an explicit runId is the caller's (leave it out).
+    await expect(startRun({ ...options, env, experimentName: 'other' })).rejects.toMatchObject({ hint: expect.stringContaining('(unset MLFLOW_RUN_ID or pass joinEnvRun: false)') });
+    await expect(startRun({ ...options, runId: parent.info.runId, experimentName: 'other' })).rejects.toMatchObject({
+      message: expect.stringMatching(/^runId=\w+ belongs to experiment 0/),
+      hint: 'Drop the experiment setting when joining an existing run, or start a new run (leave runId out).',
+    });
     expect(activeRun()).toBeUndefined();
   });
 
