@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigError, NetworkError } from '../../src/core/errors.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { defaultCredentialsPath, readMlflowCredentialsFile } from '../../src/mlflow/credentials-file.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
 import { startTestServer } from '../support/http-test-server.js';
@@ -125,6 +125,7 @@ describe('mutual TLS (MLFLOW_TRACKING_CLIENT_CERT_PATH)', () => {
         res.end(experimentAnswer);
       },
     );
+    server.on('connection', () => connectionCount++);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
@@ -142,10 +143,47 @@ describe('mutual TLS (MLFLOW_TRACKING_CLIENT_CERT_PATH)', () => {
     expect(clientSubjects).toEqual(['pipeline-client']);
   });
 
-  it('without a client certificate the server refuses the handshake: a NetworkError, nothing served', async () => {
-    const client = createTrackingClient({ trackingUri: url, caCertPath: join(dir, 'ca.pem'), retry: { maxRetries: 0 }, env: {} });
-    await expect(client.getExperiment('0')).rejects.toBeInstanceOf(NetworkError);
+  /** TCP connections the server accepted: one per attempt. */
+  const connections = (): number => connectionCount;
+  let connectionCount = 0;
+
+  it('without a client certificate the server refuses the handshake: a ConfigError naming MLFLOW_TRACKING_CLIENT_CERT_PATH at the first attempt, nothing served', async () => {
+    const before = connections();
+    const client = createTrackingClient({ trackingUri: url, caCertPath: join(dir, 'ca.pem'), retry: { maxRetries: 3, backoffFactor: 0.01 }, env: {} });
+    const error = await client.getExperiment('0').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({ message: expect.stringContaining("the server refused this client's TLS certificate"), hint: expect.stringContaining('MLFLOW_TRACKING_CLIENT_CERT_PATH') });
+    expect(connections() - before).toBe(1);
     expect(clientSubjects).toEqual(['pipeline-client']);
+  });
+
+  it('a server certificate this machine does not trust is a ConfigError naming MLFLOW_TRACKING_SERVER_CERT_PATH, not retried', async () => {
+    const before = connections();
+    const client = createTrackingClient({ trackingUri: url, retry: { maxRetries: 3, backoffFactor: 0.01 }, env: {} });
+    const error = await client.getExperiment('0').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({
+      message: expect.stringMatching(/^GET https:\/\/127\.0\.0\.1:\d+\/\S* failed: this machine does not trust the server's TLS certificate \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)\. /),
+      hint: expect.stringContaining('MLFLOW_TRACKING_SERVER_CERT_PATH'),
+    });
+    expect((error as Error).message).not.toContain('\n');
+    expect(connections() - before).toBe(1);
+    // The certificate names 127.0.0.1, not localhost: that is a name the hint points at.
+    const byName = createTrackingClient({ trackingUri: url.replace('127.0.0.1', 'localhost'), caCertPath: join(dir, 'ca.pem'), retry: { maxRetries: 3, backoffFactor: 0.01 }, env: {} });
+    await expect(byName.getExperiment('0')).rejects.toMatchObject({ code: 'CONFIG_INVALID', message: expect.stringContaining("the server's TLS certificate is for another host name (ERR_TLS_CERT_ALTNAME_INVALID)") });
+  });
+
+  it('https:// to a plain-HTTP server says to use http://, at the first attempt', async () => {
+    const plain = await startTestServer((_req, res) => void res.end('{}'));
+    try {
+      const client = createTrackingClient({ trackingUri: plain.url.replace('http://', 'https://'), retry: { maxRetries: 3, backoffFactor: 0.01 }, env: {} });
+      const error = await client.getExperiment('0').catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).toMatchObject({ message: expect.stringContaining('the server did not answer in TLS'), hint: expect.stringContaining('use http:// instead of https://') });
+      expect(plain.requests).toHaveLength(0);
+    } finally {
+      await plain.close();
+    }
   });
 
   it('an unreadable certificate path is a ConfigError naming the variable', () => {
