@@ -25,6 +25,7 @@ import { sourceChange, type FileSnapshot } from './source-snapshot.js';
 import { AbortedError, ArtifactUploaderError, ConfigError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from './retry.js';
+import { permanentTlsFailure } from './tls-failure.js';
 
 /** Credentials sent with every request to the server they belong to. */
 export interface HttpAuth {
@@ -337,7 +338,7 @@ export class HttpClient {
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
       return new RequestTimeoutError(this.retry.timeoutMs, { method: req.method, url: safeUrl, cause: error });
     }
-    const tls = tlsFailure(error);
+    const tls = permanentTlsFailure(error);
     if (tls) {
       return new ConfigError(`${req.method} ${safeUrl} failed: ${tls.what} (${tls.code}).`, {
         issues: [{ path: safeUrl, message: tls.what }],
@@ -353,51 +354,6 @@ export class HttpClient {
       hint: 'Check that the server is running and reachable; transient failures are retried automatically.',
     });
   }
-}
-
-/** Certificate checks that fail because this machine does not trust the server's issuer. */
-const UNTRUSTED_CERTIFICATE = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-]);
-
-/**
- * A TLS failure that every attempt would meet again: the server's certificate is not trusted,
- * out of date or for another name, the server does not speak TLS (`https://` to a plain-HTTP
- * port), or it refused this client's certificate. Such a request fails at its first attempt,
- * as a `ConfigError` saying which setting fixes it, instead of being retried for minutes as a
- * `NetworkError` with OpenSSL's text (a source path and a newline) as its only clue.
- */
-function tlsFailure(error: unknown): { code: string; what: string; hint: string } | undefined {
-  const code = (error as { code?: unknown }).code;
-  if (typeof code !== 'string') return undefined;
-  const message = error instanceof Error ? error.message : '';
-  const trust =
-    'If the server uses a private CA, point MLFLOW_TRACKING_SERVER_CERT_PATH (the `caCertPath` option; `tls.caCertPath` for publishToHub) at a PEM bundle of that CA. MLFLOW_TRACKING_INSECURE_TLS=true skips the check, for test servers only.';
-  if (UNTRUSTED_CERTIFICATE.has(code)) return { code, what: "this machine does not trust the server's TLS certificate", hint: trust };
-  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
-    return { code, what: `the server's TLS certificate ${code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'}`, hint: "Renew the server's certificate, or check this machine's clock." };
-  }
-  if (code === 'CERT_REVOKED') return { code, what: "the server's TLS certificate is revoked", hint: "Renew the server's certificate." };
-  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
-    return { code, what: "the server's TLS certificate is for another host name", hint: 'Use a host name the certificate names in the URI (not its IP address, unless the certificate lists it).' };
-  }
-  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || (code === 'EPROTO' && /wrong version number|packet length too long/.test(message))) {
-    return { code, what: 'the server did not answer in TLS', hint: 'If the server serves plain HTTP, use http:// instead of https:// in its URI.' };
-  }
-  if (/^ERR_SSL_(TLSV13_ALERT_CERTIFICATE_REQUIRED|SSLV3_ALERT_BAD_CERTIFICATE|TLSV1_ALERT_UNKNOWN_CA|SSLV3_ALERT_CERTIFICATE_UNKNOWN)$/.test(code)) {
-    return {
-      code,
-      what: "the server refused this client's TLS certificate (or wants one)",
-      hint: 'Set MLFLOW_TRACKING_CLIENT_CERT_PATH (the `clientCertPath` option) to one PEM file with a client certificate the server trusts and its private key.',
-    };
-  }
-  return undefined;
 }
 
 /** Builds the Authorization header MLflow's client would send: Basic wins over Bearer. */

@@ -10,6 +10,7 @@ import pRetry from 'p-retry';
 import type { Env } from './env.js';
 import { envNumber } from './env.js';
 import { combineSignals, MAX_TIMER_MS, sleep } from './abort.js';
+import { permanentTlsFailure } from './tls-failure.js';
 import {
   AbortedError,
   ArtifactUploaderError,
@@ -319,6 +320,8 @@ const NETWORK_CODES = new Set([
 
 /** True for socket-level failures from Node, undici or fetch (`TypeError: fetch failed`). */
 export function isLowLevelNetworkError(error: unknown): boolean {
+  // A `fetch failed` (the Hub client's) whose cause is a certificate or protocol failure: every attempt fails alike.
+  if (permanentTlsFailure(error)) return false;
   let current: unknown = error;
   for (let depth = 0; depth < 5 && current; depth++) {
     if (typeof current !== 'object') return false;

@@ -15,6 +15,7 @@ import { AbortedError, ArtifactUploaderError, HubError, InvalidResponseError } f
 import { parseRetryAfter } from '../core/http.js';
 import { redact, redactUrl, type Logger } from '../core/logger.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
+import { permanentTlsFailure } from '../core/tls-failure.js';
 
 /** Options of {@link HubSession}. */
 export interface HubSessionOptions {
@@ -246,8 +247,10 @@ export class HubSession {
     const status = hubStatusOf(error);
     const url = error instanceof HubApiError ? redactUrl(error.url) : undefined;
     const hubErrorCode = error instanceof HubApiError ? this.errorCodes.get(error.url) : undefined;
-    const message = redact(`Hub call failed (${action}): ${describe(error)}`);
-    return new HubError(message, { status, hubErrorCode, url, hint: hintFor(status, hubErrorCode, redact(this.options.hubUrl)), cause: error });
+    // A certificate or protocol failure: said plainly (OpenSSL's text holds a source path and a newline).
+    const tls = status === undefined ? permanentTlsFailure(error) : undefined;
+    const message = redact(`Hub call failed (${action}): ${tls ? `${tls.what} (${tls.code}).` : describe(error)}`);
+    return new HubError(message, { status, hubErrorCode, url, hint: tls?.hint ?? hintFor(status, hubErrorCode, redact(this.options.hubUrl)), cause: error });
   }
 }
 

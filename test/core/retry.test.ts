@@ -22,6 +22,7 @@ import {
   withRetry,
 } from '../../src/core/retry.js';
 import { HttpClient } from '../../src/core/http.js';
+import { permanentTlsFailure } from '../../src/core/tls-failure.js';
 import { startTestServer } from '../support/http-test-server.js';
 
 const fast = resolveRetryOptions({ backoffFactor: 0, backoffJitter: 0 }, {});
@@ -91,6 +92,25 @@ describe('isRetryableError', () => {
     expect(isRetryableError({ statusCode: 503 })).toBe(true);
     expect(isRetryableError({ $metadata: { httpStatusCode: 403 } })).toBe(false);
     expect(isRetryableError(new TypeError('x is not a function'))).toBe(false);
+  });
+
+  it('does not retry a fetch that failed on TLS no retry mends: https:// to a plain-HTTP port (the Hub client\'s fetch)', async () => {
+    const plain = await startTestServer((_req, res) => void res.end('{}'));
+    try {
+      const http = new HttpClient({ retry: resolveRetryOptions({}, {}) });
+      const error = await http.fetch(plain.url.replace('http://', 'https://')).catch((e: unknown) => e);
+      await http.close();
+      // Node's own error, as fetch wraps it: `TypeError: fetch failed`, its cause the TLS one.
+      expect(error).toMatchObject({ name: 'TypeError', message: 'fetch failed' });
+      expect(permanentTlsFailure(error)).toMatchObject({ what: 'the server did not answer in TLS', hint: expect.stringContaining('use http:// instead of https://') });
+      expect(isRetryableError(error)).toBe(false);
+      // A fetch that failed on the connection itself stays retried.
+      const refused = await new HttpClient({ retry: resolveRetryOptions({}, {}) }).fetch('https://127.0.0.1:9/').catch((e: unknown) => e);
+      expect(permanentTlsFailure(refused)).toBeUndefined();
+      expect(isRetryableError(refused)).toBe(true);
+    } finally {
+      await plain.close();
+    }
   });
 });
 

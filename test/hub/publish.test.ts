@@ -3,7 +3,7 @@
  * invalid models, dry runs without network, retries that never commit twice.
  */
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { downloadFile, uploadFiles } from '@huggingface/hub';
@@ -296,6 +296,30 @@ describe('publishToHub', () => {
     expect((error as HubError).status).toBeUndefined();
     expect((error as HubError).hint).toContain(`http://127.0.0.1:${port}`);
     expect((error as HubError).message).toContain((error as HubError).hint);
+  });
+
+  it('https:// to a plain-HTTP Hub fails at the first attempt, saying to use http://', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    // A plain-HTTP listener: the TLS handshake meets an HTTP answer. Counted per connection.
+    let connections = 0;
+    const sockets = new Set<Socket>();
+    const plain = createServer((socket) => {
+      connections++;
+      sockets.add(socket);
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = plain.address() as AddressInfo;
+      const error = await publishToHub({ ...opts({ modelDir }), hubUrl: `https://127.0.0.1:${port}`, retry: { maxRetries: 3, backoffFactor: 0.01 } }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HubError);
+      expect(error).toMatchObject({ message: expect.stringContaining('the server did not answer in TLS'), hint: expect.stringContaining('use http:// instead of https://') });
+      expect((error as Error).message).not.toContain('openssl');
+      expect(connections).toBe(1);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => plain.close(resolve));
+    }
   });
 
   it('a commit whose answer is lost after the Hub applied it does not become two commits', async () => {

@@ -1,0 +1,79 @@
+/**
+ * TLS failures that every attempt would meet again: the server's certificate is not trusted,
+ * out of date or for another name, the server does not speak TLS (`https://` to a plain-HTTP
+ * port), or it refused this client's certificate. The retry classifier (`retry.ts`) does not
+ * retry them, and the HTTP client (`http.ts`) reports them as a `ConfigError` saying which setting
+ * fixes it, instead of a `NetworkError` retried for minutes with OpenSSL's text (a source path
+ * and a newline) as its only clue.
+ *
+ * @module
+ */
+
+/** A TLS failure no retry mends: Node's code, what it means, and what fixes it. */
+export interface TlsFailure {
+  /** Node's (or OpenSSL's) error code, e.g. `SELF_SIGNED_CERT_IN_CHAIN`. */
+  code: string;
+  /** What is wrong, in a few words. */
+  what: string;
+  /** What fixes it. */
+  hint: string;
+}
+
+/**
+ * The TLS failure no retry mends that `error`, or an error it was caused by (`fetch failed`
+ * wraps the socket's), is; `undefined` for anything else.
+ *
+ * @example
+ * ```ts
+ * permanentTlsFailure(Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }))?.hint;
+ * ```
+ */
+export function permanentTlsFailure(error: unknown): TlsFailure | undefined {
+  let current: unknown = error;
+  for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
+    const found = describeTlsFailure(current);
+    if (found) return found;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+/** Certificate checks that fail because this machine does not trust the server's issuer. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+]);
+
+/** What one error (of the chain) says, when it is a TLS failure no retry mends. */
+function describeTlsFailure(error: object): TlsFailure | undefined {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code !== 'string') return undefined;
+  const message = error instanceof Error ? error.message : '';
+  const trust =
+    'If the server uses a private CA, point MLFLOW_TRACKING_SERVER_CERT_PATH (the `caCertPath` option; `tls.caCertPath` for publishToHub) at a PEM bundle of that CA. MLFLOW_TRACKING_INSECURE_TLS=true skips the check, for test servers only.';
+  if (UNTRUSTED_CERTIFICATE.has(code)) return { code, what: "this machine does not trust the server's TLS certificate", hint: trust };
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    return { code, what: `the server's TLS certificate ${code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'}`, hint: "Renew the server's certificate, or check this machine's clock." };
+  }
+  if (code === 'CERT_REVOKED') return { code, what: "the server's TLS certificate is revoked", hint: "Renew the server's certificate." };
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return { code, what: "the server's TLS certificate is for another host name", hint: 'Use a host name the certificate names in the URI (not its IP address, unless the certificate lists it).' };
+  }
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG' || (code === 'EPROTO' && /wrong version number|packet length too long/.test(message))) {
+    return { code, what: 'the server did not answer in TLS', hint: 'If the server serves plain HTTP, use http:// instead of https:// in its URI.' };
+  }
+  if (/^ERR_SSL_(TLSV13_ALERT_CERTIFICATE_REQUIRED|SSLV3_ALERT_BAD_CERTIFICATE|TLSV1_ALERT_UNKNOWN_CA|SSLV3_ALERT_CERTIFICATE_UNKNOWN)$/.test(code)) {
+    return {
+      code,
+      what: "the server refused this client's TLS certificate (or wants one)",
+      hint: 'Set MLFLOW_TRACKING_CLIENT_CERT_PATH (the `clientCertPath` option) to one PEM file with a client certificate the server trusts and its private key.',
+    };
+  }
+  return undefined;
+}
+
