@@ -59,14 +59,11 @@ async function journalFiles(journalDir: string): Promise<string[]> {
 const partsRecorded = (journalDir: string, parts: number) => async () => [...(await records(journalDir)).values()].some((r) => r.key.localPath.endsWith('big.bin') && (r.multipart?.parts.length ?? 0) >= parts);
 
 /**
- * A directory of a large file (multipart) and two small ones, and the options of a child CLI
- * `dir` upload of it to `ckpt` of a new run on the `s3://` server, through a byte-counting
- * proxy in front of moto.
+ * A checkpoint directory `ckpt` of two small files and `big.bin` of `bigBytes` (a multipart or
+ * resumable upload), in a new temp root that also holds the journal. `small` is the sha256 of
+ * each small file, by name.
  */
-async function s3Directory(runName: string) {
-  const { url, s3Endpoint } = mlflowDirectS3Server();
-  const proxy = await startProxy(s3Endpoint, { preserveHost: true });
-  const runId = await pythonCreateRun(url, runName);
+async function checkpointDir(bigBytes: number) {
   const root = await mkdtemp(join(tmpdir(), 'au-deleted-source-'));
   const data = join(root, 'ckpt');
   await mkdir(data);
@@ -76,8 +73,20 @@ async function s3Directory(runName: string) {
     await writeFile(join(data, name), bytes);
     small[name] = sha256(bytes);
   }
-  await writeFile(join(data, 'big.bin'), randomBytes(40 * MiB)); // 5 parts of 8 MiB
-  const journalDir = join(root, 'journal');
+  await writeFile(join(data, 'big.bin'), randomBytes(bigBytes));
+  return { root, data, journalDir: join(root, 'journal'), small };
+}
+
+/**
+ * A directory of a large file (multipart) and two small ones, and the options of a child CLI
+ * `dir` upload of it to `ckpt` of a new run on the `s3://` server, through a byte-counting
+ * proxy in front of moto.
+ */
+async function s3Directory(runName: string) {
+  const { url, s3Endpoint } = mlflowDirectS3Server();
+  const proxy = await startProxy(s3Endpoint, { preserveHost: true });
+  const runId = await pythonCreateRun(url, runName);
+  const { root, data, journalDir, small } = await checkpointDir(40 * MiB); // big.bin: 5 parts of 8 MiB
   const options = {
     argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'],
     env: { ...servers().awsEnv, MLFLOW_TRACKING_URI: url, MLFLOW_RUN_ID: runId, MLFLOW_S3_ENDPOINT_URL: proxy.url, ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir },
@@ -188,17 +197,7 @@ describeWithServers('a file deleted between a kill and the rerun', () => {
     const { url, emulatorHost } = mlflowGcsServer();
     const proxy = await startProxy(emulatorHost, { preserveHost: true }); // the session URI GCS answers names the proxy
     const runId = await pythonCreateRun(url, 'deleted-source-gcs');
-    const root = await mkdtemp(join(tmpdir(), 'au-deleted-source-'));
-    const data = join(root, 'ckpt');
-    await mkdir(data);
-    const small: Record<string, string> = {};
-    for (const name of ['config.json', 'tokenizer.json']) {
-      const bytes = randomBytes(64 * 1024);
-      await writeFile(join(data, name), bytes);
-      small[name] = sha256(bytes);
-    }
-    await writeFile(join(data, 'big.bin'), randomBytes(12 * MiB)); // resumable (above 8 MiB), in 1 MiB chunks
-    const journalDir = join(root, 'journal');
+    const { root, data, journalDir, small } = await checkpointDir(12 * MiB); // big.bin: resumable (above 8 MiB), in 1 MiB chunks
     const options = {
       argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'],
       env: { MLFLOW_TRACKING_URI: url, MLFLOW_RUN_ID: runId, STORAGE_EMULATOR_HOST: proxy.url, MLFLOW_GCS_UPLOAD_CHUNK_SIZE: String(MiB), ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir },
@@ -228,17 +227,7 @@ describeWithServers('a file deleted between a kill and the rerun', () => {
     const { url } = mlflowS3Server();
     const proxy = await startProxy(url);
     const runId = await pythonCreateRun(url, 'deleted-source-proxy-mpu');
-    const root = await mkdtemp(join(tmpdir(), 'au-deleted-source-'));
-    const data = join(root, 'ckpt');
-    await mkdir(data);
-    const small: Record<string, string> = {};
-    for (const name of ['config.json', 'tokenizer.json']) {
-      const bytes = randomBytes(64 * 1024);
-      await writeFile(join(data, name), bytes);
-      small[name] = sha256(bytes);
-    }
-    await writeFile(join(data, 'big.bin'), randomBytes(12 * MiB)); // 3 parts of 5 MiB through the proxy's multipart upload
-    const journalDir = join(root, 'journal');
+    const { root, data, journalDir, small } = await checkpointDir(12 * MiB); // big.bin: 3 parts of 5 MiB through the proxy's multipart upload
     const options = {
       argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'],
       env: {
