@@ -8,7 +8,7 @@
  */
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join, posix } from 'node:path';
+import { join, posix } from 'node:path';
 import type { Env } from '../core/env.js';
 import { RegistryError } from '../core/errors.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
@@ -25,6 +25,8 @@ export interface RunSourceFile {
   runPath: string;
   /** Path relative to the model's root. */
   modelPath: string;
+  /** Size in bytes, as the run's listing gives it (absent when the server leaves it out). */
+  size?: number;
 }
 
 /** Where the model's files are in the run: a directory's files, or a single file. */
@@ -50,7 +52,7 @@ export async function findRunSource(tracking: TrackingClient, runId: string, art
     const dir = pending.shift()!;
     for (const entry of (await tracking.listArtifacts(runId, dir, { signal })).files) {
       if (entry.isDir) pending.push(entry.path);
-      else files.push({ runPath: entry.path, modelPath: posix.relative(artifactPath, entry.path) });
+      else files.push({ runPath: entry.path, modelPath: posix.relative(artifactPath, entry.path), ...(entry.fileSize !== undefined ? { size: entry.fileSize } : {}) });
     }
   }
   // Stopped with directories unread: registering what was found would make a partial model.
@@ -63,11 +65,46 @@ export async function findRunSource(tracking: TrackingClient, runId: string, art
   // Not a directory: maybe one file, listed in its parent.
   const parent = posix.dirname(artifactPath) === '.' ? '' : posix.dirname(artifactPath);
   const siblings = (await tracking.listArtifacts(runId, parent, { signal })).files;
-  if (siblings.some((e) => !e.isDir && e.path === artifactPath)) return { kind: 'file', files: [{ runPath: artifactPath, modelPath: posix.basename(artifactPath) }] };
+  const file = siblings.find((e) => !e.isDir && e.path === artifactPath);
+  if (file) return { kind: 'file', files: [{ runPath: artifactPath, modelPath: posix.basename(artifactPath), ...(file.fileSize !== undefined ? { size: file.fileSize } : {}) }] };
   const there = siblings.map((e) => (e.isDir ? `${e.path}/` : e.path)).slice(0, 10);
   throw new RegistryError('REGISTRY_SOURCE_NOT_FOUND', `Run ${runId} has no artifacts at "${artifactPath}"${there.length > 0 ? ` (at "${parent || '.'}" it has: ${there.join(', ')})` : ''}.`, {
     hint: 'Pass the artifactPath the model was uploaded to (e.g. "onnx" for uploadConversionArtifacts), or upload the model to the run first.',
   });
+}
+
+/**
+ * The model's files on local disk (`localPath`: a directory, or one file), laid out as the run's
+ * source has them, after checking that they are the files the run holds: the same paths, and
+ * the same sizes where the run's listing gives them. A version's lineage names the run's files;
+ * its bytes come from here, so a folder that is not what was uploaded (another checkpoint, a
+ * file added or removed since) would make a version whose files are not its run's.
+ *
+ * @throws {RegistryError} `REGISTRY_LOCAL_MISMATCH`, naming up to 5 differences.
+ */
+export async function localModelFiles(localPath: string, source: RunSource, where: { runId: string; artifactPath: string }): Promise<PlannedFile[]> {
+  const files: PlannedFile[] =
+    source.kind === 'directory'
+      ? (await planDirectory(localPath)).files
+      : // One file: placed under the run's name for it, whatever it is called here.
+        [{ localPath, artifactPath: source.files[0]!.modelPath, size: (await stat(localPath)).size }];
+  const local = new Map(files.map((f) => [f.artifactPath, f]));
+  const differences: string[] = [];
+  for (const file of source.files) {
+    const here = local.get(file.modelPath);
+    if (!here) differences.push(`${file.modelPath} is in the run, not in ${localPath}`);
+    else if (file.size !== undefined && here.size !== file.size) differences.push(`${file.modelPath} has ${here.size} bytes here, ${file.size} in the run`);
+    local.delete(file.modelPath);
+  }
+  for (const extra of local.keys()) differences.push(`${extra} is in ${localPath}, not in the run`);
+  if (differences.length > 0) {
+    throw new RegistryError(
+      'REGISTRY_LOCAL_MISMATCH',
+      `${localPath} does not hold the files run ${where.runId} has at "${where.artifactPath}" (${differences.length} difference(s): ${differences.slice(0, 5).join('; ')}${differences.length > 5 ? '; ...' : ''}). Nothing was registered.`,
+      { hint: `Pass as localPath the folder that was uploaded to "${where.artifactPath}", or leave localPath out to copy the run's own files.` },
+    );
+  }
+  return files;
 }
 
 /** What {@link placeModelFiles} takes. */
@@ -78,8 +115,8 @@ export interface PlaceModelFilesInput {
   artifactUri: string;
   runId: string;
   source: RunSource;
-  /** The same files on local disk: a directory, or one file. Uploaded instead of copied from the run. */
-  localPath?: string;
+  /** The same files on local disk ({@link localModelFiles}, checked). Uploaded instead of copied from the run. */
+  localFiles?: PlannedFile[];
   /** The environment the caller was given (the store's settings: `MLFLOW_S3_ENDPOINT_URL`, ...). @default process.env */
   env?: Env | undefined;
   /** The store settings (`s3`, `gcs`, `azure`, `multipart`) the caller gave. */
@@ -96,10 +133,8 @@ export async function placeModelFiles(input: PlaceModelFilesInput): Promise<{ fi
   let files: PlannedFile[];
   let temp: string | undefined;
   try {
-    if (input.localPath !== undefined) {
-      files = (await stat(input.localPath)).isDirectory()
-        ? (await planDirectory(input.localPath)).files
-        : [{ localPath: input.localPath, artifactPath: basename(input.localPath), size: (await stat(input.localPath)).size }];
+    if (input.localFiles !== undefined) {
+      files = input.localFiles;
     } else {
       temp = await mkdtemp(join(tmpdir(), 'au-register-'));
       files = [];

@@ -30,7 +30,7 @@ import { MlflowRestClient } from '../mlflow/rest-tracking-client.js';
 import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
 import type { StoreOptions } from '../stores/artifact-store.js';
 import { checkLocalPath } from '../uploader/plan.js';
-import { findRunSource, placeModelFiles, type RunSource } from './model-files.js';
+import { findRunSource, localModelFiles, placeModelFiles, type RunSource } from './model-files.js';
 
 /**
  * The version tag that holds the caller's `idempotencyKey`; later calls find the version by it.
@@ -303,6 +303,8 @@ class Registration {
     const { name, runId, artifactPath, signal, idempotencyKey } = this.input;
     const run = await this.tracking.getRun(runId, { signal });
     const source = onlyTheseFiles(await findRunSource(this.tracking, runId, artifactPath, signal), this.input.onlyFiles, runId);
+    // Checked before anything is written: the version's bytes come from there, its lineage names the run's files.
+    const localFiles = this.input.localPath === undefined ? undefined : await localModelFiles(this.input.localPath, source, { runId, artifactPath });
     if (idempotencyKey !== undefined) {
       const earlier = await this.firstWithKey(idempotencyKey);
       if (earlier) {
@@ -321,7 +323,7 @@ class Registration {
         artifactUri: this.loggedModel.artifactUri,
         runId,
         source,
-        ...(this.input.localPath !== undefined ? { localPath: this.input.localPath } : {}),
+        ...(localFiles !== undefined ? { localFiles } : {}),
         env: this.input.env,
         store: this.input.store,
         ...(signal ? { signal } : {}),

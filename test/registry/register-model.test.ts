@@ -5,7 +5,7 @@
  * nothing half-made after a failure (fault proxy); a server without a registry; and the
  * embedded ./mlruns store, which is refused before anything is written.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { MlflowApiError, RegistryError } from '../../src/core/errors.js';
@@ -206,6 +206,33 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(Object.keys(viewOne.download!)).toEqual(['model.onnx']);
     const viewLocal = await pythonView(url, name, 'local', experimentId, runId);
     expect(viewLocal.download).toEqual(hashTree(dir));
+  });
+
+  it('a localPath that does not hold the run\'s files is REGISTRY_LOCAL_MISMATCH before anything is written; a single file goes under the run\'s name', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId, dir } = await runWithModel(url);
+    const name = unique('local-mismatch');
+    // Another folder: one file missing, one of another size, one the run does not have.
+    const other = writeTree(scratch('au-registry-other-'), { 'model.onnx': 'onnx graph bytes', 'model.onnx.data': Buffer.alloc(2999, 7), 'extra.txt': 'x' });
+    const error = await registerModel({ name, runId, artifactPath: 'onnx', localPath: other, trackingUri: url }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error).toMatchObject({
+      code: 'REGISTRY_LOCAL_MISMATCH',
+      message: expect.stringContaining('(3 difference(s): model.onnx.data has 2999 bytes here, 3000 in the run; sub/config.json is in the run, not in'),
+      hint: 'Pass as localPath the folder that was uploaded to "onnx", or leave localPath out to copy the run\'s own files.',
+    });
+    expect((error as Error).message).toContain('extra.txt is in');
+    // Nothing was written: no registered model, no logged model.
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.versions).toEqual([]);
+    expect(view.logged_models).toEqual([]);
+
+    // One file: compared by size, and placed under the run's name for it.
+    const renamed = join(scratch('au-registry-one-'), 'renamed.onnx');
+    writeFileSync(renamed, readFileSync(join(dir, 'model.onnx')));
+    const one = await registerModel({ name, runId, artifactPath: 'onnx/model.onnx', localPath: renamed, alias: 'one', trackingUri: url });
+    expect(one).toMatchObject({ version: '1', files: 1 });
+    expect(Object.keys((await pythonView(url, name, 'one', experimentId, runId)).download!)).toEqual(['model.onnx']);
   });
 
   it('a source path the run does not have is REGISTRY_SOURCE_NOT_FOUND, listing what it has; a missing run is a 404', async () => {
