@@ -304,7 +304,8 @@ function checkHubUrl(hubUrl: string, argument: string): void {
     protocol = undefined;
   }
   if (protocol === 'http:' || protocol === 'https:') return;
-  const shown = hubUrl.includes('://') ? redact(hubUrl) : hubUrl.replace(/^[^\s@]+@/, '***@');
+  // Up to the last `@`: a token may hold one, and a URL's userinfo ends at the last.
+  const shown = hubUrl.includes('://') ? redact(hubUrl) : hubUrl.replace(/^\S*@/, '***@');
   throw new InvalidArgumentError(argument, `${argument} must be the Hub's http(s):// address, got "${shown}".`, {
     hint: `Set ${argument} to a URL such as https://huggingface.co or http://127.0.0.1:8080 (with its http:// or https://), or leave it unset for https://huggingface.co.`,
   });

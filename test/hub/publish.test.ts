@@ -280,6 +280,10 @@ describe('publishToHub', () => {
     const withToken = await refused({ hubUrl: undefined, env: { HF_ENDPOINT: 'me:hf_secretToken1@hub.internal:8080' } });
     expect(withToken).toMatchObject({ argument: 'HF_ENDPOINT', message: expect.stringContaining('got "***@hub.internal:8080"') });
     expect(JSON.stringify({ ...withToken.toJSON(), message: withToken.message })).not.toMatch(/secretToken|me:/);
+    // A token with an @ of its own: a URL's userinfo ends at the last @, so all of it is hidden.
+    const atInToken = await refused({ hubUrl: 'me:hf_sec@retToken1@hub.internal:8080' });
+    expect(atInToken).toMatchObject({ message: expect.stringContaining('got "***@hub.internal:8080"') });
+    expect(JSON.stringify({ ...atInToken.toJSON(), message: atInToken.message })).not.toContain('retToken1');
     // A dry run is refused the same way: it names the address it would publish to.
     expect(await refused({ hubUrl: 'ftp://hub.internal', dryRun: true })).toBeInstanceOf(InvalidArgumentError);
   });

@@ -96,6 +96,10 @@ describe('resolveMlflowConnection', () => {
     expect(JSON.stringify({ ...withPassword.toJSON(), message: withPassword.message })).not.toMatch(/s3cr3tPW|bob/);
     expect(refused({ trackingUri: 'bob:s3cr3tPW@mlflow.example.com:443/x' }).hint).toBe('Did you mean https://***@mlflow.example.com:443/x?');
     expect(refused({ trackingUri: 'bob:s3/cr3t@mlflow.internal' }).message).not.toContain('cr3t');
+    // A password with an @ of its own: a URL's userinfo ends at the last @, so all of it is hidden.
+    const atInPassword = refused({ trackingUri: 'bob:p@ssw0rd@127.0.0.1:5000' });
+    expect(atInPassword.hint).toBe('Did you mean http://***@127.0.0.1:5000?');
+    expect(JSON.stringify({ ...atInPassword.toJSON(), message: atInPassword.message })).not.toContain('ssw0rd');
     // Spelt as a path, the same names are a local store.
     expect(resolveMlflowConnection({ trackingUri: 'file:127.0.0.1:5917' }, {})).toMatchObject({ kind: 'file', root: join(process.cwd(), '127.0.0.1:5917') });
     expect(resolveMlflowConnection({ trackingUri: './databricks' }, {})).toMatchObject({ kind: 'file', root: join(process.cwd(), 'databricks') });
