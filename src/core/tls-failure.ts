@@ -20,18 +20,38 @@ export interface TlsFailure {
 }
 
 /**
+ * Where the caller's TLS settings are set, as its hints name them: the MLflow connection's
+ * ({@link MLFLOW_TLS_SETTINGS}, the default) or another client's (publishToHub's `tls` option).
+ */
+export interface TlsSettingNames {
+  /** The CA bundle to trust. */
+  ca: string;
+  /** Skipping the certificate check. */
+  insecure: string;
+  /** The client certificate (mutual TLS). */
+  clientCert: string;
+}
+
+/** The MLflow connection's TLS settings (`mlflow/connection.ts`). */
+export const MLFLOW_TLS_SETTINGS: TlsSettingNames = {
+  ca: 'MLFLOW_TRACKING_SERVER_CERT_PATH (the `caCertPath` option)',
+  insecure: 'MLFLOW_TRACKING_INSECURE_TLS=true',
+  clientCert: 'MLFLOW_TRACKING_CLIENT_CERT_PATH (the `clientCertPath` option)',
+};
+
+/**
  * The TLS failure no retry mends that `error`, or an error it was caused by (`fetch failed`
- * wraps the socket's), is; `undefined` for anything else.
+ * wraps the socket's), is; `undefined` for anything else. Its hint names `settings`.
  *
  * @example
  * ```ts
  * permanentTlsFailure(Object.assign(new Error('self-signed certificate in certificate chain'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' }))?.hint;
  * ```
  */
-export function permanentTlsFailure(error: unknown): TlsFailure | undefined {
+export function permanentTlsFailure(error: unknown, settings: TlsSettingNames = MLFLOW_TLS_SETTINGS): TlsFailure | undefined {
   let current: unknown = error;
   for (let depth = 0; depth < 5 && typeof current === 'object' && current !== null; depth++) {
-    const found = describeTlsFailure(current);
+    const found = describeTlsFailure(current, settings);
     if (found) return found;
     current = (current as { cause?: unknown }).cause;
   }
@@ -50,12 +70,11 @@ const UNTRUSTED_CERTIFICATE = new Set([
 ]);
 
 /** What one error (of the chain) says, when it is a TLS failure no retry mends. */
-function describeTlsFailure(error: object): TlsFailure | undefined {
+function describeTlsFailure(error: object, settings: TlsSettingNames): TlsFailure | undefined {
   const code = (error as { code?: unknown }).code;
   if (typeof code !== 'string') return undefined;
   const message = error instanceof Error ? error.message : '';
-  const trust =
-    'If the server uses a private CA, point MLFLOW_TRACKING_SERVER_CERT_PATH (the `caCertPath` option; `tls.caCertPath` for publishToHub) at a PEM bundle of that CA. MLFLOW_TRACKING_INSECURE_TLS=true skips the check, for test servers only.';
+  const trust = `If the server uses a private CA, point ${settings.ca} at a PEM bundle of that CA. ${settings.insecure} skips the check, for test servers only.`;
   if (UNTRUSTED_CERTIFICATE.has(code)) return { code, what: "this machine does not trust the server's TLS certificate", hint: trust };
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
     return { code, what: `the server's TLS certificate ${code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'}`, hint: "Renew the server's certificate, or check this machine's clock." };
@@ -71,7 +90,7 @@ function describeTlsFailure(error: object): TlsFailure | undefined {
     return {
       code,
       what: "the server refused this client's TLS certificate (or wants one)",
-      hint: 'Set MLFLOW_TRACKING_CLIENT_CERT_PATH (the `clientCertPath` option) to one PEM file with a client certificate the server trusts and its private key.',
+      hint: `Set ${settings.clientCert} to one PEM file with a client certificate the server trusts and its private key.`,
     };
   }
   return undefined;

@@ -15,7 +15,7 @@ import { AbortedError, ArtifactUploaderError, HubError, InvalidResponseError } f
 import { parseRetryAfter } from '../core/http.js';
 import { redact, redactUrl, type Logger } from '../core/logger.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
-import { permanentTlsFailure } from '../core/tls-failure.js';
+import { permanentTlsFailure, type TlsSettingNames } from '../core/tls-failure.js';
 
 /** Options of {@link HubSession}. */
 export interface HubSessionOptions {
@@ -248,11 +248,18 @@ export class HubSession {
     const url = error instanceof HubApiError ? redactUrl(error.url) : undefined;
     const hubErrorCode = error instanceof HubApiError ? this.errorCodes.get(error.url) : undefined;
     // A certificate or protocol failure: said plainly (OpenSSL's text holds a source path and a newline).
-    const tls = status === undefined ? permanentTlsFailure(error) : undefined;
+    const tls = status === undefined ? permanentTlsFailure(error, HUB_TLS_SETTINGS) : undefined;
     const message = redact(`Hub call failed (${action}): ${tls ? `${tls.what} (${tls.code}).` : describe(error)}`);
     return new HubError(message, { status, hubErrorCode, url, hint: tls?.hint ?? hintFor(status, hubErrorCode, redact(this.options.hubUrl)), cause: error });
   }
 }
+
+/** publishToHub's TLS settings (its `tls` option), as a TLS failure's hint names them: it reads no MLFLOW_TRACKING_* variable. */
+const HUB_TLS_SETTINGS: TlsSettingNames = {
+  ca: 'the `tls.caCertPath` option of publishToHub (NODE_EXTRA_CA_CERTS for `artifact-uploader publish`)',
+  insecure: '`tls.insecure: true`',
+  clientCert: 'the `tls.clientCertPath` option of publishToHub',
+};
 
 /**
  * How long a failed Hub answer asks the client to wait before trying again, in ms: on a 429
