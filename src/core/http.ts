@@ -25,7 +25,7 @@ import { sourceChange, type FileSnapshot } from './source-snapshot.js';
 import { AbortedError, ArtifactUploaderError, ConfigError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from './retry.js';
-import { permanentTlsFailure } from './tls-failure.js';
+import { permanentTlsFailure, type TlsSettingNames } from './tls-failure.js';
 
 /** Credentials sent with every request to the server they belong to. */
 export interface HttpAuth {
@@ -130,6 +130,11 @@ export interface HttpClientOptions {
   tls?: TlsOptions;
   /** Sent as `User-Agent`. */
   userAgent?: string;
+  /**
+   * The settings that fix this client's TLS, as the hint of a TLS failure names them.
+   * @default the MLflow connection's (`MLFLOW_TLS_SETTINGS`)
+   */
+  tlsSettings?: TlsSettingNames;
   logger?: Logger;
   /** Called before every retry of every request (for statistics). */
   onRetry?: (event: RetryEvent & { method: string; url: string }) => void;
@@ -161,12 +166,14 @@ export class HttpClient {
   private readonly userAgent: string;
   private readonly logger: Logger;
   private readonly onRetryHook?: HttpClientOptions['onRetry'];
+  private readonly tlsSettings?: TlsSettingNames;
 
   constructor(options: HttpClientOptions) {
     this.retry = options.retry;
     this.logger = options.logger ?? silentLogger;
     this.userAgent = options.userAgent ?? 'artifact-uploader';
     this.onRetryHook = options.onRetry;
+    this.tlsSettings = options.tlsSettings;
     this.authHeader = authorizationHeader(options.auth);
     if (!this.authHeader) this.tokenSource = options.auth?.tokenSource;
     this.agentOptions = {
@@ -338,7 +345,7 @@ export class HttpClient {
     if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
       return new RequestTimeoutError(this.retry.timeoutMs, { method: req.method, url: safeUrl, cause: error });
     }
-    const tls = permanentTlsFailure(error);
+    const tls = permanentTlsFailure(error, this.tlsSettings);
     if (tls) {
       return new ConfigError(`${req.method} ${safeUrl} failed: ${tls.what} (${tls.code}).`, {
         issues: [{ path: safeUrl, message: tls.what }],

@@ -26,10 +26,10 @@ export interface TlsFailure {
 export interface TlsSettingNames {
   /** The CA bundle to trust. */
   ca: string;
-  /** Skipping the certificate check. */
-  insecure: string;
-  /** The client certificate (mutual TLS). */
-  clientCert: string;
+  /** Skipping the certificate check; left out when the client has none. */
+  insecure?: string;
+  /** The client certificate (mutual TLS); left out when the client cannot send one. */
+  clientCert?: string;
 }
 
 /** The MLflow connection's TLS settings (`mlflow/connection.ts`). */
@@ -74,7 +74,7 @@ function describeTlsFailure(error: object, settings: TlsSettingNames): TlsFailur
   const code = (error as { code?: unknown }).code;
   if (typeof code !== 'string') return undefined;
   const message = error instanceof Error ? error.message : '';
-  const trust = `If the server uses a private CA, point ${settings.ca} at a PEM bundle of that CA. ${settings.insecure} skips the check, for test servers only.`;
+  const trust = `If the server uses a private CA, point ${settings.ca} at a PEM bundle of that CA.${settings.insecure ? ` ${settings.insecure} skips the check, for test servers only.` : ''}`;
   if (UNTRUSTED_CERTIFICATE.has(code)) return { code, what: "this machine does not trust the server's TLS certificate", hint: trust };
   if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
     return { code, what: `the server's TLS certificate ${code === 'CERT_HAS_EXPIRED' ? 'has expired' : 'is not valid yet'}`, hint: "Renew the server's certificate, or check this machine's clock." };
@@ -90,7 +90,9 @@ function describeTlsFailure(error: object, settings: TlsSettingNames): TlsFailur
     return {
       code,
       what: "the server refused this client's TLS certificate (or wants one)",
-      hint: `Set ${settings.clientCert} to one PEM file with a client certificate the server trusts and its private key.`,
+      hint: settings.clientCert
+        ? `Set ${settings.clientCert} to one PEM file with a client certificate the server trusts and its private key.`
+        : 'This client sends no client certificate: use an endpoint of the server that does not ask for one.',
     };
   }
   return undefined;

@@ -189,7 +189,8 @@ export class GcsArtifactStore implements ArtifactStore {
     this.retry = { ...retry, timeoutMs: this.config.timeoutMs };
     this.logger = options.logger ?? silentLogger;
     this.loadSdk = options.loadSdk ?? importGcsSdk;
-    this.http = new HttpClient({ retry: this.retry, logger: this.logger, userAgent: 'artifact-uploader (gcs)' });
+    // It reads no TLS setting (MLflow's are the tracking server's): Node's own CA variable is what adds a CA.
+    this.http = new HttpClient({ retry: this.retry, logger: this.logger, userAgent: 'artifact-uploader (gcs)', tlsSettings: { ca: 'NODE_EXTRA_CA_CERTS (read when Node starts)' } });
   }
 
   describe(): string {
