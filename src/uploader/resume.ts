@@ -425,8 +425,9 @@ export class OperationResume {
       };
       const left = earlier.previous ?? earlier.token ?? earlier.lostUpload;
       if (left) {
-        // abandonUpload warns itself about what it could not give up; a store of the caller's may throw.
-        await store.abandonUpload?.(key.artifactPath, earlier, { signal }).catch((error: unknown) => {
+        // abandonUpload warns itself about what it could not give up; a store of the caller's may throw
+        // (also before it returns a promise: called inside one, so that is a rejection too).
+        await Promise.resolve().then(() => store.abandonUpload?.(key.artifactPath, earlier, { signal })).catch((error: unknown) => {
           logger.warn(`Could not give up the upload an interrupted run left of ${key.artifactPath} (its local file ${key.localPath} was deleted since): ${(error as Error).message}`);
         });
       }

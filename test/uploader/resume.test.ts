@@ -2,12 +2,12 @@
  * The resume step over a real journal and a real `file:` store: which files it sets aside, and
  * what it records and removes.
  */
-import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
-import { silentLogger } from '../../src/core/logger.js';
+import { silentLogger, type Logger } from '../../src/core/logger.js';
 import { snapshotFile } from '../../src/core/source-snapshot.js';
 import { LocalFileStore } from '../../src/stores/local-file-store.js';
 import { UploadJournal } from '../../src/uploader/journal.js';
@@ -187,6 +187,25 @@ describe('OperationResume', () => {
     expect((await readdir(join(root, 'journal'))).filter((n) => n.endsWith('.log'))).toHaveLength(2);
     await off.complete(files);
     expect(await readdir(join(root, 'journal'))).toEqual([]);
+  });
+
+  it("a caller's store whose abandonUpload throws at once does not fail the completion: a warning, and the record goes", async () => {
+    const { files, step, data, journal } = await setup();
+    const deleted = files[2]!;
+    const first = await step().beginFile(deleted);
+    await first.multipart.started('upload-1', 100);
+    await rm(deleted.localPath); // deleted between the kill and the rerun
+    const warnings: string[] = [];
+    const logger: Logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+    const store = new LocalFileStore({ artifactUri: `file://${join(data, '..', 'artifacts')}` });
+    // Not async: it throws before it returns a promise.
+    Object.assign(store, { abandonUpload: (): Promise<void> => { throw new Error('no such upload here'); } });
+    const rerun = step({ store, logger, scope: { directory: data, artifactPath: 'ckpt' } });
+    const kept = files.slice(0, 2);
+    await rerun.partition(kept);
+    await expect(rerun.complete(kept)).resolves.toBeUndefined();
+    expect(warnings.join('\n')).toContain('no such upload here');
+    expect(await journal.list()).toEqual([]);
   });
 
   it('leaves a log alone that another operation of this process is still writing, and a log of other files', async () => {
