@@ -15,67 +15,20 @@
  * file right now), and a record whose file is still there, changed, but not part of the rerun
  * (its upload is the rerun's of that file, whenever it comes).
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { appendFile, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { runAndKill, runToEnd } from '../support/crash-harness.js';
 import { startChild } from '../support/child-node.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
+import { checkpointDir, isAbort, journalFiles, partsRecorded, records, type RecordJson } from '../support/killed-upload.js';
 import { motoUploads } from '../support/moto.js';
 import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
 import { describeWithServers, mlflowDirectS3Server, mlflowGcsServer, mlflowS3Server, servers } from '../support/servers.js';
 
 const MiB = 1024 * 1024;
 const startProxy = useFaultProxies();
-
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
-
-type RecordJson = {
-  key: { localPath: string; artifactPath: string };
-  owner: { pid: number };
-  multipart?: { uploadId: string; parts: unknown[] };
-  resumeToken?: { store: string; value: { uri: string } };
-};
-
-/** The per-file records in `journalDir`, by file name. */
-async function records(journalDir: string): Promise<Map<string, RecordJson>> {
-  const out = new Map<string, RecordJson>();
-  const names = await readdir(journalDir).catch(() => [] as string[]);
-  for (const name of names.filter((n) => n.endsWith('.json'))) {
-    const text = await readFile(join(journalDir, name), 'utf8').catch(() => undefined);
-    if (text) out.set(name, JSON.parse(text) as RecordJson);
-  }
-  return out;
-}
-
-/** What the journal holds besides staged archives: records, logs, locks. */
-async function journalFiles(journalDir: string): Promise<string[]> {
-  return (await readdir(journalDir)).filter((n) => n.endsWith('.json') || n.endsWith('.log') || n.endsWith('.lock'));
-}
-
-/** Kill point: the record of `big.bin` names a multipart upload with at least `parts` parts done. */
-const partsRecorded = (journalDir: string, parts: number) => async () => [...(await records(journalDir)).values()].some((r) => r.key.localPath.endsWith('big.bin') && (r.multipart?.parts.length ?? 0) >= parts);
-
-/**
- * A checkpoint directory `ckpt` of two small files and `big.bin` of `bigBytes` (a multipart or
- * resumable upload), in a new temp root that also holds the journal. `small` is the sha256 of
- * each small file, by name.
- */
-async function checkpointDir(bigBytes: number) {
-  const root = await mkdtemp(join(tmpdir(), 'au-deleted-source-'));
-  const data = join(root, 'ckpt');
-  await mkdir(data);
-  const small: Record<string, string> = {};
-  for (const name of ['config.json', 'tokenizer.json']) {
-    const bytes = randomBytes(64 * 1024);
-    await writeFile(join(data, name), bytes);
-    small[name] = sha256(bytes);
-  }
-  await writeFile(join(data, 'big.bin'), randomBytes(bigBytes));
-  return { root, data, journalDir: join(root, 'journal'), small };
-}
 
 /**
  * A directory of a large file (multipart) and two small ones, and the options of a child CLI
@@ -97,9 +50,6 @@ async function s3Directory(runName: string) {
   const pythonEnv = { ...servers().awsEnv, MLFLOW_S3_ENDPOINT_URL: s3Endpoint };
   return { url, runId, data, journalDir, options, pythonEnv, small };
 }
-
-/** S3's AbortMultipartUpload: `DELETE /<key>?uploadId=...`. */
-const isAbort = (r: { method: string; path: string }) => r.method === 'DELETE' && r.path.includes('uploadId=');
 
 describeWithServers('a file deleted between a kill and the rerun', () => {
   it('s3://: the rerun of the directory aborts the killed multipart upload of the deleted file and removes its record; the other files arrive', async () => {
