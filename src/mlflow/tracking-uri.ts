@@ -42,6 +42,20 @@ export function trackingUriScheme(uri: string): string | undefined {
 }
 
 /**
+ * True for a scheme a tracking URI has ({@link trackingUriScheme}: `http(s)`, `file`, `azureml`,
+ * or none, a path), false for a store's (`s3`, `gs`, `mlflow-artifacts` ...): the resume
+ * journal's target is one or the other.
+ *
+ * @example
+ * ```ts
+ * isTrackingUriScheme(trackingUriScheme('s3://bucket/1/abc/artifacts')); // false
+ * ```
+ */
+export function isTrackingUriScheme(scheme: string | undefined): boolean {
+  return scheme === undefined || SUPPORTED_SCHEMES.has(scheme);
+}
+
+/**
  * Refuses, before it is used, a tracking URI that names no store artifact-uploader can write:
  * a scheme other than `http(s):`, `file:` and `azureml:` (`sqlite:`, `databricks://`, ...), a
  * bare name MLflow reads as Databricks (`databricks`), a server address without its scheme

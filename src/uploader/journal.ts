@@ -37,7 +37,7 @@ import { createHash, randomBytes } from '../core/node-crypto.js';
 import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { removeStagedArchives } from './archive-staging.js';
 import { hostname } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { homeDirectory, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, LocalPathError, toLocalPathError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
@@ -403,6 +403,11 @@ export interface JournalClearResult {
   inUse: JournalListEntry[];
   /** Staged archives deleted (directories under `archives/`, see `archive-staging.ts`). */
   archives: string[];
+  /**
+   * Epoch ms the clear began: the uploads a removed record marked `creatingMultipart` started
+   * were initiated before it (`EarlierUpload.lostUpload`); a rerun's after it are not its.
+   */
+  at: number;
 }
 
 /**
@@ -810,8 +815,11 @@ export class UploadJournal {
 
   /**
    * Deletes records: all of them, or those not written for `olderThanMs`. Records a live
-   * process owns are left (and returned in `inUse`). Multipart uploads the deleted records
-   * name are not aborted here (the store is not known); S3 lifecycle rules abort them.
+   * process owns are left (and returned in `inUse`). A record that names an upload in progress
+   * (a multipart upload, a session) is taken over before it is deleted, so that no rerun that
+   * picked it up meanwhile loses it (it is then left, in `inUse`). The uploads the deleted
+   * records name are not given up here (the store is not known): `abandonRecordUploads` does
+   * that (`resume clear`), else S3 lifecycle rules abort them.
    *
    * @example
    * ```ts
@@ -821,12 +829,24 @@ export class UploadJournal {
    */
   async clear(options: { olderThanMs?: number } = {}): Promise<JournalClearResult> {
     const now = Date.now();
-    const result: JournalClearResult = { removed: [], inUse: [], archives: [] };
+    const result: JournalClearResult = { removed: [], inUse: [], archives: [], at: now };
     const removedFiles = new Set<string>();
     for (const entry of await this.list()) {
       if (options.olderThanMs !== undefined && now - entry.updatedAt < options.olderThanMs) continue;
       if (entry.inUse) {
         result.inUse.push(entry);
+        continue;
+      }
+      const record = entry.record;
+      if (record && (record.multipart || record.resumeToken || record.creatingMultipart !== undefined)) {
+        // Its upload is given up after this: taken over first, so a rerun that began
+        // continuing it since the list keeps it (and its record), and only a dead one's goes.
+        const taken = await this.takeOver(basename(entry.file), record);
+        if (!taken || !(await taken.remove())) {
+          result.inUse.push({ ...entry, inUse: true });
+          continue;
+        }
+        result.removed.push(entry);
         continue;
       }
       // The files of one operation log share its file: removed once.

@@ -36,7 +36,8 @@ import { InvalidArgumentError } from '../core/errors.js';
 import { isInside } from '../core/real-path.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
-import type { ArtifactEntry, ArtifactStore, EarlierUpload, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
+import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
+import { earlierUploadOf } from './abandon-records.js';
 import {
   journalTarget,
   localFileIdentity,
@@ -418,11 +419,7 @@ export class OperationResume {
       // Taken over first: no other process picks the upload up while it is given up.
       const entry = await journal.takeOver(name, record);
       if (!entry) continue;
-      const earlier: EarlierUpload = {
-        ...(record.multipart ? { previous: record.multipart } : {}),
-        ...(record.resumeToken ? { token: record.resumeToken } : {}),
-        ...(record.creatingMultipart !== undefined ? { lostUpload: { takenOverAt: entry.record.updatedAt } } : {}),
-      };
+      const earlier = earlierUploadOf(record, entry.record.updatedAt);
       const left = earlier.previous ?? earlier.token ?? earlier.lostUpload;
       if (left) {
         // abandonUpload warns itself about what it could not give up; a store of the caller's may throw

@@ -1,0 +1,205 @@
+/**
+ * Giving up the uploads of journal records that are removed without being resumed
+ * (`artifact-uploader resume clear`): each record's run is resolved the way an upload resolves
+ * it ({@link resolveUploadTarget}: a connection to the record's tracking target, `runs/get`, the
+ * store for the run's artifact URI), and its store abandons the upload
+ * ({@link ArtifactStore.abandonUpload}: the multipart upload aborted, the session cancelled), so
+ * that clearing the journal leaves nothing billed. Records are grouped by target and run: each
+ * run is looked up once. Nothing here throws: what could not be given up is reported per record
+ * (`left`, with the reason), for the caller to say.
+ *
+ * @module
+ */
+import { AbortedError } from '../core/errors.js';
+import { errorText, type Logger } from '../core/logger.js';
+import type { Env } from '../core/env.js';
+import type { RetryOptions } from '../core/retry.js';
+import type { MlflowConnection } from '../mlflow/connection.js';
+import { isTrackingUriScheme, trackingUriScheme } from '../mlflow/tracking-uri.js';
+import type { ArtifactStore, EarlierUpload } from '../stores/artifact-store.js';
+import { resolveArtifactStore } from '../stores/resolve.js';
+import type { JournalRecord } from './journal.js';
+import { ownConnection, resolveUploadTarget } from './target.js';
+
+/** What became of the upload of one removed record. */
+export type AbandonOutcome =
+  /** The store gave it up (aborted the multipart upload, cancelled the session). */
+  | { upload: 'aborted' }
+  /** It is still on the store: `reason` says why (redacted). */
+  | { upload: 'left'; reason: string }
+  /** The record named no unfinished upload (a finished file, or nothing sent yet). */
+  | { upload: 'none' };
+
+/** Options of {@link abandonRecordUploads}. */
+export interface AbandonRecordsOptions {
+  /** Environment: `MLFLOW_TRACKING_*` credentials and the store settings, as for an upload. */
+  env: Env;
+  logger: Logger;
+  /** Cuts the lookups off (SIGINT); the records not reached yet are reported `left`. */
+  signal?: AbortSignal | undefined;
+  /** @default the library's retry policy */
+  retry?: RetryOptions | undefined;
+  /**
+   * The tracking URI to connect to for a record whose target is a store's artifact URI (not a
+   * tracking URI): its store is made from that URI directly, over this connection.
+   * @default MLFLOW_TRACKING_URI, else ./mlruns (as for an upload)
+   */
+  trackingUri?: string | undefined;
+  /**
+   * Epoch ms the records were taken from the journal: a record marked as creating a multipart
+   * upload (`creatingMultipart`) has the uploads in progress under its key initiated before it
+   * given up (`EarlierUpload.lostUpload`).
+   */
+  takenOverAt: number;
+}
+
+/** True when the record names an upload in progress on the store (something to give up). */
+export function hasUnfinishedUpload(record: JournalRecord): boolean {
+  return record.multipart !== undefined || record.resumeToken !== undefined || record.creatingMultipart !== undefined;
+}
+
+/**
+ * The upload a record names, as the store's {@link ArtifactStore.abandonUpload} reads it.
+ *
+ * @example
+ * ```ts
+ * const earlier = earlierUploadOf(record, Date.now());
+ * ```
+ */
+export function earlierUploadOf(record: JournalRecord, takenOverAt: number): EarlierUpload {
+  return {
+    ...(record.multipart ? { previous: record.multipart } : {}),
+    ...(record.resumeToken ? { token: record.resumeToken } : {}),
+    ...(record.creatingMultipart !== undefined ? { lostUpload: { takenOverAt } } : {}),
+  };
+}
+
+/**
+ * Gives up the uploads the records name, one run lookup per (target, run). Returns what became
+ * of each record's upload, in the order given. Never throws: a run that cannot be resolved (the
+ * server down, the run deleted, no credentials) leaves its records' uploads `left`, with the
+ * reason; so does an interrupt, for the records not reached.
+ *
+ * @example
+ * ```ts
+ * const outcomes = await abandonRecordUploads(records, { env: process.env, logger, takenOverAt: Date.now() });
+ * ```
+ */
+export async function abandonRecordUploads(records: readonly JournalRecord[], options: AbandonRecordsOptions): Promise<AbandonOutcome[]> {
+  const outcomes: AbandonOutcome[] = records.map((r) => (hasUnfinishedUpload(r) ? { upload: 'left', reason: 'not given up' } : { upload: 'none' }));
+  const groups = new Map<string, number[]>();
+  records.forEach((record, i) => {
+    if (!hasUnfinishedUpload(record)) return;
+    const key = JSON.stringify([record.key.target, record.key.runId]);
+    groups.set(key, [...(groups.get(key) ?? []), i]);
+  });
+  // One connection per tracking target (keep-alive pool), closed at the end.
+  const connections = new Map<string, MlflowConnection>();
+  const connect = (trackingUri: string | undefined): MlflowConnection => {
+    const key = trackingUri ?? '';
+    let connection = connections.get(key);
+    if (!connection) {
+      connection = ownConnection({ trackingUri, retry: options.retry, logger: options.logger, env: options.env });
+      connections.set(key, connection);
+    }
+    return connection;
+  };
+  const capture = new WarningCapture(options.logger);
+  try {
+    for (const indexes of groups.values()) {
+      const { target, runId } = records[indexes[0]!]!.key;
+      if (options.signal?.aborted) {
+        for (const i of indexes) outcomes[i] = { upload: 'left', reason: 'interrupted before it was given up' };
+        continue;
+      }
+      let store: ArtifactStore;
+      try {
+        store = await storeOf(target, runId, connect, capture, options);
+      } catch (error) {
+        const reason = options.signal?.aborted ? 'interrupted before it was given up' : `its run ${runId} could not be looked up on ${target}: ${errorText(error)}`;
+        for (const i of indexes) outcomes[i] = { upload: 'left', reason };
+        continue;
+      }
+      for (const i of indexes) {
+        outcomes[i] = await abandonOne(store, records[i]!, capture, options);
+      }
+    }
+  } finally {
+    for (const connection of connections.values()) {
+      if (connection.kind === 'rest') await connection.http.close().catch(() => undefined);
+    }
+  }
+  return outcomes;
+}
+
+/**
+ * The store of a record's run: for a tracking target, as an upload resolves it (`runs/get`, a
+ * deleted run refused); for a store's artifact URI, the store for that URI.
+ */
+async function storeOf(
+  target: string,
+  runId: string,
+  connect: (trackingUri: string | undefined) => MlflowConnection,
+  capture: WarningCapture,
+  options: AbandonRecordsOptions,
+): Promise<ArtifactStore> {
+  const common = { env: options.env, logger: capture.logger, signal: options.signal, retry: options.retry };
+  if (isTrackingUriScheme(trackingUriScheme(target))) {
+    const connection = connect(target);
+    return (await resolveUploadTarget({ runId, source: 'explicit' }, connection, undefined, { ...common, trackingUri: target })).store;
+  }
+  return resolveArtifactStore(target, { connection: connect(options.trackingUri), env: options.env, logger: capture.logger });
+}
+
+/** Asks the store to give one record's upload up. */
+async function abandonOne(store: ArtifactStore, record: JournalRecord, capture: WarningCapture, options: AbandonRecordsOptions): Promise<AbandonOutcome> {
+  if (options.signal?.aborted) return { upload: 'left', reason: 'interrupted before it was given up' };
+  if (!store.abandonUpload) {
+    // Azure's uncommitted blocks, a local file store's temp file: nothing billed to give up.
+    return { upload: 'left', reason: `the ${store.kind} store keeps no upload to abort; it discards the unfinished one on its own` };
+  }
+  // abandonUpload never throws: what it could not give up, it says in a warning (its contract,
+  // ArtifactStore.abandonUpload). That warning is the outcome here; a store of the caller's may throw.
+  const warnings = await capture.during(() => store.abandonUpload!(record.key.artifactPath, earlierUploadOf(record, options.takenOverAt), { signal: options.signal }));
+  if (warnings.error !== undefined) return { upload: 'left', reason: errorText(warnings.error) };
+  if (warnings.messages.length > 0) return { upload: 'left', reason: warnings.messages.join(' ') };
+  return { upload: 'aborted' };
+}
+
+/**
+ * The logger the stores of {@link abandonRecordUploads} are made with: while a store gives an
+ * upload up, its warnings are collected (they become the record's `left` reason) and passed on
+ * at debug level only, as the caller reports the outcome itself; the stores' words ("its local
+ * file was deleted since") are about a rerun, not a cleared journal.
+ */
+class WarningCapture {
+  private current: string[] | undefined;
+  readonly logger: Logger;
+
+  constructor(inner: Logger) {
+    this.logger = {
+      debug: (message, fields) => inner.debug(message, fields),
+      info: (message, fields) => inner.info(message, fields),
+      warn: (message, fields) => {
+        if (!this.current) return inner.warn(message, fields);
+        this.current.push(typeof fields?.error === 'string' ? fields.error : message);
+        inner.debug(message, fields);
+      },
+      error: (message, fields) => inner.error(message, fields),
+    };
+  }
+
+  /** Runs `fn`, returning the warnings it logged, and what it threw. */
+  async during(fn: () => Promise<unknown>): Promise<{ messages: string[]; error?: unknown }> {
+    const messages: string[] = [];
+    this.current = messages;
+    try {
+      await fn();
+      return { messages };
+    } catch (error) {
+      return { messages, error: error instanceof AbortedError ? 'interrupted' : error };
+    } finally {
+      this.current = undefined;
+    }
+  }
+}
