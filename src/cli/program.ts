@@ -332,9 +332,12 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
 
   resume
     .command('clear')
-    .description('delete records of the resume journal (all, or those not updated for a while); records of running uploads are kept')
+    .description(
+      'delete records of the resume journal (all, or those not updated for a while), giving up the unfinished uploads they name (multipart uploads aborted, sessions cancelled); records of running uploads are kept',
+    )
     .option('--older-than <age>', 'only records not updated for this long: a number and s, m, h, d or w (e.g. 12h, 7d)', parseAge)
-    .addHelpText('after', examples('artifact-uploader resume clear', 'artifact-uploader resume clear --older-than 7d --dry-run'))
+    .option('--keep-uploads', 'delete the records only: no request to the server or bucket; their unfinished uploads stay until a lifecycle rule removes them')
+    .addHelpText('after', examples('artifact-uploader resume clear', 'artifact-uploader resume clear --older-than 7d --dry-run', 'artifact-uploader resume clear --keep-uploads'))
     .action(act(async () => (await import('./commands/resume.js')).runResumeClear));
 
   return program;

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { UploadJournal, type JournalListEntry } from '../../uploader/journal.js';
+import { UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
+import { abandonRecordUploads, hasUnfinishedUpload, type AbandonOutcome } from '../../uploader/abandon-records.js';
 import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
@@ -96,41 +97,101 @@ export async function runResumeList(ctx: CliContext): Promise<CommandOutcome> {
   };
 }
 
-/** `resume clear [--older-than <age>]`: deletes records (all, or those older than the age); records of running uploads stay. */
+/** What `resume clear` says of a removed record's upload (`--dry-run`: `would-abort`, nothing asked yet). */
+type ClearedUpload = AbandonOutcome | { upload: 'would-abort' };
+
+/** The unfinished upload a record names, for the text output (a session URI is a capability: never shown). */
+function uploadLabel(record: JournalRecord): string {
+  const what = record.multipart
+    ? `multipart upload, upload id ${record.multipart.uploadId}`
+    : record.resumeToken
+      ? `${record.resumeToken.store} resumable session`
+      : 'multipart upload being created when it stopped';
+  return `${record.key.target} ${record.key.artifactPath} (${what})`;
+}
+
+/**
+ * `resume clear [--older-than <age>] [--keep-uploads]`: deletes records (all, or those older
+ * than the age) and gives up the unfinished uploads they name, each run's store resolved as an
+ * upload resolves it; records of running uploads stay. A store that cannot be reached leaves its
+ * uploads (said, with why, and what removes them); the command still succeeds: the records are
+ * gone either way, and a lifecycle rule is the backstop.
+ */
 export async function runResumeClear(ctx: CliContext, _args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const olderThanMs = options.olderThan as number | undefined;
+  const keepUploads = options.keepUploads === true;
+  const dryRun = ctx.globals.dryRun === true;
   const journal = await openJournal(ctx);
   const now = Date.now();
   let removed: JournalListEntry[];
   let inUse: JournalListEntry[];
   let archives: string[] = [];
-  if (ctx.globals.dryRun) {
+  let at = now;
+  if (dryRun) {
     const due = (await journal.list()).filter((e) => olderThanMs === undefined || now - e.updatedAt >= olderThanMs);
     removed = due.filter((e) => !e.inUse);
     inUse = due.filter((e) => e.inUse);
   } else {
-    ({ removed, inUse, archives } = await journal.clear({ olderThanMs }));
+    ({ removed, inUse, archives, at } = await journal.clear({ olderThanMs }));
   }
-  const orphans = removed.flatMap((e) => (e.record?.multipart ? [`${e.record.key.target} ${e.record.key.artifactPath} (upload id ${e.record.multipart.uploadId})`] : []));
-  const verb = ctx.globals.dryRun ? 'Would remove' : 'Removed';
+  // The records are gone before their uploads are given up: a store that cannot be reached
+  // never keeps a record (the rule of `resume clear` before uploads were given up).
+  const outcomes = new Map<JournalListEntry, ClearedUpload>();
+  const pending = removed.filter((e) => e.record && hasUnfinishedUpload(e.record));
+  if (keepUploads) {
+    for (const e of pending) outcomes.set(e, { upload: 'left', reason: 'kept (--keep-uploads)' });
+  } else if (dryRun) {
+    for (const e of pending) outcomes.set(e, { upload: 'would-abort' });
+  } else if (pending.length > 0) {
+    const results = await abandonRecordUploads(
+      pending.map((e) => e.record!),
+      // A record's target whose scheme is a store's (not a tracking URI) is reached over the command's tracking URI.
+      { env: ctx.env, logger: ctx.logger, signal: ctx.signal, takenOverAt: at, trackingUri: commandTrackingUri(ctx) },
+    );
+    pending.forEach((e, i) => outcomes.set(e, results[i]!));
+  }
+  const verb = dryRun ? 'Would remove' : 'Removed';
   const lines = [`${verb} ${removed.length} record(s) from the resume journal (${journal.dir})${olderThanMs !== undefined ? ` not updated for ${formatDuration(olderThanMs)}` : ''}.`];
   if (archives.length > 0) lines.push(`Removed ${archives.length} staged archive(s) of interrupted archive uploads.`);
   if (inUse.length > 0) lines.push(`Kept ${inUse.length} record(s) of uploads running now (${inUse.map((e) => `pid ${e.record?.owner.pid}`).join(', ')}).`);
-  if (orphans.length > 0) {
+  const of = (kind: ClearedUpload['upload']) => pending.filter((e) => outcomes.get(e)?.upload === kind);
+  const wouldAbort = of('would-abort');
+  if (wouldAbort.length > 0) {
+    lines.push(`${wouldAbort.length} of them name an unfinished upload that would be given up (aborted, or its session cancelled):`, ...wouldAbort.map((e) => `  ${uploadLabel(e.record!)}`));
+  }
+  const aborted = of('aborted');
+  if (aborted.length > 0) {
+    lines.push(`Gave up ${aborted.length} unfinished upload(s) they named (aborted, or the session cancelled):`, ...aborted.map((e) => `  ${uploadLabel(e.record!)}`));
+  }
+  const left = of('left');
+  if (left.length > 0) {
     lines.push(
-      `${orphans.length} of them named a multipart upload that was not completed; it stays in the bucket until aborted (a lifecycle rule with AbortIncompleteMultipartUpload does it):`,
-      ...orphans.map((o) => `  ${o}`),
+      `${left.length} unfinished upload(s) they named ${dryRun ? 'would be' : 'were'} left on the store: an S3 multipart upload's parts stay billed until aborted (a lifecycle rule with AbortIncompleteMultipartUpload does it); GCS forgets a session after a week; Azure discards uncommitted blocks on its own:`,
+      ...left.map((e) => `  ${uploadLabel(e.record!)}: ${(outcomes.get(e) as { reason: string }).reason}`),
     );
+    for (const e of left) {
+      if (!keepUploads) ctx.logger.warn(`Left the unfinished upload of ${uploadLabel(e.record!)}: ${(outcomes.get(e) as { reason: string }).reason}`);
+    }
   }
   return {
-    exitCode: EXIT_CODES.OK,
+    exitCode: ctx.signal?.aborted && !dryRun && !keepUploads && pending.length > 0 ? EXIT_CODES.INTERRUPTED : EXIT_CODES.OK,
     data: {
       journalDir: journal.dir,
-      dryRun: ctx.globals.dryRun === true,
-      removed: removed.map((e) => entryJson(e, now)),
+      dryRun,
+      keepUploads,
+      removed: removed.map((e) => ({ ...entryJson(e, now), ...(outcomes.get(e) ?? { upload: 'none' }) })),
       inUse: inUse.map((e) => entryJson(e, now)),
       archives,
     },
     text: lines.join('\n'),
   };
+}
+
+/** The command's tracking URI, or `undefined` when it is not usable (a record naming a store's URI then gets the default). */
+function commandTrackingUri(ctx: CliContext): string | undefined {
+  try {
+    return ctx.trackingUri();
+  } catch {
+    return undefined;
+  }
 }

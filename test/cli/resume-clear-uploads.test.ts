@@ -1,0 +1,189 @@
+/**
+ * `resume clear` gives up the unfinished uploads of the records it removes (docs/resume.md,
+ * "Clearing the journal"). Against the real servers, a child CLI `dir` upload is SIGKILLed while
+ * its large file is in a multipart upload, then the built CLI runs `resume clear`:
+ * - `s3://` (MLflow with an s3 artifact root on moto): S3's AbortMultipartUpload is sent, moto
+ *   lists no upload for the run, the journal is empty, `--json` says `aborted`;
+ *   `--dry-run` before it sends nothing and removes nothing (`would-abort`);
+ * - the MLflow proxy with an S3 destination: `mpu/abort` is sent, moto lists no upload;
+ * - `--keep-uploads`: the records go, no request is sent, the upload stays on moto;
+ * - a tracking server that cannot be reached (a closed port): the record goes, exit 0, the
+ *   output says the upload is left, why, and what removes it, and no password is shown;
+ * - SIGINT while a run is looked up (a server that never answers): exit 130 at once, the record
+ *   gone, its upload said left.
+ */
+import { createServer as createHttpServer } from 'node:http';
+import { createServer } from 'node:net';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { runAndKill, runToEnd } from '../support/crash-harness.js';
+import { useFaultProxies } from '../support/fault-proxy.js';
+import { checkpointDir, isAbort, journalFiles, partsRecorded, records } from '../support/killed-upload.js';
+import { motoUploads } from '../support/moto.js';
+import { pythonCreateRun } from '../support/python.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, servers } from '../support/servers.js';
+import { localFileIdentity, UploadJournal } from '../../src/uploader/journal.js';
+import { baseEnv, cli } from './helpers.js';
+
+const MiB = 1024 * 1024;
+const startProxy = useFaultProxies();
+
+/** What `--json` says of each removed file's upload, by artifact path (the killed run's finished small files too: `none`). */
+const uploads = (json: ClearJson) => Object.fromEntries(json.removed.map((r) => [r.artifactPath, r.reason === undefined ? r.upload : `${r.upload}: ${r.reason}`]));
+const smallFiles = { 'ckpt/config.json': 'none', 'ckpt/tokenizer.json': 'none' };
+
+type ClearJson = { ok: boolean; dryRun: boolean; keepUploads: boolean; removed: Array<{ artifactPath: string; upload: string; reason?: string }> };
+
+/**
+ * A `dir` upload to `ckpt` of a new run on the `s3://` server, killed once `big.bin` has two
+ * parts on record; the tracking server and moto each behind a recording proxy, so that every
+ * request `resume clear` makes is seen. `clear(args)` runs the built CLI's `resume clear --json`.
+ */
+async function killedS3Upload(runName: string) {
+  const { url, s3Endpoint } = mlflowDirectS3Server();
+  const s3 = await startProxy(s3Endpoint, { preserveHost: true });
+  const tracking = await startProxy(url);
+  const runId = await pythonCreateRun(url, runName);
+  const { root, data, journalDir } = await checkpointDir(40 * MiB); // big.bin: 5 parts of 8 MiB
+  const env = { ...servers().awsEnv, MLFLOW_TRACKING_URI: tracking.url, MLFLOW_RUN_ID: runId, MLFLOW_S3_ENDPOINT_URL: s3.url, ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir };
+  await runAndKill({ argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'], env, cwd: root, proxy: s3, at: { until: partsRecorded(journalDir, 2) } });
+  const [left] = await motoUploads(runId);
+  expect(left).toBeDefined();
+  expect([...(await records(journalDir)).values()].map((r) => r.key.artifactPath)).toEqual(['ckpt/big.bin']);
+  const clear = async (args: string[] = []) => {
+    const trackingBefore = tracking.requests.length;
+    const run = await runToEnd({ argv: ['resume', 'clear', '--json', ...args], env, cwd: root, proxy: s3 });
+    return { ...run, json: JSON.parse(run.stdout) as ClearJson, trackingRequests: tracking.requests.slice(trackingBefore) };
+  };
+  return { runId, journalDir, left: left!, clear };
+}
+
+describeWithServers('resume clear gives up the uploads of the records it removes', () => {
+  it('s3://: --dry-run sends nothing and removes nothing; then clear aborts the multipart upload (none left on moto), empties the journal, and --json says aborted', async () => {
+    const { runId, journalDir, left, clear } = await killedS3Upload('resume-clear-s3');
+
+    const before = await journalFiles(journalDir); // the record of big.bin, the log of the files finished
+    const dry = await clear(['--dry-run']);
+    expect(dry.requests).toEqual([]);
+    expect(dry.trackingRequests).toEqual([]);
+    expect(dry.json).toMatchObject({ ok: true, dryRun: true });
+    expect(uploads(dry.json)).toMatchObject({ 'ckpt/big.bin': 'would-abort' });
+    expect(await motoUploads(runId)).toEqual([left]);
+    expect(await journalFiles(journalDir)).toEqual(before);
+
+    const run = await clear();
+    const why = JSON.stringify({ requests: run.requests, stderr: run.stderr.slice(-2000) });
+    expect(run.json, why).toMatchObject({ ok: true, dryRun: false, keepUploads: false });
+    expect(uploads(run.json), why).toEqual({ 'ckpt/big.bin': 'aborted', ...smallFiles });
+    expect(run.requests.filter(isAbort), why).toHaveLength(1);
+    expect(run.trackingRequests.map((r) => r.path).some((p) => p.includes('/runs/get'))).toBe(true); // the run's artifact URI, looked up
+    expect(await motoUploads(runId), why).toEqual([]);
+    expect(await journalFiles(journalDir)).toEqual([]);
+  }, 300_000);
+
+  it('s3://: --keep-uploads removes the records only: no request, the upload stays on moto, and --json says left (kept)', async () => {
+    const { runId, journalDir, left, clear } = await killedS3Upload('resume-clear-s3-keep');
+    const run = await clear(['--keep-uploads']);
+    expect(run.requests).toEqual([]);
+    expect(run.trackingRequests).toEqual([]);
+    expect(run.json).toMatchObject({ ok: true, keepUploads: true });
+    expect(uploads(run.json)).toEqual({ 'ckpt/big.bin': 'left: kept (--keep-uploads)', ...smallFiles });
+    expect(await motoUploads(runId)).toEqual([left]);
+    expect(await journalFiles(journalDir)).toEqual([]);
+  }, 300_000);
+
+  it("mlflow-artifacts (S3 destination): clear aborts the proxy's multipart upload (mpu/abort); none is left on moto", async () => {
+    const { url } = mlflowS3Server();
+    const proxy = await startProxy(url);
+    const runId = await pythonCreateRun(url, 'resume-clear-proxy-mpu');
+    const { root, data, journalDir } = await checkpointDir(12 * MiB); // big.bin: 3 parts of 5 MiB through the proxy's multipart upload
+    const env = {
+      MLFLOW_TRACKING_URI: proxy.url,
+      MLFLOW_RUN_ID: runId,
+      ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir,
+      MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE: String(8 * MiB),
+      MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE: String(5 * MiB),
+    };
+    const isMpu = (what: string) => (r: { method: string; path: string }) => r.method === 'POST' && r.path.includes(`/mpu/${what}`);
+    // Every part is in the bucket; the child is killed when its mpu/complete arrives (held).
+    await runAndKill({ argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'], env, cwd: root, proxy, at: { request: isMpu('complete') } });
+    expect(await motoUploads(runId)).toHaveLength(1);
+    expect([...(await records(journalDir)).values()].map((r) => r.multipart !== undefined)).toEqual([true]);
+
+    const run = await runToEnd({ argv: ['resume', 'clear', '--json'], env, cwd: root, proxy });
+    const why = JSON.stringify({ requests: run.requests, stderr: run.stderr.slice(-2000) });
+    expect(run.requests.filter(isMpu('abort')), why).toHaveLength(1);
+    expect(uploads(JSON.parse(run.stdout) as ClearJson), why).toMatchObject({ 'ckpt/big.bin': 'aborted' });
+    expect(await motoUploads(runId), why).toEqual([]);
+    expect(await journalFiles(journalDir)).toEqual([]);
+  }, 300_000);
+});
+
+/** A port nothing listens on: bound by the test, then closed. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+it('a tracking server that cannot be reached: the record goes, exit 0, the output says the upload is left and why, and no password shows', async () => {
+  const password = 'hunter2-Secret-pw';
+  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
+  const dir = join(root, 'journal');
+  const trackingUri = `http://alice:${password}@127.0.0.1:${await closedPort()}`;
+  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
+  const journal = await UploadJournal.open({ dir });
+  const entry = (await journal.begin({ target: trackingUri, runId: 'run-gone', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
+  await entry.startMultipart('mpu-left-1', 1024);
+  await entry.recordParts({ partNumber: 1, size: 1024, etag: '"x"' });
+
+  // One attempt: the retry policy's backoff is not what this test is about.
+  const env = baseEnv({ MLFLOW_TRACKING_URI: trackingUri, MLFLOW_TRACKING_USERNAME: 'alice', MLFLOW_TRACKING_PASSWORD: password, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+  const text = await cli(['resume', 'clear', '--journal-dir', dir], { env });
+  expect(text.code, text.stderr).toBe(0);
+  expect(text.stdout).toContain('Removed 1 record(s)');
+  expect(text.stdout).toMatch(/1 unfinished upload\(s\) they named were left on the store.*AbortIncompleteMultipartUpload/);
+  expect(text.stdout).toMatch(/http:\/\/127\.0\.0\.1:\d+\/ ckpt\/big\.bin \(multipart upload, upload id mpu-left-1\): its run run-gone could not be looked up on http:\/\/127\.0\.0\.1:\d+\/: .*ECONNREFUSED/);
+  expect(text.stderr).toMatch(/warn.*Left the unfinished upload of .*ckpt\/big\.bin.*ECONNREFUSED/);
+  expect(`${text.stdout}${text.stderr}`).not.toContain(password);
+  expect(await readdir(dir)).toEqual([]);
+
+  // The same in --json: the record is reported removed, its upload left, with the reason.
+  const again = (await journal.begin({ target: trackingUri, runId: 'run-gone', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
+  await again.startMultipart('mpu-left-2', 1024);
+  const json = await cli(['resume', 'clear', '--json', '--journal-dir', dir], { env });
+  expect(json.code, json.stderr).toBe(0);
+  const doc = json.json<ClearJson>();
+  expect(doc).toMatchObject({ ok: true, removed: [{ artifactPath: 'ckpt/big.bin', upload: 'left', reason: expect.stringMatching(/ECONNREFUSED/) }] });
+  expect(`${json.stdout}${json.stderr}`).not.toContain(password);
+  expect(await readdir(dir)).toEqual([]);
+});
+
+it('SIGINT while a run is looked up stops clear at once (130): the record is gone, its upload said left, interrupted', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
+  const dir = join(root, 'journal');
+  const interrupt = new AbortController();
+  // A tracking server that never answers: the interrupt comes when runs/get has arrived.
+  const server = createHttpServer(() => interrupt.abort());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const trackingUri = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
+    const journal = await UploadJournal.open({ dir });
+    const entry = (await journal.begin({ target: trackingUri, runId: 'run-slow', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
+    await entry.startMultipart('mpu-interrupted', 1024);
+
+    const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir], { env: baseEnv({ MLFLOW_TRACKING_URI: trackingUri }), signal: interrupt.signal });
+    expect(interrupt.signal.aborted).toBe(true);
+    expect(run.code, run.stderr).toBe(130);
+    expect(run.json<ClearJson>().removed).toMatchObject([{ artifactPath: 'ckpt/big.bin', upload: 'left', reason: 'interrupted before it was given up' }]);
+    expect(await readdir(dir)).toEqual([]);
+  } finally {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});
