@@ -126,16 +126,18 @@ export interface ArtifactStore {
    * continue (its local file was deleted before the rerun): aborts the multipart upload
    * `earlier.previous` names, or cancels the session `earlier.token` holds, so that its parts
    * are not left billed on the object store. Never throws (the journal never makes an upload
-   * fail): what cannot be given up is warned about, with what is left and what removes it.
-   * Stores that keep nothing to give up (uncommitted Azure blocks expire on their own) leave it out.
+   * fail), and says nothing itself: it returns what became of the upload, and the caller says
+   * that in its own context (a rerun, `resume clear`). Stores that keep nothing to give up
+   * (uncommitted Azure blocks expire on their own) leave it out.
    *
    * @example
    * ```ts
    * declare const earlier: EarlierUpload; // a journal record's upload
-   * await store.abandonUpload?.('checkpoint/model.safetensors', earlier);
+   * const outcome = await store.abandonUpload?.('checkpoint/model.safetensors', earlier);
+   * if (outcome?.status === 'left') console.warn(outcome.reason);
    * ```
    */
-  abandonUpload?(artifactPath: string, earlier: EarlierUpload, options?: { signal?: AbortSignal }): Promise<void>;
+  abandonUpload?(artifactPath: string, earlier: EarlierUpload, options?: { signal?: AbortSignal }): Promise<AbandonedUpload>;
   /**
    * Lists the entries directly inside `artifactDir` (the root when omitted), with paths
    * relative to the artifact root, sorted by path. A missing directory gives `[]`.
@@ -350,6 +352,13 @@ export function startingOver(resume: MultipartResume): MultipartResume {
     onRecord: () => resume.onRecord?.() === true,
   };
 }
+
+/**
+ * What {@link ArtifactStore.abandonUpload} did with an earlier upload: `abandoned` (aborted,
+ * cancelled, or already gone), or `left` on the store, with `reason` saying what is left, why
+ * (redacted), and what removes it (a lifecycle rule, an expiry).
+ */
+export type AbandonedUpload = { status: 'abandoned' } | { status: 'left'; reason: string };
 
 /**
  * An upload an earlier process started and left, as its journal record names it (see

@@ -59,6 +59,7 @@ import type {
   ArtifactStore,
   ArtifactStoreContext,
   ArtifactStoreFactory,
+  AbandonedUpload,
   EarlierUpload,
   UploadFileOptions,
   UploadFileResult,
@@ -363,11 +364,18 @@ export class GcsArtifactStore implements ArtifactStore {
     return cancelResumableSession(this.requester(options.signal), session, options.signal);
   }
 
-  async abandonUpload(artifactPath: string, earlier: EarlierUpload): Promise<void> {
+  async abandonUpload(_artifactPath: string, earlier: EarlierUpload): Promise<AbandonedUpload> {
     // Only a session of this store's (a record another store wrote is not ours to read); its URI
-    // is a capability, so the messages name the object, never the session.
+    // is a capability, so the reasons name the object, never the session.
     const session = earlier.token?.store === this.kind ? asSession(earlier.token.value) : undefined;
-    if (session) await this.cancelQuietly(session);
+    if (!session) return { status: 'abandoned' };
+    const signal = AbortSignal.timeout(Math.min(this.retry.timeoutMs, 30_000) * 2);
+    try {
+      if (await cancelResumableSession(this.requester(signal), session, signal)) return { status: 'abandoned' };
+      return { status: 'left', reason: `the server cannot cancel resumable sessions: the one of ${this.target(session.name)} stays until it expires (a week; no object is made at its name).` };
+    } catch (error) {
+      return { status: 'left', reason: `the resumable upload session of ${this.target(session.name)} could not be cancelled (${errorText(error)}): GCS forgets it after a week, and no object is made at its name.` };
+    }
   }
 
   async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {

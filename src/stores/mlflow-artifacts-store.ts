@@ -20,7 +20,7 @@ import {
   UnsupportedArtifactStoreError,
 } from '../core/errors.js';
 import type { ErrorResponse, HttpClient } from '../core/http.js';
-import { redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
+import { errorText, redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
 import { throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
 import { isThrottlingError, RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
@@ -39,6 +39,7 @@ import type {
   ArtifactStore,
   ArtifactStoreContext,
   ArtifactStoreFactory,
+  AbandonedUpload,
   EarlierUpload,
   MultipartOptions,
   MultipartResume,
@@ -190,22 +191,23 @@ export class MlflowArtifactsStore implements ArtifactStore {
     return { bytes: size, attempts, multipart: false, ...(sha256 ? { sha256 } : {}) };
   }
 
-  async abandonUpload(artifactPath: string, earlier: EarlierUpload, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async abandonUpload(artifactPath: string, earlier: EarlierUpload, options: { signal?: AbortSignal } = {}): Promise<AbandonedUpload> {
     // An Azure destination has no upload id: its uncommitted blocks expire on their own.
     const uploadId = earlier.previous?.uploadId;
-    if (uploadId === undefined) return;
+    if (uploadId === undefined) return { status: 'abandoned' };
     const serverPath = joinArtifactPath(this.root, artifactPath);
-    if (!serverPath.includes('/')) return; // a file at the proxy's root never goes multipart (shouldTryMultipart)
+    if (!serverPath.includes('/')) return { status: 'abandoned' }; // a file at the proxy's root never goes multipart (shouldTryMultipart)
     try {
       assertArtifactPath(artifactPath);
       await this.api.abortMultipartUpload(posix.dirname(serverPath), posix.basename(serverPath), uploadId, { signal: options.signal });
-      this.logger.debug(`aborted the multipart upload an interrupted upload left of ${serverPath}: its local file was deleted since`);
+      this.logger.debug(`aborted the multipart upload ${uploadId} of ${serverPath}`);
+      return { status: 'abandoned' };
     } catch (error) {
       // Also what the server answers when that attempt's complete went through before the kill.
-      this.logger.warn(
-        `Could not abort the multipart upload an interrupted upload left of ${serverPath} (its local file was deleted since): unless that upload was completed before it was stopped, the object store keeps its parts until a lifecycle rule (AbortIncompleteMultipartUpload on S3) removes them.`,
-        { error: error instanceof Error ? error.message : String(error) },
-      );
+      return {
+        status: 'left',
+        reason: `the multipart upload of ${serverPath} could not be aborted through the MLflow server (${errorText(error)}): unless it was completed before it was stopped, the object store keeps its parts until a lifecycle rule (AbortIncompleteMultipartUpload on S3) removes them.`,
+      };
     }
   }
 

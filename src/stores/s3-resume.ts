@@ -16,7 +16,7 @@ import type * as ClientS3 from '@aws-sdk/client-s3';
 import { Crc32 } from '../core/hash-in-one-pass.js';
 import type { SourceChangedError } from '../core/errors.js';
 import { errorText, type Logger } from '../core/logger.js';
-import type { MultipartResume, PreviousMultipartUpload, StoredPart } from './artifact-store.js';
+import type { AbandonedUpload, MultipartResume, PreviousMultipartUpload, StoredPart } from './artifact-store.js';
 import type { RangeChecksum } from './file-ranges.js';
 
 /** Sends one command of the file's upload (the store's per-file request tracker). */
@@ -329,12 +329,13 @@ export async function giveUpEarlierUpload(
  * Gives up the multipart upload an earlier attempt left of a file nobody will upload again (its
  * local file was deleted before the rerun, `ArtifactStore.abandonUpload`): aborts
  * `earlier.previous` on the bucket, and with `earlier.lostUpload` the uploads in progress under
- * the key initiated before it ({@link abortLostUploads}). Never throws: an abort that fails is
- * warned about, with the upload left and the lifecycle rule that removes it.
+ * the key initiated before it ({@link abortLostUploads}, which warns itself about a listing it
+ * could not make). Never throws: an abort that fails is `left`, with the upload, the permission
+ * it needs and the lifecycle rule that removes it.
  *
  * @example
  * ```ts
- * await abandonEarlierUpload(send, sdk.s3, shared, { previous }, { target: 's3://b/k', logger });
+ * const outcome = await abandonEarlierUpload(send, sdk.s3, shared, { previous }, { target: 's3://b/k', logger });
  * ```
  */
 export async function abandonEarlierUpload(
@@ -343,22 +344,24 @@ export async function abandonEarlierUpload(
   shared: SharedParams,
   earlier: { previous?: PreviousMultipartUpload | undefined; lostUpload?: { takenOverAt: number } | undefined },
   options: { target: string; logger?: Logger | undefined; clockOffsetMs?: () => number | undefined },
-): Promise<void> {
+): Promise<AbandonedUpload> {
   const uploadId = earlier.previous?.uploadId;
+  let outcome: AbandonedUpload = { status: 'abandoned' };
   if (uploadId !== undefined) {
     try {
       await abortUpload(send, s3, shared, uploadId);
-      options.logger?.debug(`aborted the multipart upload ${uploadId} of ${options.target}: its local file was deleted since an earlier attempt started it`);
+      options.logger?.debug(`aborted the multipart upload ${uploadId} of ${options.target}`);
     } catch (error) {
-      options.logger?.warn(
-        `The multipart upload ${uploadId} of ${options.target}, left by an interrupted upload of a local file deleted since, could not be aborted: its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them. Aborting it needs s3:AbortMultipartUpload.`,
-        { error: errorText(error) },
-      );
+      outcome = {
+        status: 'left',
+        reason: `the multipart upload ${uploadId} of ${options.target} could not be aborted (${errorText(error)}): its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them. Aborting it needs s3:AbortMultipartUpload.`,
+      };
     }
   }
   if (earlier.lostUpload) {
     await abortLostUploads(send, s3, shared, { target: options.target, logger: options.logger, keep: uploadId, initiatedBefore: earlier.lostUpload.takenOverAt, clockOffsetMs: options.clockOffsetMs });
   }
+  return outcome;
 }
 
 function pickListParams(shared: SharedParams): Pick<ClientS3.ListPartsCommandInput, 'Bucket' | 'Key' | 'ExpectedBucketOwner' | 'RequestPayer' | 'SSECustomerAlgorithm' | 'SSECustomerKey' | 'SSECustomerKeyMD5'> {

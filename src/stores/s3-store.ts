@@ -55,6 +55,7 @@ import type {
   ArtifactStore,
   ArtifactStoreContext,
   ArtifactStoreFactory,
+  AbandonedUpload,
   EarlierUpload,
   MultipartResume,
   UploadFileOptions,
@@ -278,23 +279,22 @@ export class S3ArtifactStore implements ArtifactStore {
     return { bytes: size, attempts: 1 + retriedBefore + requests.retries, multipart, ...(bytesReused > 0 ? { bytesReused } : {}), ...integrity };
   }
 
-  async abandonUpload(artifactPath: string, earlier: EarlierUpload): Promise<void> {
-    if (earlier.previous === undefined && earlier.lostUpload === undefined) return;
+  async abandonUpload(artifactPath: string, earlier: EarlierUpload): Promise<AbandonedUpload> {
+    if (earlier.previous === undefined && earlier.lostUpload === undefined) return { status: 'abandoned' };
     const key = joinArtifactPath(this.rootKey, artifactPath);
     let loaded: { sdk: Sdk; client: ClientS3.S3Client };
     try {
       assertArtifactPath(artifactPath);
       loaded = await this.getClient();
     } catch (error) {
-      this.logger.warn(
-        `The multipart upload of ${this.target(key)} an interrupted upload left (its local file was deleted since) could not be aborted: its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them.`,
-        { error: errorText(error) },
-      );
-      return;
+      return {
+        status: 'left',
+        reason: `the multipart upload of ${this.target(key)} could not be aborted (${errorText(error)}): its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them.`,
+      };
     }
     const { sdk, client } = loaded;
     // Not cut off by options.signal, as no abort is: the server might act on one anyway.
-    await abandonEarlierUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, earlier, {
+    return abandonEarlierUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, earlier, {
       target: this.target(key),
       logger: this.logger,
       clockOffsetMs: () => client.config.systemClockOffset,

@@ -16,7 +16,7 @@ import type { Env } from '../core/env.js';
 import type { RetryOptions } from '../core/retry.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import { isTrackingUriScheme, trackingUriScheme } from '../mlflow/tracking-uri.js';
-import type { ArtifactStore, EarlierUpload } from '../stores/artifact-store.js';
+import type { AbandonedUpload, ArtifactStore, EarlierUpload } from '../stores/artifact-store.js';
 import { resolveArtifactStore } from '../stores/resolve.js';
 import type { JournalRecord } from './journal.js';
 import { ownConnection, resolveUploadTarget } from './target.js';
@@ -104,7 +104,6 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
     }
     return connection;
   };
-  const capture = new WarningCapture(options.logger);
   try {
     for (const indexes of groups.values()) {
       const { target, runId } = records[indexes[0]!]!.key;
@@ -114,14 +113,14 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
       }
       let store: ArtifactStore;
       try {
-        store = await storeOf(target, runId, connect, capture, options);
+        store = await storeOf(target, runId, connect, options);
       } catch (error) {
         const reason = options.signal?.aborted ? 'interrupted before it was given up' : `its run ${runId} could not be looked up on ${target}: ${errorText(error)}`;
         for (const i of indexes) outcomes[i] = { upload: 'left', reason };
         continue;
       }
       for (const i of indexes) {
-        outcomes[i] = await abandonOne(store, records[i]!, capture, options);
+        outcomes[i] = await abandonOne(store, records[i]!, options);
       }
     }
   } finally {
@@ -140,66 +139,40 @@ async function storeOf(
   target: string,
   runId: string,
   connect: (trackingUri: string | undefined) => MlflowConnection,
-  capture: WarningCapture,
   options: AbandonRecordsOptions,
 ): Promise<ArtifactStore> {
-  const common = { env: options.env, logger: capture.logger, signal: options.signal, retry: options.retry };
+  const common = { env: options.env, logger: options.logger, signal: options.signal, retry: options.retry };
   if (isTrackingUriScheme(trackingUriScheme(target))) {
     const connection = connect(target);
     return (await resolveUploadTarget({ runId, source: 'explicit' }, connection, undefined, { ...common, trackingUri: target })).store;
   }
-  return resolveArtifactStore(target, { connection: connect(options.trackingUri), env: options.env, logger: capture.logger });
+  return resolveArtifactStore(target, { connection: connect(options.trackingUri), env: options.env, logger: options.logger });
 }
 
 /** Asks the store to give one record's upload up. */
-async function abandonOne(store: ArtifactStore, record: JournalRecord, capture: WarningCapture, options: AbandonRecordsOptions): Promise<AbandonOutcome> {
+async function abandonOne(store: ArtifactStore, record: JournalRecord, options: AbandonRecordsOptions): Promise<AbandonOutcome> {
   if (options.signal?.aborted) return { upload: 'left', reason: 'interrupted before it was given up' };
-  if (!store.abandonUpload) {
-    // Azure's uncommitted blocks, a local file store's temp file: nothing billed to give up.
-    return { upload: 'left', reason: `the ${store.kind} store keeps no upload to abort; it discards the unfinished one on its own` };
-  }
-  // abandonUpload never throws: what it could not give up, it says in a warning (its contract,
-  // ArtifactStore.abandonUpload). That warning is the outcome here; a store of the caller's may throw.
-  const warnings = await capture.during(() => store.abandonUpload!(record.key.artifactPath, earlierUploadOf(record, options.takenOverAt), { signal: options.signal }));
-  if (warnings.error !== undefined) return { upload: 'left', reason: errorText(warnings.error) };
-  if (warnings.messages.length > 0) return { upload: 'left', reason: warnings.messages.join(' ') };
-  return { upload: 'aborted' };
+  const outcome = await giveUpUpload(store, record.key.artifactPath, earlierUploadOf(record, options.takenOverAt), options.signal);
+  // Azure's uncommitted blocks, a local file store's temp file: nothing billed to give up.
+  if (outcome === undefined) return { upload: 'left', reason: `the ${store.kind} store keeps no upload to abort; it discards the unfinished one on its own` };
+  return outcome.status === 'abandoned' ? { upload: 'aborted' } : { upload: 'left', reason: outcome.reason };
 }
 
 /**
- * The logger the stores of {@link abandonRecordUploads} are made with: while a store gives an
- * upload up, its warnings are collected (they become the record's `left` reason) and passed on
- * at debug level only, as the caller reports the outcome itself; the stores' words ("its local
- * file was deleted since") are about a rerun, not a cleared journal.
+ * `store.abandonUpload`, never rejecting: `undefined` when the store has no such method (it
+ * discards unfinished uploads on its own), and a store of the caller's that throws, even before
+ * it returns a promise, gives `left` with what it threw.
+ *
+ * @example
+ * ```ts
+ * const outcome = await giveUpUpload(store, 'ckpt/model.bin', earlierUploadOf(record, Date.now()));
+ * ```
  */
-class WarningCapture {
-  private current: string[] | undefined;
-  readonly logger: Logger;
-
-  constructor(inner: Logger) {
-    this.logger = {
-      debug: (message, fields) => inner.debug(message, fields),
-      info: (message, fields) => inner.info(message, fields),
-      warn: (message, fields) => {
-        if (!this.current) return inner.warn(message, fields);
-        this.current.push(typeof fields?.error === 'string' ? fields.error : message);
-        inner.debug(message, fields);
-      },
-      error: (message, fields) => inner.error(message, fields),
-    };
-  }
-
-  /** Runs `fn`, returning the warnings it logged, and what it threw. */
-  async during(fn: () => Promise<unknown>): Promise<{ messages: string[]; error?: unknown }> {
-    const messages: string[] = [];
-    this.current = messages;
-    try {
-      await fn();
-      return { messages };
-    } catch (error) {
-      return { messages, error: error instanceof AbortedError ? 'interrupted' : error };
-    } finally {
-      this.current = undefined;
-    }
+export async function giveUpUpload(store: ArtifactStore, artifactPath: string, earlier: EarlierUpload, signal?: AbortSignal): Promise<AbandonedUpload | undefined> {
+  if (!store.abandonUpload) return undefined;
+  try {
+    return await store.abandonUpload(artifactPath, earlier, signal ? { signal } : {});
+  } catch (error) {
+    return { status: 'left', reason: error instanceof AbortedError ? 'interrupted before it was given up' : `giving it up failed: ${errorText(error)}` };
   }
 }

@@ -37,7 +37,7 @@ import { isInside } from '../core/real-path.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
-import { earlierUploadOf } from './abandon-records.js';
+import { earlierUploadOf, giveUpUpload } from './abandon-records.js';
 import {
   journalTarget,
   localFileIdentity,
@@ -420,18 +420,12 @@ export class OperationResume {
       const entry = await journal.takeOver(name, record);
       if (!entry) continue;
       const earlier = earlierUploadOf(record, entry.record.updatedAt);
-      const left = earlier.previous ?? earlier.token ?? earlier.lostUpload;
-      if (left) {
-        // abandonUpload warns itself about what it could not give up; a store of the caller's may throw
-        // (also before it returns a promise: called inside one, so that is a rejection too).
-        await Promise.resolve().then(() => store.abandonUpload?.(key.artifactPath, earlier, { signal })).catch((error: unknown) => {
-          logger.warn(`Could not give up the upload an interrupted run left of ${key.artifactPath} (its local file ${key.localPath} was deleted since): ${(error as Error).message}`);
-        });
-      }
+      const named = earlier.previous ?? earlier.token ?? earlier.lostUpload;
+      const outcome = named ? await giveUpUpload(store, key.artifactPath, earlier, signal) : undefined;
       await entry.remove();
-      logger.info(
-        `${key.artifactPath}: its local file ${key.localPath} was deleted after an interrupted upload of it${left ? (store.abandonUpload ? '; that upload was given up' : ', whose unfinished upload the store discards on its own') : ''}, and its resume journal record removed.`,
-      );
+      const what = `${key.artifactPath}: its local file ${key.localPath} was deleted after an interrupted upload of it`;
+      if (outcome?.status === 'left') logger.warn(`${what}, and ${outcome.reason} Its resume journal record was removed.`);
+      else logger.info(`${what}${named ? (outcome ? '; that upload was given up' : ', whose unfinished upload the store discards on its own') : ''}, and its resume journal record removed.`);
     }
   }
 }
