@@ -178,8 +178,13 @@ function redactWith(text: string, secrets: readonly string[]): string {
     .replace(CONNECTION_STRING_SECRET, `$1${MASK}`);
 }
 
-/** `scheme://userinfo@`: what is before the `@` is masked (except an Azure container, see {@link isAzureContainer}). */
-const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^/\s@]+)@/gi;
+/**
+ * `scheme://userinfo@`: what is before the `@` is masked (except an Azure container, see
+ * {@link isAzureContainer}). Up to the LAST `@` of the authority, as URL parsers read it: a
+ * password written with an unescaped `@` (`bob:p@ss@host`) is userinfo to its end, and stopping
+ * at the first `@` showed the rest of it.
+ */
+const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^/\s?#"'<>]+)@/gi;
 
 // The three rules below end a masked value at whitespace, at a delimiter, or at a backslash that
 // escapes a quote: `(?:[^\s<delimiters>\\]|\\(?!\\*["']))+`. In JSON quoted inside a text

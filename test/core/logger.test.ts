@@ -6,6 +6,9 @@ import { createStreamLogger, redact, redactingLogger, redactUrl, registerSecret 
 describe('redact', () => {
   it('masks URL userinfo, Authorization values, Hub tokens and registered secrets', () => {
     expect(redact('GET https://bob:hunter22@mlflow.example.com/api')).toBe('GET https://***@mlflow.example.com/api');
+    // A password with an unescaped @: userinfo runs to the last @ of the authority, as URL parsers read it.
+    expect(redact('GET http://bob:p@ss@127.0.0.1:5000/api failed')).toBe('GET http://***@127.0.0.1:5000/api failed');
+    expect(redact('{"url":"https://a:b@h","mail":"me@example.com"} and https://x:y@z/p@q')).toBe('{"url":"https://***@h","mail":"me@example.com"} and https://***@z/p@q');
     expect(redact('authorization: Bearer abc.def')).toBe('authorization: Bearer ***');
     expect(redact('{"Authorization":"Basic Zm9vOmJhcg=="}')).toBe('{"Authorization":"Basic ***"}');
     expect(redact('token hf_abcdefghijkl used')).toBe('token hf_*** used');
