@@ -17,7 +17,7 @@ import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOp
 import { createTrackingClient } from '../mlflow/tracking-client.js';
 import type { Experiment, RunInfo, RunStatus, TrackingClient } from '../mlflow/tracking-types.js';
 import { assertExperimentId, assertExperimentName, assertRunId } from '../mlflow/tracking-validation.js';
-import { runState, withRun, type ActiveRun } from './run-context.js';
+import { activeRun, runState, withRun, type ActiveRun } from './run-context.js';
 
 /** Options of {@link startRun}; every connection option (`trackingUri`, auth, `retry`, `env`, ...) applies too. */
 export interface StartRunOptions extends MlflowConnectionOptions {
@@ -33,6 +33,14 @@ export interface StartRunOptions extends MlflowConnectionOptions {
   runId?: string;
   /** Join the run in `MLFLOW_RUN_ID` when it is set. @default true */
   joinEnvRun?: boolean;
+  /**
+   * Start a new run as a child of the active run (`withRun`, `startRun`), else of the run in
+   * `MLFLOW_RUN_ID`, as Python's `start_run(nested=True)` does: it gets the tag
+   * `mlflow.parentRunId`, and the parent's experiment unless one is given (option or env). Never
+   * joins; with no parent it is a plain new run. For trials of a sweep run under a parent run.
+   * @default false
+   */
+  nested?: boolean;
   /**
    * Make the run the process's active run. With `false` the run is only returned: bind it
    * with `withRun(run, fn)` (concurrent jobs in one process).
@@ -83,14 +91,20 @@ export async function startRun(options: StartRunOptions = {}): Promise<ActiveRun
   const client = options.client ?? createTrackingClient(connection);
   const request = options.signal ? { signal: options.signal } : {};
 
-  const joinId = options.runId ?? ((options.joinEnvRun ?? true) ? envString('MLFLOW_RUN_ID', env)?.trim() : undefined);
+  if (options.nested && options.runId !== undefined) {
+    throw new InvalidArgumentError('nested', 'nested starts a new run under the active one, and runId joins an existing run: pass one of them.', {
+      hint: 'Drop runId to start a child run, or drop nested to join that run.',
+    });
+  }
+  const joinId = options.nested ? undefined : (options.runId ?? ((options.joinEnvRun ?? true) ? envString('MLFLOW_RUN_ID', env)?.trim() : undefined));
   let run: ActiveRun;
   if (joinId) {
     assertRunId(joinId, options.runId !== undefined ? 'runId' : 'MLFLOW_RUN_ID');
     run = await joinRun(joinId, options.runId !== undefined ? 'runId' : 'MLFLOW_RUN_ID', options, env, client, connection, request);
   } else {
-    const experiment = await resolveExperiment(options, env, client, request);
-    const tags = { ...defaultRunTags(options, env), ...(options.tags ?? {}) };
+    const parent = options.nested ? await parentRun(env, client, request) : undefined;
+    const experiment = parent && !experimentGiven(options, env) ? await client.getExperiment(parent.experimentId, request) : await resolveExperiment(options, env, client, request);
+    const tags: Record<string, string> = { ...defaultRunTags(options, env), ...(parent ? { 'mlflow.parentRunId': parent.runId } : {}), ...(options.tags ?? {}) };
     if (options.runName !== undefined) tags['mlflow.runName'] ??= options.runName;
     const created = await client.createRun(
       {
@@ -299,6 +313,43 @@ async function getExperimentOrExplain(client: TrackingClient, id: string, source
     });
   }
   return experiment;
+}
+
+/** True when the options or the environment name an experiment. */
+function experimentGiven(options: StartRunOptions, env: Env): boolean {
+  return options.experimentId !== undefined || options.experimentName !== undefined || envString('MLFLOW_EXPERIMENT_NAME', env) !== undefined || envString('MLFLOW_EXPERIMENT_ID', env) !== undefined;
+}
+
+/**
+ * The parent of a nested run: the active run (`withRun`, `startRun`), else `MLFLOW_RUN_ID`;
+ * `undefined` with neither. It must exist on the server the child is made on, and not be deleted.
+ */
+async function parentRun(env: Env, client: TrackingClient, request: { signal?: AbortSignal }): Promise<RunInfo | undefined> {
+  const active = activeRun()?.runId;
+  const source = active !== undefined ? 'the active run' : 'MLFLOW_RUN_ID';
+  const runId = active ?? envString('MLFLOW_RUN_ID', env)?.trim();
+  if (!runId) return undefined;
+  assertRunId(runId, active !== undefined ? 'runId' : 'MLFLOW_RUN_ID');
+  let info: RunInfo;
+  try {
+    info = (await client.getRun(runId, request)).info;
+  } catch (error) {
+    if (error instanceof MlflowApiError && error.status === 404) {
+      throw new ConfigError(`The parent of a nested run, ${source} ${runId}, is not on ${client.describe()}.`, {
+        issues: [{ path: 'nested', message: 'parent run does not exist' }],
+        hint: 'A child run is made on the same tracking server as its parent: point the tracking URI at that server, or start the run without nested.',
+        cause: error,
+      });
+    }
+    throw error;
+  }
+  if (info.lifecycleStage === 'deleted') {
+    throw new ConfigError(`The parent of a nested run, ${source} ${runId}, is deleted.`, {
+      issues: [{ path: 'nested', message: 'parent run is deleted' }],
+      hint: 'Restore the parent run in the MLflow UI, or start the run without nested.',
+    });
+  }
+  return info;
 }
 
 /** Joins an existing run: it must exist, be active, and match any experiment given. */

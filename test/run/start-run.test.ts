@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AbortedError, ConfigError, InvalidArgumentError } from '../../src/core/errors.js';
 import { FileTrackingStore } from '../../src/mlflow/file-store.js';
-import { activeRun, getMlflowRunId, runState } from '../../src/run/run-context.js';
+import { activeRun, getMlflowRunId, runState, withRun } from '../../src/run/run-context.js';
 import { defaultRunTags, endRun, startRun, withNewRun } from '../../src/run/start-run.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
 import { runPython } from '../support/python.js';
@@ -114,6 +114,44 @@ describe('startRun and endRun on ./mlruns', () => {
     expect(activeRun()).toBeUndefined();
   });
 
+  it('nested: trials of a sweep under MLFLOW_RUN_ID are child runs of it (mlflow.parentRunId, its experiment), not the parent joined', async () => {
+    const { store, options } = local();
+    const experiment = await store.getOrCreateExperiment('sweep');
+    const parent = await store.createRun({ experimentId: experiment.experimentId, runName: 'parent', tags: {} });
+    const env = { ...options.env, MLFLOW_RUN_ID: parent.info.runId };
+    const children = await Promise.all(['a', 'b', 'c'].map((name) => withNewRun({ ...options, env, nested: true, runName: name }, async (run) => run)));
+    expect(new Set(children.map((c) => c.runId)).size).toBe(3);
+    for (const child of children) {
+      expect(child.runId).not.toBe(parent.info.runId);
+      expect(child).toMatchObject({ owned: true, experimentId: experiment.experimentId });
+      const stored = await store.getRun(child.runId);
+      expect(stored.data.tags['mlflow.parentRunId']).toBe(parent.info.runId);
+      expect(stored.info.status).toBe('FINISHED');
+    }
+    // The parent is its owner's: left RUNNING.
+    expect((await store.getRun(parent.info.runId)).info.status).toBe('RUNNING');
+    // Without nested, the same call joins the parent (Python's start_run() with MLFLOW_RUN_ID).
+    expect((await withNewRun({ ...options, env }, async (run) => run)).runId).toBe(parent.info.runId);
+  });
+
+  it('nested: a child of the bound run (withRun) first; an experiment given wins; no parent makes a plain run; runId with nested is refused; a missing parent is a ConfigError', async () => {
+    const { store, options } = local();
+    const bound = await startRun({ ...options, experimentName: 'outer', activate: false });
+    const child = await withRun(bound, () => startRun({ ...options, env: { ...options.env, MLFLOW_RUN_ID: 'ffffffffffffffffffffffffffffffff' }, nested: true, activate: false }));
+    expect((await store.getRun(child.runId)).data.tags['mlflow.parentRunId']).toBe(bound.runId);
+    expect(child.experimentId).toBe(bound.experimentId);
+    const elsewhere = await withRun(bound, () => startRun({ ...options, nested: true, experimentName: 'other', activate: false }));
+    expect(elsewhere.experimentId).toBe((await store.getExperimentByName('other'))?.experimentId);
+    expect((await store.getRun(elsewhere.runId)).data.tags['mlflow.parentRunId']).toBe(bound.runId);
+
+    const plain = await startRun({ ...options, nested: true, activate: false });
+    expect((await store.getRun(plain.runId)).data.tags).not.toHaveProperty('mlflow.parentRunId');
+    await expect(startRun({ ...options, nested: true, runId: bound.runId })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'nested' });
+    const missing = await startRun({ ...options, env: { ...options.env, MLFLOW_RUN_ID: 'ffffffffffffffffffffffffffffffff' }, nested: true, activate: false }).catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(ConfigError);
+    expect((missing as ConfigError).message).toMatch(/The parent of a nested run, MLFLOW_RUN_ID ffff+, is not on/);
+  });
+
   it('withNewRun ends runs FINISHED, FAILED or KILLED, and concurrent runs stay apart', async () => {
     const { store, options } = local();
     const results = await Promise.all(
@@ -199,6 +237,27 @@ print(json.dumps([c.get_experiment(r.info.experiment_id).name, r.info.status, r.
     expect(tags).toMatchObject({ 'mlflow.user': 'tester', 'mlflow.source.type': 'LOCAL', 'mlflow.runName': 'remote' });
     expect(metrics).toEqual({ loss: 0.25 });
   });
+  it('nested runs under a Python parent are its children for the official client (search by mlflow.parentRunId)', async () => {
+    const { url } = mlflowServer();
+    const parent = await startRun({ trackingUri: url, experimentName: `nested-${randomUUID().slice(0, 8)}`, env: {}, activate: false });
+    const env = { MLFLOW_RUN_ID: parent.runId, USER: 'tester' };
+    const ids = await Promise.all(['t1', 't2'].map((runName) => withNewRun({ trackingUri: url, env, nested: true, runName }, async (run) => run.runId)));
+    const out = await runPython(
+      `
+import json, sys
+import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+runs = mlflow.search_runs(experiment_ids=[sys.argv[2]], filter_string=f"tags.mlflow.parentRunId = '{sys.argv[3]}'", output_format="list")
+print(json.dumps(sorted([[r.info.run_id, r.info.run_name, r.info.status] for r in runs], key=lambda r: r[1])))
+`,
+      { args: [url, parent.experimentId!, parent.runId] },
+    );
+    expect(JSON.parse(out.trim().split('\n').pop() ?? '[]')).toEqual([
+      [ids[0], 't1', 'FINISHED'],
+      [ids[1], 't2', 'FINISHED'],
+    ]);
+  });
+
   it('an endRun() that failed can be called again: the run stays active until it was ended', async () => {
     // endRun cleared the active run before runs/update answered: after a failure, endRun()
     // again returned undefined and did nothing, and the run stayed RUNNING for ever.
