@@ -111,6 +111,10 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/\bexperimentId (\S+) is the experiment\b/g, '--experiment-id $1 is the experiment', ['runs start']],
   [/\bexperimentId=(\S+): no such experiment\b/g, '--experiment-id $1: no such experiment', ['runs start']],
   [/\brunId=([^\s:]+)(: no such run|: the run is deleted| belongs to experiment)/g, '--run-id $1$2', ['runs start']],
+  [/\bnested starts a new run under the active one, and runId joins an existing run: pass one of them\./g,
+    "--nested starts a new run under MLFLOW_RUN_ID's run, and --run-id joins an existing run: pass one of them.", ['runs start']],
+  [/\bDrop runId to start a child run, or drop nested to join that run\./g, 'Drop --run-id to start a child run, or drop --nested to join that run.', ['runs start']],
+  [/\bor start the run without nested\./g, 'or start the run without --nested.', ['runs start']],
   // Option names, only where the command has the flag: elsewhere the value came from the config.
   [/`artifactPath`/g, '--artifact-path', ['file', 'dir']],
   [/`trialId`/g, '--trial-id', ['hpo']],

@@ -303,11 +303,13 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .option('--run-name <name>', 'name of the new run (default: a generated name)')
     .option('--tag <key=value>', 'tag the new run (repeatable)', collect)
     .option('--new', 'start a new run even when MLFLOW_RUN_ID is set')
+    .option('--nested', "start a new run as a child of MLFLOW_RUN_ID's run (tag mlflow.parentRunId, in its experiment unless one is given), as Python's start_run(nested=True)")
     .addHelpText(
       'after',
       examples(
         'export MLFLOW_RUN_ID=$(artifact-uploader runs start --experiment-name fine-tune --run-name lora-r8)',
         'MLFLOW_TRACKING_URI=http://127.0.0.1:5000 artifact-uploader runs start --tag team=nlp --json',
+        'TRIAL_RUN_ID=$(artifact-uploader runs start --nested --run-name trial-7)   # under the sweep in MLFLOW_RUN_ID',
       ),
     )
     .action(act(async () => (await import('./commands/runs.js')).runStart));

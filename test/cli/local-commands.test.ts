@@ -127,6 +127,27 @@ describe('runs start and runs end on ./mlruns', () => {
     expect((await store.getRun(runId)).info.status).toBe('FAILED');
   });
 
+  it('--nested starts a child of MLFLOW_RUN_ID\'s run (mlflow.parentRunId, its experiment); with --run-id it is refused in CLI terms', async () => {
+    const cwd = tempDir();
+    const parentId = (await cli(['runs', 'start', '--experiment-name', 'cli-sweep'], { cwd })).stdout.trim();
+    const env = baseEnv({ MLFLOW_RUN_ID: parentId });
+    const child = await cli(['runs', 'start', '--nested', '--run-name', 'trial-7', '--json'], { cwd, env });
+    expect(child.code).toBe(0);
+    const doc = child.json();
+    expect(doc).toMatchObject({ created: true, runName: 'trial-7' });
+    expect(doc.runId).not.toBe(parentId);
+    const store = new FileTrackingStore({ root: join(cwd, 'mlruns') });
+    const stored = await store.getRun(doc.runId);
+    expect(stored.data.tags['mlflow.parentRunId']).toBe(parentId);
+    expect(stored.info.experimentId).toBe((await store.getRun(parentId)).info.experimentId);
+
+    const both = await cli(['runs', 'start', '--nested', '--run-id', parentId], { cwd, env });
+    expect(both.code).toBe(2);
+    expect(both.stderr).toBe(
+      "error [INVALID_ARGUMENT]: --nested starts a new run under MLFLOW_RUN_ID's run, and --run-id joins an existing run: pass one of them. Drop --run-id to start a child run, or drop --nested to join that run.\n",
+    );
+  });
+
   it('--max-concurrency bounds the files in flight of a directory upload (metrics.peakConcurrency in --json)', async () => {
     const cwd = tempDir();
     const start = await cli(['runs', 'start', '--experiment-name', 'cli-conc'], { cwd });

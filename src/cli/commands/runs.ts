@@ -44,6 +44,7 @@ export async function runStart(ctx: CliContext, _args: unknown[], options: Recor
     activate: false,
     runId: ctx.globals.runId,
     joinEnvRun: options.new !== true,
+    nested: options.nested === true,
     experimentName: options.experimentName as string | undefined,
     experimentId: options.experimentId as string | undefined,
     runName: options.runName as string | undefined,
