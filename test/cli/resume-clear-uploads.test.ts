@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { runAndKill, runToEnd } from '../support/crash-harness.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
-import { checkpointDir, isAbort, journalFiles, partsRecorded, records } from '../support/killed-upload.js';
+import { checkpointDir, isAbort, isMpu, journalFiles, partsRecorded, proxyMultipartEnv, records } from '../support/killed-upload.js';
 import { motoUploads } from '../support/moto.js';
 import { pythonCreateRun } from '../support/python.js';
 import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, servers } from '../support/servers.js';
@@ -99,14 +99,7 @@ describeWithServers('resume clear gives up the uploads of the records it removes
     const proxy = await startProxy(url);
     const runId = await pythonCreateRun(url, 'resume-clear-proxy-mpu');
     const { root, data, journalDir } = await checkpointDir(12 * MiB); // big.bin: 3 parts of 5 MiB through the proxy's multipart upload
-    const env = {
-      MLFLOW_TRACKING_URI: proxy.url,
-      MLFLOW_RUN_ID: runId,
-      ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir,
-      MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE: String(8 * MiB),
-      MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE: String(5 * MiB),
-    };
-    const isMpu = (what: string) => (r: { method: string; path: string }) => r.method === 'POST' && r.path.includes(`/mpu/${what}`);
+    const env = proxyMultipartEnv(proxy.url, runId, journalDir);
     // Every part is in the bucket; the child is killed when its mpu/complete arrives (held).
     await runAndKill({ argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'], env, cwd: root, proxy, at: { request: isMpu('complete') } });
     expect(await motoUploads(runId)).toHaveLength(1);

@@ -1,8 +1,9 @@
 /**
  * What a CLI upload killed mid-file leaves, read back: the journal's per-file records and files,
- * a kill point on its parts, and the checkpoint directory such a test uploads. Shared by the
- * tests of a rerun (test/uploader/deleted-source.test.ts) and of `resume clear`
- * (test/cli/resume-clear-uploads.test.ts).
+ * a kill point on its parts, the checkpoint directory such a test uploads, and the environment
+ * and kill point of one through the MLflow proxy's multipart upload. Shared by the tests of a
+ * rerun (test/uploader/deleted-source.test.ts, test/uploader/crash-resume.test.ts) and of
+ * `resume clear` (test/cli/resume-clear-uploads.test.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -59,3 +60,21 @@ export async function checkpointDir(bigBytes: number) {
 
 /** S3's AbortMultipartUpload: `DELETE /<key>?uploadId=...`. */
 export const isAbort = (r: { method: string; path: string }) => r.method === 'DELETE' && r.path.includes('uploadId=');
+
+/**
+ * The environment of a CLI upload through the MLflow proxy's multipart upload (an S3 destination)
+ * that records in `journalDir`: files from 8 MiB go in parts of 5 MiB.
+ */
+export function proxyMultipartEnv(trackingUri: string, runId: string, journalDir: string): Record<string, string> {
+  const MiB = 1024 * 1024;
+  return {
+    MLFLOW_TRACKING_URI: trackingUri,
+    MLFLOW_RUN_ID: runId,
+    ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir,
+    MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE: String(8 * MiB),
+    MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE: String(5 * MiB),
+  };
+}
+
+/** The proxy's `mpu/<what>` call (`create`, `complete`, `abort`): a POST. */
+export const isMpu = (what: string) => (r: { method: string; path: string }) => r.method === 'POST' && r.path.includes(`/mpu/${what}`);

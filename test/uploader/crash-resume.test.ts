@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { runAndKill, runToEnd, type ChildRun } from '../support/crash-harness.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
+import { isMpu, proxyMultipartEnv } from '../support/killed-upload.js';
 import { motoUploads, onMoto } from '../support/moto.js';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
@@ -292,17 +293,10 @@ describeWithServers('crash-resume', () => {
     const journalDir = join(root, 'journal');
     const options = {
       argv: ['file', join(root, 'weights.bin'), '--stage', 'training', '--artifact-path', 'model', '--json'],
-      env: {
-        MLFLOW_TRACKING_URI: proxy.url,
-        MLFLOW_RUN_ID: runId,
-        ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir,
-        MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE: String(8 * MiB),
-        MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE: String(5 * MiB),
-      },
+      env: proxyMultipartEnv(proxy.url, runId, journalDir),
       cwd: root,
       proxy,
     };
-    const isMpu = (what: string) => (r: { method: string; path: string }) => r.method === 'POST' && r.path.includes(`/mpu/${what}`);
     // Every part is in the bucket (the parts go to the presigned URLs, past the proxy); the
     // child is killed when its mpu/complete arrives, which is held.
     const killed = await runAndKill({ ...options, at: { request: isMpu('complete') } });

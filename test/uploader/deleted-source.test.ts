@@ -22,7 +22,7 @@ import { expect, it } from 'vitest';
 import { runAndKill, runToEnd } from '../support/crash-harness.js';
 import { startChild } from '../support/child-node.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
-import { checkpointDir, isAbort, journalFiles, partsRecorded, records, type RecordJson } from '../support/killed-upload.js';
+import { checkpointDir, isAbort, isMpu, journalFiles, partsRecorded, proxyMultipartEnv, records, type RecordJson } from '../support/killed-upload.js';
 import { motoUploads } from '../support/moto.js';
 import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
 import { describeWithServers, mlflowDirectS3Server, mlflowGcsServer, mlflowS3Server, servers } from '../support/servers.js';
@@ -180,17 +180,10 @@ describeWithServers('a file deleted between a kill and the rerun', () => {
     const { root, data, journalDir, small } = await checkpointDir(12 * MiB); // big.bin: 3 parts of 5 MiB through the proxy's multipart upload
     const options = {
       argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'],
-      env: {
-        MLFLOW_TRACKING_URI: proxy.url,
-        MLFLOW_RUN_ID: runId,
-        ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir,
-        MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE: String(8 * MiB),
-        MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE: String(5 * MiB),
-      },
+      env: proxyMultipartEnv(proxy.url, runId, journalDir),
       cwd: root,
       proxy,
     };
-    const isMpu = (what: string) => (r: { method: string; path: string }) => r.method === 'POST' && r.path.includes(`/mpu/${what}`);
     // Every part is in the bucket; the child is killed when its mpu/complete arrives (held).
     const killed = await runAndKill({ ...options, at: { request: isMpu('complete') } });
     expect(killed.requests.some(isMpu('create'))).toBe(true);
