@@ -18,7 +18,7 @@ import type { MlflowConnection } from '../mlflow/connection.js';
 import { isTrackingUriScheme, trackingUriScheme } from '../mlflow/tracking-uri.js';
 import type { AbandonedUpload, ArtifactStore, EarlierUpload } from '../stores/artifact-store.js';
 import { resolveArtifactStore } from '../stores/resolve.js';
-import type { JournalRecord } from './journal.js';
+import { hasUnfinishedUpload, type JournalRecord } from './journal.js';
 import { ownConnection, resolveUploadTarget } from './target.js';
 
 /** What became of the upload of one removed record. */
@@ -51,11 +51,6 @@ export interface AbandonRecordsOptions {
    * given up (`EarlierUpload.lostUpload`).
    */
   takenOverAt: number;
-}
-
-/** True when the record names an upload in progress on the store (something to give up). */
-export function hasUnfinishedUpload(record: JournalRecord): boolean {
-  return record.multipart !== undefined || record.resumeToken !== undefined || record.creatingMultipart !== undefined;
 }
 
 /**

@@ -367,6 +367,20 @@ function logPrefix(target: string, runId: string): string {
 let thisHost: string | undefined;
 const host = () => (thisHost ??= hostname());
 
+/** A new owner of a record or log: this process, on this host, with a one-off token. */
+function newOwner(): JournalRecord['owner'] {
+  return { pid: process.pid, host: host(), token: randomBytes(8).toString('hex') };
+}
+
+/**
+ * True when a record names an upload in progress on the store: a multipart upload, a resume
+ * token (a session), or one being created when its writer stopped. Such a record is continued,
+ * aborted or given up by a store; any other is only the journal's.
+ */
+export function hasUnfinishedUpload(record: JournalRecord): boolean {
+  return record.multipart !== undefined || record.resumeToken !== undefined || record.creatingMultipart !== undefined;
+}
+
 /** What {@link UploadJournal.lookup} found for a key. */
 export type JournalLookup =
   /** No record (or a corrupt one, or one for another key). */
@@ -516,8 +530,7 @@ export class UploadJournal {
    */
   async begin(key: JournalKey): Promise<JournalEntry | undefined> {
     const name = recordName(key);
-    const token = randomBytes(8).toString('hex');
-    const owner = { pid: process.pid, host: host(), token };
+    const owner = newOwner();
     try {
       return await this.queues.run(name, () =>
         this.file(name).update((current) => {
@@ -570,7 +583,7 @@ export class UploadJournal {
    * @internal the resume step's (`resume.ts`)
    */
   async takeOver(name: string, read: JournalRecord): Promise<JournalEntry | undefined> {
-    const owner = { pid: process.pid, host: host(), token: randomBytes(8).toString('hex') };
+    const owner = newOwner();
     try {
       return await this.queues.run(name, () =>
         this.file(name).update((current) => {
@@ -602,7 +615,7 @@ export class UploadJournal {
             key: { target: journalTarget(key.target), runId: key.runId, artifactPath: key.artifactPath, localPath: resolve(key.local.path) },
             local: { size: key.local.size, mtimeNs: key.local.mtimeNs, ino: key.local.ino, dev: key.local.dev },
             status: 'uploaded',
-            owner: { pid: process.pid, host: host(), token: randomBytes(8).toString('hex') },
+            owner: newOwner(),
             createdAt: now,
             updatedAt: now,
             ...(options.sha256 ? { sha256: options.sha256 } : {}),
@@ -723,15 +736,9 @@ export class UploadJournal {
    * @internal the resume step's (`resume.ts`)
    */
   operationLog(target: string, runId: string): OperationLog {
-    const token = randomBytes(8).toString('hex');
-    const header: OperationLogHeader = {
-      version: 1,
-      kind: 'finished-files',
-      key: { target: journalTarget(target), runId },
-      owner: { pid: process.pid, host: host(), token },
-      createdAt: Date.now(),
-    };
-    return new OperationLog(this.dir, join(this.dir, `${logPrefix(target, runId)}-${token}.log`), header, this.logger);
+    const owner = newOwner();
+    const header: OperationLogHeader = { version: 1, kind: 'finished-files', key: { target: journalTarget(target), runId }, owner, createdAt: Date.now() };
+    return new OperationLog(this.dir, join(this.dir, `${logPrefix(target, runId)}-${owner.token}.log`), header, this.logger);
   }
 
   /**
@@ -838,7 +845,7 @@ export class UploadJournal {
         continue;
       }
       const record = entry.record;
-      if (record && (record.multipart || record.resumeToken || record.creatingMultipart !== undefined)) {
+      if (record && hasUnfinishedUpload(record)) {
         // Its upload is given up after this: taken over first, so a rerun that began
         // continuing it since the list keeps it (and its record), and only a dead one's goes.
         const taken = await this.takeOver(basename(entry.file), record);

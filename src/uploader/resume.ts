@@ -39,6 +39,7 @@ import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
 import { earlierUploadOf, giveUpUpload } from './abandon-records.js';
 import {
+  hasUnfinishedUpload,
   journalTarget,
   localFileIdentity,
   recordFileName,
@@ -291,7 +292,7 @@ export class OperationResume {
     const records = (await this.scan())?.recordNames;
     const found = records && records.size > 0 && records.has(this.recordName(file)) ? await journal.lookup(key) : undefined;
     let lostUpload: { takenOverAt: number } | undefined;
-    if (found && found.state !== 'none' && (found.record.multipart || found.record.resumeToken || found.record.creatingMultipart !== undefined)) {
+    if (found && found.state !== 'none' && hasUnfinishedUpload(found.record)) {
       // Another live process's upload (begin() says so by returning nothing) is neither continued nor aborted.
       const takenOverAt = Date.now();
       const entry = await claim();
@@ -419,9 +420,8 @@ export class OperationResume {
       // Taken over first: no other process picks the upload up while it is given up.
       const entry = await journal.takeOver(name, record);
       if (!entry) continue;
-      const earlier = earlierUploadOf(record, entry.record.updatedAt);
-      const named = earlier.previous ?? earlier.token ?? earlier.lostUpload;
-      const outcome = named ? await giveUpUpload(store, key.artifactPath, earlier, signal) : undefined;
+      const named = hasUnfinishedUpload(record);
+      const outcome = named ? await giveUpUpload(store, key.artifactPath, earlierUploadOf(record, entry.record.updatedAt), signal) : undefined;
       await entry.remove();
       const what = `${key.artifactPath}: its local file ${key.localPath} was deleted after an interrupted upload of it`;
       if (outcome?.status === 'left') logger.warn(`${what}, and ${outcome.reason} Its resume journal record was removed.`);

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
-import { abandonRecordUploads, hasUnfinishedUpload, type AbandonOutcome } from '../../uploader/abandon-records.js';
+import { hasUnfinishedUpload, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
+import { abandonRecordUploads, type AbandonOutcome } from '../../uploader/abandon-records.js';
 import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
