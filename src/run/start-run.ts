@@ -330,25 +330,40 @@ async function parentRun(env: Env, client: TrackingClient, request: { signal?: A
   const runId = active ?? envString('MLFLOW_RUN_ID', env)?.trim();
   if (!runId) return undefined;
   assertRunId(runId, active !== undefined ? 'runId' : 'MLFLOW_RUN_ID');
+  return liveRun(client, runId, request, {
+    missing: (cause) =>
+      new ConfigError(`The parent of a nested run, ${source} ${runId}, is not on ${client.describe()}.`, {
+        issues: [{ path: 'nested', message: 'parent run does not exist' }],
+        hint: 'A child run is made on the same tracking server as its parent: point the tracking URI at that server, or start the run without nested.',
+        cause,
+      }),
+    deleted: () =>
+      new ConfigError(`The parent of a nested run, ${source} ${runId}, is deleted.`, {
+        issues: [{ path: 'nested', message: 'parent run is deleted' }],
+        hint: 'Restore the parent run in the MLflow UI, or start the run without nested.',
+      }),
+  });
+}
+
+/**
+ * A run that must exist on `client` and not be deleted (one to join, or a nested run's parent):
+ * its info, else the error `explain` words for a run the server does not have (404) or has
+ * deleted. Other failures pass through.
+ */
+async function liveRun(
+  client: TrackingClient,
+  runId: string,
+  request: { signal?: AbortSignal },
+  explain: { missing: (cause: MlflowApiError) => Error; deleted: () => Error },
+): Promise<RunInfo> {
   let info: RunInfo;
   try {
     info = (await client.getRun(runId, request)).info;
   } catch (error) {
-    if (error instanceof MlflowApiError && error.status === 404) {
-      throw new ConfigError(`The parent of a nested run, ${source} ${runId}, is not on ${client.describe()}.`, {
-        issues: [{ path: 'nested', message: 'parent run does not exist' }],
-        hint: 'A child run is made on the same tracking server as its parent: point the tracking URI at that server, or start the run without nested.',
-        cause: error,
-      });
-    }
+    if (error instanceof MlflowApiError && error.status === 404) throw explain.missing(error);
     throw error;
   }
-  if (info.lifecycleStage === 'deleted') {
-    throw new ConfigError(`The parent of a nested run, ${source} ${runId}, is deleted.`, {
-      issues: [{ path: 'nested', message: 'parent run is deleted' }],
-      hint: 'Restore the parent run in the MLflow UI, or start the run without nested.',
-    });
-  }
+  if (info.lifecycleStage === 'deleted') throw explain.deleted();
   return info;
 }
 
@@ -362,25 +377,19 @@ async function joinRun(
   connection: MlflowConnection,
   request: { signal?: AbortSignal },
 ): Promise<ActiveRun> {
-  let info: RunInfo;
-  try {
-    info = (await client.getRun(runId, request)).info;
-  } catch (error) {
-    if (error instanceof MlflowApiError && error.status === 404) {
-      throw new ConfigError(`${source}=${runId}: no such run on ${client.describe()}.`, {
+  const info = await liveRun(client, runId, request, {
+    missing: (cause) =>
+      new ConfigError(`${source}=${runId}: no such run on ${client.describe()}.`, {
         issues: [{ path: source, message: 'run does not exist' }],
         hint: 'Check that the run id and the tracking URI (MLFLOW_TRACKING_URI) come from the same place; a run of a tracking server is not in ./mlruns.',
-        cause: error,
-      });
-    }
-    throw error;
-  }
-  if (info.lifecycleStage === 'deleted') {
-    throw new ConfigError(`${source}=${runId}: the run is deleted.`, {
-      issues: [{ path: source, message: 'run is deleted' }],
-      hint: `Restore the run in the MLflow UI, or start a new one (${newRunInstead(source)}).`,
-    });
-  }
+        cause,
+      }),
+    deleted: () =>
+      new ConfigError(`${source}=${runId}: the run is deleted.`, {
+        issues: [{ path: source, message: 'run is deleted' }],
+        hint: `Restore the run in the MLflow UI, or start a new one (${newRunInstead(source)}).`,
+      }),
+  });
   const wantedId = options.experimentId ?? envString('MLFLOW_EXPERIMENT_ID', env)?.trim();
   const wantedName = options.experimentName ?? envString('MLFLOW_EXPERIMENT_NAME', env);
   let mismatch: string | undefined;
