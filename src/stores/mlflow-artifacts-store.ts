@@ -178,7 +178,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
     const serverPath = joinArtifactPath(this.root, artifactPath);
     // The proxy lists no parts, so an earlier attempt's multipart upload (killed before its
     // complete, and recorded by the journal) is never continued: it is aborted, not left behind.
-    if (options.resume?.previous) await this.abortEarlierAttempt(serverPath, options.resume, options.signal);
+    if (options.resume?.previous) await this.abortEarlierAttempt(artifactPath, options.resume, options.signal);
     if (this.shouldTryMultipart(size, serverPath)) {
       const result = await this.uploadMultipart(localPath, serverPath, size, options);
       if (result) return result;
@@ -454,26 +454,20 @@ export class MlflowArtifactsStore implements ArtifactStore {
   }
 
   /**
-   * Aborts the multipart upload an earlier, killed attempt of this file left (the journal's
-   * record of it), and drops it from the record. Never throws but for the caller's abort.
+   * Gives up the multipart upload an earlier, killed attempt of this file left (the journal's
+   * record of it), as {@link abandonUpload} does, and drops it from the record. Never throws but
+   * for the caller's abort.
    */
-  private async abortEarlierAttempt(serverPath: string, resume: MultipartResume, signal: AbortSignal | undefined): Promise<void> {
+  private async abortEarlierAttempt(artifactPath: string, resume: MultipartResume, signal: AbortSignal | undefined): Promise<void> {
     const uploadId = resume.previous?.uploadId;
     if (uploadId === undefined) return;
-    const dir = posix.dirname(serverPath);
-    const fileName = posix.basename(serverPath);
-    try {
-      await this.api.abortMultipartUpload(dir, fileName, uploadId, { signal });
-      this.logger.debug(`aborted the multipart upload an earlier attempt left of ${serverPath}; the file starts over`);
+    const outcome = await this.abandonUpload(artifactPath, { previous: resume.previous }, signal ? { signal } : {});
+    if (outcome.status === 'abandoned') {
       await resume.aborted(uploadId);
-    } catch (error) {
-      throwIfAborted(signal);
-      // Also what the server answers when that attempt's complete went through before the kill.
-      this.logger.warn(
-        `Could not abort the multipart upload an earlier attempt left of ${serverPath} (unless that attempt completed it before it was stopped, the object store keeps its parts until a lifecycle rule removes them); the file starts over.`,
-        { error: error instanceof Error ? error.message : String(error) },
-      );
+      return;
     }
+    throwIfAborted(signal);
+    this.logger.warn(`The multipart upload an earlier attempt left is not continued, and ${outcome.reason} The file starts over.`);
   }
 }
 
