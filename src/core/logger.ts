@@ -297,6 +297,21 @@ export function errorText(error: unknown): string {
 }
 
 /**
+ * A server address as a user gave it, for a message: URL userinfo masked ({@link redact}), and
+ * in an address written without its `scheme://` (`user:password@host:5000`), which no URL
+ * parser reads as userinfo, everything before the last `@` (a password may hold an `@`; a
+ * URL's userinfo ends at the last one).
+ *
+ * @example
+ * ```ts
+ * redactAddress('bob:p@ss@127.0.0.1:5000'); // '***@127.0.0.1:5000'
+ * ```
+ */
+export function redactAddress(address: string): string {
+  return address.includes('://') ? redact(address) : redact(address.replace(/^\S*@/, `${MASK}@`));
+}
+
+/**
  * Removes userinfo from a URL string for display (but keeps the container of an Azure Storage
  * URI, see {@link redact}) and redacts the rest; leaves non-URLs untouched.
  */

@@ -21,7 +21,7 @@ import { envString } from '../core/env.js';
 import { AbortedError, HubError, InvalidArgumentError, SourceChangedError, VerificationError, type VerificationMismatch } from '../core/errors.js';
 import { LocalFileBlob } from '../core/file-blob.js';
 import { HttpClient, type TlsOptions } from '../core/http.js';
-import { redact, redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
+import { redact, redactAddress, redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { isRetryableCommitError, resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
 import { snapshotFile, sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { createTrackingClient } from '../mlflow/tracking-client.js';
@@ -304,8 +304,7 @@ function checkHubUrl(hubUrl: string, argument: string): void {
     protocol = undefined;
   }
   if (protocol === 'http:' || protocol === 'https:') return;
-  // Up to the last `@`: a token may hold one, and a URL's userinfo ends at the last.
-  const shown = hubUrl.includes('://') ? redact(hubUrl) : hubUrl.replace(/^\S*@/, '***@');
+  const shown = redactAddress(hubUrl);
   throw new InvalidArgumentError(argument, `${argument} must be the Hub's http(s):// address, got "${shown}".`, {
     hint: `Set ${argument} to a URL such as https://huggingface.co or http://127.0.0.1:8080 (with its http:// or https://), or leave it unset for https://huggingface.co.`,
   });

@@ -8,7 +8,7 @@
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../core/errors.js';
-import { redact, redactUrl } from '../core/logger.js';
+import { redact, redactAddress, redactUrl } from '../core/logger.js';
 
 /**
  * MLflow's Databricks stores: each name is both a scheme (`databricks://profile`,
@@ -99,10 +99,8 @@ export function checkTrackingUri(uri: string, setting: string): void {
   }
   if (SUPPORTED_SCHEMES.has(scheme)) return;
   // `user:password@host:port` with its `http://` left out: the user name reads as the scheme,
-  // and no URL parser sees userinfo to mask, so the message must not show what is before the `@`
-  // (the last one: a password may hold an `@`, and a URL's userinfo ends at the last).
-  const userinfo = uri.includes('://') ? null : /^\S+@([^\s@]+)$/.exec(uri);
-  if (userinfo) throw missingScheme(`***@${userinfo[1]}`, setting, 'the user name would be read as its scheme', false);
+  // and no URL parser sees userinfo to mask, so the message must not show what is before the `@`.
+  if (!uri.includes('://') && /^\S+@[^\s@]+$/.test(uri)) throw missingScheme(redactAddress(uri), setting, 'the user name would be read as its scheme', false);
   if (HOST_AND_PORT.test(uri)) throw missingScheme(uri, setting, `"${scheme}:" would be read as its scheme`, false);
   throw new ConfigError(`Tracking URI scheme "${scheme}:" is not supported (${shown}).`, {
     issues: [{ path: setting, message: 'expected http(s)://, file: or a local path' }],
