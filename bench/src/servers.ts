@@ -22,9 +22,10 @@ export const AWS_ENV = { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 't
  * cores both clients run on, and made moto's CPU per GiB swing from round to round with the
  * machine's writeback (real S3 spills nothing to the client's disk). Above the largest object the
  * bench stores on moto (1 GiB) nothing spills: moto's CPU fell by about a third and its spread
- * from up to 8 s/GiB to under 1 (single-1g-s3), the same for both clients (docs/benchmarks.md,
- * "Where the time goes"). 64 MiB (parts in memory, the object still spilled) did not help. Costs
- * moto about 1 GiB more peak RSS (6.0-6.3 GiB against 5.0-5.1).
+ * from up to 8 s/GiB to under 1 (single-1g-s3), the same for both clients
+ * (docs/benchmarks-history.md, "`mpu-1g`: moto's CPU, and moto's objects in memory"). 64 MiB
+ * (parts in memory, the object still spilled) did not help. Costs moto about 1 GiB more peak RSS
+ * (6.0-6.3 GiB against 5.0-5.1).
  */
 const MOTO_KEY_BUFFER_BYTES = 2 * 1024 ** 3;
 

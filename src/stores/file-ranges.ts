@@ -31,7 +31,7 @@ import { readSourceRange, type SourceFile } from './source-file.js';
  * slow link. With 8 MiB `s3://` parts that is up to 16 parts of one file, as many as
  * {@link MAX_ADAPTIVE_PARTS_IN_FLIGHT}; with the proxy's 10 MiB parts, 12. At 64 MiB one file
  * stopped at 8 parts of 8 MiB, where an 80 ms link to moto still paid for 10 (6.5 s against
- * 7.3 s for 1 GiB: docs/benchmarks.md).
+ * 7.3 s for 1 GiB: docs/benchmarks-history.md, "Adaptive concurrency measured by Little's law").
  */
 export const PART_BUFFER_BUDGET_BYTES = 128 * 1024 * 1024;
 
