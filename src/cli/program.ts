@@ -377,8 +377,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       // --help, --version and `help <command>` end with exit code 0; everything else is a usage error.
       if (error.exitCode === 0) return EXIT_CODES.OK;
       const command = argv.find((arg) => program.commands.some((c) => c.name() === arg)) ?? '';
+      const uploadGuess = error.code === 'commander.unknownCommand' ? uploadCommandGuess(error.message) : undefined;
+      if (uploadGuess) io.stderr.write(`${uploadGuess}\n`);
       // A hint as every other error has (docs/python-pipelines.md): where stderr says "(add --help for usage)".
-      const hint = `Run \`${['artifact-uploader', command, '--help'].filter(Boolean).join(' ')}\` for usage.`;
+      const usage = `Run \`${['artifact-uploader', command, '--help'].filter(Boolean).join(' ')}\` for usage.`;
+      const hint = uploadGuess ? `${uploadGuess} ${usage}` : usage;
       if (wantsJson) writeJson(io, { ok: false, command, exitCode: EXIT_CODES.USAGE, error: { code: 'USAGE', message: usageMessage(program, command, error), hint } });
       return EXIT_CODES.USAGE;
     }
@@ -397,6 +400,20 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   if (globals.json) writeJson(io, { ok: outcome.exitCode === EXIT_CODES.OK, command: name, exitCode: outcome.exitCode, ...outcome.data });
   else if (outcome.text !== undefined && (!globals.quiet || outcome.textEvenIfQuiet)) io.stdout.write(redact(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`));
   return outcome.exitCode;
+}
+
+/** Verbs a user may try first to upload something; none is a command (`push` is left to commander, which suggests `publish`). */
+const UPLOAD_VERBS = new Set(['upload', 'up', 'log', 'log-artifact', 'log-artifacts', 'log_artifact', 'log_artifacts', 'put', 'send', 'save', 'store', 'copy', 'cp', 'sync']);
+
+/**
+ * What to run instead of an unknown command that asks to upload (`artifact-uploader upload out/`):
+ * the tool is named for it, but uploads go by what is uploaded, and commander finds no command
+ * spelled like `upload` to suggest. `undefined` for any other unknown command.
+ */
+function uploadCommandGuess(message: string): string | undefined {
+  const word = /unknown command '([^']*)'/.exec(message)?.[1];
+  if (word === undefined || !UPLOAD_VERBS.has(word.toLowerCase())) return undefined;
+  return 'To upload a directory or a file, run `artifact-uploader dir <dir> --stage <stage>` or `artifact-uploader file <path> --stage <stage>` (stages: training, conversion, benchmark, hpo), or a stage\'s own command: `artifact-uploader training <checkpoint-dir>`, `conversion`, `benchmark`, `hpo`.';
 }
 
 /**

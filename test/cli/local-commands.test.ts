@@ -83,6 +83,22 @@ describe('help, version and usage errors', () => {
     }
   });
 
+  it('an unknown command that asks to upload (`upload`, `log-artifacts`) names the commands that do, in text and --json', async () => {
+    for (const verb of ['upload', 'log-artifacts', 'PUT']) {
+      const run = await cli([verb, 'out']);
+      expect(run.code, verb).toBe(EXIT_CODES.USAGE);
+      expect(run.stderr, verb).toContain(`error: unknown command '${verb}'`);
+      expect(run.stderr, verb).toContain('To upload a directory or a file, run `artifact-uploader dir <dir> --stage <stage>` or `artifact-uploader file <path> --stage <stage>`');
+    }
+    const json = (await cli(['--json', 'upload', 'out'])).json();
+    expect(json).toMatchObject({ ok: false, command: '', exitCode: 2, error: { code: 'USAGE', message: "unknown command 'upload'" } });
+    expect(json.error.hint).toMatch(/^To upload a directory or a file, run `artifact-uploader dir <dir> --stage <stage>`.*Run `artifact-uploader --help` for usage\.$/);
+    // Any other unknown command keeps commander's suggestion and the plain hint.
+    const typo = await cli(['trainig', 'out']);
+    expect(typo.stderr).toContain('Did you mean training?');
+    expect(typo.stderr).not.toContain('To upload');
+  });
+
   it('says a range of an environment variable as "from 1 to 64"', async () => {
     const run = await cli(['dir', '--stage', 'training', '.'], { cwd: tempDir(), env: baseEnv({ ARTIFACT_UPLOADER_CONCURRENCY: '0' }) });
     expect(run.code).toBe(EXIT_CODES.USAGE);
