@@ -8,20 +8,24 @@
  *   whole to a temp file and hard-linked to its name (`link` fails when it exists, like
  *   `O_EXCL`), which exactly one process can win and nobody ever sees empty. The lock holds
  *   `{pid, host, token, at}`. A lock is stale when its process is gone (same host) or it is older
- *   than `lockStaleMs` (any host, e.g. on a shared disk); a stale lock is broken by renaming it
- *   away and checking that the renamed file is still the one judged stale. Locks are held for
- *   the milliseconds of one read and one write.
+ *   than `lockStaleMs` (any host, e.g. on a shared disk). A stale lock is broken by one process
+ *   at a time: under `<file>.lock.breaking` the breaker reads the lock again and judges it again
+ *   before it moves it aside (core/lock-breaker.ts says why: acting on a judgement made before,
+ *   a breaker could remove the live lock of a process that broke the stale one first, and two
+ *   processes would then hold it). Locks are held for the milliseconds of one read and one
+ *   write; an uncontended lock costs one `link`, a live one found held one read per retry.
  * - Plain reads take no lock: thanks to the rename they always see a complete file.
  *
  * @module
  */
 import { randomBytes } from './node-crypto.js';
-import { link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import type * as z from 'zod';
 import { prepareExclusiveFile, processAlive, removeStaleTempFiles, syncDirectory, writeFileAtomic } from './atomic-write.js';
 import { AbortedError, LocalPathError } from './errors.js';
+import { breakLockIfStale, type LockVerdict } from './lock-breaker.js';
 import { sleep } from './abort.js';
 
 /** Options of {@link JsonStateFile}. */
@@ -244,36 +248,28 @@ export class JsonStateFile<T> {
    * Removes the lock when its holder is gone (same host: its process has exited; any host: it
    * is older than `lockStaleMs`), without taking it: what a writer waiting for it does, and
    * what a sweep does for a lock left by a killed writer whose state file nobody updates again.
+   * One breaker at a time, judging again under `<file>.lock.breaking` (core/lock-breaker.ts).
    */
   async breakStaleLock(): Promise<void> {
-    const info = await this.readLock(this.lockPath);
-    let stale: boolean;
-    if (info) {
-      stale = Date.now() - info.at > this.lockStaleMs || (info.host === hostname() && !processAlive(info.pid));
-    } else {
-      // Unreadable: being written right now, or left empty by a crash between create and write.
-      const age = await stat(this.lockPath).then(
-        (s) => Date.now() - s.mtimeMs,
-        () => 0,
-      );
-      stale = age > this.lockStaleMs;
-    }
-    if (!stale) return;
-    const aside = `${this.lockPath}.broken-${randomBytes(4).toString('hex')}`;
-    try {
-      await rename(this.lockPath, aside);
-    } catch {
-      return; // someone else broke or released it first
-    }
-    const moved = await this.readLock(aside);
-    if (info && moved && moved.token !== info.token) {
-      // A fresh lock was created between our check and the rename: give it back (link never
-      // overwrites, so a lock taken meanwhile by a third process is not clobbered).
-      await link(aside, this.lockPath).catch(() => undefined);
-      await rm(aside, { force: true });
-      return;
-    }
-    await rm(aside, { force: true });
+    await breakLockIfStale(this.lockPath, (path) => this.judgeLock(path), {
+      prefix: `.${basename(this.path)}.tmp-`,
+      ...(this.fileMode !== undefined ? { mode: this.fileMode } : {}),
+      // A breaker holds it for a few file operations; never longer than a lock may be held.
+      breakerStaleMs: Math.min(this.lockStaleMs, 5_000),
+    });
+  }
+
+  /** Whether the lock at `path` (or moved aside to it) is stale, and its token. */
+  private async judgeLock(path: string): Promise<LockVerdict> {
+    const info = await this.readLock(path);
+    if (info) return { stale: Date.now() - info.at > this.lockStaleMs || (info.host === hostname() && !processAlive(info.pid)), token: info.token };
+    // Unreadable: being written right now, or left empty by a crash between create and write
+    // (locks of earlier versions, created with O_EXCL and written after); absent: not stale.
+    const age = await stat(path).then(
+      (s) => Date.now() - s.mtimeMs,
+      () => 0,
+    );
+    return { stale: age > this.lockStaleMs, token: undefined };
   }
 
   private async unlock(token: string): Promise<void> {

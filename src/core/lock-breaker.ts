@@ -1,0 +1,208 @@
+/**
+ * Breaking a stale lock file when several processes may try at once.
+ *
+ * The lock files of this library (core/json-state-file.ts, uploader/archive-staging.ts) are
+ * created whole where none exists (`prepareExclusiveFile`: a hard link, which fails like
+ * `O_EXCL`) and removed by their holder. When the holder is gone, a waiting process must remove
+ * the lock for it, and that is where the race is: the breaker judges the lock it *read* stale,
+ * but removes whatever lock is at the name *now*. Two breakers A and B read the same stale lock;
+ * A removes it and takes the lock; B, acting on its earlier judgement, removes A's live lock.
+ * Renaming the lock aside and checking its token (what the journal did) catches that, but cannot
+ * undo it: putting A's lock back (`link`, which never overwrites) fails when a third process C
+ * has taken the free name in between, and then A and C both hold the lock.
+ *
+ * So breaking is done by **one process at a time**, and only on a judgement made while it is the
+ * only one: a breaker first creates `<lock>.breaking` (whole and exclusive, like the lock), then
+ * reads the lock again, judges it again, and only then moves it aside. In the race above B either
+ * finds `.breaking` held by A (and leaves the lock alone; its caller tries again) or takes it
+ * after A let go, reads A's live lock and leaves it. A lock is removed only by its holder or by
+ * the one breaker holding `.breaking`, so the lock a breaker judged under it is still the lock at
+ * the name when it moves it aside, unless its own holder removed it in between. A holder judged
+ * stale can do that only when it was judged by age while still alive (it held the lock past the
+ * stale bound, its exclusion already lost); the token check after the move puts a lock taken in
+ * that gap back, as before.
+ *
+ * Why not something else: a lock is removed by name, and POSIX has no "unlink this name if it is
+ * still that file", so some judgement must be made while nobody else can change the name; the
+ * lock's own format and fast path (one `link`) stay as they were, and older versions of the
+ * library sharing a journal directory still read and take the same lock. The extra cost is paid
+ * only by a process that found the lock stale.
+ *
+ * **A breaker killed while it holds `.breaking`** (it holds it for a few file operations) must
+ * not wedge everyone: `.breaking` is stale when its process is gone (same host) or it is older
+ * than a short bound (`breakerStaleMs`, any host), and a stale one is moved aside the old way
+ * (rename, check its token, link back when it was not the one judged stale). That removal has
+ * the original race one level down, and it is left so: to hurt, it needs a breaker killed (or
+ * frozen past the bound) within its milliseconds under `.breaking`, then three processes racing
+ * to remove that one, two of them ending up as breakers together, and then one of those
+ * re-reading the stale lock before the other moves it and moving it only after a third process
+ * took the lock in between. Each step is already rare; avoiding it would take the same
+ * construction again, one more level down.
+ *
+ * Leftovers a kill can leave: `<lock>.breaking` (removed by the next breaker, and by the sweeps
+ * that remove stale locks: {@link removeStaleBreaker}), a lock moved aside, `<lock>.broken-*`
+ * (swept with the other `.lock.broken-` leftovers), and a temp file named by its owner (swept
+ * like every temp file).
+ *
+ * @module
+ */
+import { randomBytes } from './node-crypto.js';
+import { link, readFile, rename, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { prepareExclusiveFile, processAlive } from './atomic-write.js';
+
+/** What a breaker makes of a lock file: stale or not, and the token that names this very lock. */
+export interface LockVerdict {
+  /** True when its holder is gone; false for a live lock, and when there is no lock at all. */
+  stale: boolean;
+  /** The lock's token, `undefined` when it cannot be read (torn, or absent). */
+  token: string | undefined;
+}
+
+/** Where and how the breaker file and the moved-aside lock are written. */
+export interface BreakLockOptions {
+  /** Start of the temp file name of `<lock>.breaking` (so the caller's sweep of temp files finds it). */
+  prefix?: string;
+  /** Mode of `<lock>.breaking`. */
+  mode?: number;
+  /**
+   * A `<lock>.breaking` older than this is abandoned, in ms (one whose process is gone on this
+   * host is abandoned at once). Breaking takes a few file operations.
+   * @default 5000
+   */
+  breakerStaleMs?: number;
+}
+
+/** What `<lock>.breaking` holds. */
+interface BreakerInfo {
+  pid: number;
+  host: string;
+  token: string;
+  at: number;
+}
+
+const DEFAULT_BREAKER_STALE_MS = 5_000;
+
+/**
+ * The breaker file of a lock: the one process that may remove the lock for a dead holder holds it.
+ *
+ * @example
+ * ```ts
+ * breakerPath('state.json.lock'); // 'state.json.lock.breaking'
+ * ```
+ */
+export function breakerPath(lockPath: string): string {
+  return `${lockPath}.breaking`;
+}
+
+/** A name beside the lock to move it (or its breaker file) to: swept as `.lock.broken-` when a kill leaves it. */
+function asideName(lockPath: string): string {
+  return `${lockPath}.broken-${randomBytes(4).toString('hex')}`;
+}
+
+async function readBreaker(path: string): Promise<BreakerInfo | undefined> {
+  try {
+    const info = JSON.parse(await readFile(path, 'utf8')) as BreakerInfo;
+    return typeof info.token === 'string' && typeof info.pid === 'number' ? info : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a breaker file is abandoned; with its token. */
+async function judgeBreaker(path: string, staleMs: number): Promise<LockVerdict> {
+  const info = await readBreaker(path);
+  if (info) return { stale: Date.now() - info.at > staleMs || (info.host === hostname() && !processAlive(info.pid)), token: info.token };
+  // Never seen torn (it is created whole); absent, or of another shape: by its age.
+  const age = await stat(path).then(
+    (s) => Date.now() - s.mtimeMs,
+    () => 0,
+  );
+  return { stale: age > staleMs, token: undefined };
+}
+
+/**
+ * Moves `path` aside when `judge` finds it stale, and removes it, unless what was moved is not
+ * the file judged (another token): then it is linked back (which fails, and leaves it removed,
+ * only when a third process took the name in between). The unguarded break, used for the
+ * breaker file itself (see the module comment) and under the breaker file for the lock.
+ */
+async function moveAsideIfStale(path: string, judge: (path: string) => Promise<LockVerdict>, verdict?: LockVerdict): Promise<boolean> {
+  const judged = verdict ?? (await judge(path));
+  if (!judged.stale) return false;
+  const aside = asideName(path.endsWith('.breaking') ? path.slice(0, -'.breaking'.length) : path);
+  try {
+    await rename(path, aside);
+  } catch {
+    return false; // gone already: released, or removed by whoever broke it first
+  }
+  const moved = await judge(aside);
+  if (moved.token !== judged.token) {
+    // Not the file judged: its holder let go and another took the name in between. Give it back
+    // (link never overwrites, so a lock taken meanwhile by yet another process is not clobbered).
+    await link(aside, path).catch(() => undefined);
+    await rm(aside, { force: true });
+    return false;
+  }
+  await rm(aside, { force: true });
+  return true;
+}
+
+/**
+ * Removes the lock at `lockPath` when `judge` finds its holder gone, without taking it: safe
+ * against other breakers of the same lock (see the module comment). `judge` reads a lock file
+ * (the lock, or the lock moved aside) and says whether it is stale, and its token. Returns true
+ * when it removed the lock; false when the lock is live or absent, or another process is breaking
+ * it right now (try again later, as a waiting writer does).
+ *
+ * The lock is read and judged first without the breaker file, so a live lock costs one read, as
+ * before; only a lock found stale is read and judged again under it.
+ *
+ * @example
+ * ```ts
+ * const judge = async (path: string) => {
+ *   const info = JSON.parse(await readFile(path, 'utf8').catch(() => '{}')) as { pid?: number; token?: string };
+ *   return { stale: info.pid !== undefined && !processAlive(info.pid), token: info.token };
+ * };
+ * await breakLockIfStale('state.json.lock', judge);
+ * ```
+ */
+export async function breakLockIfStale(lockPath: string, judge: (path: string) => Promise<LockVerdict>, options: BreakLockOptions = {}): Promise<boolean> {
+  if (!(await judge(lockPath)).stale) return false;
+  const guard = breakerPath(lockPath);
+  const staleMs = options.breakerStaleMs ?? DEFAULT_BREAKER_STALE_MS;
+  const token = randomBytes(8).toString('hex');
+  const breaker = await prepareExclusiveFile(guard, JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies BreakerInfo), {
+    ...(options.prefix !== undefined ? { prefix: options.prefix } : {}),
+    ...(options.mode !== undefined ? { mode: options.mode } : {}),
+  });
+  try {
+    let held = await breaker.tryCreate();
+    // Another breaker's: leave it to finish, unless it was killed holding it.
+    if (!held && (await moveAsideIfStale(guard, (path) => judgeBreaker(path, staleMs)))) held = await breaker.tryCreate();
+    if (!held) return false;
+    try {
+      // The judgement that counts: made while no other breaker can change the name.
+      return await moveAsideIfStale(lockPath, judge);
+    } finally {
+      if ((await readBreaker(guard))?.token === token) await rm(guard, { force: true });
+    }
+  } finally {
+    await breaker.discard();
+  }
+}
+
+/**
+ * Removes `<lock>.breaking` when its breaker was killed holding it, for sweeps that clean up
+ * after killed processes (a lock nobody breaks again would otherwise keep it forever). Pass the
+ * breaker file's path. Returns true when it removed it.
+ *
+ * @example
+ * ```ts
+ * if (name.endsWith('.lock.breaking')) await removeStaleBreaker(join(dir, name));
+ * ```
+ */
+export function removeStaleBreaker(path: string, options: { breakerStaleMs?: number } = {}): Promise<boolean> {
+  const staleMs = options.breakerStaleMs ?? DEFAULT_BREAKER_STALE_MS;
+  return moveAsideIfStale(path, (p) => judgeBreaker(p, staleMs));
+}

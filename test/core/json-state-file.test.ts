@@ -1,0 +1,152 @@
+/**
+ * Breaking a stale lock of a JsonStateFile with several breakers at once (core/lock-breaker.ts).
+ *
+ * The race needs one breaker to act on a judgement made before another broke the same stale
+ * lock and took a new one; in real processes that is a matter of scheduling. Here the
+ * interleaving is forced, in one process, by a wrapper of `node:fs/promises` whose hooks hold a
+ * chosen call until the test lets it go: no timing is involved, every step waits for the event
+ * it needs (the instances poll the lock as processes do, and wait only for each other).
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as z from 'zod';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { JsonStateFile } from '../../src/core/json-state-file.js';
+import { LocalPathError } from '../../src/core/errors.js';
+
+/** Hooks of the `node:fs/promises` wrapper: each may hold the call it sees (unset: pass through). */
+const hooks = vi.hoisted(() => ({
+  /** After a `readFile` has read `text` from `path`, before its caller sees it. */
+  afterRead: undefined as undefined | ((path: string, text: string) => Promise<void> | void),
+  /** Before `link(src, dst)`. */
+  beforeLink: undefined as undefined | ((src: string, dst: string) => Promise<void> | void),
+}));
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('node:fs/promises')>();
+  const readFile = (async (...args: Parameters<typeof actual.readFile>) => {
+    const result = await actual.readFile(...args);
+    if (hooks.afterRead && typeof args[0] === 'string') await hooks.afterRead(args[0], String(result));
+    return result;
+  }) as typeof actual.readFile;
+  const link = async (src: Parameters<typeof actual.link>[0], dst: Parameters<typeof actual.link>[1]) => {
+    if (hooks.beforeLink) await hooks.beforeLink(String(src), String(dst));
+    return actual.link(src, dst);
+  };
+  return { ...actual, readFile, link, default: { ...actual, readFile, link } };
+});
+
+afterEach(() => {
+  hooks.afterRead = undefined;
+  hooks.beforeLink = undefined;
+});
+
+/** A promise and the function that resolves it (Promise.withResolvers is Node 22+). */
+function signal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+const Counter = z.object({ n: z.number() });
+/** The pid of a process that has exited (spawned, waited for). */
+const deadPid = () => spawnSync(process.execPath, ['-e', '']).pid!;
+
+async function stateFile(): Promise<{ dir: string; path: string; lockPath: string; instance: () => JsonStateFile<{ n: number }> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'au-state-file-'));
+  const path = join(dir, 'state.json');
+  return { dir, path, lockPath: `${path}.lock`, instance: () => new JsonStateFile(path, async () => Counter, { empty: () => ({ n: 0 }) }) };
+}
+
+describe('JsonStateFile: breaking a stale lock', () => {
+  it.each([
+    ['another host\'s lock older than lockStaleMs', () => ({ pid: 1, host: `not-${hostname()}`, token: 'stale', at: Date.now() - 3_600_000 })],
+    ['a lock whose process on this host is gone', () => ({ pid: deadPid(), host: hostname(), token: 'stale', at: Date.now() })],
+  ])('never removes a live lock on a judgement made before another writer broke the stale one: %s', async (_, staleLock) => {
+    const { dir, lockPath, instance } = await stateFile();
+    await writeFile(lockPath, JSON.stringify(staleLock()));
+    const [a, b, c] = [instance(), instance(), instance()] as const;
+
+    // Who is inside update() now: a marker created with O_EXCL inside the critical section.
+    const marker = join(dir, 'inside');
+    const overlaps: string[] = [];
+    const increment =
+      (name: string, entered?: () => void, mayLeave?: Promise<void>) =>
+      async (state: { n: number }) => {
+        const alone = await writeFile(marker, name, { flag: 'wx' }).then(
+          () => true,
+          () => false,
+        );
+        if (!alone) overlaps.push(name);
+        entered?.();
+        await mayLeave;
+        if (alone) await rm(marker);
+        return { state: { n: state.n + 1 }, result: undefined };
+      };
+
+    // 1. B reads the stale lock and judges it stale; it is held right there, before it acts.
+    const bJudged = signal();
+    const bResume = signal();
+    hooks.afterRead = async (path, text) => {
+      if (path !== lockPath || !text.includes('"token":"stale"')) return;
+      hooks.afterRead = undefined;
+      bJudged.resolve();
+      await bResume.promise;
+    };
+    const bBrokeOnce = signal();
+    const breakStaleLock = b.breakStaleLock.bind(b);
+    let bBreaks = 0;
+    b.breakStaleLock = async () => {
+      await breakStaleLock();
+      if (++bBreaks === 1) bBrokeOnce.resolve();
+    };
+    const bDone = b.update(increment('b'));
+    await bJudged.promise;
+
+    // 2. A breaks the same stale lock, takes the lock and stays inside until B's break is over.
+    const aInside = signal();
+    const aDone = a.update(increment('a', aInside.resolve, bBrokeOnce.promise));
+    await aInside.promise;
+
+    // 3. C waits for the lock. Should B move A's lock aside, C takes the free name before B
+    //    can link A's back (a link from a `.lock.broken-` name waits for C to be inside).
+    const cInside = signal();
+    hooks.beforeLink = async (src, dst) => {
+      if (dst === lockPath && src.includes('.lock.broken-')) await cInside.promise;
+    };
+    const cDone = c.update(increment('c', cInside.resolve));
+
+    // 4. B acts on its judgement of step 1.
+    bResume.resolve();
+    await Promise.all([aDone, bDone, cDone]);
+
+    expect(overlaps).toEqual([]);
+    expect(await a.read()).toEqual({ n: 3 });
+    // Nothing left beside the state file: no lock, no breaker file, no lock moved aside.
+    expect(await readdir(dir)).toEqual(['state.json']);
+  });
+
+  it('is not wedged by a breaker killed while breaking, and leaves a live breaker to finish', async () => {
+    const dead = { pid: deadPid(), host: hostname(), token: 'stale', at: Date.now() };
+    const elsewhere = { pid: 1, host: `not-${hostname()}`, token: 'stale', at: Date.now() - 3_600_000 };
+    for (const breaker of [dead, elsewhere]) {
+      const { dir, lockPath, instance } = await stateFile();
+      await writeFile(lockPath, JSON.stringify(dead));
+      await writeFile(`${lockPath}.breaking`, JSON.stringify({ ...breaker, token: 'breaker' }));
+      await instance().update((s) => ({ state: { n: s.n + 1 }, result: undefined }));
+      expect(await instance().read()).toEqual({ n: 1 });
+      expect(await readdir(dir)).toEqual(['state.json']);
+    }
+
+    // A breaker at work (this process, just now): the stale lock is its to remove, not ours.
+    const { dir, lockPath, instance } = await stateFile();
+    await writeFile(lockPath, JSON.stringify(dead));
+    await writeFile(`${lockPath}.breaking`, JSON.stringify({ pid: process.pid, host: hostname(), token: 'breaker', at: Date.now() }));
+    const file = new JsonStateFile(join(dir, 'state.json'), async () => Counter, { empty: () => ({ n: 0 }), lockTimeoutMs: 200 });
+    await expect(file.update((s) => ({ state: { n: s.n + 1 }, result: undefined }))).rejects.toBeInstanceOf(LocalPathError);
+    expect((await readdir(dir)).sort()).toEqual(['state.json.lock', 'state.json.lock.breaking']);
+    expect(await instance().read()).toEqual({ n: 0 });
+  });
+});
