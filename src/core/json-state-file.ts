@@ -25,7 +25,7 @@ import { basename, dirname } from 'node:path';
 import type * as z from 'zod';
 import { prepareExclusiveFile, processAlive, removeStaleTempFiles, syncDirectory, writeFileAtomic } from './atomic-write.js';
 import { AbortedError, LocalPathError } from './errors.js';
-import { breakLockIfStale, type LockVerdict } from './lock-breaker.js';
+import { breakerPath, breakLockIfStale, removeStaleBreaker, type LockVerdict } from './lock-breaker.js';
 import { sleep } from './abort.js';
 
 /** Options of {@link JsonStateFile}. */
@@ -254,9 +254,21 @@ export class JsonStateFile<T> {
     await breakLockIfStale(this.lockPath, (path) => this.judgeLock(path), {
       prefix: `.${basename(this.path)}.tmp-`,
       ...(this.fileMode !== undefined ? { mode: this.fileMode } : {}),
-      // A breaker holds it for a few file operations; never longer than a lock may be held.
-      breakerStaleMs: Math.min(this.lockStaleMs, 5_000),
+      breakerStaleMs: this.breakerStaleMs,
     });
+  }
+
+  /**
+   * Removes `<file>.lock.breaking` when the breaker holding it was killed: for a sweep, when no
+   * lock is left to break (a writer waiting for the lock removes a stale one itself).
+   */
+  async removeStaleBreaker(): Promise<void> {
+    await removeStaleBreaker(breakerPath(this.lockPath), { breakerStaleMs: this.breakerStaleMs });
+  }
+
+  /** A breaker holds `<file>.lock.breaking` for a few file operations; never longer than a lock may be held. */
+  private get breakerStaleMs(): number {
+    return Math.min(this.lockStaleMs, 5_000);
   }
 
   /** Whether the lock at `path` (or moved aside to it) is stale, and its token. */

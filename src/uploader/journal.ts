@@ -352,6 +352,9 @@ const RECORD_NAME = /^[0-9a-f]{40}\.json$/;
 /** The lock of a per-record read-modify-write (`<record>.lock`, core/json-state-file.ts). */
 const RECORD_LOCK_NAME = /^[0-9a-f]{40}\.json\.lock$/;
 
+/** What a process breaking a record's stale lock holds meanwhile (`<record>.lock.breaking`, core/lock-breaker.ts). */
+const RECORD_BREAKER_NAME = /^[0-9a-f]{40}\.json\.lock\.breaking$/;
+
 /** Names of operation logs: `<hash of target and run>-<owner token>.log`. */
 const LOG_NAME = /^([0-9a-f]{40})-[0-9a-f]{16}\.log$/;
 
@@ -896,6 +899,11 @@ export class UploadJournal {
         // record and its lock): nobody locks that record again, so the lock would stay. Removed
         // when its holder is gone, by the same test (and rename) a waiting writer uses.
         await this.file(name.slice(0, -'.lock'.length)).breakStaleLock();
+      } else if (RECORD_BREAKER_NAME.test(name)) {
+        // A process killed while it broke a record's stale lock (it holds this for a few file
+        // operations): removed when its process is gone, or after a few seconds. Its lock, when
+        // one is left, was handled above or is handled when its name comes.
+        await this.file(name.slice(0, -'.lock.breaking'.length)).removeStaleBreaker();
       }
     }
     let bytes = records.reduce((sum, r) => sum + r.size, 0);

@@ -298,6 +298,23 @@ describe('UploadJournal on real files', () => {
     expect(await readdir(dir)).toEqual([liveHoldersLock]);
   });
 
+  it('the sweep removes what a process killed while breaking a record\'s stale lock left (breaker file, lock moved aside), and keeps a live breaker\'s', async () => {
+    const dir = await tempDir();
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const breakerOf = (pid: number) => JSON.stringify({ pid, host: hostname(), token: `b${pid}`, at: Date.now() });
+    // Killed after it moved the lock aside (no lock left), and before it took the breaker file.
+    const deadBreaker = `${'d'.repeat(40)}.json.lock.breaking`;
+    const liveBreaker = `${'e'.repeat(40)}.json.lock.breaking`;
+    const movedAside = `${'d'.repeat(40)}.json.lock.broken-0123abcd`;
+    await writeFile(join(dir, deadBreaker), breakerOf(dead));
+    await writeFile(join(dir, liveBreaker), breakerOf(process.pid));
+    await writeFile(join(dir, movedAside), JSON.stringify({ pid: dead, host: hostname(), token: 'gone', at: Date.now() }));
+    const old = new Date(Date.now() - 5 * 60_000);
+    await utimes(join(dir, movedAside), old, old);
+    await UploadJournal.open({ dir });
+    expect(await readdir(dir)).toEqual([liveBreaker]);
+  });
+
   it('clear() deletes all records, or those older than a given age', async () => {
     const root = await tempDir();
     const dir = join(root, 'journal');
