@@ -22,16 +22,20 @@
  * in a private temp directory, as without a journal (the two uploads race as two uploads of the
  * same bytes to one path do; the store keeps one whole copy). A lock whose owner died (same host:
  * its pid is gone; another host: not refreshed for 10 minutes) is taken over, with the staged
- * archive it guards, by the next run. The lock lives beside the directory, not in it, so the
- * owner can delete the directory before it lets go of the lock.
+ * archive it guards, by the next run: broken one process at a time, judged again under
+ * `<key>.lock.breaking` (core/lock-breaker.ts), so a process acting on its judgement of the dead
+ * lock never removes the lock of the one that took the directory over first. The lock lives
+ * beside the directory, not in it, so the owner can delete the directory before it lets go of
+ * the lock; {@link removeStagedArchives} deletes an abandoned directory holding its lock too.
  *
  * @module
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
-import { lstat, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { leftByDeadWriter, prepareExclusiveFile, processAlive } from '../core/atomic-write.js';
+import { breakLockIfStale, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import { readManifest, manifestFileName, type CheckpointManifest } from '../archive/manifest.js';
 
 /** The folder of the journal directory that holds staged archives. */
@@ -146,11 +150,31 @@ const heldTokens = new Set<string>();
 /** True when the lock at `path` may belong to a live process (other than a dead one on this host or a silent one elsewhere). */
 async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
   const info = await stat(path).catch(() => undefined);
-  if (!info) return false;
-  const owner = await readStageLock(path);
+  return info !== undefined && stageOwnerLive(await readStageLock(path), info.mtimeMs, now);
+}
+
+/** Whether the owner a lock names (`undefined`: not readable) may be alive, the lock last refreshed at `mtimeMs`. */
+function stageOwnerLive(owner: StageLockOwner | undefined, mtimeMs: number, now = Date.now()): boolean {
   if (owner?.host === hostname()) return owner.pid === process.pid ? heldTokens.has(owner.token) : processAlive(owner.pid);
   // Another host's (or a lock not readable yet): alive while refreshed.
-  return now - info.mtimeMs < STAGE_OWNER_STALE_MS;
+  return now - mtimeMs < STAGE_OWNER_STALE_MS;
+}
+
+/** A staging lock as core/lock-breaker.ts judges it: stale when it exists and its owner is gone; with its token. */
+async function judgeStageLock(path: string): Promise<LockVerdict> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info) return { stale: false, token: undefined };
+  const owner = await readStageLock(path);
+  return { stale: !stageOwnerLive(owner, info.mtimeMs), token: owner?.token };
+}
+
+/**
+ * Removes a staging lock whose owner died, one breaker at a time (core/lock-breaker.ts): a
+ * process acting on its judgement of the dead lock after another took the directory over would
+ * remove the new owner's lock, and two processes would build and upload in the same directory.
+ */
+function breakStageLock(lockPath: string): Promise<boolean> {
+  return breakLockIfStale(lockPath, judgeStageLock, { mode: 0o600 });
 }
 
 /**
@@ -175,9 +199,8 @@ export async function claimStagedArchive(stageDir: string, key?: StagedArchiveKe
     for (let attempt = 0; attempt < 3; attempt++) {
       if (!(await lock.tryCreate())) {
         if (await stageLockLive(lockPath)) return undefined;
-        // Its owner died: move the lock aside (one process wins the rename) and try again.
-        const aside = `${lockPath}.broken-${randomBytes(4).toString('hex')}`;
-        if (await rename(lockPath, aside).then(() => true, () => false)) await rm(aside, { force: true });
+        // Its owner died: remove its lock (unless another process is at it) and try again.
+        await breakStageLock(lockPath);
         continue;
       }
       await mkdir(stageDir, { recursive: true, mode: 0o700 });
@@ -228,8 +251,10 @@ export async function findStagedArchive(stageDir: string, archiveName: string, o
 
 /**
  * Deletes staged archives: all of them, or those not used for `olderThanMs`, except those a live
- * process holds (its upload in progress), with their locks; and the locks dead owners left
- * without a directory. Returns the directories removed. A missing journal directory has none.
+ * process holds (its upload in progress), with their locks (each deleted holding its lock, taken
+ * over from a dead owner as a claimer would); and the locks dead owners left without a
+ * directory, and what killed breakers left. Returns the directories removed. A missing journal
+ * directory has none.
  *
  * @example
  * ```ts
@@ -246,7 +271,13 @@ export async function removeStagedArchives(journalDir: string, options: { olderT
     if (name.endsWith('.lock')) {
       // A lock without its directory (its owner killed between the two): gone with its owner.
       const dir = path.slice(0, -'.lock'.length);
-      if (!names.includes(dir.slice(root.length + 1)) && !(await stageLockLive(path, now))) await rm(path, { force: true });
+      // Broken like a claimer breaks it: by name, after the check, it could be a new owner's.
+      if (!names.includes(dir.slice(root.length + 1))) await breakStageLock(path);
+      continue;
+    }
+    // A process killed while it broke a dead owner's lock: gone with its process.
+    if (name.endsWith('.lock.breaking')) {
+      await removeStaleBreaker(path);
       continue;
     }
     // A lock moved aside, or a lock's temp file whose writer was killed before it was linked.
@@ -258,8 +289,15 @@ export async function removeStagedArchives(journalDir: string, options: { olderT
     if (!info?.isDirectory()) continue;
     if (options.olderThanMs !== undefined && now - info.mtimeMs < options.olderThanMs) continue;
     if (await stageLockLive(stageLockPath(path), now)) continue;
-    await rm(path, { recursive: true, force: true });
-    await rm(stageLockPath(path), { force: true });
+    // Deleted holding its lock, as its owner would: checked and deleted without it, a rerun
+    // could take the directory over in between and lose it (archive, then lock) mid-upload.
+    const claim = await claimStagedArchive(path);
+    if (!claim) continue;
+    try {
+      await rm(path, { recursive: true, force: true });
+    } finally {
+      await claim.release();
+    }
     removed.push(path);
   }
   return removed;

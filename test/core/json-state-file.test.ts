@@ -3,9 +3,10 @@
  *
  * The race needs one breaker to act on a judgement made before another broke the same stale
  * lock and took a new one; in real processes that is a matter of scheduling. Here the
- * interleaving is forced, in one process, by a wrapper of `node:fs/promises` whose hooks hold a
- * chosen call until the test lets it go: no timing is involved, every step waits for the event
- * it needs (the instances poll the lock as processes do, and wait only for each other).
+ * interleaving is forced, in one process, by a wrapper of `node:fs/promises`
+ * (test/support/fs-hooks.ts) whose hooks hold a chosen call until the test lets it go: no timing
+ * is involved, every step waits for the event it needs (the instances poll the lock as
+ * processes do, and wait only for each other).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -15,40 +16,11 @@ import * as z from 'zod';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JsonStateFile } from '../../src/core/json-state-file.js';
 import { LocalPathError } from '../../src/core/errors.js';
+import { fsHooks as hooks, resetFsHooks, signal } from '../support/fs-hooks.js';
 
-/** Hooks of the `node:fs/promises` wrapper: each may hold the call it sees (unset: pass through). */
-const hooks = vi.hoisted(() => ({
-  /** After a `readFile` has read `text` from `path`, before its caller sees it. */
-  afterRead: undefined as undefined | ((path: string, text: string) => Promise<void> | void),
-  /** Before `link(src, dst)`. */
-  beforeLink: undefined as undefined | ((src: string, dst: string) => Promise<void> | void),
-}));
+vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
 
-vi.mock('node:fs/promises', async (importOriginal) => {
-  const actual = await importOriginal<typeof import('node:fs/promises')>();
-  const readFile = (async (...args: Parameters<typeof actual.readFile>) => {
-    const result = await actual.readFile(...args);
-    if (hooks.afterRead && typeof args[0] === 'string') await hooks.afterRead(args[0], String(result));
-    return result;
-  }) as typeof actual.readFile;
-  const link = async (src: Parameters<typeof actual.link>[0], dst: Parameters<typeof actual.link>[1]) => {
-    if (hooks.beforeLink) await hooks.beforeLink(String(src), String(dst));
-    return actual.link(src, dst);
-  };
-  return { ...actual, readFile, link, default: { ...actual, readFile, link } };
-});
-
-afterEach(() => {
-  hooks.afterRead = undefined;
-  hooks.beforeLink = undefined;
-});
-
-/** A promise and the function that resolves it (Promise.withResolvers is Node 22+). */
-function signal(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => (resolve = r));
-  return { promise, resolve };
-}
+afterEach(resetFsHooks);
 
 const Counter = z.object({ n: z.number() });
 /** The pid of a process that has exited (spawned, waited for). */

@@ -1,0 +1,79 @@
+/**
+ * Taking over a dead owner's staging lock with two claimers at once, and sweeping beside a
+ * claimer (uploader/archive-staging.ts, core/lock-breaker.ts). The interleaving is forced by a
+ * wrapper of `node:fs/promises` (test/support/fs-hooks.ts) that holds one process's read of the
+ * dead lock until the other has taken the directory over: no timing involved.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { claimStagedArchive, removeStagedArchives } from '../../src/uploader/archive-staging.js';
+import { fsHooks, resetFsHooks, signal } from '../support/fs-hooks.js';
+
+vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
+
+afterEach(resetFsHooks);
+
+/** A staging directory (under `<journal>/archives/`) whose lock a dead process left. */
+async function deadOwnersStage(): Promise<{ journal: string; dir: string; lockPath: string }> {
+  const journal = join(await mkdtemp(join(tmpdir(), 'au-staging-race-')), 'journal');
+  const dir = join(journal, 'archives', 'a'.repeat(40));
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, 'best.tar.gz'), 'archive');
+  const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+  await writeFile(`${dir}.lock`, JSON.stringify({ pid: dead, host: hostname(), token: 'dead' }));
+  return { journal, dir, lockPath: `${dir}.lock` };
+}
+
+/** Holds the next read of `lockPath` that finds the dead owner's lock; `read` resolves once it has read it. */
+function holdNextReadOfDeadLock(lockPath: string): { read: Promise<void>; resume: () => void } {
+  const read = signal();
+  const resume = signal();
+  fsHooks.afterRead = async (path, text) => {
+    if (path !== lockPath || !text.includes('"token":"dead"')) return;
+    fsHooks.afterRead = undefined;
+    read.resolve();
+    await resume.promise;
+  };
+  return { read: read.promise, resume: resume.resolve };
+}
+
+describe('archive staging lock: a dead owner\'s lock taken over by two at once', () => {
+  it('gives the directory to one claimer only, when the other acts on its judgement of the dead lock after the first took it over', async () => {
+    const { dir, lockPath } = await deadOwnersStage();
+    // B reads the dead lock and is held there; A takes the directory over meanwhile.
+    const held = holdNextReadOfDeadLock(lockPath);
+    const second = claimStagedArchive(dir);
+    await held.read;
+    const first = await claimStagedArchive(dir);
+    expect(first).toBeDefined();
+    const firstLock = await readFile(lockPath, 'utf8');
+    held.resume();
+    expect(await second).toBeUndefined();
+    expect(await readFile(lockPath, 'utf8')).toBe(firstLock);
+    await first!.release();
+    expect((await readdir(dirname(dir))).sort()).toEqual([basename(dir)]);
+  });
+
+  it('a sweep that found the directory abandoned leaves it to a run that took it over meanwhile', async () => {
+    const { journal, dir, lockPath } = await deadOwnersStage();
+    // The sweep reads the dead lock and is held there; a rerun takes the directory over meanwhile.
+    const held = holdNextReadOfDeadLock(lockPath);
+    const sweep = removeStagedArchives(journal);
+    await held.read;
+    const claim = await claimStagedArchive(dir);
+    expect(claim).toBeDefined();
+    const claimLock = await readFile(lockPath, 'utf8');
+    held.resume();
+    expect(await sweep).toEqual([]);
+    // The rerun's archive and lock are where it left them.
+    expect(await readFile(join(dir, 'best.tar.gz'), 'utf8')).toBe('archive');
+    expect(await readFile(lockPath, 'utf8')).toBe(claimLock);
+    await claim!.release();
+    // Abandoned again: the next sweep removes it, and nothing is left beside it.
+    expect(await removeStagedArchives(journal)).toEqual([dir]);
+    expect(await readdir(dirname(dir))).toEqual([]);
+  });
+});
