@@ -7,9 +7,10 @@
  *
  * @module
  */
-import { open, stat, unlink } from 'node:fs/promises';
+import { open, readFile, stat, unlink } from 'node:fs/promises';
 import { sleep } from '../core/abort.js';
 import { writeFileAtomic } from '../core/atomic-write.js';
+import { breakLockIfStale, type LockVerdict } from '../core/lock-breaker.js';
 import type { RunStatus } from './tracking-types.js';
 
 /** `RunStatus` ints of `mlflow/entities/run_status.py`. */
@@ -134,6 +135,18 @@ const STALE_LOCK_MS = 30_000;
 const LOCK_WAIT_MS = 10_000;
 
 /**
+ * Whether the lock file of {@link withLockFile} at `path` is stale (older than
+ * {@link STALE_LOCK_MS}). It holds no token, only a pid: its mtime and content tell one lock
+ * from another (a rename keeps both).
+ */
+async function judgeLockFile(path: string): Promise<LockVerdict> {
+  const info = await stat(path).catch(() => undefined);
+  if (!info) return { stale: false, token: undefined };
+  const content = await readFile(path, 'utf8').catch(() => '');
+  return { stale: Date.now() - info.mtimeMs > STALE_LOCK_MS, token: `${info.mtimeMs}:${content}` };
+}
+
+/**
  * Runs `fn` holding an exclusive lock file (`open(..., 'wx')`), so that two processes
  * creating the same experiment at once do not create it twice. A lock older than 30 s is
  * taken as stale; after waiting 10 s `fn` runs anyway (and `onContention` is told), since a
@@ -156,10 +169,9 @@ export async function withLockFile<T>(lockPath: string, fn: () => Promise<T>, on
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const age = await stat(lockPath).then((s) => Date.now() - s.mtimeMs, () => 0);
-      if (age > STALE_LOCK_MS) {
-        await unlink(lockPath).catch(() => undefined);
-        continue;
-      }
+      // Broken by one process at a time (core/lock-breaker.ts): unlinked by name after this
+      // check, it could be the lock of a process that broke the same stale one first.
+      if (age > STALE_LOCK_MS && (await breakLockIfStale(lockPath, judgeLockFile, { prefix: TEMP_PREFIX }))) continue;
       if (Date.now() > deadline) {
         onContention?.(`lock ${lockPath} is still held after ${LOCK_WAIT_MS} ms; going ahead without it`);
         break;

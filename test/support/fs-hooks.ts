@@ -7,8 +7,8 @@
  * vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
  * ```
  *
- * and sets `fsHooks.afterRead` / `fsHooks.beforeLink` in a test (unset them after it: `resetFsHooks`).
- * Unset hooks pass every call through.
+ * and sets the hooks it needs in a test (`afterEach(resetFsHooks)` unsets them). Unset hooks pass
+ * every call through.
  */
 import type * as fsPromises from 'node:fs/promises';
 
@@ -20,15 +20,21 @@ export const fsHooks: {
   afterRead?: ((path: string, text: string) => Promise<void> | void) | undefined;
   /** Before `link(src, dst)`. */
   beforeLink?: ((src: string, dst: string) => Promise<void> | void) | undefined;
+  /** After a `stat` of `path` found `mtimeMs`, before its caller sees it. */
+  afterStat?: ((path: string, mtimeMs: number) => Promise<void> | void) | undefined;
+  /** After an `open` of `path` with `flags` opened it (`error` undefined) or failed, before its caller sees it. */
+  afterOpen?: ((path: string, flags: unknown, error: unknown) => Promise<void> | void) | undefined;
 } = {};
 
 /** Unsets every hook. */
 export function resetFsHooks(): void {
   fsHooks.afterRead = undefined;
   fsHooks.beforeLink = undefined;
+  fsHooks.afterStat = undefined;
+  fsHooks.afterOpen = undefined;
 }
 
-/** `node:fs/promises` with `readFile` and `link` going through {@link fsHooks}. */
+/** `node:fs/promises` with `readFile`, `link`, `stat` and `open` going through {@link fsHooks}. */
 export function hookedFs(actual: Fs): Fs {
   const readFile = (async (...args: Parameters<Fs['readFile']>) => {
     const result = await actual.readFile(...args);
@@ -39,7 +45,24 @@ export function hookedFs(actual: Fs): Fs {
     if (fsHooks.beforeLink) await fsHooks.beforeLink(String(src), String(dst));
     return actual.link(src, dst);
   };
-  return { ...actual, readFile, link, default: { ...actual, readFile, link } } as Fs;
+  const stat = (async (...args: Parameters<Fs['stat']>) => {
+    const result = await actual.stat(...args);
+    if (fsHooks.afterStat && typeof args[0] === 'string') await fsHooks.afterStat(args[0], Number(result.mtimeMs));
+    return result;
+  }) as Fs['stat'];
+  const open = (async (...args: Parameters<Fs['open']>) => {
+    let handle: Awaited<ReturnType<Fs['open']>>;
+    try {
+      handle = await actual.open(...args);
+    } catch (error) {
+      if (fsHooks.afterOpen && typeof args[0] === 'string') await fsHooks.afterOpen(args[0], args[1], error);
+      throw error;
+    }
+    if (fsHooks.afterOpen && typeof args[0] === 'string') await fsHooks.afterOpen(args[0], args[1], undefined);
+    return handle;
+  }) as Fs['open'];
+  const hooked = { readFile, link, stat, open };
+  return { ...actual, ...hooked, default: { ...actual, ...hooked } } as Fs;
 }
 
 /** A promise and the function that resolves it (Promise.withResolvers is Node 22+). */
