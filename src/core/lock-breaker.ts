@@ -3,7 +3,8 @@
  *
  * The lock files of this library (core/json-state-file.ts, uploader/archive-staging.ts) are
  * created whole where none exists (`prepareExclusiveFile`: a hard link, which fails like
- * `O_EXCL`) and removed by their holder. When the holder is gone, a waiting process must remove
+ * `O_EXCL`; the `./mlruns` experiments lock of mlflow/file-store-format.ts with `O_EXCL`) and
+ * removed by their holder. When the holder is gone, a waiting process must remove
  * the lock for it, and that is where the race is: the breaker judges the lock it *read* stale,
  * but removes whatever lock is at the name *now*. Two breakers A and B read the same stale lock;
  * A removes it and takes the lock; B, acting on its earlier judgement, removes A's live lock.
@@ -13,9 +14,10 @@
  *
  * So breaking is done by **one process at a time**, and only on a judgement made while it is the
  * only one: a breaker first creates `<lock>.breaking` (whole and exclusive, like the lock), then
- * reads the lock again, judges it again, and only then moves it aside. In the race above B either
- * finds `.breaking` held by A (and leaves the lock alone; its caller tries again) or takes it
- * after A let go, reads A's live lock and leaves it. A lock is removed only by its holder or by
+ * reads the lock again, judges it again, and only then moves it aside. In the race above,
+ * whichever of A and B takes `.breaking` first removes the stale lock; the other finds
+ * `.breaking` held (and leaves the lock alone; its caller tries again), or takes it once the
+ * first let go, reads the live lock the first has taken since, and leaves it. A lock is removed only by its holder or by
  * the one breaker holding `.breaking`, so the lock a breaker judged under it is still the lock at
  * the name when it moves it aside, unless its own holder removed it in between. A holder judged
  * stale can do that only when it was judged by age while still alive (it held the lock past the
@@ -25,12 +27,14 @@
  * Why not something else: a lock is removed by name, and POSIX has no "unlink this name if it is
  * still that file", so some judgement must be made while nobody else can change the name; the
  * lock's own format and fast path (one `link`) stay as they were, and older versions of the
- * library sharing a journal directory still read and take the same lock. The extra cost is paid
- * only by a process that found the lock stale.
+ * library sharing a journal directory still read and take the same lock (they still break it
+ * the old way, though: the guarantee holds among processes of this version). The extra cost is
+ * paid only by a process that found the lock stale.
  *
  * **A breaker killed while it holds `.breaking`** (it holds it for a few file operations) must
  * not wedge everyone: `.breaking` is stale when its process is gone (same host) or it is older
- * than a short bound (`breakerStaleMs`, any host), and a stale one is moved aside the old way
+ * than a short bound (`breakerStaleMs`, any host: the hosts' clocks must agree that closely, as
+ * they must within `lockStaleMs` for the lock), and a stale one is moved aside the old way
  * (rename, check its token, link back when it was not the one judged stale). That removal has
  * the original race one level down, and it is left so: to hurt, it needs a breaker killed (or
  * frozen past the bound) within its milliseconds under `.breaking`, then three processes racing
@@ -38,6 +42,10 @@
  * re-reading the stale lock before the other moves it and moving it only after a third process
  * took the lock in between. Each step is already rare; avoiding it would take the same
  * construction again, one more level down.
+ *
+ * The three-process race and the breakers' bookkeeping are tested with the interleaving forced
+ * (test/core/json-state-file.test.ts, test/uploader/archive-staging-race.test.ts,
+ * test/mlflow/file-store-lock-race.test.ts).
  *
  * Leftovers a kill can leave: `<lock>.breaking` (removed by the next breaker, and by the sweeps
  * that remove stale locks: {@link removeStaleBreaker}), a lock moved aside, `<lock>.broken-*`
