@@ -66,4 +66,17 @@ describe('archive staging lock', () => {
     await removeStagedArchives(journal, { olderThanMs: 60_000 });
     expect(readdirSync(dirname(dir))).toEqual([liveWriters]);
   });
+
+  it('the breaker file of a process killed while taking over a dead owner\'s lock is swept; a live breaker\'s is kept', async () => {
+    const { journal, dir } = await stage();
+    await mkdir(dirname(dir), { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    const breakerOf = (pid: number) => JSON.stringify({ pid, host: hostname(), token: `b${pid}`, at: Date.now() });
+    const deadBreaker = `${basename(dir)}.lock.breaking`;
+    const liveBreaker = `${'f'.repeat(40)}.lock.breaking`;
+    writeFileSync(join(dirname(dir), deadBreaker), breakerOf(dead));
+    writeFileSync(join(dirname(dir), liveBreaker), breakerOf(process.pid));
+    await removeStagedArchives(journal, { olderThanMs: 60_000 });
+    expect(readdirSync(dirname(dir))).toEqual([liveBreaker]);
+  });
 });
