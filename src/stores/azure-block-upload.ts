@@ -386,6 +386,21 @@ export async function uploadFileAsBlockBlob(
  */
 const CONTENT_IDS_UPLOAD = 'md5-';
 
+/**
+ * True when a recorded upload id is the label of a staged-block upload of this module (its
+ * content-id form, or the prefix of an earlier version's), not a multipart upload id: Azure
+ * discards uncommitted blocks on its own (after about a week), so the journal's sweep may
+ * forget such a record, where an S3 multipart upload stays billed until it is aborted.
+ *
+ * @example
+ * ```ts
+ * isBlockUploadLabel('md5-0123456789ab'); // true
+ * ```
+ */
+export function isBlockUploadLabel(uploadId: string): boolean {
+  return /^(?:md5-)?[0-9a-f]{12}$/.test(uploadId);
+}
+
 /** An earlier attempt's upload that a rerun continues. */
 interface ContinuedUpload {
   uploadId: string;
@@ -415,8 +430,8 @@ async function continueUpload(size: number, requests: BlockBlobRequests, options
   if (!previous) return undefined;
   const count = Math.ceil(size / options.blockSize);
   const list = requests.uncommittedBlocks?.bind(requests);
-  const contentIds = new RegExp(`^${CONTENT_IDS_UPLOAD}[0-9a-f]{12}$`).test(previous.uploadId);
-  if (list && resume.reuse && previous.partSize === options.blockSize && (contentIds || /^[0-9a-f]{12}$/.test(previous.uploadId))) {
+  const contentIds = isBlockUploadLabel(previous.uploadId) && previous.uploadId.startsWith(CONTENT_IDS_UPLOAD);
+  if (list && resume.reuse && previous.partSize === options.blockSize && isBlockUploadLabel(previous.uploadId)) {
     let held: Map<string, number>;
     try {
       held = await listUncommitted(list, run);

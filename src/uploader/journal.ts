@@ -28,13 +28,17 @@
  * **Cleanup.** A record is removed when its upload completes (the whole operation, for a
  * directory). Records older than `maxAgeMs` (7 days) are deleted, and the journal is kept under
  * `maxEntries` records and `maxBytes` bytes (oldest deleted first), by a sweep when a journal is
- * opened. A corrupt record is ignored with a warning and replaced by the next write; the journal
- * never makes an upload fail.
+ * opened, except a record that names an upload the store keeps until it is aborted
+ * ({@link hasLastingUpload}: an S3 multipart upload, direct or through the MLflow proxy): it is
+ * the only handle to parts billed until then, so the sweep keeps it, and an expired one is
+ * handed to the next operation that completes ({@link UploadJournal.takeExpired}), which gives
+ * its upload up. A corrupt record is ignored with a warning and replaced by the next write; the
+ * journal never makes an upload fail.
  *
  * @module
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
-import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { removeStagedArchives } from './archive-staging.js';
 import { hostname } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
@@ -45,12 +49,17 @@ import { isInside } from '../core/real-path.js';
 import { leftByDeadWriter } from '../core/atomic-write.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import type { PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
+import { isBlockUploadLabel } from '../stores/azure-block-upload.js';
 import { SerialQueue } from '../core/serial-queue.js';
 
 /** The environment variable that moves the journal. */
 export const JOURNAL_DIR_ENV = 'ARTIFACT_UPLOADER_JOURNAL_DIR';
 
-/** Records older than this are deleted (7 days: S3 lifecycle rules, GCS sessions and Azure uncommitted blocks live about that long). */
+/**
+ * Records older than this are deleted (7 days: GCS sessions and Azure uncommitted blocks live
+ * about that long), except those that name an upload the store keeps until it is aborted
+ * ({@link hasLastingUpload}), whose upload is given up first.
+ */
 export const DEFAULT_JOURNAL_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 
 /** At most this many records are kept. */
@@ -189,17 +198,20 @@ export interface UploadJournalOptions {
   /** Where warnings (a corrupt record, a failed write) go. @default silent */
   logger?: Logger;
   /**
-   * Records not written for this long are deleted, in ms.
+   * Records not written for this long are deleted, in ms. A record that names an upload the
+   * store keeps until it is aborted ({@link hasLastingUpload}) is kept instead, and its upload
+   * given up by the next operation that completes ({@link UploadJournal.takeExpired}).
    * @default DEFAULT_JOURNAL_MAX_AGE_MS (7 days)
    */
   maxAgeMs?: number;
   /**
-   * Most records kept; the oldest beyond it are deleted.
+   * Most records kept; the oldest beyond it are deleted (those without an upload the store
+   * keeps first; those with one are never deleted by the bound, see {@link UploadJournal.sweep}).
    * @default DEFAULT_JOURNAL_MAX_ENTRIES (10000)
    */
   maxEntries?: number;
   /**
-   * Most bytes of records kept; the oldest beyond it are deleted.
+   * Most bytes of records kept; the oldest beyond it are deleted (as for `maxEntries`).
    * @default DEFAULT_JOURNAL_MAX_BYTES (64 MiB)
    */
   maxBytes?: number;
@@ -384,6 +396,32 @@ export function hasUnfinishedUpload(record: JournalRecord): boolean {
   return record.multipart !== undefined || record.resumeToken !== undefined || record.creatingMultipart !== undefined;
 }
 
+/**
+ * True when a record names an unfinished upload that its store keeps, and bills, until someone
+ * aborts it: a multipart upload id (an `s3://` one, or the MLflow proxy's, S3 or a GCS XML
+ * multipart upload underneath) or the mark of one being created (`s3://` only). Such a record
+ * is the only handle to that upload, so the journal never forgets it on its own (the sweep
+ * keeps it; see {@link UploadJournal.sweep}). Not such a record: a GCS resumable session (GCS
+ * forgets it after about a week) and Azure's staged blocks (recorded as `multipart` under a
+ * block-upload label, {@link isBlockUploadLabel}; Azure discards them after about a week).
+ *
+ * @example
+ * ```ts
+ * hasLastingUpload(record); // true for an s3:// multipart upload on record
+ * ```
+ */
+export function hasLastingUpload(record: JournalRecord): boolean {
+  if (record.creatingMultipart !== undefined) return true;
+  return record.multipart !== undefined && !isBlockUploadLabel(record.multipart.uploadId);
+}
+
+/** A record the sweep found past `maxAgeMs` and kept, as it read it (see {@link UploadJournal.takeExpired}). */
+export interface ExpiredRecord {
+  /** The record file's name in the journal directory. */
+  name: string;
+  record: JournalRecord;
+}
+
 /** What {@link UploadJournal.lookup} found for a key. */
 export type JournalLookup =
   /** No record (or a corrupt one, or one for another key). */
@@ -453,6 +491,8 @@ export class UploadJournal {
   private readonly ownerStaleMs: number;
   /** Per-record write queue: writes of one process to one record never wait on its own lock. */
   private readonly queues = new SerialQueue();
+  /** What the last sweep kept past `maxAgeMs` because its upload lasts (see {@link takeExpired}). */
+  private expired: ExpiredRecord[] = [];
 
   private constructor(dir: string, options: UploadJournalOptions) {
     this.dir = dir;
@@ -869,8 +909,55 @@ export class UploadJournal {
   }
 
   /**
+   * The records the last sweep found past `maxAgeMs` and kept because they name an upload the
+   * store keeps until it is aborted ({@link hasLastingUpload}), oldest first; the list is
+   * emptied, so that of the operations sharing this journal one gives them up. The caller takes
+   * each over ({@link takeOver}) before it gives its upload up, and removes it, or hands it back
+   * ({@link handBack}) when the upload could not be given up.
+   * @internal the resume step's (`resume.ts`)
+   */
+  takeExpired(): ExpiredRecord[] {
+    const expired = this.expired;
+    this.expired = [];
+    return expired;
+  }
+
+  /**
+   * Puts a record taken over ({@link takeOver}) back as it was before, its owner and its age
+   * included (the file's modification time too, which the sweep reads): for a record whose
+   * upload could not be given up, which must stay as expired as it was, not look a week younger.
+   * Leaves a record that changed since alone. Never throws.
+   * @internal the resume step's (`resume.ts`)
+   */
+  async handBack(entry: JournalEntry): Promise<void> {
+    const before = entry.previous;
+    if (!before) return;
+    const name = entry.name;
+    const path = join(this.dir, name);
+    try {
+      const put = await this.queues.run(name, () =>
+        this.file(name).update((current) => (current?.owner.token === entry.record.owner.token ? { state: before, result: true } : { result: false })),
+      );
+      // After the lock: a rerun that took the record in between would get an old mtime, which
+      // costs nothing, as the sweep never deletes such a record and its owner is alive.
+      if (put) await utimes(path, new Date(), new Date(before.updatedAt));
+    } catch (error) {
+      this.logger.warn(`The resume journal record ${path} cannot be written: ${(error as Error).message}`);
+    }
+  }
+
+  /**
    * Deletes expired records, temp and lock leftovers of crashed writers, and the oldest records
-   * beyond `maxEntries` / `maxBytes` (records a live process owns are kept).
+   * beyond `maxEntries` / `maxBytes` (records a live process owns are kept). Offline and cheap:
+   * one `readdir` and a `stat` per file, and a read of the records that are expired or, over the
+   * bounds, candidates for deletion.
+   *
+   * A record that names an upload the store keeps until it is aborted ({@link hasLastingUpload})
+   * is never deleted here: it is the only handle to parts billed until then. Past `maxAgeMs` it
+   * is kept for {@link takeExpired}. Over the bounds, the oldest records without such an upload
+   * go first; when only such records are left over the bounds, they are kept, with a warning:
+   * each is about 1 KB (bounded by its parts), so keeping them costs far less than losing track
+   * of the uploads, and `resume clear` gives them up.
    */
   async sweep(): Promise<void> {
     let names: string[];
@@ -882,13 +969,16 @@ export class UploadJournal {
     }
     const now = Date.now();
     const records: Array<{ path: string; mtimeMs: number; size: number }> = [];
+    const expired: Array<ExpiredRecord & { mtimeMs: number }> = [];
     for (const name of names) {
       const path = join(this.dir, name);
       const info = await stat(path).catch(() => undefined);
       if (!info?.isFile()) continue;
       const age = now - info.mtimeMs;
       if (RECORD_NAME.test(name) || LOG_NAME.test(name)) {
-        if (age > this.maxAgeMs) await rm(path, { force: true });
+        const record = age > this.maxAgeMs && RECORD_NAME.test(name) ? await this.readQuiet(path) : undefined;
+        if (record && hasLastingUpload(record)) expired.push({ name, record, mtimeMs: info.mtimeMs });
+        if (age > this.maxAgeMs && !(record && hasLastingUpload(record))) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
       } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name))) {
         // A writer killed between creating its temp file and renaming it (or linking it: a
@@ -906,10 +996,13 @@ export class UploadJournal {
         await this.file(name.slice(0, -'.lock.breaking'.length)).removeStaleBreaker();
       }
     }
+    this.expired = expired.sort((a, b) => a.mtimeMs - b.mtimeMs).map(({ name, record }) => ({ name, record }));
     let bytes = records.reduce((sum, r) => sum + r.size, 0);
     let count = records.length;
     if (count <= this.maxEntries && bytes <= this.maxBytes) return;
     records.sort((a, b) => a.mtimeMs - b.mtimeMs);
+    let deleted = 0;
+    let lasting = 0;
     for (const r of records) {
       if (count <= this.maxEntries && bytes <= this.maxBytes) break;
       if (r.path.endsWith('.log')) {
@@ -918,12 +1011,19 @@ export class UploadJournal {
       } else {
         const record = await this.readQuiet(r.path);
         if (record && this.ownedByLiveProcess(record, now)) continue;
+        if (record && hasLastingUpload(record)) {
+          lasting++;
+          continue;
+        }
       }
       await rm(r.path, { force: true });
+      deleted++;
       count--;
       bytes -= r.size;
     }
-    this.logger.warn(`The resume journal ${this.dir} was over its bounds (${this.maxEntries} records, ${this.maxBytes} bytes); the oldest records were deleted.`);
+    const over = count > this.maxEntries || bytes > this.maxBytes;
+    const kept = over && lasting > 0 ? ` ${lasting} record(s) that name an unfinished S3 multipart upload were kept all the same (it stays billed until aborted, and the record is the only handle to it), so the journal holds ${count} records, ${bytes} bytes: \`artifact-uploader resume clear\` gives their uploads up and removes them.` : '';
+    this.logger.warn(`The resume journal ${this.dir} was over its bounds (${this.maxEntries} records, ${this.maxBytes} bytes); the ${deleted} oldest record(s) were deleted.${kept}`);
   }
 }
 
@@ -936,7 +1036,8 @@ export class JournalEntry {
   /** @internal */
   constructor(
     private readonly journal: UploadJournal,
-    private readonly name: string,
+    /** The record file's name in the journal directory. */
+    readonly name: string,
     private current: JournalRecord,
     /** The record found when the entry began (another attempt's, or an earlier file version's). */
     readonly previous: JournalRecord | undefined,

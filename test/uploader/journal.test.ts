@@ -224,6 +224,91 @@ describe('UploadJournal on real files', () => {
     expect(small.dir).toBe(dir);
   });
 
+  describe('the sweep and the uploads a record names (an S3 multipart upload stays billed until aborted)', () => {
+    const DAY = 24 * 3600_000;
+    /** Sets a record file's age (the sweep reads its mtime; `resume list` its updatedAt). */
+    async function age(dir: string, name: string, ms: number): Promise<void> {
+      const path = join(dir, name);
+      const record = JSON.parse(await readFile(path, 'utf8')) as JournalRecord;
+      const when = Date.now() - ms;
+      await writeFile(path, JSON.stringify({ ...record, updatedAt: when }));
+      await utimes(path, new Date(when), new Date(when));
+    }
+    /** Records of six kinds, each of a file of its own: name by kind. */
+    async function sixRecords(root: string, dir: string) {
+      const journal = await UploadJournal.open({ dir });
+      const names: Record<string, string> = {};
+      const add = async (kind: string, write: (entry: NonNullable<Awaited<ReturnType<UploadJournal['begin']>>>) => Promise<unknown>) => {
+        const before = new Set(await recordFiles(dir));
+        await write((await journal.begin(await keyFor(root, `${kind}.bin`)))!);
+        names[kind] = (await recordFiles(dir)).find((n) => !before.has(n))!;
+      };
+      await add('s3', (e) => e.startMultipart('2~VEryLongS3UploadIdOfMotoOrAws.Xyz', 8 * 1024 * 1024));
+      await add('creating', (e) => e.creatingMultipart());
+      await add('gcs', (e) => e.setResumeToken({ store: 'gcs', value: { uri: 'https://storage.googleapis.com/upload?upload_id=x' } }));
+      await add('azure', (e) => e.startMultipart('md5-0123456789ab', 4 * 1024 * 1024));
+      await add('azure-old', (e) => e.startMultipart('0123456789ab', 4 * 1024 * 1024));
+      await add('uploaded', (e) => e.finish());
+      return names;
+    }
+
+    it('past maxAgeMs: keeps the records of an S3 (or proxied) multipart upload and of one being created, for takeExpired(); deletes GCS sessions, Azure blocks and finished files', async () => {
+      const root = await tempDir();
+      const dir = join(root, 'journal');
+      const names = await sixRecords(root, dir);
+      for (const [kind, name] of Object.entries(names)) await age(dir, name, kind === 's3' ? 9 * DAY : 8 * DAY);
+
+      const reopened = await UploadJournal.open({ dir });
+      expect((await recordFiles(dir)).sort()).toEqual([names.s3, names.creating].sort());
+      // Oldest first, as read; taken once.
+      const expired = reopened.takeExpired();
+      expect(expired.map((e) => e.name)).toEqual([names.s3, names.creating]);
+      expect(expired[0]!.record.multipart?.uploadId).toBe('2~VEryLongS3UploadIdOfMotoOrAws.Xyz');
+      expect(reopened.takeExpired()).toEqual([]);
+      // A fresh record of either kind is not expired.
+      const fresh = await UploadJournal.open({ dir, maxAgeMs: 10 * DAY });
+      expect(fresh.takeExpired()).toEqual([]);
+    });
+
+    it('over the bounds: deletes the oldest records without a lasting upload first, keeps those with one even past the bound, and says so', async () => {
+      const root = await tempDir();
+      const dir = join(root, 'journal');
+      const names = await sixRecords(root, dir);
+      // s3 oldest, creating next, then the others; none expired.
+      const order = ['s3', 'creating', 'gcs', 'azure', 'azure-old', 'uploaded'];
+      for (const [i, kind] of order.entries()) await age(dir, names[kind]!, (10 - i) * 60_000);
+
+      const logger = recordingLogger();
+      await UploadJournal.open({ dir, maxEntries: 3, logger });
+      // Three deleted, the oldest without a lasting upload (gcs, azure, azure-old); s3 and creating kept though oldest.
+      expect((await recordFiles(dir)).sort()).toEqual([names.s3, names.creating, names.uploaded].sort());
+      expect(logger.warnings.join('\n')).toMatch(/over its bounds \(3 records.*the 3 oldest record\(s\) were deleted\.$/);
+
+      // Only lasting ones left over the bound: kept, with a warning that says what to do.
+      const tight = recordingLogger();
+      await UploadJournal.open({ dir, maxEntries: 1, logger: tight });
+      expect((await recordFiles(dir)).sort()).toEqual([names.s3, names.creating].sort());
+      expect(tight.warnings.join('\n')).toMatch(/the 1 oldest record\(s\) were deleted\. 2 record\(s\) that name an unfinished S3 multipart upload were kept .*`artifact-uploader resume clear` gives their uploads up/);
+      await UploadJournal.open({ dir, maxBytes: 1 });
+      expect(await recordFiles(dir)).toHaveLength(2);
+    });
+
+    it('handBack() puts a record taken over back as it was, its age included, so it stays expired', async () => {
+      const root = await tempDir();
+      const dir = join(root, 'journal');
+      const names = await sixRecords(root, dir);
+      await age(dir, names.s3!, 9 * DAY);
+      const journal = await UploadJournal.open({ dir });
+      const [expired] = journal.takeExpired();
+      const before = await readFile(join(dir, expired!.name), 'utf8');
+      const entry = (await journal.takeOver(expired!.name, expired!.record))!;
+      expect(entry).toBeDefined();
+      await journal.handBack(entry);
+      expect(JSON.parse(await readFile(join(dir, expired!.name), 'utf8'))).toEqual(JSON.parse(before));
+      expect((await UploadJournal.open({ dir })).takeExpired().map((e) => e.name)).toEqual([expired!.name]);
+    });
+  });
+
   it('operation logs: scan() reads a run\'s logs only, list() shows each file, clear() and the sweep remove a log whole', async () => {
     const root = await tempDir();
     const dir = join(root, 'journal');
