@@ -382,6 +382,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
       store: target.store,
       logger: this.logger,
       signal,
+      env: this.opts.env,
       // A directory sent file by file: files deleted from it since an interrupted run have uploads to give up.
       ...(planned.transfer === undefined && planned.directory !== undefined ? { scope: { directory: planned.directory, artifactPath: planned.artifactPath } } : {}),
     });

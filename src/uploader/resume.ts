@@ -20,6 +20,14 @@
  * were in its directory, under its destination, and are gone now have their upload given up by
  * the store (the multipart upload aborted, the session cancelled) and are removed.
  *
+ * Records the journal's sweep found expired but kept, because they name an upload the store
+ * keeps and bills until it is aborted (an S3 multipart upload, direct or through the MLflow
+ * proxy: `hasLastingUpload`), are given up after an operation completes, within a small time
+ * budget ({@link EXPIRED_UPLOADS_BUDGET_MS}): those of the operation's run with its store,
+ * those of other runs on the same tracking server after a lookup of their run. What is left
+ * (another server's, a lookup or an abort that failed) stays in the journal, and one warning
+ * per operation says how many, how old, and which `resume clear` gives them up.
+ *
  * **What it costs.** The journal is read once per operation ({@link UploadJournal.scan}: one
  * `readdir`, plus the run's operation logs when an interrupted run left some). A file sent in one
  * request is recorded with one line appended to the operation's log ({@link OperationLog}), with
@@ -33,11 +41,13 @@
 import { lstat } from 'node:fs/promises';
 import { posix, resolve } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
+import { combineSignals } from '../core/abort.js';
+import type { Env } from '../core/env.js';
 import { isInside } from '../core/real-path.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
-import { earlierUploadOf, giveUpUpload } from './abandon-records.js';
+import { abandonRecordUploads, earlierUploadOf, giveUpUpload, type AbandonOutcome } from './abandon-records.js';
 import {
   hasUnfinishedUpload,
   journalTarget,
@@ -45,12 +55,26 @@ import {
   recordFileName,
   type JournalEntry,
   type JournalKey,
+  type JournalRecord,
   type JournalScan,
   type LocalFileIdentity,
   type OperationLog,
   type OperationLogLine,
   type UploadJournal,
 } from './journal.js';
+
+/**
+ * The most time, in ms, that giving up the uploads of expired records may add to an operation
+ * that completed (run lookups and aborts together): past it, the rest stays in the journal,
+ * with the warning. An upload waits for it, so it is seconds, not the retry policy's minutes.
+ */
+export const EXPIRED_UPLOADS_BUDGET_MS = 20_000;
+
+/**
+ * The retry policy of the run lookups for expired records: one retry, and a request that makes
+ * no progress for 5 s is given up (the server answered the operation just before).
+ */
+const EXPIRED_LOOKUP_RETRY = { maxRetries: 1, timeoutMs: 5_000 };
 
 /** How an operation may skip files already in the store. */
 export type SkipExisting = 'size' | 'checksum';
@@ -108,6 +132,13 @@ export interface OperationResumeOptions {
    * @default none (files named one by one, an archive: nothing to give up)
    */
   scope?: { directory: string; artifactPath: string } | undefined;
+  /**
+   * The environment of the run lookups that give up the uploads of expired records of other
+   * runs on the operation's tracking server (`MLFLOW_TRACKING_*` credentials, store settings),
+   * as the upload read it.
+   * @default process.env
+   */
+  env?: Env | undefined;
 }
 
 /**
@@ -357,8 +388,15 @@ export class OperationResume {
    * left of files deleted from its directory is given up ({@link abandonDeletedFiles}).
    */
   async complete(files: readonly ResumableFile[]): Promise<void> {
-    const { journal, target, runId } = this.options;
+    const { journal } = this.options;
     if (!journal) return;
+    await this.completeOwn(journal, files);
+    await this.giveUpExpired(journal);
+  }
+
+  /** {@link complete} for what this operation and its earlier runs left. */
+  private async completeOwn(journal: UploadJournal, files: readonly ResumableFile[]): Promise<void> {
+    const { target, runId } = this.options;
     await this.log?.remove();
     const scan = await this.scan();
     // Built only when earlier runs left logs to check against (a key per file).
@@ -379,6 +417,71 @@ export class OperationResume {
     }
     for (const name of this.claimedNames) others?.delete(name);
     if (others && others.size > 0) await this.abandonDeletedFiles(others);
+  }
+
+  /**
+   * Gives up the uploads of the records the journal's sweep found expired and kept
+   * ({@link UploadJournal.takeExpired}: an S3 multipart upload, direct or through the MLflow
+   * proxy, which the store keeps and bills until it is aborted), once per journal:
+   * - of this target and run: with the operation's store;
+   * - of another run on this tracking server: its run looked up there (`abandonRecordUploads`),
+   *   with one retry, the server having just answered this operation;
+   * - of another tracking server: none. An upload sends no request, and no credential, to a
+   *   server it was not pointed at; `resume clear` does, when asked.
+   * All of it within {@link EXPIRED_UPLOADS_BUDGET_MS}. Each record is taken over first (one a
+   * live process picked up since is left to it), removed once its upload is given up, and
+   * handed back as it was otherwise, still expired. What is left is said in one warning, with
+   * how many, the oldest's age, and the `resume clear` that gives them up. Never throws.
+   */
+  private async giveUpExpired(journal: UploadJournal): Promise<void> {
+    const expired = journal.takeExpired();
+    if (expired.length === 0) return;
+    const { target, runId, store, logger } = this.options;
+    const targetKey = journalTarget(target);
+    const deadline = AbortSignal.timeout(EXPIRED_UPLOADS_BUDGET_MS);
+    const signal = combineSignals(this.options.signal, deadline);
+    const left: Array<{ record: JournalRecord; reason: string }> = [];
+    const sameRun: JournalEntry[] = [];
+    const otherRuns: JournalEntry[] = [];
+    const takenOverAt = Date.now();
+    for (const { name, record } of expired) {
+      if (record.key.target !== targetKey) {
+        left.push({ record, reason: `it is of another tracking server (${record.key.target}), which this upload does not contact` });
+        continue;
+      }
+      const entry = await journal.takeOver(name, record);
+      if (!entry) continue; // a live process took it up since: its upload is that process's
+      (record.key.runId === runId ? sameRun : otherRuns).push(entry);
+    }
+    const settle = async (entry: JournalEntry, outcome: AbandonOutcome): Promise<void> => {
+      const record = entry.previous ?? entry.record;
+      if (outcome.upload === 'left') {
+        await journal.handBack(entry);
+        const reason = deadline.aborted && !this.options.signal?.aborted && outcome.reason === 'interrupted before it was given up' ? `not given up within ${EXPIRED_UPLOADS_BUDGET_MS / 1000} s` : outcome.reason;
+        left.push({ record, reason });
+        return;
+      }
+      await entry.remove();
+      logger.info(`Gave up the unfinished multipart upload of ${record.key.artifactPath} (run ${record.key.runId} on ${record.key.target}) that a resume journal record not updated since ${new Date(record.updatedAt).toISOString()} named, and removed the record.`);
+    };
+    for (const entry of sameRun) {
+      const record = entry.previous ?? entry.record;
+      const outcome = signal?.aborted ? undefined : await giveUpUpload(store, record.key.artifactPath, earlierUploadOf(record, takenOverAt), signal);
+      await settle(entry, !outcome && signal?.aborted ? { upload: 'left', reason: 'interrupted before it was given up' } : outcome?.status === 'left' ? { upload: 'left', reason: outcome.reason } : { upload: 'aborted' });
+    }
+    if (otherRuns.length > 0) {
+      const records = otherRuns.map((entry) => entry.previous ?? entry.record);
+      const outcomes = await abandonRecordUploads(records, {
+        env: this.options.env ?? process.env,
+        logger,
+        signal,
+        retry: EXPIRED_LOOKUP_RETRY,
+        trackingUri: target,
+        takenOverAt,
+      });
+      for (const [i, entry] of otherRuns.entries()) await settle(entry, outcomes[i]!);
+    }
+    if (left.length > 0) logger.warn(expiredUploadsWarning(left));
   }
 
   /**
@@ -428,6 +531,25 @@ export class OperationResume {
       else logger.info(`${what}${named ? (outcome ? '; that upload was given up' : ', whose unfinished upload the store discards on its own') : ''}, and its resume journal record removed.`);
     }
   }
+}
+
+/**
+ * The one warning of an operation about expired records whose uploads are left: how many, the
+ * oldest's age, one example with its reason (redacted where it was made), and what to run.
+ */
+function expiredUploadsWarning(left: ReadonlyArray<{ record: JournalRecord; reason: string }>): string {
+  const now = Date.now();
+  const days = (ms: number) => Math.floor(ms / 86_400_000);
+  const ages = left.map(({ record }) => now - record.updatedAt);
+  const oldest = days(Math.max(...ages));
+  // Selects these records (and no younger one, which may still be resumed).
+  const olderThan = `${Math.max(1, days(Math.min(...ages)))}d`;
+  const { record, reason } = left[0]!;
+  return (
+    `${left.length} resume journal record(s) of interrupted uploads, the oldest not updated for ${oldest} day(s), name an unfinished S3 multipart upload that could not be given up, and whose parts stay billed until it is aborted ` +
+    `(e.g. ${record.key.artifactPath} of run ${record.key.runId} on ${record.key.target}: ${reason}). ` +
+    `\`artifact-uploader resume clear --older-than ${olderThan}\` gives them up and removes the records; with \`--keep-uploads\` it removes the records only, and a lifecycle rule (AbortIncompleteMultipartUpload) must remove the uploads. Until then the records stay in the journal (\`artifact-uploader resume list\` shows them).`
+  );
 }
 
 /** Whether `artifactPath` is inside the artifact directory `dir` (`''`: the root). */
