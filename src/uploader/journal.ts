@@ -222,7 +222,8 @@ export interface UploadJournalOptions {
    */
   ownerStaleMs?: number;
   /**
-   * Delete expired records and keep the journal within bounds when it is opened.
+   * Delete expired records and keep the journal within bounds when it is opened (records that
+   * name an S3 multipart upload are kept, see {@link UploadJournal.sweep}).
    * @default true
    */
   sweep?: boolean;
@@ -505,7 +506,9 @@ export class UploadJournal {
 
   /**
    * Opens the journal (the directory is created on the first write) and, unless `sweep: false`,
-   * deletes expired records and keeps it within bounds. Never throws for the journal's content.
+   * deletes expired records and keeps it within bounds ({@link UploadJournal.sweep}: a record
+   * that names an S3 multipart upload is kept, and an expired one handed to the next operation
+   * that completes). Never throws for the journal's content.
    *
    * @example
    * ```ts
@@ -869,7 +872,8 @@ export class UploadJournal {
    * (a multipart upload, a session) is taken over before it is deleted, so that no rerun that
    * picked it up meanwhile loses it (it is then left, in `inUse`). The uploads the deleted
    * records name are not given up here (the store is not known): `abandonRecordUploads` does
-   * that (`resume clear`), else S3 lifecycle rules abort them.
+   * that (`resume clear`), else S3 lifecycle rules abort them; so only records that name none
+   * are removed by age or bounds without a caller's asking ({@link UploadJournal.sweep}).
    *
    * @example
    * ```ts
