@@ -71,10 +71,11 @@ import {
 export const EXPIRED_UPLOADS_BUDGET_MS = 20_000;
 
 /**
- * The retry policy of the run lookups for expired records: one retry, and a request that makes
- * no progress for 5 s is given up (the server answered the operation just before).
+ * The retry policy of the run lookups for expired records: one retry (the server answered the
+ * operation just before); the rest of the policy is the environment's, and
+ * {@link EXPIRED_UPLOADS_BUDGET_MS} bounds it all.
  */
-const EXPIRED_LOOKUP_RETRY = { maxRetries: 1, timeoutMs: 5_000 };
+const EXPIRED_LOOKUP_RETRY = { maxRetries: 1 };
 
 /** How an operation may skip files already in the store. */
 export type SkipExisting = 'size' | 'checksum';
@@ -457,7 +458,8 @@ export class OperationResume {
       const record = entry.previous ?? entry.record;
       if (outcome.upload === 'left') {
         await journal.handBack(entry);
-        const reason = deadline.aborted && !this.options.signal?.aborted && outcome.reason === 'interrupted before it was given up' ? `not given up within ${EXPIRED_UPLOADS_BUDGET_MS / 1000} s` : outcome.reason;
+        // The budget cuts the lookups off as an interrupt would: said as what it is.
+        const reason = deadline.aborted && !this.options.signal?.aborted && outcome.reason === 'interrupted before it was given up' ? `not given up within ${EXPIRED_UPLOADS_BUDGET_MS / 1000} s, the time an upload spends on it` : outcome.reason;
         left.push({ record, reason });
         return;
       }

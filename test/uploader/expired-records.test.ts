@@ -56,20 +56,29 @@ async function otherFile(): Promise<string> {
   return path;
 }
 
+/**
+ * A `dir` upload to a new run on the `s3://` server (tracking server and moto each behind a
+ * recording proxy), killed once `big.bin` has two parts on record, its journal then aged 9 days;
+ * and a new run on the same server for the next upload.
+ */
+async function expiredS3Upload(name: string) {
+  const { url, s3Endpoint } = mlflowDirectS3Server();
+  const s3 = await startProxy(s3Endpoint, { preserveHost: true });
+  const tracking = await startProxy(url);
+  const killedRun = await pythonCreateRun(url, `${name}-killed`);
+  const { root, data, journalDir } = await checkpointDir(40 * MiB); // big.bin: 5 parts of 8 MiB
+  const env = { ...servers().awsEnv, MLFLOW_TRACKING_URI: tracking.url, MLFLOW_S3_ENDPOINT_URL: s3.url, ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir };
+  await runAndKill({ argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'], env: { ...env, MLFLOW_RUN_ID: killedRun }, cwd: root, proxy: s3, at: { until: partsRecorded(journalDir, 2) } });
+  expect(await motoUploads(killedRun)).toHaveLength(1);
+  expect([...(await records(journalDir)).values()].map((r) => r.key.artifactPath)).toEqual(['ckpt/big.bin']);
+  await ageJournal(journalDir, 9 * DAY);
+  const nextRun = await pythonCreateRun(url, `${name}-next`);
+  return { s3, tracking, killedRun, nextRun, root, journalDir, env };
+}
+
 describeWithServers('expired journal records of S3 multipart uploads', () => {
   it('s3://: the next upload (another run, same server) aborts the expired record\'s multipart upload and removes the record', async () => {
-    const { url, s3Endpoint } = mlflowDirectS3Server();
-    const s3 = await startProxy(s3Endpoint, { preserveHost: true });
-    const tracking = await startProxy(url);
-    const killedRun = await pythonCreateRun(url, 'expired-s3-killed');
-    const { root, data, journalDir } = await checkpointDir(40 * MiB); // big.bin: 5 parts of 8 MiB
-    const env = { ...servers().awsEnv, MLFLOW_TRACKING_URI: tracking.url, MLFLOW_S3_ENDPOINT_URL: s3.url, ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir };
-    await runAndKill({ argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'], env: { ...env, MLFLOW_RUN_ID: killedRun }, cwd: root, proxy: s3, at: { until: partsRecorded(journalDir, 2) } });
-    expect(await motoUploads(killedRun)).toHaveLength(1);
-    expect([...(await records(journalDir)).values()].map((r) => r.key.artifactPath)).toEqual(['ckpt/big.bin']);
-    await ageJournal(journalDir, 9 * DAY);
-
-    const nextRun = await pythonCreateRun(url, 'expired-s3-next');
+    const { s3, tracking, killedRun, nextRun, root, journalDir, env } = await expiredS3Upload('expired-s3');
     const trackingBefore = tracking.requests.length;
     const next = await runToEnd({ argv: ['file', await otherFile(), '--stage', 'training', '--artifact-path', 'eval', '--json'], env: { ...env, MLFLOW_RUN_ID: nextRun }, cwd: root, proxy: s3 });
     const why = JSON.stringify({ requests: next.requests, stderr: next.stderr.slice(-2000) });
@@ -80,6 +89,27 @@ describeWithServers('expired journal records of S3 multipart uploads', () => {
     expect(await motoUploads(killedRun), why).toEqual([]);
     expect(await journalFiles(journalDir), why).toEqual([]);
     expect(next.stderr).not.toMatch(/resume clear/);
+  }, 300_000);
+
+  it("s3://: a lookup of the expired record's run that is never answered costs the upload seconds, not the retry policy's minutes: the record stays, with the warning", async () => {
+    const { s3, tracking, killedRun, nextRun, root, journalDir, env } = await expiredS3Upload('expired-s3-held');
+    const before = await readFile(join(journalDir, [...(await records(journalDir)).keys()][0]!), 'utf8');
+    // The server answers the upload, and never the killed run's runs/get.
+    tracking.addRule({ match: (r) => r.path.includes('/runs/get') && r.path.includes(killedRun), fault: 'hold' });
+    try {
+      // The harness kills a child still running after 120 s: the default policy (a 120 s idle
+      // timeout, 7 retries) would take 16 minutes here; the budget cuts it at 20 s.
+      const next = await runToEnd({ argv: ['file', await otherFile(), '--stage', 'training', '--artifact-path', 'eval', '--json'], env: { ...env, MLFLOW_RUN_ID: nextRun }, cwd: root, proxy: s3 });
+      expect((JSON.parse(next.stdout) as { ok: boolean }).ok, next.stderr).toBe(true);
+      expect(tracking.requests.filter((r) => r.path.includes('/runs/get') && r.path.includes(killedRun)).length).toBeGreaterThanOrEqual(1);
+      expect(next.stderr).toMatch(new RegExp(`1 resume journal record\\(s\\) .* could not be given up, .*run ${killedRun}.*: not given up within 20 s, the time an upload spends on it\\)\\. .*resume clear --older-than 9d`));
+      expect(next.requests.filter(isAbort)).toEqual([]);
+      expect(await motoUploads(killedRun)).toHaveLength(1);
+      expect(JSON.parse(await readFile(join(journalDir, [...(await records(journalDir)).keys()][0]!), 'utf8'))).toEqual(JSON.parse(before));
+    } finally {
+      tracking.clearRules();
+      tracking.thaw();
+    }
   }, 300_000);
 
   it("mlflow-artifacts (S3 destination): the next upload to the same run aborts the expired record's proxied multipart upload (mpu/abort)", async () => {
