@@ -57,8 +57,8 @@ export const JOURNAL_DIR_ENV = 'ARTIFACT_UPLOADER_JOURNAL_DIR';
 
 /**
  * Records older than this are deleted (7 days: GCS sessions and Azure uncommitted blocks live
- * about that long), except those that name an upload the store keeps until it is aborted
- * ({@link hasLastingUpload}), whose upload is given up first.
+ * about that long), except those that name an upload the store keeps until it is aborted (an
+ * S3 multipart upload, `hasLastingUpload`), whose upload is given up first.
  */
 export const DEFAULT_JOURNAL_MAX_AGE_MS = 7 * 24 * 60 * 60 * 1000;
 
@@ -199,8 +199,9 @@ export interface UploadJournalOptions {
   logger?: Logger;
   /**
    * Records not written for this long are deleted, in ms. A record that names an upload the
-   * store keeps until it is aborted ({@link hasLastingUpload}) is kept instead, and its upload
-   * given up by the next operation that completes ({@link UploadJournal.takeExpired}).
+   * store keeps until it is aborted (an S3 multipart upload, direct or through the MLflow proxy)
+   * is kept instead, and its upload given up by the next upload that completes (see
+   * {@link UploadJournal.sweep}).
    * @default DEFAULT_JOURNAL_MAX_AGE_MS (7 days)
    */
   maxAgeMs?: number;
@@ -956,9 +957,10 @@ export class UploadJournal {
    * one `readdir` and a `stat` per file, and a read of the records that are expired or, over the
    * bounds, candidates for deletion.
    *
-   * A record that names an upload the store keeps until it is aborted ({@link hasLastingUpload})
-   * is never deleted here: it is the only handle to parts billed until then. Past `maxAgeMs` it
-   * is kept for {@link takeExpired}. Over the bounds, the oldest records without such an upload
+   * A record that names an upload the store keeps until it is aborted (`hasLastingUpload`: an
+   * S3 multipart upload, direct or through the MLflow proxy, or one being created) is never
+   * deleted here: it is the only handle to parts billed until then. Past `maxAgeMs` it is kept
+   * for the next operation of this journal that completes, which gives its upload up. Over the bounds, the oldest records without such an upload
    * go first; when only such records are left over the bounds, they are kept, with a warning:
    * each is about 1 KB (bounded by its parts), so keeping them costs far less than losing track
    * of the uploads, and `resume clear` gives them up.
