@@ -447,7 +447,7 @@ export class OperationResume {
     const takenOverAt = Date.now();
     for (const { name, record } of expired) {
       if (record.key.target !== targetKey) {
-        left.push({ record, reason: `it is of another tracking server (${record.key.target}), which this upload does not contact` });
+        left.push({ record, reason: `another tracking server than this upload's, which it does not contact` });
         continue;
       }
       const entry = await journal.takeOver(name, record);
@@ -468,8 +468,13 @@ export class OperationResume {
     };
     for (const entry of sameRun) {
       const record = entry.previous ?? entry.record;
-      const outcome = signal?.aborted ? undefined : await giveUpUpload(store, record.key.artifactPath, earlierUploadOf(record, takenOverAt), signal);
-      await settle(entry, !outcome && signal?.aborted ? { upload: 'left', reason: 'interrupted before it was given up' } : outcome?.status === 'left' ? { upload: 'left', reason: outcome.reason } : { upload: 'aborted' });
+      if (signal?.aborted) {
+        await settle(entry, { upload: 'left', reason: 'interrupted before it was given up' });
+        continue;
+      }
+      // `undefined`: a store without abandonUpload, which discards unfinished uploads on its own.
+      const outcome = await giveUpUpload(store, record.key.artifactPath, earlierUploadOf(record, takenOverAt), signal);
+      await settle(entry, outcome?.status === 'left' ? { upload: 'left', reason: outcome.reason } : { upload: 'aborted' });
     }
     if (otherRuns.length > 0) {
       const records = otherRuns.map((entry) => entry.previous ?? entry.record);
