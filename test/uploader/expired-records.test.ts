@@ -98,7 +98,7 @@ describeWithServers('expired journal records of S3 multipart uploads', () => {
     tracking.addRule({ match: (r) => r.path.includes('/runs/get') && r.path.includes(killedRun), fault: 'hold' });
     try {
       // The harness kills a child still running after 120 s: the default policy (a 120 s idle
-      // timeout, 7 retries) would take 16 minutes here; the budget cuts it at 20 s.
+      // timeout, 7 retries) would take over 15 minutes here; the budget cuts it at 20 s.
       const next = await runToEnd({ argv: ['file', await otherFile(), '--stage', 'training', '--artifact-path', 'eval', '--json'], env: { ...env, MLFLOW_RUN_ID: nextRun }, cwd: root, proxy: s3 });
       expect((JSON.parse(next.stdout) as { ok: boolean }).ok, next.stderr).toBe(true);
       expect(tracking.requests.filter((r) => r.path.includes('/runs/get') && r.path.includes(killedRun)).length).toBeGreaterThanOrEqual(1);
