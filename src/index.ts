@@ -99,7 +99,7 @@ export type {
 export { resolveArtifactStore } from './stores/resolve.js';
 export type { ResolveArtifactStoreOptions } from './stores/resolve.js';
 export { listArtifactsRecursive } from './stores/artifact-store.js';
-export type { ArtifactStore, ArtifactEntry, UploadFileOptions, UploadFileResult, MultipartOptions, StoreOptions, EarlierUpload, AbandonedUpload, PreviousMultipartUpload, StoredPart, StoreResumeToken } from './stores/artifact-store.js';
+export type { ArtifactStore, ArtifactEntry, UploadFileOptions, UploadFileResult, MultipartOptions, StoreOptions, EarlierUpload, LostUpload, AbandonedUpload, PreviousMultipartUpload, StoredPart, StoreResumeToken } from './stores/artifact-store.js';
 // s3:// artifact roots: option types only (the store itself is picked by the artifact URI).
 export type { S3StoreOptions, S3AddressingStyle, S3Credentials } from './stores/s3-config.js';
 // gs:// artifact roots: the option types, and the resume hooks a crash-resume journal uses.

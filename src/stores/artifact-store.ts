@@ -287,6 +287,37 @@ export interface PreviousMultipartUpload {
 }
 
 /**
+ * How long after an attempt marked that it was creating a multipart upload the upload it created
+ * may have been initiated: the create's attempts and the waits between them (minutes with
+ * MLflow's retry settings), with a wide margin for a slow request timeout and the two machines'
+ * clocks. A rerun right after a kill cuts at its takeover anyway; this bounds a give-up days
+ * later (an expired record, `resume clear`), where "initiated before now" would take in the live
+ * upload another process is sending to the same key at that moment.
+ */
+export const LOST_UPLOAD_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+/** An upload an earlier attempt may have created without recording its id: see {@link MultipartResume.lostUpload}. */
+export interface LostUpload {
+  /** Epoch ms this attempt took the earlier attempt's record over: an upload initiated since is another process's. */
+  takenOverAt: number;
+  /** Epoch ms the earlier attempt marked that it was creating the upload (`undefined` when not known). */
+  markedAt?: number | undefined;
+}
+
+/**
+ * The latest time (epoch ms, this machine's clock) the lost upload can have been initiated:
+ * the takeover, or {@link LOST_UPLOAD_WINDOW_MS} after the mark, whichever is earlier.
+ *
+ * @example
+ * ```ts
+ * lostUploadCut({ takenOverAt: Date.now(), markedAt: record.creatingMultipart });
+ * ```
+ */
+export function lostUploadCut(lost: LostUpload): number {
+  return lost.markedAt === undefined ? lost.takenOverAt : Math.min(lost.takenOverAt, lost.markedAt + LOST_UPLOAD_WINDOW_MS);
+}
+
+/**
  * The part-level resume hooks of one file upload (see {@link UploadFileOptions.resume}). The
  * uploader's journal step implements them; a store that supports part-level resume:
  * - continues `previous` when it may (`reuse`, same part size, the server still has it): it asks
@@ -306,9 +337,11 @@ export interface MultipartResume {
    * recorded the upload's id (the answer was lost with the process): a store that can list the
    * uploads in progress under the file's key aborts those it does not continue that were
    * initiated before `takenOverAt` (epoch ms, when this attempt took the record over), not one
-   * that another process sending the same file at the same moment (without the journal) started.
+   * that another process sending the same file at the same moment (without the journal) started;
+   * nor one initiated more than a day after `markedAt` (epoch ms, when the dead attempt marked
+   * the creation), which that attempt cannot have created ({@link lostUploadCut}).
    */
-  lostUpload?: { takenOverAt: number };
+  lostUpload?: LostUpload;
   /** A new multipart upload is about to be created (recorded first, for {@link lostUpload}). */
   creating?(): Promise<void>;
   started(uploadId: string, partSize: number): Promise<void>;
@@ -372,9 +405,10 @@ export interface EarlierUpload {
   /**
    * Set when it died while creating a multipart upload, before it recorded the id: a store that
    * can list the uploads in progress under the key gives up those initiated before
-   * `takenOverAt` (epoch ms), as for {@link MultipartResume.lostUpload}.
+   * `takenOverAt` (epoch ms) and not later than a day after `markedAt`, as for
+   * {@link MultipartResume.lostUpload}.
    */
-  lostUpload?: { takenOverAt: number };
+  lostUpload?: LostUpload;
 }
 
 /** A store-specific way to pick an upload up again: `store` is the store's `kind`, `value` JSON it defines. */

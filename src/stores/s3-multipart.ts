@@ -219,7 +219,7 @@ export async function multipartUpload(
       await abortLostUploads(direct, sdk.s3, shared, {
         target,
         logger: options.logger,
-        initiatedBefore: resume.lostUpload.takenOverAt,
+        lost: resume.lostUpload,
         clockOffsetMs: () => requests.client.config.systemClockOffset,
       });
     }

@@ -16,7 +16,7 @@ import type * as ClientS3 from '@aws-sdk/client-s3';
 import { Crc32 } from '../core/hash-in-one-pass.js';
 import type { SourceChangedError } from '../core/errors.js';
 import { errorText, type Logger } from '../core/logger.js';
-import type { AbandonedUpload, MultipartResume, PreviousMultipartUpload, StoredPart } from './artifact-store.js';
+import { lostUploadCut, type AbandonedUpload, type LostUpload, type MultipartResume, type PreviousMultipartUpload, type StoredPart } from './artifact-store.js';
 import type { RangeChecksum } from './file-ranges.js';
 
 /** Sends one command of the file's upload (the store's per-file request tracker). */
@@ -228,7 +228,9 @@ export const MAX_UNCORRECTED_SKEW_MS = 2000;
  * Aborts the multipart uploads in progress under the file's key that an earlier attempt may have
  * created without learning their id (`MultipartResume.lostUpload`: it died between sending
  * `CreateMultipartUpload` and recording the answer), but `keep` (an upload being continued) and
- * those initiated after `initiatedBefore` (epoch ms, this machine's clock).
+ * those initiated after {@link lostUploadCut} of `lost` (this machine's clock: the takeover, or a
+ * day after the earlier attempt marked the creation; a give-up days after the kill must not take
+ * in the live upload another process is sending to the same key).
  * Lists them with `ListMultipartUploads` (every page, the exact key only). Never fails the
  * file: a listing or an abort that fails is warned about (the upload's parts stay billed until a
  * lifecycle rule removes them).
@@ -243,14 +245,14 @@ export const MAX_UNCORRECTED_SKEW_MS = 2000;
  *
  * @example
  * ```ts
- * if (resume.lostUpload) await abortLostUploads(send, sdk.s3, shared, { target: 's3://b/k', logger, initiatedBefore: resume.lostUpload.takenOverAt, clockOffsetMs: () => client.config.systemClockOffset });
+ * if (resume.lostUpload) await abortLostUploads(send, sdk.s3, shared, { target: 's3://b/k', logger, lost: resume.lostUpload, clockOffsetMs: () => client.config.systemClockOffset });
  * ```
  */
 export async function abortLostUploads(
   send: SendCommand,
   s3: typeof ClientS3,
   shared: SharedParams,
-  options: { target: string; logger?: Logger | undefined; keep?: string | undefined; initiatedBefore: number; clockOffsetMs?: () => number | undefined },
+  options: { target: string; logger?: Logger | undefined; keep?: string | undefined; lost: LostUpload; clockOffsetMs?: () => number | undefined },
 ): Promise<void> {
   const owner = shared.ExpectedBucketOwner ? { ExpectedBucketOwner: shared.ExpectedBucketOwner } : {};
   const found: string[] = [];
@@ -260,7 +262,7 @@ export async function abortLostUploads(
       const page = (await send(new s3.ListMultipartUploadsCommand({ Bucket: shared.Bucket, Prefix: shared.Key, ...owner, ...markers }))) as ClientS3.ListMultipartUploadsCommandOutput;
       // Read after an answer: the SDK has just measured it from that answer's Date.
       const offset = options.clockOffsetMs?.() ?? 0;
-      const initiatedBefore = options.initiatedBefore + (Math.abs(offset) > MAX_UNCORRECTED_SKEW_MS ? offset : 0);
+      const initiatedBefore = lostUploadCut(options.lost) + (Math.abs(offset) > MAX_UNCORRECTED_SKEW_MS ? offset : 0);
       for (const upload of page.Uploads ?? []) {
         // One initiated after this attempt took the record over is another process's, sending the same file right now.
         const earlier = upload.Initiated === undefined || upload.Initiated.getTime() <= initiatedBefore;
@@ -342,7 +344,7 @@ export async function abandonEarlierUpload(
   send: SendCommand,
   s3: typeof ClientS3,
   shared: SharedParams,
-  earlier: { previous?: PreviousMultipartUpload | undefined; lostUpload?: { takenOverAt: number } | undefined },
+  earlier: { previous?: PreviousMultipartUpload | undefined; lostUpload?: LostUpload | undefined },
   options: { target: string; logger?: Logger | undefined; clockOffsetMs?: () => number | undefined },
 ): Promise<AbandonedUpload> {
   const uploadId = earlier.previous?.uploadId;
@@ -359,7 +361,7 @@ export async function abandonEarlierUpload(
     }
   }
   if (earlier.lostUpload) {
-    await abortLostUploads(send, s3, shared, { target: options.target, logger: options.logger, keep: uploadId, initiatedBefore: earlier.lostUpload.takenOverAt, clockOffsetMs: options.clockOffsetMs });
+    await abortLostUploads(send, s3, shared, { target: options.target, logger: options.logger, keep: uploadId, lost: earlier.lostUpload, clockOffsetMs: options.clockOffsetMs });
   }
   return outcome;
 }

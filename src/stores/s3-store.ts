@@ -207,7 +207,7 @@ export class S3ArtifactStore implements ArtifactStore {
         await abortLostUploads((command) => client.send(command as ClientS3.ListMultipartUploadsCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, {
           target: this.target(key),
           logger: this.logger,
-          initiatedBefore: resume.lostUpload.takenOverAt,
+          lost: resume.lostUpload,
           clockOffsetMs: () => client.config.systemClockOffset,
         });
       }

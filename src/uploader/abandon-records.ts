@@ -47,8 +47,8 @@ export interface AbandonRecordsOptions {
   trackingUri?: string | undefined;
   /**
    * Epoch ms the records were taken from the journal: a record marked as creating a multipart
-   * upload (`creatingMultipart`) has the uploads in progress under its key initiated before it
-   * given up (`EarlierUpload.lostUpload`).
+   * upload (`creatingMultipart`) has the uploads in progress under its key initiated before it,
+   * and within a day of the mark, given up (`EarlierUpload.lostUpload`).
    */
   takenOverAt: number;
 }
@@ -65,7 +65,7 @@ export function earlierUploadOf(record: JournalRecord, takenOverAt: number): Ear
   return {
     ...(record.multipart ? { previous: record.multipart } : {}),
     ...(record.resumeToken ? { token: record.resumeToken } : {}),
-    ...(record.creatingMultipart !== undefined ? { lostUpload: { takenOverAt } } : {}),
+    ...(record.creatingMultipart !== undefined ? { lostUpload: { takenOverAt, markedAt: record.creatingMultipart } } : {}),
   };
 }
 

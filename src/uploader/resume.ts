@@ -46,7 +46,7 @@ import type { Env } from '../core/env.js';
 import { isInside } from '../core/real-path.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
-import type { ArtifactEntry, ArtifactStore, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
+import type { ArtifactEntry, ArtifactStore, LostUpload, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
 import { abandonRecordUploads, earlierUploadOf, giveUpUpload, type AbandonOutcome } from './abandon-records.js';
 import {
   hasUnfinishedUpload,
@@ -323,7 +323,7 @@ export class OperationResume {
     // The record's name is a hash: computed only when the journal holds per-file records at all.
     const records = (await this.scan())?.recordNames;
     const found = records && records.size > 0 && records.has(this.recordName(file)) ? await journal.lookup(key) : undefined;
-    let lostUpload: { takenOverAt: number } | undefined;
+    let lostUpload: LostUpload | undefined;
     if (found && found.state !== 'none' && hasUnfinishedUpload(found.record)) {
       // Another live process's upload (begin() says so by returning nothing) is neither continued nor aborted.
       const takenOverAt = Date.now();
@@ -334,7 +334,7 @@ export class OperationResume {
       // (or any record, with resume off) only tells the store which upload to abort.
       reuse = this.resume && entry?.previous !== undefined && sameLocal(entry.previous.local, key.local);
       // Whatever the file is now: an upload whose id nobody recorded will never be completed.
-      if (entry?.previous?.creatingMultipart !== undefined) lostUpload = { takenOverAt };
+      if (entry?.previous?.creatingMultipart !== undefined) lostUpload = { takenOverAt, markedAt: entry.previous.creatingMultipart };
     }
     // Whether the journal holds the upload in progress (so an interrupted one may stay for the rerun).
     let onRecord = reuse && (previous !== undefined || token !== undefined);

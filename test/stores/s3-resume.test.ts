@@ -13,6 +13,9 @@ import type { Part } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import * as ClientS3 from '@aws-sdk/client-s3';
 import { abortLostUploads, holdsBytes, keptPartFigure, unrecordedParts } from '../../src/stores/s3-resume.js';
+import { LOST_UPLOAD_WINDOW_MS, lostUploadCut } from '../../src/stores/artifact-store.js';
+import { earlierUploadOf } from '../../src/uploader/abandon-records.js';
+import type { JournalRecord } from '../../src/uploader/journal.js';
 
 const partSize = 3 * 1024 * 1024 + 5;
 const size = partSize * 3 + 1234; // 4 parts, the last one short
@@ -150,7 +153,7 @@ describe('abortLostUploads', () => {
     ]);
     const warnings: string[] = [];
     const logger = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
-    await abortLostUploads(send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', logger, initiatedBefore: takenOverAt });
+    await abortLostUploads(send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', logger, lost: { takenOverAt } });
     expect(aborted).toEqual(['lost-1', 'lost-2']);
     expect(listed.map((l) => [l.Prefix, l.KeyMarker, l.UploadIdMarker])).toEqual([
       [shared.Key, undefined, undefined],
@@ -171,14 +174,37 @@ describe('abortLostUploads', () => {
     });
     const skewed = fakeS3([page()]);
     // As the SDK measures it from the answer's Date (whole seconds): S3's clock minus ours.
-    await abortLostUploads(skewed.send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', initiatedBefore: takenOverAt, clockOffsetMs: () => -600_400 });
+    await abortLostUploads(skewed.send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', lost: { takenOverAt }, clockOffsetMs: () => -600_400 });
     expect(skewed.aborted).toEqual(['lost']);
 
     // In step with S3, the offset read from a Date header is up to a second off: not applied, so a
     // lost upload initiated just before a takeover right after the kill is still aborted.
     const inStep = fakeS3([{ $metadata: {}, Uploads: [{ Key: shared.Key, UploadId: 'just-lost', Initiated: new Date(takenOverAt - 300) }], IsTruncated: false }]);
-    await abortLostUploads(inStep.send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', initiatedBefore: takenOverAt, clockOffsetMs: () => -900 });
+    await abortLostUploads(inStep.send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', lost: { takenOverAt }, clockOffsetMs: () => -900 });
     expect(inStep.aborted).toEqual(['just-lost']);
+  });
+
+  it('a give-up days after the kill (an expired record, resume clear) spares the live upload another process started since: the lost one was initiated within a day of the mark', async () => {
+    const markedAt = takenOverAt - 9 * 24 * 60 * 60_000; // the kill, nine days before the give-up
+    const { send, aborted } = fakeS3([
+      {
+        $metadata: {},
+        Uploads: [
+          { Key: shared.Key, UploadId: 'lost', Initiated: new Date(markedAt + 40) },
+          { Key: shared.Key, UploadId: 'lost-retried', Initiated: new Date(markedAt + 20 * 60_000) },
+          { Key: shared.Key, UploadId: 'live', Initiated: new Date(takenOverAt - 10 * 60_000) },
+        ],
+        IsTruncated: false,
+      },
+    ]);
+    await abortLostUploads(send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', lost: { takenOverAt, markedAt } });
+    expect(aborted).toEqual(['lost', 'lost-retried']);
+    expect(lostUploadCut({ takenOverAt, markedAt })).toBe(markedAt + LOST_UPLOAD_WINDOW_MS);
+    // A rerun right after the kill cuts at its takeover, as before.
+    expect(lostUploadCut({ takenOverAt, markedAt: takenOverAt - 5_000 })).toBe(takenOverAt);
+    // A journal record's mark is what the give-up passes on.
+    const record = { creatingMultipart: markedAt } as JournalRecord;
+    expect(earlierUploadOf(record, takenOverAt)).toEqual({ lostUpload: { takenOverAt, markedAt } });
   });
 
   it('never fails the file: a listing that is refused is a warning', async () => {
@@ -187,7 +213,7 @@ describe('abortLostUploads', () => {
     };
     const warnings: string[] = [];
     const logger = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
-    await abortLostUploads(send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', logger, initiatedBefore: takenOverAt });
+    await abortLostUploads(send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', logger, lost: { takenOverAt } });
     expect(warnings.join('\n')).toMatch(/could not be looked for or aborted.*s3:ListBucketMultipartUploads/);
   });
 });
