@@ -213,6 +213,26 @@ export function isRetryableWithFallback(error: unknown): boolean {
 }
 
 /**
+ * A classifier for a request whose 500 is more likely a lasting answer than a fault: what
+ * {@link isRetryableError} retries, but a 500 once only (one classifier per request). MLflow
+ * answers `mpu/abort` of an upload the object store no longer has (an earlier attempt completed
+ * it, a lifecycle rule aborted it) with a bare 500, every time; a fault inside the server on its
+ * way to the object store answers the same and may pass. One retry gives the fault its chance
+ * without holding the caller (a rerun, `resume clear`) for the minutes of the whole policy.
+ *
+ * @example
+ * ```ts
+ * const isRetryable = retryServerErrorOnce();
+ * isRetryable(new HttpStatusError(500, 'failed')); // true
+ * isRetryable(new HttpStatusError(500, 'failed')); // false: the same answer twice
+ * ```
+ */
+export function retryServerErrorOnce(): (error: unknown) => boolean {
+  let serverErrors = 0;
+  return (error) => (statusOf(error) === 500 ? ++serverErrors <= 1 : isRetryableError(error));
+}
+
+/**
  * The Azure SDK's `RestError` for a request that got no answer (connection refused, reset,
  * dropped mid-body): code `REQUEST_SEND_ERROR` when the socket error's own code was not kept.
  */

@@ -19,7 +19,7 @@ import { guessMimeType } from '../core/mime.js';
 import { InvalidResponseError, LocalPathError } from '../core/errors.js';
 import type { HttpClient } from '../core/http.js';
 import { redactUrl } from '../core/logger.js';
-import { isRetryableWithFallback, type RetryEvent } from '../core/retry.js';
+import { isRetryableWithFallback, retryServerErrorOnce, type RetryEvent } from '../core/retry.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import { mlflowErrorMapper } from './connection.js';
 
@@ -428,7 +428,11 @@ export class MlflowArtifactsApi {
 
   /**
    * Aborts a multipart upload so the object store drops its parts. `retry: false` makes a
-   * single attempt (for best-effort cleanup after a failure).
+   * single attempt (for best-effort cleanup after a failure). A 500 is retried once only
+   * ({@link retryServerErrorOnce}): it is what MLflow answers (a bare HTML 500) when the object
+   * store says the upload does not exist, as when an earlier attempt completed it or a lifecycle
+   * rule aborted it, and that answer does not change; retried by the whole policy it held a
+   * rerun, a `resume clear` or a give-up for minutes, only to leave the upload as it was.
    */
   async abortMultipartUpload(
     serverDir: string,
@@ -448,7 +452,7 @@ export class MlflowArtifactsApi {
       mapError: mlflowErrorMapper('mlflow-artifacts/mpu/abort'),
     };
     if (options.retry === false) await this.http.send(req);
-    else await this.http.request(req, { onRetry: options.onRetry });
+    else await this.http.request(req, { onRetry: options.onRetry, isRetryable: retryServerErrorOnce() });
   }
 
   private mpuUrl(action: 'create' | 'complete' | 'abort', serverDir: string): string {

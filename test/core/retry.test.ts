@@ -14,6 +14,7 @@ import {
   DEFAULT_RETRY_OPTIONS,
   isRetryableCommitError,
   isRetryableWithFallback,
+  retryServerErrorOnce,
   isRetryableError,
   isThrottlingError,
   isTransientFailure,
@@ -121,6 +122,18 @@ describe('isRetryableWithFallback', () => {
     for (const status of [408, 429, 502, 503, 504]) expect(isRetryableWithFallback(new HttpStatusError(status, 'x'))).toBe(true);
     expect(isRetryableWithFallback(new NetworkError('x'))).toBe(true);
     expect(isRetryableWithFallback(new HttpStatusError(404, 'x'))).toBe(false);
+  });
+});
+
+describe('retryServerErrorOnce', () => {
+  it('retries a 500 once per classifier, and everything else as isRetryableError does', () => {
+    const isRetryable = retryServerErrorOnce();
+    expect(isRetryable(new HttpStatusError(503, 'busy'))).toBe(true);
+    expect(isRetryable(new HttpStatusError(500, 'failed'))).toBe(true);
+    expect(isRetryable(new HttpStatusError(500, 'failed'))).toBe(false);
+    expect(isRetryable(new HttpStatusError(503, 'busy'))).toBe(true);
+    expect(isRetryable(new HttpStatusError(404, 'x'))).toBe(false);
+    expect(retryServerErrorOnce()(new HttpStatusError(500, 'failed'))).toBe(true); // a new request, a new count
   });
 });
 

@@ -203,6 +203,22 @@ describe('proxied multipart upload protocol', () => {
     }
   });
 
+  it("gives up an upload the object store no longer has after one retry: MLflow's bare 500 for NoSuchUpload is not retried for the whole policy", async () => {
+    const aborts: RecordedRequest[] = [];
+    const server = await startTestServer((req, res) => {
+      aborts.push(req);
+      // What MLflow 3.17 answers when the object store raises NoSuchUpload for mpu/abort.
+      res.writeHead(500, { 'content-type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html>\n<title>500 Internal Server Error</title>\n<h1>Internal Server Error</h1>');
+    });
+    closers.push(server.close);
+    const connection = resolveMlflowConnection({ trackingUri: server.url, retry: { maxRetries: 5, backoffFactor: 0, backoffJitter: 0 } }, {});
+    const store = await resolveArtifactStore('mlflow-artifacts:/0/run/artifacts', { connection, env: {} });
+    const outcome = await store.abandonUpload!('ckpt/m.bin', { previous: { uploadId: 'completed-before-the-kill', partSize: 1000, parts: [] } });
+    expect(outcome).toMatchObject({ status: 'left' });
+    expect(aborts.map((r) => r.url)).toEqual(Array(2).fill('/api/2.0/mlflow-artifacts/mpu/abort/0/run/artifacts/ckpt'));
+  });
+
   it('sends the file as one PUT when the object store says a part URL has expired', async () => {
     const { server, state } = await fakeServer({
       part: (n) => (n === 2 ? { status: 403, etag: false, body: '<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>' } : { status: 200, etag: true }),
