@@ -164,13 +164,14 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     lines.push(`Gave up ${aborted.length} unfinished upload(s) they named (aborted, or the session cancelled):`, ...aborted.map((e) => `  ${uploadLabel(e.record!)}`));
   }
   const left = of('left');
+  const reasonLeft = (e: JournalListEntry) => (outcomes.get(e) as Extract<ClearedUpload, { upload: 'left' }>).reason;
   if (left.length > 0) {
     lines.push(
       `${left.length} unfinished upload(s) they named ${dryRun ? 'would be' : 'were'} left on the store: an S3 multipart upload's parts stay billed until aborted (a lifecycle rule with AbortIncompleteMultipartUpload does it); GCS forgets a session after a week; Azure discards uncommitted blocks on its own:`,
-      ...left.map((e) => `  ${uploadLabel(e.record!)}: ${(outcomes.get(e) as { reason: string }).reason}`),
+      ...left.map((e) => `  ${uploadLabel(e.record!)}: ${reasonLeft(e)}`),
     );
     for (const e of left) {
-      if (!keepUploads) ctx.logger.warn(`Left the unfinished upload of ${uploadLabel(e.record!)}: ${(outcomes.get(e) as { reason: string }).reason}`);
+      if (!keepUploads) ctx.logger.warn(`Left the unfinished upload of ${uploadLabel(e.record!)}: ${reasonLeft(e)}`);
     }
   }
   return {
