@@ -13,21 +13,18 @@
  *   gone, its upload said left.
  */
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { runAndKill, runToEnd } from '../support/crash-harness.js';
+import { runToEnd } from '../support/crash-harness.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
-import { checkpointDir, isAbort, isMpu, journalFiles, partsRecorded, proxyMultipartEnv, records } from '../support/killed-upload.js';
+import { closedPort, isAbort, isMpu, journalFiles, killedProxyMultipartUpload, killedS3Upload as killed } from '../support/killed-upload.js';
 import { motoUploads } from '../support/moto.js';
-import { pythonCreateRun } from '../support/python.js';
-import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, servers } from '../support/servers.js';
+import { describeWithServers } from '../support/servers.js';
 import { localFileIdentity, UploadJournal } from '../../src/uploader/journal.js';
 import { baseEnv, cli } from './helpers.js';
 
-const MiB = 1024 * 1024;
 const startProxy = useFaultProxies();
 
 /** What `--json` says of each removed file's upload, by artifact path (the killed run's finished small files too: `none`). */
@@ -38,26 +35,18 @@ type ClearJson = { ok: boolean; dryRun: boolean; keepUploads: boolean; removed: 
 
 /**
  * A `dir` upload to `ckpt` of a new run on the `s3://` server, killed once `big.bin` has two
- * parts on record; the tracking server and moto each behind a recording proxy, so that every
- * request `resume clear` makes is seen. `clear(args)` runs the built CLI's `resume clear --json`.
+ * parts on record ({@link killed}); the tracking server and moto each behind a recording proxy,
+ * so that every request `resume clear` makes is seen. `clear(args)` runs the built CLI's
+ * `resume clear --json`.
  */
 async function killedS3Upload(runName: string) {
-  const { url, s3Endpoint } = mlflowDirectS3Server();
-  const s3 = await startProxy(s3Endpoint, { preserveHost: true });
-  const tracking = await startProxy(url);
-  const runId = await pythonCreateRun(url, runName);
-  const { root, data, journalDir } = await checkpointDir(40 * MiB); // big.bin: 5 parts of 8 MiB
-  const env = { ...servers().awsEnv, MLFLOW_TRACKING_URI: tracking.url, MLFLOW_RUN_ID: runId, MLFLOW_S3_ENDPOINT_URL: s3.url, ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir };
-  await runAndKill({ argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'], env, cwd: root, proxy: s3, at: { until: partsRecorded(journalDir, 2) } });
-  const [left] = await motoUploads(runId);
-  expect(left).toBeDefined();
-  expect([...(await records(journalDir)).values()].map((r) => r.key.artifactPath)).toEqual(['ckpt/big.bin']);
+  const { runId, journalDir, left, root, env, s3, tracking } = await killed(startProxy, runName);
   const clear = async (args: string[] = []) => {
     const trackingBefore = tracking.requests.length;
-    const run = await runToEnd({ argv: ['resume', 'clear', '--json', ...args], env, cwd: root, proxy: s3 });
+    const run = await runToEnd({ argv: ['resume', 'clear', '--json', ...args], env: { ...env, MLFLOW_RUN_ID: runId }, cwd: root, proxy: s3 });
     return { ...run, json: JSON.parse(run.stdout) as ClearJson, trackingRequests: tracking.requests.slice(trackingBefore) };
   };
-  return { runId, journalDir, left: left!, clear };
+  return { runId, journalDir, left, clear };
 }
 
 describeWithServers('resume clear gives up the uploads of the records it removes', () => {
@@ -95,15 +84,8 @@ describeWithServers('resume clear gives up the uploads of the records it removes
   }, 300_000);
 
   it("mlflow-artifacts (S3 destination): clear aborts the proxy's multipart upload (mpu/abort); none is left on moto", async () => {
-    const { url } = mlflowS3Server();
-    const proxy = await startProxy(url);
-    const runId = await pythonCreateRun(url, 'resume-clear-proxy-mpu');
-    const { root, data, journalDir } = await checkpointDir(12 * MiB); // big.bin: 3 parts of 5 MiB through the proxy's multipart upload
-    const env = proxyMultipartEnv(proxy.url, runId, journalDir);
-    // Every part is in the bucket; the child is killed when its mpu/complete arrives (held).
-    await runAndKill({ argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'], env, cwd: root, proxy, at: { request: isMpu('complete') } });
-    expect(await motoUploads(runId)).toHaveLength(1);
-    expect([...(await records(journalDir)).values()].map((r) => r.multipart !== undefined)).toEqual([true]);
+    const { proxy, runId, root, journalDir, options } = await killedProxyMultipartUpload(startProxy, 'resume-clear-proxy-mpu');
+    const { env } = options;
 
     const run = await runToEnd({ argv: ['resume', 'clear', '--json'], env, cwd: root, proxy });
     const why = JSON.stringify({ requests: run.requests, stderr: run.stderr.slice(-2000) });
@@ -113,15 +95,6 @@ describeWithServers('resume clear gives up the uploads of the records it removes
     expect(await journalFiles(journalDir)).toEqual([]);
   }, 300_000);
 });
-
-/** A port nothing listens on: bound by the test, then closed. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 it('a tracking server that cannot be reached: the record goes, exit 0, the output says the upload is left and why, and no password shows', async () => {
   const password = 'hunter2-Secret-pw';

@@ -22,10 +22,10 @@ import { expect, it } from 'vitest';
 import { runAndKill, runToEnd } from '../support/crash-harness.js';
 import { startChild } from '../support/child-node.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
-import { checkpointDir, isAbort, isMpu, journalFiles, partsRecorded, proxyMultipartEnv, records, type RecordJson } from '../support/killed-upload.js';
+import { checkpointDir, isAbort, isMpu, journalFiles, killedProxyMultipartUpload, partsRecorded, records, type RecordJson } from '../support/killed-upload.js';
 import { motoUploads } from '../support/moto.js';
 import { pythonArtifactHashes, pythonCreateRun } from '../support/python.js';
-import { describeWithServers, mlflowDirectS3Server, mlflowGcsServer, mlflowS3Server, servers } from '../support/servers.js';
+import { describeWithServers, mlflowDirectS3Server, mlflowGcsServer, servers } from '../support/servers.js';
 
 const MiB = 1024 * 1024;
 const startProxy = useFaultProxies();
@@ -174,21 +174,7 @@ describeWithServers('a file deleted between a kill and the rerun', () => {
   }, 300_000);
 
   it("mlflow-artifacts (S3 destination): the rerun of the directory aborts the proxy's multipart upload of the deleted file (mpu/abort) and removes its record; the other files arrive", async () => {
-    const { url } = mlflowS3Server();
-    const proxy = await startProxy(url);
-    const runId = await pythonCreateRun(url, 'deleted-source-proxy-mpu');
-    const { root, data, journalDir, small } = await checkpointDir(12 * MiB); // big.bin: 3 parts of 5 MiB through the proxy's multipart upload
-    const options = {
-      argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'],
-      env: proxyMultipartEnv(proxy.url, runId, journalDir),
-      cwd: root,
-      proxy,
-    };
-    // Every part is in the bucket; the child is killed when its mpu/complete arrives (held).
-    const killed = await runAndKill({ ...options, at: { request: isMpu('complete') } });
-    expect(killed.requests.some(isMpu('create'))).toBe(true);
-    expect(await motoUploads(runId)).toHaveLength(1);
-    expect([...(await records(journalDir)).values()].map((r) => r.key.artifactPath)).toEqual(['ckpt/big.bin']);
+    const { url, runId, data, journalDir, small, options } = await killedProxyMultipartUpload(startProxy, 'deleted-source-proxy-mpu');
 
     await rm(join(data, 'big.bin'));
     const rerun = await runToEnd(options);

@@ -15,20 +15,18 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { runAndKill, runToEnd } from '../support/crash-harness.js';
+import { runToEnd } from '../support/crash-harness.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
-import { checkpointDir, isAbort, isMpu, journalFiles, partsRecorded, proxyMultipartEnv, records } from '../support/killed-upload.js';
+import { closedPort, isAbort, isMpu, journalFiles, killedProxyMultipartUpload, killedS3Upload, records } from '../support/killed-upload.js';
 import { motoUploads } from '../support/moto.js';
 import { pythonCreateRun } from '../support/python.js';
-import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, servers } from '../support/servers.js';
+import { describeWithServers, mlflowDirectS3Server, servers } from '../support/servers.js';
 import { localFileIdentity, UploadJournal } from '../../src/uploader/journal.js';
 
-const MiB = 1024 * 1024;
 const DAY = 24 * 3600_000;
 const startProxy = useFaultProxies();
 
@@ -62,15 +60,7 @@ async function otherFile(): Promise<string> {
  * and a new run on the same server for the next upload.
  */
 async function expiredS3Upload(name: string) {
-  const { url, s3Endpoint } = mlflowDirectS3Server();
-  const s3 = await startProxy(s3Endpoint, { preserveHost: true });
-  const tracking = await startProxy(url);
-  const killedRun = await pythonCreateRun(url, `${name}-killed`);
-  const { root, data, journalDir } = await checkpointDir(40 * MiB); // big.bin: 5 parts of 8 MiB
-  const env = { ...servers().awsEnv, MLFLOW_TRACKING_URI: tracking.url, MLFLOW_S3_ENDPOINT_URL: s3.url, ARTIFACT_UPLOADER_JOURNAL_DIR: journalDir };
-  await runAndKill({ argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'], env: { ...env, MLFLOW_RUN_ID: killedRun }, cwd: root, proxy: s3, at: { until: partsRecorded(journalDir, 2) } });
-  expect(await motoUploads(killedRun)).toHaveLength(1);
-  expect([...(await records(journalDir)).values()].map((r) => r.key.artifactPath)).toEqual(['ckpt/big.bin']);
+  const { url, s3, tracking, runId: killedRun, root, journalDir, env } = await killedS3Upload(startProxy, `${name}-killed`);
   await ageJournal(journalDir, 9 * DAY);
   const nextRun = await pythonCreateRun(url, `${name}-next`);
   return { s3, tracking, killedRun, nextRun, root, journalDir, env };
@@ -113,15 +103,8 @@ describeWithServers('expired journal records of S3 multipart uploads', () => {
   }, 300_000);
 
   it("mlflow-artifacts (S3 destination): the next upload to the same run aborts the expired record's proxied multipart upload (mpu/abort)", async () => {
-    const { url } = mlflowS3Server();
-    const proxy = await startProxy(url);
-    const runId = await pythonCreateRun(url, 'expired-proxy-mpu');
-    const { root, data, journalDir } = await checkpointDir(12 * MiB); // big.bin: 3 parts of 5 MiB through the proxy's multipart upload
-    const env = proxyMultipartEnv(proxy.url, runId, journalDir);
-    // Every part is in the bucket; the child is killed when its mpu/complete arrives (held).
-    await runAndKill({ argv: ['dir', data, '--stage', 'training', '--artifact-path', 'ckpt', '--json'], env, cwd: root, proxy, at: { request: isMpu('complete') } });
-    expect(await motoUploads(runId)).toHaveLength(1);
-    expect([...(await records(journalDir)).values()].map((r) => r.multipart !== undefined)).toEqual([true]);
+    const { proxy, runId, root, journalDir, options } = await killedProxyMultipartUpload(startProxy, 'expired-proxy-mpu');
+    const { env } = options;
     await ageJournal(journalDir, 9 * DAY);
 
     const next = await runToEnd({ argv: ['file', await otherFile(), '--stage', 'training', '--artifact-path', 'eval', '--json'], env, cwd: root, proxy });
@@ -171,11 +154,3 @@ describeWithServers('expired journal records of S3 multipart uploads', () => {
   }, 300_000);
 });
 
-/** A port nothing listens on: bound by the test, then closed. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
