@@ -233,7 +233,8 @@ export const MAX_UNCORRECTED_SKEW_MS = 2000;
  * in the live upload another process is sending to the same key).
  * Lists them with `ListMultipartUploads` (every page, the exact key only). Never fails the
  * file: a listing or an abort that fails is warned about (the upload's parts stay billed until a
- * lifecycle rule removes them).
+ * lifecycle rule removes them). Returns false only when `signal` cut it off (sends are cut off
+ * by the caller's `send`), so that the caller keeps its record of the lost upload.
  *
  * S3's `Initiated` is S3's clock: `clockOffsetMs` (S3's minus ours, which the SDK measures from
  * the `Date` of each answer: `client.config.systemClockOffset`) moves `initiatedBefore` onto it
@@ -252,8 +253,8 @@ export async function abortLostUploads(
   send: SendCommand,
   s3: typeof ClientS3,
   shared: SharedParams,
-  options: { target: string; logger?: Logger | undefined; keep?: string | undefined; lost: LostUpload; clockOffsetMs?: () => number | undefined },
-): Promise<void> {
+  options: { target: string; logger?: Logger | undefined; keep?: string | undefined; lost: LostUpload; clockOffsetMs?: () => number | undefined; signal?: AbortSignal | undefined },
+): Promise<boolean> {
   const owner = shared.ExpectedBucketOwner ? { ExpectedBucketOwner: shared.ExpectedBucketOwner } : {};
   const found: string[] = [];
   try {
@@ -273,11 +274,15 @@ export async function abortLostUploads(
     }
     for (const uploadId of found) await abortUpload(send, s3, shared, uploadId);
     if (found.length > 0) options.logger?.debug(`aborted ${found.length} multipart upload(s) of ${options.target} an earlier attempt created without recording their id`);
+    return true;
   } catch (error) {
+    // Cut off by the caller (an interrupt, a give-up's time budget): not a refusal, and not done.
+    if (options.signal?.aborted) return false;
     options.logger?.warn(
       `An earlier attempt to upload ${options.target} was stopped while it created a multipart upload, and that upload could not be looked for or aborted: its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them. Looking for it needs s3:ListBucketMultipartUploads, and aborting it s3:AbortMultipartUpload.`,
       { error: errorText(error) },
     );
+    return true;
   }
 }
 
@@ -333,7 +338,8 @@ export async function giveUpEarlierUpload(
  * `earlier.previous` on the bucket, and with `earlier.lostUpload` the uploads in progress under
  * the key initiated before it ({@link abortLostUploads}, which warns itself about a listing it
  * could not make). Never throws: an abort that fails is `left`, with the upload, the permission
- * it needs and the lifecycle rule that removes it.
+ * it needs and the lifecycle rule that removes it; one that `signal` cut off (the caller's
+ * `send` passes it to the SDK) is `left` as interrupted.
  *
  * @example
  * ```ts
@@ -345,7 +351,7 @@ export async function abandonEarlierUpload(
   s3: typeof ClientS3,
   shared: SharedParams,
   earlier: { previous?: PreviousMultipartUpload | undefined; lostUpload?: LostUpload | undefined },
-  options: { target: string; logger?: Logger | undefined; clockOffsetMs?: () => number | undefined },
+  options: { target: string; logger?: Logger | undefined; clockOffsetMs?: () => number | undefined; signal?: AbortSignal | undefined },
 ): Promise<AbandonedUpload> {
   const uploadId = earlier.previous?.uploadId;
   let outcome: AbandonedUpload = { status: 'abandoned' };
@@ -354,6 +360,8 @@ export async function abandonEarlierUpload(
       await abortUpload(send, s3, shared, uploadId);
       options.logger?.debug(`aborted the multipart upload ${uploadId} of ${options.target}`);
     } catch (error) {
+      // Cut off by the caller: left (an abort sent anyway is harmless: aborting again finds NoSuchUpload).
+      if (options.signal?.aborted) return INTERRUPTED;
       outcome = {
         status: 'left',
         reason: `the multipart upload ${uploadId} of ${options.target} could not be aborted (${errorText(error)}): its parts stay billed until a lifecycle rule (AbortIncompleteMultipartUpload) removes them. Aborting it needs s3:AbortMultipartUpload.`,
@@ -361,10 +369,15 @@ export async function abandonEarlierUpload(
     }
   }
   if (earlier.lostUpload) {
-    await abortLostUploads(send, s3, shared, { target: options.target, logger: options.logger, keep: uploadId, lost: earlier.lostUpload, clockOffsetMs: options.clockOffsetMs });
+    const lookedThrough = await abortLostUploads(send, s3, shared, { target: options.target, logger: options.logger, keep: uploadId, lost: earlier.lostUpload, clockOffsetMs: options.clockOffsetMs, signal: options.signal });
+    // A search cut off is not a give-up: the record (the only handle to the lost upload) stays.
+    if (!lookedThrough) return INTERRUPTED;
   }
   return outcome;
 }
+
+/** What {@link abandonEarlierUpload} returns when the caller's signal cut it off. */
+const INTERRUPTED: AbandonedUpload = { status: 'left', reason: 'interrupted before it was given up' };
 
 function pickListParams(shared: SharedParams): Pick<ClientS3.ListPartsCommandInput, 'Bucket' | 'Key' | 'ExpectedBucketOwner' | 'RequestPayer' | 'SSECustomerAlgorithm' | 'SSECustomerKey' | 'SSECustomerKeyMD5'> {
   const { Bucket, Key, ExpectedBucketOwner, RequestPayer, SSECustomerAlgorithm, SSECustomerKey, SSECustomerKeyMD5 } = shared;

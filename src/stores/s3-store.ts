@@ -279,7 +279,7 @@ export class S3ArtifactStore implements ArtifactStore {
     return { bytes: size, attempts: 1 + retriedBefore + requests.retries, multipart, ...(bytesReused > 0 ? { bytesReused } : {}), ...integrity };
   }
 
-  async abandonUpload(artifactPath: string, earlier: EarlierUpload): Promise<AbandonedUpload> {
+  async abandonUpload(artifactPath: string, earlier: EarlierUpload, options: { signal?: AbortSignal } = {}): Promise<AbandonedUpload> {
     if (earlier.previous === undefined && earlier.lostUpload === undefined) return { status: 'abandoned' };
     const key = joinArtifactPath(this.rootKey, artifactPath);
     let loaded: { sdk: Sdk; client: ClientS3.S3Client };
@@ -293,11 +293,16 @@ export class S3ArtifactStore implements ArtifactStore {
       };
     }
     const { sdk, client } = loaded;
-    // Not cut off by options.signal, as no abort is: the server might act on one anyway.
-    return abandonEarlierUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, earlier, {
+    // Cut off by options.signal (SIGINT in `resume clear`, the time budget of an upload giving
+    // up expired records), as the proxy's mpu/abort is: without it the SDK's retries and idle
+    // timeouts (8 attempts of up to 120 s by default) would hold the caller for many minutes.
+    // One cut off is `left`; it may have gone through, and aborting it again is harmless.
+    const { signal } = options;
+    return abandonEarlierUpload((command) => client.send(command as ClientS3.AbortMultipartUploadCommand, signal ? { abortSignal: signal } : {}), sdk.s3, { Bucket: this.bucket, Key: key, ...this.ownerParam() }, earlier, {
       target: this.target(key),
       logger: this.logger,
       clockOffsetMs: () => client.config.systemClockOffset,
+      signal,
     });
   }
 

@@ -10,10 +10,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { Part } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, expect, it, vi } from 'vitest';
 import * as ClientS3 from '@aws-sdk/client-s3';
 import { abortLostUploads, holdsBytes, keptPartFigure, unrecordedParts } from '../../src/stores/s3-resume.js';
 import { LOST_UPLOAD_WINDOW_MS, lostUploadCut } from '../../src/stores/artifact-store.js';
+import { S3ArtifactStore } from '../../src/stores/s3-store.js';
 import { earlierUploadOf } from '../../src/uploader/abandon-records.js';
 import type { JournalRecord } from '../../src/uploader/journal.js';
 
@@ -216,4 +219,54 @@ describe('abortLostUploads', () => {
     await abortLostUploads(send, ClientS3, shared, { target: 's3://b/run/artifacts/w.bin', logger, lost: { takenOverAt } });
     expect(warnings.join('\n')).toMatch(/could not be looked for or aborted.*s3:ListBucketMultipartUploads/);
   });
+});
+
+describe('S3ArtifactStore.abandonUpload cut off by its signal', () => {
+  /** An S3 endpoint that takes every request and never answers it; counts the requests. */
+  async function silentEndpoint() {
+    const held: ServerResponse[] = [];
+    const server = createServer((_req, res) => void held.push(res));
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    const close = () => {
+      for (const res of held) res.destroy();
+      server.closeAllConnections();
+      return new Promise<void>((done) => server.close(() => done()));
+    };
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, held, close };
+  }
+
+  function storeAt(url: string) {
+    // The default idle timeout (120 s) and retries: without the signal, the caller waits minutes.
+    return new S3ArtifactStore('s3://bucket/run/artifacts', { env: {}, endpointUrl: url, region: 'us-east-1', credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'example-secret' } });
+  }
+
+  it('an abort that gets no answer is left as interrupted when the signal fires, not waited for (an upload giving up expired records has 20 s)', async () => {
+    const endpoint = await silentEndpoint();
+    try {
+      const controller = new AbortController();
+      const outcome = storeAt(endpoint.url).abandonUpload('ckpt/big.bin', { previous: { uploadId: 'mpu-1', partSize: 8 << 20, parts: [] } }, { signal: controller.signal });
+      await vi.waitUntil(() => endpoint.held.length > 0, { timeout: 10_000 });
+      controller.abort();
+      expect(await outcome).toEqual({ status: 'left', reason: 'interrupted before it was given up' });
+    } finally {
+      await endpoint.close();
+    }
+  }, 15_000);
+
+  it('a search for a lost upload cut off leaves it (the record stays its handle), without the permission warning', async () => {
+    const endpoint = await silentEndpoint();
+    try {
+      const controller = new AbortController();
+      const warnings: string[] = [];
+      const logger = { debug() {}, info() {}, warn: (m: string) => void warnings.push(m), error() {} };
+      const store = new S3ArtifactStore('s3://bucket/run/artifacts', { env: {}, logger, endpointUrl: endpoint.url, region: 'us-east-1', credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'example-secret' } });
+      const outcome = store.abandonUpload('ckpt/big.bin', { lostUpload: { takenOverAt: Date.now(), markedAt: Date.now() - 9 * 24 * 3600_000 } }, { signal: controller.signal });
+      await vi.waitUntil(() => endpoint.held.length > 0, { timeout: 10_000 });
+      controller.abort();
+      expect(await outcome).toEqual({ status: 'left', reason: 'interrupted before it was given up' });
+      expect(warnings).toEqual([]);
+    } finally {
+      await endpoint.close();
+    }
+  }, 15_000);
 });
