@@ -18,7 +18,7 @@ import type { MlflowConnection } from '../mlflow/connection.js';
 import { isTrackingUriScheme, trackingUriScheme } from '../mlflow/tracking-uri.js';
 import type { AbandonedUpload, ArtifactStore, EarlierUpload } from '../stores/artifact-store.js';
 import { resolveArtifactStore } from '../stores/resolve.js';
-import { hasUnfinishedUpload, type JournalRecord } from './journal.js';
+import { hasUnfinishedUpload, journalTarget, type JournalRecord } from './journal.js';
 import { ownConnection, resolveUploadTarget } from './target.js';
 
 /** What became of the upload of one removed record. */
@@ -51,6 +51,14 @@ export interface AbandonRecordsOptions {
    * and within a day of the mark, given up (`EarlierUpload.lostUpload`).
    */
   takenOverAt: number;
+  /**
+   * A connection already open to one tracking server (an upload's own, with the credentials,
+   * TLS settings and retry policy it was made with), used for the records of that server instead
+   * of one made from `env`: credentials given in the tracking URI's userinfo, in
+   * `MLFLOW_TRACKING_URI`'s, or to an active run's connection are not in a record's target (the
+   * journal strips them). Not closed here.
+   */
+  connection?: MlflowConnection | undefined;
 }
 
 /**
@@ -91,6 +99,7 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
   // One connection per tracking target (keep-alive pool), closed at the end.
   const connections = new Map<string, MlflowConnection>();
   const connect = (trackingUri: string | undefined): MlflowConnection => {
+    if (options.connection && trackingUri !== undefined && journalTarget(options.connection.displayUri) === trackingUri) return options.connection;
     const key = trackingUri ?? '';
     let connection = connections.get(key);
     if (!connection) {

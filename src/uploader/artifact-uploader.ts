@@ -383,6 +383,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
       logger: this.logger,
       signal,
       env: this.opts.env,
+      connection: target.connection,
       // A directory sent file by file: files deleted from it since an interrupted run have uploads to give up.
       ...(planned.transfer === undefined && planned.directory !== undefined ? { scope: { directory: planned.directory, artifactPath: planned.artifactPath } } : {}),
     });

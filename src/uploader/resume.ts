@@ -43,6 +43,7 @@ import { posix, resolve } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import { combineSignals } from '../core/abort.js';
 import type { Env } from '../core/env.js';
+import type { MlflowConnection } from '../mlflow/connection.js';
 import { isInside } from '../core/real-path.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
@@ -71,9 +72,10 @@ import {
 export const EXPIRED_UPLOADS_BUDGET_MS = 20_000;
 
 /**
- * The retry policy of the run lookups for expired records: one retry (the server answered the
- * operation just before); the rest of the policy is the environment's, and
- * {@link EXPIRED_UPLOADS_BUDGET_MS} bounds it all.
+ * The retry policy of the stores made for expired records of other runs, and of their run
+ * lookups when the operation has no connection of its own to pass (with one, the lookup is the
+ * connection's, with its policy): one retry (the server answered the operation just before);
+ * the rest of the policy is the environment's, and {@link EXPIRED_UPLOADS_BUDGET_MS} bounds it all.
  */
 const EXPIRED_LOOKUP_RETRY = { maxRetries: 1 };
 
@@ -140,6 +142,12 @@ export interface OperationResumeOptions {
    * @default process.env
    */
   env?: Env | undefined;
+  /**
+   * The connection the operation's run was looked up over: the run lookups for expired records
+   * of other runs on the same server go over it, with its credentials (a record's target has
+   * none: the journal strips them). Without it, a connection is made from `env`.
+   */
+  connection?: MlflowConnection | undefined;
 }
 
 /**
@@ -425,8 +433,8 @@ export class OperationResume {
    * ({@link UploadJournal.takeExpired}: an S3 multipart upload, direct or through the MLflow
    * proxy, which the store keeps and bills until it is aborted), once per journal:
    * - of this target and run: with the operation's store;
-   * - of another run on this tracking server: its run looked up there (`abandonRecordUploads`),
-   *   with one retry, the server having just answered this operation;
+   * - of another run on this tracking server: its run looked up there (`abandonRecordUploads`)
+   *   over the operation's own connection (its credentials: a record's target has none);
    * - of another tracking server: none. An upload sends no request, and no credential, to a
    *   server it was not pointed at; `resume clear` does, when asked.
    * All of it within {@link EXPIRED_UPLOADS_BUDGET_MS}. Each record is taken over first (one a
@@ -485,6 +493,7 @@ export class OperationResume {
         retry: EXPIRED_LOOKUP_RETRY,
         trackingUri: target,
         takenOverAt,
+        connection: this.options.connection,
       });
       for (const [i, entry] of otherRuns.entries()) await settle(entry, outcomes[i]!);
     }

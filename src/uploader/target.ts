@@ -26,6 +26,8 @@ export interface UploadTarget {
   /** The tracking URI without credentials. */
   trackingUri: string;
   store: ArtifactStore;
+  /** The connection the run was looked up over (the uploader's own, or the active run's). */
+  connection?: MlflowConnection | undefined;
 }
 
 /** A run id as the gate found it (`resolveMlflowRunId`). */
@@ -87,7 +89,7 @@ export async function resolveUploadTarget(
   };
   const store = (options.resolveStore ?? resolveArtifactStore)(run.info.artifactUri, { ...storeOptions, connection, env: options.env, logger: options.logger });
   options.logger.debug(`uploading to run ${ref.runId} (${ref.source}) on ${connection.displayUri}: ${store.describe()}`);
-  return { runId: ref.runId, source: ref.source, artifactUri: run.info.artifactUri, trackingUri: connection.displayUri, store };
+  return { runId: ref.runId, source: ref.source, artifactUri: run.info.artifactUri, trackingUri: connection.displayUri, store, connection };
 }
 
 /**

@@ -2,6 +2,7 @@
  * The resume step over a real journal and a real `file:` store: which files it sets aside, and
  * what it records and removes.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +11,9 @@ import { InvalidArgumentError } from '../../src/core/errors.js';
 import { silentLogger, type Logger } from '../../src/core/logger.js';
 import { snapshotFile } from '../../src/core/source-snapshot.js';
 import { LocalFileStore } from '../../src/stores/local-file-store.js';
-import { UploadJournal } from '../../src/uploader/journal.js';
+import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
+import { localFileIdentity, UploadJournal } from '../../src/uploader/journal.js';
+import { startTestServer } from '../support/http-test-server.js';
 import { assertSkipExisting, OperationResume, type ResumableFile } from '../../src/uploader/resume.js';
 
 async function setup() {
@@ -219,5 +222,55 @@ describe('OperationResume', () => {
     expect((await readdir(join(root, 'journal'))).filter((n) => n.endsWith('.log'))).toHaveLength(1);
     await running.complete([files[0]!]);
     expect(await readdir(join(root, 'journal'))).toEqual([]);
+  });
+});
+
+describe('OperationResume: expired records of other runs on the same server', () => {
+  it("looks their run up and aborts their upload over the operation's own connection: credentials given only in the tracking URI (which the journal strips) still reach the server", async () => {
+    const password = 'pw-in-the-uri';
+    const authorization = `Basic ${Buffer.from(`alice:${password}`).toString('base64')}`;
+    const server = await startTestServer((req, res) => {
+      if (req.headers.authorization !== authorization) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error_code: 'UNAUTHENTICATED', message: 'credentials needed' }));
+      } else if (req.url.includes('/runs/get')) {
+        const info = { run_id: 'killed-run', experiment_id: '0', status: 'RUNNING', artifact_uri: 'mlflow-artifacts:/0/killed-run/artifacts', lifecycle_stage: 'active' };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ run: { info, data: {} } }));
+      } else {
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      }
+    });
+    try {
+      const root = await mkdtemp(join(tmpdir(), 'au-resume-expired-'));
+      const dir = join(root, 'journal');
+      await writeFile(join(root, 'big.bin'), Buffer.alloc(4096, 1));
+      const uri = `http://alice:${password}@${server.url.slice('http://'.length)}`;
+      const killed = (await (await UploadJournal.open({ dir })).begin({ target: uri, runId: 'killed-run', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
+      await killed.startMultipart('mpu-killed', 1024);
+      // Killed nine days ago: owned by a process that has exited, not written since.
+      const [name] = (await readdir(dir)).filter((n) => n.endsWith('.json'));
+      const path = join(dir, name!);
+      const when = Date.now() - 9 * 24 * 3600_000;
+      const record = JSON.parse(await readFile(path, 'utf8')) as { owner: object };
+      await writeFile(path, JSON.stringify({ ...record, updatedAt: when, owner: { ...record.owner, pid: spawnSync(process.execPath, ['-e', '']).pid } }));
+      await utimes(path, new Date(when), new Date(when));
+
+      const journal = await UploadJournal.open({ dir });
+      const connection = resolveMlflowConnection({ trackingUri: uri, retry: { maxRetries: 0 } }, {});
+      const warnings: string[] = [];
+      const logger: Logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+      const store = new LocalFileStore({ artifactUri: `file://${join(root, 'artifacts')}` });
+      const step = new OperationResume({ journal, target: connection.displayUri, runId: 'next-run', store, logger, env: {}, connection });
+      await step.partition([]);
+      await step.complete([]);
+      expect(warnings).toEqual([]);
+      expect(server.requests.map((r) => [r.url.split('?')[0], r.headers.authorization === authorization])).toEqual([
+        ['/api/2.0/mlflow/runs/get', true],
+        ['/api/2.0/mlflow-artifacts/mpu/abort/0/killed-run/artifacts/ckpt', true],
+      ]);
+      expect(JSON.parse(server.requests[1]!.body.toString())).toMatchObject({ upload_id: 'mpu-killed' });
+      expect(await journal.list()).toEqual([]);
+    } finally {
+      await server.close();
+    }
   });
 });
