@@ -79,6 +79,20 @@ export const EXPIRED_UPLOADS_BUDGET_MS = 20_000;
  */
 const EXPIRED_LOOKUP_RETRY = { maxRetries: 1 };
 
+/**
+ * The expired records this process has left already (handed back, or another server's), by
+ * {@link leftKey}: tried, and warned about, once per process, not again by each uploader it
+ * makes (a stage helper makes one per call: a training loop, one per checkpoint, each of which
+ * would otherwise spend up to {@link EXPIRED_UPLOADS_BUDGET_MS} and repeat the warning). A
+ * record written since (another owner or time) is tried again.
+ */
+const leftInThisProcess = new Set<string>();
+
+/** The key of an expired record in {@link leftInThisProcess}: its journal, file, owner token and time. */
+function leftKey(journal: UploadJournal, name: string, record: JournalRecord): string {
+  return JSON.stringify([journal.dir, name, record.owner.token, record.updatedAt]);
+}
+
 /** How an operation may skip files already in the store. */
 export type SkipExisting = 'size' | 'checksum';
 
@@ -440,10 +454,12 @@ export class OperationResume {
    * All of it within {@link EXPIRED_UPLOADS_BUDGET_MS}. Each record is taken over first (one a
    * live process picked up since is left to it), removed once its upload is given up, and
    * handed back as it was otherwise, still expired. What is left is said in one warning, with
-   * how many, the oldest's age, and the `resume clear` that gives them up. Never throws.
+   * how many, the oldest's age, and the `resume clear` that gives them up, once per process
+   * ({@link leftInThisProcess}: later uploaders of the process skip what an earlier one left).
+   * Never throws.
    */
   private async giveUpExpired(journal: UploadJournal): Promise<void> {
-    const expired = journal.takeExpired();
+    const expired = journal.takeExpired().filter(({ name, record }) => !leftInThisProcess.has(leftKey(journal, name, record)));
     if (expired.length === 0) return;
     const { target, runId, store, logger } = this.options;
     const targetKey = journalTarget(target);
@@ -456,6 +472,7 @@ export class OperationResume {
     for (const { name, record } of expired) {
       if (record.key.target !== targetKey) {
         left.push({ record, reason: `another tracking server than this upload's, which it does not contact` });
+        leftInThisProcess.add(leftKey(journal, name, record));
         continue;
       }
       const entry = await journal.takeOver(name, record);
@@ -469,6 +486,7 @@ export class OperationResume {
         // The budget cuts the lookups off as an interrupt would: said as what it is.
         const reason = deadline.aborted && !this.options.signal?.aborted && outcome.reason === 'interrupted before it was given up' ? `not given up within ${EXPIRED_UPLOADS_BUDGET_MS / 1000} s, the time an upload spends on it` : outcome.reason;
         left.push({ record, reason });
+        leftInThisProcess.add(leftKey(journal, entry.name, record));
         return;
       }
       await entry.remove();

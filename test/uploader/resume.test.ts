@@ -274,3 +274,43 @@ describe('OperationResume: expired records of other runs on the same server', ()
     }
   });
 });
+
+describe('OperationResume: expired records left', () => {
+  it('are tried and warned about once per process, not by every uploader it makes (a stage helper makes one per call); a record written since is tried again', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'au-resume-left-'));
+    const dir = join(root, 'journal');
+    await writeFile(join(root, 'big.bin'), Buffer.alloc(4096, 1));
+    const local = await localFileIdentity(join(root, 'big.bin'));
+    /** A record of another tracking server, killed nine days ago (its upload cannot be given up from here). */
+    const expiredRecord = async (uploadId: string) => {
+      const entry = (await (await UploadJournal.open({ dir })).begin({ target: 'http://127.0.0.1:9/', runId: 'elsewhere', artifactPath: 'ckpt/big.bin', local }))!;
+      await entry.startMultipart(uploadId, 1024);
+      const [name] = (await readdir(dir)).filter((n) => n.endsWith('.json'));
+      const path = join(dir, name!);
+      const when = Date.now() - 9 * 24 * 3600_000;
+      const record = JSON.parse(await readFile(path, 'utf8')) as { owner: object };
+      await writeFile(path, JSON.stringify({ ...record, updatedAt: when, owner: { ...record.owner, pid: spawnSync(process.execPath, ['-e', '']).pid } }));
+      await utimes(path, new Date(when), new Date(when));
+    };
+    /** One completed operation of a new uploader (its own journal, swept at open): its warnings. */
+    const uploaderCompletes = async () => {
+      const warnings: string[] = [];
+      const logger: Logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+      const store = new LocalFileStore({ artifactUri: `file://${join(root, 'artifacts')}` });
+      const step = new OperationResume({ journal: await UploadJournal.open({ dir }), target: 'http://127.0.0.1:5000/', runId: 'next-run', store, logger, env: {} });
+      await step.partition([]);
+      await step.complete([]);
+      return warnings.filter((w) => w.includes('resume journal record(s) of interrupted uploads'));
+    };
+
+    await expiredRecord('mpu-1');
+    expect(await uploaderCompletes()).toHaveLength(1);
+    expect(await uploaderCompletes()).toEqual([]);
+    expect(await uploaderCompletes()).toEqual([]);
+    // Still in the journal, still expired: the next process (or resume clear) sees it.
+    expect((await UploadJournal.open({ dir })).takeExpired()).toHaveLength(1);
+    // Written again since (another attempt, killed in turn): tried and said again.
+    await expiredRecord('mpu-2');
+    expect(await uploaderCompletes()).toHaveLength(1);
+  });
+});
