@@ -25,8 +25,8 @@
  * proxy: `hasLastingUpload`), are given up after an operation completes, within a small time
  * budget ({@link EXPIRED_UPLOADS_BUDGET_MS}): those of the operation's run with its store,
  * those of other runs on the same tracking server after a lookup of their run. What is left
- * (another server's, a lookup or an abort that failed) stays in the journal, and one warning
- * per operation says how many, how old, and which `resume clear` gives them up.
+ * (another server's, a lookup or an abort that failed) stays in the journal, and one warning,
+ * once per process, says how many, how old, and which `resume clear` gives them up.
  *
  * **What it costs.** The journal is read once per operation ({@link UploadJournal.scan}: one
  * `readdir`, plus the run's operation logs when an interrupted run left some). A file sent in one
