@@ -43,10 +43,10 @@ import { posix, resolve } from 'node:path';
 import { InvalidArgumentError } from '../core/errors.js';
 import { combineSignals } from '../core/abort.js';
 import type { Env } from '../core/env.js';
-import type { MlflowConnection } from '../mlflow/connection.js';
 import { isInside } from '../core/real-path.js';
 import type { Logger } from '../core/logger.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
+import type { MlflowConnection } from '../mlflow/connection.js';
 import type { ArtifactEntry, ArtifactStore, LostUpload, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
 import { abandonRecordUploads, earlierUploadOf, giveUpUpload, type AbandonOutcome } from './abandon-records.js';
 import {
@@ -580,7 +580,7 @@ function expiredUploadsWarning(left: ReadonlyArray<{ record: JournalRecord; reas
   const olderThan = `${Math.max(1, days(Math.min(...ages)))}d`;
   const { record, reason } = left[0]!;
   return (
-    `${left.length} resume journal record(s) of interrupted uploads, the oldest not updated for ${oldest} day(s), name an unfinished S3 multipart upload that could not be given up, and whose parts stay billed until it is aborted ` +
+    `${left.length} resume journal record(s) of interrupted uploads, the oldest not updated for ${oldest} day(s), name an unfinished S3 multipart upload that this process did not give up (another tracking server's, which an upload does not contact, or one it could not reach or abort), and whose parts stay billed until it is aborted, unless it is gone already ` +
     `(e.g. ${record.key.artifactPath} of run ${record.key.runId} on ${record.key.target}: ${reason}). ` +
     `\`artifact-uploader resume clear --older-than ${olderThan}\` gives them up and removes the records; with \`--keep-uploads\` it removes the records only, and a lifecycle rule (AbortIncompleteMultipartUpload) must remove the uploads. Until then the records stay in the journal (\`artifact-uploader resume list\` shows them).`
   );

@@ -92,7 +92,7 @@ describeWithServers('expired journal records of S3 multipart uploads', () => {
       const next = await runToEnd({ argv: ['file', await otherFile(), '--stage', 'training', '--artifact-path', 'eval', '--json'], env: { ...env, MLFLOW_RUN_ID: nextRun }, cwd: root, proxy: s3 });
       expect((JSON.parse(next.stdout) as { ok: boolean }).ok, next.stderr).toBe(true);
       expect(tracking.requests.filter((r) => r.path.includes('/runs/get') && r.path.includes(killedRun)).length).toBeGreaterThanOrEqual(1);
-      expect(next.stderr).toMatch(new RegExp(`1 resume journal record\\(s\\) .* could not be given up, .*run ${killedRun}.*: not given up within 20 s, the time an upload spends on it\\)\\. .*resume clear --older-than 9d`));
+      expect(next.stderr).toMatch(new RegExp(`1 resume journal record\\(s\\) .* did not give up .*run ${killedRun}.*: not given up within 20 s, the time an upload spends on it\\)\\. .*resume clear --older-than 9d`));
       expect(next.requests.filter(isAbort)).toEqual([]);
       expect(await motoUploads(killedRun)).toHaveLength(1);
       expect(JSON.parse(await readFile(join(journalDir, [...(await records(journalDir)).keys()][0]!), 'utf8'))).toEqual(JSON.parse(before));
@@ -115,7 +115,7 @@ describeWithServers('expired journal records of S3 multipart uploads', () => {
     expect(await journalFiles(journalDir), why).toEqual([]);
   }, 300_000);
 
-  it('records whose upload cannot be given up (another server, down; a run the server does not have) stay, as old, and one warning says what to run; the upload succeeds', async () => {
+  it('records whose upload is not given up (of another tracking server, which the upload does not contact; a run the server does not have) stay, as old, and one warning says what to run; the upload succeeds', async () => {
     const password = 'hunter2-Secret-pw';
     const { url, s3Endpoint } = mlflowDirectS3Server();
     const s3 = await startProxy(s3Endpoint, { preserveHost: true });
@@ -140,7 +140,7 @@ describeWithServers('expired journal records of S3 multipart uploads', () => {
     expect((JSON.parse(next.stdout) as { ok: boolean }).ok, next.stderr).toBe(true);
     const warnings = next.stderr.split('\n').filter((l) => /resume journal record\(s\) of interrupted uploads/.test(l));
     expect(warnings, next.stderr).toHaveLength(1);
-    expect(warnings[0]).toMatch(/2 resume journal record\(s\) of interrupted uploads, the oldest not updated for 9 day\(s\), name an unfinished S3 multipart upload that could not be given up/);
+    expect(warnings[0]).toMatch(/2 resume journal record\(s\) of interrupted uploads, the oldest not updated for 9 day\(s\), name an unfinished S3 multipart upload that this process did not give up/);
     expect(warnings[0]).toContain('`artifact-uploader resume clear --older-than 9d` gives them up');
     expect(warnings[0]).toContain('`--keep-uploads`');
     expect(`${next.stdout}${next.stderr}`).not.toContain(password);
