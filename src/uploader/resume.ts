@@ -479,6 +479,9 @@ export class OperationResume {
       if (!entry) continue; // a live process took it up since: its upload is that process's
       (record.key.runId === runId ? sameRun : otherRuns).push(entry);
     }
+    const tried = sameRun.length + otherRuns.length;
+    // Said before: the operation's own progress already shows it done while this runs (up to the budget).
+    if (tried > 0) logger.info(`Giving up the unfinished multipart upload(s) of ${tried} expired resume journal record(s) (at most ${EXPIRED_UPLOADS_BUDGET_MS / 1000} s).`);
     const settle = async (entry: JournalEntry, outcome: AbandonOutcome): Promise<void> => {
       const record = entry.previous ?? entry.record;
       if (outcome.upload === 'left') {

@@ -257,12 +257,16 @@ describe('OperationResume: expired records of other runs on the same server', ()
       const journal = await UploadJournal.open({ dir });
       const connection = resolveMlflowConnection({ trackingUri: uri, retry: { maxRetries: 0 } }, {});
       const warnings: string[] = [];
-      const logger: Logger = { ...silentLogger, warn: (message: string) => void warnings.push(message) };
+      const infos: string[] = [];
+      const logger: Logger = { ...silentLogger, warn: (message: string) => void warnings.push(message), info: (message: string) => void infos.push(message) };
       const store = new LocalFileStore({ artifactUri: `file://${join(root, 'artifacts')}` });
       const step = new OperationResume({ journal, target: connection.displayUri, runId: 'next-run', store, logger, env: {}, connection });
       await step.partition([]);
       await step.complete([]);
       expect(warnings).toEqual([]);
+      // Said before it starts (the operation's progress shows it done meanwhile), then what it did.
+      expect(infos[0]).toBe('Giving up the unfinished multipart upload(s) of 1 expired resume journal record(s) (at most 20 s).');
+      expect(infos[1]).toMatch(/^Gave up the unfinished multipart upload of ckpt\/big.bin \(run killed-run on /);
       expect(server.requests.map((r) => [r.url.split('?')[0], r.headers.authorization === authorization])).toEqual([
         ['/api/2.0/mlflow/runs/get', true],
         ['/api/2.0/mlflow-artifacts/mpu/abort/0/killed-run/artifacts/ckpt', true],
