@@ -225,6 +225,19 @@ describe('OperationResume', () => {
   });
 });
 
+/**
+ * Makes the one record in the journal `dir` as a kill nine days ago leaves it: owned by a process
+ * that has exited, not written since (its `updatedAt` and its file's mtime).
+ */
+async function ageTheRecord(dir: string): Promise<void> {
+  const [name] = (await readdir(dir)).filter((n) => n.endsWith('.json'));
+  const path = join(dir, name!);
+  const when = Date.now() - 9 * 24 * 3600_000;
+  const record = JSON.parse(await readFile(path, 'utf8')) as { owner: object };
+  await writeFile(path, JSON.stringify({ ...record, updatedAt: when, owner: { ...record.owner, pid: spawnSync(process.execPath, ['-e', '']).pid } }));
+  await utimes(path, new Date(when), new Date(when));
+}
+
 describe('OperationResume: expired records of other runs on the same server', () => {
   it("looks their run up and aborts their upload over the operation's own connection: credentials given only in the tracking URI (which the journal strips) still reach the server", async () => {
     const password = 'pw-in-the-uri';
@@ -246,13 +259,7 @@ describe('OperationResume: expired records of other runs on the same server', ()
       const uri = `http://alice:${password}@${server.url.slice('http://'.length)}`;
       const killed = (await (await UploadJournal.open({ dir })).begin({ target: uri, runId: 'killed-run', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
       await killed.startMultipart('mpu-killed', 1024);
-      // Killed nine days ago: owned by a process that has exited, not written since.
-      const [name] = (await readdir(dir)).filter((n) => n.endsWith('.json'));
-      const path = join(dir, name!);
-      const when = Date.now() - 9 * 24 * 3600_000;
-      const record = JSON.parse(await readFile(path, 'utf8')) as { owner: object };
-      await writeFile(path, JSON.stringify({ ...record, updatedAt: when, owner: { ...record.owner, pid: spawnSync(process.execPath, ['-e', '']).pid } }));
-      await utimes(path, new Date(when), new Date(when));
+      await ageTheRecord(dir);
 
       const journal = await UploadJournal.open({ dir });
       const connection = resolveMlflowConnection({ trackingUri: uri, retry: { maxRetries: 0 } }, {});
@@ -289,12 +296,7 @@ describe('OperationResume: expired records left', () => {
     const expiredRecord = async (uploadId: string) => {
       const entry = (await (await UploadJournal.open({ dir })).begin({ target: 'http://127.0.0.1:9/', runId: 'elsewhere', artifactPath: 'ckpt/big.bin', local }))!;
       await entry.startMultipart(uploadId, 1024);
-      const [name] = (await readdir(dir)).filter((n) => n.endsWith('.json'));
-      const path = join(dir, name!);
-      const when = Date.now() - 9 * 24 * 3600_000;
-      const record = JSON.parse(await readFile(path, 'utf8')) as { owner: object };
-      await writeFile(path, JSON.stringify({ ...record, updatedAt: when, owner: { ...record.owner, pid: spawnSync(process.execPath, ['-e', '']).pid } }));
-      await utimes(path, new Date(when), new Date(when));
+      await ageTheRecord(dir);
     };
     /** One completed operation of a new uploader (its own journal, swept at open): its warnings. */
     const uploaderCompletes = async () => {
