@@ -19,13 +19,13 @@
  * @module
  */
 import { randomBytes } from './node-crypto.js';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import type * as z from 'zod';
 import { prepareExclusiveFile, processAlive, removeStaleTempFiles, syncDirectory, writeFileAtomic } from './atomic-write.js';
 import { AbortedError, LocalPathError } from './errors.js';
-import { breakerPath, breakLockIfStale, removeStaleBreaker, type LockVerdict } from './lock-breaker.js';
+import { breakerPath, breakLockIfStale, judgeTimedLock, readLockOwner, removeStaleBreaker, type TimedLockOwner } from './lock-breaker.js';
 import { sleep } from './abort.js';
 
 /** Options of {@link JsonStateFile}. */
@@ -83,13 +83,6 @@ export interface StateChange<T, R> {
   sync?: boolean;
   /** What `update` returns. */
   result: R;
-}
-
-interface LockInfo {
-  pid: number;
-  host: string;
-  token: string;
-  at: number;
 }
 
 /** Re-exported: the hub's lock and tracker check owners with the same test as temp files. */
@@ -205,7 +198,7 @@ export class JsonStateFile<T> {
     // record). A temp file left by a kill is swept like the state file's own (same prefix).
     const prepare = async () => {
       const at = Date.now();
-      const file = await prepareExclusiveFile(this.lockPath, JSON.stringify({ pid: process.pid, host: hostname(), token, at } satisfies LockInfo), {
+      const file = await prepareExclusiveFile(this.lockPath, JSON.stringify({ pid: process.pid, host: hostname(), token, at } satisfies TimedLockOwner), {
         prefix: `.${basename(this.path)}.tmp-`,
         ...(this.fileMode !== undefined ? { mode: this.fileMode } : {}),
       });
@@ -235,15 +228,6 @@ export class JsonStateFile<T> {
     }
   }
 
-  private async readLock(path: string): Promise<LockInfo | undefined> {
-    try {
-      const info = JSON.parse(await readFile(path, 'utf8')) as LockInfo;
-      return typeof info.token === 'string' ? info : undefined;
-    } catch {
-      return undefined;
-    }
-  }
-
   /**
    * Removes the lock when its holder is gone (same host: its process has exited; any host: it
    * is older than `lockStaleMs`), without taking it: what a writer waiting for it does, and
@@ -251,7 +235,7 @@ export class JsonStateFile<T> {
    * One breaker at a time, judging again under `<file>.lock.breaking` (core/lock-breaker.ts).
    */
   async breakStaleLock(): Promise<void> {
-    await breakLockIfStale(this.lockPath, (path) => this.judgeLock(path), {
+    await breakLockIfStale(this.lockPath, (path) => judgeTimedLock(path, this.lockStaleMs), {
       prefix: `.${basename(this.path)}.tmp-`,
       ...(this.fileMode !== undefined ? { mode: this.fileMode } : {}),
       breakerStaleMs: this.breakerStaleMs,
@@ -271,21 +255,8 @@ export class JsonStateFile<T> {
     return Math.min(this.lockStaleMs, 5_000);
   }
 
-  /** Whether the lock at `path` (or moved aside to it) is stale, and its token. */
-  private async judgeLock(path: string): Promise<LockVerdict> {
-    const info = await this.readLock(path);
-    if (info) return { stale: Date.now() - info.at > this.lockStaleMs || (info.host === hostname() && !processAlive(info.pid)), token: info.token };
-    // Unreadable: being written right now, or left empty by a crash between create and write
-    // (locks of earlier versions, created with O_EXCL and written after); absent: not stale.
-    const age = await stat(path).then(
-      (s) => Date.now() - s.mtimeMs,
-      () => 0,
-    );
-    return { stale: age > this.lockStaleMs, token: undefined };
-  }
-
   private async unlock(token: string): Promise<void> {
-    const info = await this.readLock(this.lockPath);
+    const info = await readLockOwner(this.lockPath);
     if (info?.token === token) await rm(this.lockPath, { force: true });
   }
 }

@@ -81,8 +81,11 @@ export interface BreakLockOptions {
   breakerStaleMs?: number;
 }
 
-/** What `<lock>.breaking` holds. */
-interface BreakerInfo {
+/**
+ * What a lock of the `{pid, host, token, at}` kind holds (core/json-state-file.ts's lock, and
+ * `<lock>.breaking`): its owner, and when it was taken (epoch ms).
+ */
+export interface TimedLockOwner {
   pid: number;
   host: string;
   token: string;
@@ -108,20 +111,40 @@ function asideName(lockPath: string): string {
   return `${lockPath}.broken-${randomBytes(4).toString('hex')}`;
 }
 
-async function readBreaker(path: string): Promise<BreakerInfo | undefined> {
+/**
+ * The owner a lock file names (its JSON, with a `token` and a `pid`), or `undefined` when it is
+ * absent, cannot be read yet (being written; torn by a crash) or is of another shape. For every
+ * lock of the library: the state file's, `<lock>.breaking`, a staged archive's.
+ *
+ * @example
+ * ```ts
+ * const owner = await readLockOwner<TimedLockOwner>('state.json.lock'); // { pid, host, token, at } | undefined
+ * ```
+ */
+export async function readLockOwner<T extends { pid: number; token: string }>(path: string): Promise<T | undefined> {
   try {
-    const info = JSON.parse(await readFile(path, 'utf8')) as BreakerInfo;
-    return typeof info.token === 'string' && typeof info.pid === 'number' ? info : undefined;
+    const owner = JSON.parse(await readFile(path, 'utf8')) as T;
+    return typeof owner.token === 'string' && typeof owner.pid === 'number' ? owner : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Whether a breaker file is abandoned; with its token. */
-async function judgeBreaker(path: string, staleMs: number): Promise<LockVerdict> {
-  const info = await readBreaker(path);
+/**
+ * Whether a lock of the {@link TimedLockOwner} kind at `path` (or moved aside to it) is stale,
+ * and its token: stale when older than `staleMs` (any host), or when its process is gone (this
+ * host). One that cannot be read (being written right now, or left empty by a crash between
+ * create and write, as locks of earlier versions were) is stale by its file's age; an absent
+ * one is not stale.
+ *
+ * @example
+ * ```ts
+ * await breakLockIfStale('state.json.lock', (path) => judgeTimedLock(path, 30_000));
+ * ```
+ */
+export async function judgeTimedLock(path: string, staleMs: number): Promise<LockVerdict> {
+  const info = await readLockOwner<TimedLockOwner>(path);
   if (info) return { stale: Date.now() - info.at > staleMs || (info.host === hostname() && !processAlive(info.pid)), token: info.token };
-  // Never seen torn (it is created whole); absent, or of another shape: by its age.
   const age = await stat(path).then(
     (s) => Date.now() - s.mtimeMs,
     () => 0,
@@ -180,20 +203,20 @@ export async function breakLockIfStale(lockPath: string, judge: (path: string) =
   const guard = breakerPath(lockPath);
   const staleMs = options.breakerStaleMs ?? DEFAULT_BREAKER_STALE_MS;
   const token = randomBytes(8).toString('hex');
-  const breaker = await prepareExclusiveFile(guard, JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies BreakerInfo), {
+  const breaker = await prepareExclusiveFile(guard, JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies TimedLockOwner), {
     ...(options.prefix !== undefined ? { prefix: options.prefix } : {}),
     ...(options.mode !== undefined ? { mode: options.mode } : {}),
   });
   try {
     let held = await breaker.tryCreate();
     // Another breaker's: leave it to finish, unless it was killed holding it.
-    if (!held && (await moveAsideIfStale(guard, (path) => judgeBreaker(path, staleMs)))) held = await breaker.tryCreate();
+    if (!held && (await moveAsideIfStale(guard, (path) => judgeTimedLock(path, staleMs)))) held = await breaker.tryCreate();
     if (!held) return false;
     try {
       // The judgement that counts: made while no other breaker can change the name.
       return await moveAsideIfStale(lockPath, judge);
     } finally {
-      if ((await readBreaker(guard))?.token === token) await rm(guard, { force: true });
+      if ((await readLockOwner<TimedLockOwner>(guard))?.token === token) await rm(guard, { force: true });
     }
   } finally {
     await breaker.discard();
@@ -212,5 +235,5 @@ export async function breakLockIfStale(lockPath: string, judge: (path: string) =
  */
 export function removeStaleBreaker(path: string, options: { breakerStaleMs?: number } = {}): Promise<boolean> {
   const staleMs = options.breakerStaleMs ?? DEFAULT_BREAKER_STALE_MS;
-  return moveAsideIfStale(path, (p) => judgeBreaker(p, staleMs));
+  return moveAsideIfStale(path, (p) => judgeTimedLock(p, staleMs));
 }

@@ -35,7 +35,7 @@ import { lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'no
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { leftByDeadWriter, prepareExclusiveFile, processAlive } from '../core/atomic-write.js';
-import { breakLockIfStale, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
+import { breakLockIfStale, readLockOwner, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import { readManifest, manifestFileName, type CheckpointManifest } from '../archive/manifest.js';
 
 /** The folder of the journal directory that holds staged archives. */
@@ -130,13 +130,8 @@ function stageLockPath(stageDir: string): string {
 }
 
 /** The owner a lock names, or `undefined` when it cannot be read (being written, or torn by a crash). */
-async function readStageLock(path: string): Promise<StageLockOwner | undefined> {
-  try {
-    const owner = JSON.parse(await readFile(path, 'utf8')) as StageLockOwner;
-    return typeof owner.token === 'string' && typeof owner.pid === 'number' ? owner : undefined;
-  } catch {
-    return undefined;
-  }
+function readStageLock(path: string): Promise<StageLockOwner | undefined> {
+  return readLockOwner<StageLockOwner>(path);
 }
 
 /**
