@@ -982,9 +982,11 @@ export class UploadJournal {
       if (!info?.isFile()) continue;
       const age = now - info.mtimeMs;
       if (RECORD_NAME.test(name) || LOG_NAME.test(name)) {
+        // An expired record is read: one naming an upload the store keeps is kept (see above).
         const record = age > this.maxAgeMs && RECORD_NAME.test(name) ? await this.readQuiet(path) : undefined;
-        if (record && hasLastingUpload(record)) expired.push({ name, record, mtimeMs: info.mtimeMs });
-        if (age > this.maxAgeMs && !(record && hasLastingUpload(record))) await rm(path, { force: true });
+        const lasting = record !== undefined && hasLastingUpload(record);
+        if (lasting) expired.push({ name, record, mtimeMs: info.mtimeMs });
+        if (age > this.maxAgeMs && !lasting) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
       } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name))) {
         // A writer killed between creating its temp file and renaming it (or linking it: a
