@@ -124,7 +124,7 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
         continue;
       }
       for (const i of indexes) {
-        outcomes[i] = await abandonOne(store, records[i]!, options);
+        outcomes[i] = await abandonRecordUpload(store, records[i]!, options);
       }
     }
   } finally {
@@ -153,8 +153,16 @@ async function storeOf(
   return resolveArtifactStore(target, { connection: connect(options.trackingUri), env: options.env, logger: options.logger });
 }
 
-/** Asks the store to give one record's upload up. */
-async function abandonOne(store: ArtifactStore, record: JournalRecord, options: AbandonRecordsOptions): Promise<AbandonOutcome> {
+/**
+ * Asks `store` (the store of the record's run) to give one record's upload up, and says what
+ * became of it; `left` at once when `signal` is aborted. Never throws.
+ *
+ * @example
+ * ```ts
+ * const outcome = await abandonRecordUpload(store, record, { takenOverAt: Date.now() });
+ * ```
+ */
+export async function abandonRecordUpload(store: ArtifactStore, record: JournalRecord, options: Pick<AbandonRecordsOptions, 'takenOverAt' | 'signal'>): Promise<AbandonOutcome> {
   if (options.signal?.aborted) return { upload: 'left', reason: 'interrupted before it was given up' };
   const outcome = await giveUpUpload(store, record.key.artifactPath, earlierUploadOf(record, options.takenOverAt), options.signal);
   // Azure's uncommitted blocks, a local file store's temp file: nothing billed to give up.

@@ -48,7 +48,7 @@ import type { Logger } from '../core/logger.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
 import type { ArtifactEntry, ArtifactStore, LostUpload, MultipartResume, PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
-import { abandonRecordUploads, earlierUploadOf, giveUpUpload, type AbandonOutcome } from './abandon-records.js';
+import { abandonRecordUpload, abandonRecordUploads, earlierUploadOf, giveUpUpload, type AbandonOutcome } from './abandon-records.js';
 import {
   hasUnfinishedUpload,
   journalTarget,
@@ -495,16 +495,9 @@ export class OperationResume {
       await entry.remove();
       logger.info(`Gave up the unfinished multipart upload of ${record.key.artifactPath} (run ${record.key.runId} on ${record.key.target}) that a resume journal record not updated since ${new Date(record.updatedAt).toISOString()} named, and removed the record.`);
     };
-    for (const entry of sameRun) {
-      const record = entry.previous ?? entry.record;
-      if (signal?.aborted) {
-        await settle(entry, { upload: 'left', reason: 'interrupted before it was given up' });
-        continue;
-      }
-      // `undefined`: a store without abandonUpload, which discards unfinished uploads on its own.
-      const outcome = await giveUpUpload(store, record.key.artifactPath, earlierUploadOf(record, takenOverAt), signal);
-      await settle(entry, outcome?.status === 'left' ? { upload: 'left', reason: outcome.reason } : { upload: 'aborted' });
-    }
+    // With the operation's store, as `resume clear` asks a record's store (a record whose upload
+    // lasts is one of a store that can give it up: `s3://`, the MLflow proxy).
+    for (const entry of sameRun) await settle(entry, await abandonRecordUpload(store, entry.previous ?? entry.record, { takenOverAt, signal }));
     if (otherRuns.length > 0) {
       const records = otherRuns.map((entry) => entry.previous ?? entry.record);
       const outcomes = await abandonRecordUploads(records, {
