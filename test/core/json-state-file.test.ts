@@ -16,7 +16,7 @@ import * as z from 'zod';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JsonStateFile } from '../../src/core/json-state-file.js';
 import { LocalPathError } from '../../src/core/errors.js';
-import { fsHooks as hooks, resetFsHooks, signal } from '../support/fs-hooks.js';
+import { fsHooks as hooks, holdNextRead, resetFsHooks, signal } from '../support/fs-hooks.js';
 
 vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
 
@@ -59,14 +59,7 @@ describe('JsonStateFile: breaking a stale lock', () => {
       };
 
     // 1. B reads the stale lock and judges it stale; it is held right there, before it acts.
-    const bJudged = signal();
-    const bResume = signal();
-    hooks.afterRead = async (path, text) => {
-      if (path !== lockPath || !text.includes('"token":"stale"')) return;
-      hooks.afterRead = undefined;
-      bJudged.resolve();
-      await bResume.promise;
-    };
+    const bJudged = holdNextRead(lockPath, '"token":"stale"');
     const bBrokeOnce = signal();
     const breakStaleLock = b.breakStaleLock.bind(b);
     let bBreaks = 0;
@@ -75,7 +68,7 @@ describe('JsonStateFile: breaking a stale lock', () => {
       if (++bBreaks === 1) bBrokeOnce.resolve();
     };
     const bDone = b.update(increment('b'));
-    await bJudged.promise;
+    await bJudged.read;
 
     // 2. A breaks the same stale lock, takes the lock and stays inside until B's break is over.
     const aInside = signal();
@@ -91,7 +84,7 @@ describe('JsonStateFile: breaking a stale lock', () => {
     const cDone = c.update(increment('c', cInside.resolve));
 
     // 4. B acts on its judgement of step 1.
-    bResume.resolve();
+    bJudged.resume();
     await Promise.all([aDone, bDone, cDone]);
 
     expect(overlaps).toEqual([]);

@@ -71,3 +71,20 @@ export function signal(): { promise: Promise<void>; resolve: () => void } {
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
 }
+
+/**
+ * Holds the next `readFile` of `path` whose text includes `marker` (a lock's token, say) right
+ * after it has read it, before its caller sees it: `read` resolves once it has, and `resume`
+ * lets it go on. The hook unsets itself.
+ */
+export function holdNextRead(path: string, marker: string): { read: Promise<void>; resume: () => void } {
+  const read = signal();
+  const resume = signal();
+  fsHooks.afterRead = async (readPath, text) => {
+    if (readPath !== path || !text.includes(marker)) return;
+    fsHooks.afterRead = undefined;
+    read.resolve();
+    await resume.promise;
+  };
+  return { read: read.promise, resume: resume.resolve };
+}

@@ -10,7 +10,7 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { claimStagedArchive, removeStagedArchives } from '../../src/uploader/archive-staging.js';
-import { fsHooks, resetFsHooks, signal } from '../support/fs-hooks.js';
+import { holdNextRead, resetFsHooks } from '../support/fs-hooks.js';
 
 vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
 
@@ -27,24 +27,11 @@ async function deadOwnersStage(): Promise<{ journal: string; dir: string; lockPa
   return { journal, dir, lockPath: `${dir}.lock` };
 }
 
-/** Holds the next read of `lockPath` that finds the dead owner's lock; `read` resolves once it has read it. */
-function holdNextReadOfDeadLock(lockPath: string): { read: Promise<void>; resume: () => void } {
-  const read = signal();
-  const resume = signal();
-  fsHooks.afterRead = async (path, text) => {
-    if (path !== lockPath || !text.includes('"token":"dead"')) return;
-    fsHooks.afterRead = undefined;
-    read.resolve();
-    await resume.promise;
-  };
-  return { read: read.promise, resume: resume.resolve };
-}
-
 describe('archive staging lock: a dead owner\'s lock taken over by two at once', () => {
   it('gives the directory to one claimer only, when the other acts on its judgement of the dead lock after the first took it over', async () => {
     const { dir, lockPath } = await deadOwnersStage();
     // B reads the dead lock and is held there; A takes the directory over meanwhile.
-    const held = holdNextReadOfDeadLock(lockPath);
+    const held = holdNextRead(lockPath, '"token":"dead"');
     const second = claimStagedArchive(dir);
     await held.read;
     const first = await claimStagedArchive(dir);
@@ -60,7 +47,7 @@ describe('archive staging lock: a dead owner\'s lock taken over by two at once',
   it('a sweep that found the directory abandoned leaves it to a run that took it over meanwhile', async () => {
     const { journal, dir, lockPath } = await deadOwnersStage();
     // The sweep reads the dead lock and is held there; a rerun takes the directory over meanwhile.
-    const held = holdNextReadOfDeadLock(lockPath);
+    const held = holdNextRead(lockPath, '"token":"dead"');
     const sweep = removeStagedArchives(journal);
     await held.read;
     const claim = await claimStagedArchive(dir);
