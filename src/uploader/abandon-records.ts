@@ -8,13 +8,18 @@
  * run is looked up once. Nothing here throws: what could not be given up is reported per record
  * (`left`, with the reason), for the caller to say.
  *
+ * The environment's MLflow credentials go only to the tracking server the caller names
+ * (`trackingUri`, `connection`): the journal, not the user, names the other servers, and a token
+ * meant for one server is not shown to another. Those are asked without credentials; one that
+ * refuses (401, 403) is reported `refused`, for the caller to keep its records.
+ *
  * @module
  */
-import { AbortedError } from '../core/errors.js';
+import { AbortedError, HttpStatusError } from '../core/errors.js';
 import { errorText, type Logger } from '../core/logger.js';
-import type { Env } from '../core/env.js';
+import { envString, type Env } from '../core/env.js';
 import type { RetryOptions } from '../core/retry.js';
-import type { MlflowConnection } from '../mlflow/connection.js';
+import { resolveMlflowConnection, type MlflowConnection } from '../mlflow/connection.js';
 import { isTrackingUriScheme, trackingUriScheme } from '../mlflow/tracking-uri.js';
 import type { AbandonedUpload, ArtifactStore, EarlierUpload } from '../stores/artifact-store.js';
 import { resolveArtifactStore } from '../stores/resolve.js';
@@ -27,6 +32,12 @@ export type AbandonOutcome =
   | { upload: 'aborted' }
   /** It is still on the store: `reason` says why (redacted). */
   | { upload: 'left'; reason: string }
+  /**
+   * It is still on the store: its tracking server (`server`, not the one the caller named)
+   * refused the run's lookup without credentials, which are withheld from it. Asked again with
+   * that server as the tracking URI and its credentials, it can be given up.
+   */
+  | { upload: 'refused'; reason: string; server: string }
   /** The record named no unfinished upload (a finished file, or nothing sent yet). */
   | { upload: 'none' };
 
@@ -40,7 +51,10 @@ export interface AbandonRecordsOptions {
   /** @default the library's retry policy */
   retry?: RetryOptions | undefined;
   /**
-   * The tracking URI to connect to for a record whose target is a store's artifact URI (not a
+   * The tracking server the caller names: the one the environment's MLflow credentials
+   * (`MLFLOW_TRACKING_TOKEN`, `MLFLOW_TRACKING_USERNAME`/`PASSWORD`, `~/.mlflow/credentials`, and
+   * userinfo in this URI) are sent to; records of another `http(s)` server are looked up without
+   * them. Also the one connected to for a record whose target is a store's artifact URI (not a
    * tracking URI): its store is made from that URI directly, over this connection.
    * @default MLFLOW_TRACKING_URI, else ./mlruns (as for an upload)
    */
@@ -98,12 +112,19 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
   });
   // One connection per tracking target (keep-alive pool), closed at the end.
   const connections = new Map<string, MlflowConnection>();
+  const named = namedTarget(options);
   const connect = (trackingUri: string | undefined): MlflowConnection => {
     if (options.connection && trackingUri !== undefined && journalTarget(options.connection.displayUri) === trackingUri) return options.connection;
-    const key = trackingUri ?? '';
+    const isNamed = trackingUri === undefined || trackingUri === named;
+    const key = isNamed ? '' : trackingUri;
     let connection = connections.get(key);
     if (!connection) {
-      connection = ownConnection({ trackingUri, retry: options.retry, logger: options.logger, env: options.env });
+      connection = isNamed
+        ? // The named URI itself, not the record's target: its userinfo credentials are not in the journal.
+          ownConnection({ trackingUri: options.trackingUri, retry: options.retry, logger: options.logger, env: options.env })
+        : isHttpTarget(trackingUri)
+          ? connectionWithoutCredentials(trackingUri, options)
+          : ownConnection({ trackingUri, retry: options.retry, logger: options.logger, env: options.env });
       connections.set(key, connection);
     }
     return connection;
@@ -120,7 +141,13 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
         store = await storeOf(target, runId, connect, options);
       } catch (error) {
         const reason = options.signal?.aborted ? 'interrupted before it was given up' : `its run ${runId} could not be looked up on ${target}: ${errorText(error)}`;
-        for (const i of indexes) outcomes[i] = { upload: 'left', reason };
+        // Not the server's "set MLFLOW_TRACKING_TOKEN" hint: they may well be set, and withheld.
+        const refused = !options.signal?.aborted && error instanceof HttpStatusError && (error.status === 401 || error.status === 403) && withheldFrom(target, named, options);
+        for (const i of indexes) {
+          outcomes[i] = refused
+            ? { upload: 'refused', reason: `${target} answered ${(error as HttpStatusError).status} to the lookup of its run ${runId}, asked without credentials`, server: target }
+            : { upload: 'left', reason };
+        }
         continue;
       }
       for (const i of indexes) {
@@ -133,6 +160,33 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
     }
   }
   return outcomes;
+}
+
+/** The journal target of the tracking server the caller names (`trackingUri`, else the environment's), or `undefined` when there is none. */
+function namedTarget(options: Pick<AbandonRecordsOptions, 'trackingUri' | 'env'>): string | undefined {
+  const uri = options.trackingUri ?? envString('MLFLOW_TRACKING_URI', options.env);
+  return uri === undefined ? undefined : journalTarget(uri.trim());
+}
+
+/** An `http(s)` tracking server: one that credentials could be sent to over the network (a `file:` store is local; `databricks` and `azureml` take their hosts from their own credentials). */
+function isHttpTarget(target: string): boolean {
+  return /^https?:/i.test(target);
+}
+
+/** Whether the environment's credentials were withheld from `target`'s server (see {@link AbandonRecordsOptions.trackingUri}). */
+function withheldFrom(target: string, named: string | undefined, options: Pick<AbandonRecordsOptions, 'connection'>): boolean {
+  if (!isTrackingUriScheme(trackingUriScheme(target)) || !isHttpTarget(target) || target === named) return false;
+  return !(options.connection && journalTarget(options.connection.displayUri) === target);
+}
+
+/**
+ * A connection to a server only the journal names: the environment's TLS settings and retry
+ * policy, and none of its credentials (no token, no user or password, not
+ * `~/.mlflow/credentials`).
+ */
+function connectionWithoutCredentials(trackingUri: string, options: Pick<AbandonRecordsOptions, 'env' | 'retry' | 'logger'>): MlflowConnection {
+  const { MLFLOW_TRACKING_TOKEN: _token, MLFLOW_TRACKING_USERNAME: _username, MLFLOW_TRACKING_PASSWORD: _password, ...env } = options.env;
+  return resolveMlflowConnection({ trackingUri, retry: options.retry, logger: options.logger, env, credentialsFile: false });
 }
 
 /**

@@ -952,6 +952,29 @@ export class UploadJournal {
   }
 
   /**
+   * Writes a record {@link clear} removed back as it was (its owner and age, the file's
+   * modification time too), unless another has taken its place since (a rerun of that file
+   * began afresh): for `resume clear`, whose lookup of the record's server was refused without
+   * the credentials it withholds from that server, and which keeps the record for a clear that
+   * has them. Returns whether it was written. Never throws.
+   * @internal `resume clear`'s
+   */
+  async restore(entry: JournalListEntry): Promise<boolean> {
+    const record = entry.record;
+    if (!record) return false;
+    const name = basename(entry.file);
+    const path = join(this.dir, name);
+    try {
+      const put = await this.queues.run(name, () => this.file(name).update((current) => (current ? { result: false } : { state: record, result: true })));
+      if (put) await utimes(path, new Date(), new Date(entry.updatedAt));
+      return put;
+    } catch (error) {
+      this.logger.warn(`The resume journal record ${path} cannot be written: ${(error as Error).message}`);
+      return false;
+    }
+  }
+
+  /**
    * Deletes expired records, temp and lock leftovers of crashed writers, and the oldest records
    * beyond `maxEntries` / `maxBytes` (records a live process owns are kept). Offline and cheap:
    * one `readdir` and a `stat` per file, and a read of the records that are expired or, over the

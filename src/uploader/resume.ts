@@ -484,7 +484,8 @@ export class OperationResume {
     if (tried > 0) logger.info(`Giving up the unfinished multipart upload(s) of ${tried} expired resume journal record(s) (at most ${EXPIRED_UPLOADS_BUDGET_MS / 1000} s).`);
     const settle = async (entry: JournalEntry, outcome: AbandonOutcome): Promise<void> => {
       const record = entry.previous ?? entry.record;
-      if (outcome.upload === 'left') {
+      // `refused` only for another server's records, which are never asked here: as `left`.
+      if (outcome.upload === 'left' || outcome.upload === 'refused') {
         await journal.handBack(entry);
         // The budget cuts the lookups off as an interrupt would: said as what it is.
         const reason = deadline.aborted && !this.options.signal?.aborted && outcome.reason === 'interrupted before it was given up' ? `not given up within ${EXPIRED_UPLOADS_BUDGET_MS / 1000} s, the time an upload spends on it` : outcome.reason;

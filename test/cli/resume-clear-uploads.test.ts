@@ -13,13 +13,13 @@
  *   gone, its upload said left.
  */
 import { createServer as createHttpServer } from 'node:http';
-import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { runToEnd } from '../support/crash-harness.js';
-import { useFaultProxies } from '../support/fault-proxy.js';
-import { closedPort, isAbort, isMpu, journalFiles, killedProxyMultipartUpload, killedS3Upload as killed } from '../support/killed-upload.js';
+import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
+import { closedPort, isAbort, isMpu, journalFiles, killedProxyMultipartUpload, killedS3Upload as killed, records } from '../support/killed-upload.js';
 import { motoUploads } from '../support/moto.js';
 import { describeWithServers } from '../support/servers.js';
 import { localFileIdentity, UploadJournal } from '../../src/uploader/journal.js';
@@ -81,6 +81,60 @@ describeWithServers('resume clear gives up the uploads of the records it removes
     expect(uploads(run.json)).toEqual({ 'ckpt/big.bin': 'left: kept (--keep-uploads)', ...smallFiles });
     expect(await motoUploads(runId)).toEqual([left]);
     expect(await journalFiles(journalDir)).toEqual([]);
+  }, 300_000);
+
+  it("credentials go only to the command's tracking server: another server's record is kept when it refuses without them, and a clear pointed at it gives its upload up", async () => {
+    // Two tracking servers that want Basic credentials (MLflow's basic-auth app answers 401 without them), each its own user.
+    const a = await killed(startProxy, 'resume-clear-creds-a');
+    const b = await killed(startProxy, 'resume-clear-creds-b');
+    const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+    const seenAt = new Map<FaultProxy, Array<string | undefined>>([[a.tracking, []], [b.tracking, []]]);
+    const gate = (proxy: FaultProxy, authorization: string) =>
+      proxy.addRule({
+        match: ({ headers }) => (seenAt.get(proxy)!.push(headers.authorization as string | undefined), headers.authorization !== authorization),
+        fault: 'status',
+        status: 401,
+        headers: { 'www-authenticate': 'Basic realm="mlflow"' },
+        body: 'You are not authenticated. Please see https://www.mlflow.org/docs/latest/auth/index.html#authenticating-to-mlflow on how to authenticate.',
+      });
+    gate(a.tracking, basic('alice', 'pw-of-a'));
+    gate(b.tracking, basic('bob', 'pw-of-b'));
+    // One journal with both records (and the logs of the files each finished).
+    for (const name of await journalFiles(b.journalDir)) await copyFile(join(b.journalDir, name), join(a.journalDir, name));
+    const bRecord = [...(await records(b.journalDir)).keys()];
+    const clear = (argv: string[], env: Record<string, string>) => runToEnd({ argv: ['resume', 'clear', ...argv], env: { ...a.env, ...env }, cwd: a.root, proxy: a.s3 });
+    const aliceEnv = { MLFLOW_TRACKING_USERNAME: 'alice', MLFLOW_TRACKING_PASSWORD: 'pw-of-a' };
+
+    const first = await clear(['--json'], aliceEnv);
+    const json = JSON.parse(first.stdout) as ClearJson & { kept: Array<{ artifactPath: string; runId: string; upload: string; reason: string; server: string }> };
+    const why = JSON.stringify({ json, stderr: first.stderr.slice(-2000) });
+    expect(uploads(json), why).toEqual({ 'ckpt/big.bin': 'aborted', ...smallFiles }); // both runs' small files: the same paths
+    expect(json.removed.filter((r) => r.artifactPath === 'ckpt/big.bin').map((r) => (r as { runId?: string }).runId), why).toEqual([a.runId]);
+    expect(json.kept, why).toEqual([
+      expect.objectContaining({ artifactPath: 'ckpt/big.bin', runId: b.runId, upload: 'left', server: `${b.tracking.url}/`, reason: `${b.tracking.url}/ answered 401 to the lookup of its run ${b.runId}, asked without credentials` }),
+    ]);
+    expect(await motoUploads(a.runId), why).toEqual([]);
+    expect(await motoUploads(b.runId), why).toEqual([b.left]);
+    expect([...(await records(a.journalDir)).keys()], why).toEqual(bRecord);
+    // Server B was asked (runs/get), and never shown alice's password, nor any credential.
+    expect(seenAt.get(b.tracking)!.length, why).toBeGreaterThan(0);
+    expect(seenAt.get(b.tracking), why).toEqual(seenAt.get(b.tracking)!.map(() => undefined));
+    expect(`${first.stdout}${first.stderr}`).not.toContain('pw-of-a');
+
+    // Said in text, with the command that gives it up; the record stays (as old as it was).
+    const again = await clear([], aliceEnv);
+    expect(again.stdout).toContain('Removed 0 record(s)');
+    expect(again.stdout).toMatch(/Kept 1 record\(s\) whose tracking server refused .* only to its own tracking server \(http:\/\/127\.0\.0\.1:\d+\/\)/);
+    expect(again.stdout).toContain(`artifact-uploader resume clear --tracking-uri ${b.tracking.url}/`);
+    expect([...(await records(a.journalDir)).keys()]).toEqual(bRecord);
+
+    // That command, with bob's credentials: B's upload is aborted, the journal empty, A not asked.
+    const aRequests = seenAt.get(a.tracking)!.length;
+    const last = await clear(['--json', '--tracking-uri', `${b.tracking.url}/`], { MLFLOW_TRACKING_USERNAME: 'bob', MLFLOW_TRACKING_PASSWORD: 'pw-of-b' });
+    expect(uploads(JSON.parse(last.stdout) as ClearJson), last.stderr).toEqual({ 'ckpt/big.bin': 'aborted' });
+    expect(await motoUploads(b.runId)).toEqual([]);
+    expect(await records(a.journalDir)).toEqual(new Map());
+    expect(seenAt.get(a.tracking)!.length).toBe(aRequests);
   }, 300_000);
 
   it("mlflow-artifacts (S3 destination): clear aborts the proxy's multipart upload (mpu/abort); none is left on moto", async () => {

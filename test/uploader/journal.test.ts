@@ -307,6 +307,28 @@ describe('UploadJournal on real files', () => {
       expect(JSON.parse(await readFile(join(dir, expired!.name), 'utf8'))).toEqual(JSON.parse(before));
       expect((await UploadJournal.open({ dir })).takeExpired().map((e) => e.name)).toEqual([expired!.name]);
     });
+
+    it('restore() writes a record clear() removed back as it was, its age included (still expired), unless a rerun began that file afresh since', async () => {
+      const root = await tempDir();
+      const dir = join(root, 'journal');
+      const names = await sixRecords(root, dir);
+      await age(dir, names.s3!, 9 * DAY);
+      const before = await readFile(join(dir, names.s3!), 'utf8');
+      const journal = await UploadJournal.open({ dir, sweep: false });
+      const removed = (await journal.clear()).removed.find((e) => e.file === join(dir, names.s3!))!;
+      expect(await recordFiles(dir)).toEqual([]);
+      expect(await journal.restore(removed)).toBe(true);
+      expect(JSON.parse(await readFile(join(dir, names.s3!), 'utf8'))).toEqual(JSON.parse(before));
+      expect((await UploadJournal.open({ dir })).takeExpired().map((e) => e.name)).toEqual([names.s3]);
+
+      // Removed again, and the file begun afresh meanwhile: the new record stays as it is.
+      await journal.clear();
+      const fresh = (await journal.begin(await keyFor(root, 's3.bin')))!;
+      await fresh.startMultipart('2~TheRerunsOwnUploadId', 8 * 1024 * 1024);
+      const rerun = await readFile(join(dir, names.s3!), 'utf8');
+      expect(await journal.restore(removed)).toBe(false);
+      expect(await readFile(join(dir, names.s3!), 'utf8')).toBe(rerun);
+    });
   });
 
   it('operation logs: scan() reads a run\'s logs only, list() shows each file, clear() and the sweep remove a log whole', async () => {

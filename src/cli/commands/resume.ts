@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { hasUnfinishedUpload, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
+import { hasUnfinishedUpload, journalTarget, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
 import { abandonRecordUploads, type AbandonOutcome } from '../../uploader/abandon-records.js';
 import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import type { CliContext, CommandOutcome } from '../context.js';
@@ -100,6 +100,11 @@ export async function runResumeList(ctx: CliContext): Promise<CommandOutcome> {
 /** What `resume clear` says of a removed record's upload (`--dry-run`: `would-abort`, nothing asked yet). */
 type ClearedUpload = AbandonOutcome | { upload: 'would-abort' };
 
+/** A refused lookup's upload is still on the store: `left` in `--json`, with the reason and the server. */
+function leftAsLeft(outcome: ClearedUpload): Record<string, unknown> {
+  return outcome.upload === 'refused' ? { ...outcome, upload: 'left' } : outcome;
+}
+
 /** The unfinished upload a record names, for the text output (a session URI is a capability: never shown). */
 function uploadLabel(record: JournalRecord): string {
   const what = record.multipart
@@ -115,7 +120,9 @@ function uploadLabel(record: JournalRecord): string {
  * than the age) and gives up the unfinished uploads they name, each run's store resolved as an
  * upload resolves it; records of running uploads stay. A store that cannot be reached leaves its
  * uploads (said, with why, and what removes them); the command still succeeds: the records are
- * gone either way, and a lifecycle rule is the backstop.
+ * gone either way, and a lifecycle rule is the backstop. The one exception: the environment's
+ * MLflow credentials go only to the command's own tracking server, so a record of another
+ * server that refuses the lookup without them is kept, with the command that gives it up.
  */
 export async function runResumeClear(ctx: CliContext, _args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const olderThanMs = options.olderThan as number | undefined;
@@ -150,8 +157,28 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     );
     pending.forEach((e, i) => outcomes.set(e, results[i]!));
   }
+  // A server the command did not name refused the lookup without the credentials withheld from
+  // it: its records go back into the journal, for a clear pointed at that server (or for its
+  // next upload, which gives an expired record's upload up over its own connection).
+  const reasonOf = (e: JournalListEntry) => {
+    const outcome = outcomes.get(e);
+    return outcome && 'reason' in outcome ? outcome.reason : '';
+  };
+  const kept: JournalListEntry[] = [];
+  for (const e of pending) {
+    if (outcomes.get(e)?.upload === 'refused' && (await journal.restore(e))) kept.push(e);
+  }
+  removed = removed.filter((e) => !kept.includes(e));
   const verb = dryRun ? 'Would remove' : 'Removed';
   const lines = [`${verb} ${removed.length} record(s) from the resume journal (${journal.dir})${olderThanMs !== undefined ? ` not updated for ${formatDuration(olderThanMs)}` : ''}.`];
+  if (kept.length > 0) {
+    const servers = [...new Set(kept.map((e) => e.record!.key.target))];
+    lines.push(
+      `Kept ${kept.length} record(s) whose tracking server refused to look their run up without credentials: \`resume clear\` sends the environment's MLflow credentials only to its own tracking server (${journalTarget(commandTrackingUri(ctx) ?? 'none')}), not to the others the journal names:`,
+      ...kept.map((e) => `  ${uploadLabel(e.record!)}: ${reasonOf(e)}`),
+      `To give their uploads up, run it against that server with its credentials in the environment: ${servers.map((server) => `\`artifact-uploader resume clear --tracking-uri ${server}\``).join(', ')}. \`--keep-uploads\` removes the records and leaves the uploads.`,
+    );
+  }
   if (archives.length > 0) lines.push(`Removed ${archives.length} staged archive(s) of interrupted archive uploads.`);
   if (inUse.length > 0) lines.push(`Kept ${inUse.length} record(s) of uploads running now (${inUse.map((e) => `pid ${e.record?.owner.pid}`).join(', ')}).`);
   const of = (kind: ClearedUpload['upload']) => pending.filter((e) => outcomes.get(e)?.upload === kind);
@@ -163,15 +190,15 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   if (aborted.length > 0) {
     lines.push(`Gave up ${aborted.length} unfinished upload(s) they named (aborted, or the session cancelled):`, ...aborted.map((e) => `  ${uploadLabel(e.record!)}`));
   }
-  const left = of('left');
-  const reasonLeft = (e: JournalListEntry) => (outcomes.get(e) as Extract<ClearedUpload, { upload: 'left' }>).reason;
+  // A refused record that could not be put back (a rerun's record took its place) is left, like any other.
+  const left = pending.filter((e) => !kept.includes(e) && (outcomes.get(e)?.upload === 'left' || outcomes.get(e)?.upload === 'refused'));
   if (left.length > 0) {
     lines.push(
       `${left.length} unfinished upload(s) they named ${dryRun ? 'would be' : 'were'} left on the store: an S3 multipart upload's parts stay billed until aborted (a lifecycle rule with AbortIncompleteMultipartUpload does it); GCS forgets a session after a week; Azure discards uncommitted blocks on its own:`,
-      ...left.map((e) => `  ${uploadLabel(e.record!)}: ${reasonLeft(e)}`),
+      ...left.map((e) => `  ${uploadLabel(e.record!)}: ${reasonOf(e)}`),
     );
     for (const e of left) {
-      if (!keepUploads) ctx.logger.warn(`Left the unfinished upload of ${uploadLabel(e.record!)}: ${reasonLeft(e)}`);
+      if (!keepUploads) ctx.logger.warn(`Left the unfinished upload of ${uploadLabel(e.record!)}: ${reasonOf(e)}`);
     }
   }
   return {
@@ -180,7 +207,8 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
       journalDir: journal.dir,
       dryRun,
       keepUploads,
-      removed: removed.map((e) => ({ ...entryJson(e, now), ...(outcomes.get(e) ?? { upload: 'none' }) })),
+      removed: removed.map((e) => ({ ...entryJson(e, now), ...leftAsLeft(outcomes.get(e) ?? { upload: 'none' }) })),
+      kept: kept.map((e) => ({ ...entryJson(e, now), ...leftAsLeft(outcomes.get(e)!) })),
       inUse: inUse.map((e) => entryJson(e, now)),
       archives,
     },
