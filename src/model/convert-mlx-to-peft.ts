@@ -116,11 +116,12 @@ async function exists(path: string): Promise<boolean> {
  * complete or untouched. Memory use: one tensor and its transposed copy.
  *
  * @throws ConversionError, before writing anything, for a fused model (fused models are
- *   published as they are), a PEFT adapter (already converted), an existing `outDir` without
- *   `overwrite`, or an adapter with no PEFT LoRA equivalent (DoRA, MoE, embedding LoRA, full
- *   fine-tune, inconsistent ranks, unknown tensors); the message lists every problem.
+ *   published as they are), a PEFT adapter (already converted), or an adapter with no PEFT LoRA
+ *   equivalent (DoRA, MoE, embedding LoRA, full fine-tune, inconsistent ranks, unknown tensors);
+ *   the message lists every problem.
  * @throws InvalidArgumentError, before writing anything, for an `outDir` that contains the
- *   input directory or is inside it (such as its own `adapters/`).
+ *   input directory or is inside it (such as its own `adapters/`), or that exists without
+ *   `overwrite`.
  * @throws InvalidModelStructureError when `dir` is no model directory at all.
  * @throws SafetensorsError when `adapters.safetensors` is corrupt.
  * @throws AbortedError when `signal` fires.
@@ -255,7 +256,8 @@ async function replaceDir(tmpDir: string, outDir: string, overwrite: boolean, in
  *
  * @throws {InvalidArgumentError} when `outDir` contains the input or is inside it (either way
  *   round destroys it).
- * @throws {ConversionError} when `outDir` exists and `overwrite` is not set.
+ * @throws {InvalidArgumentError} when `outDir` exists and `overwrite` is not set (the call must
+ *   change, not the model).
  * @example
  * ```ts
  * const outDir = await checkConversionDestination('/work/mlx/ad_1', { outDir: '/work/peft' });
@@ -277,7 +279,8 @@ export async function checkConversionDestination(root: string, options: Pick<Con
     throw new InvalidArgumentError('outDir', `outDir ${outDir} is inside the input directory ${root}; writing there could destroy the adapter being converted.`, outDirHint);
   }
   if (!options.overwrite && (await exists(outDir))) {
-    throw new ConversionError(root, `Output directory ${outDir} already exists.`, { hint: 'Pass overwrite: true to replace it, or choose another outDir.' });
+    // A usage error (CLI exit 2), not a model's: the adapter converts; the call must say where.
+    throw new InvalidArgumentError('outDir', `Output directory ${outDir} already exists.`, { hint: 'Pass overwrite: true to replace it, or choose another outDir.' });
   }
   return outDir;
 }

@@ -84,7 +84,7 @@ describe('errors in CLI terms', () => {
     writeMlxLoraDir(cwd, 'lora');
     mkdirSync(join(cwd, 'lora_peft_converted'));
     const run = await cli(['convert-peft', 'lora', '--base-model', 'a/b'], { cwd });
-    expect(run.code).toBe(3);
+    expect(run.code).toBe(2);
     expect(run.stderr).toContain('Pass --overwrite to replace it, or choose another --out.');
     expect(run.stderr).not.toMatch(API_WORDS);
   });

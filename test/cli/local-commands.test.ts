@@ -469,8 +469,8 @@ describe('convert-peft', () => {
     const out = join(cwd, 'lora_20240501_093000_peft_converted');
     expect(run.stdout).toContain(`Converted ${join(cwd, 'lora_20240501_093000')} to PEFT: ${out}`);
     expect(JSON.parse(readFileSync(join(out, 'adapter_config.json'), 'utf8'))).toMatchObject({ peft_type: 'LORA', base_model_name_or_path: 'example-org/tiny-llama' });
-    // A second run refuses to overwrite (model error, 3) unless --overwrite.
-    expect((await cli(['convert-peft', 'lora_20240501_093000'], { cwd })).code).toBe(3);
+    // A second run refuses to overwrite (a usage error, 2: the adapter is fine) unless --overwrite.
+    expect((await cli(['convert-peft', 'lora_20240501_093000'], { cwd })).code).toBe(2);
     expect((await cli(['convert-peft', 'lora_20240501_093000', '--overwrite', '-o', out], { cwd })).code).toBe(0);
   });
 

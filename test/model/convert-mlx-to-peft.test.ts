@@ -169,6 +169,7 @@ describe('convertMlxLoraToPeft', () => {
     mkdirSync(outDir);
     writeFileSync(join(outDir, 'stale.txt'), 'old');
     await expect(convertMlxLoraToPeft(dir, { outDir })).rejects.toThrow(/already exists/);
+    await expect(convertMlxLoraToPeft(dir, { outDir })).rejects.toBeInstanceOf(InvalidArgumentError); // the call's fault, not the model's
     expect(readdirSync(outDir)).toEqual(['stale.txt']);
     await convertMlxLoraToPeft(dir, { outDir, overwrite: true });
     expect(readdirSync(outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
