@@ -19,7 +19,7 @@
  * @module
  */
 import { randomBytes } from './node-crypto.js';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import type * as z from 'zod';
@@ -81,6 +81,13 @@ export interface StateChange<T, R> {
   remove?: boolean;
   /** fsync this write, whatever the file's `sync` option says. */
   sync?: boolean;
+  /**
+   * The written file's modification time (epoch ms), set before the lock is released: for a
+   * state put back as old as it was, which no other writer may see with a fresh time (a sweep
+   * reads the age from it), nor give its own write an old one.
+   * @default the time of the write
+   */
+  modifiedAt?: number;
   /** What `update` returns. */
   result: R;
 }
@@ -143,9 +150,12 @@ export class JsonStateFile<T> {
   async update<R>(change: (state: T) => StateChange<T, R> | Promise<StateChange<T, R>>, signal?: AbortSignal): Promise<R> {
     const token = await this.lock(signal);
     try {
-      const { state, remove, sync, result } = await change(await this.read());
+      const { state, remove, sync, modifiedAt, result } = await change(await this.read());
       if (remove) await rm(this.path, { force: true });
-      else if (state !== undefined) await this.write(state, sync ?? this.options.sync ?? true);
+      else if (state !== undefined) {
+        await this.write(state, sync ?? this.options.sync ?? true);
+        if (modifiedAt !== undefined) await utimes(this.path, new Date(), new Date(modifiedAt));
+      }
       return result;
     } finally {
       await this.unlock(token);

@@ -38,7 +38,7 @@
  * @module
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
-import { mkdir, open, readdir, readFile, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { removeStagedArchives } from './archive-staging.js';
 import { hostname } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
@@ -940,12 +940,11 @@ export class UploadJournal {
     const name = entry.name;
     const path = join(this.dir, name);
     try {
-      const put = await this.queues.run(name, () =>
-        this.file(name).update((current) => (current?.owner.token === entry.record.owner.token ? { state: before, result: true } : { result: false })),
+      // The old mtime too, under the record's lock: a rerun that takes the record next never
+      // gets it.
+      await this.queues.run(name, () =>
+        this.file(name).update((current) => (current?.owner.token === entry.record.owner.token ? { state: before, modifiedAt: before.updatedAt, result: undefined } : { result: undefined })),
       );
-      // After the lock: a rerun that took the record in between would get an old mtime, which
-      // costs nothing, as the sweep never deletes such a record and its owner is alive.
-      if (put) await utimes(path, new Date(), new Date(before.updatedAt));
     } catch (error) {
       this.logger.warn(`The resume journal record ${path} cannot be written: ${(error as Error).message}`);
     }
@@ -965,9 +964,7 @@ export class UploadJournal {
     const name = basename(entry.file);
     const path = join(this.dir, name);
     try {
-      const put = await this.queues.run(name, () => this.file(name).update((current) => (current ? { result: false } : { state: record, result: true })));
-      if (put) await utimes(path, new Date(), new Date(entry.updatedAt));
-      return put;
+      return await this.queues.run(name, () => this.file(name).update((current) => (current ? { result: false } : { state: record, modifiedAt: entry.updatedAt, result: true })));
     } catch (error) {
       this.logger.warn(`The resume journal record ${path} cannot be written: ${(error as Error).message}`);
       return false;

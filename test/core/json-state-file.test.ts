@@ -9,7 +9,7 @@
  * processes do, and wait only for each other).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as z from 'zod';
@@ -113,5 +113,28 @@ describe('JsonStateFile: breaking a stale lock', () => {
     await expect(file.update((s) => ({ state: { n: s.n + 1 }, result: undefined }))).rejects.toBeInstanceOf(LocalPathError);
     expect((await readdir(dir)).sort()).toEqual(['state.json.lock', 'state.json.lock.breaking']);
     expect(await instance().read()).toEqual({ n: 0 });
+  });
+});
+
+describe('JsonStateFile: modifiedAt', () => {
+  it('sets the written file\'s mtime with the write: the next writer under the lock sees it, and its own write gets a fresh one', async () => {
+    const { path, instance } = await stateFile();
+    const old = Date.now() - 9 * 24 * 3_600_000;
+    const first = instance();
+    const next = instance();
+    let seenByNext: number | undefined;
+    // `next` asks for the lock while `first` holds it, and looks at the file when it gets it.
+    let after: Promise<void> | undefined;
+    await first.update(async (s) => {
+      after = next.update(async (t) => {
+        seenByNext = (await stat(path)).mtimeMs;
+        return { state: { n: t.n + 1 }, result: undefined };
+      });
+      return { state: { n: s.n + 1 }, modifiedAt: old, result: undefined };
+    });
+    await after;
+    expect(Math.round(seenByNext!)).toBe(old);
+    expect((await stat(path)).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+    expect(await instance().read()).toEqual({ n: 2 });
   });
 });
