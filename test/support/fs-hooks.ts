@@ -1,7 +1,8 @@
 /**
  * Hooks into `node:fs/promises`, to force an interleaving of several lock users in one process
- * (a breaker held between reading a lock and acting on it, say) without any timing: a hook may
- * hold the call it sees until the test lets it go. A test file installs the wrapper with
+ * (a breaker held between reading a lock and acting on it, say, or an upload held between
+ * creating its directory and its temp file) without any timing: a hook may hold the call it
+ * sees until the test lets it go. A test file installs the wrapper with
  *
  * ```ts
  * vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
@@ -24,6 +25,8 @@ export const fsHooks: {
   afterStat?: ((path: string, mtimeMs: number) => Promise<void> | void) | undefined;
   /** After an `open` of `path` with `flags` opened it (`error` undefined) or failed, before its caller sees it. */
   afterOpen?: ((path: string, flags: unknown, error: unknown) => Promise<void> | void) | undefined;
+  /** After a `mkdir` of `path` returned `created` (the first directory it created, if any), before its caller sees it. */
+  afterMkdir?: ((path: string, created: string | undefined) => Promise<void> | void) | undefined;
 } = {};
 
 /** Unsets every hook. */
@@ -32,9 +35,10 @@ export function resetFsHooks(): void {
   fsHooks.beforeLink = undefined;
   fsHooks.afterStat = undefined;
   fsHooks.afterOpen = undefined;
+  fsHooks.afterMkdir = undefined;
 }
 
-/** `node:fs/promises` with `readFile`, `link`, `stat` and `open` going through {@link fsHooks}. */
+/** `node:fs/promises` with `readFile`, `link`, `stat`, `open` and `mkdir` going through {@link fsHooks}. */
 export function hookedFs(actual: Fs): Fs {
   const readFile = (async (...args: Parameters<Fs['readFile']>) => {
     const result = await actual.readFile(...args);
@@ -61,7 +65,12 @@ export function hookedFs(actual: Fs): Fs {
     if (fsHooks.afterOpen && typeof args[0] === 'string') await fsHooks.afterOpen(args[0], args[1], undefined);
     return handle;
   }) as Fs['open'];
-  const hooked = { readFile, link, stat, open };
+  const mkdir = (async (...args: Parameters<Fs['mkdir']>) => {
+    const created = await actual.mkdir(...args);
+    if (fsHooks.afterMkdir && typeof args[0] === 'string') await fsHooks.afterMkdir(args[0], created);
+    return created;
+  }) as Fs['mkdir'];
+  const hooked = { readFile, link, stat, open, mkdir };
   return { ...actual, ...hooked, default: { ...actual, ...hooked } } as Fs;
 }
 
