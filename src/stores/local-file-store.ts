@@ -3,7 +3,9 @@
  * server whose artifact root is a local directory): files are copied into the artifact
  * directory. Each copy streams into a temp file next to the destination and is renamed into
  * place only once complete and flushed, so a crash or an abort never leaves a half-written
- * artifact, and an existing artifact is replaced all at once.
+ * artifact, and an existing artifact is replaced all at once. A copy that fails or is aborted
+ * also removes the directories it created for its file, when empty, so a run does not list an
+ * empty folder for a file it never stored.
  *
  * Temp files are named `.artifact.uploading.artifact-uploader-<pid>-<host>-<random>.tmp`:
  * `.artifact.uploading.` is the prefix MLflow's own local artifact repository uses for its temp
@@ -15,8 +17,8 @@
  * @module
  */
 import { createHash } from '../core/node-crypto.js';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -40,6 +42,54 @@ const MLFLOW_TEMP_PREFIX = '.artifact.uploading.';
 /** Temp names of versions before 0.x that were listed by MLflow (`.artifact-uploader-<hex>.tmp`). */
 const LEGACY_TEMP_NAME = /^\.artifact-uploader-[0-9a-f]{12}\.tmp$/;
 const COPY_CHUNK = 1024 * 1024;
+
+/** How many times a copy creates its directory again when it vanished before the temp file was created. */
+const DIRECTORY_ATTEMPTS = 5;
+/** What a write returns when its temp file could not be created because its directory vanished. */
+const DIRECTORY_GONE = Symbol('directory gone');
+
+/** The temp file of one write: created exclusively, remembering whether its directory was gone. */
+class TempFile {
+  /** `open` said ENOENT: the directory is gone (another copy's cleanup removed it). */
+  directoryGone = false;
+
+  async create(path: string): Promise<FileHandle> {
+    try {
+      return await open(path, 'wx');
+    } catch (error) {
+      this.directoryGone = (error as NodeJS.ErrnoException).code === 'ENOENT';
+      throw error;
+    }
+  }
+}
+
+/** The error of a failed write, or {@link DIRECTORY_GONE} when it is to be tried again. */
+function failedCopy(error: unknown, temp: TempFile, localPath: string, destination: string, options: UploadFileOptions): typeof DIRECTORY_GONE {
+  if (options.signal?.aborted) {
+    throw new AbortedError(`Copying ${localPath} to ${destination} was aborted; nothing was written.`, { cause: options.signal.reason });
+  }
+  if (temp.directoryGone) return DIRECTORY_GONE;
+  if (error instanceof DiskFullError || error instanceof SourceChangedError) throw error;
+  throw toLocalPathError(error, localPath);
+}
+
+/**
+ * Removes `directory` and its parents up to `outermost` (the first directory a copy's `mkdir`
+ * created), deepest first, each only when empty: `rmdir`, never a recursive remove, so that a
+ * directory another copy put a file (or its temp file) into meanwhile stays, and the walk stops
+ * there, or at the first one that is already gone. Never throws: what stays is only an empty
+ * directory, and the copy's own error is the one to report.
+ */
+async function removeCreatedDirectories(directory: string, outermost: string): Promise<void> {
+  for (let dir = directory; dir.length >= outermost.length; dir = dirname(dir)) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return;
+    }
+    if (dir === outermost || dirname(dir) === dir) return;
+  }
+}
 
 /** Options of {@link LocalFileStore}. */
 export interface LocalFileStoreOptions {
@@ -87,8 +137,46 @@ export class LocalFileStore implements ArtifactStore {
     const { size, bytes } = await readSourceIfSmall(localPath, options.size, this.logger);
     const destination = join(this.root, ...artifactPath.split('/'));
     const directory = dirname(destination);
+    // The outermost directory this call created for the destination: a copy that fails stored
+    // nothing, and must not leave an empty `checkpoints/step_100/` either, which MLflow's UI and
+    // `list_artifacts` would show as if it held something. Only what this call created goes, and
+    // only while empty (removeCreatedDirectories). That opens a race: another copy (a directory
+    // upload runs several at once, other processes may write there too) may have just found
+    // such a directory in place, or created it again, and be about to create its temp file in
+    // it. So a temp file that cannot be created because its directory vanished (ENOENT) makes
+    // this call create the directory again and try again, a bounded number of times; nothing was
+    // read yet at that point (the temp file is created before the source is read), so the
+    // attempt starts over clean. The other design, staging the temp file in a directory that
+    // exists and creating the destination's directories only just before the rename, avoids
+    // the race but not the leftover (a failed rename), moves the temp file away from where a
+    // killed copy's leftover is swept, and fails with EXDEV when a subdirectory is a symlink or
+    // mount onto another file system.
+    let created: string | undefined;
     try {
-      await mkdir(directory, { recursive: true });
+      for (let attempt = 1; ; attempt++) {
+        const made = await this.makeDirectory(directory);
+        // Each attempt's `mkdir` names the first directory it created; all lie on the path to
+        // `directory`, so the shortest is the outermost.
+        if (made !== undefined && (created === undefined || made.length < created.length)) created = made;
+        const result = bytes ? await this.writeSmall(localPath, destination, bytes, options) : await this.writeStreamed(localPath, destination, size, options);
+        if (result !== DIRECTORY_GONE) return result;
+        if (attempt === DIRECTORY_ATTEMPTS) {
+          throw new LocalPathError('PATH_NOT_FOUND', directory, `The artifact directory ${directory} was removed each time ${localPath} was about to be copied into it (${attempt} times); nothing was written.`, {
+            hint: 'Something else keeps removing directories under the artifact root (another tool cleaning up?); run again once it has stopped.',
+          });
+        }
+      }
+    } catch (error) {
+      if (created !== undefined) await removeCreatedDirectories(directory, created);
+      throw error;
+    }
+  }
+
+  /** Creates `directory` and its missing parents; returns the first one it created, if any. */
+  private async makeDirectory(directory: string): Promise<string | undefined> {
+    let created: string | undefined;
+    try {
+      created = await mkdir(directory, { recursive: true });
     } catch (error) {
       throw diskFullError(error, directory) ?? new LocalPathError('NOT_A_DIRECTORY', directory, `Cannot create the artifact directory ${directory}: ${(error as Error).message}.`, {
         hint: 'A file may already exist where a directory is needed, or the directory is not writable.',
@@ -99,11 +187,20 @@ export class LocalFileStore implements ArtifactStore {
       this.cleaned.add(directory);
       await removeStaleTempFiles(directory, UPLOADING_PREFIX, { legacy: LEGACY_TEMP_NAME });
     }
-    if (bytes) return this.writeSmall(localPath, destination, bytes, options);
+    return created;
+  }
+
+  /**
+   * A larger file, streamed into the temp file and hashed in the same pass. The temp file is
+   * created before the source is read: a directory that vanished meanwhile ({@link DIRECTORY_GONE})
+   * is found before a byte is counted or reported.
+   */
+  private async writeStreamed(localPath: string, destination: string, size: number, options: UploadFileOptions): Promise<UploadFileResult | typeof DIRECTORY_GONE> {
     let copied = 0;
     // Hashed in the same pass as the copy; the file is checked against its snapshot before the
     // rename, so a file that changed meanwhile is never stored.
     const hash = createHash('sha256');
+    const temp = new TempFile();
     try {
       const counter = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
@@ -115,11 +212,13 @@ export class LocalFileStore implements ArtifactStore {
       });
       await atomicWrite(
         destination,
-        async (temp) => {
+        async (path) => {
+          const handle = await temp.create(path);
           await pipeline(
             createReadStream(localPath, { highWaterMark: COPY_CHUNK }),
             counter,
-            createWriteStream(temp, { flags: 'wx' }),
+            // Closes the handle when done or destroyed.
+            handle.createWriteStream(),
             options.signal ? { signal: options.signal } : {},
           );
           const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
@@ -128,11 +227,7 @@ export class LocalFileStore implements ArtifactStore {
         { prefix: UPLOADING_PREFIX },
       );
     } catch (error) {
-      if (options.signal?.aborted) {
-        throw new AbortedError(`Copying ${localPath} to ${destination} was aborted; nothing was written.`, { cause: options.signal.reason });
-      }
-      if (error instanceof DiskFullError || error instanceof SourceChangedError) throw error;
-      throw toLocalPathError(error, localPath);
+      return failedCopy(error, temp, localPath, destination, options);
     }
     options.onProgress?.(copied);
     if (copied !== size) this.logger.warn(`${localPath} changed while it was copied (${size} -> ${copied} bytes).`);
@@ -144,12 +239,13 @@ export class LocalFileStore implements ArtifactStore {
    * handle (`fdatasync`: the data and the size, before the rename, so that not even a power loss
    * can show a partial or empty file at the final path), checked against the snapshot, renamed.
    */
-  private async writeSmall(localPath: string, destination: string, bytes: Buffer, options: UploadFileOptions): Promise<UploadFileResult> {
+  private async writeSmall(localPath: string, destination: string, bytes: Buffer, options: UploadFileOptions): Promise<UploadFileResult | typeof DIRECTORY_GONE> {
+    const temp = new TempFile();
     try {
       await atomicWrite(
         destination,
-        async (temp) => {
-          const handle = await open(temp, 'wx');
+        async (path) => {
+          const handle = await temp.create(path);
           try {
             await handle.writeFile(bytes);
             await handle.datasync();
@@ -164,11 +260,7 @@ export class LocalFileStore implements ArtifactStore {
         { prefix: UPLOADING_PREFIX, sync: false },
       );
     } catch (error) {
-      if (options.signal?.aborted) {
-        throw new AbortedError(`Copying ${localPath} to ${destination} was aborted; nothing was written.`, { cause: options.signal.reason });
-      }
-      if (error instanceof DiskFullError || error instanceof SourceChangedError) throw error;
-      throw toLocalPathError(error, localPath);
+      return failedCopy(error, temp, localPath, destination, options);
     }
     options.onProgress?.(bytes.length);
     return { bytes: bytes.length, attempts: 1, multipart: false, sha256: createHash('sha256').update(bytes).digest('hex') };

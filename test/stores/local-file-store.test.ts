@@ -1,15 +1,21 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortedError, InvalidArgumentError, LocalPathError, SourceChangedError } from '../../src/core/errors.js';
 import { snapshotFile } from '../../src/core/source-snapshot.js';
 import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { LocalFileStore } from '../../src/stores/local-file-store.js';
 import { planDirectory } from '../../src/uploader/plan.js';
 import { uploadPlannedFiles } from '../../src/uploader/transfer.js';
+import { fsHooks, resetFsHooks, signal } from '../support/fs-hooks.js';
+
+// Passes every call through unless a test sets a hook (the race of a failed copy's cleanup).
+vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
+
+afterEach(resetFsHooks);
 
 function scratch(): { src: string; dest: string; store: LocalFileStore } {
   const base = mkdtempSync(join(tmpdir(), 'au-fstore-'));
@@ -25,6 +31,23 @@ function allFiles(dir: string): string[] {
     .filter((e) => e.isFile())
     .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
     .sort();
+}
+
+/** Every directory under `dir`, as relative paths. */
+function allDirectories(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isDirectory())
+    .map((e) => join(e.parentPath, e.name).slice(dir.length + 1))
+    .sort();
+}
+
+/** A source file, and a snapshot of it taken before it was rewritten: its upload is refused. */
+async function changedSinceSnapshot(path: string): Promise<Awaited<ReturnType<typeof snapshotFile>>> {
+  writeFileSync(path, 'before');
+  const snapshot = await snapshotFile(path);
+  writeFileSync(path, 'after!');
+  utimesSync(path, new Date(), new Date(Date.now() + 5_000));
+  return snapshot;
 }
 
 describe('LocalFileStore', () => {
@@ -80,6 +103,113 @@ describe('LocalFileStore', () => {
     await store.uploadFile(join(src, 'v2'), 'f.txt');
     expect(readFileSync(join(dest, 'f.txt')).equals(big)).toBe(true);
     expect(allFiles(dest)).toEqual(['f.txt']);
+  });
+
+  it('a copy that fails or is aborted removes the directories it created for it', async () => {
+    const { src, dest, store } = scratch();
+    mkdirSync(dest, { recursive: true });
+    const big = randomBytes(4 * 1024 * 1024);
+    writeFileSync(join(src, 'big.bin'), big);
+
+    // Aborted while streaming.
+    const controller = new AbortController();
+    const aborted = await store
+      .uploadFile(join(src, 'big.bin'), 'a/b/c/file.bin', { signal: controller.signal, onProgress: (n) => n > 0 && controller.abort() })
+      .catch((e: unknown) => e);
+    expect(aborted).toBeInstanceOf(AbortedError);
+    expect(readdirSync(dest)).toEqual([]);
+
+    // Changed during the streamed copy (its mtime moves once the first chunk is read).
+    const snapshot = await snapshotFile(join(src, 'big.bin'));
+    let touched = false;
+    const onProgress = () => {
+      if (touched) return;
+      touched = true;
+      utimesSync(join(src, 'big.bin'), new Date(), new Date(Date.now() + 5_000));
+    };
+    await expect(store.uploadFile(join(src, 'big.bin'), 'a/b/c/file.bin', { snapshot, onProgress })).rejects.toBeInstanceOf(SourceChangedError);
+    expect(touched).toBe(true);
+    expect(readdirSync(dest)).toEqual([]);
+
+    // A small file (one write) changed since its snapshot.
+    const small = await changedSinceSnapshot(join(src, 's.bin'));
+    await expect(store.uploadFile(join(src, 's.bin'), 'a/b/c/s.bin', { snapshot: small })).rejects.toBeInstanceOf(SourceChangedError);
+    expect(readdirSync(dest)).toEqual([]);
+
+    // The artifact root itself, when this copy created it, goes too.
+    expect(existsSync(dirname(dirname(dirname(dest))))).toBe(true);
+    rmSync(dest, { recursive: true });
+    await expect(store.uploadFile(join(src, 's.bin'), 'a/s.bin', { snapshot: small })).rejects.toBeInstanceOf(SourceChangedError);
+    expect(existsSync(dirname(dest))).toBe(true);
+    expect(existsSync(dest)).toBe(false);
+
+    // And the copy goes through afterwards.
+    await store.uploadFile(join(src, 'big.bin'), 'a/b/c/file.bin');
+    expect(readFileSync(join(dest, 'a', 'b', 'c', 'file.bin')).equals(big)).toBe(true);
+  });
+
+  it('a failed copy keeps the directories that existed before it, or that another upload put a file into', async () => {
+    const { src, dest, store } = scratch();
+    mkdirSync(join(dest, 'a'), { recursive: true });
+    const snapshot = await changedSinceSnapshot(join(src, 's.bin'));
+    await expect(store.uploadFile(join(src, 's.bin'), 'a/b/c/s.bin', { snapshot })).rejects.toBeInstanceOf(SourceChangedError);
+    // `a` existed (empty): it stays, empty; `a/b` and `a/b/c` were this copy's.
+    expect(allDirectories(dest)).toEqual(['a']);
+
+    // Another upload stores a/b/other.txt while this copy streams into a/b/c: a/b keeps it.
+    writeFileSync(join(src, 'big.bin'), randomBytes(4 * 1024 * 1024));
+    const controller = new AbortController();
+    const onProgress = (n: number) => {
+      if (n === 0 || controller.signal.aborted) return;
+      writeFileSync(join(dest, 'a', 'b', 'other.txt'), 'kept');
+      controller.abort();
+    };
+    await expect(store.uploadFile(join(src, 'big.bin'), 'a/b/c/file.bin', { signal: controller.signal, onProgress })).rejects.toBeInstanceOf(AbortedError);
+    expect(allDirectories(dest)).toEqual(['a', join('a', 'b')]);
+    expect(allFiles(dest)).toEqual([join('a', 'b', 'other.txt')]);
+  });
+
+  it.each([
+    ['small (one write)', 64 * 1024],
+    ['streamed', 3 * 1024 * 1024 + 5],
+  ])('a failed copy removing its new directory does not break a %s copy about to write into it', async (_kind, size) => {
+    const { src, dest, store } = scratch();
+    mkdirSync(dest, { recursive: true });
+    const snapshot = await changedSinceSnapshot(join(src, 'a.bin'));
+    const bytes = randomBytes(size);
+    writeFileSync(join(src, 'b.bin'), bytes);
+    const directory = join(dest, 'new', 'x');
+
+    // A creates new/x and is held there; B finds new/x in place and is held before it creates
+    // its temp file in it; A then fails and removes new/x (and new) under B.
+    const aMade = signal();
+    const aGo = signal();
+    const bMade = signal();
+    const bGo = signal();
+    let calls = 0;
+    fsHooks.afterMkdir = async (path) => {
+      if (path !== directory) return;
+      calls++;
+      if (calls === 1) {
+        aMade.resolve();
+        await aGo.promise;
+      } else if (calls === 2) {
+        bMade.resolve();
+        await bGo.promise;
+      }
+    };
+    const a = store.uploadFile(join(src, 'a.bin'), 'new/x/a.bin', { snapshot }).catch((e: unknown) => e);
+    await aMade.promise;
+    const b = store.uploadFile(join(src, 'b.bin'), 'new/x/b.bin', { size });
+    await bMade.promise;
+    aGo.resolve();
+    expect(await a).toBeInstanceOf(SourceChangedError);
+    expect(readdirSync(dest), 'A removed the directory B found in place (the race was forced)').toEqual([]);
+    bGo.resolve();
+
+    expect(await b).toEqual({ bytes: size, attempts: 1, multipart: false, sha256: createHash('sha256').update(bytes).digest('hex') });
+    expect(readFileSync(join(directory, 'b.bin')).equals(bytes)).toBe(true);
+    expect(allFiles(dest)).toEqual([join('new', 'x', 'b.bin')]);
   });
 
   it('fails with typed errors before touching the destination', async () => {
