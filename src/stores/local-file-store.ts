@@ -48,19 +48,43 @@ const DIRECTORY_ATTEMPTS = 5;
 /** What a write returns when its temp file could not be created because its directory vanished. */
 const DIRECTORY_GONE = Symbol('directory gone');
 
-/** The temp file of one write: created exclusively, remembering whether its directory was gone. */
+/** The temp file of one write: created exclusively, remembering why it could not be. */
 class TempFile {
   /** `open` said ENOENT: the directory is gone (another copy's cleanup removed it). */
   directoryGone = false;
+  /** Why the temp file could not be created: the destination's fault, not the source's. */
+  createError: unknown;
 
   async create(path: string): Promise<FileHandle> {
     try {
       return await open(path, 'wx');
     } catch (error) {
       this.directoryGone = (error as NodeJS.ErrnoException).code === 'ENOENT';
+      this.createError = error;
       throw error;
     }
   }
+}
+
+/**
+ * The error of a temp file that could not be created in `directory`: a full disk, else a
+ * directory this user may not write to (one a container made as root, a read-only mount),
+ * named as such; read as a source error, it would blame the file being uploaded.
+ */
+function unwritableDirectoryError(error: unknown, directory: string): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  const denied = code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+  return (
+    diskFullError(error, directory) ??
+    new LocalPathError('PATH_UNWRITABLE', directory, `Cannot create a file in the artifact directory ${directory}: ${(error as Error).message}.`, {
+      hint: denied
+        ? code === 'EROFS'
+          ? 'It is on a read-only file system: point the run (or the artifact root) at a writable location.'
+          : 'Make it writable for the user running the upload (a directory a container created as root is not: chown it, or run as its owner), or point the artifact root elsewhere.'
+        : 'Check the artifact directory and the file system it is on, then run again.',
+      cause: error,
+    })
+  );
 }
 
 /** The error of a failed write, or {@link DIRECTORY_GONE} when it is to be tried again. */
@@ -69,6 +93,7 @@ function failedCopy(error: unknown, temp: TempFile, localPath: string, destinati
     throw new AbortedError(`Copying ${localPath} to ${destination} was aborted; nothing was written.`, { cause: options.signal.reason });
   }
   if (temp.directoryGone) return DIRECTORY_GONE;
+  if (temp.createError !== undefined) throw unwritableDirectoryError(temp.createError, dirname(destination));
   if (error instanceof DiskFullError || error instanceof SourceChangedError) throw error;
   throw toLocalPathError(error, localPath);
 }

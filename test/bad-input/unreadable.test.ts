@@ -5,7 +5,7 @@
  * everything, so when the tests run as root (as CI does) this file drops root for good once its
  * fixtures exist (test/support/unprivileged.ts): the cases run for real everywhere, never skipped.
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { ArtifactUploader, loadTrackingConfig } from '../../src/index.js';
 import { planDirectory } from '../../src/uploader/plan.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { readSmallSourceFile } from '../../src/stores/source-file.js';
+import { LocalFileStore } from '../../src/stores/local-file-store.js';
 import { listRunArtifacts } from '../faults/helpers.js';
 import { serverRun } from '../uploader/helpers.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
@@ -48,7 +49,12 @@ describeWithServers('unreadable files (as nobody when the tests run as root)', (
     writeFileSync(join(ckpt, 'secret.bin'), 'x');
     mkdirSync(join(root, 'config'));
     writeFileSync(join(root, 'config', 'artifact-uploader.yaml'), 'training:\n  enabled: false\n');
+    mkdirSync(join(root, 'readable'));
+    writeFileSync(join(root, 'readable', 'small.bin'), 'x'.repeat(1024));
+    writeFileSync(join(root, 'readable', 'big.bin'), Buffer.alloc(3 * 1024 * 1024, 7)); // streamed, not read whole
+    mkdirSync(join(root, 'artifacts', 'locked'), { recursive: true });
     giveToNobody(root);
+    chmodSync(join(root, 'artifacts', 'locked'), 0o555); // its owner (nobody, or the current user) may not write in it
     chmodSync(join(ckpt, 'secret.bin'), 0o000); // its owner (nobody, or the current user) may not read it
     chmodSync(join(root, 'config'), 0o600); // listable, but no file in it can be looked up
     dropRootForGood();
@@ -61,8 +67,9 @@ describeWithServers('unreadable files (as nobody when the tests run as root)', (
   afterAll(async () => {
     await front?.stop();
     if (!root) return;
-    // Searchable again (its owner may), or its file could not be removed.
+    // Searchable (and writable) again (its owner may), or its files could not be removed.
     chmodSync(join(root, 'config'), 0o700);
+    chmodSync(join(root, 'artifacts', 'locked'), 0o755);
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -87,5 +94,19 @@ describeWithServers('unreadable files (as nobody when the tests run as root)', (
     await failure(uploader.uploadFile(join(ckpt, 'secret.bin')));
     expect(front.requests.filter((r) => r.method === 'PUT' || r.path.includes('/mpu/'))).toEqual([]);
     expect(await listRunArtifacts(mlflowServer().url, runId)).toEqual([]);
+  });
+
+  it('a file: artifact directory this user may not write to is PATH_UNWRITABLE, naming the directory, not the readable source', async () => {
+    const store = new LocalFileStore({ artifactUri: join(root, 'artifacts') });
+    const locked = join(root, 'artifacts', 'locked');
+    for (const name of ['small.bin', 'big.bin']) {
+      const error = await store.uploadFile(join(root, 'readable', name), `locked/${name}`).catch((e: unknown) => e);
+      expect(error, name).toBeInstanceOf(LocalPathError);
+      expect(error, name).toMatchObject({ code: 'PATH_UNWRITABLE', path: locked });
+      expect((error as LocalPathError).message, name).toContain(`Cannot create a file in the artifact directory ${locked}`);
+      expect((error as LocalPathError).message, name).not.toContain(name);
+      expect((error as LocalPathError).hint, name).toMatch(/writable for the user running the upload/);
+      expect(readdirSync(locked), name).toEqual([]);
+    }
   });
 });
