@@ -165,7 +165,35 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
 /** The journal target of the tracking server the caller names (`trackingUri`, else the environment's), or `undefined` when there is none. */
 function namedTarget(options: Pick<AbandonRecordsOptions, 'trackingUri' | 'env'>): string | undefined {
   const uri = options.trackingUri ?? envString('MLFLOW_TRACKING_URI', options.env);
-  return uri === undefined ? undefined : journalTarget(uri.trim());
+  return uri === undefined ? undefined : trackingTarget(uri);
+}
+
+/**
+ * The journal target an upload to the tracking URI `uri` writes in its records: that of its
+ * connection's address ({@link MlflowConnection.displayUri}: for `http(s)`, no userinfo, query
+ * or trailing slash), so that `http://host:5000/prefix/` names the server whose records say
+ * `http://host:5000/prefix`.
+ *
+ * @example
+ * ```ts
+ * trackingTarget('http://u:p@MLflow:80/prefix/'); // 'http://mlflow/prefix'
+ * ```
+ */
+export function trackingTarget(uri: string): string {
+  const given = uri.trim();
+  if (isHttpTarget(given)) {
+    try {
+      const url = new URL(given);
+      url.username = '';
+      url.password = '';
+      url.search = '';
+      url.hash = '';
+      return journalTarget(url.toString().replace(/\/+$/, ''));
+    } catch {
+      // Not a URL: as the journal writes it.
+    }
+  }
+  return journalTarget(given);
 }
 
 /** An `http(s)` tracking server: one that credentials could be sent to over the network (a `file:` store is local; `databricks` and `azureml` take their hosts from their own credentials). */

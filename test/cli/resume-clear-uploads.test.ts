@@ -16,12 +16,14 @@ import { createServer as createHttpServer } from 'node:http';
 import { copyFile, mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { runToEnd } from '../support/crash-harness.js';
+import { startTestServer } from '../support/http-test-server.js';
 import { useFaultProxies, type FaultProxy } from '../support/fault-proxy.js';
 import { closedPort, isAbort, isMpu, journalFiles, killedProxyMultipartUpload, killedS3Upload as killed, records } from '../support/killed-upload.js';
 import { motoUploads } from '../support/moto.js';
 import { describeWithServers } from '../support/servers.js';
+import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { localFileIdentity, UploadJournal } from '../../src/uploader/journal.js';
 import { baseEnv, cli } from './helpers.js';
 
@@ -206,4 +208,53 @@ it('SIGINT while a run is looked up stops clear at once (130): the record is gon
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
+});
+
+/**
+ * A tracking server on 127.0.0.1 that wants `Authorization: Bearer <token>` under `prefix`: 401
+ * without it; `runs/get` answers a run whose artifacts the server proxies
+ * (`mlflow-artifacts:/1/<run>/artifacts`), and `mpu/abort` answers `{}`. Every request is recorded.
+ */
+async function tokenGatedServer(token: string, prefix = '') {
+  return startTestServer((req, res) => {
+    const path = req.url.split('?')[0]!;
+    if (req.headers.authorization !== `Bearer ${token}`) {
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error_code: 'UNAUTHENTICATED', message: 'You are not authenticated.' }));
+    } else if (path === `${prefix}/api/2.0/mlflow/runs/get`) {
+      const runId = new URL(req.url, 'http://x').searchParams.get('run_id')!;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ run: { info: { run_id: runId, experiment_id: '1', artifact_uri: `mlflow-artifacts:/1/${runId}/artifacts`, lifecycle_stage: 'active' } } }));
+    } else if (path.startsWith(`${prefix}/api/2.0/mlflow-artifacts/mpu/abort/`)) {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    } else {
+      res.writeHead(404);
+      res.end();
+    }
+  });
+}
+
+it("the command's own tracking server, named with a trailing slash after its --static-prefix, gets its credentials: its record's upload is aborted, not kept as another server's", async () => {
+  const server = await tokenGatedServer('tok-of-own-server', '/mlflow');
+  onTestFinished(() => server.close());
+  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
+  const dir = join(root, 'journal');
+  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
+  const named = `${server.url}/mlflow/`;
+  // The record an upload to `named` writes: its target is the connection's address (no trailing slash).
+  const target = resolveMlflowConnection({ trackingUri: named }).displayUri;
+  const journal = await UploadJournal.open({ dir });
+  const entry = (await journal.begin({ target, runId: 'run-own', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
+  await entry.startMultipart('mpu-own-1', 1024);
+
+  const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir, '--tracking-uri', named], { env: baseEnv({ MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' }) });
+  const why = JSON.stringify({ stdout: run.stdout, stderr: run.stderr, requests: server.requests.map((r) => `${r.method} ${r.url} ${r.headers.authorization}`) });
+  expect(run.code, why).toBe(0);
+  expect(run.json<ClearJson & { kept: unknown[] }>(), why).toMatchObject({ removed: [{ artifactPath: 'ckpt/big.bin', upload: 'aborted' }], kept: [] });
+  expect(server.requests.map((r) => `${r.method} ${r.url.split('?')[0]} ${r.headers.authorization}`), why).toEqual([
+    'GET /mlflow/api/2.0/mlflow/runs/get Bearer tok-of-own-server',
+    'POST /mlflow/api/2.0/mlflow-artifacts/mpu/abort/1/run-own/artifacts/ckpt Bearer tok-of-own-server',
+  ]);
+  expect(await readdir(dir)).toEqual([]);
 });

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { hasUnfinishedUpload, journalTarget, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
-import { abandonRecordUploads, type AbandonOutcome } from '../../uploader/abandon-records.js';
+import { hasUnfinishedUpload, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
+import { abandonRecordUploads, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
 import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
@@ -174,7 +174,7 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   if (kept.length > 0) {
     const servers = [...new Set(kept.map((e) => e.record!.key.target))];
     lines.push(
-      `Kept ${kept.length} record(s) whose tracking server refused to look their run up without credentials: \`resume clear\` sends the environment's MLflow credentials only to its own tracking server (${journalTarget(commandTrackingUri(ctx) ?? 'none')}), not to the others the journal names:`,
+      `Kept ${kept.length} record(s) whose tracking server refused to look their run up without credentials: \`resume clear\` sends the environment's MLflow credentials only to its own tracking server (${trackingTarget(commandTrackingUri(ctx) ?? 'none')}), not to the others the journal names:`,
       ...kept.map((e) => `  ${uploadLabel(e.record!)}: ${reasonOf(e)}`),
       `To give their uploads up, run it against that server with its credentials in the environment: ${servers.map((server) => `\`artifact-uploader resume clear --tracking-uri ${server}\``).join(', ')}. \`--keep-uploads\` removes the records and leaves the uploads.`,
     );
