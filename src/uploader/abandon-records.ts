@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { AbortedError, HttpStatusError } from '../core/errors.js';
+import { AbortedError, HttpStatusError, InvalidArgumentError } from '../core/errors.js';
 import { errorText, type Logger } from '../core/logger.js';
 import { envString, type Env } from '../core/env.js';
 import type { RetryOptions } from '../core/retry.js';
@@ -115,7 +115,8 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
   const named = namedTarget(options);
   const connect = (trackingUri: string | undefined): MlflowConnection => {
     if (options.connection && trackingUri !== undefined && journalTarget(options.connection.displayUri) === trackingUri) return options.connection;
-    const isNamed = trackingUri === undefined || trackingUri === named;
+    // `undefined`: the named server itself (for a record whose target is a store's URI).
+    const isNamed = trackingUri === undefined || trackingTarget(trackingUri) === named;
     const key = isNamed ? '' : trackingUri;
     let connection = connections.get(key);
     if (!connection) {
@@ -232,7 +233,32 @@ async function storeOf(
     const connection = connect(target);
     return (await resolveUploadTarget({ runId, source: 'explicit' }, connection, undefined, { ...common, trackingUri: target })).store;
   }
-  return resolveArtifactStore(target, { connection: connect(options.trackingUri), env: options.env, logger: options.logger });
+  // A store's URI, reached over the named server's connection: `mlflow-artifacts:/path` is that
+  // server's proxy; `mlflow-artifacts://<host>/path` names a server of its own, asked without
+  // the named server's credentials, as any other server the journal names.
+  const named = connect(undefined);
+  const elsewhere = proxyElsewhere(target, named);
+  return resolveArtifactStore(target, { connection: elsewhere === undefined ? named : connect(elsewhere), env: options.env, logger: options.logger });
+}
+
+/**
+ * The address of the MLflow server that an `mlflow-artifacts://<host>/...` URI names when its
+ * host is not that of the `named` connection (the store reaches it with the named server's
+ * scheme and prefix), else `undefined`.
+ *
+ * @throws {InvalidArgumentError} when that host makes no URL.
+ */
+function proxyElsewhere(target: string, named: MlflowConnection): string | undefined {
+  const host = /^mlflow-artifacts:\/\/([^/?#]*)/i.exec(target)?.[1];
+  if (!host || named.kind !== 'rest') return undefined;
+  const base = new URL(named.baseUrl);
+  let other: URL;
+  try {
+    other = new URL(`${base.protocol}//${host}${base.pathname}`);
+  } catch (cause) {
+    throw new InvalidArgumentError('target', `The artifact URI ${target} names no server that can be reached.`, { cause });
+  }
+  return other.origin === base.origin ? undefined : other.toString().replace(/\/+$/, '');
 }
 
 /**

@@ -258,3 +258,49 @@ it("the command's own tracking server, named with a trailing slash after its --s
   ]);
   expect(await readdir(dir)).toEqual([]);
 });
+
+it("a record whose target is a store's mlflow-artifacts://<host> URI: that host is asked without the credentials meant for the command's own tracking server", async () => {
+  const own = await tokenGatedServer('tok-of-own-server');
+  const other = await startTestServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end('{}');
+  });
+  onTestFinished(() => Promise.all([own.close(), other.close()]).then(() => undefined));
+  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
+  const dir = join(root, 'journal');
+  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
+  const journal = await UploadJournal.open({ dir });
+  const target = `mlflow-artifacts://${new URL(other.url).host}/1/run-other/artifacts`;
+  const entry = (await journal.begin({ target, runId: 'run-other', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
+  await entry.startMultipart('mpu-other-1', 1024);
+
+  // Named as its records name it (with the trailing slash): the command's own server, whose connection has the token.
+  const env = baseEnv({ MLFLOW_TRACKING_URI: `${own.url}/`, MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+  const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir], { env });
+  const why = JSON.stringify({ stdout: run.stdout, stderr: run.stderr });
+  expect(run.code, why).toBe(0);
+  expect(other.requests.map((r) => `${r.method} ${r.url}`), why).toEqual(['POST /api/2.0/mlflow-artifacts/mpu/abort/1/run-other/artifacts/ckpt']);
+  expect(other.requests.map((r) => r.headers.authorization), why).toEqual([undefined]);
+  expect(own.requests, why).toEqual([]);
+  expect(run.json<ClearJson>().removed, why).toMatchObject([{ artifactPath: 'ckpt/big.bin', upload: 'aborted' }]);
+});
+
+it("a record whose target is a store's mlflow-artifacts:/<path> URI (no host) is given up through the command's own tracking server, with its credentials", async () => {
+  const own = await tokenGatedServer('tok-of-own-server');
+  onTestFinished(() => own.close());
+  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
+  const dir = join(root, 'journal');
+  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
+  const journal = await UploadJournal.open({ dir });
+  const entry = (await journal.begin({ target: 'mlflow-artifacts:/1/run-own/artifacts', runId: 'run-own', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
+  await entry.startMultipart('mpu-own-2', 1024);
+
+  // Written as people write it (no trailing slash), unlike a record's target.
+  const env = baseEnv({ MLFLOW_TRACKING_URI: own.url, MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+  const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir], { env });
+  const why = JSON.stringify({ stdout: run.stdout, stderr: run.stderr });
+  expect(run.code, why).toBe(0);
+  expect(own.requests.map((r) => `${r.method} ${r.url} ${r.headers.authorization}`), why).toEqual(['POST /api/2.0/mlflow-artifacts/mpu/abort/1/run-own/artifacts/ckpt Bearer tok-of-own-server']);
+  expect(run.json<ClearJson>().removed, why).toMatchObject([{ artifactPath: 'ckpt/big.bin', upload: 'aborted' }]);
+  expect(await readdir(dir)).toEqual([]);
+});
