@@ -137,6 +137,13 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
         for (const i of indexes) outcomes[i] = { upload: 'left', reason: 'interrupted before it was given up' };
         continue;
       }
+      // A workspace takes no request without a token (the environment's, or an Entra ID
+      // token of its credential), and its run's blocks expire on their own: not asked.
+      if (trackingUriScheme(target) === 'azureml' && !isOwnServer(target, named, options)) {
+        const reason = `its run ${runId} is in the Azure ML workspace ${target}, which is not asked: the environment's credentials go only to the command's own tracking server, and the workspace's uncommitted blocks expire on their own`;
+        for (const i of indexes) outcomes[i] = { upload: 'left', reason };
+        continue;
+      }
       let store: ArtifactStore;
       try {
         store = await storeOf(target, runId, connect, options);
@@ -197,15 +204,19 @@ export function trackingTarget(uri: string): string {
   return journalTarget(given);
 }
 
-/** An `http(s)` tracking server: one that credentials could be sent to over the network (a `file:` store is local; `databricks` and `azureml` take their hosts from their own credentials). */
+/** An `http(s)` tracking server, which can be asked without credentials (a `file:` store is local; an `azureml:` workspace wants a token, and is not asked when it is not the named one). */
 function isHttpTarget(target: string): boolean {
   return /^https?:/i.test(target);
 }
 
 /** Whether the environment's credentials were withheld from `target`'s server (see {@link AbandonRecordsOptions.trackingUri}). */
 function withheldFrom(target: string, named: string | undefined, options: Pick<AbandonRecordsOptions, 'connection'>): boolean {
-  if (!isTrackingUriScheme(trackingUriScheme(target)) || !isHttpTarget(target) || target === named) return false;
-  return !(options.connection && journalTarget(options.connection.displayUri) === target);
+  return isTrackingUriScheme(trackingUriScheme(target)) && isHttpTarget(target) && !isOwnServer(target, named, options);
+}
+
+/** Whether the tracking target `target` is the server the caller names (`named`, or its `connection`'s). */
+function isOwnServer(target: string, named: string | undefined, options: Pick<AbandonRecordsOptions, 'connection'>): boolean {
+  return trackingTarget(target) === named || (options.connection !== undefined && journalTarget(options.connection.displayUri) === target);
 }
 
 /**

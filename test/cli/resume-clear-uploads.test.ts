@@ -12,8 +12,11 @@
  * - SIGINT while a run is looked up (a server that never answers): exit 130 at once, the record
  *   gone, its upload said left.
  */
+import { execFileSync } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
-import { copyFile, mkdtemp, readdir, writeFile } from 'node:fs/promises';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { copyFile, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it, onTestFinished } from 'vitest';
@@ -302,5 +305,49 @@ it("a record whose target is a store's mlflow-artifacts:/<path> URI (no host) is
   expect(run.code, why).toBe(0);
   expect(own.requests.map((r) => `${r.method} ${r.url} ${r.headers.authorization}`), why).toEqual(['POST /api/2.0/mlflow-artifacts/mpu/abort/1/run-own/artifacts/ckpt Bearer tok-of-own-server']);
   expect(run.json<ClearJson>().removed, why).toMatchObject([{ artifactPath: 'ckpt/big.bin', upload: 'aborted' }]);
+  expect(await readdir(dir)).toEqual([]);
+});
+
+it("a record of another Azure ML workspace (azureml://) is not asked: it would take the environment's token; the record goes, its blocks left to expire", async () => {
+  // An https server standing in for a workspace on 127.0.0.1, with a CA made here.
+  const tls = await mkdtemp(join(tmpdir(), 'au-resume-clear-tls-'));
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: tls, stdio: 'pipe' });
+  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=resume-clear-ca');
+  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
+  await writeFile(join(tls, 'server.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext');
+  const seen: Array<string | undefined> = [];
+  const workspace = createHttpsServer({ key: await readFile(join(tls, 'server.key')), cert: await readFile(join(tls, 'server.pem')) }, (req, res) => {
+    seen.push(req.headers.authorization);
+    res.writeHead(401, { 'content-type': 'application/json' });
+    res.end('{"error":{"code":"Unauthorized"}}');
+  });
+  await new Promise<void>((resolve) => workspace.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => {
+    workspace.closeAllConnections();
+    return new Promise<void>((resolve) => workspace.close(() => resolve()));
+  });
+  const { port } = workspace.address() as AddressInfo;
+  const target = `azureml://127.0.0.1:${port}/mlflow/v2.0/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws`;
+
+  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
+  const dir = join(root, 'journal');
+  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
+  const journal = await UploadJournal.open({ dir });
+  const entry = (await journal.begin({ target, runId: 'run-azure', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
+  await entry.startMultipart('mpu-azure-1', 1024);
+
+  const env = baseEnv({
+    MLFLOW_TRACKING_URI: `http://127.0.0.1:${await closedPort()}`,
+    MLFLOW_TRACKING_TOKEN: 'tok-of-own-server',
+    MLFLOW_TRACKING_SERVER_CERT_PATH: join(tls, 'ca.pem'),
+    MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0',
+  });
+  const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir], { env });
+  const why = JSON.stringify({ stdout: run.stdout, stderr: run.stderr });
+  expect(run.code, why).toBe(0);
+  expect(seen, why).toEqual([]);
+  expect(run.json<ClearJson>().removed, why).toMatchObject([{ artifactPath: 'ckpt/big.bin', upload: 'left', reason: expect.stringMatching(/Azure ML workspace/) }]);
+  expect(`${run.stdout}${run.stderr}`).not.toContain('tok-of-own-server');
   expect(await readdir(dir)).toEqual([]);
 });
