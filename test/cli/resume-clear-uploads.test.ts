@@ -351,3 +351,30 @@ it("a record of another Azure ML workspace (azureml://) is not asked: it would t
   expect(`${run.stdout}${run.stderr}`).not.toContain('tok-of-own-server');
   expect(await readdir(dir)).toEqual([]);
 });
+
+it('the command printed for a kept record of another server clears the same journal, and no younger records than asked: --journal-dir and --older-than as given', async () => {
+  const other = await tokenGatedServer('tok-of-other-server');
+  onTestFinished(() => other.close());
+  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
+  const dir = join(root, "my journal's dir");
+  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
+  const journal = await UploadJournal.open({ dir });
+  const entry = (await journal.begin({ target: other.url, runId: 'run-other', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
+  await entry.startMultipart('mpu-other-2', 1024);
+  await new Promise((resolve) => setTimeout(resolve, 600)); // older than the 0.5 s asked
+
+  const env = baseEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${await closedPort()}`, MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+  const run = await cli(['resume', 'clear', '--journal-dir', dir, '--older-than', '0.5s'], { env });
+  expect(run.code, run.stderr).toBe(0);
+  expect(run.stdout, run.stderr).toContain('Kept 1 record(s) whose tracking server refused');
+  const printed = /`(artifact-uploader resume clear [^`]*)`/.exec(run.stdout)?.[1];
+  expect(printed, run.stdout).toBe(`artifact-uploader resume clear --tracking-uri ${other.url}/ --journal-dir '${dir.replace("'", "'\\''")}' --older-than 0.5s`);
+  expect(other.requests.map((r) => r.headers.authorization)).toEqual([undefined]);
+
+  // Run as printed (its words as a shell splits them), with that server's token: the upload is given up, the journal empty.
+  const words = ['resume', 'clear', '--tracking-uri', `${other.url}/`, '--journal-dir', dir, '--older-than', '0.5s'];
+  const last = await cli(words, { env: { ...env, MLFLOW_TRACKING_TOKEN: 'tok-of-other-server' } });
+  expect(last.code, last.stderr).toBe(0);
+  expect(last.stdout, last.stderr).toMatch(/Gave up 1 unfinished upload/);
+  expect(await readdir(dir)).toEqual([]);
+});

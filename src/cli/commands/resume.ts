@@ -173,10 +173,12 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   const lines = [`${verb} ${removed.length} record(s) from the resume journal (${journal.dir})${olderThanMs !== undefined ? ` not updated for ${formatDuration(olderThanMs)}` : ''}.`];
   if (kept.length > 0) {
     const servers = [...new Set(kept.map((e) => e.record!.key.target))];
+    // The same journal and age as this command's: not the default journal, nor younger records.
+    const same = `${ctx.journalDir() !== undefined ? ` --journal-dir ${shellWord(journal.dir)}` : ''}${olderThanMs !== undefined ? ` --older-than ${ageArgument(olderThanMs)}` : ''}`;
     lines.push(
       `Kept ${kept.length} record(s) whose tracking server refused to look their run up without credentials: \`resume clear\` sends the environment's MLflow credentials only to its own tracking server (${trackingTarget(commandTrackingUri(ctx) ?? 'none')}), not to the others the journal names:`,
       ...kept.map((e) => `  ${uploadLabel(e.record!)}: ${reasonOf(e)}`),
-      `To give their uploads up, run it against that server with its credentials in the environment: ${servers.map((server) => `\`artifact-uploader resume clear --tracking-uri ${server}\``).join(', ')}. \`--keep-uploads\` removes the records and leaves the uploads.`,
+      `To give their uploads up, run it against that server with its credentials in the environment: ${servers.map((server) => `\`artifact-uploader resume clear --tracking-uri ${shellWord(server)}${same}\``).join(', ')}. \`--keep-uploads\` removes the records and leaves the uploads.`,
     );
   }
   if (archives.length > 0) lines.push(`Removed ${archives.length} staged archive(s) of interrupted archive uploads.`);
@@ -214,6 +216,18 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     },
     text: lines.join('\n'),
   };
+}
+
+/** `--older-than`'s value for an age it parsed: in the largest unit that says it exactly (`7d`, `90m`, `0.5s`). */
+function ageArgument(ms: number): string {
+  const units: Array<[string, number]> = [['w', 604_800_000], ['d', 86_400_000], ['h', 3_600_000], ['m', 60_000]];
+  const unit = units.find(([, size]) => ms >= size && ms % size === 0);
+  return unit ? `${ms / unit[1]}${unit[0]}` : `${ms / 1000}s`;
+}
+
+/** A word as a POSIX shell reads it back: as it is when it holds nothing the shell treats specially, else single-quoted. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 /** The command's tracking URI, or `undefined` when it is not usable (a record naming a store's URI then gets the default). */
