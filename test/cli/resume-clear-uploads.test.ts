@@ -12,11 +12,8 @@
  * - SIGINT while a run is looked up (a server that never answers): exit 130 at once, the record
  *   gone, its upload said left.
  */
-import { execFileSync } from 'node:child_process';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { copyFile, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it, onTestFinished } from 'vitest';
@@ -309,25 +306,13 @@ it("a record whose target is a store's mlflow-artifacts:/<path> URI (no host) is
 });
 
 it("a record of another Azure ML workspace (azureml://) is not asked: it would take the environment's token; the record goes, its blocks left to expire", async () => {
-  // An https server standing in for a workspace on 127.0.0.1, with a CA made here.
-  const tls = await mkdtemp(join(tmpdir(), 'au-resume-clear-tls-'));
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: tls, stdio: 'pipe' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=resume-clear-ca');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=127.0.0.1');
-  await writeFile(join(tls, 'server.ext'), 'subjectAltName=IP:127.0.0.1\n');
-  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '2', '-extfile', 'server.ext');
-  const seen: Array<string | undefined> = [];
-  const workspace = createHttpsServer({ key: await readFile(join(tls, 'server.key')), cert: await readFile(join(tls, 'server.pem')) }, (req, res) => {
-    seen.push(req.headers.authorization);
+  // An https server standing in for a workspace on 127.0.0.1 (a self-signed certificate, trusted below).
+  const workspace = await startTestServer((_req, res) => {
     res.writeHead(401, { 'content-type': 'application/json' });
     res.end('{"error":{"code":"Unauthorized"}}');
-  });
-  await new Promise<void>((resolve) => workspace.listen(0, '127.0.0.1', resolve));
-  onTestFinished(() => {
-    workspace.closeAllConnections();
-    return new Promise<void>((resolve) => workspace.close(() => resolve()));
-  });
-  const { port } = workspace.address() as AddressInfo;
+  }, { tls: true });
+  onTestFinished(() => workspace.close());
+  const { port } = new URL(workspace.url);
   const target = `azureml://127.0.0.1:${port}/mlflow/v2.0/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws`;
 
   const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
@@ -340,13 +325,13 @@ it("a record of another Azure ML workspace (azureml://) is not asked: it would t
   const env = baseEnv({
     MLFLOW_TRACKING_URI: `http://127.0.0.1:${await closedPort()}`,
     MLFLOW_TRACKING_TOKEN: 'tok-of-own-server',
-    MLFLOW_TRACKING_SERVER_CERT_PATH: join(tls, 'ca.pem'),
+    MLFLOW_TRACKING_SERVER_CERT_PATH: workspace.certPath!,
     MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0',
   });
   const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir], { env });
   const why = JSON.stringify({ stdout: run.stdout, stderr: run.stderr });
   expect(run.code, why).toBe(0);
-  expect(seen, why).toEqual([]);
+  expect(workspace.requests, why).toEqual([]);
   expect(run.json<ClearJson>().removed, why).toMatchObject([{ artifactPath: 'ckpt/big.bin', upload: 'left', reason: expect.stringMatching(/Azure ML workspace/) }]);
   expect(`${run.stdout}${run.stderr}`).not.toContain('tok-of-own-server');
   expect(await readdir(dir)).toEqual([]);
@@ -361,18 +346,22 @@ it('the command printed for a kept record of another server clears the same jour
   const journal = await UploadJournal.open({ dir });
   const entry = (await journal.begin({ target: other.url, runId: 'run-other', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
   await entry.startMultipart('mpu-other-2', 1024);
-  await new Promise((resolve) => setTimeout(resolve, 600)); // older than the 0.5 s asked
+  // Two days old (its own updatedAt and its file's mtime), so `--older-than 1d` selects it.
+  const [name] = (await readdir(dir)).filter((n) => n.endsWith('.json'));
+  const twoDaysAgo = Date.now() - 2 * 86_400_000;
+  await writeFile(join(dir, name!), JSON.stringify({ ...(JSON.parse(await readFile(join(dir, name!), 'utf8')) as object), updatedAt: twoDaysAgo }));
+  await utimes(join(dir, name!), new Date(twoDaysAgo), new Date(twoDaysAgo));
 
   const env = baseEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${await closedPort()}`, MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
-  const run = await cli(['resume', 'clear', '--journal-dir', dir, '--older-than', '0.5s'], { env });
+  const run = await cli(['resume', 'clear', '--journal-dir', dir, '--older-than', '1d'], { env });
   expect(run.code, run.stderr).toBe(0);
   expect(run.stdout, run.stderr).toContain('Kept 1 record(s) whose tracking server refused');
   const printed = /`(artifact-uploader resume clear [^`]*)`/.exec(run.stdout)?.[1];
-  expect(printed, run.stdout).toBe(`artifact-uploader resume clear --tracking-uri ${other.url}/ --journal-dir '${dir.replace("'", "'\\''")}' --older-than 0.5s`);
+  expect(printed, run.stdout).toBe(`artifact-uploader resume clear --tracking-uri ${other.url}/ --journal-dir '${dir.replace("'", "'\\''")}' --older-than 1d`);
   expect(other.requests.map((r) => r.headers.authorization)).toEqual([undefined]);
 
   // Run as printed (its words as a shell splits them), with that server's token: the upload is given up, the journal empty.
-  const words = ['resume', 'clear', '--tracking-uri', `${other.url}/`, '--journal-dir', dir, '--older-than', '0.5s'];
+  const words = ['resume', 'clear', '--tracking-uri', `${other.url}/`, '--journal-dir', dir, '--older-than', '1d'];
   const last = await cli(words, { env: { ...env, MLFLOW_TRACKING_TOKEN: 'tok-of-other-server' } });
   expect(last.code, last.stderr).toBe(0);
   expect(last.stdout, last.stderr).toMatch(/Gave up 1 unfinished upload/);

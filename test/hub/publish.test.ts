@@ -2,9 +2,7 @@
  * publishToHub against the fake Hub: what lands in the repo for each model layout, refusal of
  * invalid models, dry runs without network, retries that never commit twice.
  */
-import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -15,6 +13,7 @@ import type { Logger } from '../../src/core/logger.js';
 import { convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
 import { hasMarker, HUB_RUN_TAGS, publishToHub, type PublishProgressEvent, type PublishToHubOptions } from '../../src/hub/publish.js';
 import { retryAfterMsOf } from '../../src/hub/hub-session.js';
+import { startTestServer } from '../support/http-test-server.js';
 import { runPython } from '../support/python.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { describeWithPython, sha256, tempDir, writeFiles, writeFusedModel, writeMlxLoraModel, writeShardedModel } from './helpers.js';
@@ -330,20 +329,15 @@ describe('publishToHub', () => {
 
   it('a Hub certificate this machine does not trust: the hint names the settings publishToHub reads, not the MLflow variables', async () => {
     const modelDir = await writeFusedModel(await tempDir());
-    const dir = await tempDir();
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
-    const untrusted = createHttpsServer({ key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) }, (_req, res) => void res.end('{}'));
-    await new Promise<void>((resolve) => untrusted.listen(0, '127.0.0.1', resolve));
+    const untrusted = await startTestServer((_req, res) => void res.end('{}'), { tls: true });
     try {
-      const { port } = untrusted.address() as AddressInfo;
-      const error = await publishToHub({ ...opts({ modelDir }), hubUrl: `https://127.0.0.1:${port}`, retry: { maxRetries: 0 } }).catch((e: unknown) => e);
+      const error = await publishToHub({ ...opts({ modelDir }), hubUrl: untrusted.url, retry: { maxRetries: 0 } }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(HubError);
       expect(error).toMatchObject({ message: expect.stringContaining("this machine does not trust the server's TLS certificate"), hint: expect.stringContaining('tls.caCertPath') });
       // publishToHub never reads them: setting them would change nothing.
       expect((error as HubError).hint).not.toMatch(/MLFLOW_TRACKING_/);
     } finally {
-      untrusted.closeAllConnections();
-      await new Promise((resolve) => untrusted.close(resolve));
+      await untrusted.close();
     }
   });
 

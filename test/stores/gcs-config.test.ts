@@ -3,10 +3,7 @@
  * read them, and what the store does before any request: URI parsing, a missing SDK, GCS's
  * retryable reasons, session URIs kept out of logs. No server needed.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +15,7 @@ import { DEFAULT_GCS_CHUNK_SIZE, GCS_NO_TIMEOUT_MS, resolveGcsConfig } from '../
 import { persistedBytes } from '../../src/stores/gcs-resumable.js';
 import { GcsArtifactStore, parseGcsUri } from '../../src/stores/gcs-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { startTestServer } from '../support/http-test-server.js';
 
 const thrown = (fn: () => unknown): unknown => {
   try {
@@ -135,20 +133,15 @@ describe('the gs:// store before any request', () => {
   });
 
   it('an endpoint whose TLS certificate this machine does not trust: the hint names no MLflow setting (the gs:// client reads none)', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'au-gcs-tls-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
-    const untrusted = createHttpsServer({ key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'cert.pem')) }, (_req, res) => void res.end('{}'));
-    await new Promise<void>((resolve) => untrusted.listen(0, '127.0.0.1', resolve));
+    const untrusted = await startTestServer((_req, res) => void res.end('{}'), { tls: true });
     try {
-      const { port } = untrusted.address() as AddressInfo;
-      const store = new GcsArtifactStore('gs://bucket/x', { env: { STORAGE_EMULATOR_HOST: `https://127.0.0.1:${port}` }, retry: { maxRetries: 0 } });
+      const store = new GcsArtifactStore('gs://bucket/x', { env: { STORAGE_EMULATOR_HOST: untrusted.url }, retry: { maxRetries: 0 } });
       const error = await store.uploadFile(file, 'a.txt').catch((e: unknown) => e);
       expect(error).toMatchObject({ message: expect.stringContaining("this machine does not trust the server's TLS certificate"), hint: expect.stringContaining('NODE_EXTRA_CA_CERTS') });
       // Setting them would change nothing for this client.
       expect((error as ConfigError).hint).not.toMatch(/MLFLOW_TRACKING_/);
     } finally {
-      untrusted.closeAllConnections();
-      await new Promise((resolve) => untrusted.close(resolve));
+      await untrusted.close();
     }
   });
 });
