@@ -51,6 +51,20 @@ async function killedS3Upload(runName: string) {
   return { runId, journalDir, left, clear };
 }
 
+/**
+ * A journal, in a new temp root (`journalName` in it), holding the record of `ckpt/big.bin`
+ * (a local file of the root) uploaded to `target`, run `runId`, in the multipart upload `uploadId`.
+ */
+async function journalWithUpload(target: string, runId: string, uploadId: string, journalName = 'journal') {
+  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
+  const dir = join(root, journalName);
+  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
+  const journal = await UploadJournal.open({ dir });
+  const entry = (await journal.begin({ target, runId, artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
+  await entry.startMultipart(uploadId, 1024);
+  return { root, dir, journal, entry };
+}
+
 describeWithServers('resume clear gives up the uploads of the records it removes', () => {
   it('s3://: --dry-run sends nothing and removes nothing; then clear aborts the multipart upload (none left on moto), empties the journal, and --json says aborted', async () => {
     const { runId, journalDir, left, clear } = await killedS3Upload('resume-clear-s3');
@@ -154,13 +168,8 @@ describeWithServers('resume clear gives up the uploads of the records it removes
 
 it('a tracking server that cannot be reached: the record goes, exit 0, the output says the upload is left and why, and no password shows', async () => {
   const password = 'hunter2-Secret-pw';
-  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
-  const dir = join(root, 'journal');
   const trackingUri = `http://alice:${password}@127.0.0.1:${await closedPort()}`;
-  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
-  const journal = await UploadJournal.open({ dir });
-  const entry = (await journal.begin({ target: trackingUri, runId: 'run-gone', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
-  await entry.startMultipart('mpu-left-1', 1024);
+  const { root, dir, journal, entry } = await journalWithUpload(trackingUri, 'run-gone', 'mpu-left-1');
   await entry.recordParts({ partNumber: 1, size: 1024, etag: '"x"' });
 
   // One attempt: the retry policy's backoff is not what this test is about.
@@ -238,15 +247,9 @@ async function tokenGatedServer(token: string, prefix = '') {
 it("the command's own tracking server, named with a trailing slash after its --static-prefix, gets its credentials: its record's upload is aborted, not kept as another server's", async () => {
   const server = await tokenGatedServer('tok-of-own-server', '/mlflow');
   onTestFinished(() => server.close());
-  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
-  const dir = join(root, 'journal');
-  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
   const named = `${server.url}/mlflow/`;
   // The record an upload to `named` writes: its target is the connection's address (no trailing slash).
-  const target = resolveMlflowConnection({ trackingUri: named }).displayUri;
-  const journal = await UploadJournal.open({ dir });
-  const entry = (await journal.begin({ target, runId: 'run-own', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
-  await entry.startMultipart('mpu-own-1', 1024);
+  const { dir } = await journalWithUpload(resolveMlflowConnection({ trackingUri: named }).displayUri, 'run-own', 'mpu-own-1');
 
   const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir, '--tracking-uri', named], { env: baseEnv({ MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' }) });
   const why = JSON.stringify({ stdout: run.stdout, stderr: run.stderr, requests: server.requests.map((r) => `${r.method} ${r.url} ${r.headers.authorization}`) });
@@ -266,13 +269,7 @@ it("a record whose target is a store's mlflow-artifacts://<host> URI: that host 
     res.end('{}');
   });
   onTestFinished(() => Promise.all([own.close(), other.close()]).then(() => undefined));
-  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
-  const dir = join(root, 'journal');
-  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
-  const journal = await UploadJournal.open({ dir });
-  const target = `mlflow-artifacts://${new URL(other.url).host}/1/run-other/artifacts`;
-  const entry = (await journal.begin({ target, runId: 'run-other', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
-  await entry.startMultipart('mpu-other-1', 1024);
+  const { dir } = await journalWithUpload(`mlflow-artifacts://${new URL(other.url).host}/1/run-other/artifacts`, 'run-other', 'mpu-other-1');
 
   // Named as its records name it (with the trailing slash): the command's own server, whose connection has the token.
   const env = baseEnv({ MLFLOW_TRACKING_URI: `${own.url}/`, MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
@@ -288,12 +285,7 @@ it("a record whose target is a store's mlflow-artifacts://<host> URI: that host 
 it("a record whose target is a store's mlflow-artifacts:/<path> URI (no host) is given up through the command's own tracking server, with its credentials", async () => {
   const own = await tokenGatedServer('tok-of-own-server');
   onTestFinished(() => own.close());
-  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
-  const dir = join(root, 'journal');
-  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
-  const journal = await UploadJournal.open({ dir });
-  const entry = (await journal.begin({ target: 'mlflow-artifacts:/1/run-own/artifacts', runId: 'run-own', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
-  await entry.startMultipart('mpu-own-2', 1024);
+  const { dir } = await journalWithUpload('mlflow-artifacts:/1/run-own/artifacts', 'run-own', 'mpu-own-2');
 
   // Written as people write it (no trailing slash), unlike a record's target.
   const env = baseEnv({ MLFLOW_TRACKING_URI: own.url, MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
@@ -315,12 +307,7 @@ it("a record of another Azure ML workspace (azureml://) is not asked: it would t
   const { port } = new URL(workspace.url);
   const target = `azureml://127.0.0.1:${port}/mlflow/v2.0/subscriptions/s/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/ws`;
 
-  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
-  const dir = join(root, 'journal');
-  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
-  const journal = await UploadJournal.open({ dir });
-  const entry = (await journal.begin({ target, runId: 'run-azure', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
-  await entry.startMultipart('mpu-azure-1', 1024);
+  const { dir } = await journalWithUpload(target, 'run-azure', 'mpu-azure-1');
 
   const env = baseEnv({
     MLFLOW_TRACKING_URI: `http://127.0.0.1:${await closedPort()}`,
@@ -340,12 +327,7 @@ it("a record of another Azure ML workspace (azureml://) is not asked: it would t
 it('the command printed for a kept record of another server clears the same journal, and no younger records than asked: --journal-dir and --older-than as given', async () => {
   const other = await tokenGatedServer('tok-of-other-server');
   onTestFinished(() => other.close());
-  const root = await mkdtemp(join(tmpdir(), 'au-resume-clear-'));
-  const dir = join(root, "my journal's dir");
-  await writeFile(join(root, 'big.bin'), 'z'.repeat(4096));
-  const journal = await UploadJournal.open({ dir });
-  const entry = (await journal.begin({ target: other.url, runId: 'run-other', artifactPath: 'ckpt/big.bin', local: await localFileIdentity(join(root, 'big.bin')) }))!;
-  await entry.startMultipart('mpu-other-2', 1024);
+  const { dir } = await journalWithUpload(other.url, 'run-other', 'mpu-other-2', "my journal's dir");
   // Two days old (its own updatedAt and its file's mtime), so `--older-than 1d` selects it.
   const [name] = (await readdir(dir)).filter((n) => n.endsWith('.json'));
   const twoDaysAgo = Date.now() - 2 * 86_400_000;
