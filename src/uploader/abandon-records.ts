@@ -43,7 +43,10 @@ export type AbandonOutcome =
 
 /** Options of {@link abandonRecordUploads}. */
 export interface AbandonRecordsOptions {
-  /** Environment: `MLFLOW_TRACKING_*` credentials and the store settings, as for an upload. */
+  /**
+   * Environment: the store settings, as for an upload, and the `MLFLOW_TRACKING_*` credentials,
+   * for the named server only (see `trackingUri`).
+   */
   env: Env;
   logger: Logger;
   /** Cuts the lookups off (SIGINT); the records not reached yet are reported `left`. */

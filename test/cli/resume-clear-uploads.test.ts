@@ -121,6 +121,11 @@ describeWithServers('resume clear gives up the uploads of the records it removes
     const clear = (argv: string[], env: Record<string, string>) => runToEnd({ argv: ['resume', 'clear', ...argv], env: { ...a.env, ...env }, cwd: a.root, proxy: a.s3 });
     const aliceEnv = { MLFLOW_TRACKING_USERNAME: 'alice', MLFLOW_TRACKING_PASSWORD: 'pw-of-a' };
 
+    // A dry run says that B's records may be kept, and sends nothing.
+    const dry = await clear(['--dry-run'], aliceEnv);
+    expect(dry.stdout).toContain(`Records of ${b.tracking.url}/ are asked there without credentials (they go only to ${a.tracking.url}/); if that server refuses, they are kept, not removed.`);
+    expect(seenAt.get(b.tracking)).toEqual([]);
+
     const first = await clear(['--json'], aliceEnv);
     const json = JSON.parse(first.stdout) as ClearJson & { kept: Array<{ artifactPath: string; runId: string; upload: string; reason: string; server: string }> };
     const why = JSON.stringify({ json, stderr: first.stderr.slice(-2000) });

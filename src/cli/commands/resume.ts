@@ -187,6 +187,11 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   const wouldAbort = of('would-abort');
   if (wouldAbort.length > 0) {
     lines.push(`${wouldAbort.length} of them name an unfinished upload that would be given up (aborted, or its session cancelled):`, ...wouldAbort.map((e) => `  ${uploadLabel(e.record!)}`));
+    const own = trackingTarget(commandTrackingUri(ctx) ?? 'none');
+    const elsewhere = [...new Set(wouldAbort.map((e) => e.record!.key.target).filter((t) => /^https?:/i.test(t) && trackingTarget(t) !== own))];
+    if (elsewhere.length > 0) {
+      lines.push(`Records of ${elsewhere.join(', ')} are asked there without credentials (they go only to ${own}); if that server refuses, they are kept, not removed.`);
+    }
   }
   const aborted = of('aborted');
   if (aborted.length > 0) {
