@@ -389,9 +389,10 @@ export function startingOver(resume: MultipartResume): MultipartResume {
 /**
  * What {@link ArtifactStore.abandonUpload} did with an earlier upload: `abandoned` (aborted,
  * cancelled, or already gone), or `left` on the store, with `reason` saying what is left, why
- * (redacted), and what removes it (a lifecycle rule, an expiry).
+ * (redacted), and what removes it (a lifecycle rule, an expiry), and `cause`, the error of the
+ * request that failed, when one did (a caller tells a refusal, 401 or 403, from it).
  */
-export type AbandonedUpload = { status: 'abandoned' } | { status: 'left'; reason: string };
+export type AbandonedUpload = { status: 'abandoned' } | { status: 'left'; reason: string; cause?: unknown };
 
 /**
  * An upload an earlier process started and left, as its journal record names it (see

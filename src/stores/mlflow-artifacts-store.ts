@@ -207,6 +207,7 @@ export class MlflowArtifactsStore implements ArtifactStore {
       return {
         status: 'left',
         reason: `the multipart upload of ${serverPath} could not be aborted through the MLflow server (${errorText(error)}): unless it was completed before it was stopped, the object store keeps its parts until a lifecycle rule (AbortIncompleteMultipartUpload on S3) removes them.`,
+        cause: error,
       };
     }
   }

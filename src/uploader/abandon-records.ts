@@ -11,7 +11,8 @@
  * The environment's MLflow credentials go only to the tracking server the caller names
  * (`trackingUri`, `connection`): the journal, not the user, names the other servers, and a token
  * meant for one server is not shown to another. Those are asked without credentials; one that
- * refuses (401, 403) is reported `refused`, for the caller to keep its records.
+ * refuses (401, 403) the run's lookup or the abort through its proxy is reported `refused`, for
+ * the caller to keep its records.
  *
  * @module
  */
@@ -34,8 +35,9 @@ export type AbandonOutcome =
   | { upload: 'left'; reason: string }
   /**
    * It is still on the store: its tracking server (`server`, not the one the caller named)
-   * refused the run's lookup without credentials, which are withheld from it. Asked again with
-   * that server as the tracking URI and its credentials, it can be given up.
+   * refused the run's lookup, or the abort through its artifact proxy, without credentials,
+   * which are withheld from it. Asked again with that server as the tracking URI and its
+   * credentials, it can be given up.
    */
   | { upload: 'refused'; reason: string; server: string }
   /** The record named no unfinished upload (a finished file, or nothing sent yet). */
@@ -115,6 +117,8 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
   });
   // One connection per tracking target (keep-alive pool), closed at the end.
   const connections = new Map<string, MlflowConnection>();
+  // Those made without the environment's credentials (another server's).
+  const bare = new WeakSet<MlflowConnection>();
   const named = namedTarget(options);
   const connect = (trackingUri: string | undefined): MlflowConnection => {
     if (options.connection && trackingUri !== undefined && journalTarget(options.connection.displayUri) === trackingUri) return options.connection;
@@ -129,6 +133,7 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
         : isHttpTarget(trackingUri)
           ? connectionWithoutCredentials(trackingUri, options)
           : ownConnection({ trackingUri, retry: options.retry, logger: options.logger, env: options.env });
+      if (!isNamed && isHttpTarget(trackingUri)) bare.add(connection);
       connections.set(key, connection);
     }
     return connection;
@@ -148,21 +153,23 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
         continue;
       }
       let store: ArtifactStore;
+      let withheld: string | undefined;
       try {
-        store = await storeOf(target, runId, connect, options);
+        const reached = await storeOf(target, runId, connect, options);
+        store = reached.store;
+        // The MLflow proxy reached over a connection without credentials: its refusal of the abort is the withheld credentials' doing too.
+        withheld = store.kind === 'mlflow-artifacts' && bare.has(reached.connection) ? reached.server : undefined;
       } catch (error) {
         const reason = options.signal?.aborted ? 'interrupted before it was given up' : `its run ${runId} could not be looked up on ${target}: ${errorText(error)}`;
         // Not the server's "set MLFLOW_TRACKING_TOKEN" hint: they may well be set, and withheld.
-        const refused = !options.signal?.aborted && error instanceof HttpStatusError && (error.status === 401 || error.status === 403) && withheldFrom(target, named, options);
+        const status = options.signal?.aborted || !withheldFrom(target, named, options) ? undefined : refusalStatus(error);
         for (const i of indexes) {
-          outcomes[i] = refused
-            ? { upload: 'refused', reason: `${target} answered ${(error as HttpStatusError).status} to the lookup of its run ${runId}, asked without credentials`, server: target }
-            : { upload: 'left', reason };
+          outcomes[i] = status !== undefined ? { upload: 'refused', reason: `${target} answered ${status} to the lookup of its run ${runId}, asked without credentials`, server: target } : { upload: 'left', reason };
         }
         continue;
       }
       for (const i of indexes) {
-        outcomes[i] = await abandonRecordUpload(store, records[i]!, options);
+        outcomes[i] = await giveUpRecord(store, records[i]!, options, withheld);
       }
     }
   } finally {
@@ -241,18 +248,20 @@ async function storeOf(
   runId: string,
   connect: (trackingUri: string | undefined) => MlflowConnection,
   options: AbandonRecordsOptions,
-): Promise<ArtifactStore> {
+): Promise<{ store: ArtifactStore; connection: MlflowConnection; server: string }> {
   const common = { env: options.env, logger: options.logger, signal: options.signal, retry: options.retry };
   if (isTrackingUriScheme(trackingUriScheme(target))) {
     const connection = connect(target);
-    return (await resolveUploadTarget({ runId, source: 'explicit' }, connection, undefined, { ...common, trackingUri: target })).store;
+    return { store: (await resolveUploadTarget({ runId, source: 'explicit' }, connection, undefined, { ...common, trackingUri: target })).store, connection, server: target };
   }
   // A store's URI, reached over the named server's connection: `mlflow-artifacts:/path` is that
   // server's proxy; `mlflow-artifacts://<host>/path` names a server of its own, asked without
   // the named server's credentials, as any other server the journal names.
   const named = connect(undefined);
   const elsewhere = proxyElsewhere(target, named);
-  return resolveArtifactStore(target, { connection: elsewhere === undefined ? named : connect(elsewhere), env: options.env, logger: options.logger });
+  const connection = elsewhere === undefined ? named : connect(elsewhere);
+  const store = await resolveArtifactStore(target, { connection, env: options.env, logger: options.logger });
+  return { store, connection, server: elsewhere === undefined ? target : journalTarget(elsewhere) };
 }
 
 /**
@@ -285,11 +294,29 @@ function proxyElsewhere(target: string, named: MlflowConnection): string | undef
  * ```
  */
 export async function abandonRecordUpload(store: ArtifactStore, record: JournalRecord, options: Pick<AbandonRecordsOptions, 'takenOverAt' | 'signal'>): Promise<AbandonOutcome> {
+  return giveUpRecord(store, record, options, undefined);
+}
+
+/**
+ * {@link abandonRecordUpload}; with `withheld`, the server whose proxy `store` reaches without
+ * the credentials withheld from it: its refusal (401, 403) is `refused`, not `left`.
+ */
+async function giveUpRecord(store: ArtifactStore, record: JournalRecord, options: Pick<AbandonRecordsOptions, 'takenOverAt' | 'signal'>, withheld: string | undefined): Promise<AbandonOutcome> {
   if (options.signal?.aborted) return { upload: 'left', reason: 'interrupted before it was given up' };
   const outcome = await giveUpUpload(store, record.key.artifactPath, earlierUploadOf(record, options.takenOverAt), options.signal);
   // Azure's uncommitted blocks, a local file store's temp file: nothing billed to give up.
   if (outcome === undefined) return { upload: 'left', reason: `the ${store.kind} store keeps no upload to abort; it discards the unfinished one on its own` };
-  return outcome.status === 'abandoned' ? { upload: 'aborted' } : { upload: 'left', reason: outcome.reason };
+  if (outcome.status === 'abandoned') return { upload: 'aborted' };
+  const status = refusalStatus(outcome.cause);
+  if (withheld !== undefined && status !== undefined && !options.signal?.aborted) {
+    return { upload: 'refused', reason: `${withheld} answered ${status} to the abort of its multipart upload (run ${record.key.runId}), asked without credentials`, server: withheld };
+  }
+  return { upload: 'left', reason: outcome.reason };
+}
+
+/** 401 or 403 when `error` is a server's refusal of a request without (the right) credentials, else `undefined`. */
+function refusalStatus(error: unknown): number | undefined {
+  return error instanceof HttpStatusError && (error.status === 401 || error.status === 403) ? error.status : undefined;
 }
 
 /**
@@ -307,6 +334,6 @@ export async function giveUpUpload(store: ArtifactStore, artifactPath: string, e
   try {
     return await store.abandonUpload(artifactPath, earlier, signal ? { signal } : {});
   } catch (error) {
-    return { status: 'left', reason: error instanceof AbortedError ? 'interrupted before it was given up' : `giving it up failed: ${errorText(error)}` };
+    return { status: 'left', reason: error instanceof AbortedError ? 'interrupted before it was given up' : `giving it up failed: ${errorText(error)}`, cause: error };
   }
 }

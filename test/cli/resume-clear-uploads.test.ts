@@ -226,13 +226,14 @@ it('SIGINT while a run is looked up stops clear at once (130): the record is gon
 
 /**
  * A tracking server on 127.0.0.1 that wants `Authorization: Bearer <token>` under `prefix`: 401
- * without it; `runs/get` answers a run whose artifacts the server proxies
- * (`mlflow-artifacts:/1/<run>/artifacts`), and `mpu/abort` answers `{}`. Every request is recorded.
+ * without it (with `anonymousReads`, for POSTs only, as a proxy that lets anyone read); `runs/get`
+ * answers a run whose artifacts the server proxies (`mlflow-artifacts:/1/<run>/artifacts`), and
+ * `mpu/abort` answers `{}`. Every request is recorded.
  */
-async function tokenGatedServer(token: string, prefix = '') {
+async function tokenGatedServer(token: string, prefix = '', { anonymousReads = false } = {}) {
   return startTestServer((req, res) => {
     const path = req.url.split('?')[0]!;
-    if (req.headers.authorization !== `Bearer ${token}`) {
+    if (req.headers.authorization !== `Bearer ${token}` && !(anonymousReads && req.method === 'GET')) {
       res.writeHead(401, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error_code: 'UNAUTHENTICATED', message: 'You are not authenticated.' }));
     } else if (path === `${prefix}/api/2.0/mlflow/runs/get`) {
@@ -352,5 +353,52 @@ it('the command printed for a kept record of another server clears the same jour
   const last = await cli(words, { env: { ...env, MLFLOW_TRACKING_TOKEN: 'tok-of-other-server' } });
   expect(last.code, last.stderr).toBe(0);
   expect(last.stdout, last.stderr).toMatch(/Gave up 1 unfinished upload/);
+  expect(await readdir(dir)).toEqual([]);
+});
+
+it("another server that lets anyone look the run up but refuses the abort without credentials: its record is kept, with the command that gives it up, not dropped with its upload left", async () => {
+  const other = await tokenGatedServer('tok-of-other-server', '', { anonymousReads: true });
+  onTestFinished(() => other.close());
+  const { dir } = await journalWithUpload(`${other.url}/`, 'run-reads', 'mpu-reads-1');
+  const [name] = (await readdir(dir)).filter((n) => n.endsWith('.json'));
+  const before = await readFile(join(dir, name!), 'utf8');
+
+  const env = baseEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${await closedPort()}`, MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+  const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir], { env });
+  const why = JSON.stringify({ stdout: run.stdout, stderr: run.stderr, requests: other.requests.map((r) => `${r.method} ${r.url} ${r.headers.authorization}`) });
+  expect(run.code, why).toBe(0);
+  // Looked up (anyone may), then the abort refused: neither carried the own server's token.
+  expect(other.requests.map((r) => `${r.method} ${r.url.split('?')[0]} ${r.headers.authorization}`), why).toEqual([
+    'GET /api/2.0/mlflow/runs/get undefined',
+    'POST /api/2.0/mlflow-artifacts/mpu/abort/1/run-reads/artifacts/ckpt undefined',
+  ]);
+  const json = run.json<ClearJson & { kept: unknown[] }>();
+  expect(json.removed, why).toEqual([]);
+  expect(json.kept, why).toEqual([
+    expect.objectContaining({ artifactPath: 'ckpt/big.bin', upload: 'left', server: `${other.url}/`, reason: `${other.url}/ answered 401 to the abort of its multipart upload (run run-reads), asked without credentials` }),
+  ]);
+  expect(await readFile(join(dir, name!), 'utf8'), why).toBe(before);
+
+  // The command it prints, with that server's token, gives the upload up.
+  const text = await cli(['resume', 'clear', '--journal-dir', dir], { env });
+  expect(text.stdout, text.stderr).toContain(`artifact-uploader resume clear --tracking-uri ${other.url}/ --journal-dir ${dir}`);
+  const last = await cli(['resume', 'clear', '--json', '--journal-dir', dir, '--tracking-uri', `${other.url}/`], { env: { ...env, MLFLOW_TRACKING_TOKEN: 'tok-of-other-server' } });
+  expect(last.json<ClearJson>().removed, last.stderr).toMatchObject([{ artifactPath: 'ckpt/big.bin', upload: 'aborted' }]);
+  expect(await readdir(dir)).toEqual([]);
+});
+
+it("a record whose target is a store's mlflow-artifacts://<host> URI whose host refuses the abort without credentials is kept, naming that host as the server to clear against", async () => {
+  const other = await tokenGatedServer('tok-of-other-server');
+  onTestFinished(() => other.close());
+  const { dir } = await journalWithUpload(`mlflow-artifacts://${new URL(other.url).host}/1/run-other/artifacts`, 'run-other', 'mpu-other-3');
+
+  const env = baseEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${await closedPort()}`, MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+  const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir], { env });
+  const why = JSON.stringify({ stdout: run.stdout, stderr: run.stderr });
+  expect(other.requests.map((r) => r.headers.authorization), why).toEqual([undefined]);
+  expect(run.json<ClearJson & { kept: unknown[] }>().kept, why).toEqual([expect.objectContaining({ artifactPath: 'ckpt/big.bin', upload: 'left', server: `${other.url}/` })]);
+
+  const last = await cli(['resume', 'clear', '--json', '--journal-dir', dir, '--tracking-uri', `${other.url}/`], { env: { ...env, MLFLOW_TRACKING_TOKEN: 'tok-of-other-server' } });
+  expect(last.json<ClearJson>().removed, last.stderr).toMatchObject([{ artifactPath: 'ckpt/big.bin', upload: 'aborted' }]);
   expect(await readdir(dir)).toEqual([]);
 });

@@ -172,11 +172,12 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   const verb = dryRun ? 'Would remove' : 'Removed';
   const lines = [`${verb} ${removed.length} record(s) from the resume journal (${journal.dir})${olderThanMs !== undefined ? ` not updated for ${formatDuration(olderThanMs)}` : ''}.`];
   if (kept.length > 0) {
-    const servers = [...new Set(kept.map((e) => e.record!.key.target))];
+    // The server that refused: the record's target, or the host its mlflow-artifacts:// URI names.
+    const servers = [...new Set(kept.map((e) => (outcomes.get(e) as Extract<AbandonOutcome, { upload: 'refused' }>).server))];
     // The same journal and age as this command's: not the default journal, nor younger records.
     const same = `${ctx.journalDir() !== undefined ? ` --journal-dir ${shellWord(journal.dir)}` : ''}${olderThanMs !== undefined ? ` --older-than ${ageArgument(olderThanMs)}` : ''}`;
     lines.push(
-      `Kept ${kept.length} record(s) whose tracking server refused to look their run up without credentials: \`resume clear\` sends the environment's MLflow credentials only to its own tracking server (${trackingTarget(commandTrackingUri(ctx) ?? 'none')}), not to the others the journal names:`,
+      `Kept ${kept.length} record(s) whose tracking server refused to look their run up, or to give their upload up, without credentials: \`resume clear\` sends the environment's MLflow credentials only to its own tracking server (${trackingTarget(commandTrackingUri(ctx) ?? 'none')}), not to the others the journal names:`,
       ...kept.map((e) => `  ${uploadLabel(e.record!)}: ${reasonOf(e)}`),
       `To give their uploads up, run it against that server with its credentials in the environment: ${servers.map((server) => `\`artifact-uploader resume clear --tracking-uri ${shellWord(server)}${same}\``).join(', ')}. \`--keep-uploads\` removes the records and leaves the uploads.`,
     );
