@@ -66,21 +66,28 @@ class TempFile {
   }
 }
 
-/**
- * The error of a temp file that could not be created in `directory`: a full disk, else a
- * directory this user may not write to (one a container made as root, a read-only mount),
- * named as such; read as a source error, it would blame the file being uploaded.
- */
-function unwritableDirectoryError(error: unknown, directory: string): Error {
+/** Whether `error` is a refusal to write (permissions, a read-only file system). */
+function isWriteDenied(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException).code;
-  const denied = code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS';
+}
+
+/**
+ * The error of a temp file that could not be created in `directory` (or of `directory` that
+ * could not be created, `what`): a full disk, else a directory this user may not write to (one
+ * a container made as root, a read-only mount), named as such; read as a source error, it would
+ * blame the file being uploaded.
+ */
+function unwritableDirectoryError(error: unknown, directory: string, what = `Cannot create a file in the artifact directory ${directory}`): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  const denied = isWriteDenied(error);
   return (
     diskFullError(error, directory) ??
-    new LocalPathError('PATH_UNWRITABLE', directory, `Cannot create a file in the artifact directory ${directory}: ${(error as Error).message}.`, {
+    new LocalPathError('PATH_UNWRITABLE', directory, `${what}: ${(error as Error).message}.`, {
       hint: denied
         ? code === 'EROFS'
           ? 'It is on a read-only file system: point the run (or the artifact root) at a writable location.'
-          : 'Make it writable for the user running the upload (a directory a container created as root is not: chown it, or run as its owner), or point the artifact root elsewhere.'
+          : 'Make it (a directory still to be created: its parent) writable for the user running the upload (a directory a container created as root is not: chown it, or run as its owner), or point the artifact root elsewhere.'
         : 'Check the artifact directory and the file system it is on, then run again.',
       cause: error,
     })
@@ -203,6 +210,8 @@ export class LocalFileStore implements ArtifactStore {
     try {
       created = await mkdir(directory, { recursive: true });
     } catch (error) {
+      // Not writable for this user (an artifact root a container made as root): not "a file in the way".
+      if (isWriteDenied(error)) throw unwritableDirectoryError(error, directory, `Cannot create the artifact directory ${directory}`);
       throw diskFullError(error, directory) ?? new LocalPathError('NOT_A_DIRECTORY', directory, `Cannot create the artifact directory ${directory}: ${(error as Error).message}.`, {
         hint: 'A file may already exist where a directory is needed, or the directory is not writable.',
         cause: error,

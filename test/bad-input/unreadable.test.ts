@@ -108,5 +108,12 @@ describeWithServers('unreadable files (as nobody when the tests run as root)', (
       expect((error as LocalPathError).hint, name).toMatch(/writable for the user running the upload/);
       expect(readdirSync(locked), name).toEqual([]);
     }
+    // A subdirectory that cannot be created in it: the same, not "a file in the way" (NOT_A_DIRECTORY).
+    const sub = join(locked, 'step_1');
+    const error = await store.uploadFile(join(root, 'readable', 'small.bin'), 'locked/step_1/small.bin').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({ code: 'PATH_UNWRITABLE', path: sub, message: expect.stringContaining(`Cannot create the artifact directory ${sub}`) });
+    expect((error as LocalPathError).hint).toMatch(/writable for the user running the upload/);
+    expect(readdirSync(locked)).toEqual([]);
   });
 });
