@@ -214,8 +214,16 @@ export function trackingTarget(uri: string): string {
   return journalTarget(given);
 }
 
-/** An `http(s)` tracking server, which can be asked without credentials (a `file:` store is local; an `azureml:` workspace wants a token, and is not asked when it is not the named one). */
-function isHttpTarget(target: string): boolean {
+/**
+ * An `http(s)` tracking server, which can be asked without credentials (a `file:` store is
+ * local; an `azureml:` workspace wants a token, and is not asked when it is not the named one).
+ *
+ * @example
+ * ```ts
+ * isHttpTarget('https://mlflow.example.com/'); // true
+ * ```
+ */
+export function isHttpTarget(target: string): boolean {
   return /^https?:/i.test(target);
 }
 

@@ -1,6 +1,6 @@
 /** A tiny scripted HTTP (or HTTPS) server on 127.0.0.1 for unit tests of the HTTP layer. */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -20,10 +20,10 @@ export type Handler = (req: RecordedRequest, res: ServerResponse, index: number)
  * A self-signed certificate for `127.0.0.1` (openssl, in a new temp dir), valid two days: no CA
  * on this machine trusts it; `certPath` is the CA bundle that does.
  */
-export function selfSignedCertificate(): { key: Buffer; cert: Buffer; certPath: string } {
+export function selfSignedCertificate(): { key: Buffer; cert: Buffer; certPath: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'au-tls-'));
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { cwd: dir, stdio: 'pipe' });
-  return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')), certPath: join(dir, 'cert.pem') };
+  return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')), certPath: join(dir, 'cert.pem'), dir };
 }
 
 /**
@@ -55,6 +55,7 @@ export async function startTestServer(
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
+        if (certificate) rmSync(certificate.dir, { recursive: true, force: true });
         server.close(() => r());
       }),
   };

@@ -5,7 +5,7 @@
  * @module
  */
 import { hasUnfinishedUpload, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
-import { abandonRecordUploads, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
+import { abandonRecordUploads, isHttpTarget, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
 import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
@@ -169,6 +169,7 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     if (outcomes.get(e)?.upload === 'refused' && (await journal.restore(e))) kept.push(e);
   }
   removed = removed.filter((e) => !kept.includes(e));
+  const own = trackingTarget(commandTrackingUri(ctx) ?? 'none');
   const verb = dryRun ? 'Would remove' : 'Removed';
   const lines = [`${verb} ${removed.length} record(s) from the resume journal (${journal.dir})${olderThanMs !== undefined ? ` not updated for ${formatDuration(olderThanMs)}` : ''}.`];
   if (kept.length > 0) {
@@ -177,7 +178,7 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     // The same journal and age as this command's: not the default journal, nor younger records.
     const same = `${ctx.journalDir() !== undefined ? ` --journal-dir ${shellWord(journal.dir)}` : ''}${olderThanMs !== undefined ? ` --older-than ${ageArgument(olderThanMs)}` : ''}`;
     lines.push(
-      `Kept ${kept.length} record(s) whose tracking server refused to look their run up, or to give their upload up, without credentials: \`resume clear\` sends the environment's MLflow credentials only to its own tracking server (${trackingTarget(commandTrackingUri(ctx) ?? 'none')}), not to the others the journal names:`,
+      `Kept ${kept.length} record(s) whose tracking server refused to look their run up, or to give their upload up, without credentials: \`resume clear\` sends the environment's MLflow credentials only to its own tracking server (${own}), not to the others the journal names:`,
       ...kept.map((e) => `  ${uploadLabel(e.record!)}: ${reasonOf(e)}`),
       `To give their uploads up, run it against that server with its credentials in the environment: ${servers.map((server) => `\`artifact-uploader resume clear --tracking-uri ${shellWord(server)}${same}\``).join(', ')}. \`--keep-uploads\` removes the records and leaves the uploads.`,
     );
@@ -188,8 +189,7 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   const wouldAbort = of('would-abort');
   if (wouldAbort.length > 0) {
     lines.push(`${wouldAbort.length} of them name an unfinished upload that would be given up (aborted, or its session cancelled):`, ...wouldAbort.map((e) => `  ${uploadLabel(e.record!)}`));
-    const own = trackingTarget(commandTrackingUri(ctx) ?? 'none');
-    const elsewhere = [...new Set(wouldAbort.map((e) => e.record!.key.target).filter((t) => /^https?:/i.test(t) && trackingTarget(t) !== own))];
+    const elsewhere = [...new Set(wouldAbort.map((e) => e.record!.key.target).filter((t) => isHttpTarget(t) && trackingTarget(t) !== own))];
     if (elsewhere.length > 0) {
       lines.push(`Records of ${elsewhere.join(', ')} are asked there without credentials (they go only to ${own}); if that server refuses, they are kept, not removed.`);
     }
