@@ -564,6 +564,9 @@ export class OperationResume {
   }
 }
 
+/** How many `resume clear` commands (one per tracking server) the expired-records warning spells out. */
+const MAX_COMMANDS_SHOWN = 3;
+
 /**
  * The one warning of an operation about expired records whose uploads are left: how many, the
  * oldest's age, one example with its reason (redacted where it was made), and what to run.
@@ -573,13 +576,18 @@ function expiredUploadsWarning(left: ReadonlyArray<{ record: JournalRecord; reas
   const days = (ms: number) => Math.floor(ms / 86_400_000);
   const ages = left.map(({ record }) => now - record.updatedAt);
   const oldest = days(Math.max(...ages));
-  // Selects these records (and no younger one, which may still be resumed).
-  const olderThan = `${Math.max(1, days(Math.min(...ages)))}d`;
+  // One command per tracking server: `resume clear` sends the environment's credentials only to
+  // its own (`--tracking-uri`), so each is run with that server's. `--older-than` selects these
+  // records (and no younger one, which may still be resumed).
+  const youngest = new Map<string, number>();
+  left.forEach(({ record }, i) => youngest.set(record.key.target, Math.min(youngest.get(record.key.target) ?? Infinity, ages[i]!)));
+  const commands = [...youngest].map(([target, age]) => `\`artifact-uploader resume clear --tracking-uri ${target} --older-than ${Math.max(1, days(age))}d\``);
+  const shown = commands.length > MAX_COMMANDS_SHOWN ? [...commands.slice(0, MAX_COMMANDS_SHOWN), `and ${commands.length - MAX_COMMANDS_SHOWN} more`] : commands;
   const { record, reason } = left[0]!;
   return (
     `${left.length} resume journal record(s) of interrupted uploads, the oldest not updated for ${oldest} day(s), name an unfinished S3 multipart upload that this process did not give up (another tracking server's, which an upload does not contact, or one it could not reach or abort), and whose parts stay billed until it is aborted, unless it is gone already ` +
     `(e.g. ${record.key.artifactPath} of run ${record.key.runId} on ${record.key.target}: ${reason}). ` +
-    `\`artifact-uploader resume clear --older-than ${olderThan}\` gives them up and removes the records; with \`--keep-uploads\` it removes the records only, and a lifecycle rule (AbortIncompleteMultipartUpload) must remove the uploads. Until then the records stay in the journal (\`artifact-uploader resume list\` shows them).`
+    `${shown.join(', ')} ${commands.length === 1 ? 'gives them up and removes the records' : 'give them up and remove the records, one tracking server each'} (with that server's credentials in the environment); with \`--keep-uploads\` it removes the records only, and a lifecycle rule (AbortIncompleteMultipartUpload) must remove the uploads. Until then the records stay in the journal (\`artifact-uploader resume list\` shows them).`
   );
 }
 

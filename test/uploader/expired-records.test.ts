@@ -25,7 +25,7 @@ import { closedPort, isAbort, isMpu, journalFiles, killedProxyMultipartUpload, k
 import { motoUploads } from '../support/moto.js';
 import { pythonCreateRun } from '../support/python.js';
 import { describeWithServers, mlflowDirectS3Server, servers } from '../support/servers.js';
-import { localFileIdentity, UploadJournal } from '../../src/uploader/journal.js';
+import { journalTarget, localFileIdentity, UploadJournal } from '../../src/uploader/journal.js';
 
 const DAY = 24 * 3600_000;
 const startProxy = useFaultProxies();
@@ -92,7 +92,7 @@ describeWithServers('expired journal records of S3 multipart uploads', () => {
       const next = await runToEnd({ argv: ['file', await otherFile(), '--stage', 'training', '--artifact-path', 'eval', '--json'], env: { ...env, MLFLOW_RUN_ID: nextRun }, cwd: root, proxy: s3 });
       expect((JSON.parse(next.stdout) as { ok: boolean }).ok, next.stderr).toBe(true);
       expect(tracking.requests.filter((r) => r.path.includes('/runs/get') && r.path.includes(killedRun)).length).toBeGreaterThanOrEqual(1);
-      expect(next.stderr).toMatch(new RegExp(`1 resume journal record\\(s\\) .* did not give up .*run ${killedRun}.*: not given up within 20 s, the time an upload spends on it\\)\\. .*resume clear --older-than 9d`));
+      expect(next.stderr).toMatch(new RegExp(`1 resume journal record\\(s\\) .* did not give up .*run ${killedRun}.*: not given up within 20 s, the time an upload spends on it\\)\\. .*resume clear --tracking-uri \\S+ --older-than 9d\` gives them up`));
       expect(next.requests.filter(isAbort)).toEqual([]);
       expect(await motoUploads(killedRun)).toHaveLength(1);
       expect(JSON.parse(await readFile(join(journalDir, [...(await records(journalDir)).keys()][0]!), 'utf8'))).toEqual(JSON.parse(before));
@@ -126,7 +126,8 @@ describeWithServers('expired journal records of S3 multipart uploads', () => {
     const journal = await UploadJournal.open({ dir: journalDir });
     const local = await localFileIdentity(join(root, 'big.bin'));
     // Another tracking server (nothing listens there now), and a run the live server does not have.
-    const elsewhere = (await journal.begin({ target: `http://alice:${password}@127.0.0.1:${await closedPort()}`, runId: 'run-elsewhere', artifactPath: 'ckpt/big.bin', local }))!;
+    const elsewherePort = await closedPort();
+    const elsewhere = (await journal.begin({ target: `http://alice:${password}@127.0.0.1:${elsewherePort}`, runId: 'run-elsewhere', artifactPath: 'ckpt/big.bin', local }))!;
     await elsewhere.startMultipart('mpu-elsewhere', 1024);
     const missing = (await journal.begin({ target: url, runId: 'f'.repeat(32), artifactPath: 'ckpt/big.bin', local }))!;
     await missing.creatingMultipart();
@@ -141,7 +142,10 @@ describeWithServers('expired journal records of S3 multipart uploads', () => {
     const warnings = next.stderr.split('\n').filter((l) => /resume journal record\(s\) of interrupted uploads/.test(l));
     expect(warnings, next.stderr).toHaveLength(1);
     expect(warnings[0]).toMatch(/2 resume journal record\(s\) of interrupted uploads, the oldest not updated for 9 day\(s\), name an unfinished S3 multipart upload that this process did not give up/);
-    expect(warnings[0]).toContain('`artifact-uploader resume clear --older-than 9d` gives them up');
+    // One command per tracking server, each run with that server's credentials (none in the text).
+    expect(warnings[0]).toContain(
+      `\`artifact-uploader resume clear --tracking-uri http://127.0.0.1:${elsewherePort}/ --older-than 9d\`, \`artifact-uploader resume clear --tracking-uri ${journalTarget(url)} --older-than 9d\` give them up and remove the records, one tracking server each (with that server's credentials in the environment)`,
+    );
     expect(warnings[0]).toContain('`--keep-uploads`');
     expect(`${next.stdout}${next.stderr}`).not.toContain(password);
     // Both records as they were: same content, and still past the expiry for the next sweep.
