@@ -321,6 +321,8 @@ it("a record of another Azure ML workspace (azureml://) is not asked: it would t
     MLFLOW_TRACKING_SERVER_CERT_PATH: workspace.certPath!,
     MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0',
   });
+  const dry = await cli(['resume', 'clear', '--dry-run', '--journal-dir', dir], { env });
+  expect(dry.stdout, dry.stderr).toMatch(/Records of the Azure ML workspace\(s\) azureml:\/\/127\.0\.0\.1:\d+\/mlflow\/\S+ are not asked .*: they are removed, and their uncommitted blocks expire on their own\./);
   const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir], { env });
   const why = JSON.stringify({ stdout: run.stdout, stderr: run.stderr });
   expect(run.code, why).toBe(0);

@@ -193,6 +193,10 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     if (elsewhere.length > 0) {
       lines.push(`Records of ${elsewhere.join(', ')} are asked there without credentials (they go only to ${own}); if that server refuses, they are kept, not removed.`);
     }
+    const workspaces = [...new Set(wouldAbort.map((e) => e.record!.key.target).filter((t) => /^azureml:/i.test(t) && trackingTarget(t) !== own))];
+    if (workspaces.length > 0) {
+      lines.push(`Records of the Azure ML workspace(s) ${workspaces.join(', ')} are not asked (credentials go only to ${own}): they are removed, and their uncommitted blocks expire on their own.`);
+    }
   }
   const aborted = of('aborted');
   if (aborted.length > 0) {
