@@ -88,6 +88,18 @@ export function registryTagList(tags: Record<string, string> | undefined, argume
     if (key.trim() === '' || key.length > REGISTRY_LIMITS.tagKeyLength) {
       throw new InvalidArgumentError(argument, `Tag key ${JSON.stringify(key)} must be 1 to ${REGISTRY_LIMITS.tagKeyLength} characters.`);
     }
+    // MLflow's `_validate_tag_name`, which the server applies to a version's tags only after the
+    // version was made: checked here so that a bad key fails before anything is uploaded or made.
+    if (!TAG_KEY_PATTERN.test(key)) {
+      throw new InvalidArgumentError(argument, `Tag key ${JSON.stringify(key)} has characters MLflow refuses.`, {
+        hint: 'Tag keys may only contain letters, digits, "_", "-", ".", " ", ":" and "/", e.g. "stage" or "eval/dataset".',
+      });
+    }
+    if (tagKeyNotUnique(key)) {
+      throw new InvalidArgumentError(argument, `Tag key ${JSON.stringify(key)} would be stored as another name on disk, which MLflow refuses.`, {
+        hint: 'Remove leading or trailing "/", "//", "./" and "../" segments, e.g. "eval/dataset" instead of "/eval/dataset".',
+      });
+    }
     if (typeof value !== 'string' || value.length > REGISTRY_LIMITS.tagValueLength) {
       throw new InvalidArgumentError(argument, `Tag ${JSON.stringify(key)} must have a string value of at most ${REGISTRY_LIMITS.tagValueLength} characters.`, {
         hint: 'Convert numbers and booleans with String(value).',
@@ -95,6 +107,15 @@ export function registryTagList(tags: Record<string, string> | undefined, argume
     }
     return { key, value };
   });
+}
+
+/** MLflow's tag key characters (`validate_param_and_metric_name`: `^[/\w.\- :]*$`, its `\w` being Unicode). */
+const TAG_KEY_PATTERN = /^[/\p{L}\p{N}_.\- :]+$/u;
+
+/** Python's `posixpath.normpath(key) != key` and friends (MLflow's `path_not_unique`). */
+function tagKeyNotUnique(key: string): boolean {
+  if (key.startsWith('/') || key.endsWith('/') || key.includes('//')) return true;
+  return key.split('/').some((segment) => segment === '.' || segment === '..');
 }
 
 /** What an idempotency key may hold: it goes into MLflow search filters, so no quotes or spaces. */

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { MlflowApiError, RegistryError } from '../../src/core/errors.js';
+import { InvalidArgumentError, MlflowApiError, RegistryError } from '../../src/core/errors.js';
 import { findRunSource } from '../../src/registry/model-files.js';
 import { registerModel } from '../../src/registry/register-model.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
@@ -106,6 +106,18 @@ describe('registerModel: refused before anything is sent', () => {
     }
     await expect(registerModel({ ...base, name: 'ok', idempotencyKey: "it's" })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'idempotencyKey' });
     await expect(registerModel({ ...base, name: 'ok', localPath: join(scratch(), 'missing') })).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
+  });
+
+  it('a tag key MLflow refuses ("bad!key", "../x", "/x") is an InvalidArgumentError with a hint, before any request (it used to fail on set-tag, after the version was made)', async () => {
+    const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
+    for (const key of ['bad!key', '../x', '/x', 'a//b', 'x/']) {
+      const error = await registerModel({ ...base, tags: { [key]: 'v' } }).catch((e: unknown) => e);
+      expect(error, key).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'tags' });
+      expect((error as InvalidArgumentError).hint, key).toMatch(/letters, digits|Remove leading/);
+    }
+    // What MLflow accepts still passes the check (and then fails on the closed port, not on the key).
+    const accepted = await registerModel({ ...base, tags: { 'eval/data set:v1.2_x-y': 'v', 'clé': 'v' } }).catch((e: unknown) => e);
+    expect(accepted).not.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
   it('the embedded ./mlruns store is refused with REGISTRY_UNSUPPORTED_STORE, and nothing is written', async () => {
