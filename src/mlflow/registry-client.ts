@@ -149,10 +149,26 @@ export class MlflowRegistryClient {
     await this.call('DELETE', `mlflow/logged-models/${encodeURIComponent(modelId)}`, { json: { model_id: modelId }, ...options }, (s) => s.emptyResponseSchema);
   }
 
-  /** Records logged models as outputs of a run (`runs/outputs`), which the run page lists. */
+  /**
+   * Records logged models as outputs of a run (`runs/outputs`), which the run page lists. Not
+   * idempotent on the server (a second insert fails on a UNIQUE constraint, a 400): a retry
+   * first reads the run's outputs, and does not send again what an attempt whose answer was
+   * lost recorded.
+   */
   async logRunOutputs(runId: string, modelIds: readonly string[], options: RegistryRequestOptions = {}): Promise<void> {
     const json = { run_id: runId, models: modelIds.map((modelId) => ({ model_id: modelId, step: 0 })) };
-    await this.call('POST', 'mlflow/runs/outputs', { json, ...options }, (s) => s.emptyResponseSchema);
+    await this.createWithRetries(
+      'mlflow/runs/outputs',
+      async (signal) => {
+        const outputs = await this.send('GET', 'mlflow/runs/get', { query: { run_id: runId }, signal }, (s) => s.runModelOutputsResponseSchema);
+        return modelIds.every((id) => outputs.includes(id)) ? true : undefined;
+      },
+      async (signal) => {
+        await this.send('POST', 'mlflow/runs/outputs', { json, signal }, (s) => s.emptyResponseSchema);
+        return true;
+      },
+      options,
+    );
   }
 
   // ───────────────────────────── registered models and versions ─────────────────────────────

@@ -80,3 +80,11 @@ export const searchModelVersionsResponseSchema = z.object({
   model_versions: z.array(modelVersionSchema).optional().default([]),
   next_page_token: z.string().optional(),
 });
+/** `GET runs/get`, only the logged models the run lists as outputs (`run.outputs.model_outputs`). */
+export const runModelOutputsResponseSchema = z
+  .object({
+    run: z.object({
+      outputs: z.object({ model_outputs: z.array(z.object({ model_id: z.string() })).optional() }).optional(),
+    }),
+  })
+  .transform((body): string[] => (body.run.outputs?.model_outputs ?? []).map((o) => o.model_id));

@@ -372,6 +372,21 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(front.requests.some((r) => r.path.includes('logged-models') && r.fault === 'drop-response')).toBe(true);
   });
 
+  it('a lost answer to runs/outputs (the server had linked the model) does not fail the registration on the retry\'s UNIQUE constraint', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const front = await proxy(url);
+    front.addRule({ match: (r) => r.path.includes('runs/outputs'), fault: 'drop-response', times: 1 });
+    const name = unique('lost-outputs');
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', trackingUri: front.url, retry: FAST_RETRY });
+    expect(result).toMatchObject({ version: '1', created: true, aliases: ['champion'] });
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions).toHaveLength(1);
+    expect(view.logged_models).toEqual([expect.objectContaining({ model_id: result.modelId, status: expect.stringMatching(/READY/) })]);
+    expect(view.run_outputs).toEqual([result.modelId]);
+    expect(front.requests.filter((r) => r.path.includes('runs/outputs')).map((r) => r.fault ?? 'ok')).toEqual(['drop-response']);
+  });
+
   it('an aborted call removes what it made', async () => {
     const { url } = mlflowServer();
     const { runId, experimentId } = await runWithModel(url);
