@@ -312,6 +312,12 @@ class Registration {
         return this.complete(earlier, false, 0);
       }
     }
+    if (run.info.lifecycleStage === 'deleted') {
+      // MLflow makes the logged model and takes the files, then refuses to link them to a deleted run (`runs/outputs`, a 400).
+      throw new InvalidArgumentError('runId', `Run ${runId} on ${this.connection.displayUri} is deleted; a model cannot be registered from it.`, {
+        hint: 'Restore it in the MLflow UI (or `mlflow runs restore`), or register from another run.',
+      });
+    }
     try {
       this.loggedModel = await this.registry.createLoggedModel(
         { experimentId: run.info.experimentId, name: loggedModelName(name), sourceRunId: runId, ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}) },

@@ -263,6 +263,26 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(view.logged_models).toEqual([]);
   });
 
+  it('a deleted run is refused with a hint before anything is made (it used to make the logged model and copy the files, then fail on runs/outputs)', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    await runPython(`import sys\nfrom mlflow import MlflowClient\nMlflowClient(sys.argv[1]).delete_run(sys.argv[2])`, { args: [url, runId] });
+    const front = await proxy(url);
+    const name = unique('deleted-run');
+    const error = await registerModel({ name, runId, artifactPath: 'onnx', trackingUri: front.url, retry: FAST_RETRY }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'runId' });
+    expect((error as InvalidArgumentError).message).toMatch(/is deleted/);
+    expect((error as InvalidArgumentError).hint).toMatch(/mlflow runs restore/);
+    expect(front.requests.filter((r) => r.method !== 'GET').map((r) => r.path)).toEqual([]);
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.versions).toEqual([]);
+    expect(view.logged_models).toEqual([]);
+    // The CLI: exit 2, with the hint.
+    const res = await cli(['register', name, '--artifact-path', 'onnx', '--run-id', runId, '--tracking-uri', url, '--json']);
+    expect(res.code).toBe(2);
+    expect(res.json()).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT' } });
+  });
+
   it('a source with more files than the walk takes is REGISTRY_SOURCE_TOO_LARGE, not a partial model (the cap lowered to 2)', async () => {
     const { url } = mlflowServer();
     const { runId } = await runWithModel(url); // onnx/ holds 3 files, one of them in onnx/sub/
