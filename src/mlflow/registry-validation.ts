@@ -63,10 +63,11 @@ export function assertModelAlias(alias: unknown): asserts alias is string {
   };
   if (typeof alias !== 'string' || alias === '') fail('it is empty');
   const text = alias as string;
-  if (!/^[\w-]+$/u.test(text)) fail('only letters, digits, "_" and "-" are allowed');
+  // MLflow's `^[\w\-]*$` is a Python `re` on str: its `\w` takes any letter or digit, "campeón" too.
+  if (!/^[\p{L}\p{N}_-]+$/u.test(text)) fail('only letters, digits, "_" and "-" are allowed');
   if (text.length > REGISTRY_LIMITS.aliasLength) fail(`it is longer than ${REGISTRY_LIMITS.aliasLength} characters`);
   if (text.toLowerCase() === 'latest') fail('"latest" is reserved');
-  if (/^[vV]\d+$/.test(text)) fail('version aliases ("v<number>") are reserved');
+  if (/^[vV]\p{Nd}+$/u.test(text)) fail('version aliases ("v<number>") are reserved');
 }
 
 /**

@@ -480,6 +480,18 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(dry.registeredModel).toBeUndefined();
     expect((await pythonView(url, name, '', run.experimentId!, run.runId)).versions).toHaveLength(1);
   });
+  it('an alias with non-ASCII letters ("campeón"), which MLflow accepts, is set (it used to be refused as "only letters, digits")', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const name = unique('unicode-alias');
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', alias: ['campeón', 'ß_2'], trackingUri: url, retry: FAST_RETRY });
+    expect([...result.aliases].sort()).toEqual(['campeón', 'ß_2']);
+    const view = await pythonView(url, name, 'campeón', experimentId, runId);
+    expect(view.alias_version).toBe(result.version);
+    // Still refused: what MLflow refuses too.
+    await expect(registerModel({ name, runId, artifactPath: 'onnx', alias: 'e\u0301', trackingUri: url })).rejects.toMatchObject({ code: 'REGISTRY_INVALID_ALIAS' });
+  });
+
   it('a name with ".", "%" or quotes (valid for a registered model, not for a logged model) registers', async () => {
     // The logged model took the registered model's name, and MLflow refuses / : . % " ' there:
     // "fraud.classifier", the example of our own hint, failed with a 400 after the registered
