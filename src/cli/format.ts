@@ -99,6 +99,7 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
     'Pass the --artifact-path the model was uploaded to (e.g. "onnx" for `artifact-uploader conversion`)', ['register']],
   [/worth of files, or pass localPath\./g, 'worth of files, or pass --local-path.', ['register']],
   [/\blocalPath\b/g, '--local-path', ['register']],
+  [/\bartifactPath ("[^"]*" )/g, '--artifact-path $1', ['register']],
   [/\bthe journalDir option\b/g, '--journal-dir'],
   // Global flags: every command has them.
   [/\bskipExisting: '(size|checksum)'/g, '--skip-existing $1'],

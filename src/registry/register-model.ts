@@ -21,7 +21,7 @@ import type { Env } from '../core/env.js';
 import type { Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
 import { isWriteRaceError } from '../core/retry.js';
-import { assertArtifactPath } from '../mlflow/artifacts-api.js';
+import { artifactPathProblem, invalidArtifactPathError } from '../mlflow/artifacts-api.js';
 import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
 import { MlflowRegistryClient } from '../mlflow/registry-client.js';
 import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/registry-types.js';
@@ -161,7 +161,7 @@ export async function registerModelOfRun(options: RegisterModelOptions, uploaded
   const { name, artifactPath, description, idempotencyKey, signal } = options;
   const { aliases, tags, readyTimeoutMs } = checkRegistration(options);
   if (typeof artifactPath !== 'string') throw new InvalidArgumentError('artifactPath', 'registerModel() needs `artifactPath`, the model folder (or file) in the run.');
-  assertArtifactPath(artifactPath, { what: 'artifactPath' });
+  assertRunArtifactPath(artifactPath);
   const localPath = options.localPath === undefined ? undefined : await checkLocalPathOfEitherKind(options.localPath);
   const ref = resolveMlflowRunId(options.runId, options.env ? { env: options.env } : {});
   const runId = ref?.runId;
@@ -216,6 +216,19 @@ export function checkRegistration(options: Pick<RegisterModelOptions, 'name' | '
   const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   if (!(readyTimeoutMs > 0)) throw new InvalidArgumentError('readyTimeoutMs', `readyTimeoutMs must be > 0, got ${String(readyTimeoutMs)}.`);
   return { aliases, tags, readyTimeoutMs };
+}
+
+/**
+ * `artifactPath` names a folder (or file) the run already has: a bad one is fixed by writing it
+ * as the run lists it, not by renaming files (the upload hint). `onnx/` or `./onnx`, as a shell
+ * completes them, get the form to write.
+ */
+function assertRunArtifactPath(artifactPath: string): void {
+  const problem = artifactPathProblem(artifactPath);
+  if (!problem) return;
+  const plain = artifactPath.split('/').filter((segment) => segment !== '' && segment !== '.').join('/');
+  const suggestion = plain !== '' && plain !== artifactPath && artifactPathProblem(plain) === undefined ? ` Write it as "${plain}".` : '';
+  throw invalidArtifactPathError([problem], 'artifactPath', `Give the model's folder (or file) as the run's artifacts list it: relative to the run's artifact root, without a leading or trailing "/" or "./" segments, e.g. "onnx" or "checkpoint".${suggestion}`);
 }
 
 async function checkLocalPathOfEitherKind(path: string): Promise<string> {

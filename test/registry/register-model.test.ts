@@ -120,6 +120,19 @@ describe('registerModel: refused before anything is sent', () => {
     expect(accepted).not.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
+  it('an artifactPath as a shell completes it ("onnx/", "./onnx") gets a hint with the form to write, not the upload\'s "rename the files"', async () => {
+    const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
+    for (const artifactPath of ['onnx/', './onnx', '/onnx']) {
+      const error = await registerModel({ ...base, artifactPath }).catch((e: unknown) => e);
+      expect(error, artifactPath).toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+      expect((error as RegistryError).hint, artifactPath).not.toMatch(/Rename the file/);
+      expect((error as RegistryError).hint, artifactPath).toMatch(/Write it as "onnx"/);
+    }
+    const res = await cli(['register', 'ok', '--artifact-path', 'onnx/', '--run-id', base.runId, '--tracking-uri', base.trackingUri, '--json']);
+    expect(res.code).toBe(2);
+    expect(res.json()).toMatchObject({ ok: false, error: { code: 'INVALID_ARTIFACT_PATH', message: expect.stringMatching(/^--artifact-path "onnx\/"/), hint: expect.stringMatching(/Write it as "onnx"/) } });
+  });
+
   it('the embedded ./mlruns store is refused with REGISTRY_UNSUPPORTED_STORE, and nothing is written', async () => {
     const { trackingUri, run, artifactsDir } = await localRun();
     writeTree(join(artifactsDir, 'onnx'), { 'model.onnx': 'x' });
