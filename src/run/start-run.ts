@@ -25,7 +25,7 @@ export interface StartRunOptions extends MlflowConnectionOptions {
   experimentName?: string;
   /** The experiment, by id; must exist. @default MLFLOW_EXPERIMENT_ID, else `'0'` (Default) */
   experimentId?: string;
-  /** Name of a new run. @default a generated name */
+  /** Name of a new run; empty is none, as in MLflow. @default a generated name */
   runName?: string;
   /** Tags of a new run; they win over the defaults (`mlflow.user`, `mlflow.source.name`, ...). */
   tags?: Record<string, string>;
@@ -105,12 +105,16 @@ export async function startRun(options: StartRunOptions = {}): Promise<ActiveRun
     const parent = options.nested ? await parentRun(env, client, request) : undefined;
     const experiment = parent && !experimentGiven(options, env) ? await client.getExperiment(parent.experimentId, request) : await resolveExperiment(options, env, client, request);
     const tags: Record<string, string> = { ...defaultRunTags(options, env), ...(parent ? { 'mlflow.parentRunId': parent.runId } : {}), ...(options.tags ?? {}) };
-    if (options.runName !== undefined) tags['mlflow.runName'] ??= options.runName;
+    // An empty name is no name, as in MLflow's `start_run(run_name="")`: the store generates one.
+    // Sent as given, a tracking server stored both its generated name and the empty tag, and
+    // answered 400 (a UNIQUE constraint on the run's tags): `--run-name "$UNSET"` failed the step.
+    const runName = options.runName || undefined;
+    if (runName !== undefined) tags['mlflow.runName'] ??= runName;
     const created = await client.createRun(
       {
         experimentId: experiment.experimentId,
         tags,
-        runName: options.runName,
+        runName,
         userId: tags['mlflow.user'] ?? '',
       },
       request,
