@@ -376,7 +376,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (held) io.stdout.write(held);
       // --help, --version and `help <command>` end with exit code 0; everything else is a usage error.
       if (error.exitCode === 0) return EXIT_CODES.OK;
-      const command = argv.find((arg) => program.commands.some((c) => c.name() === arg)) ?? '';
+      const command = commandOfArgv(program, argv);
       const uploadGuess = error.code === 'commander.unknownCommand' ? uploadCommandGuess(error.message) : undefined;
       if (uploadGuess) io.stderr.write(`${uploadGuess}\n`);
       // A hint as every other error has (docs/python-pipelines.md): where stderr says "(add --help for usage)".
@@ -402,6 +402,32 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   return outcome.exitCode;
 }
 
+/**
+ * The command `argv` names (`runs start`, `''` for none), as the `command` of a successful run
+ * says it: the words that pick a command, skipping option values. The first word that named any
+ * command was taken before, so `--stage training file x --bogus` was reported as `training`
+ * (whose help the hint named), and `runs start --bogus` as `runs`.
+ */
+function commandOfArgv(program: Command, argv: string[]): string {
+  const names: string[] = [];
+  let current = program;
+  for (let i = 0; i < argv.length && current.commands.length > 0; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') break;
+    if (arg.startsWith('-')) {
+      // `--opt value` takes the next word; `--opt=value`, a flag or an unknown option does not.
+      const option = arg.includes('=') ? undefined : [...current.options, ...program.options].find((o) => o.long === arg || o.short === arg);
+      if (option?.required) i++;
+      continue;
+    }
+    const sub = current.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    if (!sub) break;
+    names.push(sub.name());
+    current = sub;
+  }
+  return names.join(' ');
+}
+
 /** Verbs a user may try first to upload something; none is a command (`push` is left to commander, which suggests `publish`). */
 const UPLOAD_VERBS = new Set(['upload', 'up', 'log', 'log-artifact', 'log-artifacts', 'log_artifact', 'log_artifacts', 'put', 'send', 'save', 'store', 'copy', 'cp', 'sync']);
 
@@ -423,7 +449,8 @@ function uploadCommandGuess(message: string): string | undefined {
  */
 function usageMessage(program: Command, command: string, error: CommanderError): string {
   if (error.code !== 'commander.help') return error.message.replace(/^error: /, '');
-  const group = command ? program.commands.find((c) => c.name() === command) : program;
+  let group: Command | undefined = program;
+  for (const name of command.split(' ').filter(Boolean)) group = group?.commands.find((c) => c.name() === name);
   const names = (group?.commands ?? []).map((c) => c.name()).filter((name) => name !== 'help');
   const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : names.join('');
   return `\`${['artifact-uploader', command].filter(Boolean).join(' ')}\` needs a command: ${list}.`;

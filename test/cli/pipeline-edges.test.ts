@@ -32,3 +32,27 @@ describe('runs start on ./mlruns', () => {
     expect(stored.data.tags['mlflow.runName']).toBe(doc.runName);
   });
 });
+
+describe('the --json document of a usage error', () => {
+  it('names the command that was called, not an option value that spells another, nor only its group', async () => {
+    const cases: Array<[string[], string]> = [
+      [['--json', '--stage', 'training', 'file', 'out/model.bin', '--bogus'], 'file'],
+      [['--json', '--tracking-uri', 'runs', 'dir', '--stage', 'hpo', 'out', '--nope'], 'dir'],
+      [['--json', 'runs', 'start', '--bogus'], 'runs start'],
+      [['--json', 'runs', 'end', '--status', 'DONE'], 'runs end'],
+      [['--json', 'resume', 'clear', '--older-than', 'soon'], 'resume clear'],
+      [['--json', '--concurrency', '0', 'training', 'x'], 'training'],
+      [['--json', 'runs'], 'runs'],
+    ];
+    for (const [argv, command] of cases) {
+      const run = await cli(argv);
+      expect(run.code, argv.join(' ')).toBe(EXIT_CODES.USAGE);
+      expect(run.json(), argv.join(' ')).toMatchObject({ ok: false, command, exitCode: 2, error: { code: 'USAGE', hint: `Run \`artifact-uploader ${command} --help\` for usage.` } });
+      // The hint's command exists: its help is printed.
+      const help = await cli([...command.split(' '), '--help']);
+      expect(help.code, command).toBe(EXIT_CODES.OK);
+      expect(help.stdout, command).toContain(`Usage: artifact-uploader ${command} `);
+    }
+    expect((await cli(['--json', 'runs'])).json().error.message).toBe('`artifact-uploader runs` needs a command: start or end.');
+  });
+});
