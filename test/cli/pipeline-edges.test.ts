@@ -22,6 +22,35 @@ describeWithServers('runs start on a real MLflow server', () => {
   });
 });
 
+describeWithServers('runs start errors name the flags on a real MLflow server', () => {
+  it('a deleted experiment given by --experiment-id is named by the flag', async () => {
+    const url = mlflowServer().url;
+    const env = baseEnv({ MLFLOW_TRACKING_URI: url });
+    const made = (await cli(['runs', 'start', '--experiment-name', 'cli-deleted-exp', '--json'], { cwd: tempDir(), env })).json();
+    const deleted = await fetch(`${url}/api/2.0/mlflow/experiments/delete`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ experiment_id: made.experimentId }) });
+    expect(deleted.ok).toBe(true);
+    const run = await cli(['runs', 'start', '--experiment-id', made.experimentId, '--json'], { cwd: tempDir(), env });
+    expect(run.code).toBe(EXIT_CODES.USAGE);
+    expect(run.json().error.message).toMatch(new RegExp(`^--experiment-id ${made.experimentId}: experiment "cli-deleted-exp" is deleted\\.`));
+  });
+});
+
+describe('runs start errors name the flags, not the library options', () => {
+  it('an empty --experiment-name, an invalid --experiment-id', async () => {
+    const cwd = tempDir();
+    const empty = await cli(['runs', 'start', '--experiment-name', '', '--json'], { cwd });
+    expect(empty.code).toBe(EXIT_CODES.USAGE);
+    expect(empty.stderr).toContain('error [INVALID_ARGUMENT]: --experiment-name must be a non-empty string, got "".');
+    expect(empty.json().error.message).toBe('--experiment-name must be a non-empty string, got "".');
+    const badId = await cli(['runs', 'start', '--experiment-id', 'a/b', '--json'], { cwd });
+    expect(badId.code).toBe(EXIT_CODES.USAGE);
+    const error = badId.json().error;
+    expect(error.message).toMatch(/^--experiment-id "a\/b" is not a valid MLflow experiment id\./);
+    expect(error.hint).toMatch(/to pick an experiment by name use --experiment-name\.$/);
+    for (const text of [badId.stderr, empty.stderr, error.message, error.hint]) expect(text).not.toMatch(/\bexperiment(Name|Id)\b/);
+  });
+});
+
 describe('runs start on ./mlruns', () => {
   it('an empty --run-name leaves no empty mlflow.runName tag beside the generated name', async () => {
     const cwd = tempDir();
