@@ -85,6 +85,11 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
     'Check --fine-tuned-models-dir (or hub.fineTunedModelsDir in artifact-uploader.yaml), or pass --model-dir.'],
   [/Pass a pattern that matches your training output names \(e\.g\. "my-model_\*"\), or modelDir to publish a specific directory\./g,
     'Pass a --pattern that matches your training output names (e.g. "my-model_*"), or --model-dir to publish a specific directory.'],
+  [/No model directory to publish: pass modelDir, or baseDir to search for the newest training output\./g,
+    'No model directory to publish: pass --model-dir, or --fine-tuned-models-dir to search for the newest training output.', ['publish']],
+  // A directory with no known layout (model/detect-format.ts), in `publish`, `validate` and `convert-peft`.
+  [/\bPoint modelDir at the training output\b/g, 'Point --model-dir at the training output', ['publish']],
+  [/\bPoint modelDir at the training output\b/g, 'Point `artifact-uploader {command} <dir>` at the training output', ['validate', 'convert-peft']],
   [/Write both again \(createCheckpointArchive\)/g, 'Write both again (`artifact-uploader archive`)'],
   [/Pass the manifest createCheckpointArchive returned for this archive/g, 'Pass the manifest `artifact-uploader archive` wrote for this archive (--manifest)'],
   [/Pass the manifest written by createCheckpointArchive\/writeManifest, or omit it/g, 'Pass the manifest written by `artifact-uploader archive`, or drop --manifest'],

@@ -608,7 +608,8 @@ export class ModelValidationError extends ArtifactUploaderError {
   /** The model directory. */
   readonly directory: string;
   constructor(directory: string, errors: string[], report: unknown, options: ErrorOptions = {}) {
-    super('MODEL_INVALID', `Model in ${directory} failed validation: ${errors.slice(0, 5).join('; ')}${errors.length > 5 ? '; ...' : ''}.`, {
+    // Each error is a sentence already; a second period read `adapters/).. Run ...`.
+    super('MODEL_INVALID', endSentence(`Model in ${directory} failed validation: ${errors.slice(0, 5).join('; ')}${errors.length > 5 ? '; ...' : ''}`), {
       hint: 'Run `artifact-uploader validate <dir>` for the full report and fix the listed problems before publishing.',
       ...options,
     });

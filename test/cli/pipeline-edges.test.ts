@@ -2,6 +2,8 @@
  * The CLI as a Python pipeline calls it: values a script passes from unset variables, and the
  * `--json` document of a usage error, which a pipeline branches on.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
@@ -83,5 +85,30 @@ describe('the --json document of a usage error', () => {
       expect(help.stdout, command).toContain(`Usage: artifact-uploader ${command} `);
     }
     expect((await cli(['--json', 'runs'])).json().error.message).toBe('`artifact-uploader runs` needs a command: start or end.');
+  });
+});
+
+describe('a model directory with no known layout, in CLI terms', () => {
+  it('names --model-dir or the command, never the library option modelDir, and ends each sentence once', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'out'));
+    writeFileSync(join(cwd, 'out', 'notes.txt'), 'not a model');
+    const validate = await cli(['validate', 'out'], { cwd });
+    expect(validate.code).toBe(EXIT_CODES.INVALID_MODEL);
+    expect(validate.stdout).toContain('Found: notes.txt. Point `artifact-uploader validate <dir>` at the training output');
+    const validateJson = await cli(['validate', 'out', '--json'], { cwd });
+    expect(JSON.stringify(validateJson.json().report.errors)).toContain('Point `artifact-uploader validate <dir>` at');
+    const convert = await cli(['convert-peft', 'out'], { cwd });
+    expect(convert.stderr).toContain('Point `artifact-uploader convert-peft <dir>` at the training output');
+    const publish = await cli(['publish', '--model-dir', 'out', '--repo-id', 'org/model', '--dry-run', '--json'], { cwd });
+    expect(publish.code).toBe(EXIT_CODES.INVALID_MODEL);
+    expect(publish.json().error.message).toContain('Point --model-dir at the training output that holds these files (for MLX, the directory containing adapters/). Run `artifact-uploader validate <dir>`');
+    const nothing = await cli(['publish', '--repo-id', 'org/model', '--dry-run'], { cwd });
+    expect(nothing.code).toBe(EXIT_CODES.USAGE);
+    expect(nothing.stderr).toContain('No model directory to publish: pass --model-dir, or --fine-tuned-models-dir to search');
+    for (const text of [validate.stdout, validateJson.stdout, convert.stderr, publish.json().error.message, publish.stderr, nothing.stderr]) {
+      expect(text).not.toMatch(/\b(modelDir|baseDir)\b/);
+      expect(text).not.toMatch(/\)\.\./);
+    }
   });
 });

@@ -8,7 +8,7 @@ import { validateModelArtifacts, type ModelValidationChecks, type ModelValidatio
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
-import { table } from '../format.js';
+import { cliWording, table } from '../format.js';
 
 const CHECK_LABELS: Record<keyof ModelValidationChecks, string> = {
   directoryExists: 'directory exists',
@@ -44,7 +44,9 @@ export async function runValidate(ctx: CliContext, args: unknown[], options: Rec
   const validation: ValidateModelOptions = {};
   if (options.minWeightBytes !== undefined) validation.minWeightBytes = options.minWeightBytes as number;
   if (options.smallWeights !== undefined) validation.smallWeights = options.smallWeights as 'warning' | 'error';
-  const report = await validateModelArtifacts(dir, validation);
+  // The report's errors and hints in CLI terms, as every thrown error's (they named `modelDir`).
+  const found = await validateModelArtifacts(dir, validation);
+  const report = { ...found, errors: found.errors.map((e) => cliWording(e, 'validate')), warnings: found.warnings.map((w) => cliWording(w, 'validate')) };
   if (!report.checks.directoryExists) {
     throw new LocalPathError('PATH_NOT_FOUND', dir, `Model directory ${dir} does not exist or is not a directory.`, {
       hint: 'Check the path (relative paths are resolved against the working directory).',
