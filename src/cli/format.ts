@@ -87,6 +87,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
     'Pass a --pattern that matches your training output names (e.g. "my-model_*"), or --model-dir to publish a specific directory.'],
   [/No model directory to publish: pass modelDir, or baseDir to search for the newest training output\./g,
     'No model directory to publish: pass --model-dir, or --fine-tuned-models-dir to search for the newest training output.', ['publish']],
+  [/\bExpected `repoId` to be\b/g, 'Expected --repo-id to be', ['publish']],
+  [/Check the path, or let resolveModelDir find the newest training output\./g, 'Check the path (relative paths are resolved against the working directory).'],
   // A directory with no known layout (model/detect-format.ts), in `publish`, `validate` and `convert-peft`.
   [/\bPoint modelDir at the training output\b/g, 'Point --model-dir at the training output', ['publish']],
   [/\bPoint modelDir at the training output\b/g, 'Point `artifact-uploader {command} <dir>` at the training output', ['validate', 'convert-peft']],

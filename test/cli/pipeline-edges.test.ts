@@ -106,7 +106,14 @@ describe('a model directory with no known layout, in CLI terms', () => {
     const nothing = await cli(['publish', '--repo-id', 'org/model', '--dry-run'], { cwd });
     expect(nothing.code).toBe(EXIT_CODES.USAGE);
     expect(nothing.stderr).toContain('No model directory to publish: pass --model-dir, or --fine-tuned-models-dir to search');
-    for (const text of [validate.stdout, validateJson.stdout, convert.stderr, publish.json().error.message, publish.stderr, nothing.stderr]) {
+    const missing = await cli(['convert-peft', 'nosuch'], { cwd });
+    expect(missing.code).toBe(EXIT_CODES.USAGE);
+    expect(missing.stderr).toContain('does not exist or is not a directory. Check the path (relative paths are resolved against the working directory).');
+    const badRepo = await cli(['publish', '--model-dir', 'out', '--repo-id', 'model', '--dry-run'], { cwd });
+    expect(badRepo.code).toBe(EXIT_CODES.USAGE);
+    expect(badRepo.stderr).toContain('Expected --repo-id to be "namespace/name"');
+    for (const text of [validate.stdout, validateJson.stdout, convert.stderr, publish.json().error.message, publish.stderr, nothing.stderr, missing.stderr, badRepo.stderr]) {
+      expect(text).not.toMatch(/\b(resolveModelDir|repoId)\b/);
       expect(text).not.toMatch(/\b(modelDir|baseDir)\b/);
       expect(text).not.toMatch(/\)\.\./);
     }
