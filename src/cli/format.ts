@@ -70,6 +70,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/\b\w+\(\) expects a (file|directory)\b/g, '`artifact-uploader {command}` expects a $1'],
   [/Upload a single file with uploadFile\(\), or pass its parent directory with an `include` filter\./g,
     'Upload a single file with `artifact-uploader file`, or its parent directory with `artifact-uploader dir --include <glob>`.'],
+  // `hpo --archive <dir>`: the directory goes in --checkpoint-dir, not in another command.
+  [/Upload a directory with uploadDirectory\(\) \(or uploadCheckpoint\(\)\)\./g, 'Pass a checkpoint directory as --checkpoint-dir (archived, then uploaded); --archive takes an archive file.', ['hpo']],
   [/Upload a directory with uploadDirectory\(\) \(or uploadCheckpoint\(\)\)\./g, 'Upload a directory with `artifact-uploader dir` (or `artifact-uploader training` for a checkpoint).'],
   [/; createCheckpointArchive archives a directory\./g, '; a checkpoint archive is made from a directory.'],
   [/upload a single file with uploadFile\./g, 'upload a single file with `artifact-uploader file`.'],

@@ -119,3 +119,19 @@ describe('a model directory with no known layout, in CLI terms', () => {
     }
   });
 });
+
+describe('hpo --archive given a directory', () => {
+  it('points at --checkpoint-dir, not at other commands', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'trial-7'));
+    writeFileSync(join(cwd, 'trial-7', 'model.safetensors'), 'weights');
+    const run = await cli(['hpo', '--archive', 'trial-7', '--run-id', 'a'.repeat(32), '--json'], { cwd });
+    expect(run.code).toBe(EXIT_CODES.USAGE);
+    expect(run.stderr).toContain('`artifact-uploader hpo` expects a file, but');
+    expect(run.stderr).toContain('Pass a checkpoint directory as --checkpoint-dir (archived, then uploaded); --archive takes an archive file.');
+    expect(run.json().error.hint).toBe('Pass a checkpoint directory as --checkpoint-dir (archived, then uploaded); --archive takes an archive file.');
+    // `file` and `dir` keep theirs.
+    const file = await cli(['file', '--stage', 'hpo', 'trial-7', '--run-id', 'a'.repeat(32)], { cwd });
+    expect(file.stderr).toContain('Upload a directory with `artifact-uploader dir`');
+  });
+});
