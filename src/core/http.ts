@@ -113,6 +113,8 @@ export interface ErrorResponse {
   url: string;
   /** `Retry-After`, parsed, in ms. */
   retryAfterMs?: number;
+  /** Whether the request carried an `Authorization` header (a 401 then means it was refused, not missing). */
+  sentAuthorization?: boolean;
 }
 
 /** A successful response. */
@@ -285,6 +287,7 @@ export class HttpClient {
           method: req.method,
           url: safeUrl(),
           retryAfterMs: parseRetryAfter(responseHeaders['retry-after']),
+          sentAuthorization: headers.authorization !== undefined,
         };
         throw (req.mapError ?? defaultMapError)(info);
       }

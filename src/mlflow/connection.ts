@@ -299,13 +299,17 @@ export function mlflowErrorMapper(endpoint: string): (res: ErrorResponse) => Mlf
       url: res.url,
       retryAfterMs: res.retryAfterMs,
       body: redact(res.bodyText.slice(0, 2000)),
-      hint: mlflowHint(res.status, errorCode, endpoint, res.url, res.bodyText),
+      hint: mlflowHint(res.status, errorCode, endpoint, res.url, res.bodyText, res.sentAuthorization === true),
     });
   };
 }
 
-function mlflowHint(status: number, errorCode: string, endpoint: string, url: string, body: string): string | undefined {
+function mlflowHint(status: number, errorCode: string, endpoint: string, url: string, body: string, sentAuthorization = false): string | undefined {
   const origin = safeOrigin(url);
+  // Credentials were sent and refused: "set MLFLOW_TRACKING_TOKEN" would send the user to what is set already.
+  if (status === 401 && sentAuthorization) {
+    return 'The server refused the credentials sent (MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, userinfo in the tracking URI, or ~/.mlflow/credentials): check that they are current and meant for this server.';
+  }
   if (status === 401) return 'The server wants credentials: set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD.';
   if (status === 403) return 'The credentials were accepted but lack permission for this experiment or run; ask for EDIT permission.';
   const multipart = endpoint.startsWith('mlflow-artifacts/mpu/');

@@ -4,9 +4,10 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
+import { startTestServer } from '../support/http-test-server.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 import { baseEnv, cli, tempDir } from './helpers.js';
 
@@ -133,5 +134,27 @@ describe('hpo --archive given a directory', () => {
     // `file` and `dir` keep theirs.
     const file = await cli(['file', '--stage', 'hpo', 'trial-7', '--run-id', 'a'.repeat(32)], { cwd });
     expect(file.stderr).toContain('Upload a directory with `artifact-uploader dir`');
+  });
+});
+
+describe('a tracking server that answers 401', () => {
+  it('asks for credentials when none were sent, and says the ones sent were refused otherwise', async () => {
+    const server = await startTestServer((req, res) => {
+      res.writeHead(401, { 'content-type': 'application/json' }).end('{"error_code": "UNAUTHENTICATED", "message": "Unauthorized"}');
+    });
+    onTestFinished(() => server.close());
+    const cwd = tempDir();
+    const none = await cli(['runs', 'start', '--json'], { cwd, env: baseEnv({ MLFLOW_TRACKING_URI: server.url, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' }) });
+    expect(none.code).toBe(EXIT_CODES.USAGE);
+    expect(none.json().error.hint).toMatch(/^The server wants credentials: set MLFLOW_TRACKING_TOKEN/);
+    for (const env of [{ MLFLOW_TRACKING_TOKEN: 'expired-token-1234' }, { MLFLOW_TRACKING_USERNAME: 'ci', MLFLOW_TRACKING_PASSWORD: 'old-password-1234' }]) {
+      const refused = await cli(['runs', 'start', '--json'], { cwd, env: baseEnv({ MLFLOW_TRACKING_URI: server.url, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0', ...env }) });
+      expect(refused.code).toBe(EXIT_CODES.USAGE);
+      const hint = refused.json().error.hint as string;
+      expect(hint).toMatch(/^The server refused the credentials sent/);
+      expect(hint).not.toContain('set MLFLOW_TRACKING_TOKEN');
+      expect(refused.stderr).not.toMatch(/expired-token-1234|old-password-1234/);
+    }
+    expect(server.requests.filter((r) => r.headers.authorization !== undefined)).toHaveLength(2);
   });
 });
