@@ -280,6 +280,14 @@ async function resolveExperiment(
   const envId = envString('MLFLOW_EXPERIMENT_ID', env)?.trim();
   if (envName !== undefined) {
     assertExperimentName(envName, 'MLFLOW_EXPERIMENT_NAME');
+    // With both set, a name that names no experiment cannot match the id: refused before it is
+    // created (it was created, then refused, leaving an empty experiment behind on every retry).
+    if (envId !== undefined && (await client.getExperimentByName(envName, request)) === undefined) {
+      throw new ConfigError(`MLFLOW_EXPERIMENT_NAME="${envName}" names no experiment on ${client.describe()}, but MLFLOW_EXPERIMENT_ID is ${envId}. Nothing was created.`, {
+        issues: [{ path: 'MLFLOW_EXPERIMENT_ID', message: 'does not match MLFLOW_EXPERIMENT_NAME (no such experiment)' }],
+        hint: `Unset one of them: MLFLOW_EXPERIMENT_NAME alone creates "${envName}", MLFLOW_EXPERIMENT_ID alone uses experiment ${envId}.`,
+      });
+    }
     const experiment = await client.getOrCreateExperiment(envName, request);
     if (envId !== undefined && envId !== experiment.experimentId) {
       throw new ConfigError(`MLFLOW_EXPERIMENT_NAME="${envName}" is experiment ${experiment.experimentId}, but MLFLOW_EXPERIMENT_ID is ${envId}.`, {

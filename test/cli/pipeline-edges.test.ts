@@ -158,3 +158,22 @@ describe('a tracking server that answers 401', () => {
     expect(server.requests.filter((r) => r.headers.authorization !== undefined)).toHaveLength(2);
   });
 });
+
+describe('MLFLOW_EXPERIMENT_NAME and MLFLOW_EXPERIMENT_ID both set', () => {
+  it('a name that names no experiment is refused without creating it', async () => {
+    const cwd = tempDir();
+    const env = baseEnv({ MLFLOW_EXPERIMENT_NAME: 'nightly sweep ü', MLFLOW_EXPERIMENT_ID: '0' });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const run = await cli(['runs', 'start', '--json'], { cwd, env });
+      expect(run.code).toBe(EXIT_CODES.USAGE);
+      expect(run.json().error.message).toContain('MLFLOW_EXPERIMENT_NAME="nightly sweep ü" names no experiment');
+    }
+    const client = createTrackingClient({ trackingUri: `file:${cwd}/mlruns`, env: {} });
+    expect(await client.getExperimentByName('nightly sweep ü')).toBeUndefined();
+    // Alone, the name creates it; with the id that matches, both are accepted.
+    const made = (await cli(['runs', 'start', '--json'], { cwd, env: baseEnv({ MLFLOW_EXPERIMENT_NAME: 'nightly sweep ü' }) })).json();
+    const both = await cli(['runs', 'start', '--json'], { cwd, env: baseEnv({ MLFLOW_EXPERIMENT_NAME: 'nightly sweep ü', MLFLOW_EXPERIMENT_ID: made.experimentId }) });
+    expect(both.code, both.stderr).toBe(EXIT_CODES.OK);
+    expect(both.json().experimentId).toBe(made.experimentId);
+  });
+});
