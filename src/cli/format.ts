@@ -111,6 +111,9 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/\bartifactPath ("[^"]*" )/g, '--artifact-path $1', ['register']],
   [/\bthe journalDir option\b/g, '--journal-dir'],
   // Global flags: every command has them.
+  [/`maxConcurrency` \((\d+)\) is below/g, '--max-concurrency $1 is below'],
+  [/from the tracking config \(the file, the `config` option or ARTIFACT_UPLOADER_CONCURRENCY\)/g, 'from the tracking config (artifact-uploader.yaml or ARTIFACT_UPLOADER_CONCURRENCY)'],
+  [/\bSet maxConcurrency \(--max-concurrency\) to\b/g, 'Set --max-concurrency to'],
   [/\bskipExisting: '(size|checksum)'/g, '--skip-existing $1'],
   [/\brunId \/ MLFLOW_RUN_ID\b/g, '--run-id / MLFLOW_RUN_ID'],
   [/\bleave runId out\b/g, 'leave --run-id out'],

@@ -177,3 +177,19 @@ describe('MLFLOW_EXPERIMENT_NAME and MLFLOW_EXPERIMENT_ID both set', () => {
     expect(both.json().experimentId).toBe(made.experimentId);
   });
 });
+
+describe('--max-concurrency below the configured concurrency', () => {
+  it('names the flag, the config file and the variable, not the library options', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'logs'));
+    writeFileSync(join(cwd, 'logs', 'train.log'), 'step 1');
+    const run = await cli(['--max-concurrency', '8', 'dir', '--stage', 'training', 'logs', '--dry-run', '--json'], { cwd, env: baseEnv({ ARTIFACT_UPLOADER_CONCURRENCY: '16' }) });
+    expect(run.code).toBe(EXIT_CODES.USAGE);
+    const { message, hint } = run.json().error;
+    expect(message).toBe(
+      "--max-concurrency 8 is below the training stage's concurrency (16) from the tracking config (artifact-uploader.yaml or ARTIFACT_UPLOADER_CONCURRENCY): uploads start with that many files in flight. Set --max-concurrency to at least 16, or lower training.concurrency (or ARTIFACT_UPLOADER_CONCURRENCY) to 8 or less.",
+    );
+    expect(hint).toBe('Set --max-concurrency to at least 16, or lower training.concurrency (or ARTIFACT_UPLOADER_CONCURRENCY) to 8 or less.');
+    expect(run.stderr).not.toMatch(/maxConcurrency|`config` option/);
+  });
+});
