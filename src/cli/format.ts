@@ -131,6 +131,10 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
     "--nested starts a new run under MLFLOW_RUN_ID's run, and --run-id joins an existing run: pass one of them.", ['runs start']],
   [/\bDrop runId to start a child run, or drop nested to join that run\./g, 'Drop --run-id to start a child run, or drop --nested to join that run.', ['runs start']],
   [/\bor start the run without nested\./g, 'or start the run without --nested.', ['runs start']],
+  [/\brunName ("[^"]*") and tag mlflow\.runName=("[^"]*") disagree\./g, '--run-name $1 and --tag mlflow.runName=$2 disagree.', ['runs start']],
+  [/\bGive the name once, as runName\./g, 'Give the name once, as --run-name.', ['runs start']],
+  [/\boutDir (\S+) (contains|is inside) the input directory\b/g, '-o $1 $2 the input directory', ['convert-peft']],
+  [/\bLeave outDir \(`-o` on the command line\) unset to write\b/g, 'Leave -o out to write', ['convert-peft']],
   // Option names, only where the command has the flag: elsewhere the value came from the config.
   [/`artifactPath`/g, '--artifact-path', ['file', 'dir']],
   [/`trialId`/g, '--trial-id', ['hpo']],

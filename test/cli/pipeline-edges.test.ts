@@ -193,3 +193,20 @@ describe('--max-concurrency below the configured concurrency', () => {
     expect(run.stderr).not.toMatch(/maxConcurrency|`config` option/);
   });
 });
+
+describe('flags named as the CLI spells them', () => {
+  it('runs start --run-name against --tag mlflow.runName, and convert-peft -o inside the input', async () => {
+    const cwd = tempDir();
+    const names = await cli(['runs', 'start', '--tag', 'mlflow.runName=a', '--run-name', 'b', '--json'], { cwd });
+    expect(names.code).toBe(EXIT_CODES.USAGE);
+    expect(names.json().error.message).toBe('--run-name "b" and --tag mlflow.runName="a" disagree. Give the name once, as --run-name.');
+    mkdirSync(join(cwd, 'adapter'));
+    const inside = await cli(['convert-peft', 'adapter', '-o', 'adapter/out', '--dry-run'], { cwd });
+    expect(inside.code).toBe(EXIT_CODES.USAGE);
+    expect(inside.stderr).toContain(`-o ${join(cwd, 'adapter', 'out')} is inside the input directory`);
+    expect(inside.stderr).toContain('Leave -o out to write adapter_peft_converted next to the input.');
+    const around = await cli(['convert-peft', 'adapter', '-o', '.', '--dry-run'], { cwd });
+    expect(around.stderr).toContain(`-o ${cwd} contains the input directory`);
+    for (const text of [names.stderr, inside.stderr, around.stderr]) expect(text).not.toMatch(/(?<![.\w])(runName|outDir)\b/);
+  });
+});
