@@ -42,7 +42,7 @@ import {
 import { fileIdentities } from './plan.js';
 import { ProgressEmitter } from './progress.js';
 import { buildResult, joinedResult, StatsAccumulator, type ResultContext, type UploaderStats, type UploadResult } from './result.js';
-import { assertJournalOutside, UploadJournal } from './journal.js';
+import { assertJournalOutside, resolveJournalDir, UploadJournal } from './journal.js';
 import { OperationResume, assertSkipExisting } from './resume.js';
 import { RunTargets, type UploadTarget } from './target.js';
 import { transferFiles } from './transfer.js';
@@ -296,6 +296,9 @@ export class ArtifactUploader<S extends StageName = StageName> {
         return config;
       });
     const gate = await passGates(operation, { env: this.opts.env, runId: this.opts.runId, dryRun: this.opts.dryRun, loadConfig });
+    // A dry run refuses what the real run would refuse before a byte is written: a journal
+    // inside the directory (the real run checks the journal it opens, in resumeStep).
+    if (!gate.go && gate.reason === 'dry-run' && gate.planned) assertJournalOutsidePlan(resolveJournalDir({ dir: this.opts.journalDir, env: this.opts.env }), gate.planned);
     if (!gate.go) {
       if (gate.reason === 'no-run' && !this.warnedNoRun) {
         this.warnedNoRun = true;
@@ -370,9 +373,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
       return undefined;
     });
     const journal = await this.journalPromise;
-    if (journal && planned.directory !== undefined) assertJournalOutside(journal.dir, planned.directory);
-    const inside = journal && planned.local.files.find((f) => isInside(journal.dir, f.localPath));
-    if (journal && inside) assertJournalOutside(journal.dir, dirname(inside.localPath));
+    if (journal) assertJournalOutsidePlan(journal.dir, planned);
     return new OperationResume({
       journal,
       resume: this.opts.resume ?? true,
@@ -404,3 +405,12 @@ export class ArtifactUploader<S extends StageName = StageName> {
   }
 }
 
+/**
+ * Refuses a journal inside the directory of the operation, or beside one of its files (an
+ * archive is staged in the journal: its lock would go into the archive).
+ */
+function assertJournalOutsidePlan(journalDir: string, planned: PlannedOperation): void {
+  if (planned.directory !== undefined) assertJournalOutside(journalDir, planned.directory);
+  const inside = planned.local.files.find((f) => isInside(journalDir, f.localPath));
+  if (inside) assertJournalOutside(journalDir, dirname(inside.localPath));
+}

@@ -148,7 +148,7 @@ describe('artifact-uploader resume', () => {
     expect(parseAge('2w')).toBe(14 * 86_400_000);
   });
 
-  it('a --journal-dir inside the folder being uploaded is refused (2) before anything is written or sent, --no-resume too', async () => {
+  it('a --journal-dir inside the folder being uploaded is refused (2) before anything is written or sent, --no-resume and --dry-run too', async () => {
     const cwd = tempDir();
     await mkdir(join(cwd, 'ckpt'));
     await writeFile(join(cwd, 'ckpt', 'weights.bin'), 'w'.repeat(4096));
@@ -158,6 +158,8 @@ describe('artifact-uploader resume', () => {
     const calls = [
       ['dir', '--stage', 'training', 'ckpt'],
       ['dir', '--stage', 'training', 'ckpt', '--no-resume'],
+      // A dry run refuses it as the real run would.
+      ['dir', '--stage', 'training', 'ckpt', '--dry-run'],
       ['training', 'ckpt'],
       // Its archive is staged in the journal: the staging lock went into the checkpoint archive.
       ['hpo', '--checkpoint-dir', 'ckpt'],
