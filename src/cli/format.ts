@@ -108,6 +108,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
     'Pass the --artifact-path the model was uploaded to (e.g. "onnx" for `artifact-uploader conversion`)', ['register']],
   [/worth of files, or pass localPath\./g, 'worth of files, or pass --local-path.', ['register']],
   [/\blocalPath\b/g, '--local-path', ['register']],
+  [/\breadyTimeoutMs must be > 0, got [^.]*\./g, '--ready-timeout must be more than 0.', ['register']],
+  [/\bRaise readyTimeoutMs if the registry is slow to copy large models\./g, 'If the registry is slow to copy large models, raise --ready-timeout (e.g. 15m). The version exists: the same command with the same --idempotency-key returns it instead of making another.', ['register']],
   [/\bartifactPath ("[^"]*" )/g, '--artifact-path $1', ['register']],
   [/\bthe journalDir option\b/g, '--journal-dir'],
   // Global flags: every command has them.

@@ -280,6 +280,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .option('--description <text>', "the version's description")
     .option('--idempotency-key <key>', 'a repeated call with the same key returns the existing version instead of making another')
     .option('--local-path <path>', 'the same files on disk: uploaded to the model directly instead of copied from the run')
+    .option('--ready-timeout <age>', 'how long to wait for the new version to be READY: a number and s, m or h (default: 5m)', parseAge)
     .addHelpText(
       'after',
       examples(

@@ -228,6 +228,17 @@ describe('errors in CLI terms', () => {
       'Pass the --artifact-path the model was uploaded to (e.g. "onnx" for `artifact-uploader conversion`), or upload the model to the run first.',
     );
     expect(cliWording('Register the model folder itself (e.g. "onnx" or "checkpoint"), not a folder that holds many runs\' worth of files, or pass localPath.', 'register')).toMatch(/or pass --local-path\.$/);
+    expect(cliWording('Raise readyTimeoutMs if the registry is slow to copy large models.', 'register')).toBe(
+      'If the registry is slow to copy large models, raise --ready-timeout (e.g. 15m). The version exists: the same command with the same --idempotency-key returns it instead of making another.',
+    );
+
+    // --ready-timeout: parsed as an age, and refused in its own words before anything is sent.
+    const zero = await cli(['register', 'm1', '--artifact-path', 'checkpoint', '--ready-timeout', '0s', '--json'], { cwd, env });
+    expect(zero.code).toBe(2);
+    expect(zero.json().error.message).toBe('--ready-timeout must be more than 0.');
+    const bad = await cli(['register', 'm1', '--artifact-path', 'checkpoint', '--ready-timeout', '10'], { cwd, env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("option '--ready-timeout <age>' argument '10' is invalid");
   });
 
   it('the summary of a failed upload on stdout is in CLI terms too, not only the error line on stderr', async () => {

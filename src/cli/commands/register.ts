@@ -18,7 +18,7 @@ export function formatRegistered(version: RegisterModelResult): string {
   return `${version.created ? 'registered' : 'already registered (same idempotency key)'}: ${version.modelUri}${aliases} (logged model ${version.modelId}, run ${version.runId})`;
 }
 
-/** `register <name> --artifact-path <path> [--alias a]... [--tag k=v]... [--description d] [--idempotency-key k] [--local-path p]`. */
+/** `register <name> --artifact-path <path> [--alias a]... [--tag k=v]... [--description d] [--idempotency-key k] [--local-path p] [--ready-timeout age]`. */
 export async function runRegister(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   if (ctx.globals.dryRun) {
     throw new InvalidArgumentError('--dry-run', '`register` has no dry run: it creates one model version.', { hint: 'Drop --dry-run for this step.' });
@@ -32,6 +32,7 @@ export async function runRegister(ctx: CliContext, args: unknown[], options: Rec
     tags: options.tag === undefined ? undefined : parseTags(options.tag as string[]),
     description: options.description === undefined ? undefined : String(options.description),
     idempotencyKey: options.idempotencyKey === undefined ? undefined : String(options.idempotencyKey),
+    readyTimeoutMs: options.readyTimeout as number | undefined,
     trackingUri: ctx.trackingUri(),
     env: ctx.env,
     logger: ctx.logger,
