@@ -117,8 +117,6 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
   });
   // One connection per tracking target (keep-alive pool), closed at the end.
   const connections = new Map<string, MlflowConnection>();
-  // Those made without the environment's credentials (another server's).
-  const bare = new WeakSet<MlflowConnection>();
   const named = namedTarget(options);
   const connect = (trackingUri: string | undefined): MlflowConnection => {
     if (options.connection && trackingUri !== undefined && journalTarget(options.connection.displayUri) === trackingUri) return options.connection;
@@ -133,7 +131,6 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
         : isHttpTarget(trackingUri)
           ? connectionWithoutCredentials(trackingUri, options)
           : ownConnection({ trackingUri, retry: options.retry, logger: options.logger, env: options.env });
-      if (!isNamed && isHttpTarget(trackingUri)) bare.add(connection);
       connections.set(key, connection);
     }
     return connection;
@@ -158,7 +155,7 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
         const reached = await storeOf(target, runId, connect, options);
         store = reached.store;
         // The MLflow proxy reached over a connection without credentials: its refusal of the abort is the withheld credentials' doing too.
-        withheld = store.kind === 'mlflow-artifacts' && bare.has(reached.connection) ? reached.server : undefined;
+        withheld = store.kind === 'mlflow-artifacts' && withheldFrom(reached.server, named, options) ? reached.server : undefined;
       } catch (error) {
         const reason = options.signal?.aborted ? 'interrupted before it was given up' : `its run ${runId} could not be looked up on ${target}: ${errorText(error)}`;
         // Not the server's "set MLFLOW_TRACKING_TOKEN" hint: they may well be set, and withheld.
@@ -256,11 +253,11 @@ async function storeOf(
   runId: string,
   connect: (trackingUri: string | undefined) => MlflowConnection,
   options: AbandonRecordsOptions,
-): Promise<{ store: ArtifactStore; connection: MlflowConnection; server: string }> {
+): Promise<{ store: ArtifactStore; server: string }> {
   const common = { env: options.env, logger: options.logger, signal: options.signal, retry: options.retry };
   if (isTrackingUriScheme(trackingUriScheme(target))) {
     const connection = connect(target);
-    return { store: (await resolveUploadTarget({ runId, source: 'explicit' }, connection, undefined, { ...common, trackingUri: target })).store, connection, server: target };
+    return { store: (await resolveUploadTarget({ runId, source: 'explicit' }, connection, undefined, { ...common, trackingUri: target })).store, server: target };
   }
   // A store's URI, reached over the named server's connection: `mlflow-artifacts:/path` is that
   // server's proxy; `mlflow-artifacts://<host>/path` names a server of its own, asked without
@@ -269,7 +266,7 @@ async function storeOf(
   const elsewhere = proxyElsewhere(target, named);
   const connection = elsewhere === undefined ? named : connect(elsewhere);
   const store = await resolveArtifactStore(target, { connection, env: options.env, logger: options.logger });
-  return { store, connection, server: elsewhere === undefined ? target : journalTarget(elsewhere) };
+  return { store, server: elsewhere === undefined ? target : journalTarget(elsewhere) };
 }
 
 /**
