@@ -50,16 +50,18 @@ const DIRECTORY_GONE = Symbol('directory gone');
 
 /** The temp file of one write: created exclusively, remembering why it could not be. */
 class TempFile {
-  /** `open` said ENOENT: the directory is gone (another copy's cleanup removed it). */
-  directoryGone = false;
   /** Why the temp file could not be created: the destination's fault, not the source's. */
   createError: unknown;
+
+  /** `open` said ENOENT: the directory is gone (another copy's cleanup removed it). */
+  get directoryGone(): boolean {
+    return (this.createError as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+  }
 
   async create(path: string): Promise<FileHandle> {
     try {
       return await open(path, 'wx');
     } catch (error) {
-      this.directoryGone = (error as NodeJS.ErrnoException).code === 'ENOENT';
       this.createError = error;
       throw error;
     }
