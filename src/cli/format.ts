@@ -20,6 +20,15 @@ export function formatDuration(ms: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : `${m}m${String(s).padStart(2, '0')}s`;
 }
 
+/** The units of an age on the command line (`--older-than 7d`, `--ready-timeout 15m`), in ms. */
+export const AGE_UNITS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** An age as the command line takes it back: in the largest unit that says it exactly (`7d`, `90m`, `0.5s`). */
+export function formatAge(ms: number): string {
+  const unit = (['w', 'd', 'h', 'm'] as const).find((u) => ms >= AGE_UNITS[u]! && ms % AGE_UNITS[u]! === 0);
+  return unit ? `${ms / AGE_UNITS[unit]!}${unit}` : `${ms / 1000}s`;
+}
+
 /** Bytes per second as `3.2 MiB/s` (rounded like {@link formatBytes}); `-` when there is no rate. */
 export function formatRate(bytesPerSecond: number): string {
   return Number.isFinite(bytesPerSecond) && bytesPerSecond > 0 ? `${formatBytes(bytesPerSecond)}/s` : '-';

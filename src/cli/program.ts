@@ -16,7 +16,7 @@ import { redact } from '../core/logger.js';
 import { VERSION } from '../version.js';
 import { CliContext, type CliIo, type CommandOutcome, type GlobalOptions } from './context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from './exit-codes.js';
-import { cliWording, toJsonText } from './format.js';
+import { AGE_UNITS, cliWording, toJsonText } from './format.js';
 
 export type { CliIo } from './context.js';
 
@@ -64,7 +64,6 @@ function parseNonNegative(value: string): number {
   return n;
 }
 
-const AGE_UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** `90s`, `30m`, `12h`, `7d`, `2w` → milliseconds. */
 export function parseAge(value: string): number {

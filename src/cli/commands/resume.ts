@@ -10,7 +10,7 @@ import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/arch
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
-import { formatDuration, table } from '../format.js';
+import { formatAge, formatDuration, table } from '../format.js';
 
 /** The journal of this invocation (`--journal-dir`, else the environment's default), without sweeping it: listing shows what is there. */
 function openJournal(ctx: CliContext): Promise<UploadJournal> {
@@ -176,7 +176,7 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     // The server that refused: the record's target, or the host its mlflow-artifacts:// URI names.
     const servers = [...new Set(kept.map((e) => (outcomes.get(e) as Extract<AbandonOutcome, { upload: 'refused' }>).server))];
     // The same journal and age as this command's: not the default journal, nor younger records.
-    const same = `${ctx.journalDir() !== undefined ? ` --journal-dir ${shellWord(journal.dir)}` : ''}${olderThanMs !== undefined ? ` --older-than ${ageArgument(olderThanMs)}` : ''}`;
+    const same = `${ctx.journalDir() !== undefined ? ` --journal-dir ${shellWord(journal.dir)}` : ''}${olderThanMs !== undefined ? ` --older-than ${formatAge(olderThanMs)}` : ''}`;
     lines.push(
       `Kept ${kept.length} record(s) whose tracking server refused to look their run up, or to give their upload up, without credentials: \`resume clear\` sends the environment's MLflow credentials only to its own tracking server (${own}), not to the others the journal names:`,
       ...kept.map((e) => `  ${uploadLabel(e.record!)}: ${reasonOf(e)}`),
@@ -226,13 +226,6 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     },
     text: lines.join('\n'),
   };
-}
-
-/** `--older-than`'s value for an age it parsed: in the largest unit that says it exactly (`7d`, `90m`, `0.5s`). */
-function ageArgument(ms: number): string {
-  const units: Array<[string, number]> = [['w', 604_800_000], ['d', 86_400_000], ['h', 3_600_000], ['m', 60_000]];
-  const unit = units.find(([, size]) => ms >= size && ms % size === 0);
-  return unit ? `${ms / unit[1]}${unit[0]}` : `${ms / 1000}s`;
 }
 
 /** A word as a POSIX shell reads it back: as it is when it holds nothing the shell treats specially, else single-quoted. */
