@@ -936,18 +936,7 @@ export class UploadJournal {
    */
   async handBack(entry: JournalEntry): Promise<void> {
     const before = entry.previous;
-    if (!before) return;
-    const name = entry.name;
-    const path = join(this.dir, name);
-    try {
-      // The old mtime too, under the record's lock: a rerun that takes the record next never
-      // gets it.
-      await this.queues.run(name, () =>
-        this.file(name).update((current) => (current?.owner.token === entry.record.owner.token ? { state: before, modifiedAt: before.updatedAt, result: undefined } : { result: undefined })),
-      );
-    } catch (error) {
-      this.logger.warn(`The resume journal record ${path} cannot be written: ${(error as Error).message}`);
-    }
+    if (before) await this.writeBack(entry.name, before, before.updatedAt, (current) => current?.owner.token === entry.record.owner.token);
   }
 
   /**
@@ -959,14 +948,19 @@ export class UploadJournal {
    * @internal `resume clear`'s
    */
   async restore(entry: JournalListEntry): Promise<boolean> {
-    const record = entry.record;
-    if (!record) return false;
-    const name = basename(entry.file);
-    const path = join(this.dir, name);
+    return entry.record !== undefined && this.writeBack(basename(entry.file), entry.record, entry.updatedAt, (current) => !current);
+  }
+
+  /**
+   * Writes `record` as record `name` when `may` allows it of the record there now, and dates the
+   * file `modifiedAt`, both under the record's lock (a writer that takes the record next never
+   * gets the old time): {@link handBack} and {@link restore}. Whether it was written; never throws.
+   */
+  private async writeBack(name: string, record: JournalRecord, modifiedAt: number, may: (current: JournalRecord | null) => boolean): Promise<boolean> {
     try {
-      return await this.queues.run(name, () => this.file(name).update((current) => (current ? { result: false } : { state: record, modifiedAt: entry.updatedAt, result: true })));
+      return await this.queues.run(name, () => this.file(name).update((current) => (may(current) ? { state: record, modifiedAt, result: true } : { result: false })));
     } catch (error) {
-      this.logger.warn(`The resume journal record ${path} cannot be written: ${(error as Error).message}`);
+      this.logger.warn(`The resume journal record ${join(this.dir, name)} cannot be written: ${(error as Error).message}`);
       return false;
     }
   }
