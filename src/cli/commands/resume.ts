@@ -7,6 +7,7 @@
 import { hasUnfinishedUpload, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
 import { abandonRecordUploads, isHttpTarget, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
 import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
+import { trackingUriScheme } from '../../mlflow/tracking-uri.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
@@ -189,11 +190,13 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   const wouldAbort = of('would-abort');
   if (wouldAbort.length > 0) {
     lines.push(`${wouldAbort.length} of them name an unfinished upload that would be given up (aborted, or its session cancelled):`, ...wouldAbort.map((e) => `  ${uploadLabel(e.record!)}`));
-    const elsewhere = [...new Set(wouldAbort.map((e) => e.record!.key.target).filter((t) => isHttpTarget(t) && trackingTarget(t) !== own))];
+    // The servers other than the command's own whose targets pass `kind`.
+    const others = (kind: (target: string) => boolean) => [...new Set(wouldAbort.map((e) => e.record!.key.target).filter((t) => kind(t) && trackingTarget(t) !== own))];
+    const elsewhere = others(isHttpTarget);
     if (elsewhere.length > 0) {
       lines.push(`Records of ${elsewhere.join(', ')} are asked there without credentials (they go only to ${own}); if that server refuses, they are kept, not removed.`);
     }
-    const workspaces = [...new Set(wouldAbort.map((e) => e.record!.key.target).filter((t) => /^azureml:/i.test(t) && trackingTarget(t) !== own))];
+    const workspaces = others((t) => trackingUriScheme(t) === 'azureml');
     if (workspaces.length > 0) {
       lines.push(`Records of the Azure ML workspace(s) ${workspaces.join(', ')} are not asked (credentials go only to ${own}): they are removed, and their uncommitted blocks expire on their own.`);
     }
