@@ -33,6 +33,12 @@ function allFiles(dir: string): string[] {
     .sort();
 }
 
+/** What `store.uploadFile(localPath, artifactPath)` fails with when aborted once its first bytes were copied. */
+function abortedCopy(store: LocalFileStore, localPath: string, artifactPath: string): Promise<unknown> {
+  const controller = new AbortController();
+  return store.uploadFile(localPath, artifactPath, { signal: controller.signal, onProgress: (n) => n > 0 && controller.abort() }).catch((e: unknown) => e);
+}
+
 /** Every directory under `dir`, as relative paths. */
 function allDirectories(dir: string): string[] {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -91,11 +97,7 @@ describe('LocalFileStore', () => {
     const big = randomBytes(4 * 1024 * 1024);
     writeFileSync(join(src, 'v2'), big);
 
-    const controller = new AbortController();
-    const error = await store
-      .uploadFile(join(src, 'v2'), 'f.txt', { signal: controller.signal, onProgress: (n) => n > 0 && controller.abort() })
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(AbortedError);
+    expect(await abortedCopy(store, join(src, 'v2'), 'f.txt')).toBeInstanceOf(AbortedError);
     // No half-written artifact, no temp file left behind.
     expect(readFileSync(join(dest, 'f.txt'), 'utf8')).toBe('old content');
     expect(allFiles(dest)).toEqual(['f.txt']);
@@ -112,11 +114,7 @@ describe('LocalFileStore', () => {
     writeFileSync(join(src, 'big.bin'), big);
 
     // Aborted while streaming.
-    const controller = new AbortController();
-    const aborted = await store
-      .uploadFile(join(src, 'big.bin'), 'a/b/c/file.bin', { signal: controller.signal, onProgress: (n) => n > 0 && controller.abort() })
-      .catch((e: unknown) => e);
-    expect(aborted).toBeInstanceOf(AbortedError);
+    expect(await abortedCopy(store, join(src, 'big.bin'), 'a/b/c/file.bin')).toBeInstanceOf(AbortedError);
     expect(readdirSync(dest)).toEqual([]);
 
     // Changed during the streamed copy (its mtime moves once the first chunk is read).
