@@ -11,6 +11,7 @@
  * @module
  */
 import { Command, CommanderError, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
+import { closestMatch } from '../config/did-you-mean.js';
 import { isArtifactUploaderError } from '../core/errors.js';
 import { redact } from '../core/logger.js';
 import { VERSION } from '../version.js';
@@ -366,6 +367,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const programIo = wantsJson ? { stdout: { write: (text: string) => void (held += text) }, stderr: io.stderr } : io;
   const program = createProgram(programIo, (chosen) => (pending = chosen));
   try {
+    // Commander answers `help nosuch` with the whole help on stderr and the `needs a command`
+    // of a bare group: a usage error as for `nosuch` (the same message, suggestion and hint).
+    const topic = unknownHelpTopic(program, argv);
+    if (topic) topic.group.error(unknownCommandMessage(topic.group, topic.word), { code: 'commander.unknownCommand' });
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
     if (error instanceof CommanderError) {
@@ -415,17 +420,55 @@ function commandOfArgv(program: Command, argv: string[]): string {
     const arg = argv[i]!;
     if (arg === '--') break;
     if (arg.startsWith('-')) {
-      // `--opt value` takes the next word; `--opt=value`, a flag or an unknown option does not.
-      const option = arg.includes('=') ? undefined : [...current.options, ...program.options].find((o) => o.long === arg || o.short === arg);
-      if (option?.required) i++;
+      if (takesValue(program, current, arg)) i++;
       continue;
     }
-    const sub = current.commands.find((c) => c.name() === arg || c.aliases().includes(arg));
+    const sub = findCommand(current, arg);
     if (!sub) break;
     names.push(sub.name());
     current = sub;
   }
   return names.join(' ');
+}
+
+/** Whether option word `arg` takes the next word: `--opt value` does; `--opt=value`, a flag or an unknown option does not. */
+function takesValue(program: Command, current: Command, arg: string): boolean {
+  const option = arg.includes('=') ? undefined : [...current.options, ...program.options].find((o) => o.long === arg || o.short === arg);
+  return option?.required === true;
+}
+
+function findCommand(group: Command, name: string): Command | undefined {
+  return group.commands.find((c) => c.name() === name || c.aliases().includes(name));
+}
+
+/**
+ * The word after `help` that names no command (`help nosuch`, `runs help strat`, `help runs
+ * strat`), with the group it was looked up in; `undefined` when `help` is not asked for, or for
+ * a command that exists.
+ */
+function unknownHelpTopic(program: Command, argv: string[]): { group: Command; word: string } | undefined {
+  let current = program;
+  let help = false;
+  for (let i = 0; i < argv.length && current.commands.length > 0; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') break;
+    if (arg.startsWith('-')) {
+      if (takesValue(program, current, arg)) i++;
+      continue;
+    }
+    const sub = findCommand(current, arg);
+    if (!sub && !help && arg === 'help') help = true;
+    else if (!sub) return help ? { group: current, word: arg } : undefined;
+    else current = sub;
+  }
+  return undefined;
+}
+
+/** Commander's text for an unknown command, with a suggestion when one is close ({@link closestMatch}). */
+function unknownCommandMessage(group: Command, word: string): string {
+  const names = group.commands.flatMap((c) => [c.name(), ...c.aliases()]);
+  const suggestion = closestMatch(word, names);
+  return `error: unknown command '${word}'${suggestion ? `\n(Did you mean ${suggestion}?)` : ''}`;
 }
 
 /** Verbs a user may try first to upload something; none is a command (`push` is left to commander, which suggests `publish`). */

@@ -99,6 +99,36 @@ describe('help, version and usage errors', () => {
     expect(typo.stderr).not.toContain('To upload');
   });
 
+  it('`help <word>` naming no command is an unknown command (exit 2), with the suggestion, in text and --json', async () => {
+    const plain = await cli(['help', 'nosuch']);
+    expect(plain.code).toBe(EXIT_CODES.USAGE);
+    expect(plain.stdout).toBe('');
+    // The error, not the whole help of the program.
+    expect(plain.stderr).toBe("error: unknown command 'nosuch'\n(add --help for usage)\n");
+    const json = await cli(['help', 'nosuch', '--json']);
+    expect(json.code).toBe(EXIT_CODES.USAGE);
+    expect(json.json()).toEqual({
+      ok: false,
+      command: '',
+      exitCode: 2,
+      error: { code: 'USAGE', message: "unknown command 'nosuch'", hint: 'Run `artifact-uploader --help` for usage.' },
+    });
+    const typo = await cli(['--json', 'help', 'trainin']);
+    expect(typo.stderr).toContain('(Did you mean training?)');
+    expect(typo.json().error.message).toBe("unknown command 'trainin'\n(Did you mean training?)");
+    // In a command group, and after `help <group>`.
+    for (const argv of [['runs', 'help', 'strat'], ['help', 'runs', 'strat']]) {
+      const run = await cli([...argv, '--json']);
+      expect(run.code, argv.join(' ')).toBe(EXIT_CODES.USAGE);
+      expect(run.json().error.message, argv.join(' ')).toBe("unknown command 'strat'\n(Did you mean start?)");
+    }
+    expect((await cli(['help', 'upload'])).stderr).toContain('To upload a directory or a file, run `artifact-uploader dir <dir> --stage <stage>`');
+    // Help for a command that exists is unchanged.
+    const known = await cli(['help', 'runs', '--json']);
+    expect(known.code).toBe(0);
+    expect(known.stdout).toMatch(/^Usage: artifact-uploader runs/);
+  });
+
   it('says a range of an environment variable as "from 1 to 64"', async () => {
     const run = await cli(['dir', '--stage', 'training', '.'], { cwd: tempDir(), env: baseEnv({ ARTIFACT_UPLOADER_CONCURRENCY: '0' }) });
     expect(run.code).toBe(EXIT_CODES.USAGE);
