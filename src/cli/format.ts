@@ -77,6 +77,9 @@ export function toJsonText(value: unknown): string {
  */
 const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly string[]]> = [
   [/\b\w+\(\) expects a (file|directory)\b/g, '`artifact-uploader {command}` expects a $1'],
+  [/\b\w+\(\) expects a gzip-compressed tar archive\b/g, '`artifact-uploader {command}` expects a gzip-compressed tar archive'],
+  [/Pass the \.tar\.gz written by createCheckpointArchive, or let archiveAndUploadCheckpoint\(\) \(uploadHpoArtifacts\(\{ checkpointDir \}\)\) archive the checkpoint directory on the way\./g,
+    'Pass the .tar.gz written by `artifact-uploader archive`, or pass the checkpoint directory as --checkpoint-dir (archived, then uploaded).', ['hpo']],
   [/Upload a single file with uploadFile\(\), or pass its parent directory with an `include` filter\./g,
     'Upload a single file with `artifact-uploader file`, or its parent directory with `artifact-uploader dir --include <glob>`.'],
   // `hpo --archive <dir>`: the directory goes in --checkpoint-dir, not in another command.

@@ -114,6 +114,7 @@ export type LocalPathErrorCode =
   | 'PATH_NOT_FOUND'
   | 'NOT_A_FILE'
   | 'NOT_A_DIRECTORY'
+  | 'NOT_A_GZIP_ARCHIVE'
   | 'PATH_UNREADABLE'
   | 'PATH_UNWRITABLE'
   | 'SYMLINK_ESCAPES'

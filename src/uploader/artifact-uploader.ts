@@ -183,7 +183,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
    * into it → verify the manifest. So a manifest in the run always says whether the archive
    * next to it was checked. When the archive fails, no manifest is uploaded.
    *
-   * @throws {LocalPathError} when `archivePath` is missing or not a file, or the manifest path is missing.
+   * @throws {LocalPathError} when `archivePath` is missing, not a file, or empty or not gzip (`NOT_A_GZIP_ARCHIVE`), or the manifest path is missing.
    * @throws {InvalidArgumentError} when the manifest describes another archive (its size differs).
    * @example
    * ```ts

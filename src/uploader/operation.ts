@@ -11,9 +11,9 @@
  * @module
  */
 import { createHash } from '../core/node-crypto.js';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, LocalPathError, toLocalPathError } from '../core/errors.js';
 import { manifestFileName, readManifest, type CheckpointManifest } from '../archive/manifest.js';
 import { artifactKindConfig, assertArtifactKind } from '../config/load.js';
 import type { ArtifactKind, StageName, TrackingConfig } from '../config/schema.js';
@@ -254,7 +254,7 @@ export function archiveOperation<S extends StageName>(context: OperationContext<
     method,
     kind,
     ...basics,
-    inspect: (label) => inspectLocalPath(archivePath, 'file', label),
+    inspect: async (label) => checkGzipArchive(await inspectLocalPath(archivePath, 'file', label), label),
     plan: async (config, { path: localPath, size }) => {
       const artifactPath = archiveDestination(config, context.stage, kind, options.artifactPath, basename(localPath));
       const manifest = await loadManifest(options.manifest, localPath, size);
@@ -315,6 +315,38 @@ function archiveBasics<S extends StageName, M extends string>(
   options: OperationOptions<S> & { skipIfDisabled?: boolean | undefined },
 ): { method: M; kind: ArtifactKind<S>; options: OperationOptions<S>; honourConfig: boolean; verifyByDefault: boolean } {
   return { method, kind: options.kind ?? defaultKind('archive', context.stage), options, honourConfig: options.skipIfDisabled ?? true, verifyByDefault: true };
+}
+
+/** The two bytes every gzip stream starts with (RFC 1952). */
+const GZIP_MAGIC = [0x1f, 0x8b];
+
+/**
+ * `archive` (a regular file, checked) if it starts as a gzip stream does: a weights file, a
+ * plain `.tar` or a `.zip` passed as the archive was uploaded as it was, verified, and left
+ * for whoever unpacks it to find out. Checked before anything is sent; an empty file is refused too.
+ */
+async function checkGzipArchive(archive: CheckedLocalPath, method: string): Promise<CheckedLocalPath> {
+  const head = Buffer.alloc(GZIP_MAGIC.length);
+  let got = 0;
+  if (archive.size > 0) {
+    try {
+      const handle = await open(archive.path, 'r');
+      try {
+        got = (await handle.read(head, 0, head.length, 0)).bytesRead;
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      throw toLocalPathError(error, archive.path);
+    }
+  }
+  if (got < GZIP_MAGIC.length || GZIP_MAGIC.some((byte, i) => head[i] !== byte)) {
+    const found = archive.size === 0 ? 'is empty' : `starts with the bytes ${[...head.subarray(0, got)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}, not gzip's 1f 8b`;
+    throw new LocalPathError('NOT_A_GZIP_ARCHIVE', archive.path, `${method}() expects a gzip-compressed tar archive (.tar.gz), but ${archive.path} ${found}. Nothing was uploaded.`, {
+      hint: 'Pass the .tar.gz written by createCheckpointArchive, or let archiveAndUploadCheckpoint() (uploadHpoArtifacts({ checkpointDir })) archive the checkpoint directory on the way.',
+    });
+  }
+  return archive;
 }
 
 /** The manifest to upload: the one given, the file given, or the one beside the archive. */

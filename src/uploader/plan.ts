@@ -93,7 +93,7 @@ export interface UploadPlan {
 }
 
 interface Problem {
-  code: Exclude<LocalPathErrorCode, 'NOT_A_FILE' | 'NOT_A_DIRECTORY' | 'PATH_UNWRITABLE'>;
+  code: Exclude<LocalPathErrorCode, 'NOT_A_FILE' | 'NOT_A_DIRECTORY' | 'NOT_A_GZIP_ARCHIVE' | 'PATH_UNWRITABLE'>;
   path: string;
   reason: string;
 }

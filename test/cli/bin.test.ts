@@ -6,6 +6,7 @@ import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { VERSION } from '../../src/version.js';
 import { tempDirEnv } from '../support/run-temp-root.js';
@@ -41,7 +42,8 @@ describe('dist/cli.js and a FIFO where a file is read', () => {
     // The read of a FIFO blocks in libuv's thread pool until a writer comes: the command hung,
     // and SIGTERM could not end it. The 30 s timeout only ends the old hang (SIGKILL, code null).
     const cwd = tempDir();
-    writeFileSync(join(cwd, 'best.tar.gz'), 'not really an archive');
+    // gzip's magic bytes: the archive passes its own check, and the manifest's comes next.
+    writeFileSync(join(cwd, 'best.tar.gz'), gzipSync('not really an archive'));
     execFileSync('mkfifo', [join(cwd, 'pipe')]);
     const start = await run(['runs', 'start'], cwd);
     expect(start.code, start.stderr).toBe(0);

@@ -2,8 +2,9 @@
  * The CLI as a Python pipeline calls it: values a script passes from unset variables, and the
  * `--json` document of a usage error, which a pipeline branches on.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
@@ -134,6 +135,37 @@ describe('hpo --archive given a directory', () => {
     // `file` and `dir` keep theirs.
     const file = await cli(['file', '--stage', 'hpo', 'trial-7', '--run-id', 'a'.repeat(32)], { cwd });
     expect(file.stderr).toContain('Upload a directory with `artifact-uploader dir`');
+  });
+});
+
+describe('hpo --archive given a file that is not a gzip archive', () => {
+  it('is refused before anything is sent: NOT_A_GZIP_ARCHIVE, exit 2, with a hint naming --checkpoint-dir', async () => {
+    const cwd = tempDir();
+    const start = (await cli(['runs', 'start', '--json'], { cwd })).json();
+    const artifacts = fileURLToPath(start.artifactUri);
+    writeFileSync(join(cwd, 'weights.tar.gz'), 'safetensors bytes, not gzip');
+    writeFileSync(join(cwd, 'empty.tar.gz'), '');
+    for (const [name, found] of [['weights.tar.gz', "starts with the bytes 73 61, not gzip's 1f 8b"], ['empty.tar.gz', 'is empty']] as const) {
+      const run = await cli(['hpo', '--archive', name, '--run-id', start.runId, '--json'], { cwd });
+      expect(run.code, name).toBe(EXIT_CODES.USAGE);
+      expect(run.json().error, name).toMatchObject({
+        code: 'NOT_A_GZIP_ARCHIVE',
+        path: join(cwd, name),
+        message: `\`artifact-uploader hpo\` expects a gzip-compressed tar archive (.tar.gz), but ${join(cwd, name)} ${found}. Nothing was uploaded. Pass the .tar.gz written by \`artifact-uploader archive\`, or pass the checkpoint directory as --checkpoint-dir (archived, then uploaded).`,
+        hint: 'Pass the .tar.gz written by `artifact-uploader archive`, or pass the checkpoint directory as --checkpoint-dir (archived, then uploaded).',
+      });
+      expect(run.stderr, name).toContain('error [NOT_A_GZIP_ARCHIVE]: `artifact-uploader hpo` expects a gzip-compressed tar archive');
+      // A dry run refuses it the same way.
+      expect((await cli(['hpo', '--archive', name, '--run-id', start.runId, '--dry-run'], { cwd })).code, name).toBe(EXIT_CODES.USAGE);
+    }
+    expect(existsSync(artifacts) ? readdirSync(artifacts) : []).toEqual([]);
+    // An archive `artifact-uploader archive` wrote goes through.
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'model.safetensors'), 'weights');
+    expect((await cli(['archive', 'ckpt', '-o', 'best.tar.gz'], { cwd })).code).toBe(EXIT_CODES.OK);
+    const good = await cli(['hpo', '--archive', 'best.tar.gz', '--run-id', start.runId], { cwd });
+    expect(good.code, good.stderr).toBe(EXIT_CODES.OK);
+    expect(readdirSync(artifacts).sort()).toEqual(['best_trial_checkpoint.manifest.json', 'best_trial_checkpoint.tar.gz']);
   });
 });
 

@@ -4,7 +4,7 @@
  * progress and stats. Fast: no server, no Python. The real-server side is in
  * mlflow-server.test.ts.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -237,6 +237,10 @@ describe('ArtifactUploader on ./mlruns', () => {
       await expect(uploader.uploadDirectory(join(src, 'f.txt'))).rejects.toMatchObject({ code: 'NOT_A_DIRECTORY' });
       await expect(uploader.uploadCheckpoint(join(src, 'nope'))).rejects.toBeInstanceOf(LocalPathError);
       await expect(uploader.uploadCheckpointArchive(join(src, 'd'))).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+      // An archive that is no gzip stream (a weights file, a plain .tar), or empty.
+      await expect(uploader.uploadCheckpointArchive(join(src, 'f.txt'))).rejects.toMatchObject({ name: 'LocalPathError', code: 'NOT_A_GZIP_ARCHIVE', path: join(src, 'f.txt') });
+      writeFileSync(join(src, 'empty.tar.gz'), '');
+      await expect(uploader.uploadCheckpointArchive(join(src, 'empty.tar.gz'))).rejects.toThrow(/expects a gzip-compressed tar archive \(\.tar\.gz\), but .* is empty/);
       await expect(uploader.uploadFile(join(src, 'f.txt'), { artifactPath: '../up' })).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
       await expect(uploader.uploadFile(join(src, 'f.txt'), { kind: 'onnxModel' as never })).rejects.toMatchObject({
         name: 'InvalidArgumentError',
