@@ -127,6 +127,31 @@ describe('upload commands on ./mlruns', () => {
     expect(off.stdout).toContain('skipped: MLFLOW_SKIP_ARTIFACT_LOGGING is set');
   });
 
+  it('a checkpoint directory with nothing to upload is exit 0 (skipped, empty), with a warning naming it on stderr and in --json', async () => {
+    const cwd = workspace();
+    const { env } = await localRun(cwd);
+    mkdirSync(join(cwd, 'empty'));
+    mkdirSync(join(cwd, 'only-skipped'));
+    writeFileSync(join(cwd, 'only-skipped', '.DS_Store'), 'x');
+    const tail = 'The command exits 0, as for any skipped upload (reason "empty"); if a step was to write files there, it did not.';
+    const empty = await cli(['training', 'empty'], { cwd, env });
+    expect(empty.code).toBe(EXIT_CODES.OK);
+    expect(empty.stdout).toContain('training checkpoint: skipped: nothing to upload');
+    expect(empty.stderr).toBe(`[artifact-uploader] warn: training checkpoint: nothing was uploaded from ${join(cwd, 'empty')}: it is empty. ${tail}\n`);
+
+    const skipped = await cli(['training', 'only-skipped', '--json'], { cwd, env });
+    expect(skipped.code).toBe(EXIT_CODES.OK);
+    const warning = `training checkpoint: nothing was uploaded from ${join(cwd, 'only-skipped')}: every file in it was left out (.DS_Store). ${tail}`;
+    expect(skipped.json()).toMatchObject({ ok: true, status: 'skipped', results: [{ status: 'skipped', reason: 'empty' }], warnings: [warning] });
+    expect(skipped.stderr).toContain(warning);
+    // The same for `dir` and `hpo --checkpoint-dir`; an upload that sent files has no warning.
+    expect((await cli(['dir', '--stage', 'training', 'empty', '--json'], { cwd, env })).json().warnings).toEqual([expect.stringContaining(`dir (artifact root): nothing was uploaded from ${join(cwd, 'empty')}`)]);
+    expect((await cli(['hpo', '--checkpoint-dir', 'empty', '--json'], { cwd, env })).json().warnings).toEqual([expect.stringContaining('hpo bestTrialArchive: nothing was uploaded from')]);
+    const uploaded = await cli(['training', 'ckpt', '--json'], { cwd, env });
+    expect(uploaded.json()).toMatchObject({ status: 'uploaded', warnings: [] });
+    expect(uploaded.stderr).toBe('');
+  });
+
   it('--dry-run prints the plan (sizes, destinations, what is left out) and writes nothing', async () => {
     const cwd = workspace();
     const { runId, env } = await localRun(cwd);

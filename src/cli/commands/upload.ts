@@ -181,8 +181,23 @@ function inCliWords(result: UploadResult, command: string): UploadResult {
   return { ...result, files, error: error as unknown as UploadResult['error'] };
 }
 
-/** Exit code and output for a set of results. */
-function outcome(ctx: CliContext, command: string, results: UploadResult[], registeredModel?: RegisterModelResult): CommandOutcome {
+/**
+ * The warning for a directory with nothing to upload (skipped, reason `empty`): exit 0, as
+ * documented for a skipped upload, but a training step that wrote no checkpoint must not pass
+ * for one that did without a word. `undefined` for any other result.
+ */
+function emptyDirectoryWarning(command: string, result: UploadResult, directory: string | undefined): string | undefined {
+  if (result.status !== 'skipped' || result.reason !== 'empty' || directory === undefined) return undefined;
+  const names = result.skippedFiles.slice(0, 3).map((s) => s.path).join(', ') + (result.skippedFiles.length > 3 ? `, and ${result.skippedFiles.length - 3} more` : '');
+  const why = result.skippedFiles.length > 0 ? `every file in it was left out (${names})` : 'it is empty';
+  return `${command} ${label(result)}: nothing was uploaded from ${directory}: ${why}. The command exits 0, as for any skipped upload (reason "empty"); if a step was to write files there, it did not.`;
+}
+
+/**
+ * Exit code and output for a set of results. `directory` is the one the command uploads (or
+ * archives), named by the warning when it had nothing to upload ({@link emptyDirectoryWarning}).
+ */
+function outcome(ctx: CliContext, command: string, results: UploadResult[], registeredModel?: RegisterModelResult, directory?: string): CommandOutcome {
   let exitCode: ExitCode = EXIT_CODES.OK;
   // Results that failed for one cause (an interrupt cancels every pending upload) print it once.
   const printed = new Set<string>();
@@ -196,12 +211,14 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[], regi
     if (line && !printed.has(line)) ctx.io.stderr.write(line);
     printed.add(line);
   }
+  const warnings = results.flatMap((r) => emptyDirectoryWarning(command, r, directory) ?? []);
+  for (const warning of warnings) ctx.logger.warn(warning);
   const status = results.some((r) => r.status === 'failed') ? 'failed' : results.some((r) => r.status === 'uploaded') ? 'uploaded' : 'skipped';
   const runId = results.find((r) => r.runId)?.runId;
   const worded = results.map((r) => inCliWords(r, command));
   return {
     exitCode,
-    data: { status, dryRun: ctx.globals.dryRun === true, runId, results: worded, ...(registeredModel ? { registeredModel } : {}) },
+    data: { status, dryRun: ctx.globals.dryRun === true, runId, results: worded, warnings, ...(registeredModel ? { registeredModel } : {}) },
     text: formatUploadResults(command, worded, ctx.globals.dryRun === true) + (registeredModel ? `\n${formatRegistered(registeredModel)}` : ''),
   };
 }
@@ -218,15 +235,16 @@ function registerOption(options: Record<string, unknown>): StageRegisterOptions 
 /** `training <checkpoint-dir> [--metrics file] [--register NAME [--alias a]...]`. */
 export async function runTraining(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const stage = stageOf(ctx, 'training');
+  const checkpointDir = ctx.path(String(args[0]));
   const result = await withProgress(ctx, (progress) =>
     uploadTrainingArtifacts({
       ...uploaderOptions(ctx, stage, progress),
-      checkpointDir: ctx.path(String(args[0])),
+      checkpointDir,
       metricsJsonPath: options.metrics !== undefined ? ctx.path(String(options.metrics)) : undefined,
       register: registerOption(options),
     }),
   );
-  return outcome(ctx, 'training', [result.checkpoint, ...(result.metrics ? [result.metrics] : [])], result.registeredModel);
+  return outcome(ctx, 'training', [result.checkpoint, ...(result.metrics ? [result.metrics] : [])], result.registeredModel, checkpointDir);
 }
 
 /** `conversion <onnx-path> [--register NAME [--alias a]...]`. */
@@ -269,7 +287,7 @@ export async function runHpo(ctx: CliContext, _args: unknown[], options: Record<
       level: options.level as number | undefined,
     }),
   );
-  return outcome(ctx, 'hpo', [result]);
+  return outcome(ctx, 'hpo', [result], undefined, checkpointDir !== undefined ? ctx.path(checkpointDir) : undefined);
 }
 
 /** `file --stage <stage> <path> [--artifact-path p] [--kind k]`. */
@@ -292,10 +310,11 @@ export async function runFile(ctx: CliContext, args: unknown[], options: Record<
 /** `dir --stage <stage> <dir> [--artifact-path p] [--include g]... [--exclude g]... [--kind k]`. */
 export async function runDir(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const stage = requireStage(ctx, 'dir');
+  const dir = ctx.path(String(args[0]));
   const result = await withProgress(ctx, async (progress) => {
     const uploader = new ArtifactUploader(uploaderOptions(ctx, stage, progress));
     try {
-      return await uploader.uploadDirectory(ctx.path(String(args[0])), {
+      return await uploader.uploadDirectory(dir, {
         artifactPath: options.artifactPath as string | undefined,
         include: options.include as string[] | undefined,
         exclude: options.exclude as string[] | undefined,
@@ -305,7 +324,7 @@ export async function runDir(ctx: CliContext, args: unknown[], options: Record<s
       await uploader.close();
     }
   });
-  return outcome(ctx, 'dir', [result]);
+  return outcome(ctx, 'dir', [result], undefined, dir);
 }
 
 /** `--kind`, checked against the stage: the same `InvalidArgumentError` the uploader would throw. */
