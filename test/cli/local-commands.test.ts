@@ -170,7 +170,14 @@ describe('runs start and runs end on ./mlruns', () => {
     const end = await cli(['runs', 'end', '--status', 'FAILED'], { cwd, env: baseEnv({ MLFLOW_RUN_ID: runId }) });
     expect(end.code).toBe(0);
     expect(end.stdout).toContain(`Run ${runId} ended: FAILED`);
-    expect((await store.getRun(runId)).info.status).toBe('FAILED');
+    const ended = (await store.getRun(runId)).info;
+    expect(ended.status).toBe('FAILED');
+
+    // Joining it again sets it back to RUNNING, as mlflow.start_run(run_id=...) does; the end time stays.
+    const rejoin = await cli(['runs', 'start'], { cwd, env: baseEnv({ MLFLOW_RUN_ID: runId }) });
+    expect(rejoin).toMatchObject({ code: 0, stdout: `${runId}\n` });
+    expect(rejoin.stderr).toContain('(it was FAILED: set back to RUNNING, as mlflow.start_run(run_id=...) does)');
+    expect((await store.getRun(runId)).info).toMatchObject({ status: 'RUNNING', endTime: ended.endTime });
   });
 
   it('--nested starts a child of MLFLOW_RUN_ID\'s run (mlflow.parentRunId, its experiment); with --run-id it is refused in CLI terms', async () => {

@@ -9,6 +9,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
 import { startTestServer } from '../support/http-test-server.js';
+import { runPython } from '../support/python.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 import { baseEnv, cli, tempDir } from './helpers.js';
 
@@ -23,6 +24,46 @@ describeWithServers('runs start on a real MLflow server', () => {
     const stored = await createTrackingClient({ trackingUri: mlflowServer().url, env: {} }).getRun(doc.runId);
     expect(stored.info.runName).toBe(doc.runName);
     expect(stored.data.tags['mlflow.runName']).toBe(doc.runName);
+  });
+
+  it('joining a run that has ended (FINISHED, FAILED, KILLED) sets it back to RUNNING, end time kept, as mlflow.start_run(run_id=...) does', async () => {
+    const url = mlflowServer().url;
+    const env = baseEnv({ MLFLOW_TRACKING_URI: url });
+    /** Per status: our run (joined by `runs start`) and one joined by Python's start_run, each with its end time. */
+    const made: Record<string, Array<{ runId: string; endTime: number }>> = {};
+    for (const status of ['FINISHED', 'FAILED', 'KILLED']) {
+      made[status] = [];
+      for (let i = 0; i < 2; i++) {
+        const runId = (await cli(['runs', 'start', '--new', '--experiment-name', 'cli-rejoin'], { cwd: tempDir(), env })).stdout.trim();
+        const end = await cli(['runs', 'end', '--run-id', runId, '--status', status, '--json'], { cwd: tempDir(), env });
+        expect(end.json()).toMatchObject({ status, endTime: expect.any(Number) });
+        made[status].push({ runId, endTime: Number(end.json().endTime) });
+      }
+      const ours = made[status][0]!.runId;
+      const joined = await cli(['runs', 'start', '--json'], { cwd: tempDir(), env: { ...env, MLFLOW_RUN_ID: ours } });
+      expect(joined.code, joined.stderr).toBe(EXIT_CODES.OK);
+      expect(joined.json()).toMatchObject({ runId: ours, created: false });
+      expect(joined.stderr).toContain(`(it was ${status}: set back to RUNNING, as mlflow.start_run(run_id=...) does)`);
+    }
+    // Read back with the official client, beside a run of each status that Python's start_run joined.
+    const out = await runPython(
+      `
+import json, sys, mlflow
+from mlflow import MlflowClient
+client = MlflowClient()
+seen = {}
+for status, (ours, theirs) in json.loads(sys.argv[1]).items():
+    mlflow.start_run(run_id=theirs["runId"])
+    python = client.get_run(theirs["runId"]).info
+    mlflow.end_run()
+    info = client.get_run(ours["runId"]).info
+    seen[status] = {"ours": [info.status, info.end_time == ours["endTime"]], "python": [python.status, python.end_time == theirs["endTime"]]}
+print(json.dumps(seen))
+`,
+      { env: { MLFLOW_TRACKING_URI: url }, args: [JSON.stringify(made)] },
+    );
+    const seen = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    for (const status of ['FINISHED', 'FAILED', 'KILLED']) expect(seen[status], status).toEqual({ ours: ['RUNNING', true], python: ['RUNNING', true] });
   });
 });
 

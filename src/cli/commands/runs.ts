@@ -1,5 +1,9 @@
 /**
  * `runs start` and `runs end`: the MLFLOW_RUN_ID hand-over for shell and Python pipelines.
+ * `runs start` joining a run that has ended sets it back to `RUNNING`, as Python's
+ * `mlflow.start_run(run_id=...)` does (the library's `startRun()` leaves a joined run alone:
+ * there the parent process that exported it owns it; here the pipeline does, and ends it again
+ * with `runs end`).
  *
  * @module
  */
@@ -35,8 +39,10 @@ export async function runStart(ctx: CliContext, _args: unknown[], options: Recor
   refuseDryRun(ctx, 'start');
   const tags = parseTags(options.tag as string[] | undefined);
   const connection = resolveMlflowConnection({ trackingUri: ctx.trackingUri(), env: ctx.env, logger: ctx.logger });
+  const client = createTrackingClient(connection);
+  let reopened: RunStatus | undefined;
   const run = await startRun({
-    client: createTrackingClient(connection),
+    client,
     trackingUri: ctx.trackingUri(),
     env: ctx.env,
     logger: ctx.logger,
@@ -49,8 +55,19 @@ export async function runStart(ctx: CliContext, _args: unknown[], options: Recor
     experimentId: options.experimentId as string | undefined,
     runName: options.runName as string | undefined,
     tags,
-  }).finally(() => closeConnection(connection));
-  ctx.note(`${run.owned ? 'Started' : 'Joined'} run ${run.runId}${run.runName ? ` (${run.runName})` : ''} in experiment ${run.experimentId ?? '?'} on ${run.trackingUri ?? ctx.trackingUri()}`);
+  })
+    .then(async (run) => {
+      // As MLflow's start_run(run_id=...): status RUNNING, the end time left as it was.
+      const status = run.info?.status;
+      if (!run.owned && status !== undefined && status !== 'RUNNING') {
+        await client.updateRun({ runId: run.runId, status: 'RUNNING' }, { signal: ctx.signal });
+        reopened = status;
+      }
+      return run;
+    })
+    .finally(() => closeConnection(connection));
+  const reopenedText = reopened ? ` (it was ${reopened}: set back to RUNNING, as mlflow.start_run(run_id=...) does)` : '';
+  ctx.note(`${run.owned ? 'Started' : 'Joined'} run ${run.runId}${run.runName ? ` (${run.runName})` : ''} in experiment ${run.experimentId ?? '?'} on ${run.trackingUri ?? ctx.trackingUri()}${reopenedText}`);
   return {
     exitCode: EXIT_CODES.OK,
     data: {
