@@ -6,7 +6,7 @@
  * @module
  */
 import { isAbsolute, resolve } from 'node:path';
-import type { Env } from '../core/env.js';
+import { expandHome, type Env } from '../core/env.js';
 import { blankTrackingUriError, checkTrackingUri, trackingUriScheme } from '../mlflow/tracking-uri.js';
 import { createStreamLogger, redact, registerSecret, SECRET_ENV_VARS, type Logger, type LogLevel } from '../core/logger.js';
 import type { ExitCode } from './exit-codes.js';
@@ -99,9 +99,15 @@ export class CliContext {
     this.logger = io.signal && !globals.verbose ? quietAfterAbort(logger, io.signal) : logger;
   }
 
-  /** An absolute path: `path` resolved against the working directory. */
+  /**
+   * An absolute path: `path` resolved against the working directory, after a leading `~` or
+   * `~/` is expanded to the home directory (HOME, else the user's): a caller with no shell
+   * (Python's `subprocess.run([...])`) passes `~/out` as it is, and it named `./~/out`. `~user`
+   * is left as it is. Every path-valued argument, flag and variable the CLI reads comes through
+   * here; the library never expands `~` in what it is given.
+   */
   path(path: string): string {
-    return resolve(this.cwd, path);
+    return resolve(this.cwd, expandHome(path, this.env));
   }
 
   /**
@@ -121,12 +127,20 @@ export class CliContext {
     const scheme = trackingUriScheme(raw);
     if (scheme !== undefined && (scheme !== 'file' || raw.startsWith('file://'))) return raw;
     const path = raw.toLowerCase().startsWith('file:') ? raw.slice('file:'.length) : raw;
-    return isAbsolute(path) ? `file:${path}` : `file:${this.path(path)}`;
+    // Not this.path(): MLflow reads `~` in a tracking URI literally (`./~/mlruns`), and a Python
+    // step of the pipeline given the same MLFLOW_TRACKING_URI must find the same store.
+    return isAbsolute(path) ? `file:${path}` : `file:${resolve(this.cwd, path)}`;
   }
 
-  /** `--journal-dir` (resolved), else `undefined`: the journal's own default (ARTIFACT_UPLOADER_JOURNAL_DIR, the cache dir). */
+  /**
+   * `--journal-dir` (resolved), else ARTIFACT_UPLOADER_JOURNAL_DIR when it starts with `~`
+   * (expanded, as {@link path} does), else `undefined`: the journal's own default (the variable
+   * as it is, the cache dir).
+   */
   journalDir(): string | undefined {
-    return this.globals.journalDir ? this.path(this.globals.journalDir) : undefined;
+    if (this.globals.journalDir) return this.path(this.globals.journalDir);
+    const fromEnv = this.env.ARTIFACT_UPLOADER_JOURNAL_DIR?.trim();
+    return fromEnv && expandHome(fromEnv, this.env) !== fromEnv ? this.path(fromEnv) : undefined;
   }
 
   /** False with `--no-resume`: the upload starts over and ignores (and replaces) the journal's records. */

@@ -179,6 +179,44 @@ describe('hpo --archive given a directory', () => {
   });
 });
 
+describe('a literal ~ in a path (a Python caller runs no shell)', () => {
+  it('a leading ~ or ~/ of a path argument, flag or ARTIFACT_UPLOADER_CONFIG_DIR / _JOURNAL_DIR is the home directory; ~user and the tracking URI are left as they are', async () => {
+    const home = tempDir();
+    const cwd = tempDir();
+    const env = baseEnv({ HOME: home });
+    mkdirSync(join(home, 'out', 'ckpt'), { recursive: true });
+    writeFileSync(join(home, 'out', 'ckpt', 'model.safetensors'), 'weights');
+    writeFileSync(join(home, 'out', 'metrics.json'), '{"loss": 0.5}');
+    mkdirSync(join(home, 'conf'));
+    writeFileSync(join(home, 'conf', 'artifact-uploader.yaml'), 'training:\n  checkpoint:\n    artifactPath: from-home-config\n');
+    const runId = (await cli(['runs', 'start'], { cwd, env })).stdout.trim();
+    const artifacts = join(cwd, 'mlruns', '0', runId, 'artifacts');
+
+    const flags = await cli(['training', '~/out/ckpt', '--metrics', '~/out/metrics.json', '--config-dir', '~/conf', '--journal-dir', '~/journal', '--run-id', runId, '--json'], { cwd, env });
+    expect(flags.code, flags.stderr).toBe(EXIT_CODES.OK);
+    expect(flags.json().results.map((r: { status: string; files: Array<{ localPath: string }> }) => [r.status, r.files[0]!.localPath])).toEqual([
+      ['uploaded', join(home, 'out', 'ckpt', 'model.safetensors')],
+      ['uploaded', join(home, 'out', 'metrics.json')],
+    ]);
+    expect(readdirSync(artifacts).sort()).toEqual(['from-home-config', 'metrics']);
+    expect((await cli(['resume', 'list', '--json', '--journal-dir', '~/journal'], { cwd, env })).json().journalDir).toBe(join(home, 'journal'));
+    expect((await cli(['resume', 'list', '--json'], { cwd, env: { ...env, ARTIFACT_UPLOADER_JOURNAL_DIR: '~/journal2' } })).json().journalDir).toBe(join(home, 'journal2'));
+    // `~` alone (with the journal outside it), and the config dir from its variable.
+    const byEnv = await cli(['dir', '--stage', 'training', '~', '--include', 'out/metrics.json', '--kind', 'checkpoint', '--journal-dir', join(cwd, 'journal'), '--dry-run', '--json'], {
+      cwd,
+      env: { ...env, ARTIFACT_UPLOADER_CONFIG_DIR: '~/conf', MLFLOW_RUN_ID: runId },
+    });
+    expect(byEnv.json().results[0]).toMatchObject({ artifactPath: 'from-home-config', files: [{ localPath: join(home, 'out', 'metrics.json') }] });
+
+    // ~user is not expanded (nor by Python's subprocess): relative to the working directory.
+    const other = await cli(['training', '~nobody/ckpt', '--run-id', runId, '--json'], { cwd, env });
+    expect(other.json().error).toMatchObject({ code: 'PATH_NOT_FOUND', path: join(cwd, '~nobody', 'ckpt') });
+    // MLflow reads ~ in a tracking URI literally (./~/mlruns); so does the CLI, to find the same store.
+    const uri = await cli(['runs', 'start', '--tracking-uri', '~/mlruns', '--json'], { cwd, env });
+    expect(uri.json().trackingUri).toBe(`file:${join(cwd, '~', 'mlruns')}`);
+  });
+});
+
 describe('hpo --archive given a file that is not a gzip archive', () => {
   it('is refused before anything is sent: NOT_A_GZIP_ARCHIVE, exit 2, with a hint naming --checkpoint-dir', async () => {
     const cwd = tempDir();
