@@ -5,7 +5,7 @@
  * place only once complete and flushed, so a crash or an abort never leaves a half-written
  * artifact, and an existing artifact is replaced all at once. A copy that fails or is aborted
  * also removes the directories it created for its file, when empty, so a run does not list an
- * empty folder for a file it never stored.
+ * empty folder for a file it never stored; so does a file taken back (`delete`).
  *
  * Temp files are named `.artifact.uploading.artifact-uploader-<pid>-<host>-<random>.tmp`:
  * `.artifact.uploading.` is the prefix MLflow's own local artifact repository uses for its temp
@@ -108,13 +108,14 @@ function failedCopy(error: unknown, temp: TempFile, localPath: string, destinati
 }
 
 /**
- * Removes `directory` and its parents up to `outermost` (the first directory a copy's `mkdir`
- * created), deepest first, each only when empty: `rmdir`, never a recursive remove, so that a
+ * Removes `directory` and its parents up to `outermost` (for a copy, the first directory its
+ * `mkdir` created; for a delete, the top one under the artifact root), deepest first, each only
+ * when empty: `rmdir`, never a recursive remove, so that a
  * directory another copy put a file (or its temp file) into meanwhile stays, and the walk stops
  * there, or at the first one that is already gone. Never throws: what stays is only an empty
  * directory, and the copy's own error is the one to report.
  */
-async function removeCreatedDirectories(directory: string, outermost: string): Promise<void> {
+async function removeEmptyDirectories(directory: string, outermost: string): Promise<void> {
   for (let dir = directory; dir.length >= outermost.length; dir = dirname(dir)) {
     try {
       await rmdir(dir);
@@ -174,7 +175,7 @@ export class LocalFileStore implements ArtifactStore {
     // The outermost directory this call created for the destination: a copy that fails stored
     // nothing, and must not leave an empty `checkpoints/step_100/` either, which MLflow's UI and
     // `list_artifacts` would show as if it held something. Only what this call created goes, and
-    // only while empty (removeCreatedDirectories). That opens a race: another copy (a directory
+    // only while empty (removeEmptyDirectories). That opens a race: another copy (a directory
     // upload runs several at once, other processes may write there too) may have just found
     // such a directory in place, or created it again, and be about to create its temp file in
     // it. So a temp file that cannot be created because its directory vanished (ENOENT) makes
@@ -201,7 +202,7 @@ export class LocalFileStore implements ArtifactStore {
         }
       }
     } catch (error) {
-      if (created !== undefined) await removeCreatedDirectories(directory, created);
+      if (created !== undefined) await removeEmptyDirectories(directory, created);
       throw error;
     }
   }
@@ -302,10 +303,19 @@ export class LocalFileStore implements ArtifactStore {
     return { bytes: bytes.length, attempts: 1, multipart: false, sha256: createHash('sha256').update(bytes).digest('hex') };
   }
 
+  /**
+   * Removes one stored file, then the directories above it that it leaves empty, up to (not
+   * including) the artifact root: the file was taken back, so a folder kept only for it would
+   * list in the MLflow UI as if it held something. A directory holding anything else stays, and
+   * a copy about to write into one removed here creates it again (see `uploadFile`).
+   */
   async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
     assertArtifactPath(artifactPath);
     throwIfAborted(options.signal);
-    await rm(join(this.root, ...artifactPath.split('/')), { force: true });
+    const segments = artifactPath.split('/');
+    const file = join(this.root, ...segments);
+    await rm(file, { force: true });
+    if (segments.length > 1) await removeEmptyDirectories(dirname(file), join(this.root, segments[0]!));
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {

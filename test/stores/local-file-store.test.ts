@@ -167,6 +167,25 @@ describe('LocalFileStore', () => {
     expect(allFiles(dest)).toEqual([join('a', 'b', 'other.txt')]);
   });
 
+  it('delete takes back one file and the directories it leaves empty, never the artifact root or a directory holding anything else', async () => {
+    const { src, dest, store } = scratch();
+    writeFileSync(join(src, 'f.bin'), 'x');
+    await store.uploadFile(join(src, 'f.bin'), 'a/b/c/f.bin');
+    await store.uploadFile(join(src, 'f.bin'), 'a/kept.bin');
+    await store.uploadFile(join(src, 'f.bin'), 'top.bin');
+
+    await store.delete('a/b/c/f.bin');
+    expect(allDirectories(dest)).toEqual(['a']);
+    expect(allFiles(dest)).toEqual([join('a', 'kept.bin'), 'top.bin']);
+    await store.delete('a/kept.bin');
+    await store.delete('top.bin');
+    expect(readdirSync(dest)).toEqual([]);
+    // A file already gone is no error, and removes nothing that holds something.
+    await store.uploadFile(join(src, 'f.bin'), 'a/other.bin');
+    await store.delete('a/missing.bin');
+    expect(allFiles(dest)).toEqual([join('a', 'other.bin')]);
+  });
+
   it.each([
     ['small (one write)', 64 * 1024],
     ['streamed', 3 * 1024 * 1024 + 5],
