@@ -263,7 +263,7 @@ async function storeOf(
   // server's proxy; `mlflow-artifacts://<host>/path` names a server of its own, asked without
   // the named server's credentials, as any other server the journal names.
   const named = connect(undefined);
-  const elsewhere = proxyElsewhere(target, named);
+  const elsewhere = proxyElsewhere(target, named.kind === 'rest' ? named.baseUrl : undefined);
   const connection = elsewhere === undefined ? named : connect(elsewhere);
   const store = await resolveArtifactStore(target, { connection, env: options.env, logger: options.logger });
   return { store, server: elsewhere === undefined ? target : journalTarget(elsewhere) };
@@ -271,15 +271,17 @@ async function storeOf(
 
 /**
  * The address of the MLflow server that an `mlflow-artifacts://<host>/...` URI names when its
- * host is not that of the `named` connection (the store reaches it with the named server's
- * scheme and prefix), else `undefined`.
+ * host is not that of the named tracking server (`namedBaseUrl`, an `http(s)` URL; the store
+ * reaches the host with that server's scheme and prefix), else `undefined` (also when no
+ * `http(s)` server is named). `resume clear --dry-run` asks it too, to say which records would
+ * be asked without credentials.
  *
  * @throws {InvalidArgumentError} when that host makes no URL.
  */
-function proxyElsewhere(target: string, named: MlflowConnection): string | undefined {
+export function proxyElsewhere(target: string, namedBaseUrl: string | undefined): string | undefined {
   const host = /^mlflow-artifacts:\/\/([^/?#]*)/i.exec(target)?.[1];
-  if (!host || named.kind !== 'rest') return undefined;
-  const base = new URL(named.baseUrl);
+  if (!host || namedBaseUrl === undefined) return undefined;
+  const base = new URL(namedBaseUrl);
   let other: URL;
   try {
     other = new URL(`${base.protocol}//${host}${base.pathname}`);

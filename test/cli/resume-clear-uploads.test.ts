@@ -394,7 +394,13 @@ it("a record whose target is a store's mlflow-artifacts://<host> URI whose host 
   onTestFinished(() => other.close());
   const { dir } = await journalWithUpload(`mlflow-artifacts://${new URL(other.url).host}/1/run-other/artifacts`, 'run-other', 'mpu-other-3');
 
-  const env = baseEnv({ MLFLOW_TRACKING_URI: `http://127.0.0.1:${await closedPort()}`, MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+  const ownUrl = `http://127.0.0.1:${await closedPort()}`;
+  const env = baseEnv({ MLFLOW_TRACKING_URI: ownUrl, MLFLOW_TRACKING_TOKEN: 'tok-of-own-server', MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+  // A dry run asks no one, and says that host is asked without credentials, and may keep the record.
+  const dry = await cli(['resume', 'clear', '--dry-run', '--journal-dir', dir], { env });
+  expect(dry.stdout, dry.stderr).toContain(`Records of ${other.url}/ are asked there without credentials (they go only to ${ownUrl}/); if that server refuses, they are kept, not removed.`);
+  expect(other.requests).toEqual([]);
+
   const run = await cli(['resume', 'clear', '--json', '--journal-dir', dir], { env });
   const why = JSON.stringify({ stdout: run.stdout, stderr: run.stderr });
   expect(other.requests.map((r) => r.headers.authorization), why).toEqual([undefined]);

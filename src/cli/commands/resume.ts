@@ -5,7 +5,7 @@
  * @module
  */
 import { hasUnfinishedUpload, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
-import { abandonRecordUploads, isHttpTarget, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
+import { abandonRecordUploads, isHttpTarget, proxyElsewhere, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
 import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import { trackingUriScheme } from '../../mlflow/tracking-uri.js';
 import type { CliContext, CommandOutcome } from '../context.js';
@@ -101,6 +101,20 @@ export async function runResumeList(ctx: CliContext): Promise<CommandOutcome> {
 /** What `resume clear` says of a removed record's upload (`--dry-run`: `would-abort`, nothing asked yet). */
 type ClearedUpload = AbandonOutcome | { upload: 'would-abort' };
 
+/**
+ * The server an `mlflow-artifacts://<host>/...` record names when it is not the command's own
+ * (`own`, as {@link trackingTarget} writes it), as records name servers; `undefined` otherwise,
+ * and for a host that makes no URL (the real clear says so for that record).
+ */
+function proxyServerOf(target: string, own: string): string | undefined {
+  try {
+    const server = proxyElsewhere(target, isHttpTarget(own) ? own : undefined);
+    return server === undefined ? undefined : trackingTarget(server);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A refused lookup's upload is still on the store: `left` in `--json`, with the reason and the server. */
 function leftAsLeft(outcome: ClearedUpload): Record<string, unknown> {
   return outcome.upload === 'refused' ? { ...outcome, upload: 'left' } : outcome;
@@ -192,7 +206,9 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     lines.push(`${wouldAbort.length} of them name an unfinished upload that would be given up (aborted, or its session cancelled):`, ...wouldAbort.map((e) => `  ${uploadLabel(e.record!)}`));
     // The servers other than the command's own whose targets pass `kind`.
     const others = (kind: (target: string) => boolean) => [...new Set(wouldAbort.map((e) => e.record!.key.target).filter((t) => kind(t) && trackingTarget(t) !== own))];
-    const elsewhere = others(isHttpTarget);
+    // And the servers that `mlflow-artifacts://<host>` records name, asked the same way.
+    const proxied = wouldAbort.map((e) => proxyServerOf(e.record!.key.target, own)).filter((t) => t !== undefined);
+    const elsewhere = [...new Set([...others(isHttpTarget), ...proxied])];
     if (elsewhere.length > 0) {
       lines.push(`Records of ${elsewhere.join(', ')} are asked there without credentials (they go only to ${own}); if that server refuses, they are kept, not removed.`);
     }
