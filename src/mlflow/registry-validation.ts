@@ -19,9 +19,27 @@ export const REGISTRY_LIMITS = Object.freeze({
   tagValueLength: 100_000,
 });
 
+const NAME_HINT = 'Use letters, digits, ".", "-", "_" and spaces, e.g. "llama-lora" or "fraud.classifier"; MLflow refuses "/" and ":".';
+
+/**
+ * Characters MLflow 3.17 accepts in a registered model name but which no `models:/` URI can
+ * carry to it: Python's `urlparse` ends the path at `?` (and `%`-escapes are not decoded, so
+ * there is no way around it), drops tabs and line breaks anywhere in the URI, and
+ * `split_models_uri` reads `models:/a@b/3` as alias `b` of model `a` (file `3` of it). The
+ * URI in our result would then load nothing, or another model. `#` is fine: the models:/
+ * parsers read it with `allow_fragments=False`.
+ */
+const UNADDRESSABLE_IN_MODELS_URI = /[?@\t\n\r]/;
+const UNADDRESSABLE_WHY: Record<string, string> = {
+  '?': 'Python reads the rest of the URI as a query',
+  '@': 'Python reads models:/<name>/<version> as an alias of the model named by what precedes "@"',
+};
+
 /**
  * Checks a registered model name as MLflow does: not blank, no `/` or `:`, and already in
- * normal path form (no `.`/`..` segments, no leading `/`, no doubled separators).
+ * normal path form (no `.`/`..` segments, no leading `/`, no doubled separators); and, beyond
+ * MLflow, none of `?`, `@`, tab or line break, which MLflow stores but no `models:/` URI can
+ * address (the `modelUri` of a registration would load nothing, or another model).
  *
  * @throws {RegistryError} `REGISTRY_INVALID_NAME`.
  * @example
@@ -31,15 +49,22 @@ export const REGISTRY_LIMITS = Object.freeze({
  * ```
  */
 export function assertRegisteredModelName(name: unknown): asserts name is string {
-  const fail = (why: string) => {
+  const fail = (why: string, hint = NAME_HINT) => {
     throw new RegistryError('REGISTRY_INVALID_NAME', `Registered model name ${JSON.stringify(name)} is invalid: ${why}.`, {
-      hint: 'Use letters, digits, ".", "-", "_" and spaces, e.g. "llama-lora" or "fraud.classifier"; MLflow refuses "/" and ":".',
+      hint,
       ...(typeof name === 'string' ? { modelName: name } : {}),
     });
   };
   if (typeof name !== 'string' || name.trim() === '') fail('it is empty');
   const text = name as string;
   if (text.includes('/') || text.includes(':')) fail('names cannot contain "/" or ":"');
+  const unaddressable = UNADDRESSABLE_IN_MODELS_URI.exec(text);
+  if (unaddressable) {
+    fail(
+      `MLflow stores it, but no models:/ URI can name its versions (${JSON.stringify(unaddressable[0])}: ${UNADDRESSABLE_WHY[unaddressable[0]] ?? 'a tab or line break, which Python drops from URIs'})`,
+      `Replace ${JSON.stringify(unaddressable[0])}, e.g. by "-" or "_": Python's mlflow.artifacts.download_artifacts and mlflow.pyfunc.load_model read a version by models:/<name>/<version> (the modelUri returned), which must name the model.`,
+    );
+  }
   const norm = posix.normalize(text);
   if (norm !== text || norm === '.' || norm.startsWith('..')) fail('it is not a plain name (".", ".." or a path)');
 }

@@ -108,6 +108,25 @@ describe('registerModel: refused before anything is sent', () => {
     await expect(registerModel({ ...base, name: 'ok', localPath: join(scratch(), 'missing') })).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
   });
 
+  it('a name MLflow stores but no models:/ URI can address ("?", "@", tab, line break) is REGISTRY_INVALID_NAME before any request (its modelUri loaded nothing, or another model)', async () => {
+    // Python's urlparse ends models:/a?b/1 at "?" (it looked for logged model "a"), drops tabs
+    // and line breaks (models:/a<TAB>b/1 is model "ab"), and reads models:/team@corp/1 as
+    // alias "corp" of model "team". The closed port: any request would fail otherwise.
+    const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', retry: FAST_RETRY };
+    for (const [name, bad] of [['a?b', '?'], ['team@corp', '@'], ['model@', '@'], ['a\tb', '\t'], ['a\nb', '\n'], ['a\rb', '\r']] as const) {
+      const error = await registerModel({ ...base, name }).catch((e: unknown) => e);
+      expect(error, JSON.stringify(name)).toBeInstanceOf(RegistryError);
+      expect(error, JSON.stringify(name)).toMatchObject({ code: 'REGISTRY_INVALID_NAME', modelName: name, message: expect.stringContaining('no models:/ URI can name its versions') });
+      expect((error as RegistryError).hint, JSON.stringify(name)).toContain(`Replace ${JSON.stringify(bad)}`);
+    }
+    // The stage helpers check the name before uploading, the CLI exits 2 with the code.
+    const checkpoint = writeTree(scratch(), { 'adapter_model.safetensors': 'w' });
+    await expect(uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: base.runId, trackingUri: base.trackingUri, retry: FAST_RETRY, env: {}, register: { name: 'a?b' } })).rejects.toMatchObject({ code: 'REGISTRY_INVALID_NAME' });
+    const res = await cli(['register', 'team@corp', '--artifact-path', 'onnx', '--run-id', base.runId, '--tracking-uri', base.trackingUri, '--json']);
+    expect(res.code).toBe(2);
+    expect(res.json()).toMatchObject({ ok: false, error: { code: 'REGISTRY_INVALID_NAME', hint: expect.stringContaining('Replace "@"') } });
+  });
+
   it('a tag key MLflow refuses ("bad!key", "../x", "/x") is an InvalidArgumentError with a hint, before any request (it used to fail on set-tag, after the version was made)', async () => {
     const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
     for (const key of ['bad!key', '../x', '/x', 'a//b', 'x/']) {
@@ -517,6 +536,36 @@ describeWithServers('registerModel on a real MLflow server', () => {
       const view = await pythonView(url, name, 'champion', experimentId, runId);
       expect(view.versions.map((v) => v.version)).toEqual(['1']);
       expect(view.download).toEqual(hashTree(dir));
+    }
+  });
+
+  it('a name with "#", "%", spaces or non-ASCII letters registers, exactly once, and Python reads the version back by the modelUri returned', async () => {
+    // MLflow's models:/ parsers take "#" as part of the name (allow_fragments=False); these
+    // names are not refused, and the URI in the result must load the version's bytes.
+    const { url } = mlflowServer();
+    const { runId, dir } = await runWithModel(url);
+    for (const name of [`${unique('a')}#b`, `#${unique('lead')}`, `${unique('sp')} 50% ünï`]) {
+      const key = unique('hash-key');
+      const result = await registerModel({ name, runId, artifactPath: 'onnx', idempotencyKey: key, trackingUri: url });
+      expect(result).toMatchObject({ name, version: '1', created: true, modelUri: `models:/${name}/1` });
+      const again = await registerModel({ name, runId, artifactPath: 'onnx', idempotencyKey: key, trackingUri: url });
+      expect(again).toMatchObject({ version: '1', created: false });
+      const stdout = await runPython(
+        `
+import hashlib, json, os, sys, tempfile
+import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+d = mlflow.artifacts.download_artifacts(sys.argv[2], dst_path=tempfile.mkdtemp())
+files = {}
+for root, _dirs, names in os.walk(d):
+    for n in names:
+        p = os.path.join(root, n)
+        files[os.path.relpath(p, d).replace(os.sep, "/")] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+print(json.dumps(files))
+`,
+        { args: [url, result.modelUri] },
+      );
+      expect(JSON.parse(stdout.trim().split('\n').pop()!), name).toEqual(hashTree(dir));
     }
   });
 
