@@ -11,6 +11,13 @@ import { InvalidArgumentError, RegistryError } from '../core/errors.js';
 
 /** MLflow's limits for the Model Registry. */
 export const REGISTRY_LIMITS = Object.freeze({
+  /**
+   * The `registered_models.name` column, `String(256)` (the versions', aliases' and tags' `name`
+   * columns too). MLflow's validation does not check it: SQLite keeps a longer name, PostgreSQL
+   * and MySQL refuse it when the registered model is created, which a registration does after
+   * the files were copied. Counted in characters (code points), as Python and those databases do.
+   */
+  registeredModelNameLength: 256,
   /** `MAX_REGISTERED_MODEL_ALIAS_LENGTH`. */
   aliasLength: 255,
   /** `MAX_MODEL_REGISTRY_TAG_KEY_LENGTH`. */
@@ -18,6 +25,12 @@ export const REGISTRY_LIMITS = Object.freeze({
   /** `MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH`. */
   tagValueLength: 100_000,
 });
+
+/**
+ * A name MLflow takes as missing: `model_name.strip() == ""`, Python's whitespace, which is not
+ * JavaScript's `trim()` (Python's has U+001C..U+001F and U+0085, not U+FEFF).
+ */
+const PYTHON_BLANK = /^[\t\n\v\f\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]*$/u;
 
 const NAME_HINT = 'Use letters, digits, ".", "-", "_" and spaces, e.g. "llama-lora" or "fraud.classifier"; MLflow refuses "/" and ":".';
 
@@ -36,8 +49,8 @@ const UNADDRESSABLE_WHY: Record<string, string> = {
 };
 
 /**
- * Checks a registered model name as MLflow does: not blank, no `/` or `:`, and already in
- * normal path form (no `.`/`..` segments, no leading `/`, no doubled separators); and, beyond
+ * Checks a registered model name as MLflow does: not blank (Python's whitespace), at most 256
+ * characters (its database column), no `/` or `:`, and already in normal path form (no `.`/`..` segments, no leading `/`, no doubled separators); and, beyond
  * MLflow, none of `?`, `@`, tab or line break, which MLflow stores but no `models:/` URI can
  * address (the `modelUri` of a registration would load nothing, or another model).
  *
@@ -55,8 +68,15 @@ export function assertRegisteredModelName(name: unknown): asserts name is string
       ...(typeof name === 'string' ? { modelName: name } : {}),
     });
   };
-  if (typeof name !== 'string' || name.trim() === '') fail('it is empty');
+  if (typeof name !== 'string' || PYTHON_BLANK.test(name)) fail('it is empty');
   const text = name as string;
+  const length = [...text].length;
+  if (length > REGISTRY_LIMITS.registeredModelNameLength) {
+    fail(
+      `it has ${length} characters, more than the ${REGISTRY_LIMITS.registeredModelNameLength} MLflow's database keeps`,
+      `Shorten it to at most ${REGISTRY_LIMITS.registeredModelNameLength} characters: MLflow's registered_models.name column is VARCHAR(${REGISTRY_LIMITS.registeredModelNameLength}), and PostgreSQL and MySQL servers refuse a longer name (SQLite keeps it).`,
+    );
+  }
   if (text.includes('/') || text.includes(':')) fail('names cannot contain "/" or ":"');
   const unaddressable = UNADDRESSABLE_IN_MODELS_URI.exec(text);
   if (unaddressable) {

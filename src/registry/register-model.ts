@@ -59,7 +59,7 @@ export const DEFAULT_READY_TIMEOUT_MS = 300_000;
  * logged model's artifact location, as for an upload.
  */
 export interface RegisterModelOptions extends MlflowConnectionOptions, StoreOptions {
-  /** The registered model's name (created when missing). No `/` or `:` (MLflow refuses them), and no `?`, `@`, tab or line break (no `models:/` URI can address them). */
+  /** The registered model's name (created when missing). At most 256 characters; no `/` or `:` (MLflow refuses them), and no `?`, `@`, tab or line break (no `models:/` URI can address them). */
   name: string;
   /**
    * The run the model comes from. Without `trackingUri`, an active run started on its own

@@ -127,6 +127,28 @@ describe('registerModel: refused before anything is sent', () => {
     expect(res.json()).toMatchObject({ ok: false, error: { code: 'REGISTRY_INVALID_NAME', hint: expect.stringContaining('Replace "@"') } });
   });
 
+  it('a name longer than MLflow\'s 256-character column, or blank as Python sees it, is REGISTRY_INVALID_NAME before any request (PostgreSQL and MySQL refused it after the copy)', async () => {
+    // The closed port: any request would fail with a NetworkError instead.
+    const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', retry: FAST_RETRY };
+    const long = 'm'.repeat(257);
+    const error = await registerModel({ ...base, name: long }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error).toMatchObject({ code: 'REGISTRY_INVALID_NAME', modelName: long, message: expect.stringContaining('257 characters, more than the 256') });
+    expect((error as RegistryError).hint).toMatch(/at most 256 characters: .*VARCHAR\(256\), and PostgreSQL and MySQL servers refuse/);
+    // Characters, as MLflow counts them: 250 letters and 6 emoji (262 UTF-16 units) pass the check, one more does not.
+    const emoji = `${'e'.repeat(250)}${'\u{1F600}'.repeat(6)}`;
+    await expect(registerModel({ ...base, name: emoji })).rejects.toMatchObject({ code: 'NETWORK_ERROR' });
+    await expect(registerModel({ ...base, name: `${emoji}x` })).rejects.toMatchObject({ code: 'REGISTRY_INVALID_NAME' });
+    // Blank to MLflow (Python's str.strip()), which JavaScript's trim() keeps.
+    await expect(registerModel({ ...base, name: '\x1c\x1f\x85' })).rejects.toMatchObject({ code: 'REGISTRY_INVALID_NAME', message: expect.stringContaining('it is empty') });
+    // The stage helpers check before the upload; the CLI exits 2 with the code.
+    const checkpoint = writeTree(scratch(), { 'adapter_model.safetensors': 'w' });
+    await expect(uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: base.runId, trackingUri: base.trackingUri, retry: FAST_RETRY, env: {}, register: { name: long } })).rejects.toMatchObject({ code: 'REGISTRY_INVALID_NAME' });
+    const res = await cli(['register', long, '--artifact-path', 'onnx', '--run-id', base.runId, '--tracking-uri', base.trackingUri, '--json']);
+    expect(res.code).toBe(2);
+    expect(res.json()).toMatchObject({ ok: false, error: { code: 'REGISTRY_INVALID_NAME', hint: expect.stringContaining('at most 256 characters') } });
+  });
+
   it('a tag key MLflow refuses ("bad!key", "../x", "/x") is an InvalidArgumentError with a hint, before any request (it used to fail on set-tag, after the version was made)', async () => {
     const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
     for (const key of ['bad!key', '../x', '/x', 'a//b', 'x/']) {
@@ -567,6 +589,19 @@ print(json.dumps(files))
       );
       expect(JSON.parse(stdout.trim().split('\n').pop()!), name).toEqual(hashTree(dir));
     }
+  });
+
+  it('a name of exactly 256 characters (emoji counted as one, as MLflow does) registers, and Python reads it back by its modelUri', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId, dir } = await runWithModel(url);
+    const prefix = unique('long');
+    const name = `${prefix}${'l'.repeat(250 - prefix.length)}${'\u{1F600}'.repeat(6)}`;
+    expect([...name].length).toBe(256);
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', trackingUri: url });
+    expect(result).toMatchObject({ name, version: '1', modelUri: `models:/${name}/1` });
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions.map((v) => v.version)).toEqual(['1']);
+    expect(view.download).toEqual(hashTree(dir));
   });
 
   it("a name with an apostrophe keeps exactly-once: the same key again, and a lost create answer, make no second version", async () => {
