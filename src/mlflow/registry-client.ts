@@ -2,8 +2,10 @@
  * MLflow 3's logged models and Model Registry over REST (`/api/2.0/mlflow/logged-models`,
  * `registered-models/*`, `model-versions/*`, `runs/outputs`), checked against MLflow 3.17's
  * handlers. Every call is retried by the shared policy; the two creates that must not repeat
- * (a logged model, a model version) tag what they make with a one-off id and look for it
- * before trying again, as `createRun` does. A server without these routes (no registry, or
+ * look for what an attempt whose answer was lost made before trying again, by a one-off id: a
+ * logged model by a one-off tag, as `createRun` does; a model version by its source, the
+ * logged model the registration made (no tag on the version, which a killed process would
+ * leave there for good). A server without these routes (no registry, or
  * older than MLflow 3) is a {@link RegistryError} `REGISTRY_UNAVAILABLE`.
  *
  * @module
@@ -31,8 +33,9 @@ async function loadSchemas(): Promise<Schemas> {
 }
 
 /**
- * The tag that makes a logged-model or model-version create safe to retry: a fresh id per
- * create, looked for before a retry, removed once the entity is known.
+ * The tag that makes a logged-model create safe to retry: a fresh id per create, looked for
+ * before a retry, removed once the model is known. A process killed in between leaves it on
+ * its (then PENDING) logged model; nothing reads it later, so it is safe to delete.
  *
  * @example
  * ```ts
@@ -187,29 +190,30 @@ export class MlflowRegistryClient {
     }
   }
 
-  /** Creates a model version; one per call, also when an answer is lost. */
+  /**
+   * Creates a model version; one per call, also when an answer is lost. `source` must be a
+   * source no other call registers under `name` (the logged model this registration just made,
+   * `models:/<model id>`): it is the one-off id a retry looks for. A one-off tag would do the
+   * same, but removing it takes a request after the create, and a process killed before that
+   * left it on the version for good (in the MLflow UI, and in what a later call with the same
+   * idempotency key returned); no later call can tell a dead process's tag from a live one's.
+   */
   async createModelVersion(input: CreateModelVersionInput, options: RegistryRequestOptions = {}): Promise<ModelVersion> {
-    const createId = randomUUID();
     const json = {
       name: input.name,
       source: input.source,
       ...(input.runId ? { run_id: input.runId } : {}),
       ...(input.modelId ? { model_id: input.modelId } : {}),
       ...(input.description ? { description: input.description } : {}),
-      tags: toTagList({ ...input.tags, [REGISTRY_CREATE_ID_TAG]: createId }),
+      ...(input.tags ? { tags: toTagList(input.tags) } : {}),
     };
-    const version = await this.createOnce(
+    return this.createOnce(
       'mlflow/model-versions/create',
-      async (signal) => (await this.searchModelVersionsByTag(input.name, REGISTRY_CREATE_ID_TAG, createId, { signal }))[0],
+      async (signal) => (await this.searchModelVersionsOf(input.name, 'source_path', input.source, { signal })).find((v) => v.source === input.source),
       async (signal) => (await this.send('POST', 'mlflow/model-versions/create', { json, signal }, (s) => s.modelVersionResponseSchema)).model_version,
       options,
       (made) => this.deleteModelVersion(made.name, made.version),
     );
-    await this.call('DELETE', 'mlflow/model-versions/delete-tag', { json: { name: version.name, version: version.version, key: REGISTRY_CREATE_ID_TAG }, ...options }, (s) => s.emptyResponseSchema).catch(
-      (error: unknown) => this.logger.debug(`could not remove tag ${REGISTRY_CREATE_ID_TAG} from ${version.name} v${version.version}: ${(error as Error).message}`),
-    );
-    const { [REGISTRY_CREATE_ID_TAG]: _createId, ...tags } = version.tags;
-    return { ...version, tags };
   }
 
   /** The model version. */
@@ -240,9 +244,18 @@ export class MlflowRegistryClient {
    * matched by name here in every case.
    */
   async searchModelVersionsByTag(name: string, key: string, value: string, options: RegistryRequestOptions = {}): Promise<ModelVersion[]> {
+    return this.searchModelVersionsOf(name, `tags.\`${key}\``, value, options);
+  }
+
+  /**
+   * The versions of registered model `name` whose `field` (a search key of MLflow's filter:
+   * `source_path`, `run_id`, a tag) is `value`, a value without `'`; the name is quoted as in
+   * {@link searchModelVersionsByTag}, and the versions are matched by name here.
+   */
+  private async searchModelVersionsOf(name: string, field: string, value: string, options: RegistryRequestOptions): Promise<ModelVersion[]> {
     const quote = !name.includes("'") ? "'" : !name.includes('"') ? '"' : undefined;
-    const tag = `tags.\`${key}\` = '${value}'`;
-    const filter = quote === undefined ? tag : `name=${quote}${name}${quote} and ${tag}`;
+    const clause = `${field} = '${value}'`;
+    const filter = quote === undefined ? clause : `name=${quote}${name}${quote} and ${clause}`;
     return (await this.searchModelVersions(filter, options)).filter((v) => v.name === name);
   }
 

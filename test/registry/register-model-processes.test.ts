@@ -2,6 +2,8 @@
  * registerModel across real OS processes: four Node processes (the built package, as users run
  * it) register the same run's model under one idempotency key at once. One version exists at the
  * end, every process reports it, and only its logged model is left (Python client's view).
+ * And the CLI killed (SIGKILL) as the server's answer to its version create arrives: the
+ * version it leaves carries no internal tag, and a rerun with the same key completes it.
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -9,10 +11,15 @@ import { pathToFileURL } from 'node:url';
 import { expect, it } from 'vitest';
 import { startRun } from '../../src/run/start-run.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import { runAndKill } from '../support/crash-harness.js';
+import { useFaultProxies } from '../support/fault-proxy.js';
 import { runNodeScript } from '../support/processes.js';
 import { runPython } from '../support/python.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
+import { registerModel } from '../../src/registry/register-model.js';
 import { scratch, writeTree } from '../uploader/helpers.js';
+
+const startProxy = useFaultProxies();
 
 const DIST = resolve(__dirname, '..', '..', 'dist', 'index.js');
 
@@ -68,5 +75,51 @@ print(json.dumps({"versions": [v.version for v in versions], "alias": alias.vers
     expect(view.alias).toBe(results[0]!.version);
     expect(view.run_id).toBe(run.runId);
     expect(view.models).toEqual([results[0]!.modelId]);
+  });
+
+  it('a register killed as its version was made leaves no artifact_uploader.create_id tag on it, and a rerun with the same key completes it', async () => {
+    // The version's one-off create id was a tag, removed by a request after the create: a
+    // process killed before that request left it on the version for good (the MLflow UI showed
+    // it, and the rerun returned it among the version's tags).
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: `registry-killed-${process.pid}-${Date.now()}`, activate: false, env: {} });
+    const dir = writeTree(scratch('au-registry-killed-'), { 'weights.bin': Buffer.alloc(2048, 3), 'config.json': '{}' });
+    const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri: url, env: {} });
+    await uploader.uploadDirectory(dir, { artifactPath: 'model' }).finally(() => uploader.close());
+    const name = `killed-${process.pid}-${Date.now()}`;
+    const key = `killed-key-${Date.now()}`;
+    const proxy = await startProxy(url);
+
+    const killed = await runAndKill({
+      argv: ['register', name, '--artifact-path', 'model', '--alias', 'champion', '--idempotency-key', key, '--run-id', run.runId, '--json'],
+      env: { MLFLOW_TRACKING_URI: proxy.url },
+      proxy,
+      at: { answer: (r) => r.method === 'POST' && r.path.includes('model-versions/create') },
+    });
+    expect(killed.requests.some((r) => r.path.includes('model-versions/create') && r.fault === 'drop-response')).toBe(true);
+    const versions = async () =>
+      JSON.parse(
+        (
+          await runPython(
+            `
+import json, sys
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+# search_model_versions does not fill in aliases: each version is read by get_model_version
+print(json.dumps([{"version": v.version, "tags": v.tags, "aliases": list(c.get_model_version(v.name, v.version).aliases)} for v in c.search_model_versions(f"name='{sys.argv[2]}'")]))
+`,
+            { args: [url, name] },
+          )
+        )
+          .trim()
+          .split('\n')
+          .pop()!,
+      ) as Array<{ version: string; tags: Record<string, string>; aliases: string[] }>;
+    expect(await versions()).toEqual([{ version: '1', tags: { 'artifact_uploader.idempotency_key': key }, aliases: [] }]);
+
+    const rerun = await registerModel({ name, runId: run.runId, artifactPath: 'model', alias: 'champion', idempotencyKey: key, trackingUri: url, env: {} });
+    expect(rerun).toMatchObject({ version: '1', created: false, aliases: ['champion'] });
+    expect(rerun.tags).toEqual({});
+    expect(await versions()).toEqual([{ version: '1', tags: { 'artifact_uploader.idempotency_key': key }, aliases: ['champion'] }]);
   });
 });
