@@ -18,6 +18,12 @@ export const REGISTRY_LIMITS = Object.freeze({
    * the files were copied. Counted in characters (code points), as Python and those databases do.
    */
   registeredModelNameLength: 256,
+  /**
+   * The `model_versions.description` column, `String(5000)`. MLflow does not check it either:
+   * PostgreSQL and MySQL refuse a longer description at `model-versions/create`, after the
+   * files were copied and the registered model made.
+   */
+  versionDescriptionLength: 5000,
   /** `MAX_REGISTERED_MODEL_ALIAS_LENGTH`. */
   aliasLength: 255,
   /** `MAX_MODEL_REGISTRY_TAG_KEY_LENGTH`. */

@@ -25,7 +25,7 @@ import { artifactPathProblem, invalidArtifactPathError } from '../mlflow/artifac
 import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
 import { MlflowRegistryClient } from '../mlflow/registry-client.js';
 import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/registry-types.js';
-import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, registryTagList } from '../mlflow/registry-validation.js';
+import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, registryTagList, REGISTRY_LIMITS } from '../mlflow/registry-validation.js';
 import { MlflowRestClient } from '../mlflow/rest-tracking-client.js';
 import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
 import type { StoreOptions } from '../stores/artifact-store.js';
@@ -200,10 +200,10 @@ export function registrationConnection(options: MlflowConnectionOptions, run: Ac
  * helpers before they upload anything (a bad key must not fail after the bytes were sent).
  *
  * @throws {RegistryError} `REGISTRY_INVALID_NAME`, `REGISTRY_INVALID_ALIAS`.
- * @throws {InvalidArgumentError} for a bad tag, key or `readyTimeoutMs`.
+ * @throws {InvalidArgumentError} for a bad tag, description, key or `readyTimeoutMs`.
  * @internal
  */
-export function checkRegistration(options: Pick<RegisterModelOptions, 'name' | 'alias' | 'tags' | 'idempotencyKey' | 'readyTimeoutMs'>): {
+export function checkRegistration(options: Pick<RegisterModelOptions, 'name' | 'alias' | 'tags' | 'description' | 'idempotencyKey' | 'readyTimeoutMs'>): {
   aliases: string[];
   tags: Array<{ key: string; value: string }>;
   readyTimeoutMs: number;
@@ -212,10 +212,24 @@ export function checkRegistration(options: Pick<RegisterModelOptions, 'name' | '
   const aliases = [...new Set(options.alias === undefined ? [] : typeof options.alias === 'string' ? [options.alias] : options.alias)];
   aliases.forEach((alias) => assertModelAlias(alias));
   const tags = registryTagList(options.tags, 'tags');
+  assertVersionDescription(options.description);
   if (options.idempotencyKey !== undefined) assertIdempotencyKey(options.idempotencyKey);
   const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   if (!(readyTimeoutMs > 0)) throw new InvalidArgumentError('readyTimeoutMs', `readyTimeoutMs must be > 0, got ${String(readyTimeoutMs)}.`);
   return { aliases, tags, readyTimeoutMs };
+}
+
+/** A description the version's database column keeps ({@link REGISTRY_LIMITS}), counted in characters as Python and the databases count them. */
+function assertVersionDescription(description: unknown): void {
+  if (description === undefined) return;
+  if (typeof description !== 'string') throw new InvalidArgumentError('description', `description must be a string, got ${typeof description}.`);
+  const length = [...description].length;
+  const limit = REGISTRY_LIMITS.versionDescriptionLength;
+  if (length > limit) {
+    throw new InvalidArgumentError('description', `The model version's description has ${length} characters, more than the ${limit} MLflow's database keeps.`, {
+      hint: `Shorten it to at most ${limit} characters (put longer notes in a file of the run's artifacts): MLflow's model_versions.description column is VARCHAR(${limit}), and PostgreSQL and MySQL servers refuse a longer one after the files were copied (SQLite keeps it).`,
+    });
+  }
 }
 
 /**

@@ -149,6 +149,23 @@ describe('registerModel: refused before anything is sent', () => {
     expect(res.json()).toMatchObject({ ok: false, error: { code: 'REGISTRY_INVALID_NAME', hint: expect.stringContaining('at most 256 characters') } });
   });
 
+  it("a description longer than MLflow's 5000-character column is an InvalidArgumentError before any request (PostgreSQL and MySQL refused it after the copy)", async () => {
+    // The closed port: any request would fail with a NetworkError instead.
+    const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
+    const error = await registerModel({ ...base, description: 'd'.repeat(5001) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect(error).toMatchObject({ argument: 'description', message: expect.stringContaining('5001 characters, more than the 5000') });
+    expect((error as InvalidArgumentError).hint).toMatch(/at most 5000 characters .*VARCHAR\(5000\)/);
+    // Characters, as MLflow counts them: 5000 emoji pass the check (and then fail on the closed port).
+    await expect(registerModel({ ...base, description: '\u{1F600}'.repeat(5000) })).rejects.toMatchObject({ code: 'NETWORK_ERROR' });
+    // The stage helpers check before the upload; the CLI exits 2.
+    const checkpoint = writeTree(scratch(), { 'adapter_model.safetensors': 'w' });
+    await expect(uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: base.runId, trackingUri: base.trackingUri, retry: FAST_RETRY, env: {}, register: { name: 'ok', description: 'd'.repeat(5001) } })).rejects.toMatchObject({ argument: 'description' });
+    const res = await cli(['register', 'ok', '--artifact-path', 'onnx', '--run-id', base.runId, '--tracking-uri', base.trackingUri, '--description', 'd'.repeat(5001), '--json']);
+    expect(res.code).toBe(2);
+    expect(res.json()).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT', hint: expect.stringContaining('at most 5000 characters') } });
+  });
+
   it('a tag key MLflow refuses ("bad!key", "../x", "/x") is an InvalidArgumentError with a hint, before any request (it used to fail on set-tag, after the version was made)', async () => {
     const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
     for (const key of ['bad!key', '../x', '/x', 'a//b', 'x/']) {
