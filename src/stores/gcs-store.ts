@@ -378,11 +378,23 @@ export class GcsArtifactStore implements ArtifactStore {
     }
   }
 
+  /**
+   * Deletes one object (retried under the store's policy); an object that is not there is not
+   * an error. Used to take back a file whose source changed during its upload.
+   */
   async delete(artifactPath: string, options: { signal?: AbortSignal } = {}): Promise<void> {
     assertArtifactPath(artifactPath);
     const name = joinArtifactPath(this.rootKey, artifactPath);
     const url = `${this.config.apiEndpoint}/storage/v1/b/${encodeURIComponent(this.bucket)}/o/${encodeURIComponent(name)}`;
-    await this.requester(options.signal).send({ method: 'DELETE', url, signal: options.signal, responseType: 'none' }, { operation: 'delete', name });
+    try {
+      await this.requester(options.signal).send({ method: 'DELETE', url, signal: options.signal, responseType: 'none' }, { operation: 'delete', name });
+    } catch (error) {
+      // A retried DELETE whose first attempt GCS carried out (its answer was lost) finds nothing:
+      // the object is gone, which is what was asked. Reporting it as left stored sent users to
+      // delete by hand an object that no longer exists.
+      if (error instanceof HttpStatusError && error.status === 404) return;
+      throw error;
+    }
   }
 
   async list(artifactDir?: string, options: { signal?: AbortSignal } = {}): Promise<ArtifactEntry[]> {

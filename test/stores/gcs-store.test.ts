@@ -270,6 +270,25 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(await objectMeta(`${storeFor().rootKey}/changed/retried.bin`)).toBeUndefined();
   });
 
+  it("a changed file whose DELETE answer is lost: the retry's 404 means it is gone, so it counts as taken back; delete() of a missing name is no error", async () => {
+    resetProxy();
+    const local = await writeLocal('changed/lost-delete.bin', randomBytes(4096));
+    const snapshot = await snapshotFile(local);
+    truncateSync(local, 100);
+    // GCS deletes the object, and the answer never reaches the client, which sends the DELETE again.
+    proxy.addRule({ match: (r) => r.method === 'DELETE', times: 1, fault: 'drop-response' });
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(local, 'changed/lost-delete.bin', { snapshot })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(SourceChangedError);
+    expect(error).toMatchObject({ code: 'SOURCE_CHANGED', path: local, before: { size: 4096 }, after: { size: 100 } });
+    expect((error as SourceChangedError).leftStored).toBeUndefined();
+    expect((error as Error).message).not.toMatch(/could not be deleted/);
+    expect(proxy.requests.filter((r) => r.method === 'DELETE').map((r) => r.fault ?? r.status)).toEqual(['drop-response', 404]);
+    expect(await objectMeta(`${storeFor().rootKey}/changed/lost-delete.bin`)).toBeUndefined();
+    await expect(storeFor().delete('changed/never-there.bin')).resolves.toBeUndefined();
+  });
+
   /** A resumable upload stopped (aborted) in its third chunk, as a process that crashed there: its one session. */
   async function stoppedInThirdChunk(store: GcsArtifactStore, path: string, artifactPath: string): Promise<GcsResumableSession> {
     const sessions: GcsResumableSession[] = [];
