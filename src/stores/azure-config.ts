@@ -131,7 +131,8 @@ export interface AzureArtifactLocation {
  * - `wasbs://<container>@<account>.blob.core.(windows.net|chinacloudapi.cn|usgovcloudapi.net)/<path>`
  *   (`AzureBlobArtifactRepository.parse_wasbs_uri`, the path taken as-is);
  * - `abfss://<filesystem>@<account>.<any suffix>/<path>` (`_parse_abfss_uri`, the path
- *   percent-decoded). Its Blob endpoint is the same suffix with `dfs` replaced by `blob`.
+ *   percent-decoded as Python's `unquote` does: a `%` that starts no escape is kept). Its Blob
+ *   endpoint is the same suffix with `dfs` replaced by `blob`.
  *
  * @example
  * ```ts
@@ -163,16 +164,21 @@ export function parseAzureUri(uri: string): AzureArtifactLocation {
       throw new InvalidArgumentError('artifactUri', `${redact(uri)} is not an abfss:// URI: expected abfss://<filesystem>@<account>.dfs.core.windows.net/<path>.`);
     }
     const [, container = '', account = '', suffix = ''] = match;
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(path);
-    } catch {
-      throw new InvalidArgumentError('artifactUri', `${redact(uri)} has a path that is not valid percent-encoding.`);
-    }
+    const decoded = unquote(path);
     const blobSuffix = suffix.replace(/(^|\.)dfs\./i, '$1blob.');
     return { kind: 'abfss', container, account, suffix, rootPath: joinArtifactPath(decoded), blobAccountUrl: `https://${account}.${blobSuffix}` };
   }
   throw new InvalidArgumentError('artifactUri', `${redact(uri)} is not an Azure artifact URI; expected wasbs:// or abfss://.`);
+}
+
+/**
+ * Python's `urllib.parse.unquote`, which MLflow applies to an `abfss://` path: each run of `%XX`
+ * escapes is decoded as UTF-8 (a byte that is not valid UTF-8 becomes U+FFFD), and a `%` that
+ * starts no escape stays as it is. `decodeURIComponent` throws on the latter, which refused
+ * artifact roots MLflow writes to (`abfss://fs@acct.dfs.core.windows.net/runs/100%`).
+ */
+function unquote(path: string): string {
+  return path.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => Buffer.from(run.replace(/%/g, ''), 'hex').toString('utf8'));
 }
 
 /** Where the credential of a store comes from, first match wins (see {@link AzureStoreOptions}). */

@@ -39,7 +39,15 @@ describe('parseAzureUri', () => {
     });
     expect(parseAzureUri('abfss://fs@acct.privatelink.dfs.core.windows.net/x').blobAccountUrl).toBe('https://acct.privatelink.blob.core.windows.net');
     expect(() => parseAzureUri('abfss://acct.dfs.core.windows.net/x')).toThrow(/abfss:\/\/<filesystem>@<account>/);
-    expect(() => parseAzureUri('abfss://fs@acct.dfs.core.windows.net/%zz')).toThrow(/percent-encoding/);
+  });
+
+  it("decodes an abfss:// path as MLflow does (Python's unquote): a % that starts no escape is kept, not refused", () => {
+    const rootOf = (uri: string) => parseAzureUri(uri).rootPath;
+    // The decoded paths are the ones urllib.parse.unquote(path).lstrip("/") gives (_parse_abfss_uri).
+    expect(rootOf('abfss://fs@acct.dfs.core.windows.net/runs/100%/1/abc/artifacts')).toBe('runs/100%/1/abc/artifacts');
+    expect(rootOf('abfss://fs@acct.dfs.core.windows.net/%zz')).toBe('%zz');
+    expect(rootOf('abfss://fs@acct.dfs.core.windows.net/a%2/b%')).toBe('a%2/b%');
+    expect(rootOf('abfss://fs@acct.dfs.core.windows.net/%E9t%C3%A9/x%25y')).toBe('\uFFFDt\u00E9/x%y');
   });
 });
 
