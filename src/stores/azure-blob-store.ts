@@ -44,6 +44,7 @@ import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js
 import { listingPrefixes, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
 import { uploadFileAsBlockBlob, type BlockBlobRequests } from './azure-block-upload.js';
 import {
+  normalizeAzureConnectionString,
   parseAzureUri,
   resolveAzureConfig,
   type AzureArtifactLocation,
@@ -262,7 +263,7 @@ export class AzureBlobArtifactStore implements ArtifactStore {
     switch (auth.kind) {
       case 'connection-string':
         try {
-          service = sdk.BlobServiceClient.fromConnectionString(auth.connectionString, pipeline);
+          service = sdk.BlobServiceClient.fromConnectionString(normalizeAzureConnectionString(auth.connectionString), pipeline);
         } catch (error) {
           throw new ConfigError(`${auth.source} is not a valid Azure Storage connection string: ${redact(errorMessage(error))}.`, {
             hint: 'Copy it from the storage account\'s "Access keys" page: DefaultEndpointsProtocol=https;AccountName=<account>;AccountKey=<key>;EndpointSuffix=core.windows.net (or BlobEndpoint=...;SharedAccessSignature=...).',

@@ -307,6 +307,45 @@ function resolveAuth(kind: AzureUriKind, options: AzureStoreOptions, env: Env): 
   return { kind: 'default-azure-credential', source: 'DefaultAzureCredential (@azure/identity)' };
 }
 
+/**
+ * A connection string rewritten into the form `@azure/storage-blob`'s `fromConnectionString`
+ * parses, read the way MLflow's client reads it (`parse_connection_str` of azure-storage-blob for
+ * Python): keys in any case, `BlobEndpoint` else `<DefaultEndpointsProtocol>://<AccountName>.blob.<EndpointSuffix>`
+ * when both are given, else `https://<AccountName>.blob.<EndpointSuffix or core.windows.net>`,
+ * and `AccountName` plus `AccountKey` before `SharedAccessSignature`. The JS SDK wants its keys
+ * spelled exactly so, `DefaultEndpointsProtocol` beside an account key, an `EndpointSuffix`
+ * without a `BlobEndpoint`, and a `BlobEndpoint` beside a SAS: without this it refused
+ * connection strings MLflow uses, such as `AccountName=...;AccountKey=...` alone.
+ * `UseDevelopmentStorage=true`, and a string with neither key nor SAS, are left for the SDK.
+ *
+ * @example
+ * ```ts
+ * normalizeAzureConnectionString('AccountName=acct;AccountKey=a2V5');
+ * // 'DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;BlobEndpoint=https://acct.blob.core.windows.net'
+ * ```
+ */
+export function normalizeAzureConnectionString(connectionString: string): string {
+  const trimmed = connectionString.trim();
+  if (/^UseDevelopmentStorage=/i.test(trimmed)) return trimmed;
+  const settings = new Map<string, string>();
+  for (const part of trimmed.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0) settings.set(part.slice(0, eq).trim().toUpperCase(), part.slice(eq + 1).trim());
+  }
+  const name = settings.get('ACCOUNTNAME');
+  const key = settings.get('ACCOUNTKEY');
+  const sas = settings.get('SHAREDACCESSSIGNATURE');
+  const protocol = settings.get('DEFAULTENDPOINTSPROTOCOL');
+  const suffix = settings.get('ENDPOINTSUFFIX');
+  let endpoint = settings.get('BLOBENDPOINT');
+  if (!endpoint && name) endpoint = protocol && suffix ? `${protocol}://${name}.blob.${suffix}` : `https://${name}.blob.${suffix ?? 'core.windows.net'}`;
+  if (!endpoint) return trimmed;
+  const endpointProtocol = /^([a-z][a-z0-9+.-]*):/i.exec(endpoint)?.[1] ?? 'https';
+  if (name && key) return `DefaultEndpointsProtocol=${endpointProtocol};AccountName=${name};AccountKey=${key};BlobEndpoint=${endpoint}`;
+  if (sas) return `${name ? `AccountName=${name};` : ''}BlobEndpoint=${endpoint};SharedAccessSignature=${sas}`;
+  return trimmed;
+}
+
 /** Masks the account key and SAS signature of a connection string wherever they show up. */
 function registerConnectionStringSecrets(connectionString: string): void {
   registerSecret(connectionString);

@@ -21,6 +21,7 @@ import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { listArtifactsRecursive, type MultipartResume, type PreviousMultipartUpload, type StoredPart } from '../../src/stores/artifact-store.js';
 import { AzureBlobArtifactStore, type AzureBlobArtifactStoreOptions } from '../../src/stores/azure-blob-store.js';
 import { blockId } from '../../src/stores/azure-block-upload.js';
+import { normalizeAzureConnectionString } from '../../src/stores/azure-config.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { expectRefusedBeforeAnyRequest, uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
@@ -583,6 +584,41 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
       ['uploader/nested/deeper/tokenizer.json', false],
     ]);
     for (const [path, data] of Object.entries(tree)) expected[path.replace(/^ckpt/, 'uploader')] = sha256(data);
+  });
+
+  it('takes the connection strings MLflow takes (azure-storage-blob for Python): keys in any case, no DefaultEndpointsProtocol, no EndpointSuffix', async () => {
+    const { account, accountKey, container, blobEndpoint } = mlflowAzureServer();
+    const uri = `wasbs://${container}@${account}.blob.core.windows.net/connstr/${run.runId}/artifacts`;
+    // Forms Python's parse_connection_str reads (keys upper-cased, https and core.windows.net by
+    // default) and @azure/storage-blob's fromConnectionString refuses.
+    const forms: Record<string, string> = {
+      'no-protocol.txt': `AccountName=${account};AccountKey=${accountKey};BlobEndpoint=${blobEndpoint}`,
+      'lower-case.txt': `defaultendpointsprotocol=http;accountname=${account};accountkey=${accountKey};blobendpoint=${blobEndpoint};`,
+    };
+    for (const [artifactPath, connectionString] of Object.entries(forms)) {
+      const store = new AzureBlobArtifactStore(uri, { env: { AZURE_STORAGE_CONNECTION_STRING: connectionString }, retry: { maxRetries: 0 } });
+      await store.uploadFile(await writeLocal(`connstr/${artifactPath}`, artifactPath), artifactPath);
+    }
+    // Python reads each blob back through the very connection string it was written with, and
+    // resolves the endpoint-less forms (which only a real account answers) where this store does.
+    const endpointless = [
+      `DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=${accountKey}`,
+      `AccountName=acct;AccountKey=${accountKey}`,
+      `DefaultEndpointsProtocol=http;AccountName=acct;AccountKey=${accountKey};EndpointSuffix=core.chinacloudapi.cn`,
+      'AccountName=acct;SharedAccessSignature=sv=2021-12-02&sig=c2lnbmF0dXJl',
+    ];
+    const script = `
+import hashlib, json, sys
+from azure.storage.blob import BlobServiceClient
+forms, endpointless, container, prefix = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
+read = {name: BlobServiceClient.from_connection_string(cs).get_container_client(container).download_blob(prefix + name).readall().decode() for name, cs in forms.items()}
+urls = [BlobServiceClient.from_connection_string(cs).url.split("?")[0].rstrip("/") for cs in endpointless]
+print(json.dumps({"read": read, "urls": urls}))
+`;
+    const stdout = await runPython(script, { args: [JSON.stringify(forms), JSON.stringify(endpointless), container, `connstr/${run.runId}/artifacts/`] });
+    const python = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { read: Record<string, string>; urls: string[] };
+    expect(python.read).toEqual({ 'no-protocol.txt': 'no-protocol.txt', 'lower-case.txt': 'lower-case.txt' });
+    expect(endpointless.map((cs) => /BlobEndpoint=([^;]*)/.exec(normalizeAzureConnectionString(cs))?.[1])).toEqual(python.urls);
   });
 
   it('writes abfss:// roots through the Blob endpoint with AZURE_STORAGE_SAS_TOKEN, and azure-storage-blob reads them back', async () => {
