@@ -47,6 +47,7 @@ import { loadOptionalModule } from '../core/optional-dependency.js';
 import {
   GCS_THROTTLING_REASONS,
   isLowLevelNetworkError,
+  isRetryableError,
   toResolvedRetryOptions,
   withRetry,
   type ResolvedRetryOptions,
@@ -734,10 +735,14 @@ async function loadGcsSdk(loader: GcsSdkLoader): Promise<StorageModule> {
 /** A credentials problem (a bad key file, a token the server refused) as a typed error. */
 function credentialsError(error: unknown, config: ResolvedGcsConfig): unknown {
   if (error instanceof ArtifactUploaderError) return error;
-  if (isLowLevelNetworkError(error)) {
+  // Unreachable, or answering 429/5xx (google-auth-library's GaxiosError carries the status): a
+  // fault of the token endpoint or of the metadata server, retried with the request it was for.
+  // A ConfigError here failed the upload at once, saying the credentials were unusable, when
+  // the metadata server of a node that is starting up was only busy.
+  if (isLowLevelNetworkError(error) || isRetryableError(error)) {
     return new NetworkError(`Could not get a Google access token: ${errorText(error)}.`, {
       cause: error,
-      hint: 'Check the network path to Google (oauth2.googleapis.com, or the metadata server on GCP).',
+      hint: 'Check the network path to Google (oauth2.googleapis.com, or the metadata server on GCP); a token endpoint that is busy or failing is retried like any request (MLFLOW_HTTP_REQUEST_MAX_RETRIES).',
     });
   }
   const source = config.keyFilename ? `GOOGLE_APPLICATION_CREDENTIALS (or keyFilename) = ${config.keyFilename}` : 'Application Default Credentials';

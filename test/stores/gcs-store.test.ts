@@ -506,6 +506,50 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     }
   });
 
+  it('retries a token the metadata server fails to give (503) under the retry policy, instead of a ConfigError at once', async () => {
+    // The GCE metadata server stand-in: busy for the first four token requests, which is all
+    // google-auth-library's own retries make in one attempt (a node starting up, say).
+    let tokenRequests = 0;
+    const metadata = createServer((req, res) => {
+      const headers = { 'metadata-flavor': 'Google' };
+      if (req.url?.startsWith('/computeMetadata/v1/instance/service-accounts/default/token')) {
+        if (++tokenRequests <= 4) return void res.writeHead(503, headers).end('metadata server busy');
+        return void res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify({ access_token: 'ya29.after-503', expires_in: 3599, token_type: 'Bearer' }));
+      }
+      if (req.url === '/computeMetadata/v1/universe/universe-domain') return void res.writeHead(200, { ...headers, 'content-type': 'text/plain' }).end('googleapis.com');
+      res.writeHead(404, headers).end();
+    });
+    await new Promise<void>((resolve) => metadata.listen(0, '127.0.0.1', resolve));
+    const saved = { detection: process.env.METADATA_SERVER_DETECTION, host: process.env.GCE_METADATA_HOST };
+    process.env.METADATA_SERVER_DETECTION = 'assume-present';
+    process.env.GCE_METADATA_HOST = `127.0.0.1:${(metadata.address() as AddressInfo).port}`;
+    try {
+      resetProxy();
+      const retries: RetryEvent[] = [];
+      const store = new GcsArtifactStore(run.artifactUri, {
+        apiEndpoint: proxy.url,
+        useAuthWithCustomEndpoint: true,
+        env: { HOME: dir },
+        retry: { maxRetries: 2, backoffFactor: 0.01, backoffJitter: 0 },
+      });
+      const local = await writeLocal('after-metadata-503.txt', 'after a busy metadata server');
+      const result = await store.uploadFile(local, 'after-metadata-503.txt', { onRetry: (event) => void retries.push(event) });
+      expected['after-metadata-503.txt'] = sha256(Buffer.from('after a busy metadata server'));
+      expect(result).toMatchObject({ bytes: 28, attempts: 2 });
+      expect(retries.map((e) => (e.error as Error).name)).toEqual(['NetworkError']);
+      expect(tokenRequests).toBe(5);
+      // Nothing went to GCS before there was a token; then the one upload.
+      expect(proxy.requests.map((r) => [r.method, r.status])).toEqual([['POST', 200]]);
+      expect((await objectMeta(`${store.rootKey}/after-metadata-503.txt`))?.size).toBe('28');
+    } finally {
+      for (const [key, value] of [['METADATA_SERVER_DETECTION', saved.detection], ['GCE_METADATA_HOST', saved.host]] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+      await new Promise<void>((resolve) => metadata.close(() => resolve()));
+    }
+  });
+
   it('refuses an unusable GOOGLE_APPLICATION_CREDENTIALS with a ConfigError before sending anything', async () => {
     resetProxy();
     const store = new GcsArtifactStore(run.artifactUri, {
