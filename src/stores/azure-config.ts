@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { MAX_TIMER_MS } from '../core/abort.js';
 import { envNumber, envString, type Env } from '../core/env.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { redact, registerSasSignature, registerSecret } from '../core/logger.js';
@@ -256,7 +257,9 @@ export function resolveAzureTransferSettings(options: AzureStoreOptions = {}, en
     options.requestTimeoutSeconds ||
     envNumber('MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT', env, { min: 0 }) ||
     DEFAULT_AZURE_REQUEST_TIMEOUT_SECONDS;
-  return { blockSize, maxSinglePutSize, concurrency, requestTimeoutMs: timeoutSeconds * 1000 };
+  // Held at Node's largest timer (~24.8 days): above it AbortSignal.timeout fires after 1 ms, so a
+  // "no timeout" value (MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT=3000000) cut off every request at once.
+  return { blockSize, maxSinglePutSize, concurrency, requestTimeoutMs: Math.min(Math.ceil(timeoutSeconds * 1000), MAX_TIMER_MS) };
 }
 
 function resolveAuth(kind: AzureUriKind, options: AzureStoreOptions, env: Env): AzureAuth {

@@ -135,6 +135,9 @@ export function resolveGcsConfig(options: GcsStoreOptions = {}, env: Env = proce
     }
     timeoutMs = seconds === undefined ? DEFAULT_GCS_TIMEOUT_MS : seconds === -1 ? GCS_NO_TIMEOUT_MS : seconds * 1000;
   }
+  // Held at Node's largest timer, as -1 is: above it a timer fires after 1 ms, so a "no timeout"
+  // value (MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT=3000000) cut off every request at once.
+  timeoutMs = Math.min(Math.ceil(timeoutMs), MAX_TIMER_MS);
   if (envString('MLFLOW_GCS_DEFAULT_TIMEOUT', env) !== undefined) {
     warnings.push(
       'MLFLOW_GCS_DEFAULT_TIMEOUT is deprecated and no longer read by MLflow (nor by artifact-uploader); set MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT (seconds, -1 for none) instead.',

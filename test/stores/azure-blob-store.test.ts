@@ -466,6 +466,23 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     resetProxy();
   });
 
+  it('MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT past what a timer holds (3000000 s, "no timeout") lets requests finish, not cut them off after 1 ms', async () => {
+    resetProxy();
+    const data = Buffer.from('with a huge request timeout');
+    const local = await writeLocal('slow/huge-timeout.txt', data);
+    // No retry: before, every request (the Put Blob, each block) was cut off at once.
+    const store = storeFor({ env: { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '3000000' }, retry: { maxRetries: 0 } }, proxy.url);
+    await expect(store.uploadFile(local, 'slow/huge-timeout.txt')).resolves.toMatchObject({ bytes: data.length, attempts: 1 });
+    await expect(store.uploadFile(bigPath, 'slow/huge-timeout.bin')).resolves.toMatchObject({ bytes: big.length, attempts: 1, multipart: true });
+    expected['slow/huge-timeout.txt'] = sha256(data);
+    expected['slow/huge-timeout.bin'] = sha256(big);
+    expect(proxy.requests.map((r) => r.status)).toEqual([201, ...Array.from({ length: 6 }, () => 201), 201]);
+    expect((await storeFor().list('slow')).filter((e) => e.path.includes('huge')).map((e) => [e.path, e.size])).toEqual([
+      ['slow/huge-timeout.bin', big.length],
+      ['slow/huge-timeout.txt', data.length],
+    ]);
+  });
+
   it('refusals fail at the first request with a typed error and a hint: bad key, missing container, never a secret', async () => {
     const lines: string[] = [];
     const log = (m: string, f?: Record<string, unknown>) => void lines.push(m + JSON.stringify(f ?? {}));

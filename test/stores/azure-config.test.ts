@@ -81,6 +81,9 @@ describe('resolveAzureConfig', () => {
     expect(resolveAzureConfig('wasbs', {}, { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '0' }).requestTimeoutMs).toBe(600_000);
     expect(resolveAzureConfig('wasbs', { requestTimeoutSeconds: 5 }, { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '30' }).requestTimeoutMs).toBe(5000);
     expect(() => resolveAzureConfig('wasbs', {}, { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: 'soon' })).toThrow(ConfigError);
+    // Node's largest timer (~24.8 days): a larger one fires after 1 ms.
+    expect(resolveAzureConfig('wasbs', {}, { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '3000000' }).requestTimeoutMs).toBe(2_147_483_647);
+    expect(resolveAzureConfig('wasbs', { requestTimeoutSeconds: 1e9 }, {}).requestTimeoutMs).toBe(2_147_483_647);
   });
 
   it('defaults to 8 MiB blocks, 4 at a time, single Put Blob up to the block size; refuses bad values', () => {

@@ -45,6 +45,9 @@ describe('resolveGcsConfig', () => {
     expect(resolveGcsConfig({}, env)).toMatchObject({ chunkSize: 8 * 1024 * 1024, timeoutMs: 300_000 });
     expect(resolveGcsConfig({ chunkSize: 512 * 1024, timeoutMs: 5000 }, env)).toMatchObject({ chunkSize: 512 * 1024, timeoutMs: 5000 });
     expect(resolveGcsConfig({}, { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '-1' }).timeoutMs).toBe(GCS_NO_TIMEOUT_MS);
+    // Node's largest timer, as -1: a larger one fires after 1 ms.
+    expect(resolveGcsConfig({}, { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '3000000' }).timeoutMs).toBe(GCS_NO_TIMEOUT_MS);
+    expect(resolveGcsConfig({ timeoutMs: 1e12 }, {}).timeoutMs).toBe(GCS_NO_TIMEOUT_MS);
   });
 
   it('refuses a chunk size that is not a multiple of 256 KiB, and a timeout of 0, naming the variable', () => {

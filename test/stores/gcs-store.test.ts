@@ -156,6 +156,20 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(proxy.requests.map((r) => r.status)).toEqual([429, 403, 200]);
   });
 
+  it('MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT past what a timer holds (3000000 s, "no timeout") lets requests finish, not cut them off after 1 ms', async () => {
+    resetProxy();
+    const data = Buffer.from('with a huge request timeout');
+    const local = await writeLocal('huge-timeout.txt', data);
+    // No retry: before, every request (the one-request upload, the session, each chunk) was cut off at once.
+    const store = storeFor({ env: { STORAGE_EMULATOR_HOST: proxy.url, MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '3000000' }, retry: { maxRetries: 0 } });
+    await expect(store.uploadFile(local, 'huge-timeout.txt')).resolves.toMatchObject({ bytes: data.length, attempts: 1 });
+    await expect(store.uploadFile(bigPath, 'huge-timeout.bin')).resolves.toMatchObject({ bytes: big.length, attempts: 1, multipart: true });
+    expected['huge-timeout.txt'] = sha256(data);
+    expected['huge-timeout.bin'] = sha256(big);
+    expect(proxy.requests.filter(isChunk).map((r) => r.status)).toEqual([308, 308, 308, 308, 308, 200]);
+    expect((await objectMeta(`${store.rootKey}/huge-timeout.bin`))?.size).toBe(String(big.length));
+  });
+
   it('fails at the first request, with a typed error and a hint, on 401, 403 and a missing bucket', async () => {
     const local = await writeLocal('refused.txt', 'refused');
     for (const [status, reason, hint] of [
