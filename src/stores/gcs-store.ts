@@ -35,6 +35,7 @@ import {
   InvalidResponseError,
   LocalPathError,
   NetworkError,
+  RequestTimeoutError,
   SourceChangedError,
   VerificationError,
 } from '../core/errors.js';
@@ -622,8 +623,18 @@ export class GcsArtifactStore implements ArtifactStore {
     return undefined;
   }
 
-  /** Adds the store's context to network errors from the HTTP client. */
+  /** Adds the store's context to network errors and timeouts from the HTTP client. */
   private withHint(error: unknown, context: { operation: string; name: string }): unknown {
+    if (error instanceof RequestTimeoutError) {
+      // The HTTP client's hint names MLFLOW_HTTP_REQUEST_TIMEOUT, which this store does not read
+      // (its timeout is MLflow's GCS one): raising it changed nothing.
+      return new RequestTimeoutError(error.timeoutMs, {
+        method: error.method,
+        url: error.url,
+        cause: error,
+        hint: 'If GCS is slow rather than down, raise MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT (seconds, -1 for none) or the gcs.timeoutMs option; the gs:// store does not read MLFLOW_HTTP_REQUEST_TIMEOUT.',
+      });
+    }
     if (error instanceof NetworkError && this.config.endpointSource !== 'default') {
       return new NetworkError(`GCS ${context.operation} of ${this.target(context.name)} could not reach ${redact(this.config.apiEndpoint)}: ${error.message}`, {
         method: error.method,

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { AbortedError, ConfigError, HttpStatusError, LocalPathError, SourceChangedError } from '../../src/core/errors.js';
+import { AbortedError, ConfigError, HttpStatusError, LocalPathError, RequestTimeoutError, SourceChangedError } from '../../src/core/errors.js';
 import { snapshotFile } from '../../src/core/source-snapshot.js';
 import type { RetryEvent } from '../../src/core/retry.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
@@ -168,6 +168,22 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expected['huge-timeout.bin'] = sha256(big);
     expect(proxy.requests.filter(isChunk).map((r) => r.status)).toEqual([308, 308, 308, 308, 308, 200]);
     expect((await objectMeta(`${store.rootKey}/huge-timeout.bin`))?.size).toBe(String(big.length));
+  });
+
+  it('a request that gets no answer within MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT is a RequestTimeoutError whose hint names that variable', async () => {
+    resetProxy();
+    proxy.addRule({ match: (r) => r.method === 'POST', fault: 'stall' });
+    const local = await writeLocal('never-answered.txt', 'never answered');
+    const error = await storeFor({ env: { STORAGE_EMULATOR_HOST: proxy.url, MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '1' }, retry: { maxRetries: 0 } })
+      .uploadFile(local, 'never-answered.txt')
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RequestTimeoutError);
+    expect(error).toMatchObject({ code: 'REQUEST_TIMEOUT', timeoutMs: 1000, method: 'POST' });
+    // The timeout this store reads, not the tracking client's MLFLOW_HTTP_REQUEST_TIMEOUT, which changes nothing here.
+    expect((error as RequestTimeoutError).hint).toMatch(/raise MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT \(seconds, -1 for none\) or the gcs\.timeoutMs option/);
+    expect((error as RequestTimeoutError).hint).not.toMatch(/raise MLFLOW_HTTP_REQUEST_TIMEOUT/);
+    expect(await objectMeta(`${storeFor().rootKey}/never-answered.txt`)).toBeUndefined();
+    resetProxy();
   });
 
   it('fails at the first request, with a typed error and a hint, on 401, 403 and a missing bucket', async () => {
