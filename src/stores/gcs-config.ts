@@ -42,15 +42,16 @@ export const DEFAULT_GCS_ENDPOINT = 'https://storage.googleapis.com';
 export interface GcsStoreOptions {
   /**
    * Base URL of the JSON API (scheme and host, e.g. `http://127.0.0.1:9023` for an emulator).
-   * Like the Python client, a custom endpoint is used without credentials unless
-   * {@link useAuthWithCustomEndpoint} is set; `STORAGE_EMULATOR_HOST` always is.
+   * This option is used without credentials unless {@link useAuthWithCustomEndpoint} is set;
+   * `API_ENDPOINT_OVERRIDE` with credentials unless it is `false` (as MLflow's client, whose
+   * `use_auth_w_custom_endpoint` defaults to true); `STORAGE_EMULATOR_HOST` never with any.
    * @default STORAGE_EMULATOR_HOST, else API_ENDPOINT_OVERRIDE, else https://storage.googleapis.com
    */
   apiEndpoint?: string;
   /**
-   * Send credentials to a custom {@link apiEndpoint} too (never to `STORAGE_EMULATOR_HOST`), as
+   * Send credentials to a custom endpoint (never to `STORAGE_EMULATOR_HOST`), as
    * `google-cloud-storage`'s `use_auth_w_custom_endpoint`.
-   * @default false
+   * @default false for the {@link apiEndpoint} option; true for `API_ENDPOINT_OVERRIDE`, as in MLflow
    */
   useAuthWithCustomEndpoint?: boolean;
   /**
@@ -143,11 +144,17 @@ export function resolveGcsConfig(options: GcsStoreOptions = {}, env: Env = proce
       'MLFLOW_GCS_DEFAULT_TIMEOUT is deprecated and no longer read by MLflow (nor by artifact-uploader); set MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT (seconds, -1 for none) instead.',
     );
   }
-  const custom = endpoint.source !== 'default';
+  // MLflow's `storage.Client()` authenticates to API_ENDPOINT_OVERRIDE (google-cloud-storage's
+  // `use_auth_w_custom_endpoint=True` by default) and never to STORAGE_EMULATOR_HOST. Sent
+  // anonymously, every request to a private endpoint of a real bucket was refused.
+  const authenticated =
+    endpoint.source === 'default' ||
+    (endpoint.source === 'API_ENDPOINT_OVERRIDE' && options.useAuthWithCustomEndpoint !== false) ||
+    (endpoint.source === 'option' && options.useAuthWithCustomEndpoint === true);
   return {
     apiEndpoint: endpoint.url,
     endpointSource: endpoint.source,
-    authenticated: !custom || (endpoint.source !== 'STORAGE_EMULATOR_HOST' && options.useAuthWithCustomEndpoint === true),
+    authenticated,
     keyFilename: options.keyFilename ?? envString('GOOGLE_APPLICATION_CREDENTIALS', env),
     chunkSize,
     resumableThreshold,

@@ -69,7 +69,7 @@ describe('resolveGcsConfig', () => {
     expect(config.warnings).toEqual([expect.stringMatching(/MLFLOW_GCS_DEFAULT_TIMEOUT is deprecated.*MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT/)]);
   });
 
-  it('uses STORAGE_EMULATOR_HOST (scheme optional) without credentials; a custom endpoint only with useAuthWithCustomEndpoint', () => {
+  it('uses STORAGE_EMULATOR_HOST (scheme optional) without credentials; API_ENDPOINT_OVERRIDE with them, as MLflow; the apiEndpoint option only with useAuthWithCustomEndpoint', () => {
     expect(resolveGcsConfig({}, { STORAGE_EMULATOR_HOST: 'http://127.0.0.1:9023/' })).toMatchObject({
       apiEndpoint: 'http://127.0.0.1:9023',
       endpointSource: 'STORAGE_EMULATOR_HOST',
@@ -79,7 +79,10 @@ describe('resolveGcsConfig', () => {
       apiEndpoint: 'http://localhost:9023',
       authenticated: false,
     });
-    expect(resolveGcsConfig({}, { API_ENDPOINT_OVERRIDE: 'https://storage.example.com' })).toMatchObject({ endpointSource: 'API_ENDPOINT_OVERRIDE', authenticated: false });
+    // google-cloud-storage's Client(use_auth_w_custom_endpoint=True), which MLflow makes with no arguments.
+    expect(resolveGcsConfig({}, { API_ENDPOINT_OVERRIDE: 'https://storage.example.com' })).toMatchObject({ endpointSource: 'API_ENDPOINT_OVERRIDE', authenticated: true });
+    expect(resolveGcsConfig({ useAuthWithCustomEndpoint: false }, { API_ENDPOINT_OVERRIDE: 'https://storage.example.com' })).toMatchObject({ authenticated: false });
+    expect(resolveGcsConfig({ apiEndpoint: 'https://gcs.internal' }, {})).toMatchObject({ endpointSource: 'option', authenticated: false });
     expect(resolveGcsConfig({ apiEndpoint: 'https://gcs.internal', useAuthWithCustomEndpoint: true }, { STORAGE_EMULATOR_HOST: 'x:1' })).toMatchObject({
       apiEndpoint: 'https://gcs.internal',
       endpointSource: 'option',

@@ -580,6 +580,47 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     }
   });
 
+  it('sends the Application Default Credentials token to an API_ENDPOINT_OVERRIDE endpoint, as MLflow does (google-cloud-storage authenticates to it)', async () => {
+    const token = 'ya29.override-endpoint-token';
+    const metadata = createServer((req, res) => {
+      const headers = { 'metadata-flavor': 'Google' };
+      if (req.url?.startsWith('/computeMetadata/v1/instance/service-accounts/default/token')) {
+        return void res.writeHead(200, { ...headers, 'content-type': 'application/json' }).end(JSON.stringify({ access_token: token, expires_in: 3599, token_type: 'Bearer' }));
+      }
+      if (req.url === '/computeMetadata/v1/universe/universe-domain') return void res.writeHead(200, { ...headers, 'content-type': 'text/plain' }).end('googleapis.com');
+      res.writeHead(404, headers).end();
+    });
+    await new Promise<void>((resolve) => metadata.listen(0, '127.0.0.1', resolve));
+    const saved = { detection: process.env.METADATA_SERVER_DETECTION, host: process.env.GCE_METADATA_HOST };
+    process.env.METADATA_SERVER_DETECTION = 'assume-present';
+    process.env.GCE_METADATA_HOST = `127.0.0.1:${(metadata.address() as AddressInfo).port}`;
+    try {
+      resetProxy();
+      const authorizations: unknown[] = [];
+      proxy.addRule({
+        match: (r) => {
+          authorizations.push(r.headers.authorization);
+          return false;
+        },
+        fault: 'drop',
+      });
+      // A private endpoint (Private Service Connect, a regional one) set the way MLflow users set it.
+      const store = new GcsArtifactStore(run.artifactUri, { env: { API_ENDPOINT_OVERRIDE: proxy.url, HOME: dir }, retry: { maxRetries: 0 } });
+      expect(store.describe()).toMatch(/\(API_ENDPOINT_OVERRIDE\), Application Default Credentials:/);
+      const local = await writeLocal('override-endpoint.txt', 'to a private endpoint');
+      await store.uploadFile(local, 'override-endpoint.txt');
+      expected['override-endpoint.txt'] = sha256(Buffer.from('to a private endpoint'));
+      expect(authorizations).toEqual([`Bearer ${token}`]);
+      expect((await objectMeta(`${store.rootKey}/override-endpoint.txt`))?.size).toBe('21');
+    } finally {
+      for (const [key, value] of [['METADATA_SERVER_DETECTION', saved.detection], ['GCE_METADATA_HOST', saved.host]] as const) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+      await new Promise<void>((resolve) => metadata.close(() => resolve()));
+    }
+  });
+
   it('refuses an unusable GOOGLE_APPLICATION_CREDENTIALS with a ConfigError before sending anything', async () => {
     resetProxy();
     const store = new GcsArtifactStore(run.artifactUri, {
