@@ -14,6 +14,7 @@ import type { Logger } from '../core/logger.js';
 import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
 import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-format.js';
 import { validateModelArtifacts, type ModelValidationReport, type ValidateModelOptions } from '../model/validate.js';
+import { isHubRepoId } from './repo-id.js';
 
 /** One file to upload: where it is on disk and where it goes in the repo. */
 export interface PreparedFile {
@@ -61,7 +62,6 @@ export interface PrepareUploadOptions {
 
 /** Files never uploaded: OS litter. Hidden directories are already skipped by the listing. */
 const IGNORED_NAMES = new Set(['.DS_Store', 'Thumbs.db', 'desktop.ini']);
-const REPO_ID_SHAPE = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
 async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
   try {
@@ -72,8 +72,14 @@ async function readJson(path: string): Promise<Record<string, unknown> | undefin
   }
 }
 
+/**
+ * A base model named in a model's own files, when it is a Hub repo id: it goes into the card's
+ * `base_model`, which the Hub checks when the card is committed, refusing the whole commit for
+ * a value that is no model id (a local path). A namespace is required: a bare name there is as
+ * likely a local folder as one of the Hub's canonical models.
+ */
 function asRepoId(value: unknown): string | undefined {
-  return typeof value === 'string' && REPO_ID_SHAPE.test(value) ? value : undefined;
+  return isHubRepoId(value) ? value : undefined;
 }
 
 /**
@@ -108,7 +114,9 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       const conversion = await convertMlxLoraToPeft(dir, { outDir: join(temp, 'adapter'), baseModel: options.baseModel, signal: options.signal, logger });
       sourceDir = conversion.outDir;
       sourceFiles = conversion.files;
-      baseModel ??= conversion.config.base_model_name_or_path ?? undefined;
+      // mlx_lm's `model` is what `--model` was: often a local path, which the conversion keeps
+      // in adapter_config.json (with a warning) but the card must not carry.
+      baseModel ??= asRepoId(conversion.config.base_model_name_or_path);
       warnings.push(...conversion.warnings);
       converted = true;
     } else if (format === 'lora') {

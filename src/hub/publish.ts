@@ -31,6 +31,7 @@ import { VERSION } from '../version.js';
 // hub-session.ts holds the `@huggingface/hub` client: loaded when a publish reaches the Hub.
 import type { HubSession } from './hub-session.js';
 import { prepareUpload, type PreparedUpload } from './prepare-upload.js';
+import { isHubRepoId } from './repo-id.js';
 import { assertHubAllowed, PUBLIC_HUB_URL } from './test-guard.js';
 
 /** Tags set on the MLflow run once the model is on the Hub. */
@@ -108,8 +109,10 @@ export interface PublishToHubOptions {
   /** MLflow run the model came from: recorded in the model card and tagged with the commit URL (see {@link tagRun}). */
   runId?: string;
   /**
-   * Hugging Face repo id of the base model, for the model card and the PEFT config.
-   * @default from the adapter config (`model` / `base_model_name_or_path`) or `config.json` `_name_or_path`
+   * Hugging Face repo id of the base model, for the model card and the PEFT config; anything else
+   * (a local path) is refused with an `InvalidArgumentError`, as the Hub refuses such a card.
+   * @default from the adapter config (`model` / `base_model_name_or_path`) or `config.json`
+   *   `_name_or_path`, when it is a `namespace/name` repo id (a local path there is left out)
    */
   baseModel?: string;
   /** MLflow details for the model card's run link. */
@@ -229,6 +232,13 @@ function checkOptions(options: PublishToHubOptions): void {
   }
   if (options.revision !== undefined && (typeof options.revision !== 'string' || options.revision.trim() === '')) {
     throw new InvalidArgumentError('revision', `Expected \`revision\` to be a branch name, got ${JSON.stringify(options.revision)}.`);
+  }
+  if (options.baseModel !== undefined && !isHubRepoId(options.baseModel, { namespace: 'optional' })) {
+    // It becomes the card's `base_model`, which the Hub checks at the commit: refused there, the
+    // whole publish would fail after every file was uploaded.
+    throw new InvalidArgumentError('baseModel', `Expected \`baseModel\` to be the Hub repo id of the base model ("namespace/name"), got ${JSON.stringify(options.baseModel)}.`, {
+      hint: 'Pass the Hugging Face repo the model was fine-tuned from, such as "meta-llama/Llama-3.2-1B", not a local path.',
+    });
   }
   if (options.idempotencyKey !== undefined) checkIdempotencyKey(options.idempotencyKey, 'idempotencyKey');
 }

@@ -96,6 +96,32 @@ describe('publishToHub', () => {
     expect(events.filter((e) => e.type === 'bytes').at(-1)).toEqual({ type: 'bytes', loaded: result.bytes, total: result.bytes });
   });
 
+  it("never writes an MLX adapter's local model path into the card's base_model (the Hub refuses such a card)", async () => {
+    // mlx_lm.lora --model ./models/... records that path as the adapter config's `model`.
+    const modelDir = await writeMlxLoraModel(join(await tempDir(), 'local-base_20240501_093000'), { baseModel: '/Users/alice/models/Llama-3.2-1B' });
+    const options = opts({ modelDir });
+    const result = await publishToHub(options);
+    expect(result).toMatchObject({ status: 'published', converted: true });
+    expect(result.baseModel).toBeUndefined();
+    expect(result.warnings.some((w) => w.includes('is a local path'))).toBe(true);
+    const card = (await hubBytes(options.repoId, 'README.md')).toString();
+    const frontMatter = card.split('\n---\n')[0]!;
+    expect(frontMatter).not.toMatch(/base_model/);
+    expect(card).not.toContain('/Users/alice');
+    expect(card).toContain('- **Base model:** unknown');
+
+    // Passed explicitly, a path is refused before anything is done, dry run or not.
+    for (const baseModel of ['./models/llama', '/Users/alice/models/Llama-3.2-1B', 'org/llama.git', 'org/a--b']) {
+      for (const dryRun of [true, false]) {
+        const error = await publishToHub({ ...opts({ modelDir }), baseModel, dryRun }).catch((e: unknown) => e);
+        expect(error, baseModel).toBeInstanceOf(InvalidArgumentError);
+        expect(error, baseModel).toMatchObject({ argument: 'baseModel' });
+      }
+    }
+    // The Hub's canonical models have no namespace.
+    expect(await publishToHub({ ...opts({ modelDir }), baseModel: 'gpt2', dryRun: true })).toMatchObject({ baseModel: 'gpt2' });
+  });
+
   it('uploads a PEFT adapter as it is (no second conversion)', async () => {
     const root = await tempDir();
     const mlx = await writeMlxLoraModel(join(root, 'mlx_20240101_000000'));
