@@ -73,7 +73,10 @@ export type PublishProgressEvent =
 export interface PublishToHubOptions {
   /** The model directory (MLX or PEFT LoRA adapter, or fused model). */
   modelDir: string;
-  /** Target repo, `namespace/name`. Created (as a model repo) when missing. */
+  /**
+   * Target repo, `namespace/name`. Created (as a model repo) when missing. A name the Hub does
+   * not accept (`huggingface_hub`'s `validate_repo_id` rules) is an `InvalidArgumentError`.
+   */
   repoId: string;
   /**
    * Hub token with write access.
@@ -227,8 +230,14 @@ function checkOptions(options: PublishToHubOptions): void {
   if (typeof options.modelDir !== 'string' || options.modelDir === '') {
     throw new InvalidArgumentError('modelDir', `Expected \`modelDir\` to be a directory path, got ${JSON.stringify(options.modelDir)}.`);
   }
-  if (typeof options.repoId !== 'string' || !/^[A-Za-z0-9][\w.-]*\/[A-Za-z0-9][\w.-]*$/.test(options.repoId)) {
-    throw new InvalidArgumentError('repoId', `Expected \`repoId\` to be "namespace/name" (letters, digits, '-', '_', '.'), got ${JSON.stringify(options.repoId)}.`);
+  // The Hub's own rules, not just its alphabet: a name it will not create (`x.git`, `a--b`) is
+  // refused here, before the model is validated and converted, and not by the Hub at the end
+  // (or never, by a dry run).
+  if (!isHubRepoId(options.repoId)) {
+    throw new InvalidArgumentError(
+      'repoId',
+      `Expected \`repoId\` to be "namespace/name" (letters, digits, '-', '_', '.'; each part at most 96 characters, starting with a letter or digit and not ending with '-' or '.'; no '--' or '..'; not ending with '.git'), got ${JSON.stringify(options.repoId)}.`,
+    );
   }
   if (options.revision !== undefined && (typeof options.revision !== 'string' || options.revision.trim() === '')) {
     throw new InvalidArgumentError('revision', `Expected \`revision\` to be a branch name, got ${JSON.stringify(options.revision)}.`);

@@ -20,6 +20,22 @@ import { describeWithPython, sha256, tempDir, writeFiles, writeFusedModel, write
 
 let hub: FakeHub;
 let counter = 0;
+
+/** Repo ids `huggingface_hub`'s `validate_repo_id` refuses (cross-checked with it below), and some it accepts. */
+const REFUSED_REPO_IDS = [
+  'tester/model.git',
+  'tester/a--b',
+  'tester/a..b',
+  'tester/model-',
+  'tester/model.',
+  'tester-/model',
+  `tester/${'a'.repeat(97)}`,
+  'tester/.model',
+  'tester/a/b',
+  'tester/caf\u00e9',
+  'model',
+];
+const ACCEPTED_REPO_IDS = ['tester/Model_1.2-x', 'tester/model_', `tester/${'a'.repeat(96)}`, 'my-org/x'];
 const newRepo = () => `tester/model-${++counter}-${Date.now().toString(36)}`;
 
 beforeAll(async () => {
@@ -120,6 +136,24 @@ describe('publishToHub', () => {
     }
     // The Hub's canonical models have no namespace.
     expect(await publishToHub({ ...opts({ modelDir }), baseModel: 'gpt2', dryRun: true })).toMatchObject({ baseModel: 'gpt2' });
+  });
+
+  it('refuses, before anything is done, a repo id the Hub refuses (dry run included)', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    for (const repoId of REFUSED_REPO_IDS) {
+      for (const dryRun of [true, false]) {
+        const error = await publishToHub({ ...opts({ modelDir }), repoId, dryRun }).catch((e: unknown) => e);
+        expect(error, `${repoId} dryRun=${dryRun}`).toBeInstanceOf(InvalidArgumentError);
+        expect(error, repoId).toMatchObject({ argument: 'repoId' });
+      }
+      expect(hub.files(repoId), repoId).toEqual([]); // no repo was created
+    }
+    for (const repoId of ACCEPTED_REPO_IDS) {
+      expect(await publishToHub({ ...opts({ modelDir }), repoId, dryRun: true }), repoId).toMatchObject({ status: 'dry-run', repoId });
+    }
+    // One of them all the way: the Hub creates it and takes the commit.
+    const edge = `tester/${'a'.repeat(94)}_${counter++}`.slice(0, 7 + 96);
+    expect(await publishToHub({ ...opts({ modelDir }), repoId: edge })).toMatchObject({ status: 'published', repoCreated: true });
   });
 
   it('uploads a PEFT adapter as it is (no second conversion)', async () => {
@@ -555,6 +589,27 @@ describe('hasMarker', () => {
 });
 
 describeWithPython('publishToHub, read back with Python huggingface_hub', () => {
+  it("refuses the repo ids huggingface_hub's validate_repo_id refuses, and accepts the ones it accepts", async () => {
+    const script = `
+import json, sys
+from huggingface_hub.utils import validate_repo_id, HFValidationError
+out = {}
+for repo_id in json.loads(sys.argv[1]):
+    try:
+        validate_repo_id(repo_id)
+        out[repo_id] = True
+    except HFValidationError:
+        out[repo_id] = False
+print(json.dumps(out))
+`;
+    // Python accepts a bare name (a canonical model); publishToHub needs the namespace it creates the repo in.
+    const ours = REFUSED_REPO_IDS.filter((id) => id.includes('/'));
+    const stdout = await runPython(script, { args: [JSON.stringify([...ours, ...ACCEPTED_REPO_IDS])] });
+    const verdicts = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, boolean>;
+    for (const id of ours) expect(verdicts[id], id).toBe(false);
+    for (const id of ACCEPTED_REPO_IDS) expect(verdicts[id], id).toBe(true);
+  });
+
   it('downloads the bytes that were published (fused) and loads the converted adapter with safetensors', async () => {
     const fusedDir = await writeFusedModel(await tempDir());
     const fused = await publishToHub(opts({ modelDir: fusedDir }));
