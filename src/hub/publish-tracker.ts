@@ -147,6 +147,24 @@ export interface PublishOnceResult {
 type PublishRecord = z.infer<typeof RecordSchema>;
 type TrackerState = z.infer<typeof TrackerStateSchema>;
 
+/**
+ * The publish options recorded with a key, so that a later attempt (`retry()`, a takeover, an
+ * automatic retry) publishes what the first one was asked to, where it was asked to: without
+ * them a `retry(id)` committed to `main` instead of the branch asked for (where the key is not
+ * searched for, so a commit that landed there was made again), created a repo asked for as
+ * private as public, and lost the run id and the base model. Plain values only: a token, a
+ * logger or a callback is never written to the state file.
+ */
+const RECORDED_OPTIONS = ['revision', 'private', 'baseModel', 'runId', 'commitMessage'] as const;
+type RecordedOptions = NonNullable<PublishRecord['publish']>;
+
+/** The recordable options of `options` (the ones set), over those recorded before. */
+function recordedOptions(before: RecordedOptions | undefined, options: Partial<PublishToHubOptions> | undefined): RecordedOptions | undefined {
+  const out: Record<string, unknown> = { ...before };
+  for (const key of RECORDED_OPTIONS) if (options?.[key] !== undefined) out[key] = options[key];
+  return Object.keys(out).length > 0 ? (out as RecordedOptions) : undefined;
+}
+
 /** The in-process half of a running publish. */
 interface Inflight {
   promise: Promise<PublishResult>;
@@ -233,7 +251,10 @@ export class PublishTracker {
 
   /**
    * Retries a failed publish now, whatever the failure policy says. Does nothing for a
-   * publish that is running or completed. Options override what the failed attempt used.
+   * publish that is running or completed. Options override what the failed attempt used; the
+   * rest is as it was (`modelDir`, `repoId`, and the `revision`, `private`, `baseModel`, `runId`
+   * and `commitMessage` publish options, recorded in the state file; the tracker's defaults for
+   * everything else).
    */
   async retry(trainingId: string, options: { modelDir?: string; repoId?: string; publish?: Partial<PublishToHubOptions> } = {}): Promise<PublishStatusReport> {
     checkKey(trainingId);
@@ -383,11 +404,13 @@ export class PublishTracker {
         return { result: { won: false, record: current } };
       }
       const now = new Date().toISOString();
+      const publish = recordedOptions(current?.publish, options.publish);
       const record: PublishRecord = {
         key,
         state: 'uploading',
         repoId: options.repoId,
         modelDir,
+        ...(publish ? { publish } : {}),
         attempts: (current?.attempts ?? 0) + 1,
         owner: { host: this.host, pid: process.pid, instance: this.instance },
         startedAt: now,
@@ -403,6 +426,8 @@ export class PublishTracker {
     const publishOptions: PublishToHubOptions = {
       ...this.options.defaults,
       ...options.publish,
+      // What the first attempt was asked for, unless this call says otherwise.
+      ...record.publish,
       modelDir,
       repoId: record.repoId,
       // The key marks the commit, so a publish that landed unrecorded is found, not repeated.

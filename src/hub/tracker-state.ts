@@ -26,6 +26,19 @@ export const RecordSchema = z.object({
   startedAt: z.string(),
   updatedAt: z.string(),
   heartbeatAt: z.string().optional(),
+  /**
+   * The caller's publish options that say what is published where (see `RECORDED_OPTIONS` in
+   * publish-tracker.ts), kept for `retry()` and takeovers: never a token or a function.
+   */
+  publish: z
+    .object({
+      revision: z.string().optional(),
+      private: z.boolean().optional(),
+      baseModel: z.string().optional(),
+      runId: z.string().optional(),
+      commitMessage: z.string().optional(),
+    })
+    .optional(),
   result: z
     .object({
       status: z.string(),

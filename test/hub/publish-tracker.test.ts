@@ -266,6 +266,41 @@ describe('failure policy', () => {
     await tracker.idle();
     expect(await tracker.status('t8', options)).toMatchObject({ status: 'completed', attempts: 2, commitOid: hub.head(repoId) });
   });
+
+  it('retry() publishes what the failed attempt was asked to (private repo, branch, message), even from a new process', async () => {
+    const stateFile = await stateFileIn();
+    const modelDir = await tempDir();
+    await writeFiles(modelDir, { 'config.json': '{"model_type": "llama"}' }); // no weights: invalid
+    const privateRepo = newRepo();
+    const onBranch = newRepo();
+    hub.createRepo(onBranch);
+    const repo = hub.store.get('model', onBranch)!;
+    repo.branches.set('dev', hub.head(onBranch)!);
+    const first = new PublishTracker({ stateFile, defaults: defaults() });
+    const asked = {
+      p: { repoId: privateRepo, publish: { private: true, commitMessage: 'Nightly adapter' } },
+      b: { repoId: onBranch, publish: { revision: 'dev' } },
+    };
+    for (const [id, { repoId, publish }] of Object.entries(asked)) {
+      await first.status(id, { training: 'succeeded', repoId, modelDir, allowUpload: true, publish });
+    }
+    await first.idle();
+    for (const id of Object.keys(asked)) expect((await first.status(id, { training: 'succeeded', repoId: 'x/y', allowUpload: false })).status).toBe('failed');
+    expect(hub.store.get('model', privateRepo)).toBeUndefined(); // refused before the repo was created
+
+    await writeFusedModel(modelDir); // fixed
+    const restarted = new PublishTracker({ stateFile, defaults: defaults() }); // the retry comes from another process
+    for (const id of Object.keys(asked)) expect((await restarted.retry(id)).status).toBe('uploading');
+    await restarted.idle();
+    expect(await restarted.status('p', { training: 'succeeded', repoId: privateRepo, allowUpload: false })).toMatchObject({ status: 'completed' });
+    expect(hub.store.get('model', privateRepo)?.private).toBe(true);
+    expect(hub.commits(privateRepo)[0]?.title).toBe('Nightly adapter');
+    expect(await restarted.status('b', { training: 'succeeded', repoId: onBranch, allowUpload: false })).toMatchObject({ status: 'completed' });
+    expect(hub.files(onBranch, { revision: 'dev' })).toContain('model.safetensors');
+    expect(hub.files(onBranch)).not.toContain('model.safetensors'); // main untouched
+    // Nothing secret is recorded with them.
+    expect(await readFile(stateFile, 'utf8')).not.toContain(hub.token);
+  });
 });
 
 describe('publishOnce', () => {
