@@ -103,6 +103,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
     'No model directory to publish: pass --model-dir, or --fine-tuned-models-dir to search for the newest training output.', ['publish']],
   [/\bExpected `repoId` to be\b/g, 'Expected --repo-id to be', ['publish']],
   [/\bExpected `baseModel` to be\b/g, 'Expected --base-model to be', ['publish']],
+  [/\bpublish again with idempotencyKey ("[^"]*")/g, 'run the same command again with --idempotency-key $1', ['publish']],
+  [/`idempotencyKey` ("[^"]*")/g, '--idempotency-key $1', ['publish']],
   [/Check the path, or let resolveModelDir find the newest training output\./g, 'Check the path (relative paths are resolved against the working directory).'],
   // A directory with no known layout (model/detect-format.ts), in `publish`, `validate` and `convert-peft`.
   [/\bPoint modelDir at the training output\b/g, 'Point --model-dir at the training output', ['publish']],

@@ -260,6 +260,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .option('--base-model <repo-id>', 'Hugging Face repo of the base model, for the model card and PEFT config')
     .option('--commit-message <text>', 'commit message (first line: title)')
     .option('--revision <branch>', 'branch to commit to (default: main)')
+    .option('--idempotency-key <key>', 'identifies this publish: a commit of the branch with this key is found instead of made again (a failed commit prints the one to pass)')
     .addHelpText(
       'after',
       examples(

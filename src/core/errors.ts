@@ -639,13 +639,19 @@ export class HubError extends RemoteError {
   readonly status?: number;
   /** The Hub's `X-Error-Code`, when it sent one. */
   readonly hubErrorCode?: string;
+  /**
+   * Set when a publish failed after its commit request was sent, so that the commit may be on
+   * the Hub: publishing again with this as `idempotencyKey` finds it instead of committing twice.
+   */
+  readonly publishId?: string;
   constructor(
     message: string,
-    details: { status?: number; hubErrorCode?: string; method?: string; url?: string } & ErrorOptions = {},
+    details: { status?: number; hubErrorCode?: string; method?: string; url?: string; publishId?: string } & ErrorOptions = {},
   ) {
     super('HUB_ERROR', message, details);
     this.status = details.status;
     this.hubErrorCode = details.hubErrorCode;
+    this.publishId = details.publishId;
   }
 }
 

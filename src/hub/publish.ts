@@ -135,7 +135,9 @@ export interface PublishToHubOptions {
   /**
    * Identifies this publish across processes (the publish tracker passes its key): written into
    * the commit description and, before uploading, searched for in the branch's last 100 commits;
-   * when found, nothing is uploaded and the status is `already-published`. A non-empty string
+   * when found, nothing is uploaded and the status is `already-published`. Pass the
+   * `publishId` of a `HubError` from a publish that failed after its commit was sent to find
+   * that commit instead of making another. A non-empty string
    * without control characters (tab, CR, LF ...) and without whitespace at either end; any other
    * is refused with an `InvalidArgumentError`.
    * @default a random id (each call is a new publish)
@@ -658,8 +660,27 @@ async function commitExactlyOnce(
     });
   } catch (error) {
     if (error instanceof AbortedError) throw error;
-    throw session.toHubError(error, `commit to ${repoId}@${revision}`);
+    const failed = session.toHubError(error, `commit to ${repoId}@${revision}`);
+    // The marker search covers the attempts of this call only. Without a key of the caller's,
+    // the publish id is a random one nobody else knows, and a publish run again would commit a
+    // second time, whatever the usual hint says: hand the id over, to be passed back.
+    if (mayHaveLanded && options.idempotencyKey === undefined && failed instanceof HubError) throw mayHaveLandedError(failed, publishId);
+    throw failed;
   }
+}
+
+/** `error` with the publish id to pass again as `idempotencyKey`, and a hint that says so. */
+function mayHaveLandedError(error: HubError, publishId: string): HubError {
+  const message = error.hint && error.message.endsWith(error.hint) ? error.message.slice(0, -error.hint.length).trimEnd() : error.message;
+  return new HubError(message, {
+    status: error.status,
+    hubErrorCode: error.hubErrorCode,
+    method: error.method,
+    url: error.url,
+    publishId,
+    cause: error.cause ?? error,
+    hint: `The commit may be on the Hub even so (its answer was lost or refused after it was sent): publish again with idempotencyKey "${publishId}" and a commit that landed is found instead of made a second time; without it, publishing again commits again.`,
+  });
 }
 
 /**

@@ -112,4 +112,22 @@ describe('publish', () => {
       fault.cancel();
     }
   });
+
+  it('a commit whose answer is lost prints the --idempotency-key that finds it: the same command with it does not commit twice', async () => {
+    const cwd = tempDir();
+    writePeftDir(cwd, 'adapter');
+    const repo = newRepo();
+    hub.createRepo(repo);
+    hub.dropResponseOfNext('commit');
+    const lost = await cli(['publish', '--model-dir', 'adapter', '--repo-id', repo], { cwd, env: hubEnv({ MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' }) });
+    expect(lost.code, lost.stderr).toBe(EXIT_CODES.FAILED);
+    expect(hub.commits(repo)).toHaveLength(2); // it landed
+    const key = /--idempotency-key "([0-9a-f-]{36})"/.exec(lost.stderr)?.[1];
+    expect(key, lost.stderr).toBeDefined();
+
+    const again = await cli(['publish', '--model-dir', 'adapter', '--repo-id', repo, '--idempotency-key', key!], { cwd, env: hubEnv() });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`Already published: ${hub.url}/${repo}/commit/${hub.head(repo)}`);
+    expect(hub.commits(repo)).toHaveLength(2);
+  });
 });

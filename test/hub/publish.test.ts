@@ -413,6 +413,31 @@ describe('publishToHub', () => {
     expect(hub.requests.filter((r) => r.route === 'commit')).toHaveLength(1);
   });
 
+  it('a commit whose answer is lost for good hands back the publish id that finds it, so publishing again does not commit twice', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const options = opts({ modelDir, retry: { maxRetries: 0 } });
+    hub.createRepo(options.repoId);
+    hub.dropResponseOfNext('commit');
+    const error = (await publishToHub(options).catch((e: unknown) => e)) as HubError;
+    expect(error).toBeInstanceOf(HubError);
+    expect(hub.commits(options.repoId)).toHaveLength(2); // it landed
+    expect(error.publishId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(error.hint).toContain(`idempotencyKey "${error.publishId}"`);
+    expect(error.hint).not.toMatch(/nothing is committed twice/);
+    expect(error.toJSON()).toMatchObject({ publishId: error.publishId });
+
+    const again = await publishToHub({ ...options, idempotencyKey: error.publishId });
+    expect(again).toMatchObject({ status: 'already-published', commitOid: hub.head(options.repoId) });
+    expect(hub.commits(options.repoId)).toHaveLength(2);
+
+    // With a key of the caller's, the caller knows it already: the error is as it was.
+    const keyed = opts({ modelDir, retry: { maxRetries: 0 }, idempotencyKey: `job-${counter}` });
+    hub.createRepo(keyed.repoId);
+    hub.dropResponseOfNext('commit');
+    expect(await publishToHub(keyed).catch((e: unknown) => e)).toMatchObject({ name: 'HubError', publishId: undefined });
+    expect(await publishToHub(keyed)).toMatchObject({ status: 'already-published' });
+  });
+
   it('retries a commit refused with 503, 409 (commit in progress) and a lost request, still one commit', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     const options = opts({ modelDir });

@@ -77,6 +77,7 @@ export async function runPublish(ctx: CliContext, _args: unknown[], options: Rec
       baseModel: options.baseModel as string | undefined,
       commitMessage: options.commitMessage as string | undefined,
       revision: options.revision as string | undefined,
+      idempotencyKey: options.idempotencyKey as string | undefined,
       dryRun,
       runId,
       mlflow: { trackingUri: /^https?:/i.test(trackingUri) ? trackingUri : undefined, experimentId },
