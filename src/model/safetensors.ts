@@ -431,7 +431,9 @@ export interface SafetensorsWriter {
 }
 
 function planHeader(path: string, specs: readonly SafetensorsTensorSpec[], metadata: Record<string, string> | null): { text: string; header: SafetensorsHeader } {
-  const entries: Record<string, unknown> = {};
+  // No prototype: on a plain object, a tensor named "__proto__" set the prototype instead of a
+  // key, so the header left it out while its bytes were written, and the file did not read back.
+  const entries: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   if (metadata) {
     for (const [key, value] of Object.entries(metadata)) {
       if (typeof value !== 'string') throw new InvalidArgumentError('metadata', `metadata.${key} must be a string, got ${typeof value}.`);

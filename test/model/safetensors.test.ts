@@ -186,6 +186,24 @@ describe('createSafetensorsWriter', () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it('writes any tensor name JSON can hold, "__proto__" and "constructor" included, and reads it back', async () => {
+    const path = join(tempDir(), 'names.safetensors');
+    const data = tensorData('F32', 2);
+    await writeSafetensorsFile(path, [
+      { name: '__proto__', dtype: 'F32', shape: [2], data },
+      { name: 'constructor', dtype: 'F32', shape: [2], data },
+    ]);
+    const header = await readSafetensorsHeader(path);
+    expect(header.tensors.map((t) => t.name)).toEqual(['__proto__', 'constructor']);
+    const reader = await openSafetensors(path);
+    try {
+      expect(Buffer.compare(await reader.readTensor('__proto__'), Buffer.from(data))).toBe(0);
+    } finally {
+      await reader.close();
+    }
+    await expect(createSafetensorsWriter(path, [{ name: '__proto__', dtype: 'F32', shape: [1] }, { name: '__proto__', dtype: 'F32', shape: [1] }])).rejects.toThrow(/declared twice/);
+  });
+
   it('refuses duplicate names, unknown dtypes and sub-byte shapes up front', async () => {
     const path = join(tempDir(), 'x.safetensors');
     await expect(createSafetensorsWriter(path, [{ name: 'a', dtype: 'F32', shape: [1] }, { name: 'a', dtype: 'F32', shape: [1] }])).rejects.toThrow(/declared twice/);
