@@ -89,6 +89,7 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/upload a single file with uploadFile\./g, 'upload a single file with `artifact-uploader file`.'],
   [/Pass overwrite: true to replace it, or choose another outDir\./g, 'Pass --overwrite to replace it, or choose another --out.'],
   [/\bhubUrl must be the Hub's/g, "--hub-url must be the Hub's", ['publish']],
+  [/\bhubUrl must not carry credentials/g, '--hub-url must not carry credentials', ['publish']],
   [/Set hubUrl to a URL/g, 'Pass --hub-url as a URL', ['publish']],
   [/Pass accessToken or set HF_TOKEN/g, 'Set HF_TOKEN'],
   [/into HF_TOKEN or the accessToken option\./g, 'into HF_TOKEN.'],

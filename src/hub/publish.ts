@@ -314,18 +314,28 @@ export function hasMarker(commit: { title: string; message: string }, publishId:
 
 /**
  * Refuses a Hub address that is not an http(s) URL (`localhost:8080`, `user:token@host` with its
- * `https://` left out) before anything is done: every request would fail, after the retries.
- * What is before an `@` is not shown: with no `scheme://`, no URL parser sees it as userinfo.
+ * `https://` left out), or one with credentials in it, before anything is done: every request
+ * would fail, after the retries. What is before an `@` is not shown: with no `scheme://`, no URL
+ * parser sees it as userinfo.
  */
 function checkHubUrl(hubUrl: string, argument: string): void {
-  let protocol: string | undefined;
+  let url: URL | undefined;
   try {
-    protocol = new URL(hubUrl).protocol;
+    url = new URL(hubUrl);
   } catch {
-    protocol = undefined;
+    url = undefined;
   }
-  if (protocol === 'http:' || protocol === 'https:') return;
   const shown = redactAddress(hubUrl);
+  if (url && (url.username !== '' || url.password !== '') && (url.protocol === 'http:' || url.protocol === 'https:')) {
+    // fetch refuses such a URL at the first request ("Request cannot be constructed from a URL
+    // that includes credentials"), which then read as a Hub that does not answer; a dry run (or
+    // a custom fetch that sends them) put them into repoUrl and commitUrl, and from there into
+    // the run's hf_hub.* tags and the tracker's state file.
+    throw new InvalidArgumentError(argument, `${argument} must not carry credentials (user:password@), got "${shown}".`, {
+      hint: "Give the Hub's address without them (such as https://hub.internal); the Hub token goes in HF_TOKEN.",
+    });
+  }
+  if (url?.protocol === 'http:' || url?.protocol === 'https:') return;
   throw new InvalidArgumentError(argument, `${argument} must be the Hub's http(s):// address, got "${shown}".`, {
     hint: `Set ${argument} to a URL such as https://huggingface.co or http://127.0.0.1:8080 (with its http:// or https://), or leave it unset for https://huggingface.co.`,
   });

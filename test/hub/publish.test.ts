@@ -347,6 +347,14 @@ describe('publishToHub', () => {
     expect(JSON.stringify({ ...atInToken.toJSON(), message: atInToken.message })).not.toContain('retToken1');
     // A dry run is refused the same way: it names the address it would publish to.
     expect(await refused({ hubUrl: 'ftp://hub.internal', dryRun: true })).toBeInstanceOf(InvalidArgumentError);
+    // Credentials in the address: fetch refuses to send them (which looked like a Hub that does
+    // not answer), and they would have been in repoUrl, commitUrl and the MLflow tags.
+    for (const dryRun of [false, true]) {
+      const withUserinfo = await refused({ hubUrl: hub.url.replace('://', '://bob:s3cretpass@'), dryRun });
+      expect(withUserinfo, `dryRun=${dryRun}`).toBeInstanceOf(InvalidArgumentError);
+      expect(withUserinfo).toMatchObject({ argument: 'hubUrl', message: expect.stringContaining('must not carry credentials') });
+      expect(JSON.stringify({ ...withUserinfo.toJSON(), message: withUserinfo.message })).not.toMatch(/s3cretpass|bob/);
+    }
   });
 
   it('a Hub that cannot be reached fails with a hint that says what to check, like every other HubError', async () => {
