@@ -156,6 +156,29 @@ describe('publishToHub', () => {
     expect(await publishToHub({ ...opts({ modelDir }), repoId: edge })).toMatchObject({ status: 'published', repoCreated: true });
   });
 
+  it('publishes a model whose own .gitattributes the Hub extends (an LFS file it does not cover), once, without a verification failure', async () => {
+    // Binary files over 1 KiB go to LFS here, so model.safetensors does, and the directory's
+    // .gitattributes has no rule for it: the Hub appends one to the .gitattributes committed.
+    const lfsHub = await startFakeHub({ limits: { binaryRegularMaxBytes: 1024 } });
+    try {
+      const modelDir = await writeFusedModel(await tempDir());
+      const ours = '*.json text eol=lf\n';
+      await writeFiles(modelDir, { '.gitattributes': ours });
+      const options = { ...opts({ modelDir }), hubUrl: lfsHub.url, accessToken: lfsHub.token };
+      const result = await publishToHub(options);
+      expect(result.status).toBe('published');
+      expect(lfsHub.commits(options.repoId)).toHaveLength(2);
+      const attributes = lfsHub.fileBytes(options.repoId, '.gitattributes')!.toString();
+      expect(attributes.startsWith(ours)).toBe(true);
+      expect(attributes).toContain('model.safetensors filter=lfs');
+      const byPath = new Map(result.files.map((f) => [f.path, f]));
+      expect(byPath.get('.gitattributes')?.verified).toBeUndefined();
+      expect(byPath.get('model.safetensors')).toMatchObject({ verified: 'checksum', sha256: sha256(await readFile(join(modelDir, 'model.safetensors'))) });
+    } finally {
+      await lfsHub.stop();
+    }
+  });
+
   it('uploads a PEFT adapter as it is (no second conversion)', async () => {
     const root = await tempDir();
     const mlx = await writeMlxLoraModel(join(root, 'mlx_20240101_000000'));
