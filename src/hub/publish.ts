@@ -491,7 +491,12 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
     let files = ctx.base.files;
     if (options.verify !== false && status === 'published') {
       phase('verifying');
-      const checked = await verifyCommit(session, repoId, commit.oid, prepared, commit.lfsOids ?? new Map());
+      const checked = await verifyCommit(session, repoId, commit.oid, prepared, commit.lfsOids ?? new Map()).catch((error: unknown) => {
+        // The commit is on the Hub; only listing it failed (the Hub kept failing). Publishing
+        // again without the publish id would commit a second time: hand it over, as when a
+        // commit's answer is lost.
+        throw error instanceof HubError && options.idempotencyKey === undefined ? mayHaveLandedError(error, publishId, commit.url) : error;
+      });
       files = files.map((file) => ({ ...file, ...checked.get(file.path) }));
     }
     const tagging = await tagRun(options, ctx, commit);
@@ -680,8 +685,11 @@ async function commitExactlyOnce(
   }
 }
 
-/** `error` with the publish id to pass again as `idempotencyKey`, and a hint that says so. */
-function mayHaveLandedError(error: HubError, publishId: string): HubError {
+/**
+ * `error` with the publish id to pass again as `idempotencyKey`, and a hint that says so;
+ * `commitUrl` when the commit is known to be on the Hub (only its verification failed).
+ */
+function mayHaveLandedError(error: HubError, publishId: string, commitUrl?: string): HubError {
   const message = error.hint && error.message.endsWith(error.hint) ? error.message.slice(0, -error.hint.length).trimEnd() : error.message;
   return new HubError(message, {
     status: error.status,
@@ -690,7 +698,7 @@ function mayHaveLandedError(error: HubError, publishId: string): HubError {
     url: error.url,
     publishId,
     cause: error.cause ?? error,
-    hint: `The commit may be on the Hub even so (its answer was lost or refused after it was sent): publish again with idempotencyKey "${publishId}" and a commit that landed is found instead of made a second time; without it, publishing again commits again.`,
+    hint: `${commitUrl ? `The commit is on the Hub (${commitUrl}), unverified` : 'The commit may be on the Hub even so (its answer was lost or refused after it was sent)'}: publish again with idempotencyKey "${publishId}" and a commit that landed is found instead of made a second time; without it, publishing again commits again.`,
   });
 }
 

@@ -461,6 +461,18 @@ describe('publishToHub', () => {
     expect(again).toMatchObject({ status: 'already-published', commitOid: hub.head(options.repoId) });
     expect(hub.commits(options.repoId)).toHaveLength(2);
 
+    // The commit landed but listing it for verification keeps failing: the same.
+    const unlisted = opts({ modelDir, retry: { maxRetries: 0 } });
+    const fault = hub.addFault({ route: 'tree', action: 'status', status: 503, times: 100 });
+    const listing = (await publishToHub(unlisted).catch((e: unknown) => e)) as HubError;
+    fault.cancel();
+    expect(listing).toBeInstanceOf(HubError);
+    expect(hub.commits(unlisted.repoId)).toHaveLength(2);
+    expect(listing.publishId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(listing.hint).toContain(`The commit is on the Hub (${hub.url}/${unlisted.repoId}/commit/${hub.head(unlisted.repoId)}), unverified`);
+    expect(await publishToHub({ ...unlisted, idempotencyKey: listing.publishId })).toMatchObject({ status: 'already-published' });
+    expect(hub.commits(unlisted.repoId)).toHaveLength(2);
+
     // With a key of the caller's, the caller knows it already: the error is as it was.
     const keyed = opts({ modelDir, retry: { maxRetries: 0 }, idempotencyKey: `job-${counter}` });
     hub.createRepo(keyed.repoId);
