@@ -367,8 +367,15 @@ export class RequestTimeoutError extends RemoteError {
 /** The caller's AbortSignal fired, or an overall deadline passed. Never retried. */
 export class AbortedError extends ArtifactUploaderError {
   override name = 'AbortedError';
-  constructor(message = 'The operation was aborted.', options: ErrorOptions = {}) {
+  /**
+   * Set when a publish was aborted after its commit request was sent, so that the commit may
+   * be on the Hub: publishing again with this as `idempotencyKey` finds it instead of committing
+   * twice (as {@link HubError.publishId}).
+   */
+  readonly publishId?: string;
+  constructor(message = 'The operation was aborted.', options: ErrorOptions & { publishId?: string } = {}) {
     super('ABORTED', message, options);
+    this.publishId = options.publishId;
   }
 }
 

@@ -675,7 +675,17 @@ async function commitExactlyOnce(
       return commit;
     });
   } catch (error) {
-    if (error instanceof AbortedError) throw error;
+    if (error instanceof AbortedError) {
+      // Aborted while the commit request was out (Ctrl-C while committing): it may land all the same.
+      if (mayHaveLanded && options.idempotencyKey === undefined) {
+        throw new AbortedError(error.hint && error.message.endsWith(error.hint) ? error.message.slice(0, -error.hint.length).trimEnd() : error.message, {
+          cause: error.cause ?? error,
+          publishId,
+          hint: landedHint(publishId),
+        });
+      }
+      throw error;
+    }
     const failed = session.toHubError(error, `commit to ${repoId}@${revision}`);
     // The marker search covers the attempts of this call only. Without a key of the caller's,
     // the publish id is a random one nobody else knows, and a publish run again would commit a
@@ -698,8 +708,14 @@ function mayHaveLandedError(error: HubError, publishId: string, commitUrl?: stri
     url: error.url,
     publishId,
     cause: error.cause ?? error,
-    hint: `${commitUrl ? `The commit is on the Hub (${commitUrl}), unverified` : 'The commit may be on the Hub even so (its answer was lost or refused after it was sent)'}: publish again with idempotencyKey "${publishId}" and a commit that landed is found instead of made a second time; without it, publishing again commits again.`,
+    hint: landedHint(publishId, commitUrl),
   });
+}
+
+/** What to do about a commit that may be on the Hub (`commitUrl`: that is). */
+function landedHint(publishId: string, commitUrl?: string): string {
+  const where = commitUrl ? `The commit is on the Hub (${commitUrl}), unverified` : 'The commit may be on the Hub even so (it was sent before this failure)';
+  return `${where}: publish again with idempotencyKey "${publishId}" and a commit that landed is found instead of made a second time; without it, publishing again commits again.`;
 }
 
 /** The repo's Git attributes file, which decides what is LFS and which the Hub extends. */

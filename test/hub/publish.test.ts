@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { downloadFile, uploadFiles } from '@huggingface/hub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HubError, InvalidArgumentError, ModelValidationError, PublicHubInTestError } from '../../src/core/errors.js';
+import { AbortedError, HubError, InvalidArgumentError, ModelValidationError, PublicHubInTestError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
 import { hasMarker, HUB_RUN_TAGS, publishToHub, type PublishProgressEvent, type PublishToHubOptions } from '../../src/hub/publish.js';
@@ -479,6 +479,27 @@ describe('publishToHub', () => {
     hub.dropResponseOfNext('commit');
     expect(await publishToHub(keyed).catch((e: unknown) => e)).toMatchObject({ name: 'HubError', publishId: undefined });
     expect(await publishToHub(keyed)).toMatchObject({ status: 'already-published' });
+  });
+
+  it('a publish aborted while its commit request is out hands back the publish id that finds the commit if it lands', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const options = opts({ modelDir });
+    hub.createRepo(options.repoId);
+    let release!: () => void;
+    const held = hub.addFault({ route: 'commit', action: 'hold', until: new Promise<void>((r) => (release = r)) });
+    const controller = new AbortController();
+    const publishing = publishToHub({ ...options, signal: controller.signal }).catch((e: unknown) => e);
+    // The commit's arrival at the stand-in is the event to wait for (no deadline).
+    while (held.hits < 1) await new Promise((r) => setTimeout(r, 5));
+    controller.abort();
+    const error = (await publishing) as AbortedError;
+    release(); // the Hub goes on with the commit it received
+    while (hub.commits(options.repoId).length < 2) await new Promise((r) => setTimeout(r, 5));
+    expect(error).toBeInstanceOf(AbortedError);
+    expect(error.publishId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(error.hint).toContain(`idempotencyKey "${error.publishId}"`);
+    expect(await publishToHub({ ...options, idempotencyKey: error.publishId })).toMatchObject({ status: 'already-published', commitOid: hub.head(options.repoId) });
+    expect(hub.commits(options.repoId)).toHaveLength(2);
   });
 
   it('retries a commit refused with 503, 409 (commit in progress) and a lost request, still one commit', async () => {
