@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
 import { formatBytes } from '../core/format.js';
 import { VERSION } from '../version.js';
@@ -32,6 +32,33 @@ export interface ModelCardInput {
   mlflowExperimentId?: string;
   /** Body of a README.md found in the model directory (front matter removed), kept under "Notes". */
   existingNotes?: string;
+  /**
+   * The YAML front matter of that README.md, parsed (a mapping): its keys (`license`,
+   * `datasets`, `language`, `model-index`...) are kept in the card's metadata; the card's own
+   * `library_name` and `base_model` (when known) replace the README's, and `tags` are merged.
+   */
+  existingMetadata?: Record<string, unknown>;
+}
+
+/**
+ * The front matter of a README.md as a mapping, or why it cannot be kept: YAML that does not
+ * parse, or is not a mapping (the Hub reads only a mapping as card metadata).
+ *
+ * @example
+ * ```ts
+ * parseFrontMatter('license: apache-2.0\ndatasets: [squad]'); // { metadata: { license: 'apache-2.0', datasets: ['squad'] } }
+ * ```
+ */
+export function parseFrontMatter(frontMatter: string): { metadata: Record<string, unknown> } | { problem: string } {
+  let value: unknown;
+  try {
+    value = parse(frontMatter);
+  } catch (error) {
+    return { problem: `it is not valid YAML (${(error as Error).message.split('\n')[0]})` };
+  }
+  if (value === null || value === undefined) return { metadata: {} };
+  if (typeof value !== 'object' || Array.isArray(value)) return { problem: 'it is not a YAML mapping' };
+  return { metadata: value as Record<string, unknown> };
 }
 
 /** Splits `---\nyaml\n---\nbody` into its parts; text without front matter is all body. */
@@ -69,10 +96,16 @@ function mlflowRunLink(input: ModelCardInput): string | undefined {
  */
 export function buildModelCard(input: ModelCardInput): string {
   const lora = input.format === 'lora';
+  const existing = input.existingMetadata ?? {};
+  const existingTags = Array.isArray(existing.tags) ? existing.tags : typeof existing.tags === 'string' ? [existing.tags] : [];
+  const ours = [...(lora ? ['lora', 'peft'] : ['fused']), ...(input.flavour === 'mlx' ? ['mlx'] : []), 'artifact-uploader'];
+  // The README's own metadata (license, datasets, model-index...) is the user's: kept. What the
+  // card knows about the files published (the library that loads them, the base model) wins.
   const metadata: Record<string, unknown> = {
+    ...existing,
     library_name: lora ? 'peft' : 'transformers',
     ...(input.baseModel ? { base_model: input.baseModel } : {}),
-    tags: [...(lora ? ['lora', 'peft'] : ['fused']), ...(input.flavour === 'mlx' ? ['mlx'] : []), 'artifact-uploader'],
+    tags: [...new Set([...existingTags, ...ours])],
   };
   const name = input.repoId.split('/').pop() ?? input.repoId;
   const what = lora

@@ -134,10 +134,18 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       if (IGNORED_NAMES.has(name) || file.path === 'README.md') continue;
       files.push({ path: file.path, localPath: join(sourceDir, ...file.path.split('/')), size: file.size });
     }
-    // A README.md the model directory already had is kept in the card, under "Notes".
+    // A README.md the model directory already had is kept in the card: its text under "Notes", its metadata in the card's.
     const existingReadme = await readFile(join(dir, 'README.md'), 'utf8').catch(() => undefined);
     // model-card.ts writes its front matter with yaml: loaded when a card is written.
-    const { buildModelCard, splitFrontMatter } = await import('./model-card.js');
+    const { buildModelCard, parseFrontMatter, splitFrontMatter } = await import('./model-card.js');
+    const existing = existingReadme === undefined ? undefined : splitFrontMatter(existingReadme);
+    // Its front matter (license, datasets, model-index...) goes into the card's metadata, not away.
+    let existingMetadata: Record<string, unknown> | undefined;
+    if (existing?.frontMatter !== undefined) {
+      const parsed = parseFrontMatter(existing.frontMatter);
+      if ('metadata' in parsed) existingMetadata = parsed.metadata;
+      else warnings.push(`The front matter of ${join(dir, 'README.md')} was left out of the model card: ${parsed.problem}. Fix it to keep its metadata (license, datasets...).`);
+    }
     const card = buildModelCard({
       repoId: options.repoId,
       format,
@@ -147,7 +155,8 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       runId: options.runId,
       mlflowTrackingUri: options.mlflowTrackingUri,
       mlflowExperimentId: options.mlflowExperimentId,
-      existingNotes: existingReadme === undefined ? undefined : splitFrontMatter(existingReadme).body,
+      existingNotes: existing?.body,
+      existingMetadata,
     });
     const cardPath = join(temp, 'README.md');
     await writeFile(cardPath, card);

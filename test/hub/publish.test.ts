@@ -2,7 +2,7 @@
  * publishToHub against the fake Hub: what lands in the repo for each model layout, refusal of
  * invalid models, dry runs without network, retries that never commit twice.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -201,6 +201,42 @@ describe('publishToHub', () => {
       expect(sha256(await hubBytes(options.repoId, name)), name).toBe(sha256(await readFile(join(modelDir, name))));
     }
     expect((await hubBytes(options.repoId, 'README.md')).toString()).toContain('library_name: transformers');
+  });
+
+  it("keeps the metadata of the model directory's own README.md in the card (license, datasets...), its text under Notes; a front matter that is not YAML is left out with a warning", async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFile(
+      join(modelDir, 'README.md'),
+      ['---', 'license: apache-2.0', 'datasets:', '  - squad', 'language: [en, fr]', 'library_name: mlx', 'tags: [medical, peft]', '---', '', 'Trained on the clinic notes.', ''].join('\n'),
+    );
+    const options = opts({ modelDir });
+    const result = await publishToHub(options);
+    expect(result.status).toBe('published');
+    const card = (await hubBytes(options.repoId, 'README.md')).toString();
+    const [, frontMatter = ''] = /^---\n([\s\S]*?)\n---\n/.exec(card) ?? [];
+    // Read back as the Hub reads card metadata: YAML, by huggingface_hub's own parser.
+    const cardFile = join(await tempDir(), 'README.md');
+    await writeFile(cardFile, card);
+    const metadata = JSON.parse(
+      await runPython('import json, sys\nfrom huggingface_hub import ModelCard\nprint(json.dumps(ModelCard.load(sys.argv[1]).data.to_dict()))', { args: [cardFile] }),
+    ) as Record<string, unknown>;
+    expect(metadata, frontMatter).toEqual({
+      license: 'apache-2.0',
+      datasets: ['squad'],
+      language: ['en', 'fr'],
+      library_name: 'transformers',
+      tags: ['medical', 'peft', 'fused', 'artifact-uploader'],
+    });
+    expect(card).toContain('## Notes\n\nTrained on the clinic notes.');
+
+    const broken = await writeFusedModel(await tempDir());
+    await writeFile(join(broken, 'README.md'), '---\nlicense: [unclosed\n---\nBody text.\n');
+    const second = await publishToHub(opts({ modelDir: broken }));
+    expect(second.status).toBe('published');
+    expect(second.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/front matter of .*README\.md was left out of the model card: it is not valid YAML/)]));
+    const secondCard = (await hubBytes(second.repoId, 'README.md')).toString();
+    expect(secondCard).toMatch(/^---\nlibrary_name: transformers\n/);
+    expect(secondCard).toContain('## Notes\n\nBody text.');
   });
 
   it('uploads LFS files byte for byte through a custom fetch as well (file blobs as plain Blob bodies)', async () => {
