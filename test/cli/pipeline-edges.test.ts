@@ -65,6 +65,34 @@ print(json.dumps(seen))
     const seen = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
     for (const status of ['FINISHED', 'FAILED', 'KILLED']) expect(seen[status], status).toEqual({ ours: ['RUNNING', true], python: ['RUNNING', true] });
   });
+
+  it('joining a run with --run-name and --tag renames it and logs the tags, as mlflow.start_run(run_id=..., run_name=..., tags=...) does', async () => {
+    const url = mlflowServer().url;
+    const env = baseEnv({ MLFLOW_TRACKING_URI: url });
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) ids.push((await cli(['runs', 'start', '--new', '--experiment-name', 'cli-rejoin-named', '--run-name', 'first'], { cwd: tempDir(), env })).stdout.trim());
+    const [ours, theirs] = ids as [string, string];
+    const joined = await cli(['runs', 'start', '--run-name', 'step-2', '--tag', 'stage=eval', '--tag', 'team=nlp', '--json'], { cwd: tempDir(), env: { ...env, MLFLOW_RUN_ID: ours } });
+    expect(joined.code, joined.stderr).toBe(EXIT_CODES.OK);
+    expect(joined.json()).toMatchObject({ runId: ours, runName: 'step-2', created: false });
+    // Read back with the official client, beside a run Python's start_run joined the same way.
+    const out = await runPython(
+      `
+import json, sys, mlflow
+from mlflow import MlflowClient
+client = MlflowClient()
+mlflow.start_run(run_id=sys.argv[2], run_name="step-2", tags={"stage": "eval", "team": "nlp"})
+mlflow.end_run()
+def seen(run_id):
+    run = client.get_run(run_id)
+    return [run.info.run_name, run.data.tags.get("mlflow.runName"), run.data.tags.get("stage"), run.data.tags.get("team")]
+print(json.dumps({"ours": seen(sys.argv[1]), "python": seen(sys.argv[2])}))
+`,
+      { env: { MLFLOW_TRACKING_URI: url }, args: [ours, theirs] },
+    );
+    const seen = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(seen).toEqual({ ours: ['step-2', 'step-2', 'eval', 'nlp'], python: ['step-2', 'step-2', 'eval', 'nlp'] });
+  });
 });
 
 describeWithServers('runs start errors name the flags on a real MLflow server', () => {

@@ -1,7 +1,8 @@
 /**
  * `runs start` and `runs end`: the MLFLOW_RUN_ID hand-over for shell and Python pipelines.
- * `runs start` joining a run that has ended sets it back to `RUNNING`, as Python's
- * `mlflow.start_run(run_id=...)` does (the library's `startRun()` leaves a joined run alone:
+ * `runs start` joining a run that has ended sets it back to `RUNNING`, renames it to
+ * `--run-name` and logs `--tag`s, as Python's `mlflow.start_run(run_id=...)` does (the
+ * library's `startRun()` leaves a joined run alone:
  * there the parent process that exported it owns it; here the pipeline does, and ends it again
  * with `runs end`).
  *
@@ -57,13 +58,19 @@ export async function runStart(ctx: CliContext, _args: unknown[], options: Recor
     tags,
   })
     .then(async (run) => {
-      // As MLflow's start_run(run_id=...): status RUNNING, the end time left as it was.
+      if (run.owned) return run;
+      // As MLflow's start_run(run_id=...): status RUNNING (the end time left as it was), the run
+      // renamed when a name is given, and the tags given logged. They were dropped unsaid.
       const status = run.info?.status;
-      if (!run.owned && status !== undefined && status !== 'RUNNING') {
-        await client.updateRun({ runId: run.runId, status: 'RUNNING' }, { signal: ctx.signal });
-        reopened = status;
+      const reopen = status !== undefined && status !== 'RUNNING';
+      const runName = options.runName as string | undefined;
+      const rename = runName !== undefined && runName !== '' && runName !== run.runName;
+      if (reopen || rename) {
+        await client.updateRun({ runId: run.runId, ...(reopen ? { status: 'RUNNING' as const } : {}), ...(rename ? { runName } : {}) }, { signal: ctx.signal });
+        if (reopen) reopened = status;
       }
-      return run;
+      if (Object.keys(tags).length > 0) await client.logBatch({ runId: run.runId, tags }, { signal: ctx.signal });
+      return rename ? { ...run, runName } : run;
     })
     .finally(() => closeConnection(connection));
   const reopenedText = reopened ? ` (it was ${reopened}: set back to RUNNING, as mlflow.start_run(run_id=...) does)` : '';
