@@ -55,11 +55,20 @@ export async function uploadBenchmarkArtifacts(options: BenchmarkArtifactsOption
       results.push(
         kinds[i] === 'file'
           ? await uploader.uploadFile(path, { kind: 'results' })
-          : await uploader.uploadDirectory(path, { kind: 'results', artifactPath: posix.join(base, basename(path)) }),
+          : await uploader.uploadDirectory(path, { kind: 'results', artifactPath: posix.join(base, resultName(path)) }),
       );
     }
     return results;
   });
+}
+
+/**
+ * The name a result lands under: that of the file or directory the path reaches. `basename` of
+ * the path as given is `.` for `out/plots/.` and `..` for `out/plots/sub/..`, which put a
+ * directory's files straight into `benchmark/` or refused it as artifact path `.`.
+ */
+function resultName(path: string): string {
+  return basename(resolve(path));
 }
 
 /**
@@ -70,7 +79,7 @@ export async function uploadBenchmarkArtifacts(options: BenchmarkArtifactsOption
 function assertDistinctNames(paths: readonly string[]): void {
   const byName = new Map<string, string>();
   for (const path of paths) {
-    const name = basename(resolve(path));
+    const name = resultName(path);
     const earlier = byName.get(name);
     if (earlier !== undefined && earlier !== resolve(path)) {
       throw new InvalidArgumentError('resultsPaths', `${earlier} and ${path} would both be uploaded as benchmark/${name}: the second would replace the first.`, {

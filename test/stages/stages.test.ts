@@ -121,6 +121,20 @@ describe('stage helpers on ./mlruns', () => {
     expect((await uploadHpoArtifacts({ ...base, configDir, checkpointDir: join(out, 'ckpt'), trialId: 18 })).status).toBe('uploaded');
   });
 
+  it('benchmark: a directory spelled with "." or ".." lands under its real name', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = writeTree(scratch('au-bench-dots-'), { 'r/plots/p50.csv': 'a', 'r/plots/sub/p99.csv': 'b', 'q/tables/t.csv': 'c' });
+    const base = { runId: run.runId, trackingUri, env: {} };
+    // As a sweep script passes them: `${dir}/.` or `${dir}/sub/..` (path.join would normalise them away).
+    const results = await uploadBenchmarkArtifacts({ ...base, resultsPaths: [`${out}/r/plots/.`, `${out}/q/tables/.`, `${out}/r/plots/sub/..`] });
+    expect(results.map((r) => [r.status, r.artifactPath])).toEqual([
+      ['uploaded', 'benchmark/plots'],
+      ['uploaded', 'benchmark/tables'],
+      ['uploaded', 'benchmark/plots'],
+    ]);
+    expect(Object.keys(hashTree(artifactsDir)).sort()).toEqual(['benchmark/plots/p50.csv', 'benchmark/plots/sub/p99.csv', 'benchmark/tables/t.csv']);
+  });
+
   it('hpo: two trials reporting the same best checkpoint at once upload it once', async () => {
     const { trackingUri, run } = await localRun();
     const out = pipelineOutputs();
