@@ -24,7 +24,8 @@ export interface HpoArtifactsOptions extends StageHelperOptions {
   /**
    * Makes this one trial's checkpoint (kind `trialCheckpoints`) instead of the best trial's
    * (kind `bestTrialArchive`): it goes to `<hpo.trialCheckpoints.artifactPath>/<trialId>/<archive name>`,
-   * e.g. `trials/17/best_trial_checkpoint.tar.gz`.
+   * e.g. `trials/17/best_trial_checkpoint.tar.gz`. One path segment (no `/`); a number must be
+   * a trial number, an integer from 0 up.
    */
   trialId?: string | number;
   /** gzip level for `checkpointDir`, 0–9. @default 1 */
@@ -38,7 +39,8 @@ export interface HpoArtifactsOptions extends StageHelperOptions {
  * `trialCheckpoints`, at `trials/<trialId>/...`). When two trials report the same best
  * checkpoint at the same time, it is uploaded once and both get the result.
  *
- * @throws {InvalidArgumentError} unless exactly one of `checkpointDir` and `archivePath` is given, or for a bad `trialId`.
+ * @throws {InvalidArgumentError} unless exactly one of `checkpointDir` and `archivePath` is given, or for a bad `trialId`
+ *   (not one path segment; a number that is not an integer from 0 up; neither string nor number).
  * @example
  * ```ts
  * const result = await uploadHpoArtifacts({ checkpointDir: 'sweep/trial-17/checkpoint' });
@@ -53,15 +55,7 @@ export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<
   if (manifest !== undefined && archivePath === undefined) {
     throw new InvalidArgumentError('manifest', '`manifest` goes with `archivePath`: for `checkpointDir` the manifest is written while archiving.');
   }
-  const trial = trialId === undefined ? undefined : String(trialId);
-  if (trial !== undefined) {
-    if (trial.includes('/')) {
-      throw new InvalidArgumentError('trialId', `\`trialId\` ${JSON.stringify(trial)} contains "/"; it must be one artifact path segment. Nothing was uploaded.`, {
-        hint: 'Use letters, digits, "-" and "_".',
-      });
-    }
-    checkArtifactPath(trial, 'trialId', { allowEmpty: false });
-  }
+  const trial = trialId === undefined ? undefined : trialSegment(trialId);
   return withStageUploader('hpo', 'uploadHpoArtifacts', rest, async (uploader) => {
     let artifactPath: string | undefined;
     if (trial !== undefined) {
@@ -75,4 +69,33 @@ export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<
     }
     return uploader.archiveAndUploadCheckpoint(checkpointDir!, { kind, artifactPath, level });
   });
+}
+
+/**
+ * `trialId` as the one artifact path segment it becomes, refused before anything is sent when
+ * it cannot name a trial. `String()` turned a failed lookup into a folder: `NaN` (a metric
+ * parsed as the id), `-1` (the "no best trial yet" of many sweep loops), `null` and objects
+ * (`[object Object]`) were uploaded to `trials/NaN/`, `trials/-1/`, `trials/null/`.
+ */
+function trialSegment(trialId: string | number): string {
+  if (typeof trialId === 'number') {
+    if (!Number.isSafeInteger(trialId) || trialId < 0) {
+      throw new InvalidArgumentError('trialId', `\`trialId\` ${String(trialId)} is not a trial number (an integer from 0 up). Nothing was uploaded.`, {
+        hint: 'Pass the trial\'s number or id (e.g. `trial.number`); leave `trialId` out for the best trial\'s archive.',
+      });
+    }
+    return String(trialId);
+  }
+  if (typeof trialId !== 'string') {
+    throw new InvalidArgumentError('trialId', `\`trialId\` must be a string or a number, got ${trialId === null ? 'null' : typeof trialId}. Nothing was uploaded.`, {
+      hint: 'Pass the trial\'s number or id (e.g. `trial.number`); leave `trialId` out for the best trial\'s archive.',
+    });
+  }
+  if (trialId.includes('/')) {
+    throw new InvalidArgumentError('trialId', `\`trialId\` ${JSON.stringify(trialId)} contains "/"; it must be one artifact path segment. Nothing was uploaded.`, {
+      hint: 'Use letters, digits, "-" and "_".',
+    });
+  }
+  checkArtifactPath(trialId, 'trialId', { allowEmpty: false });
+  return trialId;
 }

@@ -135,6 +135,29 @@ describe('stage helpers on ./mlruns', () => {
     expect(Object.keys(hashTree(artifactsDir)).sort()).toEqual(['benchmark/plots/p50.csv', 'benchmark/plots/sub/p99.csv', 'benchmark/tables/t.csv']);
   });
 
+  it('hpo: a trialId that names no trial (NaN, -1, 1.5, null, an object) is refused before anything is sent', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = pipelineOutputs();
+    const journalDir = scratch('au-hpo-journal-');
+    const base = { runId: run.runId, trackingUri, env: {}, journalDir, checkpointDir: join(out, 'ckpt') };
+    for (const trialId of [Number.NaN, Number.POSITIVE_INFINITY, -1, 1.5, 2 ** 53]) {
+      await expect(uploadHpoArtifacts({ ...base, trialId })).rejects.toMatchObject({
+        name: 'InvalidArgumentError',
+        argument: 'trialId',
+        message: expect.stringContaining('is not a trial number (an integer from 0 up)'),
+      });
+    }
+    // From untyped callers: a JSON `null`, a trial object instead of its number.
+    for (const trialId of [null, { number: 3 }] as unknown as number[]) {
+      await expect(uploadHpoArtifacts({ ...base, trialId })).rejects.toMatchObject({ argument: 'trialId', message: expect.stringMatching(/must be a string or a number, got (null|object)/) });
+    }
+    expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
+    expect(existsSync(join(journalDir, 'archives'))).toBe(false);
+    // Trial numbers and string ids still go where they did.
+    expect((await uploadHpoArtifacts({ ...base, trialId: 0 })).artifactPath).toBe('trials/0/best_trial_checkpoint.tar.gz');
+    expect((await uploadHpoArtifacts({ ...base, trialId: 'trial_5a2c' })).artifactPath).toBe('trials/trial_5a2c/best_trial_checkpoint.tar.gz');
+  });
+
   it('hpo: two trials reporting the same best checkpoint at once upload it once', async () => {
     const { trackingUri, run } = await localRun();
     const out = pipelineOutputs();
