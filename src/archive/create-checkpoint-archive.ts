@@ -38,6 +38,26 @@ import { findSkipRule } from './should-skip-file.js';
  */
 export const DEFAULT_COMPRESSION_LEVEL = 1;
 
+/**
+ * The gzip level of an archive: `level`, else {@link DEFAULT_COMPRESSION_LEVEL}. The uploader
+ * checks it with the call's paths, before the run is looked up or an archive staged, so a bad
+ * level is refused as early as a missing directory (a dry run too).
+ *
+ * @throws {InvalidArgumentError} unless it is an integer from 0 to 9.
+ * @example
+ * ```ts
+ * checkCompressionLevel(undefined); // 1
+ * ```
+ * @internal
+ */
+export function checkCompressionLevel(level: number | undefined): number {
+  const chosen = level ?? DEFAULT_COMPRESSION_LEVEL;
+  if (!Number.isInteger(chosen) || chosen < 0 || chosen > 9) {
+    throw new InvalidArgumentError('level', `Expected \`level\` to be an integer from 0 to 9, got ${typeof chosen === 'string' ? JSON.stringify(chosen) : String(chosen)}.`);
+  }
+  return chosen;
+}
+
 /** Default read buffer per file: the memory bound is a few of these, whatever the file sizes. */
 const DEFAULT_READ_BUFFER_SIZE = 1024 * 1024;
 
@@ -597,10 +617,7 @@ export async function createCheckpointArchive(
   out: string,
   options: CreateCheckpointArchiveOptions = {},
 ): Promise<CheckpointManifest> {
-  const level = options.level ?? DEFAULT_COMPRESSION_LEVEL;
-  if (!Number.isInteger(level) || level < 0 || level > 9) {
-    throw new InvalidArgumentError('level', `Expected \`level\` to be an integer from 0 to 9, got ${String(level)}.`);
-  }
+  const level = checkCompressionLevel(options.level);
   const intervalMs = options.progressIntervalMs ?? 100;
   const readBufferSize = options.readBufferSize ?? DEFAULT_READ_BUFFER_SIZE;
   if (!Number.isInteger(readBufferSize) || readBufferSize < 512) {

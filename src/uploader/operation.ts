@@ -14,6 +14,7 @@ import { createHash } from '../core/node-crypto.js';
 import { open, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { InvalidArgumentError, LocalPathError, toLocalPathError } from '../core/errors.js';
+import { checkCompressionLevel } from '../archive/create-checkpoint-archive.js';
 import { manifestFileName, readManifest, type CheckpointManifest } from '../archive/manifest.js';
 import { artifactKindConfig, assertArtifactKind } from '../config/load.js';
 import type { ArtifactKind, StageName, TrackingConfig } from '../config/schema.js';
@@ -289,7 +290,12 @@ export function directoryArchiveOperation<S extends StageName>(
     method,
     kind,
     ...basics,
-    inspect: async (label) => (await inspectLocalPath(dir, 'directory', label)).path,
+    inspect: async (label) => {
+      // With the path: refused at transfer time, a bad level came after the run lookup and the
+      // archive's staging directory (left behind in the journal), and a dry run passed it.
+      checkCompressionLevel(options.level);
+      return (await inspectLocalPath(dir, 'directory', label)).path;
+    },
     plan: async (config, directory) => {
       const artifactPath = archiveDestination(config, context.stage, kind, options.artifactPath, DEFAULT_ARCHIVE_NAME);
       const filters = filtersFor(config, context.stage, options);

@@ -158,6 +158,18 @@ describe('stage helpers on ./mlruns', () => {
     expect((await uploadHpoArtifacts({ ...base, trialId: 'trial_5a2c' })).artifactPath).toBe('trials/trial_5a2c/best_trial_checkpoint.tar.gz');
   });
 
+  it('hpo: a bad gzip level is refused with the paths, before the run is looked up or an archive staged (a dry run too)', async () => {
+    const out = pipelineOutputs();
+    const journalDir = scratch('au-hpo-journal-');
+    // No run exists under this id: a refusal that came after the run lookup would be about the run.
+    const base = { runId: 'a'.repeat(32), trackingUri: `file:${join(scratch(), 'mlruns')}`, env: {}, journalDir, checkpointDir: join(out, 'ckpt') };
+    for (const level of [10, -1, 1.5, Number.NaN]) {
+      await expect(uploadHpoArtifacts({ ...base, level })).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'level', message: `Expected \`level\` to be an integer from 0 to 9, got ${String(level)}.` });
+      await expect(uploadHpoArtifacts({ ...base, level, dryRun: true })).rejects.toMatchObject({ argument: 'level' });
+    }
+    expect(existsSync(join(journalDir, 'archives'))).toBe(false);
+  });
+
   it('hpo: two trials reporting the same best checkpoint at once upload it once', async () => {
     const { trackingUri, run } = await localRun();
     const out = pipelineOutputs();
