@@ -12,8 +12,9 @@
  * manifest under temp names and renames them as a pair, so a staged archive is either complete
  * or absent, whatever instant a kill comes at.
  *
- * A staging directory is removed when its upload completed, by `resume clear`
- * ({@link removeStagedArchives}), and when unused for as long as a journal record lives.
+ * A staging directory is removed when its upload completed, when its archiving failed (it holds
+ * no archive then), by `resume clear` ({@link removeStagedArchives}), and when unused for as long
+ * as a journal record lives.
  *
  * **One process per staging directory.** Two processes archiving the same unchanged directory to
  * the same run and path at once would compute the same key. The one that stages takes

@@ -438,6 +438,8 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
   const stage = claimed?.dir;
   const work = stage ?? (await makeTempDir('artifact-uploader-archive-'));
   let uploaded = false;
+  // Whether the work directory holds a complete archive and manifest (built now or by an earlier run).
+  let archived = false;
   try {
     ctx.progress.phase('archiving');
     const name = posix.basename(archive.artifactPath);
@@ -461,14 +463,19 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
       // Staged: archive and manifest land as a pair, so a rerun finds both or neither.
       ...(stage ? { manifestPath: join(stage, manifestFileName(name)) } : {}),
     }));
+    archived = true;
     const outcome = await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest, stage && join(stage, 'upload'));
     uploaded = outcome.status === 'uploaded';
     return outcome;
   } finally {
-    // A staged archive stays for the rerun until it is uploaded; its lock goes after it.
-    if (!stage || uploaded) await rm(work, { recursive: true, force: true }).catch(() => undefined);
+    // A staged archive stays for the rerun until it is uploaded; its lock goes after it. One whose
+    // archiving failed (aborted, a file changed, a bad input) holds nothing a rerun could use
+    // (createCheckpointArchive removes its temp files): it goes too, or `resume list` shows an
+    // incomplete archive for a week.
+    const keep = stage !== undefined && archived && !uploaded;
+    if (!keep) await rm(work, { recursive: true, force: true }).catch(() => undefined);
     await claimed?.claim.release();
-    if (stage && uploaded) await rmdir(dirname(stage)).catch(() => undefined); // `archives/`, when it was the last one
+    if (stage && !keep) await rmdir(dirname(stage)).catch(() => undefined); // `archives/`, when it was the last one
   }
 }
 

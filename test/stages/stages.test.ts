@@ -3,7 +3,7 @@
  * "two trials, one best checkpoint" case) and on a real MLflow server, read back by the
  * Python client in one process, with the HPO archive extracted by GNU tar.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
@@ -168,6 +168,29 @@ describe('stage helpers on ./mlruns', () => {
       await expect(uploadHpoArtifacts({ ...base, level, dryRun: true })).rejects.toMatchObject({ argument: 'level' });
     }
     expect(existsSync(join(journalDir, 'archives'))).toBe(false);
+  });
+
+  it('hpo: an archiving that fails (aborted mid-read) leaves no staging directory in the journal', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = writeTree(scratch('au-hpo-abort-'), { 'ckpt/weights.bin': Buffer.alloc(4 * 1024 * 1024, 7), 'ckpt/config.json': '{}' });
+    const journalDir = scratch('au-hpo-journal-');
+    const controller = new AbortController();
+    const result = await uploadHpoArtifacts({
+      runId: run.runId,
+      trackingUri,
+      env: {},
+      journalDir,
+      checkpointDir: join(out, 'ckpt'),
+      signal: controller.signal,
+      // Aborted as the first bytes are archived: no archive is complete, nothing is uploaded.
+      onProgress: (event) => {
+        if (event.type === 'archive') controller.abort();
+      },
+    });
+    expect(result).toMatchObject({ status: 'failed', reason: 'aborted' });
+    expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
+    // Neither the staging directory (with its stage.json) nor its lock is left.
+    expect(existsSync(join(journalDir, 'archives')) ? readdirSync(join(journalDir, 'archives'), { recursive: true }) : []).toEqual([]);
   });
 
   it('hpo: two trials reporting the same best checkpoint at once upload it once', async () => {
