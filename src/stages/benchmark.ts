@@ -7,6 +7,8 @@ import { basename, posix, resolve } from 'node:path';
 import { stat } from 'node:fs/promises';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { UploadResult } from '../uploader/result.js';
+import { planAhead, runOperation } from '../uploader/artifact-uploader.js';
+import { directoryOperation, fileOperation } from '../uploader/operation.js';
 import { checkLocalPath } from '../uploader/plan.js';
 import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
 
@@ -22,9 +24,10 @@ export interface BenchmarkArtifactsOptions extends StageHelperOptions {
 /**
  * Uploads benchmark results under the `benchmark` stage config (kind `results`), one
  * operation and one result per path, in the order given. Every path is checked before
- * anything is sent.
+ * anything is sent, and so is every file name in the directories (as each upload checks it).
  *
- * @throws {LocalPathError} when a path does not exist.
+ * @throws {LocalPathError} when a path does not exist, or a directory holds a name MLflow cannot
+ *   store or a dangling symlink (before anything is sent).
  * @throws {InvalidArgumentError} when two different paths have the same name (they would land on
  *   the same artifact, `benchmark/<name>`).
  * @example
@@ -50,14 +53,17 @@ export async function uploadBenchmarkArtifacts(options: BenchmarkArtifactsOption
   assertDistinctNames(resultsPaths);
   return withStageUploader('benchmark', 'uploadBenchmarkArtifacts', rest, async (uploader) => {
     const base = (await uploader.loadConfig()).benchmark.results.artifactPath;
+    const context = { stage: uploader.stage, caller: 'uploadBenchmarkArtifacts' };
+    const operations = resultsPaths.map((path, i) =>
+      kinds[i] === 'file'
+        ? fileOperation(context, 'uploadFile', [path], { kind: 'results' })
+        : directoryOperation(context, path, { kind: 'results', artifactPath: posix.join(base, resultName(path)) }),
+    );
+    // The first operation's gate plans it before it sends; the others are planned now, so that a
+    // name MLflow cannot store in the last directory does not throw after the first results went up.
+    await planAhead(uploader, operations.slice(1));
     const results: UploadResult[] = [];
-    for (const [i, path] of resultsPaths.entries()) {
-      results.push(
-        kinds[i] === 'file'
-          ? await uploader.uploadFile(path, { kind: 'results' })
-          : await uploader.uploadDirectory(path, { kind: 'results', artifactPath: posix.join(base, resultName(path)) }),
-      );
-    }
+    for (const operation of operations) results.push(await runOperation(uploader, operation));
     return results;
   });
 }

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { LocalPathError } from '../core/errors.js';
 import type { RegisterModelResult } from '../registry/register-model.js';
-import { runOperation } from '../uploader/artifact-uploader.js';
+import { planAhead, runOperation } from '../uploader/artifact-uploader.js';
 import { checkpointOperation, fileOperation } from '../uploader/operation.js';
 import type { UploadResult } from '../uploader/result.js';
 import { checkStageRegister, registerStageUpload, withStageUploader, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
@@ -39,7 +39,8 @@ export interface TrainingArtifactsResult {
  * directory (kind `checkpoint`, via `uploadCheckpoint`: default skip list applied) and, when
  * given, the metrics JSON (kind `metrics`). Both paths are checked before anything is sent.
  *
- * @throws {LocalPathError} when `checkpointDir` is not a directory or `metricsJsonPath` not a file.
+ * @throws {LocalPathError} when `checkpointDir` is not a directory or `metricsJsonPath` not a file,
+ *   or either holds a name MLflow cannot store (before anything is sent).
  * @example
  * ```ts
  * const { checkpoint, metrics } = await uploadTrainingArtifacts({
@@ -63,6 +64,9 @@ export async function uploadTrainingArtifacts(options: TrainingArtifactsOptions)
     await metrics?.check().catch(async (error: unknown) => {
       throw await asMetricsPathError(error);
     });
+    // Planned now too (the checkpoint's gate plans it before it sends): a metrics name MLflow
+    // cannot store (`metrics#1.json`) threw after the checkpoint was up, its result lost.
+    if (metrics !== undefined) await planAhead(uploader, [metrics]);
     const checkpointResult = await runOperation(uploader, checkpoint);
     if (metrics === undefined) return { checkpoint: checkpointResult };
     return { checkpoint: checkpointResult, metrics: await runOperation(uploader, metrics) };

@@ -25,7 +25,7 @@ import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { resolveTrackingConfig } from '../config/load.js';
 import type { StageName, TrackingConfig } from '../config/schema.js';
 import { dedupeInFlight, identityKey, type LocalFileIdentity } from './dedupe.js';
-import { NO_RUN_WARNING, passGates } from './gate.js';
+import { artifactLoggingDisabledByEnv, NO_RUN_WARNING, passGates } from './gate.js';
 import { archiveOperation, checkpointOperation, directoryArchiveOperation, directoryOperation, fileOperation, type Operation, type OperationContext, type PlannedOperation } from './operation.js';
 import {
   operationConcurrency,
@@ -67,8 +67,8 @@ import { transferFiles } from './transfer.js';
  * await uploader.close();
  * ```
  */
-/** How {@link runOperation} reaches an uploader's private `run`. */
-const runners = new WeakMap<object, (operation: Operation) => Promise<UploadResult>>();
+/** How {@link runOperation} and {@link planAhead} reach an uploader's private pipeline. */
+const runners = new WeakMap<object, { run: (operation: Operation) => Promise<UploadResult>; planAhead: (operations: readonly Operation[]) => Promise<void> }>();
 
 /**
  * Runs an operation (built with the builders of `operation.ts`) through `uploader`'s pipeline,
@@ -84,9 +84,32 @@ const runners = new WeakMap<object, (operation: Operation) => Promise<UploadResu
  * @internal
  */
 export function runOperation(uploader: { readonly stage: StageName }, operation: Operation): Promise<UploadResult> {
-  const run = runners.get(uploader);
-  if (!run) return Promise.reject(new InvalidArgumentError('uploader', 'runOperation() needs an ArtifactUploader.'));
-  return run(operation);
+  const runner = runners.get(uploader);
+  if (!runner) return Promise.reject(new InvalidArgumentError('uploader', 'runOperation() needs an ArtifactUploader.'));
+  return runner.run(operation);
+}
+
+/**
+ * Plans operations as their gates will, without running them: what planning refuses (a file name
+ * MLflow cannot store, a dangling or escaping symlink, a bad artifact path) throws now. A stage
+ * helper that runs several operations calls it on all but the first before running the first,
+ * whose own gate plans it before it sends a byte: a metrics file named `metrics#1.json` used to be
+ * refused after the checkpoint had gone up, the error saying "Nothing was uploaded" and the
+ * checkpoint's result lost. The plans are thrown away (each gate plans again when its operation
+ * runs, with the directory as it is then). Nothing is planned when `MLFLOW_SKIP_ARTIFACT_LOGGING`
+ * turns every upload into a skip, as the gates plan nothing then.
+ *
+ * @example
+ * ```ts
+ * await planAhead(uploader, [metrics]);
+ * const checkpointResult = await runOperation(uploader, checkpoint);
+ * ```
+ * @internal
+ */
+export async function planAhead(uploader: { readonly stage: StageName }, operations: readonly Operation[]): Promise<void> {
+  const runner = runners.get(uploader);
+  if (!runner) throw new InvalidArgumentError('uploader', 'planAhead() needs an ArtifactUploader.');
+  await runner.planAhead(operations);
 }
 
 export class ArtifactUploader<S extends StageName = StageName> {
@@ -112,7 +135,17 @@ export class ArtifactUploader<S extends StageName = StageName> {
     this.context = { stage: this.stage };
     this.logger = redactingLogger(this.opts.logger ?? silentLogger);
     this.targets = new RunTargets({ ...this.opts, logger: this.logger });
-    runners.set(this, (operation) => this.run(operation));
+    runners.set(this, {
+      run: (operation) => this.run(operation),
+      planAhead: async (operations) => {
+        if (operations.length === 0 || artifactLoggingDisabledByEnv(this.opts.env)) return;
+        const config = await this.loadConfig();
+        for (const operation of operations) {
+          await operation.check();
+          await operation.plan(config);
+        }
+      },
+    });
   }
 
   /**

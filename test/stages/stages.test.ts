@@ -3,7 +3,7 @@
  * "two trials, one best checkpoint" case) and on a real MLflow server, read back by the
  * Python client in one process, with the HPO archive extracted by GNU tar.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
@@ -71,6 +71,24 @@ describe('stage helpers on ./mlruns', () => {
     await expect(uploadHpoArtifacts({ ...base })).rejects.toThrow(/exactly one of `checkpointDir`/);
     await expect(uploadHpoArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), trialId: 'a/b' })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(uploadConversionArtifacts({ ...base, onnxPath: join(out, 'onnx') })).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+  });
+
+  it('what a later upload would refuse (a name MLflow cannot store, a dangling symlink) throws before the first one sends', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = writeTree(scratch('au-later-'), { 'ckpt/w.bin': 'w', 'metrics#1.json': '{}', 'latency.json': '1', 'plots/p#1.csv': 'x', 'plots2/a.csv': 'a' });
+    symlinkSync('nowhere', join(out, 'plots2/dangling'));
+    const base = { runId: run.runId, trackingUri, env: {} };
+    await expect(uploadTrainingArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), metricsJsonPath: join(out, 'metrics#1.json') })).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+    await expect(uploadBenchmarkArtifacts({ ...base, resultsPaths: [join(out, 'latency.json'), join(out, 'plots')] })).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+    await expect(uploadBenchmarkArtifacts({ ...base, resultsPaths: [join(out, 'latency.json'), join(out, 'plots2')] })).rejects.toMatchObject({ code: 'PATH_NOT_FOUND', message: expect.stringContaining('dangling') });
+    // "Nothing was uploaded", as the errors say.
+    expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
+    // MLFLOW_SKIP_ARTIFACT_LOGGING still skips every upload without looking at the files.
+    const skipped = await uploadBenchmarkArtifacts({ ...base, env: { MLFLOW_SKIP_ARTIFACT_LOGGING: 'true' }, resultsPaths: [join(out, 'latency.json'), join(out, 'plots')] });
+    expect(skipped.map((r) => [r.status, r.reason])).toEqual([
+      ['skipped', 'disabled-by-env'],
+      ['skipped', 'disabled-by-env'],
+    ]);
   });
 
   it('conversion, benchmark and hpo land where their docs say; config switches apply per kind', async () => {
