@@ -58,6 +58,40 @@ export function checkCompressionLevel(level: number | undefined): number {
   return chosen;
 }
 
+/**
+ * Refuses arguments of the wrong type with an `InvalidArgumentError` naming the option, before
+ * anything is read or written. Unchecked, `exclude: '*.bak'` (a string for a list), a `filter` or
+ * `onProgress` that is not a function, or a `signal` that is not an `AbortSignal` threw a bare
+ * `TypeError` from inside the scan or the pipeline (the CLI's INTERNAL_ERROR).
+ */
+function checkArchiveArguments(dir: unknown, out: unknown, options: unknown): asserts options is CreateCheckpointArchiveOptions {
+  if (typeof dir !== 'string') throw new InvalidArgumentError('dir', `createCheckpointArchive() needs the checkpoint directory as a string, got ${typeName(dir)}.`);
+  if (typeof out !== 'string') throw new InvalidArgumentError('out', `createCheckpointArchive() needs the archive path as a string, got ${typeName(out)}.`);
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', `Expected the options of createCheckpointArchive() to be an object, got ${typeName(options)}.`);
+  const { exclude, filter, onProgress, signal, manifestPath, progressIntervalMs } = options as CreateCheckpointArchiveOptions;
+  if (exclude !== undefined && !Array.isArray(exclude)) {
+    throw new InvalidArgumentError('exclude', `Expected \`exclude\` to be an array of glob patterns, got ${typeName(exclude)}.`, {
+      hint: typeof exclude === 'string' ? `Pass a list, even of one pattern: exclude: [${JSON.stringify(exclude)}].` : undefined,
+    });
+  }
+  for (const [name, value] of [['filter', filter], ['onProgress', onProgress]] as const) {
+    if (value !== undefined && typeof value !== 'function') throw new InvalidArgumentError(name, `Expected \`${name}\` to be a function, got ${typeName(value)}.`);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal', `Expected \`signal\` to be an AbortSignal, got ${typeName(signal)}.`);
+  if (manifestPath !== undefined && typeof manifestPath !== 'string') throw new InvalidArgumentError('manifestPath', `Expected \`manifestPath\` to be a string, got ${typeName(manifestPath)}.`);
+  if (progressIntervalMs !== undefined && !(typeof progressIntervalMs === 'number' && progressIntervalMs >= 0)) {
+    throw new InvalidArgumentError('progressIntervalMs', `Expected \`progressIntervalMs\` to be a number >= 0, got ${String(progressIntervalMs)}.`);
+  }
+}
+
+/** A value's type as an error message names it. */
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'string') return `the string ${JSON.stringify(value)}`;
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
 /** Default read buffer per file: the memory bound is a few of these, whatever the file sizes. */
 const DEFAULT_READ_BUFFER_SIZE = 1024 * 1024;
 
@@ -600,7 +634,9 @@ interface TarFileEntry {
  *   holds a mix of two versions of a file; and when a symlink is re-pointed between the scan and
  *   tar's read of it, so no archive holds a link that was not checked.
  * @throws {AbortedError} when `signal` aborts.
- * @throws {InvalidArgumentError} for a bad `level` or exclude pattern; a `manifestPath` that is
+ * @throws {InvalidArgumentError} for an argument of the wrong type (`exclude` not an array, `filter`
+ *   or `onProgress` not a function, `signal` not an `AbortSignal`, ...); a bad `level`,
+ *   `readBufferSize`, `progressIntervalMs` or exclude pattern; a `manifestPath` that is
  *   `out`; an `out` or `manifestPath` inside `dir` where a file of the checkpoint is (anything
  *   but an earlier archive or manifest of this function), before anything is written.
  * @example
@@ -617,6 +653,7 @@ export async function createCheckpointArchive(
   out: string,
   options: CreateCheckpointArchiveOptions = {},
 ): Promise<CheckpointManifest> {
+  checkArchiveArguments(dir, out, options);
   const level = checkCompressionLevel(options.level);
   const intervalMs = options.progressIntervalMs ?? 100;
   const readBufferSize = options.readBufferSize ?? DEFAULT_READ_BUFFER_SIZE;

@@ -228,6 +228,29 @@ describe('createCheckpointArchive round trip', () => {
     expect(await hashTree(join(work, 'x0'))).toEqual({ 'text.txt': stored.files[0]!.sha256 });
     await expect(createCheckpointArchive(src, join(work, 'bad.tar.gz'), { level: 10 })).rejects.toThrow(InvalidArgumentError);
   });
+
+  it('refuses arguments of the wrong type with an InvalidArgumentError naming them, writing nothing', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'w.bin': 'w', 'old.bak': 'b' });
+    const out = join(work, 'out', 'bad.tar.gz');
+    const cases: Array<[string, unknown[]]> = [
+      ['exclude', [src, out, { exclude: '*.bak' }]],
+      ['filter', [src, out, { filter: '*.bin' }]],
+      ['onProgress', [src, out, { onProgress: true }]],
+      ['signal', [src, out, { signal: { aborted: false } }]],
+      ['manifestPath', [src, out, { manifestPath: 42 }]],
+      ['progressIntervalMs', [src, out, { progressIntervalMs: Number.NaN }]],
+      ['options', [src, out, null]],
+      ['dir', [undefined, out]],
+      ['out', [src, undefined]],
+    ];
+    for (const [argument, args] of cases) {
+      const call = createCheckpointArchive as (...a: unknown[]) => Promise<unknown>;
+      await expect(call(...args), argument).rejects.toMatchObject({ name: 'InvalidArgumentError', argument });
+    }
+    await expect(createCheckpointArchive(src, out, { exclude: '*.bak' as unknown as string[] })).rejects.toMatchObject({ hint: 'Pass a list, even of one pattern: exclude: ["*.bak"].' });
+    expect(await readdir(work)).toEqual(['ckpt']);
+  });
 });
 
 describe('what goes in', () => {
