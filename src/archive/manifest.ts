@@ -139,6 +139,8 @@ export function manifestJson(manifest: CheckpointManifest): string {
  * Writes a manifest as pretty JSON, atomically (temp file + rename). Creates the parent
  * directory if needed.
  *
+ * @throws {InvalidArgumentError} when `manifest` is not a manifest (`undefined`, say: the
+ *   `result.manifest` of a skipped upload) or `path` not a string, before anything is written.
  * @example
  * ```ts
  * const manifest = await createCheckpointArchive('ckpt', 'out/best.tar.gz');
@@ -146,6 +148,14 @@ export function manifestJson(manifest: CheckpointManifest): string {
  * ```
  */
 export async function writeManifest(manifest: CheckpointManifest, path: string): Promise<void> {
+  // JSON.stringify(undefined) is undefined: the file said "undefined", which readManifest then
+  // refused as "not valid JSON", far from the call that wrote it.
+  if (manifest === null || typeof manifest !== 'object' || (manifest as { manifestVersion?: unknown }).manifestVersion !== 1) {
+    throw new InvalidArgumentError('manifest', `writeManifest() needs a checkpoint manifest (manifestVersion 1), got ${manifest === null ? 'null' : typeof manifest === 'object' ? 'an object without manifestVersion 1' : typeof manifest}. Nothing was written.`, {
+      hint: 'Pass the manifest createCheckpointArchive returned, or `result.manifest` of an upload that ran (it is undefined when the upload was skipped).',
+    });
+  }
+  if (typeof path !== 'string') throw new InvalidArgumentError('path', `writeManifest() needs the manifest's path as a string, got ${typeof path}.`);
   await writeFileAtomic(path, manifestJson(manifest), { mkdir: true });
 }
 

@@ -229,6 +229,15 @@ describe('createCheckpointArchive round trip', () => {
     await expect(createCheckpointArchive(src, join(work, 'bad.tar.gz'), { level: 10 })).rejects.toThrow(InvalidArgumentError);
   });
 
+  it('writeManifest refuses what is not a manifest (a skipped upload\'s undefined), writing nothing', async () => {
+    const path = join(work, 'm', 'best.manifest.json');
+    for (const manifest of [undefined, null, 'manifest', { files: [] }]) {
+      await expect(writeManifest(manifest as never, path)).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'manifest' });
+    }
+    await expect(writeManifest({ manifestVersion: 1 } as never, 42 as never)).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'path' });
+    expect(await readdir(work)).toEqual([]);
+  });
+
   it('refuses arguments of the wrong type with an InvalidArgumentError naming them, writing nothing', async () => {
     const src = join(work, 'ckpt');
     await tree(src, { 'w.bin': 'w', 'old.bak': 'b' });
