@@ -10,7 +10,7 @@ import type { UploadResult } from '../uploader/result.js';
 import { planAhead, runOperation } from '../uploader/artifact-uploader.js';
 import { directoryOperation, fileOperation } from '../uploader/operation.js';
 import { checkLocalPath } from '../uploader/plan.js';
-import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
+import { stageOptions, withStageUploader, type StageHelperOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadBenchmarkArtifacts}. */
 export interface BenchmarkArtifactsOptions extends StageHelperOptions {
@@ -37,7 +37,7 @@ export interface BenchmarkArtifactsOptions extends StageHelperOptions {
  * ```
  */
 export async function uploadBenchmarkArtifacts(options: BenchmarkArtifactsOptions): Promise<UploadResult[]> {
-  const { resultsPaths, ...rest } = options;
+  const { resultsPaths, ...rest } = stageOptions(options, 'uploadBenchmarkArtifacts');
   if (!Array.isArray(resultsPaths)) {
     throw new InvalidArgumentError('resultsPaths', 'uploadBenchmarkArtifacts() needs `resultsPaths`, an array of files or directories.');
   }

@@ -8,7 +8,7 @@ import type { RegisterModelResult } from '../registry/register-model.js';
 import type { UploadResult } from '../uploader/result.js';
 import { checkLocalPath } from '../uploader/plan.js';
 import { findOnnxExternalData } from '../model/onnx-external-data.js';
-import { checkStageRegister, registerStageUpload, withStageUploader, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
+import { checkStageRegister, registerStageUpload, stageOptions, withStageUploader, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadConversionArtifacts}. */
 export interface ConversionArtifactsOptions extends StageHelperOptions {
@@ -50,7 +50,7 @@ export type ConversionArtifactsResult = UploadResult & {
  * ```
  */
 export async function uploadConversionArtifacts(options: ConversionArtifactsOptions): Promise<ConversionArtifactsResult> {
-  const { onnxPath, register, ...rest } = options;
+  const { onnxPath, register, ...rest } = stageOptions(options, 'uploadConversionArtifacts');
   checkStageRegister(register, rest);
   const model = await checkLocalPath(onnxPath, 'file', 'uploadConversionArtifacts');
   const externalData = await findOnnxExternalData(model);

@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import type { CheckpointManifest } from '../archive/manifest.js';
 import { checkArtifactPath } from '../uploader/plan.js';
 import type { UploadResult } from '../uploader/result.js';
-import { withStageUploader, type StageHelperOptions } from './stage-uploader.js';
+import { stageOptions, withStageUploader, type StageHelperOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadHpoArtifacts}: exactly one of `checkpointDir` and `archivePath`. */
 export interface HpoArtifactsOptions extends StageHelperOptions {
@@ -48,7 +48,7 @@ export interface HpoArtifactsOptions extends StageHelperOptions {
  * ```
  */
 export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<UploadResult> {
-  const { checkpointDir, archivePath, manifest, trialId, level, ...rest } = options;
+  const { checkpointDir, archivePath, manifest, trialId, level, ...rest } = stageOptions(options, 'uploadHpoArtifacts');
   if ((checkpointDir === undefined) === (archivePath === undefined)) {
     throw new InvalidArgumentError('checkpointDir', 'uploadHpoArtifacts() needs exactly one of `checkpointDir` (archived, then uploaded) and `archivePath` (uploaded as it is).');
   }

@@ -20,6 +20,22 @@ import type { UploadResult } from '../uploader/result.js';
 export type StageHelperOptions = Omit<ArtifactUploaderOptions, 'stage'> & { stage?: StageName };
 
 /**
+ * A helper's options object, refused unless it is one: each helper takes its own fields out of it
+ * first, which threw a bare `TypeError` ("Cannot destructure property ... of undefined") for a
+ * call without options.
+ *
+ * @example
+ * ```ts
+ * const { resultsPaths, ...rest } = stageOptions(options, 'uploadBenchmarkArtifacts');
+ * ```
+ * @internal
+ */
+export function stageOptions<T extends object>(options: T, helper: string): T {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', `${helper}() needs an options object.`);
+  return options;
+}
+
+/**
  * Runs `fn` with a new uploader for `stage`, closing it afterwards.
  *
  * @example
@@ -34,7 +50,7 @@ export async function withStageUploader<T>(
   options: StageHelperOptions,
   fn: (uploader: ArtifactUploader) => Promise<T>,
 ): Promise<T> {
-  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', `${helper}() needs an options object.`);
+  stageOptions(options, helper);
   if (options.stage !== undefined && options.stage !== stage) {
     throw new InvalidArgumentError('stage', `${helper}() uploads under the ${stage} stage, but stage "${options.stage}" was passed.`, {
       hint: `Drop \`stage\`, or use new ArtifactUploader({ stage: '${options.stage}' }) directly.`,

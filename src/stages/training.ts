@@ -9,7 +9,7 @@ import type { RegisterModelResult } from '../registry/register-model.js';
 import { planAhead, runOperation } from '../uploader/artifact-uploader.js';
 import { checkpointOperation, fileOperation } from '../uploader/operation.js';
 import type { UploadResult } from '../uploader/result.js';
-import { checkStageRegister, registerStageUpload, withStageUploader, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
+import { checkStageRegister, registerStageUpload, stageOptions, withStageUploader, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadTrainingArtifacts}. */
 export interface TrainingArtifactsOptions extends StageHelperOptions {
@@ -53,7 +53,7 @@ export interface TrainingArtifactsResult {
  * ```
  */
 export async function uploadTrainingArtifacts(options: TrainingArtifactsOptions): Promise<TrainingArtifactsResult> {
-  const { checkpointDir, metricsJsonPath, register, ...rest } = options;
+  const { checkpointDir, metricsJsonPath, register, ...rest } = stageOptions(options, 'uploadTrainingArtifacts');
   checkStageRegister(register, rest);
   const uploaded: TrainingArtifactsResult = await withStageUploader('training', 'uploadTrainingArtifacts', rest, async (uploader) => {
     const context = { stage: uploader.stage, caller: 'uploadTrainingArtifacts' };

@@ -71,6 +71,12 @@ describe('stage helpers on ./mlruns', () => {
     await expect(uploadHpoArtifacts({ ...base })).rejects.toThrow(/exactly one of `checkpointDir`/);
     await expect(uploadHpoArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), trialId: 'a/b' })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(uploadConversionArtifacts({ ...base, onnxPath: join(out, 'onnx') })).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+    // No options at all (an untyped caller): typed, not a TypeError from destructuring.
+    for (const helper of [uploadTrainingArtifacts, uploadConversionArtifacts, uploadBenchmarkArtifacts, uploadHpoArtifacts] as Array<(o: unknown) => Promise<unknown>>) {
+      for (const options of [undefined, null]) {
+        await expect(helper(options)).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'options', message: `${helper.name}() needs an options object.` });
+      }
+    }
   });
 
   it('what a later upload would refuse (a name MLflow cannot store, a dangling symlink) throws before the first one sends', async () => {
