@@ -28,7 +28,7 @@ export interface HpoArtifactsOptions extends StageHelperOptions {
    * a trial number, an integer from 0 up.
    */
   trialId?: string | number;
-  /** gzip level for `checkpointDir`, 0–9. @default 1 */
+  /** gzip level for `checkpointDir`, 0–9 (refused with `archivePath`, uploaded as it is). @default 1 */
   level?: number;
 }
 
@@ -39,7 +39,8 @@ export interface HpoArtifactsOptions extends StageHelperOptions {
  * `trialCheckpoints`, at `trials/<trialId>/...`). When two trials report the same best
  * checkpoint at the same time, it is uploaded once and both get the result.
  *
- * @throws {InvalidArgumentError} unless exactly one of `checkpointDir` and `archivePath` is given, or for a bad `trialId`
+ * @throws {InvalidArgumentError} unless exactly one of `checkpointDir` and `archivePath` is given, for `manifest` without
+ *   `archivePath` or `level` without `checkpointDir`, or for a bad `trialId`
  *   (not one path segment; a number that is not an integer from 0 up; neither string nor number).
  * @example
  * ```ts
@@ -54,6 +55,12 @@ export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<
   }
   if (manifest !== undefined && archivePath === undefined) {
     throw new InvalidArgumentError('manifest', '`manifest` goes with `archivePath`: for `checkpointDir` the manifest is written while archiving.');
+  }
+  // Ignored, it would leave the caller believing the archive was recompressed at that level.
+  if (level !== undefined && checkpointDir === undefined) {
+    throw new InvalidArgumentError('level', '`level` goes with `checkpointDir`: an `archivePath` is uploaded as it is, at the level it was made with. Nothing was uploaded.', {
+      hint: 'Drop `level`, or pass it to createCheckpointArchive when the archive is made.',
+    });
   }
   const trial = trialId === undefined ? undefined : trialSegment(trialId);
   return withStageUploader('hpo', 'uploadHpoArtifacts', rest, async (uploader) => {

@@ -175,6 +175,7 @@ describe('upload commands on ./mlruns', () => {
       [['--stage', 'hpo', 'training', 'ckpt'], /contradicts the `training` command/],
       [['hpo'], /exactly one of --checkpoint-dir/],
       [['hpo', '--checkpoint-dir', 'ckpt', '--manifest', 'm.json'], /--manifest goes with --archive/],
+      [['hpo', '--archive', 'metrics.json', '--level', '9'], /--level goes with --checkpoint-dir/],
       [['training', 'missing-dir'], /PATH_NOT_FOUND|NOT_A_DIRECTORY/],
       [['conversion', 'ckpt'], /NOT_A_FILE/],
       [['dir', '--stage', 'training', 'ckpt', '--kind', 'nonsense'], /nonsense/],

@@ -120,6 +120,8 @@ describe('stage helpers on ./mlruns', () => {
     const archive = join(scratch(), 'trial-3.tar.gz');
     const manifestPath = join(scratch(), 'm.json');
     await writeManifest(await createCheckpointArchive(join(out, 'ckpt'), archive), manifestPath);
+    // `level` cannot apply to an archive uploaded as it is: refused, not ignored.
+    await expect(uploadHpoArtifacts({ ...base, archivePath: archive, manifest: manifestPath, trialId: 'trial-3', level: 9 })).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'level' });
     const given = await uploadHpoArtifacts({ ...base, archivePath: archive, manifest: manifestPath, trialId: 'trial-3' });
     expect(given.files.map((f) => f.artifactPath)).toEqual(['trials/trial-3/trial-3.tar.gz', 'trials/trial-3/trial-3.manifest.json']);
 

@@ -278,6 +278,11 @@ export async function runHpo(ctx: CliContext, _args: unknown[], options: Record<
       hint: 'Drop --manifest, or pass the archive with --archive.',
     });
   }
+  if (options.level !== undefined && checkpointDir === undefined) {
+    throw new InvalidArgumentError('--level', '--level goes with --checkpoint-dir: --archive is uploaded as it is, at the level it was made with.', {
+      hint: 'Drop --level, or give it to `artifact-uploader archive` when the archive is made.',
+    });
+  }
   const result = await withProgress(ctx, (progress) =>
     uploadHpoArtifacts({
       ...uploaderOptions(ctx, stage, progress),
