@@ -441,32 +441,47 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
   // Whether the work directory holds a complete archive and manifest (built now or by an earlier run).
   let archived = false;
   try {
-    ctx.progress.phase('archiving');
     const name = posix.basename(archive.artifactPath);
     const out = join(work, name);
-    const staged = stage && ctx.resume?.reuses ? await findStagedArchive(stage, name) : undefined;
-    if (staged) ctx.logger.info(`Resuming with the archive an interrupted run built (${staged.archivePath}); the checkpoint directory is unchanged.`);
-    const manifest = staged?.manifest ?? (await createCheckpointArchive(archive.directory, out, {
-      exclude: filters.exclude,
-      // Only with an include list: the default filter records its skips as `default-skip-list`.
-      filter:
-        filters.include.length > 0
-          ? (path: string, entry: { type: string }) => !shouldSkipFile(path) && (entry.type === 'directory' || filters.included(path) !== undefined)
-          : undefined,
-      level: archive.level,
-      signal: ctx.signal,
-      // Every read chunk goes to the emitter, which throttles (and always sends the last).
-      progressIntervalMs: 0,
-      onProgress: (e) => {
-        if (e.type === 'bytes') ctx.progress.archive(e.bytesDone, e.bytesTotal, e.filesDone, e.filesTotal);
-      },
-      // Staged: archive and manifest land as a pair, so a rerun finds both or neither.
-      ...(stage ? { manifestPath: join(stage, manifestFileName(name)) } : {}),
-    }));
-    archived = true;
-    const outcome = await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest, stage && join(stage, 'upload'));
-    uploaded = outcome.status === 'uploaded';
-    return outcome;
+    const build = () =>
+      createCheckpointArchive(archive.directory, out, {
+        exclude: filters.exclude,
+        // Only with an include list: the default filter records its skips as `default-skip-list`.
+        filter:
+          filters.include.length > 0
+            ? (path: string, entry: { type: string }) => !shouldSkipFile(path) && (entry.type === 'directory' || filters.included(path) !== undefined)
+            : undefined,
+        level: archive.level,
+        signal: ctx.signal,
+        // Every read chunk goes to the emitter, which throttles (and always sends the last).
+        progressIntervalMs: 0,
+        onProgress: (e) => {
+          if (e.type === 'bytes') ctx.progress.archive(e.bytesDone, e.bytesTotal, e.filesDone, e.filesTotal);
+        },
+        // Staged: archive and manifest land as a pair, so a rerun finds both or neither.
+        ...(stage ? { manifestPath: join(stage, manifestFileName(name)) } : {}),
+      });
+    ctx.progress.phase('archiving');
+    let staged = stage && ctx.resume?.reuses ? await findStagedArchive(stage, name) : undefined;
+    for (;;) {
+      if (staged) ctx.logger.info(`Resuming with the archive an interrupted run built (${staged.archivePath}); the checkpoint directory is unchanged.`);
+      const manifest = staged?.manifest ?? (await build());
+      archived = true;
+      const outcome = await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest, stage && join(stage, 'upload'));
+      uploaded = outcome.status === 'uploaded';
+      // A staged archive is found by its size only: one whose bytes changed on disk since (a bad
+      // sector, a tool rewriting it) failed its manifest's checksum on every rerun, kept each
+      // time for the next, with a hint to rebuild it that no caller could follow. The directory
+      // is unchanged (the staging key says so): build the archive again, once, and send that.
+      if (staged && !uploaded && archiveChecksumFailed(outcome, archive.artifactPath)) {
+        ctx.logger.warn(`The archive an interrupted run staged (${staged.archivePath}) no longer matches its manifest (its bytes changed on disk); building it again from ${archive.directory}.`);
+        staged = undefined;
+        archived = false;
+        ctx.progress.phase('archiving');
+        continue;
+      }
+      return outcome;
+    }
   } finally {
     // A staged archive stays for the rerun until it is uploaded; its lock goes after it. One whose
     // archiving failed (aborted, a file changed, a bad input) holds nothing a rerun could use
@@ -477,6 +492,11 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
     await claimed?.claim.release();
     if (stage && !keep) await rmdir(dirname(stage)).catch(() => undefined); // `archives/`, when it was the last one
   }
+}
+
+/** Whether an archive's upload failed because the bytes sent are not those its manifest hashed. */
+function archiveChecksumFailed(outcome: TransferOutcome, artifactPath: string): boolean {
+  return outcome.reason === 'verification-failed' && (outcome.verification.mismatches ?? []).some((m) => m.artifactPath === artifactPath && m.reason === 'checksum');
 }
 
 /**

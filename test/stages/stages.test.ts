@@ -3,7 +3,7 @@
  * "two trials, one best checkpoint" case) and on a real MLflow server, read back by the
  * Python client in one process, with the HPO archive extracted by GNU tar.
  */
-import { existsSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
@@ -15,7 +15,7 @@ import { uploadHpoArtifacts } from '../../src/stages/hpo.js';
 import { uploadTrainingArtifacts } from '../../src/stages/training.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
-import { gnuTarExtract, hashTree, localRun, pythonDownloadAll, scratch, serverRun, sha256, writeTree } from '../uploader/helpers.js';
+import { gnuTarExtract, hashTree, localRun, pythonDownloadAll, recordingLogger, scratch, serverRun, sha256, writeTree } from '../uploader/helpers.js';
 import { onnxModelWithExternalData } from './onnx-fixtures.js';
 
 function pipelineOutputs() {
@@ -217,6 +217,38 @@ describe('stage helpers on ./mlruns', () => {
     expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
     // Neither the staging directory (with its stage.json) nor its lock is left.
     expect(existsSync(join(journalDir, 'archives')) ? readdirSync(join(journalDir, 'archives'), { recursive: true }) : []).toEqual([]);
+  });
+
+  it('hpo: a staged archive whose bytes changed on disk is built again, not re-sent failing on every rerun', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = writeTree(scratch('au-hpo-stale-'), { 'ckpt/weights.bin': Buffer.alloc(200_000, 3), 'ckpt/config.json': '{}' });
+    const journalDir = scratch('au-hpo-journal-');
+    const base = { runId: run.runId, trackingUri, env: {}, journalDir, checkpointDir: join(out, 'ckpt') };
+    // Interrupted once the archive is built: it stays staged for the rerun.
+    const controller = new AbortController();
+    const interrupted = await uploadHpoArtifacts({
+      ...base,
+      signal: controller.signal,
+      onProgress: (event) => {
+        if (event.type === 'phase' && event.phase === 'uploading') controller.abort();
+      },
+    });
+    expect(interrupted).toMatchObject({ status: 'failed', reason: 'aborted' });
+    const [stageName] = readdirSync(join(journalDir, 'archives')).filter((n) => !n.includes('.lock'));
+    const staged = join(journalDir, 'archives', stageName!, 'best_trial_checkpoint.tar.gz');
+    // One byte of the staged archive flips on disk; its size (all a rerun looks at) stays.
+    const bytes = readFileSync(staged);
+    bytes[bytes.length - 20]! ^= 0xff;
+    writeFileSync(staged, bytes);
+
+    const logger = recordingLogger();
+    const rerun = await uploadHpoArtifacts({ ...base, logger });
+    expect(rerun).toMatchObject({ status: 'uploaded', verification: { status: 'verified' }, manifest: { verification: { status: 'verified' } } });
+    expect(logger.lines.some(([level, line]) => level === 'warn' && line.includes('no longer matches its manifest'))).toBe(true);
+    // The run holds the rebuilt archive, the one its manifest describes; nothing is left staged.
+    expect(sha256(readFileSync(join(artifactsDir, 'best_trial_checkpoint.tar.gz')))).toBe(rerun.manifest!.archive.sha256);
+    expect(JSON.parse(readFileSync(join(artifactsDir, 'best_trial_checkpoint.manifest.json'), 'utf8'))).toEqual(rerun.manifest);
+    expect(existsSync(join(journalDir, 'archives')) ? readdirSync(join(journalDir, 'archives')) : []).toEqual([]);
   });
 
   it('hpo: two trials reporting the same best checkpoint at once upload it once', async () => {
