@@ -68,6 +68,9 @@ export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<
     if (trial !== undefined) {
       const config = await uploader.loadConfig();
       const name = archivePath !== undefined ? basename(archivePath) : posix.basename(config.hpo.bestTrialArchive.artifactPath);
+      // The archive's own name goes into the path: a bad one is the file's to rename. Checked as
+      // part of `artifactPath`, the error told the caller to change an option they never passed.
+      if (archivePath !== undefined) checkArtifactPath(name, 'archivePath', { allowEmpty: false, fileNames: true });
       artifactPath = posix.join(config.hpo.trialCheckpoints.artifactPath, trial, name);
     }
     const kind = trial !== undefined ? ('trialCheckpoints' as const) : ('bestTrialArchive' as const);

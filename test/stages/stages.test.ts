@@ -120,6 +120,11 @@ describe('stage helpers on ./mlruns', () => {
     const archive = join(scratch(), 'trial-3.tar.gz');
     const manifestPath = join(scratch(), 'm.json');
     await writeManifest(await createCheckpointArchive(join(out, 'ckpt'), archive), manifestPath);
+    // With a trialId the archive's own name goes into the path: a bad one is the file's to rename.
+    const hashed = join(scratch(), 'trial#3.tar.gz');
+    await createCheckpointArchive(join(out, 'ckpt'), hashed);
+    const badName = await uploadHpoArtifacts({ ...base, archivePath: hashed, trialId: 3 }).catch((error: unknown) => error);
+    expect(badName).toMatchObject({ code: 'INVALID_ARTIFACT_PATH', message: expect.stringMatching(/^Artifact path "trial#3\.tar\.gz" contains "#"/), hint: expect.stringMatching(/^Rename the file/) });
     // `level` cannot apply to an archive uploaded as it is: refused, not ignored.
     await expect(uploadHpoArtifacts({ ...base, archivePath: archive, manifest: manifestPath, trialId: 'trial-3', level: 9 })).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'level' });
     const given = await uploadHpoArtifacts({ ...base, archivePath: archive, manifest: manifestPath, trialId: 'trial-3' });
