@@ -77,7 +77,8 @@ function checkArchiveArguments(dir: unknown, out: unknown, options: unknown): as
   for (const [name, value] of [['filter', filter], ['onProgress', onProgress]] as const) {
     if (value !== undefined && typeof value !== 'function') throw new InvalidArgumentError(name, `Expected \`${name}\` to be a function, got ${typeName(value)}.`);
   }
-  if (signal !== undefined && !(signal instanceof AbortSignal)) throw new InvalidArgumentError('signal', `Expected \`signal\` to be an AbortSignal, got ${typeName(signal)}.`);
+  // By shape (`aborted`, `addEventListener`), not `instanceof`: a signal of another realm or a polyfill is one too.
+  if (signal !== undefined && !(typeof signal === 'object' && signal !== null && 'aborted' in signal && typeof (signal as { addEventListener?: unknown }).addEventListener === 'function')) throw new InvalidArgumentError('signal', `Expected \`signal\` to be an AbortSignal, got ${typeName(signal)}.`);
   if (manifestPath !== undefined && typeof manifestPath !== 'string') throw new InvalidArgumentError('manifestPath', `Expected \`manifestPath\` to be a string, got ${typeName(manifestPath)}.`);
   if (progressIntervalMs !== undefined && !(typeof progressIntervalMs === 'number' && progressIntervalMs >= 0)) {
     throw new InvalidArgumentError('progressIntervalMs', `Expected \`progressIntervalMs\` to be a number >= 0, got ${String(progressIntervalMs)}.`);
