@@ -113,6 +113,8 @@ describe('upload commands on ./mlruns', () => {
     // The warning says what to do in CLI terms, not the library's startRun().
     expect(noRun.stderr).toContain('Pass --run-id, set MLFLOW_RUN_ID, or start one first with `artifact-uploader runs start`.');
     expect(noRun.stderr).not.toMatch(/startRun\(\)|withRun/);
+    // And in --json, for a pipeline that reads only stdout.
+    expect(noRun.json().warnings).toEqual([expect.stringContaining('Pass --run-id, set MLFLOW_RUN_ID, or start one first with `artifact-uploader runs start`.')]);
 
     const { env } = await localRun(cwd);
     mkdirSync(join(cwd, 'conf'));

@@ -20,6 +20,7 @@ import {
   type UploadProgressEvent,
   type UploadResult,
 } from '../../index.js';
+import { NO_RUN_WARNING } from '../../uploader/gate.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
@@ -213,6 +214,8 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[], regi
   }
   const warnings = results.flatMap((r) => emptyDirectoryWarning(command, r, directory) ?? []);
   for (const warning of warnings) ctx.logger.warn(warning);
+  // The uploader warned on stderr already (through ctx.logger); `--json` readers get it too.
+  if (results.some((r) => r.status === 'skipped' && r.reason === 'no-run')) warnings.push(cliWording(NO_RUN_WARNING, command));
   const status = results.some((r) => r.status === 'failed') ? 'failed' : results.some((r) => r.status === 'uploaded') ? 'uploaded' : 'skipped';
   const runId = results.find((r) => r.runId)?.runId;
   const worded = results.map((r) => inCliWords(r, command));
