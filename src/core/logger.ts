@@ -313,7 +313,9 @@ export function redactAddress(address: string): string {
 
 /**
  * Removes userinfo from a URL string for display (but keeps the container of an Azure Storage
- * URI, see {@link redact}) and redacts the rest; leaves non-URLs untouched.
+ * URI, see {@link redact}) and redacts the rest; leaves non-URLs untouched. A `scheme://...@`
+ * string that does not parse loses everything from `://` to its last `@`: a password holding
+ * `/`, `#` or `?` unencoded is what made it unparsable, and it ends no earlier than that `@`.
  */
 export function redactUrl(url: string | URL): string {
   try {
@@ -326,6 +328,9 @@ export function redactUrl(url: string | URL): string {
     }
     return redact(parsed.toString());
   } catch {
-    return redact(String(url));
+    return redact(String(url).replace(UNPARSED_USERINFO, `$1${MASK}@`));
   }
 }
+
+/** `scheme://` up to the last `@` (before any whitespace) of a URL that does not parse. */
+const UNPARSED_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)\S*@/i;

@@ -124,8 +124,19 @@ export function invalidTrackingUrlError(uri: string, setting: string, cause: unk
   return new ConfigError(`Tracking URI ${redactUrl(uri)} is not a valid URL.`, {
     issues: [{ path: setting, message: 'expected a valid http(s) URL' }],
     hint: `Set ${setting} to the tracking server's address as http(s)://host[:port][/prefix], e.g. http://127.0.0.1:5000.`,
-    cause,
+    cause: withoutUrlInput(cause),
   });
+}
+
+/**
+ * Node's `Invalid URL` TypeError keeps the whole string it was given as `input`, and
+ * `console.error(error)` prints a cause's properties: a password in the URI would be printed
+ * there even though the message masks it. The cause keeps its code, with `input` masked.
+ */
+function withoutUrlInput(cause: unknown): unknown {
+  const error = cause as { input?: unknown } | undefined;
+  if (cause instanceof Error && typeof error?.input === 'string') error.input = redactUrl(error.input);
+  return cause;
 }
 
 const DATABRICKS_HINT =
@@ -196,8 +207,9 @@ export function fileUriToPath(uri: string, cwd: string = process.cwd(), setting 
  */
 function fileUrlError(uri: string, setting: string, cause: unknown): ConfigError {
   const code = (cause as { code?: unknown }).code;
-  // Shown as given (redactUrl would rewrite it: file://mlruns/), unless it carries userinfo.
-  const shown = /^file:\/\/[^/]*@/i.test(uri) ? redactUrl(uri) : redact(uri);
+  // Shown as given (redactUrl would rewrite it: file://mlruns/), unless it may carry userinfo:
+  // any "@" counts, since a password holding "/" is what may have made it unparsable.
+  const shown = /^file:\/\/\S*@/i.test(uri) ? redactUrl(uri) : redact(uri);
   if (code === 'ERR_INVALID_FILE_URL_HOST') {
     const url = new URL(uri); // it parsed, or Node would not have got to the host
     const host = url.hostname;
@@ -219,7 +231,7 @@ function fileUrlError(uri: string, setting: string, cause: unknown): ConfigError
   return new ConfigError(`${shown} is not a valid file: URL.`, {
     issues: [{ path: setting, message: 'expected file:relative/path, file:///abs/path or a plain path' }],
     hint: 'Use file:relative/path, file:///abs/path or a plain path.',
-    cause,
+    cause: withoutUrlInput(cause),
   });
 }
 

@@ -1,5 +1,6 @@
 /** Resolving the tracking URI, auth and TLS the way MLflow's client does, and MLflow's error bodies. */
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, InvalidArgumentError, MlflowApiError } from '../../src/core/errors.js';
 import { isRetryableError, isThrottlingError } from '../../src/core/retry.js';
@@ -143,6 +144,28 @@ describe('resolveMlflowConnection', () => {
     const notUrl = caught('http://', {});
     expect(notUrl.message).toMatch(/is not a valid URL/);
     expect(notUrl.hint).toMatch(/http\(s\):\/\/host\[:port\]/);
+  });
+
+  it('a tracking URL that does not parse because of its password never shows the password (message, context, cause)', () => {
+    // A generated password holds "/", "#" or "?" unencoded: no URL parser finds the userinfo
+    // then, and the whole URI, password included, went into the message and the cause's input.
+    for (const uri of ['http://bob:pa/ss99word@mlflow.example.com', 'https://bob:pa#ss99word@mlflow.example.com', 'http://bob:pa?ss99word@mlflow.example.com:5000', 'file://bob:pa/ss99word@[bad/x']) {
+      for (const attempt of [() => resolveMlflowConnection({ trackingUri: uri }, {}), () => resolveMlflowConnection({}, { MLFLOW_TRACKING_URI: uri })]) {
+        const error = (() => {
+          try {
+            attempt();
+          } catch (e) {
+            return e as ConfigError;
+          }
+          throw new Error(`accepted ${uri}`);
+        })();
+        expect(error).toBeInstanceOf(ConfigError);
+        expect(error.message).toMatch(/mlflow\.example\.com|not a valid/);
+        const everything = `${error.message} ${JSON.stringify(error)} ${inspect(error, { depth: 5 })}`;
+        expect(everything).not.toContain('ss99word');
+        expect(everything).not.toContain('bob:pa');
+      }
+    }
   });
 
   it('maps an Azure ML workspace URI (azureml://) to its https MLflow REST base and its run-history base', () => {
