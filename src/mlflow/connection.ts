@@ -154,6 +154,7 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
   const baseUrl = url.toString().replace(/\/+$/, '');
 
   const token = options.token ?? envString('MLFLOW_TRACKING_TOKEN', env);
+  assertHeaderSafeToken(token, options.token !== undefined ? 'token' : 'MLFLOW_TRACKING_TOKEN');
   // Azure ML: inside a job (the job sets the token, the run and its experiment) the job token,
   // renewed before it expires as the plugin renews it; elsewhere an Entra ID token, fetched on
   // the first request and refreshed before it expires.
@@ -195,6 +196,29 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
     onRetry: options.onRetry,
   });
   return { kind: 'rest', displayUri: azureml ? redactUrl(given) : baseUrl, baseUrl, http, retry, logger, ...(azureml ? { azureMl: azureml } : {}) };
+}
+
+/**
+ * What Node accepts in a header value: tab, visible ASCII and Latin-1 (`checkInvalidHeaderChar`).
+ * A Basic header is base64 and always fits; a bearer token goes out as it is.
+ */
+const HEADER_UNSAFE = /[^\t\x20-\x7e\x80-\xff]/;
+
+/**
+ * Refuses, naming where it came from but not its value, a token that cannot be sent as
+ * `Authorization: Bearer <token>`. The usual one ends in a line break (a Kubernetes secret made
+ * with `--from-file`, a `.env` file with CRLF ends): Node refuses such a header on every attempt,
+ * with an error that reads as a network failure, so it was retried for minutes and then blamed
+ * on the server. MLflow's client refuses it too (`requests`' `InvalidHeader`); it is not trimmed
+ * here either, since a credential is sent as given or not at all.
+ */
+function assertHeaderSafeToken(token: string | undefined, source: string): void {
+  if (token === undefined || !HEADER_UNSAFE.test(token)) return;
+  const what = /[\r\n]/.test(token) ? 'a line break' : 'a character that cannot go into an HTTP header';
+  throw new ConfigError(`The tracking token (${source}) contains ${what}, so it cannot be sent as "Authorization: Bearer <token>".`, {
+    issues: [{ path: source, message: `contains ${what}` }],
+    hint: `Remove the line break or control character from ${source} (a secret file's trailing newline: \`tr -d '\\r\\n'\`, or create the secret with --from-literal).`,
+  });
 }
 
 /** Fails early, naming the setting, when a certificate file cannot be read. */

@@ -215,6 +215,43 @@ describe('resolveMlflowConnection', () => {
   });
 });
 
+describe('a token that cannot go into a header', () => {
+  it('is a ConfigError naming where it came from, not minutes of retried "network errors"', async () => {
+    const server = await startTestServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ experiment: { experiment_id: '0', name: 'Default' } }));
+    });
+    closers.push(() => server.close());
+    // A Kubernetes secret made with --from-file, or a .env file with CRLF line ends, ends in a
+    // line break. Node refuses the header (ERR_INVALID_CHAR), which was read as a network
+    // error: retried 7 times with backoff, then "check that the server is running".
+    const cases: Array<[string, Parameters<typeof resolveMlflowConnection>[0], Record<string, string>]> = [
+      ['MLFLOW_TRACKING_TOKEN', {}, { MLFLOW_TRACKING_TOKEN: 'tok-secret-1\n' }],
+      ['MLFLOW_TRACKING_TOKEN', {}, { MLFLOW_TRACKING_TOKEN: 'tok-secret-1\r\n' }],
+      ['token', { token: 'tok-secret-1\nmore' }, {}],
+    ];
+    for (const [source, options, env] of cases) {
+      const error = (() => {
+        try {
+          resolveMlflowConnection({ trackingUri: server.url, ...options }, { ...env, MLFLOW_HTTP_REQUEST_MAX_RETRIES: '0' });
+        } catch (e) {
+          return e as ConfigError;
+        }
+        throw new Error(`accepted a token from ${source}`);
+      })();
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error.issues[0]?.path).toBe(source);
+      expect(error.message).toContain(source);
+      expect(error.hint).toMatch(/line break/);
+      expect(`${error.message} ${JSON.stringify(error)}`).not.toContain('tok-secret-1');
+    }
+    expect(server.requests).toHaveLength(0);
+    // A token of header-safe characters still goes out as it is.
+    await createTrackingClient({ trackingUri: server.url, env: { MLFLOW_TRACKING_TOKEN: 'tok-secret-1' } }).getExperiment('0');
+    expect(server.requests.map((r) => r.headers.authorization)).toEqual(['Bearer tok-secret-1']);
+  });
+});
+
 describe('mlflowErrorMapper', () => {
   const map = (status: number, bodyText: string, endpoint = 'mlflow/runs/get') =>
     mlflowErrorMapper(endpoint)({ status, bodyText, headers: {}, method: 'GET', url: 'http://127.0.0.1:5000/api/2.0/mlflow/runs/get?run_id=x' });
