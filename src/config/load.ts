@@ -313,6 +313,46 @@ export async function resolveTrackingConfig(options: LoadTrackingConfigOptions =
   return { config, file, source, overrides };
 }
 
+/** The config's variables that hold a value rather than a switch. */
+const VALUE_ENV_VARS = [CONCURRENCY_ENV, FINE_TUNED_MODELS_DIR_ENV, CONFIG_DIR_ENV];
+
+/** Read by uploader/journal.ts (`JOURNAL_DIR_ENV`), which config/ may not import. */
+const JOURNAL_DIR_ENV = 'ARTIFACT_UPLOADER_JOURNAL_DIR';
+
+/**
+ * The command the Python wrappers run (docs/python-pipelines.md). Never suggested: any
+ * three-letter name is one edit from it.
+ */
+const BIN_ENV = 'ARTIFACT_UPLOADER_BIN';
+
+const OUR_PREFIX = 'ARTIFACT_UPLOADER_';
+
+/**
+ * Why an `ARTIFACT_UPLOADER_*` variable we do not read is refused, or `undefined` to leave it
+ * alone. Refused: every unknown `*_ENABLED` (the switch pattern); a try at a switch (`*_DISABLED`,
+ * `*_DISABLE`, `*_ENABLE`, or a switch's name without `_ENABLED`); and a name close to one of
+ * our other variables (`ARTIFACT_UPLOADER_CONCURENCY`). Each of those did nothing: the upload
+ * went on with the defaults, everything enabled. Other names of the namespace pass, as they may
+ * be another tool's or a test harness's.
+ */
+function unknownVariableIssue(name: string, switches: string[]): ConfigIssue | undefined {
+  if (!name.startsWith(OUR_PREFIX) || VALUE_ENV_VARS.includes(name) || name === JOURNAL_DIR_ENV || name === BIN_ENV) return undefined;
+  if (name.endsWith('_ENABLED')) {
+    const suggestion = closestMatch(name, switches);
+    return { path: name, message: `unknown environment variable${suggestion ? `; did you mean ${suggestion}?` : ''}` };
+  }
+  const negated = /^(.+)_DISABLED?$/.exec(name)?.[1];
+  if (negated !== undefined) {
+    const suggestion = closestMatch(`${negated}_ENABLED`, switches);
+    if (suggestion) return { path: name, message: `unknown environment variable; there is no *_DISABLED switch: set ${suggestion}=false to disable` };
+  }
+  const stem = /^(.+)_ENABLE$/.exec(name)?.[1] ?? name;
+  if (switches.includes(`${stem}_ENABLED`)) return { path: name, message: `unknown environment variable; did you mean ${stem}_ENABLED?` };
+  // Without the prefix, which every name shares: it would make any two names look close.
+  const close = closestMatch(name.slice(OUR_PREFIX.length), [...VALUE_ENV_VARS, JOURNAL_DIR_ENV].map((v) => v.slice(OUR_PREFIX.length)));
+  return close ? { path: name, message: `unknown environment variable; did you mean ${OUR_PREFIX}${close}?` } : undefined;
+}
+
 /** Applies the documented env overrides in place; returns what they set. */
 function applyEnvOverrides(config: TrackingConfig, env: Env): ConfigOverride[] {
   const overrides: ConfigOverride[] = [];
@@ -337,18 +377,19 @@ function applyEnvOverrides(config: TrackingConfig, env: Env): ConfigOverride[] {
   }
 
   // A misspelt switch that silently does nothing is the failure this config exists to prevent,
-  // so any *_ENABLED variable in our namespace must be one we know.
-  const unknown = Object.keys(env).filter((name) => /^ARTIFACT_UPLOADER_\w+_ENABLED$/.test(name) && !known.has(name));
-  if (unknown.length > 0) {
-    const issues = unknown.map((name) => {
-      const suggestion = closestMatch(name, [...known]);
-      return { path: name, message: `unknown environment variable${suggestion ? `; did you mean ${suggestion}?` : ''}` };
-    });
+  // so any *_ENABLED variable in our namespace must be one we know, and so must one that reads
+  // as a try at one of ours (see unknownVariableIssue).
+  const switches = [...known];
+  const issues = Object.keys(env).flatMap((name) => {
+    const issue = known.has(name) ? undefined : unknownVariableIssue(name, switches);
+    return issue ? [issue] : [];
+  });
+  if (issues.length > 0) {
     throw new ConfigError(
-      `Unknown artifact-uploader environment variable${unknown.length > 1 ? 's' : ''}: ${issues
+      `Unknown artifact-uploader environment variable${issues.length > 1 ? 's' : ''}: ${issues
         .map((i) => `${i.path} (${i.message})`)
         .join(', ')}.`,
-      { issues, hint: `Valid switches: ${[...known].join(', ')}. ${DOCS_HINT}` },
+      { issues, hint: `Valid switches: ${switches.join(', ')}; and ${VALUE_ENV_VARS.join(', ')}. ${DOCS_HINT}` },
     );
   }
 

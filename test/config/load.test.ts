@@ -365,6 +365,32 @@ describe('environment overrides', () => {
     );
   });
 
+  it('refuses a misspelt or guessed variable of ours that would do nothing, and leaves the rest of the namespace alone', async () => {
+    // Each was ignored: the uploads went on with the defaults (all enabled, concurrency 8).
+    const cases: Array<[Record<string, string>, string]> = [
+      [{ ARTIFACT_UPLOADER_CONCURENCY: '2' }, 'did you mean ARTIFACT_UPLOADER_CONCURRENCY?'],
+      [{ ARTIFACT_UPLOADER_FINE_TUNED_MODEL_DIR: '/models' }, 'did you mean ARTIFACT_UPLOADER_FINE_TUNED_MODELS_DIR?'],
+      [{ ARTIFACT_UPLOADER_CONFIG_FILE: '/cfg/a.yaml' }, 'did you mean ARTIFACT_UPLOADER_CONFIG_DIR?'],
+      [{ ARTIFACT_UPLOADER_TRAINING_DISABLED: 'true' }, 'there is no *_DISABLED switch: set ARTIFACT_UPLOADER_TRAINING_ENABLED=false'],
+      [{ ARTIFACT_UPLOADER_HPO_TRIAL_CHECKPOINTS_DISABLE: '1' }, 'there is no *_DISABLED switch: set ARTIFACT_UPLOADER_HPO_TRIAL_CHECKPOINTS_ENABLED=false'],
+      [{ ARTIFACT_UPLOADER_BENCHMARK_ENABLE: 'false' }, 'did you mean ARTIFACT_UPLOADER_BENCHMARK_ENABLED?'],
+      [{ ARTIFACT_UPLOADER_CONVERSION: 'false' }, 'did you mean ARTIFACT_UPLOADER_CONVERSION_ENABLED?'],
+    ];
+    for (const [env, expected] of cases) {
+      const error = await configError(loadTrackingConfig({ configDir: dir, env: { ...noEnv, ...env } }));
+      const name = Object.keys(env)[0]!;
+      expect(error.issues).toEqual([{ path: name, message: expect.stringContaining(expected) }]);
+      expect(error.message).toContain(name);
+      expect(error.hint).toMatch(/ARTIFACT_UPLOADER_CONCURRENCY/);
+    }
+    // Variables read elsewhere (the journal, the Python wrapper's command) or by other tools pass.
+    const { config } = await resolveTrackingConfig({
+      configDir: dir,
+      env: { ...noEnv, ARTIFACT_UPLOADER_JOURNAL_DIR: '/j', ARTIFACT_UPLOADER_BIN: 'node cli.js', ARTIFACT_UPLOADER_TEST_SERVERS: 'none', ARTIFACT_UPLOADER_REPORT_WEBHOOK: 'x' },
+    });
+    expect(config.concurrency).toBe(8);
+  });
+
   it('ignores empty variables', async () => {
     const config = await loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_TRAINING_ENABLED: '' } });
     expect(config.training.enabled).toBe(true);
