@@ -72,6 +72,7 @@ export function isTrackingUriScheme(scheme: string | undefined): boolean {
  * ```
  */
 export function checkTrackingUri(uri: string, setting: string): void {
+  if (QUOTED.test(uri)) throw quotedTrackingUriError(uri, setting);
   const shown = redactUrl(uri);
   if (DATABRICKS_STORES.has(uri)) {
     const store = uri === 'databricks' ? 'a Databricks workspace' : 'a Unity Catalog store on Databricks';
@@ -109,6 +110,25 @@ export function checkTrackingUri(uri: string, setting: string): void {
       : scheme === 'sqlite' || scheme.startsWith('postgres') || scheme.startsWith('mysql') || scheme === 'mssql'
         ? `Run \`mlflow server --backend-store-uri ${scheme}:...\` and set MLFLOW_TRACKING_URI to its http:// address, or use a file: URI.`
         : 'Use the http(s):// address of an MLflow tracking server, or a file: URI / path for a local store.',
+  });
+}
+
+/**
+ * A value that starts or ends with a quote: quotes that became part of it (`docker run
+ * --env-file`, a Kubernetes `value: '"http://..."'`, a CI variable). With a leading quote it
+ * has no scheme, so it would be a local directory named `"http:/mlflow:5000"`, and the uploads
+ * would land there while the job reports success. No store is named so on purpose; a quote
+ * inside a path (`/srv/bob's runs`) is left alone.
+ */
+const QUOTED = /^["'\u201c\u2018]|["'\u201d\u2019]$/;
+
+function quotedTrackingUriError(uri: string, setting: string): ConfigError {
+  const unquoted = uri.replace(/^["'\u201c\u2018]+|["'\u201d\u2019]+$/g, '');
+  // Masked without its quotes, which would hide a URL's userinfo from the masking.
+  const shown = uri.replace(unquoted, redactUrl(unquoted));
+  return new ConfigError(`Tracking URI ${shown} (${setting}) is wrapped in quotes, which became part of the value.`, {
+    issues: [{ path: setting, message: 'starts or ends with a quote' }],
+    hint: `Set ${setting} without the quotes: ${redactUrl(unquoted)} (\`docker run --env-file\` and Kubernetes values keep quotes as written).`,
   });
 }
 

@@ -297,6 +297,17 @@ describe('runs start and runs end on ./mlruns', () => {
     expect(existsSync(join(cwd, '127.0.0.1:5917', '0', asPath.stdout.trim()))).toBe(true);
   });
 
+  it('a quoted MLFLOW_TRACKING_URI (docker --env-file keeps the quotes) is a config error (2), not a local directory named after it', async () => {
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'r.json'), '{}');
+    const upload = await cli(['--run-id', 'f'.repeat(32), 'benchmark', 'r.json'], { cwd, env: baseEnv({ MLFLOW_TRACKING_URI: '"http://127.0.0.1:5917"' }) });
+    expect(upload.code, upload.stderr).toBe(EXIT_CODES.USAGE);
+    expect(upload.stderr).toMatch(/error \[CONFIG_INVALID\]: .*wrapped in quotes/s);
+    expect(upload.stderr).toContain('without the quotes: http://127.0.0.1:5917');
+    // Before, the run was looked up in (and the file written to) ./"http:/127.0.0.1:5917.
+    expect(readdirSync(cwd)).toEqual(['r.json']);
+  });
+
   it('an empty --tracking-uri (an unset variable in a script) is a config error (2) naming the option; an empty MLFLOW_TRACKING_URI means ./mlruns, as in MLflow', async () => {
     const cwd = tempDir();
     mkdirSync(join(cwd, 'ck'));

@@ -107,6 +107,38 @@ describe('resolveMlflowConnection', () => {
     expect(resolveMlflowConnection({ trackingUri: 'file:databricks' }, {})).toMatchObject({ kind: 'file' });
   });
 
+  it('refuses a tracking URI wrapped in quotes instead of writing to a directory named after it', () => {
+    // `docker run --env-file`, a Kubernetes `value: '"http://..."'` or a CI variable keep the
+    // quotes: the value has no scheme then, and ./"http:/mlflow:5000" took the artifacts while
+    // the job reported success.
+    const refused = (options: { trackingUri?: string }, env: Record<string, string> = {}) => {
+      try {
+        resolveMlflowConnection(options, env);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      throw new Error(`${options.trackingUri ?? env.MLFLOW_TRACKING_URI} was accepted`);
+    };
+    const fromEnv = refused({}, { MLFLOW_TRACKING_URI: '"http://mlflow:5000"' });
+    expect(fromEnv).toBeInstanceOf(ConfigError);
+    expect(fromEnv.issues[0]?.path).toBe('MLFLOW_TRACKING_URI');
+    expect(fromEnv.message).toContain('quotes');
+    expect(fromEnv.hint).toContain('http://mlflow:5000');
+    for (const uri of ["'http://127.0.0.1:5000'", '"file:./mlruns"', '"/srv/mlruns"', '"http://127.0.0.1:5000', "./mlruns'"]) {
+      const error = refused({ trackingUri: uri });
+      expect(error, uri).toBeInstanceOf(ConfigError);
+      expect(error.issues[0]?.path, uri).toBe('trackingUri');
+      expect(error.hint, uri).toMatch(/without the quotes/);
+    }
+    for (const uri of ['"http://bob:s3cr3tPW@mlflow:5000"', '"http://bob:s3/cr3tPW@mlflow:5000"']) {
+      const withPassword = refused({}, { MLFLOW_TRACKING_URI: uri });
+      expect(withPassword.message).toMatch(/Tracking URI "http:\/\/(\*\*\*@)?mlflow:5000\/?" \(MLFLOW_TRACKING_URI\)/);
+      expect(`${withPassword.message} ${JSON.stringify(withPassword)}`).not.toContain('cr3tPW');
+    }
+    // A quote inside a path is still a path.
+    expect(resolveMlflowConnection({ trackingUri: "/srv/bob's runs/mlruns" }, {})).toMatchObject({ kind: 'file', root: "/srv/bob's runs/mlruns" });
+  });
+
   it('an empty MLFLOW_TRACKING_URI is unset, as in MLflow; a blank one, or an empty trackingUri option, is refused naming it', () => {
     expect(resolveMlflowConnection({}, { MLFLOW_TRACKING_URI: '' })).toMatchObject({ kind: 'file', root: join(process.cwd(), 'mlruns') });
     const caught = (run: () => unknown) => {
