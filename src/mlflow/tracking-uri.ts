@@ -198,7 +198,11 @@ export function blankTrackingUriError(setting: string): ConfigError {
 }
 
 /**
- * Turns `file:./mlruns`, `file:///abs/mlruns` or a plain path into an absolute path.
+ * Turns `file:./mlruns`, `file:///abs/mlruns` or a plain path into an absolute path. Percent
+ * escapes are decoded in every form (`file:/x/my%20runs` is `/x/my runs`), as MLflow's
+ * `local_file_uri_to_path` decodes them (`url2pathname`): the same MLFLOW_TRACKING_URI must
+ * name the same directory for a Python step and this one, and MLflow writes a run's
+ * `artifact_uri` under such a root as the root was written.
  *
  * @param setting The setting the URI came from, named in the error (`trackingUri`, `artifactUri`).
  * @throws {ConfigError} for a `file://` URL that names no local path: a host (`file://mlruns`),
@@ -216,8 +220,22 @@ export function fileUriToPath(uri: string, cwd: string = process.cwd(), setting 
       throw fileUrlError(uri, setting, cause);
     }
   }
-  const path = uri.startsWith('file:') ? uri.slice('file:'.length) : uri;
+  const path = unquote(uri.startsWith('file:') ? uri.slice('file:'.length) : uri);
   return isAbsolute(path) ? path : resolvePath(cwd, path);
+}
+
+/**
+ * Python's `urllib.parse.unquote`: each run of valid escapes decoded, and a `%` that starts no
+ * valid escape (`100%`, `%zz`) kept as written, where `decodeURIComponent` would throw.
+ */
+function unquote(text: string): string {
+  return text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+    try {
+      return decodeURIComponent(run);
+    } catch {
+      return run;
+    }
+  });
 }
 
 /**

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AbortedError, ConfigError, InvalidArgumentError } from '../../src/core/errors.js';
+import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { FileTrackingStore } from '../../src/mlflow/file-store.js';
 import { activeRun, getMlflowRunId, runState, withRun } from '../../src/run/run-context.js';
 import { defaultRunTags, endRun, startRun, withNewRun } from '../../src/run/start-run.js';
@@ -50,6 +51,21 @@ describe('startRun and endRun on ./mlruns', () => {
     expect(ended?.endTime).toBeGreaterThan(0);
     expect(activeRun()).toBeUndefined();
     expect(await endRun()).toBeUndefined();
+  });
+
+  it('reads percent escapes in a file: URI or path as MLflow does, so it finds the run a Python step made there', async () => {
+    // MLflow's client unquotes every local tracking URI (`local_file_uri_to_path`:
+    // url2pathname), so `file:/x/my%20runs` is the store in "/x/my runs". Only `file:///` was
+    // decoded here: a Node step given the same MLFLOW_TRACKING_URI looked in "/x/my%20runs".
+    const parent = mkdtempSync(join(tmpdir(), 'au-start-run-pct-'));
+    for (const uri of [`file:${parent}/my%20runs`, `${parent}/my%20runs`]) {
+      const out = await runPython(`import sys, mlflow\nmlflow.set_tracking_uri(sys.argv[1])\nwith mlflow.start_run() as r: print(r.info.run_id)`, { args: [uri] });
+      const pythonRunId = out.trim().split('\n').pop()!;
+      const run = await startRun({ trackingUri: uri, runId: pythonRunId, env: { USER: 'tester' }, activate: false });
+      expect(run).toMatchObject({ runId: pythonRunId, owned: false });
+    }
+    expect(readdirSync(parent)).toEqual(['my runs']);
+    expect(resolveMlflowConnection({ trackingUri: 'file:my%20runs%2' }, {})).toMatchObject({ kind: 'file', root: join(process.cwd(), 'my runs%2') });
   });
 
   it('takes the experiment from options, then MLFLOW_EXPERIMENT_NAME, then MLFLOW_EXPERIMENT_ID', async () => {
