@@ -9,6 +9,7 @@ import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../core/errors.js';
 import { redact, redactAddress, redactUrl } from '../core/logger.js';
+import { unquote } from '../core/unquote.js';
 
 /**
  * MLflow's Databricks stores: each name is both a scheme (`databricks://profile`,
@@ -222,20 +223,6 @@ export function fileUriToPath(uri: string, cwd: string = process.cwd(), setting 
   }
   const path = unquote(uri.startsWith('file:') ? uri.slice('file:'.length) : uri);
   return isAbsolute(path) ? path : resolvePath(cwd, path);
-}
-
-/**
- * Python's `urllib.parse.unquote`: each run of valid escapes decoded, and a `%` that starts no
- * valid escape (`100%`, `%zz`) kept as written, where `decodeURIComponent` would throw.
- */
-function unquote(text: string): string {
-  return text.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
-    try {
-      return decodeURIComponent(run);
-    } catch {
-      return run;
-    }
-  });
 }
 
 /**

@@ -13,6 +13,7 @@ import { MAX_TIMER_MS } from '../core/abort.js';
 import { envNumber, envString, type Env } from '../core/env.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { redact, registerSasSignature, registerSecret } from '../core/logger.js';
+import { unquote } from '../core/unquote.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
 import type { AzureTokenCredential } from '../mlflow/azureml-auth.js';
 
@@ -170,16 +171,6 @@ export function parseAzureUri(uri: string): AzureArtifactLocation {
     return { kind: 'abfss', container, account, suffix, rootPath: joinArtifactPath(decoded), blobAccountUrl: `https://${account}.${blobSuffix}` };
   }
   throw new InvalidArgumentError('artifactUri', `${redact(uri)} is not an Azure artifact URI; expected wasbs:// or abfss://.`);
-}
-
-/**
- * Python's `urllib.parse.unquote`, which MLflow applies to an `abfss://` path: each run of `%XX`
- * escapes is decoded as UTF-8 (a byte that is not valid UTF-8 becomes U+FFFD), and a `%` that
- * starts no escape stays as it is. `decodeURIComponent` throws on the latter, which refused
- * artifact roots MLflow writes to (`abfss://fs@acct.dfs.core.windows.net/runs/100%`).
- */
-function unquote(path: string): string {
-  return path.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => Buffer.from(run.replace(/%/g, ''), 'hex').toString('utf8'));
 }
 
 /** Where the credential of a store comes from, first match wins (see {@link AzureStoreOptions}). */
