@@ -82,6 +82,12 @@ function asRepoId(value: unknown): string | undefined {
   return isHubRepoId(value) ? value : undefined;
 }
 
+/** A README's `base_model` the card keeps: a repo id as {@link asRepoId} takes it, or a list of them (a merge's bases). */
+function isBaseModelValue(value: unknown): boolean {
+  const ids = Array.isArray(value) ? value : [value];
+  return ids.length > 0 && ids.every((id) => asRepoId(id) !== undefined);
+}
+
 /**
  * Validates, converts (MLX LoRA only) and writes the model card.
  *
@@ -145,6 +151,18 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       const parsed = parseFrontMatter(existing.frontMatter);
       if ('metadata' in parsed) existingMetadata = parsed.metadata;
       else warnings.push(`The front matter of ${join(dir, 'README.md')} was left out of the model card: ${parsed.problem}. Fix it to keep its metadata (license, datasets...).`);
+    }
+    // PEFT's save_pretrained writes `base_model: <base_model_name_or_path>` there, often a local
+    // path. The Hub refuses a card whose base_model is no model id, at the commit (after every
+    // upload): the README's goes by the rule of a base model found in the configs (asRepoId).
+    if (existingMetadata?.base_model !== undefined && !isBaseModelValue(existingMetadata.base_model)) {
+      const { base_model: dropped, ...rest } = existingMetadata;
+      existingMetadata = rest;
+      if (baseModel === undefined) {
+        warnings.push(
+          `The base_model of ${join(dir, 'README.md')} was left out of the model card: it is not a Hugging Face model id ("namespace/name"), got ${JSON.stringify(dropped)}; the Hub refuses a card with a local path there. Pass baseModel (--base-model) to name the base model.`,
+        );
+      }
     }
     const card = buildModelCard({
       repoId: options.repoId,

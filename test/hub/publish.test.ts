@@ -239,6 +239,32 @@ describe('publishToHub', () => {
     expect(secondCard).toContain('## Notes\n\nBody text.');
   });
 
+  it("leaves a README's base_model that is no Hub model id (the local path PEFT's save_pretrained writes) out of the card, with a warning; keeps one that is", async () => {
+    // PEFT writes the README of an adapter with `base_model: <base_model_name_or_path>`, often a
+    // local path; the Hub refuses a card whose base_model is no model id, at the commit.
+    for (const value of ['/Users/alice/models/Llama-3.2-1B', '[meta-llama/Llama-3.2-1B, ./models/llama]']) {
+      const modelDir = await writeFusedModel(await tempDir());
+      await writeFile(join(modelDir, 'README.md'), ['---', `base_model: ${value}`, 'license: apache-2.0', '---', '', 'Notes.', ''].join('\n'));
+      const options = opts({ modelDir });
+      const result = await publishToHub(options);
+      expect(result.status, value).toBe('published');
+      expect(result.warnings, value).toEqual(expect.arrayContaining([expect.stringMatching(/base_model of .*README\.md was left out of the model card: it is not a Hugging Face model id/)]));
+      const card = (await hubBytes(options.repoId, 'README.md')).toString();
+      const [, frontMatter = ''] = /^---\n([\s\S]*?)\n---\n/.exec(card) ?? [];
+      expect(frontMatter, value).not.toMatch(/base_model/);
+      expect(frontMatter, value).toContain('license: apache-2.0');
+      expect(card, value).not.toContain('/Users/alice');
+      expect(card, value).not.toContain('./models/llama');
+    }
+    // A Hub id there is kept (a card without a base model of its own).
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFile(join(modelDir, 'README.md'), ['---', 'base_model: meta-llama/Llama-3.2-1B', '---', ''].join('\n'));
+    const options = opts({ modelDir });
+    const result = await publishToHub(options);
+    expect(result.warnings.filter((w) => w.includes('base_model'))).toEqual([]);
+    expect((await hubBytes(options.repoId, 'README.md')).toString()).toMatch(/^---\n[\s\S]*base_model: meta-llama\/Llama-3\.2-1B\n[\s\S]*\n---\n/);
+  });
+
   it('uploads LFS files byte for byte through a custom fetch as well (file blobs as plain Blob bodies)', async () => {
     const modelDir = await writeMlxLoraModel(join(await tempDir(), 'viafetch_20240501_093000'), { padBytes: 64 * 1024 }); // multipart
     const fusedDir = await writeFusedModel(await tempDir()); // basic
