@@ -597,6 +597,13 @@ async function commitExactlyOnce(
   const sizes = new Map(prepared.files.map((f) => [f.path, f.size]));
   let parent = head;
   let mayHaveLanded = false;
+  // Whether an attempt sent its commit request and got no refusal for it (no answer, a 5xx, an
+  // abort), or its request is still out (`inFlight`: an abort may settle first): that commit may
+  // land. One the Hub answered with a 4xx did not, and handing its publish id back replaced the
+  // refusal's hint (a token without write access, metadata the Hub refuses) with one saying the
+  // commit may be on the Hub.
+  let outcomeUnknown = false;
+  let inFlight = false;
   const progress = new Map<string, number>();
   const reportBytes = () => emit({ type: 'bytes', loaded: [...progress.values()].reduce((a, b) => a + b, 0), total: prepared.bytes });
 
@@ -638,6 +645,7 @@ async function commitExactlyOnce(
             },
             onCommitRequest: () => {
               mayHaveLanded = true;
+              inFlight = true;
               phase('committing');
             },
             onEvent: (event) => {
@@ -650,6 +658,9 @@ async function commitExactlyOnce(
             },
           });
         } catch (error) {
+          const status = hubStatusOf(error);
+          if (inFlight && !(status !== undefined && status >= 400 && status < 500)) outcomeUnknown = true;
+          inFlight = false;
           // A file rewritten under an upload is why the attempt failed (the Hub refuses bytes
           // whose sha256 is not the oid announced): say so, and do not try again. Only before the
           // commit request: after it, the commit may have landed and the marker search decides.
@@ -677,7 +688,7 @@ async function commitExactlyOnce(
   } catch (error) {
     if (error instanceof AbortedError) {
       // Aborted while the commit request was out (Ctrl-C while committing): it may land all the same.
-      if (mayHaveLanded && options.idempotencyKey === undefined) {
+      if ((outcomeUnknown || inFlight) && options.idempotencyKey === undefined) {
         throw new AbortedError(error.hint && error.message.endsWith(error.hint) ? error.message.slice(0, -error.hint.length).trimEnd() : error.message, {
           cause: error.cause ?? error,
           publishId,
@@ -690,7 +701,7 @@ async function commitExactlyOnce(
     // The marker search covers the attempts of this call only. Without a key of the caller's,
     // the publish id is a random one nobody else knows, and a publish run again would commit a
     // second time, whatever the usual hint says: hand the id over, to be passed back.
-    if (mayHaveLanded && options.idempotencyKey === undefined && failed instanceof HubError) throw mayHaveLandedError(failed, publishId);
+    if ((outcomeUnknown || inFlight) && options.idempotencyKey === undefined && failed instanceof HubError) throw mayHaveLandedError(failed, publishId);
     throw failed;
   }
 }

@@ -543,6 +543,32 @@ describe('publishToHub', () => {
     expect(await publishToHub(keyed)).toMatchObject({ status: 'already-published' });
   });
 
+  it('a commit the Hub refused (a 4xx answer) keeps its own hint and hands back no publish id: it did not land', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    for (const [status, hint] of [
+      [403, /no write access/],
+      [400, undefined],
+    ] as const) {
+      const options = opts({ modelDir, retry: { maxRetries: 0 } });
+      hub.createRepo(options.repoId);
+      hub.addFault({ route: 'commit', action: 'status', status, message: 'Invalid metadata in README.md.' });
+      const error = (await publishToHub(options).catch((e: unknown) => e)) as HubError;
+      expect(error, String(status)).toBeInstanceOf(HubError);
+      expect(error.status, String(status)).toBe(status);
+      expect(hub.commits(options.repoId), String(status)).toHaveLength(1); // the repo's first commit only
+      expect(error.publishId, String(status)).toBeUndefined();
+      expect(error.hint ?? '', String(status)).not.toMatch(/idempotencyKey|may be on the Hub/);
+      if (hint) expect(error.hint, String(status)).toMatch(hint);
+    }
+    // Refused after an attempt whose answer was lost: that one may still land, so the id is handed back.
+    const options = opts({ modelDir, retry: { maxRetries: 1, backoffFactor: 0, backoffJitter: 0 } });
+    hub.createRepo(options.repoId);
+    hub.addFault({ route: 'commit', action: 'drop' });
+    hub.addFault({ route: 'commit', action: 'status', status: 403 });
+    const error = (await publishToHub(options).catch((e: unknown) => e)) as HubError;
+    expect(error).toMatchObject({ name: 'HubError', status: 403, publishId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+  });
+
   it('a publish aborted while its commit request is out hands back the publish id that finds the commit if it lands', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     const options = opts({ modelDir });
