@@ -416,6 +416,21 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
  */
 function commandOfArgv(program: Command, argv: string[]): string {
   const names: string[] = [];
+  walkCommandWords(program, argv, (group, word) => {
+    const sub = findCommand(group, word);
+    if (sub) names.push(sub.name());
+    return sub;
+  });
+  return names.join(' ');
+}
+
+/**
+ * Walks the words of `argv` that may pick a command, as commander reads them: option words are
+ * skipped with the value they take ({@link takesValue}); the walk ends at `--`, at a command
+ * without subcommands, or when `step` (given the group a word is looked up in) returns no
+ * command to go on in.
+ */
+function walkCommandWords(program: Command, argv: string[], step: (group: Command, word: string) => Command | undefined): void {
   let current = program;
   for (let i = 0; i < argv.length && current.commands.length > 0; i++) {
     const arg = argv[i]!;
@@ -424,12 +439,10 @@ function commandOfArgv(program: Command, argv: string[]): string {
       if (takesValue(program, current, arg)) i++;
       continue;
     }
-    const sub = findCommand(current, arg);
-    if (!sub) break;
-    names.push(sub.name());
-    current = sub;
+    const next = step(current, arg);
+    if (!next) break;
+    current = next;
   }
-  return names.join(' ');
 }
 
 /** Whether option word `arg` takes the next word: `--opt value` does; `--opt=value`, a flag or an unknown option does not. */
@@ -448,21 +461,19 @@ function findCommand(group: Command, name: string): Command | undefined {
  * a command that exists.
  */
 function unknownHelpTopic(program: Command, argv: string[]): { group: Command; word: string } | undefined {
-  let current = program;
   let help = false;
-  for (let i = 0; i < argv.length && current.commands.length > 0; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') break;
-    if (arg.startsWith('-')) {
-      if (takesValue(program, current, arg)) i++;
-      continue;
+  let unknown: { group: Command; word: string } | undefined;
+  walkCommandWords(program, argv, (group, word) => {
+    const sub = findCommand(group, word);
+    if (sub) return sub;
+    if (!help && word === 'help') {
+      help = true;
+      return group;
     }
-    const sub = findCommand(current, arg);
-    if (!sub && !help && arg === 'help') help = true;
-    else if (!sub) return help ? { group: current, word: arg } : undefined;
-    else current = sub;
-  }
-  return undefined;
+    if (help) unknown = { group, word };
+    return undefined;
+  });
+  return unknown;
 }
 
 /** Commander's text for an unknown command, with a suggestion when one is close ({@link closestMatch}). */
