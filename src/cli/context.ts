@@ -104,7 +104,8 @@ export class CliContext {
    * `~/` is expanded to the home directory (HOME, else the user's): a caller with no shell
    * (Python's `subprocess.run([...])`) passes `~/out` as it is, and it named `./~/out`. `~user`
    * is left as it is. Every path-valued argument, flag and variable the CLI reads comes through
-   * here; the library never expands `~` in what it is given.
+   * here; the library's upload API does not expand `~` (only `publishToHub`'s `modelDir` and
+   * `baseDir`, and the config's `hub.fineTunedModelsDir`, do, as they did before the CLI did).
    */
   path(path: string): string {
     return resolve(this.cwd, expandHome(path, this.env));
