@@ -94,6 +94,13 @@ export interface FaultHandle {
   readonly remaining: number;
   /** How many requests it affected so far. */
   readonly hits: number;
+  /** Settles when the first request it affects arrives: the event to wait for, with no deadline. */
+  readonly hit: Promise<void>;
+  /**
+   * Settles when the first request it affected is done with: answered, or its connection closed
+   * (for `hold`, after `until`; what the request does to the repo has taken effect by then).
+   */
+  readonly done: Promise<void>;
   cancel(): void;
 }
 
@@ -140,6 +147,9 @@ interface ActiveRule {
   rule: FaultRule;
   remaining: number;
   hits: number;
+  /** Resolve {@link FaultHandle.hit} and {@link FaultHandle.done}. */
+  onHit: () => void;
+  onDone: () => void;
 }
 
 /** Starts a fake Hub on 127.0.0.1 and a free port. */
@@ -164,6 +174,7 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     if (active) {
       active.remaining--;
       active.hits++;
+      active.onHit();
     }
     return active;
   };
@@ -190,6 +201,7 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     if (fault) entry.fault = fault.rule.action;
     if (fault?.rule.action === 'drop') {
       res.socket?.destroy();
+      fault.onDone();
       return;
     }
     if (fault?.rule.action === 'hold') await Promise.resolve(fault.rule.until).catch(() => undefined);
@@ -209,32 +221,40 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     if (fault?.rule.action === 'drop-response') {
       // The request took effect; the client never hears about it.
       res.socket?.destroy();
+      fault.onDone();
       return;
     }
     entry.status = reply.status;
     send(res, method, reply, requestId);
+    fault?.onDone();
   };
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   const url = `http://127.0.0.1:${port}`;
 
-  const handleOf = (active: ActiveRule): FaultHandle => ({
+  const handleOf = (active: ActiveRule, hit: Promise<void>, done: Promise<void>): FaultHandle => ({
     get remaining() {
       return active.remaining;
     },
     get hits() {
       return active.hits;
     },
+    hit,
+    done,
     cancel() {
       active.remaining = 0;
     },
   });
 
   const addFault = (rule: FaultRule): FaultHandle => {
-    const active = { rule, remaining: rule.times ?? 1, hits: 0 };
+    let onHit!: () => void;
+    let onDone!: () => void;
+    const hit = new Promise<void>((resolve) => (onHit = resolve));
+    const done = new Promise<void>((resolve) => (onDone = resolve));
+    const active: ActiveRule = { rule, remaining: rule.times ?? 1, hits: 0, onHit, onDone };
     rules.push(active);
-    return handleOf(active);
+    return handleOf(active, hit, done);
   };
 
   const repoOf = (repoId: string, type: RepoType = 'model') => store.get(type, repoId);
