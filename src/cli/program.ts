@@ -470,7 +470,8 @@ function unknownHelpTopic(program: Command, argv: string[]): { group: Command; w
       help = true;
       return group;
     }
-    if (help) unknown = { group, word };
+    // `help help` is commander's own: the help of `help`, as the listing names it.
+    if (help && word !== 'help') unknown = { group, word };
     return undefined;
   });
   return unknown;

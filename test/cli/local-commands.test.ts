@@ -127,6 +127,8 @@ describe('help, version and usage errors', () => {
     const known = await cli(['help', 'runs', '--json']);
     expect(known.code).toBe(0);
     expect(known.stdout).toMatch(/^Usage: artifact-uploader runs/);
+    // `help help` names the `help` the listing shows: commander's answer, not an unknown command.
+    expect((await cli(['help', 'help'])).stderr).not.toContain('unknown command');
   });
 
   it('says a range of an environment variable as "from 1 to 64"', async () => {
