@@ -14,6 +14,17 @@ afterAll(async () => {
   await Promise.all(closers.map((c) => c()));
 });
 
+
+/** The ConfigError resolving a connection from `options` and `env` throws (a test failure when it is accepted). */
+function refusedConnection(options: { trackingUri?: string }, env: Record<string, string> = {}): ConfigError {
+  try {
+    resolveMlflowConnection(options, env);
+  } catch (e) {
+    return e as ConfigError;
+  }
+  throw new Error(`${options.trackingUri ?? env.MLFLOW_TRACKING_URI} was accepted`);
+}
+
 describe('resolveMlflowConnection', () => {
   it('option beats MLFLOW_TRACKING_URI beats ./mlruns', () => {
     expect(DEFAULT_TRACKING_URI).toBe('file:./mlruns');
@@ -67,38 +78,30 @@ describe('resolveMlflowConnection', () => {
   });
 
   it('refuses scheme-less values MLflow reads as Databricks, and host:port without http://, before taking them as a path', () => {
-    const refused = (options: { trackingUri?: string }, env: Record<string, string> = {}) => {
-      try {
-        resolveMlflowConnection(options, env);
-      } catch (e) {
-        return e as ConfigError;
-      }
-      throw new Error(`${options.trackingUri ?? env.MLFLOW_TRACKING_URI} was accepted`);
-    };
     // MLflow maps these bare names to its Databricks / Unity Catalog stores, never to a directory.
     for (const uri of ['databricks', 'databricks://my-profile', 'databricks-uc', 'uc']) {
-      const error = refused({ trackingUri: uri });
+      const error = refusedConnection({ trackingUri: uri });
       expect(error, uri).toBeInstanceOf(ConfigError);
       expect(error.hint, uri).toMatch(/Databricks/);
     }
-    expect(refused({ trackingUri: 'uc' }).message).toContain('Unity Catalog');
-    const fromEnv = refused({}, { MLFLOW_TRACKING_URI: 'databricks' });
+    expect(refusedConnection({ trackingUri: 'uc' }).message).toContain('Unity Catalog');
+    const fromEnv = refusedConnection({}, { MLFLOW_TRACKING_URI: 'databricks' });
     expect(fromEnv.issues[0]?.path).toBe('MLFLOW_TRACKING_URI');
     expect(fromEnv.hint).toContain('file:databricks');
     // A server address without its scheme: MLflow takes an IP:port as a directory of that name
     // and refuses a hostname:port as an unknown scheme; either way http:// was forgotten.
-    expect(refused({ trackingUri: '127.0.0.1:5917' }).hint).toMatch(/did you mean http:\/\/127\.0\.0\.1:5917\?/i);
-    expect(refused({ trackingUri: '[::1]:5000/prefix' }).hint).toMatch(/did you mean http:\/\/\[::1\]:5000\/prefix\?/i);
-    expect(refused({ trackingUri: 'localhost:5917' }).hint).toBe('Did you mean http://localhost:5917?');
-    expect(refused({ trackingUri: 'mlflow.example.com:443' }).hint).toMatch(/did you mean https:\/\/mlflow\.example\.com:443\?/i);
+    expect(refusedConnection({ trackingUri: '127.0.0.1:5917' }).hint).toMatch(/did you mean http:\/\/127\.0\.0\.1:5917\?/i);
+    expect(refusedConnection({ trackingUri: '[::1]:5000/prefix' }).hint).toMatch(/did you mean http:\/\/\[::1\]:5000\/prefix\?/i);
+    expect(refusedConnection({ trackingUri: 'localhost:5917' }).hint).toBe('Did you mean http://localhost:5917?');
+    expect(refusedConnection({ trackingUri: 'mlflow.example.com:443' }).hint).toMatch(/did you mean https:\/\/mlflow\.example\.com:443\?/i);
     // With credentials, the user name reads as the scheme; the password is never shown.
-    const withPassword = refused({ trackingUri: 'bob:s3cr3tPW@127.0.0.1:5000' });
+    const withPassword = refusedConnection({ trackingUri: 'bob:s3cr3tPW@127.0.0.1:5000' });
     expect(withPassword.hint).toBe('Did you mean http://***@127.0.0.1:5000?');
     expect(JSON.stringify({ ...withPassword.toJSON(), message: withPassword.message })).not.toMatch(/s3cr3tPW|bob/);
-    expect(refused({ trackingUri: 'bob:s3cr3tPW@mlflow.example.com:443/x' }).hint).toBe('Did you mean https://***@mlflow.example.com:443/x?');
-    expect(refused({ trackingUri: 'bob:s3/cr3t@mlflow.internal' }).message).not.toContain('cr3t');
+    expect(refusedConnection({ trackingUri: 'bob:s3cr3tPW@mlflow.example.com:443/x' }).hint).toBe('Did you mean https://***@mlflow.example.com:443/x?');
+    expect(refusedConnection({ trackingUri: 'bob:s3/cr3t@mlflow.internal' }).message).not.toContain('cr3t');
     // A password with an @ of its own: a URL's userinfo ends at the last @, so all of it is hidden.
-    const atInPassword = refused({ trackingUri: 'bob:p@ssw0rd@127.0.0.1:5000' });
+    const atInPassword = refusedConnection({ trackingUri: 'bob:p@ssw0rd@127.0.0.1:5000' });
     expect(atInPassword.hint).toBe('Did you mean http://***@127.0.0.1:5000?');
     expect(JSON.stringify({ ...atInPassword.toJSON(), message: atInPassword.message })).not.toContain('ssw0rd');
     // Spelt as a path, the same names are a local store.
@@ -111,27 +114,19 @@ describe('resolveMlflowConnection', () => {
     // `docker run --env-file`, a Kubernetes `value: '"http://..."'` or a CI variable keep the
     // quotes: the value has no scheme then, and ./"http:/mlflow:5000" took the artifacts while
     // the job reported success.
-    const refused = (options: { trackingUri?: string }, env: Record<string, string> = {}) => {
-      try {
-        resolveMlflowConnection(options, env);
-      } catch (e) {
-        return e as ConfigError;
-      }
-      throw new Error(`${options.trackingUri ?? env.MLFLOW_TRACKING_URI} was accepted`);
-    };
-    const fromEnv = refused({}, { MLFLOW_TRACKING_URI: '"http://mlflow:5000"' });
+    const fromEnv = refusedConnection({}, { MLFLOW_TRACKING_URI: '"http://mlflow:5000"' });
     expect(fromEnv).toBeInstanceOf(ConfigError);
     expect(fromEnv.issues[0]?.path).toBe('MLFLOW_TRACKING_URI');
     expect(fromEnv.message).toContain('quotes');
     expect(fromEnv.hint).toContain('http://mlflow:5000');
     for (const uri of ["'http://127.0.0.1:5000'", '"file:./mlruns"', '"/srv/mlruns"', '"http://127.0.0.1:5000', "./mlruns'"]) {
-      const error = refused({ trackingUri: uri });
+      const error = refusedConnection({ trackingUri: uri });
       expect(error, uri).toBeInstanceOf(ConfigError);
       expect(error.issues[0]?.path, uri).toBe('trackingUri');
       expect(error.hint, uri).toMatch(/without the quotes/);
     }
     for (const uri of ['"http://bob:s3cr3tPW@mlflow:5000"', '"http://bob:s3/cr3tPW@mlflow:5000"']) {
-      const withPassword = refused({}, { MLFLOW_TRACKING_URI: uri });
+      const withPassword = refusedConnection({}, { MLFLOW_TRACKING_URI: uri });
       expect(withPassword.message).toMatch(/Tracking URI "http:\/\/(\*\*\*@)?mlflow:5000\/?" \(MLFLOW_TRACKING_URI\)/);
       expect(`${withPassword.message} ${JSON.stringify(withPassword)}`).not.toContain('cr3tPW');
     }

@@ -483,14 +483,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     const token = 'ya29.metadata-token-7Qx9-never-logged';
     await withMetadataServer(() => token, async (metadataRequests) => {
       resetProxy();
-      const authorizations: unknown[] = [];
-      proxy.addRule({
-        match: (r) => {
-          authorizations.push(r.headers.authorization);
-          return false;
-        },
-        fault: 'drop',
-      });
+      const authorizations = recordAuthorizations(proxy);
       const logger = recordingLogger();
       const store = new GcsArtifactStore(run.artifactUri, {
         apiEndpoint: proxy.url,
@@ -543,14 +536,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     const token = 'ya29.override-endpoint-token';
     await withMetadataServer(() => token, async () => {
       resetProxy();
-      const authorizations: unknown[] = [];
-      proxy.addRule({
-        match: (r) => {
-          authorizations.push(r.headers.authorization);
-          return false;
-        },
-        fault: 'drop',
-      });
+      const authorizations = recordAuthorizations(proxy);
       // A private endpoint (Private Service Connect, a regional one) set the way MLflow users set it.
       const store = new GcsArtifactStore(run.artifactUri, { env: { API_ENDPOINT_OVERRIDE: proxy.url, HOME: dir }, retry: { maxRetries: 0 } });
       expect(store.describe()).toMatch(/\(API_ENDPOINT_OVERRIDE\), Application Default Credentials:/);
@@ -619,6 +605,19 @@ print(json.dumps({b.name: b.size for b in client.list_blobs(sys.argv[1], prefix=
     );
   });
 });
+
+/** The `Authorization` header of every request through `proxy` from now on, in order (a rule that matches none). */
+function recordAuthorizations(proxy: FaultProxy): unknown[] {
+  const authorizations: unknown[] = [];
+  proxy.addRule({
+    match: (r) => {
+      authorizations.push(r.headers.authorization);
+      return false;
+    },
+    fault: 'drop',
+  });
+  return authorizations;
+}
 
 /**
  * Runs `fn` with a stand-in for the GCE metadata server, which the official google-auth-library
