@@ -115,7 +115,11 @@ export interface CheckpointManifest {
 
 /**
  * The conventional file name of an archive's manifest: `best.tar.gz` → `best.manifest.json`
- * (also for `.tgz` and `.tar`; any other name gets `.manifest.json` appended).
+ * (also for `.tgz` and `.tar`, in any case: `BEST.TAR.GZ` → `BEST.manifest.json`; any other
+ * name gets `.manifest.json` appended).
+ *
+ * Two archives can map to one name (`a.tar.gz` and `a.tgz`): the uploader refuses to upload an
+ * archive beside another whose manifest would share its manifest's name.
  *
  * @example
  * ```ts
@@ -123,7 +127,9 @@ export interface CheckpointManifest {
  * ```
  */
 export function manifestFileName(archiveName: string): string {
-  const base = basename(archiveName).replace(/\.(tar\.gz|tgz|tar)$/, '');
+  // Case-insensitive: `A.TAR.GZ` got `A.TAR.GZ.manifest.json`, unlike every other archive. The
+  // names runs already hold (`x.tar.gz` → `x.manifest.json`) stay what they were.
+  const base = basename(archiveName).replace(/\.(tar\.gz|tgz|tar)$/i, '');
   return `${base}.manifest.json`;
 }
 

@@ -361,8 +361,15 @@ async function loadManifest(option: CheckpointManifest | string | undefined, arc
   if (typeof option === 'string') manifest = await readManifest(option);
   else if (option !== undefined) manifest = option;
   else {
-    const beside = join(dirname(archivePath), manifestFileName(archivePath));
-    if ((await stat(beside).catch(() => undefined))?.isFile()) manifest = await readManifest(beside);
+    // Up to 0.1.0 an upper-case suffix was not stripped (`A.TAR.GZ.manifest.json`): such a pair
+    // on disk keeps its manifest rather than being uploaded without one.
+    for (const name of new Set([manifestFileName(archivePath), `${basename(archivePath)}.manifest.json`])) {
+      const beside = join(dirname(archivePath), name);
+      if ((await stat(beside).catch(() => undefined))?.isFile()) {
+        manifest = await readManifest(beside);
+        break;
+      }
+    }
   }
   if (manifest === undefined) return undefined;
   if (typeof manifest !== 'object' || manifest === null || typeof manifest.archive?.size !== 'number') {

@@ -29,7 +29,7 @@ import { manifestFileName, writeManifest, type CheckpointManifest, type Manifest
 import { shouldSkipFile } from '../archive/should-skip-file.js';
 import { claimStagedArchive, findStagedArchive, removeStagedArchives, stagedArchiveDir, type StageClaim } from './archive-staging.js';
 import { DEFAULT_JOURNAL_MAX_AGE_MS, journalTarget } from './journal.js';
-import type { ArtifactStore } from '../stores/artifact-store.js';
+import type { ArtifactEntry, ArtifactStore } from '../stores/artifact-store.js';
 import type { PathFilters, PlannedFile, UploadPlan } from './plan.js';
 import { AdaptiveConcurrency } from './concurrency.js';
 import { ProgressEmitter } from './progress.js';
@@ -337,6 +337,7 @@ export async function transferArchive(
   /** Where to write the manifest as uploaded (a staged archive's directory); @default a temp dir, removed after */
   manifestDir?: string,
 ): Promise<TransferOutcome> {
+  if (manifest) await assertManifestNameFree(ctx, archive.artifactPath);
   // The archive's record stays until the manifest is up too: a run killed in between finds the
   // archive recorded, and sends only the manifest again.
   let first = await transferFiles(ctx, [archive], { keepRecords: manifest !== undefined });
@@ -406,6 +407,34 @@ export async function transferArchive(
     };
   } finally {
     if (!manifestDir) await rm(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Refuses, before anything is sent, an archive whose manifest would replace the manifest of
+ * another archive in the same folder: `a.tar.gz` and `a.tgz` both have `a.manifest.json`, and
+ * the second upload overwrote the first one's (two trials' archives in one folder, say). The
+ * names stay as they are (runs hold them, docs describe them); the folder is listed once. A
+ * store that cannot list (write-only credentials) is not checked: a warning says so.
+ */
+async function assertManifestNameFree(ctx: Pick<TransferContext, 'target' | 'signal' | 'logger'>, artifactPath: string): Promise<void> {
+  const dir = posix.dirname(artifactPath);
+  const manifestName = manifestFileName(artifactPath);
+  let entries: ArtifactEntry[];
+  try {
+    entries = await ctx.target.store.list(dir === '.' ? undefined : dir, { signal: ctx.signal });
+  } catch (error) {
+    if (ctx.signal?.aborted) throw error;
+    ctx.logger.warn(`Cannot list ${dir === '.' ? 'the run\'s artifact root' : dir} to check that no other archive there has the manifest name ${manifestName} (${(error as Error).message}); uploading anyway.`);
+    return;
+  }
+  const other = entries.find((e) => !e.isDir && e.path !== artifactPath && manifestFileName(e.path) === manifestName);
+  if (other) {
+    throw new InvalidArgumentError(
+      'artifactPath',
+      `The manifest of ${artifactPath} would be ${posix.join(dir, manifestName)}, which is already the manifest name of ${other.path} in the same folder: uploading it would replace that archive's manifest. Nothing was uploaded.`,
+      { hint: `Give the archive a name of its own in that folder (${manifestName.replace(/\.manifest\.json$/, '')} is taken), or upload it to another artifactPath.` },
+    );
   }
 }
 
