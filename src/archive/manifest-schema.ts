@@ -10,7 +10,11 @@ import type { CheckpointManifest, readManifest } from './manifest.js';
 const sha256Schema = z.string().regex(/^[0-9a-f]{64}$/);
 const size = z.int().min(0);
 
-/** zod schema of {@link CheckpointManifest}; unknown keys are kept so newer manifests still load. */
+/**
+ * zod schema of {@link CheckpointManifest}; unknown keys are kept so newer manifests still load.
+ * `fileCount` and `totalBytes` must agree with `files`: a manifest edited by hand or cut short
+ * (a list that lost its tail) otherwise passed, and described a payload that is not the one listed.
+ */
 export const checkpointManifestSchema = z.looseObject({
   manifestVersion: z.literal(1),
   tool: z.looseObject({ name: z.literal('artifact-uploader'), version: z.string() }),
@@ -57,5 +61,16 @@ export const checkpointManifestSchema = z.looseObject({
       error: z.string().optional(),
     }),
   ]),
+}).superRefine((manifest, ctx) => {
+  if (manifest.fileCount !== manifest.files.length) {
+    ctx.addIssue({ code: 'custom', path: ['fileCount'], message: `${manifest.fileCount}, but \`files\` lists ${manifest.files.length} files` });
+  }
+  const sum = manifest.files.reduce((n, f) => n + f.size, 0);
+  if (manifest.totalBytes !== sum) {
+    ctx.addIssue({ code: 'custom', path: ['totalBytes'], message: `${manifest.totalBytes}, but the sizes in \`files\` add up to ${sum}` });
+  }
 });
+
+/** The paths of the issues {@link checkpointManifestSchema} raises when the totals disagree with `files`. */
+export const MANIFEST_TOTAL_FIELDS: ReadonlySet<string> = new Set(['fileCount', 'totalBytes']);
 

@@ -166,12 +166,13 @@ export async function writeManifest(manifest: CheckpointManifest, path: string):
 }
 
 /**
- * Reads and validates a manifest written by {@link writeManifest}.
+ * Reads and validates a manifest written by {@link writeManifest}: its shape, and that
+ * `fileCount` and `totalBytes` agree with `files`.
  *
  * @throws {LocalPathError} `PATH_NOT_FOUND` when the file does not exist, `NOT_A_FILE` when it
  *   is not a regular file (a FIFO, a device, a directory).
- * @throws {InvalidArgumentError} when it is not a valid manifest; the message names the first
- *   bad fields.
+ * @throws {InvalidArgumentError} when it is not a valid manifest, or its totals disagree with
+ *   its `files` (edited or truncated); the message names the first bad fields.
  * @example
  * ```ts
  * const manifest = await readManifest('out/best.manifest.json');
@@ -207,15 +208,19 @@ export async function readManifest(path: string): Promise<CheckpointManifest> {
     throw new InvalidArgumentError('manifest', `Manifest ${path} is not valid JSON: ${(error as Error).message}.`, { cause: error });
   }
   // The schema loads with zod on first use, not when the package is imported.
-  const { checkpointManifestSchema } = await import('./manifest-schema.js');
+  const { checkpointManifestSchema, MANIFEST_TOTAL_FIELDS } = await import('./manifest-schema.js');
   const parsed = checkpointManifestSchema.safeParse(data);
   if (!parsed.success) {
     const problems = parsed.error.issues
       .slice(0, 5)
       .map((issue) => `${issue.path.join('.') || '(top level)'}: ${issue.message}`)
       .join('; ');
-    throw new InvalidArgumentError('manifest', `Manifest ${path} is not a checkpoint manifest (${problems}).`, {
-      hint: 'Regenerate it with createCheckpointArchive.',
+    // Totals that disagree with the list: a well-formed manifest that was edited or cut short.
+    const totals = parsed.error.issues.every((issue) => issue.path.length === 1 && MANIFEST_TOTAL_FIELDS.has(String(issue.path[0])));
+    throw new InvalidArgumentError('manifest', `Manifest ${path} ${totals ? 'does not agree with itself' : 'is not a checkpoint manifest'} (${problems}).`, {
+      hint: totals
+        ? 'Its totals do not match its `files` list: it was edited or truncated. Regenerate it from the checkpoint directory with createCheckpointArchive (`artifact-uploader archive`); do not edit it by hand.'
+        : 'Regenerate it with createCheckpointArchive.',
     });
   }
   return parsed.data as CheckpointManifest;

@@ -656,6 +656,25 @@ describe('manifest files', () => {
     expect(manifestFileName('dir/x.zip')).toBe('x.zip.manifest.json');
   });
 
+  it('readManifest refuses a manifest whose fileCount or totalBytes disagree with its files (edited, truncated)', async () => {
+    const src = join(work, 'ckpt-totals');
+    await tree(src, { 'a.txt': 'aaa', 'b/c.txt': 'cc' });
+    const manifest = await createCheckpointArchive(src, join(work, 'totals.tar.gz'));
+    expect(manifest).toMatchObject({ fileCount: 2, totalBytes: 5 });
+    // Cut short: the last file fell off the list, the totals still count it.
+    const truncated = join(work, 'truncated.manifest.json');
+    await writeManifest({ ...manifest, files: manifest.files.slice(0, 1) }, truncated);
+    const error = await readManifest(truncated).catch((e: unknown) => e);
+    expect(error).toMatchObject({ name: 'InvalidArgumentError', code: 'INVALID_ARGUMENT', argument: 'manifest' });
+    expect((error as Error).message).toContain('fileCount: 2, but `files` lists 1 files');
+    expect((error as Error).message).toContain('totalBytes: 5, but the sizes in `files` add up to 3');
+    expect((error as { hint?: string }).hint).toMatch(/edited or truncated.*createCheckpointArchive/);
+    // Edited by hand: a size changed, the total did not.
+    const edited = join(work, 'edited.manifest.json');
+    await writeManifest({ ...manifest, files: manifest.files.map((f, i) => (i === 0 ? { ...f, size: f.size + 1 } : f)) }, edited);
+    await expect(readManifest(edited)).rejects.toThrow(/totalBytes: 5, but the sizes in `files` add up to 6/);
+  });
+
   it('readManifest refuses missing files and foreign JSON', async () => {
     await expect(readManifest(join(work, 'nope.json'))).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
     await writeFile(join(work, 'bad.json'), JSON.stringify({ manifestVersion: 1, files: 'no' }));
