@@ -345,9 +345,13 @@ export async function transferArchive(
 
   const location = `${ctx.target.artifactUri.replace(/\/+$/, '')}/${archive.artifactPath}`;
   // The bytes sent were hashed as they were read: they must be the archive the manifest describes.
+  // Compared with `verify: false` too: the hash is already paid for, and a manifest matched to
+  // the archive by its size alone (checked in operation.ts) could describe another archive of
+  // that size, uploaded beside it as if it were this one's.
   const sent = first.files[0];
   const sha256 = first.status === 'uploaded' ? sent?.sha256 : undefined;
-  if (ctx.verify && sha256 !== undefined && sha256 !== manifest.archive.sha256) {
+  const sha256Mismatch = sha256 !== undefined && sha256 !== manifest.archive.sha256;
+  if (sha256Mismatch) {
     const mismatch: VerificationMismatch = { artifactPath: archive.artifactPath, expectedSize: manifest.archive.size, actualSize: sent!.size, reason: 'checksum' };
     first = {
       ...first,
@@ -361,8 +365,20 @@ export async function transferArchive(
       ),
     };
   }
+  // Without `verify`, the manifest records the checksum comparison only when it failed: a
+  // reader must not take it for the manifest of the archive beside it.
   const verification: ManifestVerification = !ctx.verify
-    ? { status: 'not-run' }
+    ? sha256Mismatch
+      ? {
+          status: 'failed',
+          verifiedAt: new Date().toISOString(),
+          checks: ['sha256'],
+          location,
+          sha256,
+          mismatches: first.verification.mismatches?.map(toManifestMismatch),
+          error: first.error?.message,
+        }
+      : { status: 'not-run' }
     : {
         status: first.verification.status === 'verified' ? 'verified' : 'failed',
         verifiedAt: new Date().toISOString(),

@@ -60,6 +60,28 @@ describeWithServers('checkpoint archives: the manifest records the uploaded sha2
     });
   });
 
+  it('verify: false, a manifest of another archive of the same size: refused by the sha256 hashed while sending, and the uploaded manifest says so (file: store)', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const { archive, manifest } = await archived();
+    const bytes = readFileSync(archive);
+    const middle = bytes.length >> 1;
+    bytes[middle] = bytes[middle]! ^ 0xff;
+    const other = join(scratch(), 'other.tar.gz');
+    writeFileSync(other, bytes);
+    const uploader = new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {}, verify: false });
+    const result = await uploader.uploadCheckpointArchive(other, { manifest });
+    expect(result.status).toBe('failed');
+    expect(result.reason).toBe('verification-failed');
+    expect(result.error).toMatchObject({ code: 'VERIFICATION_FAILED' });
+    expect(result.error?.hint).toContain(manifest.archive.sha256);
+    const stored = JSON.parse(readFileSync(join(artifactsDir, 'best_trial_checkpoint.manifest.json'), 'utf8')) as CheckpointManifest;
+    expect(stored.verification).toMatchObject({ status: 'failed', checks: ['sha256'], sha256: sha256(bytes), mismatches: [{ path: 'best_trial_checkpoint.tar.gz', reason: 'checksum' }] });
+    // The manifest of the archive itself, with verify: false, still goes up unverified.
+    const ok = await uploader.uploadCheckpointArchive(archive, { manifest, artifactPath: 'again/best.tar.gz' });
+    expect(ok.status).toBe('uploaded');
+    expect(JSON.parse(readFileSync(join(artifactsDir, 'again', 'best.manifest.json'), 'utf8')).verification).toEqual({ status: 'not-run' });
+  });
+
   it('an archive uploaded to s3:// is verified by S3\'s checksum; its manifest says so, and MlflowClient downloads both byte-exact', async () => {
     const { url, s3Endpoint } = mlflowDirectS3Server();
     const { awsEnv } = servers();
