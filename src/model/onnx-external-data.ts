@@ -64,8 +64,10 @@ export function externalDataLocations(model: Buffer): string[] {
  * The external-data files of the ONNX model at `onnxPath` (absolute paths, sorted): the
  * conventional names that exist, plus every file the model names.
  *
- * @throws {LocalPathError} `PATH_NOT_FOUND` when the model names a file that does not exist.
- * @throws {InvalidArgumentError} when the model names a file outside its directory.
+ * @throws {LocalPathError} `PATH_NOT_FOUND` when the model names a file that does not exist,
+ *   `NOT_A_FILE` when it names a directory (or anything else that is not a regular file).
+ * @throws {InvalidArgumentError} when the model names a file outside its directory, its own
+ *   directory (`"."`), or itself.
  * @example
  * ```ts
  * await findOnnxExternalData('out/model.onnx'); // ['/abs/out/model.onnx.data']
@@ -85,15 +87,29 @@ export async function findOnnxExternalData(onnxPath: string): Promise<string[]> 
   if (size <= MAX_SCANNED_MODEL_BYTES) {
     for (const location of externalDataLocations(await readFile(model))) {
       const path = resolve(dir, location);
-      // The directory itself is no data file either.
-      if (isAbsolute(location) || path === dir || !isInside(dir, path)) {
-        throw new InvalidArgumentError('onnxPath', `${model} names external data ${JSON.stringify(location)} outside its directory.`, {
-          hint: 'Save the model with its external data next to it (onnx.save_model(..., location="<name>.onnx.data")).',
+      const saveHint = `Save the model with its external data next to it: onnx.save_model(model, "${name}", save_as_external_data=True, location="${name}.data").`;
+      // Each odd name gets its own message: "." was reported as outside the directory, a folder
+      // as missing, and the model itself passed, to fail later as two files with one artifact path.
+      if (path === dir) {
+        throw new InvalidArgumentError('onnxPath', `${model} names external data ${JSON.stringify(location)}, which is the model's own directory, not a file.`, { hint: saveHint });
+      }
+      if (isAbsolute(location) || !isInside(dir, path)) {
+        throw new InvalidArgumentError('onnxPath', `${model} names external data ${JSON.stringify(location)} outside its directory.`, { hint: saveHint });
+      }
+      if (path === model) {
+        throw new InvalidArgumentError('onnxPath', `${model} names itself as its external-data file (${JSON.stringify(location)}): its tensors cannot be read from the model's own bytes this way.`, {
+          hint: `The export went wrong; re-export it with the tensors in a file of their own. ${saveHint}`,
         });
       }
-      if (!(await stat(path).catch(() => undefined))?.isFile()) {
+      const info = await stat(path).catch(() => undefined);
+      if (info === undefined) {
         throw new LocalPathError('PATH_NOT_FOUND', path, `${model} keeps tensors in ${JSON.stringify(location)}, which does not exist next to it.`, {
           hint: 'Copy the external-data file next to the model (the model would not load without it), or re-export the model.',
+        });
+      }
+      if (!info.isFile()) {
+        throw new LocalPathError('NOT_A_FILE', path, `${model} keeps tensors in ${JSON.stringify(location)}, which is ${info.isDirectory() ? 'a directory' : 'not a regular file'}, not a file of tensors.`, {
+          hint: `Point the model at the data file itself (a file, not a folder), or re-export it. ${saveHint}`,
         });
       }
       out.add(path);

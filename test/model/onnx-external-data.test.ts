@@ -33,9 +33,33 @@ describe('ONNX external data', () => {
     await expect(findOnnxExternalData(join(missing, 'model.onnx'))).rejects.toBeInstanceOf(LocalPathError);
     const escaping = writeTree(scratch(), { 'model.onnx': onnxModelWithExternalData(['../elsewhere.bin']) });
     await expect(findOnnxExternalData(join(escaping, 'model.onnx'))).rejects.toBeInstanceOf(InvalidArgumentError);
-    for (const location of ['.', '/etc/hostname', 'sub/../../elsewhere.bin']) {
+    for (const location of ['/etc/hostname', 'sub/../../elsewhere.bin']) {
       const dir = writeTree(scratch(), { 'model.onnx': onnxModelWithExternalData([location]) });
       await expect(findOnnxExternalData(join(dir, 'model.onnx'))).rejects.toMatchObject({ name: 'InvalidArgumentError', message: expect.stringContaining('outside its directory') });
+    }
+  });
+
+  it('says what is wrong with a name that is no data file: the model\'s own directory, a folder, the model itself', async () => {
+    for (const location of ['.', './', 'sub/..']) {
+      const dir = writeTree(scratch(), { 'model.onnx': onnxModelWithExternalData([location]), 'sub/x': 'x' });
+      const error = await findOnnxExternalData(join(dir, 'model.onnx')).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: 'InvalidArgumentError', argument: 'onnxPath' });
+      expect((error as Error).message).toContain(`${JSON.stringify(location)}, which is the model's own directory, not a file`);
+      expect((error as Error).message).not.toContain('outside');
+      expect((error as { hint?: string }).hint).toContain('location=');
+    }
+    const folder = writeTree(scratch(), { 'model.onnx': onnxModelWithExternalData(['weights']), 'weights/part-1.bin': 'w' });
+    const notFile = await findOnnxExternalData(join(folder, 'model.onnx')).catch((e: unknown) => e);
+    expect(notFile).toMatchObject({ name: 'LocalPathError', code: 'NOT_A_FILE', path: join(folder, 'weights') });
+    expect((notFile as Error).message).toContain('"weights", which is a directory, not a file of tensors');
+    expect((notFile as Error).message).not.toContain('does not exist');
+    expect((notFile as { hint?: string }).hint).toMatch(/re-export/);
+    for (const location of ['model.onnx', './model.onnx']) {
+      const self = writeTree(scratch(), { 'model.onnx': onnxModelWithExternalData([location]) });
+      const error = await findOnnxExternalData(join(self, 'model.onnx')).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: 'InvalidArgumentError', argument: 'onnxPath' });
+      expect((error as Error).message).toContain('names itself as its external-data file');
+      expect((error as { hint?: string }).hint).toContain('model.onnx.data');
     }
   });
 
