@@ -7,6 +7,7 @@
  * @module
  */
 import * as z from 'zod';
+import { isHubRepoId } from '../core/hub-repo-id.js';
 import {
   CONCURRENCY_ENV,
   DEFAULT_CONCURRENCY,
@@ -109,9 +110,11 @@ const hubSchema = z
     pattern: z.string().min(1).optional().meta({
       description: 'Glob for model folder names in `fineTunedModelsDir`, e.g. `my-model_*`; the newest timestamp suffix wins.',
     }),
+    // The rule publishToHub applies: a bare name (`my-model`) or one the Hub refuses
+    // (`org/x.git`, `a--b`) failed only at publish time, after the config had loaded fine.
     repoId: z
       .string()
-      .regex(/^(?:[\w.-]+\/)?[\w.-]+$/, { message: 'expected a Hub repo id like "my-org/my-model"' })
+      .refine((value) => isHubRepoId(value), { message: 'expected a Hub repo id like "my-org/my-model"' })
       .optional()
       .meta({ description: 'Hub repository to publish to, `namespace/name`.' }),
     private: z.boolean().optional().meta({ description: 'Create the Hub repository as private when it does not exist yet.' }),

@@ -14,7 +14,7 @@ import type { Logger } from '../core/logger.js';
 import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
 import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-format.js';
 import { validateModelArtifacts, type ModelValidationReport, type ValidateModelOptions } from '../model/validate.js';
-import { isHubRepoId } from './repo-id.js';
+import { isHubRepoId } from '../core/hub-repo-id.js';
 
 /** One file to upload: where it is on disk and where it goes in the repo. */
 export interface PreparedFile {

@@ -31,7 +31,7 @@ import { VERSION } from '../version.js';
 // hub-session.ts holds the `@huggingface/hub` client: loaded when a publish reaches the Hub.
 import type { HubSession } from './hub-session.js';
 import { prepareUpload, type PreparedUpload } from './prepare-upload.js';
-import { isHubRepoId } from './repo-id.js';
+import { isHubRepoId } from '../core/hub-repo-id.js';
 import { assertHubAllowed, PUBLIC_HUB_URL } from './test-guard.js';
 
 /** Tags set on the MLflow run once the model is on the Hub. */

@@ -119,6 +119,19 @@ describe('config files', () => {
     expect(error.hint).toMatch(/Delete or rename/);
   });
 
+  it('refuses a hub.repoId the Hub refuses when the config loads, with the rule publishToHub applies', async () => {
+    for (const repoId of ['my-model', 'my-org/x.git', 'my-org/a--b', 'my-org/a..b', '-org/model', 'org/model-', `org/${'m'.repeat(97)}`]) {
+      await writeFile(join(dir, 'artifact-uploader.yaml'), `hub:\n  repoId: "${repoId}"\n`);
+      const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+      expect(error.issues).toEqual([{ path: 'hub.repoId', message: expect.stringContaining('expected a Hub repo id like "my-org/my-model"') }]);
+      expect(error.message).toContain(`got the string ${JSON.stringify(repoId)}`);
+    }
+    for (const repoId of ['my-org/my-model', 'me/Llama-3.2_1B', `org/${'m'.repeat(96)}`]) {
+      await writeFile(join(dir, 'artifact-uploader.yaml'), `hub:\n  repoId: "${repoId}"\n`);
+      expect((await loadTrackingConfig({ configDir: dir, env: noEnv })).hub.repoId).toBe(repoId);
+    }
+  });
+
   it('expands ~ in hub.fineTunedModelsDir and resolves relative paths against the file', async () => {
     await writeFile(join(dir, 'artifact-uploader.yaml'), 'hub:\n  fineTunedModelsDir: ~/models\n  repoId: me/my-model\n  private: true\n');
     const config = await loadTrackingConfig({ configDir: dir, env: noEnv });

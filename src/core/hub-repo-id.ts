@@ -1,7 +1,9 @@
 /**
  * What the Hub accepts as a repo id, checked here so that a publish is refused before anything
  * is validated, converted or uploaded rather than by the Hub at the end (a repo it will not
- * create, a model card whose `base_model` it will not commit).
+ * create, a model card whose `base_model` it will not commit). In core/, not hub/: the config
+ * file's `hub.repoId` is checked with the same rule when the config loads, and config/ does
+ * not import hub/.
  *
  * The rules are `huggingface_hub`'s `validate_repo_id` (utils/_validators.py, which mirrors the
  * Hub's own check): ASCII letters, digits, `-`, `_` and `.`; each part at most 96 characters,
