@@ -114,6 +114,17 @@ export interface CheckpointManifest {
 }
 
 /**
+ * The suffix of an archive's name, which {@link manifestFileName} takes off (any case).
+ *
+ * @example
+ * ```ts
+ * ARCHIVE_SUFFIX.test('trial-3.TGZ'); // true
+ * ```
+ * @internal
+ */
+export const ARCHIVE_SUFFIX = /\.(tar\.gz|tgz|tar)$/i;
+
+/**
  * The conventional file name of an archive's manifest: `best.tar.gz` → `best.manifest.json`
  * (also for `.tgz` and `.tar`, in any case: `BEST.TAR.GZ` → `BEST.manifest.json`; any other
  * name gets `.manifest.json` appended).
@@ -129,7 +140,7 @@ export interface CheckpointManifest {
 export function manifestFileName(archiveName: string): string {
   // Case-insensitive: `A.TAR.GZ` got `A.TAR.GZ.manifest.json`, unlike every other archive. The
   // names runs already hold (`x.tar.gz` → `x.manifest.json`) stay what they were.
-  const base = basename(archiveName).replace(/\.(tar\.gz|tgz|tar)$/i, '');
+  const base = basename(archiveName).replace(ARCHIVE_SUFFIX, '');
   return `${base}.manifest.json`;
 }
 

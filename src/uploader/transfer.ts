@@ -25,7 +25,7 @@ import { makeTempDir } from '../core/atomic-write.js';
 import { FILE_CHUNK_BYTES } from '../core/file-chunks.js';
 import { snapshotFile, sourceChange, takeBackChanged } from '../core/source-snapshot.js';
 import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
-import { manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
+import { ARCHIVE_SUFFIX, manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
 import { claimStagedArchive, findStagedArchive, removeStagedArchives, stagedArchiveDir, type StageClaim } from './archive-staging.js';
 import { DEFAULT_JOURNAL_MAX_AGE_MS, journalTarget } from './journal.js';
@@ -444,7 +444,8 @@ async function assertManifestNameFree(ctx: Pick<TransferContext, 'target' | 'sig
     ctx.logger.warn(`Cannot list ${dir === '.' ? 'the run\'s artifact root' : dir} to check that no other archive there has the manifest name ${manifestName} (${(error as Error).message}); uploading anyway.`);
     return;
   }
-  const other = entries.find((e) => !e.isDir && e.path !== artifactPath && manifestFileName(e.path) === manifestName);
+  // Archives only: any other file (`model` beside `model.tar.gz`) has no manifest to replace.
+  const other = entries.find((e) => !e.isDir && e.path !== artifactPath && ARCHIVE_SUFFIX.test(e.path) && manifestFileName(e.path) === manifestName);
   if (other) {
     throw new InvalidArgumentError(
       'artifactPath',

@@ -4,7 +4,7 @@
  * manifest. It is refused before anything is sent. Against a real `file:` store and the
  * `mlflow server` artifact proxy.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -65,6 +65,17 @@ describe('two archives whose manifests share a name, in one folder (file: store)
     expect(readdirSync(join(artifactsDir, 'ckpt')).sort()).toEqual(['A.TAR.GZ', 'A.manifest.json', 'a.manifest.json', 'a.tar.gz']);
     await expect(uploader.uploadCheckpointArchive(mixed.archive, { artifactPath: 'ckpt/A.tar.gz' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
     expect(existsSync(join(artifactsDir, 'ckpt', 'A.tar.gz'))).toBe(false);
+  });
+
+  it('a file that is no archive (model beside model.tar.gz) has no manifest to replace: the archive is uploaded', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const uploader = new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {} });
+    const plain = join(scratch(), 'model');
+    writeFileSync(plain, 'not an archive');
+    expect((await uploader.uploadFile(plain, { artifactPath: 'ckpt' })).status).toBe('uploaded');
+    const archive = await archived('model.tar.gz');
+    expect((await uploader.uploadCheckpointArchive(archive.archive, { artifactPath: 'ckpt/model.tar.gz' })).status).toBe('uploaded');
+    expect(readdirSync(join(artifactsDir, 'ckpt')).sort()).toEqual(['model', 'model.manifest.json', 'model.tar.gz']);
   });
 
   it('an A.TAR.GZ whose manifest beside it has the name earlier versions gave it (A.TAR.GZ.manifest.json) is uploaded with it', async () => {
