@@ -137,6 +137,17 @@ describe('errors in CLI terms', () => {
     const slash = await cli(['hpo', '--checkpoint-dir', 'd', '--trial-id', 'a/b'], { cwd, env });
     expect(slash.code).toBe(2);
     expect(slash.stderr).toBe('error [INVALID_ARGUMENT]: --trial-id "a/b" contains "/"; it must be one artifact path segment. Nothing was uploaded. Use letters, digits, "-" and "_".\n');
+    // A missing value as a script prints it (Python's None, nan; a shell's -1) names no trial.
+    for (const missing of ['None', 'nan', 'NaN', 'undefined', '-1', '1.5', 'inf']) {
+      const run = await cli(['hpo', '--checkpoint-dir', 'd', '--trial-id', missing, '--json'], { cwd, env });
+      expect(run.code, missing).toBe(2);
+      expect(run.json().error, missing).toMatchObject({ code: 'INVALID_ARGUMENT', message: expect.stringContaining(`--trial-id ${JSON.stringify(missing)} names no trial`) });
+    }
+    const artifacts = join(cwd, 'mlruns', '0', env.MLFLOW_RUN_ID!, 'artifacts');
+    expect(existsSync(artifacts) ? readdirSync(artifacts, { recursive: true }) : []).toEqual([]);
+    // Trial ids that are names or numbers still go up: trials/007/.
+    const named = await cli(['hpo', '--checkpoint-dir', 'd', '--trial-id', '007', '--json'], { cwd, env });
+    expect(named.json(), named.stderr).toMatchObject({ ok: true, status: 'uploaded' });
   });
 
   it('a failed upload is told once on stderr, and the summary says it in CLI terms too', async () => {

@@ -266,6 +266,13 @@ export async function runBenchmark(ctx: CliContext, args: unknown[]): Promise<Co
   return outcome(ctx, 'benchmark', results);
 }
 
+/**
+ * A `--trial-id` that is a missing value printed, not a trial: Python's `None`, `nan`, `inf`;
+ * JavaScript's `NaN`, `null`, `undefined`, `Infinity`; a negative or fractional number (the
+ * `-1` of "no best trial yet"). The library refuses such numbers; the CLI gets them as strings.
+ */
+const MISSING_TRIAL_ID = /^(?:none|null|undefined|nan|[-+]?inf(?:inity)?|-\d+(?:\.\d*)?|[-+]?\d*\.\d+)$/i;
+
 /** `hpo --checkpoint-dir <dir> | --archive <path> [--manifest <path>] [--trial-id <id>]`. */
 export async function runHpo(ctx: CliContext, _args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const stage = stageOf(ctx, 'hpo');
@@ -286,12 +293,18 @@ export async function runHpo(ctx: CliContext, _args: unknown[], options: Record<
       hint: 'Drop --level, or give it to `artifact-uploader archive` when the archive is made.',
     });
   }
+  const trialId = options.trialId as string | undefined;
+  if (trialId !== undefined && MISSING_TRIAL_ID.test(trialId.trim())) {
+    throw new InvalidArgumentError('--trial-id', `--trial-id ${JSON.stringify(trialId)} names no trial: it is how a missing or failed value prints (Python's None or nan, a shell's -1), and would upload to trials/${trialId}/. Nothing was uploaded.`, {
+      hint: "Pass the trial's number or id (e.g. optuna's trial.number), or leave --trial-id out for the best trial's archive.",
+    });
+  }
   const result = await withProgress(ctx, (progress) =>
     uploadHpoArtifacts({
       ...uploaderOptions(ctx, stage, progress),
       ...(checkpointDir !== undefined ? { checkpointDir: ctx.path(checkpointDir) } : { archivePath: ctx.path(archive!) }),
       manifest: options.manifest !== undefined ? ctx.path(String(options.manifest)) : undefined,
-      trialId: options.trialId as string | undefined,
+      trialId,
       level: options.level as number | undefined,
     }),
   );
