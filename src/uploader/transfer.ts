@@ -336,8 +336,10 @@ export async function transferArchive(
   manifest: CheckpointManifest | undefined,
   /** Where to write the manifest as uploaded (a staged archive's directory); @default a temp dir, removed after */
   manifestDir?: string,
+  /** Whether the caller checked already that the manifest's name is free ({@link assertManifestNameFree}), before it built the archive. */
+  manifestNameChecked = false,
 ): Promise<TransferOutcome> {
-  if (manifest) await assertManifestNameFree(ctx, archive.artifactPath);
+  if (manifest && !manifestNameChecked) await assertManifestNameFree(ctx, archive.artifactPath);
   // The archive's record stays until the manifest is up too: a run killed in between finds the
   // archive recorded, and sends only the manifest again.
   let first = await transferFiles(ctx, [archive], { keepRecords: manifest !== undefined });
@@ -480,6 +482,9 @@ export interface DirectoryArchive {
  */
 export async function transferDirectoryAsArchive(ctx: TransferContext, archive: DirectoryArchive): Promise<TransferOutcome> {
   const { filters } = archive;
+  // Before anything is built or staged: a refused name left a staged archive that every rerun
+  // would build again for nothing.
+  await assertManifestNameFree(ctx, archive.artifactPath);
   const claimed = await stageFor(ctx, archive);
   const stage = claimed?.dir;
   const work = stage ?? (await makeTempDir('artifact-uploader-archive-'));
@@ -513,7 +518,7 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
       if (staged) ctx.logger.info(`Resuming with the archive an interrupted run built (${staged.archivePath}); the checkpoint directory is unchanged.`);
       const manifest = staged?.manifest ?? (await build());
       archived = true;
-      const outcome = await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest, stage && join(stage, 'upload'));
+      const outcome = await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest, stage && join(stage, 'upload'), true);
       uploaded = outcome.status === 'uploaded';
       // A staged archive is found by its size only: one whose bytes changed on disk since (a bad
       // sector, a tool rewriting it) failed its manifest's checksum on every rerun, kept each

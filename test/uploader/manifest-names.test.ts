@@ -89,6 +89,19 @@ describe('two archives whose manifests share a name, in one folder (file: store)
     expect(readdirSync(join(artifactsDir, 'ckpt')).sort()).toEqual(['A.TAR.GZ', 'A.manifest.json']);
   });
 
+  it('archiveAndUploadCheckpoint beside an archive of the same manifest name is refused before it archives or stages anything', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const journalDir = scratch();
+    const uploader = new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {}, journalDir });
+    const { archive } = await archived('a.tgz');
+    expect((await uploader.uploadCheckpointArchive(archive, { artifactPath: 'ckpt/a.tgz' })).status).toBe('uploaded');
+    const checkpoint = writeTree(scratch(), { 'model.safetensors': randomBytes(4096) });
+    await expect(uploader.archiveAndUploadCheckpoint(checkpoint, { artifactPath: 'ckpt/a.tar.gz' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'artifactPath' });
+    expect(readdirSync(join(artifactsDir, 'ckpt')).sort()).toEqual(['a.manifest.json', 'a.tgz']);
+    // No archive was built into the journal's staging area for a rerun that would be refused again.
+    expect(existsSync(join(journalDir, 'archives')) ? readdirSync(join(journalDir, 'archives')) : []).toEqual([]);
+  });
+
   it('the same archive uploaded again to the same place is not a collision', async () => {
     const { trackingUri, run, artifactsDir } = await localRun();
     const uploader = new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {} });
