@@ -218,6 +218,22 @@ export async function readManifest(path: string): Promise<CheckpointManifest> {
   } catch (error) {
     throw new InvalidArgumentError('manifest', `Manifest ${path} is not valid JSON: ${(error as Error).message}.`, { cause: error });
   }
+  return checkManifest(data, `Manifest ${path}`);
+}
+
+/**
+ * `data` as a checkpoint manifest, validated as {@link readManifest} validates a file's: its
+ * shape, and that `fileCount` and `totalBytes` agree with `files`. For a manifest given as an
+ * object (`uploadCheckpointArchive(archive, { manifest })`), which skipped the file's checks.
+ *
+ * @throws {InvalidArgumentError} as {@link readManifest}; `label` names the manifest in the message.
+ * @example
+ * ```ts
+ * const checked = await checkManifest(JSON.parse(text), 'The manifest given');
+ * ```
+ * @internal
+ */
+export async function checkManifest(data: unknown, label: string): Promise<CheckpointManifest> {
   // The schema loads with zod on first use, not when the package is imported.
   const { checkpointManifestSchema, MANIFEST_TOTAL_FIELDS } = await import('./manifest-schema.js');
   const parsed = checkpointManifestSchema.safeParse(data);
@@ -228,7 +244,7 @@ export async function readManifest(path: string): Promise<CheckpointManifest> {
       .join('; ');
     // Totals that disagree with the list: a well-formed manifest that was edited or cut short.
     const totals = parsed.error.issues.every((issue) => issue.path.length === 1 && MANIFEST_TOTAL_FIELDS.has(String(issue.path[0])));
-    throw new InvalidArgumentError('manifest', `Manifest ${path} ${totals ? 'does not agree with itself' : 'is not a checkpoint manifest'} (${problems}).`, {
+    throw new InvalidArgumentError('manifest', `${label} ${totals ? 'does not agree with itself' : 'is not a checkpoint manifest'} (${problems}).`, {
       hint: totals
         ? 'Its totals do not match its `files` list: it was edited or truncated. Regenerate it from the checkpoint directory with createCheckpointArchive (`artifact-uploader archive`); do not edit it by hand.'
         : 'Regenerate it with createCheckpointArchive.',

@@ -15,7 +15,7 @@ import { open, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { InvalidArgumentError, LocalPathError, toLocalPathError } from '../core/errors.js';
 import { checkCompressionLevel } from '../archive/create-checkpoint-archive.js';
-import { manifestFileName, readManifest, type CheckpointManifest } from '../archive/manifest.js';
+import { checkManifest, manifestFileName, readManifest, type CheckpointManifest } from '../archive/manifest.js';
 import { artifactKindConfig, assertArtifactKind } from '../config/load.js';
 import type { ArtifactKind, StageName, TrackingConfig } from '../config/schema.js';
 import {
@@ -359,7 +359,8 @@ async function checkGzipArchive(archive: CheckedLocalPath, method: string): Prom
 async function loadManifest(option: CheckpointManifest | string | undefined, archivePath: string, archiveSize: number): Promise<CheckpointManifest | undefined> {
   let manifest: CheckpointManifest | undefined;
   if (typeof option === 'string') manifest = await readManifest(option);
-  else if (option !== undefined) manifest = option;
+  // Checked as a file's would be: a hand-made object with totals that disagree with its files passed.
+  else if (option !== undefined) manifest = await checkManifest(option, 'The manifest given');
   else {
     // Up to 0.1.0 an upper-case suffix was not stripped (`A.TAR.GZ.manifest.json`): such a pair
     // on disk keeps its manifest rather than being uploaded without one.

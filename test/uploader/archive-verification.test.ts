@@ -5,7 +5,7 @@
  * verification instead of being published under it. Against a `file:` store and an `s3://` root
  * (moto behind `mlflow server --no-serve-artifacts`), read back with MLflow's Python client.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { expect, it } from 'vitest';
@@ -35,6 +35,16 @@ describeWithServers('checkpoint archives: the manifest records the uploaded sha2
     expect(stored.archive.sha256).toBe(manifest.archive.sha256);
     expect(stored.verification).toMatchObject({ status: 'verified', checks: ['size', 'sha256'], sha256: manifest.archive.sha256, storeVerified: 'size' });
     expect(sha256(readFileSync(join(artifactsDir, 'best_trial_checkpoint.tar.gz')))).toBe(manifest.archive.sha256);
+  });
+
+  it('a manifest given as an object whose totals disagree with its files is refused before anything is sent, as one read from a file (file: store)', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const { archive, manifest } = await archived();
+    const uploader = new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {} });
+    const truncated = { ...manifest, files: manifest.files.slice(1) };
+    const error = await uploader.uploadCheckpointArchive(archive, { manifest: truncated }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'manifest', message: expect.stringContaining('The manifest given does not agree with itself') });
+    expect(readdirSync(artifactsDir)).toEqual([]);
   });
 
   it('an archive changed after its manifest was written (same size) fails with VERIFICATION_FAILED, and the uploaded manifest says why (file: store)', async () => {
