@@ -77,9 +77,12 @@ function mlflowRunLink(input: ModelCardInput): string | undefined {
   } catch {
     return undefined;
   }
-  // Never publish credentials that may sit in a tracking URI.
+  // Never publish credentials that may sit in a tracking URI: userinfo, or a query string (a
+  // proxy's `?token=...`); the card is public.
   base.username = '';
   base.password = '';
+  base.search = '';
+  base.hash = '';
   const root = base.toString().replace(/\/+$/, '');
   return input.mlflowExperimentId
     ? `${root}/#/experiments/${encodeURIComponent(input.mlflowExperimentId)}/runs/${encodeURIComponent(input.runId)}`
