@@ -18,6 +18,15 @@ function thrown(fn: () => unknown): unknown {
   throw new Error('expected a throw');
 }
 
+/** The messages of an error's cause chain: what `--verbose` prints. */
+function chain(error: unknown): string[] {
+  const out: string[] = [];
+  for (let cause = (error as Error).cause; cause !== undefined; cause = (cause as Error).cause) {
+    out.push(cause instanceof Error ? `${cause.message}\n${cause.stack ?? ''}` : String(cause));
+  }
+  return out;
+}
+
 describe('S3 configuration from MLflow env vars', () => {
   it('defaults: no endpoint, auto addressing (virtual on AWS), 8 MiB parts, 4 at a time', () => {
     expect(resolveS3Config({}, {})).toEqual({
@@ -90,6 +99,22 @@ describe('S3 configuration from MLflow env vars', () => {
     expect(error.message).toMatch(/not valid JSON/);
     expect(error.hint).toMatch(/\{"ServerSideEncryption": "AES256"\}/);
     expect(error.issues[0]?.path).toBe('MLFLOW_S3_UPLOAD_EXTRA_ARGS');
+  });
+
+  it('never quotes an SSE-C key of MLFLOW_S3_UPLOAD_EXTRA_ARGS in its error, even when the JSON is bad', () => {
+    // V8's JSON.parse message quotes the text around the fault ('..."omerKey": c2VjcmV0a2"...'),
+    // and a value that is not a string used to be printed: both are pieces of the key.
+    const key = 'c2VjcmV0a2V5c2VjcmV0a2V5c2VjcmV0a2V5MDA';
+    for (const raw of [`{"SSECustomerKey": ${key}}`, `{"SSECustomerKey": "${key}" "ACL": "private"}`, `{"SSECustomerKey": [${JSON.stringify(key)}]}`]) {
+      const error = thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: raw })) as ConfigError;
+      expect(error, raw).toBeInstanceOf(ConfigError);
+      const shown = [error.message, JSON.stringify(error.toJSON()), ...chain(error)].join('\n');
+      for (let at = 0; at + 6 <= key.length; at++) expect(shown, raw).not.toContain(key.slice(at, at + 6));
+    }
+    const bad = thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: `{"SSECustomerKey": ${key}}` })) as ConfigError;
+    expect(bad.message).toMatch(/MLFLOW_S3_UPLOAD_EXTRA_ARGS is not valid JSON/);
+    const list = thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: `{"SSECustomerKey": [${JSON.stringify(key)}]}` })) as ConfigError;
+    expect(list.message).toMatch(/"SSECustomerKey" = a list; expected a string/);
   });
 
   it('refuses extra args boto3 would refuse, and non-objects', () => {
