@@ -1,6 +1,7 @@
 /**
  * Configuration of the `s3://` artifact store, read the way MLflow's `S3ArtifactRepository`
- * reads it (`mlflow/store/artifact/s3_artifact_repo.py`): `MLFLOW_S3_ENDPOINT_URL`,
+ * reads it (`mlflow/store/artifact/s3_artifact_repo.py`): `MLFLOW_S3_ENDPOINT_URL` (else
+ * botocore's `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`),
  * `MLFLOW_S3_IGNORE_TLS`, `MLFLOW_S3_UPLOAD_EXTRA_ARGS`, `MLFLOW_S3_EXPECTED_BUCKET_OWNER`,
  * `MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE`, and the region from `AWS_REGION` /
  * `AWS_DEFAULT_REGION`. Options win over env vars. No AWS SDK types appear here, so this
@@ -73,7 +74,7 @@ export const MAX_S3_PARTS = 10_000;
 export interface S3StoreOptions {
   /**
    * Endpoint of an S3-compatible server (MinIO, Ceph, R2, moto, ...).
-   * @default MLFLOW_S3_ENDPOINT_URL, else AWS's endpoint for the region
+   * @default MLFLOW_S3_ENDPOINT_URL, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL (as botocore), else AWS's endpoint for the region
    */
   endpointUrl?: string;
   /**
@@ -260,32 +261,52 @@ function hostOf(url: string): string {
 }
 
 /** What to set instead; `minio:9000` (the URL parser reads `minio:` as a scheme) is a forgotten http://. */
-function endpointHint(raw: string, fromEnv: boolean): string {
-  const setting = fromEnv ? 'MLFLOW_S3_ENDPOINT_URL' : 's3.endpointUrl';
+function endpointHint(raw: string, setting: string): string {
   const hostAndPort = /^[a-zA-Z][a-zA-Z0-9-]*(?:\.[a-zA-Z0-9-]+)*:\d{1,5}(?:\/\S*)?$/.test(raw);
   const guess = hostAndPort ? `Did you mean http://${raw}? ` : '';
   return `${guess}Set ${setting} to the S3 endpoint's http(s):// address, e.g. http://127.0.0.1:9000 for a local MinIO, or unset it for AWS.`;
 }
 
+/**
+ * The endpoint setting in force and where it came from. MLflow passes `endpoint_url` from
+ * `MLFLOW_S3_ENDPOINT_URL` only, and `None` when it is unset; botocore then takes
+ * `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL` (unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`),
+ * and counts that endpoint as custom, so path style. The AWS SDK reads those two as well, but on
+ * its own it would address `bucket.minio:9000`: the endpoint is resolved here, so that the
+ * addressing style, `describe()` and the error hints follow it.
+ */
+function endpointSetting(option: string | undefined, env: Env): { raw: string; setting: string } | undefined {
+  if (option !== undefined) return { raw: option, setting: 's3.endpointUrl' };
+  const mlflow = envString('MLFLOW_S3_ENDPOINT_URL', env);
+  if (mlflow !== undefined) return { raw: mlflow, setting: 'MLFLOW_S3_ENDPOINT_URL' };
+  // botocore's ensure_boolean: "true" in any case is true, anything else false (never an error).
+  if (envString('AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', env)?.trim().toLowerCase() === 'true') return undefined;
+  for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) {
+    const value = envString(name, env);
+    if (value !== undefined && value.trim() !== '') return { raw: value, setting: name };
+  }
+  return undefined;
+}
+
 function resolveEndpoint(option: string | undefined, env: Env): string | undefined {
-  const fromEnv = option === undefined;
-  const raw = option ?? envString('MLFLOW_S3_ENDPOINT_URL', env);
-  if (raw === undefined || raw.trim() === '') return undefined;
-  const where = fromEnv ? 'Environment variable MLFLOW_S3_ENDPOINT_URL' : 'Option s3.endpointUrl';
+  const found = endpointSetting(option, env);
+  if (found === undefined || found.raw.trim() === '') return undefined;
+  const { raw, setting } = found;
+  const where = setting === 's3.endpointUrl' ? 'Option s3.endpointUrl' : `Environment variable ${setting}`;
   let parsed: URL;
   try {
     parsed = new URL(raw.trim());
   } catch (cause) {
     throw new ConfigError(`${where} must be an http(s) URL such as http://127.0.0.1:9000, got "${raw}".`, {
-      issues: [{ path: fromEnv ? 'MLFLOW_S3_ENDPOINT_URL' : 's3.endpointUrl', message: 'expected an http(s) URL' }],
-      hint: endpointHint(raw.trim(), fromEnv),
+      issues: [{ path: setting, message: 'expected an http(s) URL' }],
+      hint: endpointHint(raw.trim(), setting),
       cause,
     });
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new ConfigError(`${where} must use http or https, got "${parsed.protocol}".`, {
-      issues: [{ path: fromEnv ? 'MLFLOW_S3_ENDPOINT_URL' : 's3.endpointUrl', message: 'expected an http(s) URL' }],
-      hint: endpointHint(raw.trim(), fromEnv),
+      issues: [{ path: setting, message: 'expected an http(s) URL' }],
+      hint: endpointHint(raw.trim(), setting),
     });
   }
   return raw.trim().replace(/\/+$/, '');

@@ -92,6 +92,21 @@ describe('S3 configuration from MLflow env vars', () => {
     expect(resolveS3Config({}, { MLFLOW_S3_ENDPOINT_URL: 'http://127.0.0.1:9000' }).forcePathStyle).toBe(true);
   });
 
+  it('takes the endpoint from AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL as botocore does, path style included', () => {
+    // MLflow passes endpoint_url=None when MLFLOW_S3_ENDPOINT_URL is unset, and botocore then
+    // uses these; the AWS SDK reads them too, but addressing must follow: virtual-hosted
+    // requests to bucket.minio:9000 do not resolve.
+    expect(resolveS3Config({}, { AWS_ENDPOINT_URL_S3: 'http://minio:9000/' })).toMatchObject({ endpointUrl: 'http://minio:9000', forcePathStyle: true });
+    expect(resolveS3Config({}, { AWS_ENDPOINT_URL: 'http://minio:9000' })).toMatchObject({ endpointUrl: 'http://minio:9000', forcePathStyle: true });
+    expect(resolveS3Config({}, { AWS_ENDPOINT_URL_S3: 'http://s3only:1', AWS_ENDPOINT_URL: 'http://all:2' }).endpointUrl).toBe('http://s3only:1');
+    expect(resolveS3Config({}, { MLFLOW_S3_ENDPOINT_URL: 'http://mlflow:3', AWS_ENDPOINT_URL_S3: 'http://s3only:1' }).endpointUrl).toBe('http://mlflow:3');
+    expect(resolveS3Config({}, { AWS_ENDPOINT_URL_S3: 'http://s3only:1', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' })).toMatchObject({ endpointUrl: undefined, forcePathStyle: false });
+    const bad = thrown(() => resolveS3Config({}, { AWS_ENDPOINT_URL_S3: 'minio:9000' })) as ConfigError;
+    expect(bad).toBeInstanceOf(ConfigError);
+    expect(bad.message).toContain('AWS_ENDPOINT_URL_S3');
+    expect(bad.hint).toContain('http://minio:9000');
+  });
+
   it('refuses MLFLOW_S3_UPLOAD_EXTRA_ARGS that is not JSON, naming the variable', () => {
     const error = thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: "{'ServerSideEncryption': 'AES256'}" })) as ConfigError;
     expect(error).toBeInstanceOf(ConfigError);
@@ -223,6 +238,26 @@ describe('without the AWS SDK installed', () => {
     const boom = new SyntaxError('Unexpected token');
     const store = new S3ArtifactStore('s3://bucket/root', { env: {}, loadSdk: async () => Promise.reject(boom) });
     await expect(store.list()).rejects.toBe(boom);
+  });
+});
+
+describeWithServers('Endpoint from AWS_ENDPOINT_URL_S3 against botocore', () => {
+  it('addresses the bucket where boto3 (as MLflow builds it) would', async () => {
+    const env = { AWS_ENDPOINT_URL_S3: 'http://minio.example:9000', AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' };
+    // A presigned URL is built offline: it shows the host and path botocore would send to.
+    const out = await runPython(
+      [
+        'import os',
+        "for name in ('MLFLOW_S3_ENDPOINT_URL', 'AWS_ENDPOINT_URL', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', 'AWS_PROFILE'): os.environ.pop(name, None)",
+        'from mlflow.store.artifact.s3_artifact_repo import _get_s3_client',
+        "print(_get_s3_client(region_name='us-east-1').generate_presigned_url('put_object', Params={'Bucket': 'models', 'Key': 'k'}).split('?')[0])",
+      ].join('\n'),
+      { env },
+    );
+    const config = resolveS3Config({}, env);
+    const url = out.trim().split('\n').pop();
+    expect(url).toBe('http://minio.example:9000/models/k');
+    expect(`${config.endpointUrl}${config.forcePathStyle ? '/models/k' : ''}`).toBe(url);
   });
 });
 
