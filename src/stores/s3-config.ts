@@ -11,7 +11,7 @@
  */
 import { envBool, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError } from '../core/errors.js';
-import { registerSecret } from '../core/logger.js';
+import { redact, registerSecret } from '../core/logger.js';
 import { MAX_ADAPTIVE_PARTS_IN_FLIGHT, PART_BUFFER_BUDGET_BYTES } from './file-ranges.js';
 
 /**
@@ -297,7 +297,8 @@ function resolveEndpoint(option: string | undefined, env: Env): string | undefin
   try {
     parsed = new URL(raw.trim());
   } catch (cause) {
-    throw new ConfigError(`${where} must be an http(s) URL such as http://127.0.0.1:9000, got "${raw}".`, {
+    // Masked: a URL that does not parse may still carry userinfo with a password.
+    throw new ConfigError(`${where} must be an http(s) URL such as http://127.0.0.1:9000, got "${redact(raw)}".`, {
       issues: [{ path: setting, message: 'expected an http(s) URL' }],
       hint: endpointHint(raw.trim(), setting),
       cause,

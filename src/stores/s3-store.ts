@@ -469,7 +469,8 @@ export class S3ArtifactStore implements ArtifactStore {
     const owner = this.config.expectedBucketOwner;
     switch (name) {
       case 'NoSuchBucket':
-        return `Create the bucket "${this.bucket}"${this.config.endpointUrl ? ` on ${this.config.endpointUrl}` : ''}; MLflow never creates buckets. Also check the server's --default-artifact-root and, for S3-compatible servers, MLFLOW_S3_ENDPOINT_URL here.`;
+        // Masked like every other mention of the endpoint: its userinfo may hold a password.
+        return `Create the bucket "${this.bucket}"${this.config.endpointUrl ? ` on ${redact(this.config.endpointUrl)}` : ''}; MLflow never creates buckets. Also check the server's --default-artifact-root and, for S3-compatible servers, MLFLOW_S3_ENDPOINT_URL here.`;
       case 'AccessDenied':
       case 'AllAccessDisabled':
       case 'Forbidden':

@@ -107,6 +107,13 @@ describe('S3 configuration from MLflow env vars', () => {
     expect(bad.hint).toContain('http://minio:9000');
   });
 
+  it('masks the password of an endpoint URL it refuses', () => {
+    const error = thrown(() => resolveS3Config({ endpointUrl: 'http://gw:pw-secret-3k@min io:9000' }, {})) as ConfigError;
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toContain('s3.endpointUrl');
+    for (const text of [error.message, JSON.stringify(error.toJSON())]) expect(text).not.toContain('pw-secret-3k');
+  });
+
   it('refuses MLFLOW_S3_UPLOAD_EXTRA_ARGS that is not JSON, naming the variable', () => {
     const error = thrown(() => resolveS3Config({}, { MLFLOW_S3_UPLOAD_EXTRA_ARGS: "{'ServerSideEncryption': 'AES256'}" })) as ConfigError;
     expect(error).toBeInstanceOf(ConfigError);

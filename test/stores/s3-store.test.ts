@@ -592,6 +592,18 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     }
   });
 
+  it('keeps the password of an endpoint URL with userinfo out of the missing-bucket hint', async () => {
+    // Some gateways in front of MinIO take basic auth in the endpoint URL; the other messages
+    // that name the endpoint mask it, and so must this hint, which ends up in error.message.
+    const password = 'gateway-pw-Z8q1-never-shown';
+    const endpoint = mlflowDirectS3Server().s3Endpoint.replace('://', `://gw:${password}@`);
+    const store = new S3ArtifactStore('s3://no-such-bucket-for-tests/x', { endpointUrl: endpoint, credentials: { accessKeyId: 'testing', secretAccessKey: SECRET }, env: {} });
+    const error = (await store.uploadFile(await writeLocal('gw.txt', 'x'), 'a.txt').catch((e: unknown) => e)) as HttpStatusError;
+    expect([error.status, error.code]).toEqual([404, 'NoSuchBucket']);
+    expect(error.hint).toMatch(/Create the bucket "no-such-bucket-for-tests" on http:\/\/\*+@/);
+    for (const text of [error.message, error.hint ?? '', JSON.stringify(error.toJSON())]) expect(text).not.toContain(password);
+  });
+
   it('says what to do for credential, token and checksum refusals, an unreachable endpoint and a stalled one', async () => {
     const cases: Array<[number, string, string, RegExp]> = [
       [403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.', /AWS_ACCESS_KEY_ID or AWS_PROFILE/],
