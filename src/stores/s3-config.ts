@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { envBool, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError } from '../core/errors.js';
 import { redact, registerSecret } from '../core/logger.js';
@@ -108,7 +109,8 @@ export interface S3StoreOptions {
   /** Static credentials instead of the SDK's default chain. @default the AWS SDK's default chain */
   credentials?: S3Credentials;
   /**
-   * Size of one multipart part in bytes (at least 5 MiB, S3's minimum). Files up to this size
+   * Size of one multipart part in bytes (at least 5 MiB, S3's minimum; at most 5 GiB, S3's
+   * maximum, or 4 GiB on Node.js 20, whose Buffers hold no more). Files up to this size
    * go in a single `PutObject`. Raised automatically for files that would need more than
    * 10,000 parts.
    * @default 8 MiB (8388608)
@@ -209,8 +211,13 @@ export function resolveS3Config(options: S3StoreOptions = {}, env: Env = process
       ? checkUploadExtraArgs(options.uploadExtraArgs, 'uploadExtraArgs')
       : parseUploadExtraArgs(envString('MLFLOW_S3_UPLOAD_EXTRA_ARGS', env));
   const partSize = options.partSize ?? DEFAULT_S3_PART_SIZE;
-  if (!Number.isInteger(partSize) || partSize < MIN_S3_PART_SIZE || partSize > MAX_S3_PART_SIZE) {
-    throw new InvalidArgumentError('s3.partSize', `s3.partSize must be an integer from ${MIN_S3_PART_SIZE} (5 MiB, S3's minimum part) to ${MAX_S3_PART_SIZE} (5 GiB), got ${partSize}.`);
+  // Each part (and a file that goes in one PutObject) is read into one Buffer, and Node 20 caps
+  // a Buffer at 4 GiB, below S3's 5 GiB part: a larger part would fail mid-upload, after the
+  // multipart upload was created, with a bare RangeError from Buffer.allocUnsafe.
+  const largestPart = Math.min(MAX_S3_PART_SIZE, bufferConstants.MAX_LENGTH);
+  if (!Number.isInteger(partSize) || partSize < MIN_S3_PART_SIZE || partSize > largestPart) {
+    const upTo = largestPart < MAX_S3_PART_SIZE ? 'the largest Buffer this Node.js can allocate; each part is read into one' : "5 GiB, S3's largest part";
+    throw new InvalidArgumentError('s3.partSize', `s3.partSize must be an integer from ${MIN_S3_PART_SIZE} (5 MiB, S3's minimum part) to ${largestPart} (${upTo}), got ${partSize}.`);
   }
   const queueSize = options.queueSize ?? DEFAULT_S3_QUEUE_SIZE;
   if (!Number.isInteger(queueSize) || queueSize < 1) {

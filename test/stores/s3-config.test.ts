@@ -1,3 +1,4 @@
+import { constants as bufferConstants } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, InvalidArgumentError, MissingDependencyError } from '../../src/core/errors.js';
 import { guessMimeType } from '../../src/core/mime.js';
@@ -166,6 +167,22 @@ describe('S3 configuration from MLflow env vars', () => {
     expect(part).toBeInstanceOf(InvalidArgumentError);
     expect(part.message).toMatch(/5 MiB/);
     expect(thrown(() => resolveS3Config({ queueSize: 0 }, {}))).toBeInstanceOf(InvalidArgumentError);
+  });
+
+  it('accepts no part size larger than one Buffer of this Node.js holds (each part is read into one)', () => {
+    // Node 20 caps a Buffer at 4 GiB, S3 a part at 5 GiB: a 4.5 GiB part used to pass the check
+    // and fail mid-upload with a bare RangeError from Buffer.allocUnsafe.
+    for (const partSize of [4 * 1024 * MiB, 4 * 1024 * MiB + 1, 5 * 1024 * MiB]) {
+      let accepted = true;
+      try {
+        resolveS3Config({ partSize }, {});
+      } catch (error) {
+        expect(error, String(partSize)).toBeInstanceOf(InvalidArgumentError);
+        expect((error as Error).message).toMatch(/largest Buffer this Node\.js can allocate/);
+        accepted = false;
+      }
+      expect(accepted && partSize > bufferConstants.MAX_LENGTH, `partSize ${partSize} accepted, Buffer max ${bufferConstants.MAX_LENGTH}`).toBe(false);
+    }
   });
 
   it('grows the part size so a file never needs more than 10,000 parts', () => {
