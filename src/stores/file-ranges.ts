@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { AdaptiveLimit } from '../core/adaptive-limit.js';
 import { ByteBudget } from '../core/byte-budget.js';
 import { combineSignals } from '../core/abort.js';
@@ -37,6 +38,13 @@ export const PART_BUFFER_BUDGET_BYTES = 128 * 1024 * 1024;
 
 /** The most parts of one file in flight that the default, adaptive part concurrency grows to. */
 export const MAX_ADAPTIVE_PARTS_IN_FLIGHT = 16;
+
+/**
+ * The largest range this module sends: each is read into one Buffer, and Node 20 caps a Buffer
+ * at 4 GiB (later lines allow more). A larger part failed mid-upload, after the multipart upload
+ * was created, with a bare RangeError; the stores refuse such a part size up front.
+ */
+export const LARGEST_RANGE_BYTES: number = bufferConstants.MAX_LENGTH;
 
 /**
  * How much each step up multiplies a file's parts in flight by (4 → 6 → 9 → 14 → 16), as files

@@ -48,7 +48,7 @@ import type {
 } from './artifact-store.js';
 import { OrderedSha256 } from './ordered-sha256.js';
 import { AZURE_PART_ID_LENGTH, blockIdLengthOf, isAzureBlockUrl, uncommittedBlockListUrl, withAzureBlockId } from './azure-part-urls.js';
-import { MAX_ADAPTIVE_PARTS_IN_FLIGHT, RangeStop, sendFileRanges } from './file-ranges.js';
+import { LARGEST_RANGE_BYTES, MAX_ADAPTIVE_PARTS_IN_FLIGHT, RangeStop, sendFileRanges } from './file-ranges.js';
 import { PartUrlDeadline } from './part-url-deadline.js';
 import { openSourceFile, readSourceIfSmall, type SourceFile } from './source-file.js';
 
@@ -90,7 +90,14 @@ export function resolveMultipartOptions(options: MultipartOptions = {}, env: Env
     if (!ok) throw new InvalidArgumentError(`multipart.${name}`, `multipart.${name} must be ${expected}, got ${String(value)}.`);
   };
   check('thresholdBytes', Number.isInteger(resolved.thresholdBytes) && resolved.thresholdBytes >= 0, 'an integer >= 0', resolved.thresholdBytes);
-  check('chunkBytes', Number.isInteger(resolved.chunkBytes) && resolved.chunkBytes >= 1, 'an integer >= 1', resolved.chunkBytes);
+  // At most the largest Buffer: each part is read into one (4 GiB on Node 20), and a larger one
+  // failed mid-upload, after mpu/create, with a bare RangeError.
+  check(
+    'chunkBytes',
+    Number.isInteger(resolved.chunkBytes) && resolved.chunkBytes >= 1 && resolved.chunkBytes <= LARGEST_RANGE_BYTES,
+    `an integer from 1 to ${LARGEST_RANGE_BYTES} (the largest Buffer this Node.js allocates; each part is read into one)`,
+    resolved.chunkBytes,
+  );
   check(
     'partConcurrency',
     Number.isInteger(resolved.partConcurrency) && resolved.partConcurrency >= 1,

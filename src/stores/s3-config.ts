@@ -9,11 +9,10 @@
  *
  * @module
  */
-import { constants as bufferConstants } from 'node:buffer';
 import { envBool, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError } from '../core/errors.js';
 import { redact, registerSecret } from '../core/logger.js';
-import { MAX_ADAPTIVE_PARTS_IN_FLIGHT, PART_BUFFER_BUDGET_BYTES } from './file-ranges.js';
+import { LARGEST_RANGE_BYTES, MAX_ADAPTIVE_PARTS_IN_FLIGHT, PART_BUFFER_BUDGET_BYTES } from './file-ranges.js';
 
 /**
  * How bucket names go into request URLs, as boto3's `addressing_style`:
@@ -212,9 +211,8 @@ export function resolveS3Config(options: S3StoreOptions = {}, env: Env = process
       : parseUploadExtraArgs(envString('MLFLOW_S3_UPLOAD_EXTRA_ARGS', env));
   const partSize = options.partSize ?? DEFAULT_S3_PART_SIZE;
   // Each part (and a file that goes in one PutObject) is read into one Buffer, and Node 20 caps
-  // a Buffer at 4 GiB, below S3's 5 GiB part: a larger part would fail mid-upload, after the
-  // multipart upload was created, with a bare RangeError from Buffer.allocUnsafe.
-  const largestPart = Math.min(MAX_S3_PART_SIZE, bufferConstants.MAX_LENGTH);
+  // a Buffer at 4 GiB, below S3's 5 GiB part (LARGEST_RANGE_BYTES).
+  const largestPart = Math.min(MAX_S3_PART_SIZE, LARGEST_RANGE_BYTES);
   if (!Number.isInteger(partSize) || partSize < MIN_S3_PART_SIZE || partSize > largestPart) {
     const upTo = largestPart < MAX_S3_PART_SIZE ? 'the largest Buffer this Node.js can allocate; each part is read into one' : "5 GiB, S3's largest part";
     throw new InvalidArgumentError('s3.partSize', `s3.partSize must be an integer from ${MIN_S3_PART_SIZE} (5 MiB, S3's minimum part) to ${largestPart} (${upTo}), got ${partSize}.`);

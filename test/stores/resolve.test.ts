@@ -9,6 +9,7 @@ import {
 } from '../../src/mlflow/artifacts-api.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { LocalFileStore } from '../../src/stores/local-file-store.js';
+import { LARGEST_RANGE_BYTES } from '../../src/stores/file-ranges.js';
 import {
   effectiveChunkSize,
   MlflowArtifactsStore,
@@ -173,6 +174,9 @@ describe('multipart options', () => {
   it('reject nonsense, naming the option', () => {
     expect(() => resolveMultipartOptions({ partConcurrency: 0 }, {})).toThrow(/multipart\.partConcurrency/);
     expect(() => resolveMultipartOptions({ chunkBytes: 0.5 }, {})).toThrow(/multipart\.chunkBytes/);
+    // Each part is read into one Buffer: a part larger than Node allows failed mid-upload, after mpu/create.
+    expect(() => resolveMultipartOptions({ chunkBytes: LARGEST_RANGE_BYTES + 1 }, {})).toThrow(/multipart\.chunkBytes must be an integer from 1 to \d+ \(the largest Buffer/);
+    expect(resolveMultipartOptions({ chunkBytes: LARGEST_RANGE_BYTES }, {}).chunkBytes).toBe(LARGEST_RANGE_BYTES);
     expect(() => resolveMultipartOptions({}, { MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE: 'big' })).toThrow(/MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE/);
   });
 
