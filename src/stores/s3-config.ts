@@ -237,12 +237,34 @@ export function resolveS3Config(options: S3StoreOptions = {}, env: Env = process
     expectedBucketOwner: options.expectedBucketOwner ?? envString('MLFLOW_S3_EXPECTED_BUCKET_OWNER', env),
     addressingStyle,
     forcePathStyle: forcePathStyleFor(addressingStyle, endpointUrl),
-    region: options.region ?? envString('AWS_REGION', env) ?? envString('AWS_DEFAULT_REGION', env),
+    region: checkRegion(options, env),
     credentials: options.credentials,
     partSize,
     queueSize,
     maxQueueSize,
   };
+}
+
+/** botocore's `validate_region_name`: what it refuses (InvalidRegionError) before any request. */
+const REGION_NAME = /^(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)$/;
+
+/**
+ * The region given (option, `AWS_REGION`, `AWS_DEFAULT_REGION`), refused as botocore refuses it
+ * when it is no region name: `"us-west-2 "` (a `.env` file's trailing space) or `us-west-2\r`
+ * otherwise failed late inside the SDK, outside the error tree, with no word on where it came from.
+ */
+function checkRegion(options: Pick<S3StoreOptions, 'region'>, env: Env): string | undefined {
+  const [region, setting] =
+    options.region !== undefined
+      ? [options.region, 's3.region']
+      : envString('AWS_REGION', env) !== undefined
+        ? [envString('AWS_REGION', env)!, 'AWS_REGION']
+        : [envString('AWS_DEFAULT_REGION', env), 'AWS_DEFAULT_REGION'];
+  if (region === undefined || REGION_NAME.test(region)) return region;
+  throw new ConfigError(`${setting} ${JSON.stringify(region)} is not an AWS region name.`, {
+    issues: [{ path: setting, message: 'not a region name (letters, digits and "-")' }],
+    hint: `Set ${setting} to a region such as us-east-1, without spaces or quotes (botocore refuses it too).`,
+  });
 }
 
 /**

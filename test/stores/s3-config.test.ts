@@ -74,6 +74,20 @@ describe('S3 configuration from MLflow env vars', () => {
   it('options win over env vars; AWS_REGION wins over AWS_DEFAULT_REGION', () => {
     const env = { MLFLOW_S3_ENDPOINT_URL: 'http://a:1', AWS_REGION: 'us-west-2', AWS_DEFAULT_REGION: 'eu-west-1', MLFLOW_S3_IGNORE_TLS: '1' };
     expect(resolveS3Config({}, env).region).toBe('us-west-2');
+    // What botocore refuses (validate_region_name) is a ConfigError naming where it came from, not a late SDK failure.
+    for (const [bad, source] of [[{ AWS_REGION: 'us-west-2 ' }, 'AWS_REGION'], [{ AWS_DEFAULT_REGION: '"eu-west-1"' }, 'AWS_DEFAULT_REGION'], [{ AWS_REGION: '-x' }, 'AWS_REGION'], [{ AWS_REGION: '123' }, 'AWS_REGION']] as const) {
+      const error = (() => {
+        try {
+          resolveS3Config({}, bad);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(error, source).toBeInstanceOf(ConfigError);
+      expect(error, source).toMatchObject({ issues: [{ path: source }], hint: expect.stringContaining(`Set ${source} to a region such as us-east-1`) });
+    }
+    expect(() => resolveS3Config({ region: 'eu west' }, {})).toThrow(/s3\.region "eu west" is not an AWS region name/);
     const config = resolveS3Config({ endpointUrl: 'http://b:2', region: 'ap-south-1', ignoreTls: false, uploadExtraArgs: { StorageClass: 'STANDARD_IA' } }, env);
     expect(config).toMatchObject({ endpointUrl: 'http://b:2', region: 'ap-south-1', ignoreTls: false, uploadExtraArgs: { StorageClass: 'STANDARD_IA' } });
   });
