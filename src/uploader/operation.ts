@@ -30,7 +30,7 @@ import {
   type UploadFilesCallOptions,
 } from './options.js';
 import { checkArtifactPath, globList, inspectLocalPath, pathFilters, planFiles, planLocalDirectory, type CheckedLocalPath, type LocalPlan, type PathFilters, type PlannedFile } from './plan.js';
-import { transferArchive, transferDirectoryAsArchive, type TransferContext, type TransferOutcome } from './transfer.js';
+import { assertManifestNameFree, transferArchive, transferDirectoryAsArchive, type TransferContext, type TransferOutcome } from './transfer.js';
 
 /** One operation, as the pipeline sees it. */
 export interface Operation {
@@ -265,7 +265,10 @@ export function archiveOperation<S extends StageName>(context: OperationContext<
         local: { files: [archive], skipped: [], skippedBytes: 0, skippedFiles: 0 },
         shown: [archive],
         identity: `${method}:${manifest ? sha256(JSON.stringify(manifest)) : 'no-manifest'}`,
-        transfer: (ctx) => transferArchive(ctx, archive, manifest),
+        transfer: async (ctx) => {
+          if (manifest) await assertManifestNameFree(ctx, archive.artifactPath);
+          return transferArchive(ctx, archive, manifest);
+        },
       };
     },
   });

@@ -336,10 +336,7 @@ export async function transferArchive(
   manifest: CheckpointManifest | undefined,
   /** Where to write the manifest as uploaded (a staged archive's directory); @default a temp dir, removed after */
   manifestDir?: string,
-  /** Whether the caller checked already that the manifest's name is free ({@link assertManifestNameFree}), before it built the archive. */
-  manifestNameChecked = false,
 ): Promise<TransferOutcome> {
-  if (manifest && !manifestNameChecked) await assertManifestNameFree(ctx, archive.artifactPath);
   // The archive's record stays until the manifest is up too: a run killed in between finds the
   // archive recorded, and sends only the manifest again.
   let first = await transferFiles(ctx, [archive], { keepRecords: manifest !== undefined });
@@ -367,31 +364,22 @@ export async function transferArchive(
       ),
     };
   }
-  // Without `verify`, the manifest records the checksum comparison only when it failed: a
-  // reader must not take it for the manifest of the archive beside it.
-  const verification: ManifestVerification = !ctx.verify
-    ? sha256Mismatch
-      ? {
-          status: 'failed',
+  // Without `verify`, the manifest records the checksum comparison only when it failed (the only
+  // check that ran then): a reader must not take it for the manifest of the archive beside it.
+  const verification: ManifestVerification =
+    !ctx.verify && !sha256Mismatch
+      ? { status: 'not-run' }
+      : {
+          status: first.verification.status === 'verified' ? 'verified' : 'failed',
           verifiedAt: new Date().toISOString(),
-          checks: ['sha256'],
+          checks: !ctx.verify ? ['sha256'] : sha256 !== undefined ? ['size', 'sha256'] : ['size'],
           location,
-          sha256,
+          ...(sha256 !== undefined ? { sha256 } : {}),
+          ...(ctx.verify && sent?.verified ? { storeVerified: sent.verified } : {}),
+          ...(ctx.verify && sent?.checksum ? { checksum: sent.checksum } : {}),
           mismatches: first.verification.mismatches?.map(toManifestMismatch),
-          error: first.error?.message,
-        }
-      : { status: 'not-run' }
-    : {
-        status: first.verification.status === 'verified' ? 'verified' : 'failed',
-        verifiedAt: new Date().toISOString(),
-        checks: sha256 !== undefined ? ['size', 'sha256'] : ['size'],
-        location,
-        ...(sha256 !== undefined ? { sha256 } : {}),
-        ...(sent?.verified ? { storeVerified: sent.verified } : {}),
-        ...(sent?.checksum ? { checksum: sent.checksum } : {}),
-        mismatches: first.verification.mismatches?.map(toManifestMismatch),
-        error: first.status === 'failed' ? first.error?.message : undefined,
-      };
+          error: first.status === 'failed' ? first.error?.message : undefined,
+        };
   const uploadedManifest: CheckpointManifest = { ...manifest, verification };
   const work = manifestDir ?? (await makeTempDir('artifact-uploader-manifest-'));
   try {
@@ -433,9 +421,16 @@ export async function transferArchive(
  * another archive in the same folder: `a.tar.gz` and `a.tgz` both have `a.manifest.json`, and
  * the second upload overwrote the first one's (two trials' archives in one folder, say). The
  * names stay as they are (runs hold them, docs describe them); the folder is listed once. A
- * store that cannot list (write-only credentials) is not checked: a warning says so.
+ * store that cannot list (write-only credentials) is not checked: a warning says so. Called
+ * before the archive is sent (for a directory, before it is built and staged).
+ *
+ * @throws {InvalidArgumentError} `artifactPath`, when another archive there has that manifest name.
+ * @example
+ * ```ts
+ * await assertManifestNameFree(ctx, 'trials/7/best_trial_checkpoint.tar.gz');
+ * ```
  */
-async function assertManifestNameFree(ctx: Pick<TransferContext, 'target' | 'signal' | 'logger'>, artifactPath: string): Promise<void> {
+export async function assertManifestNameFree(ctx: Pick<TransferContext, 'target' | 'signal' | 'logger'>, artifactPath: string): Promise<void> {
   const dir = posix.dirname(artifactPath);
   const manifestName = manifestFileName(artifactPath);
   let entries: ArtifactEntry[];
@@ -518,7 +513,7 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
       if (staged) ctx.logger.info(`Resuming with the archive an interrupted run built (${staged.archivePath}); the checkpoint directory is unchanged.`);
       const manifest = staged?.manifest ?? (await build());
       archived = true;
-      const outcome = await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest, stage && join(stage, 'upload'), true);
+      const outcome = await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest, stage && join(stage, 'upload'));
       uploaded = outcome.status === 'uploaded';
       // A staged archive is found by its size only: one whose bytes changed on disk since (a bad
       // sector, a tool rewriting it) failed its manifest's checksum on every rerun, kept each
