@@ -18,7 +18,7 @@ import pLimit from 'p-limit';
 import type { CommitOperation } from '@huggingface/hub';
 import type { Env } from '../core/env.js';
 import { envString } from '../core/env.js';
-import { AbortedError, HubError, InvalidArgumentError, SourceChangedError, VerificationError, type VerificationMismatch } from '../core/errors.js';
+import { AbortedError, HubError, type ArtifactUploaderError, InvalidArgumentError, SourceChangedError, VerificationError, type VerificationMismatch } from '../core/errors.js';
 import { LocalFileBlob } from '../core/file-blob.js';
 import { HttpClient, type TlsOptions } from '../core/http.js';
 import { redact, redactAddress, redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
@@ -686,10 +686,14 @@ async function commitExactlyOnce(
       return commit;
     });
   } catch (error) {
+    // The marker search covers the attempts of this call only. Without a key of the caller's,
+    // the publish id is a random one nobody else knows, and a publish run again would commit a
+    // second time, whatever the usual hint says: hand the id over, to be passed back.
+    const handBackId = (outcomeUnknown || inFlight) && options.idempotencyKey === undefined;
     if (error instanceof AbortedError) {
       // Aborted while the commit request was out (Ctrl-C while committing): it may land all the same.
-      if ((outcomeUnknown || inFlight) && options.idempotencyKey === undefined) {
-        throw new AbortedError(error.hint && error.message.endsWith(error.hint) ? error.message.slice(0, -error.hint.length).trimEnd() : error.message, {
+      if (handBackId) {
+        throw new AbortedError(withoutHint(error), {
           cause: error.cause ?? error,
           publishId,
           hint: landedHint(publishId),
@@ -698,10 +702,7 @@ async function commitExactlyOnce(
       throw error;
     }
     const failed = session.toHubError(error, `commit to ${repoId}@${revision}`);
-    // The marker search covers the attempts of this call only. Without a key of the caller's,
-    // the publish id is a random one nobody else knows, and a publish run again would commit a
-    // second time, whatever the usual hint says: hand the id over, to be passed back.
-    if ((outcomeUnknown || inFlight) && options.idempotencyKey === undefined && failed instanceof HubError) throw mayHaveLandedError(failed, publishId);
+    if (handBackId && failed instanceof HubError) throw mayHaveLandedError(failed, publishId);
     throw failed;
   }
 }
@@ -711,8 +712,7 @@ async function commitExactlyOnce(
  * `commitUrl` when the commit is known to be on the Hub (only its verification failed).
  */
 function mayHaveLandedError(error: HubError, publishId: string, commitUrl?: string): HubError {
-  const message = error.hint && error.message.endsWith(error.hint) ? error.message.slice(0, -error.hint.length).trimEnd() : error.message;
-  return new HubError(message, {
+  return new HubError(withoutHint(error), {
     status: error.status,
     hubErrorCode: error.hubErrorCode,
     method: error.method,
@@ -721,6 +721,11 @@ function mayHaveLandedError(error: HubError, publishId: string, commitUrl?: stri
     cause: error.cause ?? error,
     hint: landedHint(publishId, commitUrl),
   });
+}
+
+/** `error`'s message without the hint its constructor appended, for an error that gets another hint. */
+function withoutHint(error: ArtifactUploaderError): string {
+  return error.hint && error.message.endsWith(error.hint) ? error.message.slice(0, -error.hint.length).trimEnd() : error.message;
 }
 
 /** What to do about a commit that may be on the Hub (`commitUrl`: that is). */
