@@ -81,6 +81,9 @@ export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<
   });
 }
 
+/** What to pass instead of a `trialId` that names no trial. */
+const TRIAL_ID_HINT = "Pass the trial's number or id (e.g. `trial.number`); leave `trialId` out for the best trial's archive.";
+
 /**
  * `trialId` as the one artifact path segment it becomes, refused before anything is sent when
  * it cannot name a trial. `String()` turned a failed lookup into a folder: `NaN` (a metric
@@ -91,14 +94,14 @@ function trialSegment(trialId: string | number): string {
   if (typeof trialId === 'number') {
     if (!Number.isSafeInteger(trialId) || trialId < 0) {
       throw new InvalidArgumentError('trialId', `\`trialId\` ${String(trialId)} is not a trial number (an integer from 0 up). Nothing was uploaded.`, {
-        hint: 'Pass the trial\'s number or id (e.g. `trial.number`); leave `trialId` out for the best trial\'s archive.',
+        hint: TRIAL_ID_HINT,
       });
     }
     return String(trialId);
   }
   if (typeof trialId !== 'string') {
     throw new InvalidArgumentError('trialId', `\`trialId\` must be a string or a number, got ${trialId === null ? 'null' : typeof trialId}. Nothing was uploaded.`, {
-      hint: 'Pass the trial\'s number or id (e.g. `trial.number`); leave `trialId` out for the best trial\'s archive.',
+      hint: TRIAL_ID_HINT,
     });
   }
   if (trialId.includes('/')) {
