@@ -37,7 +37,8 @@ export interface StartRunOptions extends MlflowConnectionOptions {
    * Start a new run as a child of the active run (`withRun`, `startRun`), else of the run in
    * `MLFLOW_RUN_ID`, as Python's `start_run(nested=True)` does: it gets the tag
    * `mlflow.parentRunId`, and the parent's experiment unless one is given (option or env). Never
-   * joins; with no parent it is a plain new run. For trials of a sweep run under a parent run.
+   * joins; with no parent it is a plain new run. Made on the active parent's tracking store
+   * unless `trackingUri` or `client` is given. For trials of a sweep run under a parent run.
    * @default false
    */
   nested?: boolean;
@@ -87,8 +88,13 @@ export async function startRun(options: StartRunOptions = {}): Promise<ActiveRun
     });
   }
   const env = options.env ?? process.env;
-  const connection = resolveMlflowConnection(options, env);
-  const client = options.client ?? createTrackingClient(connection);
+  // A nested run is made where its parent lives, unless this call names a tracking URI or a
+  // client: Python has one tracking URI per process, so there the two always share a store, and
+  // the uploader logs to an active run where it was started by the same rule.
+  const parent = options.nested && options.trackingUri === undefined && options.client === undefined ? activeRun() : undefined;
+  const sameStoreAsParent = parent?.connection !== undefined && parent.client !== undefined ? parent : undefined;
+  const connection = sameStoreAsParent?.connection ?? resolveMlflowConnection(options, env);
+  const client = options.client ?? sameStoreAsParent?.client ?? createTrackingClient(connection);
   const request = options.signal ? { signal: options.signal } : {};
 
   if (options.nested && options.runId !== undefined) {
@@ -102,9 +108,9 @@ export async function startRun(options: StartRunOptions = {}): Promise<ActiveRun
     assertRunId(joinId, options.runId !== undefined ? 'runId' : 'MLFLOW_RUN_ID');
     run = await joinRun(joinId, options.runId !== undefined ? 'runId' : 'MLFLOW_RUN_ID', options, env, client, connection, request);
   } else {
-    const parent = options.nested ? await parentRun(env, client, request) : undefined;
-    const experiment = parent && !experimentGiven(options, env) ? await client.getExperiment(parent.experimentId, request) : await resolveExperiment(options, env, client, request);
-    const tags: Record<string, string> = { ...defaultRunTags(options, env), ...(parent ? { 'mlflow.parentRunId': parent.runId } : {}), ...(options.tags ?? {}) };
+    const parentInfo = options.nested ? await parentRun(env, client, request) : undefined;
+    const experiment = parentInfo && !experimentGiven(options, env) ? await client.getExperiment(parentInfo.experimentId, request) : await resolveExperiment(options, env, client, request);
+    const tags: Record<string, string> = { ...defaultRunTags(options, env), ...(parentInfo ? { 'mlflow.parentRunId': parentInfo.runId } : {}), ...(options.tags ?? {}) };
     // An empty name is no name, as in MLflow's `start_run(run_name="")`: the store generates one.
     // Sent as given, a tracking server stored both its generated name and the empty tag, and
     // answered 400 (a UNIQUE constraint on the run's tags): `--run-name "$UNSET"` failed the step.

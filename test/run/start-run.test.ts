@@ -3,7 +3,7 @@
  * MLflow server: experiment resolution from options and env, MLflow's default tags, joining
  * MLFLOW_RUN_ID, and concurrent runs.
  */
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -166,6 +166,28 @@ describe('startRun and endRun on ./mlruns', () => {
     const missing = await startRun({ ...options, env: { ...options.env, MLFLOW_RUN_ID: 'ffffffffffffffffffffffffffffffff' }, nested: true, activate: false }).catch((e: unknown) => e);
     expect(missing).toBeInstanceOf(ConfigError);
     expect((missing as ConfigError).message).toMatch(/The parent of a nested run, MLFLOW_RUN_ID ffff+, is not on/);
+  });
+
+  it('nested: a child of a run started with its own tracking URI is made on that run\'s store, not the environment\'s', async () => {
+    // Python has one tracking URI per process, so parent and child always share a store. Here a
+    // parent started with `trackingUri` and a child started without one resolved the child's
+    // store from MLFLOW_TRACKING_URI, found no parent there, and failed (or, with the parent's
+    // id on both, split the sweep over two stores). The uploader already logs to an active
+    // run where it was started; a nested run now follows its parent the same way.
+    const { store, options } = local();
+    const other = local();
+    const parent = await startRun({ ...options, experimentName: 'sweep', activate: false });
+    const env = { USER: 'tester', MLFLOW_TRACKING_URI: other.options.trackingUri };
+    const child = await withRun(parent, () => startRun({ env, nested: true, runName: 'trial-0', activate: false }));
+    const stored = await store.getRun(child.runId);
+    expect(stored.data.tags['mlflow.parentRunId']).toBe(parent.runId);
+    expect(stored.info.experimentId).toBe(parent.experimentId);
+    expect(child.trackingUri).toBe(parent.trackingUri);
+    expect(existsSync(other.root)).toBe(false);
+    // A tracking URI given to the child's call still wins, as it does for the uploader.
+    const elsewhere = await withRun(parent, () => startRun({ ...other.options, nested: true, activate: false }).catch((e: unknown) => e));
+    expect(elsewhere).toBeInstanceOf(ConfigError);
+    expect((elsewhere as ConfigError).message).toMatch(/The parent of a nested run, the active run [0-9a-f]{32}, is not on/);
   });
 
   it('withNewRun ends runs FINISHED, FAILED or KILLED, and concurrent runs stay apart', async () => {
