@@ -506,7 +506,7 @@ function uploadCommandGuess(message: string): string | undefined {
 function usageMessage(program: Command, command: string, error: CommanderError): string {
   if (error.code !== 'commander.help') return error.message.replace(/^error: /, '');
   let group: Command | undefined = program;
-  for (const name of command.split(' ').filter(Boolean)) group = group?.commands.find((c) => c.name() === name);
+  for (const name of command.split(' ').filter(Boolean)) group = group && findCommand(group, name);
   const names = (group?.commands ?? []).map((c) => c.name()).filter((name) => name !== 'help');
   const list = names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : names.join('');
   return `\`${['artifact-uploader', command].filter(Boolean).join(' ')}\` needs a command: ${list}.`;
