@@ -28,12 +28,55 @@ export function envBool(name: string, env: Env = process.env): boolean | undefin
   });
 }
 
-/** Reads a number variable; `undefined` when unset or empty. */
+/**
+ * The whitespace `int()` and `float()` strip: ASCII's (not U+001C–U+001F, which `str.isspace`
+ * counts) and Unicode's spaces, U+0085 among them; `trim()` would strip U+FEFF too and keep U+0085.
+ */
+const PYTHON_SPACE = String.raw`[\t-\r\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]`;
+const OUTER_PYTHON_SPACE = new RegExp(`^${PYTHON_SPACE}+|${PYTHON_SPACE}+$`, 'g');
+
+/** Digits with single underscores between them, as Python's numeric literals and `int()`/`float()` take them. */
+const DIGITS = String.raw`\d(?:_?\d)*`;
+
+/** What `int(text)` (base 10) reads: `1_000`, `+5`, `007`; not `0x10`, `1e1`, `5.0` or `1__0`. */
+const PYTHON_INT = new RegExp(`^[+-]?${DIGITS}$`);
+
+/** What `float(text)` reads: `1.5`, `.5`, `5.`, `1e-3`, `1_000.5`, `inf`, `Infinity`, `nan` (any case); not `0x10`. */
+const PYTHON_FLOAT = new RegExp(`^[+-]?(?:(?:(?:${DIGITS})?\\.${DIGITS}|${DIGITS}\\.?)(?:e[+-]?${DIGITS})?|inf(?:inity)?|nan)$`, 'i');
+
+/**
+ * `text` as Python's `int()`/`float()` see it before parsing: every Unicode decimal digit (`٣`)
+ * as its ASCII digit, and surrounding Python whitespace gone. Unicode encodes each set of
+ * decimal digits as a run of ten code points from 0 to 9, so a digit's value is its distance from
+ * the start of the run of digits it stands in, modulo ten.
+ */
+function asPythonNumeral(text: string): string {
+  return text.replace(OUTER_PYTHON_SPACE, '').replace(/(?![0-9])\p{Nd}/gu, (digit) => {
+    const codePoint = digit.codePointAt(0)!;
+    let offset = 0;
+    while (/\p{Nd}/u.test(String.fromCodePoint(codePoint - offset - 1))) offset++;
+    return String(offset % 10);
+  });
+}
+
+/**
+ * Reads a number variable; `undefined` when unset or empty. The text is read as MLflow reads its
+ * variables, with the Python type's constructor (`_EnvironmentVariable.get`): `int()` with
+ * `integer`, else `float()`. So `1_000` and ` 5 ` are numbers, while `0x10`, `0b1` and (for an
+ * integer) `1e1` and `5.0` are refused as MLflow refuses them, where JavaScript's `Number()` took
+ * `0x10` for 16. `inf` and `nan` parse, and are then refused as out of range.
+ *
+ * @example
+ * ```ts
+ * envNumber('MLFLOW_HTTP_REQUEST_MAX_RETRIES', { MLFLOW_HTTP_REQUEST_MAX_RETRIES: '1_0' }, { integer: true }); // 10
+ * ```
+ */
 export function envNumber(name: string, env: Env = process.env, { min = -Infinity, max = Infinity, integer = false, above = -Infinity } = {}): number | undefined {
-  const raw = env[name]?.trim();
-  if (raw === undefined || raw === '') return undefined;
-  const value = Number(raw);
-  if (!Number.isFinite(value) || (integer && !Number.isInteger(value)) || value < min || value > max || value <= above) {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const numeral = asPythonNumeral(raw);
+  const value = (integer ? PYTHON_INT : PYTHON_FLOAT).test(numeral) ? Number(numeral.replaceAll('_', '').replace(/^([+-]?)inf(inity)?$/i, '$1Infinity')) : NaN;
+  if (!Number.isFinite(value) || value < min || value > max || value <= above) {
     const kind = integer ? 'an integer' : 'a number';
     // Both bounds read "from 0 to 10": ">= 0 <= 10" was the two checks glued together.
     const range = Number.isFinite(above)
