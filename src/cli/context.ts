@@ -6,7 +6,9 @@
  * @module
  */
 import { isAbsolute, resolve } from 'node:path';
-import { expandHome, type Env } from '../core/env.js';
+import { envPath, expandHome, type Env } from '../core/env.js';
+import { CONFIG_DIR_ENV } from '../config/schema.js';
+import { JOURNAL_DIR_ENV } from '../uploader/journal.js';
 import { blankTrackingUriError, checkTrackingUri, trackingUriScheme } from '../mlflow/tracking-uri.js';
 import { createStreamLogger, redact, registerSecret, SECRET_ENV_VARS, type Logger, type LogLevel } from '../core/logger.js';
 import type { ExitCode } from './exit-codes.js';
@@ -103,8 +105,9 @@ export class CliContext {
    * An absolute path: `path` resolved against the working directory, after a leading `~` or
    * `~/` is expanded to the home directory (HOME, else the user's): a caller with no shell
    * (Python's `subprocess.run([...])`) passes `~/out` as it is, and it named `./~/out`. `~user`
-   * is left as it is. Every path-valued argument, flag and variable the CLI reads comes through
-   * here; the library's upload API does not expand `~` (only `publishToHub`'s `modelDir` and
+   * is left as it is. Every path-valued argument and flag the CLI reads comes through here, and
+   * its path-valued variables through `envPath`, which expands them the same way for the library;
+   * the library's upload API does not expand `~` in options (only `publishToHub`'s `modelDir` and
    * `baseDir`, and the config's `hub.fineTunedModelsDir`, do, as they did before the CLI did).
    */
   path(path: string): string {
@@ -134,14 +137,12 @@ export class CliContext {
   }
 
   /**
-   * `--journal-dir` (resolved), else ARTIFACT_UPLOADER_JOURNAL_DIR when it starts with `~`
-   * (expanded, as {@link path} does), else `undefined`: the journal's own default (the variable
-   * as it is, the cache dir).
+   * `--journal-dir` (resolved), else ARTIFACT_UPLOADER_JOURNAL_DIR (resolved, read as the library
+   * reads it: `envPath`), else `undefined`: the journal's own default (the cache dir).
    */
   journalDir(): string | undefined {
     if (this.globals.journalDir) return this.path(this.globals.journalDir);
-    const fromEnv = this.env.ARTIFACT_UPLOADER_JOURNAL_DIR?.trim();
-    return fromEnv && expandHome(fromEnv, this.env) !== fromEnv ? this.path(fromEnv) : undefined;
+    return envPath(JOURNAL_DIR_ENV, this.env, this.cwd);
   }
 
   /** False with `--no-resume`: the upload starts over and ignores (and replaces) the journal's records. */
@@ -154,10 +155,10 @@ export class CliContext {
     return this.trackingUri().toLowerCase().startsWith('file:');
   }
 
-  /** `--config-dir` (resolved), else ARTIFACT_UPLOADER_CONFIG_DIR (resolved), else the working directory. */
+  /** `--config-dir` (resolved), else ARTIFACT_UPLOADER_CONFIG_DIR (resolved, as the library reads it: `envPath`), else the working directory. */
   configDir(): string {
-    const dir = this.globals.configDir ?? this.env.ARTIFACT_UPLOADER_CONFIG_DIR;
-    return dir ? this.path(dir) : this.cwd;
+    if (this.globals.configDir) return this.path(this.globals.configDir);
+    return envPath(CONFIG_DIR_ENV, this.env, this.cwd) ?? this.cwd;
   }
 
   /** Bar on a terminal, lines on a pipe, nothing for `--json` and `--quiet`. */

@@ -9,7 +9,7 @@ import { lstat, readFile, readlink, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import type { Document, LineCounter } from 'yaml';
-import { envBool, envNumber, envString, expandHome, type Env } from '../core/env.js';
+import { envBool, envNumber, envPath, expandHome, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, LocalPathError, type ConfigIssue } from '../core/errors.js';
 import { closestMatch } from './did-you-mean.js';
 import { describeValue, formatZodIssues } from './format-issues.js';
@@ -273,7 +273,7 @@ export async function resolveTrackingConfig(options: LoadTrackingConfigOptions =
     data = options.config;
     source = 'option';
   } else {
-    const configDir = options.configDir ?? envString(CONFIG_DIR_ENV, env) ?? process.cwd();
+    const configDir = options.configDir ?? envPath(CONFIG_DIR_ENV, env) ?? process.cwd();
     file = await findTrackingConfigFile(configDir);
     if (file !== undefined) {
       ({ data, locate } = await readConfigFile(file));
@@ -400,9 +400,9 @@ function applyEnvOverrides(config: TrackingConfig, env: Env): ConfigOverride[] {
     overrides.push({ env: CONCURRENCY_ENV, path: 'concurrency', value: concurrency });
   }
 
-  const modelsDir = envString(FINE_TUNED_MODELS_DIR_ENV, env);
+  const modelsDir = envPath(FINE_TUNED_MODELS_DIR_ENV, env);
   if (modelsDir !== undefined) {
-    config.hub.fineTunedModelsDir = resolvePath(expandHome(modelsDir, env));
+    config.hub.fineTunedModelsDir = modelsDir;
     overrides.push({ env: FINE_TUNED_MODELS_DIR_ENV, path: 'hub.fineTunedModelsDir', value: config.hub.fineTunedModelsDir });
   }
   return overrides;

@@ -6,7 +6,7 @@
  * @module
  */
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ConfigError } from './errors.js';
 
 /** An environment: `process.env` or any plain record of strings. */
@@ -140,4 +140,21 @@ export function expandHome(path: string, env: Env = process.env): string {
   const home = homeDirectory(env);
   if (home === undefined) return path;
   return path === '~' ? home : join(home, path.slice(2));
+}
+
+/**
+ * A path-valued variable (`ARTIFACT_UPLOADER_CONFIG_DIR`, `ARTIFACT_UPLOADER_JOURNAL_DIR`), as
+ * the library and the CLI both read it: `undefined` when unset or blank, else trimmed, a leading
+ * `~` expanded ({@link expandHome}; `~user` stays as written) and resolved against `cwd`. No
+ * shell expands `~` for a value set in code (Python's `subprocess.run(..., env=...)`,
+ * `process.env`), and `~/x` would name `./~/x`.
+ *
+ * @example
+ * ```ts
+ * envPath('ARTIFACT_UPLOADER_CONFIG_DIR', { ARTIFACT_UPLOADER_CONFIG_DIR: '~/ml', HOME: '/home/me' }); // '/home/me/ml'
+ * ```
+ */
+export function envPath(name: string, env: Env = process.env, cwd: string = process.cwd()): string | undefined {
+  const raw = env[name]?.trim();
+  return raw ? resolve(cwd, expandHome(raw, env)) : undefined;
 }

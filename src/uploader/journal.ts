@@ -42,7 +42,7 @@ import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:
 import { removeStagedArchives } from './archive-staging.js';
 import { hostname } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
-import { homeDirectory, type Env } from '../core/env.js';
+import { envPath, homeDirectory, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, LocalPathError, toLocalPathError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 import { isInside } from '../core/real-path.js';
@@ -231,7 +231,8 @@ export interface UploadJournalOptions {
 }
 
 /**
- * The journal directory: `dir`, else `ARTIFACT_UPLOADER_JOURNAL_DIR`, else
+ * The journal directory: `dir`, else `ARTIFACT_UPLOADER_JOURNAL_DIR` (a leading `~` expanded, as
+ * the CLI expands it: {@link envPath}), else
  * `$XDG_CACHE_HOME/artifact-uploader/journal`, else `~/.cache/artifact-uploader/journal`.
  *
  * @throws {ConfigError} when it falls to `~` and there is no home (HOME unset, a uid without a
@@ -244,7 +245,7 @@ export interface UploadJournalOptions {
  */
 export function resolveJournalDir(options: { dir?: string; env?: Env } = {}): string {
   const env = options.env ?? process.env;
-  const explicit = options.dir ?? (env[JOURNAL_DIR_ENV]?.trim() || undefined);
+  const explicit = options.dir ?? envPath(JOURNAL_DIR_ENV, env);
   if (explicit) return resolve(explicit);
   // XDG: a relative XDG_CACHE_HOME is invalid and must be ignored.
   const xdg = env.XDG_CACHE_HOME?.trim();

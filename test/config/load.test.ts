@@ -62,6 +62,18 @@ describe('defaults', () => {
     expect(file).toBe(join(dir, 'artifact-uploader.yaml'));
     expect(config.benchmark.enabled).toBe(false);
   });
+
+  it('expands a leading ~ in ARTIFACT_UPLOADER_CONFIG_DIR, as the CLI does (no shell expands it for a value set in code); ~user stays as written', async () => {
+    await mkdir(join(dir, 'x'));
+    await writeFile(join(dir, 'x', 'artifact-uploader.yaml'), 'benchmark:\n  enabled: false\n');
+    for (const configDir of ['~/x', ' ~/x ', '~/x/']) {
+      const { config, file } = await resolveTrackingConfig({ env: { HOME: dir, ARTIFACT_UPLOADER_CONFIG_DIR: configDir } });
+      expect(file).toBe(join(dir, 'x', 'artifact-uploader.yaml'));
+      expect(config.benchmark.enabled).toBe(false);
+    }
+    const literal = await resolveTrackingConfig({ env: { HOME: dir, ARTIFACT_UPLOADER_CONFIG_DIR: '~nosuchuser/x' } }).catch((e: unknown) => e);
+    expect(literal).toMatchObject({ code: 'PATH_NOT_FOUND', path: join(process.cwd(), '~nosuchuser', 'x') });
+  });
 });
 
 describe('config files', () => {

@@ -53,6 +53,13 @@ describe('resolveJournalDir', () => {
     expect(resolveJournalDir({ env: { HOME: '/home/me' } })).toBe('/home/me/.cache/artifact-uploader/journal');
   });
 
+  it('expands a leading ~ in ARTIFACT_UPLOADER_JOURNAL_DIR, as the CLI does; ~user and the option stay as written', () => {
+    expect(resolveJournalDir({ env: { HOME: '/home/me', ARTIFACT_UPLOADER_JOURNAL_DIR: '~/journal' } })).toBe('/home/me/journal');
+    expect(resolveJournalDir({ env: { HOME: '/home/me', ARTIFACT_UPLOADER_JOURNAL_DIR: '~' } })).toBe('/home/me');
+    expect(resolveJournalDir({ env: { HOME: '/home/me', ARTIFACT_UPLOADER_JOURNAL_DIR: '~me/journal' } })).toBe(resolve('~me/journal'));
+    expect(resolveJournalDir({ dir: '~/journal', env: { HOME: '/home/me' } })).toBe(resolve('~/journal'));
+  });
+
   it('refuses a journal inside the folder being uploaded', () => {
     expect(() => assertJournalOutside('/data/ckpt/.journal', '/data/ckpt')).toThrow(InvalidArgumentError);
     expect(() => assertJournalOutside('/data/ckpt', '/data/ckpt')).toThrow(/inside the folder being uploaded/);
