@@ -25,7 +25,7 @@ import { sourceChange, type FileSnapshot } from './source-snapshot.js';
 import { AbortedError, ArtifactUploaderError, ConfigError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from './retry.js';
-import { permanentTlsFailure, type TlsSettingNames } from './tls-failure.js';
+import { MLFLOW_CA_CERT, permanentTlsFailure, unreadableCertificateError, type CertificateFileSetting, type TlsSettingNames } from './tls-failure.js';
 
 /** Credentials sent with every request to the server they belong to. */
 export interface HttpAuth {
@@ -47,7 +47,7 @@ export interface HttpAuth {
 export interface TlsOptions {
   /** Skip certificate verification. @default false */
   insecure?: boolean;
-  /** Path to a PEM CA bundle to trust. */
+  /** Path to a PEM CA bundle to trust; read at the first https request (see `HttpClient`). */
   caCertPath?: string;
   /** Path to one PEM file holding a client certificate and its private key (mutual TLS). */
   clientCertPath?: string;
@@ -124,6 +124,14 @@ export interface HttpResponse<T = unknown> {
   body: T;
 }
 
+/** What an https connection of {@link HttpClient} uses besides the pool's settings. */
+interface HttpsSettings {
+  rejectUnauthorized: boolean;
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+}
+
 /** Options of {@link HttpClient}. */
 export interface HttpClientOptions {
   /** Retry and timeout policy (see `resolveRetryOptions`). */
@@ -137,6 +145,11 @@ export interface HttpClientOptions {
    * @default the MLflow connection's (`MLFLOW_TLS_SETTINGS`)
    */
   tlsSettings?: TlsSettingNames;
+  /**
+   * The setting of `tls.caCertPath`, as the error for a CA bundle that cannot be read names it.
+   * @default the MLflow connection's (`MLFLOW_CA_CERT`: `MLFLOW_TRACKING_SERVER_CERT_PATH`)
+   */
+  caCertSetting?: CertificateFileSetting;
   logger?: Logger;
   /** Called before every retry of every request (for statistics). */
   onRetry?: (event: RetryEvent & { method: string; url: string }) => void;
@@ -156,8 +169,15 @@ const MAX_ERROR_BODY = 64 * 1024;
  */
 export class HttpClient {
   readonly retry: ResolvedRetryOptions;
-  /** The pool's settings, checked (certificates read) when the client is made. */
+  /** The pool's settings, but TLS's ({@link httpsSettings}). */
   private readonly agentOptions: Agent.Options;
+  private readonly tls: TlsOptions;
+  /** Names the CA bundle's setting when it cannot be read. */
+  private readonly caCertSetting: CertificateFileSetting;
+  /** The client certificate and key, read when the client is made. */
+  private readonly clientCertificate?: { cert: Buffer; key: Buffer };
+  /** What an https connection uses, once the first https request has read it. */
+  private https?: HttpsSettings;
   /** undici and its connection pool, made on the first {@link HttpClient.fetch} (undici loads on first use). */
   private pool?: Promise<{ undici: typeof import('undici'); dispatcher: Dispatcher }>;
   /** Node's keep-alive agent per protocol, made on the first request of that protocol. */
@@ -178,42 +198,68 @@ export class HttpClient {
     this.tlsSettings = options.tlsSettings;
     this.authHeader = authorizationHeader(options.auth);
     if (!this.authHeader) this.tokenSource = options.auth?.tokenSource;
+    this.tls = options.tls ?? {};
+    this.caCertSetting = options.caCertSetting ?? MLFLOW_CA_CERT;
+    if (this.tls.clientCertPath) this.clientCertificate = clientCertificate(this.tls.clientCertPath);
     this.agentOptions = {
       keepAliveTimeout: 30_000,
       connections: 32,
       headersTimeout: this.retry.timeoutMs,
       bodyTimeout: this.retry.timeoutMs,
-      connect: {
-        timeout: this.retry.timeoutMs,
-        rejectUnauthorized: !options.tls?.insecure,
-        ...(options.tls?.caCertPath ? { ca: readFileSync(options.tls.caCertPath) } : {}),
-        ...(options.tls?.clientCertPath ? clientCertificate(options.tls.clientCertPath) : {}),
-      },
+      connect: { timeout: this.retry.timeoutMs },
     };
+  }
+
+  /**
+   * The TLS settings of an https connection. The CA bundle is read at the first https request,
+   * not when the client is made, as `requests` reads MLflow's `verify=` path for https URLs only
+   * (adapters.py `cert_verify`): a client of an http:// server works with a CA path that does not
+   * exist, and the first https request fails with {@link unreadableCertificateError} before it
+   * connects (again on the next, until the file is there).
+   */
+  private httpsSettings(): HttpsSettings {
+    if (this.https) return this.https;
+    const { caCertPath } = this.tls;
+    let ca: Buffer | undefined;
+    try {
+      ca = caCertPath ? readFileSync(caCertPath) : undefined;
+    } catch (cause) {
+      throw unreadableCertificateError(caCertPath!, this.caCertSetting, cause);
+    }
+    this.https = { rejectUnauthorized: !this.tls.insecure, ...(ca ? { ca } : {}), ...this.clientCertificate };
+    return this.https;
   }
 
   /**
    * Node's `http` or `https` and this client's keep-alive agent for `protocol`, made on first
    * use: up to 32 connections per origin, idle ones closed after 30 s, the TLS settings of
-   * {@link agentOptions} (undici's pool had the same).
+   * {@link httpsSettings} (undici's pool had the same).
    */
   private transport(protocol: string): Promise<NodeTransport> {
     let made = this.agents.get(protocol);
     if (!made) {
-      const connect = this.agentOptions.connect as { rejectUnauthorized?: boolean; ca?: Buffer; cert?: Buffer; key?: Buffer };
       const options = { keepAlive: true, maxSockets: 32, timeout: 30_000 };
-      made =
-        protocol === 'https:'
-          ? import('node:https').then((https) => ({ request: https.request, agent: new https.Agent({ ...options, ...connect }) }))
-          : import('node:http').then((http) => ({ request: http.request, agent: new http.Agent(options) }));
+      if (protocol === 'https:') {
+        const tls = this.httpsSettings();
+        made = import('node:https').then((https) => ({ request: https.request, agent: new https.Agent({ ...options, ...tls }) }));
+      } else {
+        made = import('node:http').then((http) => ({ request: http.request, agent: new http.Agent(options) }));
+      }
       this.agents.set(protocol, made);
     }
     return made;
   }
 
-  /** undici and this client's pool (for {@link HttpClient.fetch}); both are made on first use. */
+  /**
+   * undici and this client's pool (for {@link HttpClient.fetch}); both are made on first use. The
+   * pool serves http and https alike, so it reads the CA bundle when it is made, whatever the
+   * first URL's scheme ({@link HttpClient.fetch} is the Hub's, which is https).
+   */
   private connectionPool(): Promise<{ undici: typeof import('undici'); dispatcher: Dispatcher }> {
-    this.pool ??= import('undici').then((undici) => ({ undici, dispatcher: new undici.Agent(this.agentOptions) }));
+    if (!this.pool) {
+      const connect = { ...this.agentOptions.connect, ...this.httpsSettings() };
+      this.pool = import('undici').then((undici) => ({ undici, dispatcher: new undici.Agent({ ...this.agentOptions, connect }) }));
+    }
     return this.pool;
   }
 

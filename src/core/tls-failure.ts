@@ -4,10 +4,13 @@
  * port), or it refused this client's certificate. The retry classifier (`retry.ts`) does not
  * retry them, and the HTTP client (`http.ts`) reports them as a `ConfigError` saying which setting
  * fixes it, instead of a `NetworkError` retried for minutes with OpenSSL's text (a source path
- * and a newline) as its only clue.
+ * and a newline) as its only clue. Also the error for a certificate file that cannot be read,
+ * which the MLflow connection and the HTTP client both raise.
  *
  * @module
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { ConfigError } from './errors.js';
 
 /** A TLS failure no retry mends: Node's code, what it means, and what fixes it. */
 export interface TlsFailure {
@@ -38,6 +41,64 @@ export const MLFLOW_TLS_SETTINGS: TlsSettingNames = {
   insecure: 'MLFLOW_TRACKING_INSECURE_TLS=true',
   clientCert: 'MLFLOW_TRACKING_CLIENT_CERT_PATH (the `clientCertPath` option)',
 };
+
+/** A certificate file's setting, as the error for a file that cannot be read names it. */
+export interface CertificateFileSetting {
+  /** The option that sets it (`caCertPath`). */
+  optionName: string;
+  /** The environment variable that sets it, when there is one; the hint says to point it at the file. */
+  envName?: string;
+  /** What the file must hold, for the hint. */
+  what: string;
+}
+
+/** The MLflow connection's CA bundle (`mlflow/connection.ts`). */
+export const MLFLOW_CA_CERT: CertificateFileSetting = {
+  optionName: 'caCertPath',
+  envName: 'MLFLOW_TRACKING_SERVER_CERT_PATH',
+  what: 'a PEM CA bundle that signed the server certificate',
+};
+
+/** The MLflow connection's client certificate (`mlflow/connection.ts`). */
+export const MLFLOW_CLIENT_CERT: CertificateFileSetting = {
+  optionName: 'clientCertPath',
+  envName: 'MLFLOW_TRACKING_CLIENT_CERT_PATH',
+  what: 'one PEM file with the client certificate and its private key',
+};
+
+/**
+ * The error for a certificate file that cannot be read, naming its setting.
+ *
+ * @example
+ * ```ts
+ * throw unreadableCertificateError('/etc/ssl/missing.pem', MLFLOW_CA_CERT, cause);
+ * ```
+ */
+export function unreadableCertificateError(path: string, setting: CertificateFileSetting, cause: unknown): ConfigError {
+  const fix = setting.envName ?? setting.optionName;
+  return new ConfigError(`The certificate file ${path} (${setting.envName ? `${setting.optionName} / ${setting.envName}` : setting.optionName}) cannot be read.`, {
+    issues: [{ path: fix, message: 'file missing or unreadable' }],
+    hint: `Point ${fix} at ${setting.what}.`,
+    cause,
+  });
+}
+
+/**
+ * Fails early, with {@link unreadableCertificateError}, when a certificate file cannot be read.
+ *
+ * @example
+ * ```ts
+ * assertCertificateReadable(process.env.MLFLOW_TRACKING_CLIENT_CERT_PATH, MLFLOW_CLIENT_CERT);
+ * ```
+ */
+export function assertCertificateReadable(path: string | undefined, setting: CertificateFileSetting): void {
+  if (path === undefined) return;
+  try {
+    accessSync(path, fsConstants.R_OK);
+  } catch (cause) {
+    throw unreadableCertificateError(path, setting, cause);
+  }
+}
 
 /**
  * The TLS failure no retry mends that `error`, or an error it was caused by (`fetch failed`

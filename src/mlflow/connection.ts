@@ -8,12 +8,12 @@
  *
  * @module
  */
-import { accessSync, constants as fsConstants } from 'node:fs';
 import { envBool, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, MLFLOW_ENDPOINT_DISABLED, MlflowApiError } from '../core/errors.js';
 import { HttpClient, type ErrorResponse, type HttpRequest } from '../core/http.js';
 import { redact, redactingLogger, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { RETRYABLE_STATUSES, resolveRetryOptions, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
+import { assertCertificateReadable, MLFLOW_CA_CERT, MLFLOW_CLIENT_CERT } from '../core/tls-failure.js';
 import { VERSION } from '../version.js';
 import { azureMlJobTokenSource, azureMlTokenSource, type AzureTokenCredential } from './azureml-auth.js';
 import { parseAzureMlTrackingUri, type AzureMlWorkspace } from './azureml-workspace.js';
@@ -185,8 +185,12 @@ export function resolveMlflowConnection(options: MlflowConnectionOptions = {}, e
       hint: 'Trust the server with a CA bundle (MLFLOW_TRACKING_SERVER_CERT_PATH) or skip verification, not both.',
     });
   }
-  assertReadable(caCertPath, 'MLFLOW_TRACKING_SERVER_CERT_PATH', 'caCertPath', 'a PEM CA bundle that signed the server certificate');
-  assertReadable(clientCertPath, 'MLFLOW_TRACKING_CLIENT_CERT_PATH', 'clientCertPath', 'one PEM file with the client certificate and its private key');
+  // MLflow's client (requests, adapters.py `cert_verify`) reads the CA bundle for https URLs only,
+  // so an http:// server works with a stale MLFLOW_TRACKING_SERVER_CERT_PATH there, and here: the
+  // HTTP client refuses it at its first https request (an https artifact URL), before that request
+  // connects. The client certificate is checked for every URL there, and so here.
+  if (url.protocol === 'https:') assertCertificateReadable(caCertPath, MLFLOW_CA_CERT);
+  assertCertificateReadable(clientCertPath, MLFLOW_CLIENT_CERT);
   http = new HttpClient({
     retry,
     auth: { token: inJob ? undefined : token, username, password, tokenSource },
@@ -219,20 +223,6 @@ function assertHeaderSafeToken(token: string | undefined, source: string): void 
     issues: [{ path: source, message: `contains ${what}` }],
     hint: `Remove the line break or control character from ${source} (a secret file's trailing newline: \`tr -d '\\r\\n'\`, or create the secret with --from-literal).`,
   });
-}
-
-/** Fails early, naming the setting, when a certificate file cannot be read. */
-function assertReadable(path: string | undefined, envName: string, optionName: string, what: string): void {
-  if (path === undefined) return;
-  try {
-    accessSync(path, fsConstants.R_OK);
-  } catch (cause) {
-    throw new ConfigError(`The certificate file ${path} (${optionName} / ${envName}) cannot be read.`, {
-      issues: [{ path: envName, message: 'file missing or unreadable' }],
-      hint: `Point ${envName} at ${what}.`,
-      cause,
-    });
-  }
 }
 
 /** What {@link mlflowRequest} takes besides the endpoint. */

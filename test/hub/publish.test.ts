@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { downloadFile, uploadFiles } from '@huggingface/hub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AbortedError, HubError, InvalidArgumentError, ModelValidationError, PublicHubInTestError } from '../../src/core/errors.js';
+import { AbortedError, ConfigError, HubError, InvalidArgumentError, ModelValidationError, PublicHubInTestError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
 import { hasMarker, HUB_RUN_TAGS, publishToHub, type PublishProgressEvent, type PublishToHubOptions } from '../../src/hub/publish.js';
@@ -491,6 +491,24 @@ describe('publishToHub', () => {
       expect((error as HubError).hint).not.toMatch(/MLFLOW_TRACKING_/);
     } finally {
       await untrusted.close();
+    }
+  });
+
+  it('a tls.caCertPath that cannot be read is a ConfigError naming that option, not the MLflow variable, and nothing reaches the Hub', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const server = await startTestServer((_req, res) => void res.end('{}'), { tls: true });
+    try {
+      const missing = join(await tempDir(), 'no-such-ca.pem');
+      const error = await publishToHub({ ...opts({ modelDir }), hubUrl: server.url, tls: { caCertPath: missing }, retry: { maxRetries: 3, backoffFactor: 0.01 } }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).toMatchObject({
+        message: expect.stringContaining(`The certificate file ${missing} (tls.caCertPath) cannot be read.`),
+        hint: "Point tls.caCertPath at a PEM CA bundle that signed the Hub's certificate.",
+      });
+      expect((error as ConfigError).message).not.toMatch(/MLFLOW_TRACKING_/);
+      expect(server.requests).toHaveLength(0);
+    } finally {
+      await server.close();
     }
   });
 

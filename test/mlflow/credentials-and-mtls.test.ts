@@ -13,10 +13,13 @@ import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { defaultCredentialsPath, readMlflowCredentialsFile } from '../../src/mlflow/credentials-file.js';
+import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import { scratch, serverRun, writeTree } from '../uploader/helpers.js';
 import { startTestServer } from '../support/http-test-server.js';
 import { runPython } from '../support/python.js';
-import { describeWithServers } from '../support/servers.js';
+import { describeWithServers, mlflowServer } from '../support/servers.js';
 
 const root = mkdtempSync(join(tmpdir(), 'au-creds-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -197,5 +200,59 @@ describe('mutual TLS (MLFLOW_TRACKING_CLIENT_CERT_PATH)', () => {
     expect((error as ConfigError).message).toMatch(/MLFLOW_TRACKING_CLIENT_CERT_PATH/);
     expect((error as ConfigError).hint).toMatch(/private key/);
     expect(() => createTrackingClient({ trackingUri: url, caCertPath: join(dir, 'nope-ca.pem'), env: {} })).toThrow(/MLFLOW_TRACKING_SERVER_CERT_PATH/);
+  });
+
+  it('with an http:// tracking URI a missing CA bundle is refused at the first https request, before it connects, with the same ConfigError', async () => {
+    const missing = join(dir, 'nope-ca.pem');
+    const refusedUpFront = (() => {
+      try {
+        resolveMlflowConnection({ trackingUri: url, env: { MLFLOW_TRACKING_SERVER_CERT_PATH: missing } });
+      } catch (error) {
+        return error as ConfigError;
+      }
+      throw new Error('an https:// tracking URI with a missing CA bundle was not refused up front');
+    })();
+    const tracking = await experimentServer();
+    try {
+      const connection = resolveMlflowConnection({ trackingUri: tracking.url, retry: { maxRetries: 3, backoffFactor: 0.01 }, env: { MLFLOW_TRACKING_SERVER_CERT_PATH: missing } });
+      if (connection.kind !== 'rest') throw new Error('expected a REST connection');
+      // http:// never reads the CA bundle, as requests never does (adapters.py cert_verify).
+      await connection.http.request({ method: 'GET', url: `${tracking.url}/api/2.0/mlflow/experiments/get?experiment_id=0` });
+      expect(tracking.requests).toHaveLength(1);
+      const before = connections();
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const error = await connection.http.request({ method: 'PUT', url: `${url}/artifacts/model.bin`, body: 'weights' }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ConfigError);
+        expect(error).toMatchObject({ message: refusedUpFront.message, hint: refusedUpFront.hint, issues: refusedUpFront.issues });
+      }
+      expect(refusedUpFront.message).toContain(`The certificate file ${missing} (caCertPath / MLFLOW_TRACKING_SERVER_CERT_PATH) cannot be read.`);
+      expect(connections() - before).toBe(0);
+    } finally {
+      await tracking.close();
+    }
+  });
+});
+
+describeWithServers('a CA bundle path that does not exist, with an http:// MLflow server', () => {
+  it('does not stop an upload, as it does not stop MLflow’s Python client', async () => {
+    const { url } = mlflowServer();
+    const { runId } = await serverRun(url);
+    const src = writeTree(scratch(), { 'metrics.json': '{"acc": 0.93}' });
+    const env = { MLFLOW_TRACKING_SERVER_CERT_PATH: join(root, 'no-such-ca.pem') };
+    const uploader = new ArtifactUploader({ stage: 'training', runId, trackingUri: url, env, verify: true });
+    expect(await uploader.uploadFile(join(src, 'metrics.json'))).toMatchObject({ status: 'uploaded', runId });
+    // MLflow's client with the same variable: it logs a file and reads back ours.
+    const back = await runPython(
+      `import sys, os
+from mlflow import MlflowClient
+client = MlflowClient(tracking_uri=sys.argv[1])
+client.log_artifact(sys.argv[2], sys.argv[3], "python")
+print(open(client.download_artifacts(sys.argv[2], "metrics.json", sys.argv[4])).read())
+`,
+      { args: [url, runId, join(src, 'metrics.json'), scratch()], env },
+    );
+    expect(back.trim()).toBe('{"acc": 0.93}');
+    const listed = await createTrackingClient({ trackingUri: url, env }).listArtifacts(runId, 'python');
+    expect(listed.files.map((f) => f.path)).toEqual(['python/metrics.json']);
   });
 });
