@@ -313,11 +313,14 @@ export async function resolveTrackingConfig(options: LoadTrackingConfigOptions =
   return { config, file, source, overrides };
 }
 
-/** The config's variables that hold a value rather than a switch. */
-const VALUE_ENV_VARS = [CONCURRENCY_ENV, FINE_TUNED_MODELS_DIR_ENV, CONFIG_DIR_ENV];
-
 /** Read by uploader/journal.ts (`JOURNAL_DIR_ENV`), which config/ may not import. */
 const JOURNAL_DIR_ENV = 'ARTIFACT_UPLOADER_JOURNAL_DIR';
+
+/**
+ * Our variables that hold a value rather than a switch: the config's, and the journal's. One
+ * list for the check, the did-you-mean and the hint, so the hint names every name it may suggest.
+ */
+const VALUE_ENV_VARS = [CONCURRENCY_ENV, FINE_TUNED_MODELS_DIR_ENV, CONFIG_DIR_ENV, JOURNAL_DIR_ENV];
 
 /**
  * The command the Python wrappers run (docs/python-pipelines.md). Never suggested: any
@@ -336,7 +339,7 @@ const OUR_PREFIX = 'ARTIFACT_UPLOADER_';
  * be another tool's or a test harness's.
  */
 function unknownVariableIssue(name: string, switches: string[]): ConfigIssue | undefined {
-  if (!name.startsWith(OUR_PREFIX) || VALUE_ENV_VARS.includes(name) || name === JOURNAL_DIR_ENV || name === BIN_ENV) return undefined;
+  if (!name.startsWith(OUR_PREFIX) || VALUE_ENV_VARS.includes(name) || name === BIN_ENV) return undefined;
   if (name.endsWith('_ENABLED')) {
     const suggestion = closestMatch(name, switches);
     return { path: name, message: `unknown environment variable${suggestion ? `; did you mean ${suggestion}?` : ''}` };
@@ -349,7 +352,7 @@ function unknownVariableIssue(name: string, switches: string[]): ConfigIssue | u
   const stem = /^(.+)_ENABLE$/.exec(name)?.[1] ?? name;
   if (switches.includes(`${stem}_ENABLED`)) return { path: name, message: `unknown environment variable; did you mean ${stem}_ENABLED?` };
   // Without the prefix, which every name shares: it would make any two names look close.
-  const close = closestMatch(name.slice(OUR_PREFIX.length), [...VALUE_ENV_VARS, JOURNAL_DIR_ENV].map((v) => v.slice(OUR_PREFIX.length)));
+  const close = closestMatch(name.slice(OUR_PREFIX.length), VALUE_ENV_VARS.map((v) => v.slice(OUR_PREFIX.length)));
   return close ? { path: name, message: `unknown environment variable; did you mean ${OUR_PREFIX}${close}?` } : undefined;
 }
 

@@ -416,6 +416,21 @@ describe('environment overrides', () => {
     expect(config.concurrency).toBe(8);
   });
 
+  it('the hint lists every variable of ours once, the one the did-you-mean suggests among them', async () => {
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: { ...noEnv, ARTIFACT_UPLOADER_JOURNAL_DIRS: '/j' } }));
+    expect(error.issues).toEqual([{ path: 'ARTIFACT_UPLOADER_JOURNAL_DIRS', message: 'unknown environment variable; did you mean ARTIFACT_UPLOADER_JOURNAL_DIR?' }]);
+    const switches = STAGES.flatMap((stage) => [stage, ...ARTIFACT_KINDS[stage].map((kind) => `${stage}_${kind.replace(/[A-Z]/g, (c) => `_${c}`)}`)]);
+    const names = [
+      ...switches.map((name) => `ARTIFACT_UPLOADER_${name.toUpperCase()}_ENABLED`),
+      'ARTIFACT_UPLOADER_CONCURRENCY',
+      'ARTIFACT_UPLOADER_FINE_TUNED_MODELS_DIR',
+      'ARTIFACT_UPLOADER_CONFIG_DIR',
+      'ARTIFACT_UPLOADER_JOURNAL_DIR',
+    ];
+    const listed = error.hint!.match(/ARTIFACT_UPLOADER_[A-Z_]+/g)!;
+    expect([...listed].sort()).toEqual([...names].sort());
+  });
+
   it('ignores empty variables', async () => {
     const config = await loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_TRAINING_ENABLED: '' } });
     expect(config.training.enabled).toBe(true);
