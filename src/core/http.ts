@@ -47,7 +47,7 @@ export interface HttpAuth {
 export interface TlsOptions {
   /** Skip certificate verification. @default false */
   insecure?: boolean;
-  /** Path to a PEM CA bundle to trust; read at the first https request (see `HttpClient`). */
+  /** Path to a PEM CA bundle to trust; read at the first https request, as `requests` reads it for MLflow. */
   caCertPath?: string;
   /** Path to one PEM file holding a client certificate and its private key (mutual TLS). */
   clientCertPath?: string;
@@ -169,7 +169,7 @@ const MAX_ERROR_BODY = 64 * 1024;
  */
 export class HttpClient {
   readonly retry: ResolvedRetryOptions;
-  /** The pool's settings, but TLS's ({@link httpsSettings}). */
+  /** The pool's settings besides TLS's ({@link httpsSettings}). */
   private readonly agentOptions: Agent.Options;
   private readonly tls: TlsOptions;
   /** Names the CA bundle's setting when it cannot be read. */
