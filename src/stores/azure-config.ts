@@ -11,7 +11,7 @@
  */
 import { MAX_TIMER_MS } from '../core/abort.js';
 import { envNumber, envString, type Env } from '../core/env.js';
-import { InvalidArgumentError } from '../core/errors.js';
+import { ConfigError, InvalidArgumentError } from '../core/errors.js';
 import { redact, registerSasSignature, registerSecret } from '../core/logger.js';
 import { unquote } from '../core/unquote.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
@@ -68,7 +68,8 @@ export interface AzureStoreOptions {
   accountKey?: string;
   /**
    * A SAS token (`sv=...&sig=...`, with or without the leading `?`) for the account. `abfss://`
-   * only, as in MLflow. Redacted.
+   * only, as in MLflow. Redacted. A whole SAS URL (`https://...?sv=...`) is refused with a
+   * `ConfigError`: give only its query part.
    * @default AZURE_STORAGE_SAS_TOKEN
    */
   sasToken?: string;
@@ -280,6 +281,15 @@ function resolveAuth(kind: AzureUriKind, options: AzureStoreOptions, env: Env): 
     const raw = fromOption ?? envString('AZURE_STORAGE_SAS_TOKEN', env);
     if (raw !== undefined) {
       const sasToken = raw.trim().replace(/^\?/, '');
+      // A whole SAS URL passes the sig= check below, and was appended to the account URL after
+      // a `?`: every request went to a URL Azure cannot read.
+      if (/^[a-z][a-z0-9+.-]*:\/\//i.test(sasToken) || sasToken.includes('?')) {
+        const source = fromOption !== undefined ? 'the sasToken option' : 'AZURE_STORAGE_SAS_TOKEN';
+        throw new ConfigError(`${fromOption !== undefined ? 'The sasToken option' : 'AZURE_STORAGE_SAS_TOKEN'} holds a whole SAS URL, not a SAS token.`, {
+          hint: `Give ${source} only the query part of the SAS URL, after its "?": "sv=...&sig=..." (the account comes from the abfss:// URI, or the blobEndpoint option).`,
+          issues: [{ path: fromOption !== undefined ? 'sasToken' : 'AZURE_STORAGE_SAS_TOKEN', message: 'a URL, not the query string of a SAS' }],
+        });
+      }
       if (!/(^|&)sig=/.test(sasToken)) {
         throw new InvalidArgumentError(
           fromOption !== undefined ? 'sasToken' : 'AZURE_STORAGE_SAS_TOKEN',

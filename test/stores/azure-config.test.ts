@@ -75,6 +75,40 @@ describe('resolveAzureConfig', () => {
     expect(() => resolveAzureConfig('wasbs', { sasToken: 'sv=1&sig=x' }, {})).toThrow(/applies to abfss:\/\/ URIs only/);
   });
 
+  it('refuses a whole SAS URL as the SAS token before any request, with a hint and without its signature; a leading ? still works', () => {
+    const signature = 'U2lnbmF0dXJlT2ZUaGlzU0FT%2Bx%3D';
+    const url = `https://acct.blob.core.windows.net/fs?sv=2022-11-02&ss=b&srt=co&sp=rwdlac&se=2030-01-01T00:00:00Z&sig=${signature}`;
+    let sdkLoads = 0;
+    const loadSdk = { storageBlob: async () => void sdkLoads++ as never, identity: async () => void sdkLoads++ as never };
+    for (const [options, source] of [
+      [{ env: { AZURE_STORAGE_SAS_TOKEN: url } }, 'AZURE_STORAGE_SAS_TOKEN'],
+      [{ env: { AZURE_STORAGE_SAS_TOKEN: ` ?${url}` } }, 'AZURE_STORAGE_SAS_TOKEN'],
+      [{ env: {}, sasToken: url }, 'sasToken'],
+      [{ env: {}, sasToken: url.replace('https://', '') }, 'sasToken'],
+    ] as const) {
+      let error: unknown;
+      try {
+        new AzureBlobArtifactStore('abfss://fs@acct.dfs.core.windows.net/x', { ...options, loadSdk });
+      } catch (e) {
+        error = e;
+      }
+      expect(error, source).toBeInstanceOf(ConfigError);
+      const config = error as ConfigError;
+      expect(config.message).toMatch(/holds a whole SAS URL, not a SAS token/);
+      expect(config.hint).toMatch(/only the query part of the SAS URL, after its "\?": "sv=\.\.\.&sig=\.\.\."/);
+      expect(config.issues).toEqual([{ path: source, message: 'a URL, not the query string of a SAS' }]);
+      for (const text of [config.message, JSON.stringify(config.toJSON())]) {
+        expect(text).not.toContain('U2lnbmF0dXJl');
+        expect(text).not.toContain('sp=rwdlac');
+      }
+    }
+    expect(sdkLoads).toBe(0);
+    expect(resolveAzureConfig('abfss', {}, { AZURE_STORAGE_SAS_TOKEN: `?sv=2022-11-02&sig=${signature}` }).auth).toMatchObject({
+      kind: 'sas-token',
+      sasToken: `sv=2022-11-02&sig=${signature}`,
+    });
+  });
+
   it('reads MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT (seconds, 600 by default, 0 meaning the default as in MLflow)', () => {
     expect(resolveAzureConfig('wasbs', {}, {}).requestTimeoutMs).toBe(600_000);
     expect(resolveAzureConfig('wasbs', {}, { MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT: '30' }).requestTimeoutMs).toBe(30_000);
