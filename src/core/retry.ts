@@ -179,6 +179,8 @@ export function isRetryableError(error: unknown): boolean {
     return error.status === 413 && error.retryAfterMs !== undefined;
   }
   if (error instanceof ArtifactUploaderError) return false;
+  // Before the status: @azure/identity's EnvironmentCredential reports any failure as a 400.
+  if (isTransientCredentialError(error)) return true;
   // Errors from other libraries (the Hub client, the AWS SDK, the Azure SDK's RestError) carry
   // a status code somewhere. Azure's 503 ServerBusy and 500 OperationTimedOut are retried with
   // the other 5xx; its refusals (403 AuthenticationFailed, 404 ContainerNotFound) are not.
@@ -231,6 +233,67 @@ export function retryServerErrorOnce(): (error: unknown) => boolean {
   let serverErrors = 0;
   return (error) => (statusOf(error) === 500 ? ++serverErrors <= 1 : isRetryableError(error));
 }
+
+/** The error classes of `@azure/identity` a credential's `getToken` throws. */
+const AZURE_IDENTITY_ERRORS: ReadonlySet<string> = new Set(['CredentialUnavailableError', 'AuthenticationError', 'AuthenticationRequiredError', 'AggregateAuthenticationError']);
+
+/**
+ * Whether an `@azure/identity` error says that the token endpoint (Entra ID, a managed
+ * identity endpoint) was down, busy or out of reach, rather than that the credential is missing
+ * or refused. `@azure/identity` keeps the status of the answer in few places: a managed identity
+ * wraps MSAL's error (its `status`) in a `CredentialUnavailableError`, a client secret or
+ * certificate keeps only MSAL's message, whose OAuth error code says it (`temporarily_unavailable`,
+ * `server_error`; `network_error` for no answer or one that is not JSON), and
+ * `EnvironmentCredential` turns every failure into a 400 with that message inside. So the whole
+ * error is searched: its causes, the errors of a chain (`DefaultAzureCredential`), their statuses
+ * and those codes. A refusal (`invalid_client`: a wrong secret; no credential at all) is not, nor is
+ * a managed identity that got no answer: that is also how a machine without one fails.
+ *
+ * @example
+ * ```ts
+ * isTransientCredentialError(Object.assign(new Error('temporarily_unavailable: ...'), { name: 'AuthenticationRequiredError' })); // true
+ * isTransientCredentialError(Object.assign(new Error('invalid_client: ...'), { name: 'AuthenticationRequiredError' })); // false
+ * ```
+ */
+export function isTransientCredentialError(error: unknown): boolean {
+  const name = (error as { name?: unknown } | null)?.name;
+  if (typeof name !== 'string' || !AZURE_IDENTITY_ERRORS.has(name)) return false;
+  // `answered`: only an answer's status counts below a CredentialUnavailableError. A managed
+  // identity reports "no managed identity on this machine" (IMDS out of reach, as on a laptop) as
+  // the same unavailable network_error as an identity endpoint that is down; read as transient,
+  // DefaultAzureCredential without any credential was retried for minutes instead of failing.
+  const pending: { error: unknown; answered: boolean }[] = [{ error, answered: false }];
+  for (let seen = 0; pending.length > 0 && seen < 20; seen++) {
+    const { error: current, answered } = pending.shift()!;
+    if (typeof current !== 'object' || current === null) continue;
+    const { name: currentName, message, status, statusCode, errorCode, cause, errors } = current as {
+      name?: unknown;
+      message?: unknown;
+      status?: unknown;
+      statusCode?: unknown;
+      errorCode?: unknown;
+      cause?: unknown;
+      errors?: unknown;
+    };
+    for (const candidate of [status, statusCode]) {
+      if (typeof candidate === 'number' && RETRYABLE_STATUSES.has(candidate)) return true;
+    }
+    const onlyAnswers = answered || currentName === 'CredentialUnavailableError';
+    if (!onlyAnswers) {
+      if (isLowLevelNetworkError(current)) return true;
+      if (typeof errorCode === 'string' && TRANSIENT_OAUTH_ERRORS.test(errorCode)) return true;
+      if (typeof message === 'string' && TRANSIENT_OAUTH_ERRORS.test(message)) return true;
+    }
+    for (const next of [cause, ...(Array.isArray(errors) ? errors : [])]) pending.push({ error: next, answered: onlyAnswers });
+  }
+  return false;
+}
+
+/**
+ * OAuth 2.0's error codes for a server that cannot answer now (RFC 6749, 4.1.2.1), and MSAL's
+ * for a request that got no usable answer.
+ */
+const TRANSIENT_OAUTH_ERRORS = /\b(?:temporarily_unavailable|server_error|network_error)\b/;
 
 /**
  * The Azure SDK's `RestError` for a request that got no answer (connection refused, reset,

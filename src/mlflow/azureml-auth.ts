@@ -11,7 +11,7 @@
 import { ConfigError, MissingDependencyError, NetworkError } from '../core/errors.js';
 import { redact, registerSecret } from '../core/logger.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
-import { isRetryableError } from '../core/retry.js';
+import { isRetryableError, isTransientCredentialError, RETRYABLE_STATUSES } from '../core/retry.js';
 import type { HttpClient } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { fetchJobToken, type AzureMlJobRef } from './azureml-run-history.js';
@@ -113,8 +113,10 @@ function credentialError(error: unknown): Error {
   const name = (error as { name?: unknown }).name;
   const message = redact(firstLine(error instanceof Error ? error.message : String(error)));
   const status = (error as { statusCode?: unknown }).statusCode;
-  if (typeof status === 'number' && isRetryableError(error)) {
-    return new NetworkError(`Getting an Entra ID token for the Azure ML workspace failed: the sign-in endpoint answered ${status}${message ? ` (${message})` : ''}.`, {
+  // An answer's status, or what is left of it (EnvironmentCredential reports a 503 as a 400).
+  if ((typeof status === 'number' && isRetryableError(error)) || isTransientCredentialError(error)) {
+    const answered = typeof status === 'number' && RETRYABLE_STATUSES.has(status) ? `answered ${status}` : 'failed';
+    return new NetworkError(`Getting an Entra ID token for the Azure ML workspace failed: the sign-in endpoint ${answered}${message ? ` (${message})` : ''}.`, {
       cause: error,
       hint: 'The Entra ID sign-in endpoint (login.microsoftonline.com, or the managed identity endpoint) is busy or failing; this is retried.',
     });

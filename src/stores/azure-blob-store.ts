@@ -35,6 +35,7 @@ import { throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
 import {
   isLowLevelNetworkError,
+  isTransientCredentialError,
   toResolvedRetryOptions,
   withRetry,
   type ResolvedRetryOptions,
@@ -288,7 +289,7 @@ export class AzureBlobArtifactStore implements ArtifactStore {
         service = new sdk.BlobServiceClient(`${accountUrl}?${auth.sasToken}`, new sdk.AnonymousCredential(), pipeline);
         break;
       case 'token-credential':
-        service = new sdk.BlobServiceClient(accountUrl, auth.credential as unknown as StorageBlob.StorageSharedKeyCredential, pipeline);
+        service = new sdk.BlobServiceClient(accountUrl, keepingTokenOutage(auth.credential) as unknown as StorageBlob.StorageSharedKeyCredential, pipeline);
         break;
       case 'default-azure-credential': {
         const identity = await loadOptionalModule<{ DefaultAzureCredential: new () => AzureTokenCredential }>(
@@ -297,7 +298,7 @@ export class AzureBlobArtifactStore implements ArtifactStore {
           AZURE_IDENTITY_PEER_PACKAGE,
           `${this.usage()} without ${this.location.kind === 'wasbs' ? 'AZURE_STORAGE_CONNECTION_STRING or AZURE_STORAGE_ACCESS_KEY' : 'AZURE_STORAGE_SAS_TOKEN'}`,
         );
-        service = new sdk.BlobServiceClient(accountUrl, new identity.DefaultAzureCredential() as unknown as StorageBlob.StorageSharedKeyCredential, pipeline);
+        service = new sdk.BlobServiceClient(accountUrl, keepingTokenOutage(new identity.DefaultAzureCredential()) as unknown as StorageBlob.StorageSharedKeyCredential, pipeline);
         break;
       }
     }
@@ -318,7 +319,17 @@ export class AzureBlobArtifactStore implements ArtifactStore {
     const message = redact(firstLine(typeof e.message === 'string' ? e.message : ''));
     const url = this.target(name);
     const method = operation === 'List Blobs' ? 'GET' : operation === 'Delete Blob' ? 'DELETE' : 'PUT';
-    if (errorName === 'CredentialUnavailableError' || errorName === 'AggregateAuthenticationError' || errorName === 'AuthenticationError') {
+    // The token endpoint failing (5xx, 429, out of reach) after every retry: not the credentials'
+    // fault, so not the ConfigError below that told the user to set them.
+    if (isTransientCredentialError(error)) {
+      return new NetworkError(`Azure ${operation} of ${url} got no Entra ID token: ${message || errorName}.`, {
+        method,
+        url,
+        cause: error,
+        hint: `The token endpoint (login.microsoftonline.com, or the managed identity endpoint) kept failing or could not be reached; every request was retried ${this.retry.maxRetries} time(s). Try again later, and check that this machine reaches that endpoint (proxy settings, firewall, AZURE_AUTHORITY_HOST).`,
+      });
+    }
+    if (errorName === 'CredentialUnavailableError' || errorName === 'AggregateAuthenticationError' || errorName === 'AuthenticationError' || errorName === 'AuthenticationRequiredError') {
       return new ConfigError(`No usable Azure credential for ${url}: ${message || errorName}.`, {
         hint:
           this.location.kind === 'wasbs'
@@ -409,6 +420,35 @@ export const azureBlobStoreFactory: ArtifactStoreFactory = {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** OAuth 2.0's error codes for a refused token request (RFC 6749, 5.2): the credential's fault. */
+const OAUTH_REFUSALS = /\b(?:invalid_request|invalid_client|invalid_grant|unauthorized_client|unsupported_grant_type|invalid_scope|access_denied)\b/;
+
+/**
+ * `credential` with the cause of a token outage kept. Once a token endpoint has answered 429 or
+ * 5xx, MSAL (under `@azure/identity`'s client secret and certificate credentials) answers the same
+ * token request from its throttling cache for 60 s, or the endpoint's Retry-After, without asking
+ * it (msal-common `ThrottlingUtils`), with an error that has lost the status and the OAuth error
+ * code. Read as a refused credential, it ended an upload's retries on "No usable Azure
+ * credential" while Entra ID was down. Until a token comes, such a failure is reported as the
+ * transient one that started it; an answer that names a refusal (`invalid_client`) still wins.
+ */
+function keepingTokenOutage(credential: AzureTokenCredential): AzureTokenCredential {
+  let outage: unknown;
+  return {
+    getToken: async (scopes, options) => {
+      try {
+        const token = await credential.getToken(scopes, options);
+        outage = undefined;
+        return token;
+      } catch (error) {
+        if (isTransientCredentialError(error)) outage = error;
+        else if (outage !== undefined && !OAUTH_REFUSALS.test(errorMessage(error))) throw outage;
+        throw error;
+      }
+    },
+  };
 }
 
 /** Azure's messages carry `RequestId:...\nTime:...` lines after the first. */

@@ -102,6 +102,17 @@ describe('Entra ID token source (DefaultAzureCredential)', () => {
     // A refusal stays a ConfigError: a wrong client secret (400 invalid_client) is not retried.
     const refused = azureMlTokenSource({ credential: { getToken: () => Promise.reject(new AuthenticationError(400, { error: 'invalid_client', error_description: 'AADSTS7000215: Invalid client secret provided.' })) } });
     expect(await refused().catch((e: unknown) => e)).toBeInstanceOf(ConfigError);
+    // EnvironmentCredential (DefaultAzureCredential's first) reports every failure as a 400, the
+    // OAuth code of Entra ID's 503 inside: transient all the same, and not said to be a 400.
+    const wrapped = azureMlTokenSource({
+      credential: {
+        getToken: () =>
+          Promise.reject(new AuthenticationError(400, { error: 'EnvironmentCredential authentication failed.', error_description: 'temporarily_unavailable: Error(s): 90033 - Description: AADSTS90033: A transient error has occurred.' })),
+      },
+    });
+    const busy = await wrapped().catch((e: unknown) => e);
+    expect(busy).toBeInstanceOf(NetworkError);
+    expect((busy as NetworkError).message).toMatch(/the sign-in endpoint failed \(EnvironmentCredential authentication failed/);
   });
 
   it('names the package to install when @azure/identity is missing', async () => {

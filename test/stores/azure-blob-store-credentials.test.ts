@@ -1,0 +1,139 @@
+/**
+ * Entra ID token failures of the wasbs:// and abfss:// stores, through the real `@azure/identity`
+ * credentials (a managed identity, a client secret) against a token endpoint of the test's own:
+ * Entra ID and managed identity endpoints cannot run here. The storage request never goes out
+ * (the token comes first), so no storage server is needed: the Blob endpoint is an https:// URL
+ * nothing listens on (the SDK sends bearer tokens over https only).
+ */
+import { readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClientSecretCredential, ManagedIdentityCredential } from '@azure/identity';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, NetworkError } from '../../src/core/errors.js';
+import { isRetryableError } from '../../src/core/retry.js';
+import { AzureBlobArtifactStore } from '../../src/stores/azure-blob-store.js';
+import type { AzureTokenCredential } from '../../src/stores/azure-config.js';
+import { startTestServer, type Handler } from '../support/http-test-server.js';
+import { writeSourceFile } from './small-files-contract.js';
+
+const CLIENT_SECRET = 'client-secret-Q9x7-never-shown';
+const servers: { close(): Promise<void> }[] = [];
+const savedEnv = { IDENTITY_ENDPOINT: process.env.IDENTITY_ENDPOINT, IDENTITY_HEADER: process.env.IDENTITY_HEADER };
+
+afterEach(async () => {
+  for (const [name, value] of Object.entries(savedEnv)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+});
+
+/** An OAuth error answer, as Entra ID and the managed identity endpoints send them. */
+function oauthError(status: number, error: string): Handler {
+  return (_req, res) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error, error_description: `AADSTS: ${error} (${status})` }));
+  };
+}
+
+/** A managed identity as App Service sets one up (IDENTITY_ENDPOINT, IDENTITY_HEADER), its endpoint at `url`. */
+function managedIdentityAt(url: string): AzureTokenCredential {
+  process.env.IDENTITY_ENDPOINT = url;
+  process.env.IDENTITY_HEADER = 'identity-header';
+  // Its own retries off: the store's policy is the one under test.
+  return new ManagedIdentityCredential({ retryOptions: { maxRetries: 0 } }) as AzureTokenCredential;
+}
+
+/** A managed identity whose endpoint answers with `handler`. */
+async function managedIdentity(handler: Handler) {
+  const endpoint = await startTestServer(handler);
+  servers.push(endpoint);
+  return { endpoint, credential: managedIdentityAt(`${endpoint.url}/msi/token`) };
+}
+
+/** A service principal with a client secret, whose Entra ID (over TLS, as MSAL requires) answers token requests with `handler`. */
+async function servicePrincipal(handler: Handler) {
+  let base = '';
+  const tokenRequests: string[] = [];
+  const authority = await startTestServer(
+    (req, res, index) => {
+      if (req.url.includes('openid-configuration')) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const tenant = `${base}/tenant`;
+        // What MSAL checks a discovery document for.
+        res.end(JSON.stringify({ token_endpoint: `${tenant}/oauth2/v2.0/token`, issuer: `${tenant}/v2.0`, authorization_endpoint: `${tenant}/oauth2/v2.0/authorize`, end_session_endpoint: `${tenant}/oauth2/v2.0/logout`, jwks_uri: `${tenant}/discovery/v2.0/keys` }));
+        return;
+      }
+      tokenRequests.push(req.body.toString());
+      return handler(req, res, index);
+    },
+    { tls: true },
+  );
+  servers.push(authority);
+  base = authority.url;
+  const credential = new ClientSecretCredential('tenant', 'client', CLIENT_SECRET, {
+    authorityHost: authority.url,
+    disableInstanceDiscovery: true,
+    retryOptions: { maxRetries: 0 },
+    tlsOptions: { ca: readFileSync(authority.certPath!) },
+  } as ConstructorParameters<typeof ClientSecretCredential>[3]) as AzureTokenCredential;
+  return { tokenRequests, credential };
+}
+
+async function upload(credential: AzureTokenCredential, maxRetries = 2): Promise<unknown> {
+  const dir = await mkdtemp(join(tmpdir(), 'azure-token-'));
+  const local = await writeSourceFile(dir, 'a.txt', 'x');
+  const store = new AzureBlobArtifactStore('abfss://fs@acct.dfs.core.windows.net/runs/1/artifacts', {
+    credential,
+    blobEndpoint: 'https://127.0.0.1:1/acct',
+    env: {},
+    retry: { maxRetries, backoffFactor: 0, backoffJitter: 0 },
+  });
+  return store.uploadFile(local, 'a.txt').catch((e: unknown) => e);
+}
+
+describe('Entra ID token failures of the Azure store', () => {
+  it('a managed identity endpoint answering 503 after the retries is a retried NetworkError, not "no usable credential"', async () => {
+    const { endpoint, credential } = await managedIdentity(oauthError(503, 'temporarily_unavailable'));
+    const error = await upload(credential, 2);
+    expect(error).toBeInstanceOf(NetworkError);
+    expect(isRetryableError(error)).toBe(true);
+    const network = error as NetworkError;
+    expect(network.message).toMatch(/^Azure Put Blob of abfss:\/\/fs@acct\.dfs\.core\.windows\.net\/runs\/1\/artifacts\/a\.txt got no Entra ID token: /);
+    expect(network.hint).toMatch(/token endpoint .* kept failing or could not be reached; every request was retried 2 time\(s\)\. Try again later/);
+    // The first attempt and both retries each asked for a token.
+    expect(endpoint.requests.map((r) => r.url.split('?')[0])).toEqual(['/msi/token', '/msi/token', '/msi/token']);
+  });
+
+  it('Entra ID answering 503 temporarily_unavailable (a client secret) is a NetworkError after the retries; 400 invalid_client stays a ConfigError, not retried, without the secret', async () => {
+    const busy = await servicePrincipal(oauthError(503, 'temporarily_unavailable'));
+    const transient = await upload(busy.credential, 2);
+    expect(transient).toBeInstanceOf(NetworkError);
+    expect((transient as NetworkError).message).toMatch(/got no Entra ID token: .*temporarily_unavailable/);
+    expect((transient as NetworkError).hint).toMatch(/retried 2 time\(s\)\. Try again later/);
+    // MSAL answered the retries from its throttling cache (60 s after a 5xx), without asking.
+    expect(busy.tokenRequests).toHaveLength(1);
+
+    const refused = await servicePrincipal(oauthError(401, 'invalid_client'));
+    const config = await upload(refused.credential, 3);
+    expect(config).toBeInstanceOf(ConfigError);
+    expect((config as ConfigError).message).toMatch(/No usable Azure credential for abfss:\/\/.*invalid_client/);
+    expect((config as ConfigError).hint).toMatch(/sign in for DefaultAzureCredential/);
+    expect(refused.tokenRequests).toHaveLength(1);
+    // MSAL sent the secret, and nothing shows it.
+    expect(refused.tokenRequests[0]).toContain(`client_secret=${CLIENT_SECRET}`);
+    for (const e of [transient as Error, config as Error]) {
+      expect(`${e.message} ${JSON.stringify((e as ConfigError).toJSON())}`).not.toContain(CLIENT_SECRET);
+    }
+  });
+
+  it('a managed identity that gets no answer stays a credential error: a machine without one fails the same way', async () => {
+    // Nothing listens there: what DefaultAzureCredential's managed identity meets on a laptop
+    // (IMDS out of reach) looks exactly like this, and must not be retried for minutes.
+    const error = await upload(managedIdentityAt('http://127.0.0.1:1/msi/token'), 2);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(isRetryableError((error as ConfigError).cause)).toBe(false);
+  });
+});
