@@ -209,13 +209,20 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       return name.slice(rootPrefix.length).replace(/\/+$/, '');
     };
     const out: ArtifactEntry[] = [];
+    const dirs = new Set<string>();
+    const addDir = (path: string): void => {
+      if (dirs.has(path)) return;
+      dirs.add(path);
+      out.push({ path, isDir: true });
+    };
     let continuationToken: string | undefined;
     try {
       do {
         const page = await withRetry(
           async (_attempt, signal) => {
+            // Metadata rides in the same List Blobs answer (include=metadata): no request more.
             const pages = container
-              .listBlobsByHierarchy('/', { prefix, ...(signal ? { abortSignal: signal } : {}) })
+              .listBlobsByHierarchy('/', { prefix, includeMetadata: true, ...(signal ? { abortSignal: signal } : {}) })
               .byPage({ ...(continuationToken ? { continuationToken } : {}), maxPageSize: 5000 });
             const next = await pages.next();
             return next.done ? undefined : next.value;
@@ -223,11 +230,18 @@ export class AzureBlobArtifactStore implements ArtifactStore {
           { retry: this.retry, ...(options.signal ? { signal: options.signal } : {}) },
         );
         if (!page) break;
-        for (const p of page.segment.blobPrefixes ?? []) out.push({ path: relative(p.name), isDir: true });
+        for (const p of page.segment.blobPrefixes ?? []) addDir(relative(p.name));
         for (const item of page.segment.blobItems) {
           if (item.name === prefix) continue;
           // A zero-byte "folder/" blob some tools create; MLflow skips it too.
           if (item.name.endsWith('/') && (item.properties.contentLength ?? 0) === 0) continue;
+          // A directory of a hierarchical-namespace (ADLS Gen2) account, which the Blob API lists
+          // as a 0-byte blob beside the prefix of its children: one directory, as MLflow's
+          // abfss:// listing (Data Lake `get_paths`) shows it, also when it has no children.
+          if (isHnsDirectory(item.metadata)) {
+            addDir(relative(item.name));
+            continue;
+          }
           const size = item.properties.contentLength;
           out.push({ path: relative(item.name), isDir: false, ...(size !== undefined ? { size } : {}) });
         }
@@ -449,6 +463,15 @@ function keepingTokenOutage(credential: AzureTokenCredential): AzureTokenCredent
       }
     },
   };
+}
+
+/**
+ * Whether a listed blob is a directory of a hierarchical-namespace account: Azure marks it with
+ * the metadata `hdi_isfolder=true` (metadata names are case-insensitive in Azure).
+ */
+function isHnsDirectory(metadata: Record<string, string> | undefined): boolean {
+  if (!metadata) return false;
+  return Object.entries(metadata).some(([key, value]) => key.toLowerCase() === 'hdi_isfolder' && value.toLowerCase() === 'true');
 }
 
 /** Azure's messages carry `RequestId:...\nTime:...` lines after the first. */

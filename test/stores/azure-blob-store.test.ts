@@ -638,17 +638,23 @@ print(json.dumps({"read": read, "urls": urls}))
     expect(endpointless.map((cs) => /BlobEndpoint=([^;]*)/.exec(normalizeAzureConnectionString(cs))?.[1])).toEqual(python.urls);
   });
 
-  it('writes abfss:// roots through the Blob endpoint with AZURE_STORAGE_SAS_TOKEN, and azure-storage-blob reads them back', async () => {
-    const { account, accountKey, container, blobEndpoint } = mlflowAzureServer();
-    const sas = generateAccountSASQueryParameters(
+  /** An account SAS (query string, no `?`) of Azurite's account for the Blob service, valid for an hour. */
+  function accountSas(permissions: string): string {
+    const { account, accountKey } = mlflowAzureServer();
+    return generateAccountSASQueryParameters(
       {
         expiresOn: new Date(Date.now() + 3600_000),
-        permissions: AccountSASPermissions.parse('rwlc'),
+        permissions: AccountSASPermissions.parse(permissions),
         resourceTypes: AccountSASResourceTypes.parse('co').toString(),
         services: AccountSASServices.parse('b').toString(),
       },
       new StorageSharedKeyCredential(account, accountKey),
     ).toString();
+  }
+
+  it('writes abfss:// roots through the Blob endpoint with AZURE_STORAGE_SAS_TOKEN, and azure-storage-blob reads them back', async () => {
+    const { account, container, blobEndpoint } = mlflowAzureServer();
+    const sas = accountSas('rwlc');
     const uri = `abfss://${container}@${account}.dfs.core.windows.net/adls/${run.runId}/artifacts`;
     const store = new AzureBlobArtifactStore(uri, { env: { AZURE_STORAGE_SAS_TOKEN: sas }, blobEndpoint, blockSize: MiB, retry: { maxRetries: 1 } });
     expect(store.kind).toBe('azure-adls');
@@ -675,6 +681,34 @@ print(json.dumps({"read": read, "urls": urls}))
     expect(refused).toBeInstanceOf(HttpStatusError);
     expect((refused as HttpStatusError).status).toBe(403);
     expect((refused as HttpStatusError).message).not.toContain(/sig=([^&]+)/.exec(sas)![1]!);
+  });
+
+  it('lists the directories of a hierarchical-namespace account (0-byte blobs with hdi_isfolder=true) once, as directories', async () => {
+    // What the Blob API lists on an ADLS Gen2 account: each directory is a 0-byte blob with
+    // metadata hdi_isfolder=true, beside the prefix of its children. Azurite has no hierarchical
+    // namespace, but stores and lists such blobs as Azure does.
+    const { account, container, blobEndpoint } = mlflowAzureServer();
+    const root = `hns/${run.runId}/artifacts`;
+    const folder = { metadata: { hdi_isfolder: 'true' } };
+    const weights = Buffer.from('weights of the model');
+    for (const name of ['model', 'model/empty', 'logs']) await containerClient().getBlockBlobClient(`${root}/${name}`).upload('', 0, folder);
+    await containerClient().getBlockBlobClient(`${root}/model/weights.bin`).upload(weights, weights.length);
+    await containerClient().getBlockBlobClient(`${root}/model/zero`).upload('', 0);
+
+    const store = new AzureBlobArtifactStore(`abfss://${container}@${account}.dfs.core.windows.net/${root}`, { sasToken: accountSas('rl'), env: {}, blobEndpoint });
+    expect(await store.list()).toEqual([
+      { path: 'logs', isDir: true },
+      { path: 'model', isDir: true },
+    ]);
+    expect(await store.list('model')).toEqual([
+      { path: 'model/empty', isDir: true },
+      { path: 'model/weights.bin', isDir: false, size: weights.length },
+      { path: 'model/zero', isDir: false, size: 0 },
+    ]);
+    expect((await listArtifactsRecursive(store)).map((e) => [e.path, e.size])).toEqual([
+      ['model/weights.bin', weights.length],
+      ['model/zero', 0],
+    ]);
   });
 
   it('MlflowClient (azure-storage-blob underneath) downloads the whole run byte-exact, and nothing else is there', async () => {
