@@ -67,3 +67,46 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * An abort signal that fires when {@link IdleTimer.touch} has not been called for `ms`: a
+ * request's timeout that measures idleness (no byte sent or received), not its length. Used by
+ * the HTTP client per request and by the Azure SDK's block uploads.
+ *
+ * @example
+ * ```ts
+ * const idle = new IdleTimer(120_000);
+ * try {
+ *   await send({ signal: idle.signal, onProgress: () => idle.touch() });
+ * } finally {
+ *   idle.stop();
+ * }
+ * ```
+ */
+export class IdleTimer {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  /** True once the timer fired (the signal aborted for idleness, not for another reason). */
+  fired = false;
+  /** @param ms How long without {@link IdleTimer.touch} until the signal fires. */
+  constructor(readonly ms: number) {
+    this.arm();
+  }
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+  /** Progress: the idle time starts again. */
+  touch(): void {
+    if (this.timer) this.timer.refresh();
+  }
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+  private arm(): void {
+    this.timer = setTimeout(() => {
+      this.fired = true;
+      this.controller.abort(new Error(`no progress for ${this.ms} ms`));
+    }, this.ms);
+  }
+}

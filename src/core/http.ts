@@ -19,6 +19,7 @@ import { readFileSync } from 'node:fs';
 import type { Agent as NodeAgent, ClientRequest, IncomingMessage, RequestOptions as NodeRequestOptions } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Agent, Dispatcher } from 'undici';
+import { IdleTimer } from './abort.js';
 import { LocalFileBlob } from './file-blob.js';
 import { FILE_CHUNK_BYTES, readFileChunks } from './file-chunks.js';
 import { sourceChange, type FileSnapshot } from './source-snapshot.js';
@@ -632,32 +633,6 @@ function lowerCaseKeys(headers: Record<string, string> | undefined): Record<stri
   const out: Record<string, string> = {};
   for (const [key, value] of Object.entries(headers ?? {})) out[key.toLowerCase()] = value;
   return out;
-}
-
-/** An abort signal that fires when {@link IdleTimer.touch} has not been called for `ms`. */
-class IdleTimer {
-  private readonly controller = new AbortController();
-  private timer: NodeJS.Timeout | undefined;
-  fired = false;
-  constructor(private readonly ms: number) {
-    this.arm();
-  }
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-  touch(): void {
-    if (this.timer) this.timer.refresh();
-  }
-  stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-  private arm(): void {
-    this.timer = setTimeout(() => {
-      this.fired = true;
-      this.controller.abort(new Error(`no progress for ${this.ms} ms`));
-    }, this.ms);
-  }
 }
 
 /** A PEM file with the certificate and the key, as `requests`' `cert=` takes it: OpenSSL picks each block out. */

@@ -25,6 +25,7 @@
  *
  * @module
  */
+import { Readable } from 'node:stream';
 import type * as StorageBlob from '@azure/storage-blob';
 import type { Env } from '../core/env.js';
 import { AbortedError, ArtifactUploaderError, ConfigError, HttpStatusError, NetworkError } from '../core/errors.js';
@@ -32,6 +33,7 @@ import { guessMimeType } from '../core/mime.js';
 import { redact, silentLogger, type Logger } from '../core/logger.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
 import { throwIfAborted } from '../core/abort.js';
+import { FILE_CHUNK_BYTES } from '../core/file-chunks.js';
 import { formatBytes } from '../core/format.js';
 import {
   isLowLevelNetworkError,
@@ -146,11 +148,11 @@ export class AzureBlobArtifactStore implements ArtifactStore {
     const contentType = guessMimeType(name).type;
     const headers: StorageBlob.BlobHTTPHeaders = contentType ? { blobContentType: contentType } : {};
     const requests: BlockBlobRequests = {
-      putBlob: async (body, contentMd5, abortSignal) => {
-        await blob.upload(body, body.length, { abortSignal, blobHTTPHeaders: { ...headers, blobContentMD5: contentMd5 } });
+      putBlob: async (body, contentMd5, abortSignal, onProgress) => {
+        await blob.upload(inSlices(body), body.length, { abortSignal, onProgress, blobHTTPHeaders: { ...headers, blobContentMD5: contentMd5 } });
       },
-      stageBlock: async (blockId, body, contentMd5, abortSignal) => {
-        await blob.stageBlock(blockId, body, body.length, { abortSignal, transactionalContentMD5: contentMd5 });
+      stageBlock: async (blockId, body, contentMd5, abortSignal, onProgress) => {
+        await blob.stageBlock(blockId, inSlices(body), body.length, { abortSignal, onProgress, transactionalContentMD5: contentMd5 });
       },
       commitBlockList: async (blockIds, abortSignal) => {
         await blob.commitBlockList(blockIds, { abortSignal, blobHTTPHeaders: headers });
@@ -172,6 +174,9 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       requests: async () => requests,
       settings: this.config,
       retry: this.retry,
+      // The SDK's requests have no idle timeout, only MLflow's 600 s for the whole request: a
+      // stalled block waited it out. Our HTTP client's (MLFLOW_HTTP_REQUEST_TIMEOUT) applies.
+      stallTimeoutMs: this.retry.timeoutMs,
       where: url,
       slowPart: 'the storage account',
       logger: this.logger,
@@ -434,6 +439,22 @@ export const azureBlobStoreFactory: ArtifactStoreFactory = {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * A request body as a stream of {@link FILE_CHUNK_BYTES} slices, for the SDK's `onProgress`: it
+ * reports a chunk as it goes to the socket, and a Buffer is one chunk, reported at once, so a
+ * stall after it never showed. The slices are views of `body`, not copies.
+ */
+function inSlices(body: Buffer): Buffer | (() => NodeJS.ReadableStream) {
+  if (body.length <= FILE_CHUNK_BYTES) return body;
+  return () =>
+    Readable.from(
+      (function* () {
+        for (let start = 0; start < body.length; start += FILE_CHUNK_BYTES) yield body.subarray(start, start + FILE_CHUNK_BYTES);
+      })(),
+      { objectMode: false },
+    );
 }
 
 /** OAuth 2.0's error codes for a refused token request (RFC 6749, 5.2): the credential's fault. */

@@ -23,7 +23,7 @@
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import type { FileHandle } from 'node:fs/promises';
 import { AbortedError, RequestTimeoutError, SourceChangedError } from '../core/errors.js';
-import { combineSignals } from '../core/abort.js';
+import { combineSignals, IdleTimer } from '../core/abort.js';
 import { errorText, type Logger } from '../core/logger.js';
 import { sourceChange, takeBackChanged, type FileSnapshot } from '../core/source-snapshot.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from '../core/retry.js';
@@ -34,12 +34,16 @@ import { openSourceFile, readSourceRange, type SourceFile, type SourceRead } fro
 import type { MultipartResume, UploadFileOptions, UploadFileResult } from './artifact-store.js';
 import { effectiveBlockSize, type AzureTransferSettings } from './azure-config.js';
 
-/** The requests of a block blob upload, bound to one blob. Each gets a signal to honour. */
+/**
+ * The requests of a block blob upload, bound to one blob. Each gets a signal to honour; the two
+ * with a body also get `onProgress`, to call as its bytes leave (see
+ * {@link BlockUploadOptions.stallTimeoutMs}).
+ */
 export interface BlockBlobRequests {
   /** `Put Blob`: the whole body in one request (`contentMd5` is its MD5, which Azure checks). */
-  putBlob(body: Buffer, contentMd5: Uint8Array, signal: AbortSignal): Promise<void>;
+  putBlob(body: Buffer, contentMd5: Uint8Array, signal: AbortSignal, onProgress: () => void): Promise<void>;
   /** `Put Block`: one block under `blockId` (base64), checked by Azure against `contentMd5`. */
-  stageBlock(blockId: string, body: Buffer, contentMd5: Uint8Array, signal: AbortSignal): Promise<void>;
+  stageBlock(blockId: string, body: Buffer, contentMd5: Uint8Array, signal: AbortSignal, onProgress: () => void): Promise<void>;
   /** `Put Block List`: makes the blob out of these blocks, in this order. */
   commitBlockList(blockIds: string[], signal: AbortSignal): Promise<void>;
   /** `Delete Blob` (a missing blob is not an error): takes back a `Put Blob` whose source changed. */
@@ -74,6 +78,12 @@ export interface BlockUploadOptions {
   retry: ResolvedRetryOptions;
   /** Longest time one request may take before it is cut off and retried. */
   requestTimeoutMs: number;
+  /**
+   * Longest time one request may make no progress (no byte of its body sent, no answer) before
+   * it is cut off and retried, for requests whose client has no idle timeout of its own (the
+   * Azure SDK's). @default none (only `requestTimeoutMs`)
+   */
+  stallTimeoutMs?: number | undefined;
   /** The caller's abort (and deadline). */
   signal?: AbortSignal;
   /** Bytes acknowledged by Azure so far (block by block). */
@@ -141,7 +151,7 @@ async function upload(source: SourceFile | SourceBytes, requests: BlockBlobReque
   if ('bytes' in source || source.size <= options.maxSinglePutSize) {
     const body = 'bytes' in source ? source.bytes : await readSourceRange(source, Buffer.allocUnsafe(source.size), 0, source.size);
     const { sha256, md5 } = sha256AndMd5(body);
-    await run.request('PUT', (signal) => requests.putBlob(body, md5, signal));
+    await run.request('PUT', (signal, onProgress) => requests.putBlob(body, md5, signal, onProgress));
     const changed = options.snapshot ? await sourceChange(source.path, options.snapshot) : undefined;
     // Already visible: take it back, so no reader ever gets a mix of two versions of the file;
     // when Azure refuses the delete, the error says the blob is left there.
@@ -249,7 +259,7 @@ async function uploadBlocks(
         await resume?.partDone(record);
         return 'held';
       }
-      await run.request('PUT', (signal) => requests.stageBlock(id, body, md5, signal));
+      await run.request('PUT', (signal, onProgress) => requests.stageBlock(id, body, md5, signal, onProgress));
       await resume?.partDone(record);
     },
   });
@@ -279,6 +289,8 @@ export interface FileBlockBlobUpload {
   requests: (signal: AbortSignal | undefined) => Promise<BlockBlobRequests>;
   settings: AzureTransferSettings;
   retry: ResolvedRetryOptions;
+  /** See {@link BlockUploadOptions.stallTimeoutMs}. @default none */
+  stallTimeoutMs?: number;
   /** The blob for messages, never a credential (`wasbs://c@a.../name`, `azureml://experiments/...`). */
   where: string;
   /** What to check when the per-file deadline passes, e.g. `the storage account`. */
@@ -333,6 +345,7 @@ export async function uploadFileAsBlockBlob(
       concurrency: settings.concurrency,
       retry,
       requestTimeoutMs: settings.requestTimeoutMs,
+      stallTimeoutMs: upload.stallTimeoutMs,
       ...(signal ? { signal } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       onRetry: (event) => {
@@ -580,17 +593,25 @@ class FileRun extends RangeStop {
     while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
   }
 
-  /** One request under the policy; `send` gets a signal that also fires after the request timeout. */
-  request(method: string, send: (signal: AbortSignal) => Promise<void>): Promise<void> {
-    const { retry, requestTimeoutMs, describe } = this.options;
+  /**
+   * One request under the policy; `send` gets a signal that also fires after the request
+   * timeout, or after `stallTimeoutMs` without a call of its `onProgress`.
+   */
+  request(method: string, send: (signal: AbortSignal, onProgress: () => void) => Promise<void>): Promise<void> {
+    const { retry, requestTimeoutMs, stallTimeoutMs, describe } = this.options;
     return withRetry(
       async (_attempt, outer) => {
         const timer = AbortSignal.timeout(requestTimeoutMs);
-        const sent = send(combineSignals(outer, timer)!);
+        const idle = stallTimeoutMs !== undefined && stallTimeoutMs < requestTimeoutMs ? new IdleTimer(stallTimeoutMs) : undefined;
+        const sent = send(combineSignals(outer, timer, idle?.signal)!, () => idle?.touch());
         this.inFlight.add(sent);
         try {
           await sent;
         } catch (error) {
+          if (idle?.fired && !outer?.aborted) {
+            // RequestTimeoutError's own hint names what sets it (MLFLOW_HTTP_REQUEST_TIMEOUT).
+            throw new RequestTimeoutError(idle.ms, { method, url: describe.url, cause: error });
+          }
           if (timer.aborted && !outer?.aborted) {
             throw new RequestTimeoutError(requestTimeoutMs, {
               method,
@@ -601,6 +622,7 @@ class FileRun extends RangeStop {
           }
           throw error;
         } finally {
+          idle?.stop();
           this.inFlight.delete(sent);
         }
       },

@@ -483,6 +483,26 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     ]);
   });
 
+  it('a block that stalls is cut off after MLFLOW_HTTP_REQUEST_TIMEOUT without progress, not the 600 s request timeout, and retried: the blob is whole', async () => {
+    resetProxy();
+    // Held unanswered until the client gives up: the SDK's request waited out the whole
+    // MLFLOW_ARTIFACT_UPLOAD_DOWNLOAD_TIMEOUT (600 s here, the default) for it.
+    proxy.addRule({ match: (r) => blockIndex(r) === 2, times: 1, fault: 'hold' });
+    const retries: RetryEvent[] = [];
+    // 2 s of no progress (MLFLOW_HTTP_REQUEST_TIMEOUT's option): within reach of the other blocks' answers on a loaded machine.
+    const store = storeFor({ retry: { maxRetries: 3, backoffFactor: 0, backoffJitter: 0, timeoutMs: 2000 } }, proxy.url);
+    const result = await store.uploadFile(bigPath, 'slow/stalled-block.bin', { onRetry: (e) => retries.push(e) });
+    expected['slow/stalled-block.bin'] = sha256(big);
+    expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big) });
+    const stalled = retries.map((e) => e.error).filter((e): e is RequestTimeoutError => e instanceof RequestTimeoutError);
+    expect(stalled.map((e) => [e.timeoutMs, e.method, e.url])).toContainEqual([2000, 'PUT', `${run.artifactUri}/slow/stalled-block.bin`]);
+    expect(stalled[0]?.hint).toMatch(/MLFLOW_HTTP_REQUEST_TIMEOUT/);
+    expect(proxy.requests.filter((r) => blockIndex(r) === 2).length).toBeGreaterThanOrEqual(2);
+    const stored = await containerClient().getBlobClient(`${store.location.rootPath}/slow/stalled-block.bin`).downloadToBuffer();
+    expect(sha256(stored)).toBe(sha256(big));
+    resetProxy();
+  });
+
   it('refusals fail at the first request with a typed error and a hint: bad key, missing container, never a secret', async () => {
     const lines: string[] = [];
     const log = (m: string, f?: Record<string, unknown>) => void lines.push(m + JSON.stringify(f ?? {}));
