@@ -12,7 +12,7 @@ import { redact, type Logger } from '../core/logger.js';
 import type { RetryEvent } from '../core/retry.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
-import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
+import { assertArtifactPath, invalidArtifactPathError, joinArtifactPath, type ArtifactPathProblem } from '../mlflow/artifacts-api.js';
 import type { AzureStoreOptions } from './azure-config.js';
 import type { GcsStoreOptions } from './gcs-config.js';
 import type { S3StoreOptions } from './s3-config.js';
@@ -116,6 +116,21 @@ export interface ArtifactStore {
    * artifact of that name, as MLflow does.
    */
   uploadFile(localPath: string, artifactPath: string, options?: UploadFileOptions): Promise<UploadFileResult>;
+  /**
+   * Refuses the artifact paths this store cannot hold under the name it would give them (the
+   * artifact root's prefix, then the path): an object name over the store's length limit. Throws
+   * one `LocalPathError` `INVALID_ARTIFACT_PATH` naming every such path, with its name's length
+   * and the limit; sends nothing. The uploader calls it with every path of an operation before
+   * the first byte of any file is sent (a directory goes up whole or not at all), and
+   * `uploadFile` checks its own path before reading the file. Stores whose names have no limit
+   * beyond the artifact path rules leave it out.
+   *
+   * @example
+   * ```ts
+   * store.checkArtifactPaths?.(['model/model.safetensors', 'model/config.json']);
+   * ```
+   */
+  checkArtifactPaths?(artifactPaths: readonly string[]): void;
   /**
    * Removes one stored file (used to take back a file whose source changed during its upload).
    * Stores that cannot delete leave it out.
@@ -453,4 +468,47 @@ export function listingPrefixes(rootPath: string, artifactDir: string | undefine
   if (dir) assertArtifactPath(dir);
   const base = joinArtifactPath(rootPath, dir);
   return { prefix: base ? `${base}/` : '', rootPrefix: rootPath ? `${rootPath}/` : '' };
+}
+
+/** The longest object name a store accepts, and how the store counts its length. */
+export interface ObjectNameLimit {
+  /** What the store calls its object names, for messages (`S3 key`, `GCS object name`, `Azure blob name`). */
+  name: string;
+  /** The most units a name may have. */
+  max: number;
+  /**
+   * `bytes`: the bytes of the name's UTF-8 (S3, GCS); `characters`: the string's length, as the
+   * service counts it (Azure Storage, 1,024 characters).
+   */
+  unit: 'bytes' | 'characters';
+}
+
+/**
+ * Throws {@link ArtifactStore.checkArtifactPaths}' error for the paths whose object name
+ * (`objectName(path)`: the root's prefix and the path) is longer than `limit`; the hint names
+ * the first such path, its name's length and the limit. One helper for every bucket store.
+ *
+ * @example
+ * ```ts
+ * assertObjectNamesFit(['model/w.bin'], (path) => joinArtifactPath('mlflow/1/abc/artifacts', path), { name: 'S3 key', max: 1024, unit: 'bytes' });
+ * ```
+ * @internal
+ */
+export function assertObjectNamesFit(artifactPaths: readonly string[], objectName: (artifactPath: string) => string, limit: ObjectNameLimit): void {
+  const tooLong: Array<ArtifactPathProblem & { length: number }> = [];
+  for (const path of artifactPaths) {
+    const name = objectName(path);
+    // One UTF-16 unit is at most 3 bytes of UTF-8: most names are short enough not to be encoded.
+    if (name.length <= limit.max / 3) continue;
+    const length = limit.unit === 'bytes' ? Buffer.byteLength(name, 'utf8') : name.length;
+    if (length > limit.max) tooLong.push({ path, length, reason: `is too long for the store: its ${limit.name} would be ${length} ${limit.unit} long (at most ${limit.max})` });
+  }
+  const first = tooLong[0];
+  if (!first) return;
+  const others = tooLong.length > 1 ? ` (and ${tooLong.length - 1} more, named in the message)` : '';
+  throw invalidArtifactPathError(
+    tooLong,
+    'Artifact path',
+    `The ${limit.name} of ${JSON.stringify(first.path)}${others} would be ${first.length} ${limit.unit}${limit.unit === 'bytes' ? ' of UTF-8' : ''} long, the artifact root's prefix included; the store allows at most ${limit.max}. Shorten the file's name or its directories' names, exclude it, or pass a shorter artifactPath.`,
+  );
 }

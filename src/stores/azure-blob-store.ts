@@ -44,7 +44,7 @@ import {
   type RetryOptions,
 } from '../core/retry.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
-import { listingPrefixes, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
+import { assertObjectNamesFit, listingPrefixes, type ObjectNameLimit, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
 import { uploadFileAsBlockBlob, type BlockBlobRequests } from './azure-block-upload.js';
 import {
   normalizeAzureConnectionString,
@@ -61,6 +61,12 @@ import { readSourceIfSmall } from './source-file.js';
 export const AZURE_BLOB_PEER_PACKAGE = '@azure/storage-blob';
 /** The npm package Entra ID credentials (`DefaultAzureCredential`) need. */
 export const AZURE_IDENTITY_PEER_PACKAGE = '@azure/identity';
+
+/**
+ * Azure Storage's limit on blob names: 1,024 characters ("Naming and Referencing Containers,
+ * Blobs, and Metadata"), for `wasbs://` and `abfss://` alike. Azurite does not check it.
+ */
+const AZURE_BLOB_NAME_LIMIT: ObjectNameLimit = { name: 'Azure blob name', max: 1024, unit: 'characters' };
 
 /** Loads the Azure SDK modules. The defaults use `import()`; tests inject failures. */
 export interface AzureSdkLoaders {
@@ -133,8 +139,14 @@ export class AzureBlobArtifactStore implements ArtifactStore {
     return `Azure ${this.kind === 'azure-blob' ? 'Blob' : 'ADLS Gen2 (Blob endpoint)'} ${this.artifactUri} via ${where} (${c.auth.source}): Put Blob per file up to ${formatBytes(c.maxSinglePutSize)}, blocks of ${formatBytes(c.blockSize)} above, ${c.concurrency} at a time`;
   }
 
+  checkArtifactPaths(artifactPaths: readonly string[]): void {
+    assertObjectNamesFit(artifactPaths, (artifactPath) => joinArtifactPath(this.location.rootPath, artifactPath), AZURE_BLOB_NAME_LIMIT);
+  }
+
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
     assertArtifactPath(artifactPath);
+    // Before the file is read: Azure would refuse the name (400) only once the bytes were sent.
+    this.checkArtifactPaths([artifactPath]);
     throwIfAborted(options.signal);
     // A small file is read whole up front (open, fstat, read, close), as the other stores do:
     // its Put Blob sends that buffer on every attempt, with no file handle kept.

@@ -66,7 +66,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
-import { parseBucketUri, startingOver } from './artifact-store.js';
+import { assertObjectNamesFit, parseBucketUri, startingOver, type ObjectNameLimit } from './artifact-store.js';
 import { resolveGcsConfig, type GcsStoreOptions, type ResolvedGcsConfig } from './gcs-config.js';
 import {
   cancelResumableSession,
@@ -83,6 +83,12 @@ import { readSourceIfSmall, toLocalPathError, type SourceRead } from './source-f
 import { combineSignals, throwIfAborted } from '../core/abort.js';
 import { snapshotFile, sourceChange, takeBackChanged } from '../core/source-snapshot.js';
 import { createHash } from '../core/node-crypto.js';
+
+/**
+ * GCS's limit on object names: 1,024 bytes of UTF-8. (Its other rule, no carriage return or line
+ * feed, is the artifact path rules' already: no control characters.)
+ */
+const GCS_NAME_LIMIT: ObjectNameLimit = { name: 'GCS object name', max: 1024, unit: 'bytes' };
 
 /** The npm package the `gs://` store needs for credentials. */
 export const GCS_PEER_PACKAGES: readonly string[] = ['@google-cloud/storage'];
@@ -203,8 +209,14 @@ export class GcsArtifactStore implements ArtifactStore {
     return `GCS ${this.artifactUri} via ${where}, ${auth}: one request per file up to ${formatBytes(c.resumableThreshold)}, resumable above in ${formatBytes(c.chunkSize)} chunks`;
   }
 
+  checkArtifactPaths(artifactPaths: readonly string[]): void {
+    assertObjectNamesFit(artifactPaths, (artifactPath) => joinArtifactPath(this.rootKey, artifactPath), GCS_NAME_LIMIT);
+  }
+
   async uploadFile(localPath: string, artifactPath: string, options: GcsUploadFileOptions = {}): Promise<GcsUploadFileResult> {
     assertArtifactPath(artifactPath);
+    // Before the file is read: GCS would refuse the name (400 invalid) only once the bytes were sent.
+    this.checkArtifactPaths([artifactPath]);
     throwIfAborted(options.signal);
     this.warnOnce();
     // A small file is read whole up front (open, fstat, read, close), as the other stores do:

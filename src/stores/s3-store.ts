@@ -61,7 +61,7 @@ import type {
   UploadFileOptions,
   UploadFileResult,
 } from './artifact-store.js';
-import { parseBucketUri, startingOver } from './artifact-store.js';
+import { assertObjectNamesFit, parseBucketUri, startingOver, type ObjectNameLimit } from './artifact-store.js';
 import { formatBytes } from '../core/format.js';
 import { guessMimeType } from '../core/mime.js';
 import { resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
@@ -79,6 +79,9 @@ import {
 } from './s3-multipart.js';
 import { abandonEarlierUpload, abortLostUploads, giveUpEarlierUpload } from './s3-resume.js';
 import { openSourceFile, readSourceIfSmall, readSourceRange, type SourceFile } from './source-file.js';
+
+/** S3's limit on object keys: 1,024 bytes of UTF-8 (S3 refuses a longer one with `KeyTooLongError`). */
+const S3_KEY_LIMIT: ObjectNameLimit = { name: 'S3 key', max: 1024, unit: 'bytes' };
 
 /**
  * The npm packages the `s3://` store needs, in the order `npm install` is told about them.
@@ -165,8 +168,14 @@ export class S3ArtifactStore implements ArtifactStore {
     return `S3 ${this.artifactUri} via ${where} (${style}): PutObject per file up to ${formatBytes(c.partSize)}, multipart above in ${formatBytes(c.partSize)} parts, ${c.maxQueueSize > c.queueSize ? `${c.queueSize} to ${c.maxQueueSize}` : c.queueSize} at a time`;
   }
 
+  checkArtifactPaths(artifactPaths: readonly string[]): void {
+    assertObjectNamesFit(artifactPaths, (artifactPath) => joinArtifactPath(this.rootKey, artifactPath), S3_KEY_LIMIT);
+  }
+
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
     assertArtifactPath(artifactPath);
+    // Before the file is read: S3 would refuse the key (KeyTooLongError) only once the bytes were sent.
+    this.checkArtifactPaths([artifactPath]);
     throwIfAborted(options.signal);
     // A small file is read whole up front (open, fstat, read, close), as the other stores do:
     // no stat and access before it, and that buffer is what every attempt of its PutObject sends.

@@ -355,6 +355,9 @@ export class ArtifactUploader<S extends StageName = StageName> {
     }
     const { target } = resolved;
     if (signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error: aborted(), target });
+    // Names too long for this store are refused like any bad name (a programmer error), before
+    // anything is archived, recorded or sent: a directory goes up whole or not at all.
+    target.store.checkArtifactPaths?.(planned.stored ?? planned.local.files.map((file) => file.artifactPath));
 
     const key = identityKey({
       trackingUri: target.trackingUri,

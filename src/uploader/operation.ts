@@ -30,7 +30,7 @@ import {
   type UploadFilesCallOptions,
 } from './options.js';
 import { checkArtifactPath, globList, inspectLocalPath, pathFilters, planFiles, planLocalDirectory, type CheckedLocalPath, type LocalPlan, type PathFilters, type PlannedFile } from './plan.js';
-import { assertManifestNameFree, transferArchive, transferDirectoryAsArchive, type TransferContext, type TransferOutcome } from './transfer.js';
+import { assertManifestNameFree, manifestArtifactPathOf, transferArchive, transferDirectoryAsArchive, type TransferContext, type TransferOutcome } from './transfer.js';
 
 /** One operation, as the pipeline sees it. */
 export interface Operation {
@@ -62,6 +62,12 @@ export interface PlannedOperation {
   shown: PlannedFile[];
   /** What, besides the files' identities, changes the outcome (options), for deduplication. */
   identity: string;
+  /**
+   * The artifact paths the transfer writes, when they are not those of `local.files` (an archive
+   * and its manifest): the store checks them before anything is sent.
+   * @default the artifact paths of `local.files`
+   */
+  stored?: readonly string[] | undefined;
   /** The transfer; `undefined` uploads `local.files` with `transferFiles`. */
   transfer?: ((ctx: TransferContext) => Promise<TransferOutcome>) | undefined;
   /** The directory whose files are uploaded (or archived), if any: the resume journal may not be inside it. */
@@ -264,6 +270,7 @@ export function archiveOperation<S extends StageName>(context: OperationContext<
         artifactPath,
         local: { files: [archive], skipped: [], skippedBytes: 0, skippedFiles: 0 },
         shown: [archive],
+        stored: manifest ? [artifactPath, manifestArtifactPathOf(artifactPath)] : [artifactPath],
         identity: `${method}:${manifest ? sha256(JSON.stringify(manifest)) : 'no-manifest'}`,
         transfer: async (ctx) => {
           if (manifest) await assertManifestNameFree(ctx, archive.artifactPath);
@@ -309,6 +316,7 @@ export function directoryArchiveOperation<S extends StageName>(
         local,
         // What a dry run shows: the archive this directory becomes (its size before compression).
         shown: [{ localPath: directory, artifactPath, size: totalBytes }],
+        stored: [artifactPath, manifestArtifactPathOf(artifactPath)],
         identity: `${method}:${JSON.stringify([filters.include, filters.exclude, options.level ?? null])}`,
         transfer: (ctx) => transferDirectoryAsArchive(ctx, { directory, artifactPath, filters, level: options.level }),
         directory,

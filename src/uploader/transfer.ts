@@ -97,7 +97,9 @@ export interface UploadPlannedFilesOptions {
 
 /**
  * Uploads every file of `plan` to `store` and returns one outcome per file, in plan order.
- * Never throws for a failed file; throws only for invalid options.
+ * Never throws for a failed file; throws only for invalid options, and, before any file is
+ * sent, for artifact paths the store cannot hold (`INVALID_ARTIFACT_PATH`, see
+ * {@link ArtifactStore.checkArtifactPaths}).
  *
  * @example
  * ```ts
@@ -120,6 +122,8 @@ export async function uploadPlannedFiles(
   if (!Number.isInteger(max) || max < concurrency) {
     throw new InvalidArgumentError('maxConcurrency', `maxConcurrency must be an integer >= concurrency (${concurrency}), got ${String(max)}.`);
   }
+  // Every name at once, before the first file: one refused halfway would leave the others stored.
+  store.checkArtifactPaths?.(plan.files.map((file) => file.artifactPath));
   // A file sent from disk holds two read buffers (core/file-chunks.ts); the chosen concurrency
   // always fits the budget, growth beyond it only as far as 32 MiB of buffers allow.
   const bufferBytes = 2 * FILE_CHUNK_BYTES;
@@ -386,7 +390,7 @@ export async function transferArchive(
     const localPath = join(work, manifestFileName(archive.artifactPath));
     await writeManifest(uploadedManifest, localPath);
     const size = (await stat(localPath)).size;
-    const manifestArtifactPath = posix.join(posix.dirname(archive.artifactPath), manifestFileName(archive.artifactPath)).replace(/^\.\//, '');
+    const manifestArtifactPath = manifestArtifactPathOf(archive.artifactPath);
     // Progress follows the archive only: the manifest is a few KiB, sent while "verifying".
     const silent = new ProgressEmitter(undefined, 0, ctx.logger);
     const second = await transferFiles({ ...ctx, progress: silent }, [{ localPath, artifactPath: manifestArtifactPath, size }]);
@@ -414,6 +418,18 @@ export async function transferArchive(
   } finally {
     if (!manifestDir) await rm(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The artifact path the manifest of the archive at `archivePath` is uploaded to: beside it.
+ *
+ * @example
+ * ```ts
+ * manifestArtifactPathOf('trials/7/best_trial_checkpoint.tar.gz'); // 'trials/7/best_trial_checkpoint.manifest.json'
+ * ```
+ */
+export function manifestArtifactPathOf(archivePath: string): string {
+  return posix.join(posix.dirname(archivePath), manifestFileName(archivePath)).replace(/^\.\//, '');
 }
 
 /**
