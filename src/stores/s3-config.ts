@@ -1,7 +1,8 @@
 /**
  * Configuration of the `s3://` artifact store, read the way MLflow's `S3ArtifactRepository`
  * reads it (`mlflow/store/artifact/s3_artifact_repo.py`): `MLFLOW_S3_ENDPOINT_URL` (else
- * botocore's `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`),
+ * botocore's `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, then the AWS config file's, which the
+ * store asks the SDK for: {@link ResolvedS3Config.ignoreConfiguredEndpointUrls}),
  * `MLFLOW_S3_IGNORE_TLS`, `MLFLOW_S3_UPLOAD_EXTRA_ARGS`, `MLFLOW_S3_EXPECTED_BUCKET_OWNER`,
  * `MLFLOW_BOTO_CLIENT_ADDRESSING_STYLE`, and the region from `AWS_REGION` /
  * `AWS_DEFAULT_REGION`. Options win over env vars. No AWS SDK types appear here, so this
@@ -74,7 +75,7 @@ export const MAX_S3_PARTS = 10_000;
 export interface S3StoreOptions {
   /**
    * Endpoint of an S3-compatible server (MinIO, Ceph, R2, moto, ...).
-   * @default MLFLOW_S3_ENDPOINT_URL, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL (as botocore), else AWS's endpoint for the region
+   * @default MLFLOW_S3_ENDPOINT_URL, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else the AWS profile's (`endpoint_url` of its `services` section's `s3`, else its own), as botocore; else AWS's endpoint for the region
    */
   endpointUrl?: string;
   /**
@@ -136,8 +137,18 @@ export interface S3StoreOptions {
 
 /** {@link S3StoreOptions} with env vars and defaults applied. */
 export interface ResolvedS3Config {
-  /** Custom endpoint, if any (no trailing slash). */
+  /**
+   * Custom endpoint from the option or the env vars, if any (no trailing slash). The store adds
+   * the AWS config file's, which only the SDK reads, once it is loaded.
+   */
   endpointUrl?: string;
+  /**
+   * True when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`: neither `AWS_ENDPOINT_URL_S3` /
+   * `AWS_ENDPOINT_URL` nor the AWS config file's `endpoint_url` is used (botocore's
+   * `ignore_configured_endpoint_urls`; the SDK is told so too). The option and
+   * `MLFLOW_S3_ENDPOINT_URL` still are: MLflow passes it to boto3 as `endpoint_url`.
+   */
+  ignoreConfiguredEndpointUrls: boolean;
   ignoreTls: boolean;
   uploadExtraArgs: Record<string, unknown>;
   expectedBucketOwner?: string;
@@ -237,6 +248,7 @@ export function resolveS3Config(options: S3StoreOptions = {}, env: Env = process
     expectedBucketOwner: options.expectedBucketOwner ?? envString('MLFLOW_S3_EXPECTED_BUCKET_OWNER', env),
     addressingStyle,
     forcePathStyle: forcePathStyleFor(addressingStyle, endpointUrl),
+    ignoreConfiguredEndpointUrls: ignoresConfiguredEndpoints(env),
     region: checkRegion(options, env),
     credentials: options.credentials,
     partSize,
@@ -306,8 +318,7 @@ function endpointSetting(option: string | undefined, env: Env): { raw: string; s
   if (option !== undefined) return { raw: option, setting: 's3.endpointUrl' };
   const mlflow = envString('MLFLOW_S3_ENDPOINT_URL', env);
   if (mlflow !== undefined) return { raw: mlflow, setting: 'MLFLOW_S3_ENDPOINT_URL' };
-  // botocore's ensure_boolean: "true" in any case is true, anything else false (never an error).
-  if (envString('AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', env)?.trim().toLowerCase() === 'true') return undefined;
+  if (ignoresConfiguredEndpoints(env)) return undefined;
   for (const name of ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL']) {
     const value = envString(name, env);
     if (value !== undefined && value.trim() !== '') return { raw: value, setting: name };
@@ -315,11 +326,30 @@ function endpointSetting(option: string | undefined, env: Env): { raw: string; s
   return undefined;
 }
 
+/** `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`, read as botocore's `ensure_boolean` does: "true" in any case is true, anything else false (never an error). */
+function ignoresConfiguredEndpoints(env: Env): boolean {
+  return envString('AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', env)?.trim().toLowerCase() === 'true';
+}
+
 function resolveEndpoint(option: string | undefined, env: Env): string | undefined {
   const found = endpointSetting(option, env);
-  if (found === undefined || found.raw.trim() === '') return undefined;
-  const { raw, setting } = found;
-  const where = setting === 's3.endpointUrl' ? 'Option s3.endpointUrl' : `Environment variable ${setting}`;
+  if (found === undefined) return undefined;
+  return checkS3EndpointUrl(found.raw, found.setting);
+}
+
+/**
+ * Checks an endpoint URL found in `setting` (the option, an env var, the AWS config file) and
+ * returns it without the trailing slash; `undefined` when it is blank. Not an http(s) URL: a
+ * `ConfigError` naming the setting, with a hint (a forgotten `http://` is guessed).
+ *
+ * @example
+ * ```ts
+ * checkS3EndpointUrl('http://127.0.0.1:9000/', 'MLFLOW_S3_ENDPOINT_URL'); // 'http://127.0.0.1:9000'
+ * ```
+ */
+export function checkS3EndpointUrl(raw: string, setting: string): string | undefined {
+  if (raw.trim() === '') return undefined;
+  const where = setting === 's3.endpointUrl' ? 'Option s3.endpointUrl' : /^[A-Z0-9_]+$/.test(setting) ? `Environment variable ${setting}` : `The ${setting}`;
   let parsed: URL;
   try {
     parsed = new URL(raw.trim());

@@ -64,7 +64,7 @@ import type {
 import { assertObjectNamesFit, parseBucketUri, startingOver, type ObjectNameLimit } from './artifact-store.js';
 import { formatBytes } from '../core/format.js';
 import { guessMimeType } from '../core/mime.js';
-import { resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
+import { checkS3EndpointUrl, forcePathStyleFor, resolveS3Config, type ResolvedS3Config, type S3StoreOptions } from './s3-config.js';
 import { combineSignals, throwIfAborted } from '../core/abort.js';
 import { sourceChange } from '../core/source-snapshot.js';
 import {
@@ -143,7 +143,8 @@ export class S3ArtifactStore implements ArtifactStore {
   readonly bucket: string;
   /** Key prefix of the run's artifact root (no leading or trailing `/`; may be empty). */
   readonly rootKey: string;
-  private readonly config: ResolvedS3Config;
+  /** The settings in force; the AWS config file's endpoint joins them once the SDK is loaded (`createClient`). */
+  private config: ResolvedS3Config;
   private readonly retry: ResolvedRetryOptions;
   private readonly logger: Logger;
   private readonly loadSdk: AwsSdkLoader;
@@ -405,12 +406,22 @@ export class S3ArtifactStore implements ArtifactStore {
 
   private async createClient(): Promise<{ sdk: Sdk; client: ClientS3.S3Client }> {
     const sdk = await loadSdkModules(this.loadSdk);
+    if (this.config.endpointUrl === undefined && !this.config.ignoreConfiguredEndpointUrls) {
+      // The SDK would send to an endpoint the AWS config file gives (a profile's endpoint_url, its
+      // services section) on its own, addressing `bucket.minio:9000`; botocore counts it as custom,
+      // so path style, as for the env vars: it is resolved here too, for the addressing style,
+      // describe() and the error hints.
+      const endpointUrl = await configuredEndpoint(sdk);
+      if (endpointUrl !== undefined) this.config = { ...this.config, endpointUrl, forcePathStyle: forcePathStyleFor(this.config.addressingStyle, endpointUrl) };
+    }
     const c = this.config;
     const region = c.region ?? (await profileRegion(sdk)) ?? 'us-east-1';
     const client = new sdk.s3.S3Client({
       region,
       ...(c.endpointUrl ? { endpoint: c.endpointUrl } : {}),
       forcePathStyle: c.forcePathStyle,
+      // Our env says so (it may not be process.env, which is what the SDK reads).
+      ...(c.ignoreConfiguredEndpointUrls ? { ignoreConfiguredEndpointUrls: true } : {}),
       // boto3 follows a bucket's region on a 301/400 redirect; so do we.
       followRegionRedirects: true,
       maxAttempts: this.retry.maxRetries + 1,
@@ -570,6 +581,34 @@ async function profileRegion(sdk: Sdk): Promise<string | undefined> {
   } finally {
     probe.destroy();
   }
+}
+
+/**
+ * The endpoint the SDK's own chain configures, if any: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`,
+ * then, in the AWS config file (`AWS_CONFIG_FILE`, else `~/.aws/config`), the `s3` `endpoint_url`
+ * of the profile's `services` section, else the profile's own `endpoint_url`; none when
+ * `ignore_configured_endpoint_urls` is set (`@smithy/core`'s `getEndpointFromConfig`, botocore's
+ * `ConfiguredEndpointProvider`). Checked like an env var's: a `ConfigError` when it is no
+ * http(s) URL, or when the profile names a services section the file does not have.
+ */
+async function configuredEndpoint(sdk: Sdk): Promise<string | undefined> {
+  // `serviceConfiguredEndpoint` is what the SDK's endpoint middleware itself reads (marked
+  // internal in @smithy/core's types, the only way to its reading of the file); an SDK without it
+  // leaves the endpoint to the SDK, as before.
+  const probe = new sdk.s3.S3Client({});
+  let raw: string | undefined;
+  try {
+    raw = await probe.config.serviceConfiguredEndpoint?.();
+  } catch (error) {
+    throw new ConfigError(`The AWS config file's endpoint settings cannot be read: ${errorText(error)}`, {
+      issues: [{ path: 'AWS config file', message: 'endpoint_url or services section' }],
+      hint: 'Fix the profile in the AWS config file (AWS_CONFIG_FILE, else ~/.aws/config; the profile is AWS_PROFILE, else default), or set MLFLOW_S3_ENDPOINT_URL, which wins over it.',
+      cause: error,
+    });
+  } finally {
+    probe.destroy();
+  }
+  return raw === undefined ? undefined : checkS3EndpointUrl(raw, 'endpoint_url of the AWS config file (or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL of this process)');
 }
 
 // ───────────────────────────── helpers ─────────────────────────────

@@ -1,6 +1,9 @@
 import { constants as bufferConstants } from 'node:buffer';
-import { describe, expect, it } from 'vitest';
-import { ConfigError, InvalidArgumentError, MissingDependencyError } from '../../src/core/errors.js';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
+import { AbortedError, ConfigError, InvalidArgumentError, MissingDependencyError } from '../../src/core/errors.js';
 import { guessMimeType } from '../../src/core/mime.js';
 import { forcePathStyleFor, resolveS3Config } from '../../src/stores/s3-config.js';
 import { effectivePartSize } from '../../src/stores/s3-multipart.js';
@@ -37,6 +40,7 @@ describe('S3 configuration from MLflow env vars', () => {
       expectedBucketOwner: undefined,
       addressingStyle: 'auto',
       forcePathStyle: false,
+      ignoreConfiguredEndpointUrls: false,
       region: undefined,
       credentials: undefined,
       partSize: 8 * MiB,
@@ -115,7 +119,7 @@ describe('S3 configuration from MLflow env vars', () => {
     expect(resolveS3Config({}, { AWS_ENDPOINT_URL: 'http://minio:9000' })).toMatchObject({ endpointUrl: 'http://minio:9000', forcePathStyle: true });
     expect(resolveS3Config({}, { AWS_ENDPOINT_URL_S3: 'http://s3only:1', AWS_ENDPOINT_URL: 'http://all:2' }).endpointUrl).toBe('http://s3only:1');
     expect(resolveS3Config({}, { MLFLOW_S3_ENDPOINT_URL: 'http://mlflow:3', AWS_ENDPOINT_URL_S3: 'http://s3only:1' }).endpointUrl).toBe('http://mlflow:3');
-    expect(resolveS3Config({}, { AWS_ENDPOINT_URL_S3: 'http://s3only:1', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' })).toMatchObject({ endpointUrl: undefined, forcePathStyle: false });
+    expect(resolveS3Config({}, { AWS_ENDPOINT_URL_S3: 'http://s3only:1', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' })).toMatchObject({ endpointUrl: undefined, forcePathStyle: false, ignoreConfiguredEndpointUrls: true });
     const bad = thrown(() => resolveS3Config({}, { AWS_ENDPOINT_URL_S3: 'minio:9000' })) as ConfigError;
     expect(bad).toBeInstanceOf(ConfigError);
     expect(bad.message).toContain('AWS_ENDPOINT_URL_S3');
@@ -296,6 +300,58 @@ describeWithServers('Endpoint from AWS_ENDPOINT_URL_S3 against botocore', () => 
     const url = out.trim().split('\n').pop();
     expect(url).toBe('http://minio.example:9000/models/k');
     expect(`${config.endpointUrl}${config.forcePathStyle ? '/models/k' : ''}`).toBe(url);
+  });
+});
+
+describeWithServers('Endpoint from the AWS config file against botocore', () => {
+  it('addresses the bucket where boto3 (as MLflow builds it) would, for a profile\'s endpoint_url and its services section; AWS_IGNORE_CONFIGURED_ENDPOINT_URLS turns both off', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 's3-config-file-'));
+    const configFile = join(dir, 'config');
+    const endpoint = 'http://minio.example:9000';
+    await writeFile(configFile, ['[profile own]', `endpoint_url = ${endpoint}`, '', '[profile services]', 'services = local', '', '[services local]', 's3 =', `  endpoint_url = ${endpoint}`, ''].join('\n'));
+    /**
+     * Where MLflow's boto3 client would PUT `models/k` with each env (a presigned URL is built
+     * offline): one interpreter, a new boto3 session and no cached MLflow client per env.
+     */
+    const botocoreUrls = async (envs: Array<Record<string, string>>): Promise<string[]> => {
+      const out = await runPython(
+        [
+          'import json, os, sys, boto3',
+          'from mlflow.store.artifact.s3_artifact_repo import _cached_get_s3_client, _get_s3_client',
+          'for env in json.loads(sys.argv[1]):',
+          "    for name in ('MLFLOW_S3_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', 'AWS_CONFIG_FILE', 'AWS_PROFILE'): os.environ.pop(name, None)",
+          '    os.environ.update(env)',
+          '    boto3.DEFAULT_SESSION = None',
+          '    _cached_get_s3_client.cache_clear()',
+          "    print(_get_s3_client(region_name='us-east-1').generate_presigned_url('put_object', Params={'Bucket': 'models', 'Key': 'k'}).split('?')[0])",
+        ].join('\n'),
+        { env: { AWS_ACCESS_KEY_ID: 'testing', AWS_SECRET_ACCESS_KEY: 'testing' }, args: [JSON.stringify(envs)] },
+      );
+      return out.trim().split('\n').slice(-envs.length);
+    };
+    /** Where ours sends: the store's description once its client is made (the request itself stopped before it leaves). */
+    const oursUrl = async (env: Record<string, string>): Promise<string> => {
+      for (const name of ['MLFLOW_S3_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS']) vi.stubEnv(name, undefined);
+      for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+      try {
+        const store = new S3ArtifactStore('s3://models/root', { env, credentials: { accessKeyId: 'testing', secretAccessKey: 'testing' }, region: 'us-east-1' });
+        await expect(store.list(undefined, { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortedError);
+        const [, where, style] = / via (endpoint \S+|AWS \S+) \((path-style|virtual-hosted)\)/.exec(store.describe()) ?? [];
+        if (where === 'AWS us-east-1') return style === 'path-style' ? 'https://s3.amazonaws.com/models/k' : 'https://models.s3.amazonaws.com/k';
+        return `${where?.replace(/^endpoint /, '')}${style === 'path-style' ? '/models/k' : '(virtual-hosted)'}`;
+      } finally {
+        vi.unstubAllEnvs();
+      }
+    };
+    const cases = ['own', 'services'].flatMap((profile) => {
+      const env = { AWS_CONFIG_FILE: configFile, AWS_PROFILE: profile };
+      return [
+        { env, url: `${endpoint}/models/k` },
+        { env: { ...env, AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' }, url: 'https://models.s3.amazonaws.com/k' },
+      ];
+    });
+    expect(await botocoreUrls(cases.map((c) => c.env))).toEqual(cases.map((c) => c.url));
+    for (const { env, url } of cases) expect(await oursUrl(env), JSON.stringify(env)).toBe(url);
   });
 });
 

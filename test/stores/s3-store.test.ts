@@ -7,10 +7,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
-import { mkdtemp, rm, utimes } from 'node:fs/promises';
+import { mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, HeadObjectCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { AbortedError, HttpStatusError, NetworkError, RequestTimeoutError, SourceChangedError, UnsupportedArtifactStoreError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
@@ -664,6 +664,43 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     }
   });
 
+  it('takes the endpoint from the AWS config file alone (a profile\'s endpoint_url, its services section), path style as botocore', async () => {
+    const { bucket } = mlflowDirectS3Server();
+    // By a host name, as MinIO's `minio:9000`: the SDK addresses an IP path style on its own, but a
+    // name virtual-hosted (`mlflow-test.localhost`, which resolves nowhere) unless told otherwise.
+    const s3Endpoint = mlflowDirectS3Server().s3Endpoint.replace('//127.0.0.1:', '//localhost:');
+    expect(s3Endpoint).toMatch(/^http:\/\/localhost:\d+$/);
+    // Only the file says where moto is: no endpoint option, no env var in `env` or in process.env.
+    const configFile = join(dir, 'aws-config');
+    await writeFile(
+      configFile,
+      ['[profile moto-own]', `endpoint_url = ${s3Endpoint}`, '', '[profile moto-services]', 'services = moto', '', '[services moto]', 's3 =', `  endpoint_url = ${s3Endpoint}`, ''].join('\n'),
+    );
+    vi.stubEnv('AWS_CONFIG_FILE', configFile);
+    for (const name of ['MLFLOW_S3_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS']) vi.stubEnv(name, undefined);
+    const client = motoClient();
+    try {
+      for (const profile of ['moto-own', 'moto-services']) {
+        vi.stubEnv('AWS_PROFILE', profile);
+        const store = new S3ArtifactStore(run.artifactUri, { credentials: { accessKeyId: 'testing', secretAccessKey: SECRET }, env: {}, retry: { maxRetries: 0 } });
+        const data = Buffer.from(`endpoint of profile ${profile}`);
+        await store.uploadFile(await writeLocal(`config-file/${profile}.txt`, data), `config-file/${profile}.txt`);
+        expect(store.describe()).toContain(`via endpoint ${s3Endpoint} (path-style)`);
+        const stored = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `${store.rootKey}/config-file/${profile}.txt` }));
+        expect(Buffer.from(await stored.Body!.transformToByteArray())).toEqual(data);
+        expected[`config-file/${profile}.txt`] = sha256(data);
+      }
+      // AWS_IGNORE_CONFIGURED_ENDPOINT_URLS turns the file's endpoint off, as in botocore and the
+      // SDK: AWS itself, virtual-hosted (the request is stopped before it leaves).
+      const ignoring = new S3ArtifactStore(run.artifactUri, { credentials: { accessKeyId: 'testing', secretAccessKey: SECRET }, env: { AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' }, retry: { maxRetries: 0 } });
+      await expect(ignoring.list(undefined, { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(AbortedError);
+      expect(ignoring.describe()).toMatch(/ via AWS( \S+)? \(virtual-hosted\)/);
+    } finally {
+      client.destroy();
+      vi.unstubAllEnvs();
+    }
+  });
+
   it('other object stores still fail fast, naming the proxied alternative', () => {
     const connection = resolveMlflowConnection({ trackingUri: mlflowDirectS3Server().url }, {});
     for (const uri of ['dbfs:/databricks/x', 'ftp://h/x']) {
@@ -685,6 +722,6 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
     const downloaded = await pythonArtifactHashes(mlflowDirectS3Server().url, run.runId, '', pythonEnv);
     expect(downloaded).toEqual(expected);
-    expect((await storeFor().list()).map((e) => e.path)).toEqual(['adaptive', 'extra', 'fixed', 'model', 'part-headers', 'resolved.txt', 'resume', 'slowdown', 'small', 'types', 'unchecked', 'verified']);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['adaptive', 'config-file', 'extra', 'fixed', 'model', 'part-headers', 'resolved.txt', 'resume', 'slowdown', 'small', 'types', 'unchecked', 'verified']);
   });
 });
