@@ -509,6 +509,6 @@ export function assertObjectNamesFit(artifactPaths: readonly string[], objectNam
   throw invalidArtifactPathError(
     tooLong,
     'Artifact path',
-    `The ${limit.name} of ${JSON.stringify(first.path)}${others} would be ${first.length} ${limit.unit}${limit.unit === 'bytes' ? ' of UTF-8' : ''} long, the artifact root's prefix included; the store allows at most ${limit.max}. Shorten the file's name or its directories' names, exclude it, or pass a shorter artifactPath.`,
+    `The ${limit.name} of ${JSON.stringify(first.path)}${others} would be ${first.length} ${limit.unit} long${limit.unit === 'bytes' ? ' in UTF-8' : ''}, the artifact root's prefix included; ${limit.name}s hold at most ${limit.max}. Shorten the file's name or its directories' names, exclude it, or pass a shorter artifactPath.`,
   );
 }
