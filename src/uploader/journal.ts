@@ -38,7 +38,7 @@
  * @module
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
-import { mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { access, constants, mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
 import { removeStagedArchives } from './archive-staging.js';
 import { hostname } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
@@ -877,6 +877,9 @@ export class UploadJournal {
    * that (`resume clear`), else S3 lifecycle rules abort them; so only records that name none
    * are removed by age or bounds without a caller's asking ({@link UploadJournal.sweep}).
    *
+   * @throws {LocalPathError} `PATH_UNWRITABLE` when the journal directory cannot be written
+   *   (checked before any record is removed), `NOT_A_DIRECTORY` / `PATH_UNREADABLE` as {@link list}.
+   *
    * @example
    * ```ts
    * const journal = await UploadJournal.open();
@@ -887,7 +890,11 @@ export class UploadJournal {
     const now = Date.now();
     const result: JournalClearResult = { removed: [], inUse: [], archives: [], at: now };
     const removedFiles = new Set<string>();
-    for (const entry of await this.list()) {
+    const entries = await this.list();
+    // Before any record goes: a clear that failed half-way through (the first `rm` refused)
+    // lost the records it had removed, whose uploads its caller never got to give up.
+    await this.assertWritable();
+    for (const entry of entries) {
       if (options.olderThanMs !== undefined && now - entry.updatedAt < options.olderThanMs) continue;
       if (entry.inUse) {
         result.inUse.push(entry);
@@ -912,6 +919,30 @@ export class UploadJournal {
     }
     result.archives = await removeStagedArchives(this.dir, options);
     return result;
+  }
+
+  /**
+   * Refuses a journal directory this user may not write in (a journal another user or a
+   * container's root made, a read-only mount): no record in it can be removed. A missing one
+   * has nothing to remove.
+   *
+   * @throws {LocalPathError} `PATH_UNWRITABLE`, naming the directory.
+   */
+  private async assertWritable(): Promise<void> {
+    try {
+      await access(this.dir, constants.W_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return;
+      if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') throw journalDirError(error, this.dir);
+      throw new LocalPathError('PATH_UNWRITABLE', this.dir, `The resume journal ${this.dir} cannot be written (${code}): none of its records can be removed.`, {
+        hint:
+          code === 'EROFS'
+            ? `It is on a read-only file system: run this where it is mounted writable, or point the journalDir option or ${JOURNAL_DIR_ENV} at another journal.`
+            : `Run this as the user who owns it (a journal a container created as root is root's), or make it writable for this user; nothing was removed or given up.`,
+        cause: error,
+      });
+    }
   }
 
   /**
