@@ -69,6 +69,7 @@ describe('artifact-uploader resume', () => {
     // Held by this (live) process: in use.
     const held = (await cli(['resume', 'list', '--json', '--journal-dir', dir])).json();
     expect(held.archives).toEqual([expect.objectContaining({ dir: stage, runId: 'run-9', artifactPath: 'best.tar.gz', directory: checkpoint, complete: true, inUse: true })]);
+    expect((await cli(['resume', 'clear', '--dry-run', '--json', '--journal-dir', dir])).json().archives).toEqual([]);
     await claim.release();
 
     const text = await cli(['resume', 'list', '--journal-dir', dir]);
@@ -81,6 +82,13 @@ describe('artifact-uploader resume', () => {
     expect(staged).toMatchObject({ dir: stage, complete: true, inUse: false });
     expect(staged!.size).toBeGreaterThan(manifest.archive.size);
     expect(staged!.ageMs).toBeGreaterThanOrEqual(0);
+
+    // `--dry-run` names it as what clear would delete (and deletes nothing); `--older-than` younger than it does not.
+    const dry = await cli(['resume', 'clear', '--dry-run', '--journal-dir', dir]);
+    expect(dry.stdout).toContain('Would remove 1 staged archive(s)');
+    expect((await cli(['resume', 'clear', '--dry-run', '--json', '--journal-dir', dir])).json().archives).toEqual([stage]);
+    expect((await cli(['resume', 'clear', '--dry-run', '--json', '--older-than', '1d', '--journal-dir', dir])).json().archives).toEqual([]);
+    expect((await cli(['resume', 'list', '--json', '--journal-dir', dir])).json().archives).toHaveLength(1);
 
     // `resume clear` deletes it (and its lock): the list is empty again.
     await cli(['resume', 'clear', '--keep-uploads', '--journal-dir', dir]);

@@ -153,6 +153,8 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     const due = (await journal.list()).filter((e) => olderThanMs === undefined || now - e.updatedAt >= olderThanMs);
     removed = due.filter((e) => !e.inUse);
     inUse = due.filter((e) => e.inUse);
+    // What `removeStagedArchives` would delete: those unused for the age that no upload running now holds.
+    archives = (await listStagedArchives(journal.dir)).filter((a) => !a.inUse && (olderThanMs === undefined || now - a.usedAt >= olderThanMs)).map((a) => a.dir);
   } else {
     ({ removed, inUse, archives, at } = await journal.clear({ olderThanMs }));
   }
@@ -198,7 +200,7 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
       `To give their uploads up, run it against that server with its credentials in the environment: ${servers.map((server) => `\`artifact-uploader resume clear --tracking-uri ${shellWord(server)}${same}\``).join(', ')}. \`--keep-uploads\` removes the records and leaves the uploads.`,
     );
   }
-  if (archives.length > 0) lines.push(`Removed ${archives.length} staged archive(s) of interrupted archive uploads.`);
+  if (archives.length > 0) lines.push(`${verb} ${archives.length} staged archive(s) of interrupted archive uploads.`);
   if (inUse.length > 0) lines.push(`Kept ${inUse.length} record(s) of uploads running now (${inUse.map((e) => `pid ${e.record?.owner.pid}`).join(', ')}).`);
   const of = (kind: ClearedUpload['upload']) => pending.filter((e) => outcomes.get(e)?.upload === kind);
   const wouldAbort = of('would-abort');
