@@ -99,8 +99,9 @@ export function earlierUploadOf(record: JournalRecord, takenOverAt: number): Ear
 /**
  * Gives up the uploads the records name, one run lookup per (target, run). Returns what became
  * of each record's upload, in the order given. Never throws: a run that cannot be resolved (the
- * server down, the run deleted, no credentials) leaves its records' uploads `left`, with the
- * reason; so does an interrupt, for the records not reached.
+ * server down, the run gone for good, no credentials) leaves its records' uploads `left`, with
+ * the reason; so does an interrupt, for the records not reached. A run marked deleted since is
+ * resolved all the same: giving its upload up logs nothing to it.
  *
  * @example
  * ```ts
@@ -245,8 +246,9 @@ function connectionWithoutCredentials(trackingUri: string, options: Pick<Abandon
 }
 
 /**
- * The store of a record's run: for a tracking target, as an upload resolves it (`runs/get`, a
- * deleted run refused); for a store's artifact URI, the store for that URI.
+ * The store of a record's run: for a tracking target, as an upload resolves it (`runs/get`),
+ * a deleted run's too (giving an upload up logs nothing to it); for a store's artifact URI,
+ * the store for that URI.
  */
 async function storeOf(
   target: string,
@@ -257,7 +259,8 @@ async function storeOf(
   const common = { env: options.env, logger: options.logger, signal: options.signal, retry: options.retry };
   if (isTrackingUriScheme(trackingUriScheme(target))) {
     const connection = connect(target);
-    return { store: (await resolveUploadTarget({ runId, source: 'explicit' }, connection, undefined, { ...common, trackingUri: target })).store, server: target };
+    // A run deleted since the interrupted upload keeps its artifact URI: its upload is given up all the same.
+    return { store: (await resolveUploadTarget({ runId, source: 'explicit', deletedToo: true }, connection, undefined, { ...common, trackingUri: target })).store, server: target };
   }
   // A store's URI, reached over the named server's connection: `mlflow-artifacts:/path` is that
   // server's proxy; `mlflow-artifacts://<host>/path` names a server of its own, asked without

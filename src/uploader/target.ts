@@ -68,13 +68,21 @@ export function ownConnection(options: Pick<TargetOptions, 'trackingUri' | 'retr
  * ```
  */
 export async function resolveUploadTarget(
-  ref: Pick<RunRef, 'runId' | 'source'>,
+  ref: Pick<RunRef, 'runId' | 'source'> & {
+    /**
+     * Take a deleted run's store too: for giving up an earlier upload of it (`resume clear`,
+     * expired records), which logs nothing to the run, and is what a run deleted since the
+     * upload was interrupted still needs (its multipart upload stays billed until aborted).
+     * @default false
+     */
+    deletedToo?: boolean;
+  },
   connection: MlflowConnection,
   client: TrackingClient | undefined,
   options: TargetOptions,
 ): Promise<UploadTarget> {
   const run = await (client ?? createTrackingClient(connection)).getRun(ref.runId, { signal: options.signal });
-  if (run.info.lifecycleStage === 'deleted') {
+  if (run.info.lifecycleStage === 'deleted' && ref.deletedToo !== true) {
     throw new InvalidArgumentError('runId', `Run ${ref.runId} on ${connection.displayUri} is deleted; artifacts cannot be logged to it.`, {
       hint: 'Restore it in the MLflow UI (or `mlflow runs restore`), or log to another run.',
     });

@@ -26,6 +26,7 @@ import { describeWithServers } from '../support/servers.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { localFileIdentity, UploadJournal } from '../../src/uploader/journal.js';
 import { baseEnv, cli } from './helpers.js';
+import { deleteRun } from '../faults/helpers.js';
 
 const startProxy = useFaultProxies();
 
@@ -84,6 +85,18 @@ describeWithServers('resume clear gives up the uploads of the records it removes
     expect(uploads(run.json), why).toEqual({ 'ckpt/big.bin': 'aborted', ...smallFiles });
     expect(run.requests.filter(isAbort), why).toHaveLength(1);
     expect(run.trackingRequests.map((r) => r.path).some((p) => p.includes('/runs/get'))).toBe(true); // the run's artifact URI, looked up
+    expect(await motoUploads(runId), why).toEqual([]);
+    expect(await journalFiles(journalDir)).toEqual([]);
+  }, 300_000);
+
+  it('s3://: a run deleted since the kill: clear still aborts its multipart upload (a deleted run keeps its artifact URI, and an abort logs nothing to it)', async () => {
+    const { url, runId, journalDir, root, env, s3 } = await killed(startProxy, 'resume-clear-s3-deleted-run');
+    await deleteRun(url, runId);
+    const run = await runToEnd({ argv: ['resume', 'clear', '--json'], env, cwd: root, proxy: s3 });
+    const json = JSON.parse(run.stdout) as ClearJson;
+    const why = JSON.stringify({ requests: run.requests, stderr: run.stderr.slice(-2000) });
+    expect(json, why).toMatchObject({ ok: true });
+    expect(uploads(json), why).toEqual({ 'ckpt/big.bin': 'aborted', ...smallFiles });
     expect(await motoUploads(runId), why).toEqual([]);
     expect(await journalFiles(journalDir)).toEqual([]);
   }, 300_000);
