@@ -1032,7 +1032,8 @@ export class UploadJournal {
         const record = age > this.maxAgeMs && RECORD_NAME.test(name) ? await this.readQuiet(path) : undefined;
         const lasting = record !== undefined && hasLastingUpload(record);
         if (lasting) expired.push({ name, record, mtimeMs: info.mtimeMs });
-        if (age > this.maxAgeMs && !lasting) await rm(path, { force: true });
+        const newer = age > this.maxAgeMs && record === undefined && RECORD_NAME.test(name) && (await isNewerFormat(path));
+        if (age > this.maxAgeMs && !lasting && !newer) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
       } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name))) {
         // A writer killed between creating its temp file and renaming it (or linking it: a
@@ -1065,6 +1066,7 @@ export class UploadJournal {
       } else {
         const record = await this.readQuiet(r.path);
         if (record && this.ownedByLiveProcess(record, now)) continue;
+        if (!record && (await isNewerFormat(r.path))) continue;
         if (record && hasLastingUpload(record)) {
           lasting++;
           continue;
@@ -1157,6 +1159,19 @@ export class JournalEntry {
   remove(): Promise<boolean> {
     return this.journal.change(this.name, this.current.owner.token, () => 'delete');
   }
+}
+
+/**
+ * True when the file is a record of a newer journal format than this version reads (`version`
+ * above 1): a later artifact-uploader's, sharing the journal (the default directory is per user,
+ * not per install). This version cannot tell whether it names an upload billed until aborted,
+ * so the sweep leaves it to that version instead of deleting it by age or bounds; a record that
+ * is corrupt (not JSON, or not a record of any version) is deleted as before.
+ */
+async function isNewerFormat(path: string): Promise<boolean> {
+  const parsed = parseJson(await readFile(path, 'utf8').catch(() => ''));
+  const version = (parsed as { version?: unknown } | undefined)?.version;
+  return typeof version === 'number' && version > 1;
 }
 
 /** `JSON.parse`, `undefined` for text that is not JSON. */

@@ -300,6 +300,23 @@ describe('UploadJournal on real files', () => {
       expect(await recordFiles(dir)).toHaveLength(2);
     });
 
+    it("a record of a newer journal format (a later artifact-uploader's, sharing the journal) is never deleted by age or bounds: what upload it names is not this version's to judge; a corrupt one is", async () => {
+      const root = await tempDir();
+      const dir = join(root, 'journal');
+      const names = await sixRecords(root, dir);
+      // The later version's s3 record, and the uploaded one turned into garbage.
+      const newer = join(dir, names.s3!);
+      await writeFile(newer, JSON.stringify({ ...JSON.parse(await readFile(newer, 'utf8')), version: 2, parts: 'laid out differently' }));
+      await writeFile(join(dir, names.uploaded!), '{"version":1,');
+      for (const name of Object.values(names)) await utimes(join(dir, name), new Date(Date.now() - 8 * DAY), new Date(Date.now() - 8 * DAY));
+
+      await UploadJournal.open({ dir });
+      expect((await recordFiles(dir)).sort()).toEqual([names.s3, names.creating].sort());
+      expect(JSON.parse(await readFile(newer, 'utf8'))).toMatchObject({ version: 2 });
+      await UploadJournal.open({ dir, maxAgeMs: 10 * DAY, maxEntries: 0 });
+      expect((await recordFiles(dir)).sort()).toEqual([names.s3, names.creating].sort());
+    });
+
     it('handBack() puts a record taken over back as it was, its age included, so it stays expired', async () => {
       const root = await tempDir();
       const dir = join(root, 'journal');
