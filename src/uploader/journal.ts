@@ -38,7 +38,7 @@
  * @module
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
-import { access, constants, mkdir, open, readdir, readFile, rm, stat, type FileHandle } from 'node:fs/promises';
+import { access, constants, mkdir, open, readdir, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { removeStagedArchives } from './archive-staging.js';
 import { hostname } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
@@ -889,7 +889,8 @@ export class UploadJournal {
   async clear(options: { olderThanMs?: number } = {}): Promise<JournalClearResult> {
     const now = Date.now();
     const result: JournalClearResult = { removed: [], inUse: [], archives: [], at: now };
-    const removedFiles = new Set<string>();
+    /** Each record file or log handled, and whether it went. */
+    const removedFiles = new Map<string, boolean>();
     const entries = await this.list();
     // Before any record goes: a clear that failed half-way through (the first `rm` refused)
     // lost the records it had removed, whose uploads its caller never got to give up.
@@ -913,12 +914,28 @@ export class UploadJournal {
         continue;
       }
       // The files of one operation log share its file: removed once.
-      if (!removedFiles.has(entry.file)) await rm(entry.file, { force: true });
-      removedFiles.add(entry.file);
-      result.removed.push(entry);
+      if (!removedFiles.has(entry.file)) removedFiles.set(entry.file, await this.removeFile(entry.file));
+      if (removedFiles.get(entry.file)) result.removed.push(entry);
     }
     result.archives = await removeStagedArchives(this.dir, options);
     return result;
+  }
+
+  /**
+   * Deletes a record file or log for {@link clear}: whether it is gone. One this user may not
+   * delete (another user's, in a shared journal whose directory has the sticky bit, as `/tmp`)
+   * is left with a warning, and the clear goes on: a clear that stopped there lost the records
+   * it had removed, whose uploads its caller never got to give up.
+   */
+  private async removeFile(path: string): Promise<boolean> {
+    try {
+      await unlink(path);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return true;
+      this.logger.warn(`Could not remove the resume journal record ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}); it is left. A record of another user's is removed by that user's \`artifact-uploader resume clear\`.`);
+      return false;
+    }
   }
 
   /**

@@ -1,22 +1,26 @@
 /**
  * `resume clear` on a journal this user may read but not write (one a container made as root,
  * another user's shared journal): a PATH_UNWRITABLE error naming it, exit 2, before any record
- * is removed or any upload given up; `resume list` still lists it. Root writes everywhere, so
+ * is removed or any upload given up; `resume list` still lists it. In a shared journal (a sticky
+ * directory, as `/tmp`), `resume clear` removes this user's records and leaves another user's,
+ * with a warning, instead of stopping half-way. Root writes everywhere, so
  * when the tests run as root (as CI does) this file drops root for good once its fixtures
  * exist (test/support/unprivileged.ts): the case runs for real everywhere, never skipped.
  */
-import { chmodSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LocalPathError } from '../../src/core/errors.js';
 import { localFileIdentity, UploadJournal } from '../../src/uploader/journal.js';
-import { dropRootForGood } from '../support/unprivileged.js';
+import { dropRootForGood, giveToNobody, isRoot } from '../support/unprivileged.js';
 import { cli } from './helpers.js';
 
 let dir: string;
 let names: string[];
+/** A shared journal (sticky, like `/tmp`): this user's record, and one it may not delete. */
+let shared: { dir: string; mine: string; others: string };
 
 beforeAll(async () => {
   // Made by the current user (root in CI), readable by all, writable by its owner only; then
@@ -33,6 +37,25 @@ beforeAll(async () => {
   names = readdirSync(dir).sort();
   for (const name of names) chmodSync(join(dir, name), 0o644);
   chmodSync(dir, process.getuid?.() === 0 ? 0o755 : 0o555);
+
+  const sharedDir = join(root, 'shared-journal');
+  const sharedJournal = await UploadJournal.open({ dir: sharedDir });
+  const before = new Set<string>();
+  const recordOf = async (name: string) => {
+    await (await sharedJournal.begin(await key(name)))!.finish();
+    const made = readdirSync(sharedDir).find((n) => !before.has(n))!;
+    before.add(made);
+    return join(sharedDir, made);
+  };
+  shared = { dir: sharedDir, mine: await recordOf('a.bin'), others: await recordOf('b.bin') };
+  chmodSync(sharedDir, 0o1777);
+  giveToNobody(shared.mine);
+  if (isRoot) chmodSync(shared.others, 0o600); // root's: nobody may neither read nor delete it in a sticky directory
+  else {
+    // Not root: no other user to own it; a directory under a record's name is as undeletable by unlink.
+    rmSync(shared.others);
+    mkdirSync(shared.others);
+  }
   dropRootForGood();
 });
 
@@ -53,5 +76,14 @@ describe('a resume journal this user cannot write', () => {
     const list = await cli(['resume', 'list', '--journal-dir', dir, '--json']);
     expect(list.code, list.stderr).toBe(0);
     expect(list.json().entries.map((e: { artifactPath: string }) => e.artifactPath).sort()).toEqual(['ckpt/a.bin', 'ckpt/b.bin']);
+  });
+
+  it("resume clear in a shared (sticky) journal removes this user's records and leaves another user's with a warning, instead of failing half-way", async () => {
+    const run = await cli(['resume', 'clear', '--journal-dir', shared.dir, '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).not.toMatch(/looks like a bug|INTERNAL_ERROR/);
+    expect(run.stderr).toContain(`Could not remove the resume journal record ${shared.others}`);
+    expect(run.json().removed.map((r: { file: string }) => r.file)).toEqual([shared.mine]);
+    expect(readdirSync(shared.dir)).toEqual([basename(shared.others)]);
   });
 });
