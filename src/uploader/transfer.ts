@@ -18,7 +18,7 @@
  */
 import { rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
-import { AbortedError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
+import { AbortedError, DiskFullError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { makeTempDir } from '../core/atomic-write.js';
@@ -497,16 +497,15 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
   // would build again for nothing.
   await assertManifestNameFree(ctx, archive.artifactPath);
   const claimed = await stageFor(ctx, archive);
-  const stage = claimed?.dir;
-  const work = stage ?? (await makeTempDir('artifact-uploader-archive-'));
+  let stage = claimed?.dir;
+  let work = stage ?? (await makeTempDir('artifact-uploader-archive-'));
   let uploaded = false;
   // Whether the work directory holds a complete archive and manifest (built now or by an earlier run).
   let archived = false;
   try {
     const name = posix.basename(archive.artifactPath);
-    const out = join(work, name);
     const build = () =>
-      createCheckpointArchive(archive.directory, out, {
+      createCheckpointArchive(archive.directory, join(work, name), {
         exclude: filters.exclude,
         // Only with an include list: the default filter records its skips as `default-skip-list`.
         filter:
@@ -527,9 +526,21 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
     let staged = stage && ctx.resume?.reuses ? await findStagedArchive(stage, name) : undefined;
     for (;;) {
       if (staged) ctx.logger.info(`Resuming with the archive an interrupted run built (${staged.archivePath}); the checkpoint directory is unchanged.`);
-      const manifest = staged?.manifest ?? (await build());
+      const manifest = staged?.manifest ?? (await build().catch(async (error: unknown) => {
+        // The journal's file system is full, the temp directory's may not be: a journal that
+        // cannot be written costs the resume, not the upload (docs/resume.md). Once: a temp
+        // directory that is full too fails with DISK_FULL naming it.
+        if (!stage || !claimed || !(error instanceof DiskFullError)) throw error;
+        ctx.logger.warn(`No space left for the archive in the resume journal (${error.errno} writing ${error.path}); it is built in a temp directory instead, and cannot be resumed.`);
+        await rm(stage, { recursive: true, force: true }).catch(() => undefined);
+        await claimed.claim.release();
+        await rmdir(dirname(stage)).catch(() => undefined); // `archives/`, when it was the last one
+        stage = undefined;
+        work = await makeTempDir('artifact-uploader-archive-');
+        return build();
+      }));
       archived = true;
-      const outcome = await transferArchive(ctx, { localPath: out, artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest, stage && join(stage, 'upload'));
+      const outcome = await transferArchive(ctx, { localPath: join(work, name), artifactPath: archive.artifactPath, size: manifest.archive.size }, manifest, stage && join(stage, 'upload'));
       uploaded = outcome.status === 'uploaded';
       // A staged archive is found by its size only: one whose bytes changed on disk since (a bad
       // sector, a tool rewriting it) failed its manifest's checksum on every rerun, kept each

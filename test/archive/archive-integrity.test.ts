@@ -237,6 +237,25 @@ describe.runIf(fullDisk !== undefined)('a full disk is DISK_FULL, naming the des
     expect(existsSync(join(artifacts, 'd')) ? readdirSync(join(artifacts, 'd')) : []).toEqual([]);
   });
 
+  it('`hpo --checkpoint-dir` with the resume journal on a full file system: the archive is built in the temp directory instead and uploaded, with a warning, not DISK_FULL', async () => {
+    const cwd = tempDir('au-full-journal-');
+    const ckpt = checkpoint(cwd, 3 * 1024 * 1024);
+    const start = await cli(['runs', 'start'], { cwd });
+    expect(start.code, start.stderr).toBe(0);
+    const runId = start.stdout.trim();
+    const journalDir = join(mount, 'journal');
+    const run = await cli(['hpo', '--checkpoint-dir', ckpt, '--journal-dir', journalDir, '--json'], { cwd, env: baseEnv({ MLFLOW_RUN_ID: runId }) });
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    expect(run.stderr).toContain(`No space left for the archive in the resume journal (ENOSPC writing ${journalDir}`);
+    // What arrived is the whole archive its manifest describes; nothing is left in the journal or the temp directory.
+    const artifacts = join(cwd, 'mlruns', '0', runId, 'artifacts');
+    const [manifestName] = readdirSync(artifacts, { recursive: true, encoding: 'utf8' }).filter((n) => n.endsWith('.manifest.json'));
+    const manifest = await readManifest(join(artifacts, manifestName!));
+    expect(sha256(readFileSync(join(artifacts, manifestName!.replace(/\.manifest\.json$/, '.tar.gz'))))).toBe(manifest.archive.sha256);
+    expect(readdirSync(journalDir).filter((n) => n === 'archives')).toEqual([]);
+    expect(readdirSync(tmpdir()).filter((n) => n.startsWith('artifact-uploader-archive-'))).toEqual([]);
+  });
+
   it('createCheckpointArchive into a full file system throws DiskFullError naming the archive and removes its temp file', async () => {
     await createCheckpointArchive(checkpoint(tempDir('au-full-tmp-'), 3 * 1024 * 1024), join(mount, 'x.tar.gz')).then(
       () => expect.unreachable('the archive cannot fit'),
