@@ -357,6 +357,23 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     expected['resume/unlisted.bin'] = sha256(big);
   });
 
+  it('a rerun with another part size does not continue the earlier upload (its parts cut elsewhere): it is aborted, not listed, and the file goes whole under a new one', async () => {
+    resetProxy();
+    const store = storeFor({ partSize: 6 * MiB }, proxy.url);
+    const previous = await earlierUpload(store, 'resume/resized.bin'); // 5 MiB parts
+    const { resume, events } = resumeOf(previous);
+
+    const result = await store.uploadFile(bigPath, 'resume/resized.bin', { resume });
+    expect(result).toMatchObject({ bytes: big.length, multipart: true, sha256: sha256(big), verified: 'checksum' });
+    expect(result.bytesReused ?? 0).toBe(0);
+    expect(proxy.requests.filter(isListParts)).toEqual([]);
+    expect(proxy.requests.filter(isAbortUpload).map((r) => r.status)).toEqual([204]);
+    expect(events[0]).toBe(`aborted ${previous.uploadId}`);
+    expect(events[1]).toMatch(/^started /);
+    expect(await inProgressUploads(`${store.rootKey}/resume/`)).toEqual([]);
+    expected['resume/resized.bin'] = sha256(big);
+  });
+
   it('does not fail a file whose earlier, changed upload cannot be aborted: it warns that the parts stay billed, and uploads', async () => {
     resetProxy();
     const logger = recordingLogger();
