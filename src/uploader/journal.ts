@@ -552,6 +552,19 @@ export class UploadJournal {
   }
 
   /**
+   * True (with a warning) when record `name` is of a newer journal format ({@link isNewerFormat}):
+   * a later artifact-uploader's, which may name an upload billed until aborted, so it is neither
+   * overwritten nor deleted here; the upload goes on without the journal. Called under the
+   * record's lock, where it read as no record.
+   */
+  private async leftToNewerVersion(name: string): Promise<boolean> {
+    const path = join(this.dir, name);
+    if (!(await isNewerFormat(path))) return false;
+    this.logger.warn(`The resume journal record ${path} was written by a newer version of artifact-uploader; it is left alone, and this upload cannot be resumed if interrupted.`);
+    return true;
+  }
+
+  /**
    * What the journal knows about a key: nothing, the file uploaded, an upload started (with
    * its parts), or a record of an earlier version of the local file.
    */
@@ -581,7 +594,8 @@ export class UploadJournal {
     const owner = newOwner();
     try {
       return await this.queues.run(name, () =>
-        this.file(name).update((current) => {
+        this.file(name).update(async (current) => {
+          if (!current && (await this.leftToNewerVersion(name))) return { result: undefined };
           const record = current && sameKey(current, key) ? current : null;
           if (record && this.ownedByLiveProcess(record)) return { result: undefined };
           const now = Date.now();
@@ -654,7 +668,8 @@ export class UploadJournal {
     const name = recordName(key);
     try {
       await this.queues.run(name, () =>
-        this.file(name).update((current) => {
+        this.file(name).update(async (current) => {
+          if (!current && (await this.leftToNewerVersion(name))) return { result: undefined };
           const record = current && sameKey(current, key) ? current : null;
           if (record && this.ownedByLiveProcess(record)) return { result: undefined };
           const now = Date.now();
@@ -704,8 +719,9 @@ export class UploadJournal {
   async forget(key: Pick<JournalKey, 'target' | 'runId' | 'artifactPath'> & { local: Pick<LocalFileIdentity, 'path'> }): Promise<void> {
     const name = recordFileName(key.target, key.runId, key.artifactPath, key.local.path);
     await this.queues.run(name, () =>
-      this.file(name).update((current) => {
+      this.file(name).update(async (current) => {
         if (current && sameKey(current, key) && this.ownedByLiveProcess(current)) return { result: undefined };
+        if (!current && (await this.leftToNewerVersion(name))) return { result: undefined };
         return { remove: true, result: undefined };
       }),
     ).catch((error: unknown) => this.logger.warn(`Could not remove the resume journal record ${join(this.dir, name)}: ${(error as Error).message}`));
@@ -1182,8 +1198,10 @@ export class JournalEntry {
  * True when the file is a record of a newer journal format than this version reads (`version`
  * above 1): a later artifact-uploader's, sharing the journal (the default directory is per user,
  * not per install). This version cannot tell whether it names an upload billed until aborted,
- * so the sweep leaves it to that version instead of deleting it by age or bounds; a record that
- * is corrupt (not JSON, or not a record of any version) is deleted as before.
+ * so it leaves it to that version: the sweep does not delete it by age or bounds, and an upload
+ * of the same file neither overwrites nor removes it ({@link UploadJournal.leftToNewerVersion}).
+ * A record that is corrupt (not JSON, or not a record of any version) is replaced or deleted as
+ * before.
  */
 async function isNewerFormat(path: string): Promise<boolean> {
   const parsed = parseJson(await readFile(path, 'utf8').catch(() => ''));

@@ -185,6 +185,26 @@ describe('UploadJournal on real files', () => {
     expect((await journal.lookup(key)).state).toBe('uploaded');
   });
 
+  it("leaves a record of a newer journal format (a later artifact-uploader's, sharing the journal) alone: begin() and markUploaded() do not overwrite it, forget() does not delete it", async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const logger = recordingLogger();
+    const journal = await UploadJournal.open({ dir, logger });
+    const key = await keyFor(root);
+    await (await journal.begin(key))!.startMultipart('mpu-of-a-later-version', 5 * 1024 * 1024);
+    const [name] = await recordFiles(dir);
+    const path = join(dir, name!);
+    const newer = JSON.stringify({ ...JSON.parse(await readFile(path, 'utf8')), version: 2, owner: { pid: 1, host: 'elsewhere', token: 'later' } });
+    await writeFile(path, newer);
+
+    expect(await journal.lookup(key)).toEqual({ state: 'none' });
+    expect(await journal.begin(key)).toBeUndefined();
+    expect(logger.warnings.at(-1)).toMatch(/written by a newer version of artifact-uploader.*left alone.*cannot be resumed if interrupted/);
+    await journal.markUploaded(key);
+    await journal.forget(key);
+    expect(await readFile(path, 'utf8')).toBe(newer);
+  });
+
   it('never fails an upload when the journal cannot be written', async () => {
     const root = await tempDir();
     const blocker = join(root, 'not-a-dir');
