@@ -1199,7 +1199,7 @@ export class JournalEntry {
  * above 1): a later artifact-uploader's, sharing the journal (the default directory is per user,
  * not per install). This version cannot tell whether it names an upload billed until aborted,
  * so it leaves it to that version: the sweep does not delete it by age or bounds, and an upload
- * of the same file neither overwrites nor removes it ({@link UploadJournal.leftToNewerVersion}).
+ * of the same file neither overwrites nor removes it (`leftToNewerVersion`).
  * A record that is corrupt (not JSON, or not a record of any version) is replaced or deleted as
  * before.
  */
