@@ -23,7 +23,7 @@ import { sleep } from '../core/abort.js';
 import { isWriteRaceError } from '../core/retry.js';
 import { artifactPathProblem, invalidArtifactPathError } from '../mlflow/artifacts-api.js';
 import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
-import { MlflowRegistryClient } from '../mlflow/registry-client.js';
+import { MlflowRegistryClient, REGISTRY_CREATE_ID_TAG } from '../mlflow/registry-client.js';
 import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/registry-types.js';
 import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, registryTagList, REGISTRY_LIMITS } from '../mlflow/registry-validation.js';
 import { MlflowRestClient } from '../mlflow/rest-tracking-client.js';
@@ -42,6 +42,15 @@ import { findRunSource, localModelFiles, placeModelFiles, type RunSource } from 
  * ```
  */
 export const IDEMPOTENCY_KEY_TAG = 'artifact_uploader.idempotency_key';
+
+/**
+ * The version tags artifact-uploader writes for itself: the idempotency key, and the one-off
+ * create id that earlier releases set on the version (a process killed before removing it
+ * left it there, where a later call with the key finds it). Results leave them out, as
+ * `createRun` and `createLoggedModel` leave out theirs: the version's `tags` are the caller's.
+ * A caller's tag with one of these keys is refused, as it would overwrite the key.
+ */
+const INTERNAL_VERSION_TAGS: ReadonlySet<string> = new Set([IDEMPOTENCY_KEY_TAG, REGISTRY_CREATE_ID_TAG]);
 
 /**
  * Default of {@link RegisterModelOptions.readyTimeoutMs}: 5 minutes.
@@ -113,7 +122,7 @@ export interface RegisterModelResult {
   aliases: string[];
   /** Always `READY` on return. */
   status: ModelVersionStatus;
-  /** The version's tags (without the idempotency key's). */
+  /** The version's tags, without those artifact-uploader keeps for itself (the idempotency key's). */
   tags: Record<string, string>;
   /** `models:/<name>/<version>`, for `mlflow.artifacts.download_artifacts` and friends. */
   modelUri: string;
@@ -212,6 +221,12 @@ export function checkRegistration(options: Pick<RegisterModelOptions, 'name' | '
   const aliases = [...new Set(options.alias === undefined ? [] : typeof options.alias === 'string' ? [options.alias] : options.alias)];
   aliases.forEach((alias) => assertModelAlias(alias));
   const tags = registryTagList(options.tags, 'tags');
+  const internal = tags.find((tag) => INTERNAL_VERSION_TAGS.has(tag.key));
+  if (internal) {
+    throw new InvalidArgumentError('tags', `Tag key ${JSON.stringify(internal.key)} is artifact-uploader's own: it would overwrite what exactly-once relies on.`, {
+      hint: 'Pass the idempotency key as idempotencyKey (--idempotency-key on the command line), and give your own tags another key, e.g. "job_id".',
+    });
+  }
   assertVersionDescription(options.description);
   if (options.idempotencyKey !== undefined) assertIdempotencyKey(options.idempotencyKey);
   const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
@@ -461,7 +476,7 @@ class Registration {
         version: final.version,
       });
     }
-    const { [IDEMPOTENCY_KEY_TAG]: _key, ...tags } = final.tags;
+    const tags = Object.fromEntries(Object.entries(final.tags).filter(([key]) => !INTERNAL_VERSION_TAGS.has(key)));
     return {
       name,
       version: final.version,

@@ -178,6 +178,23 @@ describe('registerModel: refused before anything is sent', () => {
     expect(accepted).not.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
+  it("a tag key artifact-uploader keeps for itself (artifact_uploader.idempotency_key, artifact_uploader.create_id) is an InvalidArgumentError before any request (it overwrote the key, and the same key then made a second version)", async () => {
+    // The closed port: any request would fail with a NetworkError instead.
+    const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', idempotencyKey: 'job-1', retry: FAST_RETRY };
+    for (const key of ['artifact_uploader.idempotency_key', 'artifact_uploader.create_id']) {
+      const error = await registerModel({ ...base, tags: { [key]: 'other' } }).catch((e: unknown) => e);
+      expect(error, key).toBeInstanceOf(InvalidArgumentError);
+      expect(error, key).toMatchObject({ argument: 'tags', message: expect.stringContaining(`"${key}" is artifact-uploader's own`) });
+      expect((error as InvalidArgumentError).hint, key).toMatch(/idempotencyKey/);
+    }
+    // The stage helpers check before the upload; the CLI exits 2.
+    const checkpoint = writeTree(scratch(), { 'adapter_model.safetensors': 'w' });
+    await expect(uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: base.runId, trackingUri: base.trackingUri, retry: FAST_RETRY, env: {}, register: { name: 'ok', tags: { 'artifact_uploader.idempotency_key': 'x' } } })).rejects.toMatchObject({ argument: 'tags' });
+    const res = await cli(['register', 'ok', '--artifact-path', 'onnx', '--run-id', base.runId, '--tracking-uri', base.trackingUri, '--tag', 'artifact_uploader.idempotency_key=x', '--json']);
+    expect(res.code).toBe(2);
+    expect(res.json()).toMatchObject({ ok: false, error: { code: 'INVALID_ARGUMENT', hint: expect.stringContaining('idempotencyKey') } });
+  });
+
   it('an artifactPath as a shell completes it ("onnx/", "./onnx") gets a hint with the form to write, not the upload\'s "rename the files"', async () => {
     const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
     for (const artifactPath of ['onnx/', './onnx', '/onnx']) {
@@ -638,6 +655,40 @@ print(json.dumps(files))
     expect(view.versions.map((v) => v.version)).toEqual(['1']);
     expect(view.alias_version).toBe('1');
     expect(view.logged_models).toHaveLength(1);
+  });
+
+  it('a version an earlier release made (still tagged artifact_uploader.create_id) is returned by its key without our internal tags, and its own tags kept', async () => {
+    // Releases before this one tagged the version with a one-off create id and removed it after
+    // the create; a process killed in between left it there, and a rerun with the key returned
+    // it among the version's tags, beside the user's.
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const name = unique('earlier-release');
+    const key = unique('earlier-key');
+    const made = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
+uri, exp_id, run_id, name, key = sys.argv[1:6]
+c = MlflowClient(tracking_uri=uri)
+m = c.create_logged_model(experiment_id=exp_id, source_run_id=run_id)
+c.finalize_logged_model(m.model_id, LoggedModelStatus.READY)
+c.create_registered_model(name)
+v = c.create_model_version(name, f"models:/{m.model_id}", run_id=run_id, model_id=m.model_id,
+    tags={"artifact_uploader.create_id": "0f1e2d3c-killed-before-removal", "artifact_uploader.idempotency_key": key, "stage": "conversion"})
+print(json.dumps({"version": v.version, "model_id": m.model_id}))
+`,
+      { args: [url, experimentId, runId, name, key] },
+    );
+    const earlier = JSON.parse(made.trim().split('\n').pop()!) as { version: string; model_id: string };
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: key, trackingUri: url });
+    expect(result).toMatchObject({ version: earlier.version, modelId: earlier.model_id, created: false, aliases: ['champion'] });
+    expect(result.tags).toEqual({ stage: 'conversion' });
+    // Hidden from the result only: the server's version is as it was (Python's view).
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions).toHaveLength(1);
+    expect(view.versions[0]!.tags).toEqual({ 'artifact_uploader.create_id': '0f1e2d3c-killed-before-removal', 'artifact_uploader.idempotency_key': key, stage: 'conversion' });
   });
 
   it('registerModel and a stage helper inside withRun register on the run\'s own tracking server, as its uploads go there', async () => {
