@@ -33,6 +33,19 @@ export const REGISTRY_LIMITS = Object.freeze({
 });
 
 /**
+ * A string's length as MLflow's limits count it: in characters (code points), as Python's `len`
+ * and the databases do, not in UTF-16 units as JavaScript's `length` (an emoji is one, not two).
+ *
+ * @example
+ * ```ts
+ * characterCount('\u{1F600}'); // 1 ('\u{1F600}'.length is 2)
+ * ```
+ */
+export function characterCount(text: string): number {
+  return [...text].length;
+}
+
+/**
  * A name MLflow takes as missing: `model_name.strip() == ""`, Python's whitespace, which is not
  * JavaScript's `trim()` (Python's has U+001C..U+001F and U+0085, not U+FEFF).
  */
@@ -76,7 +89,7 @@ export function assertRegisteredModelName(name: unknown): asserts name is string
   };
   if (typeof name !== 'string' || PYTHON_BLANK.test(name)) fail('it is empty');
   const text = name as string;
-  const length = [...text].length;
+  const length = characterCount(text);
   if (length > REGISTRY_LIMITS.registeredModelNameLength) {
     fail(
       `it has ${length} characters, more than the ${REGISTRY_LIMITS.registeredModelNameLength} MLflow's database keeps`,
@@ -96,7 +109,7 @@ export function assertRegisteredModelName(name: unknown): asserts name is string
 }
 
 /**
- * Checks an alias as MLflow does: letters, digits, `_` and `-`, at most 255 characters, and
+ * Checks an alias as MLflow does: letters, digits, `_` and `-`, at most 255 characters ({@link characterCount}), and
  * neither `latest` nor a version alias such as `v3` (both reserved).
  *
  * @throws {RegistryError} `REGISTRY_INVALID_ALIAS`.
@@ -116,14 +129,14 @@ export function assertModelAlias(alias: unknown): asserts alias is string {
   const text = alias as string;
   // MLflow's `^[\w\-]*$` is a Python `re` on str: its `\w` takes any letter or digit, "campeón" too.
   if (!/^[\p{L}\p{N}_-]+$/u.test(text)) fail('only letters, digits, "_" and "-" are allowed');
-  if (text.length > REGISTRY_LIMITS.aliasLength) fail(`it is longer than ${REGISTRY_LIMITS.aliasLength} characters`);
+  if (characterCount(text) > REGISTRY_LIMITS.aliasLength) fail(`it is longer than ${REGISTRY_LIMITS.aliasLength} characters`);
   if (text.toLowerCase() === 'latest') fail('"latest" is reserved');
   if (/^[vV]\p{Nd}+$/u.test(text)) fail('version aliases ("v<number>") are reserved');
 }
 
 /**
- * Checks registry tags (keys up to 250 characters, values up to 100,000) and returns them as a
- * list.
+ * Checks registry tags (keys up to 250 characters, values up to 100,000, counted as MLflow
+ * counts them: {@link characterCount}) and returns them as a list.
  *
  * @throws {InvalidArgumentError} for a bad key or value.
  * @example
@@ -137,7 +150,7 @@ export function registryTagList(tags: Record<string, string> | undefined, argume
     throw new InvalidArgumentError(argument, `${argument} must be an object of string values.`);
   }
   return Object.entries(tags).map(([key, value]) => {
-    if (key.trim() === '' || key.length > REGISTRY_LIMITS.tagKeyLength) {
+    if (key.trim() === '' || characterCount(key) > REGISTRY_LIMITS.tagKeyLength) {
       throw new InvalidArgumentError(argument, `Tag key ${JSON.stringify(key)} must be 1 to ${REGISTRY_LIMITS.tagKeyLength} characters.`);
     }
     // MLflow's `_validate_tag_name`, which the server applies to a version's tags only after the
@@ -152,7 +165,7 @@ export function registryTagList(tags: Record<string, string> | undefined, argume
         hint: 'Remove leading or trailing "/", "//", "./" and "../" segments, e.g. "eval/dataset" instead of "/eval/dataset".',
       });
     }
-    if (typeof value !== 'string' || value.length > REGISTRY_LIMITS.tagValueLength) {
+    if (typeof value !== 'string' || characterCount(value) > REGISTRY_LIMITS.tagValueLength) {
       throw new InvalidArgumentError(argument, `Tag ${JSON.stringify(key)} must have a string value of at most ${REGISTRY_LIMITS.tagValueLength} characters.`, {
         hint: 'Convert numbers and booleans with String(value).',
       });

@@ -25,7 +25,7 @@ import { artifactPathProblem, invalidArtifactPathError } from '../mlflow/artifac
 import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
 import { MlflowRegistryClient, REGISTRY_CREATE_ID_TAG } from '../mlflow/registry-client.js';
 import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/registry-types.js';
-import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, registryTagList, REGISTRY_LIMITS } from '../mlflow/registry-validation.js';
+import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, characterCount, registryTagList, REGISTRY_LIMITS } from '../mlflow/registry-validation.js';
 import { MlflowRestClient } from '../mlflow/rest-tracking-client.js';
 import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
 import type { StoreOptions } from '../stores/artifact-store.js';
@@ -238,7 +238,7 @@ export function checkRegistration(options: Pick<RegisterModelOptions, 'name' | '
 function assertVersionDescription(description: unknown): void {
   if (description === undefined) return;
   if (typeof description !== 'string') throw new InvalidArgumentError('description', `description must be a string, got ${typeof description}.`);
-  const length = [...description].length;
+  const length = characterCount(description);
   const limit = REGISTRY_LIMITS.versionDescriptionLength;
   if (length > limit) {
     throw new InvalidArgumentError('description', `The model version's description has ${length} characters, more than the ${limit} MLflow's database keeps.`, {

@@ -178,6 +178,20 @@ describe('registerModel: refused before anything is sent', () => {
     expect(accepted).not.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
+  it("tag and alias lengths are counted in characters, as MLflow counts them: a tag value of 100,000 emoji passes the check, one of 100,001 characters does not (it refused what MLflow keeps)", async () => {
+    // The closed port: a request would fail with a NetworkError, which is how a value that passed the check shows.
+    const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
+    const emoji = '\u{1F600}';
+    await expect(registerModel({ ...base, tags: { notes: emoji.repeat(100_000) } })).rejects.toMatchObject({ code: 'NETWORK_ERROR' });
+    await expect(registerModel({ ...base, tags: { notes: `${emoji.repeat(100_000)}x` } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'tags' });
+    // A key of 250 letters outside the BMP (500 UTF-16 units), which Python's \w and len take as 250 letters.
+    const letter = '\u{1D400}';
+    await expect(registerModel({ ...base, tags: { [letter.repeat(250)]: 'v' } })).rejects.toMatchObject({ code: 'NETWORK_ERROR' });
+    await expect(registerModel({ ...base, tags: { [letter.repeat(251)]: 'v' } })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'tags' });
+    await expect(registerModel({ ...base, alias: letter.repeat(255) })).rejects.toMatchObject({ code: 'NETWORK_ERROR' });
+    await expect(registerModel({ ...base, alias: letter.repeat(256) })).rejects.toMatchObject({ code: 'REGISTRY_INVALID_ALIAS' });
+  });
+
   it("a tag key artifact-uploader keeps for itself (artifact_uploader.idempotency_key, artifact_uploader.create_id) is an InvalidArgumentError before any request (it overwrote the key, and the same key then made a second version)", async () => {
     // The closed port: any request would fail with a NetworkError instead.
     const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', idempotencyKey: 'job-1', retry: FAST_RETRY };
