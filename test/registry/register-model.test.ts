@@ -476,6 +476,29 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(front.requests.filter((r) => r.path.includes('registered-models/alias')).map((r) => r.fault ?? 'ok')).toEqual(['status', 'ok']);
   });
 
+  it('an alias another registration moves to its version after this one set it leaves this version in place, READY, and reported without the alias (it was deleted and the call failed with REGISTRY_VERSION_FAILED)', async () => {
+    // Two jobs registering to one alias at once: the later set wins, as it would had they run one
+    // after the other. The first call's read after its alias set is held until the second call
+    // has moved the alias: a real barrier, not a timing.
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const front = await proxy(url);
+    let held!: () => void;
+    const firstReadHeld = new Promise<void>((resolve) => (held = resolve));
+    front.addRule({ match: (r) => r.method === 'GET' && r.path.includes('model-versions/get'), fault: 'hold', times: 1, onHold: () => held() });
+    const name = unique('moved-alias');
+    const first = registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: unique('job-a'), trackingUri: front.url, retry: FAST_RETRY });
+    await firstReadHeld;
+    const second = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: unique('job-b'), trackingUri: url });
+    expect(second).toMatchObject({ version: '2', created: true, aliases: ['champion'] });
+    front.thaw();
+    await expect(first).resolves.toMatchObject({ version: '1', created: true, status: 'READY', aliases: [] });
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions.map((v) => v.version).sort()).toEqual(['1', '2']);
+    expect(view.alias_version).toBe('2');
+    expect(view.logged_models).toHaveLength(2);
+  });
+
   it('a lost answer to model-versions/create makes one version, not two', async () => {
     const { url } = mlflowServer();
     const { runId, experimentId } = await runWithModel(url);
