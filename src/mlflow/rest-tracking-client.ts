@@ -262,6 +262,15 @@ export class MlflowRestClient implements TrackingClient {
   }
 }
 
-function isDoesNotExist(error: unknown): boolean {
+/**
+ * MLflow's answer for an entity that is not there: a 404 with `RESOURCE_DOES_NOT_EXIST` (not a
+ * 404 of a proxy or of a server without the route).
+ *
+ * @example
+ * ```ts
+ * const run = await client.getRun(runId).catch((error: unknown) => (isDoesNotExist(error) ? undefined : Promise.reject(error)));
+ * ```
+ */
+export function isDoesNotExist(error: unknown): boolean {
   return error instanceof MlflowApiError && error.status === 404 && error.errorCode === 'RESOURCE_DOES_NOT_EXIST';
 }

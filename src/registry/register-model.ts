@@ -23,10 +23,10 @@ import { sleep } from '../core/abort.js';
 import { isWriteRaceError } from '../core/retry.js';
 import { artifactPathProblem, invalidArtifactPathError } from '../mlflow/artifacts-api.js';
 import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
-import { MlflowRegistryClient, REGISTRY_CREATE_ID_TAG } from '../mlflow/registry-client.js';
+import { MlflowRegistryClient, REGISTRY_CREATE_ID_TAG, type CreateModelVersionInput } from '../mlflow/registry-client.js';
 import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/registry-types.js';
 import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, characterCount, registryTagList, REGISTRY_LIMITS } from '../mlflow/registry-validation.js';
-import { MlflowRestClient } from '../mlflow/rest-tracking-client.js';
+import { isDoesNotExist, MlflowRestClient } from '../mlflow/rest-tracking-client.js';
 import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
 import type { StoreOptions } from '../stores/artifact-store.js';
 import { checkLocalPath } from '../uploader/plan.js';
@@ -381,17 +381,14 @@ class Registration {
       // Made only now, with the files in place: a failed copy, or a server without logged
       // models (MLflow 2), leaves no empty registered model behind.
       if (await this.registry.createRegisteredModel(name, { signal })) this.logger.info(`created registered model ${name}`);
-      this.version = await this.registry.createModelVersion(
-        {
-          name,
-          source: `models:/${this.loggedModel.modelId}`,
-          runId,
-          modelId: this.loggedModel.modelId,
-          ...(this.input.description ? { description: this.input.description } : {}),
-          ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}),
-        },
-        { signal },
-      );
+      this.version = await this.createVersion({
+        name,
+        source: `models:/${this.loggedModel.modelId}`,
+        runId,
+        modelId: this.loggedModel.modelId,
+        ...(this.input.description ? { description: this.input.description } : {}),
+        ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}),
+      });
       const ready = await this.waitUntilReady(this.version);
       if (idempotencyKey !== undefined) {
         // Callers racing with one key each made a version; the lowest one wins, the rest undo theirs.
@@ -406,6 +403,23 @@ class Registration {
     } catch (error) {
       await this.undo();
       throw signal?.aborted && !(error instanceof AbortedError) ? new AbortedError('registerModel() was aborted by its AbortSignal; what it had made was removed.', { cause: error }) : error;
+    }
+  }
+
+  /**
+   * `model-versions/create`. A registered model deleted since `createRegisteredModel` made or
+   * found it (by another process, in the MLflow UI) is a 404 there: it is made again, once, as a
+   * registration makes a missing one; its versions, the one with this key included, went with it.
+   */
+  private async createVersion(input: CreateModelVersionInput): Promise<ModelVersion> {
+    const { signal } = this.input;
+    try {
+      return await this.registry.createModelVersion(input, { signal });
+    } catch (error) {
+      if (!isDoesNotExist(error)) throw error;
+      this.logger.warn(`registered model ${input.name} was deleted while this call registered a version of it; creating it again`);
+      await this.registry.createRegisteredModel(input.name, { signal });
+      return this.registry.createModelVersion(input, { signal });
     }
   }
 

@@ -499,6 +499,27 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(view.logged_models).toHaveLength(2);
   });
 
+  it('a registered model deleted between its create and the version create (another process, the UI) is made again and the version registered (it failed with a 404 RESOURCE_DOES_NOT_EXIST, no hint, exit 2)', async () => {
+    // The version create is held at the proxy until Python's MlflowClient has deleted the
+    // registered model: a real barrier. The held request is then dropped, and the retry meets the
+    // deleted model.
+    const { url } = mlflowServer();
+    const { runId, experimentId, dir } = await runWithModel(url);
+    const front = await proxy(url);
+    let held!: () => void;
+    const createHeld = new Promise<void>((resolve) => (held = resolve));
+    front.addRule({ match: (r) => r.method === 'POST' && r.path.includes('model-versions/create'), fault: 'hold', times: 1, onHold: () => held() });
+    const name = unique('deleted-meanwhile');
+    const registering = registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: unique('job'), trackingUri: front.url, retry: FAST_RETRY });
+    await createHeld;
+    await runPython('import sys\nfrom mlflow import MlflowClient\nMlflowClient(tracking_uri=sys.argv[1]).delete_registered_model(sys.argv[2])', { args: [url, name] });
+    front.thaw();
+    await expect(registering).resolves.toMatchObject({ version: '1', created: true, aliases: ['champion'] });
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions.map((v) => v.version)).toEqual(['1']);
+    expect(view.download).toEqual(hashTree(dir));
+  });
+
   it('a lost answer to model-versions/create makes one version, not two', async () => {
     const { url } = mlflowServer();
     const { runId, experimentId } = await runWithModel(url);
