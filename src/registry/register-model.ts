@@ -423,12 +423,24 @@ class Registration {
     }
   }
 
-  /** The lowest version carrying the key that is not a failed registration (waited for until READY). */
+  /**
+   * The lowest version carrying the key that is not a failed registration, waited for until
+   * READY. One that fails while waited for is passed over for the next: a racing caller's failed
+   * version must not fail this call, nor make it delete its own READY one.
+   */
   private async firstWithKey(key: string): Promise<ModelVersion | undefined> {
     const { name, signal } = this.input;
     const found = await this.registry.searchModelVersionsByTag(name, IDEMPOTENCY_KEY_TAG, key, { signal });
     const candidates = found.filter((v) => v.status !== 'FAILED_REGISTRATION').sort((a, b) => Number(a.version) - Number(b.version));
-    return candidates[0] ? this.waitUntilReady(candidates[0]) : undefined;
+    for (const candidate of candidates) {
+      try {
+        return await this.waitUntilReady(candidate);
+      } catch (error) {
+        if (!(error instanceof RegistryError && error.code === 'REGISTRY_VERSION_FAILED')) throw error;
+        this.logger.warn(`${name} version ${candidate.version} has idempotency key ${key} but its registration failed; passing it over`);
+      }
+    }
+    return undefined;
   }
 
   /** Polls the version until READY (bounded by `readyTimeoutMs`, abortable). */

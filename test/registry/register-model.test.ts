@@ -520,6 +520,44 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(view.download).toEqual(hashTree(dir));
   });
 
+  it('of callers racing with one key, a lower version whose registration fails on the server (FAILED_REGISTRATION) is passed over: the caller keeps its own READY version (it failed, and deleted its version)', async () => {
+    // MLflow's own stores make every version READY at once (sqlalchemy_store.create_model_version
+    // never sets a status; the column defaults to READY), so a failed registration cannot be made
+    // real here. Registries that register asynchronously answer PENDING_REGISTRATION, then READY
+    // or FAILED_REGISTRATION: the proxy answers the race's search with a lower version "0" of the
+    // same key, PENDING, and its poll with FAILED_REGISTRATION; everything else is the real server.
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const front = await proxy(url);
+    const name = unique('failed-lower');
+    const key = unique('failed-key');
+    const keyTag = [{ key: 'artifact_uploader.idempotency_key', value: key }];
+    let searches = 0;
+    front.addRule({
+      match: (r) => r.method === 'GET' && r.path.includes('model-versions/search') && ++searches === 2,
+      fault: 'status',
+      status: 200,
+      body: JSON.stringify({
+        model_versions: [
+          { name, version: '0', source: 'models:/m-00000000000000000000000000000000', status: 'PENDING_REGISTRATION', tags: keyTag },
+          { name, version: '1', status: 'READY', tags: keyTag },
+        ],
+      }),
+    });
+    front.addRule({
+      match: (r) => r.method === 'GET' && r.path.includes('model-versions/get?') && r.path.includes('version=0'),
+      fault: 'status',
+      status: 200,
+      body: JSON.stringify({ model_version: { name, version: '0', status: 'FAILED_REGISTRATION', status_message: 'copy failed', tags: keyTag } }),
+    });
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: key, trackingUri: front.url, retry: FAST_RETRY });
+    expect(result).toMatchObject({ version: '1', created: true, status: 'READY', aliases: ['champion'] });
+    expect(searches).toBeGreaterThanOrEqual(2);
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions.map((v) => v.version)).toEqual(['1']);
+    expect(view.alias_version).toBe('1');
+  });
+
   it('a lost answer to model-versions/create makes one version, not two', async () => {
     const { url } = mlflowServer();
     const { runId, experimentId } = await runWithModel(url);
