@@ -161,10 +161,14 @@ export class CliContext {
     return envPath(CONFIG_DIR_ENV, this.env, this.cwd) ?? this.cwd;
   }
 
-  /** Bar on a terminal, lines on a pipe, nothing for `--json` and `--quiet`. */
+  /**
+   * Bar on a terminal, lines on a pipe or a dumb terminal, nothing for `--json` and `--quiet`.
+   * A dumb terminal (`TERM=dumb`: an editor's shell buffer, some CI consoles) moves no cursor:
+   * the bar's escape sequences showed there as garbage around every redraw.
+   */
   progressMode(): ProgressMode {
     if (this.globals.json || this.globals.quiet) return 'none';
-    return this.io.isTTY ? 'bar' : 'lines';
+    return this.io.isTTY && this.env.TERM !== 'dumb' ? 'bar' : 'lines';
   }
 
   /** A progress display for the current mode. */

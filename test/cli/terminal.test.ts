@@ -102,6 +102,19 @@ describe('the progress bar in a real terminal', () => {
     expect(run.output).toMatch(/training checkpoint: uploaded 12 file\(s\)/);
   });
 
+  it('a dumb terminal (TERM=dumb: an editor\'s shell buffer) gets the plain lines, no cursor moves or bar', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    for (let i = 0; i < 4; i++) writeFileSync(join(cwd, 'ckpt', `shard-${i}.bin`), Buffer.alloc(256 * 1024, i));
+    const run = await inTerminal(['training', 'ckpt', '--concurrency', '1'], cwd, { ...(await localRun(cwd)), TERM: 'dumb' });
+    expect(run.code, run.output).toBe(0);
+    // A dumb terminal moves no cursor and erases nothing: every escape sequence shows as garbage.
+    expect(run.output).not.toContain('\u001b');
+    expect(run.output).not.toMatch(/[█░]/);
+    expect(run.output).toMatch(/\[artifact-uploader\] uploading: 100% 1(\.0)? MiB \/ 1(\.0)? MiB, 4\/4 files/);
+    expect(run.output).toMatch(/training checkpoint: uploaded 4 file\(s\)/);
+  });
+
   it('--help in a terminal prints the usage and exits 0', async () => {
     const run = await inTerminal(['--help'], tempDir(), baseEnv({ TERM: 'xterm' }));
     expect(run).toMatchObject({ code: 0 });
