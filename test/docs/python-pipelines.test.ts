@@ -49,4 +49,25 @@ describeWithServers('docs/python-pipelines.md', () => {
     const listing = await client.listArtifacts(runId!, 'checkpoint');
     expect(listing.files.map((f) => f.path).sort()).toEqual(['checkpoint/adapter_config.json', 'checkpoint/adapter_model.safetensors']);
   });
+
+  it('the helper passes a path that starts with "-" after "--", and still gets the JSON answer', async () => {
+    // The helper added --json after the arguments: behind a `--`, the CLI took it for one more
+    // path (`benchmark -- -latency.json --json`), printed no JSON, and the helper raised.
+    const cwd = tempDir();
+    writeFileSync(join(cwd, '-latency.json'), '{"p50_ms": 12}');
+    const helper = pythonExample().split('\nwith mlflow.start_run(')[0]!;
+    const stdout = await runPython(`${helper}
+with mlflow.start_run() as run:
+    doc = artifact_uploader("benchmark", "--", "-latency.json", run_id=run.info.run_id)
+    print("files", [f["artifactPath"] for r in doc["results"] for f in r["files"]])
+`, {
+      cwd,
+      env: {
+        MLFLOW_TRACKING_URI: mlflowServer().url,
+        ARTIFACT_UPLOADER_BIN: `'${process.execPath}' '${join(root, 'dist', 'cli.js')}'`,
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0',
+      },
+    });
+    expect(stdout).toMatch(/^files \['[^']*-latency\.json'\]$/m);
+  });
 });
