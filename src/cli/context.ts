@@ -5,8 +5,10 @@
  *
  * @module
  */
+import { existsSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { envPath, expandHome, type Env } from '../core/env.js';
+import { LocalPathError } from '../core/errors.js';
 import { CONFIG_DIR_ENV } from '../config/schema.js';
 import { JOURNAL_DIR_ENV } from '../uploader/journal.js';
 import { blankTrackingUriError, checkTrackingUri, trackingUriScheme } from '../mlflow/tracking-uri.js';
@@ -80,6 +82,25 @@ function quietAfterAbort(logger: Logger, signal: AbortSignal): Logger {
   };
 }
 
+/** What Node.js makes of bytes that are not UTF-8 when it decodes its arguments and environment. */
+const REPLACEMENT_CHARACTER = '\uFFFD';
+
+/**
+ * A path argument that holds U+FFFD and names nothing: almost surely a name that is not valid
+ * UTF-8 (Latin-1 bytes from Python's `subprocess.run([b'...'])`), which Node.js decoded into
+ * another name on the way in. Said as such: "does not exist. Check the path" sent the user
+ * looking at a path that was there. No spelling on the command line can reach the real name.
+ */
+function notUtf8PathError(path: string): LocalPathError {
+  const hint = 'Rename it to a UTF-8 name, or pass a symlink with a UTF-8 name that points at it (`ln -s`).';
+  return new LocalPathError(
+    'PATH_NOT_FOUND',
+    path,
+    `${path} does not exist: its name holds "${REPLACEMENT_CHARACTER}", which is what a name that is not valid UTF-8 becomes on the way in (Node.js reads its arguments and environment as UTF-8), so such a file or directory cannot be named on the command line. ${hint}`,
+    { hint },
+  );
+}
+
 /** Per-invocation state shared by the commands. */
 export class CliContext {
   readonly cwd: string;
@@ -111,7 +132,9 @@ export class CliContext {
    * `baseDir`, and the config's `hub.fineTunedModelsDir`, do, as they did before the CLI did).
    */
   path(path: string): string {
-    return resolve(this.cwd, expandHome(path, this.env));
+    const resolved = resolve(this.cwd, expandHome(path, this.env));
+    if (resolved.includes(REPLACEMENT_CHARACTER) && !existsSync(resolved)) throw notUtf8PathError(resolved);
+    return resolved;
   }
 
   /**

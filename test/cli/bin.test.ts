@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { VERSION } from '../../src/version.js';
+import { pythonExecutable } from '../support/python.js';
 import { tempDirEnv } from '../support/run-temp-root.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 import { isRoot, nodeForNobody } from '../support/unprivileged.js';
@@ -50,6 +51,37 @@ describe('dist/cli.js and a FIFO where a file is read', () => {
     const out = spawnSync(process.execPath, [bin, 'hpo', '--archive', 'best.tar.gz', '--manifest', 'pipe', '--run-id', start.stdout.trim(), '--json'], { cwd, env: baseEnv() as NodeJS.ProcessEnv, encoding: 'utf8', timeout: 30_000, killSignal: 'SIGKILL' });
     expect(out.status, out.stderr).toBe(2);
     expect(JSON.parse(out.stdout).error).toMatchObject({ code: 'NOT_A_FILE', message: expect.stringContaining('is not a regular file') });
+  });
+});
+
+describe('dist/cli.js given a path that is not valid UTF-8 (bytes from Python\'s subprocess)', () => {
+  it('says the name cannot reach the CLI intact and how to pass it, and the symlink it suggests uploads', () => {
+    // Node.js decodes its arguments as UTF-8, so byte 0xff arrives as U+FFFD: the CLI looked up
+    // another name and said the directory "does not exist. Check the path", while it did.
+    const cwd = tempDir();
+    const script = [
+      'import json, os, subprocess, sys',
+      'node, cli = sys.argv[1], sys.argv[2]',
+      "os.mkdir(b'ckpt-\\xff')",
+      "open(b'ckpt-\\xff/weights.bin', 'wb').write(b'w' * 10)",
+      "def run(*args): p = subprocess.run([node, cli, '--json', *args], capture_output=True); return {'code': p.returncode, 'doc': json.loads(p.stdout)}",
+      "run_id = run('runs', 'start')['doc']['runId']",
+      "out = {'bad': run('training', b'ckpt-\\xff', '--run-id', run_id)}",
+      "os.symlink(b'ckpt-\\xff', b'ckpt')",
+      "out['link'] = run('training', 'ckpt', '--run-id', run_id)",
+      'print(json.dumps(out))',
+    ].join('\n');
+    const out = spawnSync(pythonExecutable(), ['-c', script, process.execPath, bin], { cwd, env: baseEnv() as NodeJS.ProcessEnv, encoding: 'utf8', timeout: 60_000 });
+    expect(out.status, out.stderr).toBe(0);
+    const { bad, link } = JSON.parse(out.stdout);
+    expect(bad.code).toBe(2);
+    expect(bad.doc.error).toMatchObject({
+      code: 'PATH_NOT_FOUND',
+      message: expect.stringContaining('not valid UTF-8'),
+      hint: expect.stringContaining('symlink with a UTF-8 name'),
+    });
+    expect(link.code).toBe(0);
+    expect(link.doc.results[0].files).toMatchObject([{ artifactPath: 'checkpoint/weights.bin', status: 'uploaded' }]);
   });
 });
 
