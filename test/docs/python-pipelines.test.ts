@@ -2,7 +2,7 @@
  * The Python example of docs/python-pipelines.md, run as written with the test venv's python
  * (MLflow installed) against the built CLI (dist/cli.js) and a real MLflow server.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
@@ -69,5 +69,43 @@ with mlflow.start_run() as run:
       },
     });
     expect(stdout).toMatch(/^files \['[^']*-latency\.json'\]$/m);
+  });
+
+  it("the helper's default command gets the SIGTERM of proc.terminate() itself: exit 130 with its JSON, not an orphan that uploads on", async () => {
+    // `npx --no-install artifact-uploader` (the default before) is npm, then `sh -c`, then the
+    // CLI: SIGTERM (proc.terminate(), or the SIGKILL of subprocess.run's timeout) ended npm
+    // (exit -15) and the CLI went on as an orphan, uploading after the pipeline gave up on it.
+    const cwd = tempDir();
+    // The project as `npm install artifact-uploader` leaves it: the bin linked into node_modules/.bin.
+    mkdirSync(join(cwd, 'node_modules', '.bin'), { recursive: true });
+    symlinkSync(root, join(cwd, 'node_modules', 'artifact-uploader'));
+    symlinkSync(join('..', 'artifact-uploader', 'dist', 'cli.js'), join(cwd, 'node_modules', '.bin', 'artifact-uploader'));
+    writeFileSync(join(cwd, 'package.json'), '{"name": "pipeline", "private": true, "dependencies": {"artifact-uploader": "*"}}');
+    const helper = pythonExample().split('\nwith mlflow.start_run(')[0]!;
+    const stdout = await runPython(`${helper}
+import socket, threading
+# A tracking server that takes the request and never answers: the CLI is mid-request when
+# terminated, and the test knows it is (the connection arrived), without a sleep.
+server = socket.create_server(("127.0.0.1", 0))
+arrived = threading.Event()
+conns = []
+def accept():
+    while True:
+        conns.append(server.accept()[0])
+        arrived.set()
+threading.Thread(target=accept, daemon=True).start()
+env = dict(os.environ, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{server.getsockname()[1]}", MLFLOW_HTTP_REQUEST_MAX_RETRIES="0")
+proc = subprocess.Popen([*ARTIFACT_UPLOADER, "--json", "runs", "end", "--run-id", "0" * 32], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+arrived.wait()
+proc.terminate()
+code = proc.wait()
+for conn in conns:
+    conn.close()  # an orphan's request fails now, so its stdout closes and communicate returns
+out, err = proc.communicate()
+print("exit", code)
+print("error", json.loads(out)["error"]["code"])
+`, { cwd });
+    expect(stdout).toMatch(/^exit 130$/m);
+    expect(stdout).toMatch(/^error ABORTED$/m);
   });
 });
