@@ -5,10 +5,11 @@
  *
  * @module
  */
-import { existsSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import { envPath, expandHome, type Env } from '../core/env.js';
 import { LocalPathError } from '../core/errors.js';
+import { isUtf8 } from '../core/non-utf8-names.js';
 import { CONFIG_DIR_ENV } from '../config/schema.js';
 import { JOURNAL_DIR_ENV } from '../uploader/journal.js';
 import { blankTrackingUriError, checkTrackingUri, trackingUriScheme } from '../mlflow/tracking-uri.js';
@@ -86,10 +87,32 @@ function quietAfterAbort(logger: Logger, signal: AbortSignal): Logger {
 const REPLACEMENT_CHARACTER = '\uFFFD';
 
 /**
- * A path argument that holds U+FFFD and names nothing: almost surely a name that is not valid
- * UTF-8 (Latin-1 bytes from Python's `subprocess.run([b'...'])`), which Node.js decoded into
- * another name on the way in. Said as such: "does not exist. Check the path" sent the user
- * looking at a path that was there. No spelling on the command line can reach the real name.
+ * Whether `path` names nothing because one of its components stands for a name on disk that is
+ * not valid UTF-8 (Latin-1 bytes from Python's `subprocess.run([b'...'])`), which Node.js
+ * decoded into another name on the way in: the component after the deepest directory that
+ * exists is the lossy decoding of one of that directory's names. A name that holds U+FFFD for
+ * real (valid UTF-8), or a path still to be written (`archive -o`), is not such a path.
+ */
+function namesUndecodableEntry(path: string): boolean {
+  if (!path.includes(REPLACEMENT_CHARACTER) || existsSync(path)) return false;
+  let dir = path;
+  let missing = '';
+  while (!existsSync(dir)) {
+    if (dirname(dir) === dir) return false;
+    missing = basename(dir);
+    dir = dirname(dir);
+  }
+  if (!missing.includes(REPLACEMENT_CHARACTER)) return false;
+  try {
+    return readdirSync(dir, { encoding: 'buffer' }).some((raw) => !isUtf8(raw) && raw.toString('utf8') === missing);
+  } catch {
+    return false; // unreadable: the command's own check reports it
+  }
+}
+
+/**
+ * The error for a path {@link namesUndecodableEntry} found: "does not exist. Check the path" sent
+ * the user looking at a path that was there. No spelling on the command line reaches the name.
  */
 function notUtf8PathError(path: string): LocalPathError {
   const hint = 'Rename it to a UTF-8 name, or pass a symlink with a UTF-8 name that points at it (`ln -s`).';
@@ -133,7 +156,7 @@ export class CliContext {
    */
   path(path: string): string {
     const resolved = resolve(this.cwd, expandHome(path, this.env));
-    if (resolved.includes(REPLACEMENT_CHARACTER) && !existsSync(resolved)) throw notUtf8PathError(resolved);
+    if (namesUndecodableEntry(resolved)) throw notUtf8PathError(resolved);
     return resolved;
   }
 

@@ -69,11 +69,15 @@ describe('dist/cli.js given a path that is not valid UTF-8 (bytes from Python\'s
       "out = {'bad': run('training', b'ckpt-\\xff', '--run-id', run_id)}",
       "os.symlink(b'ckpt-\\xff', b'ckpt')",
       "out['link'] = run('training', 'ckpt', '--run-id', run_id)",
+      // A name that holds U+FFFD for real (valid UTF-8) is not one: its archive, still to be written, is made.
+      "os.mkdir('real-\\ufffd')",
+      "open('real-\\ufffd/weights.bin', 'wb').write(b'w' * 10)",
+      "out['real'] = run('archive', 'real-\\ufffd')",
       'print(json.dumps(out))',
     ].join('\n');
     const out = spawnSync(pythonExecutable(), ['-c', script, process.execPath, bin], { cwd, env: baseEnv() as NodeJS.ProcessEnv, encoding: 'utf8', timeout: 60_000 });
     expect(out.status, out.stderr).toBe(0);
-    const { bad, link } = JSON.parse(out.stdout);
+    const { bad, link, real } = JSON.parse(out.stdout);
     expect(bad.code).toBe(2);
     expect(bad.doc.error).toMatchObject({
       code: 'PATH_NOT_FOUND',
@@ -82,6 +86,8 @@ describe('dist/cli.js given a path that is not valid UTF-8 (bytes from Python\'s
     });
     expect(link.code).toBe(0);
     expect(link.doc.results[0].files).toMatchObject([{ artifactPath: 'checkpoint/weights.bin', status: 'uploaded' }]);
+    expect(real.code, JSON.stringify(real.doc)).toBe(0);
+    expect(existsSync(join(cwd, 'real-\uFFFD.tar.gz'))).toBe(true);
   });
 });
 
