@@ -1,19 +1,19 @@
 // The `artifact-uploader` bin: runs the CLI with the real process's I/O (see program.ts).
-import { runCli } from './program.js';
+import { asksForHelpOrVersion, runCli } from './program.js';
 
 /** 128 + SIGPIPE: the status a Unix tool killed by a closed pipe exits with (`yes | head`). */
 const EXIT_BROKEN_PIPE = 141;
 
 const argv = process.argv.slice(2);
-// Help and version only print: a reader that stops early (`--help | head`) got all it wanted.
-const onlyPrints = argv.length === 0 || argv[0] === 'help' || argv.some((arg) => ['-h', '--help', '-V', '--version'].includes(arg));
 
 // Node ignores SIGPIPE, so a write into a closed pipe surfaces as an EPIPE 'error' event, which
 // unhandled kills the process with a stack trace. End quietly instead, as other tools do.
 // Any other write error (ENOSPC: `> result.json` on a full disk, EIO) loses the result: say so
 // in one line on stderr and exit 1 (or the command's own failure code), without a stack trace.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-  if (error.code === 'EPIPE') process.exit(onlyPrints ? 0 : EXIT_BROKEN_PIPE);
+  // Help and version only print: a reader that stops early (`--help | head`) got all it wanted.
+  // Worked out here, on a closed pipe only: it builds the program a second time.
+  if (error.code === 'EPIPE') process.exit(asksForHelpOrVersion(argv) ? 0 : EXIT_BROKEN_PIPE);
   process.stderr.write(`error: stdout cannot be written (${error.message}); the result of this command is lost. Free space on the disk stdout goes to, or write it elsewhere, and run again.\n`);
   process.exit(typeof process.exitCode === 'number' && process.exitCode !== 0 ? process.exitCode : 1);
 });

@@ -408,6 +408,36 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   return outcome.exitCode;
 }
 
+/** The flags that print help or the version and exit, wherever they stand before `--`. */
+const HELP_AND_VERSION_FLAGS = ['-h', '--help', '-V', '--version'];
+
+/**
+ * Whether `argv` asks only for help or the version (`--help`, `-V`, `help training`, and also
+ * `--json help`, `runs help start`): its output is all there is, so a reader that stops early
+ * (`--help | head`) got what it wanted, and main.ts exits 0 on the closed pipe. Words after
+ * `--` are arguments, and `help` counts only where a command name goes, as commander reads it
+ * (`benchmark help` uploads a file called `help`). Only `help` as the first word counted
+ * before: `--json help` into a closed pipe exited 141.
+ *
+ * @example
+ * ```ts
+ * asksForHelpOrVersion(['runs', 'help', 'start']); // true
+ * asksForHelpOrVersion(['benchmark', 'help']); // false
+ * ```
+ */
+export function asksForHelpOrVersion(argv: string[]): boolean {
+  const beforeArguments = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
+  if (argv.length === 0 || beforeArguments.some((arg) => HELP_AND_VERSION_FLAGS.includes(arg))) return true;
+  let help = false;
+  const silent = { write: () => true };
+  walkCommandWords(createProgram({ stdout: silent, stderr: silent }), argv, (group, word) => {
+    const sub = findCommand(group, word);
+    if (!sub && word === 'help') help = true;
+    return sub;
+  });
+  return help;
+}
+
 /**
  * The command `argv` names (`runs start`, `''` for none), as the `command` of a successful run
  * says it: the words that pick a command, skipping option values. The first word that named any

@@ -124,10 +124,15 @@ describe('the progress bar in a real terminal', () => {
 
 describe('a closed pipe (`artifact-uploader --help | head`)', () => {
   it('help and version end quietly with exit code 0', async () => {
-    for (const args of [['--help'], ['--version'], ['help', 'training'], ['training', '--help']]) {
+    for (const args of [['--help'], ['--version'], ['help', 'training'], ['training', '--help'], ['--json', 'help'], ['runs', 'help', 'start'], ['--stage', 'training', 'help', 'file']]) {
       const run = await intoClosedPipe(args, tempDir());
       expect(run, args.join(' ')).toEqual({ code: 0, signal: null, stderr: '' });
     }
+  });
+
+  it('a word `help` where an argument goes is not a request for help: its result into a closed pipe is 141', async () => {
+    const run = await intoClosedPipe(['--json', 'benchmark', 'help'], tempDir());
+    expect(run.code).toBe(141);
   });
 
   it('a data command stops like other Unix tools: exit 141 (128 + SIGPIPE), no stack trace', async () => {
