@@ -47,10 +47,13 @@ function parseConcurrency(value: string): number {
 /**
  * `--run-id`: an empty value is a mistake (`--run-id "$UNSET"` in a script), not "no run id":
  * read as unset, it uploaded to MLFLOW_RUN_ID's run instead, or skipped the upload with exit 0.
+ * Surrounding blanks go, as they go from MLFLOW_RUN_ID: `runs start`'s output as Python reads it
+ * (`proc.stdout`) ends with a line break.
  */
 function parseRunId(value: string): string {
-  if (value.trim() === '') throw new CommanderArgumentError('expected a run id; leave --run-id out to use MLFLOW_RUN_ID (in a script, check that the variable passed to it is set).');
-  return value;
+  const runId = value.trim();
+  if (runId === '') throw new CommanderArgumentError('expected a run id; leave --run-id out to use MLFLOW_RUN_ID (in a script, check that the variable passed to it is set).');
+  return runId;
 }
 
 function parseLevel(value: string): number {

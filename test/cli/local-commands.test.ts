@@ -350,6 +350,23 @@ describe('runs start and runs end on ./mlruns', () => {
     expect(readdirSync(join(cwd, 'mlruns', '0')).filter((name) => /^[0-9a-f]{32}$/.test(name))).toEqual([runId]);
   });
 
+  it('--run-id with the line break of `runs start`\'s output (Python\'s `proc.stdout`) is that run, as MLFLOW_RUN_ID with one is', async () => {
+    // `subprocess.run([..., "runs", "start"], capture_output=True, text=True).stdout` is the id and
+    // a line break. MLFLOW_RUN_ID was trimmed, --run-id refused as an invalid run id.
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ck'));
+    writeFileSync(join(cwd, 'ck', 'a.bin'), 'a');
+    const start = await cli(['runs', 'start'], { cwd });
+    expect(start.code).toBe(0);
+    const upload = await cli(['--run-id', start.stdout, 'training', 'ck', '--json'], { cwd });
+    expect(upload.code, upload.stderr).toBe(0);
+    expect(upload.json()).toMatchObject({ ok: true, runId: start.stdout.trim() });
+    expect(readFileSync(join(cwd, 'mlruns', '0', start.stdout.trim(), 'artifacts', 'checkpoint', 'a.bin'), 'utf8')).toBe('a');
+    const end = await cli(['runs', 'end', '--run-id', ` ${start.stdout}`], { cwd });
+    expect(end.code, end.stderr).toBe(0);
+    expect((await new FileTrackingStore({ root: join(cwd, 'mlruns') }).getRun(start.stdout.trim())).info.status).toBe('FINISHED');
+  });
+
   it('end without a run id, a bad tag, or --dry-run is a usage error (2) with a hint and no stack', async () => {
     const cwd = tempDir();
     const end = await cli(['runs', 'end'], { cwd });
