@@ -26,7 +26,7 @@ import { sourceChange, type FileSnapshot } from './source-snapshot.js';
 import { AbortedError, ArtifactUploaderError, ConfigError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
 import { withRetry, type ResolvedRetryOptions, type RetryEvent } from './retry.js';
-import { MLFLOW_CA_CERT, permanentTlsFailure, unreadableCertificateError, type CertificateFileSetting, type TlsSettingNames } from './tls-failure.js';
+import { MLFLOW_CERTIFICATE_FILES, permanentTlsFailure, unreadableCertificateError, type CertificateFileSetting, type CertificateFileSettings, type TlsSettingNames } from './tls-failure.js';
 
 /** Credentials sent with every request to the server they belong to. */
 export interface HttpAuth {
@@ -147,10 +147,11 @@ export interface HttpClientOptions {
    */
   tlsSettings?: TlsSettingNames;
   /**
-   * The setting of `tls.caCertPath`, as the error for a CA bundle that cannot be read names it.
-   * @default the MLflow connection's (`MLFLOW_CA_CERT`: `MLFLOW_TRACKING_SERVER_CERT_PATH`)
+   * The settings of `tls.caCertPath` and `tls.clientCertPath`, as the error for a certificate
+   * file that cannot be read names them.
+   * @default the MLflow connection's (`MLFLOW_CERTIFICATE_FILES`: `MLFLOW_TRACKING_SERVER_CERT_PATH`, `MLFLOW_TRACKING_CLIENT_CERT_PATH`)
    */
-  caCertSetting?: CertificateFileSetting;
+  certificateFiles?: CertificateFileSettings;
   logger?: Logger;
   /** Called before every retry of every request (for statistics). */
   onRetry?: (event: RetryEvent & { method: string; url: string }) => void;
@@ -173,8 +174,8 @@ export class HttpClient {
   /** The pool's settings besides TLS's ({@link httpsSettings}). */
   private readonly agentOptions: Agent.Options;
   private readonly tls: TlsOptions;
-  /** Names the CA bundle's setting when it cannot be read. */
-  private readonly caCertSetting: CertificateFileSetting;
+  /** Names the certificate files' settings when one cannot be read. */
+  private readonly certificateFiles: CertificateFileSettings;
   /** The client certificate and key, read when the client is made. */
   private readonly clientCertificate?: { cert: Buffer; key: Buffer };
   /** What an https connection uses, once the first https request has read it. */
@@ -200,8 +201,8 @@ export class HttpClient {
     this.authHeader = authorizationHeader(options.auth);
     if (!this.authHeader) this.tokenSource = options.auth?.tokenSource;
     this.tls = options.tls ?? {};
-    this.caCertSetting = options.caCertSetting ?? MLFLOW_CA_CERT;
-    if (this.tls.clientCertPath) this.clientCertificate = clientCertificate(this.tls.clientCertPath);
+    this.certificateFiles = options.certificateFiles ?? MLFLOW_CERTIFICATE_FILES;
+    if (this.tls.clientCertPath) this.clientCertificate = clientCertificate(this.tls.clientCertPath, this.certificateFiles.client);
     this.agentOptions = {
       keepAliveTimeout: 30_000,
       connections: 32,
@@ -225,7 +226,7 @@ export class HttpClient {
     try {
       ca = caCertPath ? readFileSync(caCertPath) : undefined;
     } catch (cause) {
-      throw unreadableCertificateError(caCertPath!, this.caCertSetting, cause);
+      throw unreadableCertificateError(caCertPath!, this.certificateFiles.ca, cause);
     }
     this.https = { rejectUnauthorized: !this.tls.insecure, ...(ca ? { ca } : {}), ...this.clientCertificate };
     return this.https;
@@ -636,8 +637,13 @@ function lowerCaseKeys(headers: Record<string, string> | undefined): Record<stri
 }
 
 /** A PEM file with the certificate and the key, as `requests`' `cert=` takes it: OpenSSL picks each block out. */
-function clientCertificate(path: string): { cert: Buffer; key: Buffer } {
-  const pem = readFileSync(path);
+function clientCertificate(path: string, setting: CertificateFileSetting): { cert: Buffer; key: Buffer } {
+  let pem: Buffer;
+  try {
+    pem = readFileSync(path);
+  } catch (cause) {
+    throw unreadableCertificateError(path, setting, cause);
+  }
   return { cert: pem, key: pem };
 }
 

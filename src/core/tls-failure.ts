@@ -66,6 +66,17 @@ export const MLFLOW_CLIENT_CERT: CertificateFileSetting = {
   what: 'one PEM file with the client certificate and its private key',
 };
 
+/** The certificate files of an HTTP client's TLS options, as the error for one that cannot be read names them. */
+export interface CertificateFileSettings {
+  /** `caCertPath`'s. */
+  ca: CertificateFileSetting;
+  /** `clientCertPath`'s. */
+  client: CertificateFileSetting;
+}
+
+/** The MLflow connection's certificate files. */
+export const MLFLOW_CERTIFICATE_FILES: CertificateFileSettings = { ca: MLFLOW_CA_CERT, client: MLFLOW_CLIENT_CERT };
+
 /**
  * The error for a certificate file that cannot be read, naming its setting.
  *

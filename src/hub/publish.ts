@@ -21,7 +21,7 @@ import { envString } from '../core/env.js';
 import { AbortedError, HubError, type ArtifactUploaderError, InvalidArgumentError, SourceChangedError, VerificationError, type VerificationMismatch } from '../core/errors.js';
 import { LocalFileBlob } from '../core/file-blob.js';
 import { HttpClient, type TlsOptions } from '../core/http.js';
-import type { CertificateFileSetting } from '../core/tls-failure.js';
+import type { CertificateFileSettings } from '../core/tls-failure.js';
 import { redact, redactAddress, redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { isRetryableCommitError, resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
 import { snapshotFile, sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
@@ -444,14 +444,17 @@ interface UploadContext {
   phase: (phase: PublishPhase) => void;
 }
 
-/** publishToHub's CA bundle (its `tls.caCertPath` option), as the error for a file that cannot be read names it: no MLFLOW_TRACKING_* variable. */
-const HUB_CA_CERT: CertificateFileSetting = { optionName: 'tls.caCertPath', what: "a PEM CA bundle that signed the Hub's certificate" };
+/** publishToHub's certificate files (its `tls` option), as the error for one that cannot be read names them: no MLFLOW_TRACKING_* variable. */
+const HUB_CERTIFICATE_FILES: CertificateFileSettings = {
+  ca: { optionName: 'tls.caCertPath', what: "a PEM CA bundle that signed the Hub's certificate" },
+  client: { optionName: 'tls.clientCertPath', what: 'one PEM file with the client certificate and its private key' },
+};
 
 async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ctx: UploadContext): Promise<PublishResult> {
   const { logger, emit, phase } = ctx;
   const { repoId, revision, publishId, repoUrl } = ctx.base;
   const retry = resolveRetryOptions(options.retry, ctx.env);
-  const http = options.fetch ? undefined : new HttpClient({ retry, logger, tls: options.tls, caCertSetting: HUB_CA_CERT, userAgent: `artifact-uploader/${VERSION}` });
+  const http = options.fetch ? undefined : new HttpClient({ retry, logger, tls: options.tls, certificateFiles: HUB_CERTIFICATE_FILES, userAgent: `artifact-uploader/${VERSION}` });
   const onRetry = (event: { action: string; attempt: number; delayMs: number; error: unknown }) => {
     const error = event.error instanceof Error ? event.error.message : String(event.error);
     logger.warn(`hub ${event.action} failed (attempt ${event.attempt}), retrying in ${event.delayMs} ms: ${error}`);

@@ -512,6 +512,23 @@ describe('publishToHub', () => {
     }
   });
 
+  it('a tls.clientCertPath that cannot be read is a ConfigError naming that option (it was a bare ENOENT), and nothing reaches the Hub', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const server = await startTestServer((_req, res) => void res.end('{}'), { tls: true });
+    try {
+      const missing = join(await tempDir(), 'no-such-client.pem');
+      const error = await publishToHub({ ...opts({ modelDir }), hubUrl: server.url, tls: { clientCertPath: missing }, retry: { maxRetries: 3, backoffFactor: 0.01 } }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error).toMatchObject({
+        message: expect.stringContaining(`The certificate file ${missing} (tls.clientCertPath) cannot be read.`),
+        hint: 'Point tls.clientCertPath at one PEM file with the client certificate and its private key.',
+      });
+      expect(server.requests).toHaveLength(0);
+    } finally {
+      await server.close();
+    }
+  });
+
   it('a commit whose answer is lost after the Hub applied it does not become two commits', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     const options = opts({ modelDir });
