@@ -143,6 +143,11 @@ export interface ResolvedS3Config {
    */
   endpointUrl?: string;
   /**
+   * Where {@link endpointUrl} came from, as messages name it: `s3.endpointUrl` (the option),
+   * `MLFLOW_S3_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, or the AWS config file.
+   */
+  endpointSource?: string;
+  /**
    * True when `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is `true`: neither `AWS_ENDPOINT_URL_S3` /
    * `AWS_ENDPOINT_URL` nor the AWS config file's `endpoint_url` is used (botocore's
    * `ignore_configured_endpoint_urls`; the SDK is told so too). The option and
@@ -214,7 +219,8 @@ const ADDRESSING_STYLES: readonly S3AddressingStyle[] = ['path', 'virtual', 'aut
  * ```
  */
 export function resolveS3Config(options: S3StoreOptions = {}, env: Env = process.env): ResolvedS3Config {
-  const endpointUrl = resolveEndpoint(options.endpointUrl, env);
+  const endpoint = endpointSetting(options.endpointUrl, env);
+  const endpointUrl = endpoint && checkS3EndpointUrl(endpoint.raw, endpoint.setting);
   const addressingStyle = resolveAddressingStyle(options.addressingStyle, env);
   const uploadExtraArgs =
     options.uploadExtraArgs !== undefined
@@ -243,6 +249,7 @@ export function resolveS3Config(options: S3StoreOptions = {}, env: Env = process
   }
   return {
     endpointUrl,
+    ...(endpointUrl !== undefined ? { endpointSource: endpoint!.setting } : {}),
     ignoreTls: options.ignoreTls ?? envBool('MLFLOW_S3_IGNORE_TLS', env) ?? false,
     uploadExtraArgs,
     expectedBucketOwner: options.expectedBucketOwner ?? envString('MLFLOW_S3_EXPECTED_BUCKET_OWNER', env),
@@ -329,12 +336,6 @@ function endpointSetting(option: string | undefined, env: Env): { raw: string; s
 /** `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`, read as botocore's `ensure_boolean` does: "true" in any case is true, anything else false (never an error). */
 function ignoresConfiguredEndpoints(env: Env): boolean {
   return envString('AWS_IGNORE_CONFIGURED_ENDPOINT_URLS', env)?.trim().toLowerCase() === 'true';
-}
-
-function resolveEndpoint(option: string | undefined, env: Env): string | undefined {
-  const found = endpointSetting(option, env);
-  if (found === undefined) return undefined;
-  return checkS3EndpointUrl(found.raw, found.setting);
 }
 
 /**

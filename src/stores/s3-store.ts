@@ -412,7 +412,7 @@ export class S3ArtifactStore implements ArtifactStore {
       // so path style, as for the env vars: it is resolved here too, for the addressing style,
       // describe() and the error hints.
       const endpointUrl = await configuredEndpoint(sdk);
-      if (endpointUrl !== undefined) this.config = { ...this.config, endpointUrl, forcePathStyle: forcePathStyleFor(this.config.addressingStyle, endpointUrl) };
+      if (endpointUrl !== undefined) this.config = { ...this.config, endpointUrl, endpointSource: CONFIG_FILE_ENDPOINT, forcePathStyle: forcePathStyleFor(this.config.addressingStyle, endpointUrl) };
     }
     const c = this.config;
     const region = c.region ?? (await profileRegion(sdk)) ?? 'us-east-1';
@@ -478,7 +478,7 @@ export class S3ArtifactStore implements ArtifactStore {
         url,
         cause: error,
         hint: this.config.endpointUrl
-          ? `Check that the S3 endpoint ${endpoint} (MLFLOW_S3_ENDPOINT_URL or the endpointUrl option) is reachable from this machine.`
+          ? `Check that the S3 endpoint ${endpoint} (set by ${this.config.endpointSource === 's3.endpointUrl' ? 'the s3.endpointUrl option' : this.config.endpointSource}) is reachable from this machine, or point that setting at the right address.`
           : 'Check the network path to S3 (proxy settings, VPC endpoint) and the region (AWS_DEFAULT_REGION).',
       });
     }
@@ -583,6 +583,9 @@ async function profileRegion(sdk: Sdk): Promise<string | undefined> {
   }
 }
 
+/** Where the SDK's own endpoint reading finds it, as messages name it. */
+const CONFIG_FILE_ENDPOINT = 'endpoint_url of the AWS config file (or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL of this process)';
+
 /**
  * The endpoint the SDK's own chain configures, if any: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`,
  * then, in the AWS config file (`AWS_CONFIG_FILE`, else `~/.aws/config`), the `s3` `endpoint_url`
@@ -608,7 +611,7 @@ async function configuredEndpoint(sdk: Sdk): Promise<string | undefined> {
   } finally {
     probe.destroy();
   }
-  return raw === undefined ? undefined : checkS3EndpointUrl(raw, 'endpoint_url of the AWS config file (or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL of this process)');
+  return raw === undefined ? undefined : checkS3EndpointUrl(raw, CONFIG_FILE_ENDPOINT);
 }
 
 // ───────────────────────────── helpers ─────────────────────────────

@@ -649,7 +649,13 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     const unreachable = storeFor({ retry: { maxRetries: 0 } }, 'http://127.0.0.1:1');
     const network = await unreachable.uploadFile(local, 'refused/x.txt').catch((e: unknown) => e);
     expect(network).toBeInstanceOf(NetworkError);
-    expect((network as NetworkError).hint).toMatch(/http:\/\/127\.0\.0\.1:1 .*reachable/);
+    expect((network as NetworkError).hint).toMatch(/http:\/\/127\.0\.0\.1:1 \(set by the s3\.endpointUrl option\) is reachable/);
+    // The hint names the setting the endpoint came from: it said MLFLOW_S3_ENDPOINT_URL or the
+    // option for one that AWS_ENDPOINT_URL_S3 set, which has nothing to change there.
+    const fromAwsVariable = storeFor({ retry: { maxRetries: 0 }, endpointUrl: undefined, env: { AWS_ENDPOINT_URL_S3: 'http://127.0.0.1:1' } });
+    const awsNetwork = await fromAwsVariable.uploadFile(local, 'refused/z.txt').catch((e: unknown) => e);
+    expect(awsNetwork).toBeInstanceOf(NetworkError);
+    expect((awsNetwork as NetworkError).hint).toMatch(/http:\/\/127\.0\.0\.1:1 \(set by AWS_ENDPOINT_URL_S3\) is reachable/);
 
     proxy.addRule({ match: (r) => r.method === 'PUT', fault: 'stall', stallMs: 10_000 });
     const stalled = await storeFor({ retry: { maxRetries: 0, timeoutMs: 300 } }, proxy.url).uploadFile(local, 'refused/y.txt').catch((e: unknown) => e);
