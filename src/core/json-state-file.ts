@@ -61,9 +61,11 @@ export interface JsonStateFileOptions<T> {
   /**
    * What a corrupt file (not JSON, or not matching the schema) reads as. Without it, reading a
    * corrupt file throws; with it, the file reads as the value returned (and the next
-   * {@link JsonStateFile.update} that writes replaces it).
+   * {@link JsonStateFile.update} that writes replaces it). `parsed` is the file's JSON when it is
+   * JSON that the schema refused (`undefined` when it is not JSON), for a caller that tells a
+   * format it does not read (a later version's) from damage.
    */
-  onCorrupt?: (error: LocalPathError) => T;
+  onCorrupt?: (error: LocalPathError, parsed: unknown) => T;
   /**
    * On the first write, remove temp files that writers killed between write and rename left
    * beside the file (owner gone, older than ten minutes). Off for callers that keep many such
@@ -130,10 +132,10 @@ export class JsonStateFile<T> {
     try {
       parsed = JSON.parse(text);
     } catch (error) {
-      return this.corrupt(`it is not JSON (${(error as Error).message})`, error);
+      return this.corrupt(`it is not JSON (${(error as Error).message})`, error, undefined);
     }
     const result = (await this.loadSchema()).safeParse(parsed);
-    if (!result.success) return this.corrupt(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '), result.error);
+    if (!result.success) return this.corrupt(result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; '), result.error, parsed);
     return result.data;
   }
 
@@ -163,12 +165,12 @@ export class JsonStateFile<T> {
   }
 
   /** Throws the corrupt-file error, or returns what `onCorrupt` makes of it. */
-  private corrupt(reason: string, cause: unknown): T {
+  private corrupt(reason: string, cause: unknown, parsed: unknown): T {
     const error = new LocalPathError('PATH_UNREADABLE', this.path, `The state file ${this.path} is corrupt: ${reason}.`, {
       cause,
       hint: this.options.corruptHint ?? 'Inspect it and fix or delete it.',
     });
-    if (this.options.onCorrupt) return this.options.onCorrupt(error);
+    if (this.options.onCorrupt) return this.options.onCorrupt(error, parsed);
     throw error;
   }
 

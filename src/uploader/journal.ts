@@ -534,8 +534,13 @@ export class UploadJournal {
       sweepTempFiles: false,
       // Records may hold capabilities (a GCS session URI lets its holder upload to it).
       ownerOnly: true,
-      onCorrupt: (error) => {
-        this.logger.warn(`Ignoring a corrupt resume journal record: ${error.message} It is replaced on the next write.`);
+      onCorrupt: (error, parsed) => {
+        // A later version's record is not replaced (leftToNewerVersion): saying so would be untrue.
+        this.logger.warn(
+          isNewerFormatRecord(parsed)
+            ? `The resume journal record ${path} was written by a newer version of artifact-uploader; it is left alone, and this upload cannot be resumed if interrupted.`
+            : `Ignoring a corrupt resume journal record: ${error.message} It is replaced on the next write.`,
+        );
         return null;
       },
     });
@@ -552,16 +557,13 @@ export class UploadJournal {
   }
 
   /**
-   * True (with a warning) when record `name` is of a newer journal format ({@link isNewerFormat}):
-   * a later artifact-uploader's, which may name an upload billed until aborted, so it is neither
+   * True when record `name` is of a newer journal format ({@link isNewerFormat}): a later
+   * artifact-uploader's, which may name an upload billed until aborted, so it is neither
    * overwritten nor deleted here; the upload goes on without the journal. Called under the
-   * record's lock, where it read as no record.
+   * record's lock, where it read as no record (and the read warned that it is left alone).
    */
-  private async leftToNewerVersion(name: string): Promise<boolean> {
-    const path = join(this.dir, name);
-    if (!(await isNewerFormat(path))) return false;
-    this.logger.warn(`The resume journal record ${path} was written by a newer version of artifact-uploader; it is left alone, and this upload cannot be resumed if interrupted.`);
-    return true;
+  private leftToNewerVersion(name: string): Promise<boolean> {
+    return isNewerFormat(join(this.dir, name));
   }
 
   /**
@@ -1204,8 +1206,12 @@ export class JournalEntry {
  * before.
  */
 async function isNewerFormat(path: string): Promise<boolean> {
-  const parsed = parseJson(await readFile(path, 'utf8').catch(() => ''));
-  const version = (parsed as { version?: unknown } | undefined)?.version;
+  return isNewerFormatRecord(parseJson(await readFile(path, 'utf8').catch(() => '')));
+}
+
+/** {@link isNewerFormat} of a record's JSON, already parsed. */
+function isNewerFormatRecord(parsed: unknown): boolean {
+  const version = (parsed as { version?: unknown } | null | undefined)?.version;
   return typeof version === 'number' && version > 1;
 }
 

@@ -171,7 +171,7 @@ describe('UploadJournal on real files', () => {
     const key = await keyFor(root);
     await (await journal.begin(key))!.finish();
     const [name] = await recordFiles(dir);
-    for (const garbage of ['{"version": 1, "key": {', '{"version": 2}', '\u0000\u0000\u0000']) {
+    for (const garbage of ['{"version": 1, "key": {', '{"version": 1}', '\u0000\u0000\u0000']) {
       await writeFile(join(dir, name!), garbage);
       expect(await journal.lookup(key)).toEqual({ state: 'none' });
       expect(logger.warnings.at(-1)).toMatch(/corrupt resume journal record/);
@@ -203,6 +203,9 @@ describe('UploadJournal on real files', () => {
     await journal.markUploaded(key);
     await journal.forget(key);
     expect(await readFile(path, 'utf8')).toBe(newer);
+    // Every read said what happens to it: left alone, never "corrupt ... replaced on the next write".
+    expect(logger.warnings.length).toBeGreaterThanOrEqual(4);
+    for (const warning of logger.warnings) expect(warning).toBe(`The resume journal record ${path} was written by a newer version of artifact-uploader; it is left alone, and this upload cannot be resumed if interrupted.`);
   });
 
   it('never fails an upload when the journal cannot be written', async () => {
