@@ -568,8 +568,6 @@ async function loadSdkModules(loader: AwsSdkLoader): Promise<Sdk> {
   return { s3 };
 }
 
-
-
 /** The region of the SDK's own chain (`AWS_REGION`, the profile in `~/.aws/config`), if any. */
 async function profileRegion(sdk: Sdk): Promise<string | undefined> {
   const probe = new sdk.s3.S3Client({});
