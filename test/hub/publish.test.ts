@@ -494,35 +494,18 @@ describe('publishToHub', () => {
     }
   });
 
-  it('a tls.caCertPath that cannot be read is a ConfigError naming that option, not the MLflow variable, and nothing reaches the Hub', async () => {
+  it.each([
+    ['caCertPath', 'no-such-ca.pem', "Point tls.caCertPath at a PEM CA bundle that signed the Hub's certificate."],
+    ['clientCertPath', 'no-such-client.pem', 'Point tls.clientCertPath at one PEM file with the client certificate and its private key.'],
+  ] as const)('a tls.%s that cannot be read is a ConfigError naming that option, not the MLflow variable (it was a bare ENOENT), and nothing reaches the Hub', async (option, file, hint) => {
     const modelDir = await writeFusedModel(await tempDir());
     const server = await startTestServer((_req, res) => void res.end('{}'), { tls: true });
     try {
-      const missing = join(await tempDir(), 'no-such-ca.pem');
-      const error = await publishToHub({ ...opts({ modelDir }), hubUrl: server.url, tls: { caCertPath: missing }, retry: { maxRetries: 3, backoffFactor: 0.01 } }).catch((e: unknown) => e);
+      const missing = join(await tempDir(), file);
+      const error = await publishToHub({ ...opts({ modelDir }), hubUrl: server.url, tls: { [option]: missing }, retry: { maxRetries: 3, backoffFactor: 0.01 } }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConfigError);
-      expect(error).toMatchObject({
-        message: expect.stringContaining(`The certificate file ${missing} (tls.caCertPath) cannot be read.`),
-        hint: "Point tls.caCertPath at a PEM CA bundle that signed the Hub's certificate.",
-      });
+      expect(error).toMatchObject({ message: expect.stringContaining(`The certificate file ${missing} (tls.${option}) cannot be read.`), hint });
       expect((error as ConfigError).message).not.toMatch(/MLFLOW_TRACKING_/);
-      expect(server.requests).toHaveLength(0);
-    } finally {
-      await server.close();
-    }
-  });
-
-  it('a tls.clientCertPath that cannot be read is a ConfigError naming that option (it was a bare ENOENT), and nothing reaches the Hub', async () => {
-    const modelDir = await writeFusedModel(await tempDir());
-    const server = await startTestServer((_req, res) => void res.end('{}'), { tls: true });
-    try {
-      const missing = join(await tempDir(), 'no-such-client.pem');
-      const error = await publishToHub({ ...opts({ modelDir }), hubUrl: server.url, tls: { clientCertPath: missing }, retry: { maxRetries: 3, backoffFactor: 0.01 } }).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(ConfigError);
-      expect(error).toMatchObject({
-        message: expect.stringContaining(`The certificate file ${missing} (tls.clientCertPath) cannot be read.`),
-        hint: 'Point tls.clientCertPath at one PEM file with the client certificate and its private key.',
-      });
       expect(server.requests).toHaveLength(0);
     } finally {
       await server.close();
