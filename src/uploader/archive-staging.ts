@@ -246,6 +246,19 @@ export async function findStagedArchive(stageDir: string, archiveName: string, o
 }
 
 /**
+ * Whether the journal holds anything under its staged-archives folder (a staged archive, a lock,
+ * a lock's leftovers): what {@link removeStagedArchives} may have to delete.
+ *
+ * @example
+ * ```ts
+ * if (await hasStagedArchives(journalDir)) console.log('staged archives to look at');
+ * ```
+ */
+export async function hasStagedArchives(journalDir: string): Promise<boolean> {
+  return (await readdir(join(journalDir, STAGED_ARCHIVES_FOLDER)).catch(() => [] as string[])).length > 0;
+}
+
+/**
  * Deletes staged archives: all of them, or those not used for `olderThanMs`, except those a live
  * process holds (its upload in progress), with their locks (each deleted holding its lock, taken
  * over from a dead owner as a claimer would); and the locks dead owners left without a

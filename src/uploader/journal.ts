@@ -39,7 +39,7 @@
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import { access, constants, mkdir, open, readdir, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { removeStagedArchives } from './archive-staging.js';
+import { hasStagedArchives, removeStagedArchives } from './archive-staging.js';
 import { hostname } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { envPath, homeDirectory, type Env } from '../core/env.js';
@@ -895,8 +895,9 @@ export class UploadJournal {
    * that (`resume clear`), else S3 lifecycle rules abort them; so only records that name none
    * are removed by age or bounds without a caller's asking ({@link UploadJournal.sweep}).
    *
-   * @throws {LocalPathError} `PATH_UNWRITABLE` when the journal directory cannot be written
-   *   (checked before any record is removed), `NOT_A_DIRECTORY` / `PATH_UNREADABLE` as {@link list}.
+   * @throws {LocalPathError} `PATH_UNWRITABLE` when the journal directory cannot be written and
+   *   anything is due for deletion (checked before any record is removed), `NOT_A_DIRECTORY` /
+   *   `PATH_UNREADABLE` as {@link list}.
    *
    * @example
    * ```ts
@@ -909,12 +910,13 @@ export class UploadJournal {
     const result: JournalClearResult = { removed: [], inUse: [], archives: [], at: now };
     /** Each record file or log handled, and whether it went. */
     const removedFiles = new Map<string, boolean>();
-    const entries = await this.list();
+    const due = (await this.list()).filter((entry) => options.olderThanMs === undefined || now - entry.updatedAt >= options.olderThanMs);
     // Before any record goes: a clear that failed half-way through (the first `rm` refused)
-    // lost the records it had removed, whose uploads its caller never got to give up.
-    await this.assertWritable();
-    for (const entry of entries) {
-      if (options.olderThanMs !== undefined && now - entry.updatedAt < options.olderThanMs) continue;
+    // lost the records it had removed, whose uploads its caller never got to give up. Only when
+    // there is something to delete: a journal with nothing due (empty, or nothing older than
+    // asked) is cleared as it is, read-only or not, as a cron's `resume clear --older-than` expects.
+    if (due.some((entry) => !entry.inUse) || (await hasStagedArchives(this.dir))) await this.assertWritable();
+    for (const entry of due) {
       if (entry.inUse) {
         result.inUse.push(entry);
         continue;

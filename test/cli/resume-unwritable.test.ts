@@ -78,6 +78,15 @@ describe('a resume journal this user cannot write', () => {
     expect(list.json().entries.map((e: { artifactPath: string }) => e.artifactPath).sort()).toEqual(['ckpt/a.bin', 'ckpt/b.bin']);
   });
 
+  it('resume clear with nothing to remove there (nothing older than --older-than) succeeds and leaves it as it is: no PATH_UNWRITABLE for a clear that deletes nothing', async () => {
+    const run = await cli(['resume', 'clear', '--older-than', '30d', '--journal-dir', dir, '--tracking-uri', 'http://127.0.0.1:9', '--json']);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.json()).toMatchObject({ removed: [], archives: [] });
+    const cleared = await (await UploadJournal.open({ dir, sweep: false })).clear({ olderThanMs: 30 * 24 * 3600_000 });
+    expect(cleared).toMatchObject({ removed: [], archives: [] });
+    expect((await readdir(dir)).sort()).toEqual(names);
+  });
+
   it("resume clear in a shared (sticky) journal removes this user's records and leaves another user's with a warning, instead of failing half-way", async () => {
     const run = await cli(['resume', 'clear', '--journal-dir', shared.dir, '--json']);
     expect(run.code, run.stderr).toBe(0);
