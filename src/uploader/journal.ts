@@ -494,6 +494,8 @@ export class UploadJournal {
   private readonly ownerStaleMs: number;
   /** Per-record write queue: writes of one process to one record never wait on its own lock. */
   private readonly queues = new SerialQueue();
+  /** The record files whose last read found a newer journal format (see {@link leftToNewerVersion}). */
+  private readonly newerFormatFiles = new Set<string>();
   /** What the last sweep kept past `maxAgeMs` because its upload lasts (see {@link takeExpired}). */
   private expired: ExpiredRecord[] = [];
 
@@ -526,7 +528,10 @@ export class UploadJournal {
   private file(name: string): JsonStateFile<JournalRecord | null> {
     const path = join(this.dir, name);
     return new JsonStateFile(path, loadRecordSchema, {
-      empty: () => null,
+      empty: () => {
+        this.newerFormatFiles.delete(path);
+        return null;
+      },
       lockStaleMs: 30_000,
       lockTimeoutMs: 15_000,
       sync: false,
@@ -536,8 +541,11 @@ export class UploadJournal {
       ownerOnly: true,
       onCorrupt: (error, parsed) => {
         // A later version's record is not replaced (leftToNewerVersion): saying so would be untrue.
+        const newer = isNewerFormatRecord(parsed);
+        if (newer) this.newerFormatFiles.add(path);
+        else this.newerFormatFiles.delete(path);
         this.logger.warn(
-          isNewerFormatRecord(parsed)
+          newer
             ? `The resume journal record ${path} was written by a newer version of artifact-uploader; it is left alone, and this upload cannot be resumed if interrupted.`
             : `Ignoring a corrupt resume journal record: ${error.message} It is replaced on the next write.`,
         );
@@ -560,10 +568,11 @@ export class UploadJournal {
    * True when record `name` is of a newer journal format ({@link isNewerFormat}): a later
    * artifact-uploader's, which may name an upload billed until aborted, so it is neither
    * overwritten nor deleted here; the upload goes on without the journal. Called under the
-   * record's lock, where it read as no record (and the read warned that it is left alone).
+   * record's lock, where it read as no record: that read said which (and warned that it is left
+   * alone), so the file is not read again (a new record's begin read it once, as before).
    */
-  private leftToNewerVersion(name: string): Promise<boolean> {
-    return isNewerFormat(join(this.dir, name));
+  private leftToNewerVersion(name: string): boolean {
+    return this.newerFormatFiles.has(join(this.dir, name));
   }
 
   /**
@@ -597,7 +606,7 @@ export class UploadJournal {
     try {
       return await this.queues.run(name, () =>
         this.file(name).update(async (current) => {
-          if (!current && (await this.leftToNewerVersion(name))) return { result: undefined };
+          if (!current && this.leftToNewerVersion(name)) return { result: undefined };
           const record = current && sameKey(current, key) ? current : null;
           if (record && this.ownedByLiveProcess(record)) return { result: undefined };
           const now = Date.now();
@@ -671,7 +680,7 @@ export class UploadJournal {
     try {
       await this.queues.run(name, () =>
         this.file(name).update(async (current) => {
-          if (!current && (await this.leftToNewerVersion(name))) return { result: undefined };
+          if (!current && this.leftToNewerVersion(name)) return { result: undefined };
           const record = current && sameKey(current, key) ? current : null;
           if (record && this.ownedByLiveProcess(record)) return { result: undefined };
           const now = Date.now();
@@ -723,7 +732,7 @@ export class UploadJournal {
     await this.queues.run(name, () =>
       this.file(name).update(async (current) => {
         if (current && sameKey(current, key) && this.ownedByLiveProcess(current)) return { result: undefined };
-        if (!current && (await this.leftToNewerVersion(name))) return { result: undefined };
+        if (!current && this.leftToNewerVersion(name)) return { result: undefined };
         return { remove: true, result: undefined };
       }),
     ).catch((error: unknown) => this.logger.warn(`Could not remove the resume journal record ${join(this.dir, name)}: ${(error as Error).message}`));
