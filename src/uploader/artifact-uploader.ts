@@ -26,7 +26,7 @@ import { resolveTrackingConfig } from '../config/load.js';
 import type { StageName, TrackingConfig } from '../config/schema.js';
 import { dedupeInFlight, identityKey, type LocalFileIdentity } from './dedupe.js';
 import { artifactLoggingDisabledByEnv, NO_RUN_WARNING, passGates } from './gate.js';
-import { archiveOperation, checkpointOperation, directoryArchiveOperation, directoryOperation, fileOperation, type Operation, type OperationContext, type PlannedOperation } from './operation.js';
+import { archiveOperation, checkpointOperation, directoryArchiveOperation, directoryOperation, fileOperation, storedArtifactPaths, type Operation, type OperationContext, type PlannedOperation } from './operation.js';
 import {
   operationConcurrency,
   resolveUploaderOptions,
@@ -95,9 +95,11 @@ export function runOperation(uploader: { readonly stage: StageName }, operation:
  * helper that runs several operations calls it on all but the first before running the first,
  * whose own gate plans it before it sends a byte: a metrics file named `metrics#1.json` used to be
  * refused after the checkpoint had gone up, the error saying "Nothing was uploaded" and the
- * checkpoint's result lost. The plans are thrown away (each gate plans again when its operation
- * runs, with the directory as it is then). Nothing is planned when `MLFLOW_SKIP_ARTIFACT_LOGGING`
- * turns every upload into a skip, as the gates plan nothing then.
+ * checkpoint's result lost. An operation that will upload is also checked against its run's store
+ * (a name too long for it: the store's `checkArtifactPaths`), the run looked up now. The plans are
+ * thrown away (each gate plans again when its operation runs, with the directory as it is then).
+ * Nothing is planned when `MLFLOW_SKIP_ARTIFACT_LOGGING` turns every upload into a skip, as the
+ * gates plan nothing then.
  *
  * @example
  * ```ts
@@ -139,10 +141,14 @@ export class ArtifactUploader<S extends StageName = StageName> {
       run: (operation) => this.run(operation),
       planAhead: async (operations) => {
         if (operations.length === 0 || artifactLoggingDisabledByEnv(this.opts.env)) return;
-        const config = await this.loadConfig();
         for (const operation of operations) {
           await operation.check();
-          await operation.plan(config);
+          const gate = await passGates(operation, { env: this.opts.env, runId: this.opts.runId, dryRun: this.opts.dryRun, loadConfig: () => this.loadConfig() });
+          if (!gate.go) continue;
+          // The store's own name rules need the run's store: looked up now (and kept for the
+          // operation's turn). A run that cannot be looked up fails the first operation instead.
+          const resolved = await this.targets.get(gate.run);
+          if ('target' in resolved) resolved.target.store.checkArtifactPaths?.(storedArtifactPaths(gate.planned));
         }
       },
     });
@@ -357,7 +363,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
     if (signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error: aborted(), target });
     // Names too long for this store are refused like any bad name (a programmer error), before
     // anything is archived, recorded or sent: a directory goes up whole or not at all.
-    target.store.checkArtifactPaths?.(planned.stored ?? planned.local.files.map((file) => file.artifactPath));
+    target.store.checkArtifactPaths?.(storedArtifactPaths(planned));
 
     const key = identityKey({
       trackingUri: target.trackingUri,

@@ -32,6 +32,19 @@ import {
 import { checkArtifactPath, globList, inspectLocalPath, pathFilters, planFiles, planLocalDirectory, type CheckedLocalPath, type LocalPlan, type PathFilters, type PlannedFile } from './plan.js';
 import { assertManifestNameFree, manifestArtifactPathOf, transferArchive, transferDirectoryAsArchive, type TransferContext, type TransferOutcome } from './transfer.js';
 
+/**
+ * The artifact paths a planned operation writes (an archive and its manifest, else its files),
+ * as the store checks them before anything is sent.
+ *
+ * @example
+ * ```ts
+ * store.checkArtifactPaths?.(storedArtifactPaths(planned));
+ * ```
+ */
+export function storedArtifactPaths(planned: Pick<PlannedOperation, 'stored' | 'local'>): readonly string[] {
+  return planned.stored ?? planned.local.files.map((file) => file.artifactPath);
+}
+
 /** One operation, as the pipeline sees it. */
 export interface Operation {
   method: string;

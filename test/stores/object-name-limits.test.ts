@@ -14,6 +14,7 @@ import { LocalPathError } from '../../src/core/errors.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import type { ArtifactStore } from '../../src/stores/artifact-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { uploadBenchmarkArtifacts } from '../../src/stages/benchmark.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import type { ArtifactUploaderOptions } from '../../src/uploader/options.js';
 import { describeWithServers, mlflowAzureServer, mlflowDirectS3Server, mlflowGcsServer, servers } from '../support/servers.js';
@@ -152,6 +153,25 @@ describeWithServers('object names over the store\'s limit are refused before any
     await up.close();
     expect(refused).toMatchObject({ code: 'INVALID_ARTIFACT_PATH', path: `${dirs}/c.manifest.json` });
     expect((refused as LocalPathError).hint).toContain('1027 bytes');
+    expect(await direct.objectsUnder(rootPrefix)).toEqual([]);
+  });
+
+  it('a stage helper refuses a later results directory with a name too long before its first results go up', async () => {
+    // The helper plans every upload before the first (planAhead); the length check needs the
+    // run's store, and ran only when each upload's turn came: the file went up, then the call
+    // threw for the directory and the file's result was lost.
+    const direct = stores[0]!;
+    const run = await serverRun(direct.trackingUri());
+    const rootPrefix = rootPrefixOf(run.artifactUri);
+    const src = writeTree(scratch(), { 'latency.json': '{"p50": 1}', [`plots/${LONG_IN_BYTES}`]: 'deep' });
+    const refused = await uploadBenchmarkArtifacts({
+      resultsPaths: [join(src, 'latency.json'), join(src, 'plots')],
+      runId: run.runId,
+      trackingUri: direct.trackingUri(),
+      retry: { maxRetries: 1 },
+      ...direct.uploaderOptions(),
+    }).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ code: 'INVALID_ARTIFACT_PATH', path: `benchmark/plots/${LONG_IN_BYTES}` });
     expect(await direct.objectsUnder(rootPrefix)).toEqual([]);
   });
 
