@@ -25,8 +25,16 @@ import { mlflowErrorMapper } from './connection.js';
 
 // ───────────────────────────── artifact paths ─────────────────────────────
 
-/** The name prefix MLflow's local artifact repository reserves for its temp files. */
-const MLFLOW_RESERVED_PREFIX = '.artifact.uploading.';
+/**
+ * The name prefix MLflow's local artifact repository reserves for its temp files
+ * (`_TEMP_ARTIFACT_PREFIX`): its `list_artifacts` leaves such names out, and so do ours.
+ *
+ * @example
+ * ```ts
+ * name.startsWith(MLFLOW_RESERVED_PREFIX); // a copy in flight (or one a crash left): not an artifact
+ * ```
+ */
+export const MLFLOW_RESERVED_PREFIX = '.artifact.uploading.';
 
 /** What {@link artifactPathProblem} found wrong with a path, in words, with the fix. */
 export interface ArtifactPathProblem {

@@ -27,6 +27,7 @@ import { InvalidArgumentError, MlflowApiError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
 import { removeStaleTempFiles } from '../core/atomic-write.js';
+import { MLFLOW_RESERVED_PREFIX } from './artifacts-api.js';
 import { fileUriToPath } from './tracking-uri.js';
 import {
   atomicWriteFile,
@@ -288,10 +289,16 @@ export class FileTrackingStore implements TrackingClient {
     });
     const files: ArtifactFileInfo[] = [];
     for (const entry of entries) {
-      if (entry.name.startsWith(TEMP_PREFIX)) continue;
+      // A copy in flight, or one a kill cut short, under MLflow's reserved temp prefix (the
+      // `file` artifact store's temp names): MLflow never lists those, and a model registered
+      // from this listing must not take one for a file.
+      if (entry.name.startsWith(TEMP_PREFIX) || entry.name.startsWith(MLFLOW_RESERVED_PREFIX)) continue;
       const rel = dir ? `${dir}/${entry.name}` : entry.name;
-      if (entry.isDirectory()) files.push({ path: rel, isDir: true });
-      else if (entry.isFile()) files.push({ path: rel, isDir: false, fileSize: (await stat(join(base, entry.name))).size });
+      // stat follows symlinks, as MLflow's listing does (a symlinked weights file is listed);
+      // what is gone meanwhile, or a dangling link, is left out.
+      const info = await stat(join(base, entry.name)).catch(() => undefined);
+      if (info?.isDirectory()) files.push({ path: rel, isDir: true });
+      else if (info?.isFile()) files.push({ path: rel, isDir: false, fileSize: info.size });
     }
     files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
     return { rootUri, files };

@@ -26,7 +26,7 @@ import { atomicWrite, removeStaleTempFiles } from '../core/atomic-write.js';
 import { AbortedError, DiskFullError, diskFullError, LocalPathError, SourceChangedError } from '../core/errors.js';
 import { sourceChange } from '../core/source-snapshot.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
+import { assertArtifactPath, joinArtifactPath, MLFLOW_RESERVED_PREFIX } from '../mlflow/artifacts-api.js';
 import { fileUriToPath } from '../mlflow/tracking-uri.js';
 import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreFactory, UploadFileOptions, UploadFileResult } from './artifact-store.js';
 import { throwIfAborted } from '../core/abort.js';
@@ -37,8 +37,6 @@ import { readSourceIfSmall, toLocalPathError } from './source-file.js';
  * `local_artifact_repo.py`), which its listing skips, then ours.
  */
 export const UPLOADING_PREFIX = '.artifact.uploading.artifact-uploader-';
-/** MLflow's reserved prefix: names starting with it are never listed, by MLflow or by us. */
-const MLFLOW_TEMP_PREFIX = '.artifact.uploading.';
 /** Temp names of versions before 0.x that were listed by MLflow (`.artifact-uploader-<hex>.tmp`). */
 const LEGACY_TEMP_NAME = /^\.artifact-uploader-[0-9a-f]{12}\.tmp$/;
 const COPY_CHUNK = 1024 * 1024;
@@ -334,7 +332,7 @@ export class LocalFileStore implements ArtifactStore {
     }
     const out: ArtifactEntry[] = [];
     for (const entry of names) {
-      if (entry.name.startsWith(MLFLOW_TEMP_PREFIX) || LEGACY_TEMP_NAME.test(entry.name)) continue;
+      if (entry.name.startsWith(MLFLOW_RESERVED_PREFIX) || LEGACY_TEMP_NAME.test(entry.name)) continue;
       const path = joinArtifactPath(dir, entry.name);
       const full = `${absolute}${sep}${entry.name}`;
       // stat follows symlinks, as MLflow's listing does; a dangling link shows without a size.

@@ -5,7 +5,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -17,6 +17,7 @@ import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { FileTrackingStore } from '../../src/mlflow/file-store.js';
 import { TEMP_PREFIX, parseMetaYaml } from '../../src/mlflow/file-store-format.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
+import { UPLOADING_PREFIX } from '../../src/stores/local-file-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { pythonExecutable, runPython } from '../support/python.js';
 import { describeWithServers } from '../support/servers.js';
@@ -354,5 +355,42 @@ print(json.dumps([r.info.status, r.info.end_time, r.data.tags.get('from'), r.dat
     python.send('go');
     expect(JSON.parse(await python.nextLine())).toEqual(['KILLED', 1700000002000, 'node', 0.9]);
     await python.done;
+  });
+
+  it('lists what MLflow lists: a copy a kill cut short is left out, symlinked files and folders are in', async () => {
+    const root = join(scratch(), 'mlruns');
+    const store = new FileTrackingStore({ root });
+    const run = await store.createRun({ experimentId: '0' });
+    const runId = run.info.runId;
+    const local = join(scratch(), 'weights.bin');
+    writeFileSync(local, randomBytes(64));
+    const artifactStore = resolveArtifactStore(run.info.artifactUri, { connection: resolveMlflowConnection({ trackingUri: `file:${root}` }, {}), env: {} });
+    await artifactStore.uploadFile(local, 'model/config.json');
+    const dir = decodeURIComponent(new URL(run.info.artifactUri).pathname);
+    // What a copy killed before its rename leaves: the temp file, under the store's own name.
+    writeFileSync(join(dir, 'model', tempFileName(UPLOADING_PREFIX)), 'partial');
+    // Weights kept elsewhere and linked in, a file and a folder.
+    symlinkSync(local, join(dir, 'model', 'weights.bin'));
+    const shards = join(scratch(), 'shards');
+    mkdirSync(shards);
+    symlinkSync(shards, join(dir, 'model', 'shards'));
+
+    const ours = (await store.listArtifacts(runId, 'model')).files.map((f) => [f.path, f.isDir, f.fileSize ?? null]);
+    const out = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+print(json.dumps([[f.path, f.is_dir, f.file_size] for f in c.list_artifacts(sys.argv[2], 'model')]))
+`,
+      { args: [`file:${root}`, runId] },
+    );
+    const theirs: unknown = JSON.parse(out.trim().split('\n').pop() ?? '[]');
+    expect(ours).toEqual([
+      ['model/config.json', false, 64],
+      ['model/shards', true, null],
+      ['model/weights.bin', false, 64],
+    ]);
+    expect(ours).toEqual(theirs);
   });
 });
