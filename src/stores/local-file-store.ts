@@ -94,6 +94,18 @@ function unwritableDirectoryError(error: unknown, directory: string, what = `Can
   );
 }
 
+/**
+ * The error of an artifact path where a directory is: a file cannot replace it (the rename fails
+ * with `EISDIR`, as MLflow's `os.replace` does). Named as the destination's problem, with what
+ * to do; read as a source error, it would be an untyped `EISDIR` naming the temp file.
+ */
+function directoryInTheWayError(destination: string, cause?: unknown): LocalPathError {
+  return new LocalPathError('PATH_UNWRITABLE', destination, `Cannot store a file at ${destination}: a directory of that name is already in the artifact directory; nothing was written.`, {
+    hint: 'Upload the file under another artifact path (a name inside that directory, e.g. "<path>/<file name>"), or remove the directory from the run first.',
+    cause,
+  });
+}
+
 /** The error of a failed write, or {@link DIRECTORY_GONE} when it is to be tried again. */
 function failedCopy(error: unknown, temp: TempFile, localPath: string, destination: string, options: UploadFileOptions): typeof DIRECTORY_GONE {
   if (options.signal?.aborted) {
@@ -101,6 +113,9 @@ function failedCopy(error: unknown, temp: TempFile, localPath: string, destinati
   }
   if (temp.directoryGone) return DIRECTORY_GONE;
   if (temp.createError !== undefined) throw unwritableDirectoryError(temp.createError, dirname(destination));
+  // The rename onto a directory made after the check in `uploadFile` (its `dest` is ours).
+  const { code, dest } = error as NodeJS.ErrnoException & { dest?: string };
+  if (dest === destination && (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST')) throw directoryInTheWayError(destination, error);
   if (error instanceof DiskFullError || error instanceof SourceChangedError) throw error;
   throw toLocalPathError(error, localPath);
 }
@@ -170,6 +185,9 @@ export class LocalFileStore implements ArtifactStore {
     const { size, bytes } = await readSourceIfSmall(localPath, options.size, this.logger);
     const destination = join(this.root, ...artifactPath.split('/'));
     const directory = dirname(destination);
+    // A directory where the file goes would fail the rename only after the whole copy: said now,
+    // before a byte is read.
+    if ((await stat(destination).catch(() => undefined))?.isDirectory()) throw directoryInTheWayError(destination);
     // The outermost directory this call created for the destination: a copy that fails stored
     // nothing, and must not leave an empty `checkpoints/step_100/` either, which MLflow's UI and
     // `list_artifacts` would show as if it held something. Only what this call created goes, and

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AbortedError, InvalidArgumentError, LocalPathError, SourceChangedError } from '../../src/core/errors.js';
 import { snapshotFile } from '../../src/core/source-snapshot.js';
 import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
-import { LocalFileStore } from '../../src/stores/local-file-store.js';
+import { LocalFileStore, UPLOADING_PREFIX } from '../../src/stores/local-file-store.js';
 import { planDirectory } from '../../src/uploader/plan.js';
 import { uploadPlannedFiles } from '../../src/uploader/transfer.js';
 import { fsHooks, resetFsHooks, signal } from '../support/fs-hooks.js';
@@ -237,6 +237,26 @@ describe('LocalFileStore', () => {
     await expect(store.uploadFile(join(src, 'ok'), '../escape')).rejects.toBeInstanceOf(LocalPathError);
     await expect(store.uploadFile(join(src, 'ok'), '/abs')).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
     expect(existsSync(dest)).toBe(false);
+  });
+
+  it('a directory where the file goes is a PATH_UNWRITABLE naming the destination: before a byte is read, or at the rename when it appears meanwhile', async () => {
+    const { src, dest, store } = scratch();
+    writeFileSync(join(src, 'model.bin'), randomBytes(4096));
+    mkdirSync(join(dest, 'model.bin'), { recursive: true });
+    writeFileSync(join(dest, 'model.bin', 'kept'), 'k');
+    let progress = 0;
+    const before = await store.uploadFile(join(src, 'model.bin'), 'model.bin', { onProgress: (n) => (progress = n) }).catch((e: unknown) => e);
+    expect(before).toBeInstanceOf(LocalPathError);
+    expect(before).toMatchObject({ code: 'PATH_UNWRITABLE', path: join(dest, 'model.bin'), hint: expect.stringMatching(/another artifact path/) });
+    expect(progress).toBe(0);
+
+    // The directory appears once the temp file exists: the rename fails (EISDIR), said the same way.
+    fsHooks.afterOpen = (path, _flags, error) => {
+      if (error === undefined && path.includes(UPLOADING_PREFIX)) mkdirSync(join(dest, 'late.bin'));
+    };
+    const during = await store.uploadFile(join(src, 'model.bin'), 'late.bin').catch((e: unknown) => e);
+    expect(during).toMatchObject({ code: 'PATH_UNWRITABLE', path: join(dest, 'late.bin'), hint: expect.stringMatching(/another artifact path/) });
+    expect(allFiles(dest)).toEqual([join('model.bin', 'kept')]);
   });
 
   it('lists like MLflow: relative paths, sizes, directories, [] for missing', async () => {
