@@ -53,8 +53,31 @@ export function runStatusFromStored(value: unknown): RunStatus {
  */
 export async function toMetaYaml(data: Record<string, unknown>): Promise<string> {
   // yaml loads on first use, not when the package is imported.
-  const { stringify } = await import('yaml');
-  return stringify(data, { version: '1.1', sortMapEntries: true, singleQuote: true, lineWidth: 0 });
+  const { stringify, Scalar } = await import('yaml');
+  // A value holding a character PyYAML must not read raw goes double-quoted, where the raw
+  // character is then replaced by its escape (`yaml` leaves those raw: it escapes through
+  // JSON.stringify). meta.yaml is flat, so the top-level values are all the strings there are.
+  const quoted = Object.fromEntries(
+    Object.entries(data).map(([key, value]) => [key, typeof value === 'string' && PYYAML_RAW_UNSAFE.test(value) ? Object.assign(new Scalar(value), { type: Scalar.QUOTE_DOUBLE }) : value]),
+  );
+  return stringify(quoted, { version: '1.1', sortMapEntries: true, singleQuote: true, lineWidth: 0 }).replace(PYYAML_RAW_UNSAFE_ALL, pythonYamlEscape);
+}
+
+/**
+ * Characters `yaml` writes raw that PyYAML reads otherwise: U+0085, U+2028 and U+2029 are line
+ * breaks in YAML 1.1 (a name holding one is misread, or breaks the file: then MLflow cannot
+ * list any experiment of the store), and DEL, the C1 controls and U+FFFE/U+FFFF are refused
+ * by its reader outright. Written as double-quoted escapes (`\N`, `\L`, `\P`, `\x7F`, `\uFFFE`),
+ * which PyYAML and `yaml` read back as the character.
+ */
+const PYYAML_RAW_UNSAFE = /[\u007f-\u009f\u2028\u2029\ufffe\uffff]/;
+const PYYAML_RAW_UNSAFE_ALL = new RegExp(PYYAML_RAW_UNSAFE.source, 'g');
+
+/** The YAML double-quoted escape of one of {@link PYYAML_RAW_UNSAFE}'s characters (the spelling PyYAML uses for it there). */
+function pythonYamlEscape(char: string): string {
+  const named: Record<string, string> = { '\u0085': '\\N', '\u2028': '\\L', '\u2029': '\\P' };
+  const code = char.charCodeAt(0);
+  return named[char] ?? (code <= 0xff ? `\\x${code.toString(16).toUpperCase()}` : `\\u${code.toString(16).toUpperCase()}`);
 }
 
 /**

@@ -86,4 +86,24 @@ print(json.dumps({'repr': [repr(float(x)) for x in floats], 'yaml': yaml.safe_lo
     expect(FLOATS.map(pythonFloatRepr)).toEqual(py.repr);
     expect(py.yaml).toEqual({ a: 'on', b: 'yes', c: '0x1F', d: '12:30', e: '1_000', f: '1e5', g: '', h: 'null', i: '~', j: 'a: b', k: "it's", l: '#x', m: 'line\nbreak', n: '00123' });
   });
+
+  it('names with YAML 1.1 line breaks (U+0085, U+2028, U+2029) or characters PyYAML refuses raw are read back by MLflow\'s YAML loader as they were', async () => {
+    // Each broke or changed what MLflow read: a raw U+2028 made the file unreadable (and with it
+    // every listing of the store's experiments), a raw U+0085 was read as a space.
+    const names = { a: 'nel\u0085x', b: 'line\u2028sep', c: 'para\u2029sep', d: 'del\u007fx', e: 'c1\u0080\u009fx', f: 'nonchar\ufffe\uffffx', g: "mixed 'q' \u2028\nmodel 模型" };
+    const yaml = await toMetaYaml(names);
+    const out = await runPython(
+      `
+import json, sys, yaml
+from mlflow.utils.yaml_utils import YamlSafeLoader
+names = json.loads(sys.argv[1])
+print(json.dumps({'read': yaml.load(sys.argv[2], Loader=YamlSafeLoader)}))
+`,
+      { args: [JSON.stringify(names), yaml] },
+    );
+    const py = JSON.parse(out.trim().split('\n').pop() ?? '{}');
+    expect(py.read).toEqual(names);
+    expect(yaml).toContain('b: "line\\Lsep"');
+    expect(await parseMetaYaml(yaml)).toEqual(names);
+  });
 });

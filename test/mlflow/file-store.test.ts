@@ -357,6 +357,28 @@ print(json.dumps([r.info.status, r.info.end_time, r.data.tags.get('from'), r.dat
     await python.done;
   });
 
+  it('MLflow reads experiment and run names holding YAML 1.1 line breaks and characters its YAML reader refuses raw', async () => {
+    const root = join(scratch(), 'mlruns');
+    const store = new FileTrackingStore({ root });
+    const names = ['line\u2028sep', 'nel\u0085x', 'del\u007f x'];
+    const ids = await Promise.all(names.map(async (name) => (await store.getOrCreateExperiment(name)).experimentId));
+    const run = await store.createRun({ experimentId: ids[0]!, runName: 'run\u2029one' });
+    const out = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+print(json.dumps({'experiments': sorted(e.name for e in c.search_experiments()), 'run': c.get_run(sys.argv[2]).info.run_name}))
+`,
+      { args: [`file:${root}`, run.info.runId] },
+    );
+    const py = JSON.parse(out.trim().split('\n').pop() ?? '{}');
+    expect(py.experiments).toEqual(['Default', ...names].sort());
+    expect(py.run).toBe('run\u2029one');
+    expect((await store.getRun(run.info.runId)).info.runName).toBe('run\u2029one');
+    expect((await store.getExperimentByName(names[1]!))?.experimentId).toBe(ids[1]);
+  });
+
   it('lists what MLflow lists: a copy a kill cut short is left out, symlinked files and folders are in', async () => {
     const root = join(scratch(), 'mlruns');
     const store = new FileTrackingStore({ root });
