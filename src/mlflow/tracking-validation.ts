@@ -20,6 +20,17 @@ export const EXPERIMENT_ID_PATTERN = /^[a-zA-Z0-9][\p{L}\p{N}_-]{0,63}$/u;
 /** Metric, param and tag names: word characters, `/`, `.`, `-`, space and `:` (POSIX rule). */
 const KEY_PATTERN = /^[/\p{L}\p{N}_.\- :]*$/u;
 
+/**
+ * A string's length as MLflow's limits count it, Python's `len()`: code points. `.length`
+ * counts UTF-16 units, two for each emoji or other character beyond U+FFFF, and would refuse
+ * a name of 300 emoji that MLflow takes.
+ */
+function pythonLength(text: string): number {
+  let length = 0;
+  for (const _ of text) length++;
+  return length;
+}
+
 /** MLflow's per-request and per-value limits (`mlflow/utils/validation.py`). */
 export const MLFLOW_LIMITS = Object.freeze({
   /** Metrics per `log-batch` request. */
@@ -81,8 +92,8 @@ export function assertExperimentName(name: unknown, argument = 'experimentName')
   if (typeof name !== 'string' || name.trim() === '') {
     throw new InvalidArgumentError(argument, `${argument} must be a non-empty string, got ${JSON.stringify(name)}.`);
   }
-  if (name.length > MLFLOW_LIMITS.experimentNameLength) {
-    throw new InvalidArgumentError(argument, `${argument} is ${name.length} characters long; MLflow allows at most ${MLFLOW_LIMITS.experimentNameLength}.`);
+  if (pythonLength(name) > MLFLOW_LIMITS.experimentNameLength) {
+    throw new InvalidArgumentError(argument, `${argument} is ${pythonLength(name)} characters long; MLflow allows at most ${MLFLOW_LIMITS.experimentNameLength}.`);
   }
 }
 
@@ -163,8 +174,8 @@ export function normalizeBatch(
       throw new InvalidArgumentError('params', `param ${JSON.stringify(key)} must be a string, number or boolean, got ${typeof raw}.`);
     }
     const value = String(raw);
-    if (value.length > MLFLOW_LIMITS.paramValueLength) {
-      throw new InvalidArgumentError('params', `param ${JSON.stringify(key)} is ${value.length} characters long; MLflow allows at most ${MLFLOW_LIMITS.paramValueLength}.`, {
+    if (pythonLength(value) > MLFLOW_LIMITS.paramValueLength) {
+      throw new InvalidArgumentError('params', `param ${JSON.stringify(key)} is ${pythonLength(value)} characters long; MLflow allows at most ${MLFLOW_LIMITS.paramValueLength}.`, {
         hint: 'Log long values as an artifact (a JSON or text file) instead.',
       });
     }
@@ -190,8 +201,8 @@ export function assertTagValue(key: string, value: unknown): asserts value is st
   if (typeof value !== 'string') {
     throw new InvalidArgumentError('tags', `tag ${JSON.stringify(key)} must be a string, got ${typeof value}.`);
   }
-  if (value.length > MLFLOW_LIMITS.tagValueLength) {
-    throw new InvalidArgumentError('tags', `tag ${JSON.stringify(key)} is ${value.length} characters long; MLflow allows at most ${MLFLOW_LIMITS.tagValueLength}.`, {
+  if (pythonLength(value) > MLFLOW_LIMITS.tagValueLength) {
+    throw new InvalidArgumentError('tags', `tag ${JSON.stringify(key)} is ${pythonLength(value)} characters long; MLflow allows at most ${MLFLOW_LIMITS.tagValueLength}.`, {
       hint: 'Log long values as an artifact instead.',
     });
   }

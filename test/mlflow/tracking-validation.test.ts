@@ -36,6 +36,16 @@ describe('ids and keys', () => {
     expect(() => assertExperimentName('x'.repeat(501))).toThrow(/at most 500/);
   });
 
+  it('counts lengths as MLflow does (Python len: code points), so names and values beyond U+FFFF get the full limit', () => {
+    // mlflow/utils/validation.py: `len(experiment_name) > MAX_EXPERIMENT_NAME_LENGTH`, and the same
+    // `len()` for param and tag values; an emoji is one there and two UTF-16 units in JavaScript.
+    assertExperimentName('🚀'.repeat(500));
+    expect(() => assertExperimentName('🚀'.repeat(501))).toThrow(/is 501 characters long; MLflow allows at most 500/);
+    expect(normalizeBatch({ params: { p: '🚀'.repeat(6000) }, tags: { t: '模型🚀'.repeat(2666) } }).tags[0]!.value).toHaveLength(2666 * 4);
+    expect(() => normalizeBatch({ tags: { t: '🚀'.repeat(8001) } })).toThrow(/is 8001 characters long; MLflow allows at most 8000/);
+    expect(() => normalizeBatch({ params: { p: '🚀'.repeat(6001) } })).toThrow(/at most 6000/);
+  });
+
   it('checks metric, param and tag keys like MLflow on POSIX', () => {
     for (const ok of ['loss', 'eval/acc', 'a b', 'x:y', 'mlflow.runName', 'モデル', 'a-b_c.d']) assertEntityKey(ok, 'tag');
     for (const bad of ['', 'a\u0000b', 'a\nb', 'a#b', '/abs', 'trailing/', 'a//b', './a', 'a/../b', '..', `k${'x'.repeat(250)}`]) {
