@@ -80,6 +80,9 @@ function pythonYamlEscape(char: string): string {
   return named[char] ?? (code <= 0xff ? `\\x${code.toString(16).toUpperCase()}` : `\\u${code.toString(16).toUpperCase()}`);
 }
 
+/** A YAML 1.1 line separator (U+2028) or paragraph separator (U+2029), and the indentation after it. */
+const YAML11_BREAK_INDENT = /([\u2028\u2029])[ \t]+/g;
+
 /**
  * Parses a `meta.yaml` (YAML 1.1, as PyYAML reads it); `undefined` for an empty or
  * non-mapping document.
@@ -91,7 +94,12 @@ function pythonYamlEscape(char: string): string {
  */
 export async function parseMetaYaml(text: string): Promise<Record<string, unknown> | undefined> {
   const { parse } = await import('yaml');
-  const data: unknown = parse(text, { version: '1.1' });
+  // PyYAML writes a name holding U+2028 or U+2029 single-quoted, the character raw and the rest
+  // of the name on a continuation line: `name: 'line<U+2028>  sep'`. To YAML 1.1 (PyYAML) that
+  // character ends the line, so the indentation after it is not part of the name; `yaml` takes
+  // both as ordinary characters and would read `line<U+2028>  sep`. MLflow never writes block
+  // scalars there, and our writer escapes both characters, so only such continuations match.
+  const data: unknown = parse(text.replace(YAML11_BREAK_INDENT, '$1'), { version: '1.1' });
   return data !== null && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : undefined;
 }
 

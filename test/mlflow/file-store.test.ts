@@ -379,6 +379,26 @@ print(json.dumps({'experiments': sorted(e.name for e in c.search_experiments()),
     expect((await store.getExperimentByName(names[1]!))?.experimentId).toBe(ids[1]);
   });
 
+  it('reads names holding U+2028 or U+2029 that MLflow wrote as MLflow reads them, and finds such an experiment by name', async () => {
+    const root = join(scratch(), 'mlruns');
+    const out = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+e = c.create_experiment('line\\u2028sep')
+r = c.create_run(e, run_name='para\\u2029one')
+print(json.dumps([e, r.info.run_id]))
+`,
+      { args: [`file:${root}`] },
+    );
+    const [experimentId, runId] = JSON.parse(out.trim().split('\n').pop() ?? '[]') as [string, string];
+    const store = new FileTrackingStore({ root });
+    expect((await store.getOrCreateExperiment('line\u2028sep')).experimentId).toBe(experimentId);
+    expect((await store.getExperiment(experimentId)).name).toBe('line\u2028sep');
+    expect((await store.getRun(runId)).info.runName).toBe('para\u2029one');
+  });
+
   it('lists what MLflow lists: a copy a kill cut short is left out, symlinked files and folders are in', async () => {
     const root = join(scratch(), 'mlruns');
     const store = new FileTrackingStore({ root });
