@@ -31,7 +31,7 @@ import { mlflowErrorMapper } from './connection.js';
  *
  * @example
  * ```ts
- * name.startsWith(MLFLOW_RESERVED_PREFIX); // a copy in flight (or one a crash left): not an artifact
+ * '.artifact.uploading.abc123'.startsWith(MLFLOW_RESERVED_PREFIX); // true: a copy in flight (or one a crash left), not an artifact
  * ```
  */
 export const MLFLOW_RESERVED_PREFIX = '.artifact.uploading.';
