@@ -8,6 +8,7 @@
  */
 import { posix } from 'node:path';
 import { InvalidArgumentError, RegistryError } from '../core/errors.js';
+import { characterCount } from './tracking-validation.js';
 
 /** MLflow's limits for the Model Registry. */
 export const REGISTRY_LIMITS = Object.freeze({
@@ -31,19 +32,6 @@ export const REGISTRY_LIMITS = Object.freeze({
   /** `MAX_MODEL_REGISTRY_TAG_VALUE_LENGTH`. */
   tagValueLength: 100_000,
 });
-
-/**
- * A string's length as MLflow's limits count it: in characters (code points), as Python's `len`
- * and the databases do, not in UTF-16 units as JavaScript's `length` (an emoji is one, not two).
- *
- * @example
- * ```ts
- * characterCount('\u{1F600}'); // 1 ('\u{1F600}'.length is 2)
- * ```
- */
-export function characterCount(text: string): number {
-  return [...text].length;
-}
 
 /**
  * A name MLflow takes as missing: `model_name.strip() == ""`, Python's whitespace, which is not

@@ -21,11 +21,16 @@ export const EXPERIMENT_ID_PATTERN = /^[a-zA-Z0-9][\p{L}\p{N}_-]{0,63}$/u;
 const KEY_PATTERN = /^[/\p{L}\p{N}_.\- :]*$/u;
 
 /**
- * A string's length as MLflow's limits count it, Python's `len()`: code points. `.length`
- * counts UTF-16 units, two for each emoji or other character beyond U+FFFF, and would refuse
- * a name of 300 emoji that MLflow takes.
+ * A string's length as MLflow's limits count it: in characters (code points), as Python's `len`
+ * and the databases do, not in UTF-16 units as JavaScript's `length` (an emoji is one, not two:
+ * `.length` would refuse a name of 300 emoji that MLflow takes).
+ *
+ * @example
+ * ```ts
+ * characterCount('\u{1F600}'); // 1 ('\u{1F600}'.length is 2)
+ * ```
  */
-function pythonLength(text: string): number {
+export function characterCount(text: string): number {
   let length = 0;
   for (const _ of text) length++;
   return length;
@@ -92,8 +97,8 @@ export function assertExperimentName(name: unknown, argument = 'experimentName')
   if (typeof name !== 'string' || name.trim() === '') {
     throw new InvalidArgumentError(argument, `${argument} must be a non-empty string, got ${JSON.stringify(name)}.`);
   }
-  if (pythonLength(name) > MLFLOW_LIMITS.experimentNameLength) {
-    throw new InvalidArgumentError(argument, `${argument} is ${pythonLength(name)} characters long; MLflow allows at most ${MLFLOW_LIMITS.experimentNameLength}.`);
+  if (characterCount(name) > MLFLOW_LIMITS.experimentNameLength) {
+    throw new InvalidArgumentError(argument, `${argument} is ${characterCount(name)} characters long; MLflow allows at most ${MLFLOW_LIMITS.experimentNameLength}.`);
   }
 }
 
@@ -174,8 +179,8 @@ export function normalizeBatch(
       throw new InvalidArgumentError('params', `param ${JSON.stringify(key)} must be a string, number or boolean, got ${typeof raw}.`);
     }
     const value = String(raw);
-    if (pythonLength(value) > MLFLOW_LIMITS.paramValueLength) {
-      throw new InvalidArgumentError('params', `param ${JSON.stringify(key)} is ${pythonLength(value)} characters long; MLflow allows at most ${MLFLOW_LIMITS.paramValueLength}.`, {
+    if (characterCount(value) > MLFLOW_LIMITS.paramValueLength) {
+      throw new InvalidArgumentError('params', `param ${JSON.stringify(key)} is ${characterCount(value)} characters long; MLflow allows at most ${MLFLOW_LIMITS.paramValueLength}.`, {
         hint: 'Log long values as an artifact (a JSON or text file) instead.',
       });
     }
@@ -201,8 +206,8 @@ export function assertTagValue(key: string, value: unknown): asserts value is st
   if (typeof value !== 'string') {
     throw new InvalidArgumentError('tags', `tag ${JSON.stringify(key)} must be a string, got ${typeof value}.`);
   }
-  if (pythonLength(value) > MLFLOW_LIMITS.tagValueLength) {
-    throw new InvalidArgumentError('tags', `tag ${JSON.stringify(key)} is ${pythonLength(value)} characters long; MLflow allows at most ${MLFLOW_LIMITS.tagValueLength}.`, {
+  if (characterCount(value) > MLFLOW_LIMITS.tagValueLength) {
+    throw new InvalidArgumentError('tags', `tag ${JSON.stringify(key)} is ${characterCount(value)} characters long; MLflow allows at most ${MLFLOW_LIMITS.tagValueLength}.`, {
       hint: 'Log long values as an artifact instead.',
     });
   }

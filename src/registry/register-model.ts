@@ -25,7 +25,8 @@ import { artifactPathProblem, invalidArtifactPathError } from '../mlflow/artifac
 import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
 import { MlflowRegistryClient, REGISTRY_CREATE_ID_TAG, type CreateModelVersionInput } from '../mlflow/registry-client.js';
 import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/registry-types.js';
-import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, characterCount, registryTagList, REGISTRY_LIMITS } from '../mlflow/registry-validation.js';
+import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, registryTagList, REGISTRY_LIMITS } from '../mlflow/registry-validation.js';
+import { characterCount } from '../mlflow/tracking-validation.js';
 import { isDoesNotExist, MlflowRestClient } from '../mlflow/rest-tracking-client.js';
 import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
 import type { StoreOptions } from '../stores/artifact-store.js';
