@@ -405,7 +405,12 @@ export class MlflowArtifactsApi {
     }
   }
 
-  /** Completes a multipart upload. Parts are sent sorted by part number, each with its `url`. */
+  /**
+   * Completes a multipart upload. Parts are sent sorted by part number, each with its `url`.
+   * The answer must be MLflow's JSON (`{}`): a 200 that is not came from something in between
+   * (an auth gateway's login page), which MLflow never saw, so the object was never assembled;
+   * it throws {@link InvalidResponseError} and the caller aborts the upload.
+   */
   async completeMultipartUpload(
     serverDir: string,
     fileName: string,
@@ -416,22 +421,24 @@ export class MlflowArtifactsApi {
     assertArtifactPath(serverDir);
     assertArtifactPath(fileName);
     const sorted = [...parts].sort((a, b) => a.partNumber - b.partNumber);
-    await this.http.request(
+    const url = this.mpuUrl('complete', serverDir);
+    const { body } = await this.http.request(
       {
         method: 'POST',
-        url: this.mpuUrl('complete', serverDir),
+        url,
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
           path: fileName,
           upload_id: uploadId,
           parts: sorted.map((p) => ({ part_number: p.partNumber, etag: p.etag, url: p.url })),
         }),
-        responseType: 'none',
         signal: options.signal,
         mapError: mlflowErrorMapper('mlflow-artifacts/mpu/complete'),
       },
       { onRetry: options.onRetry },
     );
+    const { emptyResponseSchema, parseMlflowResponse } = await import('./schemas.js');
+    parseMlflowResponse(emptyResponseSchema, body, { method: 'POST', url });
   }
 
   /**

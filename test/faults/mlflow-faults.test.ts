@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { expect, it } from 'vitest';
-import { AbortedError, ArtifactUploaderError, MlflowApiError, RequestTimeoutError } from '../../src/core/errors.js';
+import { AbortedError, ArtifactUploaderError, InvalidResponseError, MlflowApiError, RequestTimeoutError } from '../../src/core/errors.js';
 import { ArtifactUploader, type ArtifactUploaderOptions } from '../../src/index.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
@@ -202,6 +202,35 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
     expect(front.requests.filter((r) => r.path.includes('/mpu/create/'))).toHaveLength(1);
     expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
     expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(0);
+    expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
+    expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
+  });
+
+  // MLflow answers mpu/complete with JSON ({}); a 200 that is not JSON came from something in
+  // between (an auth gateway's login page, an error page served as 200), and MLflow never saw the
+  // complete: reported uploaded, the file was missing and its parts stayed billed in the bucket.
+  it('a 200 from mpu/complete that is not MLflow\'s JSON fails the file, and the upload is aborted, not left in progress', async () => {
+    const s3 = mlflowS3Server();
+    const front = await proxy(s3.url);
+    front.addRule({
+      match: (r) => r.path.includes('/mpu/complete/'),
+      fault: 'status',
+      status: 200,
+      headers: { 'content-type': 'text/html' },
+      body: '<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>',
+    });
+    const { runId } = await serverRun(s3.url);
+    const file = join(await tempDir(), 'weights.bin');
+    await writeFile(file, randomBytes(4 * chunk));
+    const uploader = await uploaderFor(front.url, runId, { multipart: { enabled: true, thresholdBytes: chunk, chunkBytes: chunk } });
+    const result = await uploader.uploadFile(file);
+
+    expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+    expect(result.error).toBeInstanceOf(InvalidResponseError);
+    expect(result.error?.message).toMatch(/mpu\/complete/);
+    expect(result.error?.hint).toMatch(/proxy may have answered/);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(1);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
     expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
     expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
   });
