@@ -313,13 +313,19 @@ export function mlflowErrorMapper(endpoint: string): (res: ErrorResponse) => Mlf
       url: res.url,
       retryAfterMs: res.retryAfterMs,
       body: redact(res.bodyText.slice(0, 2000)),
-      hint: mlflowHint(res.status, errorCode, endpoint, res.url, res.bodyText, res.sentAuthorization === true),
+      hint: mlflowHint(res.status, errorCode, endpoint, res.url, res.bodyText, res.sentAuthorization === true, res.headers.location),
     });
   };
 }
 
-function mlflowHint(status: number, errorCode: string, endpoint: string, url: string, body: string, sentAuthorization = false): string | undefined {
+function mlflowHint(status: number, errorCode: string, endpoint: string, url: string, body: string, sentAuthorization = false, location?: string): string | undefined {
   const origin = safeOrigin(url);
+  // Redirects are not followed: the request (an upload, with the tracking credentials) would go
+  // to an address the user never named. So the answer says where the server points instead.
+  if (status >= 300 && status < 400) {
+    const target = location ? redactUrl(URL.parse(location, url)?.href ?? location) : undefined;
+    return `The server redirects ${target ? `to ${target}` : 'elsewhere (without a Location)'}, and redirects are not followed: set MLFLOW_TRACKING_URI (or trackingUri) to the address it redirects to (https:// for http://, another host or path prefix).`;
+  }
   // Credentials were sent and refused: "set MLFLOW_TRACKING_TOKEN" would send the user to what is set already.
   if (status === 401 && sentAuthorization) {
     return 'The server refused the credentials sent (MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, userinfo in the tracking URI, or ~/.mlflow/credentials): check that they are current and meant for this server.';

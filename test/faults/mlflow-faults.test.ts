@@ -170,6 +170,31 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
       expect(front.requests.filter(ARTIFACT_PUT)).toHaveLength(2);
     });
   }
+
+  // A redirect is not followed (it would send the file, and the credentials, to another address
+  // the user never named), so it is a refusal like the ones above: it must say where it points.
+  for (const status of [301, 307, 308]) {
+    it(`a ${status} redirect on the upload: one request, and a hint that names where it points and what to set`, async () => {
+      const { url } = mlflowServer();
+      const front = await proxy(url);
+      const location = 'https://mlflow.example.com/api/2.0/mlflow-artifacts/artifacts/x/model.onnx';
+      front.addRule({ match: ARTIFACT_PUT, fault: 'status', status, headers: { location, 'content-type': 'text/html' }, body: '<html><body>Moved</body></html>' });
+      const { runId } = await serverRun(url);
+      const file = join(await tempDir(), 'model.onnx');
+      await writeFile(file, randomBytes(2048));
+
+      const result = await (await uploaderFor(front.url, runId)).uploadFile(file);
+
+      expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+      expect(result.error).toBeInstanceOf(MlflowApiError);
+      expect(result.error).toMatchObject({ status });
+      expect(result.error?.hint).toContain(location);
+      expect(result.error?.hint).toMatch(/MLFLOW_TRACKING_URI/);
+      expect(result.metrics).toMatchObject({ attempts: 1, retries: 0 });
+      expect(front.requests.filter(ARTIFACT_PUT)).toHaveLength(1);
+      expect(await listRunArtifacts(url, runId)).toEqual([]);
+    });
+  }
 });
 
 describeWithServers('fault suite: deadlines and aborts during multipart uploads (S3 proxy on moto)', () => {
