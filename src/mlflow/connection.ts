@@ -359,7 +359,20 @@ function mlflowHint(status: number, errorCode: string, endpoint: string, url: st
   if (status === 400 && /Invalid path/i.test(body)) {
     return 'Artifact paths may not contain "#", "..", backslashes or be absolute; rename the file or pass another artifactPath.';
   }
-  if (status === 413) return 'A proxy in front of MLflow limits the body size; raise its limit or enable multipart upload.';
+  if (status === 413) {
+    const limit = "A proxy in front of MLflow limits the body size (nginx's client_max_body_size, 1 MiB by default): raise its limit";
+    // Multipart is on by default, so "enable it" named a setting the user has: for a file, what
+    // takes it past the proxy is the size from which files go in parts to the object store.
+    if (endpoint === 'mlflow-artifacts/artifacts') {
+      return `${limit}, or send files this large in parts straight to the object store (an S3, GCS or Azure destination): lower multipart.thresholdBytes or MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE below the proxy's limit.`;
+    }
+    // mpu/complete sends one presigned URL per part (about 400 bytes on S3, over 1 KiB with
+    // temporary credentials): larger parts, fewer of them.
+    if (endpoint === 'mlflow-artifacts/mpu/complete') {
+      return `${limit}, or use larger parts: the complete lists every part with its presigned URL, so fewer parts make it smaller (multipart.chunkBytes or MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE).`;
+    }
+    return `${limit}.`;
+  }
   if (status === 501) return 'The server does not implement this request (an older MLflow, or a feature its configuration lacks). Not retried.';
   if (status === 429) return 'The server kept rate-limiting the requests (429) through every retry the retry policy allows; try again later, or send fewer at once (a lower concurrency).';
   if (RETRYABLE_STATUSES.has(status)) return 'The server failed, and was retried as often as the retry policy allows. Check the server logs.';

@@ -21,6 +21,8 @@ const proxy = useFaultProxies();
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const ARTIFACT_PUT = (r: { method: string; path: string }) => r.method === 'PUT' && r.path.startsWith('/api/2.0/mlflow-artifacts/artifacts/');
+/** What nginx answers past its `client_max_body_size` (1 MiB by default). */
+const NGINX_413 = '<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n';
 const PART_PUT = (r: { method: string; path: string }) => r.method === 'PUT' && /[?&]partNumber=\d+/.test(r.path);
 
 async function uploaderFor(trackingUri: string, runId: string, options: Partial<ArtifactUploaderOptions> = {}): Promise<ArtifactUploader> {
@@ -171,6 +173,27 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
     });
   }
 
+  // Multipart is on by default (for files of 500 MiB and more), so "enable multipart" sent users
+  // to a setting they had: what lets a file past the proxy is the threshold.
+  it('a 413 from a reverse proxy on the upload: one request, and a hint that names the proxy\'s limit and the multipart threshold', async () => {
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    front.addRule({ match: ARTIFACT_PUT, fault: 'status', status: 413, headers: { 'content-type': 'text/html' }, body: NGINX_413 });
+    const { runId } = await serverRun(url);
+    const file = join(await tempDir(), 'model.onnx');
+    await writeFile(file, randomBytes(2048));
+
+    const result = await (await uploaderFor(front.url, runId)).uploadFile(file);
+
+    expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+    expect(result.error).toMatchObject({ status: 413 });
+    expect(result.error?.hint).toMatch(/client_max_body_size/);
+    expect(result.error?.hint).toMatch(/MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE/);
+    expect(result.error?.hint).not.toMatch(/enable multipart/);
+    expect(result.metrics).toMatchObject({ attempts: 1, retries: 0 });
+    expect(await listRunArtifacts(url, runId)).toEqual([]);
+  });
+
   // A redirect is not followed (it would send the file, and the credentials, to another address
   // the user never named), so it is a refusal like the ones above: it must say where it points.
   for (const status of [301, 307, 308]) {
@@ -254,6 +277,30 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
     expect(result.error).toBeInstanceOf(InvalidResponseError);
     expect(result.error?.message).toMatch(/mpu\/complete/);
     expect(result.error?.hint).toMatch(/proxy may have answered/);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(1);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
+    expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
+    expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
+  });
+
+  // mpu/complete sends one presigned URL per part (about 400 bytes on S3, more with temporary
+  // credentials): a few thousand parts pass nginx's default limit of 1 MiB. Larger parts make
+  // that list shorter.
+  it('a 413 from a reverse proxy on mpu/complete: not retried, the upload aborted, and a hint that says to use larger parts', async () => {
+    const s3 = mlflowS3Server();
+    const front = await proxy(s3.url);
+    front.addRule({ match: (r) => r.path.includes('/mpu/complete/'), fault: 'status', status: 413, headers: { 'content-type': 'text/html' }, body: NGINX_413 });
+    const { runId } = await serverRun(s3.url);
+    const file = join(await tempDir(), 'weights.bin');
+    await writeFile(file, randomBytes(4 * chunk));
+    const uploader = await uploaderFor(front.url, runId, { multipart: { enabled: true, thresholdBytes: chunk, chunkBytes: chunk } });
+    const result = await uploader.uploadFile(file);
+
+    expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+    expect(result.error).toMatchObject({ status: 413 });
+    expect(result.error?.hint).toMatch(/client_max_body_size/);
+    expect(result.error?.hint).toMatch(/MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE/);
+    expect(result.error?.hint).not.toMatch(/enable multipart/);
     expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(1);
     expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
     expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
