@@ -313,12 +313,21 @@ export function mlflowErrorMapper(endpoint: string): (res: ErrorResponse) => Mlf
       url: res.url,
       retryAfterMs: res.retryAfterMs,
       body: redact(res.bodyText.slice(0, 2000)),
-      hint: mlflowHint(res.status, errorCode, endpoint, res.url, res.bodyText, res.sentAuthorization === true, res.headers.location),
+      hint: mlflowHint(res.status, errorCode, endpoint, res.url, res.bodyText, res.sentAuthorization === true, res.headers.location, res.retryAfterMs),
     });
   };
 }
 
-function mlflowHint(status: number, errorCode: string, endpoint: string, url: string, body: string, sentAuthorization = false, location?: string): string | undefined {
+function mlflowHint(
+  status: number,
+  errorCode: string,
+  endpoint: string,
+  url: string,
+  body: string,
+  sentAuthorization = false,
+  location?: string,
+  retryAfterMs?: number,
+): string | undefined {
   const origin = safeOrigin(url);
   // Redirects are not followed: the request (an upload, with the tracking credentials) would go
   // to an address the user never named. So the answer says where the server points instead.
@@ -374,6 +383,12 @@ function mlflowHint(status: number, errorCode: string, endpoint: string, url: st
     return `${limit}.`;
   }
   if (status === 501) return 'The server does not implement this request (an older MLflow, or a feature its configuration lacks). Not retried.';
+  // A Retry-After past retry.maxRetryAfterMs fails the request at once (core/retry.ts), so the
+  // hints below, about retries that ran out, would be wrong: say what the server asked instead.
+  if (RETRYABLE_STATUSES.has(status) && retryAfterMs !== undefined && retryAfterMs > 0) {
+    const why = status === 429 ? 'is rate-limiting the requests (429)' : `is unavailable (${status})`;
+    return `The server ${why} and asked to wait ${Math.ceil(retryAfterMs / 1000)} s (Retry-After). The retry policy waits out a Retry-After up to retry.maxRetryAfterMs (5 minutes by default), as often as its retries allow, and fails at once on a longer one: try again later, or raise retry.maxRetryAfterMs to wait that long.`;
+  }
   if (status === 429) return 'The server kept rate-limiting the requests (429) through every retry the retry policy allows; try again later, or send fewer at once (a lower concurrency).';
   if (RETRYABLE_STATUSES.has(status)) return 'The server failed, and was retried as often as the retry policy allows. Check the server logs.';
   if (status >= 500) return 'The server failed with a status that is not retried. Check the server logs.';

@@ -194,6 +194,28 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
     expect(await listRunArtifacts(url, runId)).toEqual([]);
   });
 
+  // A Retry-After past retry.maxRetryAfterMs is not waited out: the request fails at once. The
+  // hint said the server had kept failing "through every retry the retry policy allows".
+  for (const status of [429, 503]) {
+    it(`a ${status} whose Retry-After is a day: one request, and a hint that says what the server asked and which setting waits that long`, async () => {
+      const { url } = mlflowServer();
+      const front = await proxy(url);
+      front.addRule({ match: ARTIFACT_PUT, fault: 'status', status, headers: { 'retry-after': '86400' } });
+      const { runId } = await serverRun(url);
+      const file = join(await tempDir(), 'model.onnx');
+      await writeFile(file, randomBytes(2048));
+
+      const result = await (await uploaderFor(front.url, runId)).uploadFile(file);
+
+      expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+      expect(result.error).toMatchObject({ status });
+      expect(result.error?.hint).toMatch(/asked to wait 86400 s \(Retry-After\)/);
+      expect(result.error?.hint).toMatch(/retry\.maxRetryAfterMs/);
+      expect(result.error?.hint).not.toMatch(/every retry|was retried as often/);
+      expect(result.metrics).toMatchObject({ attempts: 1, retries: 0 });
+    });
+  }
+
   // A redirect is not followed (it would send the file, and the credentials, to another address
   // the user never named), so it is a refusal like the ones above: it must say where it points.
   for (const status of [301, 307, 308]) {
