@@ -263,7 +263,9 @@ export class MlflowArtifactsApi {
    * Uploads one local file (or a byte range of it) to `serverPath` with a streamed PUT that
    * carries `Content-Length` (never chunked: see the interop notes in the docs). Retried under
    * the client's policy; the file is re-opened for each attempt, unless its `bytes` are given
-   * (a small file read once by the caller), which every attempt then sends.
+   * (a small file read once by the caller), which every attempt then sends. The answer must be
+   * MLflow's JSON (`{}`): a 200 that is not came from something in between (an auth gateway's
+   * login page), which MLflow never saw, and throws {@link InvalidResponseError}.
    */
   async putFile(
     serverPath: string,
@@ -274,13 +276,13 @@ export class MlflowArtifactsApi {
     let attempts = 1;
     // sha256 of what was sent: of the buffer, or hashed while the file streams out.
     const digest: { sha256?: string } = body.bytes ? { sha256: createHash('sha256').update(body.bytes).digest('hex') } : {};
-    await this.http.request(
+    const url = this.artifactUrl(serverPath);
+    const response = await this.http.request(
       {
         method: 'PUT',
-        url: this.artifactUrl(serverPath),
+        url,
         headers: { 'content-type': body.contentType ?? guessContentType(serverPath) },
         body: body.bytes ?? { kind: 'file', path: body.localPath, start: 0, length: body.size, digest, ...(body.snapshot ? { snapshot: body.snapshot } : {}) },
-        responseType: 'none',
         signal: options.signal,
         onUploadProgress: options.onProgress,
         mapError: mlflowErrorMapper('mlflow-artifacts/artifacts'),
@@ -292,6 +294,7 @@ export class MlflowArtifactsApi {
         },
       },
     );
+    await expectEmptyAnswer(response.body, { method: 'PUT', url });
     return { attempts, ...(digest.sha256 ? { sha256: digest.sha256 } : {}) };
   }
 
@@ -407,9 +410,8 @@ export class MlflowArtifactsApi {
 
   /**
    * Completes a multipart upload. Parts are sent sorted by part number, each with its `url`.
-   * The answer must be MLflow's JSON (`{}`): a 200 that is not came from something in between
-   * (an auth gateway's login page), which MLflow never saw, so the object was never assembled;
-   * it throws {@link InvalidResponseError} and the caller aborts the upload.
+   * The answer is checked as {@link putFile}'s is: an {@link InvalidResponseError} here means the
+   * object was never assembled, and the caller aborts the upload.
    */
   async completeMultipartUpload(
     serverDir: string,
@@ -437,8 +439,7 @@ export class MlflowArtifactsApi {
       },
       { onRetry: options.onRetry },
     );
-    const { emptyResponseSchema, parseMlflowResponse } = await import('./schemas.js');
-    parseMlflowResponse(emptyResponseSchema, body, { method: 'POST', url });
+    await expectEmptyAnswer(body, { method: 'POST', url });
   }
 
   /**
@@ -473,6 +474,17 @@ export class MlflowArtifactsApi {
   private mpuUrl(action: 'create' | 'complete' | 'abort', serverDir: string): string {
     return `${this.baseUrl}/api/2.0/mlflow-artifacts/mpu/${action}/${encodeArtifactPath(serverDir)}`;
   }
+}
+
+/**
+ * Checks that a write's 2xx answer is MLflow's JSON (`{}`, `_wrap_response` of an empty message):
+ * a body that is not JSON has already failed in the HTTP client, and JSON that is not an object
+ * fails here, both as {@link InvalidResponseError}. What answered was not MLflow, so nothing was
+ * written.
+ */
+async function expectEmptyAnswer(body: unknown, where: { method: string; url: string }): Promise<void> {
+  const { emptyResponseSchema, parseMlflowResponse } = await import('./schemas.js');
+  parseMlflowResponse(emptyResponseSchema, body, where);
 }
 
 /** MLflow's message for a destination without multipart support (`mlflow/exceptions.py`). */

@@ -216,6 +216,31 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
     });
   }
 
+  // MLflow answers a stored file with JSON ({}); a 200 that is not came from something in between
+  // (an auth gateway's login page once its session ran out mid-run), and MLflow never got the file.
+  it('a 200 on the upload that is not MLflow\'s JSON fails the file, not reported uploaded with nothing stored', async () => {
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    front.addRule({
+      match: ARTIFACT_PUT,
+      fault: 'status',
+      status: 200,
+      headers: { 'content-type': 'text/html' },
+      body: '<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>',
+    });
+    const { runId } = await serverRun(url);
+    const file = join(await tempDir(), 'model.onnx');
+    await writeFile(file, randomBytes(2048));
+
+    const result = await (await uploaderFor(front.url, runId)).uploadFile(file);
+
+    expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+    expect(result.error).toBeInstanceOf(InvalidResponseError);
+    expect(result.error?.hint).toMatch(/proxy may have answered/);
+    expect(result.metrics).toMatchObject({ attempts: 1, retries: 0 });
+    expect(await listRunArtifacts(url, runId)).toEqual([]);
+  });
+
   // A redirect is not followed (it would send the file, and the credentials, to another address
   // the user never named), so it is a refusal like the ones above: it must say where it points.
   for (const status of [301, 307, 308]) {
