@@ -157,6 +157,21 @@ export function toResolvedRetryOptions(retry: RetryOptions | ResolvedRetryOption
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
 /**
+ * The hint of a retryable answer that carried a `Retry-After`: what the server asked for, and
+ * that {@link withRetry} waits it out only up to `retry.maxRetryAfterMs` and fails at once past
+ * it. A hint about retries that ran out would be wrong for that answer, which was never retried.
+ *
+ * @example
+ * ```ts
+ * retryAfterHint('The object store is rate-limiting the requests (429)', 86_400_000);
+ * // 'The object store is rate-limiting the requests (429) and asked to wait 86400 s (Retry-After). ...'
+ * ```
+ */
+export function retryAfterHint(what: string, retryAfterMs: number): string {
+  return `${what} and asked to wait ${Math.ceil(retryAfterMs / 1000)} s (Retry-After). The retry policy waits out a Retry-After up to retry.maxRetryAfterMs (5 minutes by default), as often as its retries allow, and fails at once on a longer one: try again later, or raise retry.maxRetryAfterMs to wait that long.`;
+}
+
+/**
  * Google Cloud Storage error reasons (`error.errors[].reason` of a JSON API answer, which the
  * `gs://` store puts in {@link HttpStatusError.code}) that are transient whatever the status:
  * `google-cloud-storage`'s `_RETRYABLE_REASONS`. A `403 rateLimitExceeded` is a throttle, not

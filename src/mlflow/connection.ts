@@ -12,7 +12,7 @@ import { envBool, envString, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, MLFLOW_ENDPOINT_DISABLED, MlflowApiError } from '../core/errors.js';
 import { HttpClient, type ErrorResponse, type HttpRequest } from '../core/http.js';
 import { redact, redactingLogger, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
-import { RETRYABLE_STATUSES, resolveRetryOptions, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
+import { RETRYABLE_STATUSES, resolveRetryOptions, retryAfterHint, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
 import { assertCertificateReadable, MLFLOW_CA_CERT, MLFLOW_CLIENT_CERT } from '../core/tls-failure.js';
 import { VERSION } from '../version.js';
 import { azureMlJobTokenSource, azureMlTokenSource, type AzureTokenCredential } from './azureml-auth.js';
@@ -386,8 +386,7 @@ function mlflowHint(
   // A Retry-After past retry.maxRetryAfterMs fails the request at once (core/retry.ts), so the
   // hints below, about retries that ran out, would be wrong: say what the server asked instead.
   if (RETRYABLE_STATUSES.has(status) && retryAfterMs !== undefined && retryAfterMs > 0) {
-    const why = status === 429 ? 'is rate-limiting the requests (429)' : `is unavailable (${status})`;
-    return `The server ${why} and asked to wait ${Math.ceil(retryAfterMs / 1000)} s (Retry-After). The retry policy waits out a Retry-After up to retry.maxRetryAfterMs (5 minutes by default), as often as its retries allow, and fails at once on a longer one: try again later, or raise retry.maxRetryAfterMs to wait that long.`;
+    return retryAfterHint(status === 429 ? 'The server is rate-limiting the requests (429)' : `The server is unavailable (${status})`, retryAfterMs);
   }
   if (status === 429) return 'The server kept rate-limiting the requests (429) through every retry the retry policy allows; try again later, or send fewer at once (a lower concurrency).';
   if (RETRYABLE_STATUSES.has(status)) return 'The server failed, and was retried as often as the retry policy allows. Check the server logs.';

@@ -23,7 +23,7 @@ import type { ErrorResponse, HttpClient } from '../core/http.js';
 import { errorText, redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
 import { throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
-import { isThrottlingError, RETRYABLE_STATUSES, type RetryEvent } from '../core/retry.js';
+import { isThrottlingError, RETRYABLE_STATUSES, retryAfterHint, type RetryEvent } from '../core/retry.js';
 import { sourceChange } from '../core/source-snapshot.js';
 import {
   assertArtifactPath,
@@ -500,11 +500,13 @@ function partErrorMapper(label: string): (res: ErrorResponse) => HttpStatusError
     const hint =
       res.status === 403
         ? 'The object store refused the presigned URL: it may have expired or been signed for another host. Check that this machine reaches the store the server signs for (for S3, the server\'s MLFLOW_S3_ENDPOINT_URL) and that clocks agree.'
-        : RETRYABLE_STATUSES.has(res.status)
-          ? 'The object store failed; the part was retried on its own, as often as the retry policy allows.'
-          : res.status >= 500
-            ? 'The object store failed with a status that is not retried.'
-            : undefined;
+        : RETRYABLE_STATUSES.has(res.status) && res.retryAfterMs !== undefined && res.retryAfterMs > 0
+          ? retryAfterHint(`The object store answered ${res.status}`, res.retryAfterMs)
+          : RETRYABLE_STATUSES.has(res.status)
+            ? 'The object store failed; the part was retried on its own, as often as the retry policy allows.'
+            : res.status >= 500
+              ? 'The object store failed with a status that is not retried.'
+              : undefined;
     return new HttpStatusError(res.status, `PUT of ${label} to ${url} answered ${res.status}${code ? ` ${code}` : ''}: ${redact(detail) || '(empty body)'}`, {
       method: res.method,
       url,

@@ -322,6 +322,34 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
     expect(await multipartUploadsInProgress(s3, runId)).toEqual([]);
   });
 
+  // A Retry-After past retry.maxRetryAfterMs fails the part at once; the hint said the part had
+  // been "retried on its own, as often as the retry policy allows".
+  it('a part answered 429 with a Retry-After of a day fails at once, aborted, with a hint that says what the store asked', async () => {
+    const s3 = mlflowS3Server();
+    const front = await proxy(s3.url);
+    const objectStore = await proxy(s3.s3Endpoint);
+    objectStore.addRule({
+      match: (r) => r.method === 'PUT' && /[?&]partNumber=\d+/.test(r.path),
+      fault: 'status',
+      status: 429,
+      headers: { 'retry-after': '86400', 'content-type': 'application/xml' },
+      body: '<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>',
+    });
+    const { runId, artifactUri } = await serverRun(s3.url);
+    const store = storeFor(front.url, artifactUri, { thresholdBytes: 5 * MiB, chunkBytes: 5 * MiB, partConcurrency: 1, rewritePartUrl: (u) => u.replace(s3.s3Endpoint, objectStore.url) });
+    const file = join(scratch(), 'throttled.bin');
+    writeFileSync(file, randomBytes(11 * MiB));
+    const error = await store.uploadFile(file, 'throttled/model.bin').catch((e: unknown) => e);
+
+    expect(error).toMatchObject({ status: 429 });
+    expect((error as { hint?: string }).hint).toMatch(/asked to wait 86400 s \(Retry-After\)/);
+    expect((error as { hint?: string }).hint).toMatch(/retry\.maxRetryAfterMs/);
+    expect((error as { hint?: string }).hint).not.toMatch(/as often as the retry policy allows/);
+    expect(objectStore.requests.filter((r) => r.method === 'PUT')).toHaveLength(1);
+    expect(count(front, /\/mpu\/abort\//)).toBe(1);
+    expect(await multipartUploadsInProgress(s3, runId)).toEqual([]);
+  });
+
   it('aborts the server-side upload when the caller aborts, leaving no upload in progress', async () => {
     const s3 = mlflowS3Server();
     const front = await proxy(s3.url);
