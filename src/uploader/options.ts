@@ -11,10 +11,12 @@
 import type { Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { RetryOptions } from '../core/retry.js';
+import { resolveRetryOptions, type RetryOptions } from '../core/retry.js';
 import type { CheckpointManifest } from '../archive/manifest.js';
 import { CONCURRENCY_ENV, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, STAGES, type ArtifactKind, type StageName, type TrackingConfigInput } from '../config/schema.js';
 import { assertStage } from '../config/load.js';
+import { closestMatch } from '../config/did-you-mean.js';
+import { describeValue } from '../config/format-issues.js';
 import type { ArtifactStore, StoreOptions } from '../stores/artifact-store.js';
 import type { ResolveArtifactStoreOptions } from '../stores/resolve.js';
 import { DEFAULT_PROGRESS_INTERVAL_MS, type UploadProgressEvent } from './progress.js';
@@ -322,13 +324,14 @@ export function resolveUploaderOptions<S extends StageName>(options: ArtifactUpl
     throw new InvalidArgumentError('options', `new ArtifactUploader() needs an options object with a stage (${STAGES.join(', ')}).`);
   }
   assertStage(options.stage);
+  assertKnownOptions(options);
   const { concurrency, onError = 'return', progressIntervalMs = DEFAULT_PROGRESS_INTERVAL_MS } = options;
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY)) {
-    throw new InvalidArgumentError('concurrency', `Expected \`concurrency\` to be an integer from 1 to ${MAX_CONCURRENCY}, got ${String(concurrency)}.`);
+    throw new InvalidArgumentError('concurrency', `Expected \`concurrency\` to be an integer from 1 to ${MAX_CONCURRENCY}, got ${describeValue(concurrency)}.`);
   }
   const { maxConcurrency } = options;
   if (maxConcurrency !== undefined && (!Number.isInteger(maxConcurrency) || maxConcurrency < 1 || maxConcurrency > MAX_CONCURRENCY)) {
-    throw new InvalidArgumentError('maxConcurrency', `Expected \`maxConcurrency\` to be an integer from 1 to ${MAX_CONCURRENCY}, got ${String(maxConcurrency)}.`);
+    throw new InvalidArgumentError('maxConcurrency', `Expected \`maxConcurrency\` to be an integer from 1 to ${MAX_CONCURRENCY}, got ${describeValue(maxConcurrency)}.`);
   }
   // maxConcurrency is the most files in flight; an upload starts with `concurrency` of them, so
   // a max below it could only be broken (it used to be: the start won) or silently lowered.
@@ -352,5 +355,94 @@ export function resolveUploaderOptions<S extends StageName>(options: ArtifactUpl
   if (options.runId !== undefined && typeof options.runId !== 'string') {
     throw new InvalidArgumentError('runId', `Expected \`runId\` to be a string, got ${typeof options.runId}.`);
   }
+  assertOptionTypes(options);
   return { ...options, onError, dryRun: options.dryRun ?? false, progressIntervalMs, env: options.env ?? process.env };
+}
+
+/** What each option not checked on its own must be, by its `typeof` (`null` is never one). */
+const OPTION_TYPES = {
+  boolean: ['verify', 'dryRun', 'resume'],
+  string: ['configDir', 'trackingUri', 'journalDir'],
+  function: ['resolveStore'],
+  object: ['config', 'retry', 'env', 'multipart', 's3', 'gcs', 'azure'],
+} as const satisfies Record<string, readonly (keyof ArtifactUploaderOptions)[]>;
+
+/**
+ * Refuses an option of the wrong type. JavaScript callers passed `dryRun: 'false'` (a dry run:
+ * the string is truthy), `resume: 'false'` (resumed), `signal: {}` or a `trackingUri` number
+ * (a `failed` result whose error was a bare TypeError's text), `logger: 'x'` (a TypeError at the
+ * first log line): none was refused when the uploader was made, as the docs say.
+ */
+function assertOptionTypes(options: ArtifactUploaderOptions): void {
+  for (const [type, names] of Object.entries(OPTION_TYPES)) {
+    for (const name of names) {
+      const value: unknown = options[name];
+      if (value !== undefined && (value === null || typeof value !== type)) {
+        const expected = type === 'object' ? 'an object' : `a ${type}`;
+        throw new InvalidArgumentError(name, `Expected \`${name}\` to be ${expected}, got ${describeValue(value)}.`);
+      }
+    }
+  }
+  // instanceof: AbortSignal.any() (which joins it with each call's signal) takes nothing else.
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new InvalidArgumentError('signal', `Expected \`signal\` to be an AbortSignal, got ${describeValue(options.signal)}.`, {
+      hint: 'Pass an AbortController\'s `signal`, or AbortSignal.timeout(ms).',
+    });
+  }
+  const { logger } = options;
+  if (logger !== undefined && (logger === null || (['debug', 'info', 'warn', 'error'] as const).some((level) => typeof logger[level] !== 'function'))) {
+    throw new InvalidArgumentError('logger', 'Expected `logger` to have debug, info, warn and error methods.', {
+      hint: 'Pass console, a pino or winston logger, or createStreamLogger().',
+    });
+  }
+  // Checked now rather than at the first request: ./mlruns makes none, and a bad value would
+  // wait for the day the same code meets a tracking server. Without env: MLflow's variables
+  // are still read, and refused, where they were.
+  if (options.retry !== undefined) resolveRetryOptions(options.retry, {});
+}
+
+/**
+ * Every option `new ArtifactUploader()` reads. A record rather than a list, so that an option
+ * added to {@link ArtifactUploaderOptions} and not here is a compile error.
+ */
+const UPLOADER_OPTION_NAMES: Record<keyof ArtifactUploaderOptions, true> = {
+  stage: true,
+  runId: true,
+  configDir: true,
+  config: true,
+  trackingUri: true,
+  concurrency: true,
+  maxConcurrency: true,
+  retry: true,
+  logger: true,
+  signal: true,
+  onProgress: true,
+  progressIntervalMs: true,
+  onError: true,
+  verify: true,
+  dryRun: true,
+  env: true,
+  resume: true,
+  journalDir: true,
+  skipExisting: true,
+  resolveStore: true,
+  multipart: true,
+  s3: true,
+  gcs: true,
+  azure: true,
+};
+
+/**
+ * Refuses an option name the uploader does not read. A misspelt option from JavaScript
+ * (`concurency: 4`) did nothing: the upload went on with the default, as a misspelt
+ * `ARTIFACT_UPLOADER_*` variable used to (refused since, in config/load.ts).
+ */
+function assertKnownOptions(options: object): void {
+  const known = Object.keys(UPLOADER_OPTION_NAMES);
+  const unknown = Object.keys(options).find((name) => !Object.hasOwn(UPLOADER_OPTION_NAMES, name));
+  if (unknown === undefined) return;
+  const suggestion = closestMatch(unknown, known);
+  throw new InvalidArgumentError(unknown, `Unknown option \`${unknown}\`${suggestion ? ` (did you mean \`${suggestion}\`?)` : ''}.`, {
+    hint: `Remove it${suggestion ? ` or rename it to \`${suggestion}\`` : ''}. The options are: ${known.join(', ')} (docs/uploader.md#options).`,
+  });
 }

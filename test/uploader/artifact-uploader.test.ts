@@ -16,6 +16,7 @@ import { withRun } from '../../src/run/run-context.js';
 import type { ArtifactStore } from '../../src/stores/artifact-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
+import { uploadTrainingArtifacts } from '../../src/stages/training.js';
 import type { UploadProgressEvent } from '../../src/uploader/progress.js';
 import { hashTree, localRun, recordingLogger, scratch, sha256, writeTree } from './helpers.js';
 
@@ -252,6 +253,50 @@ describe('ArtifactUploader on ./mlruns', () => {
       const badRun = new ArtifactUploader({ stage: 'hpo', runId: 'not a run id', env: {} });
       await expect(badRun.uploadFile(join(src, 'f.txt'))).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'runId' });
       expect(uploader.stats().operations).toBe(0);
+    });
+
+    it('a misspelt option is refused with the option it was meant to be, by the uploader and the stage helpers, before anything is sent', async () => {
+      const { trackingUri, run, artifactsDir } = await localRun();
+      const src = writeTree(scratch(), { 'ckpt/model.bin': 'weights' });
+      const misspelt = { stage: 'training', runId: run.runId, trackingUri, env: {}, concurency: 4 } as never;
+      expect(() => new ArtifactUploader(misspelt)).toThrow(InvalidArgumentError);
+      expect(() => new ArtifactUploader(misspelt)).toThrow(expect.objectContaining({
+        argument: 'concurency',
+        message: expect.stringMatching(/^Unknown option `concurency` \(did you mean `concurrency`\?\)\. Remove it or rename it to `concurrency`\./),
+      }));
+      // A name close to none: refused too, the hint listing the options.
+      expect(() => new ArtifactUploader({ stage: 'training', parallelUploads: 4 } as never)).toThrow(expect.objectContaining({ argument: 'parallelUploads', hint: expect.stringContaining('maxConcurrency') }));
+      await expect(uploadTrainingArtifacts({ checkpointDir: join(src, 'ckpt'), runId: run.runId, trackingUri, env: {}, dryrun: true } as never)).rejects.toMatchObject({
+        name: 'InvalidArgumentError',
+        argument: 'dryrun',
+        message: expect.stringContaining('did you mean `dryRun`?'),
+      });
+      expect(existsSync(artifactsDir) ? readdirSync(artifactsDir) : []).toEqual([]);
+    });
+
+    it('an option of the wrong type (from JavaScript) is refused when the uploader is made', () => {
+      const wrong: Array<[string, unknown]> = [
+        ['dryRun', 'false'],
+        ['verify', 'no'],
+        ['resume', 0],
+        ['trackingUri', 5],
+        ['configDir', null],
+        ['journalDir', 5],
+        ['resolveStore', 'resolveArtifactStore'],
+        ['env', 'production'],
+        ['retry', 3],
+        ['s3', null],
+        ['signal', {}],
+        ['logger', 'debug'],
+      ];
+      for (const [option, value] of wrong) {
+        expect(() => new ArtifactUploader({ stage: 'training', [option]: value } as never), option).toThrow(expect.objectContaining({ name: 'InvalidArgumentError', argument: option }));
+      }
+      expect(() => new ArtifactUploader({ stage: 'training', retry: { maxRetries: -1 } })).toThrow(expect.objectContaining({ name: 'InvalidArgumentError', argument: 'retry.maxRetries' }));
+      // A number as a string reads as one in the message, so that `got 4` does not look valid.
+      expect(() => new ArtifactUploader({ stage: 'training', concurrency: '4' as never })).toThrow('got the string "4"');
+      // What is right passes: a real signal, console as the logger, a retry policy.
+      expect(() => new ArtifactUploader({ stage: 'training', signal: new AbortController().signal, logger: console, retry: { maxRetries: 2 }, dryRun: false, env: {} })).not.toThrow();
     });
 
     it('maxConcurrency below concurrency is refused (both options at once, or against the config), before anything is sent; alone it caps the default', async () => {
