@@ -322,11 +322,11 @@ export class ArtifactUploader<S extends StageName = StageName> {
   private async execute(operation: Operation): Promise<UploadResult> {
     const progress = new ProgressEmitter(this.opts.onProgress, this.opts.progressIntervalMs, this.logger);
     const context: ResultContext = { stage: this.stage, kind: operation.kind, started: performance.now(), progress };
-    const signal = combineSignals(this.opts.signal, operation.options.signal);
-    const verify = operation.options.verify ?? this.opts.verify ?? operation.verifyByDefault;
-
     progress.phase('scanning');
     await operation.check();
+    // After the check, which refuses a call's `signal` that AbortSignal.any() would throw on.
+    const signal = combineSignals(this.opts.signal, operation.options.signal);
+    const verify = operation.options.verify ?? this.opts.verify ?? operation.verifyByDefault;
     // The config's concurrency against maxConcurrency is checked as the config loads, so that a
     // conflict throws like any invalid config: before the plan, a dry run and a disabled stage too.
     const loadConfig = () =>

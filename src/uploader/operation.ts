@@ -19,6 +19,7 @@ import { checkManifest, manifestFileName, readManifest, type CheckpointManifest 
 import { artifactKindConfig, assertArtifactKind } from '../config/load.js';
 import type { ArtifactKind, StageName, TrackingConfig } from '../config/schema.js';
 import {
+  assertCallOptions,
   DEFAULT_ARCHIVE_NAME,
   DEFAULT_KINDS,
   type ArchiveAndUploadCheckpointCallOptions,
@@ -130,6 +131,7 @@ function defineOperation<S extends StageName, T>({ stage, caller }: OperationCon
   let checked: Promise<T> | undefined;
   const check = () =>
     (checked ??= (async () => {
+      assertCallOptions(spec.method, spec.options);
       if (spec.kind !== undefined) assertArtifactKind(stage, spec.kind);
       return spec.inspect(caller ?? spec.method);
     })());

@@ -237,6 +237,50 @@ export interface ArchiveAndUploadCheckpointCallOptions<S extends StageName = Sta
   level?: number;
 }
 
+/** The options each method reads, by method name: what a call is checked against. */
+const CALL_OPTION_NAMES = {
+  uploadFile: ['kind', 'verify', 'signal', 'artifactPath'],
+  uploadFiles: ['kind', 'verify', 'signal', 'artifactPath', 'baseDir'],
+  uploadDirectory: ['kind', 'verify', 'signal', 'artifactPath', 'include', 'exclude', 'skipDefaultFiles'],
+  uploadCheckpoint: ['kind', 'verify', 'signal', 'artifactPath', 'include', 'exclude', 'skipDefaultFiles', 'skipIfDisabled'],
+  uploadCheckpointArchive: ['kind', 'verify', 'signal', 'artifactPath', 'manifest', 'skipIfDisabled'],
+  archiveAndUploadCheckpoint: ['kind', 'verify', 'signal', 'artifactPath', 'include', 'exclude', 'skipIfDisabled', 'level'],
+} as const satisfies {
+  uploadFile: readonly (keyof UploadFileCallOptions)[];
+  uploadFiles: readonly (keyof UploadFilesCallOptions)[];
+  uploadDirectory: readonly (keyof UploadDirectoryCallOptions)[];
+  uploadCheckpoint: readonly (keyof UploadCheckpointCallOptions)[];
+  uploadCheckpointArchive: readonly (keyof UploadCheckpointArchiveCallOptions)[];
+  archiveAndUploadCheckpoint: readonly (keyof ArchiveAndUploadCheckpointCallOptions)[];
+};
+
+/**
+ * Checks a call's options as the constructor checks its own ({@link resolveUploaderOptions}):
+ * a misspelt name (`artifactPaht`) uploaded to the artifact root, `verify: 'no'` verified,
+ * `signal: {}` was ignored (or broke `AbortSignal.any` beside the uploader's signal). The
+ * values checked elsewhere (`kind`, `artifactPath`, globs, `manifest`, `level`) are left to
+ * those checks.
+ *
+ * @throws {InvalidArgumentError} naming the option.
+ * @example
+ * ```ts
+ * assertCallOptions('uploadFile', { artifactPath: 'eval' });
+ * ```
+ * @internal
+ */
+export function assertCallOptions(method: string, options: object): void {
+  const known: readonly string[] | undefined = CALL_OPTION_NAMES[method as keyof typeof CALL_OPTION_NAMES];
+  if (known === undefined) return;
+  assertOnlyKnown(Object.keys(options), known, `${method}()`);
+  const call = options as Partial<Record<'verify' | 'skipIfDisabled' | 'skipDefaultFiles' | 'signal', unknown>>;
+  for (const name of ['verify', 'skipIfDisabled', 'skipDefaultFiles'] as const) {
+    if (call[name] !== undefined && typeof call[name] !== 'boolean') {
+      throw new InvalidArgumentError(name, `Expected \`${name}\` to be a boolean, got ${describeValue(call[name])}.`);
+    }
+  }
+  assertSignal(call.signal);
+}
+
 /**
  * The artifact kind each method answers to, per stage, when the call gives no `kind`:
  *
@@ -383,12 +427,7 @@ function assertOptionTypes(options: ArtifactUploaderOptions): void {
       }
     }
   }
-  // instanceof: AbortSignal.any() (which joins it with each call's signal) takes nothing else.
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw new InvalidArgumentError('signal', `Expected \`signal\` to be an AbortSignal, got ${describeValue(options.signal)}.`, {
-      hint: 'Pass an AbortController\'s `signal`, or AbortSignal.timeout(ms).',
-    });
-  }
+  assertSignal(options.signal);
   const { logger } = options;
   if (logger !== undefined && (logger === null || (['debug', 'info', 'warn', 'error'] as const).some((level) => typeof logger[level] !== 'function'))) {
     throw new InvalidArgumentError('logger', 'Expected `logger` to have debug, info, warn and error methods.', {
@@ -438,11 +477,25 @@ const UPLOADER_OPTION_NAMES: Record<keyof ArtifactUploaderOptions, true> = {
  * `ARTIFACT_UPLOADER_*` variable used to (refused since, in config/load.ts).
  */
 function assertKnownOptions(options: object): void {
-  const known = Object.keys(UPLOADER_OPTION_NAMES);
-  const unknown = Object.keys(options).find((name) => !Object.hasOwn(UPLOADER_OPTION_NAMES, name));
+  // No method named: the stage helpers pass their options on, and the user called one of them.
+  assertOnlyKnown(Object.keys(options), Object.keys(UPLOADER_OPTION_NAMES));
+}
+
+/** Refuses the first of `names` not in `known`, with the closest known name. */
+function assertOnlyKnown(names: readonly string[], known: readonly string[], method?: string): void {
+  const unknown = names.find((name) => !known.includes(name));
   if (unknown === undefined) return;
   const suggestion = closestMatch(unknown, known);
-  throw new InvalidArgumentError(unknown, `Unknown option \`${unknown}\`${suggestion ? ` (did you mean \`${suggestion}\`?)` : ''}.`, {
-    hint: `Remove it${suggestion ? ` or rename it to \`${suggestion}\`` : ''}. The options are: ${known.join(', ')} (docs/uploader.md#options).`,
+  throw new InvalidArgumentError(unknown, `Unknown option \`${unknown}\`${method ? ` of ${method}` : ''}${suggestion ? ` (did you mean \`${suggestion}\`?)` : ''}.`, {
+    hint: `Remove it${suggestion ? ` or rename it to \`${suggestion}\`` : ''}. The options are: ${known.join(', ')} (docs/uploader.md).`,
   });
+}
+
+/** instanceof: AbortSignal.any() (which joins the uploader's signal with a call's) takes nothing else. */
+function assertSignal(signal: unknown): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new InvalidArgumentError('signal', `Expected \`signal\` to be an AbortSignal, got ${describeValue(signal)}.`, {
+      hint: 'Pass an AbortController\'s `signal`, or AbortSignal.timeout(ms).',
+    });
+  }
 }

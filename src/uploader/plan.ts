@@ -425,6 +425,10 @@ export function checkArtifactPath(path: string, what: string, { allowEmpty = tru
  */
 export function globList(value: string | readonly string[] | undefined, what: string): string[] {
   if (value === undefined) return [];
+  // Spread, anything but a list threw a bare TypeError ("value is not iterable").
+  if (typeof value !== 'string' && !Array.isArray(value)) {
+    throw new InvalidArgumentError(what, `Expected \`${what}\` to be a glob pattern or a list of them, got ${JSON.stringify(value) ?? String(value)}.`);
+  }
   const list = typeof value === 'string' ? [value] : [...value];
   for (const item of list) {
     if (typeof item !== 'string' || item === '') {

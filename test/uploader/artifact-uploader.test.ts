@@ -299,6 +299,33 @@ describe('ArtifactUploader on ./mlruns', () => {
       expect(() => new ArtifactUploader({ stage: 'training', signal: new AbortController().signal, logger: console, retry: { maxRetries: 2 }, dryRun: false, env: {} })).not.toThrow();
     });
 
+    it("a call's misspelt option or option of the wrong type is refused before anything is sent", async () => {
+      const { trackingUri, run, artifactsDir } = await localRun();
+      const src = writeTree(scratch(), { 'a.txt': 'a', 'ckpt/model.bin': 'weights' });
+      const shared = new AbortController();
+      const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {}, signal: shared.signal });
+      const file = join(src, 'a.txt');
+      await expect(uploader.uploadFile(file, { artifactPaht: 'eval' } as never)).rejects.toMatchObject({
+        name: 'InvalidArgumentError',
+        argument: 'artifactPaht',
+        message: expect.stringMatching(/^Unknown option `artifactPaht` of uploadFile\(\) \(did you mean `artifactPath`\?\)/),
+      });
+      // An option of another method: uploadFile has no include.
+      await expect(uploader.uploadFile(file, { include: '*.txt' } as never)).rejects.toMatchObject({ argument: 'include' });
+      await expect(uploader.uploadFile(file, { verify: 'no' } as never)).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'verify' });
+      await expect(uploader.uploadFile(file, { signal: {} } as never)).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'signal' });
+      await expect(uploader.uploadCheckpoint(join(src, 'ckpt'), { skipIfDisabled: 'false' } as never)).rejects.toMatchObject({ argument: 'skipIfDisabled' });
+      await expect(uploader.uploadDirectory(join(src, 'ckpt'), { include: 5 } as never)).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'include' });
+      await expect(uploader.archiveAndUploadCheckpoint(join(src, 'ckpt'), { levle: 9 } as never)).rejects.toMatchObject({ message: expect.stringContaining('did you mean `level`?') });
+      expect(existsSync(artifactsDir) ? readdirSync(artifactsDir) : []).toEqual([]);
+      expect(uploader.stats().operations).toBe(0);
+      // What is right passes, a call's own signal beside the uploader's included.
+      const ok = await uploader.uploadFile(file, { artifactPath: 'eval', verify: true, signal: new AbortController().signal });
+      expect(ok.status, ok.error?.message).toBe('uploaded');
+      expect(readFileSync(join(artifactsDir, 'eval', 'a.txt'), 'utf8')).toBe('a');
+      await uploader.close();
+    });
+
     it('maxConcurrency below concurrency is refused (both options at once, or against the config), before anything is sent; alone it caps the default', async () => {
       const both = (() => {
         try {
