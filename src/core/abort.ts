@@ -35,6 +35,37 @@ export function throwIfAborted(signal: AbortSignal | undefined, what = 'The uplo
 }
 
 /**
+ * `promise`, or an {@link AbortedError} (`message`, the signal's reason as its cause) as soon as
+ * `signal` fires, whichever comes first. For work shared between callers (an upload several
+ * joined, a run lookup several calls wait for): one caller's abort stops its own wait, while
+ * the work goes on for the others.
+ *
+ * @example
+ * ```ts
+ * const value = await waitUnlessAborted(shared, signal, 'The upload was aborted while it waited.');
+ * ```
+ */
+export function waitUnlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined, message: string): Promise<T> {
+  if (!signal) return promise;
+  const aborted = () => new AbortedError(message, { cause: signal.reason });
+  if (signal.aborted) return Promise.reject(aborted());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(aborted());
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
  * The longest delay a Node timer takes (2^31 − 1 ms, ~24.8 days): a longer one fires after 1 ms.
  * Timeouts and waits above it are held at it, which is as good as no limit.
  */

@@ -354,7 +354,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
     let identities: LocalFileIdentity[] | undefined = await fileIdentities(planned.local.files);
     const aborted = () => new AbortedError('The upload was aborted before it started.', { cause: signal?.reason });
     if (signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error: aborted() });
-    const resolved = await this.targets.get(gate.run);
+    const resolved = await this.targets.get(gate.run, signal);
     if ('error' in resolved) {
       const ending = signal?.aborted ? { reason: 'aborted' as const, error: aborted() } : { reason: 'run-unavailable' as const, error: resolved.error };
       return buildResult(context, planned, { status: 'failed', ...ending });

@@ -11,7 +11,7 @@
  * @module
  */
 import { createHash } from '../core/node-crypto.js';
-import { AbortedError } from '../core/errors.js';
+import { waitUnlessAborted } from '../core/abort.js';
 
 const MAP_KEY = Symbol.for('artifact-uploader.in-flight-uploads.v1');
 
@@ -77,7 +77,7 @@ export function identityKey(identity: UploadIdentity): string {
 export async function dedupeInFlight<T>(key: string, fn: () => Promise<T>, options: { signal?: AbortSignal } = {}): Promise<{ value: T; joined: boolean }> {
   const map = inFlight();
   const existing = map.get(key) as Promise<T> | undefined;
-  if (existing) return { value: await waitUnlessAborted(existing, options.signal), joined: true };
+  if (existing) return { value: await waitUnlessAborted(existing, options.signal, 'The upload was aborted while it waited for an identical upload in flight.'), joined: true };
   const promise = fn();
   map.set(key, promise);
   try {
@@ -85,27 +85,6 @@ export async function dedupeInFlight<T>(key: string, fn: () => Promise<T>, optio
   } finally {
     if (map.get(key) === promise) map.delete(key);
   }
-}
-
-/** `promise`, or an {@link AbortedError} as soon as `signal` fires, whichever comes first. */
-function waitUnlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  const aborted = () => new AbortedError('The upload was aborted while it waited for an identical upload in flight.', { cause: signal.reason });
-  if (signal.aborted) return Promise.reject(aborted());
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(aborted());
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /**

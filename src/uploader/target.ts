@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { waitUnlessAborted } from '../core/abort.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { resolveMlflowConnection, type MlflowConnection } from '../mlflow/connection.js';
@@ -118,8 +119,13 @@ export class RunTargets {
 
   constructor(private readonly options: TargetOptions) {}
 
-  /** The target of `ref`, or the error its lookup failed with. */
-  async get(ref: RunRef): Promise<{ target: UploadTarget } | { error: unknown }> {
+  /**
+   * The target of `ref`, or the error its lookup failed with. The lookup is shared by the calls
+   * that need it (and runs under the uploader's signal); a call's own `signal` ends its wait at
+   * once (an `AbortedError` as the error) and leaves the lookup to the others. It used to wait
+   * out the lookup: against a tracking server that does not answer, its timeouts and retries.
+   */
+  async get(ref: RunRef, signal?: AbortSignal): Promise<{ target: UploadTarget } | { error: unknown }> {
     // An active run started with its own tracking URI is logged to there, unless the uploader names one.
     const active = this.options.trackingUri === undefined ? ref.run?.connection : undefined;
     const key = `${ref.runId}\n${active ? active.displayUri : ''}`;
@@ -136,7 +142,7 @@ export class RunTargets {
       });
     }
     try {
-      return { target: await promise };
+      return { target: await waitUnlessAborted(promise, signal, 'The upload was aborted while its run was looked up.') };
     } catch (error) {
       return { error };
     }

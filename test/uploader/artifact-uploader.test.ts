@@ -5,6 +5,8 @@
  * mlflow-server.test.ts.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -473,6 +475,35 @@ describe('ArtifactUploader on ./mlruns', () => {
       expect(result).toMatchObject({ status: 'failed', reason: 'aborted', error: { name: 'AbortedError' } });
       expect(existsSync(join(artifactsDir, 'a.txt'))).toBe(false);
     });
+  });
+
+  it("a call's own signal ends its wait for the run lookup at once, with its reason; the lookup goes on for the other calls", async () => {
+    const src = writeTree(scratch(), { 'a.txt': 'a' });
+    // A tracking server that holds runs/get until told: the call is aborted while it waits.
+    const held: ServerResponse[] = [];
+    const call = new AbortController();
+    const pruned = new Error('trial pruned');
+    const server = createServer((_request, response) => {
+      held.push(response);
+      call.abort(pruned);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const trackingUri = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const uploader = new ArtifactUploader({ stage: 'training', runId: RUN_A, trackingUri, env: {}, retry: { maxRetries: 0, timeoutMs: 600_000 } });
+      const other = uploader.uploadFile(join(src, 'a.txt'), { artifactPath: 'other' });
+      const aborted = await uploader.uploadFile(join(src, 'a.txt'), { signal: call.signal });
+      expect(aborted).toMatchObject({ status: 'failed', reason: 'aborted', error: { name: 'AbortedError', cause: pruned } });
+      expect(aborted.files.map((f) => f.status)).toEqual(['cancelled']);
+      // The lookup the aborted call left is still the other call's: it ends with the server's answer.
+      expect(held).toHaveLength(1);
+      held[0]!.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error_code: 'RESOURCE_DOES_NOT_EXIST', message: `Run '${RUN_A}' not found` }));
+      expect(await other).toMatchObject({ status: 'failed', reason: 'run-unavailable', error: { name: 'MlflowApiError' } });
+      await uploader.close();
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   it('progress: typed events, throttled so many files do not flood, every stream ending complete', async () => {
