@@ -271,7 +271,7 @@ const CALL_OPTION_NAMES = {
 export function assertCallOptions(method: string, options: object): void {
   const known: readonly string[] | undefined = CALL_OPTION_NAMES[method as keyof typeof CALL_OPTION_NAMES];
   if (known === undefined) return;
-  assertOnlyKnown(Object.keys(options), known, `${method}()`);
+  assertOnlyKnown(options, known, `${method}()`);
   const call = options as Partial<Record<'verify' | 'skipIfDisabled' | 'skipDefaultFiles' | 'signal', unknown>>;
   for (const name of ['verify', 'skipIfDisabled', 'skipDefaultFiles'] as const) {
     if (call[name] !== undefined && typeof call[name] !== 'boolean') {
@@ -478,12 +478,15 @@ const UPLOADER_OPTION_NAMES: Record<keyof ArtifactUploaderOptions, true> = {
  */
 function assertKnownOptions(options: object): void {
   // No method named: the stage helpers pass their options on, and the user called one of them.
-  assertOnlyKnown(Object.keys(options), Object.keys(UPLOADER_OPTION_NAMES));
+  assertOnlyKnown(options, Object.keys(UPLOADER_OPTION_NAMES));
 }
 
-/** Refuses the first of `names` not in `known`, with the closest known name. */
-function assertOnlyKnown(names: readonly string[], known: readonly string[], method?: string): void {
-  const unknown = names.find((name) => !known.includes(name));
+/**
+ * Refuses the first option of `options` not in `known`, with the closest known name. One set to
+ * `undefined` passes: it means "not set" (docs/architecture.md), so it changes nothing either way.
+ */
+function assertOnlyKnown(options: object, known: readonly string[], method?: string): void {
+  const unknown = Object.entries(options).find(([name, value]) => value !== undefined && !known.includes(name))?.[0];
   if (unknown === undefined) return;
   const suggestion = closestMatch(unknown, known);
   throw new InvalidArgumentError(unknown, `Unknown option \`${unknown}\`${method ? ` of ${method}` : ''}${suggestion ? ` (did you mean \`${suggestion}\`?)` : ''}.`, {

@@ -312,6 +312,8 @@ describe('ArtifactUploader on ./mlruns', () => {
         argument: 'artifactPaht',
         message: expect.stringMatching(/^Unknown option `artifactPaht` of uploadFile\(\) \(did you mean `artifactPath`\?\)/),
       });
+      // Unset (undefined), an unknown name changes nothing, and passes: `undefined` means "not set".
+      await expect(uploader.uploadFile(file, { artifactPaht: undefined, artifactPath: 'unset' } as never)).resolves.toMatchObject({ status: 'uploaded', artifactPath: 'unset/a.txt' });
       // An option of another method: uploadFile has no include.
       await expect(uploader.uploadFile(file, { include: '*.txt' } as never)).rejects.toMatchObject({ argument: 'include' });
       await expect(uploader.uploadFile(file, { verify: 'no' } as never)).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'verify' });
@@ -319,8 +321,8 @@ describe('ArtifactUploader on ./mlruns', () => {
       await expect(uploader.uploadCheckpoint(join(src, 'ckpt'), { skipIfDisabled: 'false' } as never)).rejects.toMatchObject({ argument: 'skipIfDisabled' });
       await expect(uploader.uploadDirectory(join(src, 'ckpt'), { include: 5 } as never)).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'include' });
       await expect(uploader.archiveAndUploadCheckpoint(join(src, 'ckpt'), { levle: 9 } as never)).rejects.toMatchObject({ message: expect.stringContaining('did you mean `level`?') });
-      expect(existsSync(artifactsDir) ? readdirSync(artifactsDir) : []).toEqual([]);
-      expect(uploader.stats().operations).toBe(0);
+      expect(readdirSync(artifactsDir)).toEqual(['unset']);
+      expect(uploader.stats().operations).toBe(1);
       // What is right passes, a call's own signal beside the uploader's included.
       const ok = await uploader.uploadFile(file, { artifactPath: 'eval', verify: true, signal: new AbortController().signal });
       expect(ok.status, ok.error?.message).toBe('uploaded');
