@@ -259,6 +259,20 @@ export async function hasStagedArchives(journalDir: string): Promise<boolean> {
 }
 
 /**
+ * Whether `resume clear` deletes a staged archive ({@link removeStagedArchives}): not held by an
+ * upload running now, and unused for `olderThanMs` when that is given. What `--dry-run` lists
+ * by the same rule.
+ *
+ * @example
+ * ```ts
+ * const due = (await listStagedArchives(dir)).filter((a) => isDueForClear(a, 7 * 24 * 3600_000, Date.now()));
+ * ```
+ */
+export function isDueForClear(archive: Pick<StagedArchiveEntry, 'usedAt' | 'inUse'>, olderThanMs: number | undefined, now: number): boolean {
+  return !archive.inUse && (olderThanMs === undefined || now - archive.usedAt >= olderThanMs);
+}
+
+/**
  * Deletes staged archives: all of them, or those not used for `olderThanMs`, except those a live
  * process holds (its upload in progress), with their locks (each deleted holding its lock, taken
  * over from a dead owner as a claimer would); and the locks dead owners left without a
@@ -296,7 +310,7 @@ export async function removeStagedArchives(journalDir: string, options: { olderT
     }
     const info = await stat(path).catch(() => undefined);
     if (!info?.isDirectory()) continue;
-    if (options.olderThanMs !== undefined && now - info.mtimeMs < options.olderThanMs) continue;
+    if (!isDueForClear({ usedAt: info.mtimeMs, inUse: false }, options.olderThanMs, now)) continue;
     if (await stageLockLive(stageLockPath(path), now)) continue;
     // Deleted holding its lock, as its owner would: checked and deleted without it, a rerun
     // could take the directory over in between and lose it (archive, then lock) mid-upload.

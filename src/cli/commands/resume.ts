@@ -6,7 +6,7 @@
  */
 import { hasUnfinishedUpload, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
 import { abandonRecordUploads, isHttpTarget, proxyElsewhere, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
-import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
+import { isDueForClear, listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import { trackingUriScheme } from '../../mlflow/tracking-uri.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
@@ -153,8 +153,8 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     const due = (await journal.list()).filter((e) => olderThanMs === undefined || now - e.updatedAt >= olderThanMs);
     removed = due.filter((e) => !e.inUse);
     inUse = due.filter((e) => e.inUse);
-    // What `removeStagedArchives` would delete: those unused for the age that no upload running now holds.
-    archives = (await listStagedArchives(journal.dir)).filter((a) => !a.inUse && (olderThanMs === undefined || now - a.usedAt >= olderThanMs)).map((a) => a.dir);
+    // What `removeStagedArchives` would delete, by its rule.
+    archives = (await listStagedArchives(journal.dir)).filter((a) => isDueForClear(a, olderThanMs, now)).map((a) => a.dir);
   } else {
     ({ removed, inUse, archives, at } = await journal.clear({ olderThanMs }));
   }
