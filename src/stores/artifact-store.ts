@@ -160,6 +160,17 @@ export interface ArtifactStore {
   list(artifactDir?: string, options?: { signal?: AbortSignal }): Promise<ArtifactEntry[]>;
   /** One line for logs and `--json` output: where the bytes go and how. */
   describe(): string;
+  /**
+   * Releases what the store holds open of its own (an SDK client, its keep-alive sockets); the
+   * store is not used after. The uploader calls it from `close()` on the stores it made. Stores
+   * that hold nothing of their own (they use the tracking connection's) leave it out.
+   *
+   * @example
+   * ```ts
+   * await store.close?.();
+   * ```
+   */
+  close?(): Promise<void>;
 }
 
 /**

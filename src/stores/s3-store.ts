@@ -404,6 +404,13 @@ export class S3ArtifactStore implements ArtifactStore {
     return this.clientPromise;
   }
 
+  /** Destroys the SDK client, if one was made: its keep-alive sockets are closed now, not when idle. */
+  async close(): Promise<void> {
+    const made = this.clientPromise;
+    this.clientPromise = undefined;
+    (await made?.catch(() => undefined))?.client.destroy();
+  }
+
   private async createClient(): Promise<{ sdk: Sdk; client: ClientS3.S3Client }> {
     const sdk = await loadSdkModules(this.loadSdk);
     if (this.config.endpointUrl === undefined && !this.config.ignoreConfiguredEndpointUrls) {

@@ -166,8 +166,12 @@ export async function abandonRecordUploads(records: readonly JournalRecord[], op
         }
         continue;
       }
-      for (const i of indexes) {
-        outcomes[i] = await giveUpRecord(store, records[i]!, options, withheld);
+      try {
+        for (const i of indexes) {
+          outcomes[i] = await giveUpRecord(store, records[i]!, options, withheld);
+        }
+      } finally {
+        await store.close?.().catch(() => undefined);
       }
     }
   } finally {

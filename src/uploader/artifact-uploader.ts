@@ -285,8 +285,9 @@ export class ArtifactUploader<S extends StageName = StageName> {
   }
 
   /**
-   * Waits for the operations in flight, then releases the connections this uploader opened.
-   * Calls after `close()` throw `InvalidArgumentError`.
+   * Waits for the operations in flight, then releases the connections this uploader opened and
+   * the clients of the stores it made (`ArtifactStore.close`; not those of a `resolveStore` of
+   * the caller's). Calls after `close()` throw `InvalidArgumentError`.
    *
    * @example
    * ```ts

@@ -148,9 +148,18 @@ export class RunTargets {
     }
   }
 
-  /** Forgets every target and closes the connection this uploader made. */
+  /**
+   * Forgets every target, closes the stores made for them (not those of a caller's
+   * `resolveStore`, which the caller owns) and the connection this uploader made.
+   */
   async close(): Promise<void> {
+    const targets = [...this.targets.values()];
     this.targets.clear();
+    if (this.options.resolveStore === undefined) {
+      for (const settled of await Promise.allSettled(targets)) {
+        if (settled.status === 'fulfilled') await settled.value.store.close?.().catch(() => undefined);
+      }
+    }
     if (this.connection?.kind === 'rest') await this.connection.http.close().catch(() => undefined);
     this.connection = undefined;
   }

@@ -20,6 +20,7 @@ import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import type { MultipartResume, PreviousMultipartUpload } from '../../src/stores/artifact-store.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { S3ArtifactStore, type S3ArtifactStoreOptions } from '../../src/stores/s3-store.js';
+import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
 import { expectRefusedBeforeAnyRequest, uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
@@ -92,6 +93,30 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
   afterAll(async () => {
     await proxy?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('the uploader\'s close() closes the S3 client it made: no keep-alive connection is left open', async () => {
+    // The SDK client was never destroyed: its idle sockets stayed open after close(), one client's
+    // worth per uploader of a sweep that makes one per trial.
+    const own = await startFaultProxy(mlflowDirectS3Server().s3Endpoint, { keepAlive: true, preserveHost: true });
+    try {
+      const local = await writeLocal('close/a.txt', 'a');
+      const uploader = new ArtifactUploader({
+        stage: 'training',
+        runId: run.runId,
+        trackingUri: mlflowDirectS3Server().url,
+        env: { MLFLOW_S3_ENDPOINT_URL: own.url },
+        s3: { credentials: { accessKeyId: 'testing', secretAccessKey: SECRET } },
+        retry: { maxRetries: 1 },
+      });
+      expect((await uploader.uploadFile(local, { artifactPath: 'close' })).status).toBe('uploaded');
+      expect(own.openConnections).toBeGreaterThan(0);
+      await uploader.close();
+      await vi.waitUntil(() => own.openConnections === 0, { timeout: 5_000 });
+      expect(own.openConnections).toBe(0);
+    } finally {
+      await own.stop();
+    }
   });
 
   it('writes under the run\'s artifact URI, as MLflow lays keys out', () => {

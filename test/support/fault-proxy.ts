@@ -61,6 +61,8 @@ export interface FaultProxy {
   requests: ProxyLogEntry[];
   /** Request body bytes forwarded upstream so far, all requests together. */
   readonly bytesForwarded: number;
+  /** Client connections open now (kept alive between requests too). */
+  readonly openConnections: number;
   addRule(rule: FaultRule): void;
   clearRules(): void;
   /** Clears the rules and the request log: a clean proxy for the next test. */
@@ -101,6 +103,12 @@ export interface FaultProxyOptions {
    * @default false
    */
   preserveHost?: boolean;
+  /**
+   * Keep the client's connection open between requests, as S3 and most servers do, whatever the
+   * target says: its `Connection: close` (moto's) is not passed on.
+   * @default false
+   */
+  keepAlive?: boolean;
 }
 
 export async function startFaultProxy(targetUrl: string, options: FaultProxyOptions = {}): Promise<FaultProxy> {
@@ -154,7 +162,8 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
           return;
         }
         entry.status = up.statusCode;
-        res.writeHead(up.statusCode ?? 502, up.headers);
+        const { connection: _connection, ...kept } = up.headers;
+        res.writeHead(up.statusCode ?? 502, options.keepAlive ? kept : up.headers);
         up.pipe(res);
       },
     );
@@ -265,6 +274,9 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
     requests,
     get bytesForwarded() {
       return bytesForwarded;
+    },
+    get openConnections() {
+      return sockets.size;
     },
     addRule: (rule) => rules.push({ ...rule, used: 0 }),
     clearRules: () => rules.splice(0),
