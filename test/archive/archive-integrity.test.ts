@@ -113,9 +113,9 @@ await createCheckpointArchive(process.env.DIR, process.env.OUT, { progressInterv
     startChild(
       `
 import { ArtifactUploader } from ${JSON.stringify(pathToFileURL(DIST_INDEX).href)};
-const uploader = new ArtifactUploader({ stage: 'hpo', runId: process.env.RUN, trackingUri: process.env.TRACKING, env: {}, journalDir: process.env.JOURNAL, progressIntervalMs: 0,
+const uploader = new ArtifactUploader({ stage: 'hpo', runId: process.env.RUN, trackingUri: process.env.TRACKING, env: {}, journalDir: process.env.JOURNAL, progressIntervalMs: 0, onError: 'throw',
   onProgress: (e) => { if (${freeze} && e.type === 'archive' && e.bytesDone >= 6 * 1024 * 1024) { console.log('archiving'); ${FREEZE} } } });
-const result = await uploader.archiveAndUploadCheckpoint(process.env.DIR, { onError: 'throw' });
+const result = await uploader.archiveAndUploadCheckpoint(process.env.DIR);
 console.log(result.status);
 `,
       { env: { DIR: dir, RUN: runId, TRACKING: `file:${join(root, 'mlruns')}`, TMPDIR: scratchTmp, JOURNAL: journalDir } },
