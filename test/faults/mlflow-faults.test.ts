@@ -11,7 +11,7 @@ import { ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { expect, it } from 'vitest';
 import { AbortedError, ArtifactUploaderError, InvalidResponseError, MlflowApiError, RequestTimeoutError } from '../../src/core/errors.js';
 import { ArtifactUploader, type ArtifactUploaderOptions } from '../../src/index.js';
-import { useFaultProxies } from '../support/fault-proxy.js';
+import { useFaultProxies, type FaultRule } from '../support/fault-proxy.js';
 import { pythonArtifactHashes } from '../support/python.js';
 import { describeWithServers, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
 import { FAST_RETRY, listRunArtifacts, tempDir } from './helpers.js';
@@ -301,24 +301,28 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
     expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
   });
 
+  /** A multipart upload of four chunks through a proxy in front of the S3-backed server that answers `mpu/complete` with `answer`. */
+  async function multipartWithCompleteAnswered(answer: Omit<FaultRule, 'match'>) {
+    const s3 = mlflowS3Server();
+    const front = await proxy(s3.url);
+    front.addRule({ match: (r) => r.path.includes('/mpu/complete/'), ...answer });
+    const { runId } = await serverRun(s3.url);
+    const file = join(await tempDir(), 'weights.bin');
+    await writeFile(file, randomBytes(4 * chunk));
+    const uploader = await uploaderFor(front.url, runId, { multipart: { enabled: true, thresholdBytes: chunk, chunkBytes: chunk } });
+    return { s3, front, runId, result: await uploader.uploadFile(file) };
+  }
+
   // MLflow answers mpu/complete with JSON ({}); a 200 that is not JSON came from something in
   // between (an auth gateway's login page, an error page served as 200), and MLflow never saw the
   // complete: reported uploaded, the file was missing and its parts stayed billed in the bucket.
   it('a 200 from mpu/complete that is not MLflow\'s JSON fails the file, and the upload is aborted, not left in progress', async () => {
-    const s3 = mlflowS3Server();
-    const front = await proxy(s3.url);
-    front.addRule({
-      match: (r) => r.path.includes('/mpu/complete/'),
+    const { s3, front, runId, result } = await multipartWithCompleteAnswered({
       fault: 'status',
       status: 200,
       headers: { 'content-type': 'text/html' },
       body: '<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>',
     });
-    const { runId } = await serverRun(s3.url);
-    const file = join(await tempDir(), 'weights.bin');
-    await writeFile(file, randomBytes(4 * chunk));
-    const uploader = await uploaderFor(front.url, runId, { multipart: { enabled: true, thresholdBytes: chunk, chunkBytes: chunk } });
-    const result = await uploader.uploadFile(file);
 
     expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
     expect(result.error).toBeInstanceOf(InvalidResponseError);
@@ -334,14 +338,7 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
   // credentials): a few thousand parts pass nginx's default limit of 1 MiB. Larger parts make
   // that list shorter.
   it('a 413 from a reverse proxy on mpu/complete: not retried, the upload aborted, and a hint that says to use larger parts', async () => {
-    const s3 = mlflowS3Server();
-    const front = await proxy(s3.url);
-    front.addRule({ match: (r) => r.path.includes('/mpu/complete/'), fault: 'status', status: 413, headers: { 'content-type': 'text/html' }, body: NGINX_413 });
-    const { runId } = await serverRun(s3.url);
-    const file = join(await tempDir(), 'weights.bin');
-    await writeFile(file, randomBytes(4 * chunk));
-    const uploader = await uploaderFor(front.url, runId, { multipart: { enabled: true, thresholdBytes: chunk, chunkBytes: chunk } });
-    const result = await uploader.uploadFile(file);
+    const { s3, front, runId, result } = await multipartWithCompleteAnswered({ fault: 'status', status: 413, headers: { 'content-type': 'text/html' }, body: NGINX_413 });
 
     expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
     expect(result.error).toMatchObject({ status: 413 });
