@@ -565,7 +565,7 @@ export class UploadJournal {
   }
 
   /**
-   * True when record `name` is of a newer journal format ({@link isNewerFormat}): a later
+   * True when record `name` is of a newer journal format ({@link isNewerFormatRecord}): a later
    * artifact-uploader's, which may name an upload billed until aborted, so it is neither
    * overwritten nor deleted here; the upload goes on without the journal. Called under the
    * record's lock, where it read as no record: that read said which (and warned that it is left
@@ -772,11 +772,21 @@ export class UploadJournal {
 
   /** A record read for listing: no warning for a corrupt one (it is listed as such). */
   private async readQuiet(path: string): Promise<JournalRecord | undefined> {
+    return (await this.readRecordFile(path)).record;
+  }
+
+  /**
+   * A record file read once, without a warning: its record (none when unreadable or corrupt),
+   * and whether it is a record of a newer journal format ({@link isNewerFormatRecord}), which
+   * the sweep keeps.
+   */
+  private async readRecordFile(path: string): Promise<{ record: JournalRecord | undefined; newerFormat: boolean }> {
     try {
-      const parsed = (await loadRecordSchema()).safeParse(JSON.parse(await readFile(path, 'utf8')));
-      return parsed.success ? (parsed.data ?? undefined) : undefined;
+      const json: unknown = JSON.parse(await readFile(path, 'utf8'));
+      const parsed = (await loadRecordSchema()).safeParse(json);
+      return parsed.success ? { record: parsed.data ?? undefined, newerFormat: false } : { record: undefined, newerFormat: isNewerFormatRecord(json) };
     } catch {
-      return undefined;
+      return { record: undefined, newerFormat: false };
     }
   }
 
@@ -1075,10 +1085,11 @@ export class UploadJournal {
       const age = now - info.mtimeMs;
       if (RECORD_NAME.test(name) || LOG_NAME.test(name)) {
         // An expired record is read: one naming an upload the store keeps is kept (see above).
-        const record = age > this.maxAgeMs && RECORD_NAME.test(name) ? await this.readQuiet(path) : undefined;
+        const read = age > this.maxAgeMs && RECORD_NAME.test(name) ? await this.readRecordFile(path) : undefined;
+        const record = read?.record;
         const lasting = record !== undefined && hasLastingUpload(record);
         if (lasting) expired.push({ name, record, mtimeMs: info.mtimeMs });
-        const newer = age > this.maxAgeMs && record === undefined && RECORD_NAME.test(name) && (await isNewerFormat(path));
+        const newer = read?.newerFormat === true;
         if (age > this.maxAgeMs && !lasting && !newer) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
       } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name))) {
@@ -1110,9 +1121,9 @@ export class UploadJournal {
         const log = await this.readLog(r.path, true);
         if (log && this.logInUse(log, now)) continue;
       } else {
-        const record = await this.readQuiet(r.path);
+        const { record, newerFormat } = await this.readRecordFile(r.path);
         if (record && this.ownedByLiveProcess(record, now)) continue;
-        if (!record && (await isNewerFormat(r.path))) continue;
+        if (newerFormat) continue;
         if (record && hasLastingUpload(record)) {
           lasting++;
           continue;
@@ -1208,7 +1219,7 @@ export class JournalEntry {
 }
 
 /**
- * True when the file is a record of a newer journal format than this version reads (`version`
+ * True when a record file's JSON is a record of a newer journal format than this version reads (`version`
  * above 1): a later artifact-uploader's, sharing the journal (the default directory is per user,
  * not per install). This version cannot tell whether it names an upload billed until aborted,
  * so it leaves it to that version: the sweep does not delete it by age or bounds, and an upload
@@ -1216,11 +1227,6 @@ export class JournalEntry {
  * A record that is corrupt (not JSON, or not a record of any version) is replaced or deleted as
  * before.
  */
-async function isNewerFormat(path: string): Promise<boolean> {
-  return isNewerFormatRecord(parseJson(await readFile(path, 'utf8').catch(() => '')));
-}
-
-/** {@link isNewerFormat} of a record's JSON, already parsed. */
 function isNewerFormatRecord(parsed: unknown): boolean {
   const version = (parsed as { version?: unknown } | null | undefined)?.version;
   return typeof version === 'number' && version > 1;
