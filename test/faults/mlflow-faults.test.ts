@@ -241,6 +241,24 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
     expect(await listRunArtifacts(url, runId)).toEqual([]);
   });
 
+  // JSON, but not MLflow's object: the check settles objects without loading the schemas, so
+  // this answer is the one that takes the schema path for its error.
+  it('a 200 on the upload whose JSON is not an object fails the file the same way', async () => {
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    front.addRule({ match: ARTIFACT_PUT, fault: 'status', status: 200, headers: { 'content-type': 'application/json' }, body: '["ok"]' });
+    const { runId } = await serverRun(url);
+    const file = join(await tempDir(), 'model.onnx');
+    await writeFile(file, randomBytes(2048));
+
+    const result = await (await uploaderFor(front.url, runId)).uploadFile(file);
+
+    expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+    expect(result.error).toBeInstanceOf(InvalidResponseError);
+    expect(result.error?.message).toMatch(/PUT .*\(root\)/);
+    expect(await listRunArtifacts(url, runId)).toEqual([]);
+  });
+
   // A redirect is not followed (it would send the file, and the credentials, to another address
   // the user never named), so it is a refusal like the ones above: it must say where it points.
   for (const status of [301, 307, 308]) {
