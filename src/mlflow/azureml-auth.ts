@@ -67,7 +67,7 @@ export function azureMlTokenSource(options: AzureMlTokenSourceOptions = {}): () 
   let pending: Promise<string> | undefined;
 
   const fetchToken = async (): Promise<string> => {
-    credential ??= options.credential ? Promise.resolve(options.credential) : defaultCredential(options.loadIdentity);
+    credential ??= (options.credential ? Promise.resolve(options.credential) : defaultCredential(options.loadIdentity)).then(keepingTokenOutage);
     let answer: Awaited<ReturnType<AzureTokenCredential['getToken']>>;
     try {
       answer = await (await credential).getToken(scope);
@@ -90,6 +90,41 @@ export function azureMlTokenSource(options: AzureMlTokenSourceOptions = {}): () 
       pending = undefined;
     });
     return pending;
+  };
+}
+
+/** OAuth 2.0's error codes for a refused token request (RFC 6749, 5.2): the credential's fault. */
+const OAUTH_REFUSALS = /\b(?:invalid_request|invalid_client|invalid_grant|unauthorized_client|unsupported_grant_type|invalid_scope|access_denied)\b/;
+
+/**
+ * `credential` with the cause of a token outage kept. Once a token endpoint has answered 429 or
+ * 5xx, MSAL (under `@azure/identity`'s client secret and certificate credentials) answers the same
+ * token request from its throttling cache for 60 s, or the endpoint's Retry-After, without asking
+ * it (msal-common `ThrottlingUtils`), with an error that has lost the status and the OAuth error
+ * code. Read as a refused credential, it ended an upload's retries ("No usable Azure credential"
+ * of the Blob stores, "No Entra ID token" of the Azure ML workspace) while Entra ID was down.
+ * Until a token comes, such a failure is reported as the transient one that started it; an answer
+ * that names a refusal (`invalid_client`) still wins.
+ *
+ * @example
+ * ```ts
+ * const credential = keepingTokenOutage(new DefaultAzureCredential());
+ * ```
+ */
+export function keepingTokenOutage(credential: AzureTokenCredential): AzureTokenCredential {
+  let outage: unknown;
+  return {
+    getToken: async (scopes, options) => {
+      try {
+        const token = await credential.getToken(scopes, options);
+        outage = undefined;
+        return token;
+      } catch (error) {
+        if (isTransientCredentialError(error)) outage = error;
+        else if (outage !== undefined && !OAUTH_REFUSALS.test(error instanceof Error ? error.message : String(error))) throw outage;
+        throw error;
+      }
+    },
   };
 }
 

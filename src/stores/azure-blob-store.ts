@@ -44,6 +44,7 @@ import {
   type RetryOptions,
 } from '../core/retry.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
+import { keepingTokenOutage } from '../mlflow/azureml-auth.js';
 import { assertObjectNamesFit, listingPrefixes, type ObjectNameLimit, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
 import { uploadFileAsBlockBlob, type BlockBlobRequests } from './azure-block-upload.js';
 import {
@@ -467,35 +468,6 @@ function inSlices(body: Buffer): Buffer | (() => NodeJS.ReadableStream) {
       })(),
       { objectMode: false },
     );
-}
-
-/** OAuth 2.0's error codes for a refused token request (RFC 6749, 5.2): the credential's fault. */
-const OAUTH_REFUSALS = /\b(?:invalid_request|invalid_client|invalid_grant|unauthorized_client|unsupported_grant_type|invalid_scope|access_denied)\b/;
-
-/**
- * `credential` with the cause of a token outage kept. Once a token endpoint has answered 429 or
- * 5xx, MSAL (under `@azure/identity`'s client secret and certificate credentials) answers the same
- * token request from its throttling cache for 60 s, or the endpoint's Retry-After, without asking
- * it (msal-common `ThrottlingUtils`), with an error that has lost the status and the OAuth error
- * code. Read as a refused credential, it ended an upload's retries on "No usable Azure
- * credential" while Entra ID was down. Until a token comes, such a failure is reported as the
- * transient one that started it; an answer that names a refusal (`invalid_client`) still wins.
- */
-function keepingTokenOutage(credential: AzureTokenCredential): AzureTokenCredential {
-  let outage: unknown;
-  return {
-    getToken: async (scopes, options) => {
-      try {
-        const token = await credential.getToken(scopes, options);
-        outage = undefined;
-        return token;
-      } catch (error) {
-        if (isTransientCredentialError(error)) outage = error;
-        else if (outage !== undefined && !OAUTH_REFUSALS.test(errorMessage(error))) throw outage;
-        throw error;
-      }
-    },
-  };
 }
 
 /**

@@ -12,7 +12,9 @@ import { join } from 'node:path';
 import { ClientSecretCredential, ManagedIdentityCredential } from '@azure/identity';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, NetworkError } from '../../src/core/errors.js';
-import { isRetryableError } from '../../src/core/retry.js';
+import { HttpClient } from '../../src/core/http.js';
+import { isRetryableError, resolveRetryOptions } from '../../src/core/retry.js';
+import { azureMlTokenSource } from '../../src/mlflow/azureml-auth.js';
 import { AzureBlobArtifactStore } from '../../src/stores/azure-blob-store.js';
 import type { AzureTokenCredential } from '../../src/stores/azure-config.js';
 import { startTestServer, type Handler } from '../support/http-test-server.js';
@@ -135,5 +137,31 @@ describe('Entra ID token failures of the Azure store', () => {
     const error = await upload(managedIdentityAt('http://127.0.0.1:1/msi/token'), 2);
     expect(error).toBeInstanceOf(ConfigError);
     expect(isRetryableError((error as ConfigError).cause)).toBe(false);
+  });
+});
+
+describe('Entra ID token failures of the Azure ML token source', () => {
+  it('Entra ID answering 503 (a client secret) stays a retried NetworkError through MSAL\'s throttled replays, not "No Entra ID token"', async () => {
+    // The same outage as the store's above, through azureml://'s token source: after the 503,
+    // MSAL answers the retries from its throttling cache with an error that has lost the status.
+    const busy = await servicePrincipal((_req, res) => {
+      // Entra ID's own words for it: the replay keeps only the description, without the code.
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'AADSTS90033: A transient error has occurred. Please try again.', error_codes: [90033] }));
+    });
+    const workspace = await startTestServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    servers.push(workspace);
+    const http = new HttpClient({ retry: resolveRetryOptions({ maxRetries: 2, backoffFactor: 0, backoffJitter: 0 }, {}), auth: { tokenSource: azureMlTokenSource({ credential: busy.credential }) } });
+
+    const error = await http.request({ method: 'GET', url: `${workspace.url}/history` }).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(NetworkError);
+    expect((error as NetworkError).message).toMatch(/Entra ID token .*temporarily_unavailable/);
+    expect(busy.tokenRequests).toHaveLength(1);
+    expect(workspace.requests).toHaveLength(0);
+    expect(`${(error as Error).message} ${JSON.stringify((error as NetworkError).toJSON())}`).not.toContain(CLIENT_SECRET);
   });
 });
