@@ -60,8 +60,15 @@ export interface PrepareUploadOptions {
   onPhase?: (phase: 'validating' | 'converting' | 'preparing') => void;
 }
 
-/** Files never uploaded: OS litter. Hidden directories are already skipped by the listing. */
-const IGNORED_NAMES = new Set(['.DS_Store', 'Thumbs.db', 'desktop.ini']);
+/**
+ * Files never uploaded, at any depth: OS litter, and `.git`, which as a file is the pointer a
+ * git worktree or submodule checkout has in place of the repository (`gitdir: /home/me/...`):
+ * it names a local path and means nothing in a Hub repo. `huggingface_hub`'s `upload_folder`
+ * leaves `.git` out too (its `DEFAULT_IGNORE_PATTERNS`, which also cover `.cache/huggingface`)
+ * and refuses to commit any path with a `.git` or `.cache` segment. Hidden directories (`.git/`,
+ * `.cache/`, `.ipynb_checkpoints/`) are already skipped by the listing (`listModelFiles`).
+ */
+const IGNORED_NAMES = new Set(['.git', '.DS_Store', 'Thumbs.db', 'desktop.ini']);
 
 async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
   try {

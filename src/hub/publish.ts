@@ -72,7 +72,11 @@ export type PublishProgressEvent =
 
 /** Options of {@link publishToHub}. */
 export interface PublishToHubOptions {
-  /** The model directory (MLX or PEFT LoRA adapter, or fused model). */
+  /**
+   * The model directory (MLX or PEFT LoRA adapter, or fused model). Left out of the upload, at
+   * any depth: hidden directories (`.git/`, `.cache/huggingface/`, `.ipynb_checkpoints/`), a
+   * `.git` file (a worktree's or submodule's pointer) and OS litter (`.DS_Store`).
+   */
   modelDir: string;
   /**
    * Target repo, `namespace/name`. Created (as a model repo) when missing. A name the Hub does

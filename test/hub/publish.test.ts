@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { downloadFile, uploadFiles } from '@huggingface/hub';
+import { downloadFile, listFiles, uploadFiles } from '@huggingface/hub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AbortedError, ConfigError, HubError, InvalidArgumentError, ModelValidationError, PublicHubInTestError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
@@ -784,6 +784,46 @@ describe('hasMarker', () => {
 });
 
 describeWithPython('publishToHub, read back with Python huggingface_hub', () => {
+  it("leaves out every file huggingface_hub's upload_folder leaves out by default (.git, .cache/huggingface), Git pointer files and hidden folders included", async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFiles(modelDir, {
+      // A git worktree (or submodule) checkout has a `.git` FILE pointing at the real repository.
+      '.git': 'gitdir: /home/me/src/models/.git/worktrees/run-7\n',
+      'tokenizer/.git': 'gitdir: ../../.git/modules/tokenizer\n',
+      'tokenizer/vocab.txt': 'a\nb\n',
+      // What hf_hub_download(local_dir=...) leaves beside the files it downloads.
+      '.cache/huggingface/.gitignore': '*\n',
+      '.cache/huggingface/download/model.safetensors.metadata': 'abc\n1234\n',
+      'tokenizer/.cache/huggingface/download/vocab.txt.metadata': 'def\n',
+      '.ipynb_checkpoints/eval-checkpoint.ipynb': '{}',
+      '.DS_Store': Buffer.from([0, 0, 0, 1, 66, 117, 100, 49]),
+      '.gitattributes': '*.safetensors filter=lfs diff=lfs merge=lfs -text\n',
+    });
+    const expected = ['.gitattributes', 'README.md', 'config.json', 'model.safetensors', 'tokenizer/vocab.txt', 'tokenizer_config.json'];
+    const dryRun = await publishToHub(opts({ modelDir, dryRun: true }));
+    expect(dryRun.files.map((f) => f.path)).toEqual(expected);
+    const options = opts({ modelDir });
+    const result = await publishToHub(options);
+    expect(result.files.map((f) => f.path)).toEqual(expected);
+    const tree: string[] = [];
+    for await (const entry of listFiles({ repo: options.repoId, recursive: true, hubUrl: hub.url, accessToken: hub.token })) if (entry.type === 'file') tree.push(entry.path);
+    expect(tree.sort()).toEqual(expected);
+
+    // Everything huggingface_hub's own default leaves out of upload_folder, we leave out too.
+    const script = `
+import json, os, sys
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+root = sys.argv[1]
+paths = sorted(os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/") for d, _, fs in os.walk(root) for f in fs)
+print(json.dumps({"all": paths, "kept": list(filter_repo_objects(paths, ignore_patterns=DEFAULT_IGNORE_PATTERNS))}))
+`;
+    const stdout = await runPython(script, { args: [modelDir] });
+    const python = JSON.parse(stdout.trim().split('\n').pop()!) as { all: string[]; kept: string[] };
+    const ignoredByPython = python.all.filter((path) => !python.kept.includes(path));
+    expect(ignoredByPython).toEqual(expect.arrayContaining(['.git', 'tokenizer/.git', '.cache/huggingface/.gitignore', 'tokenizer/.cache/huggingface/download/vocab.txt.metadata']));
+    for (const path of ignoredByPython) expect(tree, path).not.toContain(path);
+  });
+
   it("refuses the repo ids huggingface_hub's validate_repo_id refuses, and accepts the ones it accepts", async () => {
     const script = `
 import json, sys
