@@ -651,14 +651,21 @@ export class HubError extends RemoteError {
    * the Hub: publishing again with this as `idempotencyKey` finds it instead of committing twice.
    */
   readonly publishId?: string;
+  /**
+   * `true` when the publish that failed had created the repo (it did not exist before) and
+   * failed before its commit was known to be on the Hub: the repo is left behind, and the hint
+   * says whether it is still empty. Publishing again reuses it. Unset otherwise.
+   */
+  readonly repoCreated?: boolean;
   constructor(
     message: string,
-    details: { status?: number; hubErrorCode?: string; method?: string; url?: string; publishId?: string } & ErrorOptions = {},
+    details: { status?: number; hubErrorCode?: string; method?: string; url?: string; publishId?: string; repoCreated?: boolean } & ErrorOptions = {},
   ) {
     super('HUB_ERROR', message, details);
     this.status = details.status;
     this.hubErrorCode = details.hubErrorCode;
     this.publishId = details.publishId;
+    this.repoCreated = details.repoCreated;
   }
 }
 

@@ -484,19 +484,23 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
     const { created } = await session.ensureRepo(repoId, { private: options.private });
     if (created) logger.info(`created repo ${repoUrl}${options.private ? ' (private)' : ''}`);
 
-    const recent = await session.commitsSince(repoId, revision, { max: options.idempotencyKey ? MARKER_SEARCH_DEPTH : 1 });
-    const head = recent[0]?.oid;
-    if (!head) throw new HubError(`The Hub listed no commits for ${repoId}@${revision}.`, { hint: 'Check that the branch exists.' });
-    const previous = options.idempotencyKey ? recent.find((c) => hasMarker(c, publishId)) : undefined;
     let commit: { oid: string; url: string; lfsOids?: Map<string, string> };
     let status: PublishStatus = 'published';
-    if (previous) {
-      logger.info(`publish ${publishId} is already on the Hub as ${previous.oid}; nothing uploaded`);
-      commit = { oid: previous.oid, url: `${repoUrl}/commit/${previous.oid}` };
-      status = 'already-published';
-    } else {
-      commit = await commitExactlyOnce(session, options, prepared, ctx, head, retry, await contents);
-      logger.info(`published ${repoId}@${revision}: ${commit.url}`);
+    try {
+      const recent = await session.commitsSince(repoId, revision, { max: options.idempotencyKey ? MARKER_SEARCH_DEPTH : 1 });
+      const head = recent[0]?.oid;
+      if (!head) throw new HubError(`The Hub listed no commits for ${repoId}@${revision}.`, { hint: 'Check that the branch exists.' });
+      const previous = options.idempotencyKey ? recent.find((c) => hasMarker(c, publishId)) : undefined;
+      if (previous) {
+        logger.info(`publish ${publishId} is already on the Hub as ${previous.oid}; nothing uploaded`);
+        commit = { oid: previous.oid, url: `${repoUrl}/commit/${previous.oid}` };
+        status = 'already-published';
+      } else {
+        commit = await commitExactlyOnce(session, options, prepared, ctx, head, retry, await contents);
+        logger.info(`published ${repoId}@${revision}: ${commit.url}`);
+      }
+    } catch (error) {
+      throw created ? await createdRepoLeftBehind(error, session, ctx) : error;
     }
 
     let files = ctx.base.files;
@@ -723,15 +727,44 @@ async function commitExactlyOnce(
  * `commitUrl` when the commit is known to be on the Hub (only its verification failed).
  */
 function mayHaveLandedError(error: HubError, publishId: string, commitUrl?: string): HubError {
+  return withHubErrorDetails(error, { publishId, hint: landedHint(publishId, commitUrl) });
+}
+
+/** `error` with another hint and the details given; its status, code, URL and cause kept. */
+function withHubErrorDetails(error: HubError, details: { hint: string; publishId?: string; repoCreated?: boolean }): HubError {
   return new HubError(withoutHint(error), {
     status: error.status,
     hubErrorCode: error.hubErrorCode,
     method: error.method,
     url: error.url,
-    publishId,
+    publishId: details.publishId ?? error.publishId,
+    repoCreated: details.repoCreated ?? error.repoCreated,
     cause: error.cause ?? error,
-    hint: landedHint(publishId, commitUrl),
+    hint: details.hint,
   });
+}
+
+/**
+ * The failure of a publish that created the repo, before its commit landed, as a `HubError`
+ * with `repoCreated: true` and a hint that says the repo was left behind (and, when the Hub
+ * says so, that it is empty). The repo is reported, not deleted: the Hub has no conditional
+ * delete, so a commit landing between our look and the delete (our own attempt whose answer was
+ * lost, or somebody else's) would go with it; and a token that may write need not be allowed
+ * to delete. Publishing again reuses it. Errors other than a `HubError` are returned as they are.
+ */
+async function createdRepoLeftBehind(error: unknown, session: HubSession, ctx: UploadContext): Promise<unknown> {
+  if (!(error instanceof HubError)) return error;
+  const { repoId, repoUrl } = ctx.base;
+  // Asked only of a Hub that answers (a refusal, 4xx), and only when no commit request may still
+  // land (no publish id handed back): after the retries ran out on one that does not answer,
+  // asking would run them all again. A new repo has `main` only, whatever `revision` was asked.
+  const refused = error.status !== undefined && error.status >= 400 && error.status < 500 && error.publishId === undefined;
+  const commits = refused ? await session.commitsSince(repoId, 'main', { max: 2 }).catch(() => undefined) : undefined;
+  const note =
+    commits?.length === 1
+      ? `The repo ${repoUrl} was created by this publish and is still empty: publish again once this is fixed (the repo is reused), or delete it.`
+      : `The repo ${repoUrl} was created by this publish.`;
+  return withHubErrorDetails(error, { repoCreated: true, hint: [error.hint, note].filter(Boolean).join(' ') });
 }
 
 /** `error`'s message without the hint its constructor appended, for an error that gets another hint. */

@@ -587,6 +587,31 @@ describe('publishToHub', () => {
     expect(error).toMatchObject({ name: 'HubError', status: 403, publishId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
   });
 
+  it('a commit refused right after this publish created the repo says so (repoCreated) and that the repo is empty; publishing again reuses it', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    const options = opts({ modelDir, retry: { maxRetries: 0 } });
+    hub.addFault({ route: 'commit', action: 'status', status: 400, message: 'Invalid metadata in README.md.' });
+    const error = (await publishToHub(options).catch((e: unknown) => e)) as HubError;
+    expect(error).toBeInstanceOf(HubError);
+    expect(error).toMatchObject({ status: 400, repoCreated: true, publishId: undefined });
+    expect(hub.commits(options.repoId)).toHaveLength(1); // the repo's initial commit: empty
+    expect(error.hint).toContain(`${hub.url}/${options.repoId} was created by this publish and is still empty`);
+    expect(error.toJSON()).toMatchObject({ repoCreated: true });
+    // The repo is reused, not created again.
+    const again = await publishToHub(options);
+    expect(again).toMatchObject({ status: 'published', repoCreated: false });
+    expect(hub.commits(options.repoId)).toHaveLength(2);
+
+    // A repo that was there before is not this publish's to mention.
+    const existing = opts({ modelDir, retry: { maxRetries: 0 } });
+    hub.createRepo(existing.repoId);
+    hub.addFault({ route: 'commit', action: 'status', status: 400 });
+    const refused = (await publishToHub(existing).catch((e: unknown) => e)) as HubError;
+    expect(refused).toBeInstanceOf(HubError);
+    expect(refused.repoCreated).toBeUndefined();
+    expect(refused.hint ?? '').not.toContain('created by this publish');
+  });
+
   it('a publish aborted while its commit request is out hands back the publish id that finds the commit if it lands', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     const options = opts({ modelDir });
