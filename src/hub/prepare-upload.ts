@@ -96,6 +96,26 @@ function isBaseModelValue(value: unknown): boolean {
 }
 
 /**
+ * The warning for a PEFT adapter config whose `base_model_name_or_path` is no Hub model id (PEFT's
+ * `save_pretrained` records the path the base model was loaded from, often a local folder), or
+ * `undefined`. The config is uploaded as it is, as PEFT's own `push_to_hub` does (the bytes
+ * published are the user's, and `PeftModel.from_pretrained(base, repo)` loads the adapter
+ * whatever it names); but the path then shows the user's filesystem to whoever can see the
+ * repo, and loading by the repo id alone (`AutoPeftModelForCausalLM`) fails anywhere else.
+ * The card never carries it (see {@link asRepoId}). A bare name (`gpt2`) may be one of the
+ * Hub's canonical models: no warning.
+ */
+function localBaseModelWarning(value: unknown, configPath: string, cardNamesBase: boolean): string | undefined {
+  if (typeof value !== 'string' || value === '' || isHubRepoId(value, { namespace: 'optional' })) return undefined;
+  return (
+    `The base_model_name_or_path of ${configPath} is the local path ${JSON.stringify(value)}: the file is uploaded as it is (as PEFT's push_to_hub does), so the path ` +
+    'is on the Hub for whoever can see the repo, and loading the adapter by its repo id alone (AutoPeftModelForCausalLM) fails on any other machine. ' +
+    'Set it to the Hub repo id of the base model (such as "meta-llama/Llama-3.2-1B") before publishing' +
+    (cardNamesBase ? '.' : '; pass baseModel (--base-model) to name the base model in the model card.')
+  );
+}
+
+/**
  * Validates, converts (MLX LoRA only) and writes the model card.
  *
  * @throws ModelValidationError (carrying the report) when the model is not valid.
@@ -133,7 +153,13 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       warnings.push(...conversion.warnings);
       converted = true;
     } else if (format === 'lora') {
-      baseModel ??= asRepoId((await readJson(join(dir, 'adapter_config.json')))?.base_model_name_or_path);
+      const named = (await readJson(join(dir, 'adapter_config.json')))?.base_model_name_or_path;
+      const localPathWarning = localBaseModelWarning(named, join(dir, 'adapter_config.json'), baseModel !== undefined);
+      if (localPathWarning) {
+        logger.warn(localPathWarning);
+        warnings.push(localPathWarning);
+      }
+      baseModel ??= asRepoId(named);
     } else {
       // transformers writes the source repo id here when the model came from the Hub; local paths are ignored.
       baseModel ??= asRepoId((await readJson(join(dir, 'config.json')))?._name_or_path);

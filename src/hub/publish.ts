@@ -117,7 +117,9 @@ export interface PublishToHubOptions {
   /** MLflow run the model came from: recorded in the model card and tagged with the commit URL (see {@link tagRun}). */
   runId?: string;
   /**
-   * Hugging Face repo id of the base model, for the model card and the PEFT config; anything else
+   * Hugging Face repo id of the base model, for the model card and the PEFT config of a converted
+   * MLX adapter (a PEFT adapter's own `adapter_config.json` is uploaded as it is, with a warning
+   * when it names its base model by a local path); anything else
    * (a local path) is refused with an `InvalidArgumentError`, as the Hub refuses such a card.
    * @default from the adapter config (`model` / `base_model_name_or_path`) or `config.json`
    *   `_name_or_path`, when it is a `namespace/name` repo id (a local path there is left out)

@@ -191,6 +191,45 @@ describe('publishToHub', () => {
     }
   });
 
+  it("warns that a PEFT adapter's adapter_config.json names its base model by a local path, uploads it as it is (as PEFT does), and keeps the path out of the card", async () => {
+    // PEFT's save_pretrained records the path the base model was loaded from, in the adapter
+    // config and in the README it writes beside it.
+    const localBase = '/home/me/models/Llama-3.2-1B';
+    const root = await tempDir();
+    const mlx = await writeMlxLoraModel(join(root, 'mlx_20240101_000000'));
+    const peft = (await convertMlxLoraToPeft(mlx, { outDir: join(root, 'peft'), baseModel: localBase })).outDir;
+    await writeFile(join(peft, 'README.md'), ['---', `base_model: ${localBase}`, 'library_name: peft', '---', '', '# Model Card for Model ID', ''].join('\n'));
+    const logger = captureLogger();
+    const options = opts({ modelDir: peft, logger });
+    const result = await publishToHub(options);
+    expect(result).toMatchObject({ status: 'published', format: 'lora', flavour: 'peft', converted: false });
+    expect(result.baseModel).toBeUndefined();
+    expect(result.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/base_model_name_or_path of .*adapter_config\.json is the local path/)]));
+    const warning = result.warnings.find((w) => w.includes('base_model_name_or_path'))!;
+    expect(warning).toContain(`the local path "${localBase}"`);
+    expect(warning).toMatch(/pass baseModel/);
+    expect(logger.lines.filter((line) => line.startsWith('warn ') && line.includes('base_model_name_or_path'))).toHaveLength(1);
+    // Uploaded byte for byte, as PEFT's push_to_hub uploads it; the card names no local path.
+    expect(sha256(await hubBytes(options.repoId, 'adapter_config.json'))).toBe(sha256(await readFile(join(peft, 'adapter_config.json'))));
+    const card = (await hubBytes(options.repoId, 'README.md')).toString();
+    expect(card).not.toContain(localBase);
+    expect(card).toContain('- **Base model:** unknown');
+    // The dry run says it too, before anything is sent.
+    const dryRun = await publishToHub(opts({ modelDir: peft, dryRun: true }));
+    expect(dryRun.warnings).toContain(warning);
+
+    // With baseModel the card names it; the config still carries the path, and the warning says so.
+    const named = await publishToHub(opts({ modelDir: peft, baseModel: 'meta-llama/Llama-3.2-1B' }));
+    expect(named.baseModel).toBe('meta-llama/Llama-3.2-1B');
+    const namedWarning = named.warnings.find((w) => w.includes('base_model_name_or_path'));
+    expect(namedWarning).toContain(`the local path "${localBase}"`);
+    expect(namedWarning).not.toMatch(/pass baseModel/);
+
+    // A Hub repo id there is no cause for a warning.
+    const fine = (await convertMlxLoraToPeft(mlx, { outDir: join(root, 'peft-hub'), baseModel: 'org/base' })).outDir;
+    expect((await publishToHub(opts({ modelDir: fine, dryRun: true }))).warnings.filter((w) => w.includes('base_model_name_or_path'))).toEqual([]);
+  });
+
   it('uploads a fused model byte for byte and never converts it', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     const options = opts({ modelDir });
