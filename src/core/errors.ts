@@ -654,7 +654,8 @@ export class HubError extends RemoteError {
   /**
    * `true` when the publish that failed had created the repo (it did not exist before) and
    * failed before its commit was known to be on the Hub: the repo is left behind, and the hint
-   * says whether it is still empty. Publishing again reuses it. Unset otherwise.
+   * says whether it is still empty. Publishing again reuses it. Unset otherwise, also when the
+   * create's answer was lost and its retry found the repo (see `PublishResult.repoCreated`).
    */
   readonly repoCreated?: boolean;
   constructor(

@@ -225,7 +225,15 @@ export interface PublishResult {
   converted: boolean;
   baseModel?: string;
   validation: ModelValidationReport;
-  /** True when the repo did not exist and was created. */
+  /**
+   * True when the repo did not exist and this call created it. False when it existed, and also
+   * when this call's create request got no answer (a dropped connection, a timeout) and its
+   * retry found the repo there: the Hub answers that retry 409 "You already created this model
+   * repo" whether the lost request or a concurrent publish with the same token created it, and a
+   * create carries nothing of ours to look for afterwards (the repo's initial commit is the
+   * Hub's), so this call does not claim it. Such a repo, left empty by a commit that failed, is
+   * not reported in `HubError.repoCreated` either.
+   */
   repoCreated: boolean;
   /** The id written into the commit description. */
   publishId: string;
