@@ -641,6 +641,20 @@ describe('publishToHub', () => {
     expect(again).toMatchObject({ status: 'published', repoCreated: false });
     expect(hub.commits(options.repoId)).toHaveLength(2);
 
+    // Refused before any commit was sent: a branch a new repo cannot have.
+    const onBranch = opts({ modelDir, revision: 'dev', retry: { maxRetries: 0 } });
+    const noBranch = (await publishToHub(onBranch).catch((e: unknown) => e)) as HubError;
+    expect(noBranch).toMatchObject({ name: 'HubError', status: 404, hubErrorCode: 'RevisionNotFound', repoCreated: true });
+    expect(noBranch.hint).toMatch(/^The branch does not exist: .* was created by this publish and is still empty/);
+    // A commit that may have landed (no answer): the repo is named, not called empty.
+    const unanswered = opts({ modelDir, retry: { maxRetries: 0 } });
+    hub.addFault({ route: 'commit', action: 'status', status: 503 });
+    const mayHaveLanded = (await publishToHub(unanswered).catch((e: unknown) => e)) as HubError;
+    expect(mayHaveLanded).toMatchObject({ name: 'HubError', status: 503, repoCreated: true, publishId: expect.any(String) });
+    expect(mayHaveLanded.hint).toContain(`idempotencyKey "${mayHaveLanded.publishId}"`);
+    expect(mayHaveLanded.hint).toContain(`The repo ${hub.url}/${unanswered.repoId} was created by this publish.`);
+    expect(mayHaveLanded.hint).not.toContain('empty');
+
     // A repo that was there before is not this publish's to mention.
     const existing = opts({ modelDir, retry: { maxRetries: 0 } });
     hub.createRepo(existing.repoId);
