@@ -23,7 +23,7 @@ import { LocalFileBlob } from '../core/file-blob.js';
 import { HttpClient, type TlsOptions } from '../core/http.js';
 import type { CertificateFileSettings } from '../core/tls-failure.js';
 import { redact, redactAddress, redactingLogger, registerSecret, silentLogger, type Logger } from '../core/logger.js';
-import { isRetryableCommitError, resolveRetryOptions, withRetry, type RetryOptions } from '../core/retry.js';
+import { isRetryableCommitError, resolveRetryOptions, RETRYABLE_STATUSES, withRetry, type RetryOptions } from '../core/retry.js';
 import { snapshotFile, sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { createTrackingClient } from '../mlflow/tracking-client.js';
 import type { LoraFlavour, ModelFormat } from '../model/detect-format.js';
@@ -765,10 +765,12 @@ function withHubErrorDetails(error: HubError, details: { hint: string; publishId
 async function createdRepoLeftBehind(error: unknown, session: HubSession, ctx: UploadContext): Promise<unknown> {
   if (!(error instanceof HubError)) return error;
   const { repoId, repoUrl } = ctx.base;
-  // Asked only of a Hub that answers (a refusal, 4xx), and only when no commit request may still
-  // land (no publish id handed back): after the retries ran out on one that does not answer,
-  // asking would run them all again. A new repo has `main` only, whatever `revision` was asked.
-  const refused = error.status !== undefined && error.status >= 400 && error.status < 500 && error.publishId === undefined;
+  // Asked only of a Hub that answers (a refusal: a 4xx other than 408 and 429), and only when no
+  // commit request may still land (no publish id handed back): after the retries ran out on one
+  // that does not answer or rate-limits, asking would run them all again. A new repo has `main`
+  // only, whatever `revision` was asked.
+  const status = error.status;
+  const refused = status !== undefined && status >= 400 && status < 500 && !RETRYABLE_STATUSES.has(status) && error.publishId === undefined;
   const commits = refused ? await session.commitsSince(repoId, 'main', { max: 2 }).catch(() => undefined) : undefined;
   const note =
     commits?.length === 1
