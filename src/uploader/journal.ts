@@ -39,7 +39,7 @@
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import { access, constants, mkdir, open, readdir, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { hasStagedArchives, removeStagedArchives } from './archive-staging.js';
+import { hasStagedArchives, isDueForClear, listStagedArchives, removeStagedArchives } from './archive-staging.js';
 import { hostname } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { envPath, homeDirectory, type Env } from '../core/env.js';
@@ -445,20 +445,31 @@ export interface JournalListEntry {
   file: string;
   /** Epoch ms of the last write. */
   updatedAt: number;
-  /** The record, or `undefined` when it is corrupt (it is ignored, and listed so it can be cleared). */
+  /** The record, or `undefined` when it is corrupt (it is ignored, and listed so it can be cleared) or of a newer format. */
   record?: JournalRecord;
+  /**
+   * The journal format version of a record written by a later artifact-uploader (above 1), which
+   * this one cannot read (`record` is `undefined`): it may name an upload billed until aborted,
+   * so {@link UploadJournal.clear} leaves it, as the sweep does. Absent for any other entry.
+   */
+  newerFormat?: number;
   /** True when the record's owner is a live process (an upload running now). */
   inUse: boolean;
   /** Bytes of the file that are known to be in the store (the whole file when uploaded, else the finished parts). */
   bytesDone: number;
 }
 
-/** What {@link UploadJournal.clear} did. */
+/** What {@link UploadJournal.clear} did (with `dryRun`, what it would do). */
 export interface JournalClearResult {
   /** Records deleted. */
   removed: JournalListEntry[];
   /** Records left because a live process owns them. */
   inUse: JournalListEntry[];
+  /**
+   * Records of a newer journal format ({@link JournalListEntry.newerFormat}), left: a later
+   * artifact-uploader's, whose upload this version cannot give up; that version clears them.
+   */
+  newerFormat: JournalListEntry[];
   /** Staged archives deleted (directories under `archives/`, see `archive-staging.ts`). */
   archives: string[];
   /**
@@ -739,7 +750,8 @@ export class UploadJournal {
   }
 
   /**
-   * Every record, newest first; corrupt ones are listed without `record`.
+   * Every record, newest first; corrupt ones, and those of a newer journal format (with
+   * `newerFormat`), are listed without `record`.
    *
    * @throws {LocalPathError} `NOT_A_DIRECTORY` when the journal directory is a file,
    *   `PATH_UNREADABLE` when it cannot be listed.
@@ -758,11 +770,12 @@ export class UploadJournal {
       const path = join(this.dir, name);
       const info = await stat(path).catch(() => undefined);
       if (!info) continue;
-      const record = await this.readQuiet(path);
+      const { record, newerFormat } = await this.readRecordFile(path);
       entries.push({
         file: path,
         updatedAt: record?.updatedAt ?? info.mtimeMs,
         record,
+        ...(newerFormat !== undefined ? { newerFormat } : {}),
         inUse: record ? this.ownedByLiveProcess(record) : false,
         bytesDone: !record ? 0 : record.status === 'uploaded' ? record.local.size : (record.multipart?.parts ?? []).reduce((sum, p) => sum + p.size, 0),
       });
@@ -777,16 +790,17 @@ export class UploadJournal {
 
   /**
    * A record file read once, without a warning: its record (none when unreadable or corrupt),
-   * and whether it is a record of a newer journal format ({@link isNewerFormatRecord}), which
-   * the sweep keeps.
+   * and, for a record of a newer journal format ({@link isNewerFormatRecord}), which the sweep
+   * and {@link clear} keep, its format version.
    */
-  private async readRecordFile(path: string): Promise<{ record: JournalRecord | undefined; newerFormat: boolean }> {
+  private async readRecordFile(path: string): Promise<{ record: JournalRecord | undefined; newerFormat?: number }> {
     try {
       const json: unknown = JSON.parse(await readFile(path, 'utf8'));
       const parsed = (await loadRecordSchema()).safeParse(json);
-      return parsed.success ? { record: parsed.data ?? undefined, newerFormat: false } : { record: undefined, newerFormat: isNewerFormatRecord(json) };
+      if (parsed.success) return { record: parsed.data ?? undefined };
+      return isNewerFormatRecord(json) ? { record: undefined, newerFormat: (json as { version: number }).version } : { record: undefined };
     } catch {
-      return { record: undefined, newerFormat: false };
+      return { record: undefined };
     }
   }
 
@@ -907,12 +921,18 @@ export class UploadJournal {
 
   /**
    * Deletes records: all of them, or those not written for `olderThanMs`. Records a live
-   * process owns are left (and returned in `inUse`). A record that names an upload in progress
+   * process owns are left (and returned in `inUse`), and so are records of a newer journal
+   * format (returned in `newerFormat`: a later artifact-uploader's, which may name an upload
+   * this version cannot give up; the sweep leaves them too). A record that names an upload in progress
    * (a multipart upload, a session) is taken over before it is deleted, so that no rerun that
    * picked it up meanwhile loses it (it is then left, in `inUse`). The uploads the deleted
    * records name are not given up here (the store is not known): `abandonRecordUploads` does
    * that (`resume clear`), else S3 lifecycle rules abort them; so only records that name none
    * are removed by age or bounds without a caller's asking ({@link UploadJournal.sweep}).
+   *
+   * With `dryRun`, nothing is removed or taken over: the result says what would be (a record a
+   * rerun takes over meanwhile would be left after all), and the journal directory is checked
+   * as for a real clear, so a dry run fails where the clear would.
    *
    * @throws {LocalPathError} `PATH_UNWRITABLE` when the journal directory cannot be written and
    *   anything is due for deletion (checked before any record is removed), `NOT_A_DIRECTORY` /
@@ -921,21 +941,30 @@ export class UploadJournal {
    * @example
    * ```ts
    * const journal = await UploadJournal.open();
+   * const { removed: due } = await journal.clear({ olderThanMs: 24 * 3600_000, dryRun: true });
    * const { removed } = await journal.clear({ olderThanMs: 24 * 3600_000 });
    * ```
    */
-  async clear(options: { olderThanMs?: number } = {}): Promise<JournalClearResult> {
+  async clear(options: { olderThanMs?: number; dryRun?: boolean } = {}): Promise<JournalClearResult> {
     const now = Date.now();
-    const result: JournalClearResult = { removed: [], inUse: [], archives: [], at: now };
+    const result: JournalClearResult = { removed: [], inUse: [], newerFormat: [], archives: [], at: now };
     /** Each record file or log handled, and whether it went. */
     const removedFiles = new Map<string, boolean>();
     const due = (await this.list()).filter((entry) => options.olderThanMs === undefined || now - entry.updatedAt >= options.olderThanMs);
+    for (const entry of due) if (entry.newerFormat !== undefined) result.newerFormat.push(entry);
+    const deletable = due.filter((entry) => entry.newerFormat === undefined);
     // Before any record goes: a clear that failed half-way through (the first `rm` refused)
     // lost the records it had removed, whose uploads its caller never got to give up. Only when
     // there is something to delete: a journal with nothing due (empty, or nothing older than
     // asked) is cleared as it is, read-only or not, as a cron's `resume clear --older-than` expects.
-    if (due.some((entry) => !entry.inUse) || (await hasStagedArchives(this.dir))) await this.assertWritable();
-    for (const entry of due) {
+    if (deletable.some((entry) => !entry.inUse) || (await hasStagedArchives(this.dir))) await this.assertWritable();
+    if (options.dryRun) {
+      for (const entry of deletable) (entry.inUse ? result.inUse : result.removed).push(entry);
+      // What `removeStagedArchives` would delete, by its rule.
+      result.archives = (await listStagedArchives(this.dir)).filter((a) => isDueForClear(a, options.olderThanMs, now)).map((a) => a.dir);
+      return result;
+    }
+    for (const entry of deletable) {
       if (entry.inUse) {
         result.inUse.push(entry);
         continue;
@@ -1089,7 +1118,7 @@ export class UploadJournal {
         const record = read?.record;
         const lasting = record !== undefined && hasLastingUpload(record);
         if (lasting) expired.push({ name, record, mtimeMs: info.mtimeMs });
-        const newer = read?.newerFormat === true;
+        const newer = read?.newerFormat !== undefined;
         if (age > this.maxAgeMs && !lasting && !newer) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
       } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name))) {
@@ -1123,7 +1152,7 @@ export class UploadJournal {
       } else {
         const { record, newerFormat } = await this.readRecordFile(r.path);
         if (record && this.ownedByLiveProcess(record, now)) continue;
-        if (newerFormat) continue;
+        if (newerFormat !== undefined) continue;
         if (record && hasLastingUpload(record)) {
           lasting++;
           continue;

@@ -2,7 +2,7 @@
  * `resume list` and `resume clear` on a real journal directory, in-process; `--no-resume` and
  * `--journal-dir` parse as global options.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -132,6 +132,48 @@ describe('artifact-uploader resume', () => {
     expect(all).toMatchObject({ ok: true, command: 'resume clear', dryRun: false, inUse: [] });
     expect(all.removed).toHaveLength(1);
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("clear leaves a record of a newer journal format (a later artifact-uploader's, sharing the journal) and says so, in text and --json; list shows it as such, not as corrupt", async () => {
+    const root = tempDir();
+    const { dir, keys } = await seed(root);
+    // The multipart record rewritten by a later version: this one cannot tell what upload it names.
+    const [newerName] = (await readdir(dir)).filter((n) => JSON.parse(readFileSync(join(dir, n), 'utf8')).key.artifactPath === 'ckpt/b.bin');
+    const newerPath = join(dir, newerName!);
+    const newer = JSON.stringify({ ...JSON.parse(await readFile(newerPath, 'utf8')), version: 2, owner: { pid: 1, host: 'elsewhere', token: 'later' } });
+    await writeFile(newerPath, newer);
+
+    const list = (await cli(['resume', 'list', '--json', '--journal-dir', dir])).json();
+    expect(list.entries).toContainEqual(expect.objectContaining({ file: newerPath, newerFormat: true, version: 2 }));
+    expect(list.entries.find((e: { file: string }) => e.file === newerPath)).not.toHaveProperty('corrupt');
+    const listText = await cli(['resume', 'list', '--journal-dir', dir]);
+    expect(listText.stdout).toMatch(/newer format .*upgrade artifact-uploader to clear it/);
+
+    const dry = await cli(['resume', 'clear', '--dry-run', '--json', '--journal-dir', dir]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.json().removed.map((r: { artifactPath: string }) => r.artifactPath)).toEqual(['ckpt/a.bin']);
+    expect(dry.json().newerFormat).toEqual([expect.objectContaining({ file: newerPath, newerFormat: true, version: 2, hint: expect.stringMatching(/[Uu]pgrade artifact-uploader/) })]);
+
+    const text = await cli(['resume', 'clear', '--journal-dir', dir]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('Removed 1 record(s)');
+    expect(text.stdout).toContain('Left 1 record(s) of a newer journal format');
+    expect(text.stdout).toMatch(/[Uu]pgrade artifact-uploader.*to clear/);
+    expect(text.stdout).toContain(newerPath);
+    expect(await readdir(dir)).toEqual([newerName]);
+    expect(await readFile(newerPath, 'utf8')).toBe(newer);
+    expect((await (await UploadJournal.open({ dir, sweep: false })).lookup(keys[0]!)).state).toBe('none');
+
+    const json = await cli(['resume', 'clear', '--json', '--journal-dir', dir]);
+    expect(json.code, json.stderr).toBe(0);
+    expect(json.json()).toMatchObject({ removed: [], newerFormat: [expect.objectContaining({ file: newerPath, version: 2, hint: expect.stringMatching(/[Uu]pgrade artifact-uploader/) })] });
+    expect(await readFile(newerPath, 'utf8')).toBe(newer);
+
+    // The library's clear() leaves it too, and returns it apart.
+    const cleared = await (await UploadJournal.open({ dir, sweep: false })).clear();
+    expect(cleared.removed).toEqual([]);
+    expect(cleared.newerFormat).toEqual([expect.objectContaining({ file: newerPath, newerFormat: 2 })]);
+    expect(await readFile(newerPath, 'utf8')).toBe(newer);
   });
 
   it('list and clear on a --journal-dir that is a file: a path error (2) naming it, not an internal error', async () => {

@@ -1,7 +1,7 @@
 /**
  * `resume clear` on a journal this user may read but not write (one a container made as root,
  * another user's shared journal): a PATH_UNWRITABLE error naming it, exit 2, before any record
- * is removed or any upload given up; `resume list` still lists it. In a shared journal (a sticky
+ * is removed or any upload given up, and `--dry-run` says so the same way; `resume list` still lists it. In a shared journal (a sticky
  * directory, as `/tmp`), `resume clear` removes this user's records and leaves another user's,
  * with a warning, instead of stopping half-way. Root writes everywhere, so
  * when the tests run as root (as CI does) this file drops root for good once its fixtures
@@ -76,6 +76,25 @@ describe('a resume journal this user cannot write', () => {
     const list = await cli(['resume', 'list', '--journal-dir', dir, '--json']);
     expect(list.code, list.stderr).toBe(0);
     expect(list.json().entries.map((e: { artifactPath: string }) => e.artifactPath).sort()).toEqual(['ckpt/a.bin', 'ckpt/b.bin']);
+  });
+
+  it('resume clear --dry-run is refused with the PATH_UNWRITABLE a real clear gets (exit 2), not "Would remove"; with nothing due it succeeds, as the real clear does', async () => {
+    for (const extra of [[], ['--keep-uploads']]) {
+      const run = await cli(['resume', 'clear', '--dry-run', '--journal-dir', dir, '--tracking-uri', 'http://127.0.0.1:9', '--json', ...extra]);
+      expect(run.code, run.stderr).toBe(2);
+      expect(run.json().error).toMatchObject({ code: 'PATH_UNWRITABLE', path: dir, message: expect.stringContaining(`The resume journal ${dir} cannot be written`), hint: expect.stringMatching(/user who owns it/) });
+      expect(run.stdout).not.toContain('Would remove');
+    }
+    const text = await cli(['resume', 'clear', '--dry-run', '--journal-dir', dir]);
+    expect(text.code, text.stderr).toBe(2);
+    expect(text.stdout).not.toContain('Would remove');
+    expect(text.stderr).toContain(`The resume journal ${dir} cannot be written`);
+    expect(await (await UploadJournal.open({ dir, sweep: false })).clear({ dryRun: true }).catch((e: unknown) => e)).toMatchObject({ code: 'PATH_UNWRITABLE', path: dir });
+
+    const nothingDue = await cli(['resume', 'clear', '--dry-run', '--older-than', '30d', '--journal-dir', dir, '--json']);
+    expect(nothingDue.code, nothingDue.stderr).toBe(0);
+    expect(nothingDue.json()).toMatchObject({ dryRun: true, removed: [], archives: [] });
+    expect((await readdir(dir)).sort()).toEqual(names);
   });
 
   it('resume clear with nothing to remove there (nothing older than --older-than) succeeds and leaves it as it is: no PATH_UNWRITABLE for a clear that deletes nothing', async () => {

@@ -6,7 +6,7 @@
  */
 import { hasUnfinishedUpload, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
 import { abandonRecordUploads, isHttpTarget, proxyElsewhere, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
-import { isDueForClear, listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
+import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import { trackingUriScheme } from '../../mlflow/tracking-uri.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
@@ -18,10 +18,15 @@ function openJournal(ctx: CliContext): Promise<UploadJournal> {
   return UploadJournal.open({ dir: ctx.journalDir(), env: ctx.env, logger: ctx.logger, sweep: false });
 }
 
+/** What to do about a record of a newer journal format, which this version lists and leaves. */
+const NEWER_FORMAT_HINT = 'Written by a newer version of artifact-uploader, which may name an upload this one cannot give up: it is left. Upgrade artifact-uploader (or run the version that wrote it) to clear it.';
+
 /** One record for `--json`. */
 function entryJson(entry: JournalListEntry, now: number): Record<string, unknown> {
   const record = entry.record;
-  if (!record) return { file: entry.file, corrupt: true, updatedAt: new Date(entry.updatedAt).toISOString(), ageMs: now - entry.updatedAt };
+  const age = { updatedAt: new Date(entry.updatedAt).toISOString(), ageMs: now - entry.updatedAt };
+  if (entry.newerFormat !== undefined) return { file: entry.file, newerFormat: true, version: entry.newerFormat, ...age, hint: NEWER_FORMAT_HINT };
+  if (!record) return { file: entry.file, corrupt: true, ...age };
   return {
     file: entry.file,
     status: record.status,
@@ -46,6 +51,7 @@ function entryJson(entry: JournalListEntry, now: number): Record<string, unknown
 function entryRow(entry: JournalListEntry, now: number): string[] {
   const age = `${formatDuration(now - entry.updatedAt)} ago`;
   const record = entry.record;
+  if (entry.newerFormat !== undefined) return ['newer format', '-', '-', entry.file, age, `version ${entry.newerFormat}, left alone: upgrade artifact-uploader to clear it`];
   if (!record) return ['corrupt', '-', '-', entry.file, age, 'ignored; `resume clear` deletes it'];
   const progress = record.status === 'uploaded' ? formatBytes(record.local.size) : `${formatBytes(entry.bytesDone)} of ${formatBytes(record.local.size)}`;
   const notes = [
@@ -145,19 +151,10 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   const dryRun = ctx.globals.dryRun === true;
   const journal = await openJournal(ctx);
   const now = Date.now();
-  let removed: JournalListEntry[];
-  let inUse: JournalListEntry[];
-  let archives: string[] = [];
-  let at = now;
-  if (dryRun) {
-    const due = (await journal.list()).filter((e) => olderThanMs === undefined || now - e.updatedAt >= olderThanMs);
-    removed = due.filter((e) => !e.inUse);
-    inUse = due.filter((e) => e.inUse);
-    // What `removeStagedArchives` would delete, by its rule.
-    archives = (await listStagedArchives(journal.dir)).filter((a) => isDueForClear(a, olderThanMs, now)).map((a) => a.dir);
-  } else {
-    ({ removed, inUse, archives, at } = await journal.clear({ olderThanMs }));
-  }
+  // A dry run is refused where the real clear would be (a journal this user cannot write).
+  const cleared = await journal.clear({ olderThanMs, dryRun });
+  const { inUse, newerFormat, archives, at } = cleared;
+  let removed = cleared.removed;
   // The records are gone before their uploads are given up: a store that cannot be reached
   // never keeps a record (the rule of `resume clear` before uploads were given up).
   const outcomes = new Map<JournalListEntry, ClearedUpload>();
@@ -202,6 +199,12 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   }
   if (archives.length > 0) lines.push(`${verb} ${archives.length} staged archive(s) of interrupted archive uploads.`);
   if (inUse.length > 0) lines.push(`Kept ${inUse.length} record(s) of uploads running now (${inUse.map((e) => `pid ${e.record?.owner.pid}`).join(', ')}).`);
+  if (newerFormat.length > 0) {
+    lines.push(
+      `${dryRun ? 'Would leave' : 'Left'} ${newerFormat.length} record(s) of a newer journal format, written by a newer version of artifact-uploader sharing this journal: they may name uploads this one cannot give up. Upgrade artifact-uploader (or run the version that wrote them) to clear them:`,
+      ...newerFormat.map((e) => `  ${e.file} (version ${e.newerFormat})`),
+    );
+  }
   const of = (kind: ClearedUpload['upload']) => pending.filter((e) => outcomes.get(e)?.upload === kind);
   const wouldAbort = of('would-abort');
   if (wouldAbort.length > 0) {
@@ -243,6 +246,7 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
       removed: removed.map((e) => ({ ...entryJson(e, now), ...leftAsLeft(outcomes.get(e) ?? { upload: 'none' }) })),
       kept: kept.map((e) => ({ ...entryJson(e, now), ...leftAsLeft(outcomes.get(e)!) })),
       inUse: inUse.map((e) => entryJson(e, now)),
+      newerFormat: newerFormat.map((e) => entryJson(e, now)),
       archives,
     },
     text: lines.join('\n'),
