@@ -361,15 +361,17 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
  * const code = await runCli(['runs', 'start'], { stdout: { write: (s) => out.push(s) }, stderr: process.stderr, env: {} });
  * ```
  */
-export async function runCli(argv: string[], io: CliIo): Promise<number> {
+export async function runCli(words: string[], io: CliIo): Promise<number> {
   let pending: PendingCommand | undefined;
-  const wantsJson = argv.includes('--json');
   // With --json, stdout holds one JSON document: commander's own stdout text (help, version) waits
   // here until we know which it was. The version becomes a document; help is still printed as
   // text, since asking for help asks for text (docs/cli.md says so).
   let held = '';
-  const programIo = wantsJson ? { stdout: { write: (text: string) => void (held += text) }, stderr: io.stderr } : io;
+  let wantsJson = false;
+  const programIo = { stdout: { write: (text: string) => void (wantsJson ? (held += text) : io.stdout.write(text)) }, stderr: io.stderr };
   const program = createProgram(programIo, (chosen) => (pending = chosen));
+  const argv = bindOptionValues(program, words);
+  wantsJson = argv.includes('--json');
   try {
     // Commander answers `help nosuch` with the whole help on stderr and the `needs a command`
     // of a bare group: a usage error as for `nosuch` (the same message, suggestion and hint).
@@ -385,12 +387,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (held) io.stdout.write(held);
       // --help, --version and `help <command>` end with exit code 0; everything else is a usage error.
       if (error.exitCode === 0) return EXIT_CODES.OK;
-      const command = commandOfArgv(program, argv);
-      const uploadGuess = error.code === 'commander.unknownCommand' ? uploadCommandGuess(error.message) : undefined;
-      if (uploadGuess) io.stderr.write(`${uploadGuess}\n`);
+      const misplaced = error.code === 'commander.unknownOption' ? misplacedOption(program, argv, error.message) : undefined;
+      const command = misplaced?.command ?? commandOfArgv(program, argv);
+      const guess = error.code === 'commander.unknownCommand' ? uploadCommandGuess(error.message) : misplaced?.guess;
+      if (guess) io.stderr.write(`${guess}\n`);
       // A hint as every other error has (docs/python-pipelines.md): where stderr says "(add --help for usage)".
-      const usage = `Run \`${['artifact-uploader', command, '--help'].filter(Boolean).join(' ')}\` for usage.`;
-      const hint = uploadGuess ? `${uploadGuess} ${usage}` : usage;
+      const usage = `Run \`${['artifact-uploader', misplaced?.helpOf ?? command, '--help'].filter(Boolean).join(' ')}\` for usage.`;
+      const hint = guess ? `${guess} ${usage}` : usage;
       if (wantsJson) writeJson(io, { ok: false, command, exitCode: EXIT_CODES.USAGE, error: { code: 'USAGE', message: usageMessage(program, command, error), hint } });
       return EXIT_CODES.USAGE;
     }
@@ -428,12 +431,15 @@ const HELP_AND_VERSION_FLAGS = ['-h', '--help', '-V', '--version'];
  * asksForHelpOrVersion(['benchmark', 'help']); // false
  * ```
  */
-export function asksForHelpOrVersion(argv: string[]): boolean {
+export function asksForHelpOrVersion(words: string[]): boolean {
+  const silent = { write: () => true };
+  const program = createProgram({ stdout: silent, stderr: silent });
+  // `--run-name -V` names a run: read as runCli reads it.
+  const argv = bindOptionValues(program, words);
   const beforeArguments = argv.includes('--') ? argv.slice(0, argv.indexOf('--')) : argv;
   if (argv.length === 0 || beforeArguments.some((arg) => HELP_AND_VERSION_FLAGS.includes(arg))) return true;
   let help = false;
-  const silent = { write: () => true };
-  walkCommandWords(createProgram({ stdout: silent, stderr: silent }), argv, (group, word) => {
+  walkCommandWords(program, argv, (group, word) => {
     const sub = findCommand(group, word);
     if (!sub && word === 'help') help = true;
     return sub;
@@ -480,8 +486,83 @@ function walkCommandWords(program: Command, argv: string[], step: (group: Comman
 
 /** Whether option word `arg` takes the next word: `--opt value` does; `--opt=value`, a flag or an unknown option does not. */
 function takesValue(program: Command, current: Command, arg: string): boolean {
+  return valueOption(program, current, arg) !== undefined;
+}
+
+/** The option that option word `arg`, given to `current`, is, when it takes the next word as its value. */
+function valueOption(program: Command, current: Command, arg: string): Option | undefined {
   const option = arg.includes('=') ? undefined : [...current.options, ...program.options].find((o) => o.long === arg || o.short === arg);
-  return option?.required === true;
+  return option?.required === true ? option : undefined;
+}
+
+/**
+ * `argv` with the value of every option that takes one joined to it (`--run-name -V` →
+ * `--run-name=-V`, `-o -V` → `--out=-V`) when the value looks like an option: commander reads
+ * the program's options anywhere in the line, so `runs start --run-name -V` printed the version
+ * (and `--run-name --json` made the output JSON and the name missing), where getopt, and
+ * commander itself for an option of the program, take the next word as the value whatever it
+ * is. Options are looked up as commander looks them up: the program's anywhere, a command's
+ * after its name; words after `--` are left as they are.
+ *
+ * @example
+ * ```ts
+ * bindOptionValues(createProgram(io), ['runs', 'start', '--run-name', '-V']); // ['runs', 'start', '--run-name=-V']
+ * ```
+ */
+export function bindOptionValues(program: Command, argv: string[]): string[] {
+  const out: string[] = [];
+  let current = program;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      out.push(...argv.slice(i));
+      break;
+    }
+    const option = arg.startsWith('-') ? valueOption(program, current, arg) : undefined;
+    const value = argv[i + 1];
+    if (option && value !== undefined) {
+      i++;
+      // Every value option has a long name; commander reads `--opt=value` as `--opt value`.
+      out.push(...(value.length > 1 && value.startsWith('-') ? [`${option.long ?? option.short}=${value}`] : [arg, value]));
+      continue;
+    }
+    out.push(arg);
+    if (!arg.startsWith('-')) current = findCommand(current, arg) ?? current;
+  }
+  return out;
+}
+
+/** Every command under `group`, depth first, groups included. */
+function allCommands(group: Command): Command[] {
+  return group.commands.flatMap((c) => [c, ...allCommands(c)]);
+}
+
+/**
+ * For commander's "unknown option" (`--artifact-path logs dir out`: commander knows a
+ * command's options only after its name, and said no more): the commands the option belongs
+ * to, and where it goes. `command` is the one `argv` names without the option (and its value),
+ * `helpOf` the command whose help says more; `undefined` for an option no command has.
+ */
+function misplacedOption(program: Command, argv: string[], message: string): { guess: string; command: string; helpOf: string } | undefined {
+  const word = /unknown option '([^']*)'/.exec(message)?.[1];
+  const flag = word?.split('=')[0];
+  if (word === undefined || flag === undefined) return undefined;
+  const owners = allCommands(program).filter((c) => c.options.some((o) => o.long === flag || o.short === flag));
+  if (owners.length === 0) return undefined;
+  const option = owners[0]!.options.find((o) => o.long === flag || o.short === flag)!;
+  const at = argv.indexOf(word);
+  const withValue = option.required && !word.includes('=') ? 2 : 1;
+  const command = commandOfArgv(program, at < 0 ? argv : [...argv.slice(0, at), ...argv.slice(at + withValue)]);
+  const paths = owners.map(commandPath);
+  const own = paths.includes(command) ? command : undefined;
+  const usage = `${option.long ?? option.short}${option.required || option.optional ? ` ${option.flags.split(' ').at(-1)}` : ''}`;
+  const list = paths.map((p) => `\`${p}\``);
+  const where = `${list.length > 1 ? `${list.slice(0, -1).join(', ')} and ${list.at(-1)}` : list[0]}`;
+  const guess =
+    own === undefined && command !== ''
+      ? `\`${flag}\` is an option of ${where}, not of \`${command}\`.`
+      : `\`${flag}\` is an option of ${own !== undefined ? `\`${own}\`` : where}: give it after the command name, as in \`artifact-uploader ${own ?? paths[0]} ... ${usage}\`.`;
+  return { guess, command, helpOf: own ?? (command === '' ? paths[0]! : command) };
 }
 
 function findCommand(group: Command, name: string): Command | undefined {

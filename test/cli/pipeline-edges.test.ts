@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
+import { asksForHelpOrVersion } from '../../src/cli/program.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
 import { startTestServer } from '../support/http-test-server.js';
 import { runPython } from '../support/python.js';
@@ -347,5 +348,63 @@ describe('flags named as the CLI spells them', () => {
     const around = await cli(['convert-peft', 'adapter', '-o', '.', '--dry-run'], { cwd });
     expect(around.stderr).toContain(`-o ${cwd} contains the input directory`);
     for (const text of [names.stderr, inside.stderr, around.stderr]) expect(text).not.toMatch(/(?<![.\w])(runName|outDir)\b/);
+  });
+});
+
+describe("an option's value that spells a global flag (`--run-name -V`)", () => {
+  it('is the value, as getopt and `--run-name=-V` read it: never the version, help, --json or another global flag', async () => {
+    const cwd = tempDir();
+    const version = await cli(['runs', 'start', '--run-name', '-V', '--json'], { cwd });
+    expect(version.code, version.stderr).toBe(EXIT_CODES.OK);
+    expect(version.json()).toMatchObject({ runName: '-V', created: true });
+    const stored = await createTrackingClient({ trackingUri: `file:${join(cwd, 'mlruns')}`, env: {} }).getRun(version.json().runId);
+    expect(stored.info.runName).toBe('-V');
+
+    // A value spelling --json is the run name: the output stays text (the run id alone).
+    const json = await cli(['runs', 'start', '--new', '--run-name', '--json', '--tag', 'note=-q'], { cwd });
+    expect(json.code, json.stderr).toBe(EXIT_CODES.OK);
+    const runId = json.stdout.trim();
+    expect(runId).toMatch(/^[0-9a-f]{32}$/);
+    const named = await createTrackingClient({ trackingUri: `file:${join(cwd, 'mlruns')}`, env: {} }).getRun(runId);
+    expect(named.info.runName).toBe('--json');
+    expect(named.data.tags.note).toBe('-q');
+
+    // A short option's value too (`-o -V` writes the archive `-V`), and a --help value is no help.
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'w.bin'), 'weights');
+    const archive = await cli(['archive', 'ckpt', '-o', '-V', '--manifest', '--help', '--json'], { cwd });
+    expect(archive.code, archive.stderr).toBe(EXIT_CODES.OK);
+    expect(archive.json()).toMatchObject({ archivePath: join(cwd, '-V'), manifestPath: join(cwd, '--help') });
+    expect(existsSync(join(cwd, '-V')) && existsSync(join(cwd, '--help'))).toBe(true);
+
+    // Only a real -V asks for the version (main.ts exits 0 on a closed pipe for it alone).
+    expect(asksForHelpOrVersion(['runs', 'start', '--run-name', '-V'])).toBe(false);
+    expect(asksForHelpOrVersion(['runs', 'start', '-V'])).toBe(true);
+  });
+});
+
+describe('an option of a command given before the command name', () => {
+  it('says which command it belongs to and that it goes after the command name, in text and --json', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'out'));
+    const text = await cli(['--artifact-path', 'logs', 'dir', 'out', '--stage', 'training'], { cwd });
+    expect(text.code).toBe(EXIT_CODES.USAGE);
+    expect(text.stderr).toContain("unknown option '--artifact-path'");
+    expect(text.stderr).toContain('`--artifact-path` is an option of `dir`: give it after the command name, as in `artifact-uploader dir ... --artifact-path <path>`.');
+
+    const json = await cli(['--json', '--older-than', '2d', 'resume', 'clear'], { cwd });
+    expect(json.code).toBe(EXIT_CODES.USAGE);
+    expect(json.json()).toMatchObject({
+      ok: false,
+      command: 'resume clear',
+      error: { code: 'USAGE', hint: '`--older-than` is an option of `resume clear`: give it after the command name, as in `artifact-uploader resume clear ... --older-than <age>`. Run `artifact-uploader resume clear --help` for usage.' },
+    });
+
+    // Given to a command that has no such option: the commands that have it.
+    const other = await cli(['dir', 'out', '--stage', 'training', '--metrics', 'm.json'], { cwd });
+    expect(other.code).toBe(EXIT_CODES.USAGE);
+    expect(other.stderr).toContain('`--metrics` is an option of `training`, not of `dir`.');
+    const none = await cli(['--alias', 'champion'], { cwd });
+    expect(none.stderr).toContain('`--alias` is an option of `training`, `conversion` and `register`: give it after the command name, as in `artifact-uploader training ... --alias <alias>`.');
   });
 });
