@@ -5,11 +5,9 @@
  *
  * @module
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { envPath, expandHome, type Env } from '../core/env.js';
-import { LocalPathError } from '../core/errors.js';
-import { isUtf8 } from '../core/non-utf8-names.js';
+import { namesUndecodableEntry, notUtf8PathError } from '../core/non-utf8-names.js';
 import { CONFIG_DIR_ENV } from '../config/schema.js';
 import { JOURNAL_DIR_ENV } from '../uploader/journal.js';
 import { blankTrackingUriError, checkTrackingUri, trackingUriScheme } from '../mlflow/tracking-uri.js';
@@ -83,47 +81,6 @@ function quietAfterAbort(logger: Logger, signal: AbortSignal): Logger {
   };
 }
 
-/** What Node.js makes of bytes that are not UTF-8 when it decodes its arguments and environment. */
-const REPLACEMENT_CHARACTER = '\uFFFD';
-
-/**
- * Whether `path` names nothing because one of its components stands for a name on disk that is
- * not valid UTF-8 (Latin-1 bytes from Python's `subprocess.run([b'...'])`), which Node.js
- * decoded into another name on the way in: the component after the deepest directory that
- * exists is the lossy decoding of one of that directory's names. A name that holds U+FFFD for
- * real (valid UTF-8), or a path still to be written (`archive -o`), is not such a path.
- */
-function namesUndecodableEntry(path: string): boolean {
-  if (!path.includes(REPLACEMENT_CHARACTER) || existsSync(path)) return false;
-  let dir = path;
-  let missing = '';
-  while (!existsSync(dir)) {
-    if (dirname(dir) === dir) return false;
-    missing = basename(dir);
-    dir = dirname(dir);
-  }
-  if (!missing.includes(REPLACEMENT_CHARACTER)) return false;
-  try {
-    return readdirSync(dir, { encoding: 'buffer' }).some((raw) => !isUtf8(raw) && raw.toString('utf8') === missing);
-  } catch {
-    return false; // unreadable: the command's own check reports it
-  }
-}
-
-/**
- * The error for a path {@link namesUndecodableEntry} found: "does not exist. Check the path" sent
- * the user looking at a path that was there. No spelling on the command line reaches the name.
- */
-function notUtf8PathError(path: string): LocalPathError {
-  const hint = 'Rename it to a UTF-8 name, or pass a symlink with a UTF-8 name that points at it (`ln -s`).';
-  return new LocalPathError(
-    'PATH_NOT_FOUND',
-    path,
-    `${path} does not exist: its name holds "${REPLACEMENT_CHARACTER}", which is what a name that is not valid UTF-8 becomes on the way in (Node.js reads its arguments and environment as UTF-8), so such a file or directory cannot be named on the command line. ${hint}`,
-    { hint },
-  );
-}
-
 /** Per-invocation state shared by the commands. */
 export class CliContext {
   readonly cwd: string;
@@ -187,7 +144,8 @@ export class CliContext {
    * reads it: `envPath`), else `undefined`: the journal's own default (the cache dir).
    */
   journalDir(): string | undefined {
-    if (this.globals.journalDir) return this.path(this.globals.journalDir);
+    // Never empty: the flag's parser refuses `--journal-dir ""`.
+    if (this.globals.journalDir !== undefined) return this.path(this.globals.journalDir);
     return envPath(JOURNAL_DIR_ENV, this.env, this.cwd);
   }
 
@@ -203,7 +161,8 @@ export class CliContext {
 
   /** `--config-dir` (resolved), else ARTIFACT_UPLOADER_CONFIG_DIR (resolved, as the library reads it: `envPath`), else the working directory. */
   configDir(): string {
-    if (this.globals.configDir) return this.path(this.globals.configDir);
+    // Never empty: the flag's parser refuses `--config-dir ""`.
+    if (this.globals.configDir !== undefined) return this.path(this.globals.configDir);
     return envPath(CONFIG_DIR_ENV, this.env, this.cwd) ?? this.cwd;
   }
 

@@ -8,6 +8,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ConfigError } from './errors.js';
+import { namesUndecodableEntry, notUtf8PathError } from './non-utf8-names.js';
 
 /** An environment: `process.env` or any plain record of strings. */
 export type Env = Record<string, string | undefined>;
@@ -149,6 +150,10 @@ export function expandHome(path: string, env: Env = process.env): string {
  * shell expands `~` for a value set in code (Python's `subprocess.run(..., env=...)`,
  * `process.env`), and `~/x` would name `./~/x`.
  *
+ * @throws {LocalPathError} `PATH_NOT_FOUND` naming the variable when the value names a directory
+ *   whose name is not valid UTF-8 ({@link namesUndecodableEntry}): Node.js decoded it into a
+ *   name that is not there.
+ *
  * @example
  * ```ts
  * envPath('ARTIFACT_UPLOADER_CONFIG_DIR', { ARTIFACT_UPLOADER_CONFIG_DIR: '~/ml', HOME: '/home/me' }); // '/home/me/ml'
@@ -156,5 +161,10 @@ export function expandHome(path: string, env: Env = process.env): string {
  */
 export function envPath(name: string, env: Env = process.env, cwd: string = process.cwd()): string | undefined {
   const raw = env[name]?.trim();
-  return raw ? resolve(cwd, expandHome(raw, env)) : undefined;
+  if (!raw) return undefined;
+  const path = resolve(cwd, expandHome(raw, env));
+  // A directory whose name is not UTF-8 reaches us under another name: said as such, not as
+  // missing ("Create it") nor as an empty journal made anew beside it.
+  if (namesUndecodableEntry(path)) throw notUtf8PathError(path, name);
+  return path;
 }
