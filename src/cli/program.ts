@@ -56,6 +56,18 @@ function parseRunId(value: string): string {
   return runId;
 }
 
+/**
+ * `--config-dir` and `--journal-dir`: an empty value is a mistake (`--config-dir "$UNSET"` in a
+ * script), as for `--run-id` and `--tracking-uri`, not "no directory": read as unset, it fell
+ * back to the variable (else the working directory, the default journal) without a word.
+ */
+function parseDirectory(flag: string, fallback: string): (value: string) => string {
+  return (value) => {
+    if (value.trim() === '') throw new CommanderArgumentError(`expected a directory; leave ${flag} out to use ${fallback} (in a script, check that the variable passed to it is set).`);
+    return value;
+  };
+}
+
 function parseLevel(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 9) throw new CommanderArgumentError('expected an integer from 0 (store) to 9 (smallest).');
@@ -114,7 +126,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .helpOption('-h, --help', 'show help for a command')
     .option('--run-id <id>', 'MLflow run to upload to (default: MLFLOW_RUN_ID)', parseRunId)
     .option('--tracking-uri <uri>', 'MLflow tracking server (http[s]://...) or local store (file:...) (default: MLFLOW_TRACKING_URI, else ./mlruns)')
-    .option('--config-dir <dir>', 'directory holding artifact-uploader.yaml (default: ARTIFACT_UPLOADER_CONFIG_DIR, else the working directory)')
+    .option('--config-dir <dir>', 'directory holding artifact-uploader.yaml (default: ARTIFACT_UPLOADER_CONFIG_DIR, else the working directory)', parseDirectory('--config-dir', 'ARTIFACT_UPLOADER_CONFIG_DIR, else the working directory'))
     .addOption(new Option('--stage <stage>', 'pipeline stage whose config applies (needed by file and dir)').choices(CLI_STAGES))
     .option('--concurrency <n>', 'parallel file uploads, 1 to 64 (default: the config file, else 8)', parseConcurrency)
     .option('--max-concurrency <n>', 'the most parallel file uploads a directory may grow to while more pay off (a remote server), 1 to 64 (default: 64 with the default concurrency, else --concurrency)', parseConcurrency)
@@ -124,7 +136,11 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .option('-v, --verbose', 'print debug logs, and stack traces with errors')
     .option('--no-resume', 'start uploads over instead of resuming what an interrupted run of the same command had sent (see docs/resume.md)')
     .addOption(new Option('--skip-existing <how>', "skip files the store already lists, even without a resume journal record: 'size' (same size; the bytes are not compared) or 'checksum' (refused for stores that list no checksum)").choices(['size', 'checksum']))
-    .option('--journal-dir <dir>', 'where the resume journal lives (default: ARTIFACT_UPLOADER_JOURNAL_DIR, else $XDG_CACHE_HOME or ~/.cache, /artifact-uploader/journal)')
+    .option(
+      '--journal-dir <dir>',
+      'where the resume journal lives (default: ARTIFACT_UPLOADER_JOURNAL_DIR, else $XDG_CACHE_HOME or ~/.cache, /artifact-uploader/journal)',
+      parseDirectory('--journal-dir', 'ARTIFACT_UPLOADER_JOURNAL_DIR, else the default journal'),
+    )
     .addHelpText(
       'after',
       examples(

@@ -9,6 +9,7 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { asksForHelpOrVersion } from '../../src/cli/program.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
+import { resolveJournalDir } from '../../src/uploader/journal.js';
 import { startTestServer } from '../support/http-test-server.js';
 import { runPython } from '../support/python.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
@@ -406,5 +407,47 @@ describe('an option of a command given before the command name', () => {
     expect(other.stderr).toContain('`--metrics` is an option of `training`, not of `dir`.');
     const none = await cli(['--alias', 'champion'], { cwd });
     expect(none.stderr).toContain('`--alias` is an option of `training`, `conversion` and `register`: give it after the command name, as in `artifact-uploader training ... --alias <alias>`.');
+  });
+});
+
+describe('--config-dir and --journal-dir given an empty value, and their variables naming a directory that is not valid UTF-8', () => {
+  it('an empty --config-dir or --journal-dir ("$UNSET" in a script) is a usage error, as an empty --run-id or --tracking-uri is, not a fallback to the variable', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'w.bin'), 'weights');
+    const env = baseEnv({ ARTIFACT_UPLOADER_CONFIG_DIR: join(cwd, 'conf'), ARTIFACT_UPLOADER_JOURNAL_DIR: join(cwd, 'journal') });
+    for (const [flag, variable] of [['--config-dir', 'ARTIFACT_UPLOADER_CONFIG_DIR'], ['--journal-dir', 'ARTIFACT_UPLOADER_JOURNAL_DIR']] as const) {
+      for (const value of ['', ' ']) {
+        const run = await cli(['training', 'ckpt', flag, value, '--dry-run', '--json'], { cwd, env });
+        expect(run.code, `${flag} ${JSON.stringify(value)}\n${run.stderr}`).toBe(EXIT_CODES.USAGE);
+        expect(run.json()).toMatchObject({ ok: false, command: 'training', error: { code: 'USAGE', message: expect.stringContaining(`expected a directory; leave ${flag} out to use ${variable}`), hint: 'Run `artifact-uploader training --help` for usage.' } });
+      }
+    }
+    expect(existsSync(join(cwd, 'mlruns'))).toBe(false);
+  });
+
+  it('ARTIFACT_UPLOADER_CONFIG_DIR or _JOURNAL_DIR naming a directory whose name is not valid UTF-8 says so (as a path argument does), not "does not exist" or an empty journal', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'w.bin'), 'weights');
+    // Latin-1 bytes on disk; Node.js hands the variable over with U+FFFD where 0xff was.
+    const latin1 = (name: string) => Buffer.concat([Buffer.from(join(cwd, name)), Buffer.from([0xff])]);
+    mkdirSync(latin1('conf-'));
+    writeFileSync(Buffer.concat([latin1('conf-'), Buffer.from('/artifact-uploader.yaml')]), 'training:\n  checkpoint:\n    artifactPath: from-config\n');
+    mkdirSync(latin1('journal-'));
+    const config = await cli(['training', 'ckpt', '--dry-run', '--json'], { cwd, env: baseEnv({ ARTIFACT_UPLOADER_CONFIG_DIR: 'conf-\uFFFD' }) });
+    expect(config.code, config.stderr).toBe(EXIT_CODES.USAGE);
+    expect(config.json().error).toMatchObject({
+      code: 'PATH_NOT_FOUND',
+      path: join(cwd, 'conf-\uFFFD'),
+      message: expect.stringMatching(/not valid UTF-8.*cannot be named in ARTIFACT_UPLOADER_CONFIG_DIR/),
+      hint: 'Rename it to a UTF-8 name, or set ARTIFACT_UPLOADER_CONFIG_DIR to a symlink with a UTF-8 name that points at it (`ln -s`).',
+    });
+    const journal = await cli(['resume', 'list', '--json'], { cwd, env: baseEnv({ ARTIFACT_UPLOADER_JOURNAL_DIR: 'journal-\uFFFD' }) });
+    expect(journal.code, journal.stderr).toBe(EXIT_CODES.USAGE);
+    expect(journal.json().error).toMatchObject({ code: 'PATH_NOT_FOUND', path: join(cwd, 'journal-\uFFFD'), message: expect.stringContaining('cannot be named in ARTIFACT_UPLOADER_JOURNAL_DIR') });
+    // The library reads the variables the same way (envPath).
+    expect(() => resolveJournalDir({ env: { ARTIFACT_UPLOADER_JOURNAL_DIR: join(cwd, 'journal-\uFFFD') } })).toThrow(/cannot be named in ARTIFACT_UPLOADER_JOURNAL_DIR/);
+    expect(existsSync(join(cwd, 'journal-\uFFFD'))).toBe(false);
   });
 });
