@@ -565,12 +565,14 @@ function misplacedOption(program: Command, argv: string[], message: string): { g
   if (word === undefined || flag === undefined) return undefined;
   const owners = allCommands(program).filter((c) => c.options.some((o) => o.long === flag || o.short === flag));
   if (owners.length === 0) return undefined;
-  const option = owners[0]!.options.find((o) => o.long === flag || o.short === flag)!;
+  const optionOf = (owner: Command) => owner.options.find((o) => o.long === flag || o.short === flag)!;
   const at = argv.indexOf(word);
-  const withValue = option.required && !word.includes('=') ? 2 : 1;
+  const withValue = optionOf(owners[0]!).required && !word.includes('=') ? 2 : 1;
   const command = commandOfArgv(program, at < 0 ? argv : [...argv.slice(0, at), ...argv.slice(at + withValue)]);
   const paths = owners.map(commandPath);
   const own = paths.includes(command) ? command : undefined;
+  // Spelled as the command it goes to has it (`-o` is `--out <path>` of archive, `<dir>` of convert-peft).
+  const option = optionOf(owners[own === undefined ? 0 : paths.indexOf(own)]!);
   const usage = `${option.long ?? option.short}${option.required || option.optional ? ` ${option.flags.split(' ').at(-1)}` : ''}`;
   const list = paths.map((p) => `\`${p}\``);
   const where = `${list.length > 1 ? `${list.slice(0, -1).join(', ')} and ${list.at(-1)}` : list[0]}`;

@@ -401,6 +401,10 @@ describe('an option of a command given before the command name', () => {
       error: { code: 'USAGE', hint: '`--older-than` is an option of `resume clear`: give it after the command name, as in `artifact-uploader resume clear ... --older-than <age>`. Run `artifact-uploader resume clear --help` for usage.' },
     });
 
+    // A short option, spelled as that command has it (`-o` is `--out <dir>` of convert-peft, `<path>` of archive).
+    const short = await cli(['-o', 'peft', 'convert-peft', 'out'], { cwd });
+    expect(short.stderr).toContain('`-o` is an option of `convert-peft`: give it after the command name, as in `artifact-uploader convert-peft ... --out <dir>`.');
+
     // Given to a command that has no such option: the commands that have it.
     const other = await cli(['dir', 'out', '--stage', 'training', '--metrics', 'm.json'], { cwd });
     expect(other.code).toBe(EXIT_CODES.USAGE);
