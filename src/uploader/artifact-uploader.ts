@@ -347,6 +347,8 @@ export class ArtifactUploader<S extends StageName = StageName> {
       return buildResult(context, gate.planned, { status: 'skipped', reason: gate.reason, disabledBy: gate.disabledBy, runId: gate.runId });
     }
     const { config, planned } = gate;
+    // Every failed result names the run, even one that fails before its target is known.
+    const { runId } = gate.run;
 
     // Taken before the first await on the network, so that of two identical calls the first
     // to reach the dedupe map is also the first caller.
@@ -354,14 +356,14 @@ export class ArtifactUploader<S extends StageName = StageName> {
     // would keep a record per file alive (20,000 files, ~1 MiB) that nothing reads again.
     let identities: LocalFileIdentity[] | undefined = await fileIdentities(planned.local.files);
     const aborted = () => new AbortedError('The upload was aborted before it started.', { cause: signal?.reason });
-    if (signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error: aborted() });
+    if (signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error: aborted(), runId });
     const resolved = await this.targets.get(gate.run, signal);
     if ('error' in resolved) {
       const ending = signal?.aborted ? { reason: 'aborted' as const, error: aborted() } : { reason: 'run-unavailable' as const, error: resolved.error };
-      return buildResult(context, planned, { status: 'failed', ...ending });
+      return buildResult(context, planned, { status: 'failed', runId, ...ending });
     }
     const { target } = resolved;
-    if (signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error: aborted(), target });
+    if (signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error: aborted(), runId, target });
     // Names too long for this store are refused like any bad name (a programmer error), before
     // anything is archived, recorded or sent: a directory goes up whole or not at all.
     target.store.checkArtifactPaths?.(storedArtifactPaths(planned));
@@ -390,7 +392,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
           } catch (error) {
             // Archiving errors about the local side are programmer errors for the first caller too.
             if (isArtifactUploaderError(error) && (error.name === 'LocalPathError' || error.name === 'InvalidArgumentError')) throw error;
-            return buildResult(context, planned, { status: 'failed', reason: signal?.aborted ? 'aborted' : 'upload-failed', error, target });
+            return buildResult(context, planned, { status: 'failed', reason: signal?.aborted ? 'aborted' : 'upload-failed', error, runId, target });
           }
         },
         { signal },
@@ -398,7 +400,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
       return joined ? joinedResult(value, progress) : value;
     } catch (error) {
       // Only a caller that joined another's upload can be stopped here (by its own signal).
-      if (error instanceof AbortedError && signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error, target });
+      if (error instanceof AbortedError && signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error, runId, target });
       throw error;
     }
   }

@@ -81,12 +81,16 @@ export type GateDecision =
  * ```
  */
 export async function passGates(operation: Operation, input: GateInput): Promise<GateDecision> {
-  if (artifactLoggingDisabledByEnv(input.env)) return { go: false, reason: 'disabled-by-env' };
+  // The option's id is in the skips before the run is resolved too: a caller correlating results
+  // by run finds it in each. Not resolved there (nor checked): an env switch or a disabled stage
+  // must not throw on an MLFLOW_RUN_ID they never use. '' is "not set", as for the resolution.
+  const runId = input.runId || undefined;
+  if (artifactLoggingDisabledByEnv(input.env)) return { go: false, reason: 'disabled-by-env', runId };
   const config = await input.loadConfig();
   const planned = await operation.plan(config);
   const switched = operation.configSwitch(config);
-  if (!switched.enabled && operation.honourConfig) return { go: false, reason: 'disabled-by-config', planned, disabledBy: switched.disabledBy };
-  if (planned.local.files.length === 0) return { go: false, reason: 'empty', planned };
+  if (!switched.enabled && operation.honourConfig) return { go: false, reason: 'disabled-by-config', planned, disabledBy: switched.disabledBy, runId };
+  if (planned.local.files.length === 0) return { go: false, reason: 'empty', planned, runId };
   // A malformed id (option or MLFLOW_RUN_ID) throws here: a programmer error. Local only: the id
   // comes from the option, the active run or the env.
   const run = resolveMlflowRunId(input.runId, { env: input.env });

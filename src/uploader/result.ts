@@ -160,7 +160,15 @@ export interface UploadResult {
   kind?: ArtifactKind;
   /** For `disabled-by-config`: the key that disabled it, e.g. `training.checkpoint.enabled`. */
   disabledBy?: string;
-  /** The run the files went to (absent when none was found, and in a dry run without one). */
+  /**
+   * The run of the operation: the one the files went to, or were to go to. Present in every
+   * result whose run is known, failed and skipped ones included (a caller correlating results by
+   * run, e.g. an HPO sweep, finds it in each): the `runId` option's from the first gate on, else
+   * the active run's or `MLFLOW_RUN_ID`'s once the gates resolved it (a dry run, and every
+   * operation that reached the run lookup). Absent with no run anywhere (`no-run`), and when the
+   * operation was skipped before the run was resolved (`disabled-by-env`, `disabled-by-config`,
+   * `empty`) without the option.
+   */
   runId?: string;
   /** The run's artifact root URI. */
   artifactUri?: string;
@@ -211,11 +219,12 @@ export interface ResultContext {
  * How an operation ended:
  * - `skipped`: a gate stopped it (see {@link UploadSkipReason}); planned files are listed as `planned`;
  * - `failed`: it failed before any file went (or its transfer threw); planned files are `cancelled`;
+ *   `runId` is the gates' run, known before its target is;
  * - `transferred`: the transfer ran and `outcome` says how it went.
  */
 export type OperationEnding =
   | { status: 'skipped'; reason: UploadSkipReason; disabledBy?: string | undefined; runId?: string | undefined }
-  | { status: 'failed'; reason: UploadFailureReason; error: unknown; target?: UploadTarget | undefined }
+  | { status: 'failed'; reason: UploadFailureReason; error: unknown; runId: string; target?: UploadTarget | undefined }
   | { status: 'transferred'; target: UploadTarget; outcome: TransferOutcome };
 
 /**
@@ -263,7 +272,8 @@ export function buildResult(context: ResultContext, planned: PlannedOperation | 
       ...base,
       status: 'failed',
       reason: ending.reason,
-      runId: ending.target?.runId,
+      // The gates' run, the target's own: a failure before the target (an abort, `run-unavailable`) has it too.
+      runId: ending.runId,
       artifactUri: ending.target?.artifactUri,
       files: shown.map((f) => ({ localPath: f.localPath, artifactPath: f.artifactPath, size: f.size, status: 'cancelled' })),
       metrics: {

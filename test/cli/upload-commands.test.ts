@@ -129,6 +129,24 @@ describe('upload commands on ./mlruns', () => {
     expect(off.stdout).toContain('skipped: MLFLOW_SKIP_ARTIFACT_LOGGING is set');
   });
 
+  it('--json names the run in every result when --run-id gives it: failed before the run lookup, and skipped', async () => {
+    const cwd = workspace();
+    await localRun(cwd); // ./mlruns exists, without this run
+    const runId = 'd'.repeat(32);
+    const failed = await cli(['training', 'ckpt', '--metrics', 'metrics.json', '--run-id', runId, '--json'], { cwd });
+    expect(failed.code).toBe(EXIT_CODES.USAGE);
+    expect(failed.json(), failed.stderr).toMatchObject({
+      status: 'failed',
+      runId,
+      results: [
+        { status: 'failed', reason: 'run-unavailable', runId },
+        { status: 'failed', reason: 'run-unavailable', runId },
+      ],
+    });
+    const off = await cli(['conversion', 'model.onnx', '--run-id', runId, '--json'], { cwd, env: baseEnv({ MLFLOW_SKIP_ARTIFACT_LOGGING: 'true' }) });
+    expect(off.json(), off.stderr).toMatchObject({ status: 'skipped', runId, results: [{ status: 'skipped', reason: 'disabled-by-env', runId }] });
+  });
+
   it('a checkpoint directory with nothing to upload is exit 0 (skipped, empty), with a warning naming it on stderr and in --json', async () => {
     const cwd = workspace();
     const { env } = await localRun(cwd);

@@ -479,6 +479,32 @@ describe('ArtifactUploader on ./mlruns', () => {
     });
   });
 
+  it('every result carries the run id the options gave (or the gate resolved), failed and skipped ones too', async () => {
+    // An HPO sweep correlates results by run id: a failed result without it could not be told apart.
+    const { trackingUri, run } = await localRun();
+    const src = writeTree(scratch(), { 'a.txt': 'a', 'empty/.keep': '' });
+    const file = join(src, 'a.txt');
+    // run-unavailable: the run is not in this store.
+    const missing = await new ArtifactUploader({ stage: 'hpo', runId: RUN_A, trackingUri, env: {} }).uploadFile(file);
+    expect(missing).toMatchObject({ status: 'failed', reason: 'run-unavailable', runId: RUN_A });
+    // ... and with the id from MLFLOW_RUN_ID, resolved by the gate before the lookup.
+    const fromEnv = await new ArtifactUploader({ stage: 'hpo', trackingUri, env: { MLFLOW_RUN_ID: RUN_A } }).uploadFile(file);
+    expect(fromEnv).toMatchObject({ status: 'failed', reason: 'run-unavailable', runId: RUN_A });
+    // aborted before the run lookup.
+    const controller = new AbortController();
+    controller.abort();
+    const aborted = await new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {}, signal: controller.signal }).uploadFile(file);
+    expect(aborted).toMatchObject({ status: 'failed', reason: 'aborted', runId: run.runId });
+    // Skipped before the run is resolved: the option's id is known all the same.
+    const byEnv = await new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: { MLFLOW_SKIP_ARTIFACT_LOGGING: 'true' } }).uploadFile(file);
+    expect(byEnv).toMatchObject({ status: 'skipped', reason: 'disabled-by-env', runId: run.runId });
+    const configDir = writeTree(scratch(), { 'artifact-uploader.yaml': 'hpo:\n  enabled: false\n' });
+    const byConfig = await new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, configDir, env: {} }).uploadFile(file);
+    expect(byConfig).toMatchObject({ status: 'skipped', reason: 'disabled-by-config', runId: run.runId });
+    const empty = await new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {} }).uploadDirectory(join(src, 'empty'), { exclude: '.keep' });
+    expect(empty).toMatchObject({ status: 'skipped', reason: 'empty', runId: run.runId });
+  });
+
   it("a call's own signal ends its wait for the run lookup at once, with its reason; the lookup goes on for the other calls", async () => {
     const src = writeTree(scratch(), { 'a.txt': 'a' });
     // A tracking server that holds runs/get until told: the call is aborted while it waits.
