@@ -10,7 +10,7 @@ import type { UploadResult } from '../uploader/result.js';
 import { planAhead, runOperation } from '../uploader/artifact-uploader.js';
 import { directoryOperation, fileOperation } from '../uploader/operation.js';
 import { checkLocalPath } from '../uploader/plan.js';
-import { stageOptions, withStageUploader, type StageHelperOptions } from './stage-uploader.js';
+import { stageOptions, withStageUploader, type StageHelper, type StageHelperOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadBenchmarkArtifacts}. */
 export interface BenchmarkArtifactsOptions extends StageHelperOptions {
@@ -20,6 +20,13 @@ export interface BenchmarkArtifactsOptions extends StageHelperOptions {
    */
   resultsPaths: readonly string[];
 }
+
+/** uploadBenchmarkArtifacts() as its options are checked: a field of these options not listed here is a compile error. */
+const BENCHMARK_HELPER: StageHelper<BenchmarkArtifactsOptions> = {
+  name: 'uploadBenchmarkArtifacts',
+  stage: 'benchmark',
+  fields: { resultsPaths: true },
+};
 
 /**
  * Uploads benchmark results under the `benchmark` stage config (kind `results`), one
@@ -37,7 +44,7 @@ export interface BenchmarkArtifactsOptions extends StageHelperOptions {
  * ```
  */
 export async function uploadBenchmarkArtifacts(options: BenchmarkArtifactsOptions): Promise<UploadResult[]> {
-  const { resultsPaths, ...rest } = stageOptions(options, 'uploadBenchmarkArtifacts');
+  const { resultsPaths, ...rest } = stageOptions(options, BENCHMARK_HELPER);
   if (!Array.isArray(resultsPaths)) {
     throw new InvalidArgumentError('resultsPaths', 'uploadBenchmarkArtifacts() needs `resultsPaths`, an array of files or directories.');
   }
@@ -51,7 +58,7 @@ export async function uploadBenchmarkArtifacts(options: BenchmarkArtifactsOption
     kinds.push(absolute === undefined ? 'directory' : 'file');
   }
   assertDistinctNames(resultsPaths);
-  return withStageUploader('benchmark', 'uploadBenchmarkArtifacts', rest, async (uploader) => {
+  return withStageUploader(BENCHMARK_HELPER, rest, async (uploader) => {
     const base = (await uploader.loadConfig()).benchmark.results.artifactPath;
     const context = { stage: uploader.stage, caller: 'uploadBenchmarkArtifacts' };
     const operations = resultsPaths.map((path, i) =>

@@ -8,7 +8,7 @@ import type { RegisterModelResult } from '../registry/register-model.js';
 import type { UploadResult } from '../uploader/result.js';
 import { checkLocalPath } from '../uploader/plan.js';
 import { findOnnxExternalData } from '../model/onnx-external-data.js';
-import { checkStageRegister, registerStageUpload, stageOptions, withStageUploader, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
+import { checkStageRegister, registerStageUpload, stageOptions, withStageUploader, type StageHelper, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadConversionArtifacts}. */
 export interface ConversionArtifactsOptions extends StageHelperOptions {
@@ -26,6 +26,13 @@ export interface ConversionArtifactsOptions extends StageHelperOptions {
 export type ConversionArtifactsResult = UploadResult & {
   /** The registered version; absent without `register`, or when the upload did not happen (skipped, failed, dry run). */
   registeredModel?: RegisterModelResult;
+};
+
+/** uploadConversionArtifacts() as its options are checked: a field of these options not listed here is a compile error. */
+const CONVERSION_HELPER: StageHelper<ConversionArtifactsOptions> = {
+  name: 'uploadConversionArtifacts',
+  stage: 'conversion',
+  fields: { onnxPath: true, register: true },
 };
 
 /**
@@ -50,11 +57,11 @@ export type ConversionArtifactsResult = UploadResult & {
  * ```
  */
 export async function uploadConversionArtifacts(options: ConversionArtifactsOptions): Promise<ConversionArtifactsResult> {
-  const { onnxPath, register, ...rest } = stageOptions(options, 'uploadConversionArtifacts');
+  const { onnxPath, register, ...rest } = stageOptions(options, CONVERSION_HELPER);
   checkStageRegister(register, rest);
   const model = await checkLocalPath(onnxPath, 'file', 'uploadConversionArtifacts');
   const externalData = await findOnnxExternalData(model);
-  const result = await withStageUploader('conversion', 'uploadConversionArtifacts', rest, (uploader) =>
+  const result = await withStageUploader(CONVERSION_HELPER, rest, (uploader) =>
     uploader.uploadFiles([model, ...externalData], { kind: 'onnxModel', baseDir: dirname(model) }),
   );
   const registeredModel = await registerStageUpload(register, result, rest);

@@ -8,7 +8,7 @@ import { InvalidArgumentError } from '../core/errors.js';
 import type { CheckpointManifest } from '../archive/manifest.js';
 import { checkArtifactPath } from '../uploader/plan.js';
 import type { UploadResult } from '../uploader/result.js';
-import { stageOptions, withStageUploader, type StageHelperOptions } from './stage-uploader.js';
+import { stageOptions, withStageUploader, type StageHelper, type StageHelperOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadHpoArtifacts}: exactly one of `checkpointDir` and `archivePath`. */
 export interface HpoArtifactsOptions extends StageHelperOptions {
@@ -32,6 +32,13 @@ export interface HpoArtifactsOptions extends StageHelperOptions {
   level?: number;
 }
 
+/** uploadHpoArtifacts() as its options are checked: a field of these options not listed here is a compile error. */
+const HPO_HELPER: StageHelper<HpoArtifactsOptions> = {
+  name: 'uploadHpoArtifacts',
+  stage: 'hpo',
+  fields: { checkpointDir: true, archivePath: true, manifest: true, trialId: true, level: true },
+};
+
 /**
  * Uploads an HPO sweep's checkpoint archive under the `hpo` stage config, with its manifest
  * beside it and verification on. Without `trialId` it is the best trial's archive (kind
@@ -49,7 +56,7 @@ export interface HpoArtifactsOptions extends StageHelperOptions {
  * ```
  */
 export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<UploadResult> {
-  const { checkpointDir, archivePath, manifest, trialId, level, ...rest } = stageOptions(options, 'uploadHpoArtifacts');
+  const { checkpointDir, archivePath, manifest, trialId, level, ...rest } = stageOptions(options, HPO_HELPER);
   if ((checkpointDir === undefined) === (archivePath === undefined)) {
     throw new InvalidArgumentError('checkpointDir', 'uploadHpoArtifacts() needs exactly one of `checkpointDir` (archived, then uploaded) and `archivePath` (uploaded as it is).');
   }
@@ -63,7 +70,7 @@ export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<
     });
   }
   const trial = trialId === undefined ? undefined : trialSegment(trialId);
-  return withStageUploader('hpo', 'uploadHpoArtifacts', rest, async (uploader) => {
+  return withStageUploader(HPO_HELPER, rest, async (uploader) => {
     let artifactPath: string | undefined;
     if (trial !== undefined) {
       const config = await uploader.loadConfig();

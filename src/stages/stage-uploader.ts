@@ -9,7 +9,7 @@ import type { StageName } from '../config/schema.js';
 import { checkRegistration, fileStoreRefused, registerModelOfRun, registrationConnection, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
 import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
 import { ArtifactUploader } from '../uploader/artifact-uploader.js';
-import type { ArtifactUploaderOptions } from '../uploader/options.js';
+import { assertOnlyKnown, UPLOADER_OPTIONS, type ArtifactUploaderOptions } from '../uploader/options.js';
 import type { UploadResult } from '../uploader/result.js';
 
 /**
@@ -20,39 +20,72 @@ import type { UploadResult } from '../uploader/result.js';
 export type StageHelperOptions = Omit<ArtifactUploaderOptions, 'stage'> & { stage?: StageName };
 
 /**
- * A helper's options object, refused unless it is one: each helper takes its own fields out of it
- * first, which threw a bare `TypeError` ("Cannot destructure property ... of undefined") for a
- * call without options.
- *
- * @example
- * ```ts
- * const { resultsPaths, ...rest } = stageOptions(options, 'uploadBenchmarkArtifacts');
- * ```
- * @internal
+ * The fields a helper's options add to {@link StageHelperOptions}, as a record rather than a
+ * list, so that a field added to the helper's options type and not here is a compile error.
  */
-export function stageOptions<T extends object>(options: T, helper: string): T {
-  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', `${helper}() needs an options object.`);
-  return options;
+export type StageHelperFields<T extends StageHelperOptions> = Record<Exclude<keyof T, keyof StageHelperOptions>, true>;
+
+/** A stage helper, as {@link stageOptions} checks its options: its name, stage and own fields. */
+export interface StageHelper<T extends StageHelperOptions> {
+  /** The exported function, e.g. `uploadBenchmarkArtifacts`. */
+  name: string;
+  stage: StageName;
+  fields: StageHelperFields<T>;
 }
 
 /**
- * Runs `fn` with a new uploader for `stage`, closing it afterwards.
+ * A helper's options, checked before anything else: an object (each helper takes its own fields
+ * out of it first, which threw a bare `TypeError`, "Cannot destructure property ... of
+ * undefined", for a call without options), and no name the helper does not read. A misspelt
+ * field was refused only by the uploader the helper makes, whose hint listed the uploader's
+ * options and whose did-you-mean knew none of the helper's: `metricJsonPath` was told to be
+ * removed, not renamed `metricsJsonPath`.
+ *
+ * @throws {InvalidArgumentError} for options that are not an object, or an unknown name (the
+ *   closest of the helper's fields and the uploader's options suggested).
+ * @example
+ * ```ts
+ * const { resultsPaths, ...rest } = stageOptions(options, { name: 'uploadBenchmarkArtifacts', stage: 'benchmark', fields: { resultsPaths: true } });
+ * ```
+ * @internal
+ */
+export function stageOptions<T extends StageHelperOptions>(options: T, helper: StageHelper<T>): T {
+  assertOptionsObject(options, helper.name);
+  const own = Object.keys(helper.fields);
+  // `stage` is accepted (it must be the helper's own, checked by withStageUploader) but not
+  // listed: a caller of a helper has no stage to choose.
+  const uploaders = UPLOADER_OPTIONS.filter((name) => name !== 'stage');
+  assertOnlyKnown(options, [...own, ...UPLOADER_OPTIONS], {
+    method: `${helper.name}()`,
+    listed: `The options of ${helper.name}() are its own: ${own.join(', ')}; and the uploader's: ${uploaders.join(', ')}`,
+    docs: `docs/stages/${helper.stage}.md, docs/uploader.md`,
+  });
+  return options;
+}
+
+/** Refuses a helper's options unless they are an object. */
+function assertOptionsObject(options: unknown, helper: string): void {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', `${helper}() needs an options object.`);
+}
+
+/**
+ * Runs `fn` with a new uploader for the helper's stage, closing it afterwards.
  *
  * @example
  * ```ts
- * return withStageUploader('benchmark', 'uploadBenchmarkArtifacts', options, (uploader) => uploader.uploadFile(path, { kind: 'results' }));
+ * return withStageUploader(BENCHMARK_HELPER, options, (uploader) => uploader.uploadFile(path, { kind: 'results' }));
  * ```
  * @internal
  */
 export async function withStageUploader<T>(
-  stage: StageName,
-  helper: string,
+  helper: Pick<StageHelper<StageHelperOptions>, 'name' | 'stage'>,
   options: StageHelperOptions,
   fn: (uploader: ArtifactUploader) => Promise<T>,
 ): Promise<T> {
-  stageOptions(options, helper);
+  const { name, stage } = helper;
+  assertOptionsObject(options, name);
   if (options.stage !== undefined && options.stage !== stage) {
-    throw new InvalidArgumentError('stage', `${helper}() uploads under the ${stage} stage, but stage "${options.stage}" was passed.`, {
+    throw new InvalidArgumentError('stage', `${name}() uploads under the ${stage} stage, but stage "${options.stage}" was passed.`, {
       hint: `Drop \`stage\`, or use new ArtifactUploader({ stage: '${options.stage}' }) directly.`,
     });
   }

@@ -9,7 +9,7 @@ import type { RegisterModelResult } from '../registry/register-model.js';
 import { planAhead, runOperation } from '../uploader/artifact-uploader.js';
 import { checkpointOperation, fileOperation } from '../uploader/operation.js';
 import type { UploadResult } from '../uploader/result.js';
-import { checkStageRegister, registerStageUpload, stageOptions, withStageUploader, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
+import { checkStageRegister, registerStageUpload, stageOptions, withStageUploader, type StageHelper, type StageHelperOptions, type StageRegisterOptions } from './stage-uploader.js';
 
 /** Options of {@link uploadTrainingArtifacts}. */
 export interface TrainingArtifactsOptions extends StageHelperOptions {
@@ -34,6 +34,13 @@ export interface TrainingArtifactsResult {
   registeredModel?: RegisterModelResult;
 }
 
+/** uploadTrainingArtifacts() as its options are checked: a field of these options not listed here is a compile error. */
+const TRAINING_HELPER: StageHelper<TrainingArtifactsOptions> = {
+  name: 'uploadTrainingArtifacts',
+  stage: 'training',
+  fields: { checkpointDir: true, metricsJsonPath: true, register: true },
+};
+
 /**
  * Uploads a training job's artifacts under the `training` stage config: the checkpoint
  * directory (kind `checkpoint`, via `uploadCheckpoint`: default skip list applied) and, when
@@ -53,9 +60,9 @@ export interface TrainingArtifactsResult {
  * ```
  */
 export async function uploadTrainingArtifacts(options: TrainingArtifactsOptions): Promise<TrainingArtifactsResult> {
-  const { checkpointDir, metricsJsonPath, register, ...rest } = stageOptions(options, 'uploadTrainingArtifacts');
+  const { checkpointDir, metricsJsonPath, register, ...rest } = stageOptions(options, TRAINING_HELPER);
   checkStageRegister(register, rest);
-  const uploaded: TrainingArtifactsResult = await withStageUploader('training', 'uploadTrainingArtifacts', rest, async (uploader) => {
+  const uploaded: TrainingArtifactsResult = await withStageUploader(TRAINING_HELPER, rest, async (uploader) => {
     const context = { stage: uploader.stage, caller: 'uploadTrainingArtifacts' };
     const checkpoint = checkpointOperation(context, checkpointDir, {});
     const metrics = metricsJsonPath === undefined ? undefined : fileOperation(context, 'uploadFile', [metricsJsonPath], { kind: 'metrics' });

@@ -271,7 +271,7 @@ const CALL_OPTION_NAMES = {
 export function assertCallOptions(method: string, options: object): void {
   const known: readonly string[] | undefined = CALL_OPTION_NAMES[method as keyof typeof CALL_OPTION_NAMES];
   if (known === undefined) return;
-  assertOnlyKnown(options, known, `${method}()`);
+  assertOnlyKnown(options, known, { method: `${method}()` });
   const call = options as Partial<Record<'verify' | 'skipIfDisabled' | 'skipDefaultFiles' | 'signal', unknown>>;
   for (const name of ['verify', 'skipIfDisabled', 'skipDefaultFiles'] as const) {
     if (call[name] !== undefined && typeof call[name] !== 'boolean') {
@@ -472,25 +472,59 @@ const UPLOADER_OPTION_NAMES: Record<keyof ArtifactUploaderOptions, true> = {
 };
 
 /**
+ * Every option name `new ArtifactUploader()` reads, `stage` first. The stage helpers accept these
+ * beside their own fields, and list them in the hint for a name they do not know.
+ *
+ * @example
+ * ```ts
+ * UPLOADER_OPTIONS.includes('concurrency'); // true
+ * ```
+ * @internal
+ */
+export const UPLOADER_OPTIONS: readonly (keyof ArtifactUploaderOptions)[] = Object.freeze(Object.keys(UPLOADER_OPTION_NAMES) as (keyof ArtifactUploaderOptions)[]);
+
+/**
  * Refuses an option name the uploader does not read. A misspelt option from JavaScript
  * (`concurency: 4`) did nothing: the upload went on with the default, as a misspelt
  * `ARTIFACT_UPLOADER_*` variable used to (refused since, in config/load.ts).
  */
 function assertKnownOptions(options: object): void {
-  // No method named: the stage helpers pass their options on, and the user called one of them.
-  assertOnlyKnown(options, Object.keys(UPLOADER_OPTION_NAMES));
+  // No method named: a stage helper checks its options (its own fields named) before it passes them on.
+  assertOnlyKnown(options, UPLOADER_OPTIONS);
+}
+
+/** How {@link assertOnlyKnown} names the function called and lists what it accepts. */
+export interface KnownOptionsWording {
+  /** The function or method called, e.g. `uploadFile()`. @default none named (the constructor) */
+  method?: string;
+  /**
+   * The sentence of the hint that lists the accepted names, when `known` as one list would
+   * mislead (a stage helper's own fields come first, apart from the uploader's).
+   * @default `The options are: <known, joined>`
+   */
+  listed?: string;
+  /** Where the options are documented. @default 'docs/uploader.md' */
+  docs?: string;
 }
 
 /**
  * Refuses the first option of `options` not in `known`, with the closest known name. One set to
  * `undefined` passes: it means "not set" (docs/architecture.md), so it changes nothing either way.
+ *
+ * @throws {InvalidArgumentError} naming the option, with the closest name of `known` if one is close.
+ * @example
+ * ```ts
+ * assertOnlyKnown({ levle: 9 }, ['kind', 'level'], { method: 'archiveAndUploadCheckpoint()' }); // throws: did you mean `level`?
+ * ```
+ * @internal
  */
-function assertOnlyKnown(options: object, known: readonly string[], method?: string): void {
+export function assertOnlyKnown(options: object, known: readonly string[], wording: KnownOptionsWording = {}): void {
   const unknown = Object.entries(options).find(([name, value]) => value !== undefined && !known.includes(name))?.[0];
   if (unknown === undefined) return;
   const suggestion = closestMatch(unknown, known);
+  const { method } = wording;
   throw new InvalidArgumentError(unknown, `Unknown option \`${unknown}\`${method ? ` of ${method}` : ''}${suggestion ? ` (did you mean \`${suggestion}\`?)` : ''}.`, {
-    hint: `Remove it${suggestion ? ` or rename it to \`${suggestion}\`` : ''}. The options are: ${known.join(', ')} (docs/uploader.md).`,
+    hint: `Remove it${suggestion ? ` or rename it to \`${suggestion}\`` : ''}. ${wording.listed ?? `The options are: ${known.join(', ')}`} (${wording.docs ?? 'docs/uploader.md'}).`,
   });
 }
 

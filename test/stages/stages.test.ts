@@ -79,6 +79,34 @@ describe('stage helpers on ./mlruns', () => {
     }
   });
 
+  it("a misspelt field of a helper is refused naming the helper's own fields, before anything is sent", async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = pipelineOutputs();
+    const base = { runId: run.runId, trackingUri, env: {} };
+    const cases: Array<[() => Promise<unknown>, string, string, string]> = [
+      [() => uploadTrainingArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), metricJsonPath: join(out, 'metrics.json') } as never), 'metricJsonPath', 'metricsJsonPath', 'uploadTrainingArtifacts'],
+      [() => uploadTrainingArtifacts({ ...base, checkpointdir: join(out, 'ckpt') } as never), 'checkpointdir', 'checkpointDir', 'uploadTrainingArtifacts'],
+      [() => uploadConversionArtifacts({ ...base, onxPath: join(out, 'onnx/model.onnx') } as never), 'onxPath', 'onnxPath', 'uploadConversionArtifacts'],
+      [() => uploadBenchmarkArtifacts({ ...base, resultPaths: [join(out, 'bench/latency.json')] } as never), 'resultPaths', 'resultsPaths', 'uploadBenchmarkArtifacts'],
+      [() => uploadHpoArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), trialID: 3 } as never), 'trialID', 'trialId', 'uploadHpoArtifacts'],
+      [() => uploadHpoArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), levle: 3 } as never), 'levle', 'level', 'uploadHpoArtifacts'],
+    ];
+    for (const [call, misspelt, meant, helper] of cases) {
+      const error = (await call().then(() => undefined, (e: unknown) => e)) as InvalidArgumentError;
+      expect(error, misspelt).toBeInstanceOf(InvalidArgumentError);
+      expect(error.argument).toBe(misspelt);
+      expect(error.message.startsWith(`Unknown option \`${misspelt}\` of ${helper}() (did you mean \`${meant}\`?). `), error.message).toBe(true);
+      // The hint lists the helper's own fields first, then points at the uploader's options.
+      expect(error.hint).toMatch(new RegExp(`^Remove it or rename it to \`${meant}\`\\. The options of ${helper}\\(\\) are its own: [^.]*\\b${meant}\\b[^.]*; and the uploader's: runId, `));
+    }
+    // An uploader option misspelt through a helper still suggests the uploader's name.
+    await expect(uploadTrainingArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), dryrun: true } as never)).rejects.toMatchObject({
+      argument: 'dryrun',
+      message: expect.stringMatching(/^Unknown option `dryrun` of uploadTrainingArtifacts\(\) \(did you mean `dryRun`\?\)\. /),
+    });
+    expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
+  });
+
   it('what a later upload would refuse (a name MLflow cannot store, a dangling symlink) throws before the first one sends', async () => {
     const { trackingUri, run, artifactsDir } = await localRun();
     const out = writeTree(scratch('au-later-'), { 'ckpt/w.bin': 'w', 'metrics#1.json': '{}', 'latency.json': '1', 'plots/p#1.csv': 'x', 'plots2/a.csv': 'a' });
