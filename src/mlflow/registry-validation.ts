@@ -123,8 +123,10 @@ export function assertModelAlias(alias: unknown): asserts alias is string {
 }
 
 /**
- * Checks registry tags (keys up to 250 characters, values up to 100,000, counted as MLflow
- * counts them: {@link characterCount}) and returns them as a list.
+ * Checks registry tags as MLflow 3.17 does (`_validate_model_version_tag`): keys not empty, of
+ * its characters (`^[/\w.\- :]*$`: a key of spaces passes, a tab or another blank does not), in
+ * normal path form and up to 250 characters; values up to 100,000 (lengths counted as MLflow
+ * counts them: {@link characterCount}). Returns them as a list.
  *
  * @throws {InvalidArgumentError} for a bad key or value.
  * @example
@@ -138,8 +140,18 @@ export function registryTagList(tags: Record<string, string> | undefined, argume
     throw new InvalidArgumentError(argument, `${argument} must be an object of string values.`);
   }
   return Object.entries(tags).map(([key, value]) => {
-    if (key.trim() === '' || characterCount(key) > REGISTRY_LIMITS.tagKeyLength) {
-      throw new InvalidArgumentError(argument, `Tag key ${JSON.stringify(key)} must be 1 to ${REGISTRY_LIMITS.tagKeyLength} characters.`);
+    // Each refusal says what is wrong: a blank key was refused as "must be 1 to 250 characters",
+    // which a key of three spaces (kept by MLflow) or a tab (a character MLflow refuses) is.
+    if (key === '') {
+      throw new InvalidArgumentError(argument, 'Tag key "" is empty. MLflow refuses it (as a name, it resolves to ".").', {
+        hint: 'Give the tag a key, e.g. "stage"; if the key comes from a variable, check that it is set.',
+      });
+    }
+    const keyLength = characterCount(key);
+    if (keyLength > REGISTRY_LIMITS.tagKeyLength) {
+      throw new InvalidArgumentError(argument, `Tag key ${JSON.stringify([...key].slice(0, 40).join(''))}... has ${keyLength} characters; MLflow allows at most ${REGISTRY_LIMITS.tagKeyLength}.`, {
+        hint: `Shorten the key to at most ${REGISTRY_LIMITS.tagKeyLength} characters; long text belongs in the tag's value (up to ${REGISTRY_LIMITS.tagValueLength} characters).`,
+      });
     }
     // MLflow's `_validate_tag_name`, which the server applies to a version's tags only after the
     // version was made: checked here so that a bad key fails before anything is uploaded or made.

@@ -178,6 +178,28 @@ describe('registerModel: refused before anything is sent', () => {
     expect(accepted).not.toMatchObject({ code: 'INVALID_ARGUMENT' });
   });
 
+  it('a blank, whitespace or overlong tag key is refused saying what is wrong with it, and a key of spaces, which MLflow keeps, passes (all were "must be 1 to 250 characters")', async () => {
+    // The closed port: a key that passed the check fails with a NetworkError instead.
+    const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
+    const refused = async (key: string) => {
+      const error = await registerModel({ ...base, tags: { [key]: 'v' } }).catch((e: unknown) => e);
+      expect(error, JSON.stringify(key)).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).message, JSON.stringify(key)).not.toMatch(/1 to 250/);
+      expect((error as InvalidArgumentError).argument).toBe('tags');
+      return error as InvalidArgumentError;
+    };
+    // Empty: MLflow refuses it (a name that resolves to ".").
+    expect(await refused('')).toMatchObject({ message: expect.stringMatching(/^Tag key "" is empty\./), hint: expect.stringMatching(/Give the tag a key/) });
+    // Whitespace other than the space: a character MLflow refuses, said as MLflow says it.
+    for (const key of ['\t', ' \n ', '\u3000', '\u00a0']) {
+      expect(await refused(key), JSON.stringify(key)).toMatchObject({ message: expect.stringContaining('has characters MLflow refuses'), hint: expect.stringContaining('letters, digits') });
+    }
+    // Too long: how long it is, and the limit.
+    expect(await refused('k'.repeat(251))).toMatchObject({ message: expect.stringContaining('has 251 characters; MLflow allows at most 250'), hint: expect.stringMatching(/Shorten/) });
+    // Spaces only: MLflow's rule (`^[/\w.\- :]*$`, then normpath) takes it, and so does the check.
+    await expect(registerModel({ ...base, tags: { '   ': 'v' } })).rejects.toMatchObject({ code: 'NETWORK_ERROR' });
+  });
+
   it("tag and alias lengths are counted in characters, as MLflow counts them: a tag value of 100,000 emoji passes the check, one of 100,001 characters does not (it refused what MLflow keeps)", async () => {
     // The closed port: a request would fail with a NetworkError, which is how a value that passed the check shows.
     const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
@@ -674,6 +696,16 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(view.alias_version).toBe(result.version);
     // Still refused: what MLflow refuses too.
     await expect(registerModel({ name, runId, artifactPath: 'onnx', alias: 'e\u0301', trackingUri: url })).rejects.toMatchObject({ code: 'REGISTRY_INVALID_ALIAS' });
+  });
+
+  it('a tag key of spaces only, which MLflow 3.17 validates and keeps, is set on the version and read back by Python (it was refused as "must be 1 to 250 characters")', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const name = unique('blank-tag');
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', tags: { '   ': 'spaces', ' padded ': 'kept' }, trackingUri: url, retry: FAST_RETRY });
+    expect(result.tags).toEqual({ '   ': 'spaces', ' padded ': 'kept' });
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.versions[0]!.tags).toMatchObject({ '   ': 'spaces', ' padded ': 'kept' });
   });
 
   it('a name with ".", "%" or quotes (valid for a registered model, not for a logged model) registers', async () => {
