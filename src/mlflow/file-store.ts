@@ -28,6 +28,7 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
 import { removeStaleTempFiles } from '../core/atomic-write.js';
 import { MLFLOW_RESERVED_PREFIX } from './artifacts-api.js';
+import { assertNoInternalTags } from './internal-tags.js';
 import { fileUriToPath } from './tracking-uri.js';
 import {
   atomicWriteFile,
@@ -176,6 +177,8 @@ export class FileTrackingStore implements TrackingClient {
 
   async createRun(input: CreateRunInput, options: TrackingRequestOptions = {}): Promise<Run> {
     assertExperimentId(input.experimentId);
+    // Refused as a server's client refuses them: the same run tags work on both stores.
+    assertNoInternalTags(Object.keys(input.tags ?? {}), 'tags');
     const tags = normalizeBatch({ tags: input.tags ?? {} }).tags;
     const experiment = await this.getExperiment(input.experimentId, options).catch((error: unknown) => {
       if (error instanceof MlflowApiError && error.status === 404) {

@@ -21,6 +21,7 @@ import type { HttpClient, HttpRequest } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { withRetry } from '../core/retry.js';
 import { mlflowErrorMapper, mlflowRequest, type MlflowConnection, type MlflowRequestOptions } from './connection.js';
+import { CREATE_ID_TAG, withoutInternalTags } from './internal-tags.js';
 import type { LoggedModel, ModelVersion } from './registry-types.js';
 import type * as z from 'zod';
 
@@ -31,18 +32,6 @@ async function loadSchemas(): Promise<Schemas> {
   const [tracking, registry] = await Promise.all([import('./schemas.js'), import('./registry-schemas.js')]);
   return { ...tracking, ...registry };
 }
-
-/**
- * The tag that makes a logged-model create safe to retry: a fresh id per create, looked for
- * before a retry, removed once the model is known. A process killed in between leaves it on
- * its (then PENDING) logged model; nothing reads it later, so it is safe to delete.
- *
- * @example
- * ```ts
- * const filter = `tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`;
- * ```
- */
-export const REGISTRY_CREATE_ID_TAG = 'artifact_uploader.create_id';
 
 /** Safety net against a server that keeps answering with a page token. */
 const MAX_PAGES = 1000;
@@ -111,11 +100,11 @@ export class MlflowRegistryClient {
       experiment_id: input.experimentId,
       name: input.name,
       ...(input.sourceRunId ? { source_run_id: input.sourceRunId } : {}),
-      tags: toTagList({ ...input.tags, [REGISTRY_CREATE_ID_TAG]: createId }),
+      tags: toTagList({ ...input.tags, [CREATE_ID_TAG]: createId }),
     };
     const model = await this.createOnce(
       'mlflow/logged-models',
-      async (signal) => (await this.searchLoggedModels(input.experimentId, `tags.\`${REGISTRY_CREATE_ID_TAG}\` = '${createId}'`, { signal }))[0],
+      async (signal) => (await this.searchLoggedModels(input.experimentId, `tags.\`${CREATE_ID_TAG}\` = '${createId}'`, { signal }))[0],
       async (signal) => (await this.send('POST', 'mlflow/logged-models', { json, signal }, (s) => s.loggedModelResponseSchema)).model,
       options,
       async (made) => {
@@ -123,11 +112,10 @@ export class MlflowRegistryClient {
         await this.deleteLoggedModel(made.modelId);
       },
     );
-    await this.call('DELETE', `mlflow/logged-models/${encodeURIComponent(model.modelId)}/tags/${encodeURIComponent(REGISTRY_CREATE_ID_TAG)}`, options, (s) => s.emptyResponseSchema).catch(
-      (error: unknown) => this.logger.debug(`could not remove tag ${REGISTRY_CREATE_ID_TAG} from logged model ${model.modelId}: ${(error as Error).message}`),
+    await this.call('DELETE', `mlflow/logged-models/${encodeURIComponent(model.modelId)}/tags/${encodeURIComponent(CREATE_ID_TAG)}`, options, (s) => s.emptyResponseSchema).catch(
+      (error: unknown) => this.logger.debug(`could not remove tag ${CREATE_ID_TAG} from logged model ${model.modelId}: ${(error as Error).message}`),
     );
-    const { [REGISTRY_CREATE_ID_TAG]: _createId, ...tags } = model.tags;
-    return { ...model, tags };
+    return { ...model, tags: withoutInternalTags(model.tags) };
   }
 
   /** Logged models of an experiment matching an MLflow search filter (first page of up to 100). */

@@ -11,6 +11,7 @@ import type { HttpClient, HttpRequest } from '../core/http.js';
 import type { Logger } from '../core/logger.js';
 import { withRetry, type ResolvedRetryOptions } from '../core/retry.js';
 import { mlflowRequest, type MlflowConnection, type MlflowRequestOptions } from './connection.js';
+import { assertNoInternalTags, CREATE_ID_TAG, withoutInternalTags } from './internal-tags.js';
 import type * as Schemas from './schemas.js';
 import {
   assertEntityKey,
@@ -36,13 +37,6 @@ import type {
   UpdateRunInput,
 } from './tracking-types.js';
 import type * as z from 'zod';
-
-/**
- * The tag that makes `runs/create` safe to retry: a fresh id per create, searched for before a
- * retry so that an attempt whose answer was lost (the server made the run) is found instead of
- * made twice. It is removed once the run is known.
- */
-export const CREATE_ID_TAG = 'artifact_uploader.create_id';
 
 /** Safety net against a server that keeps answering with a page token. */
 const MAX_LIST_PAGES = 10_000;
@@ -124,6 +118,8 @@ export class MlflowRestClient implements TrackingClient {
 
   async createRun(input: CreateRunInput, options: TrackingRequestOptions = {}): Promise<Run> {
     assertExperimentId(input.experimentId);
+    // A caller's create id would go beside ours: the server refuses the key twice (a 400 with an SQL dump).
+    assertNoInternalTags(Object.keys(input.tags ?? {}), 'tags');
     const tags = Object.entries(input.tags ?? {}).map(([key, value]) => {
       assertEntityKey(key, 'tag');
       assertTagValue(key, value);
@@ -167,8 +163,7 @@ export class MlflowRestClient implements TrackingClient {
     await this.call('POST', 'runs/delete-tag', { json: { run_id: run.info.runId, key: CREATE_ID_TAG }, ...options }, (s) => s.emptyResponseSchema).catch((error: unknown) => {
       this.logger.debug(`could not remove tag ${CREATE_ID_TAG} from run ${run.info.runId}: ${(error as Error).message}`);
     });
-    const { [CREATE_ID_TAG]: _createId, ...rest } = run.data.tags;
-    return { ...run, data: { ...run.data, tags: rest } };
+    return { ...run, data: { ...run.data, tags: withoutInternalTags(run.data.tags) } };
   }
 
   /** The run of this experiment tagged with `createId`, if an earlier attempt made it. One attempt: the caller retries. */

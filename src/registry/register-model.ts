@@ -23,7 +23,8 @@ import { sleep } from '../core/abort.js';
 import { isWriteRaceError } from '../core/retry.js';
 import { artifactPathProblem, invalidArtifactPathError } from '../mlflow/artifacts-api.js';
 import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
-import { MlflowRegistryClient, REGISTRY_CREATE_ID_TAG, type CreateModelVersionInput } from '../mlflow/registry-client.js';
+import { assertNoInternalTags, IDEMPOTENCY_KEY_TAG, withoutInternalTags } from '../mlflow/internal-tags.js';
+import { MlflowRegistryClient, type CreateModelVersionInput } from '../mlflow/registry-client.js';
 import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/registry-types.js';
 import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, registryTagList, REGISTRY_LIMITS } from '../mlflow/registry-validation.js';
 import { characterCount } from '../mlflow/tracking-validation.js';
@@ -33,25 +34,8 @@ import type { StoreOptions } from '../stores/artifact-store.js';
 import { checkLocalPath } from '../uploader/plan.js';
 import { findRunSource, localModelFiles, placeModelFiles, type RunSource } from './model-files.js';
 
-/**
- * The version tag that holds the caller's `idempotencyKey`; later calls find the version by it.
- *
- * @example
- * ```ts
- * // Python: client.search_model_versions("name='fraud-classifier' and tags.`artifact_uploader.idempotency_key` = 'job-42'")
- * const filter = `name='fraud-classifier' and tags.\`${IDEMPOTENCY_KEY_TAG}\` = 'job-42'`;
- * ```
- */
-export const IDEMPOTENCY_KEY_TAG = 'artifact_uploader.idempotency_key';
-
-/**
- * The version tags artifact-uploader writes for itself: the idempotency key, and the one-off
- * create id that earlier releases set on the version (a process killed before removing it
- * left it there, where a later call with the key finds it). Results leave them out, as
- * `createRun` and `createLoggedModel` leave out theirs: the version's `tags` are the caller's.
- * A caller's tag with one of these keys is refused, as it would overwrite the key.
- */
-const INTERNAL_VERSION_TAGS: ReadonlySet<string> = new Set([IDEMPOTENCY_KEY_TAG, REGISTRY_CREATE_ID_TAG]);
+// The public constant lives with the other internal tags (one list for every path); exported from here as before.
+export { IDEMPOTENCY_KEY_TAG } from '../mlflow/internal-tags.js';
 
 /**
  * Default of {@link RegisterModelOptions.readyTimeoutMs}: 5 minutes.
@@ -222,12 +206,7 @@ export function checkRegistration(options: Pick<RegisterModelOptions, 'name' | '
   const aliases = [...new Set(options.alias === undefined ? [] : typeof options.alias === 'string' ? [options.alias] : options.alias)];
   aliases.forEach((alias) => assertModelAlias(alias));
   const tags = registryTagList(options.tags, 'tags');
-  const internal = tags.find((tag) => INTERNAL_VERSION_TAGS.has(tag.key));
-  if (internal) {
-    throw new InvalidArgumentError('tags', `Tag key ${JSON.stringify(internal.key)} is artifact-uploader's own: it would overwrite what exactly-once relies on.`, {
-      hint: 'Pass the idempotency key as idempotencyKey (--idempotency-key on the command line), and give your own tags another key, e.g. "job_id".',
-    });
-  }
+  assertNoInternalTags(tags.map((tag) => tag.key), 'tags');
   assertVersionDescription(options.description);
   if (options.idempotencyKey !== undefined) assertIdempotencyKey(options.idempotencyKey);
   const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
@@ -502,7 +481,8 @@ class Registration {
       // result says which aliases it carries, rather than failing and deleting it.
       this.logger.warn(`${name} version ${final.version}: alias(es) ${moved.join(', ')} were moved to another version by another call after this one set them`);
     }
-    const tags = Object.fromEntries(Object.entries(final.tags).filter(([key]) => !INTERNAL_VERSION_TAGS.has(key)));
+    // The key, and the create id earlier releases set on the version: ours, not the caller's.
+    const tags = withoutInternalTags(final.tags);
     return {
       name,
       version: final.version,

@@ -14,6 +14,7 @@ import { userInfo } from 'node:os';
 import { envString, type Env } from '../core/env.js';
 import { AbortedError, ConfigError, InvalidArgumentError, MlflowApiError } from '../core/errors.js';
 import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
+import { assertNoInternalTags } from '../mlflow/internal-tags.js';
 import { createTrackingClient } from '../mlflow/tracking-client.js';
 import type { Experiment, RunInfo, RunStatus, TrackingClient } from '../mlflow/tracking-types.js';
 import { assertExperimentId, assertExperimentName, assertRunId } from '../mlflow/tracking-validation.js';
@@ -87,6 +88,8 @@ export async function startRun(options: StartRunOptions = {}): Promise<ActiveRun
       hint: 'Call endRun() first, or start the run with { activate: false } and bind it with withRun(run, fn) for concurrent runs.',
     });
   }
+  // Before any request (the experiment is looked up, or made, first); createRun refuses them too.
+  assertNoInternalTags(Object.keys(options.tags ?? {}), 'tags');
   const env = options.env ?? process.env;
   // A nested run is made where its parent lives, unless this call names a tracking URI or a
   // client: Python has one tracking URI per process, so there the two always share a store, and

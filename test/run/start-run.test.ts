@@ -241,6 +241,14 @@ describe('startRun and endRun on ./mlruns', () => {
     await endRun();
   });
 
+  it("a caller's tag under one of artifact-uploader's own keys is refused on ./mlruns too, as on a server", async () => {
+    const { root, options } = local();
+    for (const key of ['artifact_uploader.create_id', 'artifact_uploader.idempotency_key']) {
+      await expect(startRun({ ...options, activate: false, tags: { [key]: 'mine' } }), key).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'tags' });
+    }
+    expect(existsSync(join(root, '0')) ? readdirSync(join(root, '0')).filter((name) => name !== 'meta.yaml') : []).toEqual([]);
+  });
+
   it('defaultRunTags prefers the tracking username, then the OS user', () => {
     expect(defaultRunTags({}, { MLFLOW_TRACKING_USERNAME: 'svc', USER: 'me' })['mlflow.user']).toBe('svc');
     expect(defaultRunTags({ username: 'opt' }, { USER: 'me' })['mlflow.user']).toBe('opt');
@@ -275,6 +283,28 @@ print(json.dumps([c.get_experiment(r.info.experiment_id).name, r.info.status, r.
     expect(tags).toMatchObject({ 'mlflow.user': 'tester', 'mlflow.source.type': 'LOCAL', 'mlflow.runName': 'remote' });
     expect(metrics).toEqual({ loss: 0.25 });
   });
+  it("a caller's tag under one of artifact-uploader's own keys is refused before runs/create, as the registry refuses it (create_id failed with the server's 400 and an SQL dump)", async () => {
+    const { url } = mlflowServer();
+    const experimentName = `internal-tags-${randomUUID().slice(0, 8)}`;
+    for (const key of ['artifact_uploader.create_id', 'artifact_uploader.idempotency_key']) {
+      const error = await startRun({ trackingUri: url, experimentName, env: {}, activate: false, tags: { [key]: 'mine' } }).catch((e: unknown) => e);
+      expect(error, key).toBeInstanceOf(InvalidArgumentError);
+      expect(error, key).toMatchObject({ argument: 'tags', message: expect.stringContaining(`"${key}" is artifact-uploader's own`), hint: expect.stringContaining('another key') });
+    }
+    // Nothing was made: the experiment holds no run.
+    const runs = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+e = c.get_experiment_by_name(sys.argv[2])
+print(json.dumps(0 if e is None else len(c.search_runs([e.experiment_id]))))
+`,
+      { args: [url, experimentName] },
+    );
+    expect(JSON.parse(runs.trim().split('\n').pop() ?? '-1')).toBe(0);
+  });
+
   it('nested runs under a Python parent are its children for the official client (search by mlflow.parentRunId)', async () => {
     const { url } = mlflowServer();
     const parent = await startRun({ trackingUri: url, experimentName: `nested-${randomUUID().slice(0, 8)}`, env: {}, activate: false });
