@@ -40,6 +40,15 @@ export interface StartRunOptions extends MlflowConnectionOptions {
    * `mlflow.parentRunId`, and the parent's experiment unless one is given (option or env). Never
    * joins; with no parent it is a plain new run. Made on the active parent's tracking store
    * unless `trackingUri` or `client` is given. For trials of a sweep run under a parent run.
+   *
+   * On the parent's store, the child goes through the parent's whole connection: its
+   * credentials and TLS, and its `retry`, `logger` and `onRetry` too, for the start and for every
+   * upload to the child. This call's own connection options, `retry` and `logger` included, apply
+   * only with its own `trackingUri` (or `client`). On purpose: the retry policy's timeouts are
+   * those of the connection's HTTP client (its pool), which the parent and its children share; a
+   * child with its own would be a second client to the same server, holding a copy of the
+   * parent's credentials (which the connection keeps to itself). For other retries or another
+   * logger on a child, give the parent's `trackingUri` (and credentials) with them.
    * @default false
    */
   nested?: boolean;
