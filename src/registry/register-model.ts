@@ -31,6 +31,7 @@ import { characterCount } from '../mlflow/tracking-validation.js';
 import { isDoesNotExist, MlflowRestClient } from '../mlflow/rest-tracking-client.js';
 import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
 import type { StoreOptions } from '../stores/artifact-store.js';
+import { assertOnlyKnown } from '../uploader/options.js';
 import { checkLocalPath } from '../uploader/plan.js';
 import { findRunSource, localModelFiles, placeModelFiles, type RunSource } from './model-files.js';
 
@@ -144,6 +145,42 @@ export async function registerModel(options: RegisterModelOptions): Promise<Regi
 }
 
 /**
+ * Every option {@link registerModel} reads. A record rather than a list, so that an option added
+ * to {@link RegisterModelOptions} (or to the connection and store options it extends) and not
+ * here is a compile error.
+ */
+const REGISTER_MODEL_OPTION_NAMES: Record<keyof RegisterModelOptions, true> = {
+  name: true,
+  runId: true,
+  artifactPath: true,
+  localPath: true,
+  alias: true,
+  tags: true,
+  description: true,
+  idempotencyKey: true,
+  signal: true,
+  readyTimeoutMs: true,
+  trackingUri: true,
+  token: true,
+  azureCredential: true,
+  username: true,
+  password: true,
+  credentialsFile: true,
+  insecureTls: true,
+  caCertPath: true,
+  clientCertPath: true,
+  retry: true,
+  logger: true,
+  onRetry: true,
+  env: true,
+  multipart: true,
+  s3: true,
+  gcs: true,
+  azure: true,
+};
+const REGISTER_MODEL_OPTIONS = Object.keys(REGISTER_MODEL_OPTION_NAMES);
+
+/**
  * {@link registerModel}, with the active run a stage helper's upload went to (its id passed as
  * `runId`): the registration then goes through that run's connection, as the upload did; and
  * with `onlyFiles`, the run paths the upload wrote, the model is those files alone, not
@@ -152,6 +189,7 @@ export async function registerModel(options: RegisterModelOptions): Promise<Regi
  */
 export async function registerModelOfRun(options: RegisterModelOptions, uploadedTo?: ActiveRun, onlyFiles?: readonly string[]): Promise<RegisterModelResult> {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'registerModel() needs an options object.');
+  assertOnlyKnown(options, REGISTER_MODEL_OPTIONS, { method: 'registerModel()', docs: 'docs/registry.md' });
   const { name, artifactPath, description, idempotencyKey, signal } = options;
   const { aliases, tags, readyTimeoutMs } = checkRegistration(options);
   if (typeof artifactPath !== 'string') throw new InvalidArgumentError('artifactPath', 'registerModel() needs `artifactPath`, the model folder (or file) in the run.');

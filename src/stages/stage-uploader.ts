@@ -105,6 +105,19 @@ export async function withStageUploader<T>(
 export type StageRegisterOptions = Pick<RegisterModelOptions, 'name' | 'alias' | 'tags' | 'description' | 'idempotencyKey' | 'readyTimeoutMs'>;
 
 /**
+ * The fields of {@link StageRegisterOptions}, in the order the hint lists them. A record rather
+ * than a list, so that a field added to the type and not here is a compile error.
+ */
+const STAGE_REGISTER_FIELDS: Record<keyof StageRegisterOptions, true> = {
+  name: true,
+  alias: true,
+  tags: true,
+  description: true,
+  idempotencyKey: true,
+  readyTimeoutMs: true,
+};
+
+/**
  * Checks a stage's `register` option before anything is uploaded: the name, the aliases, the
  * tags, the key and `readyTimeoutMs`, and that the tracking URI is a server (a local
  * FileStore's registry is not written).
@@ -118,6 +131,8 @@ export type StageRegisterOptions = Pick<RegisterModelOptions, 'name' | 'alias' |
 export function checkStageRegister(register: StageRegisterOptions | undefined, options: Pick<StageHelperOptions, 'trackingUri' | 'env'> = {}): void {
   if (register === undefined) return;
   if (register === null || typeof register !== 'object') throw new InvalidArgumentError('register', '`register` must be an object: { name, alias?, tags?, description?, idempotencyKey? }.');
+  // A misspelt field (`alais`) was dropped without a word, and the version made without it.
+  assertOnlyKnown(register, Object.keys(STAGE_REGISTER_FIELDS), { method: '`register`', docs: 'docs/registry.md' });
   checkRegistration(register);
   // A registration that cannot happen (a local FileStore) is refused before the upload, not
   // after it, when the checkpoint would be in the run and the command failed.

@@ -149,6 +149,30 @@ describe('registerModel: refused before anything is sent', () => {
     expect(res.json()).toMatchObject({ ok: false, error: { code: 'REGISTRY_INVALID_NAME', hint: expect.stringContaining('at most 256 characters') } });
   });
 
+  it('a misspelt option of registerModel() or of a stage helper\'s `register` is refused before any request, with the name it meant (`alais` dropped the alias)', async () => {
+    // The closed port: any request would fail with a NetworkError instead.
+    const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
+    const error = await registerModel({ ...base, alais: 'champion' } as Parameters<typeof registerModel>[0]).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InvalidArgumentError);
+    expect(error).toMatchObject({ argument: 'alais', message: expect.stringMatching(/Unknown option `alais` of registerModel\(\) \(did you mean `alias`\?\)/) });
+    expect((error as InvalidArgumentError).hint).toMatch(/docs\/registry\.md/);
+    // An option left undefined means "not set", as everywhere (docs/architecture.md): the check passes, the closed port answers.
+    await expect(registerModel({ ...base, alias: undefined })).rejects.toMatchObject({ code: 'NETWORK_ERROR' });
+    // A stage helper's `register`: refused before the upload, naming the option it belongs to.
+    const checkpoint = writeTree(scratch(), { 'adapter_model.safetensors': 'w' });
+    const helper = await uploadTrainingArtifacts({
+      checkpointDir: checkpoint,
+      runId: base.runId,
+      trackingUri: base.trackingUri,
+      retry: FAST_RETRY,
+      env: {},
+      register: { name: 'ok', idempotencyKy: 'run-7' } as unknown as { name: string },
+    }).catch((e: unknown) => e);
+    expect(helper).toBeInstanceOf(InvalidArgumentError);
+    expect(helper).toMatchObject({ argument: 'idempotencyKy', message: expect.stringMatching(/Unknown option `idempotencyKy` of `register` \(did you mean `idempotencyKey`\?\)/) });
+    expect((helper as InvalidArgumentError).hint).toMatch(/name, alias, tags, description, idempotencyKey, readyTimeoutMs/);
+  });
+
   it("a description longer than MLflow's 5000-character column is an InvalidArgumentError before any request (PostgreSQL and MySQL refused it after the copy)", async () => {
     // The closed port: any request would fail with a NetworkError instead.
     const base = { runId: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', artifactPath: 'onnx', trackingUri: 'http://127.0.0.1:9', name: 'ok', retry: FAST_RETRY };
