@@ -177,16 +177,43 @@ export function checkPeftLoraConfig(raw: unknown): PeftCheck {
 const PEFT_SUFFIX = /^(.+)\.(lora_A\.weight|lora_B\.weight|lora_embedding_A|lora_embedding_B|lora_magnitude_vector)$/;
 
 /**
- * Checks the tensor names and shapes of a PEFT `adapter_model.safetensors`: every key under
- * `base_model.model.`, A/B pairs complete, `A` (r, in) and `B` (out, r) agreeing on the rank
- * (and on `r` when given).
+ * The rank PEFT gives the module at `modulePath` (its name in the transformers model, without
+ * `base_model.model.`): the value of the first `rank_pattern` key that matches the end of the
+ * path, else `r`. Mirrors PEFT's `get_pattern_key` (`utils/other.py`:
+ * `re.match(rf"(.*\.)?({key})$", module)`). `undefined` when a pattern is no regular
+ * expression JavaScript can read: the rank of that module cannot be judged then.
  *
  * @example
  * ```ts
- * const { errors } = checkPeftLoraTensors(await readSafetensorsHeader('adapter_model.safetensors'), 8);
+ * peftRankOf('model.layers.0.self_attn.v_proj', 8, { v_proj: 16 }); // { rank: 16, pattern: 'v_proj' }
+ * peftRankOf('model.layers.0.self_attn.q_proj', 8, { v_proj: 16 }); // { rank: 8 }
  * ```
  */
-export function checkPeftLoraTensors(header: SafetensorsHeader, r?: number): PeftCheck {
+export function peftRankOf(modulePath: string, r: number | undefined, rankPattern: Record<string, unknown> = {}): { rank: number | undefined; pattern?: string } | undefined {
+  for (const [pattern, rank] of Object.entries(rankPattern)) {
+    let matcher: RegExp;
+    try {
+      matcher = new RegExp(`^(?:.*\\.)?(?:${pattern})$`);
+    } catch {
+      return undefined;
+    }
+    if (matcher.test(modulePath)) return { rank: typeof rank === 'number' ? rank : undefined, pattern };
+  }
+  return { rank: r };
+}
+
+/**
+ * Checks the tensor names and shapes of a PEFT `adapter_model.safetensors`: every key under
+ * `base_model.model.`, A/B pairs complete, `A` (r, in) and `B` (out, r) agreeing on the rank,
+ * and on the rank the config gives the module when `r` is given: `r`, or the `rank_pattern`
+ * entry that matches it (PEFT trains the modules a pattern names with that rank instead).
+ *
+ * @example
+ * ```ts
+ * const { errors } = checkPeftLoraTensors(await readSafetensorsHeader('adapter_model.safetensors'), 8, { v_proj: 16 });
+ * ```
+ */
+export function checkPeftLoraTensors(header: SafetensorsHeader, r?: number, rankPattern?: Record<string, unknown>): PeftCheck {
   const errors: string[] = [];
   const warnings: string[] = [];
   const unprefixed: string[] = [];
@@ -221,8 +248,12 @@ export function checkPeftLoraTensors(header: SafetensorsHeader, r?: number): Pef
     const rankB = B[B.length - 1];
     if (A.length !== 2 || B.length !== 2 || rankA !== rankB) {
       errors.push(`${module}: lora_A ${JSON.stringify(A)} and lora_B ${JSON.stringify(B)} do not form (r, in) and (out, r)`);
-    } else if (r !== undefined && rankA !== r) {
-      errors.push(`${module} has rank ${rankA} but adapter_config.json says r = ${r}`);
+    } else {
+      const expected = peftRankOf(module.slice(PEFT_KEY_PREFIX.length), r, rankPattern);
+      if (expected?.rank !== undefined && rankA !== expected.rank) {
+        const says = expected.pattern === undefined ? `r = ${expected.rank}` : `rank_pattern[${JSON.stringify(expected.pattern)}] = ${expected.rank}`;
+        errors.push(`${module} has rank ${rankA} but adapter_config.json says ${says}`);
+      }
     }
   }
   return { errors, warnings };

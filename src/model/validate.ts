@@ -442,7 +442,8 @@ function checkLayoutConfig(inspection: ModelDirInspection, json: Map<string, unk
   if (inspection.flavour === 'peft') {
     if (parsed) found.add('configValid', configPath, checkPeftLoraConfig(config));
     const r = isRecord(config) && typeof config.r === 'number' ? config.r : undefined;
-    if (header) found.add('adapterTensorsValid', weightsPath, checkPeftLoraTensors(header, r));
+    const rankPattern = isRecord(config) && isRecord(config.rank_pattern) ? config.rank_pattern : undefined;
+    if (header) found.add('adapterTensorsValid', weightsPath, checkPeftLoraTensors(header, r, rankPattern));
     else found.failed.add('adapterTensorsValid');
     return;
   }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import { validateModelArtifacts, type ModelValidationReport } from '../../src/model/validate.js';
-import { encodeRaw, encodeSafetensors, tempDir, tensor, writeFusedDir, writeMlxLoraDir, writePeftDir, writeShardedDir } from './fixtures.js';
+import { DIMS, encodeRaw, encodeSafetensors, tempDir, tensor, writeFusedDir, writeMlxLoraDir, writePeftDir, writeShardedDir } from './fixtures.js';
 
 /** Fixtures are KBs: shrink the size threshold so only what a test is about is reported. */
 const SMALL = { minWeightBytes: 64 };
@@ -212,6 +212,27 @@ describe('validateModelArtifacts: problems', () => {
     expect(problems).toMatch(/model\.layers\.0\.self_attn\.v_proj\.lora_b has no matching/);
     expect(problems).toMatch(/3-D\/3-D tensors/);
     expect(problems).toMatch(/DoRA magnitude vectors/);
+  });
+
+  it('takes the rank of a module from rank_pattern when a pattern matches it, as PEFT does', async () => {
+    // PEFT (utils/other.py get_pattern_key) gives a module the rank of the first rank_pattern key
+    // matching the end of its name, `re.match(rf"(.*\.)?({key})$", name)`, and r to the others.
+    const lora = (module: string, rank: number) => [
+      tensor(`base_model.model.model.layers.0.${module}.lora_A.weight`, 'F32', [rank, DIMS.hidden], 1),
+      tensor(`base_model.model.model.layers.0.${module}.lora_B.weight`, 'F32', [DIMS.hidden, rank], 2),
+    ];
+    const root = tempDir();
+    const config = { r: 2, rank_pattern: { 'self_attn.v_proj': 4, 'layers\\.0\\.mlp\\.down_proj': 6 }, target_modules: ['q_proj', 'v_proj', 'down_proj'] };
+    const good = writePeftDir(root, 'good', { config, tensors: [...lora('self_attn.q_proj', 2), ...lora('self_attn.v_proj', 4), ...lora('mlp.down_proj', 6)] });
+    const goodReport = await validateModelArtifacts(good, SMALL);
+    expect(goodReport.errors).toEqual([]);
+    expect(goodReport.checks.adapterTensorsValid).toBe(true);
+
+    const bad = writePeftDir(root, 'bad', { config, tensors: [...lora('self_attn.q_proj', 4), ...lora('self_attn.v_proj', 2)] });
+    expect((await validateModelArtifacts(bad, SMALL)).errors).toEqual([
+      'adapter_model.safetensors: base_model.model.model.layers.0.self_attn.q_proj has rank 4 but adapter_config.json says r = 2',
+      'adapter_model.safetensors: base_model.model.model.layers.0.self_attn.v_proj has rank 2 but adapter_config.json says rank_pattern["self_attn.v_proj"] = 4',
+    ]);
   });
 
   it('warns when an MLX adapter file has an unknown __metadata__.format in a fused model', async () => {
