@@ -26,7 +26,7 @@ import { isInside, realDestination } from '../core/real-path.js';
 import { inspectModelDir, MODEL_FILES } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
 import { checkMlxAdapterConfig, checkMlxLoraTensors, type MlxLoraModule } from './mlx-adapter.js';
-import { buildPeftLoraConfig, peftLoraKey, type PeftLoraConfig } from './peft-adapter.js';
+import { buildPeftLoraConfig, PEFT_TASK_TYPES, peftLoraKey, type PeftLoraConfig } from './peft-adapter.js';
 import { createSafetensorsWriter, dtypeByteSize, openSafetensors, SAFETENSORS_DTYPE_BITS, transpose2d, type SafetensorsTensorSpec } from './safetensors.js';
 
 /** Suffix of the default output directory, a sibling of the input: `<name>_peft_converted`. */
@@ -55,7 +55,8 @@ export interface ConvertMlxLoraOptions {
    */
   overwrite?: boolean;
   /**
-   * PEFT `task_type`.
+   * PEFT `task_type`: one of `SEQ_CLS`, `SEQ_2_SEQ_LM`, `CAUSAL_LM`, `TOKEN_CLS`,
+   * `QUESTION_ANS`, `FEATURE_EXTRACTION` (PEFT refuses any other value).
    * @default 'CAUSAL_LM'
    */
   taskType?: string;
@@ -121,7 +122,7 @@ async function exists(path: string): Promise<boolean> {
  *   the message lists every problem.
  * @throws InvalidArgumentError, before writing anything, for an `outDir` that contains the
  *   input directory or is inside it (such as its own `adapters/`), or that exists without
- *   `overwrite`.
+ *   `overwrite`, and for a `taskType` PEFT does not know.
  * @throws InvalidModelStructureError when `dir` is no model directory at all.
  * @throws SafetensorsError when `adapters.safetensors` is corrupt.
  * @throws AbortedError when `signal` fires.
@@ -135,6 +136,13 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
   if (typeof dir !== 'string' || dir === '') throw new InvalidArgumentError('dir', `Expected \`dir\` to be a non-empty path, got ${JSON.stringify(dir)}.`);
   if (options.baseModel !== undefined && (typeof options.baseModel !== 'string' || options.baseModel === '')) {
     throw new InvalidArgumentError('baseModel', `Expected \`baseModel\` to be a repo id such as "meta-llama/Llama-3.2-1B", got ${JSON.stringify(options.baseModel)}.`);
+  }
+  // PEFT >= 0.14 refuses an adapter_config.json whose task_type it does not know: a typo here
+  // would publish an adapter nobody can load.
+  if (options.taskType !== undefined && (typeof options.taskType !== 'string' || !PEFT_TASK_TYPES.includes(options.taskType))) {
+    throw new InvalidArgumentError('taskType', `Expected \`taskType\` to be a PEFT task type, got ${JSON.stringify(options.taskType)}.`, {
+      hint: `Use one of ${PEFT_TASK_TYPES.join(', ')} (upper case, as PEFT spells them), or leave it unset for CAUSAL_LM.`,
+    });
   }
   const logger = options.logger ?? silentLogger;
   const inspection = await inspectModelDir(dir);

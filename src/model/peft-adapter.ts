@@ -12,6 +12,18 @@ import type { SafetensorsHeader } from './safetensors.js';
 /** The prefix PEFT puts before module paths of the wrapped transformers model. */
 export const PEFT_KEY_PREFIX = 'base_model.model.';
 
+/**
+ * The `task_type` values PEFT knows (`utils/peft_types.py`, `TaskType`). Since PEFT 0.14 any
+ * other value makes `PeftConfig` raise "Invalid task type" (huggingface/peft#2210), so an
+ * adapter config with a typo in it does not load at all.
+ *
+ * @example
+ * ```ts
+ * PEFT_TASK_TYPES.includes('CAUSAL_LM'); // true
+ * ```
+ */
+export const PEFT_TASK_TYPES: readonly string[] = Object.freeze(['SEQ_CLS', 'SEQ_2_SEQ_LM', 'CAUSAL_LM', 'TOKEN_CLS', 'QUESTION_ANS', 'FEATURE_EXTRACTION']);
+
 /** The `adapter_config.json` written for a converted LoRA adapter (loads on PEFT >= 0.9). */
 export interface PeftLoraConfig {
   peft_type: 'LORA';
@@ -140,7 +152,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 /**
  * Checks a parsed PEFT `adapter_config.json`: `peft_type: "LORA"`, `r`, `lora_alpha` and
- * `target_modules` are required; a missing `base_model_name_or_path` or `task_type` is a warning.
+ * `target_modules` are required, and a `task_type` must be one of {@link PEFT_TASK_TYPES}; a
+ * missing `base_model_name_or_path` or `task_type` is a warning.
  *
  * @example
  * ```ts
@@ -170,6 +183,9 @@ export function checkPeftLoraConfig(raw: unknown): PeftCheck {
     warnings.push('adapter_config.json has no base_model_name_or_path: users must know which base model to load it on (pass baseModel when converting)');
   }
   if (raw.task_type === undefined || raw.task_type === null) warnings.push('adapter_config.json has no task_type: AutoPeftModelForCausalLM cannot pick a model class');
+  else if (typeof raw.task_type !== 'string' || !PEFT_TASK_TYPES.includes(raw.task_type)) {
+    errors.push(`task_type ${JSON.stringify(raw.task_type)} is not one PEFT knows (${PEFT_TASK_TYPES.join(', ')}); PEFT >= 0.14 refuses to load the adapter`);
+  }
   if ('lora_parameters' in raw || 'fine_tune_type' in raw) warnings.push('adapter_config.json mixes MLX keys (lora_parameters, fine_tune_type) into a PEFT config; PEFT < 0.14 rejects unknown keys');
   return { errors, warnings };
 }

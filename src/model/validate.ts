@@ -193,7 +193,7 @@ class Findings {
  * model. Errors (`overallValid` false):
  * - the directory is missing, or no known layout is complete (the message lists what is missing);
  * - a JSON file does not parse; `config.json` lacks `model_type`; a PEFT `adapter_config.json`
- *   lacks `peft_type: "LORA"`, `r`, `lora_alpha` or `target_modules`; an MLX one lacks
+ *   lacks `peft_type: "LORA"`, `r`, `lora_alpha` or `target_modules`, or has a `task_type` PEFT does not know; an MLX one lacks
  *   `lora_parameters.rank`/`scale` or is a DoRA/full fine-tune;
  * - a `.safetensors` header is invalid (see `readSafetensorsHeader`);
  * - the shard index names missing shards, misses shard files, or disagrees with shard headers;

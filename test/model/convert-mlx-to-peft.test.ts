@@ -193,6 +193,20 @@ describe('convertMlxLoraToPeft', () => {
     expect(readdirSync(root).sort()).toEqual(['alias', 'm']);
   });
 
+  it('refuses a taskType PEFT does not know before writing anything, and writes one it knows', async () => {
+    // PEFT >= 0.14 raises "Invalid task type" on loading such a config (peft config.py, PeftConfig.__post_init__).
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'm');
+    for (const taskType of ['causal_lm', 'CAUSAL-LM', 'CUASAL_LM', '']) {
+      const error = await convertMlxLoraToPeft(dir, { taskType }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidArgumentError);
+      expect(error).toMatchObject({ argument: 'taskType', hint: expect.stringContaining('SEQ_2_SEQ_LM') });
+    }
+    expect(readdirSync(root)).toEqual(['m']);
+    const result = await convertMlxLoraToPeft(dir, { taskType: 'SEQ_2_SEQ_LM' });
+    expect(JSON.parse(readFileSync(join(result.outDir, 'adapter_config.json'), 'utf8'))).toMatchObject({ task_type: 'SEQ_2_SEQ_LM' });
+  });
+
   it('stops on abort and leaves nothing behind', async () => {
     const root = tempDir();
     const dir = writeMlxLoraDir(root, 'm');

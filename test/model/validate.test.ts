@@ -214,6 +214,13 @@ describe('validateModelArtifacts: problems', () => {
     expect(problems).toMatch(/DoRA magnitude vectors/);
   });
 
+  it('refuses a PEFT task_type that PEFT does not know (PEFT >= 0.14 will not load the adapter)', async () => {
+    const dir = writePeftDir(tempDir(), 'peft', { config: { task_type: 'causal_lm' } });
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect(report.overallValid).toBe(false);
+    expect(report.errors).toEqual([expect.stringMatching(/^adapter_config\.json: task_type "causal_lm" is not one PEFT knows \(SEQ_CLS, .*CAUSAL_LM.*\)/)]);
+  });
+
   it('takes the rank of a module from rank_pattern when a pattern matches it, as PEFT does', async () => {
     // PEFT (utils/other.py get_pattern_key) gives a module the rank of the first rank_pattern key
     // matching the end of its name, `re.match(rf"(.*\.)?({key})$", name)`, and r to the others.
