@@ -86,7 +86,11 @@ export interface ModelValidationReport {
   errors: string[];
   /** Problems worth a look that do not stop publishing. */
   warnings: string[];
-  /** Every file of the directory (hidden directories skipped). */
+  /**
+   * Every file of the directory (hidden directories skipped, symlinked directories not
+   * followed), plus the layout's config and weight files when they are reached through a
+   * symlinked directory (an MLX `adapters -> ...` link), which are checked like the others.
+   */
   files: ModelFile[];
   /** Bytes of the layout's weight files. */
   weightBytes: number;
@@ -273,6 +277,7 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
   if (inspection && inspection.alsoMatches.length > 0) {
     found.warning('hasModelFiles', `several layouts are complete in this directory: using ${inspection.layout}, ignoring ${inspection.alsoMatches.join(', ')}`);
   }
+  if (inspection) files = await withLayoutFiles(root, files, inspection);
 
   // Small files read whole by the placeholder scan, so that JSON files are not read twice.
   const contents = new Map<string, Buffer>();
@@ -297,6 +302,24 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
     if (index) checkShardIndex(index.path, json.get(index.path), files, headers, found);
   }
   return report(inspection, files, weightBytes);
+}
+
+/**
+ * `files` plus the layout's config and weight files when the listing left them out: detection
+ * follows a symlinked directory (`adapters -> /data/run42/adapters`) while the listing does
+ * not, and without them the layout's config and tensors went unchecked, its weights counted 0
+ * bytes, and its check failed with no message.
+ */
+async function withLayoutFiles(root: string, files: ModelFile[], inspection: ModelDirInspection): Promise<ModelFile[]> {
+  const listed = new Set(files.map((f) => f.path));
+  const added: ModelFile[] = [];
+  for (const path of [inspection.configFile, ...inspection.weightFiles]) {
+    if (listed.has(path)) continue;
+    const info = await stat(resolve(root, path)).catch(() => undefined);
+    if (info?.isFile()) added.push({ path, size: info.size });
+  }
+  if (added.length === 0) return files;
+  return [...files, ...added].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 /** Flags placeholder, empty and LFS-pointer files; returns the weight files flagged (their headers are not read). */

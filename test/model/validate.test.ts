@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
@@ -212,6 +212,27 @@ describe('validateModelArtifacts: problems', () => {
     expect(problems).toMatch(/model\.layers\.0\.self_attn\.v_proj\.lora_b has no matching/);
     expect(problems).toMatch(/3-D\/3-D tensors/);
     expect(problems).toMatch(/DoRA magnitude vectors/);
+  });
+
+  it('checks an MLX adapter whose adapters/ is a symlink to a directory, as detection and conversion read it', async () => {
+    const root = tempDir();
+    const linkAdapters = (dir: string) => {
+      renameSync(join(dir, 'adapters'), join(root, `${dir.split('/').pop()}-adapters`));
+      symlinkSync(join(root, `${dir.split('/').pop()}-adapters`), join(dir, 'adapters'));
+      return dir;
+    };
+    const good = linkAdapters(writeMlxLoraDir(root, 'good'));
+    const report = await validateModelArtifacts(good, SMALL);
+    expect({ errors: report.errors, warnings: report.warnings, failed: failedChecks(report) }).toEqual({ errors: [], warnings: [], failed: [] });
+    expect(report.layout).toBe('mlx-adapters');
+    expect(report.weightBytes).toBe(readFileSync(join(good, 'adapters', 'adapters.safetensors')).length);
+
+    const bad = linkAdapters(writeMlxLoraDir(root, 'bad', { rank: 2, config: { lora_parameters: { rank: 4, scale: 20 } } }));
+    const badReport = await validateModelArtifacts(bad, SMALL);
+    expect(badReport.overallValid).toBe(false);
+    expect(badReport.errors).toEqual(['2.self_attn.q_proj', '2.self_attn.v_proj', '3.self_attn.q_proj', '3.self_attn.v_proj'].map((m) => `adapters/adapters.safetensors: model.layers.${m} has rank 2 but lora_parameters.rank is 4`));
+    const noConfig = linkAdapters(writeMlxLoraDir(root, 'no-scale', { config: { lora_parameters: { rank: 2 } } }));
+    expect((await validateModelArtifacts(noConfig, SMALL)).errors).toEqual(['adapters/adapter_config.json: lora_parameters.scale must be a positive number, got undefined']);
   });
 
   it('refuses a PEFT task_type that PEFT does not know (PEFT >= 0.14 will not load the adapter)', async () => {
