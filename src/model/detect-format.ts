@@ -201,6 +201,11 @@ function hintFor(entries: string[]): string {
   if (entries.some((name) => name.endsWith('.bin') || name.endsWith('.pt') || name.endsWith('.pth'))) {
     return 'Pickled weights (.bin/.pt) are not published: save the model with safetensors (save_pretrained(..., safe_serialization=True)).';
   }
+  // A llama.cpp export on its own: pointing at the export folder is an easy slip (mlx_lm.fuse
+  // --export-gguf writes it next to the fused safetensors), and "the training output" misleads.
+  if (entries.some((name) => name.toLowerCase().endsWith('.gguf'))) {
+    return 'GGUF files (llama.cpp exports) are not a layout this library publishes on their own: point modelDir at the safetensors model they were made from (config.json + model.safetensors; the GGUF file may sit next to it and is uploaded with it).';
+  }
   return 'Point modelDir at the training output that holds these files (for MLX, the directory containing adapters/).';
 }
 

@@ -88,4 +88,16 @@ describe('detectModelFormat', () => {
     await expect(detectModelFormat(dir)).rejects.toThrow(/adapters\.npz comes from mlx-lm before April 2024/);
     await expect(detectModelFormat(join(dir, 'missing'))).rejects.toBeInstanceOf(ModelDirectoryError);
   });
+
+  it('says that a GGUF file alone is no layout, and where the model to publish is', async () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'ggml-model-f16.gguf'), Buffer.from('GGUF\x03\x00\x00\x00', 'latin1'));
+    writeFileSync(join(dir, 'README.md'), '# llama.cpp export');
+    const error = (await detectModelFormat(dir).catch((e: unknown) => e)) as InvalidModelStructureError;
+    expect(error).toBeInstanceOf(InvalidModelStructureError);
+    expect(error.hint).toMatch(/^GGUF files \(llama\.cpp exports\) are not a layout this library publishes on their own: point modelDir at the safetensors model/);
+    // Next to the fused safetensors model (mlx_lm.fuse --export-gguf), it is just another file of it.
+    writeFusedDir(dir, '.');
+    expect(await inspectModelDir(dir)).toMatchObject({ format: 'fused', layout: 'fused-single' });
+  });
 });
