@@ -135,32 +135,58 @@ function tensorByteLength(dtype: SafetensorsDtype, shape: readonly number[]): nu
   return Number(bytes);
 }
 
+/** A number of a tensor's `shape` or `data_offsets` written with a fraction or an exponent. */
+interface NonIntegerToken {
+  tensor: string;
+  field: 'shape' | 'data_offsets';
+  /** The number as written, e.g. `4.0`. */
+  token: string;
+}
+
 /**
- * Names of the top-level keys of a JSON object text, duplicates included. `JSON.parse` keeps
- * only the last of two equal keys, which would hide a tensor declared twice.
+ * What `JSON.parse` hides in a (syntactically valid) header text: the top-level keys with their
+ * duplicates (it keeps only the last of two equal keys, which would hide a tensor declared
+ * twice), and the numbers of `shape` and `data_offsets` written as `4.0` or `1e3`, which it reads
+ * as integers while the reference reader (integers only there) refuses the file.
  */
-function topLevelKeys(json: string): string[] {
+function scanHeaderText(json: string): { keys: string[]; nonIntegers: NonIntegerToken[] } {
   const keys: string[] = [];
-  let depth = 0;
-  let expectKey = false;
+  const nonIntegers: NonIntegerToken[] = [];
+  // One entry per open container: its kind, the key it is the value of, and for objects the
+  // last key read and whether a key comes next.
+  const stack: { kind: '{' | '['; key?: string; lastKey?: string; expectKey: boolean }[] = [];
   for (let i = 0; i < json.length; i++) {
-    const ch = json[i];
+    const ch = json[i]!;
+    const top = stack[stack.length - 1];
     if (ch === '"') {
       let j = i + 1;
       while (j < json.length && json[j] !== '"') j += json[j] === '\\' ? 2 : 1;
-      if (depth === 1 && expectKey) keys.push(JSON.parse(json.slice(i, j + 1)) as string);
-      expectKey = false;
+      if (top?.kind === '{' && top.expectKey) {
+        // Keys deeper than a tensor entry's fields are never needed: skip their decoding.
+        const key = stack.length <= 2 ? (JSON.parse(json.slice(i, j + 1)) as string) : '';
+        if (stack.length === 1) keys.push(key);
+        top.lastKey = key;
+        top.expectKey = false;
+      }
       i = j;
     } else if (ch === '{' || ch === '[') {
-      depth++;
-      expectKey = ch === '{' && depth === 1;
+      stack.push({ kind: ch, key: top?.kind === '{' ? top.lastKey : undefined, expectKey: ch === '{' });
     } else if (ch === '}' || ch === ']') {
-      depth--;
-    } else if (ch === ',' && depth === 1) {
-      expectKey = true;
+      stack.pop();
+    } else if (ch === ',') {
+      if (top?.kind === '{') top.expectKey = true;
+    } else if (ch === '-' || (ch >= '0' && ch <= '9')) {
+      let j = i + 1;
+      while (j < json.length && '0123456789.eE+-'.includes(json[j]!)) j++;
+      const token = json.slice(i, j);
+      const field = top?.key;
+      if (stack.length === 3 && top?.kind === '[' && (field === 'shape' || field === 'data_offsets') && /[.eE]/.test(token)) {
+        nonIntegers.push({ tensor: stack[1]!.key ?? '', field, token });
+      }
+      i = j - 1;
     }
   }
-  return keys;
+  return { keys, nonIntegers };
 }
 
 function isNonNegativeInteger(value: unknown): value is number {
@@ -185,6 +211,10 @@ function fail(path: string, reason: string, hint?: string): SafetensorsError {
  * ```
  */
 export function parseSafetensorsHeader(path: string, headerText: string, headerLength: number, fileSize: number): SafetensorsHeader {
+  // JSON.parse refuses a byte order mark anyway; say what it is instead of "unexpected token".
+  if (headerText.startsWith('\uFEFF')) {
+    throw fail(path, 'header starts with a UTF-8 byte order mark (EF BB BF), which safetensors loaders refuse', 'Write the header as UTF-8 without a BOM (in Python, encoding="utf-8", not "utf-8-sig").');
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(headerText);
@@ -195,10 +225,19 @@ export function parseSafetensorsHeader(path: string, headerText: string, headerL
   // whitespace, and so do we: refusing what every loader reads would only block good models.
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw fail(path, `header is not a JSON object (starts with ${JSON.stringify(headerText.slice(0, 16))})`);
 
+  const { keys, nonIntegers } = scanHeaderText(headerText);
   const seen = new Set<string>();
-  for (const key of topLevelKeys(headerText)) {
+  for (const key of keys) {
     if (seen.has(key)) throw fail(path, `tensor ${JSON.stringify(key)} is declared twice in the header`);
     seen.add(key);
+  }
+  const [nonInteger] = nonIntegers;
+  if (nonInteger) {
+    throw fail(
+      path,
+      `tensor ${JSON.stringify(nonInteger.tensor)} has ${nonInteger.token} in its ${nonInteger.field}, a number with a fraction or exponent where the format wants an integer (safetensors loaders refuse the file)`,
+      'The program that wrote the file put floats in the header (Python writes float 4.0 as "4.0"): write shape and data_offsets as integers, e.g. int(...) in Python, or save with the safetensors library.',
+    );
   }
 
   let metadata: Record<string, string> | null = null;
@@ -305,7 +344,8 @@ async function readHeaderFrom(handle: FileHandle, path: string, options: ReadSaf
   const raw = await readExactly(handle, path, 8, headerLength);
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    // ignoreBOM keeps a leading BOM in the text: the reference reader refuses it, and so must we.
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
   } catch {
     throw fail(path, 'header is not valid UTF-8');
   }
@@ -316,7 +356,8 @@ async function readHeaderFrom(handle: FileHandle, path: string, options: ReadSaf
  * Reads and validates the header of a safetensors file, reading only the first `8 + N` bytes.
  *
  * @throws SafetensorsError (with `path` and `reason`) when the file is not a valid safetensors
- *   file: too short, header length larger than the file, non-JSON header, unknown dtype, a
+ *   file: too short, header length larger than the file, non-JSON header (or one starting with
+ *   a byte order mark), a `shape` or `data_offsets` number written as `4.0`, unknown dtype, a
  *   shape that does not match its byte span, overlapping or non-contiguous tensors, offsets
  *   outside the data section, trailing bytes.
  * @throws LocalPathError when the file does not exist or cannot be opened.

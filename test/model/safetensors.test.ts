@@ -46,6 +46,10 @@ function corruptFixtures(): { name: string; bytes: Buffer; reason: RegExp }[] {
     },
     { name: 'bad-metadata', bytes: encodeRaw('{"__metadata__":{"n":1}}'), reason: /__metadata__ must be a map of strings/ },
     { name: 'bad-shape', bytes: encodeRaw('{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}'), reason: /invalid shape \[-1\]/ },
+    // JSON.parse reads these as the integers 4 and 16 and strips the BOM; the reference reader refuses all three.
+    { name: 'float-shape', bytes: encodeRaw('{"a":{"dtype":"F32","shape":[4.0],"data_offsets":[0,16]}}', f32x4), reason: /tensor "a" has 4\.0 in its shape, a number with a fraction or exponent/ },
+    { name: 'exponent-offsets', bytes: encodeRaw('{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,1.6e1]}}', f32x4), reason: /tensor "a" has 1\.6e1 in its data_offsets/ },
+    { name: 'byte-order-mark', bytes: encodeRaw('\uFEFF{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', f32x4), reason: /header starts with a UTF-8 byte order mark/ },
   ];
 }
 
@@ -90,6 +94,14 @@ describe('readSafetensorsHeader', () => {
     expect((error as SafetensorsError).reason).toMatch(fixture.reason);
     expect((error as SafetensorsError).message).toContain(path);
     expect((error as SafetensorsError).code).toBe('SAFETENSORS_INVALID');
+  });
+
+  it('takes floats only in shape and data_offsets for corruption: other fields may hold them, as the reference reader allows', async () => {
+    const path = join(tempDir(), 'extra.safetensors');
+    writeFileSync(path, encodeRaw('{"__metadata__":{"v":"1.0e3"},"a":{"dtype":"F32","shape":[ 4 ],"data_offsets":[0,16],"scale":[1.5,2e-3]}}', tensorData('F32', 4)));
+    const header = await readSafetensorsHeader(path);
+    expect(header.tensors.map((t) => [t.name, t.shape, t.dataOffsets])).toEqual([['a', [4], [0, 16]]]);
+    expect(header.metadata).toEqual({ v: '1.0e3' });
   });
 
   it('names a missing file with LocalPathError', async () => {
