@@ -8,7 +8,8 @@
  *   files at the top, when the adapter path itself is given);
  * - `lora`, PEFT flavour: `adapter_model.safetensors` + `adapter_config.json` at the top;
  * - `fused`: `config.json` + `model.safetensors`, or `config.json` +
- *   `model.safetensors.index.json` + `model-0000x-of-0000y.safetensors` shards.
+ *   `model.safetensors.index.json` + `model-0000x-of-0000y.safetensors` shards (or shards of
+ *   other names, when the index's `weight_map` names them: transformers loads them by it).
  *
  * When several layouts are complete in one directory, `fused` wins over PEFT, and PEFT over
  * MLX: full weights are never mistaken for an adapter, and an adapter already converted is not
@@ -125,6 +126,14 @@ export async function inspectModelDir(dir: string): Promise<ModelDirInspection> 
   };
   const shards: string[] = [];
   for (const name of entries) if (SHARD_FILE_PATTERN.test(name) && (await isFile(at(name)))) shards.push(name);
+  // transformers loads shards by the index's weight_map, whatever their names: shards named
+  // otherwise (a converter's own scheme) are shards too when the index names them. Only files
+  // of this directory count (`entries`); the validator reports names with a path in them.
+  const named = has.shardIndex ? await shardsNamedByIndex(at(MODEL_FILES.shardIndex)) : undefined;
+  for (const name of named ?? []) {
+    if (name.endsWith('.safetensors') && !shards.includes(name) && entries.includes(name) && (await isFile(at(name)))) shards.push(name);
+  }
+  shards.sort();
 
   const complete: ModelDirInspection[] = [];
   const base = { dir: root, alsoMatches: [] as ModelLayout[] };
@@ -175,7 +184,6 @@ export async function inspectModelDir(dir: string): Promise<ModelDirInspection> 
   if (!has.fusedConfig) missing.fused.push(MODEL_FILES.fusedConfig);
   if (!has.fusedWeights) {
     if (has.shardIndex) {
-      const named = await shardsNamedByIndex(at(MODEL_FILES.shardIndex));
       const absent = named?.filter((name) => !shards.includes(name)) ?? [];
       if (shards.length === 0) missing.fused.push(...(absent.length > 0 ? absent : ['model-0000x-of-0000y.safetensors shards']));
     } else if (shards.length > 0) {

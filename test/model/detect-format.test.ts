@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidModelStructureError, ModelDirectoryError } from '../../src/core/errors.js';
 import { detectModelFormat, inspectModelDir } from '../../src/model/detect-format.js';
-import { tempDir, writeFusedDir, writeMlxLoraDir, writePeftDir, writeShardedDir } from './fixtures.js';
+import { renameShards, tempDir, writeFusedDir, writeMlxLoraDir, writePeftDir, writeShardedDir } from './fixtures.js';
 
 describe('detectModelFormat', () => {
   it('recognises an MLX adapter in adapters/', async () => {
@@ -41,6 +41,19 @@ describe('detectModelFormat', () => {
       indexFile: 'model.safetensors.index.json',
       weightFiles: ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors'],
     });
+  });
+
+  it('recognises shards named otherwise when the index names them (transformers loads them by the index)', async () => {
+    const { dir, weightMap } = writeShardedDir(tempDir(), 'sharded', 2);
+    const shards = renameShards(dir, weightMap);
+    expect(shards).toEqual(['weights-1.safetensors', 'weights-2.safetensors']);
+    expect(await inspectModelDir(dir)).toMatchObject({ format: 'fused', layout: 'fused-sharded', indexFile: 'model.safetensors.index.json', weightFiles: shards });
+    // A name the index does not give is no shard; a named shard that is gone is reported missing.
+    rmSync(join(dir, 'weights-1.safetensors'));
+    rmSync(join(dir, 'weights-2.safetensors'));
+    writeFileSync(join(dir, 'stray.safetensors'), 'x');
+    const error = (await detectModelFormat(dir).catch((e: unknown) => e)) as InvalidModelStructureError;
+    expect(error.missing.fused).toEqual(shards);
   });
 
   it('prefers fused weights over adapters lying in the same directory, and says so', async () => {

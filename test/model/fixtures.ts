@@ -3,7 +3,7 @@
  * independent of src/model/safetensors.ts (so a bug there cannot hide itself) and writes the
  * way MLX does: `"__metadata__": null`, no header padding, tensors in the given order.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
@@ -212,4 +212,18 @@ export function writeShardedDir(root: string, name: string, shards = 2): { dir: 
   }
   writeJson(join(dir, 'model.safetensors.index.json'), { metadata: { total_size: totalSize }, weight_map: weightMap });
   return { dir, weightMap };
+}
+
+/**
+ * Renames the shards of a {@link writeShardedDir} model to `<prefix><i>.safetensors` and its
+ * index with them: shards a converter named its own way, loaded by transformers through the
+ * index. Returns the new shard names, sorted.
+ */
+export function renameShards(dir: string, weightMap: Record<string, string>, prefix = 'weights-'): string[] {
+  const renamed = new Map([...new Set(Object.values(weightMap))].sort().map((file, i) => [file, `${prefix}${i + 1}.safetensors`]));
+  for (const [from, to] of renamed) renameSync(join(dir, from), join(dir, to));
+  const index = JSON.parse(readFileSync(join(dir, 'model.safetensors.index.json'), 'utf8')) as { weight_map: Record<string, string> };
+  for (const tensor of Object.keys(index.weight_map)) index.weight_map[tensor] = renamed.get(index.weight_map[tensor]!)!;
+  writeJson(join(dir, 'model.safetensors.index.json'), index);
+  return [...renamed.values()].sort();
 }

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import { validateModelArtifacts, type ModelValidationReport } from '../../src/model/validate.js';
-import { DIMS, encodeRaw, encodeSafetensors, tempDir, tensor, writeFusedDir, writeMlxLoraDir, writePeftDir, writeShardedDir } from './fixtures.js';
+import { DIMS, encodeRaw, encodeSafetensors, renameShards, tempDir, tensor, writeFusedDir, writeMlxLoraDir, writePeftDir, writeShardedDir } from './fixtures.js';
 
 /** Fixtures are KBs: shrink the size threshold so only what a test is about is reported. */
 const SMALL = { minWeightBytes: 64 };
@@ -130,6 +130,17 @@ describe('validateModelArtifacts: problems', () => {
     expect(problems).toContain('shard file(s) not listed in the index (mlx-lm would still load them): model-00003-of-00003.safetensors');
     expect(problems).toMatch(/maps tensors to shards that do not contain them: model\.embed_tokens\.weight \(model-00002-of-00003\.safetensors\)/);
     expect(problems).not.toContain('numbering has gaps');
+  });
+
+  it('checks shards named otherwise like any others when the index names them', async () => {
+    const { dir, weightMap } = writeShardedDir(tempDir(), 'sharded', 2);
+    renameShards(dir, weightMap);
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect({ errors: report.errors, warnings: report.warnings, failed: failedChecks(report) }).toEqual({ errors: [], warnings: [], failed: [] });
+    expect(report.layout).toBe('fused-sharded');
+    expect(report.weightBytes).toBe(report.files.filter((f) => f.path.startsWith('weights-')).reduce((sum, f) => sum + f.size, 0));
+    writeFileSync(join(dir, 'weights-2.safetensors'), encodeSafetensors([tensor('model.norm.weight', 'F32', [4])]));
+    expect((await validateModelArtifacts(dir, SMALL)).errors.join('\n')).toMatch(/maps tensors to shards that do not contain them/);
   });
 
   it('only warns when metadata.total_size disagrees with the shards', async () => {
