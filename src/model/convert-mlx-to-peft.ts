@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -38,7 +38,8 @@ export const MLX_CONFIG_COPY = 'mlx_adapter_config.json';
 /** Options of {@link convertMlxLoraToPeft}. */
 export interface ConvertMlxLoraOptions {
   /**
-   * Output directory. Must neither contain the input nor be inside it.
+   * Output directory. Must neither contain the input nor be inside it. Missing parents are
+   * created (and removed again when the conversion fails).
    * @default a sibling of the input directory named `<name>_peft_converted`
    */
   outDir?: string;
@@ -172,6 +173,7 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
   const { config: mlx, problems: configProblems } = checkMlxAdapterConfig(rawConfig);
   const reader = await openSafetensors(resolve(root, inspection.weightFiles[0]!));
   let tmpDir: string | undefined;
+  let createdParent: string | undefined;
   try {
     const { modules, problems: tensorProblems } = checkMlxLoraTensors(reader.header, mlx?.rank);
     const problems = [...configProblems.map((p) => `${inspection.configFile}: ${p}`), ...tensorProblems.map((p) => `${inspection.weightFiles[0]}: ${p}`)];
@@ -196,6 +198,10 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
 
     // mkdir, not mkdtemp: the directory becomes the output, with the mode a new directory gets
     // (the umask); mkdtemp's 0700 left the adapter unreadable to anyone else (a serving container).
+    // A missing parent of outDir is created, as PEFT's save_pretrained and mlx_lm create theirs
+    // (it failed with a bare ENOENT naming the hidden temp directory), and removed again when
+    // the conversion fails.
+    createdParent = await mkdir(dirname(outDir), { recursive: true });
     tmpDir = join(dirname(outDir), `.${basename(outDir)}.tmp-${randomBytes(6).toString('hex')}`);
     await mkdir(tmpDir);
     const writer = await createSafetensorsWriter(join(tmpDir, MODEL_FILES.peftWeights), plan.map((p): SafetensorsTensorSpec => p.spec), {
@@ -232,7 +238,24 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
     };
   } finally {
     await reader.close();
-    if (tmpDir) await rm(tmpDir, { recursive: true, force: true });
+    if (tmpDir) {
+      await rm(tmpDir, { recursive: true, force: true });
+      if (createdParent) await removeEmptyDirs(dirname(outDir), createdParent);
+    }
+  }
+}
+
+/**
+ * Removes `dir` and its parents up to `top` (both included), each only while it is empty: the
+ * directories a failed conversion created for its output, and nothing someone put there meanwhile.
+ */
+async function removeEmptyDirs(dir: string, top: string): Promise<void> {
+  for (let current = dir; isInside(top, current); current = dirname(current)) {
+    const removed = await rmdir(current).then(
+      () => true,
+      () => false,
+    );
+    if (!removed || current === top) return;
   }
 }
 

@@ -207,6 +207,19 @@ describe('convertMlxLoraToPeft', () => {
     expect(JSON.parse(readFileSync(join(result.outDir, 'adapter_config.json'), 'utf8'))).toMatchObject({ task_type: 'SEQ_2_SEQ_LM' });
   });
 
+  it('creates the missing parents of outDir, and removes them again when the conversion does not finish', async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'm');
+    const controller = new AbortController();
+    controller.abort();
+    await expect(convertMlxLoraToPeft(dir, { outDir: join(root, 'new', 'sub', 'peft'), signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
+    expect(readdirSync(root)).toEqual(['m']);
+    const result = await convertMlxLoraToPeft(dir, { outDir: join(root, 'new', 'sub', 'peft') });
+    expect(result.outDir).toBe(join(root, 'new', 'sub', 'peft'));
+    expect(readdirSync(result.outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
+    expect(readdirSync(join(root, 'new', 'sub'))).toEqual(['peft']);
+  });
+
   it('stops on abort and leaves nothing behind', async () => {
     const root = tempDir();
     const dir = writeMlxLoraDir(root, 'm');
