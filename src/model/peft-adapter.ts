@@ -218,18 +218,90 @@ export function peftRankOf(modulePath: string, r: number | undefined, rankPatter
   return { rank: r };
 }
 
+/** A Python regular expression of a PEFT config as a JavaScript one, or `undefined` when JavaScript cannot read it. */
+function pythonRegExp(source: string): RegExp | undefined {
+  try {
+    return new RegExp(source);
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Checks the tensor names and shapes of a PEFT `adapter_model.safetensors`: every key under
- * `base_model.model.`, A/B pairs complete, `A` (r, in) and `B` (out, r) agreeing on the rank,
- * and on the rank the config gives the module when `r` is given: `r`, or the `rank_pattern`
- * entry that matches it (PEFT trains the modules a pattern names with that rank instead).
+ * Whether PEFT wraps the module at `modulePath` (its name in the transformers model) with this
+ * config's LoRA layers, as `check_target_module_exists` (`tuners/tuners_utils.py`) decides:
+ * `exclude_modules` and `modules_to_save` first, then `target_modules` (a string is a regex
+ * matched whole; a list matches a name exactly or as a dotted suffix, and only the suffix
+ * match is filtered by `layers_to_transform`, read from the first numbered path segment or
+ * after `layers_pattern`). A module PEFT does not wrap gets no LoRA layer, so its tensors are
+ * dropped on loading without an error. `undefined` when it cannot be told here (`all-linear`,
+ * `target_parameters`, a pattern JavaScript cannot read).
  *
  * @example
  * ```ts
- * const { errors } = checkPeftLoraTensors(await readSafetensorsHeader('adapter_model.safetensors'), 8, { v_proj: 16 });
+ * peftTargetsModule({ target_modules: ['q_proj'], layers_to_transform: [3] }, 'model.layers.3.self_attn.q_proj'); // true
+ * peftTargetsModule({ target_modules: ['q_proj'], layers_to_transform: [3] }, 'model.layers.4.self_attn.q_proj'); // false
  * ```
  */
-export function checkPeftLoraTensors(header: SafetensorsHeader, r?: number, rankPattern?: Record<string, unknown>): PeftCheck {
+export function peftTargetsModule(config: Record<string, unknown>, modulePath: string): boolean | undefined {
+  const strings = (value: unknown): string[] | undefined => (Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : undefined);
+  const matchesNameOrSuffix = (names: string[]) => names.some((name) => modulePath === name || modulePath.endsWith(`.${name}`));
+  const { target_modules: targets, exclude_modules: exclude, modules_to_save: toSave, layers_to_transform: layers, layers_pattern: pattern } = config;
+  if (typeof exclude === 'string') {
+    const matcher = pythonRegExp(`^(?:${exclude})$`);
+    if (!matcher) return undefined;
+    if (matcher.test(modulePath)) return false;
+  } else if (strings(exclude) && matchesNameOrSuffix(strings(exclude)!)) {
+    return false;
+  }
+  for (const name of strings(toSave) ?? []) {
+    const matcher = pythonRegExp(`^(?:|.*\\.)${name}(?:$|\\..*)`);
+    if (!matcher) return undefined;
+    if (matcher.test(modulePath)) return false;
+  }
+  if (typeof targets === 'string') {
+    if (targets === 'all-linear') return undefined;
+    return pythonRegExp(`^(?:${targets})$`)?.test(modulePath);
+  }
+  const list = strings(targets);
+  if (!list || (config.target_parameters !== undefined && config.target_parameters !== null)) return undefined;
+  if (list.includes(modulePath)) return true;
+  if (!list.some((name) => modulePath.endsWith(`.${name}`))) return false;
+  const wanted = typeof layers === 'number' ? [layers] : Array.isArray(layers) ? layers : [];
+  if (wanted.length === 0) return true;
+  const patterns = typeof pattern === 'string' && pattern !== '' ? [pattern] : (strings(pattern) ?? []).filter((p) => p !== '');
+  let index: string | undefined;
+  if (patterns.length === 0) {
+    index = /^.*?\.[^.]*\.(\d+)\./.exec(modulePath)?.[1];
+  } else {
+    for (const p of patterns) {
+      const matcher = pythonRegExp(`^(?:|.*?\\.)${p}\\.(\\d+)\\.`);
+      if (!matcher) return undefined;
+      index = matcher.exec(modulePath)?.[1];
+      if (index !== undefined) break;
+    }
+  }
+  return index !== undefined && wanted.includes(Number(index));
+}
+
+/**
+ * Checks the tensor names and shapes of a PEFT `adapter_model.safetensors` against its parsed
+ * `adapter_config.json` (when given): every key under `base_model.model.`, A/B pairs complete,
+ * `A` (r, in) and `B` (out, r) agreeing on the rank, and on the rank the config gives the
+ * module: `r`, or the `rank_pattern` entry that matches it (PEFT trains the modules a pattern
+ * names with that rank instead). A module the config does not target (see
+ * {@link peftTargetsModule}) is reported: PEFT drops its tensors on loading without an error.
+ *
+ * @example
+ * ```ts
+ * const config = JSON.parse(await readFile('adapter_config.json', 'utf8'));
+ * const { errors } = checkPeftLoraTensors(await readSafetensorsHeader('adapter_model.safetensors'), config);
+ * ```
+ */
+export function checkPeftLoraTensors(header: SafetensorsHeader, config?: unknown): PeftCheck {
+  const settings = isRecord(config) ? config : {};
+  const r = typeof settings.r === 'number' ? settings.r : undefined;
+  const rankPattern = isRecord(settings.rank_pattern) ? settings.rank_pattern : undefined;
   const errors: string[] = [];
   const warnings: string[] = [];
   const unprefixed: string[] = [];
@@ -270,6 +342,14 @@ export function checkPeftLoraTensors(header: SafetensorsHeader, r?: number, rank
         const says = expected.pattern === undefined ? `r = ${expected.rank}` : `rank_pattern[${JSON.stringify(expected.pattern)}] = ${expected.rank}`;
         errors.push(`${module} has rank ${rankA} but adapter_config.json says ${says}`);
       }
+    }
+  }
+  if (isRecord(config)) {
+    const untargeted = [...pairs.keys()].filter((module) => peftTargetsModule(config, module.slice(PEFT_KEY_PREFIX.length)) === false).sort();
+    if (untargeted.length > 0) {
+      errors.push(
+        `adapter_config.json does not target ${untargeted.length === 1 ? 'this module' : 'these modules'} (target_modules, layers_to_transform, exclude_modules), so PEFT drops their tensors on loading without an error: ${list(untargeted)}`,
+      );
     }
   }
   return { errors, warnings };

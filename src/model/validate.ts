@@ -201,7 +201,8 @@ class Findings {
  *   `lora_parameters.rank`/`scale` or is a DoRA/full fine-tune;
  * - a `.safetensors` header is invalid (see `readSafetensorsHeader`);
  * - the shard index names missing shards, misses shard files, or disagrees with shard headers;
- * - adapter tensors are misnamed, unpaired, not 2-D or disagree with the rank;
+ * - adapter tensors are misnamed, unpaired, not 2-D, disagree with the rank, or (PEFT) belong
+ *   to modules the config does not target;
  * - a weight file is empty, text, or a Git LFS pointer; a data file (JSON, tokenizer, ...) up
  *   to `placeholderScanBytes` contains a placeholder marker.
  *
@@ -464,9 +465,7 @@ function checkLayoutConfig(inspection: ModelDirInspection, json: Map<string, unk
   const header = headers.get(weightsPath);
   if (inspection.flavour === 'peft') {
     if (parsed) found.add('configValid', configPath, checkPeftLoraConfig(config));
-    const r = isRecord(config) && typeof config.r === 'number' ? config.r : undefined;
-    const rankPattern = isRecord(config) && isRecord(config.rank_pattern) ? config.rank_pattern : undefined;
-    if (header) found.add('adapterTensorsValid', weightsPath, checkPeftLoraTensors(header, r, rankPattern));
+    if (header) found.add('adapterTensorsValid', weightsPath, checkPeftLoraTensors(header, config));
     else found.failed.add('adapterTensorsValid');
     return;
   }

@@ -111,6 +111,7 @@ describe('convertMlxLoraToPeft', () => {
     expect(result.config.layers_to_transform).toBeNull();
     expect(result.config.base_model_name_or_path).toBe('example-org/original');
     expect(result.warnings).toEqual([]);
+    expect((await validateModelArtifacts(result.outDir, { minWeightBytes: 64 })).errors).toEqual([]);
   });
 
   it('converts an adapter path given directly (files at the top)', async () => {

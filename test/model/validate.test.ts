@@ -253,6 +253,33 @@ describe('validateModelArtifacts: problems', () => {
     expect(report.errors).toEqual([expect.stringMatching(/^adapter_config\.json: task_type "causal_lm" is not one PEFT knows \(SEQ_CLS, .*CAUSAL_LM.*\)/)]);
   });
 
+  it('refuses adapter tensors of modules the config does not target (PEFT drops them on loading without an error)', async () => {
+    // PEFT's check_target_module_exists (tuners/tuners_utils.py) decides which modules get a LoRA
+    // layer; load_state_dict(strict=False) then drops the tensors of the others.
+    const lora = (path: string) => [
+      tensor(`base_model.model.${path}.lora_A.weight`, 'F32', [2, DIMS.hidden], 1),
+      tensor(`base_model.model.${path}.lora_B.weight`, 'F32', [DIMS.hidden, 2], 2),
+    ];
+    const tensors = [...lora('model.layers.0.self_attn.q_proj'), ...lora('model.layers.1.self_attn.q_proj'), ...lora('model.layers.1.self_attn.v_proj')];
+    const root = tempDir();
+    const errorsOf = async (name: string, config: Record<string, unknown>) => (await validateModelArtifacts(writePeftDir(root, name, { config, tensors }), SMALL)).errors;
+    const dropped = (modules: string[]) => [
+      `adapter_model.safetensors: adapter_config.json does not target ${modules.length === 1 ? 'this module' : 'these modules'} (target_modules, layers_to_transform, exclude_modules), so PEFT drops their tensors on loading without an error: ${modules.map((m) => `base_model.model.${m}`).join(', ')}`,
+    ];
+    expect(await errorsOf('suffix', { target_modules: ['q_proj', 'self_attn.v_proj'] })).toEqual([]);
+    expect(await errorsOf('only-q', { target_modules: ['q_proj'] })).toEqual(dropped(['model.layers.1.self_attn.v_proj']));
+    expect(await errorsOf('layers', { target_modules: ['q_proj', 'v_proj'], layers_to_transform: [1] })).toEqual(dropped(['model.layers.0.self_attn.q_proj']));
+    expect(await errorsOf('pattern', { target_modules: ['q_proj', 'v_proj'], layers_to_transform: 0, layers_pattern: 'layers' })).toEqual(
+      dropped(['model.layers.1.self_attn.q_proj', 'model.layers.1.self_attn.v_proj']),
+    );
+    // A full path matches exactly, and the layer filter applies only to suffix matches.
+    expect(await errorsOf('full', { target_modules: ['model.layers.0.self_attn.q_proj', 'model.layers.1.self_attn.q_proj', 'v_proj'], layers_to_transform: [1] })).toEqual([]);
+    expect(await errorsOf('regex', { target_modules: '.*\\.(q|v)_proj', exclude_modules: ['layers.1.self_attn.v_proj'] })).toEqual(dropped(['model.layers.1.self_attn.v_proj']));
+    // What cannot be told here is not guessed: all-linear, and a regex JavaScript cannot read.
+    expect(await errorsOf('all-linear', { target_modules: 'all-linear' })).toEqual([]);
+    expect(await errorsOf('python-only', { target_modules: '(?P<x>q_proj)' })).toEqual([]);
+  });
+
   it('takes the rank of a module from rank_pattern when a pattern matches it, as PEFT does', async () => {
     // PEFT (utils/other.py get_pattern_key) gives a module the rank of the first rank_pattern key
     // matching the end of its name, `re.match(rf"(.*\.)?({key})$", name)`, and r to the others.
