@@ -178,7 +178,12 @@ export function checkPeftLoraConfig(raw: unknown): PeftCheck {
   const targetsOk =
     (typeof targets === 'string' && targets !== '') ||
     (Array.isArray(targets) && targets.length > 0 && targets.every((t) => typeof t === 'string' && t !== ''));
-  if (!targetsOk) errors.push(`target_modules must be a non-empty list of module names (or a regex string), got ${JSON.stringify(targets)}`);
+  // PEFT's own advice for adapting only MoE expert parameters: `target_modules=[]` with
+  // `target_parameters` (tuners/lora/config.py); None is filled in the same way on loading.
+  const parametersOnly = targetParameters(raw).length > 0 && (targets === null || targets === undefined || (Array.isArray(targets) && targets.length === 0));
+  if (!targetsOk && !parametersOnly) {
+    errors.push(`target_modules must be a non-empty list of module names (or a regex string, or [] with target_parameters), got ${JSON.stringify(targets)}`);
+  }
   if (typeof raw.base_model_name_or_path !== 'string' || raw.base_model_name_or_path === '') {
     warnings.push('adapter_config.json has no base_model_name_or_path: users must know which base model to load it on (pass baseModel when converting)');
   }
@@ -218,6 +223,26 @@ export function peftRankOf(modulePath: string, r: number | undefined, rankPatter
   return { rank: r };
 }
 
+/** `target_parameters` of a PEFT config: the nn.Parameter names (MoE experts) it adapts. */
+function targetParameters(config: Record<string, unknown>): string[] {
+  const value = config.target_parameters;
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string' && v !== '') : [];
+}
+
+/**
+ * Whether the module at `modulePath` holds a parameter `target_parameters` adapts. PEFT wraps
+ * such a parameter in a `ParamWrapper` whose `lora_A` is (r × experts, in) and `lora_B`
+ * (out, r × experts) (`tuners/lora/layer.py`), so its rank is not `r`. Several parameters of one
+ * module nest wrappers, which adds `base_layer.` segments to the path.
+ */
+function holdsTargetParameter(config: Record<string, unknown>, modulePath: string): boolean {
+  const path = modulePath.replace(/(^|\.)base_layer(?=\.|$)/g, '').replace(/^\./, '');
+  return targetParameters(config).some((parameter) => {
+    const owner = parameter.includes('.') ? parameter.slice(0, parameter.lastIndexOf('.')) : '';
+    return owner === '' || path === owner || path.endsWith(`.${owner}`);
+  });
+}
+
 /** A Python regular expression of a PEFT config as a JavaScript one, or `undefined` when JavaScript cannot read it. */
 function pythonRegExp(source: string): RegExp | undefined {
   try {
@@ -233,9 +258,10 @@ function pythonRegExp(source: string): RegExp | undefined {
  * `exclude_modules` and `modules_to_save` first, then `target_modules` (a string is a regex
  * matched whole; a list matches a name exactly or as a dotted suffix, and only the suffix
  * match is filtered by `layers_to_transform`, read from the first numbered path segment or
- * after `layers_pattern`). A module PEFT does not wrap gets no LoRA layer, so its tensors are
- * dropped on loading without an error. `undefined` when it cannot be told here (`all-linear`,
- * `target_parameters`, a pattern JavaScript cannot read).
+ * after `layers_pattern`); a module holding a parameter of `target_parameters` is adapted
+ * through that. A module PEFT does not wrap gets no LoRA layer, so its tensors are dropped on
+ * loading without an error. `undefined` when it cannot be told here (`all-linear`, no
+ * `target_modules` at all, a pattern JavaScript cannot read).
  *
  * @example
  * ```ts
@@ -247,6 +273,7 @@ export function peftTargetsModule(config: Record<string, unknown>, modulePath: s
   const strings = (value: unknown): string[] | undefined => (Array.isArray(value) && value.every((v) => typeof v === 'string') ? value : undefined);
   const matchesNameOrSuffix = (names: string[]) => names.some((name) => modulePath === name || modulePath.endsWith(`.${name}`));
   const { target_modules: targets, exclude_modules: exclude, modules_to_save: toSave, layers_to_transform: layers, layers_pattern: pattern } = config;
+  if (holdsTargetParameter(config, modulePath)) return true;
   if (typeof exclude === 'string') {
     const matcher = pythonRegExp(`^(?:${exclude})$`);
     if (!matcher) return undefined;
@@ -264,7 +291,7 @@ export function peftTargetsModule(config: Record<string, unknown>, modulePath: s
     return pythonRegExp(`^(?:${targets})$`)?.test(modulePath);
   }
   const list = strings(targets);
-  if (!list || (config.target_parameters !== undefined && config.target_parameters !== null)) return undefined;
+  if (!list) return undefined;
   if (list.includes(modulePath)) return true;
   if (!list.some((name) => modulePath.endsWith(`.${name}`))) return false;
   const wanted = typeof layers === 'number' ? [layers] : Array.isArray(layers) ? layers : [];
@@ -338,7 +365,7 @@ export function checkPeftLoraTensors(header: SafetensorsHeader, config?: unknown
       errors.push(`${module}: lora_A ${JSON.stringify(A)} and lora_B ${JSON.stringify(B)} do not form (r, in) and (out, r)`);
     } else {
       const expected = peftRankOf(module.slice(PEFT_KEY_PREFIX.length), r, rankPattern);
-      if (expected?.rank !== undefined && rankA !== expected.rank) {
+      if (expected?.rank !== undefined && rankA !== expected.rank && !holdsTargetParameter(settings, module.slice(PEFT_KEY_PREFIX.length))) {
         const says = expected.pattern === undefined ? `r = ${expected.rank}` : `rank_pattern[${JSON.stringify(expected.pattern)}] = ${expected.rank}`;
         errors.push(`${module} has rank ${rankA} but adapter_config.json says ${says}`);
       }
@@ -348,7 +375,7 @@ export function checkPeftLoraTensors(header: SafetensorsHeader, config?: unknown
     const untargeted = [...pairs.keys()].filter((module) => peftTargetsModule(config, module.slice(PEFT_KEY_PREFIX.length)) === false).sort();
     if (untargeted.length > 0) {
       errors.push(
-        `adapter_config.json does not target ${untargeted.length === 1 ? 'this module' : 'these modules'} (target_modules, layers_to_transform, exclude_modules), so PEFT drops their tensors on loading without an error: ${list(untargeted)}`,
+        `adapter_config.json does not target ${untargeted.length === 1 ? 'this module' : 'these modules'} (target_modules, layers_to_transform, exclude_modules), so PEFT drops ${untargeted.length === 1 ? 'its' : 'their'} tensors on loading without an error: ${list(untargeted)}`,
       );
     }
   }

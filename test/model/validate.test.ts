@@ -264,7 +264,7 @@ describe('validateModelArtifacts: problems', () => {
     const root = tempDir();
     const errorsOf = async (name: string, config: Record<string, unknown>) => (await validateModelArtifacts(writePeftDir(root, name, { config, tensors }), SMALL)).errors;
     const dropped = (modules: string[]) => [
-      `adapter_model.safetensors: adapter_config.json does not target ${modules.length === 1 ? 'this module' : 'these modules'} (target_modules, layers_to_transform, exclude_modules), so PEFT drops their tensors on loading without an error: ${modules.map((m) => `base_model.model.${m}`).join(', ')}`,
+      `adapter_model.safetensors: adapter_config.json does not target ${modules.length === 1 ? 'this module' : 'these modules'} (target_modules, layers_to_transform, exclude_modules), so PEFT drops ${modules.length === 1 ? 'its' : 'their'} tensors on loading without an error: ${modules.map((m) => `base_model.model.${m}`).join(', ')}`,
     ];
     expect(await errorsOf('suffix', { target_modules: ['q_proj', 'self_attn.v_proj'] })).toEqual([]);
     expect(await errorsOf('only-q', { target_modules: ['q_proj'] })).toEqual(dropped(['model.layers.1.self_attn.v_proj']));
@@ -278,6 +278,36 @@ describe('validateModelArtifacts: problems', () => {
     // What cannot be told here is not guessed: all-linear, and a regex JavaScript cannot read.
     expect(await errorsOf('all-linear', { target_modules: 'all-linear' })).toEqual([]);
     expect(await errorsOf('python-only', { target_modules: '(?P<x>q_proj)' })).toEqual([]);
+  });
+
+  it('takes PEFT adapters of MoE expert parameters (target_parameters), whose matrices have rank r x experts', async () => {
+    // PEFT adapts an nn.Parameter named by target_parameters through a ParamWrapper whose lora_A
+    // is (r * experts, in) and lora_B (out, r * experts) (tuners/lora/layer.py); a second
+    // parameter of the same module nests a wrapper (base_layer.); `target_modules=[]` is PEFT's
+    // own advice for adapting expert parameters only (tuners/lora/config.py).
+    const experts = 4;
+    const lora = (path: string, rank: number, inDim: number, outDim: number) => [
+      tensor(`base_model.model.${path}.lora_A.weight`, 'F32', [rank, inDim], 1),
+      tensor(`base_model.model.${path}.lora_B.weight`, 'F32', [outDim, rank], 2),
+    ];
+    const expertTensors = [
+      ...lora('model.layers.0.mlp.experts.base_layer', 2 * experts, DIMS.hidden, 2 * DIMS.intermediate),
+      ...lora('model.layers.0.mlp.experts', 2 * experts, DIMS.intermediate, DIMS.hidden),
+    ];
+    const root = tempDir();
+    const targetParameters = ['0.mlp.experts.gate_up_proj', '0.mlp.experts.down_proj'];
+    const only = writePeftDir(root, 'experts-only', { config: { r: 2, target_modules: [], target_parameters: targetParameters }, tensors: expertTensors });
+    expect((await validateModelArtifacts(only, SMALL)).errors).toEqual([]);
+    const mixed = writePeftDir(root, 'mixed', {
+      config: { r: 2, target_modules: ['q_proj'], target_parameters: targetParameters },
+      tensors: [...expertTensors, ...lora('model.layers.0.self_attn.q_proj', 2, DIMS.hidden, DIMS.hidden), ...lora('model.layers.0.self_attn.k_proj', 8, DIMS.hidden, DIMS.kv)],
+    });
+    expect((await validateModelArtifacts(mixed, SMALL)).errors).toEqual([
+      'adapter_model.safetensors: base_model.model.model.layers.0.self_attn.k_proj has rank 8 but adapter_config.json says r = 2',
+      'adapter_model.safetensors: adapter_config.json does not target this module (target_modules, layers_to_transform, exclude_modules), so PEFT drops its tensors on loading without an error: base_model.model.model.layers.0.self_attn.k_proj',
+    ]);
+    const none = writePeftDir(root, 'none', { config: { r: 2, target_modules: [] }, tensors: lora('model.layers.0.self_attn.q_proj', 2, DIMS.hidden, DIMS.hidden) });
+    expect((await validateModelArtifacts(none, SMALL)).errors).toContain('adapter_config.json: target_modules must be a non-empty list of module names (or a regex string, or [] with target_parameters), got []');
   });
 
   it('takes the rank of a module from rank_pattern when a pattern matches it, as PEFT does', async () => {
