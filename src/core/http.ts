@@ -22,6 +22,7 @@ import type { Agent, Dispatcher } from 'undici';
 import { IdleTimer } from './abort.js';
 import { LocalFileBlob } from './file-blob.js';
 import { FILE_CHUNK_BYTES, readFileChunks } from './file-chunks.js';
+import { readCaCertificates } from './ca-certificates.js';
 import { sourceChange, type FileSnapshot } from './source-snapshot.js';
 import { AbortedError, ArtifactUploaderError, ConfigError, HttpStatusError, InvalidResponseError, NetworkError, RequestTimeoutError } from './errors.js';
 import { redact, redactUrl, registerSecret, silentLogger, type Logger } from './logger.js';
@@ -48,7 +49,11 @@ export interface HttpAuth {
 export interface TlsOptions {
   /** Skip certificate verification. @default false */
   insecure?: boolean;
-  /** Path to a PEM CA bundle to trust; read at the first https request, as `requests` reads it for MLflow. */
+  /**
+   * Path to a PEM CA bundle to trust, or to a directory of CA certificates (its `<hash>.0`
+   * files, as OpenSSL reads it for `requests`, and its `*.pem` / `*.crt` files); read at the
+   * first https request, as `requests` reads it for MLflow.
+   */
   caCertPath?: string;
   /** Path to one PEM file holding a client certificate and its private key (mutual TLS). */
   clientCertPath?: string;
@@ -128,7 +133,7 @@ export interface HttpResponse<T = unknown> {
 /** What an https connection of {@link HttpClient} uses besides the pool's settings. */
 interface HttpsSettings {
   rejectUnauthorized: boolean;
-  ca?: Buffer;
+  ca?: Buffer[];
   cert?: Buffer;
   key?: Buffer;
 }
@@ -213,7 +218,7 @@ export class HttpClient {
   }
 
   /**
-   * The TLS settings of an https connection. The CA bundle is read at the first https request,
+   * The TLS settings of an https connection. The CA bundle (or directory: `readCaCertificates`) is read at the first https request,
    * not when the client is made, as `requests` reads MLflow's `verify=` path for https URLs only
    * (adapters.py `cert_verify`): a client of an http:// server works with a CA path that does not
    * exist, and the first https request fails with {@link unreadableCertificateError} before it
@@ -222,12 +227,7 @@ export class HttpClient {
   private httpsSettings(): HttpsSettings {
     if (this.https) return this.https;
     const { caCertPath } = this.tls;
-    let ca: Buffer | undefined;
-    try {
-      ca = caCertPath ? readFileSync(caCertPath) : undefined;
-    } catch (cause) {
-      throw unreadableCertificateError(caCertPath!, this.certificateFiles.ca, cause);
-    }
+    const ca = caCertPath ? readCaCertificates(caCertPath, this.certificateFiles.ca) : undefined;
     this.https = { rejectUnauthorized: !this.tls.insecure, ...(ca ? { ca } : {}), ...this.clientCertificate };
     return this.https;
   }

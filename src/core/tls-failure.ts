@@ -5,7 +5,8 @@
  * retry them, and the HTTP client (`http.ts`) reports them as a `ConfigError` saying which setting
  * fixes it, instead of a `NetworkError` retried for minutes with OpenSSL's text (a source path
  * and a newline) as its only clue. Also the error for a certificate file that cannot be read,
- * which the MLflow connection and the HTTP client both raise.
+ * which the MLflow connection and the HTTP client both raise, and for a CA directory without
+ * a certificate (`ca-certificates.ts`).
  *
  * @module
  */
@@ -56,7 +57,7 @@ export interface CertificateFileSetting {
 export const MLFLOW_CA_CERT: CertificateFileSetting = {
   optionName: 'caCertPath',
   envName: 'MLFLOW_TRACKING_SERVER_CERT_PATH',
-  what: 'a PEM CA bundle that signed the server certificate',
+  what: 'a PEM CA bundle that signed the server certificate (or a directory of such CA certificates)',
 };
 
 /** The MLflow connection's client certificate (`mlflow/connection.ts`). */
@@ -86,12 +87,39 @@ export const MLFLOW_CERTIFICATE_FILES: CertificateFileSettings = { ca: MLFLOW_CA
  * ```
  */
 export function unreadableCertificateError(path: string, setting: CertificateFileSetting, cause: unknown): ConfigError {
-  const fix = setting.envName ?? setting.optionName;
-  return new ConfigError(`The certificate file ${path} (${setting.envName ? `${setting.optionName} / ${setting.envName}` : setting.optionName}) cannot be read.`, {
+  const fix = settingToFix(setting);
+  return new ConfigError(`The certificate file ${path} (${settingLabel(setting)}) cannot be read.`, {
     issues: [{ path: fix, message: 'file missing or unreadable' }],
     hint: `Point ${fix} at ${setting.what}.`,
     cause,
   });
+}
+
+/**
+ * The error for a CA directory (a `caCertPath` that is a directory, as requests takes one) in
+ * which no file is read as a PEM certificate (`core/ca-certificates.ts` says which files are).
+ *
+ * @example
+ * ```ts
+ * throw noCaCertificatesError('/etc/my-cas', MLFLOW_CA_CERT);
+ * ```
+ */
+export function noCaCertificatesError(path: string, setting: CertificateFileSetting): ConfigError {
+  const fix = settingToFix(setting);
+  return new ConfigError(`The CA directory ${path} (${settingLabel(setting)}) holds no PEM certificate.`, {
+    issues: [{ path: fix, message: 'no <hash>.0, *.pem or *.crt file in it holds a PEM certificate' }],
+    hint: `Put the CA certificates in ${path} as PEM files named *.pem or *.crt (or rehashed: \`openssl rehash ${path}\`), or point ${fix} at ${setting.what}.`,
+  });
+}
+
+/** The setting a hint tells the user to change: its environment variable, else its option. */
+function settingToFix(setting: CertificateFileSetting): string {
+  return setting.envName ?? setting.optionName;
+}
+
+/** The setting as an error message names it: `caCertPath / MLFLOW_TRACKING_SERVER_CERT_PATH`. */
+function settingLabel(setting: CertificateFileSetting): string {
+  return setting.envName ? `${setting.optionName} / ${setting.envName}` : setting.optionName;
 }
 
 /**

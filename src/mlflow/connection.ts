@@ -62,7 +62,11 @@ export interface MlflowConnectionOptions {
   credentialsFile?: string | false;
   /** Skip TLS verification. @default MLFLOW_TRACKING_INSECURE_TLS, else false */
   insecureTls?: boolean;
-  /** CA bundle to trust. @default MLFLOW_TRACKING_SERVER_CERT_PATH */
+  /**
+   * CA bundle to trust, or a directory of CA certificates (its `<hash>.0`, `*.pem` and `*.crt`
+   * files), as MLflow's client takes either.
+   * @default MLFLOW_TRACKING_SERVER_CERT_PATH
+   */
   caCertPath?: string;
   /**
    * Client certificate for mutual TLS: one PEM file with the certificate and its private key

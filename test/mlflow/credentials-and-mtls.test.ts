@@ -1,7 +1,8 @@
 /**
  * MLflow's other two ways in: the `~/.mlflow/credentials` file (held to what MLflow's own
  * Python client sends to the same server) and mutual TLS with MLFLOW_TRACKING_CLIENT_CERT_PATH
- * (against a real HTTPS server that demands a client certificate signed by its CA).
+ * (against a real HTTPS server that demands a client certificate signed by its CA), whose CA is
+ * trusted from a file or, as requests takes it, a directory.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -200,6 +201,54 @@ describe('mutual TLS (MLFLOW_TRACKING_CLIENT_CERT_PATH)', () => {
     expect((error as ConfigError).message).toMatch(/MLFLOW_TRACKING_CLIENT_CERT_PATH/);
     expect((error as ConfigError).hint).toMatch(/private key/);
     expect(() => createTrackingClient({ trackingUri: url, caCertPath: join(dir, 'nope-ca.pem'), env: {} })).toThrow(/MLFLOW_TRACKING_SERVER_CERT_PATH/);
+  });
+
+  /** A directory holding `files` (name → contents), for MLFLOW_TRACKING_SERVER_CERT_PATH. */
+  const caDirectory = (name: string, files: Record<string, string | Buffer>): string => {
+    const path = join(dir, name);
+    mkdirSync(path, { recursive: true });
+    for (const [file, contents] of Object.entries(files)) writeFileSync(join(path, file), contents);
+    return path;
+  };
+
+  it('trusts a directory of CA certificates, as MLflow’s client does (requests hands it to OpenSSL as ca_cert_dir): <hash>.0, *.pem and *.crt files', async () => {
+    const ca = readFileSync(join(dir, 'ca.pem'));
+    // The name `openssl rehash` gives the CA, the one OpenSSL looks it up by.
+    const hash = execFileSync('openssl', ['x509', '-hash', '-noout', '-in', join(dir, 'ca.pem')], { encoding: 'utf8' }).trim();
+    const directories = [
+      // Beside the CA: files OpenSSL does not read as certificates (a key, a CRL's name, a note).
+      caDirectory('ca-rehashed', { [`${hash}.0`]: ca, 'server-key.pem': readFileSync(join(dir, 'server.key')), [`${hash}.r0`]: 'not a CRL', 'README.txt': 'corporate CAs' }),
+      caDirectory('ca-pem', { 'corp-ca.pem': ca }),
+      caDirectory('ca-crt', { 'corp-ca.crt': ca }),
+    ];
+    const before = clientSubjects.length;
+    for (const caDir of directories) {
+      const client = createTrackingClient({
+        trackingUri: url,
+        retry: { maxRetries: 0 },
+        env: { MLFLOW_TRACKING_SERVER_CERT_PATH: caDir, MLFLOW_TRACKING_CLIENT_CERT_PATH: join(dir, 'client-bundle.pem') },
+      });
+      expect((await client.getExperiment('0')).experimentId).toBe('0');
+    }
+    expect(clientSubjects.slice(before)).toEqual(['pipeline-client', 'pipeline-client', 'pipeline-client']);
+  });
+
+  it('a CA directory without a certificate is a ConfigError naming MLFLOW_TRACKING_SERVER_CERT_PATH and the file names read, before it connects', async () => {
+    const empty = caDirectory('ca-none', { 'README.txt': 'corporate CAs', 'corp-ca.der': Buffer.from([0x30, 0x82]) });
+    const before = connections();
+    const client = createTrackingClient({
+      trackingUri: url,
+      retry: { maxRetries: 3, backoffFactor: 0.01 },
+      env: { MLFLOW_TRACKING_SERVER_CERT_PATH: empty, MLFLOW_TRACKING_CLIENT_CERT_PATH: join(dir, 'client-bundle.pem') },
+    });
+    const error = await client.getExperiment('0').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error).toMatchObject({
+      message: expect.stringMatching(/^The CA directory \S+ca-none \(caCertPath \/ MLFLOW_TRACKING_SERVER_CERT_PATH\) holds no PEM certificate\. /),
+      hint: expect.stringContaining('PEM files named *.pem or *.crt'),
+      issues: [{ path: 'MLFLOW_TRACKING_SERVER_CERT_PATH', message: expect.stringContaining('<hash>.0') }],
+    });
+    expect(connections() - before).toBe(0);
   });
 
   it('with an http:// tracking URI a missing CA bundle is refused at the first https request, before it connects, with the same ConfigError', async () => {
