@@ -14,6 +14,7 @@ import { HttpClient, type ErrorResponse, type HttpRequest } from '../core/http.j
 import { redact, redactingLogger, redactUrl, registerSecret, silentLogger, type Logger } from '../core/logger.js';
 import { RETRYABLE_STATUSES, resolveRetryOptions, retryAfterHint, type ResolvedRetryOptions, type RetryEvent, type RetryOptions } from '../core/retry.js';
 import { assertCertificateReadable, MLFLOW_CA_CERT, MLFLOW_CLIENT_CERT } from '../core/tls-failure.js';
+import { bodyLimitHint, redirectHint } from '../core/answer-hints.js';
 import { VERSION } from '../version.js';
 import { azureMlJobTokenSource, azureMlTokenSource, type AzureTokenCredential } from './azureml-auth.js';
 import { parseAzureMlTrackingUri, type AzureMlWorkspace } from './azureml-workspace.js';
@@ -336,8 +337,7 @@ function mlflowHint(
   // Redirects are not followed: the request (an upload, with the tracking credentials) would go
   // to an address the user never named. So the answer says where the server points instead.
   if (status >= 300 && status < 400) {
-    const target = location ? redactUrl(URL.parse(location, url)?.href ?? location) : undefined;
-    return `The server redirects ${target ? `to ${target}` : 'elsewhere (without a Location)'}, and redirects are not followed: set MLFLOW_TRACKING_URI (or trackingUri) to the address it redirects to (https:// for http://, another host or path prefix).`;
+    return redirectHint('The server', location, url, 'set MLFLOW_TRACKING_URI (or trackingUri) to the address it redirects to (https:// for http://, another host or path prefix).');
   }
   // Credentials were sent and refused: "set MLFLOW_TRACKING_TOKEN" would send the user to what is set already.
   if (status === 401 && sentAuthorization) {
@@ -373,18 +373,17 @@ function mlflowHint(
     return 'Artifact paths may not contain "#", "..", backslashes or be absolute; rename the file or pass another artifactPath.';
   }
   if (status === 413) {
-    const limit = "A proxy in front of MLflow limits the body size (nginx's client_max_body_size, 1 MiB by default): raise its limit";
     // Multipart is on by default, so "enable it" named a setting the user has: for a file, what
     // takes it past the proxy is the size from which files go in parts to the object store.
     if (endpoint === 'mlflow-artifacts/artifacts') {
-      return `${limit}, or send files this large in parts straight to the object store (an S3, GCS or Azure destination): lower multipart.thresholdBytes or MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE below the proxy's limit.`;
+      return bodyLimitHint('MLflow', "send files this large in parts straight to the object store (an S3, GCS or Azure destination): lower multipart.thresholdBytes or MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE below the proxy's limit.");
     }
     // mpu/complete sends one presigned URL per part (about 400 bytes on S3, over 1 KiB with
     // temporary credentials): larger parts, fewer of them.
     if (endpoint === 'mlflow-artifacts/mpu/complete') {
-      return `${limit}, or use larger parts: the complete lists every part with its presigned URL, so fewer parts make it smaller (multipart.chunkBytes or MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE).`;
+      return bodyLimitHint('MLflow', 'use larger parts: the complete lists every part with its presigned URL, so fewer parts make it smaller (multipart.chunkBytes or MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE).');
     }
-    return `${limit}.`;
+    return bodyLimitHint('MLflow');
   }
   if (status === 501) return 'The server does not implement this request (an older MLflow, or a feature its configuration lacks). Not retried.';
   // A Retry-After past retry.maxRetryAfterMs fails the request at once (core/retry.ts), so the

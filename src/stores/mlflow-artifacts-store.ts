@@ -24,6 +24,7 @@ import { errorText, redact, redactUrl, silentLogger, type Logger } from '../core
 import { throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
 import { isThrottlingError, RETRYABLE_STATUSES, retryAfterHint, type RetryEvent } from '../core/retry.js';
+import { bodyLimitHint, redirectHint } from '../core/answer-hints.js';
 import { sourceChange } from '../core/source-snapshot.js';
 import {
   assertArtifactPath,
@@ -492,21 +493,41 @@ export function effectiveChunkSize(size: number, chunkBytes: number): number {
   return Math.ceil(size / MAX_PARTS / MiB) * MiB;
 }
 
+/**
+ * What to set when the object store redirects a part's PUT: the server signed the URL for an
+ * address the store does not take it at (S3 answers a bucket of another region so), and a
+ * redirect is not followed (core/answer-hints.ts).
+ */
+const PART_URL_REDIRECT_FIX =
+  "the server signs part URLs for an address the object store does not take them at: set the server's store address (for S3, its AWS_DEFAULT_REGION to the bucket's region, or MLFLOW_S3_ENDPOINT_URL), or map the URLs to the right address on this machine with multipart.rewritePartUrl; multipart.enabled: false (MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false) sends files as one PUT through the server instead.";
+
+/**
+ * What makes a part's PUT fit under a proxy's body limit: smaller parts (S3 takes none under
+ * 5 MiB but the last), or no parts at all (the server's own PUT, which meets its own limit).
+ */
+const PART_BODY_LIMIT_FIX =
+  'use smaller parts (multipart.chunkBytes or MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE; S3 takes none under 5 MiB), or send files as one PUT through the server (multipart.enabled: false, or MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false).';
+
+/** The hint of a part PUT's non-2xx answer; `url` is the part's URL without its signature. */
+function partHint(res: ErrorResponse, url: string): string | undefined {
+  if (res.status === 403) {
+    return "The object store refused the presigned URL: it may have expired or been signed for another host. Check that this machine reaches the store the server signs for (for S3, the server's MLFLOW_S3_ENDPOINT_URL) and that clocks agree.";
+  }
+  // The Location of a signed URL carries the signature too.
+  if (res.status >= 300 && res.status < 400) return redirectHint('The object store', res.headers.location && stripQuery(res.headers.location), url, PART_URL_REDIRECT_FIX);
+  if (res.status === 413) return bodyLimitHint('the object store', PART_BODY_LIMIT_FIX);
+  if (RETRYABLE_STATUSES.has(res.status) && res.retryAfterMs !== undefined && res.retryAfterMs > 0) return retryAfterHint(`The object store answered ${res.status}`, res.retryAfterMs);
+  if (RETRYABLE_STATUSES.has(res.status)) return 'The object store failed; the part was retried on its own, as often as the retry policy allows.';
+  if (res.status >= 500) return 'The object store failed with a status that is not retried.';
+  return undefined;
+}
+
 function partErrorMapper(label: string): (res: ErrorResponse) => HttpStatusError {
   return (res) => {
     const url = stripQuery(res.url);
     const code = /<Code>([^<]*)<\/Code>/.exec(res.bodyText)?.[1];
     const detail = /<Message>([^<]*)<\/Message>/.exec(res.bodyText)?.[1] ?? res.bodyText.trim().slice(0, 200);
-    const hint =
-      res.status === 403
-        ? 'The object store refused the presigned URL: it may have expired or been signed for another host. Check that this machine reaches the store the server signs for (for S3, the server\'s MLFLOW_S3_ENDPOINT_URL) and that clocks agree.'
-        : RETRYABLE_STATUSES.has(res.status) && res.retryAfterMs !== undefined && res.retryAfterMs > 0
-          ? retryAfterHint(`The object store answered ${res.status}`, res.retryAfterMs)
-          : RETRYABLE_STATUSES.has(res.status)
-            ? 'The object store failed; the part was retried on its own, as often as the retry policy allows.'
-            : res.status >= 500
-              ? 'The object store failed with a status that is not retried.'
-              : undefined;
+    const hint = partHint(res, url);
     return new HttpStatusError(res.status, `PUT of ${label} to ${url} answered ${res.status}${code ? ` ${code}` : ''}: ${redact(detail) || '(empty body)'}`, {
       method: res.method,
       url,

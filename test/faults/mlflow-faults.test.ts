@@ -319,17 +319,25 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
     expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
   });
 
-  /** A multipart upload of four chunks through a proxy in front of the S3-backed server that answers `mpu/complete` with `answer`. */
-  async function multipartWithCompleteAnswered(answer: Omit<FaultRule, 'match'>) {
+  /**
+   * A multipart upload of four chunks through a proxy in front of the S3-backed server, and one
+   * in front of the object store its part URLs point at: `mpu/complete` (at the server) or every
+   * part's PUT (at the object store) is answered with `answer`.
+   */
+  async function multipartAnswered(request: 'mpu/complete' | 'part PUT', answer: Omit<FaultRule, 'match'>) {
     const s3 = mlflowS3Server();
     const front = await proxy(s3.url);
-    front.addRule({ match: (r) => r.path.includes('/mpu/complete/'), ...answer });
+    const objectStore = await proxy(s3.s3Endpoint);
+    if (request === 'mpu/complete') front.addRule({ match: (r) => r.path.includes('/mpu/complete/'), ...answer });
+    else objectStore.addRule({ match: PART_PUT, ...answer });
     const { runId } = await serverRun(s3.url);
     const file = join(await tempDir(), 'weights.bin');
     await writeFile(file, randomBytes(4 * chunk));
-    const uploader = await uploaderFor(front.url, runId, { multipart: { enabled: true, thresholdBytes: chunk, chunkBytes: chunk } });
-    return { s3, front, runId, result: await uploader.uploadFile(file) };
+    const multipart = { enabled: true, thresholdBytes: chunk, chunkBytes: chunk, rewritePartUrl: (u: string) => u.replace(s3.s3Endpoint, objectStore.url) };
+    const uploader = await uploaderFor(front.url, runId, { multipart });
+    return { s3, front, objectStore, runId, result: await uploader.uploadFile(file) };
   }
+  const multipartWithCompleteAnswered = (answer: Omit<FaultRule, 'match'>) => multipartAnswered('mpu/complete', answer);
 
   // MLflow answers mpu/complete with JSON ({}); a 200 that is not JSON came from something in
   // between (an auth gateway's login page, an error page served as 200), and MLflow never saw the
@@ -364,6 +372,54 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
     expect(result.error?.hint).toMatch(/MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE/);
     expect(result.error?.hint).not.toMatch(/enable multipart/);
     expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(1);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
+    expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
+    expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
+  });
+
+  /** The part numbers the object store was sent, each once: a refused part was not retried. */
+  const partNumbersSent = (objectStore: { requests: Array<{ method: string; path: string }> }) => {
+    const numbers = objectStore.requests.filter(PART_PUT).map((r) => /[?&]partNumber=(\d+)/.exec(r.path)![1]);
+    expect(new Set(numbers).size).toBe(numbers.length);
+    return numbers;
+  };
+
+  // The presigned part URLs go to the object store, not through MLflow: a redirect or a proxy's
+  // body limit there had no hint at all (the proxied PUT and mpu/complete had theirs).
+  for (const status of [301, 307]) {
+    it(`a ${status} redirect on a presigned part URL: not retried, the upload aborted, and a hint that names where it points (without its signature) and what to set`, async () => {
+      const location = 'https://bucket.s3.eu-west-3.amazonaws.com/mlartifacts/weights.bin?partNumber=1&uploadId=u&X-Amz-Signature=0123456789abcdef';
+      const { s3, front, objectStore, runId, result } = await multipartAnswered('part PUT', {
+        fault: 'status',
+        status,
+        headers: { location, 'content-type': 'application/xml' },
+        body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>TemporaryRedirect</Code><Message>Please re-send this request to the specified temporary endpoint.</Message></Error>',
+      });
+
+      expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+      expect(result.error).toMatchObject({ status });
+      expect(result.error?.hint).toContain('The object store redirects to https://bucket.s3.eu-west-3.amazonaws.com/mlartifacts/weights.bin?...');
+      expect(result.error?.hint).toMatch(/AWS_DEFAULT_REGION/);
+      expect(result.error?.hint).toMatch(/multipart\.rewritePartUrl/);
+      expect(JSON.stringify(result.error)).not.toContain('0123456789abcdef');
+      expect(partNumbersSent(objectStore).length).toBeGreaterThan(0);
+      expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(0);
+      expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
+      expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
+      expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
+    });
+  }
+
+  it('a 413 from a reverse proxy on a presigned part URL: not retried, the upload aborted, and a hint that names the limit and smaller parts', async () => {
+    const { s3, front, objectStore, runId, result } = await multipartAnswered('part PUT', { fault: 'status', status: 413, headers: { 'content-type': 'text/html' }, body: NGINX_413 });
+
+    expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
+    expect(result.error).toMatchObject({ status: 413 });
+    expect(result.error?.hint).toMatch(/^A proxy in front of the object store limits the body size \(nginx's client_max_body_size/);
+    expect(result.error?.hint).toMatch(/MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE/);
+    expect(result.error?.hint).toMatch(/MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false/);
+    expect(partNumbersSent(objectStore).length).toBeGreaterThan(0);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(0);
     expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
     expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
     expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
