@@ -45,9 +45,10 @@ import {
 } from '../core/retry.js';
 import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import { keepingTokenOutage } from '../mlflow/azureml-auth.js';
-import { assertObjectNamesFit, listingPrefixes, type ObjectNameLimit, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
+import { assertObjectNamesFit, listingPrefixes, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
 import { uploadFileAsBlockBlob, type BlockBlobRequests } from './azure-block-upload.js';
 import {
+  AZURE_BLOB_NAME_LIMIT,
   normalizeAzureConnectionString,
   parseAzureUri,
   resolveAzureConfig,
@@ -62,12 +63,6 @@ import { readSourceIfSmall } from './source-file.js';
 export const AZURE_BLOB_PEER_PACKAGE = '@azure/storage-blob';
 /** The npm package Entra ID credentials (`DefaultAzureCredential`) need. */
 export const AZURE_IDENTITY_PEER_PACKAGE = '@azure/identity';
-
-/**
- * Azure Storage's limit on blob names: 1,024 characters ("Naming and Referencing Containers,
- * Blobs, and Metadata"), for `wasbs://` and `abfss://` alike. Azurite does not check it.
- */
-const AZURE_BLOB_NAME_LIMIT: ObjectNameLimit = { name: 'Azure blob name', max: 1024, unit: 'characters' };
 
 /** Loads the Azure SDK modules. The defaults use `import()`; tests inject failures. */
 export interface AzureSdkLoaders {

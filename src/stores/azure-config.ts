@@ -16,6 +16,7 @@ import { redact, registerSasSignature, registerSecret } from '../core/logger.js'
 import { unquote } from '../core/unquote.js';
 import { joinArtifactPath } from '../mlflow/artifacts-api.js';
 import type { AzureTokenCredential } from '../mlflow/azureml-auth.js';
+import type { ObjectNameLimit } from './artifact-store.js';
 
 const MiB = 1024 * 1024;
 
@@ -31,6 +32,12 @@ export const MAX_AZURE_BLOCKS = 50_000;
 export const MAX_AZURE_BLOCK_SIZE = 4000 * MiB;
 /** Azure's largest single-request `Put Blob`. */
 export const MAX_AZURE_SINGLE_PUT_SIZE = 5000 * MiB;
+/**
+ * Azure Storage's limit on blob names: 1,024 characters ("Naming and Referencing Containers,
+ * Blobs, and Metadata"), for `wasbs://`, `abfss://` and the blobs of an Azure ML workspace
+ * alike. Azurite does not check it.
+ */
+export const AZURE_BLOB_NAME_LIMIT: ObjectNameLimit = { name: 'Azure blob name', max: 1024, unit: 'characters' };
 
 // One credential type for the storage stores and Azure ML workspaces (declared where the workspace's token source is).
 export type { AzureTokenCredential } from '../mlflow/azureml-auth.js';

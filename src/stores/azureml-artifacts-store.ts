@@ -32,9 +32,9 @@ import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js
 import { AzureMlRunHistoryClient, type AzureMlRunRef, type ContentUriResult } from '../mlflow/azureml-run-history.js';
 import type { AzureMlWorkspace } from '../mlflow/azureml-workspace.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
-import { listingPrefixes, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
+import { assertObjectNamesFit, listingPrefixes, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
 import { uploadFileAsBlockBlob } from './azure-block-upload.js';
-import { resolveAzureTransferSettings, type AzureStoreOptions, type AzureTransferSettings } from './azure-config.js';
+import { AZURE_BLOB_NAME_LIMIT, resolveAzureTransferSettings, type AzureStoreOptions, type AzureTransferSettings } from './azure-config.js';
 import { sasBlobSize, sasBlockBlobRequests } from './azure-sas-blob.js';
 import { readSourceIfSmall } from './source-file.js';
 
@@ -152,8 +152,21 @@ export class AzureMlArtifactStore implements ArtifactStore {
     return `Azure ML run ${this.location.runId} (experiment ${this.location.experiment}) in workspace ${this.workspace.workspace} via ${this.workspace.origin}: run-history SAS URIs, Put Blob per file up to ${formatBytes(s.maxSinglePutSize)}, blocks of ${formatBytes(s.blockSize)} above, ${s.concurrency} at a time`;
   }
 
+  /**
+   * Refuses paths whose blob name in the workspace's storage would pass Azure's 1,024
+   * characters. The run history stores a run's artifact at `<origin>/<container>/<path>`, which
+   * its answers give as `ExperimentRun` and `dcid.<run id>`: that prefix counts too.
+   */
+  checkArtifactPaths(artifactPaths: readonly string[]): void {
+    const runPrefix = `ExperimentRun/dcid.${this.location.runId}`;
+    assertObjectNamesFit(artifactPaths, (artifactPath) => joinArtifactPath(runPrefix, joinArtifactPath(this.location.rootPath, artifactPath)), AZURE_BLOB_NAME_LIMIT);
+  }
+
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
     assertArtifactPath(artifactPath);
+    // Before the file is read and before batch/metadata registers the path: Azure would refuse
+    // the name (400) only once the run history had registered it and the bytes were sent.
+    this.checkArtifactPaths([artifactPath]);
     throwIfAborted(options.signal);
     // A small file is read whole up front (open, fstat, read, close), as the other stores do:
     // its Put Blob sends that buffer on every attempt, with no file handle kept.

@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
-import { HttpStatusError } from '../../src/core/errors.js';
+import { HttpStatusError, LocalPathError } from '../../src/core/errors.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { AzureMlArtifactStore } from '../../src/stores/azureml-artifacts-store.js';
@@ -176,6 +176,42 @@ describeWithServers('Azure ML workspace (azureml://) through the stand-in, cross
     await mkdir(dst, { recursive: true });
     await plugin(standin, run, ['download', 'ckpt', dst]);
     for (const [path, data] of Object.entries(tree)) expect(sha256(await readFile(join(dst, 'ckpt', path))), path).toBe(sha256(data));
+  });
+
+  // The workspace's blobs hold Azure's 1,024 characters of name like any other, and the run
+  // history stores a run's artifacts under `ExperimentRun/dcid.<run id>/`: a path that fits on its
+  // own passes the limit with that prefix. Azurite does not check the length, so without our
+  // check the file would be registered and stored (and refused by Azure, after registration).
+  it('a name over Azure\'s blob name limit (the run\'s ExperimentRun/dcid.<run id> prefix counted) is refused before anything is registered or sent', async () => {
+    const run = await createRun();
+    // 1,000 characters: under the limit alone, over it under `ExperimentRun/dcid.<run id>/names/`.
+    const long = `${Array.from({ length: 4 }, (_, i) => `${i}${'a'.repeat(199)}`).join('/')}/${'w'.repeat(192)}.bin`;
+    expect(long).toHaveLength(1000);
+    const local = join(dir, 'name-limit');
+    await writeTree(local, { 'ok.txt': Buffer.from('short name'), [long]: Buffer.alloc(3000, 1) });
+    const before = standin.requests.length;
+
+    const uploader = new ArtifactUploader({ stage: 'training', env: jobEnv(run) });
+    const refused = await uploader.uploadDirectory(local, { artifactPath: 'names' }).catch((error: unknown) => error);
+    await uploader.close();
+
+    const artifactPath = `names/${long}`;
+    const blobName = `ExperimentRun/dcid.${run.runId}/${artifactPath}`;
+    expect(blobName.length).toBeGreaterThan(1024);
+    expect(refused).toBeInstanceOf(LocalPathError);
+    expect(refused).toMatchObject({ code: 'INVALID_ARTIFACT_PATH', path: artifactPath });
+    expect((refused as LocalPathError).hint).toContain(`${blobName.length} characters`);
+    expect((refused as LocalPathError).hint).toContain('at most 1024');
+    const sent = standin.requests.slice(before).filter((r) => r.path.includes(run.runId));
+    expect(sent.filter((r) => r.route === 'batch-metadata' || r.route === 'blob')).toEqual([]);
+    expect(standin.artifactPaths(run.runId)).toEqual([]);
+
+    // The store's own uploadFile refuses it before it reads the file (which does not exist).
+    const connection = jobConnection();
+    const store = resolveArtifactStore(`azureml://experiments/${run.experimentName}/runs/${run.runId}/artifacts`, { connection, env: {} });
+    await expect(store.uploadFile(join(dir, 'missing.bin'), artifactPath)).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH', path: artifactPath });
+    expect(standin.artifactPaths(run.runId)).toEqual([]);
+    if (connection.kind === 'rest') await connection.http.close();
   });
 
   it('registers the paths of files that start together in batches of at most AZUREML_ARTIFACT_BATCH_SIZE', async () => {
