@@ -149,6 +149,8 @@ export class S3ArtifactStore implements ArtifactStore {
   private readonly logger: Logger;
   private readonly loadSdk: AwsSdkLoader;
   private clientPromise?: Promise<{ sdk: Sdk; client: ClientS3.S3Client }>;
+  /** Whether `createClient` has looked for the AWS config file's endpoint (which {@link describe} names once it has). */
+  private configFileEndpointRead = false;
 
   constructor(artifactUri: string, options: S3ArtifactStoreOptions = {}) {
     const { bucket, rootKey } = parseS3Uri(artifactUri);
@@ -164,7 +166,10 @@ export class S3ArtifactStore implements ArtifactStore {
 
   describe(): string {
     const c = this.config;
-    const where = c.endpointUrl ? `endpoint ${redact(c.endpointUrl)}` : `AWS${c.region ? ` ${c.region}` : ''}`;
+    // Before the first request the AWS config file's endpoint is not read yet (it takes the SDK,
+    // loaded then): "AWS" alone named a host the requests may never go to.
+    const unread = c.endpointUrl === undefined && !c.ignoreConfiguredEndpointUrls && !this.configFileEndpointRead ? ', unless the AWS config file names an endpoint_url (read at the first request)' : '';
+    const where = c.endpointUrl ? `endpoint ${redact(c.endpointUrl)}` : `AWS${c.region ? ` ${c.region}` : ''}${unread}`;
     const style = c.forcePathStyle ? 'path-style' : 'virtual-hosted';
     return `S3 ${this.artifactUri} via ${where} (${style}): PutObject per file up to ${formatBytes(c.partSize)}, multipart above in ${formatBytes(c.partSize)} parts, ${c.maxQueueSize > c.queueSize ? `${c.queueSize} to ${c.maxQueueSize}` : c.queueSize} at a time`;
   }
@@ -419,7 +424,12 @@ export class S3ArtifactStore implements ArtifactStore {
       // so path style, as for the env vars: it is resolved here too, for the addressing style,
       // describe() and the error hints.
       const endpointUrl = await configuredEndpoint(sdk);
-      if (endpointUrl !== undefined) this.config = { ...this.config, endpointUrl, endpointSource: CONFIG_FILE_ENDPOINT, forcePathStyle: forcePathStyleFor(this.config.addressingStyle, endpointUrl) };
+      this.configFileEndpointRead = true;
+      if (endpointUrl !== undefined) {
+        this.config = { ...this.config, endpointUrl, endpointSource: CONFIG_FILE_ENDPOINT, forcePathStyle: forcePathStyleFor(this.config.addressingStyle, endpointUrl) };
+        // The store's first description (the uploader logs it when it makes the store) could not know it.
+        this.logger.debug(`S3 endpoint from the ${CONFIG_FILE_ENDPOINT}: ${this.describe()}`);
+      }
     }
     const c = this.config;
     const region = c.region ?? (await profileRegion(sdk)) ?? 'us-east-1';

@@ -750,6 +750,40 @@ describeWithServers('s3:// artifact store (moto, direct artifact root)', () => {
     }
   });
 
+  // The uploader logs the store's description when it makes the store, before the SDK is loaded
+  // and the AWS config file read: it said "via AWS" for an endpoint only the file gives.
+  it('the debug log never names AWS for an endpoint the AWS config file gives: the store line says the file is read later, and the client line names the endpoint and where it came from', async () => {
+    const s3Endpoint = mlflowDirectS3Server().s3Endpoint.replace('//127.0.0.1:', '//localhost:');
+    const configFile = join(dir, 'aws-config-logged');
+    await writeFile(configFile, ['[profile moto-logged]', `endpoint_url = ${s3Endpoint}`, ''].join('\n'));
+    vi.stubEnv('AWS_CONFIG_FILE', configFile);
+    vi.stubEnv('AWS_PROFILE', 'moto-logged');
+    for (const name of ['MLFLOW_S3_ENDPOINT_URL', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'AWS_IGNORE_CONFIGURED_ENDPOINT_URLS']) vi.stubEnv(name, undefined);
+    const logger = recordingLogger();
+    const uploader = new ArtifactUploader({
+      stage: 'training',
+      runId: run.runId,
+      trackingUri: mlflowDirectS3Server().url,
+      env: {},
+      s3: { credentials: { accessKeyId: 'testing', secretAccessKey: SECRET } },
+      retry: { maxRetries: 1 },
+      logger,
+    });
+    try {
+      const data = Buffer.from('endpoint named in the log');
+      expect((await uploader.uploadFile(await writeLocal('config-file/logged.txt', data), { artifactPath: 'config-file' })).status).toBe('uploaded');
+      expected['config-file/logged.txt'] = sha256(data);
+    } finally {
+      await uploader.close();
+      vi.unstubAllEnvs();
+    }
+    const s3Lines = logger.lines.filter(([level, line]) => level === 'debug' && line.includes('S3 s3://'));
+    expect(s3Lines).toEqual([
+      ['debug', expect.stringMatching(/^uploading to run \S+ \(explicit\) on .*: S3 s3:\/\/\S+ via AWS( \S+)?, unless the AWS config file names an endpoint_url \(read at the first request\) /)],
+      ['debug', expect.stringContaining(`S3 endpoint from the endpoint_url of the AWS config file (or AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL of this process): S3 ${run.artifactUri} via endpoint ${s3Endpoint} (path-style)`)],
+    ]);
+  });
+
   it('other object stores still fail fast, naming the proxied alternative', () => {
     const connection = resolveMlflowConnection({ trackingUri: mlflowDirectS3Server().url }, {});
     for (const uri of ['dbfs:/databricks/x', 'ftp://h/x']) {
