@@ -91,7 +91,9 @@ export interface ArtifactUploaderOptions<S extends StageName = StageName> extend
   verify?: boolean;
   /**
    * Plan only: no network at all (the run is not even looked up). Results are `skipped` with
-   * reason `dry-run` and `files` holds the plan (status `planned`).
+   * reason `dry-run` and `files` holds the plan (status `planned`). The plan's names are checked
+   * as MLflow checks them, but not against the run's store (a name too long for S3, GCS or
+   * Azure: `checkArtifactPaths`), which only the run's artifact URI names.
    * @default false
    */
   dryRun?: boolean;
