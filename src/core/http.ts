@@ -218,11 +218,12 @@ export class HttpClient {
   }
 
   /**
-   * The TLS settings of an https connection. The CA bundle (or directory: `readCaCertificates`) is read at the first https request,
-   * not when the client is made, as `requests` reads MLflow's `verify=` path for https URLs only
-   * (adapters.py `cert_verify`): a client of an http:// server works with a CA path that does not
-   * exist, and the first https request fails with {@link unreadableCertificateError} before it
-   * connects (again on the next, until the file is there).
+   * The TLS settings of an https connection. The CA bundle (or directory, `readCaCertificates`)
+   * is read at the first https request, not when the client is made, as `requests` reads
+   * MLflow's `verify=` path for https URLs only (adapters.py `cert_verify`): a client of an
+   * http:// server works with a CA path that does not exist, and the first https request fails
+   * with {@link unreadableCertificateError} before it connects (again on the next, until the
+   * file is there).
    */
   private httpsSettings(): HttpsSettings {
     if (this.https) return this.https;
