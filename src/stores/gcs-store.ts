@@ -459,7 +459,7 @@ export class GcsArtifactStore implements ArtifactStore {
    */
   private async uploadInOneRequest(
     requester: GcsRequester,
-    source: SourceRead & { localPath: string },
+    source: Pick<SourceRead, 'size' | 'bytes'> & { localPath: string },
     artifactPath: string,
     contentType: string,
     signal?: AbortSignal,

@@ -3,7 +3,10 @@
  * server whose artifact root is a local directory): files are copied into the artifact
  * directory. Each copy streams into a temp file next to the destination and is renamed into
  * place only once complete and flushed, so a crash or an abort never leaves a half-written
- * artifact, and an existing artifact is replaced all at once. A copy that fails or is aborted
+ * artifact, and an existing artifact is replaced all at once. The copy keeps the source's
+ * permission bits and times, as MLflow's `LocalArtifactRepository` does (`shutil.copystat`): the
+ * temp file is created with the source's permissions (never wider than the source's, even
+ * before the rename) and given its mode and times before the rename. A copy that fails or is aborted
  * also removes the directories it created for its file, when empty, so a run does not list an
  * empty folder for a file it never stored; so does a file taken back (`delete`).
  *
@@ -18,7 +21,7 @@
  */
 import { createHash } from '../core/node-crypto.js';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rm, rmdir, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, rmdir, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -30,7 +33,7 @@ import { assertArtifactPath, joinArtifactPath, MLFLOW_RESERVED_PREFIX } from '..
 import { fileUriToPath } from '../mlflow/tracking-uri.js';
 import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreFactory, UploadFileOptions, UploadFileResult } from './artifact-store.js';
 import { throwIfAborted } from '../core/abort.js';
-import { readSourceIfSmall, toLocalPathError } from './source-file.js';
+import { readSourceIfSmall, toLocalPathError, type SourceAttributes } from './source-file.js';
 
 /**
  * Temp files start with this: MLflow's reserved temp prefix (`_TEMP_ARTIFACT_PREFIX` of
@@ -46,6 +49,24 @@ const DIRECTORY_ATTEMPTS = 5;
 /** What a write returns when its temp file could not be created because its directory vanished. */
 const DIRECTORY_GONE = Symbol('directory gone');
 
+/**
+ * A time in ns as the seconds `utimes` takes: Node hands libuv a double, which keeps whole
+ * microseconds (it truncates the rest) only when given the middle of one, so the copy's time is
+ * the source's to the microsecond (MLflow's `copystat`: to the nanosecond, which Node cannot set).
+ */
+function utimeSeconds(ns: bigint): number {
+  return (Number(ns / 1000n) + 0.5) / 1e6;
+}
+
+/**
+ * Gives a written temp file its source's mode and times (`shutil.copystat`), through the handle
+ * that wrote it: after the last write, which would set the mtime again.
+ */
+async function keepAttributes(handle: FileHandle, attributes: SourceAttributes): Promise<void> {
+  await handle.chmod(attributes.mode);
+  await handle.utimes(utimeSeconds(attributes.atimeNs), utimeSeconds(attributes.mtimeNs));
+}
+
 /** The temp file of one write: created exclusively, remembering why it could not be. */
 class TempFile {
   /** Why the temp file could not be created: the destination's fault, not the source's. */
@@ -56,9 +77,14 @@ class TempFile {
     return (this.createError as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
   }
 
-  async create(path: string): Promise<FileHandle> {
+  /**
+   * Creates the temp file with `mode`'s permission bits (less the umask): a `0600` source's
+   * copy is never readable by others, not even under its temp name or after a power loss that
+   * lost the `chmod`. The handle is writable whatever the mode.
+   */
+  async create(path: string, mode: number): Promise<FileHandle> {
     try {
-      return await open(path, 'wx');
+      return await open(path, 'wx', mode & 0o777);
     } catch (error) {
       this.createError = error;
       throw error;
@@ -182,7 +208,7 @@ export class LocalFileStore implements ArtifactStore {
     throwIfAborted(options.signal);
     // A small file is read whole (open, fstat, read, close) and written with one write; a
     // larger one is streamed. Either way: temp file, flushed, checked, renamed.
-    const { size, bytes } = await readSourceIfSmall(localPath, options.size, this.logger);
+    const { size, bytes, attributes } = await readSourceIfSmall(localPath, options.size, this.logger);
     const destination = join(this.root, ...artifactPath.split('/'));
     const directory = dirname(destination);
     // A directory where the file goes would fail the rename only after the whole copy: said now,
@@ -209,7 +235,9 @@ export class LocalFileStore implements ArtifactStore {
         // Each attempt's `mkdir` names the first directory it created; all lie on the path to
         // `directory`, so the shortest is the outermost.
         if (made !== undefined && (created === undefined || made.length < created.length)) created = made;
-        const result = bytes ? await this.writeSmall(localPath, destination, bytes, options) : await this.writeStreamed(localPath, destination, size, options);
+        const result = bytes
+          ? await this.writeSmall(localPath, destination, bytes, attributes, options)
+          : await this.writeStreamed(localPath, destination, size, attributes, options);
         if (result !== DIRECTORY_GONE) return result;
         if (attempt === DIRECTORY_ATTEMPTS) {
           throw new LocalPathError('PATH_NOT_FOUND', directory, `The artifact directory ${directory} was removed each time ${localPath} was about to be copied into it (${attempt} times); nothing was written.`, {
@@ -244,11 +272,18 @@ export class LocalFileStore implements ArtifactStore {
   }
 
   /**
-   * A larger file, streamed into the temp file and hashed in the same pass. The temp file is
+   * A larger file, streamed into the temp file and hashed in the same pass, then given the
+   * source's mode and times and flushed through the handle that wrote it. The temp file is
    * created before the source is read: a directory that vanished meanwhile ({@link DIRECTORY_GONE})
    * is found before a byte is counted or reported.
    */
-  private async writeStreamed(localPath: string, destination: string, size: number, options: UploadFileOptions): Promise<UploadFileResult | typeof DIRECTORY_GONE> {
+  private async writeStreamed(
+    localPath: string,
+    destination: string,
+    size: number,
+    attributes: SourceAttributes,
+    options: UploadFileOptions,
+  ): Promise<UploadFileResult | typeof DIRECTORY_GONE> {
     let copied = 0;
     // Hashed in the same pass as the copy; the file is checked against its snapshot before the
     // rename, so a file that changed meanwhile is never stored.
@@ -266,18 +301,27 @@ export class LocalFileStore implements ArtifactStore {
       await atomicWrite(
         destination,
         async (path) => {
-          const handle = await temp.create(path);
-          await pipeline(
-            createReadStream(localPath, { highWaterMark: COPY_CHUNK }),
-            counter,
-            // Closes the handle when done or destroyed.
-            handle.createWriteStream(),
-            options.signal ? { signal: options.signal } : {},
-          );
+          const handle = await temp.create(path, attributes.mode);
+          try {
+            await pipeline(
+              createReadStream(localPath, { highWaterMark: COPY_CHUNK }),
+              counter,
+              // Written through the handle, which stays open for the mode, the times and the flush
+              // (opening the temp file again could fail: a `0040` source's copy is not readable by
+              // its owner). Not a `createWriteStream({ autoClose: false })`: its handle never closes.
+              (chunks: AsyncIterable<Buffer>) => writeFile(handle, chunks, options.signal ? { signal: options.signal } : {}),
+              options.signal ? { signal: options.signal } : {},
+            );
+            await keepAttributes(handle, attributes);
+            await handle.sync();
+          } finally {
+            await handle.close();
+          }
           const changed = options.snapshot ? await sourceChange(localPath, options.snapshot) : undefined;
           if (changed) throw changed;
         },
-        { prefix: UPLOADING_PREFIX },
+        // Flushed above, through the handle that wrote it.
+        { prefix: UPLOADING_PREFIX, sync: false },
       );
     } catch (error) {
       return failedCopy(error, temp, localPath, destination, options);
@@ -288,19 +332,27 @@ export class LocalFileStore implements ArtifactStore {
   }
 
   /**
-   * A small file already in memory: one write into the temp file, flushed through the same
-   * handle (`fdatasync`: the data and the size, before the rename, so that not even a power loss
-   * can show a partial or empty file at the final path), checked against the snapshot, renamed.
+   * A small file already in memory: one write into the temp file, given the source's mode and
+   * times, flushed through the same handle (`fdatasync`: the data and the size, before the
+   * rename, so that not even a power loss can show a partial or empty file at the final path),
+   * checked against the snapshot, renamed.
    */
-  private async writeSmall(localPath: string, destination: string, bytes: Buffer, options: UploadFileOptions): Promise<UploadFileResult | typeof DIRECTORY_GONE> {
+  private async writeSmall(
+    localPath: string,
+    destination: string,
+    bytes: Buffer,
+    attributes: SourceAttributes,
+    options: UploadFileOptions,
+  ): Promise<UploadFileResult | typeof DIRECTORY_GONE> {
     const temp = new TempFile();
     try {
       await atomicWrite(
         destination,
         async (path) => {
-          const handle = await temp.create(path);
+          const handle = await temp.create(path, attributes.mode);
           try {
             await handle.writeFile(bytes);
+            await keepAttributes(handle, attributes);
             await handle.datasync();
           } finally {
             await handle.close();

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { close, constants, fstat, open as openFd, read } from 'node:fs';
+import { close, constants, fstat, open as openFd, read, type BigIntStats } from 'node:fs';
 import { access, open, stat, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { LocalPathError, sourceShrankError, toLocalPathError } from '../core/errors.js';
@@ -23,23 +23,36 @@ export { toLocalPathError };
  * ```
  */
 export async function statSourceFile(localPath: string, expectedSize: number | undefined, logger: Logger): Promise<number> {
-  let size: number;
+  return (await statSource(localPath, expectedSize, logger)).size;
+}
+
+/** {@link statSourceFile}, giving the {@link SourceRead} of a file to be streamed (its size and attributes). */
+async function statSource(localPath: string, expectedSize: number | undefined, logger: Logger): Promise<SourceRead> {
+  let info: BigIntStats;
   try {
-    const info = await stat(localPath);
-    if (!info.isFile()) {
-      throw new LocalPathError('NOT_A_FILE', localPath, `${localPath} is not a regular file.`, {
-        hint: 'Upload a directory with planDirectory + uploadPlannedFiles, or pass the path of a file.',
-      });
-    }
-    size = info.size;
+    info = await stat(localPath, { bigint: true });
+    if (!info.isFile()) throw notAFileError(localPath);
     await access(localPath, constants.R_OK);
   } catch (error) {
     throw toLocalPathError(error, localPath);
   }
+  const size = Number(info.size);
   if (expectedSize !== undefined && expectedSize !== size) {
     logger.warn(`${localPath} changed size since it was planned (${expectedSize} -> ${size} bytes); uploading its current content.`);
   }
-  return size;
+  return { size, attributes: sourceAttributes(info) };
+}
+
+/** The error of a source that is not a regular file (a directory, a FIFO, a socket, a device). */
+function notAFileError(localPath: string): LocalPathError {
+  return new LocalPathError('NOT_A_FILE', localPath, `${localPath} is not a regular file.`, {
+    hint: 'Upload a directory with planDirectory + uploadPlannedFiles, or pass the path of a file.',
+  });
+}
+
+/** The attributes a local copy keeps, from the stat the read already made. */
+function sourceAttributes(info: BigIntStats): SourceAttributes {
+  return { mode: Number(info.mode) & 0o7777, atimeNs: info.atimeNs, mtimeNs: info.mtimeNs };
 }
 
 const openAsync = promisify(openFd);
@@ -53,11 +66,28 @@ const closeAsync = promisify(close);
  */
 export const SMALL_FILE_BYTES = 1024 * 1024;
 
+/**
+ * What a local copy keeps of its source besides the bytes, as MLflow's `LocalArtifactRepository`
+ * does (`shutil.copystat` in `log_artifact`, `shutil.copy2` in `log_artifacts`): the permission
+ * bits and the access and modification times. Taken from the `stat` that checks the file before
+ * it is read, so it costs no call of its own.
+ */
+export interface SourceAttributes {
+  /** Permission bits, setuid, setgid and sticky included (`st_mode & 0o7777`, Python's `S_IMODE`). */
+  mode: number;
+  /** Access time, in ns since the epoch. */
+  atimeNs: bigint;
+  /** Modification time, in ns since the epoch. */
+  mtimeNs: bigint;
+}
+
 /** A source file as {@link readSourceIfSmall} left it: its size, and its bytes when it was read whole. */
 export interface SourceRead {
   size: number;
   /** The whole file, when it was small ({@link SMALL_FILE_BYTES}); else it is streamed. */
   bytes?: Buffer;
+  /** Its mode and times when it was checked. */
+  attributes: SourceAttributes;
 }
 
 /**
@@ -82,26 +112,24 @@ export async function readSmallSourceFile(
     // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below as NOT_A_FILE).
     fd = await openAsync(localPath, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch {
-    // statSourceFile names the problem (missing, unreadable, a socket, ...) as it always did.
-    return { size: await statSourceFile(localPath, expectedSize, logger) };
+    // statSource names the problem (missing, unreadable, a socket, ...) as it always did.
+    return statSource(localPath, expectedSize, logger);
   }
   try {
-    let info;
+    let info: BigIntStats;
     try {
-      info = await fstatAsync(fd);
+      info = await fstatAsync(fd, { bigint: true });
     } catch (error) {
       throw toLocalPathError(error, localPath);
     }
-    if (!info.isFile()) {
-      throw new LocalPathError('NOT_A_FILE', localPath, `${localPath} is not a regular file.`, {
-        hint: 'Upload a directory with planDirectory + uploadPlannedFiles, or pass the path of a file.',
-      });
+    if (!info.isFile()) throw notAFileError(localPath);
+    const size = Number(info.size);
+    if (expectedSize !== undefined && expectedSize !== size) {
+      logger.warn(`${localPath} changed size since it was planned (${expectedSize} -> ${size} bytes); uploading its current content.`);
     }
-    if (expectedSize !== undefined && expectedSize !== info.size) {
-      logger.warn(`${localPath} changed size since it was planned (${expectedSize} -> ${info.size} bytes); uploading its current content.`);
-    }
-    if (info.size > SMALL_FILE_BYTES) return { size: info.size };
-    const bytes = Buffer.allocUnsafe(info.size);
+    const attributes = sourceAttributes(info);
+    if (size > SMALL_FILE_BYTES) return { size, attributes };
+    const bytes = Buffer.allocUnsafe(size);
     let filled: number;
     try {
       filled = await readFully((b, o, l, p) => readAsync(fd, b, o, l, p), bytes, 0, bytes.length, 0);
@@ -110,7 +138,7 @@ export async function readSmallSourceFile(
     }
     // A file that shrank after fstat is sent as it is now.
     const body = filled === bytes.length ? bytes : bytes.subarray(0, filled);
-    return { size: body.length, bytes: body };
+    return { size: body.length, bytes: body, attributes };
   } finally {
     await closeAsync(fd).catch(() => undefined);
   }
@@ -128,7 +156,7 @@ export async function readSmallSourceFile(
  * ```
  */
 export async function readSourceIfSmall(localPath: string, expectedSize: number | undefined, logger: Logger): Promise<SourceRead> {
-  if (expectedSize !== undefined && expectedSize > SMALL_FILE_BYTES) return { size: await statSourceFile(localPath, expectedSize, logger) };
+  if (expectedSize !== undefined && expectedSize > SMALL_FILE_BYTES) return statSource(localPath, expectedSize, logger);
   return readSmallSourceFile(localPath, expectedSize, logger);
 }
 

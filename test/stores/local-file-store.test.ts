@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -8,9 +8,12 @@ import { AbortedError, InvalidArgumentError, LocalPathError, SourceChangedError 
 import { snapshotFile } from '../../src/core/source-snapshot.js';
 import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { LocalFileStore, UPLOADING_PREFIX } from '../../src/stores/local-file-store.js';
+import { SMALL_FILE_BYTES } from '../../src/stores/source-file.js';
 import { planDirectory } from '../../src/uploader/plan.js';
 import { uploadPlannedFiles } from '../../src/uploader/transfer.js';
 import { fsHooks, resetFsHooks, signal } from '../support/fs-hooks.js';
+import { runPython } from '../support/python.js';
+import { describeWithServers } from '../support/servers.js';
 
 // Passes every call through unless a test sets a hook (the race of a failed copy's cleanup).
 vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
@@ -274,6 +277,77 @@ describe('LocalFileStore', () => {
       { path: 'd/a.txt', isDir: false, size: 3 },
       { path: 'top.txt', isDir: false, size: 3 },
     ]);
+  });
+});
+
+/** Permission bits and mtime (to the microsecond: what Node can set) of every file under `dir`. */
+function modesAndTimes(dir: string): Record<string, { mode: string; mtimeUs: string }> {
+  return Object.fromEntries(
+    allFiles(dir).map((rel) => {
+      const info = statSync(join(dir, rel), { bigint: true });
+      return [rel, { mode: (Number(info.mode) & 0o7777).toString(8), mtimeUs: (info.mtimeNs / 1000n).toString() }];
+    }),
+  );
+}
+
+/**
+ * Source files whose copies must keep mode and mtime: a secret (`0600`), a script (`0755`), a
+ * read-only file (`0444`), small (read whole) and over 1 MiB (streamed), with an old mtime that
+ * has a fractional second.
+ */
+function filesWithModes(src: string): Array<{ name: string; mode: number }> {
+  const files = [
+    { name: 'secret.env', mode: 0o600, size: 12 },
+    { name: 'run.sh', mode: 0o755, size: 40 },
+    { name: 'frozen.bin', mode: 0o444, size: SMALL_FILE_BYTES + 5 },
+    { name: 'big-secret.bin', mode: 0o600, size: 2 * SMALL_FILE_BYTES },
+  ];
+  for (const [i, file] of files.entries()) {
+    const path = join(src, file.name);
+    writeFileSync(path, randomBytes(file.size));
+    chmodSync(path, file.mode);
+    utimesSync(path, new Date(Date.UTC(2024, 0, 2, 3, 4, 5, 678)), 981_173_106.123_456 + i);
+  }
+  return files;
+}
+
+describe('LocalFileStore: what is kept besides the bytes', () => {
+  it("keeps the source's permission bits and times (as MLflow's shutil.copystat), small and streamed, replacing a read-only copy", async () => {
+    const { src, dest, store } = scratch();
+    const files = filesWithModes(src);
+    for (const { name } of files) await store.uploadFile(join(src, name), `m/${name}`);
+    // Again: a read-only artifact is replaced like any other (the rename does not need its write bit).
+    await store.uploadFile(join(src, 'frozen.bin'), 'm/frozen.bin');
+
+    const expected = Object.fromEntries(Object.entries(modesAndTimes(src)).map(([name, attributes]) => [join('m', name), attributes]));
+    expect(modesAndTimes(dest)).toEqual(expected);
+    expect(modesAndTimes(dest)[join('m', 'secret.env')]?.mode).toBe('600');
+    expect(modesAndTimes(dest)[join('m', 'run.sh')]?.mode).toBe('755');
+  });
+});
+
+describeWithServers("LocalFileStore and MLflow's LocalArtifactRepository", () => {
+  it('stores the same mode and mtime as log_artifact and log_artifacts do for the same files', async () => {
+    const { src, dest, store } = scratch();
+    filesWithModes(src);
+    for (const name of readdirSync(src)) await store.uploadFile(join(src, name), `one/${name}`);
+    const plan = await planDirectory(src, { artifactPath: 'tree' });
+    await uploadPlannedFiles(store, plan);
+
+    const theirs = join(dirname(dest), 'mlflow-artifacts');
+    await runPython(
+      `
+import os, sys
+from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
+repo = LocalArtifactRepository(sys.argv[1])
+for name in sorted(os.listdir(sys.argv[2])):
+    repo.log_artifact(os.path.join(sys.argv[2], name), 'one')
+repo.log_artifacts(sys.argv[2], 'tree')
+`,
+      { args: [pathToFileURL(theirs).href, src] },
+    );
+    expect(Object.keys(modesAndTimes(theirs))).toHaveLength(8);
+    expect(modesAndTimes(dest)).toEqual(modesAndTimes(theirs));
   });
 });
 

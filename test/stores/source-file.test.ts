@@ -1,6 +1,6 @@
 /** The local-file checks every store runs before it sends a file, and the small-file read. */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -35,8 +35,13 @@ describe('readSmallSourceFile', () => {
     const read = await readSmallSourceFile(join(dir, 'small.bin'), small.length, logger);
     expect(read.size).toBe(small.length);
     expect(read.bytes?.equals(small)).toBe(true);
-    expect(await readSmallSourceFile(join(dir, 'empty.bin'), 0, logger)).toEqual({ size: 0, bytes: Buffer.alloc(0) });
-    expect(await readSmallSourceFile(join(dir, 'big.bin'), undefined, logger)).toEqual({ size: SMALL_FILE_BYTES + 1 });
+    expect(await readSmallSourceFile(join(dir, 'empty.bin'), 0, logger)).toMatchObject({ size: 0, bytes: Buffer.alloc(0) });
+    const big = await readSmallSourceFile(join(dir, 'big.bin'), undefined, logger);
+    expect(big).toMatchObject({ size: SMALL_FILE_BYTES + 1 });
+    expect(big.bytes).toBeUndefined();
+    // What a local copy keeps (mode and times), from the same fstat: no call of its own.
+    const info = statSync(join(dir, 'big.bin'), { bigint: true });
+    expect(big.attributes).toEqual({ mode: Number(info.mode) & 0o7777, atimeNs: info.atimeNs, mtimeNs: info.mtimeNs });
     expect(logger.warnings).toEqual([]);
   });
 
