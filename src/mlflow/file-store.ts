@@ -27,8 +27,8 @@ import { InvalidArgumentError, MlflowApiError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
 import { removeStaleTempFiles } from '../core/atomic-write.js';
-import { MLFLOW_RESERVED_PREFIX } from './artifacts-api.js';
 import { assertNoInternalTags } from './internal-tags.js';
+import { listLocalArtifactDirectory } from './local-artifact-listing.js';
 import { fileUriToPath } from './tracking-uri.js';
 import {
   atomicWriteFile,
@@ -286,24 +286,11 @@ export class FileTrackingStore implements TrackingClient {
       });
     }
     const base = join(fileUriToPath(rootUri, process.cwd(), 'artifactUri'), ...(dir ? dir.split('/') : []));
-    const entries = await readdir(base, { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return [];
-      throw error;
-    });
-    const files: ArtifactFileInfo[] = [];
-    for (const entry of entries) {
-      // A copy in flight, or one a kill cut short, under MLflow's reserved temp prefix (the
-      // `file` artifact store's temp names): MLflow never lists those, and a model registered
-      // from this listing must not take one for a file.
-      if (entry.name.startsWith(TEMP_PREFIX) || entry.name.startsWith(MLFLOW_RESERVED_PREFIX)) continue;
-      const rel = dir ? `${dir}/${entry.name}` : entry.name;
-      // stat follows symlinks, as MLflow's listing does (a symlinked weights file is listed);
-      // what is gone meanwhile, or a dangling link, is left out.
-      const info = await stat(join(base, entry.name)).catch(() => undefined);
-      if (info?.isDirectory()) files.push({ path: rel, isDir: true });
-      else if (info?.isFile()) files.push({ path: rel, isDir: false, fileSize: info.size });
-    }
-    files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    // The same listing as the `file` store's (local-artifact-listing.ts): what a model is
+    // registered from is what an upload checked against.
+    const files: ArtifactFileInfo[] = (await listLocalArtifactDirectory(base, dir, this.logger)).map((entry) =>
+      entry.isDir ? { path: entry.path, isDir: true } : { path: entry.path, isDir: false, ...(entry.size !== undefined ? { fileSize: entry.size } : {}) },
+    );
     return { rootUri, files };
   }
 

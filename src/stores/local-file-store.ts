@@ -21,15 +21,16 @@
  */
 import { createHash } from '../core/node-crypto.js';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rm, rmdir, stat, writeFile, type FileHandle } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { mkdir, open, rm, rmdir, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { atomicWrite, removeStaleTempFiles } from '../core/atomic-write.js';
 import { AbortedError, DiskFullError, diskFullError, LocalPathError, SourceChangedError } from '../core/errors.js';
 import { sourceChange } from '../core/source-snapshot.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { assertArtifactPath, joinArtifactPath, MLFLOW_RESERVED_PREFIX } from '../mlflow/artifacts-api.js';
+import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
+import { LEGACY_TEMP_NAME, listLocalArtifactDirectory } from '../mlflow/local-artifact-listing.js';
 import { fileUriToPath } from '../mlflow/tracking-uri.js';
 import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreFactory, UploadFileOptions, UploadFileResult } from './artifact-store.js';
 import { throwIfAborted } from '../core/abort.js';
@@ -40,8 +41,6 @@ import { readSourceIfSmall, toLocalPathError, type SourceAttributes } from './so
  * `local_artifact_repo.py`), which its listing skips, then ours.
  */
 export const UPLOADING_PREFIX = '.artifact.uploading.artifact-uploader-';
-/** Temp names of versions before 0.x that were listed by MLflow (`.artifact-uploader-<hex>.tmp`). */
-const LEGACY_TEMP_NAME = /^\.artifact-uploader-[0-9a-f]{12}\.tmp$/;
 const COPY_CHUNK = 1024 * 1024;
 
 /** How many times a copy creates its directory again when it vanished before the temp file was created. */
@@ -391,26 +390,11 @@ export class LocalFileStore implements ArtifactStore {
     if (dir) assertArtifactPath(dir);
     throwIfAborted(options.signal, 'The listing');
     const absolute = dir ? join(this.root, ...dir.split('/')) : this.root;
-    let names;
     try {
-      names = await readdir(absolute, { withFileTypes: true });
+      return await listLocalArtifactDirectory(absolute, dir, this.logger);
     } catch (error) {
-      // As MLflow's local repository: a missing directory, or a file, lists as empty.
-      const code = (error as { code?: unknown }).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return [];
       throw toLocalPathError(error, absolute);
     }
-    const out: ArtifactEntry[] = [];
-    for (const entry of names) {
-      if (entry.name.startsWith(MLFLOW_RESERVED_PREFIX) || LEGACY_TEMP_NAME.test(entry.name)) continue;
-      const path = joinArtifactPath(dir, entry.name);
-      const full = `${absolute}${sep}${entry.name}`;
-      // stat follows symlinks, as MLflow's listing does; a dangling link shows without a size.
-      const info = await stat(full).catch(() => undefined);
-      if (info?.isDirectory() ?? entry.isDirectory()) out.push({ path, isDir: true });
-      else out.push({ path, isDir: false, ...(info ? { size: info.size } : {}) });
-    }
-    return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 }
 

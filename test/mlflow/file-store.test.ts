@@ -3,7 +3,7 @@
  * byte where MLflow is strict), its errors, and, cross-checked with the official Python
  * client, that MLflow reads what it wrote and that it reads what MLflow wrote.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,10 @@ import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { FileTrackingStore } from '../../src/mlflow/file-store.js';
 import { TEMP_PREFIX, parseMetaYaml } from '../../src/mlflow/file-store-format.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
-import { UPLOADING_PREFIX } from '../../src/stores/local-file-store.js';
+import { LocalFileStore, UPLOADING_PREFIX } from '../../src/stores/local-file-store.js';
+import { silentLogger } from '../../src/core/logger.js';
+import { findRunSource } from '../../src/registry/model-files.js';
+import { recordingLogger } from '../uploader/helpers.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { pythonExecutable, runPython } from '../support/python.js';
 import { describeWithServers } from '../support/servers.js';
@@ -229,7 +232,8 @@ describe('FileTrackingStore on disk', () => {
     mkdirSync(join(dir, 'model'), { recursive: true });
     writeFileSync(join(dir, 'model', 'weights.bin'), Buffer.alloc(10));
     writeFileSync(join(dir, 'notes.txt'), 'hi');
-    writeFileSync(join(dir, `${TEMP_PREFIX}abc.tmp`), 'partial');
+    // What versions before the `.artifact.uploading.` prefix left when killed mid-copy.
+    writeFileSync(join(dir, `${TEMP_PREFIX}0123456789ab.tmp`), 'partial');
     expect(await store.listArtifacts(run.info.runId)).toEqual({
       rootUri: run.info.artifactUri,
       files: [
@@ -242,7 +246,83 @@ describe('FileTrackingStore on disk', () => {
   });
 });
 
+/**
+ * A run's `model/` artifact directory holding, besides a file and a symlinked file, what another
+ * tool may leave there: a dangling symlink, a link to itself, a FIFO; and a file whose name only
+ * starts like our temp files (MLflow lists it).
+ */
+async function runWithOddEntries(logger = silentLogger) {
+  const base = scratch();
+  const tracking = new FileTrackingStore({ root: join(base, 'mlruns'), logger });
+  const run = await tracking.createRun({ experimentId: '0' });
+  const model = join(decodeURIComponent(new URL(run.info.artifactUri).pathname), 'model');
+  mkdirSync(model, { recursive: true });
+  writeFileSync(join(model, 'weights.bin'), Buffer.alloc(10));
+  writeFileSync(join(base, 'config.json'), '{}');
+  symlinkSync(join(base, 'config.json'), join(model, 'config.json'));
+  writeFileSync(join(model, `${TEMP_PREFIX}notes.txt`), 'mine');
+  symlinkSync(join(base, 'deleted-since'), join(model, 'gone.bin'));
+  symlinkSync(join(model, 'loop'), join(model, 'loop'));
+  execFileSync('mkfifo', [join(model, 'pipe')]);
+  return { tracking, runId: run.info.runId, artifactUri: run.info.artifactUri, root: join(base, 'mlruns') };
+}
+
+const ODD_DIRECTORY_LISTING = [
+  { path: 'model/.artifact-uploader-notes.txt', isDir: false, size: 4 },
+  { path: 'model/config.json', isDir: false, size: 2 },
+  { path: 'model/weights.bin', isDir: false, size: 10 },
+];
+
+describe('FileTrackingStore.listArtifacts and the file store list the same', () => {
+  it('a dangling symlink, a link loop and a FIFO are left out of both, each named in a warning; the listing and a registerModel walk go on', async () => {
+    const trackingLogger = recordingLogger();
+    const { tracking, runId, artifactUri } = await runWithOddEntries(trackingLogger);
+    const storeLogger = recordingLogger();
+    const store = new LocalFileStore({ artifactUri, logger: storeLogger });
+
+    expect(await store.list('model')).toEqual(ODD_DIRECTORY_LISTING);
+    expect((await tracking.listArtifacts(runId, 'model')).files).toEqual(ODD_DIRECTORY_LISTING.map(({ size, ...entry }) => ({ ...entry, fileSize: size })));
+    for (const logger of [storeLogger, trackingLogger]) {
+      const warnings = logger.lines.filter(([level]) => level === 'warn').map(([, message]) => message);
+      expect(warnings).toEqual([
+        expect.stringMatching(/^model\/gone\.bin in the artifact directory .* is a dangling symlink \(its target is missing\); it is left out of the listing\.$/),
+        expect.stringMatching(/^model\/loop in the artifact directory .* is a symlink in a cycle of links; it is left out/),
+        expect.stringMatching(/^model\/pipe in the artifact directory .* is a FIFO, socket or device, not a file; it is left out/),
+      ]);
+    }
+    // What registerModel walks: the readable files, not a crash on the link.
+    const source = await findRunSource(tracking, runId, 'model');
+    expect(source.files.map((f) => [f.modelPath, f.size])).toEqual([
+      ['.artifact-uploader-notes.txt', 4],
+      ['config.json', 2],
+      ['weights.bin', 10],
+    ]);
+  });
+});
+
 describeWithServers('FileTrackingStore and the official Python client', () => {
+  it("MLflow's own list_artifacts fails on the dangling link (os.path.getsize); ours lists the rest, which MLflow lists the same once the odd entries are gone", async () => {
+    const { tracking, runId, root } = await runWithOddEntries();
+    const script = `
+import json, os, sys
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+try:
+    c.list_artifacts(sys.argv[2], 'model')
+    print(json.dumps('listed'))
+except OSError as e:
+    print(json.dumps(type(e).__name__))
+    model = os.path.join(c.get_run(sys.argv[2]).info.artifact_uri.replace('file://', ''), 'model')
+    for name in ('gone.bin', 'loop', 'pipe'):
+        os.remove(os.path.join(model, name))
+print(json.dumps([[f.path, f.is_dir, f.file_size] for f in c.list_artifacts(sys.argv[2], 'model')]))
+`;
+    const ours = (await tracking.listArtifacts(runId, 'model')).files.map((f) => [f.path, f.isDir, f.fileSize ?? null]);
+    const [failure, theirs] = (await runPython(script, { args: [`file:${root}`, runId] })).trim().split('\n').slice(-2).map((line) => JSON.parse(line) as unknown);
+    expect(failure).toBe('FileNotFoundError');
+    expect(ours).toEqual(theirs);
+  });
+
   it('MLflow reads the run, its tags, params, metrics and artifacts', async () => {
     const root = join(scratch(), 'ml runs');
     const store = new FileTrackingStore({ root });
