@@ -166,6 +166,14 @@ export function toLocalPathError(error: unknown, localPath: string): unknown {
       cause: error,
     });
   }
+  // A symlink in a cycle of links (`a -> b -> a`, a link to itself): like a dangling one, it
+  // leads to no file; untyped, it would surface as a bare "too many symbolic links".
+  if (code === 'ELOOP') {
+    return new LocalPathError('PATH_NOT_FOUND', localPath, `${localPath} leads to no file: it goes through a symlink in a cycle of links (ELOOP).`, {
+      hint: 'Point the link at the file or directory it stands for (`ls -l` shows where each link leads), or pass the real path.',
+      cause: error,
+    });
+  }
   if (code === 'EACCES' || code === 'EPERM') {
     return new LocalPathError('PATH_UNREADABLE', localPath, `${localPath} cannot be read (${code}).`, {
       hint: 'Fix its permissions (chmod u+r) or exclude it.',

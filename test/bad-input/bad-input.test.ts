@@ -127,6 +127,29 @@ describeWithServers('bad input to the uploader: typed errors, nothing uploaded',
     await expectLocalPathError(uploader().uploadDirectory(dir), 'PATH_NOT_FOUND', /dangling/);
   });
 
+  it('10b a path that is itself a symlink in a cycle of links: PATH_NOT_FOUND, "cycle of links"', async () => {
+    const dir = dirWith('loop-path', (d) => symlinkSync('self', join(d, 'self')));
+    await expectLocalPathError(uploader().uploadFile(join(dir, 'self')), 'PATH_NOT_FOUND', /cycle of links \(ELOOP\)/);
+    await expectLocalPathError(uploader().uploadDirectory(join(dir, 'self')), 'PATH_NOT_FOUND', /cycle of links \(ELOOP\)/);
+  });
+
+  it('10c symlink loops inside a directory are not an error: skipped and reported as "symlink loop", the rest uploaded (to a run of its own)', async () => {
+    const dir = dirWith('loops', (d) => {
+      symlinkSync('self', join(d, 'self'));
+      mkdirSync(join(d, 'sub'));
+      writeFileSync(join(d, 'sub', 'inner.txt'), 'inside');
+      symlinkSync('..', join(d, 'sub', 'up'));
+    });
+    const { runId: other } = await serverRun(mlflowServer().url);
+    const result = await uploader({ runId: other }).uploadDirectory(dir);
+    expect(result.status, result.error?.message).toBe('uploaded');
+    expect(result.skippedFiles).toEqual([
+      { path: 'self', reason: 'symlink loop' },
+      { path: 'sub/up', reason: 'symlink loop' },
+    ]);
+    expect((await listRunArtifacts(mlflowServer().url, other)).sort()).toEqual(['sub/inner.txt', 'weights.bin']);
+  });
+
   // ── names MLflow cannot store ──
   for (const [n, name, why] of [
     ['11', 'epoch#3.ckpt', /contains "#"/],

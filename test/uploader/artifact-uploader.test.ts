@@ -371,6 +371,42 @@ describe('ArtifactUploader on ./mlruns', () => {
       expect(existsSync(join(artifactsDir, 'ok.txt'))).toBe(false);
     });
 
+    it('symlink loops in a directory are skipped and reported, the rest uploaded; a dangling link refuses the directory before a byte; a path that is a link loop is PATH_NOT_FOUND', async () => {
+      const { trackingUri, run, artifactsDir } = await localRun();
+      const dir = writeTree(scratch(), { 'ok.txt': 'fine', 'sub/w.bin': 'weights' });
+      symlinkSync('self', join(dir, 'self'));
+      symlinkSync('b', join(dir, 'a'));
+      symlinkSync('a', join(dir, 'b'));
+      symlinkSync('..', join(dir, 'sub', 'up'));
+      const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {} });
+
+      const result = await uploader.uploadDirectory(dir, { artifactPath: 'looped' });
+      expect(result.status, result.error?.message).toBe('uploaded');
+      expect(Object.keys(hashTree(artifactsDir)).sort()).toEqual(['looped/ok.txt', 'looped/sub/w.bin']);
+      expect(result.skippedFiles).toEqual([
+        { path: 'a', reason: 'symlink loop' },
+        { path: 'b', reason: 'symlink loop' },
+        { path: 'self', reason: 'symlink loop' },
+        { path: 'sub/up', reason: 'symlink loop' },
+      ]);
+
+      // The path given is itself a link in a cycle: typed, naming it (it was a bare ELOOP error).
+      for (const attempt of [uploader.uploadFile(join(dir, 'self')), uploader.uploadDirectory(join(dir, 'a'))]) {
+        const error = await attempt.catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(LocalPathError);
+        expect(error).toMatchObject({ code: 'PATH_NOT_FOUND', message: expect.stringMatching(/cycle of links \(ELOOP\)/), hint: expect.stringMatching(/Point the link/) });
+      }
+
+      symlinkSync(join(dir, 'deleted.bin'), join(dir, 'sub', 'gone.bin'));
+      await expect(uploader.uploadDirectory(dir, { artifactPath: 'dangling' })).rejects.toMatchObject({
+        name: 'LocalPathError',
+        code: 'PATH_NOT_FOUND',
+        path: join(dir, 'sub', 'gone.bin'),
+        message: expect.stringMatching(/1 symlink\(s\) in .* are dangling: "sub\/gone\.bin" is a symlink to a missing target\. Nothing was uploaded\./),
+      });
+      expect(Object.keys(hashTree(artifactsDir)).sort()).toEqual(['looped/ok.txt', 'looped/sub/w.bin']);
+    });
+
     it('an invalid config file fails with the error text documented in docs/configuration.md', async () => {
       const doc = await readFile(fileURLToPath(new URL('../../docs/configuration.md', import.meta.url)), 'utf8');
       const yaml = /<!-- example:bad -->\n```yaml\n([\s\S]*?)```/.exec(doc)![1]!;
