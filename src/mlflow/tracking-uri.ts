@@ -60,7 +60,8 @@ export function isTrackingUriScheme(scheme: string | undefined): boolean {
  * Refuses, before it is used, a tracking URI that names no store artifact-uploader can write:
  * a scheme other than `http(s):`, `file:` and `azureml:` (`sqlite:`, `databricks://`, ...), a
  * bare name MLflow reads as Databricks (`databricks`), a server address without its scheme
- * (`127.0.0.1:5917`, `localhost:5917`), or a `file://` URL with a host. A scheme-less value MLflow
+ * (`127.0.0.1:5917`, `localhost:5917`), a `file://` URL with a host, or a `file:` URI whose scheme
+ * is not in lower case (`FILE:///x`, see {@link fileUriToPath}). A scheme-less value MLflow
  * would take as a directory of that name is otherwise left alone: it is a path.
  *
  * @param uri The tracking URI, trimmed and not empty.
@@ -88,7 +89,8 @@ export function checkTrackingUri(uri: string, setting: string): void {
     return;
   }
   if (scheme === 'file') {
-    if (uri.startsWith('file://')) fileUriToPath(uri, undefined, setting);
+    // The forms fileUriToPath refuses: a `file://` host, an upper-case scheme.
+    if (uri.startsWith('file://') || !uri.startsWith('file:')) fileUriToPath(uri, undefined, setting);
     return;
   }
   if (scheme === 'http' || scheme === 'https') {
@@ -205,15 +207,21 @@ export function blankTrackingUriError(setting: string): ConfigError {
  * name the same directory for a Python step and this one, and MLflow writes a run's
  * `artifact_uri` under such a root as the root was written.
  *
+ * A scheme not in lower case (`FILE:///x`, `File:/x`) is refused: MLflow picks its local store
+ * by the scheme lower-cased (`urlparse`), but `local_file_uri_to_path` strips only a lower-case
+ * `file:`, so its client makes a directory named `FILE:` in the working directory
+ * (`./FILE:/x`); taken as `/x`, the same URI would name another directory for a Python step.
+ *
  * @param setting The setting the URI came from, named in the error (`trackingUri`, `artifactUri`).
- * @throws {ConfigError} for a `file://` URL that names no local path: a host (`file://mlruns`),
- *   an encoded `/`, or a malformed URL.
+ * @throws {ConfigError} for a `file:` URI that names no local path: a host (`file://mlruns`),
+ *   an encoded `/`, a malformed URL, or a scheme not in lower case.
  * @example
  * ```ts
  * fileUriToPath('file:./mlruns', '/work'); // '/work/mlruns'
  * ```
  */
 export function fileUriToPath(uri: string, cwd: string = process.cwd(), setting = 'trackingUri'): string {
+  if (!uri.startsWith('file:') && /^file:/i.test(uri)) throw upperCaseFileSchemeError(uri, setting);
   if (uri.startsWith('file://')) {
     try {
       return fileURLToPath(uri);
@@ -226,15 +234,31 @@ export function fileUriToPath(uri: string, cwd: string = process.cwd(), setting 
 }
 
 /**
+ * A `file:` URI as an error shows it: as given (redactUrl would rewrite it: `file://mlruns/`,
+ * `FILE:` in lower case), unless it may carry userinfo: any "@" counts, since a password
+ * holding "/" is what may have made it unparsable.
+ */
+function shownFileUri(uri: string): string {
+  return /^file:\/\/\S*@/i.test(uri) ? redactUrl(uri) : redact(uri);
+}
+
+/** Why `FILE:///x` is refused (see {@link fileUriToPath}), and how to write it. */
+function upperCaseFileSchemeError(uri: string, setting: string): ConfigError {
+  const scheme = uri.slice(0, 'file:'.length);
+  return new ConfigError(`${shownFileUri(uri)} writes its scheme "${scheme}" in capitals: MLflow's client would take it for a relative path and use a directory named "${scheme}" in the working directory.`, {
+    issues: [{ path: setting, message: 'file: URI with a scheme not in lower case' }],
+    hint: `Write the scheme in lower case: ${shownFileUri(`file:${uri.slice(scheme.length)}`)} (or give a plain path).`,
+  });
+}
+
+/**
  * Why a `file://` URL names no local path, and how to write the one meant. `file://mlruns` is
  * the usual slip (two slashes make `mlruns` the host): MLflow's Python client drops that host
  * and would use the working directory itself as the store, so it is refused rather than guessed.
  */
 function fileUrlError(uri: string, setting: string, cause: unknown): ConfigError {
   const code = (cause as { code?: unknown }).code;
-  // Shown as given (redactUrl would rewrite it: file://mlruns/), unless it may carry userinfo:
-  // any "@" counts, since a password holding "/" is what may have made it unparsable.
-  const shown = /^file:\/\/\S*@/i.test(uri) ? redactUrl(uri) : redact(uri);
+  const shown = shownFileUri(uri);
   if (code === 'ERR_INVALID_FILE_URL_HOST') {
     const url = new URL(uri); // it parsed, or Node would not have got to the host
     const host = url.hostname;

@@ -7,6 +7,7 @@ import { isRetryableError, isThrottlingError } from '../../src/core/retry.js';
 import { DEFAULT_TRACKING_URI, mlflowErrorMapper, resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { fileUriToPath } from '../../src/mlflow/tracking-uri.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
+import { LocalFileStore } from '../../src/stores/local-file-store.js';
 import { startTestServer } from '../support/http-test-server.js';
 
 const closers: Array<() => Promise<void>> = [];
@@ -75,6 +76,35 @@ describe('resolveMlflowConnection', () => {
       expect(refused(uri).hint).toBeTruthy();
     }
     expect(fileUriToPath('file://localhost/srv/mlruns')).toBe('/srv/mlruns');
+  });
+
+  it('a file: URI with its scheme in capitals (FILE:///x) is a ConfigError saying to write it in lower case, not a directory named "FILE:" in the working directory', () => {
+    for (const [uri, lower] of [
+      ['FILE:///srv/mlruns', 'file:///srv/mlruns'],
+      ['File:/srv/mlruns', 'file:/srv/mlruns'],
+      ['FILE:mlruns', 'file:mlruns'],
+    ] as const) {
+      // Before: '/work/FILE:/srv/mlruns', where MLflow's client puts it too (local_file_uri_to_path
+      // strips only a lower-case "file:"), a directory nobody meant.
+      const asPath = (() => {
+        try {
+          return fileUriToPath(uri, '/work', 'MLFLOW_TRACKING_URI');
+        } catch (error) {
+          return error;
+        }
+      })();
+      expect(asPath).toBeInstanceOf(ConfigError);
+      expect(asPath).toMatchObject({
+        message: expect.stringContaining(`${uri} writes its scheme "${uri.slice(0, 5)}" in capitals: MLflow's client would take it for a relative path and use a directory named "${uri.slice(0, 5)}" in the working directory.`),
+        hint: `Write the scheme in lower case: ${lower} (or give a plain path).`,
+        issues: [{ path: 'MLFLOW_TRACKING_URI', message: 'file: URI with a scheme not in lower case' }],
+      });
+      expect(() => resolveMlflowConnection({ trackingUri: uri }, {})).toThrow(ConfigError);
+      expect(() => resolveMlflowConnection({}, { MLFLOW_TRACKING_URI: uri })).toThrow(/in capitals/);
+      // A run's artifact URI written so: the file: store refuses it the same way, before a copy.
+      expect(() => new LocalFileStore({ artifactUri: uri, cwd: '/work' })).toThrow(/in capitals/);
+    }
+    expect(fileUriToPath('file:///srv/mlruns', '/work')).toBe('/srv/mlruns');
   });
 
   it('refuses scheme-less values MLflow reads as Databricks, and host:port without http://, before taking them as a path', () => {
