@@ -20,6 +20,11 @@
 export class SerialQueue {
   private readonly tails = new Map<string, Promise<unknown>>();
 
+  /** Whether a task of `key` is running or waiting: one run now would wait for it. */
+  busy(key: string): boolean {
+    return this.tails.has(key);
+  }
+
   /** Runs `task` after every earlier task of `key`; resolves or rejects as `task` does. */
   run<R>(key: string, task: () => Promise<R>): Promise<R> {
     const previous = this.tails.get(key) ?? Promise.resolve();

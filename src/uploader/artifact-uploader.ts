@@ -24,7 +24,7 @@ import { combineSignals } from '../core/abort.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { resolveTrackingConfig } from '../config/load.js';
 import type { StageName, TrackingConfig } from '../config/schema.js';
-import { dedupeInFlight, identityKey, type LocalFileIdentity } from './dedupe.js';
+import { dedupeInFlight, identityKey, oneDestinationAtATime, type LocalFileIdentity } from './dedupe.js';
 import { artifactLoggingDisabledByEnv, NO_RUN_WARNING, passGates } from './gate.js';
 import { archiveOperation, checkpointOperation, directoryArchiveOperation, directoryOperation, fileOperation, storedArtifactPaths, type Operation, type OperationContext, type PlannedOperation } from './operation.js';
 import {
@@ -45,7 +45,7 @@ import { buildResult, joinedResult, StatsAccumulator, type ResultContext, type U
 import { assertJournalOutside, resolveJournalDir, UploadJournal } from './journal.js';
 import { OperationResume, assertSkipExisting } from './resume.js';
 import { RunTargets, type UploadTarget } from './target.js';
-import { transferFiles } from './transfer.js';
+import { manifestArtifactPathOf, transferFiles } from './transfer.js';
 
 /**
  * Uploads a pipeline stage's artifacts to an MLflow run, following the stage's section of the
@@ -381,18 +381,36 @@ export class ArtifactUploader<S extends StageName = StageName> {
       const { value, joined } = await dedupeInFlight(
         key,
         async (): Promise<UploadResult> => {
-          // The default concurrency adapts; one the user chose (option, config, env) is kept
-          // as they chose it unless they also allow growth with maxConcurrency.
-          const { concurrency, maxConcurrency } = operationConcurrency(this.opts, config[this.stage].concurrency, this.stage);
-          const resume = await this.resumeStep(target, planned, signal);
-          const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger, resume };
+          const upload = async (): Promise<UploadResult> => {
+            // The default concurrency adapts; one the user chose (option, config, env) is kept
+            // as they chose it unless they also allow growth with maxConcurrency.
+            const { concurrency, maxConcurrency } = operationConcurrency(this.opts, config[this.stage].concurrency, this.stage);
+            const resume = await this.resumeStep(target, planned, signal);
+            const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger, resume };
+            try {
+              const outcome = await (planned.transfer ?? ((c) => transferFiles(c, planned.local.files)))(ctx);
+              return buildResult(context, planned, { status: 'transferred', target, outcome });
+            } catch (error) {
+              // Archiving errors about the local side are programmer errors for the first caller too.
+              if (isArtifactUploaderError(error) && (error.name === 'LocalPathError' || error.name === 'InvalidArgumentError')) throw error;
+              return buildResult(context, planned, { status: 'failed', reason: signal?.aborted ? 'aborted' : 'upload-failed', error, runId, target });
+            }
+          };
+          if (planned.transfer === undefined) return upload();
+          // An archive and its manifest are two writes: another archive to the same place (a
+          // second trial's best checkpoint) waits for this pair to be whole. Keyed by the
+          // manifest's path, which `a.tar.gz` and `a.tgz` share (assertManifestNameFree).
+          const manifestPath = manifestArtifactPathOf(planned.artifactPath);
           try {
-            const outcome = await (planned.transfer ?? ((c) => transferFiles(c, planned.local.files)))(ctx);
-            return buildResult(context, planned, { status: 'transferred', target, outcome });
+            return await oneDestinationAtATime(JSON.stringify([target.artifactUri, manifestPath]), upload, {
+              signal,
+              onWait: () =>
+                this.logger.info(`${operation.method}: waits for the upload of another archive to ${planned.artifactPath} of run ${runId} in this process to finish, so that the archive and manifest in the run are one upload's.`),
+            });
           } catch (error) {
-            // Archiving errors about the local side are programmer errors for the first caller too.
-            if (isArtifactUploaderError(error) && (error.name === 'LocalPathError' || error.name === 'InvalidArgumentError')) throw error;
-            return buildResult(context, planned, { status: 'failed', reason: signal?.aborted ? 'aborted' : 'upload-failed', error, runId, target });
+            // Aborted while waiting its turn: ends as an abort does, for any caller that joined it too.
+            if (error instanceof AbortedError && signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error, runId, target });
+            throw error;
           }
         },
         { signal },

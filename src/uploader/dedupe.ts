@@ -8,10 +8,16 @@
  * two uploader instances, and the ESM and CJS builds loaded side by side, share it. An entry
  * lives only while its upload runs: a later upload of the same file uploads again.
  *
+ * Different uploads to one archive destination (two trials reporting different best checkpoints
+ * at once) are not joined but queued ({@link oneDestinationAtATime}): each writes an archive and
+ * then its manifest, and interleaved, the run kept one trial's archive beside the other's manifest.
+ *
  * @module
  */
 import { createHash } from '../core/node-crypto.js';
 import { waitUnlessAborted } from '../core/abort.js';
+import { AbortedError } from '../core/errors.js';
+import { SerialQueue } from '../core/serial-queue.js';
 
 const MAP_KEY = Symbol.for('artifact-uploader.in-flight-uploads.v1');
 
@@ -85,6 +91,52 @@ export async function dedupeInFlight<T>(key: string, fn: () => Promise<T>, optio
   } finally {
     if (map.get(key) === promise) map.delete(key);
   }
+}
+
+const QUEUE_KEY = Symbol.for('artifact-uploader.destination-queue.v1');
+
+/** The process-wide queue of uploads per destination (shared like the in-flight map). */
+function destinationQueue(): SerialQueue {
+  const holder = globalThis as Record<symbol, SerialQueue | undefined>;
+  holder[QUEUE_KEY] ??= new SerialQueue();
+  return holder[QUEUE_KEY];
+}
+
+/**
+ * Runs `fn` once every earlier call of this process with the same `destination` has settled. An
+ * archive and its manifest are two writes: two different archives to one path (two trials'
+ * best checkpoints, reported at once) went archive, archive, manifest, manifest, and the run
+ * could keep one trial's archive beside the other's manifest, both calls `uploaded` and
+ * `verified`. In turn, the pair in the run is the last caller's, whole. `onWait` is called when
+ * the call has to wait. A caller whose `signal` fires while it waits stops waiting at once
+ * ({@link AbortedError}), and its `fn` is never run.
+ *
+ * @example
+ * ```ts
+ * const result = await oneDestinationAtATime(JSON.stringify([artifactUri, 'best.manifest.json']), () => upload(), { signal });
+ * ```
+ * @internal
+ */
+export async function oneDestinationAtATime<T>(destination: string, fn: () => Promise<T>, options: { signal?: AbortSignal; onWait?: () => void } = {}): Promise<T> {
+  const { signal } = options;
+  const queue = destinationQueue();
+  const waits = queue.busy(destination);
+  if (waits) options.onWait?.();
+  const message = 'The upload was aborted while it waited for another upload to the same destination.';
+  let turnCame!: () => void;
+  const turn = new Promise<void>((resolve) => (turnCame = resolve));
+  const task = queue.run(destination, () => {
+    turnCame();
+    return signal?.aborted ? Promise.reject(new AbortedError(message, { cause: signal.reason })) : fn();
+  });
+  // Only the wait ends early: once its turn came, `fn` honours the signal itself and is awaited
+  // with its cleanup (a staged archive removed), so the call never returns before its work stops.
+  if (waits) {
+    // A call that stopped waiting still has its place in the queue: it rejects there, unread.
+    task.catch(() => undefined);
+    await waitUnlessAborted(turn, signal, message);
+  }
+  return task;
 }
 
 /**

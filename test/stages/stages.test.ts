@@ -330,6 +330,125 @@ describe('stage helpers on ./mlruns', () => {
     expect(b.manifest).toEqual(a.manifest);
     expect(uploads).toBe(2); // archive + manifest, once
   });
+
+  it('hpo: two trials with different best checkpoints at once leave the later one, archive and manifest of the same trial', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const sweep = writeTree(scratch('au-sweep-'), {
+      'trial-3/ckpt/adapter_model.safetensors': Buffer.alloc(3000, 3),
+      'trial-3/ckpt/adapter_config.json': '{"r": 8, "trial": 3}',
+      'trial-5/ckpt/adapter_model.safetensors': Buffer.alloc(2000, 5),
+      'trial-5/ckpt/adapter_config.json': '{"r": 16, "trial": 5}',
+    });
+    const base = { runId: run.runId, trackingUri, env: {} };
+    // Trial 3 is the best so far: its archive goes up, its manifest waits until trial 5, the
+    // next best reported a moment later, has stored its pair or is waiting its turn.
+    let trial5Moved!: () => void;
+    const trial5Moving = new Promise<void>((resolve) => (trial5Moved = resolve));
+    let archive3Stored!: () => void;
+    const archive3 = new Promise<void>((resolve) => (archive3Stored = resolve));
+    const trial3 = uploadHpoArtifacts({
+      ...base,
+      checkpointDir: join(sweep, 'trial-3/ckpt'),
+      resolveStore: (uri, o) => {
+        const real = resolveArtifactStore(uri, o);
+        return {
+          kind: real.kind,
+          artifactUri: real.artifactUri,
+          describe: () => real.describe(),
+          list: (d, opts) => real.list(d, opts),
+          uploadFile: async (l, p, opts) => {
+            if (p.endsWith('.manifest.json')) await trial5Moving;
+            const stored = await real.uploadFile(l, p, opts);
+            if (p.endsWith('.tar.gz')) archive3Stored();
+            return stored;
+          },
+        };
+      },
+    });
+    await archive3;
+    const waited = recordingLogger();
+    const trial5 = uploadHpoArtifacts({
+      ...base,
+      checkpointDir: join(sweep, 'trial-5/ckpt'),
+      logger: { ...waited, info: (m) => (waited.info(m), m.includes('waits for') && trial5Moved()) },
+      resolveStore: (uri, o) => {
+        const real = resolveArtifactStore(uri, o);
+        return {
+          kind: real.kind,
+          artifactUri: real.artifactUri,
+          describe: () => real.describe(),
+          list: (d, opts) => real.list(d, opts),
+          uploadFile: async (l, p, opts) => {
+            const stored = await real.uploadFile(l, p, opts);
+            if (p.endsWith('.manifest.json')) trial5Moved();
+            return stored;
+          },
+        };
+      },
+    });
+    const [three, five] = await Promise.all([trial3, trial5]);
+    expect(three).toMatchObject({ status: 'uploaded', verification: { status: 'verified' } });
+    expect(five).toMatchObject({ status: 'uploaded', verification: { status: 'verified' } });
+    expect(five.manifest!.archive.sha256).not.toBe(three.manifest!.archive.sha256);
+    // The run holds one trial's pair: trial 5's archive, and the manifest that describes it.
+    const manifest = JSON.parse(readFileSync(join(artifactsDir, 'best_trial_checkpoint.manifest.json'), 'utf8')) as CheckpointManifest;
+    expect(sha256(readFileSync(join(artifactsDir, 'best_trial_checkpoint.tar.gz')))).toBe(manifest.archive.sha256);
+    expect(manifest).toEqual(five.manifest);
+    expect(waited.lines).toContainEqual(['info', expect.stringMatching(/waits for the upload of another archive to best_trial_checkpoint\.tar\.gz of run [0-9a-f]+ in this process/)]);
+  });
+
+  it('hpo: a trial whose signal fires while it waits for another archive to its destination ends aborted, sending nothing', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const sweep = writeTree(scratch('au-sweep-'), {
+      'trial-3/ckpt/adapter_model.safetensors': Buffer.alloc(3000, 3),
+      'trial-5/ckpt/adapter_model.safetensors': Buffer.alloc(2000, 5),
+    });
+    const base = { runId: run.runId, trackingUri, env: {} };
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let archive3Stored!: () => void;
+    const archive3 = new Promise<void>((resolve) => (archive3Stored = resolve));
+    const trial3 = uploadHpoArtifacts({
+      ...base,
+      checkpointDir: join(sweep, 'trial-3/ckpt'),
+      resolveStore: (uri, o) => {
+        const real = resolveArtifactStore(uri, o);
+        return {
+          kind: real.kind,
+          artifactUri: real.artifactUri,
+          describe: () => real.describe(),
+          list: (d, opts) => real.list(d, opts),
+          uploadFile: async (l, p, opts) => {
+            if (p.endsWith('.manifest.json')) await gate;
+            const stored = await real.uploadFile(l, p, opts);
+            if (p.endsWith('.tar.gz')) archive3Stored();
+            return stored;
+          },
+        };
+      },
+    });
+    await archive3;
+    const controller = new AbortController();
+    let sent = 0;
+    const waited = recordingLogger();
+    const five = await uploadHpoArtifacts({
+      ...base,
+      checkpointDir: join(sweep, 'trial-5/ckpt'),
+      signal: controller.signal,
+      logger: { ...waited, info: (m) => (waited.info(m), m.includes('waits for') && controller.abort()) },
+      resolveStore: (uri, o) => {
+        const real = resolveArtifactStore(uri, o);
+        return { kind: real.kind, artifactUri: real.artifactUri, describe: () => real.describe(), list: (d, opts) => real.list(d, opts), uploadFile: (l, p, opts) => (sent++, real.uploadFile(l, p, opts)) };
+      },
+    });
+    expect(five).toMatchObject({ status: 'failed', reason: 'aborted', error: { name: 'AbortedError' } });
+    release();
+    const three = await trial3;
+    expect(three).toMatchObject({ status: 'uploaded', verification: { status: 'verified' } });
+    expect(sent).toBe(0);
+    expect(sha256(readFileSync(join(artifactsDir, 'best_trial_checkpoint.tar.gz')))).toBe(three.manifest!.archive.sha256);
+    expect(JSON.parse(readFileSync(join(artifactsDir, 'best_trial_checkpoint.manifest.json'), 'utf8'))).toEqual(three.manifest);
+  });
 });
 
 describeWithServers('stage helpers on a real MLflow server', () => {
