@@ -378,44 +378,53 @@ export class ArtifactUploader<S extends StageName = StageName> {
     });
     identities = undefined;
     try {
-      const { value, joined } = await dedupeInFlight(
-        key,
-        async (): Promise<UploadResult> => {
-          const upload = async (): Promise<UploadResult> => {
-            // The default concurrency adapts; one the user chose (option, config, env) is kept
-            // as they chose it unless they also allow growth with maxConcurrency.
-            const { concurrency, maxConcurrency } = operationConcurrency(this.opts, config[this.stage].concurrency, this.stage);
-            const resume = await this.resumeStep(target, planned, signal);
-            const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger, resume };
+      for (;;) {
+        const { value, joined } = await dedupeInFlight(
+          key,
+          async (): Promise<UploadResult> => {
+            const upload = async (): Promise<UploadResult> => {
+              // The default concurrency adapts; one the user chose (option, config, env) is kept
+              // as they chose it unless they also allow growth with maxConcurrency.
+              const { concurrency, maxConcurrency } = operationConcurrency(this.opts, config[this.stage].concurrency, this.stage);
+              const resume = await this.resumeStep(target, planned, signal);
+              const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger, resume };
+              try {
+                const outcome = await (planned.transfer ?? ((c) => transferFiles(c, planned.local.files)))(ctx);
+                return buildResult(context, planned, { status: 'transferred', target, outcome });
+              } catch (error) {
+                // Archiving errors about the local side are programmer errors for the first caller too.
+                if (isArtifactUploaderError(error) && (error.name === 'LocalPathError' || error.name === 'InvalidArgumentError')) throw error;
+                return buildResult(context, planned, { status: 'failed', reason: signal?.aborted ? 'aborted' : 'upload-failed', error, runId, target });
+              }
+            };
+            if (planned.transfer === undefined) return upload();
+            // An archive and its manifest are two writes: another archive to the same place (a
+            // second trial's best checkpoint) waits for this pair to be whole. Keyed by the
+            // manifest's path, which `a.tar.gz` and `a.tgz` share (assertManifestNameFree).
+            const manifestPath = manifestArtifactPathOf(planned.artifactPath);
             try {
-              const outcome = await (planned.transfer ?? ((c) => transferFiles(c, planned.local.files)))(ctx);
-              return buildResult(context, planned, { status: 'transferred', target, outcome });
+              return await oneDestinationAtATime(JSON.stringify([target.artifactUri, manifestPath]), upload, {
+                signal,
+                onWait: () =>
+                  this.logger.info(`${operation.method}: waits for the upload of another archive to ${planned.artifactPath} of run ${runId} in this process to finish, so that the archive and manifest in the run are one upload's.`),
+              });
             } catch (error) {
-              // Archiving errors about the local side are programmer errors for the first caller too.
-              if (isArtifactUploaderError(error) && (error.name === 'LocalPathError' || error.name === 'InvalidArgumentError')) throw error;
-              return buildResult(context, planned, { status: 'failed', reason: signal?.aborted ? 'aborted' : 'upload-failed', error, runId, target });
+              // Aborted while waiting its turn: ends as an abort does, for any caller that joined it too.
+              if (error instanceof AbortedError && signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error, runId, target });
+              throw error;
             }
-          };
-          if (planned.transfer === undefined) return upload();
-          // An archive and its manifest are two writes: another archive to the same place (a
-          // second trial's best checkpoint) waits for this pair to be whole. Keyed by the
-          // manifest's path, which `a.tar.gz` and `a.tgz` share (assertManifestNameFree).
-          const manifestPath = manifestArtifactPathOf(planned.artifactPath);
-          try {
-            return await oneDestinationAtATime(JSON.stringify([target.artifactUri, manifestPath]), upload, {
-              signal,
-              onWait: () =>
-                this.logger.info(`${operation.method}: waits for the upload of another archive to ${planned.artifactPath} of run ${runId} in this process to finish, so that the archive and manifest in the run are one upload's.`),
-            });
-          } catch (error) {
-            // Aborted while waiting its turn: ends as an abort does, for any caller that joined it too.
-            if (error instanceof AbortedError && signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error, runId, target });
-            throw error;
-          }
-        },
-        { signal },
-      );
-      return joined ? joinedResult(value, progress) : value;
+          },
+          { signal },
+        );
+        // The upload joined was stopped by its own caller's signal (a pruned trial), not by this
+        // caller's: this one was told `aborted` and its checkpoint was not in the run. It uploads
+        // it itself now (or joins whoever got there first).
+        if (joined && value.status === 'failed' && value.reason === 'aborted' && !signal?.aborted) {
+          this.logger.info(`${operation.method}: the identical upload it joined was aborted by its own caller; uploading it itself.`);
+          continue;
+        }
+        return joined ? joinedResult(value, progress) : value;
+      }
     } catch (error) {
       // Only a caller that joined another's upload can be stopped here (by its own signal).
       if (error instanceof AbortedError && signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error, runId, target });

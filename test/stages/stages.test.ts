@@ -331,6 +331,55 @@ describe('stage helpers on ./mlruns', () => {
     expect(uploads).toBe(2); // archive + manifest, once
   });
 
+  it('hpo: a trial that joined another trial\'s upload of the same checkpoint uploads it itself when that trial is aborted', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = pipelineOutputs();
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const base = { runId: run.runId, trackingUri, env: {}, checkpointDir: join(out, 'ckpt') };
+    // Trial 3 (pruned a moment later: its signal fires) starts the upload of the best checkpoint ...
+    const pruned = new AbortController();
+    const first = uploadHpoArtifacts({
+      ...base,
+      signal: pruned.signal,
+      resolveStore: (uri, o) => {
+        const real = resolveArtifactStore(uri, o);
+        return {
+          kind: real.kind,
+          artifactUri: real.artifactUri,
+          describe: () => real.describe(),
+          list: (d, opts) => real.list(d, opts),
+          uploadFile: async (l, p, opts) => {
+            entered();
+            await gate;
+            return real.uploadFile(l, p, opts);
+          },
+        };
+      },
+    });
+    await inside;
+    // ... trial 5 reports the same checkpoint and joins it: its target is known (the debug line),
+    // and only promise callbacks stand between it and the upload in flight.
+    let targetKnown!: () => void;
+    const known = new Promise<void>((resolve) => (targetKnown = resolve));
+    const joiner = recordingLogger();
+    const second = uploadHpoArtifacts({ ...base, logger: { ...joiner, debug: (m) => (joiner.debug(m), m.startsWith('uploading to run') && targetKnown()) } });
+    await known;
+    await new Promise((resolve) => setImmediate(resolve));
+    pruned.abort(new Error('trial 3 pruned'));
+    release();
+    const [a, b] = await Promise.all([first, second]);
+    expect(a).toMatchObject({ status: 'failed', reason: 'aborted' });
+    // Trial 5 was not aborted: it is not told it was, and its checkpoint is in the run.
+    expect(b).toMatchObject({ status: 'uploaded', verification: { status: 'verified' }, artifactPath: 'best_trial_checkpoint.tar.gz' });
+    expect(b.deduplicated).toBeUndefined();
+    expect(sha256(readFileSync(join(artifactsDir, 'best_trial_checkpoint.tar.gz')))).toBe(b.manifest!.archive.sha256);
+    expect(JSON.parse(readFileSync(join(artifactsDir, 'best_trial_checkpoint.manifest.json'), 'utf8'))).toEqual(b.manifest);
+    expect(joiner.lines).toContainEqual(['info', expect.stringMatching(/the identical upload it joined was aborted by its own caller; uploading it itself/)]);
+  });
+
   it('hpo: two trials with different best checkpoints at once leave the later one, archive and manifest of the same trial', async () => {
     const { trackingUri, run, artifactsDir } = await localRun();
     const sweep = writeTree(scratch('au-sweep-'), {
