@@ -29,7 +29,7 @@ import { atomicWrite, removeStaleTempFiles } from '../core/atomic-write.js';
 import { AbortedError, DiskFullError, diskFullError, LocalPathError, SourceChangedError } from '../core/errors.js';
 import { sourceChange } from '../core/source-snapshot.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js';
+import { assertArtifactPath, invalidArtifactPathError, joinArtifactPath, type ArtifactPathProblem } from '../mlflow/artifacts-api.js';
 import { LEGACY_TEMP_NAME, listLocalArtifactDirectory } from '../mlflow/local-artifact-listing.js';
 import { fileUriToPath } from '../mlflow/tracking-uri.js';
 import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreFactory, UploadFileOptions, UploadFileResult } from './artifact-store.js';
@@ -42,6 +42,17 @@ import { readSourceIfSmall, toLocalPathError, type SourceAttributes } from './so
  */
 export const UPLOADING_PREFIX = '.artifact.uploading.artifact-uploader-';
 const COPY_CHUNK = 1024 * 1024;
+
+/**
+ * The longest name of one file or directory: 255 bytes of UTF-8 on the file systems of Linux
+ * and macOS (ext4, XFS, Btrfs, tmpfs, APFS), 255 UTF-16 units on Windows (NTFS).
+ */
+const FILE_NAME_MAX = process.platform === 'win32' ? ({ max: 255, unit: 'characters' } as const) : ({ max: 255, unit: 'bytes' } as const);
+
+/** A name's length as {@link FILE_NAME_MAX} counts it. */
+function fileNameLength(name: string): number {
+  return FILE_NAME_MAX.unit === 'bytes' ? Buffer.byteLength(name, 'utf8') : name.length;
+}
 
 /** How many times a copy creates its directory again when it vanished before the temp file was created. */
 const DIRECTORY_ATTEMPTS = 5;
@@ -202,8 +213,31 @@ export class LocalFileStore implements ArtifactStore {
     return `local directory ${this.root}: atomic copy per file (temp file + rename)`;
   }
 
+  /**
+   * Refuses a path with a file or directory name longer than a file system takes
+   * ({@link FILE_NAME_MAX}). The copy failed on it with ENAMETOOLONG, said as `NOT_A_DIRECTORY`
+   * ("A file may already exist where a directory is needed"), after a directory's other files
+   * were stored or an archive was built: a long HPO `trialId` or run name turned into a folder.
+   */
+  checkArtifactPaths(artifactPaths: readonly string[]): void {
+    const tooLong: ArtifactPathProblem[] = [];
+    for (const path of artifactPaths) {
+      // Most names are short enough not to be measured: a UTF-16 unit is at most 3 bytes of UTF-8.
+      if (path.length <= FILE_NAME_MAX.max / 3) continue;
+      const name = path.split('/').find((segment) => fileNameLength(segment) > FILE_NAME_MAX.max);
+      if (name !== undefined) {
+        tooLong.push({ path, reason: `holds a name of ${fileNameLength(name)} ${FILE_NAME_MAX.unit}${FILE_NAME_MAX.unit === 'bytes' ? ' of UTF-8' : ''} (${JSON.stringify(`${name.slice(0, 24)}...`)}); a file system takes at most ${FILE_NAME_MAX.max} for the name of one file or directory` });
+      }
+    }
+    if (tooLong.length > 0) {
+      throw invalidArtifactPathError(tooLong, 'Artifact path', `Shorten that name to at most ${FILE_NAME_MAX.max} ${FILE_NAME_MAX.unit}: the file's or a directory's, or the value that became one (a \`trialId\`, an \`artifactPath\`); or exclude the file.`);
+    }
+  }
+
   async uploadFile(localPath: string, artifactPath: string, options: UploadFileOptions = {}): Promise<UploadFileResult> {
     assertArtifactPath(artifactPath);
+    // Before the file is read: the copy would fail on it only at its directory or temp file.
+    this.checkArtifactPaths([artifactPath]);
     throwIfAborted(options.signal);
     // A small file is read whole (open, fstat, read, close) and written with one write; a
     // larger one is streamed. Either way: temp file, flushed, checked, renamed.

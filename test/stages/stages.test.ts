@@ -217,6 +217,26 @@ describe('stage helpers on ./mlruns', () => {
     expect((await uploadHpoArtifacts({ ...base, trialId: 'trial_5a2c' })).artifactPath).toBe('trials/trial_5a2c/best_trial_checkpoint.tar.gz');
   });
 
+  it('hpo: a trialId too long for a file name is refused before anything is archived or sent; one just short enough lands', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = pipelineOutputs();
+    const journalDir = scratch('au-hpo-journal-');
+    const base = { runId: run.runId, trackingUri, env: {}, journalDir, checkpointDir: join(out, 'ckpt') };
+    // A Ray Tune trial name with its whole config in it: 256 bytes of UTF-8 (128 "ü").
+    const tooLong = 'ü'.repeat(128);
+    await expect(uploadHpoArtifacts({ ...base, trialId: tooLong })).rejects.toMatchObject({
+      name: 'LocalPathError',
+      code: 'INVALID_ARTIFACT_PATH',
+      message: expect.stringContaining('holds a name of 256 bytes of UTF-8'),
+      hint: expect.stringContaining('Shorten that name to at most 255 bytes'),
+    });
+    expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
+    expect(existsSync(join(journalDir, 'archives')) ? readdirSync(join(journalDir, 'archives')) : []).toEqual([]);
+    const fits = `${'ü'.repeat(127)}x`; // 255 bytes
+    expect(await uploadHpoArtifacts({ ...base, trialId: fits })).toMatchObject({ status: 'uploaded', artifactPath: `trials/${fits}/best_trial_checkpoint.tar.gz` });
+    expect(existsSync(join(artifactsDir, 'trials', fits, 'best_trial_checkpoint.manifest.json'))).toBe(true);
+  });
+
   it('hpo: a bad gzip level is refused with the paths, before the run is looked up or an archive staged (a dry run too)', async () => {
     const out = pipelineOutputs();
     const journalDir = scratch('au-hpo-journal-');
