@@ -400,6 +400,34 @@ describe('stage helpers on ./mlruns', () => {
     expect(joiner.lines).toContainEqual(['info', expect.stringMatching(/the identical upload it joined was aborted by its own caller; uploading it itself/)]);
   });
 
+  it('hpo: an archive replaced by another process before it was verified fails with a hint that names that cause', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = pipelineOutputs();
+    const result = await uploadHpoArtifacts({
+      runId: run.runId,
+      trackingUri,
+      env: {},
+      checkpointDir: join(out, 'ckpt'),
+      resolveStore: (uri, o) => {
+        const real = resolveArtifactStore(uri, o);
+        return {
+          kind: real.kind,
+          artifactUri: real.artifactUri,
+          describe: () => real.describe(),
+          list: (d, opts) => real.list(d, opts),
+          uploadFile: async (l, p, opts) => {
+            const stored = await real.uploadFile(l, p, opts);
+            // Another trial, run as its own CLI process, stores its best checkpoint at the same path.
+            if (p.endsWith('.tar.gz')) writeFileSync(join(artifactsDir, p), Buffer.alloc(stored.bytes + 14, 9));
+            return stored;
+          },
+        };
+      },
+    });
+    expect(result).toMatchObject({ status: 'failed', reason: 'verification-failed', error: { code: 'VERIFICATION_FAILED' } });
+    expect(result.error?.hint).toMatch(/another upload to the same artifact path at the same time \(another process/);
+  });
+
   it('hpo: two trials with different best checkpoints at once leave the later one, archive and manifest of the same trial', async () => {
     const { trackingUri, run, artifactsDir } = await localRun();
     const sweep = writeTree(scratch('au-sweep-'), {
