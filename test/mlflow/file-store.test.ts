@@ -22,6 +22,7 @@ import { silentLogger } from '../../src/core/logger.js';
 import { findRunSource } from '../../src/registry/model-files.js';
 import { recordingLogger } from '../uploader/helpers.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
+import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
 import { pythonExecutable, runPython } from '../support/python.js';
 import { describeWithServers } from '../support/servers.js';
 
@@ -297,6 +298,54 @@ describe('FileTrackingStore.listArtifacts and the file store list the same', () 
       ['config.json', 2],
       ['weights.bin', 10],
     ]);
+  });
+});
+
+describe('a symlink to a directory the listed one is inside (a loop another tool left)', () => {
+  /** A run's `model/` with `self -> .` and `a/up -> ..` (both loops) and `b -> a` (a second way to a directory: no loop). */
+  async function runWithDirectoryLoops(logger = silentLogger) {
+    const tracking = new FileTrackingStore({ root: join(scratch(), 'mlruns'), logger });
+    const run = await tracking.createRun({ experimentId: '0' });
+    const model = join(decodeURIComponent(new URL(run.info.artifactUri).pathname), 'model');
+    mkdirSync(join(model, 'a'), { recursive: true });
+    writeFileSync(join(model, 'weights.bin'), Buffer.alloc(10));
+    writeFileSync(join(model, 'a', 'config.json'), '{}');
+    symlinkSync('.', join(model, 'self'));
+    symlinkSync('..', join(model, 'a', 'up'));
+    symlinkSync('a', join(model, 'b'));
+    return { tracking, runId: run.info.runId, artifactUri: run.info.artifactUri };
+  }
+
+  it('the registerModel walk lists each file once (MLflow lists the loops as directories: 2^40 paths) and names each loop in a warning', async () => {
+    const logger = recordingLogger();
+    const { tracking, runId } = await runWithDirectoryLoops(logger);
+    // A low cap: before the fix, the walk went round the loops until it reached it.
+    const source = await findRunSource(tracking, runId, 'model', undefined, 1000);
+    // Breadth first, as the walk goes.
+    expect(source.files.map((f) => [f.modelPath, f.size])).toEqual([
+      ['weights.bin', 10],
+      ['a/config.json', 2],
+      ['b/config.json', 2],
+    ]);
+    const warnings = logger.lines.filter(([level]) => level === 'warn').map(([, message]) => message);
+    expect(warnings).toEqual([
+      expect.stringMatching(/^model\/self in the artifact directory .* is a symlink to a directory it is inside \(a loop/),
+      expect.stringMatching(/^model\/a\/up in the artifact directory .* is a symlink to a directory it is inside/),
+      // Listed again under b/, the other way to a/.
+      expect.stringMatching(/^model\/b\/up in the artifact directory .* is a symlink to a directory it is inside/),
+    ]);
+  });
+
+  it('listArtifactsRecursive on a file: store lists each file once, not once per level down to ELOOP', async () => {
+    // One loop only: with two, the walk before the fix would not end in a test's time.
+    const root = scratch();
+    mkdirSync(join(root, 'model'));
+    writeFileSync(join(root, 'model', 'weights.bin'), Buffer.alloc(10));
+    symlinkSync('.', join(root, 'model', 'self'));
+    const logger = recordingLogger();
+    const store = new LocalFileStore({ artifactUri: pathToFileURL(root).href, logger });
+    expect((await listArtifactsRecursive(store, 'model')).map((f) => [f.path, f.size])).toEqual([['model/weights.bin', 10]]);
+    expect(logger.lines.filter(([level]) => level === 'warn').map(([, message]) => message)).toEqual([expect.stringMatching(/^model\/self in the artifact directory .* is a symlink to a directory it is inside/)]);
   });
 });
 
