@@ -292,8 +292,9 @@ function modesAndTimes(dir: string): Record<string, { mode: string; mtimeUs: str
 
 /**
  * Source files whose copies must keep mode and mtime: a secret (`0600`), a script (`0755`), a
- * read-only file (`0444`), small (read whole) and over 1 MiB (streamed), with an old mtime that
- * has a fractional second.
+ * read-only file (`0444`), a setuid tool and a setgid+sticky file (`shutil.copystat` keeps
+ * `S_IMODE`, those bits included; as nobody: local-file-store-unprivileged.test.ts), small
+ * (read whole) and over 1 MiB (streamed), with an old mtime that has a fractional second.
  */
 function filesWithModes(src: string): Array<{ name: string; mode: number }> {
   const files = [
@@ -301,6 +302,8 @@ function filesWithModes(src: string): Array<{ name: string; mode: number }> {
     { name: 'run.sh', mode: 0o755, size: 40 },
     { name: 'frozen.bin', mode: 0o444, size: SMALL_FILE_BYTES + 5 },
     { name: 'big-secret.bin', mode: 0o600, size: 2 * SMALL_FILE_BYTES },
+    { name: 'setuid-tool', mode: 0o4755, size: 30 },
+    { name: 'setgid-sticky.bin', mode: 0o3750, size: SMALL_FILE_BYTES + 7 },
   ];
   for (const [i, file] of files.entries()) {
     const path = join(src, file.name);
@@ -323,6 +326,7 @@ describe('LocalFileStore: what is kept besides the bytes', () => {
     expect(modesAndTimes(dest)).toEqual(expected);
     expect(modesAndTimes(dest)[join('m', 'secret.env')]?.mode).toBe('600');
     expect(modesAndTimes(dest)[join('m', 'run.sh')]?.mode).toBe('755');
+    expect(modesAndTimes(dest)[join('m', 'setuid-tool')]?.mode).toBe('4755');
   });
 });
 
@@ -346,7 +350,7 @@ repo.log_artifacts(sys.argv[2], 'tree')
 `,
       { args: [pathToFileURL(theirs).href, src] },
     );
-    expect(Object.keys(modesAndTimes(theirs))).toHaveLength(8);
+    expect(Object.keys(modesAndTimes(theirs))).toHaveLength(12);
     expect(modesAndTimes(dest)).toEqual(modesAndTimes(theirs));
   });
 });
