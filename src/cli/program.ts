@@ -277,6 +277,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .option('--private', 'create the repo as private when it does not exist (default: hub.private of the config)')
     .option('--hub-url <url>', 'Hub address (default: HF_ENDPOINT, else https://huggingface.co)')
     .option('--base-model <repo-id>', 'Hugging Face repo of the base model, for the model card and PEFT config')
+    .option('--include-sensitive <path>', 'upload this credential file (.env, private key...) anyway; such files are left out by default (repeatable)', collect)
     .option('--commit-message <text>', 'commit message (first line: title)')
     .option('--revision <branch>', 'branch to commit to (default: main)')
     .option('--idempotency-key <key>', 'identifies this publish: a commit of the branch with this key is found instead of made again (a failed commit prints the one to pass)')

@@ -15,6 +15,7 @@ import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
 import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-format.js';
 import { validateModelArtifacts, type ModelValidationReport, type ValidateModelOptions } from '../model/validate.js';
 import { isHubRepoId } from '../core/hub-repo-id.js';
+import { isSensitiveFile } from './sensitive-files.js';
 
 /** One file to upload: where it is on disk and where it goes in the repo. */
 export interface PreparedFile {
@@ -51,6 +52,8 @@ export interface PrepareUploadOptions {
   modelDir: string;
   repoId: string;
   baseModel?: string;
+  /** Repo paths of credential files (`.env`, a private key...) to upload anyway. @default none */
+  includeSensitiveFiles?: readonly string[];
   runId?: string;
   mlflowTrackingUri?: string;
   mlflowExperimentId?: string;
@@ -69,6 +72,7 @@ export interface PrepareUploadOptions {
  * `.cache/`, `.ipynb_checkpoints/`) are already skipped by the listing (`listModelFiles`).
  */
 const IGNORED_NAMES = new Set(['.git', '.DS_Store', 'Thumbs.db', 'desktop.ini']);
+// Files holding credentials (`.env`, private keys) are left out too, with a warning: sensitive-files.ts.
 
 async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
   try {
@@ -168,10 +172,26 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
 
     options.onPhase?.('preparing');
     const files: PreparedFile[] = [];
+    const included = new Set(options.includeSensitiveFiles ?? []);
+    const leftOut: string[] = [];
     for (const file of sourceFiles) {
       const name = file.path.split('/').pop() ?? file.path;
       if (IGNORED_NAMES.has(name) || file.path === 'README.md') continue;
-      files.push({ path: file.path, localPath: join(sourceDir, ...file.path.split('/')), size: file.size });
+      const localPath = join(sourceDir, ...file.path.split('/'));
+      // Left out rather than refused: the model loads without them, so a publish the tracker
+      // starts unattended after a long training still goes through, and nothing secret is sent.
+      if (!included.has(file.path) && (await isSensitiveFile(file.path, localPath))) {
+        leftOut.push(file.path);
+        continue;
+      }
+      files.push({ path: file.path, localPath, size: file.size });
+    }
+    if (leftOut.length > 0) {
+      const warning =
+        `Left out of the upload, as files holding credentials: ${leftOut.map((path) => JSON.stringify(path)).join(', ')} (in ${sourceDir}); once committed they stay in the repo's history. ` +
+        'To publish one anyway, pass its path in includeSensitiveFiles (--include-sensitive <path>).';
+      logger.warn(warning);
+      warnings.push(warning);
     }
     // A README.md the model directory already had is kept in the card: its text under "Notes", its metadata in the card's.
     const existingReadme = await readFile(join(dir, 'README.md'), 'utf8').catch(() => undefined);

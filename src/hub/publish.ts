@@ -75,7 +75,8 @@ export interface PublishToHubOptions {
   /**
    * The model directory (MLX or PEFT LoRA adapter, or fused model). Left out of the upload, at
    * any depth: hidden directories (`.git/`, `.cache/huggingface/`, `.ipynb_checkpoints/`), a
-   * `.git` file (a worktree's or submodule's pointer) and OS litter (`.DS_Store`).
+   * `.git` file (a worktree's or submodule's pointer), OS litter (`.DS_Store`) and files holding
+   * credentials (see {@link includeSensitiveFiles}).
    */
   modelDir: string;
   /**
@@ -125,6 +126,15 @@ export interface PublishToHubOptions {
    *   `_name_or_path`, when it is a `namespace/name` repo id (a local path there is left out)
    */
   baseModel?: string;
+  /**
+   * Repo paths (`/`-separated, as the dry run lists them) of files holding credentials to upload
+   * anyway. Such files (`.env`, `.env.*`, `.netrc`, `.npmrc`, `.pypirc`, `.git-credentials`,
+   * `credentials`, `credentials.json`, an SSH private key such as `id_rsa`, a `.pem`/`.key` file
+   * holding a private key) are otherwise left out of the upload, at any depth, with a warning
+   * naming each: once committed, a file stays in the repo's history.
+   * @default none: every such file is left out
+   */
+  includeSensitiveFiles?: readonly string[];
   /** MLflow details for the model card's run link. */
   mlflow?: {
     /** http(s) tracking server URI (credentials are stripped before it is written). */
@@ -265,6 +275,11 @@ function checkOptions(options: PublishToHubOptions): void {
     // whole publish would fail after every file was uploaded.
     throw new InvalidArgumentError('baseModel', `Expected \`baseModel\` to be the Hub repo id of the base model ("namespace/name"), got ${JSON.stringify(options.baseModel)}.`, {
       hint: 'Pass the Hugging Face repo the model was fine-tuned from, such as "meta-llama/Llama-3.2-1B", not a local path.',
+    });
+  }
+  if (options.includeSensitiveFiles !== undefined && (!Array.isArray(options.includeSensitiveFiles) || !options.includeSensitiveFiles.every((p) => typeof p === 'string' && p !== ''))) {
+    throw new InvalidArgumentError('includeSensitiveFiles', `Expected \`includeSensitiveFiles\` to be a list of paths in the model directory, got ${JSON.stringify(options.includeSensitiveFiles)}.`, {
+      hint: 'List the paths as the dry run prints them, such as [".env"]; leave it unset to keep every credential file out.',
     });
   }
   if (options.idempotencyKey !== undefined) checkIdempotencyKey(options.idempotencyKey, 'idempotencyKey');
@@ -411,6 +426,7 @@ export async function publishToHub(options: PublishToHubOptions): Promise<Publis
     modelDir: options.modelDir,
     repoId: options.repoId,
     baseModel: options.baseModel,
+    includeSensitiveFiles: options.includeSensitiveFiles,
     runId: options.runId,
     mlflowTrackingUri: options.mlflow?.trackingUri,
     mlflowExperimentId: options.mlflow?.experimentId,

@@ -902,6 +902,66 @@ print(json.dumps({"all": paths, "kept": list(filter_repo_objects(paths, ignore_p
     for (const path of ignoredByPython) expect(tree, path).not.toContain(path);
   });
 
+  it('leaves credential files (.env, .netrc, .npmrc, credentials, private keys) out of the upload with a warning naming each, unless included by path', async () => {
+    const privateKey = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFiles(modelDir, {
+      '.env': 'HF_TOKEN=hf_leakedleakedleaked\n',
+      '.env.local': 'AWS_SECRET_ACCESS_KEY=abc\n',
+      '.env.example': 'HF_TOKEN=\n',
+      '.netrc': 'machine huggingface.co login me password hf_leaked\n',
+      '.npmrc': '//registry.npmjs.org/:_authToken=npm_leaked\n',
+      'aws/credentials': '[default]\naws_secret_access_key = leaked\n',
+      'deploy/id_rsa': privateKey,
+      'deploy/id_rsa.pub': 'ssh-ed25519 AAAA me@host\n',
+      'tls/server.pem': '-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n',
+      'tls/ca.pem': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
+      '.gitattributes': '*.safetensors filter=lfs diff=lfs merge=lfs -text\n',
+      '.gitignore': '.env\n',
+    });
+    const leftOut = ['.env', '.env.local', '.netrc', '.npmrc', 'aws/credentials', 'deploy/id_rsa', 'tls/server.pem'];
+    const expected = ['.env.example', '.gitattributes', '.gitignore', 'README.md', 'config.json', 'deploy/id_rsa.pub', 'model.safetensors', 'tls/ca.pem', 'tokenizer_config.json'];
+
+    // huggingface_hub's upload_folder would send every one of them: its default ignore patterns keep them.
+    const script = `
+import json, os, sys
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+root = sys.argv[1]
+paths = sorted(os.path.relpath(os.path.join(d, f), root).replace(os.sep, "/") for d, _, fs in os.walk(root) for f in fs)
+print(json.dumps(list(filter_repo_objects(paths, ignore_patterns=DEFAULT_IGNORE_PATTERNS))))
+`;
+    expect(JSON.parse((await runPython(script, { args: [modelDir] })).trim().split('\n').pop()!)).toEqual(expect.arrayContaining(leftOut));
+
+    const dryRun = await publishToHub(opts({ modelDir, dryRun: true }));
+    expect(dryRun.files.map((f) => f.path)).toEqual(expected);
+    const warning = dryRun.warnings.find((w) => w.startsWith('Left out of the upload'));
+    for (const path of leftOut) expect(warning, path).toContain(JSON.stringify(path));
+    expect(warning).toContain('includeSensitiveFiles');
+    expect(warning).not.toMatch(/leaked|abc/);
+
+    const logger = captureLogger();
+    const options = opts({ modelDir, logger });
+    const result = await publishToHub(options);
+    expect(result.files.map((f) => f.path)).toEqual(expected);
+    expect(result.warnings).toContain(warning);
+    expect(logger.lines.filter((line) => line.startsWith('warn Left out of the upload'))).toHaveLength(1);
+    const tree = `
+import json, sys
+from huggingface_hub import HfApi
+print(json.dumps(sorted(HfApi(endpoint=sys.argv[1], token=sys.argv[2]).list_repo_files(sys.argv[3]))))
+`;
+    const readBack = async (repoId: string) =>
+      JSON.parse((await runPython(tree, { args: [hub.url, hub.token, repoId], env: { HF_HOME: await tempDir('au-hf-home-'), HF_TOKEN: '' } })).trim().split('\n').pop()!) as string[];
+    expect(await readBack(options.repoId)).toEqual(expected);
+
+    // Meant to be published: named by its path, that file (and only it) goes up.
+    const including = opts({ modelDir, includeSensitiveFiles: ['tls/server.pem'] });
+    const withPem = await publishToHub(including);
+    expect(await readBack(including.repoId)).toEqual([...expected, 'tls/server.pem'].sort());
+    expect(withPem.warnings.find((w) => w.startsWith('Left out of the upload'))).not.toContain('tls/server.pem');
+    expect(await publishToHub(opts({ modelDir, includeSensitiveFiles: '.env' as unknown as string[], dryRun: true })).catch((e: unknown) => e)).toBeInstanceOf(InvalidArgumentError);
+  });
+
   it("refuses the repo ids huggingface_hub's validate_repo_id refuses, and accepts the ones it accepts", async () => {
     const script = `
 import json, sys

@@ -75,6 +75,7 @@ export async function runPublish(ctx: CliContext, _args: unknown[], options: Rec
       private: options.private === true ? true : hub.private,
       hubUrl: options.hubUrl as string | undefined,
       baseModel: options.baseModel as string | undefined,
+      includeSensitiveFiles: options.includeSensitive as string[] | undefined,
       commitMessage: options.commitMessage as string | undefined,
       revision: options.revision as string | undefined,
       idempotencyKey: options.idempotencyKey as string | undefined,
