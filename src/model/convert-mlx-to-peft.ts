@@ -20,6 +20,7 @@
 import { mkdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
+import { isHubRepoId } from '../core/hub-repo-id.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { randomBytes } from '../core/node-crypto.js';
 import { isInside, realDestination } from '../core/real-path.js';
@@ -32,7 +33,10 @@ import { createSafetensorsWriter, dtypeByteSize, openSafetensors, SAFETENSORS_DT
 /** Suffix of the default output directory, a sibling of the input: `<name>_peft_converted`. */
 export const PEFT_CONVERTED_SUFFIX = '_peft_converted';
 
-/** Where the original MLX config is kept in the output, for provenance (never as `adapter_config.json`). */
+/**
+ * Where the original MLX config is kept in the output, for provenance (never as
+ * `adapter_config.json`); a local `model` path in it is replaced by the `baseModel` option when given.
+ */
 export const MLX_CONFIG_COPY = 'mlx_adapter_config.json';
 
 /** Options of {@link convertMlxLoraToPeft}. */
@@ -97,10 +101,27 @@ function baseModelWarning(baseModel: string | undefined, fromOption: boolean): s
   if (MLX_QUANTIZED.test(baseModel)) {
     return `base model ${JSON.stringify(baseModel)} looks like an MLX-quantized repo that transformers cannot load; pass baseModel with the original Hugging Face repo`;
   }
-  if (isAbsolute(baseModel) || baseModel.startsWith('.') || baseModel.startsWith('~')) {
+  if (isLocalModelPath(baseModel)) {
     return `base model ${JSON.stringify(baseModel)} is a local path, meaningless to anyone else; pass baseModel with the Hugging Face repo id`;
   }
   return undefined;
+}
+
+/** A `model` that names a folder on this machine (what `mlx_lm.lora --model ./models/x` records), not a Hub repo. */
+function isLocalModelPath(model: string): boolean {
+  return isAbsolute(model) || model.startsWith('.') || model.startsWith('~') || !isHubRepoId(model, { namespace: 'optional' });
+}
+
+/**
+ * The text of {@link MLX_CONFIG_COPY}: the MLX config as mlx_lm wrote it, except a local `model`
+ * path once the caller named the base model: it becomes that repo id. The copy is published
+ * with the adapter, and the path shows the user's filesystem (`/Users/alice/...`) while telling
+ * nobody else anything; a Hub id there (the MLX-quantized repo trained on) is provenance and stays.
+ */
+function mlxConfigCopy(configText: string, rawConfig: unknown, model: string | undefined, baseModel: string | undefined): string {
+  if (baseModel === undefined || model === undefined || !isLocalModelPath(model)) return configText;
+  // mlx_lm writes its config with json.dump(..., indent=4).
+  return `${JSON.stringify({ ...(rawConfig as Record<string, unknown>), model: baseModel }, null, 4)}\n`;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -220,7 +241,7 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
       throw error;
     }
     await writeFile(join(tmpDir, MODEL_FILES.adapterConfig), `${JSON.stringify(config, null, 2)}\n`);
-    await writeFile(join(tmpDir, MLX_CONFIG_COPY), configText);
+    await writeFile(join(tmpDir, MLX_CONFIG_COPY), mlxConfigCopy(configText, rawConfig, mlx.model, options.baseModel));
 
     await replaceDir(tmpDir, outDir, options.overwrite === true, root);
     tmpDir = undefined;

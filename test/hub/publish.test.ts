@@ -138,6 +138,31 @@ describe('publishToHub', () => {
     expect(await publishToHub({ ...opts({ modelDir }), baseModel: 'gpt2', dryRun: true })).toMatchObject({ baseModel: 'gpt2' });
   });
 
+  it("publishes no byte of an MLX adapter's local model path once baseModel names the base model (adapter_config.json and the MLX config copy carry the Hub id)", async () => {
+    const localPath = '/Users/alice/models/Llama-3.2-1B';
+    const modelDir = await writeMlxLoraModel(join(await tempDir(), 'named-base_20240501_093000'), { baseModel: localPath });
+    // Without baseModel the converted config names the local path, as the MLX config does, with a warning saying what to pass.
+    const unnamed = opts({ modelDir });
+    const withoutBase = await publishToHub(unnamed);
+    expect(JSON.parse((await hubBytes(unnamed.repoId, 'adapter_config.json')).toString())).toMatchObject({ base_model_name_or_path: localPath });
+    expect(withoutBase.warnings.some((w) => w.includes('is a local path') && w.includes('pass baseModel'))).toBe(true);
+
+    const options = opts({ modelDir, baseModel: 'meta-llama/Llama-3.2-1B' });
+    const result = await publishToHub(options);
+    expect(result.files.map((f) => f.path)).toEqual(['README.md', 'adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
+    for (const file of result.files) expect((await hubBytes(options.repoId, file.path)).toString('latin1'), file.path).not.toContain('/Users/alice');
+    expect(JSON.parse((await hubBytes(options.repoId, 'adapter_config.json')).toString())).toMatchObject({ base_model_name_or_path: 'meta-llama/Llama-3.2-1B' });
+    const original = JSON.parse(await readFile(join(modelDir, 'adapters', 'adapter_config.json'), 'utf8')) as Record<string, unknown>;
+    expect(JSON.parse((await hubBytes(options.repoId, 'mlx_adapter_config.json')).toString())).toEqual({ ...original, model: 'meta-llama/Llama-3.2-1B' });
+    expect(result.warnings.filter((w) => w.includes('local path'))).toEqual([]);
+
+    // A Hub id there is provenance (the MLX-quantized repo trained on): the copy keeps it as written.
+    const quantized = await writeMlxLoraModel(join(await tempDir(), 'quantized_20240501_093000'));
+    const kept = opts({ modelDir: quantized, baseModel: 'meta-llama/Llama-3.2-1B' });
+    await publishToHub(kept);
+    expect((await hubBytes(kept.repoId, 'mlx_adapter_config.json')).toString()).toBe(await readFile(join(quantized, 'adapters', 'adapter_config.json'), 'utf8'));
+  });
+
   it('refuses, before anything is done, a repo id the Hub refuses (dry run included)', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     for (const repoId of REFUSED_REPO_IDS) {
