@@ -16,6 +16,7 @@ import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-form
 import { validateModelArtifacts, type ModelValidationReport, type ValidateModelOptions } from '../model/validate.js';
 import { isHubRepoId } from '../core/hub-repo-id.js';
 import { isSensitiveFile } from './sensitive-files.js';
+import { localFolderNamed } from '../model/local-folder.js';
 
 /** One file to upload: where it is on disk and where it goes in the repo. */
 export interface PreparedFile {
@@ -93,10 +94,23 @@ function asRepoId(value: unknown): string | undefined {
   return isHubRepoId(value) ? value : undefined;
 }
 
-/** A README's `base_model` the card keeps: a repo id as {@link asRepoId} takes it, or a list of them (a merge's bases). */
-function isBaseModelValue(value: unknown): boolean {
+/**
+ * {@link asRepoId}, and not a folder relative to the working directory or one of `dirs`: a
+ * relative path such as `models/llama` reads as a repo id, but when that folder is there it is
+ * where the base model was loaded from, and the card would send readers to someone else's repo
+ * (or the Hub would refuse the card for a model that does not exist).
+ */
+async function asRepoIdNotFolder(value: unknown, dirs: readonly string[]): Promise<string | undefined> {
+  const id = asRepoId(value);
+  return id !== undefined && (await localFolderNamed(id, dirs)) === undefined ? id : undefined;
+}
+
+/** A README's `base_model` the card keeps: a repo id as {@link asRepoIdNotFolder} takes it, or a list of them (a merge's bases). */
+async function isBaseModelValue(value: unknown, dirs: readonly string[]): Promise<boolean> {
   const ids = Array.isArray(value) ? value : [value];
-  return ids.length > 0 && ids.every((id) => asRepoId(id) !== undefined);
+  if (ids.length === 0) return false;
+  for (const id of ids) if ((await asRepoIdNotFolder(id, dirs)) === undefined) return false;
+  return true;
 }
 
 /**
@@ -109,8 +123,10 @@ function isBaseModelValue(value: unknown): boolean {
  * The card never carries it (see {@link asRepoId}). A bare name (`gpt2`) may be one of the
  * Hub's canonical models: no warning.
  */
-function localBaseModelWarning(value: unknown, configPath: string, cardNamesBase: boolean): string | undefined {
-  if (typeof value !== 'string' || value === '' || isHubRepoId(value, { namespace: 'optional' })) return undefined;
+async function localBaseModelWarning(value: unknown, configPath: string, cardNamesBase: boolean, dirs: readonly string[]): Promise<string | undefined> {
+  if (typeof value !== 'string' || value === '') return undefined;
+  // A repo id that is a folder here (`models/llama`) is that folder: see asRepoIdNotFolder.
+  if (isHubRepoId(value, { namespace: 'optional' }) && (await localFolderNamed(value, dirs)) === undefined) return undefined;
   return (
     `The base_model_name_or_path of ${configPath} is the local path ${JSON.stringify(value)}: the file is uploaded as it is (as PEFT's push_to_hub does), so the path ` +
     'is on the Hub for whoever can see the repo, and loading the adapter by its repo id alone (AutoPeftModelForCausalLM) fails on any other machine. ' +
@@ -153,20 +169,39 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       sourceFiles = conversion.files;
       // mlx_lm's `model` is what `--model` was: often a local path, which the conversion keeps
       // in adapter_config.json (with a warning) but the card must not carry.
-      baseModel ??= asRepoId(conversion.config.base_model_name_or_path);
+      // The conversion warns about a local path, a relative one that is a folder here included.
+      baseModel ??= await asRepoIdNotFolder(conversion.config.base_model_name_or_path, [dir, conversion.adapterDir]);
       warnings.push(...conversion.warnings);
       converted = true;
     } else if (format === 'lora') {
       const named = (await readJson(join(dir, 'adapter_config.json')))?.base_model_name_or_path;
-      const localPathWarning = localBaseModelWarning(named, join(dir, 'adapter_config.json'), baseModel !== undefined);
+      const localPathWarning = await localBaseModelWarning(named, join(dir, 'adapter_config.json'), baseModel !== undefined, [dir]);
       if (localPathWarning) {
         logger.warn(localPathWarning);
         warnings.push(localPathWarning);
       }
-      baseModel ??= asRepoId(named);
+      baseModel ??= await asRepoIdNotFolder(named, [dir]);
     } else {
       // transformers writes the source repo id here when the model came from the Hub; local paths are ignored.
-      baseModel ??= asRepoId((await readJson(join(dir, 'config.json')))?._name_or_path);
+      const named = asRepoId((await readJson(join(dir, 'config.json')))?._name_or_path);
+      const folder = named === undefined ? undefined : await localFolderNamed(named, [dir]);
+      // Only a repo id that is a folder here gets a word: an absolute path there is what every
+      // local from_pretrained writes, and never looked like a base model.
+      if (folder !== undefined && baseModel === undefined) {
+        warnings.push(
+          `The _name_or_path of ${join(dir, 'config.json')}, ${JSON.stringify(named)}, is the local folder ${folder}, not a Hub repo: it was left out of the model card. Pass baseModel (--base-model) to name the base model.`,
+        );
+      }
+      if (folder === undefined) baseModel ??= named;
+    }
+    // Given explicitly, a repo id that is also a folder here is kept (a folder downloaded under
+    // its repo's name, `--local-dir meta-llama/Llama-3.2-1B`, is common), with a word in case
+    // the folder was meant.
+    const explicitFolder = options.baseModel === undefined ? undefined : await localFolderNamed(options.baseModel, [dir]);
+    if (explicitFolder !== undefined) {
+      const warning = `baseModel ${JSON.stringify(options.baseModel)} goes into the model card as a Hub repo id, but it is also the local folder ${explicitFolder}: if the base model was loaded from that folder, pass the Hub repo it came from instead.`;
+      logger.warn(warning);
+      warnings.push(warning);
     }
     throwIfAborted(options.signal, 'Publishing');
 
@@ -208,12 +243,12 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
     // PEFT's save_pretrained writes `base_model: <base_model_name_or_path>` there, often a local
     // path. The Hub refuses a card whose base_model is no model id, at the commit (after every
     // upload): the README's goes by the rule of a base model found in the configs (asRepoId).
-    if (existingMetadata?.base_model !== undefined && !isBaseModelValue(existingMetadata.base_model)) {
+    if (existingMetadata?.base_model !== undefined && !(await isBaseModelValue(existingMetadata.base_model, [dir]))) {
       const { base_model: dropped, ...rest } = existingMetadata;
       existingMetadata = rest;
       if (baseModel === undefined) {
         warnings.push(
-          `The base_model of ${join(dir, 'README.md')} was left out of the model card: it is not a Hugging Face model id ("namespace/name"), got ${JSON.stringify(dropped)}; the Hub refuses a card with a local path there. Pass baseModel (--base-model) to name the base model.`,
+          `The base_model of ${join(dir, 'README.md')} was left out of the model card: it is not a Hugging Face model id ("namespace/name"), or names a folder here, got ${JSON.stringify(dropped)}; the Hub refuses a card with a local path there. Pass baseModel (--base-model) to name the base model.`,
         );
       }
     }

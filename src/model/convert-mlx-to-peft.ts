@@ -26,6 +26,7 @@ import { randomBytes } from '../core/node-crypto.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { inspectModelDir, MODEL_FILES } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
+import { localFolderNamed } from './local-folder.js';
 import { checkMlxAdapterConfig, checkMlxLoraTensors, type MlxLoraModule } from './mlx-adapter.js';
 import { buildPeftLoraConfig, PEFT_TASK_TYPES, peftLoraKey, type PeftLoraConfig } from './peft-adapter.js';
 import { createSafetensorsWriter, dtypeByteSize, openSafetensors, SAFETENSORS_DTYPE_BITS, transpose2d, type SafetensorsTensorSpec } from './safetensors.js';
@@ -93,7 +94,8 @@ export interface MlxToPeftConversion {
 
 const MLX_QUANTIZED = /(^mlx-community\/)|([-_](2|3|4|5|6|8)-?bit)$/i;
 
-function baseModelWarning(baseModel: string | undefined, fromOption: boolean): string | undefined {
+/** `local`: the MLX config's `model` names a folder on this machine ({@link isLocalModel}). */
+function baseModelWarning(baseModel: string | undefined, fromOption: boolean, local: boolean): string | undefined {
   if (baseModel === undefined) {
     return 'base model unknown (no baseModel option and no "model" in the MLX config): base_model_name_or_path is null, so users must pick the base model themselves';
   }
@@ -101,15 +103,21 @@ function baseModelWarning(baseModel: string | undefined, fromOption: boolean): s
   if (MLX_QUANTIZED.test(baseModel)) {
     return `base model ${JSON.stringify(baseModel)} looks like an MLX-quantized repo that transformers cannot load; pass baseModel with the original Hugging Face repo`;
   }
-  if (isLocalModelPath(baseModel)) {
+  if (local) {
     return `base model ${JSON.stringify(baseModel)} is a local path, meaningless to anyone else; pass baseModel with the Hugging Face repo id`;
   }
   return undefined;
 }
 
-/** A `model` that names a folder on this machine (what `mlx_lm.lora --model ./models/x` records), not a Hub repo. */
-function isLocalModelPath(model: string): boolean {
-  return isAbsolute(model) || model.startsWith('.') || model.startsWith('~') || !isHubRepoId(model, { namespace: 'optional' });
+/**
+ * True when the MLX config's `model` names a folder on this machine (what `mlx_lm.lora --model
+ * ./models/x` records), not a Hub repo: no repo id at all, or one (`models/llama`) that is a
+ * folder relative to the working directory or the model directory.
+ */
+async function isLocalModel(model: string | undefined, dirs: readonly string[]): Promise<boolean> {
+  if (model === undefined) return false;
+  if (isAbsolute(model) || model.startsWith('.') || model.startsWith('~') || !isHubRepoId(model, { namespace: 'optional' })) return true;
+  return (await localFolderNamed(model, dirs)) !== undefined;
 }
 
 /**
@@ -118,8 +126,8 @@ function isLocalModelPath(model: string): boolean {
  * with the adapter, and the path shows the user's filesystem (`/Users/alice/...`) while telling
  * nobody else anything; a Hub id there (the MLX-quantized repo trained on) is provenance and stays.
  */
-function mlxConfigCopy(configText: string, rawConfig: unknown, model: string | undefined, baseModel: string | undefined): string {
-  if (baseModel === undefined || model === undefined || !isLocalModelPath(model)) return configText;
+function mlxConfigCopy(configText: string, rawConfig: unknown, localModel: boolean, baseModel: string | undefined): string {
+  if (baseModel === undefined || !localModel) return configText;
   // mlx_lm writes its config with json.dump(..., indent=4).
   return `${JSON.stringify({ ...(rawConfig as Record<string, unknown>), model: baseModel }, null, 4)}\n`;
 }
@@ -206,7 +214,8 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
 
     const baseModel = options.baseModel ?? mlx.model;
     const warnings: string[] = [];
-    const warning = baseModelWarning(baseModel, options.baseModel !== undefined);
+    const localModel = await isLocalModel(mlx.model, [root, adapterDir]);
+    const warning = baseModelWarning(baseModel, options.baseModel !== undefined, localModel);
     if (warning) warnings.push(warning);
     const config = buildPeftLoraConfig(modules, mlx, { baseModel: baseModel ?? null, taskType: options.taskType });
 
@@ -241,7 +250,7 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
       throw error;
     }
     await writeFile(join(tmpDir, MODEL_FILES.adapterConfig), `${JSON.stringify(config, null, 2)}\n`);
-    await writeFile(join(tmpDir, MLX_CONFIG_COPY), mlxConfigCopy(configText, rawConfig, mlx.model, options.baseModel));
+    await writeFile(join(tmpDir, MLX_CONFIG_COPY), mlxConfigCopy(configText, rawConfig, localModel, options.baseModel));
 
     await replaceDir(tmpDir, outDir, options.overwrite === true, root);
     tmpDir = undefined;

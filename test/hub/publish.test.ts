@@ -2,7 +2,7 @@
  * publishToHub against the fake Hub: what lands in the repo for each model layout, refusal of
  * invalid models, dry runs without network, retries that never commit twice.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -253,6 +253,56 @@ describe('publishToHub', () => {
     // A Hub repo id there is no cause for a warning.
     const fine = (await convertMlxLoraToPeft(mlx, { outDir: join(root, 'peft-hub'), baseModel: 'org/base' })).outDir;
     expect((await publishToHub(opts({ modelDir: fine, dryRun: true }))).warnings.filter((w) => w.includes('base_model_name_or_path'))).toEqual([]);
+  });
+
+  it('takes a base model that reads as a repo id but is a folder here (models/llama, from the working directory or the model directory) for the path it is', async () => {
+    const root = await tempDir();
+    await mkdir(join(root, 'models', 'llama'), { recursive: true });
+    const cardOf = async (repoId: string) => (await hubBytes(repoId, 'README.md')).toString().split('\n---\n')[0]!;
+    const cwd = process.cwd();
+    // mlx_lm.lora --model models/llama, run in `root`: the MLX config's `model` is relative to the working directory.
+    process.chdir(root);
+    try {
+      const mlx = await writeMlxLoraModel(join(root, 'out', 'mlx_20240101_000000'), { baseModel: 'models/llama' });
+      const options = opts({ modelDir: mlx });
+      const result = await publishToHub(options);
+      expect(result.baseModel).toBeUndefined();
+      expect(result.warnings).toEqual(expect.arrayContaining([expect.stringContaining('base model "models/llama" is a local path')]));
+      expect(await cardOf(options.repoId)).not.toMatch(/base_model/);
+      // With baseModel, not even the MLX config copy keeps the folder's name.
+      const named = opts({ modelDir: mlx, baseModel: 'meta-llama/Llama-3.2-1B' });
+      await publishToHub(named);
+      expect(JSON.parse((await hubBytes(named.repoId, 'mlx_adapter_config.json')).toString())).toMatchObject({ model: 'meta-llama/Llama-3.2-1B' });
+
+      // Passed explicitly, it is kept (a folder named after its repo is common), with a word.
+      const explicit = await publishToHub(opts({ modelDir: mlx, baseModel: 'models/llama', dryRun: true }));
+      expect(explicit.baseModel).toBe('models/llama');
+      expect(explicit.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/baseModel "models\/llama" goes into the model card as a Hub repo id, but it is also the local folder/)]));
+    } finally {
+      process.chdir(cwd);
+    }
+
+    // PEFT's save_pretrained, and transformers' _name_or_path, relative to the model directory.
+    const peft = (await convertMlxLoraToPeft(await writeMlxLoraModel(join(root, 'mlx2_20240101_000000')), { outDir: join(root, 'peft'), baseModel: 'models/llama' })).outDir;
+    await mkdir(join(peft, 'models', 'llama'), { recursive: true });
+    const peftResult = await publishToHub(opts({ modelDir: peft, dryRun: true }));
+    expect(peftResult.baseModel).toBeUndefined();
+    expect(peftResult.warnings).toEqual(expect.arrayContaining([expect.stringContaining('is the local path "models/llama"')]));
+    const fused = await writeFusedModel(join(root, 'fused'));
+    await writeFile(join(fused, 'config.json'), JSON.stringify({ ...JSON.parse(await readFile(join(fused, 'config.json'), 'utf8')), _name_or_path: 'models/llama' }));
+    await mkdir(join(fused, 'models', 'llama'), { recursive: true });
+    await writeFile(join(fused, 'README.md'), ['---', 'base_model: models/llama', '---', '', 'Notes.', ''].join('\n'));
+    const fusedOptions = opts({ modelDir: fused });
+    const fusedResult = await publishToHub(fusedOptions);
+    expect(fusedResult.baseModel).toBeUndefined();
+    expect(fusedResult.warnings).toEqual(expect.arrayContaining([expect.stringMatching(/_name_or_path of .*config\.json, "models\/llama", is the local folder/)]));
+    expect(await cardOf(fusedOptions.repoId)).not.toMatch(/base_model/);
+
+    // Where no such folder is, a repo id is a repo id.
+    const elsewhere = await writeMlxLoraModel(join(await tempDir(), 'mlx3_20240101_000000'), { baseModel: 'models/llama' });
+    const hubId = await publishToHub(opts({ modelDir: elsewhere, dryRun: true }));
+    expect(hubId.baseModel).toBe('models/llama');
+    expect(hubId.warnings.filter((w) => w.includes('models/llama'))).toEqual([]);
   });
 
   it('uploads a fused model byte for byte and never converts it', async () => {
