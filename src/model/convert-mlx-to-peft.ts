@@ -22,7 +22,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
 import { isHubRepoId } from '../core/hub-repo-id.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { randomBytes } from '../core/node-crypto.js';
+import { removeStaleTempFiles, tempFileName } from '../core/atomic-write.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { inspectModelDir, MODEL_FILES } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
@@ -232,7 +232,11 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
     // (it failed with a bare ENOENT naming the hidden temp directory), and removed again when
     // the conversion fails.
     createdParent = await mkdir(dirname(outDir), { recursive: true });
-    tmpDir = join(dirname(outDir), `.${basename(outDir)}.tmp-${randomBytes(6).toString('hex')}`);
+    // Named by its owner (pid, host), so that the next conversion to this outDir removes what a
+    // killed one left (SIGKILL skips the finally below) and never what a live one is writing.
+    const tempPrefix = `.${basename(outDir)}.tmp-`;
+    await removeKilledConversions(dirname(outDir), tempPrefix);
+    tmpDir = join(dirname(outDir), tempFileName(tempPrefix));
     await mkdir(tmpDir);
     const writer = await createSafetensorsWriter(join(tmpDir, MODEL_FILES.peftWeights), plan.map((p): SafetensorsTensorSpec => p.spec), {
       metadata: { format: 'pt' },
@@ -273,6 +277,20 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
       if (createdParent) await removeEmptyDirs(dirname(outDir), createdParent);
     }
   }
+}
+
+/**
+ * Removes the temp directories of earlier conversions to the same output (`prefix`: the hidden
+ * `.<outDir name>.tmp-`) whose process is gone, whatever their age: nobody writes them any
+ * more, and a conversion is short, so waiting for them to age would leave each killed one's
+ * tensors on the disk for another run. A live owner's (or another host's, for a day) stays. The
+ * owner-less names of earlier versions (`<prefix><12 hex>`) go once untouched for
+ * `STALE_TEMP_MS`: their owner cannot be told.
+ */
+async function removeKilledConversions(parent: string, prefix: string): Promise<void> {
+  await removeStaleTempFiles(parent, prefix, { olderThanMs: 0 });
+  const legacy = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[0-9a-f]{12}$`);
+  await removeStaleTempFiles(parent, prefix, { legacy });
 }
 
 /**

@@ -1,9 +1,12 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { pathToFileURL } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { tempFileName } from '../../src/core/atomic-write.js';
 import { AbortedError, ConversionError, InvalidArgumentError, InvalidModelStructureError } from '../../src/core/errors.js';
 import { convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
 import { validateModelArtifacts } from '../../src/model/validate.js';
+import { assertBuilt, DIST_INDEX, FREEZE, startChild } from '../support/child-node.js';
 import { runPython } from '../support/python.js';
 import { mlxLoraTensors, tempDir, tensor, writeFusedDir, writeMlxLoraDir, writePeftDir, type FixtureDtype } from './fixtures.js';
 
@@ -228,5 +231,48 @@ describe('convertMlxLoraToPeft', () => {
     controller.abort();
     await expect(convertMlxLoraToPeft(dir, { signal: controller.signal })).rejects.toBeInstanceOf(AbortedError);
     expect(readdirSync(root)).toEqual(['m']);
+  });
+});
+
+const HOUR_AGO = new Date(Date.now() - 60 * 60_000);
+
+describe('convertMlxLoraToPeft killed with SIGKILL', () => {
+  beforeAll(() => assertBuilt());
+
+  it("names its temp directory by its owner, and the next conversion to that outDir removes a killed one's (never a live one's, nor another outDir's)", async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'm');
+    // A real process converts and is frozen between two tensors (the temp directory half
+    // written), then killed: no finally runs. The conversion reads `aborted` before each tensor.
+    const child = startChild(`
+import { writeSync } from 'node:fs';
+import { convertMlxLoraToPeft } from ${JSON.stringify(pathToFileURL(DIST_INDEX).href)};
+let tensors = 0;
+const signal = { get aborted() { if (++tensors === 2) { writeSync(1, 'converting\\n'); ${FREEZE} } return false; } };
+await convertMlxLoraToPeft(process.env.DIR, { outDir: process.env.OUT, signal });
+console.log('finished');
+`,
+      { env: { DIR: dir, OUT: join(root, 'out') } },
+    );
+    try {
+      await child.waitFor('converting');
+    } finally {
+      await child.kill();
+    }
+    const left = readdirSync(root).filter((name) => name.startsWith('.out.tmp-'));
+    expect(left, 'the killed conversion left its temp directory (the test killed it mid-conversion)').toHaveLength(1);
+    expect(left[0]).toContain(`-${child.pid}-`);
+    // A live owner's (this process) and another outDir's are not the next conversion's to remove.
+    const live = tempFileName('.out.tmp-');
+    mkdirSync(join(root, live));
+    mkdirSync(join(root, '.other.tmp-1-abcdef-0123456789ab.tmp'));
+    // Earlier versions named it without an owner: removed once an hour old, kept while fresh.
+    mkdirSync(join(root, '.out.tmp-0123456789ab'));
+    utimesSync(join(root, '.out.tmp-0123456789ab'), HOUR_AGO, HOUR_AGO);
+    mkdirSync(join(root, '.out.tmp-ba9876543210'));
+
+    const result = await convertMlxLoraToPeft(dir, { outDir: join(root, 'out') });
+    expect(readdirSync(result.outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
+    expect(readdirSync(root).sort()).toEqual(['.other.tmp-1-abcdef-0123456789ab.tmp', '.out.tmp-ba9876543210', live, 'm', 'out'].sort());
   });
 });
