@@ -76,6 +76,20 @@ describe('publish', () => {
     expect(hub.requests).toEqual([]);
   });
 
+  it('leaves a .env and a private key out with a warning naming them; --include-sensitive publishes the one named', async () => {
+    const cwd = tempDir();
+    const dir = writeFusedDir(cwd, 'fused');
+    writeFileSync(join(dir, '.env'), 'HF_TOKEN=hf_leakedleaked\n');
+    writeFileSync(join(dir, 'id_ed25519'), '-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n-----END OPENSSH PRIVATE KEY-----\n');
+    const repo = newRepo();
+    const run = await cli(['publish', '--model-dir', 'fused', '--repo-id', repo, '--include-sensitive', 'id_ed25519'], { cwd, env: hubEnv() });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/warning: Left out of the upload, as files holding credentials: "\.env" \(in /);
+    expect(hub.files(repo)).toContain('id_ed25519');
+    expect(hub.files(repo)).not.toContain('.env');
+    expect(`${run.stdout}${run.stderr}`).not.toContain('hf_leakedleaked');
+  });
+
   it('an invalid model exits 3 and uploads nothing', async () => {
     const cwd = tempDir();
     const dir = writePeftDir(cwd, 'broken');
