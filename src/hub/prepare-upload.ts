@@ -167,9 +167,9 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       const conversion = await convertMlxLoraToPeft(dir, { outDir: join(temp, 'adapter'), baseModel: options.baseModel, signal: options.signal, logger });
       sourceDir = conversion.outDir;
       sourceFiles = conversion.files;
-      // mlx_lm's `model` is what `--model` was: often a local path, which the conversion keeps
-      // in adapter_config.json (with a warning) but the card must not carry.
-      // The conversion warns about a local path, a relative one that is a folder here included.
+      // mlx_lm's `model` is what `--model` was: often a local path (`models/llama` too, when
+      // that folder is here), which the conversion keeps in adapter_config.json (with a
+      // warning) but the card must not carry.
       baseModel ??= await asRepoIdNotFolder(conversion.config.base_model_name_or_path, [dir, conversion.adapterDir]);
       warnings.push(...conversion.warnings);
       converted = true;
