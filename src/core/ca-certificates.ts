@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { type CertificateFileSetting, noCaCertificatesError, unreadableCertificateError } from './tls-failure.js';
 
@@ -24,7 +24,7 @@ const PEM_CERTIFICATE = /-----BEGIN (?:TRUSTED )?CERTIFICATE-----/;
 /**
  * The CA certificates at `path`, for the `ca` option of Node's TLS: the file's bytes, or for a
  * directory each certificate file in it (see {@link CA_FILE_NAME}; in name order, a file that a
- * rehash symlink names twice read once). A path that cannot be read, or a directory without a
+ * rehash symlink names twice read once, a link to nothing skipped as OpenSSL skips it). A path that cannot be read, or a directory without a
  * PEM certificate in those files, is a `ConfigError` naming `setting`: Node would otherwise trust
  * no CA at all and refuse every server with a certificate error.
  *
@@ -57,6 +57,10 @@ export function readCaCertificates(path: string, setting: CertificateFileSetting
       if (!statSync(file).isFile()) continue;
       pem = readFileSync(file);
     } catch (cause) {
+      // A link to a CA since removed (or a loop of links) is no certificate either: OpenSSL's
+      // directory lookup (by_dir.c) passes over a name it cannot stat, and /etc/ssl/certs keeps
+      // such links after a CA is removed until `update-ca-certificates` runs again.
+      if (isDanglingLink(file, cause)) continue;
       throw unreadableCertificateError(file, setting, cause);
     }
     const text = pem.toString('latin1');
@@ -66,4 +70,15 @@ export function readCaCertificates(path: string, setting: CertificateFileSetting
   }
   if (certificates.length === 0) throw noCaCertificatesError(path, setting);
   return certificates;
+}
+
+/** Whether `file`, which failed with `cause`, is a symbolic link to nothing (`ENOENT`) or a loop of links (`ELOOP`). */
+function isDanglingLink(file: string, cause: unknown): boolean {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'ENOENT' && code !== 'ELOOP') return false;
+  try {
+    return lstatSync(file).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }

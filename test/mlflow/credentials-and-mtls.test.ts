@@ -5,7 +5,7 @@
  * trusted from a file or, as requests takes it, a directory.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -231,6 +231,18 @@ describe('mutual TLS (MLFLOW_TRACKING_CLIENT_CERT_PATH)', () => {
       expect((await client.getExperiment('0')).experimentId).toBe('0');
     }
     expect(clientSubjects.slice(before)).toEqual(['pipeline-client', 'pipeline-client', 'pipeline-client']);
+  });
+
+  it('skips a dangling link in a CA directory, as OpenSSL does (/etc/ssl/certs keeps links to CAs since removed), and trusts the rest', async () => {
+    const caDir = caDirectory('ca-dangling', { 'corp-ca.pem': readFileSync(join(dir, 'ca.pem')) });
+    // Sorted before the CA, as `openssl rehash` names links: the CA would never be reached if the link stopped the read.
+    symlinkSync(join(dir, 'removed-ca.pem'), join(caDir, '0badc0de.0'));
+    const client = createTrackingClient({
+      trackingUri: url,
+      retry: { maxRetries: 0 },
+      env: { MLFLOW_TRACKING_SERVER_CERT_PATH: caDir, MLFLOW_TRACKING_CLIENT_CERT_PATH: join(dir, 'client-bundle.pem') },
+    });
+    expect((await client.getExperiment('0')).experimentId).toBe('0');
   });
 
   it('a CA directory without a certificate is a ConfigError naming MLFLOW_TRACKING_SERVER_CERT_PATH and the file names read, before it connects', async () => {
