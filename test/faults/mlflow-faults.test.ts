@@ -337,6 +337,18 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
     const uploader = await uploaderFor(front.url, runId, { multipart });
     return { s3, front, objectStore, runId, result: await uploader.uploadFile(file) };
   }
+  /**
+   * After the object store refused the part PUTs ({@link multipartAnswered}): parts were sent,
+   * the upload was aborted at the server and never completed, and nothing is left in progress
+   * in the bucket or stored in the run.
+   */
+  async function expectRefusedPartsAborted({ s3, front, objectStore, runId }: Omit<Awaited<ReturnType<typeof multipartAnswered>>, 'result'>): Promise<void> {
+    expect(partNumbersSent(objectStore).length).toBeGreaterThan(0);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(0);
+    expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
+    expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
+    expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
+  }
   const multipartWithCompleteAnswered = (answer: Omit<FaultRule, 'match'>) => multipartAnswered('mpu/complete', answer);
 
   // MLflow answers mpu/complete with JSON ({}); a 200 that is not JSON came from something in
@@ -402,11 +414,7 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
       expect(result.error?.hint).toMatch(/AWS_DEFAULT_REGION/);
       expect(result.error?.hint).toMatch(/multipart\.rewritePartUrl/);
       expect(JSON.stringify(result.error)).not.toContain('0123456789abcdef');
-      expect(partNumbersSent(objectStore).length).toBeGreaterThan(0);
-      expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(0);
-      expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
-      expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
-      expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
+      await expectRefusedPartsAborted({ s3, front, objectStore, runId });
     });
   }
 
@@ -418,11 +426,7 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
     expect(result.error?.hint).toMatch(/^A proxy in front of the object store limits the body size \(nginx's client_max_body_size/);
     expect(result.error?.hint).toMatch(/MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE/);
     expect(result.error?.hint).toMatch(/MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false/);
-    expect(partNumbersSent(objectStore).length).toBeGreaterThan(0);
-    expect(front.requests.filter((r) => r.path.includes('/mpu/complete/'))).toHaveLength(0);
-    expect(front.requests.filter((r) => r.path.includes('/mpu/abort/'))).toHaveLength(1);
-    expect(await inProgressUploads(`mlartifacts/0/${runId}/`)).toEqual([]);
-    expect(await listRunArtifacts(s3.url, runId)).toEqual([]);
+    await expectRefusedPartsAborted({ s3, front, objectStore, runId });
   });
 
   it('an AbortSignal stops a stalled multipart upload at once and aborts it on the server', async () => {
