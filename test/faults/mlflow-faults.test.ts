@@ -46,6 +46,17 @@ async function inProgressUploads(prefix: string): Promise<string[]> {
 }
 
 describeWithServers('fault suite: MLflow artifact proxy', () => {
+  /** A 2 KiB file uploaded through a proxy in front of the MLflow server that answers its PUT with `answer`. */
+  async function uploadAnswered(answer: Omit<FaultRule, 'match'>) {
+    const { url } = mlflowServer();
+    const front = await proxy(url);
+    front.addRule({ match: ARTIFACT_PUT, ...answer });
+    const { runId } = await serverRun(url);
+    const file = join(await tempDir(), 'model.onnx');
+    await writeFile(file, randomBytes(2048));
+    return { url, front, runId, result: await (await uploaderFor(front.url, runId)).uploadFile(file) };
+  }
+
   it('500 files through 503s, connections dropped mid-body and 429 + Retry-After arrive byte-exact, each stored once', async () => {
     const { url } = mlflowServer();
     const front = await proxy(url);
@@ -176,14 +187,7 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
   // Multipart is on by default (for files of 500 MiB and more), so "enable multipart" sent users
   // to a setting they had: what lets a file past the proxy is the threshold.
   it('a 413 from a reverse proxy on the upload: one request, and a hint that names the proxy\'s limit and the multipart threshold', async () => {
-    const { url } = mlflowServer();
-    const front = await proxy(url);
-    front.addRule({ match: ARTIFACT_PUT, fault: 'status', status: 413, headers: { 'content-type': 'text/html' }, body: NGINX_413 });
-    const { runId } = await serverRun(url);
-    const file = join(await tempDir(), 'model.onnx');
-    await writeFile(file, randomBytes(2048));
-
-    const result = await (await uploaderFor(front.url, runId)).uploadFile(file);
+    const { url, runId, result } = await uploadAnswered({ fault: 'status', status: 413, headers: { 'content-type': 'text/html' }, body: NGINX_413 });
 
     expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
     expect(result.error).toMatchObject({ status: 413 });
@@ -198,14 +202,7 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
   // hint said the server had kept failing "through every retry the retry policy allows".
   for (const status of [429, 503]) {
     it(`a ${status} whose Retry-After is a day: one request, and a hint that says what the server asked and which setting waits that long`, async () => {
-      const { url } = mlflowServer();
-      const front = await proxy(url);
-      front.addRule({ match: ARTIFACT_PUT, fault: 'status', status, headers: { 'retry-after': '86400' } });
-      const { runId } = await serverRun(url);
-      const file = join(await tempDir(), 'model.onnx');
-      await writeFile(file, randomBytes(2048));
-
-      const result = await (await uploaderFor(front.url, runId)).uploadFile(file);
+      const { url, runId, result } = await uploadAnswered({ fault: 'status', status, headers: { 'retry-after': '86400' } });
 
       expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
       expect(result.error).toMatchObject({ status });
@@ -219,20 +216,12 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
   // MLflow answers a stored file with JSON ({}); a 200 that is not came from something in between
   // (an auth gateway's login page once its session ran out mid-run), and MLflow never got the file.
   it('a 200 on the upload that is not MLflow\'s JSON fails the file, not reported uploaded with nothing stored', async () => {
-    const { url } = mlflowServer();
-    const front = await proxy(url);
-    front.addRule({
-      match: ARTIFACT_PUT,
+    const { url, runId, result } = await uploadAnswered({
       fault: 'status',
       status: 200,
       headers: { 'content-type': 'text/html' },
       body: '<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>',
     });
-    const { runId } = await serverRun(url);
-    const file = join(await tempDir(), 'model.onnx');
-    await writeFile(file, randomBytes(2048));
-
-    const result = await (await uploaderFor(front.url, runId)).uploadFile(file);
 
     expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
     expect(result.error).toBeInstanceOf(InvalidResponseError);
@@ -244,14 +233,7 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
   // JSON, but not MLflow's object: the check settles objects without loading the schemas, so
   // this answer is the one that takes the schema path for its error.
   it('a 200 on the upload whose JSON is not an object fails the file the same way', async () => {
-    const { url } = mlflowServer();
-    const front = await proxy(url);
-    front.addRule({ match: ARTIFACT_PUT, fault: 'status', status: 200, headers: { 'content-type': 'application/json' }, body: '["ok"]' });
-    const { runId } = await serverRun(url);
-    const file = join(await tempDir(), 'model.onnx');
-    await writeFile(file, randomBytes(2048));
-
-    const result = await (await uploaderFor(front.url, runId)).uploadFile(file);
+    const { url, runId, result } = await uploadAnswered({ fault: 'status', status: 200, headers: { 'content-type': 'application/json' }, body: '["ok"]' });
 
     expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
     expect(result.error).toBeInstanceOf(InvalidResponseError);
@@ -263,15 +245,8 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
   // the user never named), so it is a refusal like the ones above: it must say where it points.
   for (const status of [301, 307, 308]) {
     it(`a ${status} redirect on the upload: one request, and a hint that names where it points and what to set`, async () => {
-      const { url } = mlflowServer();
-      const front = await proxy(url);
       const location = 'https://mlflow.example.com/api/2.0/mlflow-artifacts/artifacts/x/model.onnx';
-      front.addRule({ match: ARTIFACT_PUT, fault: 'status', status, headers: { location, 'content-type': 'text/html' }, body: '<html><body>Moved</body></html>' });
-      const { runId } = await serverRun(url);
-      const file = join(await tempDir(), 'model.onnx');
-      await writeFile(file, randomBytes(2048));
-
-      const result = await (await uploaderFor(front.url, runId)).uploadFile(file);
+      const { url, front, runId, result } = await uploadAnswered({ fault: 'status', status, headers: { location, 'content-type': 'text/html' }, body: '<html><body>Moved</body></html>' });
 
       expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
       expect(result.error).toBeInstanceOf(MlflowApiError);
