@@ -385,7 +385,11 @@ export async function runCli(words: string[], io: CliIo): Promise<number> {
   // text, since asking for help asks for text (docs/cli.md says so).
   let held = '';
   let wantsJson = false;
-  const programIo = { stdout: { write: (text: string) => void (wantsJson ? (held += text) : io.stdout.write(text)) }, stderr: io.stderr };
+  // Commander's stderr (its error and suggestion, the help after an error) waits here until the
+  // parse ends: for an option given before its command (`--tag` before `runs start`), the
+  // suggestion names another option ("Did you mean --stage?") and is left out.
+  let heldErr = '';
+  const programIo = { stdout: { write: (text: string) => void (wantsJson ? (held += text) : io.stdout.write(text)) }, stderr: { write: (text: string) => void (heldErr += text) } };
   const program = createProgram(programIo, (chosen) => (pending = chosen));
   const argv = bindOptionValues(program, words);
   wantsJson = argv.includes('--json');
@@ -395,8 +399,14 @@ export async function runCli(words: string[], io: CliIo): Promise<number> {
     const topic = unknownHelpTopic(program, argv);
     if (topic) topic.group.error(unknownCommandMessage(topic.group, topic.word), { code: 'commander.unknownCommand' });
     await program.parseAsync(argv, { from: 'user' });
+    if (heldErr) io.stderr.write(heldErr);
   } catch (error) {
     if (error instanceof CommanderError) {
+      const misplaced = error.code === 'commander.unknownOption' ? misplacedOption(program, argv, error.message) : undefined;
+      // An option of another command is no misspelling of one given here.
+      const suggestion = misplaced ? COMMANDER_SUGGESTION.exec(error.message)?.[0] : undefined;
+      const withoutSuggestion = (text: string) => (suggestion ? text.replace(suggestion, '') : text);
+      if (heldErr) io.stderr.write(withoutSuggestion(heldErr));
       if (wantsJson && error.code === 'commander.version') {
         writeJson(io, { ok: true, command: '', exitCode: EXIT_CODES.OK, version: VERSION });
         return EXIT_CODES.OK;
@@ -404,16 +414,16 @@ export async function runCli(words: string[], io: CliIo): Promise<number> {
       if (held) io.stdout.write(held);
       // --help, --version and `help <command>` end with exit code 0; everything else is a usage error.
       if (error.exitCode === 0) return EXIT_CODES.OK;
-      const misplaced = error.code === 'commander.unknownOption' ? misplacedOption(program, argv, error.message) : undefined;
       const command = misplaced?.command ?? commandOfArgv(program, argv);
       const guess = error.code === 'commander.unknownCommand' ? uploadCommandGuess(error.message) : misplaced?.guess;
       if (guess) io.stderr.write(`${guess}\n`);
       // A hint as every other error has (docs/python-pipelines.md): where stderr says "(add --help for usage)".
       const usage = `Run \`${['artifact-uploader', misplaced?.helpOf ?? command, '--help'].filter(Boolean).join(' ')}\` for usage.`;
       const hint = guess ? `${guess} ${usage}` : usage;
-      if (wantsJson) writeJson(io, { ok: false, command, exitCode: EXIT_CODES.USAGE, error: { code: 'USAGE', message: usageMessage(program, command, error), hint } });
+      if (wantsJson) writeJson(io, { ok: false, command, exitCode: EXIT_CODES.USAGE, error: { code: 'USAGE', message: withoutSuggestion(usageMessage(program, command, error)), hint } });
       return EXIT_CODES.USAGE;
     }
+    if (heldErr) io.stderr.write(heldErr);
     return reportError(io, error, { json: wantsJson, verbose: argv.includes('--verbose') || argv.includes('-v'), command: '' });
   }
   if (!pending) return EXIT_CODES.OK;
@@ -432,6 +442,9 @@ export async function runCli(words: string[], io: CliIo): Promise<number> {
 }
 
 /** The flags that print help or the version and exit, wherever they stand before `--`. */
+/** The line commander adds to "unknown option" for a near spelling: `\n(Did you mean --stage?)`. */
+const COMMANDER_SUGGESTION = /\n\(Did you mean [^\n]*\?\)/;
+
 const HELP_AND_VERSION_FLAGS = ['-h', '--help', '-V', '--version'];
 
 /**

@@ -412,6 +412,22 @@ describe('an option of a command given before the command name', () => {
     const none = await cli(['--alias', 'champion'], { cwd });
     expect(none.stderr).toContain('`--alias` is an option of `training`, `conversion` and `register`: give it after the command name, as in `artifact-uploader training ... --alias <alias>`.');
   });
+
+  it("drops commander's did-you-mean for an option that is another command's (`--tag` is not a misspelt `--stage`), in text and --json", async () => {
+    const cwd = tempDir();
+    const text = await cli(['--tag', 'team=ml', 'runs', 'start'], { cwd });
+    expect(text.code).toBe(EXIT_CODES.USAGE);
+    expect(text.stderr).toContain("unknown option '--tag'");
+    expect(text.stderr).toContain('`--tag` is an option of `runs start`: give it after the command name, as in `artifact-uploader runs start ... --tag <key=value>`.');
+    expect(text.stderr).not.toContain('Did you mean');
+
+    const json = await cli(['--json', '--tag', 'team=ml', 'runs', 'start'], { cwd });
+    expect(json.json()).toMatchObject({ ok: false, command: 'runs start', error: { code: 'USAGE', message: "unknown option '--tag'" } });
+
+    // A misspelt option keeps commander's suggestion: no command has `--stag`.
+    const typo = await cli(['--stag', 'training', 'file', 'x'], { cwd });
+    expect(typo.stderr).toContain('(Did you mean --stage?)');
+  });
 });
 
 describe('--config-dir and --journal-dir given an empty value, and their variables naming a directory that is not valid UTF-8', () => {
