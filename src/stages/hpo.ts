@@ -48,7 +48,9 @@ const HPO_HELPER: StageHelper<HpoArtifactsOptions> = {
  *
  * @throws {InvalidArgumentError} unless exactly one of `checkpointDir` and `archivePath` is given, for `manifest` without
  *   `archivePath` or `level` without `checkpointDir`, or for a bad `trialId`
- *   (not one path segment; a number that is not an integer from 0 up; neither string nor number).
+ *   (holding `/`; a number that is not an integer from 0 up; neither string nor number).
+ * @throws {LocalPathError} `INVALID_ARTIFACT_PATH` for a `trialId` MLflow refuses as a path
+ *   segment (`..`, `#`, `%2F`, `?`), as for any artifact path; the hint says to pass another.
  * @example
  * ```ts
  * const result = await uploadHpoArtifacts({ checkpointDir: 'sweep/trial-17/checkpoint' });

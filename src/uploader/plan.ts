@@ -363,7 +363,10 @@ export interface CheckedLocalPath {
  */
 export async function inspectLocalPath(path: unknown, expected: 'file' | 'directory', method: string): Promise<CheckedLocalPath> {
   if (typeof path !== 'string' || path === '') {
-    throw new InvalidArgumentError('path', `${method}() needs the path of a ${expected}, got ${path === '' ? 'an empty string' : typeof path}.`);
+    throw new InvalidArgumentError('path', `${method}() needs the path of a ${expected}, got ${path === '' ? 'an empty string' : typeof path}.`, {
+      // Most often a path built from a variable that was not set, or a list with a hole in it.
+      hint: `Pass the ${expected}'s path as a non-empty string (absolute, or relative to the working directory); check the variable it was built from.`,
+    });
   }
   const absolute = resolve(path);
   let info;

@@ -66,6 +66,12 @@ describe('stage helpers on ./mlruns', () => {
       message: expect.stringMatching(/r1\/res\.json and .*r2\/res\.json would both be uploaded as benchmark\/res\.json/),
     });
     await expect(uploadBenchmarkArtifacts({ ...base, resultsPaths: [join(twins, 'r3/plots'), join(twins, 'plots')] })).rejects.toMatchObject({ argument: 'resultsPaths' });
+    // A hole in the list (an unset variable's path): says what to pass, not only what came.
+    for (const hole of [undefined, 42, '']) {
+      const error = await uploadBenchmarkArtifacts({ ...base, resultsPaths: [join(out, 'bench/latency.json'), hole as unknown as string] }).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: 'InvalidArgumentError', message: expect.stringMatching(/uploadBenchmarkArtifacts\(\) needs the path of a file, got (undefined|number|an empty string)\./) });
+      expect((error as InvalidArgumentError).hint).toMatch(/Pass the file's path as a non-empty string/);
+    }
     expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
     await expect(uploadTrainingArtifacts({ ...base, stage: 'hpo', checkpointDir: join(out, 'ckpt') })).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'stage' });
     await expect(uploadHpoArtifacts({ ...base })).rejects.toThrow(/exactly one of `checkpointDir`/);
