@@ -9,7 +9,7 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { throwIfAborted } from '../core/abort.js';
 import { makeTempDir } from '../core/atomic-write.js';
-import { ModelValidationError } from '../core/errors.js';
+import { InvalidArgumentError, ModelValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
 import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-format.js';
@@ -220,6 +220,14 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
         continue;
       }
       files.push({ path: file.path, localPath, size: file.size });
+    }
+    // A path that names none of the files (a typo, the folder's own name in front, `\`): the
+    // file meant would be left out with only a warning, in a publish that may run unattended.
+    const unmatched = [...included].filter((path) => !sourceFiles.some((file) => file.path === path));
+    if (unmatched.length > 0) {
+      throw new InvalidArgumentError('includeSensitiveFiles', `includeSensitiveFiles names ${unmatched.map((path) => JSON.stringify(path)).join(', ')}, which ${unmatched.length === 1 ? 'is' : 'are'} no file of the model directory ${sourceDir}. Nothing was sent.`, {
+        hint: 'Give each path relative to the model directory, `/`-separated, as the dry run lists them (`tls/server.pem`); a publish with dryRun (--dry-run) lists the files and the ones left out.',
+      });
     }
     if (leftOut.length > 0) {
       const warning =

@@ -1035,6 +1035,14 @@ print(json.dumps(sorted(HfApi(endpoint=sys.argv[1], token=sys.argv[2]).list_repo
     expect(await readBack(including.repoId)).toEqual([...expected, 'tls/server.pem'].sort());
     expect(withPem.warnings.find((w) => w.startsWith('Left out of the upload'))).not.toContain('tls/server.pem');
     expect(await publishToHub(opts({ modelDir, includeSensitiveFiles: '.env' as unknown as string[], dryRun: true })).catch((e: unknown) => e)).toBeInstanceOf(InvalidArgumentError);
+    // A path that names no file of the model directory (a typo, a path with the folder's name
+    // in front) is refused before anything is sent: the file meant would be left out unseen.
+    const typo = opts({ modelDir, includeSensitiveFiles: ['tls/server.pem', 'model/tls/server.pem', 'tls\\server.pem'] });
+    const refused = await publishToHub(typo).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(InvalidArgumentError);
+    expect(refused).toMatchObject({ argument: 'includeSensitiveFiles', message: expect.stringContaining('"model/tls/server.pem", "tls\\\\server.pem"') });
+    expect((refused as InvalidArgumentError).hint).toMatch(/relative to the model directory, `\/`-separated, as the dry run lists them/);
+    expect(hub.head(typo.repoId)).toBeUndefined();
   });
 
   it("refuses the repo ids huggingface_hub's validate_repo_id refuses, and accepts the ones it accepts", async () => {
