@@ -15,7 +15,7 @@ import { uploadHpoArtifacts } from '../../src/stages/hpo.js';
 import { uploadTrainingArtifacts } from '../../src/stages/training.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
-import { gnuTarExtract, hashTree, localRun, pythonDownloadAll, recordingLogger, scratch, serverRun, sha256, writeTree } from '../uploader/helpers.js';
+import { gnuTarExtract, hashTree, localRun, pythonDownloadAll, recordingLogger, scratch, serverRun, sha256, wrappedStore, writeTree } from '../uploader/helpers.js';
 import { onnxModelWithExternalData } from './onnx-fixtures.js';
 
 function pipelineOutputs() {
@@ -31,6 +31,28 @@ function pipelineOutputs() {
     'bench/plots/p99.csv': 'a,b',
     'bench/plots/p50.csv': 'c,d',
   });
+}
+
+/**
+ * `uploadHpoArtifacts(options)` with its archive stored and its manifest held until `manifestMay`
+ * resolves: resolves once the archive is in the run, to the call's result still pending (in an
+ * object: an async function would wait for a promise it returns).
+ */
+async function archiveStoredManifestHeld(options: Parameters<typeof uploadHpoArtifacts>[0], manifestMay: Promise<void>): Promise<{ result: ReturnType<typeof uploadHpoArtifacts> }> {
+  let archiveStored!: () => void;
+  const archive = new Promise<void>((resolve) => (archiveStored = resolve));
+  const pending = uploadHpoArtifacts({
+    ...options,
+    resolveStore: wrappedStore(async (p, upload) => {
+      if (p.endsWith('.manifest.json')) await manifestMay;
+      const stored = await upload();
+      if (p.endsWith('.tar.gz')) archiveStored();
+      return stored;
+    }),
+  });
+  // A failure before the archive is stored ends the wait too.
+  await Promise.race([archive, pending]);
+  return { result: pending };
 }
 
 describe('stage helpers on ./mlruns', () => {
@@ -321,21 +343,12 @@ describe('stage helpers on ./mlruns', () => {
     const base = { runId: run.runId, trackingUri, env: {}, checkpointDir: join(out, 'ckpt') };
     const first = uploadHpoArtifacts({
       ...base,
-      resolveStore: (uri, o) => {
-        const real = resolveArtifactStore(uri, o);
-        return {
-          kind: real.kind,
-          artifactUri: real.artifactUri,
-          describe: () => real.describe(),
-          list: (d, opts) => real.list(d, opts),
-          uploadFile: async (l, p, opts) => {
-            uploads++;
-            entered();
-            await gate;
-            return real.uploadFile(l, p, opts);
-          },
-        };
-      },
+      resolveStore: wrappedStore(async (_p, upload) => {
+        uploads++;
+        entered();
+        await gate;
+        return upload();
+      }),
     });
     await inside; // the first trial is uploading its archive
     let joined!: () => void;
@@ -370,20 +383,11 @@ describe('stage helpers on ./mlruns', () => {
     const first = uploadHpoArtifacts({
       ...base,
       signal: pruned.signal,
-      resolveStore: (uri, o) => {
-        const real = resolveArtifactStore(uri, o);
-        return {
-          kind: real.kind,
-          artifactUri: real.artifactUri,
-          describe: () => real.describe(),
-          list: (d, opts) => real.list(d, opts),
-          uploadFile: async (l, p, opts) => {
-            entered();
-            await gate;
-            return real.uploadFile(l, p, opts);
-          },
-        };
-      },
+      resolveStore: wrappedStore(async (_p, upload) => {
+        entered();
+        await gate;
+        return upload();
+      }),
     });
     await inside;
     // ... trial 5 reports the same checkpoint and joins it: its target is known (the debug line),
@@ -414,21 +418,12 @@ describe('stage helpers on ./mlruns', () => {
       trackingUri,
       env: {},
       checkpointDir: join(out, 'ckpt'),
-      resolveStore: (uri, o) => {
-        const real = resolveArtifactStore(uri, o);
-        return {
-          kind: real.kind,
-          artifactUri: real.artifactUri,
-          describe: () => real.describe(),
-          list: (d, opts) => real.list(d, opts),
-          uploadFile: async (l, p, opts) => {
-            const stored = await real.uploadFile(l, p, opts);
-            // Another trial, run as its own CLI process, stores its best checkpoint at the same path.
-            if (p.endsWith('.tar.gz')) writeFileSync(join(artifactsDir, p), Buffer.alloc(stored.bytes + 14, 9));
-            return stored;
-          },
-        };
-      },
+      resolveStore: wrappedStore(async (p, upload) => {
+        const stored = await upload();
+        // Another trial, run as its own CLI process, stores its best checkpoint at the same path.
+        if (p.endsWith('.tar.gz')) writeFileSync(join(artifactsDir, p), Buffer.alloc(stored.bytes + 14, 9));
+        return stored;
+      }),
     });
     expect(result).toMatchObject({ status: 'failed', reason: 'verification-failed', error: { code: 'VERIFICATION_FAILED' } });
     expect(result.error?.hint).toMatch(/another upload to the same artifact path at the same time \(another process/);
@@ -447,47 +442,17 @@ describe('stage helpers on ./mlruns', () => {
     // next best reported a moment later, has stored its pair or is waiting its turn.
     let trial5Moved!: () => void;
     const trial5Moving = new Promise<void>((resolve) => (trial5Moved = resolve));
-    let archive3Stored!: () => void;
-    const archive3 = new Promise<void>((resolve) => (archive3Stored = resolve));
-    const trial3 = uploadHpoArtifacts({
-      ...base,
-      checkpointDir: join(sweep, 'trial-3/ckpt'),
-      resolveStore: (uri, o) => {
-        const real = resolveArtifactStore(uri, o);
-        return {
-          kind: real.kind,
-          artifactUri: real.artifactUri,
-          describe: () => real.describe(),
-          list: (d, opts) => real.list(d, opts),
-          uploadFile: async (l, p, opts) => {
-            if (p.endsWith('.manifest.json')) await trial5Moving;
-            const stored = await real.uploadFile(l, p, opts);
-            if (p.endsWith('.tar.gz')) archive3Stored();
-            return stored;
-          },
-        };
-      },
-    });
-    await archive3;
+    const { result: trial3 } = await archiveStoredManifestHeld({ ...base, checkpointDir: join(sweep, 'trial-3/ckpt') }, trial5Moving);
     const waited = recordingLogger();
     const trial5 = uploadHpoArtifacts({
       ...base,
       checkpointDir: join(sweep, 'trial-5/ckpt'),
       logger: { ...waited, info: (m) => (waited.info(m), m.includes('waits for') && trial5Moved()) },
-      resolveStore: (uri, o) => {
-        const real = resolveArtifactStore(uri, o);
-        return {
-          kind: real.kind,
-          artifactUri: real.artifactUri,
-          describe: () => real.describe(),
-          list: (d, opts) => real.list(d, opts),
-          uploadFile: async (l, p, opts) => {
-            const stored = await real.uploadFile(l, p, opts);
-            if (p.endsWith('.manifest.json')) trial5Moved();
-            return stored;
-          },
-        };
-      },
+      resolveStore: wrappedStore(async (p, upload) => {
+        const stored = await upload();
+        if (p.endsWith('.manifest.json')) trial5Moved();
+        return stored;
+      }),
     });
     const [three, five] = await Promise.all([trial3, trial5]);
     expect(three).toMatchObject({ status: 'uploaded', verification: { status: 'verified' } });
@@ -509,28 +474,7 @@ describe('stage helpers on ./mlruns', () => {
     const base = { runId: run.runId, trackingUri, env: {} };
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    let archive3Stored!: () => void;
-    const archive3 = new Promise<void>((resolve) => (archive3Stored = resolve));
-    const trial3 = uploadHpoArtifacts({
-      ...base,
-      checkpointDir: join(sweep, 'trial-3/ckpt'),
-      resolveStore: (uri, o) => {
-        const real = resolveArtifactStore(uri, o);
-        return {
-          kind: real.kind,
-          artifactUri: real.artifactUri,
-          describe: () => real.describe(),
-          list: (d, opts) => real.list(d, opts),
-          uploadFile: async (l, p, opts) => {
-            if (p.endsWith('.manifest.json')) await gate;
-            const stored = await real.uploadFile(l, p, opts);
-            if (p.endsWith('.tar.gz')) archive3Stored();
-            return stored;
-          },
-        };
-      },
-    });
-    await archive3;
+    const { result: trial3 } = await archiveStoredManifestHeld({ ...base, checkpointDir: join(sweep, 'trial-3/ckpt') }, gate);
     const controller = new AbortController();
     let sent = 0;
     const waited = recordingLogger();
@@ -539,10 +483,7 @@ describe('stage helpers on ./mlruns', () => {
       checkpointDir: join(sweep, 'trial-5/ckpt'),
       signal: controller.signal,
       logger: { ...waited, info: (m) => (waited.info(m), m.includes('waits for') && controller.abort()) },
-      resolveStore: (uri, o) => {
-        const real = resolveArtifactStore(uri, o);
-        return { kind: real.kind, artifactUri: real.artifactUri, describe: () => real.describe(), list: (d, opts) => real.list(d, opts), uploadFile: (l, p, opts) => (sent++, real.uploadFile(l, p, opts)) };
-      },
+      resolveStore: wrappedStore((_p, upload) => (sent++, upload())),
     });
     expect(five).toMatchObject({ status: 'failed', reason: 'aborted', error: { name: 'AbortedError' } });
     release();

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { silentLogger, type Logger } from '../../src/core/logger.js';
 import { startRun } from '../../src/run/start-run.js';
+import type { ArtifactStore, UploadFileResult } from '../../src/stores/artifact-store.js';
+import { resolveArtifactStore, type ResolveArtifactStoreOptions } from '../../src/stores/resolve.js';
 import type { ActiveRun } from '../../src/run/run-context.js';
 import { runPython } from '../support/python.js';
 
@@ -58,6 +60,26 @@ export async function serverRun(trackingUri: string, headers: Record<string, str
   if (!res.ok) throw new Error(`runs/create: ${res.status} ${await res.text()}`);
   const body = (await res.json()) as { run: { info: { run_id: string; artifact_uri: string } } };
   return { runId: body.run.info.run_id, artifactUri: body.run.info.artifact_uri };
+}
+
+/**
+ * A `resolveStore` option whose store is the real one, each `uploadFile` going through
+ * `around(artifactPath, upload)`: for tests that hold an upload at a gate, count the uploads, or
+ * act when one is stored.
+ */
+export function wrappedStore(
+  around: (artifactPath: string, upload: () => Promise<UploadFileResult>) => Promise<UploadFileResult>,
+): (artifactUri: string, options: ResolveArtifactStoreOptions) => ArtifactStore {
+  return (uri, o) => {
+    const real = resolveArtifactStore(uri, o);
+    return {
+      kind: real.kind,
+      artifactUri: real.artifactUri,
+      describe: () => real.describe(),
+      list: (d, opts) => real.list(d, opts),
+      uploadFile: (l, p, opts) => around(p, () => real.uploadFile(l, p, opts)),
+    };
+  };
 }
 
 /** A logger that records what it is told. */

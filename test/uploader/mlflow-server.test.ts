@@ -17,7 +17,7 @@ import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { inFlightUploadCount } from '../../src/uploader/dedupe.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
 import { describeWithServers, mlflowDirectS3Server, mlflowServer, servers } from '../support/servers.js';
-import { gnuTarExtract, hashTree, pythonDownloadAll, scratch, serverRun, sha256, writeTree } from './helpers.js';
+import { gnuTarExtract, hashTree, pythonDownloadAll, scratch, serverRun, sha256, wrappedStore, writeTree } from './helpers.js';
 
 const FAST_RETRY = { maxRetries: 3, backoffFactor: 0, backoffJitter: 0 };
 const proxy = useFaultProxies();
@@ -34,20 +34,11 @@ function gatedUploader(runId: string, trackingUri: string): { uploader: Artifact
     runId,
     trackingUri,
     env: {},
-    resolveStore: (uri, o) => {
-      const real = resolveArtifactStore(uri, o);
-      return {
-        kind: real.kind,
-        artifactUri: real.artifactUri,
-        describe: () => real.describe(),
-        list: (d, opts) => real.list(d, opts),
-        uploadFile: async (l, p, opts) => {
-          entered();
-          await gate;
-          return real.uploadFile(l, p, opts);
-        },
-      };
-    },
+    resolveStore: wrappedStore(async (_p, upload) => {
+      entered();
+      await gate;
+      return upload();
+    }),
   });
   return { uploader, inside, release };
 }
