@@ -335,6 +335,9 @@ export class LocalFileStore implements ArtifactStore {
         destination,
         async (path) => {
           const handle = await temp.create(path, attributes.mode);
+          // The write's own failure (ENOSPC: DISK_FULL), which Node 20 and 22's `pipeline`
+          // reports as the AbortError it destroys the source with once the writer has failed.
+          let writeError: unknown;
           try {
             await pipeline(
               createReadStream(localPath, { highWaterMark: COPY_CHUNK }),
@@ -342,9 +345,15 @@ export class LocalFileStore implements ArtifactStore {
               // Written through the handle, which stays open for the mode, the times and the flush
               // (opening the temp file again could fail: a `0040` source's copy is not readable by
               // its owner). Not a `createWriteStream({ autoClose: false })`: its handle never closes.
-              (chunks: AsyncIterable<Buffer>) => writeFile(handle, chunks, options.signal ? { signal: options.signal } : {}),
+              (chunks: AsyncIterable<Buffer>) =>
+                writeFile(handle, chunks, options.signal ? { signal: options.signal } : {}).catch((error: unknown) => {
+                  writeError = error;
+                  throw error;
+                }),
               options.signal ? { signal: options.signal } : {},
-            );
+            ).catch((error: unknown) => {
+              throw writeError ?? error;
+            });
             await keepAttributes(handle, attributes);
             await handle.sync();
           } finally {
