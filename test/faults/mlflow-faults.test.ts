@@ -22,6 +22,13 @@ const proxy = useFaultProxies();
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
 const ARTIFACT_PUT = (r: { method: string; path: string }) => r.method === 'PUT' && r.path.startsWith('/api/2.0/mlflow-artifacts/artifacts/');
 /** What nginx answers past its `client_max_body_size` (1 MiB by default). */
+/** A 200 that is not MLflow's JSON: an auth gateway's login page, once its session ran out mid-run. */
+const LOGIN_PAGE_ANSWER = {
+  fault: 'status',
+  status: 200,
+  headers: { 'content-type': 'text/html' },
+  body: '<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>',
+} as const;
 const NGINX_413 = '<html>\r\n<head><title>413 Request Entity Too Large</title></head>\r\n<body>\r\n<center><h1>413 Request Entity Too Large</h1></center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n';
 const PART_PUT = (r: { method: string; path: string }) => r.method === 'PUT' && /[?&]partNumber=\d+/.test(r.path);
 
@@ -216,12 +223,7 @@ describeWithServers('fault suite: MLflow artifact proxy', () => {
   // MLflow answers a stored file with JSON ({}); a 200 that is not came from something in between
   // (an auth gateway's login page once its session ran out mid-run), and MLflow never got the file.
   it('a 200 on the upload that is not MLflow\'s JSON fails the file, not reported uploaded with nothing stored', async () => {
-    const { url, runId, result } = await uploadAnswered({
-      fault: 'status',
-      status: 200,
-      headers: { 'content-type': 'text/html' },
-      body: '<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>',
-    });
+    const { url, runId, result } = await uploadAnswered(LOGIN_PAGE_ANSWER);
 
     expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
     expect(result.error).toBeInstanceOf(InvalidResponseError);
@@ -330,12 +332,7 @@ describeWithServers('fault suite: deadlines and aborts during multipart uploads 
   // between (an auth gateway's login page, an error page served as 200), and MLflow never saw the
   // complete: reported uploaded, the file was missing and its parts stayed billed in the bucket.
   it('a 200 from mpu/complete that is not MLflow\'s JSON fails the file, and the upload is aborted, not left in progress', async () => {
-    const { s3, front, runId, result } = await multipartWithCompleteAnswered({
-      fault: 'status',
-      status: 200,
-      headers: { 'content-type': 'text/html' },
-      body: '<html><head><title>Sign in</title></head><body>Sign in to continue</body></html>',
-    });
+    const { s3, front, runId, result } = await multipartWithCompleteAnswered(LOGIN_PAGE_ANSWER);
 
     expect(result).toMatchObject({ status: 'failed', reason: 'upload-failed' });
     expect(result.error).toBeInstanceOf(InvalidResponseError);
