@@ -495,6 +495,21 @@ export interface ObjectNameLimit {
 }
 
 /**
+ * `name`'s length in `unit`s, as a store or a file system counts it: the bytes of its UTF-8, or
+ * the string's UTF-16 units.
+ *
+ * @example
+ * ```ts
+ * nameLength('caf\u00e9', 'bytes'); // 5
+ * nameLength('caf\u00e9', 'characters'); // 4
+ * ```
+ * @internal
+ */
+export function nameLength(name: string, unit: ObjectNameLimit['unit']): number {
+  return unit === 'bytes' ? Buffer.byteLength(name, 'utf8') : name.length;
+}
+
+/**
  * Throws {@link ArtifactStore.checkArtifactPaths}' error for the paths whose object name
  * (`objectName(path)`: the root's prefix and the path) is longer than `limit`; the hint names
  * the first such path, its name's length and the limit. One helper for every bucket store.
@@ -511,7 +526,7 @@ export function assertObjectNamesFit(artifactPaths: readonly string[], objectNam
     const name = objectName(path);
     // One UTF-16 unit is at most 3 bytes of UTF-8: most names are short enough not to be encoded.
     if (name.length <= limit.max / 3) continue;
-    const length = limit.unit === 'bytes' ? Buffer.byteLength(name, 'utf8') : name.length;
+    const length = nameLength(name, limit.unit);
     if (length > limit.max) tooLong.push({ path, length, reason: `is too long for the store: its ${limit.name} would be ${length} ${limit.unit} long (at most ${limit.max})` });
   }
   const first = tooLong[0];

@@ -32,7 +32,7 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import { assertArtifactPath, invalidArtifactPathError, joinArtifactPath, type ArtifactPathProblem } from '../mlflow/artifacts-api.js';
 import { LEGACY_TEMP_NAME, listLocalArtifactDirectory } from '../mlflow/local-artifact-listing.js';
 import { fileUriToPath } from '../mlflow/tracking-uri.js';
-import type { ArtifactEntry, ArtifactStore, ArtifactStoreContext, ArtifactStoreFactory, UploadFileOptions, UploadFileResult } from './artifact-store.js';
+import { nameLength, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
 import { throwIfAborted } from '../core/abort.js';
 import { readSourceIfSmall, toLocalPathError, type SourceAttributes } from './source-file.js';
 
@@ -48,11 +48,6 @@ const COPY_CHUNK = 1024 * 1024;
  * and macOS (ext4, XFS, Btrfs, tmpfs, APFS), 255 UTF-16 units on Windows (NTFS).
  */
 const FILE_NAME_MAX = process.platform === 'win32' ? ({ max: 255, unit: 'characters' } as const) : ({ max: 255, unit: 'bytes' } as const);
-
-/** A name's length as {@link FILE_NAME_MAX} counts it. */
-function fileNameLength(name: string): number {
-  return FILE_NAME_MAX.unit === 'bytes' ? Buffer.byteLength(name, 'utf8') : name.length;
-}
 
 /** How many times a copy creates its directory again when it vanished before the temp file was created. */
 const DIRECTORY_ATTEMPTS = 5;
@@ -224,9 +219,9 @@ export class LocalFileStore implements ArtifactStore {
     for (const path of artifactPaths) {
       // Most names are short enough not to be measured: a UTF-16 unit is at most 3 bytes of UTF-8.
       if (path.length <= FILE_NAME_MAX.max / 3) continue;
-      const name = path.split('/').find((segment) => fileNameLength(segment) > FILE_NAME_MAX.max);
+      const name = path.split('/').find((segment) => nameLength(segment, FILE_NAME_MAX.unit) > FILE_NAME_MAX.max);
       if (name !== undefined) {
-        tooLong.push({ path, reason: `holds a name of ${fileNameLength(name)} ${FILE_NAME_MAX.unit}${FILE_NAME_MAX.unit === 'bytes' ? ' of UTF-8' : ''} (${JSON.stringify(`${name.slice(0, 24)}...`)}); a file system takes at most ${FILE_NAME_MAX.max} for the name of one file or directory` });
+        tooLong.push({ path, reason: `holds a name of ${nameLength(name, FILE_NAME_MAX.unit)} ${FILE_NAME_MAX.unit}${FILE_NAME_MAX.unit === 'bytes' ? ' of UTF-8' : ''} (${JSON.stringify(`${name.slice(0, 24)}...`)}); a file system takes at most ${FILE_NAME_MAX.max} for the name of one file or directory` });
       }
     }
     if (tooLong.length > 0) {
