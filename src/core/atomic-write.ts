@@ -180,8 +180,9 @@ function ownerMayBeAlive(owner: { pid: number; host: string }, ageMs: number): b
  * Removes the temp files (or temp directories) in `dir` that start with `prefix` and that a dead
  * process left behind: untouched for `olderThanMs` and their owner pid gone (on this host; a day
  * for another host's). Names without an owner are kept, unless `legacy` matches them and they
- * are older than `olderThanMs` (temp names of earlier versions). Never throws: a directory that
- * cannot be read is simply not cleaned. Returns the removed paths.
+ * are older than `legacyOlderThanMs` (temp names of earlier versions, whose owner cannot be
+ * told; by default the same age). Never throws: a directory that cannot be read is simply not
+ * cleaned. Returns the removed paths.
  *
  * @example
  * ```ts
@@ -191,9 +192,10 @@ function ownerMayBeAlive(owner: { pid: number; host: string }, ageMs: number): b
 export async function removeStaleTempFiles(
   dir: string,
   prefix: string,
-  options: { olderThanMs?: number; legacy?: RegExp } = {},
+  options: { olderThanMs?: number; legacy?: RegExp; legacyOlderThanMs?: number } = {},
 ): Promise<string[]> {
   const olderThanMs = options.olderThanMs ?? STALE_TEMP_MS;
+  const legacyOlderThanMs = options.legacyOlderThanMs ?? olderThanMs;
   const names = await readdir(dir).catch(() => [] as string[]);
   const removed: string[] = [];
   for (const name of names) {
@@ -203,7 +205,7 @@ export async function removeStaleTempFiles(
     const info = await lstat(path).catch(() => undefined);
     if (!info) continue;
     const ageMs = Date.now() - info.mtimeMs;
-    if (ageMs <= olderThanMs) continue;
+    if (ageMs <= (owner ? olderThanMs : legacyOlderThanMs)) continue;
     if (owner && ownerMayBeAlive(owner, ageMs)) continue;
     await rm(path, { recursive: true, force: true }).then(
       () => removed.push(path),

@@ -22,7 +22,7 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
 import { isHubRepoId } from '../core/hub-repo-id.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { removeStaleTempFiles, tempFileName } from '../core/atomic-write.js';
+import { removeStaleTempFiles, STALE_TEMP_MS, tempFileName } from '../core/atomic-write.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { inspectModelDir, MODEL_FILES } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
@@ -285,12 +285,11 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
  * more, and a conversion is short, so waiting for them to age would leave each killed one's
  * tensors on the disk for another run. A live owner's (or another host's, for a day) stays. The
  * owner-less names of earlier versions (`<prefix><12 hex>`) go once untouched for
- * `STALE_TEMP_MS`: their owner cannot be told.
+ * {@link STALE_TEMP_MS}: their owner cannot be told. One reading of the directory does both.
  */
 async function removeKilledConversions(parent: string, prefix: string): Promise<void> {
-  await removeStaleTempFiles(parent, prefix, { olderThanMs: 0 });
   const legacy = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[0-9a-f]{12}$`);
-  await removeStaleTempFiles(parent, prefix, { legacy });
+  await removeStaleTempFiles(parent, prefix, { olderThanMs: 0, legacy, legacyOlderThanMs: STALE_TEMP_MS });
 }
 
 /**
