@@ -103,8 +103,12 @@ const OAUTH_REFUSALS = /\b(?:invalid_request|invalid_client|invalid_grant|unauth
  * it (msal-common `ThrottlingUtils`), with an error that has lost the status and the OAuth error
  * code. Read as a refused credential, it ended an upload's retries ("No usable Azure credential"
  * of the Blob stores, "No Entra ID token" of the Azure ML workspace) while Entra ID was down.
- * Until a token comes, such a failure is reported as the transient one that started it; an answer
- * that names a refusal (`invalid_client`) still wins.
+ * Until a token comes, such a replay is reported as the transient failure that started it. What
+ * the replay keeps is the answer's `error_description`, so only a failure that carries the
+ * outage's description is read as its replay: a new failure (a managed identity endpoint that now
+ * refuses, `az login` expired) is reported as itself, and so is an answer that names a refusal
+ * (`invalid_client`). An outage whose answer had no description leaves nothing to recognise its
+ * replay by; then any failure without an OAuth error code is read as the replay.
  *
  * @example
  * ```ts
@@ -112,7 +116,7 @@ const OAUTH_REFUSALS = /\b(?:invalid_request|invalid_client|invalid_grant|unauth
  * ```
  */
 export function keepingTokenOutage(credential: AzureTokenCredential): AzureTokenCredential {
-  let outage: unknown;
+  let outage: { error: unknown; description: string | undefined } | undefined;
   return {
     getToken: async (scopes, options) => {
       try {
@@ -120,12 +124,51 @@ export function keepingTokenOutage(credential: AzureTokenCredential): AzureToken
         outage = undefined;
         return token;
       } catch (error) {
-        if (isTransientCredentialError(error)) outage = error;
-        else if (outage !== undefined && !OAUTH_REFUSALS.test(error instanceof Error ? error.message : String(error))) throw outage;
+        if (isTransientCredentialError(error)) outage = { error, description: answerDescription(error) };
+        else if (outage !== undefined && isReplayOf(error, outage.description)) throw outage.error;
         throw error;
       }
     },
   };
+}
+
+/**
+ * The `error_description` of the token endpoint's answer inside an `@azure/identity` error: MSAL
+ * writes every error answer as `Error(s): … - Description: <error_description> - Correlation ID: …`
+ * (msal-common `ResponseHandler.validateTokenResponse`), and `undefined` when it had none
+ * (`Not Available`).
+ */
+function answerDescription(error: unknown): string | undefined {
+  const description = /- Description: ([\s\S]*?) - Correlation ID:/.exec(messagesOf(error))?.[1]?.trim();
+  return description && description !== 'Not Available' ? description : undefined;
+}
+
+/**
+ * Whether `error` is MSAL's throttled replay of an outage whose answer had `description`: the
+ * replay is `<error_codes>: <error_description>` of the cached answer, so it carries that
+ * description and no OAuth error code.
+ */
+function isReplayOf(error: unknown, description: string | undefined): boolean {
+  const text = messagesOf(error);
+  return !OAUTH_REFUSALS.test(text) && (description === undefined || text.includes(description));
+}
+
+/** The messages of an error, its causes and the errors of a chain (`DefaultAzureCredential`), one per line. */
+function messagesOf(error: unknown): string {
+  const messages: string[] = [];
+  const pending: unknown[] = [error];
+  // Bounded: a cause chain that loops back on itself must not hang a token request.
+  for (let seen = 0; pending.length > 0 && seen < 20; seen++) {
+    const current = pending.shift();
+    if (typeof current !== 'object' || current === null) {
+      if (current !== undefined) messages.push(String(current));
+      continue;
+    }
+    const { message, cause, errors } = current as { message?: unknown; cause?: unknown; errors?: unknown };
+    if (typeof message === 'string') messages.push(message);
+    pending.push(cause, ...(Array.isArray(errors) ? errors : []));
+  }
+  return messages.join('\n');
 }
 
 async function defaultCredential(loadIdentity: (() => Promise<object>) | undefined): Promise<AzureTokenCredential> {

@@ -40,6 +40,12 @@ function oauthError(status: number, error: string): Handler {
   };
 }
 
+/** Entra ID's own 503 for an outage: MSAL's replay of it keeps only the description, without the code. */
+const entraIdTransientError: Handler = (_req, res) => {
+  res.writeHead(503, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'AADSTS90033: A transient error has occurred. Please try again.', error_codes: [90033] }));
+};
+
 /** A managed identity as App Service sets one up (IDENTITY_ENDPOINT, IDENTITY_HEADER), its endpoint at `url`. */
 function managedIdentityAt(url: string): AzureTokenCredential {
   process.env.IDENTITY_ENDPOINT = url;
@@ -144,11 +150,7 @@ describe('Entra ID token failures of the Azure ML token source', () => {
   it('Entra ID answering 503 (a client secret) stays a retried NetworkError through MSAL\'s throttled replays, not "No Entra ID token"', async () => {
     // The same outage as the store's above, through azureml://'s token source: after the 503,
     // MSAL answers the retries from its throttling cache with an error that has lost the status.
-    const busy = await servicePrincipal((_req, res) => {
-      // Entra ID's own words for it: the replay keeps only the description, without the code.
-      res.writeHead(503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'temporarily_unavailable', error_description: 'AADSTS90033: A transient error has occurred. Please try again.', error_codes: [90033] }));
-    });
+    const busy = await servicePrincipal(entraIdTransientError);
     const workspace = await startTestServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
@@ -163,5 +165,27 @@ describe('Entra ID token failures of the Azure ML token source', () => {
     expect(busy.tokenRequests).toHaveLength(1);
     expect(workspace.requests).toHaveLength(0);
     expect(`${(error as Error).message} ${JSON.stringify((error as NetworkError).toJSON())}`).not.toContain(CLIENT_SECRET);
+  });
+
+  it('after an outage, MSAL\'s replay still reads as the outage and a new failure as itself', async () => {
+    const busy = await servicePrincipal(entraIdTransientError);
+    let failure: Error | undefined;
+    // The client secret's replays, then (the secret's credential replaced, as DefaultAzureCredential
+    // moves on) a failure of another kind: no OAuth error code, no description of the outage.
+    const credential: AzureTokenCredential = { getToken: (scopes, options) => (failure ? Promise.reject(failure) : busy.credential.getToken(scopes, options)) };
+    const source = azureMlTokenSource({ credential });
+
+    const outage = await source().catch((e: unknown) => e);
+    const replay = await source().catch((e: unknown) => e);
+    failure = Object.assign(new Error('ManagedIdentityCredential: Authentication failed. Message : Unable to load the proper Managed Identity.'), { name: 'CredentialUnavailableError' });
+    const later = await source().catch((e: unknown) => e);
+
+    expect(busy.tokenRequests).toHaveLength(1);
+    expect(outage).toBeInstanceOf(NetworkError);
+    expect((outage as NetworkError).message).toMatch(/answered 503|temporarily_unavailable/);
+    expect(replay).toBeInstanceOf(NetworkError);
+    expect((replay as NetworkError).message).toBe((outage as NetworkError).message);
+    expect(later).toBeInstanceOf(ConfigError);
+    expect((later as ConfigError).message).toMatch(/No Entra ID token .*Unable to load the proper Managed Identity/);
   });
 });
