@@ -10,6 +10,7 @@
  */
 import { lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { type Logger, silentLogger } from './logger.js';
 import { type CertificateFileSetting, noCaCertificatesError, unreadableCertificateError } from './tls-failure.js';
 
 /**
@@ -24,16 +25,21 @@ const PEM_CERTIFICATE = /-----BEGIN (?:TRUSTED )?CERTIFICATE-----/;
 /**
  * The CA certificates at `path`, for the `ca` option of Node's TLS: the file's bytes, or for a
  * directory each certificate file in it (see {@link CA_FILE_NAME}; in name order, a file that a
- * rehash symlink names twice read once, a link to nothing skipped as OpenSSL skips it). A path that cannot be read, or a directory without a
- * PEM certificate in those files, is a `ConfigError` naming `setting`: Node would otherwise trust
- * no CA at all and refuse every server with a certificate error.
+ * rehash symlink names twice read once, a link to nothing skipped as OpenSSL skips it). A file of
+ * the directory this user may not read is skipped too, as OpenSSL's directory lookup skips it,
+ * with a warning to `logger` naming it (once per process). A path that cannot be read, or a
+ * directory without a PEM certificate in the files it could read, is a `ConfigError` naming
+ * `setting` (the first unreadable file's, when there was one): Node would otherwise trust no CA
+ * at all and refuse every server with a certificate error.
+ *
+ * @param logger Where a skipped unreadable file is warned about. @default silentLogger
  *
  * @example
  * ```ts
- * const ca = readCaCertificates('/etc/ssl/certs', MLFLOW_CA_CERT);
+ * const ca = readCaCertificates('/etc/ssl/certs', MLFLOW_CA_CERT, logger);
  * ```
  */
-export function readCaCertificates(path: string, setting: CertificateFileSetting): Buffer[] {
+export function readCaCertificates(path: string, setting: CertificateFileSetting, logger: Logger = silentLogger): Buffer[] {
   let isDirectory: boolean;
   try {
     isDirectory = statSync(path).isDirectory();
@@ -49,13 +55,12 @@ export function readCaCertificates(path: string, setting: CertificateFileSetting
   }
   const seen = new Set<string>();
   const certificates: Buffer[] = [];
+  const unreadable: { file: string; cause: unknown }[] = [];
   for (const name of names) {
     const file = join(path, name);
-    let pem: Buffer;
     try {
       // A subdirectory named like a certificate is no certificate (OpenSSL skips it too).
       if (!statSync(file).isFile()) continue;
-      pem = readFileSync(file);
     } catch (cause) {
       // A link to a CA since removed (or a loop of links) is no certificate either: OpenSSL's
       // directory lookup (by_dir.c) passes over a name it cannot stat, and /etc/ssl/certs keeps
@@ -63,13 +68,44 @@ export function readCaCertificates(path: string, setting: CertificateFileSetting
       if (isDanglingLink(file, cause)) continue;
       throw unreadableCertificateError(file, setting, cause);
     }
+    let pem: Buffer;
+    try {
+      pem = readFileSync(file);
+    } catch (cause) {
+      // OpenSSL's lookup passes over a file it cannot load too (by_dir.c: a failed
+      // X509_load_cert_file ends that name's lookup, not the directory's): one CA file another
+      // user's umask left unreadable must not stop every https request trusting the others.
+      unreadable.push({ file, cause });
+      continue;
+    }
     const text = pem.toString('latin1');
     if (!PEM_CERTIFICATE.test(text) || seen.has(text)) continue;
     seen.add(text);
     certificates.push(pem);
   }
-  if (certificates.length === 0) throw noCaCertificatesError(path, setting);
+  if (certificates.length === 0) {
+    // Nothing left to trust: the unreadable file is the likelier fault, and its error says so.
+    const [first] = unreadable;
+    throw first ? unreadableCertificateError(first.file, setting, first.cause) : noCaCertificatesError(path, setting);
+  }
+  for (const { file, cause } of unreadable) warnSkippedOnce(logger, file, path, cause);
   return certificates;
+}
+
+/**
+ * The unreadable CA files already warned about in this process: every HTTP client reads the
+ * directory again (an uploader per checkpoint makes one), and the same file would be warned
+ * about at each.
+ */
+const warnedUnreadable = new Set<string>();
+
+/** Warns that `file` of the CA directory `directory` was skipped, once per process. */
+function warnSkippedOnce(logger: Logger, file: string, directory: string, cause: unknown): void {
+  if (warnedUnreadable.has(file)) return;
+  warnedUnreadable.add(file);
+  logger.warn(`Skipped ${file} of the CA directory ${directory}: it cannot be read, so the CA certificate in it (if any) is not trusted. Make it readable to this user, or remove it.`, {
+    error: (cause as NodeJS.ErrnoException | undefined)?.code ?? String(cause),
+  });
 }
 
 /** Whether `file`, which failed with `cause`, is a symbolic link to nothing (`ENOENT`) or a loop of links (`ELOOP`). */

@@ -228,7 +228,7 @@ export class HttpClient {
   private httpsSettings(): HttpsSettings {
     if (this.https) return this.https;
     const { caCertPath } = this.tls;
-    const ca = caCertPath ? readCaCertificates(caCertPath, this.certificateFiles.ca) : undefined;
+    const ca = caCertPath ? readCaCertificates(caCertPath, this.certificateFiles.ca, this.logger) : undefined;
     this.https = { rejectUnauthorized: !this.tls.insecure, ...(ca ? { ca } : {}), ...this.clientCertificate };
     return this.https;
   }
