@@ -552,7 +552,7 @@ export class UploadJournal {
       ownerOnly: true,
       onCorrupt: (error, parsed) => {
         // A later version's record is not replaced (leftToNewerVersion): saying so would be untrue.
-        const newer = isNewerFormatRecord(parsed);
+        const newer = newerFormatVersion(parsed) !== undefined;
         if (newer) this.newerFormatFiles.add(path);
         else this.newerFormatFiles.delete(path);
         this.logger.warn(
@@ -576,7 +576,7 @@ export class UploadJournal {
   }
 
   /**
-   * True when record `name` is of a newer journal format ({@link isNewerFormatRecord}): a later
+   * True when record `name` is of a newer journal format ({@link newerFormatVersion}): a later
    * artifact-uploader's, which may name an upload billed until aborted, so it is neither
    * overwritten nor deleted here; the upload goes on without the journal. Called under the
    * record's lock, where it read as no record: that read said which (and warned that it is left
@@ -790,7 +790,7 @@ export class UploadJournal {
 
   /**
    * A record file read once, without a warning: its record (none when unreadable or corrupt),
-   * and, for a record of a newer journal format ({@link isNewerFormatRecord}), which the sweep
+   * and, for a record of a newer journal format ({@link newerFormatVersion}), which the sweep
    * and {@link clear} keep, its format version.
    */
   private async readRecordFile(path: string): Promise<{ record: JournalRecord | undefined; newerFormat?: number }> {
@@ -798,7 +798,8 @@ export class UploadJournal {
       const json: unknown = JSON.parse(await readFile(path, 'utf8'));
       const parsed = (await loadRecordSchema()).safeParse(json);
       if (parsed.success) return { record: parsed.data ?? undefined };
-      return isNewerFormatRecord(json) ? { record: undefined, newerFormat: (json as { version: number }).version } : { record: undefined };
+      const newerFormat = newerFormatVersion(json);
+      return newerFormat !== undefined ? { record: undefined, newerFormat } : { record: undefined };
     } catch {
       return { record: undefined };
     }
@@ -868,34 +869,54 @@ export class UploadJournal {
    * wrong skip.
    */
   private async readLog(path: string, quiet: boolean): Promise<ReadOperationLog | undefined> {
+    return (await this.readLogFile(path, quiet)).log;
+  }
+
+  /**
+   * An operation log read once ({@link readLog}), and, for a log of a newer journal format (its
+   * header's `version`, {@link newerFormatVersion}), which the sweep and {@link clear} keep as they
+   * keep such a record, its format version.
+   */
+  private async readLogFile(path: string, quiet: boolean): Promise<{ log?: ReadOperationLog; newerFormat?: number }> {
     let text: string;
     try {
       text = await readFile(path, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'ENOENT' && !quiet) this.logger.warn(`Ignoring the resume journal log ${path}: ${(error as Error).message}`);
-      return undefined;
+      return {};
     }
     const { LogHeaderSchema, LogLineSchema } = await loadLogSchemas();
     const [first = '', ...rest] = text.split('\n');
-    const header = LogHeaderSchema.safeParse(parseJson(first));
+    const json = parseJson(first);
+    const header = LogHeaderSchema.safeParse(json);
     if (!header.success) {
-      if (!quiet) this.logger.warn(`Ignoring a corrupt resume journal log ${path}: its first line is not a log header. \`artifact-uploader resume clear\` deletes it.`);
-      return undefined;
+      const newerFormat = newerFormatVersion(json);
+      if (!quiet) {
+        this.logger.warn(
+          newerFormat !== undefined
+            ? `The resume journal log ${path} was written by a newer version of artifact-uploader; it is left alone, and the files it names are sent again.`
+            : `Ignoring a corrupt resume journal log ${path}: its first line is not a log header. \`artifact-uploader resume clear\` deletes it.`,
+        );
+      }
+      return newerFormat !== undefined ? { newerFormat } : {};
     }
     const lines: OperationLogLine[] = [];
     for (const text of rest) {
       const line = text ? LogLineSchema.safeParse(parseJson(text)) : undefined;
       if (line?.success) lines.push(line.data);
     }
-    return { path, header: header.data, lines };
+    return { log: { path, header: header.data, lines } };
   }
 
-  /** An operation log as list entries, one per file (a corrupt one as one entry without `record`). */
+  /**
+   * An operation log as list entries, one per file (a corrupt one, or one of a newer journal
+   * format with `newerFormat`, as one entry without `record`).
+   */
   private async listLog(path: string): Promise<JournalListEntry[]> {
-    const log = await this.readLog(path, true);
+    const { log, newerFormat } = await this.readLogFile(path, true);
     if (!log) {
       const info = await stat(path).catch(() => undefined);
-      return info ? [{ file: path, updatedAt: info.mtimeMs, inUse: false, bytesDone: 0 }] : [];
+      return info ? [{ file: path, updatedAt: info.mtimeMs, ...(newerFormat !== undefined ? { newerFormat } : {}), inUse: false, bytesDone: 0 }] : [];
     }
     const { header } = log;
     const inUse = this.logInUse(log);
@@ -1113,12 +1134,14 @@ export class UploadJournal {
       if (!info?.isFile()) continue;
       const age = now - info.mtimeMs;
       if (RECORD_NAME.test(name) || LOG_NAME.test(name)) {
-        // An expired record is read: one naming an upload the store keeps is kept (see above).
-        const read = age > this.maxAgeMs && RECORD_NAME.test(name) ? await this.readRecordFile(path) : undefined;
-        const record = read?.record;
+        // An expired record is read: one naming an upload the store keeps is kept (see above);
+        // an expired log too, for its header (a newer version's is kept, as its records are).
+        const expiredRecord = age > this.maxAgeMs && RECORD_NAME.test(name) ? await this.readRecordFile(path) : undefined;
+        const expiredLog = age > this.maxAgeMs && LOG_NAME.test(name) ? await this.readLogFile(path, true) : undefined;
+        const record = expiredRecord?.record;
         const lasting = record !== undefined && hasLastingUpload(record);
         if (lasting) expired.push({ name, record, mtimeMs: info.mtimeMs });
-        const newer = read?.newerFormat !== undefined;
+        const newer = (expiredRecord ?? expiredLog)?.newerFormat !== undefined;
         if (age > this.maxAgeMs && !lasting && !newer) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
       } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name))) {
@@ -1147,8 +1170,9 @@ export class UploadJournal {
     for (const r of records) {
       if (count <= this.maxEntries && bytes <= this.maxBytes) break;
       if (r.path.endsWith('.log')) {
-        const log = await this.readLog(r.path, true);
+        const { log, newerFormat } = await this.readLogFile(r.path, true);
         if (log && this.logInUse(log, now)) continue;
+        if (newerFormat !== undefined) continue;
       } else {
         const { record, newerFormat } = await this.readRecordFile(r.path);
         if (record && this.ownedByLiveProcess(record, now)) continue;
@@ -1248,17 +1272,18 @@ export class JournalEntry {
 }
 
 /**
- * True when a record file's JSON is a record of a newer journal format than this version reads (`version`
- * above 1): a later artifact-uploader's, sharing the journal (the default directory is per user,
- * not per install). This version cannot tell whether it names an upload billed until aborted,
- * so it leaves it to that version: the sweep does not delete it by age or bounds, and an upload
- * of the same file neither overwrites nor removes it (`leftToNewerVersion`).
- * A record that is corrupt (not JSON, or not a record of any version) is replaced or deleted as
+ * The `version` of a record file's JSON, or of an operation log's header line, when it is of a
+ * newer journal format than this version reads (above 1; else `undefined`): a later
+ * artifact-uploader's, sharing the journal (the default directory is per user, not per install). This version cannot tell whether it
+ * names an upload billed until aborted, so it leaves it to that version: the sweep does not
+ * delete it by age or bounds, `clear` lists it in `newerFormat`, and an upload of the same file
+ * neither overwrites nor removes it (`leftToNewerVersion`).
+ * A record or log that is corrupt (not JSON, or not of any version) is replaced or deleted as
  * before.
  */
-function isNewerFormatRecord(parsed: unknown): boolean {
+function newerFormatVersion(parsed: unknown): number | undefined {
   const version = (parsed as { version?: unknown } | null | undefined)?.version;
-  return typeof version === 'number' && version > 1;
+  return typeof version === 'number' && version > 1 ? version : undefined;
 }
 
 /** `JSON.parse`, `undefined` for text that is not JSON. */

@@ -5,7 +5,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -412,6 +412,48 @@ describe('UploadJournal on real files', () => {
     await utimes(stale.path, old, old);
     await UploadJournal.open({ dir });
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("an operation log of a newer journal format (its header's version) is kept and listed as such, never deleted by clear() or the sweep; a corrupt one still is", async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const journal = await UploadJournal.open({ dir });
+    const local = { size: 10, mtimeNs: '1', ino: '2', dev: '3' };
+    const written = async (runId: string) => {
+      const log = journal.operationLog('http://127.0.0.1:5000', runId);
+      await log.record({ artifactPath: 'm/a', localPath: '/d/a', local, at: Date.now() });
+      await log.close();
+      return log.path;
+    };
+    // A later artifact-uploader's log: its header says version 2, and its lines are its own.
+    const newer = await written('run1');
+    const [header] = (await readFile(newer, 'utf8')).split('\n');
+    await writeFile(newer, `${JSON.stringify({ ...JSON.parse(header!), version: 2, kind: 'finished-files-v2' })}\n{"files":["m/a"]}\n`);
+    const corrupt = await written('run2');
+    await writeFile(corrupt, 'not a header\n');
+
+    const logger = recordingLogger();
+    const reader = await UploadJournal.open({ dir, logger, sweep: false });
+    expect((await reader.scan('http://127.0.0.1:5000', 'run1')).logs).toEqual([]);
+    expect(logger.warnings).toEqual([`The resume journal log ${newer} was written by a newer version of artifact-uploader; it is left alone, and the files it names are sent again.`]);
+    expect(await reader.list()).toContainEqual({ file: newer, updatedAt: expect.any(Number), newerFormat: 2, inUse: false, bytesDone: 0 });
+
+    const dry = await reader.clear({ dryRun: true });
+    expect(dry.newerFormat.map((e) => [e.file, e.newerFormat])).toEqual([[newer, 2]]);
+    expect(dry.removed.map((e) => e.file)).toEqual([corrupt]);
+    const cleared = await reader.clear();
+    expect(cleared.newerFormat.map((e) => [e.file, e.newerFormat])).toEqual([[newer, 2]]);
+    expect(cleared.removed.map((e) => e.file)).toEqual([corrupt]);
+    expect(await readdir(dir)).toEqual([basename(newer)]);
+
+    // Neither by age nor by bounds.
+    const DAY = 24 * 3600_000;
+    const old = new Date(Date.now() - 8 * DAY);
+    await utimes(newer, old, old);
+    await UploadJournal.open({ dir });
+    await UploadJournal.open({ dir, maxAgeMs: 10 * DAY, maxEntries: 0 });
+    expect(await readdir(dir)).toEqual([basename(newer)]);
+    expect(JSON.parse((await readFile(newer, 'utf8')).split('\n')[0]!)).toMatchObject({ version: 2 });
   });
 
   it('the sweep removes a fresh temp file at once when its writer is gone (killed mid-write or mid-lock), and keeps a live writer\'s', async () => {
