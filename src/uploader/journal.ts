@@ -459,6 +459,21 @@ export interface JournalListEntry {
   bytesDone: number;
 }
 
+/**
+ * What to do about records (or operation logs) of a newer journal format
+ * ({@link JournalListEntry.newerFormat}), in one wording for every output that says it (`resume
+ * list`'s row, `resume clear`'s lines and their `--json` `hint`), for one or `count` of them.
+ *
+ * @example
+ * ```ts
+ * newerFormatHint(); // 'Written by a newer version of artifact-uploader, which may name an upload this one cannot give up: left alone. Upgrade ...'
+ * ```
+ */
+export function newerFormatHint(count = 1): string {
+  const [an, upload, it] = count === 1 ? ['an ', 'upload', 'it'] : ['', 'uploads', 'them'];
+  return `Written by a newer version of artifact-uploader, which may name ${an}${upload} this one cannot give up: left alone. Upgrade artifact-uploader (or run the version that wrote ${it}) to clear ${it}.`;
+}
+
 /** What {@link UploadJournal.clear} did (with `dryRun`, what it would do). */
 export interface JournalClearResult {
   /** Records deleted. */

@@ -145,28 +145,33 @@ describe('artifact-uploader resume', () => {
 
     const list = (await cli(['resume', 'list', '--json', '--journal-dir', dir])).json();
     expect(list.entries).toContainEqual(expect.objectContaining({ file: newerPath, newerFormat: true, version: 2 }));
-    expect(list.entries.find((e: { file: string }) => e.file === newerPath)).not.toHaveProperty('corrupt');
+    const listed = list.entries.find((e: { file: string }) => e.file === newerPath);
+    expect(listed).not.toHaveProperty('corrupt');
+    // One wording wherever it is said: the --json hint, the list's row, the clear's lines.
+    const hint: string = listed.hint;
+    expect(hint).toMatch(/^Written by a newer version of artifact-uploader.*left alone.*[Uu]pgrade artifact-uploader .*to clear it\.$/);
     const listText = await cli(['resume', 'list', '--journal-dir', dir]);
-    expect(listText.stdout).toMatch(/newer format .*upgrade artifact-uploader to clear it/);
+    expect(listText.stdout).toMatch(/newer format .*version 2/);
+    expect(listText.stdout).toContain(hint);
 
     const dry = await cli(['resume', 'clear', '--dry-run', '--json', '--journal-dir', dir]);
     expect(dry.code, dry.stderr).toBe(0);
     expect(dry.json().removed.map((r: { artifactPath: string }) => r.artifactPath)).toEqual(['ckpt/a.bin']);
-    expect(dry.json().newerFormat).toEqual([expect.objectContaining({ file: newerPath, newerFormat: true, version: 2, hint: expect.stringMatching(/[Uu]pgrade artifact-uploader/) })]);
+    expect(dry.json().newerFormat).toEqual([expect.objectContaining({ file: newerPath, newerFormat: true, version: 2, hint })]);
 
     const text = await cli(['resume', 'clear', '--journal-dir', dir]);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toContain('Removed 1 record(s)');
     expect(text.stdout).toContain('Left 1 record(s) of a newer journal format');
-    expect(text.stdout).toMatch(/[Uu]pgrade artifact-uploader.*to clear/);
-    expect(text.stdout).toContain(newerPath);
+    expect(text.stdout).toContain(`  ${newerPath} (version 2)`);
+    expect(text.stdout).toContain(hint);
     expect(await readdir(dir)).toEqual([newerName]);
     expect(await readFile(newerPath, 'utf8')).toBe(newer);
     expect((await (await UploadJournal.open({ dir, sweep: false })).lookup(keys[0]!)).state).toBe('none');
 
     const json = await cli(['resume', 'clear', '--json', '--journal-dir', dir]);
     expect(json.code, json.stderr).toBe(0);
-    expect(json.json()).toMatchObject({ removed: [], newerFormat: [expect.objectContaining({ file: newerPath, version: 2, hint: expect.stringMatching(/[Uu]pgrade artifact-uploader/) })] });
+    expect(json.json()).toMatchObject({ removed: [], newerFormat: [expect.objectContaining({ file: newerPath, version: 2, hint })] });
     expect(await readFile(newerPath, 'utf8')).toBe(newer);
 
     // The library's clear() leaves it too, and returns it apart.
@@ -174,6 +179,26 @@ describe('artifact-uploader resume', () => {
     expect(cleared.removed).toEqual([]);
     expect(cleared.newerFormat).toEqual([expect.objectContaining({ file: newerPath, newerFormat: 2 })]);
     expect(await readFile(newerPath, 'utf8')).toBe(newer);
+  });
+
+  it("an operation log of a newer journal format (its header's version) is listed as such and left by clear, with the records' wording", async () => {
+    const dir = join(tempDir(), 'journal');
+    await mkdir(dir, { recursive: true });
+    // A later artifact-uploader's log of finished files: its header says version 2.
+    const logPath = join(dir, `${'a'.repeat(40)}-${'b'.repeat(16)}.log`);
+    const log = `${JSON.stringify({ version: 2, kind: 'finished-files', key: { target: 'http://127.0.0.1:5000/', runId: 'r1' }, owner: { pid: 1, host: 'elsewhere', token: 'later' }, createdAt: Date.now() })}\n`;
+    await writeFile(logPath, log);
+
+    const [listed] = (await cli(['resume', 'list', '--json', '--journal-dir', dir])).json().entries;
+    expect(listed).toMatchObject({ file: logPath, newerFormat: true, version: 2, hint: expect.stringMatching(/^Written by a newer version of artifact-uploader/) });
+    expect(listed).not.toHaveProperty('corrupt');
+    expect((await cli(['resume', 'list', '--journal-dir', dir])).stdout).toContain(listed.hint);
+    const text = await cli(['resume', 'clear', '--journal-dir', dir]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('Removed 0 record(s)');
+    expect(text.stdout).toContain(`  ${logPath} (version 2)`);
+    expect(text.stdout).toContain(listed.hint);
+    expect(await readFile(logPath, 'utf8')).toBe(log);
   });
 
   it('list and clear on a --journal-dir that is a file: a path error (2) naming it, not an internal error', async () => {

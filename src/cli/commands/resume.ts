@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { hasUnfinishedUpload, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
+import { hasUnfinishedUpload, newerFormatHint, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
 import { abandonRecordUploads, isHttpTarget, proxyElsewhere, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
 import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import { trackingUriScheme } from '../../mlflow/tracking-uri.js';
@@ -18,14 +18,11 @@ function openJournal(ctx: CliContext): Promise<UploadJournal> {
   return UploadJournal.open({ dir: ctx.journalDir(), env: ctx.env, logger: ctx.logger, sweep: false });
 }
 
-/** What to do about a record of a newer journal format, which this version lists and leaves. */
-const NEWER_FORMAT_HINT = 'Written by a newer version of artifact-uploader, which may name an upload this one cannot give up: it is left. Upgrade artifact-uploader (or run the version that wrote it) to clear it.';
-
 /** One record for `--json`. */
 function entryJson(entry: JournalListEntry, now: number): Record<string, unknown> {
   const record = entry.record;
   const age = { updatedAt: new Date(entry.updatedAt).toISOString(), ageMs: now - entry.updatedAt };
-  if (entry.newerFormat !== undefined) return { file: entry.file, newerFormat: true, version: entry.newerFormat, ...age, hint: NEWER_FORMAT_HINT };
+  if (entry.newerFormat !== undefined) return { file: entry.file, newerFormat: true, version: entry.newerFormat, ...age, hint: newerFormatHint() };
   if (!record) return { file: entry.file, corrupt: true, ...age };
   return {
     file: entry.file,
@@ -51,7 +48,7 @@ function entryJson(entry: JournalListEntry, now: number): Record<string, unknown
 function entryRow(entry: JournalListEntry, now: number): string[] {
   const age = `${formatDuration(now - entry.updatedAt)} ago`;
   const record = entry.record;
-  if (entry.newerFormat !== undefined) return ['newer format', '-', '-', entry.file, age, `version ${entry.newerFormat}, left alone: upgrade artifact-uploader to clear it`];
+  if (entry.newerFormat !== undefined) return ['newer format', '-', '-', entry.file, age, `version ${entry.newerFormat}. ${newerFormatHint()}`];
   if (!record) return ['corrupt', '-', '-', entry.file, age, 'ignored; `resume clear` deletes it'];
   const progress = record.status === 'uploaded' ? formatBytes(record.local.size) : `${formatBytes(entry.bytesDone)} of ${formatBytes(record.local.size)}`;
   const notes = [
@@ -201,8 +198,9 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
   if (inUse.length > 0) lines.push(`Kept ${inUse.length} record(s) of uploads running now (${inUse.map((e) => `pid ${e.record?.owner.pid}`).join(', ')}).`);
   if (newerFormat.length > 0) {
     lines.push(
-      `${dryRun ? 'Would leave' : 'Left'} ${newerFormat.length} record(s) of a newer journal format, written by a newer version of artifact-uploader sharing this journal: they may name uploads this one cannot give up. Upgrade artifact-uploader (or run the version that wrote them) to clear them:`,
+      `${dryRun ? 'Would leave' : 'Left'} ${newerFormat.length} record(s) of a newer journal format:`,
       ...newerFormat.map((e) => `  ${e.file} (version ${e.newerFormat})`),
+      newerFormatHint(newerFormat.length),
     );
   }
   const of = (kind: ClearedUpload['upload']) => pending.filter((e) => outcomes.get(e)?.upload === kind);
