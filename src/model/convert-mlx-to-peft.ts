@@ -17,12 +17,12 @@
  *
  * @module
  */
-import { mkdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
 import { isHubRepoId } from '../core/hub-repo-id.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { removeStaleTempFiles, STALE_TEMP_MS, tempFileName } from '../core/atomic-write.js';
+import { leftByDeadWriter, removeStaleTempFiles, STALE_TEMP_MS, tempFileName } from '../core/atomic-write.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { inspectModelDir, MODEL_FILES } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
@@ -189,7 +189,13 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
   }
   const adapterDir = inspection.adapterDir ?? root;
 
-  const outDir = await checkConversionDestination(root, options);
+  const outDir = await safeDestination(root, options.outDir);
+  // What killed conversions to this outDir left, swept before the existing-outDir check: an
+  // outDir one left put aside is the user's output, and is judged (and kept without
+  // `overwrite`) as if it had never moved.
+  await restoreOutputPutAside(outDir, logger);
+  await removeKilledConversions(dirname(outDir), conversionTempPrefix(outDir));
+  await refuseExistingOutDir(outDir, options.overwrite === true);
 
   const configPath = resolve(root, inspection.configFile);
   const configText = await readFile(configPath, 'utf8');
@@ -234,9 +240,7 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
     createdParent = await mkdir(dirname(outDir), { recursive: true });
     // Named by its owner (pid, host), so that the next conversion to this outDir removes what a
     // killed one left (SIGKILL skips the finally below) and never what a live one is writing.
-    const tempPrefix = `.${basename(outDir)}.tmp-`;
-    await removeKilledConversions(dirname(outDir), tempPrefix);
-    tmpDir = join(dirname(outDir), tempFileName(tempPrefix));
+    tmpDir = join(dirname(outDir), tempFileName(conversionTempPrefix(outDir)));
     await mkdir(tmpDir);
     const writer = await createSafetensorsWriter(join(tmpDir, MODEL_FILES.peftWeights), plan.map((p): SafetensorsTensorSpec => p.spec), {
       metadata: { format: 'pt' },
@@ -292,6 +296,56 @@ async function removeKilledConversions(parent: string, prefix: string): Promise<
   await removeStaleTempFiles(parent, prefix, { olderThanMs: 0, legacy, legacyOlderThanMs: STALE_TEMP_MS });
 }
 
+/** Start of the name of a conversion's temp directory beside `outDir` (hidden): `.<outDir name>.tmp-`. */
+function conversionTempPrefix(outDir: string): string {
+  return `.${basename(outDir)}.tmp-`;
+}
+
+/**
+ * Where {@link replaceDir} keeps the old `outDir` while the new one is renamed in: beside the
+ * temp directory, under its name (owner pid and host included) plus this suffix.
+ */
+const PUT_ASIDE_SUFFIX = '.old';
+
+/**
+ * The old outputs of `outDir` that conversions killed inside {@link replaceDir} left put aside
+ * (`<temp dir>.old` whose owner is gone from this host). Another host's, or a live conversion's,
+ * is never one: it may still be moved back or removed by its owner.
+ */
+async function outputsPutAsideByKilled(outDir: string): Promise<string[]> {
+  const parent = dirname(outDir);
+  const prefix = conversionTempPrefix(outDir);
+  const names = await readdir(parent).catch(() => [] as string[]);
+  return names
+    .filter((name) => name.startsWith(prefix) && name.endsWith(PUT_ASIDE_SUFFIX) && leftByDeadWriter(name.slice(0, -PUT_ASIDE_SUFFIX.length)))
+    .map((name) => join(parent, name));
+}
+
+/**
+ * Undoes what a conversion killed between {@link replaceDir}'s two renames left: the old
+ * `outDir` put aside and no `outDir` at all. It is moved back, not dropped in favour of the killed
+ * conversion's new output (complete by then, in its temp directory): the conversion never
+ * returned, and `outDir` is either complete or untouched, so the state to come back to is the one
+ * before it, the user's previous output. When `outDir` exists (killed after the second rename,
+ * while removing the old one, or restored meanwhile), what was put aside is only an old copy and
+ * is removed. Never throws: what cannot be moved or removed stays for the next conversion.
+ */
+async function restoreOutputPutAside(outDir: string, logger: Logger): Promise<void> {
+  for (const aside of await outputsPutAsideByKilled(outDir)) {
+    if (!(await exists(outDir))) {
+      const restored = await rename(aside, outDir).then(
+        () => true,
+        () => false,
+      );
+      if (restored) {
+        logger.warn(`Restored ${outDir}: a conversion killed while replacing it had left it aside as ${aside}`, { outDir });
+        continue;
+      }
+    }
+    await rm(aside, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
 /**
  * Removes `dir` and its parents up to `top` (both included), each only while it is empty: the
  * directories a failed conversion created for its output, and nothing someone put there meanwhile.
@@ -308,7 +362,9 @@ async function removeEmptyDirs(dir: string, top: string): Promise<void> {
 
 /** Moves the finished `tmpDir` to `outDir`; an existing `outDir` is removed only after the new one is in place. */
 async function replaceDir(tmpDir: string, outDir: string, overwrite: boolean, input: string): Promise<void> {
-  const old = `${tmpDir}.old`;
+  // Killed between the two renames, this is all that is left of outDir: the next conversion
+  // there moves it back (restoreOutputPutAside).
+  const old = `${tmpDir}${PUT_ASIDE_SUFFIX}`;
   let moved = false;
   if (overwrite && (await exists(outDir))) {
     await rename(outDir, old);
@@ -343,7 +399,19 @@ async function replaceDir(tmpDir: string, outDir: string, overwrite: boolean, in
  * @internal
  */
 export async function checkConversionDestination(root: string, options: Pick<ConvertMlxLoraOptions, 'outDir' | 'overwrite'>): Promise<string> {
-  const outDir = resolve(options.outDir ?? join(dirname(root), `${basename(root)}${PEFT_CONVERTED_SUFFIX}`));
+  const outDir = await safeDestination(root, options.outDir);
+  // Read-only (a dry run calls it): an outDir that a killed conversion left put aside is moved
+  // back by the real conversion, before this check, so it counts as existing here too.
+  await refuseExistingOutDir(outDir, options.overwrite === true, (await outputsPutAsideByKilled(outDir)).length > 0);
+  return outDir;
+}
+
+/**
+ * The resolved `outDir` (given, or the default beside `root`), refused when it contains the input
+ * or is inside it.
+ */
+async function safeDestination(root: string, outDirOption: string | undefined): Promise<string> {
+  const outDir = resolve(outDirOption ?? join(dirname(root), `${basename(root)}${PEFT_CONVERTED_SUFFIX}`));
   // Either way round destroys the input: `overwrite` removes the old outDir whole, so an outDir
   // holding the input takes it along, and one inside it (`adapters/` itself) replaces the MLX
   // weights. Compared where they really are, so `m/adapters/../adapters` or a path through a
@@ -356,9 +424,13 @@ export async function checkConversionDestination(root: string, options: Pick<Con
   if (isInside(rootReal, outReal)) {
     throw new InvalidArgumentError('outDir', `outDir ${outDir} is inside the input directory ${root}; writing there could destroy the adapter being converted.`, outDirHint);
   }
-  if (!options.overwrite && (await exists(outDir))) {
+  return outDir;
+}
+
+/** Refuses an existing `outDir` without `overwrite` (`putAside`: it exists, moved aside by a killed conversion). */
+async function refuseExistingOutDir(outDir: string, overwrite: boolean, putAside = false): Promise<void> {
+  if (!overwrite && (putAside || (await exists(outDir)))) {
     // A usage error (CLI exit 2), not a model's: the adapter converts; the call must say where.
     throw new InvalidArgumentError('outDir', `Output directory ${outDir} already exists.`, { hint: 'Pass overwrite: true to replace it, or choose another outDir.' });
   }
-  return outDir;
 }

@@ -1,10 +1,11 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { tempFileName } from '../../src/core/atomic-write.js';
+import { tempFileName, tempFileOwner } from '../../src/core/atomic-write.js';
 import { AbortedError, ConversionError, InvalidArgumentError, InvalidModelStructureError } from '../../src/core/errors.js';
-import { convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
+import { checkConversionDestination, convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
 import { validateModelArtifacts } from '../../src/model/validate.js';
 import { assertBuilt, DIST_INDEX, FREEZE, startChild } from '../support/child-node.js';
 import { runPython } from '../support/python.js';
@@ -274,5 +275,72 @@ console.log('finished');
     const result = await convertMlxLoraToPeft(dir, { outDir: join(root, 'out') });
     expect(readdirSync(result.outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
     expect(readdirSync(root).sort()).toEqual(['.other.tmp-1-abcdef-0123456789ab.tmp', '.out.tmp-ba9876543210', live, 'm', 'out'].sort());
+  });
+
+  it('gives the previous output back when killed between moving it aside and moving the new one in (overwrite)', async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'm');
+    const outDir = join(root, 'out');
+    mkdirSync(outDir);
+    writeFileSync(join(outDir, 'previous.txt'), 'the earlier output');
+    // A real conversion with overwrite, frozen right after its first rename (the old outDir
+    // moved aside, the new one not yet in), then killed. The rename itself is the real one.
+    const child = startChild(`
+import { writeSync } from 'node:fs';
+import fsp from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
+import { basename } from 'node:path';
+const realRename = fsp.rename;
+fsp.rename = async (from, to) => {
+  await realRename(from, to);
+  if (basename(from) === 'out') { writeSync(1, 'moved aside\\n'); ${FREEZE} }
+};
+syncBuiltinESMExports();
+const { convertMlxLoraToPeft } = await import(${JSON.stringify(pathToFileURL(DIST_INDEX).href)});
+await convertMlxLoraToPeft(process.env.DIR, { outDir: process.env.OUT, overwrite: true });
+console.log('finished');
+`,
+      { env: { DIR: dir, OUT: outDir } },
+    );
+    try {
+      await child.waitFor('moved aside');
+    } finally {
+      await child.kill();
+    }
+    const aside = readdirSync(root).filter((name) => name.endsWith('.old'));
+    expect(aside, 'the killed conversion left the previous output aside and no outDir').toEqual([expect.stringMatching(new RegExp(`^\\.out\\.tmp-${child.pid}-`))]);
+    expect(existsSync(outDir)).toBe(false);
+
+    // A dry run's check (read-only: nothing moves) already counts it as the existing outDir it is.
+    await expect(checkConversionDestination(dir, { outDir })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(readdirSync(root).filter((name) => name.endsWith('.old'))).toEqual(aside);
+    // The next conversion to that outDir puts it back before anything else: without overwrite it
+    // is then an existing outDir like any other, and the user's files are there again.
+    const refused = await convertMlxLoraToPeft(dir, { outDir }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(InvalidArgumentError);
+    expect(refused).toMatchObject({ argument: 'outDir', message: expect.stringContaining('already exists') });
+    expect(readdirSync(outDir)).toEqual(['previous.txt']);
+    expect(readFileSync(join(outDir, 'previous.txt'), 'utf8')).toBe('the earlier output');
+    expect(readdirSync(root).sort()).toEqual(['m', 'out']); // the killed one's half-swapped temp directory is gone too
+  });
+
+  it("removes an old output put aside by a conversion killed after the new one was in place (never a live conversion's)", async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'm');
+    const outDir = join(root, 'out');
+    mkdirSync(outDir);
+    writeFileSync(join(outDir, 'newer.txt'), 'the killed conversion finished this');
+    // Names as replaceDir makes them: the temp directory's name (owner pid and host) + `.old`.
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const host = tempFileOwner(tempFileName('.out.tmp-'), '.out.tmp-')!.host;
+    const dead = `.out.tmp-${deadPid}-${host}-0123456789ab.tmp.old`;
+    const live = `${tempFileName('.out.tmp-')}.old`;
+    for (const name of [dead, live]) {
+      mkdirSync(join(root, name));
+      writeFileSync(join(root, name, 'previous.txt'), 'older');
+    }
+    await convertMlxLoraToPeft(dir, { outDir, overwrite: true });
+    expect(readdirSync(outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
+    expect(readdirSync(root).sort()).toEqual([live, 'm', 'out'].sort());
   });
 });
