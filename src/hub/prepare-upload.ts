@@ -16,7 +16,7 @@ import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-form
 import { validateModelArtifacts, type ModelValidationReport, type ValidateModelOptions } from '../model/validate.js';
 import { isHubRepoId } from '../core/hub-repo-id.js';
 import { isSensitiveFile } from './sensitive-files.js';
-import { localFolderNamed } from '../model/local-folder.js';
+import { localFolderNamed, modelNameKind } from '../model/local-folder.js';
 
 /** One file to upload: where it is on disk and where it goes in the repo. */
 export interface PreparedFile {
@@ -126,10 +126,16 @@ async function isBaseModelValue(value: unknown, dirs: readonly string[]): Promis
 async function localBaseModelWarning(value: unknown, configPath: string, cardNamesBase: boolean, dirs: readonly string[]): Promise<string | undefined> {
   if (typeof value !== 'string' || value === '') return undefined;
   // A repo id that is a folder here (`models/llama`) is that folder: see asRepoIdNotFolder.
-  if (isHubRepoId(value, { namespace: 'optional' }) && (await localFolderNamed(value, dirs)) === undefined) return undefined;
+  const kind = await modelNameKind(value, dirs);
+  if (kind === 'hub') return undefined;
+  const consequence =
+    kind === 'local'
+      ? 'so the path is on the Hub for whoever can see the repo, and loading the adapter by its repo id alone (AutoPeftModelForCausalLM) fails on any other machine. '
+      : 'and loading the adapter by its repo id alone (AutoPeftModelForCausalLM) fails, on any machine. ';
+  const what = kind === 'local' ? `the local path ${JSON.stringify(value)}` : `${JSON.stringify(value)}, neither a Hugging Face repo id ("namespace/name") nor a folder on this machine`;
   return (
-    `The base_model_name_or_path of ${configPath} is the local path ${JSON.stringify(value)}: the file is uploaded as it is (as PEFT's push_to_hub does), so the path ` +
-    'is on the Hub for whoever can see the repo, and loading the adapter by its repo id alone (AutoPeftModelForCausalLM) fails on any other machine. ' +
+    `The base_model_name_or_path of ${configPath} is ${what}: the file is uploaded as it is (as PEFT's push_to_hub does), ` +
+    consequence +
     'Set it to the Hub repo id of the base model (such as "meta-llama/Llama-3.2-1B") before publishing' +
     (cardNamesBase ? '.' : '; pass baseModel (--base-model) to name the base model in the model card.')
   );

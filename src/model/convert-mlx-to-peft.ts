@@ -18,15 +18,14 @@
  * @module
  */
 import { mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
-import { isHubRepoId } from '../core/hub-repo-id.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { leftByDeadWriter, removeStaleTempFiles, STALE_TEMP_MS, tempFileName } from '../core/atomic-write.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { inspectModelDir, MODEL_FILES } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
-import { localFolderNamed } from './local-folder.js';
+import { modelNameKind, type ModelNameKind } from './local-folder.js';
 import { checkMlxAdapterConfig, checkMlxLoraTensors, type MlxLoraModule } from './mlx-adapter.js';
 import { buildPeftLoraConfig, PEFT_TASK_TYPES, peftLoraKey, type PeftLoraConfig } from './peft-adapter.js';
 import { createSafetensorsWriter, dtypeByteSize, openSafetensors, SAFETENSORS_DTYPE_BITS, transpose2d, type SafetensorsTensorSpec } from './safetensors.js';
@@ -94,8 +93,8 @@ export interface MlxToPeftConversion {
 
 const MLX_QUANTIZED = /(^mlx-community\/)|([-_](2|3|4|5|6|8)-?bit)$/i;
 
-/** `local`: the MLX config's `model` names a folder on this machine ({@link isLocalModel}). */
-function baseModelWarning(baseModel: string | undefined, fromOption: boolean, local: boolean): string | undefined {
+/** `modelKind`: what the MLX config's `model` is ({@link modelNameKind}; `undefined` when it has none). */
+function baseModelWarning(baseModel: string | undefined, fromOption: boolean, modelKind: ModelNameKind | undefined): string | undefined {
   if (baseModel === undefined) {
     return 'base model unknown (no baseModel option and no "model" in the MLX config): base_model_name_or_path is null, so users must pick the base model themselves';
   }
@@ -103,21 +102,13 @@ function baseModelWarning(baseModel: string | undefined, fromOption: boolean, lo
   if (MLX_QUANTIZED.test(baseModel)) {
     return `base model ${JSON.stringify(baseModel)} looks like an MLX-quantized repo that transformers cannot load; pass baseModel with the original Hugging Face repo`;
   }
-  if (local) {
+  if (modelKind === 'local') {
     return `base model ${JSON.stringify(baseModel)} is a local path, meaningless to anyone else; pass baseModel with the Hugging Face repo id`;
   }
+  if (modelKind === 'neither') {
+    return `base model ${JSON.stringify(baseModel)} is neither a Hugging Face repo id ("namespace/name") nor a folder on this machine, so nobody can load the base model by that name; pass baseModel with the Hugging Face repo id of the base model, such as "meta-llama/Llama-3.2-1B"`;
+  }
   return undefined;
-}
-
-/**
- * True when the MLX config's `model` names a folder on this machine (what `mlx_lm.lora --model
- * ./models/x` records), not a Hub repo: no repo id at all, or one (`models/llama`) that is a
- * folder relative to the working directory or the model directory.
- */
-async function isLocalModel(model: string | undefined, dirs: readonly string[]): Promise<boolean> {
-  if (model === undefined) return false;
-  if (isAbsolute(model) || model.startsWith('.') || model.startsWith('~') || !isHubRepoId(model, { namespace: 'optional' })) return true;
-  return (await localFolderNamed(model, dirs)) !== undefined;
 }
 
 /**
@@ -220,8 +211,11 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
 
     const baseModel = options.baseModel ?? mlx.model;
     const warnings: string[] = [];
-    const localModel = await isLocalModel(mlx.model, [root, adapterDir]);
-    const warning = baseModelWarning(baseModel, options.baseModel !== undefined, localModel);
+    // What `mlx_lm.lora --model` was: a Hub repo, a folder on this machine (`./models/x`, or
+    // `models/llama` when that folder is here, relative to the working or the model directory), or neither.
+    const modelKind = mlx.model === undefined ? undefined : await modelNameKind(mlx.model, [root, adapterDir]);
+    const localModel = modelKind !== undefined && modelKind !== 'hub';
+    const warning = baseModelWarning(baseModel, options.baseModel !== undefined, modelKind);
     if (warning) warnings.push(warning);
     const config = buildPeftLoraConfig(modules, mlx, { baseModel: baseModel ?? null, taskType: options.taskType });
 

@@ -8,6 +8,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
+import { isHubRepoId } from '../core/hub-repo-id.js';
 
 /**
  * The folder on this machine that `name` designates, relative to the working directory or to
@@ -29,4 +30,31 @@ export async function localFolderNamed(name: unknown, dirs: readonly string[]): 
     if (info?.isDirectory()) return candidate;
   }
   return undefined;
+}
+
+/** What a model name designates: see {@link modelNameKind}. */
+export type ModelNameKind = 'hub' | 'local' | 'neither';
+
+/**
+ * What a model name found in a model's files (the MLX config's `model`, PEFT's
+ * `base_model_name_or_path`) designates, so that a warning about it says what it is:
+ * - `'hub'`: a Hub repo id (`namespace/name`, or a bare `name` such as `gpt2`) that is no folder here;
+ * - `'local'`: a folder on this machine ({@link localFolderNamed}), or a value written as a path
+ *   (absolute, `./`, `../`, `~`) that may name one on the machine that trained the model;
+ * - `'neither'`: anything else (`"Llama 3"`, a repo id with a typo): no repo id the Hub accepts,
+ *   no folder here, and nothing that reads as a path; calling it "a local path" sent users
+ *   looking for a folder that never existed.
+ *
+ * @example
+ * ```ts
+ * await modelNameKind('meta-llama/Llama-3.2-1B', []); // 'hub'
+ * await modelNameKind('/Users/alice/models/llama', []); // 'local'
+ * await modelNameKind('Llama 3', []); // 'neither', unless a folder of that name is here
+ * ```
+ * @internal
+ */
+export async function modelNameKind(name: string, dirs: readonly string[]): Promise<ModelNameKind> {
+  // A folder here wins over a repo id that reads alike (see the module comment).
+  if ((await localFolderNamed(name, dirs)) !== undefined || isAbsolute(name) || name.startsWith('.') || name.startsWith('~')) return 'local';
+  return isHubRepoId(name, { namespace: 'optional' }) ? 'hub' : 'neither';
 }

@@ -250,6 +250,13 @@ describe('publishToHub', () => {
     expect(namedWarning).toContain(`the local path "${localBase}"`);
     expect(namedWarning).not.toMatch(/pass baseModel/);
 
+    // A name that is neither a repo id nor a folder here (a typo) is not called a local path.
+    const typo = (await convertMlxLoraToPeft(mlx, { outDir: join(root, 'peft-typo'), baseModel: 'Llama 3' })).outDir;
+    const typoWarning = (await publishToHub(opts({ modelDir: typo, dryRun: true }))).warnings.find((w) => w.includes('base_model_name_or_path'));
+    expect(typoWarning).toContain('is "Llama 3", neither a Hugging Face repo id ("namespace/name") nor a folder on this machine');
+    expect(typoWarning).toMatch(/Set it to the Hub repo id of the base model .*pass baseModel/);
+    expect(typoWarning).not.toContain('local path');
+
     // A Hub repo id there is no cause for a warning.
     const fine = (await convertMlxLoraToPeft(mlx, { outDir: join(root, 'peft-hub'), baseModel: 'org/base' })).outDir;
     expect((await publishToHub(opts({ modelDir: fine, dryRun: true }))).warnings.filter((w) => w.includes('base_model_name_or_path'))).toEqual([]);

@@ -136,6 +136,21 @@ describe('convertMlxLoraToPeft', () => {
     expect(result.warnings).toEqual([expect.stringMatching(/base model unknown/)]);
   });
 
+  it('says what a base model that is no repo id is: a local path, or (a typo) neither a repo id nor a folder here', async () => {
+    const root = tempDir();
+    const typo = writeMlxLoraDir(root, 'typo', { config: { model: 'Llama 3' } });
+    const [warning, ...others] = (await convertMlxLoraToPeft(typo)).warnings;
+    expect(others).toEqual([]);
+    expect(warning).toContain('base model "Llama 3" is neither a Hugging Face repo id ("namespace/name") nor a folder on this machine');
+    expect(warning).toContain('pass baseModel with the Hugging Face repo id of the base model, such as "meta-llama/Llama-3.2-1B"');
+    expect(warning).not.toContain('local path');
+    const path = writeMlxLoraDir(root, 'path', { config: { model: '/Users/alice/models/Llama-3.2-1B' } });
+    expect((await convertMlxLoraToPeft(path)).warnings).toEqual([expect.stringContaining('base model "/Users/alice/models/Llama-3.2-1B" is a local path')]);
+    // A folder of that name here is one, whatever it looks like.
+    mkdirSync(join(typo, 'Llama 3'));
+    expect((await convertMlxLoraToPeft(typo, { overwrite: true })).warnings).toEqual([expect.stringContaining('base model "Llama 3" is a local path')]);
+  });
+
   it('refuses a fused model before writing anything', async () => {
     const root = tempDir();
     const dir = writeFusedDir(root, 'fused');
