@@ -152,10 +152,11 @@ type TrackerState = z.infer<typeof TrackerStateSchema>;
  * automatic retry) publishes what the first one was asked to, where it was asked to: without
  * them a `retry(id)` committed to `main` instead of the branch asked for (where the key is not
  * searched for, so a commit that landed there was made again), created a repo asked for as
- * private as public, and lost the run id and the base model. Plain values only: a token, a
+ * private as public, and lost the run id and the base model; without `includeSensitiveFiles` a
+ * retry left out the credential file the first attempt was asked to publish. Plain values only: a token, a
  * logger or a callback is never written to the state file.
  */
-const RECORDED_OPTIONS = ['revision', 'private', 'baseModel', 'runId', 'commitMessage'] as const;
+const RECORDED_OPTIONS = ['revision', 'private', 'baseModel', 'runId', 'commitMessage', 'includeSensitiveFiles'] as const;
 type RecordedOptions = NonNullable<PublishRecord['publish']>;
 
 /** The recordable options of `options` (the ones set), over those recorded before. */
@@ -163,6 +164,41 @@ function recordedOptions(before: RecordedOptions | undefined, options: Partial<P
   const out: Record<string, unknown> = { ...before };
   for (const key of RECORDED_OPTIONS) if (options?.[key] !== undefined) out[key] = options[key];
   return Object.keys(out).length > 0 ? (out as RecordedOptions) : undefined;
+}
+
+/**
+ * Codes of the failures `publishToHub` raises before it sends anything (bad options, an invalid
+ * model): after one of those, no commit of the key can be on the Hub.
+ */
+const REFUSED_BEFORE_SENDING = new Set(['INVALID_ARGUMENT', 'MODEL_INVALID']);
+
+/** A set of repo paths, sorted, duplicates dropped: what two `includeSensitiveFiles` are compared by. */
+const pathSet = (paths: readonly string[] | undefined): string[] => [...new Set(paths ?? [])].sort();
+
+/**
+ * The error for an attempt of `record`'s key asked to publish another set of credential files
+ * (`includeSensitiveFiles`) than the earlier attempt, or `undefined`. Every attempt of a key
+ * publishes under that key, and an attempt finds a commit the earlier one landed (its answer
+ * lost, or its process killed before recording it) and reports it published without uploading:
+ * the other set would be reported published and never be, or a credential file the caller now
+ * leaves out be on the Hub already. So the set may change only while no commit of the key can
+ * exist; a call that does not name it resumes with the recorded one.
+ */
+function changedSensitiveFiles(record: PublishRecord | undefined, options: Partial<PublishToHubOptions> | undefined): InvalidArgumentError | undefined {
+  const asked = options?.includeSensitiveFiles;
+  if (record === undefined || record.state === 'completed' || asked === undefined) return undefined;
+  if (record.state === 'failed' && REFUSED_BEFORE_SENDING.has(record.error?.code ?? '')) return undefined;
+  const recorded = pathSet(record.publish?.includeSensitiveFiles);
+  if (JSON.stringify(pathSet(asked)) === JSON.stringify(recorded)) return undefined;
+  const list = (paths: string[]) => (paths.length === 0 ? 'none' : paths.map((p) => JSON.stringify(p)).join(', '));
+  return new InvalidArgumentError(
+    'includeSensitiveFiles',
+    `Publish ${JSON.stringify(record.key)} was attempted with includeSensitiveFiles ${list(recorded)}, and this attempt asks for ${list(pathSet(asked))}. ` +
+      'Its earlier commit may be on the Hub already, with the first set: resuming finds it by its key and uploads nothing, so the new set would be reported published without being so. Nothing was sent.',
+    {
+      hint: `Pass the same includeSensitiveFiles (or leave it unset: the recorded one is used) to resume ${JSON.stringify(record.key)}; to publish the other set, publish it under another training id or key.`,
+    },
+  );
 }
 
 /** The in-process half of a running publish. */
@@ -252,9 +288,12 @@ export class PublishTracker {
   /**
    * Retries a failed publish now, whatever the failure policy says. Does nothing for a
    * publish that is running or completed. Options override what the failed attempt used; the
-   * rest is as it was (`modelDir`, `repoId`, and the `revision`, `private`, `baseModel`, `runId`
-   * and `commitMessage` publish options, recorded in the state file; the tracker's defaults for
-   * everything else).
+   * rest is as it was (`modelDir`, `repoId`, and the `revision`, `private`, `baseModel`, `runId`,
+   * `commitMessage` and `includeSensitiveFiles` publish options, recorded in the state file; the
+   * tracker's defaults for everything else).
+   *
+   * @throws InvalidArgumentError when `publish.includeSensitiveFiles` differs from the failed
+   *   attempt's and that attempt may have committed (its commit would be found and the new set never published).
    */
   async retry(trainingId: string, options: { modelDir?: string; repoId?: string; publish?: Partial<PublishToHubOptions> } = {}): Promise<PublishStatusReport> {
     checkKey(trainingId);
@@ -395,7 +434,7 @@ export class PublishTracker {
       throw new InvalidArgumentError('modelDir', `No modelDir is known for ${JSON.stringify(key)}; pass it to retry().`);
     }
     const modelDir = resolve(options.modelDir);
-    const claimed = await this.file.update<{ won: boolean; record: PublishRecord }>((state) => {
+    const claimed = await this.file.update<{ won: boolean; record: PublishRecord; refused?: InvalidArgumentError }>((state) => {
       const current = state.records[key];
       // Re-check under the lock: another process may have moved first.
       if (current?.state === 'completed') return { result: { won: false, record: current } };
@@ -403,6 +442,8 @@ export class PublishTracker {
       if (current?.state === 'failed' && !options.force && this.autoRetryBlocker(current) !== undefined) {
         return { result: { won: false, record: current } };
       }
+      const refused = changedSensitiveFiles(current, options.publish);
+      if (refused) return { result: { won: false, record: current!, refused } };
       const now = new Date().toISOString();
       const publish = recordedOptions(current?.publish, options.publish);
       const record: PublishRecord = {
@@ -419,6 +460,7 @@ export class PublishTracker {
       };
       return { state: { ...state, records: { ...state.records, [key]: record } }, result: { won: true, record } };
     });
+    if (claimed.refused) throw claimed.refused;
     if (!claimed.won) return { report: this.reportOf(claimed.record), inflight: this.inflight.get(key) };
 
     const record = claimed.record;

@@ -37,6 +37,7 @@ export const RecordSchema = z.object({
       baseModel: z.string().optional(),
       runId: z.string().optional(),
       commitMessage: z.string().optional(),
+      includeSensitiveFiles: z.array(z.string()).optional(),
     })
     .optional(),
   result: z

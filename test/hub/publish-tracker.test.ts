@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArtifactUploaderError, HubError, LocalPathError } from '../../src/core/errors.js';
+import { ArtifactUploaderError, HubError, InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from '../../src/hub/publish.js';
 import { PublishTracker, publishOnce } from '../../src/hub/publish-tracker.js';
@@ -300,6 +300,83 @@ describe('failure policy', () => {
     expect(hub.files(onBranch)).not.toContain('model.safetensors'); // main untouched
     // Nothing secret is recorded with them.
     expect(await readFile(stateFile, 'utf8')).not.toContain(hub.token);
+  });
+});
+
+describe('includeSensitiveFiles across attempts', () => {
+  const ENV = 'HF_HOME=/srv/cache\n';
+
+  it('a retry, a takeover or an automatic retry publishes the credential files the first attempt was asked to include', async () => {
+    const stateFile = await stateFileIn();
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFiles(modelDir, { '.env': ENV });
+    const repoId = newRepo();
+    // The first attempt, asked to include .env, fails at the Hub (every commit attempt refused, transient).
+    const fault = hub.failNext('commit', 10, 503);
+    const first = new PublishTracker({ stateFile, defaults: defaults(), autoRetry: false });
+    await first.status('s1', { training: 'succeeded', modelDir, repoId, allowUpload: true, publish: { includeSensitiveFiles: ['.env'] } });
+    await first.idle();
+    fault.cancel();
+    expect(await first.status('s1', { training: 'succeeded', repoId, allowUpload: false })).toMatchObject({ status: 'failed', error: { transient: true } });
+    expect(hub.commits(repoId)).toHaveLength(1); // the repo's initial commit only
+
+    // Retried from another process, which knows only the tracker's defaults.
+    const restarted = new PublishTracker({ stateFile, defaults: defaults() });
+    expect((await restarted.retry('s1')).status).toBe('uploading');
+    await restarted.idle();
+    expect(await restarted.status('s1', { training: 'succeeded', repoId, allowUpload: false })).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(hub.files(repoId)).toContain('.env');
+    expect(hub.fileBytes(repoId, '.env')?.toString()).toBe(ENV);
+    expect(JSON.parse(await readFile(stateFile, 'utf8')).records.s1.publish).toMatchObject({ includeSensitiveFiles: ['.env'] });
+  });
+
+  it('refuses to resume a publish that may be on the Hub with another set of credential files, and resumes it with the same set', async () => {
+    const stateFile = await stateFileIn();
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFiles(modelDir, { '.env': ENV });
+    const repoId = newRepo();
+    // The dead process committed without .env (the default) and crashed before recording it.
+    await publishToHub({ ...defaults(), modelDir, repoId, idempotencyKey: 's2' });
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const at = new Date().toISOString();
+    const record = { key: 's2', state: 'uploading', repoId, modelDir, attempts: 1, owner: { host: hostname(), pid: deadPid, instance: 'dead' }, startedAt: at, updatedAt: at, heartbeatAt: at };
+    await writeFiles(join(stateFile, '..'), { 'publish-state.json': JSON.stringify({ version: 1, records: { s2: record } }) });
+    const before = await readFile(stateFile, 'utf8');
+    hub.clearLog();
+
+    // The takeover asks for .env: the key's commit is found on the Hub without it, so it would
+    // be reported published while .env never is. Refused before anything is sent.
+    const tracker = new PublishTracker({ stateFile, defaults: defaults() });
+    const withEnv = { training: 'succeeded' as const, modelDir, repoId, allowUpload: true, publish: { includeSensitiveFiles: ['.env'] } };
+    const refused = await tracker.status('s2', withEnv).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(InvalidArgumentError);
+    expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'includeSensitiveFiles', hint: expect.stringMatching(/same includeSensitiveFiles.*another (training id|key)/) });
+    expect((refused as Error).message).toContain('"s2"');
+    await expect(tracker.publishOnce('s2', { ...defaults(), modelDir, repoId, includeSensitiveFiles: ['.env'] })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(await readFile(stateFile, 'utf8')).toBe(before);
+    expect(hub.requests).toEqual([]);
+
+    // The same set (here: none, as the first attempt) resumes it: the commit is found, nothing uploaded.
+    expect((await tracker.status('s2', { ...withEnv, publish: {} })).status).toBe('uploading');
+    await tracker.idle();
+    expect(await tracker.status('s2', { ...withEnv, allowUpload: false })).toMatchObject({ status: 'completed', attempts: 2, commitOid: hub.head(repoId) });
+    expect(hub.files(repoId)).not.toContain('.env');
+    expect(hub.requests.filter((r) => ['preupload', 'lfs-batch', 'commit'].includes(r.route))).toEqual([]);
+  });
+
+  it('lets retry() change the set after an attempt refused before anything was sent (a path that names no file)', async () => {
+    const stateFile = await stateFileIn();
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFiles(modelDir, { '.env': ENV });
+    const repoId = newRepo();
+    const tracker = new PublishTracker({ stateFile, defaults: defaults() });
+    await tracker.status('s3', { training: 'succeeded', modelDir, repoId, allowUpload: true, publish: { includeSensitiveFiles: ['.evn'] } });
+    await tracker.idle();
+    expect(await tracker.status('s3', { training: 'succeeded', repoId, allowUpload: false })).toMatchObject({ status: 'failed', error: { code: 'INVALID_ARGUMENT' } });
+    expect((await tracker.retry('s3', { publish: { includeSensitiveFiles: ['.env'] } })).status).toBe('uploading');
+    await tracker.idle();
+    expect(await tracker.status('s3', { training: 'succeeded', repoId, allowUpload: false })).toMatchObject({ status: 'completed' });
+    expect(hub.files(repoId)).toContain('.env');
   });
 });
 
