@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -286,8 +286,12 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
  * {@link STALE_TEMP_MS}: their owner cannot be told. One reading of the directory does both.
  */
 async function removeKilledConversions(parent: string, prefix: string): Promise<void> {
-  const legacy = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[0-9a-f]{12}$`);
-  await removeStaleTempFiles(parent, prefix, { olderThanMs: 0, legacy, legacyOlderThanMs: STALE_TEMP_MS });
+  await removeStaleTempFiles(parent, prefix, { olderThanMs: 0, legacy: legacyTempName(prefix), legacyOlderThanMs: STALE_TEMP_MS });
+}
+
+/** The owner-less temp directory names of earlier versions: `<prefix><12 hex>`. */
+function legacyTempName(prefix: string): RegExp {
+  return new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[0-9a-f]{12}$`);
 }
 
 /** Start of the name of a conversion's temp directory beside `outDir` (hidden): `.<outDir name>.tmp-`. */
@@ -304,15 +308,29 @@ const PUT_ASIDE_SUFFIX = '.old';
 /**
  * The old outputs of `outDir` that conversions killed inside {@link replaceDir} left put aside
  * (`<temp dir>.old` whose owner is gone from this host). Another host's, or a live conversion's,
- * is never one: it may still be moved back or removed by its owner.
+ * is never one: it may still be moved back or removed by its owner. Earlier versions' (an
+ * owner-less temp name, see {@link legacyTempName}) go by the rule of their temp directories:
+ * untouched for {@link STALE_TEMP_MS}.
  */
 async function outputsPutAsideByKilled(outDir: string): Promise<string[]> {
   const parent = dirname(outDir);
   const prefix = conversionTempPrefix(outDir);
-  const names = await readdir(parent).catch(() => [] as string[]);
-  return names
-    .filter((name) => name.startsWith(prefix) && name.endsWith(PUT_ASIDE_SUFFIX) && leftByDeadWriter(name.slice(0, -PUT_ASIDE_SUFFIX.length)))
-    .map((name) => join(parent, name));
+  const legacy = legacyTempName(prefix);
+  const found: string[] = [];
+  for (const name of await readdir(parent).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix) || !name.endsWith(PUT_ASIDE_SUFFIX)) continue;
+    const temp = name.slice(0, -PUT_ASIDE_SUFFIX.length);
+    const path = join(parent, name);
+    if (leftByDeadWriter(temp)) found.push(path);
+    else if (legacy.test(temp) && (await untouchedForMs(path)) > STALE_TEMP_MS) found.push(path);
+  }
+  return found;
+}
+
+/** How long ago `path` was last modified, in ms (0 when it cannot be read). */
+async function untouchedForMs(path: string): Promise<number> {
+  const info = await lstat(path).catch(() => undefined);
+  return info ? Date.now() - info.mtimeMs : 0;
 }
 
 /**

@@ -354,8 +354,26 @@ console.log('finished');
       mkdirSync(join(root, name));
       writeFileSync(join(root, name, 'previous.txt'), 'older');
     }
+    // Earlier versions named it without an owner: taken once an hour old, kept while fresh.
+    const legacyOld = '.out.tmp-0123456789ab.old';
+    const legacyFresh = '.out.tmp-ba9876543210.old';
+    for (const name of [legacyOld, legacyFresh]) mkdirSync(join(root, name));
+    utimesSync(join(root, legacyOld), HOUR_AGO, HOUR_AGO);
     await convertMlxLoraToPeft(dir, { outDir, overwrite: true });
     expect(readdirSync(outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
-    expect(readdirSync(root).sort()).toEqual([live, 'm', 'out'].sort());
+    expect(readdirSync(root).sort()).toEqual([legacyFresh, live, 'm', 'out'].sort());
+  });
+
+  it("gives back an earlier version's put-aside output once an hour old (its owner cannot be told)", async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'm');
+    const outDir = join(root, 'out');
+    const legacy = join(root, '.out.tmp-0123456789ab.old');
+    mkdirSync(legacy);
+    writeFileSync(join(legacy, 'previous.txt'), 'the earlier output');
+    utimesSync(legacy, HOUR_AGO, HOUR_AGO);
+    await expect(convertMlxLoraToPeft(dir, { outDir })).rejects.toMatchObject({ argument: 'outDir', message: expect.stringContaining('already exists') });
+    expect(readFileSync(join(outDir, 'previous.txt'), 'utf8')).toBe('the earlier output');
+    expect(readdirSync(root).sort()).toEqual(['m', 'out']);
   });
 });
