@@ -312,10 +312,38 @@ export function peftTargetsModule(config: Record<string, unknown>, modulePath: s
 }
 
 /**
+ * The rank of a PEFT LoRA pair from the shapes of its `lora_A` and `lora_B` weights, or
+ * `undefined` when they are no pair PEFT builds (`tuners/lora/layer.py`):
+ * - Linear and Embedding: A (r, in), B (out, r);
+ * - Conv1d/2d/3d (`_ConvNd.update_layer`): A is a convolution in -> r with the base layer's
+ *   kernel, (r, in, ...kernel); B one r -> out with a kernel of 1s and the base layer's
+ *   `groups`, (out, r / groups, 1, ...). The rank is A's first axis; B's second is r / groups,
+ *   where `groups` (not in the file) divides r and both channel counts, as PyTorch requires.
+ *
+ * @example
+ * ```ts
+ * loraPairRank([8, 4096], [4096, 8]); // 8
+ * loraPairRank([8, 320, 3, 3], [640, 8, 1, 1]); // 8
+ * loraPairRank([8, 4096], [4096, 4]); // undefined
+ * ```
+ */
+function loraPairRank(A: readonly number[], B: readonly number[]): number | undefined {
+  const [rank, inFeatures] = A as [number, number];
+  if (A.length === 2 && B.length === 2) return B[1] === rank ? rank : undefined;
+  // A Conv1d weight is 3-D, a Conv3d one 5-D; both matrices come from convolutions of one kind.
+  if (A.length < 3 || A.length > 5 || B.length !== A.length || !B.slice(2).every((size) => size === 1)) return undefined;
+  const [outFeatures, rankPerGroup] = B as [number, number];
+  if (rankPerGroup <= 0 || rank % rankPerGroup !== 0) return undefined;
+  const groups = rank / rankPerGroup;
+  return inFeatures % groups === 0 && outFeatures % groups === 0 ? rank : undefined;
+}
+
+/**
  * Checks the tensor names and shapes of a PEFT `adapter_model.safetensors` against its parsed
  * `adapter_config.json` (when given): every key under `base_model.model.`, A/B pairs complete,
- * `A` (r, in) and `B` (out, r) agreeing on the rank, and on the rank the config gives the
- * module: `r`, or the `rank_pattern` entry that matches it (PEFT trains the modules a pattern
+ * shaped as PEFT builds them (`A` (r, in) and `B` (out, r), or the 3- to 5-D weights of a
+ * Conv1d/2d/3d's pair) and agreeing on the rank, and on the rank the config gives the module:
+ * `r`, or the `rank_pattern` entry that matches it (PEFT trains the modules a pattern
  * names with that rank instead). A module the config does not target (see
  * {@link peftTargetsModule}) is reported: PEFT drops its tensors on loading without an error.
  *
@@ -359,15 +387,16 @@ export function checkPeftLoraTensors(header: SafetensorsHeader, config?: unknown
       errors.push(`${module} has lora_${A ? 'A' : 'B'} but no lora_${A ? 'B' : 'A'}`);
       continue;
     }
-    const rankA = A[0];
-    const rankB = B[B.length - 1];
-    if (A.length !== 2 || B.length !== 2 || rankA !== rankB) {
-      errors.push(`${module}: lora_A ${JSON.stringify(A)} and lora_B ${JSON.stringify(B)} do not form (r, in) and (out, r)`);
+    const rank = loraPairRank(A, B);
+    if (rank === undefined) {
+      errors.push(
+        `${module}: lora_A ${JSON.stringify(A)} and lora_B ${JSON.stringify(B)} do not form (r, in) and (out, r), nor the (r, in, ...kernel) and (out, r, 1, ...) of a Conv1d/2d/3d`,
+      );
     } else {
       const expected = peftRankOf(module.slice(PEFT_KEY_PREFIX.length), r, rankPattern);
-      if (expected?.rank !== undefined && rankA !== expected.rank && !holdsTargetParameter(settings, module.slice(PEFT_KEY_PREFIX.length))) {
+      if (expected?.rank !== undefined && rank !== expected.rank && !holdsTargetParameter(settings, module.slice(PEFT_KEY_PREFIX.length))) {
         const says = expected.pattern === undefined ? `r = ${expected.rank}` : `rank_pattern[${JSON.stringify(expected.pattern)}] = ${expected.rank}`;
-        errors.push(`${module} has rank ${rankA} but adapter_config.json says ${says}`);
+        errors.push(`${module} has rank ${rank} but adapter_config.json says ${says}`);
       }
     }
   }

@@ -201,7 +201,8 @@ class Findings {
  *   `lora_parameters.rank`/`scale` or is a DoRA/full fine-tune;
  * - a `.safetensors` header is invalid (see `readSafetensorsHeader`);
  * - the shard index names missing shards, misses shard files, or disagrees with shard headers;
- * - adapter tensors are misnamed, unpaired, not 2-D, disagree with the rank, or (PEFT) belong
+ * - adapter tensors are misnamed, unpaired, not shaped as LoRA matrices (2-D; PEFT: or the 3- to
+ *   5-D pairs of a convolution), disagree with the rank, or (PEFT) belong
  *   to modules the config does not target;
  * - a weight file is empty, text, or a Git LFS pointer; a data file (JSON, tokenizer, ...) up
  *   to `placeholderScanBytes` contains a placeholder marker.

@@ -331,6 +331,54 @@ describe('validateModelArtifacts: problems', () => {
     ]);
   });
 
+  it('takes PEFT LoRA on Conv1d/2d/3d layers, whose matrices are convolutions, with the rank on A\'s first axis', async () => {
+    // PEFT's _ConvNd (tuners/lora/layer.py) makes lora_A a convolution in -> r with the base
+    // kernel, (r, in, ...kernel), and lora_B one r -> out with a kernel of 1s and the base layer's
+    // groups, (out, r / groups, 1, ...).
+    const lora = (module: string, a: number[], b: number[]) => [
+      tensor(`base_model.model.unet.${module}.lora_A.weight`, 'F32', a, 1),
+      tensor(`base_model.model.unet.${module}.lora_B.weight`, 'F32', b, 2),
+    ];
+    const config = { r: 4, task_type: undefined, target_modules: ['conv1d', 'conv2d', 'conv3d', 'grouped', 'pointwise', 'proj'] };
+    const root = tempDir();
+    const good = writePeftDir(root, 'good', {
+      config,
+      tensors: [
+        ...lora('conv1d', [4, 6, 3], [10, 4, 1]),
+        ...lora('conv2d', [4, 6, 3, 3], [10, 4, 1, 1]),
+        ...lora('conv3d', [4, 6, 3, 3, 3], [10, 4, 1, 1, 1]),
+        ...lora('grouped', [4, 6, 3, 3], [10, 2, 1, 1]), // groups = 2
+        ...lora('pointwise', [4, 6, 1, 1], [10, 4, 1, 1]),
+        ...lora('proj', [4, 6], [10, 4]),
+      ],
+    });
+    const goodReport = await validateModelArtifacts(good, SMALL);
+    expect(goodReport.errors).toEqual([]);
+    expect(goodReport.checks.adapterTensorsValid).toBe(true);
+
+    const bad = writePeftDir(root, 'bad', {
+      config,
+      tensors: [
+        ...lora('conv2d', [8, 6, 3, 3], [10, 8, 1, 1]), // a consistent pair of the wrong rank
+        ...lora('conv1d', [4, 6, 3], [10, 4, 3]), // B's kernel is not 1
+        ...lora('conv3d', [4, 6, 3, 3, 3], [10, 3, 1, 1, 1]), // 3 divides no rank 4
+        ...lora('grouped', [4, 6, 3, 3], [9, 1, 1, 1]), // groups = 4 would not divide 6 or 9 channels
+        ...lora('pointwise', [4, 6, 1, 1], [10, 4, 1]), // a Conv2d A with a Conv1d B
+      ],
+    });
+    const shapes = (module: string, a: number[], b: number[]) =>
+      `adapter_model.safetensors: base_model.model.unet.${module}: lora_A ${JSON.stringify(a)} and lora_B ${JSON.stringify(b)} do not form (r, in) and (out, r), nor the (r, in, ...kernel) and (out, r, 1, ...) of a Conv1d/2d/3d`;
+    expect((await validateModelArtifacts(bad, SMALL)).errors.sort()).toEqual(
+      [
+        'adapter_model.safetensors: base_model.model.unet.conv2d has rank 8 but adapter_config.json says r = 4',
+        shapes('conv1d', [4, 6, 3], [10, 4, 3]),
+        shapes('conv3d', [4, 6, 3, 3, 3], [10, 3, 1, 1, 1]),
+        shapes('grouped', [4, 6, 3, 3], [9, 1, 1, 1]),
+        shapes('pointwise', [4, 6, 1, 1], [10, 4, 1]),
+      ].sort(),
+    );
+  });
+
   it('warns when an MLX adapter file has an unknown __metadata__.format in a fused model', async () => {
     const dir = writeFusedDir(tempDir(), 'fused');
     writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors([tensor('w', 'F32', [4, 4])], { metadata: { format: 'jax' } }));
