@@ -81,6 +81,12 @@ export interface SafetensorsHeader {
   metadata: Record<string, string> | null;
   /** Every tensor, in data order (ascending offsets). */
   tensors: SafetensorsTensorInfo[];
+  /**
+   * Tensor names the header declares more than once, sorted. The reference reader keeps the
+   * last declaration of each (and so does this one: `tensors` holds it); the earlier ones
+   * describe bytes no loader reads. Absent or empty when every name is declared once.
+   */
+  duplicateNames?: string[];
 }
 
 /** Options for reading a safetensors header. */
@@ -143,14 +149,21 @@ interface NonIntegerToken {
   token: string;
 }
 
+/** A top-level key of a header text and where its value is written (`json.slice(start, end)`, colon included). */
+interface HeaderEntrySpan {
+  key: string;
+  start: number;
+  end: number;
+}
+
 /**
  * What `JSON.parse` hides in a (syntactically valid) header text: the top-level keys with their
- * duplicates (it keeps only the last of two equal keys, which would hide a tensor declared
- * twice), and the numbers of `shape` and `data_offsets` written as `4.0` or `1e3`, which it reads
- * as integers while the reference reader (integers only there) refuses the file.
+ * duplicates and where each value is written (it keeps only the last value of two equal keys),
+ * and the numbers of `shape` and `data_offsets` written as `4.0` or `1e3`, which it reads as
+ * integers while the reference reader (integers only there) refuses the file.
  */
-function scanHeaderText(json: string): { keys: string[]; nonIntegers: NonIntegerToken[] } {
-  const keys: string[] = [];
+function scanHeaderText(json: string): { entries: HeaderEntrySpan[]; nonIntegers: NonIntegerToken[] } {
+  const entries: HeaderEntrySpan[] = [];
   const nonIntegers: NonIntegerToken[] = [];
   // One entry per open container: its kind, the key it is the value of, and for objects the
   // last key read and whether a key comes next.
@@ -164,7 +177,7 @@ function scanHeaderText(json: string): { keys: string[]; nonIntegers: NonInteger
       if (top?.kind === '{' && top.expectKey) {
         // Keys deeper than a tensor entry's fields are never needed: skip their decoding.
         const key = stack.length <= 2 ? (JSON.parse(json.slice(i, j + 1)) as string) : '';
-        if (stack.length === 1) keys.push(key);
+        if (stack.length === 1) entries.push({ key, start: j + 1, end: json.length });
         top.lastKey = key;
         top.expectKey = false;
       }
@@ -172,8 +185,10 @@ function scanHeaderText(json: string): { keys: string[]; nonIntegers: NonInteger
     } else if (ch === '{' || ch === '[') {
       stack.push({ kind: ch, key: top?.kind === '{' ? top.lastKey : undefined, expectKey: ch === '{' });
     } else if (ch === '}' || ch === ']') {
+      if (stack.length === 1 && entries.length > 0) entries[entries.length - 1]!.end = i;
       stack.pop();
     } else if (ch === ',') {
+      if (stack.length === 1 && entries.length > 0) entries[entries.length - 1]!.end = i;
       if (top?.kind === '{') top.expectKey = true;
     } else if (ch === '-' || (ch >= '0' && ch <= '9')) {
       let j = i + 1;
@@ -186,11 +201,41 @@ function scanHeaderText(json: string): { keys: string[]; nonIntegers: NonInteger
       i = j - 1;
     }
   }
-  return { keys, nonIntegers };
+  return { entries, nonIntegers };
 }
 
 function isNonNegativeInteger(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+}
+
+/**
+ * The fields of one tensor entry, typed as the reference reader's serde `TensorInfo` demands
+ * (known dtype, shape of non-negative integers, two non-negative integer offsets); whether
+ * they fit the data section is judged by the caller.
+ */
+function tensorEntryFields(path: string, where: string, entry: unknown): { dtype: SafetensorsDtype; shape: number[]; begin: number; end: number } {
+  if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw fail(path, `${where} is not an object`);
+  const { dtype, shape, data_offsets: offsets } = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+  if (!isSafetensorsDtype(dtype)) {
+    throw fail(path, `${where} has unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(SAFETENSORS_DTYPE_BITS).join(', ')})`);
+  }
+  if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) {
+    throw fail(path, `${where} has invalid shape ${JSON.stringify(shape)} (expected an array of non-negative integers)`);
+  }
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger)) {
+    throw fail(path, `${where} has invalid data_offsets ${JSON.stringify(offsets)} (expected [begin, end], non-negative integers)`);
+  }
+  return { dtype, shape, begin: offsets[0] as number, end: offsets[1] as number };
+}
+
+/**
+ * The end of a layout failure's reason when names are declared twice: the bytes of an earlier
+ * declaration are read by no loader, which is often why the layout has a gap.
+ */
+function redeclared(duplicateNames: readonly string[]): string {
+  if (duplicateNames.length === 0) return '';
+  const names = duplicateNames.slice(0, 3).map((n) => JSON.stringify(n)).join(', ');
+  return `; the header declares ${names}${duplicateNames.length > 3 ? ` and ${duplicateNames.length - 3} more` : ''} more than once, and loaders read only the last declaration`;
 }
 
 function fail(path: string, reason: string, hint?: string): SafetensorsError {
@@ -225,11 +270,27 @@ export function parseSafetensorsHeader(path: string, headerText: string, headerL
   // whitespace, and so do we: refusing what every loader reads would only block good models.
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw fail(path, `header is not a JSON object (starts with ${JSON.stringify(headerText.slice(0, 16))})`);
 
-  const { keys, nonIntegers } = scanHeaderText(headerText);
-  const seen = new Set<string>();
-  for (const key of keys) {
-    if (seen.has(key)) throw fail(path, `tensor ${JSON.stringify(key)} is declared twice in the header`);
-    seen.add(key);
+  const { entries, nonIntegers } = scanHeaderText(headerText);
+  const declarations = new Map<string, HeaderEntrySpan[]>();
+  for (const entry of entries) declarations.set(entry.key, [...(declarations.get(entry.key) ?? []), entry]);
+  const duplicateNames = [...declarations].filter(([, spans]) => spans.length > 1).map(([name]) => name).sort();
+  const metadataDeclarations = declarations.get(METADATA_KEY)?.length ?? 0;
+  if (metadataDeclarations > 1) {
+    throw fail(
+      path,
+      `${METADATA_KEY} is declared ${metadataDeclarations} times in the header (safetensors loaders refuse the file: "duplicate field \`${METADATA_KEY}\`")`,
+      `Write one ${METADATA_KEY} map: save the file again with the safetensors library, or merge the maps in the program that wrote it.`,
+    );
+  }
+  // Like JSON.parse, the reference reader keeps the last declaration of a name (serde_json into
+  // a HashMap); it still refuses the file when an earlier one is no well-typed tensor entry, and
+  // judges only the last one against the data section.
+  for (const name of duplicateNames) {
+    const spans = declarations.get(name)!;
+    spans.slice(0, -1).forEach((span, i) => {
+      const text = headerText.slice(span.start, span.end);
+      tensorEntryFields(path, `tensor ${JSON.stringify(name)} (declaration ${i + 1} of ${spans.length})`, JSON.parse(text.slice(text.indexOf(':') + 1)));
+    });
   }
   const [nonInteger] = nonIntegers;
   if (nonInteger) {
@@ -252,20 +313,9 @@ export function parseSafetensorsHeader(path: string, headerText: string, headerL
       continue;
     }
     const where = `tensor ${JSON.stringify(name)}`;
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) throw fail(path, `${where} is not an object`);
-    const { dtype, shape, data_offsets: offsets } = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (!isSafetensorsDtype(dtype)) {
-      throw fail(path, `${where} has unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(SAFETENSORS_DTYPE_BITS).join(', ')})`);
-    }
-    if (!Array.isArray(shape) || !shape.every(isNonNegativeInteger)) {
-      throw fail(path, `${where} has invalid shape ${JSON.stringify(shape)} (expected an array of non-negative integers)`);
-    }
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isNonNegativeInteger)) {
-      throw fail(path, `${where} has invalid data_offsets ${JSON.stringify(offsets)} (expected [begin, end], non-negative integers)`);
-    }
-    const [begin, end] = offsets as [number, number];
+    const { dtype, shape, begin, end } = tensorEntryFields(path, where, entry);
     if (end < begin) throw fail(path, `${where} has data_offsets [${begin}, ${end}] that end before they begin`);
-    const expected = tensorByteLength(dtype, shape as number[]);
+    const expected = tensorByteLength(dtype, shape);
     if (typeof expected === 'string') throw fail(path, `${where}: ${expected}`);
     if (end - begin !== expected) {
       throw fail(
@@ -273,7 +323,7 @@ export function parseSafetensorsHeader(path: string, headerText: string, headerL
         `${where} spans ${end - begin} bytes but shape ${JSON.stringify(shape)} of ${dtype} needs ${expected} bytes`,
       );
     }
-    tensors.push({ name, dtype, shape: [...(shape as number[])], dataOffsets: [begin, end], byteLength: expected });
+    tensors.push({ name, dtype, shape: [...shape], dataOffsets: [begin, end], byteLength: expected });
   }
 
   // The reference reader demands a contiguous data section: sorted by offsets, each tensor
@@ -292,7 +342,7 @@ export function parseSafetensorsHeader(path: string, headerText: string, headerL
       );
     }
     if (begin > cursor) {
-      throw fail(path, `${begin - cursor} unused bytes before tensor ${JSON.stringify(tensor.name)} at data offset ${cursor} (tensors must be contiguous)`);
+      throw fail(path, `${begin - cursor} unused bytes before tensor ${JSON.stringify(tensor.name)} at data offset ${cursor} (tensors must be contiguous)${redeclared(duplicateNames)}`);
     }
     if (end > dataSize) {
       throw fail(
@@ -304,9 +354,9 @@ export function parseSafetensorsHeader(path: string, headerText: string, headerL
     previous = tensor;
   }
   if (cursor !== dataSize) {
-    throw fail(path, `${dataSize - cursor} trailing bytes after the last tensor (the data section has ${dataSize} bytes, tensors cover ${cursor})`);
+    throw fail(path, `${dataSize - cursor} trailing bytes after the last tensor (the data section has ${dataSize} bytes, tensors cover ${cursor})${redeclared(duplicateNames)}`);
   }
-  return { path, fileSize, headerLength, dataStart, metadata, tensors };
+  return { path, fileSize, headerLength, dataStart, metadata, tensors, duplicateNames };
 }
 
 async function openForReading(path: string): Promise<FileHandle> {
@@ -357,9 +407,11 @@ async function readHeaderFrom(handle: FileHandle, path: string, options: ReadSaf
  *
  * @throws SafetensorsError (with `path` and `reason`) when the file is not a valid safetensors
  *   file: too short, header length larger than the file, non-JSON header (or one starting with
- *   a byte order mark), a `shape` or `data_offsets` number written as `4.0`, unknown dtype, a
- *   shape that does not match its byte span, overlapping or non-contiguous tensors, offsets
- *   outside the data section, trailing bytes.
+ *   a byte order mark), `__metadata__` declared twice, a `shape` or `data_offsets` number
+ *   written as `4.0`, unknown dtype, a shape that does not match its byte span, overlapping or
+ *   non-contiguous tensors, offsets outside the data section, trailing bytes. A tensor name
+ *   declared twice is no error, as for the reference reader: the last declaration is kept and
+ *   the name listed in `duplicateNames`.
  * @throws LocalPathError when the file does not exist or cannot be opened.
  * @example
  * ```ts

@@ -210,7 +210,7 @@ class Findings {
  * Warnings: weights under `minWeightBytes` (unless `smallWeights: 'error'`); markers in `.md`,
  * `.txt`, `.rst` and `.py` files; empty non-weight files; missing `architectures`,
  * `base_model_name_or_path` or `task_type`; MLX-only quantization; an unknown
- * `__metadata__.format`; a shard index `total_size` that disagrees with the tensors; several
+ * `__metadata__.format`; a tensor name declared twice in a safetensors header; a shard index `total_size` that disagrees with the tensors; several
  * complete layouts in one directory.
  *
  * @throws InvalidArgumentError for invalid options (programmer errors only).
@@ -438,7 +438,17 @@ async function readHeaders(root: string, files: ModelFile[], skip: Set<string>, 
   for (const file of files) {
     if (!file.path.toLowerCase().endsWith('.safetensors') || skip.has(file.path)) continue;
     try {
-      headers.set(file.path, await readSafetensorsHeader(resolve(root, file.path)));
+      const header = await readSafetensorsHeader(resolve(root, file.path));
+      headers.set(file.path, header);
+      const duplicates = header.duplicateNames ?? [];
+      if (duplicates.length > 0) {
+        // The reference reader takes such a file (the last declaration wins), so refusing it
+        // would block a model every loader reads; the earlier declarations are dead bytes.
+        found.warning(
+          'safetensorsHeadersValid',
+          `${file.path}: the header declares ${duplicates.length === 1 ? 'tensor' : 'tensors'} ${duplicates.slice(0, 5).map((n) => JSON.stringify(n)).join(', ')}${duplicates.length > 5 ? `, and ${duplicates.length - 5} more,` : ''} more than once; safetensors loaders read only the last declaration of each (save the file again with the safetensors library to drop the others)`,
+        );
+      }
     } catch (error) {
       const reason = error instanceof SafetensorsError ? error.reason : (error as Error).message;
       found.error('safetensorsHeadersValid', `${file.path}: ${reason}`);

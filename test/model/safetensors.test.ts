@@ -39,10 +39,21 @@ function corruptFixtures(): { name: string; bytes: Buffer; reason: RegExp }[] {
     },
     { name: 'trailing-bytes', bytes: Buffer.concat([ok, Buffer.from('junk')]), reason: /4 trailing bytes after the last tensor/ },
     { name: 'offsets-outside', bytes: encodeRaw('{"a":{"dtype":"F32","shape":[8],"data_offsets":[0,32]}}', f32x4), reason: /ends at data offset 32, outside the data section of 16 bytes/ },
+    // The reference reader keeps the last declaration of a name: the first one's bytes are a gap.
     {
       name: 'duplicate-name',
       bytes: encodeRaw('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}', f32x4),
-      reason: /tensor "a" is declared twice/,
+      reason: /8 unused bytes before tensor "a" at data offset 0 \(tensors must be contiguous\); the header declares "a" more than once, and loaders read only the last declaration/,
+    },
+    {
+      name: 'duplicate-metadata',
+      bytes: encodeRaw('{"__metadata__":{"format":"pt"},"__metadata__":null,"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', f32x4),
+      reason: /__metadata__ is declared 2 times in the header/,
+    },
+    {
+      name: 'duplicate-ill-typed',
+      bytes: encodeRaw('{"a":{"dtype":"F31","shape":[4],"data_offsets":[0,16]},"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', f32x4),
+      reason: /tensor "a" \(declaration 1 of 2\) has unknown dtype "F31"/,
     },
     { name: 'bad-metadata', bytes: encodeRaw('{"__metadata__":{"n":1}}'), reason: /__metadata__ must be a map of strings/ },
     { name: 'bad-shape', bytes: encodeRaw('{"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}}'), reason: /invalid shape \[-1\]/ },
@@ -132,6 +143,40 @@ print(json.dumps(out))
     const result = JSON.parse((await runPython(script, { args: [dir] })).trim().split('\n').pop()!) as Record<string, { ok: boolean; keys?: string[]; metadata?: unknown }>;
     expect(result['ours.safetensors']).toEqual({ ok: true, keys: ['b', 'w'], metadata: { format: 'pt' } });
     for (const f of corrupt) expect({ name: f.name, ok: result[`${f.name}.safetensors`]?.ok }).toEqual({ name: f.name, ok: false });
+  });
+
+  it('takes a tensor name declared twice as the reference reader does: the last declaration wins, and the header says which names', async () => {
+    // safetensors (tensor.rs) reads the header with serde_json into a HashMap: a repeated name
+    // overwrites the earlier entry, which must still be a well-typed TensorInfo but is not
+    // checked against the data section. `corruptFixtures` holds the duplicates both refuse.
+    const f32 = tensorData('F32', 4);
+    const entry = (shape: number[], offsets: [number, number]) => `{"dtype":"F32","shape":${JSON.stringify(shape)},"data_offsets":${JSON.stringify(offsets)}}`;
+    const fixtures = {
+      identical: encodeRaw(`{"a":${entry([4], [0, 16])},"a":${entry([4], [0, 16])}}`, f32),
+      'last-wins': encodeRaw(`{"a":${entry([1], [0, 4])},"b":${entry([2], [8, 16])},"a":${entry([2], [0, 8])}}`, f32),
+      'three-times': encodeRaw(`{"__metadata__":{"format":"pt"},"a":${entry([9], [40, 76])},"a":${entry([1], [0, 4])},"b":${entry([3], [4, 16])},"a":${entry([1], [0, 4])}}`, f32),
+    };
+    const dir = tempDir();
+    for (const [name, bytes] of Object.entries(fixtures)) writeFileSync(join(dir, `${name}.safetensors`), bytes);
+    const script = `
+import json, sys, os
+from safetensors import safe_open
+out = {}
+for name in sorted(os.listdir(sys.argv[1])):
+    with safe_open(os.path.join(sys.argv[1], name), framework="numpy") as f:
+        out[name[:-len(".safetensors")]] = sorted([k, f.get_slice(k).get_shape()] for k in f.keys())
+print(json.dumps(out))
+`;
+    const reference = JSON.parse((await runPython(script, { args: [dir] })).trim().split('\n').pop()!) as Record<string, [string, number[]][]>;
+    for (const name of Object.keys(fixtures)) {
+      const header = await readSafetensorsHeader(join(dir, `${name}.safetensors`));
+      expect({ name, tensors: header.tensors.map((t) => [t.name, t.shape]).sort() }).toEqual({ name, tensors: reference[name] });
+      expect({ name, duplicates: header.duplicateNames }).toEqual({ name, duplicates: ['a'] });
+    }
+    expect(reference['last-wins']).toEqual([['a', [2]], ['b', [2]]]);
+    const once = join(dir, 'once.safetensors');
+    writeFileSync(once, encodeSafetensors([tensor('a', 'F32', [4])]));
+    expect((await readSafetensorsHeader(once)).duplicateNames).toEqual([]);
   });
 
   it('reads files written by the reference implementation (padded, sorted by alignment)', async () => {

@@ -379,6 +379,19 @@ describe('validateModelArtifacts: problems', () => {
     );
   });
 
+  it('only warns about a tensor name declared twice in a safetensors header, which loaders take (the last declaration wins)', async () => {
+    const dir = writeFusedDir(tempDir(), 'fused');
+    const weight = (offsets: [number, number]) => `{"dtype":"F32","shape":[2,2],"data_offsets":${JSON.stringify(offsets)}}`;
+    const data = tensor('w', 'F32', [2, 4]).data;
+    writeFileSync(join(dir, 'model.safetensors'), encodeRaw(`{"__metadata__":{"format":"pt"},"w":${weight([16, 32])},"v":${weight([16, 32])},"w":${weight([0, 16])}}`, data));
+    const report = await validateModelArtifacts(dir, SMALL);
+    expect({ errors: report.errors, valid: report.overallValid }).toEqual({ errors: [], valid: true });
+    expect(report.checkStatus.safetensorsHeadersValid).toBe('warning');
+    expect(report.warnings).toEqual([
+      'model.safetensors: the header declares tensor "w" more than once; safetensors loaders read only the last declaration of each (save the file again with the safetensors library to drop the others)',
+    ]);
+  });
+
   it('warns when an MLX adapter file has an unknown __metadata__.format in a fused model', async () => {
     const dir = writeFusedDir(tempDir(), 'fused');
     writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors([tensor('w', 'F32', [4, 4])], { metadata: { format: 'jax' } }));
