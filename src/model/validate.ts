@@ -9,6 +9,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import pLimit from 'p-limit';
+import { formatBytes } from '../core/format.js';
 import { readFully } from '../core/read-fully.js';
 import { InvalidArgumentError, InvalidModelStructureError, ModelDirectoryError, SafetensorsError } from '../core/errors.js';
 import { inspectModelDir, SHARD_FILE_PATTERN, type LoraFlavour, type ModelDirInspection, type ModelFormat, type ModelLayout } from './detect-format.js';
@@ -211,7 +212,8 @@ class Findings {
  * `.txt`, `.rst` and `.py` files; empty non-weight files; missing `architectures`,
  * `base_model_name_or_path` or `task_type`; MLX-only quantization; an unknown
  * `__metadata__.format`; a tensor name declared twice in a safetensors header; a shard index `total_size` that disagrees with the tensors; several
- * complete layouts in one directory.
+ * complete layouts in one directory; pickled weights (`adapter_model.bin`, `pytorch_model.bin`, ...)
+ * beside the layout's safetensors, which loaders never read.
  *
  * @throws InvalidArgumentError for invalid options (programmer errors only).
  * @example
@@ -279,7 +281,19 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
   if (inspection && inspection.alsoMatches.length > 0) {
     found.warning('hasModelFiles', `several layouts are complete in this directory: using ${inspection.layout}, ignoring ${inspection.alsoMatches.join(', ')}`);
   }
-  if (inspection) files = await withLayoutFiles(root, files, inspection);
+  if (inspection) {
+    files = await withLayoutFiles(root, files, inspection);
+    const pickles = shadowedPickles(inspection, files);
+    if (pickles.length > 0) {
+      const bytes = files.filter((f) => pickles.includes(f.path)).reduce((sum, f) => sum + f.size, 0);
+      const loader = inspection.flavour === 'peft' ? 'PEFT' : inspection.flavour === 'mlx' ? 'mlx-lm' : 'transformers';
+      const one = pickles.length === 1;
+      found.warning(
+        'hasModelFiles',
+        `${pickles.join(', ')} (pickled weights, ${formatBytes(bytes)}) ${one ? 'sits' : 'sit'} beside ${inspection.weightFiles.join(', ')}: ${loader} loads the safetensors ${inspection.weightFiles.length === 1 ? 'file' : 'files'} and never reads ${one ? 'it' : 'them'}, so ${one ? 'it is a stale copy or a duplicate' : 'they are stale copies or duplicates'} that only ${one ? 'makes' : 'make'} the upload larger (remove ${one ? 'it' : 'them'} unless wanted)`,
+      );
+    }
+  }
 
   // Small files read whole by the placeholder scan, so that JSON files are not read twice.
   const contents = new Map<string, Buffer>();
@@ -322,6 +336,36 @@ async function withLayoutFiles(root: string, files: ModelFile[], inspection: Mod
   }
   if (added.length === 0) return files;
   return [...files, ...added].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Pickle extensions of PyTorch weights (`torch.save`). */
+const PICKLE_EXTENSIONS = ['.bin', '.pt', '.pth'];
+/** transformers' pickled fused weights: `pytorch_model.bin`, its index, and its shards. */
+const TRANSFORMERS_PICKLES = /^pytorch_model(\.bin|\.bin\.index\.json|-\d{5,6}-of-\d{5,6}\.bin)$/;
+
+/**
+ * The pickled weights beside the layout's safetensors that loaders skip because the
+ * safetensors are there: transformers takes `model.safetensors` (or its index) before
+ * `pytorch_model.bin` (or its index and shards) (`modeling_utils.py`,
+ * `_get_resolved_checkpoint_files`), PEFT `adapter_model.safetensors` before
+ * `adapter_model.bin` (`utils/save_and_load.py`, `load_peft_weights`). A pickle with the stem
+ * of a layout weight file (`adapter_model.pt`, `model-00001-of-00002.bin`) is counted too.
+ * Other pickles (`training_args.bin`, `optimizer.pt`) are no weights: left alone.
+ */
+function shadowedPickles(inspection: ModelDirInspection, files: readonly ModelFile[]): string[] {
+  const folderOf = (path: string) => path.slice(0, path.lastIndexOf('/') + 1);
+  const folder = folderOf(inspection.weightFiles[0]!);
+  const stems = new Set(inspection.weightFiles.map((w) => w.slice(folder.length).replace(/\.safetensors$/, '')));
+  return files
+    .map((f) => f.path)
+    .filter((path) => {
+      if (folderOf(path) !== folder) return false;
+      const name = path.slice(folder.length);
+      if (inspection.format === 'fused' && TRANSFORMERS_PICKLES.test(name)) return true;
+      const extension = PICKLE_EXTENSIONS.find((ext) => name.endsWith(ext));
+      return extension !== undefined && stems.has(name.slice(0, -extension.length));
+    })
+    .sort();
 }
 
 /** Flags placeholder, empty and LFS-pointer files; returns the weight files flagged (their headers are not read). */

@@ -392,6 +392,43 @@ describe('validateModelArtifacts: problems', () => {
     ]);
   });
 
+  it('warns about pickled weights beside the safetensors ones, which loaders never read (they are uploaded all the same)', async () => {
+    // torch.save writes a zip archive: binary, so only this finding is about them.
+    const pickle = (size: number) => Buffer.concat([Buffer.from('PK\x03\x04', 'latin1'), Buffer.alloc(size - 4)]);
+    const root = tempDir();
+    const peft = writePeftDir(root, 'peft');
+    writeFileSync(join(peft, 'adapter_model.bin'), pickle(2048));
+    writeFileSync(join(peft, 'training_args.bin'), pickle(64)); // the Trainer's arguments, not weights
+    const peftReport = await validateModelArtifacts(peft, SMALL);
+    expect({ errors: peftReport.errors, valid: peftReport.overallValid, status: peftReport.checkStatus.hasModelFiles }).toEqual({ errors: [], valid: true, status: 'warning' });
+    expect(peftReport.warnings).toEqual([
+      'adapter_model.bin (pickled weights, 2 KiB) sits beside adapter_model.safetensors: PEFT loads the safetensors file and never reads it, so it is a stale copy or a duplicate that only makes the upload larger (remove it unless wanted)',
+    ]);
+    expect(peftReport.files.map((f) => f.path)).toContain('adapter_model.bin');
+
+    const fused = writeFusedDir(root, 'fused');
+    writeFileSync(join(fused, 'pytorch_model.bin'), pickle(1024));
+    writeFileSync(join(fused, 'model.pt'), pickle(1024));
+    expect((await validateModelArtifacts(fused, SMALL)).warnings).toEqual([
+      'model.pt, pytorch_model.bin (pickled weights, 2 KiB) sit beside model.safetensors: transformers loads the safetensors file and never reads them, so they are stale copies or duplicates that only make the upload larger (remove them unless wanted)',
+    ]);
+
+    const { dir: sharded } = writeShardedDir(root, 'sharded', 2);
+    writeFileSync(join(sharded, 'pytorch_model-00001-of-00002.bin'), pickle(64));
+    writeFileSync(join(sharded, 'pytorch_model-00002-of-00002.bin'), pickle(64));
+    writeFileSync(join(sharded, 'pytorch_model.bin.index.json'), JSON.stringify({ weight_map: { w: 'pytorch_model-00001-of-00002.bin' } }));
+    expect((await validateModelArtifacts(sharded, SMALL)).warnings).toEqual([
+      expect.stringMatching(
+        /^pytorch_model-00001-of-00002\.bin, pytorch_model-00002-of-00002\.bin, pytorch_model\.bin\.index\.json \(pickled weights, .*\) sit beside model-00001-of-00002\.safetensors, model-00002-of-00002\.safetensors: transformers loads the safetensors files and never reads them/,
+      ),
+    ]);
+
+    // PEFT never reads a pytorch_model.bin: not a copy of the adapter, so not this finding.
+    const other = writePeftDir(root, 'other');
+    writeFileSync(join(other, 'pytorch_model.bin'), pickle(64));
+    expect((await validateModelArtifacts(other, SMALL)).warnings).toEqual([]);
+  });
+
   it('warns when an MLX adapter file has an unknown __metadata__.format in a fused model', async () => {
     const dir = writeFusedDir(tempDir(), 'fused');
     writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors([tensor('w', 'F32', [4, 4])], { metadata: { format: 'jax' } }));
