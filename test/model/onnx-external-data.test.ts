@@ -1,17 +1,33 @@
 /** Finding an ONNX model's external-data files: conventional names and the model's own `location` entries. */
-import { truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
-import { externalDataLocations, findOnnxExternalData, MAX_SCANNED_MODEL_BYTES } from '../../src/model/onnx-external-data.js';
+import { externalDataLocations, findOnnxExternalData } from '../../src/model/onnx-external-data.js';
 import { scratch, writeTree } from '../uploader/helpers.js';
-import { onnxModelWithExternalData } from '../stages/onnx-fixtures.js';
+import { attribute, externalTensor, graph, model, node, onnxModelWithExternalData, writeOnnxModelWithInlineWeights } from '../stages/onnx-fixtures.js';
 
 describe('ONNX external data', () => {
-  it('reads the location entries of a model, in order, without repeats', () => {
+  it('reads the location entries of a model, in order, without repeats', async () => {
     const long = `${'d/'.repeat(100)}weights.bin`; // a two-byte varint length
-    expect(externalDataLocations(onnxModelWithExternalData(['a.bin', long, 'a.bin']))).toEqual(['a.bin', long]);
-    expect(externalDataLocations(Buffer.from('no tensors here'))).toEqual([]);
+    expect(await externalDataLocations(onnxModelWithExternalData(['a.bin', long, 'a.bin']))).toEqual(['a.bin', long]);
+    expect(await externalDataLocations(Buffer.from('no tensors here'))).toEqual([]);
+  });
+
+  it('finds the external tensors onnx loads from files: initializers and node attributes, in subgraphs too', async () => {
+    // onnx's load_external_data_for_model (external_data_helper.py) reads every tensor of
+    // _get_all_tensors whose data_location is EXTERNAL: graph initializers and attribute tensors
+    // (Constant values), in subgraphs (If, Loop) as well. These bytes load with onnx 1.23.
+    const bytes = model(
+      graph(
+        [
+          node('Softmax', [attribute.int('axis', -1)]), // a 10-byte varint on the way
+          node('Constant', [attribute.tensor('value', externalTensor('c', 'const.bin'))]),
+          node('If', [attribute.graph('then_branch', graph([node('Relu', [])], [externalTensor('t', 'then.bin')]))]),
+        ],
+        [externalTensor('inline', 'not-needed.bin', 0), externalTensor('w', 'main.bin')],
+      ),
+    );
+    expect(await externalDataLocations(bytes)).toEqual(['const.bin', 'then.bin', 'main.bin']);
   });
 
   it('finds the conventional names and the files the model names', async () => {
@@ -63,11 +79,15 @@ describe('ONNX external data', () => {
     }
   });
 
-  it('does not scan models above the size limit (their weights are inline)', async () => {
-    const dir = scratch();
-    const path = join(dir, 'big.onnx');
-    writeFileSync(path, onnxModelWithExternalData(['gone.bin']));
-    truncateSync(path, MAX_SCANNED_MODEL_BYTES + 1); // sparse: costs no disk
-    expect(await findOnnxExternalData(path)).toEqual([]);
+  it('scans large models too: inline weights are skipped, the external files after them are found', async () => {
+    // 1.5 GiB of raw_data inline (a hole in a sparse file), then tensors stored in files: the
+    // scan up to 64 MiB left such a model's weights.bin behind, and the model did not load.
+    const dir = writeTree(scratch(), { 'weights.bin': 'w' });
+    writeOnnxModelWithInlineWeights(join(dir, 'big.onnx'), 1.5 * 1024 ** 3, ['weights.bin']);
+    expect(await findOnnxExternalData(join(dir, 'big.onnx'))).toEqual([join(dir, 'weights.bin')]);
+    writeOnnxModelWithInlineWeights(join(dir, 'gone.onnx'), 100 * 1024 ** 2, ['gone.bin']);
+    await expect(findOnnxExternalData(join(dir, 'gone.onnx'))).rejects.toMatchObject({ name: 'LocalPathError', code: 'PATH_NOT_FOUND', path: join(dir, 'gone.bin') });
+    writeOnnxModelWithInlineWeights(join(dir, 'inline.onnx'), 100 * 1024 ** 2, []);
+    expect(await findOnnxExternalData(join(dir, 'inline.onnx'))).toEqual([]);
   });
 });
