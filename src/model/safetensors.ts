@@ -272,7 +272,11 @@ export function parseSafetensorsHeader(path: string, headerText: string, headerL
 
   const { entries, nonIntegers } = scanHeaderText(headerText);
   const declarations = new Map<string, HeaderEntrySpan[]>();
-  for (const entry of entries) declarations.set(entry.key, [...(declarations.get(entry.key) ?? []), entry]);
+  for (const entry of entries) {
+    const spans = declarations.get(entry.key);
+    if (spans) spans.push(entry);
+    else declarations.set(entry.key, [entry]);
+  }
   const duplicateNames = [...declarations].filter(([, spans]) => spans.length > 1).map(([name]) => name).sort();
   const metadataDeclarations = declarations.get(METADATA_KEY)?.length ?? 0;
   if (metadataDeclarations > 1) {

@@ -203,17 +203,18 @@ class Findings {
  * - a `.safetensors` header is invalid (see `readSafetensorsHeader`);
  * - the shard index names missing shards, misses shard files, or disagrees with shard headers;
  * - adapter tensors are misnamed, unpaired, not shaped as LoRA matrices (2-D; PEFT: or the 3- to
- *   5-D pairs of a convolution), disagree with the rank, or (PEFT) belong
- *   to modules the config does not target;
+ *   5-D pairs of a convolution), disagree with the rank, or (PEFT) belong to modules the config
+ *   does not target;
  * - a weight file is empty, text, or a Git LFS pointer; a data file (JSON, tokenizer, ...) up
  *   to `placeholderScanBytes` contains a placeholder marker.
  *
  * Warnings: weights under `minWeightBytes` (unless `smallWeights: 'error'`); markers in `.md`,
  * `.txt`, `.rst` and `.py` files; empty non-weight files; missing `architectures`,
  * `base_model_name_or_path` or `task_type`; MLX-only quantization; an unknown
- * `__metadata__.format`; a tensor name declared twice in a safetensors header; a shard index `total_size` that disagrees with the tensors; several
- * complete layouts in one directory; pickled weights (`adapter_model.bin`, `pytorch_model.bin`, ...)
- * beside the layout's safetensors, which loaders never read.
+ * `__metadata__.format`; a tensor name declared twice in a safetensors header; a shard index
+ * `total_size` that disagrees with the tensors; several complete layouts in one directory;
+ * pickled weights (`adapter_model.bin`, `pytorch_model.bin`, ...) beside the layout's
+ * safetensors, which loaders never read.
  *
  * @throws InvalidArgumentError for invalid options (programmer errors only).
  * @example
