@@ -50,11 +50,13 @@ const EXTERNAL = 1;
  * The messages on the way to a tensor, and for each the fields (by number, in onnx.proto) that
  * lead to one: the tensors onnx's `load_external_data_for_model` reads from files
  * (`external_data_helper.py`, `_get_all_tensors`): the initializers of the main graph and of
- * every subgraph, and the tensors of node attributes (`Constant` values), subgraphs included.
+ * every subgraph, and the tensors of node attributes (`Constant` values), in subgraphs and in
+ * the model's functions too.
  */
 const PATHS = {
-  model: { 7: 'graph' }, // ModelProto.graph
+  model: { 7: 'graph', 25: 'function' }, // ModelProto.graph, .functions
   graph: { 1: 'node', 5: 'tensor' }, // GraphProto.node, .initializer
+  function: { 7: 'node' }, // FunctionProto.node
   node: { 5: 'attribute' }, // NodeProto.attribute
   attribute: { 5: 'tensor', 6: 'graph', 10: 'tensor', 11: 'graph' }, // AttributeProto.t, .g, .tensors, .graphs
 } as const satisfies Record<string, Record<number, string>>;

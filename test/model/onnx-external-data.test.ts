@@ -16,7 +16,8 @@ describe('ONNX external data', () => {
   it('finds the external tensors onnx loads from files: initializers and node attributes, in subgraphs too', async () => {
     // onnx's load_external_data_for_model (external_data_helper.py) reads every tensor of
     // _get_all_tensors whose data_location is EXTERNAL: graph initializers and attribute tensors
-    // (Constant values), in subgraphs (If, Loop) as well. These bytes load with onnx 1.23.
+    // (Constant values), in subgraphs (If, Loop) and model functions as well. These bytes load
+    // with onnx 1.23, which lists the same files.
     const bytes = model(
       graph(
         [
@@ -26,8 +27,9 @@ describe('ONNX external data', () => {
         ],
         [externalTensor('inline', 'not-needed.bin', 0), externalTensor('w', 'main.bin')],
       ),
+      [{ name: 'scaled', nodes: [node('Constant', [attribute.tensor('value', externalTensor('s', 'function.bin'))])] }],
     );
-    expect(await externalDataLocations(bytes)).toEqual(['const.bin', 'then.bin', 'main.bin']);
+    expect(await externalDataLocations(bytes)).toEqual(['const.bin', 'then.bin', 'main.bin', 'function.bin']);
   });
 
   it('finds the conventional names and the files the model names', async () => {

@@ -60,9 +60,10 @@ export function graph(nodes: Buffer[], initializers: Buffer[]): Buffer {
   return Buffer.concat([...nodes.map((n) => field(1, n)), field(2, 'main'), ...initializers.map((t) => field(5, t))]);
 }
 
-/** A ModelProto: ir_version 8 and the graph (7). */
-export function model(graphBytes: Buffer): Buffer {
-  return Buffer.concat([varintField(1, 8), field(7, graphBytes)]);
+/** A ModelProto: ir_version 8, the graph (7), and functions (25: FunctionProto name 1, node 7). */
+export function model(graphBytes: Buffer, functions: { name: string; nodes: Buffer[] }[] = []): Buffer {
+  const functionBytes = functions.map((f) => field(25, Buffer.concat([field(1, f.name), ...f.nodes.map((n) => field(7, n)), field(10, 'local')])));
+  return Buffer.concat([varintField(1, 8), field(7, graphBytes), ...functionBytes]);
 }
 
 /** A ModelProto whose graph has one initializer per location, each stored externally in that file. */
