@@ -24,6 +24,8 @@ export const FREEZE = 'Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0,
 export interface KillableChild {
   child: ChildProcess;
   pid: number;
+  /** Writes `line` to the child's stdin (started with `stdin: true`): a barrier the test lifts. */
+  send(line: string): void;
   /** Resolves when the child printed `line` on stdout (rejects when it exits first). */
   waitFor(line: string, timeoutMs?: number): Promise<void>;
   /** SIGKILL, and wait for the exit. */
@@ -31,17 +33,24 @@ export interface KillableChild {
   output(): string;
 }
 
-/** Starts `node --input-type=module -e <script>` (or `node <args>` when `script` is an array). */
-export function startChild(script: string | string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): KillableChild {
+/**
+ * Starts `node --input-type=module -e <script>` (or `node <args>` when `script` is an array);
+ * with `stdin`, its stdin is a pipe the test writes to ({@link KillableChild.send}).
+ */
+export function startChild(script: string | string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; stdin?: boolean } = {}): KillableChild {
   const args = Array.isArray(script) ? script : ['--input-type=module', '-e', script];
-  const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, cwd: options.cwd, stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   return {
     child,
     pid: child.pid!,
+    send: (line) => {
+      if (!child.stdin) throw new Error('the child was started without stdin: true');
+      child.stdin.write(`${line}\n`);
+    },
     output: () => out,
     waitFor(line, timeoutMs = 60_000) {
       return new Promise((resolve, reject) => {
@@ -52,7 +61,7 @@ export function startChild(script: string | string[], options: { env?: NodeJS.Pr
             resolve();
           }
         };
-        child.stdout.on('data', check);
+        child.stdout!.on('data', check);
         child.once('exit', (code, signal) => {
           clearTimeout(timer);
           if (!out.split('\n').includes(line)) reject(new Error(`child exited (${code ?? signal}) before "${line}":\n${out}`));
