@@ -12,6 +12,8 @@
  *    run id; each but the plan ends the operation as `skipped` with its reason;
  * 3. the run's target (`target.ts`), looked up once per run; a failed lookup is a `failed` result;
  * 4. uploads in flight elsewhere in the process with the same identity are joined (`dedupe.ts`);
+ *    different archives to one destination take turns, in the process (`dedupe.ts`) and across
+ *    processes sharing the journal directory (`destination-lock.ts`);
  * 5. the transfer (`transfer.ts`), then verification when on (`verify.ts`);
  * 6. the result (`result.ts`), the one place an `UploadResult` is built.
  *
@@ -42,6 +44,7 @@ import {
 import { fileIdentities } from './plan.js';
 import { ProgressEmitter } from './progress.js';
 import { buildResult, joinedResult, StatsAccumulator, type ResultContext, type UploaderStats, type UploadResult } from './result.js';
+import { withDestinationLock } from './destination-lock.js';
 import { assertJournalOutside, resolveJournalDir, UploadJournal } from './journal.js';
 import { OperationResume, assertSkipExisting } from './resume.js';
 import { RunTargets, type UploadTarget } from './target.js';
@@ -401,15 +404,29 @@ export class ArtifactUploader<S extends StageName = StageName> {
             // An archive and its manifest are two writes: another archive to the same place (a
             // second trial's best checkpoint) waits for this pair to be whole. Keyed by the
             // manifest's path, which `a.tar.gz` and `a.tgz` share (assertManifestNameFree).
-            const manifestPath = manifestArtifactPathOf(planned.artifactPath);
+            // Other processes sharing the journal directory (trials run as one CLI call each)
+            // wait for the same pair through a lock file there, held for this call's turn.
+            const destination = JSON.stringify([target.artifactUri, manifestArtifactPathOf(planned.artifactPath)]);
+            const acrossProcesses = async () => {
+              const journal = await this.openJournal();
+              // Refused before the lock's folder is made in a journal inside the checkpoint.
+              if (journal) assertJournalOutsidePlan(journal.dir, planned);
+              return withDestinationLock(journal?.dir, destination, upload, {
+                signal,
+                logger: this.logger,
+                onWait: () =>
+                  this.logger.info(`${operation.method}: waits for another process's upload of an archive to ${planned.artifactPath} of run ${runId} to finish, so that the archive and manifest in the run are one upload's.`),
+              });
+            };
             try {
-              return await oneDestinationAtATime(JSON.stringify([target.artifactUri, manifestPath]), upload, {
+              return await oneDestinationAtATime(destination, acrossProcesses, {
                 signal,
                 onWait: () =>
                   this.logger.info(`${operation.method}: waits for the upload of another archive to ${planned.artifactPath} of run ${runId} in this process to finish, so that the archive and manifest in the run are one upload's.`),
               });
             } catch (error) {
-              // Aborted while waiting its turn: ends as an abort does, for any caller that joined it too.
+              // Aborted while waiting its turn (in this process, or for another process's lock):
+              // ends as an abort does, for any caller that joined it too.
               if (error instanceof AbortedError && signal?.aborted) return buildResult(context, planned, { status: 'failed', reason: 'aborted', error, runId, target });
               throw error;
             }
@@ -440,11 +457,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
    */
   private async resumeStep(target: UploadTarget, planned: PlannedOperation, signal: AbortSignal | undefined): Promise<OperationResume> {
     assertSkipExisting(this.opts.skipExisting, target.store);
-    this.journalPromise ??= UploadJournal.open({ dir: this.opts.journalDir, env: this.opts.env, logger: this.logger }).catch((error: unknown) => {
-      this.logger.warn(`The resume journal cannot be opened (${(error as Error).message}); uploads of this uploader cannot be resumed.`);
-      return undefined;
-    });
-    const journal = await this.journalPromise;
+    const journal = await this.openJournal();
     if (journal) assertJournalOutsidePlan(journal.dir, planned);
     return new OperationResume({
       journal,
@@ -460,6 +473,18 @@ export class ArtifactUploader<S extends StageName = StageName> {
       // A directory sent file by file: files deleted from it since an interrupted run have uploads to give up.
       ...(planned.transfer === undefined && planned.directory !== undefined ? { scope: { directory: planned.directory, artifactPath: planned.artifactPath } } : {}),
     });
+  }
+
+  /**
+   * The resume journal, opened once per uploader; without one (it cannot be opened), a warning,
+   * and uploads go on without resume and without the destination locks kept in it.
+   */
+  private openJournal(): Promise<UploadJournal | undefined> {
+    this.journalPromise ??= UploadJournal.open({ dir: this.opts.journalDir, env: this.opts.env, logger: this.logger }).catch((error: unknown) => {
+      this.logger.warn(`The resume journal cannot be opened (${(error as Error).message}); uploads of this uploader cannot be resumed.`);
+      return undefined;
+    });
+    return this.journalPromise;
   }
 
   private logResult(method: string, result: UploadResult): void {

@@ -11,6 +11,8 @@
  * Different uploads to one archive destination (two trials reporting different best checkpoints
  * at once) are not joined but queued ({@link oneDestinationAtATime}): each writes an archive and
  * then its manifest, and interleaved, the run kept one trial's archive beside the other's manifest.
+ * The queue orders the calls of this process without touching the disk; other processes sharing
+ * the journal directory are kept apart by a lock file around each turn (destination-lock.ts).
  *
  * @module
  */

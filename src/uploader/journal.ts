@@ -32,14 +32,16 @@
  * ({@link hasLastingUpload}: an S3 multipart upload, direct or through the MLflow proxy): it is
  * the only handle to parts billed until then, so the sweep keeps it, and an expired one is
  * handed to the next operation that completes ({@link UploadJournal.takeExpired}), which gives
- * its upload up. A corrupt record is ignored with a warning and replaced by the next write; the
- * journal never makes an upload fail.
+ * its upload up. The same sweep removes the destination locks (`destinations/`,
+ * destination-lock.ts) of uploads killed while they held one. A corrupt record is ignored with a
+ * warning and replaced by the next write; the journal never makes an upload fail.
  *
  * @module
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import { access, constants, mkdir, open, readdir, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hasStagedArchives, isDueForClear, listStagedArchives, removeStagedArchives } from './archive-staging.js';
+import { sweepDestinationLocks } from './destination-lock.js';
 import { hostname } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { envPath, homeDirectory, type Env } from '../core/env.js';
@@ -1175,6 +1177,8 @@ export class UploadJournal {
         await this.file(name.slice(0, -'.lock.breaking'.length)).removeStaleBreaker();
       }
     }
+    // Destination locks (destination-lock.ts) of uploads killed while they held one.
+    await sweepDestinationLocks(this.dir);
     this.expired = expired.sort((a, b) => a.mtimeMs - b.mtimeMs).map(({ name, record }) => ({ name, record }));
     let bytes = records.reduce((sum, r) => sum + r.size, 0);
     let count = records.length;
