@@ -514,9 +514,10 @@ export class VerificationError extends ArtifactUploaderError {
       `Verification failed for ${mismatches.length} file(s): ${shown}${mismatches.length > 5 ? ', ...' : ''}.`,
       // Another writer of the same path is named first: HPO trials run as separate processes each
       // store their best checkpoint at one path, and a listing taken after another's write
-      // showed another size, which the hint put down to a proxy alone.
+      // showed another size, which the hint put down to a proxy alone. Archive uploads of
+      // processes sharing a journal directory take turns (uploader/destination-lock.ts); others do not.
       {
-        hint: 'Was there another upload to the same artifact path at the same time (another process, e.g. a sweep trial run as its own CLI call)? Then it replaced this one: upload from one process, or give each its own path (trialId). Otherwise upload again; if it repeats, a proxy may be truncating bodies (check its body size limit).',
+        hint: 'Was there another upload to the same artifact path at the same time (another process, e.g. a sweep trial on another machine or with another journal directory)? Then it replaced this one: upload from one process, share one journal directory, or give each its own path (trialId). Otherwise upload again; if it repeats, a proxy may be truncating bodies (check its body size limit).',
         ...options,
       },
     );

@@ -17,7 +17,9 @@
  * as a journal record lives.
  *
  * **One process per staging directory.** Two processes archiving the same unchanged directory to
- * the same run and path at once would compute the same key. The one that stages takes
+ * the same run and path at once would compute the same key. They take turns at the destination
+ * (destination-lock.ts: the second stages after the first's upload ended), so this is for when
+ * they do not (that lock could not be written). The one that stages takes
  * `archives/<key>.lock` first ({@link claimStagedArchive}: created whole or not at all, like
  * `O_EXCL`, holding its owner's pid, host and token, refreshed every minute); the other finds the owner alive and builds its archive
  * in a private temp directory, as without a journal (the two uploads race as two uploads of the

@@ -169,9 +169,9 @@ describeWithServers('archive crash-resume', () => {
     await expectCompleted(s);
   }, 240_000);
 
-  it('two processes archive the same directory to the same place at once: the second builds in a temp dir, both succeed, nothing is left', async () => {
+  it('two processes archive the same directory to the same place at once: they take turns, both succeed, nothing is left', async () => {
     const s = await setup('archive-concurrent');
-    // The children's temp directories, to see that the second one's private archive is removed.
+    // The children's temp directories, to see that neither leaves a private archive there.
     const tmp = join(s.root, 'tmp');
     await mkdir(tmp);
     const options = { ...s.options, env: { ...s.options.env, TMPDIR: tmp } };
@@ -191,7 +191,7 @@ describeWithServers('archive crash-resume', () => {
     expect(stagedWhileHeld.filter((p) => p.endsWith('.lock'))).toHaveLength(1);
     expect(JSON.parse(firstRun.stdout)).toMatchObject({ ok: true });
     expect(JSON.parse(secondRun.stdout)).toMatchObject({ ok: true });
-    // Both sent the whole archive (the second had no staged archive to resume from).
+    // Both sent the whole archive (the second, its turn come, staged its own: the first's was removed once uploaded).
     expect(putBytesTo(secondRun, ARCHIVE)).toBeGreaterThan(30 * MiB);
     expect(await listTree(tmp)).toEqual([]);
     await expectCompleted(s);
