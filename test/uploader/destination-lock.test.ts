@@ -185,13 +185,16 @@ describe('archive uploads to one destination across processes', () => {
     expect(destinationLocks(journal)).toBeUndefined();
   });
 
-  it('a call waiting for another process\'s lock ends aborted at its signal, sending nothing; the holder\'s pair stays whole', async () => {
+  it('a call waiting for another process\'s lock ends aborted at its signal, sending nothing; a dry run does not wait; the holder\'s pair stays whole', async () => {
     const { trackingUri, run, artifactsDir } = await localRun();
     const sweep = sweepOf(2);
     const journal = join(scratch('au-destlock-journal-'), 'journal');
     const holder = startChild(trialScript({ hold: 'await nextLine();' }), { stdin: true, env: { CKPT: join(sweep, 'trial-0/ckpt'), RUN: run.runId, TRACKING: trackingUri, JOURNAL: journal } });
     try {
       await holder.waitFor('holding');
+      // A dry run takes no lock: it returns its plan while the lock is held.
+      const dry = await uploadHpoArtifacts({ checkpointDir: join(sweep, 'trial-1/ckpt'), runId: run.runId, trackingUri, journalDir: journal, env: {}, dryRun: true });
+      expect(dry).toMatchObject({ status: 'skipped', reason: 'dry-run' });
       const controller = new AbortController();
       const logger = recordingLogger();
       let sent = 0;
