@@ -7,13 +7,14 @@
  * Processes meet at real barriers (lines on their stdin, lines on their stdout): no timing.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { CheckpointManifest } from '../../src/archive/manifest.js';
 import { uploadHpoArtifacts } from '../../src/stages/hpo.js';
-import { DESTINATION_LOCKS_FOLDER } from '../../src/uploader/destination-lock.js';
+import { AbortedError } from '../../src/core/errors.js';
+import { DESTINATION_LOCK_STALE_MS, DESTINATION_LOCKS_FOLDER, holdDestinationLock } from '../../src/uploader/destination-lock.js';
 import { UploadJournal } from '../../src/uploader/journal.js';
 import { assertBuilt, DIST_INDEX, FREEZE, startChild, type KillableChild } from '../support/child-node.js';
 import { localRun, recordingLogger, scratch, sha256, wrappedStore, writeTree } from './helpers.js';
@@ -222,5 +223,33 @@ describe('archive uploads to one destination across processes', () => {
     } finally {
       await holder.kill();
     }
+  });
+
+  it('a lock of another host is waited for while it is refreshed, and broken once not refreshed for DESTINATION_LOCK_STALE_MS', async () => {
+    const journal = join(scratch('au-destlock-journal-'), 'journal');
+    const folder = join(journal, DESTINATION_LOCKS_FOLDER);
+    // Where the lock of this destination lives: taken once, and let go.
+    const own = await holdDestinationLock(journal, 'destination');
+    const [name] = readdirSync(folder);
+    await own.release();
+    // Another host's holder (its pid means nothing here), refreshed a moment ago.
+    const lockPath = join(folder, name!);
+    const foreign = JSON.stringify({ pid: 1, host: 'another-host.invalid', token: 'f'.repeat(16) });
+    mkdirSync(folder);
+    writeFileSync(lockPath, foreign);
+    const controller = new AbortController();
+    let waits = 0;
+    const waiting = holdDestinationLock(journal, 'destination', { signal: controller.signal, onWait: () => (waits++, controller.abort()) });
+    await expect(waiting).rejects.toBeInstanceOf(AbortedError);
+    expect(waits).toBe(1);
+    expect(readFileSync(lockPath, 'utf8')).toBe(foreign);
+    // Not refreshed for longer than the bound: abandoned, taken without waiting.
+    const silentSince = new Date(Date.now() - DESTINATION_LOCK_STALE_MS - 60_000);
+    utimesSync(lockPath, silentSince, silentSince);
+    const taken = await holdDestinationLock(journal, 'destination', { onWait: () => waits++ });
+    expect(waits).toBe(1);
+    expect(JSON.parse(readFileSync(lockPath, 'utf8'))).toMatchObject({ pid: process.pid });
+    await taken.release();
+    expect(destinationLocks(journal)).toBeUndefined();
   });
 });
