@@ -18,7 +18,7 @@
  * **Staleness.** The lock is held for a whole upload, minutes for a multi-GB archive, so its age
  * says nothing. It is stale when
  * - its holder's process is gone (same host: the pid in the lock no longer exists; a lock of
- *   this process's pid whose token this process does not hold is a predecessor's, e.g. a
+ *   this process's pid last touched before this process started is a predecessor's, e.g. a
  *   container restarted with its hostname and pid 1 kept), or
  * - its holder stopped refreshing it: the holder sets the lock's mtime to now every
  *   {@link DESTINATION_LOCK_REFRESH_MS} (30 s, an `unref()`d timer), and a lock not refreshed
@@ -77,18 +77,17 @@ interface DestinationLockOwner {
   token: string;
 }
 
-const HELD_KEY = Symbol.for('artifact-uploader.destination-lock-tokens.v1');
-
 /**
- * The tokens of the destination locks this process holds. A lock of this process's pid is ours
- * only when its token is one of these (else it is a predecessor's with the same pid). Process-wide
- * (on `globalThis`, like the in-process queue): the ESM and CJS builds loaded side by side must
- * not judge each other's locks stale, nor a sweep of one break the other's.
+ * Whether a lock of this process's pid, last touched at `mtimeMs`, is this process's: touched
+ * since it started (a second of slack for clock granularity), as `ownerMayBeAlive` judges temp
+ * files. One touched before is a predecessor's with the same pid (a container restarted with its
+ * hostname kept runs the Node process as pid 1 again). Judged by time, not by a set of tokens
+ * held: the ESM and CJS builds loaded side by side, and worker threads, are one process with
+ * several module instances, and none may take another's live lock for a predecessor's.
  */
-function heldTokens(): Set<string> {
-  const holder = globalThis as Record<symbol, Set<string> | undefined>;
-  holder[HELD_KEY] ??= new Set();
-  return holder[HELD_KEY];
+function touchedByThisProcess(mtimeMs: number): boolean {
+  // process.uptime(): since the process started, also in a worker thread.
+  return mtimeMs >= Date.now() - process.uptime() * 1000 - 1000;
 }
 
 /** The lock file of a destination (a hash: no URI on disk). */
@@ -103,13 +102,13 @@ function tempPrefix(lockPath: string): string {
 }
 
 /** A destination lock as core/lock-breaker.ts judges it (see the module comment); absent is not stale. */
-async function judgeDestinationLock(path: string, now = Date.now()): Promise<LockVerdict> {
+async function judgeDestinationLock(path: string): Promise<LockVerdict> {
   const info = await stat(path).catch(() => undefined);
   if (!info) return { stale: false, token: undefined };
-  const silent = now - info.mtimeMs > DESTINATION_LOCK_STALE_MS;
+  const silent = Date.now() - info.mtimeMs > DESTINATION_LOCK_STALE_MS;
   const owner = await readLockOwner<DestinationLockOwner>(path);
   if (!owner) return { stale: silent, token: undefined };
-  const gone = owner.host === hostname() && (owner.pid === process.pid ? !heldTokens().has(owner.token) : !processAlive(owner.pid));
+  const gone = owner.host === hostname() && (owner.pid === process.pid ? !touchedByThisProcess(info.mtimeMs) : !processAlive(owner.pid));
   return { stale: gone || silent, token: owner.token };
 }
 
@@ -198,7 +197,6 @@ async function tryTake(lockPath: string, folder: string, content: string): Promi
 
 /** The lock just taken: refreshed until released. */
 function held(lockPath: string, folder: string, token: string): DestinationLock {
-  heldTokens().add(token);
   const refresh = setInterval(() => {
     const now = new Date();
     void utimes(lockPath, now, now).catch(() => undefined);
@@ -210,7 +208,6 @@ function held(lockPath: string, folder: string, token: string): DestinationLock 
     release: () =>
       (released ??= (async () => {
         clearInterval(refresh);
-        heldTokens().delete(token);
         // Only our own: a holder judged stale whose lock was broken leaves the new holder's alone.
         if ((await readLockOwner<DestinationLockOwner>(lockPath))?.token === token) await rm(lockPath, { force: true });
         await removeFolderIfEmpty(folder);

@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -249,6 +250,32 @@ describe('archive uploads to one destination across processes', () => {
     const taken = await holdDestinationLock(journal, 'destination', { onWait: () => waits++ });
     expect(waits).toBe(1);
     expect(JSON.parse(readFileSync(lockPath, 'utf8'))).toMatchObject({ pid: process.pid });
+    await taken.release();
+    expect(destinationLocks(journal)).toBeUndefined();
+  });
+
+  it('a lock of this process\'s pid is live when touched since the process started (another module instance or thread), a predecessor\'s when touched before', async () => {
+    const journal = join(scratch('au-destlock-journal-'), 'journal');
+    const folder = join(journal, DESTINATION_LOCKS_FOLDER);
+    const own = await holdDestinationLock(journal, 'destination');
+    const [name] = readdirSync(folder);
+    await own.release();
+    const lockPath = join(folder, name!);
+    // Same pid and host, another token: another copy of the module (the CJS build beside the
+    // ESM one, a worker thread) holds it now.
+    const sameProcess = JSON.stringify({ pid: process.pid, host: hostname(), token: 'e'.repeat(16) });
+    mkdirSync(folder);
+    writeFileSync(lockPath, sameProcess);
+    const controller = new AbortController();
+    await expect(holdDestinationLock(journal, 'destination', { signal: controller.signal, onWait: () => controller.abort() })).rejects.toBeInstanceOf(AbortedError);
+    expect(readFileSync(lockPath, 'utf8')).toBe(sameProcess);
+    // Last touched before this process started: a predecessor's with the same pid (a restarted container).
+    const beforeStart = new Date(Date.now() - process.uptime() * 1000 - 60_000);
+    utimesSync(lockPath, beforeStart, beforeStart);
+    let waited = false;
+    const taken = await holdDestinationLock(journal, 'destination', { onWait: () => (waited = true) });
+    expect(waited).toBe(false);
+    expect(readFileSync(lockPath, 'utf8')).not.toBe(sameProcess);
     await taken.release();
     expect(destinationLocks(journal)).toBeUndefined();
   });
