@@ -144,7 +144,7 @@ export async function placeModelFiles(input: PlaceModelFilesInput): Promise<{ fi
         files.push({ localPath: local, artifactPath: file.modelPath, size: (await stat(local)).size });
       }
     }
-    const outcomes = await uploadPlannedFiles(store, { files }, { concurrency: 4, ...(input.signal ? { signal: input.signal } : {}) });
+    const outcomes = await uploadPlannedFiles(store, { files }, { concurrency: 4, logger: input.connection.logger, ...(input.signal ? { signal: input.signal } : {}) });
     const failed = outcomes.find((o) => o.status !== 'uploaded');
     if (failed) throw failed.error;
     return { files: outcomes.length, bytes: outcomes.reduce((sum, o) => sum + o.bytes, 0) };

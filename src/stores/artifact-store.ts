@@ -79,6 +79,14 @@ export interface UploadFileResult {
    * checksums), `md5:<base64>`; set with {@link verified}.
    */
   checksum?: string;
+  /**
+   * Set when the bytes were stored whole but the source's permission bits and times could not
+   * be kept, because the destination's file system refused them (a `file:` store on a CIFS/SMB
+   * or NFS mount: EPERM, ENOTSUP, ENOSYS, EINVAL): the refusal, e.g.
+   * `EPERM: operation not permitted, fchmod`. The uploader warns once per call.
+   * @default undefined (kept, or nothing to keep)
+   */
+  attributesNotKept?: string;
 }
 
 /** One entry of a store listing. */

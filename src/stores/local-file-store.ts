@@ -6,7 +6,9 @@
  * artifact, and an existing artifact is replaced all at once. The copy keeps the source's
  * permission bits and times, as MLflow's `LocalArtifactRepository` does (`shutil.copystat`): the
  * temp file is created with the source's permissions (never wider than the source's, even
- * before the rename) and given its mode and times before the rename. A copy that fails or is aborted
+ * before the rename) and given its mode and times before the rename. A file system that refuses
+ * them (CIFS/SMB and some NFS mounts) does not fail the copy: the file is stored whole without
+ * them, and the result says so (`attributesNotKept`, one warning per upload call). A copy that fails or is aborted
  * also removes the directories it created for its file, when empty, so a run does not list an
  * empty folder for a file it never stored; so does a file taken back (`delete`).
  *
@@ -64,12 +66,28 @@ function utimeSeconds(ns: bigint): number {
 }
 
 /**
- * Gives a written temp file its source's mode and times (`shutil.copystat`), through the handle
- * that wrote it: after the last write, which would set the mtime again.
+ * What a file system that cannot keep modes or times answers `chmod`/`utimes` with: CIFS/SMB
+ * and some NFS mounts (EPERM, ENOTSUP/EOPNOTSUPP, ENOSYS, EINVAL). The bytes are written by then,
+ * so the copy stands without the attributes (MLflow's `copystat` would fail the upload on them;
+ * a week's checkpoint is not to be lost over file modes). Anything else (EIO) still fails it.
  */
-async function keepAttributes(handle: FileHandle, attributes: SourceAttributes): Promise<void> {
-  await handle.chmod(attributes.mode);
-  await handle.utimes(utimeSeconds(attributes.atimeNs), utimeSeconds(attributes.mtimeNs));
+const ATTRIBUTES_REFUSED = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EINVAL']);
+
+/**
+ * Gives a written temp file its source's mode and times (`shutil.copystat`), through the handle
+ * that wrote it: after the last write, which would set the mtime again. Returns why they were
+ * not kept when the file system refused them ({@link ATTRIBUTES_REFUSED}), and throws any other
+ * error. The times are still tried after a refused `chmod`: a mount may take one and not the other.
+ */
+async function keepAttributes(handle: FileHandle, attributes: SourceAttributes): Promise<string | undefined> {
+  const refusals: string[] = [];
+  const refused = (error: unknown): void => {
+    if (!ATTRIBUTES_REFUSED.has((error as NodeJS.ErrnoException).code ?? '')) throw error;
+    refusals.push((error as Error).message);
+  };
+  await handle.chmod(attributes.mode).catch(refused);
+  await handle.utimes(utimeSeconds(attributes.atimeNs), utimeSeconds(attributes.mtimeNs)).catch(refused);
+  return refusals.length > 0 ? refusals.join('; ') : undefined;
 }
 
 /** The temp file of one write: created exclusively, remembering why it could not be. */
@@ -317,6 +335,7 @@ export class LocalFileStore implements ArtifactStore {
     // rename, so a file that changed meanwhile is never stored.
     const hash = createHash('sha256');
     const temp = new TempFile();
+    let attributesNotKept: string | undefined;
     try {
       const counter = new Transform({
         transform(chunk: Buffer, _encoding, callback) {
@@ -349,7 +368,7 @@ export class LocalFileStore implements ArtifactStore {
             ).catch((error: unknown) => {
               throw writeError ?? error;
             });
-            await keepAttributes(handle, attributes);
+            attributesNotKept = await keepAttributes(handle, attributes);
             await handle.sync();
           } finally {
             await handle.close();
@@ -365,7 +384,7 @@ export class LocalFileStore implements ArtifactStore {
     }
     options.onProgress?.(copied);
     if (copied !== size) this.logger.warn(`${localPath} changed while it was copied (${size} -> ${copied} bytes).`);
-    return { bytes: copied, attempts: 1, multipart: false, sha256: hash.digest('hex') };
+    return { bytes: copied, attempts: 1, multipart: false, sha256: hash.digest('hex'), ...this.notKept(destination, attributesNotKept) };
   }
 
   /**
@@ -382,6 +401,7 @@ export class LocalFileStore implements ArtifactStore {
     options: UploadFileOptions,
   ): Promise<UploadFileResult | typeof DIRECTORY_GONE> {
     const temp = new TempFile();
+    let attributesNotKept: string | undefined;
     try {
       await atomicWrite(
         destination,
@@ -389,7 +409,7 @@ export class LocalFileStore implements ArtifactStore {
           const handle = await temp.create(path, attributes.mode);
           try {
             await handle.writeFile(bytes);
-            await keepAttributes(handle, attributes);
+            attributesNotKept = await keepAttributes(handle, attributes);
             await handle.datasync();
           } finally {
             await handle.close();
@@ -405,7 +425,17 @@ export class LocalFileStore implements ArtifactStore {
       return failedCopy(error, temp, localPath, destination, options);
     }
     options.onProgress?.(bytes.length);
-    return { bytes: bytes.length, attempts: 1, multipart: false, sha256: createHash('sha256').update(bytes).digest('hex') };
+    return { bytes: bytes.length, attempts: 1, multipart: false, sha256: createHash('sha256').update(bytes).digest('hex'), ...this.notKept(destination, attributesNotKept) };
+  }
+
+  /**
+   * The result's {@link UploadFileResult.attributesNotKept}, said per file at debug level only:
+   * the uploader warns once per call (`uploadPlannedFiles`), not once per file of 20,000.
+   */
+  private notKept(destination: string, reason: string | undefined): Pick<UploadFileResult, 'attributesNotKept'> {
+    if (reason === undefined) return {};
+    this.logger.debug(`${destination} stored without its source's mode and times: ${reason}`);
+    return { attributesNotKept: reason };
   }
 
   /**

@@ -19,7 +19,7 @@
 import { rm, rmdir, stat } from 'node:fs/promises';
 import { dirname, join, posix } from 'node:path';
 import { AbortedError, DiskFullError, InvalidArgumentError, VerificationError, type VerificationMismatch } from '../core/errors.js';
-import type { Logger } from '../core/logger.js';
+import { silentLogger, type Logger } from '../core/logger.js';
 import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { makeTempDir } from '../core/atomic-write.js';
 import { FILE_CHUNK_BYTES } from '../core/file-chunks.js';
@@ -57,6 +57,8 @@ export interface FileUploadOutcome {
   verified?: 'checksum';
   /** The checksum the store checked (see `UploadFileResult.checksum`). */
   checksum?: string;
+  /** Why the source's mode and times were not kept (see `UploadFileResult.attributesNotKept`). */
+  attributesNotKept?: string;
   /** Why it failed or was cancelled. */
   error?: unknown;
 }
@@ -93,6 +95,8 @@ export interface UploadPlannedFilesOptions {
   onRetry?: (file: PlannedFile, event: RetryEvent) => void;
   /** The resume step (`resume.ts`): each file's journal record, and part-level resume for the store. */
   resume?: OperationResume | undefined;
+  /** Where the one warning of a call whose files were stored without their mode and times goes. @default silent */
+  logger?: Logger | undefined;
 }
 
 /**
@@ -143,7 +147,22 @@ export async function uploadPlannedFiles(
     return outcome;
   });
   options.onConcurrency?.(limit.peak);
+  warnAttributesNotKept(outcomes, options.logger ?? silentLogger);
   return outcomes;
+}
+
+/**
+ * One warning for the files a store kept without their source's mode and times (a `file:` store
+ * on a mount that refuses `chmod`/`utimes`), however many: the count, an example and the
+ * refusal. The bytes are whole, so the call does not fail on it.
+ */
+function warnAttributesNotKept(outcomes: readonly FileUploadOutcome[], logger: Logger): void {
+  const notKept = outcomes.filter((o) => o.attributesNotKept !== undefined);
+  if (notKept.length === 0) return;
+  const [first] = notKept as [FileUploadOutcome, ...FileUploadOutcome[]];
+  logger.warn(
+    `${notKept.length} of ${outcomes.length} file(s) (e.g. ${first.file.artifactPath}) were stored whole but without their source's permission bits and times: the destination's file system refused them (${first.attributesNotKept}).`,
+  );
 }
 
 const fileSize = (file: PlannedFile) => file.size;
@@ -198,6 +217,7 @@ async function uploadOne(store: ArtifactStore, file: PlannedFile, options: Uploa
       ...(result.sha256 ? { sha256: result.sha256 } : {}),
       ...(result.verified === 'checksum' ? { verified: result.verified } : {}),
       ...(result.checksum ? { checksum: result.checksum } : {}),
+      ...(result.attributesNotKept !== undefined ? { attributesNotKept: result.attributesNotKept } : {}),
       bytesReused: result.bytesReused ?? 0,
     };
   } catch (error) {
@@ -268,6 +288,7 @@ export async function transferFiles(
     },
     signal,
     resume: ctx.resume,
+    logger: ctx.logger,
     onFileProgress: (file, loaded) => {
       progress.file(file.localPath, file.artifactPath, loaded, file.size);
       progress.bytes(file.localPath, loaded, filesTotal, bytesTotal);

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,6 +13,7 @@ import { SMALL_FILE_BYTES } from '../../src/stores/source-file.js';
 import { planDirectory } from '../../src/uploader/plan.js';
 import { uploadPlannedFiles } from '../../src/uploader/transfer.js';
 import { fsHooks, resetFsHooks, signal } from '../support/fs-hooks.js';
+import { recordingLogger } from '../uploader/helpers.js';
 import { runPython } from '../support/python.js';
 import { describeWithServers } from '../support/servers.js';
 
@@ -402,5 +404,69 @@ describe('uploadPlannedFiles', () => {
     expect(aborted.map((o) => o.status)).toEqual(['uploaded', 'cancelled']);
     expect(aborted[1]!.error).toBeInstanceOf(AbortedError);
     await expect(uploadPlannedFiles(store, plan, { concurrency: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});
+
+/** A file system error as Node raises it (`code`, `syscall`), e.g. a CIFS mount's answer to `fchmod`. */
+function fsError(code: string, syscall: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: refused by the test's mount, ${syscall}`), { code, syscall });
+}
+
+/**
+ * The prototype of Node's `FileHandle`: what the copy keeps the mode and times through. A mount
+ * that refuses `chmod` (CIFS, some NFS) cannot be made on this machine, so its answer is injected
+ * there and nowhere else: the bytes, the rename and the directory are real.
+ */
+async function fileHandlePrototype(): Promise<FileHandleMethods> {
+  const handle = await open(import.meta.filename ?? new URL(import.meta.url).pathname, 'r');
+  await handle.close();
+  return Object.getPrototypeOf(handle) as FileHandleMethods;
+}
+type FileHandleMethods = Pick<FileHandle, 'chmod' | 'utimes'>;
+
+describe('LocalFileStore on a file system that refuses modes and times', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it.each(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EINVAL'])('%s from chmod and utimes: every file is stored whole, with one warning for the whole call', async (code) => {
+    const { src, dest, store } = scratch();
+    const small = randomBytes(100);
+    const streamed = randomBytes(SMALL_FILE_BYTES + 4096);
+    writeFileSync(join(src, 'a.json'), small);
+    writeFileSync(join(src, 'b.json'), small);
+    writeFileSync(join(src, 'weights.bin'), streamed);
+    const proto = await fileHandlePrototype();
+    vi.spyOn(proto, 'chmod').mockRejectedValue(fsError(code, 'fchmod'));
+    vi.spyOn(proto, 'utimes').mockRejectedValue(fsError(code, 'futime'));
+    const logger = recordingLogger();
+
+    const outcomes = await uploadPlannedFiles(store, await planDirectory(src, { artifactPath: 'ckpt' }), { concurrency: 2, logger });
+
+    expect(outcomes.map((o) => o.status)).toEqual(['uploaded', 'uploaded', 'uploaded']);
+    expect(readFileSync(join(dest, 'ckpt', 'weights.bin')).equals(streamed)).toBe(true);
+    expect(readFileSync(join(dest, 'ckpt', 'a.json')).equals(small)).toBe(true);
+    expect(readFileSync(join(dest, 'ckpt', 'b.json')).equals(small)).toBe(true);
+    expect(allFiles(dest)).toEqual(['ckpt/a.json', 'ckpt/b.json', 'ckpt/weights.bin']);
+    const warnings = logger.lines.filter(([level]) => level === 'warn').map(([, line]) => line);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('3 of 3 file(s)');
+    expect(warnings[0]).toContain(`${code}: refused by the test's mount, fchmod`);
+  });
+
+  it.each([
+    ['chmod', SMALL_FILE_BYTES / 2],
+    ['utimes', SMALL_FILE_BYTES + 4096],
+  ] as const)('EIO from %s still fails the copy (%d bytes) with a typed error, leaving no temp file', async (method, size) => {
+    const { src, dest, store } = scratch();
+    writeFileSync(join(src, 'w.bin'), randomBytes(size));
+    vi.spyOn(await fileHandlePrototype(), method).mockRejectedValue(fsError('EIO', method === 'chmod' ? 'fchmod' : 'futime'));
+
+    const error = await store.uploadFile(join(src, 'w.bin'), 'ckpt/w.bin').catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect((error as LocalPathError).message).toContain('EIO');
+    expect((error as LocalPathError).hint).toBeTruthy();
+    expect(existsSync(dest) ? allFiles(dest) : []).toEqual([]);
   });
 });
