@@ -5,9 +5,9 @@
  *
  * - **Named by owner.** Every temp file is `<prefix><pid>-<host>-<random>.tmp`, so a later run
  *   can tell a temp file a dead process left behind (owner pid gone on this host, and untouched
- *   for {@link STALE_TEMP_MS}) from one a live process is still writing, and remove only the
- *   first ({@link removeStaleTempFiles}). SIGKILL skips every `finally`; this is what cleans up
- *   after it.
+ *   for {@link STALE_TEMP_MS}, or at once: {@link removeDeadOwnersTempFiles}) from one a live
+ *   process is still writing, and remove only the first ({@link removeStaleTempFiles}). SIGKILL
+ *   skips every `finally`; this is what cleans up after it.
  * - **Replaced together.** {@link stageFile} writes and flushes without renaming;
  *   {@link commitStaged} then renames several staged files (an archive and its manifest), and
  *   if one rename fails it puts the earlier targets back, so the pair is old or new, never mixed.
@@ -213,6 +213,24 @@ export async function removeStaleTempFiles(
     );
   }
   return removed;
+}
+
+/**
+ * Removes the temp files in `dir` (see {@link removeStaleTempFiles}) whose owner, named in them,
+ * is a process of this host that is gone, whatever their age: nobody writes them any more, and
+ * waiting for them to age would leave a killed writer's bytes (a checkpoint's worth) on the disk
+ * for another run. A live owner's stays, however old; another host's (a shared disk, whose pids
+ * say nothing here) once untouched for a day; the owner-less names of earlier versions
+ * (`legacy`) once untouched for {@link STALE_TEMP_MS}, since their owner cannot be told. The
+ * `file:` store and the MLX conversion sweep their leftovers this one way.
+ *
+ * @example
+ * ```ts
+ * await removeDeadOwnersTempFiles('out/artifacts', '.artifact.uploading.artifact-uploader-');
+ * ```
+ */
+export function removeDeadOwnersTempFiles(dir: string, prefix: string, legacy?: RegExp): Promise<string[]> {
+  return removeStaleTempFiles(dir, prefix, { olderThanMs: 0, legacyOlderThanMs: STALE_TEMP_MS, ...(legacy ? { legacy } : {}) });
 }
 
 /** Rethrows `error` as a {@link DiskFullError} for `destination` when the disk is full. */

@@ -21,7 +21,7 @@ import { lstat, mkdir, readdir, readFile, realpath, rename, rm, rmdir, stat, wri
 import { basename, dirname, join, resolve } from 'node:path';
 import { AbortedError, ConversionError, InvalidArgumentError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { leftByDeadWriter, removeStaleTempFiles, STALE_TEMP_MS, tempFileName } from '../core/atomic-write.js';
+import { leftByDeadWriter, removeDeadOwnersTempFiles, STALE_TEMP_MS, tempFileName } from '../core/atomic-write.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { inspectModelDir, MODEL_FILES } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
@@ -279,14 +279,13 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
 
 /**
  * Removes the temp directories of earlier conversions to the same output (`prefix`: the hidden
- * `.<outDir name>.tmp-`) whose process is gone, whatever their age: nobody writes them any
- * more, and a conversion is short, so waiting for them to age would leave each killed one's
- * tensors on the disk for another run. A live owner's (or another host's, for a day) stays. The
- * owner-less names of earlier versions (`<prefix><12 hex>`) go once untouched for
- * {@link STALE_TEMP_MS}: their owner cannot be told. One reading of the directory does both.
+ * `.<outDir name>.tmp-`) whose process is gone, whatever their age (`removeDeadOwnersTempFiles`:
+ * a conversion is short, so waiting for them to age would leave each killed one's tensors on
+ * the disk for another run). The owner-less names of earlier versions (`<prefix><12 hex>`) go
+ * once old. One reading of the directory does both.
  */
 async function removeKilledConversions(parent: string, prefix: string): Promise<void> {
-  await removeStaleTempFiles(parent, prefix, { olderThanMs: 0, legacy: legacyTempName(prefix), legacyOlderThanMs: STALE_TEMP_MS });
+  await removeDeadOwnersTempFiles(parent, prefix, legacyTempName(prefix));
 }
 
 /** The owner-less temp directory names of earlier versions: `<prefix><12 hex>`. */

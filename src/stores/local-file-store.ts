@@ -16,8 +16,9 @@
  * `.artifact.uploading.` is the prefix MLflow's own local artifact repository uses for its temp
  * files, and its `list_artifacts` (hence `download_artifacts` and the UI) leaves such names out,
  * so even a copy cut short by SIGKILL is never listed or downloaded as an artifact. The first
- * write into a directory removes the temp files there that dead processes left behind (owner
- * pid gone, untouched for 10 minutes), and those of earlier versions (`.artifact-uploader-*.tmp`).
+ * write into a directory removes the temp files there that dead processes of this host left
+ * behind (owner pid gone: at once, as the MLX conversion does; another host's once untouched for
+ * a day), and those of earlier versions (`.artifact-uploader-*.tmp`, untouched for 10 minutes).
  *
  * @module
  */
@@ -27,7 +28,7 @@ import { mkdir, open, rm, rmdir, stat, writeFile, type FileHandle } from 'node:f
 import { dirname, join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { atomicWrite, removeStaleTempFiles } from '../core/atomic-write.js';
+import { atomicWrite, removeDeadOwnersTempFiles } from '../core/atomic-write.js';
 import { AbortedError, DiskFullError, diskFullError, LocalPathError, SourceChangedError } from '../core/errors.js';
 import { sourceChange } from '../core/source-snapshot.js';
 import { silentLogger, type Logger } from '../core/logger.js';
@@ -312,7 +313,7 @@ export class LocalFileStore implements ArtifactStore {
     }
     if (!this.cleaned.has(directory)) {
       this.cleaned.add(directory);
-      await removeStaleTempFiles(directory, UPLOADING_PREFIX, { legacy: LEGACY_TEMP_NAME });
+      await removeDeadOwnersTempFiles(directory, UPLOADING_PREFIX, LEGACY_TEMP_NAME);
     }
     return created;
   }

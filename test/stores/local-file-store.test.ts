@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -5,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { tempFileName } from '../../src/core/atomic-write.js';
 import { AbortedError, InvalidArgumentError, LocalPathError, SourceChangedError } from '../../src/core/errors.js';
 import { snapshotFile } from '../../src/core/source-snapshot.js';
 import { listArtifactsRecursive } from '../../src/stores/artifact-store.js';
@@ -468,5 +470,32 @@ describe('LocalFileStore on a file system that refuses modes and times', () => {
     expect((error as LocalPathError).message).toContain('EIO');
     expect((error as LocalPathError).hint).toBeTruthy();
     expect(existsSync(dest) ? allFiles(dest) : []).toEqual([]);
+  });
+});
+
+describe('LocalFileStore: temp files left behind', () => {
+  it("a dead owner's temp file goes at the next write into its directory, however fresh; a live owner's, another host's and a fresh owner-less one stay", async () => {
+    const { src, dest, store } = scratch();
+    writeFileSync(join(src, 'a.txt'), 'a');
+    const dir = join(dest, 'ckpt');
+    mkdirSync(dir, { recursive: true });
+    // Real pids: one of a process that has exited, one of a process that is running (vitest's parent).
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const ours = tempFileName(UPLOADING_PREFIX);
+    const owned = (pid: number) => ours.replace(`-${process.pid}-`, `-${pid}-`);
+    const names = {
+      deadFresh: owned(deadPid),
+      liveOld: owned(process.ppid),
+      otherHostOld: owned(deadPid).replace(/-[0-9a-f]{6}-/, (host) => (host === '-000000-' ? '-ffffff-' : '-000000-')),
+      legacyFresh: '.artifact-uploader-0123456789ab.tmp',
+      legacyOld: '.artifact-uploader-ba9876543210.tmp',
+    };
+    for (const name of Object.values(names)) writeFileSync(join(dir, name), 'left');
+    const hourAgo = new Date(Date.now() - 60 * 60_000);
+    for (const name of [names.liveOld, names.otherHostOld, names.legacyOld]) utimesSync(join(dir, name), hourAgo, hourAgo);
+
+    await store.uploadFile(join(src, 'a.txt'), 'ckpt/a.txt');
+
+    expect(readdirSync(dir).sort()).toEqual(['a.txt', names.liveOld, names.otherHostOld, names.legacyFresh].sort());
   });
 });
