@@ -41,7 +41,7 @@ import {
   type UploadFileCallOptions,
   type UploadFilesCallOptions,
 } from './options.js';
-import { fileIdentities } from './plan.js';
+import { fileIdentities, logLeftOut } from './plan.js';
 import { ProgressEmitter } from './progress.js';
 import { buildResult, joinedResult, StatsAccumulator, type ResultContext, type UploaderStats, type UploadResult } from './result.js';
 import { withDestinationLock } from './destination-lock.js';
@@ -339,6 +339,8 @@ export class ArtifactUploader<S extends StageName = StageName> {
         return config;
       });
     const gate = await passGates(operation, { env: this.opts.env, runId: this.opts.runId, dryRun: this.opts.dryRun, loadConfig });
+    // Here, once per call: the stage helpers' pre-check plans the same operations again.
+    if (gate.planned) logLeftOut(this.logger, operation.method, gate.planned.local.skipped);
     // A dry run refuses what the real run would refuse before a byte is written: a journal
     // inside the directory (the real run checks the journal it opens, in resumeStep).
     if (!gate.go && gate.reason === 'dry-run' && gate.planned) assertJournalOutsidePlan(resolveJournalDir({ dir: this.opts.journalDir, env: this.opts.env }), gate.planned);

@@ -22,6 +22,7 @@ import { InvalidArgumentError, LocalPathError, type LocalPathErrorCode } from '.
 import { createGlobMatcher } from '../core/glob.js';
 import { nonUtf8Names } from '../core/non-utf8-names.js';
 import { isInside } from '../core/real-path.js';
+import type { Logger } from '../core/logger.js';
 import { findSkipRule } from '../archive/should-skip-file.js';
 import { artifactPathProblem, assertArtifactPath, invalidArtifactPathError, joinArtifactPath } from '../mlflow/artifacts-api.js';
 import { toLocalPathError } from '../stores/source-file.js';
@@ -561,6 +562,37 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
     }
   }
   return { files: plan.files, skipped, skippedBytes, skippedFiles };
+}
+
+/** How many example paths {@link logLeftOut}'s summary names. */
+const LEFT_OUT_EXAMPLES = 3;
+
+/**
+ * Says what the plan of one call left out, through `logger`: one `info` line for the call (the
+ * count per reason and a few example paths), however many paths, and one `debug` line per path.
+ * The result's `skippedFiles` lists them all; a log reader (the CLI's `--verbose`, a training
+ * job's log) sees them only through this. The reason is counted without its detail past " (":
+ * the default skip list's patterns are many, an `exclude` pattern is named in its reason.
+ *
+ * @example
+ * ```ts
+ * logLeftOut(logger, 'uploadCheckpoint', plan.skipped);
+ * // info: 'uploadCheckpoint: left out 3 path(s): 2 default skip list, 1 excluded by "*.log" (e.g. .DS_Store, a/.DS_Store, train.log)'
+ * ```
+ */
+export function logLeftOut(logger: Logger, method: string, skipped: readonly SkippedFile[]): void {
+  if (skipped.length === 0) return;
+  const counts = new Map<string, number>();
+  for (const entry of skipped) {
+    logger.debug(`${method}: left out ${entry.path}: ${entry.reason}`);
+    const detail = entry.reason.indexOf(' (');
+    const reason = detail < 0 ? entry.reason : entry.reason.slice(0, detail);
+    counts.set(reason, (counts.get(reason) ?? 0) + 1);
+  }
+  const byReason = [...counts].map(([reason, count]) => `${count} ${reason}`).join(', ');
+  const examples = skipped.slice(0, LEFT_OUT_EXAMPLES).map((entry) => entry.path).join(', ');
+  const more = skipped.length > LEFT_OUT_EXAMPLES ? ', ...' : '';
+  logger.info(`${method}: left out ${skipped.length} path(s): ${byReason} (e.g. ${examples}${more}); result.skippedFiles lists them.`);
 }
 
 /**

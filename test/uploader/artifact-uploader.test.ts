@@ -625,3 +625,34 @@ describe('ArtifactUploader on ./mlruns', () => {
     expect(await anonymous.uploadDirectory(join(dir, 'empty'))).toMatchObject({ status: 'skipped', reason: 'empty' });
   });
 });
+
+describe('ArtifactUploader: what the plan left out is logged', () => {
+  it('one info line per call (counts per reason, a few examples), one debug line per path; nothing when nothing is left out', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const logs: Record<string, string> = { 'model.safetensors': 'weights', '.DS_Store': 'finder', 'sub/.DS_Store': 'finder' };
+    for (let i = 0; i < 40; i++) logs[`logs/train-${i}.log`] = 'noise';
+    const src = writeTree(scratch(), logs);
+    symlinkSync('loop', join(src, 'loop'));
+    const logger = recordingLogger();
+    const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {}, logger });
+
+    const result = await uploader.uploadDirectory(src, { artifactPath: 'ckpt', exclude: ['*.log'], skipDefaultFiles: true });
+
+    expect(result.status).toBe('uploaded');
+    expect(readdirSync(join(artifactsDir, 'ckpt'))).toEqual(['model.safetensors']);
+    expect(result.skippedFiles).toHaveLength(43);
+    const info = logger.lines.filter(([level, line]) => level === 'info' && line.includes('left out'));
+    expect(info).toHaveLength(1);
+    expect(info[0]![1]).toMatch(/^uploadDirectory: left out 43 path\(s\): /);
+    expect(info[0]![1]).toContain('2 default skip list');
+    expect(info[0]![1]).toContain('40 excluded by "*.log"');
+    expect(info[0]![1]).toContain('1 symlink loop');
+    expect(info[0]![1].split(', ').length).toBeLessThan(10);
+    const debug = logger.lines.filter(([level, line]) => level === 'debug' && line.includes(': left out '));
+    expect(debug.map(([, line]) => line).sort()).toEqual(result.skippedFiles.map((s) => `uploadDirectory: left out ${s.path}: ${s.reason}`).sort());
+
+    const quiet = recordingLogger();
+    await new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {}, logger: quiet }).uploadFile(join(src, 'model.safetensors'));
+    expect(quiet.lines.filter(([, line]) => line.includes('left out'))).toEqual([]);
+  });
+});
