@@ -236,6 +236,9 @@ export function isRetryableWithFallback(error: unknown): boolean {
  * it, a lifecycle rule aborted it) with a bare 500, every time; a fault inside the server on its
  * way to the object store answers the same and may pass. One retry gives the fault its chance
  * without holding the caller (a rerun, `resume clear`) for the minutes of the whole policy.
+ * `resetsToo`: a connection reset while sending counts as that 500 (see {@link isConnectionReset}):
+ * a PUT of a name longer than a file system takes, which a server whose artifact store is a local
+ * directory refuses before it reads the body.
  *
  * @example
  * ```ts
@@ -244,9 +247,24 @@ export function isRetryableWithFallback(error: unknown): boolean {
  * isRetryable(new HttpStatusError(500, 'failed')); // false: the same answer twice
  * ```
  */
-export function retryServerErrorOnce(): (error: unknown) => boolean {
+export function retryServerErrorOnce(options: { resetsToo?: boolean } = {}): (error: unknown) => boolean {
   let serverErrors = 0;
-  return (error) => (statusOf(error) === 500 ? ++serverErrors <= 1 : isRetryableError(error));
+  return (error) => (statusOf(error) === 500 || (options.resetsToo === true && isConnectionReset(error)) ? ++serverErrors <= 1 : isRetryableError(error));
+}
+
+/**
+ * Whether the connection was reset while the request was still being sent (ECONNRESET, EPIPE):
+ * what a client sees of a server that answered before reading the body and closed the
+ * connection (MLflow's 500 for a file name its artifact directory cannot take).
+ */
+export function isConnectionReset(error: unknown): boolean {
+  if (!(error instanceof NetworkError)) return false;
+  for (let current: unknown = error.cause, depth = 0; depth < 5 && current && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
 }
 
 /** The error classes of `@azure/identity` a credential's `getToken` throws. */

@@ -270,7 +270,11 @@ export class MlflowArtifactsApi {
   async putFile(
     serverPath: string,
     body: { localPath: string; size: number; contentType?: string; bytes?: Uint8Array; snapshot?: FileSnapshot },
-    options: ArtifactsCallOptions & { onProgress?: (loaded: number) => void } = {},
+    options: ArtifactsCallOptions & {
+      onProgress?: (loaded: number) => void;
+      /** What is retried (a classifier of core/retry.ts). @default the client's policy */
+      isRetryable?: (error: unknown) => boolean;
+    } = {},
   ): Promise<{ attempts: number; sha256?: string }> {
     assertArtifactPath(serverPath);
     let attempts = 1;
@@ -292,6 +296,7 @@ export class MlflowArtifactsApi {
           attempts++;
           options.onRetry?.(event);
         },
+        ...(options.isRetryable ? { isRetryable: options.isRetryable } : {}),
       },
     );
     await expectEmptyAnswer(response.body, { method: 'PUT', url });

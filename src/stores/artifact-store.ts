@@ -518,6 +518,29 @@ export function nameLength(name: string, unit: ObjectNameLimit['unit']): number 
 }
 
 /**
+ * The first name (file or directory: a `/`-separated segment) of `path` longer than `max`
+ * `unit`s, with its length; `undefined` when none is. What a file system refuses with
+ * `ENAMETOOLONG`: the `file:` store's own, or that of a server whose artifact store is a
+ * local directory.
+ *
+ * @example
+ * ```ts
+ * overlongName(`trials/${'x'.repeat(300)}/w.bin`, 255, 'bytes'); // { name: 'xxx...', length: 300 }
+ * overlongName('trials/7/w.bin', 255, 'bytes'); // undefined
+ * ```
+ * @internal
+ */
+export function overlongName(path: string, max: number, unit: ObjectNameLimit['unit']): { name: string; length: number } | undefined {
+  // Most paths are short enough not to be measured: a UTF-16 unit is at most 3 bytes of UTF-8.
+  if (path.length <= max / 3) return undefined;
+  for (const name of path.split('/')) {
+    const length = nameLength(name, unit);
+    if (length > max) return { name, length };
+  }
+  return undefined;
+}
+
+/**
  * Throws {@link ArtifactStore.checkArtifactPaths}' error for the paths whose object name
  * (`objectName(path)`: the root's prefix and the path) is longer than `limit`; the hint names
  * the first such path, its name's length and the limit. One helper for every bucket store.

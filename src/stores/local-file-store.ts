@@ -35,8 +35,9 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import { assertArtifactPath, invalidArtifactPathError, joinArtifactPath, type ArtifactPathProblem } from '../mlflow/artifacts-api.js';
 import { LEGACY_TEMP_NAME, listLocalArtifactDirectory } from '../mlflow/local-artifact-listing.js';
 import { fileUriToPath } from '../mlflow/tracking-uri.js';
-import { nameLength, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
+import { overlongName, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
 import { throwIfAborted } from '../core/abort.js';
+import { overlongNameText } from '../core/answer-hints.js';
 import { readSourceIfSmall, toLocalPathError, type SourceAttributes } from './source-file.js';
 
 /**
@@ -236,12 +237,8 @@ export class LocalFileStore implements ArtifactStore {
   checkArtifactPaths(artifactPaths: readonly string[]): void {
     const tooLong: ArtifactPathProblem[] = [];
     for (const path of artifactPaths) {
-      // Most names are short enough not to be measured: a UTF-16 unit is at most 3 bytes of UTF-8.
-      if (path.length <= FILE_NAME_MAX.max / 3) continue;
-      const name = path.split('/').find((segment) => nameLength(segment, FILE_NAME_MAX.unit) > FILE_NAME_MAX.max);
-      if (name !== undefined) {
-        tooLong.push({ path, reason: `holds a name of ${nameLength(name, FILE_NAME_MAX.unit)} ${FILE_NAME_MAX.unit}${FILE_NAME_MAX.unit === 'bytes' ? ' of UTF-8' : ''} (${JSON.stringify(`${name.slice(0, 24)}...`)}); a file system takes at most ${FILE_NAME_MAX.max} for the name of one file or directory` });
-      }
+      const overlong = overlongName(path, FILE_NAME_MAX.max, FILE_NAME_MAX.unit);
+      if (overlong) tooLong.push({ path, reason: `${overlongNameText(overlong, FILE_NAME_MAX.unit)}; a file system takes at most ${FILE_NAME_MAX.max} for the name of one file or directory` });
     }
     if (tooLong.length > 0) {
       throw invalidArtifactPathError(tooLong, 'Artifact path', `Shorten that name to at most ${FILE_NAME_MAX.max} ${FILE_NAME_MAX.unit}: the file's or a directory's, or the value that became one (a \`trialId\`, an \`artifactPath\`); or exclude the file.`);

@@ -14,6 +14,8 @@ import {
   HttpStatusError,
   InvalidArgumentError,
   InvalidResponseError,
+  LocalPathError,
+  MlflowApiError,
   NetworkError,
   RequestTimeoutError,
   SourceChangedError,
@@ -23,8 +25,8 @@ import type { ErrorResponse, HttpClient } from '../core/http.js';
 import { errorText, redact, redactUrl, silentLogger, type Logger } from '../core/logger.js';
 import { throwIfAborted } from '../core/abort.js';
 import { formatBytes } from '../core/format.js';
-import { isThrottlingError, RETRYABLE_STATUSES, retryAfterHint, type RetryEvent } from '../core/retry.js';
-import { bodyLimitHint, redirectHint } from '../core/answer-hints.js';
+import { isConnectionReset, isThrottlingError, RETRYABLE_STATUSES, retryAfterHint, retryServerErrorOnce, type RetryEvent } from '../core/retry.js';
+import { bodyLimitHint, overlongNameHint, overlongNameText, redirectHint } from '../core/answer-hints.js';
 import { sourceChange } from '../core/source-snapshot.js';
 import {
   assertArtifactPath,
@@ -35,17 +37,18 @@ import {
   type MultipartCredential,
 } from '../mlflow/artifacts-api.js';
 import { resolveMlflowConnection, type MlflowConnection } from '../mlflow/connection.js';
-import type {
-  ArtifactEntry,
-  ArtifactStore,
-  ArtifactStoreContext,
-  ArtifactStoreFactory,
-  AbandonedUpload,
-  EarlierUpload,
-  MultipartOptions,
-  MultipartResume,
-  UploadFileOptions,
-  UploadFileResult,
+import {
+  overlongName,
+  type ArtifactEntry,
+  type ArtifactStore,
+  type ArtifactStoreContext,
+  type ArtifactStoreFactory,
+  type AbandonedUpload,
+  type EarlierUpload,
+  type MultipartOptions,
+  type MultipartResume,
+  type UploadFileOptions,
+  type UploadFileResult,
 } from './artifact-store.js';
 import { OrderedSha256 } from './ordered-sha256.js';
 import { AZURE_PART_ID_LENGTH, blockIdLengthOf, isAzureBlockUrl, uncommittedBlockListUrl, withAzureBlockId } from './azure-part-urls.js';
@@ -57,6 +60,11 @@ const MiB = 1024 * 1024;
 /** MLflow's defaults (`mlflow/environment_variables.py`). */
 const DEFAULT_THRESHOLD = 500 * MiB;
 const DEFAULT_CHUNK = 10 * MiB;
+/**
+ * The longest file or directory name the server's file system takes, when its artifact store
+ * is a local directory: 255 bytes (ext4, XFS, tmpfs; what an MLflow server in a container has).
+ */
+const SERVER_FILE_NAME_BYTES = 255;
 const DEFAULT_PART_CONCURRENCY = 4;
 /** S3's limit on parts per upload. */
 const MAX_PARTS = 10_000;
@@ -191,11 +199,19 @@ export class MlflowArtifactsStore implements ArtifactStore {
       const result = await this.uploadMultipart(localPath, serverPath, size, options);
       if (result) return result;
     }
-    const { attempts, sha256 } = await this.api.putFile(
-      serverPath,
-      { localPath, size, ...(bytes ? { bytes } : {}), ...(options.snapshot ? { snapshot: options.snapshot } : {}) },
-      { signal: options.signal, onProgress: options.onProgress, onRetry: options.onRetry },
-    );
+    // A name a file system refuses: a server storing in a local directory answers a bare 500 for
+    // it every time (or resets the connection, answering before the body is read); a bucket
+    // behind the server takes it. Tried once more, not for minutes, and then said as what it is.
+    const overlong = overlongName(artifactPath, SERVER_FILE_NAME_BYTES, 'bytes');
+    const { attempts, sha256 } = await this.api
+      .putFile(
+        serverPath,
+        { localPath, size, ...(bytes ? { bytes } : {}), ...(options.snapshot ? { snapshot: options.snapshot } : {}) },
+        { signal: options.signal, onProgress: options.onProgress, onRetry: options.onRetry, ...(overlong ? { isRetryable: retryServerErrorOnce({ resetsToo: true }) } : {}) },
+      )
+      .catch((error: unknown) => {
+        throw (overlong && overlongNameRefusal(error, artifactPath, overlong)) || error;
+      });
     return { bytes: size, attempts, multipart: false, ...(sha256 ? { sha256 } : {}) };
   }
 
@@ -507,6 +523,23 @@ const PART_URL_REDIRECT_FIX =
  */
 const PART_BODY_LIMIT_FIX =
   'use smaller parts (multipart.chunkBytes or MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE; S3 takes none under 5 MiB), or send files as one PUT through the server (multipart.enabled: false, or MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD=false).';
+
+/**
+ * The typed error of a PUT of `artifactPath`, which holds a name over {@link SERVER_FILE_NAME_BYTES},
+ * that the server failed with a 500 or by resetting the connection ({@link overlongNameHint}),
+ * with the server's answer and the original error as its cause; `undefined` for any other
+ * failure (a 403 says something else).
+ */
+function overlongNameRefusal(error: unknown, artifactPath: string, overlong: { name: string; length: number }): LocalPathError | undefined {
+  const status = error instanceof HttpStatusError ? error.status : undefined;
+  if (status !== 500 && !isConnectionReset(error)) return undefined;
+  const said = error instanceof MlflowApiError ? redact(error.body?.trim() ?? '').slice(0, 200) : '';
+  const answer = status === 500 ? `500${said ? ` ${JSON.stringify(said)}` : ''}` : `by resetting the connection before the file was sent (${(error as Error).message})`;
+  return new LocalPathError('INVALID_ARTIFACT_PATH', artifactPath, `The MLflow server did not store ${artifactPath}, which ${overlongNameText(overlong, 'bytes')}: it answered ${answer}.`, {
+    hint: overlongNameHint(answer),
+    cause: error,
+  });
+}
 
 /** The hint of a part PUT's non-2xx answer; `url` is the part's URL without its signature. */
 function partHint(res: ErrorResponse, url: string): string | undefined {

@@ -135,6 +135,18 @@ describe('retryServerErrorOnce', () => {
     expect(isRetryable(new HttpStatusError(404, 'x'))).toBe(false);
     expect(retryServerErrorOnce()(new HttpStatusError(500, 'failed'))).toBe(true); // a new request, a new count
   });
+
+  it('resetsToo: a connection reset while sending counts as that 500; a refused connection is still retried in full', () => {
+    const reset = () => new NetworkError('PUT failed: write ECONNRESET', { cause: Object.assign(new Error('write ECONNRESET'), { code: 'ECONNRESET' }) });
+    const refused = () => new NetworkError('PUT failed: connect ECONNREFUSED', { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+    const isRetryable = retryServerErrorOnce({ resetsToo: true });
+    expect(isRetryable(reset())).toBe(true);
+    expect(isRetryable(new HttpStatusError(500, 'failed'))).toBe(false);
+    expect(isRetryable(reset())).toBe(false);
+    expect(isRetryable(refused())).toBe(true);
+    expect(retryServerErrorOnce()(reset())).toBe(true);
+    expect(retryServerErrorOnce()(reset())).toBe(true); // without resetsToo, a reset is a network fault like any other
+  });
 });
 
 describe('isRetryableCommitError', () => {

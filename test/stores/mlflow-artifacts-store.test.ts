@@ -374,3 +374,36 @@ describeWithServers('MlflowArtifactsStore multipart through the S3 proxy (moto)'
     expect(await multipartUploadsInProgress(s3, runId)).toEqual([]);
   });
 });
+
+describeWithServers('a name longer than the server\'s file system takes (255 bytes)', () => {
+  const longName = 'w'.repeat(300);
+  it.each([
+    ['a directory name, small file: a bare 500 after the body', `trials/${longName}/w.bin`, 5],
+    ['the file\'s own name, larger file: the 500 comes before the body is read, the client sees the connection reset', `trials/${longName}`, 8 * MiB],
+  ])('%s: INVALID_ARTIFACT_PATH naming the name and the server\'s answer, tried once more, not for the whole policy', async (_case, artifactPath, size) => {
+    const { artifactUri } = await serverRun(mlflowServer().url);
+    const dir = mkdtempSync(join(tmpdir(), 'au-long-'));
+    writeFileSync(join(dir, 'w.bin'), randomBytes(size));
+    const retries: RetryEvent[] = [];
+
+    const error = await storeFor(mlflowServer().url, artifactUri)
+      .uploadFile(join(dir, 'w.bin'), artifactPath, { onRetry: (event) => retries.push(event) })
+      .catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({ code: 'INVALID_ARTIFACT_PATH', path: artifactPath });
+    expect((error as LocalPathError).message).toContain('holds a name of 300 bytes of UTF-8');
+    expect((error as LocalPathError).hint).toMatch(/The server answered (500 "Internal Server Error"|by resetting the connection)/);
+    expect((error as LocalPathError).hint).toContain('Shorten that name to at most 255 bytes');
+    expect(retries).toHaveLength(1);
+  });
+
+  it('a server storing in a bucket (S3 on moto) takes the same name: nothing is refused before it is tried', async () => {
+    const { artifactUri } = await serverRun(mlflowS3Server().url);
+    const dir = mkdtempSync(join(tmpdir(), 'au-long-'));
+    writeFileSync(join(dir, 'w.bin'), 'stored');
+    const store = storeFor(mlflowS3Server().url, artifactUri);
+    await store.uploadFile(join(dir, 'w.bin'), `trials/${longName}/w.bin`);
+    expect(await listArtifactsRecursive(store, 'trials')).toEqual([expect.objectContaining({ path: `trials/${longName}/w.bin`, size: 6 })]);
+  });
+});
