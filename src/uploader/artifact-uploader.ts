@@ -392,7 +392,7 @@ export class ArtifactUploader<S extends StageName = StageName> {
               // as they chose it unless they also allow growth with maxConcurrency.
               const { concurrency, maxConcurrency } = operationConcurrency(this.opts, config[this.stage].concurrency, this.stage);
               const resume = await this.resumeStep(target, planned, signal);
-              const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger, resume };
+              const ctx = { target, progress, signal, verify, concurrency, maxConcurrency, logger: this.logger, warned: new Set<string>(), resume };
               try {
                 const outcome = await (planned.transfer ?? ((c) => transferFiles(c, planned.local.files)))(ctx);
                 return buildResult(context, planned, { status: 'transferred', target, outcome });

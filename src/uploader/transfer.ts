@@ -97,6 +97,11 @@ export interface UploadPlannedFilesOptions {
   resume?: OperationResume | undefined;
   /** Where the one warning of a call whose files were stored without their mode and times goes. @default silent */
   logger?: Logger | undefined;
+  /**
+   * The warnings already given in this call, shared by its transfers (an archive, then its
+   * manifest), so that each is given once per call. @default a new set (once per `uploadPlannedFiles`)
+   */
+  warned?: Set<string> | undefined;
 }
 
 /**
@@ -147,7 +152,7 @@ export async function uploadPlannedFiles(
     return outcome;
   });
   options.onConcurrency?.(limit.peak);
-  warnAttributesNotKept(outcomes, options.logger ?? silentLogger);
+  warnAttributesNotKept(outcomes, options.logger ?? silentLogger, options.warned ?? new Set());
   return outcomes;
 }
 
@@ -156,9 +161,10 @@ export async function uploadPlannedFiles(
  * on a mount that refuses `chmod`/`utimes`), however many: the count, an example and the
  * refusal. The bytes are whole, so the call does not fail on it.
  */
-function warnAttributesNotKept(outcomes: readonly FileUploadOutcome[], logger: Logger): void {
+function warnAttributesNotKept(outcomes: readonly FileUploadOutcome[], logger: Logger, warned: Set<string>): void {
   const notKept = outcomes.filter((o) => o.attributesNotKept !== undefined);
-  if (notKept.length === 0) return;
+  if (notKept.length === 0 || warned.has('attributes-not-kept')) return;
+  warned.add('attributes-not-kept');
   const [first] = notKept as [FileUploadOutcome, ...FileUploadOutcome[]];
   logger.warn(
     `${notKept.length} of ${outcomes.length} file(s) (e.g. ${first.file.artifactPath}) were stored whole but without their source's permission bits and times: the destination's file system refused them (${first.attributesNotKept}).`,
@@ -238,6 +244,8 @@ export interface TransferContext {
   /** The most files in flight the limit may grow to (see {@link UploadPlannedFilesOptions.maxConcurrency}). */
   maxConcurrency: number;
   logger: Logger;
+  /** The warnings given in this call (see {@link UploadPlannedFilesOptions.warned}). @default none shared */
+  warned?: Set<string> | undefined;
   /** The resume step of the operation (`resume.ts`); without it nothing is resumed or recorded. */
   resume?: OperationResume | undefined;
 }
@@ -289,6 +297,7 @@ export async function transferFiles(
     signal,
     resume: ctx.resume,
     logger: ctx.logger,
+    warned: ctx.warned,
     onFileProgress: (file, loaded) => {
       progress.file(file.localPath, file.artifactPath, loaded, file.size);
       progress.bytes(file.localPath, loaded, filesTotal, bytesTotal);

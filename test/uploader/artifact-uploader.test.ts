@@ -7,10 +7,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
 import { writeManifest } from '../../src/archive/manifest.js';
 import { ConfigError, InvalidArgumentError, LocalPathError, MlflowApiError, VerificationError } from '../../src/core/errors.js';
@@ -654,5 +654,33 @@ describe('ArtifactUploader: what the plan left out is logged', () => {
     const quiet = recordingLogger();
     await new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {}, logger: quiet }).uploadFile(join(src, 'model.safetensors'));
     expect(quiet.lines.filter(([, line]) => line.includes('left out'))).toEqual([]);
+  });
+});
+
+describe('ArtifactUploader on a ./mlruns whose file system refuses modes and times', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it('an archive and its manifest are stored whole, with one warning for the call (not one per file)', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const ckpt = writeTree(scratch(), { 'model.safetensors': Buffer.alloc(4096, 3), 'config.json': '{}' });
+    // A CIFS mount's answer to fchmod/futimes cannot be made here: injected at the handle, the rest is real.
+    const handle = await open(join(ckpt, 'config.json'), 'r');
+    const proto = Object.getPrototypeOf(handle) as Pick<FileHandle, 'chmod' | 'utimes'>;
+    await handle.close();
+    const refused = () => Object.assign(new Error('EPERM: operation not permitted, fchmod'), { code: 'EPERM' });
+    vi.spyOn(proto, 'chmod').mockImplementation(() => Promise.reject(refused()));
+    vi.spyOn(proto, 'utimes').mockImplementation(() => Promise.reject(refused()));
+    const logger = recordingLogger();
+    const uploader = new ArtifactUploader({ stage: 'hpo', runId: run.runId, trackingUri, env: {}, logger });
+
+    const result = await uploader.archiveAndUploadCheckpoint(ckpt, { artifactPath: 'sweep/best.tar.gz' });
+
+    expect(result.status).toBe('uploaded');
+    expect(readdirSync(join(artifactsDir, 'sweep')).sort()).toEqual(['best.manifest.json', 'best.tar.gz']);
+    const warnings = logger.lines.filter(([level]) => level === 'warn').map(([, line]) => line);
+    expect(warnings).toEqual([expect.stringContaining('without their source\'s permission bits and times')]);
+    expect(warnings[0]).toContain('EPERM: operation not permitted, fchmod');
   });
 });
