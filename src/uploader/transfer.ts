@@ -100,6 +100,7 @@ export interface UploadPlannedFilesOptions {
   /**
    * The warnings already given in this call, shared by its transfers (an archive, then its
    * manifest), so that each is given once per call. @default a new set (once per `uploadPlannedFiles`)
+   * @internal
    */
   warned?: Set<string> | undefined;
 }
