@@ -257,6 +257,22 @@ export class MlflowRegistryClient {
     await this.call('POST', 'mlflow/model-versions/set-tag', { json: { name, version, key, value }, ...options }, (s) => s.emptyResponseSchema);
   }
 
+  /**
+   * The aliases of registered model `name`, alias → the version it points at.
+   *
+   * @example
+   * ```ts
+   * const conn = resolveMlflowConnection({ trackingUri: 'http://127.0.0.1:5000' });
+   * if (conn.kind === 'rest') {
+   *   const aliases = await new MlflowRegistryClient(conn).getRegisteredModelAliases('llama-lora');
+   *   aliases.champion; // '3'
+   * }
+   * ```
+   */
+  async getRegisteredModelAliases(name: string, options: RegistryRequestOptions = {}): Promise<Record<string, string>> {
+    return this.call('GET', 'mlflow/registered-models/get', { query: { name }, ...options }, (s) => s.registeredModelAliasesResponseSchema);
+  }
+
   /** Points an alias at a version (moving it from another version, if it was there). */
   async setAlias(name: string, alias: string, version: string, options: RegistryRequestOptions = {}): Promise<void> {
     await this.call('POST', 'mlflow/registered-models/alias', { json: { name, alias, version }, ...options }, (s) => s.emptyResponseSchema);

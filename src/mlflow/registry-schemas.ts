@@ -73,6 +73,10 @@ export const loggedModelResponseSchema = z.object({ model: loggedModelSchema });
 export const searchLoggedModelsResponseSchema = z.object({ models: z.array(loggedModelSchema).optional().default([]), next_page_token: z.string().optional() });
 /** `POST registered-models/create`. */
 export const registeredModelResponseSchema = z.object({ registered_model: z.object({ name: z.string() }).passthrough() });
+/** `GET registered-models/get`, only its aliases, as alias → version. */
+export const registeredModelAliasesResponseSchema = z
+  .object({ registered_model: z.object({ aliases: z.array(z.object({ alias: z.string(), version: idString })).optional() }) })
+  .transform((body): Record<string, string> => Object.fromEntries((body.registered_model.aliases ?? []).map((a) => [a.alias, a.version])));
 /** `POST model-versions/create`, `GET model-versions/get`. */
 export const modelVersionResponseSchema = z.object({ model_version: modelVersionSchema });
 /** `GET model-versions/search`. */

@@ -349,6 +349,13 @@ class Registration {
   private readonly logger: Logger;
   private loggedModel?: LoggedModel;
   private version?: ModelVersion;
+  /**
+   * The aliases this call points at its own version, each with the version it was on before
+   * (`undefined`: it was new). Deleting the version deletes its aliases with it (MLflow's
+   * `delete_model_version`), so an undo points them back first: a failed registration must not
+   * leave `champion` pointing nowhere.
+   */
+  private movedAliases: Array<{ alias: string; from: string | undefined }> = [];
 
   constructor(
     private readonly connection: Extract<MlflowConnection, { kind: 'rest' }>,
@@ -510,6 +517,11 @@ class Registration {
   private async complete(version: ModelVersion, created: boolean, files: number): Promise<RegisterModelResult> {
     const { name, signal, aliases } = this.input;
     for (const tag of this.input.tags) await this.setValue(() => this.registry.setModelVersionTag(name, version.version, tag.key, tag.value, { signal }));
+    if (aliases.length > 0 && version.version === this.version?.version) {
+      // Recorded before the first set: a set whose answer was lost may have moved its alias too.
+      const before = await this.registry.getRegisteredModelAliases(name, { signal });
+      this.movedAliases = aliases.map((alias) => ({ alias, from: before[alias] }));
+    }
     for (const alias of aliases) await this.setValue(() => this.registry.setAlias(name, alias, version.version, { signal }));
     const final = await this.registry.getModelVersion(name, version.version, { signal });
     const moved = aliases.filter((a) => !final.aliases.includes(a));
@@ -536,11 +548,15 @@ class Registration {
     };
   }
 
-  /** Removes what this call made: its version, then its logged model (marked FAILED, then deleted). Never throws. */
+  /**
+   * Removes what this call made: points the aliases it moved back where they were, deletes its
+   * version, then its logged model (marked FAILED, then deleted). Never throws.
+   */
   private async undo(): Promise<void> {
     const { name } = this.input;
     if (this.version) {
       const { version } = this.version;
+      await this.restoreAliases(version);
       await this.registry.deleteModelVersion(name, version).catch((error: unknown) => this.logger.warn(`could not delete ${name} version ${version}: ${(error as Error).message}`));
       this.version = undefined;
     }
@@ -549,6 +565,29 @@ class Registration {
       await this.registry.finalizeLoggedModel(modelId, 'FAILED').catch((error: unknown) => this.logger.warn(`could not mark logged model ${modelId} FAILED: ${(error as Error).message}`));
       await this.registry.deleteLoggedModel(modelId).catch((error: unknown) => this.logger.warn(`could not delete logged model ${modelId}: ${(error as Error).message}`));
       this.loggedModel = undefined;
+    }
+  }
+
+  /**
+   * Points each alias this call moved to `version` back at the version it was on. One that
+   * another call has moved since is left where that call put it (the later set wins, as in
+   * {@link complete}); one that was new goes with the version. Never throws.
+   */
+  private async restoreAliases(version: string): Promise<void> {
+    const { name } = this.input;
+    const moved = this.movedAliases.flatMap(({ alias, from }) => (from === undefined ? [] : [{ alias, from }]));
+    this.movedAliases = [];
+    if (moved.length === 0) return;
+    try {
+      // Without the call's signal: an aborted call restores too.
+      const now = await this.registry.getRegisteredModelAliases(name);
+      for (const { alias, from } of moved) {
+        if (now[alias] !== version) continue;
+        await this.registry.setAlias(name, alias, from);
+        this.logger.info(`${name}: alias ${alias} points at version ${from} again, as before this call`);
+      }
+    } catch (error) {
+      this.logger.warn(`${name}: could not point alias(es) back (${moved.map((m) => `${m.alias} at version ${m.from}`).join(', ')}): ${(error as Error).message}`);
     }
   }
 }

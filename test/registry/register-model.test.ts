@@ -472,6 +472,25 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(front.requests.some((r) => r.method === 'PATCH' && r.path.includes('logged-models/'))).toBe(true);
   });
 
+  it('a failure after the alias was moved to the new version points it back at the version it was on (deleting the new version took the alias with it: no champion at all)', async () => {
+    // MLflow's delete_model_version deletes the aliases of the deleted version. The read after
+    // the alias set is refused (as a gateway refuses a request), so the call fails and undoes.
+    const { url } = mlflowServer();
+    const { runId, experimentId, dir } = await runWithModel(url);
+    const name = unique('alias-back');
+    await expect(registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', trackingUri: url })).resolves.toMatchObject({ version: '1' });
+    const front = await proxy(url);
+    front.addRule({ match: (r) => r.method === 'GET' && r.path.includes('model-versions/get'), fault: 'status', status: 403, body: '{"error_code":"PERMISSION_DENIED","message":"refused by the test"}' });
+    const error = await registerModel({ name, runId, artifactPath: 'onnx', alias: ['champion', 'canary'], trackingUri: front.url, retry: FAST_RETRY }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ status: 403 });
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.versions.map((v) => v.version)).toEqual(['1']);
+    expect(view.alias_version).toBe('1');
+    expect(view.download).toEqual(hashTree(dir));
+    // Both set on version 2, then champion pointed back at 1 (canary was new: it went with version 2).
+    expect(front.requests.filter((r) => r.method === 'POST' && r.path.includes('registered-models/alias'))).toHaveLength(3);
+  });
+
   it('a failure while the files are copied (or a server without logged models) leaves no registered model behind', async () => {
     // The registered model was created first, so a copy that failed for good, or an MLflow 2
     // server (a registry, no logged-models route), left an empty registered model this call made.
