@@ -228,8 +228,8 @@ export class MlflowRegistryClient {
    * The versions of registered model `name` carrying tag `key` = `value` (a value without quotes
    * or spaces, such as an idempotency key or a one-off id). MLflow's filter has no escape for a
    * quote inside a string (`'o''brien'` is the literal `o''brien`): the name is quoted with the
-   * quote it does not hold, and a name holding both is left out of the filter; the versions are
-   * matched by name here in every case.
+   * quote it does not hold, and a name holding both, or ending with `\` (which escapes the closing
+   * quote), is left out of the filter; the versions are matched by name here in every case.
    */
   async searchModelVersionsByTag(name: string, key: string, value: string, options: RegistryRequestOptions = {}): Promise<ModelVersion[]> {
     return this.searchModelVersionsOf(name, `tags.\`${key}\``, value, options);
@@ -241,7 +241,9 @@ export class MlflowRegistryClient {
    * {@link searchModelVersionsByTag}, and the versions are matched by name here.
    */
   private async searchModelVersionsOf(name: string, field: string, value: string, options: RegistryRequestOptions): Promise<ModelVersion[]> {
-    const quote = !name.includes("'") ? "'" : !name.includes('"') ? '"' : undefined;
+    // A name ending with `\` cannot be quoted at all: the parser reads `\'` (or `\"`) as an
+    // escaped quote, the string never closes, and the whole filter is a 400 "Invalid clause(s)".
+    const quote = name.endsWith('\\') ? undefined : !name.includes("'") ? "'" : !name.includes('"') ? '"' : undefined;
     const clause = `${field} = '${value}'`;
     const filter = quote === undefined ? clause : `name=${quote}${name}${quote} and ${clause}`;
     return (await this.searchModelVersions(filter, options)).filter((v) => v.name === name);

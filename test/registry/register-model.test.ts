@@ -828,6 +828,37 @@ print(json.dumps(files))
     expect(view.logged_models).toHaveLength(1);
   });
 
+  it('a name ending with a backslash (valid in MLflow) keeps exactly-once: the same key again, and a lost create answer, make no second version (every look-up was a 400 "Invalid clause(s)")', async () => {
+    // MLflow's filter parser reads `\'` as an escaped quote, so `name='model\'` never closes:
+    // with a key, every call failed before making anything; without one, a lost create answer
+    // failed the call and left the version its first attempt made.
+    const { url } = mlflowServer();
+    const { runId } = await runWithModel(url);
+    const front = await proxy(url);
+    front.addRule({ match: (r) => r.path.includes('model-versions/create'), fault: 'drop-response', times: 1 });
+    const name = `${unique('backslash')}\\`;
+    const key = unique('backslash-key');
+    const first = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: key, trackingUri: front.url, retry: FAST_RETRY });
+    expect(first).toMatchObject({ name, version: '1', created: true });
+    expect(front.requests.filter((r) => r.fault === 'drop-response')).toHaveLength(1);
+    const again = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: key, trackingUri: url });
+    expect(again).toMatchObject({ version: '1', created: false, files: 0 });
+    const script = `
+import json, sys
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+name = sys.argv[2]
+try:
+    c.get_model_version(name, "2")
+    second = True
+except Exception:
+    second = False
+print(json.dumps({"alias_version": c.get_model_version_by_alias(name, "champion").version, "second": second}))
+`;
+    const view = JSON.parse((await runPython(script, { args: [url, name] })).trim().split('\n').pop()!) as { alias_version: string; second: boolean };
+    expect(view).toEqual({ alias_version: '1', second: false });
+  });
+
   it('a version an earlier release made (still tagged artifact_uploader.create_id) is returned by its key without our internal tags, and its own tags kept', async () => {
     // Releases before this one tagged the version with a one-off create id and removed it after
     // the create; a process killed in between left it there, and a rerun with the key returned
