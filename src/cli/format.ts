@@ -127,6 +127,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/\breadyTimeoutMs must be > 0, got [^.]*\./g, '--ready-timeout must be more than 0.', ['register']],
   [/\bRaise readyTimeoutMs if the registry is slow to copy large models\./g, 'If the registry is slow to copy large models, raise --ready-timeout (e.g. 15m). The version exists: the same command with the same --idempotency-key returns it instead of making another.', ['register']],
   [/\bartifactPath ("[^"]*" )/g, '--artifact-path $1', ['register']],
+  [/\brun the same call again with idempotencyKey ("[^"]*")/g, 'run the same command again with --idempotency-key $1', ['register']],
+  [/\bwithout an idempotencyKey, another call makes another version\./g, 'without --idempotency-key, another run of the command makes another version.', ['register']],
   [/\bthe journalDir option\b/g, '--journal-dir'],
   // Global flags: every command has them.
   [/`maxConcurrency` \((\d+)\) is below/g, '--max-concurrency $1 is below'],

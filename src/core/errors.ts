@@ -537,13 +537,16 @@ export type RegistryErrorCode =
   | 'REGISTRY_UNAVAILABLE'
   | 'REGISTRY_UNSUPPORTED_STORE'
   | 'REGISTRY_VERSION_FAILED'
-  | 'REGISTRY_VERSION_TIMEOUT';
+  | 'REGISTRY_VERSION_TIMEOUT'
+  /** The call failed after making its version, and could not remove it; the failure is the `cause`. */
+  | 'REGISTRY_INCOMPLETE';
 
 /**
  * Registering a model (MLflow logged model → registered model → version → aliases) failed or
  * was refused: a bad name or alias, a source path the run does not have, a server without a
  * Model Registry, the embedded `./mlruns` store, or a version that never became READY.
- * Whatever the call had made by then was removed (or its logged model marked FAILED).
+ * Whatever the call had made by then was removed (or its logged model marked FAILED), except
+ * with `REGISTRY_INCOMPLETE`: its version could not be deleted, and `version` names it.
  *
  * @example
  * ```ts

@@ -125,7 +125,8 @@ export interface RegisterModelResult {
  *
  * @throws {RegistryError} `REGISTRY_INVALID_NAME`, `REGISTRY_INVALID_ALIAS`, `REGISTRY_SOURCE_NOT_FOUND`, `REGISTRY_SOURCE_TOO_LARGE`,
  *   `REGISTRY_UNAVAILABLE` (a server without a Model Registry), `REGISTRY_UNSUPPORTED_STORE` (`./mlruns`),
- *   `REGISTRY_VERSION_FAILED`, `REGISTRY_VERSION_TIMEOUT`.
+ *   `REGISTRY_VERSION_FAILED`, `REGISTRY_VERSION_TIMEOUT`; `REGISTRY_INCOMPLETE` when the call failed
+ *   after making its version and could not remove it (the failure is its `cause`).
  * @throws {MlflowApiError} for a missing run and other refusals of the server.
  * @example
  * ```ts
@@ -309,6 +310,25 @@ export function loggedModelName(name: string): string {
   return name.replace(/[/:.%"']/g, '_');
 }
 
+/**
+ * A registration that failed after making its version, and could not delete it (the server
+ * stopped answering, a token that may create but not delete): the version is in the registry,
+ * perhaps without its tags and aliases, and the caller must be told which, and what to do.
+ */
+function versionLeftBehind(name: string, version: string, idempotencyKey: string | undefined, failure: unknown): RegistryError {
+  const why = failure instanceof Error ? failure.message : String(failure);
+  const deleteIt = `delete it (MLflow UI, or MlflowClient().delete_model_version(${JSON.stringify(name)}, "${version}"))`;
+  return new RegistryError('REGISTRY_INCOMPLETE', `Registering ${name} failed, and version ${version}, which this call had made, could not be removed: it is in the registry, perhaps without its tags and aliases. The failure: ${why}`, {
+    hint:
+      idempotencyKey !== undefined
+        ? `Once the cause is fixed, run the same call again with idempotencyKey "${idempotencyKey}": it finds version ${version} and completes it (tags, aliases) instead of making another. Or ${deleteIt}.`
+        : `Before registering again, ${deleteIt}: without an idempotencyKey, another call makes another version.`,
+    modelName: name,
+    version,
+    cause: failure,
+  });
+}
+
 /** The files of `source` among `only` (all of them when `only` is not given); each of `only` must be there. */
 function onlyTheseFiles(source: RunSource, only: readonly string[] | undefined, runId: string): RunSource {
   if (only === undefined) return source;
@@ -426,8 +446,9 @@ class Registration {
       }
       return await this.complete(ready, true, placed.files);
     } catch (error) {
-      await this.undo();
-      throw signal?.aborted && !(error instanceof AbortedError) ? new AbortedError('registerModel() was aborted by its AbortSignal; what it had made was removed.', { cause: error }) : error;
+      const left = await this.undo();
+      const failure = signal?.aborted && !(error instanceof AbortedError) ? new AbortedError('registerModel() was aborted by its AbortSignal; what it had made was removed.', { cause: error }) : error;
+      throw left === undefined ? failure : versionLeftBehind(name, left, idempotencyKey, failure);
     }
   }
 
@@ -550,15 +571,27 @@ class Registration {
 
   /**
    * Removes what this call made: points the aliases it moved back where they were, deletes its
-   * version, then its logged model (marked FAILED, then deleted). Never throws.
+   * version, then its logged model (marked FAILED, then deleted). Returns the version it could
+   * not delete; its logged model is then kept as it is, since the version's files are there (a
+   * rerun with the same key completes that version). Never throws.
    */
-  private async undo(): Promise<void> {
+  private async undo(): Promise<string | undefined> {
     const { name } = this.input;
     if (this.version) {
       const { version } = this.version;
       await this.restoreAliases(version);
-      await this.registry.deleteModelVersion(name, version).catch((error: unknown) => this.logger.warn(`could not delete ${name} version ${version}: ${(error as Error).message}`));
+      const deleted = await this.registry.deleteModelVersion(name, version).then(
+        () => true,
+        (error: unknown) => {
+          this.logger.warn(`could not delete ${name} version ${version}: ${(error as Error).message}`);
+          return false;
+        },
+      );
       this.version = undefined;
+      if (!deleted) {
+        this.loggedModel = undefined;
+        return version;
+      }
     }
     if (this.loggedModel) {
       const { modelId } = this.loggedModel;
@@ -566,6 +599,7 @@ class Registration {
       await this.registry.deleteLoggedModel(modelId).catch((error: unknown) => this.logger.warn(`could not delete logged model ${modelId}: ${(error as Error).message}`));
       this.loggedModel = undefined;
     }
+    return undefined;
   }
 
   /**

@@ -242,6 +242,13 @@ describe('errors in CLI terms', () => {
     expect(cliWording('Raise readyTimeoutMs if the registry is slow to copy large models.', 'register')).toBe(
       'If the registry is slow to copy large models, raise --ready-timeout (e.g. 15m). The version exists: the same command with the same --idempotency-key returns it instead of making another.',
     );
+    // REGISTRY_INCOMPLETE's hints (a version the undo could not delete), with and without a key.
+    expect(cliWording('Once the cause is fixed, run the same call again with idempotencyKey "job-7": it finds version 3 and completes it (tags, aliases) instead of making another.', 'register')).toBe(
+      'Once the cause is fixed, run the same command again with --idempotency-key "job-7": it finds version 3 and completes it (tags, aliases) instead of making another.',
+    );
+    expect(cliWording('Before registering again, delete it: without an idempotencyKey, another call makes another version.', 'register')).toBe(
+      'Before registering again, delete it: without --idempotency-key, another run of the command makes another version.',
+    );
 
     // --ready-timeout: parsed as an age, and refused in its own words before anything is sent.
     const zero = await cli(['register', 'm1', '--artifact-path', 'checkpoint', '--ready-timeout', '0s', '--json'], { cwd, env });

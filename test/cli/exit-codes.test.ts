@@ -37,6 +37,13 @@ describe('exitCodeForError', () => {
     for (const [error, code] of cases) expect(exitCodeForError(error), (error as Error).name + ' ' + (error as Error).message).toBe(code);
     expect(exitCodeForError(new errors.AbortedError(), true)).toBe(EXIT_CODES.INTERRUPTED);
   });
+
+  it("a registration that left its version behind (REGISTRY_INCOMPLETE) exits as its failure does (it was 2, a usage error, for a network failure or an interrupt)", () => {
+    const leftBehind = (cause: unknown) => new errors.RegistryError('REGISTRY_INCOMPLETE', 'version 3 left', { modelName: 'm', version: '3', cause });
+    expect(exitCodeForError(leftBehind(new errors.NetworkError('reset')))).toBe(EXIT_CODES.FAILED);
+    expect(exitCodeForError(leftBehind(new errors.MlflowApiError(400, 'INVALID_PARAMETER_VALUE', 'mlflow/registered-models/alias', 'refused')))).toBe(EXIT_CODES.USAGE);
+    expect(exitCodeForError(leftBehind(new errors.AbortedError()), true)).toBe(EXIT_CODES.INTERRUPTED);
+  });
 });
 
 describe('interrupts', () => {

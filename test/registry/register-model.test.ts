@@ -472,6 +472,30 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(front.requests.some((r) => r.method === 'PATCH' && r.path.includes('logged-models/'))).toBe(true);
   });
 
+  it('a failure whose undo cannot delete the version is REGISTRY_INCOMPLETE naming the version left, whose logged model is kept, and the same key completes it (it threw the bare failure, and deleted the logged model under the version)', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId, dir } = await runWithModel(url);
+    const front = await proxy(url);
+    front.addRule({ match: (r) => r.method === 'POST' && r.path.includes('registered-models/alias'), fault: 'status', status: 400, body: '{"error_code":"INVALID_PARAMETER_VALUE","message":"refused by the test"}' });
+    front.addRule({ match: (r) => r.path.includes('model-versions/delete'), fault: 'status', status: 403, body: '{"error_code":"PERMISSION_DENIED","message":"no delete for this token"}' });
+    const name = unique('left-behind');
+    const key = unique('left-key');
+    const error = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: key, trackingUri: front.url, retry: FAST_RETRY }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error).toMatchObject({ code: 'REGISTRY_INCOMPLETE', modelName: name, version: '1', cause: expect.objectContaining({ status: 400 }) });
+    expect((error as RegistryError).message).toContain('refused by the test');
+    expect((error as RegistryError).hint).toContain(`idempotencyKey "${key}"`);
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.versions.map((v) => [v.version, v.status])).toEqual([['1', 'READY']]);
+    expect(view.logged_models).toEqual([expect.objectContaining({ status: expect.stringMatching(/READY/) })]);
+    // What the hint says: the same key, once the server lets the alias be set, completes version 1.
+    const again = await registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: key, trackingUri: url });
+    expect(again).toMatchObject({ version: '1', created: false, aliases: ['champion'] });
+    const after = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(after.alias_version).toBe('1');
+    expect(after.download).toEqual(hashTree(dir));
+  });
+
   it('a failure after the alias was moved to the new version points it back at the version it was on (deleting the new version took the alias with it: no champion at all)', async () => {
     // MLflow's delete_model_version deletes the aliases of the deleted version. The read after
     // the alias set is refused (as a gateway refuses a request), so the call fails and undoes.
