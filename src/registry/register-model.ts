@@ -583,6 +583,8 @@ class Registration {
       const deleted = await this.registry.deleteModelVersion(name, version).then(
         () => true,
         (error: unknown) => {
+          // Gone already (deleted in the UI, with its registered model, by another process): nothing is left.
+          if (isDoesNotExist(error)) return true;
           this.logger.warn(`could not delete ${name} version ${version}: ${(error as Error).message}`);
           return false;
         },

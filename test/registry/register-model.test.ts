@@ -496,6 +496,28 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(after.download).toEqual(hashTree(dir));
   });
 
+  it('a version deleted by someone else before the call failed is not reported as left behind (its delete is a 404: nothing is left)', async () => {
+    // The alias set is held at the proxy until Python's MlflowClient has deleted the version: a
+    // real barrier. The held request is then dropped, and its retry meets the deleted version.
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const front = await proxy(url);
+    let held!: () => void;
+    const aliasHeld = new Promise<void>((resolve) => (held = resolve));
+    front.addRule({ match: (r) => r.method === 'POST' && r.path.includes('registered-models/alias'), fault: 'hold', times: 1, onHold: () => held() });
+    const name = unique('deleted-version');
+    const registering = registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', trackingUri: front.url, retry: FAST_RETRY }).catch((e: unknown) => e);
+    await aliasHeld;
+    await runPython('import sys\nfrom mlflow import MlflowClient\nMlflowClient(tracking_uri=sys.argv[1]).delete_model_version(sys.argv[2], "1")', { args: [url, name] });
+    front.thaw();
+    const error = await registering;
+    expect(error).toBeInstanceOf(MlflowApiError);
+    expect(error).toMatchObject({ status: 404, errorCode: 'RESOURCE_DOES_NOT_EXIST' });
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.versions).toEqual([]);
+    expect(view.logged_models).toEqual([]);
+  });
+
   it('a failure after the alias was moved to the new version points it back at the version it was on (deleting the new version took the alias with it: no champion at all)', async () => {
     // MLflow's delete_model_version deletes the aliases of the deleted version. The read after
     // the alias set is refused (as a gateway refuses a request), so the call fails and undoes.
