@@ -125,7 +125,7 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/worth of files, or pass localPath\./g, 'worth of files, or pass --local-path.', ['register']],
   [/\blocalPath\b/g, '--local-path', ['register']],
   [/\breadyTimeoutMs must be > 0, got [^.]*\./g, '--ready-timeout must be more than 0.', ['register']],
-  [/\bRaise readyTimeoutMs if the registry is slow to copy large models\./g, 'If the registry is slow to copy large models, raise --ready-timeout (e.g. 15m). The version exists: the same command with the same --idempotency-key returns it instead of making another.', ['register']],
+  [/\bRaise readyTimeoutMs if the registry is slow to copy large models\./g, 'If the registry is slow to copy large models, run the command again with a longer --ready-timeout (e.g. 15m): the version it made was removed (one an earlier run with the same --idempotency-key made stays, and is waited for again).', ['register']],
   [/\bartifactPath ("[^"]*" )/g, '--artifact-path $1', ['register']],
   [/\brun the same call again with idempotencyKey ("[^"]*")/g, 'run the same command again with --idempotency-key $1', ['register']],
   [/\bwithout an idempotencyKey, another call makes another version\./g, 'without --idempotency-key, another run of the command makes another version.', ['register']],

@@ -240,7 +240,8 @@ describe('errors in CLI terms', () => {
     );
     expect(cliWording('Register the model folder itself (e.g. "onnx" or "checkpoint"), not a folder that holds many runs\' worth of files, or pass localPath.', 'register')).toMatch(/or pass --local-path\.$/);
     expect(cliWording('Raise readyTimeoutMs if the registry is slow to copy large models.', 'register')).toBe(
-      'If the registry is slow to copy large models, raise --ready-timeout (e.g. 15m). The version exists: the same command with the same --idempotency-key returns it instead of making another.',
+      // Not "the version exists": the version the command made was deleted with its logged model (the undo).
+      'If the registry is slow to copy large models, run the command again with a longer --ready-timeout (e.g. 15m): the version it made was removed (one an earlier run with the same --idempotency-key made stays, and is waited for again).',
     );
     // REGISTRY_INCOMPLETE's hints (a version the undo could not delete), with and without a key.
     expect(cliWording('Once the cause is fixed, run the same call again with idempotencyKey "job-7": it finds version 3 and completes it (tags, aliases) instead of making another.', 'register')).toBe(
