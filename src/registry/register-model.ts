@@ -534,14 +534,27 @@ class Registration {
     }
   }
 
-  /** Sets the tags, then the aliases (last: an alias is what deployments follow), and returns the result. */
+  /**
+   * Sets the tags, then the aliases (last: an alias is what deployments follow), and returns the
+   * result. On an earlier call's version (same key), an alias a newer version carries now is
+   * left there: a later registration moved it on, and a rerun of the older call (a CI retry of
+   * the whole pipeline) must not roll deployments back to the older model. One on an older
+   * version, or on none, is set: the earlier call may have been interrupted before setting it.
+   */
   private async complete(version: ModelVersion, created: boolean, files: number): Promise<RegisterModelResult> {
-    const { name, signal, aliases } = this.input;
+    const { name, signal } = this.input;
+    let { aliases } = this.input;
     for (const tag of this.input.tags) await this.setValue(() => this.registry.setModelVersionTag(name, version.version, tag.key, tag.value, { signal }));
-    if (aliases.length > 0 && version.version === this.version?.version) {
-      // Recorded before the first set: a set whose answer was lost may have moved its alias too.
+    if (aliases.length > 0) {
+      // Read before the first set: a set whose answer was lost may have moved its alias too.
       const before = await this.registry.getRegisteredModelAliases(name, { signal });
-      this.movedAliases = aliases.map((alias) => ({ alias, from: before[alias] }));
+      if (version.version === this.version?.version) {
+        this.movedAliases = aliases.map((alias) => ({ alias, from: before[alias] }));
+      } else {
+        const movedOn = aliases.filter((alias) => before[alias] !== undefined && Number(before[alias]) > Number(version.version));
+        if (movedOn.length > 0) this.logger.warn(`${name} version ${version.version} (registered earlier with this idempotency key): alias(es) ${movedOn.map((a) => `${a} (on version ${before[a]})`).join(', ')} left on the newer version`);
+        aliases = aliases.filter((alias) => !movedOn.includes(alias));
+      }
     }
     for (const alias of aliases) await this.setValue(() => this.registry.setAlias(name, alias, version.version, { signal }));
     const final = await this.registry.getModelVersion(name, version.version, { signal });

@@ -472,6 +472,20 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(front.requests.some((r) => r.method === 'PATCH' && r.path.includes('logged-models/'))).toBe(true);
   });
 
+  it('a rerun of an older call (same key) does not move an alias back from a newer version (it rolled champion back to the old version)', async () => {
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const name = unique('replay');
+    const firstJob = { name, runId, artifactPath: 'onnx', alias: ['champion', 'job-1'], idempotencyKey: unique('job-1'), trackingUri: url };
+    await expect(registerModel(firstJob)).resolves.toMatchObject({ version: '1', aliases: ['champion', 'job-1'] });
+    await expect(registerModel({ name, runId, artifactPath: 'onnx', alias: 'champion', idempotencyKey: unique('job-2'), trackingUri: url })).resolves.toMatchObject({ version: '2', aliases: ['champion'] });
+    // The first job's step run again (a CI retry of the whole pipeline): its version, as it is now.
+    const replay = await registerModel(firstJob);
+    expect(replay).toMatchObject({ version: '1', created: false, aliases: ['job-1'] });
+    const view = await pythonView(url, name, 'champion', experimentId, runId);
+    expect(view.alias_version).toBe('2');
+  });
+
   it('a failure whose undo cannot delete the version is REGISTRY_INCOMPLETE naming the version left, whose logged model is kept, and the same key completes it (it threw the bare failure, and deleted the logged model under the version)', async () => {
     const { url } = mlflowServer();
     const { runId, experimentId, dir } = await runWithModel(url);
