@@ -18,9 +18,10 @@
  */
 import { createHash, randomBytes } from './node-crypto.js';
 import { link, lstat, mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { diskFullError } from './errors.js';
+import { ownerHost } from './host-identity.js';
 
 /** A temp file untouched for this long, whose owner process is gone, is left over: 10 minutes. */
 export const STALE_TEMP_MS = 10 * 60_000;
@@ -56,8 +57,12 @@ export interface StagedFile {
 }
 
 let hostTagValue: string | undefined;
-/** Six hex digits standing for this host in temp names (a host name may be long or odd); hashed on first use. */
-const hostTag = (): string => (hostTagValue ??= createHash('sha256').update(hostname()).digest('hex').slice(0, 6));
+/**
+ * Six hex digits standing for this host in temp names (a host name may be long or odd); hashed on
+ * first use. The host is {@link ownerHost}: a container in its own pid namespace is a host of its
+ * own, whatever its hostname (host-identity.ts).
+ */
+const hostTag = (): string => (hostTagValue ??= createHash('sha256').update(ownerHost()).digest('hex').slice(0, 6));
 
 /**
  * True when a process with this pid exists on this host.
