@@ -124,6 +124,26 @@ export function leftByDeadWriter(name: string): boolean {
   return owner !== undefined && owner.host === hostTag() && !ownerMayBeAlive(owner, 0);
 }
 
+/**
+ * Whether a file (a temp file, a lock) named by this process's pid, last written at `mtimeMs`,
+ * is this process's: written since it started. One written before is a predecessor's with the
+ * same pid (a container restarted, its Node process pid 1 again: host-identity.ts says why it may
+ * read as this host; a machine rebooted). Judged by time, not by a set of tokens this module
+ * instance issued: the ESM and CJS builds loaded side by side, and worker threads, are one
+ * process with several module instances, and none may take another's live file for a
+ * predecessor's.
+ *
+ * @example
+ * ```ts
+ * const mine = owner.pid === process.pid && touchedByThisProcess((await stat(lockPath)).mtimeMs);
+ * ```
+ */
+export function touchedByThisProcess(mtimeMs: number): boolean {
+  // process.uptime(): since the process started, also in a worker thread (performance.now()
+  // would count from the thread's start); a second of slack for clock granularity.
+  return mtimeMs >= Date.now() - process.uptime() * 1000 - 1000;
+}
+
 /** A file waiting to be created whole where none exists ({@link prepareExclusiveFile}). */
 export interface ExclusiveFile {
   /** Links the written content to the target; `false` when the target exists (nothing changed). */
@@ -170,14 +190,12 @@ export async function prepareExclusiveFile(target: string, content: string, opti
 /**
  * True when the owner of a temp file (named by {@link tempFileName}) may still be writing it,
  * given how long ago the file was last written. A file of this process's pid untouched since
- * before this process started is a predecessor's: a container restarted with its hostname kept
- * runs the same pid again (the Node process as pid 1), and its leftovers must not live forever.
+ * before this process started is a predecessor's ({@link touchedByThisProcess}), and its
+ * leftovers must not live forever.
  */
 function ownerMayBeAlive(owner: { pid: number; host: string }, ageMs: number): boolean {
   if (owner.host !== hostTag()) return ageMs <= OTHER_HOST_STALE_MS;
-  // process.uptime(): since the process started (not a worker thread, as performance.now()
-  // would be); a second of slack for clock granularity.
-  if (owner.pid === process.pid) return ageMs <= process.uptime() * 1000 + 1000;
+  if (owner.pid === process.pid) return touchedByThisProcess(Date.now() - ageMs);
   return processAlive(owner.pid);
 }
 

@@ -36,7 +36,7 @@
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import { lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { leftByDeadWriter, prepareExclusiveFile, processAlive } from '../core/atomic-write.js';
+import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess } from '../core/atomic-write.js';
 import { ownerHost } from '../core/host-identity.js';
 import { breakLockIfStale, readLockOwner, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import { readManifest, manifestFileName, type CheckpointManifest } from '../archive/manifest.js';
@@ -137,14 +137,6 @@ function readStageLock(path: string): Promise<StageLockOwner | undefined> {
   return readLockOwner<StageLockOwner>(path);
 }
 
-/**
- * The tokens of the staging locks this process holds. A lock with this process's pid is ours
- * only when its token is one of these: a container restarted with its hostname kept runs the
- * same pid again (the Node process as pid 1), and the dead run's lock must read as dead, or its
- * archive would never be resumed.
- */
-const heldTokens = new Set<string>();
-
 /** True when the lock at `path` may belong to a live process (other than a dead one on this host or a silent one elsewhere). */
 async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
   const info = await stat(path).catch(() => undefined);
@@ -153,7 +145,12 @@ async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
 
 /** Whether the owner a lock names (`undefined`: not readable) may be alive, the lock last refreshed at `mtimeMs`. */
 function stageOwnerLive(owner: StageLockOwner | undefined, mtimeMs: number, now = Date.now()): boolean {
-  if (owner?.host === ownerHost()) return owner.pid === process.pid ? heldTokens.has(owner.token) : processAlive(owner.pid);
+  // A lock of this process's pid is ours when touched since this process started (its owner
+  // refreshes it every minute); one touched before is a predecessor's with the same pid, whose
+  // archive must be resumed, not left forever (touchedByThisProcess: not a set of the tokens this
+  // module instance issued, which another instance in this process, a worker thread or the other
+  // build, would not know).
+  if (owner?.host === ownerHost()) return owner.pid === process.pid ? touchedByThisProcess(mtimeMs) : processAlive(owner.pid);
   // Another host's (or a lock not readable yet): alive while refreshed.
   return now - mtimeMs < STAGE_OWNER_STALE_MS;
 }
@@ -209,11 +206,9 @@ export async function claimStagedArchive(stageDir: string, key?: StagedArchiveKe
         void utimes(lockPath, now, now).catch(() => undefined);
       }, STAGE_LOCK_REFRESH_MS);
       refresh.unref();
-      heldTokens.add(token);
       return {
         release: async () => {
           clearInterval(refresh);
-          heldTokens.delete(token);
           // Only our own lock: a slow owner whose lock was taken over leaves the new one alone.
           if ((await readStageLock(lockPath))?.token === token) await rm(lockPath, { force: true });
         },

@@ -50,7 +50,7 @@ import { createHash, randomBytes } from '../core/node-crypto.js';
 import { mkdir, readdir, rm, rmdir, stat, utimes } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { sleep } from '../core/abort.js';
-import { leftByDeadWriter, prepareExclusiveFile, processAlive } from '../core/atomic-write.js';
+import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess } from '../core/atomic-write.js';
 import { AbortedError } from '../core/errors.js';
 import { ownerHost } from '../core/host-identity.js';
 import { breakLockIfStale, readLockOwner, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
@@ -76,19 +76,6 @@ interface DestinationLockOwner {
   pid: number;
   host: string;
   token: string;
-}
-
-/**
- * Whether a lock of this process's pid, last touched at `mtimeMs`, is this process's: touched
- * since it started (a second of slack for clock granularity), as `ownerMayBeAlive` judges temp
- * files. One touched before is a predecessor's with the same pid (a container restarted with its
- * hostname kept runs the Node process as pid 1 again). Judged by time, not by a set of tokens
- * held: the ESM and CJS builds loaded side by side, and worker threads, are one process with
- * several module instances, and none may take another's live lock for a predecessor's.
- */
-function touchedByThisProcess(mtimeMs: number): boolean {
-  // process.uptime(): since the process started, also in a worker thread.
-  return mtimeMs >= Date.now() - process.uptime() * 1000 - 1000;
 }
 
 /** The lock file of a destination (a hash: no URI on disk). */

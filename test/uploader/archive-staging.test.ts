@@ -1,8 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { once } from 'node:events';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { tempFileName } from '../../src/core/atomic-write.js';
 import { ownerHost } from '../../src/core/host-identity.js';
@@ -19,6 +23,18 @@ async function stage(): Promise<{ journal: string; dir: string }> {
   return { journal, dir };
 }
 
+const HOUR_AGO = new Date(Date.now() - 60 * 60_000);
+
+let bundle: string | undefined;
+/** archive-staging.ts bundled with esbuild, for a worker thread to load as a module of its own. */
+async function stagingBundle(): Promise<string> {
+  if (bundle) return bundle;
+  const outfile = join(mkdtempSync(join(tmpdir(), 'au-staging-bundle-')), 'archive-staging.mjs');
+  const root = resolve(__dirname, '../..');
+  await build({ entryPoints: [join(root, 'src/uploader/archive-staging.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile, absWorkingDir: root, logLevel: 'silent' });
+  return (bundle = outfile);
+}
+
 describe('archive staging lock', () => {
   it('is created whole: the claim leaves its lock and directory, no temp file, and a second claim fails while it is held', async () => {
     const { dir } = await stage();
@@ -31,10 +47,11 @@ describe('archive staging lock', () => {
     expect(readdirSync(dirname(dir))).toEqual([basename(dir)]);
   });
 
-  it('a lock with this process\'s pid but a token it never issued is a dead run\'s (a container restarted as pid 1): taken over', async () => {
+  it('a lock with this process\'s pid last touched before it started is a predecessor\'s (a container restarted as pid 1): taken over', async () => {
     const { dir } = await stage();
     await mkdir(dir, { recursive: true });
     writeFileSync(`${dir}.lock`, JSON.stringify({ pid: process.pid, host: ownerHost(), token: 'dead-run-token' }));
+    utimesSync(`${dir}.lock`, HOUR_AGO, HOUR_AGO);
     const claim = await claimStagedArchive(dir);
     expect(claim).toBeDefined();
     expect(JSON.parse(readFileSync(`${dir}.lock`, 'utf8'))).toMatchObject({ pid: process.pid });
@@ -42,6 +59,32 @@ describe('archive staging lock', () => {
     // Its own live lock still keeps a second claim out.
     expect(await claimStagedArchive(dir)).toBeUndefined();
     await claim!.release();
+  });
+
+  it('a lock of this process held by another instance of the module (a worker thread) is live: not taken over', async () => {
+    const { dir } = await stage();
+    // The worker loads its own copy of the module (as the ESM and CJS builds side by side do).
+    const worker = new Worker(
+      `const { parentPort, workerData } = require('node:worker_threads');
+      (async () => {
+        const { claimStagedArchive } = await import(workerData.bundle);
+        const claim = await claimStagedArchive(workerData.dir);
+        parentPort.postMessage(claim !== undefined);
+        parentPort.once('message', async () => { await claim?.release(); parentPort.postMessage('released'); });
+      })();`,
+      { eval: true, workerData: { bundle: pathToFileURL(await stagingBundle()).href, dir } },
+    );
+    try {
+      expect(await once(worker, 'message')).toEqual([true]);
+      const held = readFileSync(`${dir}.lock`, 'utf8');
+      expect(JSON.parse(held)).toMatchObject({ pid: process.pid });
+      expect(await claimStagedArchive(dir)).toBeUndefined();
+      expect(readFileSync(`${dir}.lock`, 'utf8')).toBe(held);
+      worker.postMessage('release');
+      expect(await once(worker, 'message')).toEqual(['released']);
+    } finally {
+      await worker.terminate();
+    }
   });
 
   it('a chmod of a checkpoint file, which tar records, gives another staging directory', async () => {
