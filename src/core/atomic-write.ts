@@ -113,15 +113,20 @@ export function tempFileOwner(name: string, prefix: string): { pid: number; host
  * whose owner is a process of this host that is gone: nobody can still be writing it, whatever
  * its age. Another host's, or a name of another shape, is never judged here.
  *
+ * Pass `mtimeMs`, when known, for a name of this process's own pid: one last written before this
+ * process started is a predecessor's with the same pid (a container restarted as pid 1, a
+ * machine rebooted), left over. Without it such a name always reads as this process's, alive.
+ *
  * @example
  * ```ts
- * if (leftByDeadWriter(name)) await rm(join(dir, name), { force: true });
+ * const info = await lstat(join(dir, name));
+ * if (leftByDeadWriter(name, info.mtimeMs)) await rm(join(dir, name), { force: true });
  * ```
  */
-export function leftByDeadWriter(name: string): boolean {
+export function leftByDeadWriter(name: string, mtimeMs?: number): boolean {
   const at = name.lastIndexOf('.tmp-');
   const owner = at < 0 ? undefined : tempFileOwner(name, name.slice(0, at + '.tmp-'.length));
-  return owner !== undefined && owner.host === hostTag() && !ownerMayBeAlive(owner, 0);
+  return owner !== undefined && owner.host === hostTag() && !ownerMayBeAlive(owner, mtimeMs === undefined ? 0 : Date.now() - mtimeMs);
 }
 
 /**

@@ -320,16 +320,15 @@ async function outputsPutAsideByKilled(outDir: string): Promise<string[]> {
     if (!name.startsWith(prefix) || !name.endsWith(PUT_ASIDE_SUFFIX)) continue;
     const temp = name.slice(0, -PUT_ASIDE_SUFFIX.length);
     const path = join(parent, name);
-    if (leftByDeadWriter(temp)) found.push(path);
-    else if (legacy.test(temp) && (await untouchedForMs(path)) > STALE_TEMP_MS) found.push(path);
+    const info = await lstat(path).catch(() => undefined);
+    if (!info) continue;
+    // When it was put aside is its ctime (the rename set it), not its mtime (the old output's
+    // last change, maybe days ago): one of this process's pid put aside before this process
+    // started is a predecessor's (a container restarted as pid 1).
+    if (leftByDeadWriter(temp, info.ctimeMs)) found.push(path);
+    else if (legacy.test(temp) && Date.now() - info.mtimeMs > STALE_TEMP_MS) found.push(path);
   }
   return found;
-}
-
-/** How long ago `path` was last modified, in ms (0 when it cannot be read). */
-async function untouchedForMs(path: string): Promise<number> {
-  const info = await lstat(path).catch(() => undefined);
-  return info ? Date.now() - info.mtimeMs : 0;
 }
 
 /**

@@ -301,7 +301,7 @@ export async function removeStagedArchives(journalDir: string, options: { olderT
       continue;
     }
     // A lock moved aside, or a lock's temp file whose writer was killed before it was linked.
-    if (name.includes('.lock.broken-') || leftByDeadWriter(name)) {
+    if (name.includes('.lock.broken-') || (name.includes('.tmp-') && leftByDeadWriter(name, (await lstat(path).catch(() => undefined))?.mtimeMs))) {
       await rm(path, { force: true });
       continue;
     }

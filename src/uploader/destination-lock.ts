@@ -261,7 +261,7 @@ export async function sweepDestinationLocks(journalDir: string): Promise<void> {
       else if (/\.tmp$|\.lock\.broken-/.test(name)) {
         // As the journal's sweep judges them: a breaker moves a lock aside for milliseconds.
         const info = await stat(path).catch(() => undefined);
-        if (info && (now - info.mtimeMs > LEFTOVER_MS || leftByDeadWriter(name))) await rm(path, { force: true });
+        if (info && (now - info.mtimeMs > LEFTOVER_MS || leftByDeadWriter(name, info.mtimeMs))) await rm(path, { force: true });
       }
     } catch {
       // A leftover that cannot be removed now is removed by a later sweep.

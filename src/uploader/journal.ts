@@ -1157,7 +1157,7 @@ export class UploadJournal {
         const newer = (expiredRecord ?? expiredLog)?.newerFormat !== undefined;
         if (age > this.maxAgeMs && !lasting && !newer) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
-      } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name))) {
+      } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name, info.mtimeMs))) {
         // A writer killed between creating its temp file and renaming it (or linking it: a
         // record's lock); at once when the name says its process is gone.
         await rm(path, { force: true });

@@ -31,6 +31,17 @@ describe('atomic write', () => {
     expect(leftByDeadWriter('notes.txt')).toBe(false);
   });
 
+  it('tells a predecessor\'s temp file with this process\'s pid by the mtime it is given', () => {
+    const mine = tempFileName('.r.json.tmp-');
+    // Written since this process started: its own, alive.
+    expect(leftByDeadWriter(mine, Date.now())).toBe(false);
+    // Written before: a predecessor's with the same pid (a container restarted as pid 1).
+    expect(leftByDeadWriter(mine, HOUR_AGO.getTime())).toBe(true);
+    // Another host's stays another host's, however old.
+    const otherHosts = mine.replace(/-([0-9a-f]{6})-/, (m, h: string) => `-${h === '000000' ? '111111' : '000000'}-`);
+    expect(leftByDeadWriter(otherHosts, HOUR_AGO.getTime())).toBe(false);
+  });
+
   it('creates a file whole where none exists, and only once; the temp file goes with discard()', async () => {
     const dir = scratch();
     const target = join(dir, 'state.json.lock');

@@ -354,6 +354,9 @@ console.log('finished');
       mkdirSync(join(root, name));
       writeFileSync(join(root, name, 'previous.txt'), 'older');
     }
+    // The live conversion's old output last changed long before it was put aside (its mtime):
+    // what counts is when it was put aside (its ctime, just now), not a predecessor's.
+    utimesSync(join(root, live), HOUR_AGO, HOUR_AGO);
     // Earlier versions named it without an owner: taken once an hour old, kept while fresh.
     const legacyOld = '.out.tmp-0123456789ab.old';
     const legacyFresh = '.out.tmp-ba9876543210.old';

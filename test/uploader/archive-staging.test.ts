@@ -106,7 +106,10 @@ describe('archive staging lock', () => {
     const dead = spawnSync(process.execPath, ['-e', '']).pid!;
     const deadWriters = tempFileName(prefix).replace(`-${process.pid}-`, `-${dead}-`);
     const liveWriters = tempFileName(prefix);
-    for (const name of [deadWriters, liveWriters]) writeFileSync(join(dirname(dir), name), '{"pid":1}');
+    // This process's pid, written before it started: a predecessor's (a container restarted as pid 1).
+    const predecessors = tempFileName(prefix);
+    for (const name of [deadWriters, liveWriters, predecessors]) writeFileSync(join(dirname(dir), name), '{"pid":1}');
+    utimesSync(join(dirname(dir), predecessors), HOUR_AGO, HOUR_AGO);
     await removeStagedArchives(journal, { olderThanMs: 60_000 });
     expect(readdirSync(dirname(dir))).toEqual([liveWriters]);
   });
