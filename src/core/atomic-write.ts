@@ -18,10 +18,9 @@
  */
 import { createHash, randomBytes } from './node-crypto.js';
 import { link, lstat, mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { diskFullError } from './errors.js';
-import { ownerHost } from './host-identity.js';
 
 /** A temp file untouched for this long, whose owner process is gone, is left over: 10 minutes. */
 export const STALE_TEMP_MS = 10 * 60_000;
@@ -57,12 +56,8 @@ export interface StagedFile {
 }
 
 let hostTagValue: string | undefined;
-/**
- * Six hex digits standing for this host in temp names (a host name may be long or odd); hashed on
- * first use. The host is {@link ownerHost}: a container in its own pid namespace is a host of its
- * own, whatever its hostname (host-identity.ts).
- */
-const hostTag = (): string => (hostTagValue ??= createHash('sha256').update(ownerHost()).digest('hex').slice(0, 6));
+/** Six hex digits standing for this host in temp names (a host name may be long or odd); hashed on first use. */
+const hostTag = (): string => (hostTagValue ??= createHash('sha256').update(hostname()).digest('hex').slice(0, 6));
 
 /**
  * True when a process with this pid exists on this host.
@@ -132,8 +127,8 @@ export function leftByDeadWriter(name: string, mtimeMs?: number): boolean {
 /**
  * Whether a file (a temp file, a lock) named by this process's pid, last written at `mtimeMs`,
  * is this process's: written since it started. One written before is a predecessor's with the
- * same pid (a container restarted, its Node process pid 1 again: host-identity.ts says why it may
- * read as this host; a machine rebooted). Judged by time, not by a set of tokens this module
+ * same pid (a container restarted with its hostname kept, its Node process pid 1 again; a machine
+ * rebooted). Judged by time, not by a set of tokens this module
  * instance issued: the ESM and CJS builds loaded side by side, and worker threads, are one
  * process with several module instances, and none may take another's live file for a
  * predecessor's.

@@ -20,10 +20,10 @@
  */
 import { randomBytes } from './node-crypto.js';
 import { mkdir, readFile, rm, utimes } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import type * as z from 'zod';
 import { prepareExclusiveFile, processAlive, removeStaleTempFiles, syncDirectory, writeFileAtomic } from './atomic-write.js';
-import { ownerHost } from './host-identity.js';
 import { AbortedError, LocalPathError } from './errors.js';
 import { breakerPath, breakLockIfStale, judgeTimedLock, readLockOwner, removeStaleBreaker, type TimedLockOwner } from './lock-breaker.js';
 import { sleep } from './abort.js';
@@ -210,7 +210,7 @@ export class JsonStateFile<T> {
     // record). A temp file left by a kill is swept like the state file's own (same prefix).
     const prepare = async () => {
       const at = Date.now();
-      const file = await prepareExclusiveFile(this.lockPath, JSON.stringify({ pid: process.pid, host: ownerHost(), token, at } satisfies TimedLockOwner), {
+      const file = await prepareExclusiveFile(this.lockPath, JSON.stringify({ pid: process.pid, host: hostname(), token, at } satisfies TimedLockOwner), {
         prefix: `.${basename(this.path)}.tmp-`,
         ...(this.fileMode !== undefined ? { mode: this.fileMode } : {}),
       });

@@ -56,8 +56,8 @@
  */
 import { randomBytes } from './node-crypto.js';
 import { link, readFile, rename, rm, stat } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { prepareExclusiveFile, processAlive } from './atomic-write.js';
-import { ownerHost } from './host-identity.js';
 
 /** What a breaker makes of a lock file: stale or not, and the token that names this very lock. */
 export interface LockVerdict {
@@ -144,7 +144,7 @@ export async function readLockOwner<T extends { pid: number; token: string }>(pa
  */
 export async function judgeTimedLock(path: string, staleMs: number): Promise<LockVerdict> {
   const info = await readLockOwner<TimedLockOwner>(path);
-  if (info) return { stale: Date.now() - info.at > staleMs || (info.host === ownerHost() && !processAlive(info.pid)), token: info.token };
+  if (info) return { stale: Date.now() - info.at > staleMs || (info.host === hostname() && !processAlive(info.pid)), token: info.token };
   const age = await stat(path).then(
     (s) => Date.now() - s.mtimeMs,
     () => 0,
@@ -203,7 +203,7 @@ export async function breakLockIfStale(lockPath: string, judge: (path: string) =
   const guard = breakerPath(lockPath);
   const staleMs = options.breakerStaleMs ?? DEFAULT_BREAKER_STALE_MS;
   const token = randomBytes(8).toString('hex');
-  const breaker = await prepareExclusiveFile(guard, JSON.stringify({ pid: process.pid, host: ownerHost(), token, at: Date.now() } satisfies TimedLockOwner), {
+  const breaker = await prepareExclusiveFile(guard, JSON.stringify({ pid: process.pid, host: hostname(), token, at: Date.now() } satisfies TimedLockOwner), {
     ...(options.prefix !== undefined ? { prefix: options.prefix } : {}),
     ...(options.mode !== undefined ? { mode: options.mode } : {}),
   });

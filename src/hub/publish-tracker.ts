@@ -28,11 +28,11 @@
  *
  * @module
  */
+import { hostname } from 'node:os';
 import { randomUUID } from '../core/node-crypto.js';
 import { resolve } from 'node:path';
 import type * as z from 'zod';
 import { ArtifactUploaderError, InvalidArgumentError } from '../core/errors.js';
-import { ownerHost } from '../core/host-identity.js';
 import { redact, redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
 import { isTransientFailure } from '../core/retry.js';
@@ -239,7 +239,7 @@ export class PublishTracker {
   private readonly publish: (options: PublishToHubOptions) => Promise<PublishResult>;
   private readonly logger: Logger;
   private readonly instance = randomUUID();
-  private readonly host = ownerHost();
+  private readonly host = hostname();
   private readonly inflight = new Map<string, Inflight>();
   /** Decisions about one key in this process, one at a time (other processes: the file lock). */
   private readonly queues = new SerialQueue();

@@ -35,9 +35,9 @@
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import { lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess } from '../core/atomic-write.js';
-import { ownerHost } from '../core/host-identity.js';
 import { breakLockIfStale, readLockOwner, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import { readManifest, manifestFileName, type CheckpointManifest } from '../archive/manifest.js';
 
@@ -150,7 +150,7 @@ function stageOwnerLive(owner: StageLockOwner | undefined, mtimeMs: number, now 
   // archive must be resumed, not left forever (touchedByThisProcess: not a set of the tokens this
   // module instance issued, which another instance in this process, a worker thread or the other
   // build, would not know).
-  if (owner?.host === ownerHost()) return owner.pid === process.pid ? touchedByThisProcess(mtimeMs) : processAlive(owner.pid);
+  if (owner?.host === hostname()) return owner.pid === process.pid ? touchedByThisProcess(mtimeMs) : processAlive(owner.pid);
   // Another host's (or a lock not readable yet): alive while refreshed.
   return now - mtimeMs < STAGE_OWNER_STALE_MS;
 }
@@ -189,7 +189,7 @@ export async function claimStagedArchive(stageDir: string, key?: StagedArchiveKe
   const token = randomBytes(8).toString('hex');
   // Whole or not at all: an empty lock (its owner killed between creating and writing it) would
   // read as another host's and count as live for STAGE_OWNER_STALE_MS.
-  const lock = await prepareExclusiveFile(lockPath, JSON.stringify({ pid: process.pid, host: ownerHost(), token } satisfies StageLockOwner), { mode: 0o600 });
+  const lock = await prepareExclusiveFile(lockPath, JSON.stringify({ pid: process.pid, host: hostname(), token } satisfies StageLockOwner), { mode: 0o600 });
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
       if (!(await lock.tryCreate())) {

@@ -19,8 +19,7 @@
  * says nothing. It is stale when
  * - its holder's process is gone (same host: the pid in the lock no longer exists; a lock of
  *   this process's pid last touched before this process started is a predecessor's, e.g. a
- *   container restarted as pid 1 again in a pid namespace whose inode the kernel handed out
- *   again, core/host-identity.ts, or a machine rebooted), or
+ *   container restarted with its hostname and pid 1 kept), or
  * - its holder stopped refreshing it: the holder sets the lock's mtime to now every
  *   {@link DESTINATION_LOCK_REFRESH_MS} (30 s, an `unref()`d timer), and a lock not refreshed
  *   for {@link DESTINATION_LOCK_STALE_MS} (5 minutes, ten refreshes missed) is abandoned, on any
@@ -48,11 +47,11 @@
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import { mkdir, readdir, rm, rmdir, stat, utimes } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { sleep } from '../core/abort.js';
 import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess } from '../core/atomic-write.js';
 import { AbortedError } from '../core/errors.js';
-import { ownerHost } from '../core/host-identity.js';
 import { breakLockIfStale, readLockOwner, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import type { Logger } from '../core/logger.js';
 
@@ -96,7 +95,7 @@ async function judgeDestinationLock(path: string): Promise<LockVerdict> {
   const silent = Date.now() - info.mtimeMs > DESTINATION_LOCK_STALE_MS;
   const owner = await readLockOwner<DestinationLockOwner>(path);
   if (!owner) return { stale: silent, token: undefined };
-  const gone = owner.host === ownerHost() && (owner.pid === process.pid ? !touchedByThisProcess(info.mtimeMs) : !processAlive(owner.pid));
+  const gone = owner.host === hostname() && (owner.pid === process.pid ? !touchedByThisProcess(info.mtimeMs) : !processAlive(owner.pid));
   return { stale: gone || silent, token: owner.token };
 }
 
@@ -139,7 +138,7 @@ export async function holdDestinationLock(journalDir: string, destination: strin
   const lockPath = lockPathOf(journalDir, destination);
   const folder = join(journalDir, DESTINATION_LOCKS_FOLDER);
   const token = randomBytes(8).toString('hex');
-  const content = JSON.stringify({ pid: process.pid, host: ownerHost(), token } satisfies DestinationLockOwner);
+  const content = JSON.stringify({ pid: process.pid, host: hostname(), token } satisfies DestinationLockOwner);
   const aborted = () => new AbortedError('The upload was aborted while it waited for another process\'s upload to the same destination.', { cause: signal?.reason });
   let waited = false;
   for (let wait = 10; ; wait = Math.min(wait * 2, MAX_POLL_MS)) {

@@ -42,13 +42,13 @@ import { createHash, randomBytes } from '../core/node-crypto.js';
 import { access, constants, mkdir, open, readdir, readFile, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hasStagedArchives, isDueForClear, listStagedArchives, removeStagedArchives } from './archive-staging.js';
 import { sweepDestinationLocks } from './destination-lock.js';
+import { hostname } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { envPath, homeDirectory, type Env } from '../core/env.js';
 import { ConfigError, InvalidArgumentError, LocalPathError, toLocalPathError } from '../core/errors.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 import { isInside } from '../core/real-path.js';
 import { leftByDeadWriter } from '../core/atomic-write.js';
-import { ownerHost } from '../core/host-identity.js';
 import { redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import type { PreviousMultipartUpload, StoredPart, StoreResumeToken } from '../stores/artifact-store.js';
 import { isBlockUploadLabel } from '../stores/azure-block-upload.js';
@@ -383,9 +383,13 @@ function logPrefix(target: string, runId: string): string {
     .slice(0, 40);
 }
 
+/** The host name, asked once (each call is a system call, and liveness checks ask often). */
+let thisHost: string | undefined;
+const host = () => (thisHost ??= hostname());
+
 /** A new owner of a record or log: this process, on this host, with a one-off token. */
 function newOwner(): JournalRecord['owner'] {
-  return { pid: process.pid, host: ownerHost(), token: randomBytes(8).toString('hex') };
+  return { pid: process.pid, host: host(), token: randomBytes(8).toString('hex') };
 }
 
 /**
@@ -612,7 +616,7 @@ export class UploadJournal {
 
   /** True when the record's owner is a live process other than this one's entry. */
   private ownedByLiveProcess(record: JournalRecord, now = Date.now()): boolean {
-    if (record.owner.host === ownerHost()) return record.owner.pid !== process.pid ? processAlive(record.owner.pid) : false;
+    if (record.owner.host === host()) return record.owner.pid !== process.pid ? processAlive(record.owner.pid) : false;
     return now - record.updatedAt < this.ownerStaleMs;
   }
 
@@ -861,7 +865,7 @@ export class UploadJournal {
   logInUse(log: ReadOperationLog, now = Date.now()): boolean {
     if (openLogs.has(log.path)) return true;
     const { owner } = log.header;
-    if (owner.host === ownerHost()) return owner.pid !== process.pid && processAlive(owner.pid);
+    if (owner.host === host()) return owner.pid !== process.pid && processAlive(owner.pid);
     const last = log.lines.at(-1)?.at ?? log.header.createdAt;
     return now - last < this.ownerStaleMs;
   }

@@ -14,7 +14,6 @@ import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ownerHost } from '../../src/core/host-identity.js';
 import { JsonStateFile } from '../../src/core/json-state-file.js';
 import { LocalPathError } from '../../src/core/errors.js';
 import { fsHooks as hooks, holdNextRead, resetFsHooks, signal } from '../support/fs-hooks.js';
@@ -36,7 +35,7 @@ async function stateFile(): Promise<{ dir: string; path: string; lockPath: strin
 describe('JsonStateFile: breaking a stale lock', () => {
   it.each([
     ['another host\'s lock older than lockStaleMs', () => ({ pid: 1, host: `not-${hostname()}`, token: 'stale', at: Date.now() - 3_600_000 })],
-    ['a lock whose process on this host is gone', () => ({ pid: deadPid(), host: ownerHost(), token: 'stale', at: Date.now() })],
+    ['a lock whose process on this host is gone', () => ({ pid: deadPid(), host: hostname(), token: 'stale', at: Date.now() })],
   ])('never removes a live lock on a judgement made before another writer broke the stale one: %s', async (_, staleLock) => {
     const { dir, lockPath, instance } = await stateFile();
     await writeFile(lockPath, JSON.stringify(staleLock()));
@@ -95,7 +94,7 @@ describe('JsonStateFile: breaking a stale lock', () => {
   });
 
   it('is not wedged by a breaker killed while breaking, and leaves a live breaker to finish', async () => {
-    const dead = { pid: deadPid(), host: ownerHost(), token: 'stale', at: Date.now() };
+    const dead = { pid: deadPid(), host: hostname(), token: 'stale', at: Date.now() };
     const elsewhere = { pid: 1, host: `not-${hostname()}`, token: 'stale', at: Date.now() - 3_600_000 };
     for (const breaker of [dead, elsewhere]) {
       const { dir, lockPath, instance } = await stateFile();
@@ -109,7 +108,7 @@ describe('JsonStateFile: breaking a stale lock', () => {
     // A breaker at work (this process, just now): the stale lock is its to remove, not ours.
     const { dir, lockPath, instance } = await stateFile();
     await writeFile(lockPath, JSON.stringify(dead));
-    await writeFile(`${lockPath}.breaking`, JSON.stringify({ pid: process.pid, host: ownerHost(), token: 'breaker', at: Date.now() }));
+    await writeFile(`${lockPath}.breaking`, JSON.stringify({ pid: process.pid, host: hostname(), token: 'breaker', at: Date.now() }));
     const file = new JsonStateFile(join(dir, 'state.json'), async () => Counter, { empty: () => ({ n: 0 }), lockTimeoutMs: 200 });
     await expect(file.update((s) => ({ state: { n: s.n + 1 }, result: undefined }))).rejects.toBeInstanceOf(LocalPathError);
     expect((await readdir(dir)).sort()).toEqual(['state.json.lock', 'state.json.lock.breaking']);

@@ -5,10 +5,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ownerHost } from '../../src/core/host-identity.js';
 import { ArtifactUploaderError, HubError, InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from '../../src/hub/publish.js';
@@ -185,7 +185,7 @@ describe('PublishTracker.status', () => {
     await writeFiles(join(stateFile, '..'), {
       'publish-state.json': JSON.stringify({
         version: 1,
-        records: { t5: { key: 't5', state: 'uploading', repoId, modelDir, attempts: 1, owner: { host: ownerHost(), pid: deadPid, instance: 'dead' }, startedAt: at, updatedAt: at, heartbeatAt: at } },
+        records: { t5: { key: 't5', state: 'uploading', repoId, modelDir, attempts: 1, owner: { host: hostname(), pid: deadPid, instance: 'dead' }, startedAt: at, updatedAt: at, heartbeatAt: at } },
       }),
     });
     hub.clearLog();
@@ -339,7 +339,7 @@ describe('includeSensitiveFiles across attempts', () => {
     await publishToHub({ ...defaults(), modelDir, repoId, idempotencyKey: 's2' });
     const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
     const at = new Date().toISOString();
-    const record = { key: 's2', state: 'uploading', repoId, modelDir, attempts: 1, owner: { host: ownerHost(), pid: deadPid, instance: 'dead' }, startedAt: at, updatedAt: at, heartbeatAt: at };
+    const record = { key: 's2', state: 'uploading', repoId, modelDir, attempts: 1, owner: { host: hostname(), pid: deadPid, instance: 'dead' }, startedAt: at, updatedAt: at, heartbeatAt: at };
     await writeFiles(join(stateFile, '..'), { 'publish-state.json': JSON.stringify({ version: 1, records: { s2: record } }) });
     const before = await readFile(stateFile, 'utf8');
     hub.clearLog();
@@ -416,11 +416,11 @@ describe('JsonStateFile', () => {
     const file = new JsonStateFile(path, async () => Counter, { empty: () => ({ n: 0 }), lockTimeoutMs: 200 });
     await file.update(() => ({ state: { n: 1 }, result: undefined }));
     const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
-    await writeFile(`${path}.lock`, JSON.stringify({ pid: deadPid, host: ownerHost(), token: 'old', at: Date.now() }));
+    await writeFile(`${path}.lock`, JSON.stringify({ pid: deadPid, host: hostname(), token: 'old', at: Date.now() }));
     await file.update((s) => ({ state: { n: s.n + 1 }, result: undefined }));
     expect(await file.read()).toEqual({ n: 2 });
 
-    await writeFile(`${path}.lock`, JSON.stringify({ pid: process.pid, host: ownerHost(), token: 'live', at: Date.now() }));
+    await writeFile(`${path}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), token: 'live', at: Date.now() }));
     await expect(file.update((s) => ({ state: { n: s.n + 1 }, result: undefined }))).rejects.toBeInstanceOf(LocalPathError);
     expect(await file.read()).toEqual({ n: 2 });
   });
@@ -430,7 +430,7 @@ describe('JsonStateFile', () => {
     const file = new JsonStateFile(path, async () => Counter, { empty: () => ({ n: 0 }), lockTimeoutMs: 5000 });
     await file.update(() => ({ state: { n: 1 }, result: undefined }));
     // A live owner holds the lock for half a second, then releases it.
-    await writeFile(`${path}.lock`, JSON.stringify({ pid: process.pid, host: ownerHost(), token: 'live', at: Date.now() }));
+    await writeFile(`${path}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), token: 'live', at: Date.now() }));
     let releasedAt = 0;
     setTimeout(() => {
       releasedAt = Date.now();

@@ -6,10 +6,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { ownerHost } from '../../src/core/host-identity.js';
 import { claimStagedArchive, removeStagedArchives } from '../../src/uploader/archive-staging.js';
 import { holdNextRead, resetFsHooks } from '../support/fs-hooks.js';
 
@@ -24,7 +23,7 @@ async function deadOwnersStage(): Promise<{ journal: string; dir: string; lockPa
   await mkdir(dir, { recursive: true });
   await writeFile(join(dir, 'best.tar.gz'), 'archive');
   const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-  await writeFile(`${dir}.lock`, JSON.stringify({ pid: dead, host: ownerHost(), token: 'dead' }));
+  await writeFile(`${dir}.lock`, JSON.stringify({ pid: dead, host: hostname(), token: 'dead' }));
   return { journal, dir, lockPath: `${dir}.lock` };
 }
 

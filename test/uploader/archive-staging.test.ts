@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { once } from 'node:events';
 import { pathToFileURL } from 'node:url';
@@ -9,7 +9,6 @@ import { Worker } from 'node:worker_threads';
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
 import { tempFileName } from '../../src/core/atomic-write.js';
-import { ownerHost } from '../../src/core/host-identity.js';
 import { claimStagedArchive, removeStagedArchives, stagedArchiveDir } from '../../src/uploader/archive-staging.js';
 
 /** A journal directory and the staging directory of one archive key in it. */
@@ -50,7 +49,7 @@ describe('archive staging lock', () => {
   it('a lock with this process\'s pid last touched before it started is a predecessor\'s (a container restarted as pid 1): taken over', async () => {
     const { dir } = await stage();
     await mkdir(dir, { recursive: true });
-    writeFileSync(`${dir}.lock`, JSON.stringify({ pid: process.pid, host: ownerHost(), token: 'dead-run-token' }));
+    writeFileSync(`${dir}.lock`, JSON.stringify({ pid: process.pid, host: hostname(), token: 'dead-run-token' }));
     utimesSync(`${dir}.lock`, HOUR_AGO, HOUR_AGO);
     const claim = await claimStagedArchive(dir);
     expect(claim).toBeDefined();
@@ -118,7 +117,7 @@ describe('archive staging lock', () => {
     const { journal, dir } = await stage();
     await mkdir(dirname(dir), { recursive: true });
     const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-    const breakerOf = (pid: number) => JSON.stringify({ pid, host: ownerHost(), token: `b${pid}`, at: Date.now() });
+    const breakerOf = (pid: number) => JSON.stringify({ pid, host: hostname(), token: `b${pid}`, at: Date.now() });
     const deadBreaker = `${basename(dir)}.lock.breaking`;
     const liveBreaker = `${'f'.repeat(40)}.lock.breaking`;
     writeFileSync(join(dirname(dir), deadBreaker), breakerOf(dead));

@@ -8,10 +8,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ownerHost } from '../../src/core/host-identity.js';
 import type { CheckpointManifest } from '../../src/archive/manifest.js';
 import { uploadHpoArtifacts } from '../../src/stages/hpo.js';
 import { AbortedError } from '../../src/core/errors.js';
@@ -263,7 +263,7 @@ describe('archive uploads to one destination across processes', () => {
     const lockPath = join(folder, name!);
     // Same pid and host, another token: another copy of the module (the CJS build beside the
     // ESM one, a worker thread) holds it now.
-    const sameProcess = JSON.stringify({ pid: process.pid, host: ownerHost(), token: 'e'.repeat(16) });
+    const sameProcess = JSON.stringify({ pid: process.pid, host: hostname(), token: 'e'.repeat(16) });
     mkdirSync(folder);
     writeFileSync(lockPath, sameProcess);
     const controller = new AbortController();

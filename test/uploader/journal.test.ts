@@ -4,12 +4,11 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ownerHost } from '../../src/core/host-identity.js';
 import { tempFileName } from '../../src/core/atomic-write.js';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
@@ -479,7 +478,7 @@ describe('UploadJournal on real files', () => {
     await (await journal.begin(kept))!.finish();
     const [keptRecord] = await recordFiles(dir);
     const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-    const lockOf = (pid: number) => JSON.stringify({ pid, host: ownerHost(), token: `t${pid}`, at: Date.now() });
+    const lockOf = (pid: number) => JSON.stringify({ pid, host: hostname(), token: `t${pid}`, at: Date.now() });
     const orphanLock = `${'b'.repeat(40)}.json.lock`; // its record is gone
     const deadHoldersLock = `${keptRecord}.lock`; // beside its record
     const liveHoldersLock = `${'c'.repeat(40)}.json.lock`;
@@ -498,14 +497,14 @@ describe('UploadJournal on real files', () => {
   it('the sweep removes what a process killed while breaking a record\'s stale lock left (breaker file, lock moved aside), and keeps a live breaker\'s', async () => {
     const dir = await tempDir();
     const dead = spawnSync(process.execPath, ['-e', '']).pid!;
-    const breakerOf = (pid: number) => JSON.stringify({ pid, host: ownerHost(), token: `b${pid}`, at: Date.now() });
+    const breakerOf = (pid: number) => JSON.stringify({ pid, host: hostname(), token: `b${pid}`, at: Date.now() });
     // Killed after it moved the lock aside (no lock left), and before it took the breaker file.
     const deadBreaker = `${'d'.repeat(40)}.json.lock.breaking`;
     const liveBreaker = `${'e'.repeat(40)}.json.lock.breaking`;
     const movedAside = `${'d'.repeat(40)}.json.lock.broken-0123abcd`;
     await writeFile(join(dir, deadBreaker), breakerOf(dead));
     await writeFile(join(dir, liveBreaker), breakerOf(process.pid));
-    await writeFile(join(dir, movedAside), JSON.stringify({ pid: dead, host: ownerHost(), token: 'gone', at: Date.now() }));
+    await writeFile(join(dir, movedAside), JSON.stringify({ pid: dead, host: hostname(), token: 'gone', at: Date.now() }));
     const old = new Date(Date.now() - 5 * 60_000);
     await utimes(join(dir, movedAside), old, old);
     await UploadJournal.open({ dir });
