@@ -212,7 +212,17 @@ export async function startFaultProxy(targetUrl: string, options: FaultProxyOpti
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
     open++;
-    res.on('close', () => open--);
+    // Counted out when the answer is written whole ('finish', before the client can read it and
+    // start another request), or when the exchange ends without one ('close'): on 'close' alone,
+    // a loaded machine could run the client's next request before the proxy saw this one close,
+    // and count one request more in flight than the client had.
+    let counted = true;
+    const countOut = () => {
+      if (counted) open--;
+      counted = false;
+    };
+    res.on('finish', countOut);
+    res.on('close', countOut);
     const entry: ProxyLogEntry = { method, path, bytes: 0, inFlightAtStart: open };
     const contentRange = req.headers['content-range'];
     if (typeof contentRange === 'string') entry.contentRange = contentRange;
