@@ -105,6 +105,19 @@ function destinationLocks(journal: string): string[] | undefined {
   return existsSync(folder) ? readdirSync(folder) : undefined;
 }
 
+/**
+ * A fresh journal and where the lock of destination `'destination'` lives in it (the lock taken
+ * once and let go, so that its name comes from the module and not from a copy of its hash).
+ */
+async function destinationLockPlace(): Promise<{ journal: string; folder: string; lockPath: string }> {
+  const journal = join(scratch('au-destlock-journal-'), 'journal');
+  const folder = join(journal, DESTINATION_LOCKS_FOLDER);
+  const own = await holdDestinationLock(journal, 'destination');
+  const [name] = readdirSync(folder);
+  await own.release();
+  return { journal, folder, lockPath: join(folder, name!) };
+}
+
 describe('archive uploads to one destination across processes', () => {
   it('8 trial processes storing different best checkpoints at once, 6 rounds: every call verified, and the run keeps one trial\'s archive with its own manifest', async () => {
     const { trackingUri, run, artifactsDir } = await localRun();
@@ -227,14 +240,8 @@ describe('archive uploads to one destination across processes', () => {
   });
 
   it('a lock of another host is waited for while it is refreshed, and broken once not refreshed for DESTINATION_LOCK_STALE_MS', async () => {
-    const journal = join(scratch('au-destlock-journal-'), 'journal');
-    const folder = join(journal, DESTINATION_LOCKS_FOLDER);
-    // Where the lock of this destination lives: taken once, and let go.
-    const own = await holdDestinationLock(journal, 'destination');
-    const [name] = readdirSync(folder);
-    await own.release();
+    const { journal, folder, lockPath } = await destinationLockPlace();
     // Another host's holder (its pid means nothing here), refreshed a moment ago.
-    const lockPath = join(folder, name!);
     const foreign = JSON.stringify({ pid: 1, host: 'another-host.invalid', token: 'f'.repeat(16) });
     mkdirSync(folder);
     writeFileSync(lockPath, foreign);
@@ -255,12 +262,7 @@ describe('archive uploads to one destination across processes', () => {
   });
 
   it('a lock of this process\'s pid is live when touched since the process started (another module instance or thread), a predecessor\'s when touched before', async () => {
-    const journal = join(scratch('au-destlock-journal-'), 'journal');
-    const folder = join(journal, DESTINATION_LOCKS_FOLDER);
-    const own = await holdDestinationLock(journal, 'destination');
-    const [name] = readdirSync(folder);
-    await own.release();
-    const lockPath = join(folder, name!);
+    const { journal, folder, lockPath } = await destinationLockPlace();
     // Same pid and host, another token: another copy of the module (the CJS build beside the
     // ESM one, a worker thread) holds it now.
     const sameProcess = JSON.stringify({ pid: process.pid, host: hostname(), token: 'e'.repeat(16) });
