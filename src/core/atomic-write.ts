@@ -128,10 +128,9 @@ export function leftByDeadWriter(name: string, mtimeMs?: number): boolean {
  * Whether a file (a temp file, a lock) named by this process's pid, last written at `mtimeMs`,
  * is this process's: written since it started. One written before is a predecessor's with the
  * same pid (a container restarted with its hostname kept, its Node process pid 1 again; a machine
- * rebooted). Judged by time, not by a set of tokens this module
- * instance issued: the ESM and CJS builds loaded side by side, and worker threads, are one
- * process with several module instances, and none may take another's live file for a
- * predecessor's.
+ * rebooted). Judged by time, not by a set of tokens this module instance issued: the ESM and CJS
+ * builds loaded side by side, and worker threads, are one process with several module instances,
+ * and none may take another's live file for a predecessor's.
  *
  * @example
  * ```ts
