@@ -73,6 +73,17 @@ export interface PrepareUploadOptions {
  * `.cache/`, `.ipynb_checkpoints/`) are already skipped by the listing (`listModelFiles`).
  */
 const IGNORED_NAMES = new Set(['.git', '.DS_Store', 'Thumbs.db', 'desktop.ini']);
+
+/**
+ * Path segments no commit may carry, `huggingface_hub`'s `FORBIDDEN_FOLDERS` (utils/_paths.py):
+ * its `_validate_path_in_repo` refuses them "to prevent a server-side issue", so the Hub is
+ * likely to refuse the commit, after every LFS file was uploaded. A `.git` file is left out
+ * ({@link IGNORED_NAMES}) and hidden folders are never listed, so what reaches this is a file
+ * named `.cache`: refused before anything is sent, as `upload_folder` refuses the whole folder
+ * (it builds the commit operations, and so validates every path, before its first request).
+ * Not left out: unlike OS litter it may be a file the model needs, named by the user.
+ */
+const HUB_FORBIDDEN_SEGMENTS = new Set(['.git', '.cache']);
 // Files holding credentials (`.env`, private keys) are left out too, with a warning: sensitive-files.ts.
 
 async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
@@ -215,9 +226,14 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
     const files: PreparedFile[] = [];
     const included = new Set(options.includeSensitiveFiles ?? []);
     const leftOut: string[] = [];
+    const forbidden: string[] = [];
     for (const file of sourceFiles) {
       const name = file.path.split('/').pop() ?? file.path;
       if (IGNORED_NAMES.has(name) || file.path === 'README.md') continue;
+      if (file.path.split('/').some((segment) => HUB_FORBIDDEN_SEGMENTS.has(segment))) {
+        forbidden.push(file.path);
+        continue;
+      }
       const localPath = join(sourceDir, ...file.path.split('/'));
       // Left out rather than refused: the model loads without them, so a publish the tracker
       // starts unattended after a long training still goes through, and nothing secret is sent.
@@ -226,6 +242,11 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
         continue;
       }
       files.push({ path: file.path, localPath, size: file.size });
+    }
+    if (forbidden.length > 0) {
+      throw new InvalidArgumentError('modelDir', `The model directory ${sourceDir} holds ${forbidden.map((path) => JSON.stringify(path)).join(', ')}: the Hugging Face Hub takes no path with a ".git" or ".cache" segment (huggingface_hub refuses such a commit too). Nothing was sent.`, {
+        hint: `Rename or remove ${forbidden.length === 1 ? 'that file' : 'those files'} (or move the model's files to a folder without ${forbidden.length === 1 ? 'it' : 'them'}), then publish again.`,
+      });
     }
     // A path that names none of the files (a typo, the folder's own name in front, `\`): the
     // file meant would be left out with only a warning, in a publish that may run unattended.

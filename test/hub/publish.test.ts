@@ -984,6 +984,37 @@ print(json.dumps({"all": paths, "kept": list(filter_repo_objects(paths, ignore_p
     for (const path of ignoredByPython) expect(tree, path).not.toContain(path);
   });
 
+  it("refuses a file named .cache, as huggingface_hub's upload_folder does, before any byte is sent", async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFiles(modelDir, { '.cache': 'not a folder\n', 'tokenizer/.cache': 'x\n', 'tokenizer/vocab.txt': 'a\nb\n' });
+
+    // huggingface_hub refuses the whole upload_folder (`_validate_path_in_repo` as it builds the
+    // commit operations), before asking the Hub anything.
+    hub.clearLog();
+    const script = `
+import sys
+from huggingface_hub import HfApi
+try:
+    HfApi(endpoint=sys.argv[1], token=sys.argv[2]).upload_folder(repo_id=sys.argv[3], folder_path=sys.argv[4])
+    print("uploaded")
+except ValueError as error:
+    print("refused: " + str(error))
+`;
+    const python = await runPython(script, { args: [hub.url, hub.token, newRepo(), modelDir], env: { HF_HOME: await tempDir('au-hf-home-'), HF_TOKEN: '' } });
+    expect(python.trim().split('\n').pop()).toMatch(/^refused: .*cannot update files under a '\.cache\/' folder/);
+    expect(hub.requests).toEqual([]);
+
+    for (const dryRun of [true, false]) {
+      const options = opts({ modelDir, dryRun });
+      const refused = await publishToHub(options).catch((e: unknown) => e);
+      expect(refused, `dryRun ${dryRun}`).toBeInstanceOf(InvalidArgumentError);
+      expect(refused).toMatchObject({ code: 'INVALID_ARGUMENT', argument: 'modelDir', message: expect.stringContaining('".cache", "tokenizer/.cache"') });
+      expect((refused as InvalidArgumentError).hint).toMatch(/Rename or remove/);
+      expect(hub.head(options.repoId)).toBeUndefined();
+    }
+    expect(hub.requests).toEqual([]);
+  });
+
   it('leaves credential files (.env, .netrc, .npmrc, credentials, private keys) out of the upload with a warning naming each, unless included by path', async () => {
     const privateKey = '-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n';
     const modelDir = await writeFusedModel(await tempDir());
