@@ -13,6 +13,7 @@ import { InvalidArgumentError, ModelValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
 import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-format.js';
+import { listModelFiles } from '../model/list-model-files.js';
 import { validateModelArtifacts, type ModelValidationReport, type ValidateModelOptions } from '../model/validate.js';
 import { isHubRepoId } from '../core/hub-repo-id.js';
 import { isSensitiveFile } from './sensitive-files.js';
@@ -85,6 +86,39 @@ const IGNORED_NAMES = new Set(['.git', '.DS_Store', 'Thumbs.db', 'desktop.ini'])
  */
 const HUB_FORBIDDEN_SEGMENTS = new Set(['.git', '.cache']);
 // Files holding credentials (`.env`, private keys) are left out too, with a warning: sensitive-files.ts.
+
+/**
+ * Hidden directories not worth a word when left out: `huggingface_hub`'s `upload_folder` never
+ * sends them either (it skips `.git/` and `.cache/huggingface/`, and refuses any other path with
+ * a `.cache` segment), and nearly every checkout has a `.git/`.
+ */
+const UNSENDABLE_HIDDEN_DIRS = new Set(['.git', '.cache']);
+
+/** How many hidden folders the warning names; the rest are counted. */
+const HIDDEN_DIRS_NAMED = 5;
+
+/**
+ * The warning for the hidden folders of the model directory left out of the upload (`.hydra/`
+ * with Hydra's run config, `.ipynb_checkpoints/`), or `undefined`. They are left out because a
+ * model repo has no use for them, but `upload_folder` would send them: without a word, a user
+ * who expected Hydra's config beside the model would not find out before downloading it.
+ */
+async function hiddenFoldersWarning(dir: string): Promise<string | undefined> {
+  const hidden: string[] = [];
+  await listModelFiles(dir, {
+    onHiddenDirectory: (path) => {
+      if (!UNSENDABLE_HIDDEN_DIRS.has(path.split('/').pop() ?? path)) hidden.push(path);
+    },
+  });
+  if (hidden.length === 0) return undefined;
+  hidden.sort();
+  const named = hidden.slice(0, HIDDEN_DIRS_NAMED).map((path) => JSON.stringify(`${path}/`));
+  const more = hidden.length - named.length;
+  return (
+    `Left out of the upload, as hidden folders: ${named.join(', ')}${more > 0 ? ` and ${more} more (${hidden.length} in all)` : ''} (in ${dir}). ` +
+    "huggingface_hub's upload_folder would send them; to publish a file of one, copy it to a folder whose name does not start with a dot."
+  );
+}
 
 async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
   try {
@@ -262,6 +296,11 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
         'To publish one anyway, pass its path in includeSensitiveFiles (--include-sensitive <path>).';
       logger.warn(warning);
       warnings.push(warning);
+    }
+    const hiddenWarning = await hiddenFoldersWarning(dir);
+    if (hiddenWarning) {
+      logger.warn(hiddenWarning);
+      warnings.push(hiddenWarning);
     }
     // A README.md the model directory already had is kept in the card: its text under "Notes", its metadata in the card's.
     const existingReadme = await readFile(join(dir, 'README.md'), 'utf8').catch(() => undefined);

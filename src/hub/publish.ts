@@ -76,7 +76,8 @@ export interface PublishToHubOptions {
    * The model directory (MLX or PEFT LoRA adapter, or fused model). Left out of the upload, at
    * any depth: hidden directories (`.git/`, `.cache/huggingface/`, `.ipynb_checkpoints/`), a
    * `.git` file (a worktree's or submodule's pointer), OS litter (`.DS_Store`) and files holding
-   * credentials (see {@link includeSensitiveFiles}). A file named `.cache` is refused with an
+   * credentials (see {@link includeSensitiveFiles}). Hidden directories other than `.git/` and
+   * `.cache/` are named in a warning. A file named `.cache` is refused with an
    * `InvalidArgumentError` before anything is sent: the Hub takes no such path.
    */
   modelDir: string;

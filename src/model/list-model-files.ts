@@ -16,6 +16,16 @@ export interface ModelFile {
   size: number;
 }
 
+/** Options of {@link listModelFiles}. */
+export interface ListModelFilesOptions {
+  /**
+   * Called with the relative path (`/`-separated) of every hidden directory skipped, in no set
+   * order, so that a caller can say what was left out (its contents are never walked).
+   * @default none
+   */
+  onHiddenDirectory?: (path: string) => void;
+}
+
 /**
  * Lists every file under `dir`, sorted by path. Hidden directories are skipped (hidden files
  * are kept: a stray `.gitattributes` is still part of a repository).
@@ -26,7 +36,7 @@ export interface ModelFile {
  * const total = files.reduce((sum, f) => sum + f.size, 0);
  * ```
  */
-export async function listModelFiles(dir: string): Promise<ModelFile[]> {
+export async function listModelFiles(dir: string, options: ListModelFilesOptions = {}): Promise<ModelFile[]> {
   const out: ModelFile[] = [];
   // The entries of a directory are statted together (a model can have hundreds of small files).
   const walk = async (absolute: string, relative: string): Promise<void> => {
@@ -38,6 +48,7 @@ export async function listModelFiles(dir: string): Promise<ModelFile[]> {
         const link = await lstat(full);
         if (link.isDirectory()) {
           if (!name.startsWith('.')) await walk(full, rel);
+          else options.onHiddenDirectory?.(rel);
           return;
         }
         const info = link.isSymbolicLink() ? await stat(full).catch(() => undefined) : link;
