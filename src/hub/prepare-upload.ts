@@ -278,7 +278,7 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       files.push({ path: file.path, localPath, size: file.size });
     }
     if (forbidden.length > 0) {
-      throw new InvalidArgumentError('modelDir', `The model directory ${sourceDir} holds ${forbidden.map((path) => JSON.stringify(path)).join(', ')}: the Hugging Face Hub takes no path with a ".git" or ".cache" segment (huggingface_hub refuses such a commit too). Nothing was sent.`, {
+      throw new InvalidArgumentError('modelDir', `The model directory ${sourceDir} holds ${forbidden.map((path) => JSON.stringify(path)).join(', ')}: huggingface_hub refuses to commit a path with a ".git" or ".cache" segment ("to prevent a server-side issue"), and the Hub is likely to refuse the commit, after every upload. Nothing was sent.`, {
         hint: `Rename or remove ${forbidden.length === 1 ? 'that file' : 'those files'} (or move the model's files to a folder without ${forbidden.length === 1 ? 'it' : 'them'}), then publish again.`,
       });
     }

@@ -78,7 +78,7 @@ export interface PublishToHubOptions {
    * `.git` file (a worktree's or submodule's pointer), OS litter (`.DS_Store`) and files holding
    * credentials (see {@link includeSensitiveFiles}). Hidden directories other than `.git/` and
    * `.cache/` are named in a warning. A file named `.cache` is refused with an
-   * `InvalidArgumentError` before anything is sent: the Hub takes no such path.
+   * `InvalidArgumentError` before anything is sent, as `huggingface_hub` refuses it.
    */
   modelDir: string;
   /**
