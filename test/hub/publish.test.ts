@@ -854,6 +854,38 @@ describe('publishToHub', () => {
     expect(hub.requests.filter((r) => r.route === 'commit' && r.status === 412)).toHaveLength(1);
   });
 
+  it('names the hidden folders it leaves out (.hydra/, .ipynb_checkpoints/) in one warning, but not .git/ or .cache/', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFiles(modelDir, {
+      '.hydra/config.yaml': 'lr: 0.001\n',
+      '.ipynb_checkpoints/eval-checkpoint.ipynb': '{}',
+      'tokenizer/.hydra/overrides.yaml': '[]\n',
+      'tokenizer/vocab.txt': 'a\nb\n',
+      '.git/HEAD': 'ref: refs/heads/main\n',
+      '.cache/huggingface/.gitignore': '*\n',
+    });
+    const logger = captureLogger();
+    const options = opts({ modelDir, logger });
+    const result = await publishToHub(options);
+    expect(hub.files(options.repoId)).toEqual(['.gitattributes', 'README.md', 'config.json', 'model.safetensors', 'tokenizer/vocab.txt', 'tokenizer_config.json']);
+    const warnings = result.warnings.filter((w) => w.includes('hidden folders'));
+    expect(warnings).toEqual([`Left out of the upload, as hidden folders: ".hydra/", ".ipynb_checkpoints/", "tokenizer/.hydra/" (in ${modelDir}). huggingface_hub's upload_folder would send them; to publish a file of one, copy it to a folder whose name does not start with a dot.`]);
+    expect(logger.lines.filter((line) => line.startsWith('warn ') && line.includes('hidden folders'))).toHaveLength(1);
+    // The dry run says the same, before anything is sent.
+    expect((await publishToHub(opts({ modelDir, dryRun: true }))).warnings).toContain(warnings[0]);
+
+    // Many: a few named, the rest counted.
+    const many = await writeFusedModel(await tempDir());
+    await writeFiles(many, Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`.run${i}/log.txt`, 'x\n'])));
+    const manyWarning = (await publishToHub(opts({ modelDir: many, dryRun: true }))).warnings.find((w) => w.includes('hidden folders'));
+    expect(manyWarning).toMatch(/^Left out of the upload, as hidden folders: "\.run0\/", "\.run1\/", "\.run2\/", "\.run3\/", "\.run4\/" and 2 more \(7 in all\) /);
+
+    // Only .git/ and .cache/ (which upload_folder never sends either): no word.
+    const plain = await writeFusedModel(await tempDir());
+    await writeFiles(plain, { '.git/HEAD': 'ref: refs/heads/main\n', '.cache/huggingface/.gitignore': '*\n' });
+    expect((await publishToHub(opts({ modelDir: plain, dryRun: true }))).warnings.filter((w) => w.includes('hidden folders'))).toEqual([]);
+  });
+
   it('with an idempotencyKey, a publish already on the Hub is not uploaded again', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     const options = opts({ modelDir, idempotencyKey: 'training-42' });
@@ -1013,38 +1045,6 @@ except ValueError as error:
       expect(hub.head(options.repoId)).toBeUndefined();
     }
     expect(hub.requests).toEqual([]);
-  });
-
-  it('names the hidden folders it leaves out (.hydra/, .ipynb_checkpoints/) in one warning, but not .git/ or .cache/', async () => {
-    const modelDir = await writeFusedModel(await tempDir());
-    await writeFiles(modelDir, {
-      '.hydra/config.yaml': 'lr: 0.001\n',
-      '.ipynb_checkpoints/eval-checkpoint.ipynb': '{}',
-      'tokenizer/.hydra/overrides.yaml': '[]\n',
-      'tokenizer/vocab.txt': 'a\nb\n',
-      '.git/HEAD': 'ref: refs/heads/main\n',
-      '.cache/huggingface/.gitignore': '*\n',
-    });
-    const logger = captureLogger();
-    const options = opts({ modelDir, logger });
-    const result = await publishToHub(options);
-    expect(hub.files(options.repoId)).toEqual(['.gitattributes', 'README.md', 'config.json', 'model.safetensors', 'tokenizer/vocab.txt', 'tokenizer_config.json']);
-    const warnings = result.warnings.filter((w) => w.includes('hidden folders'));
-    expect(warnings).toEqual([`Left out of the upload, as hidden folders: ".hydra/", ".ipynb_checkpoints/", "tokenizer/.hydra/" (in ${modelDir}). huggingface_hub's upload_folder would send them; to publish a file of one, copy it to a folder whose name does not start with a dot.`]);
-    expect(logger.lines.filter((line) => line.startsWith('warn ') && line.includes('hidden folders'))).toHaveLength(1);
-    // The dry run says the same, before anything is sent.
-    expect((await publishToHub(opts({ modelDir, dryRun: true }))).warnings).toContain(warnings[0]);
-
-    // Many: a few named, the rest counted.
-    const many = await writeFusedModel(await tempDir());
-    await writeFiles(many, Object.fromEntries(Array.from({ length: 7 }, (_, i) => [`.run${i}/log.txt`, 'x\n'])));
-    const manyWarning = (await publishToHub(opts({ modelDir: many, dryRun: true }))).warnings.find((w) => w.includes('hidden folders'));
-    expect(manyWarning).toMatch(/^Left out of the upload, as hidden folders: "\.run0\/", "\.run1\/", "\.run2\/", "\.run3\/", "\.run4\/" and 2 more \(7 in all\) /);
-
-    // Only .git/ and .cache/ (which upload_folder never sends either): no word.
-    const plain = await writeFusedModel(await tempDir());
-    await writeFiles(plain, { '.git/HEAD': 'ref: refs/heads/main\n', '.cache/huggingface/.gitignore': '*\n' });
-    expect((await publishToHub(opts({ modelDir: plain, dryRun: true }))).warnings.filter((w) => w.includes('hidden folders'))).toEqual([]);
   });
 
   it('leaves credential files (.env, .netrc, .npmrc, credentials, private keys) out of the upload with a warning naming each, unless included by path', async () => {
