@@ -95,6 +95,33 @@ print(json.dumps({"ours": seen(sys.argv[1]), "python": seen(sys.argv[2])}))
     const seen = JSON.parse(out.trim().split('\n').at(-1)!) as Record<string, unknown>;
     expect(seen).toEqual({ ours: ['step-2', 'step-2', 'eval', 'nlp'], python: ['step-2', 'step-2', 'eval', 'nlp'] });
   });
+  it('--tag __proto__=x reaches the server (MLflow takes the key), and a key repeated with another value is a usage error before any request', async () => {
+    const url = mlflowServer().url;
+    const env = baseEnv({ MLFLOW_TRACKING_URI: url });
+    const run = await cli(['runs', 'start', '--new', '--experiment-name', 'cli-proto-tag', '--tag', '__proto__=x', '--tag', 'constructor=y', '--tag', 'team=nlp', '--tag', 'team=nlp', '--json'], { cwd: tempDir(), env });
+    expect(run.code, run.stderr).toBe(EXIT_CODES.OK);
+    // Read back with the official client: its dict holds `__proto__` as any other key.
+    const out = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+tags = MlflowClient().get_run(sys.argv[1]).data.tags
+print(json.dumps([tags.get(k) for k in ["__proto__", "constructor", "team"]]))
+`,
+      { env: { MLFLOW_TRACKING_URI: url }, args: [run.json().runId] },
+    );
+    expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual(['x', 'y', 'nlp']);
+
+    // The server is never asked: the experiment named here does not come into being.
+    const clash = await cli(['runs', 'start', '--new', '--experiment-name', 'cli-tag-clash', '--tag', 'stage=train', '--tag', 'stage=eval', '--json'], { cwd: tempDir(), env });
+    expect(clash.code).toBe(EXIT_CODES.USAGE);
+    expect(clash.json().error).toMatchObject({
+      code: 'INVALID_ARGUMENT',
+      message: expect.stringContaining('--tag stage is given twice, with different values: "train" and "eval".'),
+      hint: expect.stringContaining('Keep the one --tag stage=... you mean'),
+    });
+    expect(await createTrackingClient({ trackingUri: url, env: {} }).getExperimentByName('cli-tag-clash')).toBeUndefined();
+  });
 });
 
 describeWithServers('runs start errors name the flags on a real MLflow server', () => {

@@ -24,15 +24,35 @@ function refuseDryRun(ctx: CliContext, command: string): void {
   }
 }
 
-/** `--tag key=value` options as a record. */
+/**
+ * `--tag key=value` options as a record (used by `runs start` and `register`).
+ *
+ * A key given twice with different values is a usage error: the last one silently won, and a
+ * pipeline with a typo'd or stale `--tag` got the wrong tag unsaid. The same pair twice is
+ * harmless and kept once. The record is built with `Object.fromEntries`, which defines each key
+ * as the record's own property: `out[key] = value` sent `__proto__` to the prototype setter and
+ * the tag was dropped, though MLflow takes it (its `_validate_tag_name` allows `\w` names).
+ *
+ * @example
+ * parseTags(['team=nlp', 'note=a=b']); // { team: 'nlp', note: 'a=b' }
+ * parseTags(['team=nlp', 'team=cv']); // throws InvalidArgumentError (--tag team given twice)
+ */
 export function parseTags(tags: string[] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
+  const byKey = new Map<string, string>();
   for (const tag of tags ?? []) {
     const at = tag.indexOf('=');
     if (at <= 0) throw new InvalidArgumentError('--tag', `Expected --tag key=value, got ${JSON.stringify(tag)}.`, { hint: 'Write it as --tag team=nlp.' });
-    out[tag.slice(0, at)] = tag.slice(at + 1);
+    const key = tag.slice(0, at);
+    const value = tag.slice(at + 1);
+    const earlier = byKey.get(key);
+    if (earlier !== undefined && earlier !== value) {
+      throw new InvalidArgumentError('--tag', `--tag ${key} is given twice, with different values: ${JSON.stringify(earlier)} and ${JSON.stringify(value)}. A tag has one value.`, {
+        hint: `Keep the one --tag ${key}=... you mean and drop the other; for two values, use two keys (e.g. ${key}_2=...).`,
+      });
+    }
+    byKey.set(key, value);
   }
-  return out;
+  return Object.fromEntries(byKey);
 }
 
 /** `runs start`: creates (or joins) a run and prints its id alone on stdout. */
