@@ -73,8 +73,9 @@ const TRANSIENT_CLIENT_STATUSES = new Set([408, 429]);
 export function exitCodeForError(error: unknown, interrupted = false): ExitCode {
   if (error instanceof AbortedError && interrupted) return EXIT_CODES.INTERRUPTED;
   if (USAGE_ERRORS.some((type) => error instanceof type)) return EXIT_CODES.USAGE;
-  // A version left behind by a failure: the failure says whether it may pass on its own.
-  if (error instanceof RegistryError && error.code === 'REGISTRY_INCOMPLETE') return exitCodeForError(error.cause, interrupted);
+  // A version left behind by a failure, or a registration that failed after the stage's upload:
+  // the failure says whether it may pass on its own.
+  if (error instanceof RegistryError && (error.code === 'REGISTRY_INCOMPLETE' || error.code === 'REGISTRY_AFTER_UPLOAD')) return exitCodeForError(error.cause, interrupted);
   // A registration the call must change (name, alias, source, server) vs one that may pass (the server's own failure).
   if (error instanceof RegistryError) return error.code === 'REGISTRY_VERSION_FAILED' || error.code === 'REGISTRY_VERSION_TIMEOUT' ? EXIT_CODES.FAILED : EXIT_CODES.USAGE;
   if (MODEL_ERRORS.some((type) => error instanceof type)) return EXIT_CODES.INVALID_MODEL;

@@ -539,14 +539,21 @@ export type RegistryErrorCode =
   | 'REGISTRY_VERSION_FAILED'
   | 'REGISTRY_VERSION_TIMEOUT'
   /** The call failed after making its version, and could not remove it; the failure is the `cause`. */
-  | 'REGISTRY_INCOMPLETE';
+  | 'REGISTRY_INCOMPLETE'
+  /**
+   * A stage helper's `register` failed after its upload succeeded: the files are in the run
+   * (`runId`, `artifactPath`, `uploaded`), only the registration is missing; the failure is the `cause`.
+   */
+  | 'REGISTRY_AFTER_UPLOAD';
 
 /**
  * Registering a model (MLflow logged model → registered model → version → aliases) failed or
  * was refused: a bad name or alias, a source path the run does not have, a server without a
  * Model Registry, the embedded `./mlruns` store, or a version that never became READY.
  * Whatever the call had made by then was removed (or its logged model marked FAILED), except
- * with `REGISTRY_INCOMPLETE`: its version could not be deleted, and `version` names it.
+ * with `REGISTRY_INCOMPLETE`: its version could not be deleted, and `version` names it. A stage
+ * helper's `register` that fails after the upload throws `REGISTRY_AFTER_UPLOAD`, with the
+ * upload's result in `uploaded` and the failure as `cause`.
  *
  * @example
  * ```ts
@@ -564,11 +571,27 @@ export class RegistryError extends ArtifactUploaderError {
   readonly modelName?: string;
   /** The model version, when one had been created. */
   readonly version?: string;
-  constructor(code: RegistryErrorCode, message: string, details: { modelName?: string; version?: string } & ErrorOptions = {}) {
+  /** With `REGISTRY_AFTER_UPLOAD`: the run the stage helper uploaded to. */
+  readonly runId?: string;
+  /** With `REGISTRY_AFTER_UPLOAD`: where in the run's artifacts the files to register are. */
+  readonly artifactPath?: string;
+  /**
+   * With `REGISTRY_AFTER_UPLOAD`: what the stage helper would have returned without `register`
+   * (a `ConversionArtifactsResult` or `TrainingArtifactsResult`): the upload happened.
+   */
+  readonly uploaded?: unknown;
+  constructor(
+    code: RegistryErrorCode,
+    message: string,
+    details: { modelName?: string; version?: string; runId?: string; artifactPath?: string; uploaded?: unknown } & ErrorOptions = {},
+  ) {
     super(code, message, details);
     this.code = code;
     this.modelName = details.modelName;
     this.version = details.version;
+    this.runId = details.runId;
+    this.artifactPath = details.artifactPath;
+    this.uploaded = details.uploaded;
   }
 }
 

@@ -29,3 +29,15 @@ export function formatBytes(bytes: number): string {
   const text = Number.isInteger(value) ? String(value) : value.toFixed(value >= 100 ? 0 : 1);
   return `${text} ${UNITS[unit]}`;
 }
+
+/**
+ * A word as a POSIX shell reads it back: as it is when it holds nothing the shell treats
+ * specially, else single-quoted. For commands printed in hints, to be pasted as they are.
+ *
+ * @example
+ * shellWord('onnx'); // 'onnx'
+ * shellWord("my model's dir"); // "'my model'\\''s dir'"
+ */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { InvalidArgumentError } from '../core/errors.js';
+import { InvalidArgumentError, RegistryError } from '../core/errors.js';
+import { shellWord } from '../core/format.js';
 import type { StageName } from '../config/schema.js';
 import { checkRegistration, fileStoreRefused, registerModelOfRun, registrationConnection, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
 import { resolveMlflowRunId, type ActiveRun } from '../run/run-context.js';
@@ -166,6 +167,10 @@ function uploadRun(options: Pick<StageHelperOptions, 'runId' | 'env'>): ActiveRu
  * Registers what a stage uploaded, when `register` asks for it and the upload happened (not
  * skipped, failed or a dry run); `undefined` otherwise.
  *
+ * A registration that fails is a `RegistryError` `REGISTRY_AFTER_UPLOAD` with the failure as
+ * its `cause` and `uploaded` (what the helper returns without `register`): the failure alone
+ * did not say that the files were in the run, and a caller told only "failed" uploads again.
+ *
  * @example
  * ```ts
  * const registeredModel = await registerStageUpload(options.register, result, options);
@@ -176,15 +181,17 @@ export async function registerStageUpload(
   register: StageRegisterOptions | undefined,
   result: UploadResult,
   options: StageHelperOptions,
+  uploaded: unknown = result,
 ): Promise<RegisterModelResult | undefined> {
   if (register === undefined || result.status !== 'uploaded' || !result.runId || result.artifactPath === undefined) return undefined;
+  const { runId, artifactPath } = result;
   // This upload's files only: the folder in the run may hold an earlier upload's too.
   const files = result.files.filter((f) => f.status === 'uploaded' || f.status === 'resumed').map((f) => f.artifactPath);
   return registerModelOfRun(
     {
       ...register,
-      runId: result.runId,
-      artifactPath: result.artifactPath,
+      runId,
+      artifactPath,
       // Passed as they are: an option left undefined reads as unset (see docs/architecture.md).
       trackingUri: options.trackingUri,
       env: options.env,
@@ -199,5 +206,30 @@ export async function registerStageUpload(
     },
     uploadRun(options),
     files,
-  );
+  ).catch((error: unknown) => {
+    throw registrationAfterUploadFailed(error, { register, runId, artifactPath, uploaded });
+  });
+}
+
+/**
+ * The error of a stage's registration that failed after its upload: what failed, that the
+ * files are in the run, and how to register them without uploading again (the `register`
+ * command, or `registerModel`, with the same idempotency key when one was given).
+ */
+function registrationAfterUploadFailed(
+  error: unknown,
+  { register, runId, artifactPath, uploaded }: { register: StageRegisterOptions; runId: string; artifactPath: string; uploaded: unknown },
+): RegistryError {
+  const why = error instanceof Error ? error.message : String(error);
+  const key = register.idempotencyKey;
+  const command = `artifact-uploader register ${shellWord(register.name)} --artifact-path ${shellWord(artifactPath)} --run-id ${runId}${key === undefined ? '' : ` --idempotency-key ${shellWord(key)}`}`;
+  const call = `registerModel({ name, runId: '${runId}', artifactPath: ${JSON.stringify(artifactPath)}${key === undefined ? '' : ', idempotencyKey'} })`;
+  return new RegistryError('REGISTRY_AFTER_UPLOAD', `The upload succeeded: the files are in run ${runId} at "${artifactPath}". Only registering them as ${register.name} failed: ${why}`, {
+    modelName: register.name,
+    runId,
+    artifactPath,
+    uploaded,
+    cause: error,
+    hint: `Do not upload them again: once the cause is fixed, register them against the same tracking server with \`${command}\` (in code: ${call}).`,
+  });
 }

@@ -78,7 +78,7 @@ export async function uploadTrainingArtifacts(options: TrainingArtifactsOptions)
     if (metrics === undefined) return { checkpoint: checkpointResult };
     return { checkpoint: checkpointResult, metrics: await runOperation(uploader, metrics) };
   });
-  const registeredModel = await registerStageUpload(register, uploaded.checkpoint, rest);
+  const registeredModel = await registerStageUpload(register, uploaded.checkpoint, rest, uploaded);
   return registeredModel ? { ...uploaded, registeredModel } : uploaded;
 }
 

@@ -789,6 +789,43 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(dry.registeredModel).toBeUndefined();
     expect((await pythonView(url, name, '', run.experimentId!, run.runId)).versions).toHaveLength(1);
   });
+  it('a stage registration that fails after the upload says the files are in the run, carries the upload, and prints the command that registers them', async () => {
+    // It threw the registration's failure alone: nothing said the checkpoint was in the run, and
+    // a pipeline told "failed" uploaded it again.
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: unique('after-upload'), activate: false, env: {} });
+    const checkpoint = writeTree(scratch('au-registry-after-'), { 'adapter_model.safetensors': Buffer.alloc(1024, 5), 'adapter_config.json': '{"r":4}' });
+    const metrics = join(writeTree(scratch('au-registry-after-m-'), { 'metrics.json': '{"loss":0.5}' }), 'metrics.json');
+    const front = await proxy(url);
+    front.addRule({ match: (r) => r.method === 'POST' && r.path.includes('registered-models/alias'), fault: 'status', status: 400, body: '{"error_code":"INVALID_PARAMETER_VALUE","message":"refused by the test"}' });
+    const name = unique('after-upload-model');
+
+    const error = await uploadTrainingArtifacts({ checkpointDir: checkpoint, metricsJsonPath: metrics, runId: run.runId, trackingUri: front.url, env: {}, retry: FAST_RETRY, register: { name, alias: 'candidate', idempotencyKey: 'job-7' } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error).toMatchObject({ code: 'REGISTRY_AFTER_UPLOAD', modelName: name, runId: run.runId, artifactPath: 'checkpoint' });
+    expect((error as RegistryError).cause).toBeInstanceOf(MlflowApiError);
+    expect((error as RegistryError).message).toContain(`The upload succeeded: the files are in run ${run.runId} at "checkpoint". Only registering them as ${name} failed: `);
+    expect((error as RegistryError).message).toContain('refused by the test');
+    expect((error as RegistryError).hint).toContain(`\`artifact-uploader register ${name} --artifact-path checkpoint --run-id ${run.runId} --idempotency-key job-7\``);
+    // What the helper would have returned: both uploads, and their files in the run.
+    expect((error as RegistryError).uploaded).toMatchObject({ checkpoint: { status: 'uploaded', runId: run.runId, artifactPath: 'checkpoint' }, metrics: { status: 'uploaded' } });
+    const tracking = createTrackingClient({ trackingUri: url, env: {} });
+    expect((await tracking.listArtifacts(run.runId, 'checkpoint')).files.map((f) => f.path).sort()).toEqual(['checkpoint/adapter_config.json', 'checkpoint/adapter_model.safetensors']);
+    expect((await pythonView(url, name, '', run.experimentId!, run.runId)).versions).toEqual([]);
+
+    // The CLI prints it (exit 2, as the server's refusal) and the command it names registers the files.
+    const res = await cli(['conversion', join(writeTree(scratch('au-registry-after-onnx-'), { 'model.onnx': 'graph' }), 'model.onnx'), '--register', name, '--alias', 'candidate', '--run-id', run.runId, '--tracking-uri', front.url]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain(`error [REGISTRY_AFTER_UPLOAD]: The upload succeeded: the files are in run ${run.runId} at "onnx". Only registering them as ${name} failed`);
+    expect(res.stderr).toContain(`\`artifact-uploader register ${name} --artifact-path onnx --run-id ${run.runId}\``);
+    const json = await cli(['conversion', join(writeTree(scratch('au-registry-after-onnx-'), { 'model.onnx': 'graph' }), 'model.onnx'), '--register', name, '--run-id', run.runId, '--tracking-uri', front.url, '--alias', 'candidate', '--json']);
+    expect(json.json()).toMatchObject({ ok: false, error: { code: 'REGISTRY_AFTER_UPLOAD', runId: run.runId, artifactPath: 'onnx', uploaded: { status: 'uploaded', artifactPath: 'onnx' } } });
+    const again = await cli(['register', name, '--artifact-path', 'onnx', '--run-id', run.runId, '--tracking-uri', url, '--json']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.json()).toMatchObject({ ok: true, registeredModel: { name, runId: run.runId, created: true } });
+    expect((await pythonView(url, name, '', run.experimentId!, run.runId)).versions).toHaveLength(1);
+  });
+
   it('an alias with non-ASCII letters ("campeón"), which MLflow accepts, is set (it used to be refused as "only letters, digits")', async () => {
     const { url } = mlflowServer();
     const { runId, experimentId } = await runWithModel(url);

@@ -10,7 +10,7 @@ import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/arch
 import { trackingUriScheme } from '../../mlflow/tracking-uri.js';
 import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES } from '../exit-codes.js';
-import { formatBytes } from '../../core/format.js';
+import { formatBytes, shellWord } from '../../core/format.js';
 import { formatAge, formatDuration, table } from '../format.js';
 
 /** The journal of this invocation (`--journal-dir`, else the environment's default), without sweeping it: listing shows what is there. */
@@ -249,11 +249,6 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     },
     text: lines.join('\n'),
   };
-}
-
-/** A word as a POSIX shell reads it back: as it is when it holds nothing the shell treats specially, else single-quoted. */
-function shellWord(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 /** The command's tracking URI, or `undefined` when it is not usable (a record naming a store's URI then gets the default). */
