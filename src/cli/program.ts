@@ -174,9 +174,10 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .option('--metrics <file>', 'metrics JSON file to upload too')
     .option('--register <name>', 'also register the uploaded checkpoint as a new version of this registered model (see docs/registry.md)')
     .option('--alias <alias>', 'with --register: point this alias at the new version (repeatable)', collect)
+    .option('--idempotency-key <key>', 'with --register: a rerun with the same key (a CI retry) returns the version made instead of making another')
     .addHelpText(
       'after',
-      examples('artifact-uploader training out/checkpoint-500 --metrics out/metrics.json', 'artifact-uploader training out/checkpoint-500 --dry-run', 'artifact-uploader training out/checkpoint-500 --register llama-lora --alias candidate'),
+      examples('artifact-uploader training out/checkpoint-500 --metrics out/metrics.json', 'artifact-uploader training out/checkpoint-500 --dry-run', 'artifact-uploader training out/checkpoint-500 --register llama-lora --alias candidate --idempotency-key "$CI_PIPELINE_ID-train"'),
     )
     .action(act(async () => (await uploads()).runTraining));
 
@@ -186,6 +187,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .argument('<onnx-path>', 'the .onnx file')
     .option('--register <name>', 'also register the uploaded model as a new version of this registered model (see docs/registry.md)')
     .option('--alias <alias>', 'with --register: point this alias at the new version (repeatable)', collect)
+    .option('--idempotency-key <key>', 'with --register: a rerun with the same key (a CI retry) returns the version made instead of making another')
     .addHelpText(
       'after',
       examples(

@@ -826,6 +826,28 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect((await pythonView(url, name, '', run.experimentId!, run.runId)).versions).toHaveLength(1);
   });
 
+  it('`training --register` and `conversion --register` take --idempotency-key: a rerun of the step (a CI retry) returns the version made instead of making a second', async () => {
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: unique('ci-retry'), activate: false, env: {} });
+    const checkpoint = writeTree(scratch('au-registry-retry-'), { 'adapter_model.safetensors': Buffer.alloc(512, 3), 'adapter_config.json': '{"r":2}' });
+    const onnx = join(writeTree(scratch('au-registry-retry-onnx-'), { 'model.onnx': 'graph' }), 'model.onnx');
+    for (const [command, source] of [['training', checkpoint], ['conversion', onnx]] as const) {
+      const name = unique(`ci-retry-${command}`);
+      const argv = [command, source, '--register', name, '--alias', 'candidate', '--idempotency-key', `pipeline-42-${command}`, '--run-id', run.runId, '--tracking-uri', url, '--json'];
+      const first = await cli(argv);
+      expect(first.code, first.stderr).toBe(0);
+      expect(first.json()).toMatchObject({ ok: true, registeredModel: { name, version: '1', created: true, aliases: ['candidate'] } });
+      const retry = await cli(argv);
+      expect(retry.code, retry.stderr).toBe(0);
+      expect(retry.json()).toMatchObject({ ok: true, registeredModel: { name, version: '1', created: false } });
+      expect((await pythonView(url, name, 'candidate', run.experimentId!, run.runId)).versions, command).toHaveLength(1);
+    }
+    // Without --register there is nothing for the key to identify: a usage error before any upload.
+    const alone = await cli(['conversion', onnx, '--idempotency-key', 'k', '--run-id', run.runId, '--tracking-uri', url]);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain('--idempotency-key goes with --register NAME.');
+  });
+
   it('an alias with non-ASCII letters ("campeón"), which MLflow accepts, is set (it used to be refused as "only letters, digits")', async () => {
     const { url } = mlflowServer();
     const { runId, experimentId } = await runWithModel(url);

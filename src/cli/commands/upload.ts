@@ -226,16 +226,26 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[], regi
   };
 }
 
-/** `--register NAME [--alias a]...` of the training and conversion commands. */
+/**
+ * `--register NAME [--alias a]... [--idempotency-key k]` of the training and conversion
+ * commands. The key is the `register` command's: without it, a CI retry of a whole step made
+ * a second version of what it had registered the first time.
+ */
 function registerOption(options: Record<string, unknown>): StageRegisterOptions | undefined {
   if (options.register === undefined) {
-    if (options.alias !== undefined) throw new InvalidArgumentError('--alias', '--alias goes with --register NAME.', { hint: 'Add --register <registered model name>, or drop --alias.' });
+    for (const [option, flag] of [['alias', '--alias'], ['idempotencyKey', '--idempotency-key']] as const) {
+      if (options[option] !== undefined) throw new InvalidArgumentError(flag, `${flag} goes with --register NAME.`, { hint: `Add --register <registered model name>, or drop ${flag}.` });
+    }
     return undefined;
   }
-  return { name: String(options.register), ...(options.alias !== undefined ? { alias: options.alias as string[] } : {}) };
+  return {
+    name: String(options.register),
+    ...(options.alias !== undefined ? { alias: options.alias as string[] } : {}),
+    ...(options.idempotencyKey !== undefined ? { idempotencyKey: String(options.idempotencyKey) } : {}),
+  };
 }
 
-/** `training <checkpoint-dir> [--metrics file] [--register NAME [--alias a]...]`. */
+/** `training <checkpoint-dir> [--metrics file] [--register NAME [--alias a]... [--idempotency-key k]]`. */
 export async function runTraining(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const stage = stageOf(ctx, 'training');
   const checkpointDir = ctx.path(String(args[0]));
@@ -250,7 +260,7 @@ export async function runTraining(ctx: CliContext, args: unknown[], options: Rec
   return outcome(ctx, 'training', [result.checkpoint, ...(result.metrics ? [result.metrics] : [])], result.registeredModel, checkpointDir);
 }
 
-/** `conversion <onnx-path> [--register NAME [--alias a]...]`. */
+/** `conversion <onnx-path> [--register NAME [--alias a]... [--idempotency-key k]]`. */
 export async function runConversion(ctx: CliContext, args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const stage = stageOf(ctx, 'conversion');
   const register = registerOption(options);
