@@ -127,8 +127,11 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/\breadyTimeoutMs must be > 0, got [^.]*\./g, '--ready-timeout must be more than 0.', ['register']],
   [/\bRaise readyTimeoutMs if the registry is slow to copy large models\./g, 'If the registry is slow to copy large models, run the command again with a longer --ready-timeout (e.g. 15m): the version it made was removed (one an earlier run with the same --idempotency-key made stays, and is waited for again).', ['register']],
   [/\bartifactPath ("[^"]*" )/g, '--artifact-path $1', ['register']],
-  [/\brun the same call again with idempotencyKey ("[^"]*")/g, 'run the same command again with --idempotency-key $1', ['register']],
-  [/\bwithout an idempotencyKey, another call makes another version\./g, 'without --idempotency-key, another run of the command makes another version.', ['register']],
+  // `training` and `conversion` have --idempotency-key with --register as `register` has it.
+  [/\brun the same call again with idempotencyKey ("[^"]*")/g, 'run the same command again with --idempotency-key $1', ['register', 'training', 'conversion']],
+  [/\bwithout an idempotencyKey, another call makes another version\./g, 'without --idempotency-key, another run of the command makes another version.', ['register', 'training', 'conversion']],
+  // REGISTRY_AFTER_UPLOAD's hint gives the `register` command; the call in code is not the CLI user's.
+  [/ \(in code: registerModel\(\{[^}]*\}\)\)/g, '', ['training', 'conversion']],
   [/\bthe journalDir option\b/g, '--journal-dir'],
   // Global flags: every command has them.
   [/`maxConcurrency` \((\d+)\) is below/g, '--max-concurrency $1 is below'],

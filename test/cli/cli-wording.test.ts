@@ -250,6 +250,14 @@ describe('errors in CLI terms', () => {
     expect(cliWording('Before registering again, delete it: without an idempotencyKey, another call makes another version.', 'register')).toBe(
       'Before registering again, delete it: without --idempotency-key, another run of the command makes another version.',
     );
+    // The same under `training --register` and `conversion --register`, which have --idempotency-key too;
+    // REGISTRY_AFTER_UPLOAD's hint keeps its `register` command and drops the call in code.
+    for (const command of ['training', 'conversion']) {
+      expect(cliWording('run the same call again with idempotencyKey "job-7": it finds version 3', command)).toBe('run the same command again with --idempotency-key "job-7": it finds version 3');
+      expect(cliWording('Do not upload them again: once the cause is fixed, register them against the same tracking server with `artifact-uploader register m --artifact-path onnx --run-id abc` (in code: registerModel({ name, runId: \'abc\', artifactPath: "onnx", idempotencyKey })).', command)).toBe(
+        'Do not upload them again: once the cause is fixed, register them against the same tracking server with `artifact-uploader register m --artifact-path onnx --run-id abc`.',
+      );
+    }
 
     // --ready-timeout: parsed as an age, and refused in its own words before anything is sent.
     const zero = await cli(['register', 'm1', '--artifact-path', 'checkpoint', '--ready-timeout', '0s', '--json'], { cwd, env });

@@ -818,6 +818,7 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(res.code).toBe(2);
     expect(res.stderr).toContain(`error [REGISTRY_AFTER_UPLOAD]: The upload succeeded: the files are in run ${run.runId} at "onnx". Only registering them as ${name} failed`);
     expect(res.stderr).toContain(`\`artifact-uploader register ${name} --artifact-path onnx --run-id ${run.runId}\``);
+    expect(res.stderr).not.toContain('registerModel(');
     const json = await cli(['conversion', join(writeTree(scratch('au-registry-after-onnx-'), { 'model.onnx': 'graph' }), 'model.onnx'), '--register', name, '--run-id', run.runId, '--tracking-uri', front.url, '--alias', 'candidate', '--json']);
     expect(json.json()).toMatchObject({ ok: false, error: { code: 'REGISTRY_AFTER_UPLOAD', runId: run.runId, artifactPath: 'onnx', uploaded: { status: 'uploaded', artifactPath: 'onnx' } } });
     const again = await cli(['register', name, '--artifact-path', 'onnx', '--run-id', run.runId, '--tracking-uri', url, '--json']);
