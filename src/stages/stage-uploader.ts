@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { InvalidArgumentError, RegistryError } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError, RegistryError } from '../core/errors.js';
 import { shellWord } from '../core/format.js';
 import type { StageName } from '../config/schema.js';
 import { checkRegistration, fileStoreRefused, registerModelOfRun, registrationConnection, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
@@ -169,7 +169,8 @@ function uploadRun(options: Pick<StageHelperOptions, 'runId' | 'env'>): ActiveRu
  *
  * A registration that fails is a `RegistryError` `REGISTRY_AFTER_UPLOAD` with the failure as
  * its `cause` and `uploaded` (what the helper returns without `register`): the failure alone
- * did not say that the files were in the run, and a caller told only "failed" uploads again.
+ * did not say that the files were in the run, and a caller told only "failed" uploads again. An
+ * abort (the stage's `signal`) is thrown as the `AbortedError` it is.
  *
  * @example
  * ```ts
@@ -207,6 +208,9 @@ export async function registerStageUpload(
     uploadRun(options),
     files,
   ).catch((error: unknown) => {
+    // An abort stays an abort: the caller stopped the stage on purpose (a pruned trial, Ctrl-C)
+    // and tells it by `AbortedError`; what it had made was removed, the upload is in the run.
+    if (error instanceof AbortedError) throw error;
     throw registrationAfterUploadFailed(error, { register, runId, artifactPath, uploaded });
   });
 }
