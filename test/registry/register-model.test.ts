@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
-import { InvalidArgumentError, MlflowApiError, RegistryError } from '../../src/core/errors.js';
+import { AbortedError, InvalidArgumentError, MlflowApiError, RegistryError } from '../../src/core/errors.js';
 import { findRunSource } from '../../src/registry/model-files.js';
 import { registerModel } from '../../src/registry/register-model.js';
 import { createTrackingClient } from '../../src/mlflow/tracking-client.js';
@@ -825,6 +825,21 @@ describeWithServers('registerModel on a real MLflow server', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.json()).toMatchObject({ ok: true, registeredModel: { name, runId: run.runId, created: true } });
     expect((await pythonView(url, name, '', run.experimentId!, run.runId)).versions).toHaveLength(1);
+  });
+
+  it('a stage registration aborted after the upload stays an AbortedError (a pruned trial is told by its type), and leaves no version', async () => {
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: unique('abort-register'), activate: false, env: {} });
+    const checkpoint = writeTree(scratch('au-registry-abort-'), { 'adapter_model.safetensors': Buffer.alloc(1024, 6), 'adapter_config.json': '{"r":4}' });
+    const front = await proxy(url);
+    const controller = new AbortController();
+    // The stage is stopped while its alias call is in flight: after the upload, inside the registration.
+    front.addRule({ match: (r) => r.method === 'POST' && r.path.includes('registered-models/alias'), fault: 'hold', onHold: () => controller.abort() });
+    const name = unique('abort-register-model');
+    const error = await uploadTrainingArtifacts({ checkpointDir: checkpoint, runId: run.runId, trackingUri: front.url, env: {}, retry: FAST_RETRY, signal: controller.signal, register: { name, alias: 'candidate' } }).catch((e: unknown) => e);
+    front.thaw();
+    expect(error).toBeInstanceOf(AbortedError);
+    expect((await pythonView(url, name, '', run.experimentId!, run.runId)).versions).toEqual([]);
   });
 
   it('`training --register` and `conversion --register` take --idempotency-key: a rerun of the step (a CI retry) returns the version made instead of making a second', async () => {
