@@ -87,13 +87,6 @@ const IGNORED_NAMES = new Set(['.git', '.DS_Store', 'Thumbs.db', 'desktop.ini'])
 const HUB_FORBIDDEN_SEGMENTS = new Set(['.git', '.cache']);
 // Files holding credentials (`.env`, private keys) are left out too, with a warning: sensitive-files.ts.
 
-/**
- * Hidden directories not worth a word when left out: `huggingface_hub`'s `upload_folder` never
- * sends them either (it skips `.git/` and `.cache/huggingface/`, and refuses any other path with
- * a `.cache` segment), and nearly every checkout has a `.git/`.
- */
-const UNSENDABLE_HIDDEN_DIRS = new Set(['.git', '.cache']);
-
 /** How many hidden folders the warning names; the rest are counted. */
 const HIDDEN_DIRS_NAMED = 5;
 
@@ -107,7 +100,10 @@ async function hiddenFoldersWarning(dir: string): Promise<string | undefined> {
   const hidden: string[] = [];
   await listModelFiles(dir, {
     onHiddenDirectory: (path) => {
-      if (!UNSENDABLE_HIDDEN_DIRS.has(path.split('/').pop() ?? path)) hidden.push(path);
+      // Not worth a word: `upload_folder` never sends these folders either (it skips `.git/` and
+      // `.cache/huggingface/`, and refuses any other path with such a segment), and nearly every
+      // checkout has a `.git/`.
+      if (!HUB_FORBIDDEN_SEGMENTS.has(path.split('/').pop() ?? path)) hidden.push(path);
     },
   });
   if (hidden.length === 0) return undefined;
