@@ -13,7 +13,6 @@ import { InvalidArgumentError, ModelValidationError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { convertMlxLoraToPeft } from '../model/convert-mlx-to-peft.js';
 import type { LoraFlavour, ModelFormat, ModelLayout } from '../model/detect-format.js';
-import { listModelFiles } from '../model/list-model-files.js';
 import { validateModelArtifacts, type ModelValidationReport, type ValidateModelOptions } from '../model/validate.js';
 import { isHubRepoId } from '../core/hub-repo-id.js';
 import { isSensitiveFile } from './sensitive-files.js';
@@ -95,19 +94,15 @@ const HIDDEN_DIRS_NAMED = 5;
  * with Hydra's run config, `.ipynb_checkpoints/`), or `undefined`. They are left out because a
  * model repo has no use for them, but `upload_folder` would send them: without a word, a user
  * who expected Hydra's config beside the model would not find out before downloading it.
+ * `hiddenDirectories` is the validation's ({@link ModelValidationReport.hiddenDirectories}, sorted):
+ * the folder was listed once, there, and is not walked again for this.
  */
-async function hiddenFoldersWarning(dir: string): Promise<string | undefined> {
-  const hidden: string[] = [];
-  await listModelFiles(dir, {
-    onHiddenDirectory: (path) => {
-      // Not worth a word: `upload_folder` never sends these folders either (it skips `.git/` and
-      // `.cache/huggingface/`, and refuses any other path with such a segment), and nearly every
-      // checkout has a `.git/`.
-      if (!HUB_FORBIDDEN_SEGMENTS.has(path.split('/').pop() ?? path)) hidden.push(path);
-    },
-  });
+function hiddenFoldersWarning(dir: string, hiddenDirectories: readonly string[]): string | undefined {
+  // Not worth a word: `upload_folder` never sends these folders either (it skips `.git/` and
+  // `.cache/huggingface/`, and refuses any other path with such a segment), and nearly every
+  // checkout has a `.git/`.
+  const hidden = hiddenDirectories.filter((path) => !HUB_FORBIDDEN_SEGMENTS.has(path.split('/').pop() ?? path));
   if (hidden.length === 0) return undefined;
-  hidden.sort();
   const named = hidden.slice(0, HIDDEN_DIRS_NAMED).map((path) => JSON.stringify(`${path}/`));
   const more = hidden.length - named.length;
   return (
@@ -293,7 +288,7 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       logger.warn(warning);
       warnings.push(warning);
     }
-    const hiddenWarning = await hiddenFoldersWarning(dir);
+    const hiddenWarning = hiddenFoldersWarning(dir, validation.hiddenDirectories);
     if (hiddenWarning) {
       logger.warn(hiddenWarning);
       warnings.push(hiddenWarning);

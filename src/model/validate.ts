@@ -93,6 +93,13 @@ export interface ModelValidationReport {
    * symlinked directory (an MLX `adapters -> ...` link), which are checked like the others.
    */
   files: ModelFile[];
+  /**
+   * The hidden directories the listing skipped (`.git`, `.hydra`, `tokenizer/.ipynb_checkpoints`),
+   * relative and `/`-separated, sorted; their contents were never read. From the one listing
+   * that gave {@link ModelValidationReport.files}, so that a publish can say what it leaves out
+   * without walking the directory again.
+   */
+  hiddenDirectories: string[];
   /** Bytes of the layout's weight files. */
   weightBytes: number;
   /** Bytes of all files. */
@@ -231,7 +238,7 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
   const allChecks: (keyof ModelValidationChecks)[] = [
     'directoryExists', 'hasModelFiles', 'configValid', 'reasonableSize', 'noPlaceholderFiles', 'safetensorsHeadersValid', 'shardIndexConsistent', 'adapterTensorsValid',
   ];
-  const report = (inspection: ModelDirInspection | undefined, files: ModelFile[], weightBytes: number): ModelValidationReport => {
+  const report = (inspection: ModelDirInspection | undefined, files: ModelFile[], weightBytes: number, hiddenDirectories: string[] = []): ModelValidationReport => {
     const checks = {} as ModelValidationChecks;
     const checkStatus = {} as ModelValidationReport['checkStatus'];
     for (const check of allChecks) {
@@ -249,6 +256,7 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
       errors: found.errors,
       warnings: found.warnings,
       files,
+      hiddenDirectories: hiddenDirectories.sort(),
       weightBytes,
       totalBytes: files.reduce((sum, f) => sum + f.size, 0),
     };
@@ -262,8 +270,9 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
   }
 
   let files: ModelFile[];
+  const hiddenDirectories: string[] = [];
   try {
-    files = await listModelFiles(root);
+    files = await listModelFiles(root, { onHiddenDirectory: (path) => hiddenDirectories.push(path) });
   } catch (error) {
     found.error('directoryExists', `${root} cannot be listed: ${(error as Error).message}`);
     for (const check of allChecks) found.failed.add(check);
@@ -318,7 +327,7 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
     const index = files.find((f) => f.path === 'model.safetensors.index.json');
     if (index) checkShardIndex(index.path, json.get(index.path), files, headers, found);
   }
-  return report(inspection, files, weightBytes);
+  return report(inspection, files, weightBytes, hiddenDirectories);
 }
 
 /**

@@ -27,6 +27,8 @@ export const fsHooks: {
   afterOpen?: ((path: string, flags: unknown, error: unknown) => Promise<void> | void) | undefined;
   /** After a `mkdir` of `path` returned `created` (the first directory it created, if any), before its caller sees it. */
   afterMkdir?: ((path: string, created: string | undefined) => Promise<void> | void) | undefined;
+  /** After a `readdir` of `path` listed it, before its caller sees the names (to count how often a directory is read). */
+  afterReaddir?: ((path: string) => Promise<void> | void) | undefined;
 } = {};
 
 /** Unsets every hook. */
@@ -36,9 +38,10 @@ export function resetFsHooks(): void {
   fsHooks.afterStat = undefined;
   fsHooks.afterOpen = undefined;
   fsHooks.afterMkdir = undefined;
+  fsHooks.afterReaddir = undefined;
 }
 
-/** `node:fs/promises` with `readFile`, `link`, `stat`, `open` and `mkdir` going through {@link fsHooks}. */
+/** `node:fs/promises` with `readFile`, `link`, `stat`, `open`, `mkdir` and `readdir` going through {@link fsHooks}. */
 export function hookedFs(actual: Fs): Fs {
   const readFile = (async (...args: Parameters<Fs['readFile']>) => {
     const result = await actual.readFile(...args);
@@ -70,7 +73,12 @@ export function hookedFs(actual: Fs): Fs {
     if (fsHooks.afterMkdir && typeof args[0] === 'string') await fsHooks.afterMkdir(args[0], created);
     return created;
   }) as Fs['mkdir'];
-  const hooked = { readFile, link, stat, open, mkdir };
+  const readdir = (async (...args: Parameters<Fs['readdir']>) => {
+    const names = await actual.readdir(...args);
+    if (fsHooks.afterReaddir && typeof args[0] === 'string') await fsHooks.afterReaddir(args[0]);
+    return names;
+  }) as Fs['readdir'];
+  const hooked = { readFile, link, stat, open, mkdir, readdir };
   return { ...actual, ...hooked, default: { ...actual, ...hooked } } as Fs;
 }
 
