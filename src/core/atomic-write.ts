@@ -198,6 +198,23 @@ function ownerMayBeAlive(owner: { pid: number; host: string }, ageMs: number): b
   return processAlive(owner.pid);
 }
 
+/** Options of {@link removeStaleTempFiles}. */
+export interface StaleTempFilesOptions {
+  /** How long a temp file with an owner must be untouched. @default STALE_TEMP_MS */
+  olderThanMs?: number;
+  /** Owner-less temp names of earlier versions, removed once old. @default none */
+  legacy?: RegExp;
+  /** How long a `legacy` name must be untouched. @default olderThanMs */
+  legacyOlderThanMs?: number;
+  /**
+   * The names in `dir`, when the caller has just read it for another sweep of its own: one
+   * reading then serves both. A name gone meanwhile is skipped; one created since is not seen,
+   * which costs nothing, since a temp file that new is a live writer's.
+   * @default read here
+   */
+  names?: readonly string[];
+}
+
 /**
  * Removes the temp files (or temp directories) in `dir` that start with `prefix` and that a dead
  * process left behind: untouched for `olderThanMs` and their owner pid gone (on this host; a day
@@ -211,14 +228,10 @@ function ownerMayBeAlive(owner: { pid: number; host: string }, ageMs: number): b
  * await removeStaleTempFiles('out', 'ckpt.tar.gz.tmp-');
  * ```
  */
-export async function removeStaleTempFiles(
-  dir: string,
-  prefix: string,
-  options: { olderThanMs?: number; legacy?: RegExp; legacyOlderThanMs?: number } = {},
-): Promise<string[]> {
+export async function removeStaleTempFiles(dir: string, prefix: string, options: StaleTempFilesOptions = {}): Promise<string[]> {
   const olderThanMs = options.olderThanMs ?? STALE_TEMP_MS;
   const legacyOlderThanMs = options.legacyOlderThanMs ?? olderThanMs;
-  const names = await readdir(dir).catch(() => [] as string[]);
+  const names = options.names ?? (await readdir(dir).catch(() => [] as string[]));
   const removed: string[] = [];
   for (const name of names) {
     const owner = tempFileOwner(name, prefix);
@@ -251,8 +264,8 @@ export async function removeStaleTempFiles(
  * await removeDeadOwnersTempFiles('out/artifacts', '.artifact.uploading.artifact-uploader-');
  * ```
  */
-export function removeDeadOwnersTempFiles(dir: string, prefix: string, legacy?: RegExp): Promise<string[]> {
-  return removeStaleTempFiles(dir, prefix, { olderThanMs: 0, legacyOlderThanMs: STALE_TEMP_MS, ...(legacy ? { legacy } : {}) });
+export function removeDeadOwnersTempFiles(dir: string, prefix: string, options: Pick<StaleTempFilesOptions, 'legacy' | 'names'> = {}): Promise<string[]> {
+  return removeStaleTempFiles(dir, prefix, { ...options, olderThanMs: 0, legacyOlderThanMs: STALE_TEMP_MS });
 }
 
 /** Rethrows `error` as a {@link DiskFullError} for `destination` when the disk is full. */

@@ -183,9 +183,12 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
   const outDir = await safeDestination(root, options.outDir);
   // What killed conversions to this outDir left, swept before the existing-outDir check: an
   // outDir one left put aside is the user's output, and is judged (and kept without
-  // `overwrite`) as if it had never moved.
-  await restoreOutputPutAside(outDir, logger);
-  await removeKilledConversions(dirname(outDir), conversionTempPrefix(outDir));
+  // `overwrite`) as if it had never moved. One reading of the parent serves both sweeps: they
+  // act on names of their own (`<temp>.old`, and temp names ending in `.tmp` or legacy ones),
+  // so the restore changes nothing the removal looks at.
+  const siblings = await readdir(dirname(outDir)).catch(() => [] as string[]);
+  await restoreOutputPutAside(outDir, siblings, logger);
+  await removeKilledConversions(dirname(outDir), conversionTempPrefix(outDir), siblings);
   await refuseExistingOutDir(outDir, options.overwrite === true);
 
   const configPath = resolve(root, inspection.configFile);
@@ -282,10 +285,10 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
  * `.<outDir name>.tmp-`) whose process is gone, whatever their age (`removeDeadOwnersTempFiles`:
  * a conversion is short, so waiting for them to age would leave each killed one's tensors on
  * the disk for another run). The owner-less names of earlier versions (`<prefix><12 hex>`) go
- * once old. One reading of the directory does both.
+ * once old. `names`: the entries of `parent`, read once for this and {@link restoreOutputPutAside}.
  */
-async function removeKilledConversions(parent: string, prefix: string): Promise<void> {
-  await removeDeadOwnersTempFiles(parent, prefix, legacyTempName(prefix));
+async function removeKilledConversions(parent: string, prefix: string, names: readonly string[]): Promise<void> {
+  await removeDeadOwnersTempFiles(parent, prefix, { legacy: legacyTempName(prefix), names });
 }
 
 /** The owner-less temp directory names of earlier versions: `<prefix><12 hex>`. */
@@ -309,14 +312,15 @@ const PUT_ASIDE_SUFFIX = '.old';
  * (`<temp dir>.old` whose owner is gone from this host). Another host's, or a live conversion's,
  * is never one: it may still be moved back or removed by its owner. Earlier versions' (an
  * owner-less temp name, see {@link legacyTempName}) go by the rule of their temp directories:
- * untouched for {@link STALE_TEMP_MS}.
+ * untouched for {@link STALE_TEMP_MS}. `names`: the entries of `outDir`'s parent, when the
+ * caller has read them (read here otherwise).
  */
-async function outputsPutAsideByKilled(outDir: string): Promise<string[]> {
+async function outputsPutAsideByKilled(outDir: string, names?: readonly string[]): Promise<string[]> {
   const parent = dirname(outDir);
   const prefix = conversionTempPrefix(outDir);
   const legacy = legacyTempName(prefix);
   const found: string[] = [];
-  for (const name of await readdir(parent).catch(() => [] as string[])) {
+  for (const name of names ?? (await readdir(parent).catch(() => [] as string[]))) {
     if (!name.startsWith(prefix) || !name.endsWith(PUT_ASIDE_SUFFIX)) continue;
     const temp = name.slice(0, -PUT_ASIDE_SUFFIX.length);
     const path = join(parent, name);
@@ -339,9 +343,10 @@ async function outputsPutAsideByKilled(outDir: string): Promise<string[]> {
  * before it, the user's previous output. When `outDir` exists (killed after the second rename,
  * while removing the old one, or restored meanwhile), what was put aside is only an old copy and
  * is removed. Never throws: what cannot be moved or removed stays for the next conversion.
+ * `siblings`: the entries of `outDir`'s parent, as the conversion read them once.
  */
-async function restoreOutputPutAside(outDir: string, logger: Logger): Promise<void> {
-  for (const aside of await outputsPutAsideByKilled(outDir)) {
+async function restoreOutputPutAside(outDir: string, siblings: readonly string[], logger: Logger): Promise<void> {
+  for (const aside of await outputsPutAsideByKilled(outDir, siblings)) {
     if (!(await exists(outDir))) {
       const restored = await rename(aside, outDir).then(
         () => true,

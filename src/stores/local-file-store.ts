@@ -310,7 +310,7 @@ export class LocalFileStore implements ArtifactStore {
     }
     if (!this.cleaned.has(directory)) {
       this.cleaned.add(directory);
-      await removeDeadOwnersTempFiles(directory, UPLOADING_PREFIX, LEGACY_TEMP_NAME);
+      await removeDeadOwnersTempFiles(directory, UPLOADING_PREFIX, { legacy: LEGACY_TEMP_NAME });
     }
     return created;
   }

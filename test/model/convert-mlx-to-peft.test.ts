@@ -2,14 +2,19 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tempFileName, tempFileOwner } from '../../src/core/atomic-write.js';
 import { AbortedError, ConversionError, InvalidArgumentError, InvalidModelStructureError } from '../../src/core/errors.js';
 import { checkConversionDestination, convertMlxLoraToPeft } from '../../src/model/convert-mlx-to-peft.js';
 import { validateModelArtifacts } from '../../src/model/validate.js';
 import { assertBuilt, DIST_INDEX, FREEZE, startChild } from '../support/child-node.js';
+import { fsHooks, resetFsHooks } from '../support/fs-hooks.js';
 import { runPython } from '../support/python.js';
 import { mlxLoraTensors, tempDir, tensor, writeFusedDir, writeMlxLoraDir, writePeftDir, type FixtureDtype } from './fixtures.js';
+
+// Counts directory reads (fsHooks.afterReaddir); every other call passes through.
+vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
+afterEach(resetFsHooks);
 
 /**
  * Loads input and output with the official `safetensors` package and compares: names, shapes,
@@ -365,6 +370,32 @@ console.log('finished');
     await convertMlxLoraToPeft(dir, { outDir, overwrite: true });
     expect(readdirSync(outDir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors', 'mlx_adapter_config.json']);
     expect(readdirSync(root).sort()).toEqual([legacyFresh, live, 'm', 'out'].sort());
+  });
+
+  it("reads outDir's parent once to restore a killed conversion's put-aside output and remove its temp directory", async () => {
+    const root = tempDir();
+    const dir = writeMlxLoraDir(root, 'm');
+    const outDir = join(root, 'out');
+    // What a conversion killed between replaceDir's two renames leaves: the previous output put
+    // aside, no outDir, and its finished temp directory; names as replaceDir makes them.
+    const deadPid = spawnSync(process.execPath, ['-e', '']).pid!;
+    const host = tempFileOwner(tempFileName('.out.tmp-'), '.out.tmp-')!.host;
+    const temp = `.out.tmp-${deadPid}-${host}-0123456789ab.tmp`;
+    mkdirSync(join(root, temp));
+    writeFileSync(join(root, temp, 'adapter_config.json'), '{}');
+    mkdirSync(join(root, `${temp}.old`));
+    writeFileSync(join(root, `${temp}.old`, 'previous.txt'), 'the earlier output');
+    const reads: string[] = [];
+    fsHooks.afterReaddir = (path) => {
+      reads.push(path);
+    };
+
+    await expect(convertMlxLoraToPeft(dir, { outDir })).rejects.toMatchObject({ argument: 'outDir', message: expect.stringContaining('already exists') });
+
+    // One listing served both sweeps (the restore's and the removal's): read twice before.
+    expect(reads.filter((path) => path === root)).toHaveLength(1);
+    expect(readFileSync(join(outDir, 'previous.txt'), 'utf8')).toBe('the earlier output');
+    expect(readdirSync(root).sort()).toEqual(['m', 'out']);
   });
 
   it("gives back an earlier version's put-aside output once an hour old (its owner cannot be told)", async () => {
