@@ -1123,8 +1123,8 @@ export class UploadJournal {
   /**
    * Deletes expired records, temp and lock leftovers of crashed writers, and the oldest records
    * beyond `maxEntries` / `maxBytes` (records a live process owns are kept). Offline and cheap:
-   * one `readdir` and a `stat` per file, and a read of the records that are expired or, over the
-   * bounds, candidates for deletion.
+   * one `readdir` and a `stat` per file, and a read of the records that are expired (of an
+   * expired operation log, its header line only) or, over the bounds, candidates for deletion.
    *
    * A record that names an upload the store keeps until it is aborted (`hasLastingUpload`: an
    * S3 multipart upload, direct or through the MLflow proxy, or one being created) is never
@@ -1154,11 +1154,11 @@ export class UploadJournal {
         // An expired record is read: one naming an upload the store keeps is kept (see above);
         // an expired log too, for its header (a newer version's is kept, as its records are).
         const expiredRecord = age > this.maxAgeMs && RECORD_NAME.test(name) ? await this.readRecordFile(path) : undefined;
-        const expiredLog = age > this.maxAgeMs && LOG_NAME.test(name) ? await this.readLogFile(path, true) : undefined;
+        const expiredLogIsNewer = age > this.maxAgeMs && LOG_NAME.test(name) && (await logOfNewerFormat(path));
         const record = expiredRecord?.record;
         const lasting = record !== undefined && hasLastingUpload(record);
         if (lasting) expired.push({ name, record, mtimeMs: info.mtimeMs });
-        const newer = (expiredRecord ?? expiredLog)?.newerFormat !== undefined;
+        const newer = expiredRecord?.newerFormat !== undefined || expiredLogIsNewer;
         if (age > this.maxAgeMs && !lasting && !newer) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
       } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name, info.mtimeMs))) {
@@ -1303,6 +1303,37 @@ export class JournalEntry {
 function newerFormatVersion(parsed: unknown): number | undefined {
   const version = (parsed as { version?: unknown } | null | undefined)?.version;
   return typeof version === 'number' && version > 1 ? version : undefined;
+}
+
+/** How much of an operation log {@link logOfNewerFormat} reads at a time, looking for the end of its header line. */
+const HEADER_READ_BYTES = 64 * 1024;
+
+/**
+ * Whether the operation log at `path` is of a newer journal format ({@link newerFormatVersion}
+ * of its header line), as `readLogFile` tells it, from the header line alone: the sweep needs
+ * nothing else of an expired log, and a log has a line per finished file after it (20,000 for
+ * a large upload), read whole before for nothing. A header no log of this version has (a
+ * newer version's, `version` > 1) is one `LogHeaderSchema` refuses, so the version alone
+ * tells. `false` for a log that cannot be read (gone, say), as before.
+ */
+async function logOfNewerFormat(path: string): Promise<boolean> {
+  let handle: FileHandle | undefined;
+  try {
+    handle = await open(path, 'r');
+    const read: Buffer[] = [];
+    for (;;) {
+      const chunk = Buffer.alloc(HEADER_READ_BYTES);
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      const end = chunk.subarray(0, bytesRead).indexOf(0x0a);
+      read.push(chunk.subarray(0, end >= 0 ? end : bytesRead));
+      if (end >= 0 || bytesRead === 0) break;
+    }
+    return newerFormatVersion(parseJson(Buffer.concat(read).toString('utf8'))) !== undefined;
+  } catch {
+    return false;
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
 }
 
 /** `JSON.parse`, `undefined` for text that is not JSON. */

@@ -8,7 +8,7 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { build } from 'esbuild';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { tempFileName } from '../../src/core/atomic-write.js';
 import { InvalidArgumentError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
@@ -21,6 +21,11 @@ import {
   type JournalKey,
   type JournalRecord,
 } from '../../src/uploader/journal.js';
+import { fsHooks, resetFsHooks } from '../support/fs-hooks.js';
+
+// Sees which files are read whole (fsHooks.afterRead) and opened; every call passes through.
+vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
+afterEach(resetFsHooks);
 
 const tempDir = (prefix = 'au-journal-') => mkdtemp(join(tmpdir(), prefix));
 
@@ -454,6 +459,41 @@ describe('UploadJournal on real files', () => {
     await UploadJournal.open({ dir, maxAgeMs: 10 * DAY, maxEntries: 0 });
     expect(await readdir(dir)).toEqual([basename(newer)]);
     expect(JSON.parse((await readFile(newer, 'utf8')).split('\n')[0]!)).toMatchObject({ version: 2 });
+  });
+
+  it('the sweep reads only the header line of an expired operation log (a line per finished file follows it), and still keeps a newer format\'s', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const journal = await UploadJournal.open({ dir });
+    const local = { size: 10, mtimeNs: '1', ino: '2', dev: '3' };
+    // Logs of a 20,000-file upload: this version's, and a later version's (its header's version).
+    const written = async (runId: string, version: number, extra: Record<string, unknown> = {}) => {
+      const log = journal.operationLog('http://127.0.0.1:5000', runId);
+      await log.record({ artifactPath: 'm/f0', localPath: '/d/f0', local, at: Date.now() });
+      await log.close();
+      const [header, line] = (await readFile(log.path, 'utf8')).split('\n');
+      await writeFile(log.path, `${JSON.stringify({ ...JSON.parse(header!), version, ...extra })}\n${`${line!}\n`.repeat(20_000)}`);
+      const old = new Date(Date.now() - 8 * 24 * 3600_000);
+      await utimes(log.path, old, old);
+      return log.path;
+    };
+    const ours = await written('run1', 1);
+    // Its header longer than one read (64 KiB): read on to the end of the line.
+    const newer = await written('run2', 2, { note: 'x'.repeat(100_000) });
+    const readWhole: string[] = [];
+    const opened: string[] = [];
+    fsHooks.afterRead = (path) => {
+      readWhole.push(path);
+    };
+    fsHooks.afterOpen = (path) => {
+      opened.push(path);
+    };
+
+    await UploadJournal.open({ dir });
+
+    expect(await readdir(dir)).toEqual([basename(newer)]);
+    expect(readWhole.filter((path) => path === ours || path === newer), 'an expired log read whole').toEqual([]);
+    expect(opened).toContain(newer);
   });
 
   it('the sweep removes a fresh temp file at once when its writer is gone (killed mid-write or mid-lock), and keeps a live writer\'s', async () => {
