@@ -33,7 +33,7 @@ export {
   PublicHubInTestError,
   RegistryError,
 } from './core/errors.js';
-export type { ErrorOptions, ConfigIssue, LocalPathErrorCode, VerificationMismatch, RegistryErrorCode } from './core/errors.js';
+export type { ErrorOptions, ConfigIssue, LocalPathErrorCode, VerificationMismatch, RegistryErrorCode, StageUploadBeforeRegistration, UploadedBeforeRegistration } from './core/errors.js';
 export { resolveRetryOptions } from './core/retry.js';
 export type { RetryOptions, ResolvedRetryOptions, RetryEvent } from './core/retry.js';
 export { createStreamLogger } from './core/logger.js';

@@ -547,6 +547,42 @@ export type RegistryErrorCode =
   | 'REGISTRY_AFTER_UPLOAD';
 
 /**
+ * One upload as a `REGISTRY_AFTER_UPLOAD` error carries it: the fields of the uploader's
+ * `UploadResult` that say where the files went. Declared here, structurally, because core/
+ * may not import the uploader's types; every `UploadResult` is one (the stage helpers that set
+ * it are checked against it by the compiler), and the object is the whole result.
+ *
+ * @example
+ * ```ts
+ * declare const upload: UploadedBeforeRegistration;
+ * const sent = upload.files.filter((f) => f.status === 'uploaded' || f.status === 'resumed');
+ * ```
+ */
+export interface UploadedBeforeRegistration {
+  /** `uploaded` whenever the error is thrown: a registration only follows an upload. */
+  status: 'uploaded' | 'skipped' | 'failed';
+  /** The run the files are in. */
+  runId?: string;
+  /** Where in the run's artifacts they are. */
+  artifactPath?: string;
+  /** The upload's files: local path, artifact path, size and what happened to each. */
+  files: ReadonlyArray<{ localPath: string; artifactPath: string; size: number; status: 'uploaded' | 'resumed' | 'failed' | 'planned' | 'cancelled' }>;
+}
+
+/**
+ * What a stage helper would have returned without `register`, as {@link RegistryError.uploaded}
+ * holds it: one upload (`uploadConversionArtifacts`), or the checkpoint's and the metrics'
+ * (`uploadTrainingArtifacts`; the checkpoint is what was to be registered).
+ *
+ * @example
+ * ```ts
+ * declare const uploaded: StageUploadBeforeRegistration;
+ * const registered = 'checkpoint' in uploaded ? uploaded.checkpoint : uploaded;
+ * ```
+ */
+export type StageUploadBeforeRegistration = UploadedBeforeRegistration | { checkpoint: UploadedBeforeRegistration; metrics?: UploadedBeforeRegistration };
+
+/**
  * Registering a model (MLflow logged model → registered model → version → aliases) failed or
  * was refused: a bad name or alias, a source path the run does not have, a server without a
  * Model Registry, the embedded `./mlruns` store, or a version that never became READY.
@@ -563,6 +599,19 @@ export type RegistryErrorCode =
  *   if (error instanceof RegistryError && error.code === 'REGISTRY_SOURCE_NOT_FOUND') console.error(error.hint);
  * }
  * ```
+ * @example
+ * ```ts
+ * declare const checkpointDir: string;
+ * try {
+ *   await uploadTrainingArtifacts({ checkpointDir, register: { name: 'llama-lora' } });
+ * } catch (error) {
+ *   // The files are in the run: register them later instead of uploading them again.
+ *   if (error instanceof RegistryError && error.code === 'REGISTRY_AFTER_UPLOAD' && error.uploaded) {
+ *     const upload = 'checkpoint' in error.uploaded ? error.uploaded.checkpoint : error.uploaded;
+ *     console.error(`${upload.files.length} files are in run ${upload.runId} at ${upload.artifactPath}`);
+ *   }
+ * }
+ * ```
  */
 export class RegistryError extends ArtifactUploaderError {
   override name = 'RegistryError';
@@ -577,13 +626,15 @@ export class RegistryError extends ArtifactUploaderError {
   readonly artifactPath?: string;
   /**
    * With `REGISTRY_AFTER_UPLOAD`: what the stage helper would have returned without `register`
-   * (a `ConversionArtifactsResult` or `TrainingArtifactsResult`): the upload happened.
+   * (a `ConversionArtifactsResult`, one upload, or a `TrainingArtifactsResult`, whose
+   * `checkpoint` is the upload to register): the upload happened. `'checkpoint' in uploaded`
+   * tells them apart.
    */
-  readonly uploaded?: unknown;
+  readonly uploaded?: StageUploadBeforeRegistration;
   constructor(
     code: RegistryErrorCode,
     message: string,
-    details: { modelName?: string; version?: string; runId?: string; artifactPath?: string; uploaded?: unknown } & ErrorOptions = {},
+    details: { modelName?: string; version?: string; runId?: string; artifactPath?: string; uploaded?: StageUploadBeforeRegistration } & ErrorOptions = {},
   ) {
     super(code, message, details);
     this.code = code;

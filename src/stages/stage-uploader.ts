@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { AbortedError, InvalidArgumentError, RegistryError } from '../core/errors.js';
+import { AbortedError, InvalidArgumentError, RegistryError, type StageUploadBeforeRegistration } from '../core/errors.js';
 import { shellWord } from '../core/format.js';
 import type { StageName } from '../config/schema.js';
 import { checkRegistration, fileStoreRefused, registerModelOfRun, registrationConnection, type RegisterModelOptions, type RegisterModelResult } from '../registry/register-model.js';
@@ -182,7 +182,7 @@ export async function registerStageUpload(
   register: StageRegisterOptions | undefined,
   result: UploadResult,
   options: StageHelperOptions,
-  uploaded: unknown = result,
+  uploaded: StageUploadBeforeRegistration = result,
 ): Promise<RegisterModelResult | undefined> {
   if (register === undefined || result.status !== 'uploaded' || !result.runId || result.artifactPath === undefined) return undefined;
   const { runId, artifactPath } = result;
@@ -222,7 +222,7 @@ export async function registerStageUpload(
  */
 function registrationAfterUploadFailed(
   error: unknown,
-  { register, runId, artifactPath, uploaded }: { register: StageRegisterOptions; runId: string; artifactPath: string; uploaded: unknown },
+  { register, runId, artifactPath, uploaded }: { register: StageRegisterOptions; runId: string; artifactPath: string; uploaded: StageUploadBeforeRegistration },
 ): RegistryError {
   const why = error instanceof Error ? error.message : String(error);
   const key = register.idempotencyKey;
