@@ -92,6 +92,21 @@ async function keepAttributes(handle: FileHandle, attributes: SourceAttributes):
   return refusals.length > 0 ? refusals.join('; ') : undefined;
 }
 
+/**
+ * Runs what a write does to its temp file once it holds the bytes (its mode and times, the
+ * flush), failing as the destination's error: an `EIO` there is the artifact directory's disk
+ * or mount, and was reported as the source's ("cannot be read", naming the file being uploaded,
+ * which was fine). Names `destination`, the path the copy was to be stored at (the temp file
+ * beside it is removed by `atomicWrite`, and its name means nothing to the caller).
+ */
+async function finishStoring<T>(destination: string, finish: () => Promise<T>): Promise<T> {
+  try {
+    return await finish();
+  } catch (error) {
+    throw unwritableError(error, destination, `Cannot store ${destination}`);
+  }
+}
+
 /** The temp file of one write: created exclusively, remembering why it could not be. */
 class TempFile {
   /** Why the temp file could not be created: the destination's fault, not the source's. */
@@ -124,17 +139,18 @@ function isWriteDenied(error: unknown): boolean {
 }
 
 /**
- * The error of a temp file that could not be created in `directory` (or of `directory` that
- * could not be created, `what`): a full disk, else a directory this user may not write to (one
- * a container made as root, a read-only mount), named as such; read as a source error, it would
- * blame the file being uploaded.
+ * The error of a temp file that could not be created in `path`, a directory (or of `path` that
+ * could not be created, or of the copy to be stored at `path` that could not be finished:
+ * `what`): a full disk, else a directory this user may not write to (one a container made as
+ * root, a read-only mount), named as such; read as a source error, it would blame the file
+ * being uploaded.
  */
-function unwritableDirectoryError(error: unknown, directory: string, what = `Cannot create a file in the artifact directory ${directory}`): Error {
+function unwritableError(error: unknown, path: string, what = `Cannot create a file in the artifact directory ${path}`): Error {
   const code = (error as NodeJS.ErrnoException).code;
   const denied = isWriteDenied(error);
   return (
-    diskFullError(error, directory) ??
-    new LocalPathError('PATH_UNWRITABLE', directory, `${what}: ${(error as Error).message}.`, {
+    diskFullError(error, path) ??
+    new LocalPathError('PATH_UNWRITABLE', path, `${what}: ${(error as Error).message}.`, {
       hint: denied
         ? code === 'EROFS'
           ? 'It is on a read-only file system: point the run (or the artifact root) at a writable location.'
@@ -163,7 +179,7 @@ function failedCopy(error: unknown, temp: TempFile, localPath: string, destinati
     throw new AbortedError(`Copying ${localPath} to ${destination} was aborted; nothing was written.`, { cause: options.signal.reason });
   }
   if (temp.directoryGone) return DIRECTORY_GONE;
-  if (temp.createError !== undefined) throw unwritableDirectoryError(temp.createError, dirname(destination));
+  if (temp.createError !== undefined) throw unwritableError(temp.createError, dirname(destination));
   // The rename onto a directory made after the check in `uploadFile` (its `dest` is ours).
   const { code, dest } = error as NodeJS.ErrnoException & { dest?: string };
   if (dest === destination && (code === 'EISDIR' || code === 'ENOTEMPTY' || code === 'EEXIST')) throw directoryInTheWayError(destination, error);
@@ -302,7 +318,7 @@ export class LocalFileStore implements ArtifactStore {
       created = await mkdir(directory, { recursive: true });
     } catch (error) {
       // Not writable for this user (an artifact root a container made as root): not "a file in the way".
-      if (isWriteDenied(error)) throw unwritableDirectoryError(error, directory, `Cannot create the artifact directory ${directory}`);
+      if (isWriteDenied(error)) throw unwritableError(error, directory, `Cannot create the artifact directory ${directory}`);
       throw diskFullError(error, directory) ?? new LocalPathError('NOT_A_DIRECTORY', directory, `Cannot create the artifact directory ${directory}: ${(error as Error).message}.`, {
         hint: 'A file may already exist where a directory is needed, or the directory is not writable.',
         cause: error,
@@ -366,8 +382,11 @@ export class LocalFileStore implements ArtifactStore {
             ).catch((error: unknown) => {
               throw writeError ?? error;
             });
-            attributesNotKept = await keepAttributes(handle, attributes);
-            await handle.sync();
+            attributesNotKept = await finishStoring(destination, async () => {
+              const notKept = await keepAttributes(handle, attributes);
+              await handle.sync();
+              return notKept;
+            });
           } finally {
             await handle.close();
           }
@@ -406,9 +425,12 @@ export class LocalFileStore implements ArtifactStore {
         async (path) => {
           const handle = await temp.create(path, attributes.mode);
           try {
-            await handle.writeFile(bytes);
-            attributesNotKept = await keepAttributes(handle, attributes);
-            await handle.datasync();
+            attributesNotKept = await finishStoring(destination, async () => {
+              await handle.writeFile(bytes);
+              const notKept = await keepAttributes(handle, attributes);
+              await handle.datasync();
+              return notKept;
+            });
           } finally {
             await handle.close();
           }

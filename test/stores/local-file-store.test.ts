@@ -424,7 +424,7 @@ async function fileHandlePrototype(): Promise<FileHandleMethods> {
   await handle.close();
   return Object.getPrototypeOf(handle) as FileHandleMethods;
 }
-type FileHandleMethods = Pick<FileHandle, 'chmod' | 'utimes'>;
+type FileHandleMethods = Pick<FileHandle, 'chmod' | 'utimes' | 'sync' | 'datasync'>;
 
 describe('LocalFileStore on a file system that refuses modes and times', () => {
   afterEach(() => {
@@ -457,18 +457,26 @@ describe('LocalFileStore on a file system that refuses modes and times', () => {
   });
 
   it.each([
-    ['chmod', SMALL_FILE_BYTES / 2],
-    ['utimes', SMALL_FILE_BYTES + 4096],
-  ] as const)('EIO from %s still fails the copy (%d bytes) with a typed error, leaving no temp file', async (method, size) => {
+    ['chmod', 'fchmod', SMALL_FILE_BYTES / 2],
+    ['chmod', 'fchmod', SMALL_FILE_BYTES + 4096],
+    ['utimes', 'futime', SMALL_FILE_BYTES / 2],
+    ['utimes', 'futime', SMALL_FILE_BYTES + 4096],
+    ['datasync', 'fdatasync', SMALL_FILE_BYTES / 2],
+    ['sync', 'fsync', SMALL_FILE_BYTES + 4096],
+  ] as const)('EIO from %s still fails the copy (%s, %d bytes) with a typed error naming the destination, leaving no temp file', async (method, syscall, size) => {
     const { src, dest, store } = scratch();
     writeFileSync(join(src, 'w.bin'), randomBytes(size));
-    vi.spyOn(await fileHandlePrototype(), method).mockRejectedValue(fsError('EIO', method === 'chmod' ? 'fchmod' : 'futime'));
+    vi.spyOn(await fileHandlePrototype(), method).mockRejectedValue(fsError('EIO', syscall));
 
     const error = await store.uploadFile(join(src, 'w.bin'), 'ckpt/w.bin').catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(LocalPathError);
-    expect((error as LocalPathError).message).toContain('EIO');
-    expect((error as LocalPathError).hint).toBeTruthy();
+    // The artifact directory's disk failed, not the source: the error names where the copy was
+    // to be stored (it named the source file, "could not be read").
+    expect(error).toMatchObject({ code: 'PATH_UNWRITABLE', path: join(dest, 'ckpt', 'w.bin') });
+    expect((error as LocalPathError).message).toContain(`Cannot store ${join(dest, 'ckpt', 'w.bin')}: EIO`);
+    expect((error as LocalPathError).message).not.toContain(join(src, 'w.bin'));
+    expect((error as LocalPathError).hint).toContain('Check the artifact directory and the file system it is on');
     expect(existsSync(dest) ? allFiles(dest) : []).toEqual([]);
   });
 });
