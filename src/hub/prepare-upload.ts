@@ -43,6 +43,8 @@ export interface PreparedUpload {
   files: PreparedFile[];
   /** Total bytes of {@link files}. */
   bytes: number;
+  /** Files left out as holding credentials (not in `includeSensitiveFiles`), by repo path. */
+  sensitiveLeftOut: string[];
   warnings: string[];
   /** Removes the temp dir (converted adapter, model card). Safe to call twice. */
   cleanup(): Promise<void>;
@@ -344,6 +346,7 @@ export async function prepareUpload(options: PrepareUploadOptions): Promise<Prep
       validation,
       files,
       bytes: files.reduce((sum, f) => sum + f.size, 0),
+      sensitiveLeftOut: leftOut,
       warnings,
       cleanup,
     };

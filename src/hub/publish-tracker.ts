@@ -36,7 +36,7 @@ import { ArtifactUploaderError, InvalidArgumentError } from '../core/errors.js';
 import { redact, redactingLogger, silentLogger, type Logger } from '../core/logger.js';
 import { sleep } from '../core/abort.js';
 import { isTransientFailure } from '../core/retry.js';
-import { checkIdempotencyKey, publishToHub, type PublishResult, type PublishToHubOptions } from './publish.js';
+import { checkIdempotencyKey, describePathSet, publishToHub, sensitivePathSet, type PublishResult, type PublishToHubOptions } from './publish.js';
 import { JsonStateFile, processAlive } from '../core/json-state-file.js';
 import type { RecordSchema, TrackerStateSchema } from './tracker-state.js';
 import { SerialQueue } from '../core/serial-queue.js';
@@ -172,9 +172,6 @@ function recordedOptions(before: RecordedOptions | undefined, options: Partial<P
  */
 const REFUSED_BEFORE_SENDING = new Set(['INVALID_ARGUMENT', 'MODEL_INVALID']);
 
-/** A set of repo paths, sorted, duplicates dropped: what two `includeSensitiveFiles` are compared by. */
-const pathSet = (paths: readonly string[] | undefined): string[] => [...new Set(paths ?? [])].sort();
-
 /**
  * The error for an attempt of `record`'s key asked to publish another set of credential files
  * (`includeSensitiveFiles`) than the earlier attempt, or `undefined`. Every attempt of a key
@@ -188,12 +185,11 @@ function changedSensitiveFiles(record: PublishRecord | undefined, options: Parti
   const asked = options?.includeSensitiveFiles;
   if (record === undefined || record.state === 'completed' || asked === undefined) return undefined;
   if (record.state === 'failed' && REFUSED_BEFORE_SENDING.has(record.error?.code ?? '')) return undefined;
-  const recorded = pathSet(record.publish?.includeSensitiveFiles);
-  if (JSON.stringify(pathSet(asked)) === JSON.stringify(recorded)) return undefined;
-  const list = (paths: string[]) => (paths.length === 0 ? 'none' : paths.map((p) => JSON.stringify(p)).join(', '));
+  const recorded = sensitivePathSet(record.publish?.includeSensitiveFiles);
+  if (JSON.stringify(sensitivePathSet(asked)) === JSON.stringify(recorded)) return undefined;
   return new InvalidArgumentError(
     'includeSensitiveFiles',
-    `Publish ${JSON.stringify(record.key)} was attempted with includeSensitiveFiles ${list(recorded)}, and this attempt asks for ${list(pathSet(asked))}. ` +
+    `Publish ${JSON.stringify(record.key)} was attempted with includeSensitiveFiles ${describePathSet(recorded)}, and this attempt asks for ${describePathSet(sensitivePathSet(asked))}. ` +
       'Its earlier commit may be on the Hub already, with the first set: resuming finds it by its key and uploads nothing, so the new set would be reported published without being so. Nothing was sent.',
     {
       hint: `Pass the same includeSensitiveFiles (or leave it unset: the recorded one is used) to resume ${JSON.stringify(record.key)}; to publish the other set, publish it under another training id or key.`,

@@ -47,6 +47,36 @@ export const HUB_RUN_TAGS = Object.freeze({
 const MARKER_SEARCH_DEPTH = 100;
 /** The line of the commit description that identifies a publish. */
 const MARKER_PREFIX = 'artifact-uploader-publish-id: ';
+/**
+ * The line of the commit description that records the publish's `includeSensitiveFiles` (a
+ * JSON array, sorted; `[]` for none), so that a later call of the same key can tell whether
+ * the commit it finds holds the credential files it asks for (see {@link foundCommitSensitiveFiles}).
+ */
+const SENSITIVE_PREFIX = 'artifact-uploader-include-sensitive: ';
+
+/**
+ * A set of repo paths, sorted, duplicates dropped: what two `includeSensitiveFiles` are compared by.
+ *
+ * @example
+ * ```ts
+ * sensitivePathSet(['b/.env', '.env', '.env']); // ['.env', 'b/.env']
+ * ```
+ */
+export function sensitivePathSet(paths: readonly string[] | undefined): string[] {
+  return [...new Set(paths ?? [])].sort();
+}
+
+/**
+ * A set of repo paths as a message names it: `none`, or the quoted paths.
+ *
+ * @example
+ * ```ts
+ * describePathSet([]); // 'none'
+ * ```
+ */
+export function describePathSet(paths: readonly string[]): string {
+  return paths.length === 0 ? 'none' : paths.map((p) => JSON.stringify(p)).join(', ');
+}
 
 /** Steps of a publish, in order (`converting` only for MLX adapters, `tagging` only with a run). */
 export type PublishPhase =
@@ -154,7 +184,10 @@ export interface PublishToHubOptions {
   /**
    * Identifies this publish across processes (the publish tracker passes its key): written into
    * the commit description and, before uploading, searched for in the branch's last 100 commits;
-   * when found, nothing is uploaded and the status is `already-published`. Pass the
+   * when found, nothing is uploaded and the status is `already-published`. The commit also
+   * records the publish's `includeSensitiveFiles`: a call of the same key that asks for another
+   * set is refused with an `InvalidArgumentError` before anything is sent (a commit made by an
+   * earlier version, which records none, gives a warning instead). Pass the
    * `publishId` of a `HubError` from a publish that failed after its commit was sent to find
    * that commit instead of making another. A non-empty string
    * without control characters (tab, CR, LF ...) and without whitespace at either end; any other
@@ -327,7 +360,7 @@ function commitText(options: PublishToHubOptions, prepared: PreparedUpload, publ
   const title = first?.trim() || defaultTitle;
   const lines = [rest.join('\n').trim()].filter(Boolean);
   if (options.runId) lines.push(`MLflow run: ${options.runId}`);
-  lines.push(`Published by artifact-uploader ${VERSION}.`, `${MARKER_PREFIX}${publishId}`);
+  lines.push(`Published by artifact-uploader ${VERSION}.`, `${SENSITIVE_PREFIX}${JSON.stringify(sensitivePathSet(options.includeSensitiveFiles))}`, `${MARKER_PREFIX}${publishId}`);
   return { title, description: lines.join('\n\n') };
 }
 
@@ -343,6 +376,58 @@ function commitText(options: PublishToHubOptions, prepared: PreparedUpload, publ
 export function hasMarker(commit: { title: string; message: string }, publishId: string): boolean {
   const line = `${MARKER_PREFIX}${publishId}`;
   return [commit.title, commit.message].some((text) => text.split('\n').some((l) => l === line || l.trim() === line));
+}
+
+/**
+ * The `includeSensitiveFiles` a commit's description records ({@link SENSITIVE_PREFIX}), or
+ * `undefined` for a commit that records none: one made by an earlier version of
+ * artifact-uploader, which wrote no such line, whose set cannot be known.
+ */
+function recordedSensitiveFiles(commit: { title: string; message: string }): string[] | undefined {
+  for (const line of commit.message.split('\n')) {
+    const trimmed = line.trim();
+    if (!trimmed.startsWith(SENSITIVE_PREFIX)) continue;
+    try {
+      const paths: unknown = JSON.parse(trimmed.slice(SENSITIVE_PREFIX.length));
+      if (Array.isArray(paths) && paths.every((p) => typeof p === 'string')) return sensitivePathSet(paths);
+    } catch {
+      // Not ours after all (edited by hand): as good as no record.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Checks the commit a publish found by its key against this call's `includeSensitiveFiles`
+ * before the call reports it `already-published` with its own file list: a commit made with
+ * another set holds credential files this call leaves out (and would report as never sent), or
+ * lacks ones this call asks for (reported published, never sent). The publish tracker refuses
+ * such a resume from its state file; this is the same refusal for a direct call, from the
+ * commit's own record. Returns the warning for a commit that records no set (its files were
+ * not checked), or `undefined`.
+ *
+ * @throws InvalidArgumentError when the commit records another set than this call's; nothing was sent.
+ */
+function foundCommitSensitiveFiles(commit: { oid: string; title: string; message: string }, options: PublishToHubOptions, prepared: PreparedUpload, publishId: string): string | undefined {
+  const asked = sensitivePathSet(options.includeSensitiveFiles);
+  const recorded = recordedSensitiveFiles(commit);
+  if (recorded === undefined) {
+    if (asked.length === 0 && prepared.sensitiveLeftOut.length === 0) return undefined;
+    const parts = [
+      ...(asked.length > 0 ? [`holds ${describePathSet(asked)} (includeSensitiveFiles)`] : []),
+      ...(prepared.sensitiveLeftOut.length > 0 ? [`leaves out ${describePathSet(prepared.sensitiveLeftOut)} (credential files this call left out)`] : []),
+    ];
+    return `Publish ${JSON.stringify(publishId)} was found on the Hub as commit ${commit.oid}, which does not record which credential files it was published with (an earlier version of artifact-uploader made it): whether it ${parts.join(' and ')} was not checked; \`files\` is this call's plan.`;
+  }
+  if (JSON.stringify(recorded) === JSON.stringify(asked)) return undefined;
+  throw new InvalidArgumentError(
+    'includeSensitiveFiles',
+    `Publish ${JSON.stringify(publishId)} is on the Hub as commit ${commit.oid}, published with includeSensitiveFiles ${describePathSet(recorded)}, and this call asks for ${describePathSet(asked)}: ` +
+      'reported as already published, the other set would read as sent when it never was, or a credential file on the Hub as left out. Nothing was sent.',
+    {
+      hint: `Pass includeSensitiveFiles ${JSON.stringify(recorded)} to get that publish's result; to publish the other set, publish it under another idempotencyKey.`,
+    },
+  );
 }
 
 /**
@@ -514,12 +599,18 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
 
     let commit: { oid: string; url: string; lfsOids?: Map<string, string> };
     let status: PublishStatus = 'published';
+    const foundWarnings: string[] = [];
     try {
       const recent = await session.commitsSince(repoId, revision, { max: options.idempotencyKey ? MARKER_SEARCH_DEPTH : 1 });
       const head = recent[0]?.oid;
       if (!head) throw new HubError(`The Hub listed no commits for ${repoId}@${revision}.`, { hint: 'Check that the branch exists.' });
       const previous = options.idempotencyKey ? recent.find((c) => hasMarker(c, publishId)) : undefined;
       if (previous) {
+        const unchecked = foundCommitSensitiveFiles(previous, options, prepared, publishId);
+        if (unchecked !== undefined) {
+          logger.warn(unchecked);
+          foundWarnings.push(unchecked);
+        }
         logger.info(`publish ${publishId} is already on the Hub as ${previous.oid}; nothing uploaded`);
         commit = { oid: previous.oid, url: `${repoUrl}/commit/${previous.oid}` };
         status = 'already-published';
@@ -552,7 +643,7 @@ async function upload(options: PublishToHubOptions, prepared: PreparedUpload, ct
       commitUrl: commit.url,
       repoCreated: created,
       mlflowTagged: tagging.tagged,
-      warnings: [...ctx.base.warnings, ...tagging.warnings],
+      warnings: [...ctx.base.warnings, ...foundWarnings, ...tagging.warnings],
     };
   } finally {
     await http?.close();

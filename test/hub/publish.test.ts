@@ -909,6 +909,73 @@ describe('publishToHub', () => {
     expect(hub.commits(options.repoId)).toHaveLength(2); // the repo's initial commit + ours
   });
 
+  it('with an idempotencyKey, a call asking for another includeSensitiveFiles than the commit found by the key is refused before anything is sent', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFiles(modelDir, { '.env': 'HF_TOKEN=hf_leakedleakedleaked\n' });
+    const sending = opts({ modelDir, idempotencyKey: 'job-env', includeSensitiveFiles: ['.env'] });
+    const withEnv = await publishToHub(sending);
+    expect(hub.files(sending.repoId)).toContain('.env');
+    // The same key without `.env`: reported already published, its `files` said `.env` was not
+    // sent, while the commit found holds it.
+    hub.clearLog();
+    const leavingOut = await publishToHub({ ...sending, includeSensitiveFiles: undefined }).catch((e: unknown) => e);
+    expect(leavingOut).toBeInstanceOf(InvalidArgumentError);
+    expect(leavingOut).toMatchObject({ argument: 'includeSensitiveFiles', message: expect.stringContaining(`commit ${withEnv.commitOid}, published with includeSensitiveFiles ".env", and this call asks for none`) });
+    expect((leavingOut as InvalidArgumentError).message).toContain('Nothing was sent.');
+    expect((leavingOut as InvalidArgumentError).hint).toContain('Pass includeSensitiveFiles [".env"]');
+    expect(hub.requests.filter((r) => ['preupload', 'lfs-batch', 'commit'].includes(r.route))).toEqual([]);
+    expect(hub.commits(sending.repoId)).toHaveLength(2);
+    // The same set (in another order, repeated) finds it as before.
+    expect(await publishToHub({ ...sending, includeSensitiveFiles: ['.env', '.env'] })).toMatchObject({ status: 'already-published', commitOid: withEnv.commitOid });
+
+    // The other way round: `.env` asked for, the commit found left it out; `files` listed it as sent.
+    const leaving = opts({ modelDir, idempotencyKey: 'job-no-env' });
+    const withoutEnv = await publishToHub(leaving);
+    expect(hub.files(leaving.repoId)).not.toContain('.env');
+    hub.clearLog();
+    const asking = await publishToHub({ ...leaving, includeSensitiveFiles: ['.env'] }).catch((e: unknown) => e);
+    expect(asking).toMatchObject({ argument: 'includeSensitiveFiles', message: expect.stringContaining(`commit ${withoutEnv.commitOid}, published with includeSensitiveFiles none, and this call asks for ".env"`) });
+    expect(hub.requests.filter((r) => ['preupload', 'lfs-batch', 'commit'].includes(r.route))).toEqual([]);
+    expect(hub.files(leaving.repoId)).not.toContain('.env');
+  });
+
+  it('with an idempotencyKey, a commit that records no includeSensitiveFiles (an earlier version made it) is found with a warning naming the credential files not checked', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFiles(modelDir, { '.env': 'HF_TOKEN=hf_leakedleakedleaked\n' });
+    const options = opts({ modelDir, idempotencyKey: 'job-legacy' });
+    hub.createRepo(options.repoId);
+    // What an earlier version wrote: the key's marker, and no record of the set.
+    await uploadFiles({
+      repo: options.repoId,
+      hubUrl: hub.url,
+      accessToken: hub.token,
+      useXet: false,
+      commitTitle: 'Upload fused model with artifact-uploader',
+      commitDescription: 'Published by artifact-uploader 0.9.0.\n\nartifact-uploader-publish-id: job-legacy',
+      files: [{ path: 'config.json', content: new Blob(['{}']) }],
+    });
+    hub.clearLog();
+
+    const found = await publishToHub(options);
+
+    expect(found).toMatchObject({ status: 'already-published', commitOid: hub.head(options.repoId) });
+    const warning = found.warnings.find((w) => w.includes('was not checked'));
+    expect(warning).toContain(`Publish "job-legacy" was found on the Hub as commit ${found.commitOid}, which does not record which credential files it was published with`);
+    expect(warning).toContain('leaves out ".env"');
+    expect(hub.requests.filter((r) => ['preupload', 'lfs-batch', 'commit'].includes(r.route))).toEqual([]);
+  });
+
+  it('records the publish\'s includeSensitiveFiles in the commit description, next to its key', async () => {
+    const modelDir = await writeFusedModel(await tempDir());
+    await writeFiles(modelDir, { '.env': 'HF_TOKEN=hf_leakedleakedleaked\n' });
+    const none = opts({ modelDir, idempotencyKey: 'job-record-none' });
+    await publishToHub(none);
+    expect(hub.commits(none.repoId)[0]!.message).toContain('artifact-uploader-include-sensitive: []\n\nartifact-uploader-publish-id: job-record-none');
+    const one = opts({ modelDir, includeSensitiveFiles: ['.env'] });
+    await publishToHub(one);
+    expect(hub.commits(one.repoId)[0]!.message).toContain('artifact-uploader-include-sensitive: [".env"]');
+  });
+
   it('refuses an idempotencyKey with whitespace at an edge or a control character, before any request', async () => {
     const modelDir = await writeFusedModel(await tempDir());
     hub.clearLog();
