@@ -25,7 +25,9 @@ export interface HpoArtifactsOptions extends StageHelperOptions {
    * Makes this one trial's checkpoint (kind `trialCheckpoints`) instead of the best trial's
    * (kind `bestTrialArchive`): it goes to `<hpo.trialCheckpoints.artifactPath>/<trialId>/<archive name>`,
    * e.g. `trials/17/best_trial_checkpoint.tar.gz`. One path segment (no `/`); a number must be
-   * a trial number, an integer from 0 up.
+   * a trial number, an integer from 0 up. A string goes into the path in its composed Unicode
+   * form (NFC): `'cafe\u0301'` (decomposed, as macOS file names give it) and `'caf\u00e9'` are
+   * one trial, in one folder `trials/café/`.
    */
   trialId?: string | number;
   /** gzip level for `checkpointDir`, 0–9 (refused with `archivePath`, uploaded as it is). @default 1 */
@@ -43,7 +45,7 @@ const HPO_HELPER: StageHelper<HpoArtifactsOptions> = {
  * Uploads an HPO sweep's checkpoint archive under the `hpo` stage config, with its manifest
  * beside it and verification on. Without `trialId` it is the best trial's archive (kind
  * `bestTrialArchive`, at `best_trial_checkpoint.tar.gz`); with one it is that trial's (kind
- * `trialCheckpoints`, at `trials/<trialId>/...`). When two trials report the same best
+ * `trialCheckpoints`, at `trials/<trialId>/...`, in the id's composed Unicode form, NFC). When two trials report the same best
  * checkpoint at the same time, it is uploaded once and both get the result.
  *
  * @throws {InvalidArgumentError} unless exactly one of `checkpointDir` and `archivePath` is given, for `manifest` without
@@ -72,6 +74,9 @@ export async function uploadHpoArtifacts(options: HpoArtifactsOptions): Promise<
     });
   }
   const trial = trialId === undefined ? undefined : trialSegment(trialId);
+  if (typeof trialId === 'string' && trial !== trialId) {
+    rest.logger?.info(`trialId ${JSON.stringify(trialId)} is stored under its composed (NFC) spelling, trials/${trial}/, as every spelling of it is.`);
+  }
   return withStageUploader(HPO_HELPER, rest, async (uploader) => {
     let artifactPath: string | undefined;
     if (trial !== undefined) {
@@ -118,6 +123,14 @@ function trialSegment(trialId: string | number): string {
       hint: 'Use letters, digits, "-" and "_".',
     });
   }
-  checkArtifactPath(trialId, 'trialId', { allowEmpty: false });
-  return trialId;
+  // One trial, one folder. The same name reaches us in two spellings: decomposed (NFD, `e` +
+  // U+0301) from a macOS file or folder name, composed (NFC, U+00E9) from nearly everything else.
+  // MLflow and every store keep an artifact path's bytes as given (so do we, for file names and
+  // `artifactPath`: they name files), so the two spellings were two folders that look the same
+  // in the MLflow UI, and a trial resumed under the other spelling (another machine, the CLI
+  // fed a folder name) neither found its resume journal records nor replaced its archive. The
+  // composed form is the one kept: what Linux, Windows and keyboards produce.
+  const composed = trialId.normalize('NFC');
+  checkArtifactPath(composed, 'trialId', { allowEmpty: false });
+  return composed;
 }

@@ -245,6 +245,41 @@ describe('stage helpers on ./mlruns', () => {
     expect((await uploadHpoArtifacts({ ...base, trialId: 'trial_5a2c' })).artifactPath).toBe('trials/trial_5a2c/best_trial_checkpoint.tar.gz');
   });
 
+  it('hpo: the decomposed (NFD, macOS file names) and composed (NFC) spellings of one trialId are one trial: one folder, and a resume under the other spelling finds its upload', async () => {
+    const { trackingUri, run, artifactsDir } = await localRun();
+    const out = pipelineOutputs();
+    const journalDir = scratch('au-hpo-journal-');
+    const base = { runId: run.runId, trackingUri, env: {}, journalDir, checkpointDir: join(out, 'ckpt') };
+    const decomposed = 'cafe\u0301';
+    const composed = 'caf\u00e9';
+    // Interrupted under the macOS spelling: the archive is stored, the manifest is not.
+    const interrupted = await uploadHpoArtifacts({
+      ...base,
+      trialId: decomposed,
+      retry: { maxRetries: 0 },
+      resolveStore: wrappedStore(async (p, upload) => {
+        if (p.endsWith('.manifest.json')) throw Object.assign(new Error('refused by the test'), { code: 'EACCES' });
+        return upload();
+      }),
+    });
+    expect(interrupted.status).toBe('failed');
+    expect(interrupted.artifactPath).toBe(`trials/${composed}/best_trial_checkpoint.tar.gz`);
+
+    // Resumed under the composed spelling (another machine, a typed id): the same trial.
+    const resumed = await uploadHpoArtifacts({ ...base, trialId: composed });
+    expect(resumed).toMatchObject({ status: 'uploaded', artifactPath: `trials/${composed}/best_trial_checkpoint.tar.gz` });
+    expect(resumed.files.map((f) => [f.artifactPath, f.status])).toEqual([
+      [`trials/${composed}/best_trial_checkpoint.tar.gz`, 'resumed'],
+      [`trials/${composed}/best_trial_checkpoint.manifest.json`, 'uploaded'],
+    ]);
+    // And again under the macOS spelling: the same folder, replaced in place, with a word on the spelling.
+    const logger = recordingLogger();
+    expect((await uploadHpoArtifacts({ ...base, trialId: decomposed, logger })).artifactPath).toBe(`trials/${composed}/best_trial_checkpoint.tar.gz`);
+    expect(logger.lines).toContainEqual(['info', `trialId "${decomposed}" is stored under its composed (NFC) spelling, trials/${composed}/, as every spelling of it is.`]);
+    expect(readdirSync(join(artifactsDir, 'trials'))).toEqual([composed]);
+    expect(readdirSync(join(artifactsDir, 'trials', composed)).sort()).toEqual(['best_trial_checkpoint.manifest.json', 'best_trial_checkpoint.tar.gz']);
+  });
+
   it('hpo: a trialId too long for a file name is refused before anything is archived or sent; one just short enough lands', async () => {
     const { trackingUri, run, artifactsDir } = await localRun();
     const out = pipelineOutputs();
