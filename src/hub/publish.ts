@@ -383,7 +383,7 @@ export function hasMarker(commit: { title: string; message: string }, publishId:
  * `undefined` for a commit that records none: one made by an earlier version of
  * artifact-uploader, which wrote no such line, whose set cannot be known.
  */
-function recordedSensitiveFiles(commit: { title: string; message: string }): string[] | undefined {
+function recordedSensitiveFiles(commit: { message: string }): string[] | undefined {
   for (const line of commit.message.split('\n')) {
     const trimmed = line.trim();
     if (!trimmed.startsWith(SENSITIVE_PREFIX)) continue;
