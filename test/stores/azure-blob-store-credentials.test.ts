@@ -4,6 +4,11 @@
  * Entra ID and managed identity endpoints cannot run here. The storage request never goes out
  * (the token comes first), so no storage server is needed: the Blob endpoint is an https:// URL
  * nothing listens on (the SDK sends bearer tokens over https only).
+ *
+ * Only one managed identity endpoint per file is ever asked: MSAL keeps the first managed identity
+ * source it builds, endpoint included, for the whole process (`ManagedIdentityClient.identitySource`
+ * is static). A managed identity test with an endpoint of its own goes in a file of its own
+ * (azure-blob-store-managed-identity.test.ts).
  */
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -135,14 +140,6 @@ describe('Entra ID token failures of the Azure store', () => {
     for (const e of [transient as Error, config as Error]) {
       expect(`${e.message} ${JSON.stringify((e as ConfigError).toJSON())}`).not.toContain(CLIENT_SECRET);
     }
-  });
-
-  it('a managed identity that gets no answer stays a credential error: a machine without one fails the same way', async () => {
-    // Nothing listens there: what DefaultAzureCredential's managed identity meets on a laptop
-    // (IMDS out of reach) looks exactly like this, and must not be retried for minutes.
-    const error = await upload(managedIdentityAt('http://127.0.0.1:1/msi/token'), 2);
-    expect(error).toBeInstanceOf(ConfigError);
-    expect(isRetryableError((error as ConfigError).cause)).toBe(false);
   });
 });
 
