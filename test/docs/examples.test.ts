@@ -20,8 +20,13 @@
  *
  *   The reason in parentheses is required. A ```js block cannot be type-checked: it runs, or
  *   is skipped with a reason.
+ *
+ * A failed example is reported with its output, the Hub stand-in's requests made while it ran
+ * (each with its answer), those that got none (still waiting, or their connection closed), and,
+ * when it timed out, what its process still waited on (connections, timers, file system
+ * requests): a hang shows whether it waits for the stand-in or for something of its own.
  */
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -163,7 +168,7 @@ describe('examples in the docs', () => {
     const runnable = examples.filter((e) => e.mode === 'run');
     const { results, stderr } = await runExamples(runnable, 'docs');
     expect(results.map((r) => r.id)).toEqual(runnable.map((e) => e.id));
-    const failures = results.filter((r) => !r.ok).map((r) => `${r.id}: ${r.error}\n--- output ---\n${r.output}`);
+    const failures = results.filter((r) => !r.ok).map(failureReport);
     expect(failures, stderr).toEqual([]);
   });
 
@@ -181,7 +186,75 @@ describe('examples in the docs', () => {
     ]);
     expect(results[0]!.error).toMatch(/ArtifactUploader\.uploadFile returned a failed result/);
   });
+
+  it('the harness reports what a stuck example waits for: the Hub request without an answer and its open connection', async () => {
+    // The stand-in holds the repo check of `my-org/probe-held` until the end; once it has the
+    // request, the test stops the example (SIGUSR2) instead of waiting for its timeout.
+    let release!: () => void;
+    const held = hub.addFault({ route: 'repo-info', path: /probe-held/, action: 'hold', until: new Promise<void>((resolve) => (release = resolve)) });
+    const probe: Example = {
+      id: 'probe:held',
+      mode: 'run',
+      language: 'js',
+      code: `import { publishToHub } from 'artifact-uploader';\nawait publishToHub({ modelDir: 'out/llama-lora_20240501_093000', repoId: 'my-org/probe-held' });`,
+    };
+    try {
+      const { results } = await runExamples([probe], 'probe-held', {
+        whileRunning: async (child) => {
+          await held.hit;
+          child.kill('SIGUSR2');
+        },
+      });
+      expect(results.map((r) => [r.id, r.ok])).toEqual([['probe:held', false]]);
+      const report = failureReport(results[0]!);
+      expect(report).toMatch(/timed out \(stopped by the test: SIGUSR2\)/);
+      expect(report).toContain(`GET /api/models/my-org/probe-held`);
+      expect(report).toMatch(/--- Hub requests without an answer ---\nGET \/api\/models\/my-org\/probe-held\S* \(connection closed after \d+ ms without an answer\)/);
+      expect(report).toMatch(new RegExp(`tcp \\d+ -> 127\\.0\\.0\\.1:${new URL(hub.url).port}`));
+    } finally {
+      release();
+      held.cancel();
+    }
+  });
 });
+
+interface ExampleResult {
+  id: string;
+  ok: boolean;
+  error?: string;
+  output: string;
+  /** `Date.now()` when the example started and ended (run-examples.mjs). */
+  startedAt: number;
+  endedAt: number;
+  /** For a timed-out example: what its process still waited on. */
+  pending?: { connections: string[]; resources: string[] };
+}
+
+/**
+ * A failed example as the test reports it: its error and output, the Hub stand-in's requests
+ * while it ran (with the status answered), those of them that got no answer (still waiting, or
+ * their connection closed first), and what the example's process waited on when it timed out.
+ */
+function failureReport(result: ExampleResult): string {
+  const during = hub.requests
+    .filter((r) => r.receivedAt >= result.startedAt && r.receivedAt <= result.endedAt)
+    .map((r) => `${r.method} ${r.url} -> ${r.status ?? 'no answer'}${r.fault ? ` (fault: ${r.fault})` : ''}`);
+  const unanswered = hub
+    .unanswered()
+    .filter((r) => r.since >= result.startedAt && r.since <= result.endedAt)
+    .map((r) => {
+      const state = r.closedAt === undefined ? `waiting for ${Date.now() - r.since} ms` : `connection closed after ${r.closedAt - r.since} ms without an answer`;
+      return `${r.method} ${r.url} (${state}${r.bodyComplete ? '' : ', body not complete'})`;
+    });
+  const sections = [
+    `${result.id}: ${result.error}`,
+    `--- output ---\n${result.output}`,
+    `--- Hub requests while it ran ---\n${during.join('\n') || '(none)'}`,
+    `--- Hub requests without an answer ---\n${unanswered.join('\n') || '(none)'}`,
+  ];
+  if (result.pending) sections.push(`--- what it waited on ---\n${[...result.pending.connections, ...result.pending.resources].join('\n') || '(nothing)'}`);
+  return sections.join('\n');
+}
 
 /** Template and observed-library set up once per file run. */
 let prepared: { template: string; observedUrl: string } | undefined;
@@ -209,8 +282,15 @@ async function prepare(): Promise<{ template: string; observedUrl: string }> {
   return prepared;
 }
 
-/** Runs examples in one child process (run-examples.mjs) and returns what each did. */
-async function runExamples(runnable: Example[], name: string): Promise<{ results: Array<{ id: string; ok: boolean; error?: string; output: string }>; stderr: string }> {
+/**
+ * Runs examples in one child process (run-examples.mjs) and returns what each did.
+ * `whileRunning` is given the child once started (to stop a stuck example with SIGUSR2).
+ */
+async function runExamples(
+  runnable: Example[],
+  name: string,
+  options: { whileRunning?: (child: ChildProcess) => Promise<void> } = {},
+): Promise<{ results: ExampleResult[]; stderr: string }> {
   const { template, observedUrl } = await prepare();
   const blocksDir = join(work, `blocks-${name}`);
   mkdirSync(blocksDir);
@@ -238,10 +318,12 @@ async function runExamples(runnable: Example[], name: string): Promise<{ results
     HF_ENDPOINT: hub.url,
     HF_TOKEN: DOCS_HUB_TOKEN,
   };
-  const { stderr } = await new Promise<{ stderr: string }>((resolve, reject) =>
-    execFile(process.execPath, [runner, planPath, resultsPath], { env, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) =>
+  let child!: ChildProcess;
+  const done = new Promise<{ stderr: string }>((resolve, reject) => {
+    child = execFile(process.execPath, [runner, planPath, resultsPath], { env, timeout: 120_000, maxBuffer: 16 * 1024 * 1024 }, (error, _stdout, stderr) =>
       error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve({ stderr }),
-    ),
-  );
-  return { results: JSON.parse(readFileSync(resultsPath, 'utf8')) as Array<{ id: string; ok: boolean; error?: string; output: string }>, stderr };
+    );
+  });
+  const [{ stderr }] = await Promise.all([done, options.whileRunning?.(child)]);
+  return { results: JSON.parse(readFileSync(resultsPath, 'utf8')) as ExampleResult[], stderr };
 }

@@ -9,8 +9,9 @@
  * Checked against `@huggingface/hub` 2.17 (`useXet: false`) and `huggingface_hub` 1.33
  * (`HF_HUB_DISABLE_XET=1`) in test/hub/fake-hub.test.ts. It never offers Xet.
  *
- * Test hooks: {@link FakeHub.requests} (every request, in order) and fault rules
- * ({@link FakeHub.addFault}, {@link FakeHub.failNext}, {@link FakeHub.dropResponseOfNext}).
+ * Test hooks: {@link FakeHub.requests} (every request, in order), {@link FakeHub.unanswered}
+ * (the requests that got no answer: still waiting, or their connection closed first) and fault rules ({@link FakeHub.addFault},
+ * {@link FakeHub.failNext}, {@link FakeHub.dropResponseOfNext}).
  *
  * @example
  * ```ts
@@ -53,6 +54,8 @@ export interface LoggedRequest {
   body: Buffer;
   /** `performance.now()` when the request had arrived whole (for waits between requests). */
   at: number;
+  /** `Date.now()` at the same moment: comparable with times taken in another process (a child that made the request). */
+  receivedAt: number;
   /** Status answered; `undefined` when the answer was dropped. */
   status?: number;
   /** The fault rule that applied, if any. */
@@ -60,6 +63,19 @@ export interface LoggedRequest {
 }
 
 export type FaultAction = 'status' | 'drop' | 'drop-response' | 'hold';
+
+/** A request whose headers arrived and that got no answer: it still waits, or its connection closed first. */
+export interface UnansweredRequest {
+  method: string;
+  /** Path and query, as sent. */
+  url: string;
+  /** `Date.now()` when its headers arrived. */
+  since: number;
+  /** Whether its body arrived whole (a request still sending its body is not handled yet). */
+  bodyComplete: boolean;
+  /** `Date.now()` when its connection closed without an answer; `undefined` while it waits. */
+  closedAt?: number;
+}
 
 /** A fault to inject into matching requests. */
 export interface FaultRule {
@@ -115,7 +131,14 @@ export interface FakeHub {
   readonly store: HubStore;
   /** Every request, in arrival order. */
   readonly requests: LoggedRequest[];
-  /** Empties {@link requests}. */
+  /**
+   * The requests that got no answer, in arrival order: those waiting now (a fault's `hold`, a
+   * body still on its way) and those whose connection closed first (a `drop`, a client that gave
+   * up or exited). What a client that hangs was waiting for, when it waited for this Hub.
+   * Emptied by {@link clearLog} with {@link requests}.
+   */
+  unanswered(): UnansweredRequest[];
+  /** Empties {@link requests} and {@link unanswered}. */
   clearLog(): void;
   addFault(rule: FaultRule): FaultHandle;
   /** Answers the next `times` requests to `route` with `status` (default 503). */
@@ -179,11 +202,20 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     return active;
   };
 
+  const unanswered = new Set<UnansweredRequest>();
   const server = createServer((req, res) => {
+    const pending: UnansweredRequest = { method: (req.method ?? 'GET').toUpperCase(), url: req.url ?? '/', since: Date.now(), bodyComplete: false };
+    unanswered.add(pending);
+    // 'close' comes once the answer is sent whole, or when the connection goes first.
+    res.on('close', () => {
+      if (res.writableFinished) unanswered.delete(pending);
+      else pending.closedAt = Date.now();
+    });
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('error', () => res.destroy());
     req.on('end', () => {
+      pending.bodyComplete = true;
       void serve(req, res, Buffer.concat(chunks));
     });
   });
@@ -193,7 +225,7 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     const origin = `http://${req.headers.host ?? `127.0.0.1:${port}`}`;
     const url = new URL(req.url ?? '/', origin);
     const match = matchRoute(method, url.pathname);
-    const entry: LoggedRequest = { method, url: req.url ?? '/', route: match.route, headers: req.headers, body, at: performance.now() };
+    const entry: LoggedRequest = { method, url: req.url ?? '/', route: match.route, headers: req.headers, body, at: performance.now(), receivedAt: Date.now() };
     requests.push(entry);
     const requestId = `Root=1-${randomBytes(4).toString('hex')}-${randomBytes(12).toString('hex')}`;
 
@@ -265,8 +297,10 @@ export async function startFakeHub(options: FakeHubOptions = {}): Promise<FakeHu
     readToken: FAKE_HUB_READ_TOKEN,
     store,
     requests,
+    unanswered: () => [...unanswered].map((r) => ({ ...r })),
     clearLog: () => {
       requests.length = 0;
+      unanswered.clear();
     },
     addFault,
     failNext: (route, times = 1, status = 503, headers) => addFault({ route, times, action: 'status', status, headers }),
