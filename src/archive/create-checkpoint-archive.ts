@@ -14,8 +14,8 @@
  */
 import type { Hash } from 'node:crypto';
 import { createHash } from '../core/node-crypto.js';
-import { createWriteStream, type Stats } from 'node:fs';
-import { lstat, mkdir, open, readdir, readlink, realpath, stat, writeFile } from 'node:fs/promises';
+import { constants as fsConstants, createWriteStream, type Stats } from 'node:fs';
+import { access, lstat, mkdir, open, readdir, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -432,6 +432,10 @@ async function scan(
         const target = await scanCall(abs, () => checkSymlink(rootReal, abs, path));
         entries.push({ path, type, size, target, linkState: { size: linkStat.size, mtimeMs: linkStat.mtimeMs } });
       } else {
+        // Checked now, like the scan's other refusals: tar opens a file only when it gets to it,
+        // so an unreadable one failed the archive after every file before it was read and
+        // compressed, with a hint about concurrent writers instead of its permissions.
+        if (type === 'file') await scanCall(abs, () => access(lookup, fsConstants.R_OK));
         entries.push({ path, type, size, ...(fileStat && fileStat.nlink > 1 ? { hardLinked: true } : {}) });
         if (type === 'directory') await walk(rel);
       }
@@ -939,6 +943,8 @@ export async function createCheckpointArchive(
     const code = (error as NodeJS.ErrnoException).code;
     const path = (error as { path?: string }).path ?? root;
     if (path.startsWith(`${outAbs}.tmp-`)) throw destinationError(error, outAbs);
+    // A file made unreadable after the scan: the scan's own error, with its permissions hint.
+    if (code === 'EACCES' || code === 'EPERM') throw scanError(error, path);
     throw new LocalPathError(
       code === 'ENOENT' ? 'PATH_NOT_FOUND' : 'PATH_UNREADABLE',
       path,
