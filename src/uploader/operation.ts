@@ -324,7 +324,7 @@ export function directoryArchiveOperation<S extends StageName>(
     plan: async (config, directory) => {
       const artifactPath = archiveDestination(config, context.stage, kind, options.artifactPath, DEFAULT_ARCHIVE_NAME);
       const filters = filtersFor(config, context.stage, options);
-      const local = await planLocalDirectory(directory, { artifactPath: '', filters, skipDefaultFiles: true });
+      const local = await planLocalDirectory(directory, { artifactPath: '', filters, skipDefaultFiles: true, archived: true });
       const totalBytes = local.files.reduce((n, f) => n + f.size, 0);
       return {
         artifactPath,

@@ -74,7 +74,8 @@ export interface PlannedFile {
 export interface SkippedPath {
   /** Path relative to the planned directory. */
   relativePath: string;
-  reason: 'excluded' | 'not-included' | 'symlink-not-followed' | 'symlink-loop';
+  /** `special-file`: a FIFO, socket or device a checkpoint archive leaves out (only in an archive's plan). */
+  reason: 'excluded' | 'not-included' | 'symlink-not-followed' | 'symlink-loop' | 'special-file';
 }
 
 /** The result of {@link planDirectory}. */
@@ -127,8 +128,17 @@ export async function planDirectory(dir: string, options: PlanDirectoryOptions =
   return walkDirectory(directory, options);
 }
 
-/** {@link planDirectory} of a directory already checked (absolute, and a directory): no second `stat`. */
-async function walkDirectory(directory: string, options: PlanDirectoryOptions): Promise<UploadPlan> {
+/**
+ * {@link planDirectory} of a directory already checked (absolute, and a directory): no second `stat`.
+ *
+ * `archived`: the files go into one checkpoint archive, whose only artifact paths are the
+ * archive's and its manifest's. Names are then not artifact paths (a name with `#`, `?` or a
+ * newline is archived as it is; only names that are not UTF-8 are refused, as the archive
+ * refuses them), FIFOs, sockets and devices are left out (`special-file`, the archive's
+ * `unsupported-type`), and links the archive keeps as links without following them (dangling,
+ * in a loop, back to a directory above, or to a special file) are neither planned nor refused.
+ */
+async function walkDirectory(directory: string, options: PlanDirectoryOptions, archived = false): Promise<UploadPlan> {
   const prefix = joinArtifactPath(options.artifactPath);
   assertArtifactPath(prefix, { allowEmpty: true, what: 'artifactPath' });
   let rootReal: string;
@@ -151,7 +161,7 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
       return;
     }
     const artifactPath = joinArtifactPath(prefix, rel);
-    const problem = artifactPathProblem(artifactPath);
+    const problem = archived ? undefined : artifactPathProblem(artifactPath);
     if (problem) problems.push({ code: 'INVALID_ARTIFACT_PATH', path: rel, reason: problem.reason });
     else files.push({ localPath, artifactPath, size, mtimeMs });
   };
@@ -180,18 +190,19 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
         if (!followSymlinks) return [{ skip: { relativePath: rel, reason: 'symlink-not-followed' } }];
         const target = await io(() => realpath(full).catch((error: NodeJS.ErrnoException) => (error.code === 'ELOOP' ? LINK_CYCLE : undefined)));
         // Links that point at each other (a -> b -> a) lead nowhere: a loop, like `up -> ..`.
-        if (target === LINK_CYCLE) return [{ skip: { relativePath: rel, reason: 'symlink-loop' } }];
-        if (target === undefined) return [{ problem: { code: 'PATH_NOT_FOUND', path: rel, reason: 'is a symlink to a missing target' } }];
+        if (target === LINK_CYCLE) return archived ? [] : [{ skip: { relativePath: rel, reason: 'symlink-loop' } }];
+        if (target === undefined) return archived ? [] : [{ problem: { code: 'PATH_NOT_FOUND', path: rel, reason: 'is a symlink to a missing target' } }];
         if (!isInside(rootReal, target)) return [{ problem: { code: 'SYMLINK_ESCAPES', path: rel, reason: `points outside the directory, to ${target}` } }];
         const info = await io(() => stat(target));
         if (info.isDirectory()) {
-          if (ancestors.has(target)) return [{ skip: { relativePath: rel, reason: 'symlink-loop' } }];
+          if (ancestors.has(target)) return archived ? [] : [{ skip: { relativePath: rel, reason: 'symlink-loop' } }];
           return walk(full, rel, target, new Set([...ancestors, target]));
         }
         if (info.isFile()) {
           if (await io(() => readable(target))) return [{ file: [full, rel, info.size, info.mtimeMs] }];
           return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'cannot be read (permission denied)' } }];
         }
+        if (archived) return [];
         return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'links to a special file (FIFO, socket or device), not a regular file' } }];
       }
       if (entry.isDirectory()) {
@@ -210,6 +221,7 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions): 
           return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'cannot be read (permission denied)' } }];
         });
       }
+      if (archived) return [{ skip: { relativePath: rel, reason: 'special-file' } }];
       return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'is a special file (FIFO, socket or device), not a regular file' } }];
     };
     // Pulled by a few workers, not mapped all at once: a directory of 20,000 files never holds
@@ -511,6 +523,13 @@ export interface LocalDirectoryPlanOptions {
   filters: PathFilters;
   /** Leave out the default skip list (`shouldSkipFile`). */
   skipDefaultFiles: boolean;
+  /**
+   * The directory becomes one checkpoint archive (`archiveAndUploadCheckpoint`): plan it as
+   * `createCheckpointArchive` archives it. Names need not be artifact paths, FIFOs, sockets and
+   * devices are left out, and dangling links or loops (kept as links) are not refused.
+   * @default false
+   */
+  archived?: boolean;
 }
 
 /**
@@ -528,20 +547,24 @@ export interface LocalDirectoryPlanOptions {
 export async function planLocalDirectory(dir: string, options: LocalDirectoryPlanOptions): Promise<LocalPlan> {
   const { included, excluded, include } = options.filters;
   const reasons = new Map<string, string>();
-  const plan = await walkDirectory(dir, {
-    artifactPath: options.artifactPath,
-    include: include.length > 0 ? (rel: string) => included(rel) !== undefined : undefined,
-    exclude: (rel: string) => {
-      const rule = options.skipDefaultFiles ? findSkipRule(rel) : undefined;
-      if (rule) {
-        reasons.set(rel, `default skip list (${rule.pattern}: ${rule.description})`);
-        return true;
-      }
-      const pattern = excluded(rel);
-      if (pattern !== undefined) reasons.set(rel, `excluded by "${pattern}"`);
-      return pattern !== undefined;
+  const plan = await walkDirectory(
+    dir,
+    {
+      artifactPath: options.artifactPath,
+      include: include.length > 0 ? (rel: string) => included(rel) !== undefined : undefined,
+      exclude: (rel: string) => {
+        const rule = options.skipDefaultFiles ? findSkipRule(rel) : undefined;
+        if (rule) {
+          reasons.set(rel, `default skip list (${rule.pattern}: ${rule.description})`);
+          return true;
+        }
+        const pattern = excluded(rel);
+        if (pattern !== undefined) reasons.set(rel, `excluded by "${pattern}"`);
+        return pattern !== undefined;
+      },
     },
-  });
+    options.archived,
+  );
   const skipped: SkippedFile[] = [];
   let skippedBytes = 0;
   let skippedFiles = 0;
@@ -553,7 +576,9 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
           ? 'not matched by include'
           : entry.reason === 'symlink-loop'
             ? 'symlink loop'
-            : 'symlink not followed';
+            : entry.reason === 'special-file'
+              ? 'special file (FIFO, socket or device)'
+              : 'symlink not followed';
     skipped.push({ path: entry.relativePath, reason });
     const info = await stat(resolve(plan.directory, entry.relativePath)).catch(() => undefined);
     if (info?.isFile()) {
