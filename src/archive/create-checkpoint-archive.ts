@@ -616,7 +616,7 @@ interface TarFileEntry {
  * - One streaming pass: files are read once, hashed and compressed as they go; memory stays
  *   bounded (a few 1 MiB buffers) whatever the checkpoint size.
  * - Deterministic: entries in sorted path order, portable headers (no user/group names, uid,
- *   gid, atime or ctime; file mtimes kept), gzip header without a timestamp.
+ *   gid, atime or ctime; file and directory mtimes kept), gzip header without a timestamp.
  * - Atomic: written to `<out>.tmp-<random>`, fsynced, then renamed to `out`; on any failure
  *   (or abort) the temp file is removed and `out` is untouched.
  * - Safe: symlinks must be relative and their path must stay inside `dir` at every step, links
@@ -756,6 +756,15 @@ export async function createCheckpointArchive(
 
   const onWriteEntry = (entry: { type: string; path: string; absolute: string; linkpath?: string; stat?: { size: number; mtimeMs: number; ino: number } }): void => {
     statCache.delete(entry.absolute);
+    if (entry.type === 'Directory') {
+      // node-tar's portable mode writes a directory without its mtime, which extracts as
+      // 1 January 1970 (GNU tar, Python's tarfile): Python's zipfile then refuses to zip the
+      // checkpoint ("ZIP does not support timestamps before 1980"). This hook runs after tar made
+      // that choice and before it writes the header: the directory keeps its mtime, as in
+      // GNU tar's and Python's archives.
+      (entry as { noMtime?: boolean }).noMtime = false;
+      return;
+    }
     if (entry.type === 'Link' && entry.linkpath !== undefined) {
       // A second name of a file already archived: tar stores a link, not the bytes again.
       hardLinks.push({ path: entry.path, target: toPosix(entry.linkpath) });

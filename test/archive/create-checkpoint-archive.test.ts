@@ -16,6 +16,7 @@ import {
 import { manifestFileName, readManifest, writeManifest } from '../../src/archive/manifest.js';
 import { shouldSkipFile } from '../../src/archive/should-skip-file.js';
 import { VERSION } from '../../src/version.js';
+import { runPython } from '../support/python.js';
 
 const run = promisify(execFile);
 
@@ -201,6 +202,29 @@ describe('createCheckpointArchive round trip', () => {
     expect(manifest.fileCount).toBe(0);
     expect(manifest.totalBytes).toBe(0);
     expect(await gnuList(join(work, 'empty.tar.gz'))).toEqual([]);
+  });
+
+  it("keeps directories' modification times: GNU tar and Python's tarfile (filter='data') restore them, and the extracted checkpoint zips again", async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'sub/w.bin': 'w', 'a.txt': 'a' });
+    await mkdir(join(src, 'empty-dir'));
+    const when = new Date('2024-05-01T12:00:00Z');
+    for (const dir of ['sub', 'empty-dir']) utimesSync(join(src, dir), when, when);
+    const out = join(work, 'd.tar.gz');
+    await createCheckpointArchive(src, out);
+
+    await gnuExtract(out, join(work, 'gnu'));
+    for (const dir of ['sub', 'empty-dir']) expect((await stat(join(work, 'gnu', dir))).mtime).toEqual(when);
+    // Without the directory's mtime it extracted as 1970, and zipfile refuses dates before 1980.
+    const script = [
+      'import json, os, shutil, sys, tarfile',
+      'archive, dest = sys.argv[1:]',
+      'with tarfile.open(archive) as t: t.extractall(dest, filter="data")',
+      'shutil.make_archive(dest + "-again", "zip", dest)',
+      'print(json.dumps({d: os.stat(os.path.join(dest, d)).st_mtime for d in ("sub", "empty-dir")}))',
+    ].join('\n');
+    const mtimes = JSON.parse(await runPython(script, { args: [out, join(work, 'python')] })) as Record<string, number>;
+    expect(mtimes).toEqual({ sub: when.getTime() / 1000, 'empty-dir': when.getTime() / 1000 });
   });
 
   it('stores a hard-linked file once and lists both names with the same hash', async () => {
