@@ -616,7 +616,8 @@ interface TarFileEntry {
  * - One streaming pass: files are read once, hashed and compressed as they go; memory stays
  *   bounded (a few 1 MiB buffers) whatever the checkpoint size.
  * - Deterministic: entries in sorted path order, portable headers (no user/group names, uid,
- *   gid, atime or ctime; file and directory mtimes kept), gzip header without a timestamp.
+ *   gid, atime or ctime, no setuid/setgid/sticky bit; file and directory mtimes kept), gzip
+ *   header without a timestamp.
  * - Atomic: written to `<out>.tmp-<random>`, fsynced, then renamed to `out`; on any failure
  *   (or abort) the temp file is removed and `out` is untouched.
  * - Safe: symlinks must be relative and their path must stay inside `dir` at every step, links
@@ -754,8 +755,12 @@ export async function createCheckpointArchive(
     });
   };
 
-  const onWriteEntry = (entry: { type: string; path: string; absolute: string; linkpath?: string; stat?: { size: number; mtimeMs: number; ino: number } }): void => {
+  const onWriteEntry = (entry: { type: string; path: string; absolute: string; linkpath?: string; stat?: { size: number; mtimeMs: number; ino: number; mode: number } }): void => {
     statCache.delete(entry.absolute);
+    // Setuid, setgid and sticky bits mean nothing in a checkpoint, and GNU tar run as root
+    // restores them: a user's setuid file came out of the archive a setuid file of root's.
+    // Python's tarfile strips them too (filter 'data'). Cleared before tar writes the header.
+    if (entry.stat) entry.stat.mode &= ~0o7000;
     if (entry.type === 'Directory') {
       // node-tar's portable mode writes a directory without its mtime, which extracts as
       // 1 January 1970 (GNU tar, Python's tarfile): Python's zipfile then refuses to zip the

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, mkdirSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { link, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -225,6 +225,21 @@ describe('createCheckpointArchive round trip', () => {
     ].join('\n');
     const mtimes = JSON.parse(await runPython(script, { args: [out, join(work, 'python')] })) as Record<string, number>;
     expect(mtimes).toEqual({ sub: when.getTime() / 1000, 'empty-dir': when.getTime() / 1000 });
+  });
+
+  it('stores no setuid, setgid or sticky bit, which GNU tar run as root would restore', async () => {
+    const src = join(work, 'ckpt');
+    await tree(src, { 'run.sh': '#!/bin/sh\n', 'shared/w.bin': 'w', 'group.bin': 'g' });
+    chmodSync(join(src, 'run.sh'), 0o4755);
+    chmodSync(join(src, 'group.bin'), 0o2640);
+    chmodSync(join(src, 'shared'), 0o3775);
+    const out = join(work, 'm.tar.gz');
+    await createCheckpointArchive(src, out);
+    const script = 'import json, sys, tarfile\nwith tarfile.open(sys.argv[1]) as t: print(json.dumps({m.name: m.mode for m in t}))';
+    expect(JSON.parse(await runPython(script, { args: [out] }))).toEqual({ 'group.bin': 0o640, 'run.sh': 0o755, shared: 0o755, 'shared/w.bin': 0o644 });
+    await gnuExtract(out, join(work, 'x'));
+    expect(statSync(join(work, 'x', 'run.sh')).mode & 0o7777).toBe(0o755);
+    expect(statSync(join(work, 'x', 'shared')).mode & 0o7777).toBe(0o755);
   });
 
   it('stores a hard-linked file once and lists both names with the same hash', async () => {
