@@ -45,15 +45,27 @@ export interface ArtifactPathProblem {
 }
 
 /**
+ * The URL schemes Python's `urlunparse` writes back with an authority (`urllib.parse.uses_netloc`
+ * of Python 3.11 to 3.13): MLflow's Python client checks every name a listing returns with
+ * `validate_path_is_safe`, which round-trips it through `urlparse`/`urlunparse`, so a name
+ * `git:abc` comes back as `git:///abc`, `file:x` as the absolute `/x` (refused: "Invalid path")
+ * and `file:` as nothing. The folder holding such a name cannot be listed or downloaded
+ * with the Python client. Other prefixes (`s3:x`, `model:v1`, `n:n.txt`) round-trip.
+ */
+const URL_LIKE_SCHEMES = new Set(['ftp', 'http', 'gopher', 'nntp', 'telnet', 'imap', 'wais', 'file', 'mms', 'https', 'shttp', 'snews', 'prospero', 'rtsp', 'rtsps', 'rtspu', 'rsync', 'svn', 'svn+ssh', 'sftp', 'nfs', 'git', 'git+ssh', 'ws', 'wss', 'itms-services']);
+
+/**
  * Checks one relative artifact path (POSIX separators) against the rules MLflow's server
  * applies to every artifact route, plus the ones that would silently change the name:
  * no `#` or `?`, no `..` / `.` / empty segment, no backslash, not absolute, no control
  * characters (NUL, newlines), no `%XX` escape (the server percent-decodes paths repeatedly, so
  * `a%2Fb` would become `a/b`), and no name starting with `.artifact.uploading.` (MLflow's temp
- * files, left out of its listings), and no name starting with a space. `#`, `?` and `%XX` are
- * exactly the printable ASCII that MLflow's Python client cannot round-trip, and a leading space
- * the one edge of a name it loses (test/mlflow/artifact-names.test.ts checks every class
- * against it). Returns `undefined` when the path is fine.
+ * files, left out of its listings), no name starting with a space, and no name starting with a
+ * URL scheme that Python writes back with `//` (`git:abc`, `http:x`, `file:x`: the schemes of
+ * Python's `urllib.parse.uses_netloc`). `#`, `?` and `%XX` are exactly the printable ASCII that MLflow's
+ * Python client cannot round-trip, and a leading space or such a scheme the edges of a name it
+ * loses (test/mlflow/artifact-names.test.ts checks every class against it). Returns
+ * `undefined` when the path is fine.
  *
  * @example
  * ```ts
@@ -78,6 +90,11 @@ export function artifactPathProblem(path: string, { allowEmpty = false }: { allo
     if (segment === '') return problem('contains an empty segment ("//" or a trailing "/")');
     if (segment.startsWith(MLFLOW_RESERVED_PREFIX)) return problem(`starts a name with "${MLFLOW_RESERVED_PREFIX}", which MLflow reserves for temp files and never lists`);
     if (segment.startsWith(' ')) return problem('starts a name with a space, which MLflow\'s Python client loses (it cannot download the file)');
+    // As `urlsplit` reads a scheme: a letter, then letters, digits, "+", "-" or "."; any case.
+    const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(segment)?.[1];
+    if (scheme !== undefined && URL_LIKE_SCHEMES.has(scheme.toLowerCase())) {
+      return problem(`starts a name with "${scheme}:", which MLflow's Python client reads as a URL (it cannot list or download the folder that holds it)`);
+    }
   }
   return undefined;
 }

@@ -5,7 +5,7 @@
  * exactly the names it cannot give back unchanged are refused by `artifactPathProblem`, and
  * the uploader refuses them before sending a byte.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { artifactPathProblem } from '../../src/mlflow/artifacts-api.js';
@@ -13,7 +13,7 @@ import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { listRunArtifacts } from '../faults/helpers.js';
 import { runPython } from '../support/python.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
-import { scratch, serverRun } from '../uploader/helpers.js';
+import { localRun, scratch, serverRun } from '../uploader/helpers.js';
 
 /** Every printable ASCII character but "/" (the separator), plus `%` escapes. */
 const CASES = [...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).filter((c) => c !== '/'), '%41', '%2F', '%zz'];
@@ -93,6 +93,33 @@ print(json.dumps(out))
     for (const c of cases) expect(artifactPathProblem(c) !== undefined, `${JSON.stringify(c)}: ${outcome[c]}`).toBe(broken.includes(c));
   });
 
+  it('refuses exactly the names that start with a scheme the Python client turns into a URL ("git:abc" lists as "git:///abc")', { timeout: 300_000 }, async () => {
+    const { url } = mlflowServer();
+    const script = `${LOG_EACH_PATH}
+out = {}
+for i, path in enumerate(paths):
+    try:
+        dst = client.download_artifacts(run, f'c{i}', tempfile.mkdtemp())
+        got = sorted(os.path.relpath(os.path.join(r, n), dst) for r, _, ns in os.walk(dst) for n in ns)
+        same = got == [path] and open(os.path.join(dst, path), 'rb').read() == f'body {i}'.encode()
+        out[path] = 'ok' if same else f'came back as {got}'
+    except Exception as e:
+        out[path] = f'failed: {type(e).__name__}'
+print(json.dumps(out))
+`;
+    const cases = ['git:abc.txt', 'HTTP:x.txt', 'file:x.txt', 'file:', 'https:', 'svn+ssh:x', 'git:dir/x.txt', 'itms-services:x', 's3:x.txt', 'model:v1.bin', 'c:x.txt', 'x:http:y.txt', 'n:n.txt'];
+    const refusedOnPurpose = [
+      'itms-services:x', // Python 3.12 and later write this scheme back with "//" too; the test venv's 3.11 does not
+      'https:', // listed as "https://", which comes back only because the download collapses the "//"
+    ];
+    const stdout = await runPython(script, { args: [url, JSON.stringify(cases)], env: { MLFLOW_TRACKING_URI: url }, timeoutMs: 300_000 });
+    const outcome = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, string>;
+    const broken = cases.filter((c) => outcome[c] !== 'ok');
+    // The finding (MLflow 3.17.2 on Python 3.11): a name starting with one of uses_netloc's schemes.
+    expect(broken.sort(), JSON.stringify(outcome)).toEqual(['HTTP:x.txt', 'file:', 'file:x.txt', 'git:abc.txt', 'git:dir/x.txt', 'svn+ssh:x']);
+    for (const c of cases) expect(artifactPathProblem(c) !== undefined, `${JSON.stringify(c)}: ${outcome[c]}`).toBe(broken.includes(c) || refusedOnPurpose.includes(c));
+  });
+
   it('a directory with a "?" name is refused before any byte is sent', async () => {
     const { url } = mlflowServer();
     const { runId } = await serverRun(url);
@@ -106,4 +133,17 @@ print(json.dumps(out))
     expect((error as Error).message).toContain('"?"');
     expect(await listRunArtifacts(url, runId)).toEqual([]);
   });
+});
+
+it('a directory holding a name the Python client reads as a URL is refused before any byte is sent (file: store)', async () => {
+  const { trackingUri, run, artifactsDir } = await localRun();
+  const dir = join(scratch('au-names-'), 'out');
+  mkdirSync(join(dir, 'git:3f2a1c'), { recursive: true });
+  writeFileSync(join(dir, 'fine.txt'), 'fine');
+  writeFileSync(join(dir, 'git:3f2a1c', 'model.bin'), 'listed as git:///3f2a1c');
+  const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {} });
+  const error = await uploader.uploadDirectory(dir, { artifactPath: 'd' }).catch((e: unknown) => e);
+  expect(error).toMatchObject({ code: 'INVALID_ARTIFACT_PATH', hint: expect.stringContaining('Rename') });
+  expect((error as Error).message).toContain('"git:3f2a1c/model.bin" starts a name with "git:"');
+  expect(readdirSync(artifactsDir)).toEqual([]);
 });
