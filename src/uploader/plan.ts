@@ -15,7 +15,7 @@
  * @module
  */
 import { constants } from 'node:fs';
-import { access, readdir, realpath, stat } from 'node:fs/promises';
+import { access, lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
 import { InvalidArgumentError, LocalPathError, type LocalPathErrorCode } from '../core/errors.js';
@@ -137,8 +137,15 @@ export async function planDirectory(dir: string, options: PlanDirectoryOptions =
  * refuses them), FIFOs, sockets and devices are left out (`special-file`, the archive's
  * `unsupported-type`), and links the archive keeps as links without following them (dangling,
  * in a loop, back to a directory above, or to a special file) are neither planned nor refused.
+ *
+ * `excludeEntry`: an exclude that is told whether the entry is a directory (the uploader's
+ * globs: `optimizer/` matches directories only), tested with `options.exclude`.
  */
-async function walkDirectory(directory: string, options: PlanDirectoryOptions, archived = false): Promise<UploadPlan> {
+async function walkDirectory(
+  directory: string,
+  options: PlanDirectoryOptions,
+  { archived = false, excludeEntry }: { archived?: boolean | undefined; excludeEntry?: Matcher | undefined } = {},
+): Promise<UploadPlan> {
   const prefix = joinArtifactPath(options.artifactPath);
   assertArtifactPath(prefix, { allowEmpty: true, what: 'artifactPath' });
   let rootReal: string;
@@ -149,7 +156,7 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions, a
   }
 
   const include = toMatchers(options.include);
-  const exclude = toMatchers(options.exclude);
+  const exclude = [...toMatchers(options.exclude), ...(excludeEntry ? [excludeEntry] : [])];
   const followSymlinks = options.followSymlinks ?? true;
   const files: PlannedFile[] = [];
   const skipped: SkippedPath[] = [];
@@ -183,8 +190,9 @@ async function walkDirectory(directory: string, options: PlanDirectoryOptions, a
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const visit = async (entry: (typeof entries)[number]): Promise<Found[]> => {
       const rel = relDir ? `${relDir}/${entry.name}` : entry.name;
-      if (undecodable.has(entry.name)) return [{ problem: { code: 'INVALID_ARTIFACT_PATH', path: rel, reason: 'is not valid UTF-8' } }];
+      // Excludes first: a name that is not UTF-8 can be left out, as the refusal's hint says.
       if (matchesAny(exclude, rel, entry.isDirectory())) return [{ skip: { relativePath: rel, reason: 'excluded' } }];
+      if (undecodable.has(entry.name)) return [{ problem: { code: 'INVALID_ARTIFACT_PATH', path: rel, reason: 'is not valid UTF-8' } }];
       const full = join(absDir, entry.name);
       if (entry.isSymbolicLink()) {
         if (!followSymlinks) return [{ skip: { relativePath: rel, reason: 'symlink-not-followed' } }];
@@ -336,7 +344,7 @@ export interface LocalPlan {
   skipped: SkippedFile[];
   /** Bytes of the skipped files. */
   skippedBytes: number;
-  /** Number of skipped entries that are files (directories are listed but not counted). */
+  /** Number of files left out: skipped entries that are files, and the files under a directory left out whole (listed once in `skipped`). */
   skippedFiles: number;
 }
 
@@ -552,18 +560,24 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
     {
       artifactPath: options.artifactPath,
       include: include.length > 0 ? (rel: string) => included(rel) !== undefined : undefined,
-      exclude: (rel: string) => {
-        const rule = options.skipDefaultFiles ? findSkipRule(rel) : undefined;
+    },
+    {
+      archived: options.archived,
+      // Told about directories: with the path alone, `cache/` (directories only) never matched
+      // the directory, which was walked (every file in it listed as left out one by one, and
+      // one that could not be listed refused the upload although it was excluded).
+      excludeEntry: (rel, isDirectory) => {
+        const path = isDirectory ? `${rel}/` : rel;
+        const rule = options.skipDefaultFiles ? findSkipRule(path) : undefined;
         if (rule) {
           reasons.set(rel, `default skip list (${rule.pattern}: ${rule.description})`);
           return true;
         }
-        const pattern = excluded(rel);
+        const pattern = excluded(path);
         if (pattern !== undefined) reasons.set(rel, `excluded by "${pattern}"`);
         return pattern !== undefined;
       },
     },
-    options.archived,
   );
   const skipped: SkippedFile[] = [];
   let skippedBytes = 0;
@@ -580,13 +594,45 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
               ? 'special file (FIFO, socket or device)'
               : 'symlink not followed';
     skipped.push({ path: entry.relativePath, reason });
-    const info = await stat(resolve(plan.directory, entry.relativePath)).catch(() => undefined);
+    const path = resolve(plan.directory, entry.relativePath);
+    const info = await stat(path).catch(() => undefined);
     if (info?.isFile()) {
       skippedFiles++;
       skippedBytes += info.size;
+    } else if (entry.reason === 'excluded' && (await lstat(path).catch(() => undefined))?.isDirectory()) {
+      // A directory left out whole still counts its files as skipped (the metrics say so).
+      const under = await filesUnder(path);
+      skippedFiles += under.files;
+      skippedBytes += under.bytes;
     }
   }
   return { files: plan.files, skipped, skippedBytes, skippedFiles };
+}
+
+/**
+ * The regular files under a directory the plan left out, and their bytes, for the metrics.
+ * Symlinks are not followed, and what cannot be listed or looked up counts nothing: a
+ * directory that is left out never fails the upload.
+ */
+async function filesUnder(dir: string): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  // By the names' bytes: one that is not UTF-8 counts too (its decoded name names no file).
+  const walk = async (current: Buffer): Promise<void> => {
+    for (const entry of await readdir(current, { withFileTypes: true, encoding: 'buffer' }).catch(() => [])) {
+      const full = Buffer.concat([current, Buffer.from(sep), entry.name]);
+      if (entry.isDirectory()) await walk(full);
+      else if (entry.isFile()) {
+        const info = await lstat(full).catch(() => undefined);
+        if (info) {
+          files++;
+          bytes += info.size;
+        }
+      }
+    }
+  };
+  await walk(Buffer.from(dir));
+  return { files, bytes };
 }
 
 /** How many example paths {@link logLeftOut}'s summary names. */

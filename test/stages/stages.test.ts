@@ -67,7 +67,7 @@ describe('stage helpers on ./mlruns', () => {
       env: {},
     });
     expect(checkpoint).toMatchObject({ status: 'uploaded', stage: 'training', kind: 'checkpoint', artifactPath: 'checkpoint' });
-    expect(checkpoint.skippedFiles.map((s) => s.path)).toEqual(['.ipynb_checkpoints/old.json']);
+    expect(checkpoint.skippedFiles.map((s) => s.path)).toEqual(['.ipynb_checkpoints']);
     expect(metrics).toMatchObject({ status: 'uploaded', kind: 'metrics', artifactPath: 'metrics/metrics.json' });
     expect(Object.keys(hashTree(artifactsDir)).sort()).toEqual(['checkpoint/adapter_config.json', 'checkpoint/adapter_model.safetensors', 'metrics/metrics.json']);
     // No metrics file: only the checkpoint result.

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalPathError } from '../../src/core/errors.js';
-import { planDirectory } from '../../src/uploader/plan.js';
+import { pathFilters, planDirectory, planLocalDirectory } from '../../src/uploader/plan.js';
 
 function tree(files: Record<string, string | number>): string {
   const root = mkdtempSync(join(tmpdir(), 'au-plan-'));
@@ -174,5 +174,38 @@ describe('planDirectory', () => {
     expect((await planError(root, { artifactPath: '../up' })).code).toBe('INVALID_ARTIFACT_PATH');
     expect((await planError(join(root, 'nope'))).code).toBe('PATH_NOT_FOUND');
     expect((await planError(join(root, 'f.txt'))).code).toBe('NOT_A_DIRECTORY');
+  });
+});
+
+/** A file named `name` with the raw bytes `raw` (not UTF-8) in the middle, under `dir`. */
+function writeNonUtf8(dir: string, name: [string, number, string]): void {
+  writeFileSync(Buffer.concat([Buffer.from(`${dir}/${name[0]}`), Buffer.from([name[1]]), Buffer.from(name[2])]), 'x');
+}
+
+describe('excludes of the uploader plan (planLocalDirectory)', () => {
+  it('a directory matched by a directories-only pattern (`cache/`, `__pycache__/`) is left out whole, not walked', async () => {
+    const root = tree({ 'model.bin': 4, 'cache/a.txt': 1, 'cache/sub/b.txt': 1, '__pycache__/notes.txt': 1 });
+    // Walked, this name refused the whole upload although its directory was excluded.
+    writeNonUtf8(join(root, 'cache'), ['c', 0xfe, '.bin']);
+    const plan = await planLocalDirectory(root, { artifactPath: 'ck', filters: pathFilters([], ['cache/']), skipDefaultFiles: true });
+    expect(plan.files.map((f) => f.artifactPath)).toEqual(['ck/model.bin']);
+    expect(plan.skipped).toEqual([
+      { path: '__pycache__', reason: 'default skip list (__pycache__/: Python bytecode cache)' },
+      { path: 'cache', reason: 'excluded by "cache/"' },
+    ]);
+    // Listed once, its files still count as skipped: 4 files of 1 byte.
+    expect(plan).toMatchObject({ skippedFiles: 4, skippedBytes: 4 });
+  });
+
+  it('a name that is not UTF-8 is left out by an exclude that matches it, as the refusal\'s hint says', async () => {
+    const root = tree({ 'model.bin': 4 });
+    writeNonUtf8(root, ['bad', 0xff, '.bin']);
+    const refused = await planLocalDirectory(root, { artifactPath: 'ck', filters: pathFilters([], []), skipDefaultFiles: true }).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: 'INVALID_ARTIFACT_PATH', hint: expect.stringContaining('exclude them') });
+    const plan = await planLocalDirectory(root, { artifactPath: 'ck', filters: pathFilters([], ['bad*']), skipDefaultFiles: true });
+    expect(plan.files.map((f) => f.artifactPath)).toEqual(['ck/model.bin']);
+    expect(plan.skipped).toEqual([{ path: 'bad\uFFFD.bin', reason: 'excluded by "bad*"' }]);
+    // The same through planDirectory's own globs.
+    expect((await planDirectory(root, { exclude: ['bad*'] })).files.map((f) => f.artifactPath)).toEqual(['model.bin']);
   });
 });
