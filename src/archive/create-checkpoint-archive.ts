@@ -231,10 +231,43 @@ interface PlannedEntry {
   linkState?: SourceFileState;
   /** A file with more than one name (a hard link), which tar stores once. */
   hardLinked?: boolean;
+  /** A file's or symlink's mtime when it was scanned: what its directories are dated by ({@link directoryTimes}). */
+  mtimeMs?: number;
 }
 
 function toPosix(path: string): string {
   return sep === '/' ? path : path.split(sep).join('/');
+}
+
+/**
+ * The date of an archive with no file or link at all (only empty directories): 2 January 1980,
+ * UTC, the first day every time zone's `zipfile` takes (ZIP dates start in 1980, local time).
+ */
+const EMPTY_ARCHIVE_DATE_MS = Date.UTC(1980, 0, 2);
+
+/**
+ * The modification time each directory of the archive is written with (by its path, `a/b/`):
+ * the newest of the files and links it holds, at any depth, or, for one that holds none, the
+ * newest of the whole archive. Not the directory's own mtime: that moves whenever a name is
+ * made or removed in it (a lock or temp file a training loop made and deleted, an archive
+ * written into it), so the same files would give other bytes, and an archive is the same bytes
+ * for the same files. Not none either (node-tar's portable mode): GNU tar and Python's tarfile
+ * then date every directory 1 January 1970, and Python's `zipfile` refuses to zip the extracted
+ * checkpoint ("ZIP does not support timestamps before 1980").
+ */
+function directoryTimes(entries: readonly PlannedEntry[]): { of(path: string): Date } {
+  const newest = new Map<string, number>();
+  let newestOfAll = -Infinity;
+  for (const entry of entries) {
+    if (entry.mtimeMs === undefined) continue;
+    newestOfAll = Math.max(newestOfAll, entry.mtimeMs);
+    for (let end = entry.path.indexOf('/'); end >= 0 && end < entry.path.length - 1; end = entry.path.indexOf('/', end + 1)) {
+      const dir = entry.path.slice(0, end + 1);
+      newest.set(dir, Math.max(newest.get(dir) ?? -Infinity, entry.mtimeMs));
+    }
+  }
+  const fallback = Number.isFinite(newestOfAll) ? newestOfAll : EMPTY_ARCHIVE_DATE_MS;
+  return { of: (path) => new Date(newest.get(path.endsWith('/') ? path : `${path}/`) ?? fallback) };
 }
 
 /**
@@ -430,13 +463,13 @@ async function scan(
       if (type === 'symlink') {
         const linkStat = await scanCall(abs, () => lstat(abs));
         const target = await scanCall(abs, () => checkSymlink(rootReal, abs, path));
-        entries.push({ path, type, size, target, linkState: { size: linkStat.size, mtimeMs: linkStat.mtimeMs } });
+        entries.push({ path, type, size, target, linkState: { size: linkStat.size, mtimeMs: linkStat.mtimeMs }, mtimeMs: linkStat.mtimeMs });
       } else {
         // Checked now, like the scan's other refusals: tar opens a file only when it gets to it,
         // so an unreadable one failed the archive after every file before it was read and
         // compressed, with a hint about concurrent writers instead of its permissions.
         if (type === 'file') await scanCall(abs, () => access(lookup, fsConstants.R_OK));
-        entries.push({ path, type, size, ...(fileStat && fileStat.nlink > 1 ? { hardLinked: true } : {}) });
+        entries.push({ path, type, size, ...(fileStat && fileStat.nlink > 1 ? { hardLinked: true } : {}), ...(fileStat ? { mtimeMs: fileStat.mtimeMs } : {}) });
         if (type === 'directory') await walk(rel);
       }
     }
@@ -616,8 +649,8 @@ interface TarFileEntry {
  * - One streaming pass: files are read once, hashed and compressed as they go; memory stays
  *   bounded (a few 1 MiB buffers) whatever the checkpoint size.
  * - Deterministic: entries in sorted path order, portable headers (no user/group names, uid,
- *   gid, atime or ctime, no setuid/setgid/sticky bit; file and directory mtimes kept), gzip
- *   header without a timestamp.
+ *   gid, atime or ctime, no setuid/setgid/sticky bit; file mtimes kept, a directory dated by the newest
+ *   file it holds), gzip header without a timestamp.
  * - Atomic: written to `<out>.tmp-<random>`, fsynced, then renamed to `out`; on any failure
  *   (or abort) the temp file is removed and `out` is untouched.
  * - Safe: symlinks must be relative and their path must stay inside `dir` at every step, links
@@ -710,6 +743,7 @@ export async function createCheckpointArchive(
     filesTotal++;
     bytesTotal += entry.size;
   }
+  const dirTimes = directoryTimes(entries);
   // Only hard links are counted by their planned size (tar archives a link, not the bytes).
   const plannedSize = new Map(entries.filter((e) => e.hardLinked).map((e) => [e.path, e.size]));
 
@@ -762,12 +796,9 @@ export async function createCheckpointArchive(
     // Python's tarfile strips them too (filter 'data'). Cleared before tar writes the header.
     if (entry.stat) entry.stat.mode &= ~0o7000;
     if (entry.type === 'Directory') {
-      // node-tar's portable mode writes a directory without its mtime, which extracts as
-      // 1 January 1970 (GNU tar, Python's tarfile): Python's zipfile then refuses to zip the
-      // checkpoint ("ZIP does not support timestamps before 1980"). This hook runs after tar made
-      // that choice and before it writes the header: the directory keeps its mtime, as in
-      // GNU tar's and Python's archives.
-      (entry as { noMtime?: boolean }).noMtime = false;
+      // node-tar's portable mode writes a directory without an mtime; this hook runs after it
+      // made that choice and before it writes the header: see directoryTimes for the date.
+      Object.assign(entry, { noMtime: false, mtime: dirTimes.of(entry.path) });
       return;
     }
     if (entry.type === 'Link' && entry.linkpath !== undefined) {

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, chmodSync, mkdirSync, readdirSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { link, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -204,42 +204,47 @@ describe('createCheckpointArchive round trip', () => {
     expect(await gnuList(join(work, 'empty.tar.gz'))).toEqual([]);
   });
 
-  it("keeps directories' modification times: GNU tar and Python's tarfile (filter='data') restore them, and the extracted checkpoint zips again", async () => {
+  it("dates each directory by the newest file it holds: GNU tar and Python's tarfile (filter='data') restore that, the extracted checkpoint zips again, and a name made and removed in it changes no byte", async () => {
     const src = join(work, 'ckpt');
-    await tree(src, { 'sub/w.bin': 'w', 'a.txt': 'a' });
+    await tree(src, { 'sub/deep/w.bin': 'w', 'sub/v.bin': 'v', 'a.txt': 'a' });
     await mkdir(join(src, 'empty-dir'));
-    const when = new Date('2024-05-01T12:00:00Z');
-    for (const dir of ['sub', 'empty-dir']) utimesSync(join(src, dir), when, when);
+    const at = (iso: string) => new Date(iso);
+    utimesSync(join(src, 'sub/deep/w.bin'), at('2024-05-01T12:00:00Z'), at('2024-05-01T12:00:00Z'));
+    utimesSync(join(src, 'sub/v.bin'), at('2024-04-01T12:00:00Z'), at('2024-04-01T12:00:00Z'));
+    utimesSync(join(src, 'a.txt'), at('2024-06-01T12:00:00Z'), at('2024-06-01T12:00:00Z'));
     const out = join(work, 'd.tar.gz');
     await createCheckpointArchive(src, out);
+    // What each directory is dated: its newest file at any depth; an empty one, the archive's newest.
+    const expected = { sub: at('2024-05-01T12:00:00Z'), 'sub/deep': at('2024-05-01T12:00:00Z'), 'empty-dir': at('2024-06-01T12:00:00Z') };
 
     await gnuExtract(out, join(work, 'gnu'));
-    for (const dir of ['sub', 'empty-dir']) expect((await stat(join(work, 'gnu', dir))).mtime).toEqual(when);
-    // Without the directory's mtime it extracted as 1970, and zipfile refuses dates before 1980.
+    for (const [dir, when] of Object.entries(expected)) expect((await stat(join(work, 'gnu', dir))).mtime, dir).toEqual(when);
+    // Undated (node-tar's portable mode) they extracted as 1970, and zipfile refuses dates before 1980.
     const script = [
       'import json, os, shutil, sys, tarfile',
       'archive, dest = sys.argv[1:]',
       'with tarfile.open(archive) as t: t.extractall(dest, filter="data")',
       'shutil.make_archive(dest + "-again", "zip", dest)',
-      'print(json.dumps({d: os.stat(os.path.join(dest, d)).st_mtime for d in ("sub", "empty-dir")}))',
+      `print(json.dumps({d: os.stat(os.path.join(dest, d)).st_mtime for d in ${JSON.stringify(Object.keys(expected))}}))`,
     ].join('\n');
     const mtimes = JSON.parse(await runPython(script, { args: [out, join(work, 'python')] })) as Record<string, number>;
-    expect(mtimes).toEqual({ sub: when.getTime() / 1000, 'empty-dir': when.getTime() / 1000 });
+    expect(mtimes).toEqual(Object.fromEntries(Object.entries(expected).map(([dir, when]) => [dir, when.getTime() / 1000])));
+
+    // A lock file a training loop made and removed moves its directory's own mtime, not the archive.
+    writeFileSync(join(src, 'sub', 'deep', '.lock'), '');
+    unlinkSync(join(src, 'sub', 'deep', '.lock'));
+    const again = join(work, 'again.tar.gz');
+    await createCheckpointArchive(src, again);
+    expect(readFileSync(again)).toEqual(readFileSync(out));
   });
 
-  it('stores no setuid, setgid or sticky bit, which GNU tar run as root would restore', async () => {
+  it('dates the directories of an archive without any file 2 January 1980 (UTC), a date zipfile takes in every time zone', async () => {
     const src = join(work, 'ckpt');
-    await tree(src, { 'run.sh': '#!/bin/sh\n', 'shared/w.bin': 'w', 'group.bin': 'g' });
-    chmodSync(join(src, 'run.sh'), 0o4755);
-    chmodSync(join(src, 'group.bin'), 0o2640);
-    chmodSync(join(src, 'shared'), 0o3775);
-    const out = join(work, 'm.tar.gz');
+    await mkdir(join(src, 'only', 'dirs'), { recursive: true });
+    const out = join(work, 'e.tar.gz');
     await createCheckpointArchive(src, out);
-    const script = 'import json, sys, tarfile\nwith tarfile.open(sys.argv[1]) as t: print(json.dumps({m.name: m.mode for m in t}))';
-    expect(JSON.parse(await runPython(script, { args: [out] }))).toEqual({ 'group.bin': 0o640, 'run.sh': 0o755, shared: 0o755, 'shared/w.bin': 0o644 });
-    await gnuExtract(out, join(work, 'x'));
-    expect(statSync(join(work, 'x', 'run.sh')).mode & 0o7777).toBe(0o755);
-    expect(statSync(join(work, 'x', 'shared')).mode & 0o7777).toBe(0o755);
+    await gnuExtract(out, join(work, 'gnu-e'));
+    expect((await stat(join(work, 'gnu-e', 'only', 'dirs'))).mtime).toEqual(new Date('1980-01-02T00:00:00Z'));
   });
 
   it('stores a hard-linked file once and lists both names with the same hash', async () => {
