@@ -25,7 +25,7 @@ import { basename, dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidArgumentError, MlflowApiError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { sleep } from '../core/abort.js';
+import { sleep, throwIfAborted } from '../core/abort.js';
 import { removeStaleTempFiles } from '../core/atomic-write.js';
 import { assertNoInternalTags } from './internal-tags.js';
 import { listLocalArtifactDirectory } from './local-artifact-listing.js';
@@ -298,7 +298,9 @@ export class FileTrackingStore implements TrackingClient {
 
   /** Creates the root, `.trash` and the Default experiment `0` on first use, as MLflow does. */
   private ensureRoot(options: TrackingRequestOptions): Promise<void> {
-    options.signal?.throwIfAborted();
+    // An AbortedError, as the REST client's: `signal.throwIfAborted()` threw the signal's own
+    // reason (the CLI's `received SIGTERM`), which the CLI reported as a bug with exit 1, not 130.
+    throwIfAborted(options.signal, 'The operation');
     this.ready ??= (async () => {
       await mkdir(join(this.root, TRASH), { recursive: true });
       if (!(await this.findExperimentDir(DEFAULT_EXPERIMENT_ID))) await this.writeExperiment(DEFAULT_EXPERIMENT_ID, 'Default');

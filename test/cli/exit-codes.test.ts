@@ -1,5 +1,5 @@
 /** Which error means which exit code, and an interrupted command (SIGINT) exits 130. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXIT_CODES, exitCodeForError } from '../../src/cli/exit-codes.js';
@@ -58,5 +58,24 @@ describe('interrupts', () => {
     expect(run.code).toBe(EXIT_CODES.INTERRUPTED);
     const archive = await cli(['archive', 'ckpt'], { cwd, signal: controller.signal });
     expect(archive.code).toBe(EXIT_CODES.INTERRUPTED);
+  });
+
+  it('runs start and runs end on ./mlruns whose signal fired exit 130 (ABORTED), not 1 as "a bug in artifact-uploader"', async () => {
+    // The local store threw the signal's own reason (main.ts's `received SIGTERM` Error): no
+    // AbortedError, so exit 1, INTERNAL_ERROR, and the helper of docs/python-pipelines.md told
+    // the pipeline to retry later after its own proc.terminate().
+    const cwd = tempDir();
+    const runId = (await cli(['runs', 'start'], { cwd })).stdout.trim();
+    const controller = new AbortController();
+    controller.abort(new Error('received SIGTERM'));
+    for (const argv of [['runs', 'start', '--new'], ['runs', 'end', '--run-id', runId]]) {
+      const run = await cli(['--json', ...argv], { cwd, signal: controller.signal });
+      expect(run.code, run.stderr).toBe(EXIT_CODES.INTERRUPTED);
+      expect(run.json()).toMatchObject({ ok: false, exitCode: 130, error: { name: 'AbortedError', code: 'ABORTED' } });
+      expect(run.stderr).toMatch(/^error \[ABORTED\]: [^\n]+\n$/);
+    }
+    // Nothing was made or changed: the one run, still running.
+    expect(readdirSync(join(cwd, 'mlruns', '0')).filter((name) => name !== 'meta.yaml')).toEqual([runId]);
+    expect(readFileSync(join(cwd, 'mlruns', '0', runId, 'meta.yaml'), 'utf8')).toMatch(/^status: 1$/m);
   });
 });
