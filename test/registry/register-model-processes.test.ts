@@ -3,15 +3,16 @@
  * it) register the same run's model under one idempotency key at once. One version exists at the
  * end, every process reports it, and only its logged model is left (Python client's view).
  * And the CLI killed (SIGKILL) as the server's answer to its version create arrives: the
- * version it leaves carries no internal tag, and a rerun with the same key completes it.
+ * version it leaves carries no internal tag, and a rerun with the same key completes it; killed
+ * while it downloads the run's files, the next register removes what it had downloaded.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect, it } from 'vitest';
 import { startRun } from '../../src/run/start-run.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
-import { runAndKill } from '../support/crash-harness.js';
+import { runAndKill, runToEnd } from '../support/crash-harness.js';
 import { useFaultProxies } from '../support/fault-proxy.js';
 import { runNodeScript } from '../support/processes.js';
 import { runPython } from '../support/python.js';
@@ -121,5 +122,30 @@ print(json.dumps([{"version": v.version, "tags": v.tags, "aliases": list(c.get_m
     expect(rerun).toMatchObject({ version: '1', created: false, aliases: ['champion'] });
     expect(rerun.tags).toEqual({});
     expect(await versions()).toEqual([{ version: '1', tags: { 'artifact_uploader.idempotency_key': key }, aliases: ['champion'] }]);
+  });
+
+  it("a register killed while it downloads the run's files (subprocess.run's timeout) leaves its download directory in TMPDIR, and the next register removes it", async () => {
+    // A SIGKILL runs no `finally`: the directory the run's files are copied through stayed in
+    // the temp dir for good, a model's size per killed registration, and nothing ever removed it.
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: `registry-killed-download-${process.pid}-${Date.now()}`, activate: false, env: {} });
+    const dir = writeTree(scratch('au-registry-download-'), { 'weights.bin': Buffer.alloc(4096, 9), 'config.json': '{}' });
+    const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri: url, env: {} });
+    await uploader.uploadDirectory(dir, { artifactPath: 'model' }).finally(() => uploader.close());
+    const tmp = scratch('au-registry-tmpdir-');
+    const proxy = await startProxy(url);
+    const options = {
+      argv: ['register', `killed-download-${process.pid}-${Date.now()}`, '--artifact-path', 'model', '--run-id', run.runId, '--json'],
+      env: { MLFLOW_TRACKING_URI: proxy.url, TMPDIR: tmp, TMP: tmp, TEMP: tmp },
+      proxy,
+    };
+    const downloads = () => readdirSync(tmp).filter((name) => name.startsWith('au-register-'));
+
+    await runAndKill({ ...options, at: { request: (r) => r.path.includes('/get-artifact') } });
+    expect(downloads()).toHaveLength(1); // the killed process's, left behind
+
+    const rerun = await runToEnd(options);
+    expect(JSON.parse(rerun.stdout)).toMatchObject({ ok: true, registeredModel: { files: 2 } });
+    expect(downloads()).toEqual([]);
   });
 });
