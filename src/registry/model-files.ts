@@ -6,10 +6,9 @@
  *
  * @module
  */
-import { mkdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm, stat } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { removeStaleTempFiles, tempFileName } from '../core/atomic-write.js';
+import { makeTempDir } from '../core/atomic-write.js';
 import type { Env } from '../core/env.js';
 import { RegistryError } from '../core/errors.js';
 import type { MlflowConnection } from '../mlflow/connection.js';
@@ -125,23 +124,6 @@ export interface PlaceModelFilesInput {
   signal?: AbortSignal;
 }
 
-/** Start of the name of the directory in the temp dir that a registration copies the run's files through. */
-const DOWNLOAD_DIR_PREFIX = 'au-register-';
-
-/**
- * A fresh directory for the run's files, named for this process (`au-register-<pid>-<host>-<random>.tmp`),
- * made after those of registrations killed on this host are removed: a SIGKILL (the timeout of
- * Python's `subprocess.run`, the OOM killer) runs no `finally`, and each killed registration's
- * download, up to the model's size, stayed in the temp dir for good.
- */
-async function makeDownloadDirectory(): Promise<string> {
-  // Any age: a directory whose owner is gone (by its pid) is written by nobody; a live one's is kept.
-  await removeStaleTempFiles(tmpdir(), DOWNLOAD_DIR_PREFIX, { olderThanMs: 0 });
-  const dir = join(tmpdir(), tempFileName(DOWNLOAD_DIR_PREFIX));
-  await mkdir(dir, { mode: 0o700 });
-  return dir;
-}
-
 /**
  * Puts the model's files at the logged model's artifact root, keeping their layout relative to
  * the source. Throws the first upload error.
@@ -154,7 +136,9 @@ export async function placeModelFiles(input: PlaceModelFilesInput): Promise<{ fi
     if (input.localFiles !== undefined) {
       files = input.localFiles;
     } else {
-      temp = await makeDownloadDirectory();
+      // Named for this process, and made after the directories of killed registrations (a SIGKILL
+      // runs no `finally`) are removed: each stayed in the temp dir for good, up to the model's size.
+      temp = await makeTempDir('artifact-uploader-register-');
       files = [];
       for (const file of input.source.files) {
         const local = join(temp, ...file.modelPath.split('/'));

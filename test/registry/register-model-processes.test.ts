@@ -6,10 +6,11 @@
  * version it leaves carries no internal tag, and a rerun with the same key completes it; killed
  * while it downloads the run's files, the next register removes what it had downloaded.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, readdirSync, utimesSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect, it } from 'vitest';
+import { STALE_TEMP_MS } from '../../src/core/atomic-write.js';
 import { startRun } from '../../src/run/start-run.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { runAndKill, runToEnd } from '../support/crash-harness.js';
@@ -139,10 +140,14 @@ print(json.dumps([{"version": v.version, "tags": v.tags, "aliases": list(c.get_m
       env: { MLFLOW_TRACKING_URI: proxy.url, TMPDIR: tmp, TMP: tmp, TEMP: tmp },
       proxy,
     };
-    const downloads = () => readdirSync(tmp).filter((name) => name.startsWith('au-register-'));
+    // `au-register-XXXXXX` was the name before: mkdtemp's, which names no owner to judge.
+    const downloads = () => readdirSync(tmp).filter((name) => /^(?:au|artifact-uploader)-register-/.test(name));
 
     await runAndKill({ ...options, at: { request: (r) => r.path.includes('/get-artifact') } });
     expect(downloads()).toHaveLength(1); // the killed process's, left behind
+    // Scratch directories of dead processes go once untouched for STALE_TEMP_MS (makeTempDir).
+    const past = new Date(Date.now() - STALE_TEMP_MS - 60_000);
+    utimesSync(join(tmp, downloads()[0]!), past, past);
 
     const rerun = await runToEnd(options);
     expect(JSON.parse(rerun.stdout)).toMatchObject({ ok: true, registeredModel: { files: 2 } });
