@@ -14,7 +14,7 @@
  *
  * Every chunk streams from its byte range of the file (1 MiB reads, re-opened for a retry), so
  * memory does not depend on the chunk size; each chunk is retried on its own by the caller's
- * {@link GcsRequester}.
+ * {@link GcsRequester}, after a status query (3.) that says where the session stands.
  *
  * @module
  */
@@ -62,13 +62,27 @@ export interface GcsObjectResource {
   crc32c?: string;
 }
 
+/** What a {@link GcsRequester} sends a request for: the operation and object, for messages. */
+export interface GcsRequestContext<T> {
+  operation: string;
+  name: string;
+  /**
+   * Called before each retried attempt (not before the first): an answer that stands for the
+   * attempt, or `undefined` to send the request again. `sendOnce` sends one request within the
+   * attempt, without retries of its own (its failure fails the attempt, which the policy may
+   * retry). A resumable chunk asks GCS here how far the session got, since the failed attempt
+   * may have reached it. @default none (the request is sent again)
+   */
+  beforeRetry?: (sendOnce: <U>(req: HttpRequest) => Promise<HttpResponse<U>>) => Promise<HttpResponse<T> | undefined>;
+}
+
 /**
  * Sends one JSON API request with credentials, under the shared retry policy (each call is
  * retried on its own), and turns error answers into typed errors. A `308 Resume Incomplete`
  * is not an error: it comes back as a response with `status: 308`.
  */
 export interface GcsRequester {
-  send<T>(req: HttpRequest, context: { operation: string; name: string }): Promise<HttpResponse<T>>;
+  send<T>(req: HttpRequest, context: GcsRequestContext<T>): Promise<HttpResponse<T>>;
 }
 
 /** The file a resumable upload reads from. */
@@ -133,12 +147,19 @@ export async function createResumableSession(
  * ```
  */
 export async function queryResumableSession(requester: GcsRequester, session: GcsResumableSession, signal?: AbortSignal): Promise<GcsSessionStatus> {
+  return sessionStatus(() => requester.send<GcsObjectResource>(statusRequest(session, signal), { operation: 'resumable upload status', name: session.name }));
+}
+
+/** The status query of `session` (`Content-Range: bytes *\/<size>`, no body). */
+function statusRequest(session: GcsResumableSession, signal: AbortSignal | undefined): HttpRequest {
+  return { method: 'PUT', url: session.uri, headers: { 'content-range': `bytes */${session.size}` }, body: Buffer.alloc(0), responseType: 'json', signal };
+}
+
+/** What the answer to a status query (sent by `query`) says of the session. */
+async function sessionStatus(query: () => Promise<HttpResponse<GcsObjectResource>>): Promise<GcsSessionStatus> {
   let response: HttpResponse<GcsObjectResource>;
   try {
-    response = await requester.send<GcsObjectResource>(
-      { method: 'PUT', url: session.uri, headers: { 'content-range': `bytes */${session.size}` }, body: Buffer.alloc(0), responseType: 'json', signal },
-      { operation: 'resumable upload status', name: session.name },
-    );
+    response = await query();
   } catch (error) {
     if (isSessionGone(error)) return { state: 'gone' };
     throw error;
@@ -187,7 +208,23 @@ export async function sendResumableChunks(
         signal: options.signal,
         onUploadProgress: (loaded) => options.onProgress?.(start + loaded),
       },
-      { operation: 'resumable upload chunk', name: session.name },
+      {
+        operation: 'resumable upload chunk',
+        name: session.name,
+        // The failed attempt may have reached GCS (its answer lost, or the connection reset
+        // after GCS kept part of the chunk): sent again as it was, GCS refuses it (400, its
+        // start is not the session's offset), and after the last chunk the object exists. So
+        // GCS is asked first, as its resumable protocol says (and the Node SDK does), and the
+        // upload goes on from where it stands.
+        beforeRetry: async (sendOnce): Promise<HttpResponse<GcsObjectResource> | undefined> => {
+          const status = await sessionStatus(() => sendOnce<GcsObjectResource>(statusRequest(session, options.signal)));
+          if (status.state === 'complete') return { status: 200, headers: {}, body: status.object };
+          // Gone: the chunk sent again gets GCS's own answer (404/410), which says so.
+          if (status.state === 'gone' || status.offset === start) return undefined;
+          const headers: Record<string, string> = status.offset > 0 ? { range: `bytes=0-${status.offset - 1}` } : {};
+          return { status: 308, headers, body: {} };
+        },
+      },
     );
     if (response.status !== 308) return response.body;
     const next = persistedBytes(response.headers.range);

@@ -74,6 +74,7 @@ import {
   queryResumableSession,
   sendResumableChunks,
   type GcsObjectResource,
+  type GcsRequestContext,
   type GcsRequester,
   type GcsResumableSession,
   type GcsSessionStatus,
@@ -559,24 +560,32 @@ export class GcsArtifactStore implements ArtifactStore {
    * retry policy per request, GCS error answers mapped to typed errors with hints.
    */
   private requester(signal: AbortSignal | undefined, onRetry?: (event: RetryEvent, what: string) => void): GcsRequester {
+    /** One attempt at `req`: fresh credentials, the answer mapped, a 308 returned as progress. */
+    const sendOnce = async <U>(req: HttpRequest, attemptSignal: AbortSignal | undefined, context: GcsRequestContext<unknown>): Promise<HttpResponse<U>> => {
+      const auth = await this.authHeaders(req.url);
+      try {
+        return await this.http.send<U>({
+          ...req,
+          headers: { ...req.headers, ...auth },
+          signal: attemptSignal,
+          mapError: (res) => this.mapError(res, context),
+        });
+      } catch (error) {
+        const incomplete = error as Partial<ResumeIncomplete>;
+        if (incomplete.resumeIncomplete) return { status: 308, headers: incomplete.headers ?? {}, body: undefined as U };
+        throw error;
+      }
+    };
     return {
-      send: async <T>(req: HttpRequest, context: { operation: string; name: string }): Promise<HttpResponse<T>> => {
+      send: async <T>(req: HttpRequest, context: GcsRequestContext<T>): Promise<HttpResponse<T>> => {
         try {
           return await withRetry(
-            async (_attempt, attemptSignal) => {
-              const auth = await this.authHeaders(req.url);
-              try {
-                return await this.http.send<T>({
-                  ...req,
-                  headers: { ...req.headers, ...auth },
-                  signal: attemptSignal,
-                  mapError: (res) => this.mapError(res, context),
-                });
-              } catch (error) {
-                const incomplete = error as Partial<ResumeIncomplete>;
-                if (incomplete.resumeIncomplete) return { status: 308, headers: incomplete.headers ?? {}, body: undefined as T };
-                throw error;
+            async (attempt, attemptSignal) => {
+              if (attempt > 1 && context.beforeRetry) {
+                const settled = await context.beforeRetry((other) => sendOnce(other, combineSignals(attemptSignal, other.signal), context));
+                if (settled) return settled;
               }
+              return sendOnce<T>(req, attemptSignal, context);
             },
             { retry: this.retry, signal: combineSignals(signal, req.signal), onRetry: (event) => onRetry?.(event, context.operation) },
           );

@@ -145,6 +145,26 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     ]);
   });
 
+  it('a chunk GCS kept whose answer was lost is not sent again: GCS is asked how far the session got, and the upload goes on from there', async () => {
+    resetProxy();
+    // GCS keeps the third chunk, and the client never hears: sent again as it was, GCS refused
+    // it (400 "Invalid Content-Range start"), and the upload failed.
+    proxy.addRule({ match: chunkAt(2 * CHUNK), times: 1, fault: 'drop-response' });
+    const result = await storeFor({}, proxy.url).uploadFile(bigPath, 'lost-answer/big.bin');
+    expected['lost-answer/big.bin'] = sha256(big);
+    expect(result).toEqual({ bytes: big.length, attempts: 2, multipart: true, resumedBytes: 0, sha256: sha256(big) });
+    expect(proxy.requests.filter((r) => r.method === 'PUT').map((r) => `${r.contentRange?.split('-')[0]}:${r.fault ?? r.status}`)).toEqual([
+      'bytes 0:308',
+      `bytes ${CHUNK}:308`,
+      `bytes ${2 * CHUNK}:drop-response`,
+      `bytes */${big.length}:308`,
+      `bytes ${3 * CHUNK}:308`,
+      `bytes ${4 * CHUNK}:308`,
+      `bytes ${5 * CHUNK}:200`,
+    ]);
+    expect(Number((await objectMeta(`${storeFor().rootKey}/lost-answer/big.bin`))?.size)).toBe(big.length);
+  });
+
   it('retries 429 and 403 rateLimitExceeded, as google-cloud-storage does', async () => {
     resetProxy();
     proxy.addRule({ match: (r) => r.method === 'POST', times: 1, fault: 'status', status: 429, body: '{"error":{"code":429,"message":"slow down"}}' });
