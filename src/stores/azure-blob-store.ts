@@ -416,6 +416,10 @@ export class AzureBlobArtifactStore implements ArtifactStore {
         // Azure wants one block id length per blob; ours take the length of another upload's
         // (azure-block-upload.ts), down to 12 bytes (docs/azure.md).
         return 'Azure refused the block beside uncommitted blocks that another upload of this blob left, whose ids are shorter than the 12 bytes this library needs (another tool, or an upload killed within the last week). Azure discards them at the blob\'s next commit or after about a week: finish that other upload with the tool that started it, or wait, then upload again.';
+      case 'LeaseIdMissing':
+      case 'LeaseIdMismatchWithBlobOperation':
+        // Not retried (412): the lease stays until its holder releases it, or for ever (infinite leases).
+        return `Another client holds a lease on this blob: Azure takes writes to it only with that lease's id, which this upload does not have. Wait until that client is done with it, or break the lease (\`az storage blob lease break --container-name ${container} --blob-name <name>\`) if nothing should hold it, then upload again.`;
       case 'InvalidResourceName':
         return 'The container or blob name is not valid in Azure Storage: check the artifact URI and the artifact path.';
       case 'AccountIsDisabled':

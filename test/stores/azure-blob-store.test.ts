@@ -573,6 +573,38 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect((unreachable as NetworkError).hint).toMatch(/reachable/);
   });
 
+  it('a blob another client holds a lease on is refused at the first request, not retried, with a hint that names the lease; it keeps its bytes', async () => {
+    const root = storeFor().location.rootPath;
+    const theirs = { 'leased/small.txt': Buffer.from("the leaseholder's bytes"), 'leased/big.bin': randomBytes(100) };
+    const blobs = Object.entries(theirs).map(([path, data]) => ({ path, data, blob: containerClient().getBlockBlobClient(`${root}/${path}`) }));
+    for (const { data, blob } of blobs) await blob.upload(data, data.length);
+    const leases = blobs.map(({ blob }) => blob.getBlobLeaseClient());
+    for (const lease of leases) await lease.acquireLease(-1);
+    try {
+      // One Put Blob, and blocks (the file is above the 1 MiB block size).
+      const small = await writeLocal('leased/small.txt', 'ours');
+      for (const [local, artifactPath, operation] of [[small, 'leased/small.txt', 'Put Blob'], [bigPath, 'leased/big.bin', 'block upload']] as const) {
+        resetProxy();
+        const retries: RetryEvent[] = [];
+        const error = await storeFor({}, proxy.url)
+          .uploadFile(local, artifactPath, { onRetry: (e) => retries.push(e) })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(HttpStatusError);
+        expect(error).toMatchObject({ status: 412, code: 'LeaseIdMissing', message: expect.stringContaining(`Azure ${operation} of ${run.artifactUri}/${artifactPath} failed: 412 LeaseIdMissing`) });
+        expect((error as HttpStatusError).hint).toMatch(/^Another client holds a lease on this blob.*az storage blob lease break --container-name /);
+        expect((error as HttpStatusError).hint).toContain(`--container-name ${mlflowAzureServer().container} `);
+        expect(retries).toEqual([]);
+        expect(proxy.requests.filter(isCommit)).toEqual([]);
+      }
+    } finally {
+      for (const lease of leases) await lease.releaseLease();
+    }
+    for (const { path, data, blob } of blobs) {
+      expect(await blob.downloadToBuffer()).toEqual(data);
+      expected[path] = sha256(data);
+    }
+  });
+
   it('refuses bad artifact paths and missing files before any request', async () => {
     resetProxy();
     await expectRefusedBeforeAnyRequest(storeFor({}, proxy.url), join(dir, 'nope.bin'), bigPath, proxy.requests);
@@ -735,7 +767,7 @@ print(json.dumps({"read": read, "urls": urls}))
     expect(Object.keys(expected).length).toBeGreaterThanOrEqual(11);
     const downloaded = await pythonArtifactHashes(mlflowAzureServer().url, run.runId, '', mlflowAzureServer().env);
     expect(downloaded).toEqual(expected);
-    expect((await storeFor().list()).map((e) => e.path)).toEqual(['deleted', 'flaky', 'model', 'resolved.bin', 'resume', 'slow', 'small', 'uploader']);
+    expect((await storeFor().list()).map((e) => e.path)).toEqual(['deleted', 'flaky', 'leased', 'model', 'resolved.bin', 'resume', 'slow', 'small', 'uploader']);
   });
 
   /** `{ relative name: sha256 }` of every blob under `prefix`, downloaded with the official Python azure-storage-blob. */
