@@ -420,6 +420,9 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       case 'LeaseIdMismatchWithBlobOperation':
         // Not retried (412): the lease stays until its holder releases it, or for ever (infinite leases).
         return `Another client holds a lease on this blob: Azure takes writes to it only with that lease's id, which this upload does not have. Wait until that client is done with it, or break the lease (\`az storage blob lease break --container-name ${container} --blob-name <name>\`) if nothing should hold it, then upload again.`;
+      case 'BlobImmutableDueToPolicy':
+        // Not retried (409): the policy holds until the retention period ends or the hold is lifted.
+        return `The container "${container}" is under an immutability policy (time-based retention or a legal hold): a blob there cannot be overwritten or deleted while it holds. Upload under another artifact path or to another run, or have the policy lifted by the storage account's owner.`;
       case 'InvalidResourceName':
         return 'The container or blob name is not valid in Azure Storage: check the artifact URI and the artifact path.';
       case 'AccountIsDisabled':

@@ -605,6 +605,30 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     }
   });
 
+  it('a commit refused by an immutability policy (409 BlobImmutableDueToPolicy) fails at once with a hint and leaves no blob', async () => {
+    // Injected with Azure's answer: Azurite has no immutability policies.
+    resetProxy();
+    proxy.addRule({
+      match: isCommit,
+      fault: 'status',
+      status: 409,
+      headers: { 'content-type': 'application/xml', 'x-ms-error-code': 'BlobImmutableDueToPolicy' },
+      body: '<?xml version="1.0" encoding="utf-8"?><Error><Code>BlobImmutableDueToPolicy</Code><Message>This operation is not permitted as the blob is immutable due to a policy.\nRequestId:0f0e\nTime:2026-12-07T07:00:00.0000000Z</Message></Error>',
+    });
+    const retries: RetryEvent[] = [];
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(bigPath, 'immutable/big.bin', { onRetry: (e) => retries.push(e) })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HttpStatusError);
+    expect(error).toMatchObject({ status: 409, code: 'BlobImmutableDueToPolicy' });
+    expect((error as HttpStatusError).hint).toBe(
+      `The container "${mlflowAzureServer().container}" is under an immutability policy (time-based retention or a legal hold): a blob there cannot be overwritten or deleted while it holds. Upload under another artifact path or to another run, or have the policy lifted by the storage account's owner.`,
+    );
+    expect(retries).toEqual([]);
+    expect(proxy.requests.filter(isCommit)).toHaveLength(1);
+    expect(await storeFor().list('immutable')).toEqual([]);
+  });
+
   it('refuses bad artifact paths and missing files before any request', async () => {
     resetProxy();
     await expectRefusedBeforeAnyRequest(storeFor({}, proxy.url), join(dir, 'nope.bin'), bigPath, proxy.requests);
