@@ -58,7 +58,7 @@ const URL_LIKE_SCHEMES = new Set(['ftp', 'http', 'gopher', 'nntp', 'telnet', 'im
  * Checks one relative artifact path (POSIX separators) against the rules MLflow's server
  * applies to every artifact route, plus the ones that would silently change the name:
  * no `#` or `?`, no `..` / `.` / empty segment, no backslash, not absolute, no control
- * characters (NUL, newlines), no `%XX` escape (the server percent-decodes paths repeatedly, so
+ * characters (NUL, newlines), no unpaired UTF-16 surrogate (not valid Unicode), no `%XX` escape (the server percent-decodes paths repeatedly, so
  * `a%2Fb` would become `a/b`), and no name starting with `.artifact.uploading.` (MLflow's temp
  * files, left out of its listings), no name starting with a space, and no name starting with a
  * URL scheme that Python writes back with `//` (`git:abc`, `http:x`, `file:x`: the schemes of
@@ -77,6 +77,9 @@ export function artifactPathProblem(path: string, { allowEmpty = false }: { allo
   const problem = (reason: string): ArtifactPathProblem => ({ path, reason });
   if (path === '') return allowEmpty ? undefined : problem('is empty');
   if (/[\u0000-\u001f\u007f]/.test(path)) return problem('contains a control character (NUL, newline, tab, ...)');
+  // Only a string can hold one (a file name read from disk never does): UTF-8 has no form for it,
+  // so the Azure SDK threw a bare URIError on it and GCS stored a name MLflow cannot download.
+  if (/\p{Cs}/u.test(path)) return problem('contains an unpaired UTF-16 surrogate, which is not valid Unicode (no store can name it as it is)');
   if (path.includes('\\')) return problem('contains a backslash, which MLflow rejects (use "/" between directories)');
   if (path.includes('#')) return problem('contains "#", which MLflow rejects');
   // MLflow's Python client puts names into URLs unescaped: "a?b" would be fetched as "a".

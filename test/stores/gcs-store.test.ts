@@ -26,7 +26,7 @@ import { startFaultProxy, type FaultProxy, type ProxyLogEntry } from '../support
 import { pythonArtifactHashes, runPython } from '../support/python.js';
 import { describeWithServers, mlflowGcsServer } from '../support/servers.js';
 import { recordingLogger, serverRun, sha256 } from '../uploader/helpers.js';
-import { uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
+import { expectRefusedBeforeAnyRequest, uploadAndListSmallFiles, writeSourceFile } from './small-files-contract.js';
 
 const KiB = 1024;
 const CHUNK = 256 * KiB;
@@ -580,6 +580,11 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(error).toBeInstanceOf(ConfigError);
     expect((error as Error).message).toMatch(/GOOGLE_APPLICATION_CREDENTIALS.*no-such-key\.json/);
     expect(proxy.requests).toEqual([]);
+  });
+
+  it('refuses bad artifact paths and missing files before any request', async () => {
+    resetProxy();
+    await expectRefusedBeforeAnyRequest(storeFor({}, proxy.url), join(dir, 'nope.bin'), bigPath, proxy.requests);
   });
 
   it('ArtifactUploader uploads a directory to the gs:// run end to end, verified against the bucket listing', async () => {

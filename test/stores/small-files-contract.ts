@@ -61,13 +61,17 @@ export async function uploadAndListSmallFiles(
 }
 
 /**
- * A missing local file, an escaping artifact path and one with `#` are refused with a
- * `LocalPathError` before any request reaches `requests` (the fault proxy's log, cleared first).
+ * A missing local file, an escaping artifact path, one with `#` and one with an unpaired
+ * surrogate are refused with a `LocalPathError` before any request reaches `requests` (the
+ * fault proxy's log, cleared first).
  */
 export async function expectRefusedBeforeAnyRequest(store: ArtifactStore, missingPath: string, existingPath: string, requests: unknown[]): Promise<void> {
   await expect(store.uploadFile(missingPath, 'nope.bin')).rejects.toMatchObject({ code: 'PATH_NOT_FOUND' });
   await expect(store.uploadFile(existingPath, '../escape.bin')).rejects.toBeInstanceOf(LocalPathError);
   await expect(store.uploadFile(existingPath, 'a#b.bin')).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH' });
+  // A string with half of a surrogate pair has no UTF-8 form: the Azure SDK threw a bare
+  // URIError on it, and GCS stored a name MLflow's client could not download.
+  await expect(store.uploadFile(existingPath, 'half-\ud83d.bin')).rejects.toMatchObject({ code: 'INVALID_ARTIFACT_PATH', message: expect.stringContaining('unpaired UTF-16 surrogate') });
   expect(requests).toEqual([]);
 }
 
