@@ -22,6 +22,7 @@ import { stat } from 'node:fs/promises';
 import { InvalidResponseError, LocalPathError } from '../core/errors.js';
 import type { HttpRequest, HttpResponse } from '../core/http.js';
 import type { FileSnapshot } from '../core/source-snapshot.js';
+import { GCS_CHUNK_MULTIPLE } from './gcs-config.js';
 
 /**
  * A resumable upload session: what a crash-resume journal keeps to continue the upload in
@@ -219,8 +220,12 @@ export async function sendResumableChunks(
         beforeRetry: async (sendOnce): Promise<HttpResponse<GcsObjectResource> | undefined> => {
           const status = await sessionStatus(() => sendOnce<GcsObjectResource>(statusRequest(session, options.signal)));
           if (status.state === 'complete') return { status: 200, headers: {}, body: status.object };
-          // Gone: the chunk sent again gets GCS's own answer (404/410), which says so.
-          if (status.state === 'gone' || status.offset === start) return undefined;
+          // Gone: the chunk sent again gets GCS's own answer (404/410), which says so. GCS keeps
+          // an unfinished session's bytes in whole 256 KiB units (every chunk but the last is
+          // made of them); an offset that is none, or not past the chunk's start, is not taken
+          // as progress (the emulator answers `bytes=0-0` for a session that has nothing): the
+          // chunk goes again as it was.
+          if (status.state === 'gone' || status.offset <= start || status.offset % GCS_CHUNK_MULTIPLE !== 0) return undefined;
           const headers: Record<string, string> = status.offset > 0 ? { range: `bytes=0-${status.offset - 1}` } : {};
           return { status: 308, headers, body: {} };
         },

@@ -145,7 +145,7 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     ]);
   });
 
-  it('a chunk GCS kept whose answer was lost is not sent again: GCS is asked how far the session got, and the upload goes on from there', async () => {
+  it('a chunk GCS kept whose answer was lost is not sent again: GCS is asked how far the session got, and the upload goes on from there (a first chunk cut off goes again from 0)', async () => {
     resetProxy();
     // GCS keeps the third chunk, and the client never hears: sent again as it was, GCS refused
     // it (400 "Invalid Content-Range start"), and the upload failed.
@@ -163,6 +163,14 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
       `bytes ${5 * CHUNK}:200`,
     ]);
     expect(Number((await objectMeta(`${storeFor().rootKey}/lost-answer/big.bin`))?.size)).toBe(big.length);
+
+    // A first chunk cut off goes again from byte 0 (the emulator's status answer for a session
+    // with nothing, `bytes=0-0`, is not taken for one byte kept).
+    resetProxy();
+    proxy.addRule({ match: chunkAt(0), times: 1, fault: 'drop-mid-body' });
+    await expect(storeFor({}, proxy.url).uploadFile(bigPath, 'lost-answer/first-cut.bin')).resolves.toMatchObject({ bytes: big.length, attempts: 2 });
+    expected['lost-answer/first-cut.bin'] = sha256(big);
+    expect(proxy.requests.filter(isChunk).map((r) => `${r.contentRange?.split('-')[0]}:${r.fault ?? r.status}`).slice(0, 3)).toEqual(['bytes 0:drop-mid-body', 'bytes 0:308', `bytes ${CHUNK}:308`]);
   });
 
   it('retries 429 and 403 rateLimitExceeded, as google-cloud-storage does', async () => {
