@@ -396,6 +396,46 @@ async function scanCall<T>(path: string, call: () => Promise<T>): Promise<T> {
   }
 }
 
+/** What decides which entries of a directory an archive takes: {@link createCheckpointArchive}'s `filter` and `exclude`. */
+export type ArchiveSelection = Pick<CreateCheckpointArchiveOptions, 'filter' | 'exclude'>;
+
+/**
+ * Why an archive leaves out the entry at `path` (relative, `/`-separated, a directory's ending
+ * with `/`; `entry.size` 0 for anything but a file), as its manifest records it; `undefined`
+ * when the archive takes it. A directory left out is left out with everything in it.
+ */
+export type ArchiveSelector = (path: string, entry: ArchiveEntryInfo) => ManifestSkippedEntry | undefined;
+
+/**
+ * The one rule by which {@link createCheckpointArchive} leaves entries out (its `filter`, or
+ * the default skip list without one, then its `exclude` globs), for code that must see a
+ * directory as the archive sees it: the staged archive of a resumable upload is keyed on what
+ * the archive takes, so that a log it leaves out can grow without the archive being built again.
+ * Bad patterns throw here, before anything is read.
+ *
+ * @example
+ * ```ts
+ * const leftOut = archiveSelector({ exclude: ['*.log'] });
+ * leftOut('train.log', { type: 'file', size: 10 }); // { path: 'train.log', reason: 'exclude', pattern: '*.log' }
+ * leftOut('__pycache__/', { type: 'directory', size: 0 }); // reason 'default-skip-list'
+ * leftOut('model.safetensors', { type: 'file', size: 10 }); // undefined
+ * ```
+ */
+export function archiveSelector(selection: ArchiveSelection): ArchiveSelector {
+  const { filter } = selection;
+  const excludes = (selection.exclude ?? []).map((pattern) => [pattern, compileGlob(pattern)] as const);
+  return (path, entry) => {
+    if (filter) {
+      if (!filter(path, entry)) return { path, reason: 'filter' };
+    } else {
+      const rule = findSkipRule(path);
+      if (rule) return { path, reason: 'default-skip-list', pattern: rule.pattern };
+    }
+    const excluded = excludes.find(([, test]) => test(path));
+    return excluded ? { path, reason: 'exclude', pattern: excluded[0] } : undefined;
+  };
+}
+
 /**
  * Walks `root` in sorted order, applying filter and excludes, refusing escaping symlinks.
  * `outputs` are the archive and manifest paths inside `root` (relative, `/`-separated): they
@@ -404,8 +444,7 @@ async function scanCall<T>(path: string, call: () => Promise<T>): Promise<T> {
 async function scan(
   root: string,
   outputs: readonly string[],
-  filter: ((path: string, entry: ArchiveEntryInfo) => boolean) | undefined,
-  excludes: ReadonlyArray<readonly [string, (path: string) => boolean]>,
+  leftOut: ArchiveSelector,
   signal: AbortSignal | undefined,
 ): Promise<{ entries: PlannedEntry[]; skipped: ManifestSkippedEntry[] }> {
   const rootReal = await scanCall(root, () => realpath(root));
@@ -442,21 +481,9 @@ async function scan(
       const lookup = rawName === undefined ? abs : Buffer.concat([Buffer.from(`${absDir}${sep}`), rawName]);
       const fileStat = type === 'file' ? await scanCall(abs, () => lstat(lookup)) : undefined;
       const size = fileStat?.size ?? 0;
-      if (filter) {
-        if (!filter(path, { type, size })) {
-          skipped.push({ path, reason: 'filter' });
-          continue;
-        }
-      } else {
-        const rule = findSkipRule(path);
-        if (rule) {
-          skipped.push({ path, reason: 'default-skip-list', pattern: rule.pattern });
-          continue;
-        }
-      }
-      const excluded = excludes.find(([, test]) => test(path));
-      if (excluded) {
-        skipped.push({ path, reason: 'exclude', pattern: excluded[0] });
+      const left = leftOut(path, { type, size });
+      if (left) {
+        skipped.push(left);
         continue;
       }
       if (rawName !== undefined) throw notUtf8(path, abs, 'Name');
@@ -699,7 +726,7 @@ export async function createCheckpointArchive(
   if (!Number.isInteger(readBufferSize) || readBufferSize < 512) {
     throw new InvalidArgumentError('readBufferSize', `Expected \`readBufferSize\` to be an integer >= 512, got ${String(readBufferSize)}.`);
   }
-  const excludes = (options.exclude ?? []).map((pattern) => [pattern, compileGlob(pattern)] as const);
+  const leftOut = archiveSelector(options);
   const { signal, onProgress } = options;
   if (signal?.aborted) throw new AbortedError('Archiving was aborted before it started.', { cause: signal.reason });
 
@@ -734,7 +761,7 @@ export async function createCheckpointArchive(
   };
 
   emit({ type: 'phase', phase: 'scanning' });
-  const { entries, skipped } = await scan(root, outputs, options.filter, excludes, signal);
+  const { entries, skipped } = await scan(root, outputs, leftOut, signal);
   if (internal.signal.aborted) throw internal.signal.reason;
   let filesTotal = 0;
   let bytesTotal = 0;

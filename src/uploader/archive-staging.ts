@@ -5,10 +5,12 @@
  *
  * An archive is staged under `<journal dir>/archives/<key>/`, where the key hashes the upload's
  * destination (tracking target, run, artifact path), how it is archived (directory, gzip level,
- * include and exclude globs) and the identity of every entry of the checkpoint directory (path,
- * type, size, mtime, inode). The same command over an unchanged directory finds the archive it
- * built before (the very same file, so the journal's record of it still matches); any change to
- * the directory gives a new key and a fresh archive. `createCheckpointArchive` writes archive and
+ * include and exclude globs) and the identity of every entry of the checkpoint directory the
+ * archive takes (path, type, mode, size, mtime, inode, link target), with the names of those it
+ * leaves out as its manifest lists them. The same command over a directory whose archived files
+ * are unchanged finds the archive it built before (the very same file, so the journal's record
+ * of it still matches), however much a file it leaves out (a growing `*.log`, `wandb/`) changed;
+ * any change to what it archives gives a new key and a fresh archive. `createCheckpointArchive` writes archive and
  * manifest under temp names and renames them as a pair, so a staged archive is either complete
  * or absent, whatever instant a kill comes at.
  *
@@ -34,12 +36,13 @@
  * @module
  */
 import { createHash, randomBytes } from '../core/node-crypto.js';
-import { lstat, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, readlink, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess } from '../core/atomic-write.js';
 import { breakLockIfStale, readLockOwner, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
-import { readManifest, manifestFileName, type CheckpointManifest } from '../archive/manifest.js';
+import { archiveSelector, type ArchiveSelection, type ArchiveSelector } from '../archive/create-checkpoint-archive.js';
+import { readManifest, manifestFileName, type CheckpointManifest, type ManifestSkippedEntry } from '../archive/manifest.js';
 
 /** The folder of the journal directory that holds staged archives. */
 export const STAGED_ARCHIVES_FOLDER = 'archives';
@@ -65,42 +68,74 @@ export interface StagedArchive {
 }
 
 /**
- * One line per entry under `dir` (sorted; path, type, mode, size, mtime and ctime in ns,
- * inode): any file added, removed, rewritten, touched or `chmod`ed changes it. The mode goes
- * into the archive's tar headers; the ctime also catches a rewrite whose mtime was put back.
+ * One line per entry under `dir` as the archive sees it (sorted): what `leftOut` leaves out only
+ * by its manifest record (path, reason, pattern), never looked into, so a log the archive leaves
+ * out can grow, and a left-out `wandb/` or `__pycache__/` fill up, without the archive being
+ * built again; and everything the archive takes in full (type, mode, size, mtime and ctime in ns,
+ * inode, a link's target), so any file added, removed, rewritten, touched, `chmod`ed or re-pointed
+ * changes it. The mode goes into the archive's tar headers; the ctime also catches a rewrite
+ * whose mtime was put back. A directory's own times and size are not in it: they move whenever a
+ * name is made or removed in it (a left-out log rotated, a temp file), and the archive dates a
+ * directory by the files it holds (`directoryTimes` in create-checkpoint-archive.ts), which are.
  */
-async function directoryIdentity(dir: string): Promise<string> {
+async function directoryIdentity(dir: string, leftOut: ArchiveSelector): Promise<string> {
   const lines: string[] = [];
-  const walk = async (rel: string): Promise<void> => {
-    const names = (await readdir(join(dir, rel))).sort();
-    for (const name of names) {
-      const path = rel === '' ? name : `${rel}/${name}`;
-      const info = await lstat(join(dir, path), { bigint: true });
-      const type = info.isDirectory() ? 'd' : info.isFile() ? 'f' : info.isSymbolicLink() ? 'l' : 'o';
-      lines.push(`${type} ${info.mode.toString(8)} ${info.size} ${info.mtimeNs} ${info.ctimeNs} ${info.ino} ${JSON.stringify(path)}`);
-      if (type === 'd') await walk(path);
+  // By the names' bytes, as the scan looks them up: a name that is not UTF-8 decodes to one that
+  // names no file, and may be left out (the archive refuses it only when it would take it).
+  const walk = async (rel: string, absDir: Buffer): Promise<void> => {
+    const dirents = (await readdir(absDir, { withFileTypes: true, encoding: 'buffer' })).map((dirent) => ({ dirent, name: dirent.name.toString('utf8') }));
+    dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : Buffer.compare(a.dirent.name, b.dirent.name)));
+    for (const { dirent, name } of dirents) {
+      const relPath = rel === '' ? name : `${rel}/${name}`;
+      const abs = Buffer.concat([absDir, Buffer.from(sep), dirent.name]);
+      const type = dirent.isDirectory() ? 'directory' : dirent.isFile() ? 'file' : dirent.isSymbolicLink() ? 'symlink' : undefined;
+      const path = type === 'directory' ? `${relPath}/` : relPath;
+      const record = (skipped: ManifestSkippedEntry) => lines.push(`s ${JSON.stringify(skipped)}`);
+      // What the archive does not take (a FIFO, a socket): named in its manifest, nothing more.
+      if (type === undefined) {
+        record({ path, reason: 'unsupported-type' });
+        continue;
+      }
+      // The scan looks a file up before its filter (which is told the size), anything else after.
+      const fileInfo = type === 'file' ? await lstat(abs, { bigint: true }) : undefined;
+      const skipped = leftOut(path, { type, size: Number(fileInfo?.size ?? 0n) });
+      if (skipped) {
+        record(skipped);
+        continue;
+      }
+      const info = fileInfo ?? (await lstat(abs, { bigint: true }));
+      if (type === 'directory') {
+        lines.push(`d ${info.mode.toString(8)} ${info.ino} ${JSON.stringify(path)}`);
+        await walk(relPath, abs);
+        continue;
+      }
+      const target = type === 'symlink' ? ` -> ${JSON.stringify((await readlink(abs)).toString())}` : '';
+      lines.push(`${type === 'file' ? 'f' : 'l'} ${info.mode.toString(8)} ${info.size} ${info.mtimeNs} ${info.ctimeNs} ${info.ino} ${JSON.stringify(path)}${target}`);
     }
   };
-  await walk('');
+  await walk('', Buffer.from(dir));
   return lines.join('\n');
 }
 
 /**
  * The staging directory of an archive: `<journalDir>/archives/<sha256 of key + directory
- * identity>`. Only `archives/` is made (owner only); the directory itself is made by
- * {@link claimStagedArchive}, by the process that owns it. Costs one `lstat` per entry of the
- * checkpoint directory.
+ * identity>`. `selection` must be what the archive is built with (its `filter` and `exclude`):
+ * the identity covers what the archive takes, and only the names of what it leaves out. Only
+ * `archives/` is made (owner only); the directory itself is made by {@link claimStagedArchive},
+ * by the process that owns it. Costs one `lstat` per entry the archive takes (and per file it
+ * leaves out); a directory it leaves out is not read at all.
  *
  * @example
  * ```ts
- * const stage = await stagedArchiveDir(journal.dir, { target, runId, artifactPath: 'best.tar.gz', directory, level: undefined, include: [], exclude: [] });
+ * const selection = { exclude: ['*.log'] };
+ * const stage = await stagedArchiveDir(journal.dir, { target, runId, artifactPath: 'best.tar.gz', directory, level: undefined, include: [], exclude: ['*.log'] }, selection);
  * ```
  */
-export async function stagedArchiveDir(journalDir: string, key: StagedArchiveKey): Promise<string> {
+export async function stagedArchiveDir(journalDir: string, key: StagedArchiveKey, selection: ArchiveSelection): Promise<string> {
   const hash = createHash('sha256')
     .update(JSON.stringify({ ...key, level: key.level ?? null }))
     .update('\n')
-    .update(await directoryIdentity(key.directory))
+    .update(await directoryIdentity(key.directory, archiveSelector(selection)))
     .digest('hex');
   const root = join(journalDir, STAGED_ARCHIVES_FOLDER);
   await mkdir(root, { recursive: true, mode: 0o700 });

@@ -24,7 +24,7 @@ import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { makeTempDir } from '../core/atomic-write.js';
 import { FILE_CHUNK_BYTES } from '../core/file-chunks.js';
 import { snapshotFile, sourceChange, takeBackChanged } from '../core/source-snapshot.js';
-import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
+import { createCheckpointArchive, type ArchiveSelection } from '../archive/create-checkpoint-archive.js';
 import { ARCHIVE_SUFFIX, manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
 import { claimStagedArchive, findStagedArchive, removeStagedArchives, stagedArchiveDir, type StageClaim } from './archive-staging.js';
@@ -511,6 +511,22 @@ export interface DirectoryArchive {
 }
 
 /**
+ * What the archive of a directory takes, by the upload's filters: the staging key is computed
+ * with the very selection the archive is built with, or a file the archive leaves out would
+ * still decide whether a staged archive is reused (docs/resume.md).
+ */
+function archiveSelectionOf(filters: PathFilters): ArchiveSelection {
+  return {
+    exclude: filters.exclude,
+    // Only with an include list: the default filter records its skips as `default-skip-list`.
+    filter:
+      filters.include.length > 0
+        ? (path: string, entry: { type: string }) => !shouldSkipFile(path) && (entry.type === 'directory' || filters.included(path) !== undefined)
+        : undefined,
+  };
+}
+
+/**
  * Archives a directory (tar.gz + manifest, default skip list applied), uploads it with
  * {@link transferArchive}, and removes the archive. With a journal, the archive is staged where
  * a rerun finds it (`archive-staging.ts`): an interrupted upload resumes with the same archive,
@@ -537,12 +553,7 @@ export async function transferDirectoryAsArchive(ctx: TransferContext, archive: 
     const name = posix.basename(archive.artifactPath);
     const build = () =>
       createCheckpointArchive(archive.directory, join(work, name), {
-        exclude: filters.exclude,
-        // Only with an include list: the default filter records its skips as `default-skip-list`.
-        filter:
-          filters.include.length > 0
-            ? (path: string, entry: { type: string }) => !shouldSkipFile(path) && (entry.type === 'directory' || filters.included(path) !== undefined)
-            : undefined,
+        ...archiveSelectionOf(filters),
         level: archive.level,
         signal: ctx.signal,
         // Every read chunk goes to the emitter, which throttles (and always sends the last).
@@ -625,7 +636,7 @@ async function stageFor(ctx: TransferContext, archive: DirectoryArchive): Promis
       include: archive.filters.include,
       exclude: archive.filters.exclude,
     };
-    const dir = await stagedArchiveDir(journalDir, key);
+    const dir = await stagedArchiveDir(journalDir, key, archiveSelectionOf(archive.filters));
     const claim = await claimStagedArchive(dir, key);
     if (claim) return { dir, claim };
     ctx.logger.info(`Another running process is archiving ${archive.directory} to the same place (it holds ${dir}); this archive is built in a temp directory and cannot be resumed.`);

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, lstatSync, lutimesSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -18,7 +18,7 @@ async function stage(): Promise<{ journal: string; dir: string }> {
   await mkdir(checkpoint);
   writeFileSync(join(checkpoint, 'weights.bin'), 'w');
   const journal = join(root, 'journal');
-  const dir = await stagedArchiveDir(journal, { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: [] });
+  const dir = await stagedArchiveDir(journal, { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: [] }, {});
   return { journal, dir };
 }
 
@@ -93,10 +93,42 @@ describe('archive staging lock', () => {
     writeFileSync(join(checkpoint, 'run.sh'), 'echo hi');
     chmodSync(join(checkpoint, 'run.sh'), 0o644);
     const key = { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: [] };
-    const before = await stagedArchiveDir(join(root, 'journal'), key);
-    expect(await stagedArchiveDir(join(root, 'journal'), key)).toBe(before);
+    const before = await stagedArchiveDir(join(root, 'journal'), key, {});
+    expect(await stagedArchiveDir(join(root, 'journal'), key, {})).toBe(before);
     chmodSync(join(checkpoint, 'run.sh'), 0o755);
-    expect(await stagedArchiveDir(join(root, 'journal'), key)).not.toBe(before);
+    expect(await stagedArchiveDir(join(root, 'journal'), key, {})).not.toBe(before);
+  });
+
+  it('the key follows what the archive takes: left-out files and the directory times they move do not count; a kept file touched or a link re-pointed does', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'au-staging-'));
+    const checkpoint = join(root, 'ckpt');
+    await mkdir(join(checkpoint, 'wandb'), { recursive: true });
+    writeFileSync(join(checkpoint, 'weights.bin'), 'w');
+    writeFileSync(join(checkpoint, 'train.log'), 'step 1\n');
+    symlinkSync('weights.bin', join(checkpoint, 'latest'));
+    const key = { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: ['*.log', 'wandb/'] };
+    const selection = { exclude: key.exclude };
+    const journal = join(root, 'journal');
+    const before = await stagedArchiveDir(journal, key, selection);
+    appendFileSync(join(checkpoint, 'train.log'), 'step 2\n');
+    writeFileSync(join(checkpoint, 'wandb', 'events.txt'), 'e');
+    // A temp file made and removed beside the kept files moves the directory's mtime and ctime only.
+    writeFileSync(join(checkpoint, 'x.tmp'), 't');
+    rmSync(join(checkpoint, 'x.tmp'));
+    expect(await stagedArchiveDir(journal, key, selection)).toBe(before);
+    // The same log kept (no exclude) is part of the archive: its growth counts.
+    expect(await stagedArchiveDir(journal, { ...key, exclude: [] }, {})).not.toBe(await stagedArchiveDir(journal, { ...key, exclude: [] }, { exclude: ['*.log'] }));
+    // A link re-pointed to a target of the same length, its times put back: its target counts.
+    const linkTimes = lstatSync(join(checkpoint, 'latest'));
+    writeFileSync(join(checkpoint, 'weights.bak'), 'w');
+    rmSync(join(checkpoint, 'latest'));
+    symlinkSync('weights.bak', join(checkpoint, 'latest'));
+    lutimesSync(join(checkpoint, 'latest'), linkTimes.atime, linkTimes.mtime);
+    rmSync(join(checkpoint, 'weights.bak'));
+    const repointed = await stagedArchiveDir(journal, key, selection);
+    expect(repointed).not.toBe(before);
+    utimesSync(join(checkpoint, 'weights.bin'), HOUR_AGO, HOUR_AGO);
+    expect(await stagedArchiveDir(journal, key, selection)).not.toBe(repointed);
   });
 
   it('a lock temp file whose writer was killed before linking it is swept; a live writer\'s is kept', async () => {
