@@ -20,7 +20,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, 
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { commitStaged, discardStaged, removeStaleTempFiles, stageFile, type StagedFile } from '../core/atomic-write.js';
-import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError, SourceChangedError, toLocalPathError, type SourceFileState } from '../core/errors.js';
+import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError, PATH_TOO_LONG_HINT, SourceChangedError, toLocalPathError, type SourceFileState } from '../core/errors.js';
 import { readFully } from '../core/read-fully.js';
 import { isUtf8, nonUtf8Names } from '../core/non-utf8-names.js';
 import { isInside, realDestination } from '../core/real-path.js';
@@ -376,6 +376,13 @@ function scanError(error: unknown, fallbackPath: string): unknown {
   if (code === 'EACCES' || code === 'EPERM') {
     return new LocalPathError('PATH_UNREADABLE', path, `${path} cannot be read (${code}), so the checkpoint cannot be archived.`, {
       hint: 'Fix its permissions (chmod u+rx for a directory, u+r for a file), or leave it out with `exclude` or `filter`.',
+      cause: error,
+    });
+  }
+  // Nested past PATH_MAX: no permission or retry helps (ENAMETOOLONG is no concurrent writer's).
+  if (code === 'ENAMETOOLONG') {
+    return new LocalPathError('PATH_UNREADABLE', path, `${path} cannot be read: the path is longer than the system allows (ENAMETOOLONG), so the checkpoint cannot be archived.`, {
+      hint: PATH_TOO_LONG_HINT,
       cause: error,
     });
   }

@@ -176,7 +176,8 @@ export function toLocalPathError(error: unknown, localPath: string): unknown {
   }
   if (code === 'EACCES' || code === 'EPERM') {
     return new LocalPathError('PATH_UNREADABLE', localPath, `${localPath} cannot be read (${code}).`, {
-      hint: 'Fix its permissions (chmod u+r) or exclude it.',
+      // A directory is listed (r) and its entries looked up (x): u+r alone still fails on one.
+      hint: 'Fix its permissions (chmod u+r for a file, u+rx for a directory) or exclude it.',
       cause: error,
     });
   }
@@ -188,6 +189,14 @@ export function toLocalPathError(error: unknown, localPath: string): unknown {
   }
   return error;
 }
+
+/**
+ * What to do about a source path the system refuses as too long (ENAMETOOLONG), for the scans
+ * that walk a directory (an archive's, a plan's): no permission or retry helps, only a shorter
+ * path. Not in {@link toLocalPathError}: a store's write that fails so is about its destination.
+ */
+export const PATH_TOO_LONG_HINT =
+  'The system refuses paths longer than 4096 bytes (PATH_MAX on Linux) and names longer than 255 bytes: shorten the path (move the directory to a shorter place, or rename its deeply nested folders), or leave that folder out with `exclude`.';
 
 /**
  * `errno` codes of a read the device or mount under the file failed (a disk error, an NFS

@@ -18,7 +18,7 @@ import { constants } from 'node:fs';
 import { access, lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import pLimit from 'p-limit';
-import { InvalidArgumentError, LocalPathError, type LocalPathErrorCode } from '../core/errors.js';
+import { InvalidArgumentError, LocalPathError, PATH_TOO_LONG_HINT, type LocalPathErrorCode } from '../core/errors.js';
 import { createGlobMatcher } from '../core/glob.js';
 import { nonUtf8Names } from '../core/non-utf8-names.js';
 import { isInside } from '../core/real-path.js';
@@ -98,6 +98,13 @@ interface Problem {
   code: Exclude<LocalPathErrorCode, 'NOT_A_FILE' | 'NOT_A_DIRECTORY' | 'NOT_A_GZIP_ARCHIVE' | 'PATH_UNWRITABLE'>;
   path: string;
   reason: string;
+  /** What failed on it, for the hint: a directory that cannot be listed, a path the system finds too long. */
+  cause?: 'directory' | 'too-long';
+}
+
+/** The `errno` of a failed file system call, as a problem's reason names it. */
+function errnoOf(error: unknown): string {
+  return (error as { code?: string }).code ?? 'error';
 }
 
 /**
@@ -184,7 +191,8 @@ async function walkDirectory(
     try {
       entries = await readdir(absDir, { withFileTypes: true });
     } catch (error) {
-      return [{ problem: { code: 'PATH_UNREADABLE', path: relDir || '.', reason: `directory cannot be read (${(error as { code?: string }).code ?? 'error'})` } }];
+      const errno = errnoOf(error);
+      return [{ problem: { code: 'PATH_UNREADABLE', path: relDir || '.', reason: `directory cannot be read (${errno})`, cause: errno === 'ENAMETOOLONG' ? 'too-long' : 'directory' } }];
     }
     const undecodable = entries.some((e) => e.name.includes('\uFFFD')) ? await nonUtf8Names(absDir) : new Map<string, Buffer>();
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -223,7 +231,8 @@ async function walkDirectory(
           try {
             info = await stat(full);
           } catch (error) {
-            return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: `cannot be read (${(error as { code?: string }).code ?? 'error'})` } }];
+            const errno = errnoOf(error);
+            return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: `cannot be read (${errno})`, ...(errno === 'ENAMETOOLONG' ? { cause: 'too-long' as const } : {}) } }];
           }
           if (await readable(full)) return [{ file: [full, rel, info.size, info.mtimeMs] }];
           return [{ problem: { code: 'PATH_UNREADABLE', path: rel, reason: 'cannot be read (permission denied)' } }];
@@ -285,7 +294,7 @@ function planError(directory: string, prefix: string, problems: Problem[]): Loca
     SYMLINK_ESCAPES:
       'Uploading them would publish files from outside the directory. Replace the links with copies (cp -L), move their targets inside, or exclude them.',
     PATH_NOT_FOUND: 'Remove the broken links or exclude them.',
-    PATH_UNREADABLE: 'Fix the permissions (chmod u+r), remove special files, or exclude them.',
+    PATH_UNREADABLE: unreadableHint(problems.filter((p) => p.code === 'PATH_UNREADABLE')),
   };
   const sections = groups.map(({ code, mine }) => {
     const list = mine
@@ -298,6 +307,21 @@ function planError(directory: string, prefix: string, problems: Problem[]): Loca
   const first = groups[0]!;
   const hint = groups.length === 1 ? hints[first.code] : groups.map(({ code }) => `${LABELS[code]}: ${hints[code]}`).join(' ');
   return new LocalPathError(first.code, join(directory, first.mine[0]!.path), `${sections.join(' ')} Nothing was uploaded.`, { hint });
+}
+
+/**
+ * What to do about the unreadable paths of a plan: permissions (`u+rx` named when a directory
+ * cannot be listed: `u+r` alone does not let its entries be looked up) and special files, and a
+ * path too long for the system, for which no permission helps; only what was found is said.
+ */
+function unreadableHint(problems: readonly Problem[]): string {
+  const parts: string[] = [];
+  if (problems.some((p) => p.cause !== 'too-long')) {
+    const chmod = problems.some((p) => p.cause === 'directory') ? 'chmod u+r for a file, u+rx for a directory' : 'chmod u+r';
+    parts.push(`Fix the permissions (${chmod}), remove special files, or exclude them.`);
+  }
+  if (problems.some((p) => p.cause === 'too-long')) parts.push(PATH_TOO_LONG_HINT);
+  return parts.join(' ');
 }
 
 /** How a hint names each kind of problem when several are listed. */
