@@ -10,9 +10,9 @@
  * leaves out as its manifest lists them. The same command over a directory whose archived files
  * are unchanged finds the archive it built before (the very same file, so the journal's record
  * of it still matches), however much a file it leaves out (a growing `*.log`, `wandb/`) changed;
- * any change to what it archives gives a new key and a fresh archive. `createCheckpointArchive` writes archive and
- * manifest under temp names and renames them as a pair, so a staged archive is either complete
- * or absent, whatever instant a kill comes at.
+ * any change to what it archives gives a new key and a fresh archive. `createCheckpointArchive`
+ * writes archive and manifest under temp names and renames them as a pair, so a staged archive
+ * is either complete or absent, whatever instant a kill comes at.
  *
  * A staging directory is removed when its upload completed, when its archiving failed (it holds
  * no archive then), by `resume clear` ({@link removeStagedArchives}), and when unused for as long
