@@ -13,7 +13,10 @@
  *   before it moves it aside (core/lock-breaker.ts says why: acting on a judgement made before,
  *   a breaker could remove the live lock of a process that broke the stale one first, and two
  *   processes would then hold it). Locks are held for the milliseconds of one read and one
- *   write; an uncontended lock costs one `link`, a live one found held one read per retry.
+ *   write; an uncontended lock costs one `link`, a live one found held one read per retry. The
+ *   holder releases its lock only when the lock still holds its token, read with a few quick
+ *   tries on a read error (core/lock-breaker.ts `releaseOwnLock`): taken for "not mine", a
+ *   transient EIO or EMFILE left the holder's own lock behind for every later writer to wait out.
  * - Plain reads take no lock: thanks to the rename they always see a complete file.
  *
  * @module
@@ -25,7 +28,7 @@ import { basename, dirname } from 'node:path';
 import type * as z from 'zod';
 import { prepareExclusiveFile, processAlive, removeStaleTempFiles, syncDirectory, writeFileAtomic } from './atomic-write.js';
 import { AbortedError, LocalPathError } from './errors.js';
-import { breakerPath, breakLockIfStale, judgeTimedLock, readLockOwner, removeStaleBreaker, type TimedLockOwner } from './lock-breaker.js';
+import { breakerPath, breakLockIfStale, judgeTimedLock, releaseOwnLock, removeStaleBreaker, type TimedLockOwner } from './lock-breaker.js';
 import { sleep } from './abort.js';
 
 /** Options of {@link JsonStateFile}. */
@@ -148,9 +151,14 @@ export class JsonStateFile<T> {
    * Reads, changes and writes the state under the lock. `change` returns the new state, or
    * `undefined` to leave the file as it is, or `remove: true` to delete the file; its result is
    * returned either way.
+   *
+   * @throws {LocalPathError} `PATH_UNREADABLE` when the lock cannot be had in `lockTimeoutMs`,
+   *   and when, the change written, this writer's own lock cannot be read to release it (a read
+   *   error that lasts past a few quick tries: the lock then stays until it goes stale).
    */
   async update<R>(change: (state: T) => StateChange<T, R> | Promise<StateChange<T, R>>, signal?: AbortSignal): Promise<R> {
     const token = await this.lock(signal);
+    let outcome: R;
     try {
       const { state, remove, sync, modifiedAt, result } = await change(await this.read());
       if (remove) await rm(this.path, { force: true });
@@ -158,10 +166,17 @@ export class JsonStateFile<T> {
         await this.write(state, sync ?? this.options.sync ?? true);
         if (modifiedAt !== undefined) await utimes(this.path, new Date(), new Date(modifiedAt));
       }
-      return result;
-    } finally {
-      await this.unlock(token);
+      outcome = result;
+    } catch (error) {
+      // The change's error is the one to report; a lock that cannot be released as well is
+      // reported to the next writer, which waits for it.
+      await releaseOwnLock(this.lockPath, token).catch(() => undefined);
+      throw error;
     }
+    // Throws (PATH_UNREADABLE) when our own lock cannot be read to release it: left silently, it
+    // made every writer after us wait lockStaleMs, longer than lockTimeoutMs.
+    await releaseOwnLock(this.lockPath, token);
+    return outcome;
   }
 
   /** Throws the corrupt-file error, or returns what `onCorrupt` makes of it. */
@@ -265,10 +280,5 @@ export class JsonStateFile<T> {
   /** A breaker holds `<file>.lock.breaking` for a few file operations; never longer than a lock may be held. */
   private get breakerStaleMs(): number {
     return Math.min(this.lockStaleMs, 5_000);
-  }
-
-  private async unlock(token: string): Promise<void> {
-    const info = await readLockOwner(this.lockPath);
-    if (info?.token === token) await rm(this.lockPath, { force: true });
   }
 }

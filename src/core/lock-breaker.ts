@@ -58,6 +58,8 @@ import { randomBytes } from './node-crypto.js';
 import { link, readFile, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { prepareExclusiveFile, processAlive } from './atomic-write.js';
+import { LocalPathError } from './errors.js';
+import { isRetryableLockReadError, LOCK_RELEASE_RETRY, withRetry } from './retry.js';
 
 /** What a breaker makes of a lock file: stale or not, and the token that names this very lock. */
 export interface LockVerdict {
@@ -113,8 +115,11 @@ function asideName(lockPath: string): string {
 
 /**
  * The owner a lock file names (its JSON, with a `token` and a `pid`), or `undefined` when it is
- * absent, cannot be read yet (being written; torn by a crash) or is of another shape. For every
- * lock of the library: the state file's, `<lock>.breaking`, a staged archive's.
+ * absent, cannot be read (being written; torn by a crash; a read error) or is of another shape.
+ * For every lock of the library: the state file's, `<lock>.breaking`, a staged archive's. For
+ * the judges of stale locks, which judge a lock they cannot read by its file's age or heartbeat,
+ * as a lock of that age is judged whoever holds it. Not for a holder releasing its lock: a read
+ * error says nothing about whose lock it is ({@link releaseOwnLock}).
  *
  * @example
  * ```ts
@@ -122,12 +127,54 @@ function asideName(lockPath: string): string {
  * ```
  */
 export async function readLockOwner<T extends { pid: number; token: string }>(path: string): Promise<T | undefined> {
+  return readLockOwnerOrThrow<T>(path).catch(() => undefined);
+}
+
+/**
+ * {@link readLockOwner}, but a lock that exists and cannot be read (EIO, EMFILE, EACCES) throws
+ * the read's error instead of reading as "no owner".
+ */
+async function readLockOwnerOrThrow<T extends { pid: number; token: string }>(path: string): Promise<T | undefined> {
+  let text: string;
   try {
-    const owner = JSON.parse(await readFile(path, 'utf8')) as T;
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if (!isRetryableLockReadError(error)) return undefined; // absent: released, or broken
+    throw error;
+  }
+  try {
+    const owner = JSON.parse(text) as T;
     return typeof owner.token === 'string' && typeof owner.pid === 'number' ? owner : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Removes the lock at `path` when it is still this holder's (its `token`), and leaves it when it
+ * is another's (a holder judged stale whose lock was broken and taken since). A read that fails
+ * for another reason than the lock being gone is tried again briefly
+ * (`LOCK_RELEASE_RETRY`, core/retry.ts): taken for "not ours", it left the holder's own lock
+ * behind, and whoever came next waited for it until it went stale.
+ *
+ * @throws {LocalPathError} `PATH_UNREADABLE` when the lock still cannot be read after those
+ *   tries (it is left where it is: whose it is cannot be told).
+ * @example
+ * ```ts
+ * await releaseOwnLock('state.json.lock', token);
+ * ```
+ */
+export async function releaseOwnLock(path: string, token: string): Promise<void> {
+  let owner: { pid: number; token: string } | undefined;
+  try {
+    owner = await withRetry(() => readLockOwnerOrThrow(path), { retry: LOCK_RELEASE_RETRY, isRetryable: isRetryableLockReadError });
+  } catch (error) {
+    throw new LocalPathError('PATH_UNREADABLE', path, `Cannot release the lock ${path}: it cannot be read to tell whether it is still this process's (${(error as Error).message}).`, {
+      cause: error,
+      hint: 'Check the disk it is on. When no process of artifact-uploader uses it any more, delete the lock file; until then, others wait for it until it goes stale.',
+    });
+  }
+  if (owner?.token === token) await rm(path, { force: true });
 }
 
 /**
@@ -216,7 +263,9 @@ export async function breakLockIfStale(lockPath: string, judge: (path: string) =
       // The judgement that counts: made while no other breaker can change the name.
       return await moveAsideIfStale(lockPath, judge);
     } finally {
-      if ((await readLockOwner<TimedLockOwner>(guard))?.token === token) await rm(guard, { force: true });
+      // Left behind when it cannot be read even so: it is abandoned after breakerStaleMs (or at
+      // once, once this process is gone), and the break itself is done.
+      await releaseOwnLock(guard, token).catch(() => undefined);
     }
   } finally {
     await breaker.discard();

@@ -369,6 +369,38 @@ export function isTransientFailure(error: unknown): boolean {
 }
 
 /**
+ * How a process re-reads its own lock file to release it (core/lock-breaker.ts
+ * `releaseOwnLock`): a few quick tries, about 0.75 s in all (0, 50, 100, 200, 400 ms apart,
+ * plus up to 5 ms of jitter each). A read that failed for another reason than the lock being
+ * gone (EIO, EMFILE, EACCES on a network disk) says nothing about whose lock it is; given up at
+ * once, it left the holder's own lock behind, and the next writer waited it out until it aged
+ * stale (longer than a state file's `lockTimeoutMs`: that writer failed).
+ */
+export const LOCK_RELEASE_RETRY: ResolvedRetryOptions = Object.freeze({
+  maxRetries: 5,
+  backoffFactor: 0.025,
+  backoffJitter: 0.005,
+  maxBackoff: 0.4,
+  timeoutMs: 1_000,
+  maxRetryAfterMs: 0,
+});
+
+/**
+ * Whether a failed read of a lock file is worth another try ({@link LOCK_RELEASE_RETRY}): any
+ * file-system error (`EIO`, `EMFILE`, `ENFILE`, `EACCES`, `EAGAIN`, ...) but those that say the
+ * lock is not there (`ENOENT`, `ENOTDIR`), which are no error to whoever reads a lock.
+ *
+ * @example
+ * ```ts
+ * isRetryableLockReadError(Object.assign(new Error('i/o error'), { code: 'EIO' })); // true
+ * ```
+ */
+export function isRetryableLockReadError(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && code !== 'ENOENT' && code !== 'ENOTDIR';
+}
+
+/**
  * Whether a failure is the server asking for less load (429 Too Many Requests, 503 Service
  * Unavailable: MLflow's server, S3's SlowDown, Azure's ServerBusy, GCS's rate limits), as opposed
  * to a fault: the uploader's adaptive concurrency halves on these. Retried all the same.

@@ -40,7 +40,7 @@ import { lstat, mkdir, readdir, readFile, readlink, rm, stat, utimes, writeFile 
 import { hostname } from 'node:os';
 import { join, sep } from 'node:path';
 import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess } from '../core/atomic-write.js';
-import { breakLockIfStale, readLockOwner, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
+import { breakLockIfStale, readLockOwner, releaseOwnLock, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import { archiveSelector, type ArchiveSelection, type ArchiveSelector } from '../archive/create-checkpoint-archive.js';
 import { readManifest, manifestFileName, type CheckpointManifest, type ManifestSkippedEntry } from '../archive/manifest.js';
 
@@ -244,8 +244,12 @@ export async function claimStagedArchive(stageDir: string, key?: StagedArchiveKe
       return {
         release: async () => {
           clearInterval(refresh);
-          // Only our own lock: a slow owner whose lock was taken over leaves the new one alone.
-          if ((await readStageLock(lockPath))?.token === token) await rm(lockPath, { force: true });
+          // Only our own lock: a slow owner whose lock was taken over leaves the new one alone. A
+          // read error is tried again (releaseOwnLock): taken for another's lock, ours stayed, and
+          // a rerun in this process found the directory held and could not resume. Still
+          // unreadable, it is left: the journal never makes an upload fail, and the lock is taken
+          // over once this process is gone.
+          await releaseOwnLock(lockPath, token).catch(() => undefined);
         },
       };
     }

@@ -52,7 +52,7 @@ import { basename, join } from 'node:path';
 import { sleep } from '../core/abort.js';
 import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess } from '../core/atomic-write.js';
 import { AbortedError } from '../core/errors.js';
-import { breakLockIfStale, readLockOwner, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
+import { breakLockIfStale, readLockOwner, releaseOwnLock, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import type { Logger } from '../core/logger.js';
 
 /** The folder of the journal directory that holds the destination locks. */
@@ -111,6 +111,10 @@ async function removeFolderIfEmpty(folder: string): Promise<void> {
 
 /** This process's hold on a destination: {@link DestinationLock.release} once the upload ended. */
 export interface DestinationLock {
+  /**
+   * Removes the lock (when it is still ours) and the locks folder once empty.
+   * @throws {LocalPathError} `PATH_UNREADABLE` when the lock cannot be read to tell whether it is ours (it stays).
+   */
   release(): Promise<void>;
 }
 
@@ -196,7 +200,9 @@ function held(lockPath: string, folder: string, token: string): DestinationLock 
       (released ??= (async () => {
         clearInterval(refresh);
         // Only our own: a holder judged stale whose lock was broken leaves the new holder's alone.
-        if ((await readLockOwner<DestinationLockOwner>(lockPath))?.token === token) await rm(lockPath, { force: true });
+        // A read error is tried again (releaseOwnLock): taken for another's lock, ours stayed,
+        // and the next upload to this destination, in this process too, waited minutes for it.
+        await releaseOwnLock(lockPath, token);
         await removeFolderIfEmpty(folder);
       })()),
   };
@@ -233,7 +239,8 @@ export async function withDestinationLock<T>(
   try {
     return await fn();
   } finally {
-    await lock?.release();
+    // The journal never makes an upload fail: a lock left behind is broken once it goes stale.
+    await lock?.release().catch((error: unknown) => options.logger.warn(`${(error as Error).message} The next upload to this destination waits for it until it goes stale.`));
   }
 }
 

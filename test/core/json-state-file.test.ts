@@ -9,14 +9,14 @@
  * processes do, and wait only for each other).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as z from 'zod';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JsonStateFile } from '../../src/core/json-state-file.js';
 import { LocalPathError } from '../../src/core/errors.js';
-import { fsHooks as hooks, holdNextRead, resetFsHooks, signal } from '../support/fs-hooks.js';
+import { failReads, fsHooks as hooks, holdNextRead, resetFsHooks, signal } from '../support/fs-hooks.js';
 
 vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
 
@@ -113,6 +113,59 @@ describe('JsonStateFile: breaking a stale lock', () => {
     await expect(file.update((s) => ({ state: { n: s.n + 1 }, result: undefined }))).rejects.toBeInstanceOf(LocalPathError);
     expect((await readdir(dir)).sort()).toEqual(['state.json.lock', 'state.json.lock.breaking']);
     expect(await instance().read()).toEqual({ n: 0 });
+  });
+});
+
+describe('JsonStateFile: a lock that cannot be read', () => {
+  const increment = (s: { n: number }) => ({ state: { n: s.n + 1 }, result: undefined });
+  /** A writer that gives up long before the lock would go stale (30 s): it gets the lock only when it is free. */
+  const impatient = (path: string) => new JsonStateFile(path, async () => Counter, { empty: () => ({ n: 0 }), lockTimeoutMs: 200 });
+
+  it.each(['EIO', 'EMFILE', 'EACCES'])('releases its own lock after a transient %s reading it, so the next writer gets it at once', async (code) => {
+    const { dir, path, lockPath, instance } = await stateFile();
+    const reads = failReads(lockPath, code, 2);
+    await instance().update(increment);
+    expect(reads.failed()).toBe(2);
+    expect(await readdir(dir)).toEqual(['state.json']);
+    await impatient(path).update(increment);
+    expect(await instance().read()).toEqual({ n: 2 });
+  });
+
+  it('a breaker removes its own `.breaking` after a transient EIO reading it: no breaker file is left to hold up the next breaker', async () => {
+    const { dir, lockPath, instance } = await stateFile();
+    await writeFile(lockPath, JSON.stringify({ pid: deadPid(), host: hostname(), token: 'stale', at: Date.now() }));
+    const reads = failReads(`${lockPath}.breaking`, 'EIO', 1);
+    await instance().update(increment);
+    expect(reads.failed()).toBe(1);
+    expect(await readdir(dir)).toEqual(['state.json']);
+  });
+
+  it('fails with PATH_UNREADABLE and a hint when its own lock stays unreadable, and leaves the lock (whose it is cannot be told)', async () => {
+    const { dir, lockPath, instance } = await stateFile();
+    failReads(lockPath, 'EIO', Infinity);
+    const error = await instance().update(increment).catch((e: unknown) => e);
+    resetFsHooks();
+    expect(error).toBeInstanceOf(LocalPathError);
+    expect(error).toMatchObject({ code: 'PATH_UNREADABLE', path: lockPath, hint: expect.stringMatching(/delete the lock file/) });
+    // The change itself was written; the lock is left for its staleness to end.
+    expect(await instance().read()).toEqual({ n: 1 });
+    expect((await readdir(dir)).sort()).toEqual(['state.json', 'state.json.lock']);
+  });
+
+  it('reports the change\'s own error when the change fails and the lock cannot be read either', async () => {
+    const { lockPath, instance } = await stateFile();
+    failReads(lockPath, 'EIO', Infinity);
+    await expect(instance().update(() => Promise.reject(new Error('the change failed')))).rejects.toThrow('the change failed');
+  });
+
+  it('never breaks a live lock it cannot read: a waiter times out and the holder\'s lock stays', async () => {
+    const { path, lockPath } = await stateFile();
+    const live = JSON.stringify({ pid: process.pid, host: hostname(), token: 'live', at: Date.now() });
+    await writeFile(lockPath, live);
+    failReads(lockPath, 'EIO', Infinity);
+    await expect(impatient(path).update(increment)).rejects.toMatchObject({ code: 'PATH_UNREADABLE', path: lockPath, message: expect.stringMatching(/Timed out/) });
+    resetFsHooks();
+    expect(await readFile(lockPath, 'utf8')).toBe(live);
   });
 });
 

@@ -8,7 +8,7 @@ import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ArtifactUploaderError, HubError, InvalidArgumentError, LocalPathError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { publishToHub, type PublishResult, type PublishToHubOptions } from '../../src/hub/publish.js';
@@ -16,6 +16,11 @@ import { PublishTracker, publishOnce } from '../../src/hub/publish-tracker.js';
 import { JsonStateFile } from '../../src/core/json-state-file.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { tempDir, writeFiles, writeFusedModel } from './helpers.js';
+import { failReads, resetFsHooks } from '../support/fs-hooks.js';
+
+// To make a read of the state file's lock fail (a flaky disk); unset hooks pass every call through.
+vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
+afterEach(resetFsHooks);
 
 let hub: FakeHub;
 let counter = 0;
@@ -454,5 +459,23 @@ describe('JsonStateFile', () => {
       code: 'PATH_UNREADABLE',
       path,
     });
+  });
+});
+
+describe('PublishTracker: its state file\'s lock unreadable at release', () => {
+  it('a transient EIO reading its own lock at release does not leave the lock behind: the next status call is not held up', async () => {
+    const stateFile = await stateFileIn();
+    const publish = fakePublish();
+    // Gives up long before the lock would go stale (lockStaleMs, 30 s): it gets the lock only when it is free.
+    const tracker = new PublishTracker({ stateFile, publish: publish.fn, lockTimeoutMs: 300 });
+    const common = { repoId: 'tester/a', modelDir: '/models/a' };
+    // The move to `uploading` is written under the lock; reading the lock to release it fails once.
+    const reads = failReads(`${stateFile}.lock`, 'EIO', 1);
+    expect((await tracker.status('t-eio', { ...common, training: 'succeeded', allowUpload: true })).status).toBe('uploading');
+    expect(reads.failed()).toBe(1);
+    // The publish's result is recorded under the lock again, then read back.
+    await tracker.idle();
+    expect((await tracker.status('t-eio', { ...common, training: 'succeeded', allowUpload: true })).status).toBe('completed');
+    expect(await readdir(join(stateFile, '..'))).toEqual(['publish-state.json']);
   });
 });

@@ -105,3 +105,19 @@ export function holdNextRead(path: string, marker: string): { read: Promise<void
   };
   return { read: read.promise, resume: resume.resolve };
 }
+
+/**
+ * Makes the next `times` `readFile`s of `path` fail with an error of `code` (`EIO`, `EMFILE`,
+ * `EACCES`: what a flaky disk or a process out of file descriptors gives), as Node's would;
+ * `Infinity` fails every one. The hook unsets itself after the last; `failed()` says how many failed.
+ */
+export function failReads(path: string, code: string, times: number): { failed: () => number } {
+  let failed = 0;
+  fsHooks.afterRead = (readPath) => {
+    if (readPath !== path) return;
+    failed++;
+    if (failed >= times) fsHooks.afterRead = undefined;
+    throw Object.assign(new Error(`${code}: injected read error, open '${path}'`), { code, errno: -5, syscall: 'open', path });
+  };
+  return { failed: () => failed };
+}

@@ -10,7 +10,7 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { claimStagedArchive, removeStagedArchives } from '../../src/uploader/archive-staging.js';
-import { holdNextRead, resetFsHooks } from '../support/fs-hooks.js';
+import { failReads, holdNextRead, resetFsHooks } from '../support/fs-hooks.js';
 
 vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
 
@@ -62,5 +62,34 @@ describe('archive staging lock: a dead owner\'s lock taken over by two at once',
     // Abandoned again: the next sweep removes it, and nothing is left beside it.
     expect(await removeStagedArchives(journal)).toEqual([dir]);
     expect(await readdir(dirname(dir))).toEqual([]);
+  });
+});
+
+describe('archive staging lock: its own lock unreadable when it lets go', () => {
+  it('removes its own lock after a transient EIO reading it: a rerun in this process claims the directory and resumes', async () => {
+    const journal = join(await mkdtemp(join(tmpdir(), 'au-staging-read-')), 'journal');
+    const dir = join(journal, 'archives', 'b'.repeat(40));
+    await mkdir(dirname(dir), { recursive: true });
+    const claim = await claimStagedArchive(dir);
+    expect(claim).toBeDefined();
+    const reads = failReads(`${dir}.lock`, 'EIO', 1);
+    await claim!.release();
+    expect(reads.failed()).toBe(1);
+    expect(await readdir(dirname(dir))).toEqual([basename(dir)]);
+    // Before, the lock stayed, read as this live process's, and every rerun here built elsewhere.
+    const again = await claimStagedArchive(dir);
+    expect(again).toBeDefined();
+    await again!.release();
+  });
+
+  it('a lock that stays unreadable does not fail the release (the journal never fails an upload), and is left', async () => {
+    const journal = join(await mkdtemp(join(tmpdir(), 'au-staging-read-')), 'journal');
+    const dir = join(journal, 'archives', 'c'.repeat(40));
+    await mkdir(dirname(dir), { recursive: true });
+    const claim = await claimStagedArchive(dir);
+    failReads(`${dir}.lock`, 'EIO', Infinity);
+    await expect(claim!.release()).resolves.toBeUndefined();
+    resetFsHooks();
+    expect((await readdir(dirname(dir))).sort()).toEqual([basename(dir), `${basename(dir)}.lock`]);
   });
 });
