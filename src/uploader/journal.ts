@@ -808,11 +808,20 @@ export class UploadJournal {
   /**
    * A record file read once, without a warning: its record (none when unreadable or corrupt),
    * and, for a record of a newer journal format ({@link newerFormatVersion}), which the sweep
-   * and {@link clear} keep, its format version.
+   * and {@link clear} keep, its format version. `unreadable` when it is there but could not be
+   * read (EIO, EMFILE, EACCES): what it holds, its owner or the upload it names, is unknown,
+   * which the sweep must not take for "nothing" (it would delete a live upload's record, or the
+   * only handle to a billed S3 multipart upload, on a transient error).
    */
-  private async readRecordFile(path: string): Promise<{ record: JournalRecord | undefined; newerFormat?: number }> {
+  private async readRecordFile(path: string): Promise<{ record: JournalRecord | undefined; newerFormat?: number; unreadable?: true }> {
+    let text: string;
     try {
-      const json: unknown = JSON.parse(await readFile(path, 'utf8'));
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ENOENT' ? { record: undefined } : { record: undefined, unreadable: true };
+    }
+    try {
+      const json: unknown = JSON.parse(text);
       const parsed = (await loadRecordSchema()).safeParse(json);
       if (parsed.success) return { record: parsed.data ?? undefined };
       const newerFormat = newerFormatVersion(json);
@@ -894,13 +903,15 @@ export class UploadJournal {
    * header's `version`, {@link newerFormatVersion}), which the sweep and {@link clear} keep as they
    * keep such a record, its format version.
    */
-  private async readLogFile(path: string, quiet: boolean): Promise<{ log?: ReadOperationLog; newerFormat?: number }> {
+  private async readLogFile(path: string, quiet: boolean): Promise<{ log?: ReadOperationLog; newerFormat?: number; unreadable?: true }> {
     let text: string;
     try {
       text = await readFile(path, 'utf8');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' && !quiet) this.logger.warn(`Ignoring the resume journal log ${path}: ${(error as Error).message}`);
-      return {};
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
+      if (!quiet) this.logger.warn(`Ignoring the resume journal log ${path}: ${(error as Error).message}`);
+      // There, but whether its operation runs now cannot be told (the sweep keeps it).
+      return { unreadable: true };
     }
     const { LogHeaderSchema, LogLineSchema } = await loadLogSchemas();
     const [first = '', ...rest] = text.split('\n');
@@ -1159,7 +1170,8 @@ export class UploadJournal {
         const lasting = record !== undefined && hasLastingUpload(record);
         if (lasting) expired.push({ name, record, mtimeMs: info.mtimeMs });
         const newer = expiredRecord?.newerFormat !== undefined || expiredLogIsNewer;
-        if (age > this.maxAgeMs && !lasting && !newer) await rm(path, { force: true });
+        // One that cannot be read now is kept for a sweep that can: it may name a lasting upload.
+        if (age > this.maxAgeMs && !lasting && !newer && !expiredRecord?.unreadable) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
       } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name, info.mtimeMs))) {
         // A writer killed between creating its temp file and renaming it (or linking it: a
@@ -1189,13 +1201,14 @@ export class UploadJournal {
     for (const r of records) {
       if (count <= this.maxEntries && bytes <= this.maxBytes) break;
       if (r.path.endsWith('.log')) {
-        const { log, newerFormat } = await this.readLogFile(r.path, true);
+        const { log, newerFormat, unreadable } = await this.readLogFile(r.path, true);
         if (log && this.logInUse(log, now)) continue;
-        if (newerFormat !== undefined) continue;
+        if (newerFormat !== undefined || unreadable) continue;
       } else {
-        const { record, newerFormat } = await this.readRecordFile(r.path);
+        const { record, newerFormat, unreadable } = await this.readRecordFile(r.path);
         if (record && this.ownedByLiveProcess(record, now)) continue;
-        if (newerFormat !== undefined) continue;
+        // Whose it is and what it names cannot be told now: left for a later sweep.
+        if (newerFormat !== undefined || unreadable) continue;
         if (record && hasLastingUpload(record)) {
           lasting++;
           continue;

@@ -21,7 +21,7 @@ import {
   type JournalKey,
   type JournalRecord,
 } from '../../src/uploader/journal.js';
-import { fsHooks, resetFsHooks } from '../support/fs-hooks.js';
+import { failReads, fsHooks, resetFsHooks } from '../support/fs-hooks.js';
 
 // Sees which files are read whole (fsHooks.afterRead) and opened; every call passes through.
 vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
@@ -328,6 +328,26 @@ describe('UploadJournal on real files', () => {
       expect(await recordFiles(dir)).toHaveLength(2);
     });
 
+    it('a record that cannot be read now (EIO) is kept by the sweep, past maxAgeMs and over the bounds: whose it is and what upload it names are unknown', async () => {
+      const root = await tempDir();
+      const dir = join(root, 'journal');
+      const names = await sixRecords(root, dir);
+      for (const name of Object.values(names)) await age(dir, name, 8 * DAY);
+      // Past maxAgeMs: a finished file's record goes when it can be read, and stays when it cannot.
+      failReads(join(dir, names.uploaded!), 'EIO', Infinity);
+      await UploadJournal.open({ dir });
+      resetFsHooks();
+      expect((await recordFiles(dir)).sort()).toEqual([names.s3, names.creating, names.uploaded].sort());
+
+      // Over the bounds (none expired): the unreadable one is not among those deleted.
+      const fresh = await sixRecords(root, join(root, 'journal2'));
+      for (const [i, kind] of ['gcs', 'azure', 'azure-old', 'uploaded', 's3', 'creating'].entries()) await age(join(root, 'journal2'), fresh[kind]!, (10 - i) * 60_000);
+      failReads(join(root, 'journal2', fresh.gcs!), 'EMFILE', Infinity);
+      await UploadJournal.open({ dir: join(root, 'journal2'), maxEntries: 3, logger: recordingLogger() });
+      resetFsHooks();
+      expect((await recordFiles(join(root, 'journal2'))).sort()).toEqual([fresh.gcs, fresh.s3, fresh.creating].sort());
+    });
+
     it("a record of a newer journal format (a later artifact-uploader's, sharing the journal) is never deleted by age or bounds: what upload it names is not this version's to judge; a corrupt one is", async () => {
       const root = await tempDir();
       const dir = join(root, 'journal');
@@ -381,6 +401,22 @@ describe('UploadJournal on real files', () => {
       expect(await journal.restore(removed)).toBe(false);
       expect(await readFile(join(dir, names.s3!), 'utf8')).toBe(rerun);
     });
+  });
+
+  it('an operation log the sweep cannot read now (EIO) is not deleted to meet the bounds: whether its operation runs cannot be told', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const journal = await UploadJournal.open({ dir });
+    const local = { size: 10, mtimeNs: '1', ino: '2', dev: '3' };
+    const logs = ['run1', 'run2'].map((run) => journal.operationLog('http://127.0.0.1:5000', run));
+    for (const log of logs) {
+      await log.record({ artifactPath: 'm/a', localPath: '/d/a', local, at: Date.now() });
+      await log.close();
+    }
+    failReads(logs[0]!.path, 'EIO', Infinity);
+    await UploadJournal.open({ dir, maxEntries: 0, logger: recordingLogger() });
+    resetFsHooks();
+    expect(await readdir(dir)).toEqual([basename(logs[0]!.path)]);
   });
 
   it('operation logs: scan() reads a run\'s logs only, list() shows each file, clear() and the sweep remove a log whole', async () => {
