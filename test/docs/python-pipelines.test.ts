@@ -71,6 +71,36 @@ with mlflow.start_run() as run:
     expect(stdout).toMatch(/^files \['[^']*-latency\.json'\]$/m);
   });
 
+  it('the helper decodes the CLI\'s UTF-8 answer as UTF-8 whatever the locale (a file named "métriques.json")', async () => {
+    // `text=True` decoded stdout with the locale's encoding: ASCII under a C locale without
+    // UTF-8 mode (a UnicodeDecodeError), cp1252 on Windows (mojibake in every non-ASCII path).
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'out', 'checkpoint-500'), { recursive: true });
+    writeFileSync(join(cwd, 'out', 'checkpoint-500', 'adapter_config.json'), '{"r": 8}');
+    writeFileSync(join(cwd, 'out', 'checkpoint-500', 'métriques.json'), '{"eval_loss": 0.41}');
+    const helper = pythonExample().split('\nwith mlflow.start_run(')[0]!;
+    const stdout = await runPython(`${helper}
+with mlflow.start_run() as run:
+    doc = artifact_uploader("training", "out/checkpoint-500", run_id=run.info.run_id)
+    print("files", ascii(sorted(f["artifactPath"] for r in doc["results"] for f in r["files"])))
+`, {
+      cwd,
+      env: {
+        MLFLOW_TRACKING_URI: mlflowServer().url,
+        ARTIFACT_UPLOADER_BIN: `'${process.execPath}' '${join(root, 'dist', 'cli.js')}'`,
+        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0',
+        // A locale whose encoding is not UTF-8: Python's preferred encoding is then ASCII.
+        LC_ALL: 'C',
+        LANG: 'C',
+        PYTHONUTF8: '0',
+        PYTHONCOERCECLOCALE: '0',
+        // The script's own prints (MLflow's "🏃 View run" line) in UTF-8; subprocess ignores this.
+        PYTHONIOENCODING: 'utf-8',
+      },
+    });
+    expect(stdout).toMatch(/^files \['checkpoint\/adapter_config\.json', 'checkpoint\/m\\xe9triques\.json'\]$/m);
+  });
+
   it("the helper's default command gets the SIGTERM of proc.terminate() itself: exit 130 with its JSON, not an orphan that uploads on", async () => {
     // `npx --no-install artifact-uploader` (the default before) is npm, then `sh -c`, then the
     // CLI: SIGTERM (proc.terminate(), or the SIGKILL of subprocess.run's timeout) ended npm
