@@ -11,8 +11,9 @@
  * Exactly once per `idempotencyKey`: the version carries the key as a tag, a repeated call
  * finds it and makes nothing new, and of callers racing with one key the lowest version wins
  * while the others delete what they made. Nothing is left half-made: a failure removes the
- * version it created and marks its logged model FAILED (then deletes it), and aliases are set
- * only on a READY version.
+ * version it created and marks its logged model FAILED (then deletes it), aliases are set
+ * only on a READY version, and a call with a key removes the PENDING logged models that killed
+ * calls with the key left (a SIGKILL runs no undo).
  *
  * @module
  */
@@ -396,6 +397,7 @@ class Registration {
       const earlier = await this.firstWithKey(idempotencyKey);
       if (earlier) {
         this.logger.info(`${name} version ${earlier.version} was registered earlier with idempotency key ${idempotencyKey}; not registering again`);
+        await this.removeUnfinishedAttempts(run.info.experimentId, idempotencyKey, earlier);
         return this.complete(earlier, false, 0);
       }
     }
@@ -426,6 +428,13 @@ class Registration {
       // Made only now, with the files in place: a failed copy, or a server without logged
       // models (MLflow 2), leaves no empty registered model behind.
       if (await this.registry.createRegisteredModel(name, { signal })) this.logger.info(`created registered model ${name}`);
+      if (idempotencyKey !== undefined) {
+        // A racing caller with the key may have registered it while this one copied, and removed
+        // this call's logged model as an unfinished attempt (removeUnfinishedAttempts): MLflow
+        // refuses a version of a deleted logged model. Its version is what this call is for.
+        const winner = await this.firstWithKey(idempotencyKey);
+        if (winner) return await this.joinWinner(winner, run.info.experimentId, idempotencyKey);
+      }
       this.version = await this.createVersion({
         name,
         source: `models:/${this.loggedModel.modelId}`,
@@ -438,17 +447,63 @@ class Registration {
       if (idempotencyKey !== undefined) {
         // Callers racing with one key each made a version; the lowest one wins, the rest undo theirs.
         const winner = await this.firstWithKey(idempotencyKey);
-        if (winner && winner.version !== ready.version) {
-          this.logger.info(`${name} version ${winner.version} has the same idempotency key and came first; removing version ${ready.version}`);
-          await this.undo();
-          return this.complete(winner, false, 0);
-        }
+        if (winner && winner.version !== ready.version) return await this.joinWinner(winner, run.info.experimentId, idempotencyKey);
+        await this.removeUnfinishedAttempts(run.info.experimentId, idempotencyKey, ready);
       }
       return await this.complete(ready, true, placed.files);
     } catch (error) {
       const left = await this.undo();
       const failure = signal?.aborted && !(error instanceof AbortedError) ? new AbortedError('registerModel() was aborted by its AbortSignal; what it had made was removed.', { cause: error }) : error;
-      throw left === undefined ? failure : versionLeftBehind(name, left, idempotencyKey, failure);
+      if (left !== undefined) throw versionLeftBehind(name, left, idempotencyKey, failure);
+      // The narrow window of the check before the version's create: a racing caller removed this
+      // call's logged model between the two, and the create failed on it. The key's version exists.
+      const winner = idempotencyKey === undefined || signal?.aborted ? undefined : await this.firstWithKey(idempotencyKey).catch(() => undefined);
+      if (winner === undefined) throw failure;
+      this.logger.info(`${name} version ${winner.version} was registered with idempotency key ${idempotencyKey} by another call while this one failed (${(error as Error).message}); returning it`);
+      return this.complete(winner, false, 0);
+    }
+  }
+
+  /** Another call registered the key first: this call removes what it made and returns that call's version. */
+  private async joinWinner(winner: ModelVersion, experimentId: string, key: string): Promise<RegisterModelResult> {
+    this.logger.info(`${this.input.name} version ${winner.version} has the same idempotency key and came first; removing what this call made${this.version ? ` (version ${this.version.version})` : ''}`);
+    await this.undo();
+    await this.removeUnfinishedAttempts(experimentId, key, winner);
+    return this.complete(winner, false, 0);
+  }
+
+  /**
+   * Removes the logged models that earlier calls with this key left unfinished (PENDING, or
+   * FAILED and not deleted), once the key's version `done` is READY. A call killed mid-copy
+   * (SIGKILL, a CI job's timeout, `subprocess.run`'s kill) runs no undo: its logged model stayed
+   * PENDING for good, one more in the experiment per killed retry. MLflow's own `log_model`
+   * leaves one too when killed (`_use_logged_model` marks it FAILED only on an exception), but
+   * its logged models carry no key to find them by. A racing caller still copying (its model
+   * PENDING) has not made its version yet, so it will come after `done`, lose, and return `done`
+   * anyway: it looks for the key's version before it makes its own (MLflow refuses a version of
+   * a deleted logged model), finds `done` and returns it. Marked FAILED first, as
+   * {@link undo} does, so that a view which still shows deleted models does not show them as in
+   * progress. Never throws.
+   */
+  private async removeUnfinishedAttempts(experimentId: string, key: string, done: ModelVersion): Promise<void> {
+    const keep = new Set([this.loggedModel?.modelId, done.source.startsWith('models:/') ? done.source.slice('models:/'.length) : undefined]);
+    const unfinished = await this.registry
+      // The key is quote-free (assertIdempotencyKey): it goes into the filter as it is.
+      .searchLoggedModels(experimentId, `tags.\`${IDEMPOTENCY_KEY_TAG}\` = '${key}'`, { signal: this.input.signal })
+      .then((found) => found.filter((model) => !keep.has(model.modelId) && (model.status === 'PENDING' || model.status === 'FAILED')))
+      .catch((error: unknown) => {
+        this.logger.warn(`could not look for logged models earlier calls with idempotency key ${key} left unfinished: ${(error as Error).message}`);
+        return [];
+      });
+    for (const model of unfinished) {
+      this.logger.info(`removing logged model ${model.modelId}, left ${model.status} by an earlier call with idempotency key ${key}`);
+      try {
+        if (model.status === 'PENDING') await this.registry.finalizeLoggedModel(model.modelId, 'FAILED');
+        await this.registry.deleteLoggedModel(model.modelId);
+      } catch (error) {
+        // Gone already: a racing caller with the key removed it first, or its own undo did.
+        if (!isDoesNotExist(error)) this.logger.warn(`could not remove logged model ${model.modelId}: ${(error as Error).message}`);
+      }
     }
   }
 

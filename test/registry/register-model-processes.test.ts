@@ -153,4 +153,49 @@ print(json.dumps([{"version": v.version, "tags": v.tags, "aliases": list(c.get_m
     expect(JSON.parse(rerun.stdout)).toMatchObject({ ok: true, registeredModel: { files: 2 } });
     expect(downloads()).toEqual([]);
   });
+
+  it('a register killed mid-copy leaves a PENDING logged model, and a rerun with the same key removes it (no leftover per killed attempt)', async () => {
+    // The killed process's logged model stayed LOGGED_MODEL_PENDING for good (MLflow's own
+    // log_model leaves one too when killed), one more in the experiment per killed retry.
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: `registry-killed-pending-${process.pid}-${Date.now()}`, activate: false, env: {} });
+    const dir = writeTree(scratch('au-registry-pending-'), { 'weights.bin': Buffer.alloc(4096, 7), 'config.json': '{}' });
+    const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri: url, env: {} });
+    await uploader.uploadDirectory(dir, { artifactPath: 'model' }).finally(() => uploader.close());
+    const proxy = await startProxy(url);
+    const key = `pending-key-${Date.now()}`;
+    const options = {
+      argv: ['register', `killed-pending-${process.pid}-${Date.now()}`, '--artifact-path', 'model', '--idempotency-key', key, '--run-id', run.runId, '--json'],
+      env: { MLFLOW_TRACKING_URI: proxy.url },
+      proxy,
+    };
+    const loggedModels = async () =>
+      JSON.parse(
+        (
+          await runPython(
+            `
+import json, sys
+from mlflow import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+print(json.dumps(sorted([m.model_id, str(m.status)] for m in c.search_logged_models(experiment_ids=[sys.argv[2]]))))
+`,
+            { args: [url, run.experimentId!] },
+          )
+        )
+          .trim()
+          .split('\n')
+          .pop()!,
+      ) as Array<[string, string]>;
+
+    await runAndKill({ ...options, at: { request: (r) => r.path.includes('/get-artifact') } });
+    const left = await loggedModels();
+    expect(left.map(([, status]) => status)).toEqual(['PENDING']);
+    await runAndKill({ ...options, at: { request: (r) => r.path.includes('/get-artifact') } });
+    expect((await loggedModels()).map(([, status]) => status)).toEqual(['PENDING', 'PENDING']);
+
+    const rerun = await runToEnd(options);
+    const doc = JSON.parse(rerun.stdout) as { ok: boolean; registeredModel: { modelId: string; created: boolean } };
+    expect(doc).toMatchObject({ ok: true, registeredModel: { created: true, files: 2 } });
+    expect(await loggedModels()).toEqual([[doc.registeredModel.modelId, 'READY']]);
+  });
 });
