@@ -444,6 +444,23 @@ export function archiveSelector(selection: ArchiveSelection): ArchiveSelector {
 }
 
 /**
+ * The error of an archive aborted by the caller's signal (the CLI's on SIGINT or SIGTERM), in
+ * the scan or while it was written. Nothing of it is left: the archive is written to a temp file
+ * beside `out`, removed on failure, and renamed over `out` (then the manifest) only once
+ * complete, so `out` and the manifest are as they were before the call. Nor is there anything to
+ * resume from: the next run archives from the start.
+ */
+function archivingAborted(root: string, out: string, manifest: string | undefined, reason: unknown): AbortedError {
+  const outputs = manifest === undefined ? out : `${out} and ${manifest}`;
+  return new AbortedError(`Archiving ${root} was aborted by its AbortSignal; nothing was written (${outputs} as before the call, no temp file left).`, {
+    cause: reason,
+    hint: ARCHIVE_AGAIN_HINT,
+  });
+}
+
+const ARCHIVE_AGAIN_HINT = 'Run the same call again when ready: archiving starts over from the first file (an interrupted archive keeps nothing to resume from).';
+
+/**
  * Walks `root` in sorted order, applying filter and excludes, refusing escaping symlinks.
  * `outputs` are the archive and manifest paths inside `root` (relative, `/`-separated): they
  * and their temp files are left out as `archive-output`.
@@ -453,13 +470,14 @@ async function scan(
   outputs: readonly string[],
   leftOut: ArchiveSelector,
   signal: AbortSignal | undefined,
+  aborted: () => AbortedError,
 ): Promise<{ entries: PlannedEntry[]; skipped: ManifestSkippedEntry[] }> {
   const rootReal = await scanCall(root, () => realpath(root));
   const entries: PlannedEntry[] = [];
   const skipped: ManifestSkippedEntry[] = [];
 
   const walk = async (relDir: string): Promise<void> => {
-    if (signal?.aborted) throw new AbortedError('Archiving was aborted.', { cause: signal.reason });
+    if (signal?.aborted) throw aborted();
     const absDir = join(root, relDir);
     const dirents = await scanCall(absDir, () => readdir(absDir, { withFileTypes: true }));
     // Names that are not UTF-8 come back lossy and name no file: found by their real bytes, they
@@ -735,7 +753,7 @@ export async function createCheckpointArchive(
   }
   const leftOut = archiveSelector(options);
   const { signal, onProgress } = options;
-  if (signal?.aborted) throw new AbortedError('Archiving was aborted before it started.', { cause: signal.reason });
+  if (signal?.aborted) throw new AbortedError(`Archiving ${dir} was aborted by its AbortSignal before it started; nothing was written.`, { cause: signal.reason, hint: ARCHIVE_AGAIN_HINT });
 
   const root = resolvePath(dir);
   const rootInfo = await stat(root).catch(() => undefined);
@@ -768,7 +786,8 @@ export async function createCheckpointArchive(
   };
 
   emit({ type: 'phase', phase: 'scanning' });
-  const { entries, skipped } = await scan(root, outputs, leftOut, signal);
+  const aborted = () => archivingAborted(root, outAbs, manifestAbs, signal?.reason);
+  const { entries, skipped } = await scan(root, outputs, leftOut, signal, aborted);
   if (internal.signal.aborted) throw internal.signal.reason;
   let filesTotal = 0;
   let bytesTotal = 0;
@@ -1017,7 +1036,7 @@ export async function createCheckpointArchive(
   } catch (error) {
     cancelAll();
     if (internal.signal.aborted) throw internal.signal.reason;
-    if (signal?.aborted) throw new AbortedError('Archiving was aborted.', { cause: signal.reason });
+    if (signal?.aborted) throw aborted();
     if (error instanceof ArtifactUploaderError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
     const path = (error as { path?: string }).path ?? root;

@@ -167,6 +167,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   // The CLI aborts its operation on SIGINT/SIGTERM only (cli/main.ts).
   [/The operation was aborted by its AbortSignal\./g, 'Interrupted by SIGINT or SIGTERM.'],
   [/\b\w+\(\) was aborted by its AbortSignal/g, 'Interrupted by SIGINT or SIGTERM'],
+  [/\bArchiving (.+?) was aborted by its AbortSignal\b/g, 'Interrupted by SIGINT or SIGTERM while archiving $1'],
+  [/\bRun the same call again when ready: archiving starts over\b/g, 'Run the same command again when ready: archiving starts over'],
   // The warning of an upload with no run (uploader/gate.ts).
   [/Pass `runId` to the uploader, call `startRun\(\)` \(or wrap the work in `withRun\(run, fn\)`\) first, or set MLFLOW_RUN_ID\./g,
     'Pass --run-id, set MLFLOW_RUN_ID, or start one first with `artifact-uploader runs start`.'],

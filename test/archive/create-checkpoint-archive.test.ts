@@ -573,6 +573,37 @@ describe('errors, progress and abort', () => {
     expect(await readdir(join(work, 'out'))).toEqual([]);
   });
 
+  it('an aborted archive says what was left (an earlier archive and manifest as they were, no temp file) and what to do', async () => {
+    // The error said only "Archiving was aborted.": no hint, nothing on whether the earlier
+    // archive survived or whether a rerun resumes.
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.bin': randomBytes(4096), 'b.bin': randomBytes(1024) });
+    const out = join(work, 'out', 'a.tar.gz');
+    const manifestPath = join(work, 'out', 'a.manifest.json');
+    await tree(join(work, 'out'), { 'a.tar.gz': 'earlier archive', 'a.manifest.json': '{"earlier": true}' });
+
+    for (const phase of ['scanning', 'bytes'] as const) {
+      const controller = new AbortController();
+      const error = await createCheckpointArchive(src, out, {
+        manifestPath,
+        signal: controller.signal,
+        progressIntervalMs: 0,
+        onProgress: (e) => {
+          if (e.type === phase || (e.type === 'phase' && e.phase === phase)) controller.abort();
+        },
+      }).catch((e: unknown) => e);
+      expect(error, phase).toBeInstanceOf(AbortedError);
+      expect(error, phase).toMatchObject({
+        code: 'ABORTED',
+        message: expect.stringContaining(`Archiving ${src} was aborted by its AbortSignal; nothing was written (${out} and ${manifestPath} as before the call, no temp file left).`),
+        hint: expect.stringMatching(/^Run the same call again when ready: archiving starts over from the first file/),
+      });
+      expect((await readdir(join(work, 'out'))).sort(), phase).toEqual(['a.manifest.json', 'a.tar.gz']);
+      expect(await readFile(out, 'utf8'), phase).toBe('earlier archive');
+      expect(await readFile(manifestPath, 'utf8'), phase).toBe('{"earlier": true}');
+    }
+  });
+
   it.runIf(process.platform === 'linux')('stops reading and closes its files when aborted', async () => {
     const openFds = () => readdirSync('/proc/self/fd').length;
     const src = join(work, 'ckpt');

@@ -60,6 +60,26 @@ describe('interrupts', () => {
     expect(archive.code).toBe(EXIT_CODES.INTERRUPTED);
   });
 
+  it('an interrupted archive says so as an interrupted upload does, that nothing was written, and that the same command starts over', async () => {
+    // It said "Archiving was aborted." and nothing else, where an upload says "Interrupted by SIGINT or SIGTERM."
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'a.bin'), Buffer.alloc(100));
+    const controller = new AbortController();
+    controller.abort(new Error('received SIGTERM'));
+    const archive = await cli(['--json', 'archive', 'ckpt'], { cwd, signal: controller.signal });
+    expect(archive.code).toBe(EXIT_CODES.INTERRUPTED);
+    expect(archive.json()).toMatchObject({
+      ok: false,
+      error: {
+        code: 'ABORTED',
+        message: expect.stringMatching(/^Interrupted by SIGINT or SIGTERM while archiving \S*ckpt before it started; nothing was written\./),
+        hint: expect.stringMatching(/^Run the same command again when ready: archiving starts over from the first file/),
+      },
+    });
+    expect(readdirSync(cwd)).toEqual(['ckpt']);
+  });
+
   it('runs start and runs end on ./mlruns whose signal fired exit 130 (ABORTED), not 1 as "a bug in artifact-uploader"', async () => {
     // The local store threw the signal's own reason (main.ts's `received SIGTERM` Error): no
     // AbortedError, so exit 1, INTERNAL_ERROR, and the helper of docs/python-pipelines.md told
