@@ -13,7 +13,7 @@ import { JOURNAL_DIR_ENV } from '../uploader/journal.js';
 import { blankTrackingUriError, checkTrackingUri, trackingUriScheme } from '../mlflow/tracking-uri.js';
 import { createStreamLogger, redact, registerSecret, SECRET_ENV_VARS, type Logger, type LogLevel } from '../core/logger.js';
 import type { ExitCode } from './exit-codes.js';
-import { cliWording } from './format.js';
+import { cliWording, trackingUriSource } from './format.js';
 import { createProgressDisplay, type ProgressDisplay, type ProgressMode, type TextSink } from './progress.js';
 
 /** The process I/O the CLI runs with; `main.ts` passes the real process's. */
@@ -98,7 +98,7 @@ export class CliContext {
     for (const name of SECRET_ENV_VARS) registerSecret(io.env[name]);
     const level: LogLevel = globals.verbose ? 'debug' : globals.quiet ? 'error' : 'warn';
     // What the library logs, in CLI terms too (the no-run warning names its API).
-    const logger = inCliWords(createStreamLogger({ level, stream: io.stderr as NodeJS.WritableStream }));
+    const logger = inCliWords(createStreamLogger({ level, stream: io.stderr as NodeJS.WritableStream }), trackingUriSource(globals, io.env));
     this.logger = io.signal && !globals.verbose ? quietAfterAbort(logger, io.signal) : logger;
   }
 
@@ -199,10 +199,10 @@ const FAILED_RESULT_WARNING = /^\w+: upload to .+ failed \([\w-]+\): /;
  * A logger whose messages are put in CLI terms first ({@link cliWording}), without the
  * warnings the command's own output repeats ({@link FAILED_RESULT_WARNING}).
  */
-function inCliWords(inner: Logger): Logger {
+function inCliWords(inner: Logger, trackingUriFrom: string): Logger {
   const wrap = (level: LogLevel) => (message: string, fields?: Record<string, unknown>) => {
     if (level === 'warn' && FAILED_RESULT_WARNING.test(message)) return;
-    inner[level](cliWording(message, ''), fields);
+    inner[level](cliWording(message, '', trackingUriFrom), fields);
   };
   return { debug: wrap('debug'), info: wrap('info'), warn: wrap('warn'), error: wrap('error') };
 }

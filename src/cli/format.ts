@@ -6,6 +6,7 @@
  */
 import { formatBytes } from '../core/format.js';
 import { redactForJson } from '../core/logger.js';
+import type { Env } from '../core/env.js';
 
 /** `1234` → `1.2 s`, `75000` → `1m15s`. */
 export function formatDuration(ms: number): string {
@@ -139,6 +140,8 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/\bSet maxConcurrency \(--max-concurrency\) to\b/g, 'Set --max-concurrency to'],
   [/\bskipExisting: '(size|checksum)'/g, '--skip-existing $1'],
   [/\brunId \/ MLFLOW_RUN_ID\b/g, '--run-id / MLFLOW_RUN_ID'],
+  // The library cannot tell (the CLI passes every URI as the option); the CLI names its source.
+  [/\bthe tracking URI \(the trackingUri option, else MLFLOW_TRACKING_URI\)/g, '{trackingUri}'],
   [/\bleave runId out\b/g, 'leave --run-id out'],
   [/\brunId ("[^"]*" is not a valid MLflow run id)/g, '--run-id $1'],
   [/\bpass another configDir\b/g, 'pass another --config-dir'],
@@ -175,14 +178,34 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
 ];
 
 /**
+ * Where the CLI took its tracking URI from, as its hints name it: `--tracking-uri`, else
+ * MLFLOW_TRACKING_URI, else neither (`./mlruns`), read in the order `CliContext.trackingUri`
+ * reads them (no config file sets it).
+ *
+ * @example
+ * ```ts
+ * trackingUriSource({ trackingUri: 'http://127.0.0.1:5000' }, {}); // '--tracking-uri'
+ * ```
+ */
+export function trackingUriSource(globals: { trackingUri?: string | undefined }, env: Env): string {
+  if (globals.trackingUri !== undefined) return '--tracking-uri';
+  // An empty variable is unset, as for the URI itself.
+  if (env.MLFLOW_TRACKING_URI) return 'MLFLOW_TRACKING_URI (no --tracking-uri given)';
+  return '--tracking-uri / MLFLOW_TRACKING_URI (neither is set: ./mlruns)';
+}
+
+/**
  * An error message or hint of the library in CLI terms (see {@link CLI_WORDING}).
  *
  * @param command The command that failed (`dir`, `runs start`); `''` before one was chosen.
+ * @param trackingUriFrom Where the tracking URI came from ({@link trackingUriSource}); without
+ *   it (before the options were read), both are named.
  */
-export function cliWording(text: string, command: string): string {
+export function cliWording(text: string, command: string, trackingUriFrom = '--tracking-uri (else MLFLOW_TRACKING_URI)'): string {
   const name = command || '<command>';
   return CLI_WORDING.reduce(
-    (out, [pattern, replacement, commands]) => (commands && !commands.includes(command) ? out : out.replace(pattern, replacement.replaceAll('{command}', name))),
+    (out, [pattern, replacement, commands]) =>
+      commands && !commands.includes(command) ? out : out.replace(pattern, replacement.replaceAll('{command}', name).replaceAll('{trackingUri}', trackingUriFrom)),
     text,
   );
 }

@@ -17,7 +17,7 @@ import { redact } from '../core/logger.js';
 import { VERSION } from '../version.js';
 import { CliContext, type CliIo, type CommandOutcome, type GlobalOptions } from './context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from './exit-codes.js';
-import { AGE_UNITS, cliWording, toJsonText } from './format.js';
+import { AGE_UNITS, cliWording, toJsonText, trackingUriSource } from './format.js';
 
 export type { CliIo } from './context.js';
 
@@ -436,7 +436,7 @@ export async function runCli(words: string[], io: CliIo): Promise<number> {
     const runner = await pending.load();
     outcome = await runner(ctx, pending.args, pending.options);
   } catch (error) {
-    return reportError(io, error, { json: globals.json, verbose: globals.verbose, command: name, interrupted: io.signal?.aborted });
+    return reportError(io, error, { json: globals.json, verbose: globals.verbose, command: name, interrupted: io.signal?.aborted, trackingUriFrom: trackingUriSource(globals, io.env) });
   }
   if (globals.json) writeJson(io, { ok: outcome.exitCode === EXIT_CODES.OK, command: name, exitCode: outcome.exitCode, ...outcome.data });
   else if (outcome.text !== undefined && (!globals.quiet || outcome.textEvenIfQuiet)) io.stdout.write(redact(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`));
@@ -668,13 +668,13 @@ function writeJson(io: CliIo, document: Record<string, unknown>): void {
  * Prints an error: its message (which ends with the hint) and code on stderr; the stack and
  * cause chain only with `--verbose`; with `--json` also the JSON document on stdout.
  */
-function reportError(io: CliIo, error: unknown, options: { json?: boolean; verbose?: boolean; command: string; interrupted?: boolean }): ExitCode {
+function reportError(io: CliIo, error: unknown, options: { json?: boolean; verbose?: boolean; command: string; interrupted?: boolean; trackingUriFrom?: string }): ExitCode {
   const exitCode = exitCodeForError(error, options.interrupted);
   // The library's wording names its API; a shell user is told the flag or command instead.
-  io.stderr.write(redact(cliWording(formatError(error, options.verbose ?? false), options.command)));
+  io.stderr.write(redact(cliWording(formatError(error, options.verbose ?? false), options.command, options.trackingUriFrom)));
   if (options.json) {
     const json = errorJson(error);
-    for (const key of ['message', 'hint'] as const) if (typeof json[key] === 'string') json[key] = cliWording(json[key], options.command);
+    for (const key of ['message', 'hint'] as const) if (typeof json[key] === 'string') json[key] = cliWording(json[key], options.command, options.trackingUriFrom);
     writeJson(io, { ok: false, command: options.command, exitCode, error: json });
   }
   return exitCode;

@@ -357,7 +357,7 @@ function mlflowHint(
     return `The experiment id does not exist on the server at ${origin}. Check experimentId / MLFLOW_EXPERIMENT_ID, or pick the experiment by name (MLFLOW_EXPERIMENT_NAME), which creates it when missing.`;
   }
   if (status === 404 && (endpoint.startsWith('mlflow/runs/') || endpoint === 'mlflow/artifacts/list')) {
-    return `The run id does not exist on the server at ${origin}. Check that runId / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same server.`;
+    return `The run id does not exist on the server at ${origin}. Check that runId / MLFLOW_RUN_ID and the tracking URI (the trackingUri option, else MLFLOW_TRACKING_URI) point to the same server.`;
   }
   if (status === 404 && endpoint.includes('experiments')) return `No such experiment on ${origin}.`;
   if (errorCode === MLFLOW_ENDPOINT_DISABLED && /--artifacts-only/.test(body)) {

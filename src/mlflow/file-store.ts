@@ -392,7 +392,7 @@ export class FileTrackingStore implements TrackingClient {
       ? ` ${database} is beside it: MLflow 3.7+ keeps runs in sqlite:///mlflow.db when no tracking URI is set, which this library cannot write. Serve it (\`mlflow server --backend-store-uri sqlite:///${database}\`) and set MLFLOW_TRACKING_URI to its http:// address, in the parent too.`
       : '';
     throw this.error(404, 'RESOURCE_DOES_NOT_EXIST', endpoint, `Run ${runId} not found in ${this.root}.`, {
-      hint: `The run id does not exist in this local store. Check that runId / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same store (a run made on a tracking server is not in ./mlruns).${sqliteDefault}`,
+      hint: `The run id does not exist in this local store. Check that runId / MLFLOW_RUN_ID and the tracking URI (the trackingUri option, else MLFLOW_TRACKING_URI) point to the same store (a run made on a tracking server is not in ./mlruns).${sqliteDefault}`,
     });
   }
 

@@ -159,7 +159,7 @@ describe('errors in CLI terms', () => {
     // The error line only: not also the uploader's warning of the failed result, in its API's words.
     expect(run.stderr).toBe(
       'error [MLFLOW_API_ERROR]: Run 0123456789abcdef0123456789abcdef not found in ' +
-        `${join(cwd, 'mlruns')}. The run id does not exist in this local store. Check that --run-id / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same store (a run made on a tracking server is not in ./mlruns).\n`,
+        `${join(cwd, 'mlruns')}. The run id does not exist in this local store. Check that --run-id / MLFLOW_RUN_ID and --tracking-uri / MLFLOW_TRACKING_URI (neither is set: ./mlruns) point to the same store (a run made on a tracking server is not in ./mlruns).\n`,
     );
     expect(run.stdout).toContain('file a.txt: FAILED (run-unavailable): Run 0123456789abcdef0123456789abcdef not found');
     expect(run.stdout).toContain('Check that --run-id / MLFLOW_RUN_ID');
@@ -213,7 +213,7 @@ describe('errors in CLI terms', () => {
     };
     await check(['file', '--stage', 'training', 'a.txt', '--skip-existing', 'checksum'], "--skip-existing checksum needs a store whose listing reports checksums");
     await check(['file', '--stage', 'training', 'a.txt', '--skip-existing', 'checksum'], 'Use --skip-existing size (a file of the same size');
-    await check(['file', '--stage', 'training', 'a.txt', '--run-id', '0123456789abcdef0123456789abcdef'], 'Check that --run-id / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same store');
+    await check(['file', '--stage', 'training', 'a.txt', '--run-id', '0123456789abcdef0123456789abcdef'], 'Check that --run-id / MLFLOW_RUN_ID and --tracking-uri / MLFLOW_TRACKING_URI (neither is set: ./mlruns) point to the same store');
     await check(['file', '--stage', 'training', 'a.txt', '--config-dir', 'missing'], 'pass another --config-dir (or set ARTIFACT_UPLOADER_CONFIG_DIR)');
     await check(['runs', 'start', '--new', '--experiment-id', '42'], '--experiment-id 42: no such experiment');
     await check(['runs', 'start', '--new', '--experiment-id', '42'], 'give the experiment by name (--experiment-name / MLFLOW_EXPERIMENT_NAME)');
@@ -276,7 +276,7 @@ describe('errors in CLI terms', () => {
     const run = await cli(['training', 'ckpt', '--run-id', '0123456789abcdef0123456789abcdef'], { cwd, env });
     expect(run.code).toBe(2);
     expect(run.stdout).toContain('training checkpoint: FAILED (run-unavailable): ');
-    expect(run.stdout).toContain('Check that --run-id / MLFLOW_RUN_ID and MLFLOW_TRACKING_URI point to the same store');
+    expect(run.stdout).toContain('Check that --run-id / MLFLOW_RUN_ID and --tracking-uri / MLFLOW_TRACKING_URI (neither is set: ./mlruns) point to the same store');
     expect(run.stdout).not.toMatch(/runId \//);
   });
 });

@@ -234,6 +234,25 @@ describeWithServers('upload commands on a real MLflow server', () => {
   const serverEnv = (extra: Record<string, string> = {}) =>
     baseEnv({ MLFLOW_TRACKING_URI: mlflowServer().url, MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0', MLFLOW_HTTP_REQUEST_BACKOFF_JITTER: '0', ...extra });
 
+  it('a run the server does not have: the hint names where the tracking URI came from (--tracking-uri, else MLFLOW_TRACKING_URI)', async () => {
+    // It named MLFLOW_TRACKING_URI whatever the source: a caller who gave --tracking-uri (and
+    // perhaps has a stale MLFLOW_TRACKING_URI set) was sent to check the wrong setting.
+    const cwd = workspace();
+    const missing = '0'.repeat(32);
+    const hintOf = async (argv: string[], env: Record<string, string | undefined>) => {
+      const run = await cli(['--json', ...argv, 'benchmark', 'bench/results.json', '--run-id', missing], { cwd, env });
+      expect(run.code, run.stderr).toBe(EXIT_CODES.USAGE);
+      const doc = run.json() as { error?: { hint: string }; results?: Array<{ error?: { hint: string } }> };
+      const error = doc.error ?? doc.results?.find((r) => r.error)?.error;
+      expect(run.stderr).toContain(error?.hint);
+      return error?.hint;
+    };
+    const fromFlag = await hintOf(['--tracking-uri', mlflowServer().url], serverEnv({ MLFLOW_TRACKING_URI: 'http://127.0.0.1:9' }));
+    expect(fromFlag).toMatch(/^The run id does not exist on the server at http:\/\/127\.0\.0\.1:\d+\. Check that --run-id \/ MLFLOW_RUN_ID and --tracking-uri point to the same server\.$/);
+    const fromEnv = await hintOf([], serverEnv());
+    expect(fromEnv).toMatch(/ Check that --run-id \/ MLFLOW_RUN_ID and MLFLOW_TRACKING_URI \(no --tracking-uri given\) point to the same server\.$/);
+  });
+
   it('runs start on the server, every stage uploads, runs end', async () => {
     const cwd = workspace();
     const start = await cli(['runs', 'start', '--experiment-name', 'cli-tests'], { cwd, env: serverEnv() });

@@ -25,7 +25,7 @@ import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
 import { redact } from '../../core/logger.js';
-import { cliWording, formatDuration, table } from '../format.js';
+import { cliWording, formatDuration, table, trackingUriSource } from '../format.js';
 import type { ProgressDisplay } from '../progress.js';
 import { formatRegistered } from './register.js';
 
@@ -173,12 +173,12 @@ export function formatUploadResults(command: string, results: UploadResult[], dr
  * A failed result as `--json` and the summary show it: its error's message and hint, and each
  * failed file's error, in CLI terms ({@link cliWording}), as on stderr and as for a thrown error.
  */
-function inCliWords(result: UploadResult, command: string): UploadResult {
+function inCliWords(result: UploadResult, command: string, trackingUriFrom: string): UploadResult {
   if (result.status !== 'failed') return result;
-  const files = result.files.map((f) => (f.error === undefined ? f : { ...f, error: cliWording(f.error, command) }));
+  const files = result.files.map((f) => (f.error === undefined ? f : { ...f, error: cliWording(f.error, command, trackingUriFrom) }));
   if (!isArtifactUploaderError(result.error)) return { ...result, files };
   const error = result.error.toJSON();
-  for (const key of ['message', 'hint'] as const) if (typeof error[key] === 'string') error[key] = cliWording(error[key], command);
+  for (const key of ['message', 'hint'] as const) if (typeof error[key] === 'string') error[key] = cliWording(error[key], command, trackingUriFrom);
   return { ...result, files, error: error as unknown as UploadResult['error'] };
 }
 
@@ -200,6 +200,7 @@ function emptyDirectoryWarning(command: string, result: UploadResult, directory:
  */
 function outcome(ctx: CliContext, command: string, results: UploadResult[], registeredModel?: RegisterModelResult, directory?: string): CommandOutcome {
   let exitCode: ExitCode = EXIT_CODES.OK;
+  const trackingUriFrom = trackingUriSource(ctx.globals, ctx.env);
   // Results that failed for one cause (an interrupt cancels every pending upload) print it once.
   const printed = new Set<string>();
   for (const result of results) {
@@ -208,7 +209,7 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[], regi
     // The most specific failure wins: usage (2) and model (3) say what to fix, 1 only "try again".
     if (exitCode === EXIT_CODES.OK || exitCode === EXIT_CODES.FAILED) exitCode = code;
     // Masked as every other line: a message may quote what the user configured (an endpoint URL).
-    const line = result.error ? `error [${result.error.code}]: ${redact(cliWording(result.error.message, command))}\n` : '';
+    const line = result.error ? `error [${result.error.code}]: ${redact(cliWording(result.error.message, command, trackingUriFrom))}\n` : '';
     if (line && !printed.has(line)) ctx.io.stderr.write(line);
     printed.add(line);
   }
@@ -218,7 +219,7 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[], regi
   if (results.some((r) => r.status === 'skipped' && r.reason === 'no-run')) warnings.push(cliWording(NO_RUN_WARNING, command));
   const status = results.some((r) => r.status === 'failed') ? 'failed' : results.some((r) => r.status === 'uploaded') ? 'uploaded' : 'skipped';
   const runId = results.find((r) => r.runId)?.runId;
-  const worded = results.map((r) => inCliWords(r, command));
+  const worded = results.map((r) => inCliWords(r, command, trackingUriFrom));
   return {
     exitCode,
     data: { status, dryRun: ctx.globals.dryRun === true, runId, results: worded, warnings, ...(registeredModel ? { registeredModel } : {}) },
