@@ -5,21 +5,14 @@
  * second endpoint in the same file would never be asked.
  */
 import { ManagedIdentityCredential } from '@azure/identity';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, NetworkError } from '../../src/core/errors.js';
 import { azureMlTokenSource, type AzureTokenCredential } from '../../src/mlflow/azureml-auth.js';
 import { startTestServer } from '../support/http-test-server.js';
+import { restoreIdentityEnvAfterEach } from '../support/identity-endpoint-env.js';
 
-const savedEnv = { IDENTITY_ENDPOINT: process.env.IDENTITY_ENDPOINT, IDENTITY_HEADER: process.env.IDENTITY_HEADER };
-const servers: { close(): Promise<void> }[] = [];
+const servers = restoreIdentityEnvAfterEach();
 
-afterEach(async () => {
-  for (const [name, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
 
 describe('keepingTokenOutage', () => {
   it('a failure after a kept outage is reported as itself: an identity endpoint that answered 503 and then refuses (400, no OAuth code) is a ConfigError', async () => {

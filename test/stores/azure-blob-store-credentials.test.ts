@@ -11,31 +11,20 @@
  * (azure-blob-store-managed-identity.test.ts).
  */
 import { readFileSync } from 'node:fs';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ClientSecretCredential, ManagedIdentityCredential } from '@azure/identity';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError, NetworkError } from '../../src/core/errors.js';
 import { HttpClient } from '../../src/core/http.js';
 import { isRetryableError, resolveRetryOptions } from '../../src/core/retry.js';
 import { azureMlTokenSource } from '../../src/mlflow/azureml-auth.js';
-import { AzureBlobArtifactStore } from '../../src/stores/azure-blob-store.js';
 import type { AzureTokenCredential } from '../../src/stores/azure-config.js';
 import { startTestServer, type Handler } from '../support/http-test-server.js';
-import { writeSourceFile } from './small-files-contract.js';
+import { restoreIdentityEnvAfterEach } from '../support/identity-endpoint-env.js';
+import { uploadWithCredential } from './azure-token-upload.js';
 
 const CLIENT_SECRET = 'client-secret-Q9x7-never-shown';
-const servers: { close(): Promise<void> }[] = [];
-const savedEnv = { IDENTITY_ENDPOINT: process.env.IDENTITY_ENDPOINT, IDENTITY_HEADER: process.env.IDENTITY_HEADER };
+const servers = restoreIdentityEnvAfterEach();
 
-afterEach(async () => {
-  for (const [name, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
 
 /** An OAuth error answer, as Entra ID and the managed identity endpoints send them. */
 function oauthError(status: number, error: string): Handler {
@@ -95,22 +84,11 @@ async function servicePrincipal(handler: Handler) {
   return { tokenRequests, credential };
 }
 
-async function upload(credential: AzureTokenCredential, maxRetries = 2): Promise<unknown> {
-  const dir = await mkdtemp(join(tmpdir(), 'azure-token-'));
-  const local = await writeSourceFile(dir, 'a.txt', 'x');
-  const store = new AzureBlobArtifactStore('abfss://fs@acct.dfs.core.windows.net/runs/1/artifacts', {
-    credential,
-    blobEndpoint: 'https://127.0.0.1:1/acct',
-    env: {},
-    retry: { maxRetries, backoffFactor: 0, backoffJitter: 0 },
-  });
-  return store.uploadFile(local, 'a.txt').catch((e: unknown) => e);
-}
 
 describe('Entra ID token failures of the Azure store', () => {
   it('a managed identity endpoint answering 503 after the retries is a retried NetworkError, not "no usable credential"', async () => {
     const { endpoint, credential } = await managedIdentity(oauthError(503, 'temporarily_unavailable'));
-    const error = await upload(credential, 2);
+    const error = await uploadWithCredential(credential, 2);
     expect(error).toBeInstanceOf(NetworkError);
     expect(isRetryableError(error)).toBe(true);
     const network = error as NetworkError;
@@ -122,7 +100,7 @@ describe('Entra ID token failures of the Azure store', () => {
 
   it('Entra ID answering 503 temporarily_unavailable (a client secret) is a NetworkError after the retries; 400 invalid_client stays a ConfigError, not retried, without the secret', async () => {
     const busy = await servicePrincipal(oauthError(503, 'temporarily_unavailable'));
-    const transient = await upload(busy.credential, 2);
+    const transient = await uploadWithCredential(busy.credential, 2);
     expect(transient).toBeInstanceOf(NetworkError);
     expect((transient as NetworkError).message).toMatch(/got no Entra ID token: .*temporarily_unavailable/);
     expect((transient as NetworkError).hint).toMatch(/retried 2 time\(s\)\. Try again later/);
@@ -130,7 +108,7 @@ describe('Entra ID token failures of the Azure store', () => {
     expect(busy.tokenRequests).toHaveLength(1);
 
     const refused = await servicePrincipal(oauthError(401, 'invalid_client'));
-    const config = await upload(refused.credential, 3);
+    const config = await uploadWithCredential(refused.credential, 3);
     expect(config).toBeInstanceOf(ConfigError);
     expect((config as ConfigError).message).toMatch(/No usable Azure credential for abfss:\/\/.*invalid_client/);
     expect((config as ConfigError).hint).toMatch(/sign in for DefaultAzureCredential/);

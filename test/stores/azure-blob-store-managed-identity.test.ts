@@ -8,28 +8,17 @@
  * says. The storage request never goes out (the token comes first), so no storage server is
  * needed.
  */
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { ManagedIdentityCredential } from '@azure/identity';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
 import { isRetryableError } from '../../src/core/retry.js';
-import { AzureBlobArtifactStore } from '../../src/stores/azure-blob-store.js';
 import type { AzureTokenCredential } from '../../src/stores/azure-config.js';
 import { startTestServer } from '../support/http-test-server.js';
-import { writeSourceFile } from './small-files-contract.js';
+import { restoreIdentityEnvAfterEach } from '../support/identity-endpoint-env.js';
+import { uploadWithCredential } from './azure-token-upload.js';
 
-const savedEnv = { IDENTITY_ENDPOINT: process.env.IDENTITY_ENDPOINT, IDENTITY_HEADER: process.env.IDENTITY_HEADER };
-const servers: { close(): Promise<void> }[] = [];
+const servers = restoreIdentityEnvAfterEach();
 
-afterEach(async () => {
-  for (const [name, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[name];
-    else process.env[name] = value;
-  }
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
 
 describe('Entra ID token failures of the Azure store: a managed identity endpoint that does not answer', () => {
   it('a managed identity that gets no answer stays a credential error: a machine without one fails the same way', async () => {
@@ -46,16 +35,7 @@ describe('Entra ID token failures of the Azure store: a managed identity endpoin
     process.env.IDENTITY_ENDPOINT = `${endpoint.url}/msi/token`;
     process.env.IDENTITY_HEADER = 'identity-header';
     const credential = new ManagedIdentityCredential({ retryOptions: { maxRetries: 0 } }) as AzureTokenCredential;
-    const dir = await mkdtemp(join(tmpdir(), 'azure-token-'));
-    const local = await writeSourceFile(dir, 'a.txt', 'x');
-    const store = new AzureBlobArtifactStore('abfss://fs@acct.dfs.core.windows.net/runs/1/artifacts', {
-      credential,
-      blobEndpoint: 'https://127.0.0.1:1/acct',
-      env: {},
-      retry: { maxRetries: 2, backoffFactor: 0, backoffJitter: 0 },
-    });
-
-    const error = await store.uploadFile(local, 'a.txt').catch((e: unknown) => e);
+    const error = await uploadWithCredential(credential, 2);
 
     // Asked once, here: a credential error is not retried (the store's 2 retries would ask 3 times).
     expect(endpoint.requests.map((r) => r.url.split('?')[0])).toEqual(['/msi/token']);
