@@ -42,6 +42,20 @@ for i, path in enumerate(paths):
         f.write(f'body {i}'.encode())
 client.log_artifacts(run, tree)`;
 
+/** {@link LOG_EACH_PATH}, then each path downloaded by itself: `ok`, or what came back instead. */
+const DOWNLOAD_EACH_PATH = `${LOG_EACH_PATH}
+out = {}
+for i, path in enumerate(paths):
+    try:
+        dst = client.download_artifacts(run, f'c{i}', tempfile.mkdtemp())
+        got = sorted(os.path.relpath(os.path.join(r, n), dst) for r, _, ns in os.walk(dst) for n in ns)
+        same = got == [path] and open(os.path.join(dst, path), 'rb').read() == f'body {i}'.encode()
+        out[path] = 'ok' if same else f'came back as {got}'
+    except Exception as e:
+        out[path] = f'failed: {type(e).__name__}'
+print(json.dumps(out))
+`;
+
 describeWithServers("artifact names MLflow's Python client cannot round-trip (issue 13)", () => {
   it('refuses exactly the names the Python client cannot log, list and download unchanged: "#", "?" and "%XX"', { timeout: 300_000 }, async () => {
     const { url } = mlflowServer();
@@ -72,18 +86,7 @@ print(json.dumps(out))
   it('refuses exactly the names with a space at an edge that the Python client cannot give back: a leading space', { timeout: 300_000 }, async () => {
     const { url } = mlflowServer();
     // Whole relative paths this time: where a character sits in a name matters for spaces.
-    const script = `${LOG_EACH_PATH}
-out = {}
-for i, path in enumerate(paths):
-    try:
-        dst = client.download_artifacts(run, f'c{i}', tempfile.mkdtemp())
-        got = sorted(os.path.relpath(os.path.join(r, n), dst) for r, _, ns in os.walk(dst) for n in ns)
-        same = got == [path] and open(os.path.join(dst, path), 'rb').read() == f'body {i}'.encode()
-        out[path] = 'ok' if same else f'came back as {got}'
-    except Exception as e:
-        out[path] = f'failed: {type(e).__name__}'
-print(json.dumps(out))
-`;
+    const script = DOWNLOAD_EACH_PATH;
     const cases = [' lead.txt', 'trail.txt ', 'mid dle.txt', ' lead-dir/x.txt', 'trail-dir /x.txt', '.hidden', 'dots..', 'dot.'];
     const stdout = await runPython(script, { args: [url, JSON.stringify(cases)], env: { MLFLOW_TRACKING_URI: url }, timeoutMs: 300_000 });
     const outcome = JSON.parse(stdout.trim().split('\n').pop()!) as Record<string, string>;
@@ -95,18 +98,7 @@ print(json.dumps(out))
 
   it('refuses exactly the names that start with a scheme the Python client turns into a URL ("git:abc" lists as "git:///abc")', { timeout: 300_000 }, async () => {
     const { url } = mlflowServer();
-    const script = `${LOG_EACH_PATH}
-out = {}
-for i, path in enumerate(paths):
-    try:
-        dst = client.download_artifacts(run, f'c{i}', tempfile.mkdtemp())
-        got = sorted(os.path.relpath(os.path.join(r, n), dst) for r, _, ns in os.walk(dst) for n in ns)
-        same = got == [path] and open(os.path.join(dst, path), 'rb').read() == f'body {i}'.encode()
-        out[path] = 'ok' if same else f'came back as {got}'
-    except Exception as e:
-        out[path] = f'failed: {type(e).__name__}'
-print(json.dumps(out))
-`;
+    const script = DOWNLOAD_EACH_PATH;
     const cases = ['git:abc.txt', 'HTTP:x.txt', 'file:x.txt', 'file:', 'https:', 'svn+ssh:x', 'git:dir/x.txt', 'itms-services:x', 's3:x.txt', 'model:v1.bin', 'c:x.txt', 'x:http:y.txt', 'n:n.txt'];
     const refusedOnPurpose = [
       'itms-services:x', // Python 3.12 and later write this scheme back with "//" too; the test venv's 3.11 does not
