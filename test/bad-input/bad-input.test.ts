@@ -257,7 +257,7 @@ describeWithServers('bad input to the uploader: typed errors, nothing uploaded',
   it('25 a run id that does not exist: failed / run-unavailable, 404 with a hint', async () => {
     const result = await uploader({ runId: 'f'.repeat(32) }).uploadFile(join(root, 'good.txt'));
     expectRunUnavailable(result, MlflowApiError, /404 RESOURCE_DOES_NOT_EXIST/);
-    expect(result.error?.hint).toMatch(/runId \/ MLFLOW_RUN_ID and MLFLOW_TRACKING_URI/);
+    expect(result.error?.hint).toMatch(/runId \/ MLFLOW_RUN_ID and the tracking URI \(the trackingUri option, else MLFLOW_TRACKING_URI\) point to the same server\./);
   });
 
   it('26 a run id that is not a run id at all: InvalidArgumentError before any request', async () => {
