@@ -231,7 +231,7 @@ interface PlannedEntry {
   linkState?: SourceFileState;
   /** A file with more than one name (a hard link), which tar stores once. */
   hardLinked?: boolean;
-  /** A file's or symlink's mtime when it was scanned: what its directories are dated by ({@link directoryTimes}). */
+  /** A file's mtime when it was scanned (a symlink's is its `linkState`'s): what its directories are dated by ({@link directoryTimes}). */
   mtimeMs?: number;
 }
 
@@ -259,11 +259,12 @@ function directoryTimes(entries: readonly PlannedEntry[]): { of(path: string): D
   const newest = new Map<string, number>();
   let newestOfAll = -Infinity;
   for (const entry of entries) {
-    if (entry.mtimeMs === undefined) continue;
-    newestOfAll = Math.max(newestOfAll, entry.mtimeMs);
+    const mtimeMs = entry.mtimeMs ?? entry.linkState?.mtimeMs;
+    if (mtimeMs === undefined) continue;
+    newestOfAll = Math.max(newestOfAll, mtimeMs);
     for (let end = entry.path.indexOf('/'); end >= 0 && end < entry.path.length - 1; end = entry.path.indexOf('/', end + 1)) {
       const dir = entry.path.slice(0, end + 1);
-      newest.set(dir, Math.max(newest.get(dir) ?? -Infinity, entry.mtimeMs));
+      newest.set(dir, Math.max(newest.get(dir) ?? -Infinity, mtimeMs));
     }
   }
   const fallback = Number.isFinite(newestOfAll) ? newestOfAll : EMPTY_ARCHIVE_DATE_MS;
@@ -515,7 +516,7 @@ async function scan(
       if (type === 'symlink') {
         const linkStat = await scanCall(abs, () => lstat(abs));
         const target = await scanCall(abs, () => checkSymlink(rootReal, abs, path));
-        entries.push({ path, type, size, target, linkState: { size: linkStat.size, mtimeMs: linkStat.mtimeMs }, mtimeMs: linkStat.mtimeMs });
+        entries.push({ path, type, size, target, linkState: { size: linkStat.size, mtimeMs: linkStat.mtimeMs } });
       } else {
         // Checked now, like the scan's other refusals: tar opens a file only when it gets to it,
         // so an unreadable one failed the archive after every file before it was read and
