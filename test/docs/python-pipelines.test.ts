@@ -21,6 +21,15 @@ function pythonExample(): string {
   return match[1]!;
 }
 
+/** What the docs' helper runs with: the test server, the built CLI as its command, no backoff. */
+function helperEnv(): Record<string, string> {
+  return {
+    MLFLOW_TRACKING_URI: mlflowServer().url,
+    ARTIFACT_UPLOADER_BIN: `'${process.execPath}' '${join(root, 'dist', 'cli.js')}'`,
+    MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0',
+  };
+}
+
 describeWithServers('docs/python-pipelines.md', () => {
   it('the helper uploads into the run Python started, and turns exit 2 into FixRequired', async () => {
     const cwd = tempDir();
@@ -30,11 +39,7 @@ describeWithServers('docs/python-pipelines.md', () => {
     writeFileSync(join(cwd, 'out', 'metrics.json'), '{"eval_loss": 0.41}');
     const stdout = await runPython(pythonExample(), {
       cwd,
-      env: {
-        MLFLOW_TRACKING_URI: mlflowServer().url,
-        ARTIFACT_UPLOADER_BIN: `'${process.execPath}' '${join(root, 'dist', 'cli.js')}'`,
-        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0',
-      },
+      env: helperEnv(),
     });
     const runId = /^run ([0-9a-f]{32})$/m.exec(stdout)?.[1];
     expect(runId, stdout).toBeDefined();
@@ -62,11 +67,7 @@ with mlflow.start_run() as run:
     print("files", [f["artifactPath"] for r in doc["results"] for f in r["files"]])
 `, {
       cwd,
-      env: {
-        MLFLOW_TRACKING_URI: mlflowServer().url,
-        ARTIFACT_UPLOADER_BIN: `'${process.execPath}' '${join(root, 'dist', 'cli.js')}'`,
-        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0',
-      },
+      env: helperEnv(),
     });
     expect(stdout).toMatch(/^files \['[^']*-latency\.json'\]$/m);
   });
@@ -86,9 +87,7 @@ with mlflow.start_run() as run:
 `, {
       cwd,
       env: {
-        MLFLOW_TRACKING_URI: mlflowServer().url,
-        ARTIFACT_UPLOADER_BIN: `'${process.execPath}' '${join(root, 'dist', 'cli.js')}'`,
-        MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: '0',
+        ...helperEnv(),
         // A locale whose encoding is not UTF-8: Python's preferred encoding is then ASCII.
         LC_ALL: 'C',
         LANG: 'C',
