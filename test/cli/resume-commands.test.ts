@@ -12,6 +12,7 @@ import { localFileIdentity, UploadJournal, type JournalKey } from '../../src/upl
 import { claimStagedArchive, stagedArchiveDir } from '../../src/uploader/archive-staging.js';
 import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
 import { baseEnv, cli, tempDir } from './helpers.js';
+import { assertBuilt, DIST_INDEX, startChild } from '../support/child-node.js';
 
 async function seed(root: string): Promise<{ dir: string; keys: JournalKey[] }> {
   const dir = join(root, 'journal');
@@ -250,6 +251,43 @@ describe('artifact-uploader resume', () => {
     expect(readdirSync(join(cwd, 'ckpt'))).toEqual(['weights.bin']);
     const artifacts = join(cwd, 'mlruns', '0', start.stdout.trim(), 'artifacts');
     expect(existsSync(artifacts) ? readdirSync(artifacts) : []).toEqual([]);
+  });
+
+  it("clear during a sweep names each trial process that keeps records once, with its count, not once per record", async () => {
+    assertBuilt();
+    const root = tempDir();
+    const dir = join(root, 'journal');
+    // Two trials mid-upload (live processes of the built package): each owns a record per file it sends.
+    const trial = (files: number) =>
+      startChild(
+        `import { UploadJournal, localFileIdentity } from ${JSON.stringify(DIST_INDEX)};
+        import { writeFileSync } from 'node:fs';
+        import { join } from 'node:path';
+        const journal = await UploadJournal.open({ dir: process.env.JOURNAL });
+        for (let i = 0; i < ${files}; i++) {
+          const path = join(process.env.ROOT, 'f' + process.pid + '-' + i + '.bin');
+          writeFileSync(path, 'z'.repeat(1024));
+          await journal.begin({ target: 'http://127.0.0.1:5000', runId: 'sweep-run', artifactPath: 'trials/' + process.pid + '/f' + i + '.bin', local: await localFileIdentity(path) });
+        }
+        console.log('uploading');
+        process.stdin.resume();`,
+        { env: { JOURNAL: dir, ROOT: root }, stdin: true },
+      );
+    const trials = [trial(3), trial(2)];
+    try {
+      await Promise.all(trials.map((t) => t.waitFor('uploading')));
+      const run = await cli(['resume', 'clear', '--journal-dir', dir]);
+      expect(run.code).toBe(0);
+      const kept = run.stdout.split('\n').find((line) => line.startsWith('Kept '));
+      expect(kept).toMatch(/^Kept 5 record\(s\) of uploads running now \(.*\)\.$/);
+      expect(kept).toContain(`pid ${trials[0]!.pid}: 3`);
+      expect(kept).toContain(`pid ${trials[1]!.pid}: 2`);
+      // Each owner once: the line stays one entry per running trial, however many files it sends.
+      expect(kept!.match(/pid \d+/g)).toHaveLength(2);
+      expect(await readdir(dir)).toHaveLength(5);
+    } finally {
+      await Promise.all(trials.map((t) => t.kill()));
+    }
   });
 
   it('--no-resume and --journal-dir are global options every command sees', () => {

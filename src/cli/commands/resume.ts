@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { hostname } from 'node:os';
 import { hasUnfinishedUpload, newerFormatHint, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
 import { abandonRecordUploads, isHttpTarget, proxyElsewhere, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
 import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
@@ -42,6 +43,21 @@ function entryJson(entry: JournalListEntry, now: number): Record<string, unknown
     updatedAt: new Date(record.updatedAt).toISOString(),
     ageMs: now - entry.updatedAt,
   };
+}
+
+/**
+ * The processes that own records kept in use, each named once with how many records it holds:
+ * a sweep's trials own a record per file they are uploading, and naming the owner per record
+ * printed the same pid hundreds of times, hiding which trials were running.
+ */
+function runningOwners(inUse: readonly JournalListEntry[]): string {
+  const counts = new Map<string, number>();
+  for (const entry of inUse) {
+    const owner = entry.record?.owner;
+    const name = owner ? `pid ${owner.pid}${owner.host === hostname() ? '' : ` on ${owner.host}`}` : 'an unknown process';
+    counts.set(name, (counts.get(name) ?? 0) + 1);
+  }
+  return [...counts].map(([name, count]) => `${name}: ${count}`).join(', ');
 }
 
 /** One record as a table row. */
@@ -195,7 +211,7 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
     );
   }
   if (archives.length > 0) lines.push(`${verb} ${archives.length} staged archive(s) of interrupted archive uploads.`);
-  if (inUse.length > 0) lines.push(`Kept ${inUse.length} record(s) of uploads running now (${inUse.map((e) => `pid ${e.record?.owner.pid}`).join(', ')}).`);
+  if (inUse.length > 0) lines.push(`Kept ${inUse.length} record(s) of uploads running now (${runningOwners(inUse)}).`);
   if (newerFormat.length > 0) {
     lines.push(
       `${dryRun ? 'Would leave' : 'Left'} ${newerFormat.length} record(s) of a newer journal format:`,
