@@ -38,8 +38,8 @@
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import { lstat, mkdir, readdir, readFile, readlink, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, sep } from 'node:path';
-import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess } from '../core/atomic-write.js';
+import { dirname, join, sep } from 'node:path';
+import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess, type ExclusiveFile } from '../core/atomic-write.js';
 import { breakLockIfStale, readLockOwner, releaseOwnLock, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import { archiveSelector, type ArchiveSelection, type ArchiveSelector } from '../archive/create-checkpoint-archive.js';
 import { readManifest, manifestFileName, type CheckpointManifest, type ManifestSkippedEntry } from '../archive/manifest.js';
@@ -207,6 +207,28 @@ function breakStageLock(lockPath: string): Promise<boolean> {
   return breakLockIfStale(lockPath, judgeStageLock, { mode: 0o600 });
 }
 
+/** How many times a claim makes `archives/` again when another upload removed it, empty, under it. */
+const FOLDER_ATTEMPTS = 5;
+
+/**
+ * The lock's temp file, written in `archives/`, made again when it is gone. Every upload that
+ * ends removes `archives/` once it is empty (transfer.ts), so with trials of a sweep sharing the
+ * journal, one trial finishing between another's `mkdir` of the folder ({@link stagedArchiveDir})
+ * and this write took the folder away: the claim failed with ENOENT, and that trial's archive
+ * was built in a temp directory (with a warning), where a rerun after a kill cannot find it.
+ * Once the temp file is in it, the folder is not empty and stays.
+ */
+async function prepareStageLock(lockPath: string, content: string): Promise<ExclusiveFile> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await prepareExclusiveFile(lockPath, content, { mode: 0o600 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= FOLDER_ATTEMPTS) throw error;
+      await mkdir(dirname(lockPath), { recursive: true, mode: 0o700 });
+    }
+  }
+}
+
 /**
  * Takes the staging directory for this process: creates `<stageDir>.lock` (whole, where none exists) and
  * the directory, with `key` written in it for `resume list`. Returns `undefined` when a live process holds it (the caller builds its archive
@@ -224,7 +246,7 @@ export async function claimStagedArchive(stageDir: string, key?: StagedArchiveKe
   const token = randomBytes(8).toString('hex');
   // Whole or not at all: an empty lock (its owner killed between creating and writing it) would
   // read as another host's and count as live for STAGE_OWNER_STALE_MS.
-  const lock = await prepareExclusiveFile(lockPath, JSON.stringify({ pid: process.pid, host: hostname(), token } satisfies StageLockOwner), { mode: 0o600 });
+  const lock = await prepareStageLock(lockPath, JSON.stringify({ pid: process.pid, host: hostname(), token } satisfies StageLockOwner));
   try {
     for (let attempt = 0; attempt < 3; attempt++) {
       if (!(await lock.tryCreate())) {

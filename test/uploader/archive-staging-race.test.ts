@@ -2,15 +2,21 @@
  * Taking over a dead owner's staging lock with two claimers at once, and sweeping beside a
  * claimer (uploader/archive-staging.ts, core/lock-breaker.ts). The interleaving is forced by a
  * wrapper of `node:fs/promises` (test/support/fs-hooks.ts) that holds one process's read of the
- * dead lock until the other has taken the directory over: no timing involved.
+ * dead lock until the other has taken the directory over: no timing involved. And two trials
+ * sharing the journal, one held after it made `archives/` while the other's upload ends and
+ * removes the emptied folder.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { claimStagedArchive, removeStagedArchives } from '../../src/uploader/archive-staging.js';
-import { failReads, holdNextRead, resetFsHooks } from '../support/fs-hooks.js';
+import { uploadHpoArtifacts } from '../../src/stages/hpo.js';
+import { failReads, fsHooks, holdNextRead, resetFsHooks, signal } from '../support/fs-hooks.js';
+import { localRun, recordingLogger, scratch, silentLogger, writeTree } from './helpers.js';
 
 vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
 
@@ -91,5 +97,42 @@ describe('archive staging lock: its own lock unreadable when it lets go', () => 
     await expect(claim!.release()).resolves.toBeUndefined();
     resetFsHooks();
     expect((await readdir(dirname(dir))).sort()).toEqual([basename(dir), `${basename(dir)}.lock`]);
+  });
+});
+
+describe('archive staging: trials sharing one journal, one finishing while another starts', () => {
+  it("stages a trial's archive in the journal when another trial's upload removes the emptied archives/ folder between its mkdir and its claim", async () => {
+    const root = scratch('au-staging-folder-');
+    const journal = join(root, 'journal');
+    const sweep = writeTree(join(root, 'sweep'), { 'trial-0/adapter.bin': randomBytes(4096), 'trial-1/adapter.bin': randomBytes(4096) });
+    const { trackingUri, run, artifactsDir } = await localRun(root);
+    const archives = join(journal, 'archives');
+    // Trial 1 is held right after it made `archives/` (before it claims its staging directory
+    // there); trial 0 runs meanwhile from start to end, and, the last staged archive gone,
+    // removes the empty `archives/` folder, as every finished upload does.
+    const madeArchives = signal();
+    const goOn = signal();
+    let held = false;
+    fsHooks.afterMkdir = async (path) => {
+      if (path !== archives || held) return;
+      held = true;
+      madeArchives.resolve();
+      await goOn.promise;
+    };
+    const logger = recordingLogger();
+    const trial = (t: number, log = silentLogger) =>
+      uploadHpoArtifacts({ checkpointDir: join(sweep, `trial-${t}`), trialId: t, runId: run.runId, trackingUri, journalDir: journal, logger: log });
+    const second = trial(1, logger);
+    await madeArchives.promise;
+    const first = await trial(0);
+    expect(first.status).toBe('uploaded');
+    expect(existsSync(archives)).toBe(false);
+    goOn.resolve();
+    const result = await second;
+    expect(result.status).toBe('uploaded');
+    expect(logger.lines.filter(([level]) => level === 'warn')).toEqual([]);
+    // Staged where a rerun after a kill finds it, not in a temp directory that cannot be resumed.
+    expect(result.files[0]!.localPath.startsWith(`${archives}/`)).toBe(true);
+    expect(readdirSync(join(artifactsDir, 'trials', '1')).sort()).toEqual(['best_trial_checkpoint.manifest.json', 'best_trial_checkpoint.tar.gz']);
   });
 });
