@@ -77,7 +77,7 @@ describe('artifact-uploader resume', () => {
     expect(text.code).toBe(0);
     expect(text.stdout).toContain('No pending uploads');
     expect(text.stdout).toContain('1 staged archive(s)');
-    expect(text.stdout).toMatch(/run-9\s+http:\/\/127\.0\.0\.1:5000\/ best\.tar\.gz \(from .*ckpt\)\s+\d+ ?\w* ago\s+complete/);
+    expect(text.stdout).toMatch(/run-9\s+http:\/\/127\.0\.0\.1:5000\/ best\.tar\.gz \(from .*ckpt\)\s+\d+(?:\.\d+)? ?\w* ago\s+complete/);
     const json = (await cli(['resume', 'list', '--json', '--journal-dir', dir])).json();
     const [staged] = json.archives as Array<Record<string, any>>;
     expect(staged).toMatchObject({ dir: stage, complete: true, inUse: false });
