@@ -809,19 +809,13 @@ export class UploadJournal {
    * A record file read once, without a warning: its record (none when unreadable or corrupt),
    * and, for a record of a newer journal format ({@link newerFormatVersion}), which the sweep
    * and {@link clear} keep, its format version. `unreadable` when it is there but could not be
-   * read (EIO, EMFILE, EACCES): what it holds, its owner or the upload it names, is unknown,
-   * which the sweep must not take for "nothing" (it would delete a live upload's record, or the
-   * only handle to a billed S3 multipart upload, on a transient error).
+   * read ({@link readJournalFile}).
    */
   private async readRecordFile(path: string): Promise<{ record: JournalRecord | undefined; newerFormat?: number; unreadable?: true }> {
-    let text: string;
+    const read = await readJournalFile(path, readWhole);
+    if (!('text' in read)) return 'unreadable' in read ? { record: undefined, unreadable: true } : { record: undefined };
     try {
-      text = await readFile(path, 'utf8');
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'ENOENT' ? { record: undefined } : { record: undefined, unreadable: true };
-    }
-    try {
-      const json: unknown = JSON.parse(text);
+      const json: unknown = JSON.parse(read.text);
       const parsed = (await loadRecordSchema()).safeParse(json);
       if (parsed.success) return { record: parsed.data ?? undefined };
       const newerFormat = newerFormatVersion(json);
@@ -901,23 +895,25 @@ export class UploadJournal {
   /**
    * An operation log read once ({@link readLog}), and, for a log of a newer journal format (its
    * header's `version`, {@link newerFormatVersion}), which the sweep and {@link clear} keep as they
-   * keep such a record, its format version.
+   * keep such a record, its format version; `unreadable` when it is there but could not be read
+   * ({@link readJournalFile}: whether its operation runs now cannot be told). The one reader of a
+   * log's header: with `part: 'header'`, only the header line is read (the sweep needs nothing
+   * else of an expired log, and a log has a line per finished file after it, 20,000 for a large
+   * upload), and `log` is left out.
    */
-  private async readLogFile(path: string, quiet: boolean): Promise<{ log?: ReadOperationLog; newerFormat?: number; unreadable?: true }> {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return {};
-      if (!quiet) this.logger.warn(`Ignoring the resume journal log ${path}: ${(error as Error).message}`);
-      // There, but whether its operation runs now cannot be told (the sweep keeps it).
+  private async readLogFile(path: string, quiet: boolean, part: 'whole' | 'header' = 'whole'): Promise<{ header?: OperationLogHeader; log?: ReadOperationLog; newerFormat?: number; unreadable?: true }> {
+    const read = await readJournalFile(path, part === 'header' ? readFirstLine : readWhole);
+    if ('gone' in read) return {};
+    if ('unreadable' in read) {
+      if (!quiet) this.logger.warn(`Ignoring the resume journal log ${path}: ${read.unreadable.message}`);
       return { unreadable: true };
     }
     const { LogHeaderSchema, LogLineSchema } = await loadLogSchemas();
-    const [first = '', ...rest] = text.split('\n');
+    const [first = '', ...rest] = read.text.split('\n');
     const json = parseJson(first);
     const header = LogHeaderSchema.safeParse(json);
     if (!header.success) {
+      // A header no log of this version has (a newer version's, `version` > 1) is one the schema refuses, so the version alone tells.
       const newerFormat = newerFormatVersion(json);
       if (!quiet) {
         this.logger.warn(
@@ -928,12 +924,13 @@ export class UploadJournal {
       }
       return newerFormat !== undefined ? { newerFormat } : {};
     }
+    if (part === 'header') return { header: header.data };
     const lines: OperationLogLine[] = [];
     for (const text of rest) {
       const line = text ? LogLineSchema.safeParse(parseJson(text)) : undefined;
       if (line?.success) lines.push(line.data);
     }
-    return { log: { path, header: header.data, lines } };
+    return { header: header.data, log: { path, header: header.data, lines } };
   }
 
   /**
@@ -1163,13 +1160,13 @@ export class UploadJournal {
       const age = now - info.mtimeMs;
       if (RECORD_NAME.test(name) || LOG_NAME.test(name)) {
         // An expired record is read: one naming an upload the store keeps is kept (see above);
-        // an expired log too, for its header (a newer version's is kept, as its records are).
+        // an expired log too, its header line only (a newer version's is kept, as its records are).
         const expiredRecord = age > this.maxAgeMs && RECORD_NAME.test(name) ? await this.readRecordFile(path) : undefined;
-        const expiredLogIsNewer = age > this.maxAgeMs && LOG_NAME.test(name) && (await logOfNewerFormat(path));
+        const expiredLog = age > this.maxAgeMs && LOG_NAME.test(name) ? await this.readLogFile(path, true, 'header') : undefined;
         const record = expiredRecord?.record;
         const lasting = record !== undefined && hasLastingUpload(record);
         if (lasting) expired.push({ name, record, mtimeMs: info.mtimeMs });
-        const newer = expiredRecord?.newerFormat !== undefined || expiredLogIsNewer;
+        const newer = (expiredRecord ?? expiredLog)?.newerFormat !== undefined;
         // One that cannot be read now is kept for a sweep that can: it may name a lasting upload.
         if (age > this.maxAgeMs && !lasting && !newer && !expiredRecord?.unreadable) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
@@ -1318,21 +1315,38 @@ function newerFormatVersion(parsed: unknown): number | undefined {
   return typeof version === 'number' && version > 1 ? version : undefined;
 }
 
-/** How much of an operation log {@link logOfNewerFormat} reads at a time, looking for the end of its header line. */
+/**
+ * What reading a journal file (a record, an operation log, or a log's header line) gave: its
+ * text; `gone` when it is not there (released, cleared, swept meanwhile); or `unreadable` when
+ * it is there and could not be read (EIO, EMFILE, EACCES). Every reader of the journal's files
+ * goes through it, for one policy: an unreadable file is not a corrupt one, nor an absent one.
+ * What it holds (its owner, the upload it names, whether its operation runs now) is unknown, so
+ * nothing deletes it on that read: a transient error must not delete what a later read could
+ * read, such as the only handle to an S3 multipart upload billed until it is aborted (the sweep
+ * keeps it, by age and by bounds; `clear` lists it and leaves it unless asked to remove it).
+ */
+type JournalFileRead = { text: string } | { gone: true } | { unreadable: Error };
+
+async function readJournalFile(path: string, read: (path: string) => Promise<string>): Promise<JournalFileRead> {
+  try {
+    return { text: await read(path) };
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? { gone: true } : { unreadable: error as Error };
+  }
+}
+
+/** A journal file's whole text. */
+function readWhole(path: string): Promise<string> {
+  return readFile(path, 'utf8');
+}
+
+/** How much of an operation log {@link readFirstLine} reads at a time, looking for the end of its header line. */
 const HEADER_READ_BYTES = 64 * 1024;
 
-/**
- * Whether the operation log at `path` is of a newer journal format ({@link newerFormatVersion}
- * of its header line), as `readLogFile` tells it, from the header line alone: the sweep needs
- * nothing else of an expired log, and a log has a line per finished file after it (20,000 for
- * a large upload), read whole before for nothing. A header no log of this version has (a
- * newer version's, `version` > 1) is one `LogHeaderSchema` refuses, so the version alone
- * tells. `false` for a log that cannot be read (gone, say), as before.
- */
-async function logOfNewerFormat(path: string): Promise<boolean> {
-  let handle: FileHandle | undefined;
+/** The first line of a file (its header, for an operation log), read on to its end and no further. */
+async function readFirstLine(path: string): Promise<string> {
+  const handle = await open(path, 'r');
   try {
-    handle = await open(path, 'r');
     const read: Buffer[] = [];
     for (;;) {
       const chunk = Buffer.alloc(HEADER_READ_BYTES);
@@ -1341,11 +1355,9 @@ async function logOfNewerFormat(path: string): Promise<boolean> {
       read.push(chunk.subarray(0, end >= 0 ? end : bytesRead));
       if (end >= 0 || bytesRead === 0) break;
     }
-    return newerFormatVersion(parseJson(Buffer.concat(read).toString('utf8'))) !== undefined;
-  } catch {
-    return false;
+    return Buffer.concat(read).toString('utf8');
   } finally {
-    await handle?.close().catch(() => undefined);
+    await handle.close().catch(() => undefined);
   }
 }
 
