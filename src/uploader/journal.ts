@@ -1167,8 +1167,11 @@ export class UploadJournal {
         const lasting = record !== undefined && hasLastingUpload(record);
         if (lasting) expired.push({ name, record, mtimeMs: info.mtimeMs });
         const newer = (expiredRecord ?? expiredLog)?.newerFormat !== undefined;
-        // One that cannot be read now is kept for a sweep that can: it may name a lasting upload.
-        if (age > this.maxAgeMs && !lasting && !newer && !expiredRecord?.unreadable) await rm(path, { force: true });
+        // One that cannot be read now is kept for a sweep that can (readJournalFile): a record may
+        // name a lasting upload; a log lists finished files only, but a transient error is no
+        // reason to delete what a later sweep could read, and decide on.
+        const unreadable = (expiredRecord ?? expiredLog)?.unreadable === true;
+        if (age > this.maxAgeMs && !lasting && !newer && !unreadable) await rm(path, { force: true });
         else records.push({ path, mtimeMs: info.mtimeMs, size: info.size });
       } else if (/\.tmp$|\.lock\.broken-/.test(name) && (age > 60_000 || leftByDeadWriter(name, info.mtimeMs))) {
         // A writer killed between creating its temp file and renaming it (or linking it: a

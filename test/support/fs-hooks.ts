@@ -23,6 +23,8 @@ export const fsHooks: {
   beforeLink?: ((src: string, dst: string) => Promise<void> | void) | undefined;
   /** After a `stat` of `path` found `mtimeMs`, before its caller sees it. */
   afterStat?: ((path: string, mtimeMs: number) => Promise<void> | void) | undefined;
+  /** Before an `open` of `path` with `flags` (it may throw to fail the open, as {@link failOpens} does). */
+  beforeOpen?: ((path: string, flags: unknown) => Promise<void> | void) | undefined;
   /** After an `open` of `path` with `flags` opened it (`error` undefined) or failed, before its caller sees it. */
   afterOpen?: ((path: string, flags: unknown, error: unknown) => Promise<void> | void) | undefined;
   /** After a `mkdir` of `path` returned `created` (the first directory it created, if any), before its caller sees it. */
@@ -36,6 +38,7 @@ export function resetFsHooks(): void {
   fsHooks.afterRead = undefined;
   fsHooks.beforeLink = undefined;
   fsHooks.afterStat = undefined;
+  fsHooks.beforeOpen = undefined;
   fsHooks.afterOpen = undefined;
   fsHooks.afterMkdir = undefined;
   fsHooks.afterReaddir = undefined;
@@ -59,6 +62,7 @@ export function hookedFs(actual: Fs): Fs {
   }) as Fs['stat'];
   const open = (async (...args: Parameters<Fs['open']>) => {
     let handle: Awaited<ReturnType<Fs['open']>>;
+    if (fsHooks.beforeOpen && typeof args[0] === 'string') await fsHooks.beforeOpen(args[0], args[1]);
     try {
       handle = await actual.open(...args);
     } catch (error) {
@@ -109,15 +113,38 @@ export function holdNextRead(path: string, marker: string): { read: Promise<void
 /**
  * Makes the next `times` `readFile`s of `path` fail with an error of `code` (`EIO`, `EMFILE`,
  * `EACCES`: what a flaky disk or a process out of file descriptors gives), as Node's would;
- * `Infinity` fails every one. The hook unsets itself after the last; `failed()` says how many failed.
+ * `Infinity` fails every one. `path` may be a test of the path read (a lock moved aside under
+ * a name not known in advance, say). The hook unsets itself after the last; `failed()` says how many failed.
  */
-export function failReads(path: string, code: string, times: number): { failed: () => number } {
+export function failReads(path: string | ((path: string) => boolean), code: string, times: number): { failed: () => number } {
+  const matches = typeof path === 'string' ? (readPath: string) => readPath === path : path;
   let failed = 0;
   fsHooks.afterRead = (readPath) => {
-    if (readPath !== path) return;
+    if (!matches(readPath)) return;
     failed++;
     if (failed >= times) fsHooks.afterRead = undefined;
-    throw Object.assign(new Error(`${code}: injected read error, open '${path}'`), { code, errno: -5, syscall: 'open', path });
+    throw injectedError(readPath, code);
   };
   return { failed: () => failed };
+}
+
+/**
+ * Makes the next `times` `open`s of `path` for reading fail with an error of `code`, before the
+ * file is opened (no descriptor is left behind), as {@link failReads} does for `readFile`: for
+ * readers that open a file to read part of it. The hook unsets itself after the last.
+ */
+export function failOpens(path: string, code: string, times: number): { failed: () => number } {
+  let failed = 0;
+  fsHooks.beforeOpen = (openPath, flags) => {
+    if (openPath !== path || (flags !== undefined && flags !== 'r')) return;
+    failed++;
+    if (failed >= times) fsHooks.beforeOpen = undefined;
+    throw injectedError(openPath, code);
+  };
+  return { failed: () => failed };
+}
+
+/** An error of `code` as Node's file system calls give it. */
+function injectedError(path: string, code: string): NodeJS.ErrnoException {
+  return Object.assign(new Error(`${code}: injected read error, open '${path}'`), { code, errno: -5, syscall: 'open', path });
 }

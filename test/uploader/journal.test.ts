@@ -21,7 +21,7 @@ import {
   type JournalKey,
   type JournalRecord,
 } from '../../src/uploader/journal.js';
-import { failReads, fsHooks, resetFsHooks } from '../support/fs-hooks.js';
+import { failOpens, failReads, fsHooks, resetFsHooks } from '../support/fs-hooks.js';
 
 // Sees which files are read whole (fsHooks.afterRead) and opened; every call passes through.
 vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
@@ -417,6 +417,30 @@ describe('UploadJournal on real files', () => {
     await UploadJournal.open({ dir, maxEntries: 0, logger: recordingLogger() });
     resetFsHooks();
     expect(await readdir(dir)).toEqual([basename(logs[0]!.path)]);
+  });
+
+  it('an expired operation log the sweep cannot read now (EIO, EMFILE) is kept, as an unreadable record is: a later sweep that can read it decides', async () => {
+    const root = await tempDir();
+    const dir = join(root, 'journal');
+    const journal = await UploadJournal.open({ dir });
+    const local = { size: 10, mtimeNs: '1', ino: '2', dev: '3' };
+    const log = journal.operationLog('http://127.0.0.1:5000', 'run1');
+    await log.record({ artifactPath: 'm/a', localPath: '/d/a', local, at: Date.now() });
+    await log.close();
+    const old = new Date(Date.now() - 8 * 24 * 3600_000);
+    await utimes(log.path, old, old);
+    for (const code of ['EIO', 'EMFILE']) {
+      // However the sweep reads it (whole, or its header line through a descriptor).
+      const reads = failReads(log.path, code, Infinity);
+      const opens = failOpens(log.path, code, Infinity);
+      await UploadJournal.open({ dir });
+      resetFsHooks();
+      expect(reads.failed() + opens.failed()).toBeGreaterThan(0);
+      expect(await readdir(dir)).toEqual([basename(log.path)]);
+    }
+    // Readable again: expired, and this version's, it goes.
+    await UploadJournal.open({ dir });
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('operation logs: scan() reads a run\'s logs only, list() shows each file, clear() and the sweep remove a log whole', async () => {
