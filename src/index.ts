@@ -175,6 +175,7 @@ export type {
   JournalMultipart,
   JournalResumeToken,
   JournalListEntry,
+  JournalClearOptions,
   JournalClearResult,
   LocalFileIdentity,
 } from './uploader/journal.js';

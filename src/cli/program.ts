@@ -363,6 +363,10 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     )
     .option('--older-than <age>', 'only records not updated for this long: a number and s, m, h, d or w (e.g. 12h, 7d)', parseAge)
     .option('--keep-uploads', 'delete the records only: no request to the server or bucket; their unfinished uploads stay until a lifecycle rule removes them')
+    .option(
+      '--remove-unreadable',
+      'also delete records that cannot be read now (a disk error, too many open files, their permissions), which are otherwise left: the upload one names, if any, cannot be given up then, and stays until a lifecycle rule removes it',
+    )
     .addHelpText('after', examples('artifact-uploader resume clear', 'artifact-uploader resume clear --older-than 7d --dry-run', 'artifact-uploader resume clear --keep-uploads'))
     .action(act(async () => (await import('./commands/resume.js')).runResumeClear));
 

@@ -455,6 +455,14 @@ export interface JournalListEntry {
    * so {@link UploadJournal.clear} leaves it, as the sweep does. Absent for any other entry.
    */
   newerFormat?: number;
+  /**
+   * True when the record (or operation log) is there but could not be read when it was listed
+   * (EIO, EMFILE, EACCES; `record` is `undefined`): what it names, an S3 multipart upload billed
+   * until aborted perhaps, and whether an upload running now owns it are unknown (`inUse` is
+   * `false` for want of an owner to ask). {@link UploadJournal.clear} leaves it unless
+   * `removeUnreadable` is set, as the sweep does. Absent for any other entry.
+   */
+  unreadable?: true;
   /** True when the record's owner is a live process (an upload running now). */
   inUse: boolean;
   /** Bytes of the file that are known to be in the store (the whole file when uploaded, else the finished parts). */
@@ -476,6 +484,36 @@ export function newerFormatHint(count = 1): string {
   return `Written by a newer version of artifact-uploader, which may name ${an}${upload} this one cannot give up: left alone. Upgrade artifact-uploader (or run the version that wrote ${it}) to clear ${it}.`;
 }
 
+/**
+ * What to do about records (or operation logs) that could not be read
+ * ({@link JournalListEntry.unreadable}), in one wording for every output that says it (`resume
+ * list`'s row, `resume clear`'s lines and their `--json` `hint`), for one or `count` of them.
+ *
+ * @example
+ * ```ts
+ * unreadableHint(); // 'Could not be read now (a disk error, too many open files, its permissions), so what upload it names is unknown: left alone. ...'
+ * ```
+ */
+export function unreadableHint(count = 1): string {
+  const [it, its, names, is] = count === 1 ? ['it', 'its', 'names', 'is'] : ['them', 'their', 'name', 'are'];
+  return `Could not be read now (a disk error, too many open files, ${its} permissions), so what upload ${it} ${names} is unknown: left alone. Check the disk and clear again once ${it} ${is} readable; \`resume clear --remove-unreadable\` deletes ${it} as ${it} ${is}, and an unfinished upload ${it} ${names} is then left to the bucket's lifecycle rule.`;
+}
+
+/** Options of {@link UploadJournal.clear}. */
+export interface JournalClearOptions {
+  /** Only records not written for this long, in ms. @default every record */
+  olderThanMs?: number;
+  /** Remove nothing: say what would be removed. @default false */
+  dryRun?: boolean;
+  /**
+   * Remove records (and operation logs) that cannot be read now too
+   * ({@link JournalListEntry.unreadable}). What upload such a record names cannot be known, so
+   * it is not given up: only a bucket's lifecycle rule (AbortIncompleteMultipartUpload) ends it then.
+   * @default false (they are left, and returned in `unreadable`)
+   */
+  removeUnreadable?: boolean;
+}
+
 /** What {@link UploadJournal.clear} did (with `dryRun`, what it would do). */
 export interface JournalClearResult {
   /** Records deleted. */
@@ -487,6 +525,12 @@ export interface JournalClearResult {
    * artifact-uploader's, whose upload this version cannot give up; that version clears them.
    */
   newerFormat: JournalListEntry[];
+  /**
+   * Records (and operation logs) that could not be read ({@link JournalListEntry.unreadable}),
+   * left: a transient error must not remove the only handle to an upload billed until aborted.
+   * Empty with `removeUnreadable`, which removes them (in `removed`).
+   */
+  unreadable: JournalListEntry[];
   /** Staged archives deleted (directories under `archives/`, see `archive-staging.ts`). */
   archives: string[];
   /**
@@ -767,8 +811,8 @@ export class UploadJournal {
   }
 
   /**
-   * Every record, newest first; corrupt ones, and those of a newer journal format (with
-   * `newerFormat`), are listed without `record`.
+   * Every record, newest first; corrupt ones, those of a newer journal format (with
+   * `newerFormat`) and those that cannot be read now (with `unreadable`) are listed without `record`.
    *
    * @throws {LocalPathError} `NOT_A_DIRECTORY` when the journal directory is a file,
    *   `PATH_UNREADABLE` when it cannot be listed.
@@ -787,12 +831,13 @@ export class UploadJournal {
       const path = join(this.dir, name);
       const info = await stat(path).catch(() => undefined);
       if (!info) continue;
-      const { record, newerFormat } = await this.readRecordFile(path);
+      const { record, newerFormat, unreadable } = await this.readRecordFile(path);
       entries.push({
         file: path,
         updatedAt: record?.updatedAt ?? info.mtimeMs,
         record,
         ...(newerFormat !== undefined ? { newerFormat } : {}),
+        ...(unreadable ? { unreadable } : {}),
         inUse: record ? this.ownedByLiveProcess(record) : false,
         bytesDone: !record ? 0 : record.status === 'uploaded' ? record.local.size : (record.multipart?.parts ?? []).reduce((sum, p) => sum + p.size, 0),
       });
@@ -934,14 +979,15 @@ export class UploadJournal {
   }
 
   /**
-   * An operation log as list entries, one per file (a corrupt one, or one of a newer journal
-   * format with `newerFormat`, as one entry without `record`).
+   * An operation log as list entries, one per file (a corrupt one, one of a newer journal
+   * format with `newerFormat`, or one that cannot be read now with `unreadable`, as one entry
+   * without `record`).
    */
   private async listLog(path: string): Promise<JournalListEntry[]> {
-    const { log, newerFormat } = await this.readLogFile(path, true);
+    const { log, newerFormat, unreadable } = await this.readLogFile(path, true);
     if (!log) {
       const info = await stat(path).catch(() => undefined);
-      return info ? [{ file: path, updatedAt: info.mtimeMs, ...(newerFormat !== undefined ? { newerFormat } : {}), inUse: false, bytesDone: 0 }] : [];
+      return info ? [{ file: path, updatedAt: info.mtimeMs, ...(newerFormat !== undefined ? { newerFormat } : {}), ...(unreadable ? { unreadable } : {}), inUse: false, bytesDone: 0 }] : [];
     }
     const { header } = log;
     const inUse = this.logInUse(log);
@@ -969,7 +1015,10 @@ export class UploadJournal {
    * Deletes records: all of them, or those not written for `olderThanMs`. Records a live
    * process owns are left (and returned in `inUse`), and so are records of a newer journal
    * format (returned in `newerFormat`: a later artifact-uploader's, which may name an upload
-   * this version cannot give up; the sweep leaves them too). A record that names an upload in progress
+   * this version cannot give up; the sweep leaves them too), and records that cannot be read now
+   * (returned in `unreadable`: what they name is unknown, and a transient error must not remove
+   * the only handle to an upload billed until aborted; `removeUnreadable` removes them, without
+   * giving up any upload). A record that names an upload in progress
    * (a multipart upload, a session) is taken over before it is deleted, so that no rerun that
    * picked it up meanwhile loses it (it is then left, in `inUse`). The uploads the deleted
    * records name are not given up here (the store is not known): `abandonRecordUploads` does
@@ -988,17 +1037,22 @@ export class UploadJournal {
    * ```ts
    * const journal = await UploadJournal.open();
    * const { removed: due } = await journal.clear({ olderThanMs: 24 * 3600_000, dryRun: true });
-   * const { removed } = await journal.clear({ olderThanMs: 24 * 3600_000 });
+   * const { removed, unreadable } = await journal.clear({ olderThanMs: 24 * 3600_000 });
+   * console.log(`left ${unreadable.length} record(s) that could not be read now`); // removeUnreadable: true removes them
    * ```
    */
-  async clear(options: { olderThanMs?: number; dryRun?: boolean } = {}): Promise<JournalClearResult> {
+  async clear(options: JournalClearOptions = {}): Promise<JournalClearResult> {
     const now = Date.now();
-    const result: JournalClearResult = { removed: [], inUse: [], newerFormat: [], archives: [], at: now };
+    const result: JournalClearResult = { removed: [], inUse: [], newerFormat: [], unreadable: [], archives: [], at: now };
     /** Each record file or log handled, and whether it went. */
     const removedFiles = new Map<string, boolean>();
     const due = (await this.list()).filter((entry) => options.olderThanMs === undefined || now - entry.updatedAt >= options.olderThanMs);
-    for (const entry of due) if (entry.newerFormat !== undefined) result.newerFormat.push(entry);
-    const deletable = due.filter((entry) => entry.newerFormat === undefined);
+    const leftUnreadable = (entry: JournalListEntry) => entry.unreadable === true && options.removeUnreadable !== true;
+    for (const entry of due) {
+      if (entry.newerFormat !== undefined) result.newerFormat.push(entry);
+      else if (leftUnreadable(entry)) result.unreadable.push(entry);
+    }
+    const deletable = due.filter((entry) => entry.newerFormat === undefined && !leftUnreadable(entry));
     // Before any record goes: a clear that failed half-way through (the first `rm` refused)
     // lost the records it had removed, whose uploads its caller never got to give up. Only when
     // there is something to delete: a journal with nothing due (empty, or nothing older than

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CliContext } from '../../src/cli/context.js';
 import { createProgram, parseAge } from '../../src/cli/program.js';
 import { localFileIdentity, UploadJournal, type JournalKey } from '../../src/uploader/journal.js';
@@ -13,6 +13,11 @@ import { claimStagedArchive, stagedArchiveDir } from '../../src/uploader/archive
 import { createCheckpointArchive } from '../../src/archive/create-checkpoint-archive.js';
 import { baseEnv, cli, tempDir } from './helpers.js';
 import { assertBuilt, DIST_INDEX, startChild } from '../support/child-node.js';
+import { failReads, resetFsHooks } from '../support/fs-hooks.js';
+
+// Every call passes through, unless a test makes the reads of a record fail (failReads).
+vi.mock('node:fs/promises', async (importOriginal) => (await import('../support/fs-hooks.js')).hookedFs(await importOriginal()));
+afterEach(resetFsHooks);
 
 async function seed(root: string): Promise<{ dir: string; keys: JournalKey[] }> {
   const dir = join(root, 'journal');
@@ -200,6 +205,41 @@ describe('artifact-uploader resume', () => {
     expect(text.stdout).toContain(`  ${logPath} (version 2)`);
     expect(text.stdout).toContain(listed.hint);
     expect(await readFile(logPath, 'utf8')).toBe(log);
+  });
+
+  it('clear leaves a record it cannot read now (EIO) and says so, in text and --json; list shows it as unreadable; --remove-unreadable removes it, saying its upload is not given up', async () => {
+    const root = tempDir();
+    const { dir, keys } = await seed(root);
+    // The multipart record: the only handle to upload mpu-123.
+    const [name] = (await readdir(dir)).filter((n) => JSON.parse(readFileSync(join(dir, n), 'utf8')).key.artifactPath === 'ckpt/b.bin');
+    const path = join(dir, name!);
+    const before = await readFile(path, 'utf8');
+
+    failReads(path, 'EIO', Infinity);
+    const list = (await cli(['resume', 'list', '--json', '--journal-dir', dir])).json();
+    const listed = list.entries.find((e: { file: string }) => e.file === path);
+    expect(listed).toMatchObject({ file: path, unreadable: true, hint: expect.stringMatching(/^Could not be read now .*left alone\..*--remove-unreadable/) });
+    expect(listed).not.toHaveProperty('corrupt');
+    const hint: string = listed.hint;
+    expect((await cli(['resume', 'list', '--journal-dir', dir])).stdout).toMatch(/unreadable .*Could not be read now/);
+
+    const text = await cli(['resume', 'clear', '--keep-uploads', '--journal-dir', dir]);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toContain('Removed 1 record(s)');
+    expect(text.stdout).toContain(`Left 1 record(s) that could not be read:\n  ${path}\n${hint}`);
+    resetFsHooks();
+    expect(await readdir(dir)).toEqual([name]);
+    expect(await readFile(path, 'utf8')).toBe(before);
+    expect((await (await UploadJournal.open({ dir, sweep: false })).lookup(keys[0]!)).state).toBe('none');
+
+    failReads(path, 'EIO', Infinity);
+    const json = (await cli(['resume', 'clear', '--json', '--journal-dir', dir])).json();
+    expect(json).toMatchObject({ removed: [], unreadable: [expect.objectContaining({ file: path, unreadable: true, hint })] });
+    const forced = await cli(['resume', 'clear', '--remove-unreadable', '--json', '--journal-dir', dir]);
+    resetFsHooks();
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.json()).toMatchObject({ removed: [expect.objectContaining({ file: path, unreadable: true, upload: 'unknown' })], unreadable: [] });
+    expect(await readdir(dir)).toEqual([]);
   });
 
   it('list and clear on a --journal-dir that is a file: a path error (2) naming it, not an internal error', async () => {

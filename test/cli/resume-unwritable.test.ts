@@ -2,8 +2,9 @@
  * `resume clear` on a journal this user may read but not write (one a container made as root,
  * another user's shared journal): a PATH_UNWRITABLE error naming it, exit 2, before any record
  * is removed or any upload given up, and `--dry-run` says so the same way; `resume list` still lists it. In a shared journal (a sticky
- * directory, as `/tmp`), `resume clear` removes this user's records and leaves another user's,
- * with a warning, instead of stopping half-way. Root writes everywhere, so
+ * directory, as `/tmp`), `resume clear` removes this user's records and leaves another user's
+ * (unread, as a record it cannot read; with a warning when `--remove-unreadable` tries to delete
+ * it), instead of stopping half-way. Root writes everywhere, so
  * when the tests run as root (as CI does) this file drops root for good once its fixtures
  * exist (test/support/unprivileged.ts): the case runs for real everywhere, never skipped.
  */
@@ -106,12 +107,20 @@ describe('a resume journal this user cannot write', () => {
     expect((await readdir(dir)).sort()).toEqual(names);
   });
 
-  it("resume clear in a shared (sticky) journal removes this user's records and leaves another user's with a warning, instead of failing half-way", async () => {
+  it("resume clear in a shared (sticky) journal removes this user's records and leaves another user's, unread, or with a warning when --remove-unreadable tries it, instead of failing half-way", async () => {
     const run = await cli(['resume', 'clear', '--journal-dir', shared.dir, '--json']);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stderr).not.toMatch(/looks like a bug|INTERNAL_ERROR/);
-    expect(run.stderr).toContain(`Could not remove the resume journal record ${shared.others}`);
     expect(run.json().removed.map((r: { file: string }) => r.file)).toEqual([shared.mine]);
+    // Not this user's to read (EACCES): what it names is unknown, so it is left as unreadable.
+    expect(run.json().unreadable).toEqual([expect.objectContaining({ file: shared.others, unreadable: true })]);
+    expect(readdirSync(shared.dir)).toEqual([basename(shared.others)]);
+
+    // Asked to remove it all the same: not this user's to delete either, and the clear goes on.
+    const forced = await cli(['resume', 'clear', '--remove-unreadable', '--journal-dir', shared.dir, '--json']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).not.toMatch(/looks like a bug|INTERNAL_ERROR/);
+    expect(forced.stderr).toContain(`Could not remove the resume journal record ${shared.others}`);
     expect(readdirSync(shared.dir)).toEqual([basename(shared.others)]);
   });
 });

@@ -348,6 +348,42 @@ describe('UploadJournal on real files', () => {
       expect((await recordFiles(join(root, 'journal2'))).sort()).toEqual([fresh.gcs, fresh.s3, fresh.creating].sort());
     });
 
+    it('clear() leaves a record (or log) it cannot read now (EIO), lists it as unreadable, and removes it only with removeUnreadable: it may be the only handle to a billed S3 multipart upload', async () => {
+      const root = await tempDir();
+      const dir = join(root, 'journal');
+      const names = await sixRecords(root, dir);
+      const journal = await UploadJournal.open({ dir, sweep: false });
+      const log = journal.operationLog('http://127.0.0.1:5000', 'run1');
+      await log.record({ artifactPath: 'm/a', localPath: '/d/a', local: { size: 10, mtimeNs: '1', ino: '2', dev: '3' }, at: Date.now() });
+      await log.close();
+      const s3 = join(dir, names.s3!);
+      const before = await readFile(s3, 'utf8');
+      const unreadable = [s3, log.path];
+      const failing = () => failReads((path) => unreadable.includes(path), 'EIO', Infinity);
+
+      failing();
+      const listed = await journal.list();
+      expect(listed.filter((e) => e.unreadable).map((e) => e.file).sort()).toEqual([...unreadable].sort());
+      expect(listed.find((e) => e.file === s3)).toMatchObject({ unreadable: true, record: undefined, inUse: false });
+      const dry = await journal.clear({ dryRun: true });
+      expect(dry.unreadable.map((e) => e.file).sort()).toEqual([...unreadable].sort());
+      expect(dry.removed.map((e) => e.file)).not.toContain(s3);
+      const cleared = await journal.clear();
+      resetFsHooks();
+      expect(cleared.unreadable.map((e) => e.file).sort()).toEqual([...unreadable].sort());
+      expect(cleared.removed).toHaveLength(5);
+      expect((await readdir(dir)).sort()).toEqual([names.s3, basename(log.path)].sort());
+      expect(await readFile(s3, 'utf8')).toBe(before);
+
+      // Asked to: removed as they are, unread.
+      failing();
+      const forced = await journal.clear({ removeUnreadable: true });
+      resetFsHooks();
+      expect(forced.unreadable).toEqual([]);
+      expect(forced.removed.map((e) => e.file).sort()).toEqual([...unreadable].sort());
+      expect(await readdir(dir)).toEqual([]);
+    });
+
     it("a record of a newer journal format (a later artifact-uploader's, sharing the journal) is never deleted by age or bounds: what upload it names is not this version's to judge; a corrupt one is", async () => {
       const root = await tempDir();
       const dir = join(root, 'journal');

@@ -5,7 +5,7 @@
  * @module
  */
 import { hostname } from 'node:os';
-import { hasUnfinishedUpload, newerFormatHint, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
+import { hasUnfinishedUpload, newerFormatHint, unreadableHint, UploadJournal, type JournalListEntry, type JournalRecord } from '../../uploader/journal.js';
 import { abandonRecordUploads, isHttpTarget, proxyElsewhere, trackingTarget, type AbandonOutcome } from '../../uploader/abandon-records.js';
 import { listStagedArchives, type StagedArchiveEntry } from '../../uploader/archive-staging.js';
 import { trackingUriScheme } from '../../mlflow/tracking-uri.js';
@@ -24,6 +24,7 @@ function entryJson(entry: JournalListEntry, now: number): Record<string, unknown
   const record = entry.record;
   const age = { updatedAt: new Date(entry.updatedAt).toISOString(), ageMs: now - entry.updatedAt };
   if (entry.newerFormat !== undefined) return { file: entry.file, newerFormat: true, version: entry.newerFormat, ...age, hint: newerFormatHint() };
+  if (entry.unreadable) return { file: entry.file, unreadable: true, ...age, hint: unreadableHint() };
   if (!record) return { file: entry.file, corrupt: true, ...age };
   return {
     file: entry.file,
@@ -65,6 +66,7 @@ function entryRow(entry: JournalListEntry, now: number): string[] {
   const age = `${formatDuration(now - entry.updatedAt)} ago`;
   const record = entry.record;
   if (entry.newerFormat !== undefined) return ['newer format', '-', '-', entry.file, age, `version ${entry.newerFormat}. ${newerFormatHint()}`];
+  if (entry.unreadable) return ['unreadable', '-', '-', entry.file, age, unreadableHint()];
   if (!record) return ['corrupt', '-', '-', entry.file, age, 'ignored; `resume clear` deletes it'];
   const progress = record.status === 'uploaded' ? formatBytes(record.local.size) : `${formatBytes(entry.bytesDone)} of ${formatBytes(record.local.size)}`;
   const notes = [
@@ -117,8 +119,12 @@ export async function runResumeList(ctx: CliContext): Promise<CommandOutcome> {
   };
 }
 
-/** What `resume clear` says of a removed record's upload (`--dry-run`: `would-abort`, nothing asked yet). */
-type ClearedUpload = AbandonOutcome | { upload: 'would-abort' };
+/**
+ * What `resume clear` says of a removed record's upload (`--dry-run`: `would-abort`, nothing
+ * asked yet; `unknown`: a record removed unread with `--remove-unreadable`, whose upload, if any,
+ * could not be given up).
+ */
+type ClearedUpload = AbandonOutcome | { upload: 'would-abort' } | { upload: 'unknown' };
 
 /**
  * The server an `mlflow-artifacts://<host>/...` record names when it is not the command's own
@@ -150,9 +156,11 @@ function uploadLabel(record: JournalRecord): string {
 }
 
 /**
- * `resume clear [--older-than <age>] [--keep-uploads]`: deletes records (all, or those older
- * than the age) and gives up the unfinished uploads they name, each run's store resolved as an
- * upload resolves it; records of running uploads stay. A store that cannot be reached leaves its
+ * `resume clear [--older-than <age>] [--keep-uploads] [--remove-unreadable]`: deletes records
+ * (all, or those older than the age) and gives up the unfinished uploads they name, each run's
+ * store resolved as an upload resolves it; records of running uploads stay, and so do records
+ * that cannot be read now (what they name is unknown) unless `--remove-unreadable` says to
+ * remove them as they are. A store that cannot be reached leaves its
  * uploads (said, with why, and what removes them); the command still succeeds: the records are
  * gone either way, and a lifecycle rule is the backstop. The one exception: the environment's
  * MLflow credentials go only to the command's own tracking server, so a record of another
@@ -161,16 +169,19 @@ function uploadLabel(record: JournalRecord): string {
 export async function runResumeClear(ctx: CliContext, _args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   const olderThanMs = options.olderThan as number | undefined;
   const keepUploads = options.keepUploads === true;
+  const removeUnreadable = options.removeUnreadable === true;
   const dryRun = ctx.globals.dryRun === true;
   const journal = await openJournal(ctx);
   const now = Date.now();
   // A dry run is refused where the real clear would be (a journal this user cannot write).
-  const cleared = await journal.clear({ olderThanMs, dryRun });
-  const { inUse, newerFormat, archives, at } = cleared;
+  const cleared = await journal.clear({ olderThanMs, dryRun, removeUnreadable });
+  const { inUse, newerFormat, unreadable, archives, at } = cleared;
   let removed = cleared.removed;
   // The records are gone before their uploads are given up: a store that cannot be reached
   // never keeps a record (the rule of `resume clear` before uploads were given up).
   const outcomes = new Map<JournalListEntry, ClearedUpload>();
+  const removedUnread = removed.filter((e) => e.unreadable);
+  for (const e of removedUnread) outcomes.set(e, { upload: 'unknown' });
   const pending = removed.filter((e) => e.record && hasUnfinishedUpload(e.record));
   if (keepUploads) {
     for (const e of pending) outcomes.set(e, { upload: 'left', reason: 'kept (--keep-uploads)' });
@@ -219,6 +230,15 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
       newerFormatHint(newerFormat.length),
     );
   }
+  if (unreadable.length > 0) {
+    lines.push(`${dryRun ? 'Would leave' : 'Left'} ${unreadable.length} record(s) that could not be read:`, ...unreadable.map((e) => `  ${e.file}`), unreadableHint(unreadable.length));
+  }
+  if (removedUnread.length > 0) {
+    lines.push(
+      `${removedUnread.length} of them ${dryRun ? 'would be' : 'were'} removed unread (--remove-unreadable): an unfinished upload one named, if any, is not given up (an S3 multipart upload's parts stay billed until a lifecycle rule with AbortIncompleteMultipartUpload aborts it):`,
+      ...removedUnread.map((e) => `  ${e.file}`),
+    );
+  }
   const of = (kind: ClearedUpload['upload']) => pending.filter((e) => outcomes.get(e)?.upload === kind);
   const wouldAbort = of('would-abort');
   if (wouldAbort.length > 0) {
@@ -261,6 +281,7 @@ export async function runResumeClear(ctx: CliContext, _args: unknown[], options:
       kept: kept.map((e) => ({ ...entryJson(e, now), ...leftAsLeft(outcomes.get(e)!) })),
       inUse: inUse.map((e) => entryJson(e, now)),
       newerFormat: newerFormat.map((e) => entryJson(e, now)),
+      unreadable: unreadable.map((e) => entryJson(e, now)),
       archives,
     },
     text: lines.join('\n'),
