@@ -22,7 +22,8 @@
  * the name when it moves it aside, unless its own holder removed it in between. A holder judged
  * stale can do that only when it was judged by age while still alive (it held the lock past the
  * stale bound, its exclusion already lost); the token check after the move puts a lock taken in
- * that gap back, as before.
+ * that gap back, as before (and, when neither read gives a token, the moved lock's own
+ * judgement: see `moveAsideIfStale`).
  *
  * Why not something else: a lock is removed by name, and POSIX has no "unlink this name if it is
  * still that file", so some judgement must be made while nobody else can change the name; the
@@ -204,6 +205,11 @@ export async function judgeTimedLock(path: string, staleMs: number): Promise<Loc
  * the file judged (another token): then it is linked back (which fails, and leaves it removed,
  * only when a third process took the name in between). The unguarded break, used for the
  * breaker file itself (see the module comment) and under the breaker file for the lock.
+ *
+ * When neither read gave a token (both failed, EIO or EMFILE, or both files are torn), the
+ * tokens cannot tell the file judged from a lock taken in between, so the file moved is removed
+ * only when it is stale on its own judgement: a lock taken meanwhile is fresh, and goes back
+ * whatever its read says. Taking "no token" twice for "the same file" removed it.
  */
 async function moveAsideIfStale(path: string, judge: (path: string) => Promise<LockVerdict>, verdict?: LockVerdict): Promise<boolean> {
   const judged = verdict ?? (await judge(path));
@@ -215,9 +221,11 @@ async function moveAsideIfStale(path: string, judge: (path: string) => Promise<L
     return false; // gone already: released, or removed by whoever broke it first
   }
   const moved = await judge(aside);
-  if (moved.token !== judged.token) {
-    // Not the file judged: its holder let go and another took the name in between. Give it back
-    // (link never overwrites, so a lock taken meanwhile by yet another process is not clobbered).
+  const sameFile = moved.token !== undefined || judged.token !== undefined ? moved.token === judged.token : moved.stale;
+  if (!sameFile) {
+    // Not the file judged (or not known to be, and live): its holder let go and another took the
+    // name in between. Give it back (link never overwrites, so a lock taken meanwhile by yet
+    // another process is not clobbered).
     await link(aside, path).catch(() => undefined);
     await rm(aside, { force: true });
     return false;
