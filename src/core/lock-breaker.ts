@@ -117,10 +117,12 @@ function asideName(lockPath: string): string {
 /**
  * The owner a lock file names (its JSON, with a `token` and a `pid`), or `undefined` when it is
  * absent, cannot be read (being written; torn by a crash; a read error) or is of another shape.
- * For every lock of the library: the state file's, `<lock>.breaking`, a staged archive's. For
- * the judges of stale locks, which judge a lock they cannot read by its file's age or heartbeat,
- * as a lock of that age is judged whoever holds it. Not for a holder releasing its lock: a read
- * error says nothing about whose lock it is ({@link releaseOwnLock}).
+ * For every lock of the library: the state file's, `<lock>.breaking`, a destination lock. For
+ * the judges of stale locks whose rule judges a lock of that age stale whoever holds it, which
+ * judge a lock they cannot read by its file's age or heartbeat alone. Not for a judge whose rule
+ * needs the owner (a lock of a live process on this host that never goes stale by age: a staged
+ * archive's), nor for a holder releasing its lock: a read error says nothing about whose lock it
+ * is ({@link readLockOwnerPatiently}, {@link releaseOwnLock}).
  *
  * @example
  * ```ts
@@ -151,6 +153,33 @@ async function readLockOwnerOrThrow<T extends { pid: number; token: string }>(pa
   }
 }
 
+/** {@link readLockOwnerOrThrow}, a read error tried again briefly (`LOCK_RELEASE_RETRY`) before it is thrown. */
+function readLockOwnerRetrying<T extends { pid: number; token: string }>(path: string): Promise<T | undefined> {
+  return withRetry(() => readLockOwnerOrThrow<T>(path), { retry: LOCK_RELEASE_RETRY, isRetryable: isRetryableLockReadError });
+}
+
+/**
+ * The owner a lock file names, as {@link readLockOwner} reads it, except that a lock that is
+ * there and cannot be read (EIO, EMFILE, EACCES) is read again briefly (`LOCK_RELEASE_RETRY`,
+ * core/retry.ts: a transient error costs a few tries, not a wrong judgement), and when it still
+ * cannot be, says so (`unreadable`) instead of reading as "no owner". For a judge whose rule
+ * needs the owner (a lock of a live process on this host, which never goes stale by age): to it
+ * an unreadable lock is not stale, as whose it is cannot be told, and a live lock is never broken.
+ *
+ * @example
+ * ```ts
+ * const { owner, unreadable } = await readLockOwnerPatiently<{ pid: number; host: string; token: string }>('archives/0a1b.lock');
+ * ```
+ */
+export async function readLockOwnerPatiently<T extends { pid: number; token: string }>(path: string): Promise<{ owner?: T; unreadable?: true }> {
+  try {
+    const owner = await readLockOwnerRetrying<T>(path);
+    return owner ? { owner } : {};
+  } catch {
+    return { unreadable: true };
+  }
+}
+
 /**
  * Removes the lock at `path` when it is still this holder's (its `token`), and leaves it when it
  * is another's (a holder judged stale whose lock was broken and taken since). A read that fails
@@ -168,7 +197,7 @@ async function readLockOwnerOrThrow<T extends { pid: number; token: string }>(pa
 export async function releaseOwnLock(path: string, token: string): Promise<void> {
   let owner: { pid: number; token: string } | undefined;
   try {
-    owner = await withRetry(() => readLockOwnerOrThrow(path), { retry: LOCK_RELEASE_RETRY, isRetryable: isRetryableLockReadError });
+    owner = await readLockOwnerRetrying(path);
   } catch (error) {
     throw new LocalPathError('PATH_UNREADABLE', path, `Cannot release the lock ${path}: it cannot be read to tell whether it is still this process's (${(error as Error).message}).`, {
       cause: error,

@@ -40,7 +40,7 @@ import { lstat, mkdir, readdir, readFile, readlink, rm, stat, utimes, writeFile 
 import { hostname } from 'node:os';
 import { dirname, join, sep } from 'node:path';
 import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess, type ExclusiveFile } from '../core/atomic-write.js';
-import { breakLockIfStale, readLockOwner, releaseOwnLock, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
+import { breakLockIfStale, readLockOwnerPatiently, releaseOwnLock, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import { archiveSelector, type ArchiveSelection, type ArchiveSelector } from '../archive/create-checkpoint-archive.js';
 import { readManifest, manifestFileName, type CheckpointManifest, type ManifestSkippedEntry } from '../archive/manifest.js';
 
@@ -167,9 +167,13 @@ function stageLockPath(stageDir: string): string {
   return `${stageDir}.lock`;
 }
 
-/** The owner a lock names, or `undefined` when it cannot be read (being written, or torn by a crash). */
-function readStageLock(path: string): Promise<StageLockOwner | undefined> {
-  return readLockOwner<StageLockOwner>(path);
+/**
+ * What a staging lock says of its owner: the owner; nothing when it is torn (or gone); or
+ * `unreadable` when it is there and could not be read even after a few tries
+ * (`readLockOwnerPatiently`).
+ */
+function readStageLock(path: string): Promise<{ owner?: StageLockOwner; unreadable?: true }> {
+  return readLockOwnerPatiently<StageLockOwner>(path);
 }
 
 /** True when the lock at `path` may belong to a live process (other than a dead one on this host or a silent one elsewhere). */
@@ -178,15 +182,24 @@ async function stageLockLive(path: string, now = Date.now()): Promise<boolean> {
   return info !== undefined && stageOwnerLive(await readStageLock(path), info.mtimeMs, now);
 }
 
-/** Whether the owner a lock names (`undefined`: not readable) may be alive, the lock last refreshed at `mtimeMs`. */
-function stageOwnerLive(owner: StageLockOwner | undefined, mtimeMs: number, now = Date.now()): boolean {
+/**
+ * Whether the owner a lock names may be alive, the lock last refreshed at `mtimeMs`. A lock that
+ * cannot be read is: a lock of a live process on this host is live however old its heartbeat
+ * (a stopped process, a refresh that failed), so whose it is must be known to judge it stale.
+ * Read by age, a transient read error broke such a lock; read as "no owner" at once, it made a
+ * rerun after a kill build its archive elsewhere instead of resuming (the read is tried again
+ * first, which settles a transient error).
+ */
+function stageOwnerLive(read: { owner?: StageLockOwner; unreadable?: true }, mtimeMs: number, now = Date.now()): boolean {
+  if (read.unreadable) return true;
+  const { owner } = read;
   // A lock of this process's pid is ours when touched since this process started (its owner
   // refreshes it every minute); one touched before is a predecessor's with the same pid, whose
   // archive must be resumed, not left forever (touchedByThisProcess: not a set of the tokens this
   // module instance issued, which another instance in this process, a worker thread or the other
   // build, would not know).
   if (owner?.host === hostname()) return owner.pid === process.pid ? touchedByThisProcess(mtimeMs) : processAlive(owner.pid);
-  // Another host's (or a lock not readable yet): alive while refreshed.
+  // Another host's (or a torn lock, of an earlier version): alive while refreshed.
   return now - mtimeMs < STAGE_OWNER_STALE_MS;
 }
 
@@ -194,8 +207,8 @@ function stageOwnerLive(owner: StageLockOwner | undefined, mtimeMs: number, now 
 async function judgeStageLock(path: string): Promise<LockVerdict> {
   const info = await stat(path).catch(() => undefined);
   if (!info) return { stale: false, token: undefined };
-  const owner = await readStageLock(path);
-  return { stale: !stageOwnerLive(owner, info.mtimeMs), token: owner?.token };
+  const read = await readStageLock(path);
+  return { stale: !stageOwnerLive(read, info.mtimeMs), token: read.owner?.token };
 }
 
 /**

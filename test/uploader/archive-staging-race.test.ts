@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -134,5 +134,40 @@ describe('archive staging: trials sharing one journal, one finishing while anoth
     // Staged where a rerun after a kill finds it, not in a temp directory that cannot be resumed.
     expect(result.files[0]!.localPath.startsWith(`${archives}/`)).toBe(true);
     expect(readdirSync(join(artifactsDir, 'trials', '1')).sort()).toEqual(['best_trial_checkpoint.manifest.json', 'best_trial_checkpoint.tar.gz']);
+  });
+});
+
+describe('archive staging lock: another process\'s lock that cannot be read', () => {
+  it('a dead owner\'s lock read with a transient EIO is still taken over, and its archive resumed, not taken for a live owner\'s', async () => {
+    const { dir, lockPath } = await deadOwnersStage();
+    const reads = failReads(lockPath, 'EIO', 1);
+    const claim = await claimStagedArchive(dir);
+    expect(reads.failed()).toBe(1);
+    expect(claim).toBeDefined();
+    expect(await readFile(join(dir, 'best.tar.gz'), 'utf8')).toBe('archive');
+    await claim!.release();
+  });
+
+  it('a live owner\'s lock on this host that cannot be read is never broken, however old its heartbeat (a stopped process): neither by a claimer nor by resume clear', async () => {
+    const journal = join(await mkdtemp(join(tmpdir(), 'au-staging-race-')), 'journal');
+    const dir = join(journal, 'archives', 'd'.repeat(40));
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'best.tar.gz'), 'archive');
+    const lockPath = `${dir}.lock`;
+    // The parent of this test process: alive, on this host; its lock not refreshed for 11 minutes.
+    const live = JSON.stringify({ pid: process.ppid, host: hostname(), token: 'live' });
+    await writeFile(lockPath, live);
+    const old = new Date(Date.now() - 11 * 60_000);
+    await utimes(lockPath, old, old);
+    // Every read fails, at its name and moved aside.
+    const reads = failReads((path) => path === lockPath || path.startsWith(`${lockPath}.broken-`), 'EIO', Infinity);
+
+    expect(await claimStagedArchive(dir)).toBeUndefined();
+    expect(await removeStagedArchives(journal)).toEqual([]);
+    expect(reads.failed()).toBeGreaterThan(0);
+    resetFsHooks();
+    expect(await readFile(lockPath, 'utf8')).toBe(live);
+    expect(await readFile(join(dir, 'best.tar.gz'), 'utf8')).toBe('archive');
+    expect((await readdir(dirname(dir))).sort()).toEqual([basename(dir), basename(lockPath)]);
   });
 });
