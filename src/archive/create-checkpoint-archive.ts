@@ -445,15 +445,19 @@ export function archiveSelector(selection: ArchiveSelection): ArchiveSelector {
 }
 
 /**
- * The error of an archive aborted by the caller's signal (the CLI's on SIGINT or SIGTERM), in
- * the scan or while it was written. Nothing of it is left: the archive is written to a temp file
- * beside `out`, removed on failure, and renamed over `out` (then the manifest) only once
- * complete, so `out` and the manifest are as they were before the call. Nor is there anything to
- * resume from: the next run archives from the start.
+ * The error of an archive aborted by the caller's signal (the CLI's on SIGINT or SIGTERM):
+ * before it started (`beforeStart`: a signal that had fired before the call), in the scan, or
+ * while it was written. Nothing of it is left: the archive is written to a temp file beside
+ * `out`, removed on failure, and renamed over `out` (then the manifest) only once complete, so
+ * `out` and the manifest are as they were before the call. Nor is there anything to resume
+ * from: the next run archives from the start. One function for every moment, so that the
+ * messages name the directory the same way (resolved) and carry the same hint.
  */
-function archivingAborted(root: string, out: string, manifest: string | undefined, reason: unknown): AbortedError {
+function archivingAborted(root: string, out: string, manifest: string | undefined, reason: unknown, beforeStart = false): AbortedError {
   const outputs = manifest === undefined ? out : `${out} and ${manifest}`;
-  return new AbortedError(`Archiving ${root} was aborted by its AbortSignal; nothing was written (${outputs} as before the call, no temp file left).`, {
+  // Before the start there was no temp file to remove: only the outputs of a later abort are listed.
+  const left = beforeStart ? ' before it started; nothing was written.' : `; nothing was written (${outputs} as before the call, no temp file left).`;
+  return new AbortedError(`Archiving ${root} was aborted by its AbortSignal${left}`, {
     cause: reason,
     hint: ARCHIVE_AGAIN_HINT,
   });
@@ -754,9 +758,12 @@ export async function createCheckpointArchive(
   }
   const leftOut = archiveSelector(options);
   const { signal, onProgress } = options;
-  if (signal?.aborted) throw new AbortedError(`Archiving ${dir} was aborted by its AbortSignal before it started; nothing was written.`, { cause: signal.reason, hint: ARCHIVE_AGAIN_HINT });
-
   const root = resolvePath(dir);
+  const outAbs = resolvePath(out);
+  const manifestAbs = options.manifestPath !== undefined ? resolvePath(options.manifestPath) : undefined;
+  const aborted = (beforeStart = false) => archivingAborted(root, outAbs, manifestAbs, signal?.reason, beforeStart);
+  if (signal?.aborted) throw aborted(true);
+
   const rootInfo = await stat(root).catch(() => undefined);
   if (!rootInfo) {
     throw new LocalPathError('PATH_NOT_FOUND', root, `Checkpoint directory ${root} does not exist.`, {
@@ -768,8 +775,6 @@ export async function createCheckpointArchive(
       hint: 'Pass the checkpoint directory, or upload a single file with uploadFile.',
     });
   }
-  const outAbs = resolvePath(out);
-  const manifestAbs = options.manifestPath !== undefined ? resolvePath(options.manifestPath) : undefined;
   const outputs = await checkArchiveDestination(root, outAbs, manifestAbs);
 
   // A throwing progress callback must fail the archive, not crash the process from inside a
@@ -787,7 +792,6 @@ export async function createCheckpointArchive(
   };
 
   emit({ type: 'phase', phase: 'scanning' });
-  const aborted = () => archivingAborted(root, outAbs, manifestAbs, signal?.reason);
   const { entries, skipped } = await scan(root, outputs, leftOut, signal, aborted);
   if (internal.signal.aborted) throw internal.signal.reason;
   let filesTotal = 0;

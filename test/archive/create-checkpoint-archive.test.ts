@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { appendFileSync, chmodSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { link, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { Pack } from 'tar';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -602,6 +602,23 @@ describe('errors, progress and abort', () => {
       expect(await readFile(out, 'utf8'), phase).toBe('earlier archive');
       expect(await readFile(manifestPath, 'utf8'), phase).toBe('{"earlier": true}');
     }
+  });
+
+  it('an archive aborted before it started names the directory as one aborted later does (resolved), with the same hint', async () => {
+    // The "before it started" error was built apart from the others: it named the directory as
+    // given (relative to the working directory), where every later abort names the resolved one.
+    const src = join(work, 'ckpt');
+    await tree(src, { 'a.bin': randomBytes(1024) });
+    const controller = new AbortController();
+    controller.abort();
+    const error = await createCheckpointArchive(relative(process.cwd(), src), join(work, 'a.tar.gz'), { signal: controller.signal }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AbortedError);
+    expect(error).toMatchObject({
+      code: 'ABORTED',
+      message: expect.stringContaining(`Archiving ${src} was aborted by its AbortSignal before it started; nothing was written. `),
+      hint: expect.stringMatching(/^Run the same call again when ready: archiving starts over from the first file/),
+    });
+    expect(await readdir(work)).toEqual(['ckpt']);
   });
 
   it.runIf(process.platform === 'linux')('stops reading and closes its files when aborted', async () => {
