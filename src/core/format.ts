@@ -41,3 +41,19 @@ export function formatBytes(bytes: number): string {
 export function shellWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
+
+/**
+ * The first line of a server's or an SDK's message, trimmed: for an error message of our own
+ * that quotes it. Azure's messages carry `RequestId:...` and `Time:...` lines after the first
+ * (`@azure/identity`'s too, with a troubleshooting link), which say nothing to act on and would
+ * break the one-line form errors are printed in.
+ *
+ * @example
+ * ```ts
+ * firstLine('The specified container does not exist.\nRequestId:7e1c...\nTime:2026-12-07T09:00:00Z');
+ * // 'The specified container does not exist.'
+ * ```
+ */
+export function firstLine(text: string): string {
+  return text.split('\n')[0]?.trim() ?? '';
+}

@@ -10,6 +10,7 @@
  */
 import { ConfigError, MissingDependencyError, NetworkError } from '../core/errors.js';
 import { redact, registerSecret } from '../core/logger.js';
+import { firstLine } from '../core/format.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
 import { isRetryableError, isTransientCredentialError, RETRYABLE_STATUSES } from '../core/retry.js';
 import type { HttpClient } from '../core/http.js';
@@ -210,10 +211,6 @@ function credentialError(error: unknown): Error {
     cause: error,
     hint: 'Check that the Entra ID sign-in endpoint (login.microsoftonline.com, or the managed identity endpoint) is reachable; this is retried.',
   });
-}
-
-function firstLine(text: string): string {
-  return text.split('\n')[0]?.trim() ?? '';
 }
 
 /** Options of {@link azureMlJobTokenSource}. */

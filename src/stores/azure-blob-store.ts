@@ -34,7 +34,7 @@ import { redact, silentLogger, type Logger } from '../core/logger.js';
 import { loadOptionalModule } from '../core/optional-dependency.js';
 import { throwIfAborted } from '../core/abort.js';
 import { FILE_CHUNK_BYTES } from '../core/file-chunks.js';
-import { formatBytes } from '../core/format.js';
+import { firstLine, formatBytes } from '../core/format.js';
 import {
   isLowLevelNetworkError,
   isTransientCredentialError,
@@ -481,7 +481,3 @@ function isHnsDirectory(metadata: Record<string, string> | undefined): boolean {
   return Object.entries(metadata).some(([key, value]) => key.toLowerCase() === 'hdi_isfolder' && value.toLowerCase() === 'true');
 }
 
-/** Azure's messages carry `RequestId:...\nTime:...` lines after the first. */
-function firstLine(text: string): string {
-  return text.split('\n')[0]?.trim() ?? '';
-}
