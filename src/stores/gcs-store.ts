@@ -631,6 +631,15 @@ export class GcsArtifactStore implements ArtifactStore {
         ? 'No Google credentials were found, so the request went anonymously (as MLflow does), and the bucket does not allow that. Set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run `gcloud auth application-default login`, or run where the metadata server provides a service account.'
         : 'Google refused the credentials: check GOOGLE_APPLICATION_CREDENTIALS (or `gcloud auth application-default login`) and that the account is not disabled.';
     }
+    // Before the 403 of a missing permission: granting one changes nothing to these. GCS
+    // refuses to replace an object under retention or a hold (status-codes page of the JSON API).
+    if (reason === 'retentionPolicyNotMet') {
+      return `The object at this artifact path is under retention (the bucket's retention policy, or the object's own retention configuration): GCS says until when, and it cannot be replaced before then. Upload under another artifact path or to another run, or wait until the retention ends.`;
+    }
+    if (reason === 'objectUnderActiveHold') {
+      return `There is a hold on the object at this artifact path (event-based or temporary): it cannot be replaced while the hold is on. Upload under another artifact path or to another run, or have the hold released (\`gcloud storage objects update gs://${this.bucket}/<name> --no-temporary-hold --no-event-based-hold\`) by someone allowed to.`;
+    }
+    if (status === 412) return this.preconditionHint(reason, operation);
     if (status === 403 && !GCS_THROTTLING_REASONS.has(reason ?? '')) {
       return `${anonymous ? 'The request went without credentials (none were found). ' : ''}The account needs storage.objects.create on bucket "${this.bucket}" (and storage.objects.delete to overwrite an artifact, storage.objects.list to list them), e.g. the role roles/storage.objectUser.`;
     }
@@ -642,6 +651,27 @@ export class GcsArtifactStore implements ArtifactStore {
     }
     if (status === 400 && reason === 'invalid') return 'GCS refused the request as invalid; check the artifact path (object names are at most 1024 bytes of UTF-8).';
     return undefined;
+  }
+
+  /**
+   * The hint of a 412, which no retry mends (`core/retry.ts` does not retry it). GCS answers 412
+   * for a request that violates an organization policy (`orgPolicyConstraintFailed`), and for a
+   * precondition that did not hold (`conditionNotMet`): a session keeps the preconditions it was
+   * started with (`ifGenerationMatch`, ...) and checks them at its last chunk, which makes the
+   * object. This store sends none, on a session or a one-request upload; the failed session is
+   * cancelled, so nothing is left at the name.
+   */
+  private preconditionHint(reason: string | undefined, operation: string): string {
+    if (reason === 'orgPolicyConstraintFailed') {
+      return `An organization policy of the bucket's project refuses this write; GCS's message names the constraint (e.g. constraints/gcp.restrictNonCmekServices, which wants a customer-managed default key on the bucket). Have the bucket or the policy changed by an organization policy administrator, or point the tracking server's --default-artifact-root at a bucket the policy allows.`;
+    }
+    if (operation.startsWith('resumable upload')) {
+      return 'The resumable session was started with a precondition (ifGenerationMatch, ifMetagenerationMatch) that no longer holds: the object at this name changed since the session started. This store starts its sessions without one, so the session came from another tool (resumeSession); it was cancelled: upload the file again, in a session of its own.';
+    }
+    const sendsNone = 'This store sends no precondition (ifGenerationMatch, ifMetagenerationMatch) with its requests';
+    if (this.config.endpointSource === 'default') return `${sendsNone}, so the 412 came from something between this machine and GCS that adds one (a proxy): check the network path to storage.googleapis.com, then upload again.`;
+    const endpoint = `${redact(this.config.apiEndpoint)} (${this.config.endpointSource === 'option' ? 'the apiEndpoint option' : this.config.endpointSource})`;
+    return `${sendsNone}, so the 412 came from ${endpoint} or something between this machine and it (a proxy that adds one): check that it is GCS or an emulator of it, then upload again.`;
   }
 
   /** Adds the store's context to network errors and timeouts from the HTTP client. */

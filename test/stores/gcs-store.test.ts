@@ -268,6 +268,50 @@ describeWithServers('gs:// artifact store (gcp-storage-emulator, direct artifact
     expect(await objectMeta(`${store.rootKey}/model/failed.bin`)).toBeUndefined();
   });
 
+  it('a 412 on the last resumable chunk (an organization policy, a precondition of a session started elsewhere) fails at once with a hint, cancels the session, and leaves no object', async () => {
+    // A 412 had no hint at all. GCS answers 412 for a precondition that did not hold
+    // (conditionNotMet) or an organization policy the write violates (orgPolicyConstraintFailed);
+    // a session carries the preconditions it was started with to its last chunk, which makes the object.
+    const last = chunkAt(5 * CHUNK);
+    for (const [reason, hint] of [
+      ['orgPolicyConstraintFailed', /organization policy of the bucket's project refuses this write.*names the constraint.*--default-artifact-root/],
+      ['conditionNotMet', /session was started with a precondition.*no longer holds.*starts its sessions without one.*resumeSession.*upload the file again/],
+    ] as const) {
+      resetProxy();
+      proxy.addRule({ match: last, fault: 'status', status: 412, body: JSON.stringify({ error: { code: 412, message: 'Precondition Failed', errors: [{ reason, message: 'Precondition Failed' }] } }) });
+      const store = storeFor({}, proxy.url);
+      const error = await store.uploadFile(bigPath, `model/precondition-${reason}.bin`).catch((e: unknown) => e);
+      expect(error, reason).toBeInstanceOf(HttpStatusError);
+      expect(error, reason).toMatchObject({ status: 412, code: reason, hint: expect.stringMatching(hint) });
+      // Not retried: the same answer every time.
+      expect(proxy.requests.filter((r) => isChunk(r) && r.status === 412), reason).toHaveLength(1);
+      expect(proxy.requests.filter((r) => r.method === 'DELETE'), reason).toHaveLength(1);
+      expect(await objectMeta(`${store.rootKey}/model/precondition-${reason}.bin`), reason).toBeUndefined();
+    }
+    resetProxy();
+  });
+
+  it('a one-request upload refused with 412, or with 403 for an object under retention or a hold, says what to do, not that a permission is missing', async () => {
+    // 412 had no hint; 403 retentionPolicyNotMet and objectUnderActiveHold got the hint of a
+    // missing permission (storage.objects.create), which granting changes nothing to.
+    const local = await writeLocal('kept.txt', 'kept');
+    for (const [status, reason, hint] of [
+      [412, 'orgPolicyConstraintFailed', /organization policy of the bucket's project refuses this write/],
+      [412, 'conditionNotMet', /sends no precondition.*came from http:\/\/127\.0\.0\.1:\d+ \(STORAGE_EMULATOR_HOST\) or something between this machine and it/],
+      [403, 'retentionPolicyNotMet', /under retention.*cannot be replaced.*another artifact path/],
+      [403, 'objectUnderActiveHold', /hold on the object.*cannot be replaced.*released/],
+    ] as const) {
+      resetProxy();
+      proxy.addRule({ fault: 'status', status, body: JSON.stringify({ error: { code: status, message: 'refused', errors: [{ reason, message: 'refused' }] } }) });
+      const error = await storeFor({}, proxy.url).uploadFile(local, 'kept.txt').catch((e: unknown) => e);
+      expect(error, reason).toBeInstanceOf(HttpStatusError);
+      expect(error, reason).toMatchObject({ status, code: reason, hint: expect.stringMatching(hint) });
+      expect((error as HttpStatusError).hint, reason).not.toMatch(/storage\.objects\.create/);
+      expect(proxy.requests, reason).toHaveLength(1);
+    }
+    resetProxy();
+  });
+
   it('a file that shrinks during a resumable upload fails with PATH_UNREADABLE and leaves no object', async () => {
     resetProxy();
     const local = await writeLocal('shrinking.bin', big);
