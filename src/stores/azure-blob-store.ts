@@ -420,7 +420,22 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       case 'LeaseIdMismatchWithBlobOperation':
         // Not retried (412): the lease stays until its holder releases it, or for ever (infinite leases).
         return `Another client holds a lease on this blob: Azure takes writes to it only with that lease's id, which this upload does not have. Wait until that client is done with it, or break the lease (\`az storage blob lease break --container-name ${container} --blob-name <name>\`) if nothing should hold it, then upload again.`;
+      case 'UnauthorizedBlobOverwrite':
+        // A 403 the wrong-key hint below misread: the credentials work, for new blobs only.
+        return `The credentials from ${source} may create blobs but not overwrite them, and a blob is already at this artifact path: a SAS needs the w (write) permission besides c (create). Or upload under another artifact path or to another run.`;
+      case 'BlobArchived':
+        // Not retried (409), as every code below: the blob stays as it is until someone acts on it.
+        return `The blob at this artifact path is in the archive tier (moved there by a lifecycle rule, or by hand), and an archived blob cannot be overwritten. Upload under another artifact path or to another run, or delete the archived blob (\`az storage blob delete --container-name ${container} --name <name>\`) and upload again.`;
+      case 'BlobBeingRehydrated':
+        return `The blob at this artifact path is being rehydrated from the archive tier, which takes up to hours, and cannot be overwritten meanwhile: upload again once it is done (\`az storage blob show --container-name ${container} --name <name> --query properties.rehydrationStatus\`), or under another artifact path or to another run.`;
+      case 'InvalidBlobType':
+      case 'OperationNotAllowedOnIncrementalCopyBlob':
+      case 'BlobOperationNotSupported':
+        // Another tool's blob at the name: an append or page blob (InvalidBlobType), an incremental
+        // copy (a page blob), or a file made through the Data Lake API of an HNS account.
+        return `The blob at this artifact path is not a block blob this upload can write over (an append or page blob, an incremental copy, or a file written through the Data Lake API of an abfss:// account): Azure refuses its blocks. Delete it (\`az storage blob delete --container-name ${container} --name <name>\`) if nothing needs it and upload again, or upload under another artifact path.`;
       case 'BlobImmutableDueToPolicy':
+      case 'BlobImmutableDueToLegalHold':
         // Not retried (409): the policy holds until the retention period ends or the hold is lifted.
         return `The container "${container}" is under an immutability policy (time-based retention or a legal hold): a blob there cannot be overwritten or deleted while it holds. Upload under another artifact path or to another run, or have the policy lifted by the storage account's owner.`;
       case 'InvalidResourceName':

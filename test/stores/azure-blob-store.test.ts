@@ -629,6 +629,81 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect(await storeFor().list('immutable')).toEqual([]);
   });
 
+  it('a blob of another type (an append blob) at the name refuses the blocks (409 InvalidBlobType) at once, with a hint, and keeps its bytes', async () => {
+    // Azurite answers as Azure does; the error had no hint.
+    const root = storeFor().location.rootPath;
+    const theirs = containerClient().getAppendBlobClient(`${root}/other-type/big.bin`);
+    await theirs.create();
+    await theirs.appendBlock(Buffer.from('a log line\n'), 11);
+    try {
+      resetProxy();
+      const retries: RetryEvent[] = [];
+      const error = await storeFor({}, proxy.url)
+        .uploadFile(bigPath, 'other-type/big.bin', { onRetry: (e) => retries.push(e) })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HttpStatusError);
+      expect(error).toMatchObject({ status: 409, code: 'InvalidBlobType' });
+      expect((error as HttpStatusError).hint).toMatch(/^The blob at this artifact path is not a block blob.*append or page blob.*Delete it \(`az storage blob delete --container-name \S+ --name <name>`\).*or upload under another artifact path/);
+      expect(retries).toEqual([]);
+      expect(proxy.requests.filter(isCommit)).toEqual([]);
+      expect((await theirs.downloadToBuffer()).toString()).toBe('a log line\n');
+    } finally {
+      await theirs.delete();
+    }
+  });
+
+  it('an archived blob at the name is not overwritten (409 BlobArchived): refused at once, with a hint, and it stays archived', async () => {
+    // Azurite answers as Azure does (an archived blob cannot be overwritten); the error had no hint.
+    const root = storeFor().location.rootPath;
+    const earlier = containerClient().getBlockBlobClient(`${root}/archived/small.txt`);
+    await earlier.upload(Buffer.from('archived'), 8);
+    await earlier.setAccessTier('Archive');
+    try {
+      resetProxy();
+      const retries: RetryEvent[] = [];
+      const local = await writeLocal('archived/small.txt', 'ours');
+      const error = await storeFor({}, proxy.url)
+        .uploadFile(local, 'archived/small.txt', { onRetry: (e) => retries.push(e) })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(HttpStatusError);
+      expect(error).toMatchObject({ status: 409, code: 'BlobArchived' });
+      expect((error as HttpStatusError).hint).toMatch(/^The blob at this artifact path is in the archive tier.*cannot be overwritten.*another artifact path.*az storage blob delete/);
+      expect(retries).toEqual([]);
+      expect(proxy.requests.filter(isPutBlob)).toHaveLength(1);
+      expect((await earlier.getProperties()).accessTier).toBe('Archive');
+    } finally {
+      await earlier.delete();
+    }
+  });
+
+  it.each([
+    [409, 'BlobBeingRehydrated', /^The blob at this artifact path is being rehydrated from the archive tier.*upload again once/],
+    [409, 'BlobImmutableDueToLegalHold', /^The container "\S+" is under an immutability policy \(time-based retention or a legal hold\)/],
+    [409, 'OperationNotAllowedOnIncrementalCopyBlob', /^The blob at this artifact path is not a block blob.*an incremental copy/],
+    [409, 'BlobOperationNotSupported', /^The blob at this artifact path is not a block blob.*Data Lake API/],
+    [403, 'UnauthorizedBlobOverwrite', /may create blobs but not overwrite them.*w \(write\) permission/],
+  ] as const)('a commit refused with %i %s (which Azurite cannot produce) fails at once with a hint that says what to do, and leaves no blob', async (status, code, hint) => {
+    // Injected with Azure's answer; each had no hint (403 UnauthorizedBlobOverwrite the one of a wrong key).
+    resetProxy();
+    proxy.addRule({
+      match: isCommit,
+      fault: 'status',
+      status,
+      headers: { 'content-type': 'application/xml', 'x-ms-error-code': code },
+      body: `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>Refused.\nRequestId:0f0e\nTime:2026-12-07T07:00:00.0000000Z</Message></Error>`,
+    });
+    const retries: RetryEvent[] = [];
+    const error = await storeFor({}, proxy.url)
+      .uploadFile(bigPath, `refused-${code}/big.bin`, { onRetry: (e) => retries.push(e) })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(HttpStatusError);
+    expect(error).toMatchObject({ status, code, message: expect.stringContaining(`failed: ${status} ${code}: Refused.`) });
+    expect((error as HttpStatusError).hint).toMatch(hint);
+    expect(retries).toEqual([]);
+    expect(proxy.requests.filter(isCommit)).toHaveLength(1);
+    expect(await storeFor().list(`refused-${code}`)).toEqual([]);
+  });
+
   it('refuses bad artifact paths and missing files before any request', async () => {
     resetProxy();
     await expectRefusedBeforeAnyRequest(storeFor({}, proxy.url), join(dir, 'nope.bin'), bigPath, proxy.requests);
