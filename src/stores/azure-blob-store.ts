@@ -47,6 +47,7 @@ import { assertArtifactPath, joinArtifactPath } from '../mlflow/artifacts-api.js
 import { keepingTokenOutage } from '../mlflow/azureml-auth.js';
 import { assertObjectNamesFit, listingPrefixes, type ArtifactEntry, type ArtifactStore, type ArtifactStoreContext, type ArtifactStoreFactory, type UploadFileOptions, type UploadFileResult } from './artifact-store.js';
 import { uploadFileAsBlockBlob, type BlockBlobRequests } from './azure-block-upload.js';
+import { blobRefusalHint } from './azure-blob-refusals.js';
 import {
   AZURE_BLOB_NAME_LIMIT,
   normalizeAzureConnectionString,
@@ -392,6 +393,8 @@ export class AzureBlobArtifactStore implements ArtifactStore {
   private hintFor(code: string | undefined, status: number): string | undefined {
     const { container, account } = this.location;
     const source = this.config.auth.source;
+    const atTheName = blobRefusalHint(code, container);
+    if (atTheName) return atTheName;
     switch (code) {
       case 'ContainerNotFound':
       case 'FilesystemNotFound':
@@ -407,37 +410,9 @@ export class AzureBlobArtifactStore implements ArtifactStore {
       case 'AuthorizationSourceIPMismatch':
       case 'AuthorizationProtocolMismatch':
         return `The credentials from ${source} are not allowed to write blobs to "${container}": a SAS needs the b(lob) service and the c,w (create, write) and l (list) permissions (d, delete, to take back a file that changed during its upload); an Entra ID identity needs the "Storage Blob Data Contributor" role; check the account's network rules too.`;
-      case 'InvalidMd5':
-      case 'Md5Mismatch':
-        return 'The bytes were damaged on the way (the MD5 Azure computed does not match); upload again.';
-      case 'InvalidBlockList':
-        return 'A block went missing before the commit (another upload of the same artifact at the same time?); upload again.';
-      case 'InvalidBlobOrBlock':
-        // Azure wants one block id length per blob; ours take the length of another upload's
-        // (azure-block-upload.ts), down to 12 bytes (docs/azure.md).
-        return 'Azure refused the block beside uncommitted blocks that another upload of this blob left, whose ids are shorter than the 12 bytes this library needs (another tool, or an upload killed within the last week). Azure discards them at the blob\'s next commit or after about a week: finish that other upload with the tool that started it, or wait, then upload again.';
-      case 'LeaseIdMissing':
-      case 'LeaseIdMismatchWithBlobOperation':
-        // Not retried (412): the lease stays until its holder releases it, or for ever (infinite leases).
-        return `Another client holds a lease on this blob: Azure takes writes to it only with that lease's id, which this upload does not have. Wait until that client is done with it, or break the lease (\`az storage blob lease break --container-name ${container} --blob-name <name>\`) if nothing should hold it, then upload again.`;
       case 'UnauthorizedBlobOverwrite':
         // A 403 the wrong-key hint below misread: the credentials work, for new blobs only.
         return `The credentials from ${source} may create blobs but not overwrite them, and a blob is already at this artifact path: a SAS needs the w (write) permission besides c (create). Or upload under another artifact path or to another run.`;
-      case 'BlobArchived':
-        // Not retried (409), as every code below: the blob stays as it is until someone acts on it.
-        return `The blob at this artifact path is in the archive tier (moved there by a lifecycle rule, or by hand), and an archived blob cannot be overwritten. Upload under another artifact path or to another run, or delete the archived blob (\`az storage blob delete --container-name ${container} --name <name>\`) and upload again.`;
-      case 'BlobBeingRehydrated':
-        return `The blob at this artifact path is being rehydrated from the archive tier, which takes up to hours, and cannot be overwritten meanwhile: upload again once it is done (\`az storage blob show --container-name ${container} --name <name> --query properties.rehydrationStatus\`), or under another artifact path or to another run.`;
-      case 'InvalidBlobType':
-      case 'OperationNotAllowedOnIncrementalCopyBlob':
-      case 'BlobOperationNotSupported':
-        // Another tool's blob at the name: an append or page blob (InvalidBlobType), an incremental
-        // copy (a page blob), or a file made through the Data Lake API of an HNS account.
-        return `The blob at this artifact path is not a block blob this upload can write over (an append or page blob, an incremental copy, or a file written through the Data Lake API of an abfss:// account): Azure refuses its blocks. Delete it (\`az storage blob delete --container-name ${container} --name <name>\`) if nothing needs it and upload again, or upload under another artifact path.`;
-      case 'BlobImmutableDueToPolicy':
-      case 'BlobImmutableDueToLegalHold':
-        // Not retried (409): the policy holds until the retention period ends or the hold is lifted.
-        return `The container "${container}" is under an immutability policy (time-based retention or a legal hold): a blob there cannot be overwritten or deleted while it holds. Upload under another artifact path or to another run, or have the policy lifted by the storage account's owner.`;
       case 'InvalidResourceName':
         return 'The container or blob name is not valid in Azure Storage: check the artifact URI and the artifact path.';
       case 'AccountIsDisabled':

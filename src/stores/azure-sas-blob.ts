@@ -14,6 +14,7 @@ import { HttpStatusError } from '../core/errors.js';
 import type { ErrorResponse, HttpClient, HttpRequest } from '../core/http.js';
 import { redact } from '../core/logger.js';
 import type { BlockBlobRequests } from './azure-block-upload.js';
+import { blobRefusalHint } from './azure-blob-refusals.js';
 
 /** The Blob service version the requests speak (supported by Azure and Azurite 3.35). */
 export const SAS_BLOB_API_VERSION = '2021-12-02';
@@ -99,8 +100,10 @@ function blobHint(code: string | undefined, status: number): string | undefined 
   if (code === 'AuthenticationFailed' || code === 'AuthorizationFailure' || status === 403) {
     return 'The storage account refused the SAS URL the workspace handed out (expired, or without write permission): upload again, which asks the workspace for a new one; check the workspace storage account\'s network rules if it persists.';
   }
-  if (code === 'InvalidMd5' || code === 'Md5Mismatch') return 'The bytes were damaged on the way (the MD5 Azure computed does not match); upload again.';
-  if (code === 'InvalidBlockList') return 'A block went missing before the commit (another upload of the same artifact at the same time?); upload again.';
+  // The blob at the name (a lease, an immutability policy, the archive tier, another kind of
+  // blob) refuses a workspace's SAS as it refuses the wasbs:// store: the same hints.
+  const atTheName = blobRefusalHint(code);
+  if (atTheName) return atTheName;
   if (status === 404) return 'The container of the workspace\'s storage account does not exist (or the SAS names another account).';
   if (status >= 500 || status === 429 || status === 408) return 'The storage account kept failing after every retry; raise MLFLOW_HTTP_REQUEST_MAX_RETRIES or try later.';
   return undefined;

@@ -15,12 +15,14 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { AbortedError, ConfigError, HttpStatusError, MissingDependencyError, NetworkError, RequestTimeoutError, SourceChangedError } from '../../src/core/errors.js';
 import { snapshotFile } from '../../src/core/source-snapshot.js';
 import type { Logger } from '../../src/core/logger.js';
-import type { RetryEvent } from '../../src/core/retry.js';
+import { resolveRetryOptions, type RetryEvent } from '../../src/core/retry.js';
+import { HttpClient } from '../../src/core/http.js';
 import { ArtifactUploader } from '../../src/uploader/artifact-uploader.js';
 import { resolveMlflowConnection } from '../../src/mlflow/connection.js';
 import { listArtifactsRecursive, type MultipartResume, type PreviousMultipartUpload, type StoredPart } from '../../src/stores/artifact-store.js';
 import { AzureBlobArtifactStore, type AzureBlobArtifactStoreOptions } from '../../src/stores/azure-blob-store.js';
-import { blockId } from '../../src/stores/azure-block-upload.js';
+import { blockId, uploadBlockBlob } from '../../src/stores/azure-block-upload.js';
+import { sasBlockBlobRequests } from '../../src/stores/azure-sas-blob.js';
 import { normalizeAzureConnectionString } from '../../src/stores/azure-config.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
@@ -602,6 +604,44 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     for (const { path, data, blob } of blobs) {
       expect(await blob.downloadToBuffer()).toEqual(data);
       expected[path] = sha256(data);
+    }
+  });
+
+  it("a workspace's SAS URL (azure-sas-blob.ts, the azureml:// store's requests) onto a leased or an archived blob gets the store's hint, not none", async () => {
+    // Azurite answers as Azure does; the SAS requests had hints for MD5s and block lists only.
+    const root = storeFor().location.rootPath;
+    const { account, accountKey } = mlflowAzureServer();
+    const leased = containerClient().getBlockBlobClient(`${root}/sas/leased.bin`);
+    const archived = containerClient().getBlockBlobClient(`${root}/sas/archived.bin`);
+    await leased.upload(Buffer.from('leased'), 6);
+    await archived.upload(Buffer.from('archived'), 8);
+    await archived.setAccessTier('Archive');
+    const lease = leased.getBlobLeaseClient();
+    await lease.acquireLease(-1);
+    const sas = generateAccountSASQueryParameters(
+      { services: AccountSASServices.parse('b').toString(), resourceTypes: AccountSASResourceTypes.parse('o').toString(), permissions: AccountSASPermissions.parse('rcw'), expiresOn: new Date(Date.now() + 3_600_000) },
+      new StorageSharedKeyCredential(account, accountKey),
+    ).toString();
+    const http = new HttpClient({ retry: resolveRetryOptions({ maxRetries: 3, backoffFactor: 0.01, backoffJitter: 0 }, {}) });
+    const settings = { blockSize: MiB, maxSinglePutSize: MiB, concurrency: 2, retry: resolveRetryOptions({ maxRetries: 3, backoffFactor: 0.01, backoffJitter: 0 }, {}), requestTimeoutMs: 30_000, describe: { url: 'azureml://experiments/e/runs/r/artifacts/f.bin' } };
+    try {
+      for (const [blob, status, code, hint] of [
+        [leased, 412, 'LeaseIdMissing', /^Another client holds a lease on this blob.*az storage blob lease break --container-name <container>/],
+        [archived, 409, 'BlobArchived', /^The blob at this artifact path is in the archive tier.*cannot be overwritten/],
+      ] as const) {
+        const retries: RetryEvent[] = [];
+        const error = await uploadBlockBlob({ path: 'f.bin', size: 4, bytes: Buffer.from('ours') }, sasBlockBlobRequests(http, `${blob.url}?${sas}`, 'application/octet-stream'), { ...settings, onRetry: (e) => retries.push(e) }).catch((e: unknown) => e);
+        expect(error, code).toBeInstanceOf(HttpStatusError);
+        expect(error, code).toMatchObject({ status, code });
+        expect((error as HttpStatusError).hint, code).toMatch(hint);
+        expect(retries, code).toEqual([]);
+      }
+      expect((await leased.downloadToBuffer()).toString()).toBe('leased');
+      expect((await archived.getProperties()).accessTier).toBe('Archive');
+    } finally {
+      await lease.releaseLease();
+      await leased.delete();
+      await archived.delete();
     }
   });
 
