@@ -470,4 +470,3 @@ function isHnsDirectory(metadata: Record<string, string> | undefined): boolean {
   if (!metadata) return false;
   return Object.entries(metadata).some(([key, value]) => key.toLowerCase() === 'hdi_isfolder' && value.toLowerCase() === 'true');
 }
-
