@@ -19,6 +19,9 @@
  * @module
  */
 
+import type { inspect as nodeInspect, InspectOptionsStylized } from 'node:util';
+import { redact } from './logger.js';
+
 /** Options every error class accepts. */
 export interface ErrorOptions {
   /** What the caller should do about it; appended to the message. */
@@ -36,6 +39,12 @@ function endSentence(message: string): string {
   return /(?:[.!?:]['"`)\]]*|\s)$/.test(message) ? message : `${message}.`;
 }
 
+/** `util.inspect.custom`, by its registered name: the key Node's `inspect` looks a custom rendering up by. */
+const INSPECT_CUSTOM = Symbol.for('nodejs.util.inspect.custom');
+
+/** Errors whose inspection is under way: their custom inspect hands them to Node's default rendering. */
+const beingInspected = new WeakSet<object>();
+
 /** Base class of every error raised by this library. */
 export class ArtifactUploaderError extends Error {
   override name = 'ArtifactUploaderError';
@@ -48,6 +57,31 @@ export class ArtifactUploaderError extends Error {
     super(options.hint ? `${endSentence(message)} ${options.hint}` : message, { cause: options.cause });
     this.code = code;
     this.hint = options.hint;
+  }
+
+  /**
+   * What `util.inspect` shows, and so `console.log(error)`, a test runner's report or a log
+   * collector's serialiser: Node's own rendering (stack, own properties, the whole `cause`
+   * chain), redacted as one text. The `cause` is the third party's error as it was thrown (an
+   * SDK's, a server's answer quoted in it) and nothing redacted it: a Hub that echoed the
+   * request's token in its error body showed that token in the `[cause]` Node prints.
+   *
+   * @example
+   * ```ts
+   * declare const error: ArtifactUploaderError;
+   * console.error(error); // the stack, the fields and every cause, with secrets masked
+   * ```
+   */
+  [INSPECT_CUSTOM](depth: number, options: InspectOptionsStylized, inspect: typeof nodeInspect): string | this {
+    // Node renders an object whose custom inspect returns the object itself as it would without
+    // one: that is the rendering redacted here, asked for once per error.
+    if (beingInspected.has(this)) return this;
+    beingInspected.add(this);
+    try {
+      return redact(inspect(this, { ...options, depth }));
+    } finally {
+      beingInspected.delete(this);
+    }
   }
 
   /** A plain object for `--json` output and structured logs (no stack, no cause chain). */

@@ -1,7 +1,8 @@
 /**
  * Canary tokens in MLFLOW_TRACKING_TOKEN, MLFLOW_TRACKING_PASSWORD, HF_TOKEN, the tracking
  * URI's userinfo and ~/.mlflow/credentials must never show up anywhere a user or a log collector could read them: logs at
- * every level (debug included), thrown errors (message, hint, toJSON), results, the CLI's
+ * every level (debug included), thrown errors (message, hint, toJSON, util.inspect with the cause
+ * chain), results, the CLI's
  * stdout/stderr (`--json` and `--verbose`), and checkpoint manifests. Every command and API runs
  * on its success path and on failure paths, including a server that echoes the request's
  * Authorization header back in its error body; then everything captured is searched.
@@ -14,6 +15,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { ArtifactUploader, isArtifactUploaderError, publishToHub, startRun, endRun } from '../../src/index.js';
@@ -63,7 +65,9 @@ function expectNoLeak(c: Canaries, captured: string[]): void {
 
 function errorTexts(error: unknown): string[] {
   if (error === undefined || error === null) return [];
-  const out = [String(error), (error as Error).stack ?? ''];
+  // util.inspect is what console.log, test runners and log serialisers show: the stack, the own
+  // fields and the whole cause chain, third-party errors (an SDK's, a Hub answer's) included.
+  const out = [String(error), (error as Error).stack ?? '', inspect(error, { depth: Infinity }), inspect(error, { depth: Infinity, colors: true })];
   if (isArtifactUploaderError(error)) out.push(JSON.stringify(error.toJSON()), error.hint ?? '');
   return out;
 }
