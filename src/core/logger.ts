@@ -175,6 +175,7 @@ function redactWith(text: string, secrets: readonly string[]): string {
     .replace(AUTHORIZATION_VALUE, (_m, head: string, scheme?: string) => (scheme ? `${head}${scheme} ${MASK}` : `${head}${MASK}`))
     .replace(/\bhf_[A-Za-z0-9]{6,}\b/g, `hf_${MASK}`)
     .replace(PRESIGNED_QUERY_SECRET, `$1${MASK}`)
+    .replace(SIGNATURE_PROVIDED, `$1${MASK}`)
     .replace(CONNECTION_STRING_SECRET, `$1${MASK}`);
 }
 
@@ -204,10 +205,19 @@ const CONNECTION_STRING_SECRET = /\b(AccountKey=|SharedAccessSignature=)(?:[^;\s
 /**
  * Query parameters of presigned URLs (S3 SigV4 and SigV2, GCS, Azure SAS) and GCS resumable
  * session URIs (`upload_id`) that grant access until they expire: a multipart part URL or a
- * session URI in a log must not be usable by whoever reads the log.
+ * session URI in a log must not be usable by whoever reads the log. Also after `&amp;`, the
+ * `&` of a query string quoted in XML: an object store's error body quotes the request so (S3's
+ * SignatureDoesNotMatch, in its `<CanonicalRequest>`), and the credential and security token
+ * after `&amp;` were shown as they are.
  */
 const PRESIGNED_QUERY_SECRET =
-  /([?&](?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig|upload_id)=)(?:[^&#\s"'<>\\]|\\(?!\\*["']))+/gi;
+  /([?&](?:amp;)?(?:X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|X-Goog-Signature|X-Goog-Credential|Signature|sig|upload_id)=)(?:[^&#\s"'<>\\]|\\(?!\\*["']))+/gi;
+
+/**
+ * The signature S3 quotes back in its SignatureDoesNotMatch body: a presigned URL's
+ * `X-Amz-Signature`, outside any query string.
+ */
+const SIGNATURE_PROVIDED = /(<SignatureProvided>)[^<]*/gi;
 
 /**
  * Schemes of Azure Storage URIs, whose userinfo is the container (Blob) or file system (ADLS

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, LocalPathError, isArtifactUploaderError } from '../../src/core/errors.js';
-import { createStreamLogger, redact, redactingLogger, redactUrl, registerSecret } from '../../src/core/logger.js';
+import { createStreamLogger, redact, redactForJson, redactingLogger, redactUrl, registerSecret } from '../../src/core/logger.js';
 
 describe('redact', () => {
   it('masks URL userinfo, Authorization values, Hub tokens and registered secrets', () => {
@@ -38,6 +38,19 @@ describe('redact', () => {
     expect(redact('https://storage.googleapis.com/b/o?X-Goog-Signature=0a1b')).toBe('https://storage.googleapis.com/b/o?X-Goog-Signature=***');
     // Only query parameters: prose and other parameters stay readable.
     expect(redact('the Signature= header and ?signed=1&design=x')).toBe('the Signature= header and ?signed=1&design=x');
+  });
+
+  it('masks them in a query string quoted in XML (`&amp;`), as S3 quotes the request in a SignatureDoesNotMatch body', () => {
+    const body =
+      '<Error><Code>SignatureDoesNotMatch</Code><SignatureProvided>5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7</SignatureProvided>' +
+      '<CanonicalRequest>PUT\n/b/k\nX-Amz-Algorithm=AWS4-HMAC-SHA256&amp;X-Amz-Credential=ASIAEXAMPLE%2F20250101%2Fus-east-1%2Fs3%2Faws4_request&amp;X-Amz-Date=20250101T000000Z' +
+      '&amp;X-Amz-Security-Token=FwoGZXIvYXdzEXAMPLE&amp;X-Amz-SignedHeaders=host&amp;partNumber=1&amp;uploadId=u1\nhost:b.s3.amazonaws.com</CanonicalRequest></Error>';
+    const masked = redact(body);
+    expect(masked).not.toMatch(/5d672d79|ASIAEXAMPLE|FwoGZXIv/);
+    expect(masked).toContain('<SignatureProvided>***</SignatureProvided>');
+    expect(masked).toContain('X-Amz-Algorithm=AWS4-HMAC-SHA256&amp;X-Amz-Credential=***&amp;X-Amz-Date=20250101T000000Z&amp;X-Amz-Security-Token=***&amp;X-Amz-SignedHeaders=host&amp;partNumber=1');
+    // The same document as a JSON field (an error's `body` in --json) stays valid JSON.
+    expect(JSON.parse(JSON.stringify(redactForJson({ body })))).toEqual({ body: masked });
   });
 
   it('drops credentials from URLs', () => {

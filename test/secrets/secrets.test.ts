@@ -25,6 +25,7 @@ import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, mlflowServer
 import { writeFusedModel, writeMlxLoraModel } from '../hub/helpers.js';
 import { captureLogger, tempDir } from '../faults/helpers.js';
 import { serverRun } from '../uploader/helpers.js';
+import { startTestServer } from '../support/http-test-server.js';
 
 interface Canaries {
   token: string;
@@ -306,6 +307,62 @@ describeWithServers('secrets never leak', () => {
       for (const text of captured) expect(text).not.toContain(secret);
     } finally {
       vi.unstubAllEnvs();
+    }
+  });
+
+  it('a presigned part URL echoed back in an S3 error body (XML, `&amp;` between the parameters) is masked', async () => {
+    // The parts go to presigned URLs the real server signs (MLflow over moto); a store of the
+    // test's own answers them as S3 answers a signature it does not accept: its
+    // SignatureDoesNotMatch body quotes the canonical request, whose query string (the URL's,
+    // without X-Amz-Signature) is XML-escaped, and the signature as <SignatureProvided>.
+    const xml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+    const echoed: Array<{ credential: string; signature: string }> = [];
+    const s3Like = await startTestServer((req, res) => {
+      const url = new URL(req.url, 'http://s3.local');
+      const signature = url.searchParams.get('X-Amz-Signature') ?? '';
+      echoed.push({ credential: url.searchParams.get('X-Amz-Credential') ?? '', signature });
+      url.searchParams.delete('X-Amz-Signature');
+      url.searchParams.sort();
+      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.end(
+        `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match the signature you provided. Check your key and signing method.</Message>` +
+          `<SignatureProvided>${signature}</SignatureProvided><CanonicalRequest>PUT\n${xml(url.pathname)}\n${xml(url.search.slice(1))}\nhost:${req.headers.host}\n\nhost\nUNSIGNED-PAYLOAD</CanonicalRequest><RequestId>4442587FB7D0A2F9</RequestId></Error>`,
+      );
+    });
+    try {
+      const f = await fixtures();
+      const logger = captureLogger();
+      const s3 = mlflowS3Server();
+      const { runId } = await serverRun(s3.url);
+      const big = join(f.cwd, 'big.bin');
+      writeFileSync(big, randomBytes(2 * 64 * 1024));
+      const uploader = new ArtifactUploader({
+        stage: 'training',
+        runId,
+        trackingUri: s3.url,
+        env: {},
+        logger,
+        retry: { maxRetries: 0, backoffFactor: 0, backoffJitter: 0 },
+        configDir: f.cwd,
+        multipart: { thresholdBytes: 64 * 1024, chunkBytes: 64 * 1024, rewritePartUrl: (u) => u.replace(s3.s3Endpoint, s3Like.url) },
+      });
+      const result = await uploader.uploadFile(big);
+      await uploader.close();
+      expect(result.status).toBe('failed');
+      expect(result.error).toMatchObject({ status: 403, body: expect.stringMatching(/<SignatureProvided>\*\*\*<\/SignatureProvided><CanonicalRequest>PUT\n[^\n]+\nX-Amz-Algorithm=AWS4-HMAC-SHA256&amp;X-Amz-Credential=\*\*\*&amp;X-Amz-Date=/) });
+      expect(echoed.length).toBeGreaterThan(0);
+      const captured = [JSON.stringify(result), ...errorTexts(result.error), ...logger.lines];
+      for (const { credential, signature } of echoed) {
+        expect(credential).toMatch(/^testing\/\d{8}\//);
+        expect(signature).toMatch(/^[0-9a-f]{64}$/);
+        for (const text of captured) {
+          // As sent (percent-encoded) and as XML-escaped text shows it.
+          expect(text).not.toContain(encodeURIComponent(credential));
+          expect(text).not.toContain(signature);
+        }
+      }
+    } finally {
+      await s3Like.close();
     }
   });
 
