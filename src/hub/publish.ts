@@ -483,7 +483,9 @@ export async function publishToHub(options: PublishToHubOptions): Promise<Publis
   checkOptions(options);
   const env = options.env ?? process.env;
   const logger = redactingLogger(options.logger ?? silentLogger);
-  const emit = (event: PublishProgressEvent) => options.onProgress?.(event);
+  // The one way out to the caller's callback, so redacted here: a `retry` event's error is the
+  // failed call's own text, which quotes the Hub's answer (a gateway echoing the token back).
+  const emit = (event: PublishProgressEvent) => options.onProgress?.(event.type === 'retry' ? { ...event, error: redact(event.error) } : event);
   const phase = (p: PublishPhase) => emit({ type: 'phase', phase: p });
   const hubUrl = (options.hubUrl ?? envString('HF_ENDPOINT', env) ?? PUBLIC_HUB_URL).replace(/\/+$/, '');
   checkHubUrl(hubUrl, options.hubUrl !== undefined ? 'hubUrl' : 'HF_ENDPOINT');

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
-import { ArtifactUploader, isArtifactUploaderError, publishToHub, startRun, endRun } from '../../src/index.js';
+import { ArtifactUploader, isArtifactUploaderError, publishToHub, startRun, endRun, type PublishProgressEvent } from '../../src/index.js';
 import { startFakeHub, type FakeHub } from '../support/fake-hub/index.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { describeWithServers, mlflowDirectS3Server, mlflowS3Server, mlflowServer, servers } from '../support/servers.js';
@@ -237,11 +237,17 @@ describeWithServers('secrets never leak', () => {
 
     // The Hub: a token it does not know, and an echoing server in its place.
     const h = await hubFor(newCanaries());
-    for (const hubUrl of [h.url, echo403.url, withUserinfo(echo500.url, c.uriPassword)]) {
-      const error = await publishToHub({ modelDir: f.fused, repoId: 'tester/refused', hubUrl, accessToken: c.hfToken, env, logger, retry }).catch((e: unknown) => e);
+    // Progress events too: a retried 500 reports its error in a `retry` event.
+    const events: PublishProgressEvent[] = [];
+    for (const hubUrl of [h.url, echo403.url, echo500.url, withUserinfo(echo500.url, c.uriPassword)]) {
+      const error = await publishToHub({ modelDir: f.fused, repoId: 'tester/refused', hubUrl, accessToken: c.hfToken, env, logger, retry, onProgress: (e) => events.push(e) }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(Error);
       captured.push(...errorTexts(error));
     }
+    const retried = events.filter((e) => e.type === 'retry');
+    expect(retried.length).toBeGreaterThan(0);
+    expect(retried.map((e) => e.error).join('\n')).toMatch(/authorization=Bearer \*\*\*/);
+    captured.push(...events.map((e) => JSON.stringify(e)));
 
     captured.push(...logger.lines);
     expect(captured.join('\n')).toMatch(/authorization=(Basic|Bearer) \*\*\*/);
