@@ -72,13 +72,13 @@ export class ArtifactUploaderError extends Error {
    * console.error(error); // the stack, the fields and every cause, with secrets masked
    * ```
    */
-  [INSPECT_CUSTOM](depth: number, options: InspectOptionsStylized, inspect: typeof nodeInspect): string | this {
+  [INSPECT_CUSTOM](depth: number, options: InspectOptionsStylized, render: typeof nodeInspect): string | this {
     // Node renders an object whose custom inspect returns the object itself as it would without
     // one: that is the rendering redacted here, asked for once per error.
     if (beingInspected.has(this)) return this;
     beingInspected.add(this);
     try {
-      return redact(inspect(this, { ...options, depth }));
+      return redact(render(this, { ...options, depth }));
     } finally {
       beingInspected.delete(this);
     }
