@@ -43,6 +43,8 @@ import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProc
 import { breakLockIfStale, readLockOwnerPatiently, releaseOwnLock, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import { archiveSelector, type ArchiveSelection, type ArchiveSelector } from '../archive/create-checkpoint-archive.js';
 import { readManifest, manifestFileName, type CheckpointManifest, type ManifestSkippedEntry } from '../archive/manifest.js';
+import { shouldSkipFile } from '../archive/should-skip-file.js';
+import { pathFilters, type PathFilters } from './plan.js';
 
 /** The folder of the journal directory that holds staged archives. */
 export const STAGED_ARCHIVES_FOLDER = 'archives';
@@ -118,20 +120,45 @@ async function directoryIdentity(dir: string, leftOut: ArchiveSelector): Promise
 }
 
 /**
- * The staging directory of an archive: `<journalDir>/archives/<sha256 of key + directory
- * identity>`. `selection` must be what the archive is built with (its `filter` and `exclude`):
- * the identity covers what the archive takes, and only the names of what it leaves out. Only
- * `archives/` is made (owner only); the directory itself is made by {@link claimStagedArchive},
- * by the process that owns it. Costs one `lstat` per entry the archive takes (and per file it
- * leaves out); a directory it leaves out is not read at all.
+ * What the archive of a directory takes, by the upload's filters: the archive is built with it
+ * and the staging key is computed with it ({@link stagedArchiveDir}), so that a file the archive
+ * leaves out never decides whether a staged archive is reused (docs/resume.md).
  *
  * @example
  * ```ts
- * const selection = { exclude: ['*.log'] };
- * const stage = await stagedArchiveDir(journal.dir, { target, runId, artifactPath: 'best.tar.gz', directory, level: undefined, include: [], exclude: ['*.log'] }, selection);
+ * const selection = archiveSelectionOf(pathFilters(['*.safetensors'], ['*.log']));
+ * await createCheckpointArchive(directory, out, { ...selection, level: 1 });
  * ```
  */
-export async function stagedArchiveDir(journalDir: string, key: StagedArchiveKey, selection: ArchiveSelection): Promise<string> {
+export function archiveSelectionOf(filters: PathFilters): ArchiveSelection {
+  return {
+    exclude: filters.exclude,
+    // Only with an include list: the default filter records its skips as `default-skip-list`.
+    filter:
+      filters.include.length > 0
+        ? (path: string, entry: { type: string }) => !shouldSkipFile(path) && (entry.type === 'directory' || filters.included(path) !== undefined)
+        : undefined,
+  };
+}
+
+/**
+ * The staging directory of an archive: `<journalDir>/archives/<sha256 of key + directory
+ * identity>`. The identity is taken with the selection the archive is built with, from the
+ * key's own `include` and `exclude` ({@link archiveSelectionOf}): it covers what the archive
+ * takes, and only the names of what it leaves out. Only `archives/` is made (owner only); the
+ * directory itself is made by {@link claimStagedArchive}, by the process that owns it. Costs one
+ * `lstat` per entry the archive takes (and per file it leaves out); a directory it leaves out is
+ * not read at all.
+ *
+ * @example
+ * ```ts
+ * const stage = await stagedArchiveDir(journal.dir, { target, runId, artifactPath: 'best.tar.gz', directory, level: undefined, include: [], exclude: ['*.log'] });
+ * ```
+ */
+export async function stagedArchiveDir(journalDir: string, key: StagedArchiveKey): Promise<string> {
+  // The selection from the key, never passed beside it: a key and a selection that disagree
+  // would file an archive under filters it was not built with.
+  const selection = archiveSelectionOf(pathFilters(key.include, key.exclude));
   const hash = createHash('sha256')
     .update(JSON.stringify({ ...key, level: key.level ?? null }))
     .update('\n')

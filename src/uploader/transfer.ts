@@ -24,10 +24,9 @@ import { isThrottlingError, type RetryEvent } from '../core/retry.js';
 import { makeTempDir } from '../core/atomic-write.js';
 import { FILE_CHUNK_BYTES } from '../core/file-chunks.js';
 import { snapshotFile, sourceChange, takeBackChanged } from '../core/source-snapshot.js';
-import { createCheckpointArchive, type ArchiveSelection } from '../archive/create-checkpoint-archive.js';
+import { createCheckpointArchive } from '../archive/create-checkpoint-archive.js';
 import { ARCHIVE_SUFFIX, manifestFileName, writeManifest, type CheckpointManifest, type ManifestVerification } from '../archive/manifest.js';
-import { shouldSkipFile } from '../archive/should-skip-file.js';
-import { claimStagedArchive, findStagedArchive, removeStagedArchives, stagedArchiveDir, type StageClaim } from './archive-staging.js';
+import { archiveSelectionOf, claimStagedArchive, findStagedArchive, removeStagedArchives, stagedArchiveDir, type StageClaim } from './archive-staging.js';
 import { DEFAULT_JOURNAL_MAX_AGE_MS, journalTarget } from './journal.js';
 import type { ArtifactEntry, ArtifactStore } from '../stores/artifact-store.js';
 import type { PathFilters, PlannedFile, UploadPlan } from './plan.js';
@@ -511,22 +510,6 @@ export interface DirectoryArchive {
 }
 
 /**
- * What the archive of a directory takes, by the upload's filters: the staging key is computed
- * with the very selection the archive is built with, or a file the archive leaves out would
- * still decide whether a staged archive is reused (docs/resume.md).
- */
-function archiveSelectionOf(filters: PathFilters): ArchiveSelection {
-  return {
-    exclude: filters.exclude,
-    // Only with an include list: the default filter records its skips as `default-skip-list`.
-    filter:
-      filters.include.length > 0
-        ? (path: string, entry: { type: string }) => !shouldSkipFile(path) && (entry.type === 'directory' || filters.included(path) !== undefined)
-        : undefined,
-  };
-}
-
-/**
  * Archives a directory (tar.gz + manifest, default skip list applied), uploads it with
  * {@link transferArchive}, and removes the archive. With a journal, the archive is staged where
  * a rerun finds it (`archive-staging.ts`): an interrupted upload resumes with the same archive,
@@ -636,7 +619,7 @@ async function stageFor(ctx: TransferContext, archive: DirectoryArchive): Promis
       include: archive.filters.include,
       exclude: archive.filters.exclude,
     };
-    const dir = await stagedArchiveDir(journalDir, key, archiveSelectionOf(archive.filters));
+    const dir = await stagedArchiveDir(journalDir, key);
     const claim = await claimStagedArchive(dir, key);
     if (claim) return { dir, claim };
     ctx.logger.info(`Another running process is archiving ${archive.directory} to the same place (it holds ${dir}); this archive is built in a temp directory and cannot be resumed.`);

@@ -68,7 +68,7 @@ describe('artifact-uploader resume', () => {
     await mkdir(checkpoint);
     await writeFile(join(checkpoint, 'weights.bin'), 'w'.repeat(4096));
     const key = { target: 'http://127.0.0.1:5000/', runId: 'run-9', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: [] };
-    const stage = await stagedArchiveDir(dir, key, {});
+    const stage = await stagedArchiveDir(dir, key);
     const claim = (await claimStagedArchive(stage, key))!;
     const manifest = await createCheckpointArchive(checkpoint, join(stage, 'best.tar.gz'), { manifestPath: join(stage, 'best.manifest.json') });
 

@@ -18,7 +18,7 @@ async function stage(): Promise<{ journal: string; dir: string }> {
   await mkdir(checkpoint);
   writeFileSync(join(checkpoint, 'weights.bin'), 'w');
   const journal = join(root, 'journal');
-  const dir = await stagedArchiveDir(journal, { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: [] }, {});
+  const dir = await stagedArchiveDir(journal, { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: [] });
   return { journal, dir };
 }
 
@@ -93,10 +93,10 @@ describe('archive staging lock', () => {
     writeFileSync(join(checkpoint, 'run.sh'), 'echo hi');
     chmodSync(join(checkpoint, 'run.sh'), 0o644);
     const key = { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: [] };
-    const before = await stagedArchiveDir(join(root, 'journal'), key, {});
-    expect(await stagedArchiveDir(join(root, 'journal'), key, {})).toBe(before);
+    const before = await stagedArchiveDir(join(root, 'journal'), key);
+    expect(await stagedArchiveDir(join(root, 'journal'), key)).toBe(before);
     chmodSync(join(checkpoint, 'run.sh'), 0o755);
-    expect(await stagedArchiveDir(join(root, 'journal'), key, {})).not.toBe(before);
+    expect(await stagedArchiveDir(join(root, 'journal'), key)).not.toBe(before);
   });
 
   it('the key follows what the archive takes: left-out files and the directory times they move do not count; a kept file touched or a link re-pointed does', async () => {
@@ -107,17 +107,19 @@ describe('archive staging lock', () => {
     writeFileSync(join(checkpoint, 'train.log'), 'step 1\n');
     symlinkSync('weights.bin', join(checkpoint, 'latest'));
     const key = { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: [], exclude: ['*.log', 'wandb/'] };
-    const selection = { exclude: key.exclude };
     const journal = join(root, 'journal');
-    const before = await stagedArchiveDir(journal, key, selection);
+    const before = await stagedArchiveDir(journal, key);
     appendFileSync(join(checkpoint, 'train.log'), 'step 2\n');
     writeFileSync(join(checkpoint, 'wandb', 'events.txt'), 'e');
     // A temp file made and removed beside the kept files moves the directory's mtime and ctime only.
     writeFileSync(join(checkpoint, 'x.tmp'), 't');
     rmSync(join(checkpoint, 'x.tmp'));
-    expect(await stagedArchiveDir(journal, key, selection)).toBe(before);
+    expect(await stagedArchiveDir(journal, key)).toBe(before);
     // The same log kept (no exclude) is part of the archive: its growth counts.
-    expect(await stagedArchiveDir(journal, { ...key, exclude: [] }, {})).not.toBe(await stagedArchiveDir(journal, { ...key, exclude: [] }, { exclude: ['*.log'] }));
+    const keptLog = { ...key, exclude: ['wandb/'] };
+    const withLog = await stagedArchiveDir(journal, keptLog);
+    appendFileSync(join(checkpoint, 'train.log'), 'step 3\n');
+    expect(await stagedArchiveDir(journal, keptLog)).not.toBe(withLog);
     // A link re-pointed to a target of the same length, its times put back: its target counts.
     const linkTimes = lstatSync(join(checkpoint, 'latest'));
     writeFileSync(join(checkpoint, 'weights.bak'), 'w');
@@ -125,10 +127,25 @@ describe('archive staging lock', () => {
     symlinkSync('weights.bak', join(checkpoint, 'latest'));
     lutimesSync(join(checkpoint, 'latest'), linkTimes.atime, linkTimes.mtime);
     rmSync(join(checkpoint, 'weights.bak'));
-    const repointed = await stagedArchiveDir(journal, key, selection);
+    const repointed = await stagedArchiveDir(journal, key);
     expect(repointed).not.toBe(before);
     utimesSync(join(checkpoint, 'weights.bin'), HOUR_AGO, HOUR_AGO);
-    expect(await stagedArchiveDir(journal, key, selection)).not.toBe(repointed);
+    expect(await stagedArchiveDir(journal, key)).not.toBe(repointed);
+  });
+
+  it('the key\'s own include and exclude decide what counts: a file outside its include grows without a new staging directory', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'au-staging-'));
+    const checkpoint = join(root, 'ckpt');
+    await mkdir(checkpoint);
+    writeFileSync(join(checkpoint, 'weights.safetensors'), 'w');
+    writeFileSync(join(checkpoint, 'notes.txt'), 'n');
+    const key = { target: 'http://127.0.0.1:5000/', runId: 'run-1', artifactPath: 'best.tar.gz', directory: checkpoint, level: undefined, include: ['*.safetensors'], exclude: [] };
+    const journal = join(root, 'journal');
+    const before = await stagedArchiveDir(journal, key);
+    appendFileSync(join(checkpoint, 'notes.txt'), 'more');
+    expect(await stagedArchiveDir(journal, key)).toBe(before);
+    appendFileSync(join(checkpoint, 'weights.safetensors'), 'more');
+    expect(await stagedArchiveDir(journal, key)).not.toBe(before);
   });
 
   it('a lock temp file whose writer was killed before linking it is swept; a live writer\'s is kept', async () => {
