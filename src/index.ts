@@ -151,7 +151,7 @@ export type {
 } from './uploader/result.js';
 export type { UploadProgressEvent, UploadPhase } from './uploader/progress.js';
 export { planDirectory } from './uploader/plan.js';
-export type { PlanDirectoryOptions, UploadPlan, PlannedFile, SkippedPath, PathFilter } from './uploader/plan.js';
+export type { PlanDirectoryOptions, UploadPlan, PlannedFile, SkippedPath, PathFilter, PathFilterEntry } from './uploader/plan.js';
 export { uploadPlannedFiles } from './uploader/transfer.js';
 export type { UploadPlannedFilesOptions, FileUploadOutcome } from './uploader/transfer.js';
 

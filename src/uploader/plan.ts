@@ -32,9 +32,27 @@ import type { SkippedFile } from './result.js';
 /**
  * Selects paths: a glob (`*.safetensors`, `logs/**`, `**\/*.tmp`), a RegExp, or a predicate,
  * each tested against the path relative to the planned directory (POSIX separators). A glob
- * without `/` matches a base name at any depth, as in `.gitignore`.
+ * without `/` matches a base name at any depth, as in `.gitignore`, and one ending with `/`
+ * (`cache/`) matches directories only. A predicate is told whether the entry is a directory
+ * ({@link PathFilterEntry}), so an `exclude` can leave out a directory whole without a glob.
+ *
+ * @example
+ * ```ts
+ * // Leaves out every directory named `wandb`, not walked, and any file named `wandb` is kept.
+ * const plan = await planDirectory('out/run', { exclude: (path, entry) => entry.isDirectory && path.split('/').pop() === 'wandb' });
+ * ```
  */
-export type PathFilter = string | RegExp | ((relativePath: string) => boolean);
+export type PathFilter = string | RegExp | ((relativePath: string, entry: PathFilterEntry) => boolean);
+
+/** What a {@link PathFilter} predicate is told about the entry besides its path. */
+export interface PathFilterEntry {
+  /**
+   * True for a directory: an `exclude` that matches one leaves it out with everything in it,
+   * unread. A symlink is not a directory here, whatever it points to. An `include` is tested
+   * against files only.
+   */
+  isDirectory: boolean;
+}
 
 /** Options of {@link planDirectory}. */
 export interface PlanDirectoryOptions {
@@ -144,15 +162,8 @@ export async function planDirectory(dir: string, options: PlanDirectoryOptions =
  * refuses them), FIFOs, sockets and devices are left out (`special-file`, the archive's
  * `unsupported-type`), and links the archive keeps as links without following them (dangling,
  * in a loop, back to a directory above, or to a special file) are neither planned nor refused.
- *
- * `excludeEntry`: an exclude that is told whether the entry is a directory (the uploader's
- * globs: `optimizer/` matches directories only), tested with `options.exclude`.
  */
-async function walkDirectory(
-  directory: string,
-  options: PlanDirectoryOptions,
-  { archived = false, excludeEntry }: { archived?: boolean | undefined; excludeEntry?: Matcher | undefined } = {},
-): Promise<UploadPlan> {
+async function walkDirectory(directory: string, options: PlanDirectoryOptions, { archived = false }: { archived?: boolean | undefined } = {}): Promise<UploadPlan> {
   const prefix = joinArtifactPath(options.artifactPath);
   assertArtifactPath(prefix, { allowEmpty: true, what: 'artifactPath' });
   let rootReal: string;
@@ -163,7 +174,7 @@ async function walkDirectory(
   }
 
   const include = toMatchers(options.include);
-  const exclude = [...toMatchers(options.exclude), ...(excludeEntry ? [excludeEntry] : [])];
+  const exclude = toMatchers(options.exclude);
   const followSymlinks = options.followSymlinks ?? true;
   const files: PlannedFile[] = [];
   const skipped: SkippedPath[] = [];
@@ -347,7 +358,7 @@ type Matcher = (rel: string, isDirectory: boolean) => boolean;
 function toMatchers(filters: PathFilter | PathFilter[] | undefined): Matcher[] {
   if (filters === undefined) return [];
   return (Array.isArray(filters) ? filters : [filters]).map((f): Matcher => {
-    if (typeof f === 'function') return (rel) => f(rel);
+    if (typeof f === 'function') return (rel, isDirectory) => f(rel, { isDirectory });
     if (f instanceof RegExp) return (rel) => f.test(rel);
     // The one glob dialect of the library (src/core/glob.ts), shared with the config file's
     // include/exclude and the checkpoint archive's excludes.
@@ -584,13 +595,10 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
     {
       artifactPath: options.artifactPath,
       include: include.length > 0 ? (rel: string) => included(rel) !== undefined : undefined,
-    },
-    {
-      archived: options.archived,
       // Told about directories: with the path alone, `cache/` (directories only) never matched
       // the directory, which was walked (every file in it listed as left out one by one, and
       // one that could not be listed refused the upload although it was excluded).
-      excludeEntry: (rel, isDirectory) => {
+      exclude: (rel, { isDirectory }) => {
         const path = isDirectory ? `${rel}/` : rel;
         const rule = options.skipDefaultFiles ? findSkipRule(path) : undefined;
         if (rule) {
@@ -602,6 +610,7 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
         return pattern !== undefined;
       },
     },
+    { archived: options.archived },
   );
   const skipped: SkippedFile[] = [];
   let skippedBytes = 0;

@@ -169,6 +169,22 @@ describe('planDirectory', () => {
     expect(error.hint).toMatch(/Rename/);
   });
 
+  it('an exclude predicate is told whether the entry is a directory: a directory it matches is left out whole, a file of the same name kept', async () => {
+    const root = tree({ 'model.bin': 4, 'wandb/run/events.txt': 1, 'sub/wandb': 2 });
+    // Walked, this name was refused (INVALID_ARTIFACT_PATH) although its directory was excluded.
+    writeNonUtf8(join(root, 'wandb'), ['c', 0xfe, '.bin']);
+    const seen: Array<[string, boolean]> = [];
+    const plan = await planDirectory(root, {
+      exclude: (path, entry) => {
+        seen.push([path, entry.isDirectory]);
+        return entry.isDirectory && path.split('/').pop() === 'wandb';
+      },
+    });
+    expect(plan.files.map((f) => f.artifactPath)).toEqual(['model.bin', 'sub/wandb']);
+    expect(plan.skipped).toEqual([{ relativePath: 'wandb', reason: 'excluded' }]);
+    expect(seen.sort()).toEqual([['model.bin', false], ['sub', true], ['sub/wandb', false], ['wandb', true]]);
+  });
+
   it('refuses a bad artifactPath, a missing directory and a file', async () => {
     const root = tree({ 'f.txt': 'x' });
     expect((await planError(root, { artifactPath: '../up' })).code).toBe('INVALID_ARTIFACT_PATH');
