@@ -379,8 +379,14 @@ export interface LocalPlan {
   skipped: SkippedFile[];
   /** Bytes of the skipped files. */
   skippedBytes: number;
-  /** Number of files left out: skipped entries that are files, and the files under a directory left out whole (listed once in `skipped`). */
+  /** Number of files left out, each listed in `skipped`; the files of a directory left out whole are not counted (see `skippedDirectories`). */
   skippedFiles: number;
+  /**
+   * Directories left out whole (an `exclude` or the default skip list), each listed once in
+   * `skipped`. They are not read, so their files count in neither `skippedFiles` nor `skippedBytes`:
+   * a left-out `wandb/` of 200,000 files costs one entry, not a walk.
+   */
+  skippedDirectories: number;
 }
 
 /**
@@ -531,7 +537,7 @@ export function planFiles(files: readonly CheckedLocalPath[], artifactDir: strin
   }
   // Largest first, as for directories: the big transfers start early, the tail stays short.
   planned.sort((a, b) => b.size - a.size);
-  return { files: planned, skipped: [], skippedBytes: 0, skippedFiles: 0 };
+  return { files: planned, skipped: [], skippedBytes: 0, skippedFiles: 0, skippedDirectories: 0 };
 }
 
 /**
@@ -615,6 +621,7 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
   const skipped: SkippedFile[] = [];
   let skippedBytes = 0;
   let skippedFiles = 0;
+  let skippedDirectories = 0;
   for (const entry of plan.skipped) {
     const reason =
       entry.reason === 'excluded'
@@ -633,39 +640,13 @@ export async function planLocalDirectory(dir: string, options: LocalDirectoryPla
       skippedFiles++;
       skippedBytes += info.size;
     } else if (entry.reason === 'excluded' && (await lstat(path).catch(() => undefined))?.isDirectory()) {
-      // A directory left out whole still counts its files as skipped (the metrics say so).
-      const under = await filesUnder(path);
-      skippedFiles += under.files;
-      skippedBytes += under.bytes;
+      // Counted as one directory, not walked for the number of its files: an excluded `wandb/`
+      // or `cache/` of 200,000 files cost a full walk (time and memory) for a metric, and was
+      // read although the exclude said to leave it alone.
+      skippedDirectories++;
     }
   }
-  return { files: plan.files, skipped, skippedBytes, skippedFiles };
-}
-
-/**
- * The regular files under a directory the plan left out, and their bytes, for the metrics.
- * Symlinks are not followed, and what cannot be listed or looked up counts nothing: a
- * directory that is left out never fails the upload.
- */
-async function filesUnder(dir: string): Promise<{ files: number; bytes: number }> {
-  let files = 0;
-  let bytes = 0;
-  // By the names' bytes: one that is not UTF-8 counts too (its decoded name names no file).
-  const walk = async (current: Buffer): Promise<void> => {
-    for (const entry of await readdir(current, { withFileTypes: true, encoding: 'buffer' }).catch(() => [])) {
-      const full = Buffer.concat([current, Buffer.from(sep), entry.name]);
-      if (entry.isDirectory()) await walk(full);
-      else if (entry.isFile()) {
-        const info = await lstat(full).catch(() => undefined);
-        if (info) {
-          files++;
-          bytes += info.size;
-        }
-      }
-    }
-  };
-  await walk(Buffer.from(dir));
-  return { files, bytes };
+  return { files: plan.files, skipped, skippedBytes, skippedFiles, skippedDirectories };
 }
 
 /** How many example paths {@link logLeftOut}'s summary names. */

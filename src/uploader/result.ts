@@ -97,8 +97,13 @@ export interface UploadMetrics {
   filesPlanned: number;
   /** Files stored. */
   filesSent: number;
-  /** Files left out: filtered out, or planned but not sent because the operation was skipped. */
+  /**
+   * Files left out: filtered out, or planned but not sent because the operation was skipped. The
+   * files inside a directory left out whole are not counted: it is not read (`directoriesSkipped`).
+   */
   filesSkipped: number;
+  /** Directories left out whole by an `exclude` or the default skip list (`wandb/`, `__pycache__/`), not read. */
+  directoriesSkipped: number;
   /** Files that failed or were cancelled. */
   filesFailed: number;
   /** Bytes the plan holds. */
@@ -263,6 +268,7 @@ export function buildResult(context: ResultContext, planned: PlannedOperation | 
         bytesPlanned: shownBytes,
         filesSkipped: (local?.skippedFiles ?? 0) + shown.length,
         bytesSkipped: (local?.skippedBytes ?? 0) + shownBytes,
+        directoriesSkipped: local?.skippedDirectories ?? 0,
         durationMs,
       },
     };
@@ -283,6 +289,7 @@ export function buildResult(context: ResultContext, planned: PlannedOperation | 
         filesFailed: shown.length,
         filesSkipped: local?.skippedFiles ?? 0,
         bytesSkipped: local?.skippedBytes ?? 0,
+        directoriesSkipped: local?.skippedDirectories ?? 0,
         durationMs,
       },
       verification: { status: 'not-run' },
@@ -301,6 +308,7 @@ export function buildResult(context: ResultContext, planned: PlannedOperation | 
       ...outcome.metrics,
       filesSkipped: local?.skippedFiles ?? 0,
       bytesSkipped: local?.skippedBytes ?? 0,
+      directoriesSkipped: local?.skippedDirectories ?? 0,
       durationMs,
       throughputBytesPerSec: throughput(outcome.metrics.bytesSent, durationMs),
     },
@@ -352,6 +360,7 @@ export function emptyMetrics(): UploadMetrics {
     filesPlanned: 0,
     filesSent: 0,
     filesSkipped: 0,
+    directoriesSkipped: 0,
     filesFailed: 0,
     bytesPlanned: 0,
     bytesSent: 0,
@@ -404,6 +413,7 @@ export class StatsAccumulator {
     t.filesPlanned += m.filesPlanned;
     t.filesSent += m.filesSent;
     t.filesSkipped += m.filesSkipped;
+    t.directoriesSkipped += m.directoriesSkipped;
     t.filesFailed += m.filesFailed;
     t.bytesPlanned += m.bytesPlanned;
     t.bytesSent += m.bytesSent;

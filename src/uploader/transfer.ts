@@ -255,7 +255,7 @@ export interface TransferOutcome {
   status: 'uploaded' | 'failed';
   reason?: UploadFailureReason | undefined;
   files: UploadedFile[];
-  metrics: Omit<UploadMetrics, 'durationMs' | 'throughputBytesPerSec' | 'filesSkipped' | 'bytesSkipped'>;
+  metrics: Omit<UploadMetrics, 'durationMs' | 'throughputBytesPerSec' | 'filesSkipped' | 'bytesSkipped' | 'directoriesSkipped'>;
   verification: UploadVerification;
   error?: ReturnType<typeof toUploaderError> | undefined;
   manifest?: CheckpointManifest | undefined;

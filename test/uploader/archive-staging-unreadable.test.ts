@@ -5,7 +5,8 @@
  * although the archive and its upload never needed the folder. Root lists every directory, so
  * this file drops root for good once its fixtures exist (test/support/unprivileged.ts), as
  * test/archive/unreadable-scan.test.ts does; against a real `file:` store. The same folder, not
- * excluded, refuses a plain upload with a hint that names the permission a directory needs.
+ * excluded, refuses a plain upload with a hint that names the permission a directory needs;
+ * excluded from a plain upload, it is counted as one directory left out (`directoriesSkipped`).
  */
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,6 +61,13 @@ it('an excluded folder that cannot be listed: the archive is staged (no warning)
   expect(logger.lines.filter(([level]) => level === 'warn')).toEqual([]);
   expect(logger.lines.some(([, line]) => /Resuming with the archive an interrupted run built/.test(line))).toBe(true);
   expect(readdirSync(join(artifactsDir, 'best')).sort()).toEqual(['ckpt.manifest.json', 'ckpt.tar.gz']);
+});
+
+it('the same folder excluded from a plain upload: uploaded, and the result counts it as one directory left out, never read', async () => {
+  const { trackingUri, run } = await localRun(mkdtempSync(join(work!, 'excluded-')));
+  const result = await new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri, env: {} }).uploadCheckpoint(ckpt, { exclude: ['cache/'] });
+  expect(result).toMatchObject({ status: 'uploaded', skippedFiles: [{ path: 'cache', reason: 'excluded by "cache/"' }] });
+  expect(result.metrics).toMatchObject({ filesSent: 1, filesSkipped: 0, bytesSkipped: 0, directoriesSkipped: 1 });
 });
 
 it('the same folder not excluded: a plain upload is refused with a hint to chmod u+rx (a directory is listed and searched), and nothing is sent', async () => {

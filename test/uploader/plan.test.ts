@@ -209,8 +209,8 @@ describe('excludes of the uploader plan (planLocalDirectory)', () => {
       { path: '__pycache__', reason: 'default skip list (__pycache__/: Python bytecode cache)' },
       { path: 'cache', reason: 'excluded by "cache/"' },
     ]);
-    // Listed once, its files still count as skipped: 4 files of 1 byte.
-    expect(plan).toMatchObject({ skippedFiles: 4, skippedBytes: 4 });
+    // Listed once and counted as directories: their files are not read, so not counted either.
+    expect(plan).toMatchObject({ skippedFiles: 0, skippedBytes: 0, skippedDirectories: 2 });
   });
 
   it('a name that is not UTF-8 is left out by an exclude that matches it, as the refusal\'s hint says', async () => {
