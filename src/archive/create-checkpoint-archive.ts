@@ -15,20 +15,21 @@
 import type { Hash } from 'node:crypto';
 import { createHash } from '../core/node-crypto.js';
 import { constants as fsConstants, createWriteStream, type Stats } from 'node:fs';
-import { access, lstat, mkdir, open, readdir, readlink, realpath, stat, writeFile } from 'node:fs/promises';
+import { access, lstat, mkdir, open, readlink, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { commitStaged, discardStaged, removeStaleTempFiles, stageFile, type StagedFile } from '../core/atomic-write.js';
 import { AbortedError, ArtifactUploaderError, diskFullError, InvalidArgumentError, LocalPathError, PATH_TOO_LONG_HINT, SourceChangedError, toLocalPathError, type SourceFileState } from '../core/errors.js';
 import { readFully } from '../core/read-fully.js';
-import { isUtf8, nonUtf8Names } from '../core/non-utf8-names.js';
+import { isUtf8 } from '../core/non-utf8-names.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
 import { VERSION } from '../version.js';
 import { compileGlob } from '../core/glob.js';
 import { manifestFileName, manifestJson, type CheckpointManifest, type ManifestFile, type ManifestSkippedEntry, type ManifestSymlink } from './manifest.js';
 import { findSkipRule } from './should-skip-file.js';
+import { walkAsArchived } from './walk-as-archived.js';
 
 /**
  * Default gzip level: 1. Checkpoints are mostly weights (safetensors, .bin, .pt), which gzip
@@ -466,7 +467,8 @@ function archivingAborted(root: string, out: string, manifest: string | undefine
 const ARCHIVE_AGAIN_HINT = 'Run the same call again when ready: archiving starts over from the first file (an interrupted archive keeps nothing to resume from).';
 
 /**
- * Walks `root` in sorted order, applying filter and excludes, refusing escaping symlinks.
+ * Walks `root` as the archive sees it ({@link walkAsArchived}: the one rule the staged archive's
+ * key follows too), refusing names that are not UTF-8, escaping symlinks and unreadable files.
  * `outputs` are the archive and manifest paths inside `root` (relative, `/`-separated): they
  * and their temp files are left out as `archive-output`.
  */
@@ -480,58 +482,30 @@ async function scan(
   const rootReal = await scanCall(root, () => realpath(root));
   const entries: PlannedEntry[] = [];
   const skipped: ManifestSkippedEntry[] = [];
-
-  const walk = async (relDir: string): Promise<void> => {
-    if (signal?.aborted) throw aborted();
-    const absDir = join(root, relDir);
-    const dirents = await scanCall(absDir, () => readdir(absDir, { withFileTypes: true }));
-    // Names that are not UTF-8 come back lossy and name no file: found by their real bytes, they
-    // are looked up by those (for the filter's size) and refused unless left out.
-    const undecodable = dirents.some((d) => d.name.includes('\uFFFD')) ? await scanCall(absDir, () => nonUtf8Names(absDir)) : new Map<string, Buffer>();
-    for (const dirent of dirents) {
-      const rel = relDir === '' ? dirent.name : `${relDir}/${dirent.name}`;
-      const abs = join(root, rel);
-      if (outputs.some((output) => rel === output || rel.startsWith(`${output}.tmp-`))) {
-        skipped.push({ path: toPosix(rel), reason: 'archive-output' });
-        continue;
-      }
-      const type: ArchiveEntryInfo['type'] | undefined = dirent.isDirectory()
-        ? 'directory'
-        : dirent.isFile()
-          ? 'file'
-          : dirent.isSymbolicLink()
-            ? 'symlink'
-            : undefined;
-      const path = toPosix(rel) + (type === 'directory' ? '/' : '');
-      if (type === undefined) {
-        skipped.push({ path, reason: 'unsupported-type' });
-        continue;
-      }
-      const rawName = undecodable.get(dirent.name);
-      const lookup = rawName === undefined ? abs : Buffer.concat([Buffer.from(`${absDir}${sep}`), rawName]);
-      const fileStat = type === 'file' ? await scanCall(abs, () => lstat(lookup)) : undefined;
-      const size = fileStat?.size ?? 0;
-      const left = leftOut(path, { type, size });
-      if (left) {
-        skipped.push(left);
-        continue;
-      }
-      if (rawName !== undefined) throw notUtf8(path, abs, 'Name');
+  await walkAsArchived(root, {
+    leftOut,
+    outputs,
+    lookUp: (path) => lstat(path),
+    call: scanCall,
+    beforeListing: () => {
+      if (signal?.aborted) throw aborted();
+    },
+    onSkipped: (entry) => skipped.push(entry),
+    onTaken: async ({ path, type, abs, lookup, undecodable, fileInfo }) => {
+      if (undecodable) throw notUtf8(path, abs, 'Name');
       if (type === 'symlink') {
         const linkStat = await scanCall(abs, () => lstat(abs));
         const target = await scanCall(abs, () => checkSymlink(rootReal, abs, path));
-        entries.push({ path, type, size, target, linkState: { size: linkStat.size, mtimeMs: linkStat.mtimeMs } });
-      } else {
-        // Checked now, like the scan's other refusals: tar opens a file only when it gets to it,
-        // so an unreadable one failed the archive after every file before it was read and
-        // compressed, with a hint about concurrent writers instead of its permissions.
-        if (type === 'file') await scanCall(abs, () => access(lookup, fsConstants.R_OK));
-        entries.push({ path, type, size, ...(fileStat && fileStat.nlink > 1 ? { hardLinked: true } : {}), ...(fileStat ? { mtimeMs: fileStat.mtimeMs } : {}) });
-        if (type === 'directory') await walk(rel);
+        entries.push({ path, type, size: 0, target, linkState: { size: linkStat.size, mtimeMs: linkStat.mtimeMs } });
+        return;
       }
-    }
-  };
-  await walk('');
+      // Checked now, like the scan's other refusals: tar opens a file only when it gets to it,
+      // so an unreadable one failed the archive after every file before it was read and
+      // compressed, with a hint about concurrent writers instead of its permissions.
+      if (type === 'file') await scanCall(abs, () => access(lookup, fsConstants.R_OK));
+      entries.push({ path, type, size: fileInfo?.size ?? 0, ...(fileInfo && fileInfo.nlink > 1 ? { hardLinked: true } : {}), ...(fileInfo ? { mtimeMs: fileInfo.mtimeMs } : {}) });
+    },
+  });
   // Plain code-unit order of the full path: deterministic on every platform and locale, and a
   // directory ("a/") always sorts before its contents ("a/b").
   const byPath = (a: { path: string }, b: { path: string }) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);

@@ -38,11 +38,12 @@
 import { createHash, randomBytes } from '../core/node-crypto.js';
 import { lstat, mkdir, readdir, readFile, readlink, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join } from 'node:path';
 import { leftByDeadWriter, prepareExclusiveFile, processAlive, touchedByThisProcess, type ExclusiveFile } from '../core/atomic-write.js';
 import { breakLockIfStale, readLockOwnerPatiently, releaseOwnLock, removeStaleBreaker, type LockVerdict } from '../core/lock-breaker.js';
 import { archiveSelector, type ArchiveSelection, type ArchiveSelector } from '../archive/create-checkpoint-archive.js';
-import { readManifest, manifestFileName, type CheckpointManifest, type ManifestSkippedEntry } from '../archive/manifest.js';
+import { walkAsArchived } from '../archive/walk-as-archived.js';
+import { readManifest, manifestFileName, type CheckpointManifest } from '../archive/manifest.js';
 import { shouldSkipFile } from '../archive/should-skip-file.js';
 import { pathFilters, type PathFilters } from './plan.js';
 
@@ -82,40 +83,21 @@ export interface StagedArchive {
  */
 async function directoryIdentity(dir: string, leftOut: ArchiveSelector): Promise<string> {
   const lines: string[] = [];
-  // By the names' bytes, as the scan looks them up: a name that is not UTF-8 decodes to one that
-  // names no file, and may be left out (the archive refuses it only when it would take it).
-  const walk = async (rel: string, absDir: Buffer): Promise<void> => {
-    const dirents = (await readdir(absDir, { withFileTypes: true, encoding: 'buffer' })).map((dirent) => ({ dirent, name: dirent.name.toString('utf8') }));
-    dirents.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : Buffer.compare(a.dirent.name, b.dirent.name)));
-    for (const { dirent, name } of dirents) {
-      const relPath = rel === '' ? name : `${rel}/${name}`;
-      const abs = Buffer.concat([absDir, Buffer.from(sep), dirent.name]);
-      const type = dirent.isDirectory() ? 'directory' : dirent.isFile() ? 'file' : dirent.isSymbolicLink() ? 'symlink' : undefined;
-      const path = type === 'directory' ? `${relPath}/` : relPath;
-      const record = (skipped: ManifestSkippedEntry) => lines.push(`s ${JSON.stringify(skipped)}`);
-      // What the archive does not take (a FIFO, a socket): named in its manifest, nothing more.
-      if (type === undefined) {
-        record({ path, reason: 'unsupported-type' });
-        continue;
-      }
-      // The scan looks a file up before its filter (which is told the size), anything else after.
-      const fileInfo = type === 'file' ? await lstat(abs, { bigint: true }) : undefined;
-      const skipped = leftOut(path, { type, size: Number(fileInfo?.size ?? 0n) });
-      if (skipped) {
-        record(skipped);
-        continue;
-      }
-      const info = fileInfo ?? (await lstat(abs, { bigint: true }));
+  // The archive's own walk (walkAsArchived): the same entries taken and left out as its scan.
+  await walkAsArchived(dir, {
+    leftOut,
+    lookUp: (path) => lstat(path, { bigint: true }),
+    onSkipped: (skipped) => lines.push(`s ${JSON.stringify(skipped)}`),
+    onTaken: async ({ path, type, lookup, fileInfo }) => {
+      const info = fileInfo ?? (await lstat(lookup, { bigint: true }));
       if (type === 'directory') {
         lines.push(`d ${info.mode.toString(8)} ${info.ino} ${JSON.stringify(path)}`);
-        await walk(relPath, abs);
-        continue;
+        return;
       }
-      const target = type === 'symlink' ? ` -> ${JSON.stringify((await readlink(abs)).toString())}` : '';
+      const target = type === 'symlink' ? ` -> ${JSON.stringify((await readlink(lookup)).toString())}` : '';
       lines.push(`${type === 'file' ? 'f' : 'l'} ${info.mode.toString(8)} ${info.size} ${info.mtimeNs} ${info.ctimeNs} ${info.ino} ${JSON.stringify(path)}${target}`);
-    }
-  };
-  await walk('', Buffer.from(dir));
+    },
+  });
   return lines.join('\n');
 }
 
