@@ -340,7 +340,10 @@ export class ArtifactUploader<S extends StageName = StageName> {
       });
     const gate = await passGates(operation, { env: this.opts.env, runId: this.opts.runId, dryRun: this.opts.dryRun, loadConfig });
     // Here, once per call: the stage helpers' pre-check plans the same operations again.
-    if (gate.planned) logLeftOut(this.logger, operation.method, gate.planned.local.skipped);
+    if (gate.planned) {
+      logLeftOut(this.logger, operation.method, gate.planned.local.skipped);
+      for (const warning of gate.planned.local.warnings) this.logger.warn(`${operation.method}: ${warning}`);
+    }
     // A dry run refuses what the real run would refuse before a byte is written: a journal
     // inside the directory (the real run checks the journal it opens, in resumeStep).
     if (!gate.go && gate.reason === 'dry-run' && gate.planned) assertJournalOutsidePlan(resolveJournalDir({ dir: this.opts.journalDir, env: this.opts.env }), gate.planned);

@@ -283,7 +283,7 @@ export function archiveOperation<S extends StageName>(context: OperationContext<
       const archive: PlannedFile = { localPath, artifactPath, size };
       return {
         artifactPath,
-        local: { files: [archive], skipped: [], skippedBytes: 0, skippedFiles: 0, skippedDirectories: 0 },
+        local: { files: [archive], skipped: [], skippedBytes: 0, skippedFiles: 0, skippedDirectories: 0, warnings: [] },
         shown: [archive],
         stored: manifest ? [artifactPath, manifestArtifactPathOf(artifactPath)] : [artifactPath],
         identity: `${method}:${manifest ? sha256(JSON.stringify(manifest)) : 'no-manifest'}`,

@@ -183,6 +183,13 @@ export interface UploadResult {
   files: UploadedFile[];
   /** Paths left out by filters, and why. */
   skippedFiles: SkippedFile[];
+  /**
+   * What the plan found that uploads as given but may bite later, each a sentence naming the
+   * paths: names that differ only in letter case or Unicode normalization (`Model.bin` and
+   * `model.bin`), which collide when downloaded or extracted on macOS or Windows. Also logged at
+   * `warn`. Absent when there is none.
+   */
+  warnings?: string[];
   /** Counters of this operation. */
   metrics: UploadMetrics;
   /** Present when files were uploaded. */
@@ -252,6 +259,7 @@ export function buildResult(context: ResultContext, planned: PlannedOperation | 
     kind: context.kind,
     artifactPath: planned?.artifactPath,
     skippedFiles: local?.skipped ?? [],
+    ...(local && local.warnings.length > 0 ? { warnings: local.warnings } : {}),
     durationMs,
   };
   if (ending.status === 'skipped') {

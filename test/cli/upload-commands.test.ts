@@ -365,6 +365,19 @@ describe('--json is valid JSON whatever is masked in it', () => {
     expect(json.runId).toBe('01***6789abcdef01***6789abcdef');
   });
 
+  it('names differing only in letter case: uploaded as given, with a warning on stderr and in --json warnings', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'ckpt'));
+    writeFileSync(join(cwd, 'ckpt', 'Model.bin'), 'A');
+    writeFileSync(join(cwd, 'ckpt', 'model.bin'), 'a');
+    const run = await cli(['--dry-run', '--json', 'dir', '--stage', 'training', 'ckpt', '--run-id', '0123456789abcdef0123456789abcdef'], { cwd, env: baseEnv() });
+    expect(run.code, run.stderr).toBe(0);
+    const json = run.json();
+    expect(json.results[0].files.map((f: { artifactPath: string }) => f.artifactPath).sort()).toEqual(['Model.bin', 'model.bin']);
+    expect(json.warnings).toEqual([expect.stringContaining('"Model.bin" and "model.bin" differ only in letter case')]);
+    expect(run.stderr).toContain('"Model.bin" and "model.bin" differ only in letter case');
+  });
+
   it("an Authorization value in a server's JSON error body is masked without taking the backslash of its closing quote", async () => {
     const cwd = tempDir();
     writeFileSync(join(cwd, 'f.bin'), 'x');

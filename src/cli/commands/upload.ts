@@ -215,6 +215,8 @@ function outcome(ctx: CliContext, command: string, results: UploadResult[], regi
   }
   const warnings = results.flatMap((r) => emptyDirectoryWarning(command, r, directory) ?? []);
   for (const warning of warnings) ctx.logger.warn(warning);
+  // The plan's (twin names): on stderr already through the uploader's logger; for `--json` too.
+  warnings.push(...results.flatMap((r) => r.warnings ?? []));
   // The uploader warned on stderr already (through ctx.logger); `--json` readers get it too.
   if (results.some((r) => r.status === 'skipped' && r.reason === 'no-run')) warnings.push(cliWording(NO_RUN_WARNING, command));
   const status = results.some((r) => r.status === 'failed') ? 'failed' : results.some((r) => r.status === 'uploaded') ? 'uploaded' : 'skipped';
