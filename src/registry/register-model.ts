@@ -473,9 +473,9 @@ class Registration {
   }
 
   /**
-   * Removes the logged models that earlier calls with this key left unfinished (PENDING, or
-   * FAILED and not deleted), once the key's version `done` is READY. A call killed mid-copy
-   * (SIGKILL, a CI job's timeout, `subprocess.run`'s kill) runs no undo: its logged model stayed
+   * Removes the logged models that earlier calls with this key and registered model left
+   * unfinished (PENDING, or FAILED and not deleted), once the key's version `done` is READY. A
+   * call killed mid-copy (SIGKILL, a CI job's timeout, `subprocess.run`'s kill) runs no undo: its logged model stayed
    * PENDING for good, one more in the experiment per killed retry. MLflow's own `log_model`
    * leaves one too when killed (`_use_logged_model` marks it FAILED only on an exception), but
    * its logged models carry no key to find them by. A racing caller still copying (its model
@@ -487,9 +487,7 @@ class Registration {
    */
   private async removeUnfinishedAttempts(experimentId: string, key: string, done: ModelVersion): Promise<void> {
     const keep = new Set([this.loggedModel?.modelId, done.source.startsWith('models:/') ? done.source.slice('models:/'.length) : undefined]);
-    const unfinished = await this.registry
-      // The key is quote-free (assertIdempotencyKey): it goes into the filter as it is.
-      .searchLoggedModels(experimentId, `tags.\`${IDEMPOTENCY_KEY_TAG}\` = '${key}'`, { signal: this.input.signal })
+    const unfinished = await this.loggedModelsWithKey(experimentId, key)
       .then((found) => found.filter((model) => !keep.has(model.modelId) && (model.status === 'PENDING' || model.status === 'FAILED')))
       .catch((error: unknown) => {
         this.logger.warn(`could not look for logged models earlier calls with idempotency key ${key} left unfinished: ${(error as Error).message}`);
@@ -505,6 +503,18 @@ class Registration {
         if (!isDoesNotExist(error)) this.logger.warn(`could not remove logged model ${model.modelId}: ${(error as Error).message}`);
       }
     }
+  }
+
+  /**
+   * The logged models of the experiment tagged with `key` and made for this registered model
+   * (named {@link loggedModelName} of it). Only this registered model's: one key may serve
+   * several registrations of a job (an encoder and a decoder from one run, at once), and
+   * another's PENDING logged model may be a live call's copy in progress.
+   */
+  private async loggedModelsWithKey(experimentId: string, key: string): Promise<LoggedModel[]> {
+    // The key is quote-free (assertIdempotencyKey): it goes into the filter as it is.
+    const found = await this.registry.searchLoggedModels(experimentId, `tags.\`${IDEMPOTENCY_KEY_TAG}\` = '${key}'`, { signal: this.input.signal });
+    return found.filter((model) => model.name === loggedModelName(this.input.name));
   }
 
   /**

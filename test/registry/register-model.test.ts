@@ -1031,6 +1031,36 @@ print(json.dumps({"version": v.version, "model_id": m.model_id}))
     expect(view.versions[0]!.tags).toEqual({ 'artifact_uploader.create_id': '0f1e2d3c-killed-before-removal', 'artifact_uploader.idempotency_key': key, stage: 'conversion' });
   });
 
+  it("another registered model's logged models with the same idempotencyKey (one still copying, PENDING; one READY) are neither removed nor registered by this model's call", async () => {
+    // Two registrations of one job (an encoder and a decoder from one run) with one key: the
+    // first to finish removed the other's PENDING logged model as a leftover of its own key,
+    // while that call was still copying into it, and the other call then failed.
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const key = unique('shared-key');
+    const other = unique('decoder');
+    const made = await runPython(
+      `
+import json, sys
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
+uri, exp_id, run_id, name, key = sys.argv[1:6]
+c = MlflowClient(tracking_uri=uri)
+copying = c.create_logged_model(experiment_id=exp_id, name=name, source_run_id=run_id, tags={"artifact_uploader.idempotency_key": key})
+ready = c.create_logged_model(experiment_id=exp_id, name=name, source_run_id=run_id, tags={"artifact_uploader.idempotency_key": key})
+c.finalize_logged_model(ready.model_id, LoggedModelStatus.READY)
+print(json.dumps([copying.model_id, ready.model_id]))
+`,
+      { args: [url, experimentId, runId, other, key] },
+    );
+    const [copying, ready] = JSON.parse(made.trim().split('\n').pop()!) as [string, string];
+    const name = unique('encoder');
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', idempotencyKey: key, trackingUri: url });
+    expect(result).toMatchObject({ version: '1', created: true, files: 3 });
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.logged_models.map((m) => [m.model_id, m.status]).sort()).toEqual([[copying, 'PENDING'], [ready, 'READY'], [result.modelId, 'READY']].sort());
+  });
+
   it('registerModel and a stage helper inside withRun register on the run\'s own tracking server, as its uploads go there', async () => {
     // The run was started with trackingUri and there is no MLFLOW_TRACKING_URI: the upload went
     // to the run's server, while the registration resolved ./mlruns and was refused.
