@@ -144,9 +144,10 @@ export class MlflowRegistryClient {
    * Records logged models as outputs of a run (`runs/outputs`), which the run page lists. Not
    * idempotent on the server (a second insert fails on a UNIQUE constraint, a 400): a retry
    * first reads the run's outputs, and does not send again what an attempt whose answer was
-   * lost recorded.
+   * lost recorded. `mayBeLogged`: the first attempt reads them too (a logged model an earlier,
+   * killed process made and may have recorded already).
    */
-  async logRunOutputs(runId: string, modelIds: readonly string[], options: RegistryRequestOptions = {}): Promise<void> {
+  async logRunOutputs(runId: string, modelIds: readonly string[], options: RegistryRequestOptions & { mayBeLogged?: boolean } = {}): Promise<void> {
     const json = { run_id: runId, models: modelIds.map((modelId) => ({ model_id: modelId, step: 0 })) };
     await this.createWithRetries(
       'mlflow/runs/outputs',
@@ -159,6 +160,7 @@ export class MlflowRegistryClient {
         return true;
       },
       options,
+      options.mayBeLogged === true,
     );
   }
 
@@ -309,7 +311,6 @@ export class MlflowRegistryClient {
 
   // ───────────────────────────── plumbing ─────────────────────────────
 
-  /** Runs a create under the retry policy; an attempt after a failure first looks for what the failed one may have made. */
   /**
    * Creates once: a retry first looks for what an attempt whose answer was lost made (`find`,
    * by the one-off id the create carries). An abort can land in the same gap, after the server
@@ -338,16 +339,21 @@ export class MlflowRegistryClient {
     }
   }
 
+  /**
+   * Runs a create under the retry policy; an attempt after a failure first looks for what the
+   * failed one may have made (with `findFirst`, the first attempt too).
+   */
   private createWithRetries<T>(
     endpoint: string,
     find: (signal: AbortSignal | undefined) => Promise<T | undefined>,
     create: (signal: AbortSignal | undefined) => Promise<T>,
     options: RegistryRequestOptions,
+    findFirst = false,
   ): Promise<T> {
     return withRetry(
       async (attempt, signal) => {
         try {
-          if (attempt > 1) {
+          if (attempt > 1 || findFirst) {
             const made = await find(signal);
             if (made) {
               this.logger.info(`${endpoint}: an attempt whose answer was lost had made it; not creating another`);

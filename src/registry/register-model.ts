@@ -13,7 +13,8 @@
  * while the others delete what they made. Nothing is left half-made: a failure removes the
  * version it created and marks its logged model FAILED (then deletes it), aliases are set
  * only on a READY version, and a call with a key removes the PENDING logged models that killed
- * calls with the key left (a SIGKILL runs no undo).
+ * calls with the key left (a SIGKILL runs no undo), and registers the READY one a call killed
+ * between the copy and the version left, instead of copying the files again.
  *
  * @module
  */
@@ -115,7 +116,7 @@ export interface RegisterModelResult {
   modelUri: string;
   /** False when an earlier call with the same `idempotencyKey` had made the version. */
   created: boolean;
-  /** Files placed in the logged model by this call (0 when `created` is false). */
+  /** Files placed in the logged model by this call (0 when `created` is false, and when the call registered the files an earlier call with its `idempotencyKey` had copied before it was killed). */
   files: number;
 }
 
@@ -369,6 +370,8 @@ class Registration {
   private readonly tracking: MlflowRestClient;
   private readonly logger: Logger;
   private loggedModel?: LoggedModel;
+  /** `loggedModel` was made by an earlier call ({@link copyOfKilledAttempt}): a failure leaves it as it was. */
+  private loggedModelReused = false;
   private version?: ModelVersion;
   /**
    * The aliases this call points at its own version, each with the version it was on before
@@ -407,24 +410,34 @@ class Registration {
         hint: 'Restore it in the MLflow UI (or `mlflow runs restore`), or register from another run.',
       });
     }
+    const earlierCopy = idempotencyKey === undefined ? undefined : await this.copyOfKilledAttempt(run.info.experimentId, idempotencyKey);
     try {
-      this.loggedModel = await this.registry.createLoggedModel(
-        { experimentId: run.info.experimentId, name: loggedModelName(name), sourceRunId: runId, ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}) },
-        { signal },
-      );
-      const placed = await placeModelFiles({
-        connection: this.connection,
-        registry: this.registry,
-        artifactUri: this.loggedModel.artifactUri,
-        runId,
-        source,
-        ...(localFiles !== undefined ? { localFiles } : {}),
-        env: this.input.env,
-        store: this.input.store,
-        ...(signal ? { signal } : {}),
-      });
-      this.loggedModel = await this.registry.finalizeLoggedModel(this.loggedModel.modelId, 'READY', { signal });
-      await this.registry.logRunOutputs(runId, [this.loggedModel.modelId], { signal });
+      let placed = { files: 0 };
+      if (earlierCopy !== undefined) {
+        this.logger.info(`logged model ${earlierCopy.modelId} holds this model's files, copied by an earlier call with idempotency key ${idempotencyKey} that made no version; registering it instead of copying again`);
+        this.loggedModel = earlierCopy;
+        this.loggedModelReused = true;
+        // The killed call may have been killed before or after it linked the model to the run.
+        await this.registry.logRunOutputs(runId, [earlierCopy.modelId], { signal, mayBeLogged: true });
+      } else {
+        this.loggedModel = await this.registry.createLoggedModel(
+          { experimentId: run.info.experimentId, name: loggedModelName(name), sourceRunId: runId, ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}) },
+          { signal },
+        );
+        placed = await placeModelFiles({
+          connection: this.connection,
+          registry: this.registry,
+          artifactUri: this.loggedModel.artifactUri,
+          runId,
+          source,
+          ...(localFiles !== undefined ? { localFiles } : {}),
+          env: this.input.env,
+          store: this.input.store,
+          ...(signal ? { signal } : {}),
+        });
+        this.loggedModel = await this.registry.finalizeLoggedModel(this.loggedModel.modelId, 'READY', { signal });
+        await this.registry.logRunOutputs(runId, [this.loggedModel.modelId], { signal });
+      }
       // Made only now, with the files in place: a failed copy, or a server without logged
       // models (MLflow 2), leaves no empty registered model behind.
       if (await this.registry.createRegisteredModel(name, { signal })) this.logger.info(`created registered model ${name}`);
@@ -470,6 +483,33 @@ class Registration {
     await this.undo();
     await this.removeUnfinishedAttempts(experimentId, key, winner);
     return this.complete(winner, false, 0);
+  }
+
+  /**
+   * The logged model an earlier call with this key copied the files into, finalized READY, and
+   * then made no version of: a process killed between the copy and the version's create (SIGKILL,
+   * a CI job's timeout). Its files are complete, as a logged model is READY only once they are all
+   * in place ({@link run}), and they are the key's, as a finished earlier call's version would be;
+   * registering it saves copying the model again (gigabytes, for some), and leaves no READY logged
+   * model without a version in the experiment for good. Only one made for this registered model
+   * (its logged model name) from this run, and that no version of it with the key sources (one
+   * whose registration failed). A live call may still be about to make its version of it: both
+   * versions then race as any two keyed calls do, and neither call deletes the logged model the
+   * other's version holds ({@link undo}). `undefined` when there is none, or the look-up failed
+   * (the call then copies, as before).
+   */
+  private async copyOfKilledAttempt(experimentId: string, key: string): Promise<LoggedModel | undefined> {
+    const { name, runId, signal } = this.input;
+    try {
+      const ready = (await this.loggedModelsWithKey(experimentId, key)).filter((model) => model.status === 'READY' && model.sourceRunId === runId);
+      if (ready.length === 0) return undefined;
+      const sourced = new Set((await this.registry.searchModelVersionsByTag(name, IDEMPOTENCY_KEY_TAG, key, { signal })).map((version) => version.source));
+      return ready.find((model) => !sourced.has(`models:/${model.modelId}`));
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      this.logger.warn(`could not look for a logged model an earlier call with idempotency key ${key} left without a version: ${(error as Error).message}`);
+      return undefined;
+    }
   }
 
   /**
@@ -651,7 +691,8 @@ class Registration {
    * Removes what this call made: points the aliases it moved back where they were, deletes its
    * version, then its logged model (marked FAILED, then deleted). Returns the version it could
    * not delete; its logged model is then kept as it is, since the version's files are there (a
-   * rerun with the same key completes that version). Never throws.
+   * rerun with the same key completes that version). A logged model an earlier call made
+   * ({@link copyOfKilledAttempt}), or that another call's version holds, is kept too. Never throws.
    */
   private async undo(): Promise<string | undefined> {
     const { name } = this.input;
@@ -670,16 +711,45 @@ class Registration {
       this.version = undefined;
       if (!deleted) {
         this.loggedModel = undefined;
+        this.loggedModelReused = false;
         return version;
       }
     }
     if (this.loggedModel) {
-      const { modelId } = this.loggedModel;
+      const { modelId, status } = this.loggedModel;
+      const reused = this.loggedModelReused;
+      this.loggedModel = undefined;
+      this.loggedModelReused = false;
+      if (reused) {
+        this.logger.info(`logged model ${modelId}, made by an earlier call, is left as it was (READY, with its files)`);
+        return undefined;
+      }
+      if (status === 'READY' && (await this.anotherVersionHolds(modelId))) return undefined;
       await this.registry.finalizeLoggedModel(modelId, 'FAILED').catch((error: unknown) => this.logger.warn(`could not mark logged model ${modelId} FAILED: ${(error as Error).message}`));
       await this.registry.deleteLoggedModel(modelId).catch((error: unknown) => this.logger.warn(`could not delete logged model ${modelId}: ${(error as Error).message}`));
-      this.loggedModel = undefined;
     }
     return undefined;
+  }
+
+  /**
+   * Whether a version with this call's key, made by another call, holds this call's READY logged
+   * model: a call that took it for the copy of a killed attempt ({@link copyOfKilledAttempt})
+   * while this one was about to make its version. Deleting it would leave that version without
+   * its files. True also when the look-up fails: a READY logged model left over is harmless (a
+   * rerun with the key registers it), a version without files is not. Never throws.
+   */
+  private async anotherVersionHolds(modelId: string): Promise<boolean> {
+    const { name, idempotencyKey } = this.input;
+    if (idempotencyKey === undefined) return false;
+    try {
+      // Without the call's signal: an aborted call removes what it made too.
+      const holders = (await this.registry.searchModelVersionsByTag(name, IDEMPOTENCY_KEY_TAG, idempotencyKey)).filter((version) => version.source === `models:/${modelId}`);
+      if (holders.length === 0) return false;
+      this.logger.info(`logged model ${modelId} is kept: ${name} version ${holders.map((v) => v.version).join(', ')}, made by another call with idempotency key ${idempotencyKey}, holds it`);
+    } catch (error) {
+      this.logger.warn(`could not tell whether another call's version holds logged model ${modelId}, so it is kept: ${(error as Error).message}`);
+    }
+    return true;
   }
 
   /**

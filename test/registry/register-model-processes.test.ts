@@ -4,7 +4,9 @@
  * end, every process reports it, and only its logged model is left (Python client's view).
  * And the CLI killed (SIGKILL) as the server's answer to its version create arrives: the
  * version it leaves carries no internal tag, and a rerun with the same key completes it; killed
- * while it downloads the run's files, the next register removes what it had downloaded.
+ * while it downloads the run's files, the next register removes what it had downloaded; killed
+ * between the copy and the version, a rerun with the same key makes the version of the READY
+ * logged model the killed one left, without copying the files again.
  */
 import { existsSync, readdirSync, utimesSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -19,7 +21,7 @@ import { runNodeScript } from '../support/processes.js';
 import { runPython } from '../support/python.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 import { registerModel } from '../../src/registry/register-model.js';
-import { scratch, writeTree } from '../uploader/helpers.js';
+import { hashTree, scratch, writeTree } from '../uploader/helpers.js';
 
 const startProxy = useFaultProxies();
 
@@ -197,5 +199,70 @@ print(json.dumps(sorted([m.model_id, str(m.status)] for m in c.search_logged_mod
     const doc = JSON.parse(rerun.stdout) as { ok: boolean; registeredModel: { modelId: string; created: boolean } };
     expect(doc).toMatchObject({ ok: true, registeredModel: { created: true, files: 2 } });
     expect(await loggedModels()).toEqual([[doc.registeredModel.modelId, 'READY']]);
+  });
+
+  it('a register killed between the copy and the version leaves a READY logged model, and a rerun with the same key makes its version from it (one logged model, no second copy)', async () => {
+    // The rerun made a second logged model and copied the files again; the READY one of the
+    // killed call stayed in the experiment for good, files and all, with no version.
+    const { url } = mlflowServer();
+    const run = await startRun({ trackingUri: url, experimentName: `registry-killed-ready-${process.pid}-${Date.now()}`, activate: false, env: {} });
+    const dir = writeTree(scratch('au-registry-ready-'), { 'weights.bin': Buffer.alloc(4096, 11), 'sub/config.json': '{"layers": 2}' });
+    const uploader = new ArtifactUploader({ stage: 'training', runId: run.runId, trackingUri: url, env: {} });
+    await uploader.uploadDirectory(dir, { artifactPath: 'model' }).finally(() => uploader.close());
+    const proxy = await startProxy(url);
+    const name = `killed-ready-${process.pid}-${Date.now()}`;
+    const key = `ready-key-${Date.now()}`;
+    const options = {
+      argv: ['register', name, '--artifact-path', 'model', '--alias', 'champion', '--idempotency-key', key, '--run-id', run.runId, '--json'],
+      env: { MLFLOW_TRACKING_URI: proxy.url },
+      proxy,
+    };
+    const view = async () =>
+      JSON.parse(
+        (
+          await runPython(
+            `
+import hashlib, json, os, sys, tempfile
+import mlflow
+from mlflow import MlflowClient
+uri, exp_id, name, run_id = sys.argv[1:5]
+mlflow.set_tracking_uri(uri)
+c = MlflowClient()
+out = {"models": sorted([m.model_id, str(m.status)] for m in c.search_logged_models(experiment_ids=[exp_id])), "versions": [], "download": {}}
+out["versions"] = [[v.version, v.source] for v in c.search_model_versions(f"name='{name}'")]
+out["run_outputs"] = [o.model_id for o in c.get_run(run_id).outputs.model_outputs]
+if out["versions"]:
+    d = mlflow.artifacts.download_artifacts(f"models:/{name}@champion", dst_path=tempfile.mkdtemp())
+    for root, _dirs, names in os.walk(d):
+        for n in names:
+            p = os.path.join(root, n)
+            out["download"][os.path.relpath(p, d).replace(os.sep, "/")] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+print(json.dumps(out))
+`,
+            { args: [url, run.experimentId!, name, run.runId] },
+          )
+        )
+          .trim()
+          .split('\n')
+          .pop()!,
+      ) as { models: Array<[string, string]>; versions: Array<[string, string]>; run_outputs: string[]; download: Record<string, string> };
+
+    const killed = await runAndKill({ ...options, at: { request: (r) => r.method === 'POST' && r.path.includes('model-versions/create') } });
+    expect(killed.requests.some((r) => r.path.includes('/get-artifact'))).toBe(true);
+    const left = await view();
+    expect(left.models.map(([, status]) => status)).toEqual(['READY']);
+    expect(left.versions).toEqual([]);
+    const [leftId] = left.models[0]!;
+
+    const rerun = await runToEnd(options);
+    const doc = JSON.parse(rerun.stdout) as { ok: boolean; registeredModel: { modelId: string; version: string; created: boolean; aliases: string[] } };
+    expect(doc).toMatchObject({ ok: true, registeredModel: { modelId: leftId, version: '1', created: true, aliases: ['champion'] } });
+    // The files were not copied again: no download from the run, no logged model made.
+    expect(rerun.requests.filter((r) => r.path.includes('/get-artifact') || (r.method === 'POST' && /\/logged-models$/.test(r.path)))).toEqual([]);
+    const after = await view();
+    expect(after.models).toEqual([[leftId, 'READY']]);
+    expect(after.versions).toEqual([['1', `models:/${leftId}`]]);
+    expect(after.run_outputs).toEqual([leftId]);
+    expect(after.download).toEqual(hashTree(dir));
   });
 });
