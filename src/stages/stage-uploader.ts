@@ -226,8 +226,20 @@ function registrationAfterUploadFailed(
 ): RegistryError {
   const why = error instanceof Error ? error.message : String(error);
   const key = register.idempotencyKey;
-  const command = `artifact-uploader register ${shellWord(register.name)} --artifact-path ${shellWord(artifactPath)} --run-id ${runId}${key === undefined ? '' : ` --idempotency-key ${shellWord(key)}`}`;
-  const call = `registerModel({ name, runId: '${runId}', artifactPath: ${JSON.stringify(artifactPath)}${key === undefined ? '' : ', idempotencyKey'} })`;
+  // The registration asked for, whole: a command without the aliases and tags made a version no
+  // deployment follows (`champion` never set), and told nothing of what was left out.
+  const aliases = register.alias === undefined ? [] : typeof register.alias === 'string' ? [register.alias] : [...register.alias];
+  const tags = Object.entries(register.tags ?? {});
+  const flags = [
+    ...aliases.map((alias) => `--alias ${shellWord(alias)}`),
+    ...tags.map(([tagKey, value]) => `--tag ${shellWord(`${tagKey}=${value}`)}`),
+    ...(register.description === undefined ? [] : [`--description ${shellWord(register.description)}`]),
+    ...(register.readyTimeoutMs === undefined ? [] : [`--ready-timeout ${Math.ceil(register.readyTimeoutMs / 1000)}s`]),
+    ...(key === undefined ? [] : [`--idempotency-key ${shellWord(key)}`]),
+  ];
+  const command = [`artifact-uploader register ${shellWord(register.name)} --artifact-path ${shellWord(artifactPath)} --run-id ${runId}`, ...flags].join(' ');
+  const asked = [aliases.length > 0 ? 'alias' : '', tags.length > 0 ? 'tags' : '', register.description === undefined ? '' : 'description', register.readyTimeoutMs === undefined ? '' : 'readyTimeoutMs', key === undefined ? '' : 'idempotencyKey'].filter(Boolean);
+  const call = `registerModel({ name, runId: '${runId}', artifactPath: ${JSON.stringify(artifactPath)}${asked.map((option) => `, ${option}`).join('')} })`;
   return new RegistryError('REGISTRY_AFTER_UPLOAD', `The upload succeeded: the files are in run ${runId} at "${artifactPath}". Only registering them as ${register.name} failed: ${why}`, {
     modelName: register.name,
     runId,

@@ -803,13 +803,18 @@ describeWithServers('registerModel on a real MLflow server', () => {
     front.addRule({ match: (r) => r.method === 'POST' && r.path.includes('registered-models/alias'), fault: 'status', status: 400, body: '{"error_code":"INVALID_PARAMETER_VALUE","message":"refused by the test"}' });
     const name = unique('after-upload-model');
 
-    const error = await uploadTrainingArtifacts({ checkpointDir: checkpoint, metricsJsonPath: metrics, runId: run.runId, trackingUri: front.url, env: {}, retry: FAST_RETRY, register: { name, alias: 'candidate', idempotencyKey: 'job-7' } }).catch((e: unknown) => e);
+    const register = { name, alias: ['candidate', 'nightly'], tags: { 'eval/dataset': "held out o'neil" }, description: 'LoRA r=4', readyTimeoutMs: 600_000, idempotencyKey: 'job-7' };
+    const error = await uploadTrainingArtifacts({ checkpointDir: checkpoint, metricsJsonPath: metrics, runId: run.runId, trackingUri: front.url, env: {}, retry: FAST_RETRY, register }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RegistryError);
     expect(error).toMatchObject({ code: 'REGISTRY_AFTER_UPLOAD', modelName: name, runId: run.runId, artifactPath: 'checkpoint' });
     expect((error as RegistryError).cause).toBeInstanceOf(MlflowApiError);
     expect((error as RegistryError).message).toContain(`The upload succeeded: the files are in run ${run.runId} at "checkpoint". Only registering them as ${name} failed: `);
     expect((error as RegistryError).message).toContain('refused by the test');
-    expect((error as RegistryError).hint).toContain(`\`artifact-uploader register ${name} --artifact-path checkpoint --run-id ${run.runId} --idempotency-key job-7\``);
+    // The whole registration asked for: the command without the aliases and tags made a version no deployment followed.
+    expect((error as RegistryError).hint).toContain(
+      `\`artifact-uploader register ${name} --artifact-path checkpoint --run-id ${run.runId} --alias candidate --alias nightly --tag 'eval/dataset=held out o'\\''neil' --description 'LoRA r=4' --ready-timeout 600s --idempotency-key job-7\``,
+    );
+    expect((error as RegistryError).hint).toContain(`registerModel({ name, runId: '${run.runId}', artifactPath: "checkpoint", alias, tags, description, readyTimeoutMs, idempotencyKey })`);
     // What the helper would have returned: both uploads, and their files in the run.
     expect((error as RegistryError).uploaded).toMatchObject({ checkpoint: { status: 'uploaded', runId: run.runId, artifactPath: 'checkpoint' }, metrics: { status: 'uploaded' } });
     const tracking = createTrackingClient({ trackingUri: url, env: {} });
@@ -820,14 +825,15 @@ describeWithServers('registerModel on a real MLflow server', () => {
     const res = await cli(['conversion', join(writeTree(scratch('au-registry-after-onnx-'), { 'model.onnx': 'graph' }), 'model.onnx'), '--register', name, '--alias', 'candidate', '--run-id', run.runId, '--tracking-uri', front.url]);
     expect(res.code).toBe(2);
     expect(res.stderr).toContain(`error [REGISTRY_AFTER_UPLOAD]: The upload succeeded: the files are in run ${run.runId} at "onnx". Only registering them as ${name} failed`);
-    expect(res.stderr).toContain(`\`artifact-uploader register ${name} --artifact-path onnx --run-id ${run.runId}\``);
+    expect(res.stderr).toContain(`\`artifact-uploader register ${name} --artifact-path onnx --run-id ${run.runId} --alias candidate\``);
     expect(res.stderr).not.toContain('registerModel(');
     const json = await cli(['conversion', join(writeTree(scratch('au-registry-after-onnx-'), { 'model.onnx': 'graph' }), 'model.onnx'), '--register', name, '--run-id', run.runId, '--tracking-uri', front.url, '--alias', 'candidate', '--json']);
     expect(json.json()).toMatchObject({ ok: false, error: { code: 'REGISTRY_AFTER_UPLOAD', runId: run.runId, artifactPath: 'onnx', uploaded: { status: 'uploaded', artifactPath: 'onnx' } } });
-    const again = await cli(['register', name, '--artifact-path', 'onnx', '--run-id', run.runId, '--tracking-uri', url, '--json']);
+    // The command of the hint, as printed, run against the server: the version it makes carries the alias asked for.
+    const again = await cli(['register', name, '--artifact-path', 'onnx', '--run-id', run.runId, '--alias', 'candidate', '--tracking-uri', url, '--json']);
     expect(again.code, again.stderr).toBe(0);
-    expect(again.json()).toMatchObject({ ok: true, registeredModel: { name, runId: run.runId, created: true } });
-    expect((await pythonView(url, name, '', run.experimentId!, run.runId)).versions).toHaveLength(1);
+    expect(again.json()).toMatchObject({ ok: true, registeredModel: { name, runId: run.runId, created: true, aliases: ['candidate'] } });
+    expect((await pythonView(url, name, 'candidate', run.experimentId!, run.runId)).versions).toHaveLength(1);
   });
 
   it('a stage registration aborted after the upload stays an AbortedError (a pruned trial is told by its type), and leaves no version', async () => {
