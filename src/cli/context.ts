@@ -30,8 +30,14 @@ export interface CliIo {
   isTTY?: boolean;
   /** Terminal width for the progress bar. @default 80 */
   columns?: number;
-  /** Fires on SIGINT/SIGTERM: the running command stops and the CLI exits with 130. */
+  /** Fires on SIGINT/SIGTERM: the running command stops, cleans up, and the CLI exits with 130. */
   signal?: AbortSignal;
+  /**
+   * Fires on a second SIGINT/SIGTERM, while the first one's cleanup runs: the CLI reports at once
+   * (synchronously, in the abort event) what the unfinished cleanup may leave behind; the caller
+   * then ends the process (`main.ts` exits with 130) without waiting for the command.
+   */
+  forceSignal?: AbortSignal;
 }
 
 /** The global options, parsed. */

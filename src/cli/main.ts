@@ -1,4 +1,5 @@
 // The `artifact-uploader` bin: runs the CLI with the real process's I/O (see program.ts).
+import { EXIT_CODES } from './exit-codes.js';
 import { asksForHelpOrVersion, runCli } from './program.js';
 
 /** 128 + SIGPIPE: the status a Unix tool killed by a closed pipe exits with (`yes | head`). */
@@ -21,6 +22,25 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 // report anything, and must not stop an upload over a log line: keep going, the exit code tells.
 process.stderr.on('error', () => undefined);
 
-const controller = new AbortController();
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => controller.abort(new Error(`received ${signal}`)));
-process.exitCode = await runCli(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env, isTTY: process.stderr.isTTY === true, columns: process.stderr.columns, signal: controller.signal });
+// The first SIGINT/SIGTERM stops the command, which cleans up on its way out (runCli says so).
+// A second one is the user saying "now": npm, docker and the AWS CLI quit at once on it too. It
+// used to kill the process the default way, mid-cleanup, without a word of what was left; now
+// runCli reports that (forceSignal) and the process exits at once, without waiting for cleanup.
+const interrupt = new AbortController();
+const force = new AbortController();
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (!interrupt.signal.aborted) return interrupt.abort(new Error(`received ${signal}`));
+    force.abort(new Error(`received ${signal}`));
+    process.exit(EXIT_CODES.INTERRUPTED);
+  });
+}
+process.exitCode = await runCli(argv, {
+  stdout: process.stdout,
+  stderr: process.stderr,
+  env: process.env,
+  isTTY: process.stderr.isTTY === true,
+  columns: process.stderr.columns,
+  signal: interrupt.signal,
+  forceSignal: force.signal,
+});

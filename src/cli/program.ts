@@ -12,7 +12,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError as CommanderArgumentError, Option } from 'commander';
 import { closestMatch } from '../config/did-you-mean.js';
-import { isArtifactUploaderError } from '../core/errors.js';
+import { AbortedError, isArtifactUploaderError } from '../core/errors.js';
 import { redact } from '../core/logger.js';
 import { VERSION } from '../version.js';
 import { CliContext, type CliIo, type CommandOutcome, type GlobalOptions } from './context.js';
@@ -435,22 +435,62 @@ export async function runCli(words: string[], io: CliIo): Promise<number> {
   if (!pending) return EXIT_CODES.OK;
   const { name, globals } = pending;
   const ctx = new CliContext(io, globals);
+  const trackingUriFrom = trackingUriSource(globals, io.env);
+  const stopWatching = watchInterrupts(io, ctx, (error) => reportError(io, error, { json: globals.json, verbose: globals.verbose, command: name, interrupted: true, trackingUriFrom }));
   let outcome: CommandOutcome;
   try {
     const runner = await pending.load();
     outcome = await runner(ctx, pending.args, pending.options);
   } catch (error) {
-    return reportError(io, error, { json: globals.json, verbose: globals.verbose, command: name, interrupted: io.signal?.aborted, trackingUriFrom: trackingUriSource(globals, io.env) });
+    return reportError(io, error, { json: globals.json, verbose: globals.verbose, command: name, interrupted: io.signal?.aborted, trackingUriFrom });
+  } finally {
+    stopWatching();
   }
   if (globals.json) writeJson(io, { ok: outcome.exitCode === EXIT_CODES.OK, command: name, exitCode: outcome.exitCode, ...outcome.data });
   else if (outcome.text !== undefined && (!globals.quiet || outcome.textEvenIfQuiet)) io.stdout.write(redact(outcome.text.endsWith('\n') ? outcome.text : `${outcome.text}\n`));
   return outcome.exitCode;
 }
 
-/** The flags that print help or the version and exit, wherever they stand before `--`. */
+/** `SIGINT` or `SIGTERM`, from the reason `main.ts` aborts with (`received SIGINT`). */
+function signalName(signal: AbortSignal): string {
+  const reason: unknown = signal.reason;
+  return /\bSIG[A-Z]+\b/.exec(reason instanceof Error ? reason.message : String(reason))?.[0] ?? 'SIGINT or SIGTERM';
+}
+
+/**
+ * While a command runs: on the first signal (`io.signal`), a note that it is cleaning up and how
+ * to skip that; on a second one (`io.forceSignal`), the error of a forced quit, through
+ * `report`: what the cleanup left undone may leave behind, and how to finish or give it up.
+ * It is reported synchronously, in the abort event, since the caller ends the process right
+ * after (`main.ts`); with `--json` it is the one document on stdout. Returns the function that
+ * stops watching, for when the command has ended.
+ */
+function watchInterrupts(io: CliIo, ctx: CliContext, report: (error: AbortedError) => void): () => void {
+  const { signal, forceSignal } = io;
+  const onInterrupt = () => {
+    const again = signalName(signal!) === 'SIGINT' ? 'Press Ctrl-C again' : `Send ${signalName(signal!)} again`;
+    ctx.note(`Interrupted (${signalName(signal!)}): stopping and cleaning up (unfinished uploads, the resume journal, temp files). ${again} to quit at once, without the cleanup.`);
+  };
+  const onForce = () => {
+    report(
+      new AbortedError(
+        `Quit at once on a second ${signalName(forceSignal!)}, before the cleanup of the interrupted command finished: what it had started may be left behind, e.g. an unfinished multipart upload or resumable session (whose parts stay billed until it is given up), a staged archive or temp files. The resume journal stays usable, as after a kill.`,
+        { hint: 'Run the same command again: it resumes what the journal holds and finishes the cleanup; or run `artifact-uploader resume clear` to give up the unfinished uploads (docs/resume.md).' },
+      ),
+    );
+  };
+  signal?.addEventListener('abort', onInterrupt, { once: true });
+  forceSignal?.addEventListener('abort', onForce, { once: true });
+  return () => {
+    signal?.removeEventListener('abort', onInterrupt);
+    forceSignal?.removeEventListener('abort', onForce);
+  };
+}
+
 /** The line commander adds to "unknown option" for a near spelling: `\n(Did you mean --stage?)`. */
 const COMMANDER_SUGGESTION = /\n\(Did you mean [^\n]*\?\)/;
 
+/** The flags that print help or the version and exit, wherever they stand before `--`. */
 const HELP_AND_VERSION_FLAGS = ['-h', '--help', '-V', '--version'];
 
 /**

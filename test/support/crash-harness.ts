@@ -16,9 +16,10 @@
  * After the kill the proxy is thawed, so the rerun goes through it normally; `bytesSent` of the
  * rerun is what it sent again.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { FaultProxy } from './fault-proxy.js';
 import { tempDirEnv } from './run-temp-root.js';
 
@@ -64,14 +65,19 @@ function assertBuilt(): void {
   if (!existsSync(CLI_JS)) throw new Error(`${CLI_JS} is missing: run \`npm run build\` first (npm test does)`);
 }
 
+/** Spawns the built CLI with `options.argv`, in the run's temp root and HOME unless `options.env` says otherwise. */
+export function spawnCli(options: Pick<CliChildOptions, 'argv' | 'env' | 'cwd'>): ChildProcessByStdio<null, Readable, Readable> {
+  assertBuilt();
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...tempDirEnv(), ...options.env };
+  return spawn(process.execPath, [CLI_JS, ...options.argv], { env: env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
 /** Spawns the CLI; `killAt` (when given) arms the kill on the proxy first. */
 function runChild(options: CliChildOptions, killAt?: KillPoint, signal: NodeJS.Signals = 'SIGKILL'): Promise<ChildRun> {
-  assertBuilt();
   const { proxy } = options;
   const startBytes = proxy.bytesForwarded;
   const startRequests = proxy.requests.length;
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME, ...tempDirEnv(), ...options.env };
-  const child = spawn(process.execPath, [CLI_JS, ...options.argv], { env: env as NodeJS.ProcessEnv, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnCli(options);
   // The proxy stays frozen until the child has exited: it reads and discards what the child
   // sends and answers nothing, so a handled signal (SIGINT/SIGTERM) must end the child by the
   // CLI's own abort, never because a server answered.
