@@ -138,6 +138,7 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/`maxConcurrency` \((\d+)\) is below/g, '--max-concurrency $1 is below'],
   [/from the tracking config \(the file, the `config` option or ARTIFACT_UPLOADER_CONCURRENCY\)/g, 'from the tracking config (artifact-uploader.yaml or ARTIFACT_UPLOADER_CONCURRENCY)'],
   [/\bSet maxConcurrency \(--max-concurrency\) to\b/g, 'Set --max-concurrency to'],
+  [/\bsince the `concurrency` option sets the concurrency here\b/g, 'since --concurrency sets the concurrency here'],
   [/\bskipExisting: '(size|checksum)'/g, '--skip-existing $1'],
   [/\brunId \/ MLFLOW_RUN_ID\b/g, '--run-id / MLFLOW_RUN_ID'],
   // The library cannot tell (the CLI passes every URI as the option); the CLI names its source.

@@ -50,6 +50,14 @@ export interface LoadTrackingConfigOptions {
   config?: TrackingConfigInput;
   /** Environment to read instead of `process.env`. @default process.env */
   env?: Env;
+  /**
+   * The caller sets the concurrency itself (the uploader's `concurrency` option, the CLI's
+   * `--concurrency`), so `ARTIFACT_UPLOADER_CONCURRENCY` is not used: an invalid value is then
+   * reported in `warnings` instead of refused. Refused, it stopped a run it could not affect;
+   * ignored without a word, a typo would go unnoticed until the option is dropped.
+   * @default false
+   */
+  concurrencyGiven?: boolean;
 }
 
 /** One value set by an environment variable. */
@@ -72,6 +80,8 @@ export interface ResolvedTrackingConfig {
   source: 'option' | 'file' | 'defaults';
   /** Every value an environment variable set, in application order. */
   overrides: ConfigOverride[];
+  /** Environment variables ignored for a bad value that nothing uses (see `concurrencyGiven`): what to log. */
+  warnings: string[];
 }
 
 /**
@@ -309,8 +319,24 @@ export async function resolveTrackingConfig(options: LoadTrackingConfigOptions =
     config.hub.fineTunedModelsDir = resolvePath(base, expandHome(config.hub.fineTunedModelsDir, env));
   }
 
-  const overrides = applyEnvOverrides(config, env);
-  return { config, file, source, overrides };
+  const warnings: string[] = [];
+  const overrides = applyEnvOverrides(config, env, { concurrencyGiven: options.concurrencyGiven ?? false, warnings });
+  return { config, file, source, overrides, warnings };
+}
+
+/**
+ * `ARTIFACT_UPLOADER_CONCURRENCY` when the caller sets the concurrency itself: a valid value is
+ * applied as ever (the config reads the same), an invalid one is left out with a warning.
+ */
+function unusedConcurrency(env: Env, warnings: string[]): number | undefined {
+  try {
+    return envNumber(CONCURRENCY_ENV, env, { min: 1, max: 64, integer: true });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    const expected = error.issues[0]?.message ?? 'expected an integer from 1 to 64';
+    warnings.push(`Environment variable ${CONCURRENCY_ENV}="${env[CONCURRENCY_ENV]}" is ignored, since the \`concurrency\` option sets the concurrency here (${expected}). ${error.hint ?? ''}`.trim());
+    return undefined;
+  }
 }
 
 /** Read by uploader/journal.ts (`JOURNAL_DIR_ENV`), which config/ may not import. */
@@ -357,7 +383,7 @@ function unknownVariableIssue(name: string, switches: string[]): ConfigIssue | u
 }
 
 /** Applies the documented env overrides in place; returns what they set. */
-function applyEnvOverrides(config: TrackingConfig, env: Env): ConfigOverride[] {
+function applyEnvOverrides(config: TrackingConfig, env: Env, { concurrencyGiven, warnings }: { concurrencyGiven: boolean; warnings: string[] }): ConfigOverride[] {
   const overrides: ConfigOverride[] = [];
   const known = new Set<string>();
   for (const stage of STAGES) {
@@ -396,7 +422,7 @@ function applyEnvOverrides(config: TrackingConfig, env: Env): ConfigOverride[] {
     );
   }
 
-  const concurrency = envNumber(CONCURRENCY_ENV, env, { min: 1, max: 64, integer: true });
+  const concurrency = concurrencyGiven ? unusedConcurrency(env, warnings) : envNumber(CONCURRENCY_ENV, env, { min: 1, max: 64, integer: true });
   if (concurrency !== undefined) {
     config.concurrency = concurrency;
     for (const stage of STAGES) config[stage].concurrency = concurrency;

@@ -268,8 +268,12 @@ export class ArtifactUploader<S extends StageName = StageName> {
    * ```
    */
   loadConfig(): Promise<TrackingConfig> {
-    this.configPromise ??= resolveTrackingConfig({ configDir: this.opts.configDir, config: this.opts.config, env: this.opts.env }).then(
-      (resolved) => resolved.config,
+    // With a `concurrency` option, ARTIFACT_UPLOADER_CONCURRENCY is not used: a bad value is a warning.
+    this.configPromise ??= resolveTrackingConfig({ configDir: this.opts.configDir, config: this.opts.config, env: this.opts.env, concurrencyGiven: this.opts.concurrency !== undefined }).then(
+      (resolved) => {
+        for (const warning of resolved.warnings) this.logger.warn(warning);
+        return resolved.config;
+      },
     );
     return this.configPromise;
   }

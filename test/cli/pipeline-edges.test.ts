@@ -362,6 +362,26 @@ describe('--max-concurrency below the configured concurrency', () => {
   });
 });
 
+describe('an invalid ARTIFACT_UPLOADER_CONCURRENCY', () => {
+  it('is refused where it sets the concurrency, and only warned about under --concurrency, which wins (docs/cli.md)', async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'logs'));
+    writeFileSync(join(cwd, 'logs', 'train.log'), 'step 1');
+    const env = baseEnv({ ARTIFACT_UPLOADER_CONCURRENCY: 'eight' });
+    const refused = await cli(['dir', '--stage', 'training', 'logs', '--dry-run', '--json'], { cwd, env });
+    expect(refused.code, refused.stderr).toBe(EXIT_CODES.USAGE);
+    expect(refused.json().error).toMatchObject({ code: 'CONFIG_INVALID', hint: 'Set ARTIFACT_UPLOADER_CONCURRENCY to an integer from 1 to 64, or unset it for the default.' });
+
+    // The flag wins: the variable is not used, so it stops nothing, but the typo is said, in CLI terms.
+    const run = await cli(['--concurrency', '4', 'dir', '--stage', 'training', 'logs', '--dry-run', '--json'], { cwd, env });
+    expect(run.code, run.stderr).toBe(EXIT_CODES.OK);
+    expect(run.json()).toMatchObject({ ok: true, status: 'skipped', results: [{ reason: 'dry-run' }] });
+    expect(run.stderr).toContain(
+      'Environment variable ARTIFACT_UPLOADER_CONCURRENCY="eight" is ignored, since --concurrency sets the concurrency here (expected an integer from 1 to 64). Set ARTIFACT_UPLOADER_CONCURRENCY to an integer from 1 to 64, or unset it for the default.',
+    );
+  });
+});
+
 describe('flags named as the CLI spells them', () => {
   it('runs start --run-name against --tag mlflow.runName, and convert-peft -o inside the input', async () => {
     const cwd = tempDir();

@@ -381,6 +381,17 @@ describe('environment overrides', () => {
     expect(error.hint).toBe('Set ARTIFACT_UPLOADER_CONCURRENCY to an integer from 1 to 64, or unset it for the default.');
   });
 
+  it('with concurrencyGiven (the caller sets its own), warns about an invalid ARTIFACT_UPLOADER_CONCURRENCY instead of refusing it; a valid one still applies', async () => {
+    const ignored = await resolveTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_CONCURRENCY: '0' }, concurrencyGiven: true });
+    expect(ignored.warnings).toEqual([
+      'Environment variable ARTIFACT_UPLOADER_CONCURRENCY="0" is ignored, since the `concurrency` option sets the concurrency here (expected an integer from 1 to 64). Set ARTIFACT_UPLOADER_CONCURRENCY to an integer from 1 to 64, or unset it for the default.',
+    ]);
+    expect(ignored.overrides).toEqual([]);
+    expect(ignored.config.training.concurrency).toBe(8);
+    const applied = await resolveTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_CONCURRENCY: '3' }, concurrencyGiven: true });
+    expect(applied).toMatchObject({ warnings: [], config: { concurrency: 3, training: { concurrency: 3 } } });
+  });
+
   it('refuses a misspelt *_ENABLED switch instead of ignoring it', async () => {
     const error = await configError(
       loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_TRAINING_CHECKPOINTS_ENABLED: 'false' } }),
