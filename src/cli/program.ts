@@ -149,7 +149,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
         'artifact-uploader conversion out/model.onnx --json',
         'artifact-uploader publish --model-dir out/llama-lora_20240501_093000 --repo-id my-org/llama-lora --dry-run',
         'artifact-uploader runs end --status FINISHED',
-        '# Exit codes: 0 uploaded or skipped as configured, 1 failed after retries, 2 usage or config error, 3 invalid model.',
+        '# Exit codes: 0 uploaded or skipped as configured, 1 failed after retries, 2 usage or config error, 3 invalid model, 130 interrupted (SIGINT/SIGTERM).',
       ),
     );
 
@@ -223,7 +223,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .command('file')
     .description('upload one file under the --stage config')
     .argument('<path>', 'the file')
-    .option('--artifact-path <path>', "directory in the run's artifact tree to put it in (default: the root)")
+    .option('--artifact-path <path>', "directory in the run's artifact tree to put it in (default: with --kind, that kind's artifactPath in the config, else the root)")
     .option('--kind <kind>', "artifact kind whose config switch applies, e.g. metrics (see docs/configuration.md)")
     .addHelpText('after', examples('artifact-uploader file --stage training out/tokenizer.json --artifact-path tokenizer'))
     .action(act(async () => (await uploads()).runFile));
@@ -232,7 +232,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .command('dir')
     .description('upload a directory under the --stage config')
     .argument('<dir>', 'the directory')
-    .option('--artifact-path <path>', "directory in the run's artifact tree to put it in (default: the root)")
+    .option('--artifact-path <path>', "directory in the run's artifact tree to put it in (default: with --kind, that kind's artifactPath in the config, else the root)")
     .option('--include <glob>', 'upload only files matching this glob (repeatable)', collect)
     .option('--exclude <glob>', 'leave out files matching this glob (repeatable)', collect)
     .option('--kind <kind>', 'artifact kind whose config switch applies, e.g. checkpoint')

@@ -3,13 +3,16 @@
  * command is in that section, every global option and exit code is in its table, and nothing
  * documented is gone from the program.
  */
+import { writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { CLI_STAGES, createProgram } from '../../src/cli/program.js';
 import { STAGES } from '../../src/config/schema.js';
+import { cli, tempDir } from '../cli/helpers.js';
 
 let doc: string;
 let program: Command;
@@ -78,6 +81,23 @@ describe('docs/cli.md', () => {
     const documented = [...text.matchAll(/^\| `(-[^`]+)` \|/gm)].map((m) => m[1]!).sort();
     const flags = [...program.options.map((o) => o.flags), '-h, --help'].sort();
     expect(documented).toEqual(flags);
+  });
+
+  it("says in file's and dir's --help what --artifact-path defaults to with --kind, as the docs do and a dry run shows", async () => {
+    for (const name of ['file', 'dir']) {
+      const option = program.commands.find((c) => c.name() === name)!.options.find((o) => o.long === '--artifact-path')!;
+      expect(option.description, name).toMatch(/\(default: with --kind, that kind's artifactPath in the config, else the root\)$/);
+    }
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'm.json'), '{}');
+    const run = await cli(['file', '--stage', 'training', '--kind', 'metrics', 'm.json', '--dry-run', '--json'], { cwd });
+    expect(run.json().results[0].artifactPath).toBe('metrics/m.json');
+  });
+
+  it("names every exit code in the program's --help, as the docs' table does", async () => {
+    const help = (await cli(['--help'])).stdout;
+    const line = help.split('\n').find((l) => l.includes('# Exit codes:'));
+    for (const code of Object.values(EXIT_CODES)) expect(line, String(code)).toMatch(new RegExp(`[:,] ${code} `));
   });
 
   it('lists every exit code with its name', () => {
