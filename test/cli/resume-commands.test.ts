@@ -61,6 +61,26 @@ describe('artifact-uploader resume', () => {
     expect(byPath['ckpt/b.bin']).toMatchObject({ status: 'uploading', bytesDone: 1024, multipart: { uploadId: 'mpu-123', partSize: 1024, parts: 1 } });
   });
 
+  it("list --json: every field of an entry (nested ones too) is named in docs/cli.md's resume list section", async () => {
+    const root = tempDir();
+    const { dir } = await seed(root);
+    await writeFile(join(dir, `${'c'.repeat(40)}.json`), '{ not json');
+    const entries = (await cli(['resume', 'list', '--json', '--journal-dir', dir])).json().entries as Array<Record<string, unknown>>;
+    const doc = readFileSync(join(__dirname, '..', '..', 'docs', 'cli.md'), 'utf8');
+    const section = doc.slice(doc.indexOf('### `artifact-uploader resume list`'), doc.indexOf('### `artifact-uploader resume clear`'));
+    const fields = new Set<string>();
+    for (const entry of entries) {
+      for (const [key, value] of Object.entries(entry)) {
+        fields.add(key);
+        if (value !== null && typeof value === 'object') for (const inner of Object.keys(value)) fields.add(`${key}.${inner}`);
+      }
+    }
+    expect([...fields]).toEqual(expect.arrayContaining(['corrupt', 'multipart.uploadId', 'sha256', 'owner.pid']));
+    // Named in backticks, alone or with its value (`corrupt: true`).
+    const undocumented = [...fields].filter((field) => !new RegExp(`\`${field.split('.').at(-1)}[\`:]`).test(section));
+    expect(undocumented).toEqual([]);
+  });
+
   it('list shows staged archives (destination, size, age, complete, in use) in text and --json', async () => {
     const root = tempDir();
     const dir = join(root, 'journal');
