@@ -3,7 +3,7 @@
  * command is in that section, every global option and exit code is in its table, and nothing
  * documented is gone from the program.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../../src/cli/exit-codes.js';
 import { CLI_STAGES, createProgram } from '../../src/cli/program.js';
 import { STAGES } from '../../src/config/schema.js';
-import { cli, tempDir } from '../cli/helpers.js';
+import { baseEnv, cli, tempDir } from '../cli/helpers.js';
 
 let doc: string;
 let program: Command;
@@ -98,6 +98,20 @@ describe('docs/cli.md', () => {
     const help = (await cli(['--help'])).stdout;
     const line = help.split('\n').find((l) => l.includes('# Exit codes:'));
     for (const code of Object.values(EXIT_CODES)) expect(line, String(code)).toMatch(new RegExp(`[:,] ${code} `));
+  });
+
+  it("names every metric of an upload's --json result in docs/uploader.md's Metrics section, which docs/cli.md points to", async () => {
+    const cwd = tempDir();
+    mkdirSync(join(cwd, 'logs'));
+    writeFileSync(join(cwd, 'logs', 'a.txt'), 'a');
+    writeFileSync(join(cwd, 'logs', 'b.txt'), 'b');
+    const runId = (await cli(['runs', 'start'], { cwd })).stdout.trim();
+    const run = await cli(['dir', '--stage', 'training', 'logs', '--json'], { cwd, env: baseEnv({ MLFLOW_RUN_ID: runId }) });
+    const metrics = Object.keys(run.json().results[0].metrics as Record<string, number>);
+    expect(metrics).toContain('peakConcurrency');
+    const uploaderDoc = await readFile(fileURLToPath(new URL('../../docs/uploader.md', import.meta.url)), 'utf8');
+    const section = uploaderDoc.slice(uploaderDoc.indexOf('### Metrics and stats'), uploaderDoc.indexOf('## Progress'));
+    expect(metrics.filter((name) => !section.includes(`\`${name}\``))).toEqual([]);
   });
 
   it('lists every exit code with its name', () => {
