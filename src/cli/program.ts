@@ -129,7 +129,7 @@ export function createProgram(io: Pick<CliIo, 'stdout' | 'stderr'>, onCommand: (
     .option('--config-dir <dir>', 'directory holding artifact-uploader.yaml (default: ARTIFACT_UPLOADER_CONFIG_DIR, else the working directory)', parseDirectory('--config-dir', 'ARTIFACT_UPLOADER_CONFIG_DIR, else the working directory'))
     .addOption(new Option('--stage <stage>', 'pipeline stage whose config applies (needed by file and dir)').choices(CLI_STAGES))
     .option('--concurrency <n>', 'parallel file uploads, 1 to 64 (default: ARTIFACT_UPLOADER_CONCURRENCY, else the config file, else 8)', parseConcurrency)
-    .option('--max-concurrency <n>', 'the most parallel file uploads a directory may grow to while more pay off (a remote server), 1 to 64 (default: 64 with the default concurrency, else --concurrency)', parseConcurrency)
+    .option('--max-concurrency <n>', 'the most parallel file uploads a directory may grow to while more pay off (a remote server), 1 to 64 (default: 64 with the default concurrency of 8, else the concurrency set: --concurrency, ARTIFACT_UPLOADER_CONCURRENCY or the config file)', parseConcurrency)
     .option('--dry-run', 'print the plan (each file, size, destination, what is skipped and why) without uploading or writing anything')
     .option('--json', 'print exactly one JSON document on stdout (logs and errors still go to stderr)')
     .addOption(new Option('-q, --quiet', 'print nothing but errors (no progress, no summary)').conflicts('verbose'))

@@ -114,6 +114,18 @@ describe('docs/cli.md', () => {
     expect(metrics.filter((name) => !section.includes(`\`${name}\``))).toEqual([]);
   });
 
+  it('says in --help that --max-concurrency defaults to the concurrency set, wherever it was set: a config file of 4 stays at 4', async () => {
+    const option = program.options.find((o) => o.long === '--max-concurrency')!;
+    expect(option.description).toMatch(/\(default: 64 with the default concurrency of 8, else the concurrency set: --concurrency, ARTIFACT_UPLOADER_CONCURRENCY or the config file\)$/);
+    const cwd = tempDir();
+    writeFileSync(join(cwd, 'artifact-uploader.yaml'), 'concurrency: 4\n');
+    mkdirSync(join(cwd, 'logs'));
+    for (let i = 0; i < 6; i++) writeFileSync(join(cwd, 'logs', `${i}.txt`), String(i));
+    const runId = (await cli(['runs', 'start'], { cwd })).stdout.trim();
+    const run = await cli(['dir', '--stage', 'training', 'logs', '--json'], { cwd, env: baseEnv({ MLFLOW_RUN_ID: runId }) });
+    expect(run.json().results[0].metrics.peakConcurrency, run.stderr).toBe(4);
+  });
+
   it('lists every exit code with its name', () => {
     const text = section(/^## Exit codes$/);
     const rows = [...text.matchAll(/^\| (\d+) \| `([A-Z_]+)` \|/gm)].map((m) => [Number(m[1]), m[2]]);
