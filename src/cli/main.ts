@@ -23,7 +23,8 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 process.stderr.on('error', () => undefined);
 
 // The first SIGINT/SIGTERM stops the command, which cleans up on its way out (runCli says so).
-// A second one is the user saying "now": npm, docker and the AWS CLI quit at once on it too. It
+// A second one is the user saying "now" (docker compose's "press Ctrl+C again to force", and the
+// Command Line Interface Guidelines, clig.dev: a second Ctrl-C skips a long cleanup). It
 // used to kill the process the default way, mid-cleanup, without a word of what was left; now
 // runCli reports that (forceSignal) and the process exits at once, without waiting for cleanup.
 const interrupt = new AbortController();
