@@ -36,6 +36,23 @@ export const IDEMPOTENCY_KEY_TAG = 'artifact_uploader.idempotency_key';
 export const CREATE_ID_TAG = 'artifact_uploader.create_id';
 
 /**
+ * The logged-model tag that holds the exact name of the registered model a registration made the
+ * logged model for. The logged model's own name cannot say it: MLflow refuses `. % " '` there, so
+ * `fraud.classifier` and `fraud_classifier` both get the logged model name `fraud_classifier`,
+ * and a call for one took the other's logged models (sharing an idempotency key) for its own.
+ * Not one of {@link INTERNAL_TAGS}: it is set on logged models only, whose tags no caller gives
+ * and no result returns, so a caller's run or version tag of that key overwrites nothing.
+ *
+ * @example
+ * ```ts
+ * // Python: client.search_logged_models(experiment_ids=[exp_id], filter_string="tags.`artifact_uploader.registered_model` = 'fraud.classifier'")
+ * const filter = `tags.\`${REGISTERED_MODEL_TAG}\` = 'fraud.classifier'`;
+ * ```
+ * @internal
+ */
+export const REGISTERED_MODEL_TAG = 'artifact_uploader.registered_model';
+
+/**
  * Every tag of {@link IDEMPOTENCY_KEY_TAG} and {@link CREATE_ID_TAG}: left out of the tags a
  * result returns (they are ours, the `tags` are the caller's), and refused as a caller's tag
  * (it would overwrite what exactly-once relies on).

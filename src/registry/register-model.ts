@@ -25,7 +25,7 @@ import { sleep } from '../core/abort.js';
 import { isWriteRaceError } from '../core/retry.js';
 import { artifactPathProblem, invalidArtifactPathError } from '../mlflow/artifacts-api.js';
 import { resolveMlflowConnection, type MlflowConnection, type MlflowConnectionOptions } from '../mlflow/connection.js';
-import { assertNoInternalTags, IDEMPOTENCY_KEY_TAG, withoutInternalTags } from '../mlflow/internal-tags.js';
+import { assertNoInternalTags, IDEMPOTENCY_KEY_TAG, REGISTERED_MODEL_TAG, withoutInternalTags } from '../mlflow/internal-tags.js';
 import { MlflowRegistryClient, type CreateModelVersionInput } from '../mlflow/registry-client.js';
 import type { LoggedModel, ModelVersion, ModelVersionStatus } from '../mlflow/registry-types.js';
 import { assertIdempotencyKey, assertModelAlias, assertRegisteredModelName, registryTagList, REGISTRY_LIMITS } from '../mlflow/registry-validation.js';
@@ -421,7 +421,13 @@ class Registration {
         await this.registry.logRunOutputs(runId, [earlierCopy.modelId], { signal, mayBeLogged: true });
       } else {
         this.loggedModel = await this.registry.createLoggedModel(
-          { experimentId: run.info.experimentId, name: loggedModelName(name), sourceRunId: runId, ...(idempotencyKey ? { tags: { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } } : {}) },
+          {
+            experimentId: run.info.experimentId,
+            name: loggedModelName(name),
+            sourceRunId: runId,
+            // The exact name, which the logged model's own cannot hold (loggedModelName): how loggedModelsWithKey tells this model's from another's.
+            tags: { [REGISTERED_MODEL_TAG]: name, ...(idempotencyKey ? { [IDEMPOTENCY_KEY_TAG]: idempotencyKey } : {}) },
+          },
           { signal },
         );
         placed = await placeModelFiles({
@@ -492,7 +498,7 @@ class Registration {
    * in place ({@link run}), and they are the key's, as a finished earlier call's version would be;
    * registering it saves copying the model again (gigabytes, for some), and leaves no READY logged
    * model without a version in the experiment for good. Only one made for this registered model
-   * (its logged model name) from this run, and that no version of it with the key sources (one
+   * ({@link loggedModelsWithKey}) from this run, and that no version of it with the key sources (one
    * whose registration failed). A live call may still be about to make its version of it: both
    * versions then race as any two keyed calls do, and neither call deletes the logged model the
    * other's version holds ({@link undo}). `undefined` when there is none, or the look-up failed
@@ -546,15 +552,23 @@ class Registration {
   }
 
   /**
-   * The logged models of the experiment tagged with `key` and made for this registered model
-   * (named {@link loggedModelName} of it). Only this registered model's: one key may serve
-   * several registrations of a job (an encoder and a decoder from one run, at once), and
-   * another's PENDING logged model may be a live call's copy in progress.
+   * The logged models of the experiment tagged with `key` and made for this registered model:
+   * its exact name in {@link REGISTERED_MODEL_TAG}. Only this registered model's: one key may
+   * serve several registrations of a job (an encoder and a decoder from one run, at once), and
+   * another's PENDING logged model may be a live call's copy in progress. The logged model's
+   * name alone cannot tell them apart (`enc.v` and `enc_v` both make `enc_v`,
+   * {@link loggedModelName}); one an earlier release made has no such tag and is matched by that
+   * name, as that release matched it.
    */
   private async loggedModelsWithKey(experimentId: string, key: string): Promise<LoggedModel[]> {
-    // The key is quote-free (assertIdempotencyKey): it goes into the filter as it is.
-    const found = await this.registry.searchLoggedModels(experimentId, `tags.\`${IDEMPOTENCY_KEY_TAG}\` = '${key}'`, { signal: this.input.signal });
-    return found.filter((model) => model.name === loggedModelName(this.input.name));
+    const { name, signal } = this.input;
+    // The key is quote-free (assertIdempotencyKey): it goes into the filter as it is. The name is
+    // not (a backslash, quotes), so it is compared here rather than in the filter.
+    const found = await this.registry.searchLoggedModels(experimentId, `tags.\`${IDEMPOTENCY_KEY_TAG}\` = '${key}'`, { signal });
+    return found.filter((model) => {
+      const madeFor = model.tags[REGISTERED_MODEL_TAG];
+      return madeFor === undefined ? model.name === loggedModelName(name) : madeFor === name;
+    });
   }
 
   /**

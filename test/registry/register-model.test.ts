@@ -1067,6 +1067,63 @@ print(json.dumps([copying.model_id, ready.model_id]))
     expect(view.logged_models.map((m) => [m.model_id, m.status]).sort()).toEqual([[copying, 'PENDING'], [ready, 'READY'], [result.modelId, 'READY']].sort());
   });
 
+  it('"enc.v" and "enc_v" (one logged model name) from one run with one idempotencyKey: neither call registers or removes the other\'s logged models', async () => {
+    // MLflow refuses "." in a logged model's name, so both get the logged model name "enc_v",
+    // and the key's logged models were matched by that name: "enc_v" took "enc.v"'s READY
+    // logged model for a killed attempt of its own and registered it (no files copied, a
+    // version of another model's files), and removed "enc.v"'s PENDING one, a live copy.
+    const { url } = mlflowServer();
+    const { runId, experimentId, dir } = await runWithModel(url);
+    const key = unique('shared-key');
+    const base = unique('enc');
+    const dotted = await registerModel({ name: `${base}.v`, runId, artifactPath: 'onnx', idempotencyKey: key, trackingUri: url, alias: 'a' });
+    expect(dotted).toMatchObject({ version: '1', created: true, files: 3 });
+    // Another call for "enc.v" with the key, still copying (as this release tags its logged model).
+    const made = await runPython(
+      `
+import sys
+from mlflow import MlflowClient
+uri, exp_id, run_id, name, logged_name, key = sys.argv[1:7]
+c = MlflowClient(tracking_uri=uri)
+print(c.create_logged_model(experiment_id=exp_id, name=logged_name, source_run_id=run_id, tags={"artifact_uploader.idempotency_key": key, "artifact_uploader.registered_model": name}).model_id)
+`,
+      { args: [url, experimentId, runId, `${base}.v`, `${base}_v`, key] },
+    );
+    const copying = made.trim().split('\n').pop()!;
+    const underscored = await registerModel({ name: `${base}_v`, runId, artifactPath: 'onnx', idempotencyKey: key, trackingUri: url, alias: 'a' });
+    expect(underscored).toMatchObject({ version: '1', created: true, files: 3 });
+    expect(underscored.modelId).not.toBe(dotted.modelId);
+    const view = await pythonView(url, `${base}_v`, 'a', experimentId, runId);
+    expect(view.versions.map((v) => v.source)).toEqual([`models:/${underscored.modelId}`]);
+    expect(view.download).toEqual(hashTree(dir));
+    expect(view.logged_models.map((m) => [m.model_id, m.status]).sort()).toEqual([[copying, 'PENDING'], [dotted.modelId, 'READY'], [underscored.modelId, 'READY']].sort());
+  });
+
+  it('a READY logged model an earlier release left without a version (key tag, no registered-model tag) is still registered by the same key, matched by its logged model name', async () => {
+    // Logged models made before the exact name was tagged carry only the key: they keep being
+    // matched as that release matched them.
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const key = unique('old-key');
+    const name = unique('old.release');
+    const made = await runPython(
+      `
+import sys
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
+uri, exp_id, run_id, logged_name, key = sys.argv[1:6]
+c = MlflowClient(tracking_uri=uri)
+m = c.create_logged_model(experiment_id=exp_id, name=logged_name, source_run_id=run_id, tags={"artifact_uploader.idempotency_key": key})
+c.finalize_logged_model(m.model_id, LoggedModelStatus.READY)
+print(m.model_id)
+`,
+      { args: [url, experimentId, runId, name.replace(/\./g, '_'), key] },
+    );
+    const left = made.trim().split('\n').pop()!;
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', idempotencyKey: key, trackingUri: url });
+    expect(result).toMatchObject({ version: '1', created: true, files: 0, modelId: left });
+  });
+
   it('registerModel and a stage helper inside withRun register on the run\'s own tracking server, as its uploads go there', async () => {
     // The run was started with trackingUri and there is no MLFLOW_TRACKING_URI: the upload went
     // to the run's server, while the registration resolved ./mlruns and was refused.
