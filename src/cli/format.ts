@@ -139,6 +139,9 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/from the tracking config \(the file, the `config` option or ARTIFACT_UPLOADER_CONCURRENCY\)/g, 'from the tracking config (artifact-uploader.yaml or ARTIFACT_UPLOADER_CONCURRENCY)'],
   [/\bSet maxConcurrency \(--max-concurrency\) to\b/g, 'Set --max-concurrency to'],
   [/\bsince the `concurrency` option sets the concurrency here\b/g, 'since --concurrency sets the concurrency here'],
+  // `publish` reads the config for its `hub` section only (resolveTrackingConfig's concurrencyUnused).
+  [/\bsince nothing here uses the concurrency \(([^)]*)\); `new ArtifactUploader\(\)` and the stage helpers refuse it\./g,
+    'since this command does not use the concurrency ($1); the upload commands (training, conversion, benchmark, hpo, file, dir) refuse it.'],
   [/\bskipExisting: '(size|checksum)'/g, '--skip-existing $1'],
   [/\brunId \/ MLFLOW_RUN_ID\b/g, '--run-id / MLFLOW_RUN_ID'],
   // The library cannot tell (the CLI passes every URI as the option); the CLI names its source.

@@ -58,6 +58,16 @@ export interface LoadTrackingConfigOptions {
    * @default false
    */
   concurrencyGiven?: boolean;
+  /**
+   * The caller reads the config for other keys and never uses the concurrency (the CLI's
+   * `publish`, for its `hub` section), so `ARTIFACT_UPLOADER_CONCURRENCY` is not used: an
+   * invalid value is then reported in `warnings` (saying an upload would refuse it) instead of
+   * refused. Refused, it stopped a Hub publish for a setting the publish does not read. A valid
+   * value is applied as ever. {@link resolveTrackingConfig} returns the warnings;
+   * {@link loadTrackingConfig} drops them.
+   * @default false
+   */
+  concurrencyUnused?: boolean;
 }
 
 /** One value set by an environment variable. */
@@ -80,7 +90,7 @@ export interface ResolvedTrackingConfig {
   source: 'option' | 'file' | 'defaults';
   /** Every value an environment variable set, in application order. */
   overrides: ConfigOverride[];
-  /** Environment variables ignored for a bad value that nothing uses (see `concurrencyGiven`): what to log. */
+  /** Environment variables ignored for a bad value that nothing uses (see `concurrencyGiven`, `concurrencyUnused`): what to log. */
   warnings: string[];
 }
 
@@ -320,21 +330,37 @@ export async function resolveTrackingConfig(options: LoadTrackingConfigOptions =
   }
 
   const warnings: string[] = [];
-  const overrides = applyEnvOverrides(config, env, { concurrencyGiven: options.concurrencyGiven ?? false, warnings });
+  const concurrencyIgnored: ConcurrencyIgnored | undefined = options.concurrencyGiven
+    ? { because: 'the `concurrency` option sets the concurrency here' }
+    : options.concurrencyUnused
+      ? { because: 'nothing here uses the concurrency', refusedBy: UPLOADS }
+      : undefined;
+  const overrides = applyEnvOverrides(config, env, { concurrencyIgnored, warnings });
   return { config, file, source, overrides, warnings };
 }
 
+/** What uses `ARTIFACT_UPLOADER_CONCURRENCY`, and refuses a bad value, as the library names it (cli/format.ts words it for the CLI). */
+const UPLOADS = '`new ArtifactUploader()` and the stage helpers';
+
+/** Why `ARTIFACT_UPLOADER_CONCURRENCY` is not used here, and, for a caller that uploads nothing, what does use it (and refuses a bad value). */
+interface ConcurrencyIgnored {
+  because: string;
+  refusedBy?: string;
+}
+
 /**
- * `ARTIFACT_UPLOADER_CONCURRENCY` when the caller sets the concurrency itself: a valid value is
- * applied as ever (the config reads the same), an invalid one is left out with a warning.
+ * `ARTIFACT_UPLOADER_CONCURRENCY` when the caller does not use it (it sets the concurrency
+ * itself, or uses none): a valid value is applied as ever (the config reads the same), an
+ * invalid one is left out with a warning that says why, and what would refuse it.
  */
-function unusedConcurrency(env: Env, warnings: string[]): number | undefined {
+function unusedConcurrency(env: Env, warnings: string[], { because, refusedBy }: ConcurrencyIgnored): number | undefined {
   try {
     return envNumber(CONCURRENCY_ENV, env, { min: 1, max: 64, integer: true });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     const expected = error.issues[0]?.message ?? 'expected an integer from 1 to 64';
-    warnings.push(`Environment variable ${CONCURRENCY_ENV}="${env[CONCURRENCY_ENV]}" is ignored, since the \`concurrency\` option sets the concurrency here (${expected}). ${error.hint ?? ''}`.trim());
+    const refused = refusedBy === undefined ? '' : `; ${refusedBy} refuse it`;
+    warnings.push(`Environment variable ${CONCURRENCY_ENV}="${env[CONCURRENCY_ENV]}" is ignored, since ${because} (${expected})${refused}. ${error.hint ?? ''}`.trim());
     return undefined;
   }
 }
@@ -383,7 +409,7 @@ function unknownVariableIssue(name: string, switches: string[]): ConfigIssue | u
 }
 
 /** Applies the documented env overrides in place; returns what they set. */
-function applyEnvOverrides(config: TrackingConfig, env: Env, { concurrencyGiven, warnings }: { concurrencyGiven: boolean; warnings: string[] }): ConfigOverride[] {
+function applyEnvOverrides(config: TrackingConfig, env: Env, { concurrencyIgnored, warnings }: { concurrencyIgnored: ConcurrencyIgnored | undefined; warnings: string[] }): ConfigOverride[] {
   const overrides: ConfigOverride[] = [];
   const known = new Set<string>();
   for (const stage of STAGES) {
@@ -422,7 +448,7 @@ function applyEnvOverrides(config: TrackingConfig, env: Env, { concurrencyGiven,
     );
   }
 
-  const concurrency = concurrencyGiven ? unusedConcurrency(env, warnings) : envNumber(CONCURRENCY_ENV, env, { min: 1, max: 64, integer: true });
+  const concurrency = concurrencyIgnored ? unusedConcurrency(env, warnings, concurrencyIgnored) : envNumber(CONCURRENCY_ENV, env, { min: 1, max: 64, integer: true });
   if (concurrency !== undefined) {
     config.concurrency = concurrency;
     for (const stage of STAGES) config[stage].concurrency = concurrency;

@@ -65,6 +65,25 @@ describe('publish', () => {
     expect(other.json().modelDir).toBe(join(models, 'other_20250101_000000'));
   });
 
+  it('an invalid ARTIFACT_UPLOADER_CONCURRENCY, which publish never uses, is a warning saying so, and the model is published with the config file\'s hub settings (it was refused: CONFIG_INVALID, exit 2)', async () => {
+    const cwd = tempDir();
+    writePeftDir(cwd, 'adapter');
+    const repo = newRepo();
+    writeFileSync(join(cwd, 'artifact-uploader.yaml'), `hub:\n  repoId: ${repo}\n`);
+    const env = hubEnv({ ARTIFACT_UPLOADER_CONCURRENCY: 'eight' });
+    const run = await cli(['publish', '--model-dir', 'adapter', '--json'], { cwd, env });
+    expect(run.code, run.stderr).toBe(EXIT_CODES.OK);
+    expect(run.json()).toMatchObject({ ok: true, result: { status: 'published', repoId: repo } });
+    expect(hub.files(repo)).toEqual(expect.arrayContaining(['README.md', 'adapter_config.json', 'adapter_model.safetensors']));
+    expect(run.stderr).toContain(
+      'Environment variable ARTIFACT_UPLOADER_CONCURRENCY="eight" is ignored, since this command does not use the concurrency (expected an integer from 1 to 64); the upload commands (training, conversion, benchmark, hpo, file, dir) refuse it. Set ARTIFACT_UPLOADER_CONCURRENCY to an integer from 1 to 64, or unset it for the default.',
+    );
+    // What the warning says: an upload command refuses it.
+    const upload = await cli(['dir', '--stage', 'training', 'adapter', '--dry-run', '--json'], { cwd, env });
+    expect(upload.code, upload.stderr).toBe(EXIT_CODES.USAGE);
+    expect(upload.json().error).toMatchObject({ code: 'CONFIG_INVALID' });
+  });
+
   it('--dry-run validates and lists the files without a single Hub request', async () => {
     const cwd = tempDir();
     writeFusedDir(cwd, 'fused');

@@ -392,6 +392,19 @@ describe('environment overrides', () => {
     expect(applied).toMatchObject({ warnings: [], config: { concurrency: 3, training: { concurrency: 3 } } });
   });
 
+  it('with concurrencyUnused (a caller that reads the config for other keys: publish), warns that an invalid ARTIFACT_UPLOADER_CONCURRENCY is ignored and what refuses it, instead of refusing it; a valid one still applies', async () => {
+    const ignored = await resolveTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_CONCURRENCY: 'eight' }, concurrencyUnused: true });
+    expect(ignored.warnings).toEqual([
+      'Environment variable ARTIFACT_UPLOADER_CONCURRENCY="eight" is ignored, since nothing here uses the concurrency (expected an integer from 1 to 64); `new ArtifactUploader()` and the stage helpers refuse it. Set ARTIFACT_UPLOADER_CONCURRENCY to an integer from 1 to 64, or unset it for the default.',
+    ]);
+    expect(ignored.overrides).toEqual([]);
+    expect(ignored.config.concurrency).toBe(8);
+    const applied = await resolveTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_CONCURRENCY: '3' }, concurrencyUnused: true });
+    expect(applied).toMatchObject({ warnings: [], config: { concurrency: 3, training: { concurrency: 3 } } });
+    // The other variables are checked as ever: a misspelt one still stops it.
+    await expect(resolveTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_CONCURENCY: '2' }, concurrencyUnused: true })).rejects.toMatchObject({ code: 'CONFIG_INVALID' });
+  });
+
   it('refuses a misspelt *_ENABLED switch instead of ignoring it', async () => {
     const error = await configError(
       loadTrackingConfig({ configDir: dir, env: { ARTIFACT_UPLOADER_TRAINING_CHECKPOINTS_ENABLED: 'false' } }),

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { loadTrackingConfig } from '../../config/load.js';
+import { resolveTrackingConfig } from '../../config/load.js';
 import { InvalidArgumentError } from '../../core/errors.js';
 import { publishToHub, type PublishResult } from '../../hub/publish.js';
 import { resolveMlflowConnection } from '../../mlflow/connection.js';
@@ -33,7 +33,9 @@ function summary(result: PublishResult, modelDir: string): string {
 
 /** `publish`. */
 export async function runPublish(ctx: CliContext, _args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
-  const config = await loadTrackingConfig({ configDir: ctx.configDir(), env: ctx.env });
+  // Read for the `hub` section: a bad ARTIFACT_UPLOADER_CONCURRENCY, which publishing never uses, is a warning, not a refusal.
+  const { config, warnings } = await resolveTrackingConfig({ configDir: ctx.configDir(), env: ctx.env, concurrencyUnused: true });
+  for (const warning of warnings) ctx.logger.warn(warning);
   const hub = config.hub;
   const repoId = (options.repoId as string | undefined) ?? hub.repoId;
   if (!repoId) {
