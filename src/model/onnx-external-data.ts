@@ -128,8 +128,21 @@ class ProtobufStream {
   }
 }
 
-/** The `location` of a `StringStringEntryProto` whose key is `location`, else `undefined`. */
-function locationOf(entry: Buffer): string | undefined {
+/** The `external_data` keys the walk keeps: where a tensor's bytes are, and how many. */
+const SPAN_KEYS = ['location', 'offset', 'length'] as const;
+type SpanKey = (typeof SPAN_KEYS)[number];
+
+/** One tensor stored in a file, as the model describes it (`offset` and `length` as written). */
+interface ExternalTensor {
+  /** `TensorProto.name`, for messages. */
+  name: string;
+  location: string;
+  offset?: string;
+  length?: string;
+}
+
+/** The key and value of a `StringStringEntryProto` whose key is one of {@link SPAN_KEYS}, else `undefined`. */
+function spanEntryOf(entry: Buffer): { key: SpanKey; value: string } | undefined {
   let key: string | undefined;
   let value: string | undefined;
   for (let at = 0; at < entry.length; ) {
@@ -142,15 +155,17 @@ function locationOf(entry: Buffer): string | undefined {
     else if (Math.floor(tag.value / 8) === 2) value = text;
     at = length.next + length.value;
   }
-  return key === 'location' && value !== undefined && value !== '' ? value : undefined;
+  return value !== undefined && (SPAN_KEYS as readonly string[]).includes(key ?? '') ? { key: key as SpanKey, value } : undefined;
 }
 
 /**
- * Walks the message of kind `kind` that ends at `end`, adding the locations of its external
- * tensors to `found`. `false` when the bytes are no valid protobuf there (the walk stops).
+ * Walks the message of kind `kind` that ends at `end`, adding its external tensors to `found`.
+ * `false` when the bytes are no valid protobuf there (the walk stops).
  */
-async function walk(stream: ProtobufStream, kind: Message, end: number, depth: number, found: Set<string>): Promise<boolean> {
-  let location: string | undefined;
+async function walk(stream: ProtobufStream, kind: Message, end: number, depth: number, found: ExternalTensor[]): Promise<boolean> {
+  // onnx's ExternalDataInfo: the last entry of each key counts (an empty location names nothing).
+  const span: Partial<Record<SpanKey, string>> = {};
+  let name = '';
   let external = false;
   while (stream.position < end) {
     const tag = await stream.varint();
@@ -173,7 +188,13 @@ async function walk(stream: ProtobufStream, kind: Message, end: number, depth: n
         // TensorProto.external_data; an entry larger than the buffer holds no usable path.
         const entry = await stream.bytes(length);
         if (!entry) return false;
-        location = locationOf(entry) ?? location; // onnx's ExternalDataInfo: the last one counts
+        const pair = spanEntryOf(entry);
+        if (pair && (pair.key !== 'location' || pair.value !== '')) span[pair.key] = pair.value;
+      } else if (kind === 'tensor' && field === 8 && length <= SCAN_BUFFER_BYTES) {
+        // TensorProto.name, only for messages: a name longer than the buffer is skipped.
+        const bytes = await stream.bytes(length);
+        if (!bytes) return false;
+        name = bytes.toString('utf8');
       } else {
         stream.position += length;
       }
@@ -182,18 +203,21 @@ async function walk(stream: ProtobufStream, kind: Message, end: number, depth: n
     }
   }
   // onnx reads a tensor from a file only when data_location is EXTERNAL (`uses_external_data`).
-  if (external && location !== undefined) found.add(location);
+  if (external && span.location !== undefined) found.push({ name, location: span.location, offset: span.offset, length: span.length });
   return stream.position === end;
 }
 
-/** The external-data locations of the model read by `read`, in order of appearance, without repeats. */
-async function scanLocations(read: PositionedRead, size: number): Promise<string[]> {
-  const found = new Set<string>();
+/** The tensors the model read by `read` stores in files, in order of appearance. */
+async function scanExternalTensors(read: PositionedRead, size: number): Promise<ExternalTensor[]> {
+  const found: ExternalTensor[] = [];
   // A file that is no ONNX protobuf (or is cut short) yields what was found before the fault:
   // no loader reads such a file, and which files it names is then nobody's concern.
   await walk(new ProtobufStream(read, size), 'model', size, 0, found);
-  return [...found];
+  return found;
 }
+
+/** The distinct locations of `tensors`, in order of appearance. */
+const locationsOf = (tensors: readonly ExternalTensor[]): string[] => [...new Set(tensors.map((t) => t.location))];
 
 /**
  * The `location` of every tensor the model stores externally (`data_location: EXTERNAL`), in
@@ -206,16 +230,51 @@ async function scanLocations(read: PositionedRead, size: number): Promise<string
  */
 export async function externalDataLocations(model: Uint8Array): Promise<string[]> {
   const bytes = Buffer.from(model.buffer, model.byteOffset, model.byteLength);
-  return scanLocations(async (buffer, offset, length, position) => ({ bytesRead: bytes.copy(buffer, offset, position, position + length) }), bytes.length);
+  return locationsOf(await scanExternalTensors(async (buffer, offset, length, position) => ({ bytesRead: bytes.copy(buffer, offset, position, position + length) }), bytes.length));
 }
 
-/** {@link scanLocations} over the model file, read through the scan's fixed buffer (see the module comment for its cost). */
-async function modelLocations(model: string): Promise<string[]> {
+/** {@link scanExternalTensors} over the model file, read through the scan's fixed buffer (see the module comment for its cost). */
+async function modelExternalTensors(model: string): Promise<ExternalTensor[]> {
   const handle = await open(model, 'r');
   try {
-    return await scanLocations((b, o, l, p) => handle.read(b, o, l, p), (await handle.stat()).size);
+    return await scanExternalTensors((b, o, l, p) => handle.read(b, o, l, p), (await handle.stat()).size);
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * An `offset` or `length` entry as onnx reads it (Python's `int()`: spaces around, a sign,
+ * `_` between digits), or `undefined` when onnx refuses it (not an integer, or negative).
+ */
+function spanNumber(text: string): number | undefined {
+  const digits = text.trim().replace(/(?<=\d)_(?=\d)/g, '');
+  if (!/^\+?\d+$/.test(digits)) return undefined;
+  const value = Number(digits);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+/**
+ * Refuses a tensor whose bytes the data file at `path` (`fileSize` bytes) does not hold, as
+ * onnx's loader does (`_validate_external_data_file_bounds`): an offset past the end of the
+ * file, a length past what follows the offset. Such a model does not load, so uploading it
+ * would report a model as stored that nobody can use.
+ */
+function checkTensorSpan(model: string, tensor: ExternalTensor, fileSize: number): void {
+  const where = `${model} keeps tensor ${JSON.stringify(tensor.name)}`;
+  const file = JSON.stringify(tensor.location);
+  const hint = {
+    hint: 'The external-data file is truncated or belongs to another export (onnx refuses to load the model): copy it again from the export, or re-export the model.',
+  };
+  const offset = tensor.offset === undefined ? 0 : spanNumber(tensor.offset);
+  if (offset === undefined) throw new InvalidArgumentError('onnxPath', `${where} at offset ${JSON.stringify(tensor.offset)} of ${file}, which is no non-negative integer.`, hint);
+  const length = tensor.length === undefined ? undefined : spanNumber(tensor.length);
+  if (tensor.length !== undefined && length === undefined) {
+    throw new InvalidArgumentError('onnxPath', `${where} with length ${JSON.stringify(tensor.length)} in ${file}, which is no non-negative integer.`, hint);
+  }
+  if (offset > fileSize) throw new InvalidArgumentError('onnxPath', `${where} at offset ${offset} of ${file}, past the end of that file (${fileSize} bytes).`, hint);
+  if (length !== undefined && length > fileSize - offset) {
+    throw new InvalidArgumentError('onnxPath', `${where} as ${length} bytes at offset ${offset} of ${file}, which has only ${fileSize - offset} bytes from there (${fileSize} bytes in all).`, hint);
   }
 }
 
@@ -226,7 +285,8 @@ async function modelLocations(model: string): Promise<string[]> {
  * @throws {LocalPathError} `PATH_NOT_FOUND` when the model names a file that does not exist,
  *   `NOT_A_FILE` when it names a directory (or anything else that is not a regular file).
  * @throws {InvalidArgumentError} when the model names a file outside its directory, its own
- *   directory (`"."`), or itself.
+ *   directory (`"."`), or itself, or keeps a tensor at an `offset` or with a `length` that its
+ *   file does not hold (past the file's end, or not a non-negative integer), as onnx refuses it.
  * @example
  * ```ts
  * await findOnnxExternalData('out/model.onnx'); // ['/abs/out/model.onnx.data']
@@ -242,7 +302,8 @@ export async function findOnnxExternalData(onnxPath: string): Promise<string[]> 
     const path = join(dir, candidate);
     if (path !== model && (await stat(path).catch(() => undefined))?.isFile()) out.add(path);
   }
-  for (const location of await modelLocations(model)) {
+  const tensors = await modelExternalTensors(model);
+  for (const location of locationsOf(tensors)) {
     const path = resolve(dir, location);
     const saveHint = `Save the model with its external data next to it: onnx.save_model(model, "${name}", save_as_external_data=True, location="${name}.data").`;
     // Each odd name gets its own message: "." was reported as outside the directory, a folder
@@ -269,6 +330,7 @@ export async function findOnnxExternalData(onnxPath: string): Promise<string[]> 
         hint: `Point the model at the data file itself (a file, not a folder), or re-export it. ${saveHint}`,
       });
     }
+    for (const tensor of tensors) if (tensor.location === location) checkTensorSpan(model, tensor, info.size);
     out.add(path);
   }
   return [...out].sort();

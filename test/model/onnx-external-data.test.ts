@@ -81,6 +81,30 @@ describe('ONNX external data', () => {
     }
   });
 
+  it('refuses a tensor whose offset or length runs past its data file, as onnx does, and lists a file two tensors share once', async () => {
+    // onnx (external_data_helper.py, _validate_external_data_file_bounds) refuses an offset past
+    // the file's end and a length past what follows the offset: such a model does not load, and
+    // its upload was reported as complete.
+    const modelOf = (spans: { offset?: string; length?: string }[]) =>
+      model(graph([node('Relu', [])], spans.map((span, i) => externalTensor(`w${i}`, 'weights.bin', 1, span))));
+    const shared = writeTree(scratch(), { 'model.onnx': modelOf([{ offset: '0', length: '8' }, { offset: '8', length: '8' }, { offset: '16' }]), 'weights.bin': Buffer.alloc(16) });
+    expect(await findOnnxExternalData(join(shared, 'model.onnx'))).toEqual([join(shared, 'weights.bin')]);
+    const cases: [{ offset?: string; length?: string }, string][] = [
+      [{ offset: '32' }, 'tensor "w1" at offset 32 of "weights.bin", past the end of that file (16 bytes)'],
+      [{ offset: '8', length: '16' }, 'tensor "w1" as 16 bytes at offset 8 of "weights.bin", which has only 8 bytes from there (16 bytes in all)'],
+      [{ length: '17' }, 'tensor "w1" as 17 bytes at offset 0 of "weights.bin", which has only 16 bytes from there (16 bytes in all)'],
+      [{ offset: '-8' }, 'tensor "w1" at offset "-8" of "weights.bin", which is no non-negative integer'],
+      [{ offset: '0', length: '1e3' }, 'tensor "w1" with length "1e3" in "weights.bin", which is no non-negative integer'],
+    ];
+    for (const [span, message] of cases) {
+      const dir = writeTree(scratch(), { 'model.onnx': modelOf([{ offset: '0', length: '8' }, span]), 'weights.bin': Buffer.alloc(16) });
+      const error = await findOnnxExternalData(join(dir, 'model.onnx')).catch((e: unknown) => e);
+      expect(error).toMatchObject({ name: 'InvalidArgumentError', argument: 'onnxPath' });
+      expect((error as Error).message).toContain(message);
+      expect((error as { hint?: string }).hint).toMatch(/truncated or belongs to another export/);
+    }
+  });
+
   it('scans large models too: inline weights are skipped, the external files after them are found', async () => {
     // 1.5 GiB of raw_data inline (a hole in a sparse file), then tensors stored in files: the
     // scan up to 64 MiB left such a model's weights.bin behind, and the model did not load.

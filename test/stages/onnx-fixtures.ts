@@ -33,12 +33,15 @@ function varintField(number: number, value: number): Buffer {
  * A TensorProto stored externally, encoded as onnx.save_model writes it: name (8),
  * external_data (13) = StringStringEntryProto{key 1, value 2}, data_location (14) = EXTERNAL.
  * `dataLocation: 0` (DEFAULT) keeps the entries but tells loaders the bytes are inline.
+ * `span`: the `offset` and `length` entries as written (offset `'0'` and no length unless given).
  */
-export function externalTensor(name: string, location: string, dataLocation = 1): Buffer {
+export function externalTensor(name: string, location: string, dataLocation = 1, span: { offset?: string; length?: string } = {}): Buffer {
+  const { offset = '0', length } = span;
   return Buffer.concat([
     field(8, name),
     field(13, Buffer.concat([field(1, 'location'), field(2, location)])),
-    field(13, Buffer.concat([field(1, 'offset'), field(2, '0')])),
+    field(13, Buffer.concat([field(1, 'offset'), field(2, offset)])),
+    ...(length === undefined ? [] : [field(13, Buffer.concat([field(1, 'length'), field(2, length)]))]),
     varintField(14, dataLocation),
   ]);
 }

@@ -16,7 +16,7 @@ import { uploadTrainingArtifacts } from '../../src/stages/training.js';
 import { resolveArtifactStore } from '../../src/stores/resolve.js';
 import { describeWithServers, mlflowServer } from '../support/servers.js';
 import { gnuTarExtract, hashTree, localRun, pythonDownloadAll, recordingLogger, scratch, serverRun, sha256, wrappedStore, writeTree } from '../uploader/helpers.js';
-import { onnxModelWithExternalData } from './onnx-fixtures.js';
+import { externalTensor, graph, model, node, onnxModelWithExternalData } from './onnx-fixtures.js';
 
 function pipelineOutputs() {
   return writeTree(scratch('au-stages-'), {
@@ -99,6 +99,13 @@ describe('stage helpers on ./mlruns', () => {
     await expect(uploadHpoArtifacts({ ...base })).rejects.toThrow(/exactly one of `checkpointDir`/);
     await expect(uploadHpoArtifacts({ ...base, checkpointDir: join(out, 'ckpt'), trialId: 'a/b' })).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(uploadConversionArtifacts({ ...base, onnxPath: join(out, 'onnx') })).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+    // A tensor its data file does not hold (a truncated copy): onnx refuses to load the model, so it is refused before any byte.
+    const truncated = writeTree(scratch('au-stages-'), {
+      'model.onnx': model(graph([node('Relu', [])], [externalTensor('w0', 'model.weights', 1, { offset: '0', length: '901' })])),
+      'model.weights': Buffer.alloc(900, 2),
+    });
+    await expect(uploadConversionArtifacts({ ...base, onnxPath: join(truncated, 'model.onnx') })).rejects.toMatchObject({ name: 'InvalidArgumentError', argument: 'onnxPath' });
+    expect(existsSync(artifactsDir) ? Object.keys(hashTree(artifactsDir)) : []).toEqual([]);
     // No options at all (an untyped caller): typed, not a TypeError from destructuring.
     for (const helper of [uploadTrainingArtifacts, uploadConversionArtifacts, uploadBenchmarkArtifacts, uploadHpoArtifacts] as Array<(o: unknown) => Promise<unknown>>) {
       for (const options of [undefined, null]) {
