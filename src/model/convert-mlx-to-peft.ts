@@ -204,7 +204,7 @@ export async function convertMlxLoraToPeft(dir: string, options: ConvertMlxLoraO
   let tmpDir: string | undefined;
   let createdParent: string | undefined;
   try {
-    const { modules, problems: tensorProblems } = checkMlxLoraTensors(reader.header, mlx?.rank);
+    const { modules, problems: tensorProblems } = checkMlxLoraTensors(reader.header, mlx?.rank, mlx?.numLayers);
     const problems = [...configProblems.map((p) => `${inspection.configFile}: ${p}`), ...tensorProblems.map((p) => `${inspection.weightFiles[0]}: ${p}`)];
     if (!mlx || problems.length > 0) {
       throw new ConversionError(root, `Cannot convert the MLX adapter in ${adapterDir} to PEFT:\n${problems.map((p) => `  - ${p}`).join('\n')}`, {

@@ -120,14 +120,15 @@ const EMBEDDING_MODULE = /(^|\.)(embed_tokens|wte|wpe|word_embeddings|embeddings
 /**
  * Pairs `P.lora_a` / `P.lora_b` tensors of an MLX adapter header into modules and reports
  * everything that has no plain PEFT LoRA equivalent or is inconsistent. When `rank` is given
- * (from the config), every module must use it.
+ * (from the config), every module must use it; when `numLayers` is (the config's `num_layers`),
+ * the tensors may adapt at most that many blocks.
  *
  * @example
  * ```ts
- * const { modules, problems } = checkMlxLoraTensors(await readSafetensorsHeader(file), 8);
+ * const { modules, problems } = checkMlxLoraTensors(await readSafetensorsHeader(file), 8, 16);
  * ```
  */
-export function checkMlxLoraTensors(header: SafetensorsHeader, rank?: number): MlxLoraModulesCheck {
+export function checkMlxLoraTensors(header: SafetensorsHeader, rank?: number, numLayers?: number): MlxLoraModulesCheck {
   const problems: string[] = [];
   const pairs = new Map<string, { a?: SafetensorsTensorInfo; b?: SafetensorsTensorInfo }>();
   const unexpected: string[] = [];
@@ -194,5 +195,35 @@ export function checkMlxLoraTensors(header: SafetensorsHeader, rank?: number): M
       ...(layerMatch ? { prefix: layerMatch[1], layer: Number(layerMatch[2]), relativePath: layerMatch[3] } : {}),
     });
   }
+  const blocks = tooManyBlocks(modules, numLayers);
+  if (blocks) problems.push(blocks);
   return { modules, problems };
+}
+
+/**
+ * Why `modules` cannot be the adapter of a config whose `num_layers` is `numLayers`, or
+ * `undefined`. mlx_lm adapts the last `num_layers` blocks (`model.layers[-max(num_layers, 0):]`,
+ * so -1 and 0 adapt all) and loads `adapters.safetensors` with `load_weights(strict=False)`,
+ * which drops the tensors of any other block without a word: converted anyway, they would change
+ * the PEFT model where the MLX model never was. Blocks are counted per list (`model.layers`).
+ */
+function tooManyBlocks(modules: readonly MlxLoraModule[], numLayers: number | undefined): string | undefined {
+  if (numLayers === undefined || numLayers <= 0) return undefined;
+  const blocksByList = new Map<string, Set<number>>();
+  for (const { prefix, layer } of modules) {
+    if (layer === undefined) continue;
+    const blocks = blocksByList.get(prefix ?? '') ?? new Set<number>();
+    blocks.add(layer);
+    blocksByList.set(prefix ?? '', blocks);
+  }
+  for (const [prefix, blocks] of blocksByList) {
+    if (blocks.size <= numLayers) continue;
+    const sorted = [...blocks].sort((a, b) => a - b);
+    return (
+      `LoRA tensors in ${blocks.size} blocks (${prefix}layers.${sorted[0]} to ${prefix}layers.${sorted[sorted.length - 1]}) but num_layers is ${numLayers}: ` +
+      `mlx_lm adapts only the last ${numLayers} blocks and ignores the tensors of the others when it loads the adapter, so the adapter file and its config do not belong together ` +
+      '(put the adapter_config.json of the run that wrote these weights beside them)'
+    );
+  }
+  return undefined;
 }

@@ -210,8 +210,8 @@ class Findings {
  * - a `.safetensors` header is invalid (see `readSafetensorsHeader`);
  * - the shard index names missing shards, misses shard files, or disagrees with shard headers;
  * - adapter tensors are misnamed, unpaired, not shaped as LoRA matrices (2-D; PEFT: or the 3- to
- *   5-D pairs of a convolution), disagree with the rank, or (PEFT) belong to modules the config
- *   does not target;
+ *   5-D pairs of a convolution), disagree with the rank, (MLX) adapt more blocks than
+ *   `num_layers`, or (PEFT) belong to modules the config does not target;
  * - a weight file is empty, text, or a Git LFS pointer; a data file (JSON, tokenizer, ...) up
  *   to `placeholderScanBytes` contains a placeholder marker.
  *
@@ -536,7 +536,7 @@ function checkLayoutConfig(inspection: ModelDirInspection, json: Map<string, unk
   }
   const mlx = parsed ? checkMlxAdapterConfig(config) : undefined;
   if (mlx) found.add('configValid', configPath, { errors: mlx.problems, warnings: [] });
-  if (header) found.add('adapterTensorsValid', weightsPath, { errors: checkMlxLoraTensors(header, mlx?.config?.rank).problems, warnings: [] });
+  if (header) found.add('adapterTensorsValid', weightsPath, { errors: checkMlxLoraTensors(header, mlx?.config?.rank, mlx?.config?.numLayers).problems, warnings: [] });
   else found.failed.add('adapterTensorsValid');
 }
 

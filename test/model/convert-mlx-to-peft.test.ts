@@ -187,6 +187,29 @@ describe('convertMlxLoraToPeft', () => {
     expect(readdirSync(root).sort()).toEqual(['dora', 'embed', 'empty', 'peft', 'rank']);
   });
 
+  it('refuses an adapter whose tensors adapt more blocks than num_layers, which mlx_lm would ignore on loading', async () => {
+    // mlx_lm's load_adapters wraps only the last num_layers blocks and loads the file with
+    // load_weights(strict=False), which drops the tensors of every other block without a word:
+    // converted, they changed the PEFT model where the MLX one never was.
+    const root = tempDir();
+    const extra = writeMlxLoraDir(root, 'extra', { layers: [0, 1, 2, 3], config: { num_layers: 2 } });
+    const error = (await convertMlxLoraToPeft(extra).catch((e: unknown) => e)) as ConversionError;
+    expect(error).toBeInstanceOf(ConversionError);
+    expect(error.message).toContain('adapters/adapters.safetensors: LoRA tensors in 4 blocks (model.layers.0 to model.layers.3) but num_layers is 2');
+    expect(error.message).toContain('mlx_lm adapts only the last 2 blocks and ignores the tensors of the others when it loads the adapter');
+    const report = await validateModelArtifacts(extra);
+    expect(report.checks.adapterTensorsValid).toBe(false);
+    expect(report.errors.join('\n')).toContain('LoRA tensors in 4 blocks (model.layers.0 to model.layers.3) but num_layers is 2');
+    // As mlx_lm reads them: -1 (and 0, model.layers[-0:]) adapt every block; the old name lora_layers counts too.
+    for (const config of [{ num_layers: -1 }, { num_layers: 0 }, { num_layers: 4 }, { num_layers: undefined, lora_layers: 4 }]) {
+      const dir = writeMlxLoraDir(tempDir(), 'ok', { layers: [0, 1, 2, 3], config });
+      await expect(convertMlxLoraToPeft(dir)).resolves.toMatchObject({ tensorsConverted: 16 });
+    }
+    const legacy = writeMlxLoraDir(tempDir(), 'legacy', { layers: [0, 1, 2, 3], config: { num_layers: undefined, lora_layers: 3 } });
+    await expect(convertMlxLoraToPeft(legacy)).rejects.toThrow(/LoRA tensors in 4 blocks .* but num_layers is 3/);
+    expect(readdirSync(root)).toEqual(['extra']);
+  });
+
   it('never clobbers: an existing outDir needs overwrite, which replaces it whole', async () => {
     const root = tempDir();
     const dir = writeMlxLoraDir(root, 'm');
