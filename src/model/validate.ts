@@ -11,6 +11,7 @@ import { resolve } from 'node:path';
 import pLimit from 'p-limit';
 import { formatBytes } from '../core/format.js';
 import { readFully } from '../core/read-fully.js';
+import { twinNameWarnings } from '../core/twin-names.js';
 import { InvalidArgumentError, InvalidModelStructureError, ModelDirectoryError, SafetensorsError } from '../core/errors.js';
 import { inspectModelDir, SHARD_FILE_PATTERN, type LoraFlavour, type ModelDirInspection, type ModelFormat, type ModelLayout } from './detect-format.js';
 import { listModelFiles, type ModelFile } from './list-model-files.js';
@@ -221,7 +222,9 @@ class Findings {
  * `__metadata__.format`; a tensor name declared twice in a safetensors header; a shard index
  * `total_size` that disagrees with the tensors; several complete layouts in one directory;
  * pickled weights (`adapter_model.bin`, `pytorch_model.bin`, ...) beside the layout's
- * safetensors, which loaders never read.
+ * safetensors, which loaders never read; file names that differ only in letter case or Unicode
+ * normalization (`Tokenizer.json`, `tokenizer.json`), which a download to macOS or Windows folds
+ * into one file.
  *
  * @throws InvalidArgumentError for invalid options (programmer errors only).
  * @example
@@ -304,6 +307,10 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
       );
     }
   }
+
+  // The upload plan warns about these too, but a model published to the Hub goes through this
+  // listing only: on macOS or Windows a download keeps one of the twins, silently.
+  for (const warning of twinNameWarnings(files.map((f) => f.path))) found.warning('hasModelFiles', warning);
 
   // Small files read whole by the placeholder scan, so that JSON files are not read twice.
   const contents = new Map<string, Buffer>();

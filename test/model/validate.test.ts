@@ -429,6 +429,24 @@ describe('validateModelArtifacts: problems', () => {
     expect((await validateModelArtifacts(other, SMALL)).warnings).toEqual([]);
   });
 
+  it('warns about file names that differ only in letter case or Unicode normalization, as the upload plan does', async () => {
+    // A publish to the Hub lists the folder through the validator only: the twins went up without a
+    // word, and a download to macOS or Windows kept one of them, silently.
+    const root = tempDir();
+    const peft = writePeftDir(root, 'peft');
+    writeFileSync(join(peft, 'tokenizer.json'), '{"version":"1.0"}');
+    writeFileSync(join(peft, 'Tokenizer.json'), '{"version":"2.0"}');
+    writeFileSync(join(peft, 'caf\u00e9.txt'), 'composed');
+    writeFileSync(join(peft, 'cafe\u0301.txt'), 'decomposed');
+    const report = await validateModelArtifacts(peft, SMALL);
+    expect({ errors: report.errors, valid: report.overallValid, status: report.checkStatus.hasModelFiles }).toEqual({ errors: [], valid: true, status: 'warning' });
+    expect(report.warnings).toEqual([
+      expect.stringMatching(/^"Tokenizer\.json" and "tokenizer\.json" differ only in letter case: .* on macOS and Windows they land on one file/),
+      expect.stringMatching(/^"cafe\u0301\.txt" \(Unicode NFD\) and "caf\u00e9\.txt" differ only in Unicode normalization \(NFC\/NFD\): .* on macOS they land on one file/),
+    ]);
+    expect((await validateModelArtifacts(writePeftDir(root, 'plain'), SMALL)).warnings).toEqual([]);
+  });
+
   it('warns when an MLX adapter file has an unknown __metadata__.format in a fused model', async () => {
     const dir = writeFusedDir(tempDir(), 'fused');
     writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors([tensor('w', 'F32', [4, 4])], { metadata: { format: 'jax' } }));
