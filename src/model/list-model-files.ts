@@ -1,11 +1,12 @@
 /**
  * Listing the files of a model directory, the way the validator and publishers see it:
  * recursively, relative paths with `/`, hidden directories (`.git`, `.cache`, ...) skipped,
- * symlinked directories not followed (no cycles), symlinked files followed.
+ * symlinked directories not followed (no cycles), symlinked files followed, symlinks to missing
+ * targets left out (and reported through `onDanglingSymlink`).
  *
  * @module
  */
-import { lstat, readdir, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** One file of a model directory. */
@@ -24,6 +25,13 @@ export interface ListModelFilesOptions {
    * @default none
    */
   onHiddenDirectory?: (path: string) => void;
+  /**
+   * Called with the relative path (`/`-separated) and the target (as the link holds it) of
+   * every symlink whose target does not exist, in no set order. Such a link is no file of the
+   * listing; a caller that publishes the listing must say so (the upload plan refuses it).
+   * @default none
+   */
+  onDanglingSymlink?: (path: string, target: string) => void;
 }
 
 /**
@@ -51,8 +59,12 @@ export async function listModelFiles(dir: string, options: ListModelFilesOptions
           else options.onHiddenDirectory?.(rel);
           return;
         }
-        const info = link.isSymbolicLink() ? await stat(full).catch(() => undefined) : link;
-        if (info?.isFile()) out.push({ path: rel, size: info.size });
+        const info = link.isSymbolicLink() ? await stat(full).catch((error: NodeJS.ErrnoException) => error) : link;
+        if (info instanceof Error) {
+          if (info.code === 'ENOENT' || info.code === 'ENOTDIR') options.onDanglingSymlink?.(rel, await readlink(full).catch(() => '?'));
+          return;
+        }
+        if (info.isFile()) out.push({ path: rel, size: info.size });
       }),
     );
   };

@@ -56,7 +56,7 @@ export interface ModelValidationChecks {
   configValid: boolean;
   /** The layout's weights are at least `minWeightBytes` in total. */
   reasonableSize: boolean;
-  /** No placeholder, empty or Git LFS pointer files. */
+  /** No placeholder, empty or Git LFS pointer files, and no symlink to a missing target. */
   noPlaceholderFiles: boolean;
   /** Every `.safetensors` file has a valid header and layout. */
   safetensorsHeadersValid: boolean;
@@ -214,7 +214,7 @@ class Findings {
  *   5-D pairs of a convolution), disagree with the rank, (MLX) adapt more blocks than
  *   `num_layers`, or (PEFT) belong to modules the config does not target;
  * - a weight file is empty, text, or a Git LFS pointer; a data file (JSON, tokenizer, ...) up
- *   to `placeholderScanBytes` contains a placeholder marker.
+ *   to `placeholderScanBytes` contains a placeholder marker; a symlink's target does not exist.
  *
  * Warnings: weights under `minWeightBytes` (unless `smallWeights: 'error'`); markers in `.md`,
  * `.txt`, `.rst` and `.py` files; empty non-weight files; missing `architectures`,
@@ -274,8 +274,14 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
 
   let files: ModelFile[];
   const hiddenDirectories: string[] = [];
+  const danglingLinks: [path: string, target: string][] = [];
   try {
-    files = await listModelFiles(root, { onHiddenDirectory: (path) => hiddenDirectories.push(path) });
+    files = await listModelFiles(root, {
+      onHiddenDirectory: (path) => hiddenDirectories.push(path),
+      // The listing leaves such a link out: without a word here, a publish went without the
+      // file (a tokenizer.json whose target moved), while the upload plan refuses the folder.
+      onDanglingSymlink: (path, target) => danglingLinks.push([path, target]),
+    });
   } catch (error) {
     found.error('directoryExists', `${root} cannot be listed: ${(error as Error).message}`);
     for (const check of allChecks) found.failed.add(check);
@@ -308,6 +314,9 @@ export async function validateModelArtifacts(dir: string, options: ValidateModel
     }
   }
 
+  for (const [path, target] of danglingLinks.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    found.error('noPlaceholderFiles', `${path}: symlink to ${target}, which does not exist (a publish would leave it out; restore the target or remove the link)`);
+  }
   // The upload plan warns about these too, but a model published to the Hub goes through this
   // listing only: on macOS or Windows a download keeps one of the twins, silently.
   for (const warning of twinNameWarnings(files.map((f) => f.path))) found.warning('hasModelFiles', warning);

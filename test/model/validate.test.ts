@@ -447,6 +447,19 @@ describe('validateModelArtifacts: problems', () => {
     expect((await validateModelArtifacts(writePeftDir(root, 'plain'), SMALL)).warnings).toEqual([]);
   });
 
+  it('reports a symlink to a missing target, which the listing left out without a word (a publish went without it)', async () => {
+    // The upload plan refuses such a link (PATH_NOT_FOUND); the validator listed the folder
+    // without it and called the model valid, so publishToHub published it without its tokenizer.
+    const root = tempDir();
+    const peft = writePeftDir(root, 'peft');
+    symlinkSync(join(root, 'gone', 'tokenizer.json'), join(peft, 'tokenizer.json'));
+    const report = await validateModelArtifacts(peft, SMALL);
+    expect(report.overallValid).toBe(false);
+    expect(report.checkStatus.noPlaceholderFiles).toBe('error');
+    expect(report.errors).toEqual([`tokenizer.json: symlink to ${join(root, 'gone', 'tokenizer.json')}, which does not exist (a publish would leave it out; restore the target or remove the link)`]);
+    expect(report.files.map((f) => f.path)).not.toContain('tokenizer.json');
+  });
+
   it('warns when an MLX adapter file has an unknown __metadata__.format in a fused model', async () => {
     const dir = writeFusedDir(tempDir(), 'fused');
     writeFileSync(join(dir, 'model.safetensors'), encodeSafetensors([tensor('w', 'F32', [4, 4])], { metadata: { format: 'jax' } }));
