@@ -7,6 +7,8 @@
  * @module
  */
 import * as z from 'zod';
+import { InvalidArgumentError } from '../core/errors.js';
+import { compileGlob } from '../core/glob.js';
 import { isHubRepoId } from '../core/hub-repo-id.js';
 import {
   CONCURRENCY_ENV,
@@ -27,7 +29,23 @@ const artifactPathSchema = z
     message: 'expected a relative artifact path with "/" separators and no ".." segment, e.g. "checkpoint" or "models/onnx"',
   });
 
-const globListSchema = z.array(z.string().min(1));
+/**
+ * A pattern {@link compileGlob} refuses (`[z-a]`, a trailing lone `\`) loaded fine and failed
+ * only when a directory was uploaded, naming neither the file nor the key: checked here, it is
+ * one more issue of the config, with its key path and line.
+ */
+const globSchema = z.string().min(1).superRefine((pattern, context) => {
+  try {
+    compileGlob(pattern);
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    // The glob's own words without the pattern, which the issue shows as what was got.
+    const reason = (error.hint ? error.message.slice(0, -error.hint.length) : error.message).trim().replace(/^Glob ".*?" /s, '').replace(/\.$/, '');
+    context.addIssue({ code: 'custom', message: `expected a glob pattern, but this one ${reason}${error.hint ? `; ${error.hint.charAt(0).toLowerCase()}${error.hint.slice(1, -1)}` : ''}` });
+  }
+});
+
+const globListSchema = z.array(globSchema);
 
 const concurrencySchema = z.int().min(1).max(MAX_CONCURRENCY);
 

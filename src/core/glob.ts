@@ -67,6 +67,23 @@ function translate(glob: string, pattern: string): string {
   return out;
 }
 
+/**
+ * The regex of a translated glob. A class the regex engine refuses (`[z-a]`, a range out of
+ * order) is the pattern's fault, not ours: it becomes an {@link InvalidArgumentError} naming the
+ * pattern, where the engine's bare `SyntaxError` named neither the pattern nor where it came from.
+ */
+function globRegex(source: string, pattern: string): RegExp {
+  try {
+    return new RegExp(`^${source}$`, 'u');
+  } catch (error) {
+    const reason = (error as Error).message.replace(/^Invalid regular expression: \/.*\/u?: /, '');
+    throw new InvalidArgumentError('pattern', `Glob "${pattern}" has a character class that cannot match (${reason.toLowerCase()}).`, {
+      hint: 'Write its ranges in order ("[a-z]", "[0-9]"), or escape "[" as "\\[" to match it literally.',
+      cause: error,
+    });
+  }
+}
+
 /** A compiled pattern: tests one path (not its ancestors). */
 export type CompiledGlob = (path: string) => boolean;
 
@@ -74,7 +91,8 @@ export type CompiledGlob = (path: string) => boolean;
  * Compiles one pattern. The returned function tests a single path; a directory path must end
  * with `/` for directory-only patterns to match it.
  *
- * @throws {InvalidArgumentError} for an empty pattern.
+ * @throws {InvalidArgumentError} for an empty pattern, a trailing lone `\`, or a class the regex
+ *   engine refuses (`[z-a]`).
  * @example
  * ```ts
  * compileGlob('*.tmp')('logs/run.tmp');        // true: no "/" in the pattern, any depth
@@ -92,7 +110,7 @@ export function compileGlob(pattern: string): CompiledGlob {
   const anchored = glob.startsWith('/');
   if (anchored) glob = glob.slice(1);
   const basenameOnly = !anchored && !glob.includes('/');
-  const regex = new RegExp(`^${translate(glob, pattern)}$`, 'u');
+  const regex = globRegex(translate(glob, pattern), pattern);
   return (path) => {
     const isDirectory = path.endsWith('/');
     if (directoryOnly && !isDirectory) return false;

@@ -299,6 +299,16 @@ describe('invalid config files', () => {
     expect(error.message).toContain('conversion.onnx_model (line 1)');
   });
 
+  it('refuses an include/exclude glob that cannot compile when the config loads, naming the file and the key', async () => {
+    const file = join(dir, 'artifact-uploader.yaml');
+    await writeFile(file, 'training:\n  include: ["shard-[9-0].bin"]\nhpo:\n  exclude:\n    - "*.tmp"\n    - "cache\\\\"\n');
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.file).toBe(file);
+    expect(error.issues.map((issue) => issue.path)).toEqual(['training.include.0', 'hpo.exclude.1']);
+    expect(error.issues[0]!.message).toMatch(/^expected a glob pattern, but this one has a character class that cannot match .*; write its ranges in order .*, got the string "shard-\[9-0\]\.bin"$/);
+    expect(error.issues[1]!.message).toBe('expected a glob pattern, but this one ends with a lone "\\", got the string "cache\\\\"');
+  });
+
   it('rejects a top level that is not a mapping', async () => {
     await writeFile(join(dir, 'artifact-uploader.yaml'), '- training\n- hpo\n');
     const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));

@@ -45,6 +45,23 @@ describe('compileGlob', () => {
     expect(() => compileGlob('')).toThrow(InvalidArgumentError);
     expect(() => compileGlob('a\\')).toThrow(/lone/);
   });
+
+  it('refuses a character class the regex engine cannot compile as an InvalidArgumentError naming the pattern, not a bare SyntaxError', () => {
+    for (const pattern of ['shard-[9-0].bin', '*.{pt,[z-a]}']) {
+      const error = (() => {
+        try {
+          compileGlob(pattern);
+        } catch (e) {
+          return e;
+        }
+        return undefined;
+      })();
+      expect(error, pattern).toBeInstanceOf(InvalidArgumentError);
+      expect((error as InvalidArgumentError).argument).toBe('pattern');
+      expect((error as InvalidArgumentError).message).toContain(`Glob "${pattern}" has a character class that cannot match`);
+      expect((error as InvalidArgumentError).hint).toMatch(/ranges in order/);
+    }
+  });
 });
 
 describe('createGlobMatcher', () => {
