@@ -176,12 +176,18 @@ async function isConfigFile(candidate: string): Promise<boolean> {
 /** Where each issue sits in the file, for "(line 4)" in messages. */
 type Locator = (path: string) => number | undefined;
 
-function yamlLocator(doc: Document, lines: LineCounter, { isMap, isScalar }: typeof import('yaml')): Locator {
+function yamlLocator(doc: Document, lines: LineCounter, { isMap, isNode, isScalar, isSeq }: typeof import('yaml')): Locator {
   return (dotted) => {
     if (dotted === '') return undefined;
     const segments = dotted.split('.');
     const key = segments.pop()!;
     const parent = segments.length === 0 ? doc.contents : doc.getIn(segments, true);
+    // A list item (`training.include.0`) has no key: point at the item itself.
+    if (isSeq(parent)) {
+      const item: unknown = /^\d+$/.test(key) ? parent.items[Number(key)] : undefined;
+      const offset = isNode(item) ? item.range?.[0] : undefined;
+      return offset === undefined ? undefined : lines.linePos(offset).line;
+    }
     if (!isMap(parent)) return undefined;
     // Point at the key itself: right for unknown keys, and one line from the value otherwise.
     const pair = parent.items.find((item) => isScalar(item.key) && String(item.key.value) === key);

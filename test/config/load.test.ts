@@ -309,6 +309,18 @@ describe('invalid config files', () => {
     expect(error.issues[1]!.message).toBe('expected a glob pattern, but this one ends with a lone "\\", got the string "cache\\\\"');
   });
 
+  it('gives the line of a bad list item too, in YAML and in JSON', async () => {
+    const yamlFile = join(dir, 'artifact-uploader.yaml');
+    await writeFile(yamlFile, 'hpo:\n  exclude:\n    - "*.tmp"\n\n    - ""\ntraining:\n  include: [a, 7]\n');
+    const fromYaml = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(fromYaml.message).toContain('  - hpo.exclude.1 (line 5): expected a non-empty string, got the string ""\n');
+    expect(fromYaml.message).toContain('  - training.include.1 (line 7): expected a string, got the number 7\n');
+    await rm(yamlFile);
+    await writeFile(join(dir, 'artifact-uploader.json'), '{\n  "training": {\n    "exclude": [\n      "a",\n      false\n    ]\n  }\n}\n');
+    const fromJson = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(fromJson.message).toContain('  - training.exclude.1 (line 5): expected a string, got the boolean false\n');
+  });
+
   it('rejects a top level that is not a mapping', async () => {
     await writeFile(join(dir, 'artifact-uploader.yaml'), '- training\n- hpo\n');
     const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
