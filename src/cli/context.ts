@@ -165,11 +165,18 @@ export class CliContext {
     return this.trackingUri().toLowerCase().startsWith('file:');
   }
 
-  /** `--config-dir` (resolved), else ARTIFACT_UPLOADER_CONFIG_DIR (resolved, as the library reads it: `envPath`), else the working directory. */
-  configDir(): string {
+  /**
+   * Where the tracking config is looked for, as the options of the library's config loader:
+   * `--config-dir` (resolved) as `configDir`; else ARTIFACT_UPLOADER_CONFIG_DIR resolved against
+   * the CLI's working directory (`envPath`) and left in the environment, so that the loader's
+   * errors name the variable the user set rather than telling them to set it; else the working
+   * directory.
+   */
+  configLocation(): { configDir: string | undefined; env: Env } {
     // Never empty: the flag's parser refuses `--config-dir ""`.
-    if (this.globals.configDir !== undefined) return this.path(this.globals.configDir);
-    return envPath(CONFIG_DIR_ENV, this.env, this.cwd) ?? this.cwd;
+    if (this.globals.configDir !== undefined) return { configDir: this.path(this.globals.configDir), env: this.env };
+    const fromEnv = envPath(CONFIG_DIR_ENV, this.env, this.cwd);
+    return fromEnv === undefined ? { configDir: this.cwd, env: this.env } : { configDir: undefined, env: { ...this.env, [CONFIG_DIR_ENV]: fromEnv } };
   }
 
   /**

@@ -149,6 +149,7 @@ const CLI_WORDING: ReadonlyArray<readonly [RegExp, string, commands?: readonly s
   [/\bleave runId out\b/g, 'leave --run-id out'],
   [/\brunId ("[^"]*" is not a valid MLflow run id)/g, '--run-id $1'],
   [/\bpass another configDir\b/g, 'pass another --config-dir'],
+  [/\bconfigDir (\S+) is a file, not a directory\. Pass the directory\b/g, '--config-dir $1 is a file, not a directory. Pass the directory'],
   [/\bexperimentId \/ MLFLOW_EXPERIMENT_ID\b/g, '--experiment-id / MLFLOW_EXPERIMENT_ID', ['runs start']],
   [/\bexperimentName \/ MLFLOW_EXPERIMENT_NAME\b/g, '--experiment-name / MLFLOW_EXPERIMENT_NAME', ['runs start']],
   [/\bexperimentId (\S+) is the experiment\b/g, '--experiment-id $1 is the experiment', ['runs start']],

@@ -94,11 +94,22 @@ export interface ResolvedTrackingConfig {
   warnings: string[];
 }
 
+/** Options of {@link findTrackingConfigFile}. */
+export interface FindTrackingConfigFileOptions {
+  /**
+   * What set the directory, as errors name it: `configDir` (the option), or
+   * `ARTIFACT_UPLOADER_CONFIG_DIR` when the variable did. An error that told a user who had set
+   * the variable to "set ARTIFACT_UPLOADER_CONFIG_DIR" did not say where the directory came from.
+   * @default 'configDir'
+   */
+  setting?: 'configDir' | typeof CONFIG_DIR_ENV;
+}
+
 /**
  * The config file in `configDir`, or `undefined` when there is none.
  *
  * @throws {LocalPathError} `PATH_NOT_FOUND` / `NOT_A_DIRECTORY` when `configDir` is unusable,
- *   `PATH_UNREADABLE` when its entries cannot be looked up.
+ *   naming the setting that gave it; `PATH_UNREADABLE` when its entries cannot be looked up.
  * @throws {ConfigError} when more than one candidate file exists, or a candidate name holds
  *   something other than a file (a directory, a dangling symlink).
  * @example
@@ -106,17 +117,20 @@ export interface ResolvedTrackingConfig {
  * const file = await findTrackingConfigFile('./configs'); // '/abs/configs/artifact-uploader.yaml'
  * ```
  */
-export async function findTrackingConfigFile(configDir: string): Promise<string | undefined> {
+export async function findTrackingConfigFile(configDir: string, { setting = 'configDir' }: FindTrackingConfigFileOptions = {}): Promise<string | undefined> {
   const dir = resolvePath(configDir);
+  const fromEnv = setting === CONFIG_DIR_ENV;
   const info = await stat(dir).catch(() => undefined);
   if (!info) {
-    throw new LocalPathError('PATH_NOT_FOUND', dir, `Config directory ${dir} does not exist.`, {
-      hint: `Create it, or pass another configDir (or set ${CONFIG_DIR_ENV}).`,
+    throw new LocalPathError('PATH_NOT_FOUND', dir, `Config directory ${dir}${fromEnv ? ` (from ${CONFIG_DIR_ENV})` : ''} does not exist.`, {
+      hint: fromEnv
+        ? `Create it, or set ${CONFIG_DIR_ENV} to the directory that holds ${CONFIG_FILE_NAMES[0]} (unset, the working directory is searched).`
+        : 'Create it, or pass another configDir.',
     });
   }
   if (!info.isDirectory()) {
-    throw new LocalPathError('NOT_A_DIRECTORY', dir, `configDir ${dir} is a file, not a directory.`, {
-      hint: `Pass the directory that holds ${CONFIG_FILE_NAMES[0]}, not the file itself.`,
+    throw new LocalPathError('NOT_A_DIRECTORY', dir, `${setting} ${dir} is a file, not a directory.`, {
+      hint: `${fromEnv ? `Set ${CONFIG_DIR_ENV} to` : 'Pass'} the directory that holds ${CONFIG_FILE_NAMES[0]}, not the file itself.`,
     });
   }
   const found: string[] = [];
@@ -299,8 +313,9 @@ export async function resolveTrackingConfig(options: LoadTrackingConfigOptions =
     data = options.config;
     source = 'option';
   } else {
-    const configDir = options.configDir ?? envPath(CONFIG_DIR_ENV, env) ?? process.cwd();
-    file = await findTrackingConfigFile(configDir);
+    const fromEnv = options.configDir === undefined ? envPath(CONFIG_DIR_ENV, env) : undefined;
+    const configDir = options.configDir ?? fromEnv ?? process.cwd();
+    file = await findTrackingConfigFile(configDir, { setting: fromEnv === undefined ? 'configDir' : CONFIG_DIR_ENV });
     if (file !== undefined) {
       ({ data, locate } = await readConfigFile(file));
       source = 'file';

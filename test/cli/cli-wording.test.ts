@@ -214,7 +214,12 @@ describe('errors in CLI terms', () => {
     await check(['file', '--stage', 'training', 'a.txt', '--skip-existing', 'checksum'], "--skip-existing checksum needs a store whose listing reports checksums");
     await check(['file', '--stage', 'training', 'a.txt', '--skip-existing', 'checksum'], 'Use --skip-existing size (a file of the same size');
     await check(['file', '--stage', 'training', 'a.txt', '--run-id', '0123456789abcdef0123456789abcdef'], 'Check that --run-id / MLFLOW_RUN_ID and --tracking-uri / MLFLOW_TRACKING_URI (neither is set: ./mlruns) point to the same store');
-    await check(['file', '--stage', 'training', 'a.txt', '--config-dir', 'missing'], 'pass another --config-dir (or set ARTIFACT_UPLOADER_CONFIG_DIR)');
+    // The flag beats ARTIFACT_UPLOADER_CONFIG_DIR, so setting the variable is no way out.
+    await check(['file', '--stage', 'training', 'a.txt', '--config-dir', 'missing'], 'Create it, or pass another --config-dir.');
+    await check(['file', '--stage', 'training', 'a.txt', '--config-dir', 'a.txt'], `--config-dir ${join(cwd, 'a.txt')} is a file, not a directory. Pass the directory that holds artifact-uploader.yaml`);
+    // Set by the variable, the directory is said to come from it, and the hint is not "set it".
+    await check(['file', '--stage', 'training', 'a.txt'], `Config directory ${join(cwd, 'missing')} (from ARTIFACT_UPLOADER_CONFIG_DIR) does not exist. Create it, or set ARTIFACT_UPLOADER_CONFIG_DIR to the directory`, { ...env, ARTIFACT_UPLOADER_CONFIG_DIR: 'missing' });
+    await check(['file', '--stage', 'training', 'a.txt'], `ARTIFACT_UPLOADER_CONFIG_DIR ${join(cwd, 'a.txt')} is a file, not a directory. Set ARTIFACT_UPLOADER_CONFIG_DIR to the directory`, { ...env, ARTIFACT_UPLOADER_CONFIG_DIR: 'a.txt' });
     await check(['runs', 'start', '--new', '--experiment-id', '42'], '--experiment-id 42: no such experiment');
     await check(['runs', 'start', '--new', '--experiment-id', '42'], 'give the experiment by name (--experiment-name / MLFLOW_EXPERIMENT_NAME)');
     await check(['runs', 'start', '--new', '--experiment-id', '0', '--experiment-name', 'other'], '--experiment-id 0 is the experiment "Default", not "other"');

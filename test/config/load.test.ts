@@ -182,6 +182,28 @@ describe('config files', () => {
     expect(error).toBeInstanceOf(LocalPathError);
     expect((error as LocalPathError).code).toBe('PATH_NOT_FOUND');
     expect((error as LocalPathError).message).toContain(missing);
+    // The option beats the variable: "set ARTIFACT_UPLOADER_CONFIG_DIR" would change nothing.
+    expect((error as LocalPathError).hint).toBe('Create it, or pass another configDir.');
+  });
+
+  it('names ARTIFACT_UPLOADER_CONFIG_DIR when the unusable config dir came from it, instead of telling the user to set it', async () => {
+    const missing = join(dir, 'nope');
+    const notFound = await loadTrackingConfig({ env: { ...noEnv, ARTIFACT_UPLOADER_CONFIG_DIR: missing } }).catch((e: unknown) => e);
+    expect(notFound).toBeInstanceOf(LocalPathError);
+    expect(notFound).toMatchObject({
+      code: 'PATH_NOT_FOUND',
+      path: missing,
+      message: expect.stringContaining(`Config directory ${missing} (from ARTIFACT_UPLOADER_CONFIG_DIR) does not exist.`),
+      hint: 'Create it, or set ARTIFACT_UPLOADER_CONFIG_DIR to the directory that holds artifact-uploader.yaml (unset, the working directory is searched).',
+    });
+    const file = join(dir, 'artifact-uploader.yaml');
+    await writeFile(file, 'training:\n  enabled: false\n');
+    const aFile = await loadTrackingConfig({ env: { ...noEnv, ARTIFACT_UPLOADER_CONFIG_DIR: file } }).catch((e: unknown) => e);
+    expect(aFile).toMatchObject({
+      code: 'NOT_A_DIRECTORY',
+      message: expect.stringContaining(`ARTIFACT_UPLOADER_CONFIG_DIR ${file} is a file, not a directory.`),
+      hint: 'Set ARTIFACT_UPLOADER_CONFIG_DIR to the directory that holds artifact-uploader.yaml, not the file itself.',
+    });
   });
 });
 

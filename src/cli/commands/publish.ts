@@ -34,7 +34,7 @@ function summary(result: PublishResult, modelDir: string): string {
 /** `publish`. */
 export async function runPublish(ctx: CliContext, _args: unknown[], options: Record<string, unknown>): Promise<CommandOutcome> {
   // Read for the `hub` section: a bad ARTIFACT_UPLOADER_CONCURRENCY, which publishing never uses, is a warning, not a refusal.
-  const { config, warnings } = await resolveTrackingConfig({ configDir: ctx.configDir(), env: ctx.env, concurrencyUnused: true });
+  const { config, warnings } = await resolveTrackingConfig({ ...ctx.configLocation(), concurrencyUnused: true });
   for (const warning of warnings) ctx.logger.warn(warning);
   const hub = config.hub;
   const repoId = (options.repoId as string | undefined) ?? hub.repoId;

@@ -43,12 +43,12 @@ function uploaderOptions(ctx: CliContext, stage: Stage, progress: ProgressDispla
   return {
     stage,
     runId: ctx.globals.runId,
-    configDir: ctx.configDir(),
+    // configDir, and the environment with ARTIFACT_UPLOADER_CONFIG_DIR resolved the CLI's way.
+    ...ctx.configLocation(),
     trackingUri: ctx.trackingUri(),
     concurrency: ctx.globals.concurrency,
     maxConcurrency: ctx.globals.maxConcurrency,
     dryRun: ctx.globals.dryRun === true,
-    env: ctx.env,
     logger: ctx.logger,
     signal: ctx.signal,
     resume: ctx.resumeEnabled(),
