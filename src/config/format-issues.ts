@@ -54,8 +54,11 @@ function explain(issue: z.core.$ZodIssue, input: unknown): string {
   const got = describeValue(valueAt(input, issue.path));
   switch (issue.code) {
     case 'invalid_type': {
-      const expected = EXPECTED[issue.expected] ?? issue.expected;
       const value = valueAt(input, issue.path);
+      // YAML's .inf and .nan are numbers: "expected a number, got the number Infinity" read as
+      // a contradiction.
+      if (typeof value === 'number' && !Number.isFinite(value)) return `expected a finite number, got the number ${String(value)}`;
+      const expected = EXPECTED[issue.expected] ?? issue.expected;
       const yamlNote =
         issue.expected === 'boolean' && typeof value === 'string' && YAML11_BOOLEANS.has(value.toLowerCase())
           ? ' (YAML 1.2 reads yes/no/on/off as strings: write true or false)'
@@ -88,6 +91,10 @@ function explain(issue: z.core.$ZodIssue, input: unknown): string {
 export function formatZodIssues(issues: readonly z.core.$ZodIssue[], input: unknown, allowedKeys: typeof keysAt): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   for (const issue of issues) {
+    // zod's own safe-integer bound (±2^53 − 1) comes with the schema's bound for the same value:
+    // one value, one problem, the bound the schema set ("<= 64", not "<= 9007199254740991").
+    const safeIntegerBound = issue.code === 'too_big' || issue.code === 'too_small' ? issue.origin === 'int' : false;
+    if (safeIntegerBound && issues.some((other) => other !== issue && dottedPath(other.path) === dottedPath(issue.path))) continue;
     if (issue.code === 'unrecognized_keys') {
       const allowed = allowedKeys(issue.path) ?? [];
       for (const key of issue.keys) {

@@ -343,6 +343,20 @@ describe('invalid config files', () => {
     expect(fromJson.message).toContain('  - training.exclude.1 (line 5): expected a string, got the boolean false\n');
   });
 
+  it('reports a number out of every range (a huge integer, .inf, .nan) once, against the bound of the key, without contradicting itself', async () => {
+    await writeFile(
+      join(dir, 'artifact-uploader.yaml'),
+      'concurrency: 99999999999999999999999\ntraining:\n  concurrency: -9007199254740993\nhpo:\n  concurrency: .inf\nbenchmark:\n  concurrency: .nan\n',
+    );
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.issues).toEqual([
+      { path: 'concurrency', message: 'expected a number <= 64, got the number 1e+23' },
+      { path: 'training.concurrency', message: 'expected a number >= 1, got the number -9007199254740992' },
+      { path: 'hpo.concurrency', message: 'expected a finite number, got the number Infinity' },
+      { path: 'benchmark.concurrency', message: 'expected a finite number, got the number NaN' },
+    ]);
+  });
+
   it('rejects a top level that is not a mapping', async () => {
     await writeFile(join(dir, 'artifact-uploader.yaml'), '- training\n- hpo\n');
     const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
