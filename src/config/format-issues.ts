@@ -42,6 +42,14 @@ const EXPECTED: Record<string, string> = {
   object: 'a mapping of keys to values',
 };
 
+/**
+ * YAML 1.1's merge key. YAML 1.2 (and this library) reads `<<: *defaults` as a key named `<<`,
+ * which "unknown key" alone left a user of docker-compose-style anchors to puzzle over.
+ */
+const MERGE_KEY = '<<';
+const MERGE_KEY_MESSAGE =
+  'merge keys ("<<: *alias") are YAML 1.1, not read here (YAML 1.2): write the keys out, or alias a whole section ("metrics: *off" after "checkpoint: &off {enabled: false}")';
+
 /** YAML 1.1 booleans that YAML 1.2 (and this library) read as plain strings. */
 const YAML11_BOOLEANS = new Set(['yes', 'no', 'on', 'off', 'y', 'n']);
 
@@ -98,6 +106,10 @@ export function formatZodIssues(issues: readonly z.core.$ZodIssue[], input: unkn
     if (issue.code === 'unrecognized_keys') {
       const allowed = allowedKeys(issue.path) ?? [];
       for (const key of issue.keys) {
+        if (key === MERGE_KEY) {
+          out.push({ path: dottedPath([...issue.path, key]), message: MERGE_KEY_MESSAGE });
+          continue;
+        }
         const suggestion = closestMatch(key, allowed);
         out.push({
           path: dottedPath([...issue.path, key]),

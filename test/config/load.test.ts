@@ -357,6 +357,20 @@ describe('invalid config files', () => {
     ]);
   });
 
+  it('says that a YAML merge key (<<) is not read, rather than only "unknown key", and that a whole-section alias works', async () => {
+    await writeFile(
+      join(dir, 'artifact-uploader.yaml'),
+      'training:\n  checkpoint: &off\n    enabled: false\n  metrics: *off\nhpo:\n  trialCheckpoints:\n    <<: *off\n    artifactPath: t\n',
+    );
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.issues).toEqual([{ path: 'hpo.trialCheckpoints.<<', message: expect.stringMatching(/^merge keys \("<<: \*alias"\) are YAML 1\.1, not read here \(YAML 1\.2\): write the keys out/) }]);
+    expect(error.message).toContain('hpo.trialCheckpoints.<< (line 7)');
+    // The alias of a whole section, which the message offers, loads.
+    await writeFile(join(dir, 'artifact-uploader.yaml'), 'training:\n  checkpoint: &off\n    enabled: false\n  metrics: *off\n');
+    const config = await loadTrackingConfig({ configDir: dir, env: noEnv });
+    expect([config.training.checkpoint.enabled, config.training.metrics.enabled, config.training.metrics.artifactPath]).toEqual([false, false, 'metrics']);
+  });
+
   it('rejects a top level that is not a mapping', async () => {
     await writeFile(join(dir, 'artifact-uploader.yaml'), '- training\n- hpo\n');
     const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
