@@ -7,6 +7,7 @@
  * @module
  */
 import * as z from 'zod';
+import { artifactPathProblem, joinArtifactPath } from '../core/artifact-path-rules.js';
 import { InvalidArgumentError } from '../core/errors.js';
 import { compileGlob } from '../core/glob.js';
 import { isHubRepoId } from '../core/hub-repo-id.js';
@@ -22,11 +23,23 @@ import {
   type TrackingConfigInput,
 } from './schema.js';
 
+function isRelativeSlashPath(path: string): boolean {
+  return !path.startsWith('/') && !path.includes('\\') && !path.split('/').includes('..');
+}
+
 const artifactPathSchema = z
   .string()
   .min(1)
-  .refine((p) => !p.startsWith('/') && !p.includes('\\') && !p.split('/').includes('..'), {
+  .refine(isRelativeSlashPath, {
     message: 'expected a relative artifact path with "/" separators and no ".." segment, e.g. "checkpoint" or "models/onnx"',
+  })
+  // The rules the uploader checks every path against: a value they refuse (`ckpt#1`, `a//b`,
+  // `.`) loaded fine and failed at upload with "Rename the file(s) ... or pass another
+  // artifactPath", naming neither the config file nor the key. Stray slashes at the ends are
+  // dropped there (`joinArtifactPath`), so they are fine here.
+  .superRefine((path, context) => {
+    const problem = isRelativeSlashPath(path) ? artifactPathProblem(joinArtifactPath(path)) : undefined;
+    if (problem) context.addIssue({ code: 'custom', message: `expected an artifact path MLflow can store, but this one ${problem.reason}` });
   });
 
 /**

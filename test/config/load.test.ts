@@ -371,6 +371,22 @@ describe('invalid config files', () => {
     expect([config.training.checkpoint.enabled, config.training.metrics.enabled, config.training.metrics.artifactPath]).toEqual([false, false, 'metrics']);
   });
 
+  it('refuses an artifactPath the uploader would refuse (#, //, a "." segment) when the config loads, at its key, not at upload time as "rename the file(s)"', async () => {
+    const file = join(dir, 'artifact-uploader.yaml');
+    await writeFile(file, 'training:\n  checkpoint:\n    artifactPath: "ckpt#1"\n  metrics:\n    artifactPath: eval//metrics\nhpo:\n  trialCheckpoints:\n    artifactPath: ./trials\nbenchmark:\n  results:\n    artifactPath: bench/\n');
+    const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+    expect(error.file).toBe(file);
+    expect(error.issues).toEqual([
+      { path: 'training.checkpoint.artifactPath', message: 'expected an artifact path MLflow can store, but this one contains "#", which MLflow rejects, got the string "ckpt#1"' },
+      { path: 'training.metrics.artifactPath', message: 'expected an artifact path MLflow can store, but this one contains an empty segment ("//" or a trailing "/"), got the string "eval//metrics"' },
+      { path: 'hpo.trialCheckpoints.artifactPath', message: 'expected an artifact path MLflow can store, but this one contains a "." segment; give the path in normal form, got the string "./trials"' },
+    ]);
+    expect(error.message).toContain('training.checkpoint.artifactPath (line 3)');
+    // A trailing "/" is dropped when the path is used, as it always was: not a problem.
+    await writeFile(file, 'benchmark:\n  results:\n    artifactPath: bench/\n');
+    expect((await loadTrackingConfig({ configDir: dir, env: noEnv })).benchmark.results.artifactPath).toBe('bench/');
+  });
+
   it('rejects a top level that is not a mapping', async () => {
     await writeFile(join(dir, 'artifact-uploader.yaml'), '- training\n- hpo\n');
     const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
