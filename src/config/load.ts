@@ -229,6 +229,18 @@ async function readConfigFile(file: string): Promise<{ data: unknown; locate: Lo
   const doc = yaml.parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   const locate = doc.errors.length === 0 ? yamlLocator(doc, lines, yaml) : () => undefined;
   if (file.endsWith('.json')) {
+    // JSON.parse lets the last of two equal keys win without a word (`"enabled": false` then
+    // `"enabled": true`, or a second `"training": {}` wiping the first): the YAML parser, which
+    // reads the same text, refuses them, as it does in a YAML file.
+    const duplicate = doc.errors.find((e) => e.code === 'DUPLICATE_KEY');
+    if (duplicate) {
+      throw new ConfigError(`Could not parse ${file} as JSON: ${duplicate.message.trim()}\n `, {
+        file,
+        issues: [{ path: '', message: `invalid JSON: ${duplicate.message.split('\n')[0]}` }],
+        hint: 'Keep one of the keys: with two, JSON.parse would silently use the last.',
+        cause: duplicate,
+      });
+    }
     try {
       return { data: JSON.parse(text), locate };
     } catch (error) {

@@ -262,6 +262,17 @@ describe('invalid config files', () => {
     expect(error.message).toMatch(/unique/i);
   });
 
+  it('reports duplicate JSON keys too, instead of letting the last one win as JSON.parse does', async () => {
+    const file = join(dir, 'artifact-uploader.json');
+    for (const text of ['{\n  "training": {\n    "enabled": false,\n    "enabled": true\n  }\n}\n', '{\n  "training": {"enabled": false},\n  "hpo": {},\n  "training": {}\n}\n']) {
+      await writeFile(file, text);
+      const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+      expect(error.file).toBe(file);
+      expect(error.message).toMatch(new RegExp(`^Could not parse ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} as JSON: Map keys must be unique at line 4`));
+      expect(error.hint).toBe('Keep one of the keys: with two, JSON.parse would silently use the last.');
+    }
+  });
+
   it('names the file, each key path with its line, and what was expected (documented text)', async () => {
     const file = join(dir, 'artifact-uploader.yaml');
     await writeFile(
