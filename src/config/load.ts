@@ -226,7 +226,9 @@ async function readConfigFile(file: string): Promise<{ data: unknown; locate: Lo
   const lines = new yaml.LineCounter();
   // JSON is YAML 1.2, so the YAML parser also locates keys in JSON files; JSON itself is still
   // parsed with JSON.parse so that JSON-only files get JSON's stricter rules.
-  const doc = yaml.parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  // Known YAML 1.1 tags unresolved too: `!!omap` became a Map, which passed as an empty mapping
+  // (the defaults), and `!!set` / `!!binary` values no key takes.
+  const doc = yaml.parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true, resolveKnownTags: false });
   const locate = doc.errors.length === 0 ? yamlLocator(doc, lines, yaml) : () => undefined;
   if (file.endsWith('.json')) {
     // JSON.parse lets the last of two equal keys win without a word (`"enabled": false` then
@@ -254,6 +256,18 @@ async function readConfigFile(file: string): Promise<{ data: unknown; locate: Lo
         cause: error,
       });
     }
+  }
+  // The parser only warns about a tag it cannot resolve (`!env RUN`, `!include x.yaml`,
+  // `!secret`) and keeps the text after it: `artifactPath: !env RUN` uploaded to "RUN".
+  const unresolvedTags = doc.warnings.filter((w) => w.code === 'TAG_RESOLVE_FAILED');
+  if (doc.errors.length === 0 && unresolvedTags.length > 0) {
+    const first = unresolvedTags[0]!;
+    throw new ConfigError(`Could not parse ${file} as YAML: ${first.message.trim()}\n `, {
+      file,
+      issues: unresolvedTags.map((w) => ({ path: '', message: `invalid YAML: ${w.message.split('\n')[0]}` })),
+      hint: 'Write the value itself: the file is read as plain YAML 1.2, which resolves no custom tag (!env, !include, !secret) nor YAML 1.1 types (!!omap, !!set, !!binary). For a value that changes per run, use the environment overrides in docs/configuration.md.',
+      cause: first,
+    });
   }
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;

@@ -262,6 +262,23 @@ describe('invalid config files', () => {
     expect(error.message).toMatch(/unique/i);
   });
 
+  it('refuses a YAML tag it cannot resolve (!env, !include, !!omap) instead of keeping the text after it or reading a Map as an empty section', async () => {
+    const file = join(dir, 'artifact-uploader.yaml');
+    const cases: Array<[text: string, where: RegExp]> = [
+      ['training:\n  checkpoint:\n    artifactPath: !env RUN_DIR\n', /Unresolved tag: !env at line 3, column 19/],
+      ['hpo:\n  bestTrialArchive: !include best.yaml\n', /Unresolved tag: !include at line 2, column 21/],
+      ['training: !!omap\n  - enabled: false\n', /Unresolved tag: tag:yaml\.org,2002:omap at line 1, column 11/],
+    ];
+    for (const [text, where] of cases) {
+      await writeFile(file, text);
+      const error = await configError(loadTrackingConfig({ configDir: dir, env: noEnv }));
+      expect(error.file).toBe(file);
+      expect(error.message).toContain(`Could not parse ${file} as YAML: `);
+      expect(error.message).toMatch(where);
+      expect(error.hint).toMatch(/^Write the value itself: the file is read as plain YAML 1\.2/);
+    }
+  });
+
   it('reports duplicate JSON keys too, instead of letting the last one win as JSON.parse does', async () => {
     const file = join(dir, 'artifact-uploader.json');
     for (const text of ['{\n  "training": {\n    "enabled": false,\n    "enabled": true\n  }\n}\n', '{\n  "training": {"enabled": false},\n  "hpo": {},\n  "training": {}\n}\n']) {
