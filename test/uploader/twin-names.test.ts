@@ -36,6 +36,22 @@ describe('twin names', () => {
     expect(single.warnings).toEqual([]);
   });
 
+  it('warns about a file whose name folds to a directory\'s, not about two directories that fold to one', async () => {
+    // `A` and `a/b.bin`: on macOS or Windows a file and a directory cannot both be named `a`, so
+    // one of them is lost. `Ckpt/x.bin` and `ckpt/y.bin` land in one folder there, both kept.
+    const dir = writeTree(scratch(), { A: 'file', 'a/b.bin': 'x', 'Ckpt/x.bin': '1', 'ckpt/y.bin': '2', [NFC]: 'c', [`${NFD}/inner.bin`]: 'd' });
+    const plan = await planLocalDirectory(dir, { artifactPath: 'ck', filters: pathFilters([], []), skipDefaultFiles: true });
+    expect(plan.files).toHaveLength(6);
+    expect(plan.warnings).toHaveLength(2);
+    const byCase = plan.warnings.find((w) => w.includes('letter case'));
+    expect(byCase).toContain('"ck/A" (a file) and the directory "ck/a/" differ only in letter case');
+    expect(byCase).toContain('on macOS and Windows a file and a directory cannot both have that name, so the file or the directory with everything in it is lost');
+    const byForm = plan.warnings.find((w) => w.includes('normalization'));
+    expect(byForm).toContain(`${JSON.stringify(`ck/${NFC}`)} (a file) and the directory ${JSON.stringify(`ck/${NFD}/`)} (Unicode NFD) differ only in Unicode normalization (NFC/NFD)`);
+    expect(byForm).toContain('on macOS a file and a directory');
+    expect(plan.warnings.join('\n')).not.toMatch(/ckpt/i);
+  });
+
   it('uploadDirectory and archiveAndUploadCheckpoint upload all of them, with the warnings in the result and the log', async () => {
     const dir = twins();
     const { trackingUri, run, artifactsDir } = await localRun();
