@@ -25,6 +25,7 @@ import { readFully } from '../core/read-fully.js';
 import { isUtf8 } from '../core/non-utf8-names.js';
 import { isInside, realDestination } from '../core/real-path.js';
 import { sourceChange, type FileSnapshot } from '../core/source-snapshot.js';
+import { twinNameWarnings } from '../core/twin-names.js';
 import { VERSION } from '../version.js';
 import { compileGlob } from '../core/glob.js';
 import { manifestFileName, manifestJson, type CheckpointManifest, type ManifestFile, type ManifestSkippedEntry, type ManifestSymlink } from './manifest.js';
@@ -690,7 +691,9 @@ interface TarFileEntry {
  *   the checkpoint: inside `dir` it may only replace an archive (manifest) this function wrote.
  * - By default, files on the skip list (`shouldSkipFile`) are left out.
  *
- * The manifest's `verification` is `{ status: 'not-run' }`; the uploader fills it in.
+ * The manifest's `verification` is `{ status: 'not-run' }`; the uploader fills it in. Names
+ * that collide on macOS or Windows (differing only in letter case or NFC/NFD, a file and a
+ * directory included) are archived as given and named in the manifest's `warnings`.
  *
  * @param dir The checkpoint directory.
  * @param out Where to write the archive (parent directories are created).
@@ -1056,6 +1059,10 @@ export async function createCheckpointArchive(
   }
   manifestFiles.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const symlinks: ManifestSymlink[] = entries.filter((e) => e.type === 'symlink').map((e) => ({ path: e.path, target: e.target! }));
+  const directories = entries.filter((e) => e.type === 'directory').map((e) => e.path);
+  // What the uploader's plan warns about, for an archive made on its own (`artifact-uploader
+  // archive`): extracted on macOS or Windows, one of two twin names is lost. Links are names too.
+  const warnings = twinNameWarnings([...manifestFiles.map((f) => f.path), ...symlinks.map((l) => l.path)], directories);
 
   const manifest: CheckpointManifest = {
     manifestVersion: 1,
@@ -1065,9 +1072,10 @@ export async function createCheckpointArchive(
     fileCount: manifestFiles.length,
     totalBytes: manifestFiles.reduce((sum, f) => sum + f.size, 0),
     files: manifestFiles,
-    directories: entries.filter((e) => e.type === 'directory').map((e) => e.path),
+    directories,
     symlinks,
     skipped,
+    ...(warnings.length > 0 ? { warnings } : {}),
     verification: { status: 'not-run' },
   };
   const pair = [staged];

@@ -38,6 +38,7 @@ export const checkpointManifestSchema = z.looseObject({
       pattern: z.string().optional(),
     }),
   ),
+  warnings: z.array(z.string()).optional(),
   verification: z.union([
     z.looseObject({ status: z.literal('not-run') }),
     z.looseObject({

@@ -109,6 +109,12 @@ export interface CheckpointManifest {
   symlinks: ManifestSymlink[];
   /** What was left out and why. */
   skipped: ManifestSkippedEntry[];
+  /**
+   * Names archived as given that collide when the archive is extracted on macOS or Windows
+   * (`Model.bin` and `model.bin`; a file `A` beside a directory `a/`), one sentence per
+   * collision naming the paths: the same warnings an upload's plan gives. Absent when there is none.
+   */
+  warnings?: string[];
   /** Whether the uploaded copy was checked. */
   verification: ManifestVerification;
 }

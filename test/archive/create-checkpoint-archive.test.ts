@@ -261,6 +261,31 @@ describe('createCheckpointArchive round trip', () => {
     expect(hashes['b.bin']).toBe(manifest.files[1]!.sha256);
   });
 
+  it('archives twin names as given and names them in the manifest\'s warnings, as an upload\'s plan does', async () => {
+    // Extracted on macOS or Windows, `Model.bin`/`model.bin` land on one file, and the file `A`
+    // cannot sit beside the directory `a/` (nor the link `E` beside the empty directory `e/`).
+    const src = join(work, 'ckpt');
+    await tree(src, { 'Model.bin': 'M', 'model.bin': 'm', A: 'file', 'a/b.bin': 'b', 'Ckpt/x.bin': 'x', 'ckpt/y.bin': 'y' });
+    await mkdir(join(src, 'e'));
+    await symlink('A', join(src, 'E'));
+    const manifestPath = join(work, 'twins.manifest.json');
+    const manifest = await createCheckpointArchive(src, join(work, 'twins.tar.gz'), { manifestPath });
+    expect(manifest.files.map((f) => f.path)).toEqual(['A', 'Ckpt/x.bin', 'Model.bin', 'a/b.bin', 'ckpt/y.bin', 'model.bin']);
+    expect(manifest.warnings).toHaveLength(3);
+    const text = manifest.warnings!.join('\n');
+    expect(text).toContain('"Model.bin" and "model.bin" differ only in letter case');
+    expect(text).toContain('"A" (a file) and the directory "a/" differ only in letter case');
+    expect(text).toContain('"E" (a file) and the directory "e/" differ only in letter case');
+    // Two directories that fold to one lose nothing: their files land in one folder.
+    expect(text).not.toMatch(/ckpt/i);
+    // Kept in the manifest written beside the archive, which readManifest takes.
+    expect((await readManifest(manifestPath)).warnings).toEqual(manifest.warnings);
+    // A checkpoint without twins has no `warnings` at all.
+    const plain = join(work, 'plain');
+    await tree(plain, { 'model.bin': 'm', 'a/b.bin': 'b' });
+    expect('warnings' in (await createCheckpointArchive(plain, join(work, 'plain.tar.gz')))).toBe(false);
+  });
+
   it('honours the compression level', async () => {
     const src = join(work, 'ckpt');
     await tree(src, { 'text.txt': 'the same line again\n'.repeat(5_000) });

@@ -431,6 +431,28 @@ describe('archive', () => {
     expect(readdirSync(cwd)).toEqual(['ckpt']);
   });
 
+  it('warns about twin names on stderr and in --json `warnings`, as an upload does; none without twins', async () => {
+    const cwd = tempDir();
+    const dir = checkpoint(cwd);
+    writeFileSync(join(dir, 'Model.safetensors'), 'M');
+    writeFileSync(join(dir, 'Sub'), 'a file beside the directory sub/');
+    const run = await cli(['archive', 'ckpt', '--json'], { cwd });
+    expect(run.code).toBe(0);
+    const warnings: string[] = run.json().warnings;
+    expect(warnings).toHaveLength(2);
+    expect(warnings.join('\n')).toContain('"Model.safetensors" and "model.safetensors" differ only in letter case');
+    expect(warnings.join('\n')).toContain('"Sub" (a file) and the directory "sub/" differ only in letter case');
+    for (const warning of warnings) expect(run.stderr).toContain(warning);
+    // Both twins are archived, as given.
+    expect((await readManifest(join(cwd, 'ckpt.manifest.json'))).files.map((f) => f.path)).toEqual(['Model.safetensors', 'Sub', 'model.safetensors', 'notes.txt', 'sub/state.json']);
+
+    const plain = tempDir();
+    checkpoint(plain);
+    const quiet = await cli(['archive', 'ckpt', '--json'], { cwd: plain });
+    expect(quiet.json().warnings).toEqual([]);
+    expect(quiet.stderr).toBe('');
+  });
+
   it("-o or --manifest on one of the checkpoint's files, or --manifest on the archive, is a usage error (2) that writes nothing", async () => {
     const cwd = tempDir();
     const dir = checkpoint(cwd);

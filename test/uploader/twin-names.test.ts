@@ -69,6 +69,10 @@ describe('twin names', () => {
     expect(archived.status).toBe('uploaded');
     expect(archived.warnings!.join('\n')).toContain('"Model.bin" and "model.bin" differ only in letter case');
     expect(archived.manifest!.files.map((f) => f.path).sort()).toEqual(['Model.bin', NFD, NFC, 'config.json', 'model.bin'].sort());
+    // The archive's manifest names them too, for whoever extracts it; logged once, by the plan.
+    expect(archived.manifest!.warnings).toEqual(archived.warnings);
+    const archiveWarned = logger.lines.filter(([level, line]) => level === 'warn' && line.startsWith('archiveAndUploadCheckpoint')).map(([, line]) => line);
+    expect(archiveWarned).toEqual(archived.warnings!.map((w) => `archiveAndUploadCheckpoint: ${w}`));
     await uploader.close();
   });
 });

@@ -41,6 +41,9 @@ export async function runArchive(ctx: CliContext, args: unknown[], options: Reco
       },
     });
     progress.stop();
+    // Twin names (see the manifest's `warnings`): on stderr, as an upload's plan warns, and in `--json`.
+    const warnings = manifest.warnings ?? [];
+    for (const warning of warnings) ctx.logger.warn(warning);
     const skipped = manifest.skipped.map((s) => [s.path, `${s.reason}${s.pattern ? ` (${s.pattern})` : ''}`]);
     const lines = [
       dryRun
@@ -52,7 +55,7 @@ export async function runArchive(ctx: CliContext, args: unknown[], options: Reco
     if (skipped.length > 0) lines.push('Skipped:', table(skipped));
     return {
       exitCode: EXIT_CODES.OK,
-      data: { dryRun, archivePath: dryRun ? undefined : out, manifestPath: dryRun ? undefined : manifestPath, manifest },
+      data: { dryRun, archivePath: dryRun ? undefined : out, manifestPath: dryRun ? undefined : manifestPath, manifest, warnings },
       text: lines.join('\n'),
     };
   } finally {
