@@ -31,6 +31,14 @@ export function blobRefusalHint(code: string | undefined, container?: string): s
       // Azure wants one block id length per blob; ours take the length of another upload's
       // (azure-block-upload.ts), down to 12 bytes (docs/azure.md).
       return 'Azure refused the block beside uncommitted blocks that another upload of this blob left, whose ids are shorter than the 12 bytes this library needs (another tool, or an upload killed within the last week). Azure discards them at the blob\'s next commit or after about a week: finish that other upload with the tool that started it, or wait, then upload again.';
+    case 'BlockCountExceedsLimit':
+      // Put Block (409): a blob name holds at most 100,000 uncommitted blocks. One upload of ours
+      // cannot get there (a file is at most 50,000 blocks, and its ids name their bytes, so a
+      // rerun of the same bytes stages the same ids again): it takes uploads that never
+      // committed, of other bytes or by another tool (random ids per attempt), kept for a week
+      // after the name's last Put Block. A commit or a Put Blob at the name discards them (Put
+      // Block List's remarks); 409 is not retried, and the same block gets the same answer.
+      return `Azure holds 100,000 uncommitted blocks for this blob, its limit: blocks staged by uploads of it that never committed (killed or failed uploads of other bytes, or of another tool), kept until a blob is written at the name or for a week after the last block staged there. Stop whatever keeps staging blocks there, then write an empty blob at the name in one request, which discards them (\`az storage blob upload --container-name ${containerName} --name <name> --file <an empty file> --overwrite\`; this upload then replaces it), and upload again; or upload under another artifact path.`;
     case 'LeaseIdMissing':
     case 'LeaseIdMismatchWithBlobOperation':
       // Not retried (412): the lease stays until its holder releases it, or for ever (infinite leases).

@@ -291,6 +291,33 @@ describeWithServers('wasbs:// and abfss:// artifact stores (Azurite, direct arti
     expect((await blobsUnder(`${store.location.rootPath}/resume/short-ids.bin`)).committed).toEqual([]);
   });
 
+  it('a blob name holding 100,000 uncommitted blocks (409 BlockCountExceedsLimit, which Azurite cannot produce): refused at the first block, not retried, with a hint that says how to discard them', async () => {
+    resetProxy();
+    const code = 'BlockCountExceedsLimit';
+    // Azure's answer to a Put Block beyond the limit of uncommitted blocks per blob.
+    proxy.addRule({
+      match: (r) => blockIndex(r) >= 0,
+      fault: 'status',
+      status: 409,
+      headers: { 'content-type': 'application/xml', 'x-ms-error-code': code },
+      body: `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>The uncommitted block count cannot exceed the maximum limit of 100,000 blocks.\nRequestId:0f0e\nTime:2026-12-07T07:00:00.0000000Z</Message></Error>`,
+    });
+    const store = storeFor({}, proxy.url);
+    const retries: RetryEvent[] = [];
+    const error = (await store.uploadFile(bigPath, 'resume/too-many-blocks.bin', { onRetry: (e) => retries.push(e) }).catch((e: unknown) => e)) as HttpStatusError;
+    expect(error).toBeInstanceOf(HttpStatusError);
+    expect([error.status, error.code]).toEqual([409, code]);
+    expect(error.hint).toMatch(/^Azure holds 100,000 uncommitted blocks for this blob, its limit: blocks staged by uploads of it that never committed/);
+    expect(error.hint).toContain(`az storage blob upload --container-name ${store.location.container} --name <name> --file <an empty file> --overwrite`);
+    expect(retries).toEqual([]);
+    // One attempt per block sent (two at a time), no commit, no blob.
+    const staged = proxy.requests.filter((r) => blockIndex(r) >= 0);
+    expect(staged.length).toBeLessThanOrEqual(2);
+    expect(new Set(staged.map(blockIndex)).size).toBe(staged.length);
+    expect(proxy.requests.filter(isCommit)).toEqual([]);
+    expect(await storeFor().list('resume/too-many-blocks.bin')).toEqual([]);
+  });
+
   it('uploads a file above the block threshold in blocks, two at a time, and commits them once', async () => {
     resetProxy();
     const progress: number[] = [];
