@@ -173,11 +173,19 @@ function redactWith(text: string, secrets: readonly string[]): string {
   return out
     .replace(URL_USERINFO, (match, scheme: string, userinfo: string) => (isAzureContainer(scheme, userinfo) ? match : `${scheme}${MASK}@`))
     .replace(AUTHORIZATION_VALUE, (_m, head: string, scheme?: string) => (scheme ? `${head}${scheme} ${MASK}` : `${head}${MASK}`))
-    .replace(/\bhf_[A-Za-z0-9]{6,}\b/g, `hf_${MASK}`)
+    .replace(HUB_TOKEN, `hf_${MASK}`)
     .replace(PRESIGNED_QUERY_SECRET, `$1${MASK}`)
     .replace(SIGNATURE_PROVIDED, `$1${MASK}`)
     .replace(CONNECTION_STRING_SECRET, `$1${MASK}`);
 }
+
+/**
+ * A Hugging Face token met in a text (not registered, not in an env var): `hf_` and 34 letters or
+ * digits, the shape the Hub hands out. Not fewer: with 6 or more, the names of files such as
+ * `hf_weights.bin` and `hf_export/` were masked in the CLI's output (its `--json` manifest said
+ * `hf_***.bin`) and in every log line. Tokens the process knows are masked whatever their shape.
+ */
+const HUB_TOKEN = /\bhf_[A-Za-z0-9]{34,}\b/g;
 
 /**
  * `scheme://userinfo@`: what is before the `@` is masked (except an Azure container, see

@@ -453,6 +453,17 @@ describe('archive', () => {
     expect(quiet.stderr).toBe('');
   });
 
+  it('names a file such as hf_weights.bin as it is, in text and --json: a file name is not a Hub token', async () => {
+    const cwd = tempDir();
+    const dir = checkpoint(cwd);
+    writeFileSync(join(dir, 'hf_weights.bin'), 'w');
+    const text = await cli(['archive', 'ckpt', '--dry-run'], { cwd });
+    expect(text.stdout).toMatch(/\s1 B\s+hf_weights\.bin\n/);
+    const json = await cli(['archive', 'ckpt', '--dry-run', '--json'], { cwd });
+    expect(json.json().manifest.files.map((f: { path: string }) => f.path)).toContain('hf_weights.bin');
+    expect(json.stdout).not.toContain('hf_***');
+  });
+
   it("-o or --manifest on one of the checkpoint's files, or --manifest on the archive, is a usage error (2) that writes nothing", async () => {
     const cwd = tempDir();
     const dir = checkpoint(cwd);

@@ -152,7 +152,7 @@ describe('HttpClient', () => {
   it('sends auth only where asked, and never puts it in errors', async () => {
     const s = await server((_req, res) => {
       res.writeHead(401);
-      res.end('token hf_secretvalue123 rejected');
+      res.end('token hf_secretvalue123secretvalue123secret rejected');
     });
     const http = new HttpClient({ retry, auth: { token: 'tok-canary-123' } });
     const error = (await http.request({ method: 'GET', url: `${s.url}/a` }).catch((e: unknown) => e)) as Error;

@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, LocalPathError, isArtifactUploaderError } from '../../src/core/errors.js';
 import { createStreamLogger, redact, redactForJson, redactingLogger, redactUrl, registerSecret } from '../../src/core/logger.js';
 
+/** A token of the shape the Hub hands out (`hf_` and 34 letters or digits), known to no one. */
+const HUB_TOKEN = 'hf_AbCdEfGhIjKlMnOpQrStUvWxYz01234567';
+
 describe('redact', () => {
   it('masks URL userinfo, Authorization values, Hub tokens and registered secrets', () => {
     expect(redact('GET https://bob:hunter22@mlflow.example.com/api')).toBe('GET https://***@mlflow.example.com/api');
@@ -11,7 +14,9 @@ describe('redact', () => {
     expect(redact('{"url":"https://a:b@h","mail":"me@example.com"} and https://x:y@z/p@q')).toBe('{"url":"https://***@h","mail":"me@example.com"} and https://***@z/p@q');
     expect(redact('authorization: Bearer abc.def')).toBe('authorization: Bearer ***');
     expect(redact('{"Authorization":"Basic Zm9vOmJhcg=="}')).toBe('{"Authorization":"Basic ***"}');
-    expect(redact('token hf_abcdefghijkl used')).toBe('token hf_*** used');
+    expect(redact(`token ${HUB_TOKEN} used`)).toBe('token hf_*** used');
+    // File names are not tokens: a Hub token is `hf_` and 34 letters or digits.
+    expect(redact('ckpt/hf_weights.bin, hf_export/adapter.bin and hf_adapter_model.safetensors')).toBe('ckpt/hf_weights.bin, hf_export/adapter.bin and hf_adapter_model.safetensors');
     registerSecret('s3cr3t-value');
     expect(redact(`x=s3cr3t-value&y=${encodeURIComponent('s3cr3t-value')}`)).toBe('x=***&y=***');
   });
@@ -65,7 +70,7 @@ describe('loggers', () => {
     const stream = new Writable({ write(chunk, _e, cb) { out += String(chunk); cb(); } });
     const log = createStreamLogger({ level: 'warn', stream });
     log.info('hidden');
-    log.warn('token hf_abcdefghijk leaked?', { url: 'https://a:b@h/' });
+    log.warn(`token ${HUB_TOKEN} leaked?`, { url: 'https://a:b@h/' });
     expect(out).not.toContain('hidden');
     expect(out).toContain('warn: token hf_*** leaked?');
     expect(out).not.toContain('a:b@');
