@@ -7,6 +7,7 @@
  * @module
  */
 import { ArtifactUploaderError, isArtifactUploaderError, type VerificationMismatch } from '../core/errors.js';
+import { redact } from '../core/logger.js';
 import type { CheckpointManifest } from '../archive/manifest.js';
 import type { ArtifactKind, StageName } from '../config/schema.js';
 import type { PlannedOperation } from './operation.js';
@@ -342,7 +343,10 @@ export function joinedResult(first: UploadResult, progress: ProgressEmitter): Up
 }
 
 /**
- * Every error in a result is one of ours; a stray one is wrapped with its message kept.
+ * Every error in a result is one of ours; a stray one is wrapped with its message kept, redacted
+ * as the stores redact the answers they quote: an SDK's or a server's message may carry a token
+ * or a presigned URL, and ours go into logs, results and the CLI's `--json` (the foreign error
+ * stays as it was thrown in `cause`).
  *
  * @example
  * ```ts
@@ -351,7 +355,7 @@ export function joinedResult(first: UploadResult, progress: ProgressEmitter): Up
  */
 export function toUploaderError(error: unknown, context = ''): ArtifactUploaderError {
   if (isArtifactUploaderError(error)) return error;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = redact(error instanceof Error ? error.message : String(error));
   return new ArtifactUploaderError('UPLOAD_FAILED', `Upload failed${context}: ${message}`, { cause: error });
 }
 
