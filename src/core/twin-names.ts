@@ -67,17 +67,18 @@ export function twinNameWarnings(paths: readonly string[], directories: readonly
     if (!directoryByFold.has(key)) directoryByFold.set(key, directory);
     return true;
   };
-  for (const directory of directories) {
-    const bare = directory.endsWith('/') ? directory.slice(0, -1) : directory;
-    if (bare !== '') addDirectory(bare);
-  }
-  for (const path of paths) {
-    // Deepest parent first: one already seen has had its own parents added, so the walk stops
-    // there, and the files of one directory cost one look-up each.
+  // Deepest parent first: a directory seen already has had its own parents added, so the walk
+  // stops there, and the files of one directory cost one look-up each.
+  const addParents = (path: string): void => {
     for (let end = path.lastIndexOf('/'); end > 0; end = path.lastIndexOf('/', end - 1)) {
       if (!addDirectory(path.slice(0, end))) break;
     }
+  };
+  for (const directory of directories) {
+    const bare = directory.endsWith('/') ? directory.slice(0, -1) : directory;
+    if (bare !== '' && addDirectory(bare)) addParents(bare);
   }
+  for (const path of paths) addParents(path);
 
   const warnings: string[] = [];
   for (const group of groups.values()) {
