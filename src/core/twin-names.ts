@@ -36,7 +36,7 @@ function difference(spellings: readonly string[]): { how: string; where: string 
  * Two directories that fold to one (`Ckpt/x.bin`, `ckpt/y.bin`) are not warned about: their files
  * land in one folder and none is lost (files that then collide are a group of the first kind).
  * Named so the user can rename one; never refused, since on Linux all of them are fine. Linear
- * in the number of paths (two maps, no pairwise compare): a plan of 20,000 files costs one pass.
+ * in the number of paths (a map per kind of name, no pairwise compare): a plan of 20,000 files costs one pass.
  *
  * @param paths Every entry that is not a directory (files, links), `/`-separated.
  * @param directories Directories besides the parents of `paths` (an archive's empty ones), with
