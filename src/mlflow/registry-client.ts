@@ -118,10 +118,22 @@ export class MlflowRegistryClient {
     return { ...model, tags: withoutInternalTags(model.tags) };
   }
 
-  /** Logged models of an experiment matching an MLflow search filter (first page of up to 100). */
+  /**
+   * Logged models of an experiment matching an MLflow search filter, every page (100 a page, the
+   * server's default). The first page alone missed the 101st model a key's look-ups must see: the
+   * clean-up of killed attempts and the reuse of a READY one (registry/register-model.ts).
+   */
   async searchLoggedModels(experimentId: string, filter: string, options: RegistryRequestOptions = {}): Promise<LoggedModel[]> {
-    const body = await this.call('POST', 'mlflow/logged-models/search', { json: { experiment_ids: [experimentId], filter, max_results: 100 }, ...options }, (s) => s.searchLoggedModelsResponseSchema);
-    return body.models;
+    const out: LoggedModel[] = [];
+    let pageToken: string | undefined;
+    for (let page = 0; page < MAX_PAGES; page++) {
+      const json = { experiment_ids: [experimentId], filter, max_results: 100, ...(pageToken ? { page_token: pageToken } : {}) };
+      const body = await this.call('POST', 'mlflow/logged-models/search', { json, ...options }, (s) => s.searchLoggedModelsResponseSchema);
+      out.push(...body.models);
+      pageToken = body.next_page_token || undefined;
+      if (!pageToken) break;
+    }
+    return out;
   }
 
   /** The logged model. */

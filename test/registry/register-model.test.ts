@@ -1067,6 +1067,29 @@ print(json.dumps([copying.model_id, ready.model_id]))
     expect(view.logged_models.map((m) => [m.model_id, m.status]).sort()).toEqual([[copying, 'PENDING'], [ready, 'READY'], [result.modelId, 'READY']].sort());
   });
 
+  it("a keyed call removes every unfinished logged model its key's killed attempts left, past the search's first page of 100", async () => {
+    // The look-up read one page of 100: the 101st leftover stayed PENDING for good.
+    const { url } = mlflowServer();
+    const { runId, experimentId } = await runWithModel(url);
+    const key = unique('many-killed');
+    const name = unique('paged');
+    await runPython(
+      `
+import sys
+from mlflow import MlflowClient
+uri, exp_id, run_id, name, key = sys.argv[1:6]
+c = MlflowClient(tracking_uri=uri)
+for _ in range(101):
+    c.create_logged_model(experiment_id=exp_id, name=name, source_run_id=run_id, tags={"artifact_uploader.idempotency_key": key, "artifact_uploader.registered_model": name})
+`,
+      { args: [url, experimentId, runId, name, key] },
+    );
+    const result = await registerModel({ name, runId, artifactPath: 'onnx', idempotencyKey: key, trackingUri: url });
+    expect(result).toMatchObject({ version: '1', created: true, files: 3 });
+    const view = await pythonView(url, name, '', experimentId, runId);
+    expect(view.logged_models.map((m) => [m.model_id, m.status])).toEqual([[result.modelId, 'READY']]);
+  });
+
   it('"enc.v" and "enc_v" (one logged model name) from one run with one idempotencyKey: neither call registers or removes the other\'s logged models', async () => {
     // MLflow refuses "." in a logged model's name, so both get the logged model name "enc_v",
     // and the key's logged models were matched by that name: "enc_v" took "enc.v"'s READY
