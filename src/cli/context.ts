@@ -93,6 +93,8 @@ export class CliContext {
   readonly env: Env;
   readonly logger: Logger;
   readonly signal?: AbortSignal;
+  /** Where the tracking URI came from ({@link trackingUriSource}), as every hint in CLI terms names it. */
+  readonly trackingUriFrom: string;
 
   constructor(
     readonly io: CliIo,
@@ -101,10 +103,11 @@ export class CliContext {
     this.cwd = io.cwd ?? process.cwd();
     this.env = io.env;
     this.signal = io.signal;
+    this.trackingUriFrom = trackingUriSource(globals, io.env);
     for (const name of SECRET_ENV_VARS) registerSecret(io.env[name]);
     const level: LogLevel = globals.verbose ? 'debug' : globals.quiet ? 'error' : 'warn';
     // What the library logs, in CLI terms too (the no-run warning names its API).
-    const logger = inCliWords(createStreamLogger({ level, stream: io.stderr as NodeJS.WritableStream }), trackingUriSource(globals, io.env));
+    const logger = inCliWords(createStreamLogger({ level, stream: io.stderr as NodeJS.WritableStream }), this.trackingUriFrom);
     this.logger = io.signal && !globals.verbose ? quietAfterAbort(logger, io.signal) : logger;
   }
 

@@ -17,7 +17,7 @@ import { redact } from '../core/logger.js';
 import { VERSION } from '../version.js';
 import { CliContext, type CliIo, type CommandOutcome, type GlobalOptions } from './context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from './exit-codes.js';
-import { AGE_UNITS, cliWording, toJsonText, trackingUriSource } from './format.js';
+import { AGE_UNITS, cliWording, toJsonText } from './format.js';
 
 export type { CliIo } from './context.js';
 
@@ -435,7 +435,7 @@ export async function runCli(words: string[], io: CliIo): Promise<number> {
   if (!pending) return EXIT_CODES.OK;
   const { name, globals } = pending;
   const ctx = new CliContext(io, globals);
-  const trackingUriFrom = trackingUriSource(globals, io.env);
+  const { trackingUriFrom } = ctx;
   const stopWatching = watchInterrupts(io, ctx, (error) => reportError(io, error, { json: globals.json, verbose: globals.verbose, command: name, interrupted: true, trackingUriFrom }));
   let outcome: CommandOutcome;
   try {

@@ -25,7 +25,7 @@ import type { CliContext, CommandOutcome } from '../context.js';
 import { EXIT_CODES, exitCodeForError, type ExitCode } from '../exit-codes.js';
 import { formatBytes } from '../../core/format.js';
 import { redact } from '../../core/logger.js';
-import { cliWording, formatDuration, table, trackingUriSource } from '../format.js';
+import { cliWording, formatDuration, table } from '../format.js';
 import type { ProgressDisplay } from '../progress.js';
 import { formatRegistered } from './register.js';
 
@@ -200,7 +200,7 @@ function emptyDirectoryWarning(command: string, result: UploadResult, directory:
  */
 function outcome(ctx: CliContext, command: string, results: UploadResult[], registeredModel?: RegisterModelResult, directory?: string): CommandOutcome {
   let exitCode: ExitCode = EXIT_CODES.OK;
-  const trackingUriFrom = trackingUriSource(ctx.globals, ctx.env);
+  const { trackingUriFrom } = ctx;
   // Results that failed for one cause (an interrupt cancels every pending upload) print it once.
   const printed = new Set<string>();
   for (const result of results) {
